@@ -1,0 +1,113 @@
+"""Canonical CBOR for hashing and the wire, and a strict decoder for untrusted bytes.
+
+Output is RFC 8949 core deterministic encoding (cbor2 ``canonical=True``): map keys sorted
+by their encoded bytes, shortest integer and float forms, definite lengths. That makes
+the encoding of a value unique, so hashes of it are the same on every node and in every
+language.
+
+Input is decoded strictly. cbor2's defaults would turn tags into datetimes, compiled
+regular expressions, e-mail messages and shared (possibly cyclic) structures, accept
+duplicate map keys and silently ignore bytes after the first item. None of that may reach
+the event log, so every tag, duplicate key, indefinite length, simple value and trailing
+byte is refused.
+
+>>> decode(encode({"b": 1, "a": [True, None, "x"]}))
+{'a': [True, None, 'x'], 'b': 1}
+>>> encode({"b": 1, "a": 2}).hex()
+'a2616102616201'
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import cbor2
+
+from crdt.errors import InvalidInput, LimitExceeded
+
+#: Deepest nesting of arrays and maps accepted from outside. Session events are shallow;
+#: a tool's JSON parameters rarely exceed ten levels. Deep nesting only costs stack.
+DEPTH_MAX = 32
+
+JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+def _reject_tag(*_args: object) -> object:
+    raise InvalidInput("CBOR tags are not accepted")
+
+
+# cbor2 decodes these tags itself unless told otherwise (dates, bignums, decimals, regexes,
+# MIME, UUIDs, IP addresses, sets, shared references, self-describe marker, ...). Anything
+# outside this range goes through ``tag_hook``, which refuses as well.
+_NO_SEMANTIC_TAGS = {tag: _reject_tag for tag in (*range(0, 300), 1004, 1040, 55799)}
+
+
+def encode(value: Any) -> bytes:
+    """Encode ``value`` as canonical CBOR (the form that is hashed and sent).
+
+    >>> encode([1, "a"]).hex()
+    '82016161'
+    """
+    return cbor2.dumps(value, canonical=True)
+
+
+def decode(data: bytes, *, depth_max: int = DEPTH_MAX) -> Any:
+    """Decode one CBOR item from untrusted ``data``; raise ``InvalidInput`` if it is not clean.
+
+    >>> decode(bytes.fromhex("0102"))
+    Traceback (most recent call last):
+    ...
+    crdt.errors.InvalidInput: CBOR: 1 trailing byte(s) after the first item
+    """
+    stream = io.BytesIO(data)
+    decoder = cbor2.CBORDecoder(
+        stream,
+        tag_hook=_reject_tag,
+        semantic_decoders=_NO_SEMANTIC_TAGS,
+        max_depth=depth_max + 1,
+        allow_indefinite=False,
+        allow_duplicate_keys=False,
+        strict_hashable_types=True,
+    )
+    try:
+        value = decoder.decode()
+    except InvalidInput:
+        raise
+    except cbor2.CBORDecodeError as exc:
+        if isinstance(exc.__cause__, InvalidInput):
+            raise exc.__cause__ from None
+        message = str(exc)
+        if "depth" in message:
+            raise LimitExceeded(f"CBOR nesting deeper than {depth_max}") from None
+        raise InvalidInput(f"CBOR: {message}") from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInput(f"CBOR: {exc}") from None
+    trailing = len(data) - stream.tell()
+    if trailing:
+        raise InvalidInput(f"CBOR: {trailing} trailing byte(s) after the first item")
+    check_plain(value, depth_max=depth_max)
+    return value
+
+
+def check_plain(value: Any, *, depth_max: int = DEPTH_MAX, _depth: int = 0) -> None:
+    """Raise ``InvalidInput`` unless ``value`` is made only of JSON-like types and bytes.
+
+    Refuses CBOR ``undefined`` and simple values, non-string map keys and nesting deeper
+    than ``depth_max`` (a bare scalar is depth 0, ``[[1]]`` is depth 2).
+    """
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return
+    if isinstance(value, list | dict):
+        if _depth >= depth_max:
+            raise LimitExceeded(f"nesting deeper than {depth_max}")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidInput("map keys must be text strings")
+                check_plain(item, depth_max=depth_max, _depth=_depth + 1)
+        else:
+            for item in value:
+                check_plain(item, depth_max=depth_max, _depth=_depth + 1)
+        return
+    raise InvalidInput(f"value of type {type(value).__name__} is not accepted")

@@ -90,6 +90,16 @@ def decode(data: bytes, *, depth_max: int = DEPTH_MAX) -> Any:
     return value
 
 
+def encode_fast(value: Any) -> bytes:
+    """Encode a record only this node reads (not hashed, not sent): no canonical sorting."""
+    return cbor2.dumps(value)
+
+
+def decode_trusted(data: bytes) -> Any:
+    """Decode bytes this node wrote itself (its own records): no checks, full speed."""
+    return cbor2.loads(data)
+
+
 def check_plain(value: Any, *, depth_max: int = DEPTH_MAX, _depth: int = 0) -> None:
     """Raise ``InvalidInput`` unless ``value`` is made only of JSON-like types and bytes.
 

@@ -205,6 +205,14 @@ class Event:
         }
 
     @classmethod
+    def from_trusted(cls, data: bytes, event_id: bytes) -> Event:
+        """Rebuild an event that this node verified before it stored it (no re-validation)."""
+        content = codec.decode_trusted(data)
+        ms, counter = content["timestamp"]
+        return cls(content["session_key"], content["agent_id"], Hlc(ms, counter),
+                   content["kind"], content["payload"], data, event_id)
+
+    @classmethod
     def from_canonical(cls, data: bytes) -> Event:
         """Rebuild and verify an event from its canonical bytes (from disk or a peer).
 

@@ -1,0 +1,411 @@
+"""Automerge projection documents: a session's projection as an Automerge document.
+
+The only module that calls automerge. Pure: values in, bytes out.
+
+Clients sync these documents; nodes replicate events, and each node builds its own
+document for a session from them (DESIGN decision 7). A client that syncs with two nodes
+merges their documents, so the nodes must not create rival containers: if each created
+its own ``messages`` map, the merge would keep one map and hide the other's messages.
+Hence every document starts with the same *genesis change*, made by an actor derived from
+the document id, with timestamp 0: it creates every root field and container, and its
+hash is the same on every node. Later changes use the node's own actor, and only
+
+* put a new message map under a key that is missing (messages never change), or
+* replace a root field or a ``custom_state`` entry whole (a new Text object, never an edit
+  inside the old one: two nodes inserting the same text would merge to it twice), or
+* delete a ``custom_state`` key.
+
+Two nodes that saw the same events therefore write equal values, and whichever of their
+concurrent writes Automerge picks, a merged document reads like either of them.
+
+>>> doc = SessionDoc.new("s1", actor=bytes(16) + b"\\x01")
+>>> changes = doc.update(dict(EMPTY_FIELDS, session_key="s1", state="active"), [
+...     {"key": "0001", "id": "ab", "timestamp": "2026-01-01T00:00:00.000Z",
+...      "role": "inbound", "content": "hi"}], {"mood": ["calm", 1]})
+>>> view = doc.to_python()
+>>> view["state"], view["messages"]["0001"]["content"], view["custom_state"]
+('active', 'hi', {'mood': ['calm', 1]})
+>>> doc.update(dict(EMPTY_FIELDS, session_key="s1", state="active"), [], {"mood": ["calm", 1]})
+b''
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import base58
+from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction, extract
+
+from crdt.errors import CrdtError, InvalidInput, StoreError
+from crdt.keys import check_session_key
+
+URL_PREFIX = "automerge:"
+DOC_ID_BYTES = 16
+#: Longest base58check document id accepted; 16 bytes + checksum need at most 28 characters.
+#: Bounds the quadratic base58 decoding of hostile input.
+DOC_ID_CHARS_MAX = 64
+#: Longest actor id. Automerge's own are 16 bytes; a little room for other schemes.
+ACTOR_BYTES_MAX = 32
+#: Largest nesting of a custom_state value (events refuse deeper ones before this).
+DEPTH_MAX = 32
+_DOC_ID_DOMAIN = b"clawsync/automerge-doc/v1\0"
+_GENESIS_DOMAIN = b"clawsync/automerge-genesis/v1\0"
+
+#: The root fields in genesis order. The order and kinds are part of the genesis hash:
+#: changing them makes new documents unmergeable with old ones (bump the domains above).
+LAYOUT: tuple[tuple[str, str], ...] = (
+    ("session_key", "text"), ("agent_id", "text"), ("channel", "text"),
+    ("peer_id", "text"), ("state", "text"), ("message_count", "int"),
+    ("event_count", "int"), ("last_activity", "text"), ("last_event_id", "text"),
+    ("messages", "map"), ("custom_state", "map"))
+#: The scalar fields ``update`` takes, and their values in a fresh document.
+EMPTY_FIELDS: dict[str, str | int] = {
+    name: 0 if kind == "int" else "" for name, kind in LAYOUT if kind != "map"}
+ROLES = ("inbound", "outbound", "tool")
+_MESSAGE_TEXTS = ("id", "timestamp", "role", "content", "tool_name")
+_MESSAGE_KEYS = frozenset((*_MESSAGE_TEXTS, "key", "success"))
+
+
+def document_id(session_key: str) -> bytes:
+    """The session's 16-byte document id, the same on every node.
+
+    >>> document_id("s1").hex()
+    '84e67c184ee7a1a6547988e8900e69dd'
+    """
+    return hashlib.blake2b(_DOC_ID_DOMAIN + session_key.encode(), digest_size=16).digest()
+
+
+def genesis_actor(doc_id: bytes) -> bytes:
+    """The actor of the genesis change: BLAKE2b-128 of a domain tag and the document id."""
+    return hashlib.blake2b(_GENESIS_DOMAIN + doc_id, digest_size=16).digest()
+
+
+def encode_document_id(doc_id: bytes) -> str:
+    """automerge-repo's ``DocumentId``: base58 of the bytes and a 4-byte double-SHA-256 sum.
+
+    >>> encode_document_id(bytes(16))
+    '11111111111111114Ki9Gx'
+    >>> automerge_url("s1")
+    'automerge:2rPXk7WCZuV9W9C4pNhWXz4JezQ6'
+    """
+    return str(base58.b58encode_check(doc_id).decode("ascii"))
+
+
+def decode_document_id(text: object, field: str = "documentId") -> bytes:
+    """Inverse of ``encode_document_id``; ``InvalidInput`` unless it is a valid id."""
+    if not isinstance(text, str) or not 0 < len(text) <= DOC_ID_CHARS_MAX:
+        raise InvalidInput(f"must be a base58check string of at most {DOC_ID_CHARS_MAX} "
+                           "characters", field=field)
+    try:
+        raw = bytes(base58.b58decode_check(text))
+    except ValueError:  # bad character or checksum
+        raise InvalidInput("is not valid base58check", field=field) from None
+    if len(raw) != DOC_ID_BYTES:
+        raise InvalidInput(f"must encode {DOC_ID_BYTES} bytes, not {len(raw)}", field=field)
+    return raw
+
+
+def automerge_url(session_key: str) -> str:
+    """The ``automerge:`` URL of a session's document, as automerge-repo writes it."""
+    return URL_PREFIX + encode_document_id(document_id(session_key))
+
+
+def parse_automerge_url(url: object, field: str = "url") -> bytes:
+    """The document id in an ``automerge:`` URL; ``InvalidInput`` on anything else.
+
+    >>> parse_automerge_url(automerge_url("s1")) == document_id("s1")
+    True
+    """
+    if not isinstance(url, str) or not url.startswith(URL_PREFIX):
+        raise InvalidInput(f"must be a string starting with {URL_PREFIX!r}", field=field)
+    return decode_document_id(url[len(URL_PREFIX):], field)
+
+
+@contextmanager
+def _translated(error: type[CrdtError], doing: str,
+                on_panic: Callable[[], None] | None = None) -> Iterator[None]:
+    """Turn automerge's failures into ``error``: the one place that catches them.
+
+    automerge raises bare ``Exception`` (and PyO3 conversion errors), which leave the
+    document as it was; a Rust panic arrives as a ``BaseException`` and poisons it, so
+    ``on_panic`` is called to stop anyone from touching it again.
+    """
+    try:
+        yield
+    except (CrdtError, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        if not isinstance(exc, Exception) and on_panic is not None:
+            on_panic()
+        raise error(f"automerge failed while {doing}: {exc}") from exc
+
+
+def _check_actor(actor: object) -> bytes:
+    if not isinstance(actor, bytes) or not 0 < len(actor) <= ACTOR_BYTES_MAX:
+        raise StoreError(f"actor must be 1 to {ACTOR_BYTES_MAX} bytes")
+    return actor
+
+
+def _genesis(session_key: str) -> Document:
+    """A document holding only the genesis change; identical bytes on every node."""
+    doc = Document(actor_id=genesis_actor(document_id(session_key)))
+    with doc.transaction() as tx:
+        for name, kind in LAYOUT:
+            if kind == "int":
+                tx.put(ROOT, name, ScalarType.Int, 0)
+            else:
+                obj = tx.put_object(ROOT, name, ObjType.Map if kind == "map" else ObjType.Text)
+                if name == "session_key":  # known at birth, so it never needs rewriting
+                    tx.insert(obj, 0, ScalarType.Str, session_key)
+    return doc
+
+
+def _put_text(tx: Transaction, obj: bytes, prop: str | int, value: str) -> None:
+    """Write ``value`` as a new Text object: JavaScript reads it as a ``string``. The whole
+    string is one element (cheap); a client may read it but not splice inside it."""
+    text = (tx.put_object(obj, prop, ObjType.Text) if isinstance(prop, str)
+            else tx.insert_object(obj, prop, ObjType.Text))
+    if value:
+        tx.insert(text, 0, ScalarType.Str, value)
+
+
+def _scalar(value: Any) -> tuple[ScalarType, Any]:
+    if value is None:
+        return ScalarType.Null, None
+    if isinstance(value, bool):
+        return ScalarType.Boolean, value
+    if isinstance(value, int):
+        return (ScalarType.Int if value < 2**63 else ScalarType.Uint), value
+    return ScalarType.F64, value
+
+
+def _put_json(tx: Transaction, obj: bytes, prop: str | int, value: Any) -> None:
+    """Write a ``_storable`` value at a map key (``prop`` str) or list index (int)."""
+    if isinstance(value, str):
+        _put_text(tx, obj, prop, value)
+    elif isinstance(value, list | dict):
+        kind = ObjType.List if isinstance(value, list) else ObjType.Map
+        child = (tx.put_object(obj, prop, kind) if isinstance(prop, str)
+                 else tx.insert_object(obj, prop, kind))
+        items = enumerate(value) if isinstance(value, list) else value.items()
+        for key, item in items:
+            _put_json(tx, child, key, item)
+    elif isinstance(prop, str):
+        tx.put(obj, prop, *_scalar(value))
+    else:
+        tx.insert(obj, prop, *_scalar(value))
+
+
+def _storable(value: Any, field: str, depth: int = 0) -> Any:
+    """Check a JSON value and drop what Automerge cannot hold: map entries with an empty
+    key (refused by Automerge; the JSON projection keeps them). Comparing the document
+    with this form rather than the input keeps an unchanged projection a no-op."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int) and -(2**63) <= value < 2**64:
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if depth < DEPTH_MAX and isinstance(value, list):
+        return [_storable(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(value)]
+    if depth < DEPTH_MAX and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _storable(v, f"{field}.{k}", depth + 1) for k, v in value.items() if k}
+    raise StoreError(f"{field}: {type(value).__name__} value cannot go into the document")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (``1 == 1.0 == True`` in Python)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    return bool(a == b)
+
+
+def _check_fields(fields: Mapping[str, Any]) -> dict[str, str | int]:
+    if set(fields) != set(EMPTY_FIELDS):
+        raise StoreError(f"fields must be exactly {sorted(EMPTY_FIELDS)}, not {sorted(fields)}")
+    for name, empty in EMPTY_FIELDS.items():
+        value = fields[name]
+        if type(value) is not type(empty) or (isinstance(value, int) and not 0 <= value < 2**63):
+            raise StoreError(f"field {name} must be a {type(empty).__name__} (64-bit if int)")
+    return dict(fields)
+
+
+def _check_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = set(message) - _MESSAGE_KEYS
+    missing = {"key", "id", "timestamp", "role", "content"} - set(message)
+    if unknown or missing:
+        raise StoreError(f"message has unknown keys {sorted(unknown)} or lacks {sorted(missing)}")
+    if not isinstance(message["key"], str) or not message["key"]:
+        raise StoreError("message key must be a non-empty string")
+    if message["role"] not in ROLES:
+        raise StoreError(f"message role must be one of {', '.join(ROLES)}")
+    if any(not isinstance(message[k], str) for k in _MESSAGE_TEXTS if k in message):
+        raise StoreError(f"message fields {', '.join(_MESSAGE_TEXTS)} must be strings")
+    if not isinstance(message.get("success", False), bool):
+        raise StoreError("message success must be a boolean")
+    return dict(message)
+
+
+class SessionDoc:
+    """One session's Automerge document, written by this node's actor. Not thread-safe.
+
+    The actor must be unique to this node *and* must not have written to this document
+    before unless the document is loaded from its saved bytes: an actor that rebuilds a
+    document from scratch reuses sequence numbers that clients already hold for other
+    changes. Use a fresh actor whenever a document is rebuilt rather than loaded.
+    """
+
+    def __init__(self, doc: Document, session_key: str) -> None:
+        self._doc = doc
+        self._failure: str | None = None
+        self.session_key = session_key
+        self.document_id = document_id(session_key)
+
+    @classmethod
+    def new(cls, session_key: str, actor: bytes) -> SessionDoc:
+        """The genesis document of ``session_key``, to be written by ``actor``."""
+        check_session_key(session_key)
+        if _check_actor(actor) == genesis_actor(document_id(session_key)):
+            raise StoreError("the genesis actor must not write after genesis")
+        with _translated(StoreError, "creating a document"):
+            doc = _genesis(session_key)
+            doc.set_actor(actor)
+        return cls(doc, session_key)
+
+    @classmethod
+    def load(cls, data: bytes, actor: bytes) -> SessionDoc:
+        """Load saved bytes (a snapshot, optionally followed by change bytes from ``update``).
+        ``InvalidInput`` if they are not a clawsync session document."""
+        _check_actor(actor)
+        if not isinstance(data, bytes):
+            raise InvalidInput("document must be bytes")
+        with _translated(InvalidInput, "loading a document"):
+            doc = Document.load(data)
+            got = doc.get(ROOT, "session_key")
+            if got is None or got[0] != ObjType.Text:
+                raise InvalidInput("not a session document: no session_key text")
+            session_key = doc.text(got[1])
+            _check_genesis(doc, session_key)
+            if actor == genesis_actor(document_id(session_key)):
+                raise StoreError("the genesis actor must not write after genesis")
+            doc.set_actor(actor)
+        return cls(doc, session_key)
+
+    @contextmanager
+    def _automerge(self, doing: str) -> Iterator[Document]:
+        """The document, for a call that may fail inside automerge."""
+        if self._failure is not None:
+            raise StoreError(f"document unusable since an automerge panic ({self._failure}); "
+                             "load it again from its saved bytes")
+
+        def poisoned() -> None:
+            self._failure = doing
+
+        with _translated(StoreError, doing, on_panic=poisoned):
+            yield self._doc
+
+    @property
+    def heads(self) -> list[bytes]:
+        """Hashes of the latest changes, sorted."""
+        with self._automerge("reading heads") as doc:
+            return sorted(doc.get_heads())
+
+    def save(self) -> bytes:
+        """A compact snapshot of the whole document."""
+        with self._automerge("saving") as doc:
+            return doc.save()
+
+    def to_python(self) -> dict[str, Any]:
+        """The document as plain values; messages as a dict keyed by sort key."""
+        with self._automerge("reading the document") as doc:
+            view = extract(doc)
+        assert isinstance(view, dict)
+        return view
+
+    def update(self, fields: Mapping[str, Any], messages: Iterable[Mapping[str, Any]],
+               custom_state: Mapping[str, Any]) -> bytes:
+        """Make the document show this projection; return the new change bytes, ``b""``
+        if it already did. ``fields`` are the scalar root fields (keys of ``EMPTY_FIELDS``);
+        ``messages`` may repeat ones already written (they are skipped)."""
+        wanted = _check_fields(fields)
+        if wanted["session_key"] != self.session_key:
+            raise StoreError("fields belong to another session")
+        batch = {m["key"]: m for m in map(_check_message, messages)}
+        if "" in custom_state:
+            raise StoreError("custom_state keys must not be empty")
+        state = _storable(dict(custom_state), "custom_state")
+        with self._automerge("updating") as doc:
+            root = _Root(doc)
+            changed = {k: v for k, v in wanted.items() if not _same(v, root.scalar(k))}
+            new = [batch[k] for k in sorted(batch) if doc.get(root.messages, k) is None]
+            current = extract(doc, root.custom_state)
+            assert isinstance(current, dict)
+            puts = {k: v for k, v in state.items() if k not in current or not _same(v, current[k])}
+            drops = [k for k in current if k not in state]
+            if not (changed or new or puts or drops):
+                return b""
+            before = doc.get_heads()
+            with doc.transaction() as tx:
+                for name, value in changed.items():
+                    _put_json(tx, ROOT, name, value)
+                for message in new:
+                    _put_message(tx, root.messages, message)
+                for key, value in puts.items():
+                    _put_json(tx, root.custom_state, key, value)
+                for key in drops:
+                    tx.delete(root.custom_state, key)
+            return b"".join(change.bytes for change in doc.get_changes(before))
+
+
+def _put_message(tx: Transaction, messages: bytes, message: Mapping[str, Any]) -> None:
+    obj = tx.put_object(messages, message["key"], ObjType.Map)
+    for name in _MESSAGE_TEXTS:
+        if name in message:
+            _put_text(tx, obj, name, message[name])
+    if "success" in message:
+        tx.put(obj, "success", ScalarType.Boolean, message["success"])
+
+
+class _Root:
+    """Reads of the root map, where a client edit may have left anything."""
+
+    def __init__(self, doc: Document) -> None:
+        self._doc = doc
+        self.messages = self._map("messages")
+        self.custom_state = self._map("custom_state")
+
+    def _map(self, name: str) -> bytes:
+        got = self._doc.get(ROOT, name)
+        if got is None or got[0] != ObjType.Map:
+            raise StoreError(f"document root {name!r} is no longer a map")
+        return got[1]
+
+    def scalar(self, name: str) -> object:
+        """The field as ``update`` would write it, or None if it is anything else."""
+        got = self._doc.get(ROOT, name)
+        if got is None:
+            return None
+        value, obj = got
+        if value == ObjType.Text:
+            return self._doc.text(obj)
+        if isinstance(value, tuple) and value[0] == ScalarType.Int:
+            return value[1]
+        return None
+
+
+def _check_genesis(doc: Document, session_key: str) -> None:
+    """The root maps must be the ones of this session's genesis change, or a merge with
+    our documents would hide one side's messages."""
+    heads = _genesis(session_key).get_heads()
+    for name in ("messages", "custom_state"):
+        now, then = doc.get(ROOT, name), doc.get(ROOT, name, heads)
+        if now is None or then is None or now[0] != ObjType.Map or now[1] != then[1]:
+            raise InvalidInput(f"not this session's document: {name!r} is not the genesis map")

@@ -1,0 +1,109 @@
+"""Automerge documents of sessions, materialised from the log on demand.
+
+A session's document is a projection like its header: it is brought up to date only when
+someone asks for it, by applying the session's entries it has not seen yet. Appends never
+pay for Automerge. Each catch-up is persisted as an increment (the new changes' bytes)
+beside a snapshot; after ``INCREMENTS_MAX`` increments the snapshot is rewritten.
+``Document.load(snapshot + increments)`` restores it.
+
+    d␟<session>          {"cursor": [chunk, offset], "increments": n}
+    ds␟<session>         snapshot (saved document)
+    di␟<session>␟<i>     increment i (concatenated change bytes)
+
+Documents stay in memory in a bounded LRU; the least recently used are dropped and
+reload from disk the next time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Any
+
+from crdt import codec
+from crdt.amdoc import SessionDoc
+from crdt.log import EventLog, key
+
+#: Increments kept before the snapshot is rewritten. More makes each catch-up cheaper to
+#: persist; fewer makes loading faster.
+INCREMENTS_MAX = 32
+
+
+class Documents:
+    """The Automerge documents of one log. Used by the log's single writer thread."""
+
+    def __init__(self, log: EventLog, in_memory_max: int) -> None:
+        self.log = log
+        self.in_memory_max = in_memory_max
+        # One actor per node: a node is the only writer of its changes to any document.
+        self.actor = hashlib.blake2b(log.meta.node_id.encode(), digest_size=16).digest()
+        self._docs: OrderedDict[str, tuple[SessionDoc, dict[str, Any]]] = OrderedDict()
+
+    def saved(self, session_key: str) -> bytes:
+        """The session's document, caught up with the log, as Automerge bytes."""
+        doc, state = self._load(session_key)
+        self._catch_up(session_key, doc, state)
+        return doc.save()
+
+    def document(self, session_key: str) -> SessionDoc:
+        """The live, caught-up document (for the Automerge sync protocol)."""
+        doc, state = self._load(session_key)
+        self._catch_up(session_key, doc, state)
+        return doc
+
+    def _load(self, session_key: str) -> tuple[SessionDoc, dict[str, Any]]:
+        self.log.session(session_key)  # raises NotFound for an unknown session
+        if session_key in self._docs:
+            self._docs.move_to_end(session_key)
+            return self._docs[session_key]
+        cache = self.log.cache
+        raw = cache.get(key("d", session_key))
+        if raw is None:
+            doc = SessionDoc.new(session_key, self.actor)
+            state: dict[str, Any] = {"cursor": [0, 0], "increments": 0}
+        else:
+            state = codec.decode(raw)
+            parts = [cache.get(key("ds", session_key))]
+            parts += [cache.get(key("di", session_key, i)) for i in range(state["increments"])]
+            doc = SessionDoc.load(b"".join(parts), self.actor)
+        self._docs[session_key] = (doc, state)
+        while len(self._docs) > self.in_memory_max:
+            self._docs.popitem(last=False)
+        return doc, state
+
+    def _catch_up(self, session_key: str, doc: SessionDoc, state: dict[str, Any]) -> None:
+        """Apply the entries after the document's cursor, then the current header."""
+        session = self.log.session(session_key)
+        chunk, offset = cursor = state["cursor"]
+        messages = []
+        for number in range(chunk, session.chunks):
+            entries = self.log.chunk(session_key, number)
+            start = offset if number == chunk else 0
+            messages += [e.message.to_json() for e in entries[start:] if e.message]
+            cursor = [number, len(entries)]
+        changes = doc.update(session.header.fields(), messages, session.header.state_values())
+        if changes or cursor != state["cursor"]:
+            self._persist(session_key, doc, state, changes, cursor)
+
+    def _persist(self, session_key: str, doc: SessionDoc, state: dict[str, Any],
+                 changes: bytes, cursor: list[int]) -> None:
+        cache = self.log.cache
+        with cache.transact():
+            if state["increments"] >= INCREMENTS_MAX or not cache.get(key("ds", session_key)):
+                cache.set(key("ds", session_key), doc.save())
+                for i in range(state["increments"]):
+                    cache.delete(key("di", session_key, i))
+                state["increments"] = 0
+            elif changes:
+                cache.set(key("di", session_key, state["increments"]), changes)
+                state["increments"] += 1
+            state["cursor"] = cursor
+            cache.set(key("d", session_key), codec.encode(state))
+
+    def drop(self, session_key: str) -> None:
+        """Forget the in-memory copy (it reloads from disk on demand)."""
+        self._docs.pop(session_key, None)
+
+    def __len__(self) -> int:
+        return len(self._docs)
+

@@ -11,12 +11,12 @@ so the same event has the same id on every node and in every language. Input com
     {"session_key": "s1", "agent_id": "main", "timestamp": "2026-01-01T00:00:00Z",
      "kind": {"type": "message_received", "content": "hi", "attachments": []}}
 
-``parse_event`` turns such a dict into a ``Draft``; a draft without a timestamp is stamped
-by the store's clock when it is appended (``Draft.seal``).
+``parse_event`` turns such a dict into an ``Event``, or into a ``Draft`` when it has no
+timestamp yet: the store's clock stamps a draft when it is appended (``Draft.seal``).
 
->>> draft = parse_event({"agent_id": "main", "hlc": [1700000000000, 0],
+>>> event = parse_event({"agent_id": "main", "hlc": [1700000000000, 0],
 ...     "kind": {"type": "session_ended", "reason": "done"}}, session_key="s1")
->>> draft.seal().id.hex()[:16]
+>>> event.id.hex()[:16]
 'e3b72f56f17c9854'
 """
 
@@ -281,8 +281,12 @@ _TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind",
                "position", "origin", "seq"}
 
 
-def parse_event(obj: Any, *, session_key: str | None = None, where: str = "") -> Draft:
+def parse_event(obj: Any, *, session_key: str | None = None,
+                where: str = "") -> Draft | Event:
     """Validate one event from client input (JSON or CBOR) or a seed JSON export.
+
+    Input with a timestamp is a complete event and comes back sealed (its claimed id, if
+    any, checked); input without one comes back as a ``Draft`` for the store to stamp.
 
     ``session_key`` is the key from the URL; a key in the body must then agree with it.
     ``where`` prefixes field names in errors (``"events[3]"``).
@@ -314,11 +318,11 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "") ->
     draft = Draft(key, agent_id, kind, payload, timestamp, claimed)
     # Sealing now raises IdMismatch before anything is queued; an unstamped draft is
     # measured with the widest timestamp, so it cannot outgrow the limit when stamped.
-    size = len(draft.seal(Hlc(MS_MAX, COUNTER_MAX)).canonical)
-    if size > EVENT_BYTES_MAX:
-        raise LimitExceeded(f"event is {size} bytes encoded; the limit is {EVENT_BYTES_MAX}",
-                            field=where or None)
-    return draft
+    sealed = draft.seal(Hlc(MS_MAX, COUNTER_MAX))
+    if len(sealed.canonical) > EVENT_BYTES_MAX:
+        raise LimitExceeded(f"event is {len(sealed.canonical)} bytes encoded; the limit is "
+                            f"{EVENT_BYTES_MAX}", field=where or None)
+    return sealed if timestamp is not None else draft
 
 
 def _parse_timestamp(obj: dict[str, Any], prefix: str) -> Hlc | None:

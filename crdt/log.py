@@ -264,7 +264,7 @@ class EventLog:
         position = meta.next_position
         record = codec.encode_fast([event.canonical, origin, seq, position])
         # ``add`` writes only if the id is new: the store and the duplicate check in one.
-        if not batch.cache.add(key("e", event.id.hex()), record):
+        if not batch.cache.add(f"e{SEP}{event.id.hex()}", record):
             existing = self.stored(event.id)
             if not local:  # the peer's (origin, seq) is held now, whoever sent it first
                 self._note_origin(batch, origin, seq, existing.position)
@@ -272,7 +272,7 @@ class EventLog:
         if local:
             meta.local_seq = seq
         meta.next_position += 1
-        batch.put_index(key("p", position // INDEX_CHUNK), position % INDEX_CHUNK, event.id)
+        batch.put_index(f"p{SEP}{position // INDEX_CHUNK}", position % INDEX_CHUNK, event.id)
         self._note_origin(batch, origin, seq, position)
         session = batch.session(event.session_key)
         message = session.header.apply(event)
@@ -282,18 +282,18 @@ class EventLog:
     @staticmethod
     def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> None:
         """Index (origin, seq) and advance the origin's contiguous sequence number."""
-        batch.put_index(key("o", origin, seq // INDEX_CHUNK), seq % INDEX_CHUNK, position)
+        batch.put_index(f"o{SEP}{origin}{SEP}{seq // INDEX_CHUNK}", seq % INDEX_CHUNK, position)
         version = batch.meta.version
         have = version.get(origin, 0)
-        while True:
-            chunk = batch.index(key("o", origin, (have + 1) // INDEX_CHUNK))
+        if seq != have + 1:
+            return  # already counted, or a gap before it remains
+        while True:  # this seq may close a gap: count the ones that arrived early
+            have += 1
+            chunk = batch.index(f"o{SEP}{origin}{SEP}{(have + 1) // INDEX_CHUNK}")
             offset = (have + 1) % INDEX_CHUNK
             if offset >= len(chunk) or chunk[offset] is None:
                 break
-            have += 1
         version[origin] = have
-
-    # -- reads: safe from any thread (diskcache opens one connection per thread) -------
 
     def stored(self, event_id: bytes) -> StoredEvent:
         """The stored event with this id; ``NotFound`` if there is none."""

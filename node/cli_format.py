@@ -1,0 +1,156 @@
+"""How the ``clawsync`` commands print: tables and colour (rich) when stdout is a terminal,
+one plain line per item otherwise, so output piped to ``grep`` or a file stays simple.
+
+>>> event_text({"type": "tool_result", "tool_name": "search", "result": {"n": 2},
+...             "success": False})
+'search failed: {"n":2}'
+>>> shorten("a\\nlong line", 8)
+'a long …'
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+#: Widest summary of an event in one line of output, in characters.
+TEXT_CHARS_MAX = 100
+
+
+def is_terminal() -> bool:
+    """True when a person is (probably) reading stdout and rich is installed."""
+    if not sys.stdout.isatty():
+        return False
+    try:
+        import rich  # noqa: F401  (optional: plain output without it)
+    except ImportError:
+        return False
+    return True
+
+
+def shorten(text: str, chars_max: int = TEXT_CHARS_MAX) -> str:
+    """One line of at most ``chars_max`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= chars_max else flat[: chars_max - 1] + "…"
+
+
+def compact(value: Any) -> str:
+    """JSON without spaces, for values shown inside a line."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_text(kind: dict[str, Any]) -> str:
+    """The interesting part of an event, by kind, as one short line."""
+    match kind.get("type"):
+        case "session_started":
+            text = f"{kind.get('channel')} with {kind.get('peer_id')}"
+        case "message_received" | "message_sent":
+            text = str(kind.get("content", ""))
+        case "tool_called":
+            text = f"{kind.get('tool_name')}({compact(kind.get('params'))})"
+        case "tool_result":
+            outcome = "ok" if kind.get("success") else "failed"
+            text = f"{kind.get('tool_name')} {outcome}: {compact(kind.get('result'))}"
+        case "agent_response":
+            text = f"{kind.get('content', '')} [{kind.get('model')}]"
+        case "session_ended":
+            text = str(kind.get("reason", ""))
+        case "state_changed":
+            text = f"{kind.get('key')} = {compact(kind.get('value'))}"
+        case _:
+            text = compact({k: v for k, v in kind.items() if k != "type"})
+    return shorten(text)
+
+
+def when(timestamp: Any) -> str:
+    """``2026-01-01T10:00:00.000Z`` as ``2026-01-01 10:00:00.000Z``: easier to scan."""
+    return str(timestamp or "").replace("T", " ")
+
+
+def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]:
+    """Columns of one event: position, time, [session], type, summary."""
+    kind = event.get("kind") or {}
+    row = [str(event.get("position", "")), when(event.get("timestamp"))]
+    if with_session:
+        row.append(str(event.get("session_key", "")))
+    return [*row, str(kind.get("type", "?")), event_text(kind)]
+
+
+def print_json_lines(items: list[dict[str, Any]]) -> None:
+    """One JSON object per line: easy to pipe into ``jq`` or back into ``append --file``."""
+    for item in items:
+        click.echo(json.dumps(item, ensure_ascii=False))
+
+
+def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None) -> None:
+    """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise."""
+    if not rows:
+        return
+    if not is_terminal():
+        for row in rows:
+            click.echo("  ".join(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(*headers, title=title, header_style="bold cyan", box=None)
+    for row in rows:
+        # Text(), not markup strings: a message containing "[bold]" must print as typed.
+        table.add_row(*(Text(cell) for cell in row))
+    Console().print(table)
+
+
+def print_lines(lines: list[tuple[str, str]]) -> None:
+    """``label  value`` lines, the labels coloured on a terminal."""
+    width = max((len(label) for label, _ in lines), default=0)
+    if not is_terminal():
+        for label, value in lines:
+            click.echo(f"{label:<{width}}  {value}".rstrip())
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console()
+    for label, value in lines:
+        line = Text(f"{label:<{width}}  ", style="bold cyan")
+        line.append(value)
+        console.print(line)
+
+
+def projection_lines(view: dict[str, Any], messages_max: int) -> list[tuple[str, str]]:
+    """The readable summary of a projection, as ``(label, value)`` lines."""
+    lines = [
+        ("session", str(view.get("session_key"))),
+        ("agent", str(view.get("agent_id"))),
+        ("state", str(view.get("state"))),
+        ("channel", f"{view.get('channel') or '-'} (peer {view.get('peer_id') or '-'})"),
+        ("events", str(view.get("event_count"))),
+        ("messages", str(view.get("message_count"))),
+        ("last activity", when(view.get("last_activity"))),
+        ("automerge", str(view.get("automerge_url") or "-")),
+    ]
+    messages = view.get("messages") or []
+    shown = messages[-messages_max:] if messages_max > 0 else []
+    if shown:
+        lines.append((f"last {len(shown)} messages", ""))
+    for message in shown:
+        lines.append(("", message_line(message)))
+    custom = view.get("custom_state") or {}
+    if custom:
+        lines.append(("custom state", ""))
+    for key, value in sorted(custom.items()):
+        lines.append(("", shorten(f"{key} = {compact(value)}")))
+    return lines
+
+
+def message_line(message: dict[str, Any]) -> str:
+    """``time  role  content`` for one message of a projection."""
+    role = str(message.get("role", "?"))
+    if message.get("tool_name"):
+        outcome = "ok" if message.get("success") else "failed"
+        role = f"{role} {message['tool_name']} {outcome}"
+    return shorten(f"{when(message.get('timestamp'))}  {role}: {message.get('content', '')}")

@@ -1,0 +1,24 @@
+"""Fixtures that start real node processes (see harness.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .harness import NodeProcess
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[NodeProcess]:
+    """A running node without a token, on a free port, stopped after the test."""
+    with NodeProcess(tmp_path) as process:
+        yield process
+
+
+@pytest.fixture
+def token_node(tmp_path: Path) -> Iterator[NodeProcess]:
+    """A running node that requires the bearer token ``s3cret``."""
+    with NodeProcess(tmp_path, token="s3cret", name="token-node") as process:
+        yield process

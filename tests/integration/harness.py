@@ -1,0 +1,234 @@
+"""Real node processes for integration tests.
+
+``NodeProcess`` runs ``python -m node.cli serve`` on a free loopback port with its own
+data folder, waits until ``/healthz`` answers, writes the node's output to a log file
+(shown when something fails), and can be killed and restarted on the same port and data.
+``run_cli`` and ``spawn_cli`` run the ``clawsync`` command line the same way a person
+would, in a subprocess.
+
+    with NodeProcess(tmp_path) as node:
+        run_cli(node, "append", "s1", "message_received", "content=hi")
+        node.kill(signal.SIGKILL)
+        node.restart()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+#: The repository root, put on the children's PYTHONPATH so they import this checkout.
+ROOT = Path(__file__).resolve().parents[2]
+#: Seconds a node may take to answer /healthz after starting (imports, opening the log).
+START_TIMEOUT_S = 30.0
+#: Seconds a node may take to exit after SIGTERM before it is killed.
+STOP_TIMEOUT_S = 10.0
+#: Seconds a CLI command may take; generous for slow CI machines, bounded so a hung
+#: command fails the test instead of stalling the run.
+CLI_TIMEOUT_S = 60.0
+#: Pause between /healthz polls while a node starts.
+POLL_INTERVAL_S = 0.05
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process: this checkout importable, no CLAWSYNC_*
+    settings leaking in from the developer's shell, unbuffered output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAWSYNC_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class NodeProcess:
+    """One ``clawsync serve`` process on 127.0.0.1; a context manager that always stops it."""
+
+    def __init__(self, tmp_dir: Path, port: int | None = None, token: str | None = None,
+                 extra_args: Sequence[str] = (), name: str = "node") -> None:
+        self.name = name
+        self.port = port if port is not None else free_port()
+        self.token = token
+        self.extra_args = list(extra_args)
+        self.data_dir = Path(tmp_dir) / f"{name}-data"
+        self.log_path = Path(tmp_dir) / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", "node.cli", "serve", "--data-dir", str(self.data_dir),
+                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "debug"]
+        if self.token is not None:
+            args += ["--token", self.token]
+        return args + self.extra_args
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> NodeProcess:
+        """Start the process and wait until it answers /healthz."""
+        if self.running:
+            raise RuntimeError(f"{self.name} is already running")
+        # Appending keeps the log of every run of this node in one file.
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop())
+        self._log.write(f"--- start {' '.join(self.command())}\n".encode())
+        self._log.flush()
+        self.process = subprocess.Popen(self.command(), stdout=self._log,
+                                        stderr=subprocess.STDOUT, env=child_env(),
+                                        cwd=self.data_dir.parent)
+        try:
+            self.wait_healthy(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_healthy(self, timeout_s: float = START_TIMEOUT_S) -> dict[str, Any]:
+        """Poll /healthz until it answers 200; fail early if the process exits."""
+        deadline = time.monotonic() + timeout_s
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode} while "
+                                   f"starting:\n{self.log_tail()}")
+            try:
+                return self.get("/healthz", timeout_s=1.0)
+            except (OSError, ValueError) as error:
+                last_error = str(error)
+            time.sleep(POLL_INTERVAL_S)
+        raise TimeoutError(f"{self.name} did not answer /healthz within {timeout_s} s "
+                           f"({last_error}):\n{self.log_tail()}")
+
+    def get(self, path: str, timeout_s: float = 10.0) -> dict[str, Any]:
+        """GET a JSON object from the node (with its token), for checks in tests."""
+        request = urllib.request.Request(self.url + path, headers={"Accept": "application/json"})
+        if self.token is not None:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            body: dict[str, Any] = json.loads(response.read())
+        return body
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL, timeout_s: float = STOP_TIMEOUT_S) -> int:
+        """Send ``sig`` and wait for the process to exit; returns its exit code. A process
+        that outlives ``timeout_s`` is killed, so a hung shutdown cannot hang the tests."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} was never started")
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._close_log()
+        return int(self.process.returncode)
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM), if running."""
+        if self.process is not None:
+            self.kill(signal.SIGTERM)
+        self._close_log()
+
+    def restart(self, sig: int = signal.SIGTERM) -> NodeProcess:
+        """Stop with ``sig`` (if running) and start again on the same port and data."""
+        if self.running:
+            self.kill(sig)
+        return self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> NodeProcess:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+
+def cli_args(node: NodeProcess | str, *args: str, token: str | None = None) -> list[str]:
+    """The command line of ``clawsync --node URL [--token T] ARGS``."""
+    url = node if isinstance(node, str) else node.url
+    token = token if token is not None or isinstance(node, str) else node.token
+    command = [sys.executable, "-m", "node.cli", "--node", url]
+    if token is not None:
+        command += ["--token", token]
+    return command + list(args)
+
+
+def run_cli(node: NodeProcess | str, *args: str, input: str | None = None,
+            token: str | None = None,
+            timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+    """Run one CLI command to completion; returns its exit code, stdout and stderr."""
+    return subprocess.run(cli_args(node, *args, token=token), input=input, text=True,
+                          capture_output=True, env=child_env(), timeout=timeout_s,
+                          check=False)
+
+
+def spawn_cli(node: NodeProcess | str, *args: str) -> subprocess.Popen[str]:
+    """Start a long-running CLI command (``tail``) with piped, line-buffered output."""
+    return subprocess.Popen(cli_args(node, *args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1, env=child_env())
+
+
+class LineReader:
+    """Reads a pipe in a thread so a test can wait for a line with a deadline (a plain
+    ``readline`` on a silent pipe would block the test forever)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)  # end of stream
+
+    def wait_for(self, text: str, timeout_s: float = CLI_TIMEOUT_S) -> str:
+        """The first new line containing ``text``; fails at the deadline or end of stream."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                raise EOFError(f"stream ended without {text!r}; saw {self.seen}")
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise TimeoutError(f"no line with {text!r} within {timeout_s} s; saw {self.seen}")

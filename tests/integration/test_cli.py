@@ -1,0 +1,238 @@
+"""The ``clawsync`` command line against real node processes, as a person would use it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .harness import LineReader, NodeProcess, free_port, run_cli, spawn_cli
+
+pytestmark = pytest.mark.integration
+
+SEED_KEY = "agent:main:telegram:bot1:dm:user1"
+KINDS = ("session_started", "message_received", "message_sent", "tool_called", "tool_result",
+         "agent_response", "session_ended", "state_changed")
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    """stdout of a command that must have succeeded (else show everything it said)."""
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    return result.stdout
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def seed_event(kind: dict[str, Any], timestamp: str) -> dict[str, Any]:
+    """An event as the seed's serde export writes it: an array-of-bytes id, RFC 3339 time
+    with nanoseconds."""
+    return {"id": list(range(32)), "session_key": SEED_KEY, "agent_id": "main",
+            "timestamp": timestamp, "kind": kind}
+
+
+def test_append_text_and_json_fields(node: NodeProcess) -> None:
+    out = ok(run_cli(node, "append", "s1", "session_started", "channel=telegram", "peer_id=u1"))
+    assert out.startswith("stored: position ")
+    ok(run_cli(node, "append", "s1", "message_received", "content=hello world"))
+    ok(run_cli(node, "append", "s1", "tool_called", "tool_name=search",
+               'params:={"q": "weather", "n": 3}'))
+    ok(run_cli(node, "append", "s1", "tool_result", "tool_name=search", "result:=[1, 2.5]",
+               "success:=true", "--agent", "bot2"))
+    ok(run_cli(node, "append", "s1", "state_changed", "key=mood", "value=happy"))
+
+    events = json_lines(ok(run_cli(node, "events", "s1", "--json")))
+    kinds = [event["kind"] for event in events]
+    assert [kind["type"] for kind in kinds] == [
+        "session_started", "message_received", "tool_called", "tool_result", "state_changed"]
+    assert kinds[1]["content"] == "hello world"
+    assert kinds[2]["params"] == {"q": "weather", "n": 3}
+    assert kinds[3]["result"] == [1, 2.5] and kinds[3]["success"] is True
+    assert events[3]["agent_id"] == "bot2"
+    assert kinds[4]["value"] == "happy"
+
+
+def test_append_file_in_seed_form(node: NodeProcess, tmp_path: Path) -> None:
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([
+        seed_event({"type": "session_started", "channel": "telegram", "peer_id": "user1"},
+                   "2024-01-01T12:00:00.123456789Z"),
+        seed_event({"type": "message_received", "content": "hi", "attachments": []},
+                   "2024-01-01T12:00:01.000000001Z"),
+    ]))
+    result = ok(run_cli(node, "append", "--file", str(export)))
+    assert result.count("stored: position") == 2
+
+    events = json_lines(ok(run_cli(node, "events", SEED_KEY, "--json")))
+    assert [event["hlc"] for event in events] == [[1704110400123, 456789],
+                                                   [1704110401000, 1]]
+    # The seed's array id is dropped; the node's content hash is a hex string.
+    assert all(isinstance(event["id"], str) and len(event["id"]) == 64 for event in events)
+
+
+def test_append_json_lines_from_stdin(node: NodeProcess) -> None:
+    lines = "\n".join(json.dumps({"agent_id": "main", "kind": {
+        "type": "message_sent", "content": f"m{i}", "message_id": str(i)}}) for i in range(3))
+    result = run_cli(node, "append", "s-lines", "--file", "-", input=lines + "\n")
+    assert ok(result).count("stored: position") == 3
+    assert "3 events in 1 sessions: 3 stored, 0 already stored" in result.stderr
+
+
+def test_duplicate_append_says_already_stored(node: NodeProcess) -> None:
+    args = ("append", "s1", "session_ended", "reason=done", "--timestamp",
+            "2026-01-01T12:00:00Z")
+    first = ok(run_cli(node, *args))
+    again = ok(run_cli(node, *args))
+    assert first.startswith("stored: ")
+    assert again.startswith("already stored: ")
+    # Same position and id: the node recognised the event, it did not store a copy.
+    assert first.split(": ", 1)[1] == again.split(": ", 1)[1]
+    assert len(json_lines(ok(run_cli(node, "events", "s1", "--json")))) == 1
+
+
+def test_events_sessions_and_projection_output(node: NodeProcess) -> None:
+    ok(run_cli(node, "append", "chat", "session_started", "channel=web", "peer_id=ann"))
+    ok(run_cli(node, "append", "chat", "message_received", "content=where is my order?"))
+    ok(run_cli(node, "append", "chat", "agent_response", "content=on its way",
+               "model=m1", 'tokens:={"input": 5, "output": 3}'))
+    ok(run_cli(node, "append", "chat", "state_changed", "key=topic", "value:=\"orders\""))
+    ok(run_cli(node, "append", "other", "session_ended", "reason=bye"))
+
+    lines = ok(run_cli(node, "events", "chat")).splitlines()
+    assert len(lines) == 4
+    assert "message_received" in lines[1] and "where is my order?" in lines[1]
+    assert "on its way [m1]" in lines[2]
+
+    paged = run_cli(node, "events", "chat", "--limit", "2")
+    assert len(ok(paged).splitlines()) == 2 and "--all" in paged.stderr
+    assert len(ok(run_cli(node, "events", "chat", "--limit", "1", "--all")).splitlines()) == 4
+
+    listed = ok(run_cli(node, "sessions"))
+    assert "chat" in listed and "other" in listed
+    keys = [item["session_key"] for item in json_lines(ok(run_cli(
+        node, "sessions", "--json", "--limit", "1", "--all")))]
+    assert sorted(keys) == ["chat", "other"]
+
+    summary = ok(run_cli(node, "projection", "chat"))
+    assert "web" in summary and "where is my order?" in summary
+    assert 'topic = "orders"' in summary
+    view = json.loads(ok(run_cli(node, "projection", "chat", "--json")))
+    assert view["event_count"] == 4 and view["custom_state"] == {"topic": "orders"}
+    url = ok(run_cli(node, "projection", "chat", "--url")).strip()
+    assert url.startswith("automerge:") and url == view["automerge_url"]
+
+
+def test_copy_a_session_between_nodes(node: NodeProcess, tmp_path: Path) -> None:
+    ok(run_cli(node, "append", "s1", "message_received", "content=one"))
+    ok(run_cli(node, "append", "s1", "message_received", "content=two"))
+    exported = ok(run_cli(node, "events", "s1", "--all", "--json"))
+    with NodeProcess(tmp_path, name="other") as other:
+        ok(run_cli(other, "append", "--file", "-", input=exported))
+        copied = json_lines(ok(run_cli(other, "events", "s1", "--json")))
+    assert [e["id"] for e in copied] == [e["id"] for e in json_lines(exported)]
+
+
+def test_tail_prints_events_appended_after_it_started(node: NodeProcess) -> None:
+    ok(run_cli(node, "append", "s1", "message_received", "content=before"))
+    tail = spawn_cli(node, "tail", "--session", "s1")
+    try:
+        assert tail.stdout is not None and tail.stderr is not None
+        out, err = LineReader(tail.stdout), LineReader(tail.stderr)
+        err.wait_for("following")
+        ok(run_cli(node, "append", "other", "message_received", "content=elsewhere"))
+        ok(run_cli(node, "append", "s1", "message_received", "content=after"))
+        line = out.wait_for("after")
+        assert "s1" in line and "message_received" in line
+        # "before" predates the tail, "elsewhere" is another session.
+        assert not any("before" in seen or "elsewhere" in seen for seen in out.seen)
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(timeout=30) == 0
+        assert "Traceback" not in "\n".join(err.seen)
+    finally:
+        tail.kill()
+        tail.wait()
+
+
+def test_tail_reconnects_when_the_node_restarts(node: NodeProcess) -> None:
+    tail = spawn_cli(node, "tail", "--json")
+    try:
+        assert tail.stdout is not None and tail.stderr is not None
+        out, err = LineReader(tail.stdout), LineReader(tail.stderr)
+        err.wait_for("following")
+        ok(run_cli(node, "append", "s1", "message_received", "content=first"))
+        first = json.loads(out.wait_for("first"))
+        node.restart()
+        ok(run_cli(node, "append", "s1", "message_received", "content=second"))
+        second = json.loads(out.wait_for("second"))
+        assert second["position"] > first["position"]
+        err.wait_for("reconnecting")
+    finally:
+        tail.kill()
+        tail.wait()
+
+
+def test_unreachable_node_is_a_clear_error() -> None:
+    result = run_cli(f"http://127.0.0.1:{free_port()}", "sessions")
+    assert result.returncode == 1
+    assert "cannot reach the node at http://127.0.0.1:" in result.stderr
+    assert "clawsync serve" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_kind_lists_the_kinds_without_a_request() -> None:
+    # No node runs at this address: a usage error must come before any request.
+    result = run_cli(f"http://127.0.0.1:{free_port()}", "append", "s1", "message_recieved",
+                     "content=hi")
+    assert result.returncode == 2
+    assert "unknown event kind 'message_recieved'" in result.stderr
+    assert all(kind in result.stderr for kind in KINDS)
+    assert "content=TEXT" in result.stderr
+
+
+def test_bad_field_syntax_is_a_usage_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    missing_equals = run_cli(url, "append", "s1", "message_received", "content")
+    assert missing_equals.returncode == 2 and "FIELD=VALUE" in missing_equals.stderr
+    bad_json = run_cli(url, "append", "s1", "tool_called", "tool_name=x", "params:={oops")
+    assert bad_json.returncode == 2 and "needs a JSON value" in bad_json.stderr
+    text_for_bool = run_cli(url, "append", "s1", "tool_result", "tool_name=x", "result:=1",
+                            "success=yes")
+    assert text_for_bool.returncode == 2 and "success:=true" in text_for_bool.stderr
+
+
+def test_node_refusal_is_shown(node: NodeProcess, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"agent_id": "main", "kind": {
+        "type": "message_received", "content": 5}}))
+    result = run_cli(node, "append", "s1", "--file", str(bad))
+    assert result.returncode == 1, result
+    assert "the node refused the event" in result.stderr
+    assert "kind.content" in result.stderr and "must be a string" in result.stderr
+
+    missing = run_cli(node, "events", "no-such-session")
+    assert missing.returncode == 1 and "no session 'no-such-session'" in missing.stderr
+
+    bad_time = run_cli(node, "append", "s1", "session_ended", "reason=x",
+                       "--timestamp", "yesterday")
+    assert bad_time.returncode == 1 and "timestamp" in bad_time.stderr
+
+
+def test_token_is_required_and_accepted(token_node: NodeProcess) -> None:
+    refused = run_cli(token_node.url, "sessions")
+    assert refused.returncode == 1 and "--token" in refused.stderr
+    wrong = run_cli(token_node, "sessions", token="wrong")
+    assert wrong.returncode == 1 and "token" in wrong.stderr
+    ok(run_cli(token_node, "append", "s1", "message_received", "content=hi"))
+    assert "s1" in ok(run_cli(token_node, "sessions"))
+
+
+@pytest.mark.parametrize("command", ["serve", "append", "events", "sessions", "projection",
+                                     "tail"])
+def test_help_of_each_command_shows_examples(command: str) -> None:
+    out = ok(run_cli("http://127.0.0.1:1", command, "--help"))
+    assert "Examples:" in out
+    assert f"clawsync {command}" in out

@@ -6,17 +6,13 @@ Clients sync these documents; nodes replicate events, and each node builds its o
 document for a session from them (DESIGN decision 7). A client that syncs with two nodes
 merges their documents, so the nodes must not create rival containers: if each created
 its own ``messages`` map, the merge would keep one map and hide the other's messages.
-Hence every document starts with the same *genesis change*, made by an actor derived from
-the document id, with timestamp 0: it creates every root field and container, and its
-hash is the same on every node. Later changes use the node's own actor, and only
-
-* put a new message map under a key that is missing (messages never change), or
-* replace a root field or a ``custom_state`` entry whole (a new Text object, never an edit
-  inside the old one: two nodes inserting the same text would merge to it twice), or
-* delete a ``custom_state`` key.
-
-Two nodes that saw the same events therefore write equal values, and whichever of their
-concurrent writes Automerge picks, a merged document reads like either of them.
+Hence every document starts with the same *genesis change* (an actor derived from the
+document id, timestamp 0) creating every root field and container. Later changes use the
+node's own actor and only put a message under a missing key (messages never change),
+replace a root field or ``custom_state`` entry whole (a new Text object, never an edit in
+the old one: two nodes inserting the same text would merge to it twice), or delete a
+``custom_state`` key. Nodes that saw the same events thus write equal values, and
+whichever of their concurrent writes Automerge picks, a merge reads like either of them.
 
 >>> doc = SessionDoc.new("s1", actor=bytes(16) + b"\\x01")
 >>> changes = doc.update(dict(EMPTY_FIELDS, session_key="s1", state="active"), [
@@ -50,6 +46,10 @@ DOC_ID_BYTES = 16
 DOC_ID_CHARS_MAX = 64
 #: Longest actor id. Automerge's own are 16 bytes; a little room for other schemes.
 ACTOR_BYTES_MAX = 32
+#: Longest text (in code points) written one element per character, so that a client can
+#: splice inside it. Longer texts are one element: writing costs one call per element and
+#: holds the GIL (100,000 characters take about half a second).
+SPLICEABLE_CHARS_MAX = 1024
 #: Largest nesting of a custom_state value (events refuse deeper ones before this).
 DEPTH_MAX = 32
 _DOC_ID_DOMAIN = b"clawsync/automerge-doc/v1\0"
@@ -68,6 +68,8 @@ EMPTY_FIELDS: dict[str, str | int] = {
 ROLES = ("inbound", "outbound", "tool")
 _MESSAGE_TEXTS = ("id", "timestamp", "role", "content", "tool_name")
 _MESSAGE_KEYS = frozenset((*_MESSAGE_TEXTS, "key", "success"))
+_FIELD_SCALARS = (ScalarType.Int, ScalarType.Null)
+_FOREIGN = object()
 
 
 def document_id(session_key: str) -> bytes:
@@ -144,9 +146,11 @@ def _translated(error: type[CrdtError], doing: str,
         raise error(f"automerge failed while {doing}: {exc}") from exc
 
 
-def _check_actor(actor: object) -> bytes:
+def _check_actor(actor: object, session_key: str) -> bytes:
     if not isinstance(actor, bytes) or not 0 < len(actor) <= ACTOR_BYTES_MAX:
         raise StoreError(f"actor must be 1 to {ACTOR_BYTES_MAX} bytes")
+    if actor == genesis_actor(document_id(session_key)):  # its seq 2 would differ per node
+        raise StoreError("the genesis actor must not write after genesis")
     return actor
 
 
@@ -164,13 +168,23 @@ def _genesis(session_key: str) -> Document:
     return doc
 
 
-def _put_text(tx: Transaction, obj: bytes, prop: str | int, value: str) -> None:
-    """Write ``value`` as a new Text object: JavaScript reads it as a ``string``. The whole
-    string is one element (cheap); a client may read it but not splice inside it."""
+def _put_text(tx: Transaction, obj: bytes, prop: str | int, value: str,
+              whole: bool = False) -> None:
+    """Write ``value`` as a new Text object, which JavaScript reads as a ``string``.
+
+    One element per character lets a client splice inside the text; this binding has no
+    splice, so that costs a call per character. A whole-string element is one call, but a
+    client's splice inside it lands at its end. So: per character up to
+    ``SPLICEABLE_CHARS_MAX``, whole beyond, and whole for read-only texts (messages).
+    """
     text = (tx.put_object(obj, prop, ObjType.Text) if isinstance(prop, str)
             else tx.insert_object(obj, prop, ObjType.Text))
-    if value:
-        tx.insert(text, 0, ScalarType.Str, value)
+    if whole or len(value) > SPLICEABLE_CHARS_MAX:
+        parts = [value] if value else []
+    else:
+        parts = list(value)
+    for index, part in enumerate(parts):
+        tx.insert(text, index, ScalarType.Str, part)
 
 
 def _scalar(value: Any) -> tuple[ScalarType, Any]:
@@ -228,13 +242,18 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def _check_fields(fields: Mapping[str, Any]) -> dict[str, str | int]:
+def _check_fields(fields: Mapping[str, Any]) -> dict[str, str | int | None]:
+    """Text fields may be None (a session without events has no last_event_id): they are
+    then written as null, as in the JSON projection."""
     if set(fields) != set(EMPTY_FIELDS):
         raise StoreError(f"fields must be exactly {sorted(EMPTY_FIELDS)}, not {sorted(fields)}")
     for name, empty in EMPTY_FIELDS.items():
         value = fields[name]
-        if type(value) is not type(empty) or (isinstance(value, int) and not 0 <= value < 2**63):
-            raise StoreError(f"field {name} must be a {type(empty).__name__} (64-bit if int)")
+        if isinstance(empty, str) and (value is None or type(value) is str):
+            continue
+        if isinstance(empty, int) and type(value) is int and 0 <= value < 2**63:
+            continue
+        raise StoreError(f"field {name} must be a {type(empty).__name__} (64-bit if int)")
     return dict(fields)
 
 
@@ -272,9 +291,7 @@ class SessionDoc:
     @classmethod
     def new(cls, session_key: str, actor: bytes) -> SessionDoc:
         """The genesis document of ``session_key``, to be written by ``actor``."""
-        check_session_key(session_key)
-        if _check_actor(actor) == genesis_actor(document_id(session_key)):
-            raise StoreError("the genesis actor must not write after genesis")
+        _check_actor(actor, check_session_key(session_key))
         with _translated(StoreError, "creating a document"):
             doc = _genesis(session_key)
             doc.set_actor(actor)
@@ -284,7 +301,6 @@ class SessionDoc:
     def load(cls, data: bytes, actor: bytes) -> SessionDoc:
         """Load saved bytes (a snapshot, optionally followed by change bytes from ``update``).
         ``InvalidInput`` if they are not a clawsync session document."""
-        _check_actor(actor)
         if not isinstance(data, bytes):
             raise InvalidInput("document must be bytes")
         with _translated(InvalidInput, "loading a document"):
@@ -294,9 +310,7 @@ class SessionDoc:
                 raise InvalidInput("not a session document: no session_key text")
             session_key = doc.text(got[1])
             _check_genesis(doc, session_key)
-            if actor == genesis_actor(document_id(session_key)):
-                raise StoreError("the genesis actor must not write after genesis")
-            doc.set_actor(actor)
+            doc.set_actor(_check_actor(actor, session_key))
         return cls(doc, session_key)
 
     @contextmanager
@@ -305,11 +319,7 @@ class SessionDoc:
         if self._failure is not None:
             raise StoreError(f"document unusable since an automerge panic ({self._failure}); "
                              "load it again from its saved bytes")
-
-        def poisoned() -> None:
-            self._failure = doing
-
-        with _translated(StoreError, doing, on_panic=poisoned):
+        with _translated(StoreError, doing, lambda: setattr(self, "_failure", doing)):
             yield self._doc
 
     @property
@@ -343,10 +353,10 @@ class SessionDoc:
             raise StoreError("custom_state keys must not be empty")
         state = _storable(dict(custom_state), "custom_state")
         with self._automerge("updating") as doc:
-            root = _Root(doc)
-            changed = {k: v for k, v in wanted.items() if not _same(v, root.scalar(k))}
-            new = [batch[k] for k in sorted(batch) if doc.get(root.messages, k) is None]
-            current = extract(doc, root.custom_state)
+            messages_obj, state_obj = _root_map(doc, "messages"), _root_map(doc, "custom_state")
+            changed = {k: v for k, v in wanted.items() if not _same(v, _root_field(doc, k))}
+            new = [batch[k] for k in sorted(batch) if doc.get(messages_obj, k) is None]
+            current = extract(doc, state_obj)
             assert isinstance(current, dict)
             puts = {k: v for k, v in state.items() if k not in current or not _same(v, current[k])}
             drops = [k for k in current if k not in state]
@@ -357,11 +367,11 @@ class SessionDoc:
                 for name, value in changed.items():
                     _put_json(tx, ROOT, name, value)
                 for message in new:
-                    _put_message(tx, root.messages, message)
+                    _put_message(tx, messages_obj, message)
                 for key, value in puts.items():
-                    _put_json(tx, root.custom_state, key, value)
+                    _put_json(tx, state_obj, key, value)
                 for key in drops:
-                    tx.delete(root.custom_state, key)
+                    tx.delete(state_obj, key)
             return b"".join(change.bytes for change in doc.get_changes(before))
 
 
@@ -369,36 +379,27 @@ def _put_message(tx: Transaction, messages: bytes, message: Mapping[str, Any]) -
     obj = tx.put_object(messages, message["key"], ObjType.Map)
     for name in _MESSAGE_TEXTS:
         if name in message:
-            _put_text(tx, obj, name, message[name])
+            _put_text(tx, obj, name, message[name], whole=True)
     if "success" in message:
         tx.put(obj, "success", ScalarType.Boolean, message["success"])
 
 
-class _Root:
-    """Reads of the root map, where a client edit may have left anything."""
+def _root_map(doc: Document, name: str) -> bytes:
+    got = doc.get(ROOT, name)
+    if got is None or got[0] != ObjType.Map:  # a client may have replaced it
+        raise StoreError(f"document root {name!r} is no longer a map")
+    return got[1]
 
-    def __init__(self, doc: Document) -> None:
-        self._doc = doc
-        self.messages = self._map("messages")
-        self.custom_state = self._map("custom_state")
 
-    def _map(self, name: str) -> bytes:
-        got = self._doc.get(ROOT, name)
-        if got is None or got[0] != ObjType.Map:
-            raise StoreError(f"document root {name!r} is no longer a map")
-        return got[1]
-
-    def scalar(self, name: str) -> object:
-        """The field as ``update`` would write it, or None if it is anything else."""
-        got = self._doc.get(ROOT, name)
-        if got is None:
-            return None
-        value, obj = got
-        if value == ObjType.Text:
-            return self._doc.text(obj)
-        if isinstance(value, tuple) and value[0] == ScalarType.Int:
-            return value[1]
-        return None
+def _root_field(doc: Document, name: str) -> object:
+    """A root field as ``update`` writes it (Text, Int or Null), or a marker that equals
+    nothing if it is anything else (a client may have written something odd)."""
+    got = doc.get(ROOT, name)
+    if got is not None and got[0] == ObjType.Text:
+        return doc.text(got[1])
+    if got is not None and isinstance(got[0], tuple) and got[0][0] in _FIELD_SCALARS:
+        return got[0][1]
+    return _FOREIGN
 
 
 def _check_genesis(doc: Document, session_key: str) -> None:

@@ -90,8 +90,11 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     if not rows:
         return
     if not is_terminal():
+        # Pad every column but the last, so the lines read as a table but stay greppable.
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:
-            click.echo("  ".join(row))
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            click.echo("  ".join([*cells, row[-1]]))
         return
     from rich.console import Console
     from rich.table import Table
@@ -116,7 +119,8 @@ def print_lines(lines: list[tuple[str, str]]) -> None:
 
     console = Console()
     for label, value in lines:
-        line = Text(f"{label:<{width}}  ", style="bold cyan")
+        line = Text()
+        line.append(f"{label:<{width}}  ", style="bold cyan")
         line.append(value)
         console.print(line)
 
@@ -136,7 +140,7 @@ def projection_lines(view: dict[str, Any], messages_max: int) -> list[tuple[str,
     messages = view.get("messages") or []
     shown = messages[-messages_max:] if messages_max > 0 else []
     if shown:
-        lines.append((f"last {len(shown)} messages", ""))
+        lines.append(("last messages", f"{len(shown)} of {len(messages)}"))
     for message in shown:
         lines.append(("", message_line(message)))
     custom = view.get("custom_state") or {}

@@ -174,11 +174,17 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
         click.echo(f"{click.style(position, dim=True)}  {moment}  {key}  "
                    f"{click.style(kind, fg='cyan')}  {text}")
 
+    def news(what: str, position: int, reason: str | None) -> None:
+        if what == "open":
+            note(f"following {node} after position {position} (Ctrl-C to stop)")
+        elif what == "lost":
+            note(f"{reason}; reconnecting after position {position}")
+        else:
+            note(f"reconnected; following after position {position}")
+
     async def follow(client: Client) -> None:
         start = after if after is not None else int((await client.health()).get("head", 0))
-        note(f"following {node} after position {start} (Ctrl-C to stop)")
-        async for item in client.stream(start, on_reconnect=lambda position, reason: note(
-                f"{reason}; reconnecting after position {position}")):
+        async for item in client.stream(start, on_news=news):
             show(item)
 
     try:

@@ -77,6 +77,11 @@ def session_path(session_key: str) -> str:
     return "/v1/sessions/" + quote(session_key, safe="")
 
 
+#: ``on_news(what, position, reason)`` of ``Client.stream``: what is "open", "lost" or
+#: "back"; reason says why the stream was lost.
+StreamNews = Callable[[str, int, "str | None"], None]
+
+
 class Client:
     """An open connection pool to one node. Use as ``async with Client(url) as node``."""
 
@@ -135,31 +140,36 @@ class Client:
         return await self._request("GET", session_path(session_key), what="the request",
                                    missing=f"there is no session {session_key!r} on the node")
 
-    async def stream(self, after: int, on_reconnect: Callable[[int, str], None] | None = None,
+    async def stream(self, after: int, on_news: StreamNews | None = None,
                      ) -> AsyncIterator[StreamEvent]:
         """Follow the node's live event stream (SSE) from position ``after``, forever.
 
         A dropped connection is reopened with ``Last-Event-ID`` so no event is missed or
-        repeated, after ``on_reconnect(position, reason)`` is called. Only a failure of the
-        first connection, or a refusal (4xx), is raised: a node that is restarting comes
-        back, a wrong token or URL does not.
+        repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the first
+        connection is accepted, and once per outage ``"lost"`` and ``"back"``. Only a
+        failure of the first connection, or a refusal (4xx), is raised: a node that is
+        restarting comes back, a wrong token or URL does not.
         """
         delay_s = RECONNECT_DELAY_MIN_S
-        connected = False
+        connected, outage = False, False
+        tell = on_news or (lambda _what, _position, _reason: None)
         while True:
             try:
                 async for item in self._stream_once(after):
-                    connected, delay_s = True, RECONNECT_DELAY_MIN_S
-                    if item is not None:
-                        after = item.position
-                        yield item
+                    if item is None:
+                        tell("back" if connected else "open", after, None)
+                        connected, outage, delay_s = True, False, RECONNECT_DELAY_MIN_S
+                        continue
+                    after = item.position
+                    yield item
                 reason = "the node closed the stream"
             except ClientError as error:
                 if not connected or (error.status is not None and error.status < 500):
                     raise
                 reason = str(error)
-            if on_reconnect is not None:
-                on_reconnect(after, reason)
+            if not outage:
+                tell("lost", after, reason)
+                outage = True
             await asyncio.sleep(delay_s)
             delay_s = min(delay_s * 2, RECONNECT_DELAY_MAX_S)
 
@@ -222,8 +232,9 @@ class Client:
         if field and not message.startswith(f"{field}:"):
             message = f"{field}: {message}"
         if status in (401, 403):
-            text = (f"the node refused the token ({message}): pass the node's token with "
-                    "--token or CLAWSYNC_TOKEN")
+            text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
+                    if self.token else
+                    "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
         elif status == 404 and missing is not None:
             text = missing
         elif status >= 500:
@@ -256,7 +267,7 @@ class _Translate:
             return f"cannot reach {where} within {CONNECT_TIMEOUT_S:g} s — is it up?"
         if isinstance(error, aiohttp.ClientConnectorError):
             return f"cannot reach {where} — is `clawsync serve` running?"
-        if isinstance(error, aiohttp.ServerDisconnectedError):
+        if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
             return f"{where} closed the connection during {self.what}"
         if isinstance(error, TimeoutError):
             return f"{where} did not answer {self.what} within {self.timeout_s:g} s"

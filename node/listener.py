@@ -1,0 +1,166 @@
+"""A TCP site for aiohttp that holds at most ``connections_max`` connections at once.
+
+aiohttp (through ``loop.create_server``) accepts every connection the kernel offers, so
+a flood of idle connections costs file descriptors and memory without bound. This site
+runs its own accept loop instead: it takes a connection only when a slot is free, and a
+slot frees when a connection closes. Connections beyond the cap wait in the kernel's
+accept queue (``backlog``), where they cost us nothing; the client sees a slow connect.
+
+The connections are served by the runner's own aiohttp ``Server`` (the protocol factory),
+so aiohttp's keep-alive timeout, graceful shutdown and everything else still apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger(__name__)
+
+#: Connections the kernel queues for us while every slot is taken.
+BACKLOG_DEFAULT = 128
+#: Pause before accepting again after the process ran out of file descriptors.
+ACCEPT_RETRY_S = 0.1
+
+
+class BoundedSite(web.BaseSite):
+    """Like ``web.TCPSite``, with a cap on simultaneous connections."""
+
+    __slots__ = ("_accept_task", "_connections_max", "_host", "_open", "_port", "_slots",
+                 "_sock")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
+                 connections_max: int, backlog: int = BACKLOG_DEFAULT) -> None:
+        if connections_max < 1:
+            raise ValueError("connections_max must be at least 1")
+        super().__init__(runner, backlog=backlog)
+        self._host = host
+        self._port = port
+        self._connections_max = connections_max
+        self._slots = asyncio.Semaphore(connections_max)
+        self._open = 0
+        self._sock: socket.socket | None = None
+        self._accept_task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        """The bound port (the real one when 0 was asked for)."""
+        if self._sock is None:
+            return self._port
+        return int(self._sock.getsockname()[1])
+
+    @property
+    def connections(self) -> int:
+        """Connections open right now."""
+        return self._open
+
+    async def start(self) -> None:
+        await super().start()
+        self._sock = _listen(self._host, self._port, self._backlog)
+        self._accept_task = asyncio.create_task(self._accept_loop(), name="clawsync-accept")
+
+    async def stop(self) -> None:
+        """Stop accepting; open connections are left to the runner's shutdown."""
+        if self._accept_task is not None:
+            self._accept_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accept_task
+        if self._sock is not None:
+            self._sock.close()
+        await super().stop()
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._sock is not None
+        while True:
+            await self._slots.acquire()
+            try:
+                conn, _ = await loop.sock_accept(self._sock)
+            except OSError as exc:  # EMFILE and friends: wait, then try again
+                self._slots.release()
+                log.warning("accept failed", error=str(exc))
+                await asyncio.sleep(ACCEPT_RETRY_S)
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            self._open += 1
+            await self._serve(loop, conn)
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+        release = _once(self._release)
+        server = self._runner.server
+        if server is None:  # the runner is being cleaned up
+            conn.close()
+            release()
+            return
+        try:
+            await loop.connect_accepted_socket(lambda: _Counted(server(), release), conn)
+        except OSError:
+            conn.close()
+            release()
+
+    def _release(self) -> None:
+        self._open -= 1
+        self._slots.release()
+
+
+def _once(call: Callable[[], None]) -> Callable[[], None]:
+    """``call``, made safe to invoke twice (a failed setup may also report a loss)."""
+    done = False
+
+    def once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            call()
+
+    return once
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """A non-blocking listening socket on the first address ``host`` resolves to."""
+    family, _, _, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.create_server(address, family=family, backlog=backlog)
+    sock.setblocking(False)
+    return sock
+
+
+class _Counted(asyncio.Protocol):
+    """Passes everything to aiohttp's protocol; tells the site once the connection ends."""
+
+    def __init__(self, inner: asyncio.Protocol, on_lost: Callable[[], None]) -> None:
+        self._inner = inner
+        self._on_lost = on_lost
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            self._inner.connection_lost(exc)
+        finally:
+            self._on_lost()

@@ -1,0 +1,67 @@
+"""Fixtures for the node tests: real nodes (real EventStore on tmp_path, real sockets)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from node.config import Config, Limits
+from node.server import RunningNode, start
+
+EventFactory = Callable[..., dict[str, Any]]
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+
+#: A fixed base time, so events carry given timestamps and their ids are reproducible.
+BASE_MS = 1_700_000_000_000
+
+
+def _event(n: int = 0, *, content: str | None = None, **fields: Any) -> dict[str, Any]:
+    """The JSON of a ``message_received`` event numbered ``n`` (distinct n, distinct id)."""
+    out: dict[str, Any] = {
+        "agent_id": "main",
+        "hlc": [BASE_MS + n, 0],
+        "kind": {"type": "message_received", "content": content or f"message {n}"},
+    }
+    out.update(fields)
+    return out
+
+
+@pytest.fixture
+def make_event() -> EventFactory:
+    return _event
+
+
+@pytest.fixture
+async def make_node(tmp_path: Path) -> AsyncIterator[NodeFactory]:
+    """Start nodes with given Config fields or Limits fields; all stop at teardown."""
+    running: list[RunningNode] = []
+
+    async def factory(*, sse_keepalive_s: float = 15.0, **overrides: Any) -> RunningNode:
+        limit_names = {field.name for field in dataclasses.fields(Limits)}
+        limits = Limits(**{k: v for k, v in overrides.items() if k in limit_names})
+        settings = {k: v for k, v in overrides.items() if k not in limit_names}
+        settings.setdefault("data_dir", tmp_path / f"node{len(running)}")
+        config = Config(port=0, limits=limits, **settings)
+        node = await start(config, sse_keepalive_s=sse_keepalive_s)
+        running.append(node)
+        return node
+
+    yield factory
+    for node in running:
+        await node.stop()
+
+
+@pytest.fixture
+async def node(make_node: NodeFactory) -> RunningNode:
+    return await make_node()
+
+
+@pytest.fixture
+async def client(node: RunningNode) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=node.url) as session:
+        yield session

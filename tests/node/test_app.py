@@ -1,0 +1,301 @@
+"""The client API over real sockets against a real store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from crdt import codec
+from crdt.amdoc import automerge_url
+from node.server import RunningNode
+
+EventFactory = Callable[..., dict[str, Any]]
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+
+CBOR = "application/cbor"
+
+
+async def post(client: aiohttp.ClientSession, key: str, body: Any) -> tuple[int, Any]:
+    async with client.post(f"/v1/sessions/{quote(key, safe='')}/events", json=body) as resp:
+        return resp.status, await resp.json()
+
+
+async def get(client: aiohttp.ClientSession, path: str, **headers: str) -> tuple[int, Any]:
+    async with client.get(path, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_healthz(client: aiohttp.ClientSession, node: RunningNode) -> None:
+    status, body = await get(client, "/healthz")
+    assert (status, body) == (200, {"status": "ok", "node_id": node.astore.node_id, "head": 0})
+
+
+async def test_append_is_idempotent(client: aiohttp.ClientSession,
+                                    make_event: EventFactory) -> None:
+    status, body = await post(client, "s1", make_event(1))
+    assert status == 201
+    assert body["created"] == 1
+    [stored] = body["events"]
+    assert stored["position"] == 1 and stored["created"] is True
+    assert stored["kind"] == {"type": "message_received", "content": "message 1",
+                              "attachments": []}
+    status, again = await post(client, "s1", make_event(1))
+    assert status == 200
+    assert again["created"] == 0
+    assert again["events"][0]["created"] is False
+    assert again["events"][0]["id"] == stored["id"]
+
+
+async def test_batch_with_some_new_is_201(client: aiohttp.ClientSession,
+                                          make_event: EventFactory) -> None:
+    await post(client, "s1", [make_event(1)])
+    status, body = await post(client, "s1", [make_event(1), make_event(2)])
+    assert status == 201
+    assert [e["created"] for e in body["events"]] == [False, True]
+    assert body["created"] == 1
+
+
+async def test_event_without_timestamp_is_stamped(client: aiohttp.ClientSession) -> None:
+    status, body = await post(client, "s1", {"agent_id": "main", "kind": {
+        "type": "session_started", "channel": "telegram", "peer_id": "u1"}})
+    assert status == 201
+    assert body["events"][0]["hlc"][0] > 0
+
+
+async def test_json_round_trip_and_paging(client: aiohttp.ClientSession,
+                                          make_event: EventFactory) -> None:
+    await post(client, "s1", [make_event(n) for n in range(5)])
+    await post(client, "other", make_event(9))
+    await post(client, "s1", make_event(5))
+    seen: list[int] = []
+    after = 0
+    while True:
+        status, page = await get(client, f"/v1/sessions/s1/events?after={after}&limit=2")
+        assert status == 200
+        seen += [event["position"] for event in page["events"]]
+        after = page["next"]
+        if not page["more"]:
+            break
+    assert seen == [1, 2, 3, 4, 5, 7]
+    status, page = await get(client, f"/v1/sessions/s1/events?after={after}")
+    assert page == {"events": [], "next": 7, "more": False}
+
+
+async def test_cbor_round_trip(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
+    body = codec.encode([make_event(1), make_event(2)])
+    headers = {"Content-Type": CBOR, "Accept": CBOR}
+    async with client.post("/v1/sessions/s1/events", data=body, headers=headers) as resp:
+        assert resp.status == 201
+        assert resp.content_type == CBOR
+        answer = codec.decode(await resp.read())
+    assert answer["created"] == 2
+    async with client.get("/v1/sessions/s1/events", headers={"Accept": CBOR}) as resp:
+        page = codec.decode(await resp.read())
+    assert [e["id"] for e in page["events"]] == [e["id"] for e in answer["events"]]
+    # The same data as JSON when CBOR is not asked for.
+    assert await get(client, "/v1/sessions/s1/events") == (200, page)
+
+
+async def test_accept_prefers_json_on_a_tie(client: aiohttp.ClientSession) -> None:
+    async with client.get("/healthz", headers={"Accept": f"{CBOR}, application/json"}) as resp:
+        assert resp.content_type == "application/json"
+    async with client.get("/healthz", headers={"Accept": f"application/json;q=0.5, {CBOR}"}
+                          ) as resp:
+        assert resp.content_type == CBOR
+
+
+async def test_projection_and_automerge(client: aiohttp.ClientSession,
+                                        make_event: EventFactory) -> None:
+    await post(client, "s1", [make_event(1), make_event(2)])
+    status, view = await get(client, "/v1/sessions/s1")
+    assert status == 200
+    assert view["session_key"] == "s1"
+    assert view["message_count"] == 2
+    assert [m["content"] for m in view["messages"]] == ["message 1", "message 2"]
+    assert view["automerge_url"] == automerge_url("s1")
+    async with client.get("/v1/sessions/s1/automerge") as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/octet-stream"
+        document = await resp.read()
+    assert document[:4] == bytes([0x85, 0x6F, 0x4A, 0x83])  # Automerge's magic bytes
+
+
+@pytest.mark.parametrize("path", ["/v1/sessions/nobody", "/v1/sessions/nobody/events",
+                                  "/v1/sessions/nobody/automerge"])
+async def test_unknown_session_is_404(client: aiohttp.ClientSession, path: str) -> None:
+    status, body = await get(client, path)
+    assert status == 404
+    assert body["error"]["code"] == "not_found"
+
+
+async def test_list_sessions_pages(client: aiohttp.ClientSession,
+                                   make_event: EventFactory) -> None:
+    for n, key in enumerate(["a", "b", "c"]):
+        await post(client, key, make_event(n))
+    status, page = await get(client, "/v1/sessions?limit=2")
+    assert status == 200
+    assert page == {"sessions": [{"index": 1, "session_key": "a"},
+                                 {"index": 2, "session_key": "b"}], "next": 2, "more": True}
+    assert await get(client, "/v1/sessions?after=2&limit=2") == (200, {
+        "sessions": [{"index": 3, "session_key": "c"}], "next": 3, "more": False})
+
+
+async def test_url_encoded_session_keys(client: aiohttp.ClientSession,
+                                        make_event: EventFactory) -> None:
+    keys = ["agent:main/tg chat:42", "x/events", "100%/automerge", "ключ"]
+    for n, key in enumerate(keys):
+        status, body = await post(client, key, make_event(n))
+        assert status == 201, body
+        assert body["events"][0]["session_key"] == key
+    for key in keys:
+        encoded = quote(key, safe="")
+        status, view = await get(client, f"/v1/sessions/{encoded}")
+        assert (status, view["session_key"]) == (200, key)
+        status, page = await get(client, f"/v1/sessions/{encoded}/events")
+        assert [e["session_key"] for e in page["events"]] == [key]
+        async with client.get(f"/v1/sessions/{encoded}/automerge") as resp:
+            assert resp.status == 200
+    status, listing = await get(client, "/v1/sessions")
+    assert [s["session_key"] for s in listing["sessions"]] == keys
+
+
+async def test_node_events_long_poll_wakes_on_append(client: aiohttp.ClientSession,
+                                                     make_event: EventFactory) -> None:
+    await post(client, "s1", make_event(1))
+    poll = asyncio.create_task(get(client, "/v1/events?after=1&wait=30"))
+    await get(client, "/healthz")  # a full round trip: the poll has reached the server
+    assert not poll.done()
+    await post(client, "s2", make_event(2))
+    status, page = await poll
+    assert status == 200
+    assert [(e["position"], e["session_key"]) for e in page["events"]] == [(2, "s2")]
+    assert page["next"] == 2
+
+
+async def test_long_poll_answers_empty_when_nothing_comes(
+        client: aiohttp.ClientSession) -> None:
+    status, page = await get(client, "/v1/events?after=0&wait=0.01")
+    assert (status, page) == (200, {"events": [], "next": 0, "more": False})
+
+
+async def test_node_events_page(client: aiohttp.ClientSession,
+                                make_event: EventFactory) -> None:
+    await post(client, "a", [make_event(1), make_event(2)])
+    await post(client, "b", make_event(3))
+    status, page = await get(client, "/v1/events?after=1&limit=1")
+    assert status == 200
+    assert [e["position"] for e in page["events"]] == [2]
+    assert (page["next"], page["more"]) == (2, True)
+
+
+async def read_sse(resp: aiohttp.ClientResponse, count: int) -> list[dict[str, str]]:
+    """The next ``count`` server-sent events (comments skipped), as field dicts."""
+    events: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    while len(events) < count:
+        line = (await resp.content.readline()).decode()
+        assert line, "stream ended"
+        line = line.rstrip("\n")
+        if not line:
+            if fields:
+                events.append(fields)
+            fields = {}
+        elif line.startswith(":"):
+            fields.setdefault("comment", line)
+        else:
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    return events
+
+
+async def test_sse_delivers_and_resumes(client: aiohttp.ClientSession,
+                                        make_event: EventFactory) -> None:
+    await post(client, "s1", make_event(1))
+    headers = {"Accept": "text/event-stream"}
+    async with client.get("/v1/events?after=0", headers=headers) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/event-stream"
+        [first] = await read_sse(resp, 1)
+        await post(client, "s2", make_event(2))
+        [second] = await read_sse(resp, 1)
+    assert (first["id"], first["event"]) == ("1", "event")
+    assert second["id"] == "2"
+    assert '"session_key":"s2"' in second["data"]
+    await post(client, "s1", make_event(3))
+    # A reconnecting EventSource repeats its URL and adds Last-Event-ID, which wins.
+    resume = {**headers, "Last-Event-ID": "2"}
+    async with client.get("/v1/events?after=0", headers=resume) as resp:
+        [third] = await read_sse(resp, 1)
+    assert third["id"] == "3"
+
+
+async def test_sse_sends_keepalive_comments(make_node: NodeFactory) -> None:
+    node = await make_node(sse_keepalive_s=0.01)
+    async with aiohttp.ClientSession(base_url=node.url) as client, client.get(
+            "/v1/events", headers={"Accept": "text/event-stream"}) as resp:
+        assert await resp.content.readline() == b": keepalive\n"
+
+
+async def test_stopping_ends_long_polls_and_streams(make_node: NodeFactory) -> None:
+    node = await make_node()
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        poll = asyncio.create_task(get(client, "/v1/events?wait=60"))
+        async with client.get("/v1/events", headers={"Accept": "text/event-stream"}) as resp:
+            await get(client, "/healthz")
+            await node.stop()
+            assert await resp.content.read() == b""  # the stream ended cleanly
+        assert await poll == (200, {"events": [], "next": 0, "more": False})
+
+
+async def test_token_is_required(make_node: NodeFactory, make_event: EventFactory) -> None:
+    node = await make_node(token="s3cret")
+    good = {"Authorization": "Bearer s3cret"}
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        for path in ["/v1/sessions", "/v1/events", "/v1/sessions/s1", "/metrics",
+                     "/v1/nowhere"]:
+            for headers in [{}, {"Authorization": "Bearer wrong"},
+                            {"Authorization": "Basic czNjcmV0"}]:
+                async with client.get(path, headers=headers) as resp:
+                    assert resp.status == 401, path
+                    assert resp.headers["WWW-Authenticate"] == "Bearer"
+                    assert (await resp.json())["error"]["code"] == "unauthorized"
+        async with client.post("/v1/sessions/s1/events", json=make_event(1)) as resp:
+            assert resp.status == 401
+        assert node.astore.head == 0
+        async with client.post("/v1/sessions/s1/events", json=make_event(1),
+                               headers=good) as resp:
+            assert resp.status == 201
+        assert (await get(client, "/v1/sessions", **good))[0] == 200
+        async with client.get("/metrics", headers=good) as resp:
+            assert resp.status == 200
+        assert (await get(client, "/healthz"))[0] == 200
+
+
+async def test_metrics(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
+    await post(client, "s1", [make_event(1), make_event(2)])
+    await post(client, "s1", make_event(2))
+    async with client.get("/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    assert "clawsync_events_appended_total 2.0" in text
+    assert "clawsync_head_position 2.0" in text
+    assert "clawsync_sessions 1.0" in text
+    assert "clawsync_append_seconds_count 2.0" in text
+    assert ('clawsync_http_requests_total{method="POST",route="/v1/sessions/{key}/events",'
+            'status="201"} 1.0') in text
+    assert ('clawsync_http_requests_total{method="POST",route="/v1/sessions/{key}/events",'
+            'status="200"} 1.0') in text
+
+
+async def test_unknown_route_and_method_are_json(client: aiohttp.ClientSession) -> None:
+    status, body = await get(client, "/nowhere")
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    async with client.delete("/v1/sessions") as resp:
+        assert resp.status == 405
+        assert "GET" in resp.headers["Allow"]
+        assert (await resp.json())["error"]["code"] == "method_not_allowed"

@@ -1,0 +1,163 @@
+"""AsyncStore: group commit, head waiting and shutdown, on a real EventStore."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from crdt.errors import IdMismatch, NotFound
+from crdt.events import Draft, parse_event
+from crdt.store import EventStore
+from node.storage import AsyncStore, Commit, StoreClosing
+
+
+def draft(n: int, session_key: str = "s1") -> Draft:
+    return parse_event({"agent_id": "main", "hlc": [1_700_000_000_000 + n, 0],
+                        "kind": {"type": "message_received", "content": f"m{n}"}},
+                       session_key=session_key)
+
+
+@pytest.fixture
+async def astore(tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    store = await AsyncStore.open(tmp_path / "data")
+    yield store
+    await store.close()
+
+
+async def test_concurrent_appends_share_commits(astore: AsyncStore) -> None:
+    results = await asyncio.gather(*(astore.append([draft(n)]) for n in range(50)))
+    assert astore.commits < 50
+    assert astore.head == 50
+    # Each caller got exactly its own event back.
+    for n, [appended] in enumerate(results):
+        assert appended.created
+        assert appended.stored.event.payload["content"] == f"m{n}"
+    assert sorted(r[0].stored.position for r in results) == list(range(1, 51))
+
+
+async def test_each_caller_gets_its_own_slice(astore: AsyncStore) -> None:
+    batches = [[draft(10 * caller + i) for i in range(caller + 1)] for caller in range(6)]
+    results = await asyncio.gather(*(astore.append(batch) for batch in batches))
+    for batch, result in zip(batches, results, strict=True):
+        assert [a.stored.event.payload for a in result] == [d.payload for d in batch]
+
+
+async def test_commit_never_exceeds_commit_events_max(tmp_path: Path) -> None:
+    astore = await AsyncStore.open(tmp_path, commit_events_max=5)
+    seen: list[Commit] = []
+    astore.add_commit_listener(seen.append)
+    try:
+        await asyncio.gather(*(astore.append([draft(10 * c + i) for i in range(3)])
+                               for c in range(4)))
+    finally:
+        await astore.close()
+    # 3 + 3 > 5: no two callers fit together, and a caller is never split.
+    assert [commit.events for commit in seen] == [3, 3, 3, 3]
+    assert astore.commits == 4
+
+
+async def test_duplicates_are_not_created_again(astore: AsyncStore) -> None:
+    [first] = await astore.append([draft(1)])
+    [again] = await astore.append([draft(1)])
+    assert first.created and not again.created
+    assert again.stored.position == first.stored.position
+    assert astore.head == 1
+
+
+async def test_commit_listener_counts_new_events(astore: AsyncStore) -> None:
+    seen: list[Commit] = []
+    astore.add_commit_listener(seen.append)
+    await astore.append([draft(1), draft(2)])
+    await astore.append([draft(2), draft(3)])
+    assert seen == [Commit(events=2, created=2, head=2), Commit(events=2, created=1, head=3)]
+
+
+async def test_failing_caller_does_not_fail_the_others(astore: AsyncStore) -> None:
+    good = draft(1)
+    bad = Draft(good.session_key, good.agent_id, good.kind, {"content": "x",
+                "attachments": []}, good.timestamp, claimed_id=bytes(32))
+    results = await asyncio.gather(astore.append([good]), astore.append([bad]),
+                                   astore.append([draft(2)]), return_exceptions=True)
+    assert isinstance(results[1], IdMismatch)
+    assert not isinstance(results[0], BaseException)
+    assert not isinstance(results[2], BaseException)
+    assert astore.head == 2
+
+
+async def test_reads(astore: AsyncStore) -> None:
+    await astore.append([draft(1, "a"), draft(2, "b"), draft(3, "a")])
+    assert [e.position for e in await astore.get_events_since("a")] == [1, 3]
+    assert [e.position for e in await astore.get_events_since("a", 1)] == [3]
+    assert [e.position for e in await astore.events_after(1, 1)] == [2]
+    assert [ref.session_key for ref in await astore.list_sessions()] == ["a", "b"]
+    assert (await astore.get_projection("a")).header.event_count == 2
+    assert (await astore.stats())["events"] == 3
+    with pytest.raises(NotFound):
+        await astore.get_events_since("nobody")
+
+
+async def test_automerge_runs_on_the_writer(astore: AsyncStore) -> None:
+    await astore.append([draft(1)])
+    assert isinstance(await astore.automerge("s1"), bytes)
+    with pytest.raises(NotFound):
+        await astore.automerge("nobody")
+
+
+async def test_wait_for_head_wakes_on_append(astore: AsyncStore) -> None:
+    waiter = asyncio.create_task(astore.wait_for_head(0, timeout_s=60))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await astore.append([draft(1)])
+    assert await waiter == 1
+
+
+async def test_wait_for_head_returns_at_once_when_already_past(astore: AsyncStore) -> None:
+    await astore.append([draft(1)])
+    assert await astore.wait_for_head(0, timeout_s=60) == 1
+
+
+async def test_wait_for_head_gives_up_after_timeout(astore: AsyncStore) -> None:
+    assert await astore.wait_for_head(0, timeout_s=0.01) == 0
+
+
+async def test_release_waiters_ends_waits(astore: AsyncStore) -> None:
+    waiter = asyncio.create_task(astore.wait_for_head(0, timeout_s=60))
+    await asyncio.sleep(0)
+    astore.release_waiters()
+    assert await waiter == 0
+    assert await astore.wait_for_head(0, timeout_s=60) == 0  # no new waits either
+
+
+async def test_close_commits_queued_appends_first(tmp_path: Path) -> None:
+    astore = await AsyncStore.open(tmp_path)
+    pending = [asyncio.create_task(astore.append([draft(n)])) for n in range(20)]
+    await asyncio.sleep(0)  # let them queue
+    await astore.close()
+    assert all(task.done() and task.result()[0].created for task in pending)
+    with EventStore.open(tmp_path) as store:
+        assert store.head == 20
+
+
+async def test_append_after_close_is_refused(tmp_path: Path) -> None:
+    astore = await AsyncStore.open(tmp_path)
+    await astore.close()
+    with pytest.raises(StoreClosing):
+        await astore.append([draft(1)])
+    with pytest.raises(StoreClosing):
+        await astore.events_after()
+    await astore.close()  # closing twice is harmless
+
+
+async def test_node_id_and_head_survive_reopen(tmp_path: Path) -> None:
+    astore = await AsyncStore.open(tmp_path)
+    node_id = astore.node_id
+    await astore.append([draft(1), draft(2)])
+    await astore.close()
+    reopened = await AsyncStore.open(tmp_path)
+    try:
+        assert (reopened.node_id, reopened.head) == (node_id, 2)
+    finally:
+        await reopened.close()

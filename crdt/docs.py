@@ -17,6 +17,7 @@ reload from disk the next time.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -38,12 +39,20 @@ class Documents:
         # One actor per node: a node is the only writer of its changes to any document.
         self.actor = hashlib.blake2b(log.meta.node_id.encode(), digest_size=16).digest()
         self._docs: OrderedDict[str, tuple[SessionDoc, dict[str, Any]]] = OrderedDict()
+        self._used: dict[str, float] = {}  # session -> time.monotonic() of last use
+        # Saving a large document costs tens of milliseconds of GIL: reuse the last save
+        # while the document's heads have not moved.
+        self._saved: dict[str, tuple[list[bytes], bytes]] = {}
 
     def saved(self, session_key: str) -> bytes:
         """The session's document, caught up with the log, as Automerge bytes."""
         doc, state = self._load(session_key)
         self._catch_up(session_key, doc, state)
-        return doc.save()
+        heads = doc.heads
+        cached = self._saved.get(session_key)
+        if cached is None or cached[0] != heads:
+            cached = self._saved[session_key] = (heads, doc.save())
+        return cached[1]
 
     def document(self, session_key: str) -> SessionDoc:
         """The live, caught-up document (for the Automerge sync protocol)."""
@@ -53,6 +62,7 @@ class Documents:
 
     def _load(self, session_key: str) -> tuple[SessionDoc, dict[str, Any]]:
         self.log.session(session_key)  # raises NotFound for an unknown session
+        self._used[session_key] = time.monotonic()
         if session_key in self._docs:
             self._docs.move_to_end(session_key)
             return self._docs[session_key]
@@ -68,7 +78,7 @@ class Documents:
             doc = SessionDoc.load(b"".join(parts), self.actor)
         self._docs[session_key] = (doc, state)
         while len(self._docs) > self.in_memory_max:
-            self._docs.popitem(last=False)
+            self.drop(next(iter(self._docs)))
         return doc, state
 
     def _catch_up(self, session_key: str, doc: SessionDoc, state: dict[str, Any]) -> None:
@@ -103,6 +113,16 @@ class Documents:
     def drop(self, session_key: str) -> None:
         """Forget the in-memory copy (it reloads from disk on demand)."""
         self._docs.pop(session_key, None)
+        self._saved.pop(session_key, None)
+        self._used.pop(session_key, None)
+
+    def drop_idle(self, idle_s: float) -> int:
+        """Drop documents unused for ``idle_s`` seconds; returns how many were dropped."""
+        cutoff = time.monotonic() - idle_s
+        idle = [key for key, used in self._used.items() if used < cutoff]
+        for session_key in idle:
+            self.drop(session_key)
+        return len(idle)
 
     def __len__(self) -> int:
         return len(self._docs)

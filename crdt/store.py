@@ -119,6 +119,10 @@ class EventStore:
         self._check_open()
         return self._docs.saved(session_key)
 
+    def drop_idle_documents(self, idle_s: float) -> int:
+        """Free Automerge documents unused for ``idle_s`` seconds (they reload on demand)."""
+        return self._docs.drop_idle(idle_s)
+
     # -- reads (any thread) ------------------------------------------------------------
 
     def get_events(self, session_key: str) -> list[StoredEvent]:

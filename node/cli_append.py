@@ -15,7 +15,7 @@ import click
 
 from crdt.errors import InvalidInput
 from crdt.events import DEFAULTS, KINDS, parse_kind
-from node.cli_common import NodeError, note, with_client
+from node.cli_common import NodeError, client_options, note, with_client
 from node.cli_format import print_json_lines
 from node.client import Client, ClientError
 
@@ -228,6 +228,7 @@ Examples:
 @click.option("--file", "source", type=click.File("r", encoding="utf-8"), metavar="PATH|-",
               help="Read events from a file (- for stdin) instead of the arguments.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored events as JSON lines.")
+@client_options
 @click.pass_context
 def append(ctx: click.Context, session: str | None, kind: str | None, fields: tuple[str, ...],
            agent: str, timestamp: str | None, source: IO[str] | None, as_json: bool) -> None:

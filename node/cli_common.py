@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import click
 from yarl import URL
@@ -57,6 +57,24 @@ def settings(ctx: click.Context) -> Settings:
     """The group's settings (defaults when a command is invoked on its own in tests)."""
     found = ctx.find_object(Settings)
     return found if found is not None else Settings()
+
+
+def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Also accept ``--node`` and ``--token`` after the command name (``clawsync events s1
+    --node URL``), as people tend to type them; given there, they win over the group's."""
+
+    def override(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+        def store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+            if value is not None:
+                value = node_url(value) if field == "node" else value
+                ctx.obj = replace(settings(ctx), **{field: value})
+        return store
+
+    command = click.option("--token", metavar="TOKEN", expose_value=False,
+                           callback=override("token"),
+                           help="Bearer token of the node (as before the command).")(command)
+    return click.option("--node", metavar="URL", expose_value=False, callback=override("node"),
+                        help="The node to talk to (as before the command).")(command)
 
 
 def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from node.cli_common import note, settings, with_client
+from node.cli_common import client_options, note, settings, with_client
 from node.cli_format import (
     event_row,
     print_json_lines,
@@ -55,6 +55,7 @@ def more_hint(more: bool, following: Any, noun: str) -> None:
 @_LIMIT
 @_ALL
 @_JSON
+@client_options
 @click.pass_context
 def events(ctx: click.Context, session: str, after: int | None, limit: int | None,
            everything: bool, as_json: bool) -> None:
@@ -87,6 +88,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
 @_LIMIT
 @_ALL
 @_JSON
+@client_options
 @click.pass_context
 def sessions(ctx: click.Context, after: int | None, limit: int | None, everything: bool,
              as_json: bool) -> None:
@@ -119,6 +121,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
               help="Print only the session's automerge: URL (for automerge-repo clients).")
 @click.option("--messages", "messages_max", type=click.IntRange(min=0), default=10,
               show_default=True, metavar="N", help="How many of the last messages to show.")
+@client_options
 @click.pass_context
 def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
                messages_max: int) -> None:
@@ -146,6 +149,7 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
 @_AFTER
 @click.option("--session", "session_key", metavar="KEY", help="Show only this session.")
 @_JSON
+@client_options
 @click.pass_context
 def tail(ctx: click.Context, after: int | None, session_key: str | None,
          as_json: bool) -> None:

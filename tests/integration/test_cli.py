@@ -228,6 +228,10 @@ def test_token_is_required_and_accepted(token_node: NodeProcess) -> None:
     assert wrong.returncode == 1 and "token" in wrong.stderr
     ok(run_cli(token_node, "append", "s1", "message_received", "content=hi"))
     assert "s1" in ok(run_cli(token_node, "sessions"))
+    # --node and --token after the command name win over those before it.
+    after_command = run_cli("http://127.0.0.1:1", "sessions", "--node", token_node.url,
+                            "--token", "s3cret")
+    assert "s1" in ok(after_command)
 
 
 @pytest.mark.parametrize("command", ["serve", "append", "events", "sessions", "projection",

@@ -36,6 +36,10 @@ log = structlog.get_logger(__name__)
 #: Seconds that requests in flight get to finish when the node stops. Long polls and
 #: streams are ended at once; this only covers appends waiting for their commit and reads.
 SHUTDOWN_TIMEOUT_S = 10.0
+#: Seconds to keep reading (and discarding) a refused body that is still arriving, so
+#: the client reads our 413/408 instead of a connection reset. Short, because a client
+#: can keep the connection busy for that long. Never longer than the read timeout.
+LINGER_S = 1.0
 
 
 @dataclass(slots=True)
@@ -78,6 +82,7 @@ async def start(config: Config, *, sse_keepalive_s: float = KEEPALIVE_S) -> Runn
             # request's headers are complete, and again between requests: it is the
             # header read timeout. Bodies are timed by node.wire.read_body.
             keepalive_timeout=limits.read_timeout_s,
+            lingering_time=min(LINGER_S, limits.read_timeout_s),
             shutdown_timeout=SHUTDOWN_TIMEOUT_S,
             access_log=None,  # requests are counted in /metrics instead
         )

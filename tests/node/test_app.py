@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -12,12 +16,14 @@ import pytest
 
 from crdt import codec
 from crdt.amdoc import automerge_url
+from crdt.store import EventStore
 from node.server import RunningNode
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
 CBOR = "application/cbor"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def post(client: aiohttp.ClientSession, key: str, body: Any) -> tuple[int, Any]:
@@ -299,3 +305,68 @@ async def test_unknown_route_and_method_are_json(client: aiohttp.ClientSession) 
         assert resp.status == 405
         assert "GET" in resp.headers["Allow"]
         assert (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_body_without_content_type_is_json(client: aiohttp.ClientSession,
+                                                 make_event: EventFactory) -> None:
+    body = json.dumps(make_event(1)).encode()
+    async with client.post("/v1/sessions/s1/events", data=body,
+                           skip_auto_headers=["Content-Type"]) as resp:
+        assert "Content-Type" not in resp.request_info.headers
+        assert resp.status == 201
+
+
+def address(node: RunningNode) -> tuple[str, int]:
+    host, port = node.url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"])
+async def test_slow_headers_are_cut_off(make_node: NodeFactory, sent: bytes) -> None:
+    node = await make_node(read_timeout_s=0.05)
+    reader, writer = await asyncio.open_connection(*address(node))
+    writer.write(sent)  # nothing, or headers that never end
+    # The server closes the connection without an answer.
+    assert await reader.read() == b""
+    writer.close()
+
+
+async def test_connections_beyond_the_cap_wait(make_node: NodeFactory) -> None:
+    node = await make_node(connections_max=2)
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    held = [await asyncio.open_connection(*address(node)) for _ in range(2)]
+    for reader, writer in held:  # both are being served
+        writer.write(request)
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    assert node.site.connections == 2
+    reader, writer = await asyncio.open_connection(*address(node))  # the kernel queues it
+    writer.write(request)
+    with pytest.raises(TimeoutError):  # no answer while both slots are taken
+        await asyncio.wait_for(reader.read(1), 0.2)
+    assert node.site.connections == 2
+    held[0][1].close()
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+    writer.close()
+    held[1][1].close()
+
+
+async def test_run_serves_until_sigterm(tmp_path: Path, make_event: EventFactory) -> None:
+    code = ("import sys; from pathlib import Path; from node.config import Config; "
+            "from node.server import run; "
+            "run(Config(data_dir=Path(sys.argv[1]), port=0, log_format='json'))")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, str(tmp_path / "data"), cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None
+    line = json.loads(await process.stderr.readline())
+    assert line["event"] == "serving"
+    assert line["head"] == 0
+    async with aiohttp.ClientSession(base_url=line["url"]) as client:
+        assert (await post(client, "s1", make_event(1)))[0] == 201
+    process.send_signal(signal.SIGTERM)
+    rest = await process.stderr.read()
+    assert await process.wait() == 0
+    assert [json.loads(x)["event"] for x in rest.splitlines()] == ["stopping", "stopped"]
+    with EventStore.open(tmp_path / "data") as store:
+        assert store.node_id == line["node_id"]
+        assert store.head == 1

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from crdt.errors import IdMismatch, NotFound
-from crdt.events import Draft, parse_event
+from crdt.events import Draft, Event, parse_event
 from crdt.store import EventStore
 from node.storage import AsyncStore, Commit, StoreClosing
 
 
-def draft(n: int, session_key: str = "s1") -> Draft:
+def draft(n: int, session_key: str = "s1") -> Draft | Event:
     return parse_event({"agent_id": "main", "hlc": [1_700_000_000_000 + n, 0],
                         "kind": {"type": "message_received", "content": f"m{n}"}},
                        session_key=session_key)

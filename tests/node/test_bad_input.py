@@ -1,0 +1,279 @@
+"""One test per kind of bad input. Each checks the 4xx status, that the JSON error names
+the problem and the field, that nothing was written, and that the node still serves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import cbor2
+import pytest
+
+from crdt import codec
+from crdt.events import EVENT_BYTES_MAX
+from node.server import RunningNode
+
+EventFactory = Callable[..., dict[str, Any]]
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+
+URL = "/v1/sessions/s1/events"
+JSON = {"Content-Type": "application/json"}
+CBOR = {"Content-Type": "application/cbor"}
+#: Small limits make oversized input cheap to send.
+BODY_BYTES_MAX = 64 * 1024
+BATCH_EVENTS_MAX = 3
+
+
+@pytest.fixture
+async def node(make_node: NodeFactory, make_event: EventFactory) -> RunningNode:
+    """A node holding one event, so that a stray write would show."""
+    node = await make_node(body_bytes_max=BODY_BYTES_MAX, batch_events_max=BATCH_EVENTS_MAX)
+    async with aiohttp.ClientSession(base_url=node.url) as client, client.post(
+            URL, json=make_event(0)) as resp:
+        assert resp.status == 201
+    return node
+
+
+@pytest.fixture
+async def client(node: RunningNode, make_event: EventFactory
+                 ) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=node.url) as session:
+        yield session
+        # After every bad request: nothing was written, and the node still works.
+        assert node.astore.head == 1
+        async with session.get(URL) as resp:
+            assert [e["position"] for e in (await resp.json())["events"]] == [1]
+        async with session.post(URL, json=make_event(1)) as resp:
+            assert resp.status == 201
+        assert node.astore.head == 2
+
+
+async def refused(resp: aiohttp.ClientResponse, status: int, code: str,
+                  field: str | None, says: str) -> None:
+    assert resp.status == status
+    assert resp.content_type == "application/json"
+    error = (await resp.json())["error"]
+    assert error["code"] == code
+    assert error["field"] == field
+    assert says in error["message"]
+
+
+async def post_bytes(client: aiohttp.ClientSession, body: bytes, headers: dict[str, str],
+                     status: int, code: str, field: str | None, says: str) -> None:
+    async with client.post(URL, data=body, headers=headers) as resp:
+        await refused(resp, status, code, field, says)
+
+
+async def post_json(client: aiohttp.ClientSession, value: Any, status: int, code: str,
+                    field: str | None, says: str) -> None:
+    await post_bytes(client, json.dumps(value).encode(), JSON, status, code, field, says)
+
+
+async def test_malformed_json(client: aiohttp.ClientSession) -> None:
+    await post_bytes(client, b'{"agent_id": "main", ', JSON, 400, "invalid_input", "body",
+                     "JSON")
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    (b"[NaN]", "NaN"),
+    (b'{"a": Infinity}', "Infinity"),
+    (b"[1e999]", "out of range"),
+    (b"[" + b"9" * 5000 + b"]", "JSON"),
+    (b'{"agent_id": "\xff"}', "UTF-8"),
+    (b'{"a": 1, "a": 2}', "duplicate key"),
+    (b"", "empty"),
+])
+async def test_json_that_other_languages_would_read_differently(
+        client: aiohttp.ClientSession, body: bytes, says: str) -> None:
+    await post_bytes(client, body, JSON, 400, "invalid_input", "body", says)
+
+
+async def test_malformed_cbor(client: aiohttp.ClientSession) -> None:
+    await post_bytes(client, b"\xa2\x61", CBOR, 400, "invalid_input", "body", "CBOR")
+
+
+async def test_cbor_with_a_tag(client: aiohttp.ClientSession,
+                               make_event: EventFactory) -> None:
+    event = make_event(5)
+    event["kind"]["content"] = cbor2.CBORTag(32, "http://example.com")
+    await post_bytes(client, cbor2.dumps(event), CBOR, 400, "invalid_input", "body", "tags")
+
+
+async def test_cbor_with_trailing_bytes(client: aiohttp.ClientSession,
+                                        make_event: EventFactory) -> None:
+    body = codec.encode(make_event(5)) + b"\x00"
+    await post_bytes(client, body, CBOR, 400, "invalid_input", "body", "trailing")
+
+
+async def test_unknown_kind(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
+    event = make_event(5, kind={"type": "teleport", "to": "mars"})
+    await post_json(client, event, 400, "invalid_input", "events[0].kind.type",
+                    "unknown event type 'teleport'")
+
+
+async def test_missing_field(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
+    event = make_event(5)
+    del event["agent_id"]
+    await post_json(client, event, 400, "invalid_input", "events[0].agent_id", "is required")
+
+
+async def test_wrongly_typed_field(client: aiohttp.ClientSession,
+                                   make_event: EventFactory) -> None:
+    event = make_event(5, kind={"type": "message_received", "content": 5})
+    await post_json(client, event, 400, "invalid_input", "events[0].kind.content",
+                    "must be a string")
+
+
+async def test_unknown_field(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
+    await post_json(client, make_event(5, colour="red"), 400, "invalid_input", "events[0]",
+                    "unknown field 'colour'")
+
+
+async def test_oversized_body_with_content_length(client: aiohttp.ClientSession) -> None:
+    body = b" " * (BODY_BYTES_MAX + 1)
+    await post_bytes(client, body, JSON, 413, "limit_exceeded", "body",
+                     f"the limit is {BODY_BYTES_MAX}")
+
+
+async def test_oversized_body_streamed_without_content_length(
+        client: aiohttp.ClientSession) -> None:
+    sent = 0
+
+    async def endless_whitespace() -> AsyncIterator[bytes]:
+        # Valid JSON whitespace, forever (up to a safety stop far past the cap): only
+        # counting the bytes as they arrive can stop it.
+        nonlocal sent
+        while sent < 100 * BODY_BYTES_MAX:
+            sent += 4096
+            yield b" " * 4096
+
+    async with client.post(URL, data=endless_whitespace(), headers=JSON) as resp:
+        assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
+        assert "Content-Length" not in resp.request_info.headers
+        await refused(resp, 413, "limit_exceeded", "body", f"limit of {BODY_BYTES_MAX}")
+
+
+async def test_too_many_events_in_a_batch(client: aiohttp.ClientSession,
+                                          make_event: EventFactory) -> None:
+    events = [make_event(n) for n in range(5, 5 + BATCH_EVENTS_MAX + 1)]
+    await post_json(client, events, 413, "limit_exceeded", "events",
+                    f"the limit is {BATCH_EVENTS_MAX}")
+
+
+@pytest.mark.parametrize("depth", [40, 30_000])  # 30,000 overflows the JSON parser's stack
+async def test_nesting_too_deep(client: aiohttp.ClientSession, depth: int) -> None:
+    params = "[" * depth + "]" * depth
+    body = ('{"agent_id": "main", "kind": {"type": "tool_called", "tool_name": "t", '
+            '"params": ' + params + "}}").encode()
+    await post_bytes(client, body, JSON, 413, "limit_exceeded", "body", "nesting deeper")
+
+
+async def test_nesting_too_deep_inside_a_payload(client: aiohttp.ClientSession) -> None:
+    # Within the body's depth bound, but deeper than a payload value may be.
+    params: Any = []
+    for _ in range(32):
+        params = [params]
+    event = {"agent_id": "main", "kind": {"type": "tool_called", "tool_name": "t",
+                                          "params": params}}
+    async with client.post(URL, json=event) as resp:
+        assert resp.status == 413
+        error = (await resp.json())["error"]
+    assert error["code"] == "limit_exceeded"
+    assert error["field"].startswith("events[0].kind.params[0]")
+    assert "nesting deeper" in error["message"]
+
+
+async def test_event_over_the_size_limit(make_node: NodeFactory,
+                                         make_event: EventFactory) -> None:
+    node = await make_node()  # default body limit: the event fits the body, not the event limit
+    event = make_event(5, kind={"type": "message_received",
+                                "content": "x" * (EVENT_BYTES_MAX + 1)})
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        async with client.post(URL, json=event) as resp:
+            await refused(resp, 413, "limit_exceeded", "events[0]",
+                          f"the limit is {EVENT_BYTES_MAX}")
+        assert node.astore.head == 0
+        async with client.post(URL, json=make_event(6)) as resp:
+            assert resp.status == 201
+
+
+async def test_id_not_matching_content(client: aiohttp.ClientSession,
+                                       make_event: EventFactory) -> None:
+    await post_json(client, make_event(5, id="00" * 32), 400, "id_mismatch", "events[0].id",
+                    "does not match")
+
+
+async def test_one_bad_event_refuses_the_whole_batch(client: aiohttp.ClientSession,
+                                                     make_event: EventFactory) -> None:
+    events = [make_event(5), make_event(6), make_event(7, agent_id="")]
+    await post_json(client, events, 400, "invalid_input", "events[2].agent_id", "empty")
+
+
+@pytest.mark.parametrize(("path", "field", "says"), [
+    (URL + "?after=-1", "after", "must be an integer from 0"),
+    (URL + "?after=abc", "after", "must be an integer from 0"),
+    (URL + "?limit=0", "limit", "must be an integer from 1 to 1000"),
+    (URL + "?limit=100000", "limit", "must be an integer from 1 to 1000"),
+    (URL + "?after=1&after=2", "after", "more than once"),
+    ("/v1/sessions?after=1.5", "after", "must be an integer"),
+    ("/v1/events?limit=", "limit", "must be an integer"),
+    ("/v1/events?wait=nan", "wait", "seconds"),
+    ("/v1/events?wait=3600", "wait", "seconds from 0 to 60"),
+    ("/v1/events?after=99999999999999999999", "after", "must be an integer"),
+])
+async def test_bad_cursor(client: aiohttp.ClientSession, path: str, field: str,
+                          says: str) -> None:
+    async with client.get(path) as resp:
+        await refused(resp, 400, "invalid_parameter", field, says)
+
+
+async def test_bad_last_event_id(client: aiohttp.ClientSession) -> None:
+    headers = {"Accept": "text/event-stream", "Last-Event-ID": "x"}
+    async with client.get("/v1/events", headers=headers) as resp:
+        await refused(resp, 400, "invalid_parameter", "Last-Event-ID", "must be")
+
+
+async def test_unsupported_content_type(client: aiohttp.ClientSession,
+                                        make_event: EventFactory) -> None:
+    body = json.dumps(make_event(5)).encode()
+    await post_bytes(client, body, {"Content-Type": "text/plain"}, 415,
+                     "unsupported_media_type", "Content-Type", "text/plain")
+
+
+async def test_session_key_in_body_differs_from_url(client: aiohttp.ClientSession,
+                                                    make_event: EventFactory) -> None:
+    await post_json(client, make_event(5, session_key="s2"), 400, "invalid_input",
+                    "events[0].session_key", "differs from the session in the URL")
+
+
+async def test_bad_session_key_in_url(client: aiohttp.ClientSession,
+                                      make_event: EventFactory) -> None:
+    async with client.post("/v1/sessions/a%01b/events", json=make_event(5)) as resp:
+        await refused(resp, 400, "invalid_input", "session_key", "control characters")
+
+
+async def test_empty_batch(client: aiohttp.ClientSession) -> None:
+    await post_json(client, [], 400, "invalid_input", "events", "at least one event")
+
+
+async def test_body_that_is_not_an_event(client: aiohttp.ClientSession) -> None:
+    await post_json(client, "hello", 400, "invalid_input", "events[0]", "must be an object")
+
+
+async def test_body_sent_too_slowly(make_node: NodeFactory,
+                                    make_event: EventFactory) -> None:
+    import asyncio
+
+    node = await make_node(read_timeout_s=0.05)
+    host, port = node.url.removeprefix("http://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /v1/sessions/s1/events HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    await writer.drain()
+    answer = await reader.read()  # the server answers and closes; the client never finished
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b'"code":"request_timeout"' in answer
+    assert node.astore.head == 0

@@ -176,6 +176,22 @@ def test_tail_reconnects_when_the_node_restarts(node: NodeProcess) -> None:
         tail.wait()
 
 
+def test_session_keys_with_url_characters(node: NodeProcess) -> None:
+    key = "team/a b:c?d#e%f"
+    ok(run_cli(node, "append", key, "message_received", "content=odd key"))
+    [event] = json_lines(ok(run_cli(node, "events", key, "--json")))
+    assert event["session_key"] == key
+    assert json.loads(ok(run_cli(node, "projection", key, "--json")))["session_key"] == key
+    assert key in ok(run_cli(node, "sessions")).splitlines()[0]
+
+
+def test_serve_refuses_an_open_address_without_a_token(tmp_path: Path) -> None:
+    result = run_cli("http://127.0.0.1:1", "serve", "--host", "0.0.0.0",
+                     "--port", str(free_port()), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    assert "--token" in result.stderr and "0.0.0.0" in result.stderr
+
+
 def test_unreachable_node_is_a_clear_error() -> None:
     result = run_cli(f"http://127.0.0.1:{free_port()}", "sessions")
     assert result.returncode == 1

@@ -78,8 +78,8 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
                    "session: use a long random string.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", envvar="CLAWSYNC_LOG_LEVEL", show_envvar=True,
-              help="Least severe log level written. Default: info (start, stop, peers, "
-                   "refusals). debug adds every request: useful to diagnose, noisy to keep.")
+              help="Least severe log level written. Default: info: start, stop and "
+                   "problems. debug adds detail for diagnosis at the cost of volume.")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
               envvar="CLAWSYNC_LOG_FORMAT", show_envvar=True,
               help="Default: console, coloured lines for people. json: one object per "

@@ -31,8 +31,8 @@ ACCEPT_RETRY_S = 0.1
 class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
-    __slots__ = ("_accept_task", "_connections_max", "_host", "_open", "_port", "_slots",
-                 "_sock")
+    __slots__ = ("_accept_tasks", "_connections_max", "_host", "_open", "_port", "_slots",
+                 "_socks")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  connections_max: int, backlog: int = BACKLOG_DEFAULT) -> None:
@@ -44,8 +44,8 @@ class BoundedSite(web.BaseSite):
         self._connections_max = connections_max
         self._slots = asyncio.Semaphore(connections_max)
         self._open = 0
-        self._sock: socket.socket | None = None
-        self._accept_task: asyncio.Task[None] | None = None
+        self._socks: list[socket.socket] = []
+        self._accept_tasks: list[asyncio.Task[None]] = []
 
     @property
     def name(self) -> str:
@@ -55,9 +55,9 @@ class BoundedSite(web.BaseSite):
     @property
     def port(self) -> int:
         """The bound port (the real one when 0 was asked for)."""
-        if self._sock is None:
+        if not self._socks:
             return self._port
-        return int(self._sock.getsockname()[1])
+        return int(self._socks[0].getsockname()[1])
 
     @property
     def connections(self) -> int:
@@ -66,26 +66,26 @@ class BoundedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        self._sock = _listen(self._host, self._port, self._backlog)
-        self._accept_task = asyncio.create_task(self._accept_loop(), name="clawsync-accept")
+        self._socks = _listen(self._host, self._port, self._backlog)
+        self._accept_tasks = [asyncio.create_task(self._accept_loop(sock), name="clawsync-accept")
+                              for sock in self._socks]
 
     async def stop(self) -> None:
         """Stop accepting; open connections are left to the runner's shutdown."""
-        if self._accept_task is not None:
-            self._accept_task.cancel()
+        for task in self._accept_tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._accept_task
-        if self._sock is not None:
-            self._sock.close()
+                await task
+        for sock in self._socks:
+            sock.close()
         await super().stop()
 
-    async def _accept_loop(self) -> None:
+    async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        assert self._sock is not None
         while True:
             await self._slots.acquire()
             try:
-                conn, _ = await loop.sock_accept(self._sock)
+                conn, _ = await loop.sock_accept(sock)
             except OSError as exc:  # EMFILE and friends: wait, then try again
                 self._slots.release()
                 log.warning("accept failed", error=str(exc))
@@ -128,13 +128,24 @@ def _once(call: Callable[[], None]) -> Callable[[], None]:
     return once
 
 
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
-    """A non-blocking listening socket on the first address ``host`` resolves to."""
-    family, _, _, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    sock = socket.create_server(address, family=family, backlog=backlog)
-    sock.setblocking(False)
-    return sock
+def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Non-blocking listening sockets on every address ``host`` resolves to (``localhost``
+    may be both 127.0.0.1 and ::1), all on one port, even when ``port`` is 0."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    socks: list[socket.socket] = []
+    try:
+        # getaddrinfo repeats an address once per protocol; bind each one once.
+        for family, address in dict.fromkeys((info[0], info[4]) for info in infos):
+            if socks:  # the port the first socket got, when 0 was asked for
+                address = (address[0], socks[0].getsockname()[1], *address[2:])
+            sock = socket.create_server(address, family=family, backlog=backlog)
+            sock.setblocking(False)
+            socks.append(sock)
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
 
 
 class _Counted(asyncio.Protocol):

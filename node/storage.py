@@ -107,6 +107,7 @@ class AsyncStore:
         self.commits = 0
         self.node_id = store.node_id
         self._committer = asyncio.create_task(self._commit_loop(), name="clawsync-commit")
+        self._committer.add_done_callback(self._committer_ended)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *,
@@ -178,7 +179,26 @@ class AsyncStore:
                 self._queued.clear()
                 await self._queued.wait()
                 continue
-            await self._commit(self._take_batch())
+            batch = self._take_batch()
+            try:
+                await self._commit(batch)
+            except BaseException:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(StoreClosing("the writer failed"))
+                raise
+
+    def _committer_ended(self, task: asyncio.Task[None]) -> None:
+        """If the committer died of a bug, fail its waiting callers instead of leaving
+        them hanging, and refuse further appends."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("committer failed", exc_info=task.exception())
+        self._closing = True
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(StoreClosing("the writer failed"))
 
     def _take_batch(self) -> list[_Pending]:
         """Queued appends up to ``commit_events_max`` events; never split one caller."""

@@ -3,6 +3,8 @@ the problem and the field, that nothing was written, and that the node still ser
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -155,6 +157,14 @@ async def test_oversized_body_streamed_without_content_length(
         await refused(resp, 413, "limit_exceeded", "body", f"limit of {BODY_BYTES_MAX}")
 
 
+async def test_compressed_body_that_inflates_past_the_limit(
+        client: aiohttp.ClientSession) -> None:
+    body = gzip.compress(b" " * (100 * BODY_BYTES_MAX))  # a few kB on the wire
+    assert len(body) < BODY_BYTES_MAX
+    await post_bytes(client, body, {**JSON, "Content-Encoding": "gzip"}, 413,
+                     "limit_exceeded", "body", f"limit of {BODY_BYTES_MAX}")
+
+
 async def test_too_many_events_in_a_batch(client: aiohttp.ClientSession,
                                           make_event: EventFactory) -> None:
     events = [make_event(n) for n in range(5, 5 + BATCH_EVENTS_MAX + 1)]
@@ -264,8 +274,6 @@ async def test_body_that_is_not_an_event(client: aiohttp.ClientSession) -> None:
 
 async def test_body_sent_too_slowly(make_node: NodeFactory,
                                     make_event: EventFactory) -> None:
-    import asyncio
-
     node = await make_node(read_timeout_s=0.05)
     host, port = node.url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))

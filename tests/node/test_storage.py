@@ -161,3 +161,13 @@ async def test_node_id_and_head_survive_reopen(tmp_path: Path) -> None:
         assert (reopened.node_id, reopened.head) == (node_id, 2)
     finally:
         await reopened.close()
+
+
+async def test_a_failing_commit_listener_does_not_stop_appends(astore: AsyncStore) -> None:
+    def broken(_commit: Commit) -> None:
+        raise RuntimeError("metrics bug")
+
+    astore.add_commit_listener(broken)
+    await astore.append([draft(1)])
+    [appended] = await astore.append([draft(2)])
+    assert appended.created and astore.head == 2

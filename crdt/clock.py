@@ -82,6 +82,10 @@ def _split_fraction(text: str) -> tuple[str, str, str]:
     return head, frac, tail.replace("z", "Z").replace("Z", "+00:00")
 
 
+#: The earliest timestamp: the clock of a new node.
+HLC_ZERO = Hlc(0, 0)
+
+
 def wall_ms() -> int:
     """Milliseconds since the Unix epoch, from the system clock."""
     return time.time_ns() // 1_000_000
@@ -99,7 +103,7 @@ class Clock:
     Hlc(ms=61000, counter=0)
     """
 
-    last: Hlc = Hlc(0, 0)
+    last: Hlc = HLC_ZERO
     drift_max_ms: int = DRIFT_MAX_MS
 
     def now(self, wall: int | None = None) -> Hlc:

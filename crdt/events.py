@@ -278,7 +278,7 @@ class Draft:
 
 _TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind",
                # Local metadata in our own output: accepted so output can be re-posted.
-               "position", "origin", "seq"}
+               "position", "origin", "seq", "created"}
 
 
 def parse_event(obj: Any, *, session_key: str | None = None,

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import diskcache
 
 from crdt import codec
-from crdt.clock import Clock, Hlc
+from crdt.clock import HLC_ZERO, Clock, Hlc
 from crdt.errors import NotFound, StoreError
 from crdt.events import Event
 from crdt.projection import Header, Message
@@ -103,7 +103,7 @@ class Meta:
     node_id: str
     next_position: int = 1
     local_seq: int = 0
-    clock: Hlc = Hlc(0, 0)
+    clock: Hlc = HLC_ZERO
     sessions: int = 0
     version: dict[str, int] = field(default_factory=dict)  # origin -> contiguous seq
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from crdt.clock import Clock
 from crdt.docs import Documents
@@ -39,7 +39,8 @@ from crdt.projection import Projection
 PAGE_MAX = 10_000
 
 
-class SessionRef(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class SessionRef:
     index: int  # place in creation order; pass it as ``after`` to page on
     session_key: str
 

@@ -60,7 +60,7 @@ async def writer(http: aiohttp.ClientSession, url: str, number: int, seed: int,
                     raise AssertionError(f"append answered {response.status}: "
                                          f"{await response.text()}")
                 body = await response.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return  # the node was killed: this request was never acknowledged
         for stored in body["events"]:
             acknowledged[stored["id"]] = key

@@ -170,7 +170,7 @@ def parse_kind(obj: Any, where: str = "kind") -> tuple[str, dict[str, Any]]:
     if not isinstance(obj, dict):
         raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
     kind = obj.get("type")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InvalidInput(f"unknown event type {kind!r}; expected one of "
                            f"{', '.join(KINDS)}", field=f"{where}.type")
     return kind, _fields(obj, where, KINDS[kind], DEFAULTS.get(kind, {}))
@@ -221,7 +221,9 @@ class Event:
         """
         if len(data) > EVENT_BYTES_MAX:
             raise LimitExceeded(f"event is {len(data)} bytes; the limit is {EVENT_BYTES_MAX}")
-        content = codec.decode(data)
+        # The hashed content wraps each field in two maps (content, payload), so it may be
+        # two levels deeper than the depth ``parse_event`` allows inside a field.
+        content = codec.decode(data, depth_max=codec.DEPTH_MAX + 2)
         if not isinstance(content, dict) or content.get("v") != SCHEMA_VERSION:
             raise InvalidInput(f"not a version {SCHEMA_VERSION} event")
         if set(content) != {"v", "session_key", "agent_id", "timestamp", "kind", "payload"}:

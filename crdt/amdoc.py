@@ -36,6 +36,7 @@ from typing import Any
 import base58
 from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction, extract
 
+from crdt import codec
 from crdt.errors import CrdtError, InvalidInput, StoreError
 from crdt.keys import check_session_key
 
@@ -50,8 +51,9 @@ ACTOR_BYTES_MAX = 32
 #: splice inside it. Longer texts are one element: writing costs one call per element and
 #: holds the GIL (100,000 characters take about half a second).
 SPLICEABLE_CHARS_MAX = 1024
-#: Largest nesting of a custom_state value (events refuse deeper ones before this).
-DEPTH_MAX = 32
+#: Largest nesting below the custom_state map: the map itself, then a value as deep as
+#: events may carry (``crdt.codec.DEPTH_MAX``; deeper ones are refused at ingress).
+DEPTH_MAX = codec.DEPTH_MAX + 1
 _DOC_ID_DOMAIN = b"clawsync/automerge-doc/v1\0"
 _GENESIS_DOMAIN = b"clawsync/automerge-genesis/v1\0"
 

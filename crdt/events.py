@@ -232,7 +232,7 @@ class Event:
         if not isinstance(stamp, list) or len(stamp) != 2:
             raise InvalidInput("must be [ms, counter]", field="timestamp")
         kind = content["kind"]
-        if kind not in KINDS:
+        if not isinstance(kind, str) or kind not in KINDS:
             raise InvalidInput(f"unknown event type {kind!r}", field="kind")
         event = Draft(
             session_key=check_session_key(content["session_key"]),
@@ -320,7 +320,10 @@ def parse_event(obj: Any, *, session_key: str | None = None,
     draft = Draft(key, agent_id, kind, payload, timestamp, claimed)
     # Sealing now raises IdMismatch before anything is queued; an unstamped draft is
     # measured with the widest timestamp, so it cannot outgrow the limit when stamped.
-    sealed = draft.seal(Hlc(MS_MAX, COUNTER_MAX))
+    try:
+        sealed = draft.seal(Hlc(MS_MAX, COUNTER_MAX))
+    except IdMismatch as error:
+        raise IdMismatch(error.reason, field=f"{prefix}id") from None
     if len(sealed.canonical) > EVENT_BYTES_MAX:
         raise LimitExceeded(f"event is {len(sealed.canonical)} bytes encoded; the limit is "
                             f"{EVENT_BYTES_MAX}", field=where or None)

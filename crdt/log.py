@@ -269,8 +269,10 @@ class EventLog:
             if not local:  # the peer's (origin, seq) is held now, whoever sent it first
                 self._note_origin(batch, origin, seq, existing.position)
             return Appended(existing, False)
-        if local:
-            meta.local_seq = seq
+        if origin == meta.node_id:
+            # Our own events can come back from a peer (a restored backup, a copied data
+            # folder): numbering must continue after them, never reuse their seqs.
+            meta.local_seq = max(meta.local_seq, seq)
         meta.next_position += 1
         batch.put_index(f"p{SEP}{position // INDEX_CHUNK}", position % INDEX_CHUNK, event.id)
         self._note_origin(batch, origin, seq, position)

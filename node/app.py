@@ -23,8 +23,8 @@ from typing import Any
 from aiohttp import hdrs, web
 
 from crdt.amdoc import automerge_url
-from crdt.errors import IdMismatch, InvalidInput, LimitExceeded
-from crdt.events import Draft, Event, parse_event
+from crdt.errors import InvalidInput, LimitExceeded
+from crdt.events import parse_event
 from crdt.keys import check_session_key
 from node import streams
 from node.config import Config, Limits
@@ -141,7 +141,8 @@ async def post_events(request: web.Request) -> web.Response:
                             f"{limits.batch_events_max}", field="events")
     # All are parsed (and their claimed ids checked) before any is queued: one bad
     # event fails the whole request and nothing is written.
-    drafts = [_parse(item, key, f"events[{i}]") for i, item in enumerate(items)]
+    drafts = [parse_event(item, session_key=key, where=f"events[{i}]")
+              for i, item in enumerate(items)]
     stopwatch = Stopwatch()
     appended = await request.app[STORE].append(drafts)
     request.app[METRICS].append_seconds.observe(stopwatch.elapsed_s())
@@ -149,16 +150,6 @@ async def post_events(request: web.Request) -> web.Response:
     events = [{**result.stored.to_json(), "created": result.created} for result in appended]
     return respond(request, {"events": events, "created": created},
                    status=201 if created else 200)
-
-
-def _parse(item: Any, session_key: str, where: str) -> Draft | Event:
-    try:
-        return parse_event(item, session_key=session_key, where=where)
-    except IdMismatch as exc:
-        # Draft.seal names the field "id" without the event's place in the batch.
-        if exc.field == "id":
-            raise IdMismatch(exc.reason, field=f"{where}.id") from None
-        raise
 
 
 async def get_session_events(request: web.Request) -> web.Response:

@@ -139,8 +139,10 @@ def test_positions_are_gap_free_from_one_and_local_events_get_sequence_numbers(
     assert store.stats()["sessions"] == 4  # s0, s1, s2, s9
 
 
-def test_drafts_are_stamped_after_everything_seen(store: EventStore, ev: MakeEvent) -> None:
-    future = ev(ms=crdt.clock.wall_ms() + 30_000)  # within the drift bound
+def test_drafts_are_stamped_after_everything_seen(
+        store: EventStore, ev: MakeEvent, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 1_000_000)
+    future = ev(ms=1_030_000)  # ahead of our wall clock, within the drift bound
     store.append(future)
     stamped = store.append(draft("after")).stored.event
     assert stamped.timestamp > future.timestamp
@@ -220,11 +222,6 @@ def test_an_event_under_two_origin_seq_pairs_is_stored_once(store: EventStore,
     assert ids(store.origin_after("peerB", 1)) == [mine.event.id]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "log.EventLog._append_one numbers local events from meta.local_seq, which ingest never "
-    "advances: an event of this node's own origin that comes back from a peer (after a "
-    "restore from backup, or a copied data folder) leaves local_seq behind, and the next "
-    "local event reuses its seq, overwriting the origin index"))
 def test_own_events_coming_back_from_a_peer_do_not_reuse_sequence_numbers(
         store: EventStore, ev: MakeEvent) -> None:
     lost = ev(content="written here before the backup was restored", ms=1_000)
@@ -433,10 +430,6 @@ def test_document_catches_up_across_chunks_increments_and_reopen(
         assert_document_matches(again, "s1")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "amdoc._storable counts custom_state itself as depth 0, so a state value with "
-    "DEPTH_MAX levels (which parse_event accepts) is one level too deep for the document: "
-    "store.automerge raises StoreError for that session from then on"))
 def test_every_accepted_state_value_fits_in_the_document(store: EventStore,
                                                          ev: MakeEvent) -> None:
     value: Any = "leaf"
@@ -488,7 +481,7 @@ def random_events(draw: st.DrawFn) -> Event:
     return event
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(random_events(), min_size=1, max_size=8), min_size=1, max_size=5),
        st.data())
 def test_every_projection_equals_rebuild_of_its_events(batches: list[list[Event]],
@@ -540,6 +533,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(batch=st.lists(random_events(), min_size=1, max_size=6), data=st.data())
     def append(self, batch: list[Any], data: st.DataObject) -> None:
+        batch = [*batch]
         if self.events and data.draw(st.booleans()):
             batch.append(data.draw(st.sampled_from(sorted(self.events.values(),
                                                           key=lambda e: e.id))))
@@ -619,11 +613,6 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 StoreMachine.TestCase.settings = settings(
-    max_examples=20, stateful_step_count=10, deadline=None,
+    max_examples=40, stateful_step_count=15, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_store_machine = StoreMachine.TestCase
-
-
-def test_log_module_limits_are_what_the_chunk_tests_assume() -> None:
-    assert log_module.CHUNK_ENTRIES_MAX == CHUNK_ENTRIES_MAX < 100
-    assert INDEX_CHUNK < 2 * INDEX_CHUNK + 7

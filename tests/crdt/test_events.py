@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -548,3 +549,52 @@ def test_session_keys_refused_in_events_too() -> None:
     assert refused(body(), session_key="k" * (SESSION_KEY_BYTES_MAX + 1),
                    error=LimitExceeded).field == "session_key"
     assert refused(body(), session_key="a\x1fb").field == "session_key"
+
+
+# -- any input: an event or InvalidInput, never another exception --------------------------
+
+anything = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+              st.binary(max_size=4), st.sampled_from(sorted(KINDS)),
+              st.just("2024-01-01T12:00:00Z"), st.just(2**64)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+    max_leaves=6)
+field_names = st.sampled_from(["type", "content", "attachments", "message_id", "tool_name",
+                               "params", "result", "success", "model", "tokens", "reason",
+                               "key", "value", "channel", "peer_id", "kind", "size",
+                               "mime_type"])
+kind_like = st.builds(lambda kind, fields: {"type": kind, **fields},
+                      st.one_of(st.sampled_from(sorted(KINDS)), anything),
+                      st.dictionaries(field_names, anything, max_size=5))
+event_like = st.fixed_dictionaries({}, optional={
+    "session_key": st.one_of(st.just("s1"), anything), "agent_id": anything,
+    "timestamp": anything, "hlc": st.one_of(anything, st.lists(st.integers(), max_size=3)),
+    "id": anything, "kind": st.one_of(kind_like, anything),
+    "seq": anything})
+
+
+@settings(max_examples=300)
+@given(event_like, st.sampled_from([None, "s1"]))
+def test_parse_event_returns_or_raises_invalid_input(obj: dict[str, Any],
+                                                     session_key: str | None) -> None:
+    try:
+        parse_event(obj, session_key=session_key, where="events[0]")
+    except InvalidInput as error:
+        assert error.field is None or error.field.startswith("events[0]")
+
+
+@settings(max_examples=300)
+@given(st.fixed_dictionaries({
+    "v": st.one_of(st.just(1), anything), "session_key": st.one_of(st.just("s"), anything),
+    "agent_id": st.one_of(st.just("a"), anything),
+    "timestamp": st.one_of(st.just([1, 2]), anything),
+    "kind": st.one_of(st.sampled_from(sorted(KINDS)), anything),
+    "payload": st.one_of(kind_like, anything)}))
+def test_from_canonical_returns_or_raises_invalid_input(content: dict[str, Any]) -> None:
+    try:
+        data = codec.encode(content)
+    except Exception:  # not encodable at all (cbor2 limits): nothing to send
+        return
+    with contextlib.suppress(InvalidInput):
+        Event.from_canonical(data)

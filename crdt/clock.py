@@ -67,8 +67,11 @@ class Hlc(NamedTuple):
         if zone in ("Z", "z"):
             offset = timedelta(0)
         else:
+            hours, minutes = int(zone[1:3]), int(zone[4:6])
+            if hours > 23 or minutes > 59:
+                raise InvalidInput("zone offset out of range", field=field)
             sign = -1 if zone[0] == "-" else 1
-            offset = sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+            offset = sign * timedelta(hours=hours, minutes=minutes)
         try:
             moment = datetime(int(year), int(month), int(day), int(hour), int(minute),
                               int(second), tzinfo=timezone(offset))
@@ -84,7 +87,7 @@ class Hlc(NamedTuple):
 # such as week dates or missing seconds.
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"([Zz]|[+-]\d{2}:\d{2})")
+    r"([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 #: The earliest timestamp: the clock of a new node.

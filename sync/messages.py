@@ -1,0 +1,278 @@
+"""The node-to-node anti-entropy messages (protocol version 1) and their strict parser.
+
+Every message is one canonical CBOR map:
+
+    {"type": "hello", "protocol": 1, "node": <node id>, "version": {origin: seq}}
+    {"type": "events", "items": [[origin, seq, canonical event bytes], ...]}
+    {"type": "ack", "version": {origin: seq}}
+
+``hello`` is the digest: the sender's version vector (per origin, the highest sequence
+number it holds without gaps). It costs bytes in proportion to the number of origins,
+never of sessions or events. ``events`` carries what the other side lacks, in sequence
+order per origin; ``ack`` answers every ``events`` with the receiver's version vector.
+
+Input is untrusted. ``parse`` refuses anything over a limit before decoding it, then
+anything malformed, then re-hashes every event; any failure is a ``PeerFault`` and
+nothing of the message is used.
+
+>>> parse(encode(Hello(node="n1", version={"n1": 3})))
+Hello(node='n1', version={'n1': 3}, protocol=1)
+>>> parse(encode(Ack(version={})))
+Ack(version={})
+>>> parse(b"\\x01")
+Traceback (most recent call last):
+...
+sync.errors.PeerFault: a message must be a CBOR map
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from crdt import codec
+from crdt.errors import InvalidInput
+from crdt.events import EVENT_BYTES_MAX, Event
+from crdt.keys import check_name
+from sync.errors import PeerFault, ProtocolMisuse
+
+#: The protocol this module speaks. A peer that says another number in its hello is
+#: refused rather than half-understood.
+PROTOCOL = 1
+#: Most events in one ``events`` message. Larger batches amortise per-message cost and
+#: round trips during a catch-up; smaller ones bound the work (re-hashing, one commit)
+#: a single message can cause and how much a lost message costs to resend.
+BATCH_EVENTS_MAX = 512
+#: Most canonical event bytes in one ``events`` message (1 MiB). At least one event of
+#: the largest allowed size always fits, so a batch can always make progress.
+BATCH_BYTES_MAX = 1024 * 1024
+#: Most origins (node ids) in a version vector. Every node that ever wrote an event is
+#: an origin, so this bounds the size of a hello and of an ack (about 80 bytes each).
+ORIGINS_MAX = 4096
+#: Longest origin name, in UTF-8 bytes (node ids are 16 hex digits).
+ORIGIN_BYTES_MAX = 64
+#: Largest sequence number accepted (CBOR and SQLite integers are 64-bit).
+SEQ_MAX = 2**63 - 1
+#: Worst-case framing of one item beside its event bytes: array header, origin, seq and
+#: the byte-string header.
+_ITEM_OVERHEAD_MAX = 1 + (2 + ORIGIN_BYTES_MAX) + 9 + 5
+#: Largest message accepted, in bytes; checked before anything is decoded. It holds a
+#: full batch with worst-case framing and a hello with ``ORIGINS_MAX`` origins.
+MESSAGE_BYTES_MAX = BATCH_BYTES_MAX + BATCH_EVENTS_MAX * _ITEM_OVERHEAD_MAX + 1024
+#: Most CBOR data items in one message (each map key and value, array entry, scalar).
+#: A full batch has about 4 per event, a hello 2 per origin; the pre-scan stops there,
+#: so a small message of millions of tiny items is refused before it is built in memory.
+ITEMS_MAX = 4 * BATCH_EVENTS_MAX + 2 * ORIGINS_MAX + 64
+
+assert EVENT_BYTES_MAX <= BATCH_BYTES_MAX, "one event must always fit in a batch"
+assert ORIGINS_MAX * (3 + ORIGIN_BYTES_MAX + 9) + 256 <= MESSAGE_BYTES_MAX
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """The sender's digest: who it is and what it holds."""
+
+    node: str
+    version: dict[str, int]
+    protocol: int = PROTOCOL
+
+
+class Item(NamedTuple):
+    """One event in a batch, with the ``(origin, seq)`` the sender numbers it by."""
+
+    origin: str
+    seq: int
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """A batch of events the receiver lacks, in sequence order per origin."""
+
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The receiver's version vector after it stored a batch."""
+
+    version: dict[str, int]
+
+
+Message = Hello | Events | Ack
+
+
+def encode(message: Message) -> bytes:
+    """The canonical CBOR bytes of ``message``; ``ProtocolMisuse`` if a peer would refuse
+    them (we never send what we would not accept).
+
+    >>> encode(Ack(version={"a": 1})).hex()
+    'a264747970656361636b6776657273696f6ea1616101'
+    """
+    raw: dict[str, Any]
+    if not isinstance(message, Events) and len(message.version) > ORIGINS_MAX:
+        raise ProtocolMisuse(f"{len(message.version)} origins; the limit is {ORIGINS_MAX}")
+    if isinstance(message, Hello):
+        raw = {"type": "hello", "protocol": message.protocol, "node": message.node,
+               "version": message.version}
+    elif isinstance(message, Ack):
+        raw = {"type": "ack", "version": message.version}
+    else:
+        _check_batch_size(message.items, ProtocolMisuse)
+        raw = {"type": "events",
+               "items": [[i.origin, i.seq, i.event.canonical] for i in message.items]}
+    data = codec.encode(raw)
+    if len(data) > MESSAGE_BYTES_MAX:
+        raise ProtocolMisuse(f"message of {len(data)} bytes is over {MESSAGE_BYTES_MAX}")
+    return data
+
+
+def parse(data: bytes) -> Message:
+    """Decode and validate one message from a peer; raise ``PeerFault`` if it is refused.
+
+    Limits are checked first (length, then a scan of the CBOR item headers), so an
+    oversized message costs no decoding. Events are re-hashed last, once the whole
+    message is known to be well-formed.
+    """
+    if len(data) > MESSAGE_BYTES_MAX:
+        raise PeerFault(f"message is {len(data)} bytes; the limit is {MESSAGE_BYTES_MAX}")
+    _prescan(data)
+    try:
+        raw = codec.decode(data)
+    except InvalidInput as exc:
+        raise PeerFault(str(exc)) from None
+    if not isinstance(raw, dict):
+        raise PeerFault("a message must be a CBOR map")
+    kind = raw.get("type")
+    if kind == "hello":
+        return _hello(raw)
+    if kind == "events":
+        return _events(raw)
+    if kind == "ack":
+        _fields(raw, "ack", {"type", "version"})
+        return Ack(_version(raw["version"], "ack.version"))
+    raise PeerFault(f"unknown message type {kind!r}; expected hello, events or ack",
+                    field="type")
+
+
+def _hello(raw: dict[str, Any]) -> Hello:
+    if "protocol" not in raw:
+        raise PeerFault("is required", field="hello.protocol")
+    protocol = raw["protocol"]  # checked first: another version may have other fields
+    if protocol != PROTOCOL or isinstance(protocol, bool):
+        raise PeerFault(f"protocol {protocol!r} is not supported; this node speaks "
+                        f"{PROTOCOL}", field="hello.protocol")
+    _fields(raw, "hello", {"type", "protocol", "node", "version"})
+    return Hello(_origin(raw["node"], "hello.node"), _version(raw["version"], "hello.version"))
+
+
+def _events(raw: dict[str, Any]) -> Events:
+    _fields(raw, "events", {"type", "items"})
+    items = raw["items"]
+    if not isinstance(items, list) or not items:
+        raise PeerFault("must be a non-empty array", field="events.items")
+    if len(items) > BATCH_EVENTS_MAX:  # before looking at any item
+        raise PeerFault(f"{len(items)} items; the limit is {BATCH_EVENTS_MAX}",
+                        field="events.items")
+    shaped: list[tuple[str, int, bytes]] = []
+    last: dict[str, int] = {}
+    for i, item in enumerate(items):
+        where = f"events.items[{i}]"
+        if not isinstance(item, list) or len(item) != 3:
+            raise PeerFault("must be [origin, seq, event bytes]", field=where)
+        origin, seq, data = _origin(item[0], where), _seq(item[1], where), item[2]
+        if not isinstance(data, bytes):
+            raise PeerFault("event must be a byte string", field=where)
+        if seq <= last.get(origin, 0):
+            raise PeerFault("sequence numbers of an origin must increase", field=where)
+        last[origin] = seq
+        shaped.append((origin, seq, data))
+    _check_batch_size([data for _, _, data in shaped], PeerFault)
+    out = []
+    for i, (origin, seq, data) in enumerate(shaped):
+        try:
+            event = Event.from_canonical(data)
+        except InvalidInput as exc:
+            raise PeerFault(str(exc), field=f"events.items[{i}]") from None
+        out.append(Item(origin, seq, event))
+    return Events(tuple(out))
+
+
+def _check_batch_size(items: list[Any] | tuple[Item, ...],
+                      error: type[PeerFault] | type[ProtocolMisuse]) -> None:
+    if not items or len(items) > BATCH_EVENTS_MAX:
+        raise error(f"a batch holds 1 to {BATCH_EVENTS_MAX} events, not {len(items)}")
+    total = sum(len(i.event.canonical) if isinstance(i, Item) else len(i) for i in items)
+    if total > BATCH_BYTES_MAX:
+        raise error(f"batch of {total} event bytes is over {BATCH_BYTES_MAX}")
+
+
+def _fields(raw: dict[str, Any], where: str, expected: set[str]) -> None:
+    missing, extra = sorted(expected - set(raw)), sorted(set(raw) - expected)
+    if missing:
+        raise PeerFault("is required", field=f"{where}.{missing[0]}")
+    if extra:
+        raise PeerFault(f"unknown field {extra[0]!r}", field=where)
+
+
+def _origin(value: Any, field: str) -> str:
+    try:
+        return check_name(value, field, bytes_max=ORIGIN_BYTES_MAX)
+    except InvalidInput as exc:
+        raise PeerFault(exc.reason, field=field) from None
+
+
+def _seq(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SEQ_MAX:
+        raise PeerFault(f"sequence number must be an integer from 1 to {SEQ_MAX}",
+                        field=field)
+    return value
+
+
+def _version(value: Any, field: str) -> dict[str, int]:
+    """A version vector ``{origin: seq}``; 0 is accepted and means "nothing yet"."""
+    if not isinstance(value, dict):
+        raise PeerFault("must be a map of origin to sequence number", field=field)
+    if len(value) > ORIGINS_MAX:
+        raise PeerFault(f"{len(value)} origins; the limit is {ORIGINS_MAX}", field=field)
+    out = {}
+    for origin, seq in value.items():
+        where = f"{field}.{origin}" if isinstance(origin, str) else field
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= SEQ_MAX:
+            raise PeerFault(f"must be an integer from 0 to {SEQ_MAX}", field=where)
+        out[_origin(origin, field)] = seq
+    return out
+
+
+def _prescan(data: bytes) -> None:
+    """Walk the CBOR item headers without building anything; refuse a message with more
+    than ``ITEMS_MAX`` items or a container longer than any the protocol allows.
+
+    It only counts: everything else (tags, indefinite lengths, nesting depth, trailing
+    bytes) is left to the strict decoder that runs next.
+    """
+    container_max = max(BATCH_EVENTS_MAX, ORIGINS_MAX)
+    pending, offset, seen, size = 1, 0, 0, len(data)
+    while pending and offset < size:
+        pending, seen = pending - 1, seen + 1
+        if seen > ITEMS_MAX:
+            raise PeerFault(f"message has more than {ITEMS_MAX} CBOR items")
+        major, info = data[offset] >> 5, data[offset] & 0x1F
+        offset += 1
+        if info < 24:
+            length = info
+        elif info <= 27:
+            width = 1 << (info - 24)
+            length = int.from_bytes(data[offset:offset + width], "big")
+            offset += width
+        else:
+            return  # reserved or indefinite: the decoder refuses it with a clear message
+        if major in (2, 3):  # byte and text strings: skip the content
+            offset += length
+        elif major in (4, 5):
+            if length > container_max:
+                raise PeerFault(f"a CBOR container of {length} entries; the limit is "
+                                f"{container_max}")
+            pending += length * (2 if major == 5 else 1)
+        elif major == 6:
+            pending += 1

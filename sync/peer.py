@@ -1,0 +1,248 @@
+"""``PeerSync``: anti-entropy with one peer, as a sans-I/O state machine.
+
+The transport feeds it bytes and events (``start``, ``receive``, ``tick``,
+``local_appended``, ``connection_failed``) and sends the bytes it returns; ``now`` is
+passed in, so nothing here reads a clock, sleeps or touches a socket. Two machines that
+exchange their output until neither has more converge (see ``tests/sync``).
+
+How the protocol runs (message formats in ``sync.messages``):
+
+* ``start`` sends a hello: our version vector. A hello from the peer says what it holds,
+  so we stream what it lacks in ``events`` batches, at most ``inflight_batches_max``
+  unacknowledged at a time; each ``ack`` carries the peer's version vector after it
+  stored a batch, which retires the batches it covers and lets the next ones go
+  (``sync.outbox``).
+* ``local_appended`` pushes new events at once (call it after local appends, and after
+  a ``receive`` that stored new events, on the machines of the other peers, so events
+  travel on without waiting for a pull); ``tick`` re-sends the hello every
+  ``pull_interval_s`` (a pull: the peer answers with what we lack), which repairs lost
+  messages. Between nodes in sync that is the only traffic: a hello, whose size grows
+  with the number of origins, not of sessions or events.
+* ``checkpoint`` is what the peer is known to hold; persist it and pass it back after a
+  restart so that sending resumes there instead of waiting for the peer's hello.
+* ``connection_failed`` returns when to try again: exponential back-off with jitter.
+
+>>> import random, tempfile
+>>> from crdt.store import EventStore
+>>> from crdt.events import parse_event
+>>> a, b = (EventStore.open(tempfile.mkdtemp()) for _ in "ab")
+>>> _ = a.append(parse_event({"agent_id": "main", "hlc": [1, 0],
+...     "kind": {"type": "session_ended", "reason": "done"}}, session_key="s1"))
+>>> to_b = PeerSync(a, "b", now=0.0, rng=random.Random(1))
+>>> to_a = PeerSync(b, "a", now=0.0, rng=random.Random(2))
+>>> hello_a, hello_b = to_b.start(0.0), to_a.start(0.0)
+>>> batch = to_b.receive(hello_b[0], 0.0)        # b's hello: b lacks a's event
+>>> to_b.receive(to_a.receive(batch[0], 0.0)[0], 0.0)   # b stores it and acks
+[]
+>>> b.version == a.version
+True
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sync import messages
+from sync.config import SyncConfig, backoff_delay_s
+from sync.errors import PeerFault
+from sync.messages import Ack, Events, Hello
+from sync.outbox import Log, Outbox
+
+__all__ = ["Counters", "Log", "PeerSync"]
+
+
+@dataclass
+class Counters:
+    """Traffic with one peer, for metrics."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    events_sent: int = 0
+    events_received: int = 0  # in valid batches, held before or not
+    events_new: int = 0  # of those, the ones this node did not hold yet
+    events_own_refused: int = 0  # of our own origin, past what we hold (see _on_events)
+    faults: int = 0  # messages refused as a PeerFault
+    resends: int = 0  # times in-flight batches were given up as lost
+    last_contact: float | None = None  # ``now`` of the last message received
+
+
+class PeerSync:
+    """The anti-entropy state machine for one peer (see the module docstring).
+
+    ``store`` is this node's event log; ``peer`` names the peer (for status only);
+    ``rng`` supplies back-off jitter; ``checkpoint`` is a version vector from an earlier
+    ``checkpoint``. Calls that return ``list[bytes]`` return messages to send, in order.
+
+    Not thread-safe, and ``receive`` commits a batch to the store (a blocking, fsynced
+    write): call it where the store's writes run, one call at a time per store.
+    """
+
+    def __init__(self, store: Log, peer: str, *, now: float, rng: random.Random,
+                 config: SyncConfig | None = None,
+                 checkpoint: Mapping[str, int] | None = None) -> None:
+        self.store = store
+        self.peer = peer
+        self.config = config or SyncConfig()
+        self.counters = Counters()
+        self.peer_node: str | None = None  # the node id the peer's hello gave
+        self._rng = rng
+        self._outbox = Outbox(store, self.config.inflight_batches_max, checkpoint)
+        self._up = False
+        self._said_hello = False
+        self._next_pull_at = now
+        self._failures = 0
+        self._retry_at = now
+
+    # -- transport events ------------------------------------------------------------
+
+    def start(self, now: float) -> list[bytes]:
+        """The link is (re)established: say hello, and resume from a checkpoint."""
+        self._up = True
+        self._outbox.forget()
+        self._next_pull_at = now + self.config.pull_interval_s
+        self._said_hello = True
+        return self._send([self._hello(), *self._pump(now)])
+
+    def receive(self, data: bytes, now: float) -> list[bytes]:
+        """Handle one message from the peer; return the replies.
+
+        Raises ``PeerFault`` if the message is refused (nothing from it is stored).
+        """
+        self.counters.messages_in += 1
+        self.counters.bytes_in += len(data)
+        self.counters.last_contact = now
+        try:
+            message = messages.parse(data)
+            if isinstance(message, Hello):
+                return self._send(self._on_hello(message, now))
+            self._failures = 0
+            if isinstance(message, Events):
+                return self._send(self._on_events(message))
+            return self._send(self._on_ack(message, now))
+        except PeerFault:
+            self.counters.faults += 1
+            raise
+
+    def local_appended(self, now: float) -> list[bytes]:
+        """The store has new events (appended here or ingested from another peer):
+        push them now if the link is up and the window has room."""
+        return self._send(self._pump(now)) if self._up else []
+
+    def tick(self, now: float) -> list[bytes]:
+        """Call at ``wakeup_at`` (or more often): pulls and resends when they are due."""
+        if not self._up:
+            return []
+        out: list[messages.Message] = []
+        if now >= self._next_pull_at:
+            self._next_pull_at = now + self.config.pull_interval_s
+            out.append(self._hello())
+        self._give_up_stalled(now)
+        return self._send([*out, *self._pump(now)])
+
+    def connection_failed(self, now: float) -> float:
+        """The transport could not reach the peer (or lost it); returns when to call
+        ``start`` again. Unacknowledged batches will be sent again."""
+        self._up = False
+        self._said_hello = False
+        self._outbox.forget()
+        self._failures += 1
+        self._retry_at = now + backoff_delay_s(self._failures, self.config, self._rng)
+        return self._retry_at
+
+    # -- what the node reads -----------------------------------------------------------
+
+    @property
+    def checkpoint(self) -> dict[str, int] | None:
+        """The peer's version vector as last declared or acknowledged (None if unknown):
+        persist it, and pass it back as ``checkpoint`` after a restart."""
+        known = self._outbox.known
+        return None if known is None else dict(known)
+
+    @property
+    def wakeup_at(self) -> float:
+        """When ``tick`` (or ``start``, while the link is down) should next be called."""
+        if not self._up:
+            return self._retry_at
+        deadline = self._next_pull_at
+        if self._outbox.inflight:
+            sent_at = self._outbox.inflight[0].sent_at
+            deadline = min(deadline, sent_at + self.config.ack_timeout_s)
+        return deadline
+
+    def status(self) -> dict[str, Any]:
+        """Counters and lag for metrics: ``events_we_lack`` sums, over origins, how far
+        the peer is known to be ahead of us; ``events_peer_lacks`` how far behind (None
+        while we do not know what it holds)."""
+        we_lack, peer_lacks = self._outbox.lag()
+        return {
+            "peer": self.peer, "peer_node": self.peer_node, "up": self._up,
+            "failures": self._failures, "retry_at": self._retry_at,
+            "inflight_batches": len(self._outbox.inflight),
+            "events_we_lack": we_lack, "events_peer_lacks": peer_lacks,
+            **vars(self.counters),
+        }
+
+    # -- handlers ----------------------------------------------------------------------
+
+    def _on_hello(self, hello: Hello, now: float) -> list[messages.Message]:
+        if hello.node == self.store.node_id:
+            raise PeerFault("the peer has our own node id (is it this node?)",
+                            field="hello.node")
+        self._failures = 0
+        if self.peer_node is not None and hello.node != self.peer_node:
+            self._outbox.forget()  # another node answers at that address now
+        self.peer_node = hello.node
+        self._outbox.replace(hello.version)
+        self._give_up_stalled(now)
+        out: list[messages.Message] = []
+        if not self._said_hello:  # the peer reached us first: tell it what we hold too
+            self._said_hello = True
+            out.append(self._hello())
+        return [*out, *self._pump(now)]
+
+    def _on_events(self, batch: Events) -> list[messages.Message]:
+        held, own = self.store.version, self.store.node_id
+        # Skip what we hold. Our own origin is never taken from a peer: only this node
+        # numbers its events, and a seq it has not reached would be issued again.
+        fresh = [(item.event, item.origin, item.seq) for item in batch.items
+                 if item.seq > held.get(item.origin, 0)]
+        kept = [entry for entry in fresh if entry[1] != own]
+        self.counters.events_own_refused += len(fresh) - len(kept)
+        if kept:
+            self.counters.events_new += sum(a.created for a in self.store.ingest(kept))
+        self.counters.events_received += len(batch.items)
+        # A sender only sends within its own version, so it holds everything up to here.
+        self._outbox.learn({item.origin: item.seq for item in batch.items})
+        return [Ack(self.store.version)]
+
+    def _on_ack(self, ack: Ack, now: float) -> list[messages.Message]:
+        self._outbox.learn(ack.version)
+        self._give_up_stalled(now)
+        return self._pump(now)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _pump(self, now: float) -> list[messages.Message]:
+        return list(self._outbox.batches(now, skip_origin=self.peer_node))
+
+    def _send(self, out: Sequence[messages.Message]) -> list[bytes]:
+        data = [messages.encode(message) for message in out]
+        self.counters.messages_out += len(data)
+        self.counters.bytes_out += sum(map(len, data))
+        self.counters.events_sent += sum(len(m.items) for m in out if isinstance(m, Events))
+        return data
+
+    def _hello(self) -> Hello:
+        return Hello(self.store.node_id, self.store.version)
+
+    def _give_up_stalled(self, now: float) -> None:
+        """A batch the peer has not taken within ``ack_timeout_s`` was lost (or one
+        before it was): send again from what the peer is known to hold."""
+        if self._outbox.stalled(now, self.config.ack_timeout_s):
+            self.counters.resends += 1
+            self._outbox.forget()

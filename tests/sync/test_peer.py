@@ -1,0 +1,362 @@
+"""``PeerSync`` between real stores: convergence, push, windows, limits, repair, back-off,
+checkpoints, refusals and counters. Messages move only when a test delivers them."""
+
+from __future__ import annotations
+
+import doctest
+import random
+from collections.abc import Callable
+
+import pytest
+
+import sync
+from crdt import codec
+from crdt.events import Event
+from crdt.store import EventStore
+from sync import config as sync_config
+from sync import messages
+from sync import peer as sync_peer
+from sync.config import SyncConfig
+from sync.errors import PeerFault, ProtocolMisuse
+from sync.messages import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, Events, Hello, Item, encode, parse
+from sync.peer import PeerSync
+
+OpenStore = Callable[[str], EventStore]
+Ev = Callable[..., Event]
+
+
+def kinds(out: list[bytes]) -> list[str]:
+    return [codec.decode(data)["type"] for data in out]
+
+
+def filled(store: EventStore, ev: Ev, count: int, *, sessions: int = 3, tag: str = "",
+           size: int = 0) -> EventStore:
+    store.append_batch([ev(f"s{n % sessions}", f"{tag}{n}" + "x" * size, 1_000 + n)
+                        for n in range(count)])
+    return store
+
+
+def test_two_stores_converge_after_concurrent_appends(open_store: OpenStore, ev: Ev,
+                                                      mesh: type) -> None:
+    a, b = open_store("a"), open_store("b")
+    filled(a, ev, 30, tag="a")
+    filled(b, ev, 20, tag="b")
+    shared = ev("s1", "sent to both nodes by a retrying client", 1_005)
+    a.append(shared)
+    b.append(shared)
+    net = mesh([a, b])
+    net.start()
+    net.deliver(0)
+    net.deliver(0)  # both hellos arrive; the first batches are on their way
+    # Both nodes keep writing to the same sessions while batches are in flight.
+    net.append(0, ev("s1", "late on a", 900), ev("s2", "a again", 5_000, kind="message_sent"))
+    net.append(1, ev("s1", "late on b", 901), ev("s9", "new on b", 4_000))
+    net.settle()
+    net.assert_converged()
+    assert a.head == b.head == 30 + 20 + 1 + 4
+    net.converge()  # ticks move nothing more
+    net.assert_converged()
+    assert a.get_projection("s1").to_json()["messages"][0]["content"] == "late on a"
+
+
+def test_nothing_is_pushed_before_the_peer_is_known(open_store: OpenStore, ev: Ev) -> None:
+    a = filled(open_store("a"), ev, 5)
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
+    assert kinds(machine.start(0.0)) == ["hello"]
+    a.append(ev("s1", "more", 9_000))
+    assert machine.local_appended(0.0) == []
+    assert machine.checkpoint is None
+
+
+def test_new_events_are_pushed_at_once(open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 10), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.settle()
+    a.append(ev("s1", "news", 50_000))
+    out = net.machines[0, 1].local_appended(net.now)
+    assert kinds(out) == ["events"]
+    batch = parse(out[0])
+    assert isinstance(batch, Events) and len(batch.items) == 1
+    ack = net.machines[1, 0].receive(out[0], net.now)
+    assert kinds(ack) == ["ack"] and b.head == 11
+    assert net.machines[0, 1].receive(ack[0], net.now) == []
+    assert net.machines[0, 1].checkpoint == b.version
+
+
+def test_a_backlog_streams_in_full_batches_two_at_a_time(open_store: OpenStore, ev: Ev,
+                                                        mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 1_200), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.deliver(1)  # b's hello reaches a
+    outgoing = [codec.decode(data) for to, _, data in net.queue if to == 1]
+    assert [m["type"] for m in outgoing] == ["hello", "events", "events"]
+    assert [len(m["items"]) for m in outgoing[1:]] == [BATCH_EVENTS_MAX] * 2
+    assert net.machines[0, 1].status()["inflight_batches"] == 2
+    net.settle()
+    net.assert_converged()
+    sizes = [len(codec.decode(d)["items"]) for to, _, d in net.delivered
+             if to == 1 and codec.decode(d)["type"] == "events"]
+    assert sizes == [512, 512, 176]
+    assert net.machines[0, 1].counters.events_sent == 1_200  # nothing sent twice
+
+
+def test_batches_stay_under_the_byte_limit(open_store: OpenStore, ev: Ev,
+                                          mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 20, size=120_000), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.settle()
+    net.assert_converged()
+    batches = [parse(d) for to, _, d in net.delivered if to == 1]
+    sizes = [sum(len(i.event.canonical) for i in m.items)
+             for m in batches if isinstance(m, Events)]
+    assert len(sizes) == 3 and max(sizes) <= BATCH_BYTES_MAX
+    assert sum(len(m.items) for m in batches if isinstance(m, Events)) == 20
+
+
+@pytest.mark.parametrize("sessions", [10, 200])
+def test_an_idle_round_costs_one_hello_each_way(open_store: OpenStore, ev: Ev, mesh: type,
+                                               sessions: int) -> None:
+    a, b = filled(open_store("a"), ev, 400, sessions=sessions), open_store("b")
+    filled(b, ev, 10, tag="b")
+    net = mesh([a, b])
+    net.start()
+    net.converge()
+    net.delivered.clear()
+    net.tick(net.config.pull_interval_s)
+    net.settle()
+    assert [codec.decode(d)["type"] for _, _, d in net.delivered] == ["hello", "hello"]
+    size = sum(len(d) for _, _, d in net.delivered)
+    # Two hellos: node id, and one entry per origin (2 here), whatever the sessions.
+    assert size == 2 * len(encode(Hello(a.node_id, {a.node_id: 400, b.node_id: 10})))
+
+
+def test_backoff_grows_is_capped_and_resets(open_store: OpenStore, ev: Ev) -> None:
+    config = SyncConfig(backoff_base_s=1.0, backoff_max_s=60.0)
+    store = open_store("a")
+
+    def delays(seed: int) -> list[float]:
+        machine = PeerSync(store, "b", now=0.0, rng=random.Random(seed), config=config)
+        machine.start(0.0)
+        return [machine.connection_failed(100.0) - 100.0 for _ in range(12)]
+
+    first = delays(1)
+    assert first == delays(1)  # the injected rng makes it repeatable
+    assert first != delays(2)  # and it does jitter
+    assert 0.5 <= first[0] <= 1.0
+    growing = first[:6]  # ceilings 1, 2, 4, ... 32: each delay is at least the last one
+    assert growing == sorted(growing)
+    assert all(30.0 <= d <= 60.0 for d in first[6:])  # capped
+
+    machine = PeerSync(store, "b", now=0.0, rng=random.Random(3), config=config)
+    for _ in range(8):
+        machine.connection_failed(0.0)
+    assert machine.status()["failures"] == 8
+    assert machine.tick(1_000.0) == [] and machine.local_appended(1_000.0) == []
+    assert machine.wakeup_at == machine.status()["retry_at"]
+    machine.receive(encode(Hello("peer", {})), 1.0)  # the peer is reachable again
+    assert machine.connection_failed(2.0) - 2.0 <= 1.0
+
+
+def test_a_checkpoint_resumes_where_the_peer_was(open_store: OpenStore, ev: Ev,
+                                                mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 300), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.settle()
+    saved = net.machines[0, 1].checkpoint
+    assert saved == b.version == {a.node_id: 300}
+    a.append_batch([ev("s1", f"while down {n}", 10_000 + n) for n in range(5)])
+
+    restarted = PeerSync(a, "b", now=50.0, rng=random.Random(0), checkpoint=saved)
+    out = restarted.start(50.0)
+    assert kinds(out) == ["hello", "events"]
+    batch = parse(out[1])
+    assert isinstance(batch, Events)
+    assert [item.seq for item in batch.items] == [301, 302, 303, 304, 305]
+    net.machines[1, 0].receive(out[1], 50.0)
+    net.assert_converged()
+    assert kinds(PeerSync(a, "b", now=0.0, rng=random.Random(0)).start(0.0)) == ["hello"]
+
+
+def test_a_lost_batch_is_sent_again_after_the_ack_timeout(open_store: OpenStore, ev: Ev,
+                                                         mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 10), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.deliver(1)  # b's hello reaches a, which answers with a batch...
+    net.queue = [m for m in net.queue if codec.decode(m[2])["type"] != "events"]  # ...lost
+    net.settle()
+    assert b.head == 0
+    sender = net.machines[0, 1]
+    assert sender.wakeup_at == sender.config.pull_interval_s  # the pull comes first
+    net.tick(sender.config.pull_interval_s)
+    net.settle()
+    assert b.head == 0 and sender.counters.resends == 0  # a pull alone does not resend
+    net.tick(sender.config.ack_timeout_s - sender.config.pull_interval_s)
+    net.settle()
+    assert b.head == 10 and sender.counters.resends == 1
+    net.assert_converged()
+
+
+def test_duplicated_and_reordered_batches_store_each_event_once(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 1_100), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.deliver(1)
+    batches = [m for m in net.queue if codec.decode(m[2])["type"] == "events"]
+    net.queue = [batches[1], batches[0], batches[1], *net.queue]  # second batch first, twice
+    net.settle()
+    net.converge()
+    net.assert_converged()
+    receiver = net.machines[1, 0].counters
+    assert receiver.events_new == 1_100 < receiver.events_received
+
+
+def test_a_refused_message_stores_nothing(open_store: OpenStore, ev: Ev,
+                                         bad_message: bytes) -> None:
+    store = filled(open_store("b"), ev, 3)
+    before = (store.head, store.version)
+    machine = PeerSync(store, "a", now=0.0, rng=random.Random(0))
+    machine.start(0.0)
+    with pytest.raises(PeerFault):
+        machine.receive(bad_message, 7.0)
+    assert (store.head, store.version) == before
+    status = machine.status()
+    assert status["faults"] == 1 and status["last_contact"] == 7.0
+
+
+def test_one_bad_event_spoils_the_whole_batch(open_store: OpenStore, ev: Ev) -> None:
+    store = open_store("b")
+    good = [ev("s1", str(n), 1_000 + n).canonical for n in range(3)]
+    content = codec.decode(good[1])
+    bad = b"\xa6" + b"".join(codec.encode(k) + codec.encode(v)
+                             for k, v in reversed(content.items()))  # not canonical
+    raw = {"type": "events", "items": [["o", 1, good[0]], ["o", 2, bad], ["o", 3, good[2]]]}
+    machine = PeerSync(store, "a", now=0.0, rng=random.Random(0))
+    with pytest.raises(PeerFault, match=r"items\[1\]"):
+        machine.receive(codec.encode(raw), 0.0)
+    assert store.head == 0 and store.version == {}
+
+
+def test_a_hello_with_our_own_node_id_is_a_fault(open_store: OpenStore) -> None:
+    store = open_store("a")
+    machine = PeerSync(store, "self", now=0.0, rng=random.Random(0))
+    with pytest.raises(PeerFault, match="own node id"):
+        machine.receive(encode(Hello(store.node_id, {})), 0.0)
+
+
+def test_our_own_origin_is_not_taken_back_from_a_peer(open_store: OpenStore, ev: Ev) -> None:
+    a = filled(open_store("a"), ev, 2)
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
+    claimed = Events((Item(a.node_id, 3, ev("s1", "not ours", 77)),
+                      Item("other", 1, ev("s1", "theirs", 78))))
+    out = machine.receive(encode(claimed), 0.0)
+    assert a.version == {a.node_id: 2, "other": 1} and a.head == 3
+    assert parse(out[0]) == messages.Ack(a.version)
+    assert machine.counters.events_own_refused == 1
+
+
+def test_a_down_link_answers_a_hello_with_its_own(open_store: OpenStore, ev: Ev) -> None:
+    a, b = filled(open_store("a"), ev, 4), open_store("b")
+    machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
+    out = machine.receive(encode(Hello(a.node_id, a.version)), 0.0)
+    assert kinds(out) == ["hello"]
+    assert machine.receive(encode(Hello(a.node_id, a.version)), 1.0) == []
+
+
+def test_another_node_at_the_peer_address_gets_everything(open_store: OpenStore, ev: Ev,
+                                                         mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 7), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.settle()
+    machine = net.machines[0, 1]
+    out = machine.receive(encode(Hello("reinstalled", {})), net.now)
+    assert machine.peer_node == "reinstalled"
+    assert sum(len(parse(d).items) for d in out if kinds([d]) == ["events"]) == 7  # type: ignore[union-attr]
+
+
+def test_a_peer_that_now_holds_less_is_sent_it_again(open_store: OpenStore, ev: Ev,
+                                                    mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 6), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.settle()
+    machine = net.machines[0, 1]
+    # The same node, restored from an older backup, says it holds only two events.
+    out = machine.receive(encode(Hello(b.node_id, {a.node_id: 2})), net.now)
+    batch = parse(out[0])
+    assert isinstance(batch, Events) and [i.seq for i in batch.items] == [3, 4, 5, 6]
+
+
+def test_a_restart_resends_what_was_in_flight_at_once(open_store: OpenStore,
+                                                     ev: Ev) -> None:
+    a = filled(open_store("a"), ev, 4)
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
+    machine.start(0.0)
+    assert kinds(machine.receive(encode(Hello("b", {})), 0.0)) == ["events"]
+    assert kinds(machine.start(1.0)) == ["hello", "events"]  # the old link took it away
+
+
+def test_a_peer_is_never_sent_its_own_events(open_store: OpenStore, ev: Ev) -> None:
+    a = open_store("a")
+    a.ingest([(ev("s1", str(n), n), "b-node", n) for n in (1, 2, 3)])
+    a.append(ev("s1", "from a", 9))
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
+    machine.start(0.0)
+    out = machine.receive(encode(Hello("b-node", {})), 0.0)
+    batch = parse(out[0])
+    assert isinstance(batch, Events) and {i.origin for i in batch.items} == {a.node_id}
+
+
+def test_status_counts_traffic_and_lag(open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 10), filled(open_store("b"), ev, 3, tag="b")
+    net = mesh([a, b])
+    net.start()
+    net.deliver(1)  # b's hello reaches a
+    status = net.machines[0, 1].status()
+    assert (status["events_we_lack"], status["events_peer_lacks"]) == (3, 10)
+    net.now = 4.0
+    net.settle()
+    sa, sb = net.machines[0, 1].status(), net.machines[1, 0].status()
+    assert (sa["events_we_lack"], sa["events_peer_lacks"]) == (0, 0)
+    assert sa["messages_out"] == sb["messages_in"] and sa["bytes_out"] == sb["bytes_in"]
+    assert sb["messages_out"] == sa["messages_in"] and sb["bytes_out"] == sa["bytes_in"]
+    assert sa["bytes_out"] == sum(len(d) for to, _, d in net.delivered if to == 1)
+    assert (sa["events_sent"], sa["events_received"]) == (10, 3)
+    assert sa["last_contact"] == 4.0 and sa["peer_node"] == b.node_id and sa["up"]
+
+
+def test_wakeup_at_names_the_next_deadline(open_store: OpenStore, ev: Ev) -> None:
+    a = filled(open_store("a"), ev, 3)
+    config = SyncConfig(pull_interval_s=5.0, ack_timeout_s=3.0)
+    machine = PeerSync(a, "b", now=10.0, rng=random.Random(0), config=config)
+    machine.start(10.0)
+    assert machine.wakeup_at == 15.0
+    machine.receive(encode(Hello("b", {})), 11.0)  # a batch goes out
+    assert machine.wakeup_at == 14.0
+    assert machine.tick(12.0) == []  # nothing due yet
+    assert kinds(machine.tick(15.0)) == ["hello", "events"]
+
+
+def test_our_misuse_is_not_blamed_on_the_peer(open_store: OpenStore) -> None:
+    store = open_store("a")
+    with pytest.raises(ProtocolMisuse):
+        PeerSync(store, "b", now=0.0, rng=random.Random(0), checkpoint={"o": -1})
+    with pytest.raises(ProtocolMisuse):
+        SyncConfig(pull_interval_s=0)
+    with pytest.raises(ProtocolMisuse):
+        SyncConfig(backoff_base_s=10, backoff_max_s=1)
+    with pytest.raises(ProtocolMisuse):
+        SyncConfig(inflight_batches_max=0)
+    assert not issubclass(ProtocolMisuse, PeerFault)
+
+
+@pytest.mark.parametrize("module", [sync, sync_config, messages, sync_peer])
+def test_docstring_examples(module: object) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
+    assert result.failed == 0

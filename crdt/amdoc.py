@@ -27,16 +27,28 @@ b''
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import base58
-from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction, extract
+from automerge.core import (
+    ROOT,
+    Document,
+    Message,
+    ObjType,
+    ScalarType,
+    SyncState,
+    Transaction,
+    extract,
+)
 
 from crdt import codec
+from crdt.amsync import classify_patch, creator_of
 from crdt.errors import CrdtError, InvalidInput, StoreError
 from crdt.keys import check_session_key
 
@@ -56,6 +68,10 @@ SPLICEABLE_CHARS_MAX = 1024
 DEPTH_MAX = codec.DEPTH_MAX + 1
 _DOC_ID_DOMAIN = b"clawsync/automerge-doc/v1\0"
 _GENESIS_DOMAIN = b"clawsync/automerge-genesis/v1\0"
+#: First bytes of every node's actor id. They tell a node's changes (projection values
+#: derived from events) from a client's (edits to turn into events) when a client relays
+#: another node's changes. A client can forge them; it then only loses its own edits.
+NODE_ACTOR_TAG = b"clawsync"
 
 #: The root fields in genesis order. The order and kinds are part of the genesis hash:
 #: changing them makes new documents unmergeable with old ones (bump the domains above).
@@ -86,6 +102,20 @@ def document_id(session_key: str) -> bytes:
 def genesis_actor(doc_id: bytes) -> bytes:
     """The actor of the genesis change: BLAKE2b-128 of a domain tag and the document id."""
     return hashlib.blake2b(_GENESIS_DOMAIN + doc_id, digest_size=16).digest()
+
+
+def node_actor(node_id: str) -> bytes:
+    """The 16-byte actor a node writes every document with: the tag, then 8 bytes of hash.
+
+    >>> node_actor("n1").startswith(NODE_ACTOR_TAG), len(node_actor("n1"))
+    (True, 16)
+    """
+    return NODE_ACTOR_TAG + hashlib.blake2b(node_id.encode(), digest_size=8).digest()
+
+
+def is_node_actor(actor: bytes | None) -> bool:
+    """True for the actors of nodes (``node_actor``): their changes are projections."""
+    return actor is not None and actor.startswith(NODE_ACTOR_TAG)
 
 
 def encode_document_id(doc_id: bytes) -> str:
@@ -275,7 +305,246 @@ def _check_message(message: Mapping[str, Any]) -> dict[str, Any]:
     return dict(message)
 
 
-class SessionDoc:
+# --- the sync protocol with clients ----------------------------------------------------
+
+#: What ``edits_since`` reports for a value this binding cannot read as JSON.
+_UNREADABLE = ("bytes", "timestamp", "counter", "unknown")
+
+
+def new_sync_state() -> Any:
+    """Fresh state for syncing one document with one peer. It cannot be saved: a new
+    connection starts a new one, and the protocol recovers what the peers share."""
+    return SyncState()
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What one sync message from a client did to the document.
+
+    ``refusal`` says why the new changes must not be kept (a counter, which this binding
+    cannot read; a root map or the session key replaced): the caller must then forget the
+    document in memory and reload it from disk. Otherwise ``changes`` (the new changes'
+    bytes) must be persisted before anything is built on them.
+    """
+
+    before: list[bytes]
+    changes: bytes = b""
+    from_client: bool = False  # some new change was not written by a node
+    fields: frozenset[str] = frozenset()  # root keys whose visible value changed
+    messages: frozenset[str] | None = frozenset()  # message keys touched; None: unknown
+    refusal: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Edits:
+    """A client's changes to the editable fields between two versions of a document.
+
+    ``context`` holds the root fields before the change (agent_id, channel, peer_id,
+    state): the node's projection values, which the events for the edits build on.
+    """
+
+    context: dict[str, Any]
+    state: str | None = None  # the new value of the state text, if it changed
+    custom_state: dict[str, Any] = dataclasses.field(default_factory=dict)  # key -> new JSON value
+    removed: list[str] = dataclasses.field(default_factory=list)  # custom_state keys deleted
+    unreadable: dict[str, str] = dataclasses.field(default_factory=dict)  # key -> what it holds
+
+
+class _NotJson(Exception):
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+
+def _read_json(doc: Document, got: tuple[Any, bytes] | None, heads: list[bytes] | None,
+               depth: int = 0) -> Any:
+    """A value as plain JSON, read at ``heads`` (None: now). ``_NotJson`` for what JSON
+    cannot hold; never reads a counter's value, whose conversion panics."""
+    if got is None:
+        raise _NotJson("nothing")
+    value, obj = got
+    if value == ObjType.Text:
+        return doc.text(obj, heads)
+    if value in (ObjType.Map, ObjType.List):
+        if depth >= DEPTH_MAX:
+            raise _NotJson(f"nesting deeper than {DEPTH_MAX}")
+        if value == ObjType.Map:
+            return {key: _read_json(doc, doc.get(obj, key, heads), heads, depth + 1)
+                    for key in doc.keys(obj, heads)}
+        return [_read_json(doc, doc.get(obj, index, heads), heads, depth + 1)
+                for index in range(doc.length(obj, heads))]
+    kind, scalar = value
+    if kind in (ScalarType.Str, ScalarType.Int, ScalarType.Uint, ScalarType.Boolean,
+                ScalarType.Null):
+        return scalar
+    if kind == ScalarType.F64 and math.isfinite(scalar):
+        return scalar
+    raise _NotJson(str(kind).rpartition(".")[2].lower())
+
+
+def _message_entry(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A message as ``_put_message`` writes it (without its key)."""
+    entry = {name: message[name] for name in _MESSAGE_TEXTS if name in message}
+    if "success" in message:
+        entry["success"] = message["success"]
+    return entry
+
+
+class _SyncMixin:
+    """The sync protocol half of ``SessionDoc`` (kept apart only for length)."""
+
+    session_key: str
+    document_id: bytes
+    _failure: str | None
+    _automerge: Callable[[str], Any]
+
+    def generate_sync_message(self, state: Any) -> bytes | None:
+        """The next message for the peer of ``state``; None when there is nothing to say."""
+        with self._automerge("generating a sync message") as doc:
+            message = doc.generate_sync_message(state)
+            return None if message is None else bytes(message.encode())
+
+    def receive_sync_message(self, state: Any, data: bytes) -> Received:
+        """Apply a peer's sync message and say what its changes did.
+
+        ``InvalidInput`` if ``data`` is not a sync message or automerge refuses its
+        changes; the document may then be half-changed and is marked unusable (forget it
+        and reload). Otherwise see ``Received``.
+        """
+        if not isinstance(data, bytes):
+            raise InvalidInput("sync message must be bytes", field="data")
+        with _translated(InvalidInput, "decoding a sync message"):
+            message = Message.decode(data)
+        with self._automerge("receiving a sync message") as doc:
+            before = doc.get_heads()
+            try:
+                doc.receive_sync_message(state, message)
+            except Exception as exc:  # automerge's bare Exception: bad changes
+                self._failure = "a refused sync message"
+                raise InvalidInput(f"sync message refused by automerge: {exc}",
+                                   field="data") from None
+            if set(doc.get_heads()) == set(before):
+                return Received(before)
+            return self._describe(doc, before)
+
+    def _describe(self, doc: Document, before: list[bytes]) -> Received:
+        new = doc.get_changes(before)
+        genesis = genesis_actor(self.document_id)
+        from_client = any(not is_node_actor(c.actor_id) and c.actor_id != genesis
+                          for c in new)
+        fields: set[str] = set()
+        messages: set[str] | None = set()
+        refusal = None
+        for patch in doc.diff(before, doc.get_heads()):
+            touch = classify_patch(repr(patch))
+            if touch.counter:
+                refusal = "counters are not accepted in session documents"
+            if touch.field is None:  # unreadable: assume the worst, check everything
+                fields.update(name for name, _ in LAYOUT)
+                messages = None
+                continue
+            fields.add(touch.field)
+            if touch.field == "messages" and messages is not None:
+                if touch.key is None:
+                    messages = None
+                else:
+                    messages.add(touch.key)
+        refusal = refusal or self._broken_root(doc, fields)
+        return Received(before, b"".join(c.bytes for c in new), from_client,
+                        frozenset(fields), None if messages is None else frozenset(messages),
+                        refusal)
+
+    def _broken_root(self, doc: Document, fields: set[str]) -> str | None:
+        """Why the root no longer fits ``update`` and ``load``, if it does not."""
+        genesis = _genesis(self.session_key)
+        heads = genesis.get_heads()
+        for name in ("messages", "custom_state"):
+            if name in fields:
+                now, then = doc.get(ROOT, name), genesis.get(ROOT, name, heads)
+                if now is None or then is None or now[1] != then[1]:
+                    return f"the root {name!r} map was replaced or deleted"
+        if "session_key" in fields:
+            got = doc.get(ROOT, "session_key")
+            if got is None or got[0] != ObjType.Text or doc.text(got[1]) != self.session_key:
+                return "the session_key was changed"
+        return None
+
+    def edits_since(self, heads: list[bytes]) -> Edits:
+        """The changes to ``state`` and ``custom_state`` since ``heads`` (see ``Edits``)."""
+        with self._automerge("reading a client's edits") as doc:
+            context = {}
+            for name in ("agent_id", "channel", "peer_id", "state"):
+                try:
+                    context[name] = _read_json(doc, doc.get(ROOT, name, heads), heads)
+                except _NotJson:
+                    context[name] = None
+            edits = Edits(context)
+            try:
+                state = _read_json(doc, doc.get(ROOT, "state"), None)
+            except _NotJson as exc:
+                edits.unreadable["state"] = exc.what
+            else:
+                if not _same(state, context["state"]):
+                    edits = Edits(context, state if isinstance(state, str) else None)
+                    if not isinstance(state, str):
+                        edits.unreadable["state"] = type(state).__name__
+            self._custom_edits(doc, heads, edits)
+            return edits
+
+    def _custom_edits(self, doc: Document, heads: list[bytes], edits: Edits) -> None:
+        obj = _root_map(doc, "custom_state")
+        then, now = set(doc.keys(obj, heads)), doc.keys(obj)
+        edits.removed.extend(sorted(then - set(now)))
+        for key in now:
+            try:
+                value = _read_json(doc, doc.get(obj, key), None)
+            except _NotJson as exc:
+                edits.unreadable[key] = exc.what
+                continue
+            try:
+                old = _read_json(doc, doc.get(obj, key, heads), heads) if key in then else None
+            except _NotJson:
+                old = _FOREIGN
+            if key not in then or not _same(value, old):
+                edits.custom_state[key] = value
+
+    def repair(self, messages: Iterable[Mapping[str, Any]],
+               keys: Iterable[str] | None) -> bytes:
+        """Put the projection's ``messages`` back where a client changed them; return the
+        change bytes (``b""`` if none were needed).
+
+        Each of ``keys`` (every key in the document if None) is rewritten whole when it
+        differs from the projection, put back when deleted, and deleted when the
+        projection has no such message and a client (not a node) created it: a message
+        another node wrote may simply not have reached this one yet.
+        """
+        wanted = {m["key"]: _message_entry(_check_message(m)) for m in messages}
+        with self._automerge("repairing messages") as doc:
+            obj = _root_map(doc, "messages")
+            puts, drops = [], []
+            for key in (doc.keys(obj) if keys is None else sorted(set(keys))):
+                got = doc.get(obj, key)
+                if key in wanted:
+                    try:
+                        same = got is not None and _same(_read_json(doc, got, None),
+                                                         wanted[key])
+                    except _NotJson:
+                        same = False
+                    if not same:
+                        puts.append(key)
+                elif got is not None and not is_node_actor(creator_of(got[1])):
+                    drops.append(key)
+            if not (puts or drops):
+                return b""
+            before = doc.get_heads()
+            with doc.transaction() as tx:
+                for key in puts:
+                    _put_message(tx, obj, {**wanted[key], "key": key})
+                for key in drops:
+                    tx.delete(obj, key)
+            return b"".join(change.bytes for change in doc.get_changes(before))
+
+
+class SessionDoc(_SyncMixin):
     """One session's Automerge document, written by this node's actor. Not thread-safe.
 
     The actor must be unique to this node *and* must not have written to this document
@@ -412,3 +681,58 @@ def _check_genesis(doc: Document, session_key: str) -> None:
         now, then = doc.get(ROOT, name), doc.get(ROOT, name, heads)
         if now is None or then is None or now[0] != ObjType.Map or now[1] != then[1]:
             raise InvalidInput(f"not this session's document: {name!r} is not the genesis map")
+
+
+class Replica:
+    """A client's copy of a session document: empty until a node syncs it.
+
+    >>> node = SessionDoc.new("s1", node_actor("n1"))
+    >>> _ = node.update(dict(EMPTY_FIELDS, session_key="s1", state="active"), [], {})
+    >>> replica, ours, theirs = Replica(), new_sync_state(), new_sync_state()
+    >>> for _ in range(4):
+    ...     if (out := node.generate_sync_message(ours)) is not None:
+    ...         _ = replica.receive_sync_message(theirs, out)
+    ...     if (back := replica.generate_sync_message(theirs)) is not None:
+    ...         _ = node.receive_sync_message(ours, back)
+    >>> replica.to_python()["state"]
+    'active'
+    """
+
+    def __init__(self) -> None:
+        self._doc = Document()
+        self._failure: str | None = None
+
+    @contextmanager
+    def _automerge(self, doing: str) -> Iterator[Document]:
+        if self._failure is not None:
+            raise StoreError(f"replica unusable since an automerge panic ({self._failure})")
+        with _translated(StoreError, doing, lambda: setattr(self, "_failure", doing)):
+            yield self._doc
+
+    @property
+    def heads(self) -> list[bytes]:
+        with self._automerge("reading heads") as doc:
+            return sorted(doc.get_heads())
+
+    def generate_sync_message(self, state: Any) -> bytes | None:
+        with self._automerge("generating a sync message") as doc:
+            message = doc.generate_sync_message(state)
+            return None if message is None else bytes(message.encode())
+
+    def receive_sync_message(self, state: Any, data: bytes) -> bool:
+        """Apply a node's sync message; True if the document changed."""
+        with _translated(InvalidInput, "decoding a sync message"):
+            message = Message.decode(data)
+        with self._automerge("receiving a sync message") as doc:
+            before = doc.get_heads()
+            doc.receive_sync_message(state, message)
+            return set(doc.get_heads()) != set(before)
+
+    def to_python(self) -> dict[str, Any] | None:
+        """The document as plain values; None while it is still empty."""
+        with self._automerge("reading the document") as doc:
+            if not doc.get_heads():
+                return None
+            view = extract(doc)
+        assert isinstance(view, dict)
+        return view

@@ -6,23 +6,27 @@ pay for Automerge. Each catch-up is persisted as an increment (the new changes' 
 beside a snapshot; after ``INCREMENTS_MAX`` increments the snapshot is rewritten.
 ``Document.load(snapshot + increments)`` restores it.
 
-    d␟<session>          {"cursor": [chunk, offset], "increments": n}
+    d␟<session>          {"cursor": [chunk, offset], "increments": n, "bytes": stored}
     ds␟<session>         snapshot (saved document)
     di␟<session>␟<i>     increment i (concatenated change bytes)
 
 Documents stay in memory in a bounded LRU; the least recently used are dropped and
 reload from disk the next time.
+
+Clients that sync a document (``sync.repo``) may add changes of their own, or another
+node's that they relay. Those are kept: the node's next changes build on them, so they
+are persisted (``record``) before anything else happens to the document, exactly like
+the node's own changes are persisted before they are sent to anyone.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import OrderedDict
 from typing import Any
 
 from crdt import codec
-from crdt.amdoc import SessionDoc
+from crdt.amdoc import SessionDoc, node_actor
 from crdt.log import EventLog, key
 
 #: Increments kept before the snapshot is rewritten. More makes each catch-up cheaper to
@@ -37,7 +41,7 @@ class Documents:
         self.log = log
         self.in_memory_max = in_memory_max
         # One actor per node: a node is the only writer of its changes to any document.
-        self.actor = hashlib.blake2b(log.meta.node_id.encode(), digest_size=16).digest()
+        self.actor = node_actor(log.meta.node_id)
         self._docs: OrderedDict[str, tuple[SessionDoc, dict[str, Any]]] = OrderedDict()
         self._used: dict[str, float] = {}  # session -> time.monotonic() of last use
         # Saving a large document costs tens of milliseconds of GIL: reuse the last save
@@ -54,11 +58,25 @@ class Documents:
             cached = self._saved[session_key] = (heads, doc.save())
         return cached[1]
 
-    def document(self, session_key: str) -> SessionDoc:
-        """The live, caught-up document (for the Automerge sync protocol)."""
+    def document(self, session_key: str, catch_up: bool = True) -> SessionDoc:
+        """The live document (for the Automerge sync protocol), caught up with the log
+        unless ``catch_up`` is False (a client's edit is on its way into the log)."""
         doc, state = self._load(session_key)
-        self._catch_up(session_key, doc, state)
+        if catch_up:
+            self._catch_up(session_key, doc, state)
         return doc
+
+    def record(self, session_key: str, changes: bytes) -> None:
+        """Persist ``changes`` already applied to the live document by someone other than
+        its catch-up (a client's changes, a repair)."""
+        if changes:
+            doc, state = self._load(session_key)
+            self._persist(session_key, doc, state, changes, state["cursor"])
+
+    def stored_bytes(self, session_key: str) -> int:
+        """Bytes the document takes on disk (snapshot plus increments)."""
+        _doc, state = self._load(session_key)
+        return int(state["bytes"])
 
     def _load(self, session_key: str) -> tuple[SessionDoc, dict[str, Any]]:
         self.log.session(session_key)  # raises NotFound for an unknown session
@@ -70,11 +88,12 @@ class Documents:
         raw = cache.get(key("d", session_key))
         if raw is None:
             doc = SessionDoc.new(session_key, self.actor)
-            state: dict[str, Any] = {"cursor": [0, 0], "increments": 0}
+            state: dict[str, Any] = {"cursor": [0, 0], "increments": 0, "bytes": 0}
         else:
             state = codec.decode(raw)
             parts = [cache.get(key("ds", session_key))]
             parts += [cache.get(key("di", session_key, i)) for i in range(state["increments"])]
+            state.setdefault("bytes", sum(map(len, parts)))  # records from before "bytes"
             doc = SessionDoc.load(b"".join(parts), self.actor)
         self._docs[session_key] = (doc, state)
         while len(self._docs) > self.in_memory_max:
@@ -100,13 +119,16 @@ class Documents:
         cache = self.log.cache
         with cache.transact():
             if state["increments"] >= INCREMENTS_MAX or not cache.get(key("ds", session_key)):
-                cache.set(key("ds", session_key), doc.save())
+                snapshot = doc.save()
+                cache.set(key("ds", session_key), snapshot)
                 for i in range(state["increments"]):
                     cache.delete(key("di", session_key, i))
                 state["increments"] = 0
+                state["bytes"] = len(snapshot)
             elif changes:
                 cache.set(key("di", session_key, state["increments"]), changes)
                 state["increments"] += 1
+                state["bytes"] = state.get("bytes", 0) + len(changes)
             state["cursor"] = cursor
             cache.set(key("d", session_key), codec.encode(state))
 

@@ -120,6 +120,11 @@ class EventStore:
         self._check_open()
         return self._docs.saved(session_key)
 
+    @property
+    def documents(self) -> Documents:
+        """The live Automerge documents, for the sync protocol with clients (writer only)."""
+        return self._docs
+
     def drop_idle_documents(self, idle_s: float) -> int:
         """Free Automerge documents unused for ``idle_s`` seconds (they reload on demand)."""
         return self._docs.drop_idle(idle_s)

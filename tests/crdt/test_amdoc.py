@@ -6,12 +6,14 @@ import hashlib
 from typing import Any
 
 import pytest
-from automerge.core import ROOT, Document, ObjType, ScalarType, extract
+from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState, extract
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crdt.amdoc import (
     EMPTY_FIELDS,
+    Received,
+    Replica,
     SessionDoc,
     _translated,
     automerge_url,
@@ -19,8 +21,12 @@ from crdt.amdoc import (
     document_id,
     encode_document_id,
     genesis_actor,
+    is_node_actor,
+    new_sync_state,
+    node_actor,
     parse_automerge_url,
 )
+from crdt.amsync import SyncSummary, Touch, classify_patch, creator_of, summarize_sync_message
 from crdt.errors import InvalidInput, StoreError
 
 ACTOR_A, ACTOR_B, ACTOR_C, ACTOR_D = (bytes([n]) * 16 for n in (0xA1, 0xB2, 0xC3, 0xD4))
@@ -343,3 +349,257 @@ def test_two_nodes_merge_to_the_direct_build(data: st.DataObject, raw: list[Any]
     for doc in (a, b, merged(a, b), merged(b, a), merged(a, b, direct)):
         assert doc.to_python() == expected
         assert doc.update(*project(events)) == b""
+
+
+# --- syncing with clients -------------------------------------------------------------
+
+#: A change made by automerge-js 3.5 on the genesis of "s1": ``custom_state.c = new
+#: Counter(1)`` (actor aa…aa, time 0). This binding cannot write counters, nor read them.
+COUNTER_CHANGE = bytes.fromhex(
+    "856f4a83f0ed5b4b0168013d0b3202a78617ae85a1b8dee9fe894d328407ac3ebd1602a52fa93e45749e"
+    "c010aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa010d00000110c8b1781ca13b52812848c0a7bd7364010801"
+    "0202021503340142025602570170027f017f0c7f0163017f017f18017f00")
+NODE_A, NODE_B = node_actor("node-a"), node_actor("node-b")
+
+
+class Client:
+    """A client's document and its sync state with one node."""
+
+    def __init__(self, doc: Document | None = None) -> None:
+        self.doc = doc if doc is not None else Document(actor_id=ACTOR_C)
+        self.state = SyncState()
+
+    def change(self, edit: Any) -> None:
+        with self.doc.transaction() as tx:
+            edit(tx)
+
+    def view(self) -> Any:
+        return extract(self.doc)
+
+
+def sync(node: SessionDoc, client: Client) -> list[Received]:
+    """Exchange messages until both sides are quiet; what the node received."""
+    received = []
+    ours = new_sync_state()
+    for _ in range(20):
+        out = node.generate_sync_message(ours)
+        if out is not None:
+            client.doc.receive_sync_message(client.state, Message.decode(out))
+        back = client.doc.generate_sync_message(client.state)
+        if back is not None:
+            received.append(node.receive_sync_message(ours, back.encode()))
+        if out is None and back is None:
+            return received
+    raise AssertionError("sync did not settle")
+
+
+def filled(actor: bytes = NODE_A) -> SessionDoc:
+    doc = SessionDoc.new("s1", actor)
+    doc.update(fields(state="active", agent_id="main", channel="tg", peer_id="u1"),
+               [message("k1", "first"), message("k2", "second")], {"mood": "calm"})
+    return doc
+
+
+def edited(node: SessionDoc, edit: Any) -> tuple[Client, Received]:
+    """A client that synced ``node``, made ``edit`` and synced again: the one Received
+    that carried the change."""
+    client = Client()
+    sync(node, client)
+    client.change(edit)
+    [received] = [r for r in sync(node, client) if r.changes]
+    return client, received
+
+
+def put_text(tx: Any, obj: bytes, key: str, value: str) -> None:
+    tx.insert(tx.put_object(obj, key, ObjType.Text), 0, ScalarType.Str, value)
+
+
+def root(tx_or_doc: Any, name: str) -> bytes:
+    got = tx_or_doc.get(ROOT, name)
+    assert got is not None
+    return bytes(got[1])
+
+
+def test_a_client_syncs_the_whole_document() -> None:
+    node, client = filled(), Client()
+    received = sync(node, client)
+    assert client.view() == node.to_python()
+    assert all(not r.changes and not r.from_client and r.refusal is None for r in received)
+
+
+def test_node_actors_are_tagged() -> None:
+    assert is_node_actor(NODE_A) and is_node_actor(node_actor("x"))
+    assert not is_node_actor(ACTOR_C) and not is_node_actor(None)
+    assert node_actor("node-a") == NODE_A != NODE_B
+
+
+def test_a_client_edit_is_reported() -> None:
+    node = filled()
+
+    def edit(tx: Any) -> None:
+        put_text(tx, root(tx, "custom_state"), "mood", "happy")
+        put_text(tx, ROOT, "state", "ended")
+
+    _, received = edited(node, edit)
+    assert received.from_client and received.refusal is None
+    assert received.fields == {"custom_state", "state"} and received.messages == set()
+    edits = node.edits_since(received.before)
+    assert edits.state == "ended" and edits.custom_state == {"mood": "happy"}
+    assert edits.context == {"agent_id": "main", "channel": "tg", "peer_id": "u1",
+                             "state": "active"}
+    assert node.to_python()["custom_state"] == {"mood": "happy"}  # kept, to be persisted
+    again = SessionDoc.load(node.save(), NODE_A)
+    assert again.to_python() == node.to_python()
+
+
+def test_unreadable_and_removed_values_are_named() -> None:
+    node = filled()
+
+    def edit(tx: Any) -> None:
+        state = root(tx, "custom_state")
+        tx.put(state, "b", ScalarType.Bytes, b"xy")
+        tx.put(state, "n", ScalarType.F64, 1.5)
+        tx.put(state, "i", ScalarType.Str, "immutable")
+        tx.delete(state, "mood")
+        tx.put(ROOT, "state", ScalarType.Int, 3)
+
+    _, received = edited(node, edit)
+    edits = node.edits_since(received.before)
+    assert edits.custom_state == {"n": 1.5, "i": "immutable"}
+    assert edits.removed == ["mood"]
+    assert edits.unreadable == {"b": "bytes", "state": "int"} and edits.state is None
+
+
+def test_changes_relayed_from_another_node_are_not_a_clients() -> None:
+    a, b = filled(NODE_A), filled(NODE_B)
+    b.update(fields(state="active", agent_id="main", channel="tg", peer_id="u1",
+                    message_count=1), [message("k3", "third")], {"mood": "calm"})
+    client = Client()
+    sync(a, client)
+    received = [r for r in sync(b, client) if r.changes]
+    assert received and not any(r.from_client or r.refusal for r in received)
+    view = client.view()
+    assert sorted(view["messages"]) == ["k1", "k2", "k3"]  # each once
+    assert extract(Document.load(b.save())) == view
+
+
+def test_a_counter_is_refused() -> None:
+    node = SessionDoc.new("s1", NODE_A)
+    client = Client(Document.load(node.save() + COUNTER_CHANGE))
+    received = [r for r in sync(node, client) if r.changes]
+    assert received[0].refusal is not None and "counter" in received[0].refusal
+
+
+@pytest.mark.parametrize("edit", [
+    lambda tx: tx.put_object(ROOT, "messages", ObjType.Map),
+    lambda tx: tx.delete(ROOT, "custom_state"),
+    lambda tx: put_text(tx, ROOT, "session_key", "s2"),
+    lambda tx: tx.put(ROOT, "session_key", ScalarType.Int, 1),
+])
+def test_breaking_the_root_is_refused(edit: Any) -> None:
+    _, received = edited(filled(), edit)
+    assert received.refusal is not None
+
+
+def test_message_edits_are_repaired() -> None:
+    node = filled()
+    projection = [message("k1", "first"), message("k2", "second")]
+
+    def edit(tx: Any) -> None:
+        messages = root(tx, "messages")
+        content = tx.get(tx.get(messages, "k1")[1], "content")[1]
+        tx.insert(content, 0, ScalarType.Str, "X")
+        tx.delete(messages, "k2")
+        fake = tx.put_object(messages, "k9", ObjType.Map)
+        put_text(tx, fake, "content", "fake")
+
+    client, received = edited(node, edit)
+    assert received.messages == {"k1", "k2", "k9"} and received.from_client
+    assert node.repair(projection, received.messages)
+    assert node.repair(projection, None) == b""  # nothing left to do
+    sync(node, client)
+    assert {k: v["content"] for k, v in client.view()["messages"].items()} == {
+        "k1": "first", "k2": "second"}
+
+
+def test_repair_keeps_messages_other_nodes_wrote() -> None:
+    a, b = filled(NODE_A), filled(NODE_B)
+    a.update(fields(), [message("k3", "from a")], {})
+    client = Client()
+    sync(a, client)
+    sync(b, client)
+    assert b.repair([message("k1", "first"), message("k2", "second")], None) == b""
+    assert "k3" in b.to_python()["messages"]
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", b"\x42\x05", b"\x43\x01" + bytes(5)])
+def test_garbage_sync_messages_are_invalid_input(data: bytes) -> None:
+    node = filled()
+    with pytest.raises(InvalidInput):
+        node.receive_sync_message(new_sync_state(), data)
+    with pytest.raises(InvalidInput):
+        summarize_sync_message(data)
+
+
+def test_sync_message_outline() -> None:
+    node, client = filled(), Client()
+    first = node.generate_sync_message(new_sync_state())
+    assert first is not None
+    assert summarize_sync_message(first) == SyncSummary(1, 0, 0, 0)
+    sync(node, client)
+    client.change(lambda tx: put_text(tx, root(tx, "custom_state"), "mood", "glad"))
+    state = SyncState()
+    client.doc.receive_sync_message(state, Message.decode(first))
+    out = client.doc.generate_sync_message(state)
+    assert out is not None
+    outline = summarize_sync_message(out.encode())
+    assert outline.heads == 1 and outline.changes >= 1 and outline.change_bytes > 0
+    for trailing in (b"\x00\x01", bytes(40)):  # automerge itself shrugs at some of these
+        with pytest.raises(InvalidInput):
+            summarize_sync_message(out.encode() + trailing)
+    with pytest.raises(InvalidInput):
+        summarize_sync_message(out.encode()[:-5])
+
+
+@pytest.mark.parametrize(("text", "touch"), [
+    ('Patch { obj: Root, path: [], action: DeleteMap { key: "messages" } }',
+     Touch("messages", None, False)),
+    ('Patch { obj: Id(11, ActorID("c8b1"), 1), path: [(Root, Map("messages"))], action: '
+     'DeleteMap { key: "0001" } }', Touch("messages", "0001", False)),
+    ('Patch { obj: Id(28, ActorID("00"), 0), path: [(Root, Map("messages")), (Id(11, '
+     'ActorID("c8"), 2), Map("0001")), (Id(21, ActorID("00"), 0), Map("content"))], action: '
+     'Insert { index: 0, values: … } }', Touch("messages", "0001", False)),
+    ('Patch { obj: Id(12, ActorID("c8"), 2), path: [(Root, Map("custom_state"))], action: '
+     'PutMap { key: "we\\"ird", value: (Scalar(Int(1)), Id(39, ActorID("c5"), 1)), '
+     'conflict: false } }', Touch("custom_state", None, False)),
+    ('Patch { obj: Id(12, ActorID("c8"), 2), path: [(Root, Map("custom_state"))], action: '
+     'PutMap { key: "c", value: (Scalar(Counter(Counter { start: 1, current: 1 })), '
+     'Id(39, ActorID("1f"), 1)), conflict: false } }', Touch("custom_state", "c", True)),
+    ('Patch { obj: Root, path: [], action: Increment { prop: Map("n"), value: 2 } }',
+     Touch("n", None, False)),
+    ("something else entirely", Touch(None, None, False)),
+])
+def test_patches_are_classified(text: str, touch: Touch) -> None:
+    assert classify_patch(text) == touch
+
+
+def test_creator_of_reads_the_actor() -> None:
+    doc = Document(actor_id=NODE_A)
+    with doc.transaction() as tx:
+        obj = tx.put_object(ROOT, "m", ObjType.Map)
+    assert creator_of(obj) == NODE_A
+    assert creator_of(b"") is None and creator_of(b"\x10\x40ab") is None
+
+
+def test_a_replica_follows_the_node() -> None:
+    node, replica = filled(), Replica()
+    assert replica.to_python() is None
+    ours, theirs = new_sync_state(), new_sync_state()
+    for _ in range(3):
+        out = node.generate_sync_message(ours)
+        if out is not None:
+            replica.receive_sync_message(theirs, out)
+        back = replica.generate_sync_message(theirs)
+        if back is not None:
+            node.receive_sync_message(ours, back)
+    assert replica.to_python() == node.to_python() and replica.heads == node.heads

@@ -1,0 +1,80 @@
+"""crdt.docs with clients: their changes persisted, catch-up held back, sizes tracked."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState
+
+from crdt.amdoc import NODE_ACTOR_TAG, new_sync_state
+from crdt.events import Event
+from crdt.store import EventStore
+
+MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py
+
+
+def client_edit(store: EventStore, key: str, value: str) -> bytes:
+    """A client syncs the session, sets ``custom_state[key]`` and syncs back; the change
+    bytes the node received (applied to its live document, not yet persisted)."""
+    doc = store.documents.document("s1")
+    ours, client, theirs = new_sync_state(), Document(actor_id=b"\xcc" * 16), SyncState()
+    changes = b""
+    for _ in range(10):
+        out = doc.generate_sync_message(ours)
+        if out is not None:
+            client.receive_sync_message(theirs, Message.decode(out))
+        if not changes and out is None:
+            with client.transaction() as tx:
+                state = tx.get(ROOT, "custom_state")[1]  # type: ignore[index]
+                text = tx.put_object(state, key, ObjType.Text)
+                tx.insert(text, 0, ScalarType.Str, value)
+        back = client.generate_sync_message(theirs)
+        if back is not None:
+            changes += doc.receive_sync_message(ours, back.encode()).changes
+    assert changes
+    return changes
+
+
+def test_node_actor_is_tagged(store: EventStore) -> None:
+    assert store.documents.actor.startswith(NODE_ACTOR_TAG)
+
+
+def test_recorded_client_changes_survive_a_reopen(store_path: Path, ev: MakeEvent) -> None:
+    with EventStore.open(store_path) as store:
+        store.append(ev())
+        store.documents.record("s1", client_edit(store, "mood", "happy"))
+        size = store.documents.stored_bytes("s1")
+        assert size > 0
+    with EventStore.open(store_path) as again:
+        doc = again.documents.document("s1", catch_up=False)
+        assert doc.to_python()["custom_state"] == {"mood": "happy"}
+        assert again.documents.stored_bytes("s1") == size
+
+
+def test_unrecorded_changes_are_forgotten_on_drop(store: EventStore, ev: MakeEvent) -> None:
+    store.append(ev())
+    client_edit(store, "mood", "happy")
+    store.documents.drop("s1")
+    view = store.documents.document("s1", catch_up=False).to_python()
+    assert view["custom_state"] == {}
+
+
+def test_catch_up_can_wait_for_an_edit(store: EventStore, ev: MakeEvent) -> None:
+    store.append(ev())
+    store.documents.record("s1", client_edit(store, "mood", "happy"))
+    held = store.documents.document("s1", catch_up=False)
+    assert held.to_python()["custom_state"] == {"mood": "happy"}
+    # Caught up, the document shows the projection again (no event says "happy").
+    assert store.documents.document("s1").to_python()["custom_state"] == {}
+    store.append(ev("state_changed", 2_000, key="mood", value="happy"))
+    assert store.documents.document("s1").to_python()["custom_state"] == {"mood": "happy"}
+
+
+def test_stored_bytes_grow_with_increments(store: EventStore, ev: MakeEvent) -> None:
+    store.append(ev())
+    store.automerge("s1")
+    first = store.documents.stored_bytes("s1")
+    store.append(ev(content="more", ms=2_000))
+    store.automerge("s1")
+    assert store.documents.stored_bytes("s1") > first

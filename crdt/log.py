@@ -15,6 +15,7 @@ Records (text keys; the unit separator ``\x1f`` cannot occur in a session key):
     h␟<session>          projection header + session bookkeeping
     c␟<session>␟<n>      chunk n of the session's entries, in arrival (position) order
     l␟<index>            session key, in creation order                  -- paged session list
+    k␟<node id>          a peer's last known version vector              -- sync checkpoint
 
 An event costs one ``add`` (which is also the duplicate check); the indexes are chunked
 so that a batch rewrites each chunk it touches once. A session's entries are

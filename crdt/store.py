@@ -28,11 +28,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from crdt import codec
 from crdt.clock import Clock
 from crdt.docs import Documents
 from crdt.errors import StoreError
 from crdt.events import Draft, Event
-from crdt.log import Appended, EventLog, StoredEvent
+from crdt.log import Appended, EventLog, StoredEvent, key
 from crdt.projection import Projection
 
 #: Largest page a read returns, whatever ``limit`` asks for.
@@ -124,6 +125,17 @@ class EventStore:
     def documents(self) -> Documents:
         """The live Automerge documents, for the sync protocol with clients (writer only)."""
         return self._docs
+
+    def save_checkpoint(self, peer_node: str, version: dict[str, int]) -> None:
+        """Remember what peer ``peer_node`` is known to hold (its version vector), so
+        replication resumes from there after a restart."""
+        self._check_open()
+        self._log.cache.set(key("k", peer_node), codec.encode_fast(version))
+
+    def checkpoint(self, peer_node: str) -> dict[str, int] | None:
+        """The version vector last saved for ``peer_node``, if any."""
+        raw = self._log.cache.get(key("k", peer_node))
+        return None if raw is None else dict(codec.decode_trusted(raw))
 
     def drop_idle_documents(self, idle_s: float) -> int:
         """Free Automerge documents unused for ``idle_s`` seconds (they reload on demand)."""

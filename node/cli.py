@@ -12,14 +12,14 @@ error found before any request was sent.
 from __future__ import annotations
 
 from importlib import metadata
-from pathlib import Path
 
 import click
 
-from node import config as node_config
 from node.cli_append import append
 from node.cli_common import NODE_DEFAULT, Settings, node_url
 from node.cli_read import events, projection, sessions, tail
+from node.cli_serve import serve
+from node.cli_status import status
 
 
 def _version() -> str:
@@ -56,60 +56,7 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
     ctx.obj = Settings(node=node_url(node), token=token or None)
 
 
-@main.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=node_config.DATA_DIR_DEFAULT, envvar="CLAWSYNC_DATA_DIR",
-              show_envvar=True, metavar="DIR",
-              help="Folder of the event log, created if missing. Default: ./clawsync-data "
-                   "(beside you). Give a fixed path for a node that should keep its history "
-                   "whichever folder it is started from.")
-@click.option("--host", default=node_config.HOST_DEFAULT, envvar="CLAWSYNC_HOST",
-              show_envvar=True, metavar="ADDRESS",
-              help="Address to listen on. Default: 127.0.0.1, reachable only from this "
-                   "machine, where a token is optional. 0.0.0.0 (or a LAN address) lets "
-                   "other devices sync but then requires --token.")
-@click.option("--port", type=click.IntRange(0, 65535), default=node_config.PORT_DEFAULT,
-              envvar="CLAWSYNC_PORT", show_envvar=True,
-              help=f"TCP port of the API. Default: {node_config.PORT_DEFAULT}, where the client "
-                   "commands look unless --node says otherwise.")
-@click.option("--token", envvar="CLAWSYNC_TOKEN", show_envvar=True, metavar="TOKEN",
-              help="Bearer token every client must send. Default: none, which is allowed "
-                   "only on a loopback address. Anyone holding it can read and append every "
-                   "session: use a long random string.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", envvar="CLAWSYNC_LOG_LEVEL", show_envvar=True,
-              help="Least severe log level written. Default: info: start, stop and "
-                   "problems. debug adds detail for diagnosis at the cost of volume.")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
-              envvar="CLAWSYNC_LOG_FORMAT", show_envvar=True,
-              help="Default: console, coloured lines for people. json: one object per "
-                   "line for log collectors.")
-@click.pass_context
-def serve(ctx: click.Context, data_dir: Path, host: str, port: int, token: str | None,
-          log_level: str, log_format: str) -> None:
-    """Run a node: keep the event log in DIR and serve the HTTP API until stopped
-    (Ctrl-C or SIGTERM).
-
-    \b
-    Examples:
-      clawsync serve
-      clawsync serve --data-dir /var/lib/clawsync --port 8000
-      CLAWSYNC_TOKEN=$(openssl rand -hex 32) clawsync serve --host 0.0.0.0
-    """
-    group = ctx.find_object(Settings)
-    token = token or (group.token if group is not None else None) or None
-    try:
-        config = node_config.Config(data_dir=data_dir, host=host, port=port, token=token,
-                                    log_level=log_level, log_format=log_format).check()
-    except ValueError as error:
-        raise click.UsageError(str(error)) from None
-    # Imported here so the client commands start fast and never load the server.
-    from node.server import run
-
-    run(config)
-
-
-for _command in (append, events, sessions, projection, tail):
+for _command in (serve, append, events, sessions, projection, tail, status):
     main.add_command(_command)
 
 

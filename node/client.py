@@ -140,6 +140,10 @@ class Client:
         return await self._request("GET", session_path(session_key), what="the request",
                                    missing=f"there is no session {session_key!r} on the node")
 
+    async def peers(self) -> dict[str, Any]:
+        """``GET /v1/peers``: this node's replication links and their state."""
+        return await self._request("GET", "/v1/peers", what="the request")
+
     async def stream(self, after: int, on_news: StreamNews | None = None,
                      ) -> AsyncIterator[StreamEvent]:
         """Follow the node's live event stream (SSE) from position ``after``, forever.

@@ -7,8 +7,10 @@ a ``Config``; nothing else reads the environment.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from sync.config import SyncConfig
 
 #: Where the event log lives unless ``--data-dir`` says otherwise: a folder beside you.
 DATA_DIR_DEFAULT = Path("clawsync-data")
@@ -56,6 +58,24 @@ class Config:
     port: int = PORT_DEFAULT
     #: Bearer token for the client API. Required when ``host`` is not loopback.
     token: str | None = None
+    #: Peer URLs to replicate with (``--peer``, repeatable, and the config file).
+    peers: tuple[str, ...] = ()
+    #: Shared secret every node of a cluster holds; peers must present it. Without it
+    #: (or TLS client certificates) the node neither accepts nor dials peers.
+    cluster_secret: str | None = None
+    #: The URL other nodes should use to reach this one; told to peers so that a new
+    #: device needs only one address. Default: none (this node only dials out).
+    advertise_url: str | None = None
+    #: Serve HTTPS with this certificate and key (PEM).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: CA (PEM) for peers: with it, a peer may authenticate with a client certificate
+    #: signed by this CA instead of the cluster secret, and this node presents
+    #: ``tls_cert`` when dialing peers and verifies them against it.
+    tls_ca: Path | None = None
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    #: Most peers this node keeps (configured plus learned); learning stops beyond it.
+    peers_max: int = 64
     log_level: str = "info"
     #: "console" for people, "json" for log collectors.
     log_format: str = "console"
@@ -69,7 +89,22 @@ class Config:
                 "set --token (or CLAWSYNC_TOKEN)")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not between 0 and 65535")
+        if self.peers and self.cluster_secret is None and self.tls_ca is None:
+            raise ValueError("peers need a shared --cluster-secret (or --tls-ca with "
+                             "client certificates) on every node")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-ca needs --tls-cert and --tls-key (this node's own)")
+        for url in (*self.peers, *filter(None, [self.advertise_url])):
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"peer URL {url!r} must start with http:// or https://")
         return self
+
+    @property
+    def peering(self) -> bool:
+        """True when this node can authenticate peers (and so serves the peer API)."""
+        return self.cluster_secret is not None or self.tls_ca is not None
 
 
 def is_loopback(host: str) -> bool:

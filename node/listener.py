@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable
 
 import structlog
@@ -32,10 +33,11 @@ class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
     __slots__ = ("_accept_tasks", "_connections_max", "_host", "_open", "_port", "_slots",
-                 "_socks")
+                 "_socks", "_tls")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
-                 connections_max: int, backlog: int = BACKLOG_DEFAULT) -> None:
+                 connections_max: int, backlog: int = BACKLOG_DEFAULT,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         if connections_max < 1:
             raise ValueError("connections_max must be at least 1")
         super().__init__(runner, backlog=backlog)
@@ -46,11 +48,13 @@ class BoundedSite(web.BaseSite):
         self._open = 0
         self._socks: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []
+        self._tls = ssl_context
 
     @property
     def name(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self._tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def port(self) -> int:
@@ -105,7 +109,8 @@ class BoundedSite(web.BaseSite):
             release()
             return
         try:
-            await loop.connect_accepted_socket(lambda: _Counted(server(), release), conn)
+            await loop.connect_accepted_socket(lambda: _Counted(server(), release), conn,
+                                               ssl=self._tls)
         except OSError:
             conn.close()
             release()

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import structlog
 from aiohttp import web
 
-from node import logs
+from node import logs, peering
 from node.app import make_app
 from node.config import Config
+from node.gossip import Gossip
 from node.listener import BoundedSite
 from node.storage import AsyncStore
 from node.streams import KEEPALIVE_S
@@ -50,6 +51,7 @@ class RunningNode:
     runner: web.AppRunner
     site: BoundedSite
     astore: AsyncStore
+    gossip: Gossip
     stopped: bool = False
 
     @property
@@ -62,6 +64,7 @@ class RunningNode:
         if self.stopped:
             return
         self.stopped = True
+        await self.gossip.stop()
         await self.runner.cleanup()
         await self.astore.close()
 
@@ -76,6 +79,8 @@ async def start(config: Config, *, sse_keepalive_s: float = KEEPALIVE_S) -> Runn
                                    documents_in_memory_max=limits.documents_in_memory_max)
     try:
         app = make_app(config, astore, sse_keepalive_s=sse_keepalive_s)
+        gossip = Gossip(config, astore, peering.client_tls(config))
+        peering.setup(app, config, gossip)
         runner = web.AppRunner(
             app,
             # aiohttp's keep-alive timer runs from the moment a connection opens until a
@@ -88,16 +93,19 @@ async def start(config: Config, *, sse_keepalive_s: float = KEEPALIVE_S) -> Runn
         )
         await runner.setup()
         site = BoundedSite(runner, config.host, config.port,
-                           connections_max=limits.connections_max)
+                           connections_max=limits.connections_max,
+                           ssl_context=peering.server_tls(config))
         try:
             await site.start()
+            await gossip.start()
         except BaseException:
+            await gossip.stop()
             await runner.cleanup()
             raise
     except BaseException:
         await astore.close()
         raise
-    return RunningNode(config, runner, site, astore)
+    return RunningNode(config, runner, site, astore, gossip)
 
 
 async def serve(config: Config) -> None:

@@ -161,10 +161,21 @@ class AsyncStore:
         return await future
 
     async def write(self, call: Callable[[EventStore], T]) -> T:
-        """Run ``call(store)`` on the writer thread (for writes other than appends)."""
+        """Run ``call(store)`` on the writer thread (for writes other than appends, such
+        as events ingested from a peer). If it stored events, waiters and commit
+        listeners hear of them as of a group commit."""
         if self._closed:
             raise StoreClosing("the store is closed")
-        return await self._loop.run_in_executor(self._writer, call, self._store)
+
+        def run(store: EventStore) -> tuple[T, int]:
+            return call(store), store.head
+
+        result, head = await self._loop.run_in_executor(self._writer, run, self._store)
+        if head > self._head:
+            stored = head - self._head
+            self._move_head(head)
+            self._notify(Commit(stored, stored, head))
+        return result
 
     async def automerge(self, session_key: str) -> bytes:
         """The session's saved Automerge document (materialising it is a write)."""
@@ -234,7 +245,9 @@ class AsyncStore:
                 pending.future.set_result(results[start:end])
             start = end
         self._move_head(head)
-        commit = Commit(len(items), sum(1 for result in results if result.created), head)
+        self._notify(Commit(len(items), sum(1 for result in results if result.created), head))
+
+    def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):
             try:
                 listener(commit)

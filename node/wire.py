@@ -57,9 +57,10 @@ class HttpError(Exception):
         self.headers = dict(headers or {})
 
 
-def unauthorized() -> HttpError:
-    return HttpError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' is required",
-                     field="Authorization", headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(
+        message: str = "a valid 'Authorization: Bearer <token>' is required") -> HttpError:
+    return HttpError(401, "unauthorized", message, field="Authorization",
+                     headers={"WWW-Authenticate": "Bearer"})
 
 
 def bad_parameter(name: str, message: str) -> HttpError:

@@ -55,7 +55,7 @@ def main() -> None:
                      extra_args=["--log-level", "warning"]) as node:
         for clients in args.clients:
             rate, latencies = asyncio.run(measure(node.url, clients, args.events))
-            cuts = statistics.quantiles(latencies, n=100)
+            cuts = statistics.quantiles(latencies, n=100, method="inclusive")
             print(f"{clients:>3} client(s): {rate:,.0f} events/s, latency p50 "
                   f"{cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms")
 

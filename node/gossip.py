@@ -47,9 +47,11 @@ class Runner:
     url: str | None
     machine: PeerSync
     direction: str  # "out" or "in"
+    checkpoint_key: str | None  # where its checkpoint is kept: by URL, or by node id
     state: str = "connecting"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     saved: dict[str, int] | None = None
+    saved_at: float = 0.0
     task: asyncio.Task[None] | None = None
 
 
@@ -119,18 +121,21 @@ class Gossip:
         if len(self.runners) >= self.config.peers_max:
             log.warning("peer not added: peers_max reached", url=url)
             return False
-        runner = await self._new_runner(key, url, "out")
+        runner = await self._new_runner(key, url, "out", checkpoint_key=key)
         self.members.setdefault(url, None)
         runner.task = asyncio.create_task(self._dial_loop(runner), name=key)
         return True
 
-    async def _new_runner(self, key: str, url: str | None, direction: str) -> Runner:
+    async def _new_runner(self, key: str, url: str | None, direction: str,
+                          checkpoint_key: str | None) -> Runner:
         now = self._loop.time()
-        checkpoint = await self._call(lambda store: store.checkpoint(key))
+        checkpoint = None
+        if checkpoint_key is not None:
+            checkpoint = await self._call(lambda store: store.checkpoint(checkpoint_key))
         machine = await self._call(lambda store: PeerSync(
             store, url or key, now=now, rng=self._rng, config=self.config.sync,
             checkpoint=checkpoint))
-        runner = Runner(key, url, machine, direction, saved=checkpoint)
+        runner = Runner(key, url, machine, direction, checkpoint_key, saved=checkpoint)
         self.runners[key] = runner
         return runner
 
@@ -160,7 +165,9 @@ class Gossip:
         key = f"in:{link.peer_node or '?'}:{self._accepted}"
         if link.peer_url and len(self.members) < self.config.peers_max:
             self.members[link.peer_url.rstrip("/")] = link.peer_node
-        runner = await self._new_runner(key, link.peer_url, "in")
+        # A peer that names itself resumes from its checkpoint; its hello must agree.
+        checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
+        runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key)
         try:
             await self.run(runner, link)
         except LinkClosed as exc:
@@ -213,12 +220,16 @@ class Gossip:
         return self._loop.time()
 
     async def _save_checkpoint(self, runner: Runner, force: bool = False) -> None:
-        checkpoint = runner.machine.checkpoint
-        if checkpoint is None or checkpoint == runner.saved:
+        checkpoint, key = runner.machine.checkpoint, runner.checkpoint_key
+        if runner.direction == "in" and runner.machine.peer_node is not None:
+            key = f"node:{runner.machine.peer_node}"  # the node id its hello gave
+        if checkpoint is None or checkpoint == runner.saved or key is None:
             return
-        key = runner.key if runner.direction == "out" else f"node:{runner.machine.peer_node}"
+        now = self._loop.time()
+        if not force and now - runner.saved_at < CHECKPOINT_INTERVAL_S:
+            return
         await self._call(lambda store: store.save_checkpoint(key, checkpoint))
-        runner.saved = checkpoint
+        runner.saved, runner.saved_at = checkpoint, now
 
     # -- membership --------------------------------------------------------------------
 

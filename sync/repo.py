@@ -1,0 +1,508 @@
+"""The automerge-repo protocol with one client, as a sans-I/O state machine.
+
+A ``RepoConnection`` is one websocket client of the node (an ``@automerge/automerge-repo``
+app, a notebook). The node feeds it frames (``receive``), tells it which documents
+changed in the log (``refresh``) and the time (``tick``); each call returns an
+``Outcome``: frames to send, events to append, notes to log, documents other
+connections must hear about, ephemeral messages to pass on, and whether to close.
+Nothing here does I/O or reads a clock.
+
+What a client may do:
+
+* join once, with protocol version 1, then only speak as the peer that joined;
+* ``request``/``sync`` a document by id. Unknown documents get ``doc-unavailable`` and
+  are watched: when the session appears, the client is sent it. Sessions its token does
+  not allow get ``doc-unavailable`` and nothing more;
+* change ``custom_state`` and ``state``: each changed key becomes a ``state_changed``
+  event, ``state`` "ended" a ``session_ended`` (reason "client") and "active" a
+  ``session_started`` with the session's channel and peer. The node's document then
+  follows the log again. Other changes (messages, counts, ids, deleting a key, values
+  JSON cannot hold, state "paused", which no event kind sets) are not events: they are
+  logged and put back by the node;
+* relay another node's changes to the document (a client that synced elsewhere): kept,
+  never turned into events.
+
+A client is disconnected (with an ``error`` message) for: a frame that is not a valid
+message, a wrong senderId or targetId, too many frames per second, more documents than
+``documents_max``, changes on a read-only token, changes that would grow a document past
+``document_bytes_max``, counters, replacing the document's root maps or session key.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from crdt.amdoc import (
+    Received,
+    SessionDoc,
+    decode_document_id,
+    new_sync_state,
+)
+from crdt.amsync import summarize_sync_message
+from crdt.errors import InvalidInput, StoreError
+from crdt.events import Draft, Event, parse_event
+from sync.errors import PeerFault
+from sync.repo_messages import (
+    PROTOCOL_VERSION,
+    Ephemeral,
+    Frame,
+    Join,
+    Sync,
+    encode_error,
+    encode_peer,
+    encode_sync,
+    encode_unavailable,
+    parse_frame,
+)
+
+# Websocket close codes (RFC 6455).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL = 1002
+CLOSE_UNSUPPORTED = 1003
+CLOSE_INVALID = 1007
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+
+#: agent_id of the events a client's edits become, for a session without one.
+CLIENT_AGENT_ID = "automerge-client"
+#: ``reason`` of the session_ended event a client's ``state = "ended"`` becomes.
+CLIENT_END_REASON = "client"
+
+
+@dataclass(frozen=True, slots=True)
+class RepoLimits:
+    """Bounds on what one client can make the node hold or do. Each is a trade-off:
+
+    * ``frame_bytes_max`` (16 MiB): largest frame accepted. A client's own edits are
+      small; a client relaying another node's copy of a long session sends it whole.
+    * ``document_bytes_max`` (64 MiB): a document's stored size (snapshot plus
+      increments) past which clients' changes are refused. About 3,000,000 short
+      messages; larger sessions should be split.
+    * ``documents_max`` (256): documents one connection may open or wait for.
+    * ``frames_per_s`` (200), ``frames_burst`` (1,000): sustained and burst rate of
+      frames; an app opening ``documents_max`` documents at once fits in the burst.
+    * ``join_s`` (10 s): time from connecting to the join message.
+    * ``ping_interval_s`` (30 s): keepalive pings; a client that misses a pong for half
+      of it is disconnected, so dead connections leave within about 45 s.
+    * ``documents_idle_s`` (300 s): documents nobody touched for this long leave the
+      node's memory (they reload from disk on demand).
+    """
+
+    frame_bytes_max: int = 16 * 1024 * 1024
+    document_bytes_max: int = 64 * 1024 * 1024
+    documents_max: int = 256
+    frames_per_s: float = 200.0
+    frames_burst: int = 1000
+    join_s: float = 10.0
+    ping_interval_s: float = 30.0
+    documents_idle_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a token may open: sessions matching any of ``sessions`` (``fnmatch``
+    patterns, ``*`` for any text; None: every session), and whether it may change them.
+
+    >>> Access(sessions=("tg:*",), read_only=True).allows("tg:alice")
+    True
+    >>> Access(sessions=("tg:*",)).allows("web:bob")
+    False
+    """
+
+    sessions: tuple[str, ...] | None = None
+    read_only: bool = False
+
+    def allows(self, session_key: str) -> bool:
+        if self.sessions is None:
+            return True
+        return any(fnmatch.fnmatchcase(session_key, pattern) for pattern in self.sessions)
+
+
+FULL_ACCESS = Access()
+
+
+def parse_tokens(raw: object) -> dict[str, Access]:
+    """A token table from its JSON form; ``ValueError`` naming what is wrong.
+
+        {"<token>": {"sessions": ["tg:*", "web:bob"], "read_only": true}, ...}
+
+    >>> parse_tokens({"app-token-1": {"sessions": ["a*"]}})
+    {'app-token-1': Access(sessions=('a*',), read_only=False)}
+    """
+    if not isinstance(raw, dict):
+        raise ValueError("the token table must be a JSON object of token: access")
+    table = {}
+    for token, spec in raw.items():
+        if not isinstance(token, str) or len(token) < 8:
+            raise ValueError("tokens must be strings of at least 8 characters")
+        if not isinstance(spec, dict) or set(spec) - {"sessions", "read_only"}:
+            raise ValueError(f"token {token[:4]}…: give an object with 'sessions' and "
+                             "optionally 'read_only'")
+        sessions = spec.get("sessions")
+        if sessions is not None and (not isinstance(sessions, list) or not all(
+                isinstance(pattern, str) and pattern for pattern in sessions)):
+            raise ValueError(f"token {token[:4]}…: 'sessions' must be a list of patterns")
+        read_only = spec.get("read_only", False)
+        if not isinstance(read_only, bool):
+            raise ValueError(f"token {token[:4]}…: 'read_only' must be true or false")
+        table[token] = Access(None if sessions is None else tuple(sessions), read_only)
+    return table
+
+
+@dataclass(frozen=True, slots=True)
+class RepoConfig:
+    """Automerge clients of a node: tokens beside the node's own and the limits."""
+
+    #: Tokens and what each may open. The node's ``--token`` (or none, on loopback)
+    #: opens every session read-write.
+    tokens: Mapping[str, Access] = field(default_factory=lambda: MappingProxyType({}))
+    limits: RepoLimits = RepoLimits()
+
+
+class Library(Protocol):
+    """The node's documents, as the machine sees them (called on the store's writer)."""
+
+    def resolve(self, doc_id: bytes) -> str | None:
+        """The session key of a document id; None if no such session (yet)."""
+
+    def document(self, session_key: str) -> SessionDoc:
+        """The live document, caught up with the log unless an edit is being held."""
+
+    def record(self, session_key: str, changes: bytes) -> None:
+        """Persist changes just applied to the live document."""
+
+    def discard(self, session_key: str) -> None:
+        """Forget the live document (it reloads from disk without unrecorded changes)."""
+
+    def stored_bytes(self, session_key: str) -> int:
+        """The document's size on disk."""
+
+    def messages(self, session_key: str) -> list[dict[str, Any]]:
+        """The projection's messages (JSON form), to repair a document with."""
+
+    def hold(self, session_key: str) -> None:
+        """A client's edit is on its way into the log: leave the document as it is
+        until the host has appended it and releases it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something to log: ``level`` is "debug", "info" or "warning"."""
+
+    level: str
+    event: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Events to append for a client's edit of one session."""
+
+    session_key: str
+    drafts: tuple[Draft | Event, ...]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one call asks of the host."""
+
+    frames: list[bytes] = field(default_factory=list)
+    edits: list[Edit] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    #: Documents whose node copy changed: every other connection holding them must hear.
+    changed: set[bytes] = field(default_factory=set)
+    #: Ephemeral messages to pass on to the other clients of their document.
+    ephemeral: list[tuple[bytes, Ephemeral]] = field(default_factory=list)
+    #: When not None, the documents this connection now watches (True: open; False:
+    #: waiting for it to appear).
+    watch: dict[bytes, bool] | None = None
+    close: Close | None = None
+
+
+class _Refuse(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+_OPEN, _WAITING, _DENIED = "open", "waiting", "denied"
+
+
+@dataclass(slots=True)
+class _Doc:
+    status: str
+    text_id: str
+    session_key: str | None = None
+    state: Any = None  # automerge sync state, while open
+
+
+class RepoConnection:
+    """The protocol with one client. Not thread-safe: the host calls it from one thread
+    at a time (the node: its store's writer)."""
+
+    def __init__(self, *, peer_id: str, storage_id: str, access: Access,
+                 limits: RepoLimits, now: float) -> None:
+        self.peer_id = peer_id
+        self.storage_id = storage_id
+        self.access = access
+        self.limits = limits
+        self.client: str | None = None  # the client's peer id, once it joined
+        self.closed = False
+        self._join_by = now + limits.join_s
+        self._tokens = float(limits.frames_burst)
+        self._tokens_at = now
+        self._docs: dict[bytes, _Doc] = {}
+
+    @property
+    def wakeup_at(self) -> float | None:
+        """When ``tick`` must be called next (the join deadline), if ever."""
+        return None if self.client is not None or self.closed else self._join_by
+
+    def tick(self, now: float) -> Outcome:
+        out = Outcome()
+        if not self.closed and self.client is None and now >= self._join_by:
+            self._close(out, CLOSE_PROTOCOL, f"no join message within {self.limits.join_s} s")
+        return out
+
+    def refuse(self, code: int, reason: str) -> Outcome:
+        """Close for a fault the host found (a text frame, a frame over the limit)."""
+        out = Outcome()
+        if not self.closed:
+            self._close(out, code, reason)
+        return out
+
+    def receive(self, frame: bytes, now: float, library: Library) -> Outcome:
+        """Handle one binary frame from the client."""
+        out = Outcome()
+        if self.closed:
+            return out
+        try:
+            self._spend(now)
+            message = parse_frame(frame)
+            if self.client is None:
+                self._join(message, out)
+            else:
+                self._dispatch(message, library, out)
+        except _Refuse as refusal:
+            self._close(out, refusal.code, refusal.reason)
+        except PeerFault as fault:
+            self._close(out, CLOSE_INVALID, str(fault))
+        except StoreError as error:  # ours, not the client's: say so and let it retry
+            out.notes.append(Note("warning", "automerge sync failed", {"error": str(error)}))
+            self._close(out, CLOSE_INTERNAL, "the node failed to handle this message")
+        return out
+
+    def refresh(self, doc_ids: Iterable[bytes], now: float, library: Library) -> Outcome:
+        """The node's copies of ``doc_ids`` may have changed, or their sessions appeared:
+        send the client what it lacks."""
+        out = Outcome()
+        if self.closed or self.client is None:
+            return out
+        for doc_id in doc_ids:
+            entry = self._docs.get(doc_id)
+            if entry is None or entry.status == _DENIED:
+                continue
+            try:
+                if entry.status == _WAITING and not self._open(doc_id, entry, library, out):
+                    continue
+                assert entry.session_key is not None
+                self._send_sync(entry, library.document(entry.session_key), out)
+            except StoreError as error:
+                out.notes.append(Note("warning", "automerge refresh failed",
+                                      {"session": entry.session_key, "error": str(error)}))
+        return out
+
+    # -- the protocol --------------------------------------------------------------
+
+    def _spend(self, now: float) -> None:
+        """Token bucket: ``frames_per_s`` sustained, ``frames_burst`` at once."""
+        elapsed = max(0.0, now - self._tokens_at)
+        self._tokens = min(float(self.limits.frames_burst),
+                           self._tokens + elapsed * self.limits.frames_per_s)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            raise _Refuse(CLOSE_POLICY, f"more than {self.limits.frames_per_s:g} frames per "
+                                        "second")
+        self._tokens -= 1.0
+
+    def _join(self, message: Frame, out: Outcome) -> None:
+        if not isinstance(message, Join):
+            raise _Refuse(CLOSE_PROTOCOL, "the first message must be a join")
+        if message.versions is not None and PROTOCOL_VERSION not in message.versions:
+            self.client = message.sender  # so the error below reaches it
+            raise _Refuse(CLOSE_PROTOCOL, "unsupported protocol version")
+        self.client = message.sender
+        metadata = {"storageId": self.storage_id, "isEphemeral": False}
+        out.frames.append(encode_peer(self.peer_id, message.sender, metadata))
+        out.notes.append(Note("debug", "automerge client joined", {"peer": message.sender}))
+
+    def _dispatch(self, message: Frame, library: Library, out: Outcome) -> None:
+        if isinstance(message, Join):
+            raise _Refuse(CLOSE_PROTOCOL, "joined twice")
+        if message.sender != self.client:
+            raise _Refuse(CLOSE_POLICY, "senderId is not the peer that joined")
+        if message.target != self.peer_id:
+            raise _Refuse(CLOSE_PROTOCOL, "targetId is not this node")
+        if isinstance(message, Sync):
+            self._sync(message, library, out)
+        elif isinstance(message, Ephemeral):
+            entry = self._docs.get(decode_document_id(message.document_id))
+            if entry is not None and entry.status == _OPEN:
+                out.ephemeral.append((decode_document_id(message.document_id), message))
+        # doc-unavailable (the client lacks something we never ask for) and remote heads
+        # gossip need nothing from us.
+
+    def _entry(self, doc_id: bytes, text_id: str, library: Library, out: Outcome) -> _Doc:
+        entry = self._docs.get(doc_id)
+        if entry is None:
+            if len(self._docs) >= self.limits.documents_max:
+                raise _Refuse(CLOSE_POLICY, f"more than {self.limits.documents_max} "
+                                            "documents on one connection")
+            entry = self._docs[doc_id] = _Doc(_WAITING, text_id)
+            out.watch = self._watch()
+        if entry.status == _WAITING:
+            self._open(doc_id, entry, library, out)
+        return entry
+
+    def _open(self, doc_id: bytes, entry: _Doc, library: Library, out: Outcome) -> bool:
+        """Open a waiting document if its session exists now and may be seen."""
+        session_key = library.resolve(doc_id)
+        if session_key is None:
+            return False
+        entry.session_key = session_key
+        if self.access.allows(session_key):
+            entry.status, entry.state = _OPEN, new_sync_state()
+        else:
+            entry.status = _DENIED
+            out.notes.append(Note("info", "automerge document refused to token",
+                                  {"peer": self.client, "session": session_key}))
+        out.watch = self._watch()
+        return entry.status == _OPEN
+
+    def _watch(self) -> dict[bytes, bool]:
+        return {doc_id: entry.status == _OPEN for doc_id, entry in self._docs.items()
+                if entry.status != _DENIED}
+
+    def _sync(self, message: Sync, library: Library, out: Outcome) -> None:
+        doc_id = decode_document_id(message.document_id)
+        entry = self._entry(doc_id, message.document_id, library, out)
+        if entry.status != _OPEN:
+            assert self.client is not None
+            out.frames.append(encode_unavailable(self.peer_id, self.client,
+                                                 message.document_id))
+            return
+        session_key = entry.session_key
+        assert session_key is not None
+        self._check_changes(session_key, message.data, library)
+        doc = library.document(session_key)
+        try:
+            received = doc.receive_sync_message(entry.state, message.data)
+        except InvalidInput as exc:
+            library.discard(session_key)
+            raise _Refuse(CLOSE_INVALID, f"sync message refused: {exc.reason}") from None
+        if received.refusal is not None:
+            library.discard(session_key)
+            raise _Refuse(CLOSE_POLICY, f"changes refused: {received.refusal}")
+        if received.changes:
+            library.record(session_key, received.changes)
+            out.changed.add(doc_id)
+            if received.from_client:
+                self._edits(session_key, doc, received, library, out)
+            doc = library.document(session_key)
+        self._send_sync(entry, doc, out)
+
+    def _check_changes(self, session_key: str, data: bytes, library: Library) -> None:
+        """Refuse changes a read-only token sends, or that grow the document too far,
+        before automerge applies them."""
+        try:
+            summary = summarize_sync_message(data)
+        except InvalidInput as exc:
+            raise _Refuse(CLOSE_INVALID, exc.reason) from None
+        if not summary.changes:
+            return
+        if self.access.read_only:
+            raise _Refuse(CLOSE_POLICY, "this token is read-only: document changes are "
+                                        "refused")
+        size = library.stored_bytes(session_key) + summary.change_bytes
+        if size > self.limits.document_bytes_max:
+            raise _Refuse(CLOSE_TOO_BIG, f"the document would grow to {size} bytes; the "
+                                         f"limit is {self.limits.document_bytes_max}")
+
+    def _send_sync(self, entry: _Doc, doc: SessionDoc, out: Outcome) -> None:
+        data = doc.generate_sync_message(entry.state)
+        if data is not None:
+            assert self.client is not None
+            out.frames.append(encode_sync(self.peer_id, self.client, entry.text_id, data))
+
+    def _close(self, out: Outcome, code: int, reason: str) -> None:
+        if self.client is not None:
+            out.frames.append(encode_error(self.peer_id, self.client, reason))
+        out.close = Close(code, reason)
+        out.notes.append(Note("warning", "automerge client disconnected",
+                              {"peer": self.client, "code": code, "reason": reason}))
+        self.closed = True
+
+    # -- a client's edits ------------------------------------------------------------
+
+    def _edits(self, session_key: str, doc: SessionDoc, received: Received,
+               library: Library, out: Outcome) -> None:
+        """Turn a client's changes into events; log and put back what is not an edit."""
+        edits = doc.edits_since(received.before)
+        context = edits.context
+        agent = context.get("agent_id") or CLIENT_AGENT_ID
+        drafts: list[Draft | Event] = []
+        for key, value in edits.custom_state.items():
+            drafts += self._draft(session_key, agent, {"type": "state_changed", "key": key,
+                                                       "value": value}, out)
+        refused = {key: "deleting a key makes no event (set it to null instead)"
+                   for key in edits.removed}
+        refused |= {key: f"{what} values cannot go into an event"
+                    for key, what in edits.unreadable.items()}
+        if edits.state == "ended":
+            drafts += self._draft(session_key, agent, {"type": "session_ended",
+                                                       "reason": CLIENT_END_REASON}, out)
+        elif edits.state == "active":
+            drafts += self._draft(session_key, agent, {
+                "type": "session_started", "channel": context.get("channel") or "unknown",
+                "peer_id": context.get("peer_id") or "unknown"}, out)
+        elif edits.state is not None:
+            refused["state"] = f"{edits.state!r} has no event kind; set 'active' or 'ended'"
+        derived = sorted(received.fields - {"custom_state", "state"})
+        if derived:
+            refused |= {name: "derived from the log; put back" for name in derived}
+        if refused:
+            out.notes.append(Note("warning", "automerge client edits ignored",
+                                  {"peer": self.client, "session": session_key,
+                                   "reasons": refused}))
+        if "messages" in received.fields:
+            library.record(session_key, doc.repair(library.messages(session_key),
+                                                   received.messages))
+        if drafts:
+            library.hold(session_key)
+            out.edits.append(Edit(session_key, tuple(drafts)))
+            out.notes.append(Note("info", "automerge client edit", {
+                "peer": self.client, "session": session_key,
+                "kinds": [d.kind for d in drafts]}))
+
+    def _draft(self, session_key: str, agent: str, kind: dict[str, Any],
+               out: Outcome) -> list[Draft | Event]:
+        try:
+            return [parse_event({"agent_id": agent, "kind": kind}, session_key=session_key)]
+        except InvalidInput as exc:
+            out.notes.append(Note("warning", "automerge client edit refused", {
+                "peer": self.client, "session": session_key, "kind": kind["type"],
+                "reason": str(exc)}))
+            return []

@@ -1,0 +1,479 @@
+"""sync.repo: the automerge-repo protocol with clients, exchanged in memory with a real
+EventStore behind it. No sockets, no sleeps: time is a number passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from automerge.core import ROOT, Document, ObjType, ScalarType
+
+from crdt.amdoc import document_id
+from crdt.events import Event, parse_event
+from crdt.store import EventStore
+from sync.repo import (
+    CLOSE_INVALID,
+    CLOSE_POLICY,
+    CLOSE_PROTOCOL,
+    CLOSE_TOO_BIG,
+    FULL_ACCESS,
+    Access,
+    Outcome,
+    RepoConnection,
+    RepoLimits,
+)
+from sync.repo_library import StoreLibrary
+from tests.sync.repo_app import App, put_text, root, set_custom, set_state, text_id
+
+OpenStore = Callable[[str], EventStore]
+S1 = text_id("s1")
+LIMITS = RepoLimits()
+
+
+def event(kind: str, ms: int, session: str = "s1", **payload: Any) -> Event:
+    made = parse_event({"agent_id": "main", "hlc": [ms, 0],
+                        "kind": {"type": kind, **payload}}, session_key=session)
+    assert isinstance(made, Event)
+    return made
+
+
+def seed(store: EventStore, session: str = "s1", messages: int = 3) -> None:
+    store.append_batch(
+        [event("session_started", 1_000, session, channel="tg", peer_id="alice")]
+        + [event("message_received", 2_000 + i, session, content=f"hello {i}")
+           for i in range(messages)]
+        + [event("state_changed", 3_000, session, key="mood", value="calm")])
+
+
+class Link:
+    """One connection between an App and a RepoConnection over a StoreLibrary."""
+
+    def __init__(self, store: EventStore, app: App | None = None,
+                 access: Access = FULL_ACCESS, limits: RepoLimits = LIMITS) -> None:
+        self.store = store
+        self.library = StoreLibrary(store)
+        self.app = app or App()
+        self.conn = RepoConnection(peer_id="node-1", storage_id="storage-1", access=access,
+                                   limits=limits, now=0.0)
+        self.now = 0.0
+        self.outcomes: list[Outcome] = []
+
+    def send(self, *frames: bytes | None) -> Outcome:
+        """Deliver frames from the app, and everything that follows, until quiet; the
+        merged outcome of the node's side."""
+        merged = Outcome()
+        queue = [frame for frame in frames if frame is not None]
+        while queue and not self.conn.closed:
+            self.take(self.conn.receive(queue.pop(0), self.now, self.library), merged, queue)
+        return merged
+
+    def refresh(self, *sessions: str) -> Outcome:
+        merged = Outcome()
+        queue: list[bytes] = []
+        ids = [document_id(session) for session in sessions]
+        self.take(self.conn.refresh(ids, self.now, self.library), merged, queue)
+        merged_rest = self.send(*queue)
+        merged.frames += merged_rest.frames
+        merged.edits += merged_rest.edits
+        return merged
+
+    def take(self, out: Outcome, merged: Outcome, queue: list[bytes]) -> None:
+        self.outcomes.append(out)
+        merged.frames += out.frames
+        merged.edits += out.edits
+        merged.notes += out.notes
+        merged.changed |= out.changed
+        merged.ephemeral += out.ephemeral
+        merged.close = merged.close or out.close
+        merged.watch = out.watch if out.watch is not None else merged.watch
+        for frame in out.frames:
+            queue += self.app.receive(frame)
+
+    def open(self, doc: str = S1) -> Outcome:
+        if self.app.server is None:
+            self.send(self.app.join())
+        return self.send(self.app.request(doc))
+
+    def apply_edits(self, out: Outcome) -> list[str]:
+        """Append the edits as the node does, release the documents, and refresh."""
+        kinds = []
+        for edit in out.edits:
+            self.store.append_batch(list(edit.drafts))
+            self.library.release(edit.session_key)
+            kinds += [draft.kind for draft in edit.drafts]
+            self.refresh(edit.session_key)
+        return kinds
+
+
+def messages(view: Any) -> list[str]:
+    return [m["content"] for _, m in sorted(view["messages"].items())]
+
+
+# --- handshake ------------------------------------------------------------------------
+
+def test_join_is_answered_with_peer(open_store: OpenStore) -> None:
+    link = Link(open_store("a"))
+    out = link.send(link.app.join())
+    assert link.app.server == "node-1" and out.close is None
+    assert link.conn.client == "peer-app" and link.conn.wakeup_at is None
+
+
+def test_an_unsupported_version_is_refused(open_store: OpenStore) -> None:
+    link = Link(open_store("a"))
+    out = link.send(link.app.join(versions=["2"]))
+    assert out.close is not None and out.close.code == CLOSE_PROTOCOL
+    assert link.app.errors == ["unsupported protocol version"]
+
+
+def test_no_join_in_time_closes(open_store: OpenStore) -> None:
+    link = Link(open_store("a"), limits=RepoLimits(join_s=5.0))
+    assert link.conn.wakeup_at == 5.0
+    assert link.conn.tick(4.9).close is None
+    expect_close(link.conn.tick(5.0), CLOSE_PROTOCOL)
+    assert link.conn.closed and link.conn.wakeup_at is None
+
+
+# --- find, live, unavailable ----------------------------------------------------------
+
+def test_find_syncs_the_projection(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    out = link.open()
+    assert out.close is None and out.watch == {document_id("s1"): True}
+    view = link.app.view(S1)
+    projection = store.get_projection("s1").to_json()
+    assert messages(view) == ["hello 0", "hello 1", "hello 2"]
+    assert view["custom_state"] == {"mood": "calm"} and view["state"] == "active"
+    assert view["event_count"] == projection["event_count"] == 5
+
+
+def test_new_events_reach_the_client(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    store.append(event("agent_response", 4_000, content="hi!", model="m"))
+    link.refresh("s1")
+    assert messages(link.app.view(S1))[-1] == "hi!"
+    assert link.refresh("s1").frames == []  # nothing new: nothing sent
+
+
+def test_unknown_document_is_unavailable_until_it_appears(open_store: OpenStore) -> None:
+    store = open_store("a")
+    link = Link(store)
+    out = link.open(text_id("later"))
+    assert link.app.unavailable == [text_id("later")]
+    assert out.watch == {document_id("later"): False}
+    assert link.refresh("later").frames == []  # still unknown
+    seed(store, "later")
+    link.refresh("later")
+    assert link.app.unavailable == []
+    assert messages(link.app.view(text_id("later"))) == ["hello 0", "hello 1", "hello 2"]
+
+
+def test_a_token_sees_only_its_sessions(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store, "tg:alice")
+    link = Link(store, access=Access(sessions=("web:*",)))
+    out = link.open(text_id("tg:alice"))
+    assert link.app.unavailable == [text_id("tg:alice")] and out.watch == {}
+    seed(store, "tg:alice", messages=4)
+    assert link.refresh("tg:alice").frames == []
+    assert any(note.event == "automerge document refused to token" for note in out.notes)
+
+
+def test_a_session_appearing_later_is_checked_against_the_token(open_store: OpenStore) -> None:
+    store = open_store("a")
+    link = Link(store, access=Access(sessions=("web:*",)))
+    link.open(text_id("tg:bob"))
+    seed(store, "tg:bob")
+    assert link.refresh("tg:bob").frames == []
+    assert link.app.unavailable == [text_id("tg:bob")]
+
+
+# --- edits ----------------------------------------------------------------------------
+
+def test_custom_state_and_state_edits_become_events(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    link.app.change(S1, set_custom("mood", "happy"))
+    link.app.change(S1, set_state("ended"))
+    out = link.send(link.app.sync(S1))
+    assert out.close is None and link.library.held("s1")
+    assert link.apply_edits(out) == ["state_changed", "session_ended"]
+    assert not link.library.held("s1")
+    projection = store.get_projection("s1").to_json()
+    assert projection["custom_state"] == {"mood": "happy"} and projection["state"] == "ended"
+    view = link.app.view(S1)
+    assert view["custom_state"] == {"mood": "happy"} and view["state"] == "ended"
+    assert view["event_count"] == 7
+    ended = [s.event for s in store.get_events("s1") if s.event.kind == "session_ended"]
+    assert ended[0].payload == {"reason": "client"} and ended[0].agent_id == "main"
+
+
+def test_state_active_restarts_with_the_session_channel(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    store.append(event("session_ended", 5_000, reason="bye"))
+    link = Link(store)
+    link.open()
+    link.app.change(S1, set_state("active"))
+    assert link.apply_edits(link.send(link.app.sync(S1))) == ["session_started"]
+    started = [s.event for s in store.get_events("s1") if s.event.kind == "session_started"]
+    assert started[-1].payload == {"channel": "tg", "peer_id": "alice"}
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (set_state("paused"), "state"),
+    (lambda tx: tx.put(ROOT, "message_count", ScalarType.Int, 99), "message_count"),
+    (lambda tx: put_text(tx, ROOT, "last_event_id", "forged"), "last_event_id"),
+    (lambda tx: tx.delete(root(tx, "custom_state"), "mood"), "mood"),
+    (lambda tx: tx.put(root(tx, "custom_state"), "b", ScalarType.Bytes, b"x"), "b"),
+])
+def test_refused_edits_are_logged_and_put_back(open_store: OpenStore, edit: Any,
+                                               field: str) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    before = store.get_projection("s1").to_json()
+    link.app.change(S1, edit)
+    out = link.send(link.app.sync(S1))
+    assert out.close is None and out.edits == []
+    [note] = [n for n in out.notes if n.event == "automerge client edits ignored"]
+    assert field in note.fields["reasons"]
+    assert store.get_projection("s1").to_json() == before
+    view = link.app.view(S1)
+    for name in ("state", "message_count", "last_event_id", "custom_state"):
+        assert view[name] == before[name], name
+
+
+def test_message_edits_are_put_back(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+
+    def edit(tx: Any) -> None:
+        box = root(tx, "messages")
+        first = sorted(tx.keys(box))[0]
+        content = tx.get(tx.get(box, first)[1], "content")[1]
+        tx.insert(content, 0, ScalarType.Str, "EDITED ")
+        fake = tx.put_object(box, "000000000000000.0000000000." + "00" * 32, ObjType.Map)
+        put_text(tx, fake, "content", "forged")
+
+    link.app.change(S1, edit)
+    out = link.send(link.app.sync(S1))
+    assert out.close is None and out.edits == []
+    assert messages(link.app.view(S1)) == ["hello 0", "hello 1", "hello 2"]
+
+
+def test_a_refused_edit_beside_an_accepted_one(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    link.app.change(S1, set_custom("mood", "happy"))
+    link.app.change(S1, lambda tx: tx.put(ROOT, "message_count", ScalarType.Int, 99))
+    kinds = link.apply_edits(link.send(link.app.sync(S1)))
+    assert kinds == ["state_changed"]
+    view = link.app.view(S1)
+    assert view["custom_state"] == {"mood": "happy"} and view["message_count"] == 3
+
+
+def test_a_held_document_is_not_caught_up(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    link.app.change(S1, set_custom("mood", "happy"))
+    out = link.send(link.app.sync(S1))
+    assert link.refresh("s1").frames == []  # held: the old value is not written back
+    assert link.app.view(S1)["custom_state"] == {"mood": "happy"}
+    link.apply_edits(out)
+    assert link.app.view(S1)["custom_state"] == {"mood": "happy"}
+
+
+# --- two nodes, one client ------------------------------------------------------------
+
+def test_a_client_of_two_converged_nodes_sees_each_message_once(open_store: OpenStore) -> None:
+    a, b = open_store("a"), open_store("b")
+    seed(a)
+    seed(b)  # the same events (same timestamps): what converged nodes hold
+    app = App()
+    first = Link(a, app)
+    first.open()
+    second = Link(b, app)
+    app.reconnect()
+    out = second.open()
+    assert out.close is None and out.edits == []  # relayed node changes are no edits
+    view = app.view(S1)
+    assert messages(view) == ["hello 0", "hello 1", "hello 2"]
+    assert len(view["messages"]) == 3
+    b.append(event("message_sent", 9_000, content="from b", message_id="m9"))
+    second.refresh("s1")
+    assert messages(app.view(S1)) == ["hello 0", "hello 1", "hello 2", "from b"]
+
+
+# --- hostile clients ------------------------------------------------------------------
+
+def expect_close(out: Outcome, code: int) -> None:
+    assert out.close is not None and out.close.code == code, out.close
+
+
+@pytest.mark.parametrize("frame", [
+    b"", b"\x00", b"not cbor at all", b"\xa1\x61a", b"\x82\x01\x02",
+    b"\xc1\x00",  # a tag
+    b"\x9f\xff",  # indefinite length
+    b"\x81" * 20 + b"\x00",  # too deep
+])
+def test_garbage_frames_close(open_store: OpenStore, frame: bytes) -> None:
+    link = Link(open_store("a"))
+    link.send(link.app.join())
+    expect_close(link.send(frame), CLOSE_INVALID)
+
+
+def test_a_message_before_join_closes(open_store: OpenStore) -> None:
+    link = Link(open_store("a"))
+    link.app.server = "node-1"
+    expect_close(link.send(link.app.request(S1)), CLOSE_PROTOCOL)
+
+
+def test_a_wrong_sender_closes(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    other = App(peer="someone-else")
+    other.server = "node-1"
+    expect_close(link.send(other.request(S1)), CLOSE_POLICY)
+    assert link.app.errors == ["senderId is not the peer that joined"]
+
+
+def test_a_wrong_target_and_a_second_join_close(open_store: OpenStore) -> None:
+    link = Link(open_store("a"))
+    link.send(link.app.join())
+    link.app.server = "not-the-node"
+    expect_close(link.send(link.app.request(S1)), CLOSE_PROTOCOL)
+    again = Link(open_store("b"))
+    again.send(again.app.join())
+    expect_close(again.send(again.app.join()), CLOSE_PROTOCOL)
+
+
+def test_a_flood_of_frames_closes(open_store: OpenStore) -> None:
+    link = Link(open_store("a"), limits=RepoLimits(frames_burst=20, frames_per_s=10))
+    link.send(link.app.join())
+    closes = [link.conn.receive(link.app.request(text_id(f"d{i}")), 0.0, link.library).close
+              for i in range(40)]
+    assert [c for c in closes if c] and closes[-1] is None  # closed once, then silent
+    assert [c.code for c in closes if c] == [CLOSE_POLICY]
+    assert link.conn.closed
+
+
+def test_a_slow_steady_client_is_not_a_flood(open_store: OpenStore) -> None:
+    link = Link(open_store("a"), limits=RepoLimits(frames_burst=5, frames_per_s=10))
+    link.send(link.app.join())
+    for i in range(50):
+        frame = link.app.frame(type="ephemeral", targetId="node-1", documentId=S1, count=i,
+                               sessionId="x", data=b"\x01")
+        assert link.conn.receive(frame, i * 0.2, link.library).close is None
+
+
+def test_too_many_documents_close(open_store: OpenStore) -> None:
+    link = Link(open_store("a"), limits=RepoLimits(documents_max=3))
+    link.send(link.app.join())
+    for i in range(3):
+        assert link.send(link.app.request(text_id(f"d{i}"))).close is None
+    expect_close(link.send(link.app.request(text_id("d3"))), CLOSE_POLICY)
+
+
+def test_read_only_changes_close_and_store_nothing(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store, access=Access(read_only=True))
+    link.open()
+    assert messages(link.app.view(S1))  # reading is fine
+    size = link.library.stored_bytes("s1")
+    link.app.change(S1, set_custom("mood", "happy"))
+    expect_close(link.send(link.app.sync(S1)), CLOSE_POLICY)
+    assert store.get_projection("s1").to_json()["custom_state"] == {"mood": "calm"}
+    assert link.library.stored_bytes("s1") == size
+
+
+def test_changes_over_the_document_limit_close(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    limit = link.library.stored_bytes("s1") + 100
+    link.conn.limits = RepoLimits(document_bytes_max=limit)
+    link.app.change(S1, set_custom("big", "x" * 5_000))
+    expect_close(link.send(link.app.sync(S1)), CLOSE_TOO_BIG)
+    assert link.library.stored_bytes("s1") < limit
+
+
+def test_a_counter_closes_and_the_document_stays_clean(open_store: OpenStore) -> None:
+    # automerge-js wrote this change on the genesis of "s1": custom_state.c = Counter(1).
+    from tests.crdt.test_amdoc import COUNTER_CHANGE
+
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    link.app.docs[S1].merge(_genesis_plus(COUNTER_CHANGE))
+    expect_close(link.send(link.app.sync(S1)), CLOSE_POLICY)
+    assert "counter" in link.app.errors[0]
+    fresh = Link(store, App(peer="fresh"))
+    fresh.open()
+    assert fresh.app.view(S1)["custom_state"] == {"mood": "calm"}
+    reopened = store.documents.document("s1").to_python()  # readable: no counter kept
+    assert "c" not in reopened["custom_state"]
+
+
+def _genesis_plus(change: bytes) -> Document:
+    from crdt.amdoc import SessionDoc, node_actor
+
+    return Document.load(SessionDoc.new("s1", node_actor("x")).save() + change)
+
+
+def test_a_broken_sync_message_closes(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    frame = link.app.frame(type="sync", targetId="node-1", documentId=S1,
+                           data=b"\x42\x01" + b"\x00" * 5)
+    expect_close(link.send(frame), CLOSE_INVALID)
+    again = Link(store, App(peer="again"))
+    again.open()
+    assert messages(again.app.view(S1)) == ["hello 0", "hello 1", "hello 2"]
+
+
+def test_closed_connections_ignore_everything(open_store: OpenStore) -> None:
+    link = Link(open_store("a"))
+    link.send(b"junk")
+    assert link.conn.closed
+    out = link.conn.receive(link.app.join(), 1.0, link.library)
+    assert out.frames == [] and out.close is None
+    assert link.conn.refresh([document_id("s1")], 1.0, link.library).frames == []
+
+
+# --- ephemeral ------------------------------------------------------------------------
+
+def test_ephemeral_messages_are_passed_on_for_open_documents(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    presence = link.app.frame(type="ephemeral", targetId="node-1", documentId=S1,
+                              count=1, sessionId="abc", data=b"\xa1ax\x01")
+    out = link.send(presence)
+    [(doc_id, message)] = out.ephemeral
+    assert doc_id == document_id("s1") and message.count == 1 and message.data == b"\xa1ax\x01"
+    elsewhere = link.app.frame(type="ephemeral", targetId="node-1", documentId=text_id("zz"),
+                               count=2, sessionId="abc", data=b"\x01")
+    assert link.send(elsewhere).ephemeral == []

@@ -140,12 +140,6 @@ class Session:
                    raw["tail_bytes"])
 
 
-def entry_out(entry: Entry) -> list[Any]:
-    ms, counter, event_id = entry.sort_key
-    message = entry.message.to_cbor() if entry.message else None
-    return [entry.position, ms, counter, event_id, message]
-
-
 def entry_in(raw: list[Any]) -> Entry:
     position, ms, counter, event_id, message = raw
     sort_key = (ms, counter, event_id)
@@ -189,7 +183,8 @@ class Batch:
             self.sessions[session_key] = found
         return found
 
-    def add_entry(self, session: Session, entry: Entry) -> None:
+    def add_entry(self, session: Session, position: int, sort_key: tuple[int, int, bytes],
+                  message: Message | None) -> None:
         session_key = session.header.session_key
         tail = self.tails.get(session_key)
         if tail is None:
@@ -200,9 +195,14 @@ class Batch:
             session.chunks += 1
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
-        tail.append(entry_out(entry))
-        # An estimate is enough to keep chunks small: fixed fields plus the message text.
-        session.tail_bytes += 64 + (len(entry.message.content) if entry.message else 0)
+        ms, counter, event_id = sort_key
+        if message is None:
+            tail.append([position, ms, counter, event_id, None])
+            session.tail_bytes += 64
+        else:
+            tail.append([position, ms, counter, event_id, message.to_cbor()])
+            # An estimate keeps chunks small enough: fixed fields plus the message text.
+            session.tail_bytes += 64 + len(message.content)
 
     def flush(self) -> None:
         for session_key, session in self.sessions.items():
@@ -276,10 +276,14 @@ class EventLog:
             meta.local_seq = max(meta.local_seq, seq)
         meta.next_position += 1
         batch.put_index(f"p{SEP}{position // INDEX_CHUNK}", position % INDEX_CHUNK, event.id)
-        self._note_origin(batch, origin, seq, position)
+        if local:  # the next seq of our own origin: nothing can lie beyond it yet
+            batch.put_index(f"o{SEP}{origin}{SEP}{seq // INDEX_CHUNK}", seq % INDEX_CHUNK,
+                            position)
+            meta.version[origin] = seq
+        else:
+            self._note_origin(batch, origin, seq, position)
         session = batch.session(event.session_key)
-        message = session.header.apply(event)
-        batch.add_entry(session, Entry(position, event.sort_key, message))
+        batch.add_entry(session, position, event.sort_key, session.header.apply(event))
         return Appended(StoredEvent(event, position, origin, seq), True)
 
     @staticmethod

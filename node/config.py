@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sync.config import SyncConfig
+from sync.repo import RepoConfig
 
 #: Where the event log lives unless ``--data-dir`` says otherwise: a folder beside you.
 DATA_DIR_DEFAULT = Path("clawsync-data")
@@ -76,6 +77,9 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     #: Most peers this node keeps (configured plus learned); learning stops beyond it.
     peers_max: int = 64
+    #: Automerge clients (the ``/automerge`` websocket): tokens beside ``token`` with the
+    #: sessions each may open, and limits (``sync.repo.RepoConfig``).
+    automerge: RepoConfig = field(default_factory=RepoConfig)
     log_level: str = "info"
     #: "console" for people, "json" for log collectors.
     log_format: str = "console"

@@ -1,0 +1,138 @@
+"""A TCP proxy on loopback that can be cut and healed, to make network partitions.
+
+``clawsync demo`` puts one between nodes to show a partition and its repair; the
+integration tests use it the same way (``tests/integration/proxy.py`` re-exports it).
+
+    with LinkProxy(target_port=node_b.port) as link:   # node A dials link.port
+        link.cut()     # open connections are reset, new ones are refused
+        link.heal()    # traffic flows again
+
+It runs its own event loop in a thread, so callers that are not async can use it.
+
+>>> import socket
+>>> with (socket.create_server(("127.0.0.1", 0)) as server,
+...       LinkProxy(target_port=server.getsockname()[1]) as link,
+...       socket.create_connection(("127.0.0.1", link.port), timeout=5) as client):
+...     peer, _ = server.accept()
+...     client.sendall(b"ping")
+...     received = peer.recv(4)
+...     peer.close()
+>>> received
+b'ping'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import threading
+from types import TracebackType
+
+#: Bytes moved per read; small enough that a cut interrupts a large transfer midway.
+CHUNK_BYTES = 64 * 1024
+#: Seconds to wait for the proxy's loop to start or stop.
+LOOP_TIMEOUT_S = 10.0
+
+
+class LinkProxy:
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target_port`` until cut."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.bytes_forwarded = 0
+        self._up = True
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name=f"link-proxy-{target_port}")
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    def start(self) -> LinkProxy:
+        self._thread.start()
+        future = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
+        future.result(LOOP_TIMEOUT_S)
+        return self
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0,
+                                                  family=socket.AF_INET)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
+        if not self._up:
+            _reset(writer)
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            _reset(writer)
+            return
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while self._up and (data := await reader.read(CHUNK_BYTES)):
+                if not self._up:
+                    break
+                writer.write(data)
+                self.bytes_forwarded += len(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            if self._up:
+                with contextlib.suppress(Exception):
+                    writer.close()
+            else:
+                _reset(writer)
+
+    def cut(self) -> None:
+        """Partition: reset every open connection and refuse new ones."""
+        def cut_now() -> None:
+            self._up = False
+            for writer in list(self._writers):
+                _reset(writer)
+            self._writers.clear()
+        asyncio.run_coroutine_threadsafe(_call(cut_now), self._loop).result(LOOP_TIMEOUT_S)
+
+    def heal(self) -> None:
+        """End the partition: new connections go through again."""
+        self._up = True
+
+    def stop(self) -> None:
+        """Cut every connection, stop listening and end the proxy's thread."""
+        if self._thread.is_alive():
+            self.cut()
+            if self._server is not None:
+                self._loop.call_soon_threadsafe(self._server.close)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(LOOP_TIMEOUT_S)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
+
+    def __enter__(self) -> LinkProxy:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()
+
+
+async def _call(function: object) -> None:
+    assert callable(function)
+    function()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with RST rather than FIN, as a dropped link looks to the other side."""
+    with contextlib.suppress(Exception):
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.close()

@@ -26,7 +26,7 @@ from crdt.amdoc import automerge_url
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import parse_event
 from crdt.keys import check_session_key
-from node import streams
+from node import repo_ws, streams
 from node.config import Config, Limits
 from node.metrics import Metrics, Stopwatch
 from node.storage import AsyncStore
@@ -83,6 +83,7 @@ def make_app(config: Config, astore: AsyncStore, *,
     app.router.add_get("/v1/events", get_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", get_metrics)
+    repo_ws.setup(app, config, astore)
     return app
 
 

@@ -1,0 +1,292 @@
+"""The /automerge websocket over real sockets, with a Python automerge-repo client
+(tests/sync/repo_app.py) against in-process nodes. No sleeps: every wait is for a frame,
+with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from node.server import RunningNode
+from sync.repo import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INVALID,
+    CLOSE_POLICY,
+    CLOSE_PROTOCOL,
+    CLOSE_TOO_BIG,
+    CLOSE_UNSUPPORTED,
+    Access,
+    RepoConfig,
+    RepoLimits,
+)
+from tests.sync.repo_app import App, set_custom, set_state, text_id
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+EventFactory = Callable[..., dict[str, Any]]
+S1 = text_id("s1")
+DEADLINE_S = 10.0
+
+
+class WsApp:
+    """An App on a real websocket."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, app: App) -> None:
+        self.ws = ws
+        self.app = app
+        self.close_code: int | None = None
+
+    async def send(self, frame: bytes | None) -> None:
+        if frame is not None:
+            await self.ws.send_bytes(frame)
+
+    async def pump(self, until: Callable[[], bool], timeout_s: float = DEADLINE_S) -> None:
+        """Answer the node's frames until ``until()`` holds (or the socket closes)."""
+        async with asyncio.timeout(timeout_s):
+            while not until():
+                message = await self.ws.receive()
+                if message.type != aiohttp.WSMsgType.BINARY:
+                    self.close_code = self.ws.close_code
+                    return
+                for reply in self.app.receive(bytes(message.data)):
+                    await self.ws.send_bytes(reply)
+
+    async def closed(self) -> int | None:
+        await self.pump(lambda: False)
+        return self.close_code
+
+    async def open(self, doc: str = S1) -> None:
+        await self.send(self.app.join())
+        await self.pump(lambda: self.app.server is not None)
+        await self.send(self.app.request(doc))
+        await self.pump(lambda: doc in self.app.unavailable or has_messages(self.app, doc))
+
+
+def has_messages(app: App, doc: str, count: int = 1) -> bool:
+    return doc in app.docs and len(app.view(doc).get("messages", {})) >= count
+
+
+def contents(app: App, doc: str = S1) -> list[str]:
+    return [m["content"] for _, m in sorted(app.view(doc)["messages"].items())]
+
+
+async def connect(node: RunningNode, app: App | None = None, token: str | None = None,
+                  header: str | None = None) -> tuple[aiohttp.ClientSession, WsApp]:
+    session = aiohttp.ClientSession()
+    url = node.url + "/automerge" + (f"?token={quote(token)}" if token else "")
+    headers = {"Authorization": f"Bearer {header}"} if header else {}
+    ws = await session.ws_connect(url, headers=headers)
+    return session, WsApp(ws, app or App())
+
+
+@pytest.fixture
+async def clients() -> Any:
+    """Open sessions closed at teardown."""
+    opened: list[aiohttp.ClientSession] = []
+    yield opened
+    for session in opened:
+        await session.close()
+
+
+async def post(node: RunningNode, key: str, *events: dict[str, Any],
+               token: str | None = None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{node.url}/v1/sessions/{quote(key, safe='')}/events", json=list(events),
+            headers=headers) as response:
+        assert response.status in (200, 201), await response.text()
+
+
+async def events(node: RunningNode, key: str, token: str | None = None
+                 ) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session, session.get(
+            f"{node.url}/v1/sessions/{quote(key, safe='')}/events?limit=1000",
+            headers=headers) as response:
+        body: dict[str, Any] = await response.json()
+        return list(body["events"])
+
+
+async def test_find_live_and_edit(make_node: NodeFactory, make_event: EventFactory,
+                                  clients: list[Any]) -> None:
+    node = await make_node()
+    await post(node, "s1", make_event(1), make_event(2))
+    session, client = await connect(node)
+    clients.append(session)
+    await client.open()
+    assert contents(client.app) == ["message 1", "message 2"]
+    await post(node, "s1", make_event(3, content="live"))
+    await client.pump(lambda: has_messages(client.app, S1, 3))
+    assert contents(client.app)[-1] == "live"
+    client.app.change(S1, set_custom("mood", "happy"))
+    await client.send(client.app.sync(S1))
+    await client.pump(lambda: client.app.view(S1)["event_count"] == 4)
+    kinds = [e["kind"]["type"] for e in await events(node, "s1")]
+    assert kinds[-1] == "state_changed"
+    assert client.app.view(S1)["custom_state"] == {"mood": "happy"}
+
+
+async def test_an_edit_reaches_other_clients(make_node: NodeFactory, make_event: EventFactory,
+                                             clients: list[Any]) -> None:
+    node = await make_node()
+    await post(node, "s1", make_event(1))
+    watchers = []
+    for name in ("one", "two"):
+        session, client = await connect(node, App(peer=name, actor=name.encode() * 4))
+        clients.append(session)
+        await client.open()
+        watchers.append(client)
+    one, two = watchers
+    one.app.change(S1, set_state("ended"))
+    await one.send(one.app.sync(S1))
+    # Two sees the change at once (relayed), then the event it became.
+    await two.pump(lambda: two.app.view(S1)["event_count"] == 2)
+    assert two.app.view(S1)["state"] == "ended"
+
+
+async def test_unavailable_then_available(make_node: NodeFactory, make_event: EventFactory,
+                                          clients: list[Any]) -> None:
+    node = await make_node()
+    session, client = await connect(node)
+    clients.append(session)
+    await client.open(text_id("later"))
+    assert client.app.unavailable == [text_id("later")]
+    await post(node, "later", make_event(1))
+    await client.pump(lambda: has_messages(client.app, text_id("later")))
+    assert client.app.unavailable == []
+
+
+async def test_tokens(make_node: NodeFactory, make_event: EventFactory,
+                      clients: list[Any]) -> None:
+    tokens = {"tg-reader-token": Access(("tg:*",), read_only=True)}
+    node = await make_node(token="node-token", automerge=RepoConfig(tokens=tokens))
+    await post(node, "tg:a", make_event(1), token="node-token")
+    await post(node, "web:b", make_event(1), token="node-token")
+    async with aiohttp.ClientSession() as session:
+        for url in ("/automerge", "/automerge?token=wrong-token"):
+            async with session.get(node.url + url) as response:
+                assert response.status == 401
+    for token, header in (("node-token", None), (None, "node-token")):
+        session, full = await connect(node, token=token, header=header)
+        clients.append(session)
+        await full.open(text_id("web:b"))
+        assert has_messages(full.app, text_id("web:b"))
+    session, reader = await connect(node, token="tg-reader-token")
+    clients.append(session)
+    await reader.open(text_id("web:b"))
+    assert reader.app.unavailable == [text_id("web:b")]
+    await reader.send(reader.app.request(text_id("tg:a")))
+    await reader.pump(lambda: has_messages(reader.app, text_id("tg:a")))
+    reader.app.change(text_id("tg:a"), set_custom("mood", "x"))
+    await reader.send(reader.app.sync(text_id("tg:a")))
+    assert await reader.closed() == CLOSE_POLICY
+    assert reader.app.errors == ["this token is read-only: document changes are refused"]
+    stored = await events(node, "tg:a", token="node-token")
+    assert [e["kind"]["type"] for e in stored] == ["message_received"]
+
+
+@pytest.mark.parametrize(("frame", "code"), [
+    (b"\x00garbage", CLOSE_INVALID),
+    ("text frame", CLOSE_UNSUPPORTED),
+    (b"\x00" * 5_000, CLOSE_TOO_BIG),
+])
+async def test_hostile_frames_close_only_their_connection(
+        make_node: NodeFactory, make_event: EventFactory, clients: list[Any],
+        frame: bytes | str, code: int) -> None:
+    node = await make_node(automerge=RepoConfig(limits=RepoLimits(frame_bytes_max=4_096)))
+    await post(node, "s1", make_event(1))
+    session, honest = await connect(node, App(peer="honest"))
+    clients.append(session)
+    await honest.open()
+    session, hostile = await connect(node, App(peer="hostile"))
+    clients.append(session)
+    await hostile.send(hostile.app.join())
+    await hostile.pump(lambda: hostile.app.server is not None)
+    if isinstance(frame, str):
+        await hostile.ws.send_str(frame)
+    else:
+        await hostile.send(frame)
+    assert await hostile.closed() == code
+    await post(node, "s1", make_event(2))
+    await honest.pump(lambda: has_messages(honest.app, S1, 2))
+
+
+async def test_wrong_sender_and_flood_close(make_node: NodeFactory, make_event: EventFactory,
+                                            clients: list[Any]) -> None:
+    limits = RepoLimits(frames_burst=30, frames_per_s=1)
+    node = await make_node(automerge=RepoConfig(limits=limits))
+    await post(node, "s1", make_event(1))
+    session, liar = await connect(node, App(peer="liar"))
+    clients.append(session)
+    await liar.open()
+    impostor = App(peer="somebody-else")
+    impostor.server = liar.app.server
+    await liar.send(impostor.request(S1))
+    assert await liar.closed() == CLOSE_POLICY
+    session, flood = await connect(node, App(peer="flood"))
+    clients.append(session)
+    await flood.send(flood.app.join())
+    await flood.pump(lambda: flood.app.server is not None)
+    for i in range(40):
+        await flood.send(flood.app.request(text_id(f"doc{i}")))
+    assert await flood.closed() == CLOSE_POLICY
+    assert any("frames per second" in error for error in flood.app.errors)
+
+
+async def test_no_join_closes(make_node: NodeFactory, clients: list[Any]) -> None:
+    node = await make_node(automerge=RepoConfig(limits=RepoLimits(join_s=0.2)))
+    session, silent = await connect(node)
+    clients.append(session)
+    assert await silent.closed() == CLOSE_PROTOCOL
+
+
+async def test_ephemeral_messages_reach_the_other_clients(
+        make_node: NodeFactory, make_event: EventFactory, clients: list[Any]) -> None:
+    node = await make_node()
+    await post(node, "s1", make_event(1))
+    peers = []
+    for name in ("one", "two", "elsewhere"):
+        session, client = await connect(node, App(peer=name))
+        clients.append(session)
+        await client.open(S1 if name != "elsewhere" else text_id("other"))
+        peers.append(client)
+    one, two, elsewhere = peers
+    await one.send(one.app.frame(type="ephemeral", targetId=one.app.server, documentId=S1,
+                                 count=1, sessionId="s", data=b"\xa1ax\x01"))
+    await two.pump(lambda: bool(two.app.ephemeral))
+    [message] = two.app.ephemeral
+    assert message["senderId"] == "one" and message["targetId"] == "two"
+    assert message["data"] == b"\xa1ax\x01"
+    assert one.app.ephemeral == [] and elsewhere.app.ephemeral == []
+
+
+async def test_stopping_the_node_says_going_away(make_node: NodeFactory,
+                                                 make_event: EventFactory,
+                                                 clients: list[Any]) -> None:
+    node = await make_node()
+    await post(node, "s1", make_event(1))
+    session, client = await connect(node)
+    clients.append(session)
+    await client.open()
+    stopping = asyncio.create_task(node.stop())
+    assert await client.closed() == CLOSE_GOING_AWAY
+    await stopping
+
+
+async def test_idle_documents_leave_memory(make_node: NodeFactory, make_event: EventFactory,
+                                           clients: list[Any]) -> None:
+    limits = RepoLimits(documents_idle_s=0.05)
+    node = await make_node(automerge=RepoConfig(limits=limits))
+    await post(node, "s1", make_event(1))
+    session, client = await connect(node)
+    clients.append(session)
+    await client.open()
+    async with asyncio.timeout(DEADLINE_S):
+        while (await node.astore.stats())["documents_in_memory"]:
+            await node.astore.wait_for_head(node.astore.head, 0.05)
+    await post(node, "s1", make_event(2))  # reloads on demand
+    await client.pump(lambda: has_messages(client.app, S1, 2))

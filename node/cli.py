@@ -17,6 +17,7 @@ import click
 
 from node.cli_append import append
 from node.cli_common import NODE_DEFAULT, Settings, node_url
+from node.cli_demo import demo
 from node.cli_read import events, projection, sessions, tail
 from node.cli_serve import serve
 from node.cli_status import status
@@ -56,7 +57,7 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
     ctx.obj = Settings(node=node_url(node), token=token or None)
 
 
-for _command in (serve, append, events, sessions, projection, tail, status):
+for _command in (serve, append, events, sessions, projection, tail, status, demo):
     main.add_command(_command)
 
 

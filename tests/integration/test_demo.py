@@ -1,0 +1,88 @@
+"""``clawsync demo`` as a person runs it: three real nodes, a partition, the merge."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from node.cli_demo import DURING_SPLIT, OPENING
+
+from .harness import CLI_TIMEOUT_S, LineReader, child_env
+
+pytestmark = pytest.mark.integration
+
+#: Contents of every message the demo writes: the opening on A and both sides' writes.
+WRITTEN = [kind["content"] for kind in OPENING if "content" in kind] + \
+    [kind["content"] for _node, kind in DURING_SPLIT]
+URL_LINE = re.compile(r"^  [ABC] \(\w+\)\s+(http://127\.0\.0\.1:\d+)\b", re.M)
+
+
+def demo_env(tmp_path: Path) -> dict[str, str]:
+    """The demo's temporary folder goes under ``tmp_path``, so the test can see it go."""
+    return child_env({"TMPDIR": str(tmp_path), "COLUMNS": "120"})
+
+
+def demo_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "node.cli", "demo", *args]
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_demo_merges_both_sides_of_a_partition(tmp_path: Path) -> None:
+    result = subprocess.run(demo_command(), capture_output=True, text=True,
+                            env=demo_env(tmp_path), timeout=CLI_TIMEOUT_S, check=False)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    out = result.stdout
+    split, merged = out.split("The merged session", 1)
+    # While cut off, B and C each saw their own writes and not the other's.
+    seen = split.split("What each node sees now:", 1)[1]
+    b_view = seen.split("B (laptop) sees", 1)[1].split("C (phone) sees", 1)[0]
+    assert all(kind["content"] in b_view for node, kind in DURING_SPLIT if node == "B")
+    assert not any(kind["content"] in b_view for node, kind in DURING_SPLIT if node == "C")
+    # After the heal: every message, from both sides, exactly once, in a numbered list.
+    listed = re.findall(r"^  \d+\. .*$", merged, re.M)
+    assert len(listed) == len(WRITTEN), merged
+    for content in WRITTEN:
+        assert merged.count(content) == 1, (content, merged)
+    assert re.search(r"from B .*Book the train", merged) and re.search(r"from C .*hotel", merged)
+    summary = merged.split("Per node", 1)[1]
+    assert len(re.findall(r"\(\w+\)\s*[│|]\s*6\s*[│|]\s*6\s*[│|]\s*yes\b", summary)) == 3, summary
+    # Every node was stopped and the temporary folder deleted.
+    urls = URL_LINE.findall(out)
+    assert len(urls) == 3, out
+    assert not any(answers(url) for url in urls)
+    assert not list(tmp_path.glob("clawsync-demo-*"))
+
+
+def test_demo_keep_runs_until_stopped(tmp_path: Path) -> None:
+    process = subprocess.Popen(demo_command("--keep"), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, bufsize=1,
+                               env=demo_env(tmp_path))
+    try:
+        assert process.stdout is not None
+        reader = LineReader(process.stdout)
+        reader.wait_for("Press Ctrl-C")
+        urls = URL_LINE.findall("\n".join(reader.seen))
+        assert len(urls) == 6, reader.seen  # at the start and again, after the demo
+        assert all(answers(url) for url in urls[3:])
+        process.send_signal(signal.SIGTERM)  # handled as Ctrl-C is
+        assert process.wait(CLI_TIMEOUT_S) == 0, reader.seen
+        reader.wait_for("All nodes stopped")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not any(answers(url) for url in urls)
+    assert not list(tmp_path.glob("clawsync-demo-*"))

@@ -95,7 +95,26 @@ class Other:
     target: str
 
 
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A node's answer to a join (what a client receives)."""
+
+    sender: str
+    target: str
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """A node's last words before it closes the connection."""
+
+    sender: str
+    target: str
+    message: str
+
+
 Frame = Join | Sync | Unavailable | Ephemeral | Other
+NodeFrame = Peer | Sync | Unavailable | Ephemeral | Error
 
 #: Message types a client may send that we accept and ignore.
 IGNORED_TYPES = frozenset({"remote-subscription-change", "remote-heads-changed"})
@@ -238,6 +257,22 @@ def parse_frame(data: bytes) -> Frame:
     raise PeerFault(f"unknown message type {kind[:NAME_CHARS_MAX]!r}", field="type")
 
 
+def parse_node_frame(data: bytes) -> NodeFrame:
+    """Decode and check one frame from a node, for a client (``node.subscribe``)."""
+    raw = _decode(data)
+    kind = raw.get("type")
+    if kind == "peer":
+        return Peer(_text(raw, "senderId"), _text(raw, "targetId"),
+                    _text(raw, "selectedProtocolVersion"))
+    if kind == "error":
+        return Error(_text(raw, "senderId"), _text(raw, "targetId"),
+                     _text(raw, "message", ERROR_CHARS_MAX))
+    message = parse_frame(data)
+    if isinstance(message, Sync | Unavailable | Ephemeral):
+        return message
+    raise PeerFault(f"a node does not send {kind!r}", field="type")
+
+
 def _encode(value: dict[str, Any]) -> bytes:
     return bytes(cbor2.dumps(value))
 
@@ -248,8 +283,16 @@ def encode_peer(sender: str, target: str, metadata: dict[str, Any]) -> bytes:
                     "selectedProtocolVersion": PROTOCOL_VERSION, "targetId": target})
 
 
-def encode_sync(sender: str, target: str, document_id: str, data: bytes) -> bytes:
-    return _encode({"type": "sync", "senderId": sender, "targetId": target,
+def encode_join(sender: str) -> bytes:
+    """A client's first message (``node.subscribe``)."""
+    return _encode({"type": "join", "senderId": sender, "peerMetadata": {"isEphemeral": True},
+                    "supportedProtocolVersions": [PROTOCOL_VERSION]})
+
+
+def encode_sync(sender: str, target: str, document_id: str, data: bytes,
+                kind: str = "sync") -> bytes:
+    """A sync message (``kind`` "request" for a client's first one of a document)."""
+    return _encode({"type": kind, "senderId": sender, "targetId": target,
                     "documentId": document_id, "data": data})
 
 

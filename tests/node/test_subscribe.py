@@ -1,0 +1,99 @@
+"""node.subscribe: a Python client following a session's projection over /automerge."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+
+from node.server import RunningNode, start
+from node.subscribe import SubscribeError, projections
+from sync.repo import Access, RepoConfig
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+EventFactory = Callable[..., dict[str, Any]]
+DEADLINE_S = 10.0
+
+
+async def post(node: RunningNode, key: str, *events: dict[str, Any],
+               token: str | None = None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{node.url}/v1/sessions/{quote(key, safe='')}/events", json=list(events),
+            headers=headers) as response:
+        assert response.status in (200, 201), await response.text()
+
+
+async def until(views: AsyncIterator[dict[str, Any]],
+                done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    async with asyncio.timeout(DEADLINE_S):
+        async for view in views:
+            if done(view):
+                return view
+    raise AssertionError("the subscription ended")
+
+
+async def test_projections_follow_appends(make_node: NodeFactory,
+                                          make_event: EventFactory) -> None:
+    node = await make_node()
+    await post(node, "s1", make_event(1))
+    views = projections(node.url, "s1")
+    try:
+        first = await until(views, lambda v: len(v["messages"]) == 1)
+        await post(node, "s1", make_event(2), make_event(3))
+        later = await until(views, lambda v: len(v["messages"]) == 3)
+    finally:
+        await views.aclose()
+    async with aiohttp.ClientSession() as session, session.get(
+            f"{node.url}/v1/sessions/s1") as response:
+        expected = await response.json()
+    assert first["messages"][0]["content"] == "message 1"
+    assert later == expected
+
+
+async def test_a_session_that_appears_later(make_node: NodeFactory,
+                                            make_event: EventFactory) -> None:
+    node = await make_node()
+    views = projections(node.url, "later")
+    try:
+        # Whether the subscription starts before or after the append, it ends up synced.
+        waiting = asyncio.ensure_future(until(views, lambda v: bool(v["messages"])))
+        await post(node, "later", make_event(1))
+        view = await waiting
+    finally:
+        await views.aclose()
+    assert view["session_key"] == "later"
+
+
+async def test_a_refused_token_raises(make_node: NodeFactory) -> None:
+    node = await make_node(token="node-token",
+                           automerge=RepoConfig(tokens={"app-token-1": Access()}))
+    with pytest.raises(SubscribeError, match="token"):
+        async with asyncio.timeout(DEADLINE_S):
+            async for _ in projections(node.url, "s1", token="wrong-token"):
+                pass
+
+
+async def test_it_reconnects_to_a_restarted_node(make_node: NodeFactory,
+                                                 make_event: EventFactory) -> None:
+    node = await make_node()
+    await post(node, "s1", make_event(1))
+    port = int(node.url.rsplit(":", 1)[1])
+    views = projections(node.url, "s1")
+    try:
+        await until(views, lambda v: len(v["messages"]) == 1)
+        await node.stop()
+        again = await start(dataclasses.replace(node.config, port=port))
+        try:
+            await post(again, "s1", make_event(2))
+            view = await until(views, lambda v: len(v["messages"]) == 2)
+        finally:
+            await again.stop()
+    finally:
+        await views.aclose()
+    assert [m["content"] for m in view["messages"]] == ["message 1", "message 2"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import click
@@ -14,6 +15,7 @@ import click
 from node import config as node_config
 from node.cli_common import Settings
 from sync import SyncConfig
+from sync.repo import RepoConfig
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
@@ -32,6 +34,19 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
 
 
 _PATH = click.Path(dir_okay=False, exists=True, path_type=Path)
+
+
+def _load_tokens(_ctx: click.Context, _param: click.Parameter,
+                 path: Path | None) -> RepoConfig:
+    """The Automerge clients' settings, with the tokens of ``path`` if given."""
+    if path is None:
+        return RepoConfig()
+    from node.repo_ws import load_tokens  # the server's module: only when serving
+
+    try:
+        return RepoConfig(tokens=MappingProxyType(load_tokens(path)))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @click.command()
@@ -84,6 +99,12 @@ _PATH = click.Path(dir_okay=False, exists=True, path_type=Path)
               help="Seconds between repair rounds with each peer (new events are pushed at "
                    "once regardless). Default: 5. Shorter heals lost messages sooner; each "
                    "round costs a few bytes per origin.")
+@click.option("--automerge-tokens", type=_PATH, callback=_load_tokens,
+              envvar="CLAWSYNC_AUTOMERGE_TOKENS", show_envvar=True, metavar="JSON",
+              help="JSON file of tokens for Automerge apps (ws://NODE/automerge?token=...), "
+                   "each limited to some sessions and optionally read-only: "
+                   '{"<token>": {"sessions": ["tg:*"], "read_only": true}}. Default: none; '
+                   "--token (or no token, on loopback) opens every session.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", envvar="CLAWSYNC_LOG_LEVEL", show_envvar=True,
               help="Least severe log level written. Default: info: start, stop and "
@@ -107,6 +128,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     group = ctx.find_object(Settings)
     token = options.pop("token") or (group.token if group is not None else None) or None
     pull_interval_s = options.pop("pull_interval")
+    options["automerge"] = options.pop("automerge_tokens")
     options["peers"] = tuple(url for value in options["peers"] for url in value.split())
     try:
         config = node_config.Config(token=token, **options)

@@ -27,9 +27,11 @@ import asyncio
 import contextlib
 import functools
 import hmac
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import aiohttp
 import structlog
@@ -51,6 +53,7 @@ from sync.repo import (
     Edit,
     Outcome,
     RepoConnection,
+    parse_tokens,
 )
 from sync.repo_library import StoreLibrary
 from sync.repo_messages import encode_ephemeral
@@ -366,3 +369,13 @@ class _Connection:
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 #: Edits being appended; kept referenced until done.
 _BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def load_tokens(path: Path) -> dict[str, Access]:
+    """The token table in a JSON file (``serve --automerge-tokens``); ``ValueError``
+    saying what is wrong with it."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+    return parse_tokens(raw)

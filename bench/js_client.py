@@ -1,0 +1,140 @@
+"""A real automerge-repo client (npm, tests/js/bench.mjs) against a real node process.
+
+Prints three figures, each beside a baseline measured in the same run:
+
+* loading a 10,000-message session: ms from ``repo.find()`` to the complete document
+  (first find: the node builds the document from the log; later finds: it is in
+  memory), against ``GET /v1/sessions/{key}/automerge`` plus ``Automerge.load``;
+* an append on the node to the client seeing it: p50 and p99 ms, against the append's
+  own HTTP round trip (in a small session and in the 10,000-message one);
+* node memory (RSS) with 200 connected idle clients each holding one session, against
+  the same node before they connect.
+
+    python -m bench.js_client [--messages 10000] [--appends 200] [--clients 200]
+
+Needs Node.js and the packages of tests/js (``npm ci --prefix tests/js``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from crdt.amdoc import automerge_url
+from tests.integration.harness import NodeProcess
+
+JS_DIR = Path(__file__).resolve().parents[1] / "tests" / "js"
+BATCH = 1000
+
+
+def post(node: NodeProcess, key: str, events: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(
+        f"{node.url}/v1/sessions/{quote(key, safe='')}/events", method="POST",
+        data=json.dumps(events).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        response.read()
+
+
+def fill(node: NodeProcess, key: str, messages: int) -> None:
+    for start in range(0, messages, BATCH):
+        post(node, key, [{"agent_id": "bench", "kind": {
+            "type": "message_received" if n % 2 else "agent_response",
+            "content": f"message {n}: a line of chat about the weather and the news",
+            **({} if n % 2 else {"model": "m"})}}
+            for n in range(start, min(messages, start + BATCH))])
+
+
+def bench_js(*args: str) -> dict[str, Any]:
+    done = subprocess.run(["node", "bench.mjs", *args], cwd=JS_DIR, capture_output=True,
+                          text=True, timeout=1800, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"bench.mjs {args[0]} failed:\n{done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def rss_mib(node: NodeProcess) -> float:
+    assert node.process is not None
+    for line in Path(f"/proc/{node.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+def cuts(values: list[float]) -> str:
+    q = statistics.quantiles(values, n=100, method="inclusive")
+    return f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms"
+
+
+def load(node: NodeProcess, messages: int) -> None:
+    fill(node, "big", messages)
+    result = bench_js("load", node.url, "big", automerge_url("big"), str(messages), "5")
+    first, *warm = result["find_ms"]
+    frame_first, *frame_warm = result["frame_ms"]
+    print(f"load {messages:,} messages: find() to complete document: first {first:,.0f} ms "
+          f"(built from the log), then median {statistics.median(warm):,.0f} ms; the "
+          f"document's sync message ({result['frame_bytes'] / 1e6:.1f} MB) arrived after "
+          f"{frame_first:,.0f} ms, then median {statistics.median(frame_warm):,.0f} ms, the "
+          f"rest is the client applying it; baseline GET /automerge + Automerge.load "
+          f"median {statistics.median(result['baseline_ms']):,.0f} ms")
+
+
+def latency(node: NodeProcess, key: str, appends: int, label: str) -> None:
+    result = bench_js("latency", node.url, key, automerge_url(key), str(appends))
+    print(f"append -> client sees it ({label}): {cuts(result['seen_ms'])}; baseline "
+          f"append round trip {cuts(result['post_ms'])}")
+
+
+def idle(node: NodeProcess, clients: int, tmp: Path) -> None:
+    keys = [f"idle:{n}" for n in range(clients)]
+    for start in range(0, clients, BATCH):
+        for key in keys[start:start + BATCH]:
+            post(node, key, [{"agent_id": "bench", "kind": {"type": "message_received",
+                                                          "content": "hello"}}])
+    urls = tmp / "urls.txt"
+    urls.write_text("\n".join(automerge_url(key) for key in keys))
+    time.sleep(1.0)  # let the appends' garbage settle before the baseline
+    before = rss_mib(node)
+    js = subprocess.Popen(["node", "bench.mjs", "idle", node.url, str(urls)], cwd=JS_DIR,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert js.stdout is not None
+        ready = json.loads(js.stdout.readline())
+        time.sleep(2.0)  # idle: nothing but keepalives
+        during = rss_mib(node)
+    finally:
+        assert js.stdin is not None
+        js.stdin.close()
+        js.wait(60)
+    print(f"{ready['ready']} idle clients, one session each: node RSS {during:.1f} MiB; "
+          f"baseline before they connected {before:.1f} MiB (+{during - before:.1f} MiB, "
+          f"{(during - before) * 1024 / clients:.0f} KiB per client)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--appends", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=200)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-js-"))
+    with NodeProcess(tmp, name="bench", extra_args=["--log-level", "warning"]) as node:
+        load(node, args.messages)
+        post(node, "small", [{"agent_id": "bench", "kind": {"type": "message_received",
+                                                            "content": "start"}}])
+        latency(node, "small", args.appends, "small session")
+        latency(node, "big", args.appends, f"{args.messages:,}-message session")
+    with NodeProcess(tmp, name="idle", extra_args=["--log-level", "warning"]) as node:
+        idle(node, args.clients, tmp)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+// Benchmarks of a real automerge-repo client against a clawsync node (bench/js_client.py
+// starts the node, fills it and runs this). Prints one JSON object on stdout.
+//
+//   node bench.mjs load NODE_HTTP_URL SESSION_KEY AUTOMERGE_URL MESSAGES RUNS
+//       ms from repo.find() to the complete document, in fresh Repos, and to the arrival
+//       of the node's first sync message (the rest is the client library applying it);
+//       the baseline is GET /v1/sessions/{key}/automerge plus Automerge.load
+//   node bench.mjs latency NODE_HTTP_URL SESSION_KEY AUTOMERGE_URL APPENDS
+//       ms from POSTing an event to this client seeing it in its document, one at a
+//       time; the baseline is the POST's own round trip
+//   node bench.mjs idle NODE_HTTP_URL URLS_FILE
+//       open one Repo (one websocket) per automerge URL in the file, find each, then
+//       print {"ready": n} and stay connected until stdin closes
+import { Repo } from "@automerge/automerge-repo";
+import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+import * as Automerge from "@automerge/automerge";
+import fs from "node:fs";
+
+const [mode, node, ...args] = process.argv.slice(2);
+const ws = node.replace(/^http/, "ws") + "/automerge";
+
+// When the node's largest frame so far arrived (the document, on a first find).
+let largest = { bytes: 0, at: 0 };
+const receive = WebSocketClientAdapter.prototype.receiveMessage;
+WebSocketClientAdapter.prototype.receiveMessage = function (bytes) {
+  if (bytes.byteLength > largest.bytes) largest = { bytes: bytes.byteLength, at: performance.now() };
+  return receive.call(this, bytes);
+};
+
+function newRepo() {
+  return new Repo({ network: [new WebSocketClientAdapter(ws, 60_000)] });
+}
+
+async function complete(handle, messages) {
+  if (Object.keys(handle.doc().messages ?? {}).length >= messages) return;
+  await new Promise(resolve => {
+    const check = ({ doc }) => {
+      if (Object.keys(doc.messages ?? {}).length >= messages) {
+        handle.off("change", check);
+        resolve();
+      }
+    };
+    handle.on("change", check);
+  });
+}
+
+async function load(sessionKey, url, messages, runs) {
+  const findMs = [];
+  const frameMs = [];
+  const baselineMs = [];
+  for (let run = 0; run < runs; run++) {
+    const repo = newRepo();
+    largest = { bytes: 0, at: 0 };
+    const begin = performance.now();
+    const handle = await repo.find(url);
+    await complete(handle, messages);
+    findMs.push(performance.now() - begin);
+    frameMs.push(largest.at - begin);
+    await repo.shutdown();
+    const start = performance.now();
+    const response = await fetch(`${node}/v1/sessions/${encodeURIComponent(sessionKey)}/automerge`);
+    const doc = Automerge.load(new Uint8Array(await response.arrayBuffer()));
+    if (Object.keys(doc.messages).length < messages) throw new Error("baseline incomplete");
+    baselineMs.push(performance.now() - start);
+  }
+  return { find_ms: findMs, frame_ms: frameMs, frame_bytes: largest.bytes,
+           baseline_ms: baselineMs };
+}
+
+async function latency(sessionKey, url, appends) {
+  const repo = newRepo();
+  const handle = await repo.find(url);
+  const seenMs = [];
+  const postMs = [];
+  for (let n = 0; n < appends; n++) {
+    const have = Object.keys(handle.doc().messages).length;
+    const seen = complete(handle, have + 1);
+    const begin = performance.now();
+    const response = await fetch(`${node}/v1/sessions/${encodeURIComponent(sessionKey)}/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ agent_id: "bench", kind: { type: "message_received", content: `live ${n}` } }),
+    });
+    await response.arrayBuffer();
+    postMs.push(performance.now() - begin);
+    await seen;
+    seenMs.push(performance.now() - begin);
+  }
+  await repo.shutdown();
+  return { seen_ms: seenMs, post_ms: postMs };
+}
+
+async function idle(urlsFile) {
+  const urls = fs.readFileSync(urlsFile, "utf8").trim().split("\n");
+  const repos = urls.map(() => newRepo());
+  await Promise.all(urls.map((url, i) => repos[i].find(url)));
+  process.stdout.write(JSON.stringify({ ready: repos.length }) + "\n");
+  await new Promise(resolve => process.stdin.on("close", resolve).resume());
+  process.exit(0);
+}
+
+let result;
+if (mode === "load") result = await load(args[0], args[1], Number(args[2]), Number(args[3]));
+else if (mode === "latency") result = await latency(args[0], args[1], Number(args[2]));
+else if (mode === "idle") await idle(args[0]);
+else throw new Error(`unknown mode ${mode}`);
+process.stdout.write(JSON.stringify(result) + "\n");
+process.exit(0);

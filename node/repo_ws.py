@@ -63,10 +63,12 @@ log = structlog.get_logger(__name__)
 PATH = "/automerge"
 #: Seconds to hand one frame to a client before it counts as stalled and is dropped.
 SEND_TIMEOUT_S = 30.0
-#: Frames waiting to be sent to one client before it counts as too slow. Sync messages
-#: are generated when a client is refreshed, not queued per event, so an honest client
-#: never has more than a few waiting.
+#: Frames, and their bytes, waiting to be sent to one client before it counts as too
+#: slow and is dropped. Sync messages are generated when a client is refreshed, not queued
+#: per event, so an honest client rarely has more than a few waiting; the bytes allow
+#: one document of every size the node serves.
 OUTBOX_FRAMES_MAX = 256
+OUTBOX_BYTES_MAX = 128 * 1024 * 1024
 #: Events read per page while following the log for changed sessions.
 FOLLOW_PAGE = 1000
 #: Seconds between sweeps that drop idle documents from memory.
@@ -238,6 +240,7 @@ class _Connection:
         self._dirty: set[bytes] = set()
         self._dirty_event = asyncio.Event()
         self._outbox: deque[bytes | tuple[int, str]] = deque()
+        self._outbox_bytes = 0
         self._outbox_event = asyncio.Event()
         self._turn = asyncio.Lock()  # one machine call at a time, in order
         self._done = asyncio.Event()
@@ -264,9 +267,14 @@ class _Connection:
         self._dirty_event.set()
 
     def post(self, frame: bytes | tuple[int, str]) -> None:
-        if len(self._outbox) >= OUTBOX_FRAMES_MAX and isinstance(frame, bytes):
-            self._outbox.clear()
-            frame = (CLOSE_POLICY, "the client reads too slowly")
+        if isinstance(frame, bytes):
+            if (len(self._outbox) >= OUTBOX_FRAMES_MAX
+                    or self._outbox_bytes + len(frame) > OUTBOX_BYTES_MAX):
+                self._outbox.clear()
+                self._outbox_bytes = 0
+                frame = (CLOSE_POLICY, "the client reads too slowly")
+            else:
+                self._outbox_bytes += len(frame)
         self._outbox.append(frame)
         self._outbox_event.set()
 
@@ -354,6 +362,8 @@ class _Connection:
             self._outbox_event.clear()
             while self._outbox:
                 item = self._outbox.popleft()
+                if isinstance(item, bytes):
+                    self._outbox_bytes -= len(item)
                 try:
                     async with asyncio.timeout(SEND_TIMEOUT_S):
                         if isinstance(item, bytes):

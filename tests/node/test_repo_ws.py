@@ -290,3 +290,20 @@ async def test_idle_documents_leave_memory(make_node: NodeFactory, make_event: E
             await node.astore.wait_for_head(node.astore.head, 0.05)
     await post(node, "s1", make_event(2))  # reloads on demand
     await client.pump(lambda: has_messages(client.app, S1, 2))
+
+
+async def test_a_client_that_reads_too_slowly_is_dropped(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from node import repo_ws
+
+    conn = repo_ws._Connection(None, None, None, None)  # type: ignore[arg-type]
+    monkeypatch.setattr(repo_ws, "OUTBOX_FRAMES_MAX", 3)
+    for _ in range(3):
+        conn.post(b"frame")
+    conn.post(b"one too many")
+    assert list(conn._outbox) == [(CLOSE_POLICY, "the client reads too slowly")]
+    monkeypatch.setattr(repo_ws, "OUTBOX_BYTES_MAX", 10)
+    conn._outbox.clear()
+    conn.post(b"12345")
+    conn.post(b"123456")
+    assert list(conn._outbox) == [(CLOSE_POLICY, "the client reads too slowly")]

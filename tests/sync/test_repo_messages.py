@@ -115,3 +115,16 @@ def test_token_table() -> None:
 def test_bad_token_tables(raw: Any) -> None:
     with pytest.raises(ValueError):
         parse_tokens(raw)
+
+
+def test_what_a_node_sends_a_client() -> None:
+    from sync.repo_messages import Error, Peer, encode_join, parse_node_frame
+
+    assert parse_node_frame(encode_peer("n", "p", {})) == Peer("n", "p", "1")
+    assert parse_node_frame(encode_error("n", "p", "bye")) == Error("n", "p", "bye")
+    assert parse_node_frame(encode_sync("n", "p", DOC, b"\x42")) == Sync("sync", "n", "p",
+                                                                         DOC, b"\x42")
+    with pytest.raises(PeerFault):
+        parse_node_frame(encode_join("p"))  # nodes do not join clients
+    request = parse_frame(encode_sync("p", "n", DOC, b"\x42", kind="request"))
+    assert isinstance(request, Sync) and request.kind == "request"

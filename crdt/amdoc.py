@@ -83,6 +83,7 @@ LAYOUT: tuple[tuple[str, str], ...] = (
 #: The scalar fields ``update`` takes, and their values in a fresh document.
 EMPTY_FIELDS: dict[str, str | int] = {
     name: 0 if kind == "int" else "" for name, kind in LAYOUT if kind != "map"}
+_LAYOUT_NAMES = frozenset(name for name, _ in LAYOUT)
 ROLES = ("inbound", "outbound", "tool")
 _MESSAGE_TEXTS = ("id", "timestamp", "role", "content", "tool_name")
 _MESSAGE_KEYS = frozenset((*_MESSAGE_TEXTS, "key", "success"))
@@ -509,8 +510,8 @@ class _SyncMixin:
 
     def repair(self, messages: Iterable[Mapping[str, Any]],
                keys: Iterable[str] | None) -> bytes:
-        """Put the projection's ``messages`` back where a client changed them; return the
-        change bytes (``b""`` if none were needed).
+        """Put the projection's ``messages`` back where a client changed them, and delete
+        root keys of its own; return the change bytes (``b""`` if none were needed).
 
         Each of ``keys`` (every key in the document if None) is rewritten whole when it
         differs from the projection, put back when deleted, and deleted when the
@@ -521,6 +522,7 @@ class _SyncMixin:
         with self._automerge("repairing messages") as doc:
             obj = _root_map(doc, "messages")
             puts, drops = [], []
+            foreign = [name for name in doc.keys(ROOT) if name not in _LAYOUT_NAMES]
             for key in (doc.keys(obj) if keys is None else sorted(set(keys))):
                 got = doc.get(obj, key)
                 if key in wanted:
@@ -533,7 +535,7 @@ class _SyncMixin:
                         puts.append(key)
                 elif got is not None and not is_node_actor(creator_of(got[1])):
                     drops.append(key)
-            if not (puts or drops):
+            if not (puts or drops or foreign):
                 return b""
             before = doc.get_heads()
             with doc.transaction() as tx:
@@ -541,6 +543,8 @@ class _SyncMixin:
                     _put_message(tx, obj, {**wanted[key], "key": key})
                 for key in drops:
                     tx.delete(obj, key)
+                for name in foreign:
+                    tx.delete(ROOT, name)
             return b"".join(change.bytes for change in doc.get_changes(before))
 
 

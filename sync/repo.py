@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from crdt.amdoc import (
+    LAYOUT,
     Received,
     SessionDoc,
     decode_document_id,
@@ -69,6 +70,7 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 
+LAYOUT_NAMES = frozenset(name for name, _ in LAYOUT)
 #: agent_id of the events a client's edits become, for a session without one.
 CLIENT_AGENT_ID = "automerge-client"
 #: ``reason`` of the session_ended event a client's ``state = "ended"`` becomes.
@@ -487,7 +489,7 @@ class RepoConnection:
             out.notes.append(Note("warning", "automerge client edits ignored",
                                   {"peer": self.client, "session": session_key,
                                    "reasons": refused}))
-        if "messages" in received.fields:
+        if "messages" in received.fields or received.fields - LAYOUT_NAMES:
             library.record(session_key, doc.repair(library.messages(session_key),
                                                    received.messages))
         if drafts:

@@ -603,3 +603,12 @@ def test_a_replica_follows_the_node() -> None:
         if back is not None:
             node.receive_sync_message(ours, back)
     assert replica.to_python() == node.to_python() and replica.heads == node.heads
+
+
+def test_repair_drops_root_keys_of_a_client() -> None:
+    node = filled()
+    client, received = edited(node, lambda tx: put_text(tx, ROOT, "extra", "mine"))
+    assert received.fields == {"extra"}
+    assert node.repair([message("k1", "first"), message("k2", "second")], set())
+    sync(node, client)
+    assert "extra" not in client.view() and "extra" not in node.to_python()

@@ -233,6 +233,7 @@ def test_state_active_restarts_with_the_session_channel(open_store: OpenStore) -
     (lambda tx: put_text(tx, ROOT, "last_event_id", "forged"), "last_event_id"),
     (lambda tx: tx.delete(root(tx, "custom_state"), "mood"), "mood"),
     (lambda tx: tx.put(root(tx, "custom_state"), "b", ScalarType.Bytes, b"x"), "b"),
+    (lambda tx: put_text(tx, ROOT, "extra", "mine"), "extra"),
 ])
 def test_refused_edits_are_logged_and_put_back(open_store: OpenStore, edit: Any,
                                                field: str) -> None:
@@ -250,6 +251,7 @@ def test_refused_edits_are_logged_and_put_back(open_store: OpenStore, edit: Any,
     view = link.app.view(S1)
     for name in ("state", "message_count", "last_event_id", "custom_state"):
         assert view[name] == before[name], name
+    assert "extra" not in view
 
 
 def test_message_edits_are_put_back(open_store: OpenStore) -> None:

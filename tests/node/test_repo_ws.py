@@ -307,3 +307,19 @@ async def test_a_client_that_reads_too_slowly_is_dropped(monkeypatch: pytest.Mon
     conn.post(b"12345")
     conn.post(b"123456")
     assert list(conn._outbox) == [(CLOSE_POLICY, "the client reads too slowly")]
+
+
+async def test_a_client_that_never_answers_pings_is_dropped(make_node: NodeFactory,
+                                                            clients: list[Any]) -> None:
+    node = await make_node(automerge=RepoConfig(limits=RepoLimits(ping_interval_s=0.2)))
+    session = aiohttp.ClientSession()
+    clients.append(session)
+    ws = await session.ws_connect(node.url + "/automerge", autoping=False)
+    client = WsApp(ws, App())
+    await client.send(client.app.join())
+    pings = 0
+    async with asyncio.timeout(DEADLINE_S):  # the node gives up well before the deadline
+        while (message := await ws.receive()).type not in (
+                aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            pings += message.type == aiohttp.WSMsgType.PING  # never answered
+    assert pings >= 1

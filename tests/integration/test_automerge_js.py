@@ -169,6 +169,11 @@ def test_two_nodes_one_client(tmp_path: Path, js: JsClient) -> None:
         assert len(doc["messages"]) == projection(b, "s1")["message_count"] == 4
         # The relayed copy of A's document turned into no events on B.
         assert projection(b, "s1")["event_count"] == projection(a, "s1")["event_count"] == 4
+        if has_replication():  # an edit made through B is an event that reaches A
+            js.call("change", repo="app", url=url, set={"custom_state.via": "b"})
+            js.changes("app", lambda d: d["event_count"] == 5)
+            wait_converged(a, b, "s1")
+            assert projection(a, "s1")["custom_state"] == {"via": "b"}
 
 
 def test_unavailable_then_available(tmp_path: Path, js: JsClient) -> None:

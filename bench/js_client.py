@@ -107,7 +107,10 @@ def idle(node: NodeProcess, clients: int, tmp: Path) -> None:
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert js.stdout is not None
-        ready = json.loads(js.stdout.readline())
+        line = js.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench.mjs idle failed; node log:\n{node.log_tail()}")
+        ready = json.loads(line)
         time.sleep(2.0)  # idle: nothing but keepalives
         during = rss_mib(node)
     finally:

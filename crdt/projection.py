@@ -16,10 +16,10 @@ to the session) and the ``Message`` entries, which are immutable and stored once
 
 >>> from crdt.events import parse_event
 >>> hello = parse_event({"agent_id": "main", "hlc": [2000, 0], "kind": {
-...     "type": "message_received", "content": "hello"}}, session_key="s").seal()
+...     "type": "message_received", "content": "hello"}}, session_key="s")
 >>> start = parse_event({"agent_id": "main", "hlc": [1000, 0], "kind": {
 ...     "type": "session_started", "channel": "telegram", "peer_id": "u1"}},
-...     session_key="s").seal()
+...     session_key="s")
 >>> view = rebuild("s", [hello, start])
 >>> view.header.channel, view.header.message_count, [m.content for m in view.messages]
 ('telegram', 1, ['hello'])

@@ -19,6 +19,7 @@ import os
 import queue
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -63,8 +64,12 @@ class NodeProcess:
     """One ``clawsync serve`` process on 127.0.0.1; a context manager that always stops it."""
 
     def __init__(self, tmp_dir: Path, port: int | None = None, token: str | None = None,
-                 extra_args: Sequence[str] = (), name: str = "node") -> None:
+                 extra_args: Sequence[str] = (), name: str = "node",
+                 tls_ca: Path | None = None) -> None:
         self.name = name
+        #: With a CA (PEM), the node serves HTTPS (its --tls-* options are in
+        #: ``extra_args``) and the test's own requests trust that CA.
+        self.tls_ca = tls_ca
         self.port = port if port is not None else free_port()
         self.token = token
         self.extra_args = list(extra_args)
@@ -75,7 +80,14 @@ class NodeProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.tls_ca is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """What the test's requests to this node trust (None over plain HTTP)."""
+        if self.tls_ca is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.tls_ca))
 
     def command(self) -> list[str]:
         args = [sys.executable, "-m", "node.cli", "serve", "--data-dir", str(self.data_dir),
@@ -123,7 +135,8 @@ class NodeProcess:
         request = urllib.request.Request(self.url + path, headers={"Accept": "application/json"})
         if self.token is not None:
             request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with urllib.request.urlopen(request, timeout=timeout_s,
+                                    context=self.ssl_context()) as response:
             body: dict[str, Any] = json.loads(response.read())
         return body
 

@@ -82,7 +82,9 @@ class Gossip:
 
     async def stop(self) -> None:
         self.astore.remove_commit_listener(self._on_commit)
+        current = asyncio.current_task()
         tasks = [*self._tasks, *(r.task for r in self.runners.values() if r.task)]
+        tasks = [task for task in tasks if task is not current]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -152,6 +154,7 @@ class Gossip:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
             except PeerFault as exc:
                 log.warning("peer misbehaved; link dropped", peer=runner.url, fault=str(exc))
+            await self._save_checkpoint(runner, force=True)
             now = self._loop.time()
             retry_at = await self._machine(runner.machine.connection_failed, now)
             runner.state = "backoff"
@@ -168,6 +171,7 @@ class Gossip:
         # A peer that names itself resumes from its checkpoint; its hello must agree.
         checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
         runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key)
+        runner.task = asyncio.current_task()  # so that stop() can end this link too
         try:
             await self.run(runner, link)
         except LinkClosed as exc:

@@ -30,6 +30,9 @@ HEARTBEAT_S = 15.0
 CONNECT_TIMEOUT_S = 10.0
 #: Seconds to deliver one message to the peer before the link is taken as stalled.
 SEND_TIMEOUT_S = 30.0
+#: Seconds to wait for the peer's answer to our close frame; a node that is stopping
+#: should not wait long on a peer that is gone.
+CLOSE_TIMEOUT_S = 2.0
 
 
 class LinkClosed(Exception):
@@ -77,11 +80,11 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
     if advertise is not None:
         headers[ADVERTISE_HEADER] = advertise
     try:
-        ws = await http.ws_connect(
-            url.rstrip("/") + PEER_PATH, headers=headers, heartbeat=HEARTBEAT_S,
-            max_msg_size=MESSAGE_BYTES_MAX, ssl=tls if tls is not None else True,
-            timeout=aiohttp.ClientWSTimeout(ws_close=CONNECT_TIMEOUT_S),
-            compress=0)
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            ws = await http.ws_connect(
+                url.rstrip("/") + PEER_PATH, headers=headers, heartbeat=HEARTBEAT_S,
+                max_msg_size=MESSAGE_BYTES_MAX, ssl=tls if tls is not None else True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S), compress=0)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise LinkClosed(f"cannot reach {url}: {exc}") from None
     return Link(ws, None, url)
@@ -90,7 +93,7 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
 async def accept(request: web.Request) -> Link:
     """Upgrade an (already authenticated) request to a link."""
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MESSAGE_BYTES_MAX,
-                               compress=False)
+                               compress=False, timeout=CLOSE_TIMEOUT_S)
     await ws.prepare(request)
     return Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER))
 

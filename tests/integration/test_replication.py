@@ -155,12 +155,6 @@ def test_far_future_timestamps_replicate_without_dragging_clocks(tmp_path: Path)
             assert view["last_activity"] == "9999-12-31T23:59:59.999Z"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Gossip.stop cancels dialed links only: an accepted link runs inside the aiohttp "
-    "websocket handler (node/peering.py peer_socket -> Gossip.serve_accepted) with no "
-    "task to cancel, so runner.cleanup() waits SHUTDOWN_TIMEOUT_S for it, cancels it, "
-    "and Link.close() then waits for a close handshake: about 22 s, past the harness's "
-    "stop timeout, which kills the node"))
 def test_a_node_with_accepted_peer_links_stops_promptly_on_sigterm(tmp_path: Path) -> None:
     with Cluster(tmp_path) as cluster:
         a = cluster.node("a")

@@ -310,6 +310,17 @@ class EventLog:
         canonical, origin, seq, position = codec.decode_trusted(raw)
         return StoredEvent(Event.from_trusted(canonical, event_id), position, origin, seq)
 
+    def holds(self, event_id: bytes) -> bool:
+        return f"e{SEP}{event_id.hex()}" in self.cache
+
+    def id_at(self, origin: str, seq: int) -> bytes | None:
+        raw = self.cache.get(key("o", origin, seq // INDEX_CHUNK))
+        chunk = codec.decode_trusted(raw) if raw else []
+        offset = seq % INDEX_CHUNK
+        if offset >= len(chunk) or chunk[offset] is None:
+            return None
+        return self.ids_between(chunk[offset], chunk[offset])[0]
+
     def ids_between(self, first: int, last: int) -> list[bytes]:
         """Ids of positions ``first`` to ``last`` inclusive (all must exist)."""
         ids: list[bytes] = []
@@ -336,13 +347,10 @@ class EventLog:
         found: list[StoredEvent] = []
         seq += 1
         while len(found) < limit:
-            raw = self.cache.get(key("o", origin, seq // INDEX_CHUNK))
-            chunk = codec.decode_trusted(raw) if raw else []
-            offset = seq % INDEX_CHUNK
-            if offset >= len(chunk) or chunk[offset] is None:
+            event_id = self.id_at(origin, seq)
+            if event_id is None:
                 break
-            stored = self.stored(self.ids_between(chunk[offset], chunk[offset])[0])
-            found.append(stored._replace(origin=origin, seq=seq))
+            found.append(self.stored(event_id)._replace(origin=origin, seq=seq))
             seq += 1
         return found
 

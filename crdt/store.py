@@ -160,6 +160,14 @@ class EventStore:
         """Every event stored on this node after ``position``, in position order."""
         return self._log.after(position, _page(limit))
 
+    def holds(self, event_id: bytes) -> bool:
+        """True if the event with this id is stored here."""
+        return self._log.holds(event_id)
+
+    def id_at(self, origin: str, seq: int) -> bytes | None:
+        """Id of the event this node holds as ``origin``'s number ``seq``, if any."""
+        return self._log.id_at(origin, seq)
+
     def get_event(self, event_id: bytes) -> StoredEvent:
         """The event with this id; raises ``NotFound``."""
         return self._log.stored(event_id)

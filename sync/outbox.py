@@ -10,7 +10,7 @@ starts again from what the peer is known to hold.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from crdt.events import Event
@@ -35,6 +35,12 @@ class Log(Protocol):
     def origin_after(self, origin: str, seq: int, limit: int = ...) -> list[StoredEvent]: ...
 
     def ingest(self, items: Iterable[tuple[Event, str, int]]) -> list[Appended]: ...
+
+    def id_at(self, origin: str, seq: int) -> bytes | None: ...
+
+    def holds(self, event_id: bytes) -> bool: ...
+
+    def append_batch(self, items: Sequence[Event]) -> list[Appended]: ...
 
 
 class InFlight(NamedTuple):

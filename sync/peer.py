@@ -65,7 +65,7 @@ class Counters:
     events_sent: int = 0
     events_received: int = 0  # in valid batches, held before or not
     events_new: int = 0  # of those, the ones this node did not hold yet
-    events_own_refused: int = 0  # of our own origin, past what we hold (see _on_events)
+    events_conflicting: int = 0  # sent for a slot that holds another event; kept anyway
     faults: int = 0  # messages refused as a PeerFault
     resends: int = 0  # times in-flight batches were given up as lost
     last_contact: float | None = None  # ``now`` of the last message received
@@ -207,18 +207,31 @@ class PeerSync:
 
     def _on_events(self, batch: Events) -> list[messages.Message]:
         held, own = self.store.version, self.store.node_id
-        # Skip what we hold. Our own origin is never taken from a peer: only this node
-        # numbers its events, and a seq it has not reached would be issued again.
-        fresh = [(item.event, item.origin, item.seq) for item in batch.items
-                 if item.seq > held.get(item.origin, 0)]
-        kept = [entry for entry in fresh if entry[1] != own]
-        self.counters.events_own_refused += len(fresh) - len(kept)
+        # Our own origin is never taken from a peer: only this node numbers its events,
+        # and a seq it has not reached would be issued again.
+        kept = [(item.event, item.origin, item.seq) for item in batch.items
+                if item.seq > held.get(item.origin, 0) and item.origin != own]
         if kept:
             self.counters.events_new += sum(a.created for a in self.store.ingest(kept))
+        self._keep_conflicting(batch, held, own)
         self.counters.events_received += len(batch.items)
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
         return [Ack(self.store.version)]
+
+    def _keep_conflicting(self, batch: Events, held: Mapping[str, int], own: str) -> None:
+        """An event sent for an (origin, seq) we already hold must be the one we hold
+        there. Sequence numbers are not signed: a faulty or hostile peer can put a valid
+        event in another node's slot, and the slot's real event would then be skipped
+        as held. Such an event is still kept, numbered by this node, so that every node
+        ends with the same event set whoever filled the slot first."""
+        strays = [item.event for item in batch.items
+                  if (item.seq <= held.get(item.origin, 0) or item.origin == own)
+                  and self.store.id_at(item.origin, item.seq) != item.event.id
+                  and not self.store.holds(item.event.id)]
+        if strays:
+            self.counters.events_conflicting += len(strays)
+            self.counters.events_new += sum(a.created for a in self.store.append_batch(strays))
 
     def _on_ack(self, ack: Ack, now: float) -> list[messages.Message]:
         self._outbox.learn(ack.version)

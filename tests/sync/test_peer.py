@@ -249,15 +249,32 @@ def test_a_hello_with_our_own_node_id_is_a_fault(open_store: OpenStore) -> None:
         machine.receive(encode(Hello(store.node_id, {})), 0.0)
 
 
-def test_our_own_origin_is_not_taken_back_from_a_peer(open_store: OpenStore, ev: Ev) -> None:
+def test_our_own_origin_is_not_taken_from_a_peer_but_the_event_is_kept(
+        open_store: OpenStore, ev: Ev) -> None:
     a = filled(open_store("a"), ev, 2)
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
-    claimed = Events((Item(a.node_id, 3, ev("s1", "not ours", 77)),
-                      Item("other", 1, ev("s1", "theirs", 78))))
+    not_ours = ev("s1", "not ours", 77)
+    claimed = Events((Item(a.node_id, 3, not_ours), Item("other", 1, ev("s1", "theirs", 78))))
     out = machine.receive(encode(claimed), 0.0)
-    assert a.version == {a.node_id: 2, "other": 1} and a.head == 3
+    # The event is kept, numbered by this node itself (seq 3 is ours to give).
+    assert a.holds(not_ours.id) and a.head == 4
+    assert a.version == {a.node_id: 3, "other": 1}
     assert parse(out[0]) == messages.Ack(a.version)
-    assert machine.counters.events_own_refused == 1
+    assert machine.counters.events_conflicting == 1
+
+
+def test_an_event_sent_for_a_slot_holding_another_is_kept(
+        open_store: OpenStore, ev: Ev) -> None:
+    a = open_store("a")
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
+    forged, real = ev("s1", "forged", 1), ev("s1", "real", 2)
+    machine.receive(encode(Events((Item("c", 1, forged),))), 0.0)
+    machine.receive(encode(Events((Item("c", 1, real),))), 0.0)  # the slot is taken
+    assert a.holds(forged.id) and a.holds(real.id)
+    assert a.id_at("c", 1) == forged.id and a.id_at(a.node_id, 1) == real.id
+    assert machine.counters.events_conflicting == 1
+    machine.receive(encode(Events((Item("c", 1, forged),))), 0.0)  # the same again: fine
+    assert machine.counters.events_conflicting == 1 and a.head == 2
 
 
 def test_a_down_link_answers_a_hello_with_its_own(open_store: OpenStore, ev: Ev) -> None:

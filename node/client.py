@@ -269,6 +269,9 @@ class _Translate:
         where = f"the node at {self.base_url}"
         if isinstance(error, aiohttp.ConnectionTimeoutError):
             return f"cannot reach {where} within {CONNECT_TIMEOUT_S:g} s — is it up?"
+        if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+            return (f"{where} presented a certificate this machine does not trust ({error}); "
+                    "point SSL_CERT_FILE at the cluster's CA, e.g. SSL_CERT_FILE=ca.pem")
         if isinstance(error, aiohttp.ClientConnectorError):
             return f"cannot reach {where} — is `clawsync serve` running?"
         if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):

@@ -15,7 +15,7 @@ Records (text keys; the unit separator ``\x1f`` cannot occur in a session key):
     h␟<session>          projection header + session bookkeeping
     c␟<session>␟<n>      chunk n of the session's entries, in arrival (position) order
     l␟<index>            session key, in creation order                  -- paged session list
-    k␟<node id>          a peer's last known version vector              -- sync checkpoint
+    k␟<peer key>         a peer link's last known version vector         -- sync checkpoint
 
 An event costs one ``add`` (which is also the duplicate check); the indexes are chunked
 so that a batch rewrites each chunk it touches once. A session's entries are
@@ -288,8 +288,14 @@ class EventLog:
 
     @staticmethod
     def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> None:
-        """Index (origin, seq) and advance the origin's contiguous sequence number."""
-        batch.put_index(f"o{SEP}{origin}{SEP}{seq // INDEX_CHUNK}", seq % INDEX_CHUNK, position)
+        """Index (origin, seq) and advance the origin's contiguous sequence number. A slot
+        that holds another event keeps it: the first one in stays findable."""
+        record_key = f"o{SEP}{origin}{SEP}{seq // INDEX_CHUNK}"
+        chunk = batch.index(record_key)
+        offset = seq % INDEX_CHUNK
+        if offset < len(chunk) and chunk[offset] is not None:
+            return
+        batch.put_index(record_key, offset, position)
         version = batch.meta.version
         have = version.get(origin, 0)
         if seq != have + 1:
@@ -301,6 +307,18 @@ class EventLog:
             if offset >= len(chunk) or chunk[offset] is None:
                 break
         version[origin] = have
+
+    def reserve_seq(self, seq: int) -> None:
+        """Never number a local event ``seq`` or below (they exist elsewhere)."""
+        if seq <= self.meta.local_seq:
+            return
+        meta = Meta.from_cbor(self.meta.to_cbor())
+        meta.local_seq = seq
+        with self.cache.transact():
+            self.cache.set("m", codec.encode_fast(meta.to_cbor()))
+        self.meta = meta
+
+    # -- reads: safe from any thread (diskcache opens one connection per thread) -------
 
     def stored(self, event_id: bytes) -> StoredEvent:
         """The stored event with this id; ``NotFound`` if there is none."""

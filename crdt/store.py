@@ -126,16 +126,24 @@ class EventStore:
         """The live Automerge documents, for the sync protocol with clients (writer only)."""
         return self._docs
 
-    def save_checkpoint(self, peer_node: str, version: dict[str, int]) -> None:
-        """Remember what peer ``peer_node`` is known to hold (its version vector), so
-        replication resumes from there after a restart."""
+    def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:
+        """Remember what a peer is known to hold (its version vector), so replication
+        resumes from there after a restart. ``peer_key`` names the link (a URL, a node
+        id): the caller's choice."""
         self._check_open()
-        self._log.cache.set(key("k", peer_node), codec.encode_fast(version))
+        self._log.cache.set(key("k", peer_key), codec.encode_fast(version))
 
-    def checkpoint(self, peer_node: str) -> dict[str, int] | None:
-        """The version vector last saved for ``peer_node``, if any."""
-        raw = self._log.cache.get(key("k", peer_node))
+    def checkpoint(self, peer_key: str) -> dict[str, int] | None:
+        """The version vector last saved under ``peer_key``, if any."""
+        raw = self._log.cache.get(key("k", peer_key))
         return None if raw is None else dict(codec.decode_trusted(raw))
+
+    def reserve_seq(self, seq: int) -> None:
+        """Number no future local event ``seq`` or below: peers hold events of this
+        node's origin up to ``seq`` that this folder lost (it was restored from a
+        backup), and those numbers are taken."""
+        self._check_open()
+        self._log.reserve_seq(seq)
 
     def drop_idle_documents(self, idle_s: float) -> int:
         """Free Automerge documents unused for ``idle_s`` seconds (they reload on demand)."""

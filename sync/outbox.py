@@ -42,6 +42,8 @@ class Log(Protocol):
 
     def append_batch(self, items: Sequence[Event]) -> list[Appended]: ...
 
+    def reserve_seq(self, seq: int) -> None: ...
+
 
 class InFlight(NamedTuple):
     """A batch the peer is not known to hold yet: when it went out, and the highest seq
@@ -75,10 +77,13 @@ class Outbox:
     def learn(self, version: Mapping[str, int]) -> None:
         """The peer holds at least ``version``: raise what we know, retire covered batches.
         Acks may arrive out of order, so this only ever raises."""
-        known = self.known = self.known if self.known is not None else {}
+        # A new dict rather than an update in place: status() reads ``known`` from the
+        # event loop while the writer thread runs this.
+        known = dict(self.known or {})
         for origin, seq in version.items():
             if seq > known.get(origin, 0):
                 known[origin] = seq
+        self.known = known
         self.inflight = [batch for batch in self.inflight
                          if any(seq > known.get(o, 0) for o, seq in batch.ends.items())]
 
@@ -90,13 +95,12 @@ class Outbox:
         self.inflight = []
         self.sent = {}
 
-    def batches(self, now: float, skip_origin: str | None) -> list[Events]:
+    def batches(self, now: float) -> list[Events]:
         """Batches of what the peer lacks, while the window has room (none while we do
-        not know what it holds). ``skip_origin`` is the peer's own node id: a node is
-        never sent its own events, it numbers them itself."""
+        not know what it holds). That includes the peer's own events, if it lost them."""
         out: list[Events] = []
         while self.known is not None and len(self.inflight) < self.window:
-            items = self._next_batch(self.known, skip_origin)
+            items = self._next_batch(self.known)
             if not items:
                 break
             ends = {item.origin: item.seq for item in items}  # seqs rise within an origin
@@ -105,7 +109,7 @@ class Outbox:
             out.append(Events(tuple(items)))
         return out
 
-    def _next_batch(self, known: dict[str, int], skip_origin: str | None) -> list[Item]:
+    def _next_batch(self, known: dict[str, int]) -> list[Item]:
         """Up to the batch limits of events past what the peer holds or was sent, origin
         by origin (sorted, so successive batches walk every origin). Only events within
         our own version are sent, so a receiver may take a batch as proof that we hold
@@ -114,8 +118,6 @@ class Outbox:
         items: list[Item] = []
         size = 0
         for origin in sorted(ours):
-            if origin == skip_origin:
-                continue
             cursor = max(known.get(origin, 0), self.sent.get(origin, 0))
             while cursor < ours[origin] and len(items) < BATCH_EVENTS_MAX:
                 limit = min(ours[origin] - cursor, BATCH_EVENTS_MAX - len(items), READ_PAGE)

@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt.events import Event
 from sync import messages
 from sync.config import SyncConfig, backoff_delay_s
 from sync.errors import PeerFault
@@ -197,6 +198,11 @@ class PeerSync:
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node
+        own = self.store.node_id
+        if hello.version.get(own, 0) > self.store.version.get(own, 0):
+            # The peer holds events of ours that we do not (we were restored from a
+            # backup): never hand their numbers out again; they will come back.
+            self.store.reserve_seq(hello.version[own])
         self._outbox.replace(hello.version)
         self._give_up_stalled(now)
         out: list[messages.Message] = []
@@ -206,32 +212,42 @@ class PeerSync:
         return [*out, *self._pump(now)]
 
     def _on_events(self, batch: Events) -> list[messages.Message]:
-        held, own = self.store.version, self.store.node_id
-        # Our own origin is never taken from a peer: only this node numbers its events,
-        # and a seq it has not reached would be issued again.
-        kept = [(item.event, item.origin, item.seq) for item in batch.items
-                if item.seq > held.get(item.origin, 0) and item.origin != own]
-        if kept:
-            self.counters.events_new += sum(a.created for a in self.store.ingest(kept))
-        self._keep_conflicting(batch, held, own)
+        """Store a batch: each event in its (origin, seq) slot when the slot is free.
+
+        Sequence numbers are not signed: a faulty or hostile peer can put a valid event
+        in another node's slot, and the slot's real event would then look held. An
+        event sent for a slot that holds another one is therefore still kept, numbered
+        by this node (a "stray"), so that every node ends with the same event set
+        whoever filled the slot first. Our own origin is no exception: events of ours
+        that we lost (a node restored from a backup) come back into their slots.
+        """
+        self._check_origins(batch)
+        fresh: list[tuple[Event, str, int]] = []
+        strays: list[Event] = []
+        for item in batch.items:
+            holder = self.store.id_at(item.origin, item.seq)
+            if holder is None:
+                fresh.append((item.event, item.origin, item.seq))
+            elif holder != item.event.id and not self.store.holds(item.event.id):
+                strays.append(item.event)
+        if fresh:
+            self.counters.events_new += sum(a.created for a in self.store.ingest(fresh))
+        if strays:
+            self.counters.events_conflicting += len(strays)
+            self.counters.events_new += sum(a.created for a in self.store.append_batch(strays))
         self.counters.events_received += len(batch.items)
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
         return [Ack(self.store.version)]
 
-    def _keep_conflicting(self, batch: Events, held: Mapping[str, int], own: str) -> None:
-        """An event sent for an (origin, seq) we already hold must be the one we hold
-        there. Sequence numbers are not signed: a faulty or hostile peer can put a valid
-        event in another node's slot, and the slot's real event would then be skipped
-        as held. Such an event is still kept, numbered by this node, so that every node
-        ends with the same event set whoever filled the slot first."""
-        strays = [item.event for item in batch.items
-                  if (item.seq <= held.get(item.origin, 0) or item.origin == own)
-                  and self.store.id_at(item.origin, item.seq) != item.event.id
-                  and not self.store.holds(item.event.id)]
-        if strays:
-            self.counters.events_conflicting += len(strays)
-            self.counters.events_new += sum(a.created for a in self.store.append_batch(strays))
+    def _check_origins(self, batch: Events) -> None:
+        """Refuse a batch that would take this node past ``ORIGINS_MAX`` origins: past
+        it, no hello or ack could be sent any more, to any peer."""
+        held = self.store.version
+        new = {item.origin for item in batch.items} - set(held)
+        if len(held) + len(new) > messages.ORIGINS_MAX:
+            raise PeerFault(f"the batch brings {len(new)} new origins; this node holds "
+                            f"{len(held)} of at most {messages.ORIGINS_MAX}", field="events")
 
     def _on_ack(self, ack: Ack, now: float) -> list[messages.Message]:
         self._outbox.learn(ack.version)
@@ -241,7 +257,7 @@ class PeerSync:
     # -- sending -----------------------------------------------------------------------
 
     def _pump(self, now: float) -> list[messages.Message]:
-        return list(self._outbox.batches(now, skip_origin=self.peer_node))
+        return list(self._outbox.batches(now))
 
     def _send(self, out: Sequence[messages.Message]) -> list[bytes]:
         data = [messages.encode(message) for message in out]

@@ -249,18 +249,27 @@ def test_a_hello_with_our_own_node_id_is_a_fault(open_store: OpenStore) -> None:
         machine.receive(encode(Hello(store.node_id, {})), 0.0)
 
 
-def test_our_own_origin_is_not_taken_from_a_peer_but_the_event_is_kept(
+def test_our_own_events_come_back_into_their_slots(open_store: OpenStore, ev: Ev) -> None:
+    # A restored from a backup holding its events 1-2; a peer still has 3.
+    a = filled(open_store("a"), ev, 2)
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
+    machine.receive(encode(Hello("b-node", {a.node_id: 3})), 0.0)
+    lost = ev("s1", "lost in the restore", 77)
+    out = machine.receive(encode(Events((Item(a.node_id, 3, lost),
+                                         Item("other", 1, ev("s1", "theirs", 78))))), 0.0)
+    assert a.id_at(a.node_id, 3) == lost.id and a.head == 4
+    assert a.version == {a.node_id: 3, "other": 1}
+    assert parse(out[0]) == messages.Ack(a.version)
+    assert machine.counters.events_conflicting == 0
+    assert a.append(ev("s1", "next", 79)).stored.seq == 4  # numbering carries on after
+
+
+def test_a_restored_node_never_reissues_numbers_its_peers_hold(
         open_store: OpenStore, ev: Ev) -> None:
     a = filled(open_store("a"), ev, 2)
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
-    not_ours = ev("s1", "not ours", 77)
-    claimed = Events((Item(a.node_id, 3, not_ours), Item("other", 1, ev("s1", "theirs", 78))))
-    out = machine.receive(encode(claimed), 0.0)
-    # The event is kept, numbered by this node itself (seq 3 is ours to give).
-    assert a.holds(not_ours.id) and a.head == 4
-    assert a.version == {a.node_id: 3, "other": 1}
-    assert parse(out[0]) == messages.Ack(a.version)
-    assert machine.counters.events_conflicting == 1
+    machine.receive(encode(Hello("b-node", {a.node_id: 7})), 0.0)
+    assert a.append(ev("s1", "new", 80)).stored.seq == 8
 
 
 def test_an_event_sent_for_a_slot_holding_another_is_kept(
@@ -319,15 +328,22 @@ def test_a_restart_resends_what_was_in_flight_at_once(open_store: OpenStore,
     assert kinds(machine.start(1.0)) == ["hello", "events"]  # the old link took it away
 
 
-def test_a_peer_is_never_sent_its_own_events(open_store: OpenStore, ev: Ev) -> None:
+def test_a_peer_is_sent_its_own_events_only_if_it_lacks_them(
+        open_store: OpenStore, ev: Ev) -> None:
     a = open_store("a")
     a.ingest([(ev("s1", str(n), n), "b-node", n) for n in (1, 2, 3)])
     a.append(ev("s1", "from a", 9))
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
     machine.start(0.0)
-    out = machine.receive(encode(Hello("b-node", {})), 0.0)
+    out = machine.receive(encode(Hello("b-node", {"b-node": 3})), 0.0)
     batch = parse(out[0])
     assert isinstance(batch, Events) and {i.origin for i in batch.items} == {a.node_id}
+    restored = PeerSync(a, "b", now=0.0, rng=random.Random(0))  # b lost its 2 and 3
+    restored.start(0.0)
+    batch = parse(restored.receive(encode(Hello("b-node", {"b-node": 1})), 0.0)[0])
+    assert isinstance(batch, Events)
+    assert [(i.origin, i.seq) for i in batch.items if i.origin == "b-node"] == [
+        ("b-node", 2), ("b-node", 3)]
 
 
 def test_status_counts_traffic_and_lag(open_store: OpenStore, ev: Ev, mesh: type) -> None:
@@ -377,3 +393,18 @@ def test_our_misuse_is_not_blamed_on_the_peer(open_store: OpenStore) -> None:
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.failed == 0
+
+
+def test_a_conflicting_event_beyond_a_gap_does_not_orphan_the_slot(
+        open_store: OpenStore, ev: Ev) -> None:
+    b = open_store("b")
+    machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
+    x, y, z = ev("s1", "x", 1), ev("s1", "y", 2), ev("s1", "z", 3)
+    machine.receive(encode(Events((Item("c", 2, x),))), 0.0)  # early: 1 is missing
+    machine.receive(encode(Events((Item("c", 2, y),))), 0.0)  # the slot is taken
+    machine.receive(encode(Events((Item("c", 1, z),))), 0.0)
+    assert b.id_at("c", 2) == x.id and b.id_at("c", 1) == z.id
+    assert b.id_at(b.node_id, 1) == y.id  # kept, numbered by b, so it still travels
+    assert b.version == {"c": 2, b.node_id: 1}
+    relayed = {stored.event.id for origin in b.version for stored in b.origin_after(origin, 0)}
+    assert relayed == {x.id, y.id, z.id}

@@ -37,6 +37,9 @@ log = structlog.get_logger(__name__)
 MEMBERS_INTERVAL_S = 30.0
 #: Seconds between checkpoint saves per link while it is busy.
 CHECKPOINT_INTERVAL_S = 5.0
+#: Failed dials in a row after which a learned (not configured) peer is forgotten, so
+#: dead addresses do not fill ``peers_max``. It is learned again if a peer still lists it.
+LEARNED_FAILURES_MAX = 8
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Runner:
     machine: PeerSync
     direction: str  # "out" or "in"
     checkpoint_key: str | None  # where its checkpoint is kept: by URL, or by node id
+    learned: bool = False  # dialed because a peer listed it, not because we were told
     state: str = "connecting"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     saved: dict[str, int] | None = None
@@ -77,7 +81,7 @@ class Gossip:
         self._http = aiohttp.ClientSession()
         self.astore.add_commit_listener(self._on_commit)
         for url in self.config.peers:
-            await self.add_peer(url)
+            await self.add_peer(url, learned=False)
         self._spawn(self._learn_members(), "members")
 
     async def stop(self) -> None:
@@ -114,7 +118,7 @@ class Gossip:
 
     # -- dialed links ------------------------------------------------------------------
 
-    async def add_peer(self, url: str) -> bool:
+    async def add_peer(self, url: str, *, learned: bool) -> bool:
         """Dial ``url`` (and keep dialing it) unless it is known or the cap is reached."""
         url = url.rstrip("/")
         key = f"url:{url}"
@@ -124,6 +128,7 @@ class Gossip:
             log.warning("peer not added: peers_max reached", url=url)
             return False
         runner = await self._new_runner(key, url, "out", checkpoint_key=key)
+        runner.learned = learned
         self.members.setdefault(url, None)
         runner.task = asyncio.create_task(self._dial_loop(runner), name=key)
         return True
@@ -143,17 +148,29 @@ class Gossip:
 
     async def _dial_loop(self, runner: Runner) -> None:
         assert runner.url is not None and self._http is not None
+        failures = 0
         while True:
             runner.state = "connecting"
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret,
                                   advertise=self.config.advertise_url, tls=self.tls)
+                failures = 0
                 await self.run(runner, link)
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
             except PeerFault as exc:
                 log.warning("peer misbehaved; link dropped", peer=runner.url, fault=str(exc))
+            except Exception:
+                # Our own failure (the store, a bug): log it and retry like a lost link,
+                # rather than let this peer go silent until the node restarts.
+                log.exception("peer link failed", peer=runner.url)
+            failures += 1
+            if runner.learned and failures >= LEARNED_FAILURES_MAX:
+                log.info("forgetting learned peer", peer=runner.url, failures=failures)
+                self.runners.pop(runner.key, None)
+                self.members.pop(runner.url, None)
+                return
             await self._save_checkpoint(runner, force=True)
             now = self._loop.time()
             retry_at = await self._machine(runner.machine.connection_failed, now)
@@ -178,6 +195,8 @@ class Gossip:
             log.info("peer link down", peer=key, reason=str(exc))
         except PeerFault as exc:
             log.warning("peer misbehaved; link dropped", peer=key, fault=str(exc))
+        except Exception:
+            log.exception("peer link failed", peer=key)
         finally:
             await self._save_checkpoint(runner, force=True)
             del self.runners[key]
@@ -241,7 +260,10 @@ class Gossip:
         """Ask dialed peers which nodes they know; dial the ones we do not."""
         while True:
             await asyncio.sleep(MEMBERS_INTERVAL_S)
-            await self.learn_once()
+            try:
+                await self.learn_once()
+            except Exception:
+                log.exception("learning members failed")
 
     async def learn_once(self) -> None:
         assert self._http is not None
@@ -257,7 +279,7 @@ class Gossip:
             for url, node in _member_urls(listed):
                 if node == self.astore.node_id or node in self._linked_nodes():
                     continue
-                if await self.add_peer(url):
+                if await self.add_peer(url, learned=True):
                     log.info("learned peer", url=url, via=runner.url)
 
     def _linked_nodes(self) -> set[str | None]:

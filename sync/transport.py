@@ -3,13 +3,14 @@
 One binary frame carries one message of ``sync.messages``. The dialing node names itself
 in the handshake (node id, and the URL where it can be reached, if any); the accepting
 node checks credentials before upgrading. aiohttp's heartbeat pings the link and closes
-it when pongs stop, so a stalled peer is noticed; a receive timeout catches the rest.
+it when pongs stop, so a stalled peer is noticed; sends time out (``SEND_TIMEOUT_S``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 
 import aiohttp
@@ -30,6 +31,8 @@ HEARTBEAT_S = 15.0
 CONNECT_TIMEOUT_S = 10.0
 #: Seconds to deliver one message to the peer before the link is taken as stalled.
 SEND_TIMEOUT_S = 30.0
+#: Largest member list read from a peer (bytes); ``peers_max`` entries fit easily.
+MEMBERS_BYTES_MAX = 256 * 1024
 #: Seconds to wait for the peer's answer to our close frame; a node that is stopping
 #: should not wait long on a peer that is gone.
 CLOSE_TIMEOUT_S = 2.0
@@ -107,6 +110,9 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
                             ssl=tls if tls is not None else True,
                             timeout=aiohttp.ClientTimeout(total=CONNECT_TIMEOUT_S)) as reply:
             reply.raise_for_status()
-            return await reply.json()
+            body = await reply.content.read(MEMBERS_BYTES_MAX + 1)
+            if len(body) > MEMBERS_BYTES_MAX:
+                raise ValueError(f"member list over {MEMBERS_BYTES_MAX} bytes")
+            return json.loads(body)
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
         raise LinkClosed(f"cannot list members of {url}: {exc}") from None

@@ -69,8 +69,13 @@ DEPTH_MAX = codec.DEPTH_MAX + 1
 _DOC_ID_DOMAIN = b"clawsync/automerge-doc/v1\0"
 _GENESIS_DOMAIN = b"clawsync/automerge-genesis/v1\0"
 #: First bytes of every node's actor id. They tell a node's changes (projection values
-#: derived from events) from a client's (edits to turn into events) when a client relays
-#: another node's changes. A client can forge them; it then only loses its own edits.
+#: derived from events, never turned into events) from a client's (edits to turn into
+#: events) when a client relays another node's changes. They prove nothing: a client can
+#: write with any actor. So whoever wrote a change, the receiving node puts back every
+#: derived field and message it touched; a change in this node's own actor slot or the
+#: genesis actor's is refused outright. What a forged node actor can still do is add
+#: messages this node does not hold (they look like another node's messages whose events
+#: have not arrived yet) and take a sequence number of that node's actor.
 NODE_ACTOR_TAG = b"clawsync"
 
 #: The root fields in genesis order. The order and kinds are part of the genesis hash:
@@ -330,7 +335,7 @@ class Received:
 
     before: list[bytes]
     changes: bytes = b""
-    from_client: bool = False  # some new change was not written by a node
+    from_client: bool = False  # some new change was not written with a node's actor
     fields: frozenset[str] = frozenset()  # root keys whose visible value changed
     messages: frozenset[str] | None = frozenset()  # message keys touched; None: unknown
     refusal: str | None = None
@@ -429,12 +434,16 @@ class _SyncMixin:
 
     def _describe(self, doc: Document, before: list[bytes]) -> Received:
         new = doc.get_changes(before)
-        genesis = genesis_actor(self.document_id)
-        from_client = any(not is_node_actor(c.actor_id) and c.actor_id != genesis
-                          for c in new)
+        # This node has every change its own actor (and the genesis actor) ever wrote,
+        # so a new one in either slot is forged: it would take a sequence number that
+        # this node's next change (or every node's genesis) already has.
+        ours = (doc.get_actor(), genesis_actor(self.document_id))
+        refusal = None
+        if any(c.actor_id in ours for c in new):
+            refusal = "a change made with this node's actor or the genesis actor"
+        from_client = any(not is_node_actor(c.actor_id) for c in new)
         fields: set[str] = set()
         messages: set[str] | None = set()
-        refusal = None
         for patch in doc.diff(before, doc.get_heads()):
             touch = classify_patch(repr(patch))
             if touch.counter:

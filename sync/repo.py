@@ -20,12 +20,16 @@ What a client may do:
   JSON cannot hold, state "paused", which no event kind sets) are not events: they are
   logged and put back by the node;
 * relay another node's changes to the document (a client that synced elsewhere): kept,
-  never turned into events.
+  never turned into events. Actor ids prove nothing, so such changes are checked like a
+  client's: the messages and root keys they touched are put back, and the other fields
+  follow the projection at the next catch-up. Messages written under another node's
+  actor that this node does not hold are kept (their events may not have arrived yet).
 
 A client is disconnected (with an ``error`` message) for: a frame that is not a valid
 message, a wrong senderId or targetId, too many frames per second, more documents than
 ``documents_max``, changes on a read-only token, changes that would grow a document past
-``document_bytes_max``, counters, replacing the document's root maps or session key.
+``document_bytes_max``, counters, replacing the document's root maps or session key, a
+change made with this node's own actor or the genesis actor (which it never sent).
 """
 
 from __future__ import annotations
@@ -421,9 +425,10 @@ class RepoConnection:
         if received.changes:
             library.record(session_key, received.changes)
             out.changed.add(doc_id)
+            self._repair(session_key, doc, received, library, out)
             if received.from_client:
                 self._edits(session_key, doc, received, library, out)
-            doc = library.document(session_key)
+            doc = library.document(session_key)  # its catch-up puts back derived fields
         self._send_sync(entry, doc, out)
 
     def _check_changes(self, session_key: str, data: bytes, library: Library) -> None:
@@ -459,6 +464,21 @@ class RepoConnection:
 
     # -- a client's edits ------------------------------------------------------------
 
+    def _repair(self, session_key: str, doc: SessionDoc, received: Received,
+                library: Library, out: Outcome) -> None:
+        """Put back the messages the new changes touched and drop root keys of their own,
+        whoever wrote them: actor ids prove nothing, so a change that claims to be another
+        node's is checked like a client's. (The scalar fields and ``custom_state`` follow
+        the projection again at the next catch-up.)"""
+        if "messages" not in received.fields and not received.fields - LAYOUT_NAMES:
+            return
+        changes = doc.repair(library.messages(session_key), received.messages)
+        library.record(session_key, changes)
+        if changes and not received.from_client:  # the client's own are logged by _edits
+            out.notes.append(Note("warning", "automerge relayed changes put back", {
+                "peer": self.client, "session": session_key,
+                "fields": sorted(received.fields)}))
+
     def _edits(self, session_key: str, doc: SessionDoc, received: Received,
                library: Library, out: Outcome) -> None:
         """Turn a client's changes into events; log and put back what is not an edit."""
@@ -489,9 +509,6 @@ class RepoConnection:
             out.notes.append(Note("warning", "automerge client edits ignored",
                                   {"peer": self.client, "session": session_key,
                                    "reasons": refused}))
-        if "messages" in received.fields or received.fields - LAYOUT_NAMES:
-            library.record(session_key, doc.repair(library.messages(session_key),
-                                                   received.messages))
         if drafts:
             library.hold(session_key)
             out.edits.append(Edit(session_key, tuple(drafts)))

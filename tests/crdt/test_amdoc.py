@@ -483,6 +483,29 @@ def test_changes_relayed_from_another_node_are_not_a_clients() -> None:
     assert extract(Document.load(b.save())) == view
 
 
+def test_changes_relayed_under_another_node_are_repaired() -> None:
+    node = filled()
+    client = Client(Document(actor_id=node_actor("forger")))
+    sync(node, client)
+    client.change(lambda tx: tx.delete(root(tx, "messages"), "k1"))
+    [received] = [r for r in sync(node, client) if r.changes]
+    assert not received.from_client and received.refusal is None
+    assert received.messages == {"k1"}
+    assert node.repair([message("k1", "first"), message("k2", "second")], received.messages)
+    assert sorted(node.to_python()["messages"]) == ["k1", "k2"]
+
+
+@pytest.mark.parametrize("actor", [NODE_A, genesis_actor(document_id("s1"))],
+                         ids=["node", "genesis"])
+def test_a_change_in_this_nodes_or_the_genesis_slot_is_refused(actor: bytes) -> None:
+    node = filled(NODE_A)
+    client = Client(Document(actor_id=actor))
+    sync(node, client)
+    client.change(lambda tx: put_text(tx, root(tx, "custom_state"), "mood", "forged"))
+    [received] = [r for r in sync(node, client) if r.changes]
+    assert received.refusal is not None and "actor" in received.refusal
+
+
 def test_a_counter_is_refused() -> None:
     node = SessionDoc.new("s1", NODE_A)
     client = Client(Document.load(node.save() + COUNTER_CHANGE))

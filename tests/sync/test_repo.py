@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from automerge.core import ROOT, Document, ObjType, ScalarType
 
-from crdt.amdoc import document_id
+from crdt.amdoc import document_id, genesis_actor, node_actor
 from crdt.events import Event, parse_event
 from crdt.store import EventStore
 from sync.repo import (
@@ -319,6 +319,52 @@ def test_a_client_of_two_converged_nodes_sees_each_message_once(open_store: Open
     b.append(event("message_sent", 9_000, content="from b", message_id="m9"))
     second.refresh("s1")
     assert messages(app.view(S1)) == ["hello 0", "hello 1", "hello 2", "from b"]
+
+
+def _forge(tx: Any) -> None:
+    """Delete one real message, rewrite another, add a root key and a count."""
+    box = root(tx, "messages")
+    first, second = sorted(tx.keys(box))[:2]
+    tx.delete(box, first)
+    content = tx.get(tx.get(box, second)[1], "content")[1]
+    tx.insert(content, 0, ScalarType.Str, "EDITED ")
+    put_text(tx, ROOT, "extra", "mine")
+    tx.put(ROOT, "message_count", ScalarType.Int, 99)
+
+
+def test_changes_under_another_nodes_actor_are_put_back(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store, App(actor=node_actor("not-a-node-at-all")))
+    link.open()
+    link.app.change(S1, _forge)
+    out = link.send(link.app.sync(S1))
+    assert out.close is None and out.edits == []
+    assert any(n.event == "automerge relayed changes put back" for n in out.notes)
+    view = link.app.view(S1)
+    assert messages(view) == ["hello 0", "hello 1", "hello 2"]
+    assert "extra" not in view and view["message_count"] == 3
+    fresh = Link(store, App(peer="fresh"))  # every other client sees the same
+    fresh.open()
+    assert messages(fresh.app.view(S1)) == ["hello 0", "hello 1", "hello 2"]
+
+
+@pytest.mark.parametrize("whose", ["this node", "genesis"])
+def test_changes_under_this_nodes_or_the_genesis_actor_close(open_store: OpenStore,
+                                                              whose: str) -> None:
+    store = open_store("a")
+    seed(store)
+    actor = (store.documents.actor if whose == "this node"
+             else genesis_actor(document_id("s1")))
+    link = Link(store, App(actor=actor))
+    link.open()
+    link.app.change(S1, _forge)
+    expect_close(link.send(link.app.sync(S1)), CLOSE_POLICY)
+    assert "actor" in link.app.errors[0]
+    fresh = Link(store, App(peer="fresh"))
+    fresh.open()
+    view = fresh.app.view(S1)
+    assert messages(view) == ["hello 0", "hello 1", "hello 2"] and "extra" not in view
 
 
 # --- hostile clients ------------------------------------------------------------------

@@ -27,13 +27,15 @@ log = structlog.get_logger(__name__)
 BACKLOG_DEFAULT = 128
 #: Pause before accepting again after the process ran out of file descriptors.
 ACCEPT_RETRY_S = 0.1
+#: Seconds a client gets to complete the TLS handshake before its connection is closed.
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
 
 
 class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
-    __slots__ = ("_accept_tasks", "_connections_max", "_host", "_open", "_port", "_slots",
-                 "_socks", "_tls")
+    __slots__ = ("_accept_tasks", "_connections_max", "_host", "_open", "_port", "_serving",
+                 "_slots", "_socks", "_tls")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
                  connections_max: int, backlog: int = BACKLOG_DEFAULT,
@@ -49,6 +51,7 @@ class BoundedSite(web.BaseSite):
         self._socks: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._tls = ssl_context
+        self._serving: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
@@ -99,7 +102,11 @@ class BoundedSite(web.BaseSite):
                 self._slots.release()
                 raise
             self._open += 1
-            await self._serve(loop, conn)
+            # Its own task: a TLS handshake may take a while, and the next client must
+            # not wait behind it (a silent socket would otherwise block every accept).
+            task = asyncio.create_task(self._serve(loop, conn))
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
 
     async def _serve(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
         release = _once(self._release)
@@ -109,9 +116,10 @@ class BoundedSite(web.BaseSite):
             release()
             return
         try:
-            await loop.connect_accepted_socket(lambda: _Counted(server(), release), conn,
-                                               ssl=self._tls)
-        except OSError:
+            await loop.connect_accepted_socket(
+                lambda: _Counted(server(), release), conn, ssl=self._tls,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self._tls else None)
+        except Exception:  # refused handshake, timeout, reset: free the slot either way
             conn.close()
             release()
 

@@ -69,6 +69,12 @@ SEND_TIMEOUT_S = 30.0
 #: one document of every size the node serves.
 OUTBOX_FRAMES_MAX = 256
 OUTBOX_BYTES_MAX = 128 * 1024 * 1024
+#: Frames, and their bytes, waiting for a client above which ephemeral messages other
+#: clients send are dropped for it instead of queued: they are best-effort, and queued
+#: they would let one client's chatter get a slow but honest one dropped. Well below
+#: the limits above, so ephemeral frames alone never reach them.
+EPHEMERAL_OUTBOX_FRAMES_MAX = 32
+EPHEMERAL_OUTBOX_BYTES_MAX = 1024 * 1024
 #: Events read per page while following the log for changed sessions.
 FOLLOW_PAGE = 1000
 #: Seconds between sweeps that drop idle documents from memory.
@@ -181,7 +187,7 @@ class RepoHub:
             for conn in self._watchers.get(doc_id, ()):
                 client = conn.machine.client
                 if conn is not sender and client is not None and conn.watching.get(doc_id):
-                    conn.post(encode_ephemeral(message, client))
+                    conn.post_ephemeral(encode_ephemeral(message, client))
 
     async def append_edit(self, edit: Edit) -> None:
         """Append a client's edit; then let its document follow the log again."""
@@ -277,6 +283,15 @@ class _Connection:
                 self._outbox_bytes += len(frame)
         self._outbox.append(frame)
         self._outbox_event.set()
+
+    def post_ephemeral(self, frame: bytes) -> bool:
+        """Queue another client's ephemeral message unless this client is behind; True
+        if queued."""
+        if (len(self._outbox) >= EPHEMERAL_OUTBOX_FRAMES_MAX
+                or self._outbox_bytes + len(frame) > EPHEMERAL_OUTBOX_BYTES_MAX):
+            return False
+        self.post(frame)
+        return True
 
     async def close(self, code: int, reason: str) -> None:
         self.post((code, reason))

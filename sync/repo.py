@@ -98,6 +98,12 @@ class RepoLimits:
       of it is disconnected, so dead connections leave within about 45 s.
     * ``documents_idle_s`` (300 s): documents nobody touched for this long leave the
       node's memory (they reload from disk on demand).
+    * ``ephemeral_bytes_max`` (64 KiB): largest ``data`` of one ephemeral message
+      (presence, cursors); a larger one disconnects its sender. The node copies each
+      one to every other client of the document, so it must stay small.
+    * ``ephemeral_bytes_per_s`` (64 KiB/s), ``ephemeral_bytes_burst`` (256 KiB): the
+      ephemeral data one client may have passed on, sustained and at once; beyond it
+      its ephemeral messages are dropped (and logged), not passed on.
     """
 
     frame_bytes_max: int = 16 * 1024 * 1024
@@ -108,6 +114,9 @@ class RepoLimits:
     join_s: float = 10.0
     ping_interval_s: float = 30.0
     documents_idle_s: float = 300.0
+    ephemeral_bytes_max: int = 64 * 1024
+    ephemeral_bytes_per_s: float = 64 * 1024
+    ephemeral_bytes_burst: int = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +279,9 @@ class RepoConnection:
         self._join_by = now + limits.join_s
         self._tokens = float(limits.frames_burst)
         self._tokens_at = now
+        self._ephemeral_budget = float(limits.ephemeral_bytes_burst)
+        self._ephemeral_at = now
+        self._ephemeral_dropping = False
         self._docs: dict[bytes, _Doc] = {}
 
     @property
@@ -301,7 +313,7 @@ class RepoConnection:
             if self.client is None:
                 self._join(message, out)
             else:
-                self._dispatch(message, library, out)
+                self._dispatch(message, now, library, out)
         except _Refuse as refusal:
             self._close(out, refusal.code, refusal.reason)
         except PeerFault as fault:
@@ -355,7 +367,7 @@ class RepoConnection:
         out.frames.append(encode_peer(self.peer_id, message.sender, metadata))
         out.notes.append(Note("debug", "automerge client joined", {"peer": message.sender}))
 
-    def _dispatch(self, message: Frame, library: Library, out: Outcome) -> None:
+    def _dispatch(self, message: Frame, now: float, library: Library, out: Outcome) -> None:
         if isinstance(message, Join):
             raise _Refuse(CLOSE_PROTOCOL, "joined twice")
         if message.sender != self.client:
@@ -365,11 +377,36 @@ class RepoConnection:
         if isinstance(message, Sync):
             self._sync(message, library, out)
         elif isinstance(message, Ephemeral):
-            entry = self._docs.get(decode_document_id(message.document_id))
-            if entry is not None and entry.status == _OPEN:
-                out.ephemeral.append((decode_document_id(message.document_id), message))
+            self._ephemeral(message, now, out)
         # doc-unavailable (the client lacks something we never ask for) and remote heads
         # gossip need nothing from us.
+
+    def _ephemeral(self, message: Ephemeral, now: float, out: Outcome) -> None:
+        """Pass an ephemeral message on if its document is open and the sender's byte
+        budget (a token bucket, like frames) allows it; drop it otherwise."""
+        size, limits = len(message.data), self.limits
+        if size > limits.ephemeral_bytes_max:
+            raise _Refuse(CLOSE_TOO_BIG, f"ephemeral data of {size} bytes; the limit is "
+                                         f"{limits.ephemeral_bytes_max}")
+        doc_id = decode_document_id(message.document_id)
+        entry = self._docs.get(doc_id)
+        if entry is None or entry.status != _OPEN:
+            return
+        elapsed = max(0.0, now - self._ephemeral_at)
+        self._ephemeral_at = now
+        self._ephemeral_budget = min(float(limits.ephemeral_bytes_burst),
+                                     self._ephemeral_budget
+                                     + elapsed * limits.ephemeral_bytes_per_s)
+        if size > self._ephemeral_budget:
+            if not self._ephemeral_dropping:  # once per run of drops, not per message
+                out.notes.append(Note("warning", "automerge ephemeral messages dropped", {
+                    "peer": self.client, "reason": f"more than "
+                    f"{limits.ephemeral_bytes_per_s:g} bytes per second"}))
+            self._ephemeral_dropping = True
+            return
+        self._ephemeral_budget -= size
+        self._ephemeral_dropping = False
+        out.ephemeral.append((doc_id, message))
 
     def _entry(self, doc_id: bytes, text_id: str, library: Library, out: Outcome) -> _Doc:
         entry = self._docs.get(doc_id)

@@ -309,6 +309,23 @@ async def test_a_client_that_reads_too_slowly_is_dropped(monkeypatch: pytest.Mon
     assert list(conn._outbox) == [(CLOSE_POLICY, "the client reads too slowly")]
 
 
+async def test_ephemeral_frames_are_dropped_for_a_slow_client_not_closing_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from node import repo_ws
+
+    conn = repo_ws._Connection(None, None, None, None)  # type: ignore[arg-type]
+    monkeypatch.setattr(repo_ws, "EPHEMERAL_OUTBOX_FRAMES_MAX", 3)
+    queued = [conn.post_ephemeral(b"presence") for _ in range(repo_ws.OUTBOX_FRAMES_MAX + 1)]
+    assert queued[:3] == [True] * 3 and not any(queued[3:])
+    assert list(conn._outbox) == [b"presence"] * 3  # no close
+    conn.post(b"sync")  # the client's own frames still go out
+    assert conn._outbox[-1] == b"sync"
+    monkeypatch.setattr(repo_ws, "EPHEMERAL_OUTBOX_BYTES_MAX", 20)
+    conn._outbox.clear()
+    conn._outbox_bytes = 0
+    assert conn.post_ephemeral(b"x" * 15) and not conn.post_ephemeral(b"x" * 6)
+
+
 async def test_a_client_that_never_answers_pings_is_dropped(make_node: NodeFactory,
                                                             clients: list[Any]) -> None:
     node = await make_node(automerge=RepoConfig(limits=RepoLimits(ping_interval_s=0.2)))

@@ -525,3 +525,33 @@ def test_ephemeral_messages_are_passed_on_for_open_documents(open_store: OpenSto
     elsewhere = link.app.frame(type="ephemeral", targetId="node-1", documentId=text_id("zz"),
                                count=2, sessionId="abc", data=b"\x01")
     assert link.send(elsewhere).ephemeral == []
+
+
+def _presence(link: Link, count: int, size: int) -> bytes:
+    return link.app.frame(type="ephemeral", targetId="node-1", documentId=S1, count=count,
+                          sessionId="abc", data=b"x" * size)
+
+
+def test_an_oversized_ephemeral_message_closes(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    assert link.send(_presence(link, 1, LIMITS.ephemeral_bytes_max)).ephemeral
+    expect_close(link.send(_presence(link, 2, LIMITS.ephemeral_bytes_max + 1)), CLOSE_TOO_BIG)
+
+
+def test_ephemeral_bytes_beyond_the_budget_are_dropped(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store, limits=RepoLimits(ephemeral_bytes_per_s=1_000,
+                                         ephemeral_bytes_burst=2_000))
+    link.open()
+    passed = [bool(link.send(_presence(link, i, 1_000)).ephemeral) for i in range(4)]
+    assert passed == [True, True, False, False] and not link.conn.closed
+    notes = [n for o in link.outcomes for n in o.notes
+             if n.event == "automerge ephemeral messages dropped"]
+    assert len(notes) == 1  # once per run of drops
+    link.now = 1.0  # a second later the budget allows 1,000 bytes again
+    assert link.send(_presence(link, 5, 1_000)).ephemeral
+    assert not link.send(_presence(link, 6, 1_000)).ephemeral

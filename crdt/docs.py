@@ -27,6 +27,7 @@ from typing import Any
 
 from crdt import codec
 from crdt.amdoc import SessionDoc, node_actor
+from crdt.errors import StoreError
 from crdt.log import EventLog, key
 
 #: Increments kept before the snapshot is rewritten. More makes each catch-up cheaper to
@@ -93,6 +94,9 @@ class Documents:
             state = codec.decode(raw)
             parts = [cache.get(key("ds", session_key))]
             parts += [cache.get(key("di", session_key, i)) for i in range(state["increments"])]
+            if any(part is None for part in parts):
+                raise StoreError(f"the Automerge document of {session_key!r} is incomplete "
+                                 "on disk")
             state.setdefault("bytes", sum(map(len, parts)))  # records from before "bytes"
             doc = SessionDoc.load(b"".join(parts), self.actor)
         self._docs[session_key] = (doc, state)
@@ -116,21 +120,30 @@ class Documents:
 
     def _persist(self, session_key: str, doc: SessionDoc, state: dict[str, Any],
                  changes: bytes, cursor: list[int]) -> None:
+        """Save the document's new changes (or a new snapshot) and its cursor, in one
+        transaction. ``state`` changes only once that committed."""
         cache = self.log.cache
-        with cache.transact():
-            if state["increments"] >= INCREMENTS_MAX or not cache.get(key("ds", session_key)):
-                snapshot = doc.save()
-                cache.set(key("ds", session_key), snapshot)
-                for i in range(state["increments"]):
-                    cache.delete(key("di", session_key, i))
-                state["increments"] = 0
-                state["bytes"] = len(snapshot)
-            elif changes:
-                cache.set(key("di", session_key, state["increments"]), changes)
-                state["increments"] += 1
-                state["bytes"] = state.get("bytes", 0) + len(changes)
-            state["cursor"] = cursor
-            cache.set(key("d", session_key), codec.encode(state))
+        new = dict(state)
+        try:
+            with cache.transact():
+                if new["increments"] >= INCREMENTS_MAX or key("ds", session_key) not in cache:
+                    snapshot = doc.save()
+                    cache.set(key("ds", session_key), snapshot)
+                    for i in range(new["increments"]):
+                        cache.delete(key("di", session_key, i))
+                    new["increments"], new["bytes"] = 0, len(snapshot)
+                elif changes:
+                    cache.set(key("di", session_key, new["increments"]), changes)
+                    new["increments"] += 1
+                    new["bytes"] = new.get("bytes", 0) + len(changes)
+                new["cursor"] = cursor
+                cache.set(key("d", session_key), codec.encode(new))
+        except BaseException:
+            # The document in memory now holds changes the disk does not. Never serve or
+            # build on them: after a reload, their actor numbers would be issued again.
+            self.drop(session_key)
+            raise
+        state.update(new)
 
     def drop(self, session_key: str) -> None:
         """Forget the in-memory copy (it reloads from disk on demand)."""

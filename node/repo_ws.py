@@ -66,7 +66,8 @@ SEND_TIMEOUT_S = 30.0
 #: Frames, and their bytes, waiting to be sent to one client before it counts as too
 #: slow and is dropped. Sync messages are generated when a client is refreshed, not queued
 #: per event, so an honest client rarely has more than a few waiting; the bytes allow
-#: one document of every size the node serves.
+#: the largest sync message the node sends (``RepoLimits.served_bytes_max``; a document
+#: that needs a larger one is refused, not sent) with room to spare.
 OUTBOX_FRAMES_MAX = 256
 OUTBOX_BYTES_MAX = 128 * 1024 * 1024
 #: Frames, and their bytes, waiting for a client above which ephemeral messages other

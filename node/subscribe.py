@@ -17,9 +17,9 @@ Made for apps and notebooks:
 
 A session that does not exist yet yields nothing until it appears; so does a session
 the token may not see (the protocol does not tell the two apart). A node that refuses
-the token raises ``SubscribeError``, as does one that closes the connection with an
-error (the message says why). Each change costs a read of the whole document: fine for
-a notebook, not for following thousands of sessions.
+the token raises ``SubscribeError``, as does one that sends an error (the message says
+why: a closed connection, a session too large to serve). Each change costs a read of
+the whole document: fine for a notebook, not for following thousands of sessions.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from crdt.amdoc import Replica, automerge_url, new_sync_state
 from crdt.errors import CrdtError
 from node import repo_ws
 from sync.errors import PeerFault
+from sync.repo import RepoLimits
 from sync.repo_messages import (
     Error,
     Peer,
@@ -49,8 +50,10 @@ from sync.repo_messages import (
 #: Seconds to wait before reconnecting, doubled per failure up to ``RETRY_MAX_S``.
 RETRY_BASE_S = 0.5
 RETRY_MAX_S = 30.0
-#: Largest frame accepted from the node (a whole long session arrives in one).
-FRAME_BYTES_MAX = 64 * 1024 * 1024
+#: Largest frame accepted from the node: a whole session arrives in one, as large as
+#: the node's default ``RepoLimits.served_bytes_max`` allows, plus the frame around it.
+#: A larger session is refused by the node with an error (``SubscribeError``).
+FRAME_BYTES_MAX = RepoLimits().served_bytes_max + 64 * 1024
 
 
 class SubscribeError(Exception):
@@ -136,7 +139,7 @@ async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,
                 kind = "sync" if replica.heads else "request"
                 await ws.send_bytes(encode_sync(me, server, doc_text, first, kind))
         elif isinstance(frame, Error):
-            raise SubscribeError(f"the node closed the connection: {frame.message}")
+            raise SubscribeError(f"the node refused: {frame.message}")
         elif isinstance(frame, Sync) and frame.document_id == doc_text and server:
             try:
                 changed = replica.receive_sync_message(state, frame.data)

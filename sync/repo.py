@@ -88,8 +88,15 @@ class RepoLimits:
     * ``frame_bytes_max`` (16 MiB): largest frame accepted. A client's own edits are
       small; a client relaying another node's copy of a long session sends it whole.
     * ``document_bytes_max`` (64 MiB): a document's stored size (snapshot plus
-      increments) past which clients' changes are refused. About 3,000,000 short
-      messages; larger sessions should be split.
+      increments) past which clients' changes are refused. It counts compressed bytes,
+      so a document can be served to a client only far below it (see the next limit).
+    * ``served_bytes_max`` (64 MiB): the largest sync message the node sends; a
+      client's first sync of a document carries all of it (as changes, often ten or
+      more times the stored size: about 300 bytes per short message). A document that
+      does not fit is refused to that client (an ``error`` message saying so, then
+      doc-unavailable, logged) instead of being sent and dropping the client over and
+      over. Must stay below ``node.repo_ws.OUTBOX_BYTES_MAX``; larger sessions should
+      be split.
     * ``documents_max`` (256): documents one connection may open or wait for.
     * ``frames_per_s`` (200), ``frames_burst`` (1,000): sustained and burst rate of
       frames; an app opening ``documents_max`` documents at once fits in the burst.
@@ -108,6 +115,7 @@ class RepoLimits:
 
     frame_bytes_max: int = 16 * 1024 * 1024
     document_bytes_max: int = 64 * 1024 * 1024
+    served_bytes_max: int = 64 * 1024 * 1024
     documents_max: int = 256
     frames_per_s: float = 200.0
     frames_burst: int = 1000
@@ -487,9 +495,27 @@ class RepoConnection:
 
     def _send_sync(self, entry: _Doc, doc: SessionDoc, out: Outcome) -> None:
         data = doc.generate_sync_message(entry.state)
-        if data is not None:
-            assert self.client is not None
-            out.frames.append(encode_sync(self.peer_id, self.client, entry.text_id, data))
+        if data is None:
+            return
+        assert self.client is not None
+        if len(data) > self.limits.served_bytes_max:
+            self._too_big(entry, len(data), out)
+            return
+        out.frames.append(encode_sync(self.peer_id, self.client, entry.text_id, data))
+
+    def _too_big(self, entry: _Doc, size: int, out: Outcome) -> None:
+        """Refuse a document this client would need a sync message too large for: say
+        why, answer doc-unavailable now and later, and keep the connection."""
+        assert self.client is not None
+        reason = (f"session {entry.session_key!r} is too large to serve: its sync message "
+                  f"would be {size} bytes; the limit is {self.limits.served_bytes_max}")
+        entry.status = _DENIED
+        out.watch = self._watch()
+        out.frames.append(encode_error(self.peer_id, self.client, reason))
+        out.frames.append(encode_unavailable(self.peer_id, self.client, entry.text_id))
+        out.notes.append(Note("warning", "automerge document too large to serve", {
+            "peer": self.client, "session": entry.session_key, "bytes": size,
+            "limit": self.limits.served_bytes_max}))
 
     def _close(self, out: Outcome, code: int, reason: str) -> None:
         if self.client is not None:

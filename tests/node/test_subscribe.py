@@ -13,7 +13,7 @@ import pytest
 
 from node.server import RunningNode, start
 from node.subscribe import SubscribeError, projections
-from sync.repo import Access, RepoConfig
+from sync.repo import Access, RepoConfig, RepoLimits
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -76,6 +76,16 @@ async def test_a_refused_token_raises(make_node: NodeFactory) -> None:
     with pytest.raises(SubscribeError, match="token"):
         async with asyncio.timeout(DEADLINE_S):
             async for _ in projections(node.url, "s1", token="wrong-token"):
+                pass
+
+
+async def test_a_session_too_large_to_serve_raises(make_node: NodeFactory,
+                                                   make_event: EventFactory) -> None:
+    node = await make_node(automerge=RepoConfig(limits=RepoLimits(served_bytes_max=500)))
+    await post(node, "s1", *(make_event(i) for i in range(1, 20)))
+    with pytest.raises(SubscribeError, match="too large to serve"):
+        async with asyncio.timeout(DEADLINE_S):
+            async for _ in projections(node.url, "s1"):
                 pass
 
 

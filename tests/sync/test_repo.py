@@ -555,3 +555,20 @@ def test_ephemeral_bytes_beyond_the_budget_are_dropped(open_store: OpenStore) ->
     link.now = 1.0  # a second later the budget allows 1,000 bytes again
     assert link.send(_presence(link, 5, 1_000)).ephemeral
     assert not link.send(_presence(link, 6, 1_000)).ephemeral
+
+
+def test_a_document_too_large_to_serve_is_refused_not_sent(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store, "big", messages=40)
+    seed(store, "small", messages=0)
+    link = Link(store, limits=RepoLimits(served_bytes_max=2_000))
+    out = link.open(text_id("big"))
+    assert out.close is None and not link.conn.closed
+    assert link.app.unavailable == [text_id("big")]
+    assert "too large to serve" in link.app.errors[0] and "2000" in link.app.errors[0]
+    assert any(n.event == "automerge document too large to serve" for n in out.notes)
+    assert out.watch == {}
+    store.append(event("message_received", 9_000, "big", content="more"))
+    assert link.refresh("big").frames == []  # not tried again on this connection
+    link.open(text_id("small"))  # other documents are still served
+    assert link.app.view(text_id("small"))["session_key"] == "small"

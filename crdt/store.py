@@ -186,9 +186,16 @@ class EventStore:
         return self._log.origin_after(origin, seq, _page(limit))
 
     def get_projection(self, session_key: str) -> Projection:
-        """The session's projection; raises ``NotFound`` for an unknown session."""
+        """The session's projection; raises ``NotFound`` for an unknown session.
+
+        The header and the message chunks are separate reads, and a commit may land
+        between them. Entries are append-only, one per event in arrival order, so the
+        first ``event_count`` of them are exactly the events the header has seen.
+        """
         session = self._log.session(session_key)
-        messages = [e.message for _, e in self._log.entries(session) if e.message is not None]
+        entries = [entry for _, entry in self._log.entries(session)]
+        messages = [e.message for e in entries[:session.header.event_count]
+                    if e.message is not None]
         messages.sort(key=lambda message: message.sort_key)
         return Projection(session.header, messages)
 

@@ -45,6 +45,9 @@ class Limits:
     #: Most events grouped into one commit by the writer (group commit). Larger amortises
     #: the fsync better; smaller keeps each acknowledgement's latency low.
     commit_events_max: int = 4096
+    #: Most events waiting for a commit; more are refused with 503 and Retry-After
+    #: rather than held in memory while the disk falls behind.
+    queue_events_max: int = 65_536
     #: Automerge documents kept in memory; the least recently used beyond this are dropped
     #: (they reload from their snapshot on demand).
     documents_in_memory_max: int = 64

@@ -76,6 +76,7 @@ async def start(config: Config, *, sse_keepalive_s: float = KEEPALIVE_S) -> Runn
     config.data_dir.mkdir(parents=True, exist_ok=True)
     astore = await AsyncStore.open(config.data_dir,
                                    commit_events_max=limits.commit_events_max,
+                                   queue_events_max=limits.queue_events_max,
                                    documents_in_memory_max=limits.documents_in_memory_max)
     try:
         app = make_app(config, astore, sse_keepalive_s=sse_keepalive_s)

@@ -52,10 +52,17 @@ log = structlog.get_logger(__name__)
 READ_THREADS_DEFAULT = 4
 #: Most events in one group commit (``Limits.commit_events_max`` in a running node).
 COMMIT_EVENTS_MAX_DEFAULT = 4096
+#: Most events waiting for a commit (``Limits.queue_events_max``); beyond it appends are
+#: refused at once instead of piling up in memory while the disk cannot keep up.
+QUEUE_EVENTS_MAX_DEFAULT = 65_536
 
 
 class StoreClosing(StoreError):
     """The store is shutting down and takes no more writes."""
+
+
+class StoreBusy(StoreError):
+    """More events wait for a commit than ``queue_events_max``: try again shortly."""
 
 
 class Commit(NamedTuple):
@@ -85,6 +92,7 @@ class AsyncStore:
 
     def __init__(self, store: EventStore, writer: ThreadPoolExecutor, *,
                  commit_events_max: int = COMMIT_EVENTS_MAX_DEFAULT,
+                 queue_events_max: int = QUEUE_EVENTS_MAX_DEFAULT,
                  read_threads: int = READ_THREADS_DEFAULT) -> None:
         if commit_events_max < 1:
             raise ValueError("commit_events_max must be at least 1")
@@ -95,6 +103,8 @@ class AsyncStore:
         self._loop = asyncio.get_running_loop()
         self._commit_events_max = commit_events_max
         self._queue: deque[_Pending] = deque()
+        self._queue_events_max = queue_events_max
+        self._queued_events = 0
         self._queued = asyncio.Event()
         self._head = store.head
         self._head_moved = asyncio.Event()
@@ -112,6 +122,7 @@ class AsyncStore:
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *,
                    commit_events_max: int = COMMIT_EVENTS_MAX_DEFAULT,
+                   queue_events_max: int = QUEUE_EVENTS_MAX_DEFAULT,
                    documents_in_memory_max: int = 64,
                    read_threads: int = READ_THREADS_DEFAULT) -> AsyncStore:
         """Open the store in ``path`` on the writer thread (opening writes files)."""
@@ -124,7 +135,7 @@ class AsyncStore:
             writer.shutdown(wait=False)
             raise
         return cls(store, writer, commit_events_max=commit_events_max,
-                   read_threads=read_threads)
+                   queue_events_max=queue_events_max, read_threads=read_threads)
 
     @property
     def head(self) -> int:
@@ -155,8 +166,12 @@ class AsyncStore:
             raise StoreClosing("the node is shutting down")
         if not items:
             return []
+        if self._queued_events + len(items) > self._queue_events_max:
+            raise StoreBusy(f"{self._queued_events} events already wait for the disk; "
+                            "try again shortly")
         future: asyncio.Future[list[Appended]] = self._loop.create_future()
         self._queue.append(_Pending(list(items), future))
+        self._queued_events += len(items)
         self._queued.set()
         return await future
 
@@ -219,6 +234,7 @@ class AsyncStore:
             pending = self._queue.popleft()
             size += len(pending.items)
             batch.append(pending)
+        self._queued_events -= size
         return batch
 
     async def _commit(self, batch: list[_Pending]) -> None:

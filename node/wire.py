@@ -31,7 +31,7 @@ from aiohttp import hdrs, web
 
 from crdt import codec
 from crdt.errors import IdMismatch, InvalidInput, LimitExceeded, NotFound
-from node.storage import StoreClosing
+from node.storage import StoreBusy, StoreClosing
 
 log = structlog.get_logger(__name__)
 
@@ -275,6 +275,10 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
         return _error(exc.status, code, exc.reason, headers=headers)
     if isinstance(exc, StoreClosing):
         return _error(503, "unavailable", str(exc))
+    if isinstance(exc, StoreBusy):
+        response = _error(503, "busy", str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
     log.error("unexpected error", exc_info=exc,
               method=request.method if request else None,
               path=request.path if request else None)

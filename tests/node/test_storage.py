@@ -11,7 +11,7 @@ import pytest
 from crdt.errors import IdMismatch, NotFound
 from crdt.events import Draft, Event, parse_event
 from crdt.store import EventStore
-from node.storage import AsyncStore, Commit, StoreClosing
+from node.storage import AsyncStore, Commit, StoreBusy, StoreClosing
 
 
 def draft(n: int, session_key: str = "s1") -> Draft | Event:
@@ -171,3 +171,19 @@ async def test_a_failing_commit_listener_does_not_stop_appends(astore: AsyncStor
     await astore.append([draft(1)])
     [appended] = await astore.append([draft(2)])
     assert appended.created and astore.head == 2
+
+
+async def test_appends_beyond_the_queue_limit_are_refused_at_once(tmp_path: Path) -> None:
+    astore = await AsyncStore.open(tmp_path, queue_events_max=3)
+    try:
+        drafts = [parse_event({"agent_id": "a", "kind": {"type": "session_ended",
+                                                        "reason": str(n)}}, session_key="s")
+                  for n in range(5)]
+        waiting = [asyncio.ensure_future(astore.append([d])) for d in drafts[:3]]
+        await asyncio.sleep(0)  # all three are queued before the committer runs
+        with pytest.raises(StoreBusy):
+            await astore.append(drafts[3:])
+        assert len(await asyncio.gather(*waiting)) == 3
+        assert len(await astore.append(drafts[3:])) == 2  # room again once committed
+    finally:
+        await astore.close()

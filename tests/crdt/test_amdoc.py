@@ -15,7 +15,6 @@ from crdt.amdoc import (
     Received,
     Replica,
     SessionDoc,
-    _translated,
     automerge_url,
     decode_document_id,
     document_id,
@@ -26,6 +25,7 @@ from crdt.amdoc import (
     node_actor,
     parse_automerge_url,
 )
+from crdt.amdoc_layout import _translated
 from crdt.amsync import SyncSummary, Touch, classify_patch, creator_of, summarize_sync_message
 from crdt.errors import InvalidInput, StoreError
 

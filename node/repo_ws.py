@@ -48,19 +48,16 @@ from sync.repo import (
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED,
-    FULL_ACCESS,
-    Access,
     Edit,
     Outcome,
     RepoConnection,
-    parse_tokens,
 )
+from sync.repo_config import FULL_ACCESS, Access, parse_tokens
 from sync.repo_library import StoreLibrary
-from sync.repo_messages import encode_ephemeral
+from sync.repo_messages import SOCKET_PATH, encode_ephemeral
 
 log = structlog.get_logger(__name__)
 
-PATH = "/automerge"
 #: Seconds to hand one frame to a client before it counts as stalled and is dropped.
 SEND_TIMEOUT_S = 30.0
 #: Frames, and their bytes, waiting to be sent to one client before it counts as too
@@ -85,8 +82,7 @@ SWEEP_INTERVAL_S = 60.0
 def setup(app: web.Application, config: Config, astore: AsyncStore) -> RepoHub:
     """Serve ``/automerge`` on ``app``; the hub starts and stops with the app."""
     hub = RepoHub(config, astore)
-    app[HUB] = hub
-    app.router.add_get(PATH, hub.handle)
+    app.router.add_get(SOCKET_PATH, hub.handle)
     app.on_startup.append(hub.start)
     app.on_shutdown.append(hub.shutdown)
     return hub
@@ -229,9 +225,6 @@ class RepoHub:
                     idle_s))
                 if dropped:
                     log.debug("automerge documents left memory", count=dropped)
-
-
-HUB = web.AppKey("automerge_hub", RepoHub)
 
 
 class _Connection:

@@ -34,10 +34,10 @@ import aiohttp
 
 from crdt.amdoc import Replica, automerge_url, new_sync_state
 from crdt.errors import CrdtError
-from node import repo_ws
 from sync.errors import PeerFault
-from sync.repo import RepoLimits
+from sync.repo_config import RepoLimits
 from sync.repo_messages import (
+    SOCKET_PATH,
     Error,
     Peer,
     Sync,
@@ -84,7 +84,7 @@ def socket_url(node: str, token: str | None) -> str:
     parts = urlsplit(node)
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     query = f"token={quote(token, safe='')}" if token else ""
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + repo_ws.PATH, query, ""))
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + SOCKET_PATH, query, ""))
 
 
 async def projections(node: str, session_key: str, *, token: str | None = None,

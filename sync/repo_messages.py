@@ -37,6 +37,8 @@ from crdt.amdoc import decode_document_id
 from crdt.errors import InvalidInput
 from sync.errors import PeerFault
 
+#: Where a node serves this protocol: its websocket's path (``ws://host:port/automerge``).
+SOCKET_PATH = "/automerge"
 #: The only protocol version this module speaks (automerge-repo's ``ProtocolV1``).
 PROTOCOL_VERSION = "1"
 #: Most CBOR data items in one frame. A real message has about 20; the cap makes a frame

@@ -20,10 +20,8 @@ from sync.repo import (
     CLOSE_PROTOCOL,
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED,
-    Access,
-    RepoConfig,
-    RepoLimits,
 )
+from sync.repo_config import Access, RepoConfig, RepoLimits
 from tests.sync.repo_app import App, set_custom, set_state, text_id
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]

@@ -13,7 +13,7 @@ import pytest
 
 from node.server import RunningNode, start
 from node.subscribe import SubscribeError, projections
-from sync.repo import Access, RepoConfig, RepoLimits
+from sync.repo_config import Access, RepoConfig, RepoLimits
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]

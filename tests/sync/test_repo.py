@@ -17,12 +17,10 @@ from sync.repo import (
     CLOSE_POLICY,
     CLOSE_PROTOCOL,
     CLOSE_TOO_BIG,
-    FULL_ACCESS,
-    Access,
     Outcome,
     RepoConnection,
-    RepoLimits,
 )
+from sync.repo_config import FULL_ACCESS, Access, RepoLimits
 from sync.repo_library import StoreLibrary
 from tests.sync.repo_app import App, put_text, root, set_custom, set_state, text_id
 

@@ -8,7 +8,7 @@ import cbor2
 import pytest
 
 from sync.errors import PeerFault
-from sync.repo import Access, parse_tokens
+from sync.repo_config import Access, parse_tokens
 from sync.repo_messages import (
     ITEMS_MAX,
     Ephemeral,

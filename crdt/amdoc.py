@@ -91,6 +91,11 @@ class SessionDoc(SyncingDoc):
 
     def __init__(self, doc: Document, session_key: str) -> None:
         super().__init__(doc)
+        #: A client's edit is on its way into the log (``sync.repo_library`` sets it):
+        #: ``update`` leaves ``state`` and ``custom_state`` as the client left them, so
+        #: that a catch-up by anyone (``GET .../automerge`` too) does not briefly write
+        #: the old values back over the new ones.
+        self.held = False
         self.session_key = session_key
         self.document_id = document_id(session_key)
 
@@ -151,6 +156,9 @@ class SessionDoc(SyncingDoc):
             assert isinstance(current, dict)
             puts = {k: v for k, v in state.items() if k not in current or not _same(v, current[k])}
             drops = [k for k in current if k not in state]
+            if self.held:
+                changed.pop("state", None)
+                puts, drops = {}, []
             if not (changed or new or puts or drops):
                 return b""
             before = doc.get_heads()

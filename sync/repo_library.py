@@ -4,7 +4,9 @@ Used from the store's writer thread only, like the documents it hands out. It fi
 session by its document id (an index of every session's id, built on first use and
 extended from the store's session list when an unknown id is asked for) and holds a
 document's catch-up while a client's edit is being appended, so that the node does not
-briefly write the old value back over the client's new one.
+briefly write the old value back over the client's new one. Other catch-ups meanwhile
+(``GET /v1/sessions/{key}/automerge``) see ``SessionDoc.held`` and leave the edited
+fields alone; a document that leaves memory during the append loses that mark.
 
 >>> import tempfile
 >>> from crdt.amdoc import document_id
@@ -56,8 +58,10 @@ class StoreLibrary:
             self._indexed_after = page[-1].index
 
     def document(self, session_key: str) -> SessionDoc:
-        return self.store.documents.document(session_key,
-                                             catch_up=not self._held[session_key])
+        held = self._held[session_key] > 0
+        doc = self.store.documents.document(session_key, catch_up=not held)
+        doc.held = held  # for catch-ups by others (``EventStore.automerge``) meanwhile
+        return doc
 
     def record(self, session_key: str, changes: bytes) -> None:
         self.store.documents.record(session_key, changes)
@@ -73,12 +77,14 @@ class StoreLibrary:
 
     def hold(self, session_key: str) -> None:
         self._held[session_key] += 1
+        self.document(session_key)
 
     def release(self, session_key: str) -> None:
         """The held edit is in the log (or failed): catch-ups may go on."""
         self._held[session_key] -= 1
         if self._held[session_key] <= 0:
             del self._held[session_key]
+            self.store.documents.document(session_key, catch_up=False).held = False
 
     def held(self, session_key: str) -> bool:
         return self._held[session_key] > 0

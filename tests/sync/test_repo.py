@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from automerge.core import ROOT, Document, ObjType, ScalarType
+from automerge.core import ROOT, Document, ObjType, ScalarType, extract
 
 from crdt.amdoc import document_id, genesis_actor, node_actor
 from crdt.events import Event, parse_event
@@ -296,6 +296,26 @@ def test_a_held_document_is_not_caught_up(open_store: OpenStore) -> None:
     assert link.app.view(S1)["custom_state"] == {"mood": "happy"}
     link.apply_edits(out)
     assert link.app.view(S1)["custom_state"] == {"mood": "happy"}
+
+
+def test_reading_the_saved_document_respects_the_hold(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    link.app.change(S1, set_custom("mood", "happy"))
+    link.app.change(S1, set_state("ended"))
+    out = link.send(link.app.sync(S1))
+    store.append(event("message_received", 8_000, content="meanwhile"))
+    saved = Document.load(store.automerge("s1"))  # GET /v1/sessions/s1/automerge
+    view = extract(saved)
+    assert view["custom_state"] == {"mood": "happy"} and view["state"] == "ended"
+    assert "meanwhile" in messages(view)  # messages still follow the log
+    link.refresh("s1")
+    assert link.app.view(S1)["custom_state"] == {"mood": "happy"}
+    link.apply_edits(out)
+    assert extract(Document.load(store.automerge("s1")))["custom_state"] == {"mood": "happy"}
+    assert not store.documents.document("s1", catch_up=False).held
 
 
 # --- two nodes, one client ------------------------------------------------------------

@@ -308,6 +308,19 @@ class EventLog:
                 break
         version[origin] = have
 
+    def renumber(self, event_ids: Sequence[bytes]) -> None:
+        """Give events already stored here a new number of this node's own, so that they
+        travel again (under our origin) to peers whose slot for them holds another one."""
+        meta = Meta.from_cbor(self.meta.to_cbor())
+        with self.cache.transact():
+            batch = Batch(self.cache, meta)
+            for event_id in event_ids:
+                position = self.stored(event_id).position
+                meta.local_seq += 1
+                self._note_origin(batch, meta.node_id, meta.local_seq, position)
+            batch.flush()
+        self.meta = meta
+
     def reserve_seq(self, seq: int) -> None:
         """Never number a local event ``seq`` or below (they exist elsewhere)."""
         if seq <= self.meta.local_seq:

@@ -138,6 +138,12 @@ class EventStore:
         raw = self._log.cache.get(key("k", peer_key))
         return None if raw is None else dict(codec.decode_trusted(raw))
 
+    def renumber(self, event_ids: Sequence[bytes]) -> None:
+        """Number stored events again under this node's origin, so that peers holding
+        another event in their original (origin, seq) slot still receive them."""
+        self._check_open()
+        self._log.renumber(event_ids)
+
     def reserve_seq(self, seq: int) -> None:
         """Number no future local event ``seq`` or below: peers hold events of this
         node's origin up to ``seq`` that this folder lost (it was restored from a

@@ -44,6 +44,8 @@ class Log(Protocol):
 
     def reserve_seq(self, seq: int) -> None: ...
 
+    def renumber(self, event_ids: Sequence[bytes]) -> None: ...
+
 
 class InFlight(NamedTuple):
     """A batch the peer is not known to hold yet: when it went out, and the highest seq

@@ -215,26 +215,31 @@ class PeerSync:
         """Store a batch: each event in its (origin, seq) slot when the slot is free.
 
         Sequence numbers are not signed: a faulty or hostile peer can put a valid event
-        in another node's slot, and the slot's real event would then look held. An
-        event sent for a slot that holds another one is therefore still kept, numbered
-        by this node (a "stray"), so that every node ends with the same event set
-        whoever filled the slot first. Our own origin is no exception: events of ours
-        that we lost (a node restored from a backup) come back into their slots.
+        in another node's slot, and a node restored from a backup reuses its own. Two
+        nodes may then hold different events in one (origin, seq) slot, and each would
+        take the other's as held. The node that sees such a conflict keeps the incoming
+        event and numbers both events again under its own origin, so that each reaches
+        the nodes that hold the other one in that slot: every node ends with the same
+        event set, whoever filled the slot first. Our own origin is no exception: events
+        of ours that we lost (a restored node) come back into their free slots.
         """
         self._check_origins(batch)
         fresh: list[tuple[Event, str, int]] = []
         strays: list[Event] = []
+        holders: list[bytes] = []
         for item in batch.items:
             holder = self.store.id_at(item.origin, item.seq)
             if holder is None:
                 fresh.append((item.event, item.origin, item.seq))
             elif holder != item.event.id and not self.store.holds(item.event.id):
                 strays.append(item.event)
+                holders.append(holder)
         if fresh:
             self.counters.events_new += sum(a.created for a in self.store.ingest(fresh))
         if strays:
             self.counters.events_conflicting += len(strays)
             self.counters.events_new += sum(a.created for a in self.store.append_batch(strays))
+            self.store.renumber(holders)
         self.counters.events_received += len(batch.items)
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})

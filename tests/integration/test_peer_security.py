@@ -314,7 +314,7 @@ def test_a_peer_cannot_take_another_nodes_sequence_numbers(tmp_path: Path) -> No
         assert answer.type == aiohttp.WSMsgType.BINARY and isinstance(parse(answer.data), Ack)
         (real,) = append(b, "victim", [message("b's real second event")])
         assert real["seq"] == 2
-        wait_until(lambda: real["id"] in ids_of(a), 10, "b's real event reached a")
+        wait_until(lambda: real["id"] in ids_of(a), 30, "b's real event reached a")
 
 
 # -- mutual TLS ----------------------------------------------------------------------------

@@ -281,6 +281,7 @@ def test_an_event_sent_for_a_slot_holding_another_is_kept(
     machine.receive(encode(Events((Item("c", 1, real),))), 0.0)  # the slot is taken
     assert a.holds(forged.id) and a.holds(real.id)
     assert a.id_at("c", 1) == forged.id and a.id_at(a.node_id, 1) == real.id
+    assert a.id_at(a.node_id, 2) == forged.id  # so a node holding real at (c, 1) gets it
     assert machine.counters.events_conflicting == 1
     machine.receive(encode(Events((Item("c", 1, forged),))), 0.0)  # the same again: fine
     assert machine.counters.events_conflicting == 1 and a.head == 2
@@ -404,7 +405,9 @@ def test_a_conflicting_event_beyond_a_gap_does_not_orphan_the_slot(
     machine.receive(encode(Events((Item("c", 2, y),))), 0.0)  # the slot is taken
     machine.receive(encode(Events((Item("c", 1, z),))), 0.0)
     assert b.id_at("c", 2) == x.id and b.id_at("c", 1) == z.id
-    assert b.id_at(b.node_id, 1) == y.id  # kept, numbered by b, so it still travels
-    assert b.version == {"c": 2, b.node_id: 1}
+    # y is kept, and both conflicting events are numbered again by b, so each travels to
+    # the nodes that hold the other one in slot (c, 2).
+    assert (b.id_at(b.node_id, 1), b.id_at(b.node_id, 2)) == (y.id, x.id)
+    assert b.version == {"c": 2, b.node_id: 2}
     relayed = {stored.event.id for origin in b.version for stored in b.origin_after(origin, 0)}
     assert relayed == {x.id, y.id, z.id}

@@ -105,6 +105,12 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
                    "each limited to some sessions and optionally read-only: "
                    '{"<token>": {"sessions": ["tg:*"], "read_only": true}}. Default: none; '
                    "--token (or no token, on loopback) opens every session.")
+@click.option("--members-interval", "members_interval_s", type=click.FloatRange(0.1, 86400),
+              default=30.0, envvar="CLAWSYNC_MEMBERS_INTERVAL", show_envvar=True,
+              metavar="SECONDS",
+              help="Seconds between asking peers which other nodes they know (so one "
+                   "--peer address is enough). Default: 30. Shorter finds new nodes sooner "
+                   "at one small request per peer and round.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", envvar="CLAWSYNC_LOG_LEVEL", show_envvar=True,
               help="Least severe log level written. Default: info: start, stop and "

@@ -80,6 +80,9 @@ class Config:
     sync: SyncConfig = field(default_factory=SyncConfig)
     #: Most peers this node keeps (configured plus learned); learning stops beyond it.
     peers_max: int = 64
+    #: Seconds between asking dialed peers which nodes they know. Shorter finds new
+    #: nodes sooner; each round is one small request per dialed peer.
+    members_interval_s: float = 30.0
     #: Automerge clients (the ``/automerge`` websocket): tokens beside ``token`` with the
     #: sessions each may open, and limits (``sync.repo.RepoConfig``).
     automerge: RepoConfig = field(default_factory=RepoConfig)

@@ -33,8 +33,6 @@ from sync.transport import Link, LinkClosed, dial, fetch_members
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-#: Seconds between asking dialed peers for the members they know.
-MEMBERS_INTERVAL_S = 30.0
 #: Seconds between checkpoint saves per link while it is busy.
 CHECKPOINT_INTERVAL_S = 5.0
 #: Failed dials in a row after which a learned (not configured) peer is forgotten, so
@@ -259,7 +257,7 @@ class Gossip:
     async def _learn_members(self) -> None:
         """Ask dialed peers which nodes they know; dial the ones we do not."""
         while True:
-            await asyncio.sleep(MEMBERS_INTERVAL_S)
+            await asyncio.sleep(self.config.members_interval_s)
             try:
                 await self.learn_once()
             except Exception:

@@ -133,7 +133,8 @@ def projection_lines(view: dict[str, Any], messages_max: int) -> list[tuple[str,
         ("state", str(view.get("state"))),
         ("channel", f"{view.get('channel') or '-'} (peer {view.get('peer_id') or '-'})"),
         ("events", str(view.get("event_count"))),
-        ("messages", str(view.get("message_count"))),
+        ("messages", f"{len(view.get('messages') or [])} in history, "
+                     f"{view.get('message_count')} received from the peer"),
         ("last activity", when(view.get("last_activity"))),
         ("automerge", str(view.get("automerge_url") or "-")),
     ]

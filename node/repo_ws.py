@@ -75,6 +75,8 @@ EPHEMERAL_OUTBOX_FRAMES_MAX = 32
 EPHEMERAL_OUTBOX_BYTES_MAX = 1024 * 1024
 #: Events read per page while following the log for changed sessions.
 FOLLOW_PAGE = 1000
+#: Seconds before following the log again after an unexpected failure.
+FOLLOW_RETRY_S = 1.0
 #: Seconds between sweeps that drop idle documents from memory.
 SWEEP_INTERVAL_S = 60.0
 
@@ -206,11 +208,19 @@ class RepoHub:
         """Mark the documents of sessions with new events for refresh."""
         cursor = self.astore.head
         while not self.astore.released:
-            await self.astore.wait_for_head(cursor, 60.0)
-            if not self._watchers:  # nobody to tell: skip what committed meanwhile
-                cursor = self.astore.head
+            try:
+                await self.astore.wait_for_head(cursor, 60.0)
+                if not self._watchers:  # nobody to tell: skip what committed meanwhile
+                    cursor = self.astore.head
+                    continue
+                events = await self.astore.events_after(cursor, FOLLOW_PAGE)
+            except StoreClosing:
+                return
+            except Exception:
+                # Without this task no client would hear of new events: log and go on.
+                log.exception("following the log for automerge clients failed")
+                await asyncio.sleep(FOLLOW_RETRY_S)
                 continue
-            events = await self.astore.events_after(cursor, FOLLOW_PAGE)
             if events:
                 cursor = events[-1].position
                 self.changed({document_id(s.event.session_key) for s in events})
@@ -220,11 +230,16 @@ class RepoHub:
         idle_s = self.limits.documents_idle_s
         while True:
             await asyncio.sleep(min(SWEEP_INTERVAL_S, idle_s))
-            with contextlib.suppress(StoreClosing):
+            try:
                 dropped = await self.astore.write(lambda store: store.drop_idle_documents(
                     idle_s))
-                if dropped:
-                    log.debug("automerge documents left memory", count=dropped)
+            except StoreClosing:
+                return
+            except Exception:
+                log.exception("dropping idle automerge documents failed")
+                continue
+            if dropped:
+                log.debug("automerge documents left memory", count=dropped)
 
 
 class _Connection:

@@ -128,7 +128,7 @@ class Session:
     header: Header
     index: int  # place in the session list
     chunks: int = 1  # chunk count; the last one is open
-    tail_bytes: int = 0
+    tail_bytes: int = 0  # estimated size of the open chunk (fixed part + message text)
 
     def to_cbor(self) -> dict[str, Any]:
         return {"header": self.header.to_cbor(), "index": self.index, "chunks": self.chunks,

@@ -37,8 +37,6 @@ from crdt.events import Event
 
 SortKey = tuple[int, int, bytes]
 
-STATES = ("active", "paused", "ended")
-
 
 def message_key(sort_key: SortKey) -> str:
     """Fixed-width text form of a sort key; string order equals event order."""

@@ -37,10 +37,13 @@ LOOP_TIMEOUT_S = 10.0
 
 
 class LinkProxy:
-    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target_port`` until cut."""
+    """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target_port`` until cut; with
+    ``bytes_per_s``, at most that many bytes per second each way (a slow link, so that a
+    transfer lasts long enough to be interrupted)."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, bytes_per_s: int | None = None) -> None:
         self.target_port = target_port
+        self.bytes_per_s = bytes_per_s
         self.port = 0
         self.bytes_forwarded = 0
         self._up = True
@@ -75,13 +78,17 @@ class LinkProxy:
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        rate = self.bytes_per_s
+        chunk_bytes = CHUNK_BYTES if rate is None else max(1, min(CHUNK_BYTES, rate // 20))
         try:
-            while self._up and (data := await reader.read(CHUNK_BYTES)):
+            while self._up and (data := await reader.read(chunk_bytes)):
                 if not self._up:
                     break
                 writer.write(data)
                 self.bytes_forwarded += len(data)
                 await writer.drain()
+                if rate is not None:
+                    await asyncio.sleep(len(data) / rate)
         except (ConnectionError, OSError):
             pass
         finally:

@@ -1,8 +1,8 @@
 """Several real nodes wired together, and the checks that they hold the same history.
 
 ``Cluster`` starts ``clawsync serve`` processes that share a cluster secret and poll their
-peers every ``PULL_INTERVAL_S``; links can run through a ``LinkProxy`` (to cut them) or a
-``SlowLink`` (to make a transfer last long enough to interrupt). ``wait_converged`` polls
+peers every ``PULL_INTERVAL_S``; links can run through a ``LinkProxy``, to cut them or
+to slow them (so a transfer lasts long enough to interrupt). ``wait_converged`` polls
 until every node holds the same events, then ``assert_same_state`` compares everything a
 client can read: the event log (no duplicates, gap-free positions), every projection
 (also against a rebuild from the events) and every Automerge document.
@@ -20,11 +20,8 @@ last saw.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
-import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -317,7 +314,7 @@ class Cluster:
     def __init__(self, tmp_path: Path) -> None:
         self.tmp_path = tmp_path
         self.nodes: dict[str, NodeProcess] = {}
-        self.links: list[LinkProxy | SlowLink] = []
+        self.links: list[LinkProxy] = []
 
     def node(self, name: str, *, peers: Sequence[str] = (), secret: str | None = SECRET,
              advertise: bool = False, extra_args: Sequence[str] = (),
@@ -340,8 +337,8 @@ class Cluster:
         self.links.append(link)
         return link
 
-    def slow_link(self, target: NodeProcess, bytes_per_s: int) -> SlowLink:
-        link = SlowLink(target.port, bytes_per_s).start()
+    def slow_link(self, target: NodeProcess, bytes_per_s: int) -> LinkProxy:
+        link = LinkProxy(target.port, bytes_per_s).start()
         self.links.append(link)
         return link
 
@@ -364,58 +361,6 @@ class Cluster:
                 print(f"===== {node.name} log =====\n{node.log_tail(60)}")
 
 
-def proxy_url(link: LinkProxy | SlowLink) -> str:
+def proxy_url(link: LinkProxy) -> str:
     return f"http://127.0.0.1:{link.port}"
 
-
-class SlowLink:
-    """A loopback TCP forwarder that moves at most ``bytes_per_s`` each way, so that a
-    catch-up lasts long enough for a test to kill a node in the middle of it."""
-
-    def __init__(self, target_port: int, bytes_per_s: int) -> None:
-        self.target_port = target_port
-        self.bytes_per_s = bytes_per_s
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    def start(self) -> SlowLink:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
-        return self
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0,
-                                                  family=socket.AF_INET)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _accept(self, reader: asyncio.StreamReader,
-                      writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1",
-                                                                 self.target_port)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        chunk = max(1, self.bytes_per_s // 20)
-        try:
-            while data := await reader.read(chunk):
-                writer.write(data)
-                await writer.drain()
-                await asyncio.sleep(len(data) / self.bytes_per_s)  # the rate limit
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            if self._server is not None:
-                self._loop.call_soon_threadsafe(self._server.close)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)

@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -15,18 +14,11 @@ from node.server import RunningNode, start
 from node.subscribe import SubscribeError, projections
 from sync.repo_config import Access, RepoConfig, RepoLimits
 
+from .test_repo_ws import post
+
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
 DEADLINE_S = 10.0
-
-
-async def post(node: RunningNode, key: str, *events: dict[str, Any],
-               token: str | None = None) -> None:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as session, session.post(
-            f"{node.url}/v1/sessions/{quote(key, safe='')}/events", json=list(events),
-            headers=headers) as response:
-        assert response.status in (200, 201), await response.text()
 
 
 async def until(views: AsyncIterator[dict[str, Any]],

@@ -276,7 +276,9 @@ class EventLog:
             meta.local_seq = max(meta.local_seq, seq)
         meta.next_position += 1
         batch.put_index(f"p{SEP}{position // INDEX_CHUNK}", position % INDEX_CHUNK, event.id)
-        if local:  # the next seq of our own origin: nothing can lie beyond it yet
+        if local and meta.version.get(origin, 0) == seq - 1:
+            # Our next seq right after what we hold: nothing can lie beyond it yet. (After
+            # ``reserve_seq`` a gap of lost events lies below it: the general path.)
             batch.put_index(f"o{SEP}{origin}{SEP}{seq // INDEX_CHUNK}", seq % INDEX_CHUNK,
                             position)
             meta.version[origin] = seq

@@ -411,3 +411,13 @@ def test_a_conflicting_event_beyond_a_gap_does_not_orphan_the_slot(
     assert b.version == {"c": 2, b.node_id: 2}
     relayed = {stored.event.id for origin in b.version for stored in b.origin_after(origin, 0)}
     assert relayed == {x.id, y.id, z.id}
+
+
+def test_new_events_of_a_restored_node_do_not_claim_its_lost_ones(
+        open_store: OpenStore, ev: Ev) -> None:
+    a = filled(open_store("a"), ev, 2)
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
+    machine.receive(encode(Hello("b-node", {a.node_id: 7})), 0.0)  # 3-7 are elsewhere
+    new = a.append(ev("s1", "new", 81)).stored
+    assert new.seq == 8 and a.id_at(a.node_id, 8) == new.event.id
+    assert a.version[a.node_id] == 2  # 3-7 are not held: peers must still send them

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import diskcache
@@ -112,6 +112,10 @@ class Meta:
         return {"format": LOG_FORMAT, "node_id": self.node_id, "next": self.next_position,
                 "seq": self.local_seq, "clock": list(self.clock), "sessions": self.sessions,
                 "version": self.version}
+
+    def copy(self) -> Meta:
+        """A copy to change during a commit, kept only if the commit succeeds."""
+        return replace(self, version=dict(self.version))
 
     @classmethod
     def from_cbor(cls, raw: dict[str, Any]) -> Meta:
@@ -244,7 +248,7 @@ class EventLog:
                clock: Clock) -> list[Appended]:
         """Store ``(event, origin, seq)`` items in one transaction; ``origin=None`` means
         this node originates the event and numbers it. Returns once durable."""
-        meta = Meta.from_cbor(self.meta.to_cbor())  # a copy: kept only if the commit is
+        meta = self.meta.copy()
         results = []
         with self.cache.transact():
             batch = Batch(self.cache, meta)
@@ -313,7 +317,7 @@ class EventLog:
     def renumber(self, event_ids: Sequence[bytes]) -> None:
         """Give events already stored here a new number of this node's own, so that they
         travel again (under our origin) to peers whose slot for them holds another one."""
-        meta = Meta.from_cbor(self.meta.to_cbor())
+        meta = self.meta.copy()
         with self.cache.transact():
             batch = Batch(self.cache, meta)
             for event_id in event_ids:
@@ -327,7 +331,7 @@ class EventLog:
         """Never number a local event ``seq`` or below (they exist elsewhere)."""
         if seq <= self.meta.local_seq:
             return
-        meta = Meta.from_cbor(self.meta.to_cbor())
+        meta = self.meta.copy()
         meta.local_seq = seq
         with self.cache.transact():
             self.cache.set("m", codec.encode_fast(meta.to_cbor()))

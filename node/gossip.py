@@ -134,13 +134,11 @@ class Gossip:
     async def _new_runner(self, key: str, url: str | None, direction: str,
                           checkpoint_key: str | None) -> Runner:
         now = self._loop.time()
-        checkpoint = None
-        if checkpoint_key is not None:
-            checkpoint = await self._call(lambda store: store.checkpoint(checkpoint_key))
         machine = await self._call(lambda store: PeerSync(
             store, url or key, now=now, rng=self._rng, config=self.config.sync,
-            checkpoint=checkpoint))
-        runner = Runner(key, url, machine, direction, checkpoint_key, saved=checkpoint)
+            checkpoint=store.checkpoint(checkpoint_key) if checkpoint_key else None))
+        runner = Runner(key, url, machine, direction, checkpoint_key,
+                        saved=machine.checkpoint)
         self.runners[key] = runner
         return runner
 
@@ -153,16 +151,11 @@ class Gossip:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret,
                                   advertise=self.config.advertise_url, tls=self.tls)
-                failures = 0
-                await self.run(runner, link)
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
-            except PeerFault as exc:
-                log.warning("peer misbehaved; link dropped", peer=runner.url, fault=str(exc))
-            except Exception:
-                # Our own failure (the store, a bug): log it and retry like a lost link,
-                # rather than let this peer go silent until the node restarts.
-                log.exception("peer link failed", peer=runner.url)
+            else:
+                failures = 0
+                await self._run_until_down(runner, link, runner.url)
             failures += 1
             if runner.learned and failures >= LEARNED_FAILURES_MAX:
                 log.info("forgetting learned peer", peer=runner.url, failures=failures)
@@ -188,18 +181,25 @@ class Gossip:
         runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key)
         runner.task = asyncio.current_task()  # so that stop() can end this link too
         try:
-            await self.run(runner, link)
-        except LinkClosed as exc:
-            log.info("peer link down", peer=key, reason=str(exc))
-        except PeerFault as exc:
-            log.warning("peer misbehaved; link dropped", peer=key, fault=str(exc))
-        except Exception:
-            log.exception("peer link failed", peer=key)
+            await self._run_until_down(runner, link, key)
         finally:
             await self._save_checkpoint(runner, force=True)
             del self.runners[key]
 
     # -- the link loop -----------------------------------------------------------------
+
+    async def _run_until_down(self, runner: Runner, link: Link, peer: str) -> None:
+        """``run`` the link and log why it ended; the caller decides what comes next."""
+        try:
+            await self.run(runner, link)
+        except LinkClosed as exc:
+            log.info("peer link down", peer=peer, reason=str(exc))
+        except PeerFault as exc:
+            log.warning("peer misbehaved; link dropped", peer=peer, fault=str(exc))
+        except Exception:
+            # Our own failure (the store, a bug): log it and carry on like a lost link,
+            # rather than let this peer go silent until the node restarts.
+            log.exception("peer link failed", peer=peer)
 
     async def run(self, runner: Runner, link: Link) -> None:
         """Drive ``runner.machine`` over ``link`` until the link ends or the peer errs."""

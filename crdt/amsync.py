@@ -4,9 +4,9 @@ Two readers of Automerge's own formats, kept apart from ``crdt.amdoc`` because t
 parse bytes and text (``amdoc`` remains the only module that calls automerge):
 
 * ``summarize_sync_message`` reads the outline of a sync message (how many heads, how
-  many change chunks and their bytes) *before* automerge applies it, so the node can
-  refuse a read-only client's changes or a document grown past its limit without
-  touching the document;
+  many change chunks, their bytes, and what they unpack to: ``crdt.amchunks``) *before*
+  automerge applies it, so the node can refuse a read-only client's changes, a document
+  grown past its limit or a deflate bomb without touching the document;
 * ``classify_patch`` reads the ``repr`` of an automerge patch (the binding exposes patches
   only as their Rust ``Debug`` text) to learn which root field, and which key inside it,
   a change touched, and whether it wrote a counter (which this binding cannot read).
@@ -19,8 +19,9 @@ The sync message layout (automerge's ``sync.rs``; both versions share it):
     changes:      uLEB128 count, then per chunk: uLEB128 length + bytes
     capabilities: optional uLEB128 count, then one byte each
 
->>> summarize_sync_message(bytes.fromhex("42000001000000020102"))
-SyncSummary(heads=0, need=0, changes=0, change_bytes=0)
+>>> summarize_sync_message(bytes.fromhex("42000001000000020102"),
+...                        UnpackLimits(bytes_max=2**20, rows_max=1000))
+SyncSummary(heads=0, need=0, changes=0, change_bytes=0, unpacked_bytes=0, rows=0)
 >>> classify_patch('Patch { obj: Root, path: [], action: PutMap { key: "state", value: '
 ...                '(Object(Text), Id(39, ActorID("4e35"), 1)), conflict: false } }')
 Touch(field='state', key=None, counter=False)
@@ -31,12 +32,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from crdt.amchunks import UnpackLimits, measure_chunks
+from crdt.binreader import BinReader
 from crdt.errors import InvalidInput
 
 SYNC_MESSAGE_TYPES = (0x42, 0x43)
 HASH_BYTES = 32
-#: uLEB128 numbers longer than this many bytes exceed 64 bits.
-_ULEB_BYTES_MAX = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,65 +48,40 @@ class SyncSummary:
     need: int
     changes: int  # change chunks (a v2 message may carry a whole saved document as one)
     change_bytes: int
+    unpacked_bytes: int = 0  # the changes inflated, as automerge will hold them
+    rows: int = 0  # rows of changes and operations in them
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.at = 0
+def summarize_sync_message(data: bytes, unpack: UnpackLimits) -> SyncSummary:
+    """The outline of a sync message; ``InvalidInput`` if it is not one, ``LimitExceeded``
+    if its changes unpack past ``unpack``.
 
-    def uleb(self, what: str) -> int:
-        value = shift = 0
-        for index in range(_ULEB_BYTES_MAX):
-            if self.at >= len(self.data):
-                break
-            byte = self.data[self.at]
-            self.at += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return value
-            if index == _ULEB_BYTES_MAX - 1:
-                break
-        raise InvalidInput(f"sync message: bad length of {what}", field="data")
-
-    def skip(self, count: int, what: str) -> None:
-        if count > len(self.data) - self.at:
-            raise InvalidInput(f"sync message: {what} runs past its end", field="data")
-        self.at += count
-
-    def hashes(self, what: str) -> int:
-        count = self.uleb(what)
-        self.skip(count * HASH_BYTES, what)
-        return count
-
-
-def summarize_sync_message(data: bytes) -> SyncSummary:
-    """The outline of a sync message; ``InvalidInput`` if it is not one.
-
-    Reading is linear in the length of ``data`` and allocates nothing per item, so it is
-    safe on hostile input of any size the frame limit lets through.
+    Reading is linear in the length of ``data`` (and in ``unpack``), so it is safe on
+    hostile input of any size the frame limit lets through.
     """
     if not data or data[0] not in SYNC_MESSAGE_TYPES:
         raise InvalidInput("not an Automerge sync message (bad type byte)", field="data")
-    reader = _Reader(data)
-    reader.at = 1
-    heads = reader.hashes("heads")
-    need = reader.hashes("need")
+    reader = BinReader(data, "sync message", at=1)
+    heads = _hashes(reader, "heads")
+    need = _hashes(reader, "need")
     for _ in range(reader.uleb("have")):
-        reader.hashes("have.last_sync")
-        reader.skip(reader.uleb("have.bloom"), "have.bloom")
+        _hashes(reader, "have.last_sync")
+        reader.take(reader.uleb("have.bloom"), "have.bloom")
     changes = reader.uleb("changes")
-    change_bytes = 0
-    for _ in range(changes):
-        length = reader.uleb("a change")
-        reader.skip(length, "a change")
-        change_bytes += length
+    entries = [reader.take(reader.uleb("a change"), "a change") for _ in range(changes)]
     if reader.at < len(data):
-        reader.skip(reader.uleb("capabilities"), "capabilities")
+        reader.take(reader.uleb("capabilities"), "capabilities")
     if reader.at != len(data):
-        raise InvalidInput("sync message: trailing bytes", field="data")
-    return SyncSummary(heads, need, changes, change_bytes)
+        raise reader.fail("trailing bytes")
+    unpacked = measure_chunks(entries, unpack)
+    return SyncSummary(heads, need, changes, sum(map(len, entries)), unpacked.bytes,
+                       unpacked.rows)
+
+
+def _hashes(reader: BinReader, what: str) -> int:
+    count = reader.uleb(what)
+    reader.take(count * HASH_BYTES, what)
+    return count
 
 
 @dataclass(frozen=True, slots=True)

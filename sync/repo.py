@@ -27,9 +27,11 @@ What a client may do:
 
 A client is disconnected (with an ``error`` message) for: a frame that is not a valid
 message, a wrong senderId or targetId, too many frames per second, more documents than
-``documents_max``, changes on a read-only token, changes that would grow a document past
-``document_bytes_max``, counters, replacing the document's root maps or session key, a
-change made with this node's own actor or the genesis actor (which it never sent).
+``documents_max``, changes on a read-only token, changes that unpack past
+``unpacked_bytes_max`` or ``unpacked_rows_max`` (deflate bombs, runs of billions of
+operations), changes that would grow a document past ``document_bytes_max``, counters,
+replacing the document's root maps or session key, a change made with this node's own
+actor or the genesis actor (which it never sent).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from crdt.amchunks import UnpackLimits
 from crdt.amdoc import (
     LAYOUT,
     Received,
@@ -46,7 +49,7 @@ from crdt.amdoc import (
     new_sync_state,
 )
 from crdt.amsync import summarize_sync_message
-from crdt.errors import InvalidInput, StoreError
+from crdt.errors import InvalidInput, LimitExceeded, StoreError
 from crdt.events import Draft, Event, parse_event
 from sync.errors import PeerFault
 from sync.repo_config import Access, RepoLimits
@@ -369,10 +372,13 @@ class RepoConnection:
         self._send_sync(entry, doc, out)
 
     def _check_changes(self, session_key: str, data: bytes, library: Library) -> None:
-        """Refuse changes a read-only token sends, or that grow the document too far,
-        before automerge applies them."""
+        """Refuse changes a read-only token sends, that unpack past the limits, or that
+        grow the document too far, before automerge applies them."""
+        unpack = UnpackLimits(self.limits.unpacked_bytes_max, self.limits.unpacked_rows_max)
         try:
-            summary = summarize_sync_message(data)
+            summary = summarize_sync_message(data, unpack)
+        except LimitExceeded as exc:
+            raise _Refuse(CLOSE_TOO_BIG, exc.reason) from None
         except InvalidInput as exc:
             raise _Refuse(CLOSE_INVALID, exc.reason) from None
         if not summary.changes:

@@ -26,6 +26,14 @@ class RepoLimits:
       doc-unavailable, logged) instead of being sent and dropping the client over and
       over. Must stay below ``node.repo_ws.OUTBOX_BYTES_MAX``; larger sessions should
       be split.
+    * ``unpacked_bytes_max`` (32 MiB), ``unpacked_rows_max`` (250,000): what the changes
+      in one of a client's sync messages may unpack to: bytes once every deflated part
+      is inflated, and rows of operations and changes once every run-length is
+      expanded. Automerge unpacks before it checks, so without them a few kilobytes
+      could make the node allocate gigabytes; a larger message disconnects its sender.
+      Checking costs about a microsecond per encoded run, at most two runs per row
+      (0.4 s at the bound); a client's own edits are far below it, and a whole
+      10,000-message session a client sends back is about 90,000 rows and 1.5 MB.
     * ``documents_max`` (256): documents one connection may open or wait for.
     * ``frames_per_s`` (200), ``frames_burst`` (1,000): sustained and burst rate of
       frames; an app opening ``documents_max`` documents at once fits in the burst.
@@ -45,6 +53,8 @@ class RepoLimits:
     frame_bytes_max: int = 16 * 1024 * 1024
     document_bytes_max: int = 64 * 1024 * 1024
     served_bytes_max: int = 64 * 1024 * 1024
+    unpacked_bytes_max: int = 32 * 1024 * 1024
+    unpacked_rows_max: int = 250_000
     documents_max: int = 256
     frames_per_s: float = 200.0
     frames_burst: int = 1000

@@ -10,6 +10,7 @@ from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncSta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crdt.amchunks import UnpackLimits
 from crdt.amdoc import (
     EMPTY_FIELDS,
     Received,
@@ -30,6 +31,7 @@ from crdt.amsync import SyncSummary, Touch, classify_patch, creator_of, summariz
 from crdt.errors import InvalidInput, StoreError
 
 ACTOR_A, ACTOR_B, ACTOR_C, ACTOR_D = (bytes([n]) * 16 for n in (0xA1, 0xB2, 0xC3, 0xD4))
+UNPACK = UnpackLimits(bytes_max=2**20, rows_max=10_000)
 ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
@@ -561,14 +563,14 @@ def test_garbage_sync_messages_are_invalid_input(data: bytes) -> None:
     with pytest.raises(InvalidInput):
         node.receive_sync_message(new_sync_state(), data)
     with pytest.raises(InvalidInput):
-        summarize_sync_message(data)
+        summarize_sync_message(data, UNPACK)
 
 
 def test_sync_message_outline() -> None:
     node, client = filled(), Client()
     first = node.generate_sync_message(new_sync_state())
     assert first is not None
-    assert summarize_sync_message(first) == SyncSummary(1, 0, 0, 0)
+    assert summarize_sync_message(first, UNPACK) == SyncSummary(1, 0, 0, 0)
     # A client that has nothing answers with an empty bloom filter, so the node's next
     # message carries every change. (A client's change is not always in its first
     # message: its hash can be a false positive in the other side's filter.)
@@ -579,13 +581,14 @@ def test_sync_message_outline() -> None:
     node.receive_sync_message(ours, back.encode())
     out = node.generate_sync_message(ours)
     assert out is not None
-    outline = summarize_sync_message(out)
+    outline = summarize_sync_message(out, UNPACK)
     assert outline.heads == 1 and outline.changes >= 1 and outline.change_bytes > 0
+    assert outline.unpacked_bytes > 0 and outline.rows > 0
     for trailing in (b"\x00\x01", bytes(40)):  # automerge itself shrugs at some of these
         with pytest.raises(InvalidInput):
-            summarize_sync_message(out + trailing)
+            summarize_sync_message(out + trailing, UNPACK)
     with pytest.raises(InvalidInput):
-        summarize_sync_message(out[:-5])
+        summarize_sync_message(out[:-5], UNPACK)
 
 
 @pytest.mark.parametrize(("text", "touch"), [

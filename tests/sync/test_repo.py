@@ -482,6 +482,22 @@ def test_changes_over_the_document_limit_close(open_store: OpenStore) -> None:
     assert link.library.stored_bytes("s1") < limit
 
 
+def test_a_deflate_bomb_closes_before_automerge_sees_it(open_store: OpenStore) -> None:
+    from tests.crdt.test_amchunks import chunk, deflate, uleb
+
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.open()
+    heads = store.documents.document("s1").heads
+    bomb = chunk(2, deflate(bytes(256 * 1024 * 1024)))  # 256 MiB of zeros in 256 KiB
+    message = b"\x42" + uleb(0) * 3 + uleb(1) + uleb(len(bomb)) + bomb
+    frame = link.app.frame(type="sync", targetId=link.app.server, documentId=S1, data=message)
+    expect_close(link.send(frame), CLOSE_TOO_BIG)
+    assert "unpack to more than" in link.app.errors[0]
+    assert store.documents.document("s1").heads == heads
+
+
 def test_a_counter_closes_and_the_document_stays_clean(open_store: OpenStore) -> None:
     # automerge-js wrote this change on the genesis of "s1": custom_state.c = Counter(1).
     from tests.crdt.test_amdoc import COUNTER_CHANGE

@@ -1,0 +1,224 @@
+"""How much the change chunks of a client's sync message unpack to, read without automerge.
+
+Automerge stores changes in a compact form: a whole change may be deflated (chunk type
+2), the columns of a saved document may each be deflated (type 0), and every column is
+run-length encoded. Automerge unpacks all of it before it checks anything, without a
+bound, so a few kilobytes can claim gigabytes (a deflate bomb) or billions of operations
+(one run of length 2^40). ``measure_chunks`` walks the same structures and stops as soon
+as either bound is passed, so the node can refuse the message before automerge sees it.
+
+Layout (automerge's ``storage/chunk.rs``, ``change.rs``, ``document.rs``)::
+
+    chunk:    magic 85 6f 4a 83, 4-byte checksum, type byte, uLEB128 length, data
+    change:   deps (count + 32-byte hashes), actor, seq, start_op, time, message,
+              other actors, column metadata, column data, extra bytes
+    document: actors, heads, change column metadata, op column metadata,
+              change column data, op column data, head indexes
+    metadata: uLEB128 count, then (uLEB128 spec, uLEB128 length) per column;
+              spec = id << 4 | deflate bit (8) | type (0-7)
+
+Rows are counted in every column whose type holds numbers (groups, actors, integers,
+deltas, booleans, value metadata): automerge drives its reading of operations and
+changes by such columns, so bounding them bounds what it builds. String and raw-value
+columns cannot add rows of their own and are only measured in bytes.
+
+>>> measure_chunks([], UnpackLimits(bytes_max=1, rows_max=1))
+Unpacked(bytes=0, rows=0)
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from crdt.binreader import BinReader
+from crdt.errors import InvalidInput, LimitExceeded
+
+MAGIC = bytes.fromhex("856f4a83")
+DOCUMENT, CHANGE, COMPRESSED = 0, 1, 2
+DEFLATE_BIT = 0b1000
+TYPE_BITS = 0b0111
+BOOLEAN, STRING, VALUE = 4, 5, 7
+HASH_BYTES = 32
+#: Bytes inflated per step: a bomb is stopped within this much of the bound.
+_INFLATE_STEP = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UnpackLimits:
+    """Bounds on what one message's changes may unpack to."""
+
+    bytes_max: int  # bytes after inflating every deflated chunk and column
+    rows_max: int  # rows of changes and operations, over every chunk
+
+
+@dataclass(frozen=True, slots=True)
+class Unpacked:
+    bytes: int
+    rows: int
+
+
+#: Runs read per message, as a multiple of ``rows_max``: bounds the time the walk takes
+#: (one Python step per run) while leaving room for columns that change every row.
+RUNS_PER_ROW = 2
+
+
+class _Budget:
+    def __init__(self, limits: UnpackLimits) -> None:
+        self.limits = limits
+        self.bytes = 0
+        self.rows = 0
+        self.runs_left = RUNS_PER_ROW * limits.rows_max
+
+    def spend_run(self) -> None:
+        self.runs_left -= 1
+        if self.runs_left < 0:
+            raise LimitExceeded(f"changes are encoded in more than "
+                                f"{RUNS_PER_ROW * self.limits.rows_max} runs", field="data")
+
+    def spend_bytes(self, count: int) -> None:
+        self.bytes += count
+        if self.bytes > self.limits.bytes_max:
+            raise LimitExceeded(f"changes unpack to more than {self.limits.bytes_max} bytes",
+                                field="data")
+
+    def spend_rows(self, count: int) -> None:
+        self.rows += count
+        if self.rows > self.limits.rows_max:
+            raise LimitExceeded(f"changes hold more than {self.limits.rows_max} rows of "
+                                "operations and changes", field="data")
+
+
+def measure_chunks(entries: Iterable[bytes | memoryview], limits: UnpackLimits) -> Unpacked:
+    """What the change entries of a sync message unpack to. ``LimitExceeded`` as soon as
+    a bound is passed; ``InvalidInput`` for bytes that are not chunks automerge accepts
+    from a peer (types other than document, change and compressed change included)."""
+    budget = _Budget(limits)
+    for entry in entries:
+        data = bytes(entry)
+        at = 0
+        while at < len(data):  # an entry may hold several chunks back to back
+            at = _chunk(data, at, budget)
+    return Unpacked(budget.bytes, budget.rows)
+
+
+def _chunk(data: bytes, at: int, budget: _Budget) -> int:
+    reader = BinReader(data, "a change chunk", at)
+    if reader.take(4, "magic bytes") != MAGIC:
+        raise reader.fail("not an automerge chunk (bad magic bytes)")
+    reader.take(4, "checksum")
+    kind = reader.take(1, "chunk type")[0]
+    body = reader.take(reader.uleb("chunk length"), "chunk")
+    if kind == CHANGE:
+        budget.spend_bytes(len(body))
+        _change(body, budget)
+    elif kind == COMPRESSED:
+        _change(_inflate(body, budget, "a compressed change"), budget)
+    elif kind == DOCUMENT:
+        _document(body, budget)
+    else:
+        raise reader.fail(f"type {kind} is not accepted in a sync message")
+    return reader.at
+
+
+def _change(body: bytes, budget: _Budget) -> None:
+    reader = BinReader(body, "a change")
+    reader.take(reader.uleb("deps") * HASH_BYTES, "deps")
+    reader.take(reader.uleb("actor"), "actor")
+    reader.uleb("seq")
+    reader.uleb("start_op")
+    reader.uleb("time")
+    reader.take(reader.uleb("message"), "message")
+    for _ in range(reader.uleb("other actors")):
+        reader.take(reader.uleb("other actor"), "other actor")
+    columns = _columns(reader, "operation columns")
+    if any(spec & DEFLATE_BIT for spec, _ in columns):
+        raise reader.fail("deflated columns (only documents may have them)")
+    budget.spend_rows(_rows(reader, columns, budget, account_bytes=False))
+
+
+def _document(body: bytes, budget: _Budget) -> None:
+    reader = BinReader(body, "a document")
+    for _ in range(reader.uleb("actors")):
+        reader.take(reader.uleb("actor"), "actor")
+    reader.take(reader.uleb("heads") * HASH_BYTES, "heads")
+    change_columns = _columns(reader, "change columns")
+    op_columns = _columns(reader, "operation columns")
+    budget.spend_bytes(reader.at)
+    budget.spend_rows(_rows(reader, change_columns, budget, account_bytes=True))
+    budget.spend_rows(_rows(reader, op_columns, budget, account_bytes=True))
+    budget.spend_bytes(len(body) - reader.at)  # head indexes
+
+
+def _columns(reader: BinReader, what: str) -> list[tuple[int, int]]:
+    """Column metadata: (spec, length) per column."""
+    count = reader.uleb(what)
+    if count > len(reader.data) - reader.at:  # two bytes at least per column
+        raise reader.fail(f"{what} run past its end")
+    return [(reader.uleb(what), reader.uleb(what)) for _ in range(count)]
+
+
+def _rows(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
+          account_bytes: bool) -> int:
+    """The most rows any numeric column of a section holds (the section's row count)."""
+    rows = 0
+    for spec, length in columns:
+        raw = reader.take(length, "column data")
+        if spec & DEFLATE_BIT:
+            raw = _inflate(raw, budget, "a deflated column")
+        elif account_bytes:
+            budget.spend_bytes(len(raw))
+        kind = spec & TYPE_BITS
+        if kind == BOOLEAN:
+            rows = max(rows, _boolean_rows(raw, budget))
+        elif kind not in (STRING, VALUE):
+            rows = max(rows, _run_rows(raw, budget))
+    return rows
+
+
+def _inflate(raw: bytes, budget: _Budget, what: str) -> bytes:
+    """Raw deflate, stopped once the budget's bytes are spent."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    parts = []
+    pending = raw
+    try:
+        while pending or not inflater.eof:
+            part = inflater.decompress(pending, _INFLATE_STEP)
+            if not part and not inflater.unconsumed_tail:
+                break
+            budget.spend_bytes(len(part))
+            parts.append(part)
+            pending = inflater.unconsumed_tail
+    except zlib.error as exc:
+        raise InvalidInput(f"{what} does not inflate: {exc}", field="data") from None
+    return b"".join(parts)
+
+
+def _run_rows(column: bytes, budget: _Budget) -> int:
+    """Rows of a run-length encoded column of LEB128 numbers: a signed count, then one
+    value repeated (count > 0), -count literal values (count < 0), or a null run whose
+    length follows (count = 0). Stops counting past ``rows_max``."""
+    reader = BinReader(column, "a column")
+    rows = 0
+    while reader.at < len(column) and rows <= budget.limits.rows_max:
+        budget.spend_run()
+        count = reader.sleb("a run")
+        if count > 0:
+            reader.skip_lebs(1, "a run")
+        elif count < 0:
+            reader.skip_lebs(-count, "a run")
+        else:
+            count = reader.uleb("a null run")
+        rows += max(abs(count), 1)  # an empty run still costs a step to read
+    return rows
+
+
+def _boolean_rows(column: bytes, budget: _Budget) -> int:
+    """Rows of a boolean column: alternating run lengths, false first."""
+    reader = BinReader(column, "a column")
+    rows = 0
+    while reader.at < len(column) and rows <= budget.limits.rows_max:
+        budget.spend_run()
+        rows += max(reader.uleb("a boolean run"), 1)
+    return rows

@@ -1,0 +1,146 @@
+"""crdt.amchunks: what a sync message's changes unpack to, against real automerge output
+and hand-made bombs."""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+
+import pytest
+from automerge.core import ROOT, Document, ObjType, ScalarType
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crdt.amchunks import CHANGE, COMPRESSED, DOCUMENT, MAGIC, UnpackLimits, measure_chunks
+from crdt.errors import InvalidInput, LimitExceeded
+
+ROOMY = UnpackLimits(bytes_max=2**30, rows_max=10**9)
+ACTION_COLUMN = 0x42  # id 4, integer: one row per operation
+
+
+def uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def sleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
+        out.append(byte | (0 if done else 0x80))
+        if done:
+            return bytes(out)
+
+
+def chunk(kind: int, body: bytes) -> bytes:
+    return MAGIC + b"\x00" * 4 + bytes([kind]) + uleb(len(body)) + body
+
+
+def change_body(columns: list[tuple[int, bytes]]) -> bytes:
+    """A change by a 16-byte actor, no deps, seq 1, start_op 1, no message."""
+    head = uleb(0) + uleb(16) + b"\x01" * 16 + uleb(1) + uleb(1) + uleb(0) + uleb(0) + uleb(0)
+    meta = uleb(len(columns)) + b"".join(uleb(spec) + uleb(len(data)) for spec, data in columns)
+    return head + meta + b"".join(data for _, data in columns)
+
+
+def deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+def busy_document(keys: int) -> Document:
+    doc = Document(actor_id=b"\x02" * 16)
+    with doc.transaction() as tx:
+        for i in range(keys):
+            tx.put(ROOT, f"k{i}", ScalarType.Str, f"value {i}")
+        text = tx.put_object(ROOT, "text", ObjType.Text)
+        tx.insert(text, 0, ScalarType.Str, "hi")
+    return doc
+
+
+def test_real_changes_and_documents_are_measured() -> None:
+    doc = busy_document(2000)
+    [change] = [bytes(c.bytes) for c in doc.get_changes([])]
+    assert change[8] == COMPRESSED  # large changes travel deflated
+    saved = doc.save()
+    assert saved[8] == DOCUMENT
+    for data in (change, saved):
+        unpacked = measure_chunks([data], ROOMY)
+        assert unpacked.rows >= 2001  # one row per operation at least
+        assert unpacked.bytes > len(data)  # inflated
+    small = Document(actor_id=b"\x03" * 16)
+    with small.transaction() as tx:
+        tx.put(ROOT, "a", ScalarType.Int, 1)
+    [plain] = [bytes(c.bytes) for c in small.get_changes([])]
+    assert plain[8] == CHANGE
+    assert measure_chunks([plain, plain + plain], ROOMY).rows == 3
+
+
+def test_a_deflate_bomb_stops_at_the_bound() -> None:
+    bomb = chunk(COMPRESSED, deflate(bytes(64 * 1024 * 1024)))
+    assert len(bomb) < 100_000
+    with pytest.raises(LimitExceeded, match="more than 1048576 bytes"):
+        measure_chunks([bomb], UnpackLimits(bytes_max=2**20, rows_max=10**6))
+
+
+def test_a_bomb_in_a_document_column_stops_at_the_bound() -> None:
+    column = deflate(bytes(64 * 1024 * 1024))
+    body = (uleb(0) + uleb(0)  # no actors, no heads
+            + uleb(0)  # no change columns
+            + uleb(1) + uleb(0x57 | 0x08) + uleb(len(column))  # one deflated value column
+            + column)
+    with pytest.raises(LimitExceeded, match="bytes"):
+        measure_chunks([chunk(DOCUMENT, body)], UnpackLimits(bytes_max=2**20, rows_max=10**6))
+
+
+@pytest.mark.parametrize("run", [
+    sleb(2**40) + uleb(1),  # one value repeated 2^40 times
+    sleb(0) + uleb(2**40),  # 2^40 nulls
+])
+def test_a_run_of_billions_of_operations_is_refused(run: bytes) -> None:
+    body = change_body([(ACTION_COLUMN, run)])
+    assert len(body) < 100
+    with pytest.raises(LimitExceeded, match="rows"):
+        measure_chunks([chunk(CHANGE, body)], UnpackLimits(bytes_max=2**20, rows_max=10**6))
+
+
+def test_rows_count_literal_runs_and_booleans() -> None:
+    literal = sleb(-3) + uleb(1) + uleb(300) + uleb(2**40)  # three values, one of 6 bytes
+    booleans = uleb(2) + uleb(5)  # two false, five true
+    body = change_body([(ACTION_COLUMN, literal + sleb(4) + uleb(7)), (0x34, booleans)])
+    assert measure_chunks([chunk(CHANGE, body)], ROOMY).rows == 7
+
+
+def test_many_small_runs_are_bounded_in_steps() -> None:
+    # Five columns of 300 one-row runs: within 400 rows, but each run is a step to read.
+    runs = (sleb(1) + uleb(0)) * 300
+    body = change_body([(0x02 | i << 4, runs) for i in range(5)])
+    with pytest.raises(LimitExceeded, match="runs"):
+        measure_chunks([chunk(CHANGE, body)], UnpackLimits(bytes_max=2**20, rows_max=400))
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    (b"\x00" * 12, "bad magic bytes"),
+    (chunk(3, b""), "type 3 is not accepted"),
+    (chunk(CHANGE, change_body([(ACTION_COLUMN, b"")]))[:-1], "runs past its end"),
+    (chunk(COMPRESSED, b"\xff" * 8), "does not inflate"),
+    (chunk(CHANGE, change_body([(ACTION_COLUMN | 0x08, deflate(b"\x01\x00"))])),
+     "deflated columns"),
+    (chunk(CHANGE, change_body([(ACTION_COLUMN, sleb(-5) + uleb(1))])), "runs past its end"),
+])
+def test_malformed_chunks_are_invalid_input(data: bytes, problem: str) -> None:
+    with pytest.raises(InvalidInput, match=problem):
+        measure_chunks([data], ROOMY)
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_are_measured_or_refused(data: bytes) -> None:
+    for candidate in (data, chunk(CHANGE, data), chunk(DOCUMENT, data),
+                      chunk(COMPRESSED, deflate(data))):
+        with contextlib.suppress(InvalidInput):  # and nothing else
+            measure_chunks([candidate], UnpackLimits(bytes_max=4096, rows_max=1000))

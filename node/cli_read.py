@@ -22,8 +22,9 @@ Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
 
 _AFTER = click.option("--after", type=click.IntRange(min=0), metavar="N",
                       help="Start after this position (the first column of the output).")
-_LIMIT = click.option("--limit", type=click.IntRange(1, 1000), metavar="N",
-                      help="How many per page. Default: the node's page size (100).")
+_LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                      help="How many per page, up to the node's page_max (1000 unless "
+                           "configured). Default: the node's page size (100).")
 _ALL = click.option("--all", "everything", is_flag=True,
                     help="Follow the pages to the end instead of stopping after one.")
 _JSON = click.option("--json", "as_json", is_flag=True,

@@ -19,13 +19,22 @@ from sync.repo import RepoConfig
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
-    """Read the TOML file into click's defaults, so options and env vars still override."""
+    """Read the TOML file into click's defaults, so options and env vars still override;
+    its limit tables go to ``ctx.meta`` (they have no options)."""
     if path is None:
         return
     try:
         values = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"cannot read {path}: {error}") from None
+    for name, kind in node_config.LIMIT_TABLES.items():
+        table = values.pop(name, {})
+        if not isinstance(table, dict):
+            raise click.BadParameter(f"{path}: {name} must be a table: [{name}]")
+        try:
+            ctx.meta[name] = node_config.limits_from(table, kind, name)
+        except ValueError as error:
+            raise click.BadParameter(f"{path}: {error}") from None
     names = {param.name for param in ctx.command.params}
     unknown = sorted(key for key in values if key.replace("-", "_") not in names)
     if unknown:
@@ -54,7 +63,8 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
               callback=_load_config, envvar="CLAWSYNC_CONFIG", show_envvar=True,
               metavar="FILE",
               help="TOML file with any of these settings, e.g. `peers = [\"http://hub:7878\"]` "
-                   "and `cluster_secret = \"...\"`.")
+                   "and `cluster_secret = \"...\"`, and the limits of the README in tables "
+                   "[limits] and [automerge_limits], e.g. `body_bytes_max = 8388608`.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               default=node_config.DATA_DIR_DEFAULT, envvar="CLAWSYNC_DATA_DIR",
               show_envvar=True, metavar="DIR",
@@ -134,7 +144,10 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     group = ctx.find_object(Settings)
     token = options.pop("token") or (group.token if group is not None else None) or None
     pull_interval_s = options.pop("pull_interval")
-    options["automerge"] = options.pop("automerge_tokens")
+    automerge = options.pop("automerge_tokens")
+    options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
+                                                                  automerge.limits))
+    options["limits"] = ctx.meta.get("limits", node_config.Limits())
     options["peers"] = tuple(url for value in options["peers"] for url in value.split())
     try:
         config = node_config.Config(token=token, **options)

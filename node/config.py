@@ -1,17 +1,24 @@
 """Node configuration: every setting, its default and the trade-off behind the default.
 
 The CLI (``clawsync serve --help``) and environment variables (``CLAWSYNC_<NAME>``) fill
-a ``Config``; nothing else reads the environment.
+a ``Config``; nothing else reads the environment. Limits are set in the ``--config``
+file's ``[limits]`` and ``[automerge_limits]`` tables (``limits_from``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sync.config import SyncConfig
 from sync.repo import RepoConfig
+from sync.repo_config import RepoLimits
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: Where the event log lives unless ``--data-dir`` says otherwise: a folder beside you.
 DATA_DIR_DEFAULT = Path("clawsync-data")
@@ -51,6 +58,40 @@ class Limits:
     #: Automerge documents kept in memory; the least recently used beyond this are dropped
     #: (they reload from their snapshot on demand).
     documents_in_memory_max: int = 64
+
+
+#: Tables of a ``--config`` file that set limits, and what each fills.
+LIMIT_TABLES: dict[str, type[DataclassInstance]] = {
+    "limits": Limits, "automerge_limits": RepoLimits}
+_L = TypeVar("_L", bound="DataclassInstance")
+
+
+def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
+    """``kind``'s defaults with the values of a config file table; ``ValueError`` naming
+    the table, the setting and what is wrong with it.
+
+    >>> limits_from({"body-bytes-max": 1_000_000}, Limits, "limits").body_bytes_max
+    1000000
+    >>> limits_from({"page_max": 0}, Limits, "limits")
+    Traceback (most recent call last):
+    ValueError: [limits] page_max must be positive, not 0
+    """
+    defaults = kind()
+    known = {f.name for f in fields(kind)}
+    values: dict[str, Any] = {}
+    for raw_name, value in table.items():
+        name = raw_name.replace("-", "_")
+        if name not in known:
+            raise ValueError(f"[{where}] has no setting {raw_name!r}; it has: "
+                             f"{', '.join(sorted(known))}")
+        whole = isinstance(getattr(defaults, name), int)
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+            raise ValueError(f"[{where}] {name} must be {'a whole number' if whole else 'a number'}"
+                             f", not {value!r}")
+        if value <= 0:
+            raise ValueError(f"[{where}] {name} must be positive, not {value}")
+        values[name] = value if whole else float(value)
+    return replace(defaults, **values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +147,9 @@ class Config:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-ca needs --tls-cert and --tls-key (this node's own)")
+        if self.limits.page_default > self.limits.page_max:
+            raise ValueError(f"[limits] page_default ({self.limits.page_default}) is above "
+                             f"page_max ({self.limits.page_max})")
         for url in (*self.peers, *filter(None, [self.advertise_url])):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"peer URL {url!r} must start with http:// or https://")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+
+from tests.sync.repo_app import App, text_id
 
 from .harness import LineReader, NodeProcess, free_port, run_cli, spawn_cli
 
@@ -190,6 +194,54 @@ def test_serve_refuses_an_open_address_without_a_token(tmp_path: Path) -> None:
                      "--port", str(free_port()), "--data-dir", str(tmp_path / "data"))
     assert result.returncode == 2
     assert "--token" in result.stderr and "0.0.0.0" in result.stderr
+
+
+def test_config_file_sets_options_and_limits(tmp_path: Path) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text('log-format = "json"\n'
+                      "[limits]\nbody_bytes_max = 2000\npage-max = 150\n"
+                      "[automerge_limits]\nframes_per_s = 0.5\nframes_burst = 2\n")
+    with NodeProcess(tmp_path, extra_args=["--config", str(config)]) as node:
+        assert b'"event": "serving"' in node.log_path.read_bytes()  # log-format = json
+        big = ok(run_cli(node, "append", "s1", "message_received", "content=" + "x" * 100))
+        assert big.startswith("stored")
+        result = run_cli(node, "append", "s1", "message_received", "content=" + "x" * 3000)
+        assert result.returncode == 1 and "2000" in result.stderr
+        refused = run_cli(node, "events", "s1", "--limit", "151")
+        assert refused.returncode == 1 and "150" in refused.stderr
+        assert asyncio.run(automerge_flood(node.url, frames=3)) == "more than 0.5 frames per second"
+
+
+async def automerge_flood(url: str, frames: int) -> str:
+    """Join /automerge and send ``frames`` - 1 more frames at once; the node's error."""
+    app = App()
+    async with aiohttp.ClientSession() as session, session.ws_connect(url + "/automerge") as ws:
+        await ws.send_bytes(app.join())
+        app.receive(await ws.receive_bytes())  # the node's peer message
+        for _ in range(frames - 1):
+            await ws.send_bytes(app.frame(type="ephemeral", targetId=app.server,
+                                          documentId=text_id("x"), count=1, sessionId="s",
+                                          data=b"\xa0"))
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                app.receive(bytes(message.data))
+    return app.errors[-1]
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("[limits]\nbody_bytes = 1\n", "[limits] has no setting 'body_bytes'"),
+    ("[limits]\nbody_bytes_max = 1.5\n", "body_bytes_max must be a whole number"),
+    ("[automerge_limits]\nframes_per_s = -1\n", "frames_per_s must be positive"),
+    ("limits = 3\n", "limits must be a table"),
+    ("[limits]\npage_default = 50\npage_max = 10\n", "page_default (50) is above page_max"),
+])
+def test_config_file_errors_name_the_setting(tmp_path: Path, text: str, problem: str) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text(text)
+    result = run_cli("http://127.0.0.1:1", "serve", "--config", str(config),
+                     "--port", str(free_port()), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2, result.stderr
+    assert problem in result.stderr and "Traceback" not in result.stderr
 
 
 def test_unreachable_node_is_a_clear_error() -> None:

@@ -35,8 +35,10 @@ log = structlog.get_logger(__name__)
 
 #: Seconds between checkpoint saves per link while it is busy.
 CHECKPOINT_INTERVAL_S = 5.0
-#: Failed dials in a row after which a learned (not configured) peer is forgotten, so
-#: dead addresses do not fill ``peers_max``. It is learned again if a peer still lists it.
+#: Failed links in a row (dials refused, or links that ended before a valid hello from
+#: another node) after which a learned (not configured) peer is forgotten, so dead
+#: addresses and this node's own under another name do not fill ``peers_max``. It is
+#: learned again if a peer still lists it.
 LEARNED_FAILURES_MAX = 8
 
 
@@ -144,7 +146,6 @@ class Gossip:
 
     async def _dial_loop(self, runner: Runner) -> None:
         assert runner.url is not None and self._http is not None
-        failures = 0
         while True:
             runner.state = "connecting"
             try:
@@ -154,17 +155,17 @@ class Gossip:
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
             else:
-                failures = 0
                 await self._run_until_down(runner, link, runner.url)
-            failures += 1
-            if runner.learned and failures >= LEARNED_FAILURES_MAX:
-                log.info("forgetting learned peer", peer=runner.url, failures=failures)
+            await self._save_checkpoint(runner, force=True)
+            retry_at = await self._machine(runner.machine.connection_failed, self._now())
+            # Counted since the peer's last valid hello, not the last dial that connected:
+            # an address that reaches this node itself connects every time.
+            if runner.learned and runner.machine.failures >= LEARNED_FAILURES_MAX:
+                log.info("forgetting learned peer", peer=runner.url,
+                         failures=runner.machine.failures)
                 self.runners.pop(runner.key, None)
                 self.members.pop(runner.url, None)
                 return
-            await self._save_checkpoint(runner, force=True)
-            now = self._loop.time()
-            retry_at = await self._machine(runner.machine.connection_failed, now)
             runner.state = "backoff"
             await asyncio.sleep(max(0.0, retry_at - self._loop.time()))
 

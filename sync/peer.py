@@ -158,6 +158,12 @@ class PeerSync:
     # -- what the node reads -----------------------------------------------------------
 
     @property
+    def failures(self) -> int:
+        """Connections lost or refused since the peer last said a valid hello: a dead
+        address and one that answers as this very node count up alike."""
+        return self._failures
+
+    @property
     def checkpoint(self) -> dict[str, int] | None:
         """The peer's version vector as last declared or acknowledged (None if unknown):
         persist it, and pass it back as ``checkpoint`` after a restart."""

@@ -1,0 +1,49 @@
+"""node.gossip with real nodes in this process: which dialed peers are kept."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from node.gossip import LEARNED_FAILURES_MAX
+from node.server import RunningNode
+from sync.config import SyncConfig
+from tests.integration.harness import free_port
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+FAST = SyncConfig(backoff_base_s=0.01, backoff_max_s=0.02)
+DEADLINE_S = 10.0
+
+
+async def forgotten(node: RunningNode, url: str) -> bool:
+    """Wait until ``node`` no longer dials ``url``; False if it still does at the deadline."""
+    async with asyncio.timeout(DEADLINE_S):
+        while f"url:{url}" in node.gossip.runners:
+            await asyncio.sleep(0.01)
+    return url not in node.gossip.members
+
+
+async def test_a_learned_address_of_this_very_node_is_forgotten(
+        make_node: NodeFactory) -> None:
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    itself = node.url.replace("127.0.0.1", "localhost")  # every dial connects
+    assert await node.gossip.add_peer(itself, learned=True)
+    assert await forgotten(node, itself)
+
+
+async def test_a_dead_learned_address_is_forgotten(make_node: NodeFactory) -> None:
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(dead, learned=True)
+    assert await forgotten(node, dead)
+
+
+async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None:
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    itself = node.url.replace("127.0.0.1", "localhost")
+    assert await node.gossip.add_peer(itself, learned=False)
+    runner = node.gossip.runners[f"url:{itself}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.machine.failures < 2 * LEARNED_FAILURES_MAX:
+            await asyncio.sleep(0.01)
+    assert f"url:{itself}" in node.gossip.runners

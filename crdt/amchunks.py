@@ -17,10 +17,12 @@ Layout (automerge's ``storage/chunk.rs``, ``change.rs``, ``document.rs``)::
     metadata: uLEB128 count, then (uLEB128 spec, uLEB128 length) per column;
               spec = id << 4 | deflate bit (8) | type (0-7)
 
-Rows are counted in every column whose type holds numbers (groups, actors, integers,
-deltas, booleans, value metadata): automerge drives its reading of operations and
-changes by such columns, so bounding them bounds what it builds. String and raw-value
-columns cannot add rows of their own and are only measured in bytes.
+Rows are counted in every column but raw values: automerge drives its reading of
+operations and changes by numeric columns, so bounding them bounds how many it builds,
+and a string column is charged the bytes it expands to, since automerge copies a
+repeated string (a map key, a change message) once per row. Every change counts as a
+row too (it may hold no operation), and every chunk, column, actor, run and string is
+a step of the walk, so that the walk itself is bounded in time.
 
 >>> measure_chunks([], UnpackLimits(bytes_max=1, rows_max=1))
 Unpacked(bytes=0, rows=0)
@@ -59,9 +61,13 @@ class Unpacked:
     rows: int
 
 
-#: Runs read per message, as a multiple of ``rows_max``: bounds the time the walk takes
-#: (one Python step per run) while leaving room for columns that change every row.
+#: Steps (runs, strings, chunks, columns, actors) read per message, as a multiple of
+#: ``rows_max``: bounds the time the walk takes (one Python step each) while leaving
+#: room for columns that change every row.
 RUNS_PER_ROW = 2
+#: Columns in one section of a chunk. Automerge writes about fifteen; more is not a
+#: chunk it made, and each costs automerge an allocation before it checks anything.
+COLUMNS_MAX = 64
 
 
 class _Budget:
@@ -75,7 +81,8 @@ class _Budget:
         self.runs_left -= 1
         if self.runs_left < 0:
             raise LimitExceeded(f"changes are encoded in more than "
-                                f"{RUNS_PER_ROW * self.limits.rows_max} runs", field="data")
+                                f"{RUNS_PER_ROW * self.limits.rows_max} runs, chunks, "
+                                "columns and actors", field="data")
 
     def spend_bytes(self, count: int) -> None:
         self.bytes += count
@@ -96,9 +103,11 @@ def measure_chunks(entries: Iterable[bytes | memoryview], limits: UnpackLimits) 
     from a peer (types other than document, change and compressed change included)."""
     budget = _Budget(limits)
     for entry in entries:
+        budget.spend_run()
         data = bytes(entry)
         at = 0
         while at < len(data):  # an entry may hold several chunks back to back
+            budget.spend_run()
             at = _chunk(data, at, budget)
     return Unpacked(budget.bytes, budget.rows)
 
@@ -130,32 +139,39 @@ def _change(body: bytes, budget: _Budget) -> None:
     reader.uleb("start_op")
     reader.uleb("time")
     reader.take(reader.uleb("message"), "message")
-    for _ in range(reader.uleb("other actors")):
-        reader.take(reader.uleb("other actor"), "other actor")
-    columns = _columns(reader, "operation columns")
+    _actors(reader, budget, "other actors")
+    columns = _columns(reader, budget, "operation columns")
     if any(spec & DEFLATE_BIT for spec, _ in columns):
         raise reader.fail("deflated columns (only documents may have them)")
+    budget.spend_rows(1)  # the change itself, which may hold no operation
     budget.spend_rows(_rows(reader, columns, budget, account_bytes=False))
 
 
 def _document(body: bytes, budget: _Budget) -> None:
     reader = BinReader(body, "a document")
-    for _ in range(reader.uleb("actors")):
-        reader.take(reader.uleb("actor"), "actor")
+    _actors(reader, budget, "actors")
     reader.take(reader.uleb("heads") * HASH_BYTES, "heads")
-    change_columns = _columns(reader, "change columns")
-    op_columns = _columns(reader, "operation columns")
+    change_columns = _columns(reader, budget, "change columns")
+    op_columns = _columns(reader, budget, "operation columns")
     budget.spend_bytes(reader.at)
     budget.spend_rows(_rows(reader, change_columns, budget, account_bytes=True))
     budget.spend_rows(_rows(reader, op_columns, budget, account_bytes=True))
     budget.spend_bytes(len(body) - reader.at)  # head indexes
 
 
-def _columns(reader: BinReader, what: str) -> list[tuple[int, int]]:
+def _actors(reader: BinReader, budget: _Budget, what: str) -> None:
+    for _ in range(reader.uleb(what)):
+        budget.spend_run()
+        reader.take(reader.uleb(what), what)
+
+
+def _columns(reader: BinReader, budget: _Budget, what: str) -> list[tuple[int, int]]:
     """Column metadata: (spec, length) per column."""
     count = reader.uleb(what)
-    if count > len(reader.data) - reader.at:  # two bytes at least per column
-        raise reader.fail(f"{what} run past its end")
+    if count > COLUMNS_MAX:
+        raise reader.fail(f"{count} {what}; automerge writes at most {COLUMNS_MAX}")
+    for _ in range(count):
+        budget.spend_run()
     return [(reader.uleb(what), reader.uleb(what)) for _ in range(count)]
 
 
@@ -172,7 +188,9 @@ def _rows(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
         kind = spec & TYPE_BITS
         if kind == BOOLEAN:
             rows = max(rows, _boolean_rows(raw, budget))
-        elif kind not in (STRING, VALUE):
+        elif kind == STRING:
+            rows = max(rows, _string_rows(raw, budget))
+        elif kind != VALUE:
             rows = max(rows, _run_rows(raw, budget))
     return rows
 
@@ -211,6 +229,27 @@ def _run_rows(column: bytes, budget: _Budget) -> int:
         else:
             count = reader.uleb("a null run")
         rows += max(abs(count), 1)  # an empty run still costs a step to read
+    return rows
+
+
+def _string_rows(column: bytes, budget: _Budget) -> int:
+    """Rows of a run-length encoded column of strings (LEB128 length, then UTF-8);
+    charges the bytes they expand to, since automerge copies a repeated string once per
+    row (map keys, change messages)."""
+    reader = BinReader(column, "a column")
+    rows = 0
+    while reader.at < len(column) and rows <= budget.limits.rows_max:
+        budget.spend_run()
+        count = reader.sleb("a run")
+        if count > 0:
+            budget.spend_bytes(count * len(reader.take(reader.uleb("a string"), "a string")))
+        elif count < 0:
+            for _ in range(-count):
+                budget.spend_run()
+                budget.spend_bytes(len(reader.take(reader.uleb("a string"), "a string")))
+        else:
+            count = reader.uleb("a null run")
+        rows += max(abs(count), 1)
     return rows
 
 

@@ -4,9 +4,10 @@ Two readers of Automerge's own formats, kept apart from ``crdt.amdoc`` because t
 parse bytes and text (``amdoc`` remains the only module that calls automerge):
 
 * ``summarize_sync_message`` reads the outline of a sync message (how many heads, how
-  many change chunks, their bytes, and what they unpack to: ``crdt.amchunks``) *before*
-  automerge applies it, so the node can refuse a read-only client's changes, a document
-  grown past its limit or a deflate bomb without touching the document;
+  many change chunks, their bytes, and, on demand, what they unpack to:
+  ``crdt.amchunks``) *before* automerge applies it, so the node can refuse a read-only
+  client's changes, a document grown past its limit or a deflate bomb without touching
+  the document;
 * ``classify_patch`` reads the ``repr`` of an automerge patch (the binding exposes patches
   only as their Rust ``Debug`` text) to learn which root field, and which key inside it,
   a change touched, and whether it wrote a counter (which this binding cannot read).
@@ -19,9 +20,8 @@ The sync message layout (automerge's ``sync.rs``; both versions share it):
     changes:      uLEB128 count, then per chunk: uLEB128 length + bytes
     capabilities: optional uLEB128 count, then one byte each
 
->>> summarize_sync_message(bytes.fromhex("42000001000000020102"),
-...                        UnpackLimits(bytes_max=2**20, rows_max=1000))
-SyncSummary(heads=0, need=0, changes=0, change_bytes=0, unpacked_bytes=0, rows=0)
+>>> summarize_sync_message(bytes.fromhex("42000001000000020102"), changes_max=1000)
+SyncSummary(heads=0, need=0, changes=0, change_bytes=0)
 >>> classify_patch('Patch { obj: Root, path: [], action: PutMap { key: "state", value: '
 ...                '(Object(Text), Id(39, ActorID("4e35"), 1)), conflict: false } }')
 Touch(field='state', key=None, counter=False)
@@ -30,11 +30,11 @@ Touch(field='state', key=None, counter=False)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from crdt.amchunks import UnpackLimits, measure_chunks
+from crdt.amchunks import Unpacked, UnpackLimits, measure_chunks
 from crdt.binreader import BinReader
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, LimitExceeded
 
 SYNC_MESSAGE_TYPES = (0x42, 0x43)
 HASH_BYTES = 32
@@ -46,36 +46,49 @@ class SyncSummary:
 
     heads: int
     need: int
-    changes: int  # change chunks (a v2 message may carry a whole saved document as one)
+    changes: int  # change entries (a v2 message may carry a whole saved document as one)
     change_bytes: int
-    unpacked_bytes: int = 0  # the changes inflated, as automerge will hold them
-    rows: int = 0  # rows of changes and operations in them
+    #: The entries themselves, for ``unpacked`` (not part of the outline's equality).
+    entries: tuple[bytes, ...] = field(default=(), compare=False, repr=False)
+
+    def unpacked(self, limits: UnpackLimits) -> Unpacked:
+        """What the changes unpack to (``crdt.amchunks.measure_chunks``): ``LimitExceeded``
+        past ``limits``, ``InvalidInput`` if they are not automerge chunks."""
+        return measure_chunks(self.entries, limits)
 
 
-def summarize_sync_message(data: bytes, unpack: UnpackLimits) -> SyncSummary:
-    """The outline of a sync message; ``InvalidInput`` if it is not one, ``LimitExceeded``
-    if its changes unpack past ``unpack``.
+#: Bloom filters in one message; automerge sends one.
+HAVES_MAX = 16
 
-    Reading is linear in the length of ``data`` (and in ``unpack``), so it is safe on
-    hostile input of any size the frame limit lets through.
+
+def summarize_sync_message(data: bytes, changes_max: int) -> SyncSummary:
+    """The outline of a sync message; ``InvalidInput`` if it is not one or holds more
+    than ``changes_max`` change entries (``LimitExceeded``).
+
+    Reading is linear in the length of ``data`` with a step per change entry at most,
+    so it is safe on hostile input of any size the frame limit lets through.
     """
     if not data or data[0] not in SYNC_MESSAGE_TYPES:
         raise InvalidInput("not an Automerge sync message (bad type byte)", field="data")
     reader = BinReader(data, "sync message", at=1)
     heads = _hashes(reader, "heads")
     need = _hashes(reader, "need")
-    for _ in range(reader.uleb("have")):
+    haves = reader.uleb("have")
+    if haves > HAVES_MAX:
+        raise reader.fail(f"{haves} bloom filters; the limit is {HAVES_MAX}")
+    for _ in range(haves):
         _hashes(reader, "have.last_sync")
         reader.take(reader.uleb("have.bloom"), "have.bloom")
     changes = reader.uleb("changes")
-    entries = [reader.take(reader.uleb("a change"), "a change") for _ in range(changes)]
+    if changes > changes_max:
+        raise LimitExceeded(f"sync message: {changes} changes; the limit is {changes_max}",
+                            field="data")
+    entries = tuple(reader.take(reader.uleb("a change"), "a change") for _ in range(changes))
     if reader.at < len(data):
         reader.take(reader.uleb("capabilities"), "capabilities")
     if reader.at != len(data):
         raise reader.fail("trailing bytes")
-    unpacked = measure_chunks(entries, unpack)
-    return SyncSummary(heads, need, changes, sum(map(len, entries)), unpacked.bytes,
-                       unpacked.rows)
+    return SyncSummary(heads, need, changes, sum(map(len, entries)), entries)
 
 
 def _hashes(reader: BinReader, what: str) -> int:

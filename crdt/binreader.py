@@ -61,9 +61,12 @@ class BinReader:
     def skip_lebs(self, count: int, what: str) -> None:
         """Skip ``count`` LEB128 numbers without a step per number: each ends with the
         one byte whose high bit is clear."""
+        start, total = self.at, count
         while count:
             window = self.data[self.at:self.at + count]
             if len(window) < count:
                 raise self.fail(f"{what} runs past its end")
             self.at += count
             count -= len(window.translate(None, _CONTINUATION))
+            if self.at - start > LEB_BYTES_MAX * total:  # else a long number is slow
+                raise self.fail(f"bad number in {what}")

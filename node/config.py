@@ -64,6 +64,8 @@ class Limits:
 LIMIT_TABLES: dict[str, type[DataclassInstance]] = {
     "limits": Limits, "automerge_limits": RepoLimits}
 _L = TypeVar("_L", bound="DataclassInstance")
+#: Largest value a limit may be set to: beyond it, arithmetic with floats is inexact.
+NUMBER_MAX = 2**53
 
 
 def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
@@ -74,7 +76,7 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
     1000000
     >>> limits_from({"page_max": 0}, Limits, "limits")
     Traceback (most recent call last):
-    ValueError: [limits] page_max must be positive, not 0
+    ValueError: [limits] page_max must be positive and at most 9007199254740992, not 0
     """
     defaults = kind()
     known = {f.name for f in fields(kind)}
@@ -88,8 +90,9 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
         if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
             raise ValueError(f"[{where}] {name} must be {'a whole number' if whole else 'a number'}"
                              f", not {value!r}")
-        if value <= 0:
-            raise ValueError(f"[{where}] {name} must be positive, not {value}")
+        if not 0 < value <= NUMBER_MAX:  # also refuses nan; inf is above
+            raise ValueError(f"[{where}] {name} must be positive and at most {NUMBER_MAX}, "
+                             f"not {value}")
         values[name] = value if whole else float(value)
     return replace(defaults, **values)
 
@@ -147,13 +150,26 @@ class Config:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-ca needs --tls-cert and --tls-key (this node's own)")
-        if self.limits.page_default > self.limits.page_max:
-            raise ValueError(f"[limits] page_default ({self.limits.page_default}) is above "
-                             f"page_max ({self.limits.page_max})")
+        self._check_limits()
         for url in (*self.peers, *filter(None, [self.advertise_url])):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"peer URL {url!r} must start with http:// or https://")
         return self
+
+    def _check_limits(self) -> None:
+        """Limits that only make sense together."""
+        from node.repo_ws import OUTBOX_BYTES_MAX  # the server's module: only when serving
+
+        limits, repo = self.limits, self.automerge.limits
+        for low, high in ((("limits", "page_default", limits.page_default),
+                           ("limits", "page_max", limits.page_max)),
+                          (("limits", "batch_events_max", limits.batch_events_max),
+                           ("limits", "queue_events_max", limits.queue_events_max)),
+                          (("automerge_limits", "served_bytes_max", repo.served_bytes_max),
+                           ("node.repo_ws", "OUTBOX_BYTES_MAX", OUTBOX_BYTES_MAX))):
+            if low[2] > high[2]:
+                raise ValueError(f"[{low[0]}] {low[1]} ({low[2]}) is above [{high[0]}] "
+                                 f"{high[1]} ({high[2]})")
 
     @property
     def peering(self) -> bool:

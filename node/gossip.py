@@ -35,10 +35,10 @@ log = structlog.get_logger(__name__)
 
 #: Seconds between checkpoint saves per link while it is busy.
 CHECKPOINT_INTERVAL_S = 5.0
-#: Failed links in a row (dials refused, or links that ended before a valid hello from
-#: another node) after which a learned (not configured) peer is forgotten, so dead
-#: addresses and this node's own under another name do not fill ``peers_max``. It is
-#: learned again if a peer still lists it.
+#: Failed links in a row (dials refused, or links that ended before any message from
+#: another node was handled) after which a learned (not configured) peer is forgotten,
+#: so dead addresses and this node's own under another name do not fill ``peers_max``.
+#: It is learned again if a peer still lists it.
 LEARNED_FAILURES_MAX = 8
 
 
@@ -158,8 +158,9 @@ class Gossip:
                 await self._run_until_down(runner, link, runner.url)
             await self._save_checkpoint(runner, force=True)
             retry_at = await self._machine(runner.machine.connection_failed, self._now())
-            # Counted since the peer's last valid hello, not the last dial that connected:
-            # an address that reaches this node itself connects every time.
+            # Counted since a message from the peer was last handled, not since the last
+            # dial that connected: an address that reaches this node itself connects
+            # every time.
             if runner.learned and runner.machine.failures >= LEARNED_FAILURES_MAX:
                 log.info("forgetting learned peer", peer=runner.url,
                          failures=runner.machine.failures)

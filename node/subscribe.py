@@ -52,7 +52,8 @@ RETRY_BASE_S = 0.5
 RETRY_MAX_S = 30.0
 #: Largest frame accepted from the node: a whole session arrives in one, as large as
 #: the node's default ``RepoLimits.served_bytes_max`` allows, plus the frame around it.
-#: A larger session is refused by the node with an error (``SubscribeError``).
+#: A larger session is refused by the node with an error (``SubscribeError``). Pass
+#: ``frame_bytes_max`` to ``projections`` for a node configured to serve larger ones.
 FRAME_BYTES_MAX = RepoLimits().served_bytes_max + 64 * 1024
 
 
@@ -88,7 +89,8 @@ def socket_url(node: str, token: str | None) -> str:
 
 
 async def projections(node: str, session_key: str, *, token: str | None = None,
-                      reconnect: bool = True) -> AsyncGenerator[dict[str, Any], None]:
+                      reconnect: bool = True, frame_bytes_max: int = FRAME_BYTES_MAX
+                      ) -> AsyncGenerator[dict[str, Any], None]:
     """Yield ``session_key``'s projection from ``node`` (``http://host:port``) now and
     after every change, until the caller stops iterating."""
     doc_text = automerge_url(session_key).removeprefix("automerge:")
@@ -98,7 +100,7 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
         while True:
             try:
                 async with http.ws_connect(socket_url(node, token),
-                                           max_msg_size=FRAME_BYTES_MAX,
+                                           max_msg_size=frame_bytes_max,
                                            heartbeat=30.0) as ws:
                     async for view in _follow(ws, replica, doc_text):
                         failures = 0

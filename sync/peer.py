@@ -120,11 +120,13 @@ class PeerSync:
         try:
             message = messages.parse(data)
             if isinstance(message, Hello):
-                return self._send(self._on_hello(message, now))
-            self._failures = 0
-            if isinstance(message, Events):
-                return self._send(self._on_events(message))
-            return self._send(self._on_ack(message, now))
+                replies = self._on_hello(message, now)
+            elif isinstance(message, Events):
+                replies = self._on_events(message)
+            else:
+                replies = self._on_ack(message, now)
+            self._failures = 0  # a message handled: the link works
+            return self._send(replies)
         except PeerFault:
             self.counters.faults += 1
             raise
@@ -159,8 +161,9 @@ class PeerSync:
 
     @property
     def failures(self) -> int:
-        """Connections lost or refused since the peer last said a valid hello: a dead
-        address and one that answers as this very node count up alike."""
+        """Connections lost or refused since a message from the peer was last handled: a
+        dead address, one that answers as this very node, and a peer whose every message
+        is refused count up alike."""
         return self._failures
 
     @property
@@ -200,7 +203,6 @@ class PeerSync:
         if hello.node == self.store.node_id:
             raise PeerFault("the peer has our own node id (is it this node?)",
                             field="hello.node")
-        self._failures = 0
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node

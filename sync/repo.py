@@ -376,20 +376,21 @@ class RepoConnection:
         grow the document too far, before automerge applies them."""
         unpack = UnpackLimits(self.limits.unpacked_bytes_max, self.limits.unpacked_rows_max)
         try:
-            summary = summarize_sync_message(data, unpack)
+            summary = summarize_sync_message(data, changes_max=unpack.rows_max)
+            if not summary.changes:
+                return
+            if self.access.read_only:  # before the costlier checks below
+                raise _Refuse(CLOSE_POLICY, "this token is read-only: document changes are "
+                                            "refused")
+            size = library.stored_bytes(session_key) + summary.change_bytes
+            if size > self.limits.document_bytes_max:
+                raise _Refuse(CLOSE_TOO_BIG, f"the document would grow to {size} bytes; "
+                                             f"the limit is {self.limits.document_bytes_max}")
+            summary.unpacked(unpack)
         except LimitExceeded as exc:
             raise _Refuse(CLOSE_TOO_BIG, exc.reason) from None
         except InvalidInput as exc:
             raise _Refuse(CLOSE_INVALID, exc.reason) from None
-        if not summary.changes:
-            return
-        if self.access.read_only:
-            raise _Refuse(CLOSE_POLICY, "this token is read-only: document changes are "
-                                        "refused")
-        size = library.stored_bytes(session_key) + summary.change_bytes
-        if size > self.limits.document_bytes_max:
-            raise _Refuse(CLOSE_TOO_BIG, f"the document would grow to {size} bytes; the "
-                                         f"limit is {self.limits.document_bytes_max}")
 
     def _send_sync(self, entry: _Doc, doc: SessionDoc, out: Outcome) -> None:
         data = doc.generate_sync_message(entry.state)

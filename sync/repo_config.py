@@ -28,12 +28,13 @@ class RepoLimits:
       be split.
     * ``unpacked_bytes_max`` (32 MiB), ``unpacked_rows_max`` (250,000): what the changes
       in one of a client's sync messages may unpack to: bytes once every deflated part
-      is inflated, and rows of operations and changes once every run-length is
-      expanded. Automerge unpacks before it checks, so without them a few kilobytes
-      could make the node allocate gigabytes; a larger message disconnects its sender.
-      Checking costs about a microsecond per encoded run, at most two runs per row
-      (0.4 s at the bound); a client's own edits are far below it, and a whole
-      10,000-message session a client sends back is about 90,000 rows and 1.5 MB.
+      is inflated and every repeated string copied, and rows of changes and operations
+      once every run length is expanded (also the most change entries in a message).
+      Automerge unpacks before it checks, so without them a few kilobytes could make
+      the node allocate gigabytes; a larger message disconnects its sender. Checking
+      costs about a microsecond per step (run, string, chunk, column, actor), at most
+      two steps per row: 0.4 s at the bound. A client's own edits are far below it; a
+      whole 10,000-message session a client sends back is about 90,000 rows and 1.5 MB.
     * ``documents_max`` (256): documents one connection may open or wait for.
     * ``frames_per_s`` (200), ``frames_burst`` (1,000): sustained and burst rate of
       frames; an app opening ``documents_max`` documents at once fits in the burst.

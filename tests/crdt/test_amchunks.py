@@ -78,7 +78,7 @@ def test_real_changes_and_documents_are_measured() -> None:
         tx.put(ROOT, "a", ScalarType.Int, 1)
     [plain] = [bytes(c.bytes) for c in small.get_changes([])]
     assert plain[8] == CHANGE
-    assert measure_chunks([plain, plain + plain], ROOMY).rows == 3
+    assert measure_chunks([plain, plain + plain], ROOMY).rows == 6  # a change and its op, x3
 
 
 def test_a_deflate_bomb_stops_at_the_bound() -> None:
@@ -113,7 +113,7 @@ def test_rows_count_literal_runs_and_booleans() -> None:
     literal = sleb(-3) + uleb(1) + uleb(300) + uleb(2**40)  # three values, one of 6 bytes
     booleans = uleb(2) + uleb(5)  # two false, five true
     body = change_body([(ACTION_COLUMN, literal + sleb(4) + uleb(7)), (0x34, booleans)])
-    assert measure_chunks([chunk(CHANGE, body)], ROOMY).rows == 7
+    assert measure_chunks([chunk(CHANGE, body)], ROOMY).rows == 1 + 7  # the change, its ops
 
 
 def test_many_small_runs_are_bounded_in_steps() -> None:
@@ -144,3 +144,36 @@ def test_any_bytes_are_measured_or_refused(data: bytes) -> None:
                       chunk(COMPRESSED, deflate(data))):
         with contextlib.suppress(InvalidInput):  # and nothing else
             measure_chunks([candidate], UnpackLimits(bytes_max=4096, rows_max=1000))
+
+
+def test_changes_without_operations_count_as_rows() -> None:
+    empty = chunk(CHANGE, change_body([]))
+    with pytest.raises(LimitExceeded, match="rows"):
+        measure_chunks([empty * 101], UnpackLimits(bytes_max=2**20, rows_max=100))
+
+
+def test_a_repeated_string_is_charged_what_it_expands_to() -> None:
+    key = b"k" * 1000
+    keys = sleb(10_000) + uleb(len(key)) + key  # one key for 10,000 operations: 10 MB
+    body = change_body([(0x15, keys)])  # the key string column
+    assert len(body) < 2000
+    with pytest.raises(LimitExceeded, match="bytes"):
+        measure_chunks([chunk(CHANGE, body)], UnpackLimits(bytes_max=2**20, rows_max=10**6))
+
+
+def test_structures_cost_steps_of_the_walk() -> None:
+    actors = uleb(0) + uleb(0)  # deps, then an actor of length 0 ...
+    many = uleb(1000) + b"\x00" * 1000  # ... and 1,000 empty other actors
+    body = actors + uleb(1) + uleb(1) + uleb(0) + uleb(0) + many + uleb(0)
+    with pytest.raises(LimitExceeded, match="runs, chunks, columns and actors"):
+        measure_chunks([chunk(CHANGE, body)], UnpackLimits(bytes_max=2**20, rows_max=100))
+    columns = change_body([(0x02, b"")] * 65)
+    with pytest.raises(InvalidInput, match="at most 64"):
+        measure_chunks([chunk(CHANGE, columns)], ROOMY)
+
+
+def test_a_number_may_not_run_on() -> None:
+    endless = sleb(-1) + b"\x80" * 10_000 + b"\x00"  # one literal of 10,001 bytes
+    body = change_body([(ACTION_COLUMN, endless)])
+    with pytest.raises(InvalidInput, match="bad number"):
+        measure_chunks([chunk(CHANGE, body)], ROOMY)

@@ -28,7 +28,7 @@ from crdt.amdoc import (
 )
 from crdt.amdoc_layout import _translated
 from crdt.amsync import SyncSummary, Touch, classify_patch, creator_of, summarize_sync_message
-from crdt.errors import InvalidInput, StoreError
+from crdt.errors import InvalidInput, LimitExceeded, StoreError
 
 ACTOR_A, ACTOR_B, ACTOR_C, ACTOR_D = (bytes([n]) * 16 for n in (0xA1, 0xB2, 0xC3, 0xD4))
 UNPACK = UnpackLimits(bytes_max=2**20, rows_max=10_000)
@@ -563,14 +563,14 @@ def test_garbage_sync_messages_are_invalid_input(data: bytes) -> None:
     with pytest.raises(InvalidInput):
         node.receive_sync_message(new_sync_state(), data)
     with pytest.raises(InvalidInput):
-        summarize_sync_message(data, UNPACK)
+        summarize_sync_message(data, changes_max=100)
 
 
 def test_sync_message_outline() -> None:
     node, client = filled(), Client()
     first = node.generate_sync_message(new_sync_state())
     assert first is not None
-    assert summarize_sync_message(first, UNPACK) == SyncSummary(1, 0, 0, 0)
+    assert summarize_sync_message(first, changes_max=100) == SyncSummary(1, 0, 0, 0)
     # A client that has nothing answers with an empty bloom filter, so the node's next
     # message carries every change. (A client's change is not always in its first
     # message: its hash can be a false positive in the other side's filter.)
@@ -581,14 +581,17 @@ def test_sync_message_outline() -> None:
     node.receive_sync_message(ours, back.encode())
     out = node.generate_sync_message(ours)
     assert out is not None
-    outline = summarize_sync_message(out, UNPACK)
+    outline = summarize_sync_message(out, changes_max=100)
     assert outline.heads == 1 and outline.changes >= 1 and outline.change_bytes > 0
-    assert outline.unpacked_bytes > 0 and outline.rows > 0
+    unpacked = outline.unpacked(UNPACK)
+    assert unpacked.bytes > 0 and unpacked.rows > 0
+    with pytest.raises(LimitExceeded):
+        summarize_sync_message(out, changes_max=0)
     for trailing in (b"\x00\x01", bytes(40)):  # automerge itself shrugs at some of these
         with pytest.raises(InvalidInput):
-            summarize_sync_message(out + trailing, UNPACK)
+            summarize_sync_message(out + trailing, changes_max=100)
     with pytest.raises(InvalidInput):
-        summarize_sync_message(out[:-5], UNPACK)
+        summarize_sync_message(out[:-5], changes_max=100)
 
 
 @pytest.mark.parametrize(("text", "touch"), [

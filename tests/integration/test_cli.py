@@ -233,7 +233,13 @@ async def automerge_flood(url: str, frames: int) -> str:
     ("[limits]\nbody_bytes_max = 1.5\n", "body_bytes_max must be a whole number"),
     ("[automerge_limits]\nframes_per_s = -1\n", "frames_per_s must be positive"),
     ("limits = 3\n", "limits must be a table"),
-    ("[limits]\npage_default = 50\npage_max = 10\n", "page_default (50) is above page_max"),
+    ("[limits]\npage_default = 50\npage_max = 10\n",
+     "[limits] page_default (50) is above [limits] page_max (10)"),
+    ("[automerge_limits]\nframes_per_s = nan\n", "frames_per_s must be positive and at most"),
+    ("[automerge_limits]\nframes_burst = 1" + "0" * 40 + "\n", "frames_burst must be positive"),
+    ("[limits]\nqueue_events_max = 10\n", "batch_events_max (1000) is above"),
+    ("[automerge_limits]\nserved_bytes_max = 1000000000\n",
+     "served_bytes_max (1000000000) is above [node.repo_ws] OUTBOX_BYTES_MAX"),
 ])
 def test_config_file_errors_name_the_setting(tmp_path: Path, text: str, problem: str) -> None:
     config = tmp_path / "clawsync.toml"

@@ -63,7 +63,9 @@ class WsApp:
         finally:
             for task in answering:
                 task.cancel()
-            await asyncio.gather(*answering, return_exceptions=True)
+            for result in await asyncio.gather(*answering, return_exceptions=True):
+                if not isinstance(result, (asyncio.CancelledError, type(None))):
+                    raise result  # the other client failed: say so, not just "timeout"
 
     async def closed(self) -> int | None:
         await self.pump(lambda: False)

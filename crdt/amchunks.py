@@ -30,8 +30,10 @@ Unpacked(bytes=0, rows=0)
 
 from __future__ import annotations
 
+import math
 import zlib
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from crdt.binreader import BinReader
@@ -41,7 +43,19 @@ MAGIC = bytes.fromhex("856f4a83")
 DOCUMENT, CHANGE, COMPRESSED = 0, 1, 2
 DEFLATE_BIT = 0b1000
 TYPE_BITS = 0b0111
-BOOLEAN, STRING, VALUE = 4, 5, 7
+DELTA, BOOLEAN, STRING, VALUE = 3, 4, 5, 7
+#: The operation columns that name what an operation changes: the object (actor,
+#: counter) and the key (an element's actor and counter, or a map key), with their types.
+KEY_COLUMNS = {0x01: 1, 0x02: 2, 0x11: 1, 0x13: DELTA, 0x15: STRING}
+#: Operations on one key of one object in one message. Automerge applies each against
+#: the others already on that key, so their cost grows with the square of their number
+#: (10,000 take about 0.3 s; 250,000 would stall the node for minutes). A client's edits
+#: and a relayed node change are far below it; a document's history of one field (the
+#: node rewrites ``event_count`` at each catch-up) could reach it only in a session
+#: caught up more than 10,000 times, sent whole by a client.
+KEY_OPERATIONS_MAX = 10_000
+#: What a column reads as once it has ended: nulls, forever.
+_ENDED: tuple[object, float] = (None, math.inf)
 HASH_BYTES = 32
 #: Bytes inflated per step: a bomb is stopped within this much of the bound.
 _INFLATE_STEP = 1024 * 1024
@@ -64,7 +78,7 @@ class Unpacked:
 #: Steps (runs, strings, chunks, columns, actors) read per message, as a multiple of
 #: ``rows_max``: bounds the time the walk takes (one Python step each) while leaving
 #: room for columns that change every row.
-RUNS_PER_ROW = 2
+RUNS_PER_ROW = 3
 #: Columns in one section of a chunk. Automerge writes about fifteen; more is not a
 #: chunk it made, and each costs automerge an allocation before it checks anything.
 COLUMNS_MAX = 64
@@ -76,6 +90,10 @@ class _Budget:
         self.bytes = 0
         self.rows = 0
         self.runs_left = RUNS_PER_ROW * limits.rows_max
+        self.key_operations: Counter[tuple[object, ...]] = Counter()
+        self.operation_rows = 0
+        #: The columns naming each operation section's keys, counted once all are read.
+        self.key_columns: list[dict[int, bytes]] = []
 
     def spend_run(self) -> None:
         self.runs_left -= 1
@@ -109,6 +127,9 @@ def measure_chunks(entries: Iterable[bytes | memoryview], limits: UnpackLimits) 
         while at < len(data):  # an entry may hold several chunks back to back
             budget.spend_run()
             at = _chunk(data, at, budget)
+    if budget.operation_rows > KEY_OPERATIONS_MAX:  # else no key can have too many
+        for columns in budget.key_columns:
+            _count_key_operations(columns, budget)
     return Unpacked(budget.bytes, budget.rows)
 
 
@@ -144,7 +165,7 @@ def _change(body: bytes, budget: _Budget) -> None:
     if any(spec & DEFLATE_BIT for spec, _ in columns):
         raise reader.fail("deflated columns (only documents may have them)")
     budget.spend_rows(1)  # the change itself, which may hold no operation
-    budget.spend_rows(_rows(reader, columns, budget, account_bytes=False))
+    _section(reader, columns, budget, account_bytes=False, operations=True)
 
 
 def _document(body: bytes, budget: _Budget) -> None:
@@ -154,8 +175,8 @@ def _document(body: bytes, budget: _Budget) -> None:
     change_columns = _columns(reader, budget, "change columns")
     op_columns = _columns(reader, budget, "operation columns")
     budget.spend_bytes(reader.at)
-    budget.spend_rows(_rows(reader, change_columns, budget, account_bytes=True))
-    budget.spend_rows(_rows(reader, op_columns, budget, account_bytes=True))
+    _section(reader, change_columns, budget, account_bytes=True, operations=False)
+    _section(reader, op_columns, budget, account_bytes=True, operations=True)
     budget.spend_bytes(len(body) - reader.at)  # head indexes
 
 
@@ -175,10 +196,12 @@ def _columns(reader: BinReader, budget: _Budget, what: str) -> list[tuple[int, i
     return [(reader.uleb(what), reader.uleb(what)) for _ in range(count)]
 
 
-def _rows(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
-          account_bytes: bool) -> int:
-    """The most rows any numeric column of a section holds (the section's row count)."""
+def _section(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
+             account_bytes: bool, operations: bool) -> None:
+    """Charge a section's rows (the most any column holds) and, for operations, count
+    them per key."""
     rows = 0
+    keys: dict[int, bytes] = {}
     for spec, length in columns:
         raw = reader.take(length, "column data")
         if spec & DEFLATE_BIT:
@@ -192,7 +215,66 @@ def _rows(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
             rows = max(rows, _string_rows(raw, budget))
         elif kind != VALUE:
             rows = max(rows, _run_rows(raw, budget))
-    return rows
+        if spec & ~DEFLATE_BIT in KEY_COLUMNS:
+            keys[spec & ~DEFLATE_BIT] = raw
+    budget.spend_rows(rows)
+    if operations:
+        budget.operation_rows += rows
+        budget.key_columns.append(keys)
+
+
+def _count_key_operations(columns: dict[int, bytes], budget: _Budget) -> None:
+    """Count operations per (object, key) over the whole message, reading the five
+    columns that name them in step, a run of equal rows at a time."""
+    runs = [_runs(columns.get(spec, b""), kind) for spec, kind in KEY_COLUMNS.items()]
+    current: list[tuple[object, float]] = [next(run, _ENDED) for run in runs]
+    while True:
+        step = min(count for _, count in current)
+        if step == math.inf:
+            return
+        budget.spend_run()
+        key = tuple(value for value, _ in current)
+        budget.key_operations[key] += int(step)
+        if budget.key_operations[key] > KEY_OPERATIONS_MAX:
+            raise LimitExceeded(f"more than {KEY_OPERATIONS_MAX} operations on one key",
+                                field="data")
+        for i, (value, count) in enumerate(current):
+            current[i] = (value, count - step) if count > step else next(runs[i], _ENDED)
+
+
+def _runs(column: bytes, kind: int) -> Iterator[tuple[object, int]]:
+    """(value, rows) runs of a column of actors, integers, deltas (as running sums) or
+    strings; None for nulls."""
+    reader = BinReader(column, "a column")
+    total = 0  # a delta column's running sum
+
+    def value() -> object:
+        nonlocal total
+        if kind == STRING:
+            return reader.take(reader.uleb("a string"), "a string")
+        if kind == DELTA:
+            total += reader.sleb("a delta")
+            return total
+        return reader.uleb("a value")
+
+    while reader.at < len(column):
+        count = reader.sleb("a run")
+        if count > 0:
+            if kind == DELTA:
+                delta = reader.sleb("a delta")
+                if delta:  # every row a different number
+                    for _ in range(count):
+                        total += delta
+                        yield total, 1
+                    continue
+                yield total, count
+            else:
+                yield value(), count
+        elif count < 0:
+            for _ in range(-count):
+                yield value(), 1
+        else:
+            yield None, reader.uleb("a null run")
 
 
 def _inflate(raw: bytes, budget: _Budget, what: str) -> bytes:

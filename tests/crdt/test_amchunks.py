@@ -11,7 +11,15 @@ from automerge.core import ROOT, Document, ObjType, ScalarType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crdt.amchunks import CHANGE, COMPRESSED, DOCUMENT, MAGIC, UnpackLimits, measure_chunks
+from crdt.amchunks import (
+    CHANGE,
+    COMPRESSED,
+    DOCUMENT,
+    KEY_OPERATIONS_MAX,
+    MAGIC,
+    UnpackLimits,
+    measure_chunks,
+)
 from crdt.errors import InvalidInput, LimitExceeded
 
 ROOMY = UnpackLimits(bytes_max=2**30, rows_max=10**9)
@@ -177,3 +185,28 @@ def test_a_number_may_not_run_on() -> None:
     body = change_body([(ACTION_COLUMN, endless)])
     with pytest.raises(InvalidInput, match="bad number"):
         measure_chunks([chunk(CHANGE, body)], ROOMY)
+
+
+def key_operations(columns: list[tuple[int, bytes]], rows: int) -> bytes:
+    """A change of ``rows`` operations that set nulls, keyed by ``columns``."""
+    return chunk(CHANGE, change_body([*columns, (ACTION_COLUMN, sleb(rows) + uleb(1))]))
+
+
+@pytest.mark.parametrize("columns", [
+    [(0x15, sleb(10_001) + uleb(1) + b"k")],  # one map key, a run
+    [(0x15, sleb(-20_002) + (uleb(1) + b"a" + uleb(1) + b"b") * 10_001)],  # two, alternating
+    [(0x11, sleb(10_001) + uleb(0)), (0x13, sleb(1) + sleb(7) + sleb(10_000) + sleb(0))],
+])
+def test_too_many_operations_on_one_key_are_refused(columns: list[tuple[int, bytes]]) -> None:
+    rows = 20_002 if len(columns[0][1]) > 1000 else 10_001
+    with pytest.raises(LimitExceeded, match=f"more than {KEY_OPERATIONS_MAX} operations on one"):
+        measure_chunks([key_operations(columns, rows)], ROOMY)
+
+
+def test_operations_on_many_keys_pass() -> None:
+    doc = busy_document(KEY_OPERATIONS_MAX + 2000)  # one change, every key once
+    [change] = [bytes(c.bytes) for c in doc.get_changes([])]
+    assert measure_chunks([change], ROOMY).rows > KEY_OPERATIONS_MAX
+    counting = sleb(10_001) + sleb(1)  # element counters 1, 2, 3, ...: all different
+    measure_chunks([key_operations([(0x11, sleb(10_001) + uleb(0)), (0x13, counting)],
+                                   10_001)], ROOMY)

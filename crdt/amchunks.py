@@ -211,10 +211,8 @@ def _section(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
         kind = spec & TYPE_BITS
         if kind == BOOLEAN:
             rows = max(rows, _boolean_rows(raw, budget))
-        elif kind == STRING:
-            rows = max(rows, _string_rows(raw, budget))
         elif kind != VALUE:
-            rows = max(rows, _run_rows(raw, budget))
+            rows = max(rows, _run_rows(raw, budget, strings=kind == STRING))
         if spec & ~DEFLATE_BIT in KEY_COLUMNS:
             keys[spec & ~DEFLATE_BIT] = raw
     budget.spend_rows(rows)
@@ -295,43 +293,28 @@ def _inflate(raw: bytes, budget: _Budget, what: str) -> bytes:
     return b"".join(parts)
 
 
-def _run_rows(column: bytes, budget: _Budget) -> int:
-    """Rows of a run-length encoded column of LEB128 numbers: a signed count, then one
-    value repeated (count > 0), -count literal values (count < 0), or a null run whose
-    length follows (count = 0). Stops counting past ``rows_max``."""
+def _run_rows(column: bytes, budget: _Budget, strings: bool = False) -> int:
+    """Rows of a run-length encoded column: a signed count, then one value repeated
+    (count > 0), -count literal values (count < 0), or a null run whose length follows
+    (count = 0). Values are LEB128 numbers, or ``strings`` (LEB128 length, then UTF-8),
+    which are charged the bytes they expand to: automerge copies a repeated string once
+    per row (map keys, change messages). Stops counting past ``rows_max``."""
     reader = BinReader(column, "a column")
     rows = 0
     while reader.at < len(column) and rows <= budget.limits.rows_max:
         budget.spend_run()
         count = reader.sleb("a run")
-        if count > 0:
-            reader.skip_lebs(1, "a run")
-        elif count < 0:
-            reader.skip_lebs(-count, "a run")
-        else:
+        values = 1 if count > 0 else -count
+        if count == 0:
             count = reader.uleb("a null run")
-        rows += max(abs(count), 1)  # an empty run still costs a step to read
-    return rows
-
-
-def _string_rows(column: bytes, budget: _Budget) -> int:
-    """Rows of a run-length encoded column of strings (LEB128 length, then UTF-8);
-    charges the bytes they expand to, since automerge copies a repeated string once per
-    row (map keys, change messages)."""
-    reader = BinReader(column, "a column")
-    rows = 0
-    while reader.at < len(column) and rows <= budget.limits.rows_max:
-        budget.spend_run()
-        count = reader.sleb("a run")
-        if count > 0:
-            budget.spend_bytes(count * len(reader.take(reader.uleb("a string"), "a string")))
-        elif count < 0:
-            for _ in range(-count):
+        elif not strings:
+            reader.skip_lebs(values, "a run")
+        else:
+            for _ in range(values):
                 budget.spend_run()
-                budget.spend_bytes(len(reader.take(reader.uleb("a string"), "a string")))
-        else:
-            count = reader.uleb("a null run")
-        rows += max(abs(count), 1)
+                string = reader.take(reader.uleb("a string"), "a string")
+                budget.spend_bytes(len(string) * max(count, 1))
+        rows += max(abs(count), 1)  # an empty run still costs a step to read
     return rows
 
 

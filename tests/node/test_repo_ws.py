@@ -227,6 +227,28 @@ async def test_hostile_frames_close_only_their_connection(
     await honest.pump(lambda: has_messages(honest.app, S1, 2))
 
 
+async def test_a_deflate_bomb_closes_only_its_connection(
+        make_node: NodeFactory, make_event: EventFactory, clients: list[Any]) -> None:
+    from tests.crdt.test_amchunks import chunk, deflate, uleb
+
+    node = await make_node()
+    await post(node, "s1", make_event(1))
+    session, honest = await connect(node, App(peer="honest"))
+    clients.append(session)
+    await honest.open()
+    session, hostile = await connect(node, App(peer="hostile"))
+    clients.append(session)
+    await hostile.open()
+    bomb = chunk(2, deflate(bytes(256 * 1024 * 1024)))  # 256 MiB of zeros in 256 KiB
+    message = b"\x42" + uleb(0) * 3 + uleb(1) + uleb(len(bomb)) + bomb
+    await hostile.send(hostile.app.frame(type="sync", targetId=hostile.app.server,
+                                         documentId=S1, data=message))
+    assert await hostile.closed() == CLOSE_TOO_BIG
+    assert "unpack to more than" in hostile.app.errors[0]
+    await post(node, "s1", make_event(2))
+    await honest.pump(lambda: has_messages(honest.app, S1, 2))
+
+
 async def test_wrong_sender_and_flood_close(make_node: NodeFactory, make_event: EventFactory,
                                             clients: list[Any]) -> None:
     limits = RepoLimits(frames_burst=30, frames_per_s=1)

@@ -49,7 +49,8 @@ DELTA, BOOLEAN, STRING, VALUE = 3, 4, 5, 7
 KEY_COLUMNS = {0x01: 1, 0x02: 2, 0x11: 1, 0x13: DELTA, 0x15: STRING}
 #: Operations on one key of one object in one message. Automerge applies each against
 #: the others already on that key, so their cost grows with the square of their number
-#: (10,000 take about 0.3 s; 250,000 would stall the node for minutes). A client's edits
+#: (10,000 take about 0.3 s; 250,000 would stall the node for minutes); the sum of those
+#: squares over every key is held to this one's square too. A client's edits
 #: and a relayed node change are far below it; a document's history of one field (the
 #: node rewrites ``event_count`` at each catch-up) could reach it only in a session
 #: caught up more than 10,000 times, sent whole by a client.
@@ -90,10 +91,12 @@ class _Budget:
         self.bytes = 0
         self.rows = 0
         self.runs_left = RUNS_PER_ROW * limits.rows_max
-        self.key_operations: Counter[tuple[object, ...]] = Counter()
+        self.key_operations: Counter[tuple[object, object]] = Counter()
+        #: The sum of the squares of operations per key: what applying them costs.
+        self.key_cost = 0
         self.operation_rows = 0
         #: The columns naming each operation section's keys, counted once all are read.
-        self.key_columns: list[dict[int, bytes]] = []
+        self.key_columns: list[tuple[dict[int, bytes], list[bytes]]] = []
 
     def spend_run(self) -> None:
         self.runs_left -= 1
@@ -128,8 +131,8 @@ def measure_chunks(entries: Iterable[bytes | memoryview], limits: UnpackLimits) 
             budget.spend_run()
             at = _chunk(data, at, budget)
     if budget.operation_rows > KEY_OPERATIONS_MAX:  # else no key can have too many
-        for columns in budget.key_columns:
-            _count_key_operations(columns, budget)
+        for columns, actors in budget.key_columns:
+            _count_key_operations(columns, actors, budget)
     return Unpacked(budget.bytes, budget.rows)
 
 
@@ -155,35 +158,41 @@ def _chunk(data: bytes, at: int, budget: _Budget) -> int:
 def _change(body: bytes, budget: _Budget) -> None:
     reader = BinReader(body, "a change")
     reader.take(reader.uleb("deps") * HASH_BYTES, "deps")
-    reader.take(reader.uleb("actor"), "actor")
+    author = reader.take(reader.uleb("actor"), "actor")
     reader.uleb("seq")
     reader.uleb("start_op")
     reader.uleb("time")
     reader.take(reader.uleb("message"), "message")
-    _actors(reader, budget, "other actors")
+    actors = _actors(reader, budget, "other actors", [author])
     columns = _columns(reader, budget, "operation columns")
     if any(spec & DEFLATE_BIT for spec, _ in columns):
         raise reader.fail("deflated columns (only documents may have them)")
     budget.spend_rows(1)  # the change itself, which may hold no operation
-    _section(reader, columns, budget, account_bytes=False, operations=True)
+    _section(reader, columns, budget, account_bytes=False, actors=actors)
 
 
 def _document(body: bytes, budget: _Budget) -> None:
     reader = BinReader(body, "a document")
-    _actors(reader, budget, "actors")
+    actors = _actors(reader, budget, "actors", [])
     reader.take(reader.uleb("heads") * HASH_BYTES, "heads")
     change_columns = _columns(reader, budget, "change columns")
     op_columns = _columns(reader, budget, "operation columns")
     budget.spend_bytes(reader.at)
-    _section(reader, change_columns, budget, account_bytes=True, operations=False)
-    _section(reader, op_columns, budget, account_bytes=True, operations=True)
+    _section(reader, change_columns, budget, account_bytes=True, actors=None)
+    _section(reader, op_columns, budget, account_bytes=True, actors=actors)
     budget.spend_bytes(len(body) - reader.at)  # head indexes
 
 
-def _actors(reader: BinReader, budget: _Budget, what: str) -> None:
+def _actors(reader: BinReader, budget: _Budget, what: str, actors: list[bytes]
+            ) -> list[bytes]:
+    """``actors`` followed by the chunk's list of them. Automerge never lists an actor
+    twice; a chunk that does could name one object or key in several ways."""
     for _ in range(reader.uleb(what)):
         budget.spend_run()
-        reader.take(reader.uleb(what), what)
+        actors.append(reader.take(reader.uleb(what), what))
+    if len(set(actors)) < len(actors):
+        raise reader.fail(f"an actor is listed twice in its {what}")
+    return actors
 
 
 def _columns(reader: BinReader, budget: _Budget, what: str) -> list[tuple[int, int]]:
@@ -197,9 +206,10 @@ def _columns(reader: BinReader, budget: _Budget, what: str) -> list[tuple[int, i
 
 
 def _section(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
-             account_bytes: bool, operations: bool) -> None:
-    """Charge a section's rows (the most any column holds) and, for operations, count
-    them per key."""
+             account_bytes: bool, actors: list[bytes] | None) -> None:
+    """Charge a section's rows (the most any column holds) and, for a section of
+    operations (``actors`` given: what its actor indexes name), keep what names their
+    keys for counting."""
     rows = 0
     keys: dict[int, bytes] = {}
     for spec, length in columns:
@@ -216,14 +226,17 @@ def _section(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
         if spec & ~DEFLATE_BIT in KEY_COLUMNS:
             keys[spec & ~DEFLATE_BIT] = raw
     budget.spend_rows(rows)
-    if operations:
+    if actors is not None:
         budget.operation_rows += rows
-        budget.key_columns.append(keys)
+        budget.key_columns.append((keys, actors))
 
 
-def _count_key_operations(columns: dict[int, bytes], budget: _Budget) -> None:
+def _count_key_operations(columns: dict[int, bytes], actors: list[bytes],
+                          budget: _Budget) -> None:
     """Count operations per (object, key) over the whole message, reading the five
-    columns that name them in step, a run of equal rows at a time."""
+    columns that name them in step, a run of equal rows at a time. Actor indexes are
+    read as the actors they name (each chunk numbers its own), and every object or
+    element with counter 0 as the root or the head of a list, as automerge does."""
     runs = [_runs(columns.get(spec, b""), kind) for spec, kind in KEY_COLUMNS.items()]
     current: list[tuple[object, float]] = [next(run, _ENDED) for run in runs]
     while True:
@@ -231,13 +244,30 @@ def _count_key_operations(columns: dict[int, bytes], budget: _Budget) -> None:
         if step == math.inf:
             return
         budget.spend_run()
-        key = tuple(value for value, _ in current)
-        budget.key_operations[key] += int(step)
-        if budget.key_operations[key] > KEY_OPERATIONS_MAX:
+        obj_actor, obj_counter, key_actor, key_counter, key_string = (
+            value for value, _ in current)
+        key = (_id(obj_actor, obj_counter, actors), key_string
+               if key_string is not None else _id(key_actor, key_counter, actors))
+        before = budget.key_operations[key]
+        after = budget.key_operations[key] = before + int(step)
+        if after > KEY_OPERATIONS_MAX:
             raise LimitExceeded(f"more than {KEY_OPERATIONS_MAX} operations on one key",
                                 field="data")
+        budget.key_cost += after * after - before * before
+        if budget.key_cost > KEY_OPERATIONS_MAX**2:
+            raise LimitExceeded(f"operations that share keys cost more than "
+                                f"{KEY_OPERATIONS_MAX} on one key", field="data")
         for i, (value, count) in enumerate(current):
             current[i] = (value, count - step) if count > step else next(runs[i], _ENDED)
+
+
+def _id(actor: object, counter: object, actors: list[bytes]) -> object:
+    """An object or element id as (actor bytes, counter); None for the root or head."""
+    if not counter:
+        return None
+    if not isinstance(actor, int) or actor >= len(actors):
+        raise InvalidInput(f"a change names actor {actor!r} of {len(actors)}", field="data")
+    return actors[actor], counter
 
 
 def _runs(column: bytes, kind: int) -> Iterator[tuple[object, int]]:

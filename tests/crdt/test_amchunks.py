@@ -49,9 +49,11 @@ def chunk(kind: int, body: bytes) -> bytes:
     return MAGIC + b"\x00" * 4 + bytes([kind]) + uleb(len(body)) + body
 
 
-def change_body(columns: list[tuple[int, bytes]]) -> bytes:
-    """A change by a 16-byte actor, no deps, seq 1, start_op 1, no message."""
-    head = uleb(0) + uleb(16) + b"\x01" * 16 + uleb(1) + uleb(1) + uleb(0) + uleb(0) + uleb(0)
+def change_body(columns: list[tuple[int, bytes]], author: bytes = b"\x01" * 16,
+                others: tuple[bytes, ...] = ()) -> bytes:
+    """A change by ``author`` naming ``others``, no deps, seq 1, start_op 1, no message."""
+    head = (uleb(0) + uleb(len(author)) + author + uleb(1) + uleb(1) + uleb(0) + uleb(0)
+            + uleb(len(others)) + b"".join(uleb(len(o)) + o for o in others))
     meta = uleb(len(columns)) + b"".join(uleb(spec) + uleb(len(data)) for spec, data in columns)
     return head + meta + b"".join(data for _, data in columns)
 
@@ -199,8 +201,16 @@ def key_operations(columns: list[tuple[int, bytes]], rows: int) -> bytes:
 ])
 def test_too_many_operations_on_one_key_are_refused(columns: list[tuple[int, bytes]]) -> None:
     rows = 20_002 if len(columns[0][1]) > 1000 else 10_001
-    with pytest.raises(LimitExceeded, match=f"more than {KEY_OPERATIONS_MAX} operations on one"):
+    with pytest.raises(LimitExceeded, match=f"{KEY_OPERATIONS_MAX} (operations )?on one key"):
         measure_chunks([key_operations(columns, rows)], ROOMY)
+
+
+def test_operations_on_a_few_keys_are_refused_together() -> None:
+    keys = b"".join(sleb(6_000) + uleb(1) + name for name in (b"a", b"b", b"c"))
+    with pytest.raises(LimitExceeded, match="operations that share keys cost more"):
+        measure_chunks([key_operations([(0x15, keys)], 18_000)], ROOMY)
+    two = b"".join(sleb(6_000) + uleb(1) + name for name in (b"a", b"b"))
+    assert measure_chunks([key_operations([(0x15, two)], 12_000)], ROOMY).rows == 12_001
 
 
 def test_operations_on_many_keys_pass() -> None:
@@ -210,3 +220,19 @@ def test_operations_on_many_keys_pass() -> None:
     counting = sleb(10_001) + sleb(1)  # element counters 1, 2, 3, ...: all different
     measure_chunks([key_operations([(0x11, sleb(10_001) + uleb(0)), (0x13, counting)],
                                    10_001)], ROOMY)
+
+
+def test_one_object_is_counted_whatever_index_names_its_actor() -> None:
+    a, c = b"\x0a" * 16, b"\x0c" * 16
+    ops = [(0x15, sleb(6_000) + uleb(1) + b"k"), (ACTION_COLUMN, sleb(6_000) + uleb(1))]
+    # Object (c, 5): actor index 1 in a change by a, index 0 in a change by c.
+    by_a = change_body([(0x01, sleb(6_000) + uleb(1)), (0x02, sleb(6_000) + uleb(5)), *ops],
+                       author=a, others=(c,))
+    by_c = change_body([(0x01, sleb(6_000) + uleb(0)), (0x02, sleb(6_000) + uleb(5)), *ops],
+                       author=c)
+    with pytest.raises(LimitExceeded, match="on one key"):
+        measure_chunks([chunk(CHANGE, by_a) + chunk(CHANGE, by_c)], ROOMY)
+    with pytest.raises(InvalidInput, match="listed twice"):
+        measure_chunks([chunk(CHANGE, change_body([], author=a, others=(c, c)))], ROOMY)
+    with pytest.raises(InvalidInput, match="listed twice"):
+        measure_chunks([chunk(CHANGE, change_body([], author=a, others=(a,)))], ROOMY)

@@ -30,13 +30,14 @@ Unpacked(bytes=0, rows=0)
 
 from __future__ import annotations
 
+import hashlib
 import math
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from crdt.binreader import BinReader
+from crdt.binreader import BinReader, uleb
 from crdt.errors import InvalidInput, LimitExceeded
 
 MAGIC = bytes.fromhex("856f4a83")
@@ -55,6 +56,10 @@ KEY_COLUMNS = {0x01: 1, 0x02: 2, 0x11: 1, 0x13: DELTA, 0x15: STRING}
 #: node rewrites ``event_count`` at each catch-up) could reach it only in a session
 #: caught up more than 10,000 times, sent whole by a client.
 KEY_OPERATIONS_MAX = 10_000
+#: Changes in one message that no other change of it depends on (each becomes a head of
+#: the document). The node reads what a message changed by diffing the heads before
+#: and after, which costs the square of their number; a client's changes form a chain.
+HEADS_MAX = 1000
 #: What a column reads as once it has ended: nulls, forever.
 _ENDED: tuple[object, float] = (None, math.inf)
 HASH_BYTES = 32
@@ -94,6 +99,11 @@ class _Budget:
         self.key_operations: Counter[tuple[object, object]] = Counter()
         #: The sum of the squares of operations per key: what applying them costs.
         self.key_cost = 0
+        #: Hashes of the changes read, the changes they depend on, and the heads of the
+        #: documents read: what the message adds to the document's heads.
+        self.hashes: set[bytes] = set()
+        self.deps: set[bytes] = set()
+        self.document_heads = 0
         self.operation_rows = 0
         #: The columns naming each operation section's keys, counted once all are read.
         self.key_columns: list[tuple[dict[int, bytes], list[bytes]]] = []
@@ -130,6 +140,10 @@ def measure_chunks(entries: Iterable[bytes | memoryview], limits: UnpackLimits) 
         while at < len(data):  # an entry may hold several chunks back to back
             budget.spend_run()
             at = _chunk(data, at, budget)
+    heads = len(budget.hashes - budget.deps) + budget.document_heads
+    if heads > HEADS_MAX:
+        raise LimitExceeded(f"changes would add {heads} concurrent heads; the limit is "
+                            f"{HEADS_MAX}", field="data")
     if budget.operation_rows > KEY_OPERATIONS_MAX:  # else no key can have too many
         for columns, actors in budget.key_columns:
             _count_key_operations(columns, actors, budget)
@@ -157,7 +171,10 @@ def _chunk(data: bytes, at: int, budget: _Budget) -> int:
 
 def _change(body: bytes, budget: _Budget) -> None:
     reader = BinReader(body, "a change")
-    reader.take(reader.uleb("deps") * HASH_BYTES, "deps")
+    deps = reader.take(reader.uleb("deps") * HASH_BYTES, "deps")
+    # automerge's hash of a change: of its chunk type, length and (inflated) body
+    budget.hashes.add(hashlib.sha256(bytes([CHANGE]) + uleb(len(body)) + body).digest())
+    budget.deps.update(deps[i:i + HASH_BYTES] for i in range(0, len(deps), HASH_BYTES))
     author = reader.take(reader.uleb("actor"), "actor")
     reader.uleb("seq")
     reader.uleb("start_op")
@@ -174,7 +191,9 @@ def _change(body: bytes, budget: _Budget) -> None:
 def _document(body: bytes, budget: _Budget) -> None:
     reader = BinReader(body, "a document")
     actors = _actors(reader, budget, "actors", [])
-    reader.take(reader.uleb("heads") * HASH_BYTES, "heads")
+    heads = reader.uleb("heads")
+    budget.document_heads += heads
+    reader.take(heads * HASH_BYTES, "heads")
     change_columns = _columns(reader, budget, "change columns")
     op_columns = _columns(reader, budget, "operation columns")
     budget.spend_bytes(reader.at)

@@ -19,6 +19,20 @@ LEB_BYTES_MAX = 10
 _CONTINUATION = bytes(range(0x80, 0x100))
 
 
+def uleb(value: int) -> bytes:
+    """``value`` (>= 0) as unsigned LEB128.
+
+    >>> uleb(624485).hex()
+    'e58e26'
+    """
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
 class BinReader:
     """Reads ``data`` from ``at``; every error is ``InvalidInput`` on field ``data``."""
 

@@ -4,6 +4,7 @@ and hand-made bombs."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import zlib
 
 import pytest
@@ -15,24 +16,17 @@ from crdt.amchunks import (
     CHANGE,
     COMPRESSED,
     DOCUMENT,
+    HEADS_MAX,
     KEY_OPERATIONS_MAX,
     MAGIC,
     UnpackLimits,
     measure_chunks,
 )
+from crdt.binreader import uleb
 from crdt.errors import InvalidInput, LimitExceeded
 
 ROOMY = UnpackLimits(bytes_max=2**30, rows_max=10**9)
 ACTION_COLUMN = 0x42  # id 4, integer: one row per operation
-
-
-def uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def sleb(value: int) -> bytes:
@@ -236,3 +230,23 @@ def test_one_object_is_counted_whatever_index_names_its_actor() -> None:
         measure_chunks([chunk(CHANGE, change_body([], author=a, others=(c, c)))], ROOMY)
     with pytest.raises(InvalidInput, match="listed twice"):
         measure_chunks([chunk(CHANGE, change_body([], author=a, others=(a,)))], ROOMY)
+
+
+def test_concurrent_changes_are_bounded_and_chains_are_not() -> None:
+    def change(n: int, dep: bytes = b"") -> bytes:
+        body = (uleb(len(dep) // 32) + dep + uleb(4) + n.to_bytes(4, "big") + uleb(1)
+                + uleb(1) + uleb(0) + uleb(0) + uleb(0) + uleb(0))
+        return body
+
+    def hash_of(body: bytes) -> bytes:
+        return hashlib.sha256(bytes([CHANGE]) + uleb(len(body)) + body).digest()
+
+    apart = b"".join(chunk(CHANGE, change(n)) for n in range(HEADS_MAX + 1))
+    with pytest.raises(LimitExceeded, match=f"{HEADS_MAX + 1} concurrent heads"):
+        measure_chunks([apart], ROOMY)
+    chain, dep = [], b""
+    for n in range(HEADS_MAX + 500):
+        body = change(n, dep)
+        chain.append(chunk(CHANGE, body))
+        dep = hash_of(body)
+    assert measure_chunks([b"".join(chain)], ROOMY).rows == HEADS_MAX + 500

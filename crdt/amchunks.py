@@ -36,6 +36,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from crdt.binreader import BinReader, uleb
 from crdt.errors import InvalidInput, LimitExceeded
@@ -48,6 +49,16 @@ DELTA, BOOLEAN, STRING, VALUE = 3, 4, 5, 7
 #: The operation columns that name what an operation changes: the object (actor,
 #: counter) and the key (an element's actor and counter, or a map key), with their types.
 KEY_COLUMNS = {0x01: 1, 0x02: 2, 0x11: 1, 0x13: DELTA, 0x15: STRING}
+#: The operation columns that say which object an operation is in, its own id (a
+#: document's; a change numbers its operations from its start_op) and its action.
+NESTING_COLUMNS = {0x01: 1, 0x02: 2, 0x21: 1, 0x23: DELTA, 0x42: 2}
+#: Actions that make an object: map, list, text, table.
+MAKE_ACTIONS = frozenset({0, 2, 4, 6})
+#: Objects one message may nest inside each other. Every change the node reads comes
+#: with the path from the root to each object it touched, so a chain of new objects
+#: costs the square of its depth (16,000 levels made automerge abort the process). A
+#: session document nests about 35 deep at most (JSON values are 32).
+NESTING_MAX = 64
 #: Operations on one key of one object in one message. Automerge applies each against
 #: the others already on that key, so their cost grows with the square of their number
 #: (10,000 take about 0.3 s; 250,000 would stall the node for minutes); the sum of those
@@ -105,8 +116,12 @@ class _Budget:
         self.deps: set[bytes] = set()
         self.document_heads = 0
         self.operation_rows = 0
-        #: The columns naming each operation section's keys, counted once all are read.
-        self.key_columns: list[tuple[dict[int, bytes], list[bytes]]] = []
+        #: Per operation section: the columns naming its objects, keys and ids, its
+        #: actors and its first operation's counter (a change's; None for a document),
+        #: read once all are measured.
+        self.sections: list[tuple[dict[int, bytes], list[bytes], int | None]] = []
+        #: Depth of each object made in the message (objects made before count as 0).
+        self.depths: dict[object, int] = {}
 
     def spend_run(self) -> None:
         self.runs_left -= 1
@@ -144,8 +159,10 @@ def measure_chunks(entries: Iterable[bytes | memoryview], limits: UnpackLimits) 
     if heads > HEADS_MAX:
         raise LimitExceeded(f"changes would add {heads} concurrent heads; the limit is "
                             f"{HEADS_MAX}", field="data")
-    if budget.operation_rows > KEY_OPERATIONS_MAX:  # else no key can have too many
-        for columns, actors in budget.key_columns:
+    for columns, actors, first_op in budget.sections:
+        if budget.operation_rows > NESTING_MAX:  # else no chain can be too deep
+            _check_nesting(columns, actors, first_op, budget)
+        if budget.operation_rows > KEY_OPERATIONS_MAX:  # else no key can have too many
             _count_key_operations(columns, actors, budget)
     return Unpacked(budget.bytes, budget.rows)
 
@@ -177,7 +194,7 @@ def _change(body: bytes, budget: _Budget) -> None:
     budget.deps.update(deps[i:i + HASH_BYTES] for i in range(0, len(deps), HASH_BYTES))
     author = reader.take(reader.uleb("actor"), "actor")
     reader.uleb("seq")
-    reader.uleb("start_op")
+    start_op = reader.uleb("start_op")
     reader.uleb("time")
     reader.take(reader.uleb("message"), "message")
     actors = _actors(reader, budget, "other actors", [author])
@@ -185,7 +202,7 @@ def _change(body: bytes, budget: _Budget) -> None:
     if any(spec & DEFLATE_BIT for spec, _ in columns):
         raise reader.fail("deflated columns (only documents may have them)")
     budget.spend_rows(1)  # the change itself, which may hold no operation
-    _section(reader, columns, budget, account_bytes=False, actors=actors)
+    _section(reader, columns, budget, account_bytes=False, actors=actors, first_op=start_op)
 
 
 def _document(body: bytes, budget: _Budget) -> None:
@@ -198,7 +215,7 @@ def _document(body: bytes, budget: _Budget) -> None:
     op_columns = _columns(reader, budget, "operation columns")
     budget.spend_bytes(reader.at)
     _section(reader, change_columns, budget, account_bytes=True, actors=None)
-    _section(reader, op_columns, budget, account_bytes=True, actors=actors)
+    _section(reader, op_columns, budget, account_bytes=True, actors=actors, first_op=None)
     budget.spend_bytes(len(body) - reader.at)  # head indexes
 
 
@@ -225,10 +242,11 @@ def _columns(reader: BinReader, budget: _Budget, what: str) -> list[tuple[int, i
 
 
 def _section(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
-             account_bytes: bool, actors: list[bytes] | None) -> None:
+             account_bytes: bool, actors: list[bytes] | None,
+             first_op: int | None = None) -> None:
     """Charge a section's rows (the most any column holds) and, for a section of
     operations (``actors`` given: what its actor indexes name), keep what names their
-    keys for counting."""
+    objects, keys and ids for the checks that follow."""
     rows = 0
     keys: dict[int, bytes] = {}
     for spec, length in columns:
@@ -242,33 +260,25 @@ def _section(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
             rows = max(rows, _boolean_rows(raw, budget))
         elif kind != VALUE:
             rows = max(rows, _run_rows(raw, budget, strings=kind == STRING))
-        if spec & ~DEFLATE_BIT in KEY_COLUMNS:
+        if spec & ~DEFLATE_BIT in KEY_COLUMNS.keys() | NESTING_COLUMNS.keys():
             keys[spec & ~DEFLATE_BIT] = raw
     budget.spend_rows(rows)
     if actors is not None:
         budget.operation_rows += rows
-        budget.key_columns.append((keys, actors))
+        budget.sections.append((keys, actors, first_op))
 
 
 def _count_key_operations(columns: dict[int, bytes], actors: list[bytes],
                           budget: _Budget) -> None:
-    """Count operations per (object, key) over the whole message, reading the five
-    columns that name them in step, a run of equal rows at a time. Actor indexes are
-    read as the actors they name (each chunk numbers its own), and every object or
-    element with counter 0 as the root or the head of a list, as automerge does."""
-    runs = [_runs(columns.get(spec, b""), kind) for spec, kind in KEY_COLUMNS.items()]
-    current: list[tuple[object, float]] = [next(run, _ENDED) for run in runs]
-    while True:
-        step = min(count for _, count in current)
-        if step == math.inf:
-            return
-        budget.spend_run()
-        obj_actor, obj_counter, key_actor, key_counter, key_string = (
-            value for value, _ in current)
+    """Count operations per (object, key) over the whole message. Actor indexes are read
+    as the actors they name (each chunk numbers its own), and every object or element
+    with counter 0 as the root or the head of a list, as automerge does."""
+    for (obj_actor, obj_counter, key_actor, key_counter, key_string), step in _in_step(
+            columns, KEY_COLUMNS, budget):
         key = (_id(obj_actor, obj_counter, actors), key_string
                if key_string is not None else _id(key_actor, key_counter, actors))
         before = budget.key_operations[key]
-        after = budget.key_operations[key] = before + int(step)
+        after = budget.key_operations[key] = before + step
         if after > KEY_OPERATIONS_MAX:
             raise LimitExceeded(f"more than {KEY_OPERATIONS_MAX} operations on one key",
                                 field="data")
@@ -276,6 +286,39 @@ def _count_key_operations(columns: dict[int, bytes], actors: list[bytes],
         if budget.key_cost > KEY_OPERATIONS_MAX**2:
             raise LimitExceeded(f"operations that share keys cost more than "
                                 f"{KEY_OPERATIONS_MAX} on one key", field="data")
+
+
+def _check_nesting(columns: dict[int, bytes], actors: list[bytes], first_op: int | None,
+                   budget: _Budget) -> None:
+    """Follow the objects the message makes inside each other; refuse a chain deeper
+    than ``NESTING_MAX``."""
+    row = 0
+    for (obj_actor, obj_counter, id_actor, id_counter, action), step in _in_step(
+            columns, NESTING_COLUMNS, budget):
+        if action in MAKE_ACTIONS:
+            depth = budget.depths.get(_id(obj_actor, obj_counter, actors), 0) + 1
+            if depth > NESTING_MAX:
+                raise LimitExceeded(f"objects nested more than {NESTING_MAX} deep",
+                                    field="data")
+            for n in range(step):  # a document's ids come as rows of one
+                made = (_id(0, first_op + row + n, actors) if first_op is not None
+                        else _id(id_actor, id_counter, actors))
+                budget.depths[made] = depth
+        row += step
+
+
+def _in_step(columns: dict[int, bytes], kinds: dict[int, int], budget: _Budget
+             ) -> Iterator[tuple[list[Any], int]]:
+    """The values of several columns read in step, a run of equal rows at a time:
+    (values, rows). A column that has ended reads as nulls."""
+    runs = [_runs(columns.get(spec, b""), kind) for spec, kind in kinds.items()]
+    current: list[tuple[object, float]] = [next(run, _ENDED) for run in runs]
+    while True:
+        step = min(count for _, count in current)
+        if step == math.inf:
+            return
+        budget.spend_run()
+        yield [value for value, _ in current], int(step)
         for i, (value, count) in enumerate(current):
             current[i] = (value, count - step) if count > step else next(runs[i], _ENDED)
 

@@ -32,9 +32,9 @@ class RepoLimits:
       once every run length is expanded (also the most change entries in a message).
       Automerge unpacks before it checks, so without them a few kilobytes could make
       the node allocate gigabytes; a larger message disconnects its sender. Checking
-      costs about a microsecond per step (run, string, chunk, column, actor), at most
-      two steps per row: 0.4 s at the bound. A client's own edits are far below it; a
-      whole 10,000-message session a client sends back is about 90,000 rows and 1.5 MB.
+      takes a few microseconds per row, about a second at the bound, on the store's
+      writer; a client's own edits are far below it, and a whole 10,000-message session
+      a client sends back (about 90,000 rows and 1.8 MB) takes 0.7 s.
     * ``documents_max`` (256): documents one connection may open or wait for.
     * ``frames_per_s`` (200), ``frames_burst`` (1,000): sustained and burst rate of
       frames; an app opening ``documents_max`` documents at once fits in the burst.

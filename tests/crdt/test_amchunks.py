@@ -19,6 +19,7 @@ from crdt.amchunks import (
     HEADS_MAX,
     KEY_OPERATIONS_MAX,
     MAGIC,
+    NESTING_MAX,
     UnpackLimits,
     measure_chunks,
 )
@@ -250,3 +251,26 @@ def test_concurrent_changes_are_bounded_and_chains_are_not() -> None:
         chain.append(chunk(CHANGE, body))
         dep = hash_of(body)
     assert measure_chunks([b"".join(chain)], ROOMY).rows == HEADS_MAX + 500
+
+
+def nested_document(depth: int, keys: int = 100) -> Document:
+    doc = Document(actor_id=b"\x04" * 16)
+    with doc.transaction() as tx:
+        for i in range(keys):
+            tx.put(ROOT, f"k{i}", ScalarType.Int, i)
+        obj = ROOT
+        for _ in range(depth):
+            obj = tx.put_object(obj, "x", ObjType.Map)
+    return doc
+
+
+@pytest.mark.parametrize("depth", [NESTING_MAX - 24, NESTING_MAX + 1])
+def test_objects_nested_too_deep_are_refused(depth: int) -> None:
+    doc = nested_document(depth)
+    [change] = [bytes(c.bytes) for c in doc.get_changes([])]
+    for data in (change, doc.save()):
+        if depth <= NESTING_MAX:
+            assert measure_chunks([data], ROOMY).rows > NESTING_MAX  # so it was checked
+        else:
+            with pytest.raises(LimitExceeded, match=f"nested more than {NESTING_MAX} deep"):
+                measure_chunks([data], ROOMY)

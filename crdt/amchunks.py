@@ -50,8 +50,9 @@ DELTA, BOOLEAN, STRING, VALUE = 3, 4, 5, 7
 #: counter) and the key (an element's actor and counter, or a map key), with their types.
 KEY_COLUMNS = {0x01: 1, 0x02: 2, 0x11: 1, 0x13: DELTA, 0x15: STRING}
 #: The operation columns that say which object an operation is in, its own id (a
-#: document's; a change numbers its operations from its start_op) and its action.
-NESTING_COLUMNS = {0x01: 1, 0x02: 2, 0x21: 1, 0x23: DELTA, 0x42: 2}
+#: document's; a change numbers its operations from its start_op), its action and the
+#: counter of the list element it follows.
+OBJECT_COLUMNS = {0x01: 1, 0x02: 2, 0x21: 1, 0x23: DELTA, 0x42: 2, 0x13: DELTA}
 #: Actions that make an object: map, list, text, table.
 MAKE_ACTIONS = frozenset({0, 2, 4, 6})
 #: Objects one message may nest inside each other. Every change the node reads comes
@@ -161,7 +162,7 @@ def measure_chunks(entries: Iterable[bytes | memoryview], limits: UnpackLimits) 
                             f"{HEADS_MAX}", field="data")
     for columns, actors, first_op in budget.sections:
         if budget.operation_rows > NESTING_MAX:  # else no chain can be too deep
-            _check_nesting(columns, actors, first_op, budget)
+            _check_objects(columns, actors, first_op, budget)
         if budget.operation_rows > KEY_OPERATIONS_MAX:  # else no key can have too many
             _count_key_operations(columns, actors, budget)
     return Unpacked(budget.bytes, budget.rows)
@@ -260,7 +261,7 @@ def _section(reader: BinReader, columns: list[tuple[int, int]], budget: _Budget,
             rows = max(rows, _boolean_rows(raw, budget))
         elif kind != VALUE:
             rows = max(rows, _run_rows(raw, budget, strings=kind == STRING))
-        if spec & ~DEFLATE_BIT in KEY_COLUMNS.keys() | NESTING_COLUMNS.keys():
+        if spec & ~DEFLATE_BIT in KEY_COLUMNS.keys() | OBJECT_COLUMNS.keys():
             keys[spec & ~DEFLATE_BIT] = raw
     budget.spend_rows(rows)
     if actors is not None:
@@ -288,13 +289,18 @@ def _count_key_operations(columns: dict[int, bytes], actors: list[bytes],
                                 f"{KEY_OPERATIONS_MAX} on one key", field="data")
 
 
-def _check_nesting(columns: dict[int, bytes], actors: list[bytes], first_op: int | None,
+def _check_objects(columns: dict[int, bytes], actors: list[bytes], first_op: int | None,
                    budget: _Budget) -> None:
-    """Follow the objects the message makes inside each other; refuse a chain deeper
-    than ``NESTING_MAX``."""
+    """Follow the objects the message makes inside each other, refusing a chain deeper
+    than ``NESTING_MAX``; in a change, refuse an operation in an object or after an
+    element that comes after it (automerge never writes one: such an element makes
+    every insertion before it scan past all the ones after it)."""
     row = 0
-    for (obj_actor, obj_counter, id_actor, id_counter, action), step in _in_step(
-            columns, NESTING_COLUMNS, budget):
+    for (obj_actor, obj_counter, id_actor, id_counter, action, after), step in _in_step(
+            columns, OBJECT_COLUMNS, budget):
+        if first_op is not None and max(obj_counter or 0, after or 0) >= first_op + row:
+            raise InvalidInput("an operation refers to one that comes after it",
+                               field="data")
         if action in MAKE_ACTIONS:
             depth = budget.depths.get(_id(obj_actor, obj_counter, actors), 0) + 1
             if depth > NESTING_MAX:

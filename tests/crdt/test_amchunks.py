@@ -45,9 +45,10 @@ def chunk(kind: int, body: bytes) -> bytes:
 
 
 def change_body(columns: list[tuple[int, bytes]], author: bytes = b"\x01" * 16,
-                others: tuple[bytes, ...] = ()) -> bytes:
-    """A change by ``author`` naming ``others``, no deps, seq 1, start_op 1, no message."""
-    head = (uleb(0) + uleb(len(author)) + author + uleb(1) + uleb(1) + uleb(0) + uleb(0)
+                others: tuple[bytes, ...] = (), start_op: int = 2**20) -> bytes:
+    """A change by ``author`` naming ``others``, no deps, seq 1, no message; its
+    operations are numbered from ``start_op`` (after whatever they refer to)."""
+    head = (uleb(0) + uleb(len(author)) + author + uleb(1) + uleb(start_op) + uleb(0) + uleb(0)
             + uleb(len(others)) + b"".join(uleb(len(o)) + o for o in others))
     meta = uleb(len(columns)) + b"".join(uleb(spec) + uleb(len(data)) for spec, data in columns)
     return head + meta + b"".join(data for _, data in columns)
@@ -274,3 +275,15 @@ def test_objects_nested_too_deep_are_refused(depth: int) -> None:
         else:
             with pytest.raises(LimitExceeded, match=f"nested more than {NESTING_MAX} deep"):
                 measure_chunks([data], ROOMY)
+
+
+def test_an_operation_may_not_refer_to_a_later_one() -> None:
+    def inserts_after(element: int) -> bytes:
+        """100 operations after list element (author, ``element``), numbered from 8."""
+        return change_body([(0x11, sleb(100) + uleb(0)),
+                            (0x13, sleb(1) + sleb(element) + sleb(99) + sleb(0)),
+                            (ACTION_COLUMN, sleb(100) + uleb(1))], start_op=8)
+
+    measure_chunks([chunk(CHANGE, inserts_after(7))], ROOMY)
+    with pytest.raises(InvalidInput, match="refers to one that comes after it"):
+        measure_chunks([chunk(CHANGE, inserts_after(8))], ROOMY)

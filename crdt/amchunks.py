@@ -24,6 +24,13 @@ repeated string (a map key, a change message) once per row. Every change counts 
 row too (it may hold no operation), and every chunk, column, actor, run and string is
 a step of the walk, so that the walk itself is bounded in time.
 
+Some shapes cost automerge (or the node's reading of what changed) far more than their
+rows: operations piled on one key, changes that are all concurrent, objects nested in
+a long chain, operations that refer to later ones. Once every chunk is read, the columns
+naming each operation's object, key and id are read in step to refuse those
+(``KEY_OPERATIONS_MAX``, ``HEADS_MAX``, ``NESTING_MAX``). What a document already
+holds is not known here, so these bound one message, not what many messages pile up.
+
 >>> measure_chunks([], UnpackLimits(bytes_max=1, rows_max=1))
 Unpacked(bytes=0, rows=0)
 """

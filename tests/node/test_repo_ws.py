@@ -210,12 +210,7 @@ async def test_hostile_frames_close_only_their_connection(
         make_node: NodeFactory, make_event: EventFactory, clients: list[Any],
         frame: bytes | str, code: int) -> None:
     node = await make_node(automerge=RepoConfig(limits=RepoLimits(frame_bytes_max=4_096)))
-    await post(node, "s1", make_event(1))
-    session, honest = await connect(node, App(peer="honest"))
-    clients.append(session)
-    await honest.open()
-    session, hostile = await connect(node, App(peer="hostile"))
-    clients.append(session)
+    honest, hostile = await honest_and_hostile(node, make_event, clients)
     await hostile.send(hostile.app.join())
     await hostile.pump(lambda: hostile.app.server is not None)
     if isinstance(frame, str):
@@ -223,6 +218,23 @@ async def test_hostile_frames_close_only_their_connection(
     else:
         await hostile.send(frame)
     assert await hostile.closed() == code
+    await still_served(node, honest, make_event)
+
+
+async def honest_and_hostile(node: RunningNode, make_event: EventFactory,
+                             clients: list[Any]) -> tuple[WsApp, WsApp]:
+    """A client with session s1 open, and another just connected to the same node."""
+    await post(node, "s1", make_event(1))
+    session, honest = await connect(node, App(peer="honest"))
+    clients.append(session)
+    await honest.open()
+    session, hostile = await connect(node, App(peer="hostile"))
+    clients.append(session)
+    return honest, hostile
+
+
+async def still_served(node: RunningNode, honest: WsApp, make_event: EventFactory) -> None:
+    """The honest client still hears of new events."""
     await post(node, "s1", make_event(2))
     await honest.pump(lambda: has_messages(honest.app, S1, 2))
 
@@ -232,12 +244,7 @@ async def test_a_deflate_bomb_closes_only_its_connection(
     from tests.crdt.test_amchunks import chunk, deflate, uleb
 
     node = await make_node()
-    await post(node, "s1", make_event(1))
-    session, honest = await connect(node, App(peer="honest"))
-    clients.append(session)
-    await honest.open()
-    session, hostile = await connect(node, App(peer="hostile"))
-    clients.append(session)
+    honest, hostile = await honest_and_hostile(node, make_event, clients)
     await hostile.open()
     bomb = chunk(2, deflate(bytes(256 * 1024 * 1024)))  # 256 MiB of zeros in 256 KiB
     message = b"\x42" + uleb(0) * 3 + uleb(1) + uleb(len(bomb)) + bomb
@@ -245,8 +252,7 @@ async def test_a_deflate_bomb_closes_only_its_connection(
                                          documentId=S1, data=message))
     assert await hostile.closed() == CLOSE_TOO_BIG
     assert "unpack to more than" in hostile.app.errors[0]
-    await post(node, "s1", make_event(2))
-    await honest.pump(lambda: has_messages(honest.app, S1, 2))
+    await still_served(node, honest, make_event)
 
 
 async def test_wrong_sender_and_flood_close(make_node: NodeFactory, make_event: EventFactory,

@@ -26,6 +26,7 @@ from crdt.amdoc import automerge_url
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import parse_event
 from crdt.keys import check_session_key
+from crdt.log import StoredEvent
 from node import repo_ws, streams
 from node.config import Config, Limits
 from node.metrics import Metrics, Stopwatch
@@ -159,12 +160,7 @@ async def get_session_events(request: web.Request) -> web.Response:
     after, limit = _page_params(request)
     # One more than asked tells whether another page follows.
     events = await request.app[STORE].get_events_since(key, after, limit + 1)
-    page = events[:limit]
-    return respond(request, {
-        "events": [stored.to_json() for stored in page],
-        "next": page[-1].position if page else after,
-        "more": len(events) > limit,
-    })
+    return _events_page(request, events, after, limit)
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -204,6 +200,13 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     if not events and wait_s > 0:
         await astore.wait_for_head(after, wait_s)
         events = await astore.events_after(after, limit + 1)
+    return _events_page(request, events, after, limit)
+
+
+def _events_page(request: web.Request, events: list[StoredEvent], after: int,
+                 limit: int) -> web.Response:
+    """A page of up to ``limit`` of ``events`` (read one more than asked, which tells
+    whether another page follows) and the cursor of the next."""
     page = events[:limit]
     return respond(request, {
         "events": [stored.to_json() for stored in page],

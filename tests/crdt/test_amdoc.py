@@ -29,6 +29,7 @@ from crdt.amdoc import (
 from crdt.amdoc_layout import _translated
 from crdt.amsync import SyncSummary, Touch, classify_patch, creator_of, summarize_sync_message
 from crdt.errors import InvalidInput, LimitExceeded, StoreError
+from tests.sync.repo_app import put_text, root
 
 ACTOR_A, ACTOR_B, ACTOR_C, ACTOR_D = (bytes([n]) * 16 for n in (0xA1, 0xB2, 0xC3, 0xD4))
 UNPACK = UnpackLimits(bytes_max=2**20, rows_max=10_000)
@@ -410,16 +411,6 @@ def edited(node: SessionDoc, edit: Any) -> tuple[Client, Received]:
     client.change(edit)
     [received] = [r for r in sync(node, client) if r.changes]
     return client, received
-
-
-def put_text(tx: Any, obj: bytes, key: str, value: str) -> None:
-    tx.insert(tx.put_object(obj, key, ObjType.Text), 0, ScalarType.Str, value)
-
-
-def root(tx_or_doc: Any, name: str) -> bytes:
-    got = tx_or_doc.get(ROOT, name)
-    assert got is not None
-    return bytes(got[1])
 
 
 def test_a_client_syncs_the_whole_document() -> None:

@@ -24,22 +24,11 @@ from crdt.keys import (
     check_name,
     check_session_key,
 )
+from tests.crdt.conftest import PAYLOADS
 
 STAMP = [1_704_110_400_000, 0]
 MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py
 
-#: A valid payload of each kind, overridden field by field in the tests.
-PAYLOADS: dict[str, dict[str, Any]] = {
-    "session_started": {"channel": "telegram", "peer_id": "user456"},
-    "message_received": {"content": "hello", "attachments": []},
-    "message_sent": {"content": "hi there", "message_id": "m-1"},
-    "tool_called": {"tool_name": "search", "params": {"q": "weather"}},
-    "tool_result": {"tool_name": "search", "result": {"temp": 21}, "success": True},
-    "agent_response": {"content": "It is 21 degrees.", "model": "m1",
-                       "tokens": {"input": 10, "output": 5}},
-    "session_ended": {"reason": "done"},
-    "state_changed": {"key": "mood", "value": "calm"},
-}
 
 
 def body(kind: str = "message_received", **fields: Any) -> dict[str, Any]:

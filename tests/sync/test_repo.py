@@ -44,6 +44,14 @@ def seed(store: EventStore, session: str = "s1", messages: int = 3) -> None:
         + [event("state_changed", 3_000, session, key="mood", value="calm")])
 
 
+def seeded_link(open_store: OpenStore) -> Link:
+    """A Link over a store holding ``seed``'s session s1, with s1 open."""
+    link = Link(open_store("a"))
+    seed(link.store)
+    link.open()
+    return link
+
+
 class Link:
     """One connection between an App and a RepoConnection over a StoreLibrary."""
 
@@ -148,10 +156,8 @@ def test_find_syncs_the_projection(open_store: OpenStore) -> None:
 
 
 def test_new_events_reach_the_client(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
+    store = link.store
     store.append(event("agent_response", 4_000, content="hi!", model="m"))
     link.refresh("s1")
     assert messages(link.app.view(S1))[-1] == "hi!"
@@ -194,10 +200,8 @@ def test_a_session_appearing_later_is_checked_against_the_token(open_store: Open
 # --- edits ----------------------------------------------------------------------------
 
 def test_custom_state_and_state_edits_become_events(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
+    store = link.store
     link.app.change(S1, set_custom("mood", "happy"))
     link.app.change(S1, set_state("ended"))
     out = link.send(link.app.sync(S1))
@@ -235,10 +239,8 @@ def test_state_active_restarts_with_the_session_channel(open_store: OpenStore) -
 ])
 def test_refused_edits_are_logged_and_put_back(open_store: OpenStore, edit: Any,
                                                field: str) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
+    store = link.store
     before = store.get_projection("s1").to_json()
     link.app.change(S1, edit)
     out = link.send(link.app.sync(S1))
@@ -253,10 +255,7 @@ def test_refused_edits_are_logged_and_put_back(open_store: OpenStore, edit: Any,
 
 
 def test_message_edits_are_put_back(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
 
     def edit(tx: Any) -> None:
         box = root(tx, "messages")
@@ -273,10 +272,7 @@ def test_message_edits_are_put_back(open_store: OpenStore) -> None:
 
 
 def test_a_refused_edit_beside_an_accepted_one(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
     link.app.change(S1, set_custom("mood", "happy"))
     link.app.change(S1, lambda tx: tx.put(ROOT, "message_count", ScalarType.Int, 99))
     kinds = link.apply_edits(link.send(link.app.sync(S1)))
@@ -286,10 +282,7 @@ def test_a_refused_edit_beside_an_accepted_one(open_store: OpenStore) -> None:
 
 
 def test_a_held_document_is_not_caught_up(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
     link.app.change(S1, set_custom("mood", "happy"))
     out = link.send(link.app.sync(S1))
     assert link.refresh("s1").frames == []  # held: the old value is not written back
@@ -299,10 +292,8 @@ def test_a_held_document_is_not_caught_up(open_store: OpenStore) -> None:
 
 
 def test_reading_the_saved_document_respects_the_hold(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
+    store = link.store
     link.app.change(S1, set_custom("mood", "happy"))
     link.app.change(S1, set_state("ended"))
     out = link.send(link.app.sync(S1))
@@ -410,10 +401,7 @@ def test_a_message_before_join_closes(open_store: OpenStore) -> None:
 
 
 def test_a_wrong_sender_closes(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
     other = App(peer="someone-else")
     other.server = "node-1"
     expect_close(link.send(other.request(S1)), CLOSE_POLICY)
@@ -471,10 +459,7 @@ def test_read_only_changes_close_and_store_nothing(open_store: OpenStore) -> Non
 
 
 def test_changes_over_the_document_limit_close(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
     limit = link.library.stored_bytes("s1") + 100
     link.conn.limits = RepoLimits(document_bytes_max=limit)
     link.app.change(S1, set_custom("big", "x" * 5_000))
@@ -485,10 +470,8 @@ def test_changes_over_the_document_limit_close(open_store: OpenStore) -> None:
 def test_a_deflate_bomb_closes_before_automerge_sees_it(open_store: OpenStore) -> None:
     from tests.crdt.test_amchunks import chunk, deflate, uleb
 
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
+    store = link.store
     heads = store.documents.document("s1").heads
     bomb = chunk(2, deflate(bytes(256 * 1024 * 1024)))  # 256 MiB of zeros in 256 KiB
     message = b"\x42" + uleb(0) * 3 + uleb(1) + uleb(len(bomb)) + bomb
@@ -502,10 +485,8 @@ def test_a_counter_closes_and_the_document_stays_clean(open_store: OpenStore) ->
     # automerge-js wrote this change on the genesis of "s1": custom_state.c = Counter(1).
     from tests.crdt.test_amdoc import COUNTER_CHANGE
 
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
+    store = link.store
     link.app.docs[S1].merge(_genesis_plus(COUNTER_CHANGE))
     expect_close(link.send(link.app.sync(S1)), CLOSE_POLICY)
     assert "counter" in link.app.errors[0]
@@ -523,10 +504,8 @@ def _genesis_plus(change: bytes) -> Document:
 
 
 def test_a_broken_sync_message_closes(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
+    store = link.store
     frame = link.app.frame(type="sync", targetId="node-1", documentId=S1,
                            data=b"\x42\x01" + b"\x00" * 5)
     expect_close(link.send(frame), CLOSE_INVALID)
@@ -547,10 +526,7 @@ def test_closed_connections_ignore_everything(open_store: OpenStore) -> None:
 # --- ephemeral ------------------------------------------------------------------------
 
 def test_ephemeral_messages_are_passed_on_for_open_documents(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
     presence = link.app.frame(type="ephemeral", targetId="node-1", documentId=S1,
                               count=1, sessionId="abc", data=b"\xa1ax\x01")
     out = link.send(presence)
@@ -567,10 +543,7 @@ def _presence(link: Link, count: int, size: int) -> bytes:
 
 
 def test_an_oversized_ephemeral_message_closes(open_store: OpenStore) -> None:
-    store = open_store("a")
-    seed(store)
-    link = Link(store)
-    link.open()
+    link = seeded_link(open_store)
     assert link.send(_presence(link, 1, LIMITS.ephemeral_bytes_max)).ephemeral
     expect_close(link.send(_presence(link, 2, LIMITS.ephemeral_bytes_max + 1)), CLOSE_TOO_BIG)
 

@@ -16,8 +16,8 @@ import tempfile
 import time
 
 from crdt.events import Draft, Event, parse_event
-from crdt.log import open_cache
-from crdt.store import EventStore
+from crdt.log.eventlog import open_cache
+from crdt.log.store import EventStore
 
 
 def make_drafts(count: int, sessions: int, stamped: bool) -> list[Draft]:

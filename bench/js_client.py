@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from crdt.amdoc import automerge_url
+from crdt.automerge.document import automerge_url
 from tests.integration.harness import NodeProcess
 
 JS_DIR = Path(__file__).resolve().parents[1] / "tests" / "js"

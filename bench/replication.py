@@ -28,7 +28,7 @@ from pathlib import Path
 import aiohttp
 
 from crdt.events import parse_event
-from crdt.store import EventStore
+from crdt.log.store import EventStore
 from tests.integration.harness import NodeProcess
 from tests.integration.proxy import LinkProxy
 

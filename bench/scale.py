@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from crdt.events import parse_event
-from crdt.store import EventStore
+from crdt.log.store import EventStore
 from tests.integration.harness import NodeProcess, child_env, free_port
 
 BIG = "scale:big"

@@ -1,4 +1,16 @@
-"""The running node: configuration, the aiohttp application, storage facade, CLI, metrics.
+"""node: the running process. It wires the protocols of ``sync`` to sockets, the disk and
+the event loop. Nothing imports ``node``.
 
-``node`` imports ``sync`` and ``crdt``; nothing imports ``node``.
+    config.py   the configuration root: every setting, its default and its trade-off
+    logs.py     logging (structlog)
+    store.py    ``AsyncStore``: the log on the event loop (writer thread, group commit)
+    http/       what every HTTP endpoint shares: bodies, answers, errors, the listener, metrics
+    server/     the client API, live streams, starting and stopping a node, ``clawsync serve``
+    peers/      peer links: the websocket transport, gossip with every peer, the peer API
+    automerge/  the ``/automerge`` websocket for automerge-repo clients
+    client/     talking to a node: the HTTP client, following a session's projection
+    cli/        the ``clawsync`` client commands (append, events, tail, status, demo)
+    main.py     the ``clawsync`` command: the client commands and ``serve``
+
+May import: crdt, sync
 """

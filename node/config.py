@@ -13,9 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sync.config import SyncConfig
-from sync.repo import RepoConfig
-from sync.repo_config import RepoLimits
+from sync.peer.config import SyncConfig
+from sync.repo.config import RepoConfig, RepoLimits
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -25,6 +24,9 @@ DATA_DIR_DEFAULT = Path("clawsync-data")
 #: Loopback only by default: the API is open without a token only to this machine.
 HOST_DEFAULT = "127.0.0.1"
 PORT_DEFAULT = 7878
+#: Where client commands look for a node unless ``--node``/``CLAWSYNC_NODE`` says otherwise:
+#: the address ``clawsync serve`` listens on by default.
+NODE_DEFAULT = f"http://{HOST_DEFAULT}:{PORT_DEFAULT}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +130,7 @@ class Config:
     #: nodes sooner; each round is one small request per dialed peer.
     members_interval_s: float = 30.0
     #: Automerge clients (the ``/automerge`` websocket): tokens beside ``token`` with the
-    #: sessions each may open, and limits (``sync.repo.RepoConfig``).
+    #: sessions each may open, and limits (``sync.repo.connection.RepoConfig``).
     automerge: RepoConfig = field(default_factory=RepoConfig)
     log_level: str = "info"
     #: "console" for people, "json" for log collectors.
@@ -158,15 +160,13 @@ class Config:
 
     def _check_limits(self) -> None:
         """Limits that only make sense together."""
-        from node.repo_ws import OUTBOX_BYTES_MAX  # the server's module: only when serving
-
         limits, repo = self.limits, self.automerge.limits
         for low, high in ((("limits", "page_default", limits.page_default),
                            ("limits", "page_max", limits.page_max)),
                           (("limits", "batch_events_max", limits.batch_events_max),
                            ("limits", "queue_events_max", limits.queue_events_max)),
                           (("automerge_limits", "served_bytes_max", repo.served_bytes_max),
-                           ("node.repo_ws", "OUTBOX_BYTES_MAX", OUTBOX_BYTES_MAX))):
+                           ("automerge_limits", "outbox_bytes_max", repo.outbox_bytes_max))):
             if low[2] > high[2]:
                 raise ValueError(f"[{low[0]}] {low[1]} ({low[2]}) is above [{high[0]}] "
                                  f"{high[1]} ({high[2]})")
@@ -185,3 +185,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The group's options, handed to every command through click's context."""
+
+    node: str = NODE_DEFAULT
+    token: str | None = None

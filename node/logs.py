@@ -2,7 +2,7 @@
 
 Library logs that go through the standard ``logging`` module (aiohttp's) are routed to
 the same stream at the same level, so one setting controls everything. Call
-``configure`` once, at start-up (``node.server.run`` does).
+``configure`` once, at start-up (``node.server.run.run`` does).
 """
 
 from __future__ import annotations

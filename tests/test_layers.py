@@ -1,43 +1,185 @@
-"""Imports only point down: node -> sync -> crdt. crdt knows nothing of networking."""
+"""The shape of the code, enforced: which room may import which, and no import cycles.
+
+A *room* is a subpackage (``crdt.log``), or the top-level modules of a package taken
+together (``crdt``: errors, codec, clock, ...), or a module that is a room of its own
+(``node.main``). ``ROOMS`` says which rooms of this project each may import; every
+package's ``__init__`` says the same in its ``May import:`` line, and a test holds the
+two together. ``BANNED`` lists what a whole package must never import from outside.
+"""
 
 from __future__ import annotations
 
 import ast
+import importlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("crdt", "sync", "node")
 
-#: What each package must never import (top-level module names).
-FORBIDDEN = {
-    "crdt": {"node", "sync", "aiohttp", "asyncio", "socket", "http", "urllib", "requests"},
-    "sync": {"node"},
+#: Room -> the project rooms it may import (besides itself).
+ROOMS: dict[str, set[str]] = {
+    "crdt": set(),
+    "crdt.log": {"crdt"},
+    "crdt.automerge": {"crdt", "crdt.log"},
+    "sync": {"crdt"},
+    "sync.peer": {"crdt", "crdt.log", "sync"},
+    "sync.repo": {"crdt", "crdt.automerge", "sync"},
+    "node": {"crdt", "sync"},
+    "node.http": {"crdt", "node"},
+    "node.peers": {"crdt", "sync", "node", "node.http"},
+    "node.automerge": {"crdt", "sync", "node", "node.http"},
+    "node.server": {"crdt", "sync", "node", "node.http", "node.peers", "node.automerge"},
+    "node.client": {"crdt", "sync"},
+    "node.cli": {"crdt", "node", "node.client"},
+    "node.main": {"node.cli", "node.server"},
+}
+#: A room's ``crdt`` or ``sync`` stands for every room below it unless listed apart:
+#: ``node`` may import ``crdt.log`` because it may import ``crdt``. Rooms of ``crdt`` and
+#: ``sync`` themselves are listed one by one.
+WHOLE = {"crdt": {"crdt", "crdt.log", "crdt.automerge"},
+         "sync": {"sync", "sync.peer", "sync.repo"}}
+
+#: Top-level modules (first part of the name) each package must never import.
+BANNED: dict[str, set[str]] = {
+    # crdt knows nothing of networking or the event loop.
+    "crdt": {"aiohttp", "asyncio", "socket", "ssl", "http", "urllib", "requests"},
+    # sync decides; the node does the I/O and passes in the time.
+    "sync": {"aiohttp", "asyncio", "socket", "ssl", "http", "urllib", "requests",
+             "diskcache", "sqlite3", "time", "threading", "concurrent", "subprocess",
+             "os", "select", "selectors"},
     "node": set(),
 }
+#: Third-party libraries that only one room may use.
+OWNED_BY = {"automerge": "crdt.automerge", "diskcache": "crdt.log"}
 
 
-def imported_modules(path: Path) -> set[str]:
+def modules() -> Iterator[tuple[str, Path]]:
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def room_of(module: str) -> str:
+    """The room a module belongs to: the longest room name it starts with."""
+    matches = [room for room in ROOMS if module == room or module.startswith(room + ".")]
+    if not matches:
+        raise AssertionError(f"{module} is in no room: add it to ROOMS")
+    return max(matches, key=len)
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module named by an import statement, also inside functions (absolute only:
+    the project uses no relative imports in its packages)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            assert node.level == 0, f"{path}: relative import"
+            names.add(node.module)
+            # ``from crdt.log import eventlog`` imports the module crdt.log.eventlog
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_imports_point_down(package: str) -> None:
-    offenders = {
-        str(path.relative_to(ROOT)): sorted(imported_modules(path) & FORBIDDEN[package])
-        for path in sorted((ROOT / package).rglob("*.py"))
-    }
-    assert {file: bad for file, bad in offenders.items() if bad} == {}
+def project_modules() -> set[str]:
+    return {name for name, _ in modules()}
 
 
-def test_the_check_catches_a_forbidden_import(tmp_path: Path) -> None:
+def allowed(room: str) -> set[str]:
+    rooms = {room}
+    for name in ROOMS[room]:
+        rooms |= WHOLE.get(name, {name}) if room.split(".")[0] != name else {name}
+    return rooms
+
+
+def forbidden(name: str, room: str, known: set[str]) -> bool:
+    """True if a module of ``room`` must not import ``name``."""
+    top = name.split(".")[0]
+    if top in BANNED[room.split(".")[0]]:
+        return True
+    if top in OWNED_BY:
+        owner = OWNED_BY[top]
+        return room != owner and not room.startswith(owner + ".")
+    return name in known and room_of(name) not in allowed(room)
+
+
+def violations() -> dict[str, list[str]]:
+    known = project_modules()
+    found: dict[str, list[str]] = {}
+    for module, path in modules():
+        bad = [name for name in sorted(imports_of(path))
+               if forbidden(name, room_of(module), known)]
+        if bad:
+            found[module] = bad
+    return found
+
+
+def test_every_room_imports_only_what_it_may() -> None:
+    assert violations() == {}
+
+
+def test_no_import_cycles() -> None:
+    """Tarjan's strongly connected components over the project's own module imports
+    (a package counts as importing nothing but what its ``__init__`` imports)."""
+    known = project_modules()
+    graph = {module: sorted(imports_of(path) & known - {module}) for module, path in modules()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for target in graph[module]:
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in on_stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    assert cycles == []
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS))
+def test_each_room_says_what_it_may_import(room: str) -> None:
+    """The ``May import:`` line of the room's docstring (its package ``__init__``, or the
+    module of a one-module room) names exactly the rooms of ``ROOMS``."""
+    doc = importlib.import_module(room).__doc__ or ""
+    lines = [line for line in doc.splitlines() if line.startswith("May import:")]
+    assert len(lines) == 1, f"{room}: no 'May import:' line in its docstring"
+    said = {name.strip() for name in lines[0].removeprefix("May import:").split(",")}
+    assert said - {"nothing of this project but the modules here."} == ROOMS[room]
+
+
+def test_the_checks_catch_forbidden_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
-    sample.write_text("import aiohttp\nfrom node.app import make_app\n")
-    assert imported_modules(sample) >= {"aiohttp", "node"}
+    sample.write_text("import aiohttp\nfrom node.server import app\n"
+                      "def later():\n    import time\n")
+    assert imports_of(sample) >= {"aiohttp", "node.server.app", "time"}
+    assert "node.server" not in allowed("node.cli")
+    assert "crdt.automerge" not in allowed("crdt.log")
+    assert "sync.repo" not in allowed("sync.peer")
+    assert room_of("node.server.app") == "node.server"
+    assert room_of("node.config") == "node"

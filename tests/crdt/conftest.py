@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from crdt.events import Event, parse_event
-from crdt.store import EventStore
+from crdt.log.store import EventStore
 
 #: A valid payload of each kind, to be overridden field by field.
 PAYLOADS: dict[str, dict[str, Any]] = {

@@ -1,4 +1,4 @@
-"""crdt.amchunks: what a sync message's changes unpack to, against real automerge output
+"""crdt.automerge.chunks: what a sync message's changes unpack to, against real automerge output
 and hand-made bombs."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from automerge.core import ROOT, Document, ObjType, ScalarType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crdt.amchunks import (
+from crdt.automerge.binreader import uleb
+from crdt.automerge.chunks import (
     CHANGE,
     COMPRESSED,
     DOCUMENT,
@@ -23,7 +24,6 @@ from crdt.amchunks import (
     UnpackLimits,
     measure_chunks,
 )
-from crdt.binreader import uleb
 from crdt.errors import InvalidInput, LimitExceeded
 
 ROOMY = UnpackLimits(bytes_max=2**30, rows_max=10**9)

@@ -1,4 +1,4 @@
-"""Tests of crdt.amdoc: genesis, URLs, persistence, idempotence, and two-node merges."""
+"""crdt.automerge.document: genesis, URLs, persistence, idempotence, and two-node merges."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncSta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdt.amchunks import UnpackLimits
-from crdt.amdoc import (
+from crdt.automerge.chunks import UnpackLimits
+from crdt.automerge.document import (
     EMPTY_FIELDS,
     Received,
     Replica,
@@ -26,8 +26,14 @@ from crdt.amdoc import (
     node_actor,
     parse_automerge_url,
 )
-from crdt.amdoc_layout import _translated
-from crdt.amsync import SyncSummary, Touch, classify_patch, creator_of, summarize_sync_message
+from crdt.automerge.layout import _translated
+from crdt.automerge.outline import (
+    SyncSummary,
+    Touch,
+    classify_patch,
+    creator_of,
+    summarize_sync_message,
+)
 from crdt.errors import InvalidInput, LimitExceeded, StoreError
 from tests.sync.repo_app import put_text, root
 

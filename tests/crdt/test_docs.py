@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from automerge.core import Document, extract
 
+from crdt.automerge.documents import Documents
 from crdt.events import parse_event
-from crdt.store import EventStore
+from crdt.log.store import EventStore
 
 
 def said(store: EventStore, text: str) -> None:
@@ -20,8 +21,9 @@ def said(store: EventStore, text: str) -> None:
 def test_a_failed_save_leaves_no_unsaved_changes_in_memory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = EventStore.open(tmp_path)
+    docs = Documents(store)
     said(store, "one")
-    store.automerge("s")
+    docs.saved("s")
     said(store, "two")
     cache = store._log.cache
     real_set = cache.set
@@ -33,13 +35,13 @@ def test_a_failed_save_leaves_no_unsaved_changes_in_memory(
 
     monkeypatch.setattr(cache, "set", failing_set)
     with pytest.raises(OSError):
-        store.automerge("s")
-    assert store.stats()["documents_in_memory"] == 0  # dropped, not kept ahead of disk
+        docs.saved("s")
+    assert len(docs) == 0  # dropped, not kept ahead of disk
     monkeypatch.setattr(cache, "set", real_set)
-    doc = extract(Document.load(store.automerge("s")))
+    doc = extract(Document.load(docs.saved("s")))
     assert sorted(m["content"] for m in doc["messages"].values()) == ["one", "two"]
     store.close()
     reopened = EventStore.open(tmp_path)
-    doc = extract(Document.load(reopened.automerge("s")))
+    doc = extract(Document.load(Documents(reopened).saved("s")))
     assert sorted(m["content"] for m in doc["messages"].values()) == ["one", "two"]
     reopened.close()

@@ -1,4 +1,4 @@
-"""crdt.docs with clients: their changes persisted, catch-up held back, sizes tracked."""
+"""Documents with clients: their changes persisted, catch-up held back, sizes tracked."""
 
 from __future__ import annotations
 
@@ -7,17 +7,18 @@ from pathlib import Path
 
 from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState
 
-from crdt.amdoc import NODE_ACTOR_TAG, new_sync_state
+from crdt.automerge.document import NODE_ACTOR_TAG, new_sync_state
+from crdt.automerge.documents import Documents
 from crdt.events import Event
-from crdt.store import EventStore
+from crdt.log.store import EventStore
 
 MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py
 
 
-def client_edit(store: EventStore, key: str, value: str) -> bytes:
+def client_edit(docs: Documents, key: str, value: str) -> bytes:
     """A client syncs the session, sets ``custom_state[key]`` and syncs back; the change
     bytes the node received (applied to its live document, not yet persisted)."""
-    doc = store.documents.document("s1")
+    doc = docs.document("s1")
     ours, client, theirs = new_sync_state(), Document(actor_id=b"\xcc" * 16), SyncState()
     changes = b""
     for _ in range(10):
@@ -37,44 +38,49 @@ def client_edit(store: EventStore, key: str, value: str) -> bytes:
 
 
 def test_node_actor_is_tagged(store: EventStore) -> None:
-    assert store.documents.actor.startswith(NODE_ACTOR_TAG)
+    assert Documents(store).actor.startswith(NODE_ACTOR_TAG)
 
 
 def test_recorded_client_changes_survive_a_reopen(store_path: Path, ev: MakeEvent) -> None:
     with EventStore.open(store_path) as store:
         store.append(ev())
-        store.documents.record("s1", client_edit(store, "mood", "happy"))
-        size = store.documents.stored_bytes("s1")
+        docs = Documents(store)
+        docs.record("s1", client_edit(docs, "mood", "happy"))
+        size = docs.stored_bytes("s1")
         assert size > 0
     with EventStore.open(store_path) as again:
-        doc = again.documents.document("s1", catch_up=False)
+        docs = Documents(again)
+        doc = docs.document("s1", catch_up=False)
         assert doc.to_python()["custom_state"] == {"mood": "happy"}
-        assert again.documents.stored_bytes("s1") == size
+        assert docs.stored_bytes("s1") == size
 
 
 def test_unrecorded_changes_are_forgotten_on_drop(store: EventStore, ev: MakeEvent) -> None:
     store.append(ev())
-    client_edit(store, "mood", "happy")
-    store.documents.drop("s1")
-    view = store.documents.document("s1", catch_up=False).to_python()
+    docs = Documents(store)
+    client_edit(docs, "mood", "happy")
+    docs.drop("s1")
+    view = docs.document("s1", catch_up=False).to_python()
     assert view["custom_state"] == {}
 
 
 def test_catch_up_can_wait_for_an_edit(store: EventStore, ev: MakeEvent) -> None:
     store.append(ev())
-    store.documents.record("s1", client_edit(store, "mood", "happy"))
-    held = store.documents.document("s1", catch_up=False)
+    docs = Documents(store)
+    docs.record("s1", client_edit(docs, "mood", "happy"))
+    held = docs.document("s1", catch_up=False)
     assert held.to_python()["custom_state"] == {"mood": "happy"}
     # Caught up, the document shows the projection again (no event says "happy").
-    assert store.documents.document("s1").to_python()["custom_state"] == {}
+    assert docs.document("s1").to_python()["custom_state"] == {}
     store.append(ev("state_changed", 2_000, key="mood", value="happy"))
-    assert store.documents.document("s1").to_python()["custom_state"] == {"mood": "happy"}
+    assert docs.document("s1").to_python()["custom_state"] == {"mood": "happy"}
 
 
 def test_stored_bytes_grow_with_increments(store: EventStore, ev: MakeEvent) -> None:
     store.append(ev())
-    store.automerge("s1")
-    first = store.documents.stored_bytes("s1")
+    docs = Documents(store)
+    docs.saved("s1")
+    first = docs.stored_bytes("s1")
     store.append(ev(content="more", ms=2_000))
-    store.automerge("s1")
-    assert store.documents.stored_bytes("s1") > first
+    docs.saved("s1")
+    assert docs.stored_bytes("s1") > first

@@ -1,4 +1,4 @@
-"""crdt.projection: a session's state is a pure function of its set of events.
+"""crdt.log.projection: a session's state is a pure function of its set of events.
 
 The key property (DESIGN decision 6): applying a session's events one by one through
 ``Header.apply``, in any arrival order and with duplicates, gives exactly ``rebuild`` of
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crdt.events import Event, parse_event
-from crdt.projection import Header, Message, Projection, message_key, message_of, rebuild
+from crdt.log.projection import Header, Message, Projection, message_key, message_of, rebuild
 
 MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py
 KEY = "s1"

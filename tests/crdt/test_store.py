@@ -1,4 +1,4 @@
-"""crdt.store and crdt.log against real diskcache folders (no mocks, no sleeps)."""
+"""crdt.log.store and crdt.log.eventlog against real diskcache folders (no mocks, no sleeps)."""
 
 from __future__ import annotations
 
@@ -25,13 +25,14 @@ from hypothesis.stateful import (
 
 import crdt.clock
 from crdt import codec
-from crdt import log as log_module
+from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
 from crdt.errors import NotFound, StoreError
 from crdt.events import Draft, Event, parse_event
-from crdt.log import CHUNK_BYTES_MAX, CHUNK_ENTRIES_MAX, INDEX_CHUNK, StoredEvent
-from crdt.projection import Projection, rebuild
-from crdt.store import EventStore
+from crdt.log import eventlog as log_module
+from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_ENTRIES_MAX, INDEX_CHUNK, StoredEvent
+from crdt.log.projection import Projection, rebuild
+from crdt.log.store import EventStore
 
 MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py
 SQLITE_FILES = {"cache.db", "cache.db-wal", "cache.db-shm"}
@@ -72,9 +73,13 @@ def without_empty_keys(value: Any) -> Any:
     return value
 
 
-def assert_document_matches(store: EventStore, session_key: str) -> None:
-    """The session's Automerge document, loaded by automerge itself, shows the projection."""
-    doc = extract(Document.load(store.automerge(session_key)))
+def assert_document_matches(docs: Documents | EventStore, session_key: str) -> None:
+    """The session's Automerge document, loaded by automerge itself, shows the projection.
+    Given a store, its documents are loaded afresh from its folder."""
+    if isinstance(docs, EventStore):
+        docs = Documents(docs)
+    store = docs.store
+    doc = extract(Document.load(docs.saved(session_key)))
     view = store.get_projection(session_key).to_json()
     for name in ("session_key", "agent_id", "channel", "peer_id", "state", "message_count",
                  "event_count", "last_activity", "last_event_id"):
@@ -286,7 +291,7 @@ def test_list_sessions_pages_in_creation_order(store: EventStore, ev: MakeEvent)
 def test_unknown_sessions_and_events_are_not_found(store: EventStore, ev: MakeEvent) -> None:
     store.append(ev(session="known"))
     for read in (store.get_events, store.get_projection, store.get_events_since,
-                 store.automerge):
+                 Documents(store).saved):
         with pytest.raises(NotFound):
             read("unknown")
     with pytest.raises(NotFound):
@@ -316,7 +321,7 @@ def test_reopen_keeps_everything(store_path: Path, ev: MakeEvent,
     node_id, clock = store.node_id, store.clock.last
     before = {key: store.get_projection(key).to_json() for key in ("s1", "s2")}
     events_before, version_before = all_events(store), store.version
-    document_before = extract(Document.load(store.automerge("s1")))
+    document_before = extract(Document.load(Documents(store).saved("s1")))
     store.close()
 
     monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 1_000)  # ...and now it is far behind
@@ -327,7 +332,7 @@ def test_reopen_keeps_everything(store_path: Path, ev: MakeEvent,
         assert again.version == version_before
         assert {key: again.get_projection(key).to_json() for key in ("s1", "s2")} == before
         assert [ref.session_key for ref in again.list_sessions()] == ["s1", "s2"]
-        assert extract(Document.load(again.automerge("s1"))) == document_before
+        assert extract(Document.load(Documents(again).saved("s1"))) == document_before
 
         after = again.append(draft("after reopen")).stored
         assert after.event.timestamp > clock  # sorts after every old event
@@ -365,7 +370,7 @@ def test_big_events_stay_inside_sqlite(store: EventStore, store_path: Path,
     big = ev(content="x" * 100_000)  # far above diskcache's 32 KiB file threshold
     store.append(big)
     assert store.get_event(big.id).event == big
-    assert store.automerge("s1")  # the document (another big value) too
+    assert Documents(store).saved("s1")  # the document (another big value) too
     leftovers = [os.path.relpath(os.path.join(root, name), store_path)
                  for root, _, files in os.walk(store_path) for name in files]
     assert set(leftovers) <= SQLITE_FILES
@@ -415,13 +420,14 @@ def test_reads_across_byte_size_chunks(store: EventStore, ev: MakeEvent) -> None
 def test_document_catches_up_across_chunks_increments_and_reopen(
         store_path: Path, ev: MakeEvent) -> None:
     store = EventStore.open(store_path)
+    docs = Documents(store)
     try:
         for i in range(CHUNK_ENTRIES_MAX + 40):  # more catch-ups than INCREMENTS_MAX
             store.append(ev(content=str(i), ms=1_000 - i))
             if i % 2 == 0:
                 store.append(ev("state_changed", i, key=f"k{i % 5}", value=i))
-            store.automerge("s1")
-        assert_document_matches(store, "s1")
+            docs.saved("s1")
+        assert_document_matches(docs, "s1")
     finally:
         store.close()
     with EventStore.open(store_path) as again:

@@ -35,7 +35,7 @@ import aiohttp
 from automerge.core import Document, extract
 
 from crdt.events import Event, parse_event
-from crdt.projection import rebuild
+from crdt.log.projection import rebuild
 
 from .harness import NodeProcess
 from .proxy import LinkProxy
@@ -47,7 +47,7 @@ SECRET = "integration-cluster-secret"
 #: Seconds between repair rounds (``--pull-interval``): short, so repairs are quick.
 PULL_INTERVAL_S = 0.2
 #: Seconds nodes get to converge. Generous: a peer that was unreachable for a while
-#: retries after an exponential back-off (``sync.config``, up to 60 s in the worst case).
+#: retries after an exponential back-off (``sync.peer.config``, up to 60 s in the worst case).
 CONVERGE_TIMEOUT_S = 90.0
 #: Pause between polls of a condition.
 POLL_S = 0.05

@@ -1,6 +1,6 @@
 """Real node processes for integration tests.
 
-``NodeProcess`` runs ``python -m node.cli serve`` on a free loopback port with its own
+``NodeProcess`` runs ``python -m node.main serve`` on a free loopback port with its own
 data folder, waits until ``/healthz`` answers, writes the node's output to a log file
 (shown when something fails), and can be killed and restarted on the same port and data.
 ``run_cli`` and ``spawn_cli`` run the ``clawsync`` command line the same way a person
@@ -90,7 +90,7 @@ class NodeProcess:
         return ssl.create_default_context(cafile=str(self.tls_ca))
 
     def command(self) -> list[str]:
-        args = [sys.executable, "-m", "node.cli", "serve", "--data-dir", str(self.data_dir),
+        args = [sys.executable, "-m", "node.main", "serve", "--data-dir", str(self.data_dir),
                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "debug"]
         if self.token is not None:
             args += ["--token", self.token]
@@ -195,7 +195,7 @@ def cli_args(node: NodeProcess | str, *args: str, token: str | None = None) -> l
     """The command line of ``clawsync --node URL [--token T] ARGS``."""
     url = node if isinstance(node, str) else node.url
     token = token if token is not None or isinstance(node, str) else node.token
-    command = [sys.executable, "-m", "node.cli", "--node", url]
+    command = [sys.executable, "-m", "node.main", "--node", url]
     if token is not None:
         command += ["--token", token]
     return command + list(args)

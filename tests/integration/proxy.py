@@ -1,4 +1,4 @@
-"""The cut-able loopback TCP proxy for partition tests; it lives in ``node.linkproxy``
+"""The cut-able loopback TCP proxy for partition tests; it lives in ``node.cli.linkproxy``
 because ``clawsync demo`` uses it too.
 
     with LinkProxy(target_port=node_b.port) as link:   # node A dials link.port
@@ -6,6 +6,6 @@ because ``clawsync demo`` uses it too.
         link.heal()    # traffic flows again
 """
 
-from node.linkproxy import CHUNK_BYTES, LOOP_TIMEOUT_S, LinkProxy
+from node.cli.linkproxy import CHUNK_BYTES, LOOP_TIMEOUT_S, LinkProxy
 
 __all__ = ["CHUNK_BYTES", "LOOP_TIMEOUT_S", "LinkProxy"]

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from crdt.amdoc import automerge_url
+from crdt.automerge.document import automerge_url
 
 from .harness import NodeProcess, child_env
 from .jsclient import JsClient, require_npm_packages
@@ -124,7 +124,7 @@ def replicating_pair(tmp_path: Path) -> tuple[NodeProcess, NodeProcess]:
 
 
 def has_replication() -> bool:
-    help_text = subprocess.run([sys.executable, "-m", "node.cli", "serve", "--help"],
+    help_text = subprocess.run([sys.executable, "-m", "node.main", "serve", "--help"],
                                capture_output=True, text=True, env=child_env()).stdout
     return "--peer" in help_text
 

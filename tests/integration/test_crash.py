@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from crdt.events import Event, parse_event
-from crdt.projection import rebuild
+from crdt.log.projection import rebuild
 
 from .harness import NodeProcess
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from node.cli_demo import DURING_SPLIT, OPENING
+from node.cli.demo import DURING_SPLIT, OPENING
 
 from .harness import CLI_TIMEOUT_S, LineReader, child_env
 
@@ -29,7 +29,7 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
 
 
 def demo_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "node.cli", "demo", *args]
+    return [sys.executable, "-m", "node.main", "demo", *args]
 
 
 def answers(url: str) -> bool:

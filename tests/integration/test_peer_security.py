@@ -29,7 +29,7 @@ import aiohttp
 import pytest
 
 from crdt.events import Event, parse_event
-from sync.messages import MESSAGE_BYTES_MAX, Ack, Events, Hello, Item, encode, parse
+from sync.peer.messages import MESSAGE_BYTES_MAX, Ack, Events, Hello, Item, encode, parse
 
 from .cluster import (
     SECRET,

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from node.config import Config, Limits
-from node.server import RunningNode, start
+from node.server.run import RunningNode, start
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 
 from crdt import codec
-from crdt.amdoc import automerge_url
-from crdt.store import EventStore
-from node.server import RunningNode
+from crdt.automerge.document import automerge_url
+from crdt.log.store import EventStore
+from node.server.run import RunningNode
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -352,7 +352,7 @@ async def test_connections_beyond_the_cap_wait(make_node: NodeFactory) -> None:
 
 async def test_run_serves_until_sigterm(tmp_path: Path, make_event: EventFactory) -> None:
     code = ("import sys; from pathlib import Path; from node.config import Config; "
-            "from node.server import run; "
+            "from node.server.run import run; "
             "run(Config(data_dir=Path(sys.argv[1]), port=0, log_format='json'))")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, str(tmp_path / "data"), cwd=ROOT,

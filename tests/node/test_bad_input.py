@@ -15,7 +15,7 @@ import pytest
 
 from crdt import codec
 from crdt.events import EVENT_BYTES_MAX
-from node.server import RunningNode
+from node.server.run import RunningNode
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]

@@ -1,13 +1,13 @@
-"""node.gossip with real nodes in this process: which dialed peers are kept."""
+"""node.peers.gossip with real nodes in this process: which dialed peers are kept."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from node.gossip import LEARNED_FAILURES_MAX
-from node.server import RunningNode
-from sync.config import SyncConfig
+from node.peers.gossip import LEARNED_FAILURES_MAX
+from node.server.run import RunningNode
+from sync.peer.config import SyncConfig
 from tests.integration.harness import free_port
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]

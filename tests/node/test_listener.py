@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from node.config import Config
-from node.server import start
+from node.server.run import start
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

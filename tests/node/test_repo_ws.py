@@ -12,8 +12,9 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from node.server import RunningNode
-from sync.repo import (
+from node.server.run import RunningNode
+from sync.repo.config import Access, RepoConfig, RepoLimits
+from sync.repo.connection import (
     CLOSE_GOING_AWAY,
     CLOSE_INVALID,
     CLOSE_POLICY,
@@ -21,7 +22,6 @@ from sync.repo import (
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED,
 )
-from sync.repo_config import Access, RepoConfig, RepoLimits
 from tests.sync.repo_app import App, set_custom, set_state, text_id
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -332,37 +332,36 @@ async def test_idle_documents_leave_memory(make_node: NodeFactory, make_event: E
     await client.pump(lambda: has_messages(client.app, S1, 2))
 
 
-async def test_a_client_that_reads_too_slowly_is_dropped(monkeypatch: pytest.MonkeyPatch
-                                                         ) -> None:
-    from node import repo_ws
+async def test_a_client_that_reads_too_slowly_is_dropped() -> None:
+    from node.automerge import hub as repo_ws
 
-    conn = repo_ws._Connection(None, None, None, None)  # type: ignore[arg-type]
-    monkeypatch.setattr(repo_ws, "OUTBOX_FRAMES_MAX", 3)
+    def connection(**limits: int) -> Any:
+        return repo_ws._Connection(None, None, None, None,  # type: ignore[arg-type]
+                                   RepoLimits(**limits))
+
+    conn = connection(outbox_frames_max=3)
     for _ in range(3):
         conn.post(b"frame")
     conn.post(b"one too many")
     assert list(conn._outbox) == [(CLOSE_POLICY, "the client reads too slowly")]
-    monkeypatch.setattr(repo_ws, "OUTBOX_BYTES_MAX", 10)
-    conn._outbox.clear()
+    conn = connection(outbox_bytes_max=10)
     conn.post(b"12345")
     conn.post(b"123456")
     assert list(conn._outbox) == [(CLOSE_POLICY, "the client reads too slowly")]
 
 
-async def test_ephemeral_frames_are_dropped_for_a_slow_client_not_closing_it(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from node import repo_ws
+async def test_ephemeral_frames_are_dropped_for_a_slow_client_not_closing_it() -> None:
+    from node.automerge import hub as repo_ws
 
-    conn = repo_ws._Connection(None, None, None, None)  # type: ignore[arg-type]
-    monkeypatch.setattr(repo_ws, "EPHEMERAL_OUTBOX_FRAMES_MAX", 3)
-    queued = [conn.post_ephemeral(b"presence") for _ in range(repo_ws.OUTBOX_FRAMES_MAX + 1)]
+    limits = RepoLimits(ephemeral_outbox_frames_max=3)
+    conn = repo_ws._Connection(None, None, None, None, limits)  # type: ignore[arg-type]
+    queued = [conn.post_ephemeral(b"presence") for _ in range(limits.outbox_frames_max + 1)]
     assert queued[:3] == [True] * 3 and not any(queued[3:])
     assert list(conn._outbox) == [b"presence"] * 3  # no close
     conn.post(b"sync")  # the client's own frames still go out
     assert conn._outbox[-1] == b"sync"
-    monkeypatch.setattr(repo_ws, "EPHEMERAL_OUTBOX_BYTES_MAX", 20)
-    conn._outbox.clear()
-    conn._outbox_bytes = 0
+    conn = repo_ws._Connection(None, None, None, None,  # type: ignore[arg-type]
+                               RepoLimits(ephemeral_outbox_bytes_max=20))
     assert conn.post_ephemeral(b"x" * 15) and not conn.post_ephemeral(b"x" * 6)
 
 

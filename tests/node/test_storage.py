@@ -10,8 +10,8 @@ import pytest
 
 from crdt.errors import IdMismatch, NotFound
 from crdt.events import Draft, Event, parse_event
-from crdt.store import EventStore
-from node.storage import AsyncStore, Commit, StoreBusy, StoreClosing
+from crdt.log.store import EventStore
+from node.store import AsyncStore, Commit, StoreBusy, StoreClosing
 
 
 def draft(n: int, session_key: str = "s1") -> Draft | Event:

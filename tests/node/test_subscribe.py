@@ -1,4 +1,4 @@
-"""node.subscribe: a Python client following a session's projection over /automerge."""
+"""node.client.subscribe: a Python client following a session's projection over /automerge."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.server import RunningNode, start
-from node.subscribe import SubscribeError, projections
-from sync.repo_config import Access, RepoConfig, RepoLimits
+from node.client.subscribe import SubscribeError, projections
+from node.server.run import RunningNode, start
+from sync.repo.config import Access, RepoConfig, RepoLimits
 
 from .test_repo_ws import post
 

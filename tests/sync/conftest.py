@@ -13,10 +13,10 @@ import pytest
 
 from crdt import codec
 from crdt.events import EVENT_BYTES_MAX, Event, parse_event
-from crdt.store import EventStore
-from sync.config import SyncConfig
-from sync.messages import BATCH_EVENTS_MAX, MESSAGE_BYTES_MAX, ORIGINS_MAX
-from sync.peer import PeerSync
+from crdt.log.store import EventStore
+from sync.peer.config import SyncConfig
+from sync.peer.machine import PeerSync
+from sync.peer.messages import BATCH_EVENTS_MAX, MESSAGE_BYTES_MAX, ORIGINS_MAX
 
 ORIGIN = "0123456789abcdef"
 

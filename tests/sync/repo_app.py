@@ -1,5 +1,5 @@
 """A minimal automerge-repo client in Python, for tests: it speaks the frames of
-``sync.repo_messages`` the way ``@automerge/automerge-repo`` does, holding one plain
+``sync.repo.messages`` the way ``@automerge/automerge-repo`` does, holding one plain
 automerge ``Document`` per document id. Written from the protocol's description, so it
 checks the node independently of the node's own encoder."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import cbor2
 from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState, extract
 
-from crdt.amdoc import automerge_url
+from crdt.automerge.document import automerge_url
 
 
 def text_id(session_key: str) -> str:

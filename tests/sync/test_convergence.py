@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crdt.events import Event
-from crdt.store import EventStore
-from sync import outbox
+from crdt.log.store import EventStore
+from sync.peer import outbox
 
 Ev = Callable[..., Event]
 

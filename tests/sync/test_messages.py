@@ -9,9 +9,9 @@ import pytest
 
 from crdt import codec
 from crdt.events import Event
-from sync import messages
 from sync.errors import PeerFault, ProtocolMisuse, SyncError
-from sync.messages import (
+from sync.peer import messages
+from sync.peer.messages import (
     BATCH_BYTES_MAX,
     BATCH_EVENTS_MAX,
     MESSAGE_BYTES_MAX,

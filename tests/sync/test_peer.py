@@ -12,14 +12,14 @@ import pytest
 import sync
 from crdt import codec
 from crdt.events import Event
-from crdt.store import EventStore
-from sync import config as sync_config
-from sync import messages
-from sync import peer as sync_peer
-from sync.config import SyncConfig
+from crdt.log.store import EventStore
 from sync.errors import PeerFault, ProtocolMisuse
-from sync.messages import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, Events, Hello, Item, encode, parse
-from sync.peer import PeerSync
+from sync.peer import config as sync_config
+from sync.peer import machine as sync_peer
+from sync.peer import messages
+from sync.peer.config import SyncConfig
+from sync.peer.machine import PeerSync
+from sync.peer.messages import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, Events, Hello, Item, encode, parse
 
 OpenStore = Callable[[str], EventStore]
 Ev = Callable[..., Event]

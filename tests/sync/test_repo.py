@@ -1,18 +1,22 @@
-"""sync.repo: the automerge-repo protocol with clients, exchanged in memory with a real
+"""sync.repo.connection: the automerge-repo protocol with clients, exchanged in memory with a real
 EventStore behind it. No sockets, no sleeps: time is a number passed in."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from automerge.core import ROOT, Document, ObjType, ScalarType, extract
 
-from crdt.amdoc import document_id, genesis_actor, node_actor
+from crdt.automerge.document import document_id, genesis_actor, node_actor
+from crdt.automerge.documents import Documents
 from crdt.events import Event, parse_event
-from crdt.store import EventStore
-from sync.repo import (
+from crdt.log.store import EventStore
+from node.automerge.library import StoreLibrary
+from sync.repo.config import FULL_ACCESS, Access, RepoLimits
+from sync.repo.connection import (
     CLOSE_INVALID,
     CLOSE_POLICY,
     CLOSE_PROTOCOL,
@@ -20,8 +24,6 @@ from sync.repo import (
     Outcome,
     RepoConnection,
 )
-from sync.repo_config import FULL_ACCESS, Access, RepoLimits
-from sync.repo_library import StoreLibrary
 from tests.sync.repo_app import App, put_text, root, set_custom, set_state, text_id
 
 OpenStore = Callable[[str], EventStore]
@@ -52,13 +54,23 @@ def seeded_link(open_store: OpenStore) -> Link:
     return link
 
 
+_DOCS: weakref.WeakKeyDictionary[EventStore, Documents] = weakref.WeakKeyDictionary()
+
+
+def docs_of(store: EventStore) -> Documents:
+    """The one ``Documents`` of a store, as a node has (every link of it shares them)."""
+    if store not in _DOCS:
+        _DOCS[store] = Documents(store)
+    return _DOCS[store]
+
+
 class Link:
     """One connection between an App and a RepoConnection over a StoreLibrary."""
 
     def __init__(self, store: EventStore, app: App | None = None,
                  access: Access = FULL_ACCESS, limits: RepoLimits = LIMITS) -> None:
         self.store = store
-        self.library = StoreLibrary(store)
+        self.library = StoreLibrary(store, docs_of(store))
         self.app = app or App()
         self.conn = RepoConnection(peer_id="node-1", storage_id="storage-1", access=access,
                                    limits=limits, now=0.0)
@@ -298,15 +310,15 @@ def test_reading_the_saved_document_respects_the_hold(open_store: OpenStore) -> 
     link.app.change(S1, set_state("ended"))
     out = link.send(link.app.sync(S1))
     store.append(event("message_received", 8_000, content="meanwhile"))
-    saved = Document.load(store.automerge("s1"))  # GET /v1/sessions/s1/automerge
+    saved = Document.load(docs_of(store).saved("s1"))  # GET /v1/sessions/s1/automerge
     view = extract(saved)
     assert view["custom_state"] == {"mood": "happy"} and view["state"] == "ended"
     assert "meanwhile" in messages(view)  # messages still follow the log
     link.refresh("s1")
     assert link.app.view(S1)["custom_state"] == {"mood": "happy"}
     link.apply_edits(out)
-    assert extract(Document.load(store.automerge("s1")))["custom_state"] == {"mood": "happy"}
-    assert not store.documents.document("s1", catch_up=False).held
+    assert extract(Document.load(docs_of(store).saved("s1")))["custom_state"] == {"mood": "happy"}
+    assert not docs_of(store).document("s1", catch_up=False).held
 
 
 # --- two nodes, one client ------------------------------------------------------------
@@ -363,7 +375,7 @@ def test_changes_under_this_nodes_or_the_genesis_actor_close(open_store: OpenSto
                                                               whose: str) -> None:
     store = open_store("a")
     seed(store)
-    actor = (store.documents.actor if whose == "this node"
+    actor = (docs_of(store).actor if whose == "this node"
              else genesis_actor(document_id("s1")))
     link = Link(store, App(actor=actor))
     link.open()
@@ -472,13 +484,13 @@ def test_a_deflate_bomb_closes_before_automerge_sees_it(open_store: OpenStore) -
 
     link = seeded_link(open_store)
     store = link.store
-    heads = store.documents.document("s1").heads
+    heads = docs_of(store).document("s1").heads
     bomb = chunk(2, deflate(bytes(256 * 1024 * 1024)))  # 256 MiB of zeros in 256 KiB
     message = b"\x42" + uleb(0) * 3 + uleb(1) + uleb(len(bomb)) + bomb
     frame = link.app.frame(type="sync", targetId=link.app.server, documentId=S1, data=message)
     expect_close(link.send(frame), CLOSE_TOO_BIG)
     assert "unpack to more than" in link.app.errors[0]
-    assert store.documents.document("s1").heads == heads
+    assert docs_of(store).document("s1").heads == heads
 
 
 def test_a_counter_closes_and_the_document_stays_clean(open_store: OpenStore) -> None:
@@ -493,12 +505,12 @@ def test_a_counter_closes_and_the_document_stays_clean(open_store: OpenStore) ->
     fresh = Link(store, App(peer="fresh"))
     fresh.open()
     assert fresh.app.view(S1)["custom_state"] == {"mood": "calm"}
-    reopened = store.documents.document("s1").to_python()  # readable: no counter kept
+    reopened = docs_of(store).document("s1").to_python()  # readable: no counter kept
     assert "c" not in reopened["custom_state"]
 
 
 def _genesis_plus(change: bytes) -> Document:
-    from crdt.amdoc import SessionDoc, node_actor
+    from crdt.automerge.document import SessionDoc, node_actor
 
     return Document.load(SessionDoc.new("s1", node_actor("x")).save() + change)
 

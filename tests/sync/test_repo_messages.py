@@ -1,4 +1,4 @@
-"""sync.repo_messages: the automerge-repo frames, and the token table of sync.repo."""
+"""sync.repo.messages: the automerge-repo frames, and the token table of sync.repo.connection."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import cbor2
 import pytest
 
 from sync.errors import PeerFault
-from sync.repo_config import Access, parse_tokens
-from sync.repo_messages import (
+from sync.repo.config import Access, parse_tokens
+from sync.repo.messages import (
     ITEMS_MAX,
     Ephemeral,
     Join,
@@ -118,7 +118,7 @@ def test_bad_token_tables(raw: Any) -> None:
 
 
 def test_what_a_node_sends_a_client() -> None:
-    from sync.repo_messages import Error, Peer, encode_join, parse_node_frame
+    from sync.repo.messages import Error, Peer, encode_join, parse_node_frame
 
     assert parse_node_frame(encode_peer("n", "p", {})) == Peer("n", "p", "1")
     assert parse_node_frame(encode_error("n", "p", "bye")) == Error("n", "p", "bye")

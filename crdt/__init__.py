@@ -1,0 +1,12 @@
+"""crdt: the replicated data. No networking, no asyncio; a pure function of the events.
+
+The modules here are what every room below shares, the event itself: ``errors`` (one
+base error; the sender's fault apart from ours), ``codec`` (canonical CBOR), ``clock``
+(hybrid logical clock), ``keys`` (session keys and names) and ``events`` (kinds,
+validation, content addressing).
+
+    log/        the event log: append, positions, projections (``EventStore``)
+    automerge/  each session's projection as an Automerge document
+
+May import: nothing of this project but the modules here.
+"""

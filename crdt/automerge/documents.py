@@ -1,0 +1,177 @@
+"""Automerge documents of sessions, materialised from the log on demand.
+
+A session's document is a projection like its header: it is brought up to date only when
+someone asks for it, by applying the session's entries it has not seen yet. Appends never
+pay for Automerge. Each catch-up is persisted as an increment (the new changes' bytes)
+beside a snapshot; after ``INCREMENTS_MAX`` increments the snapshot is rewritten.
+``Document.load(snapshot + increments)`` restores it.
+
+    d␟<session>          {"cursor": [chunk, offset], "increments": n, "bytes": stored}
+    ds␟<session>         snapshot (saved document)
+    di␟<session>␟<i>     increment i (concatenated change bytes)
+
+Documents stay in memory in a bounded LRU; the least recently used are dropped and
+reload from disk the next time.
+
+Clients that sync a document (``sync.repo.connection``) may add changes of their own, or another
+node's that they relay. Those are kept: the node's next changes build on them, so they
+are persisted (``record``) before anything else happens to the document, exactly like
+the node's own changes are persisted before they are sent to anyone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+from crdt import codec
+from crdt.automerge.document import SessionDoc, node_actor
+from crdt.errors import StoreError
+from crdt.log.eventlog import key
+from crdt.log.store import EventStore
+
+#: Increments kept before the snapshot is rewritten. More makes each catch-up cheaper to
+#: persist; fewer makes loading faster.
+INCREMENTS_MAX = 32
+
+
+class Documents:
+    """The Automerge documents of one store. Used by the store's single writer thread.
+
+    >>> import tempfile
+    >>> from crdt.events import parse_event
+    >>> store = EventStore.open(tempfile.mkdtemp())
+    >>> _ = store.append(parse_event({"agent_id": "main", "kind": {
+    ...     "type": "message_received", "content": "hi"}}, session_key="s1"))
+    >>> documents = Documents(store)
+    >>> documents.document("s1").to_python()["messages"].popitem()[1]["content"]
+    'hi'
+    >>> store.close()
+    """
+
+    def __init__(self, store: EventStore, in_memory_max: int = 64) -> None:
+        self.store = store
+        self.log = log = store.log
+        self.in_memory_max = in_memory_max
+        # One actor per node: a node is the only writer of its changes to any document.
+        self.actor = node_actor(log.meta.node_id)
+        self._docs: OrderedDict[str, tuple[SessionDoc, dict[str, Any]]] = OrderedDict()
+        self._used: dict[str, float] = {}  # session -> time.monotonic() of last use
+        # Saving a large document costs tens of milliseconds of GIL: reuse the last save
+        # while the document's heads have not moved.
+        self._saved: dict[str, tuple[list[bytes], bytes]] = {}
+
+    def saved(self, session_key: str) -> bytes:
+        """The session's document, caught up with the log, as Automerge bytes."""
+        doc, state = self._load(session_key)
+        self._catch_up(session_key, doc, state)
+        heads = doc.heads
+        cached = self._saved.get(session_key)
+        if cached is None or cached[0] != heads:
+            cached = self._saved[session_key] = (heads, doc.save())
+        return cached[1]
+
+    def document(self, session_key: str, catch_up: bool = True) -> SessionDoc:
+        """The live document (for the Automerge sync protocol), caught up with the log
+        unless ``catch_up`` is False (a client's edit is on its way into the log)."""
+        doc, state = self._load(session_key)
+        if catch_up:
+            self._catch_up(session_key, doc, state)
+        return doc
+
+    def record(self, session_key: str, changes: bytes) -> None:
+        """Persist ``changes`` already applied to the live document by someone other than
+        its catch-up (a client's changes, a repair)."""
+        if changes:
+            doc, state = self._load(session_key)
+            self._persist(session_key, doc, state, changes, state["cursor"])
+
+    def stored_bytes(self, session_key: str) -> int:
+        """Bytes the document takes on disk (snapshot plus increments)."""
+        _doc, state = self._load(session_key)
+        return int(state["bytes"])
+
+    def _load(self, session_key: str) -> tuple[SessionDoc, dict[str, Any]]:
+        self.log.session(session_key)  # raises NotFound for an unknown session
+        self._used[session_key] = time.monotonic()
+        if session_key in self._docs:
+            self._docs.move_to_end(session_key)
+            return self._docs[session_key]
+        cache = self.log.cache
+        raw = cache.get(key("d", session_key))
+        if raw is None:
+            doc = SessionDoc.new(session_key, self.actor)
+            state: dict[str, Any] = {"cursor": [0, 0], "increments": 0, "bytes": 0}
+        else:
+            state = codec.decode(raw)
+            parts = [cache.get(key("ds", session_key))]
+            parts += [cache.get(key("di", session_key, i)) for i in range(state["increments"])]
+            if any(part is None for part in parts):
+                raise StoreError(f"the Automerge document of {session_key!r} is incomplete "
+                                 "on disk")
+            state.setdefault("bytes", sum(map(len, parts)))  # records from before "bytes"
+            doc = SessionDoc.load(b"".join(parts), self.actor)
+        self._docs[session_key] = (doc, state)
+        while len(self._docs) > self.in_memory_max:
+            self.drop(next(iter(self._docs)))
+        return doc, state
+
+    def _catch_up(self, session_key: str, doc: SessionDoc, state: dict[str, Any]) -> None:
+        """Apply the entries after the document's cursor, then the current header."""
+        session = self.log.session(session_key)
+        chunk, offset = cursor = state["cursor"]
+        messages = []
+        for number in range(chunk, session.chunks):
+            entries = self.log.chunk(session_key, number)
+            start = offset if number == chunk else 0
+            messages += [e.message.to_json() for e in entries[start:] if e.message]
+            cursor = [number, len(entries)]
+        changes = doc.update(session.header.fields(), messages, session.header.state_values())
+        if changes or cursor != state["cursor"]:
+            self._persist(session_key, doc, state, changes, cursor)
+
+    def _persist(self, session_key: str, doc: SessionDoc, state: dict[str, Any],
+                 changes: bytes, cursor: list[int]) -> None:
+        """Save the document's new changes (or a new snapshot) and its cursor, in one
+        transaction. ``state`` changes only once that committed."""
+        cache = self.log.cache
+        new = dict(state)
+        try:
+            with cache.transact():
+                if new["increments"] >= INCREMENTS_MAX or key("ds", session_key) not in cache:
+                    snapshot = doc.save()
+                    cache.set(key("ds", session_key), snapshot)
+                    for i in range(new["increments"]):
+                        cache.delete(key("di", session_key, i))
+                    new["increments"], new["bytes"] = 0, len(snapshot)
+                elif changes:
+                    cache.set(key("di", session_key, new["increments"]), changes)
+                    new["increments"] += 1
+                    new["bytes"] = new.get("bytes", 0) + len(changes)
+                new["cursor"] = cursor
+                cache.set(key("d", session_key), codec.encode(new))
+        except BaseException:
+            # The document in memory now holds changes the disk does not. Never serve or
+            # build on them: after a reload, their actor numbers would be issued again.
+            self.drop(session_key)
+            raise
+        state.update(new)
+
+    def drop(self, session_key: str) -> None:
+        """Forget the in-memory copy (it reloads from disk on demand)."""
+        self._docs.pop(session_key, None)
+        self._saved.pop(session_key, None)
+        self._used.pop(session_key, None)
+
+    def drop_idle(self, idle_s: float) -> int:
+        """Drop documents unused for ``idle_s`` seconds; returns how many were dropped."""
+        cutoff = time.monotonic() - idle_s
+        idle = [key for key, used in self._used.items() if used < cutoff]
+        for session_key in idle:
+            self.drop(session_key)
+        return len(idle)
+
+    def __len__(self) -> int:
+        return len(self._docs)
+

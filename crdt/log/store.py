@@ -1,0 +1,228 @@
+"""``EventStore``: the seed's embedded API over the diskcache event log.
+
+Synchronous and for one writer thread (``node.store.AsyncStore`` is the asyncio facade
+that groups concurrent appends into one commit); reads are safe from any thread. Views
+built on the log (``crdt.automerge.documents``) read it through ``EventStore.log``.
+
+>>> import tempfile
+>>> from crdt.events import parse_event
+>>> store = EventStore.open(tempfile.mkdtemp())
+>>> draft = parse_event({"agent_id": "main", "kind": {"type": "message_received",
+...     "content": "Hello, agent!"}}, session_key="tg:alice")
+>>> appended = store.append(draft)
+>>> appended.created, appended.stored.position
+(True, 1)
+>>> store.append(appended.stored.event).created    # the same event again: no duplicate
+False
+>>> store.get_projection("tg:alice").to_json()["message_count"]
+1
+>>> [ref.session_key for ref in store.list_sessions()]
+['tg:alice']
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from crdt import codec
+from crdt.clock import Clock
+from crdt.errors import StoreError
+from crdt.events import Draft, Event
+from crdt.log.eventlog import Appended, EventLog, StoredEvent, key
+from crdt.log.projection import Projection
+
+#: Largest page a read returns, whatever ``limit`` asks for.
+PAGE_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRef:
+    index: int  # place in creation order; pass it as ``after`` to page on
+    session_key: str
+
+
+class EventStore:
+    """A node's event store: append events, read them back, read projections."""
+
+    def __init__(self, log: EventLog) -> None:
+        self._log = log
+        self._clock = Clock(last=log.meta.clock)
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> EventStore:
+        """Open the store in folder ``path``, creating it (and a node id) if needed."""
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return cls(EventLog.open(path, secrets.token_hex(8)))
+
+    @property
+    def log(self) -> EventLog:
+        """The log underneath, for views that are built from it (Automerge documents)."""
+        return self._log
+
+    @property
+    def node_id(self) -> str:
+        """This node's origin id: it numbers the events it originates."""
+        return self._log.meta.node_id
+
+    @property
+    def head(self) -> int:
+        """Position of the newest event (0 when empty)."""
+        return self._log.head
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def version(self) -> dict[str, int]:
+        """Version vector: for each origin, the highest sequence held without gaps."""
+        return dict(self._log.meta.version)
+
+    # -- writes (one thread) ---------------------------------------------------------
+
+    def append(self, item: Draft | Event) -> Appended:
+        """Append one event; a duplicate returns the stored one with ``created=False``."""
+        return self.append_batch([item])[0]
+
+    def append_batch(self, items: Sequence[Draft | Event]) -> list[Appended]:
+        """Append events in one durable transaction; return once it is committed.
+
+        Drafts without a timestamp are stamped by the node's clock; given timestamps
+        move the clock forward (within its drift bound) so later events sort after them.
+        """
+        self._check_open()
+        sealed: list[tuple[Event, str | None, int | None]] = []
+        for item in items:
+            sealed.append((self._seal(item), None, None))
+        return self._log.append(sealed, self._clock)
+
+    def ingest(self, items: Iterable[tuple[Event, str, int]]) -> list[Appended]:
+        """Store events received from a peer with their ``(origin, seq)``; one commit."""
+        self._check_open()
+        batch = [(event, origin, seq) for event, origin, seq in items]
+        for event, _, _ in batch:
+            self._clock.observe(event.timestamp)
+        return self._log.append(batch, self._clock)
+
+    def _seal(self, item: Draft | Event) -> Event:
+        if isinstance(item, Event):
+            self._clock.observe(item.timestamp)
+            return item
+        if item.timestamp is None:
+            return item.seal(self._clock.now())
+        self._clock.observe(item.timestamp)
+        return item.seal()
+
+    def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:
+        """Remember what a peer is known to hold (its version vector), so replication
+        resumes from there after a restart. ``peer_key`` names the link (a URL, a node
+        id): the caller's choice."""
+        self._check_open()
+        self._log.cache.set(key("k", peer_key), codec.encode_fast(version))
+
+    def checkpoint(self, peer_key: str) -> dict[str, int] | None:
+        """The version vector last saved under ``peer_key``, if any."""
+        raw = self._log.cache.get(key("k", peer_key))
+        return None if raw is None else dict(codec.decode_trusted(raw))
+
+    def renumber(self, event_ids: Sequence[bytes]) -> None:
+        """Number stored events again under this node's origin, so that peers holding
+        another event in their original (origin, seq) slot still receive them."""
+        self._check_open()
+        self._log.renumber(event_ids)
+
+    def reserve_seq(self, seq: int) -> None:
+        """Number no future local event ``seq`` or below: peers hold events of this
+        node's origin up to ``seq`` that this folder lost (it was restored from a
+        backup), and those numbers are taken."""
+        self._check_open()
+        self._log.reserve_seq(seq)
+
+    # -- reads (any thread) ------------------------------------------------------------
+
+    def get_events(self, session_key: str) -> list[StoredEvent]:
+        """All of a session's events in ``(timestamp, id)`` order."""
+        session = self._log.session(session_key)
+        entries = sorted((entry for _, entry in self._log.entries(session)),
+                         key=lambda entry: entry.sort_key)
+        return [self._log.stored(entry.sort_key[2]) for entry in entries]
+
+    def get_events_since(self, session_key: str, position: int = 0,
+                         limit: int = 100) -> list[StoredEvent]:
+        """A session's events stored after ``position`` (a cursor, not a time), in
+        position order. A late event with an old timestamp is still delivered."""
+        return self._log.session_after(session_key, position, _page(limit))
+
+    def events_after(self, position: int = 0, limit: int = 100) -> list[StoredEvent]:
+        """Every event stored on this node after ``position``, in position order."""
+        return self._log.after(position, _page(limit))
+
+    def holds(self, event_id: bytes) -> bool:
+        """True if the event with this id is stored here."""
+        return self._log.holds(event_id)
+
+    def id_at(self, origin: str, seq: int) -> bytes | None:
+        """Id of the event this node holds as ``origin``'s number ``seq``, if any."""
+        return self._log.id_at(origin, seq)
+
+    def get_event(self, event_id: bytes) -> StoredEvent:
+        """The event with this id; raises ``NotFound``."""
+        return self._log.stored(event_id)
+
+    def origin_after(self, origin: str, seq: int, limit: int = 100) -> list[StoredEvent]:
+        """Events numbered by ``origin`` after ``seq``, in order, up to the first gap
+        (what a peer whose version vector says ``seq`` for that origin lacks)."""
+        return self._log.origin_after(origin, seq, _page(limit))
+
+    def get_projection(self, session_key: str) -> Projection:
+        """The session's projection; raises ``NotFound`` for an unknown session.
+
+        The header and the message chunks are separate reads, and a commit may land
+        between them. Entries are append-only, one per event in arrival order, so the
+        first ``event_count`` of them are exactly the events the header has seen.
+        """
+        session = self._log.session(session_key)
+        entries = [entry for _, entry in self._log.entries(session)]
+        messages = [e.message for e in entries[:session.header.event_count]
+                    if e.message is not None]
+        messages.sort(key=lambda message: message.sort_key)
+        return Projection(session.header, messages)
+
+    def list_sessions(self, after: int = 0, limit: int = 100) -> list[SessionRef]:
+        """Sessions in creation order, ``limit`` at a time after index ``after``."""
+        return [SessionRef(i, k) for i, k in self._log.session_keys(after, _page(limit))]
+
+    def stats(self) -> dict[str, int]:
+        meta = self._log.meta
+        return {"events": self.head, "sessions": meta.sessions, "origins": len(meta.version)}
+
+    def flush(self) -> None:
+        """Nothing to do: every append is durable when it returns. Kept for the seed API."""
+        self._check_open()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._log.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def _page(limit: int) -> int:
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    return min(limit, PAGE_MAX)

@@ -1,0 +1,6 @@
+"""The ``/automerge`` websocket: every automerge-repo client of the node (``hub``), each
+driven by a ``sync.repo`` machine, and the node's documents as that machine sees them
+(``library``).
+
+May import: crdt, sync, node, node.http
+"""

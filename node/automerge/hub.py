@@ -1,0 +1,397 @@
+"""``GET /automerge``: the websocket automerge-repo clients sync session documents over.
+
+An app connects with ``@automerge/automerge-repo`` and its websocket adapter, pointed
+at ``ws://<node>/automerge?token=<token>`` (browsers cannot set headers on websockets,
+so the token may come in the query string; ``Authorization: Bearer`` works too):
+
+    const repo = new Repo({network: [new WebSocketClientAdapter(
+        "ws://127.0.0.1:7878/automerge")]})
+    const handle = await repo.find("automerge:2rPXk7WCZuV9W9C4pNhWXz4JezQ6")
+
+The protocol is ``sync.repo.connection``; this module only moves frames and decides nothing about
+them. Each connection runs its machine on the store's writer thread (the only thread
+that may touch the live documents), one call at a time, and sends what it returns in
+order through one writer task. A hub follows the log: when events of a session commit,
+every connection watching that session's document is refreshed (coalesced, so a burst
+of appends costs one sync message). Edits a client makes are appended through the
+``AsyncStore`` like any other events, so they replicate and reach every client.
+
+Tokens: the node's ``--token`` opens every session; ``Config.automerge.tokens`` adds
+tokens limited to some sessions, or read-only. A node without any token (loopback only)
+lets every local client open every session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import aiohttp
+import structlog
+from aiohttp import hdrs, web
+
+from crdt.automerge.document import document_id
+from crdt.errors import CrdtError
+from node.automerge.library import StoreLibrary
+from node.config import Config
+from node.http.wire import unauthorized
+from node.store import AsyncStore, StoreClosing
+from sync.repo.config import FULL_ACCESS, Access, RepoLimits, parse_tokens
+from sync.repo.connection import (
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    CLOSE_UNSUPPORTED,
+    Edit,
+    Outcome,
+    RepoConnection,
+)
+from sync.repo.messages import SOCKET_PATH, encode_ephemeral
+
+log = structlog.get_logger(__name__)
+
+#: Events read per page while following the log for changed sessions.
+FOLLOW_PAGE = 1000
+
+
+def setup(app: web.Application, config: Config, astore: AsyncStore) -> RepoHub:
+    """Serve ``/automerge`` on ``app``; the hub starts and stops with the app."""
+    hub = RepoHub(config, astore)
+    app.router.add_get(SOCKET_PATH, hub.handle)
+    app.on_startup.append(hub.start)
+    app.on_shutdown.append(hub.shutdown)
+    return hub
+
+
+class RepoHub:
+    """Every automerge-repo connection of a node, and the log follower feeding them."""
+
+    def __init__(self, config: Config, astore: AsyncStore) -> None:
+        self.config = config
+        self.limits = config.automerge.limits
+        self.astore = astore
+        self.peer_id = f"clawsync-{astore.node_id}"
+        self.connections: set[_Connection] = set()
+        self._watchers: dict[bytes, set[_Connection]] = {}
+        self._library: StoreLibrary | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    async def start(self, _app: web.Application | None = None) -> None:
+        store = await self.astore.write(lambda store: store)
+        self._library = StoreLibrary(store, self.astore.documents)
+        self._tasks = [asyncio.create_task(self._follow(), name="automerge-follow"),
+                       asyncio.create_task(self._sweep(), name="automerge-sweep")]
+
+    async def shutdown(self, _app: web.Application | None = None) -> None:
+        """Close every client (1001, going away) and stop following the log."""
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await asyncio.gather(*(conn.close(CLOSE_GOING_AWAY, "the node is stopping")
+                               for conn in list(self.connections)))
+
+    # -- connections ---------------------------------------------------------------
+
+    def access(self, request: web.Request) -> Access | None:
+        """What the request's token opens; None if it opens nothing."""
+        scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        token = request.query.get("token") or (given.strip() if scheme.lower() == "bearer"
+                                               else "")
+        tokens = self.config.automerge.tokens
+        if self.config.token is None and not tokens:
+            return FULL_ACCESS
+        found: Access | None = None
+        if self.config.token is not None and hmac.compare_digest(
+                token.encode(), self.config.token.encode()):
+            found = FULL_ACCESS
+        for candidate, access in tokens.items():  # every one compared: constant time
+            if hmac.compare_digest(token.encode(), candidate.encode()):
+                found = access
+        return found
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        access = self.access(request)
+        if access is None:
+            raise unauthorized("a valid token is required: ?token=<token> or "
+                               "'Authorization: Bearer <token>'")
+        if self._closing or self._library is None:
+            raise web.HTTPServiceUnavailable(text="the node is stopping")
+        ws = web.WebSocketResponse(max_msg_size=self.limits.frame_bytes_max,
+                                   heartbeat=self.limits.ping_interval_s, compress=False)
+        await ws.prepare(request)
+        machine = RepoConnection(peer_id=self.peer_id, storage_id=self.peer_id,
+                                 access=access, limits=self.limits, now=time.monotonic())
+        conn = _Connection(self, ws, machine, self._library, self.limits)
+        self.connections.add(conn)
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+            self.watch(conn, {})
+        return ws
+
+    def watch(self, conn: _Connection, docs: dict[bytes, bool]) -> None:
+        """Record the documents ``conn`` now watches (replacing what it watched)."""
+        for doc_id in conn.watching - docs.keys():
+            watchers = self._watchers.get(doc_id)
+            if watchers is not None:
+                watchers.discard(conn)
+                if not watchers:
+                    del self._watchers[doc_id]
+        for doc_id in docs.keys() - conn.watching:
+            self._watchers.setdefault(doc_id, set()).add(conn)
+        conn.watching = dict(docs)
+
+    def changed(self, doc_ids: Iterable[bytes], besides: _Connection | None = None) -> None:
+        """The node's copies of ``doc_ids`` changed: refresh whoever watches them."""
+        for doc_id in doc_ids:
+            for conn in self._watchers.get(doc_id, ()):
+                if conn is not besides:
+                    conn.mark(doc_id)
+
+    def forward(self, sender: _Connection, outcome: Outcome) -> None:
+        """Pass ephemeral messages on to the other clients that have the document open."""
+        for doc_id, message in outcome.ephemeral:
+            for conn in self._watchers.get(doc_id, ()):
+                client = conn.machine.client
+                if conn is not sender and client is not None and conn.watching.get(doc_id):
+                    conn.post_ephemeral(encode_ephemeral(message, client))
+
+    async def append_edit(self, edit: Edit) -> None:
+        """Append a client's edit; then let its document follow the log again."""
+        library = self._library
+        assert library is not None
+        try:
+            await self.astore.append(edit.drafts)
+        except (StoreClosing, CrdtError) as error:
+            log.warning("automerge client edit not stored", session=edit.session_key,
+                        error=str(error))
+        finally:
+            with contextlib.suppress(StoreClosing):
+                await self.astore.write(lambda _store: library.release(edit.session_key))
+            self.changed([document_id(edit.session_key)])
+
+    # -- following the log ---------------------------------------------------------
+
+    async def _follow(self) -> None:
+        """Mark the documents of sessions with new events for refresh."""
+        cursor = self.astore.head
+        while not self.astore.released:
+            try:
+                await self.astore.wait_for_head(cursor, 60.0)
+                if not self._watchers:  # nobody to tell: skip what committed meanwhile
+                    cursor = self.astore.head
+                    continue
+                events = await self.astore.events_after(cursor, FOLLOW_PAGE)
+            except StoreClosing:
+                return
+            except Exception:
+                # Without this task no client would hear of new events: log and go on.
+                log.exception("following the log for automerge clients failed")
+                await asyncio.sleep(self.limits.follow_retry_s)
+                continue
+            if events:
+                cursor = events[-1].position
+                self.changed({document_id(s.event.session_key) for s in events})
+
+    async def _sweep(self) -> None:
+        """Let documents nobody used for ``documents_idle_s`` leave memory."""
+        idle_s = self.limits.documents_idle_s
+        while True:
+            await asyncio.sleep(min(self.limits.sweep_interval_s, idle_s))
+            try:
+                dropped = await self.astore.write(
+                    lambda _store: self.astore.documents.drop_idle(idle_s))
+            except StoreClosing:
+                return
+            except Exception:
+                log.exception("dropping idle automerge documents failed")
+                continue
+            if dropped:
+                log.debug("automerge documents left memory", count=dropped)
+
+
+class _Connection:
+    """One client: frames in, machine calls on the writer thread, frames out in order."""
+
+    def __init__(self, hub: RepoHub, ws: web.WebSocketResponse, machine: RepoConnection,
+                 library: StoreLibrary, limits: RepoLimits) -> None:
+        self.hub = hub
+        self.limits = limits
+        self.ws = ws
+        self.machine = machine
+        self.library = library
+        self.watching: dict[bytes, bool] = {}
+        self._dirty: set[bytes] = set()
+        self._dirty_event = asyncio.Event()
+        self._outbox: deque[bytes | tuple[int, str]] = deque()
+        self._outbox_bytes = 0
+        self._outbox_event = asyncio.Event()
+        self._turn = asyncio.Lock()  # one machine call at a time, in order
+        self._done = asyncio.Event()
+
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._send_loop())
+        tasks = [asyncio.create_task(self._refresh_loop()), sender]
+        try:
+            await self._read_loop()
+            if self.machine.closed:  # let the error message and the close go out
+                await asyncio.wait([sender], timeout=self.limits.send_timeout_s)
+        finally:
+            self._done.set()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if not self.ws.closed:
+                await self.ws.close()
+
+    def mark(self, doc_id: bytes) -> None:
+        self._dirty.add(doc_id)
+        self._dirty_event.set()
+
+    def post(self, frame: bytes | tuple[int, str]) -> None:
+        if isinstance(frame, bytes):
+            if (len(self._outbox) >= self.limits.outbox_frames_max
+                    or self._outbox_bytes + len(frame) > self.limits.outbox_bytes_max):
+                self._outbox.clear()
+                self._outbox_bytes = 0
+                frame = (CLOSE_POLICY, "the client reads too slowly")
+            else:
+                self._outbox_bytes += len(frame)
+        self._outbox.append(frame)
+        self._outbox_event.set()
+
+    def post_ephemeral(self, frame: bytes) -> bool:
+        """Queue another client's ephemeral message unless this client is behind; True
+        if queued."""
+        if (len(self._outbox) >= self.limits.ephemeral_outbox_frames_max
+                or self._outbox_bytes + len(frame) > self.limits.ephemeral_outbox_bytes_max):
+            return False
+        self.post(frame)
+        return True
+
+    async def close(self, code: int, reason: str) -> None:
+        self.post((code, reason))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.limits.send_timeout_s):
+                await self._done.wait()
+
+    async def _read_loop(self) -> None:
+        while not self.ws.closed and not self.machine.closed:
+            timeout_s = None
+            if (wakeup := self.machine.wakeup_at) is not None:
+                timeout_s = max(0.0, wakeup - time.monotonic())
+            try:
+                async with asyncio.timeout(timeout_s):
+                    message = await self.ws.receive()
+            except TimeoutError:
+                await self._call(lambda now: self.machine.tick(now), on_writer=False)
+                continue
+            if message.type == aiohttp.WSMsgType.BINARY:
+                await self._call(functools.partial(self._receive, bytes(message.data)))
+            elif message.type == aiohttp.WSMsgType.TEXT:
+                await self._call(lambda _now: self.machine.refuse(
+                    CLOSE_UNSUPPORTED, "text frames are not part of the protocol"),
+                    on_writer=False)
+            elif message.type == aiohttp.WSMsgType.ERROR:
+                code = CLOSE_TOO_BIG if self.ws.close_code == CLOSE_TOO_BIG else CLOSE_POLICY
+                log.warning("automerge client frame refused", peer=self.machine.client,
+                            code=code, error=str(message.data))
+                return
+            else:  # closing or closed
+                return
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await self._dirty_event.wait()
+            self._dirty_event.clear()
+            doc_ids, self._dirty = self._dirty, set()
+            await self._call(functools.partial(self._refresh, doc_ids))
+
+    def _receive(self, frame: bytes, now: float) -> Outcome:
+        return self.machine.receive(frame, now, self.library)
+
+    def _refresh(self, doc_ids: set[bytes], now: float) -> Outcome:
+        return self.machine.refresh(doc_ids, now, self.library)
+
+    async def _call(self, step: Callable[[float], Outcome], on_writer: bool = True) -> None:
+        """Run one machine call (on the writer thread when it may touch documents) and
+        act on its outcome, one call at a time."""
+        async with self._turn:
+            if self.machine.closed:
+                return
+            try:
+                if on_writer:
+                    outcome = await self.hub.astore.write(lambda _store: step(time.monotonic()))
+                else:
+                    outcome = step(time.monotonic())
+            except StoreClosing:
+                outcome = self.machine.refuse(CLOSE_GOING_AWAY, "the node is stopping")
+            except Exception:  # a bug of ours: keep the node up, drop this client
+                log.exception("automerge connection failed", peer=self.machine.client)
+                outcome = self.machine.refuse(CLOSE_INTERNAL, "the node failed")
+            self._act(outcome)
+
+    def _act(self, outcome: Outcome) -> None:
+        for note in outcome.notes:
+            log.log(_LEVELS.get(note.level, 20), note.event, **note.fields)
+        if outcome.watch is not None:
+            self.hub.watch(self, outcome.watch)
+        for frame in outcome.frames:
+            self.post(frame)
+        self.hub.changed(outcome.changed, besides=self)
+        self.hub.forward(self, outcome)
+        for edit in outcome.edits:
+            task = asyncio.create_task(self.hub.append_edit(edit))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+        if outcome.close is not None:
+            self.post((outcome.close.code, outcome.close.reason))
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._outbox_event.wait()
+            self._outbox_event.clear()
+            while self._outbox:
+                item = self._outbox.popleft()
+                if isinstance(item, bytes):
+                    self._outbox_bytes -= len(item)
+                try:
+                    async with asyncio.timeout(self.limits.send_timeout_s):
+                        if isinstance(item, bytes):
+                            await self.ws.send_bytes(item)
+                        else:
+                            await self.ws.close(code=item[0], message=item[1].encode()[:120])
+                            return
+                except (ConnectionError, TimeoutError, RuntimeError):
+                    await self.ws.close(code=CLOSE_POLICY, message=b"send failed")
+                    return
+
+
+_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+#: Edits being appended; kept referenced until done.
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def load_tokens(path: Path) -> dict[str, Access]:
+    """The token table in a JSON file (``serve --automerge-tokens``); ``ValueError``
+    saying what is wrong with it."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {path}: {error}") from None
+    return parse_tokens(raw)

@@ -1,0 +1,93 @@
+"""``StoreLibrary``: the ``sync.repo.connection.Library`` of a node, over its ``EventStore``.
+
+Used from the store's writer thread only, like the documents it hands out. It finds a
+session by its document id (an index of every session's id, built on first use and
+extended from the store's session list when an unknown id is asked for) and holds a
+document's catch-up while a client's edit is being appended, so that the node does not
+briefly write the old value back over the client's new one. Other catch-ups meanwhile
+(``GET /v1/sessions/{key}/automerge``) see ``SessionDoc.held`` and leave the edited
+fields alone; a document that leaves memory during the append loses that mark.
+
+>>> import tempfile
+>>> from crdt.automerge.document import document_id
+>>> from crdt.automerge.documents import Documents
+>>> from crdt.events import parse_event
+>>> from crdt.log.store import EventStore
+>>> store = EventStore.open(tempfile.mkdtemp())
+>>> library = StoreLibrary(store, Documents(store))
+>>> library.resolve(document_id("s1")) is None
+True
+>>> _ = store.append(parse_event({"agent_id": "main", "kind": {"type": "session_ended",
+...     "reason": "done"}}, session_key="s1"))
+>>> library.resolve(document_id("s1"))
+'s1'
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from crdt.automerge.document import SessionDoc, document_id
+from crdt.automerge.documents import Documents
+from crdt.log.store import EventStore
+
+#: Sessions read per page while indexing document ids.
+INDEX_PAGE = 1000
+
+
+class StoreLibrary:
+    """The documents of one ``EventStore`` for ``sync.repo.connection.RepoConnection``."""
+
+    def __init__(self, store: EventStore, documents: Documents) -> None:
+        self.store = store
+        self.documents = documents
+        self._index: dict[bytes, str] = {}
+        self._indexed_after = 0
+        self._held: Counter[str] = Counter()
+
+    def resolve(self, doc_id: bytes) -> str | None:
+        session_key = self._index.get(doc_id)
+        if session_key is None:
+            self._extend_index()
+            session_key = self._index.get(doc_id)
+        return session_key
+
+    def _extend_index(self) -> None:
+        while page := self.store.list_sessions(self._indexed_after, INDEX_PAGE):
+            for ref in page:
+                self._index[document_id(ref.session_key)] = ref.session_key
+            self._indexed_after = page[-1].index
+
+    def document(self, session_key: str) -> SessionDoc:
+        held = self._held[session_key] > 0
+        doc = self.documents.document(session_key, catch_up=not held)
+        doc.held = held  # for catch-ups by others (``EventStore.automerge``) meanwhile
+        return doc
+
+    def record(self, session_key: str, changes: bytes) -> None:
+        self.documents.record(session_key, changes)
+
+    def discard(self, session_key: str) -> None:
+        self.documents.drop(session_key)
+
+    def stored_bytes(self, session_key: str) -> int:
+        return self.documents.stored_bytes(session_key)
+
+    def messages(self, session_key: str) -> list[dict[str, Any]]:
+        return [message.to_json() for message in self.store.get_projection(session_key).messages]
+
+    def hold(self, session_key: str) -> None:
+        self._held[session_key] += 1
+        self.document(session_key)
+
+    def release(self, session_key: str) -> None:
+        """The held edit is in the log (or failed): catch-ups may go on."""
+        self._held[session_key] -= 1
+        if self._held[session_key] <= 0:
+            del self._held[session_key]
+            self.documents.document(session_key, catch_up=False).held = False
+
+    def held(self, session_key: str) -> bool:
+        return self._held[session_key] > 0

@@ -1,0 +1,252 @@
+"""``clawsync append``: record events from the command line or import a seed export.
+
+Fields follow httpie's convention: ``FIELD=VALUE`` is text, ``FIELD:=JSON`` a JSON value.
+Events typed on the command line are checked here (with the same rules the node applies)
+before anything is sent, so a typo costs no request and gets exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import IO, Any
+
+import click
+
+from crdt.errors import InvalidInput
+from crdt.events import DEFAULTS, KINDS, parse_kind
+from node.cli.common import NodeError, client_options, note, with_client
+from node.cli.output import print_json_lines
+from node.client.api import Client, ClientError
+
+#: Most events in one request: the node's ``batch_events_max``.
+BATCH_EVENTS_MAX = 1000
+#: Most JSON bytes in one request: under the node's 4 MiB ``body_bytes_max`` with room for
+#: the list's punctuation, so a batch of large events is split instead of refused.
+BATCH_BYTES_MAX = 3 * 1024 * 1024
+
+#: How each field type is written on the command line, by validator (crdt/events.py).
+_FIELD_FORMS = {"_string": "=TEXT", "_state_key": "=TEXT", "_boolean": ":=true|false"}
+
+
+def field_forms(kind: str) -> list[str]:
+    """``content=TEXT``, ``[attachments:=JSON]``...: how to write each field of ``kind``."""
+    forms = []
+    for name, check in KINDS[kind].items():
+        form = name + _FIELD_FORMS.get(check.__name__, ":=JSON")
+        forms.append(f"[{form}]" if name in DEFAULTS.get(kind, {}) else form)
+    return forms
+
+
+def kinds_table() -> str:
+    """Every kind and its fields, one per line (optional fields in brackets)."""
+    width = max(len(kind) for kind in KINDS)
+    return "\n".join(f"  {kind:<{width}}  {' '.join(field_forms(kind))}" for kind in KINDS)
+
+
+def parse_fields(kind: str, items: tuple[str, ...]) -> dict[str, Any]:
+    """Turn ``FIELD=VALUE`` / ``FIELD:=JSON`` arguments into a checked ``kind`` object."""
+    if kind not in KINDS:
+        raise click.UsageError(f"unknown event kind {kind!r}. The kinds and their fields:\n"
+                               f"{kinds_table()}")
+    body: dict[str, Any] = {"type": kind}
+    as_text: set[str] = set()
+    for item in items:
+        name, value, is_json = _split_field(kind, item)
+        if name in body:
+            raise click.UsageError(f"field {name!r} is given twice")
+        body[name] = value
+        if not is_json:
+            as_text.add(name)
+    try:
+        parse_kind(body)
+    except InvalidInput as error:
+        # "kind.success" -> "success": hint at := when a JSON field was given as text.
+        blamed = (error.field or "").split(".")[1:2]
+        hint = ""
+        if blamed and blamed[0] in as_text:
+            hint = " (FIELD:=JSON passes a JSON value, FIELD=VALUE passes text)"
+        raise click.UsageError(f"{error}{hint}. Fields of {kind}: "
+                               f"{' '.join(field_forms(kind))}") from None
+    return body
+
+
+def _split_field(kind: str, item: str) -> tuple[str, Any, bool]:
+    """``name=text`` -> (name, "text", False); ``name:=json`` -> (name, value, True)."""
+    name, equals, value = item.partition("=")
+    is_json = name.endswith(":")
+    name = name.removesuffix(":")
+    if not equals or not name:
+        raise click.UsageError(f"{item!r} is not FIELD=VALUE or FIELD:=JSON. Fields of "
+                               f"{kind}: {' '.join(field_forms(kind))}")
+    if name not in KINDS[kind]:
+        raise click.UsageError(f"{kind} has no field {name!r}; its fields: "
+                               f"{' '.join(field_forms(kind))}")
+    if not is_json:
+        return name, value, False
+    try:
+        return name, json.loads(value), True
+    except ValueError as error:
+        raise click.UsageError(f"{name}:= needs a JSON value ({error}); "
+                               f"write {name}={value} to pass it as text") from None
+
+
+def read_events(source: IO[str], session: str | None, agent: str) -> list[dict[str, Any]]:
+    """Events from a JSON object, a JSON array or JSON lines, each with its session key
+    and agent filled in from SESSION and ``--agent`` when it carries none."""
+    name = getattr(source, "name", "the file")
+    text = source.read()
+    events = _parse_document(text, name)
+    if not events:
+        raise click.UsageError(f"{name} holds no events")
+    for number, event in enumerate(events, 1):
+        if not isinstance(event, dict):
+            raise click.UsageError(f"event #{number} in {name} is not a JSON object")
+        if "session_key" not in event:
+            if session is None:
+                raise click.UsageError(f"event #{number} in {name} has no session_key: "
+                                       "give SESSION for events without one")
+            event["session_key"] = session
+        event.setdefault("agent_id", agent)
+    return events
+
+
+def _parse_document(text: str, name: str) -> list[Any]:
+    """One JSON document (object or array), or else JSON lines."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        if text.lstrip().startswith("["):
+            raise click.UsageError(f"{name} is not valid JSON: {error}") from None
+        return list(_json_lines(text, name))
+    return document if isinstance(document, list) else [document]
+
+
+def _json_lines(text: str, name: str) -> Iterator[Any]:
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except ValueError as error:
+                raise click.UsageError(f"line {number} of {name} is not JSON: {error}") from None
+
+
+def batches(events: list[dict[str, Any]]) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
+    """Group events by session (the API appends to one session per request) into batches
+    within the node's limits; yields ``(number of the batch's first event, key, batch)``."""
+    by_session: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for number, event in enumerate(events, 1):
+        by_session.setdefault(str(event["session_key"]), []).append((number, event))
+    for key, numbered in by_session.items():
+        batch: list[dict[str, Any]] = []
+        first, size = 0, 0
+        for number, event in numbered:
+            event_bytes = len(json.dumps(event)) + 2
+            if batch and (len(batch) >= BATCH_EVENTS_MAX or size + event_bytes > BATCH_BYTES_MAX):
+                yield first, key, batch
+                batch, size = [], 0
+            if not batch:
+                first = number
+            batch.append(event)
+            size += event_bytes
+        if batch:
+            yield first, key, batch
+
+
+async def send_all(client: Client, events: list[dict[str, Any]],
+                   from_file: bool) -> list[dict[str, Any]]:
+    """Append every batch; a refusal says which part of the file was stored before it."""
+    stored: list[dict[str, Any]] = []
+    for first, key, batch in batches(events):
+        try:
+            answer = await client.append(key, batch)
+        except ClientError as error:
+            if not from_file:
+                raise
+            raise ClientError(
+                f"{error}\n(in the batch of events #{first} to #{first + len(batch) - 1} of "
+                f"the file, session {key!r}; {len(stored)} events before it are stored, and "
+                "running the import again is safe: stored events are recognised)",
+                status=error.status, code=error.code, field=error.field) from None
+        stored.extend(answer.get("events", []))
+    return stored
+
+
+def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None:
+    """One line per event: new or already stored, its position and id."""
+    if as_json:
+        print_json_lines(stored)
+    else:
+        for event in stored:
+            status = "stored" if event.get("created", True) else "already stored"
+            click.echo(f"{status}: position {event.get('position')} id {event.get('id')} "
+                       f"({event.get('kind', {}).get('type')} in {event.get('session_key')})")
+    if from_file:
+        created = sum(1 for event in stored if event.get("created", True))
+        sessions = len({event.get("session_key") for event in stored})
+        note(f"{len(stored)} events in {sessions} sessions: {created} stored, "
+             f"{len(stored) - created} already stored")
+
+
+APPEND_HELP = f"""Append an event to SESSION, or import events from a file.
+
+KIND is one of the event kinds below; each FIELD=VALUE sets a text field and each
+FIELD:=JSON sets a JSON value (true, 3, {{"q": "x"}}, ...). Prints the position and id the
+node stored the event at, or "already stored" when it had the event (an event with the
+same --timestamp and content is the same event, so retries are safe).
+
+With --file, events come from a JSON object, a JSON array or JSON lines, for example a
+seed export (its array-of-numbers ids are ignored); events without a session_key go to
+SESSION. They are sent in batches of at most {BATCH_EVENTS_MAX}.
+
+\b
+Kinds and their fields ([...] = optional):
+{kinds_table()}
+
+\b
+Examples:
+  clawsync append s1 message_received content='hello there'
+  clawsync append s1 tool_called tool_name=search params:='{{"q": "weather"}}'
+  clawsync append s1 tool_result tool_name=search result:='[1, 2]' success:=true
+  clawsync append s1 state_changed key=mood value:='"happy"' --agent bot2
+  clawsync append s1 session_ended reason=done --timestamp 2026-01-01T12:00:00Z
+  clawsync append --file export.json
+  clawsync --node http://a:7878 events s1 --all --json \\
+    | clawsync --node http://b:7878 append --file -
+"""
+
+
+@click.command(help=APPEND_HELP, no_args_is_help=True)
+@click.argument("session", required=False)
+@click.argument("kind", required=False)
+@click.argument("fields", nargs=-1, metavar="[FIELD=VALUE | FIELD:=JSON]...")
+@click.option("--agent", default="main", show_default=True, metavar="ID",
+              help="agent_id of the event (with --file: of events that carry none).")
+@click.option("--timestamp", metavar="TIME",
+              help="RFC 3339 time or integer milliseconds. Default: the node's clock. "
+                   "Giving one makes a retry store nothing new.")
+@click.option("--file", "source", type=click.File("r", encoding="utf-8"), metavar="PATH|-",
+              help="Read events from a file (- for stdin) instead of the arguments.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored events as JSON lines.")
+@client_options
+@click.pass_context
+def append(ctx: click.Context, session: str | None, kind: str | None, fields: tuple[str, ...],
+           agent: str, timestamp: str | None, source: IO[str] | None, as_json: bool) -> None:
+    if source is not None:
+        if kind is not None or timestamp is not None:
+            raise click.UsageError("with --file, give no KIND, FIELDs or --timestamp: the "
+                                   "events come from the file")
+        events = read_events(source, session, agent)
+    else:
+        if session is None or kind is None:
+            raise click.UsageError("give SESSION and KIND (or --file). The kinds and their "
+                                   f"fields:\n{kinds_table()}")
+        event: dict[str, Any] = {"agent_id": agent, "kind": parse_fields(kind, fields),
+                                 "session_key": session}
+        if timestamp is not None:
+            event["timestamp"] = int(timestamp) if timestamp.isdigit() else timestamp
+        events = [event]
+    stored = with_client(ctx, lambda client: send_all(client, events, source is not None))
+    if not stored:
+        raise NodeError("the node answered without the stored events")
+    report(stored, as_json, source is not None)

@@ -1,0 +1,85 @@
+"""What every ``clawsync`` client command shares: the node's address, running a request
+against it, and turning its failures into exit code 1 with a readable message."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import click
+from yarl import URL
+
+from node.client.api import Client, ClientError
+from node.config import Settings
+
+T = TypeVar("T")
+
+
+class NodeError(click.ClickException):
+    """The node could not be reached or refused the request: exit code 1 (usage errors,
+    found before any request, exit with 2)."""
+
+    exit_code = 1
+
+
+def node_url(text: str) -> str:
+    """Accept ``host:port`` as well as a full URL: people type the short form.
+
+    >>> node_url("127.0.0.1:7878"), node_url("https://sync.example/")
+    ('http://127.0.0.1:7878', 'https://sync.example')
+    """
+    text = text.strip().rstrip("/")
+    text = text if "://" in text else f"http://{text}"
+    try:
+        url = URL(text)
+    except ValueError as error:
+        raise click.BadParameter(f"{text!r} is not a URL: {error}", param_hint="--node") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
+                                 param_hint="--node")
+    return text
+
+
+def settings(ctx: click.Context) -> Settings:
+    """The group's settings (defaults when a command is invoked on its own in tests)."""
+    found = ctx.find_object(Settings)
+    return found if found is not None else Settings()
+
+
+def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Also accept ``--node`` and ``--token`` after the command name (``clawsync events s1
+    --node URL``), as people tend to type them; given there, they win over the group's."""
+
+    def override(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+        def store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+            if value is not None:
+                value = node_url(value) if field == "node" else value
+                ctx.obj = replace(settings(ctx), **{field: value})
+        return store
+
+    command = click.option("--token", metavar="TOKEN", expose_value=False,
+                           callback=override("token"),
+                           help="Bearer token of the node (as before the command).")(command)
+    return click.option("--node", metavar="URL", expose_value=False, callback=override("node"),
+                        help="The node to talk to (as before the command).")(command)
+
+
+def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T:
+    """Run ``work`` against the node; a ``ClientError`` becomes exit code 1."""
+    options = settings(ctx)
+
+    async def session() -> T:
+        async with Client(options.node, options.token) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(session())
+    except ClientError as error:
+        raise NodeError(str(error)) from None
+
+
+def note(message: str) -> None:
+    """A remark for the person at the terminal: stderr, so stdout stays parseable."""
+    click.echo(message, err=True)

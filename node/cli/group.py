@@ -1,0 +1,62 @@
+"""The ``clawsync`` command group and its client commands (``node.main`` adds ``serve``).
+
+Exit codes: 0 success, 1 the node could not be reached or refused the request, 2 a usage
+error found before any request was sent.
+
+>>> from click.testing import CliRunner
+>>> result = CliRunner().invoke(main, ["append", "s1", "no_such_kind"])
+>>> result.exit_code, "message_received" in result.output
+(2, True)
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import click
+
+from node.cli.append import append
+from node.cli.common import node_url
+from node.cli.demo import demo
+from node.cli.read import events, projection, sessions, tail
+from node.cli.status import status
+from node.config import NODE_DEFAULT, Settings
+
+
+def _version() -> str:
+    try:
+        return metadata.version("clawsync")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        return "(source tree)"
+
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=_CONTEXT)
+@click.option("--node", "node", envvar="CLAWSYNC_NODE", default=NODE_DEFAULT,
+              show_default=True, metavar="URL", show_envvar=True,
+              help="The node the client commands talk to.")
+@click.option("--token", envvar="CLAWSYNC_TOKEN", metavar="TOKEN", show_envvar=True,
+              help="Bearer token of that node, if it has one.")
+@click.version_option(_version(), message="%(prog)s %(version)s")
+@click.pass_context
+def main(ctx: click.Context, node: str, token: str | None) -> None:
+    """clawsync: keep an AI agent's session histories in sync across devices.
+
+    Each device runs a node (`clawsync serve`); the other commands read from and write
+    to a node over its HTTP API.
+
+    \b
+    Examples:
+      clawsync serve --data-dir ~/.clawsync
+      clawsync append s1 message_received content=hello
+      clawsync events s1
+      clawsync --node http://phone.local:7878 --token "$TOKEN" sessions
+    """
+    ctx.obj = Settings(node=node_url(node), token=token or None)
+
+
+for _command in (append, events, sessions, projection, tail, status, demo):
+    main.add_command(_command)
+

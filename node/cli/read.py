@@ -1,0 +1,198 @@
+"""The ``clawsync`` commands that read from a node: events, sessions, projection, tail."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from node.cli.common import client_options, note, settings, with_client
+from node.cli.output import (
+    event_row,
+    print_json_lines,
+    print_lines,
+    print_rows,
+    projection_lines,
+)
+from node.client.api import Client, StreamEvent
+
+Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
+
+_AFTER = click.option("--after", type=click.IntRange(min=0), metavar="N",
+                      help="Start after this position (the first column of the output).")
+_LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                      help="How many per page, up to the node's page_max (1000 unless "
+                           "configured). Default: the node's page size (100).")
+_ALL = click.option("--all", "everything", is_flag=True,
+                    help="Follow the pages to the end instead of stopping after one.")
+_JSON = click.option("--json", "as_json", is_flag=True,
+                     help="Print JSON (one object per line) instead of text.")
+
+
+async def collect(fetch: Fetch, items: str, after: int | None,
+                  everything: bool) -> tuple[list[dict[str, Any]], Any, bool]:
+    """Fetch one page, or every page with ``everything``; returns (items, next, more)."""
+    found: list[dict[str, Any]] = []
+    while True:
+        page = await fetch(after)
+        found.extend(page.get(items, []))
+        following, more = page.get("next"), bool(page.get("more"))
+        # A node that says "more" without moving on would loop forever: stop instead.
+        if not (everything and more) or following is None or following == after:
+            return found, following, more
+        after = int(following)
+
+
+def more_hint(more: bool, following: Any, noun: str) -> None:
+    if more:
+        note(f"more {noun} after position {following}: use --after {following} or --all")
+
+
+@click.command()
+@click.argument("session")
+@_AFTER
+@_LIMIT
+@_ALL
+@_JSON
+@client_options
+@click.pass_context
+def events(ctx: click.Context, session: str, after: int | None, limit: int | None,
+           everything: bool, as_json: bool) -> None:
+    """List the events of SESSION in the node's order: position, time, kind and a short
+    summary of each.
+
+    \b
+    Examples:
+      clawsync events s1
+      clawsync events s1 --after 120 --limit 20
+      clawsync events s1 --all --json > s1.jsonl
+    """
+    def fetch_with(client: Client) -> Fetch:
+        return lambda start: client.events(session, after=start, limit=limit)
+
+    found, following, more = with_client(
+        ctx, lambda client: collect(fetch_with(client), "events", after, everything))
+    if as_json:
+        print_json_lines(found)
+    else:
+        print_rows([event_row(event) for event in found],
+                   ["position", "time", "kind", "summary"], title=session)
+        if not found:
+            note(f"no events in {session} after position {after or 0}")
+    more_hint(more, following, "events")
+
+
+@click.command()
+@_AFTER
+@_LIMIT
+@_ALL
+@_JSON
+@client_options
+@click.pass_context
+def sessions(ctx: click.Context, after: int | None, limit: int | None, everything: bool,
+             as_json: bool) -> None:
+    """List the sessions the node knows, in the order it first heard of them.
+
+    \b
+    Examples:
+      clawsync sessions
+      clawsync sessions --all --json | jq -r .session_key
+    """
+    def fetch_with(client: Client) -> Fetch:
+        return lambda start: client.sessions(after=start, limit=limit)
+
+    found, following, more = with_client(
+        ctx, lambda client: collect(fetch_with(client), "sessions", after, everything))
+    if as_json:
+        print_json_lines(found)
+    else:
+        print_rows([[str(item.get("index")), str(item.get("session_key"))] for item in found],
+                   ["index", "session"])
+        if not found:
+            note("no sessions")
+    more_hint(more, following, "sessions")
+
+
+@click.command()
+@click.argument("session")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole projection as JSON.")
+@click.option("--url", "url_only", is_flag=True,
+              help="Print only the session's automerge: URL (for automerge-repo clients).")
+@click.option("--messages", "messages_max", type=click.IntRange(min=0), default=10,
+              show_default=True, metavar="N", help="How many of the last messages to show.")
+@client_options
+@click.pass_context
+def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
+               messages_max: int) -> None:
+    """Show the current state of SESSION: its state, channel, counts, last messages and
+    custom state, as every node that has the same events computes it.
+
+    \b
+    Examples:
+      clawsync projection s1
+      clawsync projection s1 --json | jq .custom_state
+      clawsync projection s1 --url
+    """
+    if as_json and url_only:
+        raise click.UsageError("give --json or --url, not both")
+    view = with_client(ctx, lambda client: client.projection(session))
+    if url_only:
+        click.echo(view.get("automerge_url") or "")
+    elif as_json:
+        click.echo(json.dumps(view, indent=2, ensure_ascii=False))
+    else:
+        print_lines(projection_lines(view, messages_max))
+
+
+@click.command()
+@_AFTER
+@click.option("--session", "session_key", metavar="KEY", help="Show only this session.")
+@_JSON
+@client_options
+@click.pass_context
+def tail(ctx: click.Context, after: int | None, session_key: str | None,
+         as_json: bool) -> None:
+    """Follow the node's events live and print each as it arrives (all sessions unless
+    --session). Starts at the newest event unless --after is given; a dropped connection
+    is reopened where it left off. Stop with Ctrl-C.
+
+    \b
+    Examples:
+      clawsync tail
+      clawsync tail --session s1
+      clawsync tail --after 0 --json     # everything so far, then live
+    """
+    node = settings(ctx).node
+
+    def show(item: StreamEvent) -> None:
+        event = item.event if "position" in item.event else {
+            **item.event, "position": item.position}
+        if session_key is not None and event.get("session_key") != session_key:
+            return
+        if as_json:
+            print_json_lines([event])
+            return
+        position, moment, key, kind, text = event_row(event, with_session=True)
+        # click.echo drops the colour when stdout is not a terminal.
+        click.echo(f"{click.style(position, dim=True)}  {moment}  {key}  "
+                   f"{click.style(kind, fg='cyan')}  {text}")
+
+    def news(what: str, position: int, reason: str | None) -> None:
+        if what == "open":
+            note(f"following {node} after position {position} (Ctrl-C to stop)")
+        elif what == "lost":
+            note(f"{reason}; reconnecting after position {position}")
+        else:
+            note(f"reconnected; following after position {position}")
+
+    async def follow(client: Client) -> None:
+        start = after if after is not None else int((await client.health()).get("head", 0))
+        async for item in client.stream(start, on_news=news):
+            show(item)
+
+    try:
+        with_client(ctx, follow)
+    except KeyboardInterrupt:
+        note("stopped")

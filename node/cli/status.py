@@ -1,0 +1,53 @@
+"""``clawsync status``: a node's health and, per peer, how replication stands."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from node.cli.common import client_options, with_client
+from node.cli.output import print_rows
+from node.client.api import Client
+
+
+def _cell(value: Any, unit: str = "") -> str:
+    return "-" if value is None else f"{value}{unit}"
+
+
+def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
+    return [[
+        peer["url"] or peer["link"], peer["direction"], _cell(peer["node_id"]),
+        peer["state"] + (f" (retry in {peer['retry_in_s']:.0f}s)"
+                         if peer.get("retry_in_s") else ""),
+        _cell(peer["last_contact_s_ago"], "s ago"),
+        _cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]),
+        str(peer["bytes_in"]), str(peer["bytes_out"]),
+    ] for peer in peers]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
+@client_options
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the node's id and head, and per peer: state, last contact, how many events
+    each side still lacks, bytes in and out.
+
+    \b
+    Examples:
+      clawsync status
+      clawsync --node http://home-server:7878 --token "$TOKEN" status --json
+    """
+    async def fetch(client: Client) -> dict[str, Any]:
+        return {**await client.health(), **await client.peers()}
+
+    view = with_client(ctx, fetch)
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    click.echo(f"node {view['node_id']}  head {view['head']}  peers {len(view['peers'])}")
+    print_rows(peer_rows(view["peers"]),
+               ["peer", "dir", "node", "state", "contact", "we lack", "peer lacks",
+                "bytes in", "bytes out"])

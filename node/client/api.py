@@ -1,0 +1,348 @@
+"""A small client for a node's HTTP API, used by the ``clawsync`` command line.
+
+Every failure leaves this module as a ``ClientError`` whose message a person can act on:
+connection failures, timeouts, 4xx answers (with the node's own explanation of what was
+wrong) and unexpected bodies are all translated in exactly one place, ``_translate``.
+
+>>> import asyncio
+>>> async def count_sessions() -> int:
+...     async with Client("http://127.0.0.1:1") as node:
+...         return len((await node.sessions())["sessions"])
+>>> asyncio.run(count_sessions())
+Traceback (most recent call last):
+...
+node.client.api.ClientError: cannot reach the node at http://127.0.0.1:1 — is `clawsync serve`...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from yarl import URL
+
+#: Seconds to open a connection. Loopback and LAN nodes answer in milliseconds; a longer
+#: wait only delays the "cannot reach the node" message.
+CONNECT_TIMEOUT_S = 5.0
+#: Seconds for a whole ordinary request. Appends wait for a disk commit; 30 s leaves room
+#: for a slow disk without leaving a person staring at a hung command.
+REQUEST_TIMEOUT_S = 30.0
+#: Seconds of silence after which a live stream is presumed dead and reopened. The node
+#: answers a long poll within its ``poll_wait_max_s`` (60 s), so this only fires when a
+#: connection died without closing.
+STREAM_IDLE_S = 90.0
+#: First and longest pause between reconnection attempts of a live stream, in seconds.
+#: Doubling from short to a few seconds finds a restarted node quickly without hammering
+#: one that is down.
+RECONNECT_DELAY_MIN_S = 0.2
+RECONNECT_DELAY_MAX_S = 5.0
+
+
+class ClientError(Exception):
+    """The node could not be reached, or it refused or failed a request.
+
+    ``status`` is the HTTP status (None when no answer came); ``code`` and ``field`` are
+    the node's error code and the field it blamed, when it said so.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One event from the live stream: its position and the event object."""
+
+    position: int
+    event: dict[str, Any]
+
+
+def session_path(session_key: str) -> str:
+    """The URL path of a session; every character of the key that is not a letter, a
+    digit or ``-._~`` is percent-encoded, so keys may hold ``/``, ``?`` or ``:``.
+
+    >>> session_path("agent:main:telegram:b/1")
+    '/v1/sessions/agent%3Amain%3Atelegram%3Ab%2F1'
+    """
+    return "/v1/sessions/" + quote(session_key, safe="")
+
+
+#: ``on_news(what, position, reason)`` of ``Client.stream``: what is "open", "lost" or
+#: "back"; reason says why the stream was lost.
+StreamNews = Callable[[str, int, "str | None"], None]
+
+
+class Client:
+    """An open connection pool to one node. Use as ``async with Client(url) as node``."""
+
+    def __init__(self, base_url: str, token: str | None = None, *,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        self.base_url = base_url.rstrip("/")
+        try:
+            URL(self.base_url)
+        except ValueError as error:
+            raise ClientError(f"{base_url!r} is not a node URL: {error}") from None
+        self.token = token
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Client:
+        headers = {"Accept": "application/json", "User-Agent": "clawsync-cli"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        self._session = aiohttp.ClientSession(headers=headers)
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # --- the API -----------------------------------------------------------------------
+
+    async def health(self) -> dict[str, Any]:
+        """``GET /healthz``: ``{"status", "node_id", "head"}``."""
+        return await self._request("GET", "/healthz", what="the health check")
+
+    async def append(self, session_key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+        """Append events to one session; returns ``{"events": [...], "created": n}``."""
+        body: Any = events[0] if len(events) == 1 else events
+        what = "the event" if len(events) == 1 else "the events"
+        return await self._request("POST", session_path(session_key) + "/events",
+                                   json_body=body, what=what)
+
+    async def events(self, session_key: str, *, after: int | None = None,
+                     limit: int | None = None) -> dict[str, Any]:
+        """One page of a session's events: ``{"events", "next", "more"}``."""
+        return await self._request("GET", session_path(session_key) + "/events",
+                                   params=_page(after, limit), what="the request",
+                                   missing=f"there is no session {session_key!r} on the node")
+
+    async def sessions(self, *, after: int | None = None,
+                       limit: int | None = None) -> dict[str, Any]:
+        """One page of the session list: ``{"sessions": [{"index", "session_key"}], ...}``."""
+        return await self._request("GET", "/v1/sessions", params=_page(after, limit),
+                                   what="the request")
+
+    async def projection(self, session_key: str) -> dict[str, Any]:
+        """A session's current state (its projection)."""
+        return await self._request("GET", session_path(session_key), what="the request",
+                                   missing=f"there is no session {session_key!r} on the node")
+
+    async def peers(self) -> dict[str, Any]:
+        """``GET /v1/peers``: this node's replication links and their state."""
+        return await self._request("GET", "/v1/peers", what="the request")
+
+    async def stream(self, after: int, on_news: StreamNews | None = None,
+                     ) -> AsyncIterator[StreamEvent]:
+        """Follow the node's live event stream (SSE) from position ``after``, forever.
+
+        A dropped connection is reopened with ``Last-Event-ID`` so no event is missed or
+        repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the first
+        connection is accepted, and once per outage ``"lost"`` and ``"back"``. Only a
+        failure of the first connection, or a refusal (4xx), is raised: a node that is
+        restarting comes back, a wrong token or URL does not.
+        """
+        delay_s = RECONNECT_DELAY_MIN_S
+        connected, outage = False, False
+        tell = on_news or (lambda _what, _position, _reason: None)
+        while True:
+            try:
+                async for item in self._stream_once(after):
+                    if item is None:
+                        tell("back" if connected else "open", after, None)
+                        connected, outage, delay_s = True, False, RECONNECT_DELAY_MIN_S
+                        continue
+                    after = item.position
+                    yield item
+                reason = "the node closed the stream"
+            except ClientError as error:
+                if not connected or (error.status is not None and error.status < 500):
+                    raise
+                reason = str(error)
+            if not outage:
+                tell("lost", after, reason)
+                outage = True
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, RECONNECT_DELAY_MAX_S)
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    async def _stream_once(self, after: int) -> AsyncIterator[StreamEvent | None]:
+        """One SSE connection: yields None once the node accepted it, then its events
+        until the node closes it or it fails."""
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after)}
+        timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S,
+                                        sock_read=STREAM_IDLE_S)
+        # In one `with`, the request starts inside _translate, which explains its failures.
+        async with (self._translate("the live stream"),
+                    self._http().get(self._url("/v1/events"), params={"after": str(after)},
+                                     headers=headers, timeout=timeout) as response):
+            if response.status >= 400:
+                await self._refuse(response, "the live stream", None)
+            yield None
+            async for fields in _sse_messages(response.content):
+                item = _stream_event(fields)
+                if item is not None:
+                    yield item
+
+    async def _request(self, method: str, path: str, *, what: str,
+                       params: Mapping[str, str] | None = None, json_body: Any = None,
+                       missing: str | None = None) -> dict[str, Any]:
+        """Send one request and return its JSON object, or raise ``ClientError``."""
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s, connect=CONNECT_TIMEOUT_S)
+        data = None if json_body is None else json.dumps(json_body).encode()
+        headers = None if data is None else {"Content-Type": "application/json"}
+        async with (self._translate(what),
+                    self._http().request(method, self._url(path), params=params, data=data,
+                                         headers=headers, timeout=timeout) as response):
+            if response.status >= 400:
+                await self._refuse(response, what, missing)
+            body = await _json_object(response)
+        return body
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use the client as `async with Client(url) as node:`")
+        return self._session
+
+    def _url(self, path: str) -> URL:
+        # encoded=True keeps %2F in session keys as it is instead of decoding it to "/".
+        return URL(self.base_url + path, encoded=True)
+
+    def _translate(self, what: str) -> _Translate:
+        return _Translate(self.base_url, what, self.timeout_s)
+
+    async def _refuse(self, response: aiohttp.ClientResponse, what: str,
+                      missing: str | None) -> None:
+        """Raise the ``ClientError`` that explains an error answer."""
+        status = response.status
+        try:
+            error = (await response.json(content_type=None))["error"]
+            code, message, field = error.get("code"), str(error["message"]), error.get("field")
+        except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+            code, message, field = None, response.reason or "no explanation given", None
+        if field and not message.startswith(f"{field}:"):
+            message = f"{field}: {message}"
+        if status in (401, 403):
+            text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
+                    if self.token else
+                    "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
+        elif status == 404 and missing is not None:
+            text = missing
+        elif status >= 500:
+            text = f"the node failed to handle {what} (HTTP {status}): {message}"
+        else:
+            text = f"the node refused {what}: {message}"
+        raise ClientError(text, status=status, code=code, field=field)
+
+
+class _Translate:
+    """The one place where aiohttp's and asyncio's exceptions become ``ClientError``."""
+
+    def __init__(self, base_url: str, what: str, timeout_s: float) -> None:
+        self.base_url, self.what, self.timeout_s = base_url, what, timeout_s
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        if error is None or isinstance(error, ClientError):
+            return
+        if not isinstance(error, aiohttp.ClientError | TimeoutError):
+            return  # our own bug or a cancellation: let it through unchanged
+        raise ClientError(self._explain(error)) from error
+
+    def _explain(self, error: BaseException) -> str:
+        where = f"the node at {self.base_url}"
+        if isinstance(error, aiohttp.ConnectionTimeoutError):
+            return f"cannot reach {where} within {CONNECT_TIMEOUT_S:g} s — is it up?"
+        if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+            return (f"{where} presented a certificate this machine does not trust ({error}); "
+                    "point SSL_CERT_FILE at the cluster's CA, e.g. SSL_CERT_FILE=ca.pem")
+        if isinstance(error, aiohttp.ClientConnectorError):
+            return f"cannot reach {where} — is `clawsync serve` running?"
+        if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+            return f"{where} closed the connection during {self.what}"
+        if isinstance(error, TimeoutError):
+            return f"{where} did not answer {self.what} within {self.timeout_s:g} s"
+        if isinstance(error, aiohttp.InvalidURL):
+            return f"{self.base_url!r} is not a node URL (expected http://host:port)"
+        return f"talking to {where} failed during {self.what}: {error or type(error).__name__}"
+
+
+def _page(after: int | None, limit: int | None) -> dict[str, str]:
+    params = {}
+    if after is not None:
+        params["after"] = str(after)
+    if limit is not None:
+        params["limit"] = str(limit)
+    return params
+
+
+async def _json_object(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The response body as a JSON object, or a ``ClientError`` saying what came instead."""
+    raw = await response.read()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ClientError(f"the node answered HTTP {response.status} with a body that is not "
+                          f"a JSON object: {raw[:80]!r}", status=response.status)
+    return body
+
+
+async def _sse_messages(content: aiohttp.StreamReader) -> AsyncIterator[dict[str, str]]:
+    """Parse a ``text/event-stream`` body into messages (``{"id", "event", "data"}``).
+
+    Follows the WHATWG rules that matter here: ``:`` lines are comments (keep-alives),
+    several ``data:`` lines join with newlines, a blank line ends a message.
+    """
+    fields: dict[str, str] = {}
+    async for raw in content:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not line:
+            if "data" in fields:
+                yield fields
+            fields = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data" and "data" in fields:
+            fields["data"] += "\n" + value
+        else:
+            fields[name] = value
+
+
+def _stream_event(fields: dict[str, str]) -> StreamEvent | None:
+    """Turn one SSE message into a ``StreamEvent``; other message types are skipped."""
+    if fields.get("event", "message") not in ("event", "message"):
+        return None
+    try:
+        event = json.loads(fields["data"])
+    except ValueError as error:
+        raise ClientError(f"the live stream sent data that is not JSON: {error}") from None
+    if not isinstance(event, dict):
+        return None
+    raw_position = fields.get("id", event.get("position"))
+    try:
+        position = int(str(raw_position))
+    except ValueError:
+        raise ClientError(f"the live stream sent an event without a position: "
+                          f"{fields.get('id')!r}") from None
+    return StreamEvent(position, event)

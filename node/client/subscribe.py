@@ -1,0 +1,157 @@
+"""Follow a session from Python: its projection, each time it changes.
+
+``projections`` connects to a node's ``/automerge`` websocket as an automerge-repo
+client, syncs the session's document and yields the projection (the same shape as
+``GET /v1/sessions/{key}``: messages as a list in event order) every time the document
+changes. It reconnects after a lost connection and resumes from the document it holds.
+Made for apps and notebooks:
+
+    import asyncio
+    from node.client.subscribe import projections
+
+    async def main():
+        async for view in projections("http://127.0.0.1:7878", "tg:alice"):
+            print(view["state"], len(view["messages"]), view["custom_state"])
+
+    asyncio.run(main())
+
+A session that does not exist yet yields nothing until it appears; so does a session
+the token may not see (the protocol does not tell the two apart). A node that refuses
+the token raises ``SubscribeError``, as does one that sends an error (the message says
+why: a closed connection, a session too large to serve). Each change costs a read of
+the whole document: fine for a notebook, not for following thousands of sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aiohttp
+
+from crdt.automerge.document import Replica, automerge_url, new_sync_state
+from crdt.errors import CrdtError
+from sync.errors import PeerFault
+from sync.repo.config import RepoLimits
+from sync.repo.messages import (
+    SOCKET_PATH,
+    Error,
+    Peer,
+    Sync,
+    Unavailable,
+    encode_join,
+    encode_sync,
+    parse_node_frame,
+)
+
+#: Seconds to wait before reconnecting, doubled per failure up to ``RETRY_MAX_S``.
+RETRY_BASE_S = 0.5
+RETRY_MAX_S = 30.0
+#: Largest frame accepted from the node: a whole session arrives in one, as large as
+#: the node's default ``RepoLimits.served_bytes_max`` allows, plus the frame around it.
+#: A larger session is refused by the node with an error (``SubscribeError``). Pass
+#: ``frame_bytes_max`` to ``projections`` for a node configured to serve larger ones.
+FRAME_BYTES_MAX = RepoLimits().served_bytes_max + 64 * 1024
+
+
+class SubscribeError(Exception):
+    """The node refused the subscription (token, session) or closed it with an error."""
+
+
+def projection_of(view: dict[str, Any]) -> dict[str, Any]:
+    """A synced document as the JSON projection: messages as a list, in event order.
+
+    >>> projection_of({"session_key": "s", "messages": {"2": {"content": "b"},
+    ...     "1": {"content": "a"}}})["messages"]
+    [{'key': '1', 'content': 'a'}, {'key': '2', 'content': 'b'}]
+    """
+    messages = view.get("messages") or {}
+    out = {name: value for name, value in view.items() if name != "messages"}
+    out["messages"] = [{"key": key, **messages[key]} for key in sorted(messages)]
+    if "session_key" in view:
+        out["automerge_url"] = automerge_url(str(view["session_key"]))
+    return out
+
+
+def socket_url(node: str, token: str | None) -> str:
+    """The websocket URL of a node's ``/automerge``, from its HTTP base URL.
+
+    >>> socket_url("https://phone.local:7878/", "t k")
+    'wss://phone.local:7878/automerge?token=t%20k'
+    """
+    parts = urlsplit(node)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    query = f"token={quote(token, safe='')}" if token else ""
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + SOCKET_PATH, query, ""))
+
+
+async def projections(node: str, session_key: str, *, token: str | None = None,
+                      reconnect: bool = True, frame_bytes_max: int = FRAME_BYTES_MAX
+                      ) -> AsyncGenerator[dict[str, Any], None]:
+    """Yield ``session_key``'s projection from ``node`` (``http://host:port``) now and
+    after every change, until the caller stops iterating."""
+    doc_text = automerge_url(session_key).removeprefix("automerge:")
+    replica = Replica()
+    failures = 0
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.ws_connect(socket_url(node, token),
+                                           max_msg_size=frame_bytes_max,
+                                           heartbeat=30.0) as ws:
+                    async for view in _follow(ws, replica, doc_text):
+                        failures = 0
+                        yield view
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status in (401, 403):
+                    raise SubscribeError(f"the node refused the token ({exc.status})") from None
+                if not reconnect:
+                    raise SubscribeError(f"cannot open {node}: {exc}") from None
+            except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+                if not reconnect:
+                    raise SubscribeError(f"lost {node}: {exc}") from None
+            else:
+                if not reconnect:
+                    return
+            failures += 1
+            await asyncio.sleep(min(RETRY_MAX_S, RETRY_BASE_S * 2 ** min(failures - 1, 10)))
+
+
+async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,
+                  doc_text: str) -> AsyncIterator[dict[str, Any]]:
+    """One connection: join, ask for the document, yield on every change."""
+    me = f"clawsync-py-{secrets.token_hex(4)}"
+    state = new_sync_state()
+    server: str | None = None
+    await ws.send_bytes(encode_join(me))
+    async for message in ws:
+        if message.type != aiohttp.WSMsgType.BINARY:
+            break
+        try:
+            frame = parse_node_frame(bytes(message.data))
+        except PeerFault as exc:
+            raise SubscribeError(f"the node sent a bad frame: {exc}") from None
+        if isinstance(frame, Peer):
+            server = frame.sender
+            first = replica.generate_sync_message(state)
+            if first is not None:
+                kind = "sync" if replica.heads else "request"
+                await ws.send_bytes(encode_sync(me, server, doc_text, first, kind))
+        elif isinstance(frame, Error):
+            raise SubscribeError(f"the node refused: {frame.message}")
+        elif isinstance(frame, Sync) and frame.document_id == doc_text and server:
+            try:
+                changed = replica.receive_sync_message(state, frame.data)
+            except CrdtError as exc:
+                raise SubscribeError(f"the node sent a bad sync message: {exc}") from None
+            reply = replica.generate_sync_message(state)
+            if reply is not None:
+                await ws.send_bytes(encode_sync(me, server, doc_text, reply))
+            view = replica.to_python() if changed else None
+            if view is not None:
+                yield projection_of(view)
+        elif isinstance(frame, Unavailable):
+            continue  # the node sends the session when it appears

@@ -1,0 +1,5 @@
+"""What every HTTP endpoint of a node shares: request bodies, answers and errors as
+answers (``wire``), the connection-capped listener (``listener``), metrics (``metrics``).
+
+May import: crdt, node
+"""

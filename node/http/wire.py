@@ -1,0 +1,299 @@
+"""What goes over the client wire: bodies in, answers out, and errors as answers.
+
+Requests carry JSON (the default, ``application/json``) or CBOR (``application/cbor``,
+decoded strictly by ``crdt.codec.decode``). Answers are JSON unless the client sends
+``Accept: application/cbor``. Errors are always JSON, so that any client can read them,
+including one whose CBOR could not be decoded:
+
+    {"error": {"code": "invalid_input", "message": "is required", "field": "events[0].kind"}}
+
+``error_response`` is the one place where exceptions become HTTP answers.
+
+>>> parse_json(b'{"a": [1, 2]}')
+{'a': [1, 2]}
+>>> parse_json(b'[NaN]')
+Traceback (most recent call last):
+...
+crdt.errors.InvalidInput: body: JSON: NaN is not a JSON number
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from aiohttp import hdrs, web
+
+from crdt import codec
+from crdt.errors import IdMismatch, InvalidInput, LimitExceeded, NotFound
+from node.store import StoreBusy, StoreClosing
+
+log = structlog.get_logger(__name__)
+
+JSON_TYPE = "application/json"
+CBOR_TYPE = "application/cbor"
+#: Bodies nest three levels above an event's payload values (list, event, kind), and
+#: ``parse_event`` bounds those values at ``codec.DEPTH_MAX`` itself.
+BODY_DEPTH_MAX = codec.DEPTH_MAX + 3
+#: How many bytes to take from the socket at a time while reading a body.
+READ_CHUNK_BYTES = 64 * 1024
+
+
+class HttpError(Exception):
+    """An error that is about HTTP itself (headers, parameters), not about the data."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = dict(headers or {})
+
+
+def unauthorized(
+        message: str = "a valid 'Authorization: Bearer <token>' is required") -> HttpError:
+    return HttpError(401, "unauthorized", message, field="Authorization",
+                     headers={"WWW-Authenticate": "Bearer"})
+
+
+def bad_parameter(name: str, message: str) -> HttpError:
+    return HttpError(400, "invalid_parameter", message, field=name)
+
+
+# -- request bodies -----------------------------------------------------------------
+
+def body_format(request: web.BaseRequest) -> str:
+    """``"json"`` or ``"cbor"`` from Content-Type (JSON when absent); else 415."""
+    if hdrs.CONTENT_TYPE not in request.headers:
+        return "json"
+    content_type = request.content_type
+    if content_type == JSON_TYPE:
+        return "json"
+    if content_type == CBOR_TYPE:
+        return "cbor"
+    raise HttpError(415, "unsupported_media_type",
+                    f"Content-Type {content_type!r} is not accepted; send {JSON_TYPE} or "
+                    f"{CBOR_TYPE}", field="Content-Type")
+
+
+async def read_body(request: web.BaseRequest, *, bytes_max: int, timeout_s: float) -> bytes:
+    """The whole body, refusing more than ``bytes_max`` bytes as they stream in.
+
+    aiohttp's ``client_max_size`` only guards ``request.read()``; chunked bodies carry
+    no Content-Length, so the cap is counted here. A client that sends too slowly is cut
+    off after ``timeout_s`` (aiohttp has no body read timeout of its own).
+    """
+    declared = request.content_length
+    if declared is not None and declared > bytes_max:
+        raise LimitExceeded(f"body is {declared} bytes; the limit is {bytes_max}",
+                            field="body")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > bytes_max:
+                    raise LimitExceeded(f"body is over the limit of {bytes_max} bytes",
+                                        field="body")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise HttpError(408, "request_timeout",
+                        f"the body did not arrive within {timeout_s:g} s") from None
+    return b"".join(chunks)
+
+
+def decode_body(body: bytes, body_type: str) -> Any:
+    """Decode a JSON or CBOR body into plain values; ``InvalidInput`` if it is not clean."""
+    if not body:
+        raise InvalidInput("is empty", field="body")
+    if body_type == "cbor":
+        try:
+            return codec.decode(body, depth_max=BODY_DEPTH_MAX)
+        except InvalidInput as exc:
+            raise type(exc)(exc.reason, field=exc.field or "body") from None
+    return parse_json(body)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidInput(f"JSON: {name} is not a JSON number", field="body")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidInput(f"JSON: number {text[:40]} is out of range", field="body")
+    return value
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise InvalidInput(f"JSON: duplicate key {name!r}", field="body")
+        out[name] = value
+    return out
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse untrusted JSON; every failure becomes ``InvalidInput`` (deep nesting:
+    ``LimitExceeded``). Refuses NaN/Infinity, overflowing numbers and duplicate keys,
+    which would otherwise hash differently in other languages."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"JSON: not valid UTF-8 at byte {exc.start}", field="body") from None
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
+                           object_pairs_hook=_object)
+    except InvalidInput:
+        raise
+    except RecursionError:
+        raise LimitExceeded(f"JSON nesting deeper than {BODY_DEPTH_MAX}", field="body") from None
+    except ValueError as exc:  # JSONDecodeError, and integers over Python's digit limit
+        raise InvalidInput(f"JSON: {exc}", field="body") from None
+    try:
+        codec.check_plain(value, depth_max=BODY_DEPTH_MAX)
+    except InvalidInput as exc:
+        raise type(exc)(exc.reason, field="body") from None
+    return value
+
+
+# -- query parameters ---------------------------------------------------------------
+
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+_SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
+
+
+def _one(request: web.BaseRequest, name: str) -> str | None:
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise bad_parameter(name, "is given more than once")
+    return values[0] if values else None
+
+
+def int_param(request: web.BaseRequest, name: str, *, default: int, low: int,
+              high: int) -> int:
+    """Integer query parameter ``name`` within ``[low, high]``; 400 naming it otherwise."""
+    raw = _one(request, name)
+    return default if raw is None else parse_int(raw, name, low=low, high=high)
+
+
+def parse_int(raw: str, name: str, *, low: int, high: int) -> int:
+    """``raw`` as an integer within ``[low, high]``; 400 naming ``name`` otherwise."""
+    if not _INTEGER.fullmatch(raw) or not low <= int(raw) <= high:
+        raise bad_parameter(name, f"must be an integer from {low} to {high}")
+    return int(raw)
+
+
+def seconds_param(request: web.BaseRequest, name: str, *, high_s: float) -> float:
+    """Non-negative decimal seconds, at most ``high_s`` (0 when absent)."""
+    raw = _one(request, name)
+    if raw is None:
+        return 0.0
+    if not _SECONDS.fullmatch(raw) or float(raw) > high_s:
+        raise bad_parameter(name, f"must be a number of seconds from 0 to {high_s:g}")
+    return float(raw)
+
+
+# -- answers ------------------------------------------------------------------------
+
+def wants_cbor(request: web.BaseRequest) -> bool:
+    """True when the Accept header ranks CBOR above JSON (JSON wins ties and ``*/*``)."""
+    ranks = {JSON_TYPE: -1.0, CBOR_TYPE: -1.0}
+    for part in request.headers.getall(hdrs.ACCEPT, []):
+        for item in part.split(","):
+            media, _, params = item.strip().partition(";")
+            media = media.strip().lower()
+            if media not in ranks:
+                continue
+            quality = 1.0
+            for param in params.split(";"):
+                name, _, value = param.strip().partition("=")
+                if name.lower() == "q":
+                    try:
+                        quality = float(value)
+                    except ValueError:
+                        quality = 0.0
+            ranks[media] = max(ranks[media], quality)
+    return ranks[CBOR_TYPE] > 0 and ranks[CBOR_TYPE] > ranks[JSON_TYPE]
+
+
+def to_json_bytes(data: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def respond(request: web.BaseRequest, data: Any, status: int = 200) -> web.Response:
+    """Answer ``data`` as CBOR or JSON, as the client's Accept header prefers."""
+    if wants_cbor(request):
+        body, content_type = codec.encode(data), CBOR_TYPE
+    else:
+        body, content_type = to_json_bytes(data), JSON_TYPE
+    return web.Response(body=body, status=status, content_type=content_type,
+                        headers={hdrs.VARY: hdrs.ACCEPT})
+
+
+def error_body(code: str, message: str, field: str | None = None) -> bytes:
+    return to_json_bytes({"error": {"code": code, "message": message, "field": field}})
+
+
+def _error(status: int, code: str, message: str, field: str | None = None,
+           headers: Mapping[str, str] | None = None) -> web.Response:
+    response = web.Response(body=error_body(code, message, field), status=status,
+                            content_type=JSON_TYPE, headers=headers)
+    if status in (408, 413):
+        # The rest of the body may still be arriving: do not wait for it on this
+        # connection, close it.
+        response.force_close()
+    return response
+
+
+def error_response(exc: BaseException, request: web.BaseRequest | None = None) -> web.Response:
+    """THE translation of an exception into an answer. Bad input is never a 500."""
+    if isinstance(exc, IdMismatch):
+        return _error(400, "id_mismatch", exc.reason, exc.field)
+    if isinstance(exc, LimitExceeded):
+        return _error(413, "limit_exceeded", exc.reason, exc.field)
+    if isinstance(exc, InvalidInput):
+        return _error(400, "invalid_input", exc.reason, exc.field)
+    if isinstance(exc, NotFound):
+        return _error(404, "not_found", str(exc))
+    if isinstance(exc, HttpError):
+        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers)
+    if isinstance(exc, web.HTTPException):
+        # aiohttp's own: no route (404), wrong method (405, with its Allow header).
+        code = re.sub(r"\W+", "_", exc.reason.lower()).strip("_")
+        headers = {str(name): exc.headers[name] for name in (hdrs.ALLOW,) if name in exc.headers}
+        return _error(exc.status, code, exc.reason, headers=headers)
+    if isinstance(exc, StoreClosing):
+        return _error(503, "unavailable", str(exc))
+    if isinstance(exc, StoreBusy):
+        response = _error(503, "busy", str(exc))
+        response.headers["Retry-After"] = "1"
+        return response
+    log.error("unexpected error", exc_info=exc,
+              method=request.method if request else None,
+              path=request.path if request else None)
+    return _error(500, "internal", "internal error")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn every exception from the handlers below into a JSON error answer."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and the like are answers, not errors
+        return error_response(exc, request)
+    except Exception as exc:
+        return error_response(exc, request)
+    return response

@@ -1,0 +1,91 @@
+"""The peer API (``/peer/v1/...``), its authentication, TLS, and ``GET /v1/peers``.
+
+Peers authenticate with the cluster secret (``Authorization: Bearer <secret>``) or, when
+the node has ``--tls-ca``, with a client certificate signed by that CA. Anything else
+gets 401 and no data. The client token does not open the peer API, nor the cluster
+secret the client API: a leaked app token cannot join the cluster.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ssl
+
+from aiohttp import hdrs, web
+
+from node.config import Config
+from node.http.wire import respond, unauthorized
+from node.peers.gossip import Gossip
+from node.peers.transport import MEMBERS_PATH, PEER_PATH, accept
+
+GOSSIP = web.AppKey("gossip", Gossip)
+
+
+def setup(app: web.Application, config: Config, gossip: Gossip) -> None:
+    """Add the peer routes and ``GET /v1/peers`` to the node's application."""
+    app[GOSSIP] = gossip
+    app.router.add_get(PEER_PATH, peer_socket)
+    app.router.add_get(MEMBERS_PATH, members)
+    app.router.add_get("/v1/peers", peers)
+
+
+def _check_peer(request: web.Request) -> None:
+    config: Config = request.app[GOSSIP].config
+    if not config.peering:
+        raise unauthorized("this node accepts no peers: it has no cluster secret")
+    if config.tls_ca is not None and request.transport is not None \
+            and request.transport.get_extra_info("peercert"):
+        return  # the TLS layer verified the certificate against our CA
+    if config.cluster_secret is not None:
+        scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+                given.strip().encode(), config.cluster_secret.encode()):
+            return
+    raise unauthorized("peer credentials missing or wrong")
+
+
+async def peer_socket(request: web.Request) -> web.StreamResponse:
+    """A peer's replication link (websocket)."""
+    _check_peer(request)
+    gossip: Gossip = request.app[GOSSIP]
+    if len(gossip.runners) >= gossip.config.peers_max:
+        raise web.HTTPServiceUnavailable(text="peers_max reached")
+    link = await accept(request)
+    await gossip.serve_accepted(link)
+    return web.Response()  # the websocket has already answered
+
+
+async def members(request: web.Request) -> web.StreamResponse:
+    """The peers this node knows, so a new node can find the rest from one address."""
+    _check_peer(request)
+    return respond(request, request.app[GOSSIP].member_list())
+
+
+async def peers(request: web.Request) -> web.StreamResponse:
+    """Per peer link: state, last contact, events behind, bytes in and out."""
+    gossip: Gossip = request.app[GOSSIP]
+    return respond(request, {"node_id": gossip.astore.node_id, "head": gossip.astore.head,
+                             "peers": gossip.status()})
+
+
+def server_tls(config: Config) -> ssl.SSLContext | None:
+    """HTTPS for the node; with a CA, client certificates are asked for (not required:
+    apps connect without one and use their token)."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    if config.tls_ca is not None:
+        context.load_verify_locations(config.tls_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL
+    return context
+
+
+def client_tls(config: Config) -> ssl.SSLContext | None:
+    """What this node presents and trusts when dialing peers over HTTPS."""
+    if config.tls_ca is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.tls_ca)
+    if config.tls_cert is not None and config.tls_key is not None:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    return context

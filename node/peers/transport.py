@@ -1,0 +1,118 @@
+"""Moves peer-protocol messages over websockets with aiohttp. Decides nothing.
+
+One binary frame carries one message of ``sync.peer.messages``. The dialing node names itself
+in the handshake (node id, and the URL where it can be reached, if any); the accepting
+node checks credentials before upgrading. aiohttp's heartbeat pings the link and closes
+it when pongs stop, so a stalled peer is noticed; sends time out (``SEND_TIMEOUT_S``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+
+import aiohttp
+from aiohttp import web
+
+from sync.peer.messages import MESSAGE_BYTES_MAX
+
+#: Path of the peer websocket.
+PEER_PATH = "/peer/v1/ws"
+#: Path that lists the peers a node knows (for learning members).
+MEMBERS_PATH = "/peer/v1/members"
+NODE_HEADER = "X-Clawsync-Node"
+ADVERTISE_HEADER = "X-Clawsync-Advertise"
+#: Seconds between websocket pings; a link whose pong is missing is closed. Shorter finds
+#: dead links sooner; each ping costs a few bytes.
+HEARTBEAT_S = 15.0
+#: Seconds to connect and upgrade to a peer before the attempt counts as failed.
+CONNECT_TIMEOUT_S = 10.0
+#: Seconds to deliver one message to the peer before the link is taken as stalled.
+SEND_TIMEOUT_S = 30.0
+#: Largest member list read from a peer (bytes); ``peers_max`` entries fit easily.
+MEMBERS_BYTES_MAX = 256 * 1024
+#: Seconds to wait for the peer's answer to our close frame; a node that is stopping
+#: should not wait long on a peer that is gone.
+CLOSE_TIMEOUT_S = 2.0
+
+
+class LinkClosed(Exception):
+    """The link is gone (closed by either side, reset, or stalled)."""
+
+
+class Link:
+    """One open websocket to a peer, dialed or accepted."""
+
+    def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+                 peer_node: str | None, peer_url: str | None) -> None:
+        self._ws = ws
+        self.peer_node = peer_node  # as the peer named itself in the handshake
+        self.peer_url = peer_url
+
+    async def send(self, data: bytes) -> None:
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT_S):
+                await self._ws.send_bytes(data)
+        except (ConnectionError, TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
+            raise LinkClosed(f"sending failed: {exc}") from None
+
+    async def receive(self) -> bytes:
+        """The next message; raises ``LinkClosed`` when the link ends. A text frame is
+        returned as its UTF-8 bytes, for the protocol to refuse."""
+        message = await self._ws.receive()
+        if message.type == aiohttp.WSMsgType.BINARY:
+            return bytes(message.data)
+        if message.type == aiohttp.WSMsgType.TEXT:
+            return str(message.data).encode()
+        raise LinkClosed(f"link ended ({message.type.name.lower()})")
+
+    async def close(self, reason: str = "") -> None:
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError, RuntimeError):
+            await self._ws.close(message=reason.encode()[:120])
+
+
+async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
+               secret: str | None, advertise: str | None,
+               tls: ssl.SSLContext | None) -> Link:
+    """Open a link to the peer at base URL ``url``; raises ``LinkClosed`` on failure."""
+    headers = {NODE_HEADER: node_id}
+    if secret is not None:
+        headers["Authorization"] = f"Bearer {secret}"
+    if advertise is not None:
+        headers[ADVERTISE_HEADER] = advertise
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            ws = await http.ws_connect(
+                url.rstrip("/") + PEER_PATH, headers=headers, heartbeat=HEARTBEAT_S,
+                max_msg_size=MESSAGE_BYTES_MAX, ssl=tls if tls is not None else True,
+                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S), compress=0)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise LinkClosed(f"cannot reach {url}: {exc}") from None
+    return Link(ws, None, url)
+
+
+async def accept(request: web.Request) -> Link:
+    """Upgrade an (already authenticated) request to a link."""
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MESSAGE_BYTES_MAX,
+                               compress=False, timeout=CLOSE_TIMEOUT_S)
+    await ws.prepare(request)
+    return Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER))
+
+
+async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,
+                        tls: ssl.SSLContext | None) -> object:
+    """The peer's member list as decoded JSON (checked by the caller)."""
+    headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
+    try:
+        async with http.get(url.rstrip("/") + MEMBERS_PATH, headers=headers,
+                            ssl=tls if tls is not None else True,
+                            timeout=aiohttp.ClientTimeout(total=CONNECT_TIMEOUT_S)) as reply:
+            reply.raise_for_status()
+            body = await reply.content.read(MEMBERS_BYTES_MAX + 1)
+            if len(body) > MEMBERS_BYTES_MAX:
+                raise ValueError(f"member list over {MEMBERS_BYTES_MAX} bytes")
+            return json.loads(body)
+    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        raise LinkClosed(f"cannot list members of {url}: {exc}") from None

@@ -1,0 +1,230 @@
+"""The client API: an aiohttp application over an ``AsyncStore``.
+
+Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``):
+
+    POST /v1/sessions/{key}/events     append one event or a list of them
+    GET  /v1/sessions/{key}/events     a session's events after a position (?after=&limit=)
+    GET  /v1/sessions/{key}            the session's projection, plus its automerge_url
+    GET  /v1/sessions/{key}/automerge  the session's saved Automerge document
+    GET  /v1/sessions                  sessions in creation order (?after=&limit=)
+    GET  /v1/events                    every event after a position; ?wait= long-polls,
+                                       Accept: text/event-stream streams live
+    GET  /healthz                      liveness, node id and head (never needs the token)
+    GET  /metrics                      Prometheus metrics
+
+With ``Config.token`` set, every /v1 route and /metrics needs ``Authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from crdt.automerge.document import automerge_url
+from crdt.errors import InvalidInput, LimitExceeded
+from crdt.events import parse_event
+from crdt.keys import check_session_key
+from crdt.log.eventlog import StoredEvent
+from node.automerge import hub as repo_ws
+from node.config import Config, Limits
+from node.http.metrics import Metrics, Stopwatch
+from node.http.wire import (
+    body_format,
+    decode_body,
+    error_middleware,
+    int_param,
+    read_body,
+    respond,
+    seconds_param,
+    unauthorized,
+)
+from node.server import streams
+from node.store import AsyncStore
+
+CONFIG = web.AppKey("config", Config)
+STORE = web.AppKey("store", AsyncStore)
+METRICS = web.AppKey("metrics", Metrics)
+
+#: Largest position or session index a cursor may name (SQLite's integer range).
+CURSOR_MAX = 2**63 - 1
+
+
+def make_app(config: Config, astore: AsyncStore, *,
+             sse_keepalive_s: float = streams.KEEPALIVE_S) -> web.Application:
+    """The node's client API application; ``astore`` stays owned by the caller."""
+    metrics = Metrics()
+    # Order matters: metrics outermost sees the final status; errors are translated
+    # before that; authentication runs inside, so its 401 is translated like any error.
+    middlewares = [metrics.middleware(), error_middleware, auth_middleware(config.token)]
+    app = web.Application(middlewares=middlewares,
+                          client_max_size=config.limits.body_bytes_max)
+    app[CONFIG] = config
+    app[STORE] = astore
+    app[METRICS] = metrics
+    app[streams.KEEPALIVE] = sse_keepalive_s
+    astore.add_commit_listener(metrics.observe_commit)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        # Long polls and live streams would otherwise hold shutdown for their full wait.
+        astore.release_waiters()
+
+    async def on_cleanup(_app: web.Application) -> None:
+        astore.remove_commit_listener(metrics.observe_commit)
+
+    app.on_shutdown.append(on_shutdown)
+    app.on_cleanup.append(on_cleanup)
+    # aiohttp matches {key} against the path with %2F still encoded, so a key holding
+    # '/' (sent as %2F) cannot be mistaken for one of the longer routes.
+    app.router.add_post("/v1/sessions/{key}/events", post_events)
+    app.router.add_get("/v1/sessions/{key}/events", get_session_events)
+    app.router.add_get("/v1/sessions/{key}/automerge", get_automerge)
+    app.router.add_get("/v1/sessions/{key}", get_session)
+    app.router.add_get("/v1/sessions", get_sessions)
+    app.router.add_get("/v1/events", get_events)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", get_metrics)
+    repo_ws.setup(app, config, astore)
+    return app
+
+
+def auth_middleware(token: str | None) -> Any:
+    """Require the bearer token on /v1 and /metrics, when one is configured."""
+    expected = token.encode() if token is not None else None
+
+    @web.middleware
+    async def check_token(request: web.Request, handler: Any) -> web.StreamResponse:
+        if expected is not None and _protected(request.path):
+            scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+            # compare_digest: the time taken must not reveal how much of a guess matched.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode(), expected):
+                raise unauthorized()
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return check_token
+
+
+def _protected(path: str) -> bool:
+    return path == "/metrics" or path == "/v1" or path.startswith("/v1/")
+
+
+def _limits(request: web.Request) -> Limits:
+    return request.app[CONFIG].limits
+
+
+def _session_key(request: web.Request) -> str:
+    return check_session_key(request.match_info["key"], "session_key")
+
+
+def _page_params(request: web.Request) -> tuple[int, int]:
+    """``after`` and ``limit`` from the query string, checked."""
+    limits = _limits(request)
+    after = int_param(request, "after", default=0, low=0, high=CURSOR_MAX)
+    limit = int_param(request, "limit", default=limits.page_default, low=1,
+                      high=limits.page_max)
+    return after, limit
+
+
+async def post_events(request: web.Request) -> web.Response:
+    """Validate every event of the body, then append them all in one commit."""
+    key = _session_key(request)
+    limits = _limits(request)
+    body_type = body_format(request)  # before reading: a 415 needs no body
+    body = await read_body(request, bytes_max=limits.body_bytes_max,
+                           timeout_s=limits.read_timeout_s)
+    value = decode_body(body, body_type)
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise InvalidInput("must hold at least one event", field="events")
+    if len(items) > limits.batch_events_max:
+        raise LimitExceeded(f"{len(items)} events in one request; the limit is "
+                            f"{limits.batch_events_max}", field="events")
+    # All are parsed (and their claimed ids checked) before any is queued: one bad
+    # event fails the whole request and nothing is written.
+    drafts = [parse_event(item, session_key=key, where=f"events[{i}]")
+              for i, item in enumerate(items)]
+    stopwatch = Stopwatch()
+    appended = await request.app[STORE].append(drafts)
+    request.app[METRICS].append_seconds.observe(stopwatch.elapsed_s())
+    created = sum(1 for result in appended if result.created)
+    events = [{**result.stored.to_json(), "created": result.created} for result in appended]
+    return respond(request, {"events": events, "created": created},
+                   status=201 if created else 200)
+
+
+async def get_session_events(request: web.Request) -> web.Response:
+    """A session's events after ``after``, in position order, one page at a time."""
+    key = _session_key(request)
+    after, limit = _page_params(request)
+    # One more than asked tells whether another page follows.
+    events = await request.app[STORE].get_events_since(key, after, limit + 1)
+    return _events_page(request, events, after, limit)
+
+
+async def get_session(request: web.Request) -> web.Response:
+    key = _session_key(request)
+    projection = await request.app[STORE].get_projection(key)
+    return respond(request, {**projection.to_json(), "automerge_url": automerge_url(key)})
+
+
+async def get_automerge(request: web.Request) -> web.Response:
+    key = _session_key(request)
+    document = await request.app[STORE].automerge(key)
+    return web.Response(body=document, content_type="application/octet-stream")
+
+
+async def get_sessions(request: web.Request) -> web.Response:
+    after, limit = _page_params(request)
+    sessions = await request.app[STORE].list_sessions(after, limit + 1)
+    page = sessions[:limit]
+    return respond(request, {
+        "sessions": [{"index": ref.index, "session_key": ref.session_key} for ref in page],
+        "next": page[-1].index if page else after,
+        "more": len(sessions) > limit,
+    })
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    """Every event on this node after a position: a page, a long poll or a live stream."""
+    limits = _limits(request)
+    astore = request.app[STORE]
+    if streams.wants_stream(request):
+        after = streams.resume_position(request, CURSOR_MAX)
+        return await streams.stream_events(request, astore, after, limits.page_default,
+                                           request.app[streams.KEEPALIVE])
+    after, limit = _page_params(request)
+    wait_s = seconds_param(request, "wait", high_s=limits.poll_wait_max_s)
+    events = await astore.events_after(after, limit + 1)
+    if not events and wait_s > 0:
+        await astore.wait_for_head(after, wait_s)
+        events = await astore.events_after(after, limit + 1)
+    return _events_page(request, events, after, limit)
+
+
+def _events_page(request: web.Request, events: list[StoredEvent], after: int,
+                 limit: int) -> web.Response:
+    """A page of up to ``limit`` of ``events`` (read one more than asked, which tells
+    whether another page follows) and the cursor of the next."""
+    page = events[:limit]
+    return respond(request, {
+        "events": [stored.to_json() for stored in page],
+        "next": page[-1].position if page else after,
+        "more": len(events) > limit,
+    })
+
+
+async def healthz(request: web.Request) -> web.Response:
+    astore = request.app[STORE]
+    return respond(request, {"status": "ok", "node_id": astore.node_id, "head": astore.head})
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    astore = request.app[STORE]
+    metrics = request.app[METRICS]
+    stats = await astore.stats()
+    metrics.head.set(astore.head)
+    metrics.sessions.set(stats["sessions"])
+    return metrics.response()

@@ -1,0 +1,160 @@
+"""``clawsync serve``: run a node. Every option can also come from the environment
+(``CLAWSYNC_<NAME>``) or from a TOML file given with ``--config``; the command line wins
+over the environment, which wins over the file."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import click
+
+from node import config as node_config
+from node.config import Settings
+from sync.peer.config import SyncConfig
+from sync.repo.config import RepoConfig
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
+    """Read the TOML file into click's defaults, so options and env vars still override;
+    its limit tables go to ``ctx.meta`` (they have no options)."""
+    if path is None:
+        return
+    try:
+        values = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise click.BadParameter(f"cannot read {path}: {error}") from None
+    for name, kind in node_config.LIMIT_TABLES.items():
+        table = values.pop(name, {})
+        if not isinstance(table, dict):
+            raise click.BadParameter(f"{path}: {name} must be a table: [{name}]")
+        try:
+            ctx.meta[name] = node_config.limits_from(table, kind, name)
+        except ValueError as error:
+            raise click.BadParameter(f"{path}: {error}") from None
+    names = {param.name for param in ctx.command.params}
+    unknown = sorted(key for key in values if key.replace("-", "_") not in names)
+    if unknown:
+        raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}")
+    ctx.default_map = {key.replace("-", "_"): value for key, value in values.items()}
+
+
+_PATH = click.Path(dir_okay=False, exists=True, path_type=Path)
+
+
+def _load_tokens(_ctx: click.Context, _param: click.Parameter,
+                 path: Path | None) -> RepoConfig:
+    """The Automerge clients' settings, with the tokens of ``path`` if given."""
+    if path is None:
+        return RepoConfig()
+    from node.automerge.hub import load_tokens  # the server's module: only when serving
+
+    try:
+        return RepoConfig(tokens=MappingProxyType(load_tokens(path)))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.command()
+@click.option("--config", type=_PATH, is_eager=True, expose_value=False,
+              callback=_load_config, envvar="CLAWSYNC_CONFIG", show_envvar=True,
+              metavar="FILE",
+              help="TOML file with any of these settings, e.g. `peers = [\"http://hub:7878\"]` "
+                   "and `cluster_secret = \"...\"`, and the limits of the README in tables "
+                   "[limits] and [automerge_limits], e.g. `body_bytes_max = 8388608`.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=node_config.DATA_DIR_DEFAULT, envvar="CLAWSYNC_DATA_DIR",
+              show_envvar=True, metavar="DIR",
+              help="Folder of the event log, created if missing. Default: ./clawsync-data "
+                   "(beside you). Give a fixed path for a node that should keep its history "
+                   "whichever folder it is started from.")
+@click.option("--host", default=node_config.HOST_DEFAULT, envvar="CLAWSYNC_HOST",
+              show_envvar=True, metavar="ADDRESS",
+              help="Address to listen on. Default: 127.0.0.1, reachable only from this "
+                   "machine, where a token is optional. 0.0.0.0 (or a LAN address) lets "
+                   "other devices sync but then requires --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=node_config.PORT_DEFAULT,
+              envvar="CLAWSYNC_PORT", show_envvar=True,
+              help=f"TCP port of the API. Default: {node_config.PORT_DEFAULT}, where the "
+                   "client commands look unless --node says otherwise.")
+@click.option("--token", envvar="CLAWSYNC_TOKEN", show_envvar=True, metavar="TOKEN",
+              help="Bearer token every client must send. Default: none, which is allowed "
+                   "only on a loopback address. Anyone holding it can read and append every "
+                   "session: use a long random string.")
+@click.option("--peer", "peers", multiple=True, envvar="CLAWSYNC_PEERS", show_envvar=True,
+              metavar="URL",
+              help="A node to replicate with (repeatable; the env var takes URLs separated "
+                   "by spaces). One is enough: the others are learned from it.")
+@click.option("--cluster-secret", envvar="CLAWSYNC_CLUSTER_SECRET", show_envvar=True,
+              metavar="SECRET",
+              help="Secret shared by every node of the cluster; peers must present it. "
+                   "Without it (or --tls-ca) the node neither accepts nor dials peers.")
+@click.option("--advertise-url", envvar="CLAWSYNC_ADVERTISE_URL", show_envvar=True,
+              metavar="URL",
+              help="How other nodes reach this one (told to peers, so they can pass it on). "
+                   "Default: none, for a device that only dials out (a phone).")
+@click.option("--tls-cert", type=_PATH, envvar="CLAWSYNC_TLS_CERT", show_envvar=True,
+              metavar="PEM", help="Serve HTTPS with this certificate (with --tls-key).")
+@click.option("--tls-key", type=_PATH, envvar="CLAWSYNC_TLS_KEY", show_envvar=True,
+              metavar="PEM", help="Private key of --tls-cert.")
+@click.option("--tls-ca", type=_PATH, envvar="CLAWSYNC_TLS_CA", show_envvar=True,
+              metavar="PEM",
+              help="CA of the cluster: peers may authenticate with a client certificate it "
+                   "signed (mutual TLS), and peers dialed are verified against it.")
+@click.option("--pull-interval", type=click.FloatRange(0.05, 3600), default=5.0,
+              envvar="CLAWSYNC_PULL_INTERVAL", show_envvar=True, metavar="SECONDS",
+              help="Seconds between repair rounds with each peer (new events are pushed at "
+                   "once regardless). Default: 5. Shorter heals lost messages sooner; each "
+                   "round costs a few bytes per origin.")
+@click.option("--automerge-tokens", type=_PATH, callback=_load_tokens,
+              envvar="CLAWSYNC_AUTOMERGE_TOKENS", show_envvar=True, metavar="JSON",
+              help="JSON file of tokens for Automerge apps (ws://NODE/automerge?token=...), "
+                   "each limited to some sessions and optionally read-only: "
+                   '{"<token>": {"sessions": ["tg:*"], "read_only": true}}. Default: none; '
+                   "--token (or no token, on loopback) opens every session.")
+@click.option("--members-interval", "members_interval_s", type=click.FloatRange(0.1, 86400),
+              default=30.0, envvar="CLAWSYNC_MEMBERS_INTERVAL", show_envvar=True,
+              metavar="SECONDS",
+              help="Seconds between asking peers which other nodes they know (so one "
+                   "--peer address is enough). Default: 30. Shorter finds new nodes sooner "
+                   "at one small request per peer and round.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", envvar="CLAWSYNC_LOG_LEVEL", show_envvar=True,
+              help="Least severe log level written. Default: info: start, stop and "
+                   "problems. debug adds detail for diagnosis at the cost of volume.")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+              envvar="CLAWSYNC_LOG_FORMAT", show_envvar=True,
+              help="Default: console, coloured lines for people. json: one object per "
+                   "line for log collectors.")
+@click.pass_context
+def serve(ctx: click.Context, /, **options: Any) -> None:
+    """Run a node: keep the event log in DIR and serve the HTTP API until stopped
+    (Ctrl-C or SIGTERM).
+
+    \b
+    Examples:
+      clawsync serve
+      clawsync serve --data-dir /var/lib/clawsync --port 8000
+      CLAWSYNC_TOKEN=$(openssl rand -hex 32) clawsync serve --host 0.0.0.0
+      clawsync serve --peer http://home-server:7878 --cluster-secret "$SECRET"
+    """
+    group = ctx.find_object(Settings)
+    token = options.pop("token") or (group.token if group is not None else None) or None
+    pull_interval_s = options.pop("pull_interval")
+    automerge = options.pop("automerge_tokens")
+    options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
+                                                                  automerge.limits))
+    options["limits"] = ctx.meta.get("limits", node_config.Limits())
+    options["peers"] = tuple(url for value in options["peers"] for url in value.split())
+    try:
+        config = node_config.Config(token=token, **options)
+        config = replace(config, sync=SyncConfig(pull_interval_s=pull_interval_s)).check()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    # Imported here so the client commands start fast and never load the server.
+    from node.server.run import run
+
+    run(config)

@@ -1,0 +1,362 @@
+"""``AsyncStore``: the asyncio face of ``crdt.log.store.EventStore``.
+
+``EventStore`` is synchronous and allows exactly one writing thread; its calls block on
+SQLite and fsync. ``AsyncStore`` keeps all of that off the event loop:
+
+* one dedicated writer thread runs every write;
+* appends use *group commit*: concurrent ``append`` calls queue up, and one committer task
+  takes everything queued (up to ``commit_events_max`` events) and commits it with ONE
+  ``append_batch`` call, so N waiting clients share one fsync. Each caller is answered
+  with its own slice of the result, and only after the commit returned (durable);
+* reads run on a small separate thread pool (reads are safe from any thread);
+* it tracks the head position, and ``wait_for_head`` lets long polls and live streams
+  sleep until a commit moves the head past their cursor.
+
+>>> import asyncio, tempfile
+>>> from crdt.events import parse_event
+>>> async def demo():
+...     astore = await AsyncStore.open(tempfile.mkdtemp())
+...     draft = parse_event({"agent_id": "main", "kind": {"type": "session_ended",
+...         "reason": "done"}}, session_key="s1")
+...     [appended] = await astore.append([draft])
+...     await astore.close()
+...     return appended.created, astore.head
+>>> asyncio.run(demo())
+(True, 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
+
+import structlog
+
+from crdt.automerge.documents import Documents
+from crdt.errors import StoreError
+from crdt.events import Draft, Event
+from crdt.log.eventlog import Appended, StoredEvent
+from crdt.log.projection import Projection
+from crdt.log.store import EventStore, SessionRef
+
+T = TypeVar("T")
+
+log = structlog.get_logger(__name__)
+
+#: Threads serving reads. Reads are short SQLite queries; a few threads keep one slow read
+#: (a big projection) from holding up the others, more would mostly contend for the GIL.
+READ_THREADS_DEFAULT = 4
+#: Most events in one group commit (``Limits.commit_events_max`` in a running node).
+COMMIT_EVENTS_MAX_DEFAULT = 4096
+#: Most events waiting for a commit (``Limits.queue_events_max``); beyond it appends are
+#: refused at once instead of piling up in memory while the disk cannot keep up.
+QUEUE_EVENTS_MAX_DEFAULT = 65_536
+
+
+class StoreClosing(StoreError):
+    """The store is shutting down and takes no more writes."""
+
+
+class StoreBusy(StoreError):
+    """More events wait for a commit than ``queue_events_max``: try again shortly."""
+
+
+class Commit(NamedTuple):
+    """What one group commit did, for metrics."""
+
+    events: int  # events in the commit, duplicates included
+    created: int  # of which were new
+    head: int  # head position after the commit
+
+
+CommitListener = Callable[[Commit], None]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One caller's append, waiting for the committer."""
+
+    items: Sequence[Draft | Event]
+    future: asyncio.Future[list[Appended]]
+
+
+class AsyncStore:
+    """Group-committing, non-blocking facade over one ``EventStore``.
+
+    Create it inside a running event loop, normally with ``await AsyncStore.open(path)``.
+    """
+
+    def __init__(self, store: EventStore, writer: ThreadPoolExecutor, *,
+                 documents_in_memory_max: int = 64,
+                 commit_events_max: int = COMMIT_EVENTS_MAX_DEFAULT,
+                 queue_events_max: int = QUEUE_EVENTS_MAX_DEFAULT,
+                 read_threads: int = READ_THREADS_DEFAULT) -> None:
+        if commit_events_max < 1:
+            raise ValueError("commit_events_max must be at least 1")
+        self._store = store
+        #: The sessions' Automerge documents: use them on the writer thread only
+        #: (``write``), like every write to the store.
+        self.documents = Documents(store, documents_in_memory_max)
+        self._writer = writer
+        self._readers = ThreadPoolExecutor(max_workers=read_threads,
+                                           thread_name_prefix="clawsync-read")
+        self._loop = asyncio.get_running_loop()
+        self._commit_events_max = commit_events_max
+        self._queue: deque[_Pending] = deque()
+        self._queue_events_max = queue_events_max
+        self._queued_events = 0
+        self._queued = asyncio.Event()
+        self._head = store.head
+        self._head_moved = asyncio.Event()
+        self._listeners: list[CommitListener] = []
+        self._closing = False
+        self._released = False
+        self._closed = False
+        #: Number of ``append_batch`` calls made so far (group commit makes it smaller
+        #: than the number of ``append`` calls).
+        self.commits = 0
+        self.node_id = store.node_id
+        self._committer = asyncio.create_task(self._commit_loop(), name="clawsync-commit")
+        self._committer.add_done_callback(self._committer_ended)
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *,
+                   commit_events_max: int = COMMIT_EVENTS_MAX_DEFAULT,
+                   queue_events_max: int = QUEUE_EVENTS_MAX_DEFAULT,
+                   documents_in_memory_max: int = 64,
+                   read_threads: int = READ_THREADS_DEFAULT) -> AsyncStore:
+        """Open the store in ``path`` on the writer thread (opening writes files)."""
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clawsync-write")
+        loop = asyncio.get_running_loop()
+        try:
+            store = await loop.run_in_executor(writer, EventStore.open, path)
+        except BaseException:
+            writer.shutdown(wait=False)
+            raise
+        return cls(store, writer, documents_in_memory_max=documents_in_memory_max,
+                   commit_events_max=commit_events_max,
+                   queue_events_max=queue_events_max, read_threads=read_threads)
+
+    @property
+    def head(self) -> int:
+        """Position of the newest committed event (0 when empty)."""
+        return self._head
+
+    @property
+    def released(self) -> bool:
+        """True once shutdown began: long polls and streams should finish."""
+        return self._released
+
+    def add_commit_listener(self, listener: CommitListener) -> None:
+        """Call ``listener`` (on the event loop) after every commit."""
+        self._listeners.append(listener)
+
+    def remove_commit_listener(self, listener: CommitListener) -> None:
+        self._listeners.remove(listener)
+
+    # -- writes ---------------------------------------------------------------------
+
+    async def append(self, items: Sequence[Draft | Event]) -> list[Appended]:
+        """Store ``items`` (validated drafts or sealed events); return once durable.
+
+        The items of one call are committed together, in one transaction, possibly with
+        other callers' items. Duplicates come back with ``created=False``.
+        """
+        if self._closing:
+            raise StoreClosing("the node is shutting down")
+        if not items:
+            return []
+        if self._queued_events + len(items) > self._queue_events_max:
+            raise StoreBusy(f"{self._queued_events} events already wait for the disk; "
+                            "try again shortly")
+        future: asyncio.Future[list[Appended]] = self._loop.create_future()
+        self._queue.append(_Pending(list(items), future))
+        self._queued_events += len(items)
+        self._queued.set()
+        return await future
+
+    async def write(self, call: Callable[[EventStore], T]) -> T:
+        """Run ``call(store)`` on the writer thread (for writes other than appends, such
+        as events ingested from a peer). If it stored events, waiters and commit
+        listeners hear of them as of a group commit."""
+        if self._closed:
+            raise StoreClosing("the store is closed")
+
+        def run(store: EventStore) -> tuple[T, int]:
+            return call(store), store.head
+
+        result, head = await self._loop.run_in_executor(self._writer, run, self._store)
+        if head > self._head:
+            stored = head - self._head
+            self._move_head(head)
+            self._notify(Commit(stored, stored, head))
+        return result
+
+    async def automerge(self, session_key: str) -> bytes:
+        """The session's saved Automerge document (materialising it is a write)."""
+        return await self.write(lambda _store: self.documents.saved(session_key))
+
+    async def _commit_loop(self) -> None:
+        """Take everything queued, commit it in one batch, repeat until closed."""
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            batch = self._take_batch()
+            try:
+                await self._commit(batch)
+            except BaseException:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(StoreClosing("the writer failed"))
+                raise
+
+    def _committer_ended(self, task: asyncio.Task[None]) -> None:
+        """If the committer died of a bug, fail its waiting callers instead of leaving
+        them hanging, and refuse further appends."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("committer failed", exc_info=task.exception())
+        self._closing = True
+        while self._queue:
+            pending = self._queue.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(StoreClosing("the writer failed"))
+
+    def _take_batch(self) -> list[_Pending]:
+        """Queued appends up to ``commit_events_max`` events; never split one caller."""
+        batch = [self._queue.popleft()]
+        size = len(batch[0].items)
+        while self._queue and size + len(self._queue[0].items) <= self._commit_events_max:
+            pending = self._queue.popleft()
+            size += len(pending.items)
+            batch.append(pending)
+        self._queued_events -= size
+        return batch
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        items = [item for pending in batch for item in pending.items]
+        try:
+            results, head = await self._loop.run_in_executor(
+                self._writer, self._append_batch, items)
+        except Exception as exc:
+            if len(batch) > 1:
+                # Commit each caller alone, so one caller's failure is not blamed on the
+                # others whose events would have been fine.
+                for pending in batch:
+                    await self._commit([pending])
+                return
+            if not batch[0].future.done():
+                batch[0].future.set_exception(exc)
+            return
+        self.commits += 1
+        start = 0
+        for pending in batch:
+            end = start + len(pending.items)
+            # A caller that gave up (client disconnected) still had its events stored.
+            if not pending.future.done():
+                pending.future.set_result(results[start:end])
+            start = end
+        self._move_head(head)
+        self._notify(Commit(len(items), sum(1 for result in results if result.created), head))
+
+    def _notify(self, commit: Commit) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(commit)
+            except Exception:
+                # A broken metrics hook must not stop the committer: appends would hang.
+                log.exception("commit listener failed")
+
+    def _append_batch(self, items: list[Draft | Event]) -> tuple[list[Appended], int]:
+        """On the writer thread: one transaction, and the head it left behind."""
+        results = self._store.append_batch(items)
+        return results, self._store.head
+
+    def _move_head(self, head: int) -> None:
+        if head > self._head:
+            self._head = head
+            self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        # Each waiter holds the Event that was current when it started waiting; setting
+        # it wakes them all, and new waiters get a fresh one.
+        self._head_moved.set()
+        self._head_moved = asyncio.Event()
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def read(self, call: Callable[[EventStore], T]) -> T:
+        """Run ``call(store)`` on a reader thread."""
+        if self._closed:
+            raise StoreClosing("the store is closed")
+        return await self._loop.run_in_executor(self._readers, call, self._store)
+
+    async def get_events_since(self, session_key: str, position: int = 0,
+                               limit: int = 100) -> list[StoredEvent]:
+        """A session's events after ``position``; ``NotFound`` for an unknown session."""
+        return await self.read(lambda s: s.get_events_since(session_key, position, limit))
+
+    async def events_after(self, position: int = 0, limit: int = 100) -> list[StoredEvent]:
+        """Every event on this node after ``position``, in position order."""
+        return await self.read(lambda s: s.events_after(position, limit))
+
+    async def get_projection(self, session_key: str) -> Projection:
+        """The session's projection; ``NotFound`` for an unknown session."""
+        return await self.read(lambda s: s.get_projection(session_key))
+
+    async def list_sessions(self, after: int = 0, limit: int = 100) -> list[SessionRef]:
+        """Sessions in creation order after index ``after``."""
+        return await self.read(lambda s: s.list_sessions(after, limit))
+
+    async def stats(self) -> dict[str, int]:
+        """Counts of events, sessions, origins and Automerge documents in memory."""
+        stats = await self.read(lambda s: s.stats())
+        return {**stats, "documents_in_memory": len(self.documents)}
+
+    async def wait_for_head(self, after: int, timeout_s: float) -> int:
+        """Wait until the head passes ``after``, at most ``timeout_s``; return the head.
+
+        Returns early (with whatever the head is) once shutdown began.
+        """
+        deadline = self._loop.time() + timeout_s
+        while self._head <= after and not self._released:
+            remaining_s = deadline - self._loop.time()
+            if remaining_s <= 0:
+                break
+            moved = self._head_moved
+            try:
+                async with asyncio.timeout(remaining_s):
+                    await moved.wait()
+            except TimeoutError:
+                break
+        return self._head
+
+    # -- shutdown -------------------------------------------------------------------
+
+    def release_waiters(self) -> None:
+        """Wake every ``wait_for_head`` caller for good: the node is stopping."""
+        self._released = True
+        self._wake_waiters()
+
+    async def close(self) -> None:
+        """Refuse new appends, commit the queued ones, then close the store."""
+        if self._closed:
+            return
+        self._closing = True
+        self._queued.set()
+        await self._committer
+        self.release_waiters()
+        self._closed = True
+        # Let reads in flight finish before the store under them closes.
+        await self._loop.run_in_executor(None, self._readers.shutdown, True)
+        await self._loop.run_in_executor(self._writer, self._store.close)
+        self._writer.shutdown(wait=False)

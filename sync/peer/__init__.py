@@ -1,0 +1,12 @@
+"""Anti-entropy between nodes: one ``PeerSync`` machine per peer link.
+
+    messages  hello / events / ack, canonical CBOR, and their strict parser
+    outbox    what one peer is known to hold, and the next batch of what it lacks
+    machine   ``PeerSync``: feed it bytes and time, send what it returns
+    config    ``SyncConfig``: timing and window of a link, back-off
+
+The event log comes in through the ``Log`` interface (``crdt.log.store.EventStore`` has
+it); the node's transport (``node.peers``) moves the bytes.
+
+May import: crdt, crdt.log, sync
+"""

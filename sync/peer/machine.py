@@ -1,0 +1,290 @@
+"""``PeerSync``: anti-entropy with one peer, as a sans-I/O state machine.
+
+The transport feeds it bytes and events (``start``, ``receive``, ``tick``,
+``local_appended``, ``connection_failed``) and sends the bytes it returns; ``now`` is
+passed in, so nothing here reads a clock, sleeps or touches a socket. Two machines that
+exchange their output until neither has more converge (see ``tests/sync``).
+
+How the protocol runs (message formats in ``sync.peer.messages``):
+
+* ``start`` sends a hello: our version vector. A hello from the peer says what it holds,
+  so we stream what it lacks in ``events`` batches, at most ``inflight_batches_max``
+  unacknowledged at a time; each ``ack`` carries the peer's version vector after it
+  stored a batch, which retires the batches it covers and lets the next ones go
+  (``sync.peer.outbox``).
+* ``local_appended`` pushes new events at once (call it after local appends, and after
+  a ``receive`` that stored new events, on the machines of the other peers, so events
+  travel on without waiting for a pull); ``tick`` re-sends the hello every
+  ``pull_interval_s`` (a pull: the peer answers with what we lack), which repairs lost
+  messages. Between nodes in sync that is the only traffic: a hello, whose size grows
+  with the number of origins, not of sessions or events.
+* ``checkpoint`` is what the peer is known to hold; persist it and pass it back after a
+  restart so that sending resumes there instead of waiting for the peer's hello.
+* ``connection_failed`` returns when to try again: exponential back-off with jitter.
+
+>>> import random, tempfile
+>>> from crdt.log.store import EventStore
+>>> from crdt.events import parse_event
+>>> a, b = (EventStore.open(tempfile.mkdtemp()) for _ in "ab")
+>>> _ = a.append(parse_event({"agent_id": "main", "hlc": [1, 0],
+...     "kind": {"type": "session_ended", "reason": "done"}}, session_key="s1"))
+>>> to_b = PeerSync(a, "b", now=0.0, rng=random.Random(1))
+>>> to_a = PeerSync(b, "a", now=0.0, rng=random.Random(2))
+>>> hello_a, hello_b = to_b.start(0.0), to_a.start(0.0)
+>>> batch = to_b.receive(hello_b[0], 0.0)        # b's hello: b lacks a's event
+>>> to_b.receive(to_a.receive(batch[0], 0.0)[0], 0.0)   # b stores it and acks
+[]
+>>> b.version == a.version
+True
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from crdt.events import Event
+from sync.errors import PeerFault
+from sync.peer import messages
+from sync.peer.config import SyncConfig, backoff_delay_s
+from sync.peer.messages import Ack, Events, Hello
+from sync.peer.outbox import Log, Outbox
+
+__all__ = ["Counters", "Log", "PeerSync"]
+
+
+@dataclass
+class Counters:
+    """Traffic with one peer, for metrics."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    events_sent: int = 0
+    events_received: int = 0  # in valid batches, held before or not
+    events_new: int = 0  # of those, the ones this node did not hold yet
+    events_conflicting: int = 0  # sent for a slot that holds another event; kept anyway
+    faults: int = 0  # messages refused as a PeerFault
+    resends: int = 0  # times in-flight batches were given up as lost
+    last_contact: float | None = None  # ``now`` of the last message received
+
+
+class PeerSync:
+    """The anti-entropy state machine for one peer (see the module docstring).
+
+    ``store`` is this node's event log; ``peer`` names the peer (for status only);
+    ``rng`` supplies back-off jitter; ``checkpoint`` is a version vector from an earlier
+    ``checkpoint``. Calls that return ``list[bytes]`` return messages to send, in order.
+
+    Not thread-safe, and ``receive`` commits a batch to the store (a blocking, fsynced
+    write): call it where the store's writes run, one call at a time per store.
+    """
+
+    def __init__(self, store: Log, peer: str, *, now: float, rng: random.Random,
+                 config: SyncConfig | None = None,
+                 checkpoint: Mapping[str, int] | None = None) -> None:
+        self.store = store
+        self.peer = peer
+        self.config = config or SyncConfig()
+        self.counters = Counters()
+        self.peer_node: str | None = None  # the node id the peer's hello gave
+        self._rng = rng
+        self._outbox = Outbox(store, self.config.inflight_batches_max, checkpoint)
+        self._up = False
+        self._said_hello = False
+        self._next_pull_at = now
+        self._failures = 0
+        self._retry_at = now
+
+    # -- transport events ------------------------------------------------------------
+
+    def start(self, now: float) -> list[bytes]:
+        """The link is (re)established: say hello, and resume from a checkpoint."""
+        self._up = True
+        self._outbox.forget()
+        self._next_pull_at = now + self.config.pull_interval_s
+        self._said_hello = True
+        return self._send([self._hello(), *self._pump(now)])
+
+    def receive(self, data: bytes, now: float) -> list[bytes]:
+        """Handle one message from the peer; return the replies.
+
+        Raises ``PeerFault`` if the message is refused (nothing from it is stored).
+        """
+        self.counters.messages_in += 1
+        self.counters.bytes_in += len(data)
+        self.counters.last_contact = now
+        try:
+            message = messages.parse(data)
+            if isinstance(message, Hello):
+                replies = self._on_hello(message, now)
+            elif isinstance(message, Events):
+                replies = self._on_events(message)
+            else:
+                replies = self._on_ack(message, now)
+            self._failures = 0  # a message handled: the link works
+            return self._send(replies)
+        except PeerFault:
+            self.counters.faults += 1
+            raise
+
+    def local_appended(self, now: float) -> list[bytes]:
+        """The store has new events (appended here or ingested from another peer):
+        push them now if the link is up and the window has room."""
+        return self._send(self._pump(now)) if self._up else []
+
+    def tick(self, now: float) -> list[bytes]:
+        """Call at ``wakeup_at`` (or more often): pulls and resends when they are due."""
+        if not self._up:
+            return []
+        out: list[messages.Message] = []
+        if now >= self._next_pull_at:
+            self._next_pull_at = now + self.config.pull_interval_s
+            out.append(self._hello())
+        self._give_up_stalled(now)
+        return self._send([*out, *self._pump(now)])
+
+    def connection_failed(self, now: float) -> float:
+        """The transport could not reach the peer (or lost it); returns when to call
+        ``start`` again. Unacknowledged batches will be sent again."""
+        self._up = False
+        self._said_hello = False
+        self._outbox.forget()
+        self._failures += 1
+        self._retry_at = now + backoff_delay_s(self._failures, self.config, self._rng)
+        return self._retry_at
+
+    # -- what the node reads -----------------------------------------------------------
+
+    @property
+    def failures(self) -> int:
+        """Connections lost or refused since a message from the peer was last handled: a
+        dead address, one that answers as this very node, and a peer whose every message
+        is refused count up alike."""
+        return self._failures
+
+    @property
+    def checkpoint(self) -> dict[str, int] | None:
+        """The peer's version vector as last declared or acknowledged (None if unknown):
+        persist it, and pass it back as ``checkpoint`` after a restart."""
+        known = self._outbox.known
+        return None if known is None else dict(known)
+
+    @property
+    def wakeup_at(self) -> float:
+        """When ``tick`` (or ``start``, while the link is down) should next be called."""
+        if not self._up:
+            return self._retry_at
+        deadline = self._next_pull_at
+        if self._outbox.inflight:
+            sent_at = self._outbox.inflight[0].sent_at
+            deadline = min(deadline, sent_at + self.config.ack_timeout_s)
+        return deadline
+
+    def status(self) -> dict[str, Any]:
+        """Counters and lag for metrics: ``events_we_lack`` sums, over origins, how far
+        the peer is known to be ahead of us; ``events_peer_lacks`` how far behind (None
+        while we do not know what it holds)."""
+        we_lack, peer_lacks = self._outbox.lag()
+        return {
+            "peer": self.peer, "peer_node": self.peer_node, "up": self._up,
+            "failures": self._failures, "retry_at": self._retry_at,
+            "inflight_batches": len(self._outbox.inflight),
+            "events_we_lack": we_lack, "events_peer_lacks": peer_lacks,
+            **vars(self.counters),
+        }
+
+    # -- handlers ----------------------------------------------------------------------
+
+    def _on_hello(self, hello: Hello, now: float) -> list[messages.Message]:
+        if hello.node == self.store.node_id:
+            raise PeerFault("the peer has our own node id (is it this node?)",
+                            field="hello.node")
+        if self.peer_node is not None and hello.node != self.peer_node:
+            self._outbox.forget()  # another node answers at that address now
+        self.peer_node = hello.node
+        own = self.store.node_id
+        if hello.version.get(own, 0) > self.store.version.get(own, 0):
+            # The peer holds events of ours that we do not (we were restored from a
+            # backup): never hand their numbers out again; they will come back.
+            self.store.reserve_seq(hello.version[own])
+        self._outbox.replace(hello.version)
+        self._give_up_stalled(now)
+        out: list[messages.Message] = []
+        if not self._said_hello:  # the peer reached us first: tell it what we hold too
+            self._said_hello = True
+            out.append(self._hello())
+        return [*out, *self._pump(now)]
+
+    def _on_events(self, batch: Events) -> list[messages.Message]:
+        """Store a batch: each event in its (origin, seq) slot when the slot is free.
+
+        Sequence numbers are not signed: a faulty or hostile peer can put a valid event
+        in another node's slot, and a node restored from a backup reuses its own. Two
+        nodes may then hold different events in one (origin, seq) slot, and each would
+        take the other's as held. The node that sees such a conflict keeps the incoming
+        event and numbers both events again under its own origin, so that each reaches
+        the nodes that hold the other one in that slot: every node ends with the same
+        event set, whoever filled the slot first. Our own origin is no exception: events
+        of ours that we lost (a restored node) come back into their free slots.
+        """
+        self._check_origins(batch)
+        fresh: list[tuple[Event, str, int]] = []
+        strays: list[Event] = []
+        holders: list[bytes] = []
+        for item in batch.items:
+            holder = self.store.id_at(item.origin, item.seq)
+            if holder is None:
+                fresh.append((item.event, item.origin, item.seq))
+            elif holder != item.event.id and not self.store.holds(item.event.id):
+                strays.append(item.event)
+                holders.append(holder)
+        if fresh:
+            self.counters.events_new += sum(a.created for a in self.store.ingest(fresh))
+        if strays:
+            self.counters.events_conflicting += len(strays)
+            self.counters.events_new += sum(a.created for a in self.store.append_batch(strays))
+            self.store.renumber(holders)
+        self.counters.events_received += len(batch.items)
+        # A sender only sends within its own version, so it holds everything up to here.
+        self._outbox.learn({item.origin: item.seq for item in batch.items})
+        return [Ack(self.store.version)]
+
+    def _check_origins(self, batch: Events) -> None:
+        """Refuse a batch that would take this node past ``ORIGINS_MAX`` origins: past
+        it, no hello or ack could be sent any more, to any peer."""
+        held = self.store.version
+        new = {item.origin for item in batch.items} - set(held)
+        if len(held) + len(new) > messages.ORIGINS_MAX:
+            raise PeerFault(f"the batch brings {len(new)} new origins; this node holds "
+                            f"{len(held)} of at most {messages.ORIGINS_MAX}", field="events")
+
+    def _on_ack(self, ack: Ack, now: float) -> list[messages.Message]:
+        self._outbox.learn(ack.version)
+        self._give_up_stalled(now)
+        return self._pump(now)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _pump(self, now: float) -> list[messages.Message]:
+        return list(self._outbox.batches(now))
+
+    def _send(self, out: Sequence[messages.Message]) -> list[bytes]:
+        data = [messages.encode(message) for message in out]
+        self.counters.messages_out += len(data)
+        self.counters.bytes_out += sum(map(len, data))
+        self.counters.events_sent += sum(len(m.items) for m in out if isinstance(m, Events))
+        return data
+
+    def _hello(self) -> Hello:
+        return Hello(self.store.node_id, self.store.version)
+
+    def _give_up_stalled(self, now: float) -> None:
+        """A batch the peer has not taken within ``ack_timeout_s`` was lost (or one
+        before it was): send again from what the peer is known to hold."""
+        if self._outbox.stalled(now, self.config.ack_timeout_s):
+            self.counters.resends += 1
+            self._outbox.forget()

@@ -1,0 +1,156 @@
+"""The sending half of ``PeerSync``: what one peer is known to hold, which batches are on
+their way to it, and the next batch of what it lacks.
+
+A batch stays in flight until the peer's version vector (from an ack, a hello, or the
+events it sends us) covers every event in it; an ack alone proves nothing, because a
+peer that missed an earlier batch cannot count a later one as held (versions count only
+sequences without gaps). A batch not covered within the ack timeout was lost: sending
+starts again from what the peer is known to hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple, Protocol
+
+from crdt.events import Event
+from crdt.log.eventlog import Appended, StoredEvent
+from sync.errors import ProtocolMisuse
+from sync.peer.messages import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, SEQ_MAX, Events, Item
+
+#: Events read from the store per call while a batch is filled: a batch that closes on
+#: its byte limit reads at most this many events it does not send.
+READ_PAGE = 64
+
+
+class Log(Protocol):
+    """What ``PeerSync`` needs from the event store (``crdt.log.store.EventStore`` has it)."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def version(self) -> dict[str, int]: ...
+
+    def origin_after(self, origin: str, seq: int, limit: int = ...) -> list[StoredEvent]: ...
+
+    def ingest(self, items: Iterable[tuple[Event, str, int]]) -> list[Appended]: ...
+
+    def id_at(self, origin: str, seq: int) -> bytes | None: ...
+
+    def holds(self, event_id: bytes) -> bool: ...
+
+    def append_batch(self, items: Sequence[Event]) -> list[Appended]: ...
+
+    def reserve_seq(self, seq: int) -> None: ...
+
+    def renumber(self, event_ids: Sequence[bytes]) -> None: ...
+
+
+class InFlight(NamedTuple):
+    """A batch the peer is not known to hold yet: when it went out, and the highest seq
+    it carries per origin."""
+
+    sent_at: float
+    ends: dict[str, int]
+
+
+class Outbox:
+    """Per-peer sending state over ``store``; at most ``window`` batches in flight."""
+
+    def __init__(self, store: Log, window: int,
+                 checkpoint: Mapping[str, int] | None = None) -> None:
+        self.store = store
+        self.window = window
+        #: The peer's version vector as far as we know; None until it is known.
+        self.known: dict[str, int] | None = (
+            None if checkpoint is None else checked_vector(checkpoint))
+        self.sent: dict[str, int] = {}  # highest seq per origin sent, maybe not yet held
+        self.inflight: list[InFlight] = []  # oldest first
+
+    def replace(self, version: Mapping[str, int]) -> None:
+        """The peer says it holds exactly ``version`` (a hello): it may hold less than
+        we thought, for instance after it was restored from a backup."""
+        self.known = dict(version)
+        self.learn({})
+        if not self.inflight:
+            self.sent = {}  # nothing on its way: the hello is the whole truth
+
+    def learn(self, version: Mapping[str, int]) -> None:
+        """The peer holds at least ``version``: raise what we know, retire covered batches.
+        Acks may arrive out of order, so this only ever raises."""
+        # A new dict rather than an update in place: status() reads ``known`` from the
+        # event loop while the writer thread runs this.
+        known = dict(self.known or {})
+        for origin, seq in version.items():
+            if seq > known.get(origin, 0):
+                known[origin] = seq
+        self.known = known
+        self.inflight = [batch for batch in self.inflight
+                         if any(seq > known.get(o, 0) for o, seq in batch.ends.items())]
+
+    def stalled(self, now: float, timeout_s: float) -> bool:
+        return bool(self.inflight) and now - self.inflight[0].sent_at >= timeout_s
+
+    def forget(self) -> None:
+        """Take the batches in flight as lost: the next one starts from ``known``."""
+        self.inflight = []
+        self.sent = {}
+
+    def batches(self, now: float) -> list[Events]:
+        """Batches of what the peer lacks, while the window has room (none while we do
+        not know what it holds). That includes the peer's own events, if it lost them."""
+        out: list[Events] = []
+        while self.known is not None and len(self.inflight) < self.window:
+            items = self._next_batch(self.known)
+            if not items:
+                break
+            ends = {item.origin: item.seq for item in items}  # seqs rise within an origin
+            self.sent.update(ends)
+            self.inflight.append(InFlight(now, ends))
+            out.append(Events(tuple(items)))
+        return out
+
+    def _next_batch(self, known: dict[str, int]) -> list[Item]:
+        """Up to the batch limits of events past what the peer holds or was sent, origin
+        by origin (sorted, so successive batches walk every origin). Only events within
+        our own version are sent, so a receiver may take a batch as proof that we hold
+        every earlier event of those origins."""
+        ours = self.store.version
+        items: list[Item] = []
+        size = 0
+        for origin in sorted(ours):
+            cursor = max(known.get(origin, 0), self.sent.get(origin, 0))
+            while cursor < ours[origin] and len(items) < BATCH_EVENTS_MAX:
+                limit = min(ours[origin] - cursor, BATCH_EVENTS_MAX - len(items), READ_PAGE)
+                page = self.store.origin_after(origin, cursor, limit)
+                if not page:
+                    break
+                for stored in page:
+                    size += len(stored.event.canonical)
+                    if items and size > BATCH_BYTES_MAX:
+                        return items
+                    items.append(Item(origin, stored.seq, stored.event))
+                cursor = page[-1].seq
+            if len(items) >= BATCH_EVENTS_MAX:
+                break
+        return items
+
+    def lag(self) -> tuple[int, int | None]:
+        """(events the peer holds that we lack, events we hold that it lacks), summed
+        over origins; the second is None while we do not know what it holds."""
+        ours, theirs = self.store.version, self.known or {}
+        we_lack = sum(max(0, seq - ours.get(o, 0)) for o, seq in theirs.items())
+        if self.known is None:
+            return we_lack, None
+        return we_lack, sum(max(0, seq - theirs.get(o, 0)) for o, seq in ours.items())
+
+
+def checked_vector(vector: Mapping[str, int]) -> dict[str, int]:
+    """A copy of a persisted checkpoint; ``ProtocolMisuse`` if it is not a version vector."""
+    out = dict(vector)
+    for origin, seq in out.items():
+        if (not isinstance(origin, str) or isinstance(seq, bool) or not isinstance(seq, int)
+                or not 0 <= seq <= SEQ_MAX):
+            raise ProtocolMisuse(f"checkpoint entry {origin!r}: {seq!r} is not origin: seq")
+    return out

@@ -1,0 +1,488 @@
+"""The automerge-repo protocol with one client, as a sans-I/O state machine.
+
+A ``RepoConnection`` is one websocket client of the node (an ``@automerge/automerge-repo``
+app, a notebook). The node feeds it frames (``receive``), tells it which documents
+changed in the log (``refresh``) and the time (``tick``); each call returns an
+``Outcome``: frames to send, events to append, notes to log, documents other
+connections must hear about, ephemeral messages to pass on, and whether to close.
+Nothing here does I/O or reads a clock.
+
+What a client may do:
+
+* join once, with protocol version 1, then only speak as the peer that joined;
+* ``request``/``sync`` a document by id. Unknown documents get ``doc-unavailable`` and
+  are watched: when the session appears, the client is sent it. Sessions its token does
+  not allow get ``doc-unavailable`` and nothing more;
+* change ``custom_state`` and ``state``: each changed key becomes a ``state_changed``
+  event, ``state`` "ended" a ``session_ended`` (reason "client") and "active" a
+  ``session_started`` with the session's channel and peer. The node's document then
+  follows the log again. Other changes (messages, counts, ids, deleting a key, values
+  JSON cannot hold, state "paused", which no event kind sets) are not events: they are
+  logged and put back by the node;
+* relay another node's changes to the document (a client that synced elsewhere): kept,
+  never turned into events. Actor ids prove nothing, so such changes are checked like a
+  client's: the messages and root keys they touched are put back, and the other fields
+  follow the projection at the next catch-up. Messages written under another node's
+  actor that this node does not hold are kept (their events may not have arrived yet).
+
+A client is disconnected (with an ``error`` message) for: a frame that is not a valid
+message, a wrong senderId or targetId, too many frames per second, more documents than
+``documents_max``, changes on a read-only token, changes that unpack past
+``unpacked_bytes_max`` or ``unpacked_rows_max`` (deflate bombs, runs of billions of
+operations), changes that would grow a document past ``document_bytes_max``, counters,
+replacing the document's root maps or session key, a change made with this node's own
+actor or the genesis actor (which it never sent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crdt.automerge.chunks import UnpackLimits
+from crdt.automerge.document import (
+    LAYOUT,
+    Received,
+    SessionDoc,
+    decode_document_id,
+    new_sync_state,
+)
+from crdt.automerge.outline import summarize_sync_message
+from crdt.errors import InvalidInput, LimitExceeded, StoreError
+from crdt.events import Draft, Event, parse_event
+from sync.errors import PeerFault
+from sync.repo.config import Access, RepoLimits
+from sync.repo.messages import (
+    PROTOCOL_VERSION,
+    Ephemeral,
+    Frame,
+    Join,
+    Sync,
+    encode_error,
+    encode_peer,
+    encode_sync,
+    encode_unavailable,
+    parse_frame,
+)
+
+# Websocket close codes (RFC 6455).
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL = 1002
+CLOSE_UNSUPPORTED = 1003
+CLOSE_INVALID = 1007
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+
+LAYOUT_NAMES = frozenset(name for name, _ in LAYOUT)
+#: agent_id of the events a client's edits become, for a session without one.
+CLIENT_AGENT_ID = "automerge-client"
+#: ``reason`` of the session_ended event a client's ``state = "ended"`` becomes.
+CLIENT_END_REASON = "client"
+
+
+class Library(Protocol):
+    """The node's documents, as the machine sees them (called on the store's writer)."""
+
+    def resolve(self, doc_id: bytes) -> str | None:
+        """The session key of a document id; None if no such session (yet)."""
+
+    def document(self, session_key: str) -> SessionDoc:
+        """The live document, caught up with the log unless an edit is being held."""
+
+    def record(self, session_key: str, changes: bytes) -> None:
+        """Persist changes just applied to the live document."""
+
+    def discard(self, session_key: str) -> None:
+        """Forget the live document (it reloads from disk without unrecorded changes)."""
+
+    def stored_bytes(self, session_key: str) -> int:
+        """The document's size on disk."""
+
+    def messages(self, session_key: str) -> list[dict[str, Any]]:
+        """The projection's messages (JSON form), to repair a document with."""
+
+    def hold(self, session_key: str) -> None:
+        """A client's edit is on its way into the log: leave the document as it is
+        until the host has appended it and releases it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something to log: ``level`` is "debug", "info" or "warning"."""
+
+    level: str
+    event: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Events to append for a client's edit of one session."""
+
+    session_key: str
+    drafts: tuple[Draft | Event, ...]
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one call asks of the host."""
+
+    frames: list[bytes] = field(default_factory=list)
+    edits: list[Edit] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    #: Documents whose node copy changed: every other connection holding them must hear.
+    changed: set[bytes] = field(default_factory=set)
+    #: Ephemeral messages to pass on to the other clients of their document.
+    ephemeral: list[tuple[bytes, Ephemeral]] = field(default_factory=list)
+    #: When not None, the documents this connection now watches (True: open; False:
+    #: waiting for it to appear).
+    watch: dict[bytes, bool] | None = None
+    close: Close | None = None
+
+
+class _Refuse(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+_OPEN, _WAITING, _DENIED = "open", "waiting", "denied"
+
+
+@dataclass(slots=True)
+class _Doc:
+    status: str
+    text_id: str
+    session_key: str | None = None
+    state: Any = None  # automerge sync state, while open
+
+
+class RepoConnection:
+    """The protocol with one client. Not thread-safe: the host calls it from one thread
+    at a time (the node: its store's writer)."""
+
+    def __init__(self, *, peer_id: str, storage_id: str, access: Access,
+                 limits: RepoLimits, now: float) -> None:
+        self.peer_id = peer_id
+        self.storage_id = storage_id
+        self.access = access
+        self.limits = limits
+        self.client: str | None = None  # the client's peer id, once it joined
+        self.closed = False
+        self._join_by = now + limits.join_s
+        self._tokens = float(limits.frames_burst)
+        self._tokens_at = now
+        self._ephemeral_budget = float(limits.ephemeral_bytes_burst)
+        self._ephemeral_at = now
+        self._ephemeral_dropping = False
+        self._docs: dict[bytes, _Doc] = {}
+
+    @property
+    def wakeup_at(self) -> float | None:
+        """When ``tick`` must be called next (the join deadline), if ever."""
+        return None if self.client is not None or self.closed else self._join_by
+
+    def tick(self, now: float) -> Outcome:
+        out = Outcome()
+        if not self.closed and self.client is None and now >= self._join_by:
+            self._close(out, CLOSE_PROTOCOL, f"no join message within {self.limits.join_s} s")
+        return out
+
+    def refuse(self, code: int, reason: str) -> Outcome:
+        """Close for a fault the host found (a text frame, a frame over the limit)."""
+        out = Outcome()
+        if not self.closed:
+            self._close(out, code, reason)
+        return out
+
+    def receive(self, frame: bytes, now: float, library: Library) -> Outcome:
+        """Handle one binary frame from the client."""
+        out = Outcome()
+        if self.closed:
+            return out
+        try:
+            self._spend(now)
+            message = parse_frame(frame)
+            if self.client is None:
+                self._join(message, out)
+            else:
+                self._dispatch(message, now, library, out)
+        except _Refuse as refusal:
+            self._close(out, refusal.code, refusal.reason)
+        except PeerFault as fault:
+            self._close(out, CLOSE_INVALID, str(fault))
+        except StoreError as error:  # ours, not the client's: say so and let it retry
+            out.notes.append(Note("warning", "automerge sync failed", {"error": str(error)}))
+            self._close(out, CLOSE_INTERNAL, "the node failed to handle this message")
+        return out
+
+    def refresh(self, doc_ids: Iterable[bytes], now: float, library: Library) -> Outcome:
+        """The node's copies of ``doc_ids`` may have changed, or their sessions appeared:
+        send the client what it lacks."""
+        out = Outcome()
+        if self.closed or self.client is None:
+            return out
+        for doc_id in doc_ids:
+            entry = self._docs.get(doc_id)
+            if entry is None or entry.status == _DENIED:
+                continue
+            try:
+                if entry.status == _WAITING and not self._open(doc_id, entry, library, out):
+                    continue
+                assert entry.session_key is not None
+                self._send_sync(entry, library.document(entry.session_key), out)
+            except StoreError as error:
+                out.notes.append(Note("warning", "automerge refresh failed",
+                                      {"session": entry.session_key, "error": str(error)}))
+        return out
+
+    # -- the protocol --------------------------------------------------------------
+
+    def _spend(self, now: float) -> None:
+        """Token bucket: ``frames_per_s`` sustained, ``frames_burst`` at once."""
+        elapsed = max(0.0, now - self._tokens_at)
+        self._tokens = min(float(self.limits.frames_burst),
+                           self._tokens + elapsed * self.limits.frames_per_s)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            raise _Refuse(CLOSE_POLICY, f"more than {self.limits.frames_per_s:g} frames per "
+                                        "second")
+        self._tokens -= 1.0
+
+    def _join(self, message: Frame, out: Outcome) -> None:
+        if not isinstance(message, Join):
+            raise _Refuse(CLOSE_PROTOCOL, "the first message must be a join")
+        if message.versions is not None and PROTOCOL_VERSION not in message.versions:
+            self.client = message.sender  # so the error below reaches it
+            raise _Refuse(CLOSE_PROTOCOL, "unsupported protocol version")
+        self.client = message.sender
+        metadata = {"storageId": self.storage_id, "isEphemeral": False}
+        out.frames.append(encode_peer(self.peer_id, message.sender, metadata))
+        out.notes.append(Note("debug", "automerge client joined", {"peer": message.sender}))
+
+    def _dispatch(self, message: Frame, now: float, library: Library, out: Outcome) -> None:
+        if isinstance(message, Join):
+            raise _Refuse(CLOSE_PROTOCOL, "joined twice")
+        if message.sender != self.client:
+            raise _Refuse(CLOSE_POLICY, "senderId is not the peer that joined")
+        if message.target != self.peer_id:
+            raise _Refuse(CLOSE_PROTOCOL, "targetId is not this node")
+        if isinstance(message, Sync):
+            self._sync(message, library, out)
+        elif isinstance(message, Ephemeral):
+            self._ephemeral(message, now, out)
+        # doc-unavailable (the client lacks something we never ask for) and remote heads
+        # gossip need nothing from us.
+
+    def _ephemeral(self, message: Ephemeral, now: float, out: Outcome) -> None:
+        """Pass an ephemeral message on if its document is open and the sender's byte
+        budget (a token bucket, like frames) allows it; drop it otherwise."""
+        size, limits = len(message.data), self.limits
+        if size > limits.ephemeral_bytes_max:
+            raise _Refuse(CLOSE_TOO_BIG, f"ephemeral data of {size} bytes; the limit is "
+                                         f"{limits.ephemeral_bytes_max}")
+        doc_id = decode_document_id(message.document_id)
+        entry = self._docs.get(doc_id)
+        if entry is None or entry.status != _OPEN:
+            return
+        elapsed = max(0.0, now - self._ephemeral_at)
+        self._ephemeral_at = now
+        self._ephemeral_budget = min(float(limits.ephemeral_bytes_burst),
+                                     self._ephemeral_budget
+                                     + elapsed * limits.ephemeral_bytes_per_s)
+        if size > self._ephemeral_budget:
+            if not self._ephemeral_dropping:  # once per run of drops, not per message
+                out.notes.append(Note("warning", "automerge ephemeral messages dropped", {
+                    "peer": self.client, "reason": f"more than "
+                    f"{limits.ephemeral_bytes_per_s:g} bytes per second"}))
+            self._ephemeral_dropping = True
+            return
+        self._ephemeral_budget -= size
+        self._ephemeral_dropping = False
+        out.ephemeral.append((doc_id, message))
+
+    def _entry(self, doc_id: bytes, text_id: str, library: Library, out: Outcome) -> _Doc:
+        entry = self._docs.get(doc_id)
+        if entry is None:
+            if len(self._docs) >= self.limits.documents_max:
+                raise _Refuse(CLOSE_POLICY, f"more than {self.limits.documents_max} "
+                                            "documents on one connection")
+            entry = self._docs[doc_id] = _Doc(_WAITING, text_id)
+            out.watch = self._watch()
+        if entry.status == _WAITING:
+            self._open(doc_id, entry, library, out)
+        return entry
+
+    def _open(self, doc_id: bytes, entry: _Doc, library: Library, out: Outcome) -> bool:
+        """Open a waiting document if its session exists now and may be seen."""
+        session_key = library.resolve(doc_id)
+        if session_key is None:
+            return False
+        entry.session_key = session_key
+        if self.access.allows(session_key):
+            entry.status, entry.state = _OPEN, new_sync_state()
+        else:
+            entry.status = _DENIED
+            out.notes.append(Note("info", "automerge document refused to token",
+                                  {"peer": self.client, "session": session_key}))
+        out.watch = self._watch()
+        return entry.status == _OPEN
+
+    def _watch(self) -> dict[bytes, bool]:
+        return {doc_id: entry.status == _OPEN for doc_id, entry in self._docs.items()
+                if entry.status != _DENIED}
+
+    def _sync(self, message: Sync, library: Library, out: Outcome) -> None:
+        doc_id = decode_document_id(message.document_id)
+        entry = self._entry(doc_id, message.document_id, library, out)
+        if entry.status != _OPEN:
+            assert self.client is not None
+            out.frames.append(encode_unavailable(self.peer_id, self.client,
+                                                 message.document_id))
+            return
+        session_key = entry.session_key
+        assert session_key is not None
+        self._check_changes(session_key, message.data, library)
+        doc = library.document(session_key)
+        try:
+            received = doc.receive_sync_message(entry.state, message.data)
+        except InvalidInput as exc:
+            library.discard(session_key)
+            raise _Refuse(CLOSE_INVALID, f"sync message refused: {exc.reason}") from None
+        if received.refusal is not None:
+            library.discard(session_key)
+            raise _Refuse(CLOSE_POLICY, f"changes refused: {received.refusal}")
+        if received.changes:
+            library.record(session_key, received.changes)
+            out.changed.add(doc_id)
+            self._repair(session_key, doc, received, library, out)
+            if received.from_client:
+                self._edits(session_key, doc, received, library, out)
+            doc = library.document(session_key)  # its catch-up puts back derived fields
+        self._send_sync(entry, doc, out)
+
+    def _check_changes(self, session_key: str, data: bytes, library: Library) -> None:
+        """Refuse changes a read-only token sends, that unpack past the limits, or that
+        grow the document too far, before automerge applies them."""
+        unpack = UnpackLimits(self.limits.unpacked_bytes_max, self.limits.unpacked_rows_max)
+        try:
+            summary = summarize_sync_message(data, changes_max=unpack.rows_max)
+            if not summary.changes:
+                return
+            if self.access.read_only:  # before the costlier checks below
+                raise _Refuse(CLOSE_POLICY, "this token is read-only: document changes are "
+                                            "refused")
+            size = library.stored_bytes(session_key) + summary.change_bytes
+            if size > self.limits.document_bytes_max:
+                raise _Refuse(CLOSE_TOO_BIG, f"the document would grow to {size} bytes; "
+                                             f"the limit is {self.limits.document_bytes_max}")
+            summary.unpacked(unpack)
+        except LimitExceeded as exc:
+            raise _Refuse(CLOSE_TOO_BIG, exc.reason) from None
+        except InvalidInput as exc:
+            raise _Refuse(CLOSE_INVALID, exc.reason) from None
+
+    def _send_sync(self, entry: _Doc, doc: SessionDoc, out: Outcome) -> None:
+        data = doc.generate_sync_message(entry.state)
+        if data is None:
+            return
+        assert self.client is not None
+        if len(data) > self.limits.served_bytes_max:
+            self._too_big(entry, len(data), out)
+            return
+        out.frames.append(encode_sync(self.peer_id, self.client, entry.text_id, data))
+
+    def _too_big(self, entry: _Doc, size: int, out: Outcome) -> None:
+        """Refuse a document this client would need a sync message too large for: say
+        why, answer doc-unavailable now and later, and keep the connection."""
+        assert self.client is not None
+        reason = (f"session {entry.session_key!r} is too large to serve: its sync message "
+                  f"would be {size} bytes; the limit is {self.limits.served_bytes_max}")
+        entry.status = _DENIED
+        out.watch = self._watch()
+        out.frames.append(encode_error(self.peer_id, self.client, reason))
+        out.frames.append(encode_unavailable(self.peer_id, self.client, entry.text_id))
+        out.notes.append(Note("warning", "automerge document too large to serve", {
+            "peer": self.client, "session": entry.session_key, "bytes": size,
+            "limit": self.limits.served_bytes_max}))
+
+    def _close(self, out: Outcome, code: int, reason: str) -> None:
+        if self.client is not None:
+            out.frames.append(encode_error(self.peer_id, self.client, reason))
+        out.close = Close(code, reason)
+        out.notes.append(Note("warning", "automerge client disconnected",
+                              {"peer": self.client, "code": code, "reason": reason}))
+        self.closed = True
+
+    # -- a client's edits ------------------------------------------------------------
+
+    def _repair(self, session_key: str, doc: SessionDoc, received: Received,
+                library: Library, out: Outcome) -> None:
+        """Put back the messages the new changes touched and drop root keys of their own,
+        whoever wrote them: actor ids prove nothing, so a change that claims to be another
+        node's is checked like a client's. (The scalar fields and ``custom_state`` follow
+        the projection again at the next catch-up.)"""
+        if "messages" not in received.fields and not received.fields - LAYOUT_NAMES:
+            return
+        changes = doc.repair(library.messages(session_key), received.messages)
+        library.record(session_key, changes)
+        if changes and not received.from_client:  # the client's own are logged by _edits
+            out.notes.append(Note("warning", "automerge relayed changes put back", {
+                "peer": self.client, "session": session_key,
+                "fields": sorted(received.fields)}))
+
+    def _edits(self, session_key: str, doc: SessionDoc, received: Received,
+               library: Library, out: Outcome) -> None:
+        """Turn a client's changes into events; log and put back what is not an edit."""
+        edits = doc.edits_since(received.before)
+        context = edits.context
+        agent = context.get("agent_id") or CLIENT_AGENT_ID
+        drafts: list[Draft | Event] = []
+        for key, value in edits.custom_state.items():
+            drafts += self._draft(session_key, agent, {"type": "state_changed", "key": key,
+                                                       "value": value}, out)
+        refused = {key: "deleting a key makes no event (set it to null instead)"
+                   for key in edits.removed}
+        refused |= {key: f"{what} values cannot go into an event"
+                    for key, what in edits.unreadable.items()}
+        if edits.state == "ended":
+            drafts += self._draft(session_key, agent, {"type": "session_ended",
+                                                       "reason": CLIENT_END_REASON}, out)
+        elif edits.state == "active":
+            drafts += self._draft(session_key, agent, {
+                "type": "session_started", "channel": context.get("channel") or "unknown",
+                "peer_id": context.get("peer_id") or "unknown"}, out)
+        elif edits.state is not None:
+            refused["state"] = f"{edits.state!r} has no event kind; set 'active' or 'ended'"
+        derived = sorted(received.fields - {"custom_state", "state"})
+        if derived:
+            refused |= {name: "derived from the log; put back" for name in derived}
+        if refused:
+            out.notes.append(Note("warning", "automerge client edits ignored",
+                                  {"peer": self.client, "session": session_key,
+                                   "reasons": refused}))
+        if drafts:
+            library.hold(session_key)
+            out.edits.append(Edit(session_key, tuple(drafts)))
+            out.notes.append(Note("info", "automerge client edit", {
+                "peer": self.client, "session": session_key,
+                "kinds": [d.kind for d in drafts]}))
+
+    def _draft(self, session_key: str, agent: str, kind: dict[str, Any],
+               out: Outcome) -> list[Draft | Event]:
+        try:
+            return [parse_event({"agent_id": agent, "kind": kind}, session_key=session_key)]
+        except InvalidInput as exc:
+            out.notes.append(Note("warning", "automerge client edit refused", {
+                "peer": self.client, "session": session_key, "kind": kind["type"],
+                "reason": str(exc)}))
+            return []

@@ -15,9 +15,11 @@ import statistics
 import tempfile
 import time
 
+import diskcache
+
 from crdt.events import Draft, Event, parse_event
-from crdt.log.eventlog import open_cache
 from crdt.log.store import EventStore
+from crdt.storage.disk import SETTINGS
 
 
 def make_drafts(count: int, sessions: int, stamped: bool) -> list[Draft]:
@@ -44,7 +46,7 @@ def run_store(drafts: list[Draft], batch: int) -> tuple[float, list[Event]]:
 
 
 def run_raw(events: list[Event], batch: int) -> float:
-    cache = open_cache(tempfile.mkdtemp(prefix="bench-raw-"))
+    cache = diskcache.Cache(tempfile.mkdtemp(prefix="bench-raw-"), **SETTINGS)
     started = time.perf_counter()
     for i in range(0, len(events), batch):
         with cache.transact():

@@ -2,7 +2,10 @@
 
 One base class, and two families below it: ``InvalidInput`` is the fault of whoever sent
 the data (a client or a peer) and maps to a 4xx answer; ``StoreError`` is ours (a closed
-store, a broken invariant) and must never be blamed on the caller.
+store, a broken invariant) and must never be blamed on the caller. Among ours,
+``StorageUnavailable`` says the storage cannot serve right now (a full disk, a database
+locked past its timeout, a damaged file): nothing was written, and asking again later
+may work. ``crdt.storage`` raises it in place of every error of SQLite or diskcache.
 """
 
 from __future__ import annotations
@@ -39,3 +42,39 @@ class NotFound(CrdtError):
 
 class StoreError(CrdtError):
     """Our own failure or misuse: closed store, corrupted record, broken invariant."""
+
+
+class StorageUnavailable(StoreError):
+    """The storage cannot serve now; nothing of the failed call was written.
+
+    ``retry_after_s`` is how long a caller should wait before trying again.
+    """
+
+    retry_after_s = 5
+
+    def __init__(self, message: str, *, location: str) -> None:
+        self.location = location
+        super().__init__(f"{message} ({location})")
+
+
+class StorageFull(StorageUnavailable):
+    """The disk (or its quota) is full. Appends work again once space is freed."""
+
+    retry_after_s = 30
+
+
+class StorageBusy(StorageUnavailable):
+    """The database stayed locked longer than its timeout."""
+
+    retry_after_s = 1
+
+
+class StorageDamaged(StorageUnavailable):
+    """The storage failed to read or write (an I/O error, a damaged file)."""
+
+    retry_after_s = 60
+
+
+class FolderInUse(StoreError):
+    """Another process holds the data folder: two nodes on one folder would hand out
+    the same positions and sequence numbers."""

@@ -40,8 +40,8 @@ import structlog
 from crdt.automerge.documents import Documents
 from crdt.errors import StoreError
 from crdt.events import Draft, Event
-from crdt.log.eventlog import Appended, StoredEvent
 from crdt.log.projection import Projection
+from crdt.log.records import Appended, StoredEvent
 from crdt.log.store import EventStore, SessionRef
 
 T = TypeVar("T")

@@ -22,8 +22,9 @@ PACKAGES = ("crdt", "sync", "node")
 #: Room -> the project rooms it may import (besides itself).
 ROOMS: dict[str, set[str]] = {
     "crdt": set(),
-    "crdt.log": {"crdt"},
-    "crdt.automerge": {"crdt", "crdt.log"},
+    "crdt.storage": {"crdt"},
+    "crdt.log": {"crdt", "crdt.storage"},
+    "crdt.automerge": {"crdt", "crdt.log", "crdt.storage"},
     "sync": {"crdt"},
     "sync.peer": {"crdt", "crdt.log", "sync"},
     "sync.repo": {"crdt", "crdt.automerge", "sync"},
@@ -39,7 +40,7 @@ ROOMS: dict[str, set[str]] = {
 #: A room's ``crdt`` or ``sync`` stands for every room below it unless listed apart:
 #: ``node`` may import ``crdt.log`` because it may import ``crdt``. Rooms of ``crdt`` and
 #: ``sync`` themselves are listed one by one.
-WHOLE = {"crdt": {"crdt", "crdt.log", "crdt.automerge"},
+WHOLE = {"crdt": {"crdt", "crdt.storage", "crdt.log", "crdt.automerge"},
          "sync": {"sync", "sync.peer", "sync.repo"}}
 
 #: Top-level modules (first part of the name) each package must never import.
@@ -53,7 +54,8 @@ BANNED: dict[str, set[str]] = {
     "node": set(),
 }
 #: Third-party libraries that only one room may use.
-OWNED_BY = {"automerge": "crdt.automerge", "diskcache": "crdt.log"}
+OWNED_BY = {"automerge": "crdt.automerge", "diskcache": "crdt.storage",
+            "sqlite3": "crdt.storage", "fcntl": "crdt.storage"}
 
 
 def modules() -> Iterator[tuple[str, Path]]:

@@ -10,5 +10,5 @@
 
 The only room that calls the ``automerge`` library.
 
-May import: crdt, crdt.log
+May import: crdt, crdt.log, crdt.storage
 """

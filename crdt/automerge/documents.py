@@ -13,8 +13,8 @@ beside a snapshot; after ``INCREMENTS_MAX`` increments the snapshot is rewritten
 Documents stay in memory in a bounded LRU; the least recently used are dropped and
 reload from disk the next time.
 
-Clients that sync a document (``sync.repo.connection``) may add changes of their own, or another
-node's that they relay. Those are kept: the node's next changes build on them, so they
+Clients that sync a document (``sync.repo.connection``) may add changes of their own, or
+another node's that they relay. Those are kept: the node's next changes build on them, so they
 are persisted (``record``) before anything else happens to the document, exactly like
 the node's own changes are persisted before they are sent to anyone.
 """
@@ -28,7 +28,7 @@ from typing import Any
 from crdt import codec
 from crdt.automerge.document import SessionDoc, node_actor
 from crdt.errors import StoreError
-from crdt.log.eventlog import key
+from crdt.log.records import key
 from crdt.log.store import EventStore
 
 #: Increments kept before the snapshot is rewritten. More makes each catch-up cheaper to
@@ -98,16 +98,17 @@ class Documents:
         if session_key in self._docs:
             self._docs.move_to_end(session_key)
             return self._docs[session_key]
-        cache = self.log.cache
-        raw = cache.get(key("d", session_key))
+        storage = self.log.storage
+        raw = storage.get(key("d", session_key))
         if raw is None:
             doc = SessionDoc.new(session_key, self.actor)
             state: dict[str, Any] = {"cursor": [0, 0], "increments": 0, "bytes": 0}
         else:
             state = codec.decode(raw)
-            parts = [cache.get(key("ds", session_key))]
-            parts += [cache.get(key("di", session_key, i)) for i in range(state["increments"])]
-            if any(part is None for part in parts):
+            found = storage.get_many([key("ds", session_key)] + [
+                key("di", session_key, i) for i in range(state["increments"])])
+            parts = [part for part in found if part is not None]
+            if len(parts) < len(found):
                 raise StoreError(f"the Automerge document of {session_key!r} is incomplete "
                                  "on disk")
             state.setdefault("bytes", sum(map(len, parts)))  # records from before "bytes"
@@ -135,22 +136,21 @@ class Documents:
                  changes: bytes, cursor: list[int]) -> None:
         """Save the document's new changes (or a new snapshot) and its cursor, in one
         transaction. ``state`` changes only once that committed."""
-        cache = self.log.cache
         new = dict(state)
         try:
-            with cache.transact():
-                if new["increments"] >= INCREMENTS_MAX or key("ds", session_key) not in cache:
+            with self.log.storage.transaction() as tx:
+                if new["increments"] >= INCREMENTS_MAX or not tx.has(key("ds", session_key)):
                     snapshot = doc.save()
-                    cache.set(key("ds", session_key), snapshot)
+                    tx.put(key("ds", session_key), snapshot)
                     for i in range(new["increments"]):
-                        cache.delete(key("di", session_key, i))
+                        tx.delete(key("di", session_key, i))
                     new["increments"], new["bytes"] = 0, len(snapshot)
                 elif changes:
-                    cache.set(key("di", session_key, new["increments"]), changes)
+                    tx.put(key("di", session_key, new["increments"]), changes)
                     new["increments"] += 1
                     new["bytes"] = new.get("bytes", 0) + len(changes)
                 new["cursor"] = cursor
-                cache.set(key("d", session_key), codec.encode(new))
+                tx.put(key("d", session_key), codec.encode(new))
         except BaseException:
             # The document in memory now holds changes the disk does not. Never serve or
             # build on them: after a reload, their actor numbers would be issued again.

@@ -7,5 +7,5 @@ numbers, and each session's projection kept up to date in the same commit.
 
 It knows nothing of Automerge: documents are built from it, in ``crdt.automerge``.
 
-May import: crdt
+May import: crdt, crdt.storage
 """

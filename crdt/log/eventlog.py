@@ -1,170 +1,63 @@
-"""The event log on diskcache: events, their indexes and projections, one commit per batch.
-
-diskcache is a cache by default. Configured as below it is a log: nothing is evicted or
-culled, every commit is fsynced (``sqlite_synchronous=2``, FULL, with the WAL journal),
-and every value stays inside SQLite (values at or above ``disk_min_file_size`` would be
-separate files whose bodies a power cut can lose). diskcache persists settings in the
-folder, so they are passed again on every open.
-
-Records (text keys; the unit separator ``\x1f`` cannot occur in a session key):
-
-    m                    meta: node id, next position, local sequence, clock, version vector
-    e␟<id hex>           [canonical event bytes, origin, seq, position]  -- the log itself
-    p␟<n>                ids of positions n*128 .. n*128+127             -- local order
-    o␟<origin>␟<n>       positions of that origin's seqs n*128 .. +127   -- per-origin order
-    h␟<session>          projection header + session bookkeeping
-    c␟<session>␟<n>      chunk n of the session's entries, in arrival (position) order
-    l␟<index>            session key, in creation order                  -- paged session list
-    k␟<peer key>         a peer link's last known version vector         -- sync checkpoint
+"""``EventLog``: append events with their indexes and projections, one transaction per
+batch, and read them back. The records are laid out in ``crdt.log.records``; they live
+in any ``crdt.storage`` backend.
 
 An event costs one ``add`` (which is also the duplicate check); the indexes are chunked
-so that a batch rewrites each chunk it touches once. A session's entries are
-``[position, ms, counter, id, message or None]``; its chunks close at
+so that a batch rewrites each chunk it touches once. A session's chunks close at
 ``CHUNK_ENTRIES_MAX`` entries or ``CHUNK_BYTES_MAX`` bytes, so an append rewrites one
 small chunk and reading a projection reads a few chunks instead of every event.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
-
-import diskcache
+from typing import Any
 
 from crdt import codec
-from crdt.clock import HLC_ZERO, Clock, Hlc
+from crdt.clock import Clock
 from crdt.errors import NotFound, StoreError
 from crdt.events import Event
 from crdt.log.projection import Header, Message
+from crdt.log.records import (
+    INDEX_CHUNK,
+    META,
+    Appended,
+    Entry,
+    Meta,
+    Session,
+    StoredEvent,
+    event_key,
+    key,
+    origin_chunk_key,
+    position_chunk_key,
+)
+from crdt.storage.base import Storage, Transaction
 
-SEP = "\x1f"
-LOG_FORMAT = 1
 #: A chunk closes at this many entries...
 CHUNK_ENTRIES_MAX = 64
 #: ...or once it holds this many bytes. Small chunks keep append cost flat; large ones
 #: make reading a long session's projection touch fewer records.
 CHUNK_BYTES_MAX = 16 * 1024
-#: Positions (and per-origin sequence numbers) per index chunk.
-INDEX_CHUNK = 128
-
-#: diskcache configured as a durable log (see the module docstring).
-SETTINGS: dict[str, Any] = {
-    "eviction_policy": "none",
-    "cull_limit": 0,
-    "size_limit": 2**62,
-    "sqlite_synchronous": 2,
-    "sqlite_journal_mode": "wal",
-    "disk_min_file_size": 2**40,
-    "statistics": 0,
-    "tag_index": 0,
-}
-#: Seconds a second process waits for the SQLite lock before giving up.
-LOCK_TIMEOUT_S = 60.0
-
-
-class StoredEvent(NamedTuple):
-    """An event with where this node keeps it and where it first came from."""
-
-    event: Event
-    position: int
-    origin: str
-    seq: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.event.to_json(), "position": self.position, "origin": self.origin,
-                "seq": self.seq}
-
-
-class Appended(NamedTuple):
-    stored: StoredEvent
-    created: bool  # False when the event was already in the log
-
-
-class Entry(NamedTuple):
-    """One event in a session's chunk list."""
-
-    position: int
-    sort_key: tuple[int, int, bytes]
-    message: Message | None
-
-
-def key(*parts: object) -> str:
-    return SEP.join(map(str, parts))
-
-
-def open_cache(path: str | os.PathLike[str]) -> diskcache.Cache:
-    """Open diskcache at ``path`` with the log settings (set on every open: they persist)."""
-    return diskcache.Cache(os.fspath(path), timeout=LOCK_TIMEOUT_S, **SETTINGS)
-
-
-@dataclass
-class Meta:
-    node_id: str
-    next_position: int = 1
-    local_seq: int = 0
-    clock: Hlc = HLC_ZERO
-    sessions: int = 0
-    version: dict[str, int] = field(default_factory=dict)  # origin -> contiguous seq
-
-    def to_cbor(self) -> dict[str, Any]:
-        return {"format": LOG_FORMAT, "node_id": self.node_id, "next": self.next_position,
-                "seq": self.local_seq, "clock": list(self.clock), "sessions": self.sessions,
-                "version": self.version}
-
-    def copy(self) -> Meta:
-        """A copy to change during a commit, kept only if the commit succeeds."""
-        return replace(self, version=dict(self.version))
-
-    @classmethod
-    def from_cbor(cls, raw: dict[str, Any]) -> Meta:
-        if raw.get("format") != LOG_FORMAT:
-            raise StoreError(f"log format {raw.get('format')} is not {LOG_FORMAT}")
-        return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
-                   raw["sessions"], dict(raw["version"]))
-
-
-@dataclass
-class Session:
-    """A session's header and the bookkeeping of its chunk list."""
-
-    header: Header
-    index: int  # place in the session list
-    chunks: int = 1  # chunk count; the last one is open
-    tail_bytes: int = 0  # estimated size of the open chunk (fixed part + message text)
-
-    def to_cbor(self) -> dict[str, Any]:
-        return {"header": self.header.to_cbor(), "index": self.index, "chunks": self.chunks,
-                "tail_bytes": self.tail_bytes}
-
-    @classmethod
-    def from_cbor(cls, raw: dict[str, Any]) -> Session:
-        return cls(Header.from_cbor(raw["header"]), raw["index"], raw["chunks"],
-                   raw["tail_bytes"])
-
-
-def entry_in(raw: list[Any]) -> Entry:
-    position, ms, counter, event_id, message = raw
-    sort_key = (ms, counter, event_id)
-    return Entry(position, sort_key, Message.from_cbor(sort_key, message) if message else None)
+#: Session chunks read from storage in one ``get_many``: enough for a projection page of
+#: a long session in one call, few enough that a reader stopping early wastes little.
+CHUNKS_PER_READ = 16
 
 
 class Batch:
-    """The state one commit reads and writes; flushed to the cache at the end."""
+    """The state one commit reads and writes; written to the transaction at the end."""
 
-    def __init__(self, cache: diskcache.Cache, meta: Meta) -> None:
-        self.cache = cache
+    def __init__(self, tx: Transaction, meta: Meta) -> None:
+        self.tx = tx
         self.meta = meta
         self.sessions: dict[str, Session] = {}
         self.tails: dict[str, list[list[Any]]] = {}
-        self.indexes: dict[str, list[Any]] = {}  # chunked index records, by cache key
+        self.indexes: dict[str, list[Any]] = {}  # chunked index records, by record key
 
     def index(self, record_key: str) -> list[Any]:
         """A chunk of the position or origin index, read once per batch."""
         found = self.indexes.get(record_key)
         if found is None:
-            raw = self.cache.get(record_key)
+            raw = self.tx.get(record_key)
             found = self.indexes[record_key] = codec.decode_trusted(raw) if raw else []
         return found
 
@@ -176,14 +69,14 @@ class Batch:
     def session(self, session_key: str) -> Session:
         found = self.sessions.get(session_key)
         if found is None:
-            raw = self.cache.get(key("h", session_key))
+            raw = self.tx.get(key("h", session_key))
             if raw is None:
                 self.meta.sessions += 1
                 found = Session(Header(session_key), self.meta.sessions)
-                self.cache.set(key("l", found.index), session_key)
+                self.tx.put(key("l", found.index), session_key.encode())
                 self.tails[session_key] = []
             else:
-                found = Session.from_cbor(codec.decode_trusted(raw))
+                found = Session.from_record(raw)
             self.sessions[session_key] = found
         return found
 
@@ -192,10 +85,10 @@ class Batch:
         session_key = session.header.session_key
         tail = self.tails.get(session_key)
         if tail is None:
-            raw = self.cache.get(key("c", session_key, session.chunks - 1))
+            raw = self.tx.get(key("c", session_key, session.chunks - 1))
             tail = self.tails[session_key] = codec.decode_trusted(raw) if raw else []
         if len(tail) >= CHUNK_ENTRIES_MAX or session.tail_bytes >= CHUNK_BYTES_MAX:
-            self.cache.set(key("c", session_key, session.chunks - 1), codec.encode_fast(tail))
+            self.tx.put(key("c", session_key, session.chunks - 1), codec.encode_fast(tail))
             session.chunks += 1
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
@@ -210,34 +103,33 @@ class Batch:
 
     def flush(self) -> None:
         for session_key, session in self.sessions.items():
-            self.cache.set(key("h", session_key), codec.encode_fast(session.to_cbor()))
+            self.tx.put(key("h", session_key), session.to_record())
             tail = self.tails.get(session_key)
             if tail is not None:
-                self.cache.set(key("c", session_key, session.chunks - 1), codec.encode_fast(tail))
+                self.tx.put(key("c", session_key, session.chunks - 1), codec.encode_fast(tail))
         for record_key, chunk in self.indexes.items():
-            self.cache.set(record_key, codec.encode_fast(chunk))
-        self.cache.set("m", codec.encode_fast(self.meta.to_cbor()))
+            self.tx.put(record_key, codec.encode_fast(chunk))
+        self.tx.put(META, self.meta.to_record())
 
 
 class EventLog:
-    """Append and read events in one diskcache folder. One thread writes; any reads."""
+    """Append and read events in one storage. One thread writes; any reads."""
 
-    def __init__(self, cache: diskcache.Cache, meta: Meta) -> None:
-        self.cache = cache
+    def __init__(self, storage: Storage, meta: Meta) -> None:
+        self.storage = storage
         self.meta = meta
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], new_node_id: str) -> EventLog:
-        """Open or create a log; ``new_node_id`` names the node if the log is new."""
-        cache = open_cache(path)
-        raw = cache.get("m")
+    def open(cls, storage: Storage, new_node_id: str) -> EventLog:
+        """Open the log in ``storage``; ``new_node_id`` names the node if the log is new."""
+        raw = storage.get(META)
         if raw is None:
             meta = Meta(new_node_id)
-            with cache.transact():
-                cache.set("m", codec.encode_fast(meta.to_cbor()))
+            with storage.transaction() as tx:
+                tx.put(META, meta.to_record())
         else:
-            meta = Meta.from_cbor(codec.decode(raw))
-        return cls(cache, meta)
+            meta = Meta.from_record(raw)
+        return cls(storage, meta)
 
     @property
     def head(self) -> int:
@@ -250,8 +142,8 @@ class EventLog:
         this node originates the event and numbers it. Returns once durable."""
         meta = self.meta.copy()
         results = []
-        with self.cache.transact():
-            batch = Batch(self.cache, meta)
+        with self.storage.transaction() as tx:
+            batch = Batch(tx, meta)
             for event, origin, seq in events:
                 results.append(self._append_one(batch, event, origin, seq))
             meta.clock = clock.last
@@ -267,10 +159,10 @@ class EventLog:
             origin, seq = meta.node_id, meta.local_seq + 1
         assert origin is not None and seq is not None
         position = meta.next_position
-        record = codec.encode_fast([event.canonical, origin, seq, position])
+        stored = StoredEvent(event, position, origin, seq)
         # ``add`` writes only if the id is new: the store and the duplicate check in one.
-        if not batch.cache.add(f"e{SEP}{event.id.hex()}", record):
-            existing = self.stored(event.id)
+        if not batch.tx.add(event_key(event.id), stored.to_record()):
+            existing = self._stored(batch.tx.get(event_key(event.id)), event.id)
             if not local:  # the peer's (origin, seq) is held now, whoever sent it first
                 self._note_origin(batch, origin, seq, existing.position)
             return Appended(existing, False)
@@ -279,24 +171,23 @@ class EventLog:
             # folder): numbering must continue after them, never reuse their seqs.
             meta.local_seq = max(meta.local_seq, seq)
         meta.next_position += 1
-        batch.put_index(f"p{SEP}{position // INDEX_CHUNK}", position % INDEX_CHUNK, event.id)
+        batch.put_index(position_chunk_key(position), position % INDEX_CHUNK, event.id)
         if local and meta.version.get(origin, 0) == seq - 1:
             # Our next seq right after what we hold: nothing can lie beyond it yet. (After
             # ``reserve_seq`` a gap of lost events lies below it: the general path.)
-            batch.put_index(f"o{SEP}{origin}{SEP}{seq // INDEX_CHUNK}", seq % INDEX_CHUNK,
-                            position)
+            batch.put_index(origin_chunk_key(origin, seq), seq % INDEX_CHUNK, position)
             meta.version[origin] = seq
         else:
             self._note_origin(batch, origin, seq, position)
         session = batch.session(event.session_key)
         batch.add_entry(session, position, event.sort_key, session.header.apply(event))
-        return Appended(StoredEvent(event, position, origin, seq), True)
+        return Appended(stored, True)
 
     @staticmethod
     def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> None:
         """Index (origin, seq) and advance the origin's contiguous sequence number. A slot
         that holds another event keeps it: the first one in stays findable."""
-        record_key = f"o{SEP}{origin}{SEP}{seq // INDEX_CHUNK}"
+        record_key = origin_chunk_key(origin, seq)
         chunk = batch.index(record_key)
         offset = seq % INDEX_CHUNK
         if offset < len(chunk) and chunk[offset] is not None:
@@ -308,7 +199,7 @@ class EventLog:
             return  # already counted, or a gap before it remains
         while True:  # this seq may close a gap: count the ones that arrived early
             have += 1
-            chunk = batch.index(f"o{SEP}{origin}{SEP}{(have + 1) // INDEX_CHUNK}")
+            chunk = batch.index(origin_chunk_key(origin, have + 1))
             offset = (have + 1) % INDEX_CHUNK
             if offset >= len(chunk) or chunk[offset] is None:
                 break
@@ -318,8 +209,8 @@ class EventLog:
         """Give events already stored here a new number of this node's own, so that they
         travel again (under our origin) to peers whose slot for them holds another one."""
         meta = self.meta.copy()
-        with self.cache.transact():
-            batch = Batch(self.cache, meta)
+        with self.storage.transaction() as tx:
+            batch = Batch(tx, meta)
             for event_id in event_ids:
                 position = self.stored(event_id).position
                 meta.local_seq += 1
@@ -333,25 +224,33 @@ class EventLog:
             return
         meta = self.meta.copy()
         meta.local_seq = seq
-        with self.cache.transact():
-            self.cache.set("m", codec.encode_fast(meta.to_cbor()))
+        with self.storage.transaction() as tx:
+            tx.put(META, meta.to_record())
         self.meta = meta
 
-    # -- reads: safe from any thread (diskcache opens one connection per thread) -------
+    # -- reads: safe from any thread ------------------------------------------------
 
     def stored(self, event_id: bytes) -> StoredEvent:
         """The stored event with this id; ``NotFound`` if there is none."""
-        raw = self.cache.get(key("e", event_id.hex()))
+        return self._stored(self.storage.get(event_key(event_id)), event_id)
+
+    @staticmethod
+    def _stored(raw: bytes | None, event_id: bytes) -> StoredEvent:
         if raw is None:
             raise NotFound(f"no event {event_id.hex()} on this node")
-        canonical, origin, seq, position = codec.decode_trusted(raw)
-        return StoredEvent(Event.from_trusted(canonical, event_id), position, origin, seq)
+        return StoredEvent.from_record(raw, event_id)
+
+    def stored_many(self, event_ids: Sequence[bytes]) -> list[StoredEvent]:
+        """The stored events with these ids, in their order (all must exist)."""
+        raws = self.storage.get_many([event_key(event_id) for event_id in event_ids])
+        return [self._stored(raw, event_id) for raw, event_id in zip(raws, event_ids,
+                                                                     strict=True)]
 
     def holds(self, event_id: bytes) -> bool:
-        return f"e{SEP}{event_id.hex()}" in self.cache
+        return self.storage.has(event_key(event_id))
 
     def id_at(self, origin: str, seq: int) -> bytes | None:
-        raw = self.cache.get(key("o", origin, seq // INDEX_CHUNK))
+        raw = self.storage.get(origin_chunk_key(origin, seq))
         chunk = codec.decode_trusted(raw) if raw else []
         offset = seq % INDEX_CHUNK
         if offset >= len(chunk) or chunk[offset] is None:
@@ -360,9 +259,10 @@ class EventLog:
 
     def ids_between(self, first: int, last: int) -> list[bytes]:
         """Ids of positions ``first`` to ``last`` inclusive (all must exist)."""
+        numbers = range(first // INDEX_CHUNK, last // INDEX_CHUNK + 1)
         ids: list[bytes] = []
-        for number in range(first // INDEX_CHUNK, last // INDEX_CHUNK + 1):
-            raw = self.cache.get(key("p", number))
+        raws = self.storage.get_many([key("p", number) for number in numbers])
+        for number, raw in zip(numbers, raws, strict=True):
             if raw is None:
                 raise StoreError(f"position index chunk {number} is missing")
             chunk = codec.decode_trusted(raw)
@@ -376,7 +276,7 @@ class EventLog:
         first, last = max(position, 0) + 1, min(self.head, max(position, 0) + limit)
         if first > last:
             return []
-        return [self.stored(event_id) for event_id in self.ids_between(first, last)]
+        return self.stored_many(self.ids_between(first, last))
 
     def origin_after(self, origin: str, seq: int, limit: int) -> list[StoredEvent]:
         """Events of ``origin`` with a sequence number above ``seq``, in sequence order,
@@ -392,20 +292,25 @@ class EventLog:
         return found
 
     def session(self, session_key: str) -> Session:
-        raw = self.cache.get(key("h", session_key))
+        raw = self.storage.get(key("h", session_key))
         if raw is None:
             raise NotFound(f"no session {session_key!r} on this node")
-        return Session.from_cbor(codec.decode_trusted(raw))
+        return Session.from_record(raw)
 
     def chunk(self, session_key: str, number: int) -> list[Entry]:
-        raw = self.cache.get(key("c", session_key, number))
-        return [entry_in(item) for item in codec.decode_trusted(raw)] if raw else []
+        raw = self.storage.get(key("c", session_key, number))
+        return [Entry.from_record(item) for item in codec.decode_trusted(raw)] if raw else []
 
     def entries(self, session: Session, start_chunk: int = 0) -> Iterator[tuple[int, Entry]]:
-        """``(chunk number, entry)`` for a session's entries in arrival order."""
-        for number in range(start_chunk, session.chunks):
-            for entry in self.chunk(session.header.session_key, number):
-                yield number, entry
+        """``(chunk number, entry)`` for a session's entries in arrival order, read
+        ``CHUNKS_PER_READ`` chunks at a time (a reader that stops early reads no more)."""
+        session_key = session.header.session_key
+        for first in range(start_chunk, session.chunks, CHUNKS_PER_READ):
+            numbers = range(first, min(first + CHUNKS_PER_READ, session.chunks))
+            raws = self.storage.get_many([key("c", session_key, n) for n in numbers])
+            for number, raw in zip(numbers, raws, strict=True):
+                for item in codec.decode_trusted(raw) if raw else []:
+                    yield number, Entry.from_record(item)
 
     def session_after(self, session_key: str, position: int, limit: int) -> list[StoredEvent]:
         """A session's events with a position above ``position``, in position order."""
@@ -418,17 +323,31 @@ class EventLog:
                 high = middle
             else:
                 low = middle + 1
-        found: list[StoredEvent] = []
+        ids: list[bytes] = []
         for _, entry in self.entries(session, low):
             if entry.position > position:
-                found.append(self.stored(entry.sort_key[2]))
-                if len(found) >= limit:
+                ids.append(entry.sort_key[2])
+                if len(ids) >= limit:
                     break
-        return found
+        return self.stored_many(ids)
 
     def session_keys(self, after: int, limit: int) -> list[tuple[int, str]]:
-        last = min(self.meta.sessions, max(after, 0) + limit)
-        return [(i, self.cache.get(key("l", i))) for i in range(max(after, 0) + 1, last + 1)]
+        indexes = range(max(after, 0) + 1, min(self.meta.sessions, max(after, 0) + limit) + 1)
+        raws = self.storage.get_many([key("l", index) for index in indexes])
+        found = []
+        for index, raw in zip(indexes, raws, strict=True):
+            if raw is None:
+                raise StoreError(f"session list entry {index} is missing")
+            found.append((index, raw.decode()))
+        return found
+
+    def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:
+        with self.storage.transaction() as tx:
+            tx.put(key("k", peer_key), codec.encode_fast(version))
+
+    def checkpoint(self, peer_key: str) -> dict[str, int] | None:
+        raw = self.storage.get(key("k", peer_key))
+        return None if raw is None else dict(codec.decode_trusted(raw))
 
     def close(self) -> None:
-        self.cache.close()
+        self.storage.close()

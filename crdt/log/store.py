@@ -27,14 +27,15 @@ import os
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from crdt import codec
 from crdt.clock import Clock
 from crdt.errors import StoreError
 from crdt.events import Draft, Event
-from crdt.log.eventlog import Appended, EventLog, StoredEvent, key
+from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
+from crdt.log.records import Appended, StoredEvent
+from crdt.storage.backends import open_storage
+from crdt.storage.base import Storage
 
 #: Largest page a read returns, whatever ``limit`` asks for.
 PAGE_MAX = 10_000
@@ -49,16 +50,24 @@ class SessionRef:
 class EventStore:
     """A node's event store: append events, read them back, read projections."""
 
-    def __init__(self, log: EventLog) -> None:
-        self._log = log
-        self._clock = Clock(last=log.meta.clock)
+    def __init__(self, storage: Storage) -> None:
+        """The store in ``storage`` (any ``crdt.storage`` backend), given a node id if
+        it is new. It closes the storage when it is closed."""
+        self._log = EventLog.open(storage, secrets.token_hex(8))
+        self._clock = Clock(last=self._log.meta.clock)
         self._closed = False
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> EventStore:
-        """Open the store in folder ``path``, creating it (and a node id) if needed."""
-        Path(path).mkdir(parents=True, exist_ok=True)
-        return cls(EventLog.open(path, secrets.token_hex(8)))
+    def open(cls, location: str | os.PathLike[str]) -> EventStore:
+        """Open the store at ``location``: a folder (created if missing; diskcache),
+        or a storage URL such as ``memory:`` (``crdt.storage.backends``). A folder
+        another process holds is refused with ``FolderInUse``."""
+        storage = open_storage(location)
+        try:
+            return cls(storage)
+        except BaseException:
+            storage.close()
+            raise
 
     @property
     def log(self) -> EventLog:
@@ -124,12 +133,11 @@ class EventStore:
         resumes from there after a restart. ``peer_key`` names the link (a URL, a node
         id): the caller's choice."""
         self._check_open()
-        self._log.cache.set(key("k", peer_key), codec.encode_fast(version))
+        self._log.save_checkpoint(peer_key, version)
 
     def checkpoint(self, peer_key: str) -> dict[str, int] | None:
         """The version vector last saved under ``peer_key``, if any."""
-        raw = self._log.cache.get(key("k", peer_key))
-        return None if raw is None else dict(codec.decode_trusted(raw))
+        return self._log.checkpoint(peer_key)
 
     def renumber(self, event_ids: Sequence[bytes]) -> None:
         """Number stored events again under this node's origin, so that peers holding
@@ -151,7 +159,7 @@ class EventStore:
         session = self._log.session(session_key)
         entries = sorted((entry for _, entry in self._log.entries(session)),
                          key=lambda entry: entry.sort_key)
-        return [self._log.stored(entry.sort_key[2]) for entry in entries]
+        return self._log.stored_many([entry.sort_key[2] for entry in entries])
 
     def get_events_since(self, session_key: str, position: int = 0,
                          limit: int = 100) -> list[StoredEvent]:

@@ -26,7 +26,7 @@ from crdt.automerge.document import automerge_url
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import parse_event
 from crdt.keys import check_session_key
-from crdt.log.eventlog import StoredEvent
+from crdt.log.records import StoredEvent
 from node.automerge import hub as repo_ws
 from node.config import Config, Limits
 from node.http.metrics import Metrics, Stopwatch

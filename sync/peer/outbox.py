@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from crdt.events import Event
-from crdt.log.eventlog import Appended, StoredEvent
+from crdt.log.records import Appended, StoredEvent
 from sync.errors import ProtocolMisuse
 from sync.peer.messages import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, SEQ_MAX, Events, Item
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from automerge.core import Document, extract
 
 from crdt.automerge.documents import Documents
+from crdt.errors import StorageFull
 from crdt.events import parse_event
 from crdt.log.store import EventStore
+from crdt.storage.backends import open_storage
+from tests.support.storage import FailingStorage
 
 
 def said(store: EventStore, text: str) -> None:
@@ -18,26 +20,18 @@ def said(store: EventStore, text: str) -> None:
         "type": "message_received", "content": text}}, session_key="s"))
 
 
-def test_a_failed_save_leaves_no_unsaved_changes_in_memory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = EventStore.open(tmp_path)
+def test_a_failed_save_leaves_no_unsaved_changes_in_memory(tmp_path: Path) -> None:
+    storage = FailingStorage(open_storage(tmp_path))
+    store = EventStore(storage)
     docs = Documents(store)
     said(store, "one")
     docs.saved("s")
     said(store, "two")
-    cache = store._log.cache
-    real_set = cache.set
-
-    def failing_set(key: str, value: Any, *args: Any, **kwargs: Any) -> Any:
-        if key.startswith("di"):  # an increment: the disk is full, say
-            raise OSError("no space left on device")
-        return real_set(key, value, *args, **kwargs)
-
-    monkeypatch.setattr(cache, "set", failing_set)
-    with pytest.raises(OSError):
+    storage.failing = "di"  # an increment: the disk is full, say
+    with pytest.raises(StorageFull):
         docs.saved("s")
     assert len(docs) == 0  # dropped, not kept ahead of disk
-    monkeypatch.setattr(cache, "set", real_set)
+    storage.failing = None
     doc = extract(Document.load(docs.saved("s")))
     assert sorted(m["content"] for m in doc["messages"].values()) == ["one", "two"]
     store.close()

@@ -29,13 +29,13 @@ from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
 from crdt.errors import NotFound, StoreError
 from crdt.events import Draft, Event, parse_event
-from crdt.log import eventlog as log_module
-from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_ENTRIES_MAX, INDEX_CHUNK, StoredEvent
+from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_ENTRIES_MAX
 from crdt.log.projection import Projection, rebuild
+from crdt.log.records import INDEX_CHUNK, LOG_FORMAT, StoredEvent
 from crdt.log.store import EventStore
 
 MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py
-SQLITE_FILES = {"cache.db", "cache.db-wal", "cache.db-shm"}
+SQLITE_FILES = {"cache.db", "cache.db-wal", "cache.db-shm", "clawsync.lock"}
 
 
 def ids(stored: Iterable[StoredEvent]) -> list[bytes]:
@@ -350,7 +350,7 @@ def test_settings_are_applied_on_every_open(store_path: Path, ev: MakeEvent) -> 
         assert plain.eviction_policy == "least-recently-stored"
     with EventStore.open(store_path) as store:
         store.append(ev())
-        cache = store._log.cache
+        cache = store.log.storage._cache  # type: ignore[attr-defined]
         expected = {"eviction_policy": "none", "cull_limit": 0, "sqlite_synchronous": 2,
                     "disk_min_file_size": 2**40, "size_limit": 2**62}
         for name, value in expected.items():
@@ -450,7 +450,7 @@ def test_a_log_of_another_format_is_refused(store_path: Path, ev: MakeEvent) -> 
         store.append(ev())
     with diskcache.Cache(os.fspath(store_path)) as cache:
         meta = codec.decode(cache.get("m"))
-        cache.set("m", codec.encode({**meta, "format": log_module.LOG_FORMAT + 1}))
+        cache.set("m", codec.encode({**meta, "format": LOG_FORMAT + 1}))
     with pytest.raises(StoreError):
         EventStore.open(store_path)
 

@@ -1,0 +1,143 @@
+"""The records of the log, as they are kept in storage (``crdt.storage``).
+
+Record keys are text; the unit separator ``\\x1f`` cannot occur in a session key:
+
+    m                    meta: node id, next position, local sequence, clock, version vector
+    e␟<id hex>           [canonical event bytes, origin, seq, position]  -- the log itself
+    p␟<n>                ids of positions n*128 .. n*128+127             -- local order
+    o␟<origin>␟<n>       positions of that origin's seqs n*128 .. +127   -- per-origin order
+    h␟<session>          projection header + session bookkeeping
+    c␟<session>␟<n>      chunk n of the session's entries, in arrival (position) order
+    l␟<index>            session key, in creation order                  -- paged session list
+    k␟<peer key>         a peer link's last known version vector         -- sync checkpoint
+
+Values are CBOR the node wrote itself (read back without checks), except ``l`` (the
+session key in UTF-8). A session's entries are ``[position, ms, counter, id, message or
+None]``. This layout is ``LOG_FORMAT`` 1; a log of another format is refused, not read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from crdt import codec
+from crdt.clock import HLC_ZERO, Hlc
+from crdt.errors import StoreError
+from crdt.events import Event
+from crdt.log.projection import Header, Message
+
+SEP = "\x1f"
+LOG_FORMAT = 1
+#: Positions (and per-origin sequence numbers) per index chunk.
+INDEX_CHUNK = 128
+#: The meta record's key.
+META = "m"
+
+
+def key(*parts: object) -> str:
+    """A record key from its parts: ``key("c", "s1", 0)`` is ``"c␟s1␟0"``."""
+    return SEP.join(map(str, parts))
+
+
+def event_key(event_id: bytes) -> str:
+    return f"e{SEP}{event_id.hex()}"
+
+
+def position_chunk_key(position: int) -> str:
+    return f"p{SEP}{position // INDEX_CHUNK}"
+
+
+def origin_chunk_key(origin: str, seq: int) -> str:
+    return f"o{SEP}{origin}{SEP}{seq // INDEX_CHUNK}"
+
+
+class StoredEvent(NamedTuple):
+    """An event with where this node keeps it and where it first came from."""
+
+    event: Event
+    position: int
+    origin: str
+    seq: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.event.to_json(), "position": self.position, "origin": self.origin,
+                "seq": self.seq}
+
+    @classmethod
+    def from_record(cls, raw: bytes, event_id: bytes) -> StoredEvent:
+        canonical, origin, seq, position = codec.decode_trusted(raw)
+        return cls(Event.from_trusted(canonical, event_id), position, origin, seq)
+
+    def to_record(self) -> bytes:
+        return codec.encode_fast([self.event.canonical, self.origin, self.seq, self.position])
+
+
+class Appended(NamedTuple):
+    stored: StoredEvent
+    created: bool  # False when the event was already in the log
+
+
+class Entry(NamedTuple):
+    """One event in a session's chunk list."""
+
+    position: int
+    sort_key: tuple[int, int, bytes]
+    message: Message | None
+
+    @classmethod
+    def from_record(cls, raw: list[Any]) -> Entry:
+        position, ms, counter, event_id, message = raw
+        sort_key = (ms, counter, event_id)
+        return cls(position, sort_key,
+                   Message.from_cbor(sort_key, message) if message else None)
+
+
+@dataclass
+class Meta:
+    node_id: str
+    next_position: int = 1
+    local_seq: int = 0
+    clock: Hlc = HLC_ZERO
+    sessions: int = 0
+    version: dict[str, int] = field(default_factory=dict)  # origin -> contiguous seq
+
+    def to_record(self) -> bytes:
+        return codec.encode_fast({
+            "format": LOG_FORMAT, "node_id": self.node_id, "next": self.next_position,
+            "seq": self.local_seq, "clock": list(self.clock), "sessions": self.sessions,
+            "version": self.version})
+
+    def copy(self) -> Meta:
+        """A copy to change during a commit, kept only if the commit succeeds."""
+        return replace(self, version=dict(self.version))
+
+    @classmethod
+    def from_record(cls, data: bytes) -> Meta:
+        raw = codec.decode(data)
+        if not isinstance(raw, dict) or raw.get("format") != LOG_FORMAT:
+            found = raw.get("format") if isinstance(raw, dict) else None
+            raise StoreError(f"log format {found} is not {LOG_FORMAT}")
+        return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
+                   raw["sessions"], dict(raw["version"]))
+
+
+@dataclass
+class Session:
+    """A session's header and the bookkeeping of its chunk list."""
+
+    header: Header
+    index: int  # place in the session list
+    chunks: int = 1  # chunk count; the last one is open
+    tail_bytes: int = 0  # estimated size of the open chunk (fixed part + message text)
+
+    def to_record(self) -> bytes:
+        return codec.encode_fast({
+            "header": self.header.to_cbor(), "index": self.index, "chunks": self.chunks,
+            "tail_bytes": self.tail_bytes})
+
+    @classmethod
+    def from_record(cls, data: bytes) -> Session:
+        raw = codec.decode_trusted(data)
+        return cls(Header.from_cbor(raw["header"]), raw["index"], raw["chunks"],
+                   raw["tail_bytes"])

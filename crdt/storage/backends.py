@@ -1,0 +1,47 @@
+"""Which backend a storage location names, and opening it.
+
+A location is a folder (the default backend: diskcache, ``crdt.storage.disk``) or a URL
+whose scheme names a backend: ``memory:`` for ``crdt.storage.memory``. To add a backend
+(PostgreSQL for a hub, say): write one module with a class that has the methods of
+``crdt.storage.base.Storage`` and a classmethod ``open(location)``, add its scheme to
+``BACKENDS``, and add it to the conformance suite's ``storage`` fixture
+(``tests/crdt/storage/conftest.py``). Nothing in ``crdt.log``, ``sync`` or ``node``
+changes: they open whatever ``--storage`` names through ``open_storage``.
+
+>>> open_storage("memory:").location
+'memory:'
+>>> open_storage("nosuch://x")
+Traceback (most recent call last):
+ValueError: unknown storage 'nosuch://x': give a folder, or one of memory:
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+
+from crdt.storage.base import Storage
+
+#: Scheme -> "module:class" of its backend, imported only when used.
+BACKENDS: dict[str, str] = {
+    "memory": "crdt.storage.memory:MemoryStorage",
+}
+_SCHEME = re.compile(r"([a-z][a-z0-9+.-]+):")
+
+
+def open_storage(location: str | os.PathLike[str]) -> Storage:
+    """Open the storage at ``location``: a backend's URL, or else a folder (diskcache)."""
+    text = os.fspath(location)
+    match = _SCHEME.match(text)
+    scheme = match.group(1) if match else None
+    if scheme in BACKENDS:
+        module, _, name = BACKENDS[scheme].partition(":")
+        opened: Storage = getattr(importlib.import_module(module), name).open(text)
+        return opened
+    if match is not None and text[match.end():].startswith("//"):
+        raise ValueError(f"unknown storage {text!r}: give a folder, or one of "
+                         f"{', '.join(f'{name}:' for name in sorted(BACKENDS))}")
+    from crdt.storage.disk import DiskStorage  # imports diskcache only when used
+
+    return DiskStorage.open(text)

@@ -1,0 +1,205 @@
+"""``DiskStorage``: records in a diskcache folder, configured as a durable log.
+
+diskcache is a cache by default: it evicts (past 1 GB, least recently stored), flushes
+nothing on commit, and keeps values of 32 KiB or more as separate files whose bodies a
+power cut can lose. ``SETTINGS`` make it a log: nothing is evicted or culled, every
+commit is fsynced (``sqlite_synchronous=2``, FULL, with the WAL journal) and every value
+stays inside SQLite. diskcache persists settings in the folder, so they are passed again
+on every open.
+
+This module is also the one place where SQLite's and diskcache's errors become ours
+(``_translated``): a full disk is ``StorageFull``, a lock held past ``BUSY_TIMEOUT_S``
+``StorageBusy``, an I/O error or a damaged file ``StorageDamaged``. A transaction that
+fails, even at its commit, is rolled back before the error leaves, so the next one
+starts clean (SQLite keeps a transaction open after a commit that failed on a full
+disk) and the storage recovers by itself once space comes back.
+
+>>> import tempfile
+>>> storage = DiskStorage.open(tempfile.mkdtemp())
+>>> with storage.transaction() as tx:
+...     tx.put("k", b"v")
+>>> storage.get("k")
+b'v'
+>>> storage.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from crdt.errors import (
+    StorageBusy,
+    StorageDamaged,
+    StorageFull,
+    StorageUnavailable,
+    StoreError,
+)
+from crdt.storage.lock import FolderLock
+
+#: diskcache configured as a durable log (see the module docstring).
+SETTINGS: dict[str, Any] = {
+    "eviction_policy": "none",
+    "cull_limit": 0,
+    "size_limit": 2**62,
+    "sqlite_synchronous": 2,
+    "sqlite_journal_mode": "wal",
+    "disk_min_file_size": 2**40,
+    "statistics": 0,
+    "tag_index": 0,
+}
+#: Seconds a SQLite call waits for a lock before it fails as ``StorageBusy``. Only this
+#: process opens the folder (``crdt.storage.lock``), so a lock is held by one of its own
+#: threads, briefly: the writer's commit, a WAL checkpoint.
+BUSY_TIMEOUT_S = 60.0
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class DiskStorage:
+    """The ``crdt.storage.base.Storage`` interface over one diskcache folder."""
+
+    def __init__(self, cache: diskcache.Cache, lock: FolderLock) -> None:
+        self._cache = cache
+        self._lock = lock
+        self.location = str(lock.folder)
+        self._local = threading.local()  # ``writing``: this thread is in a transaction
+        self._closed = False
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike[str]) -> DiskStorage:
+        """Open (creating it if needed) and lock the folder; ``FolderInUse`` if another
+        process holds it."""
+        path = Path(folder)
+        with _translated(str(path)):
+            path.mkdir(parents=True, exist_ok=True)
+            lock = FolderLock.acquire(path)
+            try:
+                cache = diskcache.Cache(os.fspath(path), timeout=BUSY_TIMEOUT_S, **SETTINGS)
+            except BaseException:
+                lock.release()
+                raise
+        return cls(cache, lock)
+
+    def get(self, key: str) -> bytes | None:
+        with self._reading():
+            return _as_bytes(self._cache.get(key))
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        with self._reading():
+            return [_as_bytes(self._cache.get(key)) for key in keys]
+
+    def has(self, key: str) -> bool:
+        with self._reading():
+            return key in self._cache
+
+    @contextmanager
+    def transaction(self) -> Iterator[_DiskTransaction]:
+        self._check_open()
+        if getattr(self._local, "writing", False):
+            raise StoreError("transactions do not nest")
+        self._local.writing = True
+        try:
+            with _translated(self.location):
+                try:
+                    with self._cache.transact():
+                        yield _DiskTransaction(self._cache)
+                except BaseException:
+                    self._roll_back()
+                    raise
+        finally:
+            self._local.writing = False
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._cache.close()
+            finally:
+                self._lock.release()
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        self._check_open()
+        with _translated(self.location):
+            yield
+
+    def _roll_back(self) -> None:
+        """End a transaction that failed, even at its commit: diskcache has then already
+        forgotten it, but SQLite keeps it open, and every later one would fail."""
+        connection = self._cache._con  # diskcache's connection of this thread
+        if connection.in_transaction:
+            # A connection that cannot even roll back is broken: the next call says so.
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the storage is closed")
+
+
+class _DiskTransaction:
+    """Writes inside ``diskcache.Cache.transact``; reads on the same connection see them."""
+
+    def __init__(self, cache: diskcache.Cache) -> None:
+        self._cache = cache
+
+    def get(self, key: str) -> bytes | None:
+        return _as_bytes(self._cache.get(key))
+
+    def has(self, key: str) -> bool:
+        return key in self._cache
+
+    def put(self, key: str, value: bytes) -> None:
+        self._cache.set(key, bytes(value))
+
+    def add(self, key: str, value: bytes) -> bool:
+        return bool(self._cache.add(key, bytes(value)))
+
+    def delete(self, key: str) -> None:
+        self._cache.delete(key)
+
+
+def _as_bytes(value: object) -> bytes | None:
+    """Values are bytes. Logs written before the storage interface kept the session list
+    as text: those read as their UTF-8 bytes."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    raise StoreError(f"a record holds a {type(value).__name__}, not bytes")
+
+
+@contextmanager
+def _translated(location: str) -> Iterator[None]:
+    """THE translation of SQLite's, diskcache's and the file system's errors into ours."""
+    try:
+        yield
+    except diskcache.Timeout:
+        raise StorageBusy(f"the database stayed locked for more than {BUSY_TIMEOUT_S:g} s",
+                          location=location) from None
+    except sqlite3.Error as error:
+        raise _sqlite_error(error, location) from error
+    except OSError as error:
+        if error.errno in _FULL:
+            raise StorageFull("the disk is full", location=location) from error
+        raise StorageDamaged(f"cannot read or write the data: {error.strerror or error}",
+                             location=location) from error
+
+
+def _sqlite_error(error: sqlite3.Error, location: str) -> StorageUnavailable:
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_FULL"):
+        return StorageFull("the disk is full", location=location)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StorageBusy(f"the database stayed locked for more than {BUSY_TIMEOUT_S:g} s",
+                           location=location)
+    return StorageDamaged(f"the database failed: {error}", location=location)

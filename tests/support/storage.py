@@ -1,0 +1,77 @@
+"""Storage for tests: every backend by name, and a real backend that fails on cue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from crdt.errors import StorageFull
+from crdt.storage.backends import open_storage
+from crdt.storage.base import Storage, Transaction
+
+#: Every backend the conformance suite and the store tests run against.
+BACKENDS = ("disk", "memory")
+
+
+def open_backend(name: str, folder: Path) -> Storage:
+    """A new storage of backend ``name``; ``folder`` is used by those that keep files."""
+    return open_storage(folder if name == "disk" else f"{name}:")
+
+
+class FailingStorage:
+    """A real storage whose transactions fail, as on a full disk, when they write a
+    record whose key starts with ``failing`` (None: never)."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.failing: str | None = None
+
+    @property
+    def location(self) -> str:
+        return self.inner.location
+
+    def get(self, key: str) -> bytes | None:
+        return self.inner.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.inner.get_many(keys)
+
+    def has(self, key: str) -> bool:
+        return self.inner.has(key)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        with self.inner.transaction() as tx:
+            yield _Failing(tx, self)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Failing:
+    def __init__(self, tx: Transaction, storage: FailingStorage) -> None:
+        self._tx = tx
+        self._storage = storage
+
+    def _check(self, key: str) -> None:
+        failing = self._storage.failing
+        if failing is not None and key.startswith(failing):
+            raise StorageFull("the disk is full", location=self._storage.location)
+
+    def get(self, key: str) -> bytes | None:
+        return self._tx.get(key)
+
+    def has(self, key: str) -> bool:
+        return self._tx.has(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self._check(key)
+        self._tx.put(key, value)
+
+    def add(self, key: str, value: bytes) -> bool:
+        self._check(key)
+        return self._tx.add(key, value)
+
+    def delete(self, key: str) -> None:
+        self._tx.delete(key)

@@ -4,9 +4,10 @@ A location is a folder (the default backend: diskcache, ``crdt.storage.disk``) o
 whose scheme names a backend: ``memory:`` for ``crdt.storage.memory``. To add a backend
 (PostgreSQL for a hub, say): write one module with a class that has the methods of
 ``crdt.storage.base.Storage`` and a classmethod ``open(location)``, add its scheme to
-``BACKENDS``, and add it to the conformance suite's ``storage`` fixture
-(``tests/crdt/storage/conftest.py``). Nothing in ``crdt.log``, ``sync`` or ``node``
-changes: they open whatever ``--storage`` names through ``open_storage``.
+``BACKENDS``, and name it in ``tests/support/storage.py``: the conformance suite
+(``tests/crdt/storage``) and the store tests then run against it too. Nothing in
+``crdt.log``, ``sync`` or ``node`` changes: they open whatever ``--storage`` names
+through ``open_storage``.
 
 >>> open_storage("memory:").location
 'memory:'

@@ -1,7 +1,7 @@
 """A TCP proxy on loopback that can be cut and healed, to make network partitions.
 
 ``clawsync demo`` puts one between nodes to show a partition and its repair; the
-integration tests use it the same way (``tests/integration/proxy.py`` re-exports it).
+integration tests use it the same way.
 
     with LinkProxy(target_port=node_b.port) as link:   # node A dials link.port
         link.cut()     # open connections are reset, new ones are refused

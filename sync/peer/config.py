@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 
 from sync.errors import ProtocolMisuse
+from sync.peer.messages import BATCH_EVENTS_MAX
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,9 @@ class SyncConfig:
     * ``backoff_base_s`` (1 s), ``backoff_max_s`` (60 s): the first retry delay after a
       failure, doubled per failure up to the cap. A lower cap finds a returning peer
       sooner; a higher one wastes less on a peer that is gone.
+    * ``batch_events_max`` (512): most events this node puts in one batch; at most the
+      protocol's ``BATCH_EVENTS_MAX``, which every node accepts. Smaller batches cost
+      more round trips in a catch-up; each batch is one commit on the receiver.
     """
 
     pull_interval_s: float = 5.0
@@ -29,6 +33,7 @@ class SyncConfig:
     inflight_batches_max: int = 2
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
+    batch_events_max: int = BATCH_EVENTS_MAX
 
     def __post_init__(self) -> None:
         times = (self.pull_interval_s, self.ack_timeout_s, self.backoff_base_s,
@@ -39,6 +44,8 @@ class SyncConfig:
             raise ProtocolMisuse("backoff_base_s must not exceed backoff_max_s")
         if not 1 <= self.inflight_batches_max <= 64:
             raise ProtocolMisuse("inflight_batches_max must be from 1 to 64")
+        if not 1 <= self.batch_events_max <= BATCH_EVENTS_MAX:
+            raise ProtocolMisuse(f"batch_events_max must be from 1 to {BATCH_EVENTS_MAX}")
 
 
 def backoff_delay_s(failures: int, config: SyncConfig, rng: random.Random) -> float:

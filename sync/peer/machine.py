@@ -92,7 +92,8 @@ class PeerSync:
         self.counters = Counters()
         self.peer_node: str | None = None  # the node id the peer's hello gave
         self._rng = rng
-        self._outbox = Outbox(store, self.config.inflight_batches_max, checkpoint)
+        self._outbox = Outbox(store, self.config.inflight_batches_max, checkpoint,
+                              self.config.batch_events_max)
         self._up = False
         self._said_hello = False
         self._next_pull_at = now

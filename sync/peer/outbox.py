@@ -59,9 +59,11 @@ class Outbox:
     """Per-peer sending state over ``store``; at most ``window`` batches in flight."""
 
     def __init__(self, store: Log, window: int,
-                 checkpoint: Mapping[str, int] | None = None) -> None:
+                 checkpoint: Mapping[str, int] | None = None,
+                 batch_events_max: int = BATCH_EVENTS_MAX) -> None:
         self.store = store
         self.window = window
+        self.batch_events_max = batch_events_max
         #: The peer's version vector as far as we know; None until it is known.
         self.known: dict[str, int] | None = (
             None if checkpoint is None else checked_vector(checkpoint))
@@ -121,8 +123,8 @@ class Outbox:
         size = 0
         for origin in sorted(ours):
             cursor = max(known.get(origin, 0), self.sent.get(origin, 0))
-            while cursor < ours[origin] and len(items) < BATCH_EVENTS_MAX:
-                limit = min(ours[origin] - cursor, BATCH_EVENTS_MAX - len(items), READ_PAGE)
+            while cursor < ours[origin] and len(items) < self.batch_events_max:
+                limit = min(ours[origin] - cursor, self.batch_events_max - len(items), READ_PAGE)
                 page = self.store.origin_after(origin, cursor, limit)
                 if not page:
                     break
@@ -132,7 +134,7 @@ class Outbox:
                         return items
                     items.append(Item(origin, stored.seq, stored.event))
                 cursor = page[-1].seq
-            if len(items) >= BATCH_EVENTS_MAX:
+            if len(items) >= self.batch_events_max:
                 break
         return items
 

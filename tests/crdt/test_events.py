@@ -24,7 +24,7 @@ from crdt.keys import (
     check_name,
     check_session_key,
 )
-from tests.crdt.conftest import PAYLOADS
+from tests.support.events import PAYLOADS
 
 STAMP = [1_704_110_400_000, 0]
 MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py

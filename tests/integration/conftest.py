@@ -1,4 +1,4 @@
-"""Fixtures that start real node processes (see harness.py)."""
+"""Fixtures that start real node processes (see tests/support/processes.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import NodeProcess
+from tests.support.processes import NodeProcess
 
 
 @pytest.fixture

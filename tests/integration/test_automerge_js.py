@@ -19,9 +19,8 @@ import aiohttp
 import pytest
 
 from crdt.automerge.document import automerge_url
-
-from .harness import NodeProcess, child_env
-from .jsclient import JsClient, require_npm_packages
+from tests.support.jsclient import JsClient, require_npm_packages
+from tests.support.processes import NodeProcess, child_env
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.sync.repo_app import App, text_id
-
-from .harness import LineReader, NodeProcess, free_port, run_cli, spawn_cli
+from tests.support.automerge import App, text_id
+from tests.support.processes import LineReader, NodeProcess, free_port, run_cli, spawn_cli
 
 pytestmark = pytest.mark.integration
 

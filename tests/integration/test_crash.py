@@ -21,8 +21,7 @@ import pytest
 
 from crdt.events import Event, parse_event
 from crdt.log.projection import rebuild
-
-from .harness import NodeProcess
+from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from node.cli.demo import DURING_SPLIT, OPENING
-
-from .harness import CLI_TIMEOUT_S, LineReader, child_env
+from tests.support.processes import CLI_TIMEOUT_S, LineReader, child_env
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import Cluster, append, message, peer_rows, wait_converged, wait_until
+from tests.support.cluster import Cluster, append, message, peer_rows, wait_converged, wait_until
 
 pytestmark = pytest.mark.integration
 

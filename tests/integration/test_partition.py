@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .cluster import (
+from tests.support.cluster import (
     Cluster,
     all_events,
     append,
@@ -26,7 +26,7 @@ from .cluster import (
     wait_converged,
     wait_until,
 )
-from .harness import NodeProcess, run_cli
+from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration
 

@@ -30,8 +30,7 @@ import pytest
 
 from crdt.events import Event, parse_event
 from sync.peer.messages import MESSAGE_BYTES_MAX, Ack, Events, Hello, Item, encode, parse
-
-from .cluster import (
+from tests.support.cluster import (
     SECRET,
     Cluster,
     all_events,
@@ -45,7 +44,7 @@ from .cluster import (
     wait_converged,
     wait_until,
 )
-from .harness import NodeProcess
+from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from crdt.clock import DRIFT_MAX_MS, MS_MAX
-
-from .cluster import (
+from tests.support.cluster import (
     Cluster,
     all_events,
     append,
@@ -33,7 +32,7 @@ from .cluster import (
     wait_until,
     write_concurrently,
 )
-from .harness import NodeProcess
+from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
 

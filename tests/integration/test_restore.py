@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .cluster import Cluster, all_events, append, message, wait_converged
+from tests.support.cluster import Cluster, all_events, append, message, wait_converged
 
 pytestmark = pytest.mark.integration
 

@@ -12,28 +12,15 @@ import pytest
 
 from node.config import Config, Limits
 from node.server.run import RunningNode, start
+from tests.support.events import event_body as body_of
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
-#: A fixed base time, so events carry given timestamps and their ids are reproducible.
-BASE_MS = 1_700_000_000_000
-
-
-def _event(n: int = 0, *, content: str | None = None, **fields: Any) -> dict[str, Any]:
-    """The JSON of a ``message_received`` event numbered ``n`` (distinct n, distinct id)."""
-    out: dict[str, Any] = {
-        "agent_id": "main",
-        "hlc": [BASE_MS + n, 0],
-        "kind": {"type": "message_received", "content": content or f"message {n}"},
-    }
-    out.update(fields)
-    return out
-
-
 @pytest.fixture
-def make_event() -> EventFactory:
-    return _event
+def event_body() -> EventFactory:
+    """``tests.support.events.event_body``: ``event_body(n, content=..., **fields)``."""
+    return body_of
 
 
 @pytest.fixture

@@ -29,17 +29,17 @@ BATCH_EVENTS_MAX = 3
 
 
 @pytest.fixture
-async def node(make_node: NodeFactory, make_event: EventFactory) -> RunningNode:
+async def node(make_node: NodeFactory, event_body: EventFactory) -> RunningNode:
     """A node holding one event, so that a stray write would show."""
     node = await make_node(body_bytes_max=BODY_BYTES_MAX, batch_events_max=BATCH_EVENTS_MAX)
     async with aiohttp.ClientSession(base_url=node.url) as client, client.post(
-            URL, json=make_event(0)) as resp:
+            URL, json=event_body(0)) as resp:
         assert resp.status == 201
     return node
 
 
 @pytest.fixture
-async def client(node: RunningNode, make_event: EventFactory
+async def client(node: RunningNode, event_body: EventFactory
                  ) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=node.url) as session:
         yield session
@@ -47,7 +47,7 @@ async def client(node: RunningNode, make_event: EventFactory
         assert node.astore.head == 1
         async with session.get(URL) as resp:
             assert [e["position"] for e in (await resp.json())["events"]] == [1]
-        async with session.post(URL, json=make_event(1)) as resp:
+        async with session.post(URL, json=event_body(1)) as resp:
             assert resp.status == 201
         assert node.astore.head == 2
 
@@ -97,39 +97,39 @@ async def test_malformed_cbor(client: aiohttp.ClientSession) -> None:
 
 
 async def test_cbor_with_a_tag(client: aiohttp.ClientSession,
-                               make_event: EventFactory) -> None:
-    event = make_event(5)
+                               event_body: EventFactory) -> None:
+    event = event_body(5)
     event["kind"]["content"] = cbor2.CBORTag(32, "http://example.com")
     await post_bytes(client, cbor2.dumps(event), CBOR, 400, "invalid_input", "body", "tags")
 
 
 async def test_cbor_with_trailing_bytes(client: aiohttp.ClientSession,
-                                        make_event: EventFactory) -> None:
-    body = codec.encode(make_event(5)) + b"\x00"
+                                        event_body: EventFactory) -> None:
+    body = codec.encode(event_body(5)) + b"\x00"
     await post_bytes(client, body, CBOR, 400, "invalid_input", "body", "trailing")
 
 
-async def test_unknown_kind(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
-    event = make_event(5, kind={"type": "teleport", "to": "mars"})
+async def test_unknown_kind(client: aiohttp.ClientSession, event_body: EventFactory) -> None:
+    event = event_body(5, kind={"type": "teleport", "to": "mars"})
     await post_json(client, event, 400, "invalid_input", "events[0].kind.type",
                     "unknown event type 'teleport'")
 
 
-async def test_missing_field(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
-    event = make_event(5)
+async def test_missing_field(client: aiohttp.ClientSession, event_body: EventFactory) -> None:
+    event = event_body(5)
     del event["agent_id"]
     await post_json(client, event, 400, "invalid_input", "events[0].agent_id", "is required")
 
 
 async def test_wrongly_typed_field(client: aiohttp.ClientSession,
-                                   make_event: EventFactory) -> None:
-    event = make_event(5, kind={"type": "message_received", "content": 5})
+                                   event_body: EventFactory) -> None:
+    event = event_body(5, kind={"type": "message_received", "content": 5})
     await post_json(client, event, 400, "invalid_input", "events[0].kind.content",
                     "must be a string")
 
 
-async def test_unknown_field(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
-    await post_json(client, make_event(5, colour="red"), 400, "invalid_input", "events[0]",
+async def test_unknown_field(client: aiohttp.ClientSession, event_body: EventFactory) -> None:
+    await post_json(client, event_body(5, colour="red"), 400, "invalid_input", "events[0]",
                     "unknown field 'colour'")
 
 
@@ -166,8 +166,8 @@ async def test_compressed_body_that_inflates_past_the_limit(
 
 
 async def test_too_many_events_in_a_batch(client: aiohttp.ClientSession,
-                                          make_event: EventFactory) -> None:
-    events = [make_event(n) for n in range(5, 5 + BATCH_EVENTS_MAX + 1)]
+                                          event_body: EventFactory) -> None:
+    events = [event_body(n) for n in range(5, 5 + BATCH_EVENTS_MAX + 1)]
     await post_json(client, events, 413, "limit_exceeded", "events",
                     f"the limit is {BATCH_EVENTS_MAX}")
 
@@ -196,28 +196,28 @@ async def test_nesting_too_deep_inside_a_payload(client: aiohttp.ClientSession) 
 
 
 async def test_event_over_the_size_limit(make_node: NodeFactory,
-                                         make_event: EventFactory) -> None:
+                                         event_body: EventFactory) -> None:
     node = await make_node()  # default body limit: the event fits the body, not the event limit
-    event = make_event(5, kind={"type": "message_received",
+    event = event_body(5, kind={"type": "message_received",
                                 "content": "x" * (EVENT_BYTES_MAX + 1)})
     async with aiohttp.ClientSession(base_url=node.url) as client:
         async with client.post(URL, json=event) as resp:
             await refused(resp, 413, "limit_exceeded", "events[0]",
                           f"the limit is {EVENT_BYTES_MAX}")
         assert node.astore.head == 0
-        async with client.post(URL, json=make_event(6)) as resp:
+        async with client.post(URL, json=event_body(6)) as resp:
             assert resp.status == 201
 
 
 async def test_id_not_matching_content(client: aiohttp.ClientSession,
-                                       make_event: EventFactory) -> None:
-    await post_json(client, make_event(5, id="00" * 32), 400, "id_mismatch", "events[0].id",
+                                       event_body: EventFactory) -> None:
+    await post_json(client, event_body(5, id="00" * 32), 400, "id_mismatch", "events[0].id",
                     "does not match")
 
 
 async def test_one_bad_event_refuses_the_whole_batch(client: aiohttp.ClientSession,
-                                                     make_event: EventFactory) -> None:
-    events = [make_event(5), make_event(6), make_event(7, agent_id="")]
+                                                     event_body: EventFactory) -> None:
+    events = [event_body(5), event_body(6), event_body(7, agent_id="")]
     await post_json(client, events, 400, "invalid_input", "events[2].agent_id", "empty")
 
 
@@ -246,21 +246,21 @@ async def test_bad_last_event_id(client: aiohttp.ClientSession) -> None:
 
 
 async def test_unsupported_content_type(client: aiohttp.ClientSession,
-                                        make_event: EventFactory) -> None:
-    body = json.dumps(make_event(5)).encode()
+                                        event_body: EventFactory) -> None:
+    body = json.dumps(event_body(5)).encode()
     await post_bytes(client, body, {"Content-Type": "text/plain"}, 415,
                      "unsupported_media_type", "Content-Type", "text/plain")
 
 
 async def test_session_key_in_body_differs_from_url(client: aiohttp.ClientSession,
-                                                    make_event: EventFactory) -> None:
-    await post_json(client, make_event(5, session_key="s2"), 400, "invalid_input",
+                                                    event_body: EventFactory) -> None:
+    await post_json(client, event_body(5, session_key="s2"), 400, "invalid_input",
                     "events[0].session_key", "differs from the session in the URL")
 
 
 async def test_bad_session_key_in_url(client: aiohttp.ClientSession,
-                                      make_event: EventFactory) -> None:
-    async with client.post("/v1/sessions/a%01b/events", json=make_event(5)) as resp:
+                                      event_body: EventFactory) -> None:
+    async with client.post("/v1/sessions/a%01b/events", json=event_body(5)) as resp:
         await refused(resp, 400, "invalid_input", "session_key", "control characters")
 
 
@@ -273,7 +273,7 @@ async def test_body_that_is_not_an_event(client: aiohttp.ClientSession) -> None:
 
 
 async def test_body_sent_too_slowly(make_node: NodeFactory,
-                                    make_event: EventFactory) -> None:
+                                    event_body: EventFactory) -> None:
     node = await make_node(read_timeout_s=0.05)
     host, port = node.url.removeprefix("http://").rsplit(":", 1)
     reader, writer = await asyncio.open_connection(host, int(port))

@@ -5,12 +5,15 @@ checks the node independently of the node's own encoder."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from typing import Any
 
 import cbor2
 from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState, extract
 
+from crdt.automerge.binreader import uleb
+from crdt.automerge.chunks import MAGIC
 from crdt.automerge.document import automerge_url
 
 
@@ -112,3 +115,22 @@ def set_custom(key: str, value: str) -> Callable[[Any], None]:
 
 def set_state(value: str) -> Callable[[Any], None]:
     return lambda tx: put_text(tx, ROOT, "state", value)
+
+
+# -- raw Automerge bytes, for hostile clients -------------------------------------------
+
+#: A change made by automerge-js 3.5 on the genesis of "s1": ``custom_state.c = new
+#: Counter(1)`` (actor aa…aa, time 0). This binding cannot write counters, nor read them.
+COUNTER_CHANGE = bytes.fromhex(
+    "856f4a83f0ed5b4b0168013d0b3202a78617ae85a1b8dee9fe894d328407ac3ebd1602a52fa93e45749e"
+    "c010aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa010d00000110c8b1781ca13b52812848c0a7bd7364010801"
+    "0202021503340142025602570170027f017f0c7f0163017f017f18017f00")
+
+
+def chunk(kind: int, body: bytes) -> bytes:
+    return MAGIC + b"\x00" * 4 + bytes([kind]) + uleb(len(body)) + body
+
+
+def deflate(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return packer.compress(data) + packer.flush()

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import pytest
 
-from .harness import ROOT
+from tests.support.processes import ROOT
 
 JS_DIR = ROOT / "tests" / "js"
 #: Seconds one command or awaited report may take.

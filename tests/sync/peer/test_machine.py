@@ -31,8 +31,8 @@ def kinds(out: list[bytes]) -> list[str]:
 
 def filled(store: EventStore, ev: Ev, count: int, *, sessions: int = 3, tag: str = "",
            size: int = 0) -> EventStore:
-    store.append_batch([ev(f"s{n % sessions}", f"{tag}{n}" + "x" * size, 1_000 + n)
-                        for n in range(count)])
+    store.append_batch([ev(ms=1_000 + n, session=f"s{n % sessions}",
+                           content=f"{tag}{n}" + "x" * size) for n in range(count)])
     return store
 
 
@@ -41,7 +41,7 @@ def test_two_stores_converge_after_concurrent_appends(open_store: OpenStore, ev:
     a, b = open_store("a"), open_store("b")
     filled(a, ev, 30, tag="a")
     filled(b, ev, 20, tag="b")
-    shared = ev("s1", "sent to both nodes by a retrying client", 1_005)
+    shared = ev(ms=1_005, content="sent to both nodes by a retrying client")
     a.append(shared)
     b.append(shared)
     net = mesh([a, b])
@@ -49,8 +49,9 @@ def test_two_stores_converge_after_concurrent_appends(open_store: OpenStore, ev:
     net.deliver(0)
     net.deliver(0)  # both hellos arrive; the first batches are on their way
     # Both nodes keep writing to the same sessions while batches are in flight.
-    net.append(0, ev("s1", "late on a", 900), ev("s2", "a again", 5_000, kind="message_sent"))
-    net.append(1, ev("s1", "late on b", 901), ev("s9", "new on b", 4_000))
+    net.append(0, ev(ms=900, content="late on a"),
+               ev(kind="message_sent", ms=5_000, session="s2", content="a again"))
+    net.append(1, ev(ms=901, content="late on b"), ev(ms=4_000, session="s9", content="new on b"))
     net.settle()
     net.assert_converged()
     assert a.head == b.head == 30 + 20 + 1 + 4
@@ -63,7 +64,7 @@ def test_nothing_is_pushed_before_the_peer_is_known(open_store: OpenStore, ev: E
     a = filled(open_store("a"), ev, 5)
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
     assert kinds(machine.start(0.0)) == ["hello"]
-    a.append(ev("s1", "more", 9_000))
+    a.append(ev(ms=9_000, content="more"))
     assert machine.local_appended(0.0) == []
     assert machine.checkpoint is None
 
@@ -73,7 +74,7 @@ def test_new_events_are_pushed_at_once(open_store: OpenStore, ev: Ev, mesh: type
     net = mesh([a, b])
     net.start()
     net.settle()
-    a.append(ev("s1", "news", 50_000))
+    a.append(ev(ms=50_000, content="news"))
     out = net.machines[0, 1].local_appended(net.now)
     assert kinds(out) == ["events"]
     batch = parse(out[0])
@@ -168,7 +169,7 @@ def test_a_checkpoint_resumes_where_the_peer_was(open_store: OpenStore, ev: Ev,
     net.settle()
     saved = net.machines[0, 1].checkpoint
     assert saved == b.version == {a.node_id: 300}
-    a.append_batch([ev("s1", f"while down {n}", 10_000 + n) for n in range(5)])
+    a.append_batch([ev(ms=10_000 + n, content=f"while down {n}") for n in range(5)])
 
     restarted = PeerSync(a, "b", now=50.0, rng=random.Random(0), checkpoint=saved)
     out = restarted.start(50.0)
@@ -231,7 +232,7 @@ def test_a_refused_message_stores_nothing(open_store: OpenStore, ev: Ev,
 
 def test_one_bad_event_spoils_the_whole_batch(open_store: OpenStore, ev: Ev) -> None:
     store = open_store("b")
-    good = [ev("s1", str(n), 1_000 + n).canonical for n in range(3)]
+    good = [ev(ms=1_000 + n, content=str(n)).canonical for n in range(3)]
     content = codec.decode(good[1])
     bad = b"\xa6" + b"".join(codec.encode(k) + codec.encode(v)
                              for k, v in reversed(content.items()))  # not canonical
@@ -254,14 +255,14 @@ def test_our_own_events_come_back_into_their_slots(open_store: OpenStore, ev: Ev
     a = filled(open_store("a"), ev, 2)
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
     machine.receive(encode(Hello("b-node", {a.node_id: 3})), 0.0)
-    lost = ev("s1", "lost in the restore", 77)
+    lost = ev(ms=77, content="lost in the restore")
     out = machine.receive(encode(Events((Item(a.node_id, 3, lost),
-                                         Item("other", 1, ev("s1", "theirs", 78))))), 0.0)
+                                         Item("other", 1, ev(ms=78, content="theirs"))))), 0.0)
     assert a.id_at(a.node_id, 3) == lost.id and a.head == 4
     assert a.version == {a.node_id: 3, "other": 1}
     assert parse(out[0]) == messages.Ack(a.version)
     assert machine.counters.events_conflicting == 0
-    assert a.append(ev("s1", "next", 79)).stored.seq == 4  # numbering carries on after
+    assert a.append(ev(ms=79, content="next")).stored.seq == 4  # numbering carries on after
 
 
 def test_a_restored_node_never_reissues_numbers_its_peers_hold(
@@ -269,14 +270,14 @@ def test_a_restored_node_never_reissues_numbers_its_peers_hold(
     a = filled(open_store("a"), ev, 2)
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
     machine.receive(encode(Hello("b-node", {a.node_id: 7})), 0.0)
-    assert a.append(ev("s1", "new", 80)).stored.seq == 8
+    assert a.append(ev(ms=80, content="new")).stored.seq == 8
 
 
 def test_an_event_sent_for_a_slot_holding_another_is_kept(
         open_store: OpenStore, ev: Ev) -> None:
     a = open_store("a")
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
-    forged, real = ev("s1", "forged", 1), ev("s1", "real", 2)
+    forged, real = ev(ms=1, content="forged"), ev(ms=2, content="real")
     machine.receive(encode(Events((Item("c", 1, forged),))), 0.0)
     machine.receive(encode(Events((Item("c", 1, real),))), 0.0)  # the slot is taken
     assert a.holds(forged.id) and a.holds(real.id)
@@ -332,8 +333,8 @@ def test_a_restart_resends_what_was_in_flight_at_once(open_store: OpenStore,
 def test_a_peer_is_sent_its_own_events_only_if_it_lacks_them(
         open_store: OpenStore, ev: Ev) -> None:
     a = open_store("a")
-    a.ingest([(ev("s1", str(n), n), "b-node", n) for n in (1, 2, 3)])
-    a.append(ev("s1", "from a", 9))
+    a.ingest([(ev(ms=n, content=str(n)), "b-node", n) for n in (1, 2, 3)])
+    a.append(ev(ms=9, content="from a"))
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
     machine.start(0.0)
     out = machine.receive(encode(Hello("b-node", {"b-node": 3})), 0.0)
@@ -400,7 +401,7 @@ def test_a_conflicting_event_beyond_a_gap_does_not_orphan_the_slot(
         open_store: OpenStore, ev: Ev) -> None:
     b = open_store("b")
     machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
-    x, y, z = ev("s1", "x", 1), ev("s1", "y", 2), ev("s1", "z", 3)
+    x, y, z = ev(ms=1, content="x"), ev(ms=2, content="y"), ev(ms=3, content="z")
     machine.receive(encode(Events((Item("c", 2, x),))), 0.0)  # early: 1 is missing
     machine.receive(encode(Events((Item("c", 2, y),))), 0.0)  # the slot is taken
     machine.receive(encode(Events((Item("c", 1, z),))), 0.0)
@@ -418,6 +419,6 @@ def test_new_events_of_a_restored_node_do_not_claim_its_lost_ones(
     a = filled(open_store("a"), ev, 2)
     machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
     machine.receive(encode(Hello("b-node", {a.node_id: 7})), 0.0)  # 3-7 are elsewhere
-    new = a.append(ev("s1", "new", 81)).stored
+    new = a.append(ev(ms=81, content="new")).stored
     assert new.seq == 8 and a.id_at(a.node_id, 8) == new.event.id
     assert a.version[a.node_id] == 2  # 3-7 are not held: peers must still send them

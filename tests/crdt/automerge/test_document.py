@@ -35,7 +35,7 @@ from crdt.automerge.outline import (
     summarize_sync_message,
 )
 from crdt.errors import InvalidInput, LimitExceeded, StoreError
-from tests.sync.repo_app import put_text, root
+from tests.support.automerge import COUNTER_CHANGE, put_text, root
 
 ACTOR_A, ACTOR_B, ACTOR_C, ACTOR_D = (bytes([n]) * 16 for n in (0xA1, 0xB2, 0xC3, 0xD4))
 UNPACK = UnpackLimits(bytes_max=2**20, rows_max=10_000)
@@ -362,12 +362,6 @@ def test_two_nodes_merge_to_the_direct_build(data: st.DataObject, raw: list[Any]
 
 # --- syncing with clients -------------------------------------------------------------
 
-#: A change made by automerge-js 3.5 on the genesis of "s1": ``custom_state.c = new
-#: Counter(1)`` (actor aa…aa, time 0). This binding cannot write counters, nor read them.
-COUNTER_CHANGE = bytes.fromhex(
-    "856f4a83f0ed5b4b0168013d0b3202a78617ae85a1b8dee9fe894d328407ac3ebd1602a52fa93e45749e"
-    "c010aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa010d00000110c8b1781ca13b52812848c0a7bd7364010801"
-    "0202021503340142025602570170027f017f0c7f0163017f017f18017f00")
 NODE_A, NODE_B = node_actor("node-a"), node_actor("node-b")
 
 

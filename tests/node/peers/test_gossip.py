@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from node.peers.gossip import LEARNED_FAILURES_MAX
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
-from tests.integration.harness import free_port
+from tests.support.processes import free_port
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 FAST = SyncConfig(backoff_base_s=0.01, backoff_max_s=0.02)

@@ -1,5 +1,5 @@
 """The /automerge websocket over real sockets, with a Python automerge-repo client
-(tests/sync/repo_app.py) against in-process nodes. No sleeps: every wait is for a frame,
+(tests/support/automerge.py) against in-process nodes. No sleeps: every wait is for a frame,
 with a deadline."""
 
 from __future__ import annotations
@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -22,77 +21,12 @@ from sync.repo.connection import (
     CLOSE_TOO_BIG,
     CLOSE_UNSUPPORTED,
 )
-from tests.sync.repo_app import App, set_custom, set_state, text_id
+from tests.support.automerge import App, set_custom, set_state, text_id
+from tests.support.nodes import S1, WsApp, connect, contents, events, has_messages, post
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
-S1 = text_id("s1")
 DEADLINE_S = 10.0
-
-
-class WsApp:
-    """An App on a real websocket."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, app: App) -> None:
-        self.ws = ws
-        self.app = app
-        self.close_code: int | None = None
-
-    async def send(self, frame: bytes | None) -> None:
-        if frame is not None:
-            await self.ws.send_bytes(frame)
-
-    async def pump(self, until: Callable[[], bool], timeout_s: float = DEADLINE_S) -> None:
-        """Answer the node's frames until ``until()`` holds (or the socket closes)."""
-        async with asyncio.timeout(timeout_s):
-            while not until():
-                message = await self.ws.receive()
-                if message.type != aiohttp.WSMsgType.BINARY:
-                    self.close_code = self.ws.close_code
-                    return
-                for reply in self.app.receive(bytes(message.data)):
-                    await self.ws.send_bytes(reply)
-
-    async def pump_beside(self, until: Callable[[], bool], *others: WsApp) -> None:
-        """``pump`` while ``others`` keep answering the node too, as live clients do: a
-        change may need more than one round trip to reach the node (when its hash is a
-        false positive in the node's bloom filter, the node first asks for it)."""
-        answering = [asyncio.create_task(other.pump(lambda: False)) for other in others]
-        try:
-            await self.pump(until)
-        finally:
-            for task in answering:
-                task.cancel()
-            for result in await asyncio.gather(*answering, return_exceptions=True):
-                if not isinstance(result, (asyncio.CancelledError, type(None))):
-                    raise result  # the other client failed: say so, not just "timeout"
-
-    async def closed(self) -> int | None:
-        await self.pump(lambda: False)
-        return self.close_code
-
-    async def open(self, doc: str = S1) -> None:
-        await self.send(self.app.join())
-        await self.pump(lambda: self.app.server is not None)
-        await self.send(self.app.request(doc))
-        await self.pump(lambda: doc in self.app.unavailable or has_messages(self.app, doc))
-
-
-def has_messages(app: App, doc: str, count: int = 1) -> bool:
-    return doc in app.docs and len(app.view(doc).get("messages", {})) >= count
-
-
-def contents(app: App, doc: str = S1) -> list[str]:
-    return [m["content"] for _, m in sorted(app.view(doc)["messages"].items())]
-
-
-async def connect(node: RunningNode, app: App | None = None, token: str | None = None,
-                  header: str | None = None) -> tuple[aiohttp.ClientSession, WsApp]:
-    session = aiohttp.ClientSession()
-    url = node.url + "/automerge" + (f"?token={quote(token)}" if token else "")
-    headers = {"Authorization": f"Bearer {header}"} if header else {}
-    ws = await session.ws_connect(url, headers=headers)
-    return session, WsApp(ws, app or App())
 
 
 @pytest.fixture
@@ -104,34 +38,15 @@ async def clients() -> Any:
         await session.close()
 
 
-async def post(node: RunningNode, key: str, *events: dict[str, Any],
-               token: str | None = None) -> None:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as session, session.post(
-            f"{node.url}/v1/sessions/{quote(key, safe='')}/events", json=list(events),
-            headers=headers) as response:
-        assert response.status in (200, 201), await response.text()
-
-
-async def events(node: RunningNode, key: str, token: str | None = None
-                 ) -> list[dict[str, Any]]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession() as session, session.get(
-            f"{node.url}/v1/sessions/{quote(key, safe='')}/events?limit=1000",
-            headers=headers) as response:
-        body: dict[str, Any] = await response.json()
-        return list(body["events"])
-
-
-async def test_find_live_and_edit(make_node: NodeFactory, make_event: EventFactory,
+async def test_find_live_and_edit(make_node: NodeFactory, event_body: EventFactory,
                                   clients: list[Any]) -> None:
     node = await make_node()
-    await post(node, "s1", make_event(1), make_event(2))
+    await post(node, "s1", event_body(1), event_body(2))
     session, client = await connect(node)
     clients.append(session)
     await client.open()
     assert contents(client.app) == ["message 1", "message 2"]
-    await post(node, "s1", make_event(3, content="live"))
+    await post(node, "s1", event_body(3, content="live"))
     await client.pump(lambda: has_messages(client.app, S1, 3))
     assert contents(client.app)[-1] == "live"
     client.app.change(S1, set_custom("mood", "happy"))
@@ -142,10 +57,10 @@ async def test_find_live_and_edit(make_node: NodeFactory, make_event: EventFacto
     assert client.app.view(S1)["custom_state"] == {"mood": "happy"}
 
 
-async def test_an_edit_reaches_other_clients(make_node: NodeFactory, make_event: EventFactory,
+async def test_an_edit_reaches_other_clients(make_node: NodeFactory, event_body: EventFactory,
                                              clients: list[Any]) -> None:
     node = await make_node()
-    await post(node, "s1", make_event(1))
+    await post(node, "s1", event_body(1))
     watchers = []
     for name in ("one", "two"):
         session, client = await connect(node, App(peer=name, actor=name.encode() * 4))
@@ -160,24 +75,24 @@ async def test_an_edit_reaches_other_clients(make_node: NodeFactory, make_event:
     assert two.app.view(S1)["state"] == "ended"
 
 
-async def test_unavailable_then_available(make_node: NodeFactory, make_event: EventFactory,
+async def test_unavailable_then_available(make_node: NodeFactory, event_body: EventFactory,
                                           clients: list[Any]) -> None:
     node = await make_node()
     session, client = await connect(node)
     clients.append(session)
     await client.open(text_id("later"))
     assert client.app.unavailable == [text_id("later")]
-    await post(node, "later", make_event(1))
+    await post(node, "later", event_body(1))
     await client.pump(lambda: has_messages(client.app, text_id("later")))
     assert client.app.unavailable == []
 
 
-async def test_tokens(make_node: NodeFactory, make_event: EventFactory,
+async def test_tokens(make_node: NodeFactory, event_body: EventFactory,
                       clients: list[Any]) -> None:
     tokens = {"tg-reader-token": Access(("tg:*",), read_only=True)}
     node = await make_node(token="node-token", automerge=RepoConfig(tokens=tokens))
-    await post(node, "tg:a", make_event(1), token="node-token")
-    await post(node, "web:b", make_event(1), token="node-token")
+    await post(node, "tg:a", event_body(1), token="node-token")
+    await post(node, "web:b", event_body(1), token="node-token")
     async with aiohttp.ClientSession() as session:
         for url in ("/automerge", "/automerge?token=wrong-token"):
             async with session.get(node.url + url) as response:
@@ -207,10 +122,10 @@ async def test_tokens(make_node: NodeFactory, make_event: EventFactory,
     (b"\x00" * 5_000, CLOSE_TOO_BIG),
 ])
 async def test_hostile_frames_close_only_their_connection(
-        make_node: NodeFactory, make_event: EventFactory, clients: list[Any],
+        make_node: NodeFactory, event_body: EventFactory, clients: list[Any],
         frame: bytes | str, code: int) -> None:
     node = await make_node(automerge=RepoConfig(limits=RepoLimits(frame_bytes_max=4_096)))
-    honest, hostile = await honest_and_hostile(node, make_event, clients)
+    honest, hostile = await honest_and_hostile(node, event_body, clients)
     await hostile.send(hostile.app.join())
     await hostile.pump(lambda: hostile.app.server is not None)
     if isinstance(frame, str):
@@ -218,13 +133,13 @@ async def test_hostile_frames_close_only_their_connection(
     else:
         await hostile.send(frame)
     assert await hostile.closed() == code
-    await still_served(node, honest, make_event)
+    await still_served(node, honest, event_body)
 
 
-async def honest_and_hostile(node: RunningNode, make_event: EventFactory,
+async def honest_and_hostile(node: RunningNode, event_body: EventFactory,
                              clients: list[Any]) -> tuple[WsApp, WsApp]:
     """A client with session s1 open, and another just connected to the same node."""
-    await post(node, "s1", make_event(1))
+    await post(node, "s1", event_body(1))
     session, honest = await connect(node, App(peer="honest"))
     clients.append(session)
     await honest.open()
@@ -233,18 +148,19 @@ async def honest_and_hostile(node: RunningNode, make_event: EventFactory,
     return honest, hostile
 
 
-async def still_served(node: RunningNode, honest: WsApp, make_event: EventFactory) -> None:
+async def still_served(node: RunningNode, honest: WsApp, event_body: EventFactory) -> None:
     """The honest client still hears of new events."""
-    await post(node, "s1", make_event(2))
+    await post(node, "s1", event_body(2))
     await honest.pump(lambda: has_messages(honest.app, S1, 2))
 
 
 async def test_a_deflate_bomb_closes_only_its_connection(
-        make_node: NodeFactory, make_event: EventFactory, clients: list[Any]) -> None:
-    from tests.crdt.test_amchunks import chunk, deflate, uleb
+        make_node: NodeFactory, event_body: EventFactory, clients: list[Any]) -> None:
+    from crdt.automerge.binreader import uleb
+    from tests.support.automerge import chunk, deflate
 
     node = await make_node()
-    honest, hostile = await honest_and_hostile(node, make_event, clients)
+    honest, hostile = await honest_and_hostile(node, event_body, clients)
     await hostile.open()
     bomb = chunk(2, deflate(bytes(256 * 1024 * 1024)))  # 256 MiB of zeros in 256 KiB
     message = b"\x42" + uleb(0) * 3 + uleb(1) + uleb(len(bomb)) + bomb
@@ -252,14 +168,14 @@ async def test_a_deflate_bomb_closes_only_its_connection(
                                          documentId=S1, data=message))
     assert await hostile.closed() == CLOSE_TOO_BIG
     assert "unpack to more than" in hostile.app.errors[0]
-    await still_served(node, honest, make_event)
+    await still_served(node, honest, event_body)
 
 
-async def test_wrong_sender_and_flood_close(make_node: NodeFactory, make_event: EventFactory,
+async def test_wrong_sender_and_flood_close(make_node: NodeFactory, event_body: EventFactory,
                                             clients: list[Any]) -> None:
     limits = RepoLimits(frames_burst=30, frames_per_s=1)
     node = await make_node(automerge=RepoConfig(limits=limits))
-    await post(node, "s1", make_event(1))
+    await post(node, "s1", event_body(1))
     session, liar = await connect(node, App(peer="liar"))
     clients.append(session)
     await liar.open()
@@ -285,9 +201,9 @@ async def test_no_join_closes(make_node: NodeFactory, clients: list[Any]) -> Non
 
 
 async def test_ephemeral_messages_reach_the_other_clients(
-        make_node: NodeFactory, make_event: EventFactory, clients: list[Any]) -> None:
+        make_node: NodeFactory, event_body: EventFactory, clients: list[Any]) -> None:
     node = await make_node()
-    await post(node, "s1", make_event(1))
+    await post(node, "s1", event_body(1))
     peers = []
     for name in ("one", "two", "elsewhere"):
         session, client = await connect(node, App(peer=name))
@@ -305,10 +221,10 @@ async def test_ephemeral_messages_reach_the_other_clients(
 
 
 async def test_stopping_the_node_says_going_away(make_node: NodeFactory,
-                                                 make_event: EventFactory,
+                                                 event_body: EventFactory,
                                                  clients: list[Any]) -> None:
     node = await make_node()
-    await post(node, "s1", make_event(1))
+    await post(node, "s1", event_body(1))
     session, client = await connect(node)
     clients.append(session)
     await client.open()
@@ -317,18 +233,18 @@ async def test_stopping_the_node_says_going_away(make_node: NodeFactory,
     await stopping
 
 
-async def test_idle_documents_leave_memory(make_node: NodeFactory, make_event: EventFactory,
+async def test_idle_documents_leave_memory(make_node: NodeFactory, event_body: EventFactory,
                                            clients: list[Any]) -> None:
     limits = RepoLimits(documents_idle_s=0.05)
     node = await make_node(automerge=RepoConfig(limits=limits))
-    await post(node, "s1", make_event(1))
+    await post(node, "s1", event_body(1))
     session, client = await connect(node)
     clients.append(session)
     await client.open()
     async with asyncio.timeout(DEADLINE_S):
         while (await node.astore.stats())["documents_in_memory"]:
             await node.astore.wait_for_head(node.astore.head, 0.05)
-    await post(node, "s1", make_event(2))  # reloads on demand
+    await post(node, "s1", event_body(2))  # reloads on demand
     await client.pump(lambda: has_messages(client.app, S1, 2))
 
 

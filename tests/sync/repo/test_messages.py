@@ -21,7 +21,7 @@ from sync.repo.messages import (
     encode_sync,
     parse_frame,
 )
-from tests.sync.repo_app import text_id
+from tests.support.automerge import text_id
 
 DOC = text_id("s1")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import zlib
 
 import pytest
 from automerge.core import ROOT, Document, ObjType, ScalarType
@@ -19,12 +18,12 @@ from crdt.automerge.chunks import (
     DOCUMENT,
     HEADS_MAX,
     KEY_OPERATIONS_MAX,
-    MAGIC,
     NESTING_MAX,
     UnpackLimits,
     measure_chunks,
 )
 from crdt.errors import InvalidInput, LimitExceeded
+from tests.support.automerge import chunk, deflate
 
 ROOMY = UnpackLimits(bytes_max=2**30, rows_max=10**9)
 ACTION_COLUMN = 0x42  # id 4, integer: one row per operation
@@ -40,10 +39,6 @@ def sleb(value: int) -> bytes:
             return bytes(out)
 
 
-def chunk(kind: int, body: bytes) -> bytes:
-    return MAGIC + b"\x00" * 4 + bytes([kind]) + uleb(len(body)) + body
-
-
 def change_body(columns: list[tuple[int, bytes]], author: bytes = b"\x01" * 16,
                 others: tuple[bytes, ...] = (), start_op: int = 2**20) -> bytes:
     """A change by ``author`` naming ``others``, no deps, seq 1, no message; its
@@ -52,11 +47,6 @@ def change_body(columns: list[tuple[int, bytes]], author: bytes = b"\x01" * 16,
             + uleb(len(others)) + b"".join(uleb(len(o)) + o for o in others))
     meta = uleb(len(columns)) + b"".join(uleb(spec) + uleb(len(data)) for spec, data in columns)
     return head + meta + b"".join(data for _, data in columns)
-
-
-def deflate(data: bytes) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
-    return packer.compress(data) + packer.flush()
 
 
 def busy_document(keys: int) -> Document:

@@ -36,9 +36,8 @@ from automerge.core import Document, extract
 
 from crdt.events import Event, parse_event
 from crdt.log.projection import rebuild
-
-from .harness import NodeProcess
-from .proxy import LinkProxy
+from node.cli.linkproxy import LinkProxy
+from tests.support.processes import NodeProcess
 
 T = TypeVar("T")
 

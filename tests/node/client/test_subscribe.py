@@ -13,8 +13,7 @@ import pytest
 from node.client.subscribe import SubscribeError, projections
 from node.server.run import RunningNode, start
 from sync.repo.config import Access, RepoConfig, RepoLimits
-
-from .test_repo_ws import post
+from tests.support.nodes import post
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -31,13 +30,13 @@ async def until(views: AsyncIterator[dict[str, Any]],
 
 
 async def test_projections_follow_appends(make_node: NodeFactory,
-                                          make_event: EventFactory) -> None:
+                                          event_body: EventFactory) -> None:
     node = await make_node()
-    await post(node, "s1", make_event(1))
+    await post(node, "s1", event_body(1))
     views = projections(node.url, "s1")
     try:
         first = await until(views, lambda v: len(v["messages"]) == 1)
-        await post(node, "s1", make_event(2), make_event(3))
+        await post(node, "s1", event_body(2), event_body(3))
         later = await until(views, lambda v: len(v["messages"]) == 3)
     finally:
         await views.aclose()
@@ -49,13 +48,13 @@ async def test_projections_follow_appends(make_node: NodeFactory,
 
 
 async def test_a_session_that_appears_later(make_node: NodeFactory,
-                                            make_event: EventFactory) -> None:
+                                            event_body: EventFactory) -> None:
     node = await make_node()
     views = projections(node.url, "later")
     try:
         # Whether the subscription starts before or after the append, it ends up synced.
         waiting = asyncio.ensure_future(until(views, lambda v: bool(v["messages"])))
-        await post(node, "later", make_event(1))
+        await post(node, "later", event_body(1))
         view = await waiting
     finally:
         await views.aclose()
@@ -72,9 +71,9 @@ async def test_a_refused_token_raises(make_node: NodeFactory) -> None:
 
 
 async def test_a_session_too_large_to_serve_raises(make_node: NodeFactory,
-                                                   make_event: EventFactory) -> None:
+                                                   event_body: EventFactory) -> None:
     node = await make_node(automerge=RepoConfig(limits=RepoLimits(served_bytes_max=500)))
-    await post(node, "s1", *(make_event(i) for i in range(1, 20)))
+    await post(node, "s1", *(event_body(i) for i in range(1, 20)))
     with pytest.raises(SubscribeError, match="too large to serve"):
         async with asyncio.timeout(DEADLINE_S):
             async for _ in projections(node.url, "s1"):
@@ -82,9 +81,9 @@ async def test_a_session_too_large_to_serve_raises(make_node: NodeFactory,
 
 
 async def test_it_reconnects_to_a_restarted_node(make_node: NodeFactory,
-                                                 make_event: EventFactory) -> None:
+                                                 event_body: EventFactory) -> None:
     node = await make_node()
-    await post(node, "s1", make_event(1))
+    await post(node, "s1", event_body(1))
     port = int(node.url.rsplit(":", 1)[1])
     views = projections(node.url, "s1")
     try:
@@ -92,7 +91,7 @@ async def test_it_reconnects_to_a_restarted_node(make_node: NodeFactory,
         await node.stop()
         again = await start(dataclasses.replace(node.config, port=port))
         try:
-            await post(again, "s1", make_event(2))
+            await post(again, "s1", event_body(2))
             view = await until(views, lambda v: len(v["messages"]) == 2)
         finally:
             await again.stop()

@@ -24,7 +24,7 @@ from sync.repo.connection import (
     Outcome,
     RepoConnection,
 )
-from tests.sync.repo_app import App, put_text, root, set_custom, set_state, text_id
+from tests.support.automerge import App, put_text, root, set_custom, set_state, text_id
 
 OpenStore = Callable[[str], EventStore]
 S1 = text_id("s1")
@@ -480,7 +480,8 @@ def test_changes_over_the_document_limit_close(open_store: OpenStore) -> None:
 
 
 def test_a_deflate_bomb_closes_before_automerge_sees_it(open_store: OpenStore) -> None:
-    from tests.crdt.test_amchunks import chunk, deflate, uleb
+    from crdt.automerge.binreader import uleb
+    from tests.support.automerge import chunk, deflate
 
     link = seeded_link(open_store)
     store = link.store
@@ -495,7 +496,7 @@ def test_a_deflate_bomb_closes_before_automerge_sees_it(open_store: OpenStore) -
 
 def test_a_counter_closes_and_the_document_stays_clean(open_store: OpenStore) -> None:
     # automerge-js wrote this change on the genesis of "s1": custom_state.c = Counter(1).
-    from tests.crdt.test_amdoc import COUNTER_CHANGE
+    from tests.support.automerge import COUNTER_CHANGE
 
     link = seeded_link(open_store)
     store = link.store

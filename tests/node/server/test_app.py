@@ -23,7 +23,7 @@ EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
 CBOR = "application/cbor"
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def post(client: aiohttp.ClientSession, key: str, body: Any) -> tuple[int, Any]:
@@ -42,15 +42,15 @@ async def test_healthz(client: aiohttp.ClientSession, node: RunningNode) -> None
 
 
 async def test_append_is_idempotent(client: aiohttp.ClientSession,
-                                    make_event: EventFactory) -> None:
-    status, body = await post(client, "s1", make_event(1))
+                                    event_body: EventFactory) -> None:
+    status, body = await post(client, "s1", event_body(1))
     assert status == 201
     assert body["created"] == 1
     [stored] = body["events"]
     assert stored["position"] == 1 and stored["created"] is True
     assert stored["kind"] == {"type": "message_received", "content": "message 1",
                               "attachments": []}
-    status, again = await post(client, "s1", make_event(1))
+    status, again = await post(client, "s1", event_body(1))
     assert status == 200
     assert again["created"] == 0
     assert again["events"][0]["created"] is False
@@ -58,9 +58,9 @@ async def test_append_is_idempotent(client: aiohttp.ClientSession,
 
 
 async def test_batch_with_some_new_is_201(client: aiohttp.ClientSession,
-                                          make_event: EventFactory) -> None:
-    await post(client, "s1", [make_event(1)])
-    status, body = await post(client, "s1", [make_event(1), make_event(2)])
+                                          event_body: EventFactory) -> None:
+    await post(client, "s1", [event_body(1)])
+    status, body = await post(client, "s1", [event_body(1), event_body(2)])
     assert status == 201
     assert [e["created"] for e in body["events"]] == [False, True]
     assert body["created"] == 1
@@ -74,10 +74,10 @@ async def test_event_without_timestamp_is_stamped(client: aiohttp.ClientSession)
 
 
 async def test_json_round_trip_and_paging(client: aiohttp.ClientSession,
-                                          make_event: EventFactory) -> None:
-    await post(client, "s1", [make_event(n) for n in range(5)])
-    await post(client, "other", make_event(9))
-    await post(client, "s1", make_event(5))
+                                          event_body: EventFactory) -> None:
+    await post(client, "s1", [event_body(n) for n in range(5)])
+    await post(client, "other", event_body(9))
+    await post(client, "s1", event_body(5))
     seen: list[int] = []
     after = 0
     while True:
@@ -92,8 +92,8 @@ async def test_json_round_trip_and_paging(client: aiohttp.ClientSession,
     assert page == {"events": [], "next": 7, "more": False}
 
 
-async def test_cbor_round_trip(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
-    body = codec.encode([make_event(1), make_event(2)])
+async def test_cbor_round_trip(client: aiohttp.ClientSession, event_body: EventFactory) -> None:
+    body = codec.encode([event_body(1), event_body(2)])
     headers = {"Content-Type": CBOR, "Accept": CBOR}
     async with client.post("/v1/sessions/s1/events", data=body, headers=headers) as resp:
         assert resp.status == 201
@@ -116,8 +116,8 @@ async def test_accept_prefers_json_on_a_tie(client: aiohttp.ClientSession) -> No
 
 
 async def test_projection_and_automerge(client: aiohttp.ClientSession,
-                                        make_event: EventFactory) -> None:
-    await post(client, "s1", [make_event(1), make_event(2)])
+                                        event_body: EventFactory) -> None:
+    await post(client, "s1", [event_body(1), event_body(2)])
     status, view = await get(client, "/v1/sessions/s1")
     assert status == 200
     assert view["session_key"] == "s1"
@@ -140,9 +140,9 @@ async def test_unknown_session_is_404(client: aiohttp.ClientSession, path: str) 
 
 
 async def test_list_sessions_pages(client: aiohttp.ClientSession,
-                                   make_event: EventFactory) -> None:
+                                   event_body: EventFactory) -> None:
     for n, key in enumerate(["a", "b", "c"]):
-        await post(client, key, make_event(n))
+        await post(client, key, event_body(n))
     status, page = await get(client, "/v1/sessions?limit=2")
     assert status == 200
     assert page == {"sessions": [{"index": 1, "session_key": "a"},
@@ -152,10 +152,10 @@ async def test_list_sessions_pages(client: aiohttp.ClientSession,
 
 
 async def test_url_encoded_session_keys(client: aiohttp.ClientSession,
-                                        make_event: EventFactory) -> None:
+                                        event_body: EventFactory) -> None:
     keys = ["agent:main/tg chat:42", "x/events", "100%/automerge", "ключ"]
     for n, key in enumerate(keys):
-        status, body = await post(client, key, make_event(n))
+        status, body = await post(client, key, event_body(n))
         assert status == 201, body
         assert body["events"][0]["session_key"] == key
     for key in keys:
@@ -171,12 +171,12 @@ async def test_url_encoded_session_keys(client: aiohttp.ClientSession,
 
 
 async def test_node_events_long_poll_wakes_on_append(client: aiohttp.ClientSession,
-                                                     make_event: EventFactory) -> None:
-    await post(client, "s1", make_event(1))
+                                                     event_body: EventFactory) -> None:
+    await post(client, "s1", event_body(1))
     poll = asyncio.create_task(get(client, "/v1/events?after=1&wait=30"))
     await get(client, "/healthz")  # a full round trip: the poll has reached the server
     assert not poll.done()
-    await post(client, "s2", make_event(2))
+    await post(client, "s2", event_body(2))
     status, page = await poll
     assert status == 200
     assert [(e["position"], e["session_key"]) for e in page["events"]] == [(2, "s2")]
@@ -190,9 +190,9 @@ async def test_long_poll_answers_empty_when_nothing_comes(
 
 
 async def test_node_events_page(client: aiohttp.ClientSession,
-                                make_event: EventFactory) -> None:
-    await post(client, "a", [make_event(1), make_event(2)])
-    await post(client, "b", make_event(3))
+                                event_body: EventFactory) -> None:
+    await post(client, "a", [event_body(1), event_body(2)])
+    await post(client, "b", event_body(3))
     status, page = await get(client, "/v1/events?after=1&limit=1")
     assert status == 200
     assert [e["position"] for e in page["events"]] == [2]
@@ -220,19 +220,19 @@ async def read_sse(resp: aiohttp.ClientResponse, count: int) -> list[dict[str, s
 
 
 async def test_sse_delivers_and_resumes(client: aiohttp.ClientSession,
-                                        make_event: EventFactory) -> None:
-    await post(client, "s1", make_event(1))
+                                        event_body: EventFactory) -> None:
+    await post(client, "s1", event_body(1))
     headers = {"Accept": "text/event-stream"}
     async with client.get("/v1/events?after=0", headers=headers) as resp:
         assert resp.status == 200
         assert resp.content_type == "text/event-stream"
         [first] = await read_sse(resp, 1)
-        await post(client, "s2", make_event(2))
+        await post(client, "s2", event_body(2))
         [second] = await read_sse(resp, 1)
     assert (first["id"], first["event"]) == ("1", "event")
     assert second["id"] == "2"
     assert '"session_key":"s2"' in second["data"]
-    await post(client, "s1", make_event(3))
+    await post(client, "s1", event_body(3))
     # A reconnecting EventSource repeats its URL and adds Last-Event-ID, which wins.
     resume = {**headers, "Last-Event-ID": "2"}
     async with client.get("/v1/events?after=0", headers=resume) as resp:
@@ -258,7 +258,7 @@ async def test_stopping_ends_long_polls_and_streams(make_node: NodeFactory) -> N
         assert await poll == (200, {"events": [], "next": 0, "more": False})
 
 
-async def test_token_is_required(make_node: NodeFactory, make_event: EventFactory) -> None:
+async def test_token_is_required(make_node: NodeFactory, event_body: EventFactory) -> None:
     node = await make_node(token="s3cret")
     good = {"Authorization": "Bearer s3cret"}
     async with aiohttp.ClientSession(base_url=node.url) as client:
@@ -270,10 +270,10 @@ async def test_token_is_required(make_node: NodeFactory, make_event: EventFactor
                     assert resp.status == 401, path
                     assert resp.headers["WWW-Authenticate"] == "Bearer"
                     assert (await resp.json())["error"]["code"] == "unauthorized"
-        async with client.post("/v1/sessions/s1/events", json=make_event(1)) as resp:
+        async with client.post("/v1/sessions/s1/events", json=event_body(1)) as resp:
             assert resp.status == 401
         assert node.astore.head == 0
-        async with client.post("/v1/sessions/s1/events", json=make_event(1),
+        async with client.post("/v1/sessions/s1/events", json=event_body(1),
                                headers=good) as resp:
             assert resp.status == 201
         assert (await get(client, "/v1/sessions", **good))[0] == 200
@@ -282,9 +282,9 @@ async def test_token_is_required(make_node: NodeFactory, make_event: EventFactor
         assert (await get(client, "/healthz"))[0] == 200
 
 
-async def test_metrics(client: aiohttp.ClientSession, make_event: EventFactory) -> None:
-    await post(client, "s1", [make_event(1), make_event(2)])
-    await post(client, "s1", make_event(2))
+async def test_metrics(client: aiohttp.ClientSession, event_body: EventFactory) -> None:
+    await post(client, "s1", [event_body(1), event_body(2)])
+    await post(client, "s1", event_body(2))
     async with client.get("/metrics") as resp:
         assert resp.status == 200
         text = await resp.text()
@@ -308,8 +308,8 @@ async def test_unknown_route_and_method_are_json(client: aiohttp.ClientSession) 
 
 
 async def test_body_without_content_type_is_json(client: aiohttp.ClientSession,
-                                                 make_event: EventFactory) -> None:
-    body = json.dumps(make_event(1)).encode()
+                                                 event_body: EventFactory) -> None:
+    body = json.dumps(event_body(1)).encode()
     async with client.post("/v1/sessions/s1/events", data=body,
                            skip_auto_headers=["Content-Type"]) as resp:
         assert "Content-Type" not in resp.request_info.headers
@@ -350,7 +350,7 @@ async def test_connections_beyond_the_cap_wait(make_node: NodeFactory) -> None:
     held[1][1].close()
 
 
-async def test_run_serves_until_sigterm(tmp_path: Path, make_event: EventFactory) -> None:
+async def test_run_serves_until_sigterm(tmp_path: Path, event_body: EventFactory) -> None:
     code = ("import sys; from pathlib import Path; from node.config import Config; "
             "from node.server.run import run; "
             "run(Config(data_dir=Path(sys.argv[1]), port=0, log_format='json'))")
@@ -362,7 +362,7 @@ async def test_run_serves_until_sigterm(tmp_path: Path, make_event: EventFactory
     assert line["event"] == "serving"
     assert line["head"] == 0
     async with aiohttp.ClientSession(base_url=line["url"]) as client:
-        assert (await post(client, "s1", make_event(1)))[0] == 201
+        assert (await post(client, "s1", event_body(1)))[0] == 201
     process.send_signal(signal.SIGTERM)
     rest = await process.stderr.read()
     assert await process.wait() == 0

@@ -1,0 +1,60 @@
+"""Fixtures every test directory shares; the helpers behind them are in ``tests.support``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from crdt.events import Event
+from crdt.log.store import EventStore
+from tests.support.events import event
+from tests.support.storage import BACKENDS, open_backend
+
+OpenStore = Callable[[str], EventStore]
+
+
+@pytest.fixture(scope="session")
+def ev() -> Callable[..., Event]:
+    """``tests.support.events.event``: ``ev(kind, ms, counter, session=..., **payload)``.
+    Session-scoped so that hypothesis tests may use it too."""
+    return event
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each storage backend in turn: a test that takes it runs once per backend."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store"
+
+
+@pytest.fixture
+def store(backend: str, store_path: Path) -> Iterator[EventStore]:
+    """A real EventStore on each backend (real diskcache files in a fresh folder)."""
+    opened = EventStore(open_backend(backend, store_path))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def open_store() -> Iterator[OpenStore]:
+    """``open_store(name)`` opens a new in-memory EventStore (``name`` is for the reader);
+    all are closed after the test."""
+    opened: list[EventStore] = []
+
+    def open_one(_name: str) -> EventStore:
+        store = EventStore.open("memory:")
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()

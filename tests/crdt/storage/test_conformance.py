@@ -1,0 +1,157 @@
+"""The storage contract (``crdt.storage.base``), run against every backend.
+
+A new backend passes this suite by adding its name to ``tests.support.storage.BACKENDS``
+(and its opening to ``open_backend``); nothing else here changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crdt.errors import StoreError
+from crdt.storage.base import Storage
+from tests.support.storage import BACKENDS, open_backend
+
+
+@pytest.fixture(params=BACKENDS)
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    opened = open_backend(request.param, tmp_path / "storage")
+    yield opened
+    opened.close()
+
+
+def test_a_new_storage_is_empty(storage: Storage) -> None:
+    assert storage.get("k") is None
+    assert not storage.has("k")
+    assert storage.get_many(["a", "b"]) == [None, None]
+    assert storage.location
+
+
+def test_put_get_and_delete(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        tx.put("k", b"v")
+        tx.put("empty", b"")
+    assert storage.get("k") == b"v"
+    assert storage.get("empty") == b"" and storage.has("empty")  # empty is not missing
+    with storage.transaction() as tx:
+        tx.put("k", b"w")
+        tx.delete("empty")
+        tx.delete("never there")
+    assert storage.get("k") == b"w"
+    assert not storage.has("empty")
+
+
+def test_add_writes_only_what_is_absent(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        assert tx.add("k", b"first")
+        assert not tx.add("k", b"second")  # also against this transaction's own write
+    with storage.transaction() as tx:
+        assert not tx.add("k", b"third")
+    assert storage.get("k") == b"first"
+
+
+def test_a_transaction_reads_its_own_writes(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        tx.put("k", b"v")
+        assert tx.get("k") == b"v" and tx.has("k")
+        tx.delete("k")
+        assert tx.get("k") is None and not tx.has("k")
+
+
+def test_a_failed_transaction_writes_nothing(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        tx.put("kept", b"1")
+    with pytest.raises(RuntimeError), storage.transaction() as tx:
+        tx.put("kept", b"2")
+        tx.put("new", b"x")
+        tx.delete("kept")
+        raise RuntimeError("the caller failed half way")
+    assert storage.get("kept") == b"1"
+    assert not storage.has("new")
+    with storage.transaction() as tx:  # and the next one works
+        tx.put("new", b"y")
+    assert storage.get("new") == b"y"
+
+
+def test_get_many_keeps_the_order_of_the_keys(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        for n in range(10):
+            tx.put(f"r{n}", str(n).encode())
+    assert storage.get_many(["r3", "missing", "r0", "r9"]) == [b"3", None, b"0", b"9"]
+    assert storage.get_many([]) == []
+
+
+def test_keys_and_values_of_any_content(storage: Storage) -> None:
+    keys = ["c\x1fsession\x1f0", "ünïcødé ✓", "a" * 2000, " "]
+    values = [bytes(range(256)), b"\x00" * 10, b"x" * (2 * 1024 * 1024), b"\xff"]
+    with storage.transaction() as tx:
+        for key, value in zip(keys, values, strict=True):
+            tx.put(key, value)
+    assert storage.get_many(keys) == values
+
+
+def test_transactions_do_not_nest(storage: Storage) -> None:
+    with storage.transaction(), pytest.raises(StoreError), storage.transaction():
+        pass
+
+
+def test_other_threads_see_a_transaction_whole_or_not_at_all(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        tx.put("a", b"0")
+        tx.put("b", b"0")
+    seen: list[list[bytes | None]] = []
+    inside = threading.Event()
+    done = threading.Event()
+
+    def read() -> None:
+        inside.wait()
+        seen.append(storage.get_many(["a", "b"]))  # while the writer is half way
+        done.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with storage.transaction() as tx:
+        tx.put("a", b"1")
+        inside.set()
+        done.wait(10)
+        tx.put("b", b"1")
+    reader.join()
+    assert seen == [[b"0", b"0"]]
+    assert storage.get_many(["a", "b"]) == [b"1", b"1"]
+
+
+def test_a_second_writer_waits_for_the_first(storage: Storage) -> None:
+    order: list[str] = []
+    started = threading.Event()
+
+    def second() -> None:
+        started.wait()
+        with storage.transaction() as tx:
+            order.append("second")
+            tx.put("k", b"second")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with storage.transaction() as tx:
+        started.set()
+        thread.join(0.2)  # it cannot begin while this one is open
+        order.append("first")
+        tx.put("k", b"first")
+    thread.join()
+    assert order == ["first", "second"]
+    assert storage.get("k") == b"second"
+
+
+def test_a_closed_storage_refuses_every_call(storage: Storage) -> None:
+    storage.close()
+    for call in (lambda: storage.get("k"), lambda: storage.has("k"),
+                 lambda: storage.get_many(["k"])):
+        with pytest.raises(StoreError):
+            call()
+    with pytest.raises(StoreError), storage.transaction():
+        pass
+    storage.close()  # twice is harmless

@@ -1,0 +1,102 @@
+"""Real nodes in the test process, from outside: posting and reading over HTTP, and an
+automerge-repo test client (``tests.support.automerge.App``) on a real websocket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from node.server.run import RunningNode
+from tests.support.automerge import App, text_id
+
+S1 = text_id("s1")
+#: Seconds a test waits for a node or a client before it fails.
+DEADLINE_S = 10.0
+
+
+class WsApp:
+    """An App on a real websocket."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, app: App) -> None:
+        self.ws = ws
+        self.app = app
+        self.close_code: int | None = None
+
+    async def send(self, frame: bytes | None) -> None:
+        if frame is not None:
+            await self.ws.send_bytes(frame)
+
+    async def pump(self, until: Callable[[], bool], timeout_s: float = DEADLINE_S) -> None:
+        """Answer the node's frames until ``until()`` holds (or the socket closes)."""
+        async with asyncio.timeout(timeout_s):
+            while not until():
+                message = await self.ws.receive()
+                if message.type != aiohttp.WSMsgType.BINARY:
+                    self.close_code = self.ws.close_code
+                    return
+                for reply in self.app.receive(bytes(message.data)):
+                    await self.ws.send_bytes(reply)
+
+    async def pump_beside(self, until: Callable[[], bool], *others: WsApp) -> None:
+        """``pump`` while ``others`` keep answering the node too, as live clients do: a
+        change may need more than one round trip to reach the node (when its hash is a
+        false positive in the node's bloom filter, the node first asks for it)."""
+        answering = [asyncio.create_task(other.pump(lambda: False)) for other in others]
+        try:
+            await self.pump(until)
+        finally:
+            for task in answering:
+                task.cancel()
+            for result in await asyncio.gather(*answering, return_exceptions=True):
+                if not isinstance(result, (asyncio.CancelledError, type(None))):
+                    raise result  # the other client failed: say so, not just "timeout"
+
+    async def closed(self) -> int | None:
+        await self.pump(lambda: False)
+        return self.close_code
+
+    async def open(self, doc: str = S1) -> None:
+        await self.send(self.app.join())
+        await self.pump(lambda: self.app.server is not None)
+        await self.send(self.app.request(doc))
+        await self.pump(lambda: doc in self.app.unavailable or has_messages(self.app, doc))
+
+
+def has_messages(app: App, doc: str, count: int = 1) -> bool:
+    return doc in app.docs and len(app.view(doc).get("messages", {})) >= count
+
+
+def contents(app: App, doc: str = S1) -> list[str]:
+    return [m["content"] for _, m in sorted(app.view(doc)["messages"].items())]
+
+
+async def connect(node: RunningNode, app: App | None = None, token: str | None = None,
+                  header: str | None = None) -> tuple[aiohttp.ClientSession, WsApp]:
+    session = aiohttp.ClientSession()
+    url = node.url + "/automerge" + (f"?token={quote(token)}" if token else "")
+    headers = {"Authorization": f"Bearer {header}"} if header else {}
+    ws = await session.ws_connect(url, headers=headers)
+    return session, WsApp(ws, app or App())
+
+
+async def post(node: RunningNode, key: str, *events: dict[str, Any],
+               token: str | None = None) -> None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session, session.post(
+            f"{node.url}/v1/sessions/{quote(key, safe='')}/events", json=list(events),
+            headers=headers) as response:
+        assert response.status in (200, 201), await response.text()
+
+
+async def events(node: RunningNode, key: str, token: str | None = None
+                 ) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as session, session.get(
+            f"{node.url}/v1/sessions/{quote(key, safe='')}/events?limit=1000",
+            headers=headers) as response:
+        body: dict[str, Any] = await response.json()
+        return list(body["events"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.integration.harness import NodeProcess
+from tests.support.processes import NodeProcess
 
 
 async def client(http: aiohttp.ClientSession, url: str, number: int, count: int,

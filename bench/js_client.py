@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from crdt.automerge.document import automerge_url
-from tests.integration.harness import NodeProcess
+from tests.support.processes import NodeProcess
 
 JS_DIR = Path(__file__).resolve().parents[1] / "tests" / "js"
 BATCH = 1000

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.integration.harness import NodeProcess
+from tests.support.processes import NodeProcess
 
 BODY_BYTES_MAX = 4 * 1024 * 1024
 

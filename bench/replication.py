@@ -29,8 +29,8 @@ import aiohttp
 
 from crdt.events import parse_event
 from crdt.log.store import EventStore
-from tests.integration.harness import NodeProcess
-from tests.integration.proxy import LinkProxy
+from node.cli.linkproxy import LinkProxy
+from tests.support.processes import NodeProcess
 
 SECRET = "bench-secret"
 PULL_S = 0.5

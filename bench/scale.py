@@ -23,7 +23,7 @@ from rich.progress import Progress
 
 from crdt.events import parse_event
 from crdt.log.store import EventStore
-from tests.integration.harness import NodeProcess, child_env, free_port
+from tests.support.processes import NodeProcess, child_env, free_port
 
 BIG = "scale:big"
 BIG_EVENTS = 10_000

@@ -1,18 +1,30 @@
-"""Node configuration: every setting, its default and the trade-off behind the default.
+"""The configuration root: every setting of a node and of its clients, its default and
+the trade-off behind the default.
 
-The CLI (``clawsync serve --help``) and environment variables (``CLAWSYNC_<NAME>``) fill
-a ``Config``; nothing else reads the environment. Limits are set in the ``--config``
-file's ``[limits]`` and ``[automerge_limits]`` tables (``limits_from``).
+``Config`` is everything ``clawsync serve`` needs; its parts are ``Limits`` (the client
+API and the store), ``sync.peer.config.SyncConfig`` (peer links) and
+``sync.repo.config.RepoConfig`` (Automerge clients). ``ClientLimits`` is the client side.
+The command line (``clawsync serve --help``), environment variables (``CLAWSYNC_<NAME>``)
+and the ``--config`` TOML file fill the same ``Config``: its top-level keys are the
+options, its ``[limits]``, ``[sync]`` and ``[automerge_limits]`` tables the dataclasses
+(``limits_from``). Nothing else reads the environment. The README's limits table is
+checked against these dataclasses by ``tests/node/test_config.py``.
+
+Bounds of the formats and protocols (event size, nesting, batch sizes between nodes)
+are not settings: every node must agree on them, so they are constants of the modules
+that enforce them, listed in the README beside these.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sync.errors import SyncError
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig, RepoLimits
 
@@ -60,11 +72,68 @@ class Limits:
     #: Automerge documents kept in memory; the least recently used beyond this are dropped
     #: (they reload from their snapshot on demand).
     documents_in_memory_max: int = 64
+    #: Threads serving reads. Reads are short SQLite queries: a few threads keep one slow
+    #: read (a big projection) from holding up the others; more mostly contend for the GIL.
+    read_threads: int = 4
+    #: How far ahead of this node's wall clock a remote timestamp may move its clock
+    #: (milliseconds). Larger tolerates worse-synchronised devices; smaller limits how far
+    #: one fast clock skews the order of the events that follow it on this node.
+    clock_drift_max_ms: int = 60_000
+    #: Seconds between keepalive comments on an idle live stream. Proxies and load
+    #: balancers commonly drop connections idle for 30-60 s; 15 s stays well under that.
+    sse_keepalive_s: float = 15.0
+    #: Seconds requests in flight get to finish when the node stops (long polls and
+    #: streams end at once). Longer lets slow appends finish; shorter stops sooner.
+    shutdown_timeout_s: float = 10.0
+    #: Seconds a refused body that is still arriving is read and discarded, so that the
+    #: client reads the 413/408 instead of a reset. A client can keep the connection busy
+    #: that long, so it is short; ``read_timeout_s`` if that is shorter.
+    linger_s: float = 1.0
+    #: Seconds a client gets to complete the TLS handshake before its connection closes.
+    tls_handshake_timeout_s: float = 10.0
+    #: Connections the kernel queues while every one of ``connections_max`` is taken.
+    accept_backlog: int = 128
+    #: Seconds to wait before accepting again after the process ran out of file
+    #: descriptors (accepting at once would spin).
+    accept_retry_s: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """The side of the HTTP client and the projection follower (``node.client``), used by
+    the ``clawsync`` commands and by apps. Each a trade-off between waiting for a slow
+    node and telling a person soon that something is wrong."""
+
+    #: Seconds to open a connection. Loopback and LAN nodes answer in milliseconds; a
+    #: longer wait only delays the "cannot reach the node" message.
+    connect_timeout_s: float = 5.0
+    #: Seconds for a whole ordinary request. Appends wait for a disk commit; 30 s leaves
+    #: room for a slow disk without leaving a person staring at a hung command.
+    request_timeout_s: float = 30.0
+    #: Seconds of silence after which a live stream is taken as dead and reopened. The node
+    #: sends a keepalive every ``sse_keepalive_s``, so this only fires when a connection
+    #: died without closing.
+    stream_idle_s: float = 90.0
+    #: First and longest pause between reconnections of a live stream (doubling): finds
+    #: a restarted node quickly without hammering one that is down.
+    reconnect_delay_min_s: float = 0.2
+    reconnect_delay_max_s: float = 5.0
+    #: Events and bytes per request when ``clawsync append --file`` imports: within the
+    #: node's default ``batch_events_max`` and ``body_bytes_max``, with room for JSON.
+    import_batch_events_max: int = 1000
+    import_batch_bytes_max: int = 3 * 1024 * 1024
+    #: Seconds before the projection follower reconnects, doubled per failure up to the
+    #: maximum.
+    subscribe_retry_base_s: float = 0.5
+    subscribe_retry_max_s: float = 30.0
+    #: Largest frame the projection follower accepts: the node's default
+    #: ``served_bytes_max`` and the frame around it.
+    subscribe_frame_bytes_max: int = 64 * 1024 * 1024 + 64 * 1024
 
 
 #: Tables of a ``--config`` file that set limits, and what each fills.
 LIMIT_TABLES: dict[str, type[DataclassInstance]] = {
-    "limits": Limits, "automerge_limits": RepoLimits}
+    "limits": Limits, "automerge_limits": RepoLimits, "sync": SyncConfig}
 _L = TypeVar("_L", bound="DataclassInstance")
 #: Largest value a limit may be set to: beyond it, arithmetic with floats is inexact.
 NUMBER_MAX = 2**53
@@ -96,7 +165,10 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
             raise ValueError(f"[{where}] {name} must be positive and at most {NUMBER_MAX}, "
                              f"not {value}")
         values[name] = value if whole else float(value)
-    return replace(defaults, **values)
+    try:
+        return replace(defaults, **values)
+    except SyncError as error:  # a check of the dataclass itself (SyncConfig's)
+        raise ValueError(f"[{where}] {error}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +176,9 @@ class Config:
     """Everything ``clawsync serve`` needs to run a node."""
 
     data_dir: Path = DATA_DIR_DEFAULT
+    #: Where the event log lives, when not in ``data_dir`` (diskcache): a storage URL of
+    #: ``crdt.storage.backends`` such as ``memory:`` (nothing on disk; a throwaway node).
+    storage: str | None = None
     host: str = HOST_DEFAULT
     port: int = PORT_DEFAULT
     #: Bearer token for the client API. Required when ``host`` is not loopback.
@@ -123,12 +198,9 @@ class Config:
     #: signed by this CA instead of the cluster secret, and this node presents
     #: ``tls_cert`` when dialing peers and verifies them against it.
     tls_ca: Path | None = None
+    #: Peer links: timing, window, back-off, membership (``[sync]``; ``--pull-interval``
+    #: and ``--members-interval`` set two of them).
     sync: SyncConfig = field(default_factory=SyncConfig)
-    #: Most peers this node keeps (configured plus learned); learning stops beyond it.
-    peers_max: int = 64
-    #: Seconds between asking dialed peers which nodes they know. Shorter finds new
-    #: nodes sooner; each round is one small request per dialed peer.
-    members_interval_s: float = 30.0
     #: Automerge clients (the ``/automerge`` websocket): tokens beside ``token`` with the
     #: sessions each may open, and limits (``sync.repo.connection.RepoConfig``).
     automerge: RepoConfig = field(default_factory=RepoConfig)
@@ -136,6 +208,25 @@ class Config:
     #: "console" for people, "json" for log collectors.
     log_format: str = "console"
     limits: Limits = Limits()
+
+    def shown(self) -> dict[str, Any]:
+        """The settings as JSON values, for people: secrets and tokens are "(set)".
+
+        >>> Config(token="s3cret").shown()["token"]
+        '(set)'
+        """
+        hidden = {"token": self.token, "cluster_secret": self.cluster_secret}
+        bare = replace(self, token=None, cluster_secret=None,
+                       automerge=replace(self.automerge, tokens={}))
+        out: dict[str, Any] = json.loads(json.dumps(asdict(bare), default=str))
+        out.update({name: "(set)" for name, value in hidden.items() if value is not None})
+        out["automerge"]["tokens"] = len(self.automerge.tokens)
+        return out
+
+    @property
+    def log_location(self) -> str | Path:
+        """Where the event log is opened: ``storage``, or else the data folder."""
+        return self.storage if self.storage is not None else self.data_dir
 
     def check(self) -> Config:
         """Refuse settings that would expose an unprotected API."""
@@ -189,7 +280,9 @@ def is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The group's options, handed to every command through click's context."""
+    """The ``clawsync`` group's options (``--node``, ``--token``), handed to every command
+    through click's context, and the client's limits."""
 
     node: str = NODE_DEFAULT
     token: str | None = None
+    limits: ClientLimits = ClientLimits()

@@ -38,25 +38,16 @@ from typing import NamedTuple, TypeVar
 import structlog
 
 from crdt.automerge.documents import Documents
-from crdt.errors import StoreError
+from crdt.errors import StorageUnavailable, StoreError
 from crdt.events import Draft, Event
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
 from crdt.log.store import EventStore, SessionRef
+from node.config import Limits
 
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
-
-#: Threads serving reads. Reads are short SQLite queries; a few threads keep one slow read
-#: (a big projection) from holding up the others, more would mostly contend for the GIL.
-READ_THREADS_DEFAULT = 4
-#: Most events in one group commit (``Limits.commit_events_max`` in a running node).
-COMMIT_EVENTS_MAX_DEFAULT = 4096
-#: Most events waiting for a commit (``Limits.queue_events_max``); beyond it appends are
-#: refused at once instead of piling up in memory while the disk cannot keep up.
-QUEUE_EVENTS_MAX_DEFAULT = 65_536
-
 
 class StoreClosing(StoreError):
     """The store is shutting down and takes no more writes."""
@@ -88,27 +79,22 @@ class _Pending:
 class AsyncStore:
     """Group-committing, non-blocking facade over one ``EventStore``.
 
-    Create it inside a running event loop, normally with ``await AsyncStore.open(path)``.
+    Create it inside a running event loop, normally with ``await AsyncStore.open(location)``.
     """
 
-    def __init__(self, store: EventStore, writer: ThreadPoolExecutor, *,
-                 documents_in_memory_max: int = 64,
-                 commit_events_max: int = COMMIT_EVENTS_MAX_DEFAULT,
-                 queue_events_max: int = QUEUE_EVENTS_MAX_DEFAULT,
-                 read_threads: int = READ_THREADS_DEFAULT) -> None:
-        if commit_events_max < 1:
-            raise ValueError("commit_events_max must be at least 1")
+    def __init__(self, store: EventStore, writer: ThreadPoolExecutor,
+                 limits: Limits = Limits()) -> None:
         self._store = store
         #: The sessions' Automerge documents: use them on the writer thread only
         #: (``write``), like every write to the store.
-        self.documents = Documents(store, documents_in_memory_max)
+        self.documents = Documents(store, limits.documents_in_memory_max)
         self._writer = writer
-        self._readers = ThreadPoolExecutor(max_workers=read_threads,
+        self._readers = ThreadPoolExecutor(max_workers=limits.read_threads,
                                            thread_name_prefix="clawsync-read")
         self._loop = asyncio.get_running_loop()
-        self._commit_events_max = commit_events_max
+        self._commit_events_max = limits.commit_events_max
         self._queue: deque[_Pending] = deque()
-        self._queue_events_max = queue_events_max
+        self._queue_events_max = limits.queue_events_max
         self._queued_events = 0
         self._queued = asyncio.Event()
         self._head = store.head
@@ -125,22 +111,19 @@ class AsyncStore:
         self._committer.add_done_callback(self._committer_ended)
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *,
-                   commit_events_max: int = COMMIT_EVENTS_MAX_DEFAULT,
-                   queue_events_max: int = QUEUE_EVENTS_MAX_DEFAULT,
-                   documents_in_memory_max: int = 64,
-                   read_threads: int = READ_THREADS_DEFAULT) -> AsyncStore:
-        """Open the store in ``path`` on the writer thread (opening writes files)."""
+    async def open(cls, location: str | os.PathLike[str],
+                   limits: Limits = Limits()) -> AsyncStore:
+        """Open the store at ``location`` (a folder, or a storage URL such as ``memory:``)
+        on the writer thread: opening writes files."""
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clawsync-write")
         loop = asyncio.get_running_loop()
         try:
-            store = await loop.run_in_executor(writer, EventStore.open, path)
+            store = await loop.run_in_executor(writer, lambda: EventStore.open(
+                location, clock_drift_max_ms=limits.clock_drift_max_ms))
         except BaseException:
             writer.shutdown(wait=False)
             raise
-        return cls(store, writer, documents_in_memory_max=documents_in_memory_max,
-                   commit_events_max=commit_events_max,
-                   queue_events_max=queue_events_max, read_threads=read_threads)
+        return cls(store, writer, limits)
 
     @property
     def head(self) -> int:
@@ -157,7 +140,10 @@ class AsyncStore:
         self._listeners.append(listener)
 
     def remove_commit_listener(self, listener: CommitListener) -> None:
-        self._listeners.remove(listener)
+        """Stop calling ``listener``; one that was never added is ignored (a part that
+        failed to start is stopped like one that started)."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     # -- writes ---------------------------------------------------------------------
 
@@ -248,14 +234,16 @@ class AsyncStore:
             results, head = await self._loop.run_in_executor(
                 self._writer, self._append_batch, items)
         except Exception as exc:
-            if len(batch) > 1:
+            if len(batch) > 1 and not isinstance(exc, StorageUnavailable):
                 # Commit each caller alone, so one caller's failure is not blamed on the
-                # others whose events would have been fine.
+                # others whose events would have been fine. (A full or failing disk fails
+                # them all alike: they all hear of it at once.)
                 for pending in batch:
                     await self._commit([pending])
                 return
-            if not batch[0].future.done():
-                batch[0].future.set_exception(exc)
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
             return
         self.commits += 1
         start = 0

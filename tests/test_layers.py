@@ -33,7 +33,7 @@ ROOMS: dict[str, set[str]] = {
     "node.peers": {"crdt", "sync", "node", "node.http"},
     "node.automerge": {"crdt", "sync", "node", "node.http"},
     "node.server": {"crdt", "sync", "node", "node.http", "node.peers", "node.automerge"},
-    "node.client": {"crdt", "sync"},
+    "node.client": {"crdt", "sync", "node"},
     "node.cli": {"crdt", "node", "node.client"},
     "node.main": {"node.cli", "node.server"},
 }

@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from crdt.clock import Clock
+from crdt.clock import DRIFT_MAX_MS, Clock
 from crdt.errors import StoreError
 from crdt.events import Draft, Event
 from crdt.log.eventlog import EventLog
@@ -50,21 +50,23 @@ class SessionRef:
 class EventStore:
     """A node's event store: append events, read them back, read projections."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, clock_drift_max_ms: int = DRIFT_MAX_MS) -> None:
         """The store in ``storage`` (any ``crdt.storage`` backend), given a node id if
-        it is new. It closes the storage when it is closed."""
+        it is new. It closes the storage when it is closed. ``clock_drift_max_ms``: how
+        far a remote timestamp may move this node's clock past its wall clock."""
         self._log = EventLog.open(storage, secrets.token_hex(8))
-        self._clock = Clock(last=self._log.meta.clock)
+        self._clock = Clock(last=self._log.meta.clock, drift_max_ms=clock_drift_max_ms)
         self._closed = False
 
     @classmethod
-    def open(cls, location: str | os.PathLike[str]) -> EventStore:
+    def open(cls, location: str | os.PathLike[str], *,
+             clock_drift_max_ms: int = DRIFT_MAX_MS) -> EventStore:
         """Open the store at ``location``: a folder (created if missing; diskcache),
         or a storage URL such as ``memory:`` (``crdt.storage.backends``). A folder
         another process holds is refused with ``FolderInUse``."""
         storage = open_storage(location)
         try:
-            return cls(storage)
+            return cls(storage, clock_drift_max_ms=clock_drift_max_ms)
         except BaseException:
             storage.close()
             raise

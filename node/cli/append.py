@@ -18,12 +18,7 @@ from crdt.events import DEFAULTS, KINDS, parse_kind
 from node.cli.common import NodeError, client_options, note, with_client
 from node.cli.output import print_json_lines
 from node.client.api import Client, ClientError
-
-#: Most events in one request: the node's ``batch_events_max``.
-BATCH_EVENTS_MAX = 1000
-#: Most JSON bytes in one request: under the node's 4 MiB ``body_bytes_max`` with room for
-#: the list's punctuation, so a batch of large events is split instead of refused.
-BATCH_BYTES_MAX = 3 * 1024 * 1024
+from node.config import ClientLimits
 
 #: How each field type is written on the command line, by validator (crdt/events.py).
 _FIELD_FORMS = {"_string": "=TEXT", "_state_key": "=TEXT", "_boolean": ":=true|false"}
@@ -131,9 +126,10 @@ def _json_lines(text: str, name: str) -> Iterator[Any]:
                 raise click.UsageError(f"line {number} of {name} is not JSON: {error}") from None
 
 
-def batches(events: list[dict[str, Any]]) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
+def batches(events: list[dict[str, Any]], limits: ClientLimits = ClientLimits()
+            ) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
     """Group events by session (the API appends to one session per request) into batches
-    within the node's limits; yields ``(number of the batch's first event, key, batch)``."""
+    within ``limits.import_batch_*``; yields ``(number of its first event, key, batch)``."""
     by_session: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for number, event in enumerate(events, 1):
         by_session.setdefault(str(event["session_key"]), []).append((number, event))
@@ -142,7 +138,8 @@ def batches(events: list[dict[str, Any]]) -> Iterator[tuple[int, str, list[dict[
         first, size = 0, 0
         for number, event in numbered:
             event_bytes = len(json.dumps(event)) + 2
-            if batch and (len(batch) >= BATCH_EVENTS_MAX or size + event_bytes > BATCH_BYTES_MAX):
+            if batch and (len(batch) >= limits.import_batch_events_max
+                          or size + event_bytes > limits.import_batch_bytes_max):
                 yield first, key, batch
                 batch, size = [], 0
             if not batch:
@@ -157,7 +154,7 @@ async def send_all(client: Client, events: list[dict[str, Any]],
                    from_file: bool) -> list[dict[str, Any]]:
     """Append every batch; a refusal says which part of the file was stored before it."""
     stored: list[dict[str, Any]] = []
-    for first, key, batch in batches(events):
+    for first, key, batch in batches(events, client.limits):
         try:
             answer = await client.append(key, batch)
         except ClientError as error:
@@ -197,7 +194,7 @@ same --timestamp and content is the same event, so retries are safe).
 
 With --file, events come from a JSON object, a JSON array or JSON lines, for example a
 seed export (its array-of-numbers ids are ignored); events without a session_key go to
-SESSION. They are sent in batches of at most {BATCH_EVENTS_MAX}.
+SESSION. They are sent in batches of at most {ClientLimits().import_batch_events_max}.
 
 \b
 Kinds and their fields ([...] = optional):

@@ -54,9 +54,10 @@ def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
     def override(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
         def store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-            if value is not None:
-                value = node_url(value) if field == "node" else value
-                ctx.obj = replace(settings(ctx), **{field: value})
+            if value is not None and field == "node":
+                ctx.obj = replace(settings(ctx), node=node_url(value))
+            elif value is not None:
+                ctx.obj = replace(settings(ctx), token=value)
         return store
 
     command = click.option("--token", metavar="TOKEN", expose_value=False,
@@ -71,7 +72,7 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T
     options = settings(ctx)
 
     async def session() -> T:
-        async with Client(options.node, options.token) as client:
+        async with Client(options.node, options.token, limits=options.limits) as client:
             return await work(client)
 
     try:

@@ -1,5 +1,5 @@
 """Talking to a node from outside: the HTTP API client (``api``) and following a session's
 projection over the Automerge websocket (``subscribe``).
 
-May import: crdt, sync
+May import: crdt, sync, node
 """

@@ -27,21 +27,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-#: Seconds to open a connection. Loopback and LAN nodes answer in milliseconds; a longer
-#: wait only delays the "cannot reach the node" message.
-CONNECT_TIMEOUT_S = 5.0
-#: Seconds for a whole ordinary request. Appends wait for a disk commit; 30 s leaves room
-#: for a slow disk without leaving a person staring at a hung command.
-REQUEST_TIMEOUT_S = 30.0
-#: Seconds of silence after which a live stream is presumed dead and reopened. The node
-#: answers a long poll within its ``poll_wait_max_s`` (60 s), so this only fires when a
-#: connection died without closing.
-STREAM_IDLE_S = 90.0
-#: First and longest pause between reconnection attempts of a live stream, in seconds.
-#: Doubling from short to a few seconds finds a restarted node quickly without hammering
-#: one that is down.
-RECONNECT_DELAY_MIN_S = 0.2
-RECONNECT_DELAY_MAX_S = 5.0
+from node.config import ClientLimits
 
 
 class ClientError(Exception):
@@ -86,14 +72,14 @@ class Client:
     """An open connection pool to one node. Use as ``async with Client(url) as node``."""
 
     def __init__(self, base_url: str, token: str | None = None, *,
-                 timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+                 limits: ClientLimits = ClientLimits()) -> None:
         self.base_url = base_url.rstrip("/")
         try:
             URL(self.base_url)
         except ValueError as error:
             raise ClientError(f"{base_url!r} is not a node URL: {error}") from None
         self.token = token
-        self.timeout_s = timeout_s
+        self.limits = limits
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:
@@ -154,7 +140,7 @@ class Client:
         failure of the first connection, or a refusal (4xx), is raised: a node that is
         restarting comes back, a wrong token or URL does not.
         """
-        delay_s = RECONNECT_DELAY_MIN_S
+        delay_s = self.limits.reconnect_delay_min_s
         connected, outage = False, False
         tell = on_news or (lambda _what, _position, _reason: None)
         while True:
@@ -162,7 +148,7 @@ class Client:
                 async for item in self._stream_once(after):
                     if item is None:
                         tell("back" if connected else "open", after, None)
-                        connected, outage, delay_s = True, False, RECONNECT_DELAY_MIN_S
+                        connected, outage, delay_s = True, False, self.limits.reconnect_delay_min_s
                         continue
                     after = item.position
                     yield item
@@ -175,7 +161,7 @@ class Client:
                 tell("lost", after, reason)
                 outage = True
             await asyncio.sleep(delay_s)
-            delay_s = min(delay_s * 2, RECONNECT_DELAY_MAX_S)
+            delay_s = min(delay_s * 2, self.limits.reconnect_delay_max_s)
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -183,8 +169,8 @@ class Client:
         """One SSE connection: yields None once the node accepted it, then its events
         until the node closes it or it fails."""
         headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after)}
-        timeout = aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT_S,
-                                        sock_read=STREAM_IDLE_S)
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.limits.connect_timeout_s,
+                                        sock_read=self.limits.stream_idle_s)
         # In one `with`, the request starts inside _translate, which explains its failures.
         async with (self._translate("the live stream"),
                     self._http().get(self._url("/v1/events"), params={"after": str(after)},
@@ -201,7 +187,8 @@ class Client:
                        params: Mapping[str, str] | None = None, json_body: Any = None,
                        missing: str | None = None) -> dict[str, Any]:
         """Send one request and return its JSON object, or raise ``ClientError``."""
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s, connect=CONNECT_TIMEOUT_S)
+        timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s,
+                                        connect=self.limits.connect_timeout_s)
         data = None if json_body is None else json.dumps(json_body).encode()
         headers = None if data is None else {"Content-Type": "application/json"}
         async with (self._translate(what),
@@ -222,7 +209,7 @@ class Client:
         return URL(self.base_url + path, encoded=True)
 
     def _translate(self, what: str) -> _Translate:
-        return _Translate(self.base_url, what, self.timeout_s)
+        return _Translate(self.base_url, what, self.limits)
 
     async def _refuse(self, response: aiohttp.ClientResponse, what: str,
                       missing: str | None) -> None:
@@ -251,8 +238,8 @@ class Client:
 class _Translate:
     """The one place where aiohttp's and asyncio's exceptions become ``ClientError``."""
 
-    def __init__(self, base_url: str, what: str, timeout_s: float) -> None:
-        self.base_url, self.what, self.timeout_s = base_url, what, timeout_s
+    def __init__(self, base_url: str, what: str, limits: ClientLimits) -> None:
+        self.base_url, self.what, self.limits = base_url, what, limits
 
     async def __aenter__(self) -> None:
         return None
@@ -268,7 +255,7 @@ class _Translate:
     def _explain(self, error: BaseException) -> str:
         where = f"the node at {self.base_url}"
         if isinstance(error, aiohttp.ConnectionTimeoutError):
-            return f"cannot reach {where} within {CONNECT_TIMEOUT_S:g} s — is it up?"
+            return f"cannot reach {where} within {self.limits.connect_timeout_s:g} s — is it up?"
         if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
             return (f"{where} presented a certificate this machine does not trust ({error}); "
                     "point SSL_CERT_FILE at the cluster's CA, e.g. SSL_CERT_FILE=ca.pem")
@@ -277,7 +264,7 @@ class _Translate:
         if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
             return f"{where} closed the connection during {self.what}"
         if isinstance(error, TimeoutError):
-            return f"{where} did not answer {self.what} within {self.timeout_s:g} s"
+            return f"{where} did not answer {self.what} within {self.limits.request_timeout_s:g} s"
         if isinstance(error, aiohttp.InvalidURL):
             return f"{self.base_url!r} is not a node URL (expected http://host:port)"
         return f"talking to {where} failed during {self.what}: {error or type(error).__name__}"

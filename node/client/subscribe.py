@@ -34,8 +34,8 @@ import aiohttp
 
 from crdt.automerge.document import Replica, automerge_url, new_sync_state
 from crdt.errors import CrdtError
+from node.config import ClientLimits
 from sync.errors import PeerFault
-from sync.repo.config import RepoLimits
 from sync.repo.messages import (
     SOCKET_PATH,
     Error,
@@ -46,15 +46,6 @@ from sync.repo.messages import (
     encode_sync,
     parse_node_frame,
 )
-
-#: Seconds to wait before reconnecting, doubled per failure up to ``RETRY_MAX_S``.
-RETRY_BASE_S = 0.5
-RETRY_MAX_S = 30.0
-#: Largest frame accepted from the node: a whole session arrives in one, as large as
-#: the node's default ``RepoLimits.served_bytes_max`` allows, plus the frame around it.
-#: A larger session is refused by the node with an error (``SubscribeError``). Pass
-#: ``frame_bytes_max`` to ``projections`` for a node configured to serve larger ones.
-FRAME_BYTES_MAX = RepoLimits().served_bytes_max + 64 * 1024
 
 
 class SubscribeError(Exception):
@@ -89,10 +80,12 @@ def socket_url(node: str, token: str | None) -> str:
 
 
 async def projections(node: str, session_key: str, *, token: str | None = None,
-                      reconnect: bool = True, frame_bytes_max: int = FRAME_BYTES_MAX
+                      reconnect: bool = True, limits: ClientLimits = ClientLimits()
                       ) -> AsyncGenerator[dict[str, Any], None]:
     """Yield ``session_key``'s projection from ``node`` (``http://host:port``) now and
-    after every change, until the caller stops iterating."""
+    after every change, until the caller stops iterating. A whole session arrives in one
+    frame: a node configured to serve larger sessions than its default needs a larger
+    ``limits.subscribe_frame_bytes_max``."""
     doc_text = automerge_url(session_key).removeprefix("automerge:")
     replica = Replica()
     failures = 0
@@ -100,7 +93,7 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
         while True:
             try:
                 async with http.ws_connect(socket_url(node, token),
-                                           max_msg_size=frame_bytes_max,
+                                           max_msg_size=limits.subscribe_frame_bytes_max,
                                            heartbeat=30.0) as ws:
                     async for view in _follow(ws, replica, doc_text):
                         failures = 0
@@ -117,7 +110,8 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
                 if not reconnect:
                     return
             failures += 1
-            await asyncio.sleep(min(RETRY_MAX_S, RETRY_BASE_S * 2 ** min(failures - 1, 10)))
+            await asyncio.sleep(min(limits.subscribe_retry_max_s,
+                                    limits.subscribe_retry_base_s * 2 ** min(failures - 1, 10)))
 
 
 async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,

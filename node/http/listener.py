@@ -21,32 +21,26 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
-log = structlog.get_logger(__name__)
+from node.config import Limits
 
-#: Connections the kernel queues for us while every slot is taken.
-BACKLOG_DEFAULT = 128
-#: Pause before accepting again after the process ran out of file descriptors.
-ACCEPT_RETRY_S = 0.1
-#: Seconds a client gets to complete the TLS handshake before its connection is closed.
-TLS_HANDSHAKE_TIMEOUT_S = 10.0
+log = structlog.get_logger(__name__)
 
 
 class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
-    __slots__ = ("_accept_tasks", "_connections_max", "_host", "_open", "_port", "_serving",
-                 "_slots", "_socks", "_tls")
+    __slots__ = ("_accept_tasks", "_host", "_limits", "_open", "_port", "_serving", "_slots",
+                 "_socks", "_tls")
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, *,
-                 connections_max: int, backlog: int = BACKLOG_DEFAULT,
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
                  ssl_context: ssl.SSLContext | None = None) -> None:
-        if connections_max < 1:
-            raise ValueError("connections_max must be at least 1")
-        super().__init__(runner, backlog=backlog)
+        """Serve ``runner`` on ``host:port``: at most ``limits.connections_max`` connections,
+        ``limits.accept_backlog`` more waiting in the kernel."""
+        super().__init__(runner, backlog=limits.accept_backlog)
         self._host = host
         self._port = port
-        self._connections_max = connections_max
-        self._slots = asyncio.Semaphore(connections_max)
+        self._limits = limits
+        self._slots = asyncio.Semaphore(limits.connections_max)
         self._open = 0
         self._socks: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []
@@ -96,7 +90,7 @@ class BoundedSite(web.BaseSite):
             except OSError as exc:  # EMFILE and friends: wait, then try again
                 self._slots.release()
                 log.warning("accept failed", error=str(exc))
-                await asyncio.sleep(ACCEPT_RETRY_S)
+                await asyncio.sleep(self._limits.accept_retry_s)
                 continue
             except BaseException:
                 self._slots.release()
@@ -118,7 +112,7 @@ class BoundedSite(web.BaseSite):
         try:
             await loop.connect_accepted_socket(
                 lambda: _Counted(server(), release), conn, ssl=self._tls,
-                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S if self._tls else None)
+                ssl_handshake_timeout=self._limits.tls_handshake_timeout_s if self._tls else None)
         except Exception:  # refused handshake, timeout, reset: free the slot either way
             conn.close()
             release()

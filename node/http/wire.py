@@ -30,7 +30,16 @@ import structlog
 from aiohttp import hdrs, web
 
 from crdt import codec
-from crdt.errors import IdMismatch, InvalidInput, LimitExceeded, NotFound
+from crdt.errors import (
+    IdMismatch,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    StorageBusy,
+    StorageDamaged,
+    StorageFull,
+    StorageUnavailable,
+)
 from node.store import StoreBusy, StoreClosing
 
 log = structlog.get_logger(__name__)
@@ -256,6 +265,10 @@ def _error(status: int, code: str, message: str, field: str | None = None,
     return response
 
 
+_STORAGE_CODES = {StorageFull: "storage_full", StorageBusy: "storage_busy",
+                  StorageDamaged: "storage_damaged"}
+
+
 def error_response(exc: BaseException, request: web.BaseRequest | None = None) -> web.Response:
     """THE translation of an exception into an answer. Bad input is never a 500."""
     if isinstance(exc, IdMismatch):
@@ -273,6 +286,12 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
         code = re.sub(r"\W+", "_", exc.reason.lower()).strip("_")
         headers = {str(name): exc.headers[name] for name in (hdrs.ALLOW,) if name in exc.headers}
         return _error(exc.status, code, exc.reason, headers=headers)
+    if isinstance(exc, StorageUnavailable):
+        # Our storage, not the request, failed: nothing was acknowledged; ask again later.
+        log.warning("storage unavailable", error=str(exc),
+                    path=request.path if request else None)
+        return _error(503, _STORAGE_CODES.get(type(exc), "storage_unavailable"), str(exc),
+                      headers={"Retry-After": str(exc.retry_after_s)})
     if isinstance(exc, StoreClosing):
         return _error(503, "unavailable", str(exc))
     if isinstance(exc, StoreBusy):

@@ -48,9 +48,9 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
     """A peer's replication link (websocket)."""
     _check_peer(request)
     gossip: Gossip = request.app[GOSSIP]
-    if len(gossip.runners) >= gossip.config.peers_max:
+    if len(gossip.runners) >= gossip.config.sync.peers_max:
         raise web.HTTPServiceUnavailable(text="peers_max reached")
-    link = await accept(request)
+    link = await accept(request, gossip.config.sync)
     await gossip.serve_accepted(link)
     return web.Response()  # the websocket has already answered
 

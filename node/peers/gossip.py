@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import aiohttp
 import structlog
 
+from crdt.errors import StorageUnavailable
 from crdt.log.store import EventStore
 from node.config import Config
 from node.peers.transport import Link, LinkClosed, dial, fetch_members
@@ -33,15 +34,6 @@ from sync.peer.machine import PeerSync
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
-
-#: Seconds between checkpoint saves per link while it is busy.
-CHECKPOINT_INTERVAL_S = 5.0
-#: Failed links in a row (dials refused, or links that ended before any message from
-#: another node was handled) after which a learned (not configured) peer is forgotten,
-#: so dead addresses and this node's own under another name do not fill ``peers_max``.
-#: It is learned again if a peer still lists it.
-LEARNED_FAILURES_MAX = 8
-
 
 @dataclass
 class Runner:
@@ -125,7 +117,7 @@ class Gossip:
         key = f"url:{url}"
         if key in self.runners or url == self.config.advertise_url:
             return False
-        if len(self.runners) >= self.config.peers_max:
+        if len(self.runners) >= self.config.sync.peers_max:
             log.warning("peer not added: peers_max reached", url=url)
             return False
         runner = await self._new_runner(key, url, "out", checkpoint_key=key)
@@ -152,7 +144,8 @@ class Gossip:
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret,
-                                  advertise=self.config.advertise_url, tls=self.tls)
+                                  advertise=self.config.advertise_url, tls=self.tls,
+                                  config=self.config.sync)
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
             else:
@@ -162,7 +155,7 @@ class Gossip:
             # Counted since a message from the peer was last handled, not since the last
             # dial that connected: an address that reaches this node itself connects
             # every time.
-            if runner.learned and runner.machine.failures >= LEARNED_FAILURES_MAX:
+            if runner.learned and runner.machine.failures >= self.config.sync.learned_failures_max:
                 log.info("forgetting learned peer", peer=runner.url,
                          failures=runner.machine.failures)
                 self.runners.pop(runner.key, None)
@@ -177,7 +170,7 @@ class Gossip:
         """Run a link a peer opened to us, until it ends (the peer re-dials)."""
         self._accepted += 1
         key = f"in:{link.peer_node or '?'}:{self._accepted}"
-        if link.peer_url and len(self.members) < self.config.peers_max:
+        if link.peer_url and len(self.members) < self.config.sync.peers_max:
             self.members[link.peer_url.rstrip("/")] = link.peer_node
         # A peer that names itself resumes from its checkpoint; its hello must agree.
         checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
@@ -199,6 +192,8 @@ class Gossip:
             log.info("peer link down", peer=peer, reason=str(exc))
         except PeerFault as exc:
             log.warning("peer misbehaved; link dropped", peer=peer, fault=str(exc))
+        except StorageUnavailable as exc:  # a full disk, say: redial once it may work
+            log.warning("peer link stopped: storage unavailable", peer=peer, error=str(exc))
         except Exception:
             # Our own failure (the store, a bug): log it and carry on like a lost link,
             # rather than let this peer go silent until the node restarts.
@@ -250,7 +245,7 @@ class Gossip:
         if checkpoint is None or checkpoint == runner.saved or key is None:
             return
         now = self._loop.time()
-        if not force and now - runner.saved_at < CHECKPOINT_INTERVAL_S:
+        if not force and now - runner.saved_at < self.config.sync.checkpoint_interval_s:
             return
         await self._call(lambda store: store.save_checkpoint(key, checkpoint))
         runner.saved, runner.saved_at = checkpoint, now
@@ -260,7 +255,7 @@ class Gossip:
     async def _learn_members(self) -> None:
         """Ask dialed peers which nodes they know; dial the ones we do not."""
         while True:
-            await asyncio.sleep(self.config.members_interval_s)
+            await asyncio.sleep(self.config.sync.members_interval_s)
             try:
                 await self.learn_once()
             except Exception:
@@ -273,7 +268,8 @@ class Gossip:
                 continue
             try:
                 listed = await fetch_members(self._http, runner.url,
-                                             secret=self.config.cluster_secret, tls=self.tls)
+                                             secret=self.config.cluster_secret, tls=self.tls,
+                                             config=self.config.sync)
             except LinkClosed as exc:
                 log.info("members not listed", peer=runner.url, reason=str(exc))
                 continue

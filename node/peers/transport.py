@@ -3,7 +3,8 @@
 One binary frame carries one message of ``sync.peer.messages``. The dialing node names itself
 in the handshake (node id, and the URL where it can be reached, if any); the accepting
 node checks credentials before upgrading. aiohttp's heartbeat pings the link and closes
-it when pongs stop, so a stalled peer is noticed; sends time out (``SEND_TIMEOUT_S``).
+it when pongs stop, so a stalled peer is noticed; sends time out. Every number it waits
+by comes from ``SyncConfig``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import ssl
 import aiohttp
 from aiohttp import web
 
+from sync.peer.config import SyncConfig
 from sync.peer.messages import MESSAGE_BYTES_MAX
 
 #: Path of the peer websocket.
@@ -24,20 +26,6 @@ PEER_PATH = "/peer/v1/ws"
 MEMBERS_PATH = "/peer/v1/members"
 NODE_HEADER = "X-Clawsync-Node"
 ADVERTISE_HEADER = "X-Clawsync-Advertise"
-#: Seconds between websocket pings; a link whose pong is missing is closed. Shorter finds
-#: dead links sooner; each ping costs a few bytes.
-HEARTBEAT_S = 15.0
-#: Seconds to connect and upgrade to a peer before the attempt counts as failed.
-CONNECT_TIMEOUT_S = 10.0
-#: Seconds to deliver one message to the peer before the link is taken as stalled.
-SEND_TIMEOUT_S = 30.0
-#: Largest member list read from a peer (bytes); ``peers_max`` entries fit easily.
-MEMBERS_BYTES_MAX = 256 * 1024
-#: Seconds to wait for the peer's answer to our close frame; a node that is stopping
-#: should not wait long on a peer that is gone.
-CLOSE_TIMEOUT_S = 2.0
-
-
 class LinkClosed(Exception):
     """The link is gone (closed by either side, reset, or stalled)."""
 
@@ -46,14 +34,15 @@ class Link:
     """One open websocket to a peer, dialed or accepted."""
 
     def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                 peer_node: str | None, peer_url: str | None) -> None:
+                 peer_node: str | None, peer_url: str | None, send_timeout_s: float) -> None:
         self._ws = ws
+        self._send_timeout_s = send_timeout_s
         self.peer_node = peer_node  # as the peer named itself in the handshake
         self.peer_url = peer_url
 
     async def send(self, data: bytes) -> None:
         try:
-            async with asyncio.timeout(SEND_TIMEOUT_S):
+            async with asyncio.timeout(self._send_timeout_s):
                 await self._ws.send_bytes(data)
         except (ConnectionError, TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
             raise LinkClosed(f"sending failed: {exc}") from None
@@ -75,7 +64,7 @@ class Link:
 
 async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
                secret: str | None, advertise: str | None,
-               tls: ssl.SSLContext | None) -> Link:
+               tls: ssl.SSLContext | None, config: SyncConfig) -> Link:
     """Open a link to the peer at base URL ``url``; raises ``LinkClosed`` on failure."""
     headers = {NODE_HEADER: node_id}
     if secret is not None:
@@ -83,36 +72,37 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
     if advertise is not None:
         headers[ADVERTISE_HEADER] = advertise
     try:
-        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+        async with asyncio.timeout(config.connect_timeout_s):
             ws = await http.ws_connect(
-                url.rstrip("/") + PEER_PATH, headers=headers, heartbeat=HEARTBEAT_S,
+                url.rstrip("/") + PEER_PATH, headers=headers, heartbeat=config.heartbeat_s,
                 max_msg_size=MESSAGE_BYTES_MAX, ssl=tls if tls is not None else True,
-                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S), compress=0)
+                timeout=aiohttp.ClientWSTimeout(ws_close=config.close_timeout_s), compress=0)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise LinkClosed(f"cannot reach {url}: {exc}") from None
-    return Link(ws, None, url)
+    return Link(ws, None, url, config.send_timeout_s)
 
 
-async def accept(request: web.Request) -> Link:
+async def accept(request: web.Request, config: SyncConfig) -> Link:
     """Upgrade an (already authenticated) request to a link."""
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=MESSAGE_BYTES_MAX,
-                               compress=False, timeout=CLOSE_TIMEOUT_S)
+    ws = web.WebSocketResponse(heartbeat=config.heartbeat_s, max_msg_size=MESSAGE_BYTES_MAX,
+                               compress=False, timeout=config.close_timeout_s)
     await ws.prepare(request)
-    return Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER))
+    return Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER),
+                config.send_timeout_s)
 
 
 async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,
-                        tls: ssl.SSLContext | None) -> object:
+                        tls: ssl.SSLContext | None, config: SyncConfig) -> object:
     """The peer's member list as decoded JSON (checked by the caller)."""
     headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
     try:
         async with http.get(url.rstrip("/") + MEMBERS_PATH, headers=headers,
                             ssl=tls if tls is not None else True,
-                            timeout=aiohttp.ClientTimeout(total=CONNECT_TIMEOUT_S)) as reply:
+                            timeout=aiohttp.ClientTimeout(total=config.connect_timeout_s)) as reply:
             reply.raise_for_status()
-            body = await reply.content.read(MEMBERS_BYTES_MAX + 1)
-            if len(body) > MEMBERS_BYTES_MAX:
-                raise ValueError(f"member list over {MEMBERS_BYTES_MAX} bytes")
+            body = await reply.content.read(config.members_bytes_max + 1)
+            if len(body) > config.members_bytes_max:
+                raise ValueError(f"member list over {config.members_bytes_max} bytes")
             return json.loads(body)
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
         raise LinkClosed(f"cannot list members of {url}: {exc}") from None

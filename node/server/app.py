@@ -51,8 +51,7 @@ METRICS = web.AppKey("metrics", Metrics)
 CURSOR_MAX = 2**63 - 1
 
 
-def make_app(config: Config, astore: AsyncStore, *,
-             sse_keepalive_s: float = streams.KEEPALIVE_S) -> web.Application:
+def make_app(config: Config, astore: AsyncStore) -> web.Application:
     """The node's client API application; ``astore`` stays owned by the caller."""
     metrics = Metrics()
     # Order matters: metrics outermost sees the final status; errors are translated
@@ -63,7 +62,6 @@ def make_app(config: Config, astore: AsyncStore, *,
     app[CONFIG] = config
     app[STORE] = astore
     app[METRICS] = metrics
-    app[streams.KEEPALIVE] = sse_keepalive_s
     astore.add_commit_listener(metrics.observe_commit)
 
     async def on_shutdown(_app: web.Application) -> None:
@@ -194,7 +192,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     if streams.wants_stream(request):
         after = streams.resume_position(request, CURSOR_MAX)
         return await streams.stream_events(request, astore, after, limits.page_default,
-                                           request.app[streams.KEEPALIVE])
+                                           limits.sse_keepalive_s)
     after, limit = _page_params(request)
     wait_s = seconds_param(request, "wait", high_s=limits.poll_wait_max_s)
     events = await astore.events_after(after, limit + 1)

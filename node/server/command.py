@@ -4,6 +4,7 @@ over the environment, which wins over the file."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -64,13 +65,18 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
               metavar="FILE",
               help="TOML file with any of these settings, e.g. `peers = [\"http://hub:7878\"]` "
                    "and `cluster_secret = \"...\"`, and the limits of the README in tables "
-                   "[limits] and [automerge_limits], e.g. `body_bytes_max = 8388608`.")
+                   "[limits], [sync] and [automerge_limits], e.g. `body_bytes_max = 8388608`.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
               default=node_config.DATA_DIR_DEFAULT, envvar="CLAWSYNC_DATA_DIR",
               show_envvar=True, metavar="DIR",
               help="Folder of the event log, created if missing. Default: ./clawsync-data "
                    "(beside you). Give a fixed path for a node that should keep its history "
-                   "whichever folder it is started from.")
+                   "whichever folder it is started from. One node at a time: a second one "
+                   "on the same folder is refused.")
+@click.option("--storage", envvar="CLAWSYNC_STORAGE", show_envvar=True, metavar="URL",
+              help="Keep the event log elsewhere than in --data-dir: memory: keeps it in "
+                   "memory only (gone when the node stops; for trials and tests). Default: "
+                   "diskcache in --data-dir.")
 @click.option("--host", default=node_config.HOST_DEFAULT, envvar="CLAWSYNC_HOST",
               show_envvar=True, metavar="ADDRESS",
               help="Address to listen on. Default: 127.0.0.1, reachable only from this "
@@ -129,6 +135,10 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
               envvar="CLAWSYNC_LOG_FORMAT", show_envvar=True,
               help="Default: console, coloured lines for people. json: one object per "
                    "line for log collectors.")
+@click.option("--print-config", is_flag=True,
+              help="Print the settings this command would run with (from the options, the "
+                   "environment and --config, defaults filled in; secrets hidden) as JSON, "
+                   "and exit.")
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Run a node: keep the event log in DIR and serve the HTTP API until stopped
@@ -141,20 +151,42 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       CLAWSYNC_TOKEN=$(openssl rand -hex 32) clawsync serve --host 0.0.0.0
       clawsync serve --peer http://home-server:7878 --cluster-secret "$SECRET"
     """
+    show = options.pop("print_config")
     group = ctx.find_object(Settings)
     token = options.pop("token") or (group.token if group is not None else None) or None
-    pull_interval_s = options.pop("pull_interval")
     automerge = options.pop("automerge_tokens")
     options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
                                                                   automerge.limits))
     options["limits"] = ctx.meta.get("limits", node_config.Limits())
     options["peers"] = tuple(url for value in options["peers"] for url in value.split())
     try:
-        config = node_config.Config(token=token, **options)
-        config = replace(config, sync=SyncConfig(pull_interval_s=pull_interval_s)).check()
+        options["sync"] = _sync_config(ctx, options.pop("pull_interval"),
+                                       options.pop("members_interval_s"))
+        config = node_config.Config(token=token, **options).check()
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    if show:
+        click.echo(json.dumps(config.shown(), indent=2))
+        return
     # Imported here so the client commands start fast and never load the server.
-    from node.server.run import run
+    from node.server.run import StartError, run
 
-    run(config)
+    try:
+        run(config)
+    except StartError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _sync_config(ctx: click.Context, pull_interval_s: float,
+                 members_interval_s: float) -> SyncConfig:
+    """The ``[sync]`` table, with ``--pull-interval`` and ``--members-interval`` over it
+    when they were given (on the command line, in the environment, or as top-level keys
+    of the file)."""
+    sync: SyncConfig = ctx.meta.get("sync", SyncConfig())
+    given = {click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT,
+             click.core.ParameterSource.DEFAULT_MAP}
+    if ctx.get_parameter_source("pull_interval") in given:
+        sync = replace(sync, pull_interval_s=pull_interval_s)
+    if ctx.get_parameter_source("members_interval_s") in given:
+        sync = replace(sync, members_interval_s=members_interval_s)
+    return sync

@@ -18,30 +18,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import signal
 from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
 
+from crdt.errors import StoreError
 from node import logs
 from node.config import Config
 from node.http.listener import BoundedSite
 from node.peers import api as peering
 from node.peers.gossip import Gossip
 from node.server.app import make_app
-from node.server.streams import KEEPALIVE_S
 from node.store import AsyncStore
 
 log = structlog.get_logger(__name__)
 
-#: Seconds that requests in flight get to finish when the node stops. Long polls and
-#: streams are ended at once; this only covers appends waiting for their commit and reads.
-SHUTDOWN_TIMEOUT_S = 10.0
-#: Seconds to keep reading (and discarding) a refused body that is still arriving, so
-#: the client reads our 413/408 instead of a connection reset. Short, because a client
-#: can keep the connection busy for that long. Never longer than the read timeout.
-LINGER_S = 1.0
+class StartError(Exception):
+    """The node could not start: its data folder is held by another process, its port is
+    taken, its storage cannot be opened. The message says which, in one line."""
 
 
 @dataclass(slots=True)
@@ -70,17 +68,18 @@ class RunningNode:
         await self.astore.close()
 
 
-async def start(config: Config, *, sse_keepalive_s: float = KEEPALIVE_S) -> RunningNode:
-    """Open the store in ``config.data_dir`` (created if missing) and start serving."""
+async def start(config: Config) -> RunningNode:
+    """Open the store (``config.log_location``, created if missing) and start serving;
+    ``StartError`` if either cannot be done."""
     config.check()
     limits = config.limits
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    astore = await AsyncStore.open(config.data_dir,
-                                   commit_events_max=limits.commit_events_max,
-                                   queue_events_max=limits.queue_events_max,
-                                   documents_in_memory_max=limits.documents_in_memory_max)
     try:
-        app = make_app(config, astore, sse_keepalive_s=sse_keepalive_s)
+        astore = await AsyncStore.open(config.log_location, limits)
+    except StoreError as error:
+        raise StartError(str(error)) from None
+    try:
+        app = make_app(config, astore)
         gossip = Gossip(config, astore, peering.client_tls(config))
         peering.setup(app, config, gossip)
         runner = web.AppRunner(
@@ -89,16 +88,15 @@ async def start(config: Config, *, sse_keepalive_s: float = KEEPALIVE_S) -> Runn
             # request's headers are complete, and again between requests: it is the
             # header read timeout. Bodies are timed by node.http.wire.read_body.
             keepalive_timeout=limits.read_timeout_s,
-            lingering_time=min(LINGER_S, limits.read_timeout_s),
-            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            lingering_time=min(limits.linger_s, limits.read_timeout_s),
+            shutdown_timeout=limits.shutdown_timeout_s,
             access_log=None,  # requests are counted in /metrics instead
         )
         await runner.setup()
-        site = BoundedSite(runner, config.host, config.port,
-                           connections_max=limits.connections_max,
+        site = BoundedSite(runner, config.host, config.port, limits,
                            ssl_context=peering.server_tls(config))
         try:
-            await site.start()
+            await _listen(site, config)
             await gossip.start()
         except BaseException:
             await gossip.stop()
@@ -110,11 +108,21 @@ async def start(config: Config, *, sse_keepalive_s: float = KEEPALIVE_S) -> Runn
     return RunningNode(config, runner, site, astore, gossip)
 
 
+async def _listen(site: BoundedSite, config: Config) -> None:
+    try:
+        await site.start()
+    except OSError as error:
+        hint = " (is another node running there? give another --port)" \
+            if error.errno == errno.EADDRINUSE else ""
+        raise StartError(f"cannot listen on {config.host}:{config.port}: "
+                         f"{os.strerror(error.errno) if error.errno else error}{hint}") from None
+
+
 async def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
     node = await start(config)
     log.info("serving", url=node.url, node_id=node.astore.node_id, head=node.astore.head,
-             data_dir=str(config.data_dir))
+             log=str(config.log_location))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

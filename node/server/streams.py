@@ -25,10 +25,6 @@ from node.http.wire import int_param, parse_int, to_json_bytes
 from node.store import AsyncStore, StoreClosing
 
 SSE_TYPE = "text/event-stream"
-#: Seconds between keepalive comments on an idle stream. Proxies and load balancers
-#: commonly drop connections idle for 30-60 s; 15 s stays well under that.
-KEEPALIVE_S = 15.0
-KEEPALIVE = web.AppKey("sse_keepalive_s", float)
 KEEPALIVE_COMMENT = b": keepalive\n\n"
 
 

@@ -1,4 +1,6 @@
-"""Timing of a peer link: pull interval, ack timeout, in-flight window, back-off."""
+"""Everything about peer links: the machine's timing and window (pull interval, ack
+timeout, in-flight batches, back-off), and the numbers the node's transport and gossip
+use (heartbeat, timeouts, membership). Numbers only: the node does the waiting."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ from sync.peer.messages import BATCH_EVENTS_MAX
 
 @dataclass(frozen=True, slots=True)
 class SyncConfig:
-    """Timing and window of one peer link. Every default is a trade-off:
+    """Peer links (the ``[sync]`` table of a node's config file). Every default is a
+    trade-off. Used by the machine (``PeerSync``):
 
     * ``pull_interval_s`` (5 s): how often we send a hello to repair what was lost. An
       idle link costs one hello per interval each way; shorter repairs faster.
@@ -26,6 +29,28 @@ class SyncConfig:
     * ``batch_events_max`` (512): most events this node puts in one batch; at most the
       protocol's ``BATCH_EVENTS_MAX``, which every node accepts. Smaller batches cost
       more round trips in a catch-up; each batch is one commit on the receiver.
+
+    Used by the node's transport and gossip (``node.peers``):
+
+    * ``peers_max`` (64): peers a node keeps, configured and learned; learning stops
+      beyond it. Each costs a link, a machine and a hello per ``pull_interval_s``.
+    * ``members_interval_s`` (30 s): how often dialed peers are asked which nodes they
+      know. Shorter finds new nodes sooner, at one small request per peer and round.
+    * ``learned_failures_max`` (8): failed links in a row after which a learned (not
+      configured) peer is forgotten, so that dead addresses and this node's own under
+      another name do not fill ``peers_max``; a peer that still lists it brings it back.
+    * ``checkpoint_interval_s`` (5 s): how often a busy link saves what its peer holds.
+      Longer writes less; a crash then resends up to that much.
+    * ``heartbeat_s`` (15 s): pings on a link; one without a pong is closed. Shorter
+      finds dead links sooner; each ping costs a few bytes.
+    * ``connect_timeout_s`` (10 s): connecting and upgrading to a peer, and asking it
+      for members, before the attempt counts as failed.
+    * ``send_timeout_s`` (30 s): delivering one message to a peer before the link is
+      taken as stalled and closed.
+    * ``close_timeout_s`` (2 s): waiting for the peer's answer to our close frame; a
+      stopping node should not wait long on a peer that is gone.
+    * ``members_bytes_max`` (256 KiB): largest member list read from a peer;
+      ``peers_max`` entries fit easily.
     """
 
     pull_interval_s: float = 5.0
@@ -34,10 +59,21 @@ class SyncConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     batch_events_max: int = BATCH_EVENTS_MAX
+    peers_max: int = 64
+    members_interval_s: float = 30.0
+    learned_failures_max: int = 8
+    checkpoint_interval_s: float = 5.0
+    heartbeat_s: float = 15.0
+    connect_timeout_s: float = 10.0
+    send_timeout_s: float = 30.0
+    close_timeout_s: float = 2.0
+    members_bytes_max: int = 256 * 1024
 
     def __post_init__(self) -> None:
         times = (self.pull_interval_s, self.ack_timeout_s, self.backoff_base_s,
-                 self.backoff_max_s)
+                 self.backoff_max_s, self.members_interval_s, self.checkpoint_interval_s,
+                 self.heartbeat_s, self.connect_timeout_s, self.send_timeout_s,
+                 self.close_timeout_s)
         if not all(math.isfinite(t) and t > 0 for t in times):
             raise ProtocolMisuse("intervals must be positive and finite")
         if self.backoff_base_s > self.backoff_max_s:

@@ -28,13 +28,13 @@ async def make_node(tmp_path: Path) -> AsyncIterator[NodeFactory]:
     """Start nodes with given Config fields or Limits fields; all stop at teardown."""
     running: list[RunningNode] = []
 
-    async def factory(*, sse_keepalive_s: float = 15.0, **overrides: Any) -> RunningNode:
+    async def factory(**overrides: Any) -> RunningNode:
         limit_names = {field.name for field in dataclasses.fields(Limits)}
         limits = Limits(**{k: v for k, v in overrides.items() if k in limit_names})
         settings = {k: v for k, v in overrides.items() if k not in limit_names}
         settings.setdefault("data_dir", tmp_path / f"node{len(running)}")
         config = Config(port=0, limits=limits, **settings)
-        node = await start(config, sse_keepalive_s=sse_keepalive_s)
+        node = await start(config)
         running.append(node)
         return node
 

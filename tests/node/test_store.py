@@ -11,6 +11,7 @@ import pytest
 from crdt.errors import IdMismatch, NotFound
 from crdt.events import Draft, Event, parse_event
 from crdt.log.store import EventStore
+from node.config import Limits
 from node.store import AsyncStore, Commit, StoreBusy, StoreClosing
 
 
@@ -46,7 +47,7 @@ async def test_each_caller_gets_its_own_slice(astore: AsyncStore) -> None:
 
 
 async def test_commit_never_exceeds_commit_events_max(tmp_path: Path) -> None:
-    astore = await AsyncStore.open(tmp_path, commit_events_max=5)
+    astore = await AsyncStore.open(tmp_path, Limits(commit_events_max=5))
     seen: list[Commit] = []
     astore.add_commit_listener(seen.append)
     try:
@@ -174,7 +175,7 @@ async def test_a_failing_commit_listener_does_not_stop_appends(astore: AsyncStor
 
 
 async def test_appends_beyond_the_queue_limit_are_refused_at_once(tmp_path: Path) -> None:
-    astore = await AsyncStore.open(tmp_path, queue_events_max=3)
+    astore = await AsyncStore.open(tmp_path, Limits(queue_events_max=3))
     try:
         drafts = [parse_event({"agent_id": "a", "kind": {"type": "session_ended",
                                                         "reason": str(n)}}, session_key="s")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from node.peers.gossip import LEARNED_FAILURES_MAX
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.support.processes import free_port
@@ -44,6 +43,6 @@ async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None
     assert await node.gossip.add_peer(itself, learned=False)
     runner = node.gossip.runners[f"url:{itself}"]
     async with asyncio.timeout(DEADLINE_S):
-        while runner.machine.failures < 2 * LEARNED_FAILURES_MAX:
+        while runner.machine.failures < 2 * FAST.learned_failures_max:
             await asyncio.sleep(0.01)
     assert f"url:{itself}" in node.gossip.runners

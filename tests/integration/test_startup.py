@@ -1,0 +1,48 @@
+"""Starting a node where it cannot run: one line that says why, at once, and no harm done
+to the node that was there first."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, free_port
+
+
+def serve(*args: str) -> subprocess.CompletedProcess[str]:
+    command = NodeProcess(Path("/nonexistent")).command()[:4]  # python -m node.main serve
+    return subprocess.run([*command, "--host", "127.0.0.1", *args], capture_output=True,
+                          text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+
+
+def test_a_second_node_on_a_held_folder_is_refused_at_once(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as first:
+        started = time.monotonic()
+        second = serve("--data-dir", str(first.data_dir), "--port", str(free_port()))
+        assert time.monotonic() - started < CLI_TIMEOUT_S / 2
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr  # one line, no traceback
+        assert str(first.data_dir.resolve()) in lines[0]
+        assert first.process is not None and f"process {first.process.pid}" in lines[0]
+        # The first node is untouched: it still appends, and its positions stay gap-free.
+        for n in range(3):
+            first_events = first.get("/healthz")["head"]
+            assert first_events == n
+            subprocess.run([*NodeProcess(tmp_path).command()[:3], "--node", first.url,
+                            "append", "s1", "message_received", f"content=m{n}"],
+                           check=True, capture_output=True, env=child_env(),
+                           timeout=CLI_TIMEOUT_S)
+        positions = [e["position"] for e in first.get("/v1/events")["events"]]
+        assert positions == [1, 2, 3]
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as first:
+        second = serve("--data-dir", str(tmp_path / "other"), "--port", str(first.port))
+        assert second.returncode == 1
+        assert second.stderr.strip().splitlines() == [
+            f"Error: cannot listen on 127.0.0.1:{first.port}: Address already in use "
+            "(is another node running there? give another --port)"]
+        assert first.get("/healthz")["status"] == "ok"

@@ -1,0 +1,129 @@
+"""The configuration root: the README's limits table agrees with the code, and the command
+line, the environment and the TOML file fill one ``Config``."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from node.config import LIMIT_TABLES, ClientLimits, Config, Limits, limits_from
+from node.main import main
+from sync.peer.config import SyncConfig
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+#: The dataclass behind each prefix of the table's setting column.
+CLASSES: dict[str, type[Any]] = {**{f"[{name}]": kind for name, kind in LIMIT_TABLES.items()},
+                                 "ClientLimits.": ClientLimits}
+
+
+def readable(name: str, value: float) -> str:
+    """How the README writes a value, from its name's unit: ``4 MiB``, ``15 s``, ``1,000``.
+
+    >>> readable("body_bytes_max", 4 * 1024 * 1024), readable("pull_interval_s", 5.0)
+    ('4 MiB', '5 s')
+    """
+    lowered = name.lower()
+    if lowered.endswith("_ms"):
+        return f"{value / 1000:g} s"
+    if "bytes" in lowered:
+        per_s = "/s" if lowered.endswith("_per_s") else ""
+        whole = int(value)
+        for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+            if whole >= size and whole % size == 0:
+                return f"{whole // size:,} {unit}{per_s}"
+        return f"{whole:,}" + (" bytes" if whole >= 1024 else "") + per_s
+    if lowered.endswith("_per_s"):
+        return f"{value:g}/s"
+    if lowered.endswith("_s"):
+        return f"{value:g} s"
+    return f"{int(value):,}"
+
+
+def limit_rows() -> list[tuple[str, list[tuple[str, str]]]]:
+    """(default cell, [(prefix, name)]) per row of the README's limits table."""
+    section = README.read_text().split("\n## Limits\n", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) != 3 or cells[0] in ("limit", "---"):
+            continue
+        names, prefix = [], ""
+        for found in re.findall(r"`([^`]+)`", cells[2]):
+            if found.startswith("--"):  # the option that sets it too
+                continue
+            match = re.fullmatch(r"(\[\w+\] |ClientLimits\.)?([\w.]+)", found)
+            assert match, f"cannot read the setting {found!r}"
+            prefix = match.group(1) or prefix
+            names.append((prefix.strip() if prefix.startswith("[") else prefix, match.group(2)))
+        rows.append((cells[1], names))
+    return rows
+
+
+def default_of(prefix: str, name: str) -> Any:
+    if prefix:
+        return getattr(CLASSES[prefix](), name)
+    module, _, constant = name.rpartition(".")
+    return getattr(importlib.import_module(module), constant)
+
+
+def test_every_limit_in_the_readme_has_its_default_there() -> None:
+    rows = limit_rows()
+    assert len(rows) > 50
+    for cell, names in rows:
+        for prefix, name in names:
+            expected = readable(name.rpartition(".")[2], default_of(prefix, name))
+            assert expected in cell, f"{prefix}{name}: the README says {cell!r}, the code " \
+                                     f"{expected!r}"
+
+
+def test_every_setting_of_the_dataclasses_is_in_the_readme() -> None:
+    listed = {(prefix, name) for _, names in limit_rows() for prefix, name in names}
+    for prefix, kind in CLASSES.items():
+        for field in dataclasses.fields(kind):
+            assert (prefix.strip(), field.name) in listed, f"{prefix}{field.name} is missing"
+
+
+def test_a_table_fills_its_dataclass_and_names_what_is_wrong() -> None:
+    assert limits_from({"peers-max": 3}, SyncConfig, "sync").peers_max == 3
+    with pytest.raises(ValueError, match=r"\[sync\] backoff_base_s must not exceed"):
+        limits_from({"backoff_base_s": 100}, SyncConfig, "sync")
+    with pytest.raises(ValueError, match=r"\[sync\] batch_events_max must be from 1 to 512"):
+        limits_from({"batch_events_max": 513}, SyncConfig, "sync")
+    with pytest.raises(ValueError, match=r"\[limits\] has no setting 'peers_max'"):
+        limits_from({"peers_max": 3}, Limits, "limits")
+
+
+def print_config(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = CliRunner().invoke(main, ["serve", *args, "--print-config"], env=env or {},
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    printed: dict[str, Any] = json.loads(result.output)
+    return printed
+
+
+def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) -> None:
+    file = tmp_path / "clawsync.toml"
+    file.write_text('port = 7001\ncluster_secret = "file-secret"\nmembers_interval_s = 9\n'
+                    "[limits]\npage_max = 150\n"
+                    "[sync]\npull_interval_s = 2.5\npeers_max = 7\nmembers_interval_s = 40\n"
+                    "[automerge_limits]\ndocuments_max = 9\n")
+    printed = print_config(["--config", str(file), "--port", "7002"],
+                           env={"CLAWSYNC_HOST": "127.0.0.2", "CLAWSYNC_PULL_INTERVAL": "3"})
+    assert printed["port"] == 7002  # the command line over the file
+    assert printed["host"] == "127.0.0.2"  # the environment
+    assert printed["limits"]["page_max"] == 150  # tables of the file
+    assert printed["automerge"]["limits"]["documents_max"] == 9
+    sync = printed["sync"]
+    assert sync["peers_max"] == 7
+    assert sync["pull_interval_s"] == 3.0  # the environment over the [sync] table
+    assert sync["members_interval_s"] == 9.0  # a top-level key over the [sync] table
+    assert printed["cluster_secret"] == "(set)"  # never printed
+    assert print_config([])["sync"] == dataclasses.asdict(SyncConfig())
+    assert print_config([])["data_dir"] == str(Config().data_dir)

@@ -2,9 +2,10 @@
 
 The modules here are what every room below shares, the event itself: ``errors`` (one
 base error; the sender's fault apart from ours), ``codec`` (canonical CBOR), ``clock``
-(hybrid logical clock), ``keys`` (session keys and names) and ``events`` (kinds,
-validation, content addressing).
+(hybrid logical clock), ``keys`` (session keys and names), ``kinds`` (the kinds this
+version knows, and how events evolve) and ``events`` (validation, content addressing).
 
+    storage/    keyed records behind one interface: diskcache, memory
     log/        the event log: append, positions, projections (``EventStore``)
     automerge/  each session's projection as an Automerge document
 

@@ -1,4 +1,4 @@
-"""Session events: the seed's eight kinds, validated, canonically encoded, content-addressed.
+"""Session events: validated, canonically encoded, content-addressed (kinds: ``crdt.kinds``).
 
 An event's id is ``BLAKE2b-256(canonical CBOR of its content)``, where the content is
 
@@ -23,15 +23,14 @@ timestamp yet: the store's clock stamps a draft when it is appended (``Draft.sea
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from crdt import codec
 from crdt.clock import COUNTER_MAX, MS_MAX, Hlc
 from crdt.errors import IdMismatch, InvalidInput, LimitExceeded
-from crdt.keys import _type_name, check_name, check_session_key, utf8_len
+from crdt.keys import _type_name, check_name, check_session_key
+from crdt.kinds import KINDS, check_payload, parse_kind
 
 #: Version of the hashed content layout; part of every id.
 SCHEMA_VERSION = 1
@@ -40,141 +39,6 @@ SCHEMA_VERSION = 1
 #: attachments stored elsewhere.
 EVENT_BYTES_MAX = 128 * 1024
 ID_BYTES = 32
-
-Validator = Callable[[Any, str], Any]
-
-
-def _string(value: Any, field: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidInput(f"must be a string, not {_type_name(value)}", field=field)
-    utf8_len(value, field)
-    return value
-
-
-def _boolean(value: Any, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInput(f"must be a boolean, not {_type_name(value)}", field=field)
-    return value
-
-
-def _json(value: Any, field: str, depth: int = 0) -> Any:
-    """Normalise a JSON value so it hashes the same in every language: integral floats
-    become integers (JavaScript cannot tell 1.0 from 1), NaN and infinities are refused,
-    integers must fit in 64 bits."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        if not -(2**63) <= value < 2**64:
-            raise InvalidInput("integer does not fit in 64 bits", field=field)
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInput("NaN and infinity are not JSON numbers", field=field)
-        return int(value) if value.is_integer() and abs(value) < 2**53 else value
-    if isinstance(value, str):
-        return _string(value, field)
-    if depth >= codec.DEPTH_MAX:
-        raise LimitExceeded(f"nesting deeper than {codec.DEPTH_MAX}", field=field)
-    if isinstance(value, list):
-        return [_json(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInput("object keys must be strings", field=field)
-            out[_string(key, field)] = _json(item, f"{field}.{key}", depth + 1)
-        return out
-    raise InvalidInput(f"{_type_name(value)} is not a JSON value", field=field)
-
-
-def _optional_string(value: Any, field: str) -> str | None:
-    return None if value is None else _string(value, field)
-
-
-def _optional_size(value: Any, field: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
-        raise InvalidInput("must be a non-negative integer or null", field=field)
-    return value
-
-
-def _attachments(value: Any, field: str) -> list[dict[str, Any]]:
-    if not isinstance(value, list):
-        raise InvalidInput(f"must be an array, not {_type_name(value)}", field=field)
-    out = []
-    for i, item in enumerate(value):
-        where = f"{field}[{i}]"
-        out.append(_fields(item, where, _ATTACHMENT_FIELDS, _ATTACHMENT_DEFAULTS))
-    return out
-
-
-def _tokens(value: Any, field: str) -> dict[str, int]:
-    """The seed's ``TokenUsage``: counts by name (``input``, ``output``, ...)."""
-    if not isinstance(value, dict):
-        raise InvalidInput(f"must be an object, not {_type_name(value)}", field=field)
-    for key, count in value.items():
-        check_name(key, f"{field} key")
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**64:
-            raise InvalidInput("must be a non-negative integer", field=f"{field}.{key}")
-    return dict(value)
-
-
-def _state_key(value: Any, field: str) -> str:
-    return check_name(value, field)
-
-
-_ATTACHMENT_FIELDS: dict[str, Validator] = {
-    "kind": _string, "mime_type": _optional_string, "size": _optional_size}
-_ATTACHMENT_DEFAULTS: dict[str, Any] = {"mime_type": None, "size": None}
-
-#: The seed's ``SessionEventKind`` variants and their fields, in serde's snake_case.
-KINDS: dict[str, dict[str, Validator]] = {
-    "session_started": {"channel": _string, "peer_id": _string},
-    "message_received": {"content": _string, "attachments": _attachments},
-    "message_sent": {"content": _string, "message_id": _string},
-    "tool_called": {"tool_name": _string, "params": _json},
-    "tool_result": {"tool_name": _string, "result": _json, "success": _boolean},
-    "agent_response": {"content": _string, "model": _string, "tokens": _tokens},
-    "session_ended": {"reason": _string},
-    "state_changed": {"key": _state_key, "value": _json},
-}
-#: Fields that may be left out, and the value they then take.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "message_received": {"attachments": []},
-    "agent_response": {"tokens": {}},
-}
-
-
-def _fields(obj: Any, where: str, spec: dict[str, Validator],
-            defaults: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
-    unknown = sorted(set(obj) - set(spec) - {"type"})
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}", field=where)
-    out = {}
-    for name, check in spec.items():
-        field = f"{where}.{name}"
-        if name in obj:
-            out[name] = check(obj[name], field)
-        elif name in defaults:
-            out[name] = defaults[name]
-        else:
-            raise InvalidInput("is required", field=field)
-    return out
-
-
-def parse_kind(obj: Any, where: str = "kind") -> tuple[str, dict[str, Any]]:
-    """Validate a ``{"type": ..., fields...}`` object; return ``(kind, payload)``."""
-    if not isinstance(obj, dict):
-        raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
-    kind = obj.get("type")
-    if not isinstance(kind, str) or kind not in KINDS:
-        raise InvalidInput(f"unknown event type {kind!r}; expected one of "
-                           f"{', '.join(KINDS)}", field=f"{where}.type")
-    return kind, _fields(obj, where, KINDS[kind], DEFAULTS.get(kind, {}))
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -193,9 +57,15 @@ class Event:
         """Events of a session are totally ordered by ``(timestamp, id)``."""
         return (self.timestamp.ms, self.timestamp.counter, self.id)
 
+    @property
+    def known(self) -> bool:
+        """True if this version knows the event's kind (projections read it)."""
+        return self.kind in KINDS
+
     def to_json(self) -> dict[str, Any]:
-        """The seed's JSON form, plus ``hlc`` (the exact timestamp) and a hex id."""
-        return {
+        """The seed's JSON form, plus ``hlc`` (the exact timestamp) and a hex id; and
+        ``"known_kind": false`` for a kind this version does not know."""
+        out: dict[str, Any] = {
             "id": self.id.hex(),
             "session_key": self.session_key,
             "agent_id": self.agent_id,
@@ -203,6 +73,9 @@ class Event:
             "hlc": [self.timestamp.ms, self.timestamp.counter],
             "kind": {"type": self.kind, **self.payload},
         }
+        if not self.known:
+            out["known_kind"] = False
+        return out
 
     @classmethod
     def from_trusted(cls, data: bytes, event_id: bytes) -> Event:
@@ -217,7 +90,8 @@ class Event:
         """Rebuild and verify an event from its canonical bytes (from disk or a peer).
 
         Refuses anything that is not exactly the canonical encoding of a valid event, so
-        a peer cannot smuggle in a second encoding of the same content.
+        a peer cannot smuggle in a second encoding of the same content. A kind or fields
+        this version does not know are kept as they are (``crdt.kinds``).
         """
         if len(data) > EVENT_BYTES_MAX:
             raise LimitExceeded(f"event is {len(data)} bytes; the limit is {EVENT_BYTES_MAX}")
@@ -231,14 +105,12 @@ class Event:
         stamp = content["timestamp"]
         if not isinstance(stamp, list) or len(stamp) != 2:
             raise InvalidInput("must be [ms, counter]", field="timestamp")
-        kind = content["kind"]
-        if not isinstance(kind, str) or kind not in KINDS:
-            raise InvalidInput(f"unknown event type {kind!r}", field="kind")
+        kind = check_name(content["kind"], "kind")  # known or not: see crdt.kinds
         event = Draft(
             session_key=check_session_key(content["session_key"]),
             agent_id=check_name(content["agent_id"], "agent_id"),
             kind=kind,
-            payload=_fields(content["payload"], "payload", KINDS[kind], {}),
+            payload=check_payload(kind, content["payload"], "payload", fill_defaults=False),
             timestamp=Hlc(*stamp).check(),
         ).seal()
         if event.canonical != data:
@@ -280,7 +152,7 @@ class Draft:
 
 _TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind",
                # Local metadata in our own output: accepted so output can be re-posted.
-               "position", "origin", "seq", "created"}
+               "position", "origin", "seq", "created", "known_kind"}
 
 
 def parse_event(obj: Any, *, session_key: str | None = None,
@@ -311,12 +183,14 @@ def parse_event(obj: Any, *, session_key: str | None = None,
     agent_id = check_name(obj["agent_id"], f"{prefix}agent_id")
     if "kind" not in obj:
         raise InvalidInput("is required", field=f"{prefix}kind")
-    kind, payload = parse_kind(obj["kind"], f"{prefix}kind")
     timestamp = _parse_timestamp(obj, prefix)
     claimed = _parse_id(obj.get("id"), f"{prefix}id")
     if claimed is not None and timestamp is None:
         raise InvalidInput("an id can only be checked when the timestamp is given",
                            field=f"{prefix}id")
+    # A kind this version does not know comes only as a copy of an event written by a
+    # newer one: with its timestamp and id, which also rule out a mistyped kind.
+    kind, payload = parse_kind(obj["kind"], f"{prefix}kind", unknown_ok=claimed is not None)
     draft = Draft(key, agent_id, kind, payload, timestamp, claimed)
     # Sealing now raises IdMismatch before anything is queued; an unstamped draft is
     # measured with the widest timestamp, so it cannot outgrow the limit when stamped.

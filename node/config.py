@@ -21,6 +21,7 @@ import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -266,6 +267,15 @@ class Config:
     def peering(self) -> bool:
         """True when this node can authenticate peers (and so serves the peer API)."""
         return self.cluster_secret is not None or self.tls_ca is not None
+
+
+def software_version() -> str:
+    """This software's version, as installed (``0.2.0``); a source tree without an
+    install says so."""
+    try:
+        return metadata.version("clawsync")
+    except metadata.PackageNotFoundError:
+        return "(source tree)"
 
 
 def is_loopback(host: str) -> bool:

@@ -93,6 +93,7 @@ class Batch:
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
         ms, counter, event_id = sort_key
+        session.entries += 1
         if message is None:
             tail.append([position, ms, counter, event_id, None])
             session.tail_bytes += 64

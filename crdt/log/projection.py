@@ -9,7 +9,9 @@ The seed's ``SessionProjection`` with its defects fixed:
 * ``state``, ``channel``/``peer_id`` and each ``custom_state`` key are last-writer-wins by
   event order; ``agent_id`` is the newest event's agent;
 * there is no "the longer history wins" merge: two projections never merge, their event
-  sets do.
+  sets do;
+* kinds this version does not know, and fields it does not read, are skipped
+  (``crdt.kinds``): they are in the log, not in the projection.
 
 The projection is split in two for storage: a small ``Header`` (rewritten on every append
 to the session) and the ``Message`` entries, which are immutable and stored once each.
@@ -107,7 +109,11 @@ class Header:
     custom_state: dict[str, tuple[SortKey, Any]] = field(default_factory=dict)
 
     def apply(self, event: Event) -> Message | None:
-        """Fold one new event in. The caller guarantees each event is applied once."""
+        """Fold one new event in. The caller guarantees each event is applied once. An
+        event of a kind this version does not know changes nothing, not even the counts:
+        nodes that know it and nodes that do not show the same of everything else."""
+        if not event.known:
+            return None
         key = event.sort_key
         self.event_count += 1
         if self.last is None or key > self.last:

@@ -130,14 +130,19 @@ class Session:
     index: int  # place in the session list
     chunks: int = 1  # chunk count; the last one is open
     tail_bytes: int = 0  # estimated size of the open chunk (fixed part + message text)
+    #: Entries in the chunks: one per event, known kind or not (``header.event_count``
+    #: counts the known ones).
+    entries: int = 0
 
     def to_record(self) -> bytes:
         return codec.encode_fast({
             "header": self.header.to_cbor(), "index": self.index, "chunks": self.chunks,
-            "tail_bytes": self.tail_bytes})
+            "tail_bytes": self.tail_bytes, "entries": self.entries})
 
     @classmethod
     def from_record(cls, data: bytes) -> Session:
         raw = codec.decode_trusted(data)
-        return cls(Header.from_cbor(raw["header"]), raw["index"], raw["chunks"],
-                   raw["tail_bytes"])
+        header = Header.from_cbor(raw["header"])
+        # Written before there were kinds a node does not know, every entry was counted.
+        return cls(header, raw["index"], raw["chunks"], raw["tail_bytes"],
+                   raw.get("entries", header.event_count))

@@ -195,11 +195,11 @@ class EventStore:
 
         The header and the message chunks are separate reads, and a commit may land
         between them. Entries are append-only, one per event in arrival order, so the
-        first ``event_count`` of them are exactly the events the header has seen.
+        first ``entries`` of them are exactly the events the header has seen.
         """
         session = self._log.session(session_key)
         entries = [entry for _, entry in self._log.entries(session)]
-        messages = [e.message for e in entries[:session.header.event_count]
+        messages = [e.message for e in entries[:session.entries]
                     if e.message is not None]
         messages.sort(key=lambda message: message.sort_key)
         return Projection(session.header, messages)

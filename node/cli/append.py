@@ -14,14 +14,14 @@ from typing import IO, Any
 import click
 
 from crdt.errors import InvalidInput
-from crdt.events import DEFAULTS, KINDS, parse_kind
+from crdt.kinds import DEFAULTS, KINDS, parse_kind
 from node.cli.common import NodeError, client_options, note, with_client
 from node.cli.output import print_json_lines
 from node.client.api import Client, ClientError
 from node.config import ClientLimits
 
-#: How each field type is written on the command line, by validator (crdt/events.py).
-_FIELD_FORMS = {"_string": "=TEXT", "_state_key": "=TEXT", "_boolean": ":=true|false"}
+#: How each field type is written on the command line, by validator (crdt/kinds.py).
+_FIELD_FORMS = {"text": "=TEXT", "_state_key": "=TEXT", "_boolean": ":=true|false"}
 
 
 def field_forms(kind: str) -> list[str]:

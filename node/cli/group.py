@@ -11,8 +11,6 @@ error found before any request was sent.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import click
 
 from node.cli.append import append
@@ -20,15 +18,7 @@ from node.cli.common import node_url
 from node.cli.demo import demo
 from node.cli.read import events, projection, sessions, tail
 from node.cli.status import status
-from node.config import NODE_DEFAULT, Settings
-
-
-def _version() -> str:
-    try:
-        return metadata.version("clawsync")
-    except metadata.PackageNotFoundError:  # run from a source tree
-        return "(source tree)"
-
+from node.config import NODE_DEFAULT, Settings, software_version
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -39,7 +29,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
               help="The node the client commands talk to.")
 @click.option("--token", envvar="CLAWSYNC_TOKEN", metavar="TOKEN", show_envvar=True,
               help="Bearer token of that node, if it has one.")
-@click.version_option(_version(), message="%(prog)s %(version)s")
+@click.version_option(software_version(), message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context, node: str, token: str | None) -> None:
     """clawsync: keep an AI agent's session histories in sync across devices.

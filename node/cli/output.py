@@ -76,7 +76,10 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
     row = [str(event.get("position", "")), when(event.get("timestamp"))]
     if with_session:
         row.append(str(event.get("session_key", "")))
-    return [*row, str(kind.get("type", "?")), event_text(kind)]
+    kind_name = str(kind.get("type", "?"))
+    if event.get("known_kind") is False:  # written by a newer version than the node's
+        kind_name += " (unknown kind)"
+    return [*row, kind_name, event_text(kind)]
 
 
 def print_json_lines(items: list[dict[str, Any]]) -> None:

@@ -23,8 +23,15 @@ def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
                          if peer.get("retry_in_s") else ""),
         _cell(peer["last_contact_s_ago"], "s ago"),
         _cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]),
-        str(peer["bytes_in"]), str(peer["bytes_out"]),
+        str(peer["bytes_in"]), str(peer["bytes_out"]), version(peer),
     ] for peer in peers]
+
+
+def version(peer: dict[str, Any]) -> str:
+    """What the peer runs, as its hello said; a node of 0.1 does not say."""
+    if peer.get("software") is None:
+        return "-" if peer["state"] != "up" else "0.1 or older"
+    return f"{peer['software']} (schema {peer['schema']})"
 
 
 @click.command()
@@ -32,8 +39,8 @@ def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
 @client_options
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Show the node's id and head, and per peer: state, last contact, how many events
-    each side still lacks, bytes in and out.
+    """Show the node's id, version and head, and per peer: state, last contact, how many
+    events each side still lacks, bytes in and out, what it runs.
 
     \b
     Examples:
@@ -47,7 +54,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(view, indent=2))
         return
-    click.echo(f"node {view['node_id']}  head {view['head']}  peers {len(view['peers'])}")
+    click.echo(f"node {view['node_id']} ({view.get('software', '?')})  head {view['head']}  "
+               f"peers {len(view['peers'])}")
     print_rows(peer_rows(view["peers"]),
                ["peer", "dir", "node", "state", "contact", "we lack", "peer lacks",
-                "bytes in", "bytes out"])
+                "bytes in", "bytes out", "version"])

@@ -62,9 +62,11 @@ async def members(request: web.Request) -> web.StreamResponse:
 
 
 async def peers(request: web.Request) -> web.StreamResponse:
-    """Per peer link: state, last contact, events behind, bytes in and out."""
+    """This node (id, head, what it runs) and per peer link: state, last contact, events
+    behind, bytes in and out, what the peer runs."""
     gossip: Gossip = request.app[GOSSIP]
     return respond(request, {"node_id": gossip.astore.node_id, "head": gossip.astore.head,
+                             "software": gossip.about.software, "schema": gossip.about.schema,
                              "peers": gossip.status()})
 
 

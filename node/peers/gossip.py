@@ -25,12 +25,14 @@ import aiohttp
 import structlog
 
 from crdt.errors import StorageUnavailable
+from crdt.events import SCHEMA_VERSION
 from crdt.log.store import EventStore
-from node.config import Config
+from node.config import Config, software_version
 from node.peers.transport import Link, LinkClosed, dial, fetch_members
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
 from sync.peer.machine import PeerSync
+from sync.peer.messages import About
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -67,6 +69,8 @@ class Gossip:
         self._accepted = 0
         self._rng = random.Random()
         self._loop = asyncio.get_running_loop()
+        #: What this node runs, told to peers in the hello.
+        self.about = About(software_version(), SCHEMA_VERSION)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -131,7 +135,8 @@ class Gossip:
         now = self._loop.time()
         machine = await self._call(lambda store: PeerSync(
             store, url or key, now=now, rng=self._rng, config=self.config.sync,
-            checkpoint=store.checkpoint(checkpoint_key) if checkpoint_key else None))
+            checkpoint=store.checkpoint(checkpoint_key) if checkpoint_key else None,
+            about=self.about))
         runner = Runner(key, url, machine, direction, checkpoint_key,
                         saved=machine.checkpoint)
         self.runners[key] = runner
@@ -204,7 +209,8 @@ class Gossip:
         machine = runner.machine
         receiving = asyncio.ensure_future(link.receive())
         try:
-            await self._send(link, await self._machine(machine.start, self._now()))
+            await self._send(link, await self._machine(
+                lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
             runner.state = "up"
             while True:
                 timeout_s = max(0.0, machine.wakeup_at - self._loop.time())
@@ -305,6 +311,7 @@ class Gossip:
                 "events_sent": machine["events_sent"],
                 "events_received": machine["events_received"],
                 "faults": machine["faults"],
+                "software": machine["peer_software"], "schema": machine["peer_schema"],
                 "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
                 if runner.state == "backoff" else None,
             })

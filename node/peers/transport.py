@@ -26,6 +26,10 @@ PEER_PATH = "/peer/v1/ws"
 MEMBERS_PATH = "/peer/v1/members"
 NODE_HEADER = "X-Clawsync-Node"
 ADVERTISE_HEADER = "X-Clawsync-Advertise"
+#: Sent by a dialing node whose hello parser takes ``about`` (``sync.peer.messages``):
+#: nodes of version 0.1 refuse a hello with fields they do not know.
+HELLO_HEADER = "X-Clawsync-Hello"
+HELLO_ABOUT = "about"
 class LinkClosed(Exception):
     """The link is gone (closed by either side, reset, or stalled)."""
 
@@ -34,9 +38,12 @@ class Link:
     """One open websocket to a peer, dialed or accepted."""
 
     def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                 peer_node: str | None, peer_url: str | None, send_timeout_s: float) -> None:
+                 peer_node: str | None, peer_url: str | None, send_timeout_s: float,
+                 peer_reads_about: bool = False) -> None:
         self._ws = ws
         self._send_timeout_s = send_timeout_s
+        #: The peer dialed saying that it reads ``about`` in a hello.
+        self.peer_reads_about = peer_reads_about
         self.peer_node = peer_node  # as the peer named itself in the handshake
         self.peer_url = peer_url
 
@@ -66,7 +73,7 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
                secret: str | None, advertise: str | None,
                tls: ssl.SSLContext | None, config: SyncConfig) -> Link:
     """Open a link to the peer at base URL ``url``; raises ``LinkClosed`` on failure."""
-    headers = {NODE_HEADER: node_id}
+    headers = {NODE_HEADER: node_id, HELLO_HEADER: HELLO_ABOUT}
     if secret is not None:
         headers["Authorization"] = f"Bearer {secret}"
     if advertise is not None:
@@ -88,7 +95,8 @@ async def accept(request: web.Request, config: SyncConfig) -> Link:
                                compress=False, timeout=config.close_timeout_s)
     await ws.prepare(request)
     return Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER),
-                config.send_timeout_s)
+                config.send_timeout_s,
+                peer_reads_about=request.headers.get(HELLO_HEADER) == HELLO_ABOUT)
 
 
 async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,

@@ -49,7 +49,7 @@ from crdt.events import Event
 from sync.errors import PeerFault
 from sync.peer import messages
 from sync.peer.config import SyncConfig, backoff_delay_s
-from sync.peer.messages import Ack, Events, Hello
+from sync.peer.messages import About, Ack, Events, Hello
 from sync.peer.outbox import Log, Outbox
 
 __all__ = ["Counters", "Log", "PeerSync"]
@@ -85,12 +85,18 @@ class PeerSync:
 
     def __init__(self, store: Log, peer: str, *, now: float, rng: random.Random,
                  config: SyncConfig | None = None,
-                 checkpoint: Mapping[str, int] | None = None) -> None:
+                 checkpoint: Mapping[str, int] | None = None,
+                 about: About | None = None) -> None:
         self.store = store
         self.peer = peer
         self.config = config or SyncConfig()
         self.counters = Counters()
         self.peer_node: str | None = None  # the node id the peer's hello gave
+        #: What this node runs, told to peers that read it; what the peer runs, once its
+        #: hello said (None for a peer of version 0.1, which does not say).
+        self.about = about
+        self.peer_about: About | None = None
+        self._peer_reads_about = False
         self._rng = rng
         self._outbox = Outbox(store, self.config.inflight_batches_max, checkpoint,
                               self.config.batch_events_max)
@@ -102,9 +108,12 @@ class PeerSync:
 
     # -- transport events ------------------------------------------------------------
 
-    def start(self, now: float) -> list[bytes]:
-        """The link is (re)established: say hello, and resume from a checkpoint."""
+    def start(self, now: float, *, peer_reads_about: bool = False) -> list[bytes]:
+        """The link is (re)established: say hello, and resume from a checkpoint.
+        ``peer_reads_about``: the peer said, as it dialed, that its hello parser takes
+        ``about`` (else we wait for its own hello to show it)."""
         self._up = True
+        self._peer_reads_about = peer_reads_about
         self._outbox.forget()
         self._next_pull_at = now + self.config.pull_interval_s
         self._said_hello = True
@@ -195,6 +204,8 @@ class PeerSync:
             "failures": self._failures, "retry_at": self._retry_at,
             "inflight_batches": len(self._outbox.inflight),
             "events_we_lack": we_lack, "events_peer_lacks": peer_lacks,
+            "peer_software": self.peer_about.software if self.peer_about else None,
+            "peer_schema": self.peer_about.schema if self.peer_about else None,
             **vars(self.counters),
         }
 
@@ -215,7 +226,14 @@ class PeerSync:
         self._outbox.replace(hello.version)
         self._give_up_stalled(now)
         out: list[messages.Message] = []
-        if not self._said_hello:  # the peer reached us first: tell it what we hold too
+        if hello.about is not None:
+            self.peer_about = hello.about
+        # The peer reached us first, or it has just shown that it reads ``about`` (which
+        # our first hello left out): tell it what we hold, and run.
+        learned = hello.about is not None and not self._peer_reads_about
+        if learned:
+            self._peer_reads_about = True
+        if not self._said_hello or (learned and self.about is not None):
             self._said_hello = True
             out.append(self._hello())
         return [*out, *self._pump(now)]
@@ -281,7 +299,8 @@ class PeerSync:
         return data
 
     def _hello(self) -> Hello:
-        return Hello(self.store.node_id, self.store.version)
+        about = self.about if self._peer_reads_about else None
+        return Hello(self.store.node_id, self.store.version, about=about)
 
     def _give_up_stalled(self, now: float) -> None:
         """A batch the peer has not taken within ``ack_timeout_s`` was lost (or one

@@ -2,21 +2,31 @@
 
 Every message is one canonical CBOR map:
 
-    {"type": "hello", "protocol": 1, "node": <node id>, "version": {origin: seq}}
+    {"type": "hello", "protocol": 1, "node": <node id>, "version": {origin: seq},
+     "about": {"software": "0.2.0", "schema": 1}}
     {"type": "events", "items": [[origin, seq, canonical event bytes], ...]}
     {"type": "ack", "version": {origin: seq}}
 
 ``hello`` is the digest: the sender's version vector (per origin, the highest sequence
-number it holds without gaps). It costs bytes in proportion to the number of origins,
-never of sessions or events. ``events`` carries what the other side lacks, in sequence
-order per origin; ``ack`` answers every ``events`` with the receiver's version vector.
+number it holds without gaps), and what it runs. It costs bytes in proportion to the
+number of origins, never of sessions or events. ``events`` carries what the other side
+lacks, in sequence order per origin; ``ack`` answers every ``events`` with the
+receiver's version vector.
 
 Input is untrusted. ``parse`` refuses anything over a limit before decoding it, then
 anything malformed, then re-hashes every event; any failure is a ``PeerFault`` and
 nothing of the message is used.
 
+How the protocol evolves, so that nodes are upgraded one at a time: a newer version may
+add fields to a message, and an older one ignores the fields it does not know; events
+of kinds or with fields it does not know travel like any other (``crdt.kinds``). A
+change an older node could not ignore takes a new ``protocol`` number, which the older
+node refuses in the hello. Nodes of version 0.1 refuse any field they do not know, so
+``about`` is sent only to a peer known to read it: one that dialed with the
+``X-Clawsync-Hello: about`` header, or whose own hello carried ``about``.
+
 >>> parse(encode(Hello(node="n1", version={"n1": 3})))
-Hello(node='n1', version={'n1': 3}, protocol=1)
+Hello(node='n1', version={'n1': 3}, protocol=1, about=None)
 >>> parse(encode(Ack(version={})))
 Ack(version={})
 >>> parse(b"\\x01")
@@ -51,6 +61,8 @@ BATCH_BYTES_MAX = 1024 * 1024
 ORIGINS_MAX = 4096
 #: Longest origin name, in UTF-8 bytes (node ids are 16 hex digits).
 ORIGIN_BYTES_MAX = 64
+#: Longest software version a peer may name in its hello.
+SOFTWARE_CHARS_MAX = 64
 #: Largest sequence number accepted (CBOR and SQLite integers are 64-bit).
 SEQ_MAX = 2**63 - 1
 #: Worst-case framing of one item beside its event bytes: array header, origin, seq and
@@ -69,12 +81,22 @@ assert ORIGINS_MAX * (3 + ORIGIN_BYTES_MAX + 9) + 256 <= MESSAGE_BYTES_MAX
 
 
 @dataclass(frozen=True, slots=True)
+class About:
+    """What a node runs: its software's version and the event schema it writes."""
+
+    software: str
+    schema: int
+
+
+@dataclass(frozen=True, slots=True)
 class Hello:
-    """The sender's digest: who it is and what it holds."""
+    """The sender's digest: who it is and what it holds; and, to a peer known to read
+    it, what it runs (``about``)."""
 
     node: str
     version: dict[str, int]
     protocol: int = PROTOCOL
+    about: About | None = None
 
 
 class Item(NamedTuple):
@@ -115,6 +137,9 @@ def encode(message: Message) -> bytes:
     if isinstance(message, Hello):
         raw = {"type": "hello", "protocol": message.protocol, "node": message.node,
                "version": message.version}
+        if message.about is not None:
+            raw["about"] = {"software": message.about.software,
+                            "schema": message.about.schema}
     elif isinstance(message, Ack):
         raw = {"type": "ack", "version": message.version}
     else:
@@ -163,7 +188,21 @@ def _hello(raw: dict[str, Any]) -> Hello:
         raise PeerFault(f"protocol {protocol!r} is not supported; this node speaks "
                         f"{PROTOCOL}", field="hello.protocol")
     _fields(raw, "hello", {"type", "protocol", "node", "version"})
-    return Hello(_origin(raw["node"], "hello.node"), _version(raw["version"], "hello.version"))
+    about = _about(raw["about"]) if "about" in raw else None
+    return Hello(_origin(raw["node"], "hello.node"), _version(raw["version"], "hello.version"),
+                 about=about)
+
+
+def _about(raw: Any) -> About:
+    if not isinstance(raw, dict):
+        raise PeerFault("must be a map", field="hello.about")
+    software, schema = raw.get("software"), raw.get("schema")
+    if not isinstance(software, str) or not 0 < len(software) <= SOFTWARE_CHARS_MAX:
+        raise PeerFault(f"must be text of 1 to {SOFTWARE_CHARS_MAX} characters",
+                        field="hello.about.software")
+    if isinstance(schema, bool) or not isinstance(schema, int) or not 0 < schema < 2**31:
+        raise PeerFault("must be a positive integer", field="hello.about.schema")
+    return About(software, schema)
 
 
 def _events(raw: dict[str, Any]) -> Events:
@@ -208,11 +247,10 @@ def _check_batch_size(items: list[Any] | tuple[Item, ...],
 
 
 def _fields(raw: dict[str, Any], where: str, expected: set[str]) -> None:
-    missing, extra = sorted(expected - set(raw)), sorted(set(raw) - expected)
+    """Every field of ``expected`` is there. Others are a newer version's: ignored."""
+    missing = sorted(expected - set(raw))
     if missing:
         raise PeerFault("is required", field=f"{where}.{missing[0]}")
-    if extra:
-        raise PeerFault(f"unknown field {extra[0]!r}", field=where)
 
 
 def _origin(value: Any, field: str) -> str:

@@ -173,9 +173,10 @@ def refused_frames(node_id: str, now_ms: int) -> dict[str, tuple[bytes | str, st
     victim = sealed("tamper me", now_ms + 1)
     batch = encode(Events((Item("attacker00000001", 1, fresh),
                            Item("attacker00000001", 2, victim))))
-    # Same length, so the CBOR stays well-formed: only the events are wrong.
-    tampered = batch.replace(b"message_received", b"message_recieved")
-    assert tampered.count(b"message_recieved") == 2
+    # Same length, so the CBOR stays well-formed: only the events are wrong. (A renamed
+    # kind would be a newer version's kind, and kept: a known kind loses its field.)
+    tampered = batch.replace(b"content", b"cantent")
+    assert tampered.count(b"cantent") == 2
     flipped = bytearray(batch)
     flipped[-1] ^= 0xFF  # the last byte of the last event: no longer valid UTF-8
     backwards = encode(Events((Item("attacker00000001", 2, fresh),
@@ -183,7 +184,7 @@ def refused_frames(node_id: str, now_ms: int) -> dict[str, tuple[bytes | str, st
     return {
         "garbage bytes": (b"\xff" + os.urandom(64), "CBOR"),
         "a text frame": (json.dumps({"type": "hello"}), "CBOR"),
-        "a batch with one tampered event": (tampered, "unknown event type 'message_recieved'"),
+        "a batch with one tampered event": (tampered, "payload.content: is required"),
         "a batch with a flipped byte": (bytes(flipped), "events.items[1]: CBOR"),
         "a batch numbered backwards": (backwards, "sequence numbers of an origin must"),
         "a hello of another protocol": (encode(Hello("attacker00000001", {}, protocol=2)),

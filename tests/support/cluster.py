@@ -317,9 +317,11 @@ class Cluster:
 
     def node(self, name: str, *, peers: Sequence[str] = (), secret: str | None = SECRET,
              advertise: bool = False, extra_args: Sequence[str] = (),
-             start: bool = True, token: str | None = None) -> NodeProcess:
-        """A member; ``advertise`` tells peers its own URL so they can pass it on."""
-        process = NodeProcess(self.tmp_path, name=name, token=token)
+             start: bool = True, token: str | None = None,
+             program: str = "node.main") -> NodeProcess:
+        """A member; ``advertise`` tells peers its own URL so they can pass it on;
+        ``program`` is the module it runs (a build that knows more, say)."""
+        process = NodeProcess(self.tmp_path, name=name, token=token, program=program)
         process.extra_args = [
             *serve_args(peers, secret, process.url if advertise else None), *extra_args]
         return self.add(process, start)

@@ -65,8 +65,10 @@ class NodeProcess:
 
     def __init__(self, tmp_dir: Path, port: int | None = None, token: str | None = None,
                  extra_args: Sequence[str] = (), name: str = "node",
-                 tls_ca: Path | None = None) -> None:
+                 tls_ca: Path | None = None, program: str = "node.main") -> None:
         self.name = name
+        #: The module run as ``python -m``: the ``clawsync`` command, or a build of it.
+        self.program = program
         #: With a CA (PEM), the node serves HTTPS (its --tls-* options are in
         #: ``extra_args``) and the test's own requests trust that CA.
         self.tls_ca = tls_ca
@@ -90,7 +92,7 @@ class NodeProcess:
         return ssl.create_default_context(cafile=str(self.tls_ca))
 
     def command(self) -> list[str]:
-        args = [sys.executable, "-m", "node.main", "serve", "--data-dir", str(self.data_dir),
+        args = [sys.executable, "-m", self.program, "serve", "--data-dir", str(self.data_dir),
                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "debug"]
         if self.token is not None:
             args += ["--token", self.token]

@@ -58,7 +58,9 @@ def bad_messages() -> dict[str, bytes]:
         "missing_type": codec.encode({"version": {}}),
         "hello_missing_node": _hello(node=...),
         "hello_missing_version": _hello(version=...),
-        "hello_extra_field": _hello(extra=1),
+        "hello_about_not_a_map": _hello(about=3),
+        "hello_about_software_empty": _hello(about={"software": "", "schema": 1}),
+        "hello_about_schema_text": _hello(about={"software": "0.2.0", "schema": "1"}),
         "hello_protocol_2": _hello(protocol=2),
         "hello_protocol_text": _hello(protocol="1"),
         "hello_protocol_true": _hello(protocol=True),
@@ -82,8 +84,12 @@ def bad_messages() -> dict[str, bytes]:
         "events_origin_empty": _events(["", 1, good]),
         "events_event_not_bytes": _events([ORIGIN, 1, "event"]),
         "events_event_truncated": _events([ORIGIN, 1, good[:-1]]),
-        "events_event_unknown_kind": _events(
-            [ORIGIN, 1, good.replace(b"message_received", b"message_receivex")]),
+        # A kind or fields it does not know are a newer version's: kept. But a known
+        # kind without its fields, or a kind that is no name, is malformed.
+        "events_event_known_kind_without_its_field": _events(
+            [ORIGIN, 1, good.replace(b"content", b"cantent")]),
+        "events_event_kind_not_a_name": _events(
+            [ORIGIN, 1, codec.encode(_event_content(kind=""))]),
         # The same content in a second encoding would be a second id for one event.
         "events_event_not_canonical": _events(
             [ORIGIN, 1, cbor2.dumps(dict(reversed(_event_content().items())))]),

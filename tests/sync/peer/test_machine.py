@@ -11,7 +11,8 @@ import pytest
 
 import sync
 from crdt import codec
-from crdt.events import Event
+from crdt.clock import Hlc
+from crdt.events import Draft, Event
 from crdt.log.store import EventStore
 from sync.errors import PeerFault, ProtocolMisuse
 from sync.peer import config as sync_config
@@ -19,7 +20,16 @@ from sync.peer import machine as sync_peer
 from sync.peer import messages
 from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
-from sync.peer.messages import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, Events, Hello, Item, encode, parse
+from sync.peer.messages import (
+    BATCH_BYTES_MAX,
+    BATCH_EVENTS_MAX,
+    About,
+    Events,
+    Hello,
+    Item,
+    encode,
+    parse,
+)
 
 OpenStore = Callable[[str], EventStore]
 Ev = Callable[..., Event]
@@ -422,3 +432,56 @@ def test_new_events_of_a_restored_node_do_not_claim_its_lost_ones(
     new = a.append(ev(ms=81, content="new")).stored
     assert new.seq == 8 and a.id_at(a.node_id, 8) == new.event.id
     assert a.version[a.node_id] == 2  # 3-7 are not held: peers must still send them
+
+
+# -- versions and kinds of newer nodes ------------------------------------------------------
+
+def test_versions_are_told_only_to_a_peer_that_reads_them(open_store: OpenStore) -> None:
+    """The dialer says it reads ``about``; the acceptor's hello carries it, which shows
+    the dialer that the acceptor reads it too; each then knows the other's version. A
+    peer that does not say (a node of 0.1) is never sent it."""
+    dialer = PeerSync(open_store("a"), "b", now=0.0, rng=random.Random(0),
+                      about=About("0.2.0", 1))
+    acceptor = PeerSync(open_store("b"), "a", now=0.0, rng=random.Random(1),
+                        about=About("0.3.0", 1))
+    first = dialer.start(0.0)  # dialed: it does not know yet what the acceptor reads
+    assert "about" not in codec.decode(first[0])
+    replies = acceptor.start(0.0, peer_reads_about=True)
+    assert codec.decode(replies[0])["about"] == {"software": "0.3.0", "schema": 1}
+    back = dialer.receive(replies[0], 0.0)
+    assert dialer.peer_about == About("0.3.0", 1)
+    assert codec.decode(back[0])["about"] == {"software": "0.2.0", "schema": 1}
+    acceptor.receive(first[0], 0.0)
+    acceptor.receive(back[0], 0.0)
+    assert acceptor.status()["peer_software"] == "0.2.0"
+    old = PeerSync(open_store("c"), "old", now=0.0, rng=random.Random(2),
+                   about=About("0.2.0", 1))
+    hellos = old.start(0.0) + old.receive(messages.encode(Hello("old-node", {})), 0.0) \
+        + old.tick(100.0)
+    assert all("about" not in codec.decode(h) for h in hellos
+               if codec.decode(h)["type"] == "hello")
+    assert old.status()["peer_software"] is None
+
+
+def test_events_of_a_kind_this_version_does_not_know_replicate(open_store: OpenStore,
+                                                                ev: Ev, mesh: type) -> None:
+    """A newer node's kinds and fields travel through this one unchanged: stored,
+    forwarded, counted in no projection."""
+    a, b, c = open_store("a"), open_store("b"), open_store("c")
+    newer = Draft("s1", "main", "reaction_added", {"emoji": "+1", "to": "m-1"},
+                  Hlc(5_000, 0)).seal()
+    richer = Draft("s1", "main", "session_ended",
+                   {"reason": "done", "source": {"app": "openclaw"}}, Hlc(4_000, 0)).seal()
+    net = mesh([a, b, c], links=[(0, 1), (1, 2)])  # a and c meet only through b
+    net.start()
+    net.append(0, ev(), newer, richer)
+    net.converge()
+    net.assert_converged()
+    for store in (b, c):
+        copy = store.get_event(newer.id).event
+        assert copy.canonical == newer.canonical and not copy.known
+        assert store.get_event(richer.id).event.payload["source"] == {"app": "openclaw"}
+    view = b.get_projection("s1").to_json()
+    assert view["event_count"] == 2  # the message and the session's end
+    assert view["state"] == "ended" and view["last_event_id"] == richer.id.hex()
+    assert all(m["faults"] == 0 for m in (x.status() for x in net.machines.values()))

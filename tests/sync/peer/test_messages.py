@@ -15,6 +15,7 @@ from sync.peer.messages import (
     BATCH_BYTES_MAX,
     BATCH_EVENTS_MAX,
     MESSAGE_BYTES_MAX,
+    About,
     Ack,
     Events,
     Hello,
@@ -31,6 +32,27 @@ def test_hello_round_trip_and_wire_form() -> None:
     assert codec.decode(data) == {"type": "hello", "protocol": 1, "node": "n1",
                                   "version": {"n1": 3, "n2": 300}}
     assert data == codec.encode(codec.decode(data))  # canonical
+
+
+def test_hello_with_what_the_node_runs() -> None:
+    hello = Hello(node="n1", version={}, about=About("0.2.0", 1))
+    assert parse(encode(hello)) == hello
+    assert codec.decode(encode(hello))["about"] == {"software": "0.2.0", "schema": 1}
+
+
+def test_fields_of_a_newer_version_are_ignored() -> None:
+    """A newer node may add fields to any message (and to ``about``); this one reads
+    what it knows."""
+    newer = {"type": "hello", "protocol": 1, "node": "n1", "version": {"n1": 2},
+             "features": ["x"], "about": {"software": "0.9.0", "schema": 1, "os": "y"}}
+    assert parse(codec.encode(newer)) == Hello("n1", {"n1": 2}, about=About("0.9.0", 1))
+    assert parse(codec.encode({"type": "ack", "version": {}, "at": 5})) == Ack(version={})
+
+
+def test_a_hello_without_about_has_exactly_the_fields_version_0_1_accepts() -> None:
+    """Nodes of 0.1 refuse a field they do not know: a hello to them has none."""
+    assert set(codec.decode(encode(Hello(node="n1", version={})))) == {
+        "type", "protocol", "node", "version"}
 
 
 def test_ack_round_trip() -> None:

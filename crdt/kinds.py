@@ -1,0 +1,201 @@
+"""The kinds of event this version knows, and how events evolve between versions.
+
+The seed's eight kinds and their fields are ``KINDS`` (with ``DEFAULTS`` for the fields a
+client may leave out). The rule by which the format evolves, so that nodes can be
+upgraded one at a time:
+
+* A newer version may add kinds, and fields to any kind. It never removes a field,
+  changes a field's type or meaning, or changes the hashed envelope (``SCHEMA_VERSION``
+  in ``crdt.events``: a change there is a new schema, which older nodes refuse).
+* A field's name is a name (1 to 256 UTF-8 bytes, no control characters; ``type`` is
+  the kind's); a field's value is a JSON value, normalised as every value is (``1.0`` is
+  ``1``), so the same content has the same id in every version and language.
+* A node stores, hashes and forwards an event of a kind it does not know, or with
+  fields it does not know, exactly as it was written: the id proves it. Projections skip
+  kinds they do not know and fields they do not read. Only malformed bytes, a known
+  field of the wrong type, or a missing known field are refused.
+
+A build that knows more kinds (an extension, a test) registers them with
+``register_kind`` before it starts its node.
+
+>>> parse_kind({"type": "session_ended", "reason": "done", "source": "openclaw"})
+('session_ended', {'reason': 'done', 'source': 'openclaw'})
+>>> parse_kind({"type": "reaction_added", "emoji": "+1"})
+Traceback (most recent call last):
+crdt.errors.InvalidInput: kind.type: unknown event type 'reaction_added'; expected one of ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from crdt import codec
+from crdt.errors import InvalidInput, LimitExceeded
+from crdt.keys import _type_name, check_name, utf8_len
+
+Validator = Callable[[Any, str], Any]
+
+
+def text(value: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"must be a string, not {_type_name(value)}", field=field)
+    utf8_len(value, field)
+    return value
+
+
+def _boolean(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"must be a boolean, not {_type_name(value)}", field=field)
+    return value
+
+
+def json_value(value: Any, field: str, depth: int = 0) -> Any:
+    """Normalise a JSON value so it hashes the same in every language: integral floats
+    become integers (JavaScript cannot tell 1.0 from 1), NaN and infinities are refused,
+    integers must fit in 64 bits."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**64:
+            raise InvalidInput("integer does not fit in 64 bits", field=field)
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput("NaN and infinity are not JSON numbers", field=field)
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if isinstance(value, str):
+        return text(value, field)
+    if depth >= codec.DEPTH_MAX:
+        raise LimitExceeded(f"nesting deeper than {codec.DEPTH_MAX}", field=field)
+    if isinstance(value, list):
+        return [json_value(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput("object keys must be strings", field=field)
+            out[text(key, field)] = json_value(item, f"{field}.{key}", depth + 1)
+        return out
+    raise InvalidInput(f"{_type_name(value)} is not a JSON value", field=field)
+
+
+def _optional_string(value: Any, field: str) -> str | None:
+    return None if value is None else text(value, field)
+
+
+def _optional_size(value: Any, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**64:
+        raise InvalidInput("must be a non-negative integer or null", field=field)
+    return value
+
+
+def _attachments(value: Any, field: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise InvalidInput(f"must be an array, not {_type_name(value)}", field=field)
+    out = []
+    for i, item in enumerate(value):
+        where = f"{field}[{i}]"
+        out.append(_record(item, where, _ATTACHMENT_FIELDS, _ATTACHMENT_DEFAULTS))
+    return out
+
+
+def _tokens(value: Any, field: str) -> dict[str, int]:
+    """The seed's ``TokenUsage``: counts by name (``input``, ``output``, ...)."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"must be an object, not {_type_name(value)}", field=field)
+    for key, count in value.items():
+        check_name(key, f"{field} key")
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**64:
+            raise InvalidInput("must be a non-negative integer", field=f"{field}.{key}")
+    return dict(value)
+
+
+def _state_key(value: Any, field: str) -> str:
+    return check_name(value, field)
+
+
+_ATTACHMENT_FIELDS: dict[str, Validator] = {
+    "kind": text, "mime_type": _optional_string, "size": _optional_size}
+_ATTACHMENT_DEFAULTS: dict[str, Any] = {"mime_type": None, "size": None}
+
+#: The seed's ``SessionEventKind`` variants and their fields, in serde's snake_case.
+KINDS: dict[str, dict[str, Validator]] = {
+    "session_started": {"channel": text, "peer_id": text},
+    "message_received": {"content": text, "attachments": _attachments},
+    "message_sent": {"content": text, "message_id": text},
+    "tool_called": {"tool_name": text, "params": json_value},
+    "tool_result": {"tool_name": text, "result": json_value, "success": _boolean},
+    "agent_response": {"content": text, "model": text, "tokens": _tokens},
+    "session_ended": {"reason": text},
+    "state_changed": {"key": _state_key, "value": json_value},
+}
+#: Fields that may be left out, and the value they then take.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "message_received": {"attachments": []},
+    "agent_response": {"tokens": {}},
+}
+
+
+def register_kind(name: str, fields: Mapping[str, Validator],
+                  defaults: Mapping[str, Any] | None = None) -> None:
+    """Teach this process a kind beyond the seed's (call before its node starts). Its
+    events are then validated, counted in projections and shown as known.
+
+    ``fields`` maps each field to a validator, such as ``text`` or ``json_value``."""
+    check_name(name, "kind")
+    if name in KINDS:
+        raise ValueError(f"the kind {name!r} is known already")
+    KINDS[name] = dict(fields)
+    if defaults:
+        DEFAULTS[name] = dict(defaults)
+
+
+def is_known(kind: str) -> bool:
+    """True if this version knows the kind (its projections read such events)."""
+    return kind in KINDS
+
+
+def check_payload(kind: str, obj: Any, where: str, *, fill_defaults: bool) -> dict[str, Any]:
+    """The fields of an event of ``kind``: a known kind's fields checked (missing ones
+    filled in from ``DEFAULTS`` if ``fill_defaults``), every other field a name with a
+    JSON value."""
+    defaults = DEFAULTS.get(kind, {}) if fill_defaults else {}
+    return _record(obj, where, KINDS.get(kind, {}), defaults, reserved={"type"})
+
+
+def _record(obj: Any, where: str, spec: Mapping[str, Validator],
+            defaults: Mapping[str, Any], reserved: set[str] | None = None) -> dict[str, Any]:
+    """An object with the fields of ``spec`` (checked) and any others (kept as JSON)."""
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
+    out = {}
+    for name, check in spec.items():
+        field = f"{where}.{name}"
+        if name in obj:
+            out[name] = check(obj[name], field)
+        elif name in defaults:
+            out[name] = defaults[name]
+        else:
+            raise InvalidInput("is required", field=field)
+    for name in obj.keys() - spec.keys() - (reserved or set()):
+        check_name(name, f"{where} field name")
+        out[name] = json_value(obj[name], f"{where}.{name}")
+    return out
+
+
+def parse_kind(obj: Any, where: str = "kind", *,
+               unknown_ok: bool = False) -> tuple[str, dict[str, Any]]:
+    """Validate a ``{"type": ..., fields...}`` object; return ``(kind, payload)``. A kind
+    this version does not know is refused unless ``unknown_ok``."""
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
+    kind = obj.get("type")
+    if not isinstance(kind, str) or (kind not in KINDS and not unknown_ok):
+        raise InvalidInput(f"unknown event type {kind!r}; expected one of "
+                           f"{', '.join(KINDS)}", field=f"{where}.type")
+    kind = check_name(kind, f"{where}.type")
+    return kind, check_payload(kind, obj, where, fill_defaults=True)

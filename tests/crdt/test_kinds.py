@@ -1,0 +1,117 @@
+"""Events that evolve (``crdt.kinds``): kinds and fields this version does not know are
+kept exactly, hashed, shown as such, and left out of projections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from crdt.automerge.documents import Documents
+from crdt.clock import Hlc
+from crdt.errors import InvalidInput
+from crdt.events import Draft, Event, parse_event
+from crdt.kinds import DEFAULTS, KINDS, register_kind, text
+from crdt.log.projection import rebuild
+from crdt.log.store import EventStore
+
+MakeEvent = Callable[..., Event]
+NEWER = {"agent_id": "main", "hlc": [5_000, 0],
+         "kind": {"type": "reaction_added", "emoji": "+1", "message_id": "m-1"}}
+
+
+@pytest.fixture
+def reaction_kind() -> Iterator[None]:
+    """This process knows ``reaction_added`` for the test, as a newer build would."""
+    register_kind("reaction_added", {"emoji": text, "message_id": text})
+    yield
+    KINDS.pop("reaction_added")
+    DEFAULTS.pop("reaction_added", None)
+
+
+def written_by_a_newer_node() -> Event:
+    """The event as a node that knows ``reaction_added`` writes it."""
+    return Draft("s1", "main", "reaction_added", {"emoji": "+1", "message_id": "m-1"},
+                 Hlc(5_000, 0)).seal()
+
+
+def test_extra_fields_of_a_known_kind_are_kept_and_hashed(ev: MakeEvent) -> None:
+    plain = ev("session_ended", 1_000)
+    richer = parse_event({"agent_id": "main", "hlc": [1_000, 0], "kind": {
+        "type": "session_ended", "reason": "done", "openclaw": {"entry_id": "e1"}}},
+        session_key="s1")
+    assert isinstance(richer, Event)
+    assert richer.payload["openclaw"] == {"entry_id": "e1"}
+    assert richer.id != plain.id  # part of the content
+    assert Event.from_canonical(richer.canonical) == richer
+    assert richer.to_json()["kind"]["openclaw"] == {"entry_id": "e1"}
+    assert rebuild("s1", [richer]).to_json() == rebuild("s1", [plain]).to_json() | {
+        "last_event_id": richer.id.hex()}
+
+
+def test_a_kind_this_version_does_not_know_is_kept_byte_for_byte() -> None:
+    newer = written_by_a_newer_node()
+    again = Event.from_canonical(newer.canonical)
+    assert again == newer and not again.known
+    assert again.to_json()["known_kind"] is False
+
+
+def test_a_client_posts_an_unknown_kind_only_as_a_copy_with_its_id() -> None:
+    with pytest.raises(InvalidInput, match="unknown event type 'reaction_added'"):
+        parse_event(NEWER, session_key="s1")  # a mistyped kind looks just like this
+    exported = written_by_a_newer_node().to_json()  # what a newer node's API answers
+    copied = parse_event(exported, session_key="s1")
+    assert copied == written_by_a_newer_node()
+    with pytest.raises(InvalidInput, match="does not match"):
+        parse_event({**exported, "kind": {**exported["kind"], "emoji": "-1"}},
+                    session_key="s1")
+
+
+def test_a_registered_kind_is_known(reaction_kind: None) -> None:
+    event = parse_event(NEWER, session_key="s1")
+    assert isinstance(event, Event) and event.known
+    assert event == written_by_a_newer_node()
+    assert "known_kind" not in event.to_json()
+    with pytest.raises(InvalidInput, match=r"kind\.emoji: is required"):
+        parse_event({**NEWER, "kind": {"type": "reaction_added", "message_id": "m"}},
+                    session_key="s1")
+    with pytest.raises(ValueError, match="known already"):
+        register_kind("reaction_added", {})
+
+
+def test_projections_skip_what_they_do_not_know(ev: MakeEvent) -> None:
+    events = [ev("message_received", 1_000), ev("session_ended", 2_000)]
+    newer = written_by_a_newer_node()  # the latest event of the session
+    assert rebuild("s1", [*events, newer]).to_json() == rebuild("s1", events).to_json()
+    with EventStore.open("memory:") as store:
+        store.append_batch([events[0], newer, events[1]])
+        view = store.get_projection("s1").to_json()
+        assert view == rebuild("s1", events).to_json()
+        assert view["event_count"] == 2
+        assert [s.event.id for s in store.get_events_since("s1", 0)] == [
+            events[0].id, newer.id, events[1].id]  # in the log all the same
+        document = Documents(store).document("s1").to_python()
+        assert document["event_count"] == 2 and len(document["messages"]) == 1
+
+
+def test_a_node_that_learns_the_kind_counts_it(ev: MakeEvent, reaction_kind: None) -> None:
+    newer = written_by_a_newer_node()
+    view = rebuild("s1", [ev("message_received", 1_000), newer]).to_json()
+    assert view["event_count"] == 2 and view["last_event_id"] == newer.id.hex()
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"emoji": 5}, None),  # unknown kinds: any JSON value...
+    ({"": "x"}, "payload field name"),  # ...under a name
+    ({"emoji": float("nan")}, "payload.emoji"),
+])
+def test_unknown_kinds_still_hold_names_and_json(payload: dict[str, Any],
+                                                 field: str | None) -> None:
+    draft = Draft("s1", "main", "reaction_added", payload, Hlc(1, 0))
+    if field is None:
+        assert Event.from_canonical(draft.seal().canonical).payload == payload
+        return
+    with pytest.raises(InvalidInput) as caught:
+        Event.from_canonical(draft.seal().canonical)
+    assert caught.value.field == field

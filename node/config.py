@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from crdt.storage.backends import backend_of
 from sync.errors import SyncError
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig, RepoLimits
@@ -245,6 +246,8 @@ class Config:
         if self.tls_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-ca needs --tls-cert and --tls-key (this node's own)")
         self._check_limits()
+        if self.storage is not None:
+            backend_of(self.storage)  # a URL of no known backend: say so now
         for url in (*self.peers, *filter(None, [self.advertise_url])):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"peer URL {url!r} must start with http:// or https://")

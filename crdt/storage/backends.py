@@ -31,18 +31,32 @@ BACKENDS: dict[str, str] = {
 _SCHEME = re.compile(r"([a-z][a-z0-9+.-]+):")
 
 
-def open_storage(location: str | os.PathLike[str]) -> Storage:
-    """Open the storage at ``location``: a backend's URL, or else a folder (diskcache)."""
+def backend_of(location: str | os.PathLike[str]) -> str | None:
+    """The scheme of the backend ``location`` names; None for a folder. ``ValueError``
+    for a URL of no known backend.
+
+    >>> backend_of("memory:"), backend_of("clawsync-data")
+    ('memory', None)
+    """
     text = os.fspath(location)
     match = _SCHEME.match(text)
     scheme = match.group(1) if match else None
     if scheme in BACKENDS:
-        module, _, name = BACKENDS[scheme].partition(":")
-        opened: Storage = getattr(importlib.import_module(module), name).open(text)
-        return opened
+        return scheme
     if match is not None and text[match.end():].startswith("//"):
         raise ValueError(f"unknown storage {text!r}: give a folder, or one of "
                          f"{', '.join(f'{name}:' for name in sorted(BACKENDS))}")
+    return None
+
+
+def open_storage(location: str | os.PathLike[str]) -> Storage:
+    """Open the storage at ``location``: a backend's URL, or else a folder (diskcache)."""
+    scheme = backend_of(location)
+    if scheme is not None:
+        module, _, name = BACKENDS[scheme].partition(":")
+        opened: Storage = getattr(importlib.import_module(module), name).open(
+            os.fspath(location))
+        return opened
     from crdt.storage.disk import DiskStorage  # imports diskcache only when used
 
-    return DiskStorage.open(text)
+    return DiskStorage.open(location)

@@ -127,3 +127,9 @@ def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) ->
     assert printed["cluster_secret"] == "(set)"  # never printed
     assert print_config([])["sync"] == dataclasses.asdict(SyncConfig())
     assert print_config([])["data_dir"] == str(Config().data_dir)
+
+
+def test_an_unknown_storage_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["serve", "--storage", "nosuch://x"])
+    assert result.exit_code == 2
+    assert "unknown storage 'nosuch://x': give a folder, or one of memory:" in result.output

@@ -40,6 +40,7 @@ SCHEMA_VERSION = 1
 EVENT_BYTES_MAX = 128 * 1024
 ID_BYTES = 32
 
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A sealed event: content plus its canonical bytes and id."""

@@ -49,6 +49,7 @@ T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
+
 class StoreClosing(StoreError):
     """The store is shutting down and takes no more writes."""
 

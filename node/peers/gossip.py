@@ -37,6 +37,7 @@ from sync.peer.messages import About
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
+
 @dataclass
 class Runner:
     """One link's state: its machine, what wakes it, and how it is known."""

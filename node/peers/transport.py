@@ -30,6 +30,8 @@ ADVERTISE_HEADER = "X-Clawsync-Advertise"
 #: nodes of version 0.1 refuse a hello with fields they do not know.
 HELLO_HEADER = "X-Clawsync-Hello"
 HELLO_ABOUT = "about"
+
+
 class LinkClosed(Exception):
     """The link is gone (closed by either side, reset, or stalled)."""
 

@@ -37,6 +37,7 @@ from node.store import AsyncStore
 
 log = structlog.get_logger(__name__)
 
+
 class StartError(Exception):
     """The node could not start: its data folder is held by another process, its port is
     taken, its storage cannot be opened. The message says which, in one line."""

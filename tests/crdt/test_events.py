@@ -31,7 +31,6 @@ STAMP = [1_704_110_400_000, 0]
 MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py
 
 
-
 def body(kind: str = "message_received", **fields: Any) -> dict[str, Any]:
     return {"agent_id": "main", "hlc": STAMP, "kind": {"type": kind, **PAYLOADS[kind], **fields}}
 

@@ -17,6 +17,7 @@ from tests.support.events import event_body as body_of
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
+
 @pytest.fixture
 def event_body() -> EventFactory:
     """``tests.support.events.event_body``: ``event_body(n, content=..., **fields)``."""

@@ -69,8 +69,6 @@ def test_big_events_stay_inside_sqlite(store: EventStore, store_path: Path,
     assert [name for name in os.listdir(store_path) if (store_path / name).is_dir()] == []
 
 
-
-
 def test_a_second_open_of_a_folder_is_refused_at_once_and_names_the_holder(
         store_path: Path) -> None:
     with EventStore.open(store_path):

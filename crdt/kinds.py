@@ -154,11 +154,6 @@ def register_kind(name: str, fields: Mapping[str, Validator],
         DEFAULTS[name] = dict(defaults)
 
 
-def is_known(kind: str) -> bool:
-    """True if this version knows the kind (its projections read such events)."""
-    return kind in KINDS
-
-
 def check_payload(kind: str, obj: Any, where: str, *, fill_defaults: bool) -> dict[str, Any]:
     """The fields of an event of ``kind``: a known kind's fields checked (missing ones
     filled in from ``DEFAULTS`` if ``fill_defaults``), every other field a name with a

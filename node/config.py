@@ -130,7 +130,7 @@ class ClientLimits:
     subscribe_retry_max_s: float = 30.0
     #: Largest frame the projection follower accepts: the node's default
     #: ``served_bytes_max`` and the frame around it.
-    subscribe_frame_bytes_max: int = 64 * 1024 * 1024 + 64 * 1024
+    subscribe_frame_bytes_max: int = RepoLimits().served_bytes_max + 64 * 1024
 
 
 #: Tables of a ``--config`` file that set limits, and what each fills.

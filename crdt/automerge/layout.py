@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -306,14 +306,29 @@ def _root_field(doc: Document, name: str) -> object:
     return _FOREIGN
 
 
+def _replaced_maps(doc: Document, session_key: str, names: Iterable[str]) -> list[str]:
+    """Those of the root maps ``names`` that are no longer the ones this session's genesis
+    change created (replaced, deleted, or never there).
+
+    Both ids are read from ``doc`` itself. An object id's bytes hold its creating actor's
+    index in the actor table of the document that answered, and that table is
+    per-document: a fresh document numbers actors as they write, a loaded one in sorted
+    order. Ids from two documents, or from two loads, may differ for the same object.
+    """
+    heads = _genesis(session_key).get_heads()
+    replaced = []
+    for name in names:
+        now, then = doc.get(ROOT, name), doc.get(ROOT, name, heads)
+        if now is None or then is None or now[0] != ObjType.Map or now[1] != then[1]:
+            replaced.append(name)
+    return replaced
+
+
 def _check_genesis(doc: Document, session_key: str) -> None:
     """The root maps must be the ones of this session's genesis change, or a merge with
     our documents would hide one side's messages."""
-    heads = _genesis(session_key).get_heads()
-    for name in ("messages", "custom_state"):
-        now, then = doc.get(ROOT, name), doc.get(ROOT, name, heads)
-        if now is None or then is None or now[0] != ObjType.Map or now[1] != then[1]:
-            raise InvalidInput(f"not this session's document: {name!r} is not the genesis map")
+    for name in _replaced_maps(doc, session_key, ("messages", "custom_state")):
+        raise InvalidInput(f"not this session's document: {name!r} is not the genesis map")
 
 
 class _NotJson(Exception):

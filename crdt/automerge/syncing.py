@@ -21,11 +21,11 @@ from crdt.automerge.layout import (
     LAYOUT,
     AutomergeDoc,
     _check_message,
-    _genesis,
     _message_entry,
     _NotJson,
     _put_message,
     _read_json,
+    _replaced_maps,
     _root_map,
     _same,
     _translated,
@@ -139,13 +139,9 @@ class SyncingDoc(AutomergeDoc):
 
     def _broken_root(self, doc: Document, fields: set[str]) -> str | None:
         """Why the root no longer fits ``update`` and ``load``, if it does not."""
-        genesis = _genesis(self.session_key)
-        heads = genesis.get_heads()
-        for name in ("messages", "custom_state"):
-            if name in fields:
-                now, then = doc.get(ROOT, name), genesis.get(ROOT, name, heads)
-                if now is None or then is None or now[1] != then[1]:
-                    return f"the root {name!r} map was replaced or deleted"
+        maps = [name for name in ("messages", "custom_state") if name in fields]
+        for name in _replaced_maps(doc, self.session_key, maps):
+            return f"the root {name!r} map was replaced or deleted"
         if "session_key" in fields:
             got = doc.get(ROOT, "session_key")
             if got is None or got[0] != ObjType.Text or doc.text(got[1]) != self.session_key:

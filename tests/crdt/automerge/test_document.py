@@ -517,6 +517,35 @@ def test_breaking_the_root_is_refused(edit: Any) -> None:
     assert received.refusal is not None
 
 
+def key_with_genesis(after: bool, actor: bytes = NODE_A) -> str:
+    """A session key whose genesis actor sorts after ``actor`` (or before it)."""
+    return next(key for key in (f"s{i}" for i in range(100))
+                if (genesis_actor(document_id(key)) > actor) == after)
+
+
+@pytest.mark.parametrize("after", [False, True], ids=["genesis-first", "genesis-last"])
+def test_the_root_maps_are_recognised_after_a_reload(after: bool) -> None:
+    # A loaded document numbers its actors in sorted order, a new one in order of
+    # writing: the genesis actor is no longer first when it sorts after the node's.
+    key = key_with_genesis(after)
+    node = SessionDoc.new(key, NODE_A)
+    node.update({**EMPTY_FIELDS, "session_key": key, "state": "active"},
+                [message("k1")], {"mood": "calm"})
+    node = SessionDoc.load(node.save(), NODE_A)
+
+    def edit(tx: Any) -> None:
+        put_text(tx, root(tx, "custom_state"), "mood", "happy")
+        tx.delete(root(tx, "messages"), "k1")
+
+    _, received = edited(node, edit)
+    assert received.refusal is None and received.fields == {"custom_state", "messages"}
+    assert node.edits_since(received.before).custom_state == {"mood": "happy"}
+    for broken in ("messages", "custom_state"):
+        again = SessionDoc.load(node.save(), NODE_A)
+        _, received = edited(again, lambda tx, name=broken: tx.put_object(ROOT, name, ObjType.Map))
+        assert received.refusal == f"the root {broken!r} map was replaced or deleted"
+
+
 def test_message_edits_are_repaired() -> None:
     node = filled()
     projection = [message("k1", "first"), message("k2", "second")]

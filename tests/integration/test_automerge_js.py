@@ -9,22 +9,20 @@ import asyncio
 import json
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import pytest
 
 from crdt.automerge.document import automerge_url
+from tests.support.interop import BASE_MS, append, message, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess, child_env
 
 pytestmark = pytest.mark.integration
 
-BASE_MS = 1_790_000_000_000
 SECRET = "cluster-secret-for-tests"
 #: Seconds replication between two local nodes may take in these tests.
 CONVERGE_TIMEOUT_S = 30.0
@@ -41,33 +39,8 @@ def js(tmp_path: Path) -> Iterator[JsClient]:
         yield client
 
 
-def ws_url(node: NodeProcess, token: str | None = None) -> str:
-    url = node.url.replace("http://", "ws://") + "/automerge"
-    return url + (f"?token={quote(token)}" if token else "")
-
-
-def message(n: int, content: str | None = None) -> dict[str, Any]:
-    return {"agent_id": "main", "hlc": [BASE_MS + n, 0],
-            "kind": {"type": "message_received", "content": content or f"m{n}"}}
-
-
-def append(node: NodeProcess, key: str, *events: dict[str, Any],
-           token: str | None = None) -> None:
-    request = urllib.request.Request(
-        f"{node.url}/v1/sessions/{quote(key, safe='')}/events", method="POST",
-        data=json.dumps(list(events)).encode(), headers={"Content-Type": "application/json"})
-    if token or node.token:
-        request.add_header("Authorization", f"Bearer {token or node.token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status in (200, 201)
-
-
 def contents(doc: dict[str, Any]) -> list[str]:
     return [m["content"] for _, m in sorted(doc["messages"].items())]
-
-
-def projection(node: NodeProcess, key: str) -> dict[str, Any]:
-    return node.get(f"/v1/sessions/{quote(key, safe='')}")
 
 
 def test_find_and_live_update(tmp_path: Path, js: JsClient) -> None:

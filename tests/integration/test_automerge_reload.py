@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from crdt.automerge.document import automerge_url, document_id, genesis_actor, node_actor
-from tests.integration.test_automerge_js import append, message, projection, ws_url
+from tests.support.interop import append, message, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess
 

@@ -25,11 +25,15 @@ def configure(level: str = "info", log_format: str = "console") -> None:
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
     numeric: int = getattr(logging, level.upper())
     renderer: Any
+    # Tracebacks never show local variables: structlog's defaults do (rich's console
+    # tracebacks, the JSON dict tracebacks), and locals hold tokens and secrets.
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer()
-        exceptions: list[Any] = [structlog.processors.dict_tracebacks]
+        exceptions: list[Any] = [structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False))]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
         exceptions = []
     structlog.configure(
         processors=[

@@ -1,0 +1,89 @@
+"""Hostile HTTP, sent byte for byte over raw sockets to a real node.
+
+* Credentials that are not UTF-8 (or not even text) on every route that takes a secret
+  are wrong credentials: 401, and the node's log holds none of its secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.processes import NodeProcess
+
+TOKEN = "client-token-5e1f"
+SECRET = "cluster-secret-9a7b"
+AUTOMERGE_TOKEN = "automerge-token-c3d2"
+#: Seconds to wait for a node's answer on a raw socket.
+ANSWER_TIMEOUT_S = 10.0
+#: Every route that takes a credential.
+GUARDED = ("/v1/sessions", "/v1/events", "/metrics", "/peer/v1/ws", "/peer/v1/members",
+           "/automerge")
+#: Authorization headers no honest client sends: bytes that are not UTF-8, lone
+#: surrogates in UTF-8's form, a scheme that is not text. (Control bytes other than tab
+#: are refused by the HTTP parser itself, with 400.)
+HOSTILE_AUTHORIZATION = (b"Bearer \xff", b"Bearer \xc3\x28", b"Bearer \xed\xa0\x80",
+                         b"Bearer " + TOKEN.encode() + b"\xff", b"\xff\xfe " + b"x" * 8,
+                         b"bearer \x80\x81\x82\x83", b"Bearer \x80\tx")
+
+
+def exchange(node: NodeProcess, request: bytes) -> bytes:
+    """Send ``request`` as is; everything the node answers until it closes."""
+    with socket.create_connection(("127.0.0.1", node.port), timeout=ANSWER_TIMEOUT_S) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+def get(path: bytes, *headers: bytes) -> bytes:
+    lines = [b"GET " + path + b" HTTP/1.1", b"Host: 127.0.0.1", b"Connection: close",
+             *headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def logged(node: NodeProcess) -> str:
+    """The node's own output (without the command lines the tests write into the log)."""
+    text = node.log_path.read_text(errors="replace")
+    return "\n".join(line for line in text.splitlines() if not line.startswith("--- start"))
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """A node with a client token, a cluster secret and an Automerge token."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    tokens = tmp / "tokens.json"
+    tokens.write_text(json.dumps({AUTOMERGE_TOKEN: {"read_only": True}}))
+    with NodeProcess(tmp, token=TOKEN, extra_args=[
+            "--cluster-secret", SECRET, "--automerge-tokens", str(tokens)]) as node:
+        yield node
+
+
+@pytest.mark.parametrize("path", GUARDED)
+def test_undecodable_credentials_are_wrong_ones(guarded: NodeProcess, path: str) -> None:
+    for authorization in HOSTILE_AUTHORIZATION:
+        answer = exchange(guarded, get(path.encode(), b"Authorization: " + authorization))
+        assert status_of(answer) == 401, (authorization, answer[:200])
+    if path == "/automerge":
+        for token in (b"%ff", b"%ED%A0%80", b"%00"):
+            answer = exchange(guarded, get(b"/automerge?token=" + token))
+            assert status_of(answer) == 401, (token, answer[:200])
+
+
+def test_no_secret_reaches_the_log(guarded: NodeProcess) -> None:
+    for path in GUARDED:
+        for authorization in HOSTILE_AUTHORIZATION:
+            exchange(guarded, get(path.encode(), b"Authorization: " + authorization))
+    assert guarded.get("/healthz")["status"] == "ok"
+    text = logged(guarded)
+    for secret in (TOKEN, SECRET, AUTOMERGE_TOKEN):
+        assert secret not in text
+    assert "Traceback" not in text

@@ -29,6 +29,8 @@ from typing import Any
 
 import structlog
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from crdt import codec
 from crdt.errors import (
@@ -171,6 +173,12 @@ async def read_body(request: web.BaseRequest, *, bytes_max: int, timeout_s: floa
     except TimeoutError:
         raise HttpError(408, "request_timeout",
                         f"the body did not arrive within {timeout_s:g} s") from None
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        raise HttpError(400, "invalid_body", f"the body is not well framed: {exc}") from None
+    except ConnectionResetError:
+        # The client left mid-body: its fault, not ours, and no one reads the answer.
+        raise HttpError(400, "incomplete_body", "the connection closed inside the body",
+                        field="body") from None
     body = b"".join(chunks)
     return body if coding is None else inflate(body, coding, bytes_max=bytes_max)
 

@@ -145,5 +145,5 @@ async def serve(config: Config) -> None:
 
 def run(config: Config) -> None:
     """Configure logging and serve ``config`` until told to stop (``clawsync serve``)."""
-    logs.configure(config.log_level, config.log_format)
+    logs.configure(config.log_level, config.log_format, config.limits)
     asyncio.run(serve(config))

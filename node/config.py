@@ -91,6 +91,12 @@ class Limits:
     #: client reads the 413/408 instead of a reset. A client can keep the connection busy
     #: that long, so it is short; ``read_timeout_s`` if that is shorter.
     linger_s: float = 1.0
+    #: Requests refused by the HTTP parser itself (a malformed request line or header)
+    #: that are logged, one short line each, per ``refused_log_interval_s``; the others
+    #: are counted, and the count is logged with the next line. Anyone can send garbage
+    #: at no cost: this bounds what it writes to the log.
+    refused_log_lines_max: int = 10
+    refused_log_interval_s: float = 60.0
     #: Seconds a client gets to complete the TLS handshake before its connection closes.
     tls_handshake_timeout_s: float = 10.0
     #: Connections the kernel queues while every one of ``connections_max`` is taken.

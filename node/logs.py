@@ -3,33 +3,108 @@
 Library logs that go through the standard ``logging`` module (aiohttp's) are routed to
 the same stream at the same level, so one setting controls everything. Call
 ``configure`` once, at start-up (``node.server.run.run`` does).
+
+aiohttp logs every request its HTTP parser refuses at ERROR with a traceback (a
+malformed request line or header, a broken chunked body: the client's fault, and free to
+send). ``RefusedRequests`` turns each into one short line, a bounded number per interval.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+
+from node.config import Limits
 
 FORMATS = ("console", "json")
 LEVELS = ("debug", "info", "warning", "error", "critical")
+#: The logger aiohttp's server logs refused requests to.
+AIOHTTP_SERVER = "aiohttp.server"
+#: Characters of the parser's reason that are logged (its first line; the rest quotes
+#: the offending bytes, which are the sender's and could be anything).
+REASON_CHARS_MAX = 80
 
 
-def configure(level: str = "info", log_format: str = "console") -> None:
-    """Set up structlog and stdlib logging; ``ValueError`` for an unknown level or format."""
+def refused_by_parser(error: BaseException | None) -> bool:
+    """True for aiohttp's errors about what a client sent, however they were wrapped."""
+    while error is not None:
+        if isinstance(error, HttpProcessingError | RequestPayloadError):
+            return True
+        error = error.__cause__
+    return False
+
+
+class RefusedRequests(logging.Filter):
+    """Shortens aiohttp's records of requests it refused to one line without traceback,
+    and lets at most ``lines_max`` through per ``interval_s``; the first line after a
+    window that dropped some says how many."""
+
+    def __init__(self, lines_max: int, interval_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.lines_max = lines_max
+        self.interval_s = interval_s
+        self._clock = clock
+        self._window_start = clock()
+        self._lines = 0
+        self._dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not refused_by_parser(error):
+            return True
+        now = self._clock()
+        if now - self._window_start >= self.interval_s:
+            self._window_start, self._lines = now, 0
+        if self._lines >= self.lines_max:
+            self._dropped += 1
+            return False
+        self._lines += 1
+        self._shorten(record, error)
+        return True
+
+    def _shorten(self, record: logging.LogRecord, error: BaseException | None) -> None:
+        reason = str(getattr(error, "message", error)).strip().partition("\n")[0]
+        reason = reason.partition(": b'")[0].partition(': b"')[0].rstrip(":")
+        client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg = "refused a malformed request from %s: %s: %s"
+        record.args = (client, type(error).__name__, reason[:REASON_CHARS_MAX])
+        if self._dropped:
+            record.msg += " (%d more not logged before this)"
+            record.args += (self._dropped,)
+            self._dropped = 0
+        record.exc_info = record.exc_text = None
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+
+
+def configure(level: str = "info", log_format: str = "console",
+              limits: Limits | None = None) -> None:
+    """Set up structlog and stdlib logging; ``ValueError`` for an unknown level or format.
+    ``limits`` bounds the lines logged for refused requests."""
+    limits = limits or Limits()
     if level.lower() not in LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
     if log_format not in FORMATS:
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
     numeric: int = getattr(logging, level.upper())
     renderer: Any
+    # Tracebacks never show local variables: structlog's defaults do (rich's console
+    # tracebacks, the JSON dict tracebacks), and locals hold tokens and secrets.
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer()
-        exceptions: list[Any] = [structlog.processors.dict_tracebacks]
+        exceptions: list[Any] = [structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False))]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
         exceptions = []
     structlog.configure(
         processors=[
@@ -45,3 +120,8 @@ def configure(level: str = "info", log_format: str = "console") -> None:
     )
     logging.basicConfig(level=numeric, stream=sys.stderr, force=True,
                         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    server = logging.getLogger(AIOHTTP_SERVER)
+    for old in [f for f in server.filters if isinstance(f, RefusedRequests)]:
+        server.removeFilter(old)
+    server.addFilter(RefusedRequests(limits.refused_log_lines_max,
+                                     limits.refused_log_interval_s))

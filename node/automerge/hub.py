@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
 import json
 import time
 from collections import deque
@@ -35,12 +34,13 @@ from pathlib import Path
 
 import aiohttp
 import structlog
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from crdt.automerge.document import document_id
 from crdt.errors import CrdtError
 from node.automerge.library import StoreLibrary
 from node.config import Config
+from node.http import auth
 from node.http.wire import unauthorized
 from node.store import AsyncStore, StoreClosing
 from sync.repo.config import FULL_ACCESS, Access, RepoLimits, parse_tokens
@@ -106,18 +106,15 @@ class RepoHub:
 
     def access(self, request: web.Request) -> Access | None:
         """What the request's token opens; None if it opens nothing."""
-        scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-        token = request.query.get("token") or (given.strip() if scheme.lower() == "bearer"
-                                               else "")
+        token = request.query.get("token") or auth.bearer(request)
         tokens = self.config.automerge.tokens
         if self.config.token is None and not tokens:
             return FULL_ACCESS
         found: Access | None = None
-        if self.config.token is not None and hmac.compare_digest(
-                token.encode(), self.config.token.encode()):
+        if self.config.token is not None and auth.matches(token, self.config.token):
             found = FULL_ACCESS
         for candidate, access in tokens.items():  # every one compared: constant time
-            if hmac.compare_digest(token.encode(), candidate.encode()):
+            if auth.matches(token, candidate):
                 found = access
         return found
 

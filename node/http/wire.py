@@ -23,11 +23,14 @@ import asyncio
 import json
 import math
 import re
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from crdt import codec
 from crdt.errors import (
@@ -51,6 +54,10 @@ CBOR_TYPE = "application/cbor"
 BODY_DEPTH_MAX = codec.DEPTH_MAX + 3
 #: How many bytes to take from the socket at a time while reading a body.
 READ_CHUNK_BYTES = 64 * 1024
+#: Content codings a request body may come in (RFC 9110 8.4.1), as zlib's window bits:
+#: gzip with its header and trailer, deflate in the zlib format.
+CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,
+           "deflate": zlib.MAX_WBITS}
 
 
 class HttpError(Exception):
@@ -64,6 +71,10 @@ class HttpError(Exception):
         self.message = message
         self.field = field
         self.headers = dict(headers or {})
+
+
+def invalid_encoding(message: str) -> HttpError:
+    return HttpError(400, "invalid_content_encoding", message, field="Content-Encoding")
 
 
 def unauthorized(
@@ -92,13 +103,59 @@ def body_format(request: web.BaseRequest) -> str:
                     f"{CBOR_TYPE}", field="Content-Type")
 
 
+def body_coding(request: web.BaseRequest) -> str | None:
+    """The body's content coding from Content-Encoding (None: as is); else 415."""
+    named = [coding.strip().lower() for value in request.headers.getall(hdrs.CONTENT_ENCODING, [])
+             for coding in value.split(",")]
+    codings = [coding for coding in named if coding not in ("", "identity")]
+    if not codings:
+        return None
+    if len(codings) > 1 or codings[0] not in CODINGS:
+        raise HttpError(415, "unsupported_content_encoding",
+                        f"Content-Encoding {', '.join(codings)!r} is not accepted; send "
+                        "gzip, deflate or none", field="Content-Encoding")
+    return codings[0]
+
+
+def inflate(body: bytes, coding: str, *, bytes_max: int) -> bytes:
+    """``body`` decompressed; 400 unless it is one whole stream in ``coding``, 413 if it
+    inflates past ``bytes_max``.
+
+    >>> inflate(zlib.compress(b"[1]"), "deflate", bytes_max=10)
+    b'[1]'
+    >>> inflate(b"[1]", "gzip", bytes_max=10)
+    Traceback (most recent call last):
+    ...
+    node.http.wire.HttpError: the body is not valid gzip (Error -3 ...)
+    """
+    inflater = zlib.decompressobj(CODINGS[coding])
+    try:
+        # At most one byte over the limit: a small bomb must not inflate in memory.
+        plain = inflater.decompress(body, bytes_max + 1)
+    except zlib.error as exc:
+        raise invalid_encoding(f"the body is not valid {coding} ({exc})") from None
+    if len(plain) > bytes_max:
+        raise LimitExceeded(f"body inflates over the limit of {bytes_max} bytes", field="body")
+    if not inflater.eof:
+        raise invalid_encoding(f"the body ends inside its {coding} stream (truncated?)")
+    if inflater.unused_data:
+        raise invalid_encoding(f"{len(inflater.unused_data)} bytes follow the end of the "
+                               f"{coding} stream")
+    return plain
+
+
 async def read_body(request: web.BaseRequest, *, bytes_max: int, timeout_s: float) -> bytes:
-    """The whole body, refusing more than ``bytes_max`` bytes as they stream in.
+    """The whole body, decompressed, refusing more than ``bytes_max`` bytes as they stream
+    in and after decompression.
 
     aiohttp's ``client_max_size`` only guards ``request.read()``; chunked bodies carry
     no Content-Length, so the cap is counted here. A client that sends too slowly is cut
-    off after ``timeout_s`` (aiohttp has no body read timeout of its own).
+    off after ``timeout_s`` (aiohttp has no body read timeout of its own). Bodies are
+    decompressed here, not by aiohttp (the server runs with ``auto_decompress=False``):
+    aiohttp's errors for a body that is not what its Content-Encoding says escape the
+    handler as 500s, and it takes a gzip stream without its end as complete.
     """
+    coding = body_coding(request)  # before reading: a 415 needs no body
     declared = request.content_length
     if declared is not None and declared > bytes_max:
         raise LimitExceeded(f"body is {declared} bytes; the limit is {bytes_max}",
@@ -116,7 +173,14 @@ async def read_body(request: web.BaseRequest, *, bytes_max: int, timeout_s: floa
     except TimeoutError:
         raise HttpError(408, "request_timeout",
                         f"the body did not arrive within {timeout_s:g} s") from None
-    return b"".join(chunks)
+    except (HttpProcessingError, RequestPayloadError) as exc:
+        raise HttpError(400, "invalid_body", f"the body is not well framed: {exc}") from None
+    except ConnectionResetError:
+        # The client left mid-body: its fault, not ours, and no one reads the answer.
+        raise HttpError(400, "incomplete_body", "the connection closed inside the body",
+                        field="body") from None
+    body = b"".join(chunks)
+    return body if coding is None else inflate(body, coding, bytes_max=bytes_max)
 
 
 def decode_body(body: bytes, body_type: str) -> Any:

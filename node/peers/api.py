@@ -8,12 +8,12 @@ secret the client API: a leaked app token cannot join the cluster.
 
 from __future__ import annotations
 
-import hmac
 import ssl
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
 from node.config import Config
+from node.http import auth
 from node.http.wire import respond, unauthorized
 from node.peers.gossip import Gossip
 from node.peers.transport import MEMBERS_PATH, PEER_PATH, accept
@@ -36,11 +36,9 @@ def _check_peer(request: web.Request) -> None:
     if config.tls_ca is not None and request.transport is not None \
             and request.transport.get_extra_info("peercert"):
         return  # the TLS layer verified the certificate against our CA
-    if config.cluster_secret is not None:
-        scheme, _, given = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-                given.strip().encode(), config.cluster_secret.encode()):
-            return
+    if config.cluster_secret is not None \
+            and auth.matches(auth.bearer(request), config.cluster_secret):
+        return
     raise unauthorized("peer credentials missing or wrong")
 
 

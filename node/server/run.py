@@ -92,6 +92,9 @@ async def start(config: Config) -> RunningNode:
             lingering_time=min(limits.linger_s, limits.read_timeout_s),
             shutdown_timeout=limits.shutdown_timeout_s,
             access_log=None,  # requests are counted in /metrics instead
+            # node.http.wire.read_body decompresses bodies itself, refusing bad ones with
+            # 400 (aiohttp's own errors escape as 500s).
+            auto_decompress=False,
         )
         await runner.setup()
         site = BoundedSite(runner, config.host, config.port, limits,
@@ -142,5 +145,5 @@ async def serve(config: Config) -> None:
 
 def run(config: Config) -> None:
     """Configure logging and serve ``config`` until told to stop (``clawsync serve``)."""
-    logs.configure(config.log_level, config.log_format)
+    logs.configure(config.log_level, config.log_format, config.limits)
     asyncio.run(serve(config))

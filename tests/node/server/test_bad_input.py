@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -163,6 +164,53 @@ async def test_compressed_body_that_inflates_past_the_limit(
     assert len(body) < BODY_BYTES_MAX
     await post_bytes(client, body, {**JSON, "Content-Encoding": "gzip"}, 413,
                      "limit_exceeded", "body", f"limit of {BODY_BYTES_MAX}")
+
+
+def plain_event(event_body: EventFactory) -> bytes:
+    return json.dumps(event_body(9)).encode()
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_in_its_content_encoding(
+        client: aiohttp.ClientSession, event_body: EventFactory, coding: str) -> None:
+    await post_bytes(client, plain_event(event_body), {**JSON, "Content-Encoding": coding},
+                     400, "invalid_content_encoding", "Content-Encoding",
+                     f"not valid {coding}")
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, zlib.compress])
+@pytest.mark.parametrize("cut", [1, 4, 8])  # inside the trailer, or inside the data
+async def test_a_compressed_body_cut_short(client: aiohttp.ClientSession,
+                                           event_body: EventFactory,
+                                           compress: Callable[[bytes], bytes],
+                                           cut: int) -> None:
+    coding = "gzip" if compress is gzip.compress else "deflate"
+    body = compress(plain_event(event_body))[:-cut]
+    await post_bytes(client, body, {**JSON, "Content-Encoding": coding}, 400,
+                     "invalid_content_encoding", "Content-Encoding", "ends inside")
+
+
+async def test_bytes_after_a_compressed_body(client: aiohttp.ClientSession,
+                                             event_body: EventFactory) -> None:
+    body = gzip.compress(plain_event(event_body)) + b"{}"
+    await post_bytes(client, body, {**JSON, "Content-Encoding": "gzip"}, 400,
+                     "invalid_content_encoding", "Content-Encoding", "follow the end")
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "gzip, gzip", "compress"])
+async def test_an_unknown_content_encoding(client: aiohttp.ClientSession,
+                                           event_body: EventFactory, coding: str) -> None:
+    await post_bytes(client, plain_event(event_body), {**JSON, "Content-Encoding": coding},
+                     415, "unsupported_content_encoding", "Content-Encoding",
+                     "is not accepted")
+
+
+async def test_a_compressed_body_is_taken(node: RunningNode, event_body: EventFactory) -> None:
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        for coding, compress in (("gzip", gzip.compress), ("deflate", zlib.compress)):
+            async with client.post(URL, data=compress(json.dumps(event_body(len(coding))).encode()),
+                                   headers={**JSON, "Content-Encoding": coding}) as resp:
+                assert resp.status == 201, await resp.text()
 
 
 async def test_too_many_events_in_a_batch(client: aiohttp.ClientSession,

@@ -1,0 +1,91 @@
+"""Logging set-up: tracebacks never show local variables (they hold tokens and secrets);
+requests aiohttp's parser refuses are logged in one short line each, a bounded number."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from aiohttp.http_exceptions import BadHttpMessage
+
+from node import logs
+from node.logs import RefusedRequests
+
+SECRET = "local-secret-4c1d"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def fail_with_a_secret_local() -> None:
+    secret = SECRET
+    raise ValueError(f"length {len(secret)}")
+
+
+@pytest.mark.parametrize("log_format", logs.FORMATS)
+def test_a_traceback_shows_no_local_variables(log_format: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("debug", log_format)
+    try:
+        fail_with_a_secret_local()
+    except ValueError as exc:
+        structlog.get_logger("test").error("unexpected error", exc_info=exc)
+    logged = capsys.readouterr().err
+    assert "fail_with_a_secret_local" in logged  # the traceback is there
+    assert SECRET not in logged
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def refused_record(message: str = "Invalid header token:\n\n  b'Ho st: x'\n      ^"
+                   ) -> logging.LogRecord:
+    error = BadHttpMessage(message)
+    return logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1,
+                             "Error handling request from %s", ("10.0.0.1",),
+                             (type(error), error, None))
+
+
+def test_refused_requests_are_one_line_each_and_bounded() -> None:
+    clock = Clock()
+    refused = RefusedRequests(lines_max=3, interval_s=60.0, clock=clock)
+    passed = [record for record in (refused_record() for _ in range(100))
+              if refused.filter(record)]
+    assert len(passed) == 3
+    for record in passed:
+        assert record.exc_info is None and record.levelno == logging.WARNING
+        assert record.getMessage() == ("refused a malformed request from 10.0.0.1: "
+                                       "BadHttpMessage: Invalid header token")
+    clock.now_s = 60.0  # a new window: the count of the dropped comes with the next line
+    record = refused_record()
+    assert refused.filter(record)
+    assert record.getMessage().endswith("(97 more not logged before this)")
+
+
+def test_the_reason_leaves_out_the_bytes_sent() -> None:
+    record = refused_record("Got more than 8190 bytes when reading: b'Authorization: x'")
+    assert RefusedRequests(lines_max=1, interval_s=1.0).filter(record)
+    assert "Authorization" not in record.getMessage()
+
+
+def test_other_records_pass_untouched() -> None:
+    refused = RefusedRequests(lines_max=0, interval_s=60.0)
+    error = ValueError("ours")
+    record = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1,
+                               "Unhandled exception", (), (ValueError, error, None))
+    assert refused.filter(record)
+    assert record.exc_info is not None and record.levelno == logging.ERROR

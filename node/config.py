@@ -239,6 +239,13 @@ class Config:
             raise ValueError(
                 f"listening on {self.host} exposes the API beyond this machine: "
                 "set --token (or CLAWSYNC_TOKEN)")
+        if self.automerge.tokens and self.token is None:
+            # Without --token every local process may write every session through /v1
+            # (and open every document): the tokens' limits would restrict nothing.
+            raise ValueError(
+                "--automerge-tokens needs --token (or CLAWSYNC_TOKEN): without it any "
+                "local client may read and write every session, so the Automerge tokens' "
+                "session and read-only limits would protect nothing")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not between 0 and 65535")
         if self.peers and self.cluster_secret is None and self.tls_ca is None:

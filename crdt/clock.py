@@ -116,7 +116,8 @@ def wall_ms() -> int:
 
 @dataclass
 class Clock:
-    """The node's hybrid logical clock. Not thread-safe: one writer owns it.
+    """The node's hybrid logical clock. Not thread-safe: one writer owns it (``ahead``
+    and ``check_ahead`` read only the bound, so any thread may call them).
 
     >>> clock = Clock(last=Hlc(1000, 0))
     >>> clock.now(wall=999)      # wall clock stepped back: the counter moves instead

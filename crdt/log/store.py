@@ -53,7 +53,8 @@ class EventStore:
     def __init__(self, storage: Storage, *, clock_drift_max_ms: int = DRIFT_MAX_MS) -> None:
         """The store in ``storage`` (any ``crdt.storage`` backend), given a node id if
         it is new. It closes the storage when it is closed. ``clock_drift_max_ms``: how
-        far a remote timestamp may move this node's clock past its wall clock."""
+        far ahead of this node's wall clock a timestamp may be stored, and the clock may
+        run (``crdt.clock``)."""
         self._log = EventLog.open(storage, secrets.token_hex(8))
         self._clock = Clock(last=self._log.meta.clock, drift_max_ms=clock_drift_max_ms)
         self._clock.settle()

@@ -5,8 +5,23 @@ node, even when the wall clock steps back, so a session's events keep their caus
 there. Timestamps that arrive from clients or peers are passed to ``Clock.observe`` so
 that the next local event sorts after them, but a remote timestamp may drag the local
 clock at most ``drift_max_ms`` ahead of our wall clock: a peer whose clock is hours fast
-must not push every later event on this node hours into the future. Its events are still
-stored and delivered; they simply sort where their own timestamps put them.
+must not push every later event on this node hours into the future.
+
+The same bound holds three ways (``drift_max_ms``, ``[limits] clock_drift_max_ms``):
+
+* a timestamp further ahead of our wall clock than the bound is not stored at all
+  (``Clock.ahead``): from a client it is refused, from a peer it waits until our wall
+  clock has caught up (the store and the peer protocol apply the rule);
+* a remote timestamp moves the local clock at most that far ahead (``observe``);
+* the local clock itself never leads the wall clock by more (``now``): when the wall
+  clock was fast and has been put right (or the node restarts on a corrected clock), the
+  clock starts again from the wall clock instead of stamping the future for hours.
+
+That last rule gives up strict monotony after such a step back. The log needs none: a
+stored event's place is its position and its (origin, seq), both counted apart from time.
+What it needs is that a new event is not mistaken for an old one of the same content
+(ids hash the timestamp), and only timestamps at or below the highest one issued before
+the step back (``Clock.high``) can repeat: the store checks those (``may_repeat``).
 """
 
 from __future__ import annotations
@@ -17,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, TimestampAhead
 
 #: Largest counter value. 2**32 keeps a timestamp two small integers in every language.
 COUNTER_MAX = 2**32 - 1
@@ -101,7 +116,8 @@ def wall_ms() -> int:
 
 @dataclass
 class Clock:
-    """The node's hybrid logical clock. Not thread-safe: one writer owns it.
+    """The node's hybrid logical clock. Not thread-safe: one writer owns it (``ahead``
+    and ``check_ahead`` read only the bound, so any thread may call them).
 
     >>> clock = Clock(last=Hlc(1000, 0))
     >>> clock.now(wall=999)      # wall clock stepped back: the counter moves instead
@@ -109,14 +125,50 @@ class Clock:
     >>> clock.observe(Hlc(10**6, 0), wall=1000)   # too far ahead: dragged at most drift_max_ms
     >>> clock.last
     Hlc(ms=61000, counter=0)
+    >>> clock.now(wall=500)   # the wall clock stepped back further than drift_max_ms
+    Hlc(ms=500, counter=0)
+    >>> clock.may_repeat(Hlc(500, 0)), clock.high
+    (True, Hlc(ms=61000, counter=0))
     """
 
     last: Hlc = HLC_ZERO
     drift_max_ms: int = DRIFT_MAX_MS
+    #: The highest timestamp issued or observed before the clock last started again from
+    #: the wall clock (``HLC_ZERO`` if it never did): timestamps up to it may repeat.
+    high: Hlc = HLC_ZERO
+
+    @property
+    def high_water(self) -> Hlc:
+        """The highest timestamp ever issued or observed: what the store persists, so that
+        a restart knows both where the clock stood and which timestamps may repeat."""
+        return max(self.last, self.high)
+
+    def ahead(self, timestamp: Hlc, wall: int | None = None) -> bool:
+        """True if ``timestamp`` lies more than drift_max_ms ahead of the wall clock: an
+        event with it must not be stored now (it would sort after everything for that
+        long, and win every last-writer-wins field)."""
+        wall = wall_ms() if wall is None else wall
+        return timestamp.ms - wall > self.drift_max_ms
+
+    def check_ahead(self, timestamp: Hlc, field: str = "timestamp") -> None:
+        """Raise ``TimestampAhead`` (naming ``field``) if ``ahead(timestamp)``."""
+        wall = wall_ms()
+        if self.ahead(timestamp, wall):
+            raise TimestampAhead(
+                f"{timestamp.rfc3339()} is more than {self.drift_max_ms} ms ahead of this "
+                f"node's clock ({Hlc(wall, 0).rfc3339()})", field=field)
+
+    def may_repeat(self, timestamp: Hlc) -> bool:
+        """True if ``now`` may have issued ``timestamp`` before (it lies at or below the
+        high mark of a clock that started again from the wall clock)."""
+        return timestamp <= self.high
 
     def now(self, wall: int | None = None) -> Hlc:
-        """A new timestamp greater than every one issued or observed so far."""
+        """A new timestamp greater than every one issued or observed so far, unless the
+        clock had run more than drift_max_ms ahead of the wall clock: then the wall
+        clock's time (see the module docstring)."""
         wall = wall_ms() if wall is None else wall
+        self.settle(wall)
         if wall > self.last.ms:
             self.last = Hlc(wall, 0)
         elif self.last.counter < COUNTER_MAX:
@@ -128,5 +180,17 @@ class Clock:
     def observe(self, remote: Hlc, wall: int | None = None) -> None:
         """Move the clock up to ``remote``, but no further than drift_max_ms past ``wall``."""
         wall = wall_ms() if wall is None else wall
+        self.settle(wall)
         ceiling = Hlc(wall + self.drift_max_ms, 0)
         self.last = max(self.last, min(remote, ceiling))
+
+    def settle(self, wall: int | None = None) -> None:
+        """Start again from the wall clock if the clock leads it by more than the bound:
+        the wall clock was fast and has been put right. ``now`` and ``observe`` call it;
+        the store also does on opening, so that a restart on a corrected clock starts
+        right."""
+        wall = wall_ms() if wall is None else wall
+        if self.last.ms - wall > self.drift_max_ms:
+            self.high = self.high_water
+            # Just before the wall clock, so that the next timestamp is (wall, 0).
+            self.last = Hlc(wall - 1, COUNTER_MAX) if wall > 0 else HLC_ZERO

@@ -19,8 +19,11 @@ class InvalidInput(CrdtError):
     """Data from outside is malformed, too large or inconsistent.
 
     ``field`` names the offending field as a dotted path (``"kind.content"``) when one
-    field is to blame, so an error message can point at it.
+    field is to blame, so an error message can point at it. ``code`` is the machine-readable
+    name an HTTP answer gives it.
     """
+
+    code = "invalid_input"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         self.field = field
@@ -34,6 +37,14 @@ class LimitExceeded(InvalidInput):
 
 class IdMismatch(InvalidInput):
     """An event's claimed id is not the hash of its content."""
+
+
+class TimestampAhead(InvalidInput):
+    """An event's timestamp lies further ahead of this node's wall clock than its clock
+    allows (``[limits] clock_drift_max_ms``): stored now, it would win every
+    last-writer-wins field until that time. Nothing of the request is stored."""
+
+    code = "timestamp_ahead"
 
 
 class NotFound(CrdtError):

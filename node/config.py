@@ -77,9 +77,12 @@ class Limits:
     #: Threads serving reads. Reads are short SQLite queries: a few threads keep one slow
     #: read (a big projection) from holding up the others; more mostly contend for the GIL.
     read_threads: int = 4
-    #: How far ahead of this node's wall clock a remote timestamp may move its clock
-    #: (milliseconds). Larger tolerates worse-synchronised devices; smaller limits how far
-    #: one fast clock skews the order of the events that follow it on this node.
+    #: How far ahead of this node's wall clock a timestamp may be (milliseconds). Beyond
+    #: it a client's event is refused (400 ``timestamp_ahead``) and a peer's waits until
+    #: this clock has caught up; this node's own clock follows timestamps at most this far
+    #: and, once it leads the wall clock by more (a fast clock put right), starts again
+    #: from the wall clock. Larger tolerates worse-synchronised devices; smaller limits how
+    #: long one fast clock's events win last-writer-wins fields over everyone's.
     clock_drift_max_ms: int = 60_000
     #: Seconds between keepalive comments on an idle live stream. Proxies and load
     #: balancers commonly drop connections idle for 30-60 s; 15 s stays well under that.
@@ -242,6 +245,13 @@ class Config:
             raise ValueError(
                 f"listening on {self.host} exposes the API beyond this machine: "
                 "set --token (or CLAWSYNC_TOKEN)")
+        if self.automerge.tokens and self.token is None:
+            # Without --token every local process may write every session through /v1
+            # (and open every document): the tokens' limits would restrict nothing.
+            raise ValueError(
+                "--automerge-tokens needs --token (or CLAWSYNC_TOKEN): without it any "
+                "local client may read and write every session, so the Automerge tokens' "
+                "session and read-only limits would protect nothing")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not between 0 and 65535")
         if self.peers and self.cluster_secret is None and self.tls_ca is None:

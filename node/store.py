@@ -152,12 +152,15 @@ class AsyncStore:
         """Store ``items`` (validated drafts or sealed events); return once durable.
 
         The items of one call are committed together, in one transaction, possibly with
-        other callers' items. Duplicates come back with ``created=False``.
+        other callers' items. Duplicates come back with ``created=False``. A timestamp
+        too far ahead of the clock raises ``TimestampAhead`` before anything is queued,
+        so that it never fails a group commit shared with other callers.
         """
         if self._closing:
             raise StoreClosing("the node is shutting down")
         if not items:
             return []
+        self._store.check_timestamps(items)
         if self._queued_events + len(items) > self._queue_events_max:
             raise StoreBusy(f"{self._queued_events} events already wait for the disk; "
                             "try again shortly")

@@ -147,7 +147,9 @@ class EventLog:
             batch = Batch(tx, meta)
             for event, origin, seq in events:
                 results.append(self._append_one(batch, event, origin, seq))
-            meta.clock = clock.last
+            # The high mark, not ``last``: after a restart the clock must still know
+            # which timestamps of a fast wall clock it may issue again (crdt.clock).
+            meta.clock = clock.high_water
             batch.flush()
         self.meta = meta
         return results

@@ -53,9 +53,11 @@ class EventStore:
     def __init__(self, storage: Storage, *, clock_drift_max_ms: int = DRIFT_MAX_MS) -> None:
         """The store in ``storage`` (any ``crdt.storage`` backend), given a node id if
         it is new. It closes the storage when it is closed. ``clock_drift_max_ms``: how
-        far a remote timestamp may move this node's clock past its wall clock."""
+        far ahead of this node's wall clock a timestamp may be stored, and the clock may
+        run (``crdt.clock``)."""
         self._log = EventLog.open(storage, secrets.token_hex(8))
         self._clock = Clock(last=self._log.meta.clock, drift_max_ms=clock_drift_max_ms)
+        self._clock.settle()
         self._closed = False
 
     @classmethod
@@ -106,29 +108,58 @@ class EventStore:
 
         Drafts without a timestamp are stamped by the node's clock; given timestamps
         move the clock forward (within its drift bound) so later events sort after them.
+        A given timestamp beyond that bound fails the whole call with ``TimestampAhead``
+        and stores nothing.
         """
         self._check_open()
+        self.check_timestamps(items)
         sealed: list[tuple[Event, str | None, int | None]] = []
         for item in items:
             sealed.append((self._seal(item), None, None))
         return self._log.append(sealed, self._clock)
 
     def ingest(self, items: Iterable[tuple[Event, str, int]]) -> list[Appended]:
-        """Store events received from a peer with their ``(origin, seq)``; one commit."""
+        """Store events received from a peer with their ``(origin, seq)``; one commit.
+        An event beyond the clock's bound fails the call with ``TimestampAhead``: leave
+        such events out (``ahead``) and take them when the peer sends them again."""
         self._check_open()
         batch = [(event, origin, seq) for event, origin, seq in items]
+        self.check_timestamps([event for event, _, _ in batch])
         for event, _, _ in batch:
             self._clock.observe(event.timestamp)
         return self._log.append(batch, self._clock)
+
+    def ahead(self, event: Event) -> bool:
+        """True if the event's timestamp lies further ahead of this node's wall clock
+        than ``clock_drift_max_ms``: it cannot be stored now, but can once the wall
+        clock has caught up with it (its id and content do not change)."""
+        return self._clock.ahead(event.timestamp)
+
+    def check_timestamps(self, items: Iterable[Draft | Event]) -> None:
+        """Raise ``TimestampAhead`` if any given timestamp lies beyond the bound. Safe
+        from any thread: it reads the wall clock and the bound only."""
+        for index, item in enumerate(items):
+            if item.timestamp is not None:
+                self._clock.check_ahead(item.timestamp, f"events[{index}].timestamp")
 
     def _seal(self, item: Draft | Event) -> Event:
         if isinstance(item, Event):
             self._clock.observe(item.timestamp)
             return item
         if item.timestamp is None:
-            return item.seal(self._clock.now())
+            return self._stamp(item)
         self._clock.observe(item.timestamp)
         return item.seal()
+
+    def _stamp(self, draft: Draft) -> Event:
+        """Seal ``draft`` with the clock's next timestamp. After the clock started again
+        from a corrected wall clock it may repeat a timestamp it issued before; the same
+        content at the same time would be the same id, and the new event would be taken
+        for the old one. Stamp again until the id is new (only in that window)."""
+        event = draft.seal(self._clock.now())
+        while self._clock.may_repeat(event.timestamp) and self._log.holds(event.id):
+            event = draft.seal(self._clock.now())
+        return event
 
     def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:
         """Remember what a peer is known to hold (its version vector), so replication

@@ -340,7 +340,7 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
     if isinstance(exc, LimitExceeded):
         return _error(413, "limit_exceeded", exc.reason, exc.field)
     if isinstance(exc, InvalidInput):
-        return _error(400, "invalid_input", exc.reason, exc.field)
+        return _error(400, exc.code, exc.reason, exc.field)
     if isinstance(exc, NotFound):
         return _error(404, "not_found", str(exc))
     if isinstance(exc, HttpError):

@@ -312,6 +312,7 @@ class Gossip:
                 "events_sent": machine["events_sent"],
                 "events_received": machine["events_received"],
                 "faults": machine["faults"],
+                "events_ahead": machine["events_ahead"],
                 "software": machine["peer_software"], "schema": machine["peer_schema"],
                 "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
                 if runner.state == "backoff" else None,

@@ -119,8 +119,9 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
               envvar="CLAWSYNC_AUTOMERGE_TOKENS", show_envvar=True, metavar="JSON",
               help="JSON file of tokens for Automerge apps (ws://NODE/automerge?token=...), "
                    "each limited to some sessions and optionally read-only: "
-                   '{"<token>": {"sessions": ["tg:*"], "read_only": true}}. Default: none; '
-                   "--token (or no token, on loopback) opens every session.")
+                   '{"<token>": {"sessions": ["tg:*"], "read_only": true}}. Needs --token '
+                   "(which opens every session): without it, any local client could. "
+                   "Default: none.")
 @click.option("--members-interval", "members_interval_s", type=click.FloatRange(0.1, 86400),
               default=30.0, envvar="CLAWSYNC_MEMBERS_INTERVAL", show_envvar=True,
               metavar="SECONDS",

@@ -68,6 +68,7 @@ class Counters:
     events_new: int = 0  # of those, the ones this node did not hold yet
     events_conflicting: int = 0  # sent for a slot that holds another event; kept anyway
     faults: int = 0  # messages refused as a PeerFault
+    events_ahead: int = 0  # left out for a timestamp too far ahead of our clock, for now
     resends: int = 0  # times in-flight batches were given up as lost
     last_contact: float | None = None  # ``now`` of the last message received
 
@@ -251,10 +252,16 @@ class PeerSync:
         of ours that we lost (a restored node) come back into their free slots.
         """
         self._check_origins(batch)
+        # An event stamped too far ahead of our clock would win every last-writer-wins
+        # field until then: leave it out, keep the rest. The peer's version vector says
+        # it holds it, ours does not, so the peer sends it again (ack timeout) and it is
+        # taken once our wall clock has caught up: delayed, never lost.
+        items = [item for item in batch.items if not self.store.ahead(item.event)]
+        self.counters.events_ahead += len(batch.items) - len(items)
         fresh: list[tuple[Event, str, int]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
-        for item in batch.items:
+        for item in items:
             holder = self.store.id_at(item.origin, item.seq)
             if holder is None:
                 fresh.append((item.event, item.origin, item.seq))

@@ -41,12 +41,20 @@ def test_check_accepts_the_extremes() -> None:
 
 
 @given(st.lists(walls, min_size=1, max_size=50), hlcs)
-def test_now_strictly_increases_whatever_the_wall_clock_does(wall_readings: list[int],
-                                                             start: Hlc) -> None:
+def test_now_strictly_increases_unless_the_wall_clock_fell_back_past_the_bound(
+        wall_readings: list[int], start: Hlc) -> None:
     clock = Clock(last=start)
-    stamps = [clock.now(wall=wall) for wall in wall_readings]
-    assert all(a < b for a, b in zip([start, *stamps], stamps, strict=False))
-    assert clock.last == stamps[-1]
+    before = start
+    for wall in wall_readings:
+        stamp = clock.now(wall=wall)
+        if before.ms - wall > DRIFT_MAX_MS:  # a fast clock was put right: start again
+            assert stamp.ms == wall
+            assert clock.may_repeat(stamp)
+            assert clock.high >= before
+        else:
+            assert stamp > before
+        assert clock.last == stamp
+        before = stamp
 
 
 @given(st.lists(walls, min_size=1, max_size=50))
@@ -55,9 +63,9 @@ def test_now_follows_the_wall_clock_when_it_moves_forward(wall_readings: list[in
     for wall in wall_readings:
         before = clock.last
         stamp = clock.now(wall=wall)
-        if wall > before.ms:
-            assert stamp == Hlc(wall, 0)
-        else:  # stepped back or stood still: keep the ms, count instead
+        if wall > before.ms or before.ms - wall > DRIFT_MAX_MS:
+            assert stamp.ms == wall
+        else:  # stepped back a little or stood still: keep the ms, count instead
             assert stamp.ms >= before.ms
 
 
@@ -86,8 +94,10 @@ def test_observe_never_drags_the_clock_more_than_drift_max_past_wall(
     clock = Clock(last=start, drift_max_ms=drift_max_ms)
     clock.observe(remote, wall=wall)
     ceiling = Hlc(wall + drift_max_ms, 0)
-    assert clock.last >= start  # never backwards
+    if start.ms - wall <= drift_max_ms:
+        assert clock.last >= start  # never backwards while within the bound
     assert clock.last <= max(start, ceiling)  # never further than drift_max_ms ahead
+    assert clock.high_water >= start  # what was issued is remembered
     if remote <= ceiling:
         assert clock.last >= remote
         assert clock.now(wall=wall) > remote  # the next local event sorts after it
@@ -103,6 +113,56 @@ def test_observe_examples() -> None:
     clock.observe(Hlc(2_000, 3), wall=1_500)  # within the bound: taken as is
     assert clock.last == Hlc(2_000, 3)
     assert clock.now(wall=1_500) == Hlc(2_000, 4)
+
+
+# -- a clock that was fast and was put right ------------------------------------------------
+
+HOUR_MS = 3_600_000
+
+
+def test_a_corrected_clock_stamps_the_wall_time_not_the_old_future() -> None:
+    # The node's wall clock ran 2 h fast, then NTP put it right.
+    clock = Clock()
+    fast = clock.now(wall=10 * HOUR_MS + 2 * HOUR_MS)
+    assert clock.now(wall=10 * HOUR_MS) == Hlc(10 * HOUR_MS, 0)
+    # 90 minutes later it stamps the time of day, not the future it once saw.
+    assert clock.now(wall=10 * HOUR_MS + 90 * 60_000) == Hlc(10 * HOUR_MS + 90 * 60_000, 0)
+    assert clock.high == fast  # remembered: timestamps up to it may repeat
+    assert clock.may_repeat(Hlc(10 * HOUR_MS, 0))
+    assert not clock.may_repeat(Hlc(fast.ms, 1))
+
+
+def test_a_clock_within_the_bound_keeps_its_lead() -> None:
+    clock = Clock(last=Hlc(1_000 + DRIFT_MAX_MS, 0))
+    assert clock.now(wall=1_000) == Hlc(1_000 + DRIFT_MAX_MS, 1)  # exactly the bound: kept
+    assert not clock.may_repeat(Hlc(1_000 + DRIFT_MAX_MS, 1))
+    assert clock.now(wall=999) == Hlc(999, 0)  # one millisecond beyond: start again
+    assert clock.may_repeat(Hlc(999, 0))
+
+
+def test_a_restart_on_a_corrected_clock_starts_from_the_wall_clock() -> None:
+    first = Clock()
+    first.now(wall=3 * HOUR_MS)  # the first run's clock was 2 h fast
+    persisted = first.high_water
+    again = Clock(last=persisted)  # the store reopens with what it persisted
+    assert again.now(wall=HOUR_MS) == Hlc(HOUR_MS, 0)
+    # What it persists next still covers the first run's timestamps: a second restart
+    # knows they may repeat too.
+    assert again.high_water == persisted
+    assert Clock(last=again.high_water).now(wall=HOUR_MS + 1) == Hlc(HOUR_MS + 1, 0)
+
+
+def test_observe_after_a_correction_keeps_the_remote_order() -> None:
+    clock = Clock(last=Hlc(3 * HOUR_MS, 0))
+    clock.observe(Hlc(HOUR_MS + 10, 0), wall=HOUR_MS)  # a peer 10 ms ahead of our wall
+    assert clock.now(wall=HOUR_MS) == Hlc(HOUR_MS + 10, 1)  # sorts after what it saw
+
+
+@pytest.mark.parametrize(("ms", "ahead"), [
+    (1_000 + DRIFT_MAX_MS, False), (1_000 + DRIFT_MAX_MS + 1, True), (0, False),
+    (MS_MAX, True)])
+def test_ahead_is_beyond_the_bound_past_the_wall_clock(ms: int, ahead: bool) -> None:
+    assert Clock().ahead(Hlc(ms, 0), wall=1_000) is ahead
 
 
 # -- RFC 3339 ----------------------------------------------------------------------------

@@ -9,16 +9,22 @@ documents.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
+import urllib.error
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from crdt.clock import DRIFT_MAX_MS, MS_MAX
+from crdt.events import Event, parse_event
+from sync.peer.messages import Ack, Events, Hello, Item, encode, parse
 from tests.support.cluster import (
+    SECRET,
     Cluster,
-    all_events,
     append,
     assert_same_state,
     backlog,
@@ -27,7 +33,6 @@ from tests.support.cluster import (
     peer_rows,
     projection,
     proxy_url,
-    sort_key,
     wait_converged,
     wait_until,
     write_concurrently,
@@ -104,54 +109,78 @@ def test_sigkill_in_the_middle_of_a_catch_up_loses_and_duplicates_nothing(
         assert_same_state([a, b], ids)
 
 
-def test_far_future_timestamps_replicate_without_dragging_clocks(tmp_path: Path) -> None:
+def refused_with(node: NodeProcess, key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST ``events`` expecting a refusal; the error object of the answer."""
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        append(node, key, events)
+    assert caught.value.code == 400
+    error: dict[str, Any] = json.loads(caught.value.read())["error"]
+    return error
+
+
+async def send_as_peer(node: NodeProcess, batch: Events) -> object:
+    """Send ``batch`` over the peer websocket (with the cluster secret); the node's first
+    answer that is not its own hello or batch."""
+    headers = {"Authorization": f"Bearer {SECRET}", "X-Clawsync-Node": "fast-peer"}
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + "/peer/v1/ws", headers=headers) as ws:
+        await ws.send_bytes(encode(batch))
+        while True:
+            answer = await ws.receive(timeout=30)
+            assert answer.type == aiohttp.WSMsgType.BINARY, answer
+            parsed = parse(answer.data)
+            if not isinstance(parsed, Hello | Events):
+                return parsed
+
+
+def test_far_future_timestamps_never_win(tmp_path: Path) -> None:
     key = "clock:skewed"
     with Cluster(tmp_path) as cluster:
         a = cluster.node("a")
         b = cluster.node("b", peers=[a.url])
         now_ms = int(time.time() * 1000)
-        sent = [
-            message("normal, before"),
-            message("three hours ahead", hlc=[now_ms + 3 * HOUR_MS, 0]),
-            message("three hours ahead, later", hlc=[now_ms + 3 * HOUR_MS, 5]),
-            message("in the year 9999", hlc=[MS_MAX, 0]),
-            message("three hours behind", hlc=[now_ms - 3 * HOUR_MS, 0]),
-        ]
-        stored = append(a, key, sent)
-        ids = {event["id"] for event in stored}
+        before = append(a, key, [message("normal, before"),
+                                 message("three hours behind", hlc=[now_ms - 3 * HOUR_MS, 0])])
+        ids = {event["id"] for event in before}
         wait_converged([a, b], must_hold=ids)
 
-        # The next event each node stamps itself follows its own wall clock (at most
-        # DRIFT_MAX_MS ahead), not the far-future timestamps it has seen.
+        # A client's far-future timestamp: 400, and nothing of the request is stored.
+        for late in ([now_ms + 3 * HOUR_MS, 0], [MS_MAX, 0]):
+            error = refused_with(a, key, [message("fine"), message("from a fast clock",
+                                                                   hlc=late)])
+            assert (error["code"], error["field"]) == ("timestamp_ahead",
+                                                       "events[1].timestamp")
+        assert head(a) == 2
+
+        # A peer's: left out of its batch, the rest stored; it wins nothing.
+        forever = parse_event({"agent_id": "main", "hlc": [MS_MAX, 0], "kind": {
+            "type": "session_ended", "reason": "in the year 9999"}}, session_key=key)
+        fine = parse_event(message("from the peer, on time", hlc=[now_ms, 7]),
+                           session_key=key)
+        assert isinstance(forever, Event) and isinstance(fine, Event)
+        answer = asyncio.run(send_as_peer(a, Events((Item("fastpeer00000001", 1, forever),
+                                                     Item("fastpeer00000002", 1, fine)))))
+        assert isinstance(answer, Ack)
+        assert answer.version.get("fastpeer00000001", 0) == 0
+        assert answer.version["fastpeer00000002"] == 1
+        ids.add(fine.id.hex())
+
+        # The next event each node stamps itself follows its own wall clock.
         for node in (b, a):
             before_ms = int(time.time() * 1000)
             (event,) = append(node, key, [message(f"normal, after, on {node.name}")])
-            after_ms = int(time.time() * 1000)
-            assert before_ms <= event["hlc"][0] <= after_ms + DRIFT_MAX_MS, event
+            assert before_ms <= event["hlc"][0] <= int(time.time() * 1000) + DRIFT_MAX_MS
             ids.add(event["id"])
-
-        b.restart()  # the persisted clock is not hours ahead either
-        before_ms = int(time.time() * 1000)
-        (event,) = append(b, key, [message("normal, after a restart")])
-        assert event["hlc"][0] <= int(time.time() * 1000) + DRIFT_MAX_MS
-        assert event["hlc"][0] >= before_ms
-        ids.add(event["id"])
 
         assert wait_converged([a, b], must_hold=ids) == ids
         assert_same_state([a, b], ids)
         for node in (a, b):
-            events = all_events(node, f"/v1/sessions/{key}/events")
-            in_order = [e["id"] for e in sorted(events, key=sort_key)]
             view = projection(node, key)
-            assert [m["id"] for m in view["messages"]] == in_order
-            assert [m["key"] for m in view["messages"]] == sorted(
-                m["key"] for m in view["messages"])
-            # The far-future events sort last, the one from the past first.
+            assert view["state"] == "active"
+            assert view["last_activity"] < "9999"
             contents = [m["content"] for m in view["messages"]]
             assert contents[0] == "three hours behind"
-            assert contents[-3:] == ["three hours ahead", "three hours ahead, later",
-                                     "in the year 9999"]
-            assert view["last_activity"] == "9999-12-31T23:59:59.999Z"
+            assert "from the peer, on time" in contents
 
 
 def test_a_node_with_accepted_peer_links_stops_promptly_on_sigterm(tmp_path: Path) -> None:

@@ -46,3 +46,20 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
             f"Error: cannot listen on 127.0.0.1:{first.port}: Address already in use "
             "(is another node running there? give another --port)"]
         assert first.get("/healthz")["status"] == "ok"
+
+
+def test_automerge_tokens_without_a_client_token_are_a_usage_error(tmp_path: Path) -> None:
+    # Without --token, /v1 takes writes from every local process: a read-only or
+    # per-session Automerge token would restrict nothing.
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"reader-token-1": {"sessions": ["tg:*"], "read_only": true}}')
+    refused = serve("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+                    "--automerge-tokens", str(tokens))
+    assert refused.returncode == 2  # click's usage error
+    assert "--automerge-tokens needs --token" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything opened
+    # With a token as well, the same node starts.
+    with NodeProcess(tmp_path, token="node-token",
+                     extra_args=["--automerge-tokens", str(tokens)]) as node:
+        assert node.get("/healthz")["status"] == "ok"

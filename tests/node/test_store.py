@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crdt.errors import IdMismatch, NotFound
+from crdt.errors import IdMismatch, NotFound, TimestampAhead
 from crdt.events import Draft, Event, parse_event
 from crdt.log.store import EventStore
 from node.config import Limits
@@ -86,6 +86,18 @@ async def test_failing_caller_does_not_fail_the_others(astore: AsyncStore) -> No
     assert not isinstance(results[0], BaseException)
     assert not isinstance(results[2], BaseException)
     assert astore.head == 2
+
+
+async def test_a_far_future_caller_is_refused_before_it_shares_a_commit(
+        astore: AsyncStore) -> None:
+    late = parse_event({"agent_id": "main", "timestamp": "9999-12-31T23:59:59Z",
+                        "kind": {"type": "session_ended", "reason": "never"}},
+                       session_key="s1")
+    results = await asyncio.gather(astore.append([draft(1)]), astore.append([late]),
+                                   astore.append([draft(2)]), return_exceptions=True)
+    assert isinstance(results[1], TimestampAhead)
+    assert not any(isinstance(result, BaseException) for result in (results[0], results[2]))
+    assert astore.head == 2 and astore.commits == 1  # the others were not split apart
 
 
 async def test_reads(astore: AsyncStore) -> None:

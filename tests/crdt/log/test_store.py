@@ -24,7 +24,7 @@ import crdt.clock
 from crdt import codec
 from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
-from crdt.errors import NotFound, StoreError
+from crdt.errors import NotFound, StoreError, TimestampAhead
 from crdt.events import Draft, Event, parse_event
 from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_ENTRIES_MAX
 from crdt.log.projection import Projection, rebuild
@@ -154,12 +154,89 @@ def test_drafts_are_stamped_after_everything_seen(
 def test_a_remote_clock_far_ahead_does_not_drag_later_events(
         store: EventStore, ev: MakeEvent, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 1_000_000)
-    far = ev(ms=10**12, content="from a fast clock")
-    store.ingest([(far, "peer", 1)])
+    # Beyond the bound, an event is refused outright (see the tests below); just within,
+    # it is stored and the clock follows it at most the bound ahead of the wall clock.
+    near = ev(ms=1_000_000 + crdt.clock.DRIFT_MAX_MS, content="from a fast clock")
+    store.ingest([(near, "peer", 1)])
     local = store.append(draft("local")).stored.event
-    assert local.timestamp <= Hlc(1_000_000 + crdt.clock.DRIFT_MAX_MS, 1)
-    # Nothing disappears: the fast event is stored and sorts where its timestamp says.
-    assert ids(store.get_events("s1")) == [local.id, far.id]
+    assert local.timestamp == Hlc(1_000_000 + crdt.clock.DRIFT_MAX_MS, 1)
+    assert ids(store.get_events("s1")) == [near.id, local.id]
+
+
+# -- timestamps too far ahead, and a clock put right ------------------------------------------
+
+
+def state_of(store: EventStore, key: str = "s1") -> Any:
+    return store.get_projection(key).to_json()["state"]
+
+
+def test_a_timestamp_beyond_the_bound_is_refused_and_nothing_is_stored(
+        store: EventStore, ev: MakeEvent, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 1_000_000)
+    store.append(ev("session_started", ms=999_000))
+    far = ev("session_ended", ms=crdt.clock.MS_MAX)  # 9999-12-31
+    just_beyond = ev("session_ended", ms=1_000_000 + crdt.clock.DRIFT_MAX_MS + 1)
+    for bad in (far, just_beyond):
+        with pytest.raises(TimestampAhead) as caught:
+            store.append_batch([draft("fine"), bad])
+        assert caught.value.field == "events[1].timestamp"
+        assert caught.value.code == "timestamp_ahead"
+        with pytest.raises(TimestampAhead):
+            store.ingest([(bad, "peer", 1)])
+    assert store.head == 1 and not store.holds(far.id)
+    assert store.version.get("peer", 0) == 0
+    assert state_of(store) == "active"
+    assert store.clock.last < Hlc(1_000_000 + crdt.clock.DRIFT_MAX_MS, 0)
+
+
+def test_an_event_refused_for_now_is_taken_once_the_wall_clock_caught_up(
+        store: EventStore, ev: MakeEvent, monkeypatch: pytest.MonkeyPatch) -> None:
+    wall = [1_000_000]
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: wall[0])
+    soon = ev("session_ended", ms=1_000_000 + crdt.clock.DRIFT_MAX_MS + 5_000)
+    assert store.ahead(soon)
+    wall[0] += 5_000  # the same event, sent again later: the same id, now in bounds
+    assert not store.ahead(soon)
+    assert store.ingest([(soon, "peer", 1)])[0].created
+    assert state_of(store) == "ended"
+
+
+def test_a_clock_put_right_never_takes_a_new_event_for_an_old_one(
+        store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The wall clock ran 2 h fast, then was put right: the clock starts again from it and
+    # walks through timestamps it already issued. The same content at the same time would
+    # be the same id; the store stamps again rather than drop the new event as a repeat.
+    hour_ms = 3_600_000
+    wall = [12 * hour_ms]
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: wall[0])
+    old = store.append(draft("ok")).stored.event
+    wall[0] = 10 * hour_ms  # NTP stepped the clock back
+    assert store.append(draft("elsewhere")).stored.event.timestamp == Hlc(10 * hour_ms, 0)
+    wall[0] = 12 * hour_ms  # two hours later the wall clock reads what it read then
+    again = store.append(draft("ok"))
+    assert again.created
+    assert again.stored.event.id != old.id
+    assert again.stored.event.timestamp > old.timestamp
+    assert [m["content"] for m in store.get_projection("s1").to_json()["messages"]] == [
+        "elsewhere", "ok", "ok"]
+
+
+def test_a_store_reopened_on_a_corrected_clock_stamps_the_time_of_day(
+        store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hour_ms = 3_600_000
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 12 * hour_ms)  # 2 h fast
+    with EventStore.open(store_path) as store:
+        fast = store.append(draft("from the fast clock")).stored.event
+    # 90 minutes after the clock was put right, the node restarts (or keeps running).
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 10 * hour_ms + 90 * 60_000)
+    with EventStore.open(store_path) as store:
+        stamped = store.append(draft("ninety minutes later")).stored.event
+        assert stamped.timestamp == Hlc(10 * hour_ms + 90 * 60_000, 0)
+        assert store.clock.high >= fast.timestamp
+    with EventStore.open(store_path) as store:  # and after one more restart
+        assert store.clock.high >= fast.timestamp
+        again = store.append(draft("from the fast clock")).stored
+        assert again.event.id != fast.id and again.position == 3
 
 
 # -- remote events: (origin, seq) ----------------------------------------------------------
@@ -325,7 +402,7 @@ def test_reopen_keeps_everything(store_path: Path, ev: MakeEvent,
     monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 1_000)  # ...and now it is far behind
     with EventStore.open(store_path) as again:
         assert again.node_id == node_id
-        assert again.clock.last == clock
+        assert again.clock.high_water == clock
         assert all_events(again) == events_before
         assert again.version == version_before
         assert {key: again.get_projection(key).to_json() for key in ("s1", "s2")} == before
@@ -333,10 +410,13 @@ def test_reopen_keeps_everything(store_path: Path, ev: MakeEvent,
         assert extract(Document.load(Documents(again).saved("s1"))) == document_before
 
         after = again.append(draft("after reopen")).stored
-        assert after.event.timestamp > clock  # sorts after every old event
+        # The clock of the first run leads the wall clock by far more than the bound: it
+        # starts again from the wall clock, and remembers how far it had gone.
+        assert after.event.timestamp == Hlc(1_000, 0)
+        assert again.clock.high == clock
         assert after.position == len(events_before) + 1
         assert after.seq == version_before[node_id] + 1
-        assert again.get_events("s1")[-1].event.id == after.event.id
+        assert after.event.id in ids(again.get_events("s1"))
         assert_document_matches(again, "s1")
 
 

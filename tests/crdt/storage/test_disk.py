@@ -125,7 +125,7 @@ def test_a_folder_written_by_version_0_1_opens_as_it_was(store_path: Path,
         assert store.checkpoint("url:http://peer:7878") == expected["checkpoint"]
         document = Documents(store).document("tg:alice").to_python()
         assert len(document["messages"]) == 3
-        added = store.append(ev(session="tg:alice", ms=1_800_000_000_000)).stored
+        added = store.append(ev(session="tg:alice", ms=1_750_000_000_000)).stored
         assert added.position == len(expected["events"]) + 1
         assert added.seq == expected["version"][expected["node_id"]] + 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -267,6 +268,21 @@ async def test_one_bad_event_refuses_the_whole_batch(client: aiohttp.ClientSessi
                                                      event_body: EventFactory) -> None:
     events = [event_body(5), event_body(6), event_body(7, agent_id="")]
     await post_json(client, events, 400, "invalid_input", "events[2].agent_id", "empty")
+
+
+@pytest.mark.parametrize("when", [
+    {"timestamp": "9999-12-31T23:59:59.999Z"},
+    {"hlc": [253_402_300_799_999, 0]},
+    {"hlc": [int(time.time() * 1000) + 3 * 3_600_000, 0]},  # a device three hours fast
+])
+async def test_a_timestamp_far_ahead_of_the_node_clock(client: aiohttp.ClientSession,
+                                                       event_body: EventFactory,
+                                                       when: dict[str, Any]) -> None:
+    # In a batch with a good event, so that the whole request is seen to be refused.
+    late = {name: value for name, value in event_body(6).items() if name != "hlc"}
+    events = [event_body(5), {**late, **when}]
+    await post_json(client, events, 400, "timestamp_ahead", "events[1].timestamp",
+                    "ms ahead of this node's clock")
 
 
 @pytest.mark.parametrize(("path", "field", "says"), [

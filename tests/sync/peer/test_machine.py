@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+import crdt.clock
 import sync
 from crdt import codec
 from crdt.clock import Hlc
@@ -485,3 +486,47 @@ def test_events_of_a_kind_this_version_does_not_know_replicate(open_store: OpenS
     assert view["event_count"] == 2  # the message and the session's end
     assert view["state"] == "ended" and view["last_event_id"] == richer.id.hex()
     assert all(m["faults"] == 0 for m in (x.status() for x in net.machines.values()))
+
+
+# -- timestamps too far ahead of the receiver's clock -------------------------------------------
+
+
+def test_a_far_future_event_is_left_out_and_does_not_win_state(
+        open_store: OpenStore, ev: Ev, monkeypatch: pytest.MonkeyPatch) -> None:
+    wall_ms = 1_700_000_000_000
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: wall_ms)
+    b = open_store("b")
+    b.append(ev("session_started", ms=wall_ms - 1_000))
+    machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
+    forever = ev("session_ended", ms=crdt.clock.MS_MAX)  # 9999-12-31: would win for good
+    after = ev(ms=wall_ms, content="the rest of the batch")
+    out = machine.receive(encode(Events((Item("p", 1, forever), Item("p", 2, after)))), 0.0)
+    # The link lives on, the rest of the batch is stored; the ack says p:1 is missing.
+    assert parse(out[0]) == messages.Ack(b.version) and b.version.get("p", 0) == 0
+    assert b.holds(after.id) and not b.holds(forever.id)
+    assert b.get_projection("s1").to_json()["state"] == "active"
+    status = machine.status()
+    assert status["events_ahead"] == 1 and status["faults"] == 0
+
+
+def test_an_event_from_a_clock_slightly_ahead_arrives_once_ours_caught_up(
+        open_store: OpenStore, ev: Ev, mesh: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    wall = [1_700_000_000_000]
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: wall[0])
+    a, b = open_store("a"), open_store("b")
+    start = wall[0]
+    b.append(ev("session_started", ms=start - 1_000))
+    a.append(ev(ms=start, content="in time"))
+    # a's wall clock runs 5 s beyond the bound: it stamps events that far ahead...
+    wall[0] = start + crdt.clock.DRIFT_MAX_MS + 5_000
+    a.append_batch([ev("session_ended", ms=wall[0]), ev(ms=wall[0] + 1, content="next")])
+    wall[0] = start  # ...b's clock (the same fake wall, read later) is right
+    net = mesh([a, b])
+    net.start()
+    net.settle()
+    assert b.head == 2 and b.get_projection("s1").to_json()["state"] == "active"
+    assert net.machines[1, 0].counters.events_ahead == 2
+    wall[0] = start + 6_000  # b's wall clock catches up: a sends them again, b takes them
+    net.converge()
+    net.assert_converged()
+    assert b.get_projection("s1").to_json()["state"] == "ended"

@@ -9,7 +9,7 @@ peer until the debt is paid. Measuring time rather than counting messages charge
 hello of 4,096 origins for what it really costs, and an honest hello almost nothing.
 
 >>> budget = WriterBudget(share=0.5, burst_s=0.1, now=0.0)
->>> budget.charge(0.3, now=0.0)   # 0.1 in hand, 0.2 owed: paid at 0.5 s per second
+>>> round(budget.charge(0.3, now=0.0), 3)  # 0.1 in hand, 0.2 owed, paid at 0.5 s per s
 0.4
 >>> budget.charge(0.0, now=10.0)  # refilled, up to the burst
 0.0

@@ -318,6 +318,7 @@ class Gossip:
             out = machine.receive(data, self._now())
             return out, time.perf_counter() - started
 
+        await self.astore.after_queued_appends()
         out, used_s = await self.astore.write(call)
         if runner.identified_at is None and machine.peer_node is not None:
             self._identified(runner)

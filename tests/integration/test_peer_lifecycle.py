@@ -4,9 +4,11 @@ many addresses they are known by."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 
 from node.peers.transport import PEER_PATH
 from tests.support.cluster import SECRET, Cluster, peer_rows, wait_until
+from tests.support.flood import FLOODER, flood_and_append
 from tests.support.processes import NodeProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -111,3 +114,28 @@ def test_one_link_per_pair_of_nodes_whatever_their_addresses(tmp_path: Path) -> 
         assert one_link_each(), counts
         warnings = sum(n.log_path.read_text().count("has our own node id") for n in (a, b, c))
         assert warnings == 0
+
+
+def test_a_flooding_peer_is_throttled_and_clients_keep_appending(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        node = cluster.node("node", token="t0ken")
+        throttled_s: list[float] = [0.0]
+        flooding = threading.Event()
+
+        def watch() -> None:  # the flooder's row, while its link lasts
+            while not flooding.wait(0.2):
+                rows = [r for r in peer_rows(node) if r["node_id"] == FLOODER]
+                throttled_s.extend(r.get("throttled_s", 0.0) for r in rows)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            sent, appends = asyncio.run(
+                flood_and_append(node.url, SECRET, "t0ken", duration_s=5.0))
+        finally:
+            flooding.set()
+            watcher.join()
+        print(f"{sent} hellos of 4,096 origins in 5 s; {appends.summary()}; "
+              f"flooder throttled {max(throttled_s):.1f} s")
+        assert appends.statuses and set(appends.statuses) <= {200, 201}
+        assert max(throttled_s) > 0

@@ -17,7 +17,14 @@ from aiohttp import hdrs, web
 from node.config import Config
 from node.http.wire import respond, unauthorized
 from node.peers.gossip import Gossip
-from node.peers.transport import MEMBERS_PATH, PEER_PATH, LinkClosed, accept
+from node.peers.transport import (
+    MEMBERS_PATH,
+    NODE_HEADER,
+    PEER_PATH,
+    LinkClosed,
+    accept,
+    refuse_self,
+)
 
 log = structlog.get_logger(__name__)
 GOSSIP = web.AppKey("gossip", Gossip)
@@ -54,8 +61,10 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="this node is stopping")
     if len(gossip.runners) >= gossip.config.sync.peers_max:
         raise web.HTTPServiceUnavailable(text="peers_max reached")
+    if request.headers.get(NODE_HEADER) == gossip.astore.node_id:
+        return refuse_self(gossip.astore.node_id)
     try:
-        link = await accept(request, gossip.astore.node_id, gossip.config.sync)
+        link = await accept(request, gossip.config.sync)
     except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
         log.info("peer link down", peer=request.remote, reason=str(exc))
     else:

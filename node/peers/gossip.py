@@ -152,7 +152,8 @@ class Gossip:
         """Dial ``url`` (and keep dialing it) unless it is known or the cap is reached."""
         url = url.rstrip("/")
         key = f"url:{url}"
-        if key in self.runners or url == self.config.advertise_url or url in self.own_urls:
+        if key in self.runners or url == self.config.advertise_url or url in self.own_urls \
+                or self.stopping:
             return False
         if learned and self.members.get(url) in self._linked_nodes():
             return False  # an address of a node we are linked to already
@@ -402,13 +403,12 @@ class Gossip:
             for url, node in _member_urls(listed):
                 if node == self.astore.node_id or node in self._linked_nodes():
                     continue
-                if self.stopping:
-                    return
                 if await self.add_peer(url, learned=True):
                     log.info("learned peer", url=url, via=runner.url)
 
     def _linked_nodes(self) -> set[str | None]:
-        return {r.machine.peer_node for r in self.runners.values() if r.state == "up"}
+        """Nodes with a link up (and named by its hello)."""
+        return {r.node for r in self.runners.values() if r.state == "up" and r.node}
 
     def member_list(self) -> dict[str, Any]:
         """What ``/peer/v1/members`` answers: this node and the peers it can name."""

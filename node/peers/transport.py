@@ -111,13 +111,16 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
     return Link(ws, None, url, config)
 
 
-async def accept(request: web.Request, node_id: str, config: SyncConfig) -> Link:
+def refuse_self(node_id: str) -> web.Response:
+    """The answer to a dialer that names this very node: 409 with our node id, which
+    ``dial`` turns into ``SelfLink`` so that the address is not dialed again."""
+    return web.Response(status=409, text="that address is the dialing node itself",
+                        headers={NODE_HEADER: node_id})
+
+
+async def accept(request: web.Request, config: SyncConfig) -> Link:
     """Upgrade an (already authenticated) request to a link; ``LinkClosed`` if the peer
-    went away during the handshake. A dialer that names this very node is refused with
-    409 and our node id, so that it stops dialing that address."""
-    if request.headers.get(NODE_HEADER) == node_id:
-        raise web.HTTPConflict(text="that address is the dialing node itself",
-                               headers={NODE_HEADER: node_id})
+    went away during the handshake."""
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_s, max_msg_size=MESSAGE_BYTES_MAX,
                                compress=False, timeout=config.close_timeout_s)
     try:

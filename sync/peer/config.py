@@ -51,7 +51,7 @@ class SyncConfig:
       stopping node should not wait long on a peer that is gone.
     * ``members_bytes_max`` (256 KiB): largest member list read from a peer;
       ``peers_max`` entries fit easily.
-    * ``peer_writer_share`` (0.5), ``peer_writer_burst_s`` (1 s): the share of the
+    * ``peer_writer_share`` (0.25), ``peer_writer_burst_s`` (0.5 s): the share of the
       store's single writer one link may use, in writer seconds per second, and how
       much it may use at once; a link over it reads nothing more from its peer until
       paid back. Lower keeps client appends quicker under a flooding peer; higher
@@ -73,8 +73,8 @@ class SyncConfig:
     send_timeout_s: float = 30.0
     close_timeout_s: float = 2.0
     members_bytes_max: int = 256 * 1024
-    peer_writer_share: float = 0.5
-    peer_writer_burst_s: float = 1.0
+    peer_writer_share: float = 0.25
+    peer_writer_burst_s: float = 0.5
 
     def __post_init__(self) -> None:
         times = (self.pull_interval_s, self.ack_timeout_s, self.backoff_base_s,

@@ -92,10 +92,11 @@ def test_one_link_per_pair_of_nodes_whatever_their_addresses(tmp_path: Path) -> 
     with Cluster(tmp_path) as cluster:
         a = cluster.node("a", advertise=True, extra_args=FAST)
         b = NodeProcess(tmp_path, name="b", port=free_port())
-        # b knows a by two names, and itself as a peer.
+        # b knows a by two names, and itself (by two names too) as a peer.
         b.extra_args = ["--pull-interval", "0.2", "--cluster-secret", SECRET,
                         "--advertise-url", b.url, "--peer", a.url,
-                        "--peer", f"http://localhost:{a.port}", "--peer", b.url, *FAST]
+                        "--peer", f"http://localhost:{a.port}", "--peer", b.url,
+                        "--peer", f"http://localhost:{b.port}", *FAST]
         cluster.add(b)
         c = cluster.node("c", peers=[b.url, f"http://localhost:{b.port}"], advertise=True,
                          extra_args=FAST)
@@ -114,6 +115,9 @@ def test_one_link_per_pair_of_nodes_whatever_their_addresses(tmp_path: Path) -> 
         assert one_link_each(), counts
         warnings = sum(n.log_path.read_text().count("has our own node id") for n in (a, b, c))
         assert warnings == 0
+        # Its own other name was dialed once, found to be itself, and dropped.
+        assert b.log_path.read_text().count(f"cannot reach http://localhost:{b.port}") == 0
+        assert "peer address is this node" in b.log_path.read_text()
 
 
 def test_a_flooding_peer_is_throttled_and_clients_keep_appending(tmp_path: Path) -> None:

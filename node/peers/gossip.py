@@ -66,7 +66,6 @@ class Runner:
     saved: dict[str, int] | None = None
     saved_at: float = 0.0
     task: asyncio.Task[None] | None = None
-    link: Link | None = None
     identified_at: float | None = None  # when its hello named the peer, on this link
     drop: str | None = None  # set to end the link (a duplicate), read by its own loop
     budget: WriterBudget | None = None
@@ -273,7 +272,6 @@ class Gossip:
     async def run(self, runner: Runner, link: Link) -> None:
         """Drive ``runner.machine`` over ``link`` until the link ends or the peer errs."""
         machine = runner.machine
-        runner.link = link
         receiving = asyncio.ensure_future(link.receive())
         try:
             await self._send(link, await self._machine(

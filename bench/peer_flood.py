@@ -1,6 +1,7 @@
 """A peer floods a node with hellos of 4,096 origins while a client appends one event at
-a time: the client's append latency (p50, p99, max) and how many hellos the node took,
-without a flood and with it, for a few values of ``[sync] peer_writer_share``.
+a time: the client's append latency (p50, p99, max), and how many hellos the flooder got
+sent (the node reads them as its writer budget allows), without a flood and with it, for
+a few values of ``[sync] peer_writer_share``.
 
     python -m bench.peer_flood [--seconds 10] [--shares 0.25,0.5,1]
 """
@@ -47,7 +48,7 @@ def main() -> None:
             with node_for(Path(tmp), f"share{share}", share) as node:
                 sent, appends = asyncio.run(
                     flood_and_append(node.url, SECRET, TOKEN, args.seconds))
-                print(f"peer_writer_share {share:g}: {sent} hellos taken in "
+                print(f"peer_writer_share {share:g}: {sent} hellos sent in "
                       f"{args.seconds:g} s; {appends.summary()}")
 
 

@@ -100,6 +100,7 @@ class AsyncStore:
         self._queued = asyncio.Event()
         self._head = store.head
         self._head_moved = asyncio.Event()
+        self._committed = asyncio.Event()  # set (and replaced) after each group commit
         self._listeners: list[CommitListener] = []
         self._closing = False
         self._released = False
@@ -187,6 +188,14 @@ class AsyncStore:
             self._notify(Commit(stored, stored, head))
         return result
 
+    async def after_queued_appends(self) -> None:
+        """If client appends wait for a commit, wait for that one commit: background
+        writers (peer links) call this first so that appends do not queue behind them.
+        Only one commit, so that a steady stream of appends cannot starve them."""
+        if self._queue and not self._closing and not self._committer.done():
+            committed = self._committed
+            await committed.wait()
+
     async def automerge(self, session_key: str) -> bytes:
         """The session's saved Automerge document (materialising it is a write)."""
         return await self.write(lambda _store: self.documents.saved(session_key))
@@ -208,6 +217,9 @@ class AsyncStore:
                     if not pending.future.done():
                         pending.future.set_exception(StoreClosing("the writer failed"))
                 raise
+            finally:
+                self._committed.set()
+                self._committed = asyncio.Event()
 
     def _committer_ended(self, task: asyncio.Task[None]) -> None:
         """If the committer died of a bug, fail its waiting callers instead of leaving

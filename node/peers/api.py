@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import ssl
 
+import structlog
 from aiohttp import web
 
 from node.config import Config
 from node.http import auth
 from node.http.wire import respond, unauthorized
 from node.peers.gossip import Gossip
-from node.peers.transport import MEMBERS_PATH, PEER_PATH, accept
+from node.peers.transport import (
+    MEMBERS_PATH,
+    NODE_HEADER,
+    PEER_PATH,
+    LinkClosed,
+    accept,
+    refuse_self,
+)
 
+log = structlog.get_logger(__name__)
 GOSSIP = web.AppKey("gossip", Gossip)
 
 
@@ -46,11 +55,19 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
     """A peer's replication link (websocket)."""
     _check_peer(request)
     gossip: Gossip = request.app[GOSSIP]
+    if gossip.stopping:  # a stopping node takes no new links: it would wait on them
+        raise web.HTTPServiceUnavailable(text="this node is stopping")
     if len(gossip.runners) >= gossip.config.sync.peers_max:
         raise web.HTTPServiceUnavailable(text="peers_max reached")
-    link = await accept(request, gossip.config.sync)
-    await gossip.serve_accepted(link)
-    return web.Response()  # the websocket has already answered
+    if request.headers.get(NODE_HEADER) == gossip.astore.node_id:
+        return refuse_self(gossip.astore.node_id)
+    try:
+        link = await accept(request, gossip.config.sync)
+    except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
+        log.info("peer link down", peer=request.remote, reason=str(exc))
+    else:
+        await gossip.serve_accepted(link)
+    return web.Response()  # the websocket has already answered, or nobody listens
 
 
 async def members(request: web.Request) -> web.StreamResponse:

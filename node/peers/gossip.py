@@ -9,6 +9,13 @@ loop only moves bytes and so keeps serving clients while a backlog streams in.
 Links come from ``--peer`` URLs (dialed, with back-off when unreachable), from peers
 that dial us, and from members learned from peers (``/peer/v1/members``), so a new
 device needs one address.
+
+One link per pair of nodes, whatever addresses they are known by: once a link's hello
+names the peer, a second link to the same node is dropped (of a link each of the two
+dialed, both keep the one dialed by the smaller node id; of two we dialed, the older),
+and a dialed address that stands for a node already linked waits on standby. An
+address that reaches this very node is answered 409 by it and never dialed again.
+Each link may use only its share of the writer (``node.peers.budget``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import asyncio
 import contextlib
 import random
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -28,7 +36,8 @@ from crdt.errors import StorageUnavailable
 from crdt.events import SCHEMA_VERSION
 from crdt.log.store import EventStore
 from node.config import Config, software_version
-from node.peers.transport import Link, LinkClosed, dial, fetch_members
+from node.peers.budget import WriterBudget
+from node.peers.transport import Link, LinkClosed, SelfLink, dial, fetch_members
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
 from sync.peer.machine import PeerSync
@@ -36,6 +45,10 @@ from sync.peer.messages import About
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+
+
+class DuplicateLink(LinkClosed):
+    """Another link to the same node is kept; this one ends."""
 
 
 @dataclass
@@ -53,6 +66,14 @@ class Runner:
     saved: dict[str, int] | None = None
     saved_at: float = 0.0
     task: asyncio.Task[None] | None = None
+    identified_at: float | None = None  # when its hello named the peer, on this link
+    drop: str | None = None  # set to end the link (a duplicate), read by its own loop
+    budget: WriterBudget | None = None
+
+    @property
+    def node(self) -> str | None:
+        """The peer's node id, as its last hello gave it."""
+        return self.machine.peer_node
 
 
 class Gossip:
@@ -68,6 +89,10 @@ class Gossip:
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepted = 0
+        #: Set once stopping began: no new links, no redials.
+        self.stopping = False
+        #: Addresses found to reach this very node: never dialed again.
+        self.own_urls: set[str] = set()
         self._rng = random.Random()
         self._loop = asyncio.get_running_loop()
         #: What this node runs, told to peers in the hello.
@@ -83,17 +108,23 @@ class Gossip:
         self._spawn(self._learn_members(), "members")
 
     async def stop(self) -> None:
+        """Take no more links, end every link (each close waits ``close_timeout_s`` at
+        most for its peer, which may be paused or gone), save checkpoints."""
+        self.stopping = True
         self.astore.remove_commit_listener(self._on_commit)
         current = asyncio.current_task()
         tasks = [*self._tasks, *(r.task for r in self.runners.values() if r.task)]
-        tasks = [task for task in tasks if task is not current]
+        tasks = [task for task in tasks if task is not current and not task.done()]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            # Closes are bounded; the margin covers a checkpoint write per link.
+            _, late = await asyncio.wait(tasks, timeout=2 * self.config.sync.close_timeout_s)
+            for task in late:
+                log.warning("peer link did not end in time", link=task.get_name())
         for runner in list(self.runners.values()):
-            await self._save_checkpoint(runner, force=True)
+            with contextlib.suppress(Exception):
+                await self._save_checkpoint(runner, force=True)
         if self._http is not None:
             await self._http.close()
 
@@ -120,8 +151,11 @@ class Gossip:
         """Dial ``url`` (and keep dialing it) unless it is known or the cap is reached."""
         url = url.rstrip("/")
         key = f"url:{url}"
-        if key in self.runners or url == self.config.advertise_url:
+        if key in self.runners or url == self.config.advertise_url or url in self.own_urls \
+                or self.stopping:
             return False
+        if learned and self.members.get(url) in self._linked_nodes():
+            return False  # an address of a node we are linked to already
         if len(self.runners) >= self.config.sync.peers_max:
             log.warning("peer not added: peers_max reached", url=url)
             return False
@@ -139,24 +173,37 @@ class Gossip:
             checkpoint=store.checkpoint(checkpoint_key) if checkpoint_key else None,
             about=self.about))
         runner = Runner(key, url, machine, direction, checkpoint_key,
-                        saved=machine.checkpoint)
+                        saved=machine.checkpoint,
+                        budget=WriterBudget(share=self.config.sync.peer_writer_share,
+                                            burst_s=self.config.sync.peer_writer_burst_s,
+                                            now=now))
         self.runners[key] = runner
         return runner
 
     async def _dial_loop(self, runner: Runner) -> None:
         assert runner.url is not None and self._http is not None
-        while True:
+        while not self.stopping:
+            await self._standby(runner)
             runner.state = "connecting"
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret,
                                   advertise=self.config.advertise_url, tls=self.tls,
                                   config=self.config.sync)
+            except SelfLink:
+                log.info("peer address is this node; not dialed again", peer=runner.url)
+                self._forget(runner)
+                self.own_urls.add(runner.url)
+                self.members.pop(runner.url, None)
+                return
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
             else:
                 await self._run_until_down(runner, link, runner.url)
             await self._save_checkpoint(runner, force=True)
+            if runner.drop is not None and runner.learned:
+                self._forget(runner)  # a second address of a node linked already
+                return
             retry_at = await self._machine(runner.machine.connection_failed, self._now())
             # Counted since a message from the peer was last handled, not since the last
             # dial that connected: an address that reaches this node itself connects
@@ -164,11 +211,25 @@ class Gossip:
             if runner.learned and runner.machine.failures >= self.config.sync.learned_failures_max:
                 log.info("forgetting learned peer", peer=runner.url,
                          failures=runner.machine.failures)
-                self.runners.pop(runner.key, None)
+                self._forget(runner)
                 self.members.pop(runner.url, None)
                 return
             runner.state = "backoff"
             await asyncio.sleep(max(0.0, retry_at - self._loop.time()))
+
+    def _forget(self, runner: Runner) -> None:
+        self.runners.pop(runner.key, None)
+
+    async def _standby(self, runner: Runner) -> None:
+        """Wait while the node this address stands for is linked by another link."""
+        runner.drop = None
+        while runner.node is not None and self._linked_elsewhere(runner):
+            runner.state = "standby"
+            await asyncio.sleep(self.config.sync.pull_interval_s)
+
+    def _linked_elsewhere(self, runner: Runner) -> bool:
+        return any(other is not runner and other.state == "up" and other.node == runner.node
+                   for other in self.runners.values())
 
     # -- accepted links ----------------------------------------------------------------
 
@@ -185,8 +246,8 @@ class Gossip:
         try:
             await self._run_until_down(runner, link, key)
         finally:
+            self.runners.pop(key, None)
             await self._save_checkpoint(runner, force=True)
-            del self.runners[key]
 
     # -- the link loop -----------------------------------------------------------------
 
@@ -196,6 +257,9 @@ class Gossip:
             await self.run(runner, link)
         except LinkClosed as exc:
             log.info("peer link down", peer=peer, reason=str(exc))
+        except asyncio.CancelledError:
+            log.info("peer link closed: stopping", peer=peer)
+            raise
         except PeerFault as exc:
             log.warning("peer misbehaved; link dropped", peer=peer, fault=str(exc))
         except StorageUnavailable as exc:  # a full disk, say: redial once it may work
@@ -214,15 +278,19 @@ class Gossip:
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
             runner.state = "up"
             while True:
+                if runner.drop is not None:
+                    raise DuplicateLink(runner.drop)
                 timeout_s = max(0.0, machine.wakeup_at - self._loop.time())
                 waking = asyncio.ensure_future(runner.wake.wait())
-                done, _ = await asyncio.wait({receiving, waking}, timeout=timeout_s,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                waking.cancel()
+                try:
+                    done, _ = await asyncio.wait({receiving, waking}, timeout=timeout_s,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waking.cancel()  # also when cancelled: no task left pending
                 if receiving in done:
                     data = receiving.result()  # raises LinkClosed when the link ends
+                    out = await self._received(runner, data)
                     receiving = asyncio.ensure_future(link.receive())
-                    out = await self._machine(machine.receive, data, self._now())
                 elif runner.wake.is_set():
                     runner.wake.clear()
                     out = await self._machine(machine.local_appended, self._now())
@@ -236,7 +304,57 @@ class Gossip:
         finally:
             receiving.cancel()
             runner.state = "down"
-            await link.close()
+            runner.identified_at = None
+            await link.close(runner.drop or "")
+
+    async def _received(self, runner: Runner, data: bytes) -> list[bytes]:
+        """Handle one message on the writer; charge the link for the writer time it took
+        and, if it used up its share, wait (reading nothing) until it is paid back."""
+        machine = runner.machine
+
+        def call(_store: EventStore) -> tuple[list[bytes], float]:
+            started = time.perf_counter()
+            out = machine.receive(data, self._now())
+            return out, time.perf_counter() - started
+
+        await self.astore.after_queued_appends()
+        out, used_s = await self.astore.write(call)
+        if runner.identified_at is None and machine.peer_node is not None:
+            self._identified(runner)
+        assert runner.budget is not None
+        wait_s = runner.budget.charge(used_s, self._loop.time())
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        return out
+
+    def _identified(self, runner: Runner) -> None:
+        """The link's first hello named the peer: remember the address's node id (so
+        member lists name it), and keep one link per node."""
+        runner.identified_at = self._loop.time()
+        node = runner.node
+        if runner.url is not None and runner.direction == "out":
+            self.members[runner.url] = node
+        for other in list(self.runners.values()):
+            if other is runner or other.identified_at is None or other.node != node:
+                continue
+            loser = self._duplicate(runner, other)
+            if loser is not None and loser.drop is None:
+                log.info("duplicate peer link dropped", peer=node, link=loser.key)
+                loser.drop = "duplicate link"
+                loser.wake.set()
+
+    def _duplicate(self, new: Runner, old: Runner) -> Runner | None:
+        """Which of two links to one node ends: both nodes must pick the same one."""
+        own, peer = self.astore.node_id, new.node or ""
+
+        def dialer(runner: Runner) -> str:
+            return own if runner.direction == "out" else peer
+
+        if dialer(new) != dialer(old):
+            return new if dialer(new) > dialer(old) else old
+        if dialer(new) == peer:
+            return None  # both dialed by the peer: it drops one, and so ends ours
+        return new
 
     async def _send(self, link: Link, messages: list[bytes]) -> None:
         for data in messages:
@@ -287,11 +405,13 @@ class Gossip:
                     log.info("learned peer", url=url, via=runner.url)
 
     def _linked_nodes(self) -> set[str | None]:
-        return {r.machine.peer_node for r in self.runners.values() if r.state == "up"}
+        """Nodes with a link up (and named by its hello)."""
+        return {r.node for r in self.runners.values() if r.state == "up" and r.node}
 
     def member_list(self) -> dict[str, Any]:
         """What ``/peer/v1/members`` answers: this node and the peers it can name."""
-        peers = [{"url": url, "node_id": node} for url, node in sorted(self.members.items())]
+        peers = [{"url": url, "node_id": node} for url, node in sorted(self.members.items())
+                 if url not in self.own_urls]
         return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
                 "peers": peers}
 
@@ -316,6 +436,7 @@ class Gossip:
                 "software": machine["peer_software"], "schema": machine["peer_schema"],
                 "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
                 if runner.state == "backoff" else None,
+                "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,
             })
         return rows
 

@@ -36,14 +36,23 @@ class LinkClosed(Exception):
     """The link is gone (closed by either side, reset, or stalled)."""
 
 
+class SelfLink(LinkClosed):
+    """The address dialed reaches this very node (it answered with our node id)."""
+
+
+#: What a lost connection raises, in aiohttp and below it: an ordinary network fault.
+NETWORK_ERRORS = (ConnectionError, aiohttp.ClientError, TimeoutError)
+
+
 class Link:
     """One open websocket to a peer, dialed or accepted."""
 
     def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
-                 peer_node: str | None, peer_url: str | None, send_timeout_s: float,
+                 peer_node: str | None, peer_url: str | None, config: SyncConfig,
                  peer_reads_about: bool = False) -> None:
         self._ws = ws
-        self._send_timeout_s = send_timeout_s
+        self._send_timeout_s = config.send_timeout_s
+        self._close_timeout_s = config.close_timeout_s
         #: The peer dialed saying that it reads ``about`` in a hello.
         self.peer_reads_about = peer_reads_about
         self.peer_node = peer_node  # as the peer named itself in the handshake
@@ -59,7 +68,10 @@ class Link:
     async def receive(self) -> bytes:
         """The next message; raises ``LinkClosed`` when the link ends. A text frame is
         returned as its UTF-8 bytes, for the protocol to refuse."""
-        message = await self._ws.receive()
+        try:
+            message = await self._ws.receive()
+        except NETWORK_ERRORS as exc:  # a reset while reading, or while answering a ping
+            raise LinkClosed(f"receiving failed: {exc or type(exc).__name__}") from None
         if message.type == aiohttp.WSMsgType.BINARY:
             return bytes(message.data)
         if message.type == aiohttp.WSMsgType.TEXT:
@@ -67,8 +79,11 @@ class Link:
         raise LinkClosed(f"link ended ({message.type.name.lower()})")
 
     async def close(self, reason: str = "") -> None:
-        with contextlib.suppress(ConnectionError, aiohttp.ClientError, RuntimeError):
-            await self._ws.close(message=reason.encode()[:120])
+        """Close, waiting at most ``close_timeout_s`` for the peer (which may be paused
+        or gone): a stopping node must not wait on it."""
+        with contextlib.suppress(*NETWORK_ERRORS, RuntimeError):
+            async with asyncio.timeout(self._close_timeout_s):
+                await self._ws.close(message=reason.encode()[:120])
 
 
 async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
@@ -86,19 +101,34 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
                 url.rstrip("/") + PEER_PATH, headers=headers, heartbeat=config.heartbeat_s,
                 max_msg_size=MESSAGE_BYTES_MAX, ssl=tls if tls is not None else True,
                 timeout=aiohttp.ClientWSTimeout(ws_close=config.close_timeout_s), compress=0)
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status == 409 and exc.headers is not None \
+                and exc.headers.get(NODE_HEADER) == node_id:
+            raise SelfLink(f"{url} is this node") from None
+        raise LinkClosed(f"cannot reach {url}: {exc}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise LinkClosed(f"cannot reach {url}: {exc}") from None
-    return Link(ws, None, url, config.send_timeout_s)
+    return Link(ws, None, url, config)
+
+
+def refuse_self(node_id: str) -> web.Response:
+    """The answer to a dialer that names this very node: 409 with our node id, which
+    ``dial`` turns into ``SelfLink`` so that the address is not dialed again."""
+    return web.Response(status=409, text="that address is the dialing node itself",
+                        headers={NODE_HEADER: node_id})
 
 
 async def accept(request: web.Request, config: SyncConfig) -> Link:
-    """Upgrade an (already authenticated) request to a link."""
+    """Upgrade an (already authenticated) request to a link; ``LinkClosed`` if the peer
+    went away during the handshake."""
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_s, max_msg_size=MESSAGE_BYTES_MAX,
                                compress=False, timeout=config.close_timeout_s)
-    await ws.prepare(request)
+    try:
+        await ws.prepare(request)
+    except NETWORK_ERRORS as exc:
+        raise LinkClosed(f"handshake failed: {exc or type(exc).__name__}") from None
     return Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER),
-                config.send_timeout_s,
-                peer_reads_about=request.headers.get(HELLO_HEADER) == HELLO_ABOUT)
+                config, peer_reads_about=request.headers.get(HELLO_HEADER) == HELLO_ABOUT)
 
 
 async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,

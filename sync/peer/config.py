@@ -51,6 +51,11 @@ class SyncConfig:
       stopping node should not wait long on a peer that is gone.
     * ``members_bytes_max`` (256 KiB): largest member list read from a peer;
       ``peers_max`` entries fit easily.
+    * ``peer_writer_share`` (0.25), ``peer_writer_burst_s`` (0.5 s): the share of the
+      store's single writer one link may use, in writer seconds per second, and how
+      much it may use at once; a link over it reads nothing more from its peer until
+      paid back. Lower keeps client appends quicker under a flooding peer; higher
+      lets a catch-up run faster.
     """
 
     pull_interval_s: float = 5.0
@@ -68,14 +73,18 @@ class SyncConfig:
     send_timeout_s: float = 30.0
     close_timeout_s: float = 2.0
     members_bytes_max: int = 256 * 1024
+    peer_writer_share: float = 0.25
+    peer_writer_burst_s: float = 0.5
 
     def __post_init__(self) -> None:
         times = (self.pull_interval_s, self.ack_timeout_s, self.backoff_base_s,
                  self.backoff_max_s, self.members_interval_s, self.checkpoint_interval_s,
                  self.heartbeat_s, self.connect_timeout_s, self.send_timeout_s,
-                 self.close_timeout_s)
+                 self.close_timeout_s, self.peer_writer_share, self.peer_writer_burst_s)
         if not all(math.isfinite(t) and t > 0 for t in times):
             raise ProtocolMisuse("intervals must be positive and finite")
+        if self.peer_writer_share > 1:
+            raise ProtocolMisuse("peer_writer_share must be from 0 to 1")
         if self.backoff_base_s > self.backoff_max_s:
             raise ProtocolMisuse("backoff_base_s must not exceed backoff_max_s")
         if not 1 <= self.inflight_batches_max <= 64:

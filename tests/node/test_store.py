@@ -200,3 +200,12 @@ async def test_appends_beyond_the_queue_limit_are_refused_at_once(tmp_path: Path
         assert len(await astore.append(drafts[3:])) == 2  # room again once committed
     finally:
         await astore.close()
+
+
+async def test_a_background_writer_lets_queued_appends_commit_first(
+        astore: AsyncStore) -> None:
+    appending = asyncio.ensure_future(astore.append([draft(1)]))
+    await asyncio.sleep(0)  # queued, not committed yet
+    await astore.after_queued_appends()
+    assert appending.done() and astore.head == 1
+    await astore.after_queued_appends()  # nothing queued: no wait

@@ -39,10 +39,23 @@ async def test_a_dead_learned_address_is_forgotten(make_node: NodeFactory) -> No
 
 async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None:
     node = await make_node(cluster_secret="s" * 32, sync=FAST)
-    itself = node.url.replace("127.0.0.1", "localhost")
-    assert await node.gossip.add_peer(itself, learned=False)
-    runner = node.gossip.runners[f"url:{itself}"]
+    dead = f"http://127.0.0.1:{free_port()}"  # perhaps a peer that is down for now
+    assert await node.gossip.add_peer(dead, learned=False)
+    runner = node.gossip.runners[f"url:{dead}"]
     async with asyncio.timeout(DEADLINE_S):
         while runner.machine.failures < 2 * FAST.learned_failures_max:
             await asyncio.sleep(0.01)
-    assert f"url:{itself}" in node.gossip.runners
+    assert f"url:{dead}" in node.gossip.runners
+
+
+async def test_a_configured_address_of_this_very_node_is_dropped_at_once(
+        make_node: NodeFactory) -> None:
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    itself = node.url.replace("127.0.0.1", "localhost")
+    assert await node.gossip.add_peer(itself, learned=False)
+    runner = node.gossip.runners[f"url:{itself}"]
+    assert await forgotten(node, itself)
+    assert runner.machine.counters.faults == 0 and runner.machine.failures == 0
+    assert itself in node.gossip.own_urls
+    assert not await node.gossip.add_peer(itself, learned=True)
+    assert itself not in [peer["url"] for peer in node.gossip.member_list()["peers"]]

@@ -1,0 +1,145 @@
+"""Peer links over their whole life, with real processes: ordinary network faults are one
+log line, a stop is short whatever the peers do, and two nodes share one link however
+many addresses they are known by."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from node.peers.transport import PEER_PATH
+from tests.support.cluster import SECRET, Cluster, peer_rows, wait_until
+from tests.support.flood import FLOODER, flood_and_append
+from tests.support.processes import NodeProcess, free_port
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--members-interval", "0.5"]
+#: What a log must never hold after ordinary network faults.
+BUG_SIGNS = ("Traceback", "Task was destroyed", "unexpected error", "peer link failed")
+
+
+def _bug_lines(node: NodeProcess) -> list[str]:
+    text = node.log_path.read_text(errors="replace")
+    return [line for line in text.splitlines() if any(sign in line for sign in BUG_SIGNS)]
+
+
+def _drop_mid_handshake(node: NodeProcess) -> None:
+    """Send a valid websocket upgrade to the peer path, then reset the connection."""
+    with socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
+        sock.sendall(
+            f"GET {PEER_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Authorization: Bearer {SECRET}\r\n\r\n".encode())
+        # Linger 0: close sends a reset, as a peer that vanishes does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _up_links(node: NodeProcess) -> list[dict[str, object]]:
+    return [row for row in peer_rows(node) if row["state"] == "up"]
+
+
+def test_dropped_handshakes_and_a_killed_peer_are_one_line_each(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        hub = cluster.node("hub")
+        peer = cluster.node("peer", peers=[hub.url])
+        wait_until(lambda: _up_links(hub), 30, "the peer linked to the hub")
+        for _ in range(20):
+            _drop_mid_handshake(hub)
+        peer.kill(signal.SIGKILL)
+        wait_until(lambda: not _up_links(hub), 60, "the hub saw the link end")
+        hub.stop()
+        assert hub.process is not None and hub.process.returncode == 0
+        assert _bug_lines(hub) == []
+        assert "peer link down" in hub.log_path.read_text()
+
+
+def test_a_stop_is_short_while_a_peer_is_paused(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        first = cluster.node("first")
+        second = cluster.node("second", peers=[first.url])
+        first.extra_args += ["--peer", second.url]
+        first.restart()
+        # A live peer too, that dials again as soon as its link drops.
+        cluster.node("third", peers=[first.url])
+        wait_until(lambda: len({r["node_id"] for r in _up_links(first)}) == 2, 30,
+                   "first linked to second and third")
+        assert second.process is not None
+        second.process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            # Generous: a node that never stops is killed by kill() after this long.
+            code = first.kill(signal.SIGTERM, timeout_s=60)
+            stop_s = time.monotonic() - started
+        finally:
+            second.process.send_signal(signal.SIGCONT)
+        print(f"stop took {stop_s:.2f} s with a paused peer")
+        assert code == 0, first.log_tail()
+        # The node's own shutdown_timeout_s is 10 s: a stop must not lean on it.
+        assert stop_s < 10.0, f"stop took {stop_s:.1f} s"
+        assert _bug_lines(first) == []
+
+
+def test_one_link_per_pair_of_nodes_whatever_their_addresses(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", advertise=True, extra_args=FAST)
+        b = NodeProcess(tmp_path, name="b", port=free_port())
+        # b knows a by two names, and itself (by two names too) as a peer.
+        b.extra_args = ["--pull-interval", "0.2", "--cluster-secret", SECRET,
+                        "--advertise-url", b.url, "--peer", a.url,
+                        "--peer", f"http://localhost:{a.port}", "--peer", b.url,
+                        "--peer", f"http://localhost:{b.port}", *FAST]
+        cluster.add(b)
+        c = cluster.node("c", peers=[b.url, f"http://localhost:{b.port}"], advertise=True,
+                         extra_args=FAST)
+        ids = {n.name: n.get("/healthz")["node_id"] for n in (a, b, c)}
+
+        def one_link_each() -> bool:
+            for node in (a, b, c):
+                seen = [row["node_id"] for row in _up_links(node)]
+                if sorted(seen) != sorted(v for k, v in ids.items() if k != node.name):
+                    return False
+            return True
+
+        wait_until(one_link_each, 60, "each node linked once to each other node")
+        time.sleep(5)  # members are relearned every 0.5 s: nothing may come back
+        counts = {n.name: [r["node_id"] for r in _up_links(n)] for n in (a, b, c)}
+        assert one_link_each(), counts
+        warnings = sum(n.log_path.read_text().count("has our own node id") for n in (a, b, c))
+        assert warnings == 0
+        # Its own other name was dialed once, found to be itself, and dropped.
+        assert b.log_path.read_text().count(f"cannot reach http://localhost:{b.port}") == 0
+        assert "peer address is this node" in b.log_path.read_text()
+
+
+def test_a_flooding_peer_is_throttled_and_clients_keep_appending(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        node = cluster.node("node", token="t0ken")
+        throttled_s: list[float] = [0.0]
+        flooding = threading.Event()
+
+        def watch() -> None:  # the flooder's row, while its link lasts
+            while not flooding.wait(0.2):
+                rows = [r for r in peer_rows(node) if r["node_id"] == FLOODER]
+                throttled_s.extend(r.get("throttled_s", 0.0) for r in rows)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            sent, appends = asyncio.run(
+                flood_and_append(node.url, SECRET, "t0ken", duration_s=5.0))
+        finally:
+            flooding.set()
+            watcher.join()
+        print(f"{sent} hellos of 4,096 origins in 5 s; {appends.summary()}; "
+              f"flooder throttled {max(throttled_s):.1f} s")
+        assert appends.statuses and set(appends.statuses) <= {200, 201}
+        assert max(throttled_s) > 0

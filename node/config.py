@@ -60,6 +60,17 @@ class Limits:
     page_default: int = 100
     #: Most simultaneous client connections; more wait in the kernel's accept queue.
     connections_max: int = 1024
+    #: Most simultaneous connections from one client address (an IPv6 client's /64);
+    #: more are closed as soon as they are accepted. A quarter of ``connections_max``, so
+    #: that one address (every local client shares 127.0.0.1) cannot take every slot,
+    #: while a machine's own apps and peers still have plenty.
+    connections_per_address_max: int = 256
+    #: Seconds a new connection may stay silent before its first byte; then it is closed.
+    #: Honest clients send their request at once; an idle socket only holds a slot.
+    first_byte_timeout_s: float = 5.0
+    #: Seconds a new connection gets to complete its first request's headers (later
+    #: requests on it are timed by ``read_timeout_s``).
+    headers_timeout_s: float = 10.0
     #: Seconds to receive a request's headers and body before the connection is dropped,
     #: so slow-loris clients cannot hold connections forever.
     read_timeout_s: float = 30.0
@@ -84,6 +95,19 @@ class Limits:
     #: Seconds between keepalive comments on an idle live stream. Proxies and load
     #: balancers commonly drop connections idle for 30-60 s; 15 s stays well under that.
     sse_keepalive_s: float = 15.0
+    #: Most live streams (server-sent events) open at once, and from one client address;
+    #: beyond, 503 or 429 with ``Retry-After``. Streams last for hours, so without a cap
+    #: they would take every connection slot.
+    streams_max: int = 256
+    streams_per_address_max: int = 32
+    #: Seconds a live stream may wait for a reader who does not read (its send buffer
+    #: full) before it is dropped; the reader resumes with ``Last-Event-ID``.
+    stream_send_timeout_s: float = 30.0
+    #: Encoded bytes after which a page of events ends (the next cursor continues), so a
+    #: page of large events costs bounded memory: a page holds ``page_max`` events or
+    #: this many bytes plus one event, whichever comes first. Also the most a live stream
+    #: sends in one write.
+    page_bytes_max: int = 1024 * 1024
     #: Seconds requests in flight get to finish when the node stops (long polls and
     #: streams end at once). Longer lets slow appends finish; shorter stops sooner.
     shutdown_timeout_s: float = 10.0

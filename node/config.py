@@ -105,9 +105,12 @@ class Limits:
     stream_send_timeout_s: float = 30.0
     #: Encoded bytes after which a page of events ends (the next cursor continues), so a
     #: page of large events costs bounded memory: a page holds ``page_max`` events or
-    #: this many bytes plus one event, whichever comes first. Also the most a live stream
-    #: sends in one write.
+    #: this many bytes plus one event, whichever comes first.
     page_bytes_max: int = 1024 * 1024
+    #: The same for one write of a live stream: what a stalled reader makes the node
+    #: hold (this plus one event) until ``stream_send_timeout_s`` drops it. Smaller,
+    #: since there may be ``streams_max`` of them.
+    stream_write_bytes_max: int = 256 * 1024
     #: Seconds requests in flight get to finish when the node stops (long polls and
     #: streams end at once). Longer lets slow appends finish; shorter stops sooner.
     shutdown_timeout_s: float = 10.0

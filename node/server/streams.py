@@ -136,20 +136,25 @@ async def _follow(request: web.Request, response: web.StreamResponse, astore: As
     send_s = limits.stream_send_timeout_s
     while not astore.released and not _gone(request):
         # Read and format on a reader thread, bounded in bytes: one write holds at most
-        # ``page_bytes_max`` plus one event, whatever the events are.
-        page = await astore.read(functools.partial(_read_page, after=cursor, limits=limits))
-        if page.parts:
-            await _send(response, b"".join(page.parts), send_s)
-            cursor = page.next
+        # ``stream_write_bytes_max`` plus one event, whatever the events are.
+        data, last = await astore.read(functools.partial(_read_page, after=cursor,
+                                                          limits=limits))
+        if data:
+            await _send(response, data, send_s)
+            cursor = last
             continue
         head = await astore.wait_for_head(cursor, limits.sse_keepalive_s)
         if head <= cursor and not astore.released:
             await _send(response, KEEPALIVE_COMMENT, send_s)
 
 
-def _read_page(store: EventStore, *, after: int, limits: Limits) -> pages.Page:
-    return pages.build(store.events_after, _format_stored, after, limits.page_default,
-                       limits.page_bytes_max)
+def _read_page(store: EventStore, *, after: int, limits: Limits) -> tuple[bytes, int]:
+    """The next events as one write, and the position of the last. Joined here, so that
+    a stalled stream holds its unsent events once (the transport keeps the bytes
+    object it was given, without a copy)."""
+    page = pages.build(store.events_after, _format_stored, after, limits.page_default,
+                       limits.stream_write_bytes_max)
+    return b"".join(page.parts), page.next
 
 
 def _format_stored(stored: StoredEvent) -> bytes:

@@ -149,9 +149,9 @@ async def _follow(request: web.Request, response: web.StreamResponse, astore: As
 
 
 def _read_page(store: EventStore, *, after: int, limits: Limits) -> tuple[bytes, int]:
-    """The next events as one write, and the position of the last. Joined here, so that
-    a stalled stream holds its unsent events once (the transport keeps the bytes
-    object it was given, without a copy)."""
+    """The next events as one write, and the position of the last. Joined here, and
+    the parts dropped, so that a stalled stream holds its unsent events about twice at
+    most (this write, and the transport's copy of what it could not send)."""
     page = pages.build(store.events_after, _format_stored, after, limits.page_default,
                        limits.stream_write_bytes_max)
     return b"".join(page.parts), page.next

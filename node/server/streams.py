@@ -38,6 +38,8 @@ SSE_TYPE = "text/event-stream"
 KEEPALIVE_COMMENT = b": keepalive\n\n"
 #: Seconds a refused stream is told to wait before trying again (``Retry-After``).
 RETRY_AFTER_S = 10
+#: Seconds between looks, while a stream waits for news, at whether its client left.
+GONE_CHECK_S = 1.0
 
 
 class StreamSlots:
@@ -143,9 +145,24 @@ async def _follow(request: web.Request, response: web.StreamResponse, astore: As
             await _send(response, data, send_s)
             cursor = last
             continue
-        head = await astore.wait_for_head(cursor, limits.sse_keepalive_s)
-        if head <= cursor and not astore.released:
+        head = await _wait_for_news(request, astore, cursor, limits.sse_keepalive_s)
+        if head <= cursor and not astore.released and not _gone(request):
             await _send(response, KEEPALIVE_COMMENT, send_s)
+
+
+async def _wait_for_news(request: web.Request, astore: AsyncStore, cursor: int,
+                         timeout_s: float) -> int:
+    """``wait_for_head``, looking every ``GONE_CHECK_S`` whether the client left: aiohttp
+    does not tell a handler, and a left stream would hold its slot until the keepalive."""
+    deadline_s = asyncio.get_running_loop().time() + timeout_s
+    while not _gone(request):
+        remaining_s = deadline_s - asyncio.get_running_loop().time()
+        if remaining_s <= 0:
+            break
+        head = await astore.wait_for_head(cursor, min(remaining_s, GONE_CHECK_S))
+        if head > cursor or astore.released:
+            return head
+    return astore.head
 
 
 def _read_page(store: EventStore, *, after: int, limits: Limits) -> tuple[bytes, int]:

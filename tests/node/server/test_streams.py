@@ -60,6 +60,21 @@ async def test_a_stalled_reader_is_dropped_and_frees_its_slot(
     stalled.close()
 
 
+async def test_a_closed_stream_frees_its_slot_before_the_keepalive(
+        make_node: NodeFactory) -> None:
+    node = await make_node(streams_per_address_max=1, sse_keepalive_s=60)
+    status, _, first = await open_stream(node)
+    assert status == 200
+    first.close()
+    for _ in range(100):  # within about GONE_CHECK_S, far from the 60 s keepalive
+        status, _, writer = await open_stream(node)
+        writer.close()
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 200
+
+
 def stored_events(sizes: list[int]) -> list[StoredEvent]:
     return [StoredEvent(event(ms=1_000 + n, content="y" * size), n + 1, "o", n + 1)
             for n, size in enumerate(sizes)]

@@ -17,6 +17,7 @@ With ``Config.token`` set, every /v1 route and /metrics needs ``Authorization: B
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Callable
 from typing import Any
@@ -171,10 +172,32 @@ async def get_session_events(request: web.Request) -> web.Response:
                               store.get_events_since(key, cursor, count))
 
 
-async def get_session(request: web.Request) -> web.Response:
+async def get_session(request: web.Request) -> web.StreamResponse:
+    """The projection; as JSON it is encoded and sent a piece at a time (a session of
+    large messages would otherwise be held encoded whole, six bytes per character)."""
     key = _session_key(request)
-    projection = await request.app[STORE].get_projection(key)
-    return respond(request, {**projection.to_json(), "automerge_url": automerge_url(key)})
+    astore = request.app[STORE]
+    projection = await astore.get_projection(key)
+    extra = {"automerge_url": automerge_url(key)}
+    if wants_cbor(request):  # CBOR does not escape: about the size of the projection
+        body = await astore.read(lambda _store: codec.encode({**projection.to_json(), **extra}))
+        return web.Response(body=body, content_type=CBOR_TYPE, headers={hdrs.VARY: hdrs.ACCEPT})
+    limits = _limits(request)
+    response = web.StreamResponse(headers={hdrs.VARY: hdrs.ACCEPT})
+    response.content_type = JSON_TYPE
+    await response.prepare(request)
+    pieces = pages.projection_json(projection, extra, limits.stream_write_bytes_max)
+    try:
+        for piece in pieces:
+            async with asyncio.timeout(limits.stream_send_timeout_s):
+                await response.write(piece)
+        await response.write_eof()
+    except TimeoutError:  # a reader who stopped reading: drop it, and what it left
+        if request.transport is not None:
+            request.transport.abort()
+    except ConnectionError:
+        pass  # the client left; the answer had begun
+    return response
 
 
 async def get_automerge(request: web.Request) -> web.Response:

@@ -15,11 +15,13 @@ a few events at a time and each is encoded at once, so what a read holds is boun
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 from crdt import codec
+from crdt.log.projection import Projection
 from crdt.log.records import StoredEvent
+from node.http.wire import to_json_bytes
 
 #: Events read from the log at a time while a page is built: small, so that a page of
 #: large events holds few decoded events beside the encoded ones (16 of 128 KiB at most).
@@ -73,6 +75,27 @@ def cbor_body(page: Page) -> bytes:
     rest = codec.encode({"more": page.more, "next": page.next, "events": []})
     assert rest.endswith(b"\x80")  # the empty array, last
     return rest[:-1] + cbor_array_head(len(page.parts)) + b"".join(page.parts)
+
+
+def projection_json(projection: Projection, extra: dict[str, Any], bytes_max: int
+                    ) -> Iterator[bytes]:
+    """``projection.to_json()`` with ``extra`` after it, as compact JSON in pieces of
+    about ``bytes_max`` (one message may go beyond), byte for byte what encoding the
+    whole would give: a session of large messages is sent without ever being held
+    encoded whole (JSON may make each character six bytes)."""
+    head = to_json_bytes(projection.header.fields())
+    piece = [head[:-1] + b',"messages":[']
+    size = len(piece[0])
+    for n, message in enumerate(projection.messages):
+        if size >= bytes_max:
+            yield b"".join(piece)
+            piece, size = [], 0
+        part = (b"," if n else b"") + to_json_bytes(message.to_json())
+        piece.append(part)
+        size += len(part)
+    tail = to_json_bytes({"custom_state": projection.header.state_values(), **extra})
+    piece.append(b"]," + tail[1:])
+    yield b"".join(piece)
 
 
 def cbor_array_head(count: int) -> bytes:

@@ -10,7 +10,9 @@ from typing import Any
 
 import aiohttp
 
+from crdt.log.projection import rebuild
 from crdt.log.records import StoredEvent
+from node.http.wire import to_json_bytes
 from node.server import pages
 from node.server.run import RunningNode
 from tests.support.events import event
@@ -102,6 +104,19 @@ def test_pages_end_at_the_byte_bound_and_continue_at_next() -> None:
     # A page ends once it reached the bound (the crossing event included): each event once.
     assert sizes == [[300, 300], [300, 1000], [10, 10, 10]]
     assert len(seen) == len(log)
+
+
+def test_a_projection_sent_in_pieces_is_the_whole_encoded() -> None:
+    events = [event(ms=1_000 + n, content="\x01" * 50 + str(n)) for n in range(20)]
+    events.append(event("state_changed", 2_000, key="mood", value="calm"))
+    projection = rebuild("s1", events)
+    extra = {"automerge_url": "automerge:x"}
+    pieces = list(pages.projection_json(projection, extra, bytes_max=1000))
+    assert len(pieces) > 3
+    assert b"".join(pieces) == to_json_bytes({**projection.to_json(), **extra})
+    empty = rebuild("s2", [event("state_changed", 2_000, session="s2", key="k", value=1)])
+    assert b"".join(pages.projection_json(empty, extra, 1000)) == to_json_bytes(
+        {**empty.to_json(), **extra})
 
 
 def test_pages_end_at_the_count_and_tell_whether_more_follow() -> None:

@@ -60,8 +60,9 @@ class Limits:
     page_default: int = 100
     #: Most simultaneous client connections; more wait in the kernel's accept queue.
     connections_max: int = 1024
-    #: Most simultaneous connections from one client address (an IPv6 client's /64);
-    #: more are closed as soon as they are accepted. A quarter of ``connections_max``, so
+    #: Most simultaneous connections from one client address (an IPv6 client's /64).
+    #: Beyond, a new one replaces the address's oldest connection that has not sent its
+    #: first request's headers yet, or else is closed. A quarter of ``connections_max``, so
     #: that one address (every local client shares 127.0.0.1) cannot take every slot,
     #: while a machine's own apps and peers still have plenty.
     connections_per_address_max: int = 256

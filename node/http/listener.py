@@ -7,8 +7,11 @@ slot frees when a connection closes. Connections beyond the cap wait in the kern
 accept queue (``backlog``), where they cost us nothing; the client sees a slow connect.
 
 One client address (``address_key``: an IPv4 address, an IPv6 /64) holds at most
-``connections_per_address_max`` of them: its connections beyond are closed as soon as
-they are accepted, so that one host's flood leaves room for every other. And a new
+``connections_per_address_max`` of them, so that one host's flood leaves room for every
+other. At its cap, a new connection of that address takes the place of its oldest one
+that has not finished sending its first request's headers (an idle socket), so a flood
+of silent sockets does not keep out a client of the same address (every local client
+shares 127.0.0.1) that asks at once; with none such, the new one is closed. And a new
 connection must send its first byte within ``first_byte_timeout_s`` and its first
 request's headers within ``headers_timeout_s``, so idle sockets free their slots soon.
 
@@ -42,7 +45,7 @@ class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
     __slots__ = ("_accept_tasks", "_by_address", "_host", "_limits", "_open", "_port",
-                 "_serving", "_slots", "_socks", "_tls")
+                 "_serving", "_slots", "_socks", "_tls", "_unheard")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
                  ssl_context: ssl.SSLContext | None = None) -> None:
@@ -55,6 +58,8 @@ class BoundedSite(web.BaseSite):
         self._slots = asyncio.Semaphore(limits.connections_max)
         self._open = 0
         self._by_address: Counter[str] = Counter()
+        # Per address, its connections whose first headers are incomplete, oldest first.
+        self._unheard: dict[str, dict[_Counted, None]] = {}
         self._socks: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._tls = ssl_context
@@ -109,20 +114,34 @@ class BoundedSite(web.BaseSite):
                 self._slots.release()
                 raise
             address = address_key(_host_of(peer))
-            if self._by_address[address] >= self._limits.connections_per_address_max:
+            if not self._make_room(address):
                 conn.close()  # this address has its share; every other still may connect
                 self._slots.release()
                 continue
             self._open += 1
             self._by_address[address] += 1
+            unheard = self._unheard.setdefault(address, {})
             # Its own task: a TLS handshake may take a while, and the next client must
             # not wait behind it (a silent socket would otherwise block every accept).
-            task = asyncio.create_task(self._serve(loop, conn, address))
+            task = asyncio.create_task(self._serve(loop, conn, address, unheard))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
 
+    def _make_room(self, address: str) -> bool:
+        """True when ``address`` may open one more connection, after dropping its
+        oldest idle one if it is at its cap."""
+        if self._by_address[address] < self._limits.connections_per_address_max:
+            return True
+        unheard = self._unheard.get(address)
+        if not unheard:
+            return False
+        oldest = next(iter(unheard))
+        del unheard[oldest]
+        oldest.drop()  # its slot frees when the loss is reported, a moment later
+        return True
+
     async def _serve(self, loop: asyncio.AbstractEventLoop, conn: socket.socket,
-                     address: str) -> None:
+                     address: str, unheard: dict[_Counted, None]) -> None:
         release = _once(lambda: self._release(address))
         server = self._runner.server
         if server is None:  # the runner is being cleaned up
@@ -131,7 +150,8 @@ class BoundedSite(web.BaseSite):
             return
         try:
             await loop.connect_accepted_socket(
-                lambda: _Counted(server(), release, self._limits), conn, ssl=self._tls,
+                lambda: _Counted(server(), release, self._limits, unheard), conn,
+                ssl=self._tls,
                 ssl_handshake_timeout=self._limits.tls_handshake_timeout_s if self._tls else None)
         except Exception:  # refused handshake, timeout, reset: free the slot either way
             conn.close()
@@ -142,6 +162,7 @@ class BoundedSite(web.BaseSite):
         self._by_address[address] -= 1
         if not self._by_address[address]:
             del self._by_address[address]
+            self._unheard.pop(address, None)
         self._slots.release()
 
 
@@ -206,8 +227,9 @@ class _Counted(asyncio.Protocol):
     closes a connection whose first byte or first request's headers are late."""
 
     def __init__(self, inner: asyncio.Protocol, on_lost: Callable[[], None],
-                 limits: Limits) -> None:
+                 limits: Limits, unheard: dict[_Counted, None]) -> None:
         self._inner = inner
+        self._unheard = unheard  # its address's idle connections, this one while idle
         self._on_lost = on_lost
         self._limits = limits
         self._transport: asyncio.BaseTransport | None = None
@@ -220,6 +242,7 @@ class _Counted(asyncio.Protocol):
         self._transport = transport
         self._started_s = asyncio.get_running_loop().time()
         self._inner.connection_made(transport)
+        self._unheard[self] = None
         self._arm(self._limits.first_byte_timeout_s)
 
     def data_received(self, data: bytes) -> None:
@@ -235,6 +258,7 @@ class _Counted(asyncio.Protocol):
         seen = self._tail + data
         if _HEADERS_END in seen:
             self._disarm()  # aiohttp's keep-alive timer takes over from here
+            self._unheard.pop(self, None)
         else:
             self._tail = seen[-len(_HEADERS_END):]
 
@@ -247,6 +271,11 @@ class _Counted(asyncio.Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def drop(self) -> None:
+        """Close the connection now, unanswered."""
+        self._disarm()
+        self._expire()
 
     def _expire(self) -> None:
         self._deadline = None
@@ -266,6 +295,7 @@ class _Counted(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._unheard.pop(self, None)
         try:
             self._inner.connection_lost(exc)
         finally:

@@ -110,3 +110,19 @@ async def test_one_address_gets_its_share_of_connections_and_others_still_connec
     assert await served(*again)
     for _, writer in (*held[1:], other, again):
         writer.close()
+
+
+async def test_at_its_cap_an_address_trades_its_oldest_idle_connection_for_a_new_one(
+        make_node: NodeFactory) -> None:
+    """Every local client shares 127.0.0.1: silent sockets of that address must not keep
+    out a client of the same address that asks at once."""
+    node = await make_node(connections_max=8, connections_per_address_max=2)
+    silent = [await connect_from(node, "127.0.0.1") for _ in range(2)]
+    asker = await connect_from(node, "127.0.0.1")
+    assert await served(*asker)
+    # The oldest silent one made room; the other is still open, and still idle.
+    assert await asyncio.wait_for(silent[0][0].read(), 10) == b""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(silent[1][0].read(1), 0.2)
+    for _, writer in (*silent, asker):
+        writer.close()

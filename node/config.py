@@ -288,6 +288,8 @@ class Config:
                            ("limits", "page_max", limits.page_max)),
                           (("limits", "batch_events_max", limits.batch_events_max),
                            ("limits", "queue_events_max", limits.queue_events_max)),
+                          (("limits", "first_byte_timeout_s", limits.first_byte_timeout_s),
+                           ("limits", "headers_timeout_s", limits.headers_timeout_s)),
                           (("automerge_limits", "served_bytes_max", repo.served_bytes_max),
                            ("automerge_limits", "outbox_bytes_max", repo.outbox_bytes_max))):
             if low[2] > high[2]:

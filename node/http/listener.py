@@ -44,8 +44,8 @@ log = structlog.get_logger(__name__)
 class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
-    __slots__ = ("_accept_tasks", "_by_address", "_host", "_limits", "_open", "_port",
-                 "_serving", "_slots", "_socks", "_tls", "_unheard")
+    __slots__ = ("_accept_tasks", "_by_address", "_host", "_idle", "_limits", "_open",
+                 "_port", "_serving", "_slots", "_socks", "_tls", "_unheard")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
                  ssl_context: ssl.SSLContext | None = None) -> None:
@@ -60,6 +60,7 @@ class BoundedSite(web.BaseSite):
         self._by_address: Counter[str] = Counter()
         # Per address, its connections whose first headers are incomplete, oldest first.
         self._unheard: dict[str, dict[_Counted, None]] = {}
+        self._idle: dict[_Counted, None] = {}  # the same, of every address
         self._socks: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._tls = ssl_context
@@ -102,6 +103,8 @@ class BoundedSite(web.BaseSite):
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if self._slots.locked():
+                await self._trade_for_waiting(loop, sock)
             await self._slots.acquire()
             try:
                 conn, peer = await loop.sock_accept(sock)
@@ -123,7 +126,8 @@ class BoundedSite(web.BaseSite):
             unheard = self._unheard.setdefault(address, {})
             # Its own task: a TLS handshake may take a while, and the next client must
             # not wait behind it (a silent socket would otherwise block every accept).
-            task = asyncio.create_task(self._serve(loop, conn, address, unheard))
+            task = asyncio.create_task(self._serve(loop, conn, address,
+                                                   (unheard, self._idle)))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
 
@@ -135,13 +139,23 @@ class BoundedSite(web.BaseSite):
         unheard = self._unheard.get(address)
         if not unheard:
             return False
-        oldest = next(iter(unheard))
-        del unheard[oldest]
-        oldest.drop()  # its slot frees when the loss is reported, a moment later
+        next(iter(unheard)).drop()  # its slot frees when the loss is reported, soon
         return True
 
+    async def _trade_for_waiting(self, loop: asyncio.AbstractEventLoop,
+                                 sock: socket.socket) -> None:
+        """Every slot is taken: once a client waits in the kernel's queue, drop the
+        oldest connection of any address that has not sent its first headers, so that
+        idle sockets from many addresses do not keep out one that asks."""
+        while self._slots.locked():
+            await _readable(loop, sock)
+            if not self._slots.locked() or not self._idle:
+                return  # a slot freed by itself, or there is nothing idle to trade
+            next(iter(self._idle)).drop()
+            return  # its slot frees a moment later; the caller waits for it
+
     async def _serve(self, loop: asyncio.AbstractEventLoop, conn: socket.socket,
-                     address: str, unheard: dict[_Counted, None]) -> None:
+                     address: str, idle: tuple[dict[_Counted, None], ...]) -> None:
         release = _once(lambda: self._release(address))
         server = self._runner.server
         if server is None:  # the runner is being cleaned up
@@ -150,7 +164,7 @@ class BoundedSite(web.BaseSite):
             return
         try:
             await loop.connect_accepted_socket(
-                lambda: _Counted(server(), release, self._limits, unheard), conn,
+                lambda: _Counted(server(), release, self._limits, idle), conn,
                 ssl=self._tls,
                 ssl_handshake_timeout=self._limits.tls_handshake_timeout_s if self._tls else None)
         except Exception:  # refused handshake, timeout, reset: free the slot either way
@@ -178,6 +192,21 @@ def address_key(host: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Return once ``sock`` is readable (for a listening socket: a client waits)."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
 
 
 def _host_of(peer: Any) -> str:
@@ -227,9 +256,11 @@ class _Counted(asyncio.Protocol):
     closes a connection whose first byte or first request's headers are late."""
 
     def __init__(self, inner: asyncio.Protocol, on_lost: Callable[[], None],
-                 limits: Limits, unheard: dict[_Counted, None]) -> None:
+                 limits: Limits, idle: tuple[dict[_Counted, None], ...]) -> None:
         self._inner = inner
-        self._unheard = unheard  # its address's idle connections, this one while idle
+        # Idle connections (first headers incomplete) of its address and of all, oldest
+        # first: this one is in them while it is idle.
+        self._idle = idle
         self._on_lost = on_lost
         self._limits = limits
         self._transport: asyncio.BaseTransport | None = None
@@ -242,7 +273,8 @@ class _Counted(asyncio.Protocol):
         self._transport = transport
         self._started_s = asyncio.get_running_loop().time()
         self._inner.connection_made(transport)
-        self._unheard[self] = None
+        for idle in self._idle:
+            idle[self] = None
         self._arm(self._limits.first_byte_timeout_s)
 
     def data_received(self, data: bytes) -> None:
@@ -258,7 +290,7 @@ class _Counted(asyncio.Protocol):
         seen = self._tail + data
         if _HEADERS_END in seen:
             self._disarm()  # aiohttp's keep-alive timer takes over from here
-            self._unheard.pop(self, None)
+            self._leave_idle()
         else:
             self._tail = seen[-len(_HEADERS_END):]
 
@@ -275,7 +307,12 @@ class _Counted(asyncio.Protocol):
     def drop(self) -> None:
         """Close the connection now, unanswered."""
         self._disarm()
+        self._leave_idle()
         self._expire()
+
+    def _leave_idle(self) -> None:
+        for idle in self._idle:
+            idle.pop(self, None)
 
     def _expire(self) -> None:
         self._deadline = None
@@ -295,7 +332,7 @@ class _Counted(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
-        self._unheard.pop(self, None)
+        self._leave_idle()
         try:
             self._inner.connection_lost(exc)
         finally:

@@ -126,3 +126,20 @@ async def test_at_its_cap_an_address_trades_its_oldest_idle_connection_for_a_new
         await asyncio.wait_for(silent[1][0].read(1), 0.2)
     for _, writer in (*silent, asker):
         writer.close()
+
+
+async def test_when_every_slot_is_idle_a_waiting_client_takes_the_oldest_ones_place(
+        make_node: NodeFactory) -> None:
+    """Silent sockets from many addresses fill every slot: a client that asks is still
+    served at once (far within the first-byte limit the silent ones were given)."""
+    node = await make_node(connections_max=4, first_byte_timeout_s=60, headers_timeout_s=60)
+    silent = [await connect_from(node, f"127.0.0.{2 + n}") for n in range(4)]
+    for _ in range(100):
+        if node.site.connections == 4:
+            break
+        await asyncio.sleep(0.02)
+    asker = await connect_from(node, "127.0.0.10")
+    assert await served(*asker)
+    assert await asyncio.wait_for(silent[0][0].read(), 10) == b""  # the oldest made room
+    for _, writer in (*silent, asker):
+        writer.close()

@@ -92,20 +92,26 @@ def closed_by_peer(sock: socket.socket) -> bool:
     return True
 
 
-def test_an_idle_flood_from_one_address_leaves_others_served(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sources", [["127.0.0.1"], [f"127.0.1.{n}" for n in range(1, 6)]],
+                         ids=["one address", "five addresses"])
+def test_an_idle_flood_leaves_others_served(tmp_path: Path, sources: list[str]) -> None:
+    """1,100 silent sockets from one address (past its share), or 1,250 from five (past
+    every slot)."""
     with NodeProcess(tmp_path, token=TOKEN) as node:
         flood = []
-        for _ in range(1100):  # no token, not a byte
-            try:
-                flood.append(connect(node, timeout_s=2.0))
-            except OSError:
-                break  # the kernel's queue is full: the flood already is
+        for source in sources:
+            for _ in range(1100 if len(sources) == 1 else 250):  # no token, not a byte
+                try:
+                    flood.append(connect(node, source, timeout_s=2.0))
+                except OSError:
+                    break  # the kernel's queue is full: the flood already is
         try:
             # Another host, and a client with a token from a third, are served at once
             # (the idle sockets would otherwise hold every slot for 30 s); so is a client
-            # of the flooding address itself (every local client shares 127.0.0.1),
-            # in the place of one of its idle sockets.
-            assert request(node, "/healthz", token=None, timeout_s=5.0)[0] == 200
+            # of a flooding address itself (every local client shares 127.0.0.1), in the
+            # place of one of its idle sockets.
+            assert request(node, "/healthz", source=sources[-1], token=None,
+                           timeout_s=5.0)[0] == 200
             assert request(node, "/healthz", source="127.0.0.2", token=None,
                            timeout_s=5.0)[0] == 200
             assert request(node, "/v1/sessions", source="127.0.0.3", timeout_s=5.0)[0] == 200

@@ -58,7 +58,8 @@ class Limits:
     page_max: int = 1000
     #: Page size when ``limit=`` is not given.
     page_default: int = 100
-    #: Most simultaneous client connections; more wait in the kernel's accept queue.
+    #: Most simultaneous client connections; more wait in the kernel's accept queue (or
+    #: take the place of the oldest connection that has not sent its first headers).
     connections_max: int = 1024
     #: Most simultaneous connections from one client address (an IPv6 client's /64).
     #: Beyond, a new one replaces the address's oldest connection that has not sent its

@@ -58,8 +58,21 @@ class Limits:
     page_max: int = 1000
     #: Page size when ``limit=`` is not given.
     page_default: int = 100
-    #: Most simultaneous client connections; more wait in the kernel's accept queue.
+    #: Most simultaneous client connections; more wait in the kernel's accept queue (or
+    #: take the place of the oldest connection that has not sent its first headers).
     connections_max: int = 1024
+    #: Most simultaneous connections from one client address (an IPv6 client's /64).
+    #: Beyond, a new one replaces the address's oldest connection that has not sent its
+    #: first request's headers yet, or else is closed. A quarter of ``connections_max``, so
+    #: that one address (every local client shares 127.0.0.1) cannot take every slot,
+    #: while a machine's own apps and peers still have plenty.
+    connections_per_address_max: int = 256
+    #: Seconds a new connection may stay silent before its first byte; then it is closed.
+    #: Honest clients send their request at once; an idle socket only holds a slot.
+    first_byte_timeout_s: float = 5.0
+    #: Seconds a new connection gets to complete its first request's headers (later
+    #: requests on it are timed by ``read_timeout_s``).
+    headers_timeout_s: float = 10.0
     #: Seconds to receive a request's headers and body before the connection is dropped,
     #: so slow-loris clients cannot hold connections forever.
     read_timeout_s: float = 30.0
@@ -87,6 +100,22 @@ class Limits:
     #: Seconds between keepalive comments on an idle live stream. Proxies and load
     #: balancers commonly drop connections idle for 30-60 s; 15 s stays well under that.
     sse_keepalive_s: float = 15.0
+    #: Most live streams (server-sent events) open at once, and from one client address;
+    #: beyond, 503 or 429 with ``Retry-After``. Streams last for hours, so without a cap
+    #: they would take every connection slot.
+    streams_max: int = 256
+    streams_per_address_max: int = 32
+    #: Seconds a live stream may wait for a reader who does not read (its send buffer
+    #: full) before it is dropped; the reader resumes with ``Last-Event-ID``.
+    stream_send_timeout_s: float = 30.0
+    #: Encoded bytes after which a page of events ends (the next cursor continues), so a
+    #: page of large events costs bounded memory: a page holds ``page_max`` events or
+    #: this many bytes plus one event, whichever comes first.
+    page_bytes_max: int = 1024 * 1024
+    #: The same for one write of a live stream: what a stalled reader makes the node
+    #: hold (this plus one event) until ``stream_send_timeout_s`` drops it. Smaller,
+    #: since there may be ``streams_max`` of them.
+    stream_write_bytes_max: int = 256 * 1024
     #: Seconds requests in flight get to finish when the node stops (long polls and
     #: streams end at once). Longer lets slow appends finish; shorter stops sooner.
     shutdown_timeout_s: float = 10.0
@@ -276,6 +305,8 @@ class Config:
                            ("limits", "page_max", limits.page_max)),
                           (("limits", "batch_events_max", limits.batch_events_max),
                            ("limits", "queue_events_max", limits.queue_events_max)),
+                          (("limits", "first_byte_timeout_s", limits.first_byte_timeout_s),
+                           ("limits", "headers_timeout_s", limits.headers_timeout_s)),
                           (("automerge_limits", "served_bytes_max", repo.served_bytes_max),
                            ("automerge_limits", "outbox_bytes_max", repo.outbox_bytes_max))):
             if low[2] > high[2]:

@@ -6,17 +6,32 @@ runs its own accept loop instead: it takes a connection only when a slot is free
 slot frees when a connection closes. Connections beyond the cap wait in the kernel's
 accept queue (``backlog``), where they cost us nothing; the client sees a slow connect.
 
+One client address (``address_key``: an IPv4 address, an IPv6 /64) holds at most
+``connections_per_address_max`` of them, so that one host's flood leaves room for every
+other. At its cap, a new connection of that address takes the place of its oldest one
+that has not finished sending its first request's headers (an idle socket), so a flood
+of silent sockets does not keep out a client of the same address (every local client
+shares 127.0.0.1) that asks at once; with none such, the new one is closed. And a new
+connection must send its first byte within ``first_byte_timeout_s`` and its first
+request's headers within ``headers_timeout_s``, so idle sockets free their slots soon.
+
 The connections are served by the runner's own aiohttp ``Server`` (the protocol factory),
 so aiohttp's keep-alive timeout, graceful shutdown and everything else still apply.
+
+>>> address_key("10.1.2.3"), address_key("2001:db8:1:2:3:4:5:6"), address_key("::ffff:10.0.0.1")
+('10.1.2.3', '2001:db8:1:2::/64', '10.0.0.1')
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -29,8 +44,8 @@ log = structlog.get_logger(__name__)
 class BoundedSite(web.BaseSite):
     """Like ``web.TCPSite``, with a cap on simultaneous connections."""
 
-    __slots__ = ("_accept_tasks", "_host", "_limits", "_open", "_port", "_serving", "_slots",
-                 "_socks", "_tls")
+    __slots__ = ("_accept_tasks", "_by_address", "_host", "_idle", "_limits", "_open",
+                 "_port", "_serving", "_slots", "_socks", "_tls", "_unheard")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
                  ssl_context: ssl.SSLContext | None = None) -> None:
@@ -42,6 +57,10 @@ class BoundedSite(web.BaseSite):
         self._limits = limits
         self._slots = asyncio.Semaphore(limits.connections_max)
         self._open = 0
+        self._by_address: Counter[str] = Counter()
+        # Per address, its connections whose first headers are incomplete, oldest first.
+        self._unheard: dict[str, dict[_Counted, None]] = {}
+        self._idle: dict[_Counted, None] = {}  # the same, of every address
         self._socks: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._tls = ssl_context
@@ -84,9 +103,11 @@ class BoundedSite(web.BaseSite):
     async def _accept_loop(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if self._slots.locked():
+                await self._trade_for_waiting(loop, sock)
             await self._slots.acquire()
             try:
-                conn, _ = await loop.sock_accept(sock)
+                conn, peer = await loop.sock_accept(sock)
             except OSError as exc:  # EMFILE and friends: wait, then try again
                 self._slots.release()
                 log.warning("accept failed", error=str(exc))
@@ -95,15 +116,47 @@ class BoundedSite(web.BaseSite):
             except BaseException:
                 self._slots.release()
                 raise
+            address = address_key(_host_of(peer))
+            if not self._make_room(address):
+                conn.close()  # this address has its share; every other still may connect
+                self._slots.release()
+                continue
             self._open += 1
+            self._by_address[address] += 1
+            unheard = self._unheard.setdefault(address, {})
             # Its own task: a TLS handshake may take a while, and the next client must
             # not wait behind it (a silent socket would otherwise block every accept).
-            task = asyncio.create_task(self._serve(loop, conn))
+            task = asyncio.create_task(self._serve(loop, conn, address,
+                                                   (unheard, self._idle)))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
 
-    async def _serve(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
-        release = _once(self._release)
+    def _make_room(self, address: str) -> bool:
+        """True when ``address`` may open one more connection, after dropping its
+        oldest idle one if it is at its cap."""
+        if self._by_address[address] < self._limits.connections_per_address_max:
+            return True
+        unheard = self._unheard.get(address)
+        if not unheard:
+            return False
+        next(iter(unheard)).drop()  # its slot frees when the loss is reported, soon
+        return True
+
+    async def _trade_for_waiting(self, loop: asyncio.AbstractEventLoop,
+                                 sock: socket.socket) -> None:
+        """Every slot is taken: once a client waits in the kernel's queue, drop the
+        oldest connection of any address that has not sent its first headers, so that
+        idle sockets from many addresses do not keep out one that asks."""
+        while self._slots.locked():
+            await _readable(loop, sock)
+            if not self._slots.locked() or not self._idle:
+                return  # a slot freed by itself, or there is nothing idle to trade
+            next(iter(self._idle)).drop()
+            return  # its slot frees a moment later; the caller waits for it
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop, conn: socket.socket,
+                     address: str, idle: tuple[dict[_Counted, None], ...]) -> None:
+        release = _once(lambda: self._release(address))
         server = self._runner.server
         if server is None:  # the runner is being cleaned up
             conn.close()
@@ -111,15 +164,54 @@ class BoundedSite(web.BaseSite):
             return
         try:
             await loop.connect_accepted_socket(
-                lambda: _Counted(server(), release), conn, ssl=self._tls,
+                lambda: _Counted(server(), release, self._limits, idle), conn,
+                ssl=self._tls,
                 ssl_handshake_timeout=self._limits.tls_handshake_timeout_s if self._tls else None)
         except Exception:  # refused handshake, timeout, reset: free the slot either way
             conn.close()
             release()
 
-    def _release(self) -> None:
+    def _release(self, address: str) -> None:
         self._open -= 1
+        self._by_address[address] -= 1
+        if not self._by_address[address]:
+            del self._by_address[address]
+            self._unheard.pop(address, None)
         self._slots.release()
+
+
+def address_key(host: str) -> str:
+    """What per-address limits count by: the IPv4 address, or the /64 network of an IPv6
+    one (a single host commonly holds a whole /64)."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])  # a scope id (fe80::1%eth0)
+    except ValueError:
+        return host  # a Unix socket path or something odd: counted as itself
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Return once ``sock`` is readable (for a listening socket: a client waits)."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
+def _host_of(peer: Any) -> str:
+    """The host of a peer address as ``sock_accept`` gives it (a tuple for IP)."""
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
 def _once(call: Callable[[], None]) -> Callable[[], None]:
@@ -155,18 +247,79 @@ def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
     return socks
 
 
-class _Counted(asyncio.Protocol):
-    """Passes everything to aiohttp's protocol; tells the site once the connection ends."""
+#: The end of a request's headers.
+_HEADERS_END = b"\r\n\r\n"
 
-    def __init__(self, inner: asyncio.Protocol, on_lost: Callable[[], None]) -> None:
+
+class _Counted(asyncio.Protocol):
+    """Passes everything to aiohttp's protocol; tells the site once the connection ends;
+    closes a connection whose first byte or first request's headers are late."""
+
+    def __init__(self, inner: asyncio.Protocol, on_lost: Callable[[], None],
+                 limits: Limits, idle: tuple[dict[_Counted, None], ...]) -> None:
         self._inner = inner
+        # Idle connections (first headers incomplete) of its address and of all, oldest
+        # first: this one is in them while it is idle.
+        self._idle = idle
         self._on_lost = on_lost
+        self._limits = limits
+        self._transport: asyncio.BaseTransport | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self._tail = b""  # the last bytes seen while the first headers are incomplete
+        self._started_s = 0.0
+        self._heard = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        self._started_s = asyncio.get_running_loop().time()
         self._inner.connection_made(transport)
+        for idle in self._idle:
+            idle[self] = None
+        self._arm(self._limits.first_byte_timeout_s)
 
     def data_received(self, data: bytes) -> None:
+        if self._deadline is not None and data:
+            self._watch_headers(data)
         self._inner.data_received(data)
+
+    def _watch_headers(self, data: bytes) -> None:
+        if not self._heard:  # the first bytes: from now on the headers are timed
+            self._heard = True
+            now_s = asyncio.get_running_loop().time()
+            self._arm(self._started_s + self._limits.headers_timeout_s - now_s)
+        seen = self._tail + data
+        if _HEADERS_END in seen:
+            self._disarm()  # aiohttp's keep-alive timer takes over from here
+            self._leave_idle()
+        else:
+            self._tail = seen[-len(_HEADERS_END):]
+
+    def _arm(self, after_s: float) -> None:
+        self._disarm()
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(max(after_s, 0.0), self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def drop(self) -> None:
+        """Close the connection now, unanswered."""
+        self._disarm()
+        self._leave_idle()
+        self._expire()
+
+    def _leave_idle(self) -> None:
+        for idle in self._idle:
+            idle.pop(self, None)
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if isinstance(self._transport, asyncio.Transport):
+            self._transport.abort()  # nothing was asked: nothing to answer
+        elif self._transport is not None:
+            self._transport.close()
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received()
@@ -178,6 +331,8 @@ class _Counted(asyncio.Protocol):
         self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._leave_idle()
         try:
             self._inner.connection_lost(exc)
         finally:

@@ -17,20 +17,26 @@ With ``Config.token`` set, every /v1 route and /metrics needs ``Authorization: B
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from crdt import codec
 from crdt.automerge.document import automerge_url
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import parse_event
 from crdt.keys import check_session_key
 from crdt.log.records import StoredEvent
+from crdt.log.store import EventStore
 from node.automerge import hub as repo_ws
 from node.config import Config, Limits
 from node.http import auth
 from node.http.metrics import Metrics, Stopwatch
 from node.http.wire import (
+    CBOR_TYPE,
+    JSON_TYPE,
     body_format,
     decode_body,
     error_middleware,
@@ -38,14 +44,17 @@ from node.http.wire import (
     read_body,
     respond,
     seconds_param,
+    to_json_bytes,
     unauthorized,
+    wants_cbor,
 )
-from node.server import streams
+from node.server import pages, streams
 from node.store import AsyncStore
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", AsyncStore)
 METRICS = web.AppKey("metrics", Metrics)
+STREAMS = web.AppKey("streams", streams.StreamSlots)
 
 #: Largest position or session index a cursor may name (SQLite's integer range).
 CURSOR_MAX = 2**63 - 1
@@ -62,6 +71,7 @@ def make_app(config: Config, astore: AsyncStore) -> web.Application:
     app[CONFIG] = config
     app[STORE] = astore
     app[METRICS] = metrics
+    app[STREAMS] = streams.StreamSlots(config.limits)
     astore.add_commit_listener(metrics.observe_commit)
 
     async def on_shutdown(_app: web.Application) -> None:
@@ -152,15 +162,37 @@ async def get_session_events(request: web.Request) -> web.Response:
     """A session's events after ``after``, in position order, one page at a time."""
     key = _session_key(request)
     after, limit = _page_params(request)
-    # One more than asked tells whether another page follows.
-    events = await request.app[STORE].get_events_since(key, after, limit + 1)
-    return _events_page(request, events, after, limit)
+    return await _events_page(request, after, limit,
+                              lambda store, cursor, count:
+                              store.get_events_since(key, cursor, count))
 
 
-async def get_session(request: web.Request) -> web.Response:
+async def get_session(request: web.Request) -> web.StreamResponse:
+    """The projection; as JSON it is encoded and sent a piece at a time (a session of
+    large messages would otherwise be held encoded whole, six bytes per character)."""
     key = _session_key(request)
-    projection = await request.app[STORE].get_projection(key)
-    return respond(request, {**projection.to_json(), "automerge_url": automerge_url(key)})
+    astore = request.app[STORE]
+    projection = await astore.get_projection(key)
+    extra = {"automerge_url": automerge_url(key)}
+    if wants_cbor(request):  # CBOR does not escape: about the size of the projection
+        body = await astore.read(lambda _store: codec.encode({**projection.to_json(), **extra}))
+        return web.Response(body=body, content_type=CBOR_TYPE, headers={hdrs.VARY: hdrs.ACCEPT})
+    limits = _limits(request)
+    response = web.StreamResponse(headers={hdrs.VARY: hdrs.ACCEPT})
+    response.content_type = JSON_TYPE
+    await response.prepare(request)
+    pieces = pages.projection_json(projection, extra, limits.stream_write_bytes_max)
+    try:
+        for piece in pieces:
+            async with asyncio.timeout(limits.stream_send_timeout_s):
+                await response.write(piece)
+        await response.write_eof()
+    except TimeoutError:  # a reader who stopped reading: drop it, and what it left
+        if request.transport is not None:
+            request.transport.abort()
+    except ConnectionError:
+        pass  # the client left; the answer had begun
+    return response
 
 
 async def get_automerge(request: web.Request) -> web.Response:
@@ -186,27 +218,36 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     astore = request.app[STORE]
     if streams.wants_stream(request):
         after = streams.resume_position(request, CURSOR_MAX)
-        return await streams.stream_events(request, astore, after, limits.page_default,
-                                           limits.sse_keepalive_s)
+        return await streams.stream_events(request, astore, after, limits,
+                                           request.app[STREAMS])
     after, limit = _page_params(request)
     wait_s = seconds_param(request, "wait", high_s=limits.poll_wait_max_s)
-    events = await astore.events_after(after, limit + 1)
-    if not events and wait_s > 0:
+    if wait_s > 0 and astore.head <= after:
         await astore.wait_for_head(after, wait_s)
-        events = await astore.events_after(after, limit + 1)
-    return _events_page(request, events, after, limit)
+    return await _events_page(request, after, limit,
+                              lambda store, cursor, count: store.events_after(cursor, count))
 
 
-def _events_page(request: web.Request, events: list[StoredEvent], after: int,
-                 limit: int) -> web.Response:
-    """A page of up to ``limit`` of ``events`` (read one more than asked, which tells
-    whether another page follows) and the cursor of the next."""
-    page = events[:limit]
-    return respond(request, {
-        "events": [stored.to_json() for stored in page],
-        "next": page[-1].position if page else after,
-        "more": len(events) > limit,
-    })
+async def _events_page(request: web.Request, after: int, limit: int,
+                       fetch: Callable[[EventStore, int, int], list[StoredEvent]]
+                       ) -> web.Response:
+    """A page of the events ``fetch`` reads after ``after``: at most ``limit`` of them
+    and about ``page_bytes_max`` encoded (``node.server.pages``), with the cursor of the
+    next page. Read and encoded on a reader thread, so a page of large events neither
+    blocks the event loop nor is held twice in memory."""
+    cbor = wants_cbor(request)
+    encode: pages.Encode = ((lambda stored: codec.encode(stored.to_json())) if cbor
+                            else (lambda stored: to_json_bytes(stored.to_json())))
+    bytes_max = _limits(request).page_bytes_max
+
+    def build(store: EventStore) -> bytes:
+        page = pages.build(lambda cursor, count: fetch(store, cursor, count), encode,
+                           after, limit, bytes_max)
+        return pages.cbor_body(page) if cbor else pages.json_body(page)
+
+    body = await request.app[STORE].read(build)
+    return web.Response(body=body, content_type=CBOR_TYPE if cbor else JSON_TYPE,
+                        headers={hdrs.VARY: hdrs.ACCEPT})
 
 
 async def healthz(request: web.Request) -> web.Response:

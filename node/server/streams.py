@@ -17,15 +17,73 @@ b'id: 7\\nevent: event\\ndata: {"id":"ab"}\\n\\n'
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import hdrs, web
 
-from node.http.wire import int_param, parse_int, to_json_bytes
+from crdt.log.records import StoredEvent
+from crdt.log.store import EventStore
+from node.config import Limits
+from node.http.listener import address_key
+from node.http.wire import JSON_TYPE, error_body, int_param, parse_int, to_json_bytes
+from node.server import pages
 from node.store import AsyncStore, StoreClosing
 
 SSE_TYPE = "text/event-stream"
 KEEPALIVE_COMMENT = b": keepalive\n\n"
+#: Seconds a refused stream is told to wait before trying again (``Retry-After``).
+RETRY_AFTER_S = 10
+#: Seconds between looks, while a stream waits for news, at whether its client left.
+GONE_CHECK_S = 1.0
+
+
+class StreamSlots:
+    """How many live streams are open, in all and per client address (``address_key``),
+    against ``Limits.streams_max`` and ``streams_per_address_max``."""
+
+    __slots__ = ("_by_address", "_limits", "_open")
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._open = 0
+        self._by_address: Counter[str] = Counter()
+
+    @property
+    def open(self) -> int:
+        return self._open
+
+    def refusal(self, address: str) -> web.Response | None:
+        """The answer for a stream that may not open now, or None when it may."""
+        if self._open >= self._limits.streams_max:
+            return _refused(503, "streams_full", f"this node serves {self._open} live "
+                            "streams, its limit; try again later")
+        if self._by_address[address] >= self._limits.streams_per_address_max:
+            return _refused(429, "too_many_streams", "this address has "
+                            f"{self._by_address[address]} live streams open, the limit")
+        return None
+
+    @contextlib.contextmanager
+    def held(self, address: str) -> Iterator[None]:
+        """Count one stream of ``address`` while the block runs."""
+        self._open += 1
+        self._by_address[address] += 1
+        try:
+            yield
+        finally:
+            self._open -= 1
+            self._by_address[address] -= 1
+            if not self._by_address[address]:
+                del self._by_address[address]
+
+
+def _refused(status: int, code: str, message: str) -> web.Response:
+    return web.Response(status=status, body=error_body(code, message), content_type=JSON_TYPE,
+                        headers={hdrs.RETRY_AFTER: str(RETRY_AFTER_S)})
 
 
 def wants_stream(request: web.BaseRequest) -> bool:
@@ -47,31 +105,84 @@ def format_event(position: int, data: dict[str, Any]) -> bytes:
     return b"id: %d\nevent: event\ndata: %s\n\n" % (position, to_json_bytes(data))
 
 
-async def stream_events(request: web.Request, astore: AsyncStore, after: int, page: int,
-                        keepalive_s: float) -> web.StreamResponse:
-    """Send every event after ``after`` and then each new one, until the client leaves
-    or the node stops."""
-    response = web.StreamResponse(headers={
-        hdrs.CONTENT_TYPE: SSE_TYPE,
-        hdrs.CACHE_CONTROL: "no-cache",
-        "X-Accel-Buffering": "no",  # nginx would otherwise hold events back
-    })
-    await response.prepare(request)
-    cursor = after
-    try:
-        while not astore.released and not _gone(request):
-            events = await astore.events_after(cursor, page)
-            if events:
-                await response.write(b"".join(
-                    format_event(stored.position, stored.to_json()) for stored in events))
-                cursor = events[-1].position
-                continue
-            head = await astore.wait_for_head(cursor, keepalive_s)
-            if head <= cursor and not astore.released:
-                await response.write(KEEPALIVE_COMMENT)
-    except (ConnectionError, StoreClosing):
-        pass  # the client went away or the node stops; the answer has already begun
-    return response
+async def stream_events(request: web.Request, astore: AsyncStore, after: int,
+                        limits: Limits, slots: StreamSlots) -> web.StreamResponse:
+    """Send every event after ``after`` and then each new one, until the client leaves,
+    stops reading for ``stream_send_timeout_s``, or the node stops. Refused (503, 429)
+    beyond ``streams_max`` or ``streams_per_address_max``."""
+    address = address_key(request.remote or "")
+    refused = slots.refusal(address)
+    if refused is not None:
+        return refused
+    with slots.held(address):
+        response = web.StreamResponse(headers={
+            hdrs.CONTENT_TYPE: SSE_TYPE,
+            hdrs.CACHE_CONTROL: "no-cache",
+            "X-Accel-Buffering": "no",  # nginx would otherwise hold events back
+        })
+        await response.prepare(request)
+        try:
+            await _follow(request, response, astore, after, limits)
+        except TimeoutError:
+            # A reader who stopped reading: drop it now rather than hold what it has
+            # not taken; it resumes from its Last-Event-ID when it reads again.
+            if request.transport is not None:
+                request.transport.abort()
+        except (ConnectionError, StoreClosing):
+            pass  # the client went away or the node stops; the answer has already begun
+        return response
+
+
+async def _follow(request: web.Request, response: web.StreamResponse, astore: AsyncStore,
+                  cursor: int, limits: Limits) -> None:
+    send_s = limits.stream_send_timeout_s
+    while not astore.released and not _gone(request):
+        # Read and format on a reader thread, bounded in bytes: one write holds at most
+        # ``stream_write_bytes_max`` plus one event, whatever the events are.
+        data, last = await astore.read(functools.partial(_read_page, after=cursor,
+                                                          limits=limits))
+        if data:
+            await _send(response, data, send_s)
+            cursor = last
+            continue
+        head = await _wait_for_news(request, astore, cursor, limits.sse_keepalive_s)
+        if head <= cursor and not astore.released and not _gone(request):
+            await _send(response, KEEPALIVE_COMMENT, send_s)
+
+
+async def _wait_for_news(request: web.Request, astore: AsyncStore, cursor: int,
+                         timeout_s: float) -> int:
+    """``wait_for_head``, looking every ``GONE_CHECK_S`` whether the client left: aiohttp
+    does not tell a handler, and a left stream would hold its slot until the keepalive."""
+    deadline_s = asyncio.get_running_loop().time() + timeout_s
+    while not _gone(request):
+        remaining_s = deadline_s - asyncio.get_running_loop().time()
+        if remaining_s <= 0:
+            break
+        head = await astore.wait_for_head(cursor, min(remaining_s, GONE_CHECK_S))
+        if head > cursor or astore.released:
+            return head
+    return astore.head
+
+
+def _read_page(store: EventStore, *, after: int, limits: Limits) -> tuple[bytes, int]:
+    """The next events as one write, and the position of the last. Joined here, and
+    the parts dropped, so that a stalled stream holds its unsent events about twice at
+    most (this write, and the transport's copy of what it could not send)."""
+    page = pages.build(store.events_after, _format_stored, after, limits.page_default,
+                       limits.stream_write_bytes_max)
+    return b"".join(page.parts), page.next
+
+
+def _format_stored(stored: StoredEvent) -> bytes:
+    return format_event(stored.position, stored.to_json())
+
+
+async def _send(response: web.StreamResponse, data: bytes, timeout_s: float) -> None:
+    """Write ``data``; ``TimeoutError`` when the reader leaves it unread for ``timeout_s``
+    (aiohttp waits for the send buffer to drain below its high-water mark)."""
+    async with asyncio.timeout(timeout_s):
+        await response.write(data)
 
 
 def _gone(request: web.Request) -> bool:

@@ -133,3 +133,10 @@ def test_an_unknown_storage_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["serve", "--storage", "nosuch://x"])
     assert result.exit_code == 2
     assert "unknown storage 'nosuch://x': give a folder, or one of memory:" in result.output
+
+
+def test_the_first_byte_limit_may_not_exceed_the_headers_limit() -> None:
+    limits = Limits(first_byte_timeout_s=20, headers_timeout_s=10)
+    with pytest.raises(ValueError, match=r"\[limits\] first_byte_timeout_s \(20\) is above "
+                                         r"\[limits\] headers_timeout_s \(10\)"):
+        Config(limits=limits).check()

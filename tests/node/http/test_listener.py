@@ -6,13 +6,14 @@ import asyncio
 import shutil
 import ssl
 import subprocess
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from node.config import Config
-from node.server.run import start
+from node.server.run import RunningNode, start
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
@@ -40,3 +41,105 @@ async def test_a_silent_client_does_not_block_tls_handshakes(tmp_path: Path) -> 
         silent.close()
     finally:
         await node.stop()
+
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def connect_from(node: RunningNode, source: str
+                       ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = node.url.removeprefix("http://").rsplit(":", 1)
+    return await asyncio.open_connection(host, int(port), local_addr=(source, 0))
+
+
+async def served(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    writer.write(HEALTHZ)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    return head.startswith(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\n"])
+async def test_a_silent_connection_is_closed_before_the_keepalive_timeout(
+        make_node: NodeFactory, sent: bytes) -> None:
+    """Nothing, or headers that never end: closed after the first-byte or headers limit,
+    long before ``read_timeout_s`` (which times requests once headers have come)."""
+    node = await make_node(first_byte_timeout_s=0.1, headers_timeout_s=0.3,
+                           read_timeout_s=60)
+    reader, writer = await connect_from(node, "127.0.0.1")
+    writer.write(sent)
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+    assert node.site.connections == 0
+
+
+async def test_headers_sent_in_pieces_within_the_limit_are_served(
+        make_node: NodeFactory) -> None:
+    node = await make_node(first_byte_timeout_s=5, headers_timeout_s=10)
+    reader, writer = await connect_from(node, "127.0.0.1")
+    for piece in (HEALTHZ[:5], HEALTHZ[5:18], HEALTHZ[18:]):  # "\r\n\r\n" split too
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
+async def test_one_address_gets_its_share_of_connections_and_others_still_connect(
+        make_node: NodeFactory) -> None:
+    node = await make_node(connections_max=8, connections_per_address_max=2)
+    held = [await connect_from(node, "127.0.0.1") for _ in range(2)]
+    for reader, writer in held:
+        assert await served(reader, writer)
+    # A third from the same address is closed at once, unanswered ...
+    reader, writer = await connect_from(node, "127.0.0.1")
+    writer.write(HEALTHZ)
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+    # ... while another address is served, and the first gets its slot back on close.
+    other = await connect_from(node, "127.0.0.2")
+    assert await served(*other)
+    held[0][1].close()
+    await held[0][1].wait_closed()
+    for _ in range(100):
+        if node.site.connections == 2:
+            break
+        await asyncio.sleep(0.02)
+    again = await connect_from(node, "127.0.0.1")
+    assert await served(*again)
+    for _, writer in (*held[1:], other, again):
+        writer.close()
+
+
+async def test_at_its_cap_an_address_trades_its_oldest_idle_connection_for_a_new_one(
+        make_node: NodeFactory) -> None:
+    """Every local client shares 127.0.0.1: silent sockets of that address must not keep
+    out a client of the same address that asks at once."""
+    node = await make_node(connections_max=8, connections_per_address_max=2)
+    silent = [await connect_from(node, "127.0.0.1") for _ in range(2)]
+    asker = await connect_from(node, "127.0.0.1")
+    assert await served(*asker)
+    # The oldest silent one made room; the other is still open, and still idle.
+    assert await asyncio.wait_for(silent[0][0].read(), 10) == b""
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(silent[1][0].read(1), 0.2)
+    for _, writer in (*silent, asker):
+        writer.close()
+
+
+async def test_when_every_slot_is_idle_a_waiting_client_takes_the_oldest_ones_place(
+        make_node: NodeFactory) -> None:
+    """Silent sockets from many addresses fill every slot: a client that asks is still
+    served at once (far within the first-byte limit the silent ones were given)."""
+    node = await make_node(connections_max=4, first_byte_timeout_s=60, headers_timeout_s=60)
+    silent = [await connect_from(node, f"127.0.0.{2 + n}") for n in range(4)]
+    for _ in range(100):
+        if node.site.connections == 4:
+            break
+        await asyncio.sleep(0.02)
+    asker = await connect_from(node, "127.0.0.10")
+    assert await served(*asker)
+    assert await asyncio.wait_for(silent[0][0].read(), 10) == b""  # the oldest made room
+    for _, writer in (*silent, asker):
+        writer.close()

@@ -1,0 +1,129 @@
+"""Live streams: a reader that stops reading is dropped after ``stream_send_timeout_s``
+and its slot counts again; pages are cut by bytes without losing or repeating events."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+
+from crdt.log.projection import rebuild
+from crdt.log.records import StoredEvent
+from node.http.wire import to_json_bytes
+from node.server import pages
+from node.server.run import RunningNode
+from tests.support.events import event
+
+EventFactory = Callable[..., dict[str, Any]]
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+STREAM = b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+
+
+async def open_stream(node: RunningNode, rcvbuf: int | None = None
+                      ) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = node.url.removeprefix("http://").rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(STREAM)
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    return int(status_line.split()[1]), reader, writer
+
+
+async def test_a_stalled_reader_is_dropped_and_frees_its_slot(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    node = await make_node(streams_per_address_max=1, stream_send_timeout_s=0.5,
+                           sse_keepalive_s=0.2)
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        for first in range(0, 40, 10):  # about 4 MiB of events, far beyond any buffer
+            bodies = [event_body(n, content="x" * 100_000) for n in range(first, first + 10)]
+            async with client.post("/v1/sessions/s1/events", json=bodies) as resp:
+                assert resp.status == 201
+    status, _, stalled = await open_stream(node, rcvbuf=4096)  # and never read again
+    assert status == 200
+    status, _, refused = await open_stream(node)
+    refused.close()
+    assert status == 429  # its one slot is taken
+    for _ in range(200):  # the stalled one is dropped within its send timeout
+        status, reader, writer = await open_stream(node)
+        if status == 200:
+            break
+        writer.close()
+        await asyncio.sleep(0.05)
+    assert status == 200
+    assert (await asyncio.wait_for(reader.read(100), 10))  # and this one is served
+    writer.close()
+    stalled.close()
+
+
+async def test_a_closed_stream_frees_its_slot_before_the_keepalive(
+        make_node: NodeFactory) -> None:
+    node = await make_node(streams_per_address_max=1, sse_keepalive_s=60)
+    status, _, first = await open_stream(node)
+    assert status == 200
+    first.close()
+    for _ in range(100):  # within about GONE_CHECK_S, far from the 60 s keepalive
+        status, _, writer = await open_stream(node)
+        writer.close()
+        if status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 200
+
+
+def stored_events(sizes: list[int]) -> list[StoredEvent]:
+    return [StoredEvent(event(ms=1_000 + n, content="y" * size), n + 1, "o", n + 1)
+            for n, size in enumerate(sizes)]
+
+
+def fetch_from(log: list[StoredEvent]) -> pages.Fetch:
+    return lambda after, count: [e for e in log if e.position > after][:count]
+
+
+def encode(stored: StoredEvent) -> bytes:
+    return b"x" * len(stored.event.payload["content"])
+
+
+def test_pages_end_at_the_byte_bound_and_continue_at_next() -> None:
+    log = stored_events([300, 300, 300, 1000, 10, 10, 10])
+    fetch = fetch_from(log)
+    seen, after, sizes = [], 0, []
+    while True:
+        page = pages.build(fetch, encode, after, limit=1000, bytes_max=500)
+        sizes.append([len(part) for part in page.parts])
+        seen += page.parts
+        after = page.next
+        if not page.more:
+            break
+    # A page ends once it reached the bound (the crossing event included): each event once.
+    assert sizes == [[300, 300], [300, 1000], [10, 10, 10]]
+    assert len(seen) == len(log)
+
+
+def test_a_projection_sent_in_pieces_is_the_whole_encoded() -> None:
+    events = [event(ms=1_000 + n, content="\x01" * 50 + str(n)) for n in range(20)]
+    events.append(event("state_changed", 2_000, key="mood", value="calm"))
+    projection = rebuild("s1", events)
+    extra = {"automerge_url": "automerge:x"}
+    pieces = list(pages.projection_json(projection, extra, bytes_max=1000))
+    assert len(pieces) > 3
+    assert b"".join(pieces) == to_json_bytes({**projection.to_json(), **extra})
+    empty = rebuild("s2", [event("state_changed", 2_000, session="s2", key="k", value=1)])
+    assert b"".join(pages.projection_json(empty, extra, 1000)) == to_json_bytes(
+        {**empty.to_json(), **extra})
+
+
+def test_pages_end_at_the_count_and_tell_whether_more_follow() -> None:
+    log = stored_events([1] * 40)
+    page = pages.build(fetch_from(log), encode, 0, limit=20, bytes_max=10**6)
+    assert (len(page.parts), page.next, page.more) == (20, 20, True)
+    page = pages.build(fetch_from(log), encode, 20, limit=20, bytes_max=10**6)
+    assert (len(page.parts), page.next, page.more) == (20, 40, False)
+    page = pages.build(fetch_from(log), encode, 40, limit=20, bytes_max=10**6)
+    assert (page.parts, page.next, page.more) == ([], 40, False)

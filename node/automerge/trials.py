@@ -25,7 +25,8 @@ class Trials:
     def __init__(self, limits: RepoLimits, actor: bytes) -> None:
         self.limits = limits
         self.actor = actor  # the node's, whose documents the changes are tried on
-        self.pool = WorkerPool(limits.workers, limits.worker_time_s, limits.worker_memory_bytes)
+        self.pool = WorkerPool(limits.workers, limits.worker_time_s, limits.worker_memory_bytes,
+                               preload=(try_sync_message.__module__,))
 
     async def stop(self) -> None:
         await self.pool.stop()

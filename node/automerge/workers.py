@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import pickle
 import resource
@@ -25,6 +26,9 @@ from typing import Any
 
 #: How long a stopping pool waits for a worker to exit before killing it.
 STOP_WAIT_S = 1.0
+#: How long a new worker may take to start (Python, then the modules it preloads); not
+#: counted in the time of its first call.
+START_TIMEOUT_S = 60.0
 
 
 class WorkerError(Exception):
@@ -51,9 +55,11 @@ class WorkerPool:
     """``count`` workers, each call limited to ``time_s`` seconds and each worker to
     ``memory_bytes`` of address space. Calls wait for a free worker."""
 
-    def __init__(self, count: int, time_s: float, memory_bytes: int) -> None:
+    def __init__(self, count: int, time_s: float, memory_bytes: int,
+                 preload: tuple[str, ...] = ()) -> None:
         self.time_s = time_s
         self.memory_bytes = memory_bytes
+        self.preload = preload  # modules each worker imports before its first call
         self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
         for _ in range(count):
             self._idle.put_nowait(None)  # started on first use
@@ -65,7 +71,7 @@ class WorkerPool:
         worker = await self._idle.get()
         try:
             if worker is None:
-                worker = await asyncio.to_thread(_Worker, self.memory_bytes)
+                worker = await asyncio.to_thread(_Worker, self.memory_bytes, self.preload)
                 self._all.add(worker)
             return await asyncio.to_thread(worker.call, fn, args, self.time_s)
         except (WorkerTimeout, WorkerDied, asyncio.CancelledError):
@@ -88,18 +94,26 @@ class WorkerPool:
 class _Worker:
     """One process and the pipes to it. Used by one call at a time."""
 
-    def __init__(self, memory_bytes: int) -> None:
+    def __init__(self, memory_bytes: int, preload: tuple[str, ...]) -> None:
         # A child of its own command, not multiprocessing's spawn: that one re-imports the
         # parent's main module, which a node started from a script may not allow.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(memory_bytes)], env=env,
+            [sys.executable, "-m", __name__, str(memory_bytes), *preload], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         assert self.process.stdin is not None and self.process.stdout is not None
         self.to_worker = Connection(os.dup(self.process.stdin.fileno()), readable=False)
         self.from_worker = Connection(os.dup(self.process.stdout.fileno()), writable=False)
         self.process.stdin.close()
         self.process.stdout.close()
+        try:
+            if not self.from_worker.poll(START_TIMEOUT_S):
+                raise WorkerDied(f"the worker did not start within {START_TIMEOUT_S:g} s")
+            self.from_worker.recv_bytes()
+        except (WorkerDied, EOFError, OSError) as error:
+            self.kill()
+            self.stop(0.0)
+            raise WorkerDied(f"the worker did not start: {error}") from None
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...], time_s: float) -> Any:
         try:
@@ -137,12 +151,16 @@ def _reap(worker: _Worker) -> None:
 _REAPING: set[asyncio.Task[None]] = set()
 
 
-def _serve(memory_bytes: int) -> None:
-    """The worker's loop: limit memory, then answer calls until the pipe closes."""
+def _serve(memory_bytes: int, preload: list[str]) -> None:
+    """The worker's loop: limit memory, import ``preload``, say so, then answer calls
+    until the pipe closes."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     calls = Connection(os.dup(0), writable=False)
     answers = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)  # stray prints must not corrupt the answers
+    for module in preload:
+        importlib.import_module(module)
+    answers.send_bytes(b"ready")
     while True:
         try:
             call = calls.recv_bytes()
@@ -160,4 +178,4 @@ def _serve(memory_bytes: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), sys.argv[2:])

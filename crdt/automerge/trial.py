@@ -40,10 +40,10 @@ def try_sync_message(saved: bytes, data: bytes, actor: bytes) -> str | None:
         received = doc.receive_sync_message(new_sync_state(), data)
     except InvalidInput:
         return None
-    if not received.changes or received.refusal is not None:
+    if not received.changes:
         return None
     try:
-        if received.from_client:
+        if received.from_client and received.refusal is None:
             doc.edits_since(received.before)
         depth = nesting(doc.to_python())
     except CrdtError:  # too deep for the reader's recursion, for one

@@ -12,13 +12,18 @@ touched. A pure function of bytes; the limits and the process are the host's.
 >>> _ = node.update(dict(EMPTY_FIELDS, session_key="s1"), [], {})
 >>> try_sync_message(node.save(), b"\\x42\\x00\\x00\\x00\\x00", node_actor("n1")) is None
 True
+
+Changes that pass come back with the document they make (``Tried``), so that the node
+takes it instead of applying them again: what a message costs to apply is spent in the
+worker only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from crdt.automerge.document import DEPTH_MAX, SessionDoc, new_sync_state
+from crdt.automerge.document import DEPTH_MAX, Received, SessionDoc, new_sync_state
 from crdt.errors import CrdtError, InvalidInput
 
 #: Deepest nesting, counted from the document's root, a client's changes may leave.
@@ -28,12 +33,21 @@ from crdt.errors import CrdtError, InvalidInput
 NESTING_MAX = 2 * DEPTH_MAX + 1
 
 
-def try_sync_message(saved: bytes, data: bytes, actor: bytes) -> str | None:
-    """Apply ``data`` to the document in ``saved`` (written by ``actor``) and read what the
-    node reads of it; the reason the changes must be refused, or None.
+@dataclass(frozen=True, slots=True)
+class Tried:
+    """Changes that passed: the document with them (``after``, saved bytes) and what they
+    did to it (``received``), for ``SessionDoc.receive_tried`` to take instead of
+    applying them again."""
 
-    A message automerge refuses is not reported here: the node's own attempt refuses it
-    the same way, at the same cost this one just took.
+    after: bytes
+    received: Received
+
+
+def try_sync_message(saved: bytes, data: bytes, actor: bytes) -> str | Tried | None:
+    """Apply ``data`` to the document in ``saved`` (written by ``actor``) and read what the
+    node reads of it; the reason the changes must be refused, or what they did (None if
+    they changed nothing, or if automerge refused them: the node's own attempt then
+    refuses them the same way, at the cost this one just took).
     """
     doc = SessionDoc.load(saved, actor)
     try:
@@ -50,8 +64,9 @@ def try_sync_message(saved: bytes, data: bytes, actor: bytes) -> str | None:
         return "the document could not be read back after these changes"
     if depth > NESTING_MAX:
         return f"values nested {depth} deep; the limit is {NESTING_MAX}"
-    doc.save()
-    return None
+    if received.refusal is not None:  # the node refuses it without applying anything
+        return None
+    return Tried(doc.save(), received)
 
 
 def nesting(value: Any) -> int:

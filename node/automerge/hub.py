@@ -327,8 +327,10 @@ class _Connection:
         applied or refused. The next frame waits for that."""
         trial = await self._call(functools.partial(self._receive, frame))
         if trial is not None and self.hub.trials is not None:
-            refusal = await self.hub.trials.check(trial)
-            await self._call(lambda _now: self.machine.resume(refusal, self.library))
+            verdict = await self.hub.trials.check(trial)
+            refusal = verdict if isinstance(verdict, tuple) else None
+            tried = None if isinstance(verdict, tuple) else verdict
+            await self._call(lambda _now: self.machine.resume(refusal, self.library, tried))
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import structlog
 
-from crdt.automerge.trial import try_sync_message
+from crdt.automerge.trial import Tried, try_sync_message
 from node.automerge.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
 from sync.repo.config import RepoLimits
 from sync.repo.connection import CLOSE_INTERNAL, CLOSE_POLICY, Trial
@@ -31,12 +31,12 @@ class Trials:
     async def stop(self) -> None:
         await self.pool.stop()
 
-    async def check(self, trial: Trial) -> tuple[int, str] | None:
+    async def check(self, trial: Trial) -> tuple[int, str] | Tried | None:
         """Try ``trial``'s changes in a worker; the close code and reason to refuse them
-        with, or None if the node may apply them."""
+        with, or what the worker made of them (None: nothing to take, apply them)."""
         limits = self.limits
         try:
-            reason = await self.pool.run(try_sync_message, trial.saved, trial.data,
+            verdict = await self.pool.run(try_sync_message, trial.saved, trial.data,
                                          self.actor)
         except WorkerTimeout:
             return CLOSE_POLICY, (f"changes refused: applying them took more than "
@@ -50,4 +50,6 @@ class Trials:
             log.warning("automerge worker died trying a client's changes",
                         session=trial.session_key)
             return CLOSE_INTERNAL, "changes refused: applying them crashed a worker"
-        return None if reason is None else (CLOSE_POLICY, f"changes refused: {reason}")
+        if isinstance(verdict, str):
+            return CLOSE_POLICY, f"changes refused: {verdict}"
+        return verdict if isinstance(verdict, Tried) else None

@@ -56,6 +56,7 @@ from crdt.automerge.document import (
     new_sync_state,
 )
 from crdt.automerge.outline import summarize_sync_message
+from crdt.automerge.trial import Tried
 from crdt.errors import InvalidInput, LimitExceeded, StoreError
 from crdt.events import Draft, Event, parse_event
 from sync.errors import PeerFault
@@ -243,9 +244,12 @@ class RepoConnection:
                 self._dispatch(message, now, library, out)
         return out
 
-    def resume(self, refusal: tuple[int, str] | None, library: Library) -> Outcome:
+    def resume(self, refusal: tuple[int, str] | None, library: Library,
+               tried: Tried | None = None) -> Outcome:
         """The host tried the changes of ``Outcome.trial``: apply them if ``refusal``
-        (a close code and reason) is None, else close with it."""
+        (a close code and reason) is None, else close with it. With ``tried`` (what the
+        trial made of them), the document it made is taken instead of applying them
+        again, unless the document changed meanwhile."""
         out = Outcome()
         pending, self._pending = self._pending, None
         if self.closed or pending is None:
@@ -253,7 +257,7 @@ class RepoConnection:
         with self._guarded(out):
             if refusal is not None:
                 raise _Refuse(*refusal)
-            self._apply(*pending, library, out)
+            self._apply(*pending, library, out, tried)
         return out
 
     @contextmanager
@@ -401,14 +405,18 @@ class RepoConnection:
             return
         self._apply(entry, message, library, out)
 
-    def _apply(self, entry: _Doc, message: Sync, library: Library, out: Outcome) -> None:
+    def _apply(self, entry: _Doc, message: Sync, library: Library, out: Outcome,
+               tried: Tried | None = None) -> None:
         doc_id, session_key = decode_document_id(message.document_id), entry.session_key
         assert session_key is not None
         if entry.status != _OPEN:  # refused to this client while its changes were tried
             return
         doc = library.document(session_key)
         try:
-            received = doc.receive_sync_message(entry.state, message.data)
+            received = None if tried is None else doc.receive_tried(
+                entry.state, message.data, tried.after, tried.received)
+            if received is None:
+                received = doc.receive_sync_message(entry.state, message.data)
         except InvalidInput as exc:
             library.discard(session_key)
             raise _Refuse(CLOSE_INVALID, f"sync message refused: {exc.reason}") from None

@@ -615,13 +615,19 @@ def test_changes_wait_for_their_trial_and_a_refusal_leaves_the_document(
     assert link.library.document("s1").to_python()["custom_state"] == {"mood": "calm"}
 
 
-def test_changes_that_pass_their_trial_become_events(open_store: OpenStore) -> None:
+@pytest.mark.parametrize("take", [True, False])
+def test_changes_that_pass_their_trial_become_events(open_store: OpenStore,
+                                                     take: bool) -> None:
+    from crdt.automerge.trial import Tried, try_sync_message
+
     link = seeded_link(open_store)
     link.conn.trials = True
     link.app.change(S1, set_custom("mood", "happy"))
     out = link.send(link.app.sync(S1))
     assert out.trial is not None
-    applied = link.conn.resume(None, link.library)
+    verdict = try_sync_message(out.trial.saved, out.trial.data, docs_of(link.store).actor)
+    tried = verdict if take and isinstance(verdict, Tried) else None
+    applied = link.conn.resume(None, link.library, tried)
     assert applied.close is None and link.apply_edits(applied) == ["state_changed"]
     assert link.store.get_projection("s1").to_json()["custom_state"] == {"mood": "happy"}
     assert link.conn.resume(None, link.library) == Outcome()  # nothing pending any more

@@ -70,11 +70,11 @@ class RepoLimits:
       client's changes are first applied to a copy of the document in one of
       ``workers`` processes; changes that take longer than ``worker_time_s`` there, or
       more address space than ``worker_memory_bytes``, or crash it, disconnect their
-      sender (1008; 1011 for a crash) and never reach the node's document. Changes that
-      pass are applied again by the node, so the time limit is also about the most one
-      message can hold the node's writer. A client relaying a whole 10,000-message
-      session written by another node takes about 5 s on a busy two-core machine;
-      more workers let more clients' edits be tried at once.
+      sender (1008; 1011 for a crash) and never reach the node's document. For changes
+      that pass, the node takes the document the worker made; it applies them itself
+      (for about as long) only if its document changed meanwhile. A client relaying a
+      whole 10,000-message session written by another node takes about 5 s on a busy
+      two-core machine; more workers let more clients' edits be tried at once.
     """
 
     frame_bytes_max: int = 16 * 1024 * 1024

@@ -54,18 +54,16 @@ def try_sync_message(saved: bytes, data: bytes, actor: bytes) -> str | Tried | N
         received = doc.receive_sync_message(new_sync_state(), data)
     except InvalidInput:
         return None
-    if not received.changes:
-        return None
+    if not received.changes or received.refusal is not None:
+        return None  # the node refuses them (after applying them: at most this cost)
     try:
-        if received.from_client and received.refusal is None:
+        if received.from_client:
             doc.edits_since(received.before)
         depth = nesting(doc.to_python())
     except CrdtError:  # too deep for the reader's recursion, for one
         return "the document could not be read back after these changes"
     if depth > NESTING_MAX:
         return f"values nested {depth} deep; the limit is {NESTING_MAX}"
-    if received.refusal is not None:  # the node refuses it without applying anything
-        return None
     return Tried(doc.save(), received)
 
 

@@ -103,10 +103,10 @@ class RepoHub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await asyncio.gather(*(conn.close(CLOSE_GOING_AWAY, "the node is stopping")
-                               for conn in list(self.connections)))
-        if self.trials is not None:
-            await self.trials.stop()
+        # Workers stop at once too: a client's changes being tried end its connection.
+        stopping = [] if self.trials is None else [self.trials.stop()]
+        await asyncio.gather(*stopping, *(conn.close(CLOSE_GOING_AWAY, "the node is stopping")
+                                          for conn in list(self.connections)))
 
     # -- connections ---------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import structlog
 from crdt.automerge.trial import Tried, try_sync_message
 from node.automerge.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
 from sync.repo.config import RepoLimits
-from sync.repo.connection import CLOSE_INTERNAL, CLOSE_POLICY, Trial
+from sync.repo.connection import CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_POLICY, Trial
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +47,8 @@ class Trials:
                                       f"{limits.worker_memory_bytes // 2**20} MiB")
             return CLOSE_POLICY, f"changes refused: automerge failed on them ({error.kind})"
         except WorkerDied:
+            if self.pool.stopping:
+                return CLOSE_GOING_AWAY, "the node is stopping"
             log.warning("automerge worker died trying a client's changes",
                         session=trial.session_key)
             return CLOSE_INTERNAL, "changes refused: applying them crashed a worker"

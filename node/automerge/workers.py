@@ -20,6 +20,7 @@ import pickle
 import resource
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -64,12 +65,15 @@ class WorkerPool:
         for _ in range(count):
             self._idle.put_nowait(None)  # started on first use
         self._all: set[_Worker] = set()
+        self.stopping = False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a worker (``fn`` and ``args`` must pickle); ``WorkerError``
         if it overran, died or raised."""
         worker = await self._idle.get()
         try:
+            if self.stopping:
+                raise WorkerDied("the pool is stopping")
             if worker is None:
                 worker = await asyncio.to_thread(_Worker, self.memory_bytes, self.preload)
                 self._all.add(worker)
@@ -87,6 +91,7 @@ class WorkerPool:
 
     async def stop(self) -> None:
         """End every worker (calls still running in them end with ``WorkerDied``)."""
+        self.stopping = True
         workers, self._all = list(self._all), set()
         await asyncio.gather(*(asyncio.to_thread(w.stop, STOP_WAIT_S) for w in workers))
 
@@ -97,6 +102,8 @@ class _Worker:
     def __init__(self, memory_bytes: int, preload: tuple[str, ...]) -> None:
         # A child of its own command, not multiprocessing's spawn: that one re-imports the
         # parent's main module, which a node started from a script may not allow.
+        self._stopping = threading.Lock()
+        self._stopped = False
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(memory_bytes), *preload], env=env,
@@ -132,13 +139,19 @@ class _Worker:
             self.process.kill()
 
     def stop(self, wait_s: float) -> None:
-        self.to_worker.close()  # a worker waiting for work reads EOF and exits
-        try:
-            self.process.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.process.wait()
-        self.from_worker.close()
+        """End the process; may be called more than once, from several threads (a
+        stopping pool and a failed call may both stop a worker)."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+            self.to_worker.close()  # a worker waiting for work reads EOF and exits
+            try:
+                self.process.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.process.wait()
+            self.from_worker.close()
 
 
 def _reap(worker: _Worker) -> None:

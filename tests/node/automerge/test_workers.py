@@ -78,3 +78,17 @@ async def test_a_worker_that_dies_or_raises_is_reported_and_replaced() -> None:
         assert await pool.run(pid) != first
     finally:
         await pool.stop()
+
+
+async def test_a_stopped_pool_ends_running_calls_and_takes_no_more() -> None:
+    import asyncio
+
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(__name__,))
+    await pool.run(pid)
+    running = asyncio.create_task(pool.run(sleep, 60.0))
+    await asyncio.sleep(0.5)
+    await pool.stop()
+    with pytest.raises(WorkerDied):
+        await running
+    with pytest.raises(WorkerDied):
+        await pool.run(pid)

@@ -6,6 +6,7 @@
     documents   ``Documents``: each session's document, caught up from the log on demand
     outline     read a client's sync message and patches without automerge
     chunks      bound what a sync message's change chunks unpack to, before automerge
+    trial       apply a client's sync message to a copy, for a worker process to run
     binreader   a cursor over Automerge's binary formats
 
 The only room that calls the ``automerge`` library.

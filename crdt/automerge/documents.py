@@ -62,10 +62,12 @@ class Documents:
         # while the document's heads have not moved.
         self._saved: dict[str, tuple[list[bytes], bytes]] = {}
 
-    def saved(self, session_key: str) -> bytes:
-        """The session's document, caught up with the log, as Automerge bytes."""
+    def saved(self, session_key: str, catch_up: bool = True) -> bytes:
+        """The session's document, caught up with the log (unless ``catch_up`` is False,
+        as in ``document``), as Automerge bytes."""
         doc, state = self._load(session_key)
-        self._catch_up(session_key, doc, state)
+        if catch_up:
+            self._catch_up(session_key, doc, state)
         heads = doc.heads
         cached = self._saved.get(session_key)
         if cached is None or cached[0] != heads:

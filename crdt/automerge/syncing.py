@@ -227,6 +227,23 @@ class SyncingDoc(AutomergeDoc):
             return b"".join(change.bytes for change in doc.get_changes(before))
 
 
+    def receive_tried(self, state: Any, data: bytes, after: bytes,
+                      received: Received) -> Received | None:
+        """``receive_sync_message`` for a message already applied to a copy of this
+        document (``crdt.automerge.trial``): take the copy (``after``, saved bytes) and
+        what the changes did (``received``) instead of applying them again; None, with
+        nothing done, if this document has changed since the copy was taken."""
+        with self._automerge("taking a tried document") as doc:
+            if set(doc.get_heads()) != set(received.before):
+                return None
+            tried = Document.load(after)
+            tried.set_actor(doc.get_actor())
+            # Only to bring the sync state along: every change in it is already there.
+            tried.receive_sync_message(state, Message.decode(data))
+            self._doc = tried
+        return received
+
+
 class Replica(AutomergeDoc):
     """A client's copy of a session document: empty until a node syncs it.
 

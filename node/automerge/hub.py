@@ -39,6 +39,7 @@ from aiohttp import web
 from crdt.automerge.document import document_id
 from crdt.errors import CrdtError
 from node.automerge.library import StoreLibrary
+from node.automerge.trials import Trials
 from node.config import Config
 from node.http import auth
 from node.http.wire import unauthorized
@@ -53,6 +54,7 @@ from sync.repo.connection import (
     Edit,
     Outcome,
     RepoConnection,
+    Trial,
 )
 from sync.repo.messages import SOCKET_PATH, encode_ephemeral
 
@@ -82,12 +84,14 @@ class RepoHub:
         self.connections: set[_Connection] = set()
         self._watchers: dict[bytes, set[_Connection]] = {}
         self._library: StoreLibrary | None = None
+        self.trials: Trials | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     async def start(self, _app: web.Application | None = None) -> None:
         store = await self.astore.write(lambda store: store)
         self._library = StoreLibrary(store, self.astore.documents)
+        self.trials = Trials(self.limits, self.astore.documents.actor)
         self._tasks = [asyncio.create_task(self._follow(), name="automerge-follow"),
                        asyncio.create_task(self._sweep(), name="automerge-sweep")]
 
@@ -99,8 +103,10 @@ class RepoHub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await asyncio.gather(*(conn.close(CLOSE_GOING_AWAY, "the node is stopping")
-                               for conn in list(self.connections)))
+        # Workers stop at once too: a client's changes being tried end its connection.
+        stopping = [] if self.trials is None else [self.trials.stop()]
+        await asyncio.gather(*stopping, *(conn.close(CLOSE_GOING_AWAY, "the node is stopping")
+                                          for conn in list(self.connections)))
 
     # -- connections ---------------------------------------------------------------
 
@@ -129,7 +135,8 @@ class RepoHub:
                                    heartbeat=self.limits.ping_interval_s, compress=False)
         await ws.prepare(request)
         machine = RepoConnection(peer_id=self.peer_id, storage_id=self.peer_id,
-                                 access=access, limits=self.limits, now=time.monotonic())
+                                 access=access, limits=self.limits, now=time.monotonic(),
+                                 trials=True)
         conn = _Connection(self, ws, machine, self._library, self.limits)
         self.connections.add(conn)
         try:
@@ -299,7 +306,7 @@ class _Connection:
                 await self._call(lambda now: self.machine.tick(now), on_writer=False)
                 continue
             if message.type == aiohttp.WSMsgType.BINARY:
-                await self._call(functools.partial(self._receive, bytes(message.data)))
+                await self._binary(bytes(message.data))
             elif message.type == aiohttp.WSMsgType.TEXT:
                 await self._call(lambda _now: self.machine.refuse(
                     CLOSE_UNSUPPORTED, "text frames are not part of the protocol"),
@@ -311,6 +318,16 @@ class _Connection:
                 return
             else:  # closing or closed
                 return
+
+    async def _binary(self, frame: bytes) -> None:
+        """A frame from the client; changes it carries are tried in a worker, then
+        applied or refused. The next frame waits for that."""
+        trial = await self._call(functools.partial(self._receive, frame))
+        if trial is not None and self.hub.trials is not None:
+            verdict = await self.hub.trials.check(trial)
+            refusal = verdict if isinstance(verdict, tuple) else None
+            tried = None if isinstance(verdict, tuple) else verdict
+            await self._call(lambda _now: self.machine.resume(refusal, self.library, tried))
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -325,12 +342,13 @@ class _Connection:
     def _refresh(self, doc_ids: set[bytes], now: float) -> Outcome:
         return self.machine.refresh(doc_ids, now, self.library)
 
-    async def _call(self, step: Callable[[float], Outcome], on_writer: bool = True) -> None:
+    async def _call(self, step: Callable[[float], Outcome],
+                    on_writer: bool = True) -> Trial | None:
         """Run one machine call (on the writer thread when it may touch documents) and
-        act on its outcome, one call at a time."""
+        act on its outcome, one call at a time; the changes it asks to have tried."""
         async with self._turn:
             if self.machine.closed:
-                return
+                return None
             try:
                 if on_writer:
                     outcome = await self.hub.astore.write(lambda _store: step(time.monotonic()))
@@ -342,6 +360,7 @@ class _Connection:
                 log.exception("automerge connection failed", peer=self.machine.client)
                 outcome = self.machine.refuse(CLOSE_INTERNAL, "the node failed")
             self._act(outcome)
+            return outcome.trial
 
     def _act(self, outcome: Outcome) -> None:
         for note in outcome.notes:

@@ -66,6 +66,10 @@ class StoreLibrary:
         doc.held = held  # for catch-ups by others (``EventStore.automerge``) meanwhile
         return doc
 
+    def saved(self, session_key: str) -> bytes:
+        """The document a client's changes would be applied to, as saved bytes."""
+        return self.documents.saved(session_key, catch_up=not self.held(session_key))
+
     def record(self, session_key: str, changes: bytes) -> None:
         self.documents.record(session_key, changes)
 

@@ -66,6 +66,15 @@ class RepoLimits:
       document in memory.
     * ``follow_retry_s`` (1 s): pause before following the log again after an
       unexpected failure, so that a broken disk does not make the follower spin.
+    * ``workers`` (2), ``worker_time_s`` (10 s), ``worker_memory_bytes`` (1,024 MiB): a
+      client's changes are first applied to a copy of the document in one of
+      ``workers`` processes; changes that take longer than ``worker_time_s`` there, or
+      more address space than ``worker_memory_bytes``, or crash it, disconnect their
+      sender (1008; 1011 for a crash) and never reach the node's document. For changes
+      that pass, the node takes the document the worker made; it applies them itself
+      (for about as long) only if its document changed meanwhile. A client relaying a
+      whole 10,000-message session written by another node takes about 5 s on a busy
+      two-core machine; more workers let more clients' edits be tried at once.
     """
 
     frame_bytes_max: int = 16 * 1024 * 1024
@@ -89,6 +98,9 @@ class RepoLimits:
     send_timeout_s: float = 30.0
     sweep_interval_s: float = 60.0
     follow_retry_s: float = 1.0
+    workers: int = 2
+    worker_time_s: float = 10.0
+    worker_memory_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

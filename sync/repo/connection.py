@@ -25,6 +25,12 @@ What a client may do:
   follow the projection at the next catch-up. Messages written under another node's
   actor that this node does not hold are kept (their events may not have arrived yet).
 
+A host may have a client's changes tried before they are applied (``trials``): the
+machine then hands them out as ``Outcome.trial`` (once its own checks passed) and applies
+them when the host calls ``resume`` without a refusal. The node tries them on a copy of
+the document in a worker process it can kill, so changes that would take too long or
+too much memory cost their sender its connection, not the node.
+
 A client is disconnected (with an ``error`` message) for: a frame that is not a valid
 message, a wrong senderId or targetId, too many frames per second, more documents than
 ``documents_max``, changes on a read-only token, changes that unpack past
@@ -36,7 +42,8 @@ actor or the genesis actor (which it never sent).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +56,7 @@ from crdt.automerge.document import (
     new_sync_state,
 )
 from crdt.automerge.outline import summarize_sync_message
+from crdt.automerge.trial import Tried
 from crdt.errors import InvalidInput, LimitExceeded, StoreError
 from crdt.events import Draft, Event, parse_event
 from sync.errors import PeerFault
@@ -107,6 +115,9 @@ class Library(Protocol):
         """A client's edit is on its way into the log: leave the document as it is
         until the host has appended it and releases it."""
 
+    def saved(self, session_key: str) -> bytes:
+        """The document a client's changes would be applied to, as saved bytes."""
+
 
 @dataclass(frozen=True, slots=True)
 class Close:
@@ -131,6 +142,16 @@ class Edit:
     drafts: tuple[Draft | Event, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """Changes to try on a copy of a document before they are applied: ``data`` (a sync
+    message) on ``saved`` (the document's bytes). The host answers with ``resume``."""
+
+    session_key: str
+    saved: bytes
+    data: bytes
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one call asks of the host."""
@@ -146,6 +167,8 @@ class Outcome:
     #: waiting for it to appear).
     watch: dict[bytes, bool] | None = None
     close: Close | None = None
+    #: Changes the host must try before the machine applies them (see ``resume``).
+    trial: Trial | None = None
 
 
 class _Refuse(Exception):
@@ -171,7 +194,7 @@ class RepoConnection:
     at a time (the node: its store's writer)."""
 
     def __init__(self, *, peer_id: str, storage_id: str, access: Access,
-                 limits: RepoLimits, now: float) -> None:
+                 limits: RepoLimits, now: float, trials: bool = False) -> None:
         self.peer_id = peer_id
         self.storage_id = storage_id
         self.access = access
@@ -185,6 +208,9 @@ class RepoConnection:
         self._ephemeral_at = now
         self._ephemeral_dropping = False
         self._docs: dict[bytes, _Doc] = {}
+        #: Whether changes go to the host as a ``Trial`` before they are applied.
+        self.trials = trials
+        self._pending: tuple[_Doc, Sync] | None = None
 
     @property
     def wakeup_at(self) -> float | None:
@@ -209,13 +235,36 @@ class RepoConnection:
         out = Outcome()
         if self.closed:
             return out
-        try:
+        with self._guarded(out):
             self._spend(now)
             message = parse_frame(frame)
             if self.client is None:
                 self._join(message, out)
             else:
                 self._dispatch(message, now, library, out)
+        return out
+
+    def resume(self, refusal: tuple[int, str] | None, library: Library,
+               tried: Tried | None = None) -> Outcome:
+        """The host tried the changes of ``Outcome.trial``: apply them if ``refusal``
+        (a close code and reason) is None, else close with it. With ``tried`` (what the
+        trial made of them), the document it made is taken instead of applying them
+        again, unless the document changed meanwhile."""
+        out = Outcome()
+        pending, self._pending = self._pending, None
+        if self.closed or pending is None:
+            return out
+        with self._guarded(out):
+            if refusal is not None:
+                raise _Refuse(*refusal)
+            self._apply(*pending, library, out, tried)
+        return out
+
+    @contextmanager
+    def _guarded(self, out: Outcome) -> Iterator[None]:
+        """Close the connection for the client's faults, and for ours with 1011."""
+        try:
+            yield
         except _Refuse as refusal:
             self._close(out, refusal.code, refusal.reason)
         except PeerFault as fault:
@@ -223,7 +272,6 @@ class RepoConnection:
         except StoreError as error:  # ours, not the client's: say so and let it retry
             out.notes.append(Note("warning", "automerge sync failed", {"error": str(error)}))
             self._close(out, CLOSE_INTERNAL, "the node failed to handle this message")
-        return out
 
     def refresh(self, doc_ids: Iterable[bytes], now: float, library: Library) -> Outcome:
         """The node's copies of ``doc_ids`` may have changed, or their sessions appeared:
@@ -351,10 +399,24 @@ class RepoConnection:
             return
         session_key = entry.session_key
         assert session_key is not None
-        self._check_changes(session_key, message.data, library)
+        if self._check_changes(session_key, message.data, library) and self.trials:
+            self._pending = (entry, message)
+            out.trial = Trial(session_key, library.saved(session_key), message.data)
+            return
+        self._apply(entry, message, library, out)
+
+    def _apply(self, entry: _Doc, message: Sync, library: Library, out: Outcome,
+               tried: Tried | None = None) -> None:
+        doc_id, session_key = decode_document_id(message.document_id), entry.session_key
+        assert session_key is not None
+        if entry.status != _OPEN:  # refused to this client while its changes were tried
+            return
         doc = library.document(session_key)
         try:
-            received = doc.receive_sync_message(entry.state, message.data)
+            received = None if tried is None else doc.receive_tried(
+                entry.state, message.data, tried.after, tried.received)
+            if received is None:
+                received = doc.receive_sync_message(entry.state, message.data)
         except InvalidInput as exc:
             library.discard(session_key)
             raise _Refuse(CLOSE_INVALID, f"sync message refused: {exc.reason}") from None
@@ -370,14 +432,15 @@ class RepoConnection:
             doc = library.document(session_key)  # its catch-up puts back derived fields
         self._send_sync(entry, doc, out)
 
-    def _check_changes(self, session_key: str, data: bytes, library: Library) -> None:
+    def _check_changes(self, session_key: str, data: bytes, library: Library) -> bool:
         """Refuse changes a read-only token sends, that unpack past the limits, or that
-        grow the document too far, before automerge applies them."""
+        grow the document too far, before automerge applies them; True if ``data``
+        carries changes."""
         unpack = UnpackLimits(self.limits.unpacked_bytes_max, self.limits.unpacked_rows_max)
         try:
             summary = summarize_sync_message(data, changes_max=unpack.rows_max)
             if not summary.changes:
-                return
+                return False
             if self.access.read_only:  # before the costlier checks below
                 raise _Refuse(CLOSE_POLICY, "this token is read-only: document changes are "
                                             "refused")
@@ -386,6 +449,7 @@ class RepoConnection:
                 raise _Refuse(CLOSE_TOO_BIG, f"the document would grow to {size} bytes; "
                                              f"the limit is {self.limits.document_bytes_max}")
             summary.unpacked(unpack)
+            return True
         except LimitExceeded as exc:
             raise _Refuse(CLOSE_TOO_BIG, exc.reason) from None
         except InvalidInput as exc:

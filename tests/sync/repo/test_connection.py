@@ -104,6 +104,7 @@ class Link:
         merged.changed |= out.changed
         merged.ephemeral += out.ephemeral
         merged.close = merged.close or out.close
+        merged.trial = merged.trial or out.trial
         merged.watch = out.watch if out.watch is not None else merged.watch
         for frame in out.frames:
             queue += self.app.receive(frame)
@@ -592,3 +593,42 @@ def test_a_document_too_large_to_serve_is_refused_not_sent(open_store: OpenStore
     assert link.refresh("big").frames == []  # not tried again on this connection
     link.open(text_id("small"))  # other documents are still served
     assert link.app.view(text_id("small"))["session_key"] == "small"
+
+
+# --- changes tried by the host first ----------------------------------------------------
+
+def test_changes_wait_for_their_trial_and_a_refusal_leaves_the_document(
+        open_store: OpenStore) -> None:
+    from crdt.automerge.trial import try_sync_message
+
+    link = seeded_link(open_store)
+    link.conn.trials = True
+    before = link.library.saved("s1")
+    link.app.change(S1, set_custom("mood", "happy"))
+    out = link.send(link.app.sync(S1))
+    assert out.trial is not None and out.trial.session_key == "s1"
+    assert out.trial.saved == before and not out.edits and not out.frames
+    assert not isinstance(try_sync_message(out.trial.saved, out.trial.data,
+                                           docs_of(link.store).actor), str)
+    refused = link.conn.resume((CLOSE_POLICY, "changes refused: too slow"), link.library)
+    expect_close(refused, CLOSE_POLICY)
+    assert link.library.saved("s1") == before
+    assert link.library.document("s1").to_python()["custom_state"] == {"mood": "calm"}
+
+
+@pytest.mark.parametrize("take", [True, False])
+def test_changes_that_pass_their_trial_become_events(open_store: OpenStore,
+                                                     take: bool) -> None:
+    from crdt.automerge.trial import Tried, try_sync_message
+
+    link = seeded_link(open_store)
+    link.conn.trials = True
+    link.app.change(S1, set_custom("mood", "happy"))
+    out = link.send(link.app.sync(S1))
+    assert out.trial is not None
+    verdict = try_sync_message(out.trial.saved, out.trial.data, docs_of(link.store).actor)
+    tried = verdict if take and isinstance(verdict, Tried) else None
+    applied = link.conn.resume(None, link.library, tried)
+    assert applied.close is None and link.apply_edits(applied) == ["state_changed"]
+    assert link.store.get_projection("s1").to_json()["custom_state"] == {"mood": "happy"}
+    assert link.conn.resume(None, link.library) == Outcome()  # nothing pending any more

@@ -1,0 +1,194 @@
+"""``WorkerPool``: a few processes that run functions under a time and a memory limit.
+
+A client's Automerge changes are tried in one (``crdt.automerge.trial``) before the node
+applies them: automerge holds the GIL and cannot be interrupted, so work that a crafted
+message makes long or large must happen where it can be cut short. Each worker is a
+process of its own (never forked: the node has threads and open databases) whose address
+space is capped with ``RLIMIT_AS``; a call that overruns its time is answered with
+``WorkerTimeout`` and its worker killed; a worker that dies (out of memory, a crash in
+native code) gives ``WorkerDied``. Either way a fresh worker takes its place on the next
+call, and the node carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import pickle
+import resource
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+#: How long a stopping pool waits for a worker to exit before killing it.
+STOP_WAIT_S = 1.0
+#: How long a new worker may take to start (Python, then the modules it preloads); not
+#: counted in the time of its first call.
+START_TIMEOUT_S = 60.0
+
+
+class WorkerError(Exception):
+    """A call did not complete in its worker."""
+
+
+class WorkerTimeout(WorkerError):
+    pass
+
+
+class WorkerDied(WorkerError):
+    pass
+
+
+class WorkerRaised(WorkerError):
+    """The function raised in the worker (``MemoryError`` when it hit the memory limit)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+class WorkerPool:
+    """``count`` workers, each call limited to ``time_s`` seconds and each worker to
+    ``memory_bytes`` of address space. Calls wait for a free worker."""
+
+    def __init__(self, count: int, time_s: float, memory_bytes: int,
+                 preload: tuple[str, ...] = ()) -> None:
+        self.time_s = time_s
+        self.memory_bytes = memory_bytes
+        self.preload = preload  # modules each worker imports before its first call
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        for _ in range(count):
+            self._idle.put_nowait(None)  # started on first use
+        self._all: set[_Worker] = set()
+        self.stopping = False
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker (``fn`` and ``args`` must pickle); ``WorkerError``
+        if it overran, died or raised."""
+        worker = await self._idle.get()
+        try:
+            if self.stopping:
+                raise WorkerDied("the pool is stopping")
+            if worker is None:
+                worker = await asyncio.to_thread(_Worker, self.memory_bytes, self.preload)
+                self._all.add(worker)
+            return await asyncio.to_thread(worker.call, fn, args, self.time_s)
+        except (WorkerTimeout, WorkerDied, asyncio.CancelledError):
+            # Not reusable: it is still working (or gone). Kill it now; reap it aside.
+            if worker is not None:
+                self._all.discard(worker)
+                worker.kill()
+                _reap(worker)
+            worker = None
+            raise
+        finally:
+            self._idle.put_nowait(worker)
+
+    async def stop(self) -> None:
+        """End every worker (calls still running in them end with ``WorkerDied``)."""
+        self.stopping = True
+        workers, self._all = list(self._all), set()
+        await asyncio.gather(*(asyncio.to_thread(w.stop, STOP_WAIT_S) for w in workers))
+
+
+class _Worker:
+    """One process and the pipes to it. Used by one call at a time."""
+
+    def __init__(self, memory_bytes: int, preload: tuple[str, ...]) -> None:
+        # A child of its own command, not multiprocessing's spawn: that one re-imports the
+        # parent's main module, which a node started from a script may not allow.
+        self._stopping = threading.Lock()
+        self._stopped = False
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(memory_bytes), *preload], env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.to_worker = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self.from_worker = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()
+        self.process.stdout.close()
+        try:
+            if not self.from_worker.poll(START_TIMEOUT_S):
+                raise WorkerDied(f"the worker did not start within {START_TIMEOUT_S:g} s")
+            self.from_worker.recv_bytes()
+        except (WorkerDied, EOFError, OSError) as error:
+            self.kill()
+            self.stop(0.0)
+            raise WorkerDied(f"the worker did not start: {error}") from None
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], time_s: float) -> Any:
+        try:
+            self.to_worker.send((fn, args))
+            if not self.from_worker.poll(time_s):
+                raise WorkerTimeout(f"took more than {time_s:g} s")
+            ok, value = self.from_worker.recv()
+        except (EOFError, OSError):
+            raise WorkerDied(f"the worker exited ({self.process.poll()})") from None
+        if not ok:
+            raise WorkerRaised(*value)
+        return value
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
+    def stop(self, wait_s: float) -> None:
+        """End the process; may be called more than once, from several threads (a
+        stopping pool and a failed call may both stop a worker)."""
+        with self._stopping:
+            if self._stopped:
+                return
+            self._stopped = True
+            self.to_worker.close()  # a worker waiting for work reads EOF and exits
+            try:
+                self.process.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.process.wait()
+            self.from_worker.close()
+
+
+def _reap(worker: _Worker) -> None:
+    task = asyncio.get_running_loop().create_task(asyncio.to_thread(worker.stop, 0.0))
+    _REAPING.add(task)
+    task.add_done_callback(_REAPING.discard)
+
+
+#: Killed workers being waited for; kept referenced until done.
+_REAPING: set[asyncio.Task[None]] = set()
+
+
+def _serve(memory_bytes: int, preload: list[str]) -> None:
+    """The worker's loop: limit memory, import ``preload``, say so, then answer calls
+    until the pipe closes."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    calls = Connection(os.dup(0), writable=False)
+    answers = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)  # stray prints must not corrupt the answers
+    for module in preload:
+        importlib.import_module(module)
+    answers.send_bytes(b"ready")
+    while True:
+        try:
+            call = calls.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            fn, args = pickle.loads(call)
+            answer: tuple[bool, Any] = (True, fn(*args))
+        except Exception as exc:  # the caller decides; the worker stays usable
+            answer = (False, (type(exc).__name__, str(exc)[:200]))
+        try:
+            answers.send(answer)
+        except OSError:
+            return
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]), sys.argv[2:])

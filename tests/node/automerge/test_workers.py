@@ -1,0 +1,94 @@
+"""node.automerge.workers: real worker processes that overrun their time, their memory, or
+die; the pool replaces them and goes on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from node.automerge.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
+
+MEMORY_BYTES = 512 * 1024 * 1024
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def allocate(size: int) -> int:
+    return len(bytearray(size))
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fail() -> None:
+    raise ValueError("no")
+
+
+async def test_calls_run_in_worker_processes_that_are_reused() -> None:
+    pool = WorkerPool(1, 30.0, MEMORY_BYTES)
+    try:
+        first = await pool.run(pid)
+        assert first != os.getpid()
+        assert await pool.run(pid) == first
+        assert await pool.run(allocate, 1000) == 1000
+    finally:
+        await pool.stop()
+
+
+async def test_a_call_past_its_time_is_cut_short_and_its_worker_replaced() -> None:
+    pool = WorkerPool(1, 1.0, MEMORY_BYTES, preload=(__name__,))
+    try:
+        first = await pool.run(pid)
+        with pytest.raises(WorkerTimeout):
+            await pool.run(sleep, 60.0)
+        assert await pool.run(pid) != first
+    finally:
+        await pool.stop()
+
+
+async def test_memory_past_the_limit_fails_the_call_not_the_caller() -> None:
+    pool = WorkerPool(1, 30.0, MEMORY_BYTES)
+    try:
+        with pytest.raises(WorkerRaised) as raised:
+            await pool.run(allocate, 2 * MEMORY_BYTES)
+        assert raised.value.kind == "MemoryError"
+        assert await pool.run(allocate, 1000) == 1000
+    finally:
+        await pool.stop()
+
+
+async def test_a_worker_that_dies_or_raises_is_reported_and_replaced() -> None:
+    pool = WorkerPool(1, 30.0, MEMORY_BYTES)
+    try:
+        first = await pool.run(pid)
+        with pytest.raises(WorkerDied):
+            await pool.run(die)
+        with pytest.raises(WorkerRaised, match="ValueError: no"):
+            await pool.run(fail)
+        assert await pool.run(pid) != first
+    finally:
+        await pool.stop()
+
+
+async def test_a_stopped_pool_ends_running_calls_and_takes_no_more() -> None:
+    import asyncio
+
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(__name__,))
+    await pool.run(pid)
+    running = asyncio.create_task(pool.run(sleep, 60.0))
+    await asyncio.sleep(0.5)
+    await pool.stop()
+    with pytest.raises(WorkerDied):
+        await running
+    with pytest.raises(WorkerDied):
+        await pool.run(pid)

@@ -72,8 +72,15 @@ class Outbox:
 
     def replace(self, version: Mapping[str, int]) -> None:
         """The peer says it holds exactly ``version`` (a hello): it may hold less than
-        we thought, for instance after it was restored from a backup."""
+        we thought, for instance after it was restored from a backup. Then the batches
+        in flight were sent from what it no longer holds (a stale checkpoint): it would
+        store nothing of them past the gap, so they are given up at once and sending
+        starts again from ``version``, instead of after the ack timeout."""
+        before = self.known or {}
         self.known = dict(version)
+        if any(version.get(origin, 0) < seq for origin, seq in before.items()):
+            self.forget()
+            return
         self.learn({})
         if not self.inflight:
             self.sent = {}  # nothing on its way: the hello is the whole truth

@@ -485,3 +485,18 @@ def test_events_of_a_kind_this_version_does_not_know_replicate(open_store: OpenS
     assert view["event_count"] == 2  # the message and the session's end
     assert view["state"] == "ended" and view["last_event_id"] == richer.id.hex()
     assert all(m["faults"] == 0 for m in (x.status() for x in net.machines.values()))
+
+
+def test_a_hello_below_the_checkpoint_resends_at_once(open_store: OpenStore, ev: Ev,
+                                                     mesh: type) -> None:
+    """A peer restored from a backup: batches sent from the saved checkpoint are beyond
+    what it holds; its hello resets them instead of waiting for the ack timeout."""
+    a, b = filled(open_store("a"), ev, 300), open_store("b")
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0),
+                       checkpoint={a.node_id: 200})
+    assert kinds(machine.start(0.0)) == ["hello", "events"]  # 201-300, from the checkpoint
+    out = machine.receive(encode(Hello(b.node_id, {a.node_id: 100})), 0.1)
+    batches = [parse(data) for data in out]
+    assert batches and all(isinstance(batch, Events) for batch in batches)
+    assert batches[0].items[0].seq == 101  # type: ignore[union-attr]
+    assert machine.counters.resends == 0

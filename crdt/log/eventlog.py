@@ -174,8 +174,9 @@ class EventLog:
         meta.next_position += 1
         batch.put_index(position_chunk_key(position), position % INDEX_CHUNK, event.id)
         if local and meta.version.get(origin, 0) == seq - 1:
-            # Our next seq right after what we hold: nothing can lie beyond it yet. (After
-            # ``reserve_seq`` a gap of lost events lies below it: the general path.)
+            # Our next seq right after what we hold: nothing can lie beyond it yet. (A
+            # folder written before peers' events beyond a gap were skipped may hold a
+            # gap below it: the general path.)
             batch.put_index(origin_chunk_key(origin, seq), seq % INDEX_CHUNK, position)
             meta.version[origin] = seq
         else:
@@ -217,16 +218,6 @@ class EventLog:
                 meta.local_seq += 1
                 self._note_origin(batch, meta.node_id, meta.local_seq, position)
             batch.flush()
-        self.meta = meta
-
-    def reserve_seq(self, seq: int) -> None:
-        """Never number a local event ``seq`` or below (they exist elsewhere)."""
-        if seq <= self.meta.local_seq:
-            return
-        meta = self.meta.copy()
-        meta.local_seq = seq
-        with self.storage.transaction() as tx:
-            tx.put(META, meta.to_record())
         self.meta = meta
 
     # -- reads: safe from any thread ------------------------------------------------

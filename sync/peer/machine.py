@@ -69,6 +69,7 @@ class Counters:
     events_conflicting: int = 0  # sent for a slot that holds another event; kept anyway
     faults: int = 0  # messages refused as a PeerFault
     resends: int = 0  # times in-flight batches were given up as lost
+    events_skipped: int = 0  # beyond a gap in their origin: not stored, sent again later
     last_contact: float | None = None  # ``now`` of the last message received
 
 
@@ -102,6 +103,7 @@ class PeerSync:
                               self.config.batch_events_max)
         self._up = False
         self._said_hello = False
+        self._own_resent = False  # our origin was sent again after a claim beyond it
         self._next_pull_at = now
         self._failures = 0
         self._retry_at = now
@@ -218,12 +220,7 @@ class PeerSync:
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node
-        own = self.store.node_id
-        if hello.version.get(own, 0) > self.store.version.get(own, 0):
-            # The peer holds events of ours that we do not (we were restored from a
-            # backup): never hand their numbers out again; they will come back.
-            self.store.reserve_seq(hello.version[own])
-        self._outbox.replace(hello.version)
+        self._outbox.replace(self._claims(hello.version))
         self._give_up_stalled(now)
         out: list[messages.Message] = []
         if hello.about is not None:
@@ -238,6 +235,20 @@ class PeerSync:
             out.append(self._hello())
         return [*out, *self._pump(now)]
 
+    def _claims(self, version: dict[str, int]) -> dict[str, int]:
+        """What to take the peer's hello as: a claim, never proof. It never moves our
+        own numbering (a peer claiming numbers of ours we never wrote would leave a gap
+        our next events could never cross). A claim of more of our origin than we hold
+        means we were restored from a backup (or the peer lies): the numbers we gave out
+        since may name other events on the peer, and neither side would send its event
+        for a slot the other says it holds. So, once per link, our own origin is sent to
+        it again in full: such a slot becomes a conflict, and both events are kept."""
+        own = self.store.node_id
+        if version.get(own, 0) <= self.store.version.get(own, 0) or self._own_resent:
+            return version
+        self._own_resent = True
+        return {**version, own: 0}
+
     def _on_events(self, batch: Events) -> list[messages.Message]:
         """Store a batch: each event in its (origin, seq) slot when the slot is free.
 
@@ -249,12 +260,23 @@ class PeerSync:
         the nodes that hold the other one in that slot: every node ends with the same
         event set, whoever filled the slot first. Our own origin is no exception: events
         of ours that we lost (a restored node) come back into their free slots.
+
+        An event is stored only right after what we hold of its origin (or in a slot we
+        hold): one beyond a gap is skipped, not stored and not acknowledged, and comes
+        again once the gap is filled. So an origin never has a gap here, every event we
+        hold lies within our version and is forwarded, and no peer can take a number of
+        our own origin ahead of us (our next event would wait behind the gap forever).
         """
         self._check_origins(batch)
         fresh: list[tuple[Event, str, int]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
+        ends = self.store.version  # per origin, the last seq held or taken in this batch
         for item in batch.items:
+            if item.seq > ends.get(item.origin, 0) + 1:
+                self.counters.events_skipped += 1  # beyond a gap: sent again later
+                continue
+            ends[item.origin] = max(ends.get(item.origin, 0), item.seq)
             holder = self.store.id_at(item.origin, item.seq)
             if holder is None:
                 fresh.append((item.event, item.origin, item.seq))

@@ -1,8 +1,8 @@
 """A node restored from a backup of its data folder rejoins without losing anything.
 
 Its peers hold events of its origin that the backup lacks. They come back into their
-slots, and the restored node never hands out their sequence numbers again, so the new
-events it writes reach its peers too (they would otherwise look already held).
+slots; new events it wrote in numbers its peers hold with lost ones show up as conflicts
+(it sends its own origin again to a peer claiming more of it), so both reach every node.
 """
 
 from __future__ import annotations

@@ -275,14 +275,6 @@ def test_our_own_events_come_back_into_their_slots(open_store: OpenStore, ev: Ev
     assert a.append(ev(ms=79, content="next")).stored.seq == 4  # numbering carries on after
 
 
-def test_a_restored_node_never_reissues_numbers_its_peers_hold(
-        open_store: OpenStore, ev: Ev) -> None:
-    a = filled(open_store("a"), ev, 2)
-    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
-    machine.receive(encode(Hello("b-node", {a.node_id: 7})), 0.0)
-    assert a.append(ev(ms=80, content="new")).stored.seq == 8
-
-
 def test_an_event_sent_for_a_slot_holding_another_is_kept(
         open_store: OpenStore, ev: Ev) -> None:
     a = open_store("a")
@@ -407,31 +399,67 @@ def test_docstring_examples(module: object) -> None:
     assert result.failed == 0
 
 
-def test_a_conflicting_event_beyond_a_gap_does_not_orphan_the_slot(
-        open_store: OpenStore, ev: Ev) -> None:
+def test_a_claim_on_our_numbers_does_not_stop_our_events(open_store: OpenStore, ev: Ev,
+                                                        mesh: type) -> None:
+    """A peer says it holds a number of ours we never wrote: our numbering goes on
+    unmoved, and our next events reach our other peers."""
+    a, c = filled(open_store("a"), ev, 2), open_store("c")
+    liar = PeerSync(a, "m", now=0.0, rng=random.Random(0))
+    liar.receive(encode(Hello("m-node", {a.node_id: 3})), 0.0)
+    assert a.append(ev(ms=80, content="new")).stored.seq == 3
+    assert a.version == {a.node_id: 3}
+    net = mesh([a, c])
+    net.start()
+    net.settle()
+    assert c.version == {a.node_id: 3} and c.head == 3
+    assert net.machines[0, 1].status()["events_peer_lacks"] == 0
+
+
+def test_an_event_of_ours_ahead_of_us_is_not_taken(open_store: OpenStore, ev: Ev,
+                                                  mesh: type) -> None:
+    """A valid event sent in our own origin a few numbers ahead is skipped, so it takes
+    no number of ours and our next events still flow."""
+    a, c = filled(open_store("a"), ev, 2), open_store("c")
+    liar = PeerSync(a, "m", now=0.0, rng=random.Random(0))
+    ahead = ev(ms=77, content="ahead")
+    out = liar.receive(encode(Events((Item(a.node_id, 5, ahead),))), 0.0)
+    assert parse(out[0]) == messages.Ack({a.node_id: 2})
+    assert not a.holds(ahead.id) and liar.counters.events_skipped == 1
+    assert a.append(ev(ms=80, content="new")).stored.seq == 3
+    net = mesh([a, c])
+    net.start()
+    net.settle()
+    assert c.version == {a.node_id: 3} and c.head == 3
+
+
+def test_an_event_beyond_a_gap_waits_for_the_gap(open_store: OpenStore, ev: Ev) -> None:
+    """Events are stored only without a gap in their origin, so every event a node holds
+    lies within its version and is forwarded to its peers."""
     b = open_store("b")
     machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
     x, y, z = ev(ms=1, content="x"), ev(ms=2, content="y"), ev(ms=3, content="z")
-    machine.receive(encode(Events((Item("c", 2, x),))), 0.0)  # early: 1 is missing
-    machine.receive(encode(Events((Item("c", 2, y),))), 0.0)  # the slot is taken
-    machine.receive(encode(Events((Item("c", 1, z),))), 0.0)
-    assert b.id_at("c", 2) == x.id and b.id_at("c", 1) == z.id
-    # y is kept, and both conflicting events are numbered again by b, so each travels to
-    # the nodes that hold the other one in slot (c, 2).
-    assert (b.id_at(b.node_id, 1), b.id_at(b.node_id, 2)) == (y.id, x.id)
-    assert b.version == {"c": 2, b.node_id: 2}
+    machine.receive(encode(Events((Item("c", 1, x), Item("c", 3, z)))), 0.0)  # 2 missing
+    assert b.holds(x.id) and not b.holds(z.id) and b.version == {"c": 1}
+    machine.receive(encode(Events((Item("c", 2, y), Item("c", 3, z)))), 0.0)
+    assert b.version == {"c": 3}
     relayed = {stored.event.id for origin in b.version for stored in b.origin_after(origin, 0)}
     assert relayed == {x.id, y.id, z.id}
 
 
-def test_new_events_of_a_restored_node_do_not_claim_its_lost_ones(
-        open_store: OpenStore, ev: Ev) -> None:
-    a = filled(open_store("a"), ev, 2)
-    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
-    machine.receive(encode(Hello("b-node", {a.node_id: 7})), 0.0)  # 3-7 are elsewhere
-    new = a.append(ev(ms=81, content="new")).stored
-    assert new.seq == 8 and a.id_at(a.node_id, 8) == new.event.id
-    assert a.version[a.node_id] == 2  # 3-7 are not held: peers must still send them
+def test_a_restored_node_that_writes_first_still_converges(open_store: OpenStore, ev: Ev,
+                                                          mesh: type) -> None:
+    """A node restored from a backup writes before its peer gave back the events of its
+    own it lost: both reach every node (conflicting slots are numbered again)."""
+    a, b = filled(open_store("a"), ev, 2), open_store("b")
+    lost = [ev(ms=50 + n, content=f"lost {n}") for n in range(3)]
+    b.ingest([(event, a.node_id, 3 + n) for n, event in enumerate(lost)])
+    b.ingest([(stored.event, a.node_id, stored.seq) for stored in a.origin_after(a.node_id, 0)])
+    a.append(ev(ms=90, content="after the restore"))  # takes number 3, held as lost 0 on b
+    net = mesh([a, b])
+    net.start()
+    net.converge()
+    net.assert_converged()
+    assert a.head == b.head == 6
 
 
 # -- versions and kinds of newer nodes ------------------------------------------------------

@@ -318,6 +318,27 @@ def test_a_peer_cannot_take_another_nodes_sequence_numbers(tmp_path: Path) -> No
         wait_converged([a, b], must_hold={real["id"], squatter.id.hex()} | first)
 
 
+def test_claims_on_a_nodes_numbers_do_not_stop_its_writes(tmp_path: Path) -> None:
+    """A peer with the secret claims a's next number in a hello and sends a valid event
+    as a's number a few ahead: a's next writes still reach b, and no link shows lag."""
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a")
+        b = cluster.node("b", peers=[a.url])
+        (first,) = append(a, "victim", [message("a's first")])
+        wait_converged([a, b], must_hold={first["id"]})
+        a_id, seq = first["origin"], first["seq"]
+        ahead = sealed("not a's event", int(time.time() * 1000), key="victim")
+        answer = asyncio.run(attack(
+            a.url, encode(Hello("attacker-node", {a_id: seq + 1})),
+            encode(Events((Item(a_id, seq + 3, ahead),)))))
+        assert answer.type == aiohttp.WSMsgType.BINARY and isinstance(parse(answer.data), Ack)
+        new = {e["id"] for e in append(a, "victim", [message(f"next {n}") for n in range(3)])}
+        wait_converged([a, b], must_hold={first["id"]} | new)
+        assert ahead.id.hex() not in ids_of(a)
+        assert all(row["events_peer_lacks"] in (0, None) for row in peer_rows(a)
+                   if row["node_id"] == b.get("/healthz")["node_id"])
+
+
 # -- mutual TLS ----------------------------------------------------------------------------
 
 

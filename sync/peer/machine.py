@@ -70,6 +70,7 @@ class Counters:
     faults: int = 0  # messages refused as a PeerFault
     resends: int = 0  # times in-flight batches were given up as lost
     events_skipped: int = 0  # beyond a gap in their origin: not stored, sent again later
+    origins_refused: int = 0  # events of a new origin past the table's free part: skipped
     last_contact: float | None = None  # ``now`` of the last message received
 
 
@@ -266,13 +267,18 @@ class PeerSync:
         again once the gap is filled. So an origin never has a gap here, every event we
         hold lies within our version and is forwarded, and no peer can take a number of
         our own origin ahead of us (our next event would wait behind the gap forever).
+        Events of a new origin are skipped too once the origins table is nearly full,
+        unless they are the sender's own (``messages.takes_origin``).
         """
-        self._check_origins(batch)
         fresh: list[tuple[Event, str, int]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
         ends = self.store.version  # per origin, the last seq held or taken in this batch
         for item in batch.items:
+            if item.origin not in ends and not messages.takes_origin(
+                    len(ends), item.origin, self.peer_node):
+                self.counters.origins_refused += 1  # the table is kept for nodes' own
+                continue
             if item.seq > ends.get(item.origin, 0) + 1:
                 self.counters.events_skipped += 1  # beyond a gap: sent again later
                 continue
@@ -293,15 +299,6 @@ class PeerSync:
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
         return [Ack(self.store.version)]
-
-    def _check_origins(self, batch: Events) -> None:
-        """Refuse a batch that would take this node past ``ORIGINS_MAX`` origins: past
-        it, no hello or ack could be sent any more, to any peer."""
-        held = self.store.version
-        new = {item.origin for item in batch.items} - set(held)
-        if len(held) + len(new) > messages.ORIGINS_MAX:
-            raise PeerFault(f"the batch brings {len(new)} new origins; this node holds "
-                            f"{len(held)} of at most {messages.ORIGINS_MAX}", field="events")
 
     def _on_ack(self, ack: Ack, now: float) -> list[messages.Message]:
         self._outbox.learn(ack.version)

@@ -16,7 +16,14 @@ from typing import NamedTuple, Protocol
 from crdt.events import Event
 from crdt.log.records import Appended, StoredEvent
 from sync.errors import ProtocolMisuse
-from sync.peer.messages import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, SEQ_MAX, Events, Item
+from sync.peer.messages import (
+    BATCH_BYTES_MAX,
+    BATCH_EVENTS_MAX,
+    SEQ_MAX,
+    Events,
+    Item,
+    takes_origin,
+)
 
 #: Events read from the store per call while a batch is filled: a batch that closes on
 #: its byte limit reads at most this many events it does not send.
@@ -127,6 +134,9 @@ class Outbox:
         items: list[Item] = []
         size = 0
         for origin in sorted(ours):
+            if origin not in known and not takes_origin(len(known), origin,
+                                                        self.store.node_id):
+                continue  # the peer would not take it: its table is kept for nodes' own
             cursor = max(known.get(origin, 0), self.sent.get(origin, 0))
             while cursor < ours[origin] and len(items) < self.batch_events_max:
                 limit = min(ours[origin] - cursor, self.batch_events_max - len(items), READ_PAGE)

@@ -23,6 +23,8 @@ from sync.peer.machine import PeerSync
 from sync.peer.messages import (
     BATCH_BYTES_MAX,
     BATCH_EVENTS_MAX,
+    ORIGINS_MAX,
+    ORIGINS_RESERVED,
     About,
     Events,
     Hello,
@@ -460,6 +462,35 @@ def test_a_restored_node_that_writes_first_still_converges(open_store: OpenStore
     net.converge()
     net.assert_converged()
     assert a.head == b.head == 6
+
+
+def flood(machine: PeerSync, ev: Ev, origins: int) -> None:
+    """Events of ``origins`` made-up origins, one each, in full batches."""
+    items = [Item(f"made-up-{n}", 1, ev(ms=1 + n, content=f"junk {n}")) for n in range(origins)]
+    for start in range(0, origins, BATCH_EVENTS_MAX):
+        machine.receive(encode(Events(tuple(items[start:start + BATCH_EVENTS_MAX]))), 0.0)
+
+
+def test_made_up_origins_cannot_shut_out_a_later_node(open_store: OpenStore, ev: Ev,
+                                                      mesh: type) -> None:
+    """A peer floods a node with events of made-up origins: the table stops taking them
+    short of full, and a node joining afterwards still syncs both ways."""
+    v = filled(open_store("v"), ev, 2, tag="v")
+    attacker = PeerSync(v, "m", now=0.0, rng=random.Random(0))
+    attacker.receive(encode(Hello("m-node", {})), 0.0)
+    free = ORIGINS_MAX - ORIGINS_RESERVED
+    flood(attacker, ev, ORIGINS_MAX - 1)  # enough to fill the whole table
+    assert len(v.version) == free  # v's own origin and free - 1 made-up ones
+    assert attacker.counters.origins_refused == ORIGINS_RESERVED
+    late = filled(open_store("late"), ev, 3, tag="late")
+    net = mesh([v, late])
+    net.start()
+    net.converge()
+    assert v.version[late.node_id] == 3 and late.version[v.node_id] == 2
+    assert all(m.counters.faults == 0 for m in net.machines.values())
+    # The later node took what its table's free part holds; v, knowing that, stops
+    # sending it the rest (after at most one batch sent in vain).
+    assert len(late.version) == free and net.machines[0, 1].counters.resends <= 1
 
 
 # -- versions and kinds of newer nodes ------------------------------------------------------

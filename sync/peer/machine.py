@@ -51,6 +51,7 @@ from sync.peer import messages
 from sync.peer.config import SyncConfig, backoff_delay_s
 from sync.peer.messages import About, Ack, Events, Hello
 from sync.peer.outbox import Log, Outbox
+from sync.peer.quota import OriginQuota
 
 __all__ = ["Counters", "Log", "PeerSync"]
 
@@ -101,7 +102,11 @@ class PeerSync:
         self._peer_reads_about = False
         self._rng = rng
         self._outbox = Outbox(store, self.config.inflight_batches_max, checkpoint,
-                              self.config.batch_events_max)
+                              self.config.batch_events_max,
+                              OriginQuota(self.config.origins_new_max,
+                                          self.config.origins_new_interval_s, now))
+        self._origins_in = OriginQuota(self.config.origins_new_max,
+                                       self.config.origins_new_interval_s, now)
         self._up = False
         self._said_hello = False
         self._own_resent = False  # our origin was sent again after a claim beyond it
@@ -135,7 +140,7 @@ class PeerSync:
             if isinstance(message, Hello):
                 replies = self._on_hello(message, now)
             elif isinstance(message, Events):
-                replies = self._on_events(message)
+                replies = self._on_events(message, now)
             else:
                 replies = self._on_ack(message, now)
             self._failures = 0  # a message handled: the link works
@@ -250,7 +255,7 @@ class PeerSync:
         self._own_resent = True
         return {**version, own: 0}
 
-    def _on_events(self, batch: Events) -> list[messages.Message]:
+    def _on_events(self, batch: Events, now: float) -> list[messages.Message]:
         """Store a batch: each event in its (origin, seq) slot when the slot is free.
 
         Sequence numbers are not signed: a faulty or hostile peer can put a valid event
@@ -268,19 +273,21 @@ class PeerSync:
         hold lies within our version and is forwarded, and no peer can take a number of
         our own origin ahead of us (our next event would wait behind the gap forever).
         Events of a new origin are skipped too once the origins table is nearly full,
-        unless they are the sender's own (``messages.takes_origin``).
+        unless they are the sender's own (``messages.takes_origin``), and past the
+        link's quota of new origins (``sync.peer.quota``).
         """
         fresh: list[tuple[Event, str, int]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
         ends = self.store.version  # per origin, the last seq held or taken in this batch
         for item in batch.items:
-            if item.origin not in ends and not messages.takes_origin(
-                    len(ends), item.origin, self.peer_node):
-                self.counters.origins_refused += 1  # the table is kept for nodes' own
-                continue
             if item.seq > ends.get(item.origin, 0) + 1:
                 self.counters.events_skipped += 1  # beyond a gap: sent again later
+                continue
+            if item.origin not in ends and not (
+                    messages.takes_origin(len(ends), item.origin, self.peer_node)
+                    and self._origins_in.take(now)):
+                self.counters.origins_refused += 1  # kept for nodes' own, or over quota
                 continue
             ends[item.origin] = max(ends.get(item.origin, 0), item.seq)
             holder = self.store.id_at(item.origin, item.seq)

@@ -29,6 +29,7 @@ import aiohttp
 import pytest
 
 from crdt.events import Event, parse_event
+from sync.peer.config import SyncConfig
 from sync.peer.messages import (
     BATCH_EVENTS_MAX,
     MESSAGE_BYTES_MAX,
@@ -386,7 +387,9 @@ def test_made_up_origins_cannot_split_the_cluster(tmp_path: Path) -> None:
         gapped = sealed("beyond a gap", now_ms, key="junk")
         frames.append(encode(Events((Item("gapped-origin", 2, gapped),))))
         acks = asyncio.run(send_all(a.url, frames))
-        assert len(acks[-1].version) == ORIGINS_MAX - ORIGINS_RESERVED
+        # One link brings at most its quota of new origins, never the whole table.
+        assert len(acks[-1].version) == 1 + SyncConfig().origins_new_max  # and b
+        assert len(acks[-1].version) < ORIGINS_MAX - ORIGINS_RESERVED
         assert "gapped-origin" not in acks[-1].version and gapped.id.hex() not in ids_of(a)
         c = cluster.node("c", peers=[a.url], advertise=True,
                          extra_args=["--members-interval", "1"])

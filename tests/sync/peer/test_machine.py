@@ -476,14 +476,15 @@ def test_made_up_origins_cannot_shut_out_a_later_node(open_store: OpenStore, ev:
     """A peer floods a node with events of made-up origins: the table stops taking them
     short of full, and a node joining afterwards still syncs both ways."""
     v = filled(open_store("v"), ev, 2, tag="v")
-    attacker = PeerSync(v, "m", now=0.0, rng=random.Random(0))
+    config = SyncConfig(origins_new_max=ORIGINS_MAX)  # the table alone, not the quota
+    attacker = PeerSync(v, "m", now=0.0, rng=random.Random(0), config=config)
     attacker.receive(encode(Hello("m-node", {})), 0.0)
     free = ORIGINS_MAX - ORIGINS_RESERVED
     flood(attacker, ev, ORIGINS_MAX - 1)  # enough to fill the whole table
     assert len(v.version) == free  # v's own origin and free - 1 made-up ones
     assert attacker.counters.origins_refused == ORIGINS_RESERVED
     late = filled(open_store("late"), ev, 3, tag="late")
-    net = mesh([v, late])
+    net = mesh([v, late], config=config)
     net.start()
     net.converge()
     assert v.version[late.node_id] == 3 and late.version[v.node_id] == 2
@@ -491,6 +492,34 @@ def test_made_up_origins_cannot_shut_out_a_later_node(open_store: OpenStore, ev:
     # The later node took what its table's free part holds; v, knowing that, stops
     # sending it the rest (after at most one batch sent in vain).
     assert len(late.version) == free and net.machines[0, 1].counters.resends <= 1
+
+
+def test_one_link_brings_at_most_its_quota_of_new_origins(open_store: OpenStore, ev: Ev,
+                                                         mesh: type) -> None:
+    config = SyncConfig(origins_new_max=10, origins_new_interval_s=60.0)
+    v = open_store("v")
+    attacker = PeerSync(v, "m", now=0.0, rng=random.Random(0), config=config)
+    flood(attacker, ev, 30)
+    assert len(v.version) == 10 and attacker.counters.origins_refused == 20
+    flood(attacker, ev, 30)  # the same again, in the same window: nothing more
+    assert len(v.version) == 10
+    # An honest node joining a cluster of more origins than the quota gets them all,
+    # a quota per window, without batches sent in vain (the sender keeps the quota too).
+    hub = open_store("hub")
+    hub.ingest([(ev(ms=n + 1, content=f"o{n}"), f"origin-{n}", 1) for n in range(25)])
+    late = filled(open_store("late"), ev, 2, tag="late")
+    net = mesh([hub, late], config=config)
+    net.start()
+    net.settle()
+    assert len(late.version) == 1 + 10 and hub.version[late.node_id] == 2
+    net.tick(60.0)
+    net.settle()
+    assert len(late.version) == 1 + 20
+    net.tick(60.0)
+    net.converge()
+    net.assert_converged()
+    assert all(m.counters.resends == 0 and m.counters.origins_refused == 0
+               for m in net.machines.values())
 
 
 # -- versions and kinds of newer nodes ------------------------------------------------------

@@ -130,7 +130,42 @@ class EventLog:
                 tx.put(META, meta.to_record())
         else:
             meta = Meta.from_record(raw)
-        return cls(storage, meta)
+        log = cls(storage, meta)
+        if meta.local_seq > meta.version.get(meta.node_id, 0):
+            log._close_own_gap()
+        return log
+
+    def _position_at(self, origin: str, seq: int) -> int | None:
+        raw = self.storage.get(origin_chunk_key(origin, seq))
+        chunk = codec.decode_trusted(raw) if raw else []
+        offset = seq % INDEX_CHUNK
+        return None if offset >= len(chunk) else chunk[offset]
+
+    def _close_own_gap(self) -> None:
+        """Repair a folder whose own numbering ran ahead of what it holds (earlier
+        versions took numbers a peer claimed): our events written since lie beyond a
+        gap that nothing fills, and were never forwarded. Number them again right after
+        what we hold (the newest unbroken run below our last number; the slots they
+        leave above are cleared), so that they travel."""
+        meta = self.meta.copy()
+        own, held = meta.node_id, meta.version.get(meta.node_id, 0)
+        run: list[int] = []  # positions, newest first
+        seq = meta.local_seq
+        while seq > held and (position := self._position_at(own, seq)) is not None:
+            run.append(position)
+            seq -= 1
+        run.reverse()
+        with self.storage.transaction() as tx:
+            batch = Batch(tx, meta)
+            for old_seq in range(seq + 1, meta.local_seq + 1):
+                batch.put_index(origin_chunk_key(own, old_seq), old_seq % INDEX_CHUNK, None)
+            for number, position in enumerate(run, start=held + 1):
+                batch.put_index(origin_chunk_key(own, number), number % INDEX_CHUNK, position)
+            meta.local_seq = held + len(run)
+            if run:
+                meta.version[own] = meta.local_seq
+            batch.flush()
+        self.meta = meta
 
     @property
     def head(self) -> int:
@@ -176,8 +211,9 @@ class EventLog:
         meta.next_position += 1
         batch.put_index(position_chunk_key(position), position % INDEX_CHUNK, event.id)
         if local and meta.version.get(origin, 0) == seq - 1:
-            # Our next seq right after what we hold: nothing can lie beyond it yet. (After
-            # ``reserve_seq`` a gap of lost events lies below it: the general path.)
+            # Our next seq right after what we hold: nothing can lie beyond it yet. (A
+            # folder written before peers' events beyond a gap were skipped may hold a
+            # gap below it: the general path.)
             batch.put_index(origin_chunk_key(origin, seq), seq % INDEX_CHUNK, position)
             meta.version[origin] = seq
         else:
@@ -219,16 +255,6 @@ class EventLog:
                 meta.local_seq += 1
                 self._note_origin(batch, meta.node_id, meta.local_seq, position)
             batch.flush()
-        self.meta = meta
-
-    def reserve_seq(self, seq: int) -> None:
-        """Never number a local event ``seq`` or below (they exist elsewhere)."""
-        if seq <= self.meta.local_seq:
-            return
-        meta = self.meta.copy()
-        meta.local_seq = seq
-        with self.storage.transaction() as tx:
-            tx.put(META, meta.to_record())
         self.meta = meta
 
     # -- reads: safe from any thread ------------------------------------------------

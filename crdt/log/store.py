@@ -178,13 +178,6 @@ class EventStore:
         self._check_open()
         self._log.renumber(event_ids)
 
-    def reserve_seq(self, seq: int) -> None:
-        """Number no future local event ``seq`` or below: peers hold events of this
-        node's origin up to ``seq`` that this folder lost (it was restored from a
-        backup), and those numbers are taken."""
-        self._check_open()
-        self._log.reserve_seq(seq)
-
     # -- reads (any thread) ------------------------------------------------------------
 
     def get_events(self, session_key: str) -> list[StoredEvent]:

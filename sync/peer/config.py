@@ -29,6 +29,10 @@ class SyncConfig:
     * ``batch_events_max`` (512): most events this node puts in one batch; at most the
       protocol's ``BATCH_EVENTS_MAX``, which every node accepts. Smaller batches cost
       more round trips in a catch-up; each batch is one commit on the receiver.
+    * ``origins_new_max`` (1,024) per ``origins_new_interval_s`` (1 h): new origins one
+      link may bring (``sync.peer.quota``). A node joining a cluster of fewer origins
+      takes them all at once; a single peer cannot fill the shared table of 4,096 at
+      once. Higher lets a larger cluster be joined at once; lower slows a flood more.
 
     Used by the node's transport and gossip (``node.peers``):
 
@@ -64,6 +68,8 @@ class SyncConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     batch_events_max: int = BATCH_EVENTS_MAX
+    origins_new_max: int = 1024
+    origins_new_interval_s: float = 3600.0
     peers_max: int = 64
     members_interval_s: float = 30.0
     learned_failures_max: int = 8
@@ -80,7 +86,8 @@ class SyncConfig:
         times = (self.pull_interval_s, self.ack_timeout_s, self.backoff_base_s,
                  self.backoff_max_s, self.members_interval_s, self.checkpoint_interval_s,
                  self.heartbeat_s, self.connect_timeout_s, self.send_timeout_s,
-                 self.close_timeout_s, self.peer_writer_share, self.peer_writer_burst_s)
+                 self.close_timeout_s, self.peer_writer_share, self.peer_writer_burst_s,
+                 self.origins_new_interval_s)
         if not all(math.isfinite(t) and t > 0 for t in times):
             raise ProtocolMisuse("intervals must be positive and finite")
         if self.peer_writer_share > 1:
@@ -89,6 +96,8 @@ class SyncConfig:
             raise ProtocolMisuse("backoff_base_s must not exceed backoff_max_s")
         if not 1 <= self.inflight_batches_max <= 64:
             raise ProtocolMisuse("inflight_batches_max must be from 1 to 64")
+        if self.origins_new_max < 1:
+            raise ProtocolMisuse("origins_new_max must be at least 1")
         if not 1 <= self.batch_events_max <= BATCH_EVENTS_MAX:
             raise ProtocolMisuse(f"batch_events_max must be from 1 to {BATCH_EVENTS_MAX}")
 

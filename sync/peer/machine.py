@@ -51,6 +51,7 @@ from sync.peer import messages
 from sync.peer.config import SyncConfig, backoff_delay_s
 from sync.peer.messages import About, Ack, Events, Hello
 from sync.peer.outbox import Log, Outbox
+from sync.peer.quota import OriginQuota
 
 __all__ = ["Counters", "Log", "PeerSync"]
 
@@ -70,6 +71,8 @@ class Counters:
     faults: int = 0  # messages refused as a PeerFault
     events_ahead: int = 0  # left out for a timestamp too far ahead of our clock, for now
     resends: int = 0  # times in-flight batches were given up as lost
+    events_skipped: int = 0  # beyond a gap in their origin: not stored, sent again later
+    origins_refused: int = 0  # events of a new origin past the table's free part: skipped
     last_contact: float | None = None  # ``now`` of the last message received
 
 
@@ -100,9 +103,14 @@ class PeerSync:
         self._peer_reads_about = False
         self._rng = rng
         self._outbox = Outbox(store, self.config.inflight_batches_max, checkpoint,
-                              self.config.batch_events_max)
+                              self.config.batch_events_max,
+                              OriginQuota(self.config.origins_new_max,
+                                          self.config.origins_new_interval_s, now))
+        self._origins_in = OriginQuota(self.config.origins_new_max,
+                                       self.config.origins_new_interval_s, now)
         self._up = False
         self._said_hello = False
+        self._own_resent = False  # our origin was sent again after a claim beyond it
         self._next_pull_at = now
         self._failures = 0
         self._retry_at = now
@@ -133,7 +141,7 @@ class PeerSync:
             if isinstance(message, Hello):
                 replies = self._on_hello(message, now)
             elif isinstance(message, Events):
-                replies = self._on_events(message)
+                replies = self._on_events(message, now)
             else:
                 replies = self._on_ack(message, now)
             self._failures = 0  # a message handled: the link works
@@ -219,12 +227,7 @@ class PeerSync:
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node
-        own = self.store.node_id
-        if hello.version.get(own, 0) > self.store.version.get(own, 0):
-            # The peer holds events of ours that we do not (we were restored from a
-            # backup): never hand their numbers out again; they will come back.
-            self.store.reserve_seq(hello.version[own])
-        self._outbox.replace(hello.version)
+        self._outbox.replace(self._claims(hello.version))
         self._give_up_stalled(now)
         out: list[messages.Message] = []
         if hello.about is not None:
@@ -239,7 +242,21 @@ class PeerSync:
             out.append(self._hello())
         return [*out, *self._pump(now)]
 
-    def _on_events(self, batch: Events) -> list[messages.Message]:
+    def _claims(self, version: dict[str, int]) -> dict[str, int]:
+        """What to take the peer's hello as: a claim, never proof. It never moves our
+        own numbering (a peer claiming numbers of ours we never wrote would leave a gap
+        our next events could never cross). A claim of more of our origin than we hold
+        means we were restored from a backup (or the peer lies): the numbers we gave out
+        since may name other events on the peer, and neither side would send its event
+        for a slot the other says it holds. So, once per link, our own origin is sent to
+        it again in full: such a slot becomes a conflict, and both events are kept."""
+        own = self.store.node_id
+        if version.get(own, 0) <= self.store.version.get(own, 0) or self._own_resent:
+            return version
+        self._own_resent = True
+        return {**version, own: 0}
+
+    def _on_events(self, batch: Events, now: float) -> list[messages.Message]:
         """Store a batch: each event in its (origin, seq) slot when the slot is free.
 
         Sequence numbers are not signed: a faulty or hostile peer can put a valid event
@@ -250,8 +267,16 @@ class PeerSync:
         the nodes that hold the other one in that slot: every node ends with the same
         event set, whoever filled the slot first. Our own origin is no exception: events
         of ours that we lost (a restored node) come back into their free slots.
+
+        An event is stored only right after what we hold of its origin (or in a slot we
+        hold): one beyond a gap is skipped, not stored and not acknowledged, and comes
+        again once the gap is filled. So an origin never has a gap here, every event we
+        hold lies within our version and is forwarded, and no peer can take a number of
+        our own origin ahead of us (our next event would wait behind the gap forever).
+        Events of a new origin are skipped too once the origins table is nearly full,
+        unless they are the sender's own (``messages.takes_origin``), and past the
+        link's quota of new origins (``sync.peer.quota``).
         """
-        self._check_origins(batch)
         # An event stamped too far ahead of our clock would win every last-writer-wins
         # field until then: leave it out, keep the rest. The peer's version vector says
         # it holds it, ours does not, so the peer sends it again (ack timeout) and it is
@@ -261,7 +286,17 @@ class PeerSync:
         fresh: list[tuple[Event, str, int]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
+        ends = self.store.version  # per origin, the last seq held or taken in this batch
         for item in items:
+            if item.seq > ends.get(item.origin, 0) + 1:
+                self.counters.events_skipped += 1  # beyond a gap: sent again later
+                continue
+            if item.origin not in ends and not (
+                    messages.takes_origin(len(ends), item.origin, self.peer_node)
+                    and self._origins_in.take(now)):
+                self.counters.origins_refused += 1  # kept for nodes' own, or over quota
+                continue
+            ends[item.origin] = max(ends.get(item.origin, 0), item.seq)
             holder = self.store.id_at(item.origin, item.seq)
             if holder is None:
                 fresh.append((item.event, item.origin, item.seq))
@@ -278,15 +313,6 @@ class PeerSync:
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
         return [Ack(self.store.version)]
-
-    def _check_origins(self, batch: Events) -> None:
-        """Refuse a batch that would take this node past ``ORIGINS_MAX`` origins: past
-        it, no hello or ack could be sent any more, to any peer."""
-        held = self.store.version
-        new = {item.origin for item in batch.items} - set(held)
-        if len(held) + len(new) > messages.ORIGINS_MAX:
-            raise PeerFault(f"the batch brings {len(new)} new origins; this node holds "
-                            f"{len(held)} of at most {messages.ORIGINS_MAX}", field="events")
 
     def _on_ack(self, ack: Ack, now: float) -> list[messages.Message]:
         self._outbox.learn(ack.version)

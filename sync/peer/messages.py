@@ -59,6 +59,11 @@ BATCH_BYTES_MAX = 1024 * 1024
 #: Most origins (node ids) in a version vector. Every node that ever wrote an event is
 #: an origin, so this bounds the size of a hello and of an ack (about 80 bytes each).
 ORIGINS_MAX = 4096
+#: Origins kept for nodes themselves: a node holding ``ORIGINS_MAX - ORIGINS_RESERVED``
+#: origins takes a new one only from the node it names (a peer's own events), so that a
+#: peer sending events of made-up origins cannot fill the table and shut out every node
+#: that joins later (``takes_origin``).
+ORIGINS_RESERVED = 256
 #: Longest origin name, in UTF-8 bytes (node ids are 16 hex digits).
 ORIGIN_BYTES_MAX = 64
 #: Longest software version a peer may name in its hello.
@@ -78,6 +83,22 @@ ITEMS_MAX = 4 * BATCH_EVENTS_MAX + 2 * ORIGINS_MAX + 64
 
 assert EVENT_BYTES_MAX <= BATCH_BYTES_MAX, "one event must always fit in a batch"
 assert ORIGINS_MAX * (3 + ORIGIN_BYTES_MAX + 9) + 256 <= MESSAGE_BYTES_MAX
+
+
+def takes_origin(held: int, origin: str, sender: str | None) -> bool:
+    """Whether a node holding ``held`` origins stores events of a new ``origin`` sent by
+    the node ``sender``: freely below ``ORIGINS_MAX - ORIGINS_RESERVED``; past that only
+    the sender's own, and never the last slot (the receiver's own origin may need it).
+    Senders apply it too, to what they know the peer holds, so as not to send in vain.
+
+    >>> takes_origin(ORIGINS_MAX - ORIGINS_RESERVED, "made-up", "n1")
+    False
+    >>> takes_origin(ORIGINS_MAX - ORIGINS_RESERVED, "n1", "n1")
+    True
+    """
+    if held < ORIGINS_MAX - ORIGINS_RESERVED:
+        return True
+    return origin == sender and held < ORIGINS_MAX - 1
 
 
 @dataclass(frozen=True, slots=True)

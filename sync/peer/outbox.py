@@ -16,7 +16,15 @@ from typing import NamedTuple, Protocol
 from crdt.events import Event
 from crdt.log.records import Appended, StoredEvent
 from sync.errors import ProtocolMisuse
-from sync.peer.messages import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, SEQ_MAX, Events, Item
+from sync.peer.messages import (
+    BATCH_BYTES_MAX,
+    BATCH_EVENTS_MAX,
+    SEQ_MAX,
+    Events,
+    Item,
+    takes_origin,
+)
+from sync.peer.quota import OriginQuota
 
 #: Events read from the store per call while a batch is filled: a batch that closes on
 #: its byte limit reads at most this many events it does not send.
@@ -44,8 +52,6 @@ class Log(Protocol):
 
     def append_batch(self, items: Sequence[Event]) -> list[Appended]: ...
 
-    def reserve_seq(self, seq: int) -> None: ...
-
     def renumber(self, event_ids: Sequence[bytes]) -> None: ...
 
 
@@ -62,8 +68,11 @@ class Outbox:
 
     def __init__(self, store: Log, window: int,
                  checkpoint: Mapping[str, int] | None = None,
-                 batch_events_max: int = BATCH_EVENTS_MAX) -> None:
+                 batch_events_max: int = BATCH_EVENTS_MAX,
+                 origins_quota: OriginQuota | None = None) -> None:
         self.store = store
+        #: New origins the peer takes from us (its quota mirrored); None: no limit.
+        self.origins_quota = origins_quota
         self.window = window
         self.batch_events_max = batch_events_max
         #: The peer's version vector as far as we know; None until it is known.
@@ -74,8 +83,15 @@ class Outbox:
 
     def replace(self, version: Mapping[str, int]) -> None:
         """The peer says it holds exactly ``version`` (a hello): it may hold less than
-        we thought, for instance after it was restored from a backup."""
+        we thought, for instance after it was restored from a backup. Then the batches
+        in flight were sent from what it no longer holds (a stale checkpoint): it would
+        store nothing of them past the gap, so they are given up at once and sending
+        starts again from ``version``, instead of after the ack timeout."""
+        before = self.known or {}
         self.known = dict(version)
+        if any(version.get(origin, 0) < seq for origin, seq in before.items()):
+            self.forget()
+            return
         self.learn({})
         if not self.inflight:
             self.sent = {}  # nothing on its way: the hello is the whole truth
@@ -106,7 +122,7 @@ class Outbox:
         not know what it holds). That includes the peer's own events, if it lost them."""
         out: list[Events] = []
         while self.known is not None and len(self.inflight) < self.window:
-            items = self._next_batch(self.known)
+            items = self._next_batch(self.known, now)
             if not items:
                 break
             ends = {item.origin: item.seq for item in items}  # seqs rise within an origin
@@ -115,7 +131,7 @@ class Outbox:
             out.append(Events(tuple(items)))
         return out
 
-    def _next_batch(self, known: dict[str, int]) -> list[Item]:
+    def _next_batch(self, known: dict[str, int], now: float) -> list[Item]:
         """Up to the batch limits of events past what the peer holds or was sent, origin
         by origin (sorted, so successive batches walk every origin). Only events within
         our own version are sent, so a receiver may take a batch as proof that we hold
@@ -125,6 +141,8 @@ class Outbox:
         size = 0
         for origin in sorted(ours):
             cursor = max(known.get(origin, 0), self.sent.get(origin, 0))
+            if cursor == 0 and not self._peer_takes(origin, len(known), now):
+                continue  # it would skip them: its table or its quota is full
             while cursor < ours[origin] and len(items) < self.batch_events_max:
                 limit = min(ours[origin] - cursor, self.batch_events_max - len(items), READ_PAGE)
                 page = self.store.origin_after(origin, cursor, limit)
@@ -139,6 +157,12 @@ class Outbox:
             if len(items) >= self.batch_events_max:
                 break
         return items
+
+    def _peer_takes(self, origin: str, held: int, now: float) -> bool:
+        """Whether the peer, holding ``held`` origins, takes a new ``origin`` from us."""
+        if not takes_origin(held, origin, self.store.node_id):
+            return False
+        return self.origins_quota is None or self.origins_quota.take(now)
 
     def lag(self) -> tuple[int, int | None]:
         """(events the peer holds that we lack, events we hold that it lacks), summed

@@ -29,7 +29,19 @@ import aiohttp
 import pytest
 
 from crdt.events import Event, parse_event
-from sync.peer.messages import MESSAGE_BYTES_MAX, Ack, Events, Hello, Item, encode, parse
+from sync.peer.config import SyncConfig
+from sync.peer.messages import (
+    BATCH_EVENTS_MAX,
+    MESSAGE_BYTES_MAX,
+    ORIGINS_MAX,
+    ORIGINS_RESERVED,
+    Ack,
+    Events,
+    Hello,
+    Item,
+    encode,
+    parse,
+)
 from tests.support.cluster import (
     SECRET,
     Cluster,
@@ -316,6 +328,76 @@ def test_a_peer_cannot_take_another_nodes_sequence_numbers(tmp_path: Path) -> No
         # Whichever number b's event gets (b may have heard a's claim of b:2 first and
         # skipped it), both events end up on both nodes.
         wait_converged([a, b], must_hold={real["id"], squatter.id.hex()} | first)
+
+
+def test_claims_on_a_nodes_numbers_do_not_stop_its_writes(tmp_path: Path) -> None:
+    """A peer with the secret claims a's next number in a hello and sends a valid event
+    as a's number a few ahead: a's next writes still reach b, and no link shows lag."""
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a")
+        b = cluster.node("b", peers=[a.url])
+        (first,) = append(a, "victim", [message("a's first")])
+        wait_converged([a, b], must_hold={first["id"]})
+        a_id, seq = first["origin"], first["seq"]
+        ahead = sealed("not a's event", int(time.time() * 1000), key="victim")
+        answer = asyncio.run(attack(
+            a.url, encode(Hello("attacker-node", {a_id: seq + 1})),
+            encode(Events((Item(a_id, seq + 3, ahead),)))))
+        assert answer.type == aiohttp.WSMsgType.BINARY and isinstance(parse(answer.data), Ack)
+        new = {e["id"] for e in append(a, "victim", [message(f"next {n}") for n in range(3)])}
+        wait_converged([a, b], must_hold={first["id"]} | new)
+        assert ahead.id.hex() not in ids_of(a)
+        assert all(row["events_peer_lacks"] in (0, None) for row in peer_rows(a)
+                   if row["node_id"] == b.get("/healthz")["node_id"])
+
+
+async def send_all(url: str, frames: Sequence[bytes]) -> list[Ack]:
+    """Connect as a peer, send each frame and wait for its ack; the acks, in order."""
+    acks: list[Ack] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            url + PEER_WS, headers=peer_headers(SECRET), max_msg_size=0) as ws:
+        await ws.send_bytes(encode(Hello("flooder-node", {})))
+        for frame in frames:
+            await ws.send_bytes(frame)
+            while True:
+                answer = await ws.receive(timeout=ANSWER_TIMEOUT_S)
+                assert answer.type == aiohttp.WSMsgType.BINARY, answer
+                message_ = parse(answer.data)
+                if isinstance(message_, Ack):
+                    acks.append(message_)
+                    break
+    return acks
+
+
+def test_made_up_origins_cannot_split_the_cluster(tmp_path: Path) -> None:
+    """A peer sends events of enough made-up origins to fill the origins table, and one
+    beyond a gap: a node joining afterwards still syncs both ways, and nothing held is
+    left unforwarded. Past the table's free part a node takes a new origin only from
+    that node itself, so the joining node reaches the others by dialing each member."""
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", advertise=True)
+        b = cluster.node("b", peers=[a.url], advertise=True)
+        first = {e["id"] for e in append(b, "s", [message("b's first")])}
+        wait_converged([a, b], must_hold=first)
+        now_ms = int(time.time() * 1000)
+        junk = [Item(f"made-up-{n}", 1, sealed(f"junk {n}", now_ms + n, key="junk"))
+                for n in range(ORIGINS_MAX - 1)]
+        frames = [encode(Events(tuple(junk[i:i + BATCH_EVENTS_MAX])))
+                  for i in range(0, len(junk), BATCH_EVENTS_MAX)]
+        gapped = sealed("beyond a gap", now_ms, key="junk")
+        frames.append(encode(Events((Item("gapped-origin", 2, gapped),))))
+        acks = asyncio.run(send_all(a.url, frames))
+        # One link brings at most its quota of new origins, never the whole table.
+        assert len(acks[-1].version) == 1 + SyncConfig().origins_new_max  # and b
+        assert len(acks[-1].version) < ORIGINS_MAX - ORIGINS_RESERVED
+        assert "gapped-origin" not in acks[-1].version and gapped.id.hex() not in ids_of(a)
+        c = cluster.node("c", peers=[a.url], advertise=True,
+                         extra_args=["--members-interval", "1"])
+        new = {e["id"] for e in append(c, "s", [message("c's first")])}
+        new |= {e["id"] for e in append(b, "s", [message("b's second")])}
+        for node in (a, b, c):
+            wait_until(lambda node=node: new | first <= ids_of(node), 90,
+                       f"{node.name} holds the new events")
 
 
 # -- mutual TLS ----------------------------------------------------------------------------

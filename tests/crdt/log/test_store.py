@@ -665,3 +665,30 @@ StoreMachine.TestCase.settings = settings(
     max_examples=40, stateful_step_count=15, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_store_machine = StoreMachine.TestCase
+
+
+def test_own_events_stranded_beyond_a_gap_are_numbered_again_on_open(
+        tmp_path: Path, ev: MakeEvent) -> None:
+    """A folder whose own numbering ran ahead of what it holds (an older version took
+    numbers a peer claimed): on open, its events beyond the gap get the next numbers
+    after what it holds, so that they are forwarded."""
+    store = EventStore.open(tmp_path)
+    store.append_batch([ev(ms=1, content="one"), ev(ms=2, content="two")])
+    log = store.log
+    meta = log.meta.copy()
+    meta.local_seq = 5  # numbers 3-5 taken for a peer's claim, never filled
+    with log.storage.transaction() as tx:
+        tx.put(META, meta.to_record())
+    log.meta = meta
+    stranded = store.append_batch([ev(ms=3, content="six"), ev(ms=4, content="seven")])
+    assert [a.stored.seq for a in stranded] == [6, 7]
+    own = store.node_id
+    assert store.version == {own: 2}
+    store.close()
+    with EventStore.open(tmp_path) as reopened:
+        assert reopened.version == {own: 4}
+        held = reopened.origin_after(own, 0)
+        assert [s.event.id for s in held[2:]] == [a.stored.event.id for a in stranded]
+        assert reopened.id_at(own, 6) is None and reopened.id_at(own, 7) is None
+        assert reopened.append(ev(ms=5, content="next")).stored.seq == 5
+        assert reopened.version == {own: 5}

@@ -24,6 +24,8 @@ from sync.peer.machine import PeerSync
 from sync.peer.messages import (
     BATCH_BYTES_MAX,
     BATCH_EVENTS_MAX,
+    ORIGINS_MAX,
+    ORIGINS_RESERVED,
     About,
     Events,
     Hello,
@@ -276,14 +278,6 @@ def test_our_own_events_come_back_into_their_slots(open_store: OpenStore, ev: Ev
     assert a.append(ev(ms=79, content="next")).stored.seq == 4  # numbering carries on after
 
 
-def test_a_restored_node_never_reissues_numbers_its_peers_hold(
-        open_store: OpenStore, ev: Ev) -> None:
-    a = filled(open_store("a"), ev, 2)
-    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
-    machine.receive(encode(Hello("b-node", {a.node_id: 7})), 0.0)
-    assert a.append(ev(ms=80, content="new")).stored.seq == 8
-
-
 def test_an_event_sent_for_a_slot_holding_another_is_kept(
         open_store: OpenStore, ev: Ev) -> None:
     a = open_store("a")
@@ -408,31 +402,125 @@ def test_docstring_examples(module: object) -> None:
     assert result.failed == 0
 
 
-def test_a_conflicting_event_beyond_a_gap_does_not_orphan_the_slot(
-        open_store: OpenStore, ev: Ev) -> None:
+def test_a_claim_on_our_numbers_does_not_stop_our_events(open_store: OpenStore, ev: Ev,
+                                                        mesh: type) -> None:
+    """A peer says it holds a number of ours we never wrote: our numbering goes on
+    unmoved, and our next events reach our other peers."""
+    a, c = filled(open_store("a"), ev, 2), open_store("c")
+    liar = PeerSync(a, "m", now=0.0, rng=random.Random(0))
+    liar.receive(encode(Hello("m-node", {a.node_id: 3})), 0.0)
+    assert a.append(ev(ms=80, content="new")).stored.seq == 3
+    assert a.version == {a.node_id: 3}
+    net = mesh([a, c])
+    net.start()
+    net.settle()
+    assert c.version == {a.node_id: 3} and c.head == 3
+    assert net.machines[0, 1].status()["events_peer_lacks"] == 0
+
+
+def test_an_event_of_ours_ahead_of_us_is_not_taken(open_store: OpenStore, ev: Ev,
+                                                  mesh: type) -> None:
+    """A valid event sent in our own origin a few numbers ahead is skipped, so it takes
+    no number of ours and our next events still flow."""
+    a, c = filled(open_store("a"), ev, 2), open_store("c")
+    liar = PeerSync(a, "m", now=0.0, rng=random.Random(0))
+    ahead = ev(ms=77, content="ahead")
+    out = liar.receive(encode(Events((Item(a.node_id, 5, ahead),))), 0.0)
+    assert parse(out[0]) == messages.Ack({a.node_id: 2})
+    assert not a.holds(ahead.id) and liar.counters.events_skipped == 1
+    assert a.append(ev(ms=80, content="new")).stored.seq == 3
+    net = mesh([a, c])
+    net.start()
+    net.settle()
+    assert c.version == {a.node_id: 3} and c.head == 3
+
+
+def test_an_event_beyond_a_gap_waits_for_the_gap(open_store: OpenStore, ev: Ev) -> None:
+    """Events are stored only without a gap in their origin, so every event a node holds
+    lies within its version and is forwarded to its peers."""
     b = open_store("b")
     machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
     x, y, z = ev(ms=1, content="x"), ev(ms=2, content="y"), ev(ms=3, content="z")
-    machine.receive(encode(Events((Item("c", 2, x),))), 0.0)  # early: 1 is missing
-    machine.receive(encode(Events((Item("c", 2, y),))), 0.0)  # the slot is taken
-    machine.receive(encode(Events((Item("c", 1, z),))), 0.0)
-    assert b.id_at("c", 2) == x.id and b.id_at("c", 1) == z.id
-    # y is kept, and both conflicting events are numbered again by b, so each travels to
-    # the nodes that hold the other one in slot (c, 2).
-    assert (b.id_at(b.node_id, 1), b.id_at(b.node_id, 2)) == (y.id, x.id)
-    assert b.version == {"c": 2, b.node_id: 2}
+    machine.receive(encode(Events((Item("c", 1, x), Item("c", 3, z)))), 0.0)  # 2 missing
+    assert b.holds(x.id) and not b.holds(z.id) and b.version == {"c": 1}
+    machine.receive(encode(Events((Item("c", 2, y), Item("c", 3, z)))), 0.0)
+    assert b.version == {"c": 3}
     relayed = {stored.event.id for origin in b.version for stored in b.origin_after(origin, 0)}
     assert relayed == {x.id, y.id, z.id}
 
 
-def test_new_events_of_a_restored_node_do_not_claim_its_lost_ones(
-        open_store: OpenStore, ev: Ev) -> None:
-    a = filled(open_store("a"), ev, 2)
-    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0))
-    machine.receive(encode(Hello("b-node", {a.node_id: 7})), 0.0)  # 3-7 are elsewhere
-    new = a.append(ev(ms=81, content="new")).stored
-    assert new.seq == 8 and a.id_at(a.node_id, 8) == new.event.id
-    assert a.version[a.node_id] == 2  # 3-7 are not held: peers must still send them
+def test_a_restored_node_that_writes_first_still_converges(open_store: OpenStore, ev: Ev,
+                                                          mesh: type) -> None:
+    """A node restored from a backup writes before its peer gave back the events of its
+    own it lost: both reach every node (conflicting slots are numbered again)."""
+    a, b = filled(open_store("a"), ev, 2), open_store("b")
+    lost = [ev(ms=50 + n, content=f"lost {n}") for n in range(3)]
+    b.ingest([(event, a.node_id, 3 + n) for n, event in enumerate(lost)])
+    b.ingest([(stored.event, a.node_id, stored.seq) for stored in a.origin_after(a.node_id, 0)])
+    a.append(ev(ms=90, content="after the restore"))  # takes number 3, held as lost 0 on b
+    net = mesh([a, b])
+    net.start()
+    net.converge()
+    net.assert_converged()
+    assert a.head == b.head == 6
+
+
+def flood(machine: PeerSync, ev: Ev, origins: int) -> None:
+    """Events of ``origins`` made-up origins, one each, in full batches."""
+    items = [Item(f"made-up-{n}", 1, ev(ms=1 + n, content=f"junk {n}")) for n in range(origins)]
+    for start in range(0, origins, BATCH_EVENTS_MAX):
+        machine.receive(encode(Events(tuple(items[start:start + BATCH_EVENTS_MAX]))), 0.0)
+
+
+def test_made_up_origins_cannot_shut_out_a_later_node(open_store: OpenStore, ev: Ev,
+                                                      mesh: type) -> None:
+    """A peer floods a node with events of made-up origins: the table stops taking them
+    short of full, and a node joining afterwards still syncs both ways."""
+    v = filled(open_store("v"), ev, 2, tag="v")
+    config = SyncConfig(origins_new_max=ORIGINS_MAX)  # the table alone, not the quota
+    attacker = PeerSync(v, "m", now=0.0, rng=random.Random(0), config=config)
+    attacker.receive(encode(Hello("m-node", {})), 0.0)
+    free = ORIGINS_MAX - ORIGINS_RESERVED
+    flood(attacker, ev, ORIGINS_MAX - 1)  # enough to fill the whole table
+    assert len(v.version) == free  # v's own origin and free - 1 made-up ones
+    assert attacker.counters.origins_refused == ORIGINS_RESERVED
+    late = filled(open_store("late"), ev, 3, tag="late")
+    net = mesh([v, late], config=config)
+    net.start()
+    net.converge()
+    assert v.version[late.node_id] == 3 and late.version[v.node_id] == 2
+    assert all(m.counters.faults == 0 for m in net.machines.values())
+    # The later node took what its table's free part holds; v, knowing that, stops
+    # sending it the rest (after at most one batch sent in vain).
+    assert len(late.version) == free and net.machines[0, 1].counters.resends <= 1
+
+
+def test_one_link_brings_at_most_its_quota_of_new_origins(open_store: OpenStore, ev: Ev,
+                                                         mesh: type) -> None:
+    config = SyncConfig(origins_new_max=10, origins_new_interval_s=60.0)
+    v = open_store("v")
+    attacker = PeerSync(v, "m", now=0.0, rng=random.Random(0), config=config)
+    flood(attacker, ev, 30)
+    assert len(v.version) == 10 and attacker.counters.origins_refused == 20
+    flood(attacker, ev, 30)  # the same again, in the same window: nothing more
+    assert len(v.version) == 10
+    # An honest node joining a cluster of more origins than the quota gets them all,
+    # a quota per window, without batches sent in vain (the sender keeps the quota too).
+    hub = open_store("hub")
+    hub.ingest([(ev(ms=n + 1, content=f"o{n}"), f"origin-{n}", 1) for n in range(25)])
+    late = filled(open_store("late"), ev, 2, tag="late")
+    net = mesh([hub, late], config=config)
+    net.start()
+    net.settle()
+    assert len(late.version) == 1 + 10 and hub.version[late.node_id] == 2
+    net.tick(60.0)
+    net.settle()
+    assert len(late.version) == 1 + 20
+    net.tick(60.0)
+    net.converge()
+    net.assert_converged()
+    assert all(m.counters.resends == 0 and m.counters.origins_refused == 0
+               for m in net.machines.values())
 
 
 # -- versions and kinds of newer nodes ------------------------------------------------------
@@ -500,10 +588,13 @@ def test_a_far_future_event_is_left_out_and_does_not_win_state(
     machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
     forever = ev("session_ended", ms=crdt.clock.MS_MAX)  # 9999-12-31: would win for good
     after = ev(ms=wall_ms, content="the rest of the batch")
-    out = machine.receive(encode(Events((Item("p", 1, forever), Item("p", 2, after)))), 0.0)
-    # The link lives on, the rest of the batch is stored; the ack says p:1 is missing.
+    later = ev(ms=wall_ms, content="behind it in its origin")
+    out = machine.receive(encode(Events((Item("p", 1, forever), Item("p", 2, later),
+                                         Item("q", 1, after)))), 0.0)
+    # The link lives on, the rest of the batch is stored; the ack says p:1 is missing,
+    # and p:2 waits behind that gap (an origin never has a gap here).
     assert parse(out[0]) == messages.Ack(b.version) and b.version.get("p", 0) == 0
-    assert b.holds(after.id) and not b.holds(forever.id)
+    assert b.holds(after.id) and not b.holds(forever.id) and not b.holds(later.id)
     assert b.get_projection("s1").to_json()["state"] == "active"
     status = machine.status()
     assert status["events_ahead"] == 1 and status["faults"] == 0
@@ -530,3 +621,18 @@ def test_an_event_from_a_clock_slightly_ahead_arrives_once_ours_caught_up(
     net.converge()
     net.assert_converged()
     assert b.get_projection("s1").to_json()["state"] == "ended"
+
+
+def test_a_hello_below_the_checkpoint_resends_at_once(open_store: OpenStore, ev: Ev,
+                                                     mesh: type) -> None:
+    """A peer restored from a backup: batches sent from the saved checkpoint are beyond
+    what it holds; its hello resets them instead of waiting for the ack timeout."""
+    a, b = filled(open_store("a"), ev, 300), open_store("b")
+    machine = PeerSync(a, "b", now=0.0, rng=random.Random(0),
+                       checkpoint={a.node_id: 200})
+    assert kinds(machine.start(0.0)) == ["hello", "events"]  # 201-300, from the checkpoint
+    out = machine.receive(encode(Hello(b.node_id, {a.node_id: 100})), 0.1)
+    batches = [parse(data) for data in out]
+    assert batches and all(isinstance(batch, Events) for batch in batches)
+    assert batches[0].items[0].seq == 101  # type: ignore[union-attr]
+    assert machine.counters.resends == 0

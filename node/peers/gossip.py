@@ -433,6 +433,8 @@ class Gossip:
                 "events_received": machine["events_received"],
                 "faults": machine["faults"],
                 "events_ahead": machine["events_ahead"],
+                "events_skipped": machine["events_skipped"],
+                "origins_refused": machine["origins_refused"],
                 "software": machine["peer_software"], "schema": machine["peer_schema"],
                 "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
                 if runner.state == "backoff" else None,

@@ -64,7 +64,10 @@ class JsClient:
     def _pump(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.reports.put(json.loads(line))
+            try:
+                self.reports.put(json.loads(line))
+            except ValueError:  # a library printing to stdout: kept, never fatal
+                self.reports.put({"stdout": line.rstrip("\n")})
         self.reports.put(None)
 
     def wait(self, matches: Callable[[Report], bool],

@@ -232,8 +232,11 @@ def header_case(rng: random.Random, t: Target) -> Case:
     path = rng.choice(GUARDED)
     choice = rng.randrange(10)
     if choice <= 3:
-        return HttpCase("bad credential", request(
-            "GET", path, [(b"Authorization", bad_credential(rng, t))], host=t.host))
+        credential = shown = bad_credential(rng, t)
+        for secret in (t.token, t.secret, t.automerge_ro):  # not printed in the report
+            shown = shown.replace(secret.encode(), b"<secret>")
+        return HttpCase(f"bad credential {shown[:24]!r} on {path}", request(
+            "GET", path, [(b"Authorization", credential)], host=t.host))
     if choice == 4:
         token = rng.choice(["%ff", "%ff%fe", "%00", "%C3%28", "%" + "e9" * 3, "%u00e9"])
         return HttpCase("bad query token", request("GET", f"/automerge?token={token}",

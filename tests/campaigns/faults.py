@@ -95,6 +95,7 @@ class Run:
     acknowledged: dict[str, str] = field(default_factory=dict)
     faults: Counter[str] = field(default_factory=Counter)
     failed_appends: int = 0
+    failed_restarts: int = 0
     busy_nodes: set[int] = field(default_factory=set)
     busy_links: set[str] = field(default_factory=set)
     stop_times_s: list[float] = field(default_factory=list)
@@ -204,7 +205,11 @@ async def kill(run: Run, sig: int) -> None:
             run.faults["SIGKILL + restart"] += 1
         await asyncio.sleep(run.rng.uniform(*DOWN_S))
         new_skew(run, node)
-        await asyncio.to_thread(node.start)
+        try:
+            await asyncio.to_thread(node.start)
+        except (RuntimeError, TimeoutError) as error:
+            run.failed_restarts += 1  # the heal tries again; the table reports it
+            print(f"{node.name} did not restart: {error}", file=sys.stderr)
     finally:
         run.busy_nodes.discard(index)
 
@@ -313,8 +318,10 @@ def report(run: Run, args: argparse.Namespace, converged_s: float | None,
     for what, count in counts.items():
         rows.append((what, count, verdict(count == 0)))
     rows.append(("tracebacks in node logs", logged, verdict(logged == 0)))
+    rows.append(("restarts that failed", run.failed_restarts, verdict(not run.failed_restarts)))
     print_table("fault campaign", rows)
-    return converged_s is not None and logged == 0 and not any(counts.values())
+    return (converged_s is not None and logged == 0 and not run.failed_restarts
+            and not any(counts.values()))
 
 
 async def campaign(args: argparse.Namespace, tmp: Path) -> bool:

@@ -77,6 +77,8 @@ HEALTHZ_EVERY_S = 0.2
 HEALTHZ_TIMEOUT_S = 5.0
 #: Seconds the two nodes get to pass a fresh event each way after the run.
 REPLICATION_TIMEOUT_S = 30.0
+#: Seconds the node gets to answer /healthz again after the attack.
+SETTLE_TIMEOUT_S = 60.0
 #: Sizes of floods (connections or streams) and how long one is held.
 FLOOD_SIZES = (200, 600, 1100)
 FLOOD_HOLD_S = (3.0, 8.0)
@@ -391,6 +393,16 @@ def sessions_of(node: CampaignNode) -> set[str]:
             return keys
 
 
+def answers(node: CampaignNode) -> bool:
+    """The node answers /healthz again once the attack stops."""
+    try:
+        wait_until(lambda: node.get("/healthz", timeout_s=5.0), SETTLE_TIMEOUT_S,
+                   f"{node.name} answers /healthz")
+    except AssertionError:
+        return False
+    return True
+
+
 def replicates(writer: CampaignNode, reader: CampaignNode) -> bool:
     """A fresh event on ``writer`` reaches ``reader`` in time."""
     marker = f"marker {secrets.token_hex(4)}"
@@ -446,6 +458,7 @@ async def campaign(args: argparse.Namespace, tmp: Path) -> bool:
         await asyncio.sleep(1.0)  # let the last refused requests finish whatever they do
         alive = victim.running
         rss = peak_rss_mib(victim)
+        alive = alive and await asyncio.to_thread(answers, victim)
         head_after = int(victim.get("/healthz")["head"]) if alive else head_before
         sessions_after = await asyncio.to_thread(sessions_of, victim) if alive else set()
         both_ways = alive and await asyncio.to_thread(replicates, victim, partner) \
@@ -474,7 +487,8 @@ def report(args: argparse.Namespace, stats: Stats, table: Verdicts,
         table.add("answers: 5xx (not 503)", 0, True)
     for code, count in sorted(stats.ws_closes.items()):
         table.add(f"websocket closes: {code}", count, None if code != "1011" else False)
-    table.add("node still running", "yes" if seen["alive"] else "no", seen["alive"])
+    table.add("node running and answering afterwards", "yes" if seen["alive"] else "no",
+              seen["alive"])
     table.add("tracebacks in node logs", seen["tracebacks"], seen["tracebacks"] == 0)
     table.add("secrets in node logs", seen["secrets"], seen["secrets"] == 0)
     table.add("writes on refused requests (events)", seen["extra_events"],

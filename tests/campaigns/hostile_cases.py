@@ -107,7 +107,7 @@ def deep(depth: int, opener: str = "[", closer: str = "]") -> str:
 
 def wrong_event(rng: random.Random) -> Any:
     """An event with one field of a wrong type or shape."""
-    base = event(rng)
+    base: Any = event(rng)
     choice = rng.randrange(14)
     if choice == 0:
         base["agent_id"] = rng.choice([1, None, [], {}, True, 1.5, "", "a" * 100_000])

@@ -46,12 +46,14 @@ from tests.campaigns.common import (
     CampaignNode,
     faketime_lib,
     print_table,
+    secrets_in_logs,
     traceback_samples,
     tracebacks,
     verdict,
 )
 from tests.campaigns.proxy import BLACKHOLE, PASS, RESET, FaultProxy
 from tests.support.cluster import (
+    SECRET,
     all_events,
     automerge_content,
     event_batch,
@@ -318,9 +320,11 @@ def report(run: Run, args: argparse.Namespace, converged_s: float | None,
     for what, count in counts.items():
         rows.append((what, count, verdict(count == 0)))
     rows.append(("tracebacks in node logs", logged, verdict(logged == 0)))
+    leaked = secrets_in_logs(run.nodes, [SECRET])
+    rows.append(("cluster secret in node logs", leaked, verdict(leaked == 0)))
     rows.append(("restarts that failed", run.failed_restarts, verdict(not run.failed_restarts)))
     print_table("fault campaign", rows)
-    return (converged_s is not None and logged == 0 and not run.failed_restarts
+    return (converged_s is not None and logged == 0 == leaked and not run.failed_restarts
             and not any(counts.values()))
 
 

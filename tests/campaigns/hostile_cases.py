@@ -14,7 +14,7 @@ import random
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import cbor2
 
@@ -50,6 +50,32 @@ class HttpCase:
     raw: bytes
     #: A POST that may store events: the answer's events are counted as accepted writes.
     writes: bool = False
+
+    def session_key(self) -> str | None:
+        """The session a POST names in its path (None if the path is not an append's)."""
+        parts = self.raw.split(b" ", 2)
+        path = parts[1].decode(errors="replace") if len(parts) > 2 else ""
+        if not (path.startswith("/v1/sessions/") and path.endswith("/events")):
+            return None
+        return unquote(path.removeprefix("/v1/sessions/").removesuffix("/events"))
+
+    def events_max(self) -> int:
+        """How many events this request could store at most, were it accepted: what its
+        body holds, once decoded (a request left unanswered may have been stored)."""
+        if not self.writes:
+            return 0
+        head, _, body = self.raw.partition(b"\r\n\r\n")
+        if b"chunked" in head.lower():
+            return 1
+        try:
+            if b"content-encoding: gzip" in head.lower() or b"x-gzip" in head.lower():
+                body = gzip.decompress(body)
+            elif b"content-encoding: deflate" in head.lower():
+                body = zlib.decompress(body)
+            value = json.loads(body)
+        except (ValueError, OSError, EOFError, zlib.error, RecursionError):
+            return 0
+        return len(value) if isinstance(value, list) else 1
 
 
 @dataclass

@@ -29,9 +29,15 @@ class CampaignNode(NodeProcess):
     can change it (a clock corrected, or set wrong)."""
 
     skew_s: float = 0.0
+    #: With a number, the node's address space is capped there (``prlimit --as``): a
+    #: node that would exhaust the machine's memory fails alone, and visibly.
+    memory_max_mib: int | None = None
 
     def command(self) -> list[str]:
         args = super().command()
+        prlimit = shutil.which("prlimit")
+        if self.memory_max_mib is not None and prlimit is not None:
+            args = [prlimit, f"--as={self.memory_max_mib * 1024 * 1024}", "--", *args]
         lib = faketime_lib()
         if self.skew_s == 0 or lib is None:
             return args

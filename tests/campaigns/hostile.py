@@ -366,7 +366,8 @@ class SecretNode(CampaignNode):
         return args
 
 
-def start_nodes(tmp: Path, credentials: dict[str, str]) -> tuple[SecretNode, CampaignNode]:
+def start_nodes(tmp: Path, credentials: dict[str, str],
+                memory_max_mib: int) -> tuple[SecretNode, CampaignNode]:
     config = tmp / "victim.toml"
     config.write_text(f'token = "{credentials["token"]}"\n'
                       f'cluster_secret = "{credentials["secret"]}"\n')
@@ -377,6 +378,7 @@ def start_nodes(tmp: Path, credentials: dict[str, str]) -> tuple[SecretNode, Cam
     victim = SecretNode(tmp, name="victim", token=credentials["token"],
                         extra_args=["--config", str(config), "--automerge-tokens", str(tokens),
                                     "--pull-interval", "0.5"])
+    victim.memory_max_mib = memory_max_mib
     victim.start()
     partner_config = tmp / "partner.toml"
     partner_config.write_text(f'cluster_secret = "{credentials["secret"]}"\n')
@@ -451,7 +453,8 @@ class Verdicts:
 async def campaign(args: argparse.Namespace, tmp: Path) -> bool:
     credentials = {"token": secrets.token_hex(24), "secret": secrets.token_hex(24),
                    "rw": secrets.token_hex(24), "ro": secrets.token_hex(24)}
-    victim, partner = await asyncio.to_thread(start_nodes, tmp, credentials)
+    victim, partner = await asyncio.to_thread(start_nodes, tmp, credentials,
+                                              args.node_memory_max_mib)
     try:
         progress("nodes started; writing the seed data")
         keys, _ = await asyncio.to_thread(seed_data, victim, args.big_events)
@@ -551,6 +554,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big-events", type=int, default=40,
                         help="large events written first, for the large-read flood")
     parser.add_argument("--rss-max-mib", type=float, default=1024.0)
+    parser.add_argument("--node-memory-max-mib", type=int, default=4096,
+                        help="address space the node may use (prlimit --as), so that "
+                             "a node without bounds fails alone, not the machine")
     parser.add_argument("--healthz-p99-max-s", type=float, default=2.0)
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args(argv)

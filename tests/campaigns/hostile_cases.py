@@ -378,7 +378,11 @@ def odd_version(rng: random.Random, t: Target) -> Any:
 
 
 def peer_frame(rng: random.Random, t: Target) -> tuple[str, bytes | str]:
-    choice = rng.randrange(10)
+    choice = rng.randrange(11)
+    if choice == 10:  # claims numbers of the node's own origin it never wrote
+        return "hello, the node's own origin ahead", cbor2.dumps({
+            "type": "hello", "protocol": 1, "node": "hostile",
+            "version": {t.node_id: t.head + rng.randint(1, 1000)}})
     if choice == 0:
         return "random bytes", rng.randbytes(rng.randint(1, 2048))
     if choice == 1:

@@ -15,7 +15,7 @@ acknowledged. Faults, at random times from a seeded generator, at most
 - SIGKILL, then a restart on the same data (with a new clock skew, when libfaketime is
   installed: ``apt-get install faketime``; without it skew is skipped and the table says so);
 - SIGSTOP for a few seconds, then SIGCONT;
-- SIGTERM and a restart (the stop time is reported).
+- SIGTERM and a restart (the stop must take at most ``--stop-max-s``).
 
 After ``--seconds``, every link passes, every node runs, and the campaign measures how
 long the nodes take to hold the same events, then checks them. Exit status 1 when a
@@ -98,6 +98,7 @@ class Run:
     faults: Counter[str] = field(default_factory=Counter)
     failed_appends: int = 0
     failed_restarts: int = 0
+    forced_stops: int = 0
     busy_nodes: set[int] = field(default_factory=set)
     busy_links: set[str] = field(default_factory=set)
     stop_times_s: list[float] = field(default_factory=list)
@@ -199,9 +200,10 @@ async def kill(run: Run, sig: int) -> None:
     node = run.nodes[index]
     try:
         started = time.monotonic()
-        await asyncio.to_thread(node.kill, sig)
+        code = await asyncio.to_thread(node.kill, sig)
         if sig == signal.SIGTERM:
             run.stop_times_s.append(time.monotonic() - started)
+            run.forced_stops += code == -signal.SIGKILL  # outlived the harness's timeout
             run.faults["SIGTERM + restart"] += 1
         else:
             run.faults["SIGKILL + restart"] += 1
@@ -312,8 +314,11 @@ def report(run: Run, args: argparse.Namespace, converged_s: float | None,
     for fault in (*FAULTS, "clock skew change"):
         name = fault + (skew if fault == "clock skew change" else "")
         rows.append((f"faults: {name}", run.faults[fault], ""))
-    if run.stop_times_s:
-        rows.append(("graceful stop, max s", f"{max(run.stop_times_s):.1f}", ""))
+    stop_s = max(run.stop_times_s, default=0.0)
+    rows.append((f"graceful stop, max s (bound {args.stop_max_s:g})", f"{stop_s:.1f}",
+                 verdict(stop_s <= args.stop_max_s)))
+    rows.append(("graceful stops killed after 10 s", run.forced_stops,
+                 verdict(not run.forced_stops)))
     rows.append(("convergence after heal, s",
                  "not reached" if converged_s is None else f"{converged_s:.1f}",
                  verdict(converged_s is not None)))
@@ -325,6 +330,7 @@ def report(run: Run, args: argparse.Namespace, converged_s: float | None,
     rows.append(("restarts that failed", run.failed_restarts, verdict(not run.failed_restarts)))
     print_table("fault campaign", rows)
     return (converged_s is not None and logged == 0 == leaked and not run.failed_restarts
+            and not run.forced_stops and stop_s <= args.stop_max_s
             and not any(counts.values()))
 
 
@@ -374,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrent-faults", type=int, default=2)
     parser.add_argument("--seed", type=int, default=None,
                         help="of every random choice (default: a new one, printed)")
+    parser.add_argument("--stop-max-s", type=float, default=5.0,
+                        help="longest a SIGTERM may take to stop a node, whatever its "
+                             "peers do")
     parser.add_argument("--no-skew", action="store_true", help="leave every clock right")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args(argv)

@@ -137,6 +137,7 @@ async def exchange(port: int, raw: bytes, source: str = "127.0.0.1",
     """Send ``raw`` on a new connection, read the answer until the node closes it; its
     status (None: no status line) and body."""
     writer = None
+    answer = bytearray()
     try:
         async with asyncio.timeout(timeout_s):
             reader, writer = await asyncio.open_connection("127.0.0.1", port,
@@ -144,7 +145,6 @@ async def exchange(port: int, raw: bytes, source: str = "127.0.0.1",
             writer.write(raw)
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
-            answer = b""
             while len(answer) < ANSWER_BYTES_MAX:
                 try:
                     chunk = await reader.read(1024 * 1024)
@@ -154,11 +154,12 @@ async def exchange(port: int, raw: bytes, source: str = "127.0.0.1",
                     break
                 answer += chunk
     except (TimeoutError, OSError):
-        answer = b""
+        pass  # what came before the timeout or the reset is the answer
     finally:
         if writer is not None:
             writer.close()
-    return parse_status(answer), answer.partition(b"\r\n\r\n")[2]
+    raw = bytes(answer)
+    return parse_status(raw), raw.partition(b"\r\n\r\n")[2]
 
 
 def parse_status(answer: bytes) -> int | None:

@@ -1,0 +1,577 @@
+"""The hostile-input campaign: generated hostile input against a real node for a bounded
+time, then the checks that it held.
+
+    python -m tests.campaigns.hostile --seconds 180 --seed 7
+
+The target node has a client token, a cluster secret and two Automerge tokens (one
+read-only), all given in files so that none is on its command line; a second node
+replicates with it. Workers send single cases, drawn by a seeded generator
+(``tests.campaigns.hostile_cases``): HTTP bodies, headers and request lines, content
+encodings, peer frames on ``/peer/v1/ws`` (with the secret) and Automerge frames. A
+flood task meanwhile opens idle connections, SSE streams and large reads with stalled
+readers, from other loopback addresses (127.0.0.x), one flood at a time; a sampler asks
+``/healthz`` every ``HEALTHZ_EVERY_S`` from 127.0.0.1.
+
+Checks (exit status 1 if any fails): no 5xx answer other than 503 (overload, counted
+apart) and no websocket closed with 1011; no traceback in either node's log; no secret in
+either log; no write by a refused request (the node's head grew by exactly the events
+of the accepted ones); the node's peak RSS and the ``/healthz`` p99 within bounds; the
+node still running; and the two nodes still replicate both ways afterwards.
+
+A failing case is printed with its worker and number: ``--seed S --only CATEGORY``
+replays the same sequence of cases.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from node.config import Limits
+from tests.campaigns.common import (
+    CampaignNode,
+    peak_rss_mib,
+    percentile,
+    print_table,
+    secrets_in_logs,
+    traceback_samples,
+    tracebacks,
+    verdict,
+)
+from tests.campaigns.hostile_cases import (
+    GENERATORS,
+    Case,
+    HttpCase,
+    Target,
+    WsCase,
+    bearer,
+    make_bomb,
+    request,
+)
+from tests.support.automerge import text_id
+from tests.support.cluster import append, message, serve_args, wait_until
+
+#: Seconds a single case may take before it counts as unanswered.
+CASE_TIMEOUT_S = 15.0
+#: Most answer bytes read (the rest is dropped with the connection).
+ANSWER_BYTES_MAX = 64 * 1024 * 1024
+#: Seconds to wait, after the last frame, for the node to close a hostile websocket.
+WS_WAIT_S = 1.5
+#: Seconds between /healthz samples, and how long one may take before it counts as
+#: unanswered (its latency is then this timeout).
+HEALTHZ_EVERY_S = 0.2
+HEALTHZ_TIMEOUT_S = 5.0
+#: Seconds the two nodes get to pass a fresh event each way after the run.
+REPLICATION_TIMEOUT_S = 30.0
+#: Seconds the node gets to answer /healthz again after the attack.
+SETTLE_TIMEOUT_S = 60.0
+#: Sizes of floods (connections or streams) and how long one is held.
+FLOOD_SIZES = (200, 600, 1100)
+FLOOD_HOLD_S = (3.0, 8.0)
+FLOOD_PAUSE_S = (1.0, 4.0)
+#: Events of about 120 kB of control characters each (escaped six-fold in JSON), read a
+#: page at a time by the large-read flood.
+BIG_EVENT_CHARS = 120_000
+BIG_EVENTS_PER_REQUEST = 4
+
+
+@dataclass
+class Stats:
+    requests: Counter[str] = field(default_factory=Counter)
+    answers: Counter[str] = field(default_factory=Counter)
+    ws_closes: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    accepted_events: int = 0
+    #: Events that appends left unanswered (timed out, dropped) could have stored.
+    unanswered_events_max: int = 0
+    accepted_keys: set[str] = field(default_factory=set)
+    healthz_s: list[float] = field(default_factory=list)
+    healthz_unanswered: int = 0
+
+    def unanswered(self, case: HttpCase) -> None:
+        """An append left unanswered may have been stored: what it could have written."""
+        if case.writes:
+            self.unanswered_events_max += case.events_max()
+            key = case.session_key()
+            if key is not None:
+                self.accepted_keys.add(key)
+
+    def answer(self, status: int | None, category: str, what: str) -> None:
+        kind = status_class(status)
+        self.answers[kind] += 1
+        if kind == "5xx (not 503)":
+            self.failures.append(f"{category}: {what} -> {status}")
+
+
+def status_class(status: int | None) -> str:
+    if status is None:
+        return "no answer (closed or timed out)"
+    if status == 101:
+        return "101 upgraded"
+    if status == 503:
+        return "503 refused (overload)"
+    if status >= 500:
+        return "5xx (not 503)"
+    return f"{status // 100}xx"
+
+
+# -- raw HTTP ------------------------------------------------------------------------------
+
+
+async def exchange(port: int, raw: bytes, source: str = "127.0.0.1",
+                   timeout_s: float = CASE_TIMEOUT_S) -> tuple[int | None, bytes]:
+    """Send ``raw`` on a new connection, read the answer until the node closes it; its
+    status (None: no status line) and body."""
+    writer = None
+    answer = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                           local_addr=(source, 0))
+            writer.write(raw)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            while len(answer) < ANSWER_BYTES_MAX:
+                try:
+                    chunk = await reader.read(1024 * 1024)
+                except ConnectionError:
+                    break
+                if not chunk:
+                    break
+                answer += chunk
+    except (TimeoutError, OSError):
+        pass  # what came before the timeout or the reset is the answer
+    finally:
+        if writer is not None:
+            writer.close()
+    raw = bytes(answer)
+    return parse_status(raw), raw.partition(b"\r\n\r\n")[2]
+
+
+def parse_status(answer: bytes) -> int | None:
+    parts = answer.split(b"\r\n", 1)[0].split(b" ")
+    if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def stored_events(body: bytes) -> tuple[int, set[str]]:
+    """Events and sessions in an append's answer (plain or chunked)."""
+    with contextlib.suppress(ValueError):
+        answer = json.loads(body)
+        events = answer["events"]
+        return len(events), {event["session_key"] for event in events}
+    # Chunked: hex size lines between the pieces.
+    pieces, rest = [], body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line or b"0", 16)
+        if size == 0:
+            break
+        pieces.append(rest[:size])
+        rest = rest[size + 2:]
+    answer = json.loads(b"".join(pieces))
+    events = answer["events"]
+    return len(events), {event["session_key"] for event in events}
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class Attack:
+    node: CampaignNode
+    target: Target
+    stats: Stats
+    deadline: float
+    http: aiohttp.ClientSession
+
+
+async def run_http(attack: Attack, category: str, case: HttpCase, label: str) -> None:
+    status, body = await exchange(attack.node.port, case.raw)
+    attack.stats.answer(status, category, case.what + label)
+    if status is None:
+        attack.stats.unanswered(case)
+    if case.writes and status is not None and 200 <= status < 300:
+        try:
+            count, keys = stored_events(body)
+        except (ValueError, KeyError, TypeError):
+            attack.stats.failures.append(f"{category}: {case.what}{label}: 2xx answer not read")
+            return
+        attack.stats.accepted_events += count
+        attack.stats.accepted_keys |= keys
+
+
+async def run_ws(attack: Attack, category: str, case: WsCase, label: str) -> None:
+    url = attack.node.url + case.path
+    try:
+        ws = await attack.http.ws_connect(url, headers=case.headers, max_msg_size=0,
+                                          timeout=aiohttp.ClientWSTimeout(ws_close=2.0))
+    except aiohttp.WSServerHandshakeError as error:
+        attack.stats.answer(error.status, category, case.what + label)
+        return
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        attack.stats.answer(None, category, case.what + label)
+        return
+    attack.stats.answer(101, category, case.what + label)
+    async with ws:
+        for frame in case.frames:
+            if ws.closed:
+                break
+            with contextlib.suppress(ConnectionError, aiohttp.ClientError, RuntimeError):
+                if isinstance(frame, str):
+                    await ws.send_str(frame)
+                else:
+                    await ws.send_bytes(frame)
+        with contextlib.suppress(TimeoutError, aiohttp.ClientError, ConnectionError):
+            async with asyncio.timeout(WS_WAIT_S):
+                async for _ in ws:
+                    pass  # the node's answers; what counts is how it closes
+        code = ws.close_code
+    closed = "left open" if code is None else str(code)
+    attack.stats.ws_closes[closed] += 1
+    if code == 1011:
+        attack.stats.failures.append(f"{category}: {case.what}{label} -> websocket closed 1011")
+
+
+async def worker(attack: Attack, seed: int, number: int, only: str | None) -> None:
+    rng = random.Random(f"{seed}.w{number}")
+    names = [name for name in GENERATORS if only in (None, name)]
+    weights = [GENERATORS[name][1] for name in names]
+    case_number = 0
+    while time.monotonic() < attack.deadline:
+        category = rng.choices(names, weights)[0]
+        case: Case = GENERATORS[category][0](rng, attack.target)
+        case_number += 1
+        attack.stats.requests[category] += 1
+        label = f" (worker {number}, case {case_number})"
+        try:
+            async with asyncio.timeout(CASE_TIMEOUT_S):  # a websocket the node stopped reading
+                if isinstance(case, HttpCase):
+                    await run_http(attack, category, case, label)
+                else:
+                    await run_ws(attack, category, case, label)
+        except TimeoutError:
+            attack.stats.answer(None, category, case.what + label)
+            if isinstance(case, HttpCase):
+                attack.stats.unanswered(case)
+
+
+# -- floods --------------------------------------------------------------------------------
+
+
+async def open_many(port: int, source: str, count: int,
+                    first_bytes: bytes = b"") -> list[asyncio.StreamWriter]:
+    """``count`` connections from ``source``, each sent ``first_bytes``; those that open."""
+    async def one() -> asyncio.StreamWriter | None:
+        try:
+            async with asyncio.timeout(CASE_TIMEOUT_S):
+                _, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                          local_addr=(source, 0))
+                if first_bytes:
+                    writer.write(first_bytes)
+                    await writer.drain()
+                return writer
+        except (OSError, TimeoutError):
+            return None
+    opened = await asyncio.gather(*(one() for _ in range(count)))
+    return [writer for writer in opened if writer is not None]
+
+
+async def idle_flood(attack: Attack, rng: random.Random) -> None:
+    count = rng.choice(FLOOD_SIZES)
+    source = f"127.0.0.{rng.randint(2, 250)}"
+    partial = rng.choice([b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"])
+    name = "flood: idle connections" if not partial else "flood: unfinished headers"
+    attack.stats.requests[name] += count
+    writers = await open_many(attack.node.port, source, count, partial)
+    await asyncio.sleep(rng.uniform(*FLOOD_HOLD_S))
+    for writer in writers:
+        writer.close()
+
+
+async def stream_flood(attack: Attack, rng: random.Random) -> None:
+    """SSE streams that are opened, answered, and then never read."""
+    count = rng.choice(FLOOD_SIZES)
+    source = f"127.0.0.{rng.randint(2, 250)}"
+    raw = request("GET", "/v1/events?after=0", [bearer(attack.target.token),
+                                                  (b"Accept", b"text/event-stream")],
+                  host=attack.target.host).replace(b"Connection: close\r\n", b"")
+    attack.stats.requests["flood: SSE streams"] += count
+    writers = await open_many(attack.node.port, source, count, raw)
+    await asyncio.sleep(rng.uniform(*FLOOD_HOLD_S))
+    for writer in writers:
+        writer.close()
+
+
+async def read_flood(attack: Attack, rng: random.Random) -> None:
+    """Pages of large events: some read whole, some requested and never read."""
+    raw = request("GET", "/v1/events?after=0&limit=1000", [bearer(attack.target.token)],
+                  host=attack.target.host)
+    stalled = rng.randint(1, 3)
+    attack.stats.requests["flood: large reads"] += stalled + 1
+    writers = await open_many(attack.node.port, f"127.0.0.{rng.randint(2, 250)}", stalled, raw)
+    status, _ = await exchange(attack.node.port, raw, timeout_s=CASE_TIMEOUT_S * 2)
+    attack.stats.answer(status, "flood: large reads", "page of large events")
+    await asyncio.sleep(rng.uniform(*FLOOD_HOLD_S))
+    for writer in writers:
+        writer.close()
+
+
+async def floods(attack: Attack, seed: int) -> None:
+    rng = random.Random(f"{seed}.floods")
+    kinds = [idle_flood, stream_flood, read_flood]
+    while time.monotonic() < attack.deadline:
+        await asyncio.sleep(rng.uniform(*FLOOD_PAUSE_S))
+        if time.monotonic() < attack.deadline:
+            await rng.choice(kinds)(attack, rng)
+
+
+async def sample_healthz(attack: Attack) -> None:
+    raw = request("GET", "/healthz", host=attack.target.host)
+    while time.monotonic() < attack.deadline:
+        started = time.monotonic()
+        status, _ = await exchange(attack.node.port, raw, timeout_s=HEALTHZ_TIMEOUT_S)
+        attack.stats.healthz_s.append(time.monotonic() - started)
+        if status != 200:
+            attack.stats.healthz_unanswered += 1
+        await asyncio.sleep(HEALTHZ_EVERY_S)
+
+
+# -- set-up and checks ---------------------------------------------------------------------
+
+
+class SecretNode(CampaignNode):
+    """A node whose token comes from its config file, not its command line (the harness
+    writes the command line into the log, where no secret may be)."""
+
+    def command(self) -> list[str]:
+        args = super().command()
+        if "--token" in args:
+            at = args.index("--token")
+            del args[at:at + 2]
+        return args
+
+
+def start_nodes(tmp: Path, credentials: dict[str, str],
+                memory_max_mib: int) -> tuple[SecretNode, CampaignNode]:
+    config = tmp / "victim.toml"
+    config.write_text(f'token = "{credentials["token"]}"\n'
+                      f'cluster_secret = "{credentials["secret"]}"\n')
+    tokens = tmp / "automerge-tokens.json"
+    tokens.write_text(json.dumps({credentials["rw"]: {"sessions": ["*"]},
+                                  credentials["ro"]: {"sessions": ["seed:*"],
+                                                      "read_only": True}}))
+    victim = SecretNode(tmp, name="victim", token=credentials["token"],
+                        extra_args=["--config", str(config), "--automerge-tokens", str(tokens),
+                                    "--pull-interval", "0.5"])
+    victim.memory_max_mib = memory_max_mib
+    victim.start()
+    partner_config = tmp / "partner.toml"
+    partner_config.write_text(f'cluster_secret = "{credentials["secret"]}"\n')
+    partner = CampaignNode(tmp, name="partner", extra_args=[
+        "--config", str(partner_config), *serve_args([victim.url], secret=None)])
+    partner.start()
+    return victim, partner
+
+
+def seed_data(victim: SecretNode, big_events: int) -> tuple[list[str], int]:
+    """Sessions for the cases to name, and the large events of the large-read flood."""
+    keys = [f"seed:{n}" for n in range(4)]
+    count = 0
+    for key in keys:
+        count += len(append(victim, key, [message(f"{key} #{n}") for n in range(5)]))
+    rng = random.Random(0)
+    for start in range(0, big_events, BIG_EVENTS_PER_REQUEST):
+        batch = [message("".join(chr(rng.randint(1, 31)) for _ in range(BIG_EVENT_CHARS)))
+                 for _ in range(min(BIG_EVENTS_PER_REQUEST, big_events - start))]
+        count += len(append(victim, "big:0", batch))
+    return keys, count
+
+
+def sessions_of(node: CampaignNode) -> set[str]:
+    keys: set[str] = set()
+    after = 0
+    while True:
+        page = node.get(f"/v1/sessions?after={after}&limit=1000")
+        keys |= {ref["session_key"] for ref in page["sessions"]}
+        after = page["next"]
+        if not page["more"]:
+            return keys
+
+
+def answers(node: CampaignNode) -> bool:
+    """The node answers /healthz again once the attack stops."""
+    try:
+        wait_until(lambda: node.get("/healthz", timeout_s=5.0), SETTLE_TIMEOUT_S,
+                   f"{node.name} answers /healthz")
+    except AssertionError:
+        return False
+    return True
+
+
+def replicates(writer: CampaignNode, reader: CampaignNode) -> bool:
+    """A fresh event on ``writer`` reaches ``reader`` in time."""
+    marker = f"marker {secrets.token_hex(4)}"
+    stored = append(writer, "replication:check", [message(marker)])
+    wanted = stored[0]["id"]
+
+    def arrived() -> bool:
+        page = reader.get("/v1/sessions/replication%3Acheck/events?limit=1000")
+        return any(event["id"] == wanted for event in page["events"])
+
+    try:
+        wait_until(arrived, REPLICATION_TIMEOUT_S, f"{marker} on {reader.name}", poll_s=0.2)
+    except AssertionError:
+        return False
+    return True
+
+
+@dataclass
+class Verdicts:
+    rows: list[tuple[str, object, str]] = field(default_factory=list)
+    ok: bool = True
+
+    def add(self, what: str, figure: object, passed: bool | None = None) -> None:
+        self.rows.append((what, figure, "" if passed is None else verdict(passed)))
+        self.ok = self.ok and passed is not False
+
+
+async def campaign(args: argparse.Namespace, tmp: Path) -> bool:
+    credentials = {"token": secrets.token_hex(24), "secret": secrets.token_hex(24),
+                   "rw": secrets.token_hex(24), "ro": secrets.token_hex(24)}
+    victim, partner = await asyncio.to_thread(start_nodes, tmp, credentials,
+                                              args.node_memory_max_mib)
+    try:
+        progress("nodes started; writing the seed data")
+        keys, _ = await asyncio.to_thread(seed_data, victim, args.big_events)
+        head_before = int(victim.get("/healthz")["head"])
+        sessions_before = await asyncio.to_thread(sessions_of, victim)
+        target = Target(host=f"127.0.0.1:{victim.port}", token=credentials["token"],
+                        secret=credentials["secret"], automerge_rw=credentials["rw"],
+                        automerge_ro=credentials["ro"],
+                        node_id=victim.get("/v1/peers")["node_id"], head=head_before,
+                        session_keys=keys, document_ids=[text_id(key) for key in keys],
+                        body_bytes_max=Limits().body_bytes_max,
+                        bomb=await asyncio.to_thread(make_bomb))
+        stats = Stats()
+        progress(f"attacking for {args.seconds:g} s")
+        async with aiohttp.ClientSession() as http:
+            attack = Attack(victim, target, stats, time.monotonic() + args.seconds, http)
+            tasks = [worker(attack, args.seed, n, args.only) for n in range(args.workers)]
+            if args.only in (None, "floods"):
+                tasks.append(floods(attack, args.seed))
+            await asyncio.gather(*tasks, sample_healthz(attack))
+        progress("checking")
+        await asyncio.sleep(1.0)  # let the last refused requests finish whatever they do
+        alive = victim.running
+        rss = peak_rss_mib(victim)
+        alive = alive and await asyncio.to_thread(answers, victim)
+        head_after = int(victim.get("/healthz")["head"]) if alive else head_before
+        sessions_after = await asyncio.to_thread(sessions_of, victim) if alive else set()
+        both_ways = alive and await asyncio.to_thread(replicates, victim, partner) \
+            and await asyncio.to_thread(replicates, partner, victim)
+        return report(args, stats, Verdicts(), {
+            "alive": alive, "rss": rss, "both_ways": both_ways,
+            "extra_events": head_after - head_before - stats.accepted_events,
+            "extra_sessions": len(sessions_after - sessions_before - stats.accepted_keys),
+            "tracebacks": tracebacks([victim, partner]),
+            "secrets": secrets_in_logs([victim, partner], list(credentials.values())),
+            "samples": traceback_samples([victim, partner])})
+    finally:
+        partner.stop()
+        victim.stop()
+
+
+def report(args: argparse.Namespace, stats: Stats, table: Verdicts,
+           seen: dict[str, Any]) -> bool:
+    table.add("seconds / seed", f"{args.seconds:g} / {args.seed}")
+    for category, count in sorted(stats.requests.items()):
+        table.add(f"requests: {category}", count)
+    for kind, count in sorted(stats.answers.items()):
+        table.add(f"answers: {kind}", count,
+                  None if kind != "5xx (not 503)" else count == 0)
+    if "5xx (not 503)" not in stats.answers:
+        table.add("answers: 5xx (not 503)", 0, True)
+    for code, count in sorted(stats.ws_closes.items()):
+        table.add(f"websocket closes: {code}", count, None if code != "1011" else False)
+    table.add("node running and answering afterwards", "yes" if seen["alive"] else "no",
+              seen["alive"])
+    table.add("tracebacks in node logs", seen["tracebacks"], seen["tracebacks"] == 0)
+    table.add("secrets in node logs", seen["secrets"], seen["secrets"] == 0)
+    refused = max(0, seen["extra_events"] - stats.unanswered_events_max)
+    table.add("writes on refused requests (events)", refused, refused == 0)
+    table.add("events of unanswered appends (at most)",
+              f"{max(0, seen['extra_events'])} ({stats.unanswered_events_max})")
+    table.add("writes on refused requests (sessions)", seen["extra_sessions"],
+              seen["extra_sessions"] == 0)
+    table.add("events written by accepted requests", stats.accepted_events)
+    rss = seen["rss"]
+    table.add(f"peak RSS MiB (bound {args.rss_max_mib})",
+              "?" if rss is None else f"{rss:.0f}", rss is not None and rss <= args.rss_max_mib)
+    p99 = percentile(stats.healthz_s, 0.99)
+    table.add(f"/healthz p99 s (bound {args.healthz_p99_max_s:g})", f"{p99:.3f}",
+              p99 <= args.healthz_p99_max_s)
+    table.add("/healthz samples / unanswered",
+              f"{len(stats.healthz_s)} / {stats.healthz_unanswered}",
+              stats.healthz_unanswered == 0)
+    table.add("replication both ways after the run", "yes" if seen["both_ways"] else "no",
+              bool(seen["both_ways"]))
+    print_table("hostile-input campaign", table.rows)
+    for failure in stats.failures[:15]:
+        print(f"server error: {failure}")
+    for sample in seen["samples"]:
+        print(f"traceback: {sample}")
+    return table.ok and not stats.failures
+
+
+def progress(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {what}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.campaigns.hostile",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--seed", type=int, default=None,
+                        help="of every generated case (default: a new one, printed)")
+    parser.add_argument("--workers", type=int, default=4, help="concurrent single cases")
+    parser.add_argument("--only", choices=[*GENERATORS, "floods"], default=None,
+                        help="one category of cases (to replay a failure)")
+    parser.add_argument("--big-events", type=int, default=40,
+                        help="large events written first, for the large-read flood")
+    parser.add_argument("--rss-max-mib", type=float, default=1024.0)
+    parser.add_argument("--node-memory-max-mib", type=int, default=4096,
+                        help="address space the node may use (prlimit --as), so that "
+                             "a node without bounds fails alone, not the machine")
+    parser.add_argument("--healthz-p99-max-s", type=float, default=2.0)
+    parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    args = parser.parse_args(argv)
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1_000_000)
+    tmp = Path(tempfile.mkdtemp(prefix="clawsync-hostile-"))
+    print(f"hostile-input campaign: seed {args.seed}, folder {tmp}", flush=True)
+    ok = asyncio.run(campaign(args, tmp))
+    if ok and not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif not ok:
+        print(f"FAILED: logs kept in {tmp}; rerun with --seed {args.seed}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

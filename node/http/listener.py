@@ -136,10 +136,10 @@ class BoundedSite(web.BaseSite):
         oldest idle one if it is at its cap."""
         if self._by_address[address] < self._limits.connections_per_address_max:
             return True
-        unheard = self._unheard.get(address)
-        if not unheard:
+        silent = _first_silent(self._unheard.get(address, {}))
+        if silent is None:
             return False
-        next(iter(unheard)).drop()  # its slot frees when the loss is reported, soon
+        silent.drop()  # its slot frees when the loss is reported, soon
         return True
 
     async def _trade_for_waiting(self, loop: asyncio.AbstractEventLoop,
@@ -149,9 +149,10 @@ class BoundedSite(web.BaseSite):
         idle sockets from many addresses do not keep out one that asks."""
         while self._slots.locked():
             await _readable(loop, sock)
-            if not self._slots.locked() or not self._idle:
+            silent = _first_silent(self._idle)
+            if not self._slots.locked() or silent is None:
                 return  # a slot freed by itself, or there is nothing idle to trade
-            next(iter(self._idle)).drop()
+            silent.drop()
             return  # its slot frees a moment later; the caller waits for it
 
     async def _serve(self, loop: asyncio.AbstractEventLoop, conn: socket.socket,
@@ -207,6 +208,11 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
         await ready
     finally:
         loop.remove_reader(sock.fileno())
+
+
+def _first_silent(idle: dict[_Counted, None]) -> _Counted | None:
+    """The oldest of ``idle`` that has truly sent nothing yet."""
+    return next((conn for conn in idle if not conn.has_sent()), None)
 
 
 def _host_of(peer: Any) -> str:
@@ -303,6 +309,17 @@ class _Counted(asyncio.Protocol):
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
+
+    def has_sent(self) -> bool:
+        """True when the client's first bytes wait unread in the kernel: an accept burst
+        can run ahead of reading them, and such a client has asked, it is not idle."""
+        sock = self._transport.get_extra_info("socket") if self._transport else None
+        if sock is None:
+            return False
+        with contextlib.suppress(OSError), \
+                socket.fromfd(sock.fileno(), sock.family, sock.type) as peek:
+            return bool(peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        return False
 
     def drop(self) -> None:
         """Close the connection now, unanswered."""

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import os
+import random
 import shutil
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from tests.support.processes import NodeProcess
 
@@ -119,3 +124,19 @@ def print_table(title: str, rows: Sequence[tuple[str, object, str]]) -> None:
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "FAIL"
+
+
+def run(name: str, title: str, args: argparse.Namespace,
+        campaign: Callable[[argparse.Namespace, Path], Coroutine[Any, Any, bool]]) -> int:
+    """Run one campaign in a new folder with a printed seed; keep the folder on failure
+    (or with ``--keep``) and say how to replay it. The exit code: 0 when every check held."""
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1_000_000)
+    tmp = Path(tempfile.mkdtemp(prefix=f"clawsync-{name}-"))
+    print(f"{title}: seed {args.seed}, folder {tmp}", flush=True)
+    ok = asyncio.run(campaign(args, tmp))
+    if ok and not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    elif not ok:
+        print(f"FAILED: logs and data kept in {tmp}; rerun with --seed {args.seed}")
+    return 0 if ok else 1

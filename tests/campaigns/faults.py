@@ -28,10 +28,8 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +44,7 @@ from tests.campaigns.common import (
     CampaignNode,
     faketime_lib,
     print_table,
+    run,
     secrets_in_logs,
     traceback_samples,
     tracebacks,
@@ -389,18 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-skew", action="store_true", help="leave every clock right")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args(argv)
-    if args.seed is None:
-        args.seed = random.SystemRandom().randrange(1_000_000)
     if args.nodes < 2:
         parser.error("--nodes must be at least 2")
-    tmp = Path(tempfile.mkdtemp(prefix="clawsync-faults-"))
-    print(f"fault campaign: seed {args.seed}, folder {tmp}", flush=True)
-    ok = asyncio.run(campaign(args, tmp))
-    if ok and not args.keep:
-        shutil.rmtree(tmp, ignore_errors=True)
-    elif not ok:
-        print(f"FAILED: logs and data kept in {tmp}; rerun with --seed {args.seed}")
-    return 0 if ok else 1
+    return run("faults", "fault campaign", args, campaign)
 
 
 if __name__ == "__main__":

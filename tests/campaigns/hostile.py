@@ -30,9 +30,7 @@ import contextlib
 import json
 import random
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ from tests.campaigns.common import (
     peak_rss_mib,
     percentile,
     print_table,
+    run,
     secrets_in_logs,
     traceback_samples,
     tracebacks,
@@ -561,16 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--healthz-p99-max-s", type=float, default=2.0)
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args(argv)
-    if args.seed is None:
-        args.seed = random.SystemRandom().randrange(1_000_000)
-    tmp = Path(tempfile.mkdtemp(prefix="clawsync-hostile-"))
-    print(f"hostile-input campaign: seed {args.seed}, folder {tmp}", flush=True)
-    ok = asyncio.run(campaign(args, tmp))
-    if ok and not args.keep:
-        shutil.rmtree(tmp, ignore_errors=True)
-    elif not ok:
-        print(f"FAILED: logs kept in {tmp}; rerun with --seed {args.seed}")
-    return 0 if ok else 1
+    return run("hostile", "hostile-input campaign", args, campaign)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 batch, and read them back. The records are laid out in ``crdt.log.records``; they live
 in any ``crdt.storage`` backend.
 
-An event costs one ``add`` (which is also the duplicate check); the indexes are chunked
-so that a batch rewrites each chunk it touches once. A session's chunks close at
+A batch reads the records of its events in one ``get_many`` (the duplicate check) and
+writes everything it changed in one ``put_many``; the indexes are chunked so that a
+batch rewrites each chunk it touches once. A session's chunks close at
 ``CHUNK_ENTRIES_MAX`` entries or ``CHUNK_BYTES_MAX`` bytes, so an append rewrites one
 small chunk and reading a projection reads a few chunks instead of every event.
 """
@@ -52,6 +53,26 @@ class Batch:
         self.sessions: dict[str, Session] = {}
         self.tails: dict[str, list[list[Any]]] = {}
         self.indexes: dict[str, list[Any]] = {}  # chunked index records, by record key
+        #: Event records by id: as stored before the batch (None: absent), or added by it.
+        self.events: dict[bytes, bytes | None] = {}
+        self.writes: list[tuple[str, bytes]] = []  # written at ``flush``, in this order
+
+    def read_events(self, event_ids: Sequence[bytes]) -> None:
+        """Read the stored records of these events in one go (the duplicate check)."""
+        wanted = [event_id for event_id in dict.fromkeys(event_ids)
+                  if event_id not in self.events]
+        raws = self.tx.get_many([event_key(event_id) for event_id in wanted])
+        self.events.update(zip(wanted, raws, strict=True))
+
+    def event(self, event_id: bytes) -> bytes | None:
+        """The record of this event, stored or added by this batch; None if absent."""
+        if event_id not in self.events:
+            self.read_events([event_id])
+        return self.events[event_id]
+
+    def add_event(self, event_id: bytes, record: bytes) -> None:
+        self.events[event_id] = record
+        self.writes.append((event_key(event_id), record))
 
     def index(self, record_key: str) -> list[Any]:
         """A chunk of the position or origin index, read once per batch."""
@@ -73,7 +94,7 @@ class Batch:
             if raw is None:
                 self.meta.sessions += 1
                 found = Session(Header(session_key), self.meta.sessions)
-                self.tx.put(key("l", found.index), session_key.encode())
+                self.writes.append((key("l", found.index), session_key.encode()))
                 self.tails[session_key] = []
             else:
                 found = Session.from_record(raw)
@@ -88,7 +109,8 @@ class Batch:
             raw = self.tx.get(key("c", session_key, session.chunks - 1))
             tail = self.tails[session_key] = codec.decode_trusted(raw) if raw else []
         if len(tail) >= CHUNK_ENTRIES_MAX or session.tail_bytes >= CHUNK_BYTES_MAX:
-            self.tx.put(key("c", session_key, session.chunks - 1), codec.encode_fast(tail))
+            self.writes.append((key("c", session_key, session.chunks - 1),
+                                codec.encode_fast(tail)))
             session.chunks += 1
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
@@ -103,14 +125,19 @@ class Batch:
             session.tail_bytes += 64 + len(message.content)
 
     def flush(self) -> None:
+        """Write everything the batch changed, in one ``put_many``."""
+        writes = self.writes
         for session_key, session in self.sessions.items():
-            self.tx.put(key("h", session_key), session.to_record())
+            writes.append((key("h", session_key), session.to_record()))
             tail = self.tails.get(session_key)
             if tail is not None:
-                self.tx.put(key("c", session_key, session.chunks - 1), codec.encode_fast(tail))
+                writes.append((key("c", session_key, session.chunks - 1),
+                               codec.encode_fast(tail)))
         for record_key, chunk in self.indexes.items():
-            self.tx.put(record_key, codec.encode_fast(chunk))
-        self.tx.put(META, self.meta.to_record())
+            writes.append((record_key, codec.encode_fast(chunk)))
+        writes.append((META, self.meta.to_record()))
+        self.tx.put_many(writes)
+        self.writes = []
 
 
 class EventLog:
@@ -180,6 +207,7 @@ class EventLog:
         results = []
         with self.storage.transaction() as tx:
             batch = Batch(tx, meta)
+            batch.read_events([event.id for event, _, _ in events])
             for event, origin, seq in events:
                 results.append(self._append_one(batch, event, origin, seq))
             # The high mark, not ``last``: after a restart the clock must still know
@@ -198,12 +226,13 @@ class EventLog:
         assert origin is not None and seq is not None
         position = meta.next_position
         stored = StoredEvent(event, position, origin, seq)
-        # ``add`` writes only if the id is new: the store and the duplicate check in one.
-        if not batch.tx.add(event_key(event.id), stored.to_record()):
-            existing = self._stored(batch.tx.get(event_key(event.id)), event.id)
+        held = batch.event(event.id)
+        if held is not None:
+            existing = self._stored(held, event.id)
             if not local:  # the peer's (origin, seq) is held now, whoever sent it first
                 self._note_origin(batch, origin, seq, existing.position)
             return Appended(existing, False)
+        batch.add_event(event.id, stored.to_record())
         if origin == meta.node_id:
             # Our own events can come back from a peer (a restored backup, a copied data
             # folder): numbering must continue after them, never reuse their seqs.

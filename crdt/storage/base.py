@@ -7,8 +7,10 @@ bytes value. The interface is small on purpose, so that a backend is one module:
   ``get_many`` is the range read (the log keeps numbered records, such as the chunks
   of a session or of the position index, and reads runs of them at once);
 * ``Storage.transaction`` opens the one way to write: a ``Transaction`` whose ``put``,
-  ``add`` (write only if absent) and ``delete`` become visible together when the block
-  ends without an exception, and not at all otherwise. Its reads see its own writes.
+  ``put_many``, ``add`` (write only if absent) and ``delete`` become visible together
+  when the block ends without an exception, and not at all otherwise. Its reads see its
+  own writes. ``get_many`` and ``put_many`` let a backend read and write a batch's
+  records in one round trip each (the log writes every record of a commit at once).
   Transactions do not nest, and one runs at a time (the log has one writer thread);
 * failures of the backend's own machinery (a full disk, a lock held too long, a
   damaged file) are raised as ``crdt.errors.StorageUnavailable`` and its kinds, never
@@ -32,11 +34,18 @@ class Transaction(Protocol):
     def get(self, key: str) -> bytes | None:
         """The record's value as this transaction sees it; None if there is none."""
 
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """The values of ``keys`` as this transaction sees them, in their order."""
+
     def has(self, key: str) -> bool:
         """True if the record exists (as this transaction sees it), without reading it."""
 
     def put(self, key: str, value: bytes) -> None:
         """Write the record, replacing any value."""
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Write each ``(key, value)`` in order, replacing any value (a later item for
+        the same key wins)."""
 
     def add(self, key: str, value: bytes) -> bool:
         """Write the record only if it does not exist; True if it was written."""

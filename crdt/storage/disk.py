@@ -30,6 +30,7 @@ import errno
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,8 +147,28 @@ class DiskStorage:
             raise StoreError("the storage is closed")
 
 
+#: Keys per ``SELECT ... IN`` of ``get_many`` in a transaction (SQLite allows 32,766
+#: parameters a statement; a few hundred already make the per-key cost small).
+KEYS_PER_SELECT = 500
+_SELECT_MANY = ("SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
+                " AND (expire_time IS NULL OR expire_time > ?) AND key IN ({})")
+# diskcache's own row for a value written by ``Cache.set`` with no expiry and no tag
+# (``Cache._row_insert`` / ``_row_update``): one statement for a batch of them. Its
+# triggers keep the entry count and size as ``set`` does.
+_UPSERT = ("INSERT INTO Cache(key, raw, store_time, expire_time, access_time, access_count,"
+           " tag, size, mode, filename, value) VALUES (?, 1, ?, NULL, ?, 0, NULL, ?, ?, NULL, ?)"
+           " ON CONFLICT(key, raw) DO UPDATE SET store_time = excluded.store_time,"
+           " expire_time = NULL, access_time = excluded.access_time, access_count = 0,"
+           " tag = NULL, size = excluded.size, mode = excluded.mode, filename = NULL,"
+           " value = excluded.value")
+
+
 class _DiskTransaction:
-    """Writes inside ``diskcache.Cache.transact``; reads on the same connection see them."""
+    """Writes inside ``diskcache.Cache.transact``; reads on the same connection see them.
+
+    ``get_many`` and ``put_many`` speak SQL to diskcache's table directly (one statement
+    for many records, where ``Cache.get`` and ``Cache.set`` take two per record), writing
+    rows exactly as ``Cache.set`` does; values stay inside SQLite (``SETTINGS``)."""
 
     def __init__(self, cache: diskcache.Cache) -> None:
         self._cache = cache
@@ -155,11 +176,33 @@ class _DiskTransaction:
     def get(self, key: str) -> bytes | None:
         return _as_bytes(self._cache.get(key))
 
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        found: dict[str, bytes | None] = {}
+        fetch = self._cache._disk.fetch
+        now = time.time()
+        for start in range(0, len(keys), KEYS_PER_SELECT):
+            part = keys[start:start + KEYS_PER_SELECT]
+            rows = self._cache._con.execute(
+                _SELECT_MANY.format(", ".join("?" * len(part))), (now, *part)).fetchall()
+            for key, mode, filename, value in rows:
+                found[key] = _as_bytes(fetch(mode, filename, value, False))
+        return [found.get(key) for key in keys]
+
     def has(self, key: str) -> bool:
         return key in self._cache
 
     def put(self, key: str, value: bytes) -> None:
         self._cache.set(key, bytes(value))
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        now = time.time()
+        file_bytes_min = self._cache.disk_min_file_size
+        rows = []
+        for key, value in items:
+            if len(value) >= file_bytes_min:  # not with ``SETTINGS``: no value is that big
+                raise StoreError("a value too big to stay inside SQLite")
+            rows.append((key, now, now, 0, diskcache.core.MODE_RAW, sqlite3.Binary(value)))
+        self._cache._con.executemany(_UPSERT, rows)
 
     def add(self, key: str, value: bytes) -> bool:
         return bool(self._cache.add(key, bytes(value)))

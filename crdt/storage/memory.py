@@ -97,11 +97,18 @@ class _MemoryTransaction:
             return self.writes[key]
         return self._storage.get(key)
 
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
+
     def has(self, key: str) -> bool:
         return self.get(key) is not None
 
     def put(self, key: str, value: bytes) -> None:
         self.writes[key] = bytes(value)
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for key, value in items:
+            self.put(key, value)
 
     def add(self, key: str, value: bytes) -> bool:
         if self.has(key):

@@ -62,12 +62,20 @@ class _Failing:
     def get(self, key: str) -> bytes | None:
         return self._tx.get(key)
 
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self._tx.get_many(keys)
+
     def has(self, key: str) -> bool:
         return self._tx.has(key)
 
     def put(self, key: str, value: bytes) -> None:
         self._check(key)
         self._tx.put(key, value)
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        for key, _ in items:
+            self._check(key)
+        self._tx.put_many(items)
 
     def add(self, key: str, value: bytes) -> bool:
         self._check(key)

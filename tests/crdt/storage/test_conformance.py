@@ -85,6 +85,33 @@ def test_get_many_keeps_the_order_of_the_keys(storage: Storage) -> None:
     assert storage.get_many([]) == []
 
 
+def test_a_batch_read_and_written_at_once(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        tx.put("old", b"0")
+        tx.put("gone", b"0")
+    with storage.transaction() as tx:
+        tx.delete("gone")
+        tx.put_many([("a", b"1"), ("old", b"2"), ("a", b"3"), ("empty", b"")])
+        # Its own writes, deletes and committed records alike; more keys than one
+        # statement of the disk backend takes.
+        keys = ["a", "missing", "old", "gone", "empty", *(f"x{n}" for n in range(600))]
+        assert tx.get_many(keys) == [b"3", None, b"2", None, b"", *([None] * 600)]
+        assert tx.get_many([]) == []
+        assert not tx.add("a", b"4") and tx.add("b", b"5")
+    assert storage.get_many(["a", "old", "empty", "b"]) == [b"3", b"2", b"", b"5"]
+    with storage.transaction() as tx:  # an update through put_many is then a replace
+        tx.put_many([("b", b"6")])
+        tx.put("a", b"7")
+    assert storage.get_many(["a", "b"]) == [b"7", b"6"]
+
+
+def test_put_many_in_a_failed_transaction_writes_nothing(storage: Storage) -> None:
+    with pytest.raises(RuntimeError), storage.transaction() as tx:
+        tx.put_many([("k", b"v")])
+        raise RuntimeError("the caller failed half way")
+    assert storage.get("k") is None
+
+
 def test_keys_and_values_of_any_content(storage: Storage) -> None:
     keys = ["c\x1fsession\x1f0", "ünïcødé ✓", "a" * 2000, " "]
     values = [bytes(range(256)), b"\x00" * 10, b"x" * (2 * 1024 * 1024), b"\xff"]

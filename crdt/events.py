@@ -23,7 +23,7 @@ timestamp yet: the store's clock stamps a draft when it is appended (``Draft.sea
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from crdt import codec
@@ -119,6 +119,27 @@ class Event:
         return event
 
 
+# The canonical content map holds six entries, sorted by their encoded keys: "v", "kind",
+# "payload", "agent_id", then "timestamp", then "session_key". So an event's bytes are
+# one part before the timestamp, the timestamp, and one part after it: a draft encodes
+# and hashes the parts around the timestamp once, however often it is stamped.
+_MAP_OF_SIX = b"\xa6"
+_TIMESTAMP_KEY = codec.encode("timestamp")
+_SESSION_KEY_KEY = codec.encode("session_key")
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts:
+    """A draft's canonical bytes around the timestamp, and the hash of the first part."""
+
+    before: bytes
+    after: bytes
+    hashed_before: Any  # a hashlib.blake2b object fed ``before``; copied for each seal
+
+    def encoded_size(self, stamp: Hlc) -> int:
+        return len(self.before) + len(codec.encode([stamp.ms, stamp.counter])) + len(self.after)
+
+
 @dataclass(frozen=True, slots=True)
 class Draft:
     """A validated event that may still lack its timestamp (the store's clock adds it)."""
@@ -129,21 +150,33 @@ class Draft:
     payload: dict[str, Any]
     timestamp: Hlc | None = None
     claimed_id: bytes | None = None
+    _parts: _Parts | None = field(default=None, init=False, repr=False, compare=False)
+
+    def parts(self) -> _Parts:
+        """The canonical bytes around the timestamp, encoded on first use."""
+        if self._parts is None:
+            # The four entries that sort before "timestamp" are a map of four on their
+            # own; after its one-byte header they are the same bytes in the map of six.
+            four = codec.encode({"v": SCHEMA_VERSION, "kind": self.kind,
+                                 "payload": self.payload, "agent_id": self.agent_id})
+            before = _MAP_OF_SIX + four[1:] + _TIMESTAMP_KEY
+            after = _SESSION_KEY_KEY + codec.encode(self.session_key)
+            object.__setattr__(self, "_parts", _Parts(
+                before, after, hashlib.blake2b(before, digest_size=ID_BYTES)))
+        assert self._parts is not None
+        return self._parts
 
     def seal(self, timestamp: Hlc | None = None) -> Event:
         """Fix the timestamp, encode canonically and hash. Checks a claimed id."""
         stamp = self.timestamp or timestamp
         if stamp is None:
             raise ValueError("a draft without a timestamp needs one to be sealed")
-        canonical = codec.encode({
-            "v": SCHEMA_VERSION,
-            "session_key": self.session_key,
-            "agent_id": self.agent_id,
-            "timestamp": [stamp.ms, stamp.counter],
-            "kind": self.kind,
-            "payload": self.payload,
-        })
-        event_id = hashlib.blake2b(canonical, digest_size=ID_BYTES).digest()
+        parts = self.parts()
+        rest = codec.encode([stamp.ms, stamp.counter]) + parts.after
+        canonical = parts.before + rest
+        hasher = parts.hashed_before.copy()
+        hasher.update(rest)
+        event_id = hasher.digest()
         if self.claimed_id is not None and self.claimed_id != event_id:
             raise IdMismatch(f"does not match the content (hash is {event_id.hex()})",
                              field="id")
@@ -193,16 +226,22 @@ def parse_event(obj: Any, *, session_key: str | None = None,
     # newer one: with its timestamp and id, which also rule out a mistyped kind.
     kind, payload = parse_kind(obj["kind"], f"{prefix}kind", unknown_ok=claimed is not None)
     draft = Draft(key, agent_id, kind, payload, timestamp, claimed)
-    # Sealing now raises IdMismatch before anything is queued; an unstamped draft is
-    # measured with the widest timestamp, so it cannot outgrow the limit when stamped.
+    # An unstamped draft is measured with the widest timestamp, so it cannot outgrow the
+    # limit when stamped.
+    size = draft.parts().encoded_size(timestamp or _WIDEST)
+    if size > EVENT_BYTES_MAX:
+        raise LimitExceeded(f"event is {size} bytes encoded; the limit is "
+                            f"{EVENT_BYTES_MAX}", field=where or None)
+    if timestamp is None:
+        return draft
+    # Sealing now raises IdMismatch before anything is queued.
     try:
-        sealed = draft.seal(Hlc(MS_MAX, COUNTER_MAX))
+        return draft.seal()
     except IdMismatch as error:
         raise IdMismatch(error.reason, field=f"{prefix}id") from None
-    if len(sealed.canonical) > EVENT_BYTES_MAX:
-        raise LimitExceeded(f"event is {len(sealed.canonical)} bytes encoded; the limit is "
-                            f"{EVENT_BYTES_MAX}", field=where or None)
-    return sealed if timestamp is not None else draft
+
+
+_WIDEST = Hlc(MS_MAX, COUNTER_MAX)
 
 
 def _parse_timestamp(obj: dict[str, Any], prefix: str) -> Hlc | None:

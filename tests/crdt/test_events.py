@@ -396,6 +396,22 @@ def test_from_canonical_round_trip(event: Event) -> None:
 
 
 @settings(max_examples=100)
+@given(events(), st.lists(st.tuples(st.integers(0, 2**45), st.integers(0, 2**32 - 1)),
+                          min_size=1, max_size=3))
+def test_a_draft_stamped_again_is_the_whole_content_encoded(
+        event: Event, stamps: list[tuple[int, int]]) -> None:
+    """A draft encodes the bytes around its timestamp once: each stamp must give exactly
+    the canonical encoding of the whole content, and its hash."""
+    draft = Draft(event.session_key, event.agent_id, event.kind, event.payload)
+    for ms, counter in stamps:
+        sealed = draft.seal(Hlc(ms, counter))
+        assert sealed.canonical == codec.encode({
+            "v": 1, "session_key": event.session_key, "agent_id": event.agent_id,
+            "timestamp": [ms, counter], "kind": event.kind, "payload": event.payload})
+        assert sealed.id == hashlib.blake2b(sealed.canonical, digest_size=32).digest()
+
+
+@settings(max_examples=100)
 @given(events())
 def test_to_json_parses_back_to_the_same_event(event: Event) -> None:
     assert parse_event(json.loads(json.dumps(event.to_json()))) == event

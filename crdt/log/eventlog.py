@@ -11,6 +11,7 @@ small chunk and reading a projection reads a few chunks instead of every event.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -42,16 +43,49 @@ CHUNK_BYTES_MAX = 16 * 1024
 #: Session chunks read from storage in one ``get_many``: enough for a projection page of
 #: a long session in one call, few enough that a reader stopping early wastes little.
 CHUNKS_PER_READ = 16
+#: Sessions whose header and open chunk the writer keeps between commits, the most
+#: recently written ones, so that appending to a busy session neither reads nor decodes
+#: them again nor encodes again the entries its open chunk already held. An open chunk
+#: holds at most ``CHUNK_BYTES_MAX`` plus one event: a few MiB at most in all.
+SESSIONS_KEPT_MAX = 64
+
+
+class OpenSessions:
+    """The writer's copy of recently written sessions: each one's ``Session`` and the
+    entries of its open chunk, each encoded on its own (a chunk is their CBOR array).
+
+    It holds only what committed: a batch changes these objects in place, and a failed
+    commit forgets them all (``clear``), so that the next batch reads storage again."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[str, tuple[Session, list[bytes]]] = OrderedDict()
+
+    def get(self, session_key: str) -> tuple[Session, list[bytes]] | None:
+        found = self._kept.get(session_key)
+        if found is not None:
+            self._kept.move_to_end(session_key)
+        return found
+
+    def keep(self, session_key: str, session: Session, tail: list[bytes]) -> None:
+        self._kept[session_key] = (session, tail)
+        self._kept.move_to_end(session_key)
+        while len(self._kept) > SESSIONS_KEPT_MAX:
+            self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        self._kept.clear()
 
 
 class Batch:
     """The state one commit reads and writes; written to the transaction at the end."""
 
-    def __init__(self, tx: Transaction, meta: Meta) -> None:
+    def __init__(self, tx: Transaction, meta: Meta,
+                 kept: OpenSessions | None = None) -> None:
         self.tx = tx
         self.meta = meta
+        self.kept = kept if kept is not None else OpenSessions()
         self.sessions: dict[str, Session] = {}
-        self.tails: dict[str, list[list[Any]]] = {}
+        self.tails: dict[str, list[bytes]] = {}  # open chunks, entries encoded one by one
         self.indexes: dict[str, list[Any]] = {}  # chunked index records, by record key
         #: Event records by id: as stored before the batch (None: absent), or added by it.
         self.events: dict[bytes, bytes | None] = {}
@@ -90,6 +124,11 @@ class Batch:
     def session(self, session_key: str) -> Session:
         found = self.sessions.get(session_key)
         if found is None:
+            kept = self.kept.get(session_key)
+            if kept is not None:
+                found, self.tails[session_key] = kept
+                self.sessions[session_key] = found
+                return found
             raw = self.tx.get(key("h", session_key))
             if raw is None:
                 self.meta.sessions += 1
@@ -107,20 +146,22 @@ class Batch:
         tail = self.tails.get(session_key)
         if tail is None:
             raw = self.tx.get(key("c", session_key, session.chunks - 1))
-            tail = self.tails[session_key] = codec.decode_trusted(raw) if raw else []
+            tail = self.tails[session_key] = [
+                codec.encode_fast(item) for item in (codec.decode_trusted(raw) if raw else [])]
         if len(tail) >= CHUNK_ENTRIES_MAX or session.tail_bytes >= CHUNK_BYTES_MAX:
             self.writes.append((key("c", session_key, session.chunks - 1),
-                                codec.encode_fast(tail)))
+                                codec.array_of(tail)))
             session.chunks += 1
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
         ms, counter, event_id = sort_key
         session.entries += 1
         if message is None:
-            tail.append([position, ms, counter, event_id, None])
+            tail.append(codec.encode_fast([position, ms, counter, event_id, None]))
             session.tail_bytes += 64
         else:
-            tail.append([position, ms, counter, event_id, message.to_cbor()])
+            tail.append(codec.encode_fast(
+                [position, ms, counter, event_id, message.to_cbor()]))
             # An estimate keeps chunks small enough: fixed fields plus the message text.
             session.tail_bytes += 64 + len(message.content)
 
@@ -132,12 +173,17 @@ class Batch:
             tail = self.tails.get(session_key)
             if tail is not None:
                 writes.append((key("c", session_key, session.chunks - 1),
-                               codec.encode_fast(tail)))
+                               codec.array_of(tail)))
         for record_key, chunk in self.indexes.items():
             writes.append((record_key, codec.encode_fast(chunk)))
         writes.append((META, self.meta.to_record()))
         self.tx.put_many(writes)
         self.writes = []
+
+    def keep_sessions(self) -> None:
+        """After the commit: keep this batch's sessions for the next one."""
+        for session_key, session in self.sessions.items():
+            self.kept.keep(session_key, session, self.tails[session_key])
 
 
 class EventLog:
@@ -146,6 +192,7 @@ class EventLog:
     def __init__(self, storage: Storage, meta: Meta) -> None:
         self.storage = storage
         self.meta = meta
+        self._open_sessions = OpenSessions()
 
     @classmethod
     def open(cls, storage: Storage, new_node_id: str) -> EventLog:
@@ -205,15 +252,20 @@ class EventLog:
         this node originates the event and numbers it. Returns once durable."""
         meta = self.meta.copy()
         results = []
-        with self.storage.transaction() as tx:
-            batch = Batch(tx, meta)
-            batch.read_events([event.id for event, _, _ in events])
-            for event, origin, seq in events:
-                results.append(self._append_one(batch, event, origin, seq))
-            # The high mark, not ``last``: after a restart the clock must still know
-            # which timestamps of a fast wall clock it may issue again (crdt.clock).
-            meta.clock = clock.high_water
-            batch.flush()
+        try:
+            with self.storage.transaction() as tx:
+                batch = Batch(tx, meta, self._open_sessions)
+                batch.read_events([event.id for event, _, _ in events])
+                for event, origin, seq in events:
+                    results.append(self._append_one(batch, event, origin, seq))
+                # The high mark, not ``last``: after a restart the clock must still know
+                # which timestamps of a fast wall clock it may issue again (crdt.clock).
+                meta.clock = clock.high_water
+                batch.flush()
+        except BaseException:
+            self._open_sessions.clear()  # the batch changed them, and nothing committed
+            raise
+        batch.keep_sessions()
         self.meta = meta
         return results
 

@@ -99,6 +99,13 @@ def test_fast_and_trusted_forms_round_trip(value: Any) -> None:
     assert codec.decode_trusted(codec.encode_fast(value)) == value
 
 
+@pytest.mark.parametrize("count", [0, 1, 23, 24, 255, 256, 65_535, 65_536])
+def test_an_array_of_encoded_items_is_the_list_encoded(count: int) -> None:
+    items = [n % 300 for n in range(count)]
+    assert codec.array_of([codec.encode_fast(item) for item in items]) == \
+        codec.encode_fast(items)
+
+
 def test_exactly_depth_max_levels_are_accepted() -> None:
     assert decode(nested(DEPTH_MAX)) is not None
     assert decode(nested(DEPTH_MAX, "map")) is not None

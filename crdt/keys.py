@@ -10,7 +10,7 @@ crdt.errors.InvalidInput: session_key: must not be empty
 
 from __future__ import annotations
 
-import unicodedata
+import re
 
 from crdt.errors import InvalidInput, LimitExceeded
 
@@ -20,6 +20,8 @@ SESSION_KEY_BYTES_MAX = 512
 NAME_BYTES_MAX = 256
 
 PEER_TYPES = ("dm", "group", "channel", "thread")
+#: Unicode's control characters (category Cc, fixed since Unicode 1.1): C0, DEL and C1.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def check_name(value: object, field: str, *, bytes_max: int = NAME_BYTES_MAX) -> str:
@@ -31,7 +33,7 @@ def check_name(value: object, field: str, *, bytes_max: int = NAME_BYTES_MAX) ->
     size = utf8_len(value, field)
     if size > bytes_max:
         raise LimitExceeded(f"is {size} bytes; the limit is {bytes_max}", field=field)
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if CONTROL.search(value):
         raise InvalidInput("must not contain control characters", field=field)
     return value
 

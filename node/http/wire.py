@@ -160,16 +160,14 @@ async def read_body(request: web.BaseRequest, *, bytes_max: int, timeout_s: floa
     if declared is not None and declared > bytes_max:
         raise LimitExceeded(f"body is {declared} bytes; the limit is {bytes_max}",
                             field="body")
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async with asyncio.timeout(timeout_s):
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                if size > bytes_max:
-                    raise LimitExceeded(f"body is over the limit of {bytes_max} bytes",
-                                        field="body")
-                chunks.append(chunk)
+        if request.content.is_eof():
+            # The whole body came with the headers (most appends): nothing to wait for,
+            # so no timer to set and cancel.
+            chunks = await _chunks(request, bytes_max)
+        else:
+            async with asyncio.timeout(timeout_s):
+                chunks = await _chunks(request, bytes_max)
     except TimeoutError:
         raise HttpError(408, "request_timeout",
                         f"the body did not arrive within {timeout_s:g} s") from None
@@ -181,6 +179,17 @@ async def read_body(request: web.BaseRequest, *, bytes_max: int, timeout_s: floa
                         field="body") from None
     body = b"".join(chunks)
     return body if coding is None else inflate(body, coding, bytes_max=bytes_max)
+
+
+async def _chunks(request: web.BaseRequest, bytes_max: int) -> list[bytes]:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > bytes_max:
+            raise LimitExceeded(f"body is over the limit of {bytes_max} bytes", field="body")
+        chunks.append(chunk)
+    return chunks
 
 
 def decode_body(body: bytes, body_type: str) -> Any:
@@ -215,6 +224,11 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# One decoder for every body: ``json.loads`` with hooks builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
+                            object_pairs_hook=_object)
+
+
 def parse_json(body: bytes) -> Any:
     """Parse untrusted JSON; every failure becomes ``InvalidInput`` (deep nesting:
     ``LimitExceeded``). Refuses NaN/Infinity, overflowing numbers and duplicate keys,
@@ -224,8 +238,7 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"JSON: not valid UTF-8 at byte {exc.start}", field="body") from None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
-                           object_pairs_hook=_object)
+        value = _DECODER.decode(text)
     except InvalidInput:
         raise
     except RecursionError:

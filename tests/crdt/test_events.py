@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -547,6 +548,20 @@ def test_name_limits() -> None:
         check_name("n" * (NAME_BYTES_MAX + 1), "agent_id")
     assert caught.value.field == "agent_id"
     assert check_name("ünïcødé 👋", "x") == "ünïcødé 👋"
+
+
+def test_names_refuse_exactly_the_control_characters() -> None:
+    """Unicode category Cc, every code point of it and nothing else."""
+    for point in range(0x110000):
+        if 0xD800 <= point <= 0xDFFF:
+            continue  # lone surrogates: refused for another reason
+        char = chr(point)
+        control = unicodedata.category(char) == "Cc"
+        try:
+            check_name(f"a{char}b", "x")
+            assert not control, hex(point)
+        except InvalidInput as error:
+            assert control and "control" in error.reason, hex(point)
 
 
 def test_session_keys_refused_in_events_too() -> None:

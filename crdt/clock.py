@@ -34,6 +34,8 @@ from typing import NamedTuple
 
 from crdt.errors import InvalidInput, TimestampAhead
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 #: Largest counter value. 2**32 keeps a timestamp two small integers in every language.
 COUNTER_MAX = 2**32 - 1
 #: Timestamps must fall between 1970 and 9999-12-31, so they print as RFC 3339.
@@ -66,8 +68,10 @@ class Hlc(NamedTuple):
 
     def rfc3339(self) -> str:
         """The wall-clock part as RFC 3339 with millisecond precision, in UTC."""
-        moment = datetime.fromtimestamp(self.ms / 1000, tz=UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{self.ms % 1000:03d}Z"
+        # Integer arithmetic, then isoformat (much cheaper than strftime): every event
+        # read or answered formats one.
+        moment = _EPOCH + timedelta(milliseconds=self.ms)
+        return moment.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
     @classmethod
     def parse_rfc3339(cls, text: str, field: str = "timestamp") -> Hlc:

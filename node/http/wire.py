@@ -312,9 +312,13 @@ def wants_cbor(request: web.BaseRequest) -> bool:
     return ranks[CBOR_TYPE] > 0 and ranks[CBOR_TYPE] > ranks[JSON_TYPE]
 
 
+# One encoder for every answer: ``json.dumps`` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def to_json_bytes(data: Any) -> bytes:
     """Compact UTF-8 JSON."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(data).encode()
 
 
 def respond(request: web.BaseRequest, data: Any, status: int = 200) -> web.Response:

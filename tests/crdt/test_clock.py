@@ -3,6 +3,8 @@ passed in (``wall=``), never read."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -257,3 +259,11 @@ def test_formatting_then_parsing_keeps_the_millisecond(ms: int, counter: int) ->
 @given(st.integers(0, MS_MAX - 1), st.integers(0, MS_MAX - 1))
 def test_formatted_timestamps_sort_like_their_milliseconds(a: int, b: int) -> None:
     assert (Hlc(a, 0).rfc3339() < Hlc(b, 0).rfc3339()) == (a < b)
+
+
+@given(st.integers(0, MS_MAX))
+def test_rfc3339_is_the_utc_time_to_the_millisecond(ms: int) -> None:
+    text = Hlc(ms, 0).rfc3339()
+    moment = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    assert text == moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    assert Hlc.parse_rfc3339(text) == Hlc(ms, 0)

@@ -7,7 +7,10 @@ The ``peer`` label is the peer's node id, or the dialed URL (the link's key for 
 accepted link) until its hello names it. Only current links are listed, so the label
 set is bounded by ``peers_max`` and a peer whose link is gone leaves no series behind.
 Two links to one node (a dialed address waiting on standby while the node's own link
-is up) are one peer: its state is the best of theirs, counters are summed.
+is up) are one peer: its state is the best of theirs, counters are summed. A link is
+``up`` once the peer's hello named it; until then it is ``connecting``, so a peer is
+never shown up under its URL and then under its node id (the alert rules in
+``deploy/prometheus`` take a series that was up and is gone for a peer that left).
 
 >>> from prometheus_client import CollectorRegistry, generate_latest
 >>> class Links:
@@ -78,9 +81,9 @@ class PeerCollector(Collector):
                     for name, text, field in COUNTERS]
         for peer, rows in sorted(peers.items()):
             best = rows[0]
-            up.add_metric([peer], 1.0 if best["state"] == "up" else 0.0)
+            up.add_metric([peer], 1.0 if link_state(best) == "up" else 0.0)
             for name in STATES:
-                state.add_metric([peer, name], 1.0 if best["state"] == name else 0.0)
+                state.add_metric([peer, name], 1.0 if link_state(best) == name else 0.0)
             for direction, field in (("local", "events_we_lack"),
                                      ("remote", "events_peer_lacks")):
                 if best[field] is not None:  # unknown until the peer says what it holds
@@ -109,5 +112,12 @@ def peer_label(row: dict[str, Any]) -> str:
     return str(row["node_id"] or row["url"] or row["link"])
 
 
+def link_state(row: dict[str, Any]) -> str:
+    """The link's state, ``connecting`` until the peer's hello named it."""
+    state = str(row["state"])
+    return "connecting" if state == "up" and row["node_id"] is None else state
+
+
 def _rank(row: dict[str, Any]) -> int:
-    return STATES.index(row["state"]) if row["state"] in STATES else len(STATES)
+    state = link_state(row)
+    return STATES.index(state) if state in STATES else len(STATES)

@@ -7,10 +7,14 @@ per-peer metrics have a link to show. "A console open" is what the console does,
 in a process of its own (as a browser is): one live stream of GET /v1/events (Accept:
 text/event-stream) read to the end of every event, and every 2 s GET /v1/peers,
 GET /v1/sessions?limit=50 and GET /v1/node (when the node has it); plus GET /metrics
-every second. Rounds alternate without and with, so a log that grows does not favour
-either side.
+every second. Runs alternate without and with (each round in the other order), so
+neither a log that grows nor whatever else the machine does favours one side. Besides
+appends/s, it prints the CPU time the node's process spent per append (from /proc),
+which a disk shared with other work disturbs less, and the events per group commit
+(from /metrics, read before and after each run): a busier node gathers more appends
+into each fsync.
 
-    python -m bench.console_cost [--events 6000] [--clients 16] [--rounds 3]
+    python -m bench.console_cost [--events 3000] [--clients 16] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.http_append import measure
 from tests.support.processes import NodeProcess, child_env
@@ -90,6 +97,34 @@ async def every(period_s: float, http: aiohttp.ClientSession, url: str,
 # -- the benchmark ---------------------------------------------------------------------------
 
 
+def cpu_s(pid: int) -> float:
+    """User and system CPU seconds process ``pid`` has used (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def commits(url: str) -> float:
+    """Group commits the node has made (its clawsync_commit_seconds count)."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return next(sample.value for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name == "clawsync_commit_seconds_count")
+
+
+def run(node: NodeProcess, clients: int, events: int, console_on: bool
+        ) -> tuple[float, float, float, dict[str, int]]:
+    """Appends/s, the node's CPU milliseconds per append, events per commit, and what
+    the console read."""
+    assert node.process is not None
+    before_cpu_s, before_commits = cpu_s(node.process.pid), commits(node.url)
+    if console_on:
+        rate, read = with_console(node.url, clients, events)
+    else:
+        rate, read = asyncio.run(measure(node.url, clients, events))[0], {}
+    cpu_ms = (cpu_s(node.process.pid) - before_cpu_s) * 1000 / events
+    return rate, cpu_ms, events / (commits(node.url) - before_commits), read
+
+
 def with_console(url: str, clients: int, events: int) -> tuple[float, dict[str, int]]:
     """Appends/s while a console process loads the node; what the console read."""
     child = subprocess.Popen([sys.executable, "-m", "bench.console_cost", "--console", url],
@@ -115,9 +150,9 @@ def with_console(url: str, clients: int, events: int) -> tuple[float, dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=6000, help="appends per run")
+    parser.add_argument("--events", type=int, default=3000, help="appends per run")
     parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--console", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.console:
@@ -128,17 +163,27 @@ def main() -> None:
     with NodeProcess(tmp, name="a", extra_args=quiet) as node, \
             NodeProcess(tmp, name="b", extra_args=[*quiet, "--peer", node.url]):
         asyncio.run(measure(node.url, args.clients, args.events // 4))  # warm up
-        without, with_ = [], []
+        sides: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
         for round_ in range(1, args.rounds + 1):
-            without.append(asyncio.run(measure(node.url, args.clients, args.events))[0])
-            rate, read = with_console(node.url, args.clients, args.events)
-            with_.append(rate)
-            print(f"round {round_}: without {without[-1]:,.0f} appends/s, with console and "
-                  f"scrape {rate:,.0f} appends/s (the console read {read})")
-        base, loaded = statistics.median(without), statistics.median(with_)
-        print(f"{args.clients} clients, {args.events} appends per run, median of "
-              f"{args.rounds}: without {base:,.0f} appends/s, with a console open and a "
-              f"{SCRAPE_S:g} s scrape {loaded:,.0f} appends/s; ratio {loaded / base:.2f}")
+            for console_on in (False, True) if round_ % 2 else (True, False):
+                rate, cpu_ms, per_commit, read = run(node, args.clients, args.events,
+                                                     console_on)
+                sides[console_on].append((rate, cpu_ms, per_commit))
+                print(f"round {round_} {'with' if console_on else 'without':>7}: "
+                      f"{rate:,.0f} appends/s, node CPU {cpu_ms:.2f} ms/append, "
+                      f"{per_commit:.1f} events/commit"
+                      + (f" (the console read {dict(read)})" if console_on else ""))
+        (base, base_cpu, base_batch), (loaded, loaded_cpu, loaded_batch) = (
+            tuple(statistics.median(figure) for figure in zip(*sides[on], strict=True))
+            for on in (False, True))
+        print(f"{args.clients} clients, {args.events} appends per run, medians of "
+              f"{args.rounds} rounds:\n"
+              f"  without: {base:,.0f} appends/s, {base_cpu:.2f} ms CPU/append, "
+              f"{base_batch:.1f} events/commit\n"
+              f"  with a console open and a {SCRAPE_S:g} s scrape: {loaded:,.0f} appends/s, "
+              f"{loaded_cpu:.2f} ms CPU/append, {loaded_batch:.1f} events/commit\n"
+              f"  ratio with/without: appends/s {loaded / base:.2f}, "
+              f"CPU per append {loaded_cpu / base_cpu:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ which a disk shared with other work disturbs less, and the events per group comm
 (from /metrics, read before and after each run): a busier node gathers more appends
 into each fsync.
 
-    python -m bench.console_cost [--events 3000] [--clients 16] [--rounds 5]
+    python -m bench.console_cost [--events 3000] [--clients 16] [--rounds 5] [--memory]
 """
 
 from __future__ import annotations
@@ -181,6 +181,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000, help="appends per run")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--memory", action="store_true",
+                        help="keep node A's log in memory: no fsync, so appends are bound "
+                             "by CPU, the worst case for what the console costs")
     parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--console", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,7 +192,8 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="bench-console-"))
     quiet = ["--log-level", "warning", "--cluster-secret", SECRET]
-    with NodeProcess(tmp, name="a", extra_args=quiet) as node, \
+    memory = ["--storage", "memory:"] if args.memory else []
+    with NodeProcess(tmp, name="a", extra_args=[*quiet, *memory]) as node, \
             NodeProcess(tmp, name="b", extra_args=[*quiet, "--peer", node.url]):
         asyncio.run(measure(node.url, args.clients, args.events // 4))  # warm up
         runs: dict[str, list[Run]] = {side: [] for side in SIDES}

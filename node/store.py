@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,7 @@ class Commit(NamedTuple):
     events: int  # events in the commit, duplicates included
     created: int  # of which were new
     head: int  # head position after the commit
+    seconds: float | None = None  # time of a group commit (transaction and fsync)
 
 
 CommitListener = Callable[[Commit], None]
@@ -261,7 +263,7 @@ class AsyncStore:
     async def _commit(self, batch: list[_Pending]) -> None:
         items = [item for pending in batch for item in pending.items]
         try:
-            results, head = await self._loop.run_in_executor(
+            results, head, seconds = await self._loop.run_in_executor(
                 self._writer, self._append_batch, items)
         except Exception as exc:
             if len(batch) > 1 and not isinstance(exc, StorageUnavailable):
@@ -284,7 +286,8 @@ class AsyncStore:
                 pending.future.set_result(results[start:end])
             start = end
         self._move_head(head)
-        self._notify(Commit(len(items), sum(1 for result in results if result.created), head))
+        self._notify(Commit(len(items), sum(1 for result in results if result.created), head,
+                            seconds))
 
     def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):
@@ -294,10 +297,13 @@ class AsyncStore:
                 # A broken metrics hook must not stop the committer: appends would hang.
                 log.exception("commit listener failed")
 
-    def _append_batch(self, items: list[Draft | Event]) -> tuple[list[Appended], int]:
-        """On the writer thread: one transaction, and the head it left behind."""
+    def _append_batch(self, items: list[Draft | Event]
+                      ) -> tuple[list[Appended], int, float]:
+        """On the writer thread: one transaction, the head it left behind, and the
+        seconds it took (on this thread: the wait for the writer is not counted)."""
+        started = time.perf_counter()
         results = self._store.append_batch(items)
-        return results, self._store.head
+        return results, self._store.head, time.perf_counter() - started
 
     def _move_head(self, head: int) -> None:
         if head > self._head:

@@ -39,6 +39,7 @@ from aiohttp import web
 from crdt.automerge.document import document_id
 from crdt.errors import CrdtError
 from node.automerge.library import StoreLibrary
+from node.automerge.metrics import UNAUTHORIZED, Counts, RepoCollector
 from node.automerge.trials import Trials
 from node.config import Config
 from node.http import auth
@@ -87,6 +88,12 @@ class RepoHub:
         self.trials: Trials | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self.counts = Counts()
+
+    def collector(self) -> RepoCollector:
+        """Its Prometheus families, read when scraped."""
+        return RepoCollector(self.counts, lambda: len(self.connections),
+                             lambda: len(self.astore.documents))
 
     async def start(self, _app: web.Application | None = None) -> None:
         store = await self.astore.write(lambda store: store)
@@ -127,9 +134,11 @@ class RepoHub:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         access = self.access(request)
         if access is None:
+            self.counts.refused(UNAUTHORIZED)
             raise unauthorized("a valid token is required: ?token=<token> or "
                                "'Authorization: Bearer <token>'")
         if self._closing or self._library is None:
+            self.counts.refused(CLOSE_GOING_AWAY)
             raise web.HTTPServiceUnavailable(text="the node is stopping")
         ws = web.WebSocketResponse(max_msg_size=self.limits.frame_bytes_max,
                                    heartbeat=self.limits.ping_interval_s, compress=False)
@@ -137,7 +146,7 @@ class RepoHub:
         machine = RepoConnection(peer_id=self.peer_id, storage_id=self.peer_id,
                                  access=access, limits=self.limits, now=time.monotonic(),
                                  trials=True)
-        conn = _Connection(self, ws, machine, self._library, self.limits)
+        conn = _Connection(self, ws, machine, self._library, self.limits, self.counts)
         self.connections.add(conn)
         try:
             await conn.run()
@@ -231,8 +240,10 @@ class _Connection:
     """One client: frames in, machine calls on the writer thread, frames out in order."""
 
     def __init__(self, hub: RepoHub, ws: web.WebSocketResponse, machine: RepoConnection,
-                 library: StoreLibrary, limits: RepoLimits) -> None:
+                 library: StoreLibrary, limits: RepoLimits, counts: Counts | None = None
+                 ) -> None:
         self.hub = hub
+        self.counts = counts if counts is not None else Counts()  # the hub's, shared
         self.limits = limits
         self.ws = ws
         self.machine = machine
@@ -245,6 +256,7 @@ class _Connection:
         self._outbox_event = asyncio.Event()
         self._turn = asyncio.Lock()  # one machine call at a time, in order
         self._done = asyncio.Event()
+        self._refused = False  # counted once, however many closes follow
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop())
@@ -276,6 +288,8 @@ class _Connection:
                 frame = (CLOSE_POLICY, "the client reads too slowly")
             else:
                 self._outbox_bytes += len(frame)
+        if not isinstance(frame, bytes):
+            self._count_refusal(frame[0])
         self._outbox.append(frame)
         self._outbox_event.set()
 
@@ -287,6 +301,11 @@ class _Connection:
             return False
         self.post(frame)
         return True
+
+    def _count_refusal(self, code: int) -> None:
+        if not self._refused:
+            self._refused = True
+            self.counts.refused(code)
 
     async def close(self, code: int, reason: str) -> None:
         self.post((code, reason))
@@ -305,6 +324,8 @@ class _Connection:
             except TimeoutError:
                 await self._call(lambda now: self.machine.tick(now), on_writer=False)
                 continue
+            if message.type in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+                self.counts.frames_in += 1
             if message.type == aiohttp.WSMsgType.BINARY:
                 await self._binary(bytes(message.data))
             elif message.type == aiohttp.WSMsgType.TEXT:
@@ -312,9 +333,13 @@ class _Connection:
                     CLOSE_UNSUPPORTED, "text frames are not part of the protocol"),
                     on_writer=False)
             elif message.type == aiohttp.WSMsgType.ERROR:
-                code = CLOSE_TOO_BIG if self.ws.close_code == CLOSE_TOO_BIG else CLOSE_POLICY
+                # aiohttp's error carries the code it closed with (1009 for a frame over
+                # the limit); the socket's close_code may be the client's answer by now.
+                sent = getattr(message.data, "code", self.ws.close_code)
+                code = CLOSE_TOO_BIG if sent == CLOSE_TOO_BIG else CLOSE_POLICY
                 log.warning("automerge client frame refused", peer=self.machine.client,
                             code=code, error=str(message.data))
+                self._count_refusal(code)
                 return
             else:  # closing or closed
                 return
@@ -390,6 +415,7 @@ class _Connection:
                     async with asyncio.timeout(self.limits.send_timeout_s):
                         if isinstance(item, bytes):
                             await self.ws.send_bytes(item)
+                            self.counts.frames_out += 1
                         else:
                             await self.ws.close(code=item[0], message=item[1].encode()[:120])
                             return

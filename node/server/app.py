@@ -93,7 +93,7 @@ def make_app(config: Config, astore: AsyncStore) -> web.Application:
     app.router.add_get("/v1/events", get_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", get_metrics)
-    repo_ws.setup(app, config, astore)
+    metrics.registry.register(repo_ws.setup(app, config, astore).collector())
     return app
 
 
@@ -256,9 +256,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    astore = request.app[STORE]
     metrics = request.app[METRICS]
-    stats = await astore.stats()
-    metrics.head.set(astore.head)
-    metrics.sessions.set(stats["sessions"])
+    await metrics.refresh_storage(request.app[STORE], request.app[CONFIG].data_dir)
     return metrics.response()

@@ -32,7 +32,8 @@ from node.config import Config
 from node.http.listener import BoundedSite
 from node.peers import api as peering
 from node.peers.gossip import Gossip
-from node.server.app import make_app
+from node.peers.metrics import PeerCollector
+from node.server.app import METRICS, make_app
 from node.store import AsyncStore
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,7 @@ async def start(config: Config) -> RunningNode:
         app = make_app(config, astore)
         gossip = Gossip(config, astore, peering.client_tls(config))
         peering.setup(app, config, gossip)
+        app[METRICS].registry.register(PeerCollector(gossip))
         runner = web.AppRunner(
             app,
             # aiohttp's keep-alive timer runs from the moment a connection opens until a

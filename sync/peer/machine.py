@@ -71,6 +71,7 @@ class Counters:
     faults: int = 0  # messages refused as a PeerFault
     events_ahead: int = 0  # left out for a timestamp too far ahead of our clock, for now
     resends: int = 0  # times in-flight batches were given up as lost
+    batches_resent: int = 0  # batches given up as lost: what they held goes again
     events_skipped: int = 0  # beyond a gap in their origin: not stored, sent again later
     origins_refused: int = 0  # events of a new origin past the table's free part: skipped
     last_contact: float | None = None  # ``now`` of the last message received
@@ -340,4 +341,5 @@ class PeerSync:
         before it was): send again from what the peer is known to hold."""
         if self._outbox.stalled(now, self.config.ack_timeout_s):
             self.counters.resends += 1
+            self.counters.batches_resent += len(self._outbox.inflight)
             self._outbox.forget()

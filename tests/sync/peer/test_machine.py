@@ -212,6 +212,7 @@ def test_a_lost_batch_is_sent_again_after_the_ack_timeout(open_store: OpenStore,
     net.tick(sender.config.ack_timeout_s - sender.config.pull_interval_s)
     net.settle()
     assert b.head == 10 and sender.counters.resends == 1
+    assert sender.counters.batches_resent == 1  # the one lost batch
     net.assert_converged()
 
 

@@ -1,0 +1,78 @@
+"""Storage metrics of a real node in this process, and Prometheus' naming rules held
+over every family a node exposes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from node.http import metrics as node_metrics
+from node.http.metrics import folder_bytes
+from node.server.run import RunningNode
+from tests.support.metrics import samples, scrape, value
+from tests.support.nodes import post
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+EventFactory = Callable[..., dict[str, Any]]
+#: Base units a name may end in (before ``_total``), per Prometheus' naming rules.
+UNITS = ("seconds", "bytes")
+
+
+async def test_storage_families_after_appends(make_node: NodeFactory,
+                                              event_body: EventFactory) -> None:
+    node = await make_node()
+    # Concurrent appends: the node groups them, so commits are fewer than requests.
+    await asyncio.gather(*(post(node, f"s{n % 2}", event_body(n)) for n in range(1, 21)))
+    families = await scrape(node.url)
+    assert value(families, "clawsync_events_stored") == node.astore.head == 20
+    assert value(families, "clawsync_sessions") == 2
+    commits = families["clawsync_commit_seconds"]
+    assert commits.type == "histogram"
+    assert value(families, "clawsync_commit_seconds", "_count") == node.astore.commits
+    buckets = [count for _, count in samples(families, "clawsync_commit_seconds", "_bucket")]
+    assert buckets == sorted(buckets) and buckets[-1] == node.astore.commits
+    total_s = value(families, "clawsync_commit_seconds", "_sum")
+    assert total_s is not None and total_s > 0
+    assert families["clawsync_data_folder_bytes"].type == "gauge"
+    size = value(families, "clawsync_data_folder_bytes")
+    assert size is not None and size > 0
+
+
+async def test_data_folder_size_is_reused_for_a_while(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    node = await make_node()
+    monkeypatch.setattr(node_metrics, "DATA_BYTES_MAX_AGE_S", 3600.0)
+    measured = value(await scrape(node.url), "clawsync_data_folder_bytes")
+    assert measured == folder_bytes(node.config.data_dir)
+    (node.config.data_dir / "extra").write_bytes(b"x" * 100_000)
+    assert value(await scrape(node.url), "clawsync_data_folder_bytes") == measured
+    monkeypatch.setattr(node_metrics, "DATA_BYTES_MAX_AGE_S", 0.0)
+    grown = value(await scrape(node.url), "clawsync_data_folder_bytes")
+    assert grown is not None and measured is not None and grown >= measured + 100_000
+
+
+async def test_every_family_follows_the_naming_rules(make_node: NodeFactory,
+                                                     event_body: EventFactory) -> None:
+    node = await make_node(cluster_secret="s" * 32)
+    await post(node, "s1", event_body(1))
+    families = await scrape(node.url)
+    # prometheus_client adds a ``_created`` gauge beside each counter and histogram.
+    ours = {name: family for name, family in families.items()
+            if name.startswith("clawsync_") and not name.endswith("_created")}
+    assert len(ours) >= 20
+    for name, family in ours.items():
+        assert re.fullmatch(r"clawsync_[a-z0-9_]+", name), name
+        assert family.documentation.strip(), f"{name} has no help text"
+        if family.type == "counter":
+            assert all(sample.name in (name + "_total", name + "_created")
+                       for sample in family.samples), name
+        else:
+            assert not name.endswith("_total"), name
+        for unit in UNITS:  # a unit is the name's last word, never in its middle
+            if f"_{unit}" in name:
+                assert name.endswith(f"_{unit}"), name
+        assert "_milliseconds" not in name and "_ms" not in name, name

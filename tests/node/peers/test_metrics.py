@@ -1,0 +1,121 @@
+"""Per-peer metrics of real nodes in this process, linked over real sockets: what
+``/metrics`` shows of a link that is up, of one that went down, and that a link that
+is gone leaves no series behind."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client.metrics_core import Metric
+
+from node.peers.metrics import STATES
+from node.server.run import RunningNode
+from sync.peer.config import SyncConfig
+from tests.support.metrics import label_values, scrape, value
+from tests.support.nodes import post
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+EventFactory = Callable[..., dict[str, Any]]
+SECRET = "s" * 32
+FAST = SyncConfig(backoff_base_s=0.05, backoff_max_s=0.1, pull_interval_s=0.2)
+DEADLINE_S = 10.0
+PEER_FAMILIES = {
+    "clawsync_peer_up": "gauge",
+    "clawsync_peer_state": "gauge",
+    "clawsync_peer_events_lacking": "gauge",
+    "clawsync_peer_last_contact_age_seconds": "gauge",
+    "clawsync_peer_received_bytes": "counter",
+    "clawsync_peer_sent_bytes": "counter",
+    "clawsync_peer_faults": "counter",
+    "clawsync_peer_batches_resent": "counter",
+}
+
+
+async def scraped_until(node: RunningNode, check: Callable[[dict[str, Metric]], bool],
+                        what: str) -> dict[str, Metric]:
+    """Scrape ``node`` until ``check`` holds for what it shows; fail at the deadline."""
+    families: dict[str, Metric] = {}
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while not check(families := await scrape(node.url)):
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{what}; last scrape: {families}") from None
+    return families
+
+
+def in_sync(peer: str) -> Callable[[dict[str, Metric]], bool]:
+    def check(families: dict[str, Metric]) -> bool:
+        return (value(families, "clawsync_peer_up", peer=peer) == 1
+                and value(families, "clawsync_peer_events_lacking", peer=peer,
+                          direction="local") == 0
+                and value(families, "clawsync_peer_events_lacking", peer=peer,
+                          direction="remote") == 0)
+    return check
+
+
+async def test_a_link_up_then_down(make_node: NodeFactory, event_body: EventFactory) -> None:
+    hub = await make_node(cluster_secret=SECRET, sync=FAST)
+    dialer = await make_node(cluster_secret=SECRET, sync=FAST, peers=(hub.url,))
+    await post(dialer, "s1", event_body(1), event_body(2))
+    hub_id, dialer_id = hub.astore.node_id, dialer.astore.node_id
+    # Both ends name the other by node id, once its hello came.
+    await scraped_until(hub, in_sync(dialer_id), "the hub in sync with the dialer")
+    families = await scraped_until(dialer, in_sync(hub_id), "the dialer in sync with the hub")
+    for name, kind in PEER_FAMILIES.items():
+        assert families[name].type == kind, name
+        assert label_values(families, name, "peer") == {hub_id}, name
+    assert label_values(families, "clawsync_peer_state", "state") == set(STATES)
+    assert value(families, "clawsync_peer_state", peer=hub_id, state="up") == 1
+    assert value(families, "clawsync_peer_state", peer=hub_id, state="backoff") == 0
+    assert label_values(families, "clawsync_peer_events_lacking", "direction") \
+        == {"local", "remote"}
+    age = value(families, "clawsync_peer_last_contact_age_seconds", peer=hub_id)
+    assert age is not None and age >= 0
+    for name in ("clawsync_peer_received_bytes", "clawsync_peer_sent_bytes"):
+        sent = value(families, name, "_total", peer=hub_id)
+        assert sent is not None and sent > 0, name
+    assert value(families, "clawsync_peer_faults", "_total", peer=hub_id) == 0
+    assert value(families, "clawsync_peer_batches_resent", "_total", peer=hub_id) == 0
+
+    await hub.stop()
+    await post(dialer, "s1", event_body(3), event_body(4), event_body(5))
+
+    def behind(families: dict[str, Metric]) -> bool:
+        return (value(families, "clawsync_peer_up", peer=hub_id) == 0
+                and value(families, "clawsync_peer_events_lacking", peer=hub_id,
+                          direction="remote") == 3)
+
+    # A dialed peer that went away stays listed (it is redialed), down and behind.
+    families = await scraped_until(dialer, behind, "the hub down and 3 events behind")
+    states = {state for state in STATES
+              if value(families, "clawsync_peer_state", peer=hub_id, state=state) == 1}
+    assert len(states) == 1 and states <= {"connecting", "backoff", "down"}
+
+
+async def test_a_link_that_is_gone_leaves_no_series(make_node: NodeFactory,
+                                                    event_body: EventFactory) -> None:
+    hub = await make_node(cluster_secret=SECRET, sync=FAST)
+    dialers = [await make_node(cluster_secret=SECRET, sync=FAST, peers=(hub.url,))
+               for _ in range(2)]
+    await post(dialers[0], "s1", event_body(1))
+    ids = {dialer.astore.node_id for dialer in dialers}
+
+    def both_up(families: dict[str, Metric]) -> bool:
+        return all(value(families, "clawsync_peer_up", peer=peer) == 1 for peer in ids)
+
+    families = await scraped_until(hub, both_up, "both dialers linked")
+    assert label_values(families, "clawsync_peer_up", "peer") == ids
+    await dialers[0].stop()
+    gone = dialers[0].astore.node_id
+
+    def forgotten(families: dict[str, Metric]) -> bool:
+        return all(gone not in label_values(families, name, "peer") for name in PEER_FAMILIES)
+
+    # An accepted link ends with its peer: every family drops the peer's series.
+    families = await scraped_until(hub, forgotten, "the stopped dialer's series gone")
+    for name in PEER_FAMILIES:
+        assert label_values(families, name, "peer") <= ids - {gone}, name
+    assert value(families, "clawsync_peer_up", peer=dialers[1].astore.node_id) == 1

@@ -15,6 +15,7 @@ one walk per period however many ask, and the event loop never waits on the disk
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -55,10 +56,8 @@ def folder_bytes(folder: Path) -> int:
     total = 0
     for root, _dirs, names in os.walk(folder):
         for name in names:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
-            except OSError:
-                pass
     return total
 
 

@@ -49,7 +49,7 @@ def load() -> dict[str, StaticFile]:
         suffix = "." + entry.name.rsplit(".", 1)[-1]
         if entry.is_file() and suffix in CONTENT_TYPES:
             body = entry.read_bytes()
-            etag = '"%s"' % hashlib.blake2b(body, digest_size=12).hexdigest()
+            etag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
             files[entry.name] = StaticFile(body, CONTENT_TYPES[suffix], etag)
     return files
 

@@ -15,8 +15,8 @@ import pytest
 from crdt.events import parse_event
 from crdt.log.store import EventStore
 from node.console import static_files
+from node.folder import FolderSize
 from node.server import sessions
-from node.server.about import FolderSize
 from node.server.run import RunningNode
 
 EventFactory = Callable[..., dict[str, Any]]

@@ -1,8 +1,8 @@
-"""``GET /v1/node``: what this node is and holds, for the console's devices view.
+"""The size of the node's data folder (``GET /v1/node``; metrics may show it too).
 
-The size of the data folder is a walk of the folder on a worker thread, done at most
-once every ``STORAGE_SIZE_TTL_S``: a console polling every two seconds, or several, cost
-one walk per period however many ask, and the event loop never waits on the disk.
+It is a walk of the folder on a worker thread, done at most once every
+``STORAGE_SIZE_TTL_S``: consoles polling every two seconds, however many, cost one walk
+per period, and the event loop never waits on the disk.
 
 >>> import asyncio, tempfile
 >>> from pathlib import Path
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from pathlib import Path
 
 #: Seconds a measured data folder size is answered again before the folder is walked anew.
@@ -60,7 +59,3 @@ def folder_bytes(folder: Path) -> int:
                 total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
     return total
 
-
-def default_name() -> str:
-    """The node's name for people: the machine's host name."""
-    return socket.gethostname() or "clawsync"

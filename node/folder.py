@@ -31,22 +31,23 @@ class FolderSize:
         self._ttl_s = ttl_s
         self._value = 0
         self._measured_at: float | None = None
-        self._walk: asyncio.Task[int] | None = None
+        self._walk: asyncio.Future[int] | None = None
 
     async def bytes(self) -> int:
         loop = asyncio.get_running_loop()
         if self._measured_at is not None and loop.time() - self._measured_at < self._ttl_s:
             return self._value
         if self._walk is None:  # callers that come during a walk share it
-            self._walk = asyncio.create_task(asyncio.to_thread(folder_bytes, self._folder))
-        walk = self._walk
-        try:
-            self._value = await asyncio.shield(walk)
-        finally:
-            if self._walk is walk and walk.done():
-                self._walk = None
-        self._measured_at = loop.time()
-        return self._value
+            self._walk = asyncio.ensure_future(asyncio.to_thread(folder_bytes, self._folder))
+            self._walk.add_done_callback(self._measured)
+        # Shielded: a caller that goes away does not stop the walk the others wait for.
+        return await asyncio.shield(self._walk)
+
+    def _measured(self, walk: asyncio.Future[int]) -> None:
+        self._walk = None
+        if not walk.cancelled() and walk.exception() is None:
+            self._value = walk.result()
+            self._measured_at = asyncio.get_running_loop().time()
 
 
 def folder_bytes(folder: Path) -> int:

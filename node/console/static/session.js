@@ -67,7 +67,9 @@ export function sessionView(context, { key }) {
 
   async function load() {
     const header = await loadHeader();
-    missing = header === "missing"; // then the session's first event loads it
+    // Missing: the session's first event loads it, unless it came during the request.
+    if (header === "missing" && events.size > 0 && !stopped) return load();
+    missing = header === "missing";
     if (header === "failed" && !stopped) setTimeout(load, RETRY_MS);
     if (header !== "found") return;
     try {

@@ -39,6 +39,7 @@ export function sessionView(context, { key }) {
   }
 
   function redraw() {
+    news = []; // every event known is in what is drawn now
     transcript = Transcript.of(events.values());
     const first = showAll ? 0 : Math.max(0, transcript.entries.length - SHOWN_MAX);
     drawn.clear();

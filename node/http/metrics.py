@@ -15,16 +15,14 @@ True
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from node.folder import FolderSize
 from node.store import AsyncStore, Commit
 
 #: Append latency buckets (seconds): an fsync takes from ~0.1 ms (NVMe) to tens of ms
@@ -33,9 +31,6 @@ APPEND_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
                     1.0, 2.5, 5.0)
 #: Events per commit: powers of two up to the default ``commit_events_max``.
 COMMIT_BUCKETS = tuple(float(2**n) for n in range(13))
-#: Seconds a measured size of the data folder is reused: walking it is a thread's work
-#: (a few files for diskcache), so scrapes, however frequent, walk it at most this often.
-DATA_BYTES_MAX_AGE_S = 10.0
 
 
 class Metrics:
@@ -68,8 +63,6 @@ class Metrics:
         self.data_bytes = Gauge("clawsync_data_folder_bytes",
                                 "Bytes of the files in the data folder",
                                 registry=self.registry)
-        self._data_measured_at: float | None = None
-        self._data_lock = asyncio.Lock()
 
     def observe_commit(self, commit: Commit) -> None:
         """Record one group commit (an ``AsyncStore`` commit listener)."""
@@ -79,20 +72,15 @@ class Metrics:
         if commit.seconds is not None:
             self.commit_seconds.observe(commit.seconds)
 
-    async def refresh_storage(self, astore: AsyncStore, data_dir: Path) -> None:
-        """Update the storage gauges before a scrape; the counts are read on a reader
-        thread, the folder walked on another thread and at most every
-        ``DATA_BYTES_MAX_AGE_S``."""
+    async def refresh_storage(self, astore: AsyncStore, folder: FolderSize) -> None:
+        """Update the storage gauges before a scrape: the counts are read on a reader
+        thread, the folder's size is the one ``GET /v1/node`` answers (walked on another
+        thread, at most every ``STORAGE_SIZE_TTL_S``)."""
         stats = await astore.stats()
         self.head.set(astore.head)
         self.events.set(stats["events"])
         self.sessions.set(stats["sessions"])
-        async with self._data_lock:  # scrapes at once share one walk
-            now = time.monotonic()
-            if self._data_measured_at is None \
-                    or now - self._data_measured_at >= DATA_BYTES_MAX_AGE_S:
-                self.data_bytes.set(await asyncio.to_thread(folder_bytes, data_dir))
-                self._data_measured_at = time.monotonic()
+        self.data_bytes.set(await folder.bytes())
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
@@ -132,24 +120,3 @@ class Stopwatch:
 
     def elapsed_s(self) -> float:
         return time.perf_counter() - self._start
-
-
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the regular files under ``folder``; files that vanish meanwhile (SQLite's
-    journal, say) are skipped.
-
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> _ = (folder / "a").write_bytes(b"x" * 10)
-    >>> folder_bytes(folder)
-    10
-    """
-    total = 0
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            try:
-                stat = os.stat(os.path.join(root, name), follow_symlinks=False)
-            except OSError:
-                continue
-            total += stat.st_size
-    return total

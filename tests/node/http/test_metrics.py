@@ -8,10 +8,6 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-
-from node.http import metrics as node_metrics
-from node.http.metrics import folder_bytes
 from node.server.run import RunningNode
 from tests.support.metrics import samples, scrape, value
 from tests.support.nodes import post
@@ -40,19 +36,6 @@ async def test_storage_families_after_appends(make_node: NodeFactory,
     assert families["clawsync_data_folder_bytes"].type == "gauge"
     size = value(families, "clawsync_data_folder_bytes")
     assert size is not None and size > 0
-
-
-async def test_data_folder_size_is_reused_for_a_while(
-        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    node = await make_node()
-    monkeypatch.setattr(node_metrics, "DATA_BYTES_MAX_AGE_S", 3600.0)
-    measured = value(await scrape(node.url), "clawsync_data_folder_bytes")
-    assert measured == folder_bytes(node.config.data_dir)
-    (node.config.data_dir / "extra").write_bytes(b"x" * 100_000)
-    assert value(await scrape(node.url), "clawsync_data_folder_bytes") == measured
-    monkeypatch.setattr(node_metrics, "DATA_BYTES_MAX_AGE_S", 0.0)
-    grown = value(await scrape(node.url), "clawsync_data_folder_bytes")
-    assert grown is not None and measured is not None and grown >= measured + 100_000
 
 
 async def test_every_family_follows_the_naming_rules(make_node: NodeFactory,

@@ -1,0 +1,181 @@
+// A session: its transcript as a person reads it, built from the session's events (the
+// projection leaves tool calls and state changes out), and its Automerge URL. New
+// events of the session come from the live stream, whichever device wrote them.
+
+import { Refused, sessionPath } from "./api.js";
+import { h, localTime, throttled } from "./dom.js";
+import { Transcript, byOrder, render } from "./transcript.js";
+
+const EVENTS_PAGE = 1000;
+const RETRY_MS = 2000;
+// Entries drawn: the newest ones; a button draws the rest.
+const SHOWN_MAX = 500;
+// New events are drawn together, at most this often (a busy session sends hundreds a second).
+const DRAW_MS = 50;
+const HEADER_MS = 2000;
+
+export function sessionView(context, { key }) {
+  let root = null;
+  let stopped = false;
+  let loaded = false;
+  let missing = false; // not on this node (yet): the session's first event loads it
+  const events = new Map(); // id -> event: the stream and the pages may both bring one
+  // The summary comes with the whole projection: read again at most every 2 s.
+  const headerSoon = throttled(() => loadHeader(), HEADER_MS);
+  let showAll = false;
+  let transcript = null; // what is drawn
+  const drawn = new Map(); // entry -> its element, in the order shown
+  let news = []; // events from the stream not drawn yet
+  const drawSoon = throttled(() => drawNews(), DRAW_MS);
+
+  function list() {
+    return root.querySelector("[data-testid=transcript]");
+  }
+
+  function element(entry) {
+    const made = render(entry);
+    drawn.set(entry, made);
+    return made;
+  }
+
+  function redraw() {
+    news = []; // every event known is in what is drawn now
+    transcript = Transcript.of(events.values());
+    const first = showAll ? 0 : Math.max(0, transcript.entries.length - SHOWN_MAX);
+    drawn.clear();
+    list().replaceChildren(...transcript.entries.slice(first).map(element));
+    showEarlier();
+  }
+
+  // New events usually come after all others: their entries are added at the end. One
+  // that sorts earlier (a device that was offline) redraws the transcript.
+  function drawNews() {
+    if (stopped || !transcript) return;
+    const fresh = news.sort(byOrder);
+    news = [];
+    if (fresh.some((event) => !transcript.takes(event))) return redraw();
+    for (const event of fresh) {
+      const step = transcript.add(event);
+      if (step && step.added) list().append(element(step.entry));
+      else if (step && drawn.has(step.entry)) drawn.get(step.entry).replaceWith(element(step.entry));
+    }
+    while (!showAll && drawn.size > SHOWN_MAX) {
+      const [entry, oldest] = drawn.entries().next().value;
+      oldest.remove();
+      drawn.delete(entry);
+    }
+    showEarlier();
+  }
+
+  function showEarlier() {
+    const hidden = transcript.entries.length - drawn.size;
+    root.querySelector(".earlier").replaceChildren(hidden > 0 ? h("button", {
+      type: "button", onclick: () => { showAll = true; redraw(); } }, `Show ${hidden} earlier entries`) : "");
+  }
+
+  // The projection's summary; "missing" on a 404, "failed" when the node could not say.
+  async function loadHeader() {
+    let projection;
+    try {
+      projection = await context.api(sessionPath(key));
+    } catch (error) {
+      if (stopped) return "failed";
+      const missing = error instanceof Refused && error.status === 404;
+      if (missing) root.querySelector(".summary").textContent = "Not on this node (yet): it shows when its first event arrives.";
+      else root.querySelector(".error").textContent = `Cannot read the session: ${error.message}`;
+      return missing ? "missing" : "failed";
+    }
+    if (stopped) return "failed";
+    root.querySelector(".error").textContent = "";
+    root.querySelector(".summary").replaceChildren(summary(projection));
+    root.querySelector("[data-testid=automerge-url]").textContent = projection.automerge_url;
+    return "found";
+  }
+
+  async function loadEvents() {
+    let after = 0;
+    for (;;) {
+      const page = await context.api(sessionPath(key, `/events?after=${after}&limit=${EVENTS_PAGE}`));
+      for (const event of page.events) events.set(event.id, event);
+      after = page.next;
+      if (!page.more || stopped) break;
+    }
+  }
+
+  async function load() {
+    const header = await loadHeader();
+    // Missing: the session's first event loads it, unless it came during the request.
+    if (header === "missing" && events.size > 0 && !stopped) return load();
+    missing = header === "missing";
+    if (header === "failed" && !stopped) setTimeout(load, RETRY_MS);
+    if (header !== "found") return;
+    try {
+      await loadEvents();
+    } catch (error) {
+      if (stopped) return;
+      root.querySelector(".error").textContent = `Cannot read the events: ${error.message}`;
+      setTimeout(load, RETRY_MS);
+      return;
+    }
+    loaded = true;
+    redraw();
+  }
+
+  return {
+    mount(element) {
+      root = element;
+      const url = h("code", { dataset: { testid: "automerge-url" } });
+      element.append(
+        h("h1", {}, h("span", { class: "mono" }, key)),
+        h("p", { class: "summary muted" }, "Loading…"),
+        h("p", {}, "Automerge URL ", url, " ",
+          h("button", { type: "button", onclick: () => copy(url) }, "Copy"),
+          h("span", { class: "copied muted" })),
+        h("p", { class: "earlier" }),
+        h("div", { class: "transcript", dataset: { testid: "transcript" } }),
+        h("p", { class: "error" }),
+      );
+      load();
+    },
+    onEvent(event) {
+      if (event.session_key !== key || events.has(event.id)) return;
+      events.set(event.id, event);
+      if (missing) {
+        missing = false;
+        load();
+        return;
+      }
+      if (loaded) { // else the load under way draws it
+        news.push(event);
+        drawSoon();
+      }
+      headerSoon();
+    },
+    onReconnect() {
+      if (loaded) headerSoon();
+    },
+    unmount() {
+      stopped = true;
+      headerSoon.cancel();
+      drawSoon.cancel();
+    },
+  };
+}
+
+function summary(projection) {
+  return `${projection.state} · ${projection.channel} · ${projection.message_count} messages received · `
+    + `${projection.event_count} events · last activity ${localTime(projection.last_activity)}`;
+}
+
+async function copy(element) {
+  const note = element.parentElement.querySelector(".copied");
+  try {
+    await navigator.clipboard.writeText(element.textContent);
+    note.textContent = " copied";
+  } catch {
+    // Not a secure context (plain http beyond localhost): select it for Ctrl+C instead.
+    getSelection().selectAllChildren(element);
+    note.textContent = " selected: press Ctrl+C";
+  }
+}
+

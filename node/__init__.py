@@ -8,6 +8,7 @@ the event loop. Nothing imports ``node``.
     server/     the client API, live streams, starting and stopping a node, ``clawsync serve``
     peers/      peer links: the websocket transport, gossip with every peer, the peer API
     automerge/  the ``/automerge`` websocket for automerge-repo clients
+    console/    the web console's files (HTML, CSS, JavaScript), served at ``/``
     client/     talking to a node: the HTTP client, following a session's projection
     cli/        the ``clawsync`` client commands (append, events, tail, status, demo)
     main.py     the ``clawsync`` command: the client commands and ``serve``

@@ -276,6 +276,21 @@ def seconds_param(request: web.BaseRequest, name: str, *, high_s: float) -> floa
     return float(raw)
 
 
+def flag_param(request: web.BaseRequest, name: str) -> bool:
+    """A yes-or-no query parameter: ``1``/``true`` or ``0``/``false`` (false when absent)."""
+    raw = _one(request, name)
+    if raw is None or raw in ("0", "false"):
+        return False
+    if raw in ("1", "true"):
+        return True
+    raise bad_parameter(name, "must be 1, 0, true or false")
+
+
+def one_param(request: web.BaseRequest, name: str) -> str | None:
+    """The query parameter ``name`` as given, None when absent; 400 when repeated."""
+    return _one(request, name)
+
+
 # -- answers ------------------------------------------------------------------------
 
 def wants_cbor(request: web.BaseRequest) -> bool:

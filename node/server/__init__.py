@@ -1,6 +1,7 @@
 """The node as a server: the client API (``app``), live event streams (``streams``),
-starting and stopping a node with its peer links and Automerge clients (``run``), and
-``clawsync serve`` (``command``).
+starting and stopping a node with its peer links and Automerge clients (``run``),
+``clawsync serve`` (``command``), the web console's files and ``/v1/node`` (``console``,
+``about``).
 
-May import: crdt, sync, node, node.http, node.peers, node.automerge
+May import: crdt, sync, node, node.http, node.peers, node.automerge, node.console
 """

@@ -6,13 +6,17 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
     GET  /v1/sessions/{key}/events     a session's events after a position (?after=&limit=)
     GET  /v1/sessions/{key}            the session's projection, plus its automerge_url
     GET  /v1/sessions/{key}/automerge  the session's saved Automerge document
-    GET  /v1/sessions                  sessions in creation order (?after=&limit=)
+    GET  /v1/sessions                  sessions in creation order (?after=&limit=, and
+                                       ?prefix= to filter by key, ?detail=1 for summaries)
     GET  /v1/events                    every event after a position; ?wait= long-polls,
                                        Accept: text/event-stream streams live
+    GET  /v1/node                      this node: id, name, head, counts, data folder bytes
+    GET  /                             the web console (``node.server.console``)
     GET  /healthz                      liveness, node id and head (never needs the token)
     GET  /metrics                      Prometheus metrics
 
-With ``Config.token`` set, every /v1 route and /metrics needs ``Authorization: Bearer``.
+With ``Config.token`` set, every /v1 route and /metrics needs ``Authorization: Bearer``;
+the console's files do not (they hold no data).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from crdt.keys import check_session_key
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from node.automerge import hub as repo_ws
-from node.config import Config, Limits
+from node.config import Config, Limits, software_version
 from node.http import auth
 from node.http.metrics import Metrics, Stopwatch
 from node.http.wire import (
@@ -40,7 +44,9 @@ from node.http.wire import (
     body_format,
     decode_body,
     error_middleware,
+    flag_param,
     int_param,
+    one_param,
     read_body,
     respond,
     seconds_param,
@@ -48,13 +54,15 @@ from node.http.wire import (
     unauthorized,
     wants_cbor,
 )
-from node.server import pages, streams
+from node.server import console, pages, sessions, streams
+from node.server.about import FolderSize, default_name
 from node.store import AsyncStore
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", AsyncStore)
 METRICS = web.AppKey("metrics", Metrics)
 STREAMS = web.AppKey("streams", streams.StreamSlots)
+FOLDER_SIZE = web.AppKey("folder_size", FolderSize)
 
 #: Largest position or session index a cursor may name (SQLite's integer range).
 CURSOR_MAX = 2**63 - 1
@@ -72,6 +80,7 @@ def make_app(config: Config, astore: AsyncStore) -> web.Application:
     app[STORE] = astore
     app[METRICS] = metrics
     app[STREAMS] = streams.StreamSlots(config.limits)
+    app[FOLDER_SIZE] = FolderSize(config.data_dir)
     astore.add_commit_listener(metrics.observe_commit)
 
     async def on_shutdown(_app: web.Application) -> None:
@@ -91,9 +100,11 @@ def make_app(config: Config, astore: AsyncStore) -> web.Application:
     app.router.add_get("/v1/sessions/{key}", get_session)
     app.router.add_get("/v1/sessions", get_sessions)
     app.router.add_get("/v1/events", get_events)
+    app.router.add_get("/v1/node", get_node)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", get_metrics)
     repo_ws.setup(app, config, astore)
+    console.setup(app)
     return app
 
 
@@ -203,13 +214,16 @@ async def get_automerge(request: web.Request) -> web.Response:
 
 async def get_sessions(request: web.Request) -> web.Response:
     after, limit = _page_params(request)
-    sessions = await request.app[STORE].list_sessions(after, limit + 1)
-    page = sessions[:limit]
-    return respond(request, {
-        "sessions": [{"index": ref.index, "session_key": ref.session_key} for ref in page],
-        "next": page[-1].index if page else after,
-        "more": len(sessions) > limit,
-    })
+    prefix = one_param(request, "prefix")
+    if prefix == "":
+        prefix = None  # an empty filter matches every key
+    elif prefix is not None:
+        check_session_key(prefix, "prefix")
+    detail = flag_param(request, "detail")
+    page = await request.app[STORE].read(
+        lambda store: sessions.session_page(store, after=after, limit=limit, prefix=prefix,
+                                            detail=detail))
+    return respond(request, page)
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
@@ -253,6 +267,18 @@ async def _events_page(request: web.Request, after: int, limit: int,
 async def healthz(request: web.Request) -> web.Response:
     astore = request.app[STORE]
     return respond(request, {"status": "ok", "node_id": astore.node_id, "head": astore.head})
+
+
+async def get_node(request: web.Request) -> web.Response:
+    """This node for people: its id and name, what it holds, its data folder's size."""
+    astore = request.app[STORE]
+    stats = await astore.stats()
+    return respond(request, {
+        "node_id": astore.node_id, "name": default_name(), "head": astore.head,
+        "events": stats["events"], "sessions": stats["sessions"],
+        "origins": stats["origins"], "software": software_version(),
+        "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
+    })
 
 
 async def get_metrics(request: web.Request) -> web.Response:

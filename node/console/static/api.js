@@ -1,0 +1,131 @@
+// Talking to the node: JSON requests and the live event stream, both with the token
+// (kept in sessionStorage: it lasts as long as the tab and never goes into a URL).
+
+const TOKEN_KEY = "clawsync.token";
+
+export class Unauthorized extends Error {}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN_KEY);
+}
+
+export function setToken(value) {
+  if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+function headers(extra = {}) {
+  const value = token();
+  return value ? { ...extra, Authorization: `Bearer ${value}` } : extra;
+}
+
+// GET a JSON answer; Unauthorized on 401, Error with the node's message otherwise.
+export async function get(path, { signal } = {}) {
+  const response = await fetch(path, { headers: headers({ Accept: "application/json" }), signal });
+  if (response.status === 401) throw new Unauthorized("the node refused the token");
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try { message = (await response.json()).error.message || message; } catch { /* not JSON */ }
+    throw new Error(message);
+  }
+  return response.json();
+}
+
+export function sessionPath(key, rest = "") {
+  return `/v1/sessions/${encodeURIComponent(key)}${rest}`;
+}
+
+// The node's live event stream (server-sent events) read with fetch, because
+// EventSource cannot send an Authorization header. It resumes after the last event it
+// saw (Last-Event-ID) whenever the connection drops, waiting a little longer each time.
+export class EventStream {
+  constructor({ after, onEvent, onStatus, onUnauthorized }) {
+    this.position = after;
+    this.onEvent = onEvent;
+    this.onStatus = onStatus;
+    this.onUnauthorized = onUnauthorized;
+    this.stopped = false;
+    this.controller = null;
+  }
+
+  start() {
+    this.run();
+  }
+
+  stop() {
+    this.stopped = true;
+    if (this.controller) this.controller.abort();
+  }
+
+  async run() {
+    let delayMs = 500;
+    while (!this.stopped) {
+      try {
+        await this.readOnce();
+        delayMs = 500; // the node ended a stream that worked: come back at once
+      } catch (error) {
+        if (error instanceof Unauthorized) {
+          this.stopped = true;
+          this.onStatus(false);
+          this.onUnauthorized();
+          return;
+        }
+      }
+      if (this.stopped) return;
+      this.onStatus(false);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      delayMs = Math.min(delayMs * 2, 5000);
+    }
+  }
+
+  async readOnce() {
+    this.controller = new AbortController();
+    const controller = this.controller;
+    // The node sends a keepalive comment every 15 s; silence for longer means the
+    // connection is gone even if the browser has not noticed.
+    let silentTimer = null;
+    const heard = () => {
+      clearTimeout(silentTimer);
+      silentTimer = setTimeout(() => controller.abort(), 40000);
+    };
+    try {
+      const response = await fetch(`/v1/events?after=${this.position}`, {
+        headers: headers({ Accept: "text/event-stream" }),
+        signal: controller.signal,
+        cache: "no-store",
+      });
+      if (response.status === 401) throw new Unauthorized();
+      if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
+      this.onStatus(true);
+      heard();
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        heard();
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          this.dispatch(buffer.slice(0, end));
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    } finally {
+      clearTimeout(silentTimer);
+    }
+  }
+
+  // One SSE message: "id: <position>", "event: event", "data: <event JSON>".
+  dispatch(block) {
+    let id = null;
+    const data = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("id:")) id = line.slice(3).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+    }
+    if (!data.length) return; // a keepalive comment
+    if (id !== null) this.position = Number(id);
+    this.onEvent(JSON.parse(data.join("\n")));
+  }
+}

@@ -1,0 +1,120 @@
+// The console's entry point: the token, the live stream, and which view shows.
+//   #/devices              this node and its peer links (the default)
+//   #/sessions             the session list
+//   #/session/<key>        one session's transcript (the key percent-encoded)
+
+import { EventStream, Unauthorized, get, setToken, token } from "./api.js";
+import { devicesView } from "./devices.js";
+import { sessionView } from "./session.js";
+import { sessionsView } from "./sessions.js";
+
+const viewRoot = document.getElementById("view");
+const login = document.getElementById("login");
+const form = login.querySelector("form");
+const tokenError = login.querySelector("[data-testid=token-error]");
+const liveStatus = document.querySelector("[data-testid=live-status]");
+
+let stream = null;
+let view = null;
+
+// What every view gets: a GET that sends the token and shows the form on a 401.
+const context = {
+  async api(path, options) {
+    try {
+      return await get(path, options);
+    } catch (error) {
+      if (error instanceof Unauthorized) refused();
+      throw error;
+    }
+  },
+};
+
+function setLive(live) {
+  liveStatus.textContent = live ? "live" : "reconnecting…";
+  liveStatus.classList.toggle("live", live);
+}
+
+function showLogin(message) {
+  if (stream) stream.stop();
+  stream = null;
+  if (view) view.unmount();
+  view = null;
+  viewRoot.replaceChildren();
+  setLive(false);
+  tokenError.textContent = message;
+  login.hidden = false;
+  form.elements.token.value = "";
+  form.elements.token.focus();
+}
+
+// The node refused the token a view or the stream sent (it was changed, or is wrong).
+function refused() {
+  if (!login.hidden) return;
+  const hadToken = token() !== null;
+  setToken(null);
+  showLogin(hadToken ? "The node refused the token: give it again." : "");
+}
+
+// Start (or start again after a token): ask who the node is, then stream and route.
+async function boot() {
+  let node;
+  try {
+    node = await get("/v1/node");
+  } catch (error) {
+    if (error instanceof Unauthorized) {
+      const tried = token() !== null;
+      setToken(null);
+      showLogin(tried ? "That token is wrong: the node refused it." : "");
+    } else {
+      viewRoot.replaceChildren(`Cannot reach the node (${error.message}); trying again…`);
+      setTimeout(boot, 2000);
+    }
+    return;
+  }
+  login.hidden = true;
+  tokenError.textContent = "";
+  stream = new EventStream({
+    after: node.head,
+    onEvent: (event) => view && view.onEvent(event),
+    onStatus: setLive,
+    onUnauthorized: refused,
+  });
+  stream.start();
+  route();
+}
+
+function parseHash() {
+  const hash = location.hash.replace(/^#\/?/, "");
+  if (hash === "sessions") return { name: "sessions" };
+  if (hash.startsWith("session/")) {
+    try {
+      return { name: "session", key: decodeURIComponent(hash.slice("session/".length)) };
+    } catch { /* a malformed escape: fall back to the default view */ }
+  }
+  if (hash !== "devices") history.replaceState(null, "", "#/devices");
+  return { name: "devices" };
+}
+
+function route() {
+  if (!login.hidden) return;
+  const where = parseHash();
+  for (const link of document.querySelectorAll("nav a[data-view]")) {
+    const active = link.dataset.view === where.name
+      || (where.name === "session" && link.dataset.view === "sessions");
+    link.classList.toggle("active", active);
+  }
+  if (view) view.unmount();
+  const make = { devices: devicesView, sessions: sessionsView, session: sessionView }[where.name];
+  view = make(context, where);
+  viewRoot.replaceChildren();
+  view.mount(viewRoot);
+}
+
+form.addEventListener("submit", (submitted) => {
+  submitted.preventDefault();
+  setToken(form.elements.token.value.trim());
+  tokenError.textContent = "";
+  boot();
+});
+window.addEventListener("hashchange", route);
+boot();

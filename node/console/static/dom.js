@@ -1,0 +1,60 @@
+// Building the page without innerHTML: every text the node sends is set as text, so a
+// message that looks like HTML shows as what it is.
+
+// h("a", {href: "#/x", dataset: {testid: "row"}}, "text", child, ...)
+export function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "dataset") Object.assign(element.dataset, value);
+    else if (name === "class") element.className = value;
+    else if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+  return element;
+}
+
+export function bytes(count) {
+  if (count === null || count === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = count;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
+}
+
+export function secondsAgo(seconds) {
+  if (seconds === null || seconds === undefined) return "never";
+  if (seconds < 1) return "just now";
+  if (seconds < 90) return `${Math.round(seconds)} s ago`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 129600) return `${Math.round(seconds / 3600)} h ago`;
+  return `${Math.round(seconds / 86400)} days ago`;
+}
+
+export function since(timestamp) {
+  if (!timestamp) return "–";
+  return secondsAgo(Math.max(0, (Date.now() - Date.parse(timestamp)) / 1000));
+}
+
+export function localTime(timestamp) {
+  return timestamp ? new Date(timestamp).toLocaleString() : "";
+}
+
+// Run fn at most once per waitMs, the last call winning (for bursts of stream events).
+export function debounce(fn, waitMs) {
+  let timer = null;
+  const call = () => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, waitMs);
+  };
+  call.cancel = () => clearTimeout(timer);
+  return call;
+}

@@ -1,0 +1,92 @@
+// Sessions: the session list a page at a time, filtered by key prefix on the node, read
+// again soon after each new event (a new session, or one that changed).
+
+import { debounce, h, localTime, since } from "./dom.js";
+
+const PAGE_SIZE = 50;
+// Requests one page may take when a filter leaves the node's reads short of a page.
+const READS_PER_PAGE_MAX = 10;
+
+export function sessionsView(context) {
+  let root = null;
+  let stopped = false;
+  let filter = "";
+  let starts = [0]; // the cursor each page shown so far began at: "Previous" pops one
+  let next = 0;
+  let more = false;
+  const soon = debounce(() => load(), 400);
+  const filterSoon = debounce(() => {
+    starts = [0];
+    load();
+  }, 250);
+
+  async function load() {
+    const rows = [];
+    let cursor = starts[starts.length - 1];
+    more = false;
+    try {
+      for (let reads = 0; reads < READS_PER_PAGE_MAX && rows.length < PAGE_SIZE; reads += 1) {
+        const query = new URLSearchParams({ after: cursor, limit: PAGE_SIZE - rows.length, detail: 1 });
+        if (filter) query.set("prefix", filter);
+        const page = await context.api(`/v1/sessions?${query}`);
+        rows.push(...page.sessions);
+        cursor = page.next;
+        more = page.more;
+        if (!more) break;
+      }
+    } catch (error) {
+      if (!stopped) root.querySelector(".error").textContent = `Cannot read sessions: ${error.message}`;
+      return;
+    }
+    if (stopped) return;
+    next = cursor;
+    root.querySelector(".error").textContent = "";
+    root.querySelector(".rows").replaceChildren(...rows.map(sessionRow));
+    root.querySelector(".empty").hidden = rows.length > 0;
+    root.querySelector("button.previous").disabled = starts.length < 2;
+    root.querySelector("button.next").disabled = !more;
+  }
+
+  return {
+    mount(element) {
+      root = element;
+      element.append(
+        h("h1", {}, "Sessions"),
+        h("div", { class: "toolbar" },
+          h("input", { type: "search", placeholder: "Filter by key prefix", "aria-label": "Filter by key prefix",
+            dataset: { testid: "session-filter" },
+            oninput: (typed) => { filter = typed.target.value; filterSoon(); } }),
+          h("button", { class: "previous", disabled: true,
+            onclick: () => { starts.pop(); load(); } }, "Previous"),
+          h("button", { class: "next", disabled: true,
+            onclick: () => { starts.push(next); load(); } }, "Next")),
+        h("div", { class: "session-list" },
+          h("div", { class: "session-head" },
+            h("span", {}, "Session"), h("span", {}, "State"), h("span", { class: "num" }, "Messages"),
+            h("span", { class: "num" }, "Events"), h("span", {}, "Last activity")),
+          h("div", { class: "rows" })),
+        h("p", { class: "empty muted", hidden: true }, "No sessions."),
+        h("p", { class: "error" }),
+      );
+      load();
+    },
+    onEvent() {
+      soon();
+    },
+    unmount() {
+      stopped = true;
+      soon.cancel();
+      filterSoon.cancel();
+    },
+  };
+}
+
+function sessionRow(session) {
+  return h("a", { class: "session-row", href: `#/session/${encodeURIComponent(session.session_key)}`,
+    dataset: { testid: "session-row", key: session.session_key } },
+    h("span", { class: "mono key" }, session.session_key),
+    h("span", {}, session.state),
+    h("span", { class: "num" }, session.message_count),
+    h("span", { class: "num" }, session.event_count),
+    h("span", { title: localTime(session.last_activity) }, since(session.last_activity)));
+}

@@ -1,0 +1,66 @@
+"""``GET /v1/node``: what this node is and holds, for the console's devices view.
+
+The size of the data folder is a walk of the folder on a worker thread, done at most
+once every ``STORAGE_SIZE_TTL_S``: a console polling every two seconds, or several, cost
+one walk per period however many ask, and the event loop never waits on the disk.
+
+>>> import asyncio, tempfile
+>>> from pathlib import Path
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = (folder / "a").write_bytes(b"12345")
+>>> asyncio.run(FolderSize(folder).bytes())
+5
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+#: Seconds a measured data folder size is answered again before the folder is walked anew.
+STORAGE_SIZE_TTL_S = 5.0
+
+
+class FolderSize:
+    """The bytes of the files under a folder, measured at most every ``ttl_s``."""
+
+    def __init__(self, folder: Path, ttl_s: float = STORAGE_SIZE_TTL_S) -> None:
+        self._folder = folder
+        self._ttl_s = ttl_s
+        self._value = 0
+        self._measured_at: float | None = None
+        self._walk: asyncio.Task[int] | None = None
+
+    async def bytes(self) -> int:
+        loop = asyncio.get_running_loop()
+        if self._measured_at is not None and loop.time() - self._measured_at < self._ttl_s:
+            return self._value
+        if self._walk is None:  # callers that come during a walk share it
+            self._walk = asyncio.create_task(asyncio.to_thread(folder_bytes, self._folder))
+        walk = self._walk
+        try:
+            self._value = await asyncio.shield(walk)
+        finally:
+            if self._walk is walk and walk.done():
+                self._walk = None
+        self._measured_at = loop.time()
+        return self._value
+
+
+def folder_bytes(folder: Path) -> int:
+    """The sizes of every file under ``folder`` added up; files that vanish while it is
+    walked (SQLite's journal) count as nothing."""
+    total = 0
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+    return total
+
+
+def default_name() -> str:
+    """The node's name for people: the machine's host name."""
+    return socket.gethostname() or "clawsync"

@@ -1,0 +1,65 @@
+"""``GET /v1/sessions``: the session list, a page at a time, optionally filtered by a key
+prefix and with each session's summary (state, counts, last activity).
+
+The list is kept in creation order, not by key, so a prefix is matched by reading the
+list: one request reads at most ``SCAN_MAX`` entries and answers what matched, with
+``more`` and ``next`` to go on from where it stopped. A page may so hold fewer than
+``limit`` sessions, or none, while ``more`` is true.
+
+>>> import tempfile
+>>> from crdt.events import parse_event
+>>> from crdt.log.store import EventStore
+>>> store = EventStore.open(tempfile.mkdtemp())
+>>> for key in ("tg:alice", "web:bob", "tg:carol"):
+...     _ = store.append(parse_event({"agent_id": "main", "kind": {"type":
+...         "message_received", "content": "hi"}}, session_key=key))
+>>> page = session_page(store, after=0, limit=10, prefix="tg:", detail=True)
+>>> [(row["session_key"], row["message_count"]) for row in page["sessions"]]
+[('tg:alice', 1), ('tg:carol', 1)]
+>>> page["next"], page["more"]
+(3, False)
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crdt.log.store import EventStore
+
+#: Session list entries one filtered request reads at most.
+SCAN_MAX = 10_000
+#: Entries read from the list at a time while filtering.
+SCAN_STEP = 500
+
+
+def session_page(store: EventStore, *, after: int, limit: int, prefix: str | None,
+                 detail: bool) -> dict[str, Any]:
+    """Sessions after index ``after`` whose key starts with ``prefix`` (all when None), at
+    most ``limit``; with ``detail``, each with its projection's header fields."""
+    rows: list[dict[str, Any]] = []
+    cursor, more = after, False
+    scanned = 0
+    while True:
+        step = limit + 1 if prefix is None else min(SCAN_STEP, SCAN_MAX - scanned)
+        refs = store.list_sessions(cursor, step)
+        scanned += len(refs)
+        for ref in refs:
+            if prefix is None or ref.session_key.startswith(prefix):
+                if len(rows) == limit:
+                    more = True
+                    break
+                rows.append({"index": ref.index, "session_key": ref.session_key})
+            cursor = ref.index
+        if more or len(refs) < step:
+            break
+        if prefix is None or scanned >= SCAN_MAX:
+            more = True  # the list goes on past what this request read
+            break
+    if detail:
+        for row in rows:
+            header = store.log.session(row["session_key"]).header.fields()
+            row.update({name: header[name] for name in
+                        ("state", "message_count", "event_count", "last_activity",
+                         "channel", "agent_id")})
+    return {"sessions": rows, "next": cursor, "more": more}

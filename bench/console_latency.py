@@ -2,8 +2,8 @@
 nodes on loopback (A and B, each dialing the other):
 
 - first paint: from navigation start to the first contentful paint, and to the devices
-  view showing this node's id (recorded in the page by a MutationObserver), over cold
-  loads of A's console, each in a new tab;
+  view showing this node's id (recorded in the page by a MutationObserver), over loads
+  of A's console, each in a new tab (the first cold, the rest with the browser's cache);
 - live delay: from an append on node B to the message showing in node A's open session
   view. The append is timestamped just before its HTTP POST (wall clock); the page
   records the arrival with a MutationObserver as ``performance.timeOrigin +
@@ -32,7 +32,7 @@ KEY = "bench:console"
 #: Milliseconds any single wait in the page may take before the run gives up.
 WAIT_MS = 60_000
 
-#: Records (wall clock, ms) when this node's id first shows in the devices view.
+#: Records when this node's id first shows in the devices view (ms since navigation start).
 FIRST_VIEW_PROBE = """
 new MutationObserver((_, observer) => {
   const id = document.querySelector('[data-testid=this-node] [data-testid=node-id]');
@@ -61,9 +61,9 @@ def first_paint(context: BrowserContext, node: NodeProcess) -> tuple[float, floa
     page = context.new_page()
     page.add_init_script(FIRST_VIEW_PROBE)
     page.goto(node.url + "/#/devices")
-    page.wait_for_function("window.devicesShownAt !== undefined", timeout=WAIT_MS)
+    page.wait_for_function("() => window.devicesShownAt !== undefined", timeout=WAIT_MS)
     page.wait_for_function(
-        "performance.getEntriesByName('first-contentful-paint').length > 0",
+        "() => performance.getEntriesByName('first-contentful-paint').length > 0",
         timeout=WAIT_MS)
     fcp, shown = page.evaluate(
         "[performance.getEntriesByName('first-contentful-paint')[0].startTime,"
@@ -87,7 +87,7 @@ def live_delays(page: Page, writer: NodeProcess, appends: int) -> list[float]:
     for n in range(appends):
         sent_ms = time.time() * 1000
         append(writer, KEY, [message(f"bench message #{n}#")])
-        page.wait_for_function(f"window.arrivals['{n}'] !== undefined", timeout=WAIT_MS)
+        page.wait_for_function(f"() => window.arrivals['{n}'] !== undefined", timeout=WAIT_MS)
         delays.append(float(page.evaluate(f"window.arrivals['{n}']")) - sent_ms)
     return delays
 

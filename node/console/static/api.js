@@ -5,6 +5,14 @@ const TOKEN_KEY = "clawsync.token";
 
 export class Unauthorized extends Error {}
 
+// The node answered with an error: ``status`` is its HTTP status.
+export class Refused extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
 export function token() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
@@ -26,7 +34,7 @@ export async function get(path, { signal } = {}) {
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
     try { message = (await response.json()).error.message || message; } catch { /* not JSON */ }
-    throw new Error(message);
+    throw new Refused(response.status, message);
   }
   return response.json();
 }

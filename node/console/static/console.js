@@ -30,6 +30,9 @@ const context = {
 };
 
 function setLive(live) {
+  // Back after a drop: nothing was missed (the stream resumed from its last position),
+  // but what a view read while the node was away may have failed.
+  if (live && liveStatus.textContent !== "live" && view && view.onReconnect) view.onReconnect();
   liveStatus.textContent = live ? "live" : "reconnecting…";
   liveStatus.classList.toggle("live", live);
 }

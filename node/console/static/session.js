@@ -2,10 +2,11 @@
 // projection leaves tool calls and state changes out), and its Automerge URL. New
 // events of the session come from the live stream, whichever device wrote them.
 
-import { sessionPath } from "./api.js";
+import { Refused, sessionPath } from "./api.js";
 import { debounce, h, localTime } from "./dom.js";
 
 const EVENTS_PAGE = 1000;
+const RETRY_MS = 2000;
 
 export function sessionView(context, { key }) {
   let root = null;
@@ -25,18 +26,23 @@ export function sessionView(context, { key }) {
     }, 0);
   }
 
+  // The projection's summary; "missing" on a 404, "failed" when the node could not say.
   async function loadHeader() {
     let projection;
     try {
       projection = await context.api(sessionPath(key));
     } catch (error) {
-      if (!stopped) root.querySelector(".summary").textContent = error.message;
-      return false;
+      if (stopped) return "failed";
+      const missing = error instanceof Refused && error.status === 404;
+      if (missing) root.querySelector(".summary").textContent = "Not on this node (yet): it shows when its first event arrives.";
+      else root.querySelector(".error").textContent = `Cannot read the session: ${error.message}`;
+      return missing ? "missing" : "failed";
     }
-    if (stopped) return false;
+    if (stopped) return "failed";
+    root.querySelector(".error").textContent = "";
     root.querySelector(".summary").replaceChildren(summary(projection));
     root.querySelector("[data-testid=automerge-url]").textContent = projection.automerge_url;
-    return true;
+    return "found";
   }
 
   async function loadEvents() {
@@ -50,14 +56,16 @@ export function sessionView(context, { key }) {
   }
 
   async function load() {
-    if (!(await loadHeader())) {
-      missing = true;
-      return;
-    }
+    const header = await loadHeader();
+    missing = header === "missing"; // then the session's first event loads it
+    if (header === "failed" && !stopped) setTimeout(load, RETRY_MS);
+    if (header !== "found") return;
     try {
       await loadEvents();
     } catch (error) {
-      if (!stopped) root.querySelector(".error").textContent = `Cannot read the events: ${error.message}`;
+      if (stopped) return;
+      root.querySelector(".error").textContent = `Cannot read the events: ${error.message}`;
+      setTimeout(load, RETRY_MS);
       return;
     }
     loaded = true;
@@ -89,6 +97,9 @@ export function sessionView(context, { key }) {
         draw();
         headerSoon();
       }
+    },
+    onReconnect() {
+      if (loaded) headerSoon();
     },
     unmount() {
       stopped = true;

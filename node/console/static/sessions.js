@@ -73,6 +73,9 @@ export function sessionsView(context) {
     onEvent() {
       soon();
     },
+    onReconnect() {
+      soon();
+    },
     unmount() {
       stopped = true;
       soon.cancel();

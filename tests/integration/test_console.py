@@ -55,6 +55,7 @@ def browser(tmp_path: Path) -> Iterator[BrowserContext]:
 def page(browser: BrowserContext) -> Page:
     page = browser.new_page()
     page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
     return page
 
 
@@ -75,7 +76,7 @@ def node_id(node: NodeProcess) -> str:
 
 def open_console(page: Page, node: NodeProcess, route: str = "#/devices") -> None:
     page.goto(f"{node.url}/{route}")
-    expect(page.get_by_test_id("live-status")).to_have_text("live", timeout=WAIT_MS)
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
 
 
 def peer_rows(page: Page, peer_id: str, state: str = "") -> Locator:
@@ -99,7 +100,7 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
     open_console(page, a, "#/sessions")
     append(b, KEY, [message("hello from the phone")])
     row = page.locator("[data-testid=session-row]").filter(has_text="telegram:chat/42")
-    expect(row).to_have_attribute("data-key", KEY, timeout=WAIT_MS)
+    expect(row).to_have_attribute("data-key", KEY)
     append(b, "cron:nightly", [message("unrelated")])
     expect(page.locator('[data-testid=session-row][data-key="cron:nightly"]')).to_be_visible()
     screenshot(page, "sessions")
@@ -124,7 +125,7 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
         message("and one more thing"),
     ])
     last = transcript.get_by_test_id("message").filter(has_text="and one more thing")
-    expect(last).to_have_attribute("data-direction", "inbound", timeout=WAIT_MS)
+    expect(last).to_have_attribute("data-direction", "inbound")
     expect(transcript.get_by_test_id("message").filter(has_text="on it")) \
         .to_have_attribute("data-direction", "outbound")
     call = transcript.get_by_test_id("tool-call").filter(has_text="weather")
@@ -140,19 +141,21 @@ def test_b_going_down_and_coming_back_shows_in_a_devices_view(
     open_console(page, a)
     expect(page.get_by_test_id("this-node").get_by_test_id("node-id")) \
         .to_contain_text(node_id(a))
-    expect(peer_rows(page, b_id, "up")).to_have_count(1, timeout=WAIT_MS)
+    expect(peer_rows(page, b_id, "up")).to_have_count(1)
 
     b.stop()
-    expect(peer_rows(page, b_id, "up")).to_have_count(0, timeout=WAIT_MS)
+    expect(peer_rows(page, b_id, "up")).to_have_count(0)
     expect(peer_rows(page, b_id, "!up").first).to_be_visible()
     # Written while B is away: B lacks it until the link is back.
     append(a, "while-b-was-away", [message("catch up on this")])
+    expect(peer_rows(page, b_id, "!up").first.get_by_test_id("peer-sync")) \
+        .to_have_text(re.compile(r"^1 events? behind$"))
 
     b.start()
     up = peer_rows(page, b_id, "up").first
-    expect(up).to_be_visible(timeout=WAIT_MS)
+    expect(up).to_be_visible()
     expect(up.get_by_test_id("peer-state")).to_contain_text("up")
-    expect(up.get_by_test_id("peer-sync")).to_have_text("in sync", timeout=WAIT_MS)
+    expect(up.get_by_test_id("peer-sync")).to_have_text("in sync")
     wait_until(lambda: b.get("/v1/sessions/while-b-was-away")["message_count"] == 1,
                WAIT_MS / 1000, "B caught up on what A wrote while it was away")
     screenshot(page, "devices")

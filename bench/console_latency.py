@@ -126,6 +126,8 @@ def main() -> None:
         raise SystemExit(f"no headless browser: {missing}")
     figures = run(args.loads, args.appends)
     print("console in headless Chromium, two nodes on loopback")
+    print(f"  first (cold) load: first contentful paint {figures['fcp'][0]:.1f} ms, "
+          f"devices view {figures['devices'][0]:.1f} ms")
     report("navigation start -> first contentful paint", figures["fcp"])
     report("navigation start -> devices view shows node", figures["devices"])
     report("append on B -> message shown on A (live)", figures["delays"])

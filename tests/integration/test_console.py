@@ -1,6 +1,7 @@
 """The web console in a real headless Chromium, against real node processes: what a person
-sees in node A's console while node B appends, stops and comes back, and the token form of
-a node that needs one. Each view is saved to ``tests/screenshots`` (shown in the README).
+sees in node A's console while node B appends, stops and comes back, the token form of
+a node that needs one, and a lost event stream that recovers by itself. Each view is
+saved to ``tests/screenshots`` (shown in the README).
 
 Nothing sleeps: Playwright's ``expect`` waits for each condition, with a generous
 deadline, and fails with what the page last showed.
@@ -187,3 +188,15 @@ def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
     expect(page.get_by_test_id("session-filter")).to_be_visible()
     expect(form).to_be_hidden()
     assert TOKEN not in page.url
+
+
+def test_a_lost_event_stream_shows_and_recovers_by_itself(node: NodeProcess,
+                                                          page: Page) -> None:
+    open_console(page, node, "#/sessions")
+    node.stop()
+    expect(page.get_by_test_id("live-status")).to_have_text("reconnecting…")
+    node.start()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    append(node, "after-the-restart", [message("still watching")])
+    expect(page.locator('[data-testid=session-row][data-key="after-the-restart"]')) \
+        .to_be_visible()

@@ -48,13 +48,20 @@ export function localTime(timestamp) {
   return timestamp ? new Date(timestamp).toLocaleString() : "";
 }
 
-// Run fn at most once per waitMs, the last call winning (for bursts of stream events).
-export function debounce(fn, waitMs) {
+// Run fn once, waitMs after the first of a burst of calls (for the stream's news: a
+// steady flow of events still refreshes every waitMs, where a debounce would starve).
+export function soonOnce(fn, waitMs) {
   let timer = null;
   const call = () => {
-    clearTimeout(timer);
-    timer = setTimeout(fn, waitMs);
+    if (timer !== null) return;
+    timer = setTimeout(() => {
+      timer = null;
+      fn();
+    }, waitMs);
   };
-  call.cancel = () => clearTimeout(timer);
+  call.cancel = () => {
+    clearTimeout(timer);
+    timer = null;
+  };
   return call;
 }

@@ -3,7 +3,7 @@
 // events of the session come from the live stream, whichever device wrote them.
 
 import { Refused, sessionPath } from "./api.js";
-import { debounce, h, localTime } from "./dom.js";
+import { soonOnce, h, localTime } from "./dom.js";
 
 const EVENTS_PAGE = 1000;
 const RETRY_MS = 2000;
@@ -14,7 +14,7 @@ export function sessionView(context, { key }) {
   let loaded = false;
   let missing = false; // not on this node (yet): the session's first event loads it
   const events = new Map(); // id -> event: the stream and the pages may both bring one
-  const headerSoon = debounce(() => loadHeader(), 300);
+  const headerSoon = soonOnce(() => loadHeader(), 300);
   let drawPending = false;
 
   function draw() {

@@ -1,7 +1,7 @@
 // Sessions: the session list a page at a time, filtered by key prefix on the node, read
 // again soon after each new event (a new session, or one that changed).
 
-import { debounce, h, localTime, since } from "./dom.js";
+import { soonOnce, h, localTime, since } from "./dom.js";
 
 const PAGE_SIZE = 50;
 // Requests one page may take when a filter leaves the node's reads short of a page.
@@ -14,13 +14,15 @@ export function sessionsView(context) {
   let starts = [0]; // the cursor each page shown so far began at: "Previous" pops one
   let next = 0;
   let more = false;
-  const soon = debounce(() => load(), 400);
-  const filterSoon = debounce(() => {
+  let latest = 0; // only the newest load may show its rows (an older one may end later)
+  const soon = soonOnce(() => load(), 400);
+  const filterSoon = soonOnce(() => {
     starts = [0];
     load();
   }, 250);
 
   async function load() {
+    const mine = ++latest;
     const rows = [];
     let cursor = starts[starts.length - 1];
     more = false;
@@ -35,10 +37,10 @@ export function sessionsView(context) {
         if (!more) break;
       }
     } catch (error) {
-      if (!stopped) root.querySelector(".error").textContent = `Cannot read sessions: ${error.message}`;
+      if (!stopped && mine === latest) root.querySelector(".error").textContent = `Cannot read sessions: ${error.message}`;
       return;
     }
-    if (stopped) return;
+    if (stopped || mine !== latest) return;
     next = cursor;
     root.querySelector(".error").textContent = "";
     root.querySelector(".rows").replaceChildren(...rows.map(sessionRow));

@@ -181,6 +181,8 @@ def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
         .to_contain_text(node_id(token_node))
     expect(page.get_by_test_id("live-status")).to_have_text("live")
     assert TOKEN not in page.url
+    assert TOKEN in page.evaluate("Object.values(sessionStorage)")
+    assert TOKEN not in page.evaluate("Object.values(localStorage)")
 
     # Kept for the browser session: a reload and a move to another view ask no more.
     page.reload()

@@ -4,6 +4,7 @@ the event loop. Nothing imports ``node``.
     config.py   the configuration root: every setting, its default and its trade-off
     logs.py     logging (structlog)
     store.py    ``AsyncStore``: the log on the event loop (writer thread, group commit)
+    folder.py   the data folder's size, measured off the event loop every few seconds
     http/       what every HTTP endpoint shares: bodies, answers, errors, the listener, metrics
     server/     the client API, live streams, starting and stopping a node, ``clawsync serve``
     peers/      peer links: the websocket transport, gossip with every peer, the peer API

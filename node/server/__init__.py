@@ -1,7 +1,6 @@
 """The node as a server: the client API (``app``), live event streams (``streams``),
 starting and stopping a node with its peer links and Automerge clients (``run``),
-``clawsync serve`` (``command``), the web console's files and ``/v1/node`` (``console``,
-``about``).
+``clawsync serve`` (``command``), the web console's files (``console``).
 
 May import: crdt, sync, node, node.http, node.peers, node.automerge, node.console
 """

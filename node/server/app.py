@@ -22,6 +22,7 @@ the console's files do not (they hold no data).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,7 @@ from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from node.automerge import hub as repo_ws
 from node.config import Config, Limits, software_version
+from node.folder import FolderSize
 from node.http import auth
 from node.http.metrics import Metrics, Stopwatch
 from node.http.wire import (
@@ -55,7 +57,6 @@ from node.http.wire import (
     wants_cbor,
 )
 from node.server import console, pages, sessions, streams
-from node.server.about import FolderSize, default_name
 from node.store import AsyncStore
 
 CONFIG = web.AppKey("config", Config)
@@ -274,11 +275,16 @@ async def get_node(request: web.Request) -> web.Response:
     astore = request.app[STORE]
     stats = await astore.stats()
     return respond(request, {
-        "node_id": astore.node_id, "name": default_name(), "head": astore.head,
+        "node_id": astore.node_id, "name": _node_name(), "head": astore.head,
         "events": stats["events"], "sessions": stats["sessions"],
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
     })
+
+
+def _node_name() -> str:
+    """The node's name for people: the machine's host name."""
+    return socket.gethostname() or "clawsync"
 
 
 async def get_metrics(request: web.Request) -> web.Response:

@@ -7,6 +7,9 @@ import { soonOnce, h, localTime } from "./dom.js";
 
 const EVENTS_PAGE = 1000;
 const RETRY_MS = 2000;
+// Entries drawn at first: the newest ones; "Show all" draws the rest (a long session
+// would otherwise make every new event redraw thousands of entries).
+const SHOWN_MAX = 500;
 
 export function sessionView(context, { key }) {
   let root = null;
@@ -16,13 +19,20 @@ export function sessionView(context, { key }) {
   const events = new Map(); // id -> event: the stream and the pages may both bring one
   const headerSoon = soonOnce(() => loadHeader(), 300);
   let drawPending = false;
+  let showAll = false;
 
   function draw() {
     if (drawPending) return;
     drawPending = true;
     setTimeout(() => { // once for a burst of events (not requestAnimationFrame: it waits in a hidden tab)
       drawPending = false;
-      if (!stopped && loaded) root.querySelector("[data-testid=transcript]").replaceChildren(...transcript(events));
+      if (stopped || !loaded) return;
+      let items = transcript(events);
+      const hidden = showAll ? 0 : Math.max(0, items.length - SHOWN_MAX);
+      root.querySelector(".earlier").replaceChildren(hidden ? h("button", { type: "button",
+        onclick: () => { showAll = true; draw(); } }, `Show ${hidden} earlier entries`) : "");
+      if (hidden) items = items.slice(hidden);
+      root.querySelector("[data-testid=transcript]").replaceChildren(...items.map(render));
     }, 0);
   }
 
@@ -82,6 +92,7 @@ export function sessionView(context, { key }) {
         h("p", {}, "Automerge URL ", url, " ",
           h("button", { type: "button", onclick: () => copy(url) }, "Copy"),
           h("span", { class: "copied muted" })),
+        h("p", { class: "earlier" }),
         h("div", { class: "transcript", dataset: { testid: "transcript" } }),
         h("p", { class: "error" }),
       );
@@ -126,33 +137,36 @@ async function copy(element) {
 }
 
 // Events in the session's order (timestamp, then id), as what a person reads: each tool
-// call holds the first later result of the same tool.
+// call holds the first later result of the same tool. Entries are plain objects; only
+// those drawn become elements (``render``).
 export function transcript(events) {
   const ordered = [...events.values()].sort(byOrder);
   const open = []; // tool calls without a result yet, oldest first
-  const items = [];
+  const entries = [];
   for (const event of ordered) {
     if (event.known_kind === false) continue; // a kind this node does not know
     const kind = event.kind;
     if (kind.type === "tool_result") {
-      const at = open.findIndex((call) => call.name === kind.tool_name);
-      const result = toolResult(kind);
-      if (at >= 0) {
-        open[at].element.append(result);
-        open.splice(at, 1);
-      } else {
-        items.push(message(event, "tool", toolCall(kind.tool_name, null, result)));
-      }
+      const at = open.findIndex((entry) => entry.call.tool_name === kind.tool_name);
+      if (at >= 0) open.splice(at, 1)[0].result = kind;
+      else entries.push({ event, direction: "tool", call: null, result: kind });
     } else if (kind.type === "tool_called") {
-      const call = toolCall(kind.tool_name, kind.params);
-      open.push({ name: kind.tool_name, element: call });
-      items.push(message(event, "tool", call));
+      const entry = { event, direction: "tool", call: kind, result: null };
+      open.push(entry);
+      entries.push(entry);
     } else {
       const shown = plain(kind);
-      if (shown) items.push(message(event, shown.direction, h("div", { class: "body" }, shown.text), shown.meta));
+      if (shown) entries.push({ event, ...shown });
     }
   }
-  return items;
+  return entries;
+}
+
+function render(entry) {
+  const body = entry.direction === "tool"
+    ? toolCall((entry.call || entry.result).tool_name, entry.call, entry.result && toolResult(entry.result))
+    : h("div", { class: "body" }, entry.text);
+  return message(entry.event, entry.direction, body, entry.meta);
 }
 
 function byOrder(a, b) {
@@ -188,11 +202,12 @@ function message(event, direction, body, meta = "") {
     body);
 }
 
-function toolCall(name, params, result = null) {
+// call: the tool_called event's kind, or null for a result whose call this node lacks.
+function toolCall(name, call, result) {
   return h("div", { class: "tool-call", dataset: { testid: "tool-call" } },
     h("div", {}, h("strong", {}, name),
-      params === null ? h("span", { class: "muted" }, " (call not recorded)") : ""),
-    params === null ? "" : h("pre", { class: "params" }, JSON.stringify(params, null, 2)),
+      call === null ? h("span", { class: "muted" }, " (call not recorded)") : ""),
+    call === null ? "" : h("pre", { class: "params" }, JSON.stringify(call.params, null, 2)),
     result);
 }
 

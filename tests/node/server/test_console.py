@@ -15,8 +15,8 @@ import pytest
 from crdt.events import parse_event
 from crdt.log.store import EventStore
 from node.console import static_files
+from node.folder import FolderSize
 from node.server import sessions
-from node.server.about import FolderSize
 from node.server.run import RunningNode
 
 EventFactory = Callable[..., dict[str, Any]]
@@ -143,8 +143,11 @@ async def test_sessions_filter_by_prefix_with_summaries(client: aiohttp.ClientSe
     assert [row["session_key"] for row in rest["sessions"]] == ["tg:dave"]
     assert rest["more"] is False
     assert "state" not in rest["sessions"][0]  # summaries only when asked for
-    async with client.get("/v1/sessions?prefix=") as resp:  # an empty filter: all
-        assert len((await resp.json())["sessions"]) == 4
+    async with client.get("/v1/sessions?prefix=&detail=true") as resp:  # empty: all
+        rows = (await resp.json())["sessions"]
+    assert [row["session_key"] for row in rows] == ["tg:alice", "web:bob", "tg:carol",
+                                                    "tg:dave"]
+    assert all(row["state"] == "active" for row in rows)
 
 
 @pytest.mark.parametrize(("query", "status"), [

@@ -1,8 +1,8 @@
-"""``GET /v1/node``: what this node is and holds, for the console's devices view.
+"""The size of the node's data folder (``GET /v1/node``; metrics may show it too).
 
-The size of the data folder is a walk of the folder on a worker thread, done at most
-once every ``STORAGE_SIZE_TTL_S``: a console polling every two seconds, or several, cost
-one walk per period however many ask, and the event loop never waits on the disk.
+It is a walk of the folder on a worker thread, done at most once every
+``STORAGE_SIZE_TTL_S``: consoles polling every two seconds, however many, cost one walk
+per period, and the event loop never waits on the disk.
 
 >>> import asyncio, tempfile
 >>> from pathlib import Path
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 from pathlib import Path
 
 #: Seconds a measured data folder size is answered again before the folder is walked anew.
@@ -32,22 +31,23 @@ class FolderSize:
         self._ttl_s = ttl_s
         self._value = 0
         self._measured_at: float | None = None
-        self._walk: asyncio.Task[int] | None = None
+        self._walk: asyncio.Future[int] | None = None
 
     async def bytes(self) -> int:
         loop = asyncio.get_running_loop()
         if self._measured_at is not None and loop.time() - self._measured_at < self._ttl_s:
             return self._value
         if self._walk is None:  # callers that come during a walk share it
-            self._walk = asyncio.create_task(asyncio.to_thread(folder_bytes, self._folder))
-        walk = self._walk
-        try:
-            self._value = await asyncio.shield(walk)
-        finally:
-            if self._walk is walk and walk.done():
-                self._walk = None
-        self._measured_at = loop.time()
-        return self._value
+            self._walk = asyncio.ensure_future(asyncio.to_thread(folder_bytes, self._folder))
+            self._walk.add_done_callback(self._measured)
+        # Shielded: a caller that goes away does not stop the walk the others wait for.
+        return await asyncio.shield(self._walk)
+
+    def _measured(self, walk: asyncio.Future[int]) -> None:
+        self._walk = None
+        if not walk.cancelled() and walk.exception() is None:
+            self._value = walk.result()
+            self._measured_at = asyncio.get_running_loop().time()
 
 
 def folder_bytes(folder: Path) -> int:
@@ -60,7 +60,3 @@ def folder_bytes(folder: Path) -> int:
                 total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
     return total
 
-
-def default_name() -> str:
-    """The node's name for people: the machine's host name."""
-    return socket.gethostname() or "clawsync"

@@ -44,8 +44,9 @@ export function sessionPath(key, rest = "") {
 }
 
 // The node's live event stream (server-sent events) read with fetch, because
-// EventSource cannot send an Authorization header. It resumes after the last event it
-// saw (Last-Event-ID) whenever the connection drops, waiting a little longer each time.
+// EventSource cannot send an Authorization header. Whenever the connection drops it
+// connects again, waiting a little longer each time, from the position of the last
+// event it saw (positions are gap-free: nothing is missed, nothing comes twice).
 export class EventStream {
   constructor({ after, onEvent, onStatus, onUnauthorized }) {
     this.position = after;
@@ -70,7 +71,7 @@ export class EventStream {
     while (!this.stopped) {
       try {
         await this.readOnce();
-        delayMs = 500; // the node ended a stream that worked: come back at once
+        delayMs = 500; // the node ended a stream that worked: come back soon
       } catch (error) {
         if (error instanceof Unauthorized) {
           this.stopped = true;
@@ -112,12 +113,9 @@ export class EventStream {
         const { value, done } = await reader.read();
         if (done) return;
         heard();
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf("\n\n")) >= 0) {
-          this.dispatch(buffer.slice(0, end));
-          buffer = buffer.slice(end + 2);
-        }
+        const blocks = (buffer + value).split("\n\n");
+        buffer = blocks.pop(); // the unfinished rest
+        for (const block of blocks) this.dispatch(block);
       }
     } finally {
       clearTimeout(silentTimer);

@@ -1,7 +1,7 @@
 // Devices: this node and every peer link, read from /v1/node and /v1/peers every two
 // seconds and soon after each new event.
 
-import { bytes, soonOnce, h, secondsAgo } from "./dom.js";
+import { bytes, throttled, h, secondsAgo } from "./dom.js";
 
 const REFRESH_MS = 2000;
 
@@ -9,7 +9,7 @@ export function devicesView(context) {
   let timer = null;
   let root = null;
   let stopped = false;
-  const soon = soonOnce(() => refresh(), 300);
+  const soon = throttled(() => refresh(), 1000);
 
   async function refresh() {
     let node, peers;

@@ -48,16 +48,20 @@ export function localTime(timestamp) {
   return timestamp ? new Date(timestamp).toLocaleString() : "";
 }
 
-// Run fn once, waitMs after the first of a burst of calls (for the stream's news: a
-// steady flow of events still refreshes every waitMs, where a debounce would starve).
-export function soonOnce(fn, waitMs) {
+// fn, run at most once every waitMs: a call after a quiet spell runs it at once (on the
+// next turn of the event loop), calls during a burst run it once when the period ends.
+// (A debounce would wait for the burst to end, and a steady flow never ends.)
+export function throttled(fn, waitMs) {
   let timer = null;
+  let lastRunMs = -Infinity;
   const call = () => {
     if (timer !== null) return;
+    const waitNowMs = Math.max(0, lastRunMs + waitMs - performance.now());
     timer = setTimeout(() => {
       timer = null;
+      lastRunMs = performance.now();
       fn();
-    }, waitMs);
+    }, waitNowMs);
   };
   call.cancel = () => {
     clearTimeout(timer);

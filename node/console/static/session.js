@@ -3,13 +3,16 @@
 // events of the session come from the live stream, whichever device wrote them.
 
 import { Refused, sessionPath } from "./api.js";
-import { soonOnce, h, localTime } from "./dom.js";
+import { h, localTime, throttled } from "./dom.js";
+import { Transcript, byOrder, render } from "./transcript.js";
 
 const EVENTS_PAGE = 1000;
 const RETRY_MS = 2000;
-// Entries drawn at first: the newest ones; "Show all" draws the rest (a long session
-// would otherwise make every new event redraw thousands of entries).
+// Entries drawn: the newest ones; a button draws the rest.
 const SHOWN_MAX = 500;
+// New events are drawn together, at most this often (a busy session sends hundreds a second).
+const DRAW_MS = 50;
+const HEADER_MS = 2000;
 
 export function sessionView(context, { key }) {
   let root = null;
@@ -17,23 +20,57 @@ export function sessionView(context, { key }) {
   let loaded = false;
   let missing = false; // not on this node (yet): the session's first event loads it
   const events = new Map(); // id -> event: the stream and the pages may both bring one
-  const headerSoon = soonOnce(() => loadHeader(), 300);
-  let drawPending = false;
+  // The summary comes with the whole projection: read again at most every 2 s.
+  const headerSoon = throttled(() => loadHeader(), HEADER_MS);
   let showAll = false;
+  let transcript = null; // what is drawn
+  const drawn = new Map(); // entry -> its element, in the order shown
+  let news = []; // events from the stream not drawn yet
+  const drawSoon = throttled(() => drawNews(), DRAW_MS);
 
-  function draw() {
-    if (drawPending) return;
-    drawPending = true;
-    setTimeout(() => { // once for a burst of events (not requestAnimationFrame: it waits in a hidden tab)
-      drawPending = false;
-      if (stopped || !loaded) return;
-      let items = transcript(events);
-      const hidden = showAll ? 0 : Math.max(0, items.length - SHOWN_MAX);
-      root.querySelector(".earlier").replaceChildren(hidden ? h("button", { type: "button",
-        onclick: () => { showAll = true; draw(); } }, `Show ${hidden} earlier entries`) : "");
-      if (hidden) items = items.slice(hidden);
-      root.querySelector("[data-testid=transcript]").replaceChildren(...items.map(render));
-    }, 0);
+  function list() {
+    return root.querySelector("[data-testid=transcript]");
+  }
+
+  function element(entry) {
+    const made = render(entry);
+    drawn.set(entry, made);
+    return made;
+  }
+
+  function redraw() {
+    news = []; // every event known is in what is drawn now
+    transcript = Transcript.of(events.values());
+    const first = showAll ? 0 : Math.max(0, transcript.entries.length - SHOWN_MAX);
+    drawn.clear();
+    list().replaceChildren(...transcript.entries.slice(first).map(element));
+    showEarlier();
+  }
+
+  // New events usually come after all others: their entries are added at the end. One
+  // that sorts earlier (a device that was offline) redraws the transcript.
+  function drawNews() {
+    if (stopped || !transcript) return;
+    const fresh = news.sort(byOrder);
+    news = [];
+    if (fresh.some((event) => !transcript.takes(event))) return redraw();
+    for (const event of fresh) {
+      const step = transcript.add(event);
+      if (step && step.added) list().append(element(step.entry));
+      else if (step && drawn.has(step.entry)) drawn.get(step.entry).replaceWith(element(step.entry));
+    }
+    while (!showAll && drawn.size > SHOWN_MAX) {
+      const [entry, oldest] = drawn.entries().next().value;
+      oldest.remove();
+      drawn.delete(entry);
+    }
+    showEarlier();
+  }
+
+  function showEarlier() {
+    const hidden = transcript.entries.length - drawn.size;
+    root.querySelector(".earlier").replaceChildren(hidden > 0 ? h("button", {
+      type: "button", onclick: () => { showAll = true; redraw(); } }, `Show ${hidden} earlier entries`) : "");
   }
 
   // The projection's summary; "missing" on a 404, "failed" when the node could not say.
@@ -67,7 +104,9 @@ export function sessionView(context, { key }) {
 
   async function load() {
     const header = await loadHeader();
-    missing = header === "missing"; // then the session's first event loads it
+    // Missing: the session's first event loads it, unless it came during the request.
+    if (header === "missing" && events.size > 0 && !stopped) return load();
+    missing = header === "missing";
     if (header === "failed" && !stopped) setTimeout(load, RETRY_MS);
     if (header !== "found") return;
     try {
@@ -79,7 +118,7 @@ export function sessionView(context, { key }) {
       return;
     }
     loaded = true;
-    draw();
+    redraw();
   }
 
   return {
@@ -99,15 +138,18 @@ export function sessionView(context, { key }) {
       load();
     },
     onEvent(event) {
-      if (event.session_key !== key) return;
+      if (event.session_key !== key || events.has(event.id)) return;
       events.set(event.id, event);
       if (missing) {
         missing = false;
         load();
-      } else {
-        draw();
-        headerSoon();
+        return;
       }
+      if (loaded) { // else the load under way draws it
+        news.push(event);
+        drawSoon();
+      }
+      headerSoon();
     },
     onReconnect() {
       if (loaded) headerSoon();
@@ -115,6 +157,7 @@ export function sessionView(context, { key }) {
     unmount() {
       stopped = true;
       headerSoon.cancel();
+      drawSoon.cancel();
     },
   };
 }
@@ -136,83 +179,3 @@ async function copy(element) {
   }
 }
 
-// Events in the session's order (timestamp, then id), as what a person reads: each tool
-// call holds the first later result of the same tool. Entries are plain objects; only
-// those drawn become elements (``render``).
-export function transcript(events) {
-  const ordered = [...events.values()].sort(byOrder);
-  const open = []; // tool calls without a result yet, oldest first
-  const entries = [];
-  for (const event of ordered) {
-    if (event.known_kind === false) continue; // a kind this node does not know
-    const kind = event.kind;
-    if (kind.type === "tool_result") {
-      const at = open.findIndex((entry) => entry.call.tool_name === kind.tool_name);
-      if (at >= 0) open.splice(at, 1)[0].result = kind;
-      else entries.push({ event, direction: "tool", call: null, result: kind });
-    } else if (kind.type === "tool_called") {
-      const entry = { event, direction: "tool", call: kind, result: null };
-      open.push(entry);
-      entries.push(entry);
-    } else {
-      const shown = plain(kind);
-      if (shown) entries.push({ event, ...shown });
-    }
-  }
-  return entries;
-}
-
-function render(entry) {
-  const body = entry.direction === "tool"
-    ? toolCall((entry.call || entry.result).tool_name, entry.call, entry.result && toolResult(entry.result))
-    : h("div", { class: "body" }, entry.text);
-  return message(entry.event, entry.direction, body, entry.meta);
-}
-
-function byOrder(a, b) {
-  return a.hlc[0] - b.hlc[0] || a.hlc[1] - b.hlc[1] || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-}
-
-function plain(kind) {
-  switch (kind.type) {
-    case "message_received": {
-      const files = (kind.attachments || []).length;
-      return { direction: "inbound", text: kind.content, meta: files ? `${files} attachments` : "" };
-    }
-    case "message_sent":
-      return { direction: "outbound", text: kind.content, meta: "sent" };
-    case "agent_response":
-      return { direction: "outbound", text: kind.content, meta: kind.model };
-    case "session_started":
-      return { direction: "state", text: `Session started on ${kind.channel} with ${kind.peer_id}` };
-    case "session_ended":
-      return { direction: "state", text: `Session ended: ${kind.reason}` };
-    case "state_changed":
-      return { direction: "state", text: `${kind.key} = ${JSON.stringify(kind.value)}` };
-    default:
-      return null;
-  }
-}
-
-function message(event, direction, body, meta = "") {
-  return h("div", { class: "message", dataset: { testid: "message", direction, id: event.id } },
-    h("div", { class: "meta" },
-      h("time", { datetime: event.timestamp }, localTime(event.timestamp)),
-      ` · ${direction}`, meta ? ` · ${meta}` : ""),
-    body);
-}
-
-// call: the tool_called event's kind, or null for a result whose call this node lacks.
-function toolCall(name, call, result) {
-  return h("div", { class: "tool-call", dataset: { testid: "tool-call" } },
-    h("div", {}, h("strong", {}, name),
-      call === null ? h("span", { class: "muted" }, " (call not recorded)") : ""),
-    call === null ? "" : h("pre", { class: "params" }, JSON.stringify(call.params, null, 2)),
-    result);
-}
-
-function toolResult(kind) {
-  return h("div", { class: `tool-result${kind.success ? "" : " failed"}`, dataset: { testid: "tool-result" } },
-    h("div", { class: "muted" }, kind.success ? "result" : "failed"),
-    h("pre", {}, JSON.stringify(kind.result, null, 2)));
-}

@@ -1,7 +1,7 @@
 // Sessions: the session list a page at a time, filtered by key prefix on the node, read
 // again soon after each new event (a new session, or one that changed).
 
-import { soonOnce, h, localTime, since } from "./dom.js";
+import { throttled, h, localTime, since } from "./dom.js";
 
 const PAGE_SIZE = 50;
 // Requests one page may take when a filter leaves the node's reads short of a page.
@@ -15,8 +15,8 @@ export function sessionsView(context) {
   let next = 0;
   let more = false;
   let latest = 0; // only the newest load may show its rows (an older one may end later)
-  const soon = soonOnce(() => load(), 400);
-  const filterSoon = soonOnce(() => {
+  const soon = throttled(() => load(), 500);
+  const filterSoon = throttled(() => {
     starts = [0];
     load();
   }, 250);

@@ -27,6 +27,7 @@ TOKEN = "console-token"
 FILES = {"console.js": "text/javascript", "api.js": "text/javascript",
          "dom.js": "text/javascript", "devices.js": "text/javascript",
          "sessions.js": "text/javascript", "session.js": "text/javascript",
+         "transcript.js": "text/javascript",
          "console.css": "text/css"}
 
 

@@ -172,7 +172,8 @@ def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
 
     form.locator("input[name=token]").fill("wrong-token")
     form.locator("[type=submit]").click()
-    expect(page.get_by_test_id("token-error")).to_be_visible()
+    # The error line is there (empty) from the start: wait for words in it.
+    expect(page.get_by_test_id("token-error")).to_have_text(re.compile(r"\w"))
     expect(page.get_by_test_id("this-node")).to_be_hidden()
 
     form.locator("input[name=token]").fill(TOKEN)

@@ -1,0 +1,205 @@
+"""The web console in a real headless Chromium, against real node processes: what a person
+sees in node A's console while node B appends, stops and comes back, the token form of
+a node that needs one, and a lost event stream that recovers by itself. Each view is
+saved to ``tests/screenshots`` (shown in the README).
+
+Nothing sleeps: Playwright's ``expect`` waits for each condition, with a generous
+deadline, and fails with what the page last showed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import pytest
+
+from tests.support.browser import browser_missing, headless_chromium, in_ci
+from tests.support.cluster import Cluster, append, message, wait_until
+from tests.support.processes import ROOT, NodeProcess
+
+pytestmark = pytest.mark.integration
+
+#: Why no browser can run here (None when one can): a skip on a developer's machine, a
+#: failure of every test here in CI, where a skipped browser test would hide a broken console.
+MISSING = browser_missing()
+if MISSING is not None and not in_ci():
+    pytest.skip(f"no headless browser: {MISSING}", allow_module_level=True)
+if MISSING is None:
+    from playwright.sync_api import expect
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Locator, Page
+
+#: Milliseconds a page gets to show what we wait for: a peer that was down redials after
+#: a back-off, and CI machines are slow.
+WAIT_MS = 60_000
+#: Where the run writes a picture of each view.
+SCREENSHOTS = ROOT / "tests" / "screenshots"
+#: A key that needs escaping in the URL (``#/session/<encodeURIComponent(key)>``).
+KEY = "telegram:chat/42 ü"
+TOKEN = "s3cret"
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+    """A fresh headless Chromium (its own profile folder)."""
+    if MISSING is not None:
+        pytest.fail(f"the console tests need a browser: {MISSING}", pytrace=False)
+    with headless_chromium(tmp_path / "profile") as context:
+        yield context
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Page:
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    return page
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Nodes A and B, each dialing the other, with the cluster secret."""
+    with Cluster(tmp_path) as cluster:
+        b = cluster.node("b", start=False)
+        a = cluster.node("a", peers=[b.url])
+        b.extra_args += ["--peer", a.url]
+        b.start()
+        yield a, b
+
+
+def node_id(node: NodeProcess) -> str:
+    return str(node.get("/healthz")["node_id"])
+
+
+def open_console(page: Page, node: NodeProcess, route: str = "#/devices") -> None:
+    page.goto(f"{node.url}/{route}")
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+
+
+def peer_rows(page: Page, peer_id: str, state: str = "") -> Locator:
+    """The rows of ``peer``'s links (one per link: a peer both nodes dial may have two
+    for a moment), only those in ``state`` if given, or in any other state with
+    ``state="!up"``."""
+    rows = f'[data-testid=peer-row][data-node-id="{peer_id}"]'
+    if state.startswith("!"):
+        return page.locator(f'{rows}:not([data-state="{state[1:]}"])')
+    return page.locator(f'{rows}[data-state="{state}"]' if state else rows)
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_a_session_written_on_b_appears_and_updates_live_on_a(
+        pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
+    a, b = pair
+    open_console(page, a, "#/sessions")
+    append(b, KEY, [message("hello from the phone")])
+    row = page.locator("[data-testid=session-row]").filter(has_text="telegram:chat/42")
+    expect(row).to_have_attribute("data-key", KEY)
+    append(b, "cron:nightly", [message("unrelated")])
+    expect(page.locator('[data-testid=session-row][data-key="cron:nightly"]')).to_be_visible()
+    screenshot(page, "sessions")
+
+    page.get_by_test_id("session-filter").fill("telegram")
+    expect(page.get_by_test_id("session-row")).to_have_count(1)
+    row.click()
+    expect(page).to_have_url(re.compile(re.escape("#/session/" + quote(KEY, safe=""))))
+    transcript = page.get_by_test_id("transcript")
+    expect(transcript.get_by_test_id("message")).to_have_count(1)
+    expect(page.get_by_test_id("automerge-url")).to_contain_text("automerge:")
+
+    # Marks this document: a reload would drop the mark.
+    page.evaluate("window.stillTheSamePage = true")
+    append(b, KEY, [
+        {"agent_id": "main", "kind": {"type": "agent_response", "content": "on it",
+                                      "model": "m"}},
+        {"agent_id": "main", "kind": {"type": "tool_called", "tool_name": "weather",
+                                      "params": {"city": "Oslo"}}},
+        {"agent_id": "main", "kind": {"type": "tool_result", "tool_name": "weather",
+                                      "result": {"celsius": -3}, "success": True}},
+        message("and one more thing"),
+    ])
+    last = transcript.get_by_test_id("message").filter(has_text="and one more thing")
+    expect(last).to_have_attribute("data-direction", "inbound")
+    expect(transcript.get_by_test_id("message").filter(has_text="on it")) \
+        .to_have_attribute("data-direction", "outbound")
+    call = transcript.get_by_test_id("tool-call").filter(has_text="weather")
+    expect(call.get_by_test_id("tool-result")).to_contain_text("-3")
+    assert page.evaluate("window.stillTheSamePage") is True
+    screenshot(page, "session")
+
+
+def test_b_going_down_and_coming_back_shows_in_a_devices_view(
+        pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
+    a, b = pair
+    b_id = node_id(b)
+    open_console(page, a)
+    expect(page.get_by_test_id("this-node").get_by_test_id("node-id")) \
+        .to_contain_text(node_id(a))
+    expect(peer_rows(page, b_id, "up")).to_have_count(1)
+
+    b.stop()
+    expect(peer_rows(page, b_id, "up")).to_have_count(0)
+    expect(peer_rows(page, b_id, "!up").first).to_be_visible()
+    # Written while B is away: B lacks it until the link is back.
+    append(a, "while-b-was-away", [message("catch up on this")])
+    expect(peer_rows(page, b_id, "!up").first.get_by_test_id("peer-sync")) \
+        .to_have_text(re.compile(r"^1 events? behind$"))
+
+    b.start()
+    up = peer_rows(page, b_id, "up").first
+    expect(up).to_be_visible()
+    expect(up.get_by_test_id("peer-state")).to_contain_text("up")
+    expect(up.get_by_test_id("peer-sync")).to_have_text("in sync")
+    wait_until(lambda: b.get("/v1/sessions/while-b-was-away")["message_count"] == 1,
+               WAIT_MS / 1000, "B caught up on what A wrote while it was away")
+    screenshot(page, "devices")
+
+
+def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
+        token_node: NodeProcess, page: Page) -> None:
+    page.goto(token_node.url + "/")
+    form = page.locator("form[data-testid=token-form]")
+    expect(form).to_be_visible()
+    expect(page.get_by_test_id("this-node")).to_be_hidden()
+    screenshot(page, "token-form")
+
+    form.locator("input[name=token]").fill("wrong-token")
+    form.locator("[type=submit]").click()
+    # The error line is there (empty) from the start: wait for words in it.
+    expect(page.get_by_test_id("token-error")).to_have_text(re.compile(r"\w"))
+    expect(page.get_by_test_id("this-node")).to_be_hidden()
+
+    form.locator("input[name=token]").fill(TOKEN)
+    form.locator("[type=submit]").click()
+    expect(page.get_by_test_id("this-node").get_by_test_id("node-id")) \
+        .to_contain_text(node_id(token_node))
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    assert TOKEN not in page.url
+    assert TOKEN in page.evaluate("Object.values(sessionStorage)")
+    assert TOKEN not in page.evaluate("Object.values(localStorage)")
+
+    # Kept for the browser session: a reload and a move to another view ask no more.
+    page.reload()
+    page.locator("a[data-view=sessions]").click()
+    expect(page.get_by_test_id("session-filter")).to_be_visible()
+    expect(form).to_be_hidden()
+    assert TOKEN not in page.url
+
+
+def test_a_lost_event_stream_shows_and_recovers_by_itself(node: NodeProcess,
+                                                          page: Page) -> None:
+    open_console(page, node, "#/sessions")
+    node.stop()
+    expect(page.get_by_test_id("live-status")).to_have_text("reconnecting…")
+    node.start()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    append(node, "after-the-restart", [message("still watching")])
+    expect(page.locator('[data-testid=session-row][data-key="after-the-restart"]')) \
+        .to_be_visible()

@@ -29,8 +29,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from crdt.clock import DRIFT_MAX_MS, Clock
-from crdt.errors import StoreError
+from crdt.errors import InvalidInput, NotFound, StoreError
 from crdt.events import Draft, Event
+from crdt.log import retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
@@ -94,8 +95,28 @@ class EventStore:
 
     @property
     def version(self) -> dict[str, int]:
-        """Version vector: for each origin, the highest sequence held without gaps."""
+        """Version vector: for each active origin, the highest sequence held without
+        gaps (retired origins held up to their final seq are left out)."""
         return dict(self._log.meta.version)
+
+    @property
+    def retired(self) -> dict[str, int]:
+        """Retired origins held up to their final seq (``crdt.log.retire``): final seq."""
+        return dict(self._log.meta.retired)
+
+    @property
+    def retiring(self) -> dict[str, int]:
+        """Retired origins not held up to their final seq yet (still active): final seq."""
+        return dict(self._log.meta.retiring)
+
+    @property
+    def origins_room(self) -> int:
+        """Active origins beyond which one known only from a retirement is not asked for."""
+        return self._log.origins_room
+
+    @origins_room.setter
+    def origins_room(self, value: int) -> None:
+        self._log.origins_room = value
 
     # -- writes (one thread) ---------------------------------------------------------
 
@@ -160,6 +181,33 @@ class EventStore:
         while self._clock.may_repeat(event.timestamp) and self._log.holds(event.id):
             event = draft.seal(self._clock.now())
         return event
+
+    def retire(self, origin: str) -> Appended | None:
+        """Retire ``origin``, an origin that will never write again, at the highest seq
+        held here without a gap: append the retirement, which replicates to every node
+        (``crdt.log.retire``). None if a retirement at that seq or above is held
+        already. ``NotFound`` for an origin this node does not hold; ``InvalidInput``
+        for this node's own origin (it still writes under it).
+
+        >>> import tempfile
+        >>> store = EventStore.open(tempfile.mkdtemp())
+        >>> store.retire(store.node_id)
+        Traceback (most recent call last):
+        crdt.errors.InvalidInput: origin: is this node's own origin, which it writes under
+        >>> store.close()
+        """
+        self._check_open()
+        if origin == self.node_id:
+            raise InvalidInput("is this node's own origin, which it writes under",
+                               field="origin")
+        meta = self._log.meta
+        final_seq = meta.version.get(origin, meta.retired.get(origin, 0))
+        if final_seq == 0:
+            raise NotFound(f"no events of origin {origin!r} on this node")
+        known = retire.final_seq(meta, origin)
+        if known is not None and known >= final_seq:
+            return None
+        return self.append(retire.retirement(origin, final_seq))
 
     def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:
         """Remember what a peer is known to hold (its version vector), so replication
@@ -234,7 +282,8 @@ class EventStore:
 
     def stats(self) -> dict[str, int]:
         meta = self._log.meta
-        return {"events": self.head, "sessions": meta.sessions, "origins": len(meta.version)}
+        return {"events": self.head, "sessions": meta.sessions, "origins": len(meta.version),
+                "origins_retired": len(meta.retired)}
 
     def flush(self) -> None:
         """Nothing to do: every append is durable when it returns. Kept for the seed API."""

@@ -47,6 +47,10 @@ AGENT_ID = "clawsync"
 #: seq: as the peer protocol's (``sync.peer.messages``).
 ORIGIN_BYTES_MAX = 64
 SEQ_MAX = 2**63 - 1
+#: Retired origins a node keeps (dropped or not yet): the entries live in the log's meta
+#: record, which every commit rewrites. A retirement of a further origin retires nothing
+#: (it stays an event like any other); the table of active origins is as large.
+RETIRED_MAX = 4096
 #: Active origins beyond which an origin known only from a retirement is not asked for
 #: (``sync.peer.messages``: the table's part any peer may fill).
 ROOM_DEFAULT = 4096 - 256
@@ -62,9 +66,9 @@ def read(event: Event) -> tuple[str, int] | None:
     event that only looks like one is kept as any event, and retires nothing)."""
     if event.kind != KIND or event.session_key != ORIGINS_SESSION:
         return None
-    origin, final_seq = event.payload.get("origin"), event.payload.get("final_seq")
+    final_seq = event.payload.get("final_seq")
     try:
-        check_name(origin, "origin", bytes_max=ORIGIN_BYTES_MAX)
+        origin = check_name(event.payload.get("origin"), "origin", bytes_max=ORIGIN_BYTES_MAX)
     except InvalidInput:
         return None
     if isinstance(final_seq, bool) or not isinstance(final_seq, int):
@@ -80,6 +84,8 @@ def learn(meta: Meta, origin: str, final_seq: int, room: int) -> None:
             del meta.retired[origin]
             meta.version[origin] = dropped
             meta.retiring[origin] = final_seq
+        return
+    if origin not in meta.retiring and len(meta.retired) + len(meta.retiring) >= RETIRED_MAX:
         return
     meta.retiring[origin] = max(meta.retiring.get(origin, 0), final_seq)
     if origin not in meta.version and len(meta.version) < room:

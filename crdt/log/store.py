@@ -27,6 +27,7 @@ import os
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from crdt.clock import DRIFT_MAX_MS, Clock
 from crdt.errors import InvalidInput, NotFound, StoreError
@@ -261,6 +262,27 @@ class EventStore:
         """Events numbered by ``origin`` after ``seq``, in order, up to the first gap
         (what a peer whose version vector says ``seq`` for that origin lacks)."""
         return self._log.origin_after(origin, seq, _page(limit))
+
+    def origins(self) -> list[dict[str, Any]]:
+        """Every origin known here, in name order: ``seq`` (the highest held without a
+        gap; so its events here are numbered 1 to ``seq``), ``last_activity`` (the time
+        of that event), ``state`` (``active``; ``retiring``: retired, but events up to
+        ``final_seq`` are still missing here; ``retired``: dropped from the version
+        vector) and ``own`` (the origin this node writes under)."""
+        meta = self._log.meta
+        finals = {**meta.retiring, **meta.retired}
+        rows = []
+        for origin in sorted(meta.version.keys() | finals.keys()):
+            seq = meta.version.get(origin, meta.retired.get(origin, 0))
+            held = self._log.id_at(origin, seq) if seq else None
+            stamp = self._log.stored(held).event.timestamp if held else None
+            state = ("retired" if origin in meta.retired
+                     else "retiring" if origin in meta.retiring else "active")
+            rows.append({"origin": origin, "seq": seq, "events": seq,
+                         "last_activity": stamp.rfc3339() if stamp else None,
+                         "state": state, "final_seq": finals.get(origin),
+                         "own": origin == meta.node_id})
+        return rows
 
     def get_projection(self, session_key: str) -> Projection:
         """The session's projection; raises ``NotFound`` for an unknown session.

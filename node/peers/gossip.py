@@ -435,6 +435,8 @@ class Gossip:
                 "events_ahead": machine["events_ahead"],
                 "events_skipped": machine["events_skipped"],
                 "origins_refused": machine["origins_refused"],
+                "events_late": machine["events_late"],
+                "events_refused": machine["events_refused"],
                 "software": machine["peer_software"], "schema": machine["peer_schema"],
                 "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
                 if runner.state == "backoff" else None,

@@ -147,3 +147,13 @@ def test_meta_without_retirements_reads_as_none_retired() -> None:
                              "clock": [0, 0], "sessions": 0, "version": {}})
     meta = Meta.from_record(old)
     assert meta.retired == {} and meta.retiring == {}
+
+
+def test_retirements_past_the_limit_retire_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retire, "RETIRED_MAX", 2)
+    meta = Meta("n", version={"a": 1, "b": 1, "c": 1})
+    for origin in "abc":
+        retire.learn(meta, origin, 1, room=10)
+    assert retire.settle(meta) == ["a", "b"] and meta.version == {"c": 1}
+    retire.learn(meta, "a", 1, room=10)  # one already kept is still taken in
+    assert meta.retired == {"a": 1, "b": 1}

@@ -125,3 +125,12 @@ def test_the_table_counts_active_origins_only(open_store: OpenStore, ev: Ev) -> 
     assert len(v.version) == free - 10 and len(v.retired) == 10
     again = flood("second", 10)
     assert again.counters.origins_refused == 0 and len(v.version) == free
+
+
+def test_the_log_and_the_protocol_agree_on_origins() -> None:
+    from crdt.log import retire
+    from sync.peer import messages
+    assert retire.ROOM_DEFAULT == ORIGINS_MAX - ORIGINS_RESERVED
+    assert retire.ORIGIN_BYTES_MAX == messages.ORIGIN_BYTES_MAX
+    assert retire.SEQ_MAX == messages.SEQ_MAX
+    assert retire.RETIRED_MAX == ORIGINS_MAX

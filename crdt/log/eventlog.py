@@ -187,7 +187,7 @@ class EventLog:
             batch = Batch(tx, meta)
             for event, origin, seq in events:
                 results.append(self._append_one(batch, event, origin, seq))
-            self._settle_retired(batch)
+            self._settle_retired(batch, clock)
             # The high mark, not ``last``: after a restart the clock must still know
             # which timestamps of a fast wall clock it may issue again (crdt.clock).
             meta.clock = clock.high_water
@@ -231,10 +231,15 @@ class EventLog:
             retire.learn(meta, *retired, room=self.origins_room)
         return Appended(stored, True)
 
-    def _settle_retired(self, batch: Batch) -> None:
+    def _settle_retired(self, batch: Batch, clock: Clock) -> None:
         """Drop the retired origins now held up to their final seq; if ours is one of
-        them, take a new origin in the same commit, so we never write under it again."""
+        them, take a new origin in the same commit, so we never write under it again.
+        An origin held past its final seq is retired again at what we hold, so that
+        its events past the old final seq reach every node (the highest wins)."""
         meta = batch.meta
+        for origin, seq in retire.held_past(meta):
+            self._append_one(batch, retire.retirement(origin, seq).seal(clock.now()),
+                             None, None)
         if meta.retiring and meta.node_id in retire.settle(meta):
             self._take_new_origin(batch, meta.retired[meta.node_id])
 

@@ -19,8 +19,10 @@ The rules, the same on every node, so that nodes holding the same events agree:
 * Until then the origin stays active (``retiring``), so that its missing events are
   asked for and nothing is lost; an origin a node never heard of is asked for from 0,
   while the table has room (``room``).
+* A node that holds more of the origin than its final seq retires it again at what it
+  holds (``held_past``), so the events past the old final seq reach every node.
 * A retirement naming a higher final seq than one already dropped makes the origin
-  active again, from the old final seq.
+  active again, from the old final seq (while the table has room).
 * A node whose own origin is dropped takes a new origin (``EventLog``).
 
 >>> meta = Meta("n1", version={"old": 5, "n1": 2})
@@ -80,7 +82,8 @@ def learn(meta: Meta, origin: str, final_seq: int, room: int) -> None:
     """Take in a retirement of ``origin`` at ``final_seq`` (call ``settle`` after)."""
     dropped = meta.retired.get(origin)
     if dropped is not None:
-        if final_seq > dropped:  # more of it exists: active again, to fetch the rest
+        if final_seq > dropped and len(meta.version) < room:
+            # More of it exists: active again, to fetch the rest.
             del meta.retired[origin]
             meta.version[origin] = dropped
             meta.retiring[origin] = final_seq
@@ -90,6 +93,14 @@ def learn(meta: Meta, origin: str, final_seq: int, room: int) -> None:
     meta.retiring[origin] = max(meta.retiring.get(origin, 0), final_seq)
     if origin not in meta.version and len(meta.version) < room:
         meta.version[origin] = 0  # never heard of: ask peers for all of it
+
+
+def held_past(meta: Meta) -> list[tuple[str, int]]:
+    """Retiring origins (not our own) that we hold past their final seq, with what we
+    hold: a node that learns a retirement while holding more retires the origin again
+    at that, so that no event of it stays behind on one node."""
+    return [(origin, meta.version[origin]) for origin, final_seq in meta.retiring.items()
+            if origin != meta.node_id and meta.version.get(origin, 0) > final_seq]
 
 
 def settle(meta: Meta) -> list[str]:

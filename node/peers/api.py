@@ -1,4 +1,5 @@
-"""The peer API (``/peer/v1/...``), its authentication, TLS, and ``GET /v1/peers``.
+"""The peer API (``/peer/v1/...``), its authentication, TLS, ``GET /v1/peers`` and the
+origins (``GET /v1/origins``, ``DELETE /v1/origins/{origin}``: ``crdt.log.retire``).
 
 Peers authenticate with the cluster secret (``Authorization: Bearer <secret>``) or, when
 the node has ``--tls-ca``, with a client certificate signed by that CA. Anything else

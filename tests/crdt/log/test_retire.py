@@ -157,3 +157,12 @@ def test_retirements_past_the_limit_retire_nothing(monkeypatch: pytest.MonkeyPat
     assert retire.settle(meta) == ["a", "b"] and meta.version == {"c": 1}
     retire.learn(meta, "a", 1, room=10)  # one already kept is still taken in
     assert meta.retired == {"a": 1, "b": 1}
+
+
+def test_a_node_holding_more_than_the_final_seq_retires_the_origin_again(
+        store: EventStore, ev: MakeEvent) -> None:
+    fill(store, ev, OLD, range(1, 8))
+    store.ingest([(_sealed(OLD, 5, 9_000), "peer000000000000", 1)])
+    assert store.retired == {OLD: 7} and OLD not in store.version
+    again = [s for s in store.events_after(0, 100) if retire.read(s.event) == (OLD, 7)]
+    assert len(again) == 1 and again[0].origin == store.node_id

@@ -134,3 +134,21 @@ def test_the_log_and_the_protocol_agree_on_origins() -> None:
     assert retire.ORIGIN_BYTES_MAX == messages.ORIGIN_BYTES_MAX
     assert retire.SEQ_MAX == messages.SEQ_MAX
     assert retire.RETIRED_MAX == ORIGINS_MAX
+
+
+def test_events_past_a_final_seq_held_by_one_node_reach_every_node(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """The retiring node held less than another: that one retires the origin again at
+    what it holds, and the rest reaches every node."""
+    a, b, c = open_store("a"), open_store("b"), open_store("c")
+    events = old_events(ev, 6)
+    hold(a, events[:2])
+    hold(b, events)
+    a.retire(OLD)  # at 2
+    net = mesh([a, b, c])
+    net.start()
+    net.converge()
+    net.assert_converged()
+    for store in (a, b, c):
+        assert store.retired == {OLD: 6}
+        assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]

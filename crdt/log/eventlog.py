@@ -138,7 +138,28 @@ class EventLog:
         log = cls(storage, meta)
         if meta.local_seq > meta.version.get(meta.node_id, 0):
             log._close_own_gap()
+        if raw is not None and "retired" not in codec.decode_trusted(raw):
+            log._learn_stored_retirements()
         return log
+
+    def _learn_stored_retirements(self) -> None:
+        """A folder written before origins could retire may hold retirements, kept as
+        events of a kind it did not know: take them in, once."""
+        meta = self.meta.copy()
+        try:
+            session = self.session(retire.ORIGINS_SESSION)
+        except NotFound:
+            session = None
+        ids = [entry.sort_key[2] for _, entry in self.entries(session)] if session else []
+        with self.storage.transaction() as tx:
+            batch = Batch(tx, meta)
+            for stored in self.stored_many(ids):
+                retired = retire.read(stored.event)
+                if retired is not None:
+                    retire.learn(meta, *retired, room=self.origins_room)
+            self._settle_retired(batch, None)
+            batch.flush()
+        self.meta = meta
 
     def _position_at(self, origin: str, seq: int) -> int | None:
         raw = self.storage.get(origin_chunk_key(origin, seq))
@@ -231,15 +252,16 @@ class EventLog:
             retire.learn(meta, *retired, room=self.origins_room)
         return Appended(stored, True)
 
-    def _settle_retired(self, batch: Batch, clock: Clock) -> None:
+    def _settle_retired(self, batch: Batch, clock: Clock | None) -> None:
         """Drop the retired origins now held up to their final seq; if ours is one of
         them, take a new origin in the same commit, so we never write under it again.
         An origin held past its final seq is retired again at what we hold, so that
         its events past the old final seq reach every node (the highest wins)."""
         meta = batch.meta
-        for origin, seq in retire.held_past(meta):
-            self._append_one(batch, retire.retirement(origin, seq).seal(clock.now()),
-                             None, None)
+        if clock is not None:  # None when a folder is opened: its next commit does it
+            for origin, seq in retire.held_past(meta):
+                self._append_one(batch, retire.retirement(origin, seq).seal(clock.now()),
+                                 None, None)
         if meta.retiring and meta.node_id in retire.settle(meta):
             self._take_new_origin(batch, meta.retired[meta.node_id])
 

@@ -324,7 +324,7 @@ class PeerSync:
         self.counters.events_received += len(batch.items)
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
-        return [Ack(self.store.version)]
+        return [Ack(self._vector())]
 
     def _late(self, item: messages.Item, strays: list[Event], holders: list[bytes]) -> None:
         """An event of an origin we dropped, within its final seq: a copy of what we
@@ -355,7 +355,19 @@ class PeerSync:
 
     def _hello(self) -> Hello:
         about = self.about if self._peer_reads_about else None
-        return Hello(self.store.node_id, self.store.version, about=about)
+        return Hello(self.store.node_id, self._vector(), about=about)
+
+    def _vector(self) -> dict[str, int]:
+        """Our version vector for this peer. A peer that has not said it drops retired
+        origins (an earlier version) keeps them active, and would offer their events
+        to us on every hello that left them out: tell it that we hold them (their final
+        seqs), as far as the vector's limit allows."""
+        version = self.store.version
+        if self.peer_about is not None and self.peer_about.retires:
+            return version
+        room = messages.ORIGINS_MAX - len(version)
+        retired = [item for item in self.store.retired.items() if item[0] not in version]
+        return {**dict(retired[:max(room, 0)]), **version}
 
     def _give_up_stalled(self, now: float) -> None:
         """A batch the peer has not taken within ``ack_timeout_s`` was lost (or one

@@ -12,7 +12,7 @@ from crdt.clock import Hlc
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft, Event
 from crdt.log import retire
-from crdt.log.records import Meta
+from crdt.log.records import META, Meta
 from crdt.log.store import EventStore
 
 MakeEvent = Callable[..., Event]
@@ -166,3 +166,21 @@ def test_a_node_holding_more_than_the_final_seq_retires_the_origin_again(
     assert store.retired == {OLD: 7} and OLD not in store.version
     again = [s for s in store.events_after(0, 100) if retire.read(s.event) == (OLD, 7)]
     assert len(again) == 1 and again[0].origin == store.node_id
+
+
+def test_a_folder_of_an_earlier_version_takes_in_the_retirements_it_holds(
+        store_path: Path, ev: MakeEvent) -> None:
+    """An earlier version kept a retirement as an event of a kind it did not know."""
+    with EventStore.open(store_path) as store:
+        fill(store, ev, OLD, range(1, 3))
+        store.ingest([(_sealed(OLD, 2, 9_000), "peer000000000000", 1)])
+        assert store.retired == {OLD: 2}
+        raw = codec.decode(store.log.storage.get(META))
+        del raw["retired"], raw["retiring"]
+        raw["version"][OLD] = 2
+        with store.log.storage.transaction() as tx:
+            tx.put(META, codec.encode_fast(raw))
+    with EventStore.open(store_path) as store:
+        assert store.retired == {OLD: 2} and OLD not in store.version
+    with EventStore.open(store_path) as store:  # once: the meta now says so
+        assert store.retired == {OLD: 2}

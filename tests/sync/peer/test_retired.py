@@ -152,3 +152,22 @@ def test_events_past_a_final_seq_held_by_one_node_reach_every_node(
     for store in (a, b, c):
         assert store.retired == {OLD: 6}
         assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]
+
+
+def test_a_peer_of_an_earlier_version_is_told_the_retired_origins(
+        open_store: OpenStore, ev: Ev) -> None:
+    """A peer that does not drop retired origins keeps them active: without their final
+    seqs in our vector, it would offer their events again on every hello we send."""
+    from crdt import codec
+    from sync.peer.messages import About
+    node = open_store("node")
+    hold(node, old_events(ev, 3))
+    node.retire(OLD)
+    for about, told in ((None, True), (About("0.2.0", 1), True),
+                        (About("0.3.0", 1, retires=True), False)):
+        link = PeerSync(node, "peer", now=0.0, rng=random.Random(0),
+                        about=About("0.3.0", 1, retires=True))
+        out = link.receive(encode(Hello("peer-node", {}, about=about)), 0.0)
+        hello = next(codec.decode(m) for m in out if codec.decode(m)["type"] == "hello")
+        assert (hello["version"].get(OLD) == 3) is told
+        assert OLD not in node.version

@@ -92,10 +92,8 @@ async def origins(request: web.Request) -> web.StreamResponse:
     """Every origin this node knows: its highest seq, last activity and whether it is
     active or retired (``EventStore.origins``)."""
     astore = request.app[GOSSIP].astore
-    rows = await astore.read(lambda store: store.origins())
-    return respond(request, {"node_id": astore.node_id,
-                             "active": sum(row["state"] != "retired" for row in rows),
-                             "origins": rows})
+    rows, active = await astore.read(lambda store: (store.origins(), len(store.version)))
+    return respond(request, {"node_id": astore.node_id, "active": active, "origins": rows})
 
 
 async def retire_origin(request: web.Request) -> web.StreamResponse:

@@ -7,12 +7,16 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from crdt.events import Event
 from crdt.log.store import EventStore
 from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
 from sync.peer.messages import ORIGINS_MAX, ORIGINS_RESERVED, Events, Hello, Item, encode
 from tests.support.mesh import all_ids
+from tests.sync.peer.test_convergence import OPS, run
 
 OpenStore = Callable[[str], EventStore]
 Ev = Callable[..., Event]
@@ -171,3 +175,36 @@ def test_a_peer_of_an_earlier_version_is_told_the_retired_origins(
         hello = next(codec.decode(m) for m in out if codec.decode(m)["type"] == "hello")
         assert (hello["version"].get(OLD) == 3) is told
         assert OLD not in node.version
+
+
+@settings(max_examples=100, deadline=None)
+@given(held=st.lists(st.integers(0, 6), min_size=3, max_size=3),
+       retirers=st.lists(st.booleans(), min_size=3, max_size=3),
+       seed=st.integers(0, 2**16),
+       ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2**16)),
+                    min_size=10, max_size=60))
+def test_retirements_converge_under_chaos(mesh: type, ev: Ev, held: list[int],
+                                          retirers: list[bool], seed: int,
+                                          ops: list[tuple[str, int]]) -> None:
+    """Each node holds a prefix of a gone origin and some retire it, while the nodes
+    append, and messages are lost, duplicated and reordered: every node ends with every
+    event of it, and retires it at the most any node held."""
+    held[0], retirers[0] = max(held[0], 1), True
+    events = old_events(ev, 6)
+    stores = [EventStore.open("memory:") for _ in held]
+    try:
+        for store, count, retires in zip(stores, held, retirers, strict=True):
+            hold(store, events[:count])
+            if retires and count:
+                store.retire(OLD)
+        net = mesh(stores, config=SyncConfig(batch_events_max=3), seed=seed)
+        net.start()
+        appended = run(net, ev, ops)
+        net.converge()
+        net.assert_converged()
+        for store in stores:
+            assert store.retired == {OLD: max(held)} and not store.retiring
+            assert set(all_ids(store)) >= appended | {e.id for e in events[:max(held)]}
+    finally:
+        for store in stores:
+            store.close()

@@ -32,6 +32,7 @@ from typing import Any
 from crdt.clock import DRIFT_MAX_MS, Clock
 from crdt.errors import InvalidInput, NotFound, StoreError
 from crdt.events import Draft, Event
+from crdt.keys import check_name
 from crdt.log import retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
@@ -188,7 +189,8 @@ class EventStore:
         held here without a gap: append the retirement, which replicates to every node
         (``crdt.log.retire``). None if a retirement at that seq or above is held
         already. ``NotFound`` for an origin this node does not hold; ``InvalidInput``
-        for this node's own origin (it still writes under it).
+        for a name no origin can have, and for this node's own origin (it still writes
+        under it).
 
         >>> import tempfile
         >>> store = EventStore.open(tempfile.mkdtemp())
@@ -198,6 +200,7 @@ class EventStore:
         >>> store.close()
         """
         self._check_open()
+        check_name(origin, "origin", bytes_max=retire.ORIGIN_BYTES_MAX)
         if origin == self.node_id:
             raise InvalidInput("is this node's own origin, which it writes under",
                                field="origin")

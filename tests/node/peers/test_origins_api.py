@@ -28,7 +28,7 @@ async def test_origins_are_listed_and_retired_with_the_token(make_node: NodeFact
                 assert answer.status == 401
         head = node.astore.head
         for origin, status in ((node.astore.node_id, 400), ("nobody", 404),
-                               ("a\u0000b", 404)):
+                               ("a\u0000b", 400), ("o" * 65, 413)):
             async with http.delete("/v1/origins/" + quote(origin, safe=""),
                                    headers=auth) as answer:
                 assert answer.status == status and "error" in await answer.json()

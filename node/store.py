@@ -113,7 +113,6 @@ class AsyncStore:
         #: Number of ``append_batch`` calls made so far (group commit makes it smaller
         #: than the number of ``append`` calls).
         self.commits = 0
-        self.node_id = store.node_id
         self._committer = asyncio.create_task(self._commit_loop(), name="clawsync-commit")
         self._committer.add_done_callback(self._committer_ended)
 
@@ -131,6 +130,12 @@ class AsyncStore:
             writer.shutdown(wait=False)
             raise
         return cls(store, writer, limits)
+
+    @property
+    def node_id(self) -> str:
+        """This node's origin; a new one once the cluster retired the old one
+        (``crdt.log.retire``)."""
+        return self._store.node_id
 
     @property
     def head(self) -> int:

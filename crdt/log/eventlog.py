@@ -11,6 +11,7 @@ small chunk and reading a projection reads a few chunks instead of every event.
 
 from __future__ import annotations
 
+import secrets
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from crdt import codec
 from crdt.clock import Clock
 from crdt.errors import NotFound, StoreError
 from crdt.events import Event
+from crdt.log import retire
 from crdt.log.projection import Header, Message
 from crdt.log.records import (
     INDEX_CHUNK,
@@ -193,6 +195,9 @@ class EventLog:
         self.storage = storage
         self.meta = meta
         self._open_sessions = OpenSessions()
+        #: Active origins beyond which one known only from a retirement is not asked
+        #: for (``crdt.log.retire``); the node sets the peer protocol's.
+        self.origins_room = retire.ROOM_DEFAULT
 
     @classmethod
     def open(cls, storage: Storage, new_node_id: str) -> EventLog:
@@ -207,7 +212,28 @@ class EventLog:
         log = cls(storage, meta)
         if meta.local_seq > meta.version.get(meta.node_id, 0):
             log._close_own_gap()
+        if raw is not None and "retired" not in codec.decode_trusted(raw):
+            log._learn_stored_retirements()
         return log
+
+    def _learn_stored_retirements(self) -> None:
+        """A folder written before origins could retire may hold retirements, kept as
+        events of a kind it did not know: take them in, once."""
+        meta = self.meta.copy()
+        try:
+            session = self.session(retire.ORIGINS_SESSION)
+        except NotFound:
+            session = None
+        ids = [entry.sort_key[2] for _, entry in self.entries(session)] if session else []
+        with self.storage.transaction() as tx:
+            batch = Batch(tx, meta)
+            for stored in self.stored_many(ids):
+                retired = retire.read(stored.event)
+                if retired is not None:
+                    retire.learn(meta, *retired, room=self.origins_room)
+            self._settle_retired(batch, None)
+            batch.flush()
+        self.meta = meta
 
     def _position_at(self, origin: str, seq: int) -> int | None:
         raw = self.storage.get(origin_chunk_key(origin, seq))
@@ -258,6 +284,7 @@ class EventLog:
                 batch.read_events([event.id for event, _, _ in events])
                 for event, origin, seq in events:
                     results.append(self._append_one(batch, event, origin, seq))
+                self._settle_retired(batch, clock)
                 # The high mark, not ``last``: after a restart the clock must still know
                 # which timestamps of a fast wall clock it may issue again (crdt.clock).
                 meta.clock = clock.high_water
@@ -301,12 +328,52 @@ class EventLog:
             self._note_origin(batch, origin, seq, position)
         session = batch.session(event.session_key)
         batch.add_entry(session, position, event.sort_key, session.header.apply(event))
+        retired = retire.read(event)
+        if retired is not None:
+            retire.learn(meta, *retired, room=self.origins_room)
         return Appended(stored, True)
+
+    def _settle_retired(self, batch: Batch, clock: Clock | None) -> None:
+        """Drop the retired origins now held up to their final seq; if ours is one of
+        them, take a new origin in the same commit, so we never write under it again.
+        An origin held past its final seq is retired again at what we hold, so that
+        its events past the old final seq reach every node (the highest wins)."""
+        meta = batch.meta
+        if clock is not None:  # None when a folder is opened: its next commit does it
+            for origin, seq in retire.held_past(meta):
+                self._append_one(batch, retire.retirement(origin, seq).seal(clock.now()),
+                                 None, None)
+        if meta.retiring and meta.node_id in retire.settle(meta):
+            self._take_new_origin(batch, meta.retired[meta.node_id])
+
+    @staticmethod
+    def _take_new_origin(batch: Batch, final_seq: int) -> None:
+        """Our origin was retired at ``final_seq``: continue under a new one, as a wiped
+        folder would, and number again under it our events above ``final_seq`` (written
+        before the retirement reached us; every node refuses them under the old origin),
+        so that they travel. Their old slots are cleared; positions do not change."""
+        meta = batch.meta
+        old, new = meta.node_id, secrets.token_hex(8)
+        run = []
+        for seq in range(final_seq + 1, meta.local_seq + 1):
+            record_key, offset = origin_chunk_key(old, seq), seq % INDEX_CHUNK
+            chunk = batch.index(record_key)
+            if offset < len(chunk) and chunk[offset] is not None:
+                run.append(chunk[offset])
+                batch.put_index(record_key, offset, None)
+        meta.node_id, meta.local_seq = new, len(run)
+        for seq, position in enumerate(run, start=1):
+            batch.put_index(origin_chunk_key(new, seq), seq % INDEX_CHUNK, position)
+        if run:
+            meta.version[new] = len(run)
 
     @staticmethod
     def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> None:
         """Index (origin, seq) and advance the origin's contiguous sequence number. A slot
         that holds another event keeps it: the first one in stays findable."""
+        final_seq = batch.meta.retired.get(origin)
+        if final_seq is not None and seq > final_seq:
+            return  # not a number of a retired origin (``sync.peer`` refuses it)
         record_key = origin_chunk_key(origin, seq)
         chunk = batch.index(record_key)
         offset = seq % INDEX_CHUNK
@@ -314,6 +381,8 @@ class EventLog:
             return
         batch.put_index(record_key, offset, position)
         version = batch.meta.version
+        if final_seq is not None:
+            return  # dropped: held up to its final seq, and no longer counted
         have = version.get(origin, 0)
         if seq != have + 1:
             return  # already counted, or a gap before it remains

@@ -2,7 +2,8 @@
 
 Record keys are text; the unit separator ``\\x1f`` cannot occur in a session key:
 
-    m                    meta: node id, next position, local sequence, clock, version vector
+    m                    meta: node id, next position, local sequence, clock, version vector,
+                         retired origins (``crdt.log.retire``)
     e␟<id hex>           [canonical event bytes, origin, seq, position]  -- the log itself
     p␟<n>                ids of positions n*128 .. n*128+127             -- local order
     o␟<origin>␟<n>       positions of that origin's seqs n*128 .. +127   -- per-origin order
@@ -100,17 +101,24 @@ class Meta:
     local_seq: int = 0
     clock: Hlc = HLC_ZERO
     sessions: int = 0
-    version: dict[str, int] = field(default_factory=dict)  # origin -> contiguous seq
+    #: Active origins -> contiguous seq: the version vector hellos carry.
+    version: dict[str, int] = field(default_factory=dict)
+    #: Retired origins held up to their final seq, dropped from ``version``: -> final seq.
+    retired: dict[str, int] = field(default_factory=dict)
+    #: Retirements whose origin we do not hold up to the final seq yet (still active,
+    #: when ``version`` has room for it): -> final seq.
+    retiring: dict[str, int] = field(default_factory=dict)
 
     def to_record(self) -> bytes:
         return codec.encode_fast({
             "format": LOG_FORMAT, "node_id": self.node_id, "next": self.next_position,
             "seq": self.local_seq, "clock": list(self.clock), "sessions": self.sessions,
-            "version": self.version})
+            "version": self.version, "retired": self.retired, "retiring": self.retiring})
 
     def copy(self) -> Meta:
         """A copy to change during a commit, kept only if the commit succeeds."""
-        return replace(self, version=dict(self.version))
+        return replace(self, version=dict(self.version), retired=dict(self.retired),
+                       retiring=dict(self.retiring))
 
     @classmethod
     def from_record(cls, data: bytes) -> Meta:
@@ -118,8 +126,10 @@ class Meta:
         if not isinstance(raw, dict) or raw.get("format") != LOG_FORMAT:
             found = raw.get("format") if isinstance(raw, dict) else None
             raise StoreError(f"log format {found} is not {LOG_FORMAT}")
+        # A log written before origins could retire has neither map: none retired.
         return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
-                   raw["sessions"], dict(raw["version"]))
+                   raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),
+                   dict(raw.get("retiring", {})))
 
 
 @dataclass

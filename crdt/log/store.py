@@ -27,10 +27,13 @@ import os
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from crdt.clock import DRIFT_MAX_MS, Clock
-from crdt.errors import StoreError
+from crdt.errors import InvalidInput, NotFound, StoreError
 from crdt.events import Draft, Event
+from crdt.keys import check_name
+from crdt.log import retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
@@ -94,8 +97,28 @@ class EventStore:
 
     @property
     def version(self) -> dict[str, int]:
-        """Version vector: for each origin, the highest sequence held without gaps."""
+        """Version vector: for each active origin, the highest sequence held without
+        gaps (retired origins held up to their final seq are left out)."""
         return dict(self._log.meta.version)
+
+    @property
+    def retired(self) -> dict[str, int]:
+        """Retired origins held up to their final seq (``crdt.log.retire``): final seq."""
+        return dict(self._log.meta.retired)
+
+    @property
+    def retiring(self) -> dict[str, int]:
+        """Retired origins not held up to their final seq yet (still active): final seq."""
+        return dict(self._log.meta.retiring)
+
+    @property
+    def origins_room(self) -> int:
+        """Active origins beyond which one known only from a retirement is not asked for."""
+        return self._log.origins_room
+
+    @origins_room.setter
+    def origins_room(self, value: int) -> None:
+        self._log.origins_room = value
 
     # -- writes (one thread) ---------------------------------------------------------
 
@@ -161,6 +184,35 @@ class EventStore:
             event = draft.seal(self._clock.now())
         return event
 
+    def retire(self, origin: str) -> Appended | None:
+        """Retire ``origin``, an origin that will never write again, at the highest seq
+        held here without a gap: append the retirement, which replicates to every node
+        (``crdt.log.retire``). None if a retirement at that seq or above is held
+        already. ``NotFound`` for an origin this node does not hold; ``InvalidInput``
+        for a name no origin can have, and for this node's own origin (it still writes
+        under it).
+
+        >>> import tempfile
+        >>> store = EventStore.open(tempfile.mkdtemp())
+        >>> store.retire(store.node_id)
+        Traceback (most recent call last):
+        crdt.errors.InvalidInput: origin: is this node's own origin, which it writes under
+        >>> store.close()
+        """
+        self._check_open()
+        check_name(origin, "origin", bytes_max=retire.ORIGIN_BYTES_MAX)
+        if origin == self.node_id:
+            raise InvalidInput("is this node's own origin, which it writes under",
+                               field="origin")
+        meta = self._log.meta
+        final_seq = meta.version.get(origin, meta.retired.get(origin, 0))
+        if final_seq == 0:
+            raise NotFound(f"no events of origin {origin!r} on this node")
+        known = retire.final_seq(meta, origin)
+        if known is not None and known >= final_seq:
+            return None
+        return self.append(retire.retirement(origin, final_seq))
+
     def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:
         """Remember what a peer is known to hold (its version vector), so replication
         resumes from there after a restart. ``peer_key`` names the link (a URL, a node
@@ -214,6 +266,27 @@ class EventStore:
         (what a peer whose version vector says ``seq`` for that origin lacks)."""
         return self._log.origin_after(origin, seq, _page(limit))
 
+    def origins(self) -> list[dict[str, Any]]:
+        """Every origin known here, in name order: ``seq`` (the highest held without a
+        gap; so its events here are numbered 1 to ``seq``), ``last_activity`` (the time
+        of that event), ``state`` (``active``; ``retiring``: retired, but events up to
+        ``final_seq`` are still missing here; ``retired``: dropped from the version
+        vector) and ``own`` (the origin this node writes under)."""
+        meta = self._log.meta
+        finals = {**meta.retiring, **meta.retired}
+        rows = []
+        for origin in sorted(meta.version.keys() | finals.keys()):
+            seq = meta.version.get(origin, meta.retired.get(origin, 0))
+            held = self._log.id_at(origin, seq) if seq else None
+            stamp = self._log.stored(held).event.timestamp if held else None
+            state = ("retired" if origin in meta.retired
+                     else "retiring" if origin in meta.retiring else "active")
+            rows.append({"origin": origin, "seq": seq, "events": seq,
+                         "last_activity": stamp.rfc3339() if stamp else None,
+                         "state": state, "final_seq": finals.get(origin),
+                         "own": origin == meta.node_id})
+        return rows
+
     def get_projection(self, session_key: str) -> Projection:
         """The session's projection; raises ``NotFound`` for an unknown session.
 
@@ -234,7 +307,8 @@ class EventStore:
 
     def stats(self) -> dict[str, int]:
         meta = self._log.meta
-        return {"events": self.head, "sessions": meta.sessions, "origins": len(meta.version)}
+        return {"events": self.head, "sessions": meta.sessions, "origins": len(meta.version),
+                "origins_retired": len(meta.retired)}
 
     def flush(self) -> None:
         """Nothing to do: every append is durable when it returns. Kept for the seed API."""

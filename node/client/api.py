@@ -130,6 +130,16 @@ class Client:
         """``GET /v1/peers``: this node's replication links and their state."""
         return await self._request("GET", "/v1/peers", what="the request")
 
+    async def origins(self) -> dict[str, Any]:
+        """``GET /v1/origins``: every origin the node knows, active or retired."""
+        return await self._request("GET", "/v1/origins", what="the request")
+
+    async def retire_origin(self, origin: str) -> dict[str, Any]:
+        """``DELETE /v1/origins/{origin}``: retire an origin that will never write again."""
+        return await self._request("DELETE", "/v1/origins/" + quote(origin, safe=""),
+                                   what="the retirement",
+                                   missing=f"the node holds no events of origin {origin!r}")
+
     async def stream(self, after: int, on_news: StreamNews | None = None,
                      ) -> AsyncIterator[StreamEvent]:
         """Follow the node's live event stream (SSE) from position ``after``, forever.

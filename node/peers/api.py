@@ -1,4 +1,5 @@
-"""The peer API (``/peer/v1/...``), its authentication, TLS, and ``GET /v1/peers``.
+"""The peer API (``/peer/v1/...``), its authentication, TLS, ``GET /v1/peers`` and the
+origins (``GET /v1/origins``, ``DELETE /v1/origins/{origin}``: ``crdt.log.retire``).
 
 Peers authenticate with the cluster secret (``Authorization: Bearer <secret>``) or, when
 the node has ``--tls-ca``, with a client certificate signed by that CA. Anything else
@@ -36,6 +37,8 @@ def setup(app: web.Application, config: Config, gossip: Gossip) -> None:
     app.router.add_get(PEER_PATH, peer_socket)
     app.router.add_get(MEMBERS_PATH, members)
     app.router.add_get("/v1/peers", peers)
+    app.router.add_get("/v1/origins", origins)
+    app.router.add_delete("/v1/origins/{origin}", retire_origin)
 
 
 def _check_peer(request: web.Request) -> None:
@@ -83,6 +86,29 @@ async def peers(request: web.Request) -> web.StreamResponse:
     return respond(request, {"node_id": gossip.astore.node_id, "head": gossip.astore.head,
                              "software": gossip.about.software, "schema": gossip.about.schema,
                              "peers": gossip.status()})
+
+
+async def origins(request: web.Request) -> web.StreamResponse:
+    """Every origin this node knows: its highest seq, last activity and whether it is
+    active or retired (``EventStore.origins``)."""
+    astore = request.app[GOSSIP].astore
+    rows, active = await astore.read(lambda store: (store.origins(), len(store.version)))
+    return respond(request, {"node_id": astore.node_id, "active": active, "origins": rows})
+
+
+async def retire_origin(request: web.Request) -> web.StreamResponse:
+    """Retire an origin that will never write again, at the highest seq held here: 201
+    with the origin's row and the retirement event, which replicates; 200 if it is
+    retired at that seq or above already; 404 for an origin this node does not hold;
+    400 for this node's own."""
+    astore = request.app[GOSSIP].astore
+    origin = request.match_info["origin"]
+    appended = await astore.write(lambda store: store.retire(origin))
+    rows = await astore.read(lambda store: store.origins())
+    row = next(row for row in rows if row["origin"] == origin)
+    if appended is None:
+        return respond(request, {"origin": row, "event": None})
+    return respond(request, {"origin": row, "event": appended.stored.to_json()}, status=201)
 
 
 def server_tls(config: Config) -> ssl.SSLContext | None:

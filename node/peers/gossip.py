@@ -96,7 +96,7 @@ class Gossip:
         self._rng = random.Random()
         self._loop = asyncio.get_running_loop()
         #: What this node runs, told to peers in the hello.
-        self.about = About(software_version(), SCHEMA_VERSION)
+        self.about = About(software_version(), SCHEMA_VERSION, retires=True)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -437,6 +437,8 @@ class Gossip:
                 "events_ahead": machine["events_ahead"],
                 "events_skipped": machine["events_skipped"],
                 "origins_refused": machine["origins_refused"],
+                "events_late": machine["events_late"],
+                "events_refused": machine["events_refused"],
                 "software": machine["peer_software"], "schema": machine["peer_schema"],
                 "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
                 if runner.state == "backoff" else None,

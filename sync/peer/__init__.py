@@ -4,6 +4,8 @@
     outbox    what one peer is known to hold, and the next batch of what it lacks
     machine   ``PeerSync``: feed it bytes and time, send what it returns
     config    ``SyncConfig``: timing and window of a link, back-off
+    quota     ``OriginQuota``: new origins one link may bring
+    retired   retired origins on a link: what is sent of them, what is taken
 
 The event log comes in through the ``Log`` interface (``crdt.log.store.EventStore`` has
 it); the node's transport (``node.peers``) moves the bytes.

@@ -52,6 +52,7 @@ from sync.peer.config import SyncConfig, backoff_delay_s
 from sync.peer.messages import About, Ack, Events, Hello
 from sync.peer.outbox import Log, Outbox
 from sync.peer.quota import OriginQuota
+from sync.peer.retired import verdict
 
 __all__ = ["Counters", "Log", "PeerSync"]
 
@@ -74,6 +75,8 @@ class Counters:
     batches_resent: int = 0  # batches given up as lost: what they held goes again
     events_skipped: int = 0  # beyond a gap in their origin: not stored, sent again later
     origins_refused: int = 0  # events of a new origin past the table's free part: skipped
+    events_late: int = 0  # copies of a retired origin's events, held already: dropped
+    events_refused: int = 0  # numbered past a retired origin's final seq: refused
     last_contact: float | None = None  # ``now`` of the last message received
 
 
@@ -276,7 +279,8 @@ class PeerSync:
         our own origin ahead of us (our next event would wait behind the gap forever).
         Events of a new origin are skipped too once the origins table is nearly full,
         unless they are the sender's own (``messages.takes_origin``), and past the
-        link's quota of new origins (``sync.peer.quota``).
+        link's quota of new origins (``sync.peer.quota``). Retired origins: see
+        ``sync.peer.retired`` (late copies dropped, events past the final seq refused).
         """
         # An event stamped too far ahead of our clock would win every last-writer-wins
         # field until then: leave it out, keep the rest. The peer's version vector says
@@ -288,7 +292,15 @@ class PeerSync:
         strays: list[Event] = []
         holders: list[bytes] = []
         ends = self.store.version  # per origin, the last seq held or taken in this batch
+        retired, retiring = self.store.retired, self.store.retiring
         for item in items:
+            judged = verdict(item.origin, item.seq, retired=retired, retiring=retiring)
+            if judged == "refuse":
+                self.counters.events_refused += 1  # the sender's fault; the link goes on
+                continue
+            if judged == "late":
+                self._late(item, strays, holders)
+                continue
             if item.seq > ends.get(item.origin, 0) + 1:
                 self.counters.events_skipped += 1  # beyond a gap: sent again later
                 continue
@@ -313,7 +325,17 @@ class PeerSync:
         self.counters.events_received += len(batch.items)
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
-        return [Ack(self.store.version)]
+        return [Ack(self._vector())]
+
+    def _late(self, item: messages.Item, strays: list[Event], holders: list[bytes]) -> None:
+        """An event of an origin we dropped, within its final seq: a copy of what we
+        hold, or (a slot holding another event) a conflict, kept as any conflict is."""
+        holder = self.store.id_at(item.origin, item.seq)
+        if holder is None or holder == item.event.id or self.store.holds(item.event.id):
+            self.counters.events_late += 1
+        else:
+            strays.append(item.event)
+            holders.append(holder)
 
     def _on_ack(self, ack: Ack, now: float) -> list[messages.Message]:
         self._outbox.learn(ack.version)
@@ -334,7 +356,19 @@ class PeerSync:
 
     def _hello(self) -> Hello:
         about = self.about if self._peer_reads_about else None
-        return Hello(self.store.node_id, self.store.version, about=about)
+        return Hello(self.store.node_id, self._vector(), about=about)
+
+    def _vector(self) -> dict[str, int]:
+        """Our version vector for this peer. A peer that has not said it drops retired
+        origins (an earlier version) keeps them active, and would offer their events
+        to us on every hello that left them out: tell it that we hold them (their final
+        seqs), as far as the vector's limit allows."""
+        version = self.store.version
+        if self.peer_about is not None and self.peer_about.retires:
+            return version
+        room = messages.ORIGINS_MAX - len(version)
+        retired = [item for item in self.store.retired.items() if item[0] not in version]
+        return {**dict(retired[:max(room, 0)]), **version}
 
     def _give_up_stalled(self, now: float) -> None:
         """A batch the peer has not taken within ``ack_timeout_s`` was lost (or one

@@ -3,7 +3,7 @@
 Every message is one canonical CBOR map:
 
     {"type": "hello", "protocol": 1, "node": <node id>, "version": {origin: seq},
-     "about": {"software": "0.2.0", "schema": 1}}
+     "about": {"software": "0.2.0", "schema": 1, "retires": true}}
     {"type": "events", "items": [[origin, seq, canonical event bytes], ...]}
     {"type": "ack", "version": {origin: seq}}
 
@@ -103,10 +103,13 @@ def takes_origin(held: int, origin: str, sender: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class About:
-    """What a node runs: its software's version and the event schema it writes."""
+    """What a node runs: its software's version and the event schema it writes; and
+    whether it drops retired origins from its version vector (``retires``: a peer that
+    does not is told them, so that it does not offer their events again and again)."""
 
     software: str
     schema: int
+    retires: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,8 @@ def encode(message: Message) -> bytes:
         if message.about is not None:
             raw["about"] = {"software": message.about.software,
                             "schema": message.about.schema}
+            if message.about.retires:
+                raw["about"]["retires"] = True
     elif isinstance(message, Ack):
         raw = {"type": "ack", "version": message.version}
     else:
@@ -223,7 +228,7 @@ def _about(raw: Any) -> About:
                         field="hello.about.software")
     if isinstance(schema, bool) or not isinstance(schema, int) or not 0 < schema < 2**31:
         raise PeerFault("must be a positive integer", field="hello.about.schema")
-    return About(software, schema)
+    return About(software, schema, raw.get("retires") is True)
 
 
 def _events(raw: dict[str, Any]) -> Events:

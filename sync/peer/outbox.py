@@ -25,6 +25,7 @@ from sync.peer.messages import (
     takes_origin,
 )
 from sync.peer.quota import OriginQuota
+from sync.peer.retired import sendable
 
 #: Events read from the store per call while a batch is filled: a batch that closes on
 #: its byte limit reads at most this many events it does not send.
@@ -39,6 +40,12 @@ class Log(Protocol):
 
     @property
     def version(self) -> dict[str, int]: ...
+
+    @property
+    def retired(self) -> dict[str, int]: ...
+
+    @property
+    def retiring(self) -> dict[str, int]: ...
 
     def origin_after(self, origin: str, seq: int, limit: int = ...) -> list[StoredEvent]: ...
 
@@ -103,7 +110,7 @@ class Outbox:
         # event loop while the writer thread runs this.
         known = dict(self.known or {})
         for origin, seq in version.items():
-            if seq > known.get(origin, 0):
+            if origin not in known or seq > known[origin]:  # 0 too: the peer asks for it
                 known[origin] = seq
         self.known = known
         self.inflight = [batch for batch in self.inflight
@@ -136,12 +143,13 @@ class Outbox:
         by origin (sorted, so successive batches walk every origin). Only events within
         our own version are sent, so a receiver may take a batch as proof that we hold
         every earlier event of those origins."""
-        ours = self.store.version
+        ours = self._sendable(known)
         items: list[Item] = []
         size = 0
         for origin in sorted(ours):
             cursor = max(known.get(origin, 0), self.sent.get(origin, 0))
-            if cursor == 0 and not self._peer_takes(origin, len(known), now):
+            if origin not in known and cursor == 0 \
+                    and not self._peer_takes(origin, len(known), now):
                 continue  # it would skip them: its table or its quota is full
             while cursor < ours[origin] and len(items) < self.batch_events_max:
                 limit = min(ours[origin] - cursor, self.batch_events_max - len(items), READ_PAGE)
@@ -158,6 +166,10 @@ class Outbox:
                 break
         return items
 
+    def _sendable(self, known: Mapping[str, int]) -> dict[str, int]:
+        return sendable(self.store.version, retired=self.store.retired,
+                        retiring=self.store.retiring, known=known)
+
     def _peer_takes(self, origin: str, held: int, now: float) -> bool:
         """Whether the peer, holding ``held`` origins, takes a new ``origin`` from us."""
         if not takes_origin(held, origin, self.store.node_id):
@@ -167,10 +179,12 @@ class Outbox:
     def lag(self) -> tuple[int, int | None]:
         """(events the peer holds that we lack, events we hold that it lacks), summed
         over origins; the second is None while we do not know what it holds."""
-        ours, theirs = self.store.version, self.known or {}
-        we_lack = sum(max(0, seq - ours.get(o, 0)) for o, seq in theirs.items())
+        theirs = self.known or {}
+        held = {**self.store.retired, **self.store.version}
+        we_lack = sum(max(0, seq - held.get(o, 0)) for o, seq in theirs.items())
         if self.known is None:
             return we_lack, None
+        ours = self._sendable(theirs)
         return we_lack, sum(max(0, seq - theirs.get(o, 0)) for o, seq in ours.items())
 
 

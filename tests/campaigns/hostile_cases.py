@@ -20,7 +20,7 @@ import cbor2
 
 #: Endpoints that want a credential, for authentication probes.
 GUARDED = ("/v1/sessions", "/v1/events", "/v1/events?after=0&limit=5", "/metrics",
-           "/v1/peers", "/peer/v1/members", "/peer/v1/ws", "/automerge",
+           "/v1/peers", "/v1/origins", "/peer/v1/members", "/peer/v1/ws", "/automerge",
            "/v1/sessions/seed%3A0", "/v1/sessions/seed%3A0/events",
            "/v1/sessions/seed%3A0/automerge")
 #: Bytes of the decompressed gzip bomb (its compressed form is about 1/1000 of it).

@@ -1,0 +1,51 @@
+"""``GET /v1/origins`` and ``DELETE /v1/origins/{origin}`` on a real node in this process:
+the token, clear refusals that write nothing, and the answers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+import aiohttp
+
+from node.server.run import RunningNode
+from tests.support.events import event
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+TOKEN = "t" * 32
+OLD = "0123456789abcdef"
+
+
+async def test_origins_are_listed_and_retired_with_the_token(make_node: NodeFactory) -> None:
+    node = await make_node(token=TOKEN)
+    await node.astore.write(lambda store: store.ingest(
+        [(event(ms=1_000 + n, content=f"old {n}"), OLD, n) for n in (1, 2)]))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession(base_url=node.url) as http:
+        for method in ("GET", "DELETE"):
+            path = "/v1/origins" if method == "GET" else f"/v1/origins/{OLD}"
+            async with http.request(method, path) as answer:
+                assert answer.status == 401
+        head = node.astore.head
+        for origin, status in ((node.astore.node_id, 400), ("nobody", 404),
+                               ("a\u0000b", 400), ("o" * 65, 413)):
+            async with http.delete("/v1/origins/" + quote(origin, safe=""),
+                                   headers=auth) as answer:
+                assert answer.status == status and "error" in await answer.json()
+        assert node.astore.head == head  # refused: nothing written
+        async with http.get("/v1/origins", headers=auth) as answer:
+            listed = {row["origin"]: row for row in (await answer.json())["origins"]}
+        assert listed[OLD]["state"] == "active" and listed[OLD]["seq"] == 2
+        assert listed[OLD]["last_activity"] == "1970-01-01T00:00:01.002Z"
+        async with http.delete(f"/v1/origins/{OLD}", headers=auth) as answer:
+            assert answer.status == 201
+            body = await answer.json()
+        assert body["origin"]["state"] == "retired" and body["origin"]["final_seq"] == 2
+        assert body["event"]["kind"] == {"type": "origin_retired", "origin": OLD,
+                                         "final_seq": 2}
+        async with http.delete(f"/v1/origins/{OLD}", headers=auth) as answer:
+            assert answer.status == 200 and (await answer.json())["event"] is None
+        async with http.get("/v1/origins", headers=auth) as answer:
+            view = await answer.json()
+        assert view["active"] == 1 and node.astore.node_id in [
+            row["origin"] for row in view["origins"] if row["own"]]

@@ -1,0 +1,210 @@
+"""Retired origins between peers (sync.peer.retired, PeerSync): every node drops them,
+late copies are acknowledged and not stored again, events past the final seq are
+refused, and nothing is lost."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crdt.events import Event
+from crdt.log.store import EventStore
+from sync.peer.config import SyncConfig
+from sync.peer.machine import PeerSync
+from sync.peer.messages import ORIGINS_MAX, ORIGINS_RESERVED, Events, Hello, Item, encode
+from tests.support.mesh import all_ids
+from tests.sync.peer.test_convergence import OPS, run
+
+OpenStore = Callable[[str], EventStore]
+Ev = Callable[..., Event]
+OLD = "0123456789abcdef"
+
+
+def old_events(ev: Ev, count: int) -> list[Event]:
+    return [ev(ms=1_000 + n, session="old", content=f"old {n}") for n in range(1, count + 1)]
+
+
+def hold(store: EventStore, events: list[Event], first_seq: int = 1) -> None:
+    store.ingest([(e, OLD, seq) for seq, e in enumerate(events, start=first_seq)])
+
+
+def test_every_node_drops_a_retired_origin_and_a_new_node_still_gets_its_events(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    a, b, fresh = open_store("a"), open_store("b"), open_store("fresh")
+    events = old_events(ev, 5)
+    hold(a, events)
+    hold(b, events[:3])  # b lacks 4 and 5: it keeps the origin active until it has them
+    a.retire(OLD)
+    net = mesh([a, b, fresh])
+    net.start()
+    net.converge()
+    net.assert_converged()
+    for store in (a, b, fresh):
+        assert OLD not in store.version and store.retired == {OLD: 5}
+        assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]
+    assert all(m.counters.faults == 0 for m in net.machines.values())
+
+
+def test_a_late_copy_is_acknowledged_and_not_stored_again(open_store: OpenStore,
+                                                          ev: Ev) -> None:
+    node = open_store("node")
+    events = old_events(ev, 3)
+    hold(node, events)
+    node.retire(OLD)
+    head, ids = node.head, all_ids(node)
+    link = PeerSync(node, "restored", now=0.0, rng=random.Random(0))
+    link.receive(encode(Hello("restored-node", {OLD: 4})), 0.0)
+    beyond = ev(ms=5_000, session="old", content="written after the retirement")
+    items = [Item(OLD, seq, e) for seq, e in enumerate(events, start=1)]
+    out = link.receive(encode(Events((*items, Item(OLD, 4, beyond)))), 0.0)
+    assert node.head == head and all_ids(node) == ids and not node.holds(beyond.id)
+    assert link.counters.events_late == 3 and link.counters.events_refused == 1
+    assert link.counters.faults == 0 and len(out) == 1  # the ack, without the origin
+    assert OLD not in node.version
+
+
+def test_concurrent_retirements_converge_on_the_highest_final_seq(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    a, b, c = open_store("a"), open_store("b"), open_store("c")
+    events = old_events(ev, 5)
+    hold(a, events[:3])
+    hold(b, events)
+    a.retire(OLD)  # at 3
+    b.retire(OLD)  # at 5
+    net = mesh([a, b, c])
+    net.start()
+    net.converge()
+    net.assert_converged()
+    for store in (a, b, c):
+        assert store.retired == {OLD: 5} and not store.retiring
+        assert store.id_at(OLD, 5) == events[4].id
+
+
+def test_a_node_whose_origin_is_retired_writes_on_under_a_new_one(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """A device retired by mistake (a peer held only part of it) loses nothing: its
+    events past the final seq travel under its new origin."""
+    device, hub = open_store("device"), open_store("hub")
+    old = device.node_id
+    mine = [device.append(ev(ms=1_000 + n, content=f"mine {n}")).stored.event
+            for n in range(4)]
+    hub.ingest([(e, old, seq) for seq, e in enumerate(mine[:2], start=1)])
+    hub.retire(old)  # at 2
+    net = mesh([device, hub])
+    net.start()
+    net.converge()
+    net.assert_converged()
+    assert device.node_id != old and hub.retired == device.retired == {old: 2}
+    assert {e.id for e in mine} <= set(all_ids(hub))
+    after = device.append(ev(ms=9_000, content="after")).stored
+    assert after.origin == device.node_id
+    net.appended(0)
+    net.converge()
+    net.assert_converged()
+
+
+def test_the_table_counts_active_origins_only(open_store: OpenStore, ev: Ev) -> None:
+    """Once the table's free part is full, new origins are refused; retiring some of
+    the old ones makes room for as many."""
+    v = open_store("v")
+    free = ORIGINS_MAX - ORIGINS_RESERVED
+    config = SyncConfig(origins_new_max=ORIGINS_MAX)
+
+    def flood(tag: str, count: int) -> PeerSync:
+        link = PeerSync(v, tag, now=0.0, rng=random.Random(0), config=config)
+        items = [Item(f"{tag}-{n}", 1, ev(ms=1 + n, content=f"{tag} {n}")) for n in range(count)]
+        for start in range(0, count, 512):
+            link.receive(encode(Events(tuple(items[start:start + 512]))), 0.0)
+        return link
+
+    v.append(ev(ms=1, content="v's own"))
+    flood("first", free - 1)
+    assert len(v.version) == free
+    assert flood("refused", 10).counters.origins_refused == 10
+    for n in range(10):
+        v.retire(f"first-{n}")
+    assert len(v.version) == free - 10 and len(v.retired) == 10
+    again = flood("second", 10)
+    assert again.counters.origins_refused == 0 and len(v.version) == free
+
+
+def test_the_log_and_the_protocol_agree_on_origins() -> None:
+    from crdt.log import retire
+    from sync.peer import messages
+    assert retire.ROOM_DEFAULT == ORIGINS_MAX - ORIGINS_RESERVED
+    assert retire.ORIGIN_BYTES_MAX == messages.ORIGIN_BYTES_MAX
+    assert retire.SEQ_MAX == messages.SEQ_MAX
+    assert retire.RETIRED_MAX == ORIGINS_MAX
+
+
+def test_events_past_a_final_seq_held_by_one_node_reach_every_node(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """The retiring node held less than another: that one retires the origin again at
+    what it holds, and the rest reaches every node."""
+    a, b, c = open_store("a"), open_store("b"), open_store("c")
+    events = old_events(ev, 6)
+    hold(a, events[:2])
+    hold(b, events)
+    a.retire(OLD)  # at 2
+    net = mesh([a, b, c])
+    net.start()
+    net.converge()
+    net.assert_converged()
+    for store in (a, b, c):
+        assert store.retired == {OLD: 6}
+        assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]
+
+
+def test_a_peer_of_an_earlier_version_is_told_the_retired_origins(
+        open_store: OpenStore, ev: Ev) -> None:
+    """A peer that does not drop retired origins keeps them active: without their final
+    seqs in our vector, it would offer their events again on every hello we send."""
+    from crdt import codec
+    from sync.peer.messages import About
+    node = open_store("node")
+    hold(node, old_events(ev, 3))
+    node.retire(OLD)
+    for about, told in ((None, True), (About("0.2.0", 1), True),
+                        (About("0.3.0", 1, retires=True), False)):
+        link = PeerSync(node, "peer", now=0.0, rng=random.Random(0),
+                        about=About("0.3.0", 1, retires=True))
+        out = link.receive(encode(Hello("peer-node", {}, about=about)), 0.0)
+        hello = next(codec.decode(m) for m in out if codec.decode(m)["type"] == "hello")
+        assert (hello["version"].get(OLD) == 3) is told
+        assert OLD not in node.version
+
+
+@settings(max_examples=100, deadline=None)
+@given(held=st.lists(st.integers(0, 6), min_size=3, max_size=3),
+       retirers=st.lists(st.booleans(), min_size=3, max_size=3),
+       seed=st.integers(0, 2**16),
+       ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2**16)),
+                    min_size=10, max_size=60))
+def test_retirements_converge_under_chaos(mesh: type, ev: Ev, held: list[int],
+                                          retirers: list[bool], seed: int,
+                                          ops: list[tuple[str, int]]) -> None:
+    """Each node holds a prefix of a gone origin and some retire it, while the nodes
+    append, and messages are lost, duplicated and reordered: every node ends with every
+    event of it, and retires it at the most any node held."""
+    held[0], retirers[0] = max(held[0], 1), True
+    events = old_events(ev, 6)
+    stores = [EventStore.open("memory:") for _ in held]
+    try:
+        for store, count, retires in zip(stores, held, retirers, strict=True):
+            hold(store, events[:count])
+            if retires and count:
+                store.retire(OLD)
+        net = mesh(stores, config=SyncConfig(batch_events_max=3), seed=seed)
+        net.start()
+        appended = run(net, ev, ops)
+        net.converge()
+        net.assert_converged()
+        for store in stores:
+            assert store.retired == {OLD: max(held)} and not store.retiring
+            assert set(all_ids(store)) >= appended | {e.id for e in events[:max(held)]}
+    finally:
+        for store in stores:
+            store.close()

@@ -280,10 +280,14 @@ def _check_message(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _put_message(tx: Transaction, messages: bytes, message: Mapping[str, Any]) -> None:
+    """A message's texts are read-only: each is one whole-string element (``_put_text``
+    with ``whole``, inlined: a document built from the log writes thousands)."""
     obj = tx.put_object(messages, message["key"], ObjType.Map)
     for name in _MESSAGE_TEXTS:
         if name in message:
-            _put_text(tx, obj, name, message[name], whole=True)
+            text = tx.put_object(obj, name, ObjType.Text)
+            if value := message[name]:
+                tx.insert(text, 0, ScalarType.Str, value)
     if "success" in message:
         tx.put(obj, "success", ScalarType.Boolean, message["success"])
 

@@ -124,11 +124,6 @@ class SessionDoc(SyncingDoc):
             doc.set_actor(_check_actor(actor, session_key))
         return cls(doc, session_key)
 
-    def save(self) -> bytes:
-        """A compact snapshot of the whole document."""
-        with self._automerge("saving") as doc:
-            return doc.save()
-
     def to_python(self) -> dict[str, Any]:
         """The document as plain values; messages as a dict keyed by sort key."""
         with self._automerge("reading the document") as doc:
@@ -141,6 +136,13 @@ class SessionDoc(SyncingDoc):
         """Make the document show this projection; return the new change bytes, ``b""``
         if it already did. ``fields`` are the scalar root fields (keys of ``EMPTY_FIELDS``);
         ``messages`` may repeat ones already written (they are skipped)."""
+        before = self.write(fields, messages, custom_state)
+        return b"" if before is None else self.changes_since(before)
+
+    def write(self, fields: Mapping[str, Any], messages: Iterable[Mapping[str, Any]],
+              custom_state: Mapping[str, Any]) -> list[bytes] | None:
+        """``update`` without collecting the change bytes (a caller about to save the
+        whole document has no use for them): the heads before, None if nothing changed."""
         wanted = _check_fields(fields)
         if wanted["session_key"] != self.session_key:
             raise StoreError("fields belong to another session")
@@ -151,7 +153,10 @@ class SessionDoc(SyncingDoc):
         with self._automerge("updating") as doc:
             messages_obj, state_obj = _root_map(doc, "messages"), _root_map(doc, "custom_state")
             changed = {k: v for k, v in wanted.items() if not _same(v, _root_field(doc, k))}
-            new = [batch[k] for k in sorted(batch) if doc.get(messages_obj, k) is None]
+            if doc.length(messages_obj):
+                new = [batch[k] for k in sorted(batch) if doc.get(messages_obj, k) is None]
+            else:  # a document built from the log: every message is new
+                new = [batch[k] for k in sorted(batch)]
             current = extract(doc, state_obj)
             assert isinstance(current, dict)
             puts = {k: v for k, v in state.items() if k not in current or not _same(v, current[k])}
@@ -160,7 +165,7 @@ class SessionDoc(SyncingDoc):
                 changed.pop("state", None)
                 puts, drops = {}, []
             if not (changed or new or puts or drops):
-                return b""
+                return None
             before = doc.get_heads()
             with doc.transaction() as tx:
                 for name, value in changed.items():
@@ -171,4 +176,9 @@ class SessionDoc(SyncingDoc):
                     _put_json(tx, state_obj, key, value)
                 for key in drops:
                     tx.delete(state_obj, key)
-            return b"".join(change.bytes for change in doc.get_changes(before))
+            return before
+
+    def changes_since(self, heads: list[bytes]) -> bytes:
+        """The bytes of every change made after ``heads``, concatenated."""
+        with self._automerge("reading changes") as doc:
+            return b"".join(change.bytes for change in doc.get_changes(heads))

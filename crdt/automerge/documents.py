@@ -58,9 +58,6 @@ class Documents:
         self.actor = node_actor(log.meta.node_id)
         self._docs: OrderedDict[str, tuple[SessionDoc, dict[str, Any]]] = OrderedDict()
         self._used: dict[str, float] = {}  # session -> time.monotonic() of last use
-        # Saving a large document costs tens of milliseconds of GIL: reuse the last save
-        # while the document's heads have not moved.
-        self._saved: dict[str, tuple[list[bytes], bytes]] = {}
 
     def saved(self, session_key: str, catch_up: bool = True) -> bytes:
         """The session's document, caught up with the log (unless ``catch_up`` is False,
@@ -68,11 +65,7 @@ class Documents:
         doc, state = self._load(session_key)
         if catch_up:
             self._catch_up(session_key, doc, state)
-        heads = doc.heads
-        cached = self._saved.get(session_key)
-        if cached is None or cached[0] != heads:
-            cached = self._saved[session_key] = (heads, doc.save())
-        return cached[1]
+        return doc.save()  # reused while the document does not change
 
     def document(self, session_key: str, catch_up: bool = True) -> SessionDoc:
         """The live document (for the Automerge sync protocol), caught up with the log
@@ -121,23 +114,31 @@ class Documents:
         return doc, state
 
     def _catch_up(self, session_key: str, doc: SessionDoc, state: dict[str, Any]) -> None:
-        """Apply the entries after the document's cursor, then the current header."""
+        """Apply the entries after the document's cursor, then the current header, as one
+        change: a document built from the log is its genesis and one change, whatever
+        the session's history, and costs one pass over the session's entries."""
         session = self.log.session(session_key)
         chunk, offset = cursor = state["cursor"]
         messages = []
-        for number in range(chunk, session.chunks):
-            entries = self.log.chunk(session_key, number)
-            start = offset if number == chunk else 0
-            messages += [e.message.to_json() for e in entries[start:] if e.message]
-            cursor = [number, len(entries)]
-        changes = doc.update(session.header.fields(), messages, session.header.state_values())
-        if changes or cursor != state["cursor"]:
-            self._persist(session_key, doc, state, changes, cursor)
+        seen = 0  # entries read of the chunk ``cursor`` points into
+        for number, entry in self.log.entries(session, chunk):
+            if number != cursor[0]:
+                cursor, seen = [number, 0], 0
+            seen += 1
+            if number == chunk and seen <= offset:
+                continue
+            cursor = [number, seen]
+            if entry.message:
+                messages.append(entry.message.to_json())
+        before = doc.write(session.header.fields(), messages, session.header.state_values())
+        if before is not None or cursor != state["cursor"]:
+            self._persist(session_key, doc, state, before, cursor)
 
     def _persist(self, session_key: str, doc: SessionDoc, state: dict[str, Any],
-                 changes: bytes, cursor: list[int]) -> None:
+                 changes: bytes | list[bytes] | None, cursor: list[int]) -> None:
         """Save the document's new changes (or a new snapshot) and its cursor, in one
-        transaction. ``state`` changes only once that committed."""
+        transaction. ``state`` changes only once that committed. ``changes``: their
+        bytes, or the heads they follow (read only if an increment is written)."""
         new = dict(state)
         try:
             with self.log.storage.transaction() as tx:
@@ -148,6 +149,8 @@ class Documents:
                         tx.delete(key("di", session_key, i))
                     new["increments"], new["bytes"] = 0, len(snapshot)
                 elif changes:
+                    if isinstance(changes, list):
+                        changes = doc.changes_since(changes)
                     tx.put(key("di", session_key, new["increments"]), changes)
                     new["increments"] += 1
                     new["bytes"] = new.get("bytes", 0) + len(changes)
@@ -163,7 +166,6 @@ class Documents:
     def drop(self, session_key: str) -> None:
         """Forget the in-memory copy (it reloads from disk on demand)."""
         self._docs.pop(session_key, None)
-        self._saved.pop(session_key, None)
         self._used.pop(session_key, None)
 
     def drop_idle(self, idle_s: float) -> int:

@@ -280,10 +280,14 @@ def _check_message(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _put_message(tx: Transaction, messages: bytes, message: Mapping[str, Any]) -> None:
+    """A message's texts are read-only: each is one whole-string element (``_put_text``
+    with ``whole``, inlined: a document built from the log writes thousands)."""
     obj = tx.put_object(messages, message["key"], ObjType.Map)
     for name in _MESSAGE_TEXTS:
         if name in message:
-            _put_text(tx, obj, name, message[name], whole=True)
+            text = tx.put_object(obj, name, ObjType.Text)
+            if value := message[name]:
+                tx.insert(text, 0, ScalarType.Str, value)
     if "success" in message:
         tx.put(obj, "success", ScalarType.Boolean, message["success"])
 
@@ -380,6 +384,9 @@ class AutomergeDoc:
     def __init__(self, doc: Document) -> None:
         self._doc = doc
         self._failure: str | None = None
+        # Saving a large document costs tens of milliseconds of GIL: the last save is
+        # reused while the heads (which fix the content) have not moved.
+        self._saved: tuple[list[bytes], bytes] | None = None
 
     @contextmanager
     def _automerge(self, doing: str) -> Iterator[Document]:
@@ -395,8 +402,21 @@ class AutomergeDoc:
         with self._automerge("reading heads") as doc:
             return sorted(doc.get_heads())
 
+    def save(self) -> bytes:
+        """A compact snapshot of the whole document."""
+        with self._automerge("saving") as doc:
+            heads = doc.get_heads()
+            if self._saved is None or self._saved[0] != heads:
+                self._saved = (heads, doc.save())
+            return self._saved[1]
+
     def generate_sync_message(self, state: Any) -> bytes | None:
-        """The next message for the peer of ``state``; None when there is nothing to say."""
+        """The next message for the peer of ``state``; None when there is nothing to say.
+
+        To a peer that has nothing and lists the v2 capability (automerge 2.2 and later)
+        automerge sends a v2 message carrying the whole saved document as one chunk,
+        which the peer loads as one unit; later messages carry changes.
+        """
         with self._automerge("generating a sync message") as doc:
             message = doc.generate_sync_message(state)
             return None if message is None else bytes(message.encode())

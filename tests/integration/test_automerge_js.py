@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 
 from crdt.automerge.document import automerge_url
+from crdt.automerge.outline import summarize_sync_message
 from tests.support.interop import BASE_MS, append, message, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess, child_env
@@ -37,6 +39,15 @@ def npm_packages() -> None:
 def js(tmp_path: Path) -> Iterator[JsClient]:
     with JsClient(tmp_path / "js.log") as client:
         yield client
+
+
+#: The type byte of a chunk holding a whole saved document (a change's is 1).
+DOCUMENT_CHUNK = 0
+
+
+def chunks(data: bytes) -> list[bytes]:
+    """The chunks a sync message carries."""
+    return list(summarize_sync_message(data, changes_max=10_000).entries)
 
 
 def contents(doc: dict[str, Any]) -> list[str]:
@@ -63,6 +74,32 @@ def test_find_and_live_update(tmp_path: Path, js: JsClient) -> None:
         append(node, "tg:alice", message(4, "live!"))
         live = js.changes("app", lambda d: len(d["messages"]) == 3)
         assert contents(live)[-1] == "live!"
+
+
+def test_a_client_with_nothing_gets_the_whole_document_then_changes(
+        tmp_path: Path, js: JsClient) -> None:
+    with NodeProcess(tmp_path) as node:
+        append(node, "s1", *(message(n) for n in range(1, 41)))
+        url = automerge_url("s1")
+        js.call("connect", repo="app", ws=ws_url(node))
+        doc = js.call("find", repo="app", url=url)["doc"]
+        assert contents(doc) == [f"m{n}" for n in range(1, 41)]
+        with urllib.request.urlopen(f"{node.url}/v1/sessions/s1/automerge") as response:
+            saved = response.read()
+        first = [bytes.fromhex(s["hex"]) for s in js.call("syncs", repo="app")["syncs"]]
+        # The client said it had nothing: the document came as one v2 message whose
+        # one chunk is the saved document, not as the changes it was built from.
+        [whole] = [data for data in first if chunks(data)]
+        assert whole[0] == 0x43 and chunks(whole) == [saved]
+        js.call("watch", repo="app", url=url)
+        append(node, "s1", message(41, "later"))
+        live = js.changes("app", lambda d: len(d["messages"]) == 41)
+        assert contents(live)[-1] == "later"
+        later = [bytes.fromhex(s["hex"])
+                 for s in js.call("syncs", repo="app")["syncs"][len(first):]]
+        assert any(chunks(data) for data in later)
+        for data in later:  # changes, as before: no document chunk
+            assert all(chunk[8] != DOCUMENT_CHUNK for chunk in chunks(data))
 
 
 def test_client_edit_round_trip(tmp_path: Path, js: JsClient) -> None:

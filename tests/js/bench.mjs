@@ -3,8 +3,11 @@
 //
 //   node bench.mjs load NODE_HTTP_URL SESSION_KEY AUTOMERGE_URL MESSAGES RUNS
 //       ms from repo.find() to the complete document, in fresh Repos, and to the arrival
-//       of the node's first sync message (the rest is the client library applying it);
-//       the baseline is GET /v1/sessions/{key}/automerge plus Automerge.load
+//       of the node's first sync message (the rest is the client library applying it),
+//       and how long automerge-repo spent in Automerge.receiveSyncMessage; the baseline
+//       is GET /v1/sessions/{key}/automerge plus Automerge.load, and beside it
+//       Automerge.loadIncremental of the same bytes into an empty document (what a sync
+//       message carrying the whole document costs the client: load plus patches)
 //   node bench.mjs latency NODE_HTTP_URL SESSION_KEY AUTOMERGE_URL APPENDS
 //       ms from POSTing an event to this client seeing it in its document, one at a
 //       time; the baseline is the POST's own round trip
@@ -48,23 +51,34 @@ async function load(sessionKey, url, messages, runs) {
   const findMs = [];
   const frameMs = [];
   const baselineMs = [];
+  const receiveMs = [];
+  const incrementalMs = [];
   for (let run = 0; run < runs; run++) {
     const repo = newRepo();
     largest = { bytes: 0, at: 0 };
+    let receive = 0;
+    repo.synchronizer.on("metrics", metric => {
+      if (metric.type === "receive-sync-message") receive += metric.durationMillis;
+    });
     const begin = performance.now();
     const handle = await repo.find(url);
     await complete(handle, messages);
     findMs.push(performance.now() - begin);
     frameMs.push(largest.at - begin);
+    receiveMs.push(receive);
     await repo.shutdown();
     const start = performance.now();
     const response = await fetch(`${node}/v1/sessions/${encodeURIComponent(sessionKey)}/automerge`);
-    const doc = Automerge.load(new Uint8Array(await response.arrayBuffer()));
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const doc = Automerge.load(bytes);
     if (Object.keys(doc.messages).length < messages) throw new Error("baseline incomplete");
     baselineMs.push(performance.now() - start);
+    const incremental = performance.now();
+    Automerge.loadIncremental(Automerge.init(), bytes);
+    incrementalMs.push(performance.now() - incremental);
   }
   return { find_ms: findMs, frame_ms: frameMs, frame_bytes: largest.bytes,
-           baseline_ms: baselineMs };
+           baseline_ms: baselineMs, receive_ms: receiveMs, incremental_ms: incrementalMs };
 }
 
 async function latency(sessionKey, url, appends) {

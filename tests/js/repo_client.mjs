@@ -14,6 +14,9 @@
 //   {"id", "op": "change", "repo", "url", "set": {"custom_state.k": v, "state": v, ...}}
 //   {"id", "op": "counter", "repo", "url", "key"} put a Counter into custom_state
 //   {"id", "op": "doc", "repo", "url"}           the current doc
+//   {"id", "op": "syncs", "repo"}                the sync messages it received so far,
+//                                                in order: [{"hex": the message, or
+//                                                null past 1 MB, "bytes"}]
 //   {"id", "op": "quit"}
 //
 // Reports carry timestamps ("at", ms since this process started) so a test can time.
@@ -59,7 +62,12 @@ const commands = {
     let entry = repos.get(cmd.repo);
     const adapter = new WebSocketClientAdapter(cmd.ws, cmd.retry_ms ?? 500);
     if (!entry) {
-      entry = { repo: new Repo({ network: [adapter] }), adapters: new Map() };
+      entry = { repo: new Repo({ network: [adapter] }), adapters: new Map(), syncs: [] };
+      entry.repo.networkSubsystem.on("message", message => {
+        if (message.type === "sync" || message.type === "request")
+          entry.syncs.push({ bytes: message.data.byteLength, hex: message.data.byteLength
+            > 1 << 20 ? null : Buffer.from(message.data).toString("hex") });
+      });
       repos.set(cmd.repo, entry);
     } else {
       entry.repo.networkSubsystem.addNetworkAdapter(adapter);
@@ -108,6 +116,9 @@ const commands = {
   },
   async doc(cmd) {
     return { doc: plain((await handleFor(cmd)).doc()) };
+  },
+  syncs(cmd) {
+    return { syncs: repos.get(cmd.repo).syncs };
   },
   quit(cmd) {
     process.stdout.write(JSON.stringify({ ok: cmd.id, bye: true }) + "\n", () => process.exit(0));

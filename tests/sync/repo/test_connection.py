@@ -12,6 +12,7 @@ from automerge.core import ROOT, Document, ObjType, ScalarType, extract
 
 from crdt.automerge.document import document_id, genesis_actor, node_actor
 from crdt.automerge.documents import Documents
+from crdt.automerge.outline import summarize_sync_message
 from crdt.events import Event, parse_event
 from crdt.log.store import EventStore
 from node.automerge.library import StoreLibrary
@@ -24,6 +25,7 @@ from sync.repo.connection import (
     Outcome,
     RepoConnection,
 )
+from sync.repo.messages import Sync, parse_node_frame
 from tests.support.automerge import App, put_text, root, set_custom, set_state, text_id
 
 OpenStore = Callable[[str], EventStore]
@@ -632,3 +634,56 @@ def test_changes_that_pass_their_trial_become_events(open_store: OpenStore,
     assert applied.close is None and link.apply_edits(applied) == ["state_changed"]
     assert link.store.get_projection("s1").to_json()["custom_state"] == {"mood": "happy"}
     assert link.conn.resume(None, link.library) == Outcome()  # nothing pending any more
+
+
+# --- a client with nothing gets the whole document ------------------------------------
+
+#: The capabilities automerge 2.2 and later append to their sync messages (this binding
+#: too): "I read v1 and v2 messages".
+READS_V2 = bytes([2, 1, 2])
+SYNC_V2 = 0x43
+DOCUMENT_CHUNK = 0
+
+
+def sync_data(out: Outcome) -> list[bytes]:
+    frames = [parse_node_frame(frame) for frame in out.frames]
+    return [frame.data for frame in frames if isinstance(frame, Sync)]
+
+
+def chunk_types(data: bytes) -> list[int]:
+    """The type of each chunk a sync message carries (0: a whole document, 1: a change)."""
+    return [entry[8] for entry in summarize_sync_message(data, changes_max=10_000).entries]
+
+
+def test_a_client_with_nothing_gets_the_whole_document_then_changes(
+        open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    out = link.open()
+    whole, *_ = sync_data(out)
+    # One v2 message whose one chunk is the saved document, which the client loads as
+    # one unit, instead of every change the document was built from.
+    assert whole[0] == SYNC_V2
+    assert summarize_sync_message(whole, changes_max=10).entries == (
+        docs_of(store).document("s1").save(),)
+    assert messages(link.app.view(S1)) == ["hello 0", "hello 1", "hello 2"]
+    store.append(event("agent_response", 4_000, content="hi!", model="m"))
+    later = sync_data(link.refresh("s1"))
+    assert later and all(DOCUMENT_CHUNK not in chunk_types(data) for data in later)
+    assert messages(link.app.view(S1))[-1] == "hi!"
+
+
+def test_a_client_that_reads_only_v1_gets_changes(open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    link = Link(store)
+    link.send(link.app.join())
+    link.app.docs[S1] = Document(actor_id=link.app.actor)
+    data = link.app._generate(S1)
+    assert data is not None and data.endswith(READS_V2)
+    out = link.send(link.app.frame(type="request", targetId=link.app.server,
+                                   documentId=S1, data=data.removesuffix(READS_V2)))
+    first, *_ = sync_data(out)
+    assert first[0] == 0x42 and set(chunk_types(first)) == {1}  # changes, as before 2.2
+    assert messages(link.app.view(S1)) == ["hello 0", "hello 1", "hello 2"]

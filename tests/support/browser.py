@@ -2,7 +2,7 @@
 by Playwright for Python.
 
 Playwright never downloads a browser here (the machines have no internet): it is pointed
-at ``/usr/bin/chromium``, which ``tests/support/install-browser`` installs. Each launch
+at ``/usr/bin/chromium``, which ``tests/support/install-tools`` installs. Each launch
 gets a fresh profile folder, so no state leaks between runs.
 
     with headless_chromium(tmp_path / "profile") as context:
@@ -42,7 +42,7 @@ def browser_missing() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "Playwright for Python is not installed (pip install -e '.[test]')"
     if not os.access(CHROMIUM, os.X_OK):
-        return f"{CHROMIUM} is missing (run tests/support/install-browser as root)"
+        return f"{CHROMIUM} is missing (run tests/support/install-tools as root)"
     return None
 
 

@@ -107,7 +107,7 @@ class BoundedSite(web.BaseSite):
                 await self._trade_for_waiting(loop, sock)
             await self._slots.acquire()
             try:
-                conn, peer = await loop.sock_accept(sock)
+                conn, peer = await accept(sock)
             except OSError as exc:  # EMFILE and friends: wait, then try again
                 self._slots.release()
                 log.warning("accept failed", error=str(exc))
@@ -213,6 +213,33 @@ async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> Non
 def _first_silent(idle: dict[_Counted, None]) -> _Counted | None:
     """The oldest of ``idle`` that has truly sent nothing yet."""
     return next((conn for conn in idle if not conn.has_sent()), None)
+
+
+async def accept(sock: socket.socket) -> tuple[socket.socket, Any]:
+    """``loop.sock_accept`` without its flaw in Python 3.11: cancelled just as a client
+    arrives (a node stopping), it takes the connection anyway, then fails to hand it over
+    ("InvalidStateError" logged by the loop) and drops it. Here a connection is taken
+    only by the task that receives it; a cancelled wait leaves it in the kernel's queue.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            conn, peer = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            readable = loop.create_future()
+            loop.add_reader(sock.fileno(), _wake, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(sock.fileno())
+            continue
+        conn.setblocking(False)
+        return conn, peer
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _host_of(peer: Any) -> str:

@@ -31,7 +31,7 @@ if MISSING is not None and not in_ci():
 if MISSING is None:
     from playwright.sync_api import expect
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Locator, Page
+    from playwright.sync_api import BrowserContext, Locator, Page, Route
 
 #: Milliseconds a page gets to show what we wait for: a peer that was down redials after
 #: a back-off, and CI machines are slow.
@@ -81,9 +81,8 @@ def open_console(page: Page, node: NodeProcess, route: str = "#/devices") -> Non
 
 
 def peer_rows(page: Page, peer_id: str, state: str = "") -> Locator:
-    """The rows of ``peer``'s links (one per link: a peer both nodes dial may have two
-    for a moment), only those in ``state`` if given, or in any other state with
-    ``state="!up"``."""
+    """``peer``'s rows (one per peer, however many links), only those in ``state`` if
+    given, or in any other state with ``state="!up"``."""
     rows = f'[data-testid=peer-row][data-node-id="{peer_id}"]'
     if state.startswith("!"):
         return page.locator(f'{rows}:not([data-state="{state[1:]}"])')
@@ -137,29 +136,58 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
 
 def test_b_going_down_and_coming_back_shows_in_a_devices_view(
         pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
-    a, b = pair
+    # Both nodes dial each other and keep the link the smaller node id dialed: watched
+    # from the larger, B has two links (its own, up, and ours, on standby) and one row.
+    a, b = sorted(pair, key=node_id, reverse=True)
     b_id = node_id(b)
     open_console(page, a)
     expect(page.get_by_test_id("this-node").get_by_test_id("node-id")) \
         .to_contain_text(node_id(a))
     expect(peer_rows(page, b_id, "up")).to_have_count(1)
+    wait_until(lambda: len([p for p in a.get("/v1/peers")["peers"] if p["node_id"] == b_id]) == 2,
+               WAIT_MS / 1000, "A lists both links to B")
+    expect(peer_rows(page, b_id)).to_have_count(1)
 
     b.stop()
     expect(peer_rows(page, b_id, "up")).to_have_count(0)
-    expect(peer_rows(page, b_id, "!up").first).to_be_visible()
+    expect(peer_rows(page, b_id, "!up")).to_have_count(1)
     # Written while B is away: B lacks it until the link is back.
     append(a, "while-b-was-away", [message("catch up on this")])
-    expect(peer_rows(page, b_id, "!up").first.get_by_test_id("peer-sync")) \
-        .to_have_text(re.compile(r"^1 events? behind$"))
+    expect(peer_rows(page, b_id).get_by_test_id("peer-sync")).to_have_text("1 event behind")
 
     b.start()
-    up = peer_rows(page, b_id, "up").first
-    expect(up).to_be_visible()
-    expect(up.get_by_test_id("peer-state")).to_contain_text("up")
-    expect(up.get_by_test_id("peer-sync")).to_have_text("in sync")
+    expect_back_in_sync(page, b_id)
     wait_until(lambda: b.get("/v1/sessions/while-b-was-away")["message_count"] == 1,
                WAIT_MS / 1000, "B caught up on what A wrote while it was away")
     screenshot(page, "devices")
+
+
+def expect_back_in_sync(page: Page, peer_id: str) -> None:
+    """The peer's one row is ``up`` and ``in sync`` (no stale row of an old link)."""
+    row = peer_rows(page, peer_id)
+    expect(row).to_have_count(1)
+    expect(row).to_have_attribute("data-state", "up")
+    expect(row.get_by_test_id("peer-state")).to_have_text("up")
+    expect(row.get_by_test_id("peer-sync")).to_have_text("in sync")
+
+
+def test_a_peer_that_dialed_and_stopped_stays_as_down_until_it_is_back(
+        tmp_path: Path, page: Page) -> None:
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a")
+        b = cluster.node("b", peers=[a.url])  # only B dials: A's link to it is accepted
+        b_id = node_id(b)
+        open_console(page, a)
+        expect(peer_rows(page, b_id, "up")).to_have_count(1)
+
+        b.stop()
+        row = peer_rows(page, b_id)
+        expect(row).to_have_attribute("data-state", "down")
+        expect(row.get_by_test_id("peer-state")).to_have_text(re.compile(r"^down, last seen "))
+        expect(row.get_by_test_id("peer-sync")).to_have_text("not known")
+
+        b.start()
+        expect_back_in_sync(page, b_id)
 
 
 def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
@@ -191,6 +219,38 @@ def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
     expect(page.get_by_test_id("session-filter")).to_be_visible()
     expect(form).to_be_hidden()
     assert TOKEN not in page.url
+
+
+def test_a_late_refusal_of_an_earlier_token_does_not_undo_the_current_one(
+        token_node: NodeProcess, page: Page) -> None:
+    held: list[Route] = []
+
+    def hold_the_wrong_token(route: Route) -> None:
+        if route.request.header_value("authorization") == "Bearer wrong-token":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/v1/node", hold_the_wrong_token)
+    page.goto(token_node.url + "/")
+    form = page.locator("form[data-testid=token-form]")
+    form.locator("input[name=token]").fill("wrong-token")
+    form.locator("[type=submit]").click()
+    # Its answer is held back: the form is still there for the right token.
+    form.locator("input[name=token]").fill(TOKEN)
+    form.locator("[type=submit]").click()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    assert len(held) == 1
+
+    # The node's 401 to the first token arrives now, after the second was accepted.
+    with page.expect_response(lambda response: response.status == 401):
+        held[0].continue_()
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve))")  # let it land
+    expect(form).to_be_hidden()
+    expect(page.get_by_test_id("token-error")).to_have_text("")
+    assert TOKEN in page.evaluate("Object.values(sessionStorage)")
+    page.locator("a[data-view=sessions]").click()
+    expect(page.get_by_test_id("session-filter")).to_be_visible()
 
 
 def test_a_lost_event_stream_shows_and_recovers_by_itself(node: NodeProcess,

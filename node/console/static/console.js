@@ -16,14 +16,19 @@ const liveStatus = document.querySelector("[data-testid=live-status]");
 
 let stream = null;
 let view = null;
+// Counts boot() calls: only the answer to the latest may act (an earlier token's late 401
+// must not wipe the token given since).
+let attempt = 0;
 
 // What every view gets: a GET that sends the token and shows the form on a 401.
 const context = {
   async api(path, options) {
+    const sent = token();
     try {
       return await get(path, options);
     } catch (error) {
-      if (error instanceof Unauthorized) refused();
+      // A refusal of a token given before the current one says nothing about it.
+      if (error instanceof Unauthorized && token() === sent) refused();
       throw error;
     }
   },
@@ -60,10 +65,12 @@ function refused() {
 
 // Start (or start again after a token): ask who the node is, then stream and route.
 async function boot() {
+  const mine = ++attempt;
   let node;
   try {
     node = await get("/v1/node");
   } catch (error) {
+    if (mine !== attempt) return;
     if (error instanceof Unauthorized) {
       const tried = token() !== null;
       setToken(null);
@@ -74,6 +81,7 @@ async function boot() {
     }
     return;
   }
+  if (mine !== attempt) return;
   login.hidden = true;
   tokenError.textContent = "";
   stream = new EventStream({

@@ -1,9 +1,14 @@
-// Devices: this node and every peer link, read from /v1/node and /v1/peers every two
-// seconds and soon after each new event.
+// Devices: this node and one row per peer node, read from /v1/node and /v1/peers every
+// two seconds and soon after each new event.
 
 import { bytes, throttled, h, secondsAgo } from "./dom.js";
 
 const REFRESH_MS = 2000;
+// Link states, best first: a peer's row shows its best link.
+const RANK = ["up", "connecting", "backoff", "standby", "down"];
+// Peers seen since the console was opened: node id -> when last heard from (ms). A peer
+// whose links are all gone (one that dialed this node and stopped) stays as a down row.
+const seen = new Map();
 
 export function devicesView(context) {
   let timer = null;
@@ -22,8 +27,9 @@ export function devicesView(context) {
     if (stopped) return;
     root.querySelector(".error").textContent = "";
     root.querySelector("[data-testid=this-node]").replaceWith(thisNode(node));
-    root.querySelector("tbody").replaceChildren(...peers.peers.map(peerRow));
-    root.querySelector(".no-peers").hidden = peers.peers.length > 0;
+    const rows = peerRows(peers.peers, Date.now());
+    root.querySelector("tbody").replaceChildren(...rows);
+    root.querySelector(".no-peers").hidden = rows.length > 0;
   }
 
   return {
@@ -71,6 +77,29 @@ function thisNode(node) {
       fact("Software", node.software)));
 }
 
+// One row per peer node (a peer both nodes dial has two links), then the gone peers.
+function peerRows(links, nowMs) {
+  const groups = new Map();
+  links.forEach((link, index) => {
+    const key = link.node_id || `link ${index}`; // not yet known: a row of its own
+    groups.set(key, [...(groups.get(key) || []), link]);
+  });
+  const rows = [];
+  for (const group of groups.values()) {
+    group.sort((x, y) => RANK.indexOf(x.state) - RANK.indexOf(y.state));
+    const best = group[0];
+    if (best.node_id) {
+      const contactS = Math.min(...group.map((link) => link.last_contact_s_ago ?? Infinity));
+      seen.set(best.node_id, contactS === Infinity ? nowMs : nowMs - contactS * 1000);
+    }
+    rows.push(peerRow(best, group));
+  }
+  for (const [nodeId, lastMs] of seen) {
+    if (!groups.has(nodeId)) rows.push(gonePeerRow(nodeId, (nowMs - lastMs) / 1000));
+  }
+  return rows;
+}
+
 function stateText(peer) {
   if (peer.state === "backoff" && peer.retry_in_s !== null) {
     return `backoff, retry in ${Math.ceil(peer.retry_in_s)} s`;
@@ -81,7 +110,8 @@ function stateText(peer) {
 // "in sync", or how many events the two sides are apart (the larger direction).
 function syncText(peer) {
   const behind = Math.max(peer.events_we_lack || 0, peer.events_peer_lacks || 0);
-  return behind === 0 ? "in sync" : `${behind} events behind`;
+  if (behind === 0) return "in sync";
+  return behind === 1 ? "1 event behind" : `${behind} events behind`;
 }
 
 function syncTitle(peer) {
@@ -89,12 +119,15 @@ function syncTitle(peer) {
   return `this node lacks ${peer.events_we_lack}; the peer lacks ${theirs}`;
 }
 
-function peerRow(peer) {
+function peerRow(peer, links) {
   const sync = syncText(peer);
+  const where = (link) => link.url || `${link.direction} link`;
   return h("tr", { dataset: { testid: "peer-row", nodeId: peer.node_id || "", state: peer.state } },
     h("td", {},
       h("div", { class: "mono" }, peer.node_id || "(not yet known)"),
-      h("div", { class: "muted" }, peer.url || `${peer.direction} link`)),
+      h("div", { class: "muted" }, links.length > 1
+        ? links.map((link) => `${where(link)} (${link.state})`).join(", ")
+        : where(peer))),
     h("td", { class: `state-${peer.state}`, dataset: { testid: "peer-state" } }, stateText(peer)),
     h("td", { class: sync === "in sync" ? "sync-ok" : "sync-behind", title: syncTitle(peer),
       dataset: { testid: "peer-sync" } }, sync),
@@ -104,4 +137,16 @@ function peerRow(peer) {
     h("td", { class: "num" }, bytes(peer.bytes_in)),
     h("td", { class: "num" }, bytes(peer.bytes_out)),
     h("td", { class: "num" }, peer.faults));
+}
+
+// A peer seen earlier that has no link any more: what this node last knew is stale.
+function gonePeerRow(nodeId, secondsSince) {
+  return h("tr", { dataset: { testid: "peer-row", nodeId, state: "down" } },
+    h("td", {}, h("div", { class: "mono" }, nodeId), h("div", { class: "muted" }, "no link")),
+    h("td", { class: "state-down", dataset: { testid: "peer-state" } },
+      `down, last seen ${secondsAgo(secondsSince)}`),
+    h("td", { class: "muted", dataset: { testid: "peer-sync" } }, "not known"),
+    h("td", { class: "num" }, "–"), h("td", { class: "num" }, "–"),
+    h("td", {}, secondsAgo(secondsSince)),
+    h("td", { class: "num" }, "–"), h("td", { class: "num" }, "–"), h("td", { class: "num" }, "–"));
 }

@@ -258,7 +258,7 @@ _INTEGER = re.compile(r"-?[0-9]{1,20}")
 _SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 
 
-def _one(request: web.BaseRequest, name: str) -> str | None:
+def one_param(request: web.BaseRequest, name: str) -> str | None:
     values = request.query.getall(name, [])
     if len(values) > 1:
         raise bad_parameter(name, "is given more than once")
@@ -268,7 +268,7 @@ def _one(request: web.BaseRequest, name: str) -> str | None:
 def int_param(request: web.BaseRequest, name: str, *, default: int, low: int,
               high: int) -> int:
     """Integer query parameter ``name`` within ``[low, high]``; 400 naming it otherwise."""
-    raw = _one(request, name)
+    raw = one_param(request, name)
     return default if raw is None else parse_int(raw, name, low=low, high=high)
 
 
@@ -281,7 +281,7 @@ def parse_int(raw: str, name: str, *, low: int, high: int) -> int:
 
 def seconds_param(request: web.BaseRequest, name: str, *, high_s: float) -> float:
     """Non-negative decimal seconds, at most ``high_s`` (0 when absent)."""
-    raw = _one(request, name)
+    raw = one_param(request, name)
     if raw is None:
         return 0.0
     if not _SECONDS.fullmatch(raw) or float(raw) > high_s:
@@ -291,17 +291,12 @@ def seconds_param(request: web.BaseRequest, name: str, *, high_s: float) -> floa
 
 def flag_param(request: web.BaseRequest, name: str) -> bool:
     """A yes-or-no query parameter: ``1``/``true`` or ``0``/``false`` (false when absent)."""
-    raw = _one(request, name)
+    raw = one_param(request, name)
     if raw is None or raw in ("0", "false"):
         return False
     if raw in ("1", "true"):
         return True
     raise bad_parameter(name, "must be 1, 0, true or false")
-
-
-def one_param(request: web.BaseRequest, name: str) -> str | None:
-    """The query parameter ``name`` as given, None when absent; 400 when repeated."""
-    return _one(request, name)
 
 
 # -- answers ------------------------------------------------------------------------

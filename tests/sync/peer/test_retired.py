@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,6 +32,15 @@ def hold(store: EventStore, events: list[Event], first_seq: int = 1) -> None:
     store.ingest([(e, OLD, seq) for seq, e in enumerate(events, start=first_seq)])
 
 
+def converged(mesh: type, stores: list[EventStore]) -> Any:
+    """Link ``stores`` in a mesh and run it until they hold the same; the mesh."""
+    net = mesh(stores)
+    net.start()
+    net.converge()
+    net.assert_converged()
+    return net
+
+
 def test_every_node_drops_a_retired_origin_and_a_new_node_still_gets_its_events(
         open_store: OpenStore, ev: Ev, mesh: type) -> None:
     a, b, fresh = open_store("a"), open_store("b"), open_store("fresh")
@@ -38,10 +48,7 @@ def test_every_node_drops_a_retired_origin_and_a_new_node_still_gets_its_events(
     hold(a, events)
     hold(b, events[:3])  # b lacks 4 and 5: it keeps the origin active until it has them
     a.retire(OLD)
-    net = mesh([a, b, fresh])
-    net.start()
-    net.converge()
-    net.assert_converged()
+    net = converged(mesh, [a, b, fresh])
     for store in (a, b, fresh):
         assert OLD not in store.version and store.retired == {OLD: 5}
         assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]
@@ -74,10 +81,7 @@ def test_concurrent_retirements_converge_on_the_highest_final_seq(
     hold(b, events)
     a.retire(OLD)  # at 3
     b.retire(OLD)  # at 5
-    net = mesh([a, b, c])
-    net.start()
-    net.converge()
-    net.assert_converged()
+    converged(mesh, [a, b, c])
     for store in (a, b, c):
         assert store.retired == {OLD: 5} and not store.retiring
         assert store.id_at(OLD, 5) == events[4].id
@@ -93,10 +97,7 @@ def test_a_node_whose_origin_is_retired_writes_on_under_a_new_one(
             for n in range(4)]
     hub.ingest([(e, old, seq) for seq, e in enumerate(mine[:2], start=1)])
     hub.retire(old)  # at 2
-    net = mesh([device, hub])
-    net.start()
-    net.converge()
-    net.assert_converged()
+    net = converged(mesh, [device, hub])
     assert device.node_id != old and hub.retired == device.retired == {old: 2}
     assert {e.id for e in mine} <= set(all_ids(hub))
     after = device.append(ev(ms=9_000, content="after")).stored
@@ -149,10 +150,7 @@ def test_events_past_a_final_seq_held_by_one_node_reach_every_node(
     hold(a, events[:2])
     hold(b, events)
     a.retire(OLD)  # at 2
-    net = mesh([a, b, c])
-    net.start()
-    net.converge()
-    net.assert_converged()
+    converged(mesh, [a, b, c])
     for store in (a, b, c):
         assert store.retired == {OLD: 6}
         assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]

@@ -425,7 +425,10 @@ class Gossip:
             contact = machine["last_contact"]
             rows.append({
                 "link": runner.key, "url": runner.url, "direction": runner.direction,
-                "node_id": machine["peer_node"], "state": runner.state,
+                "node_id": machine["peer_node"],
+                # A link is "up" once the peer's hello named it; until then it connects.
+                "state": "connecting" if runner.state == "up" and machine["peer_node"] is None
+                else runner.state,
                 "last_contact_s_ago": None if contact is None else round(now - contact, 3),
                 "events_we_lack": machine["events_we_lack"],
                 "events_peer_lacks": machine["events_peer_lacks"],

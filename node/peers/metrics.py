@@ -81,9 +81,9 @@ class PeerCollector(Collector):
                     for name, text, field in COUNTERS]
         for peer, rows in sorted(peers.items()):
             best = rows[0]
-            up.add_metric([peer], 1.0 if link_state(best) == "up" else 0.0)
+            up.add_metric([peer], 1.0 if best["state"] == "up" else 0.0)
             for name in STATES:
-                state.add_metric([peer, name], 1.0 if link_state(best) == name else 0.0)
+                state.add_metric([peer, name], 1.0 if best["state"] == name else 0.0)
             for direction, field in (("local", "events_we_lack"),
                                      ("remote", "events_peer_lacks")):
                 if best[field] is not None:  # unknown until the peer says what it holds
@@ -112,12 +112,6 @@ def peer_label(row: dict[str, Any]) -> str:
     return str(row["node_id"] or row["url"] or row["link"])
 
 
-def link_state(row: dict[str, Any]) -> str:
-    """The link's state, ``connecting`` until the peer's hello named it."""
-    state = str(row["state"])
-    return "connecting" if state == "up" and row["node_id"] is None else state
-
-
 def _rank(row: dict[str, Any]) -> int:
-    state = link_state(row)
+    state = str(row["state"])
     return STATES.index(state) if state in STATES else len(STATES)

@@ -15,6 +15,10 @@ upgraded one at a time:
   kinds they do not know and fields they do not read. Only malformed bytes, a known
   field of the wrong type, or a missing known field are refused.
 
+Records the node itself writes ride on this rule as kinds outside ``KINDS``, so that
+projections skip them on every version alike: ``origin_retired`` (``crdt.log.retire``)
+and ``forget`` (``crdt.log.forget``).
+
 A build that knows more kinds (an extension, a test) registers them with
 ``register_kind`` before it starts its node.
 

@@ -39,6 +39,7 @@ from crdt.automerge.layout import (
     DOC_ID_BYTES,
     DOC_ID_CHARS_MAX,
     EMPTY_FIELDS,
+    GENERATION_BYTES,
     LAYOUT,
     NODE_ACTOR_TAG,
     ROLES,
@@ -71,7 +72,8 @@ from crdt.keys import check_session_key
 
 __all__ = [
     "ACTOR_BYTES_MAX", "DEPTH_MAX", "DOC_ID_BYTES", "DOC_ID_CHARS_MAX", "EMPTY_FIELDS",
-    "LAYOUT", "NODE_ACTOR_TAG", "ROLES", "SPLICEABLE_CHARS_MAX", "URL_PREFIX", "Edits",
+    "GENERATION_BYTES", "LAYOUT", "NODE_ACTOR_TAG", "ROLES", "SPLICEABLE_CHARS_MAX",
+    "URL_PREFIX", "Edits",
     "Received", "Replica", "SessionDoc", "automerge_url", "decode_document_id",
     "document_id", "encode_document_id", "genesis_actor", "is_node_actor",
     "new_sync_state", "node_actor", "parse_automerge_url",
@@ -89,7 +91,8 @@ class SessionDoc(SyncingDoc):
 
     _unusable = "document unusable (load it again from its saved bytes)"
 
-    def __init__(self, doc: Document, session_key: str) -> None:
+    def __init__(self, doc: Document, session_key: str, generation: str | None = None
+                 ) -> None:
         super().__init__(doc)
         #: A client's edit is on its way into the log (``node.automerge.library`` sets it):
         #: ``update`` leaves ``state`` and ``custom_state`` as the client left them, so
@@ -97,21 +100,26 @@ class SessionDoc(SyncingDoc):
         #: the old values back over the new ones.
         self.held = False
         self.session_key = session_key
-        self.document_id = document_id(session_key)
+        #: The session's latest forget record when the document was made (its id's
+        #: input, see ``document_id``); None if the session was never forgotten.
+        self.generation = generation
+        self.document_id = document_id(session_key, generation)
 
     @classmethod
-    def new(cls, session_key: str, actor: bytes) -> SessionDoc:
-        """The genesis document of ``session_key``, to be written by ``actor``."""
-        _check_actor(actor, check_session_key(session_key))
+    def new(cls, session_key: str, actor: bytes, generation: str | None = None
+            ) -> SessionDoc:
+        """The genesis document of ``session_key`` (of ``generation``, see
+        ``document_id``), to be written by ``actor``."""
+        _check_actor(actor, check_session_key(session_key), generation)
         with _translated(StoreError, "creating a document"):
-            doc = _genesis(session_key)
+            doc = _genesis(session_key, generation)
             doc.set_actor(actor)
-        return cls(doc, session_key)
+        return cls(doc, session_key, generation)
 
     @classmethod
-    def load(cls, data: bytes, actor: bytes) -> SessionDoc:
+    def load(cls, data: bytes, actor: bytes, generation: str | None = None) -> SessionDoc:
         """Load saved bytes (a snapshot, optionally followed by change bytes from ``update``).
-        ``InvalidInput`` if they are not a clawsync session document."""
+        ``InvalidInput`` if they are not a clawsync session document of ``generation``."""
         if not isinstance(data, bytes):
             raise InvalidInput("document must be bytes")
         with _translated(InvalidInput, "loading a document"):
@@ -120,9 +128,9 @@ class SessionDoc(SyncingDoc):
             if got is None or got[0] != ObjType.Text:
                 raise InvalidInput("not a session document: no session_key text")
             session_key = doc.text(got[1])
-            _check_genesis(doc, session_key)
-            doc.set_actor(_check_actor(actor, session_key))
-        return cls(doc, session_key)
+            _check_genesis(doc, session_key, generation)
+            doc.set_actor(_check_actor(actor, session_key, generation))
+        return cls(doc, session_key, generation)
 
     def to_python(self) -> dict[str, Any]:
         """The document as plain values; messages as a dict keyed by sort key."""

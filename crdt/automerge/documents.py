@@ -6,12 +6,20 @@ pay for Automerge. Each catch-up is persisted as an increment (the new changes' 
 beside a snapshot; after ``INCREMENTS_MAX`` increments the snapshot is rewritten.
 ``Document.load(snapshot + increments)`` restores it.
 
-    d␟<session>          {"cursor": [chunk, offset], "increments": n, "bytes": stored}
+    d␟<session>          {"cursor": [chunk, offset], "increments": n, "bytes": stored,
+                          "generation": hex id of the session's latest forget, or null}
     ds␟<session>         snapshot (saved document)
     di␟<session>␟<i>     increment i (concatenated change bytes)
 
 Documents stay in memory in a bounded LRU; the least recently used are dropped and
 reload from disk the next time.
+
+A forget makes a new document (DESIGN decision 14): a document's id follows from its
+session and *generation*, the id of the session's latest forget record
+(``EventStore.forget_generation``). Once the generation moved, the old document is
+deleted from memory and disk (``drop_replaced``, called when the forget arrives; every
+load checks too) and a new one is built from the log, whose forgotten payloads are gone,
+so its history never held them.
 
 Clients that sync a document (``sync.repo.connection``) may add changes of their own, or
 another node's that they relay. Those are kept: the node's next changes build on them, so they
@@ -87,17 +95,53 @@ class Documents:
         _doc, state = self._load(session_key)
         return int(state["bytes"])
 
+    def generation(self, session_key: str) -> str | None:
+        """The session's forget generation, which its current document is named after."""
+        return self.store.forget_generation(session_key)
+
+    def drop_replaced(self, session_key: str) -> bool:
+        """Delete the session's document from memory and disk if a forget replaced it
+        (its generation is not the session's now); True if one was deleted. Its bytes
+        leave the data folder with the log's erased payloads (the storage overwrites
+        deleted pages)."""
+        generation = self.generation(session_key)
+        held = self._docs.get(session_key)
+        dropped = held is not None and held[0].generation != generation
+        if dropped:
+            self.drop(session_key)
+        raw = self.log.storage.get(key("d", session_key))
+        state = None if raw is None else codec.decode(raw)
+        if state is not None and state.get("generation") != generation:
+            self.drop(session_key)
+            with self.log.storage.transaction() as tx:
+                tx.delete(key("ds", session_key))
+                for i in range(state["increments"]):
+                    tx.delete(key("di", session_key, i))
+                tx.delete(key("d", session_key))
+            dropped = True
+        return dropped
+
+    def drop_all_replaced(self, sessions: list[str]) -> int:
+        """``drop_replaced`` for each of ``sessions``; how many were deleted (a sweep at
+        start: a node stopped between a forget and the deletion of its document)."""
+        return sum(self.drop_replaced(session_key) for session_key in sessions)
+
     def _load(self, session_key: str) -> tuple[SessionDoc, dict[str, Any]]:
         self.log.session(session_key)  # raises NotFound for an unknown session
-        self._used[session_key] = time.monotonic()
-        if session_key in self._docs:
+        generation = self.generation(session_key)
+        held = self._docs.get(session_key)
+        if held is not None and held[0].generation == generation:
+            self._used[session_key] = time.monotonic()
             self._docs.move_to_end(session_key)
-            return self._docs[session_key]
+            return held
+        self.drop_replaced(session_key)
+        self._used[session_key] = time.monotonic()
         storage = self.log.storage
         raw = storage.get(key("d", session_key))
         if raw is None:
-            doc = SessionDoc.new(session_key, self.actor)
-            state: dict[str, Any] = {"cursor": [0, 0], "increments": 0, "bytes": 0}
+            doc = SessionDoc.new(session_key, self.actor, generation)
+            state: dict[str, Any] = {"cursor": [0, 0], "increments": 0, "bytes": 0,
+                                     "generation": generation}
         else:
             state = codec.decode(raw)
             found = storage.get_many([key("ds", session_key)] + [
@@ -107,7 +151,7 @@ class Documents:
                 raise StoreError(f"the Automerge document of {session_key!r} is incomplete "
                                  "on disk")
             state.setdefault("bytes", sum(map(len, parts)))  # records from before "bytes"
-            doc = SessionDoc.load(b"".join(parts), self.actor)
+            doc = SessionDoc.load(b"".join(parts), self.actor, generation)
         self._docs[session_key] = (doc, state)
         while len(self._docs) > self.in_memory_max:
             self.drop(next(iter(self._docs)))

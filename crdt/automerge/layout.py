@@ -35,6 +35,11 @@ SPLICEABLE_CHARS_MAX = 1024
 #: events may carry (``crdt.codec.DEPTH_MAX``; deeper ones are refused at ingress).
 DEPTH_MAX = codec.DEPTH_MAX + 1
 _DOC_ID_DOMAIN = b"clawsync/automerge-doc/v1\0"
+#: Domain of the ids of documents rebuilt after a forget: the generation (32 bytes, fixed
+#: length, so no key/generation pair reads as another) comes before the session key.
+_FORGOTTEN_DOC_ID_DOMAIN = b"clawsync/automerge-doc-after-forget/v1\0"
+#: Bytes of a generation: the id of the session's latest forget record.
+GENERATION_BYTES = 32
 _GENESIS_DOMAIN = b"clawsync/automerge-genesis/v1\0"
 #: First bytes of every node's actor id. They tell a node's changes (projection values
 #: derived from events, never turned into events) from a client's (edits to turn into
@@ -64,13 +69,26 @@ _FIELD_SCALARS = (ScalarType.Int, ScalarType.Null)
 _FOREIGN = object()
 
 
-def document_id(session_key: str) -> bytes:
+def document_id(session_key: str, generation: str | None = None) -> bytes:
     """The session's 16-byte document id, the same on every node.
+
+    ``generation`` is the hex id of the session's latest forget record (None if it was
+    never forgotten, which keeps the ids documents had before forgetting existed). A
+    forget gives the session a new document, with a history that never held what was
+    forgotten; nodes that hold the same events agree on it.
 
     >>> document_id("s1").hex()
     '84e67c184ee7a1a6547988e8900e69dd'
+    >>> document_id("s1", "ab" * 32) != document_id("s1")
+    True
     """
-    return hashlib.blake2b(_DOC_ID_DOMAIN + session_key.encode(), digest_size=16).digest()
+    if generation is None:
+        return hashlib.blake2b(_DOC_ID_DOMAIN + session_key.encode(), digest_size=16).digest()
+    raw = bytes.fromhex(generation)
+    if len(raw) != GENERATION_BYTES:
+        raise StoreError(f"a generation is {GENERATION_BYTES} bytes in hex, not {len(raw)}")
+    return hashlib.blake2b(_FORGOTTEN_DOC_ID_DOMAIN + raw + session_key.encode(),
+                           digest_size=16).digest()
 
 
 def genesis_actor(doc_id: bytes) -> bytes:
@@ -117,9 +135,10 @@ def decode_document_id(text: object, field: str = "documentId") -> bytes:
     return raw
 
 
-def automerge_url(session_key: str) -> str:
-    """The ``automerge:`` URL of a session's document, as automerge-repo writes it."""
-    return URL_PREFIX + encode_document_id(document_id(session_key))
+def automerge_url(session_key: str, generation: str | None = None) -> str:
+    """The ``automerge:`` URL of a session's document, as automerge-repo writes it
+    (``generation`` as in ``document_id``)."""
+    return URL_PREFIX + encode_document_id(document_id(session_key, generation))
 
 
 def parse_automerge_url(url: object, field: str = "url") -> bytes:
@@ -152,17 +171,18 @@ def _translated(error: type[CrdtError], doing: str,
         raise error(f"automerge failed while {doing}: {exc}") from exc
 
 
-def _check_actor(actor: object, session_key: str) -> bytes:
+def _check_actor(actor: object, session_key: str, generation: str | None) -> bytes:
     if not isinstance(actor, bytes) or not 0 < len(actor) <= ACTOR_BYTES_MAX:
         raise StoreError(f"actor must be 1 to {ACTOR_BYTES_MAX} bytes")
-    if actor == genesis_actor(document_id(session_key)):  # its seq 2 would differ per node
+    # The genesis actor's seq 2 would differ per node.
+    if actor == genesis_actor(document_id(session_key, generation)):
         raise StoreError("the genesis actor must not write after genesis")
     return actor
 
 
-def _genesis(session_key: str) -> Document:
+def _genesis(session_key: str, generation: str | None) -> Document:
     """A document holding only the genesis change; identical bytes on every node."""
-    doc = Document(actor_id=genesis_actor(document_id(session_key)))
+    doc = Document(actor_id=genesis_actor(document_id(session_key, generation)))
     with doc.transaction() as tx:
         for name, kind in LAYOUT:
             if kind == "int":
@@ -310,7 +330,8 @@ def _root_field(doc: Document, name: str) -> object:
     return _FOREIGN
 
 
-def _replaced_maps(doc: Document, session_key: str, names: Iterable[str]) -> list[str]:
+def _replaced_maps(doc: Document, session_key: str, generation: str | None,
+                   names: Iterable[str]) -> list[str]:
     """Those of the root maps ``names`` that are no longer the ones this session's genesis
     change created (replaced, deleted, or never there).
 
@@ -319,7 +340,7 @@ def _replaced_maps(doc: Document, session_key: str, names: Iterable[str]) -> lis
     per-document: a fresh document numbers actors as they write, a loaded one in sorted
     order. Ids from two documents, or from two loads, may differ for the same object.
     """
-    heads = _genesis(session_key).get_heads()
+    heads = _genesis(session_key, generation).get_heads()
     replaced = []
     for name in names:
         now, then = doc.get(ROOT, name), doc.get(ROOT, name, heads)
@@ -328,10 +349,10 @@ def _replaced_maps(doc: Document, session_key: str, names: Iterable[str]) -> lis
     return replaced
 
 
-def _check_genesis(doc: Document, session_key: str) -> None:
-    """The root maps must be the ones of this session's genesis change, or a merge with
-    our documents would hide one side's messages."""
-    for name in _replaced_maps(doc, session_key, ("messages", "custom_state")):
+def _check_genesis(doc: Document, session_key: str, generation: str | None) -> None:
+    """The root maps must be the ones of this session's genesis change (of this
+    generation), or a merge with our documents would hide one side's messages."""
+    for name in _replaced_maps(doc, session_key, generation, ("messages", "custom_state")):
         raise InvalidInput(f"not this session's document: {name!r} is not the genesis map")
 
 

@@ -81,6 +81,7 @@ class SyncingDoc(AutomergeDoc):
     telling what they did, reading its edits and repairing its message edits."""
 
     session_key: str
+    generation: str | None
     document_id: bytes
 
     def receive_sync_message(self, state: Any, data: bytes) -> Received:
@@ -115,6 +116,11 @@ class SyncingDoc(AutomergeDoc):
         refusal = None
         if any(c.actor_id in ours for c in new):
             refusal = "a change made with this node's actor or the genesis actor"
+        # Every change of a document descends from its genesis, the one change without
+        # dependencies, which this node has. Another root is another document's history
+        # merged in: one that a forget replaced, say, whose changes hold forgotten text.
+        if any(not c.deps for c in new):
+            refusal = "changes from another document's history"
         from_client = any(not is_node_actor(c.actor_id) for c in new)
         fields: set[str] = set()
         messages: set[str] | None = set()
@@ -140,7 +146,7 @@ class SyncingDoc(AutomergeDoc):
     def _broken_root(self, doc: Document, fields: set[str]) -> str | None:
         """Why the root no longer fits ``update`` and ``load``, if it does not."""
         maps = [name for name in ("messages", "custom_state") if name in fields]
-        for name in _replaced_maps(doc, self.session_key, maps):
+        for name in _replaced_maps(doc, self.session_key, self.generation, maps):
             return f"the root {name!r} map was replaced or deleted"
         if "session_key" in fields:
             got = doc.get(ROOT, "session_key")

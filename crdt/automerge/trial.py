@@ -43,13 +43,15 @@ class Tried:
     received: Received
 
 
-def try_sync_message(saved: bytes, data: bytes, actor: bytes) -> str | Tried | None:
-    """Apply ``data`` to the document in ``saved`` (written by ``actor``) and read what the
-    node reads of it; the reason the changes must be refused, or what they did (None if
-    they changed nothing, or if automerge refused them: the node's own attempt then
-    refuses them the same way, at the cost this one just took).
+def try_sync_message(saved: bytes, data: bytes, actor: bytes,
+                     generation: str | None = None) -> str | Tried | None:
+    """Apply ``data`` to the document in ``saved`` (written by ``actor``, of the session's
+    forget ``generation``) and read what the node reads of it; the reason the changes
+    must be refused, or what they did (None if they changed nothing, or if automerge
+    refused them: the node's own attempt then refuses them the same way, at the cost
+    this one just took).
     """
-    doc = SessionDoc.load(saved, actor)
+    doc = SessionDoc.load(saved, actor, generation)
     try:
         received = doc.receive_sync_message(new_sync_state(), data)
     except InvalidInput:

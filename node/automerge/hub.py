@@ -36,8 +36,9 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from crdt.automerge.document import document_id
+from crdt.automerge.documents import Documents
 from crdt.errors import CrdtError
+from crdt.log import forget
 from node.automerge.library import StoreLibrary
 from node.automerge.metrics import UNAUTHORIZED, Counts, RepoCollector
 from node.automerge.trials import Trials
@@ -194,30 +195,57 @@ class RepoHub:
         finally:
             with contextlib.suppress(StoreClosing):
                 await self.astore.write(lambda _store: library.release(edit.session_key))
-            self.changed([document_id(edit.session_key)])
+                self.changed([await self.astore.read(
+                    lambda _store: library.document_id(edit.session_key))])
 
     # -- following the log ---------------------------------------------------------
 
     async def _follow(self) -> None:
-        """Mark the documents of sessions with new events for refresh."""
+        """Mark the documents of sessions with new events for refresh; replace those of
+        sessions that gained a forget."""
         cursor = self.astore.head
+        with contextlib.suppress(StoreClosing):
+            await self._drop_replaced()
         while not self.astore.released:
             try:
                 await self.astore.wait_for_head(cursor, 60.0)
-                if not self._watchers:  # nobody to tell: skip what committed meanwhile
-                    cursor = self.astore.head
-                    continue
                 events = await self.astore.events_after(cursor, FOLLOW_PAGE)
+                if events:
+                    await self._changed_sessions({s.event.session_key for s in events}, {
+                        s.event.session_key for s in events if s.event.kind == forget.KIND})
+                    cursor = events[-1].position
             except StoreClosing:
                 return
             except Exception:
                 # Without this task no client would hear of new events: log and go on.
                 log.exception("following the log for automerge clients failed")
                 await asyncio.sleep(self.limits.follow_retry_s)
-                continue
-            if events:
-                cursor = events[-1].position
-                self.changed({document_id(s.event.session_key) for s in events})
+
+    async def _changed_sessions(self, sessions: set[str], forgotten: set[str]) -> None:
+        """Refresh the clients of ``sessions``; for ``forgotten`` ones, delete the old
+        document and tell its clients it is gone (doc-unavailable)."""
+        library = self._library
+        assert library is not None
+        if forgotten:
+            old = await self.astore.write(lambda _store: [
+                library.replaced(session_key) for session_key in sorted(forgotten)])
+            log.info("automerge documents replaced after a forget", sessions=len(forgotten))
+            self.changed(doc_id for doc_id in old if doc_id is not None)
+        if self._watchers:
+            self.changed(await self.astore.read(lambda _store: {
+                library.document_id(session_key) for session_key in sessions}))
+
+    async def _drop_replaced(self) -> None:
+        """At start: delete the documents of sessions forgotten while their document was
+        being written or the node stopped before it could (``_follow`` does it live)."""
+        after = 0
+        while page := await self.astore.list_sessions(after, FOLLOW_PAGE):
+            after = page[-1].index
+            keys = [ref.session_key for ref in page]
+            dropped = await self.astore.write(functools.partial(
+                _drop_all_replaced, documents=self.astore.documents, keys=keys))
+            if dropped:
+                log.info("automerge documents replaced after a forget", sessions=dropped)
 
     async def _sweep(self) -> None:
         """Let documents nobody used for ``documents_idle_s`` leave memory."""
@@ -422,6 +450,10 @@ class _Connection:
                 except (ConnectionError, TimeoutError, RuntimeError):
                     await self.ws.close(code=CLOSE_POLICY, message=b"send failed")
                     return
+
+
+def _drop_all_replaced(_store: object, documents: Documents, keys: list[str]) -> int:
+    return documents.drop_all_replaced(keys)
 
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}

@@ -2,7 +2,9 @@
 
 Used from the store's writer thread only, like the documents it hands out. It finds a
 session by its document id (an index of every session's id, built on first use and
-extended from the store's session list when an unknown id is asked for) and holds a
+extended from the store's session list when an unknown id is asked for; a forget gives
+a session a new id, ``replaced`` moves it, and an id is checked against its session's
+generation whenever it is resolved, so a replaced one never opens again) and holds a
 document's catch-up while a client's edit is being appended, so that the node does not
 briefly write the old value back over the client's new one. Other catch-ups meanwhile
 (``GET /v1/sessions/{key}/automerge``) see ``SessionDoc.held`` and leave the edited
@@ -44,6 +46,7 @@ class StoreLibrary:
         self.store = store
         self.documents = documents
         self._index: dict[bytes, str] = {}
+        self._ids: dict[str, bytes] = {}  # session -> its id in ``_index``
         self._indexed_after = 0
         self._held: Counter[str] = Counter()
 
@@ -52,12 +55,35 @@ class StoreLibrary:
         if session_key is None:
             self._extend_index()
             session_key = self._index.get(doc_id)
+        if session_key is not None and self.document_id(session_key) != doc_id:
+            self.replaced(session_key)  # a forget the caller has not told us of yet
+            return None
         return session_key
+
+    def document_id(self, session_key: str) -> bytes:
+        """The session's current document id (of its forget generation)."""
+        return document_id(session_key, self.documents.generation(session_key))
+
+    def replaced(self, session_key: str) -> bytes | None:
+        """A forget gave ``session_key`` a new document: index its new id, delete the
+        old document; the old id (None if it was never indexed), whose clients must be
+        told it is gone."""
+        self.documents.drop_replaced(session_key)
+        old = self._ids.get(session_key)
+        if old is None:  # not indexed yet: indexing will find its current id
+            return None
+        new = self.document_id(session_key)
+        if old == new:
+            return None
+        self._index.pop(old, None)
+        self._index[new], self._ids[session_key] = session_key, new
+        return old
 
     def _extend_index(self) -> None:
         while page := self.store.list_sessions(self._indexed_after, INDEX_PAGE):
             for ref in page:
-                self._index[document_id(ref.session_key)] = ref.session_key
+                doc_id = self.document_id(ref.session_key)
+                self._index[doc_id], self._ids[ref.session_key] = ref.session_key, doc_id
             self._indexed_after = page[-1].index
 
     def document(self, session_key: str) -> SessionDoc:

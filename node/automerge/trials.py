@@ -37,7 +37,7 @@ class Trials:
         limits = self.limits
         try:
             verdict = await self.pool.run(try_sync_message, trial.saved, trial.data,
-                                         self.actor)
+                                         self.actor, trial.generation)
         except WorkerTimeout:
             return CLOSE_POLICY, (f"changes refused: applying them took more than "
                                   f"{limits.worker_time_s:g} s")

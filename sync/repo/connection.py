@@ -12,7 +12,9 @@ What a client may do:
 * join once, with protocol version 1, then only speak as the peer that joined;
 * ``request``/``sync`` a document by id. Unknown documents get ``doc-unavailable`` and
   are watched: when the session appears, the client is sent it. Sessions its token does
-  not allow get ``doc-unavailable`` and nothing more;
+  not allow get ``doc-unavailable`` and nothing more. A document a forget replaced (its
+  session now has another id, ``crdt.automerge.layout.document_id``) gets
+  ``doc-unavailable`` from then on, and nothing the client sends for it is applied;
 * change ``custom_state`` and ``state``: each changed key becomes a ``state_changed``
   event, ``state`` "ended" a ``session_ended`` (reason "client") and "active" a
   ``session_started`` with the session's channel and peer. The node's document then
@@ -94,7 +96,8 @@ class Library(Protocol):
     """The node's documents, as the machine sees them (called on the store's writer)."""
 
     def resolve(self, doc_id: bytes) -> str | None:
-        """The session key of a document id; None if no such session (yet)."""
+        """The session key of a document id; None if no such session (yet), or if the
+        id is no longer the session's (a forget gave the session a new document)."""
 
     def document(self, session_key: str) -> SessionDoc:
         """The live document, caught up with the log unless an edit is being held."""
@@ -150,6 +153,8 @@ class Trial:
     session_key: str
     saved: bytes
     data: bytes
+    #: The document's forget generation (``SessionDoc.generation``), to load it with.
+    generation: str | None = None
 
 
 @dataclass(slots=True)
@@ -286,6 +291,10 @@ class RepoConnection:
             try:
                 if entry.status == _WAITING and not self._open(doc_id, entry, library, out):
                     continue
+                if self._check_replaced(doc_id, entry, library, out):
+                    out.frames.append(encode_unavailable(self.peer_id, self.client,
+                                                         entry.text_id))
+                    continue
                 assert entry.session_key is not None
                 self._send_sync(entry, library.document(entry.session_key), out)
             except StoreError as error:
@@ -385,6 +394,18 @@ class RepoConnection:
         out.watch = self._watch()
         return entry.status == _OPEN
 
+    def _check_replaced(self, doc_id: bytes, entry: _Doc, library: Library,
+                        out: Outcome) -> bool:
+        """Close an open document that a forget replaced (its id no longer resolves to
+        its session): it answers doc-unavailable from now on. True if it just closed."""
+        if entry.status != _OPEN or library.resolve(doc_id) == entry.session_key:
+            return False
+        entry.status, entry.state = _DENIED, None
+        out.watch = self._watch()
+        out.notes.append(Note("info", "automerge document replaced after a forget",
+                              {"peer": self.client, "session": entry.session_key}))
+        return True
+
     def _watch(self) -> dict[bytes, bool]:
         return {doc_id: entry.status == _OPEN for doc_id, entry in self._docs.items()
                 if entry.status != _DENIED}
@@ -392,6 +413,7 @@ class RepoConnection:
     def _sync(self, message: Sync, library: Library, out: Outcome) -> None:
         doc_id = decode_document_id(message.document_id)
         entry = self._entry(doc_id, message.document_id, library, out)
+        self._check_replaced(doc_id, entry, library, out)
         if entry.status != _OPEN:
             assert self.client is not None
             out.frames.append(encode_unavailable(self.peer_id, self.client,
@@ -401,7 +423,8 @@ class RepoConnection:
         assert session_key is not None
         if self._check_changes(session_key, message.data, library) and self.trials:
             self._pending = (entry, message)
-            out.trial = Trial(session_key, library.saved(session_key), message.data)
+            out.trial = Trial(session_key, library.saved(session_key), message.data,
+                              library.document(session_key).generation)
             return
         self._apply(entry, message, library, out)
 
@@ -409,6 +432,9 @@ class RepoConnection:
                tried: Tried | None = None) -> None:
         doc_id, session_key = decode_document_id(message.document_id), entry.session_key
         assert session_key is not None
+        if self._check_replaced(doc_id, entry, library, out):  # while they were tried
+            out.frames.append(encode_unavailable(self.peer_id, self.client or "",
+                                                 entry.text_id))
         if entry.status != _OPEN:  # refused to this client while its changes were tried
             return
         doc = library.document(session_key)

@@ -29,6 +29,7 @@ from crdt.storage.backends import backend_of
 from sync.errors import SyncError
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig, RepoLimits
+from sync.retention import Rule
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -244,6 +245,11 @@ class Config:
     #: Automerge clients (the ``/automerge`` websocket): tokens beside ``token`` with the
     #: sessions each may open, and limits (``sync.repo.connection.RepoConfig``).
     automerge: RepoConfig = field(default_factory=RepoConfig)
+    #: Retention (``--retain-days PATTERN=DAYS``, repeatable; ``sync.retention``): forget
+    #: sessions whose key matches a pattern once their last activity is older than that
+    #: many days; the first matching rule applies. Default: none, keep everything. What
+    #: retention forgets is gone on every node, also from devices that were offline.
+    retain_days: tuple[Rule, ...] = ()
     log_level: str = "info"
     #: "console" for people, "json" for log collectors.
     log_format: str = "console"

@@ -35,6 +35,7 @@ from crdt.events import parse_event
 from crdt.keys import check_session_key
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
+from node import retention
 from node.automerge import hub as repo_ws
 from node.config import Config, Limits, software_version
 from node.folder import FolderSize
@@ -106,6 +107,7 @@ def make_app(config: Config, astore: AsyncStore) -> web.Application:
     app.router.add_get("/metrics", get_metrics)
     metrics.registry.register(repo_ws.setup(app, config, astore).collector())
     console.setup(app)
+    retention.setup(app, config, astore)
     return app
 
 

@@ -17,6 +17,7 @@ from node import config as node_config
 from node.config import Settings
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
+from sync.retention import parse_rules
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
@@ -128,6 +129,12 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
               help="Seconds between asking peers which other nodes they know (so one "
                    "--peer address is enough). Default: 30. Shorter finds new nodes sooner "
                    "at one small request per peer and round.")
+@click.option("--retain-days", "retain_days", multiple=True, envvar="CLAWSYNC_RETAIN_DAYS",
+              show_envvar=True, metavar="PATTERN=DAYS",
+              help="Forget sessions whose key matches PATTERN (* for any text) once their "
+                   "last activity is more than DAYS days old, on every node (repeatable; the "
+                   "first matching pattern applies; checked hourly). Default: none, keep "
+                   "everything. See README, Retention.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", envvar="CLAWSYNC_LOG_LEVEL", show_envvar=True,
               help="Least severe log level written. Default: info: start, stop and "
@@ -163,6 +170,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     try:
         options["sync"] = _sync_config(ctx, options.pop("pull_interval"),
                                        options.pop("members_interval_s"))
+        options["retain_days"] = parse_rules(options["retain_days"])
         config = node_config.Config(token=token, **options).check()
     except ValueError as error:
         raise click.UsageError(str(error)) from None

@@ -52,6 +52,11 @@ class Event:
     payload: dict[str, Any]
     canonical: bytes
     id: bytes
+    #: Set on a skeleton: an event whose content was forgotten (``crdt.log.forget``):
+    #: the id of the forget record that covers it. A skeleton keeps what replication
+    #: needs (id, session, agent, timestamp, kind); its payload is empty and it has no
+    #: canonical bytes (b""), so it cannot be re-hashed: it travels with its proof.
+    forgotten_by: bytes | None = None
 
     @property
     def sort_key(self) -> tuple[int, int, bytes]:
@@ -76,7 +81,28 @@ class Event:
         }
         if not self.known:
             out["known_kind"] = False
+        if self.forgotten_by is not None:
+            out["forgotten_by"] = self.forgotten_by.hex()
         return out
+
+    def skeleton(self, forgotten_by: bytes) -> Event:
+        """This event with its content forgotten by the record ``forgotten_by``."""
+        return Event(self.session_key, self.agent_id, self.timestamp, self.kind, {}, b"",
+                     self.id, forgotten_by)
+
+    def skeleton_fields(self) -> dict[str, Any]:
+        """What a skeleton keeps, as stored and sent (with the id)."""
+        assert self.forgotten_by is not None
+        return {"id": self.id, "session_key": self.session_key, "agent_id": self.agent_id,
+                "timestamp": [self.timestamp.ms, self.timestamp.counter],
+                "kind": self.kind, "forgotten_by": self.forgotten_by}
+
+    @classmethod
+    def from_skeleton_fields(cls, fields: dict[str, Any]) -> Event:
+        """A skeleton from ``skeleton_fields`` this node wrote (no checks)."""
+        ms, counter = fields["timestamp"]
+        return cls(fields["session_key"], fields["agent_id"], Hlc(ms, counter),
+                   fields["kind"], {}, b"", fields["id"], fields["forgotten_by"])
 
     @classmethod
     def from_trusted(cls, data: bytes, event_id: bytes) -> Event:

@@ -20,7 +20,7 @@ from crdt import codec
 from crdt.clock import Clock
 from crdt.errors import NotFound, StoreError
 from crdt.events import Event
-from crdt.log import retire
+from crdt.log import erase, forget, retire
 from crdt.log.projection import Header, Message
 from crdt.log.records import (
     INDEX_CHUNK,
@@ -92,6 +92,10 @@ class Batch:
         #: Event records by id: as stored before the batch (None: absent), or added by it.
         self.events: dict[bytes, bytes | None] = {}
         self.writes: list[tuple[str, bytes]] = []  # written at ``flush``, in this order
+        #: What each session's forget records cover, read once per batch (``erase``).
+        self.coverage: dict[str, erase.Coverage] = {}
+        #: Forget records stored by this batch: erased with at its end.
+        self.forgets: list[forget.Forget] = []
 
     def read_events(self, event_ids: Sequence[bytes]) -> None:
         """Read the stored records of these events in one go (the duplicate check)."""
@@ -195,6 +199,8 @@ class EventLog:
         self.storage = storage
         self.meta = meta
         self._open_sessions = OpenSessions()
+        #: Sessions the last commit erased forgotten events in (``crdt.log.erase``).
+        self.erased: list[str] = []
         #: Active origins beyond which one known only from a retirement is not asked
         #: for (``crdt.log.retire``); the node sets the peer protocol's.
         self.origins_room = retire.ROOM_DEFAULT
@@ -285,6 +291,10 @@ class EventLog:
                 for event, origin, seq in events:
                     results.append(self._append_one(batch, event, origin, seq))
                 self._settle_retired(batch, clock)
+                erased: list[str] = []
+                if batch.forgets:
+                    batch.flush()  # so that the erasure reads what the batch wrote
+                    erased = erase.apply(batch, batch.forgets)
                 # The high mark, not ``last``: after a restart the clock must still know
                 # which timestamps of a fast wall clock it may issue again (crdt.clock).
                 meta.clock = clock.high_water
@@ -294,6 +304,7 @@ class EventLog:
             raise
         batch.keep_sessions()
         self.meta = meta
+        self.erased = erased
         return results
 
     def _append_one(self, batch: Batch, event: Event, origin: str | None,
@@ -304,13 +315,16 @@ class EventLog:
             origin, seq = meta.node_id, meta.local_seq + 1
         assert origin is not None and seq is not None
         position = meta.next_position
-        stored = StoredEvent(event, position, origin, seq)
         held = batch.event(event.id)
         if held is not None:
             existing = self._stored(held, event.id)
             if not local:  # the peer's (origin, seq) is held now, whoever sent it first
                 self._note_origin(batch, origin, seq, existing.position)
             return Appended(existing, False)
+        session = batch.session(event.session_key)
+        # An event a stored forget covers is stored forgotten: it never comes back.
+        event = erase.stored_form(batch, session, event)
+        stored = StoredEvent(event, position, origin, seq)
         batch.add_event(event.id, stored.to_record())
         if origin == meta.node_id:
             # Our own events can come back from a peer (a restored backup, a copied data
@@ -326,8 +340,10 @@ class EventLog:
             meta.version[origin] = seq
         else:
             self._note_origin(batch, origin, seq, position)
-        session = batch.session(event.session_key)
         batch.add_entry(session, position, event.sort_key, session.header.apply(event))
+        record = forget.read(event)
+        if record is not None:
+            batch.forgets.append(record)
         retired = retire.read(event)
         if retired is not None:
             retire.learn(meta, *retired, room=self.origins_room)
@@ -427,6 +443,20 @@ class EventLog:
 
     def holds(self, event_id: bytes) -> bool:
         return self.storage.has(event_key(event_id))
+
+    def stored_or_none(self, event_ids: Sequence[bytes]) -> list[StoredEvent | None]:
+        """The stored events with these ids, None where one is not stored."""
+        raws = self.storage.get_many([event_key(event_id) for event_id in event_ids])
+        return [None if raw is None else StoredEvent.from_record(raw, event_id)
+                for raw, event_id in zip(raws, event_ids, strict=True)]
+
+    def coverage(self, session_key: str) -> erase.Coverage | None:
+        """What the session's forget records cover; None if it has none. ``NotFound``
+        for an unknown session."""
+        if not self.session(session_key).forgets:
+            return None
+        raw = self.storage.get(key("f", session_key))
+        return None if raw is None else erase.Coverage.from_record(raw)
 
     def id_at(self, origin: str, seq: int) -> bytes | None:
         raw = self.storage.get(origin_chunk_key(origin, seq))

@@ -112,7 +112,7 @@ class Header:
         """Fold one new event in. The caller guarantees each event is applied once. An
         event of a kind this version does not know changes nothing, not even the counts:
         nodes that know it and nodes that do not show the same of everything else."""
-        if not event.known:
+        if not event.known or event.forgotten_by is not None:
             return None
         key = event.sort_key
         self.event_count += 1

@@ -5,6 +5,8 @@ Record keys are text; the unit separator ``\\x1f`` cannot occur in a session key
     m                    meta: node id, next position, local sequence, clock, version vector,
                          retired origins (``crdt.log.retire``)
     e␟<id hex>           [canonical event bytes, origin, seq, position]  -- the log itself
+                         (a forgotten event: its skeleton's fields instead of the bytes)
+    f␟<session>          what the session's forget records cover (``crdt.log.erase``)
     p␟<n>                ids of positions n*128 .. n*128+127             -- local order
     o␟<origin>␟<n>       positions of that origin's seqs n*128 .. +127   -- per-origin order
     h␟<session>          projection header + session bookkeeping
@@ -67,11 +69,16 @@ class StoredEvent(NamedTuple):
 
     @classmethod
     def from_record(cls, raw: bytes, event_id: bytes) -> StoredEvent:
-        canonical, origin, seq, position = codec.decode_trusted(raw)
-        return cls(Event.from_trusted(canonical, event_id), position, origin, seq)
+        content, origin, seq, position = codec.decode_trusted(raw)
+        if isinstance(content, dict):  # a skeleton (``crdt.log.forget``)
+            return cls(Event.from_skeleton_fields(content), position, origin, seq)
+        return cls(Event.from_trusted(content, event_id), position, origin, seq)
 
     def to_record(self) -> bytes:
-        return codec.encode_fast([self.event.canonical, self.origin, self.seq, self.position])
+        event = self.event
+        content: Any = event.canonical if event.forgotten_by is None \
+            else event.skeleton_fields()
+        return codec.encode_fast([content, self.origin, self.seq, self.position])
 
 
 class Appended(NamedTuple):
@@ -143,11 +150,16 @@ class Session:
     #: Entries in the chunks: one per event, known kind or not (``header.event_count``
     #: counts the known ones).
     entries: int = 0
+    #: True once a forget record of the session is stored (its ``f`` record exists).
+    forgets: bool = False
 
     def to_record(self) -> bytes:
-        return codec.encode_fast({
-            "header": self.header.to_cbor(), "index": self.index, "chunks": self.chunks,
-            "tail_bytes": self.tail_bytes, "entries": self.entries})
+        record = {"header": self.header.to_cbor(), "index": self.index,
+                  "chunks": self.chunks, "tail_bytes": self.tail_bytes,
+                  "entries": self.entries}
+        if self.forgets:
+            record["forgets"] = True
+        return codec.encode_fast(record)
 
     @classmethod
     def from_record(cls, data: bytes) -> Session:
@@ -155,4 +167,4 @@ class Session:
         header = Header.from_cbor(raw["header"])
         # Written before there were kinds a node does not know, every entry was counted.
         return cls(header, raw["index"], raw["chunks"], raw["tail_bytes"],
-                   raw.get("entries", header.event_count))
+                   raw.get("entries", header.event_count), raw.get("forgets", False))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from crdt.clock import DRIFT_MAX_MS, Clock
 from crdt.errors import InvalidInput, NotFound, StoreError
 from crdt.events import Draft, Event
 from crdt.keys import check_name
-from crdt.log import retire
+from crdt.log import erase, forget, retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
@@ -62,6 +62,10 @@ class EventStore:
         self._clock = Clock(last=self._log.meta.clock, drift_max_ms=clock_drift_max_ms)
         self._clock.settle()
         self._closed = False
+        #: Called on the writer thread after a commit that erased forgotten events,
+        #: with the sessions erased in (after the bytes are purged from storage):
+        #: derived state such as a session's Automerge document must drop them too.
+        self.erased_listeners: list[Callable[[list[str]], None]] = []
 
     @classmethod
     def open(cls, location: str | os.PathLike[str], *,
@@ -139,7 +143,7 @@ class EventStore:
         sealed: list[tuple[Event, str | None, int | None]] = []
         for item in items:
             sealed.append((self._seal(item), None, None))
-        return self._log.append(sealed, self._clock)
+        return self._after(self._log.append(sealed, self._clock))
 
     def ingest(self, items: Iterable[tuple[Event, str, int]]) -> list[Appended]:
         """Store events received from a peer with their ``(origin, seq)``; one commit.
@@ -150,7 +154,58 @@ class EventStore:
         self.check_timestamps([event for event, _, _ in batch])
         for event, _, _ in batch:
             self._clock.observe(event.timestamp)
-        return self._log.append(batch, self._clock)
+        return self._after(self._log.append(batch, self._clock))
+
+    def _after(self, results: list[Appended]) -> list[Appended]:
+        """After a commit that stored forget records: purge the storage of the bytes
+        they erased, then tell the listeners."""
+        erased = self._log.erased
+        if erased:
+            self._log.storage.purge()
+            for listener in self.erased_listeners:
+                listener(erased)
+        return results
+
+    def forget(self, session_key: str, events: Sequence[str] | None = None, *,
+               reason: str = "user", by: str = "") -> Appended:
+        """Forget the session ``session_key``, or only ``events`` (hex ids) of it: append
+        a forget record (``crdt.log.forget``), which replicates to every node, and
+        erase what it covers here, from storage too, before this returns. ``NotFound``
+        for a session this node does not hold; ``InvalidInput`` for a malformed id and
+        for an id that is not an event of the session here.
+
+        >>> import tempfile
+        >>> from crdt.events import parse_event
+        >>> store = EventStore.open(tempfile.mkdtemp())
+        >>> said = store.append(parse_event({"agent_id": "main", "kind": {
+        ...     "type": "message_received", "content": "my password"}}, session_key="s1"))
+        >>> record = store.forget("s1", by="doctest")
+        >>> store.get_projection("s1").to_json()["messages"]
+        []
+        >>> store.get_event(said.stored.event.id).event.to_json()["kind"]
+        {'type': 'message_received'}
+        >>> store.forget_generation("s1") == record.stored.event.id.hex()
+        True
+        >>> store.close()
+        """
+        self._check_open()
+        self._log.session(session_key)  # NotFound
+        ids = forget.parse_ids(list(events or []))
+        for index, held in enumerate(self._log.stored_or_none(ids)):
+            if held is None or held.event.session_key != session_key:
+                raise InvalidInput(f"{ids[index].hex()} is not an event of the session "
+                                   f"{session_key!r} on this node", field=f"events[{index}]")
+        draft = forget.forget(session_key, [event_id.hex() for event_id in ids],
+                              reason=reason, by=by)
+        return self.append(draft)
+
+    def forget_generation(self, session_key: str) -> str | None:
+        """The hex id of the session's latest forget record stored here (whole or per
+        event; ``crdt.log.forget.generation``), None if it has none. ``NotFound`` for
+        an unknown session."""
+        coverage = self._log.coverage(session_key)
+        latest = coverage.latest if coverage is not None else None
+        return None if latest is None else latest[2].hex()
 
     def ahead(self, event: Event) -> bool:
         """True if the event's timestamp lies further ahead of this node's wall clock

@@ -57,11 +57,20 @@ SETTINGS: dict[str, Any] = {
     "disk_min_file_size": 2**40,
     "statistics": 0,
     "tag_index": 0,
+    # Deleted and overwritten content is overwritten with zeros in the database file
+    # (else it lingers in free space until reused): forgotten bytes must be gone
+    # (``purge``). diskcache runs every ``sqlite_`` setting as a pragma on each of its
+    # connections.
+    "sqlite_secure_delete": 1,
 }
 #: Seconds a SQLite call waits for a lock before it fails as ``StorageBusy``. Only this
 #: process opens the folder (``crdt.storage.lock``), so a lock is held by one of its own
 #: threads, briefly: the writer's commit, a WAL checkpoint.
 BUSY_TIMEOUT_S = 60.0
+#: Checkpoints ``purge`` tries while readers hold the WAL, ``PURGE_WAIT_S`` apart:
+#: reads are short (a page of events), so the first or second try succeeds.
+PURGE_TRIES = 200
+PURGE_WAIT_S = 0.01
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
@@ -118,6 +127,25 @@ class DiskStorage:
                     raise
         finally:
             self._local.writing = False
+
+    def purge(self) -> None:
+        """Copy the WAL into the database file and truncate it to nothing (a checkpoint
+        in TRUNCATE mode), so that the old page images it holds, forgotten content among
+        them, are gone from disk; ``secure_delete`` (``SETTINGS``) zeroes what the
+        database file itself frees. A reader in the middle of a read keeps the WAL
+        alive: wait for it (up to ``PURGE_TRIES`` checkpoints), since the checkpoint
+        waits only for locks, not for readers of older snapshots. Run it on the
+        writing thread, outside a transaction."""
+        with self._reading():
+            connection = self._cache._con
+            for _ in range(PURGE_TRIES):
+                busy, _frames, _done = connection.execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if not busy:
+                    return
+                time.sleep(PURGE_WAIT_S)
+            raise StorageBusy("readers kept the write-ahead log from being truncated",
+                              location=self.location)
 
     def close(self) -> None:
         if not self._closed:

@@ -78,6 +78,10 @@ class MemoryStorage:
             finally:
                 self._writing_thread = None
 
+    def purge(self) -> None:
+        """Nothing to do: a replaced value is gone with its last reference."""
+        self._check_open()
+
     def close(self) -> None:
         self._closed = True
 

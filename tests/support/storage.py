@@ -45,6 +45,9 @@ class FailingStorage:
         with self.inner.transaction() as tx:
             yield _Failing(tx, self)
 
+    def purge(self) -> None:
+        self.inner.purge()
+
     def close(self) -> None:
         self.inner.close()
 

@@ -1,0 +1,174 @@
+"""Forgetting in the log (crdt.log.erase, EventStore.forget): covered events become
+skeletons, late copies come in forgotten, and the bytes leave the data folder."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from crdt.clock import Hlc
+from crdt.errors import InvalidInput, NotFound
+from crdt.events import Draft, Event, parse_event
+from crdt.log import forget
+from crdt.log.projection import rebuild
+from crdt.log.store import EventStore
+from crdt.storage.disk import DiskStorage
+from tests.support.rawfiles import files_holding
+
+MakeEvent = Callable[..., Event]
+MARKER = "zebra-marker-7f3a"
+
+
+def _said(ev: MakeEvent, n: int, session: str = "s1", secret: bool = False) -> Event:
+    return ev(content=f"{MARKER} {n}" if secret else f"fine {n}", ms=1_000 + n,
+              session=session)
+
+
+def _now(content: str, session: str = "s1") -> Draft | Event:
+    """A message the store stamps now: later than any forget of the tests."""
+    return parse_event({"agent_id": "main", "kind": {"type": "message_received",
+                                                     "content": content}},
+                       session_key=session)
+
+
+def _whole(session: str, ms: int) -> Event:
+    return forget.forget(session, by="test").seal(Hlc(ms, 0))
+
+
+def test_forgetting_a_session_keeps_the_skeletons_replication_needs(
+        store: EventStore, ev: MakeEvent) -> None:
+    events = [_said(ev, n, secret=True) for n in range(3)]
+    events.append(ev("state_changed", 1_010, key="pin", value=MARKER))
+    store.ingest([(event, "other", seq) for seq, event in enumerate(events, start=1)])
+    before = {s.event.id: s for s in store.get_events("s1")}
+    version, head = store.version, store.head
+    record = store.forget("s1", by="test")
+    assert record.created and store.head == head + 1
+    assert {o: s for o, s in store.version.items() if o != store.node_id} == version
+    projection = store.get_projection("s1").to_json()
+    assert projection["messages"] == [] and projection["custom_state"] == {}
+    assert projection["event_count"] == 0 and projection["last_activity"] is None
+    for event in events:
+        stored = store.get_event(event.id)
+        old = before[event.id]
+        assert (stored.position, stored.origin, stored.seq) == (old.position, "other",
+                                                                 old.seq)
+        assert stored.event.payload == {} and stored.event.forgotten_by == \
+            record.stored.event.id
+        assert stored.event.sort_key == event.sort_key and stored.event.kind == event.kind
+        assert stored.event.to_json()["kind"] == {"type": event.kind}
+    assert store.id_at("other", 2) == events[1].id  # cursors and slots unchanged
+    assert [s.event.id for s in store.get_events_since("s1", 0)] == \
+        [e.id for e in events] + [record.stored.event.id]
+
+
+def test_forgetting_one_message_leaves_the_rest(store: EventStore, ev: MakeEvent) -> None:
+    keep, drop = _said(ev, 1), _said(ev, 2, secret=True)
+    early = ev("state_changed", 900, key="mood", value="calm")
+    late = ev("state_changed", 1_002, key="mood", value=MARKER)
+    store.append_batch([early, keep, drop, late])
+    store.forget("s1", [drop.id.hex(), late.id.hex()])
+    projection = store.get_projection("s1").to_json()
+    assert [m["content"] for m in projection["messages"]] == ["fine 1"]
+    assert projection["custom_state"] == {"mood": "calm"}  # falls back to the earlier one
+    assert projection["message_count"] == 1 and projection["event_count"] == 2
+    assert store.get_event(keep.id).event.payload["content"] == "fine 1"
+    assert store.get_projection("s1").to_json() == rebuild("s1", [early, keep]).to_json()
+
+
+def test_events_written_after_a_whole_forget_live_on(store: EventStore,
+                                                     ev: MakeEvent) -> None:
+    store.append(_said(ev, 1, secret=True))
+    store.forget("s1")
+    after = store.append(_now("new start"))  # later than the record
+    assert after.stored.event.forgotten_by is None
+    assert [m.content for m in store.get_projection("s1").messages] == ["new start"]
+
+
+def test_an_event_arriving_after_its_forget_is_stored_forgotten(
+        open_store: Callable[[str], EventStore], ev: MakeEvent) -> None:
+    """A device offline during the forget brings the original back: it stays forgotten,
+    in every order of arrival, and the projection is the same in each."""
+    secret, fine = _said(ev, 1, secret=True), _said(ev, 2)
+    one = forget.forget("s1", [secret.id.hex()]).seal(Hlc(5_000, 0))
+    whole = _whole("s2", 9_000)
+    other = _said(ev, 3, session="s2", secret=True)
+    items = [secret, fine, one, whole, other]
+    seen = set()
+    for order in itertools.permutations(range(len(items))):
+        store = open_store("b")
+        for index in order:
+            store.ingest([(items[index], "a", index + 1)])
+        assert store.get_event(secret.id).event.forgotten_by == one.id
+        assert store.get_event(other.id).event.forgotten_by == whole.id
+        assert store.get_event(fine.id).event.forgotten_by is None
+        seen.add(repr([store.get_projection(s).to_json() for s in ("s1", "s2")]))
+    assert len(seen) == 1
+
+
+def test_a_skeleton_is_stored_as_it_comes(store: EventStore, ev: MakeEvent) -> None:
+    secret = _said(ev, 1, secret=True)
+    record = _whole("s1", 5_000)
+    [appended] = store.ingest([(secret.skeleton(record.id), "a", 1)])
+    assert appended.created and appended.stored.event.forgotten_by == record.id
+    assert store.get_projection("s1").to_json()["event_count"] == 0
+    # The original arriving later (from a node that never heard of the forget) is a
+    # duplicate of the skeleton: it does not come back.
+    assert not store.ingest([(secret, "b", 1)])[0].created
+    assert store.get_event(secret.id).event.payload == {}
+
+
+def test_appending_to_a_kept_session_after_a_forget_sees_no_content(
+        store: EventStore, ev: MakeEvent) -> None:
+    """The writer keeps recently written sessions' open chunks between commits: the
+    forget must change that copy too, or the next append writes the text back."""
+    store.append(_said(ev, 1, secret=True))
+    store.forget("s1")
+    store.append(_now("later"))
+    entries = [e for _, e in store.log.entries(store.log.session("s1"))]
+    assert [e.message.content for e in entries if e.message] == ["later"]
+
+
+def test_forget_refuses_what_it_cannot_find(store: EventStore, ev: MakeEvent) -> None:
+    elsewhere = store.append(_said(ev, 1, session="s2")).stored.event
+    store.append(_said(ev, 2))
+    head = store.head
+    with pytest.raises(NotFound):
+        store.forget("nosuch")
+    with pytest.raises(InvalidInput, match="not an event of the session"):
+        store.forget("s1", [elsewhere.id.hex()])
+    with pytest.raises(InvalidInput, match="not an event of the session"):
+        store.forget("s1", ["ab" * 32])
+    with pytest.raises(InvalidInput, match="64 hex digits"):
+        store.forget("s1", ["xyz"])
+    assert store.head == head
+
+
+def test_generation_names_the_latest_forget(store: EventStore, ev: MakeEvent) -> None:
+    said = store.append(_said(ev, 1)).stored.event
+    assert store.forget_generation("s1") is None
+    first = store.forget("s1", [said.id.hex()]).stored.event
+    assert store.forget_generation("s1") == first.id.hex()
+    second = store.forget("s1").stored.event
+    assert store.forget_generation("s1") == second.id.hex()
+    assert forget.generation(s.event for s in store.get_events("s1")) == second.id.hex()
+
+
+def test_forgotten_bytes_leave_every_file_of_the_folder(store_path: Path,
+                                                        ev: MakeEvent) -> None:
+    store = EventStore(DiskStorage.open(store_path))
+    try:
+        # Enough events that the session has closed chunks, and a message of its own.
+        store.append_batch([_said(ev, n, secret=n % 7 == 0) for n in range(300)])
+        store.append(_said(ev, 1, session="s2", secret=True))
+        assert files_holding(store_path, MARKER)  # the search finds it while it is there
+        store.forget("s1")
+        store.forget("s2", [_said(ev, 1, session="s2", secret=True).id.hex()])
+        assert files_holding(store_path, MARKER) == []
+        assert len(store.get_events("s1")) == 301
+    finally:
+        store.close()
+    assert files_holding(store_path, MARKER) == []

@@ -66,6 +66,8 @@ class Documents:
         self.actor = node_actor(log.meta.node_id)
         self._docs: OrderedDict[str, tuple[SessionDoc, dict[str, Any]]] = OrderedDict()
         self._used: dict[str, float] = {}  # session -> time.monotonic() of last use
+        # In the commit's wake, on the writer thread: the old documents go at once.
+        store.erased_listeners.append(self.drop_all_replaced)
 
     def saved(self, session_key: str, catch_up: bool = True) -> bytes:
         """The session's document, caught up with the log (unless ``catch_up`` is False,
@@ -99,11 +101,11 @@ class Documents:
         """The session's forget generation, which its current document is named after."""
         return self.store.forget_generation(session_key)
 
-    def drop_replaced(self, session_key: str) -> bool:
+    def drop_replaced(self, session_key: str, purge: bool = True) -> bool:
         """Delete the session's document from memory and disk if a forget replaced it
-        (its generation is not the session's now); True if one was deleted. Its bytes
-        leave the data folder with the log's erased payloads (the storage overwrites
-        deleted pages)."""
+        (its generation is not the session's now); True if one was deleted. Unless
+        ``purge`` is False, the storage is then purged (``Storage.purge``), so that the
+        deleted bytes leave the data folder's files too."""
         generation = self.generation(session_key)
         held = self._docs.get(session_key)
         dropped = held is not None and held[0].generation != generation
@@ -118,13 +120,19 @@ class Documents:
                 for i in range(state["increments"]):
                     tx.delete(key("di", session_key, i))
                 tx.delete(key("d", session_key))
+            if purge:
+                self.log.storage.purge()
             dropped = True
         return dropped
 
     def drop_all_replaced(self, sessions: list[str]) -> int:
-        """``drop_replaced`` for each of ``sessions``; how many were deleted (a sweep at
-        start: a node stopped between a forget and the deletion of its document)."""
-        return sum(self.drop_replaced(session_key) for session_key in sessions)
+        """``drop_replaced`` for each of ``sessions``, with one purge; how many were
+        deleted. Called after every commit that erased forgotten events, and by a sweep
+        at start (a node stopped between a forget and the deletion of its document)."""
+        dropped = sum(self.drop_replaced(session_key, purge=False) for session_key in sessions)
+        if dropped:
+            self.log.storage.purge()
+        return dropped
 
     def _load(self, session_key: str) -> tuple[SessionDoc, dict[str, Any]]:
         self.log.session(session_key)  # raises NotFound for an unknown session

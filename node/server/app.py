@@ -187,7 +187,8 @@ async def get_session(request: web.Request) -> web.StreamResponse:
     key = _session_key(request)
     astore = request.app[STORE]
     projection = await astore.get_projection(key)
-    extra = {"automerge_url": automerge_url(key)}
+    extra = {"automerge_url": await astore.read(  # named after the latest forget, if any
+        lambda store: automerge_url(key, store.forget_generation(key)))}
     if wants_cbor(request):  # CBOR does not escape: about the size of the projection
         body = await astore.read(lambda _store: codec.encode({**projection.to_json(), **extra}))
         return web.Response(body=body, content_type=CBOR_TYPE, headers={hdrs.VARY: hdrs.ACCEPT})

@@ -17,6 +17,8 @@
 //   {"id", "op": "syncs", "repo"}                the sync messages it received so far,
 //                                                in order: [{"hex": the message, or
 //                                                null past 1 MB, "bytes"}]
+//   {"id", "op": "unavailable", "repo"}         the documentIds of the doc-unavailable
+//                                                messages it received so far, in order
 //   {"id", "op": "quit"}
 //
 // Reports carry timestamps ("at", ms since this process started) so a test can time.
@@ -62,8 +64,10 @@ const commands = {
     let entry = repos.get(cmd.repo);
     const adapter = new WebSocketClientAdapter(cmd.ws, cmd.retry_ms ?? 500);
     if (!entry) {
-      entry = { repo: new Repo({ network: [adapter] }), adapters: new Map(), syncs: [] };
+      entry = { repo: new Repo({ network: [adapter] }), adapters: new Map(), syncs: [],
+                unavailable: [] };
       entry.repo.networkSubsystem.on("message", message => {
+        if (message.type === "doc-unavailable") entry.unavailable.push(message.documentId);
         if (message.type === "sync" || message.type === "request")
           entry.syncs.push({ bytes: message.data.byteLength, hex: message.data.byteLength
             > 1 << 20 ? null : Buffer.from(message.data).toString("hex") });
@@ -119,6 +123,9 @@ const commands = {
   },
   syncs(cmd) {
     return { syncs: repos.get(cmd.repo).syncs };
+  },
+  unavailable(cmd) {
+    return { unavailable: repos.get(cmd.repo).unavailable };
   },
   quit(cmd) {
     process.stdout.write(JSON.stringify({ ok: cmd.id, bye: true }) + "\n", () => process.exit(0));

@@ -47,8 +47,13 @@ def test_a_forget_gives_the_session_a_new_document(open_store: OpenStore) -> Non
     assert stored_document_keys(store) == []  # the old document left the disk
     doc = library.document("s1")
     assert encode_document_id(doc.document_id) == new
-    # Built anew: the genesis and one change, nothing of the old history.
-    assert len(Document.load(doc.save()).get_changes([])) == 2
+    # Built anew from the erased log: the genesis and one change, and no forgotten text
+    # anywhere in its history (each change's bytes uncompressed).
+    history = Document.load(doc.save()).get_changes([])
+    assert len(history) == 2
+    assert not any(b"hello" in change.raw_bytes or b"calm" in change.raw_bytes
+                   for change in history)
+    assert doc.to_python()["messages"] == {}
 
 
 def test_a_client_holding_the_old_document_is_told_it_is_gone(open_store: OpenStore) -> None:

@@ -67,7 +67,7 @@ class Documents:
         self._docs: OrderedDict[str, tuple[SessionDoc, dict[str, Any]]] = OrderedDict()
         self._used: dict[str, float] = {}  # session -> time.monotonic() of last use
         # In the commit's wake, on the writer thread: the old documents go at once.
-        store.erased_listeners.append(self.drop_all_replaced)
+        store.erased_listeners.append(self._erased)
 
     def saved(self, session_key: str, catch_up: bool = True) -> bytes:
         """The session's document, caught up with the log (unless ``catch_up`` is False,
@@ -124,6 +124,9 @@ class Documents:
                 self.log.storage.purge()
             dropped = True
         return dropped
+
+    def _erased(self, sessions: list[str]) -> None:
+        self.drop_all_replaced(sessions)
 
     def drop_all_replaced(self, sessions: list[str]) -> int:
         """``drop_replaced`` for each of ``sessions``, with one purge; how many were

@@ -16,15 +16,19 @@ Made for apps and notebooks:
     asyncio.run(main())
 
 A session that does not exist yet yields nothing until it appears; so does a session
-the token may not see (the protocol does not tell the two apart). A node that refuses
-the token raises ``SubscribeError``, as does one that sends an error (the message says
-why: a closed connection, a session too large to serve). Each change costs a read of
-the whole document: fine for a notebook, not for following thousands of sessions.
+the token may not see (the protocol does not tell the two apart). A forget gives a
+session a new document (its ``automerge_url`` changes): the subscription asks the node
+for the new one (``GET /v1/sessions/{key}``, with the token) and follows it from
+scratch. A node that refuses the token raises ``SubscribeError``, as does one that sends
+an error (the message says why: a closed connection, a session too large to serve).
+Each change costs a read of the whole document: fine for a notebook, not for following
+thousands of sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -52,7 +56,11 @@ class SubscribeError(Exception):
     """The node refused the subscription (token, session) or closed it with an error."""
 
 
-def projection_of(view: dict[str, Any]) -> dict[str, Any]:
+class _Replaced(Exception):
+    """The node no longer serves the document it was sending: a forget replaced it."""
+
+
+def projection_of(view: dict[str, Any], url: str | None = None) -> dict[str, Any]:
     """A synced document as the JSON projection: messages as a list, in event order.
 
     >>> projection_of({"session_key": "s", "messages": {"2": {"content": "b"},
@@ -62,7 +70,9 @@ def projection_of(view: dict[str, Any]) -> dict[str, Any]:
     messages = view.get("messages") or {}
     out = {name: value for name, value in view.items() if name != "messages"}
     out["messages"] = [{"key": key, **messages[key]} for key in sorted(messages)]
-    if "session_key" in view:
+    if url is not None:
+        out["automerge_url"] = url
+    elif "session_key" in view:
         out["automerge_url"] = automerge_url(str(view["session_key"]))
     return out
 
@@ -86,10 +96,10 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
     after every change, until the caller stops iterating. A whole session arrives in one
     frame: a node configured to serve larger sessions than its default needs a larger
     ``limits.subscribe_frame_bytes_max``."""
-    doc_text = automerge_url(session_key).removeprefix("automerge:")
     replica = Replica()
     failures = 0
     async with aiohttp.ClientSession() as http:
+        doc_text = await _document_text(http, node, session_key, token)
         while True:
             try:
                 async with http.ws_connect(socket_url(node, token),
@@ -98,6 +108,12 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
                     async for view in _follow(ws, replica, doc_text):
                         failures = 0
                         yield view
+            except _Replaced:
+                replaced = await _document_text(http, node, session_key, token)
+                replica = Replica()  # the old one holds what the forget removed
+                if replaced != doc_text:
+                    doc_text = replaced
+                    continue
             except aiohttp.WSServerHandshakeError as exc:
                 if exc.status in (401, 403):
                     raise SubscribeError(f"the node refused the token ({exc.status})") from None
@@ -112,6 +128,24 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
             failures += 1
             await asyncio.sleep(min(limits.subscribe_retry_max_s,
                                     limits.subscribe_retry_base_s * 2 ** min(failures - 1, 10)))
+
+
+async def _document_text(http: aiohttp.ClientSession, node: str, session_key: str,
+                         token: str | None) -> str:
+    """The id of the session's document as the node names it now (after a forget it is
+    another); the id derived from the key while the node does not say (no such session
+    yet, a token for Automerge only, a node out of reach)."""
+    url = automerge_url(session_key)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with contextlib.suppress(aiohttp.ClientError, ConnectionError, TimeoutError, ValueError):
+        async with http.get(f"{node.rstrip('/')}/v1/sessions/{quote(session_key, safe='')}",
+                            headers=headers, timeout=aiohttp.ClientTimeout(total=30)
+                            ) as response:
+            if response.status == 200:
+                found = (await response.json()).get("automerge_url")
+                if isinstance(found, str) and found.startswith("automerge:"):
+                    url = found
+    return url.removeprefix("automerge:")
 
 
 async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,
@@ -146,6 +180,8 @@ async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,
                 await ws.send_bytes(encode_sync(me, server, doc_text, reply))
             view = replica.to_python() if changed else None
             if view is not None:
-                yield projection_of(view)
+                yield projection_of(view, f"automerge:{doc_text}")
         elif isinstance(frame, Unavailable):
+            if frame.document_id == doc_text and replica.heads:
+                raise _Replaced  # it served this document before: a forget replaced it
             continue  # the node sends the session when it appears

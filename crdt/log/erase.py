@@ -25,19 +25,32 @@ left out, forgotten state values fall back to the earlier ones, counts drop, and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from crdt import codec
 from crdt.events import Event
 from crdt.log import forget
 from crdt.log.projection import Header
 from crdt.log.records import Session, StoredEvent, key
-
-if TYPE_CHECKING:
-    from crdt.log.eventlog import Batch
+from crdt.storage.base import Transaction
 
 SortKey = tuple[int, int, bytes]
+
+
+class Batch(Protocol):
+    """What erasing needs of a commit in progress (``crdt.log.eventlog.Batch``)."""
+
+    tx: Transaction
+    coverage: dict[str, Coverage]
+    events: dict[bytes, bytes | None]
+    tails: dict[str, list[bytes]]
+    writes: list[tuple[str, bytes]]
+
+    def session(self, session_key: str) -> Session: ...
+    def read_events(self, event_ids: Sequence[bytes]) -> None: ...
+    def add_event(self, event_id: bytes, record: bytes) -> None: ...
 
 
 @dataclass(slots=True)

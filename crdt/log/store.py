@@ -33,7 +33,7 @@ from crdt.clock import DRIFT_MAX_MS, Clock
 from crdt.errors import InvalidInput, NotFound, StoreError
 from crdt.events import Draft, Event
 from crdt.keys import check_name
-from crdt.log import erase, forget, retire
+from crdt.log import forget, retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent

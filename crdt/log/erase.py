@@ -117,10 +117,10 @@ def stored_form(batch: Batch, session: Session, event: Event) -> Event:
     return event if by is None else event.skeleton(by)
 
 
-def apply(batch: Batch, records: list[forget.Forget]) -> list[str]:
+def apply(batch: Batch, records: list[forget.Forget]) -> None:
     """Take in the forget records stored by this batch: erase what they cover, in the
     same transaction. Call after ``batch.flush`` (its reads then see the batch's
-    writes), and flush again. Returns the sessions erased in."""
+    writes), and flush again."""
     by_session: dict[str, list[forget.Forget]] = {}
     for record in records:
         by_session.setdefault(record.session_key, []).append(record)
@@ -133,7 +133,6 @@ def apply(batch: Batch, records: list[forget.Forget]) -> list[str]:
         session.forgets = True
         batch.writes.append((key("f", session_key), known.to_record()))
         _erase_session(batch, session, known)
-    return list(by_session)
 
 
 def _erase_session(batch: Batch, session: Session, known: Coverage) -> None:

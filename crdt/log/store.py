@@ -62,10 +62,10 @@ class EventStore:
         self._clock = Clock(last=self._log.meta.clock, drift_max_ms=clock_drift_max_ms)
         self._clock.settle()
         self._closed = False
-        #: Called on the writer thread after a commit that erased forgotten events,
-        #: with the sessions erased in (after the bytes are purged from storage):
-        #: derived state such as a session's Automerge document must drop them too.
-        self.erased_listeners: list[Callable[[list[str]], None]] = []
+        #: Called on the writer thread after a commit that stored forget records, with
+        #: those records (after the bytes they erased are purged from storage): derived
+        #: state, such as a session's Automerge document, must drop the content too.
+        self.erased_listeners: list[Callable[[list[forget.Forget]], None]] = []
 
     @classmethod
     def open(cls, location: str | os.PathLike[str], *,

@@ -41,6 +41,7 @@ import structlog
 from crdt.automerge.documents import Documents
 from crdt.errors import StorageUnavailable, StoreError
 from crdt.events import Draft, Event
+from crdt.log.forget import Forget
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
 from crdt.log.store import EventStore, SessionRef
@@ -113,6 +114,11 @@ class AsyncStore:
         #: Number of ``append_batch`` calls made so far (group commit makes it smaller
         #: than the number of ``append`` calls).
         self.commits = 0
+        #: Hook for derived state after a forget: called on the writer thread with the
+        #: forget records a commit stored (their content is gone from the log by then).
+        #: ``node.automerge`` replaces the sessions' documents here.
+        self.forgotten_hooks: list[Callable[[list[Forget]], None]] = []
+        store.erased_listeners.append(self._forgotten)
         self._committer = asyncio.create_task(self._commit_loop(), name="clawsync-commit")
         self._committer.add_done_callback(self._committer_ended)
 
@@ -197,6 +203,23 @@ class AsyncStore:
             self._move_head(head)
             self._notify(Commit(stored, stored, head))
         return result
+
+    async def forget(self, session_key: str, events: Sequence[str] | None = None, *,
+                     reason: str = "user", by: str = "") -> Appended:
+        """Forget a session, or some of its events (``EventStore.forget``), on the
+        writer thread; the record replicates like any new event."""
+        return await self.write(
+            lambda store: store.forget(session_key, events, reason=reason, by=by))
+
+    def _forgotten(self, records: list[Forget]) -> None:
+        """Every forget this node takes in, its own or a peer's, is logged with who
+        asked (the record says; never a credential)."""
+        for record in records:
+            log.info("forgotten", session_key=record.session_key, record=record.id.hex(),
+                     events="all before it" if record.events is None else len(record.events),
+                     reason=record.reason, by=record.by or "unknown")
+        for hook in self.forgotten_hooks:
+            hook(records)
 
     async def after_queued_appends(self) -> None:
         """If client appends wait for a commit, wait for that one commit: background

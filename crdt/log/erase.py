@@ -26,18 +26,30 @@ left out, forgotten state values fall back to the earlier ones, counts drop, and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from crdt import codec
 from crdt.events import Event
 from crdt.log import forget
 from crdt.log.projection import Header
-from crdt.log.records import Session, StoredEvent, key
-
-if TYPE_CHECKING:
-    from crdt.log.eventlog import Batch
+from crdt.log.records import Session, StoredEvent, event_key, key
+from crdt.storage.base import Transaction
 
 SortKey = tuple[int, int, bytes]
+#: Chunks (of at most 64 events each) read at once while a session is erased.
+CHUNKS_PER_READ = 16
+
+
+class Batch(Protocol):
+    """What erasing needs of a commit in progress (``crdt.log.eventlog.Batch``)."""
+
+    tx: Transaction
+    coverage: dict[str, Coverage]
+    tails: dict[str, list[bytes]]
+    writes: list[tuple[str, bytes]]
+
+    def session(self, session_key: str) -> Session: ...
+    def add_event(self, event_id: bytes, record: bytes) -> None: ...
 
 
 @dataclass(slots=True)
@@ -104,10 +116,10 @@ def stored_form(batch: Batch, session: Session, event: Event) -> Event:
     return event if by is None else event.skeleton(by)
 
 
-def apply(batch: Batch, records: list[forget.Forget]) -> list[str]:
+def apply(batch: Batch, records: list[forget.Forget]) -> None:
     """Take in the forget records stored by this batch: erase what they cover, in the
     same transaction. Call after ``batch.flush`` (its reads then see the batch's
-    writes), and flush again. Returns the sessions erased in."""
+    writes), and flush again."""
     by_session: dict[str, list[forget.Forget]] = {}
     for record in records:
         by_session.setdefault(record.session_key, []).append(record)
@@ -120,37 +132,44 @@ def apply(batch: Batch, records: list[forget.Forget]) -> list[str]:
         session.forgets = True
         batch.writes.append((key("f", session_key), known.to_record()))
         _erase_session(batch, session, known)
-    return list(by_session)
 
 
 def _erase_session(batch: Batch, session: Session, known: Coverage) -> None:
     """Make every covered event of the session a skeleton, drop their messages from the
-    chunks, and fold the header again from what is left."""
+    chunks, and fold the header again from what is left. Chunks are read
+    ``CHUNKS_PER_READ`` at a time, with their events, so memory stays bounded however
+    long the session."""
     session_key = session.header.session_key
-    numbers = range(session.chunks)
-    raws = batch.tx.get_many([key("c", session_key, n) for n in numbers])
-    chunks: list[list[Any]] = [codec.decode_trusted(raw) if raw else [] for raw in raws]
-    batch.read_events([entry[3] for chunk in chunks for entry in chunk])
     header = Header(session_key)
-    for number, chunk in enumerate(chunks):
-        changed = False
-        for entry in chunk:
-            event_id = entry[3]
-            raw = batch.events[event_id]
-            assert raw is not None, "a session entry names an event that is stored"
-            stored = StoredEvent.from_record(raw, event_id)
-            by = known.by(stored.event)
-            if by is None:
-                header.apply(stored.event)
-                continue
-            if stored.event.forgotten_by is None:
-                batch.add_event(event_id, stored._replace(
-                    event=stored.event.skeleton(by)).to_record())
-            if entry[4] is not None:
-                entry[4] = None
-                changed = True
-        if number == session.chunks - 1:  # the open chunk: the batch writes it
-            batch.tails[session_key] = [codec.encode_fast(entry) for entry in chunk]
-        elif changed:
-            batch.writes.append((key("c", session_key, number), codec.encode_fast(chunk)))
+    for first in range(0, session.chunks, CHUNKS_PER_READ):
+        numbers = range(first, min(first + CHUNKS_PER_READ, session.chunks))
+        raws = batch.tx.get_many([key("c", session_key, n) for n in numbers])
+        for number, raw in zip(numbers, raws, strict=True):
+            _erase_chunk(batch, session, number,
+                         codec.decode_trusted(raw) if raw else [], known, header)
     session.header = header
+
+
+def _erase_chunk(batch: Batch, session: Session, number: int, chunk: list[Any],
+                 known: Coverage, header: Header) -> None:
+    session_key = session.header.session_key
+    records = batch.tx.get_many([event_key(entry[3]) for entry in chunk])
+    changed = False
+    for entry, raw in zip(chunk, records, strict=True):
+        event_id = entry[3]
+        assert raw is not None, "a session entry names an event that is stored"
+        stored = StoredEvent.from_record(raw, event_id)
+        by = known.by(stored.event)
+        if by is None:
+            header.apply(stored.event)
+            continue
+        if stored.event.forgotten_by is None:
+            batch.add_event(event_id, stored._replace(
+                event=stored.event.skeleton(by)).to_record())
+        if entry[4] is not None:
+            entry[4] = None
+            changed = True
+    if number == session.chunks - 1:  # the open chunk: the batch writes it
+        batch.tails[session_key] = [codec.encode_fast(entry) for entry in chunk]
+    elif changed:
+        batch.writes.append((key("c", session_key, number), codec.encode_fast(chunk)))

@@ -199,8 +199,8 @@ class EventLog:
         self.storage = storage
         self.meta = meta
         self._open_sessions = OpenSessions()
-        #: Sessions the last commit erased forgotten events in (``crdt.log.erase``).
-        self.erased: list[str] = []
+        #: The forget records the last commit stored (``crdt.log.erase``).
+        self.erased: list[forget.Forget] = []
         #: Active origins beyond which one known only from a retirement is not asked
         #: for (``crdt.log.retire``); the node sets the peer protocol's.
         self.origins_room = retire.ROOM_DEFAULT
@@ -291,10 +291,9 @@ class EventLog:
                 for event, origin, seq in events:
                     results.append(self._append_one(batch, event, origin, seq))
                 self._settle_retired(batch, clock)
-                erased: list[str] = []
                 if batch.forgets:
                     batch.flush()  # so that the erasure reads what the batch wrote
-                    erased = erase.apply(batch, batch.forgets)
+                    erase.apply(batch, batch.forgets)
                 # The high mark, not ``last``: after a restart the clock must still know
                 # which timestamps of a fast wall clock it may issue again (crdt.clock).
                 meta.clock = clock.high_water
@@ -304,7 +303,7 @@ class EventLog:
             raise
         batch.keep_sessions()
         self.meta = meta
-        self.erased = erased
+        self.erased = batch.forgets
         return results
 
     def _append_one(self, batch: Batch, event: Event, origin: str | None,

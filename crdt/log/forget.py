@@ -16,7 +16,9 @@ The coverage rule, the same on every node:
   ``(timestamp, id)``: events written after it (a later timestamp) live on;
 * an event forget covers the listed ids, and only those of its own session;
 * a forget record is never covered: it holds no content, and it is the proof that lets
-  a node accept the skeletons it covers.
+  a node accept the skeletons it covers;
+* the sessions of the cluster's own records (``UNFORGETTABLE``: retirements) are never
+  forgotten.
 
 A record that only looks like a forget (a wrong field type, a malformed id) is kept as
 any event, and forgets nothing.
@@ -41,6 +43,7 @@ from typing import Any, Protocol
 from crdt.errors import InvalidInput
 from crdt.events import ID_BYTES, Draft, Event
 from crdt.keys import check_name, check_session_key
+from crdt.log.retire import ORIGINS_SESSION
 
 KIND = "forget"
 AGENT_ID = "clawsync"
@@ -51,6 +54,9 @@ EVENTS_MAX = 1024
 TEXT_BYTES_MAX = 256
 
 SortKey = tuple[int, int, bytes]
+#: Sessions of the cluster's own records, which keep it working: they cannot be
+#: forgotten, and a forget record in one forgets nothing.
+UNFORGETTABLE = frozenset({ORIGINS_SESSION})
 
 
 class Coverable(Protocol):
@@ -102,6 +108,9 @@ def forget(session_key: str, events: Sequence[str] | None = None, *, reason: str
     """The record that forgets ``events`` (hex ids) of ``session_key``, or the whole
     session if none are given; stamped when appended, like any draft."""
     check_session_key(session_key)
+    if session_key in UNFORGETTABLE:
+        raise InvalidInput("holds the cluster's own records, which cannot be forgotten",
+                           field="session_key")
     ids = parse_ids(list(events or []))
     payload: dict[str, Any] = {"events": [event_id.hex() for event_id in ids],
                                "reason": check_name(reason, "reason",
@@ -113,7 +122,7 @@ def forget(session_key: str, events: Sequence[str] | None = None, *, reason: str
 
 def read(event: Event) -> Forget | None:
     """The forget record ``event`` is, if it is a well-formed one; else None."""
-    if event.kind != KIND:
+    if event.kind != KIND or event.session_key in UNFORGETTABLE:
         return None
     payload = event.payload
     try:

@@ -73,10 +73,11 @@ class Storage(Protocol):
     def transaction(self) -> AbstractContextManager[Transaction]:
         """A transaction: all of its writes, or none of them (see the module docstring)."""
 
-    def purge(self) -> None:
+    def purge(self) -> bool:
         """Make the bytes of records overwritten or deleted so far physically gone from
         wherever the backend keeps them (journals, free pages): called after a forget
-        (``crdt.log.erase``). Blocks until done; may take long on a large backlog."""
+        (``crdt.log.erase``). False if it could not finish now (readers held on): the
+        caller tries again later."""
 
     def close(self) -> None:
         """Release the storage; later calls raise ``StoreError``."""

@@ -128,24 +128,23 @@ class DiskStorage:
         finally:
             self._local.writing = False
 
-    def purge(self) -> None:
+    def purge(self) -> bool:
         """Copy the WAL into the database file and truncate it to nothing (a checkpoint
         in TRUNCATE mode), so that the old page images it holds, forgotten content among
         them, are gone from disk; ``secure_delete`` (``SETTINGS``) zeroes what the
         database file itself frees. A reader in the middle of a read keeps the WAL
-        alive: wait for it (up to ``PURGE_TRIES`` checkpoints), since the checkpoint
-        waits only for locks, not for readers of older snapshots. Run it on the
-        writing thread, outside a transaction."""
+        alive: wait for it (up to ``PURGE_TRIES`` checkpoints, ``PURGE_WAIT_S`` apart),
+        since the checkpoint waits only for locks, not for readers of older snapshots;
+        False if they still did. Run it on the writing thread, outside a transaction."""
         with self._reading():
             connection = self._cache._con
             for _ in range(PURGE_TRIES):
                 busy, _frames, _done = connection.execute(
                     "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                 if not busy:
-                    return
+                    return True
                 time.sleep(PURGE_WAIT_S)
-            raise StorageBusy("readers kept the write-ahead log from being truncated",
-                              location=self.location)
+            return False
 
     def close(self) -> None:
         if not self._closed:

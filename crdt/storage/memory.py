@@ -78,9 +78,10 @@ class MemoryStorage:
             finally:
                 self._writing_thread = None
 
-    def purge(self) -> None:
+    def purge(self) -> bool:
         """Nothing to do: a replaced value is gone with its last reference."""
         self._check_open()
+        return True
 
     def close(self) -> None:
         self._closed = True

@@ -126,6 +126,20 @@ class Client:
         return await self._request("GET", session_path(session_key), what="the request",
                                    missing=f"there is no session {session_key!r} on the node")
 
+    async def forget(self, session_key: str, events: list[str] | None = None, *,
+                     reason: str | None = None) -> dict[str, Any]:
+        """Forget a session (``DELETE /v1/sessions/{key}``) or only ``events`` of it
+        (``POST /v1/sessions/{key}/forget``): ``{"session_key", "forget": record}``."""
+        missing = f"there is no session {session_key!r} on the node"
+        if not events:
+            return await self._request("DELETE", session_path(session_key),
+                                       what="the forget", missing=missing)
+        body: dict[str, Any] = {"events": events}
+        if reason is not None:
+            body["reason"] = reason
+        return await self._request("POST", session_path(session_key) + "/forget",
+                                   json_body=body, what="the forget", missing=missing)
+
     async def peers(self) -> dict[str, Any]:
         """``GET /v1/peers``: this node's replication links and their state."""
         return await self._request("GET", "/v1/peers", what="the request")

@@ -96,7 +96,8 @@ class Gossip:
         self._rng = random.Random()
         self._loop = asyncio.get_running_loop()
         #: What this node runs, told to peers in the hello.
-        self.about = About(software_version(), SCHEMA_VERSION, retires=True)
+        self.about = About(software_version(), SCHEMA_VERSION, retires=True,
+                           forgets=True)
 
     # -- life cycle --------------------------------------------------------------------
 

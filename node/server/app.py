@@ -6,6 +6,8 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
     GET  /v1/sessions/{key}/events     a session's events after a position (?after=&limit=)
     GET  /v1/sessions/{key}            the session's projection, plus its automerge_url
     GET  /v1/sessions/{key}/automerge  the session's saved Automerge document
+    DELETE /v1/sessions/{key}          forget the session; POST .../forget some events
+                                       (``node.server.forget``)
     GET  /v1/sessions                  sessions in creation order (?after=&limit=, and
                                        ?prefix= to filter by key, ?detail=1 for summaries)
     GET  /v1/events                    every event after a position; ?wait= long-polls,
@@ -57,7 +59,7 @@ from node.http.wire import (
     unauthorized,
     wants_cbor,
 )
-from node.server import console, pages, sessions, streams
+from node.server import console, forget, pages, sessions, streams
 from node.store import AsyncStore
 
 CONFIG = web.AppKey("config", Config)
@@ -100,6 +102,7 @@ def make_app(config: Config, astore: AsyncStore) -> web.Application:
     app.router.add_get("/v1/sessions/{key}/events", get_session_events)
     app.router.add_get("/v1/sessions/{key}/automerge", get_automerge)
     app.router.add_get("/v1/sessions/{key}", get_session)
+    forget.setup(app, STORE, config.limits.body_bytes_max, config.limits.read_timeout_s)
     app.router.add_get("/v1/sessions", get_sessions)
     app.router.add_get("/v1/events", get_events)
     app.router.add_get("/v1/node", get_node)

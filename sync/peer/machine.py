@@ -236,6 +236,7 @@ class PeerSync:
         out: list[messages.Message] = []
         if hello.about is not None:
             self.peer_about = hello.about
+            self._outbox.skeletons = hello.about.forgets
         # The peer reached us first, or it has just shown that it reads ``about`` (which
         # our first hello left out): tell it what we hold, and run.
         learned = hello.about is not None and not self._peer_reads_about
@@ -286,7 +287,9 @@ class PeerSync:
         # field until then: leave it out, keep the rest. The peer's version vector says
         # it holds it, ours does not, so the peer sends it again (ack timeout) and it is
         # taken once our wall clock has caught up: delayed, never lost.
-        items = [item for item in batch.items if not self.store.ahead(item.event)]
+        proven = self._take_proofs(batch)
+        items = [item for item in batch.items if not self.store.ahead(item.event)
+                 and (item.event.forgotten_by is None or item.event.forgotten_by in proven)]
         self.counters.events_ahead += len(batch.items) - len(items)
         fresh: list[tuple[Event, str, int]] = []
         strays: list[Event] = []
@@ -326,6 +329,19 @@ class PeerSync:
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
         return [Ack(self._vector())]
+
+    def _take_proofs(self, batch: Events) -> set[bytes]:
+        """Store the forget records that prove the batch's skeletons, if we lack them
+        (as our own, like a conflicting event: their own slots come later), so that we
+        can prove those skeletons to our other peers, and erase what they cover here.
+        Returns the ids of the proofs held now; one stamped too far ahead of our clock
+        waits, with its skeletons, for the batch to come again."""
+        held = {proof.id for proof in batch.proofs if self.store.holds(proof.id)}
+        new = [proof for proof in batch.proofs
+               if proof.id not in held and not self.store.ahead(proof)]
+        if new:
+            self.store.append_batch(new)
+        return held | {proof.id for proof in new}
 
     def _late(self, item: messages.Item, strays: list[Event], holders: list[bytes]) -> None:
         """An event of an origin we dropped, within its final seq: a copy of what we

@@ -5,6 +5,8 @@ Every message is one canonical CBOR map:
     {"type": "hello", "protocol": 1, "node": <node id>, "version": {origin: seq},
      "about": {"software": "0.2.0", "schema": 1, "retires": true}}
     {"type": "events", "items": [[origin, seq, canonical event bytes], ...]}
+    {"type": "events", "items": [..., [origin, seq, {skeleton}], ...],
+     "proofs": [canonical forget record bytes, ...]}
     {"type": "ack", "version": {origin: seq}}
 
 ``hello`` is the digest: the sender's version vector (per origin, the highest sequence
@@ -12,6 +14,15 @@ number it holds without gaps), and what it runs. It costs bytes in proportion to
 number of origins, never of sessions or events. ``events`` carries what the other side
 lacks, in sequence order per origin; ``ack`` answers every ``events`` with the
 receiver's version vector.
+
+A forgotten event (``crdt.log.forget``) has no bytes left to re-hash: it travels as its
+skeleton, ``{"id", "session_key", "agent_id", "timestamp", "kind", "forgotten_by"}``,
+and the batch carries, in ``proofs``, the forget record named by each skeleton's
+``forgotten_by``. The receiver re-hashes each proof and takes a skeleton only if its
+proof covers it; anything else is the sender's fault. Skeletons go only to peers whose
+hello says ``"forgets": true`` (older nodes refuse an item that is not bytes): an older
+peer gets an origin's events up to its first forgotten one, and the rest once it is
+upgraded.
 
 Input is untrusted. ``parse`` refuses anything over a limit before decoding it, then
 anything malformed, then re-hashes every event; any failure is a ``PeerFault`` and
@@ -41,9 +52,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from crdt import codec
+from crdt.clock import Hlc
 from crdt.errors import InvalidInput
-from crdt.events import EVENT_BYTES_MAX, Event
-from crdt.keys import check_name
+from crdt.events import EVENT_BYTES_MAX, ID_BYTES, Event
+from crdt.keys import check_name, check_session_key
+from crdt.log import forget
 from sync.errors import PeerFault, ProtocolMisuse
 
 #: The protocol this module speaks. A peer that says another number in its hello is
@@ -80,6 +93,12 @@ MESSAGE_BYTES_MAX = BATCH_BYTES_MAX + BATCH_EVENTS_MAX * _ITEM_OVERHEAD_MAX + 10
 #: A full batch has about 4 per event, a hello 2 per origin; the pre-scan stops there,
 #: so a small message of millions of tiny items is refused before it is built in memory.
 ITEMS_MAX = 4 * BATCH_EVENTS_MAX + 2 * ORIGINS_MAX + 64
+#: A skeleton (a map of six fields) is 18 items, its proof one more: a full batch of them
+#: fits too.
+assert 19 * BATCH_EVENTS_MAX + 64 <= ITEMS_MAX
+#: Framing of one proof beside its bytes, counted in ``BATCH_BYTES_MAX``.
+PROOF_OVERHEAD = 5
+_SKELETON_FIELDS = {"id", "session_key", "agent_id", "timestamp", "kind", "forgotten_by"}
 
 assert EVENT_BYTES_MAX <= BATCH_BYTES_MAX, "one event must always fit in a batch"
 assert ORIGINS_MAX * (3 + ORIGIN_BYTES_MAX + 9) + 256 <= MESSAGE_BYTES_MAX
@@ -110,6 +129,8 @@ class About:
     software: str
     schema: int
     retires: bool = False
+    #: It takes forgotten events as skeletons with proofs (``crdt.log.forget``).
+    forgets: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +154,18 @@ class Item(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Events:
-    """A batch of events the receiver lacks, in sequence order per origin."""
+    """A batch of events the receiver lacks, in sequence order per origin; ``proofs``:
+    the forget records that cover its skeletons."""
 
     items: tuple[Item, ...]
+    proofs: tuple[Event, ...] = ()
+
+
+def item_bytes(event: Event) -> int:
+    """What one event counts for in ``BATCH_BYTES_MAX``: its bytes, or its skeleton's."""
+    if event.forgotten_by is None:
+        return len(event.canonical)
+    return len(codec.encode(event.skeleton_fields()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +196,17 @@ def encode(message: Message) -> bytes:
                             "schema": message.about.schema}
             if message.about.retires:
                 raw["about"]["retires"] = True
+            if message.about.forgets:
+                raw["about"]["forgets"] = True
     elif isinstance(message, Ack):
         raw = {"type": "ack", "version": message.version}
     else:
-        _check_batch_size(message.items, ProtocolMisuse)
-        raw = {"type": "events",
-               "items": [[i.origin, i.seq, i.event.canonical] for i in message.items]}
+        _check_batch_size(message.items, ProtocolMisuse, message.proofs)
+        raw = {"type": "events", "items": [
+            [i.origin, i.seq, i.event.canonical if i.event.forgotten_by is None
+             else i.event.skeleton_fields()] for i in message.items]}
+        if message.proofs:
+            raw["proofs"] = [proof.canonical for proof in message.proofs]
     data = codec.encode(raw)
     if len(data) > MESSAGE_BYTES_MAX:
         raise ProtocolMisuse(f"message of {len(data)} bytes is over {MESSAGE_BYTES_MAX}")
@@ -228,7 +263,7 @@ def _about(raw: Any) -> About:
                         field="hello.about.software")
     if isinstance(schema, bool) or not isinstance(schema, int) or not 0 < schema < 2**31:
         raise PeerFault("must be a positive integer", field="hello.about.schema")
-    return About(software, schema, raw.get("retires") is True)
+    return About(software, schema, raw.get("retires") is True, raw.get("forgets") is True)
 
 
 def _events(raw: dict[str, Any]) -> Events:
@@ -239,35 +274,85 @@ def _events(raw: dict[str, Any]) -> Events:
     if len(items) > BATCH_EVENTS_MAX:  # before looking at any item
         raise PeerFault(f"{len(items)} items; the limit is {BATCH_EVENTS_MAX}",
                         field="events.items")
-    shaped: list[tuple[str, int, bytes]] = []
+    proofs = _proofs(raw.get("proofs", []))
+    shaped: list[tuple[str, int, bytes | dict[str, Any]]] = []
     last: dict[str, int] = {}
     for i, item in enumerate(items):
         where = f"events.items[{i}]"
         if not isinstance(item, list) or len(item) != 3:
             raise PeerFault("must be [origin, seq, event bytes]", field=where)
         origin, seq, data = _origin(item[0], where), _seq(item[1], where), item[2]
-        if not isinstance(data, bytes):
-            raise PeerFault("event must be a byte string", field=where)
+        if not isinstance(data, bytes | dict):
+            raise PeerFault("event must be a byte string or a skeleton", field=where)
         if seq <= last.get(origin, 0):
             raise PeerFault("sequence numbers of an origin must increase", field=where)
         last[origin] = seq
         shaped.append((origin, seq, data))
-    _check_batch_size([data for _, _, data in shaped], PeerFault)
+    sizes = [len(data) if isinstance(data, bytes) else len(codec.encode(data))
+             for _, _, data in shaped]
+    _check_batch_size(sizes, PeerFault, tuple(proofs.values()))
     out = []
     for i, (origin, seq, data) in enumerate(shaped):
         try:
-            event = Event.from_canonical(data)
+            if isinstance(data, bytes):
+                event = Event.from_canonical(data)
+            else:
+                event = _skeleton(data, proofs)
         except InvalidInput as exc:
             raise PeerFault(str(exc), field=f"events.items[{i}]") from None
         out.append(Item(origin, seq, event))
-    return Events(tuple(out))
+    return Events(tuple(out), tuple(proofs.values()))
 
 
-def _check_batch_size(items: list[Any] | tuple[Item, ...],
-                      error: type[PeerFault] | type[ProtocolMisuse]) -> None:
+def _proofs(raw: Any) -> dict[bytes, Event]:
+    """The forget records a batch carries, re-hashed, by id."""
+    if not isinstance(raw, list) or len(raw) > BATCH_EVENTS_MAX:
+        raise PeerFault(f"must be an array of at most {BATCH_EVENTS_MAX} forget records",
+                        field="events.proofs")
+    out = {}
+    for i, data in enumerate(raw):
+        where = f"events.proofs[{i}]"
+        if not isinstance(data, bytes):
+            raise PeerFault("must be a byte string", field=where)
+        try:
+            record = Event.from_canonical(data)
+        except InvalidInput as exc:
+            raise PeerFault(str(exc), field=where) from None
+        if forget.read(record) is None:
+            raise PeerFault("is not a forget record", field=where)
+        out[record.id] = record
+    return out
+
+
+def _skeleton(raw: dict[str, Any], proofs: dict[bytes, Event]) -> Event:
+    """A forgotten event as a peer sent it: taken only with a proof that covers it."""
+    if set(raw) != _SKELETON_FIELDS:
+        raise InvalidInput(f"a skeleton has exactly the fields {sorted(_SKELETON_FIELDS)}")
+    for name in ("id", "forgotten_by"):
+        if not isinstance(raw[name], bytes) or len(raw[name]) != ID_BYTES:
+            raise InvalidInput(f"must be {ID_BYTES} bytes", field=name)
+    stamp = raw["timestamp"]
+    if not isinstance(stamp, list) or len(stamp) != 2:
+        raise InvalidInput("must be [ms, counter]", field="timestamp")
+    skeleton = Event(check_session_key(raw["session_key"]),
+                     check_name(raw["agent_id"], "agent_id"), Hlc(*stamp).check(),
+                     check_name(raw["kind"], "kind"), {}, b"", raw["id"], raw["forgotten_by"])
+    proof = proofs.get(skeleton.forgotten_by or b"")
+    record = forget.read(proof) if proof is not None else None
+    if record is None or not forget.covers(record, skeleton):
+        raise InvalidInput("a forgotten event must come with the forget record that "
+                           "covers it")
+    return skeleton
+
+
+def _check_batch_size(items: list[int] | tuple[Item, ...],
+                      error: type[PeerFault] | type[ProtocolMisuse],
+                      proofs: tuple[Event, ...] = ()) -> None:
+    """``items``: the items, or their sizes (``item_bytes``)."""
     if not items or len(items) > BATCH_EVENTS_MAX:
         raise error(f"a batch holds 1 to {BATCH_EVENTS_MAX} events, not {len(items)}")
-    total = sum(len(i.event.canonical) if isinstance(i, Item) else len(i) for i in items)
+    total = sum(item_bytes(i.event) if isinstance(i, Item) else i for i in items)
+    total += sum(len(proof.canonical) + PROOF_OVERHEAD for proof in proofs)
     if total > BATCH_BYTES_MAX:
         raise error(f"batch of {total} event bytes is over {BATCH_BYTES_MAX}")
 

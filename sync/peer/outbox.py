@@ -19,9 +19,11 @@ from sync.errors import ProtocolMisuse
 from sync.peer.messages import (
     BATCH_BYTES_MAX,
     BATCH_EVENTS_MAX,
+    PROOF_OVERHEAD,
     SEQ_MAX,
     Events,
     Item,
+    item_bytes,
     takes_origin,
 )
 from sync.peer.quota import OriginQuota
@@ -57,6 +59,8 @@ class Log(Protocol):
 
     def holds(self, event_id: bytes) -> bool: ...
 
+    def get_event(self, event_id: bytes) -> StoredEvent: ...
+
     def append_batch(self, items: Sequence[Event]) -> list[Appended]: ...
 
     def renumber(self, event_ids: Sequence[bytes]) -> None: ...
@@ -87,6 +91,9 @@ class Outbox:
             None if checkpoint is None else checked_vector(checkpoint))
         self.sent: dict[str, int] = {}  # highest seq per origin sent, maybe not yet held
         self.inflight: list[InFlight] = []  # oldest first
+        #: The peer takes forgotten events (skeletons with proofs; its hello said so).
+        #: Else an origin is sent up to its first forgotten event only.
+        self.skeletons = False
 
     def replace(self, version: Mapping[str, int]) -> None:
         """The peer says it holds exactly ``version`` (a hello): it may hold less than
@@ -129,22 +136,25 @@ class Outbox:
         not know what it holds). That includes the peer's own events, if it lost them."""
         out: list[Events] = []
         while self.known is not None and len(self.inflight) < self.window:
-            items = self._next_batch(self.known, now)
+            items, proofs = self._next_batch(self.known, now)
             if not items:
                 break
             ends = {item.origin: item.seq for item in items}  # seqs rise within an origin
             self.sent.update(ends)
             self.inflight.append(InFlight(now, ends))
-            out.append(Events(tuple(items)))
+            out.append(Events(tuple(items), tuple(proofs.values())))
         return out
 
-    def _next_batch(self, known: dict[str, int], now: float) -> list[Item]:
+    def _next_batch(self, known: dict[str, int], now: float
+                    ) -> tuple[list[Item], dict[bytes, Event]]:
         """Up to the batch limits of events past what the peer holds or was sent, origin
-        by origin (sorted, so successive batches walk every origin). Only events within
-        our own version are sent, so a receiver may take a batch as proof that we hold
-        every earlier event of those origins."""
+        by origin (sorted, so successive batches walk every origin), and the forget
+        records that prove its skeletons. Only events within our own version are sent,
+        so a receiver may take a batch as proof that we hold every earlier event of
+        those origins."""
         ours = self._sendable(known)
         items: list[Item] = []
+        proofs: dict[bytes, Event] = {}
         size = 0
         for origin in sorted(ours):
             cursor = max(known.get(origin, 0), self.sent.get(origin, 0))
@@ -157,14 +167,36 @@ class Outbox:
                 if not page:
                     break
                 for stored in page:
-                    size += len(stored.event.canonical)
+                    sendable, proof = self._proof(stored.event, proofs)
+                    if not sendable:
+                        break  # the peer cannot take it: this origin stops here
+                    size += item_bytes(stored.event)
+                    if proof is not None:
+                        size += len(proof.canonical) + PROOF_OVERHEAD
                     if items and size > BATCH_BYTES_MAX:
-                        return items
+                        return items, proofs
+                    if proof is not None:
+                        proofs[proof.id] = proof
                     items.append(Item(origin, stored.seq, stored.event))
-                cursor = page[-1].seq
+                else:
+                    cursor = page[-1].seq
+                    continue
+                break
             if len(items) >= self.batch_events_max:
                 break
-        return items
+        return items, proofs
+
+    def _proof(self, event: Event, proofs: dict[bytes, Event]
+               ) -> tuple[bool, Event | None]:
+        """Whether ``event`` can be sent (a skeleton cannot when the peer does not take
+        them, or we lack its forget record), and the record that proves a skeleton if
+        the batch lacks it yet."""
+        by = event.forgotten_by
+        if by is None or by in proofs:
+            return True, None
+        if not self.skeletons or not self.store.holds(by):
+            return False, None
+        return True, self.store.get_event(by).event
 
     def _sendable(self, known: Mapping[str, int]) -> dict[str, int]:
         return sendable(self.store.version, retired=self.store.retired,

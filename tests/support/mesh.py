@@ -11,6 +11,7 @@ from crdt.events import Event
 from crdt.log.store import EventStore
 from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
+from sync.peer.messages import About
 
 
 def all_ids(store: EventStore) -> list[bytes]:
@@ -41,9 +42,13 @@ class Mesh:
 
     def __init__(self, stores: list[EventStore], *, config: SyncConfig | None = None,
                  seed: int = 0, now: float = 0.0,
-                 links: list[tuple[int, int]] | None = None) -> None:
+                 links: list[tuple[int, int]] | None = None,
+                 about: About | None = None) -> None:
+        """``about``: what every node says it runs, in hellos from the first (None:
+        nothing, as nodes of version 0.1)."""
         self.stores = stores
         self.config = config or SyncConfig()
+        self.about = about
         self.now = now
         pairs = links or [(i, j) for i in range(len(stores)) for j in range(i + 1, len(stores))]
         self.machines: dict[tuple[int, int], PeerSync] = {}
@@ -51,7 +56,7 @@ class Mesh:
             for a, b in ((i, j), (j, i)):
                 self.machines[a, b] = PeerSync(
                     stores[a], f"node{b}", now=now, config=self.config,
-                    rng=random.Random(seed * 1_000 + a * 31 + b))
+                    rng=random.Random(seed * 1_000 + a * 31 + b), about=about)
         self.queue: list[tuple[int, int, bytes]] = []  # (to, from, data)
         self.delivered: list[tuple[int, int, bytes]] = []
 
@@ -61,15 +66,16 @@ class Mesh:
         old = self.machines[node, peer]
         self.machines[node, peer] = PeerSync(
             self.stores[node], old.peer, now=self.now, config=self.config,
-            rng=random.Random(self.now), checkpoint=old.checkpoint)
-        self.post(node, peer, self.machines[node, peer].start(self.now))
+            rng=random.Random(self.now), checkpoint=old.checkpoint, about=self.about)
+        self.post(node, peer, self.machines[node, peer].start(
+            self.now, peer_reads_about=self.about is not None))
 
     def post(self, sender: int, receiver: int, out: list[bytes]) -> None:
         self.queue.extend((receiver, sender, data) for data in out)
 
     def start(self) -> None:
         for (i, j), machine in self.machines.items():
-            self.post(i, j, machine.start(self.now))
+            self.post(i, j, machine.start(self.now, peer_reads_about=self.about is not None))
 
     def deliver(self, index: int = 0) -> None:
         """Deliver one queued message. New events it brings are pushed on to the node's
@@ -108,7 +114,8 @@ class Mesh:
         for (i, j), machine in self.machines.items():
             if not machine.status()["up"]:
                 if self.now >= machine.wakeup_at:
-                    self.post(i, j, machine.start(self.now))
+                    self.post(i, j, machine.start(
+                        self.now, peer_reads_about=self.about is not None))
             else:
                 self.post(i, j, machine.tick(self.now))
 

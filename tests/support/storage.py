@@ -45,8 +45,8 @@ class FailingStorage:
         with self.inner.transaction() as tx:
             yield _Failing(tx, self)
 
-    def purge(self) -> None:
-        self.inner.purge()
+    def purge(self) -> bool:
+        return self.inner.purge()
 
     def close(self) -> None:
         self.inner.close()

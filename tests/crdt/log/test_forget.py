@@ -12,7 +12,7 @@ import pytest
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft, Event, parse_event
-from crdt.log import forget
+from crdt.log import forget, retire
 from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
 from crdt.storage.disk import DiskStorage
@@ -172,3 +172,31 @@ def test_forgotten_bytes_leave_every_file_of_the_folder(store_path: Path,
     finally:
         store.close()
     assert files_holding(store_path, MARKER) == []
+
+
+def test_a_client_or_an_import_bringing_a_forgotten_event_stores_it_forgotten(
+        store: EventStore, ev: MakeEvent) -> None:
+    secret = _said(ev, 1, secret=True)
+    store.forget("s1", [store.append(secret).stored.event.id.hex()])
+    other = _said(ev, 2, session="s3", secret=True)
+    store.append(forget.forget("s3", [other.id.hex()]).seal(Hlc(9_000, 0)))
+    # s3's event never was here: the import of a seed file brings it now.
+    [imported] = store.append_batch([other])
+    assert imported.created and imported.stored.event.forgotten_by is not None
+    assert store.get_event(other.id).event.payload == {}
+    assert store.get_projection("s3").to_json()["messages"] == []
+
+
+def test_the_clusters_own_records_cannot_be_forgotten(store: EventStore,
+                                                      ev: MakeEvent) -> None:
+    store.ingest([(ev(ms=1), "0123456789abcdef", 1)])
+    store.retire("0123456789abcdef")
+    with pytest.raises(InvalidInput, match="cluster's own records"):
+        store.forget(retire.ORIGINS_SESSION)
+    # A record that claims to forget them (from a peer) forgets nothing.
+    sneaky = Draft(retire.ORIGINS_SESSION, "x", forget.KIND, {"events": []},
+                   Hlc(10**12, 0)).seal()
+    assert forget.read(sneaky) is None
+    store.append(sneaky)
+    assert all(s.event.forgotten_by is None
+               for s in store.get_events(retire.ORIGINS_SESSION))

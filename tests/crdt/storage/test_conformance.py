@@ -182,3 +182,14 @@ def test_a_closed_storage_refuses_every_call(storage: Storage) -> None:
     with pytest.raises(StoreError), storage.transaction():
         pass
     storage.close()  # twice is harmless
+
+
+def test_purge_leaves_the_records_as_they_are(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        tx.put("kept", b"v1")
+        tx.put("gone", b"secret")
+    with storage.transaction() as tx:
+        tx.put("kept", b"v2")
+        tx.delete("gone")
+    assert storage.purge()
+    assert storage.get("kept") == b"v2" and storage.get("gone") is None

@@ -20,6 +20,7 @@ from crdt.events import Event
 from crdt.log.store import EventStore
 from crdt.storage.disk import SETTINGS, DiskStorage
 from crdt.storage.lock import LOCK_NAME
+from tests.support.rawfiles import files_holding
 
 MakeEvent = Callable[..., Event]
 SQLITE_FILES = {"cache.db", "cache.db-wal", "cache.db-shm", LOCK_NAME}
@@ -135,3 +136,22 @@ def test_the_storage_is_refused_after_close(store_path: Path) -> None:
     storage.close()
     with pytest.raises(StoreError):
         storage.get("m")
+
+
+def test_purge_leaves_no_old_value_in_any_file(tmp_path: Path) -> None:
+    """secure_delete zeroes what the database file frees, and the checkpoint empties the
+    WAL, which holds the old pages."""
+    storage = DiskStorage.open(tmp_path / "d")
+    try:
+        with storage.transaction() as tx:
+            tx.put("a", b"old-value-marker " * 50)
+            tx.put("b", b"old-value-marker")
+        assert files_holding(tmp_path / "d", "old-value-marker")
+        with storage.transaction() as tx:
+            tx.put("a", b"new")
+            tx.delete("b")
+        assert storage.purge()
+        assert files_holding(tmp_path / "d", "old-value-marker") == []
+        assert (tmp_path / "d" / "cache.db-wal").stat().st_size == 0
+    finally:
+        storage.close()

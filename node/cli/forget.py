@@ -1,0 +1,53 @@
+"""``clawsync forget SESSION [--event ID ...]``: forget a session, or some of its events,
+on every node (``crdt.log.forget``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from node.cli.common import client_options, note, with_client
+from node.client.api import Client
+
+
+@click.command()
+@click.argument("session")
+@click.option("--event", "events", multiple=True, metavar="ID",
+              help="Forget only this event (its 64-hex-digit id); repeat for more.")
+@click.option("--reason", metavar="TEXT", help="Why, kept in the record (default: user).")
+@click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
+@client_options
+@click.pass_context
+def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: str | None,
+           as_json: bool) -> None:
+    """Forget SESSION, or only the events given with --event, on every node.
+
+    The node writes a forget record that replicates like an event. Every node that
+    holds it erases the content of the events it covers (messages, tool calls and
+    results, state values, attachments) from its data folder, and an event that
+    arrives later, from a device that was away, is stored already forgotten. What
+    replication needs stays: ids, origin, sequence numbers, positions, timestamps.
+    Forgetting the whole session covers its events up to now; later ones live on.
+
+    \b
+    Examples:
+      clawsync forget tg:alice
+      clawsync forget tg:alice --event 3f9c...e1 --event 77ab...02
+    """
+    if reason is not None and events == ():
+        raise click.UsageError("--reason goes with --event (a whole session is "
+                               "forgotten for the reason 'user')")
+
+    async def run(client: Client) -> dict[str, Any]:
+        return await client.forget(session, list(events), reason=reason)
+
+    answer = with_client(ctx, run)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    record = answer["forget"]
+    what = f"{len(events)} event(s) of" if events else "the session"
+    click.echo(f"forgot {what} {session} (record {record['id']})")
+    note("every node that receives the record erases the content it covers")

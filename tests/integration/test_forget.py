@@ -1,0 +1,130 @@
+"""Forgetting with real nodes: a forget on one node reaches every node, the node that was
+stopped does not bring the content back, and the content is gone from every data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import urllib.error
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import (
+    Cluster,
+    all_events,
+    append,
+    head,
+    message,
+    projection,
+    request,
+    session_path,
+    wait_converged,
+    wait_until,
+)
+from tests.support.processes import NodeProcess, run_cli
+from tests.support.rawfiles import files_holding
+
+pytestmark = pytest.mark.integration
+TOKEN = "forget-test-token"
+
+
+def _secret_events(marker: str) -> list[dict[str, Any]]:
+    return [message(f"my password is {marker}"),
+            {"agent_id": "main", "kind": {"type": "tool_called", "tool_name": "t",
+                                          "params": {"q": marker}}},
+            {"agent_id": "main", "kind": {"type": "state_changed", "key": "pin",
+                                          "value": marker}}]
+
+
+def _status(node: NodeProcess, method: str, path: str, body: Any = None,
+            token: str | None = TOKEN) -> tuple[int, dict[str, Any]]:
+    saved, node.token = node.token, token
+    try:
+        return 200, json.loads(request(node, method, path, body))
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+    finally:
+        node.token = saved
+
+
+def _clean(nodes: list[NodeProcess], marker: str) -> bool:
+    return all(files_holding(node.data_dir, marker) == [] for node in nodes)
+
+
+def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any) -> None:
+    marker = f"zebra-{secrets.token_hex(6)}"
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", token=TOKEN)
+        b = cluster.node("b", token=TOKEN, peers=[a.url])
+        c = cluster.node("c", token=TOKEN, peers=[a.url, b.url])
+        ids = {e["id"] for e in append(a, "secret", _secret_events(marker))}
+        mixed = append(b, "mixed", [message("fine"), message(f"oops {marker}")])
+        ids |= {e["id"] for e in mixed}
+        wait_converged([a, b, c], must_hold=ids)
+        assert files_holding(c.data_dir, marker)  # the search sees it while it is there
+        c.stop()  # away during the forget, holding the originals
+
+        assert _status(a, "DELETE", session_path("secret"))[0] == 200
+        answer = _status(a, "POST", session_path("mixed") + "/forget",
+                         {"events": [mixed[1]["id"]]})
+        assert answer[0] == 200 and answer[1]["forget"]["kind"]["type"] == "forget"
+        wait_until(lambda: _clean([a, b], marker), 60, "the marker gone from a and b")
+
+        c.start()
+        everything = wait_converged([a, b, c], must_hold=ids)
+        wait_until(lambda: _clean([a, b, c], marker), 60, "the marker gone from c too")
+        for key in ("secret", "mixed"):
+            views = [projection(node, key) for node in (a, b, c)]
+            assert views[0] == views[1] == views[2]
+            assert marker not in json.dumps(views[0])
+        assert [m["content"] for m in projection(c, "mixed")["messages"]] == ["fine"]
+        assert projection(c, "secret")["custom_state"] == {}
+        for node in (a, b, c):
+            events = all_events(node)
+            assert {e["id"] for e in events} == everything
+            assert [e["position"] for e in events] == list(range(1, len(events) + 1))
+            assert marker not in json.dumps(events)
+            forgotten = [e for e in events if "forgotten_by" in e]
+            assert len(forgotten) == 4 and all(e["kind"] == {"type": e["kind"]["type"]}
+                                               for e in forgotten)
+        # Every node logs the forget it took in, with who asked; no log holds content.
+        for name in "abc":
+            log = (tmp_path / f"{name}.log").read_text()
+            assert f"by=client@{a.get('/healthz')['node_id']}" in log
+            assert marker not in log
+
+
+def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", token=TOKEN)
+        [said] = append(a, "s1", [message("hello")])
+        [other] = append(a, "s2", [message("elsewhere")])
+        before = head(a)
+        path = session_path("s1")
+        assert _status(a, "DELETE", path, token=None)[0] == 401
+        assert _status(a, "DELETE", path, token="wrong")[0] == 401
+        assert _status(a, "DELETE", session_path("nosuch"))[0] == 404
+        cases = {"events": [other["id"]]}, {"events": ["xyz"]}, {"events": []}, \
+            {"events": [said["id"]], "extra": 1}, ["not an object"], \
+            {"events": [said["id"]], "reason": 7}
+        for body in cases:
+            code, error = _status(a, "POST", path + "/forget", body)
+            assert code == 400, (body, error)
+            assert error["error"]["message"]
+        assert _status(a, "POST", session_path("nosuch") + "/forget",
+                       {"events": [said["id"]]})[0] == 404
+        assert head(a) == before  # nothing was written
+
+        done = run_cli(a, "forget", "s1", "--event", said["id"])
+        assert done.returncode == 0, done.stderr
+        assert "forgot 1 event(s) of s1" in done.stdout
+        assert projection(a, "s1")["messages"] == []
+        missing = run_cli(a, "forget", "nosuch")
+        assert missing.returncode == 1 and "nosuch" in missing.stderr
+        # The harness writes each command line first: the node's own lines come after.
+        log = [line for line in (tmp_path / "a.log").read_text().splitlines()
+               if not line.startswith("--- start")]
+        assert any("forgotten" in line and "by=client@" in line for line in log)
+        assert not any(TOKEN in line for line in log)

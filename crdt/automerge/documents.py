@@ -36,6 +36,7 @@ from typing import Any
 from crdt import codec
 from crdt.automerge.document import SessionDoc, node_actor
 from crdt.errors import StoreError
+from crdt.log import forget
 from crdt.log.records import key
 from crdt.log.store import EventStore
 
@@ -68,6 +69,7 @@ class Documents:
         self._used: dict[str, float] = {}  # session -> time.monotonic() of last use
         # In the commit's wake, on the writer thread: the old documents go at once.
         store.erased_listeners.append(self._erased)
+        self._purge_due = False  # a purge could not finish (readers held on): try again
 
     def saved(self, session_key: str, catch_up: bool = True) -> bytes:
         """The session's document, caught up with the log (unless ``catch_up`` is False,
@@ -121,20 +123,23 @@ class Documents:
                     tx.delete(key("di", session_key, i))
                 tx.delete(key("d", session_key))
             if purge:
-                self.log.storage.purge()
+                self._purge()
             dropped = True
         return dropped
 
-    def _erased(self, sessions: list[str]) -> None:
-        self.drop_all_replaced(sessions)
+    def _purge(self) -> None:
+        self._purge_due = not self.log.storage.purge()
+
+    def _erased(self, records: list[forget.Forget]) -> None:
+        self.drop_all_replaced(sorted({record.session_key for record in records}))
 
     def drop_all_replaced(self, sessions: list[str]) -> int:
         """``drop_replaced`` for each of ``sessions``, with one purge; how many were
         deleted. Called after every commit that erased forgotten events, and by a sweep
         at start (a node stopped between a forget and the deletion of its document)."""
         dropped = sum(self.drop_replaced(session_key, purge=False) for session_key in sessions)
-        if dropped:
-            self.log.storage.purge()
+        if dropped or self._purge_due:
+            self._purge()
         return dropped
 
     def _load(self, session_key: str) -> tuple[SessionDoc, dict[str, Any]]:
@@ -217,6 +222,8 @@ class Documents:
             self.drop(session_key)
             raise
         state.update(new)
+        if self._purge_due:  # the next write after a purge that could not finish
+            self._purge()
 
     def drop(self, session_key: str) -> None:
         """Forget the in-memory copy (it reloads from disk on demand)."""

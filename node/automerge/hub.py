@@ -201,14 +201,17 @@ class RepoHub:
     # -- following the log ---------------------------------------------------------
 
     async def _follow(self) -> None:
-        """Mark the documents of sessions with new events for refresh; replace those of
-        sessions that gained a forget."""
+        """Mark the documents of sessions with new events for refresh, and tell the
+        clients of documents a forget replaced that they are gone."""
         cursor = self.astore.head
         with contextlib.suppress(StoreClosing):
             await self._drop_replaced()
         while not self.astore.released:
             try:
                 await self.astore.wait_for_head(cursor, 60.0)
+                if not self._watchers:  # nobody to tell: skip what committed meanwhile
+                    cursor = self.astore.head
+                    continue
                 events = await self.astore.events_after(cursor, FOLLOW_PAGE)
                 if events:
                     await self._changed_sessions({s.event.session_key for s in events}, {
@@ -222,18 +225,14 @@ class RepoHub:
                 await asyncio.sleep(self.limits.follow_retry_s)
 
     async def _changed_sessions(self, sessions: set[str], forgotten: set[str]) -> None:
-        """Refresh the clients of ``sessions``; for ``forgotten`` ones, delete the old
-        document and tell its clients it is gone (doc-unavailable)."""
+        """Refresh the clients of ``sessions``; those of documents that forgets of
+        ``forgotten`` replaced (``StoreLibrary.replaced``) hear doc-unavailable."""
         library = self._library
         assert library is not None
         if forgotten:
-            old = await self.astore.write(lambda _store: [
-                library.replaced(session_key) for session_key in sorted(forgotten)])
-            log.info("automerge documents replaced after a forget", sessions=len(forgotten))
-            self.changed(doc_id for doc_id in old if doc_id is not None)
-        if self._watchers:
-            self.changed(await self.astore.read(lambda _store: {
-                library.document_id(session_key) for session_key in sessions}))
+            self.changed(await self.astore.write(lambda _store: library.take_retired(forgotten)))
+        self.changed(await self.astore.read(lambda _store: {
+            library.document_id(session_key) for session_key in sessions}))
 
     async def _drop_replaced(self) -> None:
         """At start: delete the documents of sessions forgotten while their document was

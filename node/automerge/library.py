@@ -33,6 +33,7 @@ from typing import Any
 
 from crdt.automerge.document import SessionDoc, document_id
 from crdt.automerge.documents import Documents
+from crdt.log import forget
 from crdt.log.store import EventStore
 
 #: Sessions read per page while indexing document ids.
@@ -47,8 +48,12 @@ class StoreLibrary:
         self.documents = documents
         self._index: dict[bytes, str] = {}
         self._ids: dict[str, bytes] = {}  # session -> its id in ``_index``
+        #: Ids a forget replaced, whose clients have not been told yet: id -> session.
+        self._retired: dict[bytes, str] = {}
         self._indexed_after = 0
         self._held: Counter[str] = Counter()
+        # In the wake of the commit that stored a forget, on the writer thread.
+        store.erased_listeners.append(self._erased)
 
     def resolve(self, doc_id: bytes) -> str | None:
         session_key = self._index.get(doc_id)
@@ -77,7 +82,20 @@ class StoreLibrary:
             return None
         self._index.pop(old, None)
         self._index[new], self._ids[session_key] = session_key, new
+        self._retired[old] = session_key
         return old
+
+    def _erased(self, records: list[forget.Forget]) -> None:
+        for session_key in sorted({record.session_key for record in records}):
+            self.replaced(session_key)
+
+    def take_retired(self, sessions: set[str]) -> list[bytes]:
+        """The ids that forgets of ``sessions`` replaced since last asked (their clients
+        must be told the documents are gone)."""
+        taken = [doc_id for doc_id, key in self._retired.items() if key in sessions]
+        for doc_id in taken:
+            del self._retired[doc_id]
+        return taken
 
     def _extend_index(self) -> None:
         while page := self.store.list_sessions(self._indexed_after, INDEX_PAGE):

@@ -40,8 +40,8 @@ def test_a_forget_gives_the_session_a_new_document(open_store: OpenStore) -> Non
     library, store = link.library, link.store
     old = document_id("s1")
     assert library.resolve(old) == "s1" and stored_document_keys(store)
-    new = forget_s1(store)
-    assert library.replaced("s1") == old
+    new = forget_s1(store)  # the commit tells the library: the id moves at once
+    assert library.take_retired({"s1"}) == [old] and library.take_retired({"s1"}) == []
     assert library.resolve(old) is None
     assert library.resolve(document_id("s1", store.forget_generation("s1"))) == "s1"
     assert stored_document_keys(store) == []  # the old document left the disk
@@ -89,7 +89,6 @@ def test_the_old_history_cannot_be_merged_into_the_new_document(
         open_store: OpenStore) -> None:
     link = seeded_link(open_store)
     new = forget_s1(link.store)
-    link.library.replaced("s1")  # as the node does when the forget arrives
     fresh = Link(link.store)
     fresh.library = link.library
     fresh.open(new)

@@ -9,7 +9,7 @@ from typing import Any
 
 from crdt.events import parse_event
 from crdt.log import forget
-from node.retention import check
+from node.retention import PAGE, check
 from node.store import AsyncStore
 from sync.retention import DAY_MS, parse_rules
 
@@ -69,6 +69,20 @@ def test_retention_is_off_without_rules(tmp_path: Path) -> None:
         astore = await node_with_sessions(tmp_path / "a")
         try:
             assert await check(astore, (), BASE_MS + 10_000 * DAY_MS) == 0
+        finally:
+            await astore.close()
+
+    asyncio.run(run())
+
+
+def test_more_sessions_than_a_page_are_all_checked(tmp_path: Path) -> None:
+    async def run() -> None:
+        astore = await AsyncStore.open(tmp_path / "a")
+        try:
+            sessions = [f"tg:{n}" for n in range(PAGE + 1)]
+            await astore.append([e for key in sessions for e in events(key, 0)])
+            assert await check(astore, RULES, BASE_MS + 31 * DAY_MS) == PAGE + 1
+            assert await forget_records(astore, sessions[-1])
         finally:
             await astore.close()
 

@@ -121,6 +121,9 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert done.returncode == 0, done.stderr
         assert "forgot 1 event(s) of s1" in done.stdout
         assert projection(a, "s1")["messages"] == []
+        listed = run_cli(a, "events", "s1")
+        assert listed.returncode == 0 and "(forgotten by" in listed.stdout
+        assert "hello" not in listed.stdout
         missing = run_cli(a, "forget", "nosuch")
         assert missing.returncode == 1 and "nosuch" in missing.stderr
         # The harness writes each command line first: the node's own lines come after.

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import (
+    SECRET,
     Cluster,
     all_events,
     append,
@@ -97,14 +98,21 @@ def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any) -
 
 
 def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"viewer-token": {"read_only": True}, "editor-token": {}}))
     with Cluster(tmp_path) as cluster:
-        a = cluster.node("a", token=TOKEN)
+        a = cluster.node("a", token=TOKEN, extra_args=["--automerge-tokens", str(tokens)])
         [said] = append(a, "s1", [message("hello")])
         [other] = append(a, "s2", [message("elsewhere")])
         before = head(a)
         path = session_path("s1")
         assert _status(a, "DELETE", path, token=None)[0] == 401
         assert _status(a, "DELETE", path, token="wrong")[0] == 401
+        # Automerge tokens (read-only or not) and the cluster secret do not open /v1.
+        for stranger in ("viewer-token", "editor-token", SECRET):
+            assert _status(a, "DELETE", path, token=stranger)[0] == 401
+            assert _status(a, "POST", path + "/forget", {"events": [said["id"]]},
+                           token=stranger)[0] == 401
         assert _status(a, "DELETE", session_path("nosuch"))[0] == 404
         cases = {"events": [other["id"]]}, {"events": ["xyz"]}, {"events": []}, \
             {"events": [said["id"]], "extra": 1}, ["not an object"], \

@@ -123,6 +123,7 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
             assert error["error"]["message"]
         assert _status(a, "POST", session_path("nosuch") + "/forget",
                        {"events": [said["id"]]})[0] == 404
+        assert _status(a, "POST", path + "/forget", {"events": [said["id"]] * 1025})[0] == 413
         assert head(a) == before  # nothing was written
 
         done = run_cli(a, "forget", "s1", "--event", said["id"])

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import ID_BYTES, Draft, Event
 from crdt.keys import check_name, check_session_key
 from crdt.log.retire import ORIGINS_SESSION
@@ -89,8 +89,8 @@ def parse_ids(raw: Any, field: str = "events") -> list[bytes]:
     if not isinstance(raw, list):
         raise InvalidInput("must be an array of event ids", field=field)
     if len(raw) > EVENTS_MAX:
-        raise InvalidInput(f"{len(raw)} ids; one forget lists at most {EVENTS_MAX}",
-                           field=field)
+        raise LimitExceeded(f"{len(raw)} ids; one forget lists at most {EVENTS_MAX}",
+                            field=field)
     ids: list[bytes] = []
     for i, item in enumerate(raw):
         try:

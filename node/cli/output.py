@@ -79,6 +79,8 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
     kind_name = str(kind.get("type", "?"))
     if event.get("known_kind") is False:  # written by a newer version than the node's
         kind_name += " (unknown kind)"
+    if event.get("forgotten_by"):  # its content was forgotten (``crdt.log.forget``)
+        return [*row, kind_name, f"(forgotten by {str(event['forgotten_by'])[:16]})"]
     return [*row, kind_name, event_text(kind)]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support.cluster import (
+    SECRET,
     Cluster,
     all_events,
     append,
@@ -97,14 +98,21 @@ def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any) -
 
 
 def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({"viewer-token": {"read_only": True}, "editor-token": {}}))
     with Cluster(tmp_path) as cluster:
-        a = cluster.node("a", token=TOKEN)
+        a = cluster.node("a", token=TOKEN, extra_args=["--automerge-tokens", str(tokens)])
         [said] = append(a, "s1", [message("hello")])
         [other] = append(a, "s2", [message("elsewhere")])
         before = head(a)
         path = session_path("s1")
         assert _status(a, "DELETE", path, token=None)[0] == 401
         assert _status(a, "DELETE", path, token="wrong")[0] == 401
+        # Automerge tokens (read-only or not) and the cluster secret do not open /v1.
+        for stranger in ("viewer-token", "editor-token", SECRET):
+            assert _status(a, "DELETE", path, token=stranger)[0] == 401
+            assert _status(a, "POST", path + "/forget", {"events": [said["id"]]},
+                           token=stranger)[0] == 401
         assert _status(a, "DELETE", session_path("nosuch"))[0] == 404
         cases = {"events": [other["id"]]}, {"events": ["xyz"]}, {"events": []}, \
             {"events": [said["id"]], "extra": 1}, ["not an object"], \
@@ -115,12 +123,16 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
             assert error["error"]["message"]
         assert _status(a, "POST", session_path("nosuch") + "/forget",
                        {"events": [said["id"]]})[0] == 404
+        assert _status(a, "POST", path + "/forget", {"events": [said["id"]] * 1025})[0] == 413
         assert head(a) == before  # nothing was written
 
         done = run_cli(a, "forget", "s1", "--event", said["id"])
         assert done.returncode == 0, done.stderr
         assert "forgot 1 event(s) of s1" in done.stdout
         assert projection(a, "s1")["messages"] == []
+        listed = run_cli(a, "events", "s1")
+        assert listed.returncode == 0 and "(forgotten by" in listed.stdout
+        assert "hello" not in listed.stdout
         missing = run_cli(a, "forget", "nosuch")
         assert missing.returncode == 1 and "nosuch" in missing.stderr
         # The harness writes each command line first: the node's own lines come after.

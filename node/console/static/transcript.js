@@ -31,6 +31,7 @@ export class Transcript {
   add(event) {
     this.last = event;
     if (event.known_kind === false) return null; // a kind this node does not know
+    if (event.forgotten_by) return null; // forgotten: only its skeleton is left
     const kind = event.kind;
     if (kind.type === "tool_result") {
       const at = this.open.findIndex((entry) => entry.call.tool_name === kind.tool_name);

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crdt import codec
 from crdt.clock import Hlc
@@ -15,9 +17,11 @@ from crdt.events import Event
 from crdt.log import forget
 from crdt.log.store import EventStore
 from sync.errors import PeerFault
+from sync.peer.config import SyncConfig
 from sync.peer.messages import About, Events, Item, encode, parse
 from tests.support.events import event
 from tests.support.mesh import Mesh, all_ids
+from tests.sync.peer.test_convergence import OPS, run, topology
 
 OpenStore = Callable[[str], EventStore]
 Ev = Callable[..., Event]
@@ -142,3 +146,51 @@ def test_a_skeleton_without_valid_proof_is_the_peers_fault(
         case: str, open_store: OpenStore) -> None:
     with pytest.raises(PeerFault):
         parse(_bad()[case])
+
+
+CHAOS = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2**16)), max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(nodes=st.integers(3, 4), shape=st.sampled_from(["mesh", "line"]),
+       seed=st.integers(0, 2**16), before=CHAOS, after=CHAOS,
+       forgets=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.booleans(),
+                                  st.integers(0, 2**16)), min_size=1, max_size=3))
+def test_forgets_converge_under_chaos(ev: Ev, nodes: int, shape: str, seed: int,
+                                      before: list[tuple[str, int]],
+                                      after: list[tuple[str, int]],
+                                      forgets: list[tuple[int, int, bool, int]]) -> None:
+    """Forgets on any node, whole or of events, amid lost, duplicated and reordered
+    messages: every node ends with the same events and projections, and no node keeps
+    the content of an event any forget covers."""
+    stores = [EventStore.open("memory:") for _ in range(nodes)]
+    try:
+        net = Mesh(stores, config=SyncConfig(batch_events_max=3), seed=seed,
+                   links=topology(nodes, shape), about=ABOUT)
+        net.start()
+        run(net, ev, before)
+        records = []
+        for node, session, whole, pick in forgets:
+            store = stores[node % nodes]
+            held = [s.event for s in store.get_events(f"s{session}")] \
+                if any(r.session_key == f"s{session}" for r in store.list_sessions()) else []
+            held = [e for e in held if e.forgotten_by is None and e.kind != forget.KIND]
+            if whole or not held:
+                draft = forget.forget(f"s{session}")
+            else:
+                draft = forget.forget(f"s{session}", [held[pick % len(held)].id.hex()])
+            store.append(draft)  # the session may be new here: forgetting nothing yet
+            net.appended(node % nodes)
+            records.append(stores[node % nodes].get_events(f"s{session}")[-1].event)
+        run(net, ev, after)
+        net.converge()
+        net.assert_converged()
+        read = [r for r in (forget.read(e) for e in records) if r is not None]
+        for store in stores:
+            for stored in (s for position in range(0, store.head, 1000)
+                           for s in store.events_after(position, 1000)):
+                if forget.covering(read, stored.event) is not None:
+                    assert stored.event.payload == {}, "forgotten content kept"
+    finally:
+        for store in stores:
+            store.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +51,20 @@ def test_serve_refuses_a_bad_rule_before_starting() -> None:
                            "tg:*=soon", "--print-config"], capture_output=True, text=True,
                           env=child_env(), timeout=60)
     assert done.returncode == 2 and "retain-days 'tg:*=soon'" in done.stderr
+
+
+def test_rules_come_from_the_command_line_the_environment_or_the_file(tmp_path: Path) -> None:
+    def shown(*args: str, **env: str) -> object:
+        done = subprocess.run([sys.executable, "-m", "node.main", "serve", *args,
+                               "--print-config"], capture_output=True, text=True,
+                              env={**child_env(), **env}, timeout=60, check=True)
+        return json.loads(done.stdout)["retain_days"]
+
+    assert shown() == []  # off by default
+    config = tmp_path / "clawsync.toml"
+    config.write_text('retain_days = ["tg:*=30", "*=365"]\n')
+    assert shown("--config", str(config)) == [{"pattern": "tg:*", "days": 30.0},
+                                              {"pattern": "*", "days": 365.0}]
+    assert shown(CLAWSYNC_RETAIN_DAYS="web:*=2 x=1") == [{"pattern": "web:*", "days": 2.0},
+                                                         {"pattern": "x", "days": 1.0}]
+    assert shown("--retain-days", "a*=7") == [{"pattern": "a*", "days": 7.0}]

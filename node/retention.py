@@ -28,7 +28,7 @@ log = structlog.get_logger(__name__)
 #: Seconds between retention checks. Retention counts in days: an hour late is nothing,
 #: and a check reads every session's header (a few milliseconds per thousand sessions).
 RETENTION_INTERVAL_S = 3600.0
-#: Sessions read per page, and so records appended per commit at most.
+#: Sessions read per page.
 PAGE = 1000
 
 
@@ -72,12 +72,14 @@ async def check(astore: AsyncStore, rules: tuple[Rule, ...], now_ms: int) -> int
         keys = [ref.session_key for ref in page]
         records = await astore.read(functools.partial(_due, keys=keys, rules=rules,
                                                       now_ms=now_ms))
-        if records:
-            appended = await astore.append(records)
-            created = [a.stored.event.session_key for a in appended if a.created]
-            forgotten += len(created)
-            if created:
-                log.info("sessions forgotten", by="retention", sessions=created)
+        for record in records:
+            # One forget per commit: erasing a session holds the writer for as long as
+            # its events take to rewrite, and other writers take turns in between.
+            [appended] = await astore.append([record])
+            if appended.created:
+                forgotten += 1
+                log.info("session forgotten", by="retention", session=record.session_key,
+                         record=record.id.hex())
     return forgotten
 
 

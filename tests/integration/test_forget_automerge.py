@@ -142,6 +142,12 @@ def test_a_forgotten_session_document_is_replaced_and_its_client_refused(
         assert "state_changed" not in event_kinds(a, "tg:alice")
         assert "session_ended" not in event_kinds(a, "tg:alice")
         assert "automerge client disconnected" not in a.log_path.read_text()
+        # Offered to the other node (which never served it), it is refused there too.
+        seen = len(js.call("unavailable", repo="app")["unavailable"])
+        js.call("connect", repo="app", ws=ws_url(b))
+        wait_until(lambda: len(js.call("unavailable", repo="app")["unavailable"]) > seen,
+                   "doc-unavailable from b")
+        assert "state_changed" not in event_kinds(b, "tg:alice")
 
         # A client asking for the old id afresh gets nothing; the new document holds no
         # forgotten text, in its content or anywhere in its history, on either node.

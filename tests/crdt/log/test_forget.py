@@ -200,3 +200,27 @@ def test_the_clusters_own_records_cannot_be_forgotten(store: EventStore,
     store.append(sneaky)
     assert all(s.event.forgotten_by is None
                for s in store.get_events(retire.ORIGINS_SESSION))
+
+
+def test_what_a_listener_deletes_after_a_forget_is_purged_too(store_path: Path,
+                                                              ev: MakeEvent) -> None:
+    """Derived state (an Automerge document) kept beside the log is dropped by a
+    listener; the purge after the forget takes its bytes too."""
+    store = EventStore(DiskStorage.open(store_path))
+    heard: list[list[forget.Forget]] = []
+
+    def drop_derived(records: list[forget.Forget]) -> None:
+        heard.append(records)
+        with store.log.storage.transaction() as tx:
+            tx.delete("derived")
+
+    try:
+        store.append(_said(ev, 1))
+        with store.log.storage.transaction() as tx:
+            tx.put("derived", f"{MARKER} kept beside the log".encode())
+        store.erased_listeners.append(drop_derived)
+        record = store.forget("s1").stored.event
+        assert [[r.id for r in records] for records in heard] == [[record.id]]
+        assert files_holding(store_path, MARKER) == []
+    finally:
+        store.close()

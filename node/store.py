@@ -115,8 +115,9 @@ class AsyncStore:
         #: than the number of ``append`` calls).
         self.commits = 0
         #: Hook for derived state after a forget: called on the writer thread with the
-        #: forget records a commit stored (their content is gone from the log by then).
-        #: ``node.automerge`` replaces the sessions' documents here.
+        #: forget records a commit stored (their content is gone from the log by then,
+        #: and what a hook deletes is purged from disk right after it returns). The
+        #: sessions' Automerge documents are to be replaced here.
         self.forgotten_hooks: list[Callable[[list[Forget]], None]] = []
         store.erased_listeners.append(self._forgotten)
         self._committer = asyncio.create_task(self._commit_loop(), name="clawsync-commit")

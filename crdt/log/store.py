@@ -63,8 +63,8 @@ class EventStore:
         self._clock.settle()
         self._closed = False
         #: Called on the writer thread after a commit that stored forget records, with
-        #: those records (after the bytes they erased are purged from storage): derived
-        #: state, such as a session's Automerge document, must drop the content too.
+        #: those records: derived state, such as a session's Automerge document, must
+        #: drop the content too. What they delete is purged with the log's erasure.
         self.erased_listeners: list[Callable[[list[forget.Forget]], None]] = []
         self._purge_due = False  # a purge after a forget could not finish: try again
 
@@ -158,15 +158,17 @@ class EventStore:
         return self._after(self._log.append(batch, self._clock))
 
     def _after(self, results: list[Appended]) -> list[Appended]:
-        """After a commit that stored forget records: purge the storage of the bytes
-        they erased, then tell the listeners."""
+        """After a commit that stored forget records: tell the listeners, then purge
+        the storage of the bytes the log and they erased."""
         erased = self._log.erased
-        if erased or self._purge_due:
-            # Readers that held the WAL past the storage's patience delay it to the
-            # next commit; the forget itself is committed, and the answer says so.
-            self._purge_due = not self._log.storage.purge()
-        for listener in self.erased_listeners if erased else ():
-            listener(erased)
+        try:
+            for listener in self.erased_listeners if erased else ():
+                listener(erased)
+        finally:
+            if erased or self._purge_due:
+                # Readers that held the WAL past the storage's patience delay it to the
+                # next commit; the forget itself is committed, and the answer says so.
+                self._purge_due = not self._log.storage.purge()
         return results
 
     def forget(self, session_key: str, events: Sequence[str] | None = None, *,

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput, NotFound
@@ -200,3 +202,66 @@ def test_the_clusters_own_records_cannot_be_forgotten(store: EventStore,
     store.append(sneaky)
     assert all(s.event.forgotten_by is None
                for s in store.get_events(retire.ORIGINS_SESSION))
+
+
+def test_what_a_listener_deletes_after_a_forget_is_purged_too(store_path: Path,
+                                                              ev: MakeEvent) -> None:
+    """Derived state (an Automerge document) kept beside the log is dropped by a
+    listener; the purge after the forget takes its bytes too."""
+    store = EventStore(DiskStorage.open(store_path))
+    heard: list[list[forget.Forget]] = []
+
+    def drop_derived(records: list[forget.Forget]) -> None:
+        heard.append(records)
+        with store.log.storage.transaction() as tx:
+            tx.delete("derived")
+
+    try:
+        store.append(_said(ev, 1))
+        with store.log.storage.transaction() as tx:
+            tx.put("derived", f"{MARKER} kept beside the log".encode())
+        store.erased_listeners.append(drop_derived)
+        record = store.forget("s1").stored.event
+        assert [[r.id for r in records] for records in heard] == [[record.id]]
+        assert files_holding(store_path, MARKER) == []
+    finally:
+        store.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_any_arrival_order_gives_the_projection_of_the_events_left(
+        ev: MakeEvent, data: st.DataObject) -> None:
+    """Events and forget records in any order and batching: each session's projection
+    is the rebuild of its events that no forget covers (the pure rule)."""
+    count = data.draw(st.integers(1, 12))
+    events = [ev(*(("state_changed", 1_000 + n * 10) if n % 3 == 0
+                   else ("message_received", 1_000 + n * 10)),
+                 session=f"s{n % 2}", **({"key": f"k{n % 2}", "value": n} if n % 3 == 0
+                                          else {"content": f"m{n}"}))
+              for n in range(count)]
+    records = []
+    for ms, session, whole, picks in data.draw(st.lists(st.tuples(
+            st.integers(900, 1_200), st.integers(0, 1), st.booleans(),
+            st.lists(st.integers(0, count - 1), min_size=1, max_size=3)), max_size=3)):
+        ids = None if whole else [events[i].id.hex() for i in picks]
+        records.append(forget.forget(f"s{session}", ids).seal(Hlc(ms, 0)))
+    items = data.draw(st.permutations(events + records))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(items)), max_size=3)))
+    store = EventStore.open("memory:")
+    try:
+        start = 0
+        for end in [*cuts, len(items)]:
+            if items[start:end]:
+                store.ingest([(item, "a", 1 + start + i)
+                              for i, item in enumerate(items[start:end])])
+            start = end
+        read = [r for r in map(forget.read, records) if r is not None]
+        for session in ("s0", "s1"):
+            left = [e for e in events + records if e.session_key == session
+                    and forget.covering(read, e) is None]
+            if left or any(r.session_key == session for r in read):
+                assert store.get_projection(session).to_json() == \
+                    rebuild(session, left).to_json()
+    finally:
+        store.close()

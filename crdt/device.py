@@ -91,8 +91,8 @@ def load_private_pem(data: bytes) -> Ed25519PrivateKey:
     except (ValueError, UnsupportedAlgorithm):
         raise InvalidInput("is not a private key in PEM (PKCS #8)") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise InvalidInput(f"holds a {type(key).__name__.removeprefix('_')} key, "
-                           "not an Ed25519 key")
+        raise InvalidInput(f"holds another kind of key ({type(key).__name__}), not an "
+                           "Ed25519 key")
     return key
 
 

@@ -88,8 +88,8 @@ def read_key(data_dir: Path) -> DeviceKey:
     except OSError as error:
         raise DeviceKeyError(f"cannot read the device key {path}: "
                              f"{error.strerror or error}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise DeviceKeyError(f"the device key {path} is not a file")
         if os.name == "posix" and info.st_mode & _SHARED_BITS:
@@ -97,7 +97,11 @@ def read_key(data_dir: Path) -> DeviceKey:
                 f"the device key {path} is open to others (mode "
                 f"{stat.S_IMODE(info.st_mode):04o}): anyone who can read it can write as this "
                 f"device. Make it the owner's only: chmod 600 {path}")
-        data = file.read(KEY_FILE_BYTES_MAX + 1)
+        data = b""
+        while len(data) <= KEY_FILE_BYTES_MAX and (part := os.read(fd, 8192)):
+            data += part
+    finally:
+        os.close(fd)
     try:
         if len(data) > KEY_FILE_BYTES_MAX:
             raise InvalidInput(f"is over {KEY_FILE_BYTES_MAX} bytes")

@@ -134,10 +134,11 @@ async def _listen(site: BoundedSite, config: Config) -> None:
 async def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
     node = await start(config)
-    if node.device.created:
-        log.info("device key created", path=str(node.device.path))
+    # One line: a new key is said in it (``created``), so "serving" stays the first line.
+    created = {"device_key_created": str(node.device.path)} if node.device.created else {}
     log.info("serving", url=node.url, device_id=node.device.device_id, name=config.name,
-             node_id=node.astore.node_id, head=node.astore.head, log=str(config.log_location))
+             node_id=node.astore.node_id, head=node.astore.head, log=str(config.log_location),
+             **created)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -3,7 +3,9 @@
 The modules here are what every room below shares, the event itself: ``errors`` (one
 base error; the sender's fault apart from ours), ``codec`` (canonical CBOR), ``clock``
 (hybrid logical clock), ``keys`` (session keys and names), ``kinds`` (the kinds this
-version knows, and how events evolve) and ``events`` (validation, content addressing).
+version knows, and how events evolve), ``events`` (validation, content addressing),
+``device`` (device keys and the device ids people compare) and ``signing`` (signatures
+of origin over an event's id, origin and seq).
 
     storage/    keyed records behind one interface: diskcache, memory
     log/        the event log: append, positions, projections (``EventStore``)

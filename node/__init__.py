@@ -5,13 +5,14 @@ the event loop. Nothing imports ``node``.
     logs.py     logging (structlog)
     store.py    ``AsyncStore``: the log on the event loop (writer thread, group commit)
     folder.py   the data folder's size, measured off the event loop every few seconds
+    device.py   this node's device key: made on first start, refused if others may read it
     http/       what every HTTP endpoint shares: bodies, answers, errors, the listener, metrics
     server/     the client API, live streams, starting and stopping a node, ``clawsync serve``
     peers/      peer links: the websocket transport, gossip with every peer, the peer API
     automerge/  the ``/automerge`` websocket for automerge-repo clients
     console/    the web console's files (HTML, CSS, JavaScript), served at ``/``
     client/     talking to a node: the HTTP client, following a session's projection
-    cli/        the ``clawsync`` client commands (append, events, tail, status, demo)
+    cli/        the ``clawsync`` client commands (append, events, tail, status, device, demo)
     main.py     the ``clawsync`` command: the client commands and ``serve``
 
 May import: crdt, sync

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from crdt.device import check_device_name
+from crdt.errors import InvalidInput
 from crdt.storage.backends import backend_of
 from sync.errors import SyncError
 from sync.peer.config import SyncConfig
@@ -217,6 +220,9 @@ class Config:
     """Everything ``clawsync serve`` needs to run a node."""
 
     data_dir: Path = DATA_DIR_DEFAULT
+    #: This device's name for people (``clawsync device``, ``/v1/node``, the console).
+    #: Default: the machine's host name, which is what people call it already.
+    name: str = field(default_factory=lambda: host_name())
     #: Where the event log lives, when not in ``data_dir`` (diskcache): a storage URL of
     #: ``crdt.storage.backends`` such as ``memory:`` (nothing on disk; a throwaway node).
     storage: str | None = None
@@ -287,6 +293,10 @@ class Config:
                 "--automerge-tokens needs --token (or CLAWSYNC_TOKEN): without it any "
                 "local client may read and write every session, so the Automerge tokens' "
                 "session and read-only limits would protect nothing")
+        try:
+            check_device_name(self.name)
+        except InvalidInput as error:
+            raise ValueError(f"--{error}") from None
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not between 0 and 65535")
         if self.peers and self.cluster_secret is None and self.tls_ca is None:
@@ -332,6 +342,16 @@ def software_version() -> str:
         return metadata.version("clawsync")
     except metadata.PackageNotFoundError:
         return "(source tree)"
+
+
+def host_name() -> str:
+    """This machine's host name, the default name of its device (cut to the first dot
+    when the whole is too long to be a name)."""
+    name = socket.gethostname() or "clawsync"
+    try:
+        return check_device_name(name)
+    except InvalidInput:
+        return name.split(".", 1)[0][:32] or "clawsync"
 
 
 def is_loopback(host: str) -> bool:

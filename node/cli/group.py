@@ -16,6 +16,7 @@ import click
 from node.cli.append import append
 from node.cli.common import node_url
 from node.cli.demo import demo
+from node.cli.device import device
 from node.cli.forget import forget
 from node.cli.origins import origins
 from node.cli.read import events, projection, sessions, tail
@@ -50,6 +51,6 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
 
 
 for _command in (append, events, sessions, projection, tail, status, origins, demo,
-                 forget):
+                 forget, device):
     main.add_command(_command)
 

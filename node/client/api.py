@@ -101,6 +101,10 @@ class Client:
         """``GET /healthz``: ``{"status", "node_id", "head"}``."""
         return await self._request("GET", "/healthz", what="the health check")
 
+    async def node(self) -> dict[str, Any]:
+        """``GET /v1/node``: the node's ids (``device_id``, ``node_id``), name and counts."""
+        return await self._request("GET", "/v1/node", what="the request")
+
     async def append(self, session_key: str, events: list[dict[str, Any]]) -> dict[str, Any]:
         """Append events to one session; returns ``{"events": [...], "created": n}``."""
         body: Any = events[0] if len(events) == 1 else events

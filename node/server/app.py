@@ -12,7 +12,7 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
                                        ?prefix= to filter by key, ?detail=1 for summaries)
     GET  /v1/events                    every event after a position; ?wait= long-polls,
                                        Accept: text/event-stream streams live
-    GET  /v1/node                      this node: id, name, head, counts, data folder bytes
+    GET  /v1/node                      this node: ids, name, head, counts, data folder bytes
     GET  /                             the web console (``node.server.console``)
     GET  /healthz                      liveness, node id and head (never needs the token)
     GET  /metrics                      Prometheus metrics
@@ -24,7 +24,6 @@ the console's files do not (they hold no data).
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -40,6 +39,7 @@ from crdt.log.store import EventStore
 from node import retention
 from node.automerge import hub as repo_ws
 from node.config import Config, Limits, software_version
+from node.device import DeviceKey
 from node.folder import FolderSize
 from node.http import auth
 from node.http.metrics import Metrics, Stopwatch
@@ -67,12 +67,13 @@ STORE = web.AppKey("store", AsyncStore)
 METRICS = web.AppKey("metrics", Metrics)
 STREAMS = web.AppKey("streams", streams.StreamSlots)
 FOLDER_SIZE = web.AppKey("folder_size", FolderSize)
+DEVICE = web.AppKey("device", DeviceKey)
 
 #: Largest position or session index a cursor may name (SQLite's integer range).
 CURSOR_MAX = 2**63 - 1
 
 
-def make_app(config: Config, astore: AsyncStore) -> web.Application:
+def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Application:
     """The node's client API application; ``astore`` stays owned by the caller."""
     metrics = Metrics()
     # Order matters: metrics outermost sees the final status; errors are translated
@@ -85,6 +86,7 @@ def make_app(config: Config, astore: AsyncStore) -> web.Application:
     app[METRICS] = metrics
     app[STREAMS] = streams.StreamSlots(config.limits)
     app[FOLDER_SIZE] = FolderSize(config.data_dir)
+    app[DEVICE] = device
     astore.add_commit_listener(metrics.observe_commit)
 
     async def on_shutdown(_app: web.Application) -> None:
@@ -277,20 +279,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def get_node(request: web.Request) -> web.Response:
-    """This node for people: its id and name, what it holds, its data folder's size."""
+    """This node for people: its ids and name, what it holds, its data folder's size."""
     astore = request.app[STORE]
     stats = await astore.stats()
     return respond(request, {
-        "node_id": astore.node_id, "name": _node_name(), "head": astore.head,
+        "node_id": astore.node_id, "device_id": request.app[DEVICE].device_id,
+        "name": request.app[CONFIG].name, "head": astore.head,
         "events": stats["events"], "sessions": stats["sessions"],
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
     })
-
-
-def _node_name() -> str:
-    """The node's name for people: the machine's host name."""
-    return socket.gethostname() or "clawsync"
 
 
 async def get_metrics(request: web.Request) -> web.Response:

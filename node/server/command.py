@@ -74,6 +74,10 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
                    "(beside you). Give a fixed path for a node that should keep its history "
                    "whichever folder it is started from. One node at a time: a second one "
                    "on the same folder is refused.")
+@click.option("--name", envvar="CLAWSYNC_NAME", show_envvar=True, metavar="NAME",
+              default=lambda: node_config.host_name(),
+              help="This device's name for people, shown beside its device id (clawsync "
+                   "device, the console). Default: the host name.")
 @click.option("--storage", envvar="CLAWSYNC_STORAGE", show_envvar=True, metavar="URL",
               help="Keep the event log elsewhere than in --data-dir: memory: keeps it in "
                    "memory only (gone when the node stops; for trials and tests). Default: "

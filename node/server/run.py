@@ -29,6 +29,7 @@ from aiohttp import web
 from crdt.errors import StoreError
 from node import logs
 from node.config import Config
+from node.device import DeviceKey, DeviceKeyError, open_key
 from node.http.listener import BoundedSite
 from node.peers import api as peering
 from node.peers.gossip import Gossip
@@ -53,6 +54,7 @@ class RunningNode:
     site: BoundedSite
     astore: AsyncStore
     gossip: Gossip
+    device: DeviceKey
     stopped: bool = False
 
     @property
@@ -77,11 +79,16 @@ async def start(config: Config) -> RunningNode:
     limits = config.limits
     config.data_dir.mkdir(parents=True, exist_ok=True)
     try:
+        # Before the log: a node that cannot be this device must not touch its data.
+        device = await asyncio.to_thread(open_key, config.data_dir)
+    except DeviceKeyError as error:
+        raise StartError(str(error)) from None
+    try:
         astore = await AsyncStore.open(config.log_location, limits)
     except StoreError as error:
         raise StartError(str(error)) from None
     try:
-        app = make_app(config, astore)
+        app = make_app(config, astore, device)
         gossip = Gossip(config, astore, peering.client_tls(config))
         peering.setup(app, config, gossip)
         app[METRICS].registry.register(PeerCollector(gossip))
@@ -111,7 +118,7 @@ async def start(config: Config) -> RunningNode:
     except BaseException:
         await astore.close()
         raise
-    return RunningNode(config, runner, site, astore, gossip)
+    return RunningNode(config, runner, site, astore, gossip, device)
 
 
 async def _listen(site: BoundedSite, config: Config) -> None:
@@ -127,8 +134,11 @@ async def _listen(site: BoundedSite, config: Config) -> None:
 async def serve(config: Config) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully."""
     node = await start(config)
-    log.info("serving", url=node.url, node_id=node.astore.node_id, head=node.astore.head,
-             log=str(config.log_location))
+    # One line: a new key is said in it (``created``), so "serving" stays the first line.
+    created = {"device_key_created": str(node.device.path)} if node.device.created else {}
+    log.info("serving", url=node.url, device_id=node.device.device_id, name=config.name,
+             node_id=node.astore.node_id, head=node.astore.head, log=str(config.log_location),
+             **created)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

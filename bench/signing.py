@@ -1,0 +1,132 @@
+"""Signatures of origin: what signing and verifying cost, and what verifying would cost
+catch-up, same run.
+
+1. Signatures/s and verifications/s (``crdt.signing``), in batches of ``--batch`` events
+   (also per second of this process's CPU time: on a shared machine, the steadier figure),
+   one key per batch as a node would hold it; verification also with the public key given
+   as bytes each time, and spread over two threads (whether the library releases the GIL,
+   i.e. whether verifying off the event loop also runs beside it).
+2. Catch-up as a node does it, embedded: each received event's bytes checked and rebuilt
+   (``Event.from_canonical``) and stored with its (origin, seq) in commits of ``--batch``
+   (``EventStore.ingest``), without and with a signature check per event; rounds
+   alternate. The ratio is an upper bound on what signature checks cost a real catch-up,
+   which also pays the network and the peer protocol.
+
+    python -m bench.signing [--sessions 1000] [--per-session 20] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from crdt import device, signing
+from crdt.events import Event, parse_event
+from crdt.log.store import EventStore
+
+ORIGIN = "3f9c0a1b2c3d4e5f"
+
+
+def make_events(sessions: int, per_session: int) -> list[Event]:
+    events = []
+    for i in range(sessions * per_session):
+        obj = {"agent_id": "main", "hlc": [1_700_000_000_000 + i, 0],
+               "kind": {"type": "message_received", "content": f"message {i}: " + "x" * 120}}
+        sealed = parse_event(obj, session_key=f"bench:{i % sessions}")
+        assert isinstance(sealed, Event)
+        events.append(sealed)
+    return events
+
+
+def rates(events: list[Event], batch: int) -> dict[str, float]:
+    """Signatures/s and verifications/s over every event, batch by batch."""
+    key = device.generate()
+    raw = device.public_bytes(key)
+    started, cpu = time.perf_counter(), time.process_time()
+    signatures = []
+    for first in range(0, len(events), batch):
+        signatures += [signing.sign(key, event.id, ORIGIN, seq)
+                       for seq, event in enumerate(events[first:first + batch], first + 1)]
+    sign_s, sign_cpu_s = time.perf_counter() - started, time.process_time() - cpu
+
+    def verify_batch(first: int, public: Ed25519PublicKey | bytes) -> None:
+        for seq in range(first + 1, min(first + batch, len(events)) + 1):
+            assert signing.verify(public, signatures[seq - 1], events[seq - 1].id, ORIGIN, seq)
+
+    starts = range(0, len(events), batch)
+    started, cpu = time.perf_counter(), time.process_time()
+    for first in starts:
+        verify_batch(first, Ed25519PublicKey.from_public_bytes(raw))
+    verify_s, verify_cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    started = time.perf_counter()
+    for first in starts:
+        verify_batch(first, raw)
+    verify_raw_s = time.perf_counter() - started
+    with ThreadPoolExecutor(2) as pool:
+        started = time.perf_counter()
+        list(pool.map(lambda first: verify_batch(
+            first, Ed25519PublicKey.from_public_bytes(raw)), starts))
+        verify_two_s = time.perf_counter() - started
+    count = len(events)
+    return {"sign": count / sign_s, "verify": count / verify_s,
+            "sign_cpu": count / sign_cpu_s, "verify_cpu": count / verify_cpu_s,
+            "verify_raw": count / verify_raw_s, "verify_two_threads": count / verify_two_s}
+
+
+def catch_up(events: list[Event], signatures: list[bytes], public: bytes, batch: int,
+             check: bool) -> float:
+    """Seconds to take every event in as received bytes, with or without signatures."""
+    wire = [event.canonical for event in events]
+    with EventStore.open(tempfile.mkdtemp(prefix="bench-signing-")) as store:
+        started = time.perf_counter()
+        for first in range(0, len(wire), batch):
+            key = Ed25519PublicKey.from_public_bytes(public)  # once per batch of one origin
+            items = []
+            for seq, data in enumerate(wire[first:first + batch], first + 1):
+                event = Event.from_canonical(data)
+                if check and not signing.verify(key, signatures[seq - 1], event.id, ORIGIN,
+                                                seq):
+                    raise AssertionError(f"seq {seq} does not verify")
+                items.append((event, ORIGIN, seq))
+            store.ingest(items)
+        elapsed = time.perf_counter() - started
+        assert store.head == len(wire)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--per-session", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    events = make_events(args.sessions, args.per_session)
+    measured = [rates(events, args.batch) for _ in range(args.rounds)]
+    median = {name: statistics.median(m[name] for m in measured) for name in measured[0]}
+    print(f"batches of {args.batch}, {len(events):,} events: sign {median['sign']:,.0f}/s, "
+          f"verify {median['verify']:,.0f}/s (key decoded per batch), "
+          f"{median['verify_raw']:,.0f}/s (key as bytes per event), "
+          f"{median['verify_two_threads']:,.0f}/s on two threads; per CPU second: sign "
+          f"{median['sign_cpu']:,.0f}, verify {median['verify_cpu']:,.0f}")
+    key = device.generate()
+    signatures = [signing.sign(key, event.id, ORIGIN, seq)
+                  for seq, event in enumerate(events, 1)]
+    plain, checked = [], []
+    for _ in range(args.rounds):
+        plain.append(catch_up(events, signatures, device.public_bytes(key), args.batch, False))
+        checked.append(catch_up(events, signatures, device.public_bytes(key), args.batch, True))
+    plain_rate = len(events) / statistics.median(plain)
+    checked_rate = len(events) / statistics.median(checked)
+    print(f"embedded catch-up, {args.sessions:,} sessions x {args.per_session} events, "
+          f"commits of {args.batch}: {plain_rate:,.0f} ev/s unsigned, {checked_rate:,.0f} "
+          f"ev/s with a signature check each, ratio {checked_rate / plain_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Devices: each node's Ed25519 key, and the device id a person reads out and compares.
+
+A device id is derived from the device's public key the way Syncthing derives its ids
+(there from a certificate, here from the key itself):
+
+1. ``SHA-256`` of the raw 32-byte Ed25519 public key (RFC 8032 encoding);
+2. base32 of the 32-byte digest (RFC 4648 alphabet ``A-Z2-7``, no padding): 52 characters;
+3. each of its four runs of 13 characters followed by a Luhn mod 32 check character
+   (computed over that run, alphabet as in 2): 56 characters;
+4. written as 8 groups of 7, joined by dashes.
+
+The check characters catch every single mistyped character and most swaps of two
+neighbours. ``parse_device_id`` takes what a person types: any case, dashes or spaces
+anywhere or none, and ``0``, ``1``, ``8`` read as ``O``, ``I``, ``B`` (base32 has no
+such digits).
+
+>>> key = private_key_from_seed(bytes(range(32)))
+>>> device_id(public_bytes(key))
+'KZDVVJ2-UMNDUYL-AUF35O3-6K6KW4U-62MUJVR-A46TN3R-UQGZOVM-IHOCGAL'
+>>> parse_device_id("kzdvvj2 umnduyl auf35o3 6k6kw4u 62mujvr a46tn3r uqgzovm ihocgal")
+'KZDVVJ2-UMNDUYL-AUF35O3-6K6KW4U-62MUJVR-A46TN3R-UQGZOVM-IHOCGAL'
+>>> parse_device_id("KZDVVJ2-UMNDUYL-AUF35O3-6K6KW4U-62MUJVR-A46TN3R-UQGZOVM-IHOCGAM")
+Traceback (most recent call last):
+...
+crdt.errors.InvalidInput: device_id: check character 4 does not match: ... groups 7 and 8 ...
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from crdt.errors import InvalidInput
+from crdt.keys import check_name
+
+ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+#: Characters of the base32 digest after which a check character follows (4 runs).
+RUN_CHARS = 13
+#: Characters of a group as written, and groups of a device id (8 x 7 = 4 x (13 + 1)).
+GROUP_CHARS = 7
+GROUPS = 8
+ID_CHARS = GROUP_CHARS * GROUPS
+PUBLIC_KEY_BYTES = 32
+#: Longest device name (``--name``), in UTF-8 bytes: shown beside ids in lists and hellos.
+DEVICE_NAME_BYTES_MAX = 64
+#: Characters people type for base32 letters that look alike.
+_LOOKALIKES = str.maketrans({"0": "O", "1": "I", "8": "B"})
+_VALUE = {char: value for value, char in enumerate(ALPHABET)}
+
+
+def generate() -> Ed25519PrivateKey:
+    """A new device key (the operating system's random source)."""
+    return Ed25519PrivateKey.generate()
+
+
+def private_key_from_seed(seed: bytes) -> Ed25519PrivateKey:
+    """The key of a 32-byte RFC 8032 seed (test vectors; real keys come from ``generate``)."""
+    return Ed25519PrivateKey.from_private_bytes(seed)
+
+
+def public_bytes(key: Ed25519PrivateKey) -> bytes:
+    """The raw 32-byte public key of ``key``."""
+    return key.public_key().public_bytes(serialization.Encoding.Raw,
+                                         serialization.PublicFormat.Raw)
+
+
+def private_pem(key: Ed25519PrivateKey) -> bytes:
+    """``key`` as an unencrypted PKCS #8 PEM file (``openssl pkey`` reads it); the file
+    is protected by its permissions."""
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def load_private_pem(data: bytes) -> Ed25519PrivateKey:
+    """The Ed25519 key of a PKCS #8 PEM file; ``InvalidInput`` saying what else it is.
+
+    >>> load_private_pem(b"hello")
+    Traceback (most recent call last):
+    ...
+    crdt.errors.InvalidInput: is not a private key in PEM (PKCS #8)
+    """
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        raise InvalidInput("is encrypted; a device key is protected by its file "
+                           "permissions instead") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise InvalidInput("is not a private key in PEM (PKCS #8)") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidInput(f"holds another kind of key ({type(key).__name__}), not an "
+                           "Ed25519 key")
+    return key
+
+
+def load_public_key(raw: bytes) -> Ed25519PublicKey:
+    """An Ed25519 public key from its 32 raw bytes; ``InvalidInput`` otherwise."""
+    if len(raw) != PUBLIC_KEY_BYTES:
+        raise InvalidInput(f"is {len(raw)} bytes; an Ed25519 public key is "
+                           f"{PUBLIC_KEY_BYTES}", field="public_key")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def device_id(public_key: bytes) -> str:
+    """The device id of a raw 32-byte Ed25519 public key (the module's steps 1-4)."""
+    load_public_key(public_key)  # the length, checked
+    digest = base64.b32encode(hashlib.sha256(public_key).digest()).decode().rstrip("=")
+    runs = [digest[i:i + RUN_CHARS] for i in range(0, len(digest), RUN_CHARS)]
+    checked = "".join(run + luhn32(run) for run in runs)
+    return "-".join(checked[i:i + GROUP_CHARS] for i in range(0, ID_CHARS, GROUP_CHARS))
+
+
+def luhn32(text: str) -> str:
+    """The Luhn mod 32 check character of ``text`` (base32 characters): from the right,
+    every second value doubled, the base-32 digits of each product summed.
+
+    >>> luhn32("A"), luhn32("B"), luhn32("BA")
+    ('A', '6', '7')
+    """
+    total, factor = 0, 2
+    for char in reversed(text):
+        addend = factor * _VALUE[char]
+        total += addend // 32 + addend % 32
+        factor = 3 - factor
+    return ALPHABET[(32 - total % 32) % 32]
+
+
+def parse_device_id(text: object, field: str = "device_id") -> str:
+    """A device id as typed by a person, in its written form (``device_id``'s), or
+    ``InvalidInput`` naming what is wrong: the length, a character base32 has not, or
+    which check character does not match (a mistyped character near it)."""
+    if not isinstance(text, str):
+        raise InvalidInput("must be a string", field=field)
+    bare = "".join(text.split()).replace("-", "").upper().translate(_LOOKALIKES)
+    if len(bare) != ID_CHARS:
+        raise InvalidInput(f"has {len(bare)} characters without dashes and spaces; a device "
+                           f"id has {ID_CHARS} ({GROUPS} groups of {GROUP_CHARS})", field=field)
+    wrong = sorted({char for char in bare if char not in _VALUE})
+    if wrong:
+        raise InvalidInput(f"has {wrong[0]!r}, which is not a letter or a digit 2-7",
+                           field=field)
+    for number in range(ID_CHARS // (RUN_CHARS + 1)):
+        start = number * (RUN_CHARS + 1)
+        run, check = bare[start:start + RUN_CHARS], bare[start + RUN_CHARS]
+        if luhn32(run) != check:
+            # A run and its check character are two groups as written.
+            raise InvalidInput(f"check character {number + 1} does not match: a character "
+                               f"in groups {2 * number + 1} and {2 * number + 2} is mistyped",
+                               field=field)
+    return "-".join(bare[i:i + GROUP_CHARS] for i in range(0, ID_CHARS, GROUP_CHARS))
+
+
+def check_device_name(value: object, field: str = "name") -> str:
+    """A device's name for people: 1 to 64 UTF-8 bytes of printable characters."""
+    return check_name(value, field, bytes_max=DEVICE_NAME_BYTES_MAX)
+

@@ -1,0 +1,51 @@
+"""``clawsync device``: this device's id and name, to read out to another device or
+compare with what it shows. From the running node, or from a data folder directly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from node.cli.common import client_options, with_client
+from node.config import host_name
+from node.device import DeviceKeyError, read_key
+
+
+@click.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              metavar="DIR",
+              help="Read the device key from this data folder instead of asking the node "
+                   "(works while the node is stopped; its name is then --name's).")
+@click.option("--name", envvar="CLAWSYNC_NAME", show_envvar=True, metavar="NAME",
+              help="With --data-dir: the name to show (as `serve --name`). Default: the "
+                   "host name.")
+@click.option("--json", "as_json", is_flag=True, help="Print {\"device_id\", \"name\"} as JSON.")
+@client_options
+@click.pass_context
+def device(ctx: click.Context, data_dir: Path | None, name: str | None,
+           as_json: bool) -> None:
+    """Show this device's id and name. The id is derived from the device's key (made
+    when its node first starts): read it out to add this device on another.
+
+    \b
+    Examples:
+      clawsync device
+      clawsync device --data-dir /var/lib/clawsync
+    """
+    if data_dir is not None:
+        try:
+            key = read_key(data_dir)
+        except DeviceKeyError as error:
+            raise click.ClickException(str(error)) from None
+        view: dict[str, Any] = {"device_id": key.device_id, "name": name or host_name()}
+    else:
+        answer = with_client(ctx, lambda client: client.node())
+        view = {"device_id": answer["device_id"], "name": answer["name"]}
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    click.echo(f"device {view['device_id']}")
+    click.echo(f"name   {view['name']}")

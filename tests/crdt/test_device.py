@@ -1,0 +1,168 @@
+"""Device keys and device ids: golden vectors, what a person may type, what is refused.
+
+The vectors are the contract between devices and between versions: a device id people
+have written down or added on another device must never change. Never update a vector
+to make a test pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, x25519
+
+from crdt import device
+from crdt.errors import InvalidInput
+
+# RFC 8032 section 7.1, tests 1 and 2: (secret seed, public key) as the RFC prints them,
+# and the device id of that public key.
+VECTORS = [
+    ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+     "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+     "EH7DDX5-BKSRGCD-YTL7BKA-I36SE44-NXX3KLN-K7ELKS2-YQ57PI7-4XEG4QI"),
+    ("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+     "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+     "HH3RHUF-GIQST64-BCSSQQ3-T5I3TMF-EJPHIIF-FMVTRHQ-TTEHOMF-7VCOPQN"),
+]
+ID = VECTORS[0][2]
+
+
+@pytest.mark.parametrize(("seed", "public", "expected"), VECTORS)
+def test_golden_device_ids(seed: str, public: str, expected: str) -> None:
+    key = device.private_key_from_seed(bytes.fromhex(seed))
+    assert device.public_bytes(key).hex() == public
+    assert device.device_id(bytes.fromhex(public)) == expected
+    # Steps 1 and 2 of the format by hand: the id without its check characters and
+    # dashes is the unpadded base32 of SHA-256 of the public key.
+    digest = base64.b32encode(hashlib.sha256(bytes.fromhex(public)).digest()).decode()
+    bare = expected.replace("-", "")
+    assert "".join(bare[i:i + 13] for i in range(0, 56, 14)) == digest.rstrip("=")
+    assert device.parse_device_id(expected) == expected
+
+
+def test_luhn_mod_32_by_hand() -> None:
+    # "BA" = values 1, 0. From the right: 0 x 2 = 0, then 1 x 1 = 1; sum 1; check value
+    # (32 - 1) % 32 = 31 = "7". "A" alone: sum 0, check "A". "7" (31) doubled is 62 =
+    # 1 x 32 + 30: digits summed 31, check value 1 = "B".
+    assert device.luhn32("BA") == "7"
+    assert device.luhn32("A") == "A"
+    assert device.luhn32("7") == "B"
+
+
+@pytest.mark.parametrize("typed", [
+    ID.lower(),
+    ID.replace("-", ""),
+    ID.replace("-", " "),
+    "  " + " ".join(ID.replace("-", "")[i:i + 4] for i in range(0, 56, 4)) + "\n",
+    ID.replace("O", "0").replace("I", "1").replace("B", "8"),  # look-alike digits
+])
+def test_what_people_type_is_normalised(typed: str) -> None:
+    assert device.parse_device_id(typed) == ID
+
+
+def test_every_single_mistyped_character_is_refused() -> None:
+    bare = ID.replace("-", "")
+    for position, wrong in itertools.product(range(len(bare)), device.ALPHABET):
+        if wrong == bare[position]:
+            continue
+        typo = bare[:position] + wrong + bare[position + 1:]
+        with pytest.raises(InvalidInput, match="check character") as caught:
+            device.parse_device_id(typo)
+        group = position // 7 + 1  # the run of the typo is the groups it spans
+        first = group if group % 2 else group - 1
+        assert f"groups {first} and {first + 1}" in str(caught.value)
+
+
+def test_a_wrong_check_character_names_its_groups() -> None:
+    typo = ID[:-1] + ("A" if ID[-1] != "A" else "B")
+    with pytest.raises(InvalidInput) as caught:
+        device.parse_device_id(typo)
+    assert str(caught.value) == ("device_id: check character 4 does not match: a "
+                                 "character in groups 7 and 8 is mistyped")
+
+
+def test_most_swaps_of_neighbours_are_refused() -> None:
+    bare = ID.replace("-", "")
+    swaps = caught = 0
+    for position in range(len(bare) - 1):
+        if bare[position] == bare[position + 1]:
+            continue
+        swapped = bare[:position] + bare[position + 1] + bare[position] + bare[position + 2:]
+        swaps += 1
+        try:
+            device.parse_device_id(swapped)
+        except InvalidInput:
+            caught += 1
+    assert caught >= swaps * 0.9, (caught, swaps)
+
+
+@pytest.mark.parametrize(("typed", "message"), [
+    (ID[:-8], "has 49 characters without dashes and spaces; a device id has 56"),
+    (ID + "A", "has 57 characters"),
+    ("", "has 0 characters"),
+    (ID[:-1] + "9", "has '9', which is not a letter or a digit 2-7"),
+    (ID[:-1] + "é", "has 'É'"),
+    (42, "must be a string"),
+])
+def test_malformed_ids_say_what_is_wrong(typed: object, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as caught:
+        device.parse_device_id(typed)
+    assert caught.value.field == "device_id"
+
+
+def test_device_ids_of_new_keys_parse_back() -> None:
+    for _ in range(20):
+        made = device.device_id(device.public_bytes(device.generate()))
+        assert device.parse_device_id(made) == made
+        assert len(made) == 63 and made.count("-") == 7
+
+
+def test_a_public_key_must_be_32_bytes() -> None:
+    with pytest.raises(InvalidInput, match="is 31 bytes; an Ed25519 public key is 32"):
+        device.device_id(bytes(31))
+
+
+def test_the_private_key_pem_round_trips() -> None:
+    key = device.generate()
+    pem = device.private_pem(key)
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
+    again = device.load_private_pem(pem)
+    assert device.public_bytes(again) == device.public_bytes(key)
+
+
+def test_what_is_not_an_ed25519_key_is_named() -> None:
+    other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    with pytest.raises(InvalidInput, match=r"holds another kind of key \(ECPrivateKey\), "
+                                           "not an Ed25519 key"):
+        device.load_private_pem(other)
+    x = x25519.X25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    with pytest.raises(InvalidInput, match="not an Ed25519 key"):
+        device.load_private_pem(x)
+    encrypted = device.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pass"))
+    with pytest.raises(InvalidInput, match="is encrypted"):
+        device.load_private_pem(encrypted)
+    for garbage in (b"", b"\x00" * 119, device.private_pem(device.generate())[:-40]):
+        with pytest.raises(InvalidInput, match="is not a private key in PEM"):
+            device.load_private_pem(garbage)
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("laptop", True), ("Anna's phone", True), ("x" * 64, True), ("é" * 32, True),
+    ("x" * 65, False), ("é" * 33, False), ("", False), ("a\nb", False), (None, False),
+])
+def test_device_names(name: object, ok: bool) -> None:
+    if ok:
+        assert device.check_device_name(name) == name
+    else:
+        with pytest.raises(InvalidInput):
+            device.check_device_name(name)

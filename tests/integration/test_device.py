@@ -1,0 +1,85 @@
+"""A device is a key: a real node makes its key on first start, keeps its device id across
+restarts, shows it with ``clawsync device``, and refuses to start with a key others may
+read (issue 9, test d)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from crdt.device import parse_device_id
+from node.device import KEY_FILE
+from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, run_cli
+
+
+def clawsync(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "node.main", *args], capture_output=True,
+                          text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+
+
+def test_first_start_makes_the_key_and_restarts_keep_the_device_id(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path, extra_args=["--name", "Anna's laptop"]) as node:
+        key = node.data_dir / KEY_FILE
+        assert key.stat().st_mode & 0o777 == 0o600
+        about = node.get("/v1/node")
+        device_id = about["device_id"]
+        assert parse_device_id(device_id) == device_id
+        assert about["name"] == "Anna's laptop"
+        shown = run_cli(node, "device")
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.splitlines() == [f"device {device_id}", "name   Anna's laptop"]
+        as_json = run_cli(node, "device", "--json")
+        assert json.loads(as_json.stdout) == {"device_id": device_id, "name": "Anna's laptop"}
+        pem = key.read_bytes()
+        node.restart()
+        assert node.get("/v1/node")["device_id"] == device_id
+        assert key.read_bytes() == pem
+    # With the node stopped, the data folder tells the same.
+    offline = clawsync("device", "--data-dir", str(node.data_dir), "--name", "laptop")
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.splitlines() == [f"device {device_id}", "name   laptop"]
+    assert f"device_id={device_id}" in node.log_path.read_text()  # in the start line
+
+
+def test_a_key_readable_by_others_stops_the_node(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        device_id = node.get("/v1/node")["device_id"]
+        head_before = node.get("/healthz")["head"]
+    key = node.data_dir / KEY_FILE
+    key.chmod(0o644)
+    refused = clawsync("serve", "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
+                       "--port", str(node.port))
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert lines == [f"Error: the device key {key} is open to others (mode 0644): anyone "
+                     f"who can read it can write as this device. Make it the owner's only: "
+                     f"chmod 600 {key}"], refused.stderr
+    # The fix the message names brings back the same device.
+    key.chmod(0o600)
+    node.start()
+    try:
+        assert node.get("/v1/node")["device_id"] == device_id
+        assert node.get("/healthz")["head"] == head_before
+    finally:
+        node.stop()
+
+
+def test_a_damaged_key_stops_the_node_and_stays(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    key = folder / KEY_FILE
+    key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    refused = clawsync("serve", "--data-dir", str(folder), "--host", "127.0.0.1",
+                       "--port", "0")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"Error: the device key {key} is not a private key "
+                                     "in PEM (PKCS #8). Restore the file from a backup")
+    assert "Traceback" not in refused.stderr
+    assert key.read_text().count("not a key") == 1  # left as it was
+    assert sorted(p.name for p in folder.iterdir()) == [KEY_FILE]  # no log was opened
+    # clawsync device says the same about it.
+    shown = clawsync("device", "--data-dir", str(folder))
+    assert shown.returncode == 1 and "is not a private key in PEM" in shown.stderr

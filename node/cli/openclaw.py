@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from crdt.errors import CrdtError
-from crdt.events import Event
+from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from node.cli.append import batches
@@ -27,6 +27,10 @@ from node.cli.common import NodeError, client_options, note, settings
 from node.client.api import Client, ClientError
 from node.config import ClientLimits
 from node.openclaw.bridge import POLL_S, Bridge, Sink, Tally
+from node.openclaw.export import ExportRefused
+from node.openclaw.export import export as export_transcript
+from node.openclaw.mapping import session_key_for
+from node.openclaw.records import transcripts_for
 from node.openclaw.state import StateFolder, StateFolderError, check_state_folder
 
 T = TypeVar("T")
@@ -46,6 +50,16 @@ class HttpSink:
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
         await self.client.save_cursor(name, cursor)
+
+    async def events(self, session_key: str) -> list[Event]:
+        found: list[Event] = []
+        after = 0
+        while True:
+            page = await self.client.events(session_key, after=after)
+            found += [_sealed(item) for item in page["events"]]
+            after = int(page["next"])
+            if not page.get("more"):
+                return found
 
     async def append(self, events: list[Event]) -> int:
         created = 0
@@ -67,12 +81,23 @@ class EmbeddedSink:
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
         save_cursor(self.store, name, cursor)
 
+    async def events(self, session_key: str) -> list[Event]:
+        return [stored.event for stored in self.store.get_events(session_key)]
+
     async def append(self, events: list[Event]) -> int:
         created = 0
         for start in range(0, len(events), self.limits.import_batch_events_max):
             batch = events[start:start + self.limits.import_batch_events_max]
             created += sum(1 for result in self.store.append_batch(batch) if result.created)
         return created
+
+
+def _sealed(item: dict[str, Any]) -> Event:
+    """An event as the node sent it (its id checked)."""
+    event = parse_event(item)
+    if not isinstance(event, Event):
+        raise ClientError("the node sent an event without its timestamp")
+    return event
 
 
 def _with_sink(ctx: click.Context, data_dir: Path | None,
@@ -112,7 +137,7 @@ def state_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--state-dir``, ``--agent`` and ``--data-dir``, shared by the three commands."""
     command = click.option(
         "--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
-        help="Write into this node data folder directly instead of a running node "
+        help="Use this node data folder directly instead of a running node "
              "(--node); no node may be serving it meanwhile.")(command)
     command = click.option(
         "--agent", "agents", multiple=True, metavar="ID",
@@ -233,3 +258,62 @@ def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
          f"{data_dir if data_dir is not None else settings(ctx).node}")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop quietly, nothing half-done
         _with_sink(ctx, data_dir, work)
+
+
+EXPORT_HELP = """Write SESSION, from whichever device it came, into the OpenClaw state folder
+in the layout `openclaw doctor --session-sqlite import` reads, so that this device's
+OpenClaw continues it.
+
+SESSION is the clawsync session key (`clawsync sessions` lists them; OpenClaw's own key
+`agent:main:...` is the same) or OpenClaw's key without its `agent:<id>:` prefix. Writes
+agents/AGENT/sessions/<sessionId>.jsonl (header first) for each OpenClaw session id the
+session holds, and its entry in sessions.json (merged with what is there). A transcript
+file holding something else, or a sessions.json entry naming another session id, is
+refused and nothing is written.
+
+Stop the OpenClaw gateway first, then run its import:
+
+\b
+  clawsync openclaw export agent:main:explicit:s1
+  openclaw doctor --session-sqlite dry-run --json    # optional: what it will import
+  openclaw doctor --session-sqlite import
+"""
+
+
+@openclaw.command(help=EXPORT_HELP)
+@click.argument("session")
+@state_options
+@click.option("--session-id", metavar="ID",
+              help="Only this OpenClaw session id of SESSION (after a reset a key has several).")
+@client_options
+@click.pass_context
+def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str, ...],
+           data_dir: Path | None, session_id: str | None) -> None:
+    if len(agents) > 1:
+        raise click.UsageError("export writes for one agent: give --agent once")
+    try:
+        state = check_state_folder(state_dir)
+    except StateFolderError as error:
+        raise click.UsageError(str(error)) from None
+    key = session if session.startswith("agent:") else session_key_for(
+        agents[0] if agents else "main", session)
+
+    async def work(sink: Sink) -> list[Event]:
+        return await sink.events(key)
+
+    events = _with_sink(ctx, data_dir, work)
+    transcripts = [t for t in transcripts_for(events)
+                   if session_id is None or t.session_id == session_id]
+    if not transcripts:
+        raise NodeError(f"session {key!r} holds no OpenClaw records"
+                        + (f" of session id {session_id!r}" if session_id else ""))
+    updated_ms = max(event.timestamp.ms for event in events)
+    for transcript in transcripts:
+        agent_id = agents[0] if agents else transcript.agent_id
+        try:
+            written = export_transcript(state, transcript, agent_id, updated_ms)
+        except (ExportRefused, OSError) as error:
+            raise NodeError(str(error)) from None
+        what = "already there, unchanged" if written.unchanged else "written"
+        click.echo(f"{written.path}: {written.records} records {what}")
+    note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")

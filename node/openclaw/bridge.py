@@ -32,6 +32,10 @@ class Sink(Protocol):
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None: ...
 
+    async def events(self, session_key: str) -> list[Event]:
+        """Every event of one session."""
+        ...
+
     async def append(self, events: list[Event]) -> int:
         """Append events (any sessions); returns how many were new."""
         ...
@@ -118,9 +122,10 @@ class Bridge:
         return step
 
     def _tell(self, into: list[str], text: str) -> None:
-        into.append(text)
+        """Say it once (a file still being written is seen again at every look)."""
         if text not in self._told:
             self._told.add(text)
+            into.append(text)
             self.tell(text)
 
 

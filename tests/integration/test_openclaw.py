@@ -1,0 +1,121 @@
+"""``clawsync openclaw`` against real node processes: cursors kept by the node, import,
+and ``watch`` following an OpenClaw store that is written while it runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from crdt.log.cursors import CURSOR_ENTRIES_MAX
+from node.openclaw.mapping import session_key_for
+from tests.node.openclaw import transcript
+from tests.support.cluster import wait_until
+from tests.support.openclaw import FakeGateway
+from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
+
+pytestmark = pytest.mark.integration
+
+SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
+CLAWSYNC_KEY = session_key_for("main", KEY)
+
+
+def call(node: NodeProcess, method: str, path: str, body: Any = None,
+         token: str | None = None) -> tuple[int, dict[str, Any]]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(node.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_cursors_are_kept_by_the_node_behind_its_token(token_node: NodeProcess) -> None:
+    path = "/v1/cursors/openclaw:ab:cd"
+    assert call(token_node, "GET", path)[0] == 401
+    assert call(token_node, "PUT", path, {"cursor": {"db:s": 1}})[0] == 401
+    status, body = call(token_node, "GET", path, token="s3cret")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    assert call(token_node, "PUT", path, {"cursor": {"db:s": 3}}, "s3cret") == (
+        200, {"name": "openclaw:ab:cd", "cursor": {"db:s": 3}})
+    assert call(token_node, "GET", path, token="s3cret")[1]["cursor"] == {"db:s": 3}
+    # Bad input: a 4xx, and the cursor is as it was.
+    for name, body, status in [
+            (quote("a b"), {"cursor": {}}, 400), ("x" * 129, {"cursor": {}}, 400),
+            ("ok", {"cursor": {"a": -1}}, 400), ("ok", {"cursor": {"a": "1"}}, 400),
+            ("ok", {"cursor": []}, 400), ("ok", {"other": {}}, 400),
+            ("openclaw:ab:cd", {"cursor": {f"e{n}": n for n in range(CURSOR_ENTRIES_MAX + 1)}},
+             413)]:
+        assert call(token_node, "PUT", f"/v1/cursors/{name}", body, "s3cret")[0] == status
+    assert call(token_node, "GET", path, token="s3cret")[1]["cursor"] == {"db:s": 3}
+
+
+def session_events(node: NodeProcess) -> list[dict[str, Any]]:
+    try:
+        return list(node.get(f"/v1/sessions/{quote(CLAWSYNC_KEY, safe='')}/events"
+                             "?limit=1000")["events"])
+    except urllib.error.HTTPError:
+        return []
+
+
+def test_import_twice_imports_nothing_new(node: NodeProcess, tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records(), zstd=True)
+    first = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert first.returncode == 0, first.stderr
+    count = len(session_events(node))
+    assert f"{len(transcript.records())} records read: {count} new events" in first.stderr
+    second = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert second.returncode == 0, second.stderr
+    assert "0 records read: 0 new events" in second.stderr
+    assert len(session_events(node)) == count
+
+
+def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
+                                                             tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    records = transcript.records()
+    gateway.add(SID, records[:4])
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        said.wait_for("4 records read")
+        gateway.add(SID, records[4:8], zstd=True)  # OpenClaw commits a turn
+        wait_until(lambda: {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+                            for e in session_events(node)} >= {r["id"] for r in records[4:8]},
+                   30, "the new records on the node")
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=30)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    before = len(session_events(node))
+    gateway.add(SID, records[8:])  # written while watch is down
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        line = said.wait_for("records read")
+        assert line.startswith(f"{len(records) - 8} records read: ")  # only what is new
+        assert ", 0 already stored" in line
+        assert len(session_events(node)) > before
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        try:
+            watch.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            watch.kill()

@@ -37,6 +37,7 @@ ROOMS: dict[str, set[str]] = {
     "node.console": set(),
     "node.client": {"crdt", "sync", "node"},
     "node.cli": {"crdt", "node", "node.client"},
+    "node.openclaw": {"crdt", "node", "node.client"},
     "node.main": {"node.cli", "node.server"},
 }
 #: A room's ``crdt`` or ``sync`` stands for every room below it unless listed apart:

@@ -240,3 +240,33 @@ def test_any_extra_content_round_trips(n: int, top: dict[str, Any],
     assert warnings == []
     assert records_for(events) == as_json(records)
     assert [t.session_id for t in transcripts_for(events)] == [transcript.SESSION_ID]
+
+
+record_types = st.sampled_from(["session", "message", "model_change", "custom", "custom_message",
+                                "compaction", "label", "reset", "poll", 7, None])
+blocks = st.fixed_dictionaries({"type": st.sampled_from(["text", "image", "toolCall", "thinking"])},
+                               optional={"text": json_leaf, "id": json_leaf, "name": json_leaf,
+                                         "arguments": json_values, "data": json_leaf})
+messages = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "assistant", "toolResult", "system"])},
+    optional={"content": st.text(max_size=10) | st.lists(blocks, max_size=4) | json_values,
+              "usage": st.dictionaries(st.text(max_size=6), json_leaf, max_size=3),
+              "toolCallId": json_leaf, "toolName": json_leaf, "isError": json_leaf,
+              "model": json_leaf})
+records = st.fixed_dictionaries(
+    {"type": record_types},
+    optional={"id": json_leaf, "parentId": json_leaf, "version": json_leaf,
+              "timestamp": json_leaf | st.just("2026-12-01T10:00:00.000Z"),
+              "message": messages | json_values, "customType": json_leaf,
+              "data": json_values, "summary": json_values, "reason": json_leaf})
+
+
+@settings(max_examples=300, deadline=None)
+@given(records)
+def test_any_record_is_imported_and_comes_back(record: dict[str, Any]) -> None:
+    """Whatever shape a record has, it is imported without an exception, and exported
+    equal to itself."""
+    mapped = events_for(record, REF)
+    assert mapped.events
+    assert all(len(e.canonical) <= EVENT_BYTES_MAX for e in mapped.events)
+    assert records_for(mapped.events) == [as_json(record)]

@@ -10,7 +10,8 @@ is skipped):
 - the tool result came back: a text answer quoting it;
 - it contains ``think``: a reasoning delta (a thinking block) before the text;
 - otherwise: ``reply <n>: <text>`` where n counts the real user messages the request
-  carried, so a reply shows how much history the model received.
+  carried, so a reply shows how much history the model received (``<text>`` is the
+  first line of the message, without OpenClaw's ``[timestamp]`` prefix).
 
 Every request body is appended to a JSON lines file, so a test can check what the model
 received. Runs in a thread of the test process (``FakeModel``) or alone:
@@ -43,6 +44,7 @@ MODEL_ID = "fake-model"
 START_TIMEOUT_S = 10.0
 
 _RUN = re.compile(r"\brun `([^`]+)`")
+_STAMP = re.compile(r"^\[[^\]]*\] ")
 
 
 def text_of(content: Any) -> str:
@@ -81,9 +83,15 @@ def plan_answer(body: dict[str, Any]) -> dict[str, Any]:
     if wanted or "the tool" in last_text:
         command = wanted.group(1) if wanted else DEFAULT_COMMAND
         return {"text": "", "thinking": thinking, "command": command}
-    words = last_text.strip().splitlines()[-1] if last_text.strip() else ""
-    return {"text": f"reply {len(users)}: {words[-120:]}", "thinking": thinking,
+    return {"text": f"reply {len(users)}: {said(last_text)[:120]}", "thinking": thinking,
             "command": None}
+
+
+def said(text: str) -> str:
+    """What the person typed: the first line without OpenClaw's ``[timestamp]`` prefix
+    (OpenClaw appends a ``Runtime:`` paragraph to a session's first message)."""
+    first = text.strip().split("\n", 1)[0]
+    return _STAMP.sub("", first, count=1)
 
 
 def _chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -36,12 +36,12 @@ async def test_text_reply_counts_real_user_messages_and_records(tmp_path: Path) 
     history = [{"role": "system", "content": "be brief"},
                {"role": "user", "content": "[Thu] first"},
                {"role": "assistant", "content": "reply 1: first"},
-               {"role": "user", "content": [{"type": "text", "text": "[Thu] second"}]},
+               {"role": "user", "content": [{"type": "text", "text": "[Thu 07:26] second\n\nRuntime: x"}]},
                {"role": "user", "content": INTERNAL_MARKER + " ignore me"}]
     with FakeModel(tmp_path / "requests.jsonl") as model:
         chunks = await stream(model, history)
     assert chunks[-1] == "[DONE]"
-    assert joined(chunks, "content") == "reply 2: [Thu] second"
+    assert joined(chunks, "content") == "reply 2: second"
     assert chunks[-2]["usage"]["total_tokens"] > 0
     assert [r["messages"] for r in model.requests()] == [history]
 

@@ -12,6 +12,7 @@ the event loop. Nothing imports ``node``.
     console/    the web console's files (HTML, CSS, JavaScript), served at ``/``
     client/     talking to a node: the HTTP client, following a session's projection
     cli/        the ``clawsync`` client commands (append, events, tail, status, demo)
+    openclaw/   the OpenClaw bridge: its records as events and back
     main.py     the ``clawsync`` command: the client commands and ``serve``
 
 May import: crdt, sync

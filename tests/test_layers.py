@@ -36,8 +36,8 @@ ROOMS: dict[str, set[str]] = {
                     "node.console"},
     "node.console": set(),
     "node.client": {"crdt", "sync", "node"},
-    "node.openclaw": {"crdt", "node", "node.client"},
     "node.cli": {"crdt", "node", "node.client", "node.openclaw"},
+    "node.openclaw": {"crdt", "node", "node.client"},
     "node.main": {"node.cli", "node.server"},
 }
 #: A room's ``crdt`` or ``sync`` stands for every room below it unless listed apart:

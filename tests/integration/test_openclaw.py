@@ -18,7 +18,7 @@ from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
 from tests.node.openclaw import transcript
 from tests.support.cluster import wait_until
-from tests.support.openclaw import FakeGateway
+from tests.support.openclaw import FakeGateway, RecordedGateway
 from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
 
 pytestmark = pytest.mark.integration
@@ -86,32 +86,36 @@ def test_import_twice_imports_nothing_new(node: NodeProcess, tmp_path: Path) -> 
 
 def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
                                                              tmp_path: Path) -> None:
+    """A recorded OpenClaw store, its rows committed again while ``watch`` runs."""
     state = tmp_path / "openclaw"
-    gateway = FakeGateway(state)
-    gateway.open_session(KEY, SID)
-    records = transcript.records()
-    gateway.add(SID, records[:4])
+    gateway = RecordedGateway(state, keep=5)
+    total = 5 + len(gateway.rows)
+
+    def ids_on_node() -> set[str]:
+        return {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+                for e in session_events(node)}
+
     watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
     try:
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
-        said.wait_for("4 records read")
-        gateway.add(SID, records[4:8], zstd=True)  # OpenClaw commits a turn
-        wait_until(lambda: {e["kind"].get("openclaw", {}).get("record", {}).get("id")
-                            for e in session_events(node)} >= {r["id"] for r in records[4:8]},
-                   30, "the new records on the node")
+        said.wait_for("5 records read")
+        turn = gateway.replay(4)  # OpenClaw commits a turn
+        wait_until(lambda: ids_on_node() >= {r["id"] for r in turn}, 30,
+                   "the new records on the node")
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=30)
     finally:
         if watch.poll() is None:
             watch.kill()
     before = len(session_events(node))
-    gateway.add(SID, records[8:])  # written while watch is down
+    later = gateway.replay(len(gateway.rows))  # committed while watch is down
     watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
     try:
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
         line = said.wait_for("records read")
-        assert line.startswith(f"{len(records) - 8} records read: ")  # only what is new
+        assert line.startswith(f"{total - 9} records read: ")  # only what is new
         assert ", 0 already stored" in line
+        assert ids_on_node() >= {r["id"] for r in later}
         assert len(session_events(node)) > before
     finally:
         watch.send_signal(signal.SIGTERM)

@@ -4,6 +4,7 @@ separate connection as OpenClaw's gateway does, and the older JSONL layout."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from pathlib import Path
@@ -93,3 +94,44 @@ def write_jsonl(state: Path, session_key: str, session_id: str, records: list[di
     index[session_key] = {"sessionId": session_id, "updatedAt": 0, "sessionFile": str(path)}
     index_path.write_text(json.dumps(index))
     return path
+
+
+#: Transcripts recorded from a real OpenClaw 2026.9.6 (tests/data/openclaw/README.md).
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "openclaw"
+
+
+class RecordedGateway:
+    """A copy of a recorded OpenClaw store, turned live: WAL mode, and the recorded rows
+    from ``keep`` on taken out, to be committed again (``replay``) as OpenClaw did."""
+
+    def __init__(self, state: Path, scenario: str = "basic", keep: int = 0,
+                 agent_id: str = "main") -> None:
+        path = database_path(state, agent_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((RECORDED / scenario / "openclaw-agent.sqlite").read_bytes())
+        self.rows = [row for row in json.loads((RECORDED / scenario / "rows.json").read_text())
+                     ["transcript_events"] if row["seq"] >= keep]
+        self.db = sqlite3.connect(path, isolation_level=None)
+        # A CHECK of OpenClaw's schema calls octet_length (SQLite >= 3.43 has it built in).
+        self.db.create_function("octet_length", 1,
+                                lambda value: None if value is None else len(
+                                    value.encode() if isinstance(value, str) else value),
+                                deterministic=True)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("DELETE FROM transcript_events WHERE seq >= ?", (keep,))
+
+    def replay(self, count: int) -> list[dict[str, Any]]:
+        """Commit the next ``count`` recorded rows, one transaction each; their records."""
+        done, self.rows = self.rows[:count], self.rows[count:]
+        columns = ("session_id", "seq", "event_json", "event_zstd", "event_utf8_bytes",
+                   "created_at", "navigation_json")
+        for row in done:
+            values = [row[name] for name in columns]
+            if values[3] is not None:
+                values[3] = base64.b64decode(values[3])
+            self.db.execute(f"INSERT INTO transcript_events ({', '.join(columns)}) "
+                            f"VALUES ({', '.join('?' * len(columns))})", values)
+        return [row["record"] for row in done]
+
+    def close(self) -> None:
+        self.db.close()

@@ -13,7 +13,13 @@ from node.openclaw.source import Problem, Record
 from node.openclaw.sqlite import ROWS_PER_READ, AgentDatabase
 from node.openclaw.state import StateFolder, StateFolderError, check_state_folder
 from tests.node.openclaw import transcript
-from tests.support.openclaw import FakeGateway, database_path, write_jsonl
+from tests.support.openclaw import (
+    RECORDED,
+    FakeGateway,
+    RecordedGateway,
+    database_path,
+    write_jsonl,
+)
 
 SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
 
@@ -171,3 +177,17 @@ def test_state_folder_checks(tmp_path: Path) -> None:
     assert [(agent, type(source).__name__) for agent, source in state.sources()] == [
         ("main", "AgentDatabase"), ("other", "AgentSessions")]
     assert [agent for agent, _ in StateFolder(tmp_path, ["other"]).sources()] == ["other"]
+
+
+def test_a_recorded_openclaw_store_and_its_older_layout_read_the_same(tmp_path: Path) -> None:
+    RecordedGateway(tmp_path).replay(100)
+    rows = json.loads((RECORDED / "basic" / "rows.json").read_text())["transcript_events"]
+    from_db, problems = read_all(reader(tmp_path), {})
+    assert problems == []
+    assert [r.value for r in from_db] == [row["record"] for row in rows]
+    assert {r.session_key for r in from_db} == {"agent:main:explicit:s1"}
+    legacy = AgentSessions(RECORDED / "basic" / "legacy", "main", "sessions")
+    from_jsonl, problems = read_all(legacy, {})
+    assert problems == []
+    assert [r.value for r in from_jsonl] == [row["record"] for row in rows]
+    assert {r.session_key for r in from_jsonl} == {"agent:main:explicit:s1"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record
 
@@ -88,6 +88,13 @@ class AgentSessions:
                 data = file.read(BYTES_PER_READ)
                 if len(data) == BYTES_PER_READ and b"\n" not in data:
                     data += file.readline(RECORD_BYTES_MAX)  # one long line (an image)
+                    if not data.endswith(b"\n") and len(data) > RECORD_BYTES_MAX:
+                        end = _line_end(file)
+                        if end is not None:
+                            yield Problem(f"{shown}, line at byte {start}",
+                                          f"is longer than {RECORD_BYTES_MAX} bytes; skipped",
+                                          entry, end)
+                        return
         except FileNotFoundError:
             yield Problem(shown, "was moved away while being read (OpenClaw's import "
                                  "archives these files); read again on the next pass")
@@ -113,10 +120,16 @@ class AgentSessions:
             yield Problem(f"{shown}, line at byte {offset}",
                           "ends without a newline (still being written, or cut short); "
                           "left for the next pass")
-        elif rest and not complete:
-            yield Problem(f"{shown}, line at byte {offset}",
-                          f"is longer than {RECORD_BYTES_MAX} bytes; skipped", entry,
-                          offset + len(rest))
+
+
+def _line_end(file: BinaryIO) -> int | None:
+    """The offset after the newline that ends the line being read, or None if the file
+    ends first (the line is still being written)."""
+    while chunk := file.read(BYTES_PER_READ):
+        at = chunk.find(b"\n")
+        if at >= 0:
+            return file.tell() - len(chunk) + at + 1
+    return None
 
 
 def _parse(line: bytes) -> dict[str, Any] | str:

@@ -191,3 +191,21 @@ def test_a_recorded_openclaw_store_and_its_older_layout_read_the_same(tmp_path: 
     assert problems == []
     assert [r.value for r in from_jsonl] == [row["record"] for row in rows]
     assert {r.session_key for r in from_jsonl} == {"agent:main:explicit:s1"}
+
+
+def test_jsonl_is_read_in_bounded_pieces_and_an_oversized_line_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import node.openclaw.jsonl as jsonl
+    monkeypatch.setattr(jsonl, "BYTES_PER_READ", 300)
+    monkeypatch.setattr(jsonl, "RECORD_BYTES_MAX", 1000)
+    records = transcript.records()
+    huge = {"type": "custom", "id": "99999999", "parentId": None,
+            "timestamp": "2026-12-01T12:00:00.000Z", "customType": "x", "data": "y" * 2000}
+    path = write_jsonl(tmp_path, KEY, SID, [*records[:6], huge, *records[6:8]])
+    source = AgentSessions(path.parent, "main", "sessions")
+    first = list(source.read({}))
+    assert len(first) < 6  # a piece, not the whole file
+    got, problems = read_all(source, {})
+    assert [r.value["id"] for r in got] == [r["id"] for r in records[:6] + records[6:8]]
+    [problem] = problems
+    assert "is longer than 1000 bytes; skipped" in problem.message

@@ -117,13 +117,15 @@ def _decode(text: str | None, packed: bytes | None) -> dict[str, Any] | str:
     if text is None and packed is None:
         return "the row has neither event_json nor event_zstd"
     if text is None:
+        packed = bytes(packed or b"")
         try:
-            reader = zstandard.ZstdDecompressor().stream_reader(bytes(packed or b""))
-            raw = reader.read(RECORD_BYTES_MAX + 1)
+            size = zstandard.frame_content_size(packed)  # -1: not in the frame header
+            if size > RECORD_BYTES_MAX:
+                return f"event_zstd holds {size} bytes, over {RECORD_BYTES_MAX}; row skipped"
+            raw = zstandard.ZstdDecompressor().decompress(packed,
+                                                          max_output_size=RECORD_BYTES_MAX)
         except zstandard.ZstdError as error:
             return f"event_zstd does not decode as zstd ({error}); row skipped"
-        if len(raw) > RECORD_BYTES_MAX:
-            return f"event_zstd holds over {RECORD_BYTES_MAX} bytes; row skipped"
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:

@@ -123,3 +123,25 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
             watch.wait(timeout=30)
         except subprocess.TimeoutExpired:
             watch.kill()
+
+
+def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,
+                                                         tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    gateway = RecordedGateway(state, keep=5)
+    rows = gateway.replay(len(gateway.rows))
+    # A row whose zstd frame is cut short (past the CHECKs of OpenClaw's schema, which
+    # want a navigation summary of the record).
+    gateway.db.execute("PRAGMA ignore_check_constraints = ON")
+    gateway.db.execute("INSERT INTO transcript_events (session_id, seq, event_zstd, "
+                       "event_utf8_bytes, created_at) VALUES ('s1', 99, x'28b52ffd0000', 9, 0)")
+    result = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert result.returncode == 1
+    assert (f"{state}/agents/main/agent/openclaw-agent.sqlite, session s1, seq 99: "
+            "event_zstd does not decode as zstd") in result.stderr
+    assert "1 records or files were skipped (named above); the rest is imported" in result.stderr
+    ids = {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+           for e in session_events(node)}
+    assert ids >= {r["id"] for r in rows}
+    again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert again.returncode == 0 and "0 records read" in again.stderr

@@ -234,13 +234,17 @@ def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
           data_dir: Path | None, poll_s: float) -> None:
     state = _state(state_dir, agents)
 
+    delay_s = poll_s
+
     def on_pass(tally: Tally) -> None:
+        nonlocal delay_s
+        delay_s = poll_s  # the node answers again
         if tally.records:
             note(_summary(tally))
 
     async def work(sink: Sink) -> None:
+        nonlocal delay_s
         bridge = Bridge(state, sink, note)
-        delay_s = poll_s
         try:
             while True:
                 try:
@@ -250,7 +254,7 @@ def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
                         raise
                     note(f"{error}; trying again in {delay_s:g} s")
                     await asyncio.sleep(delay_s)
-                    delay_s = min(delay_s * 2, RETRY_MAX_S)
+                    delay_s = min(max(delay_s * 2, 1.0), RETRY_MAX_S)
         finally:
             state.close()
 

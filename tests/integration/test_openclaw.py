@@ -145,3 +145,29 @@ def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,
     assert ids >= {r["id"] for r in rows}
     again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
     assert again.returncode == 0 and "0 records read" in again.stderr
+
+
+def test_watch_waits_out_a_node_restart(node: NodeProcess, tmp_path: Path) -> None:
+    """Rows committed while the node is down reach it once it is back, though OpenClaw
+    commits nothing more."""
+    state = tmp_path / "openclaw"
+    gateway = RecordedGateway(state, keep=5)
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        said.wait_for("5 records read")
+        node.stop()
+        rows = gateway.replay(len(gateway.rows))
+        said.wait_for("trying again in")
+        node.start()
+        said.wait_for(f"{len(rows)} records read")
+        ids = {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+               for e in session_events(node)}
+        assert ids >= {r["id"] for r in rows}
+    finally:
+        watch.send_signal(signal.SIGINT)
+        try:
+            assert watch.wait(timeout=30) == 0  # Ctrl-C stops it quietly
+        finally:
+            if watch.poll() is None:
+                watch.kill()

@@ -1,9 +1,9 @@
 """OpenClaw records -> clawsync events, losslessly and the same on every device.
 
-A record of the pi session format (version 3) becomes one event, or more for an
-assistant message that calls tools (one ``tool_called`` event per call). The first event
-of a record (its *base*) carries what the eight kinds have no field for in the extra
-field ``openclaw``::
+A record of the pi session format (version 3; OpenClaw 2026.9.6 writes 4) becomes one
+event, or more for an assistant message that calls tools (one ``tool_called`` event per
+call). The first event of a record (its *base*) carries what the eight kinds have no
+field for in the extra field ``openclaw``::
 
     "openclaw": {"session_key": OpenClaw's session key, "session_id": its session id,
                  "record": the record, less what moved into a field of the kind,
@@ -51,9 +51,9 @@ from node.openclaw import sizes
 
 #: The extra field every event from OpenClaw carries.
 EXTRA = "openclaw"
-#: The transcript version this mapping was written for; a newer one is imported the
-#: same way, with a warning.
-TRANSCRIPT_VERSION = 3
+#: The transcript versions this mapping was written for (OpenClaw 2026.9.6 writes 4, the
+#: pi format it extends is 3); another is imported the same way, with a warning.
+TRANSCRIPT_VERSIONS = (3, 4)
 #: ``session_started.channel`` of an OpenClaw session header.
 CHANNEL = "openclaw"
 
@@ -179,9 +179,9 @@ def _header(record: dict[str, Any], warnings: list[str], name: str) -> list[_Par
     version, session_id = record.get("version"), record.get("id")
     if not isinstance(session_id, str):
         raise _Unfit("a session header without an id")
-    if version != TRANSCRIPT_VERSION:
-        warnings.append(f"{name}: transcript version {version!r}, not "
-                        f"{TRANSCRIPT_VERSION}; imported as version {TRANSCRIPT_VERSION}")
+    if version not in TRANSCRIPT_VERSIONS:
+        warnings.append(f"{name}: transcript version {version!r}, not one of "
+                        f"{TRANSCRIPT_VERSIONS}; imported as version {TRANSCRIPT_VERSIONS[-1]}")
     return [_Part("session_started", {"channel": CHANNEL, "peer_id": session_id})]
 
 

@@ -185,7 +185,7 @@ def test_images_and_outputs_over_the_event_limit_are_summarised() -> None:
 
 def test_unknown_records_and_versions_are_kept_with_a_warning() -> None:
     strange = [
-        {"type": "session", "version": 4, "id": "s-4", "timestamp": "2026-12-01T10:00:00Z",
+        {"type": "session", "version": 5, "id": "s-4", "timestamp": "2026-12-01T10:00:00Z",
          "cwd": "/", "origin": {"device": "phone"}},
         {"type": "poll", "id": "000000b1", "parentId": None,
          "timestamp": "2026-12-01T10:00:01.000Z", "question": "lunch?"},
@@ -203,7 +203,7 @@ def test_unknown_records_and_versions_are_kept_with_a_warning() -> None:
     for record, warning in zip(strange, [warnings[0], *warnings[1:3], warnings[4], warnings[5]],
                                strict=True):
         assert repr(record["id"]) in warning
-    assert "version 4" in warnings[0] and "unknown record type 'poll'" in warnings[1]
+    assert "version 5" in warnings[0] and "unknown record type 'poll'" in warnings[1]
     assert [e.kind for e in events] == ["session_started"] + ["state_changed"] * 4
     assert events[1].payload["key"] == "openclaw.unknown"
     assert events[3].timestamp.ms == 0  # no time of its own, and no fallback given

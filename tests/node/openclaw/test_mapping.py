@@ -270,3 +270,27 @@ def test_any_record_is_imported_and_comes_back(record: dict[str, Any]) -> None:
     assert mapped.events
     assert all(len(e.canonical) <= EVENT_BYTES_MAX for e in mapped.events)
     assert records_for(mapped.events) == [as_json(record)]
+
+
+def test_two_session_ids_of_one_key_are_one_session_and_two_transcripts() -> None:
+    first = transcript.records()
+    second = copy.deepcopy(first)
+    second[0]["id"] = "s-2"
+    for record in second:
+        record["timestamp"] = record["timestamp"].replace("T10:", "T11:")
+    events = import_all(first)[0]
+    events += import_all(second, SessionRef("main", transcript.SESSION_KEY, "s-2"))[0]
+    assert {e.session_key for e in events} == {transcript.SESSION_KEY}
+    found = transcripts_for(sorted(events, key=lambda e: e.id))
+    assert [(t.agent_id, t.session_key, t.session_id) for t in found] == [
+        ("main", transcript.SESSION_KEY, transcript.SESSION_ID),
+        ("main", transcript.SESSION_KEY, "s-2")]
+    assert [t.records for t in found] == [as_json(first), as_json(second)]
+    assert records_for(events, "s-2") == as_json(second)
+
+
+def test_a_record_without_a_time_takes_the_callers() -> None:
+    record = {"type": "label", "id": "1", "parentId": None, "targetId": "0", "label": "x"}
+    mapped = events_for(record, REF, fallback_ms=1_796_000_000_000)
+    assert mapped.events[0].timestamp.ms == 1_796_000_000_000
+    assert "'1'" in mapped.warnings[0] and "no valid timestamp" in mapped.warnings[0]

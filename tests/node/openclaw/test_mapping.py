@@ -294,3 +294,22 @@ def test_a_record_without_a_time_takes_the_callers() -> None:
     mapped = events_for(record, REF, fallback_ms=1_796_000_000_000)
     assert mapped.events[0].timestamp.ms == 1_796_000_000_000
     assert "'1'" in mapped.warnings[0] and "no valid timestamp" in mapped.warnings[0]
+
+
+def test_a_tool_call_too_big_for_an_event_keeps_all_but_its_big_argument() -> None:
+    body = "x = 1\n" * 40_000  # a file the model writes: 240 KB
+    record = {"type": "message", "id": "000000e1", "parentId": None,
+              "timestamp": "2026-12-01T10:02:00.000Z", "message": {
+                  "role": "assistant", "model": "fake-model", "stopReason": "toolUse",
+                  "content": [{"type": "toolCall", "id": "w1", "name": "write",
+                               "arguments": {"path": "a.py", "content": body}}]}}
+    mapped = events_for(record, REF)
+    assert mapped.warnings == []
+    call, = mapped.events
+    assert len(call.canonical) <= EVENT_BYTES_MAX
+    summary = sizes.summary_text(body.encode(), "text/plain")
+    assert call.payload["params"] == {"path": "a.py", "content": summary}
+    assert call.payload["openclaw"]["summarised"][0]["path"] == ["params", "content"]
+    back, = records_for(mapped.events)
+    assert back["message"]["content"][0]["arguments"] == {"path": "a.py", "content": summary}
+    assert back["message"]["content"][0]["id"] == "w1"

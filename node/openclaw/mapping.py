@@ -47,6 +47,7 @@ from crdt.errors import InvalidInput
 from crdt.events import EVENT_BYTES_MAX, Draft, Event
 from crdt.keys import check_name, check_session_key
 from crdt.kinds import parse_kind
+from crdt.kinds import text as checked_text
 from node.openclaw import sizes
 
 #: The extra field every event from OpenClaw carries.
@@ -300,8 +301,12 @@ def _assistant(message: dict[str, Any]) -> list[_Part]:
 
 
 def _is_count(name: Any, count: Any) -> bool:
-    return (isinstance(name, str) and 0 < len(name) <= 256 and isinstance(count, int)
-            and not isinstance(count, bool) and 0 <= count < 2**64)
+    """A usage entry that ``tokens`` can hold (a count under a valid name)."""
+    try:
+        check_name(name, "")
+    except InvalidInput:
+        return False
+    return isinstance(count, int) and not isinstance(count, bool) and 0 <= count < 2**64
 
 
 def _tool_result(message: dict[str, Any]) -> _Part:
@@ -334,10 +339,23 @@ _ENVELOPE = ("type", "id", "parentId", "timestamp")
 
 
 def _envelope(record: Any) -> dict[str, Any]:
+    """The fields that place a record, those of them that are valid strings or null."""
     if not isinstance(record, dict):
         return {}
-    return {name: record[name] for name in _ENVELOPE
-            if isinstance(record.get(name), str | None) and name in record}
+    out = {}
+    for name in _ENVELOPE:
+        value = record.get(name)
+        if name in record and (value is None or _valid_text(value)):
+            out[name] = value
+    return out
+
+
+def _valid_text(value: Any) -> bool:
+    try:
+        checked_text(value, "")
+    except InvalidInput:
+        return False
+    return True
 
 
 def _unreadable(record: Any) -> _Part:

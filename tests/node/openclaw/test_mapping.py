@@ -313,3 +313,13 @@ def test_a_tool_call_too_big_for_an_event_keeps_all_but_its_big_argument() -> No
     back, = records_for(mapped.events)
     assert back["message"]["content"][0]["arguments"] == {"path": "a.py", "content": summary}
     assert back["message"]["content"][0]["id"] == "w1"
+
+
+def test_a_record_no_event_can_hold_still_leaves_its_place() -> None:
+    """A lone surrogate (possible in JSON, refused in events) in a record's id."""
+    record = {"type": "label", "id": "\ud800", "parentId": "p", "timestamp": 5,
+              "usage": "x", "label": "\ud800"}
+    mapped = events_for(record, REF)
+    event, = mapped.events
+    assert event.payload["openclaw"]["record"] == {"type": "label", "parentId": "p"}
+    assert len(mapped.warnings) == 2

@@ -323,3 +323,17 @@ def test_a_record_no_event_can_hold_still_leaves_its_place() -> None:
     event, = mapped.events
     assert event.payload["openclaw"]["record"] == {"type": "label", "parentId": "p"}
     assert len(mapped.warnings) == 2
+
+
+def test_a_record_nested_deeper_than_events_allow_keeps_its_place() -> None:
+    deep: Any = "bottom"
+    for _ in range(40):
+        deep = {"d": deep}
+    record = {"type": "custom", "id": "000000f1", "parentId": None,
+              "timestamp": "2026-12-01T10:03:00.000Z", "customType": "deep", "data": deep}
+    mapped = events_for(record, REF)
+    assert len(mapped.warnings) == 2 and "nesting" in mapped.warnings[0]
+    event, = mapped.events
+    assert event.payload["key"] == "openclaw.unreadable"
+    assert records_for(mapped.events) == [{k: record[k] for k in
+                                           ("type", "id", "parentId", "timestamp")}]

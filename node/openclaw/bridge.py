@@ -84,12 +84,14 @@ class Bridge:
             name = cursor_name(self.state.path, agent_id)
             if name not in self._cursors:
                 self._cursors[name] = dict(await self.sink.cursor(name) or {})
+            unsettled = False
             while True:
                 step = await self._step(name, source)
                 tally.add(step)
+                unsettled = unsettled or step.unsettled
                 if step.records == 0 and not step.moved:
                     break
-            if not step.unsettled:
+            if not unsettled:
                 self._again.discard(source)
         return tally
 

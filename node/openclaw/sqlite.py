@@ -44,17 +44,25 @@ class AgentDatabase:
         self.path, self.agent_id, self.shown = path, agent_id, shown
         self._db: sqlite3.Connection | None = None
         self._version: int | None = None
+        self._inode = 0  # of the file opened: a new file (restored, recreated) is reopened
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._version = None  # data_version counts per connection: a new one starts over
 
     def changed(self) -> bool:
         """True if another connection committed since the last call (or on the first)."""
         try:
+            if self._db is not None and self.path.stat().st_ino != self._inode:
+                self.close()
+        except OSError:
+            self.close()
+            return True
+        try:
             version = int(self._connection().execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             self.close()
             return True  # let read() explain
         seen, self._version = self._version, version
@@ -65,7 +73,7 @@ class AgentDatabase:
         ``ROWS_PER_READ`` of them; problems in their place."""
         try:
             rows, keys = self._fetch(cursor)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             self.close()
             yield Problem(self.shown, _explain(error))
             return
@@ -83,6 +91,7 @@ class AgentDatabase:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
+            self._inode = self.path.stat().st_ino
             uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
             db = sqlite3.connect(uri, uri=True, isolation_level=None,
                                  check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -139,7 +148,9 @@ def _decode(text: str | None, packed: bytes | None) -> dict[str, Any] | str:
     return value
 
 
-def _explain(error: sqlite3.Error) -> str:
+def _explain(error: sqlite3.Error | OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "is gone (moved or deleted while being followed); read again on the next pass"
     text = str(error)
     if any(word in text.lower() for word in _TRANSIENT):
         return (f"not readable now ({text}): OpenClaw may be creating or migrating it; "

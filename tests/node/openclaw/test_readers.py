@@ -209,3 +209,18 @@ def test_jsonl_is_read_in_bounded_pieces_and_an_oversized_line_skipped(
     assert [r.value["id"] for r in got] == [r["id"] for r in records[:6] + records[6:8]]
     [problem] = problems
     assert "is longer than 1000 bytes; skipped" in problem.message
+
+
+def test_a_store_replaced_by_a_new_file_is_reopened(tmp_path: Path) -> None:
+    FakeGateway(tmp_path).add(SID, transcript.records()[:3])
+    source = reader(tmp_path)
+    assert source.changed() and len(list(source.read({}))) == 3
+    path = database_path(tmp_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert source.changed()
+    [problem] = list(source.read({}))
+    assert "is gone" in problem.message and problem.entry is None
+    FakeGateway(tmp_path).add("other", transcript.records()[:2])  # a new file
+    assert source.changed()
+    assert [r.session_id for r in source.read({}) if isinstance(r, Record)] == ["other"] * 2

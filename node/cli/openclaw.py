@@ -31,7 +31,8 @@ from node.openclaw.export import ExportRefused
 from node.openclaw.export import export as export_transcript
 from node.openclaw.mapping import session_key_for
 from node.openclaw.records import transcripts_for
-from node.openclaw.state import StateFolder, StateFolderError, check_state_folder
+from node.openclaw.sqlite import rows_of_session
+from node.openclaw.state import DATABASE, StateFolder, StateFolderError, check_state_folder
 
 T = TypeVar("T")
 
@@ -320,4 +321,9 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
             raise NodeError(str(error)) from None
         what = "already there, unchanged" if written.unchanged else "written"
         click.echo(f"{written.path}: {written.records} records {what}")
+        held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
+        if held:
+            note(f"note: OpenClaw's store already holds session {transcript.session_id} "
+                 f"({held} records); check what its import would do with it first: "
+                 "openclaw doctor --session-sqlite dry-run --json")
     note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")

@@ -18,6 +18,7 @@ comes from ``session_windows`` (or ``session_nodes.current_session_id``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -119,6 +120,21 @@ class AgentDatabase:
         finally:
             db.execute("COMMIT")
         return rows, {str(k): str(v) for k, v in keys.items() if v}
+
+
+def rows_of_session(path: Path, session_id: str) -> int:
+    """How many transcript rows OpenClaw's store at ``path`` holds for ``session_id``
+    (0 if it has no such store or table); read-only, as everything here."""
+    if not path.exists():
+        return 0
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True,
+                                                timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM transcript_events WHERE session_id = ?",
+                                  (session_id,)).fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def _decode(text: str | None, packed: bytes | None) -> dict[str, Any] | str:

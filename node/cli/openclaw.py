@@ -188,7 +188,8 @@ Examples:
 """
 
 
-@openclaw.command(name="import", help=IMPORT_HELP)
+@openclaw.command(name="import", help=IMPORT_HELP,
+                  short_help="Import the state folder's sessions into the node, once.")
 @state_options
 @client_options
 @click.pass_context
@@ -225,7 +226,8 @@ Examples:
 """
 
 
-@openclaw.command(help=WATCH_HELP)
+@openclaw.command(help=WATCH_HELP,
+                  short_help="Follow the state folder into the node (run as a service).")
 @state_options
 @click.option("--poll", "poll_s", type=click.FloatRange(0.01, 60), default=POLL_S,
               show_default=True, metavar="SECONDS", help="Seconds between two looks.")
@@ -285,7 +287,8 @@ Stop the OpenClaw gateway first, then run its import:
 """
 
 
-@openclaw.command(help=EXPORT_HELP)
+@openclaw.command(help=EXPORT_HELP,
+                  short_help="Write a session for OpenClaw's import (gateway stopped).")
 @click.argument("session")
 @state_options
 @click.option("--session-id", metavar="ID",

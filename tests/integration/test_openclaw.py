@@ -171,3 +171,14 @@ def test_watch_waits_out_a_node_restart(node: NodeProcess, tmp_path: Path) -> No
         finally:
             if watch.poll() is None:
                 watch.kill()
+
+
+def test_embedded_import_refuses_a_data_folder_a_node_serves(node: NodeProcess,
+                                                             tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    RecordedGateway(state).replay(3)
+    result = run_cli(node, "openclaw", "import", "--state-dir", str(state),
+                     "--data-dir", str(node.data_dir))
+    assert result.returncode == 1, result.stderr
+    assert str(node.data_dir) in result.stderr
+    assert session_events(node) == []

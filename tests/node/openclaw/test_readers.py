@@ -155,12 +155,24 @@ def test_jsonl_layout_with_a_damaged_line_and_one_still_being_written(tmp_path: 
     assert [r.value["id"] for r in got] == [records[5]["id"]] and problems == []
 
 
-def test_a_jsonl_file_moved_away_while_read(tmp_path: Path) -> None:
+def test_a_jsonl_file_moved_away_while_read(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_jsonl(tmp_path, KEY, SID, transcript.records()[:2])
-    path.unlink()  # `openclaw doctor --session-sqlite import` archives it
-    problems = list(AgentSessions(path.parent, "main", "sessions").read({}))
+    source = AgentSessions(path.parent, "main", "sessions")
+    real_open = Path.open
+
+    def archived_meanwhile(self: Path, *args: object, **kwargs: object) -> object:
+        if self == path:  # `openclaw doctor --session-sqlite import` archives it
+            raise FileNotFoundError(self)
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", archived_meanwhile)
+    problems = list(source.read({}))
     assert len(problems) == 1 and isinstance(problems[0], Problem)
     assert "moved away" in problems[0].message and problems[0].entry is None
+    monkeypatch.undo()
+    path.unlink()  # gone for good, its entry left in sessions.json: nothing to read
+    assert list(source.read({})) == []
 
 
 def test_state_folder_checks(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
+from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import wait_until
 from tests.support.openclaw import FakeGateway, RecordedGateway
@@ -29,7 +30,7 @@ CLAWSYNC_KEY = session_key_for("main", KEY)
 
 def call(node: NodeProcess, method: str, path: str, body: Any = None,
          token: str | None = None) -> tuple[int, dict[str, Any]]:
-    data = None if body is None else json.dumps(body).encode()
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     request = urllib.request.Request(node.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
     if token is not None:
@@ -58,6 +59,8 @@ def test_cursors_are_kept_by_the_node_behind_its_token(token_node: NodeProcess) 
             ("openclaw:ab:cd", {"cursor": {f"e{n}": n for n in range(CURSOR_ENTRIES_MAX + 1)}},
              413)]:
         assert call(token_node, "PUT", f"/v1/cursors/{name}", body, "s3cret")[0] == status
+    padded = b'{"cursor": {}}' + b" " * BODY_BYTES_MAX
+    assert call(token_node, "PUT", path, padded, "s3cret")[0] == 413
     assert call(token_node, "GET", path, token="s3cret")[1]["cursor"] == {"db:s": 3}
 
 

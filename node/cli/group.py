@@ -16,6 +16,7 @@ import click
 from node.cli.append import append
 from node.cli.common import node_url
 from node.cli.demo import demo
+from node.cli.openclaw import openclaw
 from node.cli.origins import origins
 from node.cli.read import events, projection, sessions, tail
 from node.cli.status import status
@@ -48,6 +49,6 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
     ctx.obj = Settings(node=node_url(node), token=token or None)
 
 
-for _command in (append, events, sessions, projection, tail, status, origins, demo):
+for _command in (append, events, sessions, projection, tail, status, origins, demo, openclaw):
     main.add_command(_command)
 

@@ -197,6 +197,8 @@ _STATES: dict[str, tuple[str, str | None, str | tuple[str, ...]]] = {
     "branch_summary": ("openclaw.branch_summary", None, "summary"),
     "label": ("openclaw.label", None, ("targetId", "label")),
     "session_info": ("openclaw.session_info", None, ("name",)),
+    # Written by sessions.rewind at the end of the copy it keeps: the entry it returned to.
+    "leaf": ("openclaw.leaf", None, ("targetId",)),
 }
 
 

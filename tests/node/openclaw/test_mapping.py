@@ -56,7 +56,7 @@ def test_each_record_type_maps_onto_a_kind() -> None:
         ["state_changed"], ["message_received"],
         ["agent_response", "tool_called", "tool_called"], ["tool_result"], ["tool_result"],
         ["agent_response"], ["state_changed"], ["state_changed"], ["state_changed"],
-        ["state_changed"], ["state_changed"], ["session_ended"]]
+        ["state_changed"], ["state_changed"], ["state_changed"], ["session_ended"]]
 
 
 def test_fields_the_kinds_lack_are_extra_fields() -> None:

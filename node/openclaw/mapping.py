@@ -197,6 +197,8 @@ _STATES: dict[str, tuple[str, str | None, str | tuple[str, ...]]] = {
     "branch_summary": ("openclaw.branch_summary", None, "summary"),
     "label": ("openclaw.label", None, ("targetId", "label")),
     "session_info": ("openclaw.session_info", None, ("name",)),
+    # Written by sessions.rewind at the end of the copy it keeps: the entry it returned to.
+    "leaf": ("openclaw.leaf", None, ("targetId",)),
 }
 
 
@@ -224,7 +226,7 @@ def _message(record: dict[str, Any]) -> list[_Part]:
     if role == "user":
         content, moved = _text_of(message)
         return [_Part("message_received", {"content": content,
-                                           "attachments": _images(message)}, moved)]
+                                           "attachments": _attachments(message)}, moved)]
     if role == "assistant":
         return _assistant(message)
     if role == "toolResult":
@@ -252,18 +254,29 @@ def _is_text(block: Any) -> bool:
             and isinstance(block.get("text"), str))
 
 
-def _images(message: dict[str, Any]) -> list[dict[str, Any]]:
-    content = message.get("content")
-    if not isinstance(content, list):
-        return []
+def _attachments(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Image blocks, then the files OpenClaw keeps in its workspace and names under
+    ``__openclaw.media`` (an image sent with a message: only its description travels)."""
     out = []
-    for block in content:
+    content = message.get("content")
+    for block in content if isinstance(content, list) else []:
         if isinstance(block, dict) and block.get("type") == "image":
-            mime_type, data = block.get("mimeType"), block.get("data")
-            out.append({"kind": "image",
-                        "mime_type": mime_type if isinstance(mime_type, str) else None,
+            data = block.get("data")
+            out.append({"kind": "image", "mime_type": _text_or_none(block.get("mimeType")),
                         "size": _decoded_size(data) if isinstance(data, str) else None})
+    extra = message.get("__openclaw")
+    media = extra.get("media") if isinstance(extra, dict) else None
+    for item in media if isinstance(media, list) else []:
+        if isinstance(item, dict):
+            size = item.get("sizeBytes")
+            out.append({"kind": _text_or_none(item.get("kind")) or "file",
+                        "mime_type": _text_or_none(item.get("contentType")),
+                        "size": size if _is_count("size", size) else None})
     return out
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and _valid_text(value) else None
 
 
 def _decoded_size(data: str) -> int | None:

@@ -171,6 +171,16 @@ class Device:
         done = self.run(*args, *extra_args)
         return parse_json_output(done.stdout)
 
+    def call(self, method: str, params: dict[str, Any], timeout_ms: int = 120000
+             ) -> dict[str, Any]:
+        """One gateway method (``openclaw gateway call``); returns its JSON result."""
+        if self.gateway_port is None:
+            raise OpenClawError(f"{method} needs a running gateway")
+        done = self.run("gateway", "call", method, "--json", "--params", json.dumps(params),
+                        "--port", str(self.gateway_port), "--token", self.token,
+                        "--timeout", str(timeout_ms))
+        return parse_json_output(done.stdout)
+
     # -- the gateway --------------------------------------------------------------------
 
     @contextmanager

@@ -6,7 +6,10 @@ adds a user message starting ``<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>`` after it;
 is skipped):
 
 - it names a command in backticks after ``run`` (``run `seq 1 9` ``), or asks for ``the
-  tool``: one ``exec`` tool call (``{"command": "echo hi"}`` by default);
+  tool``: one ``exec`` tool call (``{"command": "echo hi"}`` by default); a path after
+  ``read`` (``read `dot.png` ``): one ``read`` tool call;
+- the request offers no tools (OpenClaw's compaction asks for a summary): a summary in
+  the sections OpenClaw asks for;
 - the tool result came back: a text answer quoting it;
 - it contains ``think``: a reasoning delta (a thinking block) before the text;
 - otherwise: ``reply <n>: <text>`` where n counts the real user messages the request
@@ -44,6 +47,7 @@ MODEL_ID = "fake-model"
 START_TIMEOUT_S = 10.0
 
 _RUN = re.compile(r"\brun `([^`]+)`")
+_READ = re.compile(r"\bread `([^`]+)`")
 _STAMP = re.compile(r"^\[[^\]]*\] ")
 
 
@@ -68,23 +72,34 @@ def real_user_messages(messages: list[dict[str, Any]]) -> list[tuple[int, str]]:
 
 
 def plan_answer(body: dict[str, Any]) -> dict[str, Any]:
-    """What to answer: ``{"text": str, "thinking": str | None, "command": str | None}``."""
+    """What to answer: ``{"text": str, "thinking": str | None, "tool": str | None,
+    "arguments": dict | None}``."""
     messages = list(body.get("messages") or [])
     users = real_user_messages(messages)
+    if not body.get("tools"):
+        return text_answer(f"## Goal\nContinue the conversation ({len(users)} request(s)).\n\n"
+                           "## Next Steps\n1. Answer the next message.")
     if not users:
-        return {"text": "reply 0: (no user message)", "thinking": None, "command": None}
+        return text_answer("reply 0: (no user message)")
     last_index, last_text = users[-1]
     results = [m for m in messages[last_index + 1:] if m.get("role") == "tool"]
     thinking = "thinking about it" if "think" in last_text else None
     if results:
         output = text_of(results[-1].get("content")).strip()
-        return {"text": f"the tool said: {output[:200]}", "thinking": None, "command": None}
-    wanted = _RUN.search(last_text)
-    if wanted or "the tool" in last_text:
-        command = wanted.group(1) if wanted else DEFAULT_COMMAND
-        return {"text": "", "thinking": thinking, "command": command}
-    return {"text": f"reply {len(users)}: {said(last_text)[:120]}", "thinking": thinking,
-            "command": None}
+        return text_answer(f"the tool said: {output[:200]}")
+    command = _RUN.search(last_text)
+    if command or "the tool" in last_text:
+        arguments = {"command": command.group(1) if command else DEFAULT_COMMAND}
+        return {"text": "", "thinking": thinking, "tool": "exec", "arguments": arguments}
+    path = _READ.search(last_text)
+    if path:
+        return {"text": "", "thinking": thinking, "tool": "read",
+                "arguments": {"path": path.group(1)}}
+    return text_answer(f"reply {len(users)}: {said(last_text)[:120]}", thinking)
+
+
+def text_answer(text: str, thinking: str | None = None) -> dict[str, Any]:
+    return {"text": text, "thinking": thinking, "tool": None, "arguments": None}
 
 
 def said(text: str) -> str:
@@ -113,10 +128,10 @@ def sse_chunks(body: dict[str, Any], answer: dict[str, Any], call_id: str
     yield _chunk({"role": "assistant", "content": ""})
     if answer["thinking"]:
         yield _chunk({"reasoning_content": answer["thinking"]})
-    if answer["command"] is not None:
-        arguments = json.dumps({"command": answer["command"]})
+    if answer["tool"] is not None:
+        arguments = json.dumps(answer["arguments"])
         yield _chunk({"tool_calls": [{"index": 0, "id": call_id, "type": "function",
-                                      "function": {"name": "exec", "arguments": ""}}]})
+                                      "function": {"name": answer["tool"], "arguments": ""}}]})
         yield _chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]})
         yield _chunk({}, "tool_calls")
     else:
@@ -135,9 +150,9 @@ def whole_answer(body: dict[str, Any], answer: dict[str, Any], call_id: str
     """The same answer as one ``chat.completion`` body (requests without ``stream``)."""
     message: dict[str, Any] = {"role": "assistant", "content": answer["text"] or None}
     finish = "stop"
-    if answer["command"] is not None:
+    if answer["tool"] is not None:
         message["tool_calls"] = [{"id": call_id, "type": "function", "function": {
-            "name": "exec", "arguments": json.dumps({"command": answer["command"]})}}]
+            "name": answer["tool"], "arguments": json.dumps(answer["arguments"])}}]
         finish = "tool_calls"
     return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
             "model": MODEL_ID, "usage": _usage(body, answer),

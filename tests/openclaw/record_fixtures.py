@@ -27,9 +27,11 @@ import base64
 import json
 import shutil
 import sqlite3
+import struct
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,10 @@ def timed(label: str, action: Callable[[], Any]) -> Any:
     result = action()
     print(f"  {label}: {time.monotonic() - start:.1f} s", flush=True)
     return result
+
+
+#: Seconds a gateway run started with chat.send may take to finish.
+RUN_TIMEOUT_S = 120.0
 
 
 # -- reading the store --------------------------------------------------------------------
@@ -181,7 +187,59 @@ def basic(device: Device) -> None:
     timed("turn 2 (tool call)", lambda: device.turn("s1", "please use the tool"))
 
 
-SCENARIOS: dict[str, Callable[[Device], None]] = {"basic": basic}
+def one_pixel_png() -> bytes:
+    """A valid 1x1 red PNG (a real image, small enough for a fixture)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b""))
+
+
+def wait_for_run(device: Device, run_id: str) -> None:
+    """Until OpenClaw has written the end of run ``run_id`` (its bootstrap-context record)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        for row in dump_rows(device.store_path)["transcript_events"]:
+            data = row["record"].get("data")
+            if isinstance(data, dict) and data.get("runId") == run_id:
+                return
+        time.sleep(0.5)
+    raise OpenClawError(f"run {run_id} did not finish within {RUN_TIMEOUT_S} s")
+
+
+def user_entry_ids(device: Device, session_id: str) -> list[str]:
+    return [r["record"]["id"] for r in dump_rows(device.store_path)["transcript_events"]
+            if r["session_id"] == session_id and r["record"]["type"] == "message"
+            and r["record"]["message"]["role"] == "user"]
+
+
+def rich(device: Device) -> None:
+    """Every record type OpenClaw 2026.9.6 writes from its CLI and gateway methods."""
+    key = "agent:main:explicit:r1"
+    timed("thinking block", lambda: device.turn("r1", "think about the weather"))
+    timed("large tool output (zstd)", lambda: device.turn("r1", "run `seq 1 4000`"))
+    (device.state_dir / "workspace" / "dot.png").write_bytes(one_pixel_png())
+    timed("image in a tool result", lambda: device.turn("r1", "read `dot.png`"))
+    image = base64.b64encode(one_pixel_png()).decode()
+    timed("image attached to a user message", lambda: (device.call("chat.send", {
+        "sessionKey": key, "message": "what is in this picture?", "idempotencyKey": "img-1",
+        "attachments": [{"type": "image", "mimeType": "image/png", "fileName": "dot.png",
+                         "content": image}]}), wait_for_run(device, "img-1")))
+    timed("compaction", lambda: device.call("sessions.compact", {"key": key}))
+    timed("turn after compaction", lambda: device.turn("r1", "after the compaction"))
+    last_user = user_entry_ids(device, "r1")[-1]
+    timed("rewind (leaf)", lambda: device.call("sessions.rewind",
+                                               {"sessionKey": key, "entryId": last_user}))
+    timed("turn on the new branch", lambda: device.turn("r1", "a different path"))
+    timed("reset", lambda: device.call("sessions.reset", {"key": key, "reason": "new"}))
+    timed("turn after reset", lambda: device.turn("r1", "a fresh start"))
+    timed("/new (a new session id)", lambda: device.turn("r2", "/new"))
+    timed("turn in the new session", lambda: device.turn("r2", "hello again"))
+
+
+SCENARIOS: dict[str, Callable[[Device], None]] = {"basic": basic, "rich": rich}
 
 
 def record(name: str, work: Path) -> None:

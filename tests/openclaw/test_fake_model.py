@@ -16,7 +16,8 @@ async def stream(model: FakeModel, messages: list[dict[str, Any]]) -> list[Any]:
     chunks: list[Any] = []
     async with aiohttp.ClientSession() as session, session.post(
             model.base_url + "/chat/completions",
-            json={"model": "fake-model", "stream": True, "messages": messages}) as response:
+            json={"model": "fake-model", "stream": True, "messages": messages,
+                  "tools": [{"type": "function", "function": {"name": "exec"}}]}) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
         async for line in response.content:
@@ -84,3 +85,19 @@ async def test_body_that_is_not_json_is_refused_and_not_recorded(tmp_path: Path)
                 model.base_url + "/chat/completions", data=b"{nope") as response:
             assert response.status == 400
     assert model.requests() == []
+
+
+async def test_read_tool_and_a_summary_when_no_tools_are_offered(tmp_path: Path) -> None:
+    with FakeModel(tmp_path / "requests.jsonl") as model:
+        chunks = await stream(model, [{"role": "user", "content": "read `dot.png`"}])
+        async with aiohttp.ClientSession() as session, session.post(
+                model.base_url + "/chat/completions", json={"messages": [
+                    {"role": "user", "content": "<conversation>run `ls`</conversation>"}]}
+                ) as response:
+            summary = await response.json()
+    first = [c["choices"][0]["delta"]["tool_calls"][0]["function"] for c in chunks
+             if isinstance(c, dict) and c["choices"] and "tool_calls" in c["choices"][0]["delta"]]
+    assert first[0]["name"] == "read"
+    assert json.loads(first[1]["arguments"]) == {"path": "dot.png"}
+    message = summary["choices"][0]["message"]
+    assert message["content"].startswith("## Goal") and "tool_calls" not in message

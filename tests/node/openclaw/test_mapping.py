@@ -56,7 +56,7 @@ def test_each_record_type_maps_onto_a_kind() -> None:
         ["state_changed"], ["message_received"],
         ["agent_response", "tool_called", "tool_called"], ["tool_result"], ["tool_result"],
         ["agent_response"], ["state_changed"], ["state_changed"], ["state_changed"],
-        ["state_changed"], ["state_changed"], ["session_ended"]]
+        ["state_changed"], ["state_changed"], ["state_changed"], ["session_ended"]]
 
 
 def test_fields_the_kinds_lack_are_extra_fields() -> None:
@@ -337,3 +337,19 @@ def test_a_record_nested_deeper_than_events_allow_keeps_its_place() -> None:
     assert event.payload["key"] == "openclaw.unreadable"
     assert records_for(mapped.events) == [{k: record[k] for k in
                                            ("type", "id", "parentId", "timestamp")}]
+
+
+def test_media_openclaw_keeps_as_files_are_listed_as_attachments() -> None:
+    """An image sent with a message is a file in OpenClaw's workspace, named in the
+    message (as OpenClaw 2026.9.6 recorded it)."""
+    media = {"url": "media://inbound/3213.png", "contentType": "image/png", "kind": "image",
+             "sizeBytes": 69}
+    record = {"type": "message", "id": "595f164a", "parentId": None,
+              "timestamp": "2026-12-01T10:04:00.000Z", "message": {
+                  "role": "user", "content": "what is in this picture?",
+                  "__openclaw": {"media": [media, {"url": "media://inbound/x"}]}}}
+    event, = events_for(record, REF).events
+    assert event.payload["attachments"] == [
+        {"kind": "image", "mime_type": "image/png", "size": 69},
+        {"kind": "file", "mime_type": None, "size": None}]
+    assert records_for([event]) == [record]

@@ -93,6 +93,8 @@ def test_a_reader_holds_no_lock_between_reads(tmp_path: Path) -> None:
     assert busy == 0
     assert source.changed()  # the commit is seen
     assert not source.changed()
+    gateway.add(SID, transcript.records()[5:6])  # nor does looking hold a lock
+    assert gateway.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
     assert len(list(source.read({f"db:{SID}": 3}))) == 2
 
 

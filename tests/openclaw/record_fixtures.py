@@ -85,8 +85,8 @@ def dump_rows(store: Path) -> dict[str, list[dict[str, Any]]]:
         for table in TABLES:
             order = "session_id, seq" if table.startswith("transcript") else "rowid"
             found = []
-            for row in db.execute(f"SELECT * FROM {table} ORDER BY {order}"):  # noqa: S608
-                item = {k: row[k] for k in row.keys()}
+            for row in db.execute(f"SELECT * FROM {table} ORDER BY {order}"):
+                item = dict(zip(row.keys(), tuple(row), strict=True))
                 if table == "transcript_events":
                     item["record"] = decode(row)
                     if item["event_zstd"] is not None:
@@ -121,7 +121,7 @@ def copy_tables(store: Path, target: Path) -> None:
             copy.execute(sql)
         copy.execute("ATTACH DATABASE ? AS src", (f"file:{store}?mode=ro",))
         for table in TABLES:
-            copy.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")  # noqa: S608
+            copy.execute(f"INSERT INTO main.{table} SELECT * FROM src.{table}")
         copy.commit()
         copy.execute("DETACH DATABASE src")
         copy.execute("VACUUM")
@@ -156,7 +156,7 @@ def write_legacy(rows: dict[str, list[dict[str, Any]]], folder: Path,
 
 
 def check_legacy_imports(legacy: Path, model_url: str, work: Path,
-                         expected: dict[str, list[dict[str, Any]]]) -> None:
+                         expected: dict[str, list[dict[str, Any]]]) -> Device:
     """Import the legacy layout into a fresh OpenClaw; it must store the same records."""
     device = Device(work / "import-check", model_url).setup()
     device.sessions_dir.mkdir(parents=True, exist_ok=True)
@@ -176,6 +176,7 @@ def check_legacy_imports(legacy: Path, model_url: str, work: Path,
                                 f"not the {len(records)} written (or not equal)")
     print(f"  legacy layout: OpenClaw imported {sum(map(len, expected.values()))} records "
           "equal to the source", flush=True)
+    return device
 
 
 # -- scenarios ----------------------------------------------------------------------------
@@ -242,6 +243,60 @@ def rich(device: Device) -> None:
 SCENARIOS: dict[str, Callable[[Device], None]] = {"basic": basic, "rich": rich}
 
 
+def handwritten_records(real: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The record types no OpenClaw 2026.9.6 command writes (only its interactive tree
+    view and extensions do), shaped as its SessionManager writes them
+    (``appendSessionInfo``, ``appendLabelChange``, ``appendCustomMessageEntry``,
+    ``branchWithSummary``), appended to a real transcript."""
+    user = next(r for r in real if r["type"] == "message"
+                and r["message"]["role"] == "user")
+    first_reply = next(r for r in real if r["type"] == "message"
+                       and r["message"]["role"] == "assistant")
+    stamp = real[-1]["timestamp"][:-5]  # "...T07:31:02." + milliseconds + "Z"
+    parent = real[-1]["id"]
+    added = []
+    for number, (kind, fields) in enumerate([
+            ("session_info", {"name": "weather chat"}),
+            ("label", {"targetId": user["id"], "label": "the start"}),
+            ("custom_message", {"customType": "note", "content": "a note shown to the model",
+                                "display": True, "details": {"from": "an extension"}}),
+            ("label", {"targetId": user["id"], "label": None})], 1):
+        record = {"type": kind, "id": f"00000000-0000-4000-8000-00000000000{number}",
+                  "parentId": parent, "timestamp": f"{stamp}{100 + number}Z", **fields}
+        added.append(record)
+        parent = record["id"]
+    added.append({"type": "branch_summary", "id": "00000000-0000-4000-8000-000000000005",
+                  "parentId": first_reply["id"], "timestamp": f"{stamp}105Z",
+                  "fromId": first_reply["id"],
+                  "summary": "The user tried a tool on another branch; it printed hi.",
+                  "details": {"readFiles": [], "modifiedFiles": []}, "fromHook": False})
+    return added
+
+
+def record_handwritten(work: Path) -> None:
+    """``basic``'s real transcript plus ``handwritten_records``, imported by OpenClaw's
+    own ``doctor --session-sqlite import``: the store rows are what OpenClaw wrote."""
+    print("== handwritten", flush=True)
+    source = OUT / "basic" / "legacy"
+    real = [json.loads(line) for line in (source / "s1.jsonl").read_text().splitlines()]
+    out = OUT / "handwritten"
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "legacy").mkdir(parents=True)
+    records = real + handwritten_records(real)
+    (out / "legacy" / "s1.jsonl").write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    shutil.copy(source / "sessions.json", out / "legacy" / "sessions.json")
+    with FakeModel(work / "handwritten-requests.jsonl") as model:
+        device = check_legacy_imports(out / "legacy", model.base_url, work / "handwritten",
+                                      {"s1": records})
+        rows = dump_rows(device.store_path)
+        (out / "rows.json").write_text(json.dumps(rows, indent=1, ensure_ascii=False)
+                                       + "\n")
+        copy_tables(device.store_path, out / "openclaw-agent.sqlite")
+    print(f"  wrote {out.relative_to(ROOT)}: {len(records)} records, "
+          f"{len(records) - len(real)} of them written here", flush=True)
+
+
 def record(name: str, work: Path) -> None:
     print(f"== {name}", flush=True)
     scenario = SCENARIOS[name]
@@ -272,15 +327,18 @@ def record(name: str, work: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Record tests/data/openclaw/ from a real "
                                                  "OpenClaw run.")
-    parser.add_argument("scenarios", nargs="*", default=list(SCENARIOS),
-                        choices=list(SCENARIOS))
+    parser.add_argument("scenarios", nargs="*", default=[*SCENARIOS, "handwritten"],
+                        choices=[*SCENARIOS, "handwritten"])
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
     require_installed()
     work = Path(tempfile.mkdtemp(prefix="openclaw-fixtures-"))
     try:
         for name in args.scenarios:
-            record(name, work)
+            if name == "handwritten":  # after basic: it builds on basic's transcript
+                record_handwritten(work)
+            else:
+                record(name, work)
     finally:
         if args.keep:
             print(f"work folder kept: {work}", file=sys.stderr)

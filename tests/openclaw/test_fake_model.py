@@ -34,10 +34,11 @@ def joined(chunks: list[Any], field: str) -> str:
 
 
 async def test_text_reply_counts_real_user_messages_and_records(tmp_path: Path) -> None:
+    second = "[Thu 07:26] second\n\nRuntime: x"
     history = [{"role": "system", "content": "be brief"},
                {"role": "user", "content": "[Thu] first"},
                {"role": "assistant", "content": "reply 1: first"},
-               {"role": "user", "content": [{"type": "text", "text": "[Thu 07:26] second\n\nRuntime: x"}]},
+               {"role": "user", "content": [{"type": "text", "text": second}]},
                {"role": "user", "content": INTERNAL_MARKER + " ignore me"}]
     with FakeModel(tmp_path / "requests.jsonl") as model:
         chunks = await stream(model, history)
@@ -59,7 +60,8 @@ async def test_tool_call_then_text_after_the_result(tmp_path: Path) -> None:
         arguments = "".join(c["function"]["arguments"] for c in calls)
         assert json.loads(arguments) == {"command": "echo hi"}
         assert first[-3]["choices"][0]["finish_reason"] == "tool_calls"
-        answered = asked + [
+        answered = [
+            *asked,
             {"role": "assistant", "content": None, "tool_calls": [
                 {"id": calls[0]["id"], "type": "function",
                  "function": {"name": "exec", "arguments": arguments}}]},

@@ -1,9 +1,9 @@
 """OpenClaw records -> clawsync events, losslessly and the same on every device.
 
-A record of the pi session format (version 3) becomes one event, or more for an
-assistant message that calls tools (one ``tool_called`` event per call). The first event
-of a record (its *base*) carries what the eight kinds have no field for in the extra
-field ``openclaw``::
+A record of the pi session format (version 3; OpenClaw 2026.9.6 writes 4) becomes one
+event, or more for an assistant message that calls tools (one ``tool_called`` event per
+call). The first event of a record (its *base*) carries what the eight kinds have no
+field for in the extra field ``openclaw``::
 
     "openclaw": {"session_key": OpenClaw's session key, "session_id": its session id,
                  "record": the record, less what moved into a field of the kind,
@@ -47,13 +47,14 @@ from crdt.errors import InvalidInput
 from crdt.events import EVENT_BYTES_MAX, Draft, Event
 from crdt.keys import check_name, check_session_key
 from crdt.kinds import parse_kind
+from crdt.kinds import text as checked_text
 from node.openclaw import sizes
 
 #: The extra field every event from OpenClaw carries.
 EXTRA = "openclaw"
-#: The transcript version this mapping was written for; a newer one is imported the
-#: same way, with a warning.
-TRANSCRIPT_VERSION = 3
+#: The transcript versions this mapping was written for (OpenClaw 2026.9.6 writes 4, the
+#: pi format it extends is 3); another is imported the same way, with a warning.
+TRANSCRIPT_VERSIONS = (3, 4)
 #: ``session_started.channel`` of an OpenClaw session header.
 CHANNEL = "openclaw"
 
@@ -179,9 +180,9 @@ def _header(record: dict[str, Any], warnings: list[str], name: str) -> list[_Par
     version, session_id = record.get("version"), record.get("id")
     if not isinstance(session_id, str):
         raise _Unfit("a session header without an id")
-    if version != TRANSCRIPT_VERSION:
-        warnings.append(f"{name}: transcript version {version!r}, not "
-                        f"{TRANSCRIPT_VERSION}; imported as version {TRANSCRIPT_VERSION}")
+    if version not in TRANSCRIPT_VERSIONS:
+        warnings.append(f"{name}: transcript version {version!r}, not one of "
+                        f"{TRANSCRIPT_VERSIONS}; imported as version {TRANSCRIPT_VERSIONS[-1]}")
     return [_Part("session_started", {"channel": CHANNEL, "peer_id": session_id})]
 
 
@@ -196,6 +197,8 @@ _STATES: dict[str, tuple[str, str | None, str | tuple[str, ...]]] = {
     "branch_summary": ("openclaw.branch_summary", None, "summary"),
     "label": ("openclaw.label", None, ("targetId", "label")),
     "session_info": ("openclaw.session_info", None, ("name",)),
+    # Written by sessions.rewind at the end of the copy it keeps: the entry it returned to.
+    "leaf": ("openclaw.leaf", None, ("targetId",)),
 }
 
 
@@ -223,7 +226,7 @@ def _message(record: dict[str, Any]) -> list[_Part]:
     if role == "user":
         content, moved = _text_of(message)
         return [_Part("message_received", {"content": content,
-                                           "attachments": _images(message)}, moved)]
+                                           "attachments": _attachments(message)}, moved)]
     if role == "assistant":
         return _assistant(message)
     if role == "toolResult":
@@ -251,18 +254,29 @@ def _is_text(block: Any) -> bool:
             and isinstance(block.get("text"), str))
 
 
-def _images(message: dict[str, Any]) -> list[dict[str, Any]]:
-    content = message.get("content")
-    if not isinstance(content, list):
-        return []
+def _attachments(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Image blocks, then the files OpenClaw keeps in its workspace and names under
+    ``__openclaw.media`` (an image sent with a message: only its description travels)."""
     out = []
-    for block in content:
+    content = message.get("content")
+    for block in content if isinstance(content, list) else []:
         if isinstance(block, dict) and block.get("type") == "image":
-            mime_type, data = block.get("mimeType"), block.get("data")
-            out.append({"kind": "image",
-                        "mime_type": mime_type if isinstance(mime_type, str) else None,
+            data = block.get("data")
+            out.append({"kind": "image", "mime_type": _text_or_none(block.get("mimeType")),
                         "size": _decoded_size(data) if isinstance(data, str) else None})
+    extra = message.get("__openclaw")
+    media = extra.get("media") if isinstance(extra, dict) else None
+    for item in media if isinstance(media, list) else []:
+        if isinstance(item, dict):
+            size = item.get("sizeBytes")
+            out.append({"kind": _text_or_none(item.get("kind")) or "file",
+                        "mime_type": _text_or_none(item.get("contentType")),
+                        "size": size if _is_count("size", size) else None})
     return out
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and _valid_text(value) else None
 
 
 def _decoded_size(data: str) -> int | None:
@@ -300,8 +314,12 @@ def _assistant(message: dict[str, Any]) -> list[_Part]:
 
 
 def _is_count(name: Any, count: Any) -> bool:
-    return (isinstance(name, str) and 0 < len(name) <= 256 and isinstance(count, int)
-            and not isinstance(count, bool) and 0 <= count < 2**64)
+    """A usage entry that ``tokens`` can hold (a count under a valid name)."""
+    try:
+        check_name(name, "")
+    except InvalidInput:
+        return False
+    return isinstance(count, int) and not isinstance(count, bool) and 0 <= count < 2**64
 
 
 def _tool_result(message: dict[str, Any]) -> _Part:
@@ -334,10 +352,23 @@ _ENVELOPE = ("type", "id", "parentId", "timestamp")
 
 
 def _envelope(record: Any) -> dict[str, Any]:
+    """The fields that place a record, those of them that are valid strings or null."""
     if not isinstance(record, dict):
         return {}
-    return {name: record[name] for name in _ENVELOPE
-            if isinstance(record.get(name), str | None) and name in record}
+    out = {}
+    for name in _ENVELOPE:
+        value = record.get(name)
+        if name in record and (value is None or _valid_text(value)):
+            out[name] = value
+    return out
+
+
+def _valid_text(value: Any) -> bool:
+    try:
+        checked_text(value, "")
+    except InvalidInput:
+        return False
+    return True
 
 
 def _unreadable(record: Any) -> _Part:

@@ -60,10 +60,8 @@ def transcripts_for(events: Iterable[Event]) -> list[Transcript]:
             _put_back(record, event)
         group = (base.agent_id, str(extra.get("session_key")), str(extra.get("session_id")))
         groups[group].append((base, record))
-    transcripts = [Transcript(*group, _ordered(members)) for group, members in groups.items()]
-    first = {id(t): min(e.sort_key for e, _ in groups[(t.agent_id, t.session_key,
-                                                       t.session_id)]) for t in transcripts}
-    return sorted(transcripts, key=lambda t: first[id(t)])
+    by_first = sorted(groups.items(), key=lambda item: min(e.sort_key for e, _ in item[1]))
+    return [Transcript(*group, _ordered(members)) for group, members in by_first]
 
 
 def records_for(events: Iterable[Event], session_id: str | None = None) -> list[dict[str, Any]]:

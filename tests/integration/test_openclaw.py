@@ -16,6 +16,7 @@ import pytest
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
+from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import wait_until
 from tests.support.openclaw import FakeGateway, RecordedGateway
@@ -29,7 +30,7 @@ CLAWSYNC_KEY = session_key_for("main", KEY)
 
 def call(node: NodeProcess, method: str, path: str, body: Any = None,
          token: str | None = None) -> tuple[int, dict[str, Any]]:
-    data = None if body is None else json.dumps(body).encode()
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     request = urllib.request.Request(node.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
     if token is not None:
@@ -58,6 +59,8 @@ def test_cursors_are_kept_by_the_node_behind_its_token(token_node: NodeProcess) 
             ("openclaw:ab:cd", {"cursor": {f"e{n}": n for n in range(CURSOR_ENTRIES_MAX + 1)}},
              413)]:
         assert call(token_node, "PUT", f"/v1/cursors/{name}", body, "s3cret")[0] == status
+    padded = b'{"cursor": {}}' + b" " * BODY_BYTES_MAX
+    assert call(token_node, "PUT", path, padded, "s3cret")[0] == 413
     assert call(token_node, "GET", path, token="s3cret")[1]["cursor"] == {"db:s": 3}
 
 
@@ -145,3 +148,40 @@ def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,
     assert ids >= {r["id"] for r in rows}
     again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
     assert again.returncode == 0 and "0 records read" in again.stderr
+
+
+def test_watch_waits_out_a_node_restart(node: NodeProcess, tmp_path: Path) -> None:
+    """Rows committed while the node is down reach it once it is back, though OpenClaw
+    commits nothing more."""
+    state = tmp_path / "openclaw"
+    gateway = RecordedGateway(state, keep=5)
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        said.wait_for("5 records read")
+        node.stop()
+        rows = gateway.replay(len(gateway.rows))
+        said.wait_for("trying again in")
+        node.start()
+        said.wait_for(f"{len(rows)} records read")
+        ids = {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+               for e in session_events(node)}
+        assert ids >= {r["id"] for r in rows}
+    finally:
+        watch.send_signal(signal.SIGINT)
+        try:
+            assert watch.wait(timeout=30) == 0  # Ctrl-C stops it quietly
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+
+
+def test_embedded_import_refuses_a_data_folder_a_node_serves(node: NodeProcess,
+                                                             tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    RecordedGateway(state).replay(3)
+    result = run_cli(node, "openclaw", "import", "--state-dir", str(state),
+                     "--data-dir", str(node.data_dir))
+    assert result.returncode == 1, result.stderr
+    assert str(node.data_dir) in result.stderr
+    assert session_events(node) == []

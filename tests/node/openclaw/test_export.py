@@ -49,9 +49,18 @@ def test_export_gives_back_the_records_openclaw_wrote(tmp_path: Path) -> None:
     assert set(index) == {"agent:main:other", KEY}
     assert index[KEY]["sessionId"] == SID and index[KEY]["sessionFile"] == str(path)
     assert isinstance(index[KEY]["updatedAt"], int) and index[KEY]["updatedAt"] > 0
+    # What B's watch reads of the exported files is what the node holds already.
+    reread = cli("import", "--state-dir", str(b), "--data-dir", str(data))
+    assert reread.exit_code == 0, reread.output
+    assert f"{len(transcript.records())} records read: 0 new events" in reread.output
     # Again: nothing changes; by OpenClaw's key without its prefix, too.
     again = cli("export", "explicit:s1", "--state-dir", str(b), "--data-dir", str(data))
     assert "records already there, unchanged" in again.output
+    assert "already holds session" not in again.output
+    # Exported to the device it came from: said so.
+    home = cli("export", KEY, "--state-dir", str(tmp_path / "a"), "--data-dir", str(data))
+    assert f"OpenClaw's store already holds session {SID} ({len(transcript.records())} " \
+           "records)" in home.output
 
 
 def test_export_refuses_to_overwrite_another_transcript(tmp_path: Path) -> None:

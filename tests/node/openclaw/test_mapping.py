@@ -56,7 +56,7 @@ def test_each_record_type_maps_onto_a_kind() -> None:
         ["state_changed"], ["message_received"],
         ["agent_response", "tool_called", "tool_called"], ["tool_result"], ["tool_result"],
         ["agent_response"], ["state_changed"], ["state_changed"], ["state_changed"],
-        ["state_changed"], ["state_changed"], ["session_ended"]]
+        ["state_changed"], ["state_changed"], ["state_changed"], ["session_ended"]]
 
 
 def test_fields_the_kinds_lack_are_extra_fields() -> None:
@@ -185,7 +185,7 @@ def test_images_and_outputs_over_the_event_limit_are_summarised() -> None:
 
 def test_unknown_records_and_versions_are_kept_with_a_warning() -> None:
     strange = [
-        {"type": "session", "version": 4, "id": "s-4", "timestamp": "2026-12-01T10:00:00Z",
+        {"type": "session", "version": 5, "id": "s-4", "timestamp": "2026-12-01T10:00:00Z",
          "cwd": "/", "origin": {"device": "phone"}},
         {"type": "poll", "id": "000000b1", "parentId": None,
          "timestamp": "2026-12-01T10:00:01.000Z", "question": "lunch?"},
@@ -203,7 +203,7 @@ def test_unknown_records_and_versions_are_kept_with_a_warning() -> None:
     for record, warning in zip(strange, [warnings[0], *warnings[1:3], warnings[4], warnings[5]],
                                strict=True):
         assert repr(record["id"]) in warning
-    assert "version 4" in warnings[0] and "unknown record type 'poll'" in warnings[1]
+    assert "version 5" in warnings[0] and "unknown record type 'poll'" in warnings[1]
     assert [e.kind for e in events] == ["session_started"] + ["state_changed"] * 4
     assert events[1].payload["key"] == "openclaw.unknown"
     assert events[3].timestamp.ms == 0  # no time of its own, and no fallback given
@@ -270,3 +270,86 @@ def test_any_record_is_imported_and_comes_back(record: dict[str, Any]) -> None:
     assert mapped.events
     assert all(len(e.canonical) <= EVENT_BYTES_MAX for e in mapped.events)
     assert records_for(mapped.events) == [as_json(record)]
+
+
+def test_two_session_ids_of_one_key_are_one_session_and_two_transcripts() -> None:
+    first = transcript.records()
+    second = copy.deepcopy(first)
+    second[0]["id"] = "s-2"
+    for record in second:
+        record["timestamp"] = record["timestamp"].replace("T10:", "T11:")
+    events = import_all(first)[0]
+    events += import_all(second, SessionRef("main", transcript.SESSION_KEY, "s-2"))[0]
+    assert {e.session_key for e in events} == {transcript.SESSION_KEY}
+    found = transcripts_for(sorted(events, key=lambda e: e.id))
+    assert [(t.agent_id, t.session_key, t.session_id) for t in found] == [
+        ("main", transcript.SESSION_KEY, transcript.SESSION_ID),
+        ("main", transcript.SESSION_KEY, "s-2")]
+    assert [t.records for t in found] == [as_json(first), as_json(second)]
+    assert records_for(events, "s-2") == as_json(second)
+
+
+def test_a_record_without_a_time_takes_the_callers() -> None:
+    record = {"type": "label", "id": "1", "parentId": None, "targetId": "0", "label": "x"}
+    mapped = events_for(record, REF, fallback_ms=1_796_000_000_000)
+    assert mapped.events[0].timestamp.ms == 1_796_000_000_000
+    assert "'1'" in mapped.warnings[0] and "no valid timestamp" in mapped.warnings[0]
+
+
+def test_a_tool_call_too_big_for_an_event_keeps_all_but_its_big_argument() -> None:
+    body = "x = 1\n" * 40_000  # a file the model writes: 240 KB
+    record = {"type": "message", "id": "000000e1", "parentId": None,
+              "timestamp": "2026-12-01T10:02:00.000Z", "message": {
+                  "role": "assistant", "model": "fake-model", "stopReason": "toolUse",
+                  "content": [{"type": "toolCall", "id": "w1", "name": "write",
+                               "arguments": {"path": "a.py", "content": body}}]}}
+    mapped = events_for(record, REF)
+    assert mapped.warnings == []
+    call, = mapped.events
+    assert len(call.canonical) <= EVENT_BYTES_MAX
+    summary = sizes.summary_text(body.encode(), "text/plain")
+    assert call.payload["params"] == {"path": "a.py", "content": summary}
+    assert call.payload["openclaw"]["summarised"][0]["path"] == ["params", "content"]
+    back, = records_for(mapped.events)
+    assert back["message"]["content"][0]["arguments"] == {"path": "a.py", "content": summary}
+    assert back["message"]["content"][0]["id"] == "w1"
+
+
+def test_a_record_no_event_can_hold_still_leaves_its_place() -> None:
+    """A lone surrogate (possible in JSON, refused in events) in a record's id."""
+    record = {"type": "label", "id": "\ud800", "parentId": "p", "timestamp": 5,
+              "usage": "x", "label": "\ud800"}
+    mapped = events_for(record, REF)
+    event, = mapped.events
+    assert event.payload["openclaw"]["record"] == {"type": "label", "parentId": "p"}
+    assert len(mapped.warnings) == 2
+
+
+def test_a_record_nested_deeper_than_events_allow_keeps_its_place() -> None:
+    deep: Any = "bottom"
+    for _ in range(40):
+        deep = {"d": deep}
+    record = {"type": "custom", "id": "000000f1", "parentId": None,
+              "timestamp": "2026-12-01T10:03:00.000Z", "customType": "deep", "data": deep}
+    mapped = events_for(record, REF)
+    assert len(mapped.warnings) == 2 and "nesting" in mapped.warnings[0]
+    event, = mapped.events
+    assert event.payload["key"] == "openclaw.unreadable"
+    assert records_for(mapped.events) == [{k: record[k] for k in
+                                           ("type", "id", "parentId", "timestamp")}]
+
+
+def test_media_openclaw_keeps_as_files_are_listed_as_attachments() -> None:
+    """An image sent with a message is a file in OpenClaw's workspace, named in the
+    message (as OpenClaw 2026.9.6 recorded it)."""
+    media = {"url": "media://inbound/3213.png", "contentType": "image/png", "kind": "image",
+             "sizeBytes": 69}
+    record = {"type": "message", "id": "595f164a", "parentId": None,
+              "timestamp": "2026-12-01T10:04:00.000Z", "message": {
+                  "role": "user", "content": "what is in this picture?",
+                  "__openclaw": {"media": [media, {"url": "media://inbound/x"}]}}}
+    event, = events_for(record, REF).events
+    assert event.payload["attachments"] == [
+        {"kind": "image", "mime_type": "image/png", "size": 69},
+        {"kind": "file", "mime_type": None, "size": None}]
+    assert records_for([event]) == [record]

@@ -155,12 +155,24 @@ def test_jsonl_layout_with_a_damaged_line_and_one_still_being_written(tmp_path: 
     assert [r.value["id"] for r in got] == [records[5]["id"]] and problems == []
 
 
-def test_a_jsonl_file_moved_away_while_read(tmp_path: Path) -> None:
+def test_a_jsonl_file_moved_away_while_read(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_jsonl(tmp_path, KEY, SID, transcript.records()[:2])
-    path.unlink()  # `openclaw doctor --session-sqlite import` archives it
-    problems = list(AgentSessions(path.parent, "main", "sessions").read({}))
+    source = AgentSessions(path.parent, "main", "sessions")
+    real_open = Path.open
+
+    def archived_meanwhile(self: Path, *args: object, **kwargs: object) -> object:
+        if self == path:  # `openclaw doctor --session-sqlite import` archives it
+            raise FileNotFoundError(self)
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", archived_meanwhile)
+    problems = list(source.read({}))
     assert len(problems) == 1 and isinstance(problems[0], Problem)
     assert "moved away" in problems[0].message and problems[0].entry is None
+    monkeypatch.undo()
+    path.unlink()  # gone for good, its entry left in sessions.json: nothing to read
+    assert list(source.read({})) == []
 
 
 def test_state_folder_checks(tmp_path: Path) -> None:
@@ -209,3 +221,18 @@ def test_jsonl_is_read_in_bounded_pieces_and_an_oversized_line_skipped(
     assert [r.value["id"] for r in got] == [r["id"] for r in records[:6] + records[6:8]]
     [problem] = problems
     assert "is longer than 1000 bytes; skipped" in problem.message
+
+
+def test_a_store_replaced_by_a_new_file_is_reopened(tmp_path: Path) -> None:
+    FakeGateway(tmp_path).add(SID, transcript.records()[:3])
+    source = reader(tmp_path)
+    assert source.changed() and len(list(source.read({}))) == 3
+    path = database_path(tmp_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert source.changed()
+    [problem] = list(source.read({}))
+    assert "is gone" in problem.message and problem.entry is None
+    FakeGateway(tmp_path).add("other", transcript.records()[:2])  # a new file
+    assert source.changed()
+    assert [r.session_id for r in source.read({}) if isinstance(r, Record)] == ["other"] * 2

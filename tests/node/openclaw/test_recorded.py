@@ -13,6 +13,7 @@ import pytest
 import zstandard
 
 from crdt.events import EVENT_BYTES_MAX
+from crdt.log.projection import rebuild
 from node.openclaw.mapping import SessionRef, events_for
 from node.openclaw.records import records_for
 
@@ -69,3 +70,19 @@ def test_every_recorded_record_comes_back_equal(ref: SessionRef, records: list[A
     assert records_for(events, ref.session_id) == records
     again = [event.id for record in records for event in events_for(record, ref).events]
     assert again == [event.id for event in events]
+
+
+@pytest.mark.parametrize("ref, records", recorded(),
+                         ids=lambda value: getattr(value, "session_id", ""))
+def test_the_projection_reads_as_the_conversation(ref: SessionRef, records: list[Any]) -> None:
+    """Each user message is an inbound message, each answer with text an outbound one,
+    each tool result a tool message, in the order OpenClaw wrote them."""
+    events = [event for record in records for event in events_for(record, ref).events]
+    roles = {"user": "inbound", "assistant": "outbound", "toolResult": "tool"}
+    expected = [roles[record["message"]["role"]] for record in records
+                if record["type"] == "message" and (
+                    record["message"]["role"] != "assistant"
+                    or any(block.get("type") == "text" for block in
+                           record["message"]["content"]))]
+    view = rebuild(events[0].session_key, events)
+    assert [message.role for message in view.messages] == expected

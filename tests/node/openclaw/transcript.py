@@ -96,6 +96,7 @@ def records() -> list[dict[str, Any]]:
     add("branch_summary", 9, fromId="00000005", summary="Tried a different command.")
     add("label", 10, targetId="00000005", label="first tool call")
     add("session_info", 11, name="echo test")
+    add("leaf", 11.5, targetId="00000005")
     add("reset", 12, reason="new")
     return out
 

@@ -36,7 +36,8 @@ ROOMS: dict[str, set[str]] = {
                     "node.console"},
     "node.console": set(),
     "node.client": {"crdt", "sync", "node"},
-    "node.cli": {"crdt", "node", "node.client"},
+    "node.cli": {"crdt", "node", "node.client", "node.openclaw"},
+    "node.openclaw": {"crdt", "node", "node.client"},
     "node.main": {"node.cli", "node.server"},
 }
 #: A room's ``crdt`` or ``sync`` stands for every room below it unless listed apart:
@@ -56,8 +57,9 @@ BANNED: dict[str, set[str]] = {
     "node": set(),
 }
 #: Third-party libraries that only one room may use.
-OWNED_BY = {"automerge": "crdt.automerge", "diskcache": "crdt.storage",
-            "sqlite3": "crdt.storage", "fcntl": "crdt.storage"}
+OWNED_BY = {"automerge": ("crdt.automerge",), "diskcache": ("crdt.storage",),
+            # node.openclaw reads OpenClaw's own SQLite store, read-only.
+            "sqlite3": ("crdt.storage", "node.openclaw"), "fcntl": ("crdt.storage",)}
 
 
 def modules() -> Iterator[tuple[str, Path]]:
@@ -108,8 +110,8 @@ def forbidden(name: str, room: str, known: set[str]) -> bool:
     if top in BANNED[room.split(".")[0]]:
         return True
     if top in OWNED_BY:
-        owner = OWNED_BY[top]
-        return room != owner and not room.startswith(owner + ".")
+        return not any(room == owner or room.startswith(owner + ".")
+                       for owner in OWNED_BY[top])
     return name in known and room_of(name) not in allowed(room)
 
 

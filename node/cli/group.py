@@ -18,6 +18,7 @@ from node.cli.common import node_url
 from node.cli.demo import demo
 from node.cli.device import device
 from node.cli.forget import forget
+from node.cli.openclaw import openclaw
 from node.cli.origins import origins
 from node.cli.read import events, projection, sessions, tail
 from node.cli.status import status
@@ -51,6 +52,6 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
 
 
 for _command in (append, events, sessions, projection, tail, status, origins, demo,
-                 forget, device):
+                 forget, device, openclaw):
     main.add_command(_command)
 

@@ -158,6 +158,22 @@ class Client:
                                    what="the retirement",
                                    missing=f"the node holds no events of origin {origin!r}")
 
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        """``GET /v1/cursors/{name}``: a bridge's saved cursor, or None if none was saved."""
+        try:
+            answer = await self._request("GET", "/v1/cursors/" + quote(name, safe=""),
+                                         what="the cursor request")
+        except ClientError as error:
+            if error.status == 404 and error.code == "not_found":
+                return None
+            raise
+        return dict(answer["cursor"])
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        """``PUT /v1/cursors/{name}``: replace a bridge's cursor."""
+        await self._request("PUT", "/v1/cursors/" + quote(name, safe=""),
+                            json_body={"cursor": cursor}, what="the cursor")
+
     async def stream(self, after: int, on_news: StreamNews | None = None,
                      ) -> AsyncIterator[StreamEvent]:
         """Follow the node's live event stream (SSE) from position ``after``, forever.

@@ -34,7 +34,7 @@ export class Transcript {
     if (event.forgotten_by) return null; // forgotten: only its skeleton is left
     const kind = event.kind;
     if (kind.type === "tool_result") {
-      const at = this.open.findIndex((entry) => entry.call.tool_name === kind.tool_name);
+      const at = this.open.findIndex((entry) => answers(kind, entry.call));
       if (at >= 0) {
         const [entry] = this.open.splice(at, 1);
         entry.result = kind;
@@ -55,6 +55,16 @@ export class Transcript {
     this.entries.push(entry);
     return { entry, added: true };
   }
+}
+
+// A result answers the open call with its tool-call id when both carry one (a source
+// such as OpenClaw runs several calls of one tool at once), else the oldest open call of
+// its tool.
+function answers(result, call) {
+  if (typeof result.tool_call_id === "string" && typeof call.tool_call_id === "string") {
+    return result.tool_call_id === call.tool_call_id;
+  }
+  return result.tool_name === call.tool_name;
 }
 
 function plain(kind) {

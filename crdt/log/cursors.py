@@ -1,0 +1,75 @@
+"""Named cursors for bridges: where a source that feeds the node (an OpenClaw state
+folder) has been read up to, kept by the node so that a bridge restarted anywhere resumes
+where it stopped.
+
+A cursor is a small map of names to non-negative integers (for OpenClaw: a session's
+last imported sequence number or byte offset). It is stored beside the peer checkpoints
+(``k`` records, ``crdt.log.records``) under ``cursor:<name>``, a prefix no peer key has.
+
+>>> from crdt.log.store import EventStore
+>>> store = EventStore.open("memory:")
+>>> save_cursor(store, "openclaw:ab12:main", {"db:s1": 7})
+>>> read_cursor(store, "openclaw:ab12:main"), read_cursor(store, "other")
+({'db:s1': 7}, None)
+>>> save_cursor(store, "no spaces", {})
+Traceback (most recent call last):
+crdt.errors.InvalidInput: name: may hold only letters, digits and . _ : - (1 to 128 of them)
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from crdt import codec
+from crdt.errors import InvalidInput, LimitExceeded
+from crdt.keys import check_name
+from crdt.log.store import EventStore
+
+#: A cursor's name: what a URL path carries without escaping.
+NAME = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+#: Entries one cursor holds at most (an OpenClaw agent: one per session).
+CURSOR_ENTRIES_MAX = 20_000
+#: A cursor's encoded size at most (CBOR): bounded, as every stored thing is.
+CURSOR_BYTES_MAX = 1024 * 1024
+#: Largest value: SQLite's integer range.
+VALUE_MAX = 2**63 - 1
+PREFIX = "cursor:"
+
+
+def check_cursor_name(name: object) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise InvalidInput("may hold only letters, digits and . _ : - (1 to 128 of them)",
+                           field="name")
+    return name
+
+
+def check_cursor(value: Any) -> dict[str, int]:
+    """A cursor from outside: an object of names to integers within the limits."""
+    if not isinstance(value, dict):
+        raise InvalidInput("must be an object of names to integers", field="cursor")
+    if len(value) > CURSOR_ENTRIES_MAX:
+        raise LimitExceeded(f"holds {len(value)} entries; the limit is {CURSOR_ENTRIES_MAX}",
+                            field="cursor")
+    for entry, number in value.items():
+        check_name(entry, "cursor")
+        if isinstance(number, bool) or not isinstance(number, int) \
+                or not 0 <= number <= VALUE_MAX:
+            raise InvalidInput(f"{entry!r} must be an integer from 0 to {VALUE_MAX}",
+                               field="cursor")
+    size = len(codec.encode_fast(value))
+    if size > CURSOR_BYTES_MAX:
+        raise LimitExceeded(f"is {size} bytes encoded; the limit is {CURSOR_BYTES_MAX}",
+                            field="cursor")
+    return value
+
+
+def save_cursor(store: EventStore, name: str, value: dict[str, int]) -> None:
+    """Check and store the cursor ``name`` (replacing what was there)."""
+    store.save_checkpoint(PREFIX + check_cursor_name(name), check_cursor(value))
+
+
+def read_cursor(store: EventStore, name: str) -> dict[str, int] | None:
+    """The cursor last saved under ``name``, or None."""
+    return store.checkpoint(PREFIX + check_cursor_name(name))

@@ -1,0 +1,332 @@
+"""``clawsync openclaw``: OpenClaw's state folder as a source (import, watch) and a
+reader (export) of a node's sessions.
+
+The events go to the node of ``--node`` over HTTP, or, with ``--data-dir``, straight into
+a node's data folder (embedded; that node must not be running). Where each agent's
+stores have been read up to is a cursor kept by that node (``/v1/cursors``), saved after
+the events are stored: a restart resumes there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from crdt.errors import CrdtError
+from crdt.events import Event, parse_event
+from crdt.log.cursors import read_cursor, save_cursor
+from crdt.log.store import EventStore
+from node.cli.append import batches
+from node.cli.common import NodeError, client_options, note, settings
+from node.client.api import Client, ClientError
+from node.config import ClientLimits
+from node.openclaw.bridge import POLL_S, Bridge, Sink, Tally
+from node.openclaw.export import ExportRefused
+from node.openclaw.export import export as export_transcript
+from node.openclaw.mapping import session_key_for
+from node.openclaw.records import transcripts_for
+from node.openclaw.sqlite import rows_of_session
+from node.openclaw.state import DATABASE, StateFolder, StateFolderError, check_state_folder
+
+T = TypeVar("T")
+
+#: Seconds ``watch`` waits before trying an unreachable node again, at most.
+RETRY_MAX_S = 30.0
+
+
+class HttpSink:
+    """A node over HTTP (``node.client``)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        return await self.client.cursor(name)
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        await self.client.save_cursor(name, cursor)
+
+    async def events(self, session_key: str) -> list[Event]:
+        found: list[Event] = []
+        after = 0
+        while True:
+            page = await self.client.events(session_key, after=after)
+            found += [_sealed(item) for item in page["events"]]
+            after = int(page["next"])
+            if not page.get("more"):
+                return found
+
+    async def append(self, events: list[Event]) -> int:
+        created = 0
+        bodies = [event.to_json() for event in events]
+        for _first, key, batch in batches(bodies, self.client.limits):
+            created += int((await self.client.append(key, batch)).get("created", 0))
+        return created
+
+
+class EmbeddedSink:
+    """A node's data folder, opened here (the node must not be running)."""
+
+    def __init__(self, store: EventStore, limits: ClientLimits = ClientLimits()) -> None:
+        self.store, self.limits = store, limits
+
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        return read_cursor(self.store, name)
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        save_cursor(self.store, name, cursor)
+
+    async def events(self, session_key: str) -> list[Event]:
+        return [stored.event for stored in self.store.get_events(session_key)]
+
+    async def append(self, events: list[Event]) -> int:
+        created = 0
+        for start in range(0, len(events), self.limits.import_batch_events_max):
+            batch = events[start:start + self.limits.import_batch_events_max]
+            created += sum(1 for result in self.store.append_batch(batch) if result.created)
+        return created
+
+
+def _sealed(item: dict[str, Any]) -> Event:
+    """An event as the node sent it (its id checked)."""
+    event = parse_event(item)
+    if not isinstance(event, Event):
+        raise ClientError("the node sent an event without its timestamp")
+    return event
+
+
+def _with_sink(ctx: click.Context, data_dir: Path | None,
+               work: Callable[[Sink], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work`` against the node (HTTP) or the data folder (embedded)."""
+    options = settings(ctx)
+
+    async def over_http() -> T:
+        async with Client(options.node, options.token, limits=options.limits) as client:
+            return await work(HttpSink(client))
+
+    try:
+        if data_dir is None:
+            return asyncio.run(over_http())
+        with EventStore.open(data_dir) as store:
+            return asyncio.run(work(EmbeddedSink(store, options.limits)))
+    except ClientError as error:
+        raise NodeError(str(error)) from None
+    except CrdtError as error:  # the data folder is in use, or refused an event
+        raise NodeError(f"{data_dir}: {error}") from None
+
+
+def _state(path: Path, agents: tuple[str, ...]) -> StateFolder:
+    try:
+        return StateFolder(check_state_folder(path), list(agents) or None)
+    except StateFolderError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def _summary(tally: Tally) -> str:
+    return (f"{tally.records} records read: {tally.created} new events, "
+            f"{tally.events - tally.created} already stored, "
+            f"{len(tally.problems)} records or files skipped")
+
+
+def state_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--state-dir``, ``--agent`` and ``--data-dir``, shared by the three commands."""
+    command = click.option(
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+        help="Use this node data folder directly instead of a running node "
+             "(--node); no node may be serving it meanwhile.")(command)
+    command = click.option(
+        "--agent", "agents", multiple=True, metavar="ID",
+        help="Only this OpenClaw agent (repeatable). Default: every agent of the folder.")(
+        command)
+    return click.option(
+        "--state-dir", type=click.Path(path_type=Path), metavar="DIR",
+        default=lambda: os.environ.get("OPENCLAW_STATE_DIR",
+                                       str(Path.home() / ".openclaw")),
+        show_default="$OPENCLAW_STATE_DIR, else ~/.openclaw",
+        help="OpenClaw's state folder, the one holding agents/.")(command)
+
+
+@click.group(name="openclaw")
+def openclaw() -> None:
+    """Sync OpenClaw's sessions: import or follow an OpenClaw state folder into a node,
+    and export a session back for OpenClaw.
+
+    \b
+    On each device, with the node running:
+      clawsync openclaw import                 # once: everything so far
+      clawsync openclaw watch                  # as a service: follows new records
+    To continue on this device a session that started on another one (gateway stopped):
+      clawsync openclaw export SESSION
+      openclaw doctor --session-sqlite import
+
+    OpenClaw's files are only read (never locked, never written) except by export, which
+    writes the older layout that `openclaw doctor --session-sqlite import` reads.
+    """
+
+
+IMPORT_HELP = """Import every OpenClaw session of the state folder into the node, once.
+
+Reads each agent's SQLite store (agents/ID/agent/openclaw-agent.sqlite) and the older
+layout (agents/ID/sessions/*.jsonl) read-only, from where the last import or watch of
+this folder stopped (a cursor the node keeps), so running it again imports nothing twice.
+A record that cannot be read or mapped (a truncated line, a row that does not decode, a
+newer transcript version) is named on stderr and skipped; the rest is imported and the
+exit code is 1.
+
+\b
+Examples:
+  clawsync openclaw import
+  clawsync openclaw import --state-dir ~/.openclaw --agent main
+  clawsync --node http://127.0.0.1:7878 --token "$TOKEN" openclaw import
+  clawsync openclaw import --data-dir ~/.clawsync     # the node stopped
+"""
+
+
+@openclaw.command(name="import", help=IMPORT_HELP,
+                  short_help="Import the state folder's sessions into the node, once.")
+@state_options
+@client_options
+@click.pass_context
+def import_(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
+            data_dir: Path | None) -> None:
+    state = _state(state_dir, agents)
+
+    async def work(sink: Sink) -> Tally:
+        try:
+            return await Bridge(state, sink, note).run_pass()
+        finally:
+            state.close()
+
+    tally = _with_sink(ctx, data_dir, work)
+    note(_summary(tally))
+    if tally.problems:
+        raise NodeError(f"{len(tally.problems)} records or files were skipped (named above); "
+                        "the rest is imported")
+
+
+WATCH_HELP = f"""Follow the OpenClaw state folder: import what is there, then every new
+record within about a second of OpenClaw committing it. Runs until stopped; meant for a
+service unit (deploy/systemd/clawsync-openclaw.service).
+
+Looks at the stores every {POLL_S:g} s (--poll) without locking them, reading only those
+that changed. Resumes after a restart from the cursor the node keeps. While the node
+cannot be reached it retries (up to every {RETRY_MAX_S:g} s); a refusal (a wrong token)
+stops it with exit code 1. Problems are named on stderr once and skipped.
+
+\b
+Examples:
+  clawsync openclaw watch
+  CLAWSYNC_TOKEN=... clawsync --node http://127.0.0.1:7878 openclaw watch --agent main
+"""
+
+
+@openclaw.command(help=WATCH_HELP,
+                  short_help="Follow the state folder into the node (run as a service).")
+@state_options
+@click.option("--poll", "poll_s", type=click.FloatRange(0.01, 60), default=POLL_S,
+              show_default=True, metavar="SECONDS", help="Seconds between two looks.")
+@client_options
+@click.pass_context
+def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
+          data_dir: Path | None, poll_s: float) -> None:
+    state = _state(state_dir, agents)
+
+    delay_s = poll_s
+
+    def on_pass(tally: Tally) -> None:
+        nonlocal delay_s
+        delay_s = poll_s  # the node answers again
+        if tally.records:
+            note(_summary(tally))
+
+    async def work(sink: Sink) -> None:
+        nonlocal delay_s
+        bridge = Bridge(state, sink, note)
+        try:
+            while True:
+                try:
+                    await bridge.watch(poll_s, on_pass)
+                except ClientError as error:
+                    if error.status is not None and error.status < 500:
+                        raise
+                    note(f"{error}; trying again in {delay_s:g} s")
+                    await asyncio.sleep(delay_s)
+                    delay_s = min(max(delay_s * 2, 1.0), RETRY_MAX_S)
+        finally:
+            state.close()
+
+    note(f"following {state.path} into "
+         f"{data_dir if data_dir is not None else settings(ctx).node}")
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop quietly, nothing half-done
+        _with_sink(ctx, data_dir, work)
+
+
+EXPORT_HELP = """Write SESSION, from whichever device it came, into the OpenClaw state folder
+in the layout `openclaw doctor --session-sqlite import` reads, so that this device's
+OpenClaw continues it.
+
+SESSION is the clawsync session key (`clawsync sessions` lists them; OpenClaw's own key
+`agent:main:...` is the same) or OpenClaw's key without its `agent:<id>:` prefix. Writes
+agents/AGENT/sessions/<sessionId>.jsonl (header first) for each OpenClaw session id the
+session holds, and its entry in sessions.json (merged with what is there). A transcript
+file holding something else, or a sessions.json entry naming another session id, is
+refused and nothing is written.
+
+Stop the OpenClaw gateway first, then run its import:
+
+\b
+  clawsync openclaw export agent:main:explicit:s1
+  openclaw doctor --session-sqlite dry-run --json    # optional: what it will import
+  openclaw doctor --session-sqlite import
+"""
+
+
+@openclaw.command(help=EXPORT_HELP,
+                  short_help="Write a session for OpenClaw's import (gateway stopped).")
+@click.argument("session")
+@state_options
+@click.option("--session-id", metavar="ID",
+              help="Only this OpenClaw session id of SESSION (after a reset a key has several).")
+@client_options
+@click.pass_context
+def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str, ...],
+           data_dir: Path | None, session_id: str | None) -> None:
+    if len(agents) > 1:
+        raise click.UsageError("export writes for one agent: give --agent once")
+    try:
+        state = check_state_folder(state_dir)
+    except StateFolderError as error:
+        raise click.UsageError(str(error)) from None
+    key = session if session.startswith("agent:") else session_key_for(
+        agents[0] if agents else "main", session)
+
+    async def work(sink: Sink) -> list[Event]:
+        return await sink.events(key)
+
+    events = _with_sink(ctx, data_dir, work)
+    transcripts = [t for t in transcripts_for(events)
+                   if session_id is None or t.session_id == session_id]
+    if not transcripts:
+        raise NodeError(f"session {key!r} holds no OpenClaw records"
+                        + (f" of session id {session_id!r}" if session_id else ""))
+    updated_ms = max(event.timestamp.ms for event in events)
+    for transcript in transcripts:
+        agent_id = agents[0] if agents else transcript.agent_id
+        try:
+            written = export_transcript(state, transcript, agent_id, updated_ms)
+        except (ExportRefused, OSError) as error:
+            raise NodeError(str(error)) from None
+        what = "already there, unchanged" if written.unchanged else "written"
+        click.echo(f"{written.path}: {written.records} records {what}")
+        held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
+        if held:
+            note(f"note: OpenClaw's store already holds session {transcript.session_id} "
+                 f"({held} records); check what its import would do with it first: "
+                 "openclaw doctor --session-sqlite dry-run --json")
+    note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")

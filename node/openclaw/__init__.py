@@ -1,0 +1,12 @@
+"""openclaw: the bridge to OpenClaw's own store of session transcripts.
+
+OpenClaw (2026.9) keeps each agent's sessions as records of the pi session format
+(version 3, or 4 as OpenClaw 2026.9.6 writes it), one JSON object per record. These
+modules turn those records into clawsync events and back, losslessly (decision 15):
+
+    mapping.py  record -> events (``events_for``), the session key rule: no I/O
+    records.py  events -> records (``transcripts_for``), the inverse: no I/O
+    sizes.py    the size rule: what of a record too big for one event is summarised
+
+May import: crdt, node, node.client
+"""

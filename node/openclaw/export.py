@@ -1,0 +1,114 @@
+"""Writing a session back for OpenClaw, in the older layout its import reads:
+
+    agents/<agent id>/sessions/<session id>.jsonl    one record per line, header first
+    agents/<agent id>/sessions/sessions.json         {"<session key>": {"sessionId",
+                                                      "updatedAt" (ms), "sessionFile"}}
+
+``openclaw doctor --session-sqlite import`` (gateway stopped) then moves them into its
+SQLite store. Each file is written whole to a temporary name and renamed into place, so a
+failure leaves the old file or the new one, never half of one. An existing transcript is
+replaced only by one that continues it (its records first, in order); an existing
+``sessions.json`` is merged into, and a key it points at another session is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.openclaw.records import Transcript
+
+
+class ExportRefused(Exception):
+    """Writing would overwrite something different; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    path: Path
+    records: int
+    unchanged: bool  # the same transcript was there already
+
+
+def transcript_bytes(records: list[dict[str, Any]]) -> bytes:
+    """JSON lines as OpenClaw writes them (``JSON.stringify``: compact, UTF-8)."""
+    return b"".join(json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+                    .encode() + b"\n" for record in records)
+
+
+def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) -> Written:
+    """Write ``transcript`` for agent ``agent_id`` of the state folder ``state``."""
+    folder = state / "agents" / agent_id / "sessions"
+    path = folder / f"{transcript.session_id}.jsonl"
+    index_path = folder / "sessions.json"
+    index = _index(index_path)
+    entry = index.get(transcript.session_key)
+    if isinstance(entry, dict) and entry.get("sessionId") not in (None, transcript.session_id):
+        raise ExportRefused(
+            f"{index_path} already maps session key {transcript.session_key!r} to session "
+            f"{entry.get('sessionId')!r}, not {transcript.session_id!r}: finish OpenClaw's "
+            "import of it first (openclaw doctor --session-sqlite import), or move the file "
+            "away; nothing was written")
+    data = transcript_bytes(transcript.records)
+    unchanged = _check_existing(path, transcript.records, data)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not unchanged:
+        _write_whole(path, data)
+    index[transcript.session_key] = {**(entry if isinstance(entry, dict) else {}),
+                                     "sessionId": transcript.session_id,
+                                     "updatedAt": updated_ms, "sessionFile": str(path)}
+    _write_whole(index_path, json.dumps(index, ensure_ascii=False, indent=2).encode() + b"\n")
+    return Written(path, len(transcript.records), unchanged)
+
+
+def _index(path: Path) -> dict[str, Any]:
+    try:
+        index = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise ExportRefused(f"{path} cannot be read ({error}); nothing was written") from None
+    if not isinstance(index, dict):
+        raise ExportRefused(f"{path} is not a JSON object; nothing was written")
+    return index
+
+
+def _check_existing(path: Path, records: list[dict[str, Any]], data: bytes) -> bool:
+    """True if ``path`` holds this transcript already; refuse if it holds another."""
+    try:
+        old = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise ExportRefused(f"{path} cannot be read ({error}); nothing was written") from None
+    if old == data:
+        return True
+    try:
+        old_records = [json.loads(line) for line in old.splitlines() if line.strip()]
+    except ValueError:
+        old_records = None
+    wanted = json.loads(json.dumps(records))
+    if old_records is None or old_records != wanted[:len(old_records)]:
+        raise ExportRefused(f"{path} holds a different transcript of session "
+                            f"{path.stem!r}; it is left as it is and nothing was written "
+                            "(move it away to export this one)")
+    return False
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, flush it to disk, rename it into place."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o600)  # as OpenClaw keeps its transcripts
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,118 @@
+"""clawsync events -> OpenClaw records: the inverse of ``mapping``.
+
+Each record is its base event's ``openclaw.record`` with every moved field put back at
+its path, from the base and from the events naming it (``part_of``). The records of one
+OpenClaw session id form a ``Transcript``, in the order OpenClaw wrote them: the header
+first, then each record after its parent (``parentId``), ties in event order. What the
+size rule summarised comes back as its summary (``sizes``); everything else comes back
+equal, as JSON, to what was imported. Events that did not come from OpenClaw are not
+records and are left out.
+
+>>> from node.openclaw.mapping import SessionRef, events_for
+>>> record = {"type": "label", "id": "0000000a", "parentId": None,
+...           "timestamp": "2026-12-01T10:00:00.000Z", "targetId": "1", "label": "x"}
+>>> events = events_for(record, SessionRef("main", "k", "s")).events
+>>> [(t.session_id, t.records == [record]) for t in transcripts_for(events)]
+[('s', True)]
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from crdt.events import Event
+from node.openclaw.mapping import EXTRA
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """The records of one OpenClaw session, as its ``<sessionId>.jsonl`` holds them."""
+
+    agent_id: str
+    session_key: str  # OpenClaw's own
+    session_id: str
+    records: list[dict[str, Any]]
+
+
+def transcripts_for(events: Iterable[Event]) -> list[Transcript]:
+    """The OpenClaw transcripts held by a set of events (duplicates ignored), in the
+    order of their first record."""
+    bases: dict[str, Event] = {}
+    parts: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        extra = event.payload.get(EXTRA)
+        if not isinstance(extra, dict):
+            continue
+        if isinstance(extra.get("record"), dict):
+            bases[event.id.hex()] = event
+        elif isinstance(extra.get("part_of"), str):
+            parts[extra["part_of"]].append(event)
+    groups: dict[tuple[str, str, str], list[tuple[Event, dict[str, Any]]]] = defaultdict(list)
+    for event_id, base in bases.items():
+        extra = base.payload[EXTRA]
+        record = copy.deepcopy(extra["record"])
+        for event in sorted([base, *parts.get(event_id, [])], key=lambda e: e.sort_key):
+            _put_back(record, event)
+        group = (base.agent_id, str(extra.get("session_key")), str(extra.get("session_id")))
+        groups[group].append((base, record))
+    by_first = sorted(groups.items(), key=lambda item: min(e.sort_key for e, _ in item[1]))
+    return [Transcript(*group, _ordered(members)) for group, members in by_first]
+
+
+def records_for(events: Iterable[Event], session_id: str | None = None) -> list[dict[str, Any]]:
+    """The records of one OpenClaw session: ``session_id``'s, or the only one there is.
+    ``ValueError`` if there is none, or several and no ``session_id``."""
+    found = [t for t in transcripts_for(events)
+             if session_id is None or t.session_id == session_id]
+    if len(found) != 1:
+        raise ValueError(f"{len(found)} OpenClaw sessions match, not one")
+    return found[0].records
+
+
+def _put_back(record: dict[str, Any], event: Event) -> None:
+    moved = event.payload[EXTRA].get("moved")
+    for name, path in (moved.items() if isinstance(moved, dict) else ()):
+        if name in event.payload and isinstance(path, list) and path:
+            _set_at(record, path, copy.deepcopy(event.payload[name]))
+
+
+def _set_at(value: Any, path: list[Any], item: Any) -> None:
+    """Put ``item`` at ``path``; a path that does not fit the record is skipped."""
+    try:
+        for step in path[:-1]:
+            value = value[step]
+        if isinstance(value, dict) or (isinstance(value, list)
+                                       and isinstance(path[-1], int)):
+            value[path[-1]] = item
+    except (KeyError, IndexError, TypeError):
+        pass
+
+
+def _ordered(members: list[tuple[Event, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Parents before children, the header first, ties in event order."""
+    by_id = {record.get("id"): record for _, record in members}
+    children: dict[Any, list[tuple[Any, int]]] = defaultdict(list)
+    ready: list[tuple[Any, int]] = []
+    records = [record for _, record in members]
+    for n, (event, record) in enumerate(members):
+        key = (record.get("type") != "session", event.sort_key)
+        parent = record.get("parentId")
+        if record.get("type") != "session" and parent in by_id and parent != record.get("id"):
+            children[parent].append((key, n))
+        else:
+            ready.append((key, n))
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        _, n = heapq.heappop(ready)
+        order.append(n)
+        for child in children.pop(records[n].get("id"), []):
+            heapq.heappush(ready, child)
+    # Records in a parent cycle (possible only in a damaged transcript), in event order.
+    order += [n for _, n in sorted(item for items in children.values() for item in items)]
+    return [records[n] for n in order]

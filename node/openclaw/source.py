@@ -1,0 +1,45 @@
+"""What the readers of an OpenClaw state folder yield: records and problems.
+
+Each carries the cursor entry to save once it is handled (``entry``, ``after``): a
+session's next sequence number or byte offset. A problem that will not mend by itself (a
+line that is not JSON, a row that does not decode) carries one too, so the import goes
+on past it; one that may (a file being written or migrated) carries none, and the
+session is read again from there on the next pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: A record (one row or line) larger than this is reported, not read.
+RECORD_BYTES_MAX = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One transcript record of a session, parsed."""
+
+    agent_id: str
+    session_key: str | None  # OpenClaw's session key, when its index names one
+    session_id: str
+    where: str  # "agents/main/agent/openclaw-agent.sqlite, session S, seq 4"
+    entry: str
+    after: int
+    value: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that could not be read, and where."""
+
+    where: str
+    message: str
+    entry: str | None = None  # None: nothing to skip, read it again next time
+    after: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+Item = Record | Problem

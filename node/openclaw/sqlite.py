@@ -1,0 +1,190 @@
+"""Reading OpenClaw's per-agent SQLite store without disturbing OpenClaw.
+
+OpenClaw writes ``agents/<id>/agent/openclaw-agent.sqlite`` in WAL mode. This reader:
+
+* opens it through a ``file:...?mode=ro`` URI: it never writes the database. A WAL
+  reader still needs the ``-shm`` index; SQLite creates it (and an empty ``-wal``) when
+  the writer is not running, as the same user; ``immutable=1`` is never used, as it
+  would read a live database wrong;
+* polls ``PRAGMA data_version``, which changes when another connection commits, and
+  reads only then;
+* reads in one short read transaction (a WAL reader blocks no writer; it only holds
+  back checkpoints while it lasts) at most ``ROWS_PER_READ`` rows, and decodes (zstd,
+  JSON) after the transaction ended.
+
+Rows are ``transcript_events(session_id, seq, event_json | event_zstd)``; a session's key
+comes from ``session_windows`` (or ``session_nodes.current_session_id``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import zstandard
+
+from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record
+
+#: Rows one read transaction takes at most (keeps it short, and memory bounded).
+ROWS_PER_READ = 500
+#: How long a read waits on a lock before giving up until the next pass (ms).
+BUSY_TIMEOUT_MS = 200
+#: Errors of a database being created, migrated or recovered: read it again later.
+_TRANSIENT = ("no such table", "no such column", "locked", "busy", "schema")
+
+
+#: Each session's last seq, found through the primary key's index one session at a time
+#: (a skip scan: time grows with the sessions, not with the rows as GROUP BY would).
+_TOPS = """
+WITH RECURSIVE ids(id) AS (
+    SELECT MIN(session_id) FROM transcript_events
+    UNION ALL
+    SELECT (SELECT MIN(session_id) FROM transcript_events WHERE session_id > ids.id)
+    FROM ids WHERE ids.id IS NOT NULL)
+SELECT id, (SELECT MAX(seq) FROM transcript_events WHERE session_id = ids.id)
+FROM ids WHERE id IS NOT NULL
+"""
+
+
+class AgentDatabase:
+    """One agent's SQLite store, read from a cursor; keep one per agent while watching."""
+
+    def __init__(self, path: Path, agent_id: str, shown: str) -> None:
+        self.path, self.agent_id, self.shown = path, agent_id, shown
+        self._db: sqlite3.Connection | None = None
+        self._version: int | None = None
+        self._inode = 0  # of the file opened: a new file (restored, recreated) is reopened
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        self._version = None  # data_version counts per connection: a new one starts over
+
+    def changed(self) -> bool:
+        """True if another connection committed since the last call (or on the first)."""
+        try:
+            if self._db is not None and self.path.stat().st_ino != self._inode:
+                self.close()
+        except OSError:
+            self.close()
+            return True
+        try:
+            # fetchall: a statement left unfinished would hold a read transaction open.
+            version = int(self._connection().execute("PRAGMA data_version").fetchall()[0][0])
+        except (sqlite3.Error, OSError):
+            self.close()
+            return True  # let read() explain
+        seen, self._version = self._version, version
+        return seen != version
+
+    def read(self, cursor: dict[str, int]) -> Iterator[Item]:
+        """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
+        ``ROWS_PER_READ`` of them; problems in their place."""
+        try:
+            rows, keys = self._fetch(cursor)
+        except (sqlite3.Error, OSError) as error:
+            self.close()
+            yield Problem(self.shown, _explain(error))
+            return
+        for session_id, seq, text, packed in rows:
+            where = f"{self.shown}, session {session_id}, seq {seq}"
+            entry = "db:" + session_id
+            value = _decode(text, packed)
+            if isinstance(value, str):
+                yield Problem(where, value, entry, seq + 1)
+            else:
+                yield Record(self.agent_id, keys.get(session_id), session_id, where, entry,
+                             seq + 1, value)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._inode = self.path.stat().st_ino
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                 check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+            self._db = db
+        return self._db
+
+    def _fetch(self, cursor: dict[str, int]) -> tuple[list[Any], dict[str, str]]:
+        db = self._connection()
+        db.execute("BEGIN")
+        try:
+            keys = dict(db.execute("SELECT current_session_id, session_key FROM session_nodes "
+                                   "WHERE current_session_id IS NOT NULL"))
+            keys.update(db.execute("SELECT session_id, session_key FROM session_windows"))
+            rows: list[Any] = []
+            tops = db.execute(_TOPS).fetchall()
+            for session_id, top in tops:
+                start = cursor.get("db:" + session_id, 0)
+                if top < start or len(rows) >= ROWS_PER_READ:
+                    continue
+                rows += db.execute(
+                    "SELECT session_id, seq, event_json, event_zstd FROM transcript_events "
+                    "WHERE session_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+                    (session_id, start, ROWS_PER_READ - len(rows))).fetchall()
+        finally:
+            db.execute("COMMIT")
+        return rows, {str(k): str(v) for k, v in keys.items() if v}
+
+
+def rows_of_session(path: Path, session_id: str) -> int:
+    """How many transcript rows OpenClaw's store at ``path`` holds for ``session_id``
+    (0 if it has no such store or table); read-only, as everything here."""
+    if not path.exists():
+        return 0
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True,
+                                                timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM transcript_events WHERE session_id = ?",
+                                  (session_id,)).fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _decode(text: str | None, packed: bytes | None) -> dict[str, Any] | str:
+    """A row's record, or a sentence saying why it cannot be read."""
+    if text is None and packed is None:
+        return "the row has neither event_json nor event_zstd"
+    if text is None:
+        packed = bytes(packed or b"")
+        try:
+            size = zstandard.frame_content_size(packed)  # -1: not in the frame header
+            if size > RECORD_BYTES_MAX:
+                return f"event_zstd holds {size} bytes, over {RECORD_BYTES_MAX}; row skipped"
+            raw = zstandard.ZstdDecompressor().decompress(packed,
+                                                          max_output_size=RECORD_BYTES_MAX)
+        except zstandard.ZstdError as error:
+            return f"event_zstd does not decode as zstd ({error}); row skipped"
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return f"event_zstd is not UTF-8 text ({error}); row skipped"
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        return f"the record is not JSON ({error}); row skipped"
+    if not isinstance(value, dict):
+        return "the record is not a JSON object; row skipped"
+    return value
+
+
+def _explain(error: sqlite3.Error | OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "is gone (moved or deleted while being followed); read again on the next pass"
+    text = str(error)
+    if any(word in text.lower() for word in _TRANSIENT):
+        return (f"not readable now ({text}): OpenClaw may be creating or migrating it; "
+                "read again on the next pass")
+    if "unable to open" in text.lower():
+        return (f"cannot open it ({text}): check that it exists and that clawsync runs as "
+                "the user OpenClaw runs as")
+    return f"cannot read it ({text}); read again on the next pass"

@@ -1,0 +1,94 @@
+"""An OpenClaw state folder (``$OPENCLAW_STATE_DIR``): its agents and their stores.
+
+    agents/<agent id>/agent/openclaw-agent.sqlite    the current store (since 2026.8)
+    agents/<agent id>/sessions/sessions.json         the older layout, and what
+    agents/<agent id>/sessions/<session id>.jsonl    ``openclaw doctor`` imports
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.openclaw.jsonl import AgentSessions
+from node.openclaw.sqlite import AgentDatabase
+
+DATABASE = Path("agent") / "openclaw-agent.sqlite"
+SESSIONS = Path("sessions")
+
+Source = AgentDatabase | AgentSessions
+
+
+class StateFolderError(Exception):
+    """The state folder is missing, unreadable or not an OpenClaw state folder."""
+
+
+def check_state_folder(path: Path) -> Path:
+    """``path`` resolved, if it looks like an OpenClaw state folder; else a clear error."""
+    if not path.exists():
+        raise StateFolderError(f"{path} does not exist (give OpenClaw's state folder, "
+                               "$OPENCLAW_STATE_DIR, by default ~/.openclaw)")
+    if not path.is_dir():
+        raise StateFolderError(f"{path} is not a folder")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise StateFolderError(f"{path} cannot be read: run clawsync as the user OpenClaw "
+                               "runs as")
+    agents = path / "agents"
+    if not agents.is_dir():
+        raise StateFolderError(f"{path} holds no agents/ folder: is it OpenClaw's state "
+                               "folder ($OPENCLAW_STATE_DIR)?")
+    if not os.access(agents, os.R_OK | os.X_OK):
+        raise StateFolderError(f"{agents} cannot be read: run clawsync as the user OpenClaw "
+                               "runs as")
+    return path.resolve()
+
+
+def cursor_name(state: Path, agent_id: str) -> str:
+    """The node-kept cursor of one agent of one state folder: ``openclaw:<folder
+    digest>:<agent digest>`` (digests, as paths and ids may hold any character)."""
+    folder = hashlib.sha256(str(state).encode()).hexdigest()[:16]
+    agent = hashlib.sha256(agent_id.encode()).hexdigest()[:16]
+    return f"openclaw:{folder}:{agent}"
+
+
+@dataclass
+class StateFolder:
+    """The agents of a state folder and a reader per store, kept open while watching."""
+
+    path: Path
+    agents: list[str] | None = None  # only these; None: every agent found
+    _sources: dict[tuple[str, str], Source] = field(default_factory=dict)
+
+    def sources(self) -> list[tuple[str, Source]]:
+        """(agent id, reader) for every store now present; new agents are picked up."""
+        found: list[tuple[str, Source]] = []
+        try:
+            folders = sorted(entry for entry in (self.path / "agents").iterdir()
+                             if entry.is_dir())
+        except OSError:
+            folders = []
+        for folder in folders:
+            agent_id = folder.name
+            if self.agents is not None and agent_id not in self.agents:
+                continue
+            shown = f"{self.path}/agents/{agent_id}"
+            if (folder / DATABASE).exists():
+                key = (agent_id, "db")
+                if key not in self._sources:
+                    self._sources[key] = AgentDatabase(folder / DATABASE, agent_id,
+                                                       f"{shown}/{DATABASE}")
+                found.append((agent_id, self._sources[key]))
+            if (folder / SESSIONS).is_dir():
+                key = (agent_id, "jsonl")
+                if key not in self._sources:
+                    self._sources[key] = AgentSessions(folder / SESSIONS, agent_id,
+                                                       f"{shown}/{SESSIONS}")
+                found.append((agent_id, self._sources[key]))
+        return found
+
+    def close(self) -> None:
+        for source in self._sources.values():
+            source.close()
+        self._sources.clear()

@@ -1,0 +1,191 @@
+"""``clawsync openclaw`` against real node processes: cursors kept by the node, import,
+and ``watch`` following an OpenClaw store that is written while it runs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from crdt.log.cursors import CURSOR_ENTRIES_MAX
+from node.openclaw.mapping import session_key_for
+from node.server.cursors import BODY_BYTES_MAX
+from tests.node.openclaw import transcript
+from tests.support.cluster import all_events, wait_until
+from tests.support.openclaw import FakeGateway, RecordedGateway
+from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
+
+pytestmark = pytest.mark.integration
+
+SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
+CLAWSYNC_KEY = session_key_for("main", KEY)
+
+
+def call(node: NodeProcess, method: str, path: str, body: Any = None,
+         token: str | None = None) -> tuple[int, dict[str, Any]]:
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    request = urllib.request.Request(node.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_cursors_are_kept_by_the_node_behind_its_token(token_node: NodeProcess) -> None:
+    path = "/v1/cursors/openclaw:ab:cd"
+    assert call(token_node, "GET", path)[0] == 401
+    assert call(token_node, "PUT", path, {"cursor": {"db:s": 1}})[0] == 401
+    status, body = call(token_node, "GET", path, token="s3cret")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    assert call(token_node, "PUT", path, {"cursor": {"db:s": 3}}, "s3cret") == (
+        200, {"name": "openclaw:ab:cd", "cursor": {"db:s": 3}})
+    assert call(token_node, "GET", path, token="s3cret")[1]["cursor"] == {"db:s": 3}
+    # Bad input: a 4xx, and the cursor is as it was.
+    for name, body, status in [
+            (quote("a b"), {"cursor": {}}, 400), ("x" * 129, {"cursor": {}}, 400),
+            ("ok", {"cursor": {"a": -1}}, 400), ("ok", {"cursor": {"a": "1"}}, 400),
+            ("ok", {"cursor": []}, 400), ("ok", {"other": {}}, 400),
+            ("openclaw:ab:cd", {"cursor": {f"e{n}": n for n in range(CURSOR_ENTRIES_MAX + 1)}},
+             413)]:
+        assert call(token_node, "PUT", f"/v1/cursors/{name}", body, "s3cret")[0] == status
+    padded = b'{"cursor": {}}' + b" " * BODY_BYTES_MAX
+    assert call(token_node, "PUT", path, padded, "s3cret")[0] == 413
+    assert call(token_node, "GET", path, token="s3cret")[1]["cursor"] == {"db:s": 3}
+
+
+def session_events(node: NodeProcess) -> list[dict[str, Any]]:
+    try:
+        return list(node.get(f"/v1/sessions/{quote(CLAWSYNC_KEY, safe='')}/events"
+                             "?limit=1000")["events"])
+    except urllib.error.HTTPError:
+        return []
+
+
+def test_import_twice_imports_nothing_new(node: NodeProcess, tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records(), zstd=True)
+    first = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert first.returncode == 0, first.stderr
+    count = len(session_events(node))
+    assert f"{len(transcript.records())} records read: {count} new events" in first.stderr
+    second = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert second.returncode == 0, second.stderr
+    assert "0 records read: 0 new events" in second.stderr
+    assert len(session_events(node)) == count
+
+
+def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
+                                                             tmp_path: Path) -> None:
+    """A recorded OpenClaw store (three sessions, zstd rows), its rows committed again one
+    at a time while ``watch`` runs."""
+    state = tmp_path / "openclaw"
+    gateway = RecordedGateway(state, "rich", keep=3)
+    first = len(gateway.db.execute("SELECT 1 FROM transcript_events").fetchall())
+    later_count = len(gateway.rows) - 30
+
+    def ids_on_node() -> set[str]:
+        return {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+                for e in all_events(node)}
+
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        said.wait_for(f"{first} records read")
+        turn = gateway.replay(30)  # OpenClaw commits, zstd rows among them
+        assert gateway.db.execute("SELECT COUNT(*) FROM transcript_events "
+                                  "WHERE event_zstd IS NOT NULL").fetchone()[0] > 0
+        wait_until(lambda: ids_on_node() >= {r["id"] for r in turn}, 30,
+                   "the new records on the node")
+        watch.send_signal(signal.SIGTERM)
+        watch.wait(timeout=30)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    before = len(all_events(node))
+    later = gateway.replay(len(gateway.rows))  # committed while watch is down
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        line = said.wait_for("records read")
+        assert line.startswith(f"{later_count} records read: ")  # only what is new
+        assert ", 0 already stored" in line
+        assert ids_on_node() >= {r["id"] for r in later}
+        assert len(all_events(node)) > before
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        try:
+            watch.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            watch.kill()
+
+
+def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,
+                                                         tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    gateway = RecordedGateway(state, keep=5)
+    rows = gateway.replay(len(gateway.rows))
+    # A row whose zstd frame is cut short (past the CHECKs of OpenClaw's schema, which
+    # want a navigation summary of the record).
+    gateway.db.execute("PRAGMA ignore_check_constraints = ON")
+    gateway.db.execute("INSERT INTO transcript_events (session_id, seq, event_zstd, "
+                       "event_utf8_bytes, created_at) VALUES ('s1', 99, x'28b52ffd0000', 9, 0)")
+    result = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert result.returncode == 1
+    assert (f"{state}/agents/main/agent/openclaw-agent.sqlite, session s1, seq 99: "
+            "event_zstd does not decode as zstd") in result.stderr
+    assert "1 records or files were skipped (named above); the rest is imported" in result.stderr
+    ids = {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+           for e in session_events(node)}
+    assert ids >= {r["id"] for r in rows}
+    again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert again.returncode == 0 and "0 records read" in again.stderr
+
+
+def test_watch_waits_out_a_node_restart(node: NodeProcess, tmp_path: Path) -> None:
+    """Rows committed while the node is down reach it once it is back, though OpenClaw
+    commits nothing more."""
+    state = tmp_path / "openclaw"
+    gateway = RecordedGateway(state, keep=5)
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        said.wait_for("5 records read")
+        node.stop()
+        rows = gateway.replay(len(gateway.rows))
+        said.wait_for("trying again in")
+        node.start()
+        said.wait_for(f"{len(rows)} records read")
+        ids = {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+               for e in session_events(node)}
+        assert ids >= {r["id"] for r in rows}
+    finally:
+        watch.send_signal(signal.SIGINT)
+        try:
+            assert watch.wait(timeout=30) == 0  # Ctrl-C stops it quietly
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+
+
+def test_embedded_import_refuses_a_data_folder_a_node_serves(node: NodeProcess,
+                                                             tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    RecordedGateway(state).replay(3)
+    result = run_cli(node, "openclaw", "import", "--state-dir", str(state),
+                     "--data-dir", str(node.data_dir))
+    assert result.returncode == 1, result.stderr
+    assert str(node.data_dir) in result.stderr
+    assert session_events(node) == []

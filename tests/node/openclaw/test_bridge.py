@@ -1,0 +1,100 @@
+"""One import pass into an embedded store: cursors, re-imports, damaged records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from crdt.log.cursors import read_cursor, save_cursor
+from crdt.log.store import EventStore
+from node.cli.openclaw import EmbeddedSink
+from node.openclaw.bridge import Bridge, Tally
+from node.openclaw.mapping import session_key_for
+from node.openclaw.records import records_for
+from node.openclaw.state import StateFolder, cursor_name
+from tests.node.openclaw import transcript
+from tests.support.openclaw import FakeGateway, write_jsonl
+
+SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
+
+
+def run(state: Path, store: EventStore) -> tuple[Tally, list[str]]:
+    told: list[str] = []
+    folder = StateFolder(state)
+    try:
+        tally = asyncio.run(Bridge(folder, EmbeddedSink(store), told.append).run_pass())
+    finally:
+        folder.close()
+    return tally, told
+
+
+def test_import_twice_imports_nothing_new(tmp_path: Path) -> None:
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY, SID)
+    records = transcript.records()
+    gateway.add(SID, records[:6])
+    gateway.add(SID, records[6:], zstd=True)
+    with EventStore.open("memory:") as store:
+        first, told = run(tmp_path, store)
+        assert told == [] and first.records == len(records)
+        assert first.created == first.events > len(records)
+        events = store.get_events(session_key_for("main", KEY))
+        assert len(events) == first.events
+        assert records_for(e.event for e in events) == json.loads(json.dumps(records))
+        second, _ = run(tmp_path, store)
+        assert (second.records, second.events) == (0, 0)
+        assert read_cursor(store, cursor_name(tmp_path.resolve(), "main")) == {
+            f"db:{SID}": len(records)}
+
+
+def test_a_crash_before_the_cursor_was_saved_stores_nothing_twice(tmp_path: Path) -> None:
+    FakeGateway(tmp_path).add(SID, transcript.records())
+    with EventStore.open("memory:") as store:
+        first, _ = run(tmp_path, store)
+        head = store.head
+        save_cursor(store, cursor_name(tmp_path.resolve(), "main"), {})  # as if lost
+        again, _ = run(tmp_path, store)
+        assert again.records == first.records and again.events == first.events
+        assert again.created == 0 and store.head == head
+
+
+def test_the_same_records_on_two_devices_are_the_same_events(tmp_path: Path) -> None:
+    """One transcript in the SQLite store on device A, and copied as JSONL to B."""
+    records = transcript.records()
+    FakeGateway(tmp_path / "a").open_session(KEY, SID)
+    FakeGateway(tmp_path / "a").add(SID, records, zstd=True)
+    write_jsonl(tmp_path / "b", KEY, SID, records)
+    with EventStore.open("memory:") as a, EventStore.open("memory:") as b:
+        run(tmp_path / "a", a)
+        run(tmp_path / "b", b)
+        key = session_key_for("main", KEY)
+        assert [e.event.id for e in a.get_events(key)] == [e.event.id for e in b.get_events(key)]
+
+
+def test_damaged_records_are_named_and_the_rest_imported(tmp_path: Path) -> None:
+    records = transcript.records()
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, records[:3])
+    gateway.add_row(SID, 3, None, b"garbage")
+    gateway.add(SID, records[3:])
+    unknown = {"type": "hologram", "id": "77777777", "parentId": None,
+               "timestamp": "2026-12-01T12:00:00.000Z", "beam": 1}
+    future = {**records[0], "id": "old-1", "version": 99}  # a newer transcript version
+    write_jsonl(tmp_path, "agent:main:old", "old-1", [future, records[1], unknown],
+                tail=b'{"type": "message", "id": "cut')
+    with EventStore.open("memory:") as store:
+        tally, told = run(tmp_path, store)
+        assert tally.records == len(records) + 3
+        assert len(tally.problems) == 2 and set(tally.problems + tally.warnings) == set(told)
+        assert "seq 3: event_zstd does not decode as zstd" in tally.problems[0]
+        assert "old-1.jsonl, line at byte" in tally.problems[1]
+        assert "ends without a newline" in tally.problems[1]
+        [newer, warning] = tally.warnings
+        assert "old-1.jsonl, line at byte 0: " in newer and "transcript version 99" in newer
+        assert "old-1.jsonl" in warning and "'hologram'" in warning
+        assert len(store.get_events(session_key_for("main", KEY))) > len(records)
+        # Nothing is read twice, and the damaged row is not retried.
+        again, _ = run(tmp_path, store)
+        assert again.records == 0 and [p for p in again.problems if "seq 3" in p] == []

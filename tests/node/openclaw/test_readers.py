@@ -1,0 +1,249 @@
+"""Reading an OpenClaw state folder: both layouts, damaged input, and never in OpenClaw's
+way (no lock held between reads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from node.openclaw.jsonl import AgentSessions
+from node.openclaw.source import Problem, Record
+from node.openclaw.sqlite import ROWS_PER_READ, AgentDatabase
+from node.openclaw.state import StateFolder, StateFolderError, check_state_folder
+from tests.node.openclaw import transcript
+from tests.support.openclaw import (
+    RECORDED,
+    FakeGateway,
+    RecordedGateway,
+    database_path,
+    write_jsonl,
+)
+
+SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
+
+
+def reader(state: Path) -> AgentDatabase:
+    return AgentDatabase(database_path(state), "main", "openclaw-agent.sqlite")
+
+
+def read_all(source: AgentDatabase | AgentSessions,
+             cursor: dict[str, int]) -> tuple[list[Record], list[Problem]]:
+    """Read until nothing new, moving the cursor as the bridge does; each problem once."""
+    records: list[Record] = []
+    problems: list[Problem] = []
+    while True:
+        items = list(source.read(cursor))
+        moved = False
+        for item in items:
+            if isinstance(item, Record):
+                records.append(item)
+            elif item not in problems:
+                problems.append(item)
+            if item.entry is not None and cursor.get(item.entry) != item.after:
+                cursor[item.entry] = item.after
+                moved = True
+        if not moved:
+            return records, problems
+
+
+def test_sqlite_rows_plain_and_zstd_come_back_as_written(tmp_path: Path) -> None:
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY, SID)
+    records = transcript.records()
+    gateway.add(SID, records[:4])
+    gateway.add(SID, records[4:], zstd=True)
+    cursor: dict[str, int] = {}
+    got, problems = read_all(reader(tmp_path), cursor)
+    assert problems == []
+    assert [r.value for r in got] == json.loads(json.dumps(records))
+    assert {(r.session_key, r.session_id, r.agent_id) for r in got} == {(KEY, SID, "main")}
+    assert cursor == {f"db:{SID}": len(records)}
+    # From the cursor on, only what is new.
+    gateway.add(SID, [{"type": "label", "id": "ffffffff", "parentId": None,
+                       "timestamp": "2026-12-01T11:00:00.000Z", "targetId": "1", "label": "x"}])
+    again, _ = read_all(reader(tmp_path), cursor)
+    assert [r.value["id"] for r in again] == ["ffffffff"]
+
+
+def test_many_rows_are_read_a_bounded_transaction_at_a_time(tmp_path: Path) -> None:
+    gateway = FakeGateway(tmp_path)
+    header = transcript.records()[0]
+    label = {"type": "label", "id": "0", "parentId": None,
+             "timestamp": "2026-12-01T11:00:00.000Z", "targetId": "1", "label": "x"}
+    gateway.add(SID, [header] + [dict(label, id=f"{n:08x}") for n in range(ROWS_PER_READ + 7)])
+    source = reader(tmp_path)
+    first = list(source.read({}))
+    assert len(first) == ROWS_PER_READ
+    got, _ = read_all(source, {})
+    assert len(got) == ROWS_PER_READ + 8
+
+
+def test_a_reader_holds_no_lock_between_reads(tmp_path: Path) -> None:
+    """After a read, OpenClaw can still write and even checkpoint its WAL completely,
+    which a read transaction left open would prevent."""
+    gateway = FakeGateway(tmp_path)
+    gateway.add(SID, transcript.records()[:3])
+    source = reader(tmp_path)
+    assert source.changed()
+    assert len(list(source.read({}))) == 3
+    gateway.add(SID, transcript.records()[3:5])
+    busy, _pages, _moved = gateway.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0
+    assert source.changed()  # the commit is seen
+    assert not source.changed()
+    gateway.add(SID, transcript.records()[5:6])  # nor does looking hold a lock
+    assert gateway.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    assert len(list(source.read({f"db:{SID}": 3}))) == 3
+
+
+def test_a_zstd_row_that_does_not_decode_is_named_and_skipped(tmp_path: Path) -> None:
+    gateway = FakeGateway(tmp_path)
+    records = transcript.records()
+    gateway.add(SID, records[:2])
+    gateway.add_row(SID, 2, None, b"\x28\xb5\x2f\xfd not a frame")
+    gateway.add_row(SID, 3, "{not json", None)
+    gateway.add(SID, records[2:4])
+    got, problems = read_all(reader(tmp_path), {})
+    assert [r.value["id"] for r in got] == [r["id"] for r in records[:4]]
+    assert [str(p).split(": ", 1)[0] for p in problems] == [
+        f"openclaw-agent.sqlite, session {SID}, seq 2",
+        f"openclaw-agent.sqlite, session {SID}, seq 3"]
+    assert "does not decode as zstd" in problems[0].message
+    assert "not JSON" in problems[1].message
+
+
+def test_a_store_being_created_or_migrated_is_read_again_later(tmp_path: Path) -> None:
+    path = database_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")  # OpenClaw has created the file, not yet its tables
+    source = reader(tmp_path)
+    [problem] = list(source.read({}))
+    assert problem.entry is None
+    assert "OpenClaw may be creating or migrating it" in str(problem)
+    assert str(problem).startswith("openclaw-agent.sqlite: ")
+    gateway = FakeGateway(tmp_path)  # now it has
+    gateway.add(SID, transcript.records()[:2])
+    assert len(list(source.read({}))) == 2
+
+
+def test_an_unreadable_store_is_named(tmp_path: Path) -> None:
+    path = database_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"this is not a database file at all" * 100)
+    [problem] = list(reader(tmp_path).read({}))
+    assert problem.entry is None and "cannot read it" in problem.message
+
+
+def test_jsonl_layout_with_a_damaged_line_and_one_still_being_written(tmp_path: Path) -> None:
+    records = transcript.records()
+    path = write_jsonl(tmp_path, KEY, SID, records[:3], tail=b"{broken\n")
+    with path.open("ab") as file:
+        file.write(b"".join(json.dumps(r).encode() + b"\n" for r in records[3:5]))
+        file.write(json.dumps(records[5]).encode()[:20])  # the writer is mid-line
+    source = AgentSessions(path.parent, "main", "sessions")
+    cursor: dict[str, int] = {}
+    got, problems = read_all(source, cursor)
+    assert [r.value for r in got] == json.loads(json.dumps(records[:5]))
+    assert {r.session_key for r in got} == {KEY}
+    [broken, partial] = problems
+    assert str(broken).startswith(f"sessions/{SID}.jsonl, line at byte ")
+    assert "not JSON" in broken.message and broken.entry is not None
+    assert "ends without a newline" in partial.message and partial.entry is None
+    with path.open("ab") as file:  # the writer finishes the line
+        file.write(json.dumps(records[5]).encode()[20:] + b"\n")
+    got, problems = read_all(source, cursor)
+    assert [r.value["id"] for r in got] == [records[5]["id"]] and problems == []
+
+
+def test_a_jsonl_file_moved_away_while_read(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_jsonl(tmp_path, KEY, SID, transcript.records()[:2])
+    source = AgentSessions(path.parent, "main", "sessions")
+    real_open = Path.open
+
+    def archived_meanwhile(self: Path, *args: object, **kwargs: object) -> object:
+        if self == path:  # `openclaw doctor --session-sqlite import` archives it
+            raise FileNotFoundError(self)
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", archived_meanwhile)
+    problems = list(source.read({}))
+    assert len(problems) == 1 and isinstance(problems[0], Problem)
+    assert "moved away" in problems[0].message and problems[0].entry is None
+    monkeypatch.undo()
+    path.unlink()  # gone for good, its entry left in sessions.json: nothing to read
+    assert list(source.read({})) == []
+
+
+def test_state_folder_checks(tmp_path: Path) -> None:
+    with pytest.raises(StateFolderError, match="does not exist"):
+        check_state_folder(tmp_path / "nope")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StateFolderError, match="is not a folder"):
+        check_state_folder(tmp_path / "file")
+    with pytest.raises(StateFolderError, match="holds no agents/ folder"):
+        check_state_folder(tmp_path)
+    FakeGateway(tmp_path, "main")
+    write_jsonl(tmp_path, "k", "s", transcript.records()[:1], agent_id="other")
+    state = StateFolder(check_state_folder(tmp_path))
+    assert [(agent, type(source).__name__) for agent, source in state.sources()] == [
+        ("main", "AgentDatabase"), ("other", "AgentSessions")]
+    assert [agent for agent, _ in StateFolder(tmp_path, ["other"]).sources()] == ["other"]
+
+
+@pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))
+def test_a_recorded_openclaw_store_and_its_older_layout_read_the_same(
+        tmp_path: Path, scenario: str) -> None:
+    RecordedGateway(tmp_path, scenario).replay(10_000)
+    rows = json.loads((RECORDED / scenario / "rows.json").read_text())
+    written = {row["session_id"] for row in rows["transcript_events"]}
+    keys = {w["session_id"]: w["session_key"] for w in rows["session_windows"]
+            if w["session_id"] in written}
+    from_db, problems = read_all(reader(tmp_path), {})
+    assert problems == []
+    assert [(r.session_id, r.value) for r in from_db] == [
+        (row["session_id"], row["record"]) for row in rows["transcript_events"]]
+    assert {r.session_id: r.session_key for r in from_db} == keys
+    legacy = AgentSessions(RECORDED / scenario / "legacy", "main", "sessions")
+    from_jsonl, problems = read_all(legacy, {})
+    assert problems == []
+    exported = {r.session_id for r in from_jsonl}
+    assert [(r.session_id, r.value) for r in from_jsonl] == [
+        (r.session_id, r.value) for r in from_db if r.session_id in exported]
+    assert {r.session_id: r.session_key for r in from_jsonl} == {
+        sid: key for sid, key in keys.items() if sid in exported}
+
+
+def test_jsonl_is_read_in_bounded_pieces_and_an_oversized_line_skipped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import node.openclaw.jsonl as jsonl
+    monkeypatch.setattr(jsonl, "BYTES_PER_READ", 300)
+    monkeypatch.setattr(jsonl, "RECORD_BYTES_MAX", 1000)
+    records = transcript.records()
+    huge = {"type": "custom", "id": "99999999", "parentId": None,
+            "timestamp": "2026-12-01T12:00:00.000Z", "customType": "x", "data": "y" * 2000}
+    path = write_jsonl(tmp_path, KEY, SID, [*records[:6], huge, *records[6:8]])
+    source = AgentSessions(path.parent, "main", "sessions")
+    first = list(source.read({}))
+    assert len(first) < 6  # a piece, not the whole file
+    got, problems = read_all(source, {})
+    assert [r.value["id"] for r in got] == [r["id"] for r in records[:6] + records[6:8]]
+    [problem] = problems
+    assert "is longer than 1000 bytes; skipped" in problem.message
+
+
+def test_a_store_replaced_by_a_new_file_is_reopened(tmp_path: Path) -> None:
+    FakeGateway(tmp_path).add(SID, transcript.records()[:3])
+    source = reader(tmp_path)
+    assert source.changed() and len(list(source.read({}))) == 3
+    path = database_path(tmp_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert source.changed()
+    [problem] = list(source.read({}))
+    assert "is gone" in problem.message and problem.entry is None
+    FakeGateway(tmp_path).add("other", transcript.records()[:2])  # a new file
+    assert source.changed()
+    assert [r.session_id for r in source.read({}) if isinstance(r, Record)] == ["other"] * 2

@@ -1,0 +1,137 @@
+"""OpenClaw state folders for tests: the per-agent SQLite store with OpenClaw 2026.9.6's
+tables (the columns the bridge reads, and a few beside them), written in WAL mode by a
+separate connection as OpenClaw's gateway does, and the older JSONL layout."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import zstandard
+
+SCHEMA = """
+CREATE TABLE session_nodes (session_key TEXT PRIMARY KEY, current_session_id TEXT,
+    entry_json TEXT, status TEXT, created_at INTEGER, updated_at INTEGER,
+    parent_session_key TEXT, label TEXT, display_name TEXT, archived_at INTEGER);
+CREATE TABLE session_windows (session_id TEXT PRIMARY KEY, session_key TEXT,
+    previous_session_id TEXT, reason TEXT, created_at INTEGER, channel TEXT,
+    model_provider TEXT, model TEXT);
+CREATE TABLE transcript_events (session_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    event_json TEXT, event_zstd BLOB, event_utf8_bytes INTEGER, created_at INTEGER,
+    PRIMARY KEY (session_id, seq));
+CREATE TABLE transcript_event_identities (session_id TEXT, event_id TEXT, seq INTEGER,
+    event_type TEXT, parent_id TEXT, PRIMARY KEY (session_id, event_id));
+"""
+
+
+def database_path(state: Path, agent_id: str = "main") -> Path:
+    return state / "agents" / agent_id / "agent" / "openclaw-agent.sqlite"
+
+
+class FakeGateway:
+    """Writes an agent's SQLite store as OpenClaw does: WAL mode, one commit per call."""
+
+    def __init__(self, state: Path, agent_id: str = "main") -> None:
+        path = database_path(state, agent_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        if not self.db.execute("SELECT 1 FROM sqlite_master").fetchone():
+            self.db.executescript(SCHEMA)
+        path.chmod(0o600)
+
+    def open_session(self, session_key: str, session_id: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("INSERT OR REPLACE INTO session_nodes (session_key, "
+                            "current_session_id, status, created_at, updated_at) "
+                            "VALUES (?, ?, 'active', 0, 0)", (session_key, session_id))
+            self.db.execute("INSERT OR REPLACE INTO session_windows (session_id, session_key, "
+                            "reason, created_at) VALUES (?, ?, 'new', 0)",
+                            (session_id, session_key))
+
+    def add(self, session_id: str, records: list[dict[str, Any]], *, zstd: bool = False,
+            first_seq: int | None = None) -> None:
+        """Append records in one commit (zstd rows for all but a header when ``zstd``)."""
+        if first_seq is None:
+            top = self.db.execute("SELECT MAX(seq) FROM transcript_events WHERE session_id = ?",
+                                  (session_id,)).fetchone()[0]
+            first_seq = 0 if top is None else top + 1
+        self.db.execute("BEGIN")
+        for seq, record in enumerate(records, first_seq):
+            text = json.dumps(record)
+            packed = None
+            if zstd and record.get("type") != "session":
+                packed, text = zstandard.ZstdCompressor().compress(text.encode()), None
+            self.add_row(session_id, seq, text, packed, commit=False)
+        self.db.execute("COMMIT")
+
+    def add_row(self, session_id: str, seq: int, text: str | None, packed: bytes | None,
+                commit: bool = True) -> None:
+        """One raw row, as given (a damaged one too)."""
+        size = len(text.encode()) if text is not None else len(packed or b"")
+        self.db.execute("INSERT INTO transcript_events (session_id, seq, event_json, "
+                        "event_zstd, event_utf8_bytes, created_at) VALUES (?, ?, ?, ?, ?, 0)",
+                        (session_id, seq, text, packed, size))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def write_jsonl(state: Path, session_key: str, session_id: str, records: list[dict[str, Any]],
+                agent_id: str = "main", tail: bytes = b"") -> Path:
+    """The older layout: ``<session id>.jsonl`` (plus ``tail`` raw bytes) and its entry in
+    ``sessions.json``."""
+    folder = state / "agents" / agent_id / "sessions"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{session_id}.jsonl"
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in records) + tail)
+    index_path = folder / "sessions.json"
+    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    index[session_key] = {"sessionId": session_id, "updatedAt": 0, "sessionFile": str(path)}
+    index_path.write_text(json.dumps(index))
+    return path
+
+
+#: Transcripts recorded from a real OpenClaw 2026.9.6 (tests/data/openclaw/README.md).
+RECORDED = Path(__file__).resolve().parents[1] / "data" / "openclaw"
+
+
+class RecordedGateway:
+    """A copy of a recorded OpenClaw store, turned live: WAL mode, and the recorded rows
+    from ``keep`` on taken out, to be committed again (``replay``) as OpenClaw did."""
+
+    def __init__(self, state: Path, scenario: str = "basic", keep: int = 0,
+                 agent_id: str = "main") -> None:
+        path = database_path(state, agent_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes((RECORDED / scenario / "openclaw-agent.sqlite").read_bytes())
+        self.rows = [row for row in json.loads((RECORDED / scenario / "rows.json").read_text())
+                     ["transcript_events"] if row["seq"] >= keep]
+        self.db = sqlite3.connect(path, isolation_level=None)
+        # A CHECK of OpenClaw's schema calls octet_length (SQLite >= 3.43 has it built in).
+        self.db.create_function("octet_length", 1,
+                                lambda value: None if value is None else len(
+                                    value.encode() if isinstance(value, str) else value),
+                                deterministic=True)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("DELETE FROM transcript_events WHERE seq >= ?", (keep,))
+
+    def replay(self, count: int) -> list[dict[str, Any]]:
+        """Commit the next ``count`` recorded rows, one transaction each; their records."""
+        done, self.rows = self.rows[:count], self.rows[count:]
+        columns = ("session_id", "seq", "event_json", "event_zstd", "event_utf8_bytes",
+                   "created_at", "navigation_json")
+        for row in done:
+            values = [row[name] for name in columns]
+            if values[3] is not None:
+                values[3] = base64.b64decode(values[3])
+            self.db.execute(f"INSERT INTO transcript_events ({', '.join(columns)}) "
+                            f"VALUES ({', '.join('?' * len(columns))})", values)
+        return [row["record"] for row in done]
+
+    def close(self) -> None:
+        self.db.close()

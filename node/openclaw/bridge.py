@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from crdt.events import Event
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.source import Problem, Record
-from node.openclaw.state import StateFolder, cursor_name
+from node.openclaw.state import Source, StateFolder, cursor_name
 
 #: Seconds between two looks at the stores while watching: a commit reaches the node
 #: within about this plus one append.
@@ -102,7 +102,7 @@ class Bridge:
             on_pass(await self.run_pass(only_changed=True))
             await asyncio.sleep(poll_s)
 
-    async def _step(self, name: str, source: Any) -> _Step:
+    async def _step(self, name: str, source: Source) -> _Step:
         cursor = self._cursors[name]
         events: list[Event] = []
         moves: dict[str, int] = {}

@@ -323,7 +323,9 @@ def _is_count(name: Any, count: Any) -> bool:
 
 
 def _tool_result(message: dict[str, Any]) -> _Part:
-    """The output: the one text block's text, else the content blocks as they are."""
+    """The output as a person reads it: the one text block's text (moved); for text and
+    image blocks, their texts (copied: the blocks stay in the record) with the images as
+    the extra field ``attachments``; any other content as it is (moved)."""
     fields: dict[str, Any] = {"tool_name": _string(message.get("toolName")),
                               "success": message.get("isError") is not True}
     if isinstance(message.get("toolCallId"), str):
@@ -333,10 +335,19 @@ def _tool_result(message: dict[str, Any]) -> _Part:
         fields["result"] = content[0]["text"]
         path: Path = ("message", "content", 0, "text")
         return _Part("tool_result", fields, {"result": path})
+    if isinstance(content, list) and content and all(
+            _is_text(block) or _is_image(block) for block in content):
+        text, _ = _text_of(message)
+        return _Part("tool_result", {**fields, "result": text,
+                                     "attachments": _attachments(message)})
     if "content" not in message:
         return _Part("tool_result", {**fields, "result": None})
     return _Part("tool_result", {**fields, "result": content},
                  {"result": ("message", "content")})
+
+
+def _is_image(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "image"
 
 
 def _string(value: Any) -> str:

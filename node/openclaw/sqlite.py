@@ -75,7 +75,8 @@ class AgentDatabase:
             self.close()
             return True
         try:
-            version = int(self._connection().execute("PRAGMA data_version").fetchone()[0])
+            # fetchall: a statement left unfinished would hold a read transaction open.
+            version = int(self._connection().execute("PRAGMA data_version").fetchall()[0][0])
         except (sqlite3.Error, OSError):
             self.close()
             return True  # let read() explain

@@ -18,7 +18,7 @@ from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
 from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
-from tests.support.cluster import wait_until
+from tests.support.cluster import all_events, wait_until
 from tests.support.openclaw import FakeGateway, RecordedGateway
 from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
 
@@ -89,20 +89,24 @@ def test_import_twice_imports_nothing_new(node: NodeProcess, tmp_path: Path) -> 
 
 def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
                                                              tmp_path: Path) -> None:
-    """A recorded OpenClaw store, its rows committed again while ``watch`` runs."""
+    """A recorded OpenClaw store (three sessions, zstd rows), its rows committed again one
+    at a time while ``watch`` runs."""
     state = tmp_path / "openclaw"
-    gateway = RecordedGateway(state, keep=5)
-    total = 5 + len(gateway.rows)
+    gateway = RecordedGateway(state, "rich", keep=3)
+    first = len(gateway.db.execute("SELECT 1 FROM transcript_events").fetchall())
+    later_count = len(gateway.rows) - 30
 
     def ids_on_node() -> set[str]:
         return {e["kind"].get("openclaw", {}).get("record", {}).get("id")
-                for e in session_events(node)}
+                for e in all_events(node)}
 
     watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
     try:
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
-        said.wait_for("5 records read")
-        turn = gateway.replay(4)  # OpenClaw commits a turn
+        said.wait_for(f"{first} records read")
+        turn = gateway.replay(30)  # OpenClaw commits, zstd rows among them
+        assert gateway.db.execute("SELECT COUNT(*) FROM transcript_events "
+                                  "WHERE event_zstd IS NOT NULL").fetchone()[0] > 0
         wait_until(lambda: ids_on_node() >= {r["id"] for r in turn}, 30,
                    "the new records on the node")
         watch.send_signal(signal.SIGTERM)
@@ -110,16 +114,16 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
     finally:
         if watch.poll() is None:
             watch.kill()
-    before = len(session_events(node))
+    before = len(all_events(node))
     later = gateway.replay(len(gateway.rows))  # committed while watch is down
     watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
     try:
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
         line = said.wait_for("records read")
-        assert line.startswith(f"{total - 9} records read: ")  # only what is new
+        assert line.startswith(f"{later_count} records read: ")  # only what is new
         assert ", 0 already stored" in line
         assert ids_on_node() >= {r["id"] for r in later}
-        assert len(session_events(node)) > before
+        assert len(all_events(node)) > before
     finally:
         watch.send_signal(signal.SIGTERM)
         try:

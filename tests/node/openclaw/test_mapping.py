@@ -86,6 +86,10 @@ def test_fields_the_kinds_lack_are_extra_fields() -> None:
     assert response.payload["content"] == "Two looks:\n\nfirst the file, then the folder."
     assert [c.payload["openclaw"]["part_of"] for c in calls] == [response.id.hex()] * 2
     assert [c.timestamp.counter for c in (response, *calls)] == [0, 1, 2]
+    read, = events_for(records[11], REF).events
+    assert read.payload["result"] == "Read image file [image/png]"
+    assert read.payload["attachments"] == picture.payload["attachments"]
+    assert read.payload["openclaw"]["record"]["message"]["content"][1]["data"] == transcript.PNG
     failed, = events_for(records[12], REF).events
     assert failed.payload["success"] is False
     state = rebuild(response.session_key, import_all(records)[0]).header.state_values()

@@ -51,5 +51,5 @@ def test_parallel_calls_of_one_tool_meet_their_own_results() -> None:
 def test_the_recorded_turn_reads_call_then_result() -> None:
     first, second, third = folded(transcript.records())
     assert first == ["call_1", "call_1", "hi\n"]
-    assert second[:2] == ["call_2", "call_2"] and second[2][0]["type"] == "text"
+    assert second == ["call_2", "call_2", "Read image file [image/png]"]
     assert third == ["call_3", "call_3", "ls: permission denied"]

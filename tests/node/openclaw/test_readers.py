@@ -93,7 +93,9 @@ def test_a_reader_holds_no_lock_between_reads(tmp_path: Path) -> None:
     assert busy == 0
     assert source.changed()  # the commit is seen
     assert not source.changed()
-    assert len(list(source.read({f"db:{SID}": 3}))) == 2
+    gateway.add(SID, transcript.records()[5:6])  # nor does looking hold a lock
+    assert gateway.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    assert len(list(source.read({f"db:{SID}": 3}))) == 3
 
 
 def test_a_zstd_row_that_does_not_decode_is_named_and_skipped(tmp_path: Path) -> None:
@@ -191,18 +193,27 @@ def test_state_folder_checks(tmp_path: Path) -> None:
     assert [agent for agent, _ in StateFolder(tmp_path, ["other"]).sources()] == ["other"]
 
 
-def test_a_recorded_openclaw_store_and_its_older_layout_read_the_same(tmp_path: Path) -> None:
-    RecordedGateway(tmp_path).replay(100)
-    rows = json.loads((RECORDED / "basic" / "rows.json").read_text())["transcript_events"]
+@pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))
+def test_a_recorded_openclaw_store_and_its_older_layout_read_the_same(
+        tmp_path: Path, scenario: str) -> None:
+    RecordedGateway(tmp_path, scenario).replay(10_000)
+    rows = json.loads((RECORDED / scenario / "rows.json").read_text())
+    written = {row["session_id"] for row in rows["transcript_events"]}
+    keys = {w["session_id"]: w["session_key"] for w in rows["session_windows"]
+            if w["session_id"] in written}
     from_db, problems = read_all(reader(tmp_path), {})
     assert problems == []
-    assert [r.value for r in from_db] == [row["record"] for row in rows]
-    assert {r.session_key for r in from_db} == {"agent:main:explicit:s1"}
-    legacy = AgentSessions(RECORDED / "basic" / "legacy", "main", "sessions")
+    assert [(r.session_id, r.value) for r in from_db] == [
+        (row["session_id"], row["record"]) for row in rows["transcript_events"]]
+    assert {r.session_id: r.session_key for r in from_db} == keys
+    legacy = AgentSessions(RECORDED / scenario / "legacy", "main", "sessions")
     from_jsonl, problems = read_all(legacy, {})
     assert problems == []
-    assert [r.value for r in from_jsonl] == [row["record"] for row in rows]
-    assert {r.session_key for r in from_jsonl} == {"agent:main:explicit:s1"}
+    exported = {r.session_id for r in from_jsonl}
+    assert [(r.session_id, r.value) for r in from_jsonl] == [
+        (r.session_id, r.value) for r in from_db if r.session_id in exported]
+    assert {r.session_id: r.session_key for r in from_jsonl} == {
+        sid: key for sid, key in keys.items() if sid in exported}
 
 
 def test_jsonl_is_read_in_bounded_pieces_and_an_oversized_line_skipped(

@@ -12,7 +12,8 @@ the event loop. Nothing imports ``node``.
     automerge/  the ``/automerge`` websocket for automerge-repo clients
     console/    the web console's files (HTML, CSS, JavaScript), served at ``/``
     client/     talking to a node: the HTTP client, following a session's projection
-    cli/        the ``clawsync`` client commands (append, events, tail, status, device, forget, openclaw, demo)
+    cli/        the ``clawsync`` client commands (append, events, tail, status, forget,
+                device, openclaw, demo)
     openclaw/   the OpenClaw bridge: its records as events and back
     main.py     the ``clawsync`` command: the client commands and ``serve``
 

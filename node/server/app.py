@@ -79,7 +79,7 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     metrics = Metrics()
     # Order matters: metrics outermost sees the final status; errors are translated
     # before that; authentication runs inside, so its 401 is translated like any error.
-    middlewares = [metrics.middleware(), error_middleware, auth_middleware(config.token)]
+    middlewares = [metrics.middleware(), error_middleware, auth_middleware(config)]
     app = web.Application(middlewares=middlewares,
                           client_max_size=config.limits.body_bytes_max)
     app[CONFIG] = config
@@ -118,12 +118,16 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     return app
 
 
-def auth_middleware(token: str | None) -> Any:
-    """Require the bearer token on /v1 and /metrics, when one is configured."""
+def auth_middleware(config: Config) -> Any:
+    """Require the bearer token on /v1 and /metrics, when one is configured (a forget
+    also takes an Automerge token that may write the session: ``node.server.forget``)."""
+    token, app_tokens = config.token, config.automerge.tokens
+
     @web.middleware
     async def check_token(request: web.Request, handler: Any) -> web.StreamResponse:
         if token is not None and _protected(request.path) \
-                and not auth.matches(auth.bearer(request), token):
+                and not auth.matches(auth.bearer(request), token) \
+                and not forget.app_allowed(request, app_tokens):
             raise unauthorized()
         response: web.StreamResponse = await handler(request)
         return response

@@ -3,27 +3,57 @@
     DELETE /v1/sessions/{key}          forget the session
     POST   /v1/sessions/{key}/forget   {"events": [id, ...], "reason": "..."}: those events
 
-Both need the client token (as every /v1 route: ``node.server.app``); Automerge tokens,
-read-only or not, do not open /v1. The answer is 200 with the forget record, which
-replicates to every node; every node that takes it in logs it with who asked. 404 for a
-session this node does not hold; 400 for a malformed id, an id that is not an event of
-the session here, or a body of the wrong shape; nothing is written then.
+Both take the client token (as every /v1 route: ``node.server.app``) or an Automerge token
+that may write the session (``--automerge-tokens``: not read-only, its patterns match the
+key): an app that may edit a session may also forget it. A read-only token may not. The
+record's ``by`` says who asked: ``client@<node>`` or ``app:<token fingerprint>@<node>``
+(the fingerprint names the token without revealing it). The answer is 200 with the
+forget record, which replicates to every node; every node that takes it in logs it with
+who asked. 404 for a session this node does not hold; 400 for a malformed id, an id that
+is not an event of the session here, or a body of the wrong shape; nothing is written
+then.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from crdt.errors import InvalidInput
 from crdt.keys import check_session_key
+from node.http import auth
 from node.http.wire import body_format, decode_body, read_body, respond
 from node.store import AsyncStore
+from sync.repo.config import Access
 
 #: Who asked, as the record says: a holder of the client token of this node.
 BY_CLIENT = "client"
 _FIELDS = {"events", "reason"}
+#: The two routes' names, so that authentication can tell a forget from other /v1 calls.
+ROUTES = frozenset({"forget-session", "forget-events"})
+#: Where ``app_allowed`` leaves who asked, for the record's ``by``.
+ASKED_BY = "forget_asked_by"
+
+
+def app_allowed(request: web.Request, tokens: Mapping[str, Access]) -> bool:
+    """True when ``request`` is a forget and its bearer is an Automerge token that may
+    write the session; notes the token's fingerprint as who asked."""
+    route = request.match_info.route
+    if route.name not in ROUTES or not tokens:
+        return False
+    given = auth.bearer(request)
+    key = request.match_info.get("key", "")
+    for token, access in tokens.items():
+        # Every token is compared (in constant time), so timing tells nothing.
+        if auth.matches(given, token) and not access.read_only and access.allows(key):
+            fingerprint = hashlib.blake2b(token.encode("utf-8", "surrogatepass"),
+                                          digest_size=4).hexdigest()
+            request[ASKED_BY] = f"app:{fingerprint}"
+            return True
+    return False
 
 
 def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: int,
@@ -41,8 +71,8 @@ def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: i
         events, reason = _events_body(decode_body(body, body_type))
         return await _forget(request, request.app[store], key, events, reason)
 
-    app.router.add_delete("/v1/sessions/{key}", forget_session)
-    app.router.add_post("/v1/sessions/{key}/forget", forget_events)
+    app.router.add_delete("/v1/sessions/{key}", forget_session, name="forget-session")
+    app.router.add_post("/v1/sessions/{key}/forget", forget_events, name="forget-events")
 
 
 def _events_body(value: Any) -> tuple[list[str], str]:
@@ -62,5 +92,5 @@ def _events_body(value: Any) -> tuple[list[str], str]:
 async def _forget(request: web.Request, astore: AsyncStore, key: str,
                   events: list[str] | None, reason: Any) -> web.StreamResponse:
     appended = await astore.forget(key, events, reason=reason,
-                                   by=f"{BY_CLIENT}@{astore.node_id}")
+                                   by=f"{request.get(ASKED_BY, BY_CLIENT)}@{astore.node_id}")
     return respond(request, {"session_key": key, "forget": appended.stored.to_json()})

@@ -99,7 +99,9 @@ def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any) -
 
 def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
     tokens = tmp_path / "tokens.json"
-    tokens.write_text(json.dumps({"viewer-token": {"read_only": True}, "editor-token": {}}))
+    tokens.write_text(json.dumps({"viewer-token": {"read_only": True},
+                                  "other-editor": {"sessions": ["s2"]},
+                                  "editor-token": {"sessions": ["s1"]}}))
     with Cluster(tmp_path) as cluster:
         a = cluster.node("a", token=TOKEN, extra_args=["--automerge-tokens", str(tokens)])
         [said] = append(a, "s1", [message("hello")])
@@ -108,8 +110,9 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         path = session_path("s1")
         assert _status(a, "DELETE", path, token=None)[0] == 401
         assert _status(a, "DELETE", path, token="wrong")[0] == 401
-        # Automerge tokens (read-only or not) and the cluster secret do not open /v1.
-        for stranger in ("viewer-token", "editor-token", SECRET):
+        # A read-only Automerge token, one for other sessions and the cluster secret may
+        # not forget (an editor of s1 may: below).
+        for stranger in ("viewer-token", "other-editor", SECRET):
             assert _status(a, "DELETE", path, token=stranger)[0] == 401
             assert _status(a, "POST", path + "/forget", {"events": [said["id"]]},
                            token=stranger)[0] == 401
@@ -135,8 +138,13 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert "hello" not in listed.stdout
         missing = run_cli(a, "forget", "nosuch")
         assert missing.returncode == 1 and "nosuch" in missing.stderr
+        # An app that may write s1 may forget it, and opens nothing else of /v1.
+        assert _status(a, "GET", "/v1/sessions", token="editor-token")[0] == 401
+        assert _status(a, "DELETE", session_path("s2"), token="editor-token")[0] == 401
+        assert _status(a, "DELETE", path, token="editor-token")[0] == 200
         # The harness writes each command line first: the node's own lines come after.
         log = [line for line in (tmp_path / "a.log").read_text().splitlines()
                if not line.startswith("--- start")]
         assert any("forgotten" in line and "by=client@" in line for line in log)
-        assert not any(TOKEN in line for line in log)
+        assert any("forgotten" in line and "by=app:" in line for line in log)
+        assert not any(TOKEN in line or "editor-token" in line for line in log)

@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from crdt.log import forget, retire
+
 #: Widest summary of an event in one line of output, in characters.
 TEXT_CHARS_MAX = 100
 
@@ -60,6 +62,12 @@ def event_text(kind: dict[str, Any]) -> str:
             text = str(kind.get("reason", ""))
         case "state_changed":
             text = f"{kind.get('key')} = {compact(kind.get('value'))}"
+        case forget.KIND:
+            events = kind.get("events") or []
+            covered = f"{len(events)} event(s)" if events else "the session"
+            text = f"{covered}, {kind.get('reason')}, by {kind.get('by')}"
+        case retire.KIND:
+            text = compact({k: v for k, v in kind.items() if k != "type"})
         case _:
             text = compact({k: v for k, v in kind.items() if k != "type"})
     return shorten(text)
@@ -77,7 +85,8 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
     if with_session:
         row.append(str(event.get("session_key", "")))
     kind_name = str(kind.get("type", "?"))
-    if event.get("known_kind") is False:  # written by a newer version than the node's
+    # Written by a newer version than the node's (the node's own records are known here).
+    if event.get("known_kind") is False and kind_name not in (forget.KIND, retire.KIND):
         kind_name += " (unknown kind)"
     if event.get("forgotten_by"):  # its content was forgotten (``crdt.log.forget``)
         return [*row, kind_name, f"(forgotten by {str(event['forgotten_by'])[:16]})"]

@@ -135,6 +135,8 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert projection(a, "s1")["messages"] == []
         listed = run_cli(a, "events", "s1")
         assert listed.returncode == 0 and "(forgotten by" in listed.stdout
+        assert "1 event(s), user, by client@" in listed.stdout  # the record, as such
+        assert "unknown kind" not in listed.stdout
         assert "hello" not in listed.stdout
         missing = run_cli(a, "forget", "nosuch")
         assert missing.returncode == 1 and "nosuch" in missing.stderr

@@ -143,18 +143,18 @@ def _name(record: Any, ref: SessionRef) -> str:
 
 
 def _timestamp(record: Any, fallback_ms: int, warnings: list[str], name: str) -> int:
+    """The record's time; else its message's (milliseconds); else ``fallback_ms``."""
     if isinstance(record, dict):
-        stamp = record.get("timestamp")
         message = record.get("message")
-        if stamp is None and isinstance(message, dict):
-            stamp = message.get("timestamp")
-        try:
-            if isinstance(stamp, str):
-                return Hlc.parse_rfc3339(stamp).ms
-            if isinstance(stamp, int) and not isinstance(stamp, bool):
-                return Hlc(stamp, 0).check().ms
-        except InvalidInput:
-            pass
+        inner = message.get("timestamp") if isinstance(message, dict) else None
+        for stamp in (record.get("timestamp"), inner):
+            try:
+                if isinstance(stamp, str):
+                    return Hlc.parse_rfc3339(stamp).ms
+                if isinstance(stamp, int) and not isinstance(stamp, bool):
+                    return Hlc(stamp, 0).check().ms
+            except InvalidInput:
+                continue
     warnings.append(f"{name}: no valid timestamp, given the time {fallback_ms} ms")
     return fallback_ms
 

@@ -119,7 +119,11 @@ def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0) -> Mapped:
     """The events of one OpenClaw record. Never raises for a record's content: a record
     of a type (or shape) this mapping does not know is kept whole in a ``state_changed``
     event of key ``openclaw.unknown``, with a warning naming it. ``fallback_ms`` is the
-    time of a record without one (the caller's row time, say)."""
+    time of a record without one (the caller's row time, say). ``InvalidInput`` only
+    for a ``ref`` no event can name (an agent id that is not a name, say)."""
+    session_key_for(ref.agent_id, ref.session_key)
+    checked_text(ref.session_key, "session_key")
+    checked_text(ref.session_id, "session_id")
     warnings: list[str] = []
     name = _name(record, ref)
     stamp = _timestamp(record, fallback_ms, warnings, name)

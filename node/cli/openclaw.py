@@ -31,7 +31,8 @@ from node.openclaw.export import ExportRefused
 from node.openclaw.export import export as export_transcript
 from node.openclaw.mapping import session_key_for
 from node.openclaw.records import transcripts_for
-from node.openclaw.state import StateFolder, StateFolderError, check_state_folder
+from node.openclaw.sqlite import rows_of_session
+from node.openclaw.state import DATABASE, StateFolder, StateFolderError, check_state_folder
 
 T = TypeVar("T")
 
@@ -187,7 +188,8 @@ Examples:
 """
 
 
-@openclaw.command(name="import", help=IMPORT_HELP)
+@openclaw.command(name="import", help=IMPORT_HELP,
+                  short_help="Import the state folder's sessions into the node, once.")
 @state_options
 @client_options
 @click.pass_context
@@ -224,7 +226,8 @@ Examples:
 """
 
 
-@openclaw.command(help=WATCH_HELP)
+@openclaw.command(help=WATCH_HELP,
+                  short_help="Follow the state folder into the node (run as a service).")
 @state_options
 @click.option("--poll", "poll_s", type=click.FloatRange(0.01, 60), default=POLL_S,
               show_default=True, metavar="SECONDS", help="Seconds between two looks.")
@@ -234,13 +237,17 @@ def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
           data_dir: Path | None, poll_s: float) -> None:
     state = _state(state_dir, agents)
 
+    delay_s = poll_s
+
     def on_pass(tally: Tally) -> None:
+        nonlocal delay_s
+        delay_s = poll_s  # the node answers again
         if tally.records:
             note(_summary(tally))
 
     async def work(sink: Sink) -> None:
+        nonlocal delay_s
         bridge = Bridge(state, sink, note)
-        delay_s = poll_s
         try:
             while True:
                 try:
@@ -250,7 +257,7 @@ def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
                         raise
                     note(f"{error}; trying again in {delay_s:g} s")
                     await asyncio.sleep(delay_s)
-                    delay_s = min(delay_s * 2, RETRY_MAX_S)
+                    delay_s = min(max(delay_s * 2, 1.0), RETRY_MAX_S)
         finally:
             state.close()
 
@@ -280,7 +287,8 @@ Stop the OpenClaw gateway first, then run its import:
 """
 
 
-@openclaw.command(help=EXPORT_HELP)
+@openclaw.command(help=EXPORT_HELP,
+                  short_help="Write a session for OpenClaw's import (gateway stopped).")
 @click.argument("session")
 @state_options
 @click.option("--session-id", metavar="ID",
@@ -316,4 +324,9 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
             raise NodeError(str(error)) from None
         what = "already there, unchanged" if written.unchanged else "written"
         click.echo(f"{written.path}: {written.records} records {what}")
+        held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
+        if held:
+            note(f"note: OpenClaw's store already holds session {transcript.session_id} "
+                 f"({held} records); check what its import would do with it first: "
+                 "openclaw doctor --session-sqlite dry-run --json")
     note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from crdt.events import Event
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.source import Problem, Record
-from node.openclaw.state import StateFolder, cursor_name
+from node.openclaw.state import Source, StateFolder, cursor_name
 
 #: Seconds between two looks at the stores while watching: a commit reaches the node
 #: within about this plus one append.
@@ -68,6 +68,9 @@ class Bridge:
         self.state, self.sink, self.tell = state, sink, tell
         self._cursors: dict[str, dict[str, int]] = {}
         self._told: set[str] = set()
+        # Stores to read again even if unchanged: a pass over them failed (the node was
+        # down) or met something that may mend (a line still being written).
+        self._again: set[object] = set()
 
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
@@ -75,16 +78,21 @@ class Bridge:
         tally = Tally()
         for agent_id, source in self.state.sources():
             changed = source.changed()
-            if only_changed and not changed:
+            if only_changed and not changed and source not in self._again:
                 continue
+            self._again.add(source)
             name = cursor_name(self.state.path, agent_id)
             if name not in self._cursors:
                 self._cursors[name] = dict(await self.sink.cursor(name) or {})
+            unsettled = False
             while True:
                 step = await self._step(name, source)
                 tally.add(step)
+                unsettled = unsettled or step.unsettled
                 if step.records == 0 and not step.moved:
                     break
+            if not unsettled:
+                self._again.discard(source)
         return tally
 
     async def watch(self, poll_s: float = POLL_S,
@@ -94,7 +102,7 @@ class Bridge:
             on_pass(await self.run_pass(only_changed=True))
             await asyncio.sleep(poll_s)
 
-    async def _step(self, name: str, source: Any) -> _Step:
+    async def _step(self, name: str, source: Source) -> _Step:
         cursor = self._cursors[name]
         events: list[Event] = []
         moves: dict[str, int] = {}
@@ -104,6 +112,8 @@ class Bridge:
                 self._tell(step.problems, str(item))
                 if item.entry is not None:
                     moves[item.entry] = item.after
+                else:
+                    step.unsettled = True
                 continue
             step.records += 1
             mapped = mapping_events(item)
@@ -131,7 +141,8 @@ class Bridge:
 
 @dataclass
 class _Step(Tally):
-    moved: bool = False
+    moved: bool = False  # the cursor moved: read on
+    unsettled: bool = False  # something may mend by itself: look again next time
 
 
 def mapping_events(record: Record) -> Mapped:

@@ -47,7 +47,8 @@ class AgentSessions:
             yield problem
         files = {path.stem: path for path in sorted(self.folder.glob("*.jsonl"))}
         for session_id, (_key, path) in index.items():
-            files.setdefault(session_id, path)
+            if session_id not in files and path.is_file():  # an entry may outlive its file
+                files[session_id] = path
         keys = {session_id: key for session_id, (key, _path) in index.items()}
         for session_id, path in files.items():
             yield from self._read_file(path, session_id, keys.get(session_id),

@@ -18,6 +18,7 @@ comes from ``session_windows`` (or ``session_nodes.current_session_id``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -37,6 +38,19 @@ BUSY_TIMEOUT_MS = 200
 _TRANSIENT = ("no such table", "no such column", "locked", "busy", "schema")
 
 
+#: Each session's last seq, found through the primary key's index one session at a time
+#: (a skip scan: time grows with the sessions, not with the rows as GROUP BY would).
+_TOPS = """
+WITH RECURSIVE ids(id) AS (
+    SELECT MIN(session_id) FROM transcript_events
+    UNION ALL
+    SELECT (SELECT MIN(session_id) FROM transcript_events WHERE session_id > ids.id)
+    FROM ids WHERE ids.id IS NOT NULL)
+SELECT id, (SELECT MAX(seq) FROM transcript_events WHERE session_id = ids.id)
+FROM ids WHERE id IS NOT NULL
+"""
+
+
 class AgentDatabase:
     """One agent's SQLite store, read from a cursor; keep one per agent while watching."""
 
@@ -44,17 +58,26 @@ class AgentDatabase:
         self.path, self.agent_id, self.shown = path, agent_id, shown
         self._db: sqlite3.Connection | None = None
         self._version: int | None = None
+        self._inode = 0  # of the file opened: a new file (restored, recreated) is reopened
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._version = None  # data_version counts per connection: a new one starts over
 
     def changed(self) -> bool:
         """True if another connection committed since the last call (or on the first)."""
         try:
-            version = int(self._connection().execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error:
+            if self._db is not None and self.path.stat().st_ino != self._inode:
+                self.close()
+        except OSError:
+            self.close()
+            return True
+        try:
+            # fetchall: a statement left unfinished would hold a read transaction open.
+            version = int(self._connection().execute("PRAGMA data_version").fetchall()[0][0])
+        except (sqlite3.Error, OSError):
             self.close()
             return True  # let read() explain
         seen, self._version = self._version, version
@@ -65,7 +88,7 @@ class AgentDatabase:
         ``ROWS_PER_READ`` of them; problems in their place."""
         try:
             rows, keys = self._fetch(cursor)
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OSError) as error:
             self.close()
             yield Problem(self.shown, _explain(error))
             return
@@ -83,6 +106,7 @@ class AgentDatabase:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
+            self._inode = self.path.stat().st_ino
             uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
             db = sqlite3.connect(uri, uri=True, isolation_level=None,
                                  check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -97,8 +121,7 @@ class AgentDatabase:
                                    "WHERE current_session_id IS NOT NULL"))
             keys.update(db.execute("SELECT session_id, session_key FROM session_windows"))
             rows: list[Any] = []
-            tops = db.execute("SELECT session_id, MAX(seq) FROM transcript_events "
-                              "GROUP BY session_id").fetchall()
+            tops = db.execute(_TOPS).fetchall()
             for session_id, top in tops:
                 start = cursor.get("db:" + session_id, 0)
                 if top < start or len(rows) >= ROWS_PER_READ:
@@ -110,6 +133,21 @@ class AgentDatabase:
         finally:
             db.execute("COMMIT")
         return rows, {str(k): str(v) for k, v in keys.items() if v}
+
+
+def rows_of_session(path: Path, session_id: str) -> int:
+    """How many transcript rows OpenClaw's store at ``path`` holds for ``session_id``
+    (0 if it has no such store or table); read-only, as everything here."""
+    if not path.exists():
+        return 0
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True,
+                                                timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+            return int(db.execute("SELECT COUNT(*) FROM transcript_events WHERE session_id = ?",
+                                  (session_id,)).fetchone()[0])
+    except sqlite3.Error:
+        return 0
 
 
 def _decode(text: str | None, packed: bytes | None) -> dict[str, Any] | str:
@@ -139,7 +177,9 @@ def _decode(text: str | None, packed: bytes | None) -> dict[str, Any] | str:
     return value
 
 
-def _explain(error: sqlite3.Error) -> str:
+def _explain(error: sqlite3.Error | OSError) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "is gone (moved or deleted while being followed); read again on the next pass"
     text = str(error)
     if any(word in text.lower() for word in _TRANSIENT):
         return (f"not readable now ({text}): OpenClaw may be creating or migrating it; "

@@ -16,8 +16,9 @@ import pytest
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
+from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
-from tests.support.cluster import wait_until
+from tests.support.cluster import all_events, wait_until
 from tests.support.openclaw import FakeGateway, RecordedGateway
 from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
 
@@ -29,7 +30,7 @@ CLAWSYNC_KEY = session_key_for("main", KEY)
 
 def call(node: NodeProcess, method: str, path: str, body: Any = None,
          token: str | None = None) -> tuple[int, dict[str, Any]]:
-    data = None if body is None else json.dumps(body).encode()
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     request = urllib.request.Request(node.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
     if token is not None:
@@ -58,6 +59,8 @@ def test_cursors_are_kept_by_the_node_behind_its_token(token_node: NodeProcess) 
             ("openclaw:ab:cd", {"cursor": {f"e{n}": n for n in range(CURSOR_ENTRIES_MAX + 1)}},
              413)]:
         assert call(token_node, "PUT", f"/v1/cursors/{name}", body, "s3cret")[0] == status
+    padded = b'{"cursor": {}}' + b" " * BODY_BYTES_MAX
+    assert call(token_node, "PUT", path, padded, "s3cret")[0] == 413
     assert call(token_node, "GET", path, token="s3cret")[1]["cursor"] == {"db:s": 3}
 
 
@@ -86,20 +89,24 @@ def test_import_twice_imports_nothing_new(node: NodeProcess, tmp_path: Path) -> 
 
 def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
                                                              tmp_path: Path) -> None:
-    """A recorded OpenClaw store, its rows committed again while ``watch`` runs."""
+    """A recorded OpenClaw store (three sessions, zstd rows), its rows committed again one
+    at a time while ``watch`` runs."""
     state = tmp_path / "openclaw"
-    gateway = RecordedGateway(state, keep=5)
-    total = 5 + len(gateway.rows)
+    gateway = RecordedGateway(state, "rich", keep=3)
+    first = len(gateway.db.execute("SELECT 1 FROM transcript_events").fetchall())
+    later_count = len(gateway.rows) - 30
 
     def ids_on_node() -> set[str]:
         return {e["kind"].get("openclaw", {}).get("record", {}).get("id")
-                for e in session_events(node)}
+                for e in all_events(node)}
 
     watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
     try:
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
-        said.wait_for("5 records read")
-        turn = gateway.replay(4)  # OpenClaw commits a turn
+        said.wait_for(f"{first} records read")
+        turn = gateway.replay(30)  # OpenClaw commits, zstd rows among them
+        assert gateway.db.execute("SELECT COUNT(*) FROM transcript_events "
+                                  "WHERE event_zstd IS NOT NULL").fetchone()[0] > 0
         wait_until(lambda: ids_on_node() >= {r["id"] for r in turn}, 30,
                    "the new records on the node")
         watch.send_signal(signal.SIGTERM)
@@ -107,16 +114,16 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
     finally:
         if watch.poll() is None:
             watch.kill()
-    before = len(session_events(node))
+    before = len(all_events(node))
     later = gateway.replay(len(gateway.rows))  # committed while watch is down
     watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
     try:
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
         line = said.wait_for("records read")
-        assert line.startswith(f"{total - 9} records read: ")  # only what is new
+        assert line.startswith(f"{later_count} records read: ")  # only what is new
         assert ", 0 already stored" in line
         assert ids_on_node() >= {r["id"] for r in later}
-        assert len(session_events(node)) > before
+        assert len(all_events(node)) > before
     finally:
         watch.send_signal(signal.SIGTERM)
         try:
@@ -145,3 +152,40 @@ def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,
     assert ids >= {r["id"] for r in rows}
     again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
     assert again.returncode == 0 and "0 records read" in again.stderr
+
+
+def test_watch_waits_out_a_node_restart(node: NodeProcess, tmp_path: Path) -> None:
+    """Rows committed while the node is down reach it once it is back, though OpenClaw
+    commits nothing more."""
+    state = tmp_path / "openclaw"
+    gateway = RecordedGateway(state, keep=5)
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        said.wait_for("5 records read")
+        node.stop()
+        rows = gateway.replay(len(gateway.rows))
+        said.wait_for("trying again in")
+        node.start()
+        said.wait_for(f"{len(rows)} records read")
+        ids = {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+               for e in session_events(node)}
+        assert ids >= {r["id"] for r in rows}
+    finally:
+        watch.send_signal(signal.SIGINT)
+        try:
+            assert watch.wait(timeout=30) == 0  # Ctrl-C stops it quietly
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+
+
+def test_embedded_import_refuses_a_data_folder_a_node_serves(node: NodeProcess,
+                                                             tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    RecordedGateway(state).replay(3)
+    result = run_cli(node, "openclaw", "import", "--state-dir", str(state),
+                     "--data-dir", str(node.data_dir))
+    assert result.returncode == 1, result.stderr
+    assert str(node.data_dir) in result.stderr
+    assert session_events(node) == []

@@ -219,6 +219,9 @@ def run(tmp: Path, clock: Clock) -> list[str]:
                        REACH_TIMEOUT_S, "nodes A and B hold the same events")
         counted_once(node_a)
         counted_once(node_b)
+        held = len(session_events(node_a))
+        print(f"  nodes A and B hold the same {held} events of {SESSION_KEY}, each user "
+              "message once", flush=True)
         return show_request(received[0])
 
 

@@ -33,6 +33,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +253,13 @@ def handwritten_records(real: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 and r["message"]["role"] == "user")
     first_reply = next(r for r in real if r["type"] == "message"
                        and r["message"]["role"] == "assistant")
-    stamp = real[-1]["timestamp"][:-5]  # "...T07:31:02." + milliseconds + "Z"
+    last = datetime.fromisoformat(real[-1]["timestamp"].replace("Z", "+00:00"))
+
+    def stamp(after_ms: int) -> str:
+        """ISO time ``after_ms`` after the last real record, as OpenClaw writes it."""
+        at = last + timedelta(milliseconds=after_ms)
+        return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
     parent = real[-1]["id"]
     added = []
     for number, (kind, fields) in enumerate([
@@ -262,11 +269,11 @@ def handwritten_records(real: list[dict[str, Any]]) -> list[dict[str, Any]]:
                                 "display": True, "details": {"from": "an extension"}}),
             ("label", {"targetId": user["id"], "label": None})], 1):
         record = {"type": kind, "id": f"00000000-0000-4000-8000-00000000000{number}",
-                  "parentId": parent, "timestamp": f"{stamp}{100 + number}Z", **fields}
+                  "parentId": parent, "timestamp": stamp(number), **fields}
         added.append(record)
         parent = record["id"]
     added.append({"type": "branch_summary", "id": "00000000-0000-4000-8000-000000000005",
-                  "parentId": first_reply["id"], "timestamp": f"{stamp}105Z",
+                  "parentId": first_reply["id"], "timestamp": stamp(5),
                   "fromId": first_reply["id"],
                   "summary": "The user tried a tool on another branch; it printed hi.",
                   "details": {"readFiles": [], "modifiedFiles": []}, "fromHook": False})

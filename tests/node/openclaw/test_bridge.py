@@ -81,7 +81,8 @@ def test_damaged_records_are_named_and_the_rest_imported(tmp_path: Path) -> None
     gateway.add(SID, records[3:])
     unknown = {"type": "hologram", "id": "77777777", "parentId": None,
                "timestamp": "2026-12-01T12:00:00.000Z", "beam": 1}
-    write_jsonl(tmp_path, "agent:main:old", "old-1", [*records[:2], unknown],
+    future = {**records[0], "id": "old-1", "version": 99}  # a newer transcript version
+    write_jsonl(tmp_path, "agent:main:old", "old-1", [future, records[1], unknown],
                 tail=b'{"type": "message", "id": "cut')
     with EventStore.open("memory:") as store:
         tally, told = run(tmp_path, store)
@@ -90,7 +91,8 @@ def test_damaged_records_are_named_and_the_rest_imported(tmp_path: Path) -> None
         assert "seq 3: event_zstd does not decode as zstd" in tally.problems[0]
         assert "old-1.jsonl, line at byte" in tally.problems[1]
         assert "ends without a newline" in tally.problems[1]
-        [warning] = tally.warnings
+        [newer, warning] = tally.warnings
+        assert "old-1.jsonl, line at byte 0: " in newer and "transcript version 99" in newer
         assert "old-1.jsonl" in warning and "'hologram'" in warning
         assert len(store.get_events(session_key_for("main", KEY))) > len(records)
         # Nothing is read twice, and the damaged row is not retried.

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
+from crdt.log.store import EventStore
 from node.main import main
 from tests.node.openclaw import transcript
-from tests.support.openclaw import FakeGateway
+from tests.support.openclaw import RECORDED, FakeGateway, RecordedGateway
 
 SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
 
@@ -49,9 +52,18 @@ def test_export_gives_back_the_records_openclaw_wrote(tmp_path: Path) -> None:
     assert set(index) == {"agent:main:other", KEY}
     assert index[KEY]["sessionId"] == SID and index[KEY]["sessionFile"] == str(path)
     assert isinstance(index[KEY]["updatedAt"], int) and index[KEY]["updatedAt"] > 0
+    # What B's watch reads of the exported files is what the node holds already.
+    reread = cli("import", "--state-dir", str(b), "--data-dir", str(data))
+    assert reread.exit_code == 0, reread.output
+    assert f"{len(transcript.records())} records read: 0 new events" in reread.output
     # Again: nothing changes; by OpenClaw's key without its prefix, too.
     again = cli("export", "explicit:s1", "--state-dir", str(b), "--data-dir", str(data))
     assert "records already there, unchanged" in again.output
+    assert "already holds session" not in again.output
+    # Exported to the device it came from: said so.
+    home = cli("export", KEY, "--state-dir", str(tmp_path / "a"), "--data-dir", str(data))
+    assert f"OpenClaw's store already holds session {SID} ({len(transcript.records())} " \
+           "records)" in home.output
 
 
 def test_export_refuses_to_overwrite_another_transcript(tmp_path: Path) -> None:
@@ -81,3 +93,41 @@ def test_bad_state_folders_and_sessions_are_usage_errors(tmp_path: Path) -> None
     data, b = imported(tmp_path)
     result = cli("export", "agent:main:nothing", "--state-dir", str(b), "--data-dir", str(data))
     assert result.exit_code == 1 and "no session 'agent:main:nothing'" in result.output
+
+
+@pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))
+def test_recorded_sessions_travel_between_devices(tmp_path: Path, scenario: str) -> None:
+    """A: a real OpenClaw store; B: its older layout as OpenClaw's import reads it. Both
+    import to the same events, and A's node exports what B's files hold."""
+    RecordedGateway(tmp_path / "a", scenario).replay(10_000)
+    legacy = RECORDED / scenario / "legacy"
+    b_sessions = tmp_path / "b" / "agents" / "main" / "sessions"
+    b_sessions.mkdir(parents=True)
+    for path in legacy.glob("*.jsonl"):
+        (b_sessions / path.name).write_bytes(path.read_bytes())
+    (b_sessions / "sessions.json").write_bytes((legacy / "sessions.json").read_bytes())
+    for device in ("a", "b"):
+        result = cli("import", "--state-dir", str(tmp_path / device), "--data-dir",
+                     str(tmp_path / f"data-{device}"))
+        assert result.exit_code == 0, result.output
+    index = json.loads((legacy / "sessions.json").read_text())
+    with EventStore.open(tmp_path / "data-a") as a, EventStore.open(tmp_path / "data-b") as b:
+        for key in index:
+            from_b = {e.event.id for e in b.get_events(key)}
+            assert from_b and from_b <= {e.event.id for e in a.get_events(key)}
+    out = tmp_path / "c"
+    (out / "agents").mkdir(parents=True)
+    for key, entry in index.items():
+        result = cli("export", key, "--state-dir", str(out), "--data-dir",
+                     str(tmp_path / "data-a"), "--session-id", entry["sessionId"])
+        assert result.exit_code == 0, result.output
+        name = f"{entry['sessionId']}.jsonl"
+        exported = (out / "agents" / "main" / "sessions" / name).read_text().splitlines()
+        source = (legacy / name).read_text().splitlines()
+        # Equal records, header first; the order of the rest is the mapping's (parents
+        # before children), which may differ from the file's where the tree branches.
+        def by_id(lines: list[str]) -> list[Any]:
+            return sorted((json.loads(line) for line in lines),
+                          key=lambda record: json.dumps(record, sort_keys=True))
+        assert json.loads(exported[0]) == json.loads(source[0])
+        assert by_id(exported) == by_id(source)

@@ -93,7 +93,9 @@ def test_a_reader_holds_no_lock_between_reads(tmp_path: Path) -> None:
     assert busy == 0
     assert source.changed()  # the commit is seen
     assert not source.changed()
-    assert len(list(source.read({f"db:{SID}": 3}))) == 2
+    gateway.add(SID, transcript.records()[5:6])  # nor does looking hold a lock
+    assert gateway.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    assert len(list(source.read({f"db:{SID}": 3}))) == 3
 
 
 def test_a_zstd_row_that_does_not_decode_is_named_and_skipped(tmp_path: Path) -> None:
@@ -155,12 +157,24 @@ def test_jsonl_layout_with_a_damaged_line_and_one_still_being_written(tmp_path: 
     assert [r.value["id"] for r in got] == [records[5]["id"]] and problems == []
 
 
-def test_a_jsonl_file_moved_away_while_read(tmp_path: Path) -> None:
+def test_a_jsonl_file_moved_away_while_read(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_jsonl(tmp_path, KEY, SID, transcript.records()[:2])
-    path.unlink()  # `openclaw doctor --session-sqlite import` archives it
-    problems = list(AgentSessions(path.parent, "main", "sessions").read({}))
+    source = AgentSessions(path.parent, "main", "sessions")
+    real_open = Path.open
+
+    def archived_meanwhile(self: Path, *args: object, **kwargs: object) -> object:
+        if self == path:  # `openclaw doctor --session-sqlite import` archives it
+            raise FileNotFoundError(self)
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", archived_meanwhile)
+    problems = list(source.read({}))
     assert len(problems) == 1 and isinstance(problems[0], Problem)
     assert "moved away" in problems[0].message and problems[0].entry is None
+    monkeypatch.undo()
+    path.unlink()  # gone for good, its entry left in sessions.json: nothing to read
+    assert list(source.read({})) == []
 
 
 def test_state_folder_checks(tmp_path: Path) -> None:
@@ -179,18 +193,27 @@ def test_state_folder_checks(tmp_path: Path) -> None:
     assert [agent for agent, _ in StateFolder(tmp_path, ["other"]).sources()] == ["other"]
 
 
-def test_a_recorded_openclaw_store_and_its_older_layout_read_the_same(tmp_path: Path) -> None:
-    RecordedGateway(tmp_path).replay(100)
-    rows = json.loads((RECORDED / "basic" / "rows.json").read_text())["transcript_events"]
+@pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))
+def test_a_recorded_openclaw_store_and_its_older_layout_read_the_same(
+        tmp_path: Path, scenario: str) -> None:
+    RecordedGateway(tmp_path, scenario).replay(10_000)
+    rows = json.loads((RECORDED / scenario / "rows.json").read_text())
+    written = {row["session_id"] for row in rows["transcript_events"]}
+    keys = {w["session_id"]: w["session_key"] for w in rows["session_windows"]
+            if w["session_id"] in written}
     from_db, problems = read_all(reader(tmp_path), {})
     assert problems == []
-    assert [r.value for r in from_db] == [row["record"] for row in rows]
-    assert {r.session_key for r in from_db} == {"agent:main:explicit:s1"}
-    legacy = AgentSessions(RECORDED / "basic" / "legacy", "main", "sessions")
+    assert [(r.session_id, r.value) for r in from_db] == [
+        (row["session_id"], row["record"]) for row in rows["transcript_events"]]
+    assert {r.session_id: r.session_key for r in from_db} == keys
+    legacy = AgentSessions(RECORDED / scenario / "legacy", "main", "sessions")
     from_jsonl, problems = read_all(legacy, {})
     assert problems == []
-    assert [r.value for r in from_jsonl] == [row["record"] for row in rows]
-    assert {r.session_key for r in from_jsonl} == {"agent:main:explicit:s1"}
+    exported = {r.session_id for r in from_jsonl}
+    assert [(r.session_id, r.value) for r in from_jsonl] == [
+        (r.session_id, r.value) for r in from_db if r.session_id in exported]
+    assert {r.session_id: r.session_key for r in from_jsonl} == {
+        sid: key for sid, key in keys.items() if sid in exported}
 
 
 def test_jsonl_is_read_in_bounded_pieces_and_an_oversized_line_skipped(
@@ -209,3 +232,18 @@ def test_jsonl_is_read_in_bounded_pieces_and_an_oversized_line_skipped(
     assert [r.value["id"] for r in got] == [r["id"] for r in records[:6] + records[6:8]]
     [problem] = problems
     assert "is longer than 1000 bytes; skipped" in problem.message
+
+
+def test_a_store_replaced_by_a_new_file_is_reopened(tmp_path: Path) -> None:
+    FakeGateway(tmp_path).add(SID, transcript.records()[:3])
+    source = reader(tmp_path)
+    assert source.changed() and len(list(source.read({}))) == 3
+    path = database_path(tmp_path)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert source.changed()
+    [problem] = list(source.read({}))
+    assert "is gone" in problem.message and problem.entry is None
+    FakeGateway(tmp_path).add("other", transcript.records()[:2])  # a new file
+    assert source.changed()
+    assert [r.session_id for r in source.read({}) if isinstance(r, Record)] == ["other"] * 2

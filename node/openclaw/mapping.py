@@ -119,7 +119,11 @@ def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0) -> Mapped:
     """The events of one OpenClaw record. Never raises for a record's content: a record
     of a type (or shape) this mapping does not know is kept whole in a ``state_changed``
     event of key ``openclaw.unknown``, with a warning naming it. ``fallback_ms`` is the
-    time of a record without one (the caller's row time, say)."""
+    time of a record without one (the caller's row time, say). ``InvalidInput`` only
+    for a ``ref`` no event can name (an agent id that is not a name, say)."""
+    session_key_for(ref.agent_id, ref.session_key)
+    checked_text(ref.session_key, "session_key")
+    checked_text(ref.session_id, "session_id")
     warnings: list[str] = []
     name = _name(record, ref)
     stamp = _timestamp(record, fallback_ms, warnings, name)
@@ -143,18 +147,18 @@ def _name(record: Any, ref: SessionRef) -> str:
 
 
 def _timestamp(record: Any, fallback_ms: int, warnings: list[str], name: str) -> int:
+    """The record's time; else its message's (milliseconds); else ``fallback_ms``."""
     if isinstance(record, dict):
-        stamp = record.get("timestamp")
         message = record.get("message")
-        if stamp is None and isinstance(message, dict):
-            stamp = message.get("timestamp")
-        try:
-            if isinstance(stamp, str):
-                return Hlc.parse_rfc3339(stamp).ms
-            if isinstance(stamp, int) and not isinstance(stamp, bool):
-                return Hlc(stamp, 0).check().ms
-        except InvalidInput:
-            pass
+        inner = message.get("timestamp") if isinstance(message, dict) else None
+        for stamp in (record.get("timestamp"), inner):
+            try:
+                if isinstance(stamp, str):
+                    return Hlc.parse_rfc3339(stamp).ms
+                if isinstance(stamp, int) and not isinstance(stamp, bool):
+                    return Hlc(stamp, 0).check().ms
+            except InvalidInput:
+                continue
     warnings.append(f"{name}: no valid timestamp, given the time {fallback_ms} ms")
     return fallback_ms
 

@@ -9,9 +9,11 @@ import json
 import os
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crdt.errors import InvalidInput
 from crdt.events import EVENT_BYTES_MAX, Event, parse_event
 from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
@@ -357,3 +359,17 @@ def test_media_openclaw_keeps_as_files_are_listed_as_attachments() -> None:
         {"kind": "image", "mime_type": "image/png", "size": 69},
         {"kind": "file", "mime_type": None, "size": None}]
     assert records_for([event]) == [record]
+
+
+def test_a_record_with_a_bad_time_takes_its_messages() -> None:
+    record = {"type": "message", "id": "1", "parentId": None, "timestamp": "07:31:02101Z",
+              "message": {"role": "user", "content": "hi", "timestamp": 1_796_000_000_123}}
+    mapped = events_for(record, REF, fallback_ms=5)
+    assert mapped.events[0].timestamp.ms == 1_796_000_000_123 and mapped.warnings == []
+
+
+def test_only_a_ref_no_event_can_name_is_refused() -> None:
+    for ref in (SessionRef("", "k", "s"), SessionRef("a\nb", "k", "s"),
+                SessionRef("main", "k", "\ud800")):
+        with pytest.raises(InvalidInput):
+            events_for({"type": "reset"}, ref)

@@ -30,7 +30,7 @@ from tests.support.cluster import (
 )
 from tests.support.interop import ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.processes import NodeProcess, free_port, run_cli
 from tests.support.rawfiles import files_holding
 
 pytestmark = pytest.mark.integration
@@ -196,7 +196,12 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert "unknown kind" not in listed.stdout
         assert "hello" not in listed.stdout
         missing = run_cli(a, "forget", "nosuch")
-        assert missing.returncode == 1 and "nosuch" in missing.stderr
+        assert missing.returncode == 1 and "no session 'nosuch'" in missing.stderr
+        bad = run_cli(a, "forget", "s1", "--event", "xyz")
+        assert bad.returncode == 1 and "must be 64 hex digits" in bad.stderr
+        nobody = run_cli(f"http://127.0.0.1:{free_port()}", "forget", "s1")
+        assert nobody.returncode == 1 and "is `clawsync serve` running?" in nobody.stderr
+        assert "Traceback" not in missing.stderr + bad.stderr + nobody.stderr
         # An app that may write s1 may forget it, and opens nothing else of /v1.
         assert _status(a, "GET", "/v1/sessions", token="editor-token")[0] == 401
         assert _status(a, "DELETE", session_path("s2"), token="editor-token")[0] == 401

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
+import shutil
+import subprocess
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +33,7 @@ from tests.support.cluster import (
 )
 from tests.support.interop import ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
-from tests.support.processes import NodeProcess, free_port, run_cli
+from tests.support.processes import ROOT, NodeProcess, free_port, run_cli
 from tests.support.rawfiles import files_holding
 
 pytestmark = pytest.mark.integration
@@ -212,3 +215,26 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert any("forgotten" in line and "by=client@" in line for line in log)
         assert any("forgotten" in line and "by=app:" in line for line in log)
         assert not any(TOKEN in line or "editor-token" in line for line in log)
+
+
+def _readme_curls() -> list[list[str]]:
+    """The curl commands of the README's "Forgetting" example, as argument lists."""
+    section = (ROOT / "README.md").read_text().split("\n## Forgetting\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [shlex.split(line) for line in block.splitlines() if line.startswith("curl")]
+
+
+def test_the_readmes_curl_commands_forget(tmp_path: Any) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    with NodeProcess(tmp_path, token=TOKEN) as node:
+        said = append(node, "tg:alice", [message("one"), message("two")])
+        forget_events, forget_session = sorted(_readme_curls(), key=lambda c: "-d" not in c)
+        for command, after in ((forget_events, ["two"]), (forget_session, [])):
+            args = [arg.replace("$TOKEN", TOKEN).replace("http://127.0.0.1:7878", node.url)
+                    .replace("3f9c…e1", said[0]["id"]) for arg in command]
+            done = subprocess.run([*args, "--fail-with-body", "-sS"], capture_output=True,
+                                  text=True, check=False)
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+            view = projection(node, "tg:alice")
+            assert [m["content"] for m in view["messages"]] == after

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.support.browser import browser_missing, headless_chromium, in_ci
-from tests.support.cluster import Cluster, append, message, wait_until
+from tests.support.cluster import Cluster, append, message, request, session_path, wait_until
 from tests.support.processes import ROOT, NodeProcess
 
 pytestmark = pytest.mark.integration
@@ -263,3 +263,24 @@ def test_a_lost_event_stream_shows_and_recovers_by_itself(node: NodeProcess,
     append(node, "after-the-restart", [message("still watching")])
     expect(page.locator('[data-testid=session-row][data-key="after-the-restart"]')) \
         .to_be_visible()
+
+
+def test_a_forget_on_another_node_takes_the_content_off_an_open_session(
+        pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
+    a, b = pair
+    said = append(b, KEY, [message("my pin is 4711"), message("see you")])
+    open_console(page, a, "#/session/" + quote(KEY, safe=""))
+    transcript = page.get_by_test_id("transcript")
+    expect(transcript.get_by_test_id("message")).to_have_count(2)
+    old_url = page.get_by_test_id("automerge-url").text_content()
+    page.evaluate("window.stillTheSamePage = true")
+    request(b, "POST", session_path(KEY) + "/forget", {"events": [said[0]["id"]]})
+    # The page, open all along, drops what was forgotten and names the new document.
+    expect(transcript.get_by_test_id("message")).to_have_count(1)
+    expect(transcript).not_to_contain_text("4711")
+    expect(transcript).to_contain_text("see you")
+    expect(page.get_by_test_id("automerge-url")).not_to_have_text(old_url or "")
+    assert page.evaluate("window.stillTheSamePage") is True
+    request(b, "DELETE", session_path(KEY))
+    expect(transcript.get_by_test_id("message")).to_have_count(0)
+    expect(transcript).not_to_contain_text("see you")

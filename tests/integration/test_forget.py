@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import json
 import secrets
+import shlex
+import shutil
+import subprocess
 import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from crdt.automerge.document import automerge_url, document_id, genesis_actor
 from tests.support.cluster import (
     SECRET,
     Cluster,
     all_events,
     append,
+    automerge_history,
     head,
     message,
     projection,
@@ -24,11 +31,21 @@ from tests.support.cluster import (
     wait_converged,
     wait_until,
 )
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.interop import ws_url
+from tests.support.jsclient import JsClient, require_npm_packages
+from tests.support.processes import ROOT, NodeProcess, free_port, run_cli
 from tests.support.rawfiles import files_holding
 
 pytestmark = pytest.mark.integration
 TOKEN = "forget-test-token"
+
+
+@pytest.fixture
+def js(tmp_path: Path) -> Iterator[JsClient]:
+    """A real ``@automerge/automerge-repo`` client (Node.js)."""
+    require_npm_packages()
+    with JsClient(tmp_path / "js.log") as client:
+        yield client
 
 
 def _secret_events(marker: str) -> list[dict[str, Any]]:
@@ -50,11 +67,21 @@ def _status(node: NodeProcess, method: str, path: str, body: Any = None,
         node.token = saved
 
 
-def _clean(nodes: list[NodeProcess], marker: str) -> bool:
+def _automerge_url(node: NodeProcess, key: str) -> str:
+    return str(node.get(session_path(key))["automerge_url"])
+
+
+def _unavailable(js: JsClient, repo: str) -> list[str]:
+    """The document ids of the doc-unavailable messages ``repo`` received so far."""
+    return list(js.call("unavailable", repo=repo)["unavailable"])
+
+
+def _clean(nodes: list[NodeProcess], marker: str | bytes) -> bool:
     return all(files_holding(node.data_dir, marker) == [] for node in nodes)
 
 
-def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any) -> None:
+def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any,
+                                                                js: JsClient) -> None:
     marker = f"zebra-{secrets.token_hex(6)}"
     with Cluster(tmp_path) as cluster:
         a = cluster.node("a", token=TOKEN)
@@ -65,6 +92,14 @@ def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any) -
         ids |= {e["id"] for e in mixed}
         wait_converged([a, b, c], must_hold=ids)
         assert files_holding(c.data_dir, marker)  # the search sees it while it is there
+        # An app holds the session's document from a; c has served it too, so its data
+        # folder holds it (its text is compressed there, its genesis actor is not).
+        old_url = _automerge_url(a, "secret")
+        js.call("connect", repo="app", ws=ws_url(a, TOKEN))
+        assert marker in json.dumps(js.call("find", repo="app", url=old_url)["doc"])
+        assert any(marker.encode() in change for change in automerge_history(c, "secret"))
+        old_actor = genesis_actor(document_id("secret"))
+        assert files_holding(c.data_dir, old_actor)
         c.stop()  # away during the forget, holding the originals
 
         assert _status(a, "DELETE", session_path("secret"))[0] == 200
@@ -72,10 +107,34 @@ def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any) -
                          {"events": [mixed[1]["id"]]})
         assert answer[0] == 200 and answer[1]["forget"]["kind"]["type"] == "forget"
         wait_until(lambda: _clean([a, b], marker), 60, "the marker gone from a and b")
+        # The app is told its document is gone; what it writes into it goes nowhere.
+        old_id = old_url.removeprefix("automerge:")
+        wait_until(lambda: old_id in _unavailable(js, "app"), 60, "doc-unavailable")
+        seen = len(_unavailable(js, "app"))
+        js.call("change", repo="app", url=old_url, set={"custom_state.pasted": marker})
+        wait_until(lambda: len(_unavailable(js, "app")) > seen, 60, "a's answer to it")
 
         c.start()
         everything = wait_converged([a, b, c], must_hold=ids)
         wait_until(lambda: _clean([a, b, c], marker), 60, "the marker gone from c too")
+        wait_until(lambda: _clean([a, b, c], old_actor), 60, "the old document gone")
+        # c, which served the old document before it stopped, refuses it too: to the
+        # app (which offers it its copy, with the pasted text) and to a fresh client.
+        seen = len(_unavailable(js, "app"))
+        js.call("connect", repo="app", ws=ws_url(c, TOKEN))
+        wait_until(lambda: len(_unavailable(js, "app")) > seen, 60, "c's doc-unavailable")
+        new_url = _automerge_url(a, "secret")
+        assert new_url != old_url
+        for node in (a, b, c):
+            assert _automerge_url(node, "secret") == new_url
+            assert _automerge_url(node, "mixed") != automerge_url("mixed")
+            js.call("connect", repo=node.name, ws=ws_url(node, TOKEN))
+            assert "unavailable" in js.call("find", repo=node.name, url=old_url)
+            doc = js.call("find", repo=node.name, url=new_url)["doc"]
+            assert doc["session_key"] == "secret" and marker not in json.dumps(doc)
+            for key in ("secret", "mixed"):
+                history = automerge_history(node, key)
+                assert history and not any(marker.encode() in change for change in history)
         for key in ("secret", "mixed"):
             views = [projection(node, key) for node in (a, b, c)]
             assert views[0] == views[1] == views[2]
@@ -90,6 +149,7 @@ def test_a_forget_reaches_every_node_and_leaves_no_bytes_behind(tmp_path: Any) -
             forgotten = [e for e in events if "forgotten_by" in e]
             assert len(forgotten) == 4 and all(e["kind"] == {"type": e["kind"]["type"]}
                                                for e in forgotten)
+        assert _clean([a, b, c], marker)
         # Every node logs the forget it took in, with who asked; no log holds content.
         for name in "abc":
             log = (tmp_path / f"{name}.log").read_text()
@@ -139,7 +199,12 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert "unknown kind" not in listed.stdout
         assert "hello" not in listed.stdout
         missing = run_cli(a, "forget", "nosuch")
-        assert missing.returncode == 1 and "nosuch" in missing.stderr
+        assert missing.returncode == 1 and "no session 'nosuch'" in missing.stderr
+        bad = run_cli(a, "forget", "s1", "--event", "xyz")
+        assert bad.returncode == 1 and "must be 64 hex digits" in bad.stderr
+        nobody = run_cli(f"http://127.0.0.1:{free_port()}", "forget", "s1")
+        assert nobody.returncode == 1 and "is `clawsync serve` running?" in nobody.stderr
+        assert "Traceback" not in missing.stderr + bad.stderr + nobody.stderr
         # An app that may write s1 may forget it, and opens nothing else of /v1.
         assert _status(a, "GET", "/v1/sessions", token="editor-token")[0] == 401
         assert _status(a, "DELETE", session_path("s2"), token="editor-token")[0] == 401
@@ -150,3 +215,26 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert any("forgotten" in line and "by=client@" in line for line in log)
         assert any("forgotten" in line and "by=app:" in line for line in log)
         assert not any(TOKEN in line or "editor-token" in line for line in log)
+
+
+def _readme_curls() -> list[list[str]]:
+    """The curl commands of the README's "Forgetting" example, as argument lists."""
+    section = (ROOT / "README.md").read_text().split("\n## Forgetting\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [shlex.split(line) for line in block.splitlines() if line.startswith("curl")]
+
+
+def test_the_readmes_curl_commands_forget(tmp_path: Any) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    with NodeProcess(tmp_path, token=TOKEN) as node:
+        said = append(node, "tg:alice", [message("one"), message("two")])
+        forget_events, forget_session = sorted(_readme_curls(), key=lambda c: "-d" not in c)
+        for command, after in ((forget_events, ["two"]), (forget_session, [])):
+            args = [arg.replace("$TOKEN", TOKEN).replace("http://127.0.0.1:7878", node.url)
+                    .replace("3f9c…e1", said[0]["id"]) for arg in command]
+            done = subprocess.run([*args, "--fail-with-body", "-sS"], capture_output=True,
+                                  text=True, check=False)
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+            view = projection(node, "tg:alice")
+            assert [m["content"] for m in view["messages"]] == after

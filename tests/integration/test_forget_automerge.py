@@ -7,19 +7,18 @@ on a condition."""
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from automerge.core import Document
 
 from crdt.automerge.document import automerge_url, document_id, genesis_actor
 from tests.campaigns.common import CampaignNode, faketime_lib
+from tests.support.cluster import automerge_history, session_path
 from tests.support.interop import append, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess
+from tests.support.rawfiles import files_holding
 
 pytestmark = pytest.mark.integration
 
@@ -66,22 +65,8 @@ def wait_until(check: Callable[[], bool], what: str) -> None:
         raise AssertionError(f"not within {CONVERGE_TIMEOUT_S} s: {what}") from None
 
 
-def saved_history(node: NodeProcess, key: str) -> list[bytes]:
-    """The uncompressed bytes of every change in the node's document of ``key``."""
-    with urllib.request.urlopen(f"{node.url}/v1/sessions/{quote(key, safe='')}/automerge",
-                                timeout=10) as response:
-        saved = response.read()
-    return [change.raw_bytes for change in Document.load(saved).get_changes([])]
-
-
-def files_holding(folder: Path, needle: bytes) -> list[str]:
-    """The files under ``folder`` (SQLite's WAL too) whose raw bytes hold ``needle``."""
-    return [str(path.relative_to(folder)) for path in sorted(folder.rglob("*"))
-            if path.is_file() and needle in path.read_bytes()]
-
-
 def event_kinds(node: NodeProcess, key: str) -> list[str]:
-    events = node.get(f"/v1/sessions/{quote(key, safe='')}/events")["events"]
+    events = node.get(session_path(key) + "/events")["events"]
     return [event["kind"]["type"] for event in events]
 
 
@@ -102,7 +87,7 @@ def test_a_forgotten_session_document_is_replaced_and_its_client_refused(
         js.call("connect", repo="app", ws=ws_url(a))
         held = js.call("find", repo="app", url=old_url)["doc"]
         assert any(MARKER in m["content"] for m in held["messages"].values())
-        assert any(MARKER.encode() in change for change in saved_history(a, "tg:alice"))
+        assert any(MARKER.encode() in change for change in automerge_history(a, "tg:alice"))
         # Its text is compressed on disk, but its actor table is not: the old document's
         # genesis actor, which no other document holds, tells where its bytes are.
         old_actor = genesis_actor(document_id("tg:alice"))
@@ -156,6 +141,6 @@ def test_a_forgotten_session_document_is_replaced_and_its_client_refused(
         doc = js.call("find", repo="fresh", url=new_url)["doc"]
         assert doc["session_key"] == "tg:alice" and MARKER not in str(doc)
         for node in (a, b):
-            history = saved_history(node, "tg:alice")
+            history = automerge_history(node, "tg:alice")
             assert history and not any(MARKER.encode() in change for change in history)
             assert "pasted" not in projection(node, "tg:alice")["custom_state"]

@@ -149,6 +149,12 @@ def automerge_content(node: NodeProcess, key: str) -> Any:
     return extract(Document.load(request(node, "GET", session_path(key) + "/automerge")))
 
 
+def automerge_history(node: NodeProcess, key: str) -> list[bytes]:
+    """The uncompressed bytes of every change in the node's document of ``key``."""
+    saved = Document.load(request(node, "GET", session_path(key) + "/automerge"))
+    return [change.raw_bytes for change in saved.get_changes([])]
+
+
 def peer_rows(node: NodeProcess) -> list[dict[str, Any]]:
     """``GET /v1/peers``: one row per link."""
     rows: list[dict[str, Any]] = node.get("/v1/peers")["peers"]

@@ -27,6 +27,9 @@ export function sessionView(context, { key }) {
   const drawn = new Map(); // entry -> its element, in the order shown
   let news = []; // events from the stream not drawn yet
   const drawSoon = throttled(() => drawNews(), DRAW_MS);
+  // Forget records seen: each one erases content on the node, so the events read before
+  // it are dropped and read again (a load begun earlier gives way to the newer one).
+  let forgets = 0;
 
   function list() {
     return root.querySelector("[data-testid=transcript]");
@@ -92,13 +95,15 @@ export function sessionView(context, { key }) {
     return "found";
   }
 
-  async function loadEvents() {
+  // False when a forget came in meanwhile: what was read may hold erased content.
+  async function loadEvents(generation) {
     let after = 0;
     for (;;) {
       const page = await context.api(sessionPath(key, `/events?after=${after}&limit=${EVENTS_PAGE}`));
+      if (generation !== forgets) return false;
       for (const event of page.events) events.set(event.id, event);
       after = page.next;
-      if (!page.more || stopped) break;
+      if (!page.more || stopped) return true;
     }
   }
 
@@ -109,9 +114,11 @@ export function sessionView(context, { key }) {
     missing = header === "missing";
     if (header === "failed" && !stopped) setTimeout(load, RETRY_MS);
     if (header !== "found") return;
+    const generation = forgets;
     try {
-      await loadEvents();
+      if (!(await loadEvents(generation))) return;
     } catch (error) {
+      if (generation !== forgets) return;
       if (stopped) return;
       root.querySelector(".error").textContent = `Cannot read the events: ${error.message}`;
       setTimeout(load, RETRY_MS);
@@ -139,6 +146,13 @@ export function sessionView(context, { key }) {
     },
     onEvent(event) {
       if (event.session_key !== key || events.has(event.id)) return;
+      if (event.kind.type === "forget") {
+        forgets += 1;
+        events.clear(); // the record comes back with the others, read again
+        loaded = false;
+        load();
+        return;
+      }
       events.set(event.id, event);
       if (missing) {
         missing = false;

@@ -131,3 +131,34 @@ def test_recorded_sessions_travel_between_devices(tmp_path: Path, scenario: str)
                           key=lambda record: json.dumps(record, sort_keys=True))
         assert json.loads(exported[0]) == json.loads(source[0])
         assert by_id(exported) == by_id(source)
+
+
+def test_a_key_with_several_session_ids_exports_its_latest(tmp_path: Path) -> None:
+    """The README's ``export KEY`` on a key OpenClaw gave two session ids (the recorded
+    ``sessions.rewind`` keeps a copy under a new id): the older layout names one session
+    id per key, so the one OpenClaw continues (the latest records) is written, the other
+    is named, and a refused export writes nothing at all."""
+    RecordedGateway(tmp_path / "a", "rich").replay(10_000)
+    data = tmp_path / "data"
+    assert cli("import", "--state-dir", str(tmp_path / "a"), "--data-dir",
+               str(data)).exit_code == 0
+    b = tmp_path / "b"
+    sessions = b / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    key, copy = "agent:main:explicit:r1", "d6122d99-743c-43ec-ae7b-5cc2965385df"
+    result = cli("export", key, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in sessions.iterdir()) == ["r1.jsonl", "sessions.json"]
+    assert json.loads((sessions / "sessions.json").read_text())[key]["sessionId"] == "r1"
+    legacy = RECORDED / "rich" / "legacy" / "r1.jsonl"
+    def records(path: Path) -> list[str]:
+        return sorted(json.dumps(json.loads(line), sort_keys=True)
+                      for line in path.read_text().splitlines())
+    assert records(sessions / "r1.jsonl") == records(legacy)
+    assert f"--session-id {copy}" in result.output
+    # The other one, asked for by name, would change the key's session: refused whole.
+    before = {p.name: p.read_bytes() for p in sessions.iterdir()}
+    result = cli("export", key, "--session-id", copy, "--state-dir", str(b),
+                 "--data-dir", str(data))
+    assert result.exit_code == 1 and "maps session key" in result.output
+    assert {p.name: p.read_bytes() for p in sessions.iterdir()} == before

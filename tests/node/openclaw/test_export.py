@@ -162,3 +162,16 @@ def test_a_key_with_several_session_ids_exports_its_latest(tmp_path: Path) -> No
                  "--data-dir", str(data))
     assert result.exit_code == 1 and "maps session key" in result.output
     assert {p.name: p.read_bytes() for p in sessions.iterdir()} == before
+
+
+def test_a_damaged_sessions_json_is_named_and_nothing_written(tmp_path: Path) -> None:
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "sessions.json").write_text('{"agent:main:x": {"sessionId": ')  # cut short
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1
+    assert f"{sessions / 'sessions.json'} cannot be read" in result.output
+    assert "nothing was written" in result.output
+    assert [p.name for p in sessions.iterdir()] == ["sessions.json"]
+    assert (sessions / "sessions.json").read_text() == '{"agent:main:x": {"sessionId": '

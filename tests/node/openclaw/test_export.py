@@ -4,6 +4,7 @@ OpenClaw wrote on one device comes back equal on another, and nothing is overwri
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from click.testing import CliRunner, Result
 
 from crdt.log.store import EventStore
 from node.main import main
+from node.openclaw.jsonl import AgentSessions
+from node.openclaw.source import Record
 from tests.node.openclaw import transcript
 from tests.support.openclaw import RECORDED, FakeGateway, RecordedGateway
 
@@ -175,3 +178,47 @@ def test_a_damaged_sessions_json_is_named_and_nothing_written(tmp_path: Path) ->
     assert "nothing was written" in result.output
     assert [p.name for p in sessions.iterdir()] == ["sessions.json"]
     assert (sessions / "sessions.json").read_text() == '{"agent:main:x": {"sessionId": '
+
+
+def test_a_watch_looking_midway_through_an_export_sees_no_other_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README lets ``watch`` run during an export: after each file export renames
+    into place, the reader finds no transcript without its key (which would import it,
+    for good, as another session)."""
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    source = AgentSessions(sessions, "main", "sessions")
+    seen: list[tuple[str | None, ...]] = []
+    real_replace = os.replace
+
+    def replace_then_look(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        seen.append(tuple(item.session_key for item in source.read({})
+                          if isinstance(item, Record)))
+
+    monkeypatch.setattr("node.openclaw.export.os.replace", replace_then_look)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 2 and seen[-1] == (KEY,) * len(transcript.records())
+    assert all(set(keys) <= {KEY} for keys in seen)
+
+
+def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    before = json.dumps({"agent:main:other": {"sessionId": "x"}}).encode()
+    (sessions / "sessions.json").write_bytes(before)
+    real_replace = os.replace
+
+    def disk_full_for_transcripts(src: Any, dst: Any) -> None:
+        if str(dst).endswith(".jsonl"):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("node.openclaw.export.os.replace", disk_full_for_transcripts)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    assert [p.name for p in sessions.iterdir()] == ["sessions.json"]
+    assert (sessions / "sessions.json").read_bytes() == before

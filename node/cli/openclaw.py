@@ -29,7 +29,7 @@ from node.config import ClientLimits
 from node.openclaw.bridge import POLL_S, Bridge, Sink, Tally
 from node.openclaw.export import ExportRefused
 from node.openclaw.export import export as export_transcript
-from node.openclaw.mapping import session_key_for
+from node.openclaw.mapping import EXTRA, session_key_for
 from node.openclaw.records import transcripts_for
 from node.openclaw.sqlite import rows_of_session
 from node.openclaw.state import DATABASE, StateFolder, StateFolderError, check_state_folder
@@ -273,8 +273,10 @@ OpenClaw continues it.
 
 SESSION is the clawsync session key (`clawsync sessions` lists them; OpenClaw's own key
 `agent:main:...` is the same) or OpenClaw's key without its `agent:<id>:` prefix. Writes
-agents/AGENT/sessions/<sessionId>.jsonl (header first) for each OpenClaw session id the
-session holds, and its entry in sessions.json (merged with what is there). A transcript
+agents/AGENT/sessions/<sessionId>.jsonl (header first) for the OpenClaw session id with
+the latest records (after /new, a reset or a rewind a key has several; sessions.json names
+one per key; --session-id picks another), and its entry in sessions.json (merged with
+what is there). A transcript
 file holding something else, or a sessions.json entry naming another session id, is
 refused and nothing is written.
 
@@ -310,23 +312,47 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         return await sink.events(key)
 
     events = _with_sink(ctx, data_dir, work)
-    transcripts = [t for t in transcripts_for(events)
-                   if session_id is None or t.session_id == session_id]
+    latest = _latest_first(events)
+    transcripts = sorted((t for t in transcripts_for(events)
+                          if session_id is None or t.session_id == session_id),
+                         key=lambda t: latest.index(t.session_id))
     if not transcripts:
         raise NodeError(f"session {key!r} holds no OpenClaw records"
                         + (f" of session id {session_id!r}" if session_id else ""))
-    updated_ms = max(event.timestamp.ms for event in events)
-    for transcript in transcripts:
-        agent_id = agents[0] if agents else transcript.agent_id
-        try:
-            written = export_transcript(state, transcript, agent_id, updated_ms)
-        except (ExportRefused, OSError) as error:
-            raise NodeError(str(error)) from None
-        what = "already there, unchanged" if written.unchanged else "written"
-        click.echo(f"{written.path}: {written.records} records {what}")
-        held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
-        if held:
-            note(f"note: OpenClaw's store already holds session {transcript.session_id} "
-                 f"({held} records); check what its import would do with it first: "
-                 "openclaw doctor --session-sqlite dry-run --json")
+    # The older layout names one session id per key: the one OpenClaw goes on with.
+    transcript, *others = transcripts
+    if others:
+        note(f"session {key!r} also holds OpenClaw session ids written before "
+             f"{transcript.session_id!r}: "
+             + ", ".join(f"--session-id {other.session_id}" for other in others)
+             + " exports one of them instead")
+    updated_ms = max(event.timestamp.ms for event in events
+                     if _session_id(event) == transcript.session_id)
+    agent_id = agents[0] if agents else transcript.agent_id
+    try:
+        written = export_transcript(state, transcript, agent_id, updated_ms)
+    except (ExportRefused, OSError) as error:
+        raise NodeError(str(error)) from None
+    what = "already there, unchanged" if written.unchanged else "written"
+    click.echo(f"{written.path}: {written.records} records {what}")
+    held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
+    if held:
+        note(f"note: OpenClaw's store already holds session {transcript.session_id} "
+             f"({held} records); check what its import would do with it first: "
+             "openclaw doctor --session-sqlite dry-run --json")
     note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")
+
+
+def _session_id(event: Event) -> str | None:
+    extra = event.payload.get(EXTRA)
+    return str(extra.get("session_id")) if isinstance(extra, dict) else None
+
+
+def _latest_first(events: list[Event]) -> list[str | None]:
+    """The OpenClaw session ids of a session's events, the one with the latest event
+    first (after ``/new``, a reset or a rewind, the one OpenClaw continues)."""
+    last: dict[str | None, Any] = {}
+    for event in events:
+        last[_session_id(event)] = max(last.get(_session_id(event), event.sort_key),
+                                       event.sort_key)
+    return sorted(last, key=last.__getitem__, reverse=True)

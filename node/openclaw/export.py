@@ -6,7 +6,9 @@
 
 ``openclaw doctor --session-sqlite import`` (gateway stopped) then moves them into its
 SQLite store. Each file is written whole to a temporary name and renamed into place, so a
-failure leaves the old file or the new one, never half of one. An existing transcript is
+failure leaves the old file or the new one, never half of one; ``sessions.json`` goes
+first (and back if the transcript fails), so a reader never meets a transcript its index
+does not name yet. An existing transcript is
 replaced only by one that continues it (its records first, in order); an existing
 ``sessions.json`` is merged into, and a key it points at another session is refused.
 """
@@ -56,12 +58,25 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
     data = transcript_bytes(transcript.records)
     unchanged = _check_existing(path, transcript.records, data)
     folder.mkdir(parents=True, exist_ok=True)
-    if not unchanged:
-        _write_whole(path, data)
+    try:
+        old_index: bytes | None = index_path.read_bytes()
+    except FileNotFoundError:
+        old_index = None
     index[transcript.session_key] = {**(entry if isinstance(entry, dict) else {}),
                                      "sessionId": transcript.session_id,
                                      "updatedAt": updated_ms, "sessionFile": str(path)}
+    # The index first: a reader (a running ``watch``) that found the transcript without
+    # its entry would import it under a key made of its session id, for good.
     _write_whole(index_path, json.dumps(index, ensure_ascii=False, indent=2).encode() + b"\n")
+    if not unchanged:
+        try:
+            _write_whole(path, data)
+        except BaseException:  # leave the index as it was: nothing half-written
+            if old_index is None:
+                index_path.unlink(missing_ok=True)
+            else:
+                _write_whole(index_path, old_index)
+            raise
     return Written(path, len(transcript.records), unchanged)
 
 

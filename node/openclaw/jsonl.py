@@ -44,7 +44,10 @@ class AgentSessions:
     def read(self, cursor: dict[str, int]) -> Iterator[Item]:
         index, problem = self._index()
         if problem is not None:
+            # Keys taken from the files' names meanwhile would be other sessions, for
+            # good (the cursor moves on): wait for an index that reads.
             yield problem
+            return
         files = {path.stem: path for path in sorted(self.folder.glob("*.jsonl"))}
         for session_id, (_key, path) in index.items():
             if session_id not in files and path.is_file():  # an entry may outlive its file
@@ -63,10 +66,11 @@ class AgentSessions:
         except FileNotFoundError:
             return {}, None
         except (OSError, ValueError) as error:
-            return {}, Problem(shown, f"cannot be read ({error}); session keys of this "
-                                      "agent are taken from the files' names meanwhile")
+            return {}, Problem(shown, f"cannot be read ({error}); this agent's transcripts "
+                                      "are read again on the next pass")
         if not isinstance(document, dict):
-            return {}, Problem(shown, "is not a JSON object; its session keys are ignored")
+            return {}, Problem(shown, "is not a JSON object; this agent's transcripts are "
+                                      "read again on the next pass")
         index: dict[str, tuple[str, Path]] = {}
         for key, entry in document.items():
             if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):

@@ -98,3 +98,15 @@ def test_damaged_records_are_named_and_the_rest_imported(tmp_path: Path) -> None
         # Nothing is read twice, and the damaged row is not retried.
         again, _ = run(tmp_path, store)
         assert again.records == 0 and [p for p in again.problems if "seq 3" in p] == []
+
+
+def test_a_transcript_no_index_names_takes_a_key_of_its_session_id(tmp_path: Path) -> None:
+    records = transcript.records()[:4]
+    path = write_jsonl(tmp_path, KEY, SID, records)
+    (path.parent / "sessions.json").unlink()  # the .jsonl copied alone
+    with EventStore.open("memory:") as store:
+        tally, told = run(tmp_path, store)
+        assert tally.records == 4 and told == []
+        alone = store.get_events(f"agent:main:{SID}")
+        assert records_for(e.event for e in alone) == json.loads(json.dumps(records))
+        assert [s.session_key for s in store.list_sessions()] == [f"agent:main:{SID}"]

@@ -4,6 +4,7 @@ OpenClaw wrote on one device comes back equal on another, and nothing is overwri
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from click.testing import CliRunner, Result
 
 from crdt.log.store import EventStore
 from node.main import main
+from node.openclaw.jsonl import AgentSessions
+from node.openclaw.source import Record
 from tests.node.openclaw import transcript
 from tests.support.openclaw import RECORDED, FakeGateway, RecordedGateway
 
@@ -131,3 +134,91 @@ def test_recorded_sessions_travel_between_devices(tmp_path: Path, scenario: str)
                           key=lambda record: json.dumps(record, sort_keys=True))
         assert json.loads(exported[0]) == json.loads(source[0])
         assert by_id(exported) == by_id(source)
+
+
+def test_a_key_with_several_session_ids_exports_its_latest(tmp_path: Path) -> None:
+    """The README's ``export KEY`` on a key OpenClaw gave two session ids (the recorded
+    ``sessions.rewind`` keeps a copy under a new id): the older layout names one session
+    id per key, so the one OpenClaw continues (the latest records) is written, the other
+    is named, and a refused export writes nothing at all."""
+    RecordedGateway(tmp_path / "a", "rich").replay(10_000)
+    data = tmp_path / "data"
+    assert cli("import", "--state-dir", str(tmp_path / "a"), "--data-dir",
+               str(data)).exit_code == 0
+    b = tmp_path / "b"
+    sessions = b / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    key, copy = "agent:main:explicit:r1", "d6122d99-743c-43ec-ae7b-5cc2965385df"
+    result = cli("export", key, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in sessions.iterdir()) == ["r1.jsonl", "sessions.json"]
+    assert json.loads((sessions / "sessions.json").read_text())[key]["sessionId"] == "r1"
+    legacy = RECORDED / "rich" / "legacy" / "r1.jsonl"
+    def records(path: Path) -> list[str]:
+        return sorted(json.dumps(json.loads(line), sort_keys=True)
+                      for line in path.read_text().splitlines())
+    assert records(sessions / "r1.jsonl") == records(legacy)
+    assert f"--session-id {copy}" in result.output
+    # The other one, asked for by name, would change the key's session: refused whole.
+    before = {p.name: p.read_bytes() for p in sessions.iterdir()}
+    result = cli("export", key, "--session-id", copy, "--state-dir", str(b),
+                 "--data-dir", str(data))
+    assert result.exit_code == 1 and "maps session key" in result.output
+    assert {p.name: p.read_bytes() for p in sessions.iterdir()} == before
+
+
+def test_a_damaged_sessions_json_is_named_and_nothing_written(tmp_path: Path) -> None:
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "sessions.json").write_text('{"agent:main:x": {"sessionId": ')  # cut short
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1
+    assert f"{sessions / 'sessions.json'} cannot be read" in result.output
+    assert "nothing was written" in result.output
+    assert [p.name for p in sessions.iterdir()] == ["sessions.json"]
+    assert (sessions / "sessions.json").read_text() == '{"agent:main:x": {"sessionId": '
+
+
+def test_a_watch_looking_midway_through_an_export_sees_no_other_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README lets ``watch`` run during an export: after each file export renames
+    into place, the reader finds no transcript without its key (which would import it,
+    for good, as another session)."""
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    source = AgentSessions(sessions, "main", "sessions")
+    seen: list[tuple[str | None, ...]] = []
+    real_replace = os.replace
+
+    def replace_then_look(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        seen.append(tuple(item.session_key for item in source.read({})
+                          if isinstance(item, Record)))
+
+    monkeypatch.setattr("node.openclaw.export.os.replace", replace_then_look)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    assert len(seen) == 2 and seen[-1] == (KEY,) * len(transcript.records())
+    assert all(set(keys) <= {KEY} for keys in seen)
+
+
+def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    before = json.dumps({"agent:main:other": {"sessionId": "x"}}).encode()
+    (sessions / "sessions.json").write_bytes(before)
+    real_replace = os.replace
+
+    def disk_full_for_transcripts(src: Any, dst: Any) -> None:
+        if str(dst).endswith(".jsonl"):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("node.openclaw.export.os.replace", disk_full_for_transcripts)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    assert [p.name for p in sessions.iterdir()] == ["sessions.json"]
+    assert (sessions / "sessions.json").read_bytes() == before

@@ -247,3 +247,23 @@ def test_a_store_replaced_by_a_new_file_is_reopened(tmp_path: Path) -> None:
     FakeGateway(tmp_path).add("other", transcript.records()[:2])  # a new file
     assert source.changed()
     assert [r.session_id for r in source.read({}) if isinstance(r, Record)] == ["other"] * 2
+
+
+def test_a_damaged_sessions_json_holds_its_transcripts_back(tmp_path: Path) -> None:
+    """Read while sessions.json is damaged (being rewritten), a transcript would land
+    under a key made of its session id, for good (the cursor moves on): it waits for an
+    index that reads, and then comes under OpenClaw's key."""
+    path = write_jsonl(tmp_path, KEY, SID, transcript.records()[:3])
+    index = path.parent / "sessions.json"
+    whole = index.read_bytes()
+    index.write_bytes(whole[:len(whole) // 2])
+    source = AgentSessions(path.parent, "main", "sessions")
+    cursor: dict[str, int] = {}
+    got, problems = read_all(source, cursor)
+    assert got == [] and cursor == {}
+    [problem] = problems
+    assert str(problem).startswith("sessions/sessions.json: cannot be read")
+    assert problem.entry is None and "read again on the next pass" in problem.message
+    index.write_bytes(whole)
+    got, problems = read_all(source, cursor)
+    assert problems == [] and [r.session_key for r in got] == [KEY] * 3

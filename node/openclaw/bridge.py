@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from crdt.events import Event
-from node.openclaw.mapping import Mapped, SessionRef, events_for
-from node.openclaw.source import Problem, Record
+from node.openclaw.mapping import Mapped, SessionRef, copy_ms_of, events_for
+from node.openclaw.source import Item, Problem, Record
 from node.openclaw.state import Source, StateFolder, cursor_name
 
 #: Seconds between two looks at the stores while watching: a commit reaches the node
@@ -107,7 +107,8 @@ class Bridge:
         events: list[Event] = []
         moves: dict[str, int] = {}
         step = _Step()
-        for item in list(source.read(cursor)):
+        items = list(source.read(cursor))
+        for n, item in enumerate(items):
             if isinstance(item, Problem):
                 self._tell(step.problems, str(item))
                 if item.entry is not None:
@@ -116,7 +117,8 @@ class Bridge:
                     step.unsettled = True
                 continue
             step.records += 1
-            mapped = mapping_events(item)
+            copy_ms = _copy_ms(item, items[n + 1:], cursor, moves)
+            mapped = mapping_events(item, copy_ms)
             events += mapped.events
             for warning in mapped.warnings:
                 self._tell(step.warnings, f"{item.where}: {warning}")
@@ -145,10 +147,30 @@ class _Step(Tally):
     unsettled: bool = False  # something may mend by itself: look again next time
 
 
-def mapping_events(record: Record) -> Mapped:
+#: The cursor entry keeping the time of a session's header that begins a rewind's copy:
+#: the copy may span several reads, and a restart between them.
+COPY_PREFIX = "copy:"
+
+
+def _copy_ms(record: Record, rest: list[Item], cursor: dict[str, int],
+             moves: dict[str, int]) -> int | None:
+    """The time of ``record``'s header if it begins a rewind's copy: found at the header
+    (from the record after it; readers yield the two together) and kept in the cursor."""
+    name = COPY_PREFIX + record.entry
+    if record.value.get("type") == "session":
+        following = next((item.value for item in rest if isinstance(item, Record)
+                          and item.entry == record.entry), None)
+        copy_ms = copy_ms_of(record.value, following)
+        if copy_ms is not None:
+            moves[name] = copy_ms
+        return copy_ms
+    return moves.get(name, cursor.get(name))
+
+
+def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:
     """The clawsync events of one record (``node.openclaw.mapping``, which never refuses
     a record: one it does not know is kept whole, with a warning). A session no index
     names a key for is keyed by its session id."""
     ref = SessionRef(record.agent_id, record.session_key or record.session_id,
                      record.session_id)
-    return events_for(record.value, ref)
+    return events_for(record.value, ref, fallback_ms=record.written_ms, copy_ms=copy_ms)

@@ -115,12 +115,17 @@ def session_key_for(agent_id: str, openclaw_session_key: str) -> str:
         return check_session_key(f"{prefix}openclaw-{digest}")
 
 
-def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0) -> Mapped:
+def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0,
+               copy_ms: int | None = None) -> Mapped:
     """The events of one OpenClaw record. Never raises for a record's content: a record
     of a type (or shape) this mapping does not know is kept whole in a ``state_changed``
     event of key ``openclaw.unknown``, with a warning naming it. ``fallback_ms`` is the
-    time of a record without one (the caller's row time, say). ``InvalidInput`` only
-    for a ``ref`` no event can name (an agent id that is not a name, say)."""
+    time of a record without one (the caller's row time, say). ``copy_ms`` is the time
+    of the session's header when that header begins a rewind's copy (``copy_ms_of``):
+    the header and every record older than it are kept whole in a ``state_changed`` of
+    key ``openclaw.copy`` (value: the session id), which adds no message and starts no
+    session. ``InvalidInput`` only for a ``ref`` no event can name (an agent id that is
+    not a name, say)."""
     session_key_for(ref.agent_id, ref.session_key)
     checked_text(ref.session_key, "session_key")
     checked_text(ref.session_id, "session_id")
@@ -128,6 +133,8 @@ def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0) -> Mapped:
     name = _name(record, ref)
     stamp = _timestamp(record, fallback_ms, warnings, name)
     try:
+        if copy_ms is not None and (stamp < copy_ms or _is_header(record)):
+            return Mapped(_build(record, [_copied(ref)], ref, stamp), warnings)
         parts = _parts(record, warnings, name)
         return Mapped(_build(record, parts, ref, stamp), warnings)
     except (_Unfit, InvalidInput) as error:
@@ -137,6 +144,31 @@ def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0) -> Mapped:
     except (InvalidInput, TypeError, ValueError) as error:
         warnings.append(f"{name}: only a summary kept ({error})")
     return Mapped(_build(_envelope(record), [_unreadable(record)], ref, stamp), warnings)
+
+
+def copy_ms_of(header: Any, following: Any) -> int | None:
+    """The header's time if it begins a rewind's copy, else None. ``sessions.rewind``
+    writes, in one transaction, a new session id's header, then every record of the
+    session it rewinds (ids and times kept), then a ``leaf``: the record after such a
+    header is older than it, never so in a session OpenClaw began itself."""
+    if not _is_header(header):
+        return None
+    start, after = _valid_ms(header), _valid_ms(following)
+    return start if start is not None and after is not None and after < start else None
+
+
+def _is_header(record: Any) -> bool:
+    return isinstance(record, dict) and record.get("type") == "session"
+
+
+def _valid_ms(record: Any) -> int | None:
+    warnings: list[str] = []
+    stamp = _timestamp(record, 0, warnings, "")
+    return None if warnings else stamp
+
+
+def _copied(ref: SessionRef) -> _Part:
+    return _Part("state_changed", {"key": "openclaw.copy", "value": ref.session_id})
 
 
 def _name(record: Any, ref: SessionRef) -> str:

@@ -27,6 +27,7 @@ class Record:
     entry: str
     after: int
     value: dict[str, Any]
+    written_ms: int = 0  # when the store says it was written: the time of a record without one
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,7 +92,7 @@ class AgentDatabase:
             self.close()
             yield Problem(self.shown, _explain(error))
             return
-        for session_id, seq, text, packed in rows:
+        for session_id, seq, text, packed, created in rows:
             where = f"{self.shown}, session {session_id}, seq {seq}"
             entry = "db:" + session_id
             value = _decode(text, packed)
@@ -100,7 +100,7 @@ class AgentDatabase:
                 yield Problem(where, value, entry, seq + 1)
             else:
                 yield Record(self.agent_id, keys.get(session_id), session_id, where, entry,
-                             seq + 1, value)
+                             seq + 1, value, created if isinstance(created, int) else 0)
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -126,10 +126,13 @@ class AgentDatabase:
                 start = cursor.get("db:" + session_id, 0)
                 if top < start or len(rows) >= ROWS_PER_READ:
                     continue
+                # Two rows at least: a header comes with the record after it, which
+                # tells whether it begins a rewind's copy (mapping.copy_ms_of).
                 rows += db.execute(
-                    "SELECT session_id, seq, event_json, event_zstd FROM transcript_events "
-                    "WHERE session_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
-                    (session_id, start, ROWS_PER_READ - len(rows))).fetchall()
+                    "SELECT session_id, seq, event_json, event_zstd, created_at "
+                    "FROM transcript_events WHERE session_id = ? AND seq >= ? "
+                    "ORDER BY seq LIMIT ?",
+                    (session_id, start, max(2, ROWS_PER_READ - len(rows)))).fetchall()
         finally:
             db.execute("COMMIT")
         return rows, {str(k): str(v) for k, v in keys.items() if v}

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
 from crdt.log.cursors import read_cursor, save_cursor
+from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
 from node.cli.openclaw import EmbeddedSink
+from node.openclaw import sqlite
 from node.openclaw.bridge import Bridge, Tally
 from node.openclaw.mapping import session_key_for
 from node.openclaw.records import records_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw import transcript
+from tests.node.openclaw.test_recorded import DATA, _from_sqlite
 from tests.support.openclaw import FakeGateway, write_jsonl
 
 SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
+COPY = "d6122d99-743c-43ec-ae7b-5cc2965385df"  # the session id sessions.rewind gave rich's copy
 
 
 def run(state: Path, store: EventStore) -> tuple[Tally, list[str]]:
@@ -110,3 +116,47 @@ def test_a_transcript_no_index_names_takes_a_key_of_its_session_id(tmp_path: Pat
         alone = store.get_events(f"agent:main:{SID}")
         assert records_for(e.event for e in alone) == json.loads(json.dumps(records))
         assert [s.session_key for s in store.list_sessions()] == [f"agent:main:{SID}"]
+
+
+def _import_rich(tmp_path: Path, store: EventStore) -> None:
+    """The recorded ``rich`` store, imported as ``clawsync openclaw import`` does."""
+    agent = tmp_path / "agents" / "main" / "agent"
+    agent.mkdir(parents=True)
+    shutil.copy(DATA / "rich" / "openclaw-agent.sqlite", agent / "openclaw-agent.sqlite")
+    tally, told = run(tmp_path, store)
+    assert told == [] and tally.problems == []
+
+
+def test_a_rewinds_copy_reads_once_and_exports_equal(tmp_path: Path) -> None:
+    """``sessions.rewind`` copied r1, record ids included, under a new session id of the
+    same key: the projection shows the conversation once, r1 stays the peer, and each
+    session id exports back equal to its source."""
+    sources = {ref.session_id: records
+               for ref, records in _from_sqlite(DATA / "rich" / "openclaw-agent.sqlite")}
+    with EventStore.open("memory:") as store:
+        _import_rich(tmp_path, store)
+        key = session_key_for("main", "agent:main:explicit:r1")
+        events = [e.event for e in store.get_events(key)]
+        view = rebuild(key, events)
+        seen = [(m.sort_key[:2], m.role, m.content) for m in view.messages]
+        assert len(seen) == len(set(seen)) == 16
+        assert view.header.peer_id == "r1"
+        users = [r for r in sources["r1"] if r["type"] == "message"
+                 and r["message"]["role"] == "user"]
+        assert view.header.message_count == len(users) == 7
+        for session_id in ("r1", COPY):
+            assert records_for(events, session_id) == sources[session_id]
+
+
+def test_a_rewinds_copy_read_in_small_pieces_maps_the_same(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    """Read a few rows at a time (the copy spans reads, and the cursor is saved between
+    them, as across a restart), the events are the same."""
+    with EventStore.open("memory:") as whole:
+        _import_rich(tmp_path / "whole", whole)
+        key = session_key_for("main", "agent:main:explicit:r1")
+        expected = sorted(e.event.id for e in whole.get_events(key))
+    monkeypatch.setattr(sqlite, "ROWS_PER_READ", 3)
+    with EventStore.open("memory:") as pieces:
+        _import_rich(tmp_path / "pieces", pieces)
+        assert sorted(e.event.id for e in pieces.get_events(key)) == expected

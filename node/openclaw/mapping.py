@@ -22,6 +22,13 @@ session key (``session_key_for``) and the session id, never on the device or the
 The timestamp is the record's (``timestamp``; else the message's; else ``fallback_ms``),
 and the n-th event of one record has the HLC counter n.
 
+A rewind's copy: ``sessions.rewind`` keeps the whole transcript, record ids included,
+under a new session id of the same key (a header newer than the records after it). Those
+records are the conversation already shown, so they map to ``state_changed``
+``openclaw.copy`` events that keep the record (for export) and add nothing else
+(``copy_ms_of``, ``copy_ms``); the header's time is part of the source, so this is the
+same on every device.
+
 >>> ref = SessionRef("main", "agent:main:main", "s-1")
 >>> mapped = events_for({"type": "message", "id": "a1b2c3d4", "parentId": None,
 ...     "timestamp": "2026-12-01T10:00:00.000Z",

@@ -13,12 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crdt.clock import Hlc
 from crdt.errors import InvalidInput
 from crdt.events import EVENT_BYTES_MAX, Event, parse_event
 from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
 from node.openclaw import sizes
-from node.openclaw.mapping import SessionRef, events_for, session_key_for
+from node.openclaw.mapping import SessionRef, copy_ms_of, events_for, session_key_for
 from node.openclaw.records import records_for, transcripts_for
 from tests.node.openclaw import transcript
 
@@ -373,3 +374,30 @@ def test_only_a_ref_no_event_can_name_is_refused() -> None:
                 SessionRef("main", "k", "\ud800")):
         with pytest.raises(InvalidInput):
             events_for({"type": "reset"}, ref)
+
+
+def test_a_rewinds_copy_adds_nothing_to_the_projection_and_comes_back_equal() -> None:
+    """As ``sessions.rewind`` writes it: a new header, every record of the session (ids
+    and times kept), a leaf. Each copied record is one ``openclaw.copy`` event."""
+    first = transcript.records()
+    header = {**first[0], "id": "s-2", "timestamp": "2026-12-01T11:00:00.000Z"}
+    leaf = {"type": "leaf", "id": "0000abcd", "parentId": first[-1]["id"],
+            "timestamp": "2026-12-01T11:00:00.001Z", "targetId": first[4]["id"]}
+    second = [header, *first[1:], leaf]
+    copy_ms = copy_ms_of(header, second[1])
+    assert copy_ms == Hlc.parse_rfc3339(header["timestamp"]).ms
+    assert copy_ms_of(first[0], first[1]) is None
+    ref = SessionRef("main", transcript.SESSION_KEY, "s-2")
+    copied = [events_for(r, ref, copy_ms=copy_ms).events for r in second]
+    assert all(len(events) == 1 and events[0].payload["key"] == "openclaw.copy"
+               for events in copied[:-1])
+    assert copied[-1][0].payload["key"] == "openclaw.leaf"
+    events = import_all(first)[0] + [e for events in copied for e in events]
+    view = rebuild(transcript.SESSION_KEY, events)
+    only_first = rebuild(transcript.SESSION_KEY, import_all(first)[0])
+    assert view.messages == only_first.messages
+    assert view.header.peer_id == only_first.header.peer_id == transcript.SESSION_ID
+    assert records_for(events, "s-2") == as_json(second)
+    assert records_for(events, transcript.SESSION_ID) == as_json(first)
+    again = [e.id for r in second for e in events_for(r, ref, copy_ms=copy_ms).events]
+    assert again == [e.id for events in copied for e in events]

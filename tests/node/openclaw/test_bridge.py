@@ -160,3 +160,5 @@ def test_a_rewinds_copy_read_in_small_pieces_maps_the_same(tmp_path: Path,
     with EventStore.open("memory:") as pieces:
         _import_rich(tmp_path / "pieces", pieces)
         assert sorted(e.event.id for e in pieces.get_events(key)) == expected
+        kept = read_cursor(pieces, cursor_name((tmp_path / "pieces").resolve(), "main"))
+        assert kept is not None and kept[f"copy:db:{COPY}"] == 1796283647793  # its header

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record
+from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_record
 
 #: Bytes read from one file in one pass at most (a following pass goes on).
 BYTES_PER_READ = 8 * 1024 * 1024
@@ -114,7 +114,7 @@ class AgentSessions:
             end = offset + len(line) + 1
             if line.strip():
                 where = f"{shown}, line at byte {offset}"
-                value = _parse(line)
+                value = parse_record(line, "line skipped")
                 if isinstance(value, str):
                     yield Problem(where, value, entry, end)
                 else:
@@ -135,13 +135,3 @@ def _line_end(file: BinaryIO) -> int | None:
         if at >= 0:
             return file.tell() - len(chunk) + at + 1
     return None
-
-
-def _parse(line: bytes) -> dict[str, Any] | str:
-    try:
-        value = json.loads(line)
-    except ValueError as error:
-        return f"is not JSON ({error}: a truncated or damaged line); line skipped"
-    if not isinstance(value, dict):
-        return "is not a JSON object; line skipped"
-    return value

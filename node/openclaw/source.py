@@ -9,6 +9,7 @@ session is read again from there on the next pass.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,3 +45,15 @@ class Problem:
 
 
 Item = Record | Problem
+
+
+def parse_record(text: str | bytes, skipped: str) -> dict[str, Any] | str:
+    """One record's JSON as a dict, else what is wrong with it, ending ``skipped`` (how
+    the reader goes on: "line skipped", "row skipped")."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        return f"the record is not JSON ({error}: a truncated or damaged record); {skipped}"
+    if not isinstance(value, dict):
+        return f"the record is not a JSON object; {skipped}"
+    return value

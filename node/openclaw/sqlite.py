@@ -19,7 +19,6 @@ comes from ``session_windows`` (or ``session_nodes.current_session_id``).
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from urllib.parse import quote
 
 import zstandard
 
-from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record
+from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_record
 
 #: Rows one read transaction takes at most (keeps it short, and memory bounded).
 ROWS_PER_READ = 500
@@ -171,13 +170,7 @@ def _decode(text: str | None, packed: bytes | None) -> dict[str, Any] | str:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
             return f"event_zstd is not UTF-8 text ({error}); row skipped"
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        return f"the record is not JSON ({error}); row skipped"
-    if not isinstance(value, dict):
-        return "the record is not a JSON object; row skipped"
-    return value
+    return parse_record(text, "row skipped")
 
 
 def _explain(error: sqlite3.Error | OSError) -> str:

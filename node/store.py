@@ -114,11 +114,6 @@ class AsyncStore:
         #: Number of ``append_batch`` calls made so far (group commit makes it smaller
         #: than the number of ``append`` calls).
         self.commits = 0
-        #: Hook for derived state after a forget: called on the writer thread with the
-        #: forget records a commit stored (their content is gone from the log by then,
-        #: and what a hook deletes is purged from disk right after it returns). The
-        #: sessions' Automerge documents are to be replaced here.
-        self.forgotten_hooks: list[Callable[[list[Forget]], None]] = []
         store.erased_listeners.append(self._forgotten)
         self._committer = asyncio.create_task(self._commit_loop(), name="clawsync-commit")
         self._committer.add_done_callback(self._committer_ended)
@@ -219,8 +214,6 @@ class AsyncStore:
             log.info("forgotten", session_key=record.session_key, record=record.id.hex(),
                      events="all before it" if record.events is None else len(record.events),
                      reason=record.reason, by=record.by or "unknown")
-        for hook in self.forgotten_hooks:
-            hook(records)
 
     async def after_queued_appends(self) -> None:
         """If client appends wait for a commit, wait for that one commit: background

@@ -131,12 +131,14 @@ class Documents:
         self._purge_due = not self.log.storage.purge()
 
     def _erased(self, records: list[forget.Forget]) -> None:
-        self.drop_all_replaced(sorted({record.session_key for record in records}))
+        # The store purges its storage right after its listeners return: no purge here.
+        for session_key in sorted({record.session_key for record in records}):
+            self.drop_replaced(session_key, purge=False)
 
     def drop_all_replaced(self, sessions: list[str]) -> int:
         """``drop_replaced`` for each of ``sessions``, with one purge; how many were
-        deleted. Called after every commit that erased forgotten events, and by a sweep
-        at start (a node stopped between a forget and the deletion of its document)."""
+        deleted. The sweep at start (a node stopped between a forget and the deletion of
+        its document)."""
         dropped = sum(self.drop_replaced(session_key, purge=False) for session_key in sessions)
         if dropped or self._purge_due:
             self._purge()

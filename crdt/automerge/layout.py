@@ -408,6 +408,9 @@ class AutomergeDoc:
         # Saving a large document costs tens of milliseconds of GIL: the last save is
         # reused while the heads (which fix the content) have not moved.
         self._saved: tuple[list[bytes], bytes] | None = None
+        # The answer to a peer with nothing (``SyncingDoc.first_answer``): heads, request,
+        # and the answer's bytes before and after the saved document it carries.
+        self._first_answer: tuple[list[bytes], bytes, bytes, bytes] | None = None
 
     @contextmanager
     def _automerge(self, doing: str) -> Iterator[Document]:

@@ -84,3 +84,25 @@ def test_stored_bytes_grow_with_increments(store: EventStore, ev: MakeEvent) -> 
     store.append(ev(content="more", ms=2_000))
     docs.saved("s1")
     assert docs.stored_bytes("s1") > first
+
+
+
+def test_first_answer_to_a_client_with_nothing(store: EventStore, ev: MakeEvent) -> None:
+    store.append(ev())
+    doc = Documents(store).document("s1")
+    client, theirs = Document(actor_id=b"\xcc" * 16), SyncState()
+    blank = client.generate_sync_message(theirs)
+    assert blank is not None
+    answer = doc.first_answer(blank.encode())
+    assert answer is not None and answer == doc.first_answer(blank.encode())
+    # What the ordinary path sends such a client: the saved document, as one chunk.
+    ours = new_sync_state()
+    doc.receive_sync_message(ours, blank.encode())
+    assert answer == doc.generate_sync_message(ours)
+    assert doc.save() in answer
+    client.receive_sync_message(theirs, Message.decode(answer))
+    assert sorted(client.get_heads()) == doc.heads
+    # A client that has something takes the ordinary path.
+    reply = client.generate_sync_message(theirs)
+    assert reply is not None and doc.first_answer(reply.encode()) is None
+    assert doc.first_answer(b"not a sync message") is None

@@ -15,7 +15,7 @@ from typing import Any
 
 from automerge.core import ROOT, Document, Message, ObjType, SyncState, extract
 
-from crdt.automerge.chunks import DOCUMENT, MAGIC
+from crdt.automerge import answers
 from crdt.automerge.layout import (
     _FOREIGN,
     _LAYOUT_NAMES,
@@ -112,13 +112,10 @@ class SyncingDoc(AutomergeDoc):
         """The answer to ``request``, a peer's first message for this document, when it
         says the peer has nothing (no heads, needs or changes); None otherwise.
 
-        For such a peer automerge saves the whole document into the answer, which costs
-        a save (a third of a second of GIL for 10,000 messages) per client. The answer
-        is a function of the document and the request alone, so it is made once, with a
-        sync state of its own, and reused while the heads and the request (the same for
-        every client of one automerge version) stand. The caller's sync state is left
-        fresh: it learns the peer's heads from the peer's reply, as the protocol does
-        after any lost message.
+        The answer is made without the caller's sync state, which is left fresh: it
+        learns the peer's heads from the peer's reply, as the protocol does after any
+        lost message. To a peer that reads v2 messages it is the answer that carries
+        the document's save, made once per version of the document (``answers``).
         """
         try:
             summary = summarize_sync_message(request, changes_max=0)
@@ -126,27 +123,15 @@ class SyncingDoc(AutomergeDoc):
             return None
         if summary.heads or summary.need:
             return None
+        if answers.gets_same_answer(request):
+            return self.blank_answer()
         with self._automerge("answering a peer with nothing") as doc:
-            heads = doc.get_heads()
-            cached, saved = self._first_answer, self._saved
-            if (cached is not None and cached[0] == heads and cached[1] == request
-                    and saved is not None and saved[0] == heads):
-                return cached[2] + saved[1] + cached[3]
-            with _translated(InvalidInput, "decoding a sync message"):
-                message = Message.decode(request)
-            state = SyncState()
-            doc.receive_sync_message(state, message)
-            answer = doc.generate_sync_message(state)
-            if answer is None:
+            try:
+                data = answers.answer(doc, request)
+            except Exception:  # automerge's bare Exception: the ordinary path says why
                 return None
-            data = bytes(answer.encode())
-        # A v2 answer carries the saved document as its one chunk: keep the bytes
-        # around it, and the document as the saved copy ``save`` hands out.
-        chunks = summarize_sync_message(data, changes_max=len(data)).entries
-        if len(chunks) == 1 and _is_document(chunks[0]):
-            at = data.index(chunks[0])
-            self._saved = (heads, chunks[0])
-            self._first_answer = (heads, request, data[:at], data[at + len(chunks[0]):])
+        if data is not None:
+            answers.learn(request, data == self.blank_answer())
         return data
 
     def _describe(self, doc: Document, before: list[bytes]) -> Received:
@@ -290,11 +275,6 @@ class SyncingDoc(AutomergeDoc):
             tried.receive_sync_message(state, Message.decode(data))
             self._doc = tried
         return received
-
-
-def _is_document(chunk: bytes) -> bool:
-    """Whether ``chunk`` is a whole saved document (magic, checksum, type)."""
-    return chunk[:4] == MAGIC and chunk[8:9] == bytes([DOCUMENT])
 
 
 class Replica(AutomergeDoc):

@@ -4,7 +4,11 @@ Prints three figures, each beside a baseline measured in the same run:
 
 * loading a 10,000-message session: ms from ``repo.find()`` to the complete document
   (first find: the node builds the document from the log; later finds: it is in
-  memory), against ``GET /v1/sessions/{key}/automerge`` plus ``Automerge.load``;
+  memory), against ``GET /v1/sessions/{key}/automerge`` plus ``Automerge.load``; then
+  where the time goes (the node's share, the client's receive, automerge-repo's diff)
+  and the client's floor: what automerge 3.5 and automerge-repo 2.5.6 do with any
+  message carrying the whole document (``loadIncremental`` into an empty document, with
+  its patches, then ``diff`` from nothing), whatever the node sends;
 * an append on the node to the client seeing it: p50 and p99 ms, against the append's
   own HTTP round trip (in a small session and in the 10,000-message one);
 * node memory (RSS) with 200 connected idle clients each holding one session, against

@@ -3,6 +3,7 @@
     layout      what a session document holds; ids, actors; the one automerge wrapper
     document    ``SessionDoc``: write a projection into the document
     syncing     sync with a client, read its edits, put back what it may not change
+    answers     the answer to a client with nothing, and the save it carries
     documents   ``Documents``: each session's document, caught up from the log on demand
     outline     read a client's sync message and patches without automerge
     chunks      bound what a sync message's change chunks unpack to, before automerge

@@ -18,6 +18,7 @@ import base58
 from automerge.core import ROOT, Document, ObjType, ScalarType, Transaction
 
 from crdt import codec
+from crdt.automerge import answers
 from crdt.errors import CrdtError, InvalidInput, StoreError
 
 URL_PREFIX = "automerge:"
@@ -408,6 +409,9 @@ class AutomergeDoc:
         # Saving a large document costs tens of milliseconds of GIL: the last save is
         # reused while the heads (which fix the content) have not moved.
         self._saved: tuple[list[bytes], bytes] | None = None
+        # The bytes around the save in the answer to a peer with nothing (``answers``),
+        # for the heads of ``_saved``; None if the save was made another way.
+        self._around: tuple[bytes, bytes] | None = None
 
     @contextmanager
     def _automerge(self, doing: str) -> Iterator[Document]:
@@ -426,10 +430,25 @@ class AutomergeDoc:
     def save(self) -> bytes:
         """A compact snapshot of the whole document."""
         with self._automerge("saving") as doc:
-            heads = doc.get_heads()
-            if self._saved is None or self._saved[0] != heads:
-                self._saved = (heads, doc.save())
-            return self._saved[1]
+            return self._save(doc)
+
+    def blank_answer(self) -> bytes | None:
+        """The answer to ``answers.blank_request``, if it carries the saved document."""
+        with self._automerge("answering a peer with nothing") as doc:
+            saved = self._save(doc)
+            return None if self._around is None else self._around[0] + saved + self._around[1]
+
+    def _save(self, doc: Document) -> bytes:
+        heads = doc.get_heads()
+        if self._saved is None or self._saved[0] != heads:
+            # Made as the answer to a peer with nothing, which carries it (``answers``).
+            data = answers.answer(doc, answers.blank_request())
+            parts = None if data is None else answers.split(data)
+            if parts is None:
+                self._saved, self._around = (heads, doc.save()), None
+            else:
+                self._saved, self._around = (heads, parts[1]), (parts[0], parts[2])
+        return self._saved[1]
 
     def generate_sync_message(self, state: Any) -> bytes | None:
         """The next message for the peer of ``state``; None when there is nothing to say.

@@ -15,6 +15,7 @@ from typing import Any
 
 from automerge.core import ROOT, Document, Message, ObjType, SyncState, extract
 
+from crdt.automerge import answers
 from crdt.automerge.layout import (
     _FOREIGN,
     _LAYOUT_NAMES,
@@ -32,7 +33,7 @@ from crdt.automerge.layout import (
     genesis_actor,
     is_node_actor,
 )
-from crdt.automerge.outline import classify_patch, creator_of
+from crdt.automerge.outline import classify_patch, creator_of, summarize_sync_message
 from crdt.errors import InvalidInput
 
 
@@ -106,6 +107,32 @@ class SyncingDoc(AutomergeDoc):
             if set(doc.get_heads()) == set(before):
                 return Received(before)
             return self._describe(doc, before)
+
+    def first_answer(self, request: bytes) -> bytes | None:
+        """The answer to ``request``, a peer's first message for this document, when it
+        says the peer has nothing (no heads, needs or changes); None otherwise.
+
+        The answer is made without the caller's sync state, which is left fresh: it
+        learns the peer's heads from the peer's reply, as the protocol does after any
+        lost message. To a peer that reads v2 messages it is the answer that carries
+        the document's save, made once per version of the document (``answers``).
+        """
+        try:
+            summary = summarize_sync_message(request, changes_max=0)
+        except InvalidInput:  # changes, or not a sync message: the ordinary path judges it
+            return None
+        if summary.heads or summary.need:
+            return None
+        if answers.gets_same_answer(request):
+            return self.blank_answer()
+        with self._automerge("answering a peer with nothing") as doc:
+            try:
+                data = answers.answer(doc, request)
+            except Exception:  # automerge's bare Exception: the ordinary path says why
+                return None
+        if data is not None:
+            answers.learn(request, data == self.blank_answer())
+        return data
 
     def _describe(self, doc: Document, before: list[bytes]) -> Received:
         new = doc.get_changes(before)

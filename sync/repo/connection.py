@@ -192,6 +192,7 @@ class _Doc:
     text_id: str
     session_key: str | None = None
     state: Any = None  # automerge sync state, while open
+    fresh: bool = True  # nothing said about it yet, either way
 
 
 class RepoConnection:
@@ -438,6 +439,12 @@ class RepoConnection:
         if entry.status != _OPEN:  # refused to this client while its changes were tried
             return
         doc = library.document(session_key)
+        if entry.fresh and tried is None:
+            entry.fresh = False
+            # A client with nothing gets the whole document, answered once per version.
+            if (answer := doc.first_answer(message.data)) is not None:
+                self._send(entry, answer, out)
+                return
         try:
             received = None if tried is None else doc.receive_tried(
                 entry.state, message.data, tried.after, tried.received)
@@ -482,9 +489,12 @@ class RepoConnection:
             raise _Refuse(CLOSE_INVALID, exc.reason) from None
 
     def _send_sync(self, entry: _Doc, doc: SessionDoc, out: Outcome) -> None:
+        entry.fresh = False
         data = doc.generate_sync_message(entry.state)
-        if data is None:
-            return
+        if data is not None:
+            self._send(entry, data, out)
+
+    def _send(self, entry: _Doc, data: bytes, out: Outcome) -> None:
         assert self.client is not None
         if len(data) > self.limits.served_bytes_max:
             self._too_big(entry, len(data), out)

@@ -76,30 +76,39 @@ def test_find_and_live_update(tmp_path: Path, js: JsClient) -> None:
         assert contents(live)[-1] == "live!"
 
 
-def test_a_client_with_nothing_gets_the_whole_document_then_changes(
+def test_clients_with_nothing_get_the_whole_document_then_changes(
         tmp_path: Path, js: JsClient) -> None:
     with NodeProcess(tmp_path) as node:
         append(node, "s1", *(message(n) for n in range(1, 41)))
         url = automerge_url("s1")
-        js.call("connect", repo="app", ws=ws_url(node))
-        doc = js.call("find", repo="app", url=url)["doc"]
-        assert contents(doc) == [f"m{n}" for n in range(1, 41)]
         with urllib.request.urlopen(f"{node.url}/v1/sessions/s1/automerge") as response:
             saved = response.read()
-        first = [bytes.fromhex(s["hex"]) for s in js.call("syncs", repo="app")["syncs"]]
-        # The client said it had nothing: the document came as one v2 message whose
-        # one chunk is the saved document, not as the changes it was built from.
-        [whole] = [data for data in first if chunks(data)]
-        assert whole[0] == 0x43 and chunks(whole) == [saved]
-        js.call("watch", repo="app", url=url)
+        # The second client gets the answer made for the first.
+        repos = ("app", "other")
+        first: dict[str, list[bytes]] = {}
+        for repo in repos:
+            js.call("connect", repo=repo, ws=ws_url(node))
+            doc = js.call("find", repo=repo, url=url)["doc"]
+            assert contents(doc) == [f"m{n}" for n in range(1, 41)]
+            first[repo] = [bytes.fromhex(s["hex"]) for s in js.call("syncs", repo=repo)["syncs"]]
+            # The client said it had nothing: the document came as one v2 message whose
+            # one chunk is the saved document, not as the changes it was built from.
+            [whole] = [data for data in first[repo] if chunks(data)]
+            assert whole[0] == 0x43 and chunks(whole) == [saved]
+            js.call("watch", repo=repo, url=url)
         append(node, "s1", message(41, "later"))
-        live = js.changes("app", lambda d: len(d["messages"]) == 41)
-        assert contents(live)[-1] == "later"
-        later = [bytes.fromhex(s["hex"])
-                 for s in js.call("syncs", repo="app")["syncs"][len(first):]]
-        assert any(chunks(data) for data in later)
-        for data in later:  # changes, as before: no document chunk
-            assert all(chunk[8] != DOCUMENT_CHUNK for chunk in chunks(data))
+        waiting = set(repos)
+        while waiting:  # each client's report of the change, in whatever order
+            report = js.wait(lambda r: r.get("repo") in waiting and "change" in r
+                             and len(r["doc"]["messages"]) == 41)
+            assert contents(report["doc"])[-1] == "later"
+            waiting.discard(report["repo"])
+        for repo in repos:
+            later = [bytes.fromhex(s["hex"])
+                     for s in js.call("syncs", repo=repo)["syncs"][len(first[repo]):]]
+            assert any(chunks(data) for data in later)
+            for data in later:  # changes, as before: no document chunk
+                assert all(chunk[8] != DOCUMENT_CHUNK for chunk in chunks(data))
 
 
 def test_client_edit_round_trip(tmp_path: Path, js: JsClient) -> None:

@@ -7,7 +7,9 @@
 //       and how long automerge-repo spent in Automerge.receiveSyncMessage; the baseline
 //       is GET /v1/sessions/{key}/automerge plus Automerge.load, and beside it
 //       Automerge.loadIncremental of the same bytes into an empty document (what a sync
-//       message carrying the whole document costs the client: load plus patches)
+//       message carrying the whole document costs the client: load plus patches) and
+//       Automerge.diff of that document from nothing (what automerge-repo's DocHandle
+//       then computes for its change event): the client's floor, whatever the node sends
 //   node bench.mjs latency NODE_HTTP_URL SESSION_KEY AUTOMERGE_URL APPENDS
 //       ms from POSTing an event to this client seeing it in its document, one at a
 //       time; the baseline is the POST's own round trip
@@ -22,12 +24,19 @@ import fs from "node:fs";
 const [mode, node, ...args] = process.argv.slice(2);
 const ws = node.replace(/^http/, "ws") + "/automerge";
 
-// When the node's largest frame so far arrived (the document, on a first find).
+// When the node's largest frame so far arrived (the document, on a first find), and
+// when the client last sent a request (its first message for a document it lacks).
 let largest = { bytes: 0, at: 0 };
+let requested = 0;
 const receive = WebSocketClientAdapter.prototype.receiveMessage;
 WebSocketClientAdapter.prototype.receiveMessage = function (bytes) {
   if (bytes.byteLength > largest.bytes) largest = { bytes: bytes.byteLength, at: performance.now() };
   return receive.call(this, bytes);
+};
+const send = WebSocketClientAdapter.prototype.send;
+WebSocketClientAdapter.prototype.send = function (message) {
+  if (message.type === "request") requested = performance.now();
+  return send.call(this, message);
 };
 
 function newRepo() {
@@ -53,6 +62,8 @@ async function load(sessionKey, url, messages, runs) {
   const baselineMs = [];
   const receiveMs = [];
   const incrementalMs = [];
+  const nodeMs = [];
+  const diffMs = [];
   for (let run = 0; run < runs; run++) {
     const repo = newRepo();
     largest = { bytes: 0, at: 0 };
@@ -65,6 +76,7 @@ async function load(sessionKey, url, messages, runs) {
     await complete(handle, messages);
     findMs.push(performance.now() - begin);
     frameMs.push(largest.at - begin);
+    nodeMs.push(largest.at - requested);
     receiveMs.push(receive);
     await repo.shutdown();
     const start = performance.now();
@@ -74,11 +86,17 @@ async function load(sessionKey, url, messages, runs) {
     if (Object.keys(doc.messages).length < messages) throw new Error("baseline incomplete");
     baselineMs.push(performance.now() - start);
     const incremental = performance.now();
-    Automerge.loadIncremental(Automerge.init(), bytes);
+    const loaded = Automerge.loadIncremental(Automerge.init(), bytes);
     incrementalMs.push(performance.now() - incremental);
+    // What automerge-repo's DocHandle does next with any new document: diff it from
+    // the empty one (A.diff), for its change event.
+    const diff = performance.now();
+    Automerge.diff(loaded, [], Automerge.getHeads(loaded));
+    diffMs.push(performance.now() - diff);
   }
-  return { find_ms: findMs, frame_ms: frameMs, frame_bytes: largest.bytes,
-           baseline_ms: baselineMs, receive_ms: receiveMs, incremental_ms: incrementalMs };
+  return { find_ms: findMs, frame_ms: frameMs, frame_bytes: largest.bytes, node_ms: nodeMs,
+           baseline_ms: baselineMs, receive_ms: receiveMs, incremental_ms: incrementalMs,
+           diff_ms: diffMs };
 }
 
 async function latency(sessionKey, url, appends) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState
 
 from crdt.automerge.document import NODE_ACTOR_TAG, new_sync_state
@@ -84,3 +85,33 @@ def test_stored_bytes_grow_with_increments(store: EventStore, ev: MakeEvent) -> 
     store.append(ev(content="more", ms=2_000))
     docs.saved("s1")
     assert docs.stored_bytes("s1") > first
+
+
+
+#: The first message of an automerge 3.5 (JS) client with nothing: another capability
+#: list than this binding's, the same answer.
+JS_BLANK_REQUEST = bytes.fromhex("42000001000000020284")
+
+
+@pytest.mark.parametrize("js", [False, True], ids=["binding", "automerge-js-3.5"])
+def test_first_answer_to_a_client_with_nothing(store: EventStore, ev: MakeEvent,
+                                               js: bool) -> None:
+    store.append(ev())
+    doc = Documents(store).document("s1")
+    client, theirs = Document(actor_id=b"\xcc" * 16), SyncState()
+    blank = client.generate_sync_message(theirs)
+    assert blank is not None
+    request = JS_BLANK_REQUEST if js else blank.encode()
+    answer = doc.first_answer(request)
+    assert answer is not None and answer == doc.first_answer(request)
+    # What the ordinary path sends such a client: the saved document, as one chunk.
+    ours = new_sync_state()
+    doc.receive_sync_message(ours, request)
+    assert answer == doc.generate_sync_message(ours)
+    assert doc.save() in answer
+    client.receive_sync_message(theirs, Message.decode(answer))
+    assert sorted(client.get_heads()) == doc.heads
+    # A client that has something takes the ordinary path.
+    reply = client.generate_sync_message(theirs)
+    assert reply is not None and doc.first_answer(reply.encode()) is None
+    assert doc.first_answer(b"not a sync message") is None

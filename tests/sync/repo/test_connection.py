@@ -674,6 +674,54 @@ def test_a_client_with_nothing_gets_the_whole_document_then_changes(
     assert messages(link.app.view(S1))[-1] == "hi!"
 
 
+def test_clients_with_nothing_share_one_answer_then_each_gets_changes(
+        open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    first, second = Link(store), Link(store, App(peer="peer-two", actor=b"\xb2" * 16))
+    answers = [sync_data(link.open()) for link in (first, second)]
+    # The same answer for both, made once: the saved document as its one chunk.
+    assert answers[0][0] == answers[1][0]
+    assert summarize_sync_message(answers[1][0], changes_max=10).entries == (
+        docs_of(store).document("s1").save(),)
+    for link, (_, *rest) in zip((first, second), answers, strict=True):
+        assert all(DOCUMENT_CHUNK not in chunk_types(data) for data in rest)
+        assert messages(link.app.view(S1)) == ["hello 0", "hello 1", "hello 2"]
+    store.append(event("agent_response", 4_000, content="hi!", model="m"))
+    for link in (first, second):
+        later = sync_data(link.refresh("s1"))
+        assert later and all(DOCUMENT_CHUNK not in chunk_types(data) for data in later)
+        assert messages(link.app.view(S1))[-1] == "hi!"
+    # A new version of the document: a new answer, with the new document.
+    third = Link(store, App(peer="peer-three", actor=b"\xb3" * 16))
+    [whole, *_] = sync_data(third.open())
+    assert whole != answers[0][0]
+    assert summarize_sync_message(whole, changes_max=10).entries == (
+        docs_of(store).document("s1").save(),)
+    assert messages(third.app.view(S1))[-1] == "hi!"
+
+
+def test_an_append_before_the_client_replies_reaches_it_as_changes(
+        open_store: OpenStore) -> None:
+    store = open_store("a")
+    seed(store)
+    Link(store).open()  # the answer is made
+    link = Link(store, App(peer="peer-two", actor=b"\xb2" * 16))
+    link.send(link.app.join())
+    out = link.conn.receive(link.app.request(S1), link.now, link.library)
+    [whole] = sync_data(out)
+    assert chunk_types(whole) == [DOCUMENT_CHUNK]
+    store.append(event("agent_response", 4_000, content="hi!", model="m"))
+    # The node has not heard back yet: whatever it sends now is no second document.
+    early = link.conn.refresh([document_id("s1")], link.now, link.library)
+    assert all(DOCUMENT_CHUNK not in chunk_types(data) for data in sync_data(early))
+    replies = [reply for frame in out.frames + early.frames
+               for reply in link.app.receive(frame)]
+    rest = link.send(*replies)
+    assert all(DOCUMENT_CHUNK not in chunk_types(data) for data in sync_data(rest))
+    assert messages(link.app.view(S1)) == ["hello 0", "hello 1", "hello 2", "hi!"]
+
+
 def test_a_client_that_reads_only_v1_gets_changes(open_store: OpenStore) -> None:
     store = open_store("a")
     seed(store)

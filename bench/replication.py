@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 
@@ -78,7 +79,18 @@ def started(*processes: NodeProcess) -> Iterator[None]:
         yield
 
 
-def catch_up(root: Path, sessions: int, per_session: int) -> None:
+class CatchUp(NamedTuple):
+    """What one catch-up measured."""
+
+    events: int
+    elapsed_s: float
+    wire_bytes: int
+    cbor_bytes: int
+    latencies_s: list[float]  # B's /healthz round trips meanwhile
+
+
+def measure_catch_up(root: Path, sessions: int, per_session: int) -> CatchUp:
+    """B empty, A filled: the time until B holds all, probing B's /healthz meanwhile."""
     a = node(root, "catchup-a")
     events = sessions * per_session
     cbor_bytes = fill(a.data_dir, sessions, per_session)
@@ -95,13 +107,22 @@ def catch_up(root: Path, sessions: int, per_session: int) -> None:
                 time.sleep(0.01)
             elapsed = time.perf_counter() - began
             wire = link.bytes_forwarded
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return CatchUp(events, elapsed, wire, cbor_bytes, latencies)
+
+
+def probes(latencies_s: list[float]) -> str:
+    cuts = statistics.quantiles(latencies_s, n=100, method="inclusive")
+    return (f"p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, max "
+            f"{max(latencies_s) * 1000:.1f} ms ({len(latencies_s)} probes)")
+
+
+def catch_up(root: Path, sessions: int, per_session: int) -> None:
+    got = measure_catch_up(root, sessions, per_session)
+    events, elapsed, wire, cbor_bytes = got.events, got.elapsed_s, got.wire_bytes, got.cbor_bytes
     print(f"catch-up: {events:,} events ({sessions:,} sessions x {per_session}) in "
           f"{elapsed:.1f} s = {events / elapsed:,.0f} events/s; wire {wire:,} bytes = "
           f"{wire / cbor_bytes:.2f} x canonical CBOR ({cbor_bytes / events:.0f} B/event)")
-    print(f"  B /healthz while catching up: p50 {cuts[49] * 1000:.1f} ms, p99 "
-          f"{cuts[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
-          f"({len(latencies)} probes)")
+    print(f"  B /healthz while catching up: {probes(got.latencies_s)}")
 
 
 def idle_round(root: Path, sessions: int, rounds: int = 10) -> None:

@@ -133,16 +133,19 @@ class Event:
         if not isinstance(stamp, list) or len(stamp) != 2:
             raise InvalidInput("must be [ms, counter]", field="timestamp")
         kind = check_name(content["kind"], "kind")  # known or not: see crdt.kinds
-        event = Draft(
-            session_key=check_session_key(content["session_key"]),
-            agent_id=check_name(content["agent_id"], "agent_id"),
-            kind=kind,
-            payload=check_payload(kind, content["payload"], "payload", fill_defaults=False),
-            timestamp=Hlc(*stamp).check(),
-        ).seal()
-        if event.canonical != data:
+        session_key = check_session_key(content["session_key"])
+        agent_id = check_name(content["agent_id"], "agent_id")
+        payload = check_payload(kind, content["payload"], "payload", fill_defaults=False)
+        timestamp = Hlc(*stamp).check()
+        # What ``Draft.seal`` would encode, encoded at once: a peer's catch-up checks
+        # every event, and one encoding costs a third of the draft's three.
+        canonical = codec.encode({"v": SCHEMA_VERSION, "session_key": session_key,
+                                  "agent_id": agent_id, "kind": kind, "payload": payload,
+                                  "timestamp": [timestamp.ms, timestamp.counter]})
+        if canonical != data:
             raise InvalidInput("event bytes are not in canonical form")
-        return event
+        return cls(session_key, agent_id, timestamp, kind, payload, data,
+                   hashlib.blake2b(data, digest_size=ID_BYTES).digest())
 
 
 # The canonical content map holds six entries, sorted by their encoded keys: "v", "kind",

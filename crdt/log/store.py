@@ -317,6 +317,10 @@ class EventStore:
         """Id of the event this node holds as ``origin``'s number ``seq``, if any."""
         return self._log.id_at(origin, seq)
 
+    def ids_at(self, origin: str, seqs: Sequence[int]) -> list[bytes | None]:
+        """``id_at`` of each of ``seqs`` (numbers of ``origin``), read in one go."""
+        return self._log.ids_at(origin, seqs)
+
     def get_event(self, event_id: bytes) -> StoredEvent:
         """The event with this id; raises ``NotFound``."""
         return self._log.stored(event_id)

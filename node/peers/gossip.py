@@ -36,7 +36,7 @@ from crdt.errors import StorageUnavailable
 from crdt.events import SCHEMA_VERSION
 from crdt.log.store import EventStore
 from node.config import Config, software_version
-from node.peers.budget import WriterBudget
+from node.peers.budget import CLIENTS_QUIET_S, WriterBudget
 from node.peers.transport import Link, LinkClosed, SelfLink, dial, fetch_members
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
@@ -95,6 +95,8 @@ class Gossip:
         self.own_urls: set[str] = set()
         self._rng = random.Random()
         self._loop = asyncio.get_running_loop()
+        #: When client appends last committed (``node.peers.budget``: links pay then).
+        self._appended_at = -CLIENTS_QUIET_S
         #: What this node runs, told to peers in the hello.
         self.about = About(software_version(), SCHEMA_VERSION, retires=True,
                            forgets=True)
@@ -135,7 +137,9 @@ class Gossip:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _on_commit(self, _commit: Commit) -> None:
+    def _on_commit(self, commit: Commit) -> None:
+        if commit.seconds is not None:  # a group commit of appends (peers' have none)
+            self._appended_at = self._loop.time()
         for runner in self.runners.values():
             runner.wake.set()  # push what was appended (or relayed) to every peer
 
@@ -323,7 +327,9 @@ class Gossip:
         if runner.identified_at is None and machine.peer_node is not None:
             self._identified(runner)
         assert runner.budget is not None
-        wait_s = runner.budget.charge(used_s, self._loop.time())
+        now = self._loop.time()
+        wait_s = runner.budget.charge(
+            used_s, now, contended=now - self._appended_at < CLIENTS_QUIET_S)
         if wait_s > 0:
             await asyncio.sleep(wait_s)
         return out

@@ -295,6 +295,7 @@ class PeerSync:
         strays: list[Event] = []
         holders: list[bytes] = []
         ends = self.store.version  # per origin, the last seq held or taken in this batch
+        holders_now = self._holders(items)
         retired, retiring = self.store.retired, self.store.retiring
         for item in items:
             judged = verdict(item.origin, item.seq, retired=retired, retiring=retiring)
@@ -313,7 +314,7 @@ class PeerSync:
                 self.counters.origins_refused += 1  # kept for nodes' own, or over quota
                 continue
             ends[item.origin] = max(ends.get(item.origin, 0), item.seq)
-            holder = self.store.id_at(item.origin, item.seq)
+            holder = holders_now[item.origin, item.seq]
             if holder is None:
                 fresh.append((item.event, item.origin, item.seq))
             elif holder != item.event.id and not self.store.holds(item.event.id):
@@ -329,6 +330,16 @@ class PeerSync:
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
         return [Ack(self._vector())]
+
+    def _holders(self, items: Sequence[messages.Item]) -> dict[tuple[str, int], bytes | None]:
+        """The ids we hold in the batch's slots, read per origin in one go (a batch of
+        512 costs a few index reads, not three reads per event)."""
+        seqs: dict[str, list[int]] = {}
+        for item in items:
+            seqs.setdefault(item.origin, []).append(item.seq)
+        return {(origin, seq): held for origin, numbers in seqs.items()
+                for seq, held in zip(numbers, self.store.ids_at(origin, numbers),
+                                     strict=True)}
 
     def _take_proofs(self, batch: Events) -> set[bytes]:
         """Store the forget records that prove the batch's skeletons, if we lack them

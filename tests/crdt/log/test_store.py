@@ -298,6 +298,13 @@ def test_version_vector_across_index_chunks(store: EventStore, ev: MakeEvent) ->
         store.origin_after("peerA", 0, limit=INDEX_CHUNK)) + ids(
         store.origin_after("peerA", INDEX_CHUNK, limit=count))
 
+    # Gaps below the version (a folder that held events past a gap) and beyond it.
+    store.ingest([(ev(content="far", ms=9_000), "peerA", 3 * INDEX_CHUNK + 5)])
+    seqs = [1, INDEX_CHUNK - 1, INDEX_CHUNK, count, count + 1, 3 * INDEX_CHUNK + 5, 2]
+    assert store.ids_at("peerA", seqs) == [store.id_at("peerA", seq) for seq in seqs]
+    assert store.ids_at("peerA", seqs)[4] is None and store.ids_at("nobody", [1]) == [None]
+    assert store.ids_at("peerA", []) == []
+
 
 def test_an_event_under_two_origin_seq_pairs_is_stored_once(store: EventStore,
                                                              ev: MakeEvent) -> None:

@@ -25,6 +25,16 @@ def test_a_flooding_link_waits_in_proportion_to_what_it_used() -> None:
     assert budget.throttled_s == pytest.approx(1.2)
 
 
+def test_writer_time_no_client_waited_for_is_free() -> None:
+    budget = WriterBudget(share=0.5, burst_s=1.0, now=0.0)
+    # A catch-up into a node nobody writes to: seconds of writer time, never a wait.
+    assert all(budget.charge(2.0, now=n, contended=False) == 0 for n in range(10))
+    assert budget.throttled_s == 0
+    # Clients append again: the link pays from a full bucket, then waits.
+    assert budget.charge(1.0, now=10.0) == 0
+    assert budget.charge(0.5, now=10.0) == pytest.approx(1.0)
+
+
 def test_the_share_is_checked() -> None:
     with pytest.raises(ProtocolMisuse):
         SyncConfig(peer_writer_share=1.5)

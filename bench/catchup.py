@@ -1,0 +1,78 @@
+"""Catch-up to an empty node, against automerge-repo's sync server, in one run.
+
+- clawsync: node A holds 1,000 sessions x 20 events; an empty node B (real processes,
+  linked through a TCP proxy) pulls them all: seconds until B's head reaches them, and
+  B's /healthz latency meanwhile (bench.replication);
+- automerge-repo 2.5.6 (bench/js_sync_server/sync.mjs): its sync server (websocket
+  server adapter, file-system storage) holds 1,000 documents x 20 changes; a fresh client
+  with file-system storage finds them all: seconds until it holds every change, flushed.
+
+Prints both times and how many times faster clawsync was.
+
+    python -m bench.catchup [--sessions 1000] [--events 20]
+
+Needs Node.js and the packages of bench/js_sync_server
+(``npm ci --prefix bench/js_sync_server``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.replication import measure_catch_up, probes
+from tests.support.processes import free_port
+
+JS_DIR = Path(__file__).resolve().parent / "js_sync_server"
+JS_TIMEOUT_S = 1800
+
+
+def js(*args: str) -> str:
+    done = subprocess.run(["node", "sync.mjs", *args], cwd=JS_DIR, capture_output=True,
+                          text=True, timeout=JS_TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"sync.mjs {args[0]} failed:\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def js_catch_up(root: Path, docs: int, changes: int) -> float:
+    """Seconds for a fresh automerge-repo client to replicate every document."""
+    server_dir, urls = root / "js-server", root / "js-urls.json"
+    js("fill", str(server_dir), str(docs), str(changes), str(urls))
+    port = free_port()
+    with subprocess.Popen(["node", "sync.mjs", "serve", str(server_dir), str(port)],
+                          cwd=JS_DIR, stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            server.stdout.readline()  # {"listening": port}
+            out = js("replicate", f"ws://127.0.0.1:{port}", str(urls), str(changes),
+                     str(root / "js-client"))
+        finally:
+            server.terminate()
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["docs"] == docs
+    return float(result["ms"]) / 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=20, help="events per session")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-catchup-"))
+    ours = measure_catch_up(root, args.sessions, args.events)
+    print(f"catch-up of {args.sessions:,} sessions x {args.events} events to an empty "
+          f"node: clawsync {ours.elapsed_s:.2f} s "
+          f"({ours.events / ours.elapsed_s:,.0f} events/s)", flush=True)
+    print(f"  B /healthz while catching up: {probes(ours.latencies_s)} (target p99 < 50 ms)",
+          flush=True)
+    theirs_s = js_catch_up(root, args.sessions, args.events)
+    print(f"  automerge-repo 2.5.6 sync server, {args.sessions:,} documents x "
+          f"{args.events} changes to a fresh client: {theirs_s:.2f} s")
+    print(f"  clawsync is {theirs_s / ours.elapsed_s:.1f}x faster (target: 10x)")
+
+if __name__ == "__main__":
+    main()

@@ -113,10 +113,15 @@ def head(major: int, argument: int) -> bytes:
     True
     """
     if argument < 24:
-        return bytes([major << 5 | argument])
-    width = next(w for w in (1, 2, 4, 8) if argument < 1 << (8 * w))
-    return (bytes([major << 5 | {1: 24, 2: 25, 4: 26, 8: 27}[width]])
-            + argument.to_bytes(width, "big"))
+        return _SMALL_HEADS[major][argument]
+    for width, code in _WIDTHS:
+        if argument >> (8 * width) == 0:
+            return bytes((major << 5 | code,)) + argument.to_bytes(width, "big")
+    raise ValueError(f"{argument} does not fit a CBOR head")
+
+
+_SMALL_HEADS = [[bytes((major << 5 | n,)) for n in range(24)] for major in range(8)]
+_WIDTHS = ((1, 24), (2, 25), (4, 26), (8, 27))
 
 
 def encode_text(value: str) -> bytes:

@@ -245,6 +245,10 @@ def parse_json(body: bytes) -> Any:
         raise LimitExceeded(f"JSON nesting deeper than {BODY_DEPTH_MAX}", field="body") from None
     except ValueError as exc:  # JSONDecodeError, and integers over Python's digit limit
         raise InvalidInput(f"JSON: {exc}", field="body") from None
+    # JSON gives only plain values with text keys, so the check is about depth alone,
+    # and a body with fewer brackets than the limit cannot nest past it.
+    if body.count(b"[") + body.count(b"{") <= BODY_DEPTH_MAX:
+        return value
     try:
         codec.check_plain(value, depth_max=BODY_DEPTH_MAX)
     except InvalidInput as exc:
@@ -303,8 +307,11 @@ def flag_param(request: web.BaseRequest, name: str) -> bool:
 
 def wants_cbor(request: web.BaseRequest) -> bool:
     """True when the Accept header ranks CBOR above JSON (JSON wins ties and ``*/*``)."""
+    accepts = request.headers.getall(hdrs.ACCEPT, [])
+    if not any("cbor" in part.lower() for part in accepts):
+        return False  # most clients: no Accept, or ``*/*``
     ranks = {JSON_TYPE: -1.0, CBOR_TYPE: -1.0}
-    for part in request.headers.getall(hdrs.ACCEPT, []):
+    for part in accepts:
         for item in part.split(","):
             media, _, params = item.strip().partition(";")
             media = media.strip().lower()

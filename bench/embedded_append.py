@@ -4,6 +4,8 @@ The baseline writes the same canonical event bytes with ``Cache.set`` inside
 ``Cache.transact()``, one transaction per batch, with the same log settings (FULL sync,
 values in SQLite, no eviction). The store does that plus its indexes and projections.
 Rounds alternate between the two so that disk and cache warm-up affect both alike.
+Each side's CPU time per event is printed too: on a shared machine the rates swing with
+the load and the disk, the CPU an event costs much less.
 
     python -m bench.embedded_append [--events 20000] [--batch 500] [--sessions 10]
 """
@@ -33,28 +35,28 @@ def make_drafts(count: int, sessions: int, stamped: bool) -> list[Draft]:
     return drafts
 
 
-def run_store(drafts: list[Draft], batch: int) -> tuple[float, list[Event]]:
+def run_store(drafts: list[Draft], batch: int) -> tuple[float, float, list[Event]]:
     with EventStore.open(tempfile.mkdtemp(prefix="bench-store-")) as store:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(0, len(drafts), batch):
             store.append_batch(drafts[i:i + batch])
-        elapsed = time.perf_counter() - started
+        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
         events: list[Event] = []
         while len(events) < store.head:  # reads come in pages
             events += [s.event for s in store.events_after(len(events), len(drafts))]
-    return elapsed, events
+    return elapsed, cpu_s, events
 
 
-def run_raw(events: list[Event], batch: int) -> float:
+def run_raw(events: list[Event], batch: int) -> tuple[float, float]:
     cache = diskcache.Cache(tempfile.mkdtemp(prefix="bench-raw-"), **SETTINGS)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(0, len(events), batch):
         with cache.transact():
             for event in events[i:i + batch]:
                 cache.set(event.id.hex(), event.canonical)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     cache.close()
-    return elapsed
+    return elapsed, cpu_s
 
 
 def main() -> None:
@@ -66,17 +68,21 @@ def main() -> None:
     args = parser.parse_args()
     for stamped in (True, False):
         drafts = make_drafts(args.events, args.sessions, stamped)
-        store_rates, raw_rates = [], []
+        store_rates, raw_rates, store_cpus, raw_cpus = [], [], [], []
         for _ in range(args.rounds):
-            store_s, events = run_store(drafts, args.batch)
-            raw_s = run_raw(events, args.batch)
+            store_s, store_cpu_s, events = run_store(drafts, args.batch)
+            raw_s, raw_cpu_s = run_raw(events, args.batch)
             store_rates.append(args.events / store_s)
             raw_rates.append(args.events / raw_s)
+            store_cpus.append(store_cpu_s * 1e6 / args.events)
+            raw_cpus.append(raw_cpu_s * 1e6 / args.events)
         store_rate, raw_rate = statistics.median(store_rates), statistics.median(raw_rates)
+        store_cpu, raw_cpu = statistics.median(store_cpus), statistics.median(raw_cpus)
         label = "client-stamped" if stamped else "node-stamped  "
         print(f"{label} events={args.events} batch={args.batch} sessions={args.sessions}: "
               f"store {store_rate:,.0f} ev/s, raw diskcache {raw_rate:,.0f} ev/s, "
-              f"ratio {store_rate / raw_rate:.2f}")
+              f"ratio {store_rate / raw_rate:.2f}; CPU per event: store {store_cpu:.0f} us, "
+              f"raw {raw_cpu:.0f} us, ratio {raw_cpu / store_cpu:.2f}")
 
 
 if __name__ == "__main__":

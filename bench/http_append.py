@@ -5,7 +5,9 @@ answer, so every event is acknowledged only after its commit; the node groups wh
 arrives concurrently into shared commits. The same clients then post the same bodies to
 ``bench.bare_server`` (aiohttp parsing the JSON and answering 201, storing nothing), also
 a real process; rounds alternate between the two. Prints events/s, latency percentiles
-and the node's rate as a ratio of the bare server's.
+and the node's rate as a ratio of the bare server's, and each server's CPU time per
+event (user and system, from /proc on Linux): on a machine shared with other work the
+rates swing with the load, the CPU a server spends on an event much less.
 
     python -m bench.http_append [--events 4000] [--clients 1 32] [--rounds 3]
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -49,10 +52,31 @@ async def measure(url: str, clients: int, events: int) -> tuple[float, list[floa
     return len(latencies) / elapsed, latencies
 
 
-def describe(rate: float, latencies: list[float]) -> str:
+def cpu_s(pid: int) -> float | None:
+    """CPU seconds (user and system) the process has used so far; None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_process(pid: int, url: str, clients: int, events: int
+                    ) -> tuple[float, list[float], float | None]:
+    """``measure`` against the server process ``pid``, plus its CPU ms per event."""
+    before = cpu_s(pid)
+    rate, latencies = asyncio.run(measure(url, clients, events))
+    after = cpu_s(pid)
+    cpu_ms = None if before is None or after is None else \
+        (after - before) * 1000 / len(latencies)
+    return rate, latencies, cpu_ms
+
+
+def describe(rate: float, latencies: list[float], cpu_ms: float | None) -> str:
     cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    cpu = "" if cpu_ms is None else f", {cpu_ms:.3f} CPU ms/event"
     return (f"{rate:,.0f} events/s (p50 {cuts[49] * 1000:.1f} ms, "
-            f"p99 {cuts[98] * 1000:.1f} ms)")
+            f"p99 {cuts[98] * 1000:.1f} ms{cpu})")
 
 
 def main() -> None:
@@ -65,13 +89,16 @@ def main() -> None:
     with NodeProcess(folder, name="bench", extra_args=["--log-level", "warning"]) as node, \
             NodeProcess(folder, name="bare", program="bench.bare_server") as bare:
         for clients in args.clients:
-            runs: dict[str, list[tuple[float, list[float]]]] = {"node": [], "bare": []}
+            runs: dict[str, list[tuple[float, list[float], float | None]]] = {
+                "node": [], "bare": []}
             for _ in range(args.rounds):
-                for name, url in (("node", node.url), ("bare", bare.url)):
-                    runs[name].append(asyncio.run(measure(url, clients, args.events)))
+                for name, server in (("node", node), ("bare", bare)):
+                    assert server.process is not None
+                    runs[name].append(measure_process(server.process.pid, server.url,
+                                                      clients, args.events))
             # The round with the median rate, each side.
-            node_run, bare_run = (sorted(runs[name])[len(runs[name]) // 2]
-                                  for name in ("node", "bare"))
+            node_run, bare_run = (sorted(runs[name], key=lambda run: run[0])[
+                len(runs[name]) // 2] for name in ("node", "bare"))
             print(f"{clients:>3} client(s): node {describe(*node_run)}, bare aiohttp "
                   f"{describe(*bare_run)}, ratio {node_run[0] / bare_run[0]:.2f}")
 

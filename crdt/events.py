@@ -166,7 +166,8 @@ class _Parts:
     hashed_before: Any  # a hashlib.blake2b object fed ``before``; copied for each seal
 
     def encoded_size(self, stamp: Hlc) -> int:
-        return len(self.before) + len(codec.encode([stamp.ms, stamp.counter])) + len(self.after)
+        return len(self.before) + len(codec.encode_stamp(stamp.ms, stamp.counter)) \
+            + len(self.after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +190,7 @@ class Draft:
             four = codec.encode({"v": SCHEMA_VERSION, "kind": self.kind,
                                  "payload": self.payload, "agent_id": self.agent_id})
             before = _MAP_OF_SIX + four[1:] + _TIMESTAMP_KEY
-            after = _SESSION_KEY_KEY + codec.encode(self.session_key)
+            after = _SESSION_KEY_KEY + codec.encode_text(self.session_key)
             object.__setattr__(self, "_parts", _Parts(
                 before, after, hashlib.blake2b(before, digest_size=ID_BYTES)))
         assert self._parts is not None
@@ -201,7 +202,7 @@ class Draft:
         if stamp is None:
             raise ValueError("a draft without a timestamp needs one to be sealed")
         parts = self.parts()
-        rest = codec.encode([stamp.ms, stamp.counter]) + parts.after
+        rest = codec.encode_stamp(stamp.ms, stamp.counter) + parts.after
         canonical = parts.before + rest
         hasher = parts.hashed_before.copy()
         hasher.update(rest)

@@ -41,6 +41,7 @@ class Metrics:
         self.requests = Counter(
             "clawsync_http_requests", "HTTP requests answered, by route, method and status",
             ["route", "method", "status"], registry=self.registry)
+        self._requests_by_labels: dict[tuple[str, str, int], Any] = {}
         self.append_seconds = Histogram(
             "clawsync_append_seconds",
             "Time from a validated append request to its durable acknowledgement",
@@ -89,6 +90,16 @@ class Metrics:
     def response(self) -> web.Response:
         return web.Response(body=self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
+    def _requests_counter(self, route: str, method: str, status: int) -> Any:
+        """The counter of one route, method and status: ``labels`` looks it up under a
+        lock and builds its key each time, once per request."""
+        labels = (route, method, status)
+        counter = self._requests_by_labels.get(labels)
+        if counter is None:
+            counter = self._requests_by_labels[labels] = self.requests.labels(
+                route, method, str(status))
+        return counter
+
     def middleware(self) -> Any:
         """An aiohttp middleware counting answers by route template and status."""
 
@@ -100,7 +111,7 @@ class Metrics:
                 status = response.status
                 return response
             finally:
-                self.requests.labels(route_of(request), request.method, str(status)).inc()
+                self._requests_counter(route_of(request), request.method, status).inc()
 
         return count_requests
 

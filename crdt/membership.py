@@ -229,6 +229,10 @@ class Membership:
             changed = self.add(origin, event) or changed
         return changed
 
+    def unbound(self) -> list[tuple[str, Event]]:
+        """The ``(origin, event)`` records kept aside for want of a bound origin."""
+        return list(self._unbound.values())
+
     def members(self) -> dict[str, Member]:
         """Member devices by id."""
         return {device: Member(record.fields["name"], record.fields["address"], record.by,

@@ -222,14 +222,16 @@ class Devices:
         """Take in the records stored since the last call; True if anything changed."""
         async with self._lock:
             waiting = {origin for origin, _ in self._view.unbound()}
+            before = self._position
             new, bindings, position = await self._astore.read(
-                lambda store: _read(store, self._position, waiting, self._device))
+                lambda store: _read(store, before, waiting, self._device))
             self._bindings.update(bindings)
             self._position = position
             changed = self._view.refresh() if waiting else False
             for stored in new:
                 changed = self._view.add(stored.origin, stored.event) or changed
-            if changed:
+            if position > before:
+                # A removal, or a removed device's origin bound (``device_key``) after it.
                 await self._retire_removed()
         if changed:
             for listener in list(self._listeners):

@@ -36,11 +36,9 @@ from crdt.device import PUBLIC_KEY_BYTES, check_device_name, device_id, load_pub
 from crdt.errors import InvalidInput
 from crdt.events import Draft, Event
 from crdt.log.records import key
+from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer, bound_origin
 
-# TODO: import DEVICES_SESSION from crdt.membership once it exists there.
-#: The reserved session of device, membership and token records.
-DEVICES_SESSION = "clawsync:devices"
 KIND = "device_key"
 AGENT_ID = "clawsync"
 #: Highest ``n`` a record may name: a device takes a new origin only when its old one

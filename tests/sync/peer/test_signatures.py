@@ -100,7 +100,7 @@ def test_an_event_of_a_bound_origin_without_its_signature_is_refused(
     assert not b.holds(forged.id) and b.head == before
     assert machine.counters.events_forged == 1
     ack = parse(reply)
-    assert getattr(ack, "version")[a.node_id] == seq - 1  # not acknowledged
+    assert ack.version[a.node_id] == seq - 1  # not acknowledged
 
 
 def test_a_relay_that_does_not_sign_is_not_at_fault_and_its_copy_is_not_taken(

@@ -224,12 +224,13 @@ def check_log(node: NodeProcess) -> list[dict[str, Any]]:
 
 def assert_same_state(nodes: Sequence[NodeProcess], ids: set[str],
                       automerge: bool = True) -> None:
-    """Every node holds exactly ``ids``, once each, and serves the same projections (equal
-    to a rebuild from the events) and the same Automerge documents."""
+    """Every node holds exactly ``ids`` (and the nodes' own records), once each, and serves
+    the same projections (equal to a rebuild from the events) and the same Automerge
+    documents."""
     by_key: dict[str, list[dict[str, Any]]] = {}
     for node in nodes:
         events = check_log(node)
-        assert {e["id"] for e in events} == ids, f"{node.name}: other events"
+        assert appended_ids(events) == ids, f"{node.name}: other events"
         for event in events:
             by_key.setdefault(event["session_key"], [])
         if node is nodes[0]:

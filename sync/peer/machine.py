@@ -342,16 +342,23 @@ class PeerSync:
 
     def _verified(self, items: list[messages.Item]) -> list[messages.Item]:
         """The items whose signatures pass (``sync.peer.signatures``); the others are
-        counted, and neither stored nor acknowledged."""
+        counted, and neither stored nor acknowledged. Those of a retired origin that are
+        not taken anyway (``sync.peer.retired``) are left to that rule."""
         store = self.store
+        retired, retiring = store.retired, store.retiring
+        checked = [item for item in items
+                   if verdict(item.origin, item.seq, retired=retired, retiring=retiring)
+                   == "take"]
         judged = signatures.judge(
-            items, key_of=store.origin_key,
-            held=store.version.keys() | store.retired.keys() | store.retiring.keys(),
+            checked, key_of=store.origin_key,
+            held=store.version.keys() | retired.keys() | retiring.keys(),
             peer_signs=self.peer_about is not None and self.peer_about.signs,
             require=self.require_signatures)
         self.counters.events_forged += judged.count("forged")
         self.counters.events_unsigned += judged.count("unsigned")
-        return [item for item, verdict in zip(items, judged, strict=True) if verdict == "take"]
+        dropped = {id(item) for item, said in zip(checked, judged, strict=True)
+                   if said != "take"}
+        return [item for item in items if id(item) not in dropped]
 
     def _take_proofs(self, batch: Events) -> set[bytes]:
         """Store the forget records that prove the batch's skeletons, if we lack them

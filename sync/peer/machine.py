@@ -131,6 +131,9 @@ class PeerSync:
         ``about`` (else we wait for its own hello to show it)."""
         self._up = True
         self._peer_reads_about = peer_reads_about
+        # A peer that reads ``about`` says in its hello whether it takes signatures:
+        # wait for that hello before sending, or what we send unsigned is not taken.
+        self._outbox.ready = not peer_reads_about
         self._outbox.forget()
         self._next_pull_at = now + self.config.pull_interval_s
         self._said_hello = True
@@ -235,17 +238,21 @@ class PeerSync:
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node
-        self._outbox.replace(self._claims(hello.version))
-        self._give_up_stalled(now)
-        out: list[messages.Message] = []
         if hello.about is not None:
             self.peer_about = hello.about
             self._outbox.skeletons = hello.about.forgets
             if hello.about.signs and not self._outbox.signatures:
                 # What went out before we knew carried no signatures, and is not taken
-                # by a peer that checks them: send it again, signed.
+                # by a peer that checks them: send it again, signed (our own origin in
+                # full too, if a claim asked for that).
                 self._outbox.signatures = True
                 self._outbox.forget()
+                self._own_resent = False
+        if hello.about is not None or not self._peer_reads_about:
+            self._outbox.ready = True  # we know whether it takes signatures
+        self._outbox.replace(self._claims(hello.version))
+        self._give_up_stalled(now)
+        out: list[messages.Message] = []
         # The peer reached us first, or it has just shown that it reads ``about`` (which
         # our first hello left out): tell it what we hold, and run.
         learned = hello.about is not None and not self._peer_reads_about

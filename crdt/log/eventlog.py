@@ -35,6 +35,7 @@ from crdt.log.records import (
     origin_chunk_key,
     position_chunk_key,
 )
+from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 from crdt.storage.base import Storage, Transaction
 
@@ -239,7 +240,7 @@ class EventLog:
         """A folder written before origins were bound may hold ``device_key`` records,
         kept as events of a kind it did not know: bind their origins, once."""
         try:
-            session = self.session(bound.DEVICES_SESSION)
+            session = self.session(DEVICES_SESSION)
         except NotFound:
             session = None
         ids = [entry.sort_key[2] for _, entry in self.entries(session)] if session else []

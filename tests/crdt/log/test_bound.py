@@ -12,6 +12,7 @@ from crdt.events import Event
 from crdt.log import bound
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
+from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 
 Ev = Callable[..., Event]
@@ -73,7 +74,7 @@ def test_a_key_record_binds_only_the_origin_its_key_derives(ev: Ev) -> None:
     store = EventStore.open("memory:")
     try:
         fake = type(bound.device_key(SIGNER, 0))(
-            bound.DEVICES_SESSION, "clawsync", bound.KIND,
+            DEVICES_SESSION, "clawsync", bound.KIND,
             {**record.payload, "origin": "0123456789abcdef"})
         store.ingest([(fake.seal(ev().timestamp), "0123456789abcdef", 1)])
         assert store.origin_key("0123456789abcdef") is None

@@ -5,6 +5,7 @@ numbers, and each session's projection kept up to date in the same commit.
     projection  the fold of a session's events into its state
     store       ``EventStore``, the embedded API (append, read, checkpoints)
     retire      retiring origins: the retirement event and the rules every node applies
+    bound       origins bound to a device key: the ``device_key`` record, what it binds
 
 It knows nothing of Automerge: documents are built from it, in ``crdt.automerge``.
 

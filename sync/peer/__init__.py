@@ -6,6 +6,7 @@
     config    ``SyncConfig``: timing and window of a link, back-off
     quota     ``OriginQuota``: new origins one link may bring
     retired   retired origins on a link: what is sent of them, what is taken
+    signatures  which events to take, by their origin's device key
 
 The event log comes in through the ``Log`` interface (``crdt.log.store.EventStore`` has
 it); the node's transport (``node.peers``) moves the bytes.

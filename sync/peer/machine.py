@@ -47,7 +47,7 @@ from typing import Any
 
 from crdt.events import Event
 from sync.errors import PeerFault
-from sync.peer import messages
+from sync.peer import messages, signatures
 from sync.peer.config import SyncConfig, backoff_delay_s
 from sync.peer.messages import About, Ack, Events, Hello
 from sync.peer.outbox import Log, Outbox
@@ -77,6 +77,8 @@ class Counters:
     origins_refused: int = 0  # events of a new origin past the table's free part: skipped
     events_late: int = 0  # copies of a retired origin's events, held already: dropped
     events_refused: int = 0  # numbered past a retired origin's final seq: refused
+    events_forged: int = 0  # of a bound origin, its signature missing or wrong: refused
+    events_unsigned: int = 0  # unsigned from a peer that does not sign, or new unbound
     last_contact: float | None = None  # ``now`` of the last message received
 
 
@@ -94,8 +96,10 @@ class PeerSync:
     def __init__(self, store: Log, peer: str, *, now: float, rng: random.Random,
                  config: SyncConfig | None = None,
                  checkpoint: Mapping[str, int] | None = None,
-                 about: About | None = None) -> None:
+                 about: About | None = None, require_signatures: bool = False) -> None:
         self.store = store
+        #: Refuse events of unbound origins not held here yet (``sync.peer.signatures``).
+        self.require_signatures = require_signatures
         self.peer = peer
         self.config = config or SyncConfig()
         self.counters = Counters()
@@ -127,6 +131,9 @@ class PeerSync:
         ``about`` (else we wait for its own hello to show it)."""
         self._up = True
         self._peer_reads_about = peer_reads_about
+        # A peer that reads ``about`` says in its hello whether it takes signatures:
+        # wait for that hello before sending, or what we send unsigned is not taken.
+        self._outbox.ready = not peer_reads_about
         self._outbox.forget()
         self._next_pull_at = now + self.config.pull_interval_s
         self._said_hello = True
@@ -231,12 +238,21 @@ class PeerSync:
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node
-        self._outbox.replace(self._claims(hello.version))
-        self._give_up_stalled(now)
-        out: list[messages.Message] = []
         if hello.about is not None:
             self.peer_about = hello.about
             self._outbox.skeletons = hello.about.forgets
+            if hello.about.signs and not self._outbox.signatures:
+                # What went out before we knew carried no signatures, and is not taken
+                # by a peer that checks them: send it again, signed (our own origin in
+                # full too, if a claim asked for that).
+                self._outbox.signatures = True
+                self._outbox.forget()
+                self._own_resent = False
+        if hello.about is not None or not self._peer_reads_about:
+            self._outbox.ready = True  # we know whether it takes signatures
+        self._outbox.replace(self._claims(hello.version))
+        self._give_up_stalled(now)
+        out: list[messages.Message] = []
         # The peer reached us first, or it has just shown that it reads ``about`` (which
         # our first hello left out): tell it what we hold, and run.
         learned = hello.about is not None and not self._peer_reads_about
@@ -291,7 +307,8 @@ class PeerSync:
         items = [item for item in batch.items if not self.store.ahead(item.event)
                  and (item.event.forgotten_by is None or item.event.forgotten_by in proven)]
         self.counters.events_ahead += len(batch.items) - len(items)
-        fresh: list[tuple[Event, str, int]] = []
+        items = self._verified(items)
+        fresh: list[tuple[Event, str, int, bytes | None]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
         ends = self.store.version  # per origin, the last seq held or taken in this batch
@@ -316,7 +333,7 @@ class PeerSync:
             ends[item.origin] = max(ends.get(item.origin, 0), item.seq)
             holder = holders_now[item.origin, item.seq]
             if holder is None:
-                fresh.append((item.event, item.origin, item.seq))
+                fresh.append((item.event, item.origin, item.seq, item.signature))
             elif holder != item.event.id and not self.store.holds(item.event.id):
                 strays.append(item.event)
                 holders.append(holder)
@@ -340,6 +357,26 @@ class PeerSync:
         return {(origin, seq): held for origin, numbers in seqs.items()
                 for seq, held in zip(numbers, self.store.ids_at(origin, numbers),
                                      strict=True)}
+
+    def _verified(self, items: list[messages.Item]) -> list[messages.Item]:
+        """The items whose signatures pass (``sync.peer.signatures``); the others are
+        counted, and neither stored nor acknowledged. Those of a retired origin that are
+        not taken anyway (``sync.peer.retired``) are left to that rule."""
+        store = self.store
+        retired, retiring = store.retired, store.retiring
+        checked = [item for item in items
+                   if verdict(item.origin, item.seq, retired=retired, retiring=retiring)
+                   == "take"]
+        judged = signatures.judge(
+            checked, key_of=store.origin_key,
+            held=store.version.keys() | retired.keys() | retiring.keys(),
+            peer_signs=self.peer_about is not None and self.peer_about.signs,
+            require=self.require_signatures)
+        self.counters.events_forged += judged.count("forged")
+        self.counters.events_unsigned += judged.count("unsigned")
+        dropped = {id(item) for item, said in zip(checked, judged, strict=True)
+                   if said != "take"}
+        return [item for item in items if id(item) not in dropped]
 
     def _take_proofs(self, batch: Events) -> set[bytes]:
         """Store the forget records that prove the batch's skeletons, if we lack them

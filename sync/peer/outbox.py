@@ -51,7 +51,10 @@ class Log(Protocol):
 
     def origin_after(self, origin: str, seq: int, limit: int = ...) -> list[StoredEvent]: ...
 
-    def ingest(self, items: Iterable[tuple[Event, str, int]]) -> list[Appended]: ...
+    def ingest(self, items: Iterable[tuple[Event, str, int, bytes | None]]
+               ) -> list[Appended]: ...
+
+    def origin_key(self, origin: str) -> bytes | None: ...
 
     def ahead(self, event: Event) -> bool: ...
 
@@ -96,6 +99,10 @@ class Outbox:
         #: The peer takes forgotten events (skeletons with proofs; its hello said so).
         #: Else an origin is sent up to its first forgotten event only.
         self.skeletons = False
+        #: The peer takes signatures (its hello said so): items carry them. ``ready``:
+        #: whether it does is known (else nothing is sent yet).
+        self.signatures = False
+        self.ready = True
 
     def replace(self, version: Mapping[str, int]) -> None:
         """The peer says it holds exactly ``version`` (a hello): it may hold less than
@@ -137,7 +144,7 @@ class Outbox:
         """Batches of what the peer lacks, while the window has room (none while we do
         not know what it holds). That includes the peer's own events, if it lost them."""
         out: list[Events] = []
-        while self.known is not None and len(self.inflight) < self.window:
+        while self.known is not None and self.ready and len(self.inflight) < self.window:
             items, proofs = self._next_batch(self.known, now)
             if not items:
                 break
@@ -179,7 +186,8 @@ class Outbox:
                         return items, proofs
                     if proof is not None:
                         proofs[proof.id] = proof
-                    items.append(Item(origin, stored.seq, stored.event))
+                    items.append(Item(origin, stored.seq, stored.event,
+                                      stored.signature if self.signatures else None))
                 else:
                     cursor = page[-1].seq
                     continue

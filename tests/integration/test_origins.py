@@ -84,7 +84,8 @@ def test_a_wiped_devices_old_origin_is_retired_everywhere(tmp_path: Path) -> Non
         assert listed.returncode == 0 and old in listed.stdout and "active" in listed.stdout
         retired = run_cli(b, "origins", "retire", old)
         assert retired.returncode == 0, retired.stderr
-        assert f"{old} retired at seq 5" in retired.stdout
+        # 6: the device's key record (its seq 1) and its 5 events.
+        assert f"{old} retired at seq 6" in retired.stdout
         again = run_cli(b, "origins", "retire", old)
         assert again.returncode == 0 and "already retired" in again.stdout
 
@@ -95,7 +96,7 @@ def test_a_wiped_devices_old_origin_is_retired_everywhere(tmp_path: Path) -> Non
         wait_until(dropped_everywhere, 60, "every node dropped the old origin")
         for node in (a, b, c):
             row = origins(node)[old]
-            assert (row["seq"], row["final_seq"], row["events"]) == (5, 5, 5)
+            assert (row["seq"], row["final_seq"], row["events"]) == (6, 6, 6)
             assert row["last_activity"] is not None
         # Its events stay where they were, and readable.
         assert len([e for e in all_events(a) if e["id"] in old_ids]) == 5
@@ -107,8 +108,8 @@ def test_a_wiped_devices_old_origin_is_retired_everywhere(tmp_path: Path) -> Non
         head = a.get("/healthz")["head"]
         beyond = event(ms=int(time.time() * 1000), session="phone", content="after the wipe")
         row = asyncio.run(send_as_peer(a, [*(Item(old, s.seq, s.event) for s in held),
-                                           Item(old, 6, beyond)]))
-        assert row["events_late"] == 5 and row["events_refused"] == 1 and row["faults"] == 0
+                                           Item(old, 7, beyond)]))
+        assert row["events_late"] == 6 and row["events_refused"] == 1 and row["faults"] == 0
         assert a.get("/healthz")["head"] == head
         assert beyond.id.hex() not in {e["id"] for e in all_events(a)}
 

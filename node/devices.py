@@ -93,8 +93,8 @@ class Devices:
         """Fold every record held and follow the store's commits; ``name`` and
         ``address`` are this device's, for its own ``device_added``."""
         self._name, self._address = name, address
+        self._astore.add_commit_listener(self._committed)  # first: no commit slips by
         await self.refresh()
-        self._astore.add_commit_listener(self._committed)
 
     async def close(self) -> None:
         self._closed = True

@@ -89,7 +89,7 @@ async def start(config: Config) -> RunningNode:
         raise StartError(str(error)) from None
     try:
         app = make_app(config, astore, device)
-        gossip = Gossip(config, astore, peering.client_tls(config))
+        gossip = Gossip(config, astore, peering.client_tls(config), device)
         peering.setup(app, config, gossip)
         app[METRICS].registry.register(PeerCollector(gossip))
         runner = web.AppRunner(

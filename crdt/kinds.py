@@ -17,7 +17,8 @@ upgraded one at a time:
 
 Records the node itself writes ride on this rule as kinds outside ``KINDS``, so that
 projections skip them on every version alike: ``origin_retired`` (``crdt.log.retire``)
-and ``forget`` (``crdt.log.forget``).
+and ``forget`` (``crdt.log.forget``); in the session ``clawsync:devices``, ``device_key``,
+``device_added``, ``device_removed``, ``token_issued`` and ``token_revoked`` (``crdt.membership``).
 
 A build that knows more kinds (an extension, a test) registers them with
 ``register_kind`` before it starts its node.

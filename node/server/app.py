@@ -14,6 +14,8 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
                                        Accept: text/event-stream streams live
     GET  /v1/node                      this node: ids, name, head, counts, data folder bytes
     GET|PUT /v1/cursors/{name}         a bridge's named cursor (``node.server.cursors``)
+    GET|POST /v1/devices, DELETE /v1/devices/{id}   the cluster's devices
+                                       (``node.server.devices``)
     GET  /                             the web console (``node.server.console``)
     GET  /healthz                      liveness, node id and head (never needs the token)
     GET  /metrics                      Prometheus metrics
@@ -60,7 +62,7 @@ from node.http.wire import (
     unauthorized,
     wants_cbor,
 )
-from node.server import console, cursors, forget, pages, sessions, streams
+from node.server import console, cursors, devices, forget, pages, sessions, streams
 from node.store import AsyncStore
 
 CONFIG = web.AppKey("config", Config)
@@ -112,6 +114,7 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", get_metrics)
     cursors.setup(app, astore, config.limits)
+    devices.setup(app, config, astore, device)
     metrics.registry.register(repo_ws.setup(app, config, astore).collector())
     console.setup(app)
     retention.setup(app, config, astore)

@@ -1,0 +1,255 @@
+"""Device membership: which devices belong to the cluster, as a pure fold of records.
+
+Not to be confused with the peer *address* list that nodes gossip (``node.peers``,
+"members" there): this module is about devices, named by their device ids
+(``crdt.device``), added and removed by people.
+
+Every device record is an ordinary event in the reserved session ``DEVICES_SESSION``, so
+it replicates as every event does, and older nodes store and forward it as a kind they do
+not know (``crdt.kinds``; like ``origin_retired``, none of these kinds is in ``KINDS``):
+
+    {"type": "device_added", "device_id": <id>, "name": <text>, "address": <URL or null>}
+    {"type": "device_removed", "device_id": <id>, "reason": <text, may be empty>}
+
+The session also holds ``device_key`` (an origin bound to a device's key) and
+``token_issued`` / ``token_revoked`` (an app's token); their names are here so that every
+module reads them from one place.
+
+The rule, the same on every node (a 2P-set of device ids):
+
+* a device is a member iff some ``device_added`` names it and no ``device_removed`` does;
+* a removal is final for its device id: a device comes back only with a new key (a new
+  id). So a removal wins over every add, seen or concurrent, and nodes holding the same
+  records agree, whatever order the records came in;
+* a record counts only if its origin is bound to a device (``bound(origin)`` gives the
+  device id, or None): that device is who added or removed;
+* of several adds of one id, the last by ``(timestamp, id)`` gives its name and address;
+  of several removals, the first gives who removed it, when and why.
+
+A record that only looks like one (a wrong field type, an id not in its written form) is
+kept as any event, and counts for nothing.
+
+>>> from crdt.clock import Hlc
+>>> from crdt.device import device_id, private_key_from_seed, public_bytes
+>>> laptop, phone = (device_id(public_bytes(private_key_from_seed(bytes([n]) * 32)))
+...                  for n in (1, 2))
+>>> bound = {"o1": laptop}.get
+>>> records = [("o1", added(laptop, "laptop").seal(Hlc(1, 0))),
+...            ("o1", added(phone, "phone", "http://phone:8765").seal(Hlc(2, 0)))]
+>>> view = Membership.of(records, bound)
+>>> sorted(m.name for m in view.members().values()), view.is_member(phone)
+(['laptop', 'phone'], True)
+>>> view.add("o1", removed(phone, "lost").seal(Hlc(3, 0)))
+True
+>>> view.is_member(phone), view.removed()[phone].reason, view.removed()[phone].by == laptop
+(False, 'lost', True)
+>>> view.add("o1", added(phone, "phone again").seal(Hlc(4, 0)))   # removal is final
+False
+>>> view.add("stranger", added(phone, "sneaky").seal(Hlc(5, 0)))  # origin not bound
+False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from crdt.device import check_device_name, parse_device_id
+from crdt.errors import InvalidInput, LimitExceeded
+from crdt.events import Draft, Event
+from crdt.keys import check_name, utf8_len
+
+#: The reserved session of device, membership and token records (never forgotten).
+DEVICES_SESSION = "clawsync:devices"
+AGENT_ID = "clawsync"
+#: The kinds of record in ``DEVICES_SESSION``.
+DEVICE_KEY = "device_key"
+DEVICE_ADDED = "device_added"
+DEVICE_REMOVED = "device_removed"
+TOKEN_ISSUED = "token_issued"
+TOKEN_REVOKED = "token_revoked"
+MEMBERSHIP_KINDS = frozenset({DEVICE_ADDED, DEVICE_REMOVED})
+#: Longest advertised address (a URL) and removal reason, in UTF-8 bytes.
+ADDRESS_BYTES_MAX = 2048
+REASON_BYTES_MAX = 256
+
+#: Who signed a record: the device id of an origin, None if the origin is not bound.
+Bound = Callable[[str], "str | None"]
+SortKey = tuple[int, int, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A member device: its name and advertised address (from its last add), who added
+    it and when (milliseconds since the epoch, of the record's timestamp)."""
+
+    name: str
+    address: str | None
+    added_by: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """A removed device: who removed it, when (ms) and why (its first removal), and the
+    name it had, if an add of it is known."""
+
+    by: str
+    at_ms: int
+    reason: str
+    name: str | None = None
+
+
+def check_address(value: object, field: str = "address") -> str | None:
+    """An advertised address: None, or an ``http://`` / ``https://`` URL."""
+    if value is None:
+        return None
+    address = check_name(value, field, bytes_max=ADDRESS_BYTES_MAX)
+    if not address.startswith(("http://", "https://")) or len(address.split("//", 1)[1]) == 0:
+        raise InvalidInput("must be an http:// or https:// URL", field=field)
+    return address
+
+
+def check_reason(value: object, field: str = "reason") -> str:
+    """A removal's reason: text of at most ``REASON_BYTES_MAX`` bytes, may be empty."""
+    if not isinstance(value, str):
+        raise InvalidInput("must be a string", field=field)
+    size = utf8_len(value, field)
+    if size > REASON_BYTES_MAX:
+        raise LimitExceeded(f"is {size} bytes; the limit is {REASON_BYTES_MAX}", field=field)
+    if value:
+        check_name(value, field, bytes_max=REASON_BYTES_MAX)
+    return value
+
+
+def added(device_id: str, name: str, address: str | None = None) -> Draft:
+    """The record that adds ``device_id`` (as typed: it is parsed) under ``name``;
+    ``InvalidInput`` naming the field that is wrong."""
+    payload = {"device_id": parse_device_id(device_id), "name": check_device_name(name),
+               "address": check_address(address)}
+    return Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, payload)
+
+
+def removed(device_id: str, reason: str = "") -> Draft:
+    """The record that removes ``device_id`` for good."""
+    payload = {"device_id": parse_device_id(device_id), "reason": check_reason(reason)}
+    return Draft(DEVICES_SESSION, AGENT_ID, DEVICE_REMOVED, payload)
+
+
+def _written_id(value: Any) -> str | None:
+    """``value`` if it is a device id in its written form, else None."""
+    try:
+        parsed = parse_device_id(value)
+    except InvalidInput:
+        return None
+    return parsed if parsed == value else None
+
+
+def read(event: Event) -> tuple[str, str, dict[str, Any]] | None:
+    """``(kind, device_id, fields)`` if ``event`` is a well-formed membership record
+    (fields: ``name`` and ``address`` of an add, ``reason`` of a removal), else None."""
+    if event.session_key != DEVICES_SESSION or event.kind not in MEMBERSHIP_KINDS:
+        return None
+    payload = event.payload
+    device = _written_id(payload.get("device_id"))
+    if device is None:
+        return None
+    try:
+        if event.kind == DEVICE_ADDED:
+            fields = {"name": check_device_name(payload.get("name")),
+                      "address": check_address(payload.get("address"))}
+        else:
+            fields = {"reason": check_reason(payload.get("reason"))}
+    except InvalidInput:
+        return None
+    return event.kind, device, fields
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    sort_key: SortKey
+    by: str
+    fields: dict[str, Any]
+
+
+class Membership:
+    """The members and removed devices of a set of records (the module's rule).
+
+    ``add`` takes records one at a time, in any order, each at most once or more; the
+    result depends only on the set. ``bound`` is read when a record is added: a record
+    of an origin not bound yet counts for nothing until it is added again (``refresh``
+    re-reads those kept aside, after bindings were learned).
+    """
+
+    def __init__(self, bound: Bound) -> None:
+        self._bound = bound
+        self._adds: dict[str, _Record] = {}
+        self._removals: dict[str, _Record] = {}
+        #: Well-formed records of origins not bound (yet), by event id.
+        self._unbound: dict[bytes, tuple[str, Event]] = {}
+
+    @classmethod
+    def of(cls, records: Iterable[tuple[str, Event]], bound: Bound) -> Membership:
+        """The membership of ``(origin, event)`` records (other events are skipped)."""
+        view = cls(bound)
+        for origin, event in records:
+            view.add(origin, event)
+        return view
+
+    def add(self, origin: str, event: Event) -> bool:
+        """Take in one event of ``origin``; True if members or removed changed."""
+        record = read(event)
+        if record is None:
+            return False
+        kind, device, fields = record
+        by = self._bound(origin)
+        if by is None:
+            self._unbound[event.id] = (origin, event)
+            return False
+        self._unbound.pop(event.id, None)
+        taken = _Record(event.sort_key, by, fields)
+        if kind == DEVICE_REMOVED:
+            first = self._removals.get(device)
+            if first is not None and first.sort_key <= taken.sort_key:
+                return False
+            self._removals[device] = taken
+            return True
+        last = self._adds.get(device)
+        if last is not None and last.sort_key >= taken.sort_key:
+            return False
+        self._adds[device] = taken
+        return device not in self._removals
+
+    def refresh(self) -> bool:
+        """Take in again the records kept aside for want of a bound origin; True if
+        members or removed changed."""
+        changed = False
+        for origin, event in list(self._unbound.values()):
+            changed = self.add(origin, event) or changed
+        return changed
+
+    def unbound(self) -> list[tuple[str, Event]]:
+        """The ``(origin, event)`` records kept aside for want of a bound origin."""
+        return list(self._unbound.values())
+
+    def members(self) -> dict[str, Member]:
+        """Member devices by id."""
+        return {device: Member(record.fields["name"], record.fields["address"], record.by,
+                               record.sort_key[0])
+                for device, record in self._adds.items() if device not in self._removals}
+
+    def removed(self) -> dict[str, Removal]:
+        """Removed devices by id (an id removed and never added is listed too)."""
+        out = {}
+        for device, record in self._removals.items():
+            add = self._adds.get(device)
+            out[device] = Removal(record.by, record.sort_key[0], record.fields["reason"],
+                                  add.fields["name"] if add else None)
+        return out
+
+    def is_member(self, device_id: str) -> bool:
+        return device_id in self._adds and device_id not in self._removals
+
+    def is_removed(self, device_id: str) -> bool:
+        return device_id in self._removals

@@ -1,0 +1,113 @@
+"""Device membership (crdt.membership): the 2P-set rule, records from bound origins only,
+and the same members and removed devices whatever the order or split of the records."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crdt import membership
+from crdt.clock import Hlc
+from crdt.device import device_id, private_key_from_seed, public_bytes
+from crdt.errors import InvalidInput
+from crdt.events import Draft, Event
+from crdt.membership import Membership
+
+DEVICES = [device_id(public_bytes(private_key_from_seed(bytes([n]) * 32))) for n in range(4)]
+BOUND = {"o-a": DEVICES[0], "o-b": DEVICES[1]}
+ORIGINS = [*BOUND, "o-unbound"]
+
+
+def _view(records: list[tuple[str, Event]]) -> tuple[object, object]:
+    view = Membership.of(records, BOUND.get)
+    return view.members(), view.removed()
+
+
+record = st.builds(
+    lambda origin, remove, device, ms, name: (origin, (
+        membership.removed(DEVICES[device], name) if remove
+        else membership.added(DEVICES[device], name)).seal(Hlc(ms, 0))),
+    st.sampled_from(ORIGINS), st.booleans(), st.integers(0, 3), st.integers(1, 50),
+    st.sampled_from(["laptop", "phone", "home"]))
+
+
+@settings(max_examples=200)
+@given(st.lists(record, max_size=12), st.randoms(use_true_random=False),
+       st.integers(0, 12))
+def test_any_order_or_split_of_the_records_gives_the_same_set(
+        records: list[tuple[str, Event]], rnd: object, cut: int) -> None:
+    expected = _view(records)
+    shuffled = list(records)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert _view(shuffled) == expected
+    # Two partitioned nodes each hold a part, then each takes the other's (and repeats).
+    left, right = shuffled[:cut], shuffled[cut:]
+    assert _view(left + right + left) == _view(right + left) == expected
+    # The rule itself: added and never removed, counting bound origins only.
+    counted = [(o, membership.read(e)) for o, e in records if o in BOUND]
+    adds = {r[1] for _, r in counted if r and r[0] == membership.DEVICE_ADDED}
+    removes = {r[1] for _, r in counted if r and r[0] == membership.DEVICE_REMOVED}
+    members, removed = expected
+    assert set(members) == adds - removes  # type: ignore[arg-type]
+    assert set(removed) == removes  # type: ignore[arg-type]
+
+
+def test_a_removal_wins_over_a_later_add_and_says_who_and_why() -> None:
+    phone = DEVICES[2]
+    records = [("o-a", membership.added(phone, "phone").seal(Hlc(1, 0))),
+               ("o-b", membership.removed(phone, "lost").seal(Hlc(2, 0))),
+               ("o-a", membership.added(phone, "phone").seal(Hlc(3, 0)))]
+    view = Membership.of(records, BOUND.get)
+    assert not view.is_member(phone) and view.is_removed(phone)
+    assert view.removed()[phone] == membership.Removal(DEVICES[1], 2, "lost", "phone")
+
+
+def test_the_last_add_names_a_member_and_the_first_removal_is_kept() -> None:
+    phone = DEVICES[2]
+    view = Membership(BOUND.get)
+    assert view.add("o-a", membership.added(phone, "new", "http://p:1").seal(Hlc(5, 0)))
+    assert not view.add("o-b", membership.added(phone, "old").seal(Hlc(4, 0)))
+    assert view.members()[phone] == membership.Member("new", "http://p:1", DEVICES[0], 5)
+    assert view.add("o-b", membership.removed(phone, "second").seal(Hlc(9, 0)))
+    assert view.add("o-a", membership.removed(phone, "first").seal(Hlc(7, 0)))
+    assert not view.add("o-b", membership.removed(phone, "third").seal(Hlc(8, 0)))
+    assert view.removed()[phone].reason == "first"
+
+
+def test_a_record_of_an_unbound_origin_counts_once_the_origin_is_bound() -> None:
+    bound: dict[str, str] = {}
+    view = Membership(bound.get)
+    assert not view.add("o-late", membership.added(DEVICES[3], "tv").seal(Hlc(1, 0)))
+    assert view.members() == {} and not view.refresh()
+    bound["o-late"] = DEVICES[0]
+    assert view.refresh() and view.is_member(DEVICES[3])
+
+
+def test_records_that_only_look_like_membership_count_for_nothing() -> None:
+    fakes = [
+        Draft(membership.DEVICES_SESSION, "x", membership.DEVICE_ADDED,
+              {"device_id": DEVICES[2].lower(), "name": "lower", "address": None}),
+        Draft(membership.DEVICES_SESSION, "x", membership.DEVICE_ADDED,
+              {"device_id": DEVICES[2], "name": 7, "address": None}),
+        Draft(membership.DEVICES_SESSION, "x", membership.DEVICE_REMOVED,
+              {"device_id": DEVICES[2]}),
+        Draft("elsewhere", "x", membership.DEVICE_ADDED,
+              {"device_id": DEVICES[2], "name": "n", "address": None}),
+    ]
+    view = Membership.of([("o-a", d.seal(Hlc(1, 0))) for d in fakes], BOUND.get)
+    assert view.members() == {} and view.removed() == {}
+
+
+@pytest.mark.parametrize("call, field, message", [
+    (lambda: membership.added("ABC", "x"), "device_id", "56"),
+    (lambda: membership.added(DEVICES[0][:-1] + "B", "x"), "device_id", "check character 4"),
+    (lambda: membership.added(DEVICES[0], ""), "name", "empty"),
+    (lambda: membership.added(DEVICES[0], "x", "ftp://h"), "address", "http"),
+    (lambda: membership.removed(DEVICES[0], "r" * 257), "reason", "limit"),
+])
+def test_bad_input_is_refused_naming_the_field(call: object, field: str,
+                                               message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        call()  # type: ignore[operator]
+    assert caught.value.field == field and message in str(caught.value)

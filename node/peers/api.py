@@ -77,8 +77,8 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         refused = gossip.admit(claimed[0], shared=shared)
         if refused is not None:
             code, detail, text = refused
-            log.info("peer device refused", device_id=claimed[0], code=code,
-                     peer=request.remote)
+            log.debug("peer device refused", device_id=claimed[0], code=code,
+                      peer=request.remote)
             return refuse(gossip.device, code, detail, claimed[0], claimed[1], text)
     if gossip.stopping:  # a stopping node takes no new links: it would wait on them
         raise web.HTTPServiceUnavailable(text="this node is stopping")

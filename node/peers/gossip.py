@@ -45,8 +45,9 @@ from crdt.events import SCHEMA_VERSION
 from crdt.log.store import EventStore
 from node.config import Config, software_version
 from node.device import DeviceKey
+from node.devices import Devices
 from node.peers.budget import WriterBudget
-from node.peers.links import Membership, Removed, refusal_for, removal_text, waiting_text
+from node.peers.links import Removed, refusal_for, removal_text, waiting_text
 from node.peers.transport import (
     DEVICE_REMOVED,
     NOT_MEMBER,
@@ -104,7 +105,7 @@ class Gossip:
 
     def __init__(self, config: Config, astore: AsyncStore,
                  tls: ssl.SSLContext | None, device: DeviceKey,
-                 membership: Membership | None = None) -> None:
+                 membership: Devices | None = None) -> None:
         self.config = config
         self.astore = astore
         self.tls = tls
@@ -174,6 +175,21 @@ class Gossip:
         at once and dial new members' addresses soon."""
         self.sweep()
         self._membership_changed.set()
+        own = self.membership.members().get(self.device.device_id) if self.membership else None
+        address = self.config.advertise_url
+        if own is not None and address is not None and own.address != address \
+                and not self.stopping:
+            self._spawn(self._announce(own.name, address), "announce-address")
+
+    async def _announce(self, name: str, address: str) -> None:
+        """A member that added this device named no address (or an old one): say ours
+        again, so that the others can dial us (the last add of a device gives its
+        address)."""
+        assert self.membership is not None
+        try:
+            await self.membership.add(self.device.device_id, name, address)
+        except Exception:
+            log.warning("could not announce this device's address", exc_info=True)
 
     # -- devices -----------------------------------------------------------------------
 
@@ -319,22 +335,22 @@ class Gossip:
         return False
 
     def _refused_by_peer(self, runner: Runner, exc: LinkRefused) -> None:
-        """The peer turned this device away: say why, and remember a signed removal."""
-        refusal = exc.refusal
+        """The peer turned this device away: say why (in the log once, until it changes),
+        and remember a signed removal."""
+        refusal, said = exc.refusal, runner.refused
         if refusal is None:
             runner.refused = str(exc)
-            log.warning("peer refused this device", peer=runner.url, reason=str(exc))
-            return
-        if refusal.code == DEVICE_REMOVED and (self.membership is None
-                                               or self.is_member(refusal.by)
-                                               or refusal.by in self.membership.removed()):
+        elif refusal.code == DEVICE_REMOVED and (self.membership is None
+                                                 or self.is_member(refusal.by)
+                                                 or refusal.by in self.membership.removed()):
             self.removed.record(refusal)
             runner.refused = removal_text(self.removed.view() or {})
         elif refusal.code == NOT_MEMBER:
             runner.refused = waiting_text(refusal.by, self.device.device_id)
         else:
             runner.refused = f"refused by {refusal.by} ({refusal.code})"
-        log.warning("peer refused this device", peer=runner.url, reason=runner.refused)
+        if runner.refused != said:
+            log.warning("peer refused this device", peer=runner.url, reason=runner.refused)
 
     def _forget(self, runner: Runner) -> None:
         self.runners.pop(runner.key, None)

@@ -1,6 +1,6 @@
-"""Who may link, in words for people: the membership a node consults, why a device is
-refused, and this node's own removal as a member told it (kept in the data folder, so
-that ``clawsync status`` still says so after a restart).
+"""Who may link, in words for people: why a device is refused, and this node's own
+removal as a member told it (kept in the data folder, so that ``clawsync status`` still
+says so after a restart).
 """
 
 from __future__ import annotations
@@ -12,47 +12,15 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from crdt.membership import Removal
 from node.peers.transport import DEVICE_REMOVED, Refusal
 
 #: This node's removal, as told: ``by``, ``at_ms``, ``reason``, ``told_by``, ``told_at_ms``.
 REMOVED_FILE = "removed.json"
 #: Characters of a removal's reason carried in a refusal (an HTTP header, ASCII-escaped).
 REASON_CHARS_MAX = 80
-
-
-class Removal(Protocol):
-    """A removed device (``crdt.membership.Removal``)."""
-
-    @property
-    def by(self) -> str: ...
-
-    @property
-    def at_ms(self) -> int: ...
-
-    @property
-    def reason(self) -> str: ...
-
-
-class Member(Protocol):
-    """A member device (``crdt.membership.Member``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def address(self) -> str | None: ...
-
-
-class Membership(Protocol):
-    """What links read of the cluster's devices (``node.devices``)."""
-
-    def is_member(self, device_id: str) -> bool: ...
-
-    def members(self) -> Mapping[str, Member]: ...
-
-    def removed(self) -> Mapping[str, Removal]: ...
 
 
 def when(at_ms: int) -> str:

@@ -35,6 +35,7 @@ from node.peers import api as peering
 from node.peers.gossip import Gossip
 from node.peers.metrics import PeerCollector
 from node.server.app import METRICS, make_app
+from node.server.devices import DEVICES
 from node.store import AsyncStore
 
 log = structlog.get_logger(__name__)
@@ -89,7 +90,8 @@ async def start(config: Config) -> RunningNode:
         raise StartError(str(error)) from None
     try:
         app = make_app(config, astore, device)
-        gossip = Gossip(config, astore, peering.client_tls(config), device)
+        gossip = Gossip(config, astore, peering.client_tls(config), device, app[DEVICES])
+        app[DEVICES].add_listener(gossip.membership_changed)
         peering.setup(app, config, gossip)
         app[METRICS].registry.register(PeerCollector(gossip))
         runner = web.AppRunner(

@@ -23,7 +23,10 @@ False
 
 from __future__ import annotations
 
+import hashlib
+
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from crdt import codec
@@ -83,3 +86,49 @@ def verify(public_key: Ed25519PublicKey | bytes, signature: bytes, event_id: byt
     except InvalidSignature:
         return False
     return True
+
+
+#: What a bound origin's hash starts with (``bound_origin``).
+ORIGIN_TAG = b"clawsync/origin/v1"
+#: Hex digits of an origin, as a random node id has.
+ORIGIN_HEX_CHARS = 16
+
+
+def bound_origin(public_key: bytes, n: int) -> str:
+    """The ``n``-th origin (0, 1, ...) of the device whose raw public key this is: a hash
+    of the key, so no other key can claim it.
+
+    >>> bound_origin(bytes(32), 0)
+    'd77178f5cc01ea56'
+    """
+    digest = hashlib.sha256(ORIGIN_TAG + public_key + n.to_bytes(8, "big")).hexdigest()
+    return digest[:ORIGIN_HEX_CHARS]
+
+
+class Signer:
+    """The capability to sign as one device, passed to a store that originates events
+    (``crdt.log.store.EventStore``): the store never reads key files.
+
+    >>> from crdt.device import private_key_from_seed
+    >>> signer = Signer(private_key_from_seed(bytes(32)), "laptop")
+    >>> signer.origin(0) == bound_origin(signer.public_key, 0)
+    True
+    >>> verify(signer.public_key, signer.sign(bytes(32), signer.origin(0), 1), bytes(32),
+    ...        signer.origin(0), 1)
+    True
+    """
+
+    def __init__(self, private_key: Ed25519PrivateKey, name: str) -> None:
+        self._private_key = private_key
+        self.name = name
+        self.public_key = private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def origin(self, n: int) -> str:
+        return bound_origin(self.public_key, n)
+
+    def sign(self, event_id: bytes, origin: str, seq: int) -> bytes:
+        return sign(self._private_key, event_id, origin, seq)
+
+    def __repr__(self) -> str:  # never the key
+        return f"Signer(name={self.name!r})"

@@ -19,8 +19,9 @@ from typing import Any
 from crdt import codec
 from crdt.clock import Clock
 from crdt.errors import NotFound, StoreError
+from crdt.signing import Signer
 from crdt.events import Event
-from crdt.log import erase, forget, retire
+from crdt.log import bound, erase, forget, retire
 from crdt.log.projection import Header, Message
 from crdt.log.records import (
     INDEX_CHUNK,
@@ -96,6 +97,9 @@ class Batch:
         self.coverage: dict[str, erase.Coverage] = {}
         #: Forget records stored by this batch: erased with at its end.
         self.forgets: list[forget.Forget] = []
+        #: Origins this batch bound (``crdt.log.bound``); the clock of local events.
+        self.bindings: dict[str, bound.Binding] = {}
+        self.clock: Clock | None = None
 
     def read_events(self, event_ids: Sequence[bytes]) -> None:
         """Read the stored records of these events in one go (the duplicate check)."""
@@ -204,18 +208,25 @@ class EventLog:
         #: Active origins beyond which one known only from a retirement is not asked
         #: for (``crdt.log.retire``); the node sets the peer protocol's.
         self.origins_room = retire.ROOM_DEFAULT
+        #: Signs the events this node originates under its bound origin (None: no key;
+        #: events are unsigned, under a random origin, as before events were signed).
+        self.signer: Signer | None = None
+        self._bindings: dict[str, bound.Binding | None] = {}  # read from storage
 
     @classmethod
-    def open(cls, storage: Storage, new_node_id: str) -> EventLog:
-        """Open the log in ``storage``; ``new_node_id`` names the node if the log is new."""
+    def open(cls, storage: Storage, new_node_id: str,
+             signer: Signer | None = None) -> EventLog:
+        """Open the log in ``storage``; ``new_node_id`` names the node if the log is new
+        and there is no ``signer`` (with one, its first bound origin does)."""
         raw = storage.get(META)
         if raw is None:
-            meta = Meta(new_node_id)
+            meta = Meta(new_node_id) if signer is None else Meta(signer.origin(0), origin_n=0)
             with storage.transaction() as tx:
                 tx.put(META, meta.to_record())
         else:
             meta = Meta.from_record(raw)
         log = cls(storage, meta)
+        log.signer = signer
         if meta.local_seq > meta.version.get(meta.node_id, 0):
             log._close_own_gap()
         if raw is not None and "retired" not in codec.decode_trusted(raw):
@@ -267,6 +278,7 @@ class EventLog:
                 batch.put_index(origin_chunk_key(own, old_seq), old_seq % INDEX_CHUNK, None)
             for number, position in enumerate(run, start=held + 1):
                 batch.put_index(origin_chunk_key(own, number), number % INDEX_CHUNK, position)
+                self._sign_slot(batch, own, number, position)
             meta.local_seq = held + len(run)
             if run:
                 meta.version[own] = meta.local_seq
@@ -278,18 +290,23 @@ class EventLog:
         """Position of the newest stored event (0 for an empty log)."""
         return self.meta.next_position - 1
 
-    def append(self, events: Sequence[tuple[Event, str | None, int | None]],
+    def append(self, events: Sequence[tuple[Event, str | None, int | None]
+                                      | tuple[Event, str, int, bytes | None]],
                clock: Clock) -> list[Appended]:
-        """Store ``(event, origin, seq)`` items in one transaction; ``origin=None`` means
-        this node originates the event and numbers it. Returns once durable."""
+        """Store ``(event, origin, seq)`` items, or ``(event, origin, seq, signature)``,
+        in one transaction; ``origin=None`` means this node originates the event, numbers
+        it, and signs it if it has a signer. Returns once durable. A peer's signatures
+        are stored as given: ``sync.peer.signatures`` checks them first."""
         meta = self.meta.copy()
         results = []
         try:
             with self.storage.transaction() as tx:
                 batch = Batch(tx, meta, self._open_sessions)
-                batch.read_events([event.id for event, _, _ in events])
-                for event, origin, seq in events:
-                    results.append(self._append_one(batch, event, origin, seq))
+                batch.clock = clock
+                batch.read_events([item[0].id for item in events])
+                for event, origin, seq, *signed in events:
+                    results.append(self._append_one(batch, event, origin, seq,
+                                                    signed[0] if signed else None))
                 self._settle_retired(batch, clock)
                 if batch.forgets:
                     batch.flush()  # so that the erasure reads what the batch wrote
@@ -304,26 +321,34 @@ class EventLog:
         batch.keep_sessions()
         self.meta = meta
         self.erased = batch.forgets
+        self._bindings.update(batch.bindings)
         return results
 
     def _append_one(self, batch: Batch, event: Event, origin: str | None,
-                    seq: int | None) -> Appended:
+                    seq: int | None, signature: bytes | None = None) -> Appended:
         meta = batch.meta
         local = origin is None or seq is None
         if local:
+            signer = self._own_signer(meta)
+            if signer is not None and meta.local_seq == 0 and event.kind != bound.KIND:
+                self._announce_key(batch, signer)  # seq 1 of a bound origin
             origin, seq = meta.node_id, meta.local_seq + 1
         assert origin is not None and seq is not None
         position = meta.next_position
         held = batch.event(event.id)
         if held is not None:
             existing = self._stored(held, event.id)
-            if not local:  # the peer's (origin, seq) is held now, whoever sent it first
-                self._note_origin(batch, origin, seq, existing.position)
+            # The peer's (origin, seq) is held now, whoever sent it first.
+            if not local and self._note_origin(batch, origin, seq, existing.position) \
+                    and signature is not None:
+                batch.writes.append((key("g", origin, seq), signature))
             return Appended(existing, False)
+        if local and signer is not None:
+            signature = signer.sign(event.id, origin, seq)
         session = batch.session(event.session_key)
         # An event a stored forget covers is stored forgotten: it never comes back.
         event = erase.stored_form(batch, session, event)
-        stored = StoredEvent(event, position, origin, seq)
+        stored = StoredEvent(event, position, origin, seq, signature)
         batch.add_event(event.id, stored.to_record())
         if origin == meta.node_id:
             # Our own events can come back from a peer (a restored backup, a copied data
@@ -346,7 +371,59 @@ class EventLog:
         retired = retire.read(event)
         if retired is not None:
             retire.learn(meta, *retired, room=self.origins_room)
+        binding = bound.read(event)
+        if binding is not None and self._binding(batch, binding.origin) is None:
+            self._bind(batch, binding)
         return Appended(stored, True)
+
+    def _own_signer(self, meta: Meta, strict: bool = True) -> Signer | None:
+        """The signer of our origin if it is bound to its key; ``StoreError`` (if
+        ``strict``) for a bound origin without its signer: the events it would write
+        unsigned would be refused everywhere."""
+        if meta.origin_n is None:
+            return None
+        if self.signer is None:
+            if not strict:
+                return None
+            raise StoreError(f"this data folder writes as origin {meta.node_id}, bound to "
+                             "a device key: open it with its key (the node's signer)")
+        return self.signer if self.signer.origin(meta.origin_n) == meta.node_id else None
+
+    def _announce_key(self, batch: Batch, signer: Signer) -> None:
+        """Append our origin's ``device_key`` record, as its seq 1."""
+        assert batch.meta.origin_n is not None
+        clock = batch.clock or Clock(last=batch.meta.clock)
+        self._append_one(batch, bound.device_key(signer, batch.meta.origin_n)
+                         .seal(clock.now()), None, None)
+
+    def _binding(self, batch: Batch | None, origin: str) -> bound.Binding | None:
+        if batch is not None and origin in batch.bindings:
+            return batch.bindings[origin]
+        if origin not in self._bindings:
+            raw = self.storage.get(bound.binding_key(origin))
+            self._bindings[origin] = None if raw is None else bound.Binding.from_record(
+                origin, raw)
+        return self._bindings[origin]
+
+    def _bind(self, batch: Batch, binding: bound.Binding) -> None:
+        """Record that ``binding.origin`` is bound, and list it under its device."""
+        batch.bindings[binding.origin] = binding
+        batch.writes.append((bound.binding_key(binding.origin), binding.to_record()))
+        record_key = bound.device_record_key(binding.device_id)
+        raw = batch.tx.get(record_key)
+        origins = list(codec.decode_trusted(raw)) if raw else []
+        origins += [o for o in batch.bindings if o not in origins
+                    and batch.bindings[o].device_id == binding.device_id]
+        batch.writes.append((record_key, codec.encode_fast(origins)))
+
+    def _sign_slot(self, batch: Batch, origin: str, seq: int, position: int) -> None:
+        """Sign an event numbered again under our own origin (its record keeps its first
+        slot's signature), if that origin is bound."""
+        signer = self._own_signer(batch.meta, strict=False)
+        if signer is None or origin != batch.meta.node_id:
+            return
+        event_id = batch.index(position_chunk_key(position))[position % INDEX_CHUNK]
+        batch.writes.append((key("g", origin, seq), signer.sign(event_id, origin, seq)))
 
     def _settle_retired(self, batch: Batch, clock: Clock | None) -> None:
         """Drop the retired origins now held up to their final seq; if ours is one of
@@ -361,14 +438,22 @@ class EventLog:
         if meta.retiring and meta.node_id in retire.settle(meta):
             self._take_new_origin(batch, meta.retired[meta.node_id])
 
-    @staticmethod
-    def _take_new_origin(batch: Batch, final_seq: int) -> None:
+    def _take_new_origin(self, batch: Batch, final_seq: int) -> None:
         """Our origin was retired at ``final_seq``: continue under a new one, as a wiped
         folder would, and number again under it our events above ``final_seq`` (written
         before the retirement reached us; every node refuses them under the old origin),
-        so that they travel. Their old slots are cleared; positions do not change."""
+        so that they travel. Their old slots are cleared; positions do not change.
+        With a signer the new origin is the key's next bound origin, its seq 1 the
+        ``device_key`` record, and the events numbered again are signed."""
         meta = batch.meta
-        old, new = meta.node_id, secrets.token_hex(8)
+        old, new, n = meta.node_id, secrets.token_hex(8), None
+        if self.signer is not None:
+            n = meta.origin_n + 1 if meta.origin_n is not None \
+                and self.signer.origin(meta.origin_n) == old else 0
+            while self.signer.origin(n) in meta.version.keys() | meta.retired.keys() \
+                    | meta.retiring.keys():
+                n += 1
+            new = self.signer.origin(n)
         run = []
         for seq in range(final_seq + 1, meta.local_seq + 1):
             record_key, offset = origin_chunk_key(old, seq), seq % INDEX_CHUNK
@@ -376,31 +461,34 @@ class EventLog:
             if offset < len(chunk) and chunk[offset] is not None:
                 run.append(chunk[offset])
                 batch.put_index(record_key, offset, None)
-        meta.node_id, meta.local_seq = new, len(run)
-        for seq, position in enumerate(run, start=1):
+        meta.node_id, meta.local_seq, meta.origin_n = new, 0, n
+        if self.signer is not None:
+            self._announce_key(batch, self.signer)
+        for seq, position in enumerate(run, start=meta.local_seq + 1):
             batch.put_index(origin_chunk_key(new, seq), seq % INDEX_CHUNK, position)
-        if run:
-            meta.version[new] = len(run)
+            self._sign_slot(batch, new, seq, position)
+            meta.version[new] = meta.local_seq = seq
 
     @staticmethod
-    def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> None:
+    def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> bool:
         """Index (origin, seq) and advance the origin's contiguous sequence number. A slot
-        that holds another event keeps it: the first one in stays findable."""
+        that holds another event keeps it: the first one in stays findable. True if
+        the slot was free (it holds this event now)."""
         final_seq = batch.meta.retired.get(origin)
         if final_seq is not None and seq > final_seq:
-            return  # not a number of a retired origin (``sync.peer`` refuses it)
+            return False  # not a number of a retired origin (``sync.peer`` refuses it)
         record_key = origin_chunk_key(origin, seq)
         chunk = batch.index(record_key)
         offset = seq % INDEX_CHUNK
         if offset < len(chunk) and chunk[offset] is not None:
-            return
+            return False
         batch.put_index(record_key, offset, position)
         version = batch.meta.version
         if final_seq is not None:
-            return  # dropped: held up to its final seq, and no longer counted
+            return True  # dropped: held up to its final seq, and no longer counted
         have = version.get(origin, 0)
         if seq != have + 1:
-            return  # already counted, or a gap before it remains
+            return True  # already counted, or a gap before it remains
         while True:  # this seq may close a gap: count the ones that arrived early
             have += 1
             chunk = batch.index(origin_chunk_key(origin, have + 1))
@@ -408,6 +496,20 @@ class EventLog:
             if offset >= len(chunk) or chunk[offset] is None:
                 break
         version[origin] = have
+        return True
+
+    def take_bound_origin(self) -> None:
+        """Write under the signer's next free bound origin from now on (a folder that
+        never wrote under its random one: nothing to retire)."""
+        assert self.signer is not None
+        meta = self.meta.copy()
+        meta.node_id, meta.origin_n, meta.local_seq = self.signer.origin(0), 0, 0
+        while meta.node_id in meta.version.keys() | meta.retired.keys() | meta.retiring.keys():
+            meta.origin_n += 1
+            meta.node_id = self.signer.origin(meta.origin_n)
+        with self.storage.transaction() as tx:
+            tx.put(META, meta.to_record())
+        self.meta = meta
 
     def renumber(self, event_ids: Sequence[bytes]) -> None:
         """Give events already stored here a new number of this node's own, so that they
@@ -419,6 +521,7 @@ class EventLog:
                 position = self.stored(event_id).position
                 meta.local_seq += 1
                 self._note_origin(batch, meta.node_id, meta.local_seq, position)
+                self._sign_slot(batch, meta.node_id, meta.local_seq, position)
             batch.flush()
         self.meta = meta
 
@@ -495,9 +598,22 @@ class EventLog:
             event_id = self.id_at(origin, seq)
             if event_id is None:
                 break
-            found.append(self.stored(event_id)._replace(origin=origin, seq=seq))
+            stored = self.stored(event_id)
+            if (stored.origin, stored.seq) != (origin, seq):  # numbered again: its own
+                stored = stored._replace(origin=origin, seq=seq,
+                                         signature=self.storage.get(key("g", origin, seq)))
+            found.append(stored)
             seq += 1
         return found
+
+    def binding(self, origin: str) -> bound.Binding | None:
+        """The device ``origin`` is bound to, if a ``device_key`` record bound it."""
+        return self._binding(None, origin)
+
+    def device_origins(self, device: str) -> list[str]:
+        """The origins bound to ``device`` that this node knows, in the order learned."""
+        raw = self.storage.get(bound.device_record_key(device))
+        return list(codec.decode_trusted(raw)) if raw else []
 
     def session(self, session_key: str) -> Session:
         raw = self.storage.get(key("h", session_key))

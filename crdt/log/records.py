@@ -4,8 +4,13 @@ Record keys are text; the unit separator ``\\x1f`` cannot occur in a session key
 
     m                    meta: node id, next position, local sequence, clock, version vector,
                          retired origins (``crdt.log.retire``)
-    e␟<id hex>           [canonical event bytes, origin, seq, position]  -- the log itself
-                         (a forgotten event: its skeleton's fields instead of the bytes)
+    e␟<id hex>           [canonical event bytes, origin, seq, position, signature]  -- the
+                         log itself (a forgotten event: its skeleton's fields instead of
+                         the bytes; no signature: an unsigned event, as every one stored
+                         before events were signed)
+    g␟<origin>␟<seq>     the signature of an event held in a slot other than its own
+                         (numbered again; ``e`` keeps the first slot's)
+    b␟<origin>, d␟<device id>  bound origins (``crdt.log.bound``)
     f␟<session>          what the session's forget records cover (``crdt.log.erase``)
     p␟<n>                ids of positions n*128 .. n*128+127             -- local order
     o␟<origin>␟<n>       positions of that origin's seqs n*128 .. +127   -- per-origin order
@@ -62,6 +67,8 @@ class StoredEvent(NamedTuple):
     position: int
     origin: str
     seq: int
+    #: The origin's device's signature of the event at (origin, seq); None: unsigned.
+    signature: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**self.event.to_json(), "position": self.position, "origin": self.origin,
@@ -69,16 +76,20 @@ class StoredEvent(NamedTuple):
 
     @classmethod
     def from_record(cls, raw: bytes, event_id: bytes) -> StoredEvent:
-        content, origin, seq, position = codec.decode_trusted(raw)
+        content, origin, seq, position, *signed = codec.decode_trusted(raw)
+        signature = signed[0] if signed else None  # stored before events were signed
         if isinstance(content, dict):  # a skeleton (``crdt.log.forget``)
-            return cls(Event.from_skeleton_fields(content), position, origin, seq)
-        return cls(Event.from_trusted(content, event_id), position, origin, seq)
+            return cls(Event.from_skeleton_fields(content), position, origin, seq, signature)
+        return cls(Event.from_trusted(content, event_id), position, origin, seq, signature)
 
     def to_record(self) -> bytes:
         event = self.event
         content: Any = event.canonical if event.forgotten_by is None \
             else event.skeleton_fields()
-        return codec.encode_fast([content, self.origin, self.seq, self.position])
+        fields = [content, self.origin, self.seq, self.position]
+        if self.signature is not None:
+            fields.append(self.signature)
+        return codec.encode_fast(fields)
 
 
 class Appended(NamedTuple):
@@ -115,12 +126,16 @@ class Meta:
     #: Retirements whose origin we do not hold up to the final seq yet (still active,
     #: when ``version`` has room for it): -> final seq.
     retiring: dict[str, int] = field(default_factory=dict)
+    #: ``n`` of our origin if it is bound to our key (``crdt.log.bound``); None: a
+    #: random origin, as every one taken before events were signed.
+    origin_n: int | None = None
 
     def to_record(self) -> bytes:
         return codec.encode_fast({
             "format": LOG_FORMAT, "node_id": self.node_id, "next": self.next_position,
             "seq": self.local_seq, "clock": list(self.clock), "sessions": self.sessions,
-            "version": self.version, "retired": self.retired, "retiring": self.retiring})
+            "version": self.version, "retired": self.retired, "retiring": self.retiring,
+            "origin_n": self.origin_n})
 
     def copy(self) -> Meta:
         """A copy to change during a commit, kept only if the commit succeeds."""
@@ -136,7 +151,7 @@ class Meta:
         # A log written before origins could retire has neither map: none retired.
         return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
                    raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),
-                   dict(raw.get("retiring", {})))
+                   dict(raw.get("retiring", {})), raw.get("origin_n"))
 
 
 @dataclass

@@ -37,6 +37,7 @@ from crdt.log import forget, retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
+from crdt.signing import Signer
 from crdt.storage.backends import open_storage
 from crdt.storage.base import Storage
 
@@ -53,12 +54,15 @@ class SessionRef:
 class EventStore:
     """A node's event store: append events, read them back, read projections."""
 
-    def __init__(self, storage: Storage, *, clock_drift_max_ms: int = DRIFT_MAX_MS) -> None:
+    def __init__(self, storage: Storage, *, clock_drift_max_ms: int = DRIFT_MAX_MS,
+                 signer: Signer | None = None) -> None:
         """The store in ``storage`` (any ``crdt.storage`` backend), given a node id if
         it is new. It closes the storage when it is closed. ``clock_drift_max_ms``: how
         far ahead of this node's wall clock a timestamp may be stored, and the clock may
-        run (``crdt.clock``)."""
-        self._log = EventLog.open(storage, secrets.token_hex(8))
+        run (``crdt.clock``). ``signer``: the device's, to write under origins bound to
+        its key and sign every event this store originates (``crdt.log.bound``);
+        without one, events are unsigned under a random origin."""
+        self._log = EventLog.open(storage, secrets.token_hex(8), signer)
         self._clock = Clock(last=self._log.meta.clock, drift_max_ms=clock_drift_max_ms)
         self._clock.settle()
         self._closed = False
@@ -67,19 +71,35 @@ class EventStore:
         #: drop the content too. What they delete is purged with the log's erasure.
         self.erased_listeners: list[Callable[[list[forget.Forget]], None]] = []
         self._purge_due = False  # a purge after a forget could not finish: try again
+        if signer is not None:
+            self._bind_own_origin(signer)
 
     @classmethod
     def open(cls, location: str | os.PathLike[str], *,
-             clock_drift_max_ms: int = DRIFT_MAX_MS) -> EventStore:
+             clock_drift_max_ms: int = DRIFT_MAX_MS,
+             signer: Signer | None = None) -> EventStore:
         """Open the store at ``location``: a folder (created if missing; diskcache),
         or a storage URL such as ``memory:`` (``crdt.storage.backends``). A folder
         another process holds is refused with ``FolderInUse``."""
         storage = open_storage(location)
         try:
-            return cls(storage, clock_drift_max_ms=clock_drift_max_ms)
+            return cls(storage, clock_drift_max_ms=clock_drift_max_ms, signer=signer)
         except BaseException:
             storage.close()
             raise
+
+    def _bind_own_origin(self, signer: Signer) -> None:
+        """A folder written under a random origin (before events were signed, or by
+        another key) retires it at its last seq and continues under a bound origin
+        (``EventLog._take_new_origin``), so nothing new is written unsigned."""
+        meta = self._log.meta
+        if meta.origin_n is not None and signer.origin(meta.origin_n) == meta.node_id:
+            return
+        final_seq = meta.version.get(meta.node_id, 0)
+        if final_seq == 0 and meta.local_seq == 0 and meta.node_id not in meta.retired:
+            self._log.take_bound_origin()  # it never wrote: nothing to retire
+            return
+        self.append(retire.retirement(meta.node_id, max(final_seq, 1)))
 
     @property
     def log(self) -> EventLog:
@@ -146,15 +166,18 @@ class EventStore:
             sealed.append((self._seal(item), None, None))
         return self._after(self._log.append(sealed, self._clock))
 
-    def ingest(self, items: Iterable[tuple[Event, str, int]]) -> list[Appended]:
-        """Store events received from a peer with their ``(origin, seq)``; one commit.
-        An event beyond the clock's bound fails the call with ``TimestampAhead``: leave
-        such events out (``ahead``) and take them when the peer sends them again."""
+    def ingest(self, items: Iterable[tuple[Event, str, int]
+                                      | tuple[Event, str, int, bytes | None]]
+               ) -> list[Appended]:
+        """Store events received from a peer with their ``(origin, seq)`` and, if it has
+        one, the origin's signature (checked before: ``sync.peer.signatures``); one
+        commit. An event beyond the clock's bound fails the call with ``TimestampAhead``:
+        leave such events out (``ahead``) and take them when the peer sends them again."""
         self._check_open()
-        batch = [(event, origin, seq) for event, origin, seq in items]
-        self.check_timestamps([event for event, _, _ in batch])
-        for event, _, _ in batch:
-            self._clock.observe(event.timestamp)
+        batch = list(items)
+        self.check_timestamps([item[0] for item in batch])
+        for item in batch:
+            self._clock.observe(item[0].timestamp)
         return self._after(self._log.append(batch, self._clock))
 
     def _after(self, results: list[Appended]) -> list[Appended]:
@@ -325,6 +348,23 @@ class EventStore:
         """Events numbered by ``origin`` after ``seq``, in order, up to the first gap
         (what a peer whose version vector says ``seq`` for that origin lacks)."""
         return self._log.origin_after(origin, seq, _page(limit))
+
+    def origin_key(self, origin: str) -> bytes | None:
+        """The public key ``origin`` is bound to (``crdt.log.bound``); None: unbound."""
+        binding = self._log.binding(origin)
+        return None if binding is None else binding.public_key
+
+    def origin_device(self, origin: str) -> str | None:
+        """The device id ``origin`` is bound to; None for an unbound origin."""
+        binding = self._log.binding(origin)
+        return None if binding is None else binding.device_id
+
+    def device_origins(self, device_id: str) -> dict[str, int]:
+        """The origins bound to ``device_id`` known here, each with the highest seq held
+        without a gap (a retired one: its final seq, if held that far)."""
+        meta = self._log.meta
+        return {origin: meta.version.get(origin, meta.retired.get(origin, 0))
+                for origin in self._log.device_origins(device_id)}
 
     def origins(self) -> list[dict[str, Any]]:
         """Every origin known here, in name order: ``seq`` (the highest held without a

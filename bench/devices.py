@@ -37,7 +37,7 @@ def device_node(tmp: Path, stack: ExitStack, name: str, peers: list[str]) -> Nod
                        "--advertise-url", node.url]
     for url in peers:
         node.extra_args += ["--peer", url]
-    return stack.enter_context(node.start())
+    return stack.enter_context(node)
 
 
 def call(node: NodeProcess, method: str, path: str, body: object = None) -> object:

@@ -47,7 +47,7 @@ ROLES = ("accept", "dial", "refuse")
 NONCE_BYTES = 32
 SIGNATURE_BYTES = 64
 #: Longest ``detail`` of a refusal, in UTF-8 bytes (a reason, who removed, when).
-DETAIL_BYTES_MAX = 512
+DETAIL_BYTES_MAX = 1024
 #: Largest proof frame (key, nonce, signature and CBOR framing, with room to spare).
 FRAME_BYTES_MAX = 512
 

@@ -19,17 +19,21 @@ from node.peers.transport import DEVICE_REMOVED, Refusal
 
 #: This node's removal, as told: ``by``, ``at_ms``, ``reason``, ``told_by``, ``told_at_ms``.
 REMOVED_FILE = "removed.json"
-#: Characters of a removal's reason carried in a refusal (an HTTP header, ASCII-escaped).
-REASON_CHARS_MAX = 80
+#: Characters of a removal's reason carried in a refusal (an HTTP header, ASCII-escaped:
+#: up to 12 bytes a character, so that the detail stays within its signed bound).
+REASON_CHARS_MAX = 64
 
 
 def when(at_ms: int) -> str:
     """A time for people, UTC.
 
-    >>> when(0)
-    '1970-01-01 00:00:00 UTC'
+    >>> when(0), when(2**62)
+    ('1970-01-01 00:00:00 UTC', '4611686018427387904 ms since 1970')
     """
-    return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):  # a time no calendar holds: as told
+        return f"{at_ms} ms since 1970"
 
 
 def waiting_text(member: str, new: str) -> str:

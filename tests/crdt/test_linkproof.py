@@ -59,3 +59,11 @@ def test_frames_are_parsed_strictly() -> None:
         linkproof.parse_frame(b"\xff", with_nonce=False)
     with pytest.raises(InvalidInput):
         linkproof.unb64("!!!", 32, "nonce")
+
+
+def test_a_refusal_detail_is_bounded() -> None:
+    detail = "x" * (linkproof.DETAIL_BYTES_MAX + 1)
+    with pytest.raises(LimitExceeded):
+        linkproof.sign(ACCEPTOR, "refuse", D_NONCE, A_NONCE, D_ID, A_ID, detail)
+    assert not linkproof.proven(public_bytes(ACCEPTOR), bytes(64), A_ID, "refuse", D_NONCE,
+                                A_NONCE, D_ID, A_ID, detail)

@@ -12,7 +12,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crdt import device as crdt_device
 from crdt import linkproof
+from crdt.membership import Removal
+from node.config import Config
 from node.device import read_key
+from node.peers.links import REASON_CHARS_MAX, refusal_for
 from node.peers.transport import (
     DETAIL_HEADER,
     DEVICE_HEADER,
@@ -22,6 +25,7 @@ from node.peers.transport import (
     PEER_PATH,
     REFUSED_HEADER,
     SIGNATURE_HEADER,
+    Refusal,
 )
 from node.server.run import RunningNode
 
@@ -113,3 +117,16 @@ async def test_malformed_device_headers_are_a_clear_400(make_node: NodeFactory) 
             async with http.get(node.url + PEER_PATH, headers=sent) as reply:
                 assert reply.status == 400, sent
                 assert (await reply.json())["error"]["code"] == "invalid_input"
+
+
+def test_a_refusal_carries_a_bounded_reason() -> None:
+    removal = Removal(by="B" * 63, at_ms=2**62, reason="\U0001F600" * 256)  # 12 bytes each
+    code, detail, _ = refusal_for(removal)
+    assert code == "device_removed" and len(detail["reason"]) == REASON_CHARS_MAX
+    # The detail travels in a header, ASCII-escaped, and must fit what is signed.
+    text = Refusal(code, detail, "A").text()
+    assert text.isascii() and len(text.encode()) <= linkproof.DETAIL_BYTES_MAX
+
+
+def test_peers_are_allowed_without_a_cluster_secret() -> None:
+    Config(peers=("http://127.0.0.1:1",)).check()  # device keys: no error

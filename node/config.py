@@ -247,6 +247,10 @@ class Config:
     #: signed by this CA instead of the cluster secret, and this node presents
     #: ``tls_cert`` when dialing peers and verifies them against it.
     tls_ca: Path | None = None
+    #: Refuse peers' events of origins not bound to a device key (``sync.peer.signatures``)
+    #: unless held already. None: on when the node has no cluster secret (every peer is
+    #: then a device), off with one (nodes not upgraded yet write unsigned).
+    require_signatures: bool | None = None
     #: Peer links: timing, window, back-off, membership (``[sync]``; ``--pull-interval``
     #: and ``--members-interval`` set two of them).
     sync: SyncConfig = field(default_factory=SyncConfig)
@@ -327,6 +331,13 @@ class Config:
             if low[2] > high[2]:
                 raise ValueError(f"[{low[0]}] {low[1]} ({low[2]}) is above [{high[0]}] "
                                  f"{high[1]} ({high[2]})")
+
+    @property
+    def signatures_required(self) -> bool:
+        """``require_signatures``, its default applied."""
+        if self.require_signatures is not None:
+            return self.require_signatures
+        return self.cluster_secret is None
 
 
 def software_version() -> str:

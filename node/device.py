@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crdt import device
 from crdt.errors import InvalidInput
+from crdt.signing import Signer
 
 #: The key's file in the data folder.
 KEY_FILE = "device.key"
@@ -58,6 +59,10 @@ class DeviceKey:
     @property
     def device_id(self) -> str:
         return device.device_id(self.public_key)
+
+    def signer(self, name: str) -> Signer:
+        """What the store signs this device's events with (``crdt.signing``)."""
+        return Signer(self.private_key, name)
 
 
 def key_path(data_dir: Path) -> Path:
@@ -112,6 +117,14 @@ def read_key(data_dir: Path) -> DeviceKey:
             f"to make this node a new device, move it away (its events stay valid; peers "
             f"must then add the new device id)") from None
     return DeviceKey(private_key, path)
+
+
+def folder_signer(data_dir: Path, name: str) -> Signer | None:
+    """The signer of ``data_dir``'s key, for an embedded store on a node's folder (its
+    events are signed as the node's); None if the folder has no key (not a node's)."""
+    if not os.path.lexists(key_path(data_dir)):
+        return None
+    return read_key(data_dir).signer(name)
 
 
 def mode(data_dir: Path) -> int:

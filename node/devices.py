@@ -7,8 +7,10 @@ of keys), added and removed by people.
 * ``Devices.open`` folds every membership record held, then follows each commit: it reads
   the records of ``DEVICES_SESSION`` stored since (one read at a time, however many
   commits come), so a record is counted whichever way it arrived;
-* on first start a keyed node adds itself (``device_added``), so that a single node is a
-  cluster of one, and pairing two nodes is the union of their sets;
+* a node counts itself a member (a cluster of one) until a record says otherwise, and
+  writes its own ``device_added`` with the first membership record it writes (an add or
+  a removal): pairing two nodes is then the union of their sets. (Not at its first
+  start: a node that never pairs keeps an empty log, as before devices existed.)
 * when a removal this node wrote is learned, it retires every origin of the removed
   device at the highest seq it holds (``EventStore.retire``): the events it made stay,
   and the retirement rules refuse whatever it numbers after. Other nodes do not retire
@@ -25,13 +27,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
 from crdt import membership
 from crdt.device import parse_device_id
 from crdt.errors import InvalidInput, NotFound
+from crdt.events import Draft
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
@@ -93,6 +95,8 @@ class Devices:
         self._dirty = False
         self._follower: asyncio.Task[None] | None = None
         self._closed = False
+        self._name = device.device_id[:7]
+        self._address: str | None = None
 
     @classmethod
     async def open(cls, astore: AsyncStore, device: DeviceKey, *, name: str,
@@ -103,12 +107,10 @@ class Devices:
         return devices
 
     async def start(self, *, name: str, address: str | None) -> None:
-        """Fold every record held, add this device under ``name`` if no record names it
-        yet (its first start), and follow the store's commits."""
+        """Fold every record held and follow the store's commits; ``name`` and
+        ``address`` are this device's, for its own ``device_added``."""
+        self._name, self._address = name, address
         await self.refresh()
-        own = self.device_id
-        if not await self._astore.read(lambda store: _names(store, own)):
-            await self._append(membership.added(own, name, address))
         self._astore.add_commit_listener(self._committed)
 
     async def close(self) -> None:
@@ -125,13 +127,20 @@ class Devices:
         return self._device.device_id
 
     def members(self) -> dict[str, Member]:
-        return self._view.members()
+        """Member devices by id; this device too while no record names it (``at_ms``
+        0: never recorded)."""
+        members = self._view.members()
+        own = self.device_id
+        if own not in members and not self._view.is_removed(own):
+            members[own] = Member(self._name, self._address, own, 0)
+        return members
 
     def removed(self) -> dict[str, Removal]:
         return self._view.removed()
 
     def is_member(self, device_id: str) -> bool:
-        return self._view.is_member(device_id)
+        return self._view.is_member(device_id) or (
+            device_id == self.device_id and not self._view.is_removed(device_id))
 
     def is_removed(self, device_id: str) -> bool:
         return self._view.is_removed(device_id)
@@ -180,10 +189,15 @@ class Devices:
         stored = await self._append(draft)
         return stored, self.removed()[device_id]
 
-    async def _append(self, draft: Any) -> StoredEvent:
-        [appended] = await self._astore.append([draft])
+    async def _append(self, draft: Draft) -> StoredEvent:
+        """Append ``draft``, after this device's own add if no record names it yet."""
+        own = self.device_id
+        drafts = [draft]
+        if not await self._astore.read(lambda store: _names(store, own)):
+            drafts.insert(0, membership.added(own, self._name, self._address))
+        appended = await self._astore.append(drafts)
         await self.refresh()
-        return appended.stored
+        return appended[-1].stored
 
     # -- following the store ---------------------------------------------------------
 
@@ -208,14 +222,16 @@ class Devices:
         """Take in the records stored since the last call; True if anything changed."""
         async with self._lock:
             waiting = {origin for origin, _ in self._view.unbound()}
+            before = self._position
             new, bindings, position = await self._astore.read(
-                lambda store: _read(store, self._position, waiting, self._device))
+                lambda store: _read(store, before, waiting, self._device))
             self._bindings.update(bindings)
             self._position = position
             changed = self._view.refresh() if waiting else False
             for stored in new:
                 changed = self._view.add(stored.origin, stored.event) or changed
-            if changed:
+            if position > before:
+                # A removal, or a removed device's origin bound (``device_key``) after it.
                 await self._retire_removed()
         if changed:
             for listener in list(self._listeners):

@@ -45,6 +45,7 @@ from crdt.log.forget import Forget
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
 from crdt.log.store import EventStore, SessionRef
+from crdt.signing import Signer
 from node.config import Limits
 
 T = TypeVar("T")
@@ -120,14 +121,15 @@ class AsyncStore:
 
     @classmethod
     async def open(cls, location: str | os.PathLike[str],
-                   limits: Limits = Limits()) -> AsyncStore:
+                   limits: Limits = Limits(), signer: Signer | None = None) -> AsyncStore:
         """Open the store at ``location`` (a folder, or a storage URL such as ``memory:``)
-        on the writer thread: opening writes files."""
+        on the writer thread: opening writes files. ``signer``: the device's, which signs
+        every event this node originates (``crdt.log.bound``)."""
         writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clawsync-write")
         loop = asyncio.get_running_loop()
         try:
             store = await loop.run_in_executor(writer, lambda: EventStore.open(
-                location, clock_drift_max_ms=limits.clock_drift_max_ms))
+                location, clock_drift_max_ms=limits.clock_drift_max_ms, signer=signer))
         except BaseException:
             writer.shutdown(wait=False)
             raise
@@ -138,6 +140,15 @@ class AsyncStore:
         """This node's origin; a new one once the cluster retired the old one
         (``crdt.log.retire``)."""
         return self._store.node_id
+
+    def origin_device(self, origin: str) -> str | None:
+        """The device id ``origin`` is bound to (None: unbound); any thread."""
+        return self._store.origin_device(origin)
+
+    def device_origins(self, device_id: str) -> dict[str, int]:
+        """``device_id``'s bound origins known here, each with the highest seq held;
+        any thread."""
+        return self._store.device_origins(device_id)
 
     @property
     def head(self) -> int:

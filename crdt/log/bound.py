@@ -32,15 +32,13 @@ import binascii
 from typing import NamedTuple
 
 from crdt import codec
-from crdt.device import PUBLIC_KEY_BYTES, check_device_name, device_id
+from crdt.device import PUBLIC_KEY_BYTES, check_device_name, device_id, load_public_key
 from crdt.errors import InvalidInput
 from crdt.events import Draft, Event
 from crdt.log.records import key
+from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer, bound_origin
 
-# TODO: import DEVICES_SESSION from crdt.membership once it exists there.
-#: The reserved session of device, membership and token records.
-DEVICES_SESSION = "clawsync:devices"
 KIND = "device_key"
 AGENT_ID = "clawsync"
 #: Highest ``n`` a record may name: a device takes a new origin only when its old one
@@ -98,6 +96,10 @@ def read(event: Event) -> Binding | None:
     except (binascii.Error, ValueError, InvalidInput):
         return None
     if len(public_key) != PUBLIC_KEY_BYTES or bound_origin(public_key, n) != origin:
+        return None
+    try:
+        load_public_key(public_key)  # a point on the curve, or no key at all
+    except (InvalidInput, ValueError):
         return None
     device = device_id(public_key)
     if payload.get("device_id") != device:

@@ -19,7 +19,6 @@ from typing import Any
 from crdt import codec
 from crdt.clock import Clock
 from crdt.errors import NotFound, StoreError
-from crdt.signing import Signer
 from crdt.events import Event
 from crdt.log import bound, erase, forget, retire
 from crdt.log.projection import Header, Message
@@ -36,6 +35,7 @@ from crdt.log.records import (
     origin_chunk_key,
     position_chunk_key,
 )
+from crdt.signing import Signer
 from crdt.storage.base import Storage, Transaction
 
 #: A chunk closes at this many entries...

@@ -28,7 +28,8 @@ def device_rows(view: dict[str, Any]) -> list[list[str]]:
     rows = [[row["device_id"], row["name"] + (" (this device)" if row["device_id"] == own
                                               else ""),
              "member", row["address"] or "-",
-             f"added by {_who(row['added_by'], names, own)}, {row['added_at']}"]
+             f"added by {_who(row['added_by'], names, own)}, {row['added_at']}"
+             if row["added_at"] else "-"]
             for row in view["members"]]
     rows += [[row["device_id"], row["name"] or "-", "removed", "-",
               f"removed by {_who(row['removed_by'], names, own)}, {row['removed_at']}"

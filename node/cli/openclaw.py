@@ -25,7 +25,8 @@ from crdt.log.store import EventStore
 from node.cli.append import batches
 from node.cli.common import NodeError, client_options, note, settings
 from node.client.api import Client, ClientError
-from node.config import ClientLimits
+from node.config import ClientLimits, host_name
+from node.device import DeviceKeyError, folder_signer
 from node.openclaw.bridge import POLL_S, Bridge, Sink, Tally
 from node.openclaw.export import ExportRefused
 from node.openclaw.export import export as export_transcript
@@ -113,11 +114,12 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
     try:
         if data_dir is None:
             return asyncio.run(over_http())
-        with EventStore.open(data_dir) as store:
+        signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
+        with EventStore.open(data_dir, signer=signer) as store:
             return asyncio.run(work(EmbeddedSink(store, options.limits)))
     except ClientError as error:
         raise NodeError(str(error)) from None
-    except CrdtError as error:  # the data folder is in use, or refused an event
+    except (CrdtError, DeviceKeyError) as error:  # the folder is in use, refused an event
         raise NodeError(f"{data_dir}: {error}") from None
 
 

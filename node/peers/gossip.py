@@ -128,7 +128,7 @@ class Gossip:
         self._loop = asyncio.get_running_loop()
         #: What this node runs, told to peers in the hello.
         self.about = About(software_version(), SCHEMA_VERSION, retires=True,
-                           forgets=True)
+                           forgets=True, signs=True)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -266,7 +266,7 @@ class Gossip:
         machine = await self._call(lambda store: PeerSync(
             store, url or key, now=now, rng=self._rng, config=self.config.sync,
             checkpoint=store.checkpoint(checkpoint_key) if checkpoint_key else None,
-            about=self.about))
+            about=self.about, require_signatures=self.config.signatures_required))
         runner = Runner(key, url, machine, direction, checkpoint_key,
                         saved=machine.checkpoint,
                         budget=WriterBudget(share=self.config.sync.peer_writer_share,
@@ -610,6 +610,8 @@ class Gossip:
                 "origins_refused": machine["origins_refused"],
                 "events_late": machine["events_late"],
                 "events_refused": machine["events_refused"],
+                "events_forged": machine["events_forged"],
+                "events_unsigned": machine["events_unsigned"],
                 "software": machine["peer_software"], "schema": machine["peer_schema"],
                 "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
                 if runner.state == "backoff" else None,

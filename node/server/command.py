@@ -115,6 +115,12 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
               metavar="PEM",
               help="CA of the cluster: peers may authenticate with a client certificate it "
                    "signed (mutual TLS), and peers dialed are verified against it.")
+@click.option("--require-signatures/--no-require-signatures", default=None,
+              envvar="CLAWSYNC_REQUIRE_SIGNATURES", show_envvar=True,
+              help="Refuse peers' events of origins not bound to a device key (unsigned: "
+                   "written before events were signed, or by nodes not yet upgraded) unless "
+                   "this node holds that origin already. Default: on without "
+                   "--cluster-secret, off with it.")
 @click.option("--pull-interval", type=click.FloatRange(0.05, 3600), default=5.0,
               envvar="CLAWSYNC_PULL_INTERVAL", show_envvar=True, metavar="SECONDS",
               help="Seconds between repair rounds with each peer (new events are pushed at "

@@ -36,8 +36,8 @@ _FIELDS = {"device_id", "name", "address"}
 
 def setup(app: web.Application, config: Config, astore: AsyncStore,
           device: DeviceKey) -> Devices:
-    """Add the routes; the membership is read (and this device added on its first
-    start) when the application starts, before it serves."""
+    """Add the routes; the membership is read when the application starts, before it
+    serves."""
     devices = Devices(astore, device)
     app[DEVICES] = devices
 
@@ -91,8 +91,10 @@ def listing(devices: Devices) -> dict[str, Any]:
 
 
 def member_json(device_id: str, member: Member) -> dict[str, Any]:
+    """A member; ``added_at`` null for this device while no record names it."""
     return {"device_id": device_id, "name": member.name, "address": member.address,
-            "added_by": member.added_by, "added_at": Hlc(member.at_ms, 0).rfc3339()}
+            "added_by": member.added_by,
+            "added_at": Hlc(member.at_ms, 0).rfc3339() if member.at_ms else None}
 
 
 def removal_json(device_id: str, removal: Removal) -> dict[str, Any]:

@@ -85,7 +85,8 @@ async def start(config: Config) -> RunningNode:
     except DeviceKeyError as error:
         raise StartError(str(error)) from None
     try:
-        astore = await AsyncStore.open(config.log_location, limits)
+        astore = await AsyncStore.open(config.log_location, limits,
+                                       signer=device.signer(config.name))
     except StoreError as error:
         raise StartError(str(error)) from None
     try:

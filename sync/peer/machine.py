@@ -47,7 +47,7 @@ from typing import Any
 
 from crdt.events import Event
 from sync.errors import PeerFault
-from sync.peer import messages
+from sync.peer import messages, signatures
 from sync.peer.config import SyncConfig, backoff_delay_s
 from sync.peer.messages import About, Ack, Events, Hello
 from sync.peer.outbox import Log, Outbox
@@ -77,6 +77,8 @@ class Counters:
     origins_refused: int = 0  # events of a new origin past the table's free part: skipped
     events_late: int = 0  # copies of a retired origin's events, held already: dropped
     events_refused: int = 0  # numbered past a retired origin's final seq: refused
+    events_forged: int = 0  # of a bound origin, its signature missing or wrong: refused
+    events_unsigned: int = 0  # unsigned from a peer that does not sign, or new unbound
     last_contact: float | None = None  # ``now`` of the last message received
 
 
@@ -94,8 +96,10 @@ class PeerSync:
     def __init__(self, store: Log, peer: str, *, now: float, rng: random.Random,
                  config: SyncConfig | None = None,
                  checkpoint: Mapping[str, int] | None = None,
-                 about: About | None = None) -> None:
+                 about: About | None = None, require_signatures: bool = False) -> None:
         self.store = store
+        #: Refuse events of unbound origins not held here yet (``sync.peer.signatures``).
+        self.require_signatures = require_signatures
         self.peer = peer
         self.config = config or SyncConfig()
         self.counters = Counters()
@@ -237,6 +241,7 @@ class PeerSync:
         if hello.about is not None:
             self.peer_about = hello.about
             self._outbox.skeletons = hello.about.forgets
+            self._outbox.signatures = hello.about.signs
         # The peer reached us first, or it has just shown that it reads ``about`` (which
         # our first hello left out): tell it what we hold, and run.
         learned = hello.about is not None and not self._peer_reads_about
@@ -291,7 +296,8 @@ class PeerSync:
         items = [item for item in batch.items if not self.store.ahead(item.event)
                  and (item.event.forgotten_by is None or item.event.forgotten_by in proven)]
         self.counters.events_ahead += len(batch.items) - len(items)
-        fresh: list[tuple[Event, str, int]] = []
+        items = self._verified(items)
+        fresh: list[tuple[Event, str, int, bytes | None]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
         ends = self.store.version  # per origin, the last seq held or taken in this batch
@@ -315,7 +321,7 @@ class PeerSync:
             ends[item.origin] = max(ends.get(item.origin, 0), item.seq)
             holder = self.store.id_at(item.origin, item.seq)
             if holder is None:
-                fresh.append((item.event, item.origin, item.seq))
+                fresh.append((item.event, item.origin, item.seq, item.signature))
             elif holder != item.event.id and not self.store.holds(item.event.id):
                 strays.append(item.event)
                 holders.append(holder)
@@ -329,6 +335,19 @@ class PeerSync:
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
         return [Ack(self._vector())]
+
+    def _verified(self, items: list[messages.Item]) -> list[messages.Item]:
+        """The items whose signatures pass (``sync.peer.signatures``); the others are
+        counted, and neither stored nor acknowledged."""
+        store = self.store
+        judged = signatures.judge(
+            items, key_of=store.origin_key,
+            held=store.version.keys() | store.retired.keys() | store.retiring.keys(),
+            peer_signs=self.peer_about is not None and self.peer_about.signs,
+            require=self.require_signatures)
+        self.counters.events_forged += judged.count("forged")
+        self.counters.events_unsigned += judged.count("unsigned")
+        return [item for item, verdict in zip(items, judged, strict=True) if verdict == "take"]
 
     def _take_proofs(self, batch: Events) -> set[bytes]:
         """Store the forget records that prove the batch's skeletons, if we lack them

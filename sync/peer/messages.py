@@ -7,6 +7,7 @@ Every message is one canonical CBOR map:
     {"type": "events", "items": [[origin, seq, canonical event bytes], ...]}
     {"type": "events", "items": [..., [origin, seq, {skeleton}], ...],
      "proofs": [canonical forget record bytes, ...]}
+    {"type": "events", "items": [..., [origin, seq, event bytes, signature], ...]}
     {"type": "ack", "version": {origin: seq}}
 
 ``hello`` is the digest: the sender's version vector (per origin, the highest sequence
@@ -23,6 +24,12 @@ proof covers it; anything else is the sender's fault. Skeletons go only to peers
 hello says ``"forgets": true`` (older nodes refuse an item that is not bytes): an older
 peer gets an origin's events up to its first forgotten one, and the rest once it is
 upgraded.
+
+An event of an origin bound to a device key (``crdt.log.bound``) travels with its
+device's 64-byte signature over its id, origin and seq (``crdt.signing``) as a fourth
+item element, only to peers whose hello says ``"signs": true`` (in ``about``; nodes that
+do not say refuse a fourth element): an older peer gets 3-element items, and its
+relays of them, unsigned, are not taken from it (``sync.peer.signatures``).
 
 Input is untrusted. ``parse`` refuses anything over a limit before decoding it, then
 anything malformed, then re-hashes every event; any failure is a ``PeerFault`` and
@@ -57,6 +64,7 @@ from crdt.errors import InvalidInput
 from crdt.events import EVENT_BYTES_MAX, ID_BYTES, Event
 from crdt.keys import check_name, check_session_key
 from crdt.log import forget
+from crdt.signing import SIGNATURE_BYTES
 from sync.errors import PeerFault, ProtocolMisuse
 
 #: The protocol this module speaks. A peer that says another number in its hello is
@@ -83,19 +91,19 @@ ORIGIN_BYTES_MAX = 64
 SOFTWARE_CHARS_MAX = 64
 #: Largest sequence number accepted (CBOR and SQLite integers are 64-bit).
 SEQ_MAX = 2**63 - 1
-#: Worst-case framing of one item beside its event bytes: array header, origin, seq and
-#: the byte-string header.
-_ITEM_OVERHEAD_MAX = 1 + (2 + ORIGIN_BYTES_MAX) + 9 + 5
+#: Worst-case framing of one item beside its event bytes: array header, origin, seq, the
+#: byte-string header and a signature.
+_ITEM_OVERHEAD_MAX = 1 + (2 + ORIGIN_BYTES_MAX) + 9 + 5 + (2 + SIGNATURE_BYTES)
 #: Largest message accepted, in bytes; checked before anything is decoded. It holds a
 #: full batch with worst-case framing and a hello with ``ORIGINS_MAX`` origins.
 MESSAGE_BYTES_MAX = BATCH_BYTES_MAX + BATCH_EVENTS_MAX * _ITEM_OVERHEAD_MAX + 1024
 #: Most CBOR data items in one message (each map key and value, array entry, scalar).
-#: A full batch has about 4 per event, a hello 2 per origin; the pre-scan stops there,
+#: A full batch has about 5 per event, a hello 2 per origin; the pre-scan stops there,
 #: so a small message of millions of tiny items is refused before it is built in memory.
-ITEMS_MAX = 4 * BATCH_EVENTS_MAX + 2 * ORIGINS_MAX + 64
-#: A skeleton (a map of six fields) is 18 items, its proof one more: a full batch of them
-#: fits too.
-assert 19 * BATCH_EVENTS_MAX + 64 <= ITEMS_MAX
+ITEMS_MAX = 5 * BATCH_EVENTS_MAX + 2 * ORIGINS_MAX + 64
+#: A skeleton (a map of six fields) is 18 items, its signature and proof two more: a full
+#: batch of them fits too.
+assert 20 * BATCH_EVENTS_MAX + 64 <= ITEMS_MAX
 #: Framing of one proof beside its bytes, counted in ``BATCH_BYTES_MAX``.
 PROOF_OVERHEAD = 5
 _SKELETON_FIELDS = {"id", "session_key", "agent_id", "timestamp", "kind", "forgotten_by"}
@@ -131,6 +139,8 @@ class About:
     retires: bool = False
     #: It takes forgotten events as skeletons with proofs (``crdt.log.forget``).
     forgets: bool = False
+    #: It takes (and checks) events' signatures, as a 4th item element.
+    signs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +160,8 @@ class Item(NamedTuple):
     origin: str
     seq: int
     event: Event
+    #: The origin's device's signature, if the sender has it (``crdt.signing``).
+    signature: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,13 +210,16 @@ def encode(message: Message) -> bytes:
                 raw["about"]["retires"] = True
             if message.about.forgets:
                 raw["about"]["forgets"] = True
+            if message.about.signs:
+                raw["about"]["signs"] = True
     elif isinstance(message, Ack):
         raw = {"type": "ack", "version": message.version}
     else:
         _check_batch_size(message.items, ProtocolMisuse, message.proofs)
         raw = {"type": "events", "items": [
             [i.origin, i.seq, i.event.canonical if i.event.forgotten_by is None
-             else i.event.skeleton_fields()] for i in message.items]}
+             else i.event.skeleton_fields(), *([] if i.signature is None else [i.signature])]
+            for i in message.items]}
         if message.proofs:
             raw["proofs"] = [proof.canonical for proof in message.proofs]
     data = codec.encode(raw)
@@ -263,7 +278,8 @@ def _about(raw: Any) -> About:
                         field="hello.about.software")
     if isinstance(schema, bool) or not isinstance(schema, int) or not 0 < schema < 2**31:
         raise PeerFault("must be a positive integer", field="hello.about.schema")
-    return About(software, schema, raw.get("retires") is True, raw.get("forgets") is True)
+    return About(software, schema, raw.get("retires") is True, raw.get("forgets") is True,
+                 raw.get("signs") is True)
 
 
 def _events(raw: dict[str, Any]) -> Events:
@@ -275,24 +291,29 @@ def _events(raw: dict[str, Any]) -> Events:
         raise PeerFault(f"{len(items)} items; the limit is {BATCH_EVENTS_MAX}",
                         field="events.items")
     proofs = _proofs(raw.get("proofs", []))
-    shaped: list[tuple[str, int, bytes | dict[str, Any]]] = []
+    shaped: list[tuple[str, int, bytes | dict[str, Any], bytes | None]] = []
     last: dict[str, int] = {}
     for i, item in enumerate(items):
         where = f"events.items[{i}]"
-        if not isinstance(item, list) or len(item) != 3:
-            raise PeerFault("must be [origin, seq, event bytes]", field=where)
+        if not isinstance(item, list) or len(item) not in (3, 4):
+            raise PeerFault("must be [origin, seq, event bytes] or [origin, seq, event "
+                            "bytes, signature]", field=where)
         origin, seq, data = _origin(item[0], where), _seq(item[1], where), item[2]
         if not isinstance(data, bytes | dict):
             raise PeerFault("event must be a byte string or a skeleton", field=where)
+        signature = item[3] if len(item) == 4 else None
+        if len(item) == 4 and (not isinstance(signature, bytes)
+                               or len(signature) != SIGNATURE_BYTES):
+            raise PeerFault(f"a signature must be {SIGNATURE_BYTES} bytes", field=where)
         if seq <= last.get(origin, 0):
             raise PeerFault("sequence numbers of an origin must increase", field=where)
         last[origin] = seq
-        shaped.append((origin, seq, data))
+        shaped.append((origin, seq, data, signature))
     sizes = [len(data) if isinstance(data, bytes) else len(codec.encode(data))
-             for _, _, data in shaped]
+             for _, _, data, _ in shaped]
     _check_batch_size(sizes, PeerFault, tuple(proofs.values()))
     out = []
-    for i, (origin, seq, data) in enumerate(shaped):
+    for i, (origin, seq, data, signature) in enumerate(shaped):
         try:
             if isinstance(data, bytes):
                 event = Event.from_canonical(data)
@@ -300,7 +321,7 @@ def _events(raw: dict[str, Any]) -> Events:
                 event = _skeleton(data, proofs)
         except InvalidInput as exc:
             raise PeerFault(str(exc), field=f"events.items[{i}]") from None
-        out.append(Item(origin, seq, event))
+        out.append(Item(origin, seq, event, signature))
     return Events(tuple(out), tuple(proofs.values()))
 
 

@@ -51,7 +51,10 @@ class Log(Protocol):
 
     def origin_after(self, origin: str, seq: int, limit: int = ...) -> list[StoredEvent]: ...
 
-    def ingest(self, items: Iterable[tuple[Event, str, int]]) -> list[Appended]: ...
+    def ingest(self, items: Iterable[tuple[Event, str, int, bytes | None]]
+               ) -> list[Appended]: ...
+
+    def origin_key(self, origin: str) -> bytes | None: ...
 
     def ahead(self, event: Event) -> bool: ...
 
@@ -94,6 +97,8 @@ class Outbox:
         #: The peer takes forgotten events (skeletons with proofs; its hello said so).
         #: Else an origin is sent up to its first forgotten event only.
         self.skeletons = False
+        #: The peer takes signatures (its hello said so): items carry them.
+        self.signatures = False
 
     def replace(self, version: Mapping[str, int]) -> None:
         """The peer says it holds exactly ``version`` (a hello): it may hold less than
@@ -177,7 +182,8 @@ class Outbox:
                         return items, proofs
                     if proof is not None:
                         proofs[proof.id] = proof
-                    items.append(Item(origin, stored.seq, stored.event))
+                    items.append(Item(origin, stored.seq, stored.event,
+                                      stored.signature if self.signatures else None))
                 else:
                     cursor = page[-1].seq
                     continue

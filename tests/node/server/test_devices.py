@@ -1,6 +1,6 @@
 """The cluster's devices over HTTP (node.server.devices, node.devices) on a real node: a
-node adds itself, devices are added and removed, a removal is final, refusals write
-nothing, and the membership survives a restart."""
+node is a member of its own cluster, devices are added and removed, a removal is final,
+refusals write nothing, and the membership survives a restart."""
 
 from __future__ import annotations
 
@@ -28,14 +28,21 @@ async def call(client: aiohttp.ClientSession, method: str, path: str,
         return resp.status, await resp.json()
 
 
-async def test_a_node_is_a_cluster_of_one_from_its_first_start(
+async def test_a_node_is_a_cluster_of_one_until_it_adds_a_device(
         client: aiohttp.ClientSession, node: RunningNode) -> None:
     status, view = await call(client, "GET", "/v1/devices")
     own = node.device.device_id
     assert status == 200 and view["device_id"] == own and view["removed"] == []
     [me] = view["members"]
     assert (me["device_id"], me["name"], me["added_by"]) == (own, node.config.name, own)
-    assert node.astore.head == 1  # the one record that added it
+    assert me["added_at"] is None and node.astore.head == 0  # no record yet
+    # Its first membership record comes after its own add, in the same commit.
+    status, _ = await call(client, "POST", "/v1/devices",
+                           json={"device_id": PHONE, "name": "phone"})
+    assert status == 201 and node.astore.head == 2
+    _, view = await call(client, "GET", "/v1/devices")
+    assert {m["device_id"]: m["added_by"] for m in view["members"]} == {own: own, PHONE: own}
+    assert all(m["added_at"] for m in view["members"])
 
 
 async def test_adding_and_removing_a_device(client: aiohttp.ClientSession,

@@ -78,6 +78,9 @@ def bad_messages() -> dict[str, bytes]:
         "events_missing_items": codec.encode({"type": "events"}),
         "events_empty": _events(),
         "events_item_not_triple": _events([ORIGIN, 1]),
+        "events_signature_short": _events([ORIGIN, 1, good, b"s" * 63]),
+        "events_signature_text": _events([ORIGIN, 1, event().canonical, "s" * 64]),
+        "events_item_of_five": _events([ORIGIN, 1, event().canonical, b"s" * 64, 1]),
         "events_seq_zero": _events([ORIGIN, 0, good]),
         "events_seq_decreasing": _events([ORIGIN, 2, good], [ORIGIN, 1, good]),
         "events_seq_repeated": _events([ORIGIN, 1, good], [ORIGIN, 1, good]),
@@ -103,7 +106,7 @@ def bad_messages() -> dict[str, bytes]:
         "events_too_many_bytes": _events(*([ORIGIN, n + 1, e] for n, e in enumerate(big))),
         "message_too_large": b"\x00" * (MESSAGE_BYTES_MAX + 1),
         "too_many_cbor_items": codec.encode(
-            {"type": "events", "items": [[1, 1, 1, 1]] * 2_100}),
+            {"type": "events", "items": [[1, 1, 1, 1]] * 2_200}),
         # {"type": "events", "items": <an array header claiming 2**20 entries>}
         "huge_container_header": b"\xa2\x64type\x66events\x65items\x9a\x00\x10\x00\x00",
     }

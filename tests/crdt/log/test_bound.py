@@ -1,0 +1,81 @@
+"""Bound origins in the log (``crdt.log.bound``): the key record, signatures kept with the
+events on disk (and none on events stored before), slots numbered again signed anew,
+and records that only look like a key binding nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from crdt import codec, device, signing
+from crdt.events import Event
+from crdt.log import bound
+from crdt.log.records import StoredEvent
+from crdt.log.store import EventStore
+from crdt.signing import Signer
+
+Ev = Callable[..., Event]
+KEY = device.private_key_from_seed(bytes(range(32)))
+SIGNER = Signer(KEY, "laptop")
+
+
+def valid(store: EventStore, origin: str) -> list[bool]:
+    key = store.origin_key(origin)
+    assert key is not None
+    return [signing.verify(key, s.signature or b"", s.event.id, origin, s.seq)
+            for s in store.origin_after(origin, 0, 100)]
+
+
+def test_signatures_are_kept_on_disk_with_their_events(tmp_path: Path, ev: Ev) -> None:
+    with EventStore.open(tmp_path, signer=SIGNER) as store:
+        store.append_batch([ev(ms=n, content=str(n)) for n in range(1, 4)])
+    with EventStore.open(tmp_path, signer=SIGNER) as store:
+        assert store.node_id == SIGNER.origin(0)
+        assert valid(store, store.node_id) == [True] * 4
+        assert store.origin_device(store.node_id) == device.device_id(SIGNER.public_key)
+        assert store.device_origins(device.device_id(SIGNER.public_key)) == {
+            store.node_id: 4}
+
+
+def test_a_record_stored_before_signing_reads_as_unsigned(ev: Ev) -> None:
+    event = ev()
+    older = codec.encode_fast([event.canonical, "0123456789abcdef", 3, 7])
+    assert StoredEvent.from_record(older, event.id) == StoredEvent(
+        event, 7, "0123456789abcdef", 3, None)
+    signed = StoredEvent(event, 7, "0123456789abcdef", 3, bytes(64))
+    assert StoredEvent.from_record(signed.to_record(), event.id) == signed
+
+
+def test_events_numbered_again_under_a_bound_origin_are_signed_for_their_new_slot(
+        ev: Ev) -> None:
+    store = EventStore.open("memory:", signer=SIGNER)
+    try:
+        store.append(ev(ms=1, content="own"))
+        theirs = ev(ms=2, content="a peer's")
+        store.ingest([(theirs, "0123456789abcdef", 1)])
+        store.renumber([theirs.id])
+        assert [s.event.id for s in store.origin_after(store.node_id, 2, 10)] == [theirs.id]
+        assert valid(store, store.node_id) == [True] * 3
+    finally:
+        store.close()
+
+
+def test_a_key_record_binds_only_the_origin_its_key_derives(ev: Ev) -> None:
+    record = bound.device_key(SIGNER, 0).seal(ev().timestamp)
+    assert bound.read(record) == bound.Binding(
+        SIGNER.origin(0), SIGNER.public_key, device.device_id(SIGNER.public_key), 0)
+    for change in ({"n": 1}, {"origin": "0123456789abcdef"}, {"public_key": "AAAA"},
+                   {"device_id": device.device_id(bytes(32))}):
+        payload = {**record.payload, **change}
+        forged = bound.device_key(SIGNER, 0)
+        forged = type(forged)(forged.session_key, forged.agent_id, forged.kind, payload)
+        assert bound.read(forged.seal(ev().timestamp)) is None
+    store = EventStore.open("memory:")
+    try:
+        fake = type(bound.device_key(SIGNER, 0))(
+            bound.DEVICES_SESSION, "clawsync", bound.KIND,
+            {**record.payload, "origin": "0123456789abcdef"})
+        store.ingest([(fake.seal(ev().timestamp), "0123456789abcdef", 1)])
+        assert store.origin_key("0123456789abcdef") is None
+    finally:
+        store.close()

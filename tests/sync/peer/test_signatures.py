@@ -1,0 +1,195 @@
+"""Signed events between peers (``sync.peer.signatures``, ``PeerSync``): keyed nodes sign
+what they originate and every signature travels and is checked; an event of a bound
+origin with a missing or wrong signature is refused as the sender's fault; unsigned
+events of unbound origins (written before events were signed) are taken as before."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crdt import device, signing
+from crdt.events import Event
+from crdt.log import bound
+from crdt.log.store import EventStore
+from crdt.signing import Signer
+from sync.peer.machine import PeerSync
+from sync.peer.messages import About, Events, Hello, Item, encode, parse
+from sync.peer.signatures import judge
+from tests.support.mesh import Mesh, all_ids
+
+Ev = Callable[..., Event]
+SIGNS = About("0.3.0", 1, retires=True, forgets=True, signs=True)
+OLD = About("0.2.0", 1, retires=True, forgets=True)
+KEYS = [device.private_key_from_seed(bytes([n]) * 32) for n in range(4)]
+
+
+@pytest.fixture
+def keyed() -> Iterator[Callable[[int], EventStore]]:
+    """``keyed(n)``: an in-memory store that signs with key n."""
+    opened: list[EventStore] = []
+
+    def open_one(n: int) -> EventStore:
+        store = EventStore.open("memory:", signer=Signer(KEYS[n], f"device {n}"))
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+def messages(ev: Ev, count: int, tag: str = "m") -> list[Event]:
+    return [ev(ms=1_000 + n, content=f"{tag} {n}") for n in range(count)]
+
+
+def link(store: EventStore, peer_about: About | None, *,
+         require: bool = False) -> PeerSync:
+    """A machine of ``store`` that has heard the hello of a peer saying ``peer_about``."""
+    machine = PeerSync(store, "peer", now=0.0, rng=random.Random(0), about=SIGNS,
+                       require_signatures=require)
+    machine.start(0.0, peer_reads_about=True)
+    machine.receive(encode(Hello("ffffffffffffffff", {}, about=peer_about)), 0.0)
+    return machine
+
+
+def test_keyed_nodes_converge_and_every_event_keeps_a_valid_signature(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    a, b, c = keyed(0), keyed(1), keyed(2)
+    net = Mesh([a, b, c], about=SIGNS)
+    net.start()
+    net.append(0, *messages(ev, 5, "a"))
+    net.append(1, *messages(ev, 3, "b"))
+    net.converge()
+    net.assert_converged()
+    for store in (a, b, c):
+        for origin in (a.node_id, b.node_id):
+            key = store.origin_key(origin)
+            held = store.origin_after(origin, 0, 100)
+            assert key is not None and held[0].event.kind == bound.KIND
+            assert all(signing.verify(key, s.signature or b"", s.event.id, origin, s.seq)
+                       for s in held)
+        assert store.origin_device(a.node_id) == device.device_id(device.public_bytes(KEYS[0]))
+        assert store.device_origins(store.origin_device(b.node_id) or "") == {b.node_id: 4}
+    assert all(m.counters.events_forged == m.counters.faults == 0
+               for m in net.machines.values())
+
+
+@pytest.mark.parametrize("signature", [None, bytes(64), "another key's", "another slot's"])
+def test_an_event_of_a_bound_origin_without_its_signature_is_refused(
+        keyed: Callable[[int], EventStore], ev: Ev, signature: object) -> None:
+    a, b = keyed(0), keyed(1)
+    net = Mesh([a, b], about=SIGNS)
+    net.start()
+    net.append(0, *messages(ev, 2))
+    net.converge()
+    forged = ev(ms=5_000, content="written as a, by someone else")
+    seq = a.version[a.node_id] + 1
+    if signature == "another key's":
+        signature = Signer(KEYS[3], "x").sign(forged.id, a.node_id, seq)
+    elif signature == "another slot's":
+        signature = Signer(KEYS[0], "a").sign(forged.id, a.node_id, seq + 1)
+    assert signature is None or isinstance(signature, bytes)
+    machine = link(b, SIGNS)
+    before = b.head
+    [reply] = machine.receive(encode(Events((Item(a.node_id, seq, forged, signature),))), 0.0)
+    assert not b.holds(forged.id) and b.head == before
+    assert machine.counters.events_forged == 1
+    ack = parse(reply)
+    assert getattr(ack, "version")[a.node_id] == seq - 1  # not acknowledged
+
+
+def test_a_relay_that_does_not_sign_is_not_at_fault_and_its_copy_is_not_taken(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    a, b = keyed(0), keyed(1)
+    a.append_batch(messages(ev, 3))
+    held = a.origin_after(a.node_id, 0, 10)
+    machine = link(b, OLD)
+    machine.receive(encode(Events(tuple(Item(a.node_id, s.seq, s.event) for s in held))), 0.0)
+    assert b.head == 0 and machine.counters.events_unsigned == 4
+    assert machine.counters.events_forged == machine.counters.faults == 0
+    signed = link(b, SIGNS)
+    signed.receive(encode(Events(tuple(Item(a.node_id, s.seq, s.event, s.signature)
+                                       for s in held))), 0.0)
+    assert b.version[a.node_id] == 4
+
+
+def test_unsigned_origins_are_taken_as_before_and_require_refuses_only_new_ones(
+        open_store: Callable[[str], EventStore], keyed: Callable[[int], EventStore],
+        ev: Ev) -> None:
+    legacy, newer = open_store("legacy"), open_store("newer")
+    legacy.append_batch(messages(ev, 2, "legacy"))
+    newer.append_batch(messages(ev, 2, "newer"))
+    receiver = keyed(1)
+    taken = link(receiver, OLD)
+    held = legacy.origin_after(legacy.node_id, 0, 10)
+    taken.receive(encode(Events(tuple(Item(legacy.node_id, s.seq, s.event)
+                                      for s in held[:1]))), 0.0)
+    assert receiver.version[legacy.node_id] == 1
+    strict = link(receiver, SIGNS, require=True)
+    both = [*(Item(legacy.node_id, s.seq, s.event) for s in held[1:]),
+            *(Item(newer.node_id, s.seq, s.event)
+              for s in newer.origin_after(newer.node_id, 0, 10))]
+    strict.receive(encode(Events(tuple(both))), 0.0)
+    assert receiver.version[legacy.node_id] == 2  # held already: taken
+    assert newer.node_id not in receiver.version and strict.counters.events_unsigned == 2
+
+
+def test_a_folder_written_before_signing_retires_its_origin_and_its_events_stay_valid(
+        tmp_path: object, keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    folder = f"{tmp_path}/old"
+    with EventStore.open(folder) as old:
+        old.append_batch(messages(ev, 3, "before"))
+        random_origin = old.node_id
+    upgraded = EventStore.open(folder, signer=Signer(KEYS[0], "laptop"))
+    try:
+        assert upgraded.node_id == Signer(KEYS[0], "x").origin(0)
+        assert upgraded.retired == {random_origin: 3}
+        upgraded.append_batch(messages(ev, 2, "after"))
+        fresh = keyed(1)
+        net = Mesh([upgraded, fresh], about=SIGNS)
+        net.start()
+        net.converge()
+        net.assert_converged()
+        assert set(all_ids(fresh)) == set(all_ids(upgraded))
+        assert fresh.retired == {random_origin: 3}
+        # seq 1 the key, 2 the retirement of the random origin, then what it wrote.
+        kinds = [s.event.kind for s in fresh.origin_after(upgraded.node_id, 0, 10)]
+        assert kinds == ["device_key", "origin_retired", "message_received",
+                         "message_received"]
+        assert all(m.counters.events_forged == 0 for m in net.machines.values())
+    finally:
+        upgraded.close()
+
+
+def test_a_store_without_its_key_refuses_to_write_under_a_bound_origin(
+        tmp_path: object, ev: Ev) -> None:
+    folder = f"{tmp_path}/bound"
+    with EventStore.open(folder, signer=Signer(KEYS[0], "laptop")) as store:
+        store.append_batch(messages(ev, 1))
+    with EventStore.open(folder) as store, pytest.raises(Exception, match="bound"):
+        store.append_batch(messages(ev, 1, "unsigned"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(byte=st.integers(0, 63), bit=st.integers(0, 7), seq=st.integers(1, 5))
+def test_any_flipped_bit_of_a_signature_is_forged(byte: int, bit: int, seq: int) -> None:
+    from tests.support.events import event
+
+    signer = Signer(KEYS[2], "phone")
+    origin = signer.origin(0)
+    record = bound.device_key(signer, 0).seal(event().timestamp)
+    chain = [Item(origin, 1, record, signer.sign(record.id, origin, 1))]
+    for n in range(2, 6):
+        body = event(ms=n, content=str(n))
+        chain.append(Item(origin, n, body, signer.sign(body.id, origin, n)))
+    tampered = bytearray(chain[seq - 1].signature or b"")
+    tampered[byte] ^= 1 << bit
+    chain[seq - 1] = chain[seq - 1]._replace(signature=bytes(tampered))
+    verdicts = judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
+                     require=True)
+    assert verdicts == ["forged" if n == seq else "take" for n in range(1, 6)]

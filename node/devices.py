@@ -65,19 +65,12 @@ class SelfRemoval(InvalidInput):
 
 
 def origin_device(store: EventStore, origin: str, own: DeviceKey) -> str | None:
-    """The device ``origin`` is bound to (the store's answer), or None."""
-    lookup = getattr(store, "origin_device", None)
-    if lookup is not None:
-        found: str | None = lookup(origin)
-        return found
-    # A store that binds no origin: its own origins are its own device's.
-    return own.device_id if origin == store.node_id else None
-
-
-def device_origins(store: EventStore, device_id: str) -> dict[str, int]:
-    """The origins bound to ``device_id``, with the highest seq held of each."""
-    lookup = getattr(store, "device_origins", None)
-    found: dict[str, int] = lookup(device_id) if lookup is not None else {}
+    """The device ``origin`` is bound to (``EventStore.origin_device``), or None. A store
+    opened without the device's key writes under an unbound origin: its own records are
+    still its own device's, here (other nodes do not count them)."""
+    found = store.origin_device(origin)
+    if found is None and origin == store.node_id:
+        return own.device_id
     return found
 
 
@@ -295,7 +288,7 @@ def _retire(store: EventStore, devices: list[str]) -> list[tuple[str, str, int]]
     """On the writer thread: retire each origin of ``devices`` at the highest seq held."""
     done = []
     for device in devices:
-        for origin in device_origins(store, device):
+        for origin in store.device_origins(device):
             if origin == store.node_id:
                 continue
             try:

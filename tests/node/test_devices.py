@@ -1,0 +1,121 @@
+"""node.devices with real stores that sign (one per device) and records copied between
+them as replication copies them: the membership follows what is stored, whichever way
+it came, and the node that removed a device retires its origins."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from crdt import membership
+from crdt.clock import Hlc
+from crdt.device import private_key_from_seed
+from crdt.events import parse_event
+from crdt.log.store import EventStore
+from crdt.signing import Signer
+from node.device import DeviceKey
+from node.devices import Devices
+from node.store import AsyncStore
+
+
+@dataclass
+class Node:
+    store: EventStore
+    astore: AsyncStore
+    devices: Devices
+    key: DeviceKey
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path) -> AsyncIterator[list[Node]]:
+    made = []
+    for n in range(3):
+        key = DeviceKey(private_key_from_seed(bytes([n + 1]) * 32), tmp_path / f"k{n}")
+        store = EventStore.open(tmp_path / f"n{n}", signer=Signer(key.private_key, f"d{n}"))
+        astore = AsyncStore(store, ThreadPoolExecutor(max_workers=1))
+        devices = await Devices.open(astore, key, name=f"d{n}", address=None)
+        made.append(Node(store, astore, devices, key))
+    yield made
+    for node in made:
+        await node.devices.close()
+        await node.astore.close()
+
+
+async def copy(source: Node, target: Node) -> None:
+    """What the target lacks of the source's origins, as a peer sends it (signed)."""
+    for origin in source.store.version:
+        held = target.store.version.get(origin, 0)
+        items = [(s.event, s.origin, s.seq, s.signature)
+                 for s in source.store.origin_after(origin, held, 1000)]
+        if items:
+            await target.astore.write(lambda store, items=items: store.ingest(items))
+
+
+async def settled(*nodes: Node) -> None:
+    """Until every node has read what its store holds."""
+    for node in nodes:
+        await node.devices.refresh()
+
+
+async def test_concurrent_add_and_remove_resolve_alike_in_either_order(
+        nodes: list[Node]) -> None:
+    a, b, phone = nodes
+    phone_id = phone.key.device_id
+    await a.devices.add(b.key.device_id, "b")
+    await a.devices.add(phone_id, "phone")
+    await copy(a, b)
+    await settled(b)
+    assert b.devices.is_member(phone_id) and b.devices.is_member(a.key.device_id)
+    # Apart: a renames the phone, b removes it.
+    await a.devices.add(phone_id, "phone 2")
+    await b.devices.remove(phone_id, "stolen")
+    assert a.devices.members()[phone_id].name == "phone 2"
+    await copy(b, a)
+    await copy(a, b)
+    await settled(a, b)
+    for node in (a, b):
+        assert set(node.devices.members()) == {a.key.device_id, b.key.device_id}
+        assert node.devices.removed()[phone_id].by == b.key.device_id
+    assert a.devices.members() == b.devices.members()
+    assert a.devices.removed() == b.devices.removed()
+
+
+async def test_a_record_counts_only_from_a_bound_origin(nodes: list[Node]) -> None:
+    a, b, _ = nodes
+    await b.devices.add(a.key.device_id, "a")  # b's records, signed under b's origin
+    heard: list[int] = []
+    a.devices.add_listener(lambda: heard.append(1))
+    await copy(b, a)
+    await settled(a)
+    assert a.devices.members()[b.key.device_id].added_by == b.key.device_id and heard
+    # The same kind of record under an origin no device key binds counts for nothing.
+    record = membership.removed(b.key.device_id, "x").seal(Hlc(1, 0))
+    stray = await a.astore.write(
+        lambda store: store.ingest([(record, "0123456789abcdef", 1, None)]))
+    assert stray[0].created
+    await settled(a)
+    assert a.devices.is_member(b.key.device_id) and a.devices.removed() == {}
+
+
+async def test_the_remover_retires_the_removed_devices_origins(nodes: list[Node]) -> None:
+    a, b, c = nodes
+    await a.devices.add(c.key.device_id, "c")
+    await c.astore.append([parse_event({"agent_id": "main", "kind": {
+        "type": "message_received", "content": f"c {n}"}}, session_key="c:notes")
+        for n in range(4)])
+    await copy(c, a)
+    await copy(c, b)
+    [c_origin] = c.store.device_origins(c.key.device_id)
+    held = a.store.version[c_origin]
+    await a.devices.remove(c.key.device_id, "sold")
+    assert a.store.retired[c_origin] == held
+    # b did not remove it: it retires the origin only as the retirement reaches it.
+    assert c_origin in b.store.version
+    await copy(a, b)
+    await settled(b)
+    assert b.store.retired[c_origin] == held and not b.devices.is_member(c.key.device_id)
+    assert len(b.store.get_events("c:notes")) == 4  # its events stay

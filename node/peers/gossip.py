@@ -334,15 +334,20 @@ class Gossip:
         await link.close(why)
         return False
 
+    def _trusted(self, runner: Runner, device_id: str) -> bool:
+        """Whether a removal signed by ``device_id`` is believed: a member's (or a former
+        member's), or that of the device at an address given with ``--peer`` (trusted
+        as far as linking with it, since a new device may not know the members yet)."""
+        return not runner.learned or self.membership is None \
+            or self.is_member(device_id) or device_id in self.membership.removed()
+
     def _refused_by_peer(self, runner: Runner, exc: LinkRefused) -> None:
         """The peer turned this device away: say why (in the log once, until it changes),
         and remember a signed removal."""
         refusal, said = exc.refusal, runner.refused
         if refusal is None:
             runner.refused = str(exc)
-        elif refusal.code == DEVICE_REMOVED and (self.membership is None
-                                                 or self.is_member(refusal.by)
-                                                 or refusal.by in self.membership.removed()):
+        elif refusal.code == DEVICE_REMOVED and self._trusted(runner, refusal.by):
             self.removed.record(refusal)
             runner.refused = removal_text(self.removed.view() or {})
         elif refusal.code == NOT_MEMBER:

@@ -1,6 +1,6 @@
-"""Pairing without a shared secret: one command on the new device (``serve --peer``), one
-on a member (``devices add``); a third device learns the others from the membership
-records (the introducer)."""
+"""Pairing without a shared secret: one command on the new device (``serve --peer``, or
+``devices add`` of a member with its address), one on a member (``devices add``); a third
+device learns the others from the membership records (the introducer)."""
 
 from __future__ import annotations
 
@@ -66,11 +66,14 @@ def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
         names = {row["device_id"]: row["device_name"] for row in peer_rows(a)}
         assert names[ids["b"]] == "b"
 
-        c = device_node(cluster, "c", peers=[a.url])
+        # The other command for a new device: add a member, with its address, on it.
+        c = device_node(cluster, "c")
         ids["c"] = device_id(c)
+        done = run_cli(c, "devices", "add", ids["a"], "--name", "a", "--address", a.url)
+        assert done.returncode == 0, done.stderr
         add_device(a, c, "c")
         # c was told only a's address; it finds b in the records, and b takes it because
-        # the record adding c reached b.
+        # the record adding c reached b (or b finds c, whose address reached it).
         wait_until(lambda: ids["b"] in linked_devices(c) or ids["c"] in linked_devices(b),
                    LINK_TIMEOUT_S, "b and c linked directly")
         written = {e["id"] for e in append(c, "s", [message("from c")])}

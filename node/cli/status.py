@@ -75,6 +75,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     print_rows(peer_rows(view["peers"]),
                ["peer", "dir", "device", "node", "state", "contact", "we lack",
                 "peer lacks", "bytes in", "bytes out", "version"])
-    for peer in view["peers"]:
-        if peer.get("refused") and peer["state"] != "up":
+    for peer in view["peers"]:  # other refusals than the waiting said above
+        if peer.get("refused") and peer["state"] != "up" \
+                and peer["refused"] not in device.get("waiting", []):
             click.echo(f"{peer['url'] or peer['link']}: {peer['refused']}")

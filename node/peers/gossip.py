@@ -214,10 +214,14 @@ class Gossip:
         address we learned (one given with ``--peer`` pairs: see the module)."""
         if self.membership is not None and proven.device_id in self.membership.removed():
             return DEVICE_REMOVED
-        if runner.learned and not self.config.cluster_secret \
-                and not self.is_member(proven.device_id):
+        if runner.learned and not self._shared_mode() and not self.is_member(proven.device_id):
             return NOT_MEMBER
         return None
+
+    def _shared_mode(self) -> bool:
+        """Nodes hold the cluster secret or CA certificates: they may learn addresses
+        from each other's member lists, and link there member or not."""
+        return self.config.cluster_secret is not None or self.tls is not None
 
     def sweep(self) -> None:
         """End every link to a device that may no longer link with us."""
@@ -534,7 +538,7 @@ class Gossip:
             try:
                 self.sweep()
                 await self.dial_members()
-                if self.config.cluster_secret is not None or self.tls is not None:
+                if self._shared_mode():
                     await self.learn_once()
             except Exception:
                 log.exception("learning members failed")
@@ -587,12 +591,12 @@ class Gossip:
         I/O): ``GET /v1/peers`` and every metrics scrape read it."""
         now = self._loop.time()
         rows = []
+        members = self.membership.members() if self.membership is not None else {}
         for runner in self.runners.values():
             machine = runner.machine.status()
             contact = machine["last_contact"]
             device = runner.device.device_id if runner.device else None
-            member = self.membership.members().get(device) \
-                if self.membership is not None and device else None
+            member = members.get(device) if device else None
             rows.append({
                 "link": runner.key, "url": runner.url, "direction": runner.direction,
                 "node_id": machine["peer_node"],

@@ -12,22 +12,40 @@ catch-up, same run.
    alternate. The ratio is an upper bound on what signature checks cost a real catch-up,
    which also pays the network and the peer protocol.
 
+3. The same catch-up through the peer protocol, two stores on disk joined by their
+   ``PeerSync`` machines (hello, batches of 512, acks; parse, verification, ingest), with
+   keyed stores (every event signed, sent with its signature and verified on receipt)
+   and with unkeyed ones (unsigned, nothing to verify), same run, rounds alternating.
+   Target: ratio >= 0.7.
+4. Append throughput with signing as a ratio of without: embedded (``EventStore``, one
+   event per commit and commits of ``--batch``), and over HTTP with 32 clients against a
+   node process and one with signing turned off (``bench.unsigned_node``). Target >= 0.8.
+
     python -m bench.signing [--sessions 1000] [--per-session 20] [--batch 500]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import random
 import statistics
 import tempfile
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from bench.http_append import measure
 from crdt import device, signing
 from crdt.events import Event, parse_event
 from crdt.log.store import EventStore
+from crdt.signing import Signer
+from sync.peer.machine import PeerSync
+from sync.peer.messages import About
+from tests.support.processes import NodeProcess
 
 ORIGIN = "3f9c0a1b2c3d4e5f"
 
@@ -99,12 +117,68 @@ def catch_up(events: list[Event], signatures: list[bytes], public: bytes, batch:
     return elapsed
 
 
+def link_catch_up(events: list[Event], batch: int, signed: bool) -> float:
+    """Seconds for an empty store to take every event of another through the peer
+    protocol; ``signed``: both stores have keys (signatures sent and verified)."""
+    signers = [Signer(device.generate(), name) for name in ("source", "target")] \
+        if signed else [None, None]
+    about = About("bench", 1, retires=True, forgets=True, signs=signed)
+    with EventStore.open(tempfile.mkdtemp(prefix="bench-signing-"), signer=signers[0]) as a, \
+            EventStore.open(tempfile.mkdtemp(prefix="bench-signing-"), signer=signers[1]) as b:
+        for first in range(0, len(events), batch):
+            a.append_batch(events[first:first + batch])
+        machines = [PeerSync(a, "b", now=0.0, rng=random.Random(1), about=about),
+                    PeerSync(b, "a", now=0.0, rng=random.Random(2), about=about)]
+        started = time.perf_counter()
+        queue = deque((1 - side, data) for side in (0, 1)
+                      for data in machines[side].start(0.0, peer_reads_about=True))
+        while queue:
+            side, data = queue.popleft()
+            queue.extend((1 - side, reply) for reply in machines[side].receive(data, 0.0))
+        elapsed = time.perf_counter() - started
+        assert b.head == a.head and machines[1].counters.events_forged == 0
+        if signed:
+            assert b.origin_key(a.node_id) is not None
+    return elapsed
+
+
+def embedded_append(events: list[Event], batch: int, signed: bool) -> float:
+    """Events/s appended (as a node's own) in commits of ``batch``."""
+    signer = Signer(device.generate(), "bench") if signed else None
+    with EventStore.open(tempfile.mkdtemp(prefix="bench-signing-"), signer=signer) as store:
+        started = time.perf_counter()
+        for first in range(0, len(events), batch):
+            store.append_batch(events[first:first + batch])
+        return len(events) / (time.perf_counter() - started)
+
+
+def http_append(events: int, clients: int, rounds: int) -> tuple[float, float]:
+    """Median events/s over HTTP, ``clients`` at once, with signing and without."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-signing-http-"))
+    quiet = ["--log-level", "warning"]
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    with NodeProcess(folder, name="signed", extra_args=quiet) as signed_node, \
+            NodeProcess(folder, name="unsigned", extra_args=quiet,
+                        program="bench.unsigned_node") as unsigned_node:
+        for _ in range(rounds):
+            for signed, node in ((True, signed_node), (False, unsigned_node)):
+                rates[signed].append(asyncio.run(measure(node.url, clients, events))[0])
+    return statistics.median(rates[True]), statistics.median(rates[False])
+
+
+def ratio_line(what: str, with_s: float, without_s: float, unit: str = "ev/s") -> str:
+    return (f"{what}: {with_s:,.0f} {unit} signed, {without_s:,.0f} {unit} unsigned, "
+            f"ratio {with_s / without_s:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--per-session", type=int, default=20)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--http-events", type=int, default=4000)
+    parser.add_argument("--http-clients", type=int, default=32, help="0: no HTTP figure")
     args = parser.parse_args()
     events = make_events(args.sessions, args.per_session)
     measured = [rates(events, args.batch) for _ in range(args.rounds)]
@@ -126,6 +200,27 @@ def main() -> None:
     print(f"embedded catch-up, {args.sessions:,} sessions x {args.per_session} events, "
           f"commits of {args.batch}: {plain_rate:,.0f} ev/s unsigned, {checked_rate:,.0f} "
           f"ev/s with a signature check each, ratio {checked_rate / plain_rate:.2f}")
+    linked: dict[bool, list[float]] = {True: [], False: []}
+    appended: dict[tuple[int, bool], list[float]] = {}
+    for _ in range(args.rounds):
+        for signed in (False, True):
+            linked[signed].append(link_catch_up(events, args.batch, signed))
+            for batch in (1, args.batch):
+                count = min(len(events), 1_000) if batch == 1 else len(events)
+                appended.setdefault((batch, signed), []).append(
+                    embedded_append(events[:count], batch, signed))
+    plain_rate = len(events) / statistics.median(linked[False])
+    checked_rate = len(events) / statistics.median(linked[True])
+    print(ratio_line(f"catch-up over the peer protocol, {args.sessions:,} sessions x "
+                     f"{args.per_session} events (target >= 0.7)", checked_rate, plain_rate))
+    for batch in (1, args.batch):
+        print(ratio_line(f"embedded append, commits of {batch} (target >= 0.8)",
+                         statistics.median(appended[batch, True]),
+                         statistics.median(appended[batch, False])))
+    if args.http_clients:
+        with_signing, without = http_append(args.http_events, args.http_clients, args.rounds)
+        print(ratio_line(f"append over HTTP, {args.http_clients} clients, one event per "
+                         f"request (target >= 0.8)", with_signing, without))
 
 
 if __name__ == "__main__":

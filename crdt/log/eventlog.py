@@ -231,7 +231,27 @@ class EventLog:
             log._close_own_gap()
         if raw is not None and "retired" not in codec.decode_trusted(raw):
             log._learn_stored_retirements()
+        if raw is not None and "origin_n" not in codec.decode_trusted(raw):
+            log._learn_stored_bindings()
         return log
+
+    def _learn_stored_bindings(self) -> None:
+        """A folder written before origins were bound may hold ``device_key`` records,
+        kept as events of a kind it did not know: bind their origins, once."""
+        try:
+            session = self.session(bound.DEVICES_SESSION)
+        except NotFound:
+            session = None
+        ids = [entry.sort_key[2] for _, entry in self.entries(session)] if session else []
+        with self.storage.transaction() as tx:
+            batch = Batch(tx, self.meta.copy())
+            for stored in self.stored_many(ids):
+                binding = bound.read(stored.event)
+                if binding is not None and self._binding(batch, binding.origin) is None:
+                    self._bind(batch, binding)
+            batch.flush()  # the meta record too: with ``origin_n``, this runs once
+        self.meta = batch.meta
+        self._bindings.update(batch.bindings)
 
     def _learn_stored_retirements(self) -> None:
         """A folder written before origins could retire may hold retirements, kept as

@@ -241,7 +241,11 @@ class PeerSync:
         if hello.about is not None:
             self.peer_about = hello.about
             self._outbox.skeletons = hello.about.forgets
-            self._outbox.signatures = hello.about.signs
+            if hello.about.signs and not self._outbox.signatures:
+                # What went out before we knew carried no signatures, and is not taken
+                # by a peer that checks them: send it again, signed.
+                self._outbox.signatures = True
+                self._outbox.forget()
         # The peer reached us first, or it has just shown that it reads ``about`` (which
         # our first hello left out): tell it what we hold, and run.
         learned = hello.about is not None and not self._peer_reads_about

@@ -93,7 +93,7 @@ def test_partition_heals_and_status_shows_the_links(tmp_path: Path) -> None:
         assert row["events_peer_lacks"] >= 60
         view = status_json(b)
         assert view["node_id"] == b.get("/healthz")["node_id"]
-        assert view["head"] == len(before) + 60
+        assert view["head"] == len(before) + 60 + len(nodes)  # and 3 device keys' records
         (shown,) = view["peers"]
         assert shown["state"] in ("backoff", "connecting") and shown["events_peer_lacks"] >= 60
         wait_until(lambda: " backoff " in status_line(b, proxy_url(to_a_from_b)), 30,

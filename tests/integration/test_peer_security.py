@@ -6,9 +6,10 @@
 * A peer that holds the secret but misbehaves (garbage, a text frame, tampered or forged
   batches, an oversized frame, deep nesting, a stall before or inside a frame) loses its
   link; the node keeps serving and replicating with honest peers, and its log holds
-  nothing the attacker sent but valid events, which any member may add. Sequence numbers
-  are not signed, so a valid event sent for another node's slot is kept but numbered by
-  the receiver, and the slot's real event still reaches every node.
+  nothing the attacker sent but valid events, which any member may add. Events of a
+  node's origin carry its device's signature, so a valid event the peer sends unsigned
+  for another node's slot is not taken (``test_signed_events``), and the slot's real
+  event reaches every node.
 * With mutual TLS and no secret, nodes whose certificates the cluster CA signed
   replicate over HTTPS; a node with a certificate from another CA gets nothing.
 """
@@ -47,6 +48,7 @@ from tests.support.cluster import (
     Cluster,
     all_events,
     append,
+    appended_ids,
     assert_same_state,
     backlog,
     head,
@@ -68,7 +70,7 @@ ANSWER_TIMEOUT_S = 20.0
 
 
 def ids_of(node: NodeProcess) -> set[str]:
-    return {event["id"] for event in all_events(node)}
+    return appended_ids(all_events(node))
 
 
 def peer_headers(secret: str | None, name: str = "attacker") -> dict[str, str]:
@@ -147,7 +149,7 @@ def test_node_with_another_secret_never_exchanges_events(tmp_path: Path) -> None
         ids = wait_converged([a, b], must_hold=from_a | from_b)
         assert ids == from_a | from_b
         assert ids_of(outsider) == from_outsider
-        assert head(outsider) == 20
+        assert head(outsider) == 20 + 1  # and its device key's record
         assert all(row["state"] != "up" for row in peer_rows(outsider))
         outsider_id = outsider.get("/healthz")["node_id"]
         assert outsider_id not in {row["node_id"] for row in peer_rows(a)}
@@ -230,22 +232,18 @@ def test_misbehaving_peer_cannot_crash_stall_or_corrupt_a_node(tmp_path: Path) -
         answer = asyncio.run(attack(a.url, b"\xa0" + b"\x00" * MESSAGE_BYTES_MAX))
         assert closed(answer) and answer.data == aiohttp.WSCloseCode.MESSAGE_TOO_BIG
 
-        # Valid events claiming to be a's own, numbered right after what a issued. Only
-        # a numbers its own events: the claimed numbers are not taken, but the events
-        # are (their content is valid, as any member's could be), numbered by a itself
-        # so that they still replicate; a's own numbering carries on after them.
+        # Valid events claiming to be a's own, numbered right after what a issued,
+        # without a's signature: not taken, and a's own numbering carries on.
         own_seq = max(e["seq"] for e in all_events(a) if e["origin"] == a_id)
         claimed = [sealed(f"forged as a's own #{n}", now_ms + 10 + n) for n in range(1, 4)]
         forged = encode(Events(tuple(
             Item(a_id, own_seq + n, event) for n, event in enumerate(claimed, start=1))))
         answer = asyncio.run(attack(a.url, forged))
         assert answer.type == aiohttp.WSMsgType.BINARY and isinstance(parse(answer.data), Ack)
-        kept = {e["id"]: e for e in all_events(a) if e["origin"] == a_id
-                and e["seq"] > own_seq}
-        assert set(kept) == {event.id.hex() for event in claimed}
+        assert not {e["id"] for e in all_events(a)} & {event.id.hex() for event in claimed}
         (after,) = append(a, "honest", [message("a's next own event")])
-        assert (after["origin"], after["seq"]) == (a_id, own_seq + len(claimed) + 1)
-        honest |= set(kept) | {after["id"]}
+        assert (after["origin"], after["seq"]) == (a_id, own_seq + 1)
+        honest |= {after["id"]}
 
         # Stalls, held open while honest replication goes on.
         asyncio.run(stalled_while(a, lambda: replicate_both_ways(a, b, honest)))
@@ -320,14 +318,15 @@ def test_a_peer_cannot_take_another_nodes_sequence_numbers(tmp_path: Path) -> No
         first = {e["id"] for e in append(b, "victim", [message("b's first")])}
         wait_converged([a, b], must_hold=first)
         b_id = b.get("/healthz")["node_id"]
-        # An authenticated peer sends a a valid event as b's second one.
-        squatter = sealed("not b's second event", int(time.time() * 1000), key="victim")
-        answer = asyncio.run(attack(a.url, encode(Events((Item(b_id, 2, squatter),)))))
+        # An authenticated peer sends a a valid event as b's next one, unsigned: b's
+        # origin is bound to b's key, so a does not take it, and b's real one follows.
+        seq = max(e["seq"] for e in all_events(a) if e["origin"] == b_id)
+        squatter = sealed("not b's next event", int(time.time() * 1000), key="victim")
+        answer = asyncio.run(attack(a.url, encode(Events((Item(b_id, seq + 1, squatter),)))))
         assert answer.type == aiohttp.WSMsgType.BINARY and isinstance(parse(answer.data), Ack)
-        (real,) = append(b, "victim", [message("b's real second event")])
-        # Whichever number b's event gets (b may have heard a's claim of b:2 first and
-        # skipped it), both events end up on both nodes.
-        wait_converged([a, b], must_hold={real["id"], squatter.id.hex()} | first)
+        (real,) = append(b, "victim", [message("b's real next event")])
+        ids = wait_converged([a, b], must_hold={real["id"]} | first)
+        assert squatter.id.hex() not in ids and real["seq"] == seq + 1
 
 
 def test_claims_on_a_nodes_numbers_do_not_stop_its_writes(tmp_path: Path) -> None:

@@ -140,3 +140,17 @@ def test_the_first_byte_limit_may_not_exceed_the_headers_limit() -> None:
     with pytest.raises(ValueError, match=r"\[limits\] first_byte_timeout_s \(20\) is above "
                                          r"\[limits\] headers_timeout_s \(10\)"):
         Config(limits=limits).check()
+
+
+def test_signatures_are_required_by_default_only_without_a_cluster_secret(
+        tmp_path: Path) -> None:
+    assert Config().signatures_required
+    assert not Config(cluster_secret="s").signatures_required
+    assert Config(cluster_secret="s", require_signatures=True).signatures_required
+    assert print_config([])["require_signatures"] is None
+    assert print_config(["--require-signatures"])["require_signatures"] is True
+    assert print_config([], env={"CLAWSYNC_REQUIRE_SIGNATURES": "false"}
+                        )["require_signatures"] is False
+    file = tmp_path / "clawsync.toml"
+    file.write_text("require_signatures = true\n")
+    assert print_config(["--config", str(file)])["require_signatures"] is True

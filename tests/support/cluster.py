@@ -170,20 +170,32 @@ def sort_key(event: dict[str, Any]) -> tuple[int, int, str]:
 # -- convergence ---------------------------------------------------------------------------
 
 
+#: The session of the records nodes write themselves (a device's key as the first event
+#: of each of its origins, membership): beside the events a test appends.
+RECORDS_SESSION = "clawsync:devices"
+
+
+def appended_ids(events: Iterable[dict[str, Any]]) -> set[str]:
+    """Ids of ``events`` but the nodes' own records (``RECORDS_SESSION``)."""
+    return {event["id"] for event in events if event["session_key"] != RECORDS_SESSION}
+
+
 def wait_converged(nodes: Sequence[NodeProcess], must_hold: Iterable[str] = (),
                    timeout_s: float = CONVERGE_TIMEOUT_S) -> set[str]:
     """Poll until every node holds the same set of event ids, including ``must_hold``;
-    returns that set. Heads are compared first (cheap), whole logs only when they agree."""
+    returns that set, the nodes' own records left out (``appended_ids``). Heads are
+    compared first (cheap), whole logs only when they agree."""
     wanted = set(must_hold)
 
     def converged() -> set[str] | None:
         heads = [head(node) for node in nodes]
         if len(set(heads)) != 1 or heads[0] < len(wanted):
             return None
-        sets = [{event["id"] for event in all_events(node)} for node in nodes]
+        logs = [all_events(node) for node in nodes]
+        sets = [{event["id"] for event in log} for log in logs]
         if any(ids != sets[0] for ids in sets) or not wanted <= sets[0]:
             return None
-        return sets[0]
+        return appended_ids(logs[0])
 
     def describe() -> str:
         return ", ".join(f"{n.name} head {head(n)}" for n in nodes if n.running)
@@ -212,12 +224,13 @@ def check_log(node: NodeProcess) -> list[dict[str, Any]]:
 
 def assert_same_state(nodes: Sequence[NodeProcess], ids: set[str],
                       automerge: bool = True) -> None:
-    """Every node holds exactly ``ids``, once each, and serves the same projections (equal
-    to a rebuild from the events) and the same Automerge documents."""
+    """Every node holds exactly ``ids`` (and the nodes' own records), once each, and serves
+    the same projections (equal to a rebuild from the events) and the same Automerge
+    documents."""
     by_key: dict[str, list[dict[str, Any]]] = {}
     for node in nodes:
         events = check_log(node)
-        assert {e["id"] for e in events} == ids, f"{node.name}: other events"
+        assert appended_ids(events) == ids, f"{node.name}: other events"
         for event in events:
             by_key.setdefault(event["session_key"], [])
         if node is nodes[0]:

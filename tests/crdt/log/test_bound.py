@@ -79,3 +79,20 @@ def test_a_key_record_binds_only_the_origin_its_key_derives(ev: Ev) -> None:
         assert store.origin_key("0123456789abcdef") is None
     finally:
         store.close()
+
+
+def test_key_records_a_folder_stored_before_binding_bind_their_origins_when_it_opens(
+        tmp_path: Path, ev: Ev) -> None:
+    record = bound.device_key(SIGNER, 0).seal(ev().timestamp)
+    with EventStore.open(tmp_path) as store:
+        store.ingest([(record, SIGNER.origin(0), 1)])
+    # As an earlier version wrote it: no bindings, and a meta record without ``origin_n``.
+    with EventStore.open(tmp_path) as store:
+        storage = store.log.storage
+        with storage.transaction() as tx:
+            tx.delete(bound.binding_key(SIGNER.origin(0)))
+            raw = codec.decode(storage.get("m") or b"")
+            del raw["origin_n"]
+            tx.put("m", codec.encode(raw))
+    with EventStore.open(tmp_path) as store:
+        assert store.origin_key(SIGNER.origin(0)) == SIGNER.public_key

@@ -100,7 +100,7 @@ def test_an_event_of_a_bound_origin_without_its_signature_is_refused(
     assert not b.holds(forged.id) and b.head == before
     assert machine.counters.events_forged == 1
     ack = parse(reply)
-    assert getattr(ack, "version")[a.node_id] == seq - 1  # not acknowledged
+    assert ack.version[a.node_id] == seq - 1  # not acknowledged
 
 
 def test_a_relay_that_does_not_sign_is_not_at_fault_and_its_copy_is_not_taken(
@@ -193,3 +193,19 @@ def test_any_flipped_bit_of_a_signature_is_forged(byte: int, bit: int, seq: int)
     verdicts = judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
                      require=True)
     assert verdicts == ["forged" if n == seq else "take" for n in range(1, 6)]
+
+
+def test_batches_sent_before_the_peer_said_it_signs_go_again_signed(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    a, b = keyed(0), keyed(1)
+    a.append_batch(messages(ev, 3))
+    to_b = PeerSync(a, "b", now=0.0, rng=random.Random(0), about=SIGNS,
+                    checkpoint={})  # a checkpoint: a sends at once, before any hello
+    to_a = PeerSync(b, "a", now=0.0, rng=random.Random(1), about=SIGNS)
+    queue = [(to_a, data) for data in to_b.start(0.0)]
+    queue += [(to_b, data) for data in to_a.start(0.0, peer_reads_about=True)]
+    while queue:
+        machine, data = queue.pop(0)
+        other = to_a if machine is to_b else to_b
+        queue += [(other, reply) for reply in machine.receive(data, 0.0)]
+    assert b.version[a.node_id] == 4  # with no ack timeout passed

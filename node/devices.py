@@ -64,16 +64,6 @@ class SelfRemoval(InvalidInput):
     code = "self_removal"
 
 
-def origin_device(store: EventStore, origin: str, own: DeviceKey) -> str | None:
-    """The device ``origin`` is bound to (``EventStore.origin_device``), or None. A store
-    opened without the device's key writes under an unbound origin: its own records are
-    still its own device's, here (other nodes do not count them)."""
-    found = store.origin_device(origin)
-    if found is None and origin == store.node_id:
-        return own.device_id
-    return found
-
-
 class Devices:
     """This node's view of the cluster's devices (create with ``await Devices.open``)."""
 
@@ -103,8 +93,8 @@ class Devices:
         """Fold every record held and follow the store's commits; ``name`` and
         ``address`` are this device's, for its own ``device_added``."""
         self._name, self._address = name, address
+        self._astore.add_commit_listener(self._committed)  # first: no commit slips by
         await self.refresh()
-        self._astore.add_commit_listener(self._committed)
 
     async def close(self) -> None:
         self._closed = True
@@ -217,7 +207,7 @@ class Devices:
             waiting = {origin for origin, _ in self._view.unbound()}
             before = self._position
             new, bindings, position = await self._astore.read(
-                lambda store: _read(store, before, waiting, self._device))
+                lambda store: _read(store, before, waiting))
             self._bindings.update(bindings)
             self._position = position
             changed = self._view.refresh() if waiting else False
@@ -268,7 +258,7 @@ def _page(store: EventStore, position: int) -> list[StoredEvent]:
         return []
 
 
-def _read(store: EventStore, position: int, waiting: set[str], own: DeviceKey
+def _read(store: EventStore, position: int, waiting: set[str]
           ) -> tuple[list[StoredEvent], dict[str, str | None], int]:
     """On a reader thread: the records after ``position``, the bindings of their origins
     and of ``waiting`` ones, and the position reached."""
@@ -281,7 +271,7 @@ def _read(store: EventStore, position: int, waiting: set[str], own: DeviceKey
         if len(page) < READ_PAGE:
             break
     origins = waiting | {stored.origin for stored in new}
-    return new, {origin: origin_device(store, origin, own) for origin in origins}, position
+    return new, {origin: store.origin_device(origin) for origin in origins}, position
 
 
 def _retire(store: EventStore, devices: list[str]) -> list[tuple[str, str, int]]:

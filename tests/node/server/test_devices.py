@@ -39,7 +39,10 @@ async def test_a_node_is_a_cluster_of_one_until_it_adds_a_device(
     # Its first membership record comes after its own add, in the same commit.
     status, _ = await call(client, "POST", "/v1/devices",
                            json={"device_id": PHONE, "name": "phone"})
-    assert status == 201 and node.astore.head == 2
+    assert status == 201
+    _, page = await call(client, "GET", f"/v1/sessions/{quote(DEVICES_SESSION)}/events")
+    assert [(e["kind"]["type"], e["kind"].get("device_id")) for e in page["events"]] == [
+        ("device_key", own), ("device_added", own), ("device_added", PHONE)]
     _, view = await call(client, "GET", "/v1/devices")
     assert {m["device_id"]: m["added_by"] for m in view["members"]} == {own: own, PHONE: own}
     assert all(m["added_at"] for m in view["members"])

@@ -232,8 +232,10 @@ class Config:
     token: str | None = None
     #: Peer URLs to replicate with (``--peer``, repeatable, and the config file).
     peers: tuple[str, ...] = ()
-    #: Shared secret every node of a cluster holds; peers must present it. Without it
-    #: (or TLS client certificates) the node neither accepts nor dials peers.
+    #: Shared secret every node of a cluster holds. Optional: peers link by their device
+    #: keys (members of the cluster, ``clawsync devices``); a peer with the secret links
+    #: too, member or not (an older node, or a cluster moving to device keys), unless
+    #: its device was removed.
     cluster_secret: str | None = None
     #: The URL other nodes should use to reach this one; told to peers so that a new
     #: device needs only one address. Default: none (this node only dials out).
@@ -303,9 +305,6 @@ class Config:
             raise ValueError(f"--{error}") from None
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is not between 0 and 65535")
-        if self.peers and self.cluster_secret is None and self.tls_ca is None:
-            raise ValueError("peers need a shared --cluster-secret (or --tls-ca with "
-                             "client certificates) on every node")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_ca is not None and self.tls_cert is None:
@@ -339,11 +338,6 @@ class Config:
         if self.require_signatures is not None:
             return self.require_signatures
         return self.cluster_secret is None
-
-    @property
-    def peering(self) -> bool:
-        """True when this node can authenticate peers (and so serves the peer API)."""
-        return self.cluster_secret is not None or self.tls_ca is not None
 
 
 def software_version() -> str:

@@ -16,9 +16,16 @@ def _cell(value: Any, unit: str = "") -> str:
     return "-" if value is None else f"{value}{unit}"
 
 
+def _device(peer: dict[str, Any]) -> str:
+    """The peer's device: its name, else the first group of its id."""
+    if peer.get("device_id") is None:
+        return "-"
+    return str(peer.get("device_name") or peer["device_id"][:7])
+
+
 def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
     return [[
-        peer["url"] or peer["link"], peer["direction"], _cell(peer["node_id"]),
+        peer["url"] or peer["link"], peer["direction"], _device(peer), _cell(peer["node_id"]),
         peer["state"] + (f" (retry in {peer['retry_in_s']:.0f}s)"
                          if peer.get("retry_in_s") else ""),
         _cell(peer["last_contact_s_ago"], "s ago"),
@@ -39,8 +46,9 @@ def version(peer: dict[str, Any]) -> str:
 @client_options
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Show the node's id, version and head, and per peer: state, last contact, how many
-    events each side still lacks, bytes in and out, what it runs.
+    """Show the node's id, version and head, this device (removed? waiting to be added?),
+    and per peer: its device, state, last contact, how many events each side still lacks,
+    bytes in and out, what it runs.
 
     \b
     Examples:
@@ -56,6 +64,18 @@ def status(ctx: click.Context, as_json: bool) -> None:
         return
     click.echo(f"node {view['node_id']} ({view.get('software', '?')})  head {view['head']}  "
                f"peers {len(view['peers'])}")
+    device = view.get("device") or {}
+    if device.get("device_id"):
+        click.echo(f"device {device['device_id']}")
+    if device.get("removed_text"):
+        click.echo(f"REMOVED: this device was {device['removed_text']}; no member links "
+                   "with it any more")
+    for waiting in device.get("waiting", []):
+        click.echo(waiting)
     print_rows(peer_rows(view["peers"]),
-               ["peer", "dir", "node", "state", "contact", "we lack", "peer lacks",
-                "bytes in", "bytes out", "version"])
+               ["peer", "dir", "device", "node", "state", "contact", "we lack",
+                "peer lacks", "bytes in", "bytes out", "version"])
+    for peer in view["peers"]:  # other refusals than the waiting said above
+        if peer.get("refused") and peer["state"] != "up" \
+                and peer["refused"] not in device.get("waiting", []):
+            click.echo(f"{peer['url'] or peer['link']}: {peer['refused']}")

@@ -1,10 +1,14 @@
 """The peer API (``/peer/v1/...``), its authentication, TLS, ``GET /v1/peers`` and the
 origins (``GET /v1/origins``, ``DELETE /v1/origins/{origin}``: ``crdt.log.retire``).
 
-Peers authenticate with the cluster secret (``Authorization: Bearer <secret>``) or, when
-the node has ``--tls-ca``, with a client certificate signed by that CA. Anything else
-gets 401 and no data. The client token does not open the peer API, nor the cluster
-secret the client API: a leaked app token cannot join the cluster.
+Peers authenticate with their device keys (``crdt.linkproof``: a device must be a
+member of the cluster, ``node.peers.gossip.Gossip.admit``), with the cluster secret
+(``Authorization: Bearer <secret>``) or, when the node has ``--tls-ca``, with a client
+certificate signed by that CA; a device that proves its key is refused once removed,
+whatever else it holds. Anything else gets 401 and no data; a device that is not a
+member, or was removed, gets 403 with the reason, signed. The client token does not open
+the peer API, nor the cluster secret the client API: a leaked app token cannot join the
+cluster.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from node.peers.transport import (
     NODE_HEADER,
     PEER_PATH,
     LinkClosed,
+    LinkRefused,
     accept,
+    claimed_device,
+    refuse,
     refuse_self,
 )
 
@@ -42,22 +49,37 @@ def setup(app: web.Application, config: Config, gossip: Gossip) -> None:
 
 
 def _check_peer(request: web.Request) -> None:
+    """The members list is for nodes holding the cluster secret or a CA certificate
+    (devices learn addresses from the membership records instead)."""
+    if not _shared_credentials(request):
+        raise unauthorized("peer credentials missing or wrong")
+
+
+def _shared_credentials(request: web.Request) -> bool:
+    """The cluster secret, or a client certificate of our CA."""
     config: Config = request.app[GOSSIP].config
-    if not config.peering:
-        raise unauthorized("this node accepts no peers: it has no cluster secret")
     if config.tls_ca is not None and request.transport is not None \
             and request.transport.get_extra_info("peercert"):
-        return  # the TLS layer verified the certificate against our CA
-    if config.cluster_secret is not None \
-            and auth.matches(auth.bearer(request), config.cluster_secret):
-        return
-    raise unauthorized("peer credentials missing or wrong")
+        return True  # the TLS layer verified the certificate against our CA
+    return config.cluster_secret is not None \
+        and auth.matches(auth.bearer(request), config.cluster_secret)
 
 
 async def peer_socket(request: web.Request) -> web.StreamResponse:
     """A peer's replication link (websocket)."""
-    _check_peer(request)
     gossip: Gossip = request.app[GOSSIP]
+    shared = _shared_credentials(request)
+    claimed = claimed_device(request)  # InvalidInput: 400
+    if claimed is None and not shared:
+        raise unauthorized("peer credentials missing or wrong: prove a device key "
+                           "(a node of 0.3 or later) or give the cluster secret")
+    if claimed is not None:
+        refused = gossip.admit(claimed[0], shared=shared)
+        if refused is not None:
+            code, detail, text = refused
+            log.debug("peer device refused", device_id=claimed[0], code=code,
+                      peer=request.remote)
+            return refuse(gossip.device, code, detail, claimed[0], claimed[1], text)
     if gossip.stopping:  # a stopping node takes no new links: it would wait on them
         raise web.HTTPServiceUnavailable(text="this node is stopping")
     if len(gossip.runners) >= gossip.config.sync.peers_max:
@@ -65,11 +87,14 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
     if request.headers.get(NODE_HEADER) == gossip.astore.node_id:
         return refuse_self(gossip.astore.node_id)
     try:
-        link = await accept(request, gossip.config.sync)
+        link = await accept(request, gossip.config.sync, device=gossip.device,
+                            claimed=claimed)
+    except LinkRefused as exc:  # a forged or replayed proof
+        log.warning("peer link proof refused", peer=request.remote, reason=str(exc))
     except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
         log.info("peer link down", peer=request.remote, reason=str(exc))
     else:
-        await gossip.serve_accepted(link)
+        await gossip.serve_accepted(link, shared=shared)
     return web.Response()  # the websocket has already answered, or nobody listens
 
 
@@ -85,7 +110,7 @@ async def peers(request: web.Request) -> web.StreamResponse:
     gossip: Gossip = request.app[GOSSIP]
     return respond(request, {"node_id": gossip.astore.node_id, "head": gossip.astore.head,
                              "software": gossip.about.software, "schema": gossip.about.schema,
-                             "peers": gossip.status()})
+                             "device": gossip.device_status(), "peers": gossip.status()})
 
 
 async def origins(request: web.Request) -> web.StreamResponse:

@@ -16,6 +16,14 @@ dialed, both keep the one dialed by the smaller node id; of two we dialed, the o
 and a dialed address that stands for a node already linked waits on standby. An
 address that reaches this very node is answered 409 by it and never dialed again.
 Each link may use only its share of the writer (``node.peers.budget``).
+
+Devices (``crdt.linkproof``, ``node.peers.transport``): every link proves both keys when
+both nodes have them. A dialer must be a member of the cluster unless it holds the
+cluster secret or a CA certificate (``admit``); a dialed device must be a member too,
+except the one at an address given with ``--peer`` (a new device pairs by dialing an
+address it was told; it learns the membership from there). A removed device is refused
+either way and its links close when the removal arrives (``sweep``). Member addresses
+from the membership records are dialed like learned members: the introducer.
 """
 
 from __future__ import annotations
@@ -36,8 +44,21 @@ from crdt.errors import StorageUnavailable
 from crdt.events import SCHEMA_VERSION
 from crdt.log.store import EventStore
 from node.config import Config, software_version
+from node.device import DeviceKey
+from node.devices import Devices
 from node.peers.budget import CLIENTS_QUIET_S, WriterBudget
-from node.peers.transport import Link, LinkClosed, SelfLink, dial, fetch_members
+from node.peers.links import Removed, refusal_for, removal_text, waiting_text
+from node.peers.transport import (
+    DEVICE_REMOVED,
+    NOT_MEMBER,
+    Link,
+    LinkClosed,
+    LinkRefused,
+    Proven,
+    SelfLink,
+    dial,
+    fetch_members,
+)
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
 from sync.peer.machine import PeerSync
@@ -69,6 +90,9 @@ class Runner:
     identified_at: float | None = None  # when its hello named the peer, on this link
     drop: str | None = None  # set to end the link (a duplicate), read by its own loop
     budget: WriterBudget | None = None
+    device: Proven | None = None  # the device that proved its key on the current link
+    shared: bool = False  # accepted on the cluster secret or a CA certificate
+    refused: str | None = None  # why the peer refused this device, for people
 
     @property
     def node(self) -> str | None:
@@ -80,10 +104,17 @@ class Gossip:
     """All of this node's peer links."""
 
     def __init__(self, config: Config, astore: AsyncStore,
-                 tls: ssl.SSLContext | None) -> None:
+                 tls: ssl.SSLContext | None, device: DeviceKey,
+                 membership: Devices | None = None) -> None:
         self.config = config
         self.astore = astore
         self.tls = tls
+        self.device = device
+        #: The cluster's devices (``node.devices``); None: no device but this one.
+        self.membership = membership
+        #: This device's removal, as a member told it when refusing a link (persisted).
+        self.removed = Removed(config.data_dir)
+        self._membership_changed = asyncio.Event()
         self.runners: dict[str, Runner] = {}
         self.members: dict[str, str | None] = {}  # peer URL -> node id, when known
         self._http: aiohttp.ClientSession | None = None
@@ -143,6 +174,73 @@ class Gossip:
         for runner in self.runners.values():
             runner.wake.set()  # push what was appended (or relayed) to every peer
 
+    def membership_changed(self) -> None:
+        """Called when a membership record was stored: close links of removed devices
+        at once and dial new members' addresses soon."""
+        self.sweep()
+        self._membership_changed.set()
+        own = self.membership.members().get(self.device.device_id) if self.membership else None
+        address = self.config.advertise_url
+        if own is not None and address is not None and own.address != address \
+                and not self.stopping:
+            self._spawn(self._announce(own.name, address), "announce-address")
+
+    async def _announce(self, name: str, address: str) -> None:
+        """A member that added this device named no address (or an old one): say ours
+        again, so that the others can dial us (the last add of a device gives its
+        address)."""
+        assert self.membership is not None
+        try:
+            await self.membership.add(self.device.device_id, name, address)
+        except Exception:
+            log.warning("could not announce this device's address", exc_info=True)
+
+    # -- devices -----------------------------------------------------------------------
+
+    def is_member(self, device_id: str) -> bool:
+        if device_id == self.device.device_id:
+            return True
+        return self.membership is not None and self.membership.is_member(device_id)
+
+    def admit(self, device_id: str, *, shared: bool) -> tuple[str, dict[str, Any], str] | None:
+        """Why the device ``device_id`` may not link with us (code, signed detail, text
+        for people), or None if it may: a member, or a holder of the cluster secret or a
+        CA certificate (migration) that was not removed."""
+        removal = self.membership.removed().get(device_id) if self.membership else None
+        if removal is not None:
+            return refusal_for(removal)
+        if shared or self.is_member(device_id):
+            return None
+        return (NOT_MEMBER, {}, waiting_text(self.device.device_id, device_id))
+
+    def _dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:
+        """Why a device we dialed may not stay linked: removed; or not a member, at an
+        address we learned (one given with ``--peer`` pairs: see the module)."""
+        if self.membership is not None and proven.device_id in self.membership.removed():
+            return DEVICE_REMOVED
+        if runner.learned and not self._shared_mode() and not self.is_member(proven.device_id):
+            return NOT_MEMBER
+        return None
+
+    def _shared_mode(self) -> bool:
+        """Nodes hold the cluster secret or CA certificates: they may learn addresses
+        from each other's member lists, and link there member or not."""
+        return self.config.cluster_secret is not None or self.tls is not None
+
+    def sweep(self) -> None:
+        """End every link to a device that may no longer link with us."""
+        for runner in self.runners.values():
+            if runner.device is None or runner.state not in ("up", "connecting") \
+                    or runner.drop is not None:
+                continue
+            refused = self.admit(runner.device.device_id, shared=runner.shared)
+            if refused is not None and (refused[0] == DEVICE_REMOVED
+                                        or runner.direction == "in"):
+                log.info("peer link closed: device no longer a member",
+                         device_id=runner.device.device_id, code=refused[0])
+                runner.drop = refused[0]
+                runner.wake.set()
+
     async def _call(self, work: Callable[[EventStore], T]) -> T:
         return await self.astore.write(work)
 
@@ -194,7 +292,9 @@ class Gossip:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret,
                                   advertise=self.config.advertise_url, tls=self.tls,
-                                  config=self.config.sync)
+                                  config=self.config.sync, device=self.device)
+            except LinkRefused as exc:
+                self._refused_by_peer(runner, exc)
             except SelfLink:
                 log.info("peer address is this node; not dialed again", peer=runner.url)
                 self._forget(runner)
@@ -204,10 +304,14 @@ class Gossip:
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
             else:
-                await self._run_until_down(runner, link, runner.url)
+                runner.refused = None
+                if await self._keep_dialed(runner, link):
+                    await self._run_until_down(runner, link, runner.url)
             await self._save_checkpoint(runner, force=True)
-            if runner.drop is not None and runner.learned:
-                self._forget(runner)  # a second address of a node linked already
+            if runner.drop == DEVICE_REMOVED or (runner.drop is not None and runner.learned):
+                # A second address of a node linked already, or a removed device's.
+                log.info("peer address not dialed again", peer=runner.url, why=runner.drop)
+                self._forget(runner)
                 return
             retry_at = await self._machine(runner.machine.connection_failed, self._now())
             # Counted since a message from the peer was last handled, not since the last
@@ -220,7 +324,46 @@ class Gossip:
                 self.members.pop(runner.url, None)
                 return
             runner.state = "backoff"
+            if runner.refused is not None and not self.removed.known:
+                # Waiting to be added: ask again soon, not after the back-off's minute.
+                retry_at = min(retry_at, self._loop.time() + self.config.sync.pull_interval_s)
             await asyncio.sleep(max(0.0, retry_at - self._loop.time()))
+
+    async def _keep_dialed(self, runner: Runner, link: Link) -> bool:
+        """Whether the device at the other end of a link we dialed may stay; closes it
+        if not."""
+        runner.device, runner.drop = link.peer_device, None
+        why = self._dialed_refusal(runner, link.peer_device) if link.peer_device else None
+        if why is None:
+            return True
+        log.info("dialed device refused", peer=runner.url,
+                 device_id=link.peer_device.device_id if link.peer_device else None, code=why)
+        runner.drop = why
+        await link.close(why)
+        return False
+
+    def _trusted(self, runner: Runner, device_id: str) -> bool:
+        """Whether a removal signed by ``device_id`` is believed: a member's (or a former
+        member's), or that of the device at an address given with ``--peer`` (trusted
+        as far as linking with it, since a new device may not know the members yet)."""
+        return not runner.learned or self.membership is None \
+            or self.is_member(device_id) or device_id in self.membership.removed()
+
+    def _refused_by_peer(self, runner: Runner, exc: LinkRefused) -> None:
+        """The peer turned this device away: say why (in the log once, until it changes),
+        and remember a signed removal."""
+        refusal, said = exc.refusal, runner.refused
+        if refusal is None:
+            runner.refused = str(exc)
+        elif refusal.code == DEVICE_REMOVED and self._trusted(runner, refusal.by):
+            self.removed.record(refusal)
+            runner.refused = removal_text(self.removed.view() or {})
+        elif refusal.code == NOT_MEMBER:
+            runner.refused = waiting_text(refusal.by, self.device.device_id)
+        else:
+            runner.refused = f"refused by {refusal.by} ({refusal.code})"
+        if runner.refused != said:
+            log.warning("peer refused this device", peer=runner.url, reason=runner.refused)
 
     def _forget(self, runner: Runner) -> None:
         self.runners.pop(runner.key, None)
@@ -238,8 +381,12 @@ class Gossip:
 
     # -- accepted links ----------------------------------------------------------------
 
-    async def serve_accepted(self, link: Link) -> None:
+    async def serve_accepted(self, link: Link, *, shared: bool = False) -> None:
         """Run a link a peer opened to us, until it ends (the peer re-dials)."""
+        if link.peer_device is not None \
+                and self.admit(link.peer_device.device_id, shared=shared) is not None:
+            await link.close("device not a member")  # removed during the handshake
+            return
         self._accepted += 1
         key = f"in:{link.peer_node or '?'}:{self._accepted}"
         if link.peer_url and len(self.members) < self.config.sync.peers_max:
@@ -247,6 +394,7 @@ class Gossip:
         # A peer that names itself resumes from its checkpoint; its hello must agree.
         checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
         runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key)
+        runner.device, runner.shared = link.peer_device, shared
         runner.task = asyncio.current_task()  # so that stop() can end this link too
         try:
             await self._run_until_down(runner, link, key)
@@ -385,13 +533,35 @@ class Gossip:
     # -- membership --------------------------------------------------------------------
 
     async def _learn_members(self) -> None:
-        """Ask dialed peers which nodes they know; dial the ones we do not."""
+        """Ask dialed peers which nodes they know; dial the ones we do not. Also (and at
+        once when the membership changes) dial member devices at their addresses, and
+        close links of devices removed (``sweep``, in case a change was not told)."""
         while True:
-            await asyncio.sleep(self.config.sync.members_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._membership_changed.wait(),
+                                       self.config.sync.members_interval_s)
+            self._membership_changed.clear()
             try:
-                await self.learn_once()
+                self.sweep()
+                await self.dial_members()
+                if self._shared_mode():
+                    await self.learn_once()
             except Exception:
                 log.exception("learning members failed")
+
+    async def dial_members(self) -> None:
+        """Dial each member device's advertised address that no link reaches yet (the
+        introducer: a new device learns the others from the records it replicated)."""
+        if self.membership is None or self.removed.known:
+            return
+        linked = {r.device.device_id for r in self.runners.values()
+                  if r.device is not None and r.state == "up"}
+        for device_id, member in list(self.membership.members().items()):
+            if device_id == self.device.device_id or device_id in linked \
+                    or member.address is None:
+                continue
+            if await self.add_peer(member.address, learned=True):
+                log.info("dialing member", device_id=device_id, url=member.address)
 
     async def learn_once(self) -> None:
         assert self._http is not None
@@ -427,14 +597,20 @@ class Gossip:
         I/O): ``GET /v1/peers`` and every metrics scrape read it."""
         now = self._loop.time()
         rows = []
+        members = self.membership.members() if self.membership is not None else {}
         for runner in self.runners.values():
             machine = runner.machine.status()
             contact = machine["last_contact"]
+            device = runner.device.device_id if runner.device else None
+            member = members.get(device) if device else None
             rows.append({
                 "link": runner.key, "url": runner.url, "direction": runner.direction,
                 "node_id": machine["peer_node"],
+                "device_id": device, "device_name": member.name if member else None,
+                "refused": runner.refused,
                 # A link is "up" once the peer's hello named it; until then it connects.
-                "state": "connecting" if runner.state == "up" and machine["peer_node"] is None
+                "state": "refused" if runner.refused and runner.state != "up"
+                else "connecting" if runner.state == "up" and machine["peer_node"] is None
                 else runner.state,
                 "last_contact_s_ago": None if contact is None else round(now - contact, 3),
                 "events_we_lack": machine["events_we_lack"],
@@ -457,6 +633,16 @@ class Gossip:
                 "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,
             })
         return rows
+
+    def device_status(self) -> dict[str, Any]:
+        """This device for ``/v1/peers`` and ``/v1/node``: its id, whether a member told
+        it it was removed (by whom, when), and which members it waits to be added on."""
+        removal = self.removed.view()
+        waiting = sorted({r.refused for r in self.runners.values()
+                          if r.refused and r.refused.startswith("waiting")})
+        return {"device_id": self.device.device_id, "removed": removal,
+                "removed_text": removal_text(removal) if removal else None,
+                "waiting": waiting}
 
 
 def _member_urls(listed: object) -> list[tuple[str, str | None]]:

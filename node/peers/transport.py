@@ -5,6 +5,14 @@ in the handshake (node id, and the URL where it can be reached, if any); the acc
 node checks credentials before upgrading. aiohttp's heartbeat pings the link and closes
 it when pongs stop, so a stalled peer is noticed; sends time out. Every number it waits
 by comes from ``SyncConfig``.
+
+Device keys (``crdt.linkproof``): the dialer names its device id and a fresh nonce in
+headers and offers the websocket subprotocol ``LINK_PROTOCOL``. An acceptor that turns
+it away answers 403 with the reason and its signed refusal in headers (``Refusal``); one
+that takes it picks the subprotocol, and the first frame each way is a proof: the
+acceptor's key, nonce and signature, then the dialer's key and signature. Only then
+does the peer protocol start. A node of 0.2 ignores the headers and does not pick the
+subprotocol: such a link is authenticated by the cluster secret alone, as before.
 """
 
 from __future__ import annotations
@@ -13,10 +21,18 @@ import asyncio
 import contextlib
 import json
 import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from crdt import device as crdt_device
+from crdt import linkproof
+from crdt.errors import InvalidInput
+from node.device import DeviceKey
+from node.http.wire import JSON_TYPE, error_body
 from sync.peer.config import SyncConfig
 from sync.peer.messages import MESSAGE_BYTES_MAX
 
@@ -30,6 +46,20 @@ ADVERTISE_HEADER = "X-Clawsync-Advertise"
 #: nodes of version 0.1 refuse a hello with fields they do not know.
 HELLO_HEADER = "X-Clawsync-Hello"
 HELLO_ABOUT = "about"
+#: The dialer's device id and nonce (``crdt.linkproof``), and the subprotocol that says
+#: the acceptor proves its key in the first frame and wants the dialer's proof back.
+DEVICE_HEADER = "X-Clawsync-Device"
+NONCE_HEADER = "X-Clawsync-Nonce"
+LINK_PROTOCOL = "clawsync.link.v1"
+#: A refusal (403): its reason code, its text (JSON of ``Refusal.detail``), and the
+#: refusing device's key, nonce and signature over it.
+REFUSED_HEADER = "X-Clawsync-Refused"
+DETAIL_HEADER = "X-Clawsync-Refused-Detail"
+KEY_HEADER = "X-Clawsync-Key"
+SIGNATURE_HEADER = "X-Clawsync-Signature"
+#: Reason codes of a refusal.
+NOT_MEMBER = "not_member"
+DEVICE_REMOVED = "device_removed"
 
 
 class LinkClosed(Exception):
@@ -38,6 +68,39 @@ class LinkClosed(Exception):
 
 class SelfLink(LinkClosed):
     """The address dialed reaches this very node (it answered with our node id)."""
+
+
+class LinkRefused(LinkClosed):
+    """The peer refused this device (``not_member``, ``device_removed``), or we refused
+    the peer's proof. ``refusal`` is set when the peer signed its refusal and its
+    signature verified: then ``refusal.by`` is who said it."""
+
+    def __init__(self, message: str, refusal: Refusal | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True, slots=True)
+class Proven:
+    """A device that proved its key on a link."""
+
+    device_id: str
+    public_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an acceptor turned a device away: ``code`` (``NOT_MEMBER``, ``DEVICE_REMOVED``),
+    ``detail`` (for ``device_removed``: ``by``, ``at_ms``, ``reason``), signed by ``by``."""
+
+    code: str
+    detail: dict[str, Any]
+    by: str
+
+    def text(self) -> str:
+        """The signed detail: the code and the detail as canonical JSON."""
+        return json.dumps({"code": self.code, **self.detail}, sort_keys=True,
+                          separators=(",", ":"))
 
 
 #: What a lost connection raises, in aiohttp and below it: an ordinary network fault.
@@ -49,7 +112,7 @@ class Link:
 
     def __init__(self, ws: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
                  peer_node: str | None, peer_url: str | None, config: SyncConfig,
-                 peer_reads_about: bool = False) -> None:
+                 peer_reads_about: bool = False, peer_device: Proven | None = None) -> None:
         self._ws = ws
         self._send_timeout_s = config.send_timeout_s
         self._close_timeout_s = config.close_timeout_s
@@ -57,6 +120,8 @@ class Link:
         self.peer_reads_about = peer_reads_about
         self.peer_node = peer_node  # as the peer named itself in the handshake
         self.peer_url = peer_url
+        #: The device that proved its key on this link; None on a link of a 0.2 peer.
+        self.peer_device = peer_device
 
     async def send(self, data: bytes) -> None:
         try:
@@ -88,9 +153,17 @@ class Link:
 
 async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
                secret: str | None, advertise: str | None,
-               tls: ssl.SSLContext | None, config: SyncConfig) -> Link:
-    """Open a link to the peer at base URL ``url``; raises ``LinkClosed`` on failure."""
+               tls: ssl.SSLContext | None, config: SyncConfig,
+               device: DeviceKey | None = None) -> Link:
+    """Open a link to the peer at base URL ``url``; raises ``LinkClosed`` on failure,
+    ``LinkRefused`` if the peer refused this device or its proof does not verify. With
+    ``device`` the link proves both keys (``Link.peer_device``); whether the peer may
+    link is the caller's to decide."""
     headers = {NODE_HEADER: node_id, HELLO_HEADER: HELLO_ABOUT}
+    nonce = linkproof.new_nonce()
+    if device is not None:
+        headers[DEVICE_HEADER] = device.device_id
+        headers[NONCE_HEADER] = linkproof.b64(nonce)
     if secret is not None:
         headers["Authorization"] = f"Bearer {secret}"
     if advertise is not None:
@@ -100,15 +173,89 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
             ws = await http.ws_connect(
                 url.rstrip("/") + PEER_PATH, headers=headers, heartbeat=config.heartbeat_s,
                 max_msg_size=MESSAGE_BYTES_MAX, ssl=tls if tls is not None else True,
+                protocols=(LINK_PROTOCOL,) if device is not None else (),
                 timeout=aiohttp.ClientWSTimeout(ws_close=config.close_timeout_s), compress=0)
     except aiohttp.WSServerHandshakeError as exc:
         if exc.status == 409 and exc.headers is not None \
                 and exc.headers.get(NODE_HEADER) == node_id:
             raise SelfLink(f"{url} is this node") from None
+        if exc.status == 403 and exc.headers is not None and device is not None \
+                and exc.headers.get(REFUSED_HEADER):
+            raise _refused(url, exc.headers, device.device_id, nonce) from None
         raise LinkClosed(f"cannot reach {url}: {exc}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise LinkClosed(f"cannot reach {url}: {exc}") from None
-    return Link(ws, None, url, config)
+    link = Link(ws, None, url, config)
+    if device is not None and ws.protocol == LINK_PROTOCOL:
+        try:
+            link.peer_device = await _prove_dialed(link, device, nonce, config)
+        except BaseException:
+            await link.close("link proof refused")
+            raise
+    return link
+
+
+async def _prove_dialed(link: Link, device: DeviceKey, nonce: bytes,
+                        config: SyncConfig) -> Proven:
+    """Check the acceptor's proof (the first frame), then send ours."""
+    frame = await _first_frame(link, config)
+    try:
+        key, signature, theirs = linkproof.parse_frame(frame, with_nonce=True)
+    except InvalidInput as exc:
+        raise LinkRefused(f"the peer's link proof is malformed: {exc}") from None
+    assert theirs is not None
+    acceptor = crdt_device.device_id(key)
+    if not linkproof.proven(key, signature, acceptor, "accept", nonce, theirs,
+                            device.device_id, acceptor):
+        raise LinkRefused("the peer's link proof does not verify")
+    ours = linkproof.sign(device.private_key, "dial", nonce, theirs, device.device_id,
+                          acceptor)
+    await link.send(linkproof.encode_frame(device.public_key, ours))
+    return Proven(acceptor, key)
+
+
+async def _first_frame(link: Link, config: SyncConfig) -> bytes:
+    try:
+        async with asyncio.timeout(config.connect_timeout_s):
+            return await link.receive()
+    except TimeoutError:
+        raise LinkClosed("no link proof in time") from None
+
+
+def _refused(url: str, headers: Mapping[str, str], own_id: str, nonce: bytes) -> LinkRefused:
+    """The ``LinkRefused`` of a 403 answer: with its ``Refusal`` if the refusal is signed
+    by the device whose key it shows (a refusal nobody signed is said, not believed)."""
+    code = headers.get(REFUSED_HEADER, "")
+    detail_text = headers.get(DETAIL_HEADER, "")
+    refusal = None
+    try:
+        key = linkproof.unb64(headers.get(KEY_HEADER), crdt_device.PUBLIC_KEY_BYTES, "key")
+        signature = linkproof.unb64(headers.get(SIGNATURE_HEADER), linkproof.SIGNATURE_BYTES,
+                                    "signature")
+        theirs = linkproof.unb64(headers.get(NONCE_HEADER), linkproof.NONCE_BYTES, "nonce")
+        detail = json.loads(detail_text)
+        by = crdt_device.device_id(key)
+        if isinstance(detail, dict) and detail.get("code") == code \
+                and linkproof.proven(key, signature, by, "refuse", nonce, theirs, own_id, by,
+                                     detail_text):
+            detail.pop("code")
+            refusal = Refusal(code, detail, by)
+    except (InvalidInput, ValueError):
+        pass
+    return LinkRefused(f"{url} refused this device ({code or 'no reason'})", refusal)
+
+
+def refuse(device: DeviceKey, code: str, detail: dict[str, Any], dialer_id: str,
+           dialer_nonce: bytes, text: str) -> web.Response:
+    """The 403 answer that turns the device ``dialer_id`` away, signed by ``device``."""
+    refusal = Refusal(code, detail, device.device_id)
+    ours = linkproof.new_nonce()
+    signature = linkproof.sign(device.private_key, "refuse", dialer_nonce, ours, dialer_id,
+                               device.device_id, refusal.text())
+    return web.Response(status=403, body=error_body(code, text), content_type=JSON_TYPE, headers={
+        REFUSED_HEADER: code, DETAIL_HEADER: refusal.text(),
+        KEY_HEADER: linkproof.b64(device.public_key), NONCE_HEADER: linkproof.b64(ours),
+        SIGNATURE_HEADER: linkproof.b64(signature)})
 
 
 def refuse_self(node_id: str) -> web.Response:
@@ -118,17 +265,63 @@ def refuse_self(node_id: str) -> web.Response:
                         headers={NODE_HEADER: node_id})
 
 
-async def accept(request: web.Request, config: SyncConfig) -> Link:
+def claimed_device(request: web.Request) -> tuple[str, bytes] | None:
+    """The device id and nonce a dialer named, None if it named none (a node of 0.2);
+    ``InvalidInput`` if they are malformed or the dialer did not offer ``LINK_PROTOCOL``."""
+    named = request.headers.get(DEVICE_HEADER)
+    if named is None:
+        return None
+    device_id = crdt_device.parse_device_id(named, field=DEVICE_HEADER)
+    nonce = linkproof.unb64(request.headers.get(NONCE_HEADER), linkproof.NONCE_BYTES,
+                            NONCE_HEADER)
+    offered = request.headers.get("Sec-WebSocket-Protocol", "")
+    if LINK_PROTOCOL not in (part.strip() for part in offered.split(",")):
+        raise InvalidInput(f"a device must offer the subprotocol {LINK_PROTOCOL}",
+                           field="Sec-WebSocket-Protocol")
+    return device_id, nonce
+
+
+async def accept(request: web.Request, config: SyncConfig, *,
+                 device: DeviceKey | None = None,
+                 claimed: tuple[str, bytes] | None = None) -> Link:
     """Upgrade an (already authenticated) request to a link; ``LinkClosed`` if the peer
-    went away during the handshake."""
+    went away during the handshake. With ``claimed`` (``claimed_device``), both sides
+    prove their keys first; ``LinkRefused`` if the dialer's proof does not verify."""
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_s, max_msg_size=MESSAGE_BYTES_MAX,
-                               compress=False, timeout=config.close_timeout_s)
+                               compress=False, timeout=config.close_timeout_s,
+                               protocols=(LINK_PROTOCOL,) if claimed is not None else ())
     try:
         await ws.prepare(request)
     except NETWORK_ERRORS as exc:
         raise LinkClosed(f"handshake failed: {exc or type(exc).__name__}") from None
-    return Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER),
+    link = Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER),
                 config, peer_reads_about=request.headers.get(HELLO_HEADER) == HELLO_ABOUT)
+    if claimed is not None and device is not None:
+        try:
+            link.peer_device = await _prove_accepted(link, device, claimed, config)
+        except BaseException:
+            await link.close("link proof refused")
+            raise
+    return link
+
+
+async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, bytes],
+                          config: SyncConfig) -> Proven:
+    """Send our proof, then check the dialer's: its key must be that of the id it named."""
+    dialer, theirs = claimed
+    ours = linkproof.new_nonce()
+    signature = linkproof.sign(device.private_key, "accept", theirs, ours, dialer,
+                               device.device_id)
+    await link.send(linkproof.encode_frame(device.public_key, signature, ours))
+    frame = await _first_frame(link, config)
+    try:
+        key, their_signature, _ = linkproof.parse_frame(frame, with_nonce=False)
+    except InvalidInput as exc:
+        raise LinkRefused(f"the dialer's link proof is malformed: {exc}") from None
+    if not linkproof.proven(key, their_signature, dialer, "dial", theirs, ours, dialer,
+                            device.device_id):
+        raise LinkRefused(f"the dialer's link proof does not verify for {dialer}")
+    return Proven(dialer, key)
 
 
 async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,

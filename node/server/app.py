@@ -62,6 +62,7 @@ from node.http.wire import (
     unauthorized,
     wants_cbor,
 )
+from node.peers.api import GOSSIP
 from node.server import console, cursors, devices, forget, pages, sessions, streams
 from node.store import AsyncStore
 
@@ -297,6 +298,8 @@ async def get_node(request: web.Request) -> web.Response:
         "events": stats["events"], "sessions": stats["sessions"],
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
+        # Set if a member told this device it was removed (``node.peers.links``).
+        "removed": request.app[GOSSIP].removed.view() if GOSSIP in request.app else None,
     })
 
 

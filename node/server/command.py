@@ -98,11 +98,13 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.option("--peer", "peers", multiple=True, envvar="CLAWSYNC_PEERS", show_envvar=True,
               metavar="URL",
               help="A node to replicate with (repeatable; the env var takes URLs separated "
-                   "by spaces). One is enough: the others are learned from it.")
+                   "by spaces). One is enough: the others are learned from it. A new device "
+                   "waits there until a member runs `clawsync devices add` with its id.")
 @click.option("--cluster-secret", envvar="CLAWSYNC_CLUSTER_SECRET", show_envvar=True,
               metavar="SECRET",
-              help="Secret shared by every node of the cluster; peers must present it. "
-                   "Without it (or --tls-ca) the node neither accepts nor dials peers.")
+              help="Secret shared by every node of the cluster (optional: devices that are "
+                   "members link by their keys). A peer presenting it links, member or not: "
+                   "for nodes without keys, and clusters moving to device keys.")
 @click.option("--advertise-url", envvar="CLAWSYNC_ADVERTISE_URL", show_envvar=True,
               metavar="URL",
               help="How other nodes reach this one (told to peers, so they can pass it on). "
@@ -167,7 +169,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       clawsync serve
       clawsync serve --data-dir /var/lib/clawsync --port 8000
       CLAWSYNC_TOKEN=$(openssl rand -hex 32) clawsync serve --host 0.0.0.0
-      clawsync serve --peer http://home-server:7878 --cluster-secret "$SECRET"
+      clawsync serve --peer http://home-server:7878    # then, there: clawsync devices add ID
     """
     show = options.pop("print_config")
     group = ctx.find_object(Settings)

@@ -36,6 +36,7 @@ from node.peers import api as peering
 from node.peers.gossip import Gossip
 from node.peers.metrics import PeerCollector
 from node.server.app import METRICS, make_app
+from node.server.devices import DEVICES
 from node.store import AsyncStore
 
 #: How long a thread holding the GIL runs before one waiting for it takes a turn (Python's
@@ -97,7 +98,8 @@ async def start(config: Config) -> RunningNode:
         raise StartError(str(error)) from None
     try:
         app = make_app(config, astore, device)
-        gossip = Gossip(config, astore, peering.client_tls(config))
+        gossip = Gossip(config, astore, peering.client_tls(config), device, app[DEVICES])
+        app[DEVICES].add_listener(gossip.membership_changed)
         peering.setup(app, config, gossip)
         app[METRICS].registry.register(PeerCollector(gossip))
         runner = web.AppRunner(

@@ -1,0 +1,95 @@
+"""Who may link, in words for people: why a device is refused, and this node's own
+removal as a member told it (kept in the data folder, so that ``clawsync status`` still
+says so after a restart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from crdt.membership import Removal
+from node.peers.transport import DEVICE_REMOVED, Refusal
+
+#: This node's removal, as told: ``by``, ``at_ms``, ``reason``, ``told_by``, ``told_at_ms``.
+REMOVED_FILE = "removed.json"
+#: Characters of a removal's reason carried in a refusal (an HTTP header, ASCII-escaped:
+#: up to 12 bytes a character, so that the detail stays within its signed bound).
+REASON_CHARS_MAX = 64
+
+
+def when(at_ms: int) -> str:
+    """A time for people, UTC.
+
+    >>> when(0), when(2**62)
+    ('1970-01-01 00:00:00 UTC', '4611686018427387904 ms since 1970')
+    """
+    try:
+        return datetime.fromtimestamp(at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (ValueError, OverflowError, OSError):  # a time no calendar holds: as told
+        return f"{at_ms} ms since 1970"
+
+
+def waiting_text(member: str, new: str) -> str:
+    """What a device not yet added is told, and says in ``clawsync status``."""
+    return f"waiting to be added on {member}: run `clawsync devices add {new}` there"
+
+
+def removal_text(removal: Mapping[str, Any]) -> str:
+    """What a removed device says in ``clawsync status``.
+
+    >>> removal_text({"by": "AAA", "at_ms": 0, "reason": "lost"})
+    'removed from the cluster by AAA at 1970-01-01 00:00:00 UTC (lost)'
+    """
+    reason = f" ({removal['reason']})" if removal.get("reason") else ""
+    return f"removed from the cluster by {removal.get('by')} at " \
+           f"{when(int(removal.get('at_ms') or 0))}{reason}"
+
+
+def refusal_for(removal: Removal) -> tuple[str, dict[str, Any], str]:
+    """The refusal of a removed device: its code, signed detail and text."""
+    detail = {"by": removal.by, "at_ms": removal.at_ms,
+              "reason": removal.reason[:REASON_CHARS_MAX]}
+    return DEVICE_REMOVED, detail, f"this device was {removal_text(detail)}"
+
+
+class Removed:
+    """This node's removal, once a member has told it (signed: ``Refusal.by``)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = Path(data_dir) / REMOVED_FILE
+        self._view: dict[str, Any] | None = None
+        with contextlib.suppress(OSError, ValueError):
+            loaded = json.loads(self._path.read_text())
+            if isinstance(loaded, dict):
+                self._view = loaded
+
+    @property
+    def known(self) -> bool:
+        return self._view is not None
+
+    def view(self) -> dict[str, Any] | None:
+        return None if self._view is None else dict(self._view)
+
+    def record(self, refusal: Refusal, now_ms: int | None = None) -> None:
+        """Keep the first removal told (later ones only repeat it)."""
+        if self._view is not None:
+            return
+        detail = refusal.detail
+        self._view = {"by": str(detail.get("by")), "at_ms": _int(detail.get("at_ms")),
+                      "reason": str(detail.get("reason", "")), "told_by": refusal.by,
+                      "told_at_ms": now_ms if now_ms is not None else int(time.time() * 1000)}
+        spare = self._path.with_suffix(".new")
+        with contextlib.suppress(OSError):
+            spare.write_text(json.dumps(self._view))
+            os.replace(spare, self._path)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

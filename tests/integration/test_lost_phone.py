@@ -1,0 +1,85 @@
+"""The lost phone (issue 9, test b): devices A, B and P are linked; P goes offline and is
+removed on B; A learns it from B; P comes back with new events and its old key. No node
+takes a link or an event from it, its earlier events stay on A and B, A and B converge,
+and P says it was removed. Also: a removal closes the links of a device still online."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_pairing import (
+    LINK_TIMEOUT_S,
+    add_device,
+    device_id,
+    device_node,
+    device_view,
+    linked_devices,
+)
+from tests.support.cluster import Cluster, all_events, append, message, wait_converged, wait_until
+from tests.support.processes import NodeProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def removed_here(node: NodeProcess, device: str) -> bool:
+    return any(row["device_id"] == device for row in node.get("/v1/devices")["removed"])
+
+
+def paired(cluster: Cluster) -> tuple[NodeProcess, NodeProcess, NodeProcess]:
+    """A, B and P, each added on A, all linked with A."""
+    a = device_node(cluster, "a")
+    b = device_node(cluster, "b", peers=[a.url])
+    add_device(a, b, "b")
+    p = device_node(cluster, "p", peers=[a.url, b.url])
+    add_device(a, p, "phone")
+    wait_until(lambda: {device_id(b), device_id(p)} <= linked_devices(a), LINK_TIMEOUT_S,
+               "b and p linked with a")
+    return a, b, p
+
+
+def test_a_lost_phone_is_shut_out_and_its_past_events_stay(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        a, b, p = paired(cluster)
+        phone = device_id(p)
+        before = {e["id"] for e in append(p, "chat", [message(f"p{n}") for n in range(5)])}
+        wait_converged([a, b, p], must_hold=before)
+
+        p.stop()
+        done = run_cli(b, "devices", "remove", phone, "--reason", "lost on the train")
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: removed_here(a, phone), LINK_TIMEOUT_S, "a learned the removal")
+
+        p.start()
+        after = {e["id"] for e in append(p, "chat", [message(f"late{n}") for n in range(5)])}
+        # P dials A and B (its --peer addresses): each refuses it, signed; P says so.
+        wait_until(lambda: device_view(p)["removed"], LINK_TIMEOUT_S, "p told it was removed")
+        removal = device_view(p)["removed"]
+        assert removal["by"] == device_id(b) and removal["reason"] == "lost on the train"
+        assert p.get("/v1/node")["removed"]["by"] == device_id(b)
+        shown = run_cli(p, "status")
+        assert "REMOVED: this device was removed from the cluster by " + device_id(b) \
+            in shown.stdout, shown.stdout
+
+        more = {e["id"] for e in append(a, "chat", [message("a after")])}
+        more |= {e["id"] for e in append(b, "chat", [message("b after")])}
+        held = wait_converged([a, b], must_hold=before | more)
+        for node in (a, b):
+            ids = {e["id"] for e in all_events(node)}
+            assert before <= ids and not ids & after, node.name
+            assert phone not in linked_devices(node)
+        assert not after & held
+
+
+def test_a_removal_closes_the_links_of_a_device_online(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        a, b, p = paired(cluster)
+        phone = device_id(p)
+        done = run_cli(a, "devices", "remove", phone)
+        assert done.returncode == 0, done.stderr
+        for node in (a, b):
+            wait_until(lambda node=node: phone not in linked_devices(node), LINK_TIMEOUT_S,
+                       f"{node.name} closed its links with p")
+        wait_until(lambda: device_view(p)["removed"], LINK_TIMEOUT_S, "p told it was removed")
+        assert device_view(p)["removed"]["by"] == device_id(a)

@@ -1,0 +1,81 @@
+"""Pairing without a shared secret: one command on the new device (``serve --peer``, or
+``devices add`` of a member with its address), one on a member (``devices add``); a third
+device learns the others from the membership records (the introducer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.cluster import (
+    Cluster,
+    append,
+    message,
+    peer_rows,
+    wait_converged,
+    wait_until,
+)
+from tests.support.processes import NodeProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--members-interval", "0.5"]
+LINK_TIMEOUT_S = 60.0
+
+
+def device_id(node: NodeProcess) -> str:
+    found: str = node.get("/v1/node")["device_id"]
+    return found
+
+
+def add_device(member: NodeProcess, new: NodeProcess, name: str) -> None:
+    done = run_cli(member, "devices", "add", device_id(new), "--name", name)
+    assert done.returncode == 0, done.stderr
+
+
+def linked_devices(node: NodeProcess) -> set[str]:
+    return {row["device_id"] for row in peer_rows(node) if row["state"] == "up"}
+
+
+def device_view(node: NodeProcess) -> dict[str, Any]:
+    view: dict[str, Any] = node.get("/v1/peers")["device"]
+    return view
+
+
+def device_node(cluster: Cluster, name: str, peers: list[str] = ()) -> NodeProcess:  # type: ignore[assignment]
+    return cluster.node(name, secret=None, peers=peers, advertise=True, extra_args=FAST)
+
+
+def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        a = device_node(cluster, "a")
+        b = device_node(cluster, "b", peers=[a.url])
+        ids = {node.name: device_id(node) for node in (a, b)}
+        # Until a member adds it, the new device is refused, and says what to do.
+        told = f"waiting to be added on {ids['a']}: run `clawsync devices add {ids['b']}` there"
+        wait_until(lambda: told in device_view(b)["waiting"], LINK_TIMEOUT_S, "b told to wait")
+        shown = run_cli(b, "status")
+        assert shown.returncode == 0 and told in shown.stdout, shown
+        assert not linked_devices(a) and not linked_devices(b)
+
+        add_device(a, b, "b")
+        wait_until(lambda: ids["b"] in linked_devices(a), LINK_TIMEOUT_S, "a linked with b")
+        assert ids["a"] in linked_devices(b)
+        names = {row["device_id"]: row["device_name"] for row in peer_rows(a)}
+        assert names[ids["b"]] == "b"
+
+        # The other command for a new device: add a member, with its address, on it.
+        c = device_node(cluster, "c")
+        ids["c"] = device_id(c)
+        done = run_cli(c, "devices", "add", ids["a"], "--name", "a", "--address", a.url)
+        assert done.returncode == 0, done.stderr
+        add_device(a, c, "c")
+        # c was told only a's address; it finds b in the records, and b takes it because
+        # the record adding c reached b (or b finds c, whose address reached it).
+        wait_until(lambda: ids["b"] in linked_devices(c) or ids["c"] in linked_devices(b),
+                   LINK_TIMEOUT_S, "b and c linked directly")
+        written = {e["id"] for e in append(c, "s", [message("from c")])}
+        written |= {e["id"] for e in append(b, "s", [message("from b")])}
+        wait_converged([a, b, c], must_hold=written)

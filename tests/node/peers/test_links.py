@@ -1,0 +1,132 @@
+"""Peer links authenticated by device keys, against a real node in this process: a raw
+websocket client plays a device, honest or forging."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from crdt import device as crdt_device
+from crdt import linkproof
+from crdt.membership import Removal
+from node.config import Config
+from node.device import read_key
+from node.peers.links import REASON_CHARS_MAX, refusal_for
+from node.peers.transport import (
+    DETAIL_HEADER,
+    DEVICE_HEADER,
+    KEY_HEADER,
+    LINK_PROTOCOL,
+    NONCE_HEADER,
+    PEER_PATH,
+    REFUSED_HEADER,
+    SIGNATURE_HEADER,
+    Refusal,
+)
+from node.server.run import RunningNode
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+DEADLINE_S = 10.0
+
+
+def headers(device_id: str, nonce: bytes) -> dict[str, str]:
+    return {DEVICE_HEADER: device_id, NONCE_HEADER: linkproof.b64(nonce)}
+
+
+async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
+                nonce: bytes | None = None,
+                replay: bytes | None = None) -> tuple[str, bytes, bytes]:
+    """Dial ``node`` as ``claimed``, signing with ``key`` (or sending the proof frame
+    ``replay`` as it is); the node's answer after our proof (a close message, or "open"
+    if it started the peer protocol), our proof frame and our nonce."""
+    nonce = nonce or linkproof.new_nonce()
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers=headers(claimed, nonce),
+            protocols=(LINK_PROTOCOL,)) as ws:
+        assert ws.protocol == LINK_PROTOCOL
+        first = await ws.receive_bytes(timeout=DEADLINE_S)
+        their_key, signature, theirs = linkproof.parse_frame(first, with_nonce=True)
+        acceptor = crdt_device.device_id(their_key)
+        assert acceptor == node.device.device_id and theirs is not None
+        assert linkproof.proven(their_key, signature, acceptor, "accept", nonce, theirs,
+                                claimed, acceptor)
+        ours = replay or linkproof.encode_frame(
+            crdt_device.public_bytes(key),
+            linkproof.sign(key, "dial", nonce, theirs, claimed, acceptor))
+        await ws.send_bytes(ours)
+        answer = await ws.receive(timeout=DEADLINE_S)
+        if answer.type == aiohttp.WSMsgType.BINARY:
+            return "open", ours, nonce  # the node's hello: the link is up
+        return str(ws.close_code and answer.extra), ours, nonce
+
+
+async def test_a_member_proves_its_key_and_a_forger_does_not(
+        make_node: NodeFactory) -> None:
+    node = await make_node()
+    # The only member of a lone node is itself: play it, with its own key.
+    own = read_key(node.config.data_dir).private_key
+    answer, proof, nonce = await prove(node, node.device.device_id, own)
+    assert answer == "open"
+    # The same id with another key: refused, and no link is made.
+    forger = crdt_device.generate()
+    answer, _, _ = await prove(node, node.device.device_id, forger)
+    assert answer == "link proof refused"
+    # A recorded proof replayed, with the recorded nonce: the node's nonce is new, so
+    # the recorded signature does not cover it.
+    answer, _, _ = await prove(node, node.device.device_id, forger, nonce=nonce, replay=proof)
+    assert answer == "link proof refused"
+    async with asyncio.timeout(DEADLINE_S):
+        while node.gossip.runners:  # the honest link ended when we closed it
+            await asyncio.sleep(0.01)
+
+
+async def test_a_device_that_is_no_member_is_told_so_signed(make_node: NodeFactory) -> None:
+    node = await make_node()
+    stranger = crdt_device.generate()
+    stranger_id = crdt_device.device_id(crdt_device.public_bytes(stranger))
+    nonce = linkproof.new_nonce()
+    async with aiohttp.ClientSession() as http:
+        try:
+            async with http.ws_connect(node.url + PEER_PATH,
+                                       headers=headers(stranger_id, nonce),
+                                       protocols=(LINK_PROTOCOL,)):
+                raise AssertionError("a stranger was linked")
+        except aiohttp.WSServerHandshakeError as error:
+            assert error.status == 403 and error.headers is not None
+            refused = error.headers
+    assert refused[REFUSED_HEADER] == "not_member"
+    detail = refused[DETAIL_HEADER]
+    assert json.loads(detail) == {"code": "not_member"}
+    key = linkproof.unb64(refused[KEY_HEADER], 32, "key")
+    assert linkproof.proven(key, linkproof.unb64(refused[SIGNATURE_HEADER], 64, "signature"),
+                            node.device.device_id, "refuse", nonce,
+                            linkproof.unb64(refused[NONCE_HEADER], 32, "nonce"),
+                            stranger_id, node.device.device_id, detail)
+    assert not node.gossip.runners
+
+
+async def test_malformed_device_headers_are_a_clear_400(make_node: NodeFactory) -> None:
+    node = await make_node()
+    async with aiohttp.ClientSession() as http:
+        for sent in ({DEVICE_HEADER: "not-an-id", NONCE_HEADER: linkproof.b64(bytes(32))},
+                     {DEVICE_HEADER: node.device.device_id, NONCE_HEADER: "short"}):
+            async with http.get(node.url + PEER_PATH, headers=sent) as reply:
+                assert reply.status == 400, sent
+                assert (await reply.json())["error"]["code"] == "invalid_input"
+
+
+def test_a_refusal_carries_a_bounded_reason() -> None:
+    removal = Removal(by="B" * 63, at_ms=2**62, reason="\U0001F600" * 256)  # 12 bytes each
+    code, detail, _ = refusal_for(removal)
+    assert code == "device_removed" and len(detail["reason"]) == REASON_CHARS_MAX
+    # The detail travels in a header, ASCII-escaped, and must fit what is signed.
+    text = Refusal(code, detail, "A").text()
+    assert text.isascii() and len(text.encode()) <= linkproof.DETAIL_BYTES_MAX
+
+
+def test_peers_are_allowed_without_a_cluster_secret() -> None:
+    Config(peers=("http://127.0.0.1:1",)).check()  # device keys: no error

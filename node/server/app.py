@@ -14,6 +14,8 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
                                        Accept: text/event-stream streams live
     GET  /v1/node                      this node: ids, name, head, counts, data folder bytes
     GET|PUT /v1/cursors/{name}         a bridge's named cursor (``node.server.cursors``)
+    GET|POST /v1/tokens, DELETE /v1/tokens/{id}  Automerge app tokens issued by a device
+                                       (``node.server.tokens``)
     GET  /                             the web console (``node.server.console``)
     GET  /healthz                      liveness, node id and head (never needs the token)
     GET  /metrics                      Prometheus metrics
@@ -39,6 +41,7 @@ from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from node import retention
 from node.automerge import hub as repo_ws
+from node.automerge.tokens import IssuedTokens
 from node.config import Config, Limits, software_version
 from node.device import DeviceKey
 from node.folder import FolderSize
@@ -60,7 +63,7 @@ from node.http.wire import (
     unauthorized,
     wants_cbor,
 )
-from node.server import console, cursors, forget, pages, sessions, streams
+from node.server import console, cursors, forget, pages, sessions, streams, tokens
 from node.store import AsyncStore
 
 CONFIG = web.AppKey("config", Config)
@@ -112,7 +115,11 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", get_metrics)
     cursors.setup(app, astore, config.limits)
-    metrics.registry.register(repo_ws.setup(app, config, astore).collector())
+    issued = IssuedTokens(astore)
+    tokens.setup(app, astore, issued,  # the device of origins other than ours: unknown here
+                 lambda origin: device.device_id if origin == astore.node_id else None,
+                 config.limits.body_bytes_max, config.limits.read_timeout_s)
+    metrics.registry.register(repo_ws.setup(app, config, astore, issued).collector())
     console.setup(app)
     retention.setup(app, config, astore)
     return app

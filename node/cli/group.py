@@ -22,6 +22,7 @@ from node.cli.openclaw import openclaw
 from node.cli.origins import origins
 from node.cli.read import events, projection, sessions, tail
 from node.cli.status import status
+from node.cli.tokens import tokens
 from node.config import NODE_DEFAULT, Settings, software_version
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -52,6 +53,6 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
 
 
 for _command in (append, events, sessions, projection, tail, status, origins, demo,
-                 forget, device, openclaw):
+                 forget, device, openclaw, tokens):
     main.add_command(_command)
 

@@ -82,7 +82,8 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     metrics = Metrics()
     # Order matters: metrics outermost sees the final status; errors are translated
     # before that; authentication runs inside, so its 401 is translated like any error.
-    middlewares = [metrics.middleware(), error_middleware, auth_middleware(config)]
+    issued = IssuedTokens(astore)
+    middlewares = [metrics.middleware(), error_middleware, auth_middleware(config, issued)]
     app = web.Application(middlewares=middlewares,
                           client_max_size=config.limits.body_bytes_max)
     app[CONFIG] = config
@@ -115,7 +116,6 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", get_metrics)
     cursors.setup(app, astore, config.limits)
-    issued = IssuedTokens(astore)
     tokens.setup(app, astore, issued,  # the device of origins other than ours: unknown here
                  lambda origin: device.device_id if origin == astore.node_id else None,
                  config.limits.body_bytes_max, config.limits.read_timeout_s)
@@ -125,16 +125,18 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     return app
 
 
-def auth_middleware(config: Config) -> Any:
+def auth_middleware(config: Config, issued: IssuedTokens) -> Any:
     """Require the bearer token on /v1 and /metrics, when one is configured (a forget
-    also takes an Automerge token that may write the session: ``node.server.forget``)."""
+    also takes an Automerge token that may write the session: ``node.server.forget``,
+    ``node.server.tokens``)."""
     token, app_tokens = config.token, config.automerge.tokens
 
     @web.middleware
     async def check_token(request: web.Request, handler: Any) -> web.StreamResponse:
         if token is not None and _protected(request.path) \
                 and not auth.matches(auth.bearer(request), token) \
-                and not forget.app_allowed(request, app_tokens):
+                and not forget.app_allowed(request, app_tokens) \
+                and not tokens.forget_allowed(request, issued):
             raise unauthorized()
         response: web.StreamResponse = await handler(request)
         return response

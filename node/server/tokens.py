@@ -6,7 +6,9 @@
                              issues one: 201 with the secret, shown this once
     DELETE /v1/tokens/{id}   revokes it, for good, on every node
 
-They take the client token, as every /v1 route (``node.server.app``). The record keeps
+They take the client token, as every /v1 route (``node.server.app``); a valid issued
+token that may write a session may also forget it (``forget_allowed``), as a token of
+``--automerge-tokens`` may. The record keeps
 the secret's SHA-256, never the secret. Bad input (no pattern, a bad pattern or name,
 unknown fields, a malformed id) is 400, an unknown id 404, more than ``TOKENS_MAX``
 valid tokens 413; nothing is written then.
@@ -24,8 +26,11 @@ from crdt import tokens
 from crdt.errors import InvalidInput, LimitExceeded, NotFound
 from crdt.keys import _type_name
 from node.automerge.tokens import IssuedTokens
+from node.http import auth
 from node.http.wire import body_format, decode_body, read_body, respond
+from node.server import forget
 from node.store import AsyncStore
+from sync.repo.config import Access
 
 _FIELDS = {"sessions", "read_only", "name"}
 #: The name a token gets when none is given.
@@ -80,6 +85,24 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens,
     app.router.add_get("/v1/tokens", list_tokens)
     app.router.add_post("/v1/tokens", create)
     app.router.add_delete("/v1/tokens/{token_id}", revoke)
+
+
+def forget_allowed(request: web.Request, issued: IssuedTokens) -> bool:
+    """True when ``request`` is a forget and its bearer is a valid issued token that may
+    write the session (as ``forget.app_allowed`` for the tokens of the JSON file); notes
+    the token's id as who asked."""
+    route = request.match_info.route
+    given = auth.bearer(request)
+    if route.name not in forget.ROUTES or not given:
+        return False
+    token = issued.find(given)
+    if token is None or token.read_only or issued.book.is_revoked(token.token_id):
+        return False
+    key = request.match_info.get("key", "")
+    if not Access(token.sessions).allows(key):
+        return False
+    request[forget.ASKED_BY] = f"app:{token.token_id}"
+    return True
 
 
 def _create_body(value: Any) -> tuple[list[str], bool, str]:

@@ -153,3 +153,28 @@ async def test_most_tokens(make_node: NodeFactory, monkeypatch: pytest.MonkeyPat
     assert len(await records(node)) == 2
     await call(node, "DELETE", f"/v1/tokens/{made[0]['id']}")  # room again
     assert (await call(node, "POST", "/v1/tokens", {"sessions": ["*"]}))[0] == 201
+
+
+async def test_a_write_token_may_forget_its_sessions(make_node: NodeFactory,
+                                                     event_body: EventFactory) -> None:
+    node = await make_node(token=NODE_TOKEN)
+    for key in ("tg:a", "tg:b", "web:c"):
+        await post(node, key, event_body(1), token=NODE_TOKEN)
+    made = {}
+    for name, read_only in (("writer", False), ("reader", True), ("gone", False)):
+        _, made[name] = await call(node, "POST", "/v1/tokens",
+                                   {"sessions": ["tg:*"], "read_only": read_only})
+    await call(node, "DELETE", f"/v1/tokens/{made['gone']['id']}")
+
+    def bearer(name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {made[name]['token']}"}
+
+    for name, key in (("reader", "tg:a"), ("gone", "tg:a"), ("writer", "web:c")):
+        status, _ = await call(node, "DELETE", f"/v1/sessions/{key}", headers=bearer(name))
+        assert status == 401, (name, key)
+    status, _ = await call(node, "GET", "/v1/sessions", headers=bearer("writer"))
+    assert status == 401  # a forget only, not the rest of /v1
+    status, answer = await call(node, "DELETE", "/v1/sessions/tg:a", headers=bearer("writer"))
+    assert status == 200, answer
+    assert answer["forget"]["kind"]["by"] == f"app:{made['writer']['id']}@" \
+        + answer["forget"]["origin"]

@@ -116,8 +116,7 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", get_metrics)
     cursors.setup(app, astore, config.limits)
-    tokens.setup(app, astore, issued,  # the device of origins other than ours: unknown here
-                 lambda origin: device.device_id if origin == astore.node_id else None,
+    tokens.setup(app, astore, issued, tokens.issuer(astore, device.device_id),
                  config.limits.body_bytes_max, config.limits.read_timeout_s)
     metrics.registry.register(repo_ws.setup(app, config, astore, issued).collector())
     console.setup(app)

@@ -87,6 +87,16 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens,
     app.router.add_delete("/v1/tokens/{token_id}", revoke)
 
 
+def issuer(astore: AsyncStore, own_device_id: str) -> DeviceOf:
+    """The device an origin is bound to, where the store binds origins to devices
+    (``origin_device``, by their ``device_key`` records); else only this node's own
+    origin is known: this device."""
+    bound: DeviceOf | None = getattr(astore, "origin_device", None)
+    if bound is not None:
+        return bound
+    return lambda origin: own_device_id if origin == astore.node_id else None
+
+
 def forget_allowed(request: web.Request, issued: IssuedTokens) -> bool:
     """True when ``request`` is a forget and its bearer is a valid issued token that may
     write the session (as ``forget.app_allowed`` for the tokens of the JSON file); notes

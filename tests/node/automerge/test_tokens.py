@@ -56,6 +56,7 @@ async def test_issue_use_revoke(make_node: NodeFactory, event_body: EventFactory
     assert status == 201, made
     secret, token_id = made["token"], made["id"]
     assert made["sessions"] == ["tg:*"] and made["read_only"] and not made["revoked"]
+    assert made["device_id"] == (await call(node, "GET", "/v1/node"))[1]["device_id"]
     # The record holds the hash, never the secret.
     [record] = await records(node)
     assert record["kind"]["token_sha256"] == tokens.digest(secret).hex()

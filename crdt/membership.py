@@ -172,6 +172,12 @@ class _Record:
     by: str
     fields: dict[str, Any]
 
+    @property
+    def order(self) -> tuple[SortKey, str]:
+        """Records in event order; the same event from two origins (a copy numbered
+        again elsewhere) by its signer, so that the choice never depends on arrival."""
+        return self.sort_key, self.by
+
 
 class Membership:
     """The members and removed devices of a set of records (the module's rule).
@@ -211,12 +217,12 @@ class Membership:
         taken = _Record(event.sort_key, by, fields)
         if kind == DEVICE_REMOVED:
             first = self._removals.get(device)
-            if first is not None and first.sort_key <= taken.sort_key:
+            if first is not None and first.order <= taken.order:
                 return False
             self._removals[device] = taken
             return True
         last = self._adds.get(device)
-        if last is not None and last.sort_key >= taken.sort_key:
+        if last is not None and last.order >= taken.order:
             return False
         self._adds[device] = taken
         return device not in self._removals
@@ -228,6 +234,10 @@ class Membership:
         for origin, event in list(self._unbound.values()):
             changed = self.add(origin, event) or changed
         return changed
+
+    def unbound(self) -> list[tuple[str, Event]]:
+        """The ``(origin, event)`` records kept aside for want of a bound origin."""
+        return list(self._unbound.values())
 
     def members(self) -> dict[str, Member]:
         """Member devices by id."""

@@ -6,6 +6,8 @@ the event loop. Nothing imports ``node``.
     store.py    ``AsyncStore``: the log on the event loop (writer thread, group commit)
     folder.py   the data folder's size, measured off the event loop every few seconds
     device.py   this node's device key: made on first start, refused if others may read it
+    devices.py  the cluster's devices (``crdt.membership``), kept up to date as records are
+                stored; not the peer address list of ``peers/``
     retention.py  forgets sessions past their ``retain_days``, checked every hour
     http/       what every HTTP endpoint shares: bodies, answers, errors, the listener, metrics
     server/     the client API, live streams, starting and stopping a node, ``clawsync serve``
@@ -14,7 +16,7 @@ the event loop. Nothing imports ``node``.
     console/    the web console's files (HTML, CSS, JavaScript), served at ``/``
     client/     talking to a node: the HTTP client, following a session's projection
     cli/        the ``clawsync`` client commands (append, events, tail, status, forget,
-                device, openclaw, demo)
+                device, devices, openclaw, demo)
     openclaw/   the OpenClaw bridge: its stores read, its records as events and back
     main.py     the ``clawsync`` command: the client commands and ``serve``
 

@@ -17,8 +17,8 @@ The coverage rule, the same on every node:
 * an event forget covers the listed ids, and only those of its own session;
 * a forget record is never covered: it holds no content, and it is the proof that lets
   a node accept the skeletons it covers;
-* the sessions of the cluster's own records (``UNFORGETTABLE``: retirements) are never
-  forgotten.
+* the sessions of the cluster's own records (``UNFORGETTABLE``: retirements, devices) are
+  never forgotten.
 
 A record that only looks like a forget (a wrong field type, a malformed id) is kept as
 any event, and forgets nothing.
@@ -44,6 +44,7 @@ from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import ID_BYTES, Draft, Event
 from crdt.keys import check_name, check_session_key
 from crdt.log.retire import ORIGINS_SESSION
+from crdt.membership import DEVICES_SESSION
 
 KIND = "forget"
 AGENT_ID = "clawsync"
@@ -56,7 +57,7 @@ TEXT_BYTES_MAX = 256
 SortKey = tuple[int, int, bytes]
 #: Sessions of the cluster's own records, which keep it working: they cannot be
 #: forgotten, and a forget record in one forgets nothing.
-UNFORGETTABLE = frozenset({ORIGINS_SESSION})
+UNFORGETTABLE = frozenset({ORIGINS_SESSION, DEVICES_SESSION})
 
 
 class Coverable(Protocol):

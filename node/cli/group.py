@@ -17,6 +17,7 @@ from node.cli.append import append
 from node.cli.common import node_url
 from node.cli.demo import demo
 from node.cli.device import device
+from node.cli.devices import devices
 from node.cli.forget import forget
 from node.cli.openclaw import openclaw
 from node.cli.origins import origins
@@ -53,6 +54,6 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
 
 
 for _command in (append, events, sessions, projection, tail, status, origins, demo,
-                 forget, device, openclaw, tokens):
+                 forget, device, devices, openclaw, tokens):
     main.add_command(_command)
 

@@ -158,6 +158,26 @@ class Client:
                                    what="the retirement",
                                    missing=f"the node holds no events of origin {origin!r}")
 
+    async def devices(self) -> dict[str, Any]:
+        """``GET /v1/devices``: this device's id, the members and the removed devices."""
+        return await self._request("GET", "/v1/devices", what="the request")
+
+    async def add_device(self, device_id: str, name: str,
+                         address: str | None = None) -> dict[str, Any]:
+        """``POST /v1/devices``: add a device (or rename it): ``{"device", "created"}``."""
+        body: dict[str, Any] = {"device_id": device_id, "name": name}
+        if address is not None:
+            body["address"] = address
+        return await self._request("POST", "/v1/devices", json_body=body,
+                                   what="adding the device")
+
+    async def remove_device(self, device_id: str, reason: str = "") -> dict[str, Any]:
+        """``DELETE /v1/devices/{id}``: remove a device for good."""
+        return await self._request(
+            "DELETE", "/v1/devices/" + quote(device_id, safe=""), what="the removal",
+            params={"reason": reason} if reason else None,
+            missing=f"no device {device_id} is a member on the node")
+
     async def tokens(self) -> dict[str, Any]:
         """``GET /v1/tokens``: the Automerge tokens the cluster's devices issued."""
         return await self._request("GET", "/v1/tokens", what="the request")

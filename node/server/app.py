@@ -14,6 +14,8 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
                                        Accept: text/event-stream streams live
     GET  /v1/node                      this node: ids, name, head, counts, data folder bytes
     GET|PUT /v1/cursors/{name}         a bridge's named cursor (``node.server.cursors``)
+    GET|POST /v1/devices, DELETE /v1/devices/{id}   the cluster's devices
+                                       (``node.server.devices``)
     GET|POST /v1/tokens, DELETE /v1/tokens/{id}  Automerge app tokens issued by a device
                                        (``node.server.tokens``)
     GET  /                             the web console (``node.server.console``)
@@ -63,7 +65,7 @@ from node.http.wire import (
     unauthorized,
     wants_cbor,
 )
-from node.server import console, cursors, forget, pages, sessions, streams, tokens
+from node.server import console, cursors, devices, forget, pages, sessions, streams, tokens
 from node.store import AsyncStore
 
 CONFIG = web.AppKey("config", Config)
@@ -116,8 +118,9 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", get_metrics)
     cursors.setup(app, astore, config.limits)
-    tokens.setup(app, astore, issued, tokens.issuer(astore, device.device_id),
-                 config.limits.body_bytes_max, config.limits.read_timeout_s)
+    devices.setup(app, config, astore, device)
+    tokens.setup(app, astore, issued, device, config.limits.body_bytes_max,
+                 config.limits.read_timeout_s)
     metrics.registry.register(repo_ws.setup(app, config, astore, issued).collector())
     console.setup(app)
     retention.setup(app, config, astore)

@@ -10,8 +10,9 @@ record's ``by`` says who asked: ``client@<node>`` or ``app:<token fingerprint>@<
 (the fingerprint names the token without revealing it). The answer is 200 with the
 forget record, which replicates to every node; every node that takes it in logs it with
 who asked. 404 for a session this node does not hold; 400 for a malformed id, an id that
-is not an event of the session here, or a body of the wrong shape; nothing is written
-then.
+is not an event of the session here, a body of the wrong shape, or one of the sessions of
+the cluster's own records (``clawsync:origins``, ``clawsync:devices``); nothing is
+written then.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from aiohttp import web
 
 from crdt.errors import InvalidInput
 from crdt.keys import check_session_key
+from crdt.log.forget import UNFORGETTABLE
 from node.http import auth
 from node.http.wire import body_format, decode_body, read_body, respond
 from node.store import AsyncStore
@@ -91,6 +93,9 @@ def _events_body(value: Any) -> tuple[list[str], str]:
 
 async def _forget(request: web.Request, astore: AsyncStore, key: str,
                   events: list[str] | None, reason: Any) -> web.StreamResponse:
+    if key in UNFORGETTABLE:  # before looking it up: held here or not, the answer is no
+        raise InvalidInput("holds the cluster's own records (retired origins, devices and "
+                           "tokens), which cannot be forgotten", field="session_key")
     appended = await astore.forget(key, events, reason=reason,
                                    by=f"{request.get(ASKED_BY, BY_CLIENT)}@{astore.node_id}")
     return respond(request, {"session_key": key, "forget": appended.stored.to_json()})

@@ -17,7 +17,6 @@ valid tokens 413; nothing is written then.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +24,10 @@ from aiohttp import web
 from crdt import tokens
 from crdt.errors import InvalidInput, LimitExceeded, NotFound
 from crdt.keys import _type_name
+from crdt.log.store import EventStore
 from node.automerge.tokens import IssuedTokens
+from node.device import DeviceKey
+from node.devices import origin_device
 from node.http import auth
 from node.http.wire import body_format, decode_body, read_body, respond
 from node.server import forget
@@ -36,24 +38,29 @@ _FIELDS = {"sessions", "read_only", "name"}
 #: The name a token gets when none is given.
 NAME_DEFAULT = "app"
 
-DeviceOf = Callable[[str], "str | None"]
-
-
-def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens,
-          device_of: DeviceOf, body_bytes_max: int, read_timeout_s: float) -> None:
-    """Add the three routes; ``device_of(origin)`` names the device an origin is."""
+def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: DeviceKey,
+          body_bytes_max: int, read_timeout_s: float) -> None:
+    """Add the three routes; ``own`` is this node's device."""
     creating = asyncio.Lock()  # so that concurrent requests cannot pass TOKENS_MAX
 
-    def row(token: tokens.Issued) -> dict[str, Any]:
-        revoked = issued.book.revoked.get(token.token_id)
-        return {**token.to_json(), "device_id": device_of(token.origin),
-                "revoked": revoked is not None,
-                "revoked_at": None if revoked is None else revoked.at.rfc3339()}
+    async def rows(listed: list[tokens.Issued]) -> list[dict[str, Any]]:
+        """For people: each token with the device that issued it and its revocation."""
+        def build(store: EventStore) -> list[dict[str, Any]]:
+            out = []
+            for token in listed:
+                revoked = issued.book.revoked.get(token.token_id)
+                out.append({**token.to_json(),
+                            "device_id": origin_device(store, token.origin, own),
+                            "revoked": revoked is not None,
+                            "revoked_at": None if revoked is None else revoked.at.rfc3339()})
+            return out
+
+        return await astore.read(build)
 
     async def list_tokens(request: web.Request) -> web.Response:
         await issued.catch_up()
-        rows = sorted(issued.book.issued.values(), key=lambda t: (t.at, t.token_id))
-        return respond(request, {"tokens": [row(token) for token in rows]})
+        listed = sorted(issued.book.issued.values(), key=lambda t: (t.at, t.token_id))
+        return respond(request, {"tokens": await rows(listed)})
 
     async def create(request: web.Request) -> web.Response:
         body_type = body_format(request)
@@ -68,8 +75,8 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens,
                                     f"{tokens.TOKENS_MAX} (revoke some)", field="tokens")
             await astore.append([draft])
             await issued.catch_up()
-        token = issued.book.issued[draft.payload["token_id"]]
-        return respond(request, {**row(token), "token": secret}, status=201)
+        [row] = await rows([issued.book.issued[draft.payload["token_id"]]])
+        return respond(request, {**row, "token": secret}, status=201)
 
     async def revoke(request: web.Request) -> web.Response:
         token_id = tokens.check_token_id(request.match_info["token_id"], "token_id")
@@ -80,21 +87,12 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens,
         if not issued.book.is_revoked(token_id):
             await astore.append([tokens.revoke(token_id)])
             await issued.catch_up()  # in effect here (its clients gone) before we answer
-        return respond(request, row(token))
+        [row] = await rows([token])
+        return respond(request, row)
 
     app.router.add_get("/v1/tokens", list_tokens)
     app.router.add_post("/v1/tokens", create)
     app.router.add_delete("/v1/tokens/{token_id}", revoke)
-
-
-def issuer(astore: AsyncStore, own_device_id: str) -> DeviceOf:
-    """The device an origin is bound to, where the store binds origins to devices
-    (``origin_device``, by their ``device_key`` records); else only this node's own
-    origin is known: this device."""
-    bound: DeviceOf | None = getattr(astore, "origin_device", None)
-    if bound is not None:
-        return bound
-    return lambda origin: own_device_id if origin == astore.node_id else None
 
 
 def forget_allowed(request: web.Request, issued: IssuedTokens) -> bool:

@@ -105,9 +105,17 @@ def test_records_that_only_look_like_membership_count_for_nothing() -> None:
     (lambda: membership.added(DEVICES[0], ""), "name", "empty"),
     (lambda: membership.added(DEVICES[0], "x", "ftp://h"), "address", "http"),
     (lambda: membership.removed(DEVICES[0], "r" * 257), "reason", "limit"),
+    (lambda: membership.added(DEVICES[0], "x", "http://" + "h" * 2042), "address", "limit"),
 ])
 def test_bad_input_is_refused_naming_the_field(call: object, field: str,
                                                message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         call()  # type: ignore[operator]
     assert caught.value.field == field and message in str(caught.value)
+
+
+def test_the_longest_address_and_reason_are_taken() -> None:
+    address = "http://" + "h" * (membership.ADDRESS_BYTES_MAX - 7)
+    assert membership.added(DEVICES[0], "x", address).payload["address"] == address
+    reason = "r" * membership.REASON_BYTES_MAX
+    assert membership.removed(DEVICES[0], reason).payload["reason"] == reason

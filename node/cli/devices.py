@@ -1,0 +1,104 @@
+"""``clawsync devices``: the cluster's devices (``crdt.membership``); ``devices add`` and
+``devices remove``. ``clawsync device`` (singular) shows this device's own id."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from node.cli.common import client_options, note, with_client
+from node.cli.output import print_rows
+from node.client.api import Client
+
+
+def _who(device_id: str, names: dict[str, str], own: str) -> str:
+    """A device id for people: its name, if known, and ``this device``."""
+    if device_id == own:
+        return "this device"
+    return names.get(device_id) or device_id[:7]
+
+
+def device_rows(view: dict[str, Any]) -> list[list[str]]:
+    """One row per device, members first: id, name, state, address, by whom and when."""
+    own = view["device_id"]
+    names = {row["device_id"]: row["name"] for row in view["members"] + view["removed"]
+             if row["name"]}
+    rows = [[row["device_id"], row["name"] + (" (this device)" if row["device_id"] == own
+                                              else ""),
+             "member", row["address"] or "-",
+             f"added by {_who(row['added_by'], names, own)}, {row['added_at']}"
+             if row["added_at"] else "-"]
+            for row in view["members"]]
+    rows += [[row["device_id"], row["name"] or "-", "removed", "-",
+              f"removed by {_who(row['removed_by'], names, own)}, {row['removed_at']}"
+              + (f": {row['reason']}" if row["reason"] else "")]
+             for row in view["removed"]]
+    return rows
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
+@client_options
+@click.pass_context
+def devices(ctx: click.Context, as_json: bool) -> None:
+    """List the cluster's devices: the members, and the devices removed for good.
+
+    A device is a member if some device added it and none removed it. A removal is
+    final: a removed device comes back only with a new key (a new device id).
+
+    \b
+    Examples:
+      clawsync devices
+      clawsync devices add KZDVVJ2-UMNDUYL-... --name phone
+      clawsync devices remove KZDVVJ2-UMNDUYL-... --reason "lost on the train"
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    view = with_client(ctx, lambda client: client.devices())
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    print_rows(device_rows(view), ["device", "name", "state", "address", "since"])
+    note(f"{len(view['members'])} members, {len(view['removed'])} removed")
+
+
+@devices.command()
+@click.argument("device_id", metavar="ID")
+@click.option("--name", required=True, metavar="NAME", help="The device's name for people.")
+@click.option("--address", metavar="URL", help="Where the device's node can be reached "
+              "(http:// or https://), if it can be.")
+@client_options
+@click.pass_context
+def add(ctx: click.Context, device_id: str, name: str, address: str | None) -> None:
+    """Add the device ID (as `clawsync device` shows it on that device) to the
+    cluster, under NAME. The record replicates to every node. Adding a member again
+    renames it."""
+    async def run(client: Client) -> dict[str, Any]:
+        return await client.add_device(device_id, name, address)
+
+    answer = with_client(ctx, run)
+    device = answer["device"]
+    said = "added" if answer["created"] else "is a member already:"
+    click.echo(f"{said} {device['device_id']} ({device['name']})")
+
+
+@devices.command()
+@click.argument("device_id", metavar="ID")
+@click.option("--reason", default="", metavar="TEXT", help="Why, kept in the record.")
+@client_options
+@click.pass_context
+def remove(ctx: click.Context, device_id: str, reason: str) -> None:
+    """Remove the device ID for good. The removal replicates to every node; its
+    events stay, and what it writes after the removal is refused. It comes back only
+    with a new key (a new device id)."""
+    async def run(client: Client) -> dict[str, Any]:
+        return await client.remove_device(device_id, reason)
+
+    answer = with_client(ctx, run)
+    device = answer["device"]
+    said = "removed" if answer["created"] else "was removed already:"
+    click.echo(f"{said} {device['device_id']}" + (f" ({device['name']})"
+                                                   if device["name"] else ""))
+    note("every node that receives the removal stops taking what it writes from now on")

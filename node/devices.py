@@ -1,0 +1,308 @@
+"""The cluster's devices on a running node: ``crdt.membership`` kept up to date as records
+are stored, this node's own or a peer's, and the commands that add and remove devices.
+
+Not the peer address list that nodes gossip (``node.peers``): this is about devices (ids
+of keys), added and removed by people.
+
+* ``Devices.open`` folds every membership record held, then follows each commit: it reads
+  the records of ``DEVICES_SESSION`` stored since (one read at a time, however many
+  commits come), so a record is counted whichever way it arrived;
+* a node counts itself a member (a cluster of one) until a record says otherwise, and
+  writes its own ``device_added`` with the first membership record it writes (an add or
+  a removal): pairing two nodes is then the union of their sets. (Not at its first
+  start: a node that never pairs keeps an empty log, as before devices existed.)
+* when a removal this node wrote is learned, it retires every origin of the removed
+  device at the highest seq it holds (``EventStore.retire``): the events it made stay,
+  and the retirement rules refuse whatever it numbers after. Other nodes do not retire
+  on their own: they converge on the retirement as on any (``crdt.log.retire``);
+* ``members()``, ``removed()``, ``is_member(id)`` answer from memory, and listeners
+  (``add_listener``) are called on the event loop after every change.
+
+Which device wrote a record is the store's answer (``origin_device``: the origin is bound
+to a device by its ``device_key`` record); records of origins not bound count for nothing
+until they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+
+from crdt import membership
+from crdt.device import parse_device_id
+from crdt.errors import InvalidInput, NotFound
+from crdt.events import Draft
+from crdt.log.records import StoredEvent
+from crdt.log.store import EventStore
+from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
+from node.device import DeviceKey
+from node.store import AsyncStore, Commit
+
+log = structlog.get_logger(__name__)
+
+#: Records read per call while catching up.
+READ_PAGE = 1000
+
+Listener = Callable[[], None]
+
+
+class UnknownDevice(NotFound):
+    """No record adds or removes that device id here."""
+
+
+class RemovalIsFinal(InvalidInput):
+    """The device id was removed: it cannot be added again (a new key is a new id)."""
+
+    code = "device_removed"
+
+
+class SelfRemoval(InvalidInput):
+    """A node does not remove itself."""
+
+    code = "self_removal"
+
+
+def origin_device(store: EventStore, origin: str, own: DeviceKey) -> str | None:
+    """The device ``origin`` is bound to (the store's answer), or None."""
+    lookup = getattr(store, "origin_device", None)
+    if lookup is not None:
+        found: str | None = lookup(origin)
+        return found
+    # A store that binds no origin: its own origins are its own device's.
+    return own.device_id if origin == store.node_id else None
+
+
+def device_origins(store: EventStore, device_id: str) -> dict[str, int]:
+    """The origins bound to ``device_id``, with the highest seq held of each."""
+    lookup = getattr(store, "device_origins", None)
+    found: dict[str, int] = lookup(device_id) if lookup is not None else {}
+    return found
+
+
+class Devices:
+    """This node's view of the cluster's devices (create with ``await Devices.open``)."""
+
+    def __init__(self, astore: AsyncStore, device: DeviceKey) -> None:
+        self._astore = astore
+        self._device = device
+        self._bindings: dict[str, str | None] = {}
+        self._view = Membership(self._bindings.get)
+        self._position = 0
+        self._listeners: list[Listener] = []
+        self._lock = asyncio.Lock()
+        self._dirty = False
+        self._follower: asyncio.Task[None] | None = None
+        self._closed = False
+        self._name = device.device_id[:7]
+        self._address: str | None = None
+
+    @classmethod
+    async def open(cls, astore: AsyncStore, device: DeviceKey, *, name: str,
+                   address: str | None) -> Devices:
+        """A started ``Devices`` (``start``)."""
+        devices = cls(astore, device)
+        await devices.start(name=name, address=address)
+        return devices
+
+    async def start(self, *, name: str, address: str | None) -> None:
+        """Fold every record held and follow the store's commits; ``name`` and
+        ``address`` are this device's, for its own ``device_added``."""
+        self._name, self._address = name, address
+        await self.refresh()
+        self._astore.add_commit_listener(self._committed)
+
+    async def close(self) -> None:
+        self._closed = True
+        self._astore.remove_commit_listener(self._committed)
+        if self._follower is not None:
+            await asyncio.gather(self._follower, return_exceptions=True)
+
+    # -- the interface ---------------------------------------------------------------
+
+    @property
+    def device_id(self) -> str:
+        """This node's own device id."""
+        return self._device.device_id
+
+    def members(self) -> dict[str, Member]:
+        """Member devices by id; this device too while no record names it (``at_ms``
+        0: never recorded)."""
+        members = self._view.members()
+        own = self.device_id
+        if own not in members and not self._view.is_removed(own):
+            members[own] = Member(self._name, self._address, own, 0)
+        return members
+
+    def removed(self) -> dict[str, Removal]:
+        return self._view.removed()
+
+    def is_member(self, device_id: str) -> bool:
+        return self._view.is_member(device_id) or (
+            device_id == self.device_id and not self._view.is_removed(device_id))
+
+    def is_removed(self, device_id: str) -> bool:
+        return self._view.is_removed(device_id)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener()`` on the event loop after members or removed changed."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    # -- the commands ----------------------------------------------------------------
+
+    async def add(self, device_id: str, name: str, address: str | None = None
+                  ) -> tuple[StoredEvent | None, Member]:
+        """Add a device (or rename it, or change its address): the record written, None
+        if the device is a member under that name and address already."""
+        draft = membership.added(device_id, name, address)  # InvalidInput
+        device_id = draft.payload["device_id"]
+        removal = self.removed().get(device_id)
+        if removal is not None:
+            raise RemovalIsFinal(
+                f"was removed by {removal.by}; a removal is final, so a device comes back "
+                "only with a new key (a new device id)", field="device_id")
+        held = self.members().get(device_id)
+        if held is not None and (held.name, held.address) == (name, address):
+            return None, held
+        stored = await self._append(draft)
+        return stored, self.members()[device_id]
+
+    async def remove(self, device_id: str, reason: str = "") -> tuple[StoredEvent | None,
+                                                                         Removal]:
+        """Remove a device for good; the record written (None: it was removed already)."""
+        device_id = parse_device_id(device_id)
+        if device_id == self.device_id:
+            raise SelfRemoval("is this node's own device: remove it from another device "
+                              "of the cluster (a node cannot cut itself off)",
+                              field="device_id")
+        draft = membership.removed(device_id, reason)  # InvalidInput
+        held = self.removed().get(device_id)
+        if held is not None:
+            return None, held
+        if device_id not in self.members():
+            raise UnknownDevice(f"no device {device_id} is a member here")
+        stored = await self._append(draft)
+        return stored, self.removed()[device_id]
+
+    async def _append(self, draft: Draft) -> StoredEvent:
+        """Append ``draft``, after this device's own add if no record names it yet."""
+        own = self.device_id
+        drafts = [draft]
+        if not await self._astore.read(lambda store: _names(store, own)):
+            drafts.insert(0, membership.added(own, self._name, self._address))
+        appended = await self._astore.append(drafts)
+        await self.refresh()
+        return appended[-1].stored
+
+    # -- following the store ---------------------------------------------------------
+
+    def _committed(self, _commit: Commit) -> None:
+        """After every commit: read what it may have stored, once at a time."""
+        if self._closed:
+            return
+        self._dirty = True
+        if self._follower is None or self._follower.done():
+            self._follower = asyncio.create_task(self._follow(), name="clawsync-devices")
+
+    async def _follow(self) -> None:
+        while self._dirty and not self._closed:
+            self._dirty = False
+            try:
+                await self.refresh()
+            except Exception:  # a closing store, a full disk: the next commit retries
+                log.warning("devices: could not read the membership records", exc_info=True)
+                return
+
+    async def refresh(self) -> bool:
+        """Take in the records stored since the last call; True if anything changed."""
+        async with self._lock:
+            waiting = {origin for origin, _ in self._view.unbound()}
+            before = self._position
+            new, bindings, position = await self._astore.read(
+                lambda store: _read(store, before, waiting, self._device))
+            self._bindings.update(bindings)
+            self._position = position
+            changed = self._view.refresh() if waiting else False
+            for stored in new:
+                changed = self._view.add(stored.origin, stored.event) or changed
+            if position > before:
+                # A removal, or a removed device's origin bound (``device_key``) after it.
+                await self._retire_removed()
+        if changed:
+            for listener in list(self._listeners):
+                try:
+                    listener()
+                except Exception:
+                    log.exception("devices: listener failed")
+        return changed
+
+    async def _retire_removed(self) -> None:
+        """Retire the origins of every device this node removed, at what it holds (an
+        origin retired there already is left as it is)."""
+        mine = [device for device, removal in self.removed().items()
+                if removal.by == self.device_id]
+        if not mine:
+            return
+        retired = await self._astore.write(lambda store: _retire(store, mine))
+        for device, origin, final_seq in retired:
+            log.info("device removed: origin retired", device_id=device, origin=origin,
+                     final_seq=final_seq)
+
+
+def _names(store: EventStore, device_id: str) -> bool:
+    """True if any membership record held names ``device_id`` (counted or not)."""
+    position = 0
+    while True:
+        page = _page(store, position)
+        for stored in page:
+            found = membership.read(stored.event)
+            if found is not None and found[1] == device_id:
+                return True
+        if len(page) < READ_PAGE:
+            return False
+        position = page[-1].position
+
+
+def _page(store: EventStore, position: int) -> list[StoredEvent]:
+    try:
+        return store.get_events_since(DEVICES_SESSION, position, READ_PAGE)
+    except NotFound:
+        return []
+
+
+def _read(store: EventStore, position: int, waiting: set[str], own: DeviceKey
+          ) -> tuple[list[StoredEvent], dict[str, str | None], int]:
+    """On a reader thread: the records after ``position``, the bindings of their origins
+    and of ``waiting`` ones, and the position reached."""
+    new: list[StoredEvent] = []
+    while True:
+        page = _page(store, position)
+        new.extend(stored for stored in page if membership.read(stored.event) is not None)
+        if page:
+            position = page[-1].position
+        if len(page) < READ_PAGE:
+            break
+    origins = waiting | {stored.origin for stored in new}
+    return new, {origin: origin_device(store, origin, own) for origin in origins}, position
+
+
+def _retire(store: EventStore, devices: list[str]) -> list[tuple[str, str, int]]:
+    """On the writer thread: retire each origin of ``devices`` at the highest seq held."""
+    done = []
+    for device in devices:
+        for origin in device_origins(store, device):
+            if origin == store.node_id:
+                continue
+            try:
+                appended = store.retire(origin)
+            except (NotFound, InvalidInput):
+                continue
+            if appended is not None:
+                done.append((device, origin, appended.stored.event.payload["final_seq"]))
+    return done
+

@@ -1,0 +1,114 @@
+"""The cluster's devices over HTTP (``node.devices``, ``crdt.membership``).
+
+    GET    /v1/devices            members and removed devices: names, addresses, who added
+                                  or removed each and when
+    POST   /v1/devices            {"device_id", "name", "address"?}: add a device (or
+                                  rename it); 201 with the record written, 200 if unchanged
+    DELETE /v1/devices/{id}       remove a device for good (?reason=); 200
+
+All take the client token (as every /v1 route: ``node.server.app``). A device id is taken
+as a person types it (``crdt.device.parse_device_id``): a mistyped one is 400 saying which
+check character does not match. Removing an id that is no member here is 404; removing
+this node's own device is 400 (another device removes it); adding an id that was removed
+is 409: a removal is final, a device comes back only with a new key. Nothing is written
+on any refusal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from crdt.clock import Hlc
+from crdt.device import parse_device_id
+from crdt.errors import InvalidInput
+from crdt.membership import Member, Removal, check_reason
+from node.config import Config
+from node.device import DeviceKey
+from node.devices import Devices, RemovalIsFinal
+from node.http.wire import HttpError, body_format, decode_body, one_param, read_body, respond
+from node.store import AsyncStore
+
+DEVICES = web.AppKey("devices", Devices)
+_FIELDS = {"device_id", "name", "address"}
+
+
+def setup(app: web.Application, config: Config, astore: AsyncStore,
+          device: DeviceKey) -> Devices:
+    """Add the routes; the membership is read when the application starts, before it
+    serves."""
+    devices = Devices(astore, device)
+    app[DEVICES] = devices
+
+    async def on_startup(_app: web.Application) -> None:
+        await devices.start(name=config.name, address=config.advertise_url)
+
+    async def on_cleanup(_app: web.Application) -> None:
+        await devices.close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    limits = config.limits
+
+    async def post_device(request: web.Request) -> web.Response:
+        body_type = body_format(request)
+        body = await read_body(request, bytes_max=limits.body_bytes_max,
+                               timeout_s=limits.read_timeout_s)
+        device_id, name, address = _add_body(decode_body(body, body_type))
+        try:
+            stored, member = await devices.add(device_id, name, address)
+        except RemovalIsFinal as refused:
+            raise HttpError(409, refused.code, refused.reason, field=refused.field) from None
+        answer = {"device": member_json(device_id, member), "created": stored is not None}
+        return respond(request, answer, status=201 if stored is not None else 200)
+
+    async def delete_device(request: web.Request) -> web.Response:
+        device_id = parse_device_id(request.match_info["id"])
+        reason = check_reason(one_param(request, "reason") or "")
+        stored, removal = await devices.remove(device_id, reason)
+        return respond(request, {"device": removal_json(device_id, removal),
+                                 "created": stored is not None})
+
+    async def get_devices(request: web.Request) -> web.Response:
+        return respond(request, listing(devices))
+
+    app.router.add_get("/v1/devices", get_devices)
+    app.router.add_post("/v1/devices", post_device)
+    app.router.add_delete("/v1/devices/{id}", delete_device)
+    return devices
+
+
+def listing(devices: Devices) -> dict[str, Any]:
+    """``GET /v1/devices``: this device's id, the members and the removed, by id."""
+    return {
+        "device_id": devices.device_id,
+        "members": [member_json(device_id, member)
+                    for device_id, member in sorted(devices.members().items())],
+        "removed": [removal_json(device_id, removal)
+                    for device_id, removal in sorted(devices.removed().items())],
+    }
+
+
+def member_json(device_id: str, member: Member) -> dict[str, Any]:
+    """A member; ``added_at`` null for this device while no record names it."""
+    return {"device_id": device_id, "name": member.name, "address": member.address,
+            "added_by": member.added_by,
+            "added_at": Hlc(member.at_ms, 0).rfc3339() if member.at_ms else None}
+
+
+def removal_json(device_id: str, removal: Removal) -> dict[str, Any]:
+    return {"device_id": device_id, "name": removal.name, "removed_by": removal.by,
+            "removed_at": Hlc(removal.at_ms, 0).rfc3339(), "reason": removal.reason}
+
+
+def _add_body(value: Any) -> tuple[str, str, str | None]:
+    if not isinstance(value, dict):
+        raise InvalidInput('must be an object: {"device_id": ..., "name": ...}')
+    unknown = sorted(set(value) - _FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
+    for field in ("device_id", "name"):
+        if field not in value:
+            raise InvalidInput("is required", field=field)
+    return parse_device_id(value["device_id"]), value["name"], value.get("address")

@@ -1,0 +1,141 @@
+"""Device membership with real node processes: ``clawsync devices`` as a person uses it,
+concurrent adds and removes on partitioned nodes resolving alike everywhere (a removal is
+final), and a removal retiring the removed device's origins on every node."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crdt.device import device_id, private_key_from_seed, public_bytes
+from tests.support.cluster import (
+    Cluster,
+    append,
+    message,
+    proxy_url,
+    request,
+    wait_converged,
+    wait_until,
+)
+from tests.support.processes import NodeProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+PHONE = device_id(public_bytes(private_key_from_seed(bytes([7]) * 32)))
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    return result.stdout
+
+
+def devices(node: NodeProcess) -> dict[str, Any]:
+    view: dict[str, Any] = json.loads(request(node, "GET", "/v1/devices"))
+    return view
+
+
+def sets(node: NodeProcess) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """Members (id -> name) and removed (id -> (by, reason)) as ``node`` lists them."""
+    view = devices(node)
+    return ({row["device_id"]: row["name"] for row in view["members"]},
+            {row["device_id"]: (row["removed_by"], row["reason"]) for row in view["removed"]})
+
+
+def own_id(node: NodeProcess) -> str:
+    found: str = node.get("/v1/node")["device_id"]
+    return found
+
+
+def test_the_devices_commands(node: NodeProcess) -> None:
+    me = own_id(node)
+    listed = json.loads(ok(run_cli(node, "devices", "--json")))
+    assert [row["device_id"] for row in listed["members"]] == [me]
+    typed = PHONE.lower().replace("-", " ")
+    out = ok(run_cli(node, "devices", "add", typed, "--name", "phone",
+                     "--address", "http://phone.local:7878"))
+    assert out.strip() == f"added {PHONE} (phone)"
+    table = ok(run_cli(node, "devices"))
+    assert PHONE in table and "http://phone.local:7878" in table and "member" in table
+    out = ok(run_cli(node, "devices", "remove", PHONE, "--reason", "lost on the train"))
+    assert out.startswith(f"removed {PHONE} (phone)")
+    table = ok(run_cli(node, "devices"))
+    assert "removed by this device" in table and "lost on the train" in table
+
+    refused = run_cli(node, "devices", "add", PHONE, "--name", "phone")
+    assert refused.returncode == 1 and "final" in refused.stderr and "new key" in refused.stderr
+    mistyped = run_cli(node, "devices", "remove", PHONE[:-1] + ("A" if PHONE[-1] != "A"
+                                                                  else "B"))
+    assert mistyped.returncode == 1 and "check character 4" in mistyped.stderr
+    itself = run_cli(node, "devices", "remove", me)
+    assert itself.returncode == 1 and "own device" in itself.stderr
+    forgotten = run_cli(node, "forget", "clawsync:devices")
+    assert forgotten.returncode == 1 and "cannot be forgotten" in forgotten.stderr
+    name = node.get("/v1/node")["name"]
+    assert sets(node) == ({me: name}, {PHONE: (me, "lost on the train")})
+
+
+def test_concurrent_add_and_remove_on_partitioned_nodes_resolve_alike(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a")
+        link = cluster.proxy(a)
+        b = cluster.node("b", peers=[proxy_url(link)])
+        ok(run_cli(a, "devices", "add", own_id(b), "--name", "b"))
+        ok(run_cli(a, "devices", "add", PHONE, "--name", "phone"))
+        wait_until(lambda: PHONE in sets(b)[0], 60, "b learns of the phone")
+
+        link.cut()
+        wait_until(lambda: all(row["state"] != "up" for row in
+                               json.loads(request(b, "GET", "/v1/peers"))["peers"]),
+                   30, "b's link is down")
+        # The same device: renamed on a, removed on b, neither seeing the other.
+        ok(run_cli(a, "devices", "add", PHONE, "--name", "phone 2"))
+        ok(run_cli(b, "devices", "remove", PHONE, "--reason", "stolen"))
+        assert sets(a)[0][PHONE] == "phone 2" and PHONE in sets(b)[1]
+
+        link.heal()
+        members, removed = {own_id(a), own_id(b)}, {PHONE: (own_id(b), "stolen")}
+        for node in (a, b):
+            wait_until(lambda node=node: (set(sets(node)[0]), sets(node)[1]) ==
+                       (members, removed), 60, f"{node.name} lists the removal as winning")
+        assert sets(a) == sets(b)
+        # Adding it again is refused on both: the removal is final.
+        for node in (a, b):
+            refused = run_cli(node, "devices", "add", PHONE, "--name", "phone")
+            assert refused.returncode == 1 and "final" in refused.stderr
+
+
+def test_a_removal_replicates_and_retires_the_devices_origins(tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a")
+        b = cluster.node("b", peers=[a.url])
+        c = cluster.node("c", peers=[a.url])
+        nodes = [a, b, c]
+        for other in (b, c):
+            ok(run_cli(a, "devices", "add", own_id(other), "--name", other.name))
+        said = {event["id"] for event in append(c, "c:notes", [message(f"c #{n}")
+                                                              for n in range(5)])}
+        wait_converged(nodes, must_hold=said)
+        c_origins = {row["origin"] for row in json.loads(request(c, "GET", "/v1/origins"))
+                     ["origins"] if row["own"]}
+
+        ok(run_cli(b, "devices", "remove", own_id(c), "--reason", "sold"))
+        for node in (a, b):
+            wait_until(lambda node=node: own_id(c) in sets(node)[1], 60,
+                       f"{node.name} learns of the removal")
+
+        def retired(node: NodeProcess) -> bool:
+            rows = json.loads(request(node, "GET", "/v1/origins"))["origins"]
+            return all(row["state"] == "retired" for row in rows
+                       if row["origin"] in c_origins)
+
+        for node in (a, b):
+            wait_until(lambda node=node: retired(node), 60,
+                       f"{node.name} retires the removed device's origins")
+        for node in (a, b):  # its events stay
+            held = {event["id"] for event in json.loads(request(
+                node, "GET", "/v1/sessions/c%3Anotes/events"))["events"]}
+            assert said <= held

@@ -1,0 +1,142 @@
+"""The cluster's devices over HTTP (node.server.devices, node.devices) on a real node: a
+node is a member of its own cluster, devices are added and removed, a removal is final,
+refusals write nothing, and the membership survives a restart."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from crdt.device import device_id, private_key_from_seed, public_bytes
+from crdt.membership import DEVICES_SESSION
+from node.server.devices import DEVICES
+from node.server.run import RunningNode, start
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+
+PHONE = device_id(public_bytes(private_key_from_seed(bytes([7]) * 32)))
+TABLET = device_id(public_bytes(private_key_from_seed(bytes([8]) * 32)))
+
+
+async def call(client: aiohttp.ClientSession, method: str, path: str,
+               **kwargs: Any) -> tuple[int, Any]:
+    async with client.request(method, path, **kwargs) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_a_node_is_a_cluster_of_one_until_it_adds_a_device(
+        client: aiohttp.ClientSession, node: RunningNode) -> None:
+    status, view = await call(client, "GET", "/v1/devices")
+    own = node.device.device_id
+    assert status == 200 and view["device_id"] == own and view["removed"] == []
+    [me] = view["members"]
+    assert (me["device_id"], me["name"], me["added_by"]) == (own, node.config.name, own)
+    assert me["added_at"] is None and node.astore.head == 0  # no record yet
+    # Its first membership record comes after its own add, in the same commit.
+    status, _ = await call(client, "POST", "/v1/devices",
+                           json={"device_id": PHONE, "name": "phone"})
+    assert status == 201 and node.astore.head == 2
+    _, view = await call(client, "GET", "/v1/devices")
+    assert {m["device_id"]: m["added_by"] for m in view["members"]} == {own: own, PHONE: own}
+    assert all(m["added_at"] for m in view["members"])
+
+
+async def test_adding_and_removing_a_device(client: aiohttp.ClientSession,
+                                            node: RunningNode) -> None:
+    changes: list[int] = []
+    node.runner.app[DEVICES].add_listener(lambda: changes.append(1))
+    typed = PHONE.lower().replace("-", " ")  # as a person reads it out
+    status, body = await call(client, "POST", "/v1/devices", json={
+        "device_id": typed, "name": "phone", "address": "http://phone.local:7878"})
+    assert status == 201 and body["created"] is True
+    assert body["device"]["device_id"] == PHONE and body["device"]["name"] == "phone"
+    status, body = await call(client, "POST", "/v1/devices",
+                              json={"device_id": PHONE, "name": "phone",
+                                    "address": "http://phone.local:7878"})
+    assert status == 200 and body["created"] is False
+    _, view = await call(client, "GET", "/v1/devices")
+    assert {m["device_id"]: m["address"] for m in view["members"]}[PHONE] == \
+        "http://phone.local:7878"
+
+    status, body = await call(client, "DELETE", f"/v1/devices/{PHONE}?reason=lost")
+    assert status == 200 and body["created"] is True
+    assert body["device"] == {**body["device"], "device_id": PHONE, "name": "phone",
+                              "removed_by": node.device.device_id, "reason": "lost"}
+    _, view = await call(client, "GET", "/v1/devices")
+    assert [m["device_id"] for m in view["members"]] == [node.device.device_id]
+    assert [r["device_id"] for r in view["removed"]] == [PHONE]
+    assert changes == [1, 1]
+    # Removing again changes nothing; adding it again is refused: a removal is final.
+    head = node.astore.head
+    status, body = await call(client, "DELETE", f"/v1/devices/{PHONE}")
+    assert status == 200 and body["created"] is False
+    status, body = await call(client, "POST", "/v1/devices",
+                              json={"device_id": PHONE, "name": "phone"})
+    assert status == 409 and body["error"]["code"] == "device_removed"
+    assert "new key" in body["error"]["message"] and node.astore.head == head
+
+
+async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
+                                                  node: RunningNode) -> None:
+    head = node.astore.head
+    mistyped = PHONE[:-1] + ("A" if PHONE[-1] != "A" else "B")
+    cases = [
+        ("POST", "/v1/devices", {"json": {"device_id": mistyped, "name": "p"}}, 400,
+         "check character 4 does not match"),
+        ("POST", "/v1/devices", {"json": {"device_id": "ABC", "name": "p"}}, 400,
+         "56"),
+        ("POST", "/v1/devices", {"json": {"device_id": PHONE}}, 400, "required"),
+        ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p", "x": 1}}, 400,
+         "unknown field"),
+        ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
+                                          "address": "phone:7878"}}, 400, "http"),
+        ("POST", "/v1/devices", {"json": [PHONE]}, 400, "must be an object"),
+        ("DELETE", f"/v1/devices/{mistyped}", {}, 400, "check character"),
+        ("DELETE", f"/v1/devices/{TABLET}", {}, 404, "no device"),
+        ("DELETE", f"/v1/devices/{node.device.device_id}", {}, 400, "own device"),
+        ("DELETE", f"/v1/sessions/{quote(DEVICES_SESSION)}", {}, 400, "cannot be forgotten"),
+        ("DELETE", "/v1/sessions/clawsync%3Aorigins", {}, 400, "cannot be forgotten"),
+        ("POST", f"/v1/sessions/{quote(DEVICES_SESSION)}/forget",
+         {"json": {"events": ["00" * 32]}}, 400, "cannot be forgotten"),
+    ]
+    for method, path, kwargs, expected, says in cases:
+        status, body = await call(client, method, path, **kwargs)
+        assert (status, says in body["error"]["message"]) == (expected, True), \
+            (method, path, body)
+    assert node.astore.head == head
+
+
+async def test_a_token_is_needed(make_node: NodeFactory) -> None:
+    node = await make_node(token="s3cret")
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        status, _ = await call(client, "GET", "/v1/devices")
+        assert status == 401
+        status, _ = await call(client, "POST", "/v1/devices",
+                               json={"device_id": PHONE, "name": "phone"})
+        assert status == 401
+        status, view = await call(client, "GET", "/v1/devices",
+                                  headers={"Authorization": "Bearer s3cret"})
+        assert status == 200 and len(view["members"]) == 1
+
+
+async def test_the_membership_survives_a_restart_and_the_node_adds_itself_once(
+        make_node: NodeFactory) -> None:
+    node = await make_node()
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        await call(client, "POST", "/v1/devices", json={"device_id": PHONE, "name": "phone"})
+        await call(client, "POST", "/v1/devices", json={"device_id": TABLET, "name": "tab"})
+        await call(client, "DELETE", f"/v1/devices/{TABLET}")
+    head = node.astore.head
+    await node.stop()
+    again = await start(dataclasses.replace(node.config, port=0))
+    try:
+        devices = again.runner.app[DEVICES]
+        assert again.astore.head == head
+        assert set(devices.members()) == {again.device.device_id, PHONE}
+        assert set(devices.removed()) == {TABLET} and not devices.is_member(TABLET)
+    finally:
+        await again.stop()

@@ -8,10 +8,9 @@
 
 They take the client token, as every /v1 route (``node.server.app``); a valid issued
 token that may write a session may also forget it (``forget_allowed``), as a token of
-``--automerge-tokens`` may. The record keeps
-the secret's SHA-256, never the secret. Bad input (no pattern, a bad pattern or name,
-unknown fields, a malformed id) is 400, an unknown id 404, more than ``TOKENS_MAX``
-valid tokens 413; nothing is written then.
+``--automerge-tokens`` may. The record keeps the secret's SHA-256, never the secret.
+Bad input (no pattern, a bad pattern or name, unknown fields, a malformed id) is 400,
+an unknown id 404, more than ``TOKENS_MAX`` valid tokens 413; nothing is written then.
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from sync.repo.config import Access
 _FIELDS = {"sessions", "read_only", "name"}
 #: The name a token gets when none is given.
 NAME_DEFAULT = "app"
+
 
 def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: DeviceKey,
           body_bytes_max: int, read_timeout_s: float) -> None:

@@ -17,8 +17,10 @@ of appends costs one sync message). Edits a client makes are appended through th
 ``AsyncStore`` like any other events, so they replicate and reach every client.
 
 Tokens: the node's ``--token`` opens every session; ``Config.automerge.tokens`` adds
-tokens limited to some sessions, or read-only. A node without any token (loopback only)
-lets every local client open every session.
+tokens limited to some sessions, or read-only, and so do tokens issued by a device of
+the cluster (``node.automerge.tokens``), whose clients are disconnected when the token
+is revoked. A node without any token (loopback only) lets every local client open every
+session (a client presenting an issued token gets what that token allows).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from crdt.errors import CrdtError
 from crdt.log import forget
 from node.automerge.library import StoreLibrary
 from node.automerge.metrics import UNAUTHORIZED, Counts, RepoCollector
+from node.automerge.tokens import IssuedTokens
 from node.automerge.trials import Trials
 from node.config import Config
 from node.http import auth
@@ -66,9 +69,11 @@ log = structlog.get_logger(__name__)
 FOLLOW_PAGE = 1000
 
 
-def setup(app: web.Application, config: Config, astore: AsyncStore) -> RepoHub:
-    """Serve ``/automerge`` on ``app``; the hub starts and stops with the app."""
-    hub = RepoHub(config, astore)
+def setup(app: web.Application, config: Config, astore: AsyncStore,
+          tokens: IssuedTokens | None = None) -> RepoHub:
+    """Serve ``/automerge`` on ``app``; the hub (and ``tokens``, which it follows)
+    starts and stops with the app."""
+    hub = RepoHub(config, astore, tokens)
     app.router.add_get(SOCKET_PATH, hub.handle)
     app.on_startup.append(hub.start)
     app.on_shutdown.append(hub.shutdown)
@@ -78,8 +83,10 @@ def setup(app: web.Application, config: Config, astore: AsyncStore) -> RepoHub:
 class RepoHub:
     """Every automerge-repo connection of a node, and the log follower feeding them."""
 
-    def __init__(self, config: Config, astore: AsyncStore) -> None:
+    def __init__(self, config: Config, astore: AsyncStore,
+                 tokens: IssuedTokens | None = None) -> None:
         self.config = config
+        self.tokens = tokens
         self.limits = config.automerge.limits
         self.astore = astore
         self.peer_id = f"clawsync-{astore.node_id}"
@@ -100,12 +107,17 @@ class RepoHub:
         store = await self.astore.write(lambda store: store)
         self._library = StoreLibrary(store, self.astore.documents)
         self.trials = Trials(self.limits, self.astore.documents.actor)
+        if self.tokens is not None:
+            self.tokens.on_revoked(self._revoked)
+            await self.tokens.start()
         self._tasks = [asyncio.create_task(self._follow(), name="automerge-follow"),
                        asyncio.create_task(self._sweep(), name="automerge-sweep")]
 
     async def shutdown(self, _app: web.Application | None = None) -> None:
         """Close every client (1001, going away) and stop following the log."""
         self._closing = True
+        if self.tokens is not None:
+            await self.tokens.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -118,26 +130,36 @@ class RepoHub:
 
     # -- connections ---------------------------------------------------------------
 
-    def access(self, request: web.Request) -> Access | None:
-        """What the request's token opens; None if it opens nothing."""
+    def access(self, request: web.Request) -> tuple[Access, str | None] | str:
+        """What the request's token opens, with the id of the issued token it is (if
+        one); else why it opens nothing."""
         token = request.query.get("token") or auth.bearer(request)
+        issued = self.tokens.find(token) if self.tokens is not None and token else None
+        if issued is not None:
+            assert self.tokens is not None
+            if self.tokens.book.is_revoked(issued.token_id):
+                return "this token was revoked"
+            return Access(issued.sessions, issued.read_only), issued.token_id
         tokens = self.config.automerge.tokens
         if self.config.token is None and not tokens:
-            return FULL_ACCESS
+            return FULL_ACCESS, None
         found: Access | None = None
         if self.config.token is not None and auth.matches(token, self.config.token):
             found = FULL_ACCESS
         for candidate, access in tokens.items():  # every one compared: constant time
             if auth.matches(token, candidate):
                 found = access
-        return found
+        if found is None:
+            return ("a valid token is required: ?token=<token> or "
+                    "'Authorization: Bearer <token>'")
+        return found, None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        access = self.access(request)
-        if access is None:
+        granted = self.access(request)
+        if isinstance(granted, str):
             self.counts.refused(UNAUTHORIZED)
-            raise unauthorized("a valid token is required: ?token=<token> or "
-                               "'Authorization: Bearer <token>'")
+            raise unauthorized(granted)
+        access, token_id = granted
         if self._closing or self._library is None:
             self.counts.refused(CLOSE_GOING_AWAY)
             raise web.HTTPServiceUnavailable(text="the node is stopping")
@@ -148,13 +170,23 @@ class RepoHub:
                                  access=access, limits=self.limits, now=time.monotonic(),
                                  trials=True)
         conn = _Connection(self, ws, machine, self._library, self.limits, self.counts)
+        conn.token_id = token_id
         self.connections.add(conn)
+        if token_id is not None and self.tokens is not None \
+                and self.tokens.book.is_revoked(token_id):  # revoked while we prepared
+            conn.revoke()
         try:
             await conn.run()
         finally:
             self.connections.discard(conn)
             self.watch(conn, {})
         return ws
+
+    def _revoked(self, token_id: str) -> None:
+        """Disconnect every client connected with the token ``token_id``."""
+        for conn in list(self.connections):
+            if conn.token_id == token_id:
+                conn.revoke()
 
     def watch(self, conn: _Connection, docs: dict[bytes, bool]) -> None:
         """Record the documents ``conn`` now watches (replacing what it watched)."""
@@ -284,6 +316,8 @@ class _Connection:
         self._turn = asyncio.Lock()  # one machine call at a time, in order
         self._done = asyncio.Event()
         self._refused = False  # counted once, however many closes follow
+        #: The issued token (``node.automerge.tokens``) the client connected with.
+        self.token_id: str | None = None
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send_loop())
@@ -333,6 +367,14 @@ class _Connection:
         if not self._refused:
             self._refused = True
             self.counts.refused(code)
+
+    def revoke(self) -> None:
+        """Its token was revoked: tell the client so and disconnect it (after the
+        machine call under way, if any)."""
+        task = asyncio.create_task(self._call(lambda _now: self.machine.refuse(
+            CLOSE_POLICY, "this token was revoked"), on_writer=False))
+        _REVOKING.add(task)
+        task.add_done_callback(_REVOKING.discard)
 
     async def close(self, code: int, reason: str) -> None:
         self.post((code, reason))
@@ -458,6 +500,8 @@ def _drop_all_replaced(_store: object, documents: Documents, keys: list[str]) ->
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 #: Edits being appended; kept referenced until done.
 _BACKGROUND: set[asyncio.Task[None]] = set()
+#: Disconnections of clients whose token was revoked; kept referenced until done.
+_REVOKING: set[asyncio.Task[Trial | None]] = set()
 
 
 def load_tokens(path: Path) -> dict[str, Access]:

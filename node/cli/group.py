@@ -23,6 +23,7 @@ from node.cli.openclaw import openclaw
 from node.cli.origins import origins
 from node.cli.read import events, projection, sessions, tail
 from node.cli.status import status
+from node.cli.tokens import tokens
 from node.config import NODE_DEFAULT, Settings, software_version
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -53,6 +54,6 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
 
 
 for _command in (append, events, sessions, projection, tail, status, origins, demo,
-                 forget, device, devices, openclaw):
+                 forget, device, devices, openclaw, tokens):
     main.add_command(_command)
 

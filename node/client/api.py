@@ -178,6 +178,25 @@ class Client:
             params={"reason": reason} if reason else None,
             missing=f"no device {device_id} is a member on the node")
 
+    async def tokens(self) -> dict[str, Any]:
+        """``GET /v1/tokens``: the Automerge tokens the cluster's devices issued."""
+        return await self._request("GET", "/v1/tokens", what="the request")
+
+    async def create_token(self, sessions: list[str], *, read_only: bool = False,
+                           name: str | None = None) -> dict[str, Any]:
+        """``POST /v1/tokens``: issue an Automerge token; the answer's ``token`` is the
+        secret, shown this once."""
+        body: dict[str, Any] = {"sessions": sessions, "read_only": read_only}
+        if name is not None:
+            body["name"] = name
+        return await self._request("POST", "/v1/tokens", json_body=body, what="the token")
+
+    async def revoke_token(self, token_id: str) -> dict[str, Any]:
+        """``DELETE /v1/tokens/{id}``: revoke an Automerge token on every node."""
+        return await self._request("DELETE", "/v1/tokens/" + quote(token_id, safe=""),
+                                   what="the revocation",
+                                   missing=f"no token {token_id} was issued")
+
     async def cursor(self, name: str) -> dict[str, int] | None:
         """``GET /v1/cursors/{name}``: a bridge's saved cursor, or None if none was saved."""
         try:

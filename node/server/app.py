@@ -16,6 +16,8 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
     GET|PUT /v1/cursors/{name}         a bridge's named cursor (``node.server.cursors``)
     GET|POST /v1/devices, DELETE /v1/devices/{id}   the cluster's devices
                                        (``node.server.devices``)
+    GET|POST /v1/tokens, DELETE /v1/tokens/{id}  Automerge app tokens issued by a device
+                                       (``node.server.tokens``)
     GET  /                             the web console (``node.server.console``)
     GET  /healthz                      liveness, node id and head (never needs the token)
     GET  /metrics                      Prometheus metrics
@@ -41,6 +43,7 @@ from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from node import retention
 from node.automerge import hub as repo_ws
+from node.automerge.tokens import IssuedTokens
 from node.config import Config, Limits, software_version
 from node.device import DeviceKey
 from node.folder import FolderSize
@@ -63,7 +66,7 @@ from node.http.wire import (
     wants_cbor,
 )
 from node.peers.api import GOSSIP
-from node.server import console, cursors, devices, forget, pages, sessions, streams
+from node.server import console, cursors, devices, forget, pages, sessions, streams, tokens
 from node.store import AsyncStore
 
 CONFIG = web.AppKey("config", Config)
@@ -82,7 +85,8 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     metrics = Metrics()
     # Order matters: metrics outermost sees the final status; errors are translated
     # before that; authentication runs inside, so its 401 is translated like any error.
-    middlewares = [metrics.middleware(), error_middleware, auth_middleware(config)]
+    issued = IssuedTokens(astore)
+    middlewares = [metrics.middleware(), error_middleware, auth_middleware(config, issued)]
     app = web.Application(middlewares=middlewares,
                           client_max_size=config.limits.body_bytes_max)
     app[CONFIG] = config
@@ -116,22 +120,26 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     app.router.add_get("/metrics", get_metrics)
     cursors.setup(app, astore, config.limits)
     devices.setup(app, config, astore, device)
-    metrics.registry.register(repo_ws.setup(app, config, astore).collector())
+    tokens.setup(app, astore, issued, device, config.limits.body_bytes_max,
+                 config.limits.read_timeout_s)
+    metrics.registry.register(repo_ws.setup(app, config, astore, issued).collector())
     console.setup(app)
     retention.setup(app, config, astore)
     return app
 
 
-def auth_middleware(config: Config) -> Any:
+def auth_middleware(config: Config, issued: IssuedTokens) -> Any:
     """Require the bearer token on /v1 and /metrics, when one is configured (a forget
-    also takes an Automerge token that may write the session: ``node.server.forget``)."""
+    also takes an Automerge token that may write the session: ``node.server.forget``,
+    ``node.server.tokens``)."""
     token, app_tokens = config.token, config.automerge.tokens
 
     @web.middleware
     async def check_token(request: web.Request, handler: Any) -> web.StreamResponse:
         if token is not None and _protected(request.path) \
                 and not auth.matches(auth.bearer(request), token) \
-                and not forget.app_allowed(request, app_tokens):
+                and not forget.app_allowed(request, app_tokens) \
+                and not tokens.forget_allowed(request, issued):
             raise unauthorized()
         response: web.StreamResponse = await handler(request)
         return response

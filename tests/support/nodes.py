@@ -36,7 +36,10 @@ class WsApp:
             while not until():
                 message = await self.ws.receive()
                 if message.type != aiohttp.WSMsgType.BINARY:
-                    self.close_code = self.ws.close_code
+                    # The code the node sent; the socket's may say 1006 when the node
+                    # dropped the connection before our answering close went out.
+                    self.close_code = message.data if message.type == aiohttp.WSMsgType.CLOSE \
+                        else self.ws.close_code
                     return
                 for reply in self.app.receive(bytes(message.data)):
                     await self.ws.send_bytes(reply)

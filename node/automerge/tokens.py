@@ -1,0 +1,106 @@
+"""The Automerge app tokens issued by the cluster's devices (``crdt.tokens``), kept up to
+date from the log: the records in ``DEVICES_SESSION`` are read at start and followed as
+they commit, whether written here (``clawsync tokens create``) or by replication. A
+revocation is heard by every listener (the hub closes the clients that use the token)
+as soon as it commits here.
+
+Only hashes live here: a presented token is hashed and compared with every issued one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import structlog
+
+from crdt.errors import NotFound
+from crdt.membership import DEVICES_SESSION, Bound
+from crdt.tokens import Book, Issued, read_revoked
+from node.store import AsyncStore, StoreClosing
+
+log = structlog.get_logger(__name__)
+
+#: Records read per page while catching up.
+PAGE = 500
+#: Pause before following the log again after an unexpected failure.
+RETRY_S = 1.0
+
+RevokedListener = Callable[[str], None]
+
+
+class IssuedTokens:
+    """The book of issued tokens on a running node."""
+
+    def __init__(self, astore: AsyncStore, bound: Bound | None = None) -> None:
+        self.astore = astore
+        self.book = Book(bound=bound)
+        self._position = 0  # the last record of DEVICES_SESSION taken in
+        self._lock = asyncio.Lock()
+        self._listeners: list[RevokedListener] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def on_revoked(self, listener: RevokedListener) -> None:
+        """Call ``listener(token_id)`` when a revocation is first taken in."""
+        self._listeners.append(listener)
+
+    def find(self, secret: str) -> Issued | None:
+        """The issued token (valid or revoked) whose secret is ``secret``."""
+        return self.book.find(secret)
+
+    async def start(self) -> None:
+        await self.catch_up()
+        self._task = asyncio.create_task(self._follow(), name="automerge-tokens")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def catch_up(self) -> None:
+        """Take in every record committed so far (a caller that just appended one
+        finds it in effect when this returns)."""
+        async with self._lock:
+            while True:
+                try:
+                    page = await self.astore.get_events_since(DEVICES_SESSION,
+                                                              self._position, PAGE)
+                except NotFound:  # no record yet
+                    return
+                if not page:
+                    return
+                for stored in page:
+                    token_id = read_revoked(stored.event)
+                    first = token_id is not None and not self.book.is_revoked(token_id)
+                    self.book.take(stored.event, stored.origin)
+                    if first and token_id is not None and self.book.is_revoked(token_id):
+                        self._revoked(token_id)
+                self._position = page[-1].position
+
+    def refresh(self) -> None:
+        """Origins were bound to devices: take in the records kept aside for that."""
+        for token_id in self.book.refresh():
+            self._revoked(token_id)
+
+    def _revoked(self, token_id: str) -> None:
+        log.info("automerge token revoked", token_id=token_id)
+        for listener in list(self._listeners):
+            try:
+                listener(token_id)
+            except Exception:
+                log.exception("a listener of token revocations failed")
+
+    async def _follow(self) -> None:
+        head = self.astore.head
+        while not self.astore.released:
+            try:
+                head = await self.astore.wait_for_head(head, 60.0)
+                await self.catch_up()
+            except StoreClosing:
+                return
+            except Exception:
+                # Without this task revocations would not reach this node's clients.
+                log.exception("following the log for token records failed")
+                await asyncio.sleep(RETRY_S)

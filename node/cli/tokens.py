@@ -1,0 +1,87 @@
+"""``clawsync tokens``: the Automerge app tokens the cluster's devices issued, ``clawsync
+tokens create`` to issue one on this device, ``clawsync tokens revoke ID`` (for good)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from node.cli.common import client_options, note, with_client
+from node.cli.output import print_rows
+from node.client.api import Client
+
+
+def token_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+    return [[
+        row["id"], row["name"], " ".join(row["sessions"]),
+        "read-only" if row["read_only"] else "read-write",
+        row["device_id"] or f"origin {row['origin']}", row["issued_at"],
+        f"revoked {row['revoked_at']}" if row["revoked"] else "valid",
+    ] for row in rows]
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
+@client_options
+@click.pass_context
+def tokens(ctx: click.Context, as_json: bool) -> None:
+    """List the tokens Automerge apps connect with (ws://NODE/automerge?token=...) that
+    any device of the cluster issued: id, name, session patterns, read-only, which
+    device issued it and when, and whether it was revoked. Every node accepts them.
+
+    \b
+    Examples:
+      clawsync tokens
+      clawsync tokens create --sessions 'tg:*' --read-only --name dashboard
+      clawsync tokens revoke 3f9c0a1b2c3d4e5f
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    view = with_client(ctx, lambda client: client.tokens())
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    print_rows(token_rows(view["tokens"]),
+               ["id", "name", "sessions", "access", "issued by", "issued", "state"])
+    if not view["tokens"]:
+        note("no tokens issued (clawsync tokens create --sessions PATTERN)")
+
+
+@tokens.command()
+@click.option("--sessions", "sessions", multiple=True, required=True, metavar="PATTERN",
+              help="Sessions the token opens (fnmatch: 'tg:*', '*' for all); repeat for more.")
+@click.option("--read-only", is_flag=True, help="The app may read, not change, them.")
+@click.option("--name", metavar="NAME", help="What the token is for (default: app).")
+@click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
+@client_options
+@click.pass_context
+def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
+           name: str | None, as_json: bool) -> None:
+    """Issue a token on this device; it prints the secret this once (the nodes keep
+    only its SHA-256). The record replicates, so every node of the cluster accepts it."""
+    async def run(client: Client) -> dict[str, Any]:
+        return await client.create_token(list(sessions), read_only=read_only, name=name)
+
+    answer = with_client(ctx, run)
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(answer["token"])
+    note(f"token {answer['id']} ({answer['name']}): shown once; keep it secret. "
+         f"Apps connect to ws://NODE/automerge?token=TOKEN")
+
+
+@tokens.command()
+@click.argument("token_id", metavar="ID")
+@client_options
+@click.pass_context
+def revoke(ctx: click.Context, token_id: str) -> None:
+    """Revoke token ID on every node, for good: apps connected with it are disconnected
+    as the revocation reaches their node."""
+    async def run(client: Client) -> dict[str, Any]:
+        return await client.revoke_token(token_id)
+
+    row = with_client(ctx, run)
+    click.echo(f"token {row['id']} ({row['name']}) revoked")

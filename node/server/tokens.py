@@ -1,0 +1,129 @@
+"""Automerge app tokens issued by this device, over HTTP (``crdt.tokens``).
+
+    GET    /v1/tokens        every token the cluster issued: id, name, patterns,
+                             read-only, which origin (device) issued it and when, revoked?
+    POST   /v1/tokens        {"sessions": [pattern, ...], "read_only": false, "name": "app"}
+                             issues one: 201 with the secret, shown this once
+    DELETE /v1/tokens/{id}   revokes it, for good, on every node
+
+They take the client token, as every /v1 route (``node.server.app``); a valid issued
+token that may write a session may also forget it (``forget_allowed``), as a token of
+``--automerge-tokens`` may. The record keeps the secret's SHA-256, never the secret.
+Bad input (no pattern, a bad pattern or name, unknown fields, a malformed id) is 400,
+an unknown id 404, more than ``TOKENS_MAX`` valid tokens 413; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from crdt import tokens
+from crdt.errors import InvalidInput, LimitExceeded, NotFound
+from crdt.keys import _type_name
+from crdt.log.store import EventStore
+from node.automerge.tokens import IssuedTokens
+from node.device import DeviceKey
+from node.devices import origin_device
+from node.http import auth
+from node.http.wire import body_format, decode_body, read_body, respond
+from node.server import forget
+from node.store import AsyncStore
+from sync.repo.config import Access
+
+_FIELDS = {"sessions", "read_only", "name"}
+#: The name a token gets when none is given.
+NAME_DEFAULT = "app"
+
+
+def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: DeviceKey,
+          body_bytes_max: int, read_timeout_s: float) -> None:
+    """Add the three routes; ``own`` is this node's device."""
+    creating = asyncio.Lock()  # so that concurrent requests cannot pass TOKENS_MAX
+
+    async def rows(listed: list[tokens.Issued]) -> list[dict[str, Any]]:
+        """For people: each token with the device that issued it and its revocation."""
+        def build(store: EventStore) -> list[dict[str, Any]]:
+            out = []
+            for token in listed:
+                revoked = issued.book.revoked.get(token.token_id)
+                out.append({**token.to_json(),
+                            "device_id": origin_device(store, token.origin, own),
+                            "revoked": revoked is not None,
+                            "revoked_at": None if revoked is None else revoked.at.rfc3339()})
+            return out
+
+        return await astore.read(build)
+
+    async def list_tokens(request: web.Request) -> web.Response:
+        await issued.catch_up()
+        listed = sorted(issued.book.issued.values(), key=lambda t: (t.at, t.token_id))
+        return respond(request, {"tokens": await rows(listed)})
+
+    async def create(request: web.Request) -> web.Response:
+        body_type = body_format(request)
+        body = await read_body(request, bytes_max=body_bytes_max, timeout_s=read_timeout_s)
+        sessions, read_only, name = _create_body(decode_body(body, body_type))
+        secret, draft = tokens.issue(sessions, read_only=read_only, name=name)
+        async with creating:
+            await issued.catch_up()
+            valid = sum(1 for _ in issued.book.valid())
+            if valid >= tokens.TOKENS_MAX:
+                raise LimitExceeded(f"{valid} valid tokens; the limit is "
+                                    f"{tokens.TOKENS_MAX} (revoke some)", field="tokens")
+            await astore.append([draft])
+            await issued.catch_up()
+        [row] = await rows([issued.book.issued[draft.payload["token_id"]]])
+        return respond(request, {**row, "token": secret}, status=201)
+
+    async def revoke(request: web.Request) -> web.Response:
+        token_id = tokens.check_token_id(request.match_info["token_id"], "token_id")
+        await issued.catch_up()
+        token = issued.book.issued.get(token_id)
+        if token is None:
+            raise NotFound(f"no token {token_id} was issued (GET /v1/tokens lists them)")
+        if not issued.book.is_revoked(token_id):
+            await astore.append([tokens.revoke(token_id)])
+            await issued.catch_up()  # in effect here (its clients gone) before we answer
+        [row] = await rows([token])
+        return respond(request, row)
+
+    app.router.add_get("/v1/tokens", list_tokens)
+    app.router.add_post("/v1/tokens", create)
+    app.router.add_delete("/v1/tokens/{token_id}", revoke)
+
+
+def forget_allowed(request: web.Request, issued: IssuedTokens) -> bool:
+    """True when ``request`` is a forget and its bearer is a valid issued token that may
+    write the session (as ``forget.app_allowed`` for the tokens of the JSON file); notes
+    the token's id as who asked."""
+    route = request.match_info.route
+    given = auth.bearer(request)
+    if route.name not in forget.ROUTES or not given:
+        return False
+    token = issued.find(given)
+    if token is None or token.read_only or issued.book.is_revoked(token.token_id):
+        return False
+    key = request.match_info.get("key", "")
+    if not Access(token.sessions).allows(key):
+        return False
+    request[forget.ASKED_BY] = f"app:{token.token_id}"
+    return True
+
+
+def _create_body(value: Any) -> tuple[list[str], bool, str]:
+    if not isinstance(value, dict):
+        raise InvalidInput('must be an object: {"sessions": [pattern, ...]}')
+    unknown = sorted(set(value) - _FIELDS)
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
+    if "sessions" not in value:
+        raise InvalidInput("is required: the session patterns the token opens ('*' for "
+                           "every session)", field="sessions")
+    sessions = value["sessions"]
+    if not isinstance(sessions, list):
+        raise InvalidInput(f"must be an array of patterns, not {_type_name(sessions)}",
+                           field="sessions")
+    return sessions, value.get("read_only", False), value.get("name", NAME_DEFAULT)

@@ -1,0 +1,143 @@
+"""Automerge tokens issued by a device, with real node processes, the real CLI and a real
+npm automerge-repo client: a token created on node A opens its sessions (read-only) on
+node B once the record replicated; revoked on B, it disconnects its client on A and is
+refused everywhere; the secret reaches no log and no data folder; bad input changes
+nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import cbor2
+import pytest
+
+from crdt.automerge.document import automerge_url
+from tests.support.interop import append, message, projection, ws_url
+from tests.support.jsclient import JsClient, require_npm_packages
+from tests.support.processes import NodeProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+CLUSTER_SECRET = "cluster-secret-for-tests"
+NODE_TOKEN = "node-token-for-tests"
+#: Seconds replication between two local nodes may take in these tests.
+CONVERGE_TIMEOUT_S = 30.0
+
+
+@pytest.fixture
+def js(tmp_path: Path) -> Iterator[JsClient]:
+    require_npm_packages()
+    with JsClient(tmp_path / "js.log") as client:
+        yield client
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float = CONVERGE_TIMEOUT_S) -> None:
+    async def poll() -> None:
+        async with asyncio.timeout(timeout_s):
+            while not check():
+                await asyncio.sleep(0.1)
+
+    asyncio.run(poll())
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def listed(node: NodeProcess) -> dict[str, dict[str, Any]]:
+    return {row["id"]: row for row in node.get("/v1/tokens")["tokens"]}
+
+
+async def revoked_while_connected(a: NodeProcess, b: NodeProcess, secret: str,
+                                  token_id: str) -> tuple[int, str]:
+    """A client joined on A with ``secret``; the token revoked on B: the close A sent."""
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            ws_url(a, secret)) as ws:
+        await ws.send_bytes(cbor2.dumps({"type": "join", "senderId": "watcher",
+                                         "supportedProtocolVersions": ["1"]}))
+        assert (await ws.receive()).type == aiohttp.WSMsgType.BINARY  # peer: joined
+        ok(await asyncio.to_thread(run_cli, b, "tokens", "revoke", token_id))
+        async with asyncio.timeout(CONVERGE_TIMEOUT_S):
+            while (frame := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
+                pass  # the error message saying why comes first
+        assert frame.type == aiohttp.WSMsgType.CLOSE
+        return frame.data, frame.extra
+
+
+def status_of(node: NodeProcess, secret: str) -> int:
+    async def attempt() -> int:
+        async with aiohttp.ClientSession() as session, session.get(
+                ws_url(node, secret)) as response:
+            return response.status
+
+    return asyncio.run(attempt())
+
+
+def test_a_token_issued_on_a_works_on_b_and_revoked_on_b_leaves_a(
+        tmp_path: Path, js: JsClient) -> None:
+    common = ["--cluster-secret", CLUSTER_SECRET, "--pull-interval", "0.2"]
+    a = NodeProcess(tmp_path, name="a", token=NODE_TOKEN, extra_args=common)
+    a.extra_args += ["--advertise-url", a.url]
+    b = NodeProcess(tmp_path, name="b", token=NODE_TOKEN, extra_args=[*common, "--peer", a.url])
+    with a, b:
+        append(a, "tg:alice", message(1))
+        append(a, "web:bob", message(1))
+        made = json.loads(ok(run_cli(a, "tokens", "create", "--sessions", "tg:*",
+                                     "--read-only", "--name", "dashboard", "--json")))
+        secret, token_id = made["token"], made["id"]
+        wait_until(lambda: token_id in listed(b))
+        wait_until(lambda: projection(b, "tg:alice")["message_count"] == 1)
+        row = listed(b)[token_id]
+        assert (row["name"], row["sessions"], row["read_only"], row["revoked"]) \
+            == ("dashboard", ["tg:*"], True, False)
+        assert row["origin"] == made["origin"] and "token" not in row
+        table = ok(run_cli(b, "tokens"))
+        assert token_id in table and "read-only" in table and "valid" in table
+
+        # A real app on B, with the token A issued.
+        js.call("connect", repo="app", ws=ws_url(b, secret))
+        found = js.call("find", repo="app", url=automerge_url("tg:alice"))
+        assert [m["content"] for m in found["doc"]["messages"].values()] == ["m1"]
+        assert "unavailable" in js.call("find", repo="app",
+                                        url=automerge_url("web:bob"))["unavailable"]
+        js.call("change", repo="app", url=automerge_url("tg:alice"),
+                set={"custom_state.mood": "x"})
+        wait_until(lambda: "this token is read-only" in b.log_path.read_text())
+        assert projection(b, "tg:alice")["custom_state"] == {}
+
+        # Revoked on B: the client on A is disconnected, and both nodes refuse it.
+        code, reason = asyncio.run(revoked_while_connected(a, b, secret, token_id))
+        assert (code, reason) == (1008, "this token was revoked")
+        assert status_of(a, secret) == status_of(b, secret) == 401
+        assert listed(a)[token_id]["revoked"] and listed(b)[token_id]["revoked"]
+        assert "revoked" in ok(run_cli(a, "tokens"))
+
+    # The secret reached no log and no data folder (the records hold its hash).
+    for node in (a, b):
+        assert secret not in node.log_path.read_text()
+        for path in node.data_dir.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path
+
+
+def test_bad_input_changes_nothing(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path, token=NODE_TOKEN) as node:
+        missing = run_cli(node, "tokens", "create")
+        assert missing.returncode == 2 and "--sessions" in missing.stderr
+        for args, says in ((["--sessions", ""], "sessions[0]"),
+                           (["--sessions", "*", "--name", "n" * 129], "name")):
+            refused = run_cli(node, "tokens", "create", *args)
+            assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+        unknown = run_cli(node, "tokens", "revoke", "0123456789abcdef")
+        assert unknown.returncode == 1 and "no token" in unknown.stderr
+        malformed = run_cli(node, "tokens", "revoke", "nope")
+        assert malformed.returncode == 1 and "token_id" in malformed.stderr
+        assert node.get("/v1/tokens") == {"tokens": []}
+        assert ok(run_cli(node, "tokens")) == ""

@@ -85,7 +85,7 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     metrics = Metrics()
     # Order matters: metrics outermost sees the final status; errors are translated
     # before that; authentication runs inside, so its 401 is translated like any error.
-    issued = IssuedTokens(astore)
+    issued = IssuedTokens(astore, bound=astore.origin_device)
     middlewares = [metrics.middleware(), error_middleware, auth_middleware(config, issued)]
     app = web.Application(middlewares=middlewares,
                           client_max_size=config.limits.body_bytes_max)

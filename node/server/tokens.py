@@ -26,7 +26,6 @@ from crdt.keys import _type_name
 from crdt.log.store import EventStore
 from node.automerge.tokens import IssuedTokens
 from node.device import DeviceKey
-from node.devices import origin_device
 from node.http import auth
 from node.http.wire import body_format, decode_body, read_body, respond
 from node.server import forget
@@ -50,7 +49,7 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
             for token in listed:
                 revoked = issued.book.revoked.get(token.token_id)
                 out.append({**token.to_json(),
-                            "device_id": origin_device(store, token.origin, own),
+                            "device_id": store.origin_device(token.origin),
                             "revoked": revoked is not None,
                             "revoked_at": None if revoked is None else revoked.at.rfc3339()})
             return out

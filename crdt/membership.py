@@ -82,7 +82,8 @@ SortKey = tuple[int, int, bytes]
 @dataclass(frozen=True, slots=True)
 class Member:
     """A member device: its name and advertised address (from its last add), who added
-    it and when (milliseconds since the epoch, of the record's timestamp)."""
+    it and when (its first add, in milliseconds since the epoch of the record's
+    timestamp: a device re-advertising its address later does not become its adder)."""
 
     name: str
     address: str | None
@@ -191,6 +192,8 @@ class Membership:
     def __init__(self, bound: Bound) -> None:
         self._bound = bound
         self._adds: dict[str, _Record] = {}
+        #: The earliest add of each device: who added it, and when.
+        self._first_adds: dict[str, _Record] = {}
         self._removals: dict[str, _Record] = {}
         #: Well-formed records of origins not bound (yet), by event id.
         self._unbound: dict[bytes, tuple[str, Event]] = {}
@@ -221,9 +224,13 @@ class Membership:
                 return False
             self._removals[device] = taken
             return True
+        first = self._first_adds.get(device)
+        earlier = first is None or taken.order < first.order
+        if earlier:
+            self._first_adds[device] = taken
         last = self._adds.get(device)
         if last is not None and last.order >= taken.order:
-            return False
+            return earlier and device not in self._removals
         self._adds[device] = taken
         return device not in self._removals
 
@@ -241,8 +248,9 @@ class Membership:
 
     def members(self) -> dict[str, Member]:
         """Member devices by id."""
-        return {device: Member(record.fields["name"], record.fields["address"], record.by,
-                               record.sort_key[0])
+        return {device: Member(record.fields["name"], record.fields["address"],
+                               self._first_adds[device].by,
+                               self._first_adds[device].sort_key[0])
                 for device, record in self._adds.items() if device not in self._removals}
 
     def removed(self) -> dict[str, Removal]:

@@ -63,12 +63,17 @@ def test_a_removal_wins_over_a_later_add_and_says_who_and_why() -> None:
     assert view.removed()[phone] == membership.Removal(DEVICES[1], 2, "lost", "phone")
 
 
-def test_the_last_add_names_a_member_and_the_first_removal_is_kept() -> None:
+def test_the_last_add_names_a_member_the_first_says_who_added_it() -> None:
     phone = DEVICES[2]
     view = Membership(BOUND.get)
     assert view.add("o-a", membership.added(phone, "new", "http://p:1").seal(Hlc(5, 0)))
-    assert not view.add("o-b", membership.added(phone, "old").seal(Hlc(4, 0)))
     assert view.members()[phone] == membership.Member("new", "http://p:1", DEVICES[0], 5)
+    # An earlier add arriving later: the adder changes, the name and address do not.
+    assert view.add("o-b", membership.added(phone, "old").seal(Hlc(4, 0)))
+    assert view.members()[phone] == membership.Member("new", "http://p:1", DEVICES[1], 4)
+    # A device re-advertising itself later does not become its own adder.
+    assert view.add("o-a", membership.added(phone, "newer").seal(Hlc(6, 0)))
+    assert view.members()[phone] == membership.Member("newer", None, DEVICES[1], 4)
     assert view.add("o-b", membership.removed(phone, "second").seal(Hlc(9, 0)))
     assert view.add("o-a", membership.removed(phone, "first").seal(Hlc(7, 0)))
     assert not view.add("o-b", membership.removed(phone, "third").seal(Hlc(8, 0)))

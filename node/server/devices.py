@@ -10,8 +10,9 @@ All take the client token (as every /v1 route: ``node.server.app``). A device id
 as a person types it (``crdt.device.parse_device_id``): a mistyped one is 400 saying which
 check character does not match. Removing an id that is no member here is 404; removing
 this node's own device is 400 (another device removes it); adding an id that was removed
-is 409: a removal is final, a device comes back only with a new key. Nothing is written
-on any refusal.
+is 409: a removal is final, a device comes back only with a new key. A device that was
+removed itself gets 409 ``device_removed`` for adds and removals (and for tokens): no other
+device would take what it writes. Nothing is written on any refusal.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices, RemovalIsFinal
 from node.http.wire import HttpError, body_format, decode_body, one_param, read_body, respond
+from node.peers.api import GOSSIP
+from node.peers.links import removal_text
 from node.store import AsyncStore
 
 DEVICES = web.AppKey("devices", Devices)
@@ -56,6 +59,7 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         body = await read_body(request, bytes_max=limits.body_bytes_max,
                                timeout_s=limits.read_timeout_s)
         device_id, name, address = _add_body(decode_body(body, body_type))
+        refuse_if_removed(request)
         try:
             stored, member = await devices.add(device_id, name, address)
         except RemovalIsFinal as refused:
@@ -66,6 +70,7 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
     async def delete_device(request: web.Request) -> web.Response:
         device_id = parse_device_id(request.match_info["id"])
         reason = check_reason(one_param(request, "reason") or "")
+        refuse_if_removed(request)
         stored, removal = await devices.remove(device_id, reason)
         return respond(request, {"device": removal_json(device_id, removal),
                                  "created": stored is not None})
@@ -77,6 +82,21 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
     app.router.add_post("/v1/devices", post_device)
     app.router.add_delete("/v1/devices/{id}", delete_device)
     return devices
+
+
+def refuse_if_removed(request: web.Request) -> None:
+    """409 if this device was removed (a member told it so, or the removal reached it):
+    every member refuses what it writes now, so a record written here would look done
+    and reach no other device."""
+    told = request.app[GOSSIP].removed.view() if GOSSIP in request.app else None
+    if told is None:
+        devices = request.app[DEVICES]
+        removal = devices.removed().get(devices.device_id)
+        if removal is None:
+            return
+        told = {"by": removal.by, "at_ms": removal.at_ms, "reason": removal.reason}
+    raise HttpError(409, "device_removed", f"this device was {removal_text(told)}: no "
+                    "other device takes what it writes now")
 
 
 def listing(devices: Devices) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from node.device import DeviceKey
 from node.http import auth
 from node.http.wire import body_format, decode_body, read_body, respond
 from node.server import forget
+from node.server.devices import refuse_if_removed
 from node.store import AsyncStore
 from sync.repo.config import Access
 
@@ -65,6 +66,7 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
         body_type = body_format(request)
         body = await read_body(request, bytes_max=body_bytes_max, timeout_s=read_timeout_s)
         sessions, read_only, name = _create_body(decode_body(body, body_type))
+        refuse_if_removed(request)
         secret, draft = tokens.issue(sessions, read_only=read_only, name=name)
         async with creating:
             await issued.catch_up()
@@ -83,6 +85,7 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
         token = issued.book.issued.get(token_id)
         if token is None:
             raise NotFound(f"no token {token_id} was issued (GET /v1/tokens lists them)")
+        refuse_if_removed(request)
         if not issued.book.is_revoked(token_id):
             await astore.append([tokens.revoke(token_id)])
             await issued.catch_up()  # in effect here (its clients gone) before we answer

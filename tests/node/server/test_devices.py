@@ -5,6 +5,7 @@ refusals write nothing, and the membership survives a restart."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -141,5 +142,28 @@ async def test_the_membership_survives_a_restart_and_the_node_adds_itself_once(
         assert again.astore.head == head
         assert set(devices.members()) == {again.device.device_id, PHONE}
         assert set(devices.removed()) == {TABLET} and not devices.is_member(TABLET)
+    finally:
+        await again.stop()
+
+
+async def test_a_removed_device_is_told_its_adds_removals_and_tokens_reach_no_one(
+        make_node: NodeFactory) -> None:
+    node = await make_node()
+    await node.stop()
+    # As a member's signed refusal leaves it (node.peers.links.Removed).
+    told = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET, "told_at_ms": 2}
+    (node.config.data_dir / "removed.json").write_text(json.dumps(told))
+    again = await start(dataclasses.replace(node.config, port=0))
+    try:
+        head = again.astore.head
+        async with aiohttp.ClientSession(base_url=again.url) as client:
+            for method, path, kwargs in [
+                    ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p"}}),
+                    ("DELETE", f"/v1/devices/{PHONE}", {}),
+                    ("POST", "/v1/tokens", {"json": {"sessions": ["*"]}})]:
+                status, body = await call(client, method, path, **kwargs)
+                assert (status, body["error"]["code"]) == (409, "device_removed"), path
+                assert f"removed from the cluster by {TABLET}" in body["error"]["message"]
+        assert again.astore.head == head
     finally:
         await again.stop()

@@ -138,9 +138,11 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.option("--members-interval", "members_interval_s", type=click.FloatRange(0.1, 86400),
               default=30.0, envvar="CLAWSYNC_MEMBERS_INTERVAL", show_envvar=True,
               metavar="SECONDS",
-              help="Seconds between asking peers which other nodes they know (so one "
-                   "--peer address is enough). Default: 30. Shorter finds new nodes sooner "
-                   "at one small request per peer and round.")
+              help="Seconds between rounds that dial member devices not linked yet, "
+                   "close links of removed ones, and (with a cluster secret or CA) ask "
+                   "peers which other nodes they know. A membership change starts a "
+                   "round at once. Default: 30. Shorter finds new nodes sooner at one "
+                   "small request per peer and round.")
 @click.option("--retain-days", "retain_days", multiple=True, envvar="CLAWSYNC_RETAIN_DAYS",
               show_envvar=True, metavar="PATTERN=DAYS",
               help="Forget sessions whose key matches PATTERN (* for any text) once their "

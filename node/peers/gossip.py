@@ -641,8 +641,16 @@ class Gossip:
         waiting = sorted({r.refused for r in self.runners.values()
                           if r.refused and r.refused.startswith("waiting")})
         return {"device_id": self.device.device_id, "removed": removal,
-                "removed_text": removal_text(removal) if removal else None,
+                "removed_text": removal_text(self._named(removal)) if removal else None,
                 "waiting": waiting}
+
+    def _named(self, removal: dict[str, Any]) -> dict[str, Any]:
+        """``removal`` with its remover named for people, if a record names it here."""
+        members = self.membership.members() if self.membership is not None else {}
+        member = members.get(str(removal.get("by")))
+        if member is None:
+            return removal
+        return {**removal, "by": f"{member.name} ({removal['by']})"}
 
 
 def _member_urls(listed: object) -> list[tuple[str, str | None]]:

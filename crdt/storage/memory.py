@@ -16,6 +16,7 @@ False
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -58,6 +59,12 @@ class MemoryStorage:
         self._check_open()
         with self._lock:
             return key in self._records
+
+    def keys_after(self, prefix: str, after: str, limit: int) -> list[str]:
+        self._check_open()
+        with self._lock:
+            return heapq.nsmallest(limit, (key for key in self._records
+                                           if key > after and key.startswith(prefix)))
 
     @contextmanager
     def transaction(self) -> Iterator[_MemoryTransaction]:

@@ -139,9 +139,7 @@ class Documents:
         """Up to ``limit`` sessions with a document on disk, in key order after
         ``after``. Most sessions have none: walking these, not every session, keeps
         the sweep at start (``drop_all_replaced``) as short as the documents are few."""
-        prefix = key("d", "")
-        return [found[len(prefix):] for found in self.log.storage.keys_after(
-            prefix, prefix + after if after else "", limit)]
+        return self.store.record_keys("d", after, limit)
 
     def drop_all_replaced(self, sessions: list[str]) -> int:
         """``drop_replaced`` for each of ``sessions``, with one purge; how many were

@@ -5,8 +5,10 @@ Builds each log once with the embedded store (kept in its folder for later runs;
 stopped build resumes), then starts a real node process on it and reports: the time
 from process start to ``/healthz`` answering and to the big session's projection
 served, the node's RSS then and after the reads, the projection read (first and warm,
-over HTTP; and embedded), the data folder's size, and the CPU the node spends after
-start until it is idle. Given two logs, a last column says how each figure grew.
+over HTTP; and embedded), the data folder's size, the CPU the node spends after start
+until it is idle, and the automerge id index (every session's document id, built at
+the first request for an id it lacks). Given two logs, a last column says how each
+figure grew.
 
     python -m bench.scale [--scale EVENTS:SESSIONS:FOLDER ...]
     python -m bench.scale --scale 1000000:100000:/tmp/scale1m/data \\
@@ -27,8 +29,10 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from crdt.automerge.documents import Documents
 from crdt.events import Draft, parse_event
 from crdt.log.store import EventStore
+from node.automerge.library import StoreLibrary
 from tests.support.processes import NodeProcess, child_env, free_port
 
 BIG = "scale:big"
@@ -68,6 +72,16 @@ def embedded_projection_ms(data: Path) -> float:
             store.get_projection(BIG).to_json()
             samples.append((time.perf_counter() - started) * 1000)
     return statistics.median(samples)
+
+
+def id_index_figures(data: Path) -> tuple[float, float]:
+    """The automerge id index (built at the first request for an id it lacks, on the
+    writer thread): seconds to build it, embedded, and the RSS it added (MiB)."""
+    with EventStore.open(data) as store:
+        library = StoreLibrary(store, Documents(store))
+        before, started = rss_mib(os.getpid()), time.perf_counter()
+        library.resolve(bytes(16))  # an id no session has: every session is indexed
+        return time.perf_counter() - started, rss_mib(os.getpid()) - before
 
 
 def rss_mib(pid: int) -> float:
@@ -141,6 +155,8 @@ ROWS = (  # figure, label, format
     ("http_first_ms", "projection over HTTP, first (ms)", "{:.0f}"),
     ("http_warm_ms", "projection over HTTP, warm, median of 5 (ms)", "{:.0f}"),
     ("embedded_ms", "projection embedded, median of 5 (ms)", "{:.0f}"),
+    ("index_s", "automerge id index of every session, embedded (s)", "{:.2f}"),
+    ("index_mib", "RSS the id index adds (MiB)", "{:.0f}"),
     ("settled_s", "start -> node idle (s)", "{:.1f}"),
     ("cpu_settled_s", "node CPU until idle (s)", "{:.1f}"),
     ("rss_settled_mib", "RSS when idle (MiB)", "{:.0f}"),
@@ -155,6 +171,7 @@ def measure(data: Path, sessions: int, events: int) -> dict[str, float]:
     figures: dict[str, float] = {"events": stats["events"], "sessions": stats["sessions"],
                                  "folder_mib": folder_mib(data),
                                  "embedded_ms": embedded_projection_ms(data)}
+    figures["index_s"], figures["index_mib"] = id_index_figures(data)
     figures.update(serve_figures(data))
     return figures
 

@@ -18,6 +18,7 @@ figure grew.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -49,12 +50,15 @@ def build(data: Path, sessions: int, events: int) -> None:
     kinds = ({"type": "message_received", "content": "question " + "x" * 80},
              {"type": "agent_response", "content": "answer " + "y" * 80, "model": "m"})
 
+    @functools.lru_cache(maxsize=4 * BATCH)
+    def drafted(session_key: str, kind: int) -> Draft:  # sealed anew, at another time
+        return parse_event({"agent_id": "main", "kind": kinds[kind]}, session_key=session_key)
+
     def draft(n: int) -> Draft:  # the n-th event of the log, counted from 0
         if n < BIG_EVENTS:
-            return parse_event({"agent_id": "main", "kind": kinds[n % 2]}, session_key=BIG)
+            return drafted(BIG, n % 2)
         n -= BIG_EVENTS
-        return parse_event({"agent_id": "main", "kind": kinds[n % 2]},
-                           session_key=f"scale:{n * sessions // small}")
+        return drafted(f"scale:{n * sessions // small}", n % 2)
 
     with EventStore.open(data) as store, Progress() as progress:
         task = progress.add_task(f"building {events:,} events", total=events,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import statistics
 import subprocess
@@ -112,7 +113,7 @@ def timed_read_ms(url: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def serve_figures(data: Path) -> dict[str, float]:
+def serve_figures(data: Path, settle: bool = True) -> dict[str, float]:
     """A real node started on the log: from process start to /healthz answering and to
     the big session's projection served, RSS then, the projection read first and warm,
     and the CPU the node spends until it settles (idle for ``SETTLED_S``)."""
@@ -131,6 +132,9 @@ def serve_figures(data: Path) -> dict[str, float]:
         figures["serving_s"] = time.perf_counter() - started
         figures["http_warm_ms"] = statistics.median(timed_read_ms(url) for _ in range(5))
         figures["rss_read_mib"] = rss_mib(pid)
+        if not settle:
+            return {**figures, "settled_s": math.nan, "cpu_settled_s": math.nan,
+                    "rss_settled_mib": math.nan}
         last, quiet_since = cpu_s(pid), time.perf_counter()
         while time.perf_counter() - quiet_since < SETTLED_S:
             time.sleep(0.25)
@@ -167,16 +171,21 @@ ROWS = (  # figure, label, format
 )
 
 
-def measure(data: Path, sessions: int, events: int) -> dict[str, float]:
+def measure(data: Path, sessions: int, events: int, *, build_log: bool = True,
+            quick: bool = False) -> dict[str, float]:
+    """Build the log (unless ``build_log`` is False: measure it as it stands) and
+    measure; ``quick`` leaves out the id index and the wait for the node to be idle."""
     data.parent.mkdir(parents=True, exist_ok=True)
-    build(data, sessions, events)
+    if build_log:
+        build(data, sessions, events)
     with EventStore.open(data) as store:
         stats = store.stats()
     figures: dict[str, float] = {"events": stats["events"], "sessions": stats["sessions"],
                                  "folder_mib": folder_mib(data),
                                  "embedded_ms": embedded_projection_ms(data)}
-    figures["index_s"], figures["index_mib"] = id_index_figures(data)
-    figures.update(serve_figures(data))
+    figures["index_s"], figures["index_mib"] = (math.nan, math.nan) if quick \
+        else id_index_figures(data)
+    figures.update(serve_figures(data, settle=not quick))
     return figures
 
 
@@ -192,13 +201,18 @@ def main() -> None:
                         help="a log to build (once) and measure; give it twice to see "
                              "how each figure grows (default: 1000000:100000:"
                              "/tmp/clawsync-scale/data)")
+    parser.add_argument("--no-build", action="store_true",
+                        help="measure each log as it stands (a build stopped part way)")
+    parser.add_argument("--quick", action="store_true",
+                        help="leave out the id index and the wait for the node to be idle")
     args = parser.parse_args()
     runs = args.scale or [(1_000_000, 100_000, Path("/tmp/clawsync-scale/data"))]
-    results = [measure(folder, sessions, events) for events, sessions, folder in runs]
+    results = [measure(folder, sessions, events, build_log=not args.no_build,
+                       quick=args.quick) for events, sessions, folder in runs]
     width = max(len(label) for _, label, _ in ROWS)
     for name, label, form in ROWS:
         cells = [form.format(figures[name]).rjust(10) for figures in results]
-        if len(results) > 1 and results[0][name]:
+        if len(results) > 1 and results[0][name] and not math.isnan(results[0][name]):
             cells.append(f"x{results[-1][name] / results[0][name]:.2f}".rjust(8))
         print(f"{label.ljust(width)} {' '.join(cells)}")
     sys.stdout.flush()

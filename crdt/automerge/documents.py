@@ -135,6 +135,12 @@ class Documents:
         for session_key in sorted({record.session_key for record in records}):
             self.drop_replaced(session_key, purge=False)
 
+    def stored_sessions(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Up to ``limit`` sessions with a document on disk, in key order after
+        ``after``. Most sessions have none: walking these, not every session, keeps
+        the sweep at start (``drop_all_replaced``) as short as the documents are few."""
+        return self.store.record_keys("d", after, limit)
+
     def drop_all_replaced(self, sessions: list[str]) -> int:
         """``drop_replaced`` for each of ``sessions``, with one purge; how many were
         deleted. The sweep at start (a node stopped between a forget and the deletion of

@@ -36,7 +36,7 @@ from crdt.keys import check_name
 from crdt.log import forget, retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
-from crdt.log.records import Appended, StoredEvent
+from crdt.log.records import Appended, StoredEvent, key
 from crdt.signing import Signer
 from crdt.storage.backends import open_storage
 from crdt.storage.base import Storage
@@ -408,6 +408,25 @@ class EventStore:
     def list_sessions(self, after: int = 0, limit: int = 100) -> list[SessionRef]:
         """Sessions in creation order, ``limit`` at a time after index ``after``."""
         return [SessionRef(i, k) for i, k in self._log.session_keys(after, _page(limit))]
+
+    def sessions_by_key(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Up to ``limit`` session keys in key order after ``after`` (``""``: from the
+        first), read from the keys of their header records alone: a walk over every
+        session that reads no value (``list_sessions`` pages in creation order)."""
+        return self.record_keys("h", after, limit)
+
+    def sessions_with_forgets(self, after: str = "", limit: int = 1000) -> list[str]:
+        """Like ``sessions_by_key``, but only the sessions that hold forget records:
+        ``forget_generation`` is None for every other session."""
+        return self.record_keys("f", after, limit)
+
+    def record_keys(self, kind: str, after: str, limit: int) -> list[str]:
+        """The keys of records of one ``kind`` (``crdt.log.records``; or a view's, such
+        as ``d``) after ``after``, in key order, without the kind: for a session's
+        records, its key."""
+        prefix = key(kind, "")
+        return [found[len(prefix):] for found in self._log.storage.keys_after(
+            prefix, prefix + after if after else "", limit)]
 
     def stats(self) -> dict[str, int]:
         meta = self._log.meta

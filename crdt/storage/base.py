@@ -6,6 +6,7 @@ bytes value. The interface is small on purpose, so that a backend is one module:
 * ``Storage.get`` / ``get_many`` / ``has`` read committed records, from any thread;
   ``get_many`` is the range read (the log keeps numbered records, such as the chunks
   of a session or of the position index, and reads runs of them at once);
+  ``keys_after`` walks the keys of one kind of record, in key order;
 * ``Storage.transaction`` opens the one way to write: a ``Transaction`` whose ``put``,
   ``put_many``, ``add`` (write only if absent) and ``delete`` become visible together
   when the block ends without an exception, and not at all otherwise. Its reads see its
@@ -69,6 +70,11 @@ class Storage(Protocol):
 
     def has(self, key: str) -> bool:
         """True if the record exists, without reading its value."""
+
+    def keys_after(self, prefix: str, after: str, limit: int) -> list[str]:
+        """Up to ``limit`` committed keys that start with ``prefix`` and sort after
+        ``after`` (``""``: from the first), in key order: a walk over one kind of record
+        that reads only those, a page at a time."""
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         """A transaction: all of its writes, or none of them (see the module docstring)."""

@@ -111,6 +111,18 @@ class DiskStorage:
         with self._reading():
             return key in self._cache
 
+    def keys_after(self, prefix: str, after: str, limit: int) -> list[str]:
+        # A range of diskcache's (key, raw) index. SQLite compares text as UTF-8 bytes,
+        # which orders as Python orders str: the keys that start with ``prefix`` sort
+        # below it with its last character raised by one.
+        query, bounds = _KEYS_AFTER, [max(prefix, after), after]
+        if prefix:
+            query += " AND key < ?"
+            bounds.append(prefix[:-1] + chr(ord(prefix[-1]) + 1))
+        with self._reading():
+            rows = self._cache._sql(query + " ORDER BY key LIMIT ?", (*bounds, limit)).fetchall()
+        return [key for (key,) in rows]
+
     @contextmanager
     def transaction(self) -> Iterator[_DiskTransaction]:
         self._check_open()
@@ -174,6 +186,7 @@ class DiskStorage:
             raise StoreError("the storage is closed")
 
 
+_KEYS_AFTER = "SELECT key FROM Cache WHERE raw = 1 AND key >= ? AND key > ?"
 #: Keys per ``SELECT ... IN`` of ``get_many`` in a transaction (SQLite allows 32,766
 #: parameters a statement; a few hundred already make the per-key cost small).
 KEYS_PER_SELECT = 500

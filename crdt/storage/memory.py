@@ -16,6 +16,8 @@ False
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +40,8 @@ class MemoryStorage:
         self._writer = threading.Lock()
         self._writing_thread: int | None = None
         self._closed = False
+        #: The keys in order, for ``keys_after``; None once a commit changed them.
+        self._sorted: list[str] | None = None
 
     @classmethod
     def open(cls, location: str = "memory:") -> MemoryStorage:
@@ -59,6 +63,22 @@ class MemoryStorage:
         with self._lock:
             return key in self._records
 
+    def keys_after(self, prefix: str, after: str, limit: int) -> list[str]:
+        self._check_open()
+        with self._lock:
+            if self._sorted is None:  # sorted once for a walk of many pages
+                self._sorted = sorted(self._records)
+            keys = self._sorted
+            start = bisect.bisect_right(keys, max(prefix, after))
+            if prefix and keys[start - 1:start] == [prefix] and after < prefix:
+                start -= 1  # the prefix itself is a key, and it starts with the prefix
+            found = []
+            for key in itertools.islice(keys, start, start + limit):
+                if not key.startswith(prefix):
+                    break
+                found.append(key)
+            return found
+
     @contextmanager
     def transaction(self) -> Iterator[_MemoryTransaction]:
         self._check_open()
@@ -70,6 +90,8 @@ class MemoryStorage:
                 tx = _MemoryTransaction(self)
                 yield tx
                 with self._lock:
+                    if tx.writes:
+                        self._sorted = None
                     for key, value in tx.writes.items():
                         if value is _DELETED:
                             self._records.pop(key, None)

@@ -269,12 +269,10 @@ class RepoHub:
     async def _drop_replaced(self) -> None:
         """At start: delete the documents of sessions forgotten while their document was
         being written or the node stopped before it could (``_follow`` does it live)."""
-        after = 0
-        while page := await self.astore.list_sessions(after, FOLLOW_PAGE):
-            after = page[-1].index
-            keys = [ref.session_key for ref in page]
-            dropped = await self.astore.write(functools.partial(
-                _drop_all_replaced, documents=self.astore.documents, keys=keys))
+        after: str | None = ""
+        while after is not None:
+            after, dropped = await self.astore.write(functools.partial(
+                _drop_all_replaced, documents=self.astore.documents, after=after))
             if dropped:
                 log.info("automerge documents replaced after a forget", sessions=dropped)
 
@@ -493,8 +491,12 @@ class _Connection:
                     return
 
 
-def _drop_all_replaced(_store: object, documents: Documents, keys: list[str]) -> int:
-    return documents.drop_all_replaced(keys)
+def _drop_all_replaced(_store: object, documents: Documents,
+                       after: str) -> tuple[str | None, int]:
+    """One page of the sweep at start: the sessions with a stored document after
+    ``after``; the last of them (None at the end) and how many were dropped."""
+    keys = documents.stored_sessions(after, FOLLOW_PAGE)
+    return (keys[-1] if keys else None), documents.drop_all_replaced(keys)
 
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}

@@ -47,7 +47,9 @@ class StoreLibrary:
         self.store = store
         self.documents = documents
         self._index: dict[bytes, str] = {}
-        self._ids: dict[str, bytes] = {}  # session -> its id in ``_index``
+        #: Session -> its id in ``_index``, for sessions with a forget generation only:
+        #: the id of any other is ``document_id(session_key)``, and there are millions.
+        self._ids: dict[str, bytes] = {}
         #: Ids a forget replaced, whose clients have not been told yet: id -> session.
         self._retired: dict[bytes, str] = {}
         self._indexed_after = 0
@@ -75,8 +77,11 @@ class StoreLibrary:
         told it is gone."""
         self.documents.drop_replaced(session_key)
         old = self._ids.get(session_key)
-        if old is None:  # not indexed yet: indexing will find its current id
-            return None
+        if old is None:  # indexed under the id of a session never forgotten, or not yet
+            plain = document_id(session_key)
+            if self._index.get(plain) != session_key:
+                return None  # not indexed yet: indexing will find its current id
+            old = plain
         new = self.document_id(session_key)
         if old == new:
             return None
@@ -98,11 +103,36 @@ class StoreLibrary:
         return taken
 
     def _extend_index(self) -> None:
+        if not self._indexed_after:
+            self._index_every_session()
         while page := self.store.list_sessions(self._indexed_after, INDEX_PAGE):
             for ref in page:
-                doc_id = self.document_id(ref.session_key)
-                self._index[doc_id], self._ids[ref.session_key] = ref.session_key, doc_id
+                self._add(ref.session_key, self.documents.generation(ref.session_key))
             self._indexed_after = page[-1].index
+
+    def _index_every_session(self) -> None:
+        """Index every session in one walk over the keys of their records: a session
+        without forget records (nearly all) has no generation, so its header is not
+        read. On the writer thread no session is created meanwhile."""
+        sessions = self.store.stats()["sessions"]
+        forgotten: set[str] = set()
+        after = ""
+        while page := self.store.sessions_with_forgets(after, INDEX_PAGE):
+            forgotten.update(page)
+            after = page[-1]
+        after = ""
+        while page := self.store.sessions_by_key(after, INDEX_PAGE):
+            for session_key in page:
+                self._add(session_key, self.documents.generation(session_key)
+                          if session_key in forgotten else None)
+            after = page[-1]
+        self._indexed_after = sessions
+
+    def _add(self, session_key: str, generation: str | None) -> None:
+        doc_id = document_id(session_key, generation)
+        self._index[doc_id] = session_key
+        if generation is not None:  # else ``replaced`` finds its id again
+            self._ids[session_key] = doc_id
 
     def document(self, session_key: str) -> SessionDoc:
         held = self._held[session_key] > 0

@@ -40,6 +40,9 @@ class FailingStorage:
     def has(self, key: str) -> bool:
         return self.inner.has(key)
 
+    def keys_after(self, prefix: str, after: str, limit: int) -> list[str]:
+        return self.inner.keys_after(prefix, after, limit)
+
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with self.inner.transaction() as tx:

@@ -84,3 +84,23 @@ def test_documents_are_deleted_once_replaced(
     assert store.log.storage.get(key("ds", "s1")) is not None
     assert documents.drop_all_replaced(["s1", "s2"]) == 1
     assert store.log.storage.get(key("ds", "s1")) is None
+
+
+def test_the_sessions_with_a_stored_document_are_listed(
+        open_store: Callable[[str], EventStore]) -> None:
+    """The sweep at start walks these, not every session."""
+    store = open_store("a")
+    for session in ("s1", "s2", "s3", "s10"):
+        store.append(parse_event({"agent_id": "main", "kind": {
+            "type": "message_received", "content": f"hi {session}"}}, session_key=session))
+    documents = Documents(store)
+    assert documents.stored_sessions() == []
+    for session in ("s3", "s1", "s10"):
+        documents.saved(session)
+    assert documents.stored_sessions() == ["s1", "s10", "s3"]
+    assert documents.stored_sessions("s1", 1) == ["s10"]
+    assert documents.stored_sessions("s10") == ["s3"]
+    store.erased_listeners.clear()  # the old document stays until the sweep
+    store.append(forget.forget("s1").seal(Hlc(3_000, 0)))
+    assert documents.drop_all_replaced(documents.stored_sessions()) == 1
+    assert documents.stored_sessions() == ["s10", "s3"]

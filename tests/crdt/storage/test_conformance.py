@@ -112,6 +112,27 @@ def test_put_many_in_a_failed_transaction_writes_nothing(storage: Storage) -> No
     assert storage.get("k") is None
 
 
+def test_keys_after_walk_one_kind_of_record_in_key_order(storage: Storage) -> None:
+    with storage.transaction() as tx:
+        tx.put_many([(f"d\x1fs{n}", b"") for n in (3, 1, 2, 10)])
+        tx.put_many([("d\x1f", b""), ("ds\x1fs1", b""), ("d", b""), ("c\x1fs1", b""),
+                     ("e\x1fs0", b""), ("d\x1fü", b"")])
+        tx.put("d\x1fgone", b"")
+    with storage.transaction() as tx:
+        tx.delete("d\x1fgone")
+    with pytest.raises(RuntimeError), storage.transaction() as tx:
+        tx.put("d\x1fnever", b"")
+        raise RuntimeError("not committed")
+    every = ["d\x1f", "d\x1fs1", "d\x1fs10", "d\x1fs2", "d\x1fs3", "d\x1fü"]
+    assert storage.keys_after("d\x1f", "", 100) == every
+    assert storage.keys_after("d\x1f", "", 2) == every[:2]
+    assert storage.keys_after("d\x1f", "d\x1fs10", 2) == ["d\x1fs2", "d\x1fs3"]
+    assert storage.keys_after("d\x1f", "d\x1fs3", 100) == ["d\x1fü"]
+    assert storage.keys_after("d\x1f", "d\x1fü", 100) == []
+    assert storage.keys_after("ü", "", 100) == []
+    assert storage.keys_after("", "d\x1fs3", 3) == ["d\x1fü", "ds\x1fs1", "e\x1fs0"]
+
+
 def test_keys_and_values_of_any_content(storage: Storage) -> None:
     keys = ["c\x1fsession\x1f0", "ünïcødé ✓", "a" * 2000, " "]
     values = [bytes(range(256)), b"\x00" * 10, b"x" * (2 * 1024 * 1024), b"\xff"]

@@ -6,11 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from crdt.automerge.documents import Documents
+from crdt.clock import Hlc
+from crdt.events import parse_event
+from crdt.log import forget
+from crdt.log.records import key
+from crdt.log.store import EventStore
 from node.server.run import RunningNode
 from sync.repo.config import Access, RepoConfig, RepoLimits
 from sync.repo.connection import (
@@ -295,3 +302,28 @@ async def test_a_client_that_never_answers_pings_is_dropped(make_node: NodeFacto
                 aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
             pings += message.type == aiohttp.WSMsgType.PING  # never answered
     assert pings >= 1
+
+
+async def test_documents_a_forget_replaced_while_stopped_are_deleted_at_start(
+        make_node: NodeFactory, tmp_path: Path) -> None:
+    """The sweep at start walks the sessions that have a stored document."""
+    folder = tmp_path / "stopped"
+    with EventStore.open(folder) as store:
+        for session in ("s1", "s2", "s3"):
+            store.append(parse_event({"agent_id": "main", "kind": {
+                "type": "message_received", "content": "hi"}}, session_key=session))
+        documents = Documents(store)
+        for session in ("s1", "s2"):
+            documents.saved(session)
+        store.erased_listeners.clear()  # stopped before the old document was deleted
+        store.append(forget.forget("s1").seal(Hlc(3_000, 0)))
+        assert store.log.storage.get(key("ds", "s1")) is not None
+    node = await make_node(data_dir=folder)
+
+    def stored(session: str) -> Callable[[EventStore], bytes | None]:
+        return lambda store: store.log.storage.get(key("ds", session))
+
+    async with asyncio.timeout(DEADLINE_S):
+        while await node.astore.read(stored("s1")) is not None:
+            await node.astore.wait_for_head(node.astore.head, 0.05)
+    assert await node.astore.read(stored("s2")) is not None

@@ -17,12 +17,16 @@ import pytest
 from crdt import codec
 from crdt.automerge.document import automerge_url
 from crdt.log.store import EventStore
+from crdt.membership import DEVICES_SESSION
 from node.server.run import RunningNode
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
 CBOR = "application/cbor"
+#: A node writes its device key record (in ``DEVICES_SESSION``) at position 1, before its
+#: first local event: the first event a test appends is at position 2.
+FIRST = 2
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -47,7 +51,7 @@ async def test_append_is_idempotent(client: aiohttp.ClientSession,
     assert status == 201
     assert body["created"] == 1
     [stored] = body["events"]
-    assert stored["position"] == 1 and stored["created"] is True
+    assert stored["position"] == FIRST and stored["created"] is True
     assert stored["kind"] == {"type": "message_received", "content": "message 1",
                               "attachments": []}
     status, again = await post(client, "s1", event_body(1))
@@ -87,9 +91,9 @@ async def test_json_round_trip_and_paging(client: aiohttp.ClientSession,
         after = page["next"]
         if not page["more"]:
             break
-    assert seen == [1, 2, 3, 4, 5, 7]
+    assert seen == [FIRST + n for n in (0, 1, 2, 3, 4, 6)]
     status, page = await get(client, f"/v1/sessions/s1/events?after={after}")
-    assert page == {"events": [], "next": 7, "more": False}
+    assert page == {"events": [], "next": FIRST + 6, "more": False}
 
 
 async def test_cbor_round_trip(client: aiohttp.ClientSession, event_body: EventFactory) -> None:
@@ -145,10 +149,11 @@ async def test_list_sessions_pages(client: aiohttp.ClientSession,
         await post(client, key, event_body(n))
     status, page = await get(client, "/v1/sessions?limit=2")
     assert status == 200
-    assert page == {"sessions": [{"index": 1, "session_key": "a"},
-                                 {"index": 2, "session_key": "b"}], "next": 2, "more": True}
+    assert page == {"sessions": [{"index": 1, "session_key": DEVICES_SESSION},
+                                 {"index": 2, "session_key": "a"}], "next": 2, "more": True}
     assert await get(client, "/v1/sessions?after=2&limit=2") == (200, {
-        "sessions": [{"index": 3, "session_key": "c"}], "next": 3, "more": False})
+        "sessions": [{"index": 3, "session_key": "b"}, {"index": 4, "session_key": "c"}],
+        "next": 4, "more": False})
 
 
 async def test_url_encoded_session_keys(client: aiohttp.ClientSession,
@@ -167,20 +172,20 @@ async def test_url_encoded_session_keys(client: aiohttp.ClientSession,
         async with client.get(f"/v1/sessions/{encoded}/automerge") as resp:
             assert resp.status == 200
     status, listing = await get(client, "/v1/sessions")
-    assert [s["session_key"] for s in listing["sessions"]] == keys
+    assert [s["session_key"] for s in listing["sessions"]] == [DEVICES_SESSION, *keys]
 
 
 async def test_node_events_long_poll_wakes_on_append(client: aiohttp.ClientSession,
                                                      event_body: EventFactory) -> None:
     await post(client, "s1", event_body(1))
-    poll = asyncio.create_task(get(client, "/v1/events?after=1&wait=30"))
+    poll = asyncio.create_task(get(client, f"/v1/events?after={FIRST}&wait=30"))
     await get(client, "/healthz")  # a full round trip: the poll has reached the server
     assert not poll.done()
     await post(client, "s2", event_body(2))
     status, page = await poll
     assert status == 200
-    assert [(e["position"], e["session_key"]) for e in page["events"]] == [(2, "s2")]
-    assert page["next"] == 2
+    assert [(e["position"], e["session_key"]) for e in page["events"]] == [(FIRST + 1, "s2")]
+    assert page["next"] == FIRST + 1
 
 
 async def test_long_poll_answers_empty_when_nothing_comes(
@@ -223,21 +228,22 @@ async def test_sse_delivers_and_resumes(client: aiohttp.ClientSession,
                                         event_body: EventFactory) -> None:
     await post(client, "s1", event_body(1))
     headers = {"Accept": "text/event-stream"}
-    async with client.get("/v1/events?after=0", headers=headers) as resp:
+    async with client.get(f"/v1/events?after={FIRST - 1}", headers=headers) as resp:
         assert resp.status == 200
         assert resp.content_type == "text/event-stream"
         [first] = await read_sse(resp, 1)
         await post(client, "s2", event_body(2))
         [second] = await read_sse(resp, 1)
-    assert (first["id"], first["event"]) == ("1", "event")
-    assert second["id"] == "2"
+    assert (first["id"], first["event"]) == (str(FIRST), "event")
+    assert '"session_key":"s1"' in first["data"]
+    assert second["id"] == str(FIRST + 1)
     assert '"session_key":"s2"' in second["data"]
     await post(client, "s1", event_body(3))
     # A reconnecting EventSource repeats its URL and adds Last-Event-ID, which wins.
-    resume = {**headers, "Last-Event-ID": "2"}
+    resume = {**headers, "Last-Event-ID": str(FIRST + 1)}
     async with client.get("/v1/events?after=0", headers=resume) as resp:
         [third] = await read_sse(resp, 1)
-    assert third["id"] == "3"
+    assert third["id"] == str(FIRST + 2)
 
 
 async def test_sse_sends_keepalive_comments(make_node: NodeFactory) -> None:
@@ -289,8 +295,8 @@ async def test_metrics(client: aiohttp.ClientSession, event_body: EventFactory) 
         assert resp.status == 200
         text = await resp.text()
     assert "clawsync_events_appended_total 2.0" in text
-    assert "clawsync_head_position 2.0" in text
-    assert "clawsync_sessions 1.0" in text
+    assert f"clawsync_head_position {FIRST + 1:.1f}" in text
+    assert "clawsync_sessions 2.0" in text  # s1 and DEVICES_SESSION
     assert "clawsync_append_seconds_count 2.0" in text
     assert ('clawsync_http_requests_total{method="POST",route="/v1/sessions/{key}/events",'
             'status="201"} 1.0') in text
@@ -369,4 +375,4 @@ async def test_run_serves_until_sigterm(tmp_path: Path, event_body: EventFactory
     assert [json.loads(x)["event"] for x in rest.splitlines()] == ["stopping", "stopped"]
     with EventStore.open(tmp_path / "data") as store:
         assert store.node_id == line["node_id"]
-        assert store.head == 1
+        assert store.head == FIRST

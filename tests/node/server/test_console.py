@@ -14,6 +14,7 @@ import pytest
 
 from crdt.events import parse_event
 from crdt.log.store import EventStore
+from crdt.membership import DEVICES_SESSION
 from node.console import static_files
 from node.folder import FolderSize
 from node.server import sessions
@@ -103,7 +104,8 @@ async def test_node_answers_what_it_is_and_holds(client: aiohttp.ClientSession,
         assert resp.status == 200
         about = await resp.json()
     assert about["node_id"] == node.astore.node_id
-    assert (about["head"], about["events"], about["sessions"]) == (3, 3, 2)
+    # Three events and the device key record before them, in DEVICES_SESSION.
+    assert (about["head"], about["events"], about["sessions"]) == (3 + 1, 3 + 1, 2 + 1)
     assert isinstance(about["name"], str) and about["name"]
     assert about["storage_bytes"] > 0  # the SQLite file at least
 
@@ -146,8 +148,8 @@ async def test_sessions_filter_by_prefix_with_summaries(client: aiohttp.ClientSe
     assert "state" not in rest["sessions"][0]  # summaries only when asked for
     async with client.get("/v1/sessions?prefix=&detail=true") as resp:  # empty: all
         rows = (await resp.json())["sessions"]
-    assert [row["session_key"] for row in rows] == ["tg:alice", "web:bob", "tg:carol",
-                                                    "tg:dave"]
+    assert [row["session_key"] for row in rows] == [DEVICES_SESSION, "tg:alice", "web:bob",
+                                                    "tg:carol", "tg:dave"]
     assert all(row["state"] == "active" for row in rows)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import cbor2
 import pytest
 
+from crdt.membership import DEVICES_SESSION
 from node.config import Limits
 from tests.support.events import event_body
 from tests.support.processes import NodeProcess
@@ -157,7 +158,8 @@ def test_a_stream_flood_is_refused_beyond_the_caps(tmp_path: Path) -> None:
 def big_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodeProcess,
                                                                         list[str]]]:
     """A node holding BIG_EVENTS of the costliest events to serve as JSON, in two
-    sessions (each projection about 100 MB as JSON); with their ids in position order."""
+    sessions (each projection about 100 MB as JSON); with the ids of all it holds in
+    position order: first the device key record written before the first event."""
     with NodeProcess(tmp_path_factory.mktemp("big"), token=TOKEN) as node:
         ids: list[str] = []
         for first in range(0, BIG_EVENTS, BIG_EVENTS_PER_REQUEST):
@@ -170,7 +172,11 @@ def big_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NodePro
                 body=cbor2.dumps(bodies), headers={"Content-Type": "application/cbor"})
             assert status == 201, answer[:300]
             ids += [stored["id"] for stored in json.loads(answer)["events"]]
-        yield node, ids
+        status, _, answer = request(node, f"/v1/sessions/{DEVICES_SESSION}/events")
+        assert status == 200
+        [record] = json.loads(answer)["events"]
+        assert (record["position"], record["kind"]["type"]) == (1, "device_key")
+        yield node, [record["id"], *ids]
 
 
 def read_pages(node: NodeProcess, path: str, cbor: bool = False
@@ -207,7 +213,9 @@ def test_pages_of_big_events_are_bounded_in_bytes_and_miss_nothing(
     assert as_cbor == ids
     assert largest <= PAGE_BYTES_MAX
     session, largest = read_pages(node, "/v1/sessions/s0/events")
-    assert session == [i for n, i in enumerate(ids) if (n // BIG_EVENTS_PER_REQUEST) % 2 == 0]
+    appended = ids[1:]  # without the device key record
+    assert session == [i for n, i in enumerate(appended)
+                       if (n // BIG_EVENTS_PER_REQUEST) % 2 == 0]
     assert largest <= PAGE_BYTES_MAX
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from crdt.membership import DEVICES_SESSION
 from tests.support.automerge import App, text_id
 from tests.support.processes import LineReader, NodeProcess, free_port, run_cli, spawn_cli
 
@@ -119,7 +120,8 @@ def test_events_sessions_and_projection_output(node: NodeProcess) -> None:
     assert "chat" in listed and "other" in listed
     keys = [item["session_key"] for item in json_lines(ok(run_cli(
         node, "sessions", "--json", "--limit", "1", "--all")))]
-    assert sorted(keys) == ["chat", "other"]
+    # The node's device-key record (written before its first event) opens its own session.
+    assert sorted(keys) == sorted(["chat", "other", DEVICES_SESSION])
 
     summary = ok(run_cli(node, "projection", "chat"))
     assert "web" in summary and "where is my order?" in summary
@@ -185,7 +187,9 @@ def test_session_keys_with_url_characters(node: NodeProcess) -> None:
     [event] = json_lines(ok(run_cli(node, "events", key, "--json")))
     assert event["session_key"] == key
     assert json.loads(ok(run_cli(node, "projection", key, "--json")))["session_key"] == key
-    assert key in ok(run_cli(node, "sessions")).splitlines()[0]
+    # In creation order: the device-key record's session, then the first event's.
+    first, second = ok(run_cli(node, "sessions")).splitlines()[:2]
+    assert DEVICES_SESSION in first and key in second
 
 
 def test_serve_refuses_an_open_address_without_a_token(tmp_path: Path) -> None:

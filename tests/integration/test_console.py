@@ -151,9 +151,10 @@ def test_b_going_down_and_coming_back_shows_in_a_devices_view(
     b.stop()
     expect(peer_rows(page, b_id, "up")).to_have_count(0)
     expect(peer_rows(page, b_id, "!up")).to_have_count(1)
-    # Written while B is away: B lacks it until the link is back.
+    # Written while B is away: B lacks it until the link is back, and with it A's
+    # device-key record, which A writes before its first event.
     append(a, "while-b-was-away", [message("catch up on this")])
-    expect(peer_rows(page, b_id).get_by_test_id("peer-sync")).to_have_text("1 event behind")
+    expect(peer_rows(page, b_id).get_by_test_id("peer-sync")).to_have_text("2 events behind")
 
     b.start()
     expect_back_in_sync(page, b_id)

@@ -27,15 +27,15 @@ def test_a_second_node_on_a_held_folder_is_refused_at_once(tmp_path: Path) -> No
         assert str(first.data_dir.resolve()) in lines[0]
         assert first.process is not None and f"process {first.process.pid}" in lines[0]
         # The first node is untouched: it still appends, and its positions stay gap-free.
-        for n in range(3):
-            first_events = first.get("/healthz")["head"]
-            assert first_events == n
+        # Its first append is preceded by its device-key record (position 1).
+        for n, head in enumerate([0, 2, 3]):
+            assert first.get("/healthz")["head"] == head
             subprocess.run([*NodeProcess(tmp_path).command()[:3], "--node", first.url,
                             "append", "s1", "message_received", f"content=m{n}"],
                            check=True, capture_output=True, env=child_env(),
                            timeout=CLI_TIMEOUT_S)
         positions = [e["position"] for e in first.get("/v1/events")["events"]]
-        assert positions == [1, 2, 3]
+        assert positions == [1, 2, 3, 4]
 
 
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:

@@ -410,7 +410,8 @@ class EventLog:
                              "a device key: open it with its key (the node's signer)")
         return self.signer if self.signer.origin(meta.origin_n) == meta.node_id else None
 
-    def _announce_key(self, batch: Batch, signer: Signer, before: Event) -> None:
+    def _announce_key(self, batch: Batch, signer: Signer,
+                      before: Event | None = None) -> None:
         """Append our origin's ``device_key`` record, as its seq 1, stamped no later than
         ``before``, the event it comes before. A peer checks every later event of the
         origin against it, and holds back an event stamped too far ahead of its own
@@ -418,7 +419,7 @@ class EventLog:
         event that is not ahead (a retention forget, a client's timestamp)."""
         assert batch.meta.origin_n is not None
         clock = batch.clock or Clock(last=batch.meta.clock)
-        stamp = min(clock.now(), before.timestamp)
+        stamp = clock.now() if before is None else min(clock.now(), before.timestamp)
         self._append_one(batch, bound.device_key(signer, batch.meta.origin_n)
                          .seal(stamp), None, None)
 

@@ -14,7 +14,7 @@ own key, and a record that only looks like one is kept as any event and binds no
 The log keeps what it learned in two records (``crdt.log.records``):
 
     b␟<origin>      [public key, device id, n]
-    d␟<device id>   [origin, ...]   -- the device's bound origins, in the order learned
+    v␟<device id>   [origin, ...]   -- the device's bound origins, in the order learned
 
 >>> from crdt.device import private_key_from_seed
 >>> from crdt.signing import Signer

@@ -68,7 +68,8 @@ def binding_key(origin: str) -> str:
 
 
 def device_record_key(device: str) -> str:
-    return key("v", device)  # not "d": the Automerge documents of sessions use it
+    # Not "d": that prefix lists the sessions with a stored Automerge document.
+    return key("v", device)
 
 
 def device_key(signer: Signer, n: int) -> Draft:

@@ -352,7 +352,7 @@ class EventLog:
         if local:
             signer = self._own_signer(meta)
             if signer is not None and meta.local_seq == 0 and event.kind != bound.KIND:
-                self._announce_key(batch, signer)  # seq 1 of a bound origin
+                self._announce_key(batch, signer, event)  # seq 1 of a bound origin
             origin, seq = meta.node_id, meta.local_seq + 1
         assert origin is not None and seq is not None
         position = meta.next_position
@@ -410,12 +410,18 @@ class EventLog:
                              "a device key: open it with its key (the node's signer)")
         return self.signer if self.signer.origin(meta.origin_n) == meta.node_id else None
 
-    def _announce_key(self, batch: Batch, signer: Signer) -> None:
-        """Append our origin's ``device_key`` record, as its seq 1."""
+    def _announce_key(self, batch: Batch, signer: Signer,
+                      before: Event | None = None) -> None:
+        """Append our origin's ``device_key`` record, as its seq 1, stamped no later than
+        ``before``, the event it comes before. A peer checks every later event of the
+        origin against it, and holds back an event stamped too far ahead of its own
+        clock: stamped by a clock that runs ahead, the record would hold back with it an
+        event that is not ahead (a retention forget, a client's timestamp)."""
         assert batch.meta.origin_n is not None
         clock = batch.clock or Clock(last=batch.meta.clock)
+        stamp = clock.now() if before is None else min(clock.now(), before.timestamp)
         self._append_one(batch, bound.device_key(signer, batch.meta.origin_n)
-                         .seal(clock.now()), None, None)
+                         .seal(stamp), None, None)
 
     def _binding(self, batch: Batch | None, origin: str) -> bound.Binding | None:
         if batch is not None and origin in batch.bindings:

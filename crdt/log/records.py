@@ -10,7 +10,8 @@ Record keys are text; the unit separator ``\\x1f`` cannot occur in a session key
                          before events were signed)
     g␟<origin>␟<seq>     the signature of an event held in a slot other than its own
                          (numbered again; ``e`` keeps the first slot's)
-    b␟<origin>, v␟<device id>  bound origins (``crdt.log.bound``)
+    b␟<origin>, v␟<device id>  bound origins (``crdt.log.bound``; ``d`` is taken by the
+                         Automerge documents, ``crdt.automerge.documents``)
     f␟<session>          what the session's forget records cover (``crdt.log.erase``)
     p␟<n>                ids of positions n*128 .. n*128+127             -- local order
     o␟<origin>␟<n>       positions of that origin's seqs n*128 .. +127   -- per-origin order

@@ -97,3 +97,28 @@ def test_key_records_a_folder_stored_before_binding_bind_their_origins_when_it_o
             tx.put("m", codec.encode(raw))
     with EventStore.open(tmp_path) as store:
         assert store.origin_key(SIGNER.origin(0)) == SIGNER.public_key
+
+
+def test_the_key_record_is_stamped_no_later_than_the_event_it_comes_before(ev: Ev) -> None:
+    """A peer holds back an event stamped too far ahead of its clock, and every later
+    event of the origin with it (their signatures need the record): a record stamped by
+    a clock that runs ahead must not hold back an event that is not ahead."""
+    store = EventStore.open("memory:", signer=SIGNER)
+    try:
+        first = ev(ms=5, content="stamped long before the record is written")
+        store.append(first)
+        [record] = [s.event for s in store.origin_after(store.node_id, 0, 1)]
+        assert record.kind == bound.KIND and record.timestamp <= first.timestamp
+    finally:
+        store.close()
+
+
+def test_device_records_are_not_listed_as_documents(ev: Ev) -> None:
+    """The ``d`` records list the sessions with a stored Automerge document."""
+    store = EventStore.open("memory:", signer=SIGNER)
+    try:
+        store.append(ev(ms=1))
+        assert store.device_origins(device.device_id(SIGNER.public_key))
+        assert store.record_keys("d", "", 100) == []
+    finally:
+        store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from tests.support.events import event
 from tests.support.storage import BACKENDS, open_backend
 
 OpenStore = Callable[[str], EventStore]
+
+# Tests stop long-running commands (tail, watch, demo --keep) with Ctrl-C, and a child
+# inherits an ignored SIGINT: a runner started in the background of a non-interactive
+# shell has it ignored, so its children would never stop. A handler is reset at exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,12 +187,18 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
         raise LinkClosed(f"cannot reach {url}: {exc}") from None
     link = Link(ws, None, url, config)
     if device is not None and ws.protocol == LINK_PROTOCOL:
-        try:
-            link.peer_device = await _prove_dialed(link, device, nonce, config)
-        except BaseException:
-            await link.close("link proof refused")
-            raise
+        await _proven(link, _prove_dialed(link, device, nonce, config))
     return link
+
+
+async def _proven(link: Link, proof: Awaitable[Proven]) -> None:
+    """Run the key exchange ``proof`` on ``link`` and keep whom it proved; a link whose
+    exchange fails is closed before the error goes on."""
+    try:
+        link.peer_device = await proof
+    except BaseException:
+        await link.close("link proof refused")
+        raise
 
 
 async def _prove_dialed(link: Link, device: DeviceKey, nonce: bytes,
@@ -297,11 +303,7 @@ async def accept(request: web.Request, config: SyncConfig, *,
     link = Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER),
                 config, peer_reads_about=request.headers.get(HELLO_HEADER) == HELLO_ABOUT)
     if claimed is not None and device is not None:
-        try:
-            link.peer_device = await _prove_accepted(link, device, claimed, config)
-        except BaseException:
-            await link.close("link proof refused")
-            raise
+        await _proven(link, _prove_accepted(link, device, claimed, config))
     return link
 
 

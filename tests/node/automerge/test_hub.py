@@ -36,15 +36,6 @@ EventFactory = Callable[..., dict[str, Any]]
 DEADLINE_S = 10.0
 
 
-@pytest.fixture
-async def clients() -> Any:
-    """Open sessions closed at teardown."""
-    opened: list[aiohttp.ClientSession] = []
-    yield opened
-    for session in opened:
-        await session.close()
-
-
 async def test_find_live_and_edit(make_node: NodeFactory, event_body: EventFactory,
                                   clients: list[Any]) -> None:
     node = await make_node()

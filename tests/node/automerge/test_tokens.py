@@ -23,14 +23,6 @@ NODE_TOKEN = "node-token"
 AUTH = {"Authorization": f"Bearer {NODE_TOKEN}"}
 
 
-@pytest.fixture
-async def clients() -> Any:
-    opened: list[aiohttp.ClientSession] = []
-    yield opened
-    for session in opened:
-        await session.close()
-
-
 async def call(node: RunningNode, method: str, path: str, body: Any = None,
                headers: dict[str, str] | None = None) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as session, session.request(

@@ -109,6 +109,17 @@ class Devices:
         """This node's own device id."""
         return self._device.device_id
 
+    @property
+    def name(self) -> str:
+        """This device's name: as the membership records name it (``clawsync devices add
+        <own id> --name`` renames it), else the configured one (``--name``)."""
+        own = self.device_id
+        member = self._view.members().get(own)
+        if member is not None:
+            return member.name
+        removal = self._view.removed().get(own)
+        return removal.name if removal is not None and removal.name else self._name
+
     def members(self) -> dict[str, Member]:
         """Member devices by id; this device too while no record names it (``at_ms``
         0: never recorded)."""

@@ -302,7 +302,7 @@ async def get_node(request: web.Request) -> web.Response:
     stats = await astore.stats()
     return respond(request, {
         "node_id": astore.node_id, "device_id": request.app[DEVICE].device_id,
-        "name": request.app[CONFIG].name, "head": astore.head,
+        "name": request.app[devices.DEVICES].name, "head": astore.head,
         "events": stats["events"], "sessions": stats["sessions"],
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),

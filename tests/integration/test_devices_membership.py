@@ -78,6 +78,18 @@ def test_the_devices_commands(node: NodeProcess) -> None:
     assert sets(node) == ({me: name}, {PHONE: (me, "lost on the train")})
 
 
+def test_renaming_this_device_shows_in_clawsync_device(node: NodeProcess) -> None:
+    me = own_id(node)
+    started = node.get("/v1/node")["name"]
+    assert json.loads(ok(run_cli(node, "device", "--json"))) \
+        == {"device_id": me, "name": started}
+    ok(run_cli(node, "devices", "add", me, "--name", "renamed laptop"))
+    assert json.loads(ok(run_cli(node, "device", "--json")))["name"] == "renamed laptop"
+    assert "name   renamed laptop" in ok(run_cli(node, "device"))
+    assert node.get("/v1/node")["name"] == "renamed laptop" != started
+    assert sets(node)[0] == {me: "renamed laptop"}
+
+
 def test_concurrent_add_and_remove_on_partitioned_nodes_resolve_alike(tmp_path: Path) -> None:
     with Cluster(tmp_path) as cluster:
         a = cluster.node("a")

@@ -119,3 +119,14 @@ async def test_the_remover_retires_the_removed_devices_origins(nodes: list[Node]
     await settled(b)
     assert b.store.retired[c_origin] == held and not b.devices.is_member(c.key.device_id)
     assert len(b.store.get_events("c:notes")) == 4  # its events stay
+
+
+async def test_this_devices_name_is_the_membership_records(nodes: list[Node]) -> None:
+    a, b, _ = nodes
+    assert a.devices.name == "d0"  # no record names it: the configured name
+    await b.devices.add(a.key.device_id, "laptop")  # renamed elsewhere
+    await copy(b, a)
+    await settled(a)
+    assert a.devices.name == "laptop"
+    await a.devices.add(a.key.device_id, "laptop 2")  # and here
+    assert a.devices.name == "laptop 2" == a.devices.members()[a.key.device_id].name

@@ -13,11 +13,13 @@ record can check a token an app presents, and nothing it stores or sends lets an
 make one. The secret is 32 random bytes (``secrets``), so a hash needs no salt.
 
 The rule, the same on every node (a 2P-set, like the membership rule): a token is valid
-iff some ``token_issued`` names its id and no ``token_revoked`` does. A revocation is
-final: a revoked id never comes back (issue a new token instead), whether the revocation
-arrived before or after the issue, or concurrently with it. Two issues of one id (which
-random ids make a forgery, not an accident) resolve alike everywhere: the first by
-``(timestamp, id)`` counts.
+iff some ``token_issued`` names its id, no ``token_revoked`` does, and the device that
+issued it (the device its record's origin is bound to; any, of forged copies) is not
+removed (``crdt.membership``). A revocation is final: a revoked id never comes back
+(issue a new token instead), whether the revocation arrived before or after the issue,
+or concurrently with it; so is a removal, which revokes every token the removed device
+issued, whichever arrives first. Two issues of one id (which random ids make a forgery,
+not an accident) resolve alike everywhere: the first by ``(timestamp, id)`` counts.
 
 >>> secret, draft = issue(["tg:*"], read_only=True, name="reader")
 >>> book = Book()
@@ -25,9 +27,17 @@ random ids make a forgery, not an accident) resolve alike everywhere: the first 
 >>> found = book.find(secret)
 >>> found.sessions, found.read_only, found.name, book.is_revoked(found.token_id)
 (('tg:*',), True, 'reader', False)
->>> book.take(revoke(found.token_id).seal(Hlc(2_000, 0)), origin="o2")
+>>> book.take(revoke(found.token_id).seal(Hlc(2_000, 0)), origin="o2") == found.token_id
+True
 >>> book.is_revoked(found.token_id), book.find("not a token")
 (True, None)
+>>> secret, draft = issue(["*"], name="phone app")
+>>> book = Book(bound={"o3": "PHONE"}.get)
+>>> book.take(draft.seal(Hlc(3_000, 0)), origin="o3")
+>>> book.remove_devices({"PHONE"}) == [book.find(secret).token_id]
+True
+>>> book.state(book.find(secret).token_id)
+'issuer removed'
 """
 
 from __future__ import annotations
@@ -37,8 +47,8 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput, LimitExceeded
@@ -75,6 +85,8 @@ class Issued:
     origin: str
     at: Hlc
     record_id: bytes
+    #: The device ``origin`` is bound to (None: a ``Book`` without bindings).
+    device_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """For people: everything but the hash."""
@@ -175,6 +187,11 @@ class Revoked:
     record_id: bytes
 
 
+#: A token's state: ``valid``, ``revoked`` (a ``token_revoked`` names it) or ``issuer
+#: removed`` (the device that issued it was removed; a revocation, if any, shows first).
+State = Literal["valid", "revoked", "issuer removed"]
+
+
 @dataclass(slots=True)
 class Book:
     """The tokens the records taken so far issue and revoke; the same records in any
@@ -184,50 +201,84 @@ class Book:
     None), as with membership records, a record counts only once its origin is bound
     to a device; records of origins not bound yet are kept aside until ``refresh``.
     Without it every record counts (a cluster whose nodes do not sign yet: the log
-    holds only what the links' authentication let in).
+    holds only what the links' authentication let in), and no token has an issuing
+    device that a removal could name.
+
+    ``removed_devices`` are the devices known removed (``remove_devices``); a token one
+    of them issued is revoked, so the book depends only on the records and that set.
+    (Of two issues of one id, a forgery, a removed signer of either revokes it: so a
+    token once refused never comes back, whatever arrives later.)
     """
 
     issued: dict[str, Issued] = field(default_factory=dict)
     revoked: dict[str, Revoked] = field(default_factory=dict)
     bound: Bound | None = None
+    removed_devices: set[str] = field(default_factory=set)
     _unbound: dict[bytes, tuple[Event, str]] = field(default_factory=dict)
+    #: Every device that signed an issue of each id (one, unless forged).
+    _issuers: dict[str, set[str]] = field(default_factory=dict)
 
-    def take(self, event: Event, origin: str) -> None:
+    def take(self, event: Event, origin: str) -> str | None:
         """Take in one event of ``DEVICES_SESSION`` (others, and other kinds, are
-        ignored)."""
+        ignored); the id of the token it revoked, if that token was issued and valid."""
         if event.kind not in (TOKEN_ISSUED, TOKEN_REVOKED):
-            return
-        if self.bound is not None and self.bound(origin) is None:
+            return None
+        device = None if self.bound is None else self.bound(origin)
+        if self.bound is not None and device is None:
             self._unbound[event.id] = (event, origin)
-            return
+            return None
         self._unbound.pop(event.id, None)
         token = read_issued(event, origin)
+        token_id = token.token_id if token is not None else read_revoked(event)
+        if token_id is None:
+            return None
+        was_valid = token_id in self.issued and not self.is_revoked(token_id)
         if token is not None:
-            held = self.issued.get(token.token_id)
+            if device is not None:
+                token = replace(token, device_id=device)
+                self._issuers.setdefault(token_id, set()).add(device)
+            held = self.issued.get(token_id)
             if held is None or (token.at, token.record_id) < (held.at, held.record_id):
-                self.issued[token.token_id] = token
-            return
-        token_id = read_revoked(event)
-        if token_id is not None:
+                self.issued[token_id] = token
+        else:
             was = self.revoked.get(token_id)
             if was is None or (event.timestamp, event.id) < (was.at, was.record_id):
                 self.revoked[token_id] = Revoked(origin, event.timestamp, event.id)
+        return token_id if was_valid and self.is_revoked(token_id) else None
 
     def refresh(self) -> list[str]:
         """Take in again the records kept aside for want of a bound origin; the ids
         revoked by doing so."""
-        before = set(self.revoked)
-        for event, origin in list(self._unbound.values()):
-            self.take(event, origin)
-        return sorted(set(self.revoked) - before)
+        revoked = {self.take(event, origin) for event, origin in list(self._unbound.values())}
+        return sorted(token_id for token_id in revoked if token_id is not None)
+
+    def remove_devices(self, devices: Iterable[str]) -> list[str]:
+        """Take in devices known removed (a removal is final: the set only grows); the
+        ids of the tokens revoked by doing so (those they issued, valid until now)."""
+        new = set(devices) - self.removed_devices
+        if not new:
+            return []
+        before = {token.token_id for token in self.valid()}
+        self.removed_devices |= new
+        return sorted(before - {token.token_id for token in self.valid()})
+
+    def state(self, token_id: str) -> State:
+        """``token_id``'s state (an id never issued, but revoked, is ``revoked``)."""
+        if token_id in self.revoked:
+            return "revoked"
+        if not self._issuers.get(token_id, set()).isdisjoint(self.removed_devices):
+            return "issuer removed"
+        return "valid"
 
     def is_revoked(self, token_id: str) -> bool:
-        return token_id in self.revoked
+        """True if a ``token_revoked`` names it or the device that issued it was removed:
+        either way no node takes it any more."""
+        return self.state(token_id) != "valid"
 
     def valid(self) -> Iterator[Issued]:
-        """The tokens issued and not revoked."""
+        """The tokens issued and not revoked (nor issued by a removed device)."""
         return (token for token_id, token in self.issued.items()
-                if token_id not in self.revoked)
+                if not self.is_revoked(token_id))
 
     def find(self, secret: str) -> Issued | None:
         """The token (valid or revoked) whose secret is ``secret``, or None. Every

@@ -2,7 +2,8 @@
 date from the log: the records in ``DEVICES_SESSION`` are read at start and followed as
 they commit, whether written here (``clawsync tokens create``) or by replication. A
 revocation is heard by every listener (the hub closes the clients that use the token)
-as soon as it commits here.
+as soon as it commits here; so is the removal of the device that issued a token, once
+``remove_devices`` is told of it (``node.server.tokens`` follows ``node.devices``).
 
 Only hashes live here: a presented token is hashed and compared with every issued one.
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import structlog
 
 from crdt.errors import NotFound
 from crdt.membership import DEVICES_SESSION, Bound
-from crdt.tokens import Book, Issued, read_revoked
+from crdt.tokens import Book, Issued
 from node.store import AsyncStore, StoreClosing
 
 log = structlog.get_logger(__name__)
@@ -72,10 +73,8 @@ class IssuedTokens:
                 if not page:
                     return
                 for stored in page:
-                    token_id = read_revoked(stored.event)
-                    first = token_id is not None and not self.book.is_revoked(token_id)
-                    self.book.take(stored.event, stored.origin)
-                    if first and token_id is not None and self.book.is_revoked(token_id):
+                    token_id = self.book.take(stored.event, stored.origin)
+                    if token_id is not None:
                         self._revoked(token_id)
                 self._position = page[-1].position
 
@@ -84,8 +83,14 @@ class IssuedTokens:
         for token_id in self.book.refresh():
             self._revoked(token_id)
 
-    def _revoked(self, token_id: str) -> None:
-        log.info("automerge token revoked", token_id=token_id)
+    def remove_devices(self, devices: Iterable[str]) -> None:
+        """These devices are removed: the tokens they issued are revoked (listeners hear
+        of each once)."""
+        for token_id in self.book.remove_devices(devices):
+            self._revoked(token_id, "its issuing device was removed")
+
+    def _revoked(self, token_id: str, why: str = "revoked") -> None:
+        log.info("automerge token revoked", token_id=token_id, why=why)
         for listener in list(self._listeners):
             try:
                 listener(token_id)

@@ -18,7 +18,7 @@ def token_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
         row["id"], row["name"], " ".join(row["sessions"]),
         "read-only" if row["read_only"] else "read-write",
         row["device_id"] or f"origin {row['origin']}", row["issued_at"],
-        f"revoked {row['revoked_at']}" if row["revoked"] else "valid",
+        f"revoked {row['revoked_at']}" if row["revoked"] else row.get("state", "valid"),
     ] for row in rows]
 
 
@@ -29,7 +29,9 @@ def token_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
 def tokens(ctx: click.Context, as_json: bool) -> None:
     """List the tokens Automerge apps connect with (ws://NODE/automerge?token=...) that
     any device of the cluster issued: id, name, session patterns, read-only, which
-    device issued it and when, and whether it was revoked. Every node accepts them.
+    device issued it and when, and its state: valid, revoked, or "issuer removed" (the
+    device that issued it was removed, which revokes its tokens). Every node accepts
+    the valid ones.
 
     \b
     Examples:

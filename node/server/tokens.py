@@ -1,7 +1,9 @@
 """Automerge app tokens issued by this device, over HTTP (``crdt.tokens``).
 
     GET    /v1/tokens        every token the cluster issued: id, name, patterns,
-                             read-only, which origin (device) issued it and when, revoked?
+                             read-only, which origin (device) issued it and when, its
+                             state (valid, revoked, or issuer removed: the device that
+                             issued it was removed, which revokes its tokens)
     POST   /v1/tokens        {"sessions": [pattern, ...], "read_only": false, "name": "app"}
                              issues one: 201 with the secret, shown this once
     DELETE /v1/tokens/{id}   revokes it, for good, on every node
@@ -29,7 +31,7 @@ from node.device import DeviceKey
 from node.http import auth
 from node.http.wire import body_format, decode_body, read_body, respond
 from node.server import forget
-from node.server.devices import refuse_if_removed
+from node.server.devices import DEVICES, refuse_if_removed
 from node.store import AsyncStore
 from sync.repo.config import Access
 
@@ -40,8 +42,13 @@ NAME_DEFAULT = "app"
 
 def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: DeviceKey,
           body_bytes_max: int, read_timeout_s: float) -> None:
-    """Add the three routes; ``own`` is this node's device."""
+    """Add the three routes; ``own`` is this node's device. With the cluster's devices
+    (``node.server.devices``, set up first), their removals revoke the tokens they
+    issued, here as on every node that learns of them."""
     creating = asyncio.Lock()  # so that concurrent requests cannot pass TOKENS_MAX
+    if DEVICES in app:
+        devices = app[DEVICES]
+        devices.add_listener(lambda: issued.remove_devices(devices.removed()))
 
     async def rows(listed: list[tokens.Issued]) -> list[dict[str, Any]]:
         """For people: each token with the device that issued it and its revocation."""
@@ -51,6 +58,7 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
                 revoked = issued.book.revoked.get(token.token_id)
                 out.append({**token.to_json(),
                             "device_id": store.origin_device(token.origin),
+                            "state": issued.book.state(token.token_id),
                             "revoked": revoked is not None,
                             "revoked_at": None if revoked is None else revoked.at.rfc3339()})
             return out
@@ -86,7 +94,7 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
         if token is None:
             raise NotFound(f"no token {token_id} was issued (GET /v1/tokens lists them)")
         refuse_if_removed(request)
-        if not issued.book.is_revoked(token_id):
+        if token_id not in issued.book.revoked:  # also one its issuer's removal revoked
             await astore.append([tokens.revoke(token_id)])
             await issued.catch_up()  # in effect here (its clients gone) before we answer
         [row] = await rows([token])

@@ -52,6 +52,86 @@ def test_any_order_gives_the_same_book(records: list[tuple[str, Event]],
         assert book.is_revoked(token_id) == revoked
 
 
+DEVICE_OF = {"o0": "D0", "o1": "D1"}  # each origin bound to its device
+step = st.one_of(st.tuples(st.just("take"), record),
+                 st.tuples(st.just("remove"), st.sampled_from(sorted(DEVICE_OF.values()))))
+
+
+def _expected(steps: list[tuple[str, object]]) -> dict[str, str]:
+    """The rule, read straight off the records and the removed devices."""
+    records = [item for kind, item in steps if kind == "take"]
+    removed = {item for kind, item in steps if kind == "remove"}
+    out = {}
+    for token_id in IDS:
+        issuers = {DEVICE_OF[origin] for origin, e in records  # type: ignore[misc]
+                   if e.kind == "token_issued" and e.payload["token_id"] == token_id}
+        if any(e.kind == "token_revoked" and e.payload["token_id"] == token_id
+               for _, e in records):  # type: ignore[misc]
+            out[token_id] = "revoked"
+        elif issuers & removed:  # any signer of an issue of it (one, unless forged)
+            out[token_id] = "issuer removed"
+        else:
+            out[token_id] = "valid"
+    return out
+
+
+@settings(max_examples=200)
+@given(st.lists(step, max_size=12), st.randoms(use_true_random=False))
+def test_a_removed_device_revokes_its_tokens_in_any_order(
+        steps: list[tuple[str, object]], rnd: random.Random) -> None:
+    """A token is valid iff issued, not revoked and its issuer not removed: the same
+    whichever comes first, records or removals, and each revocation (by a record or a
+    removal) is told once."""
+    expected = _expected(steps)
+    for order in (steps, rnd.sample(steps, len(steps)) * 2):
+        book = Book(bound=DEVICE_OF.get)
+        told: list[str] = []
+        for kind, item in order:
+            if kind == "take":
+                origin, event = item  # type: ignore[misc]
+                valid = {t.token_id for t in book.valid()}
+                revoked = book.take(event, origin)
+                assert revoked is None or revoked in valid
+                told += [revoked] if revoked is not None else []
+            else:
+                told += book.remove_devices({item})  # type: ignore[arg-type]
+        assert {token_id: book.state(token_id) for token_id in IDS} == expected
+        assert {t.token_id for t in book.valid()} \
+            == {t for t, state in expected.items() if state == "valid" and t in book.issued}
+        assert all(book.is_revoked(t) == (state != "valid") for t, state in expected.items())
+        # Told once each (a token refused is never valid again), and only of tokens
+        # issued and valid until then.
+        assert len(told) == len(set(told))
+        assert all(expected[t] != "valid" for t in told)
+
+
+def test_a_removal_revokes_only_its_devices_tokens() -> None:
+    phone_secret, phone = tokens.issue(["*"], name="phone app")
+    laptop_secret, laptop = tokens.issue(["*"], name="laptop app")
+    book = Book(bound={"op": "PHONE", "ol": "LAPTOP"}.get)
+    book.take(phone.seal(Hlc(1, 0)), "op")
+    book.take(laptop.seal(Hlc(2, 0)), "ol")
+    phone_token, laptop_token = book.find(phone_secret), book.find(laptop_secret)
+    assert phone_token is not None and laptop_token is not None
+    assert phone_token.device_id == "PHONE"
+    assert book.remove_devices(["PHONE", "ELSEWHERE"]) == [phone_token.token_id]
+    assert book.remove_devices(["PHONE"]) == []  # told once
+    assert book.state(phone_token.token_id) == "issuer removed"
+    assert book.state(laptop_token.token_id) == "valid"
+    assert [t.token_id for t in book.valid()] == [laptop_token.token_id]
+    book.take(tokens.revoke(phone_token.token_id).seal(Hlc(3, 0)), "ol")
+    assert book.state(phone_token.token_id) == "revoked"  # a revocation shows first
+
+
+def test_without_bindings_no_removal_names_an_issuer() -> None:
+    secret, draft = tokens.issue(["*"])
+    book = Book()
+    book.take(draft.seal(Hlc(1, 0)), "o1")
+    assert book.remove_devices(["o1", "DEVICE"]) == []
+    found = book.find(secret)
+    assert found is not None and not book.is_revoked(found.token_id)
+
+
 def test_a_revocation_before_its_issue_still_revokes() -> None:
     secret, draft = tokens.issue(["*"])
     book = Book()

@@ -1,8 +1,8 @@
 """Automerge tokens issued by a device, with real node processes, the real CLI and a real
 npm automerge-repo client: a token created on node A opens its sessions (read-only) on
 node B once the record replicated; revoked on B, it disconnects its client on A and is
-refused everywhere; the secret reaches no log and no data folder; bad input changes
-nothing."""
+refused everywhere; so is a token issued on a device that is then removed; the secret
+reaches no log and no data folder; bad input changes nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ import cbor2
 import pytest
 
 from crdt.automerge.document import automerge_url
+from tests.integration.test_lost_phone import paired
+from tests.integration.test_pairing import device_id
+from tests.support.cluster import Cluster
 from tests.support.interop import append, message, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess, run_cli
@@ -55,15 +58,16 @@ def listed(node: NodeProcess) -> dict[str, dict[str, Any]]:
     return {row["id"]: row for row in node.get("/v1/tokens")["tokens"]}
 
 
-async def revoked_while_connected(a: NodeProcess, b: NodeProcess, secret: str,
-                                  token_id: str) -> tuple[int, str]:
-    """A client joined on A with ``secret``; the token revoked on B: the close A sent."""
+async def revoked_while_connected(a: NodeProcess, secret: str,
+                                  revoke: Callable[[], object]) -> tuple[int, str]:
+    """A client joined on A with ``secret``; ``revoke()`` run (elsewhere): the close A
+    sent."""
     async with aiohttp.ClientSession() as session, session.ws_connect(
             ws_url(a, secret)) as ws:
         await ws.send_bytes(cbor2.dumps({"type": "join", "senderId": "watcher",
                                          "supportedProtocolVersions": ["1"]}))
         assert (await ws.receive()).type == aiohttp.WSMsgType.BINARY  # peer: joined
-        ok(await asyncio.to_thread(run_cli, b, "tokens", "revoke", token_id))
+        await asyncio.to_thread(revoke)
         async with asyncio.timeout(CONVERGE_TIMEOUT_S):
             while (frame := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
                 pass  # the error message saying why comes first
@@ -113,7 +117,8 @@ def test_a_token_issued_on_a_works_on_b_and_revoked_on_b_leaves_a(
         assert projection(b, "tg:alice")["custom_state"] == {}
 
         # Revoked on B: the client on A is disconnected, and both nodes refuse it.
-        code, reason = asyncio.run(revoked_while_connected(a, b, secret, token_id))
+        code, reason = asyncio.run(revoked_while_connected(
+            a, secret, lambda: ok(run_cli(b, "tokens", "revoke", token_id))))
         assert (code, reason) == (1008, "this token was revoked")
         assert status_of(a, secret) == status_of(b, secret) == 401
         assert listed(a)[token_id]["revoked"] and listed(b)[token_id]["revoked"]
@@ -125,6 +130,42 @@ def test_a_token_issued_on_a_works_on_b_and_revoked_on_b_leaves_a(
         for path in node.data_dir.rglob("*"):
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
+
+
+def test_removing_a_device_revokes_the_tokens_it_issued(tmp_path: Path, js: JsClient) -> None:
+    with Cluster(tmp_path) as cluster:
+        a, b, p = paired(cluster)
+        append(a, "tg:alice", message(1))
+        made = json.loads(ok(run_cli(p, "tokens", "create", "--sessions", "tg:*",
+                                     "--name", "phone app", "--json")))
+        secret, token_id = made["token"], made["id"]
+        kept = json.loads(ok(run_cli(a, "tokens", "create", "--sessions", "*", "--json")))
+        wait_until(lambda: token_id in listed(a) and kept["id"] in listed(b))
+        wait_until(lambda: projection(a, "tg:alice")["message_count"] == 1)
+        assert listed(a)[token_id]["device_id"] == device_id(p)
+
+        # A real app on A, with the token the phone issued.
+        js.call("connect", repo="app", ws=ws_url(a, secret))
+        found = js.call("find", repo="app", url=automerge_url("tg:alice"))
+        assert [m["content"] for m in found["doc"]["messages"].values()] == ["m1"]
+        opened = status_of(a, secret)
+        assert opened != 401
+
+        # The phone removed on B: A drops the client using its token, and refuses it.
+        code, reason = asyncio.run(revoked_while_connected(
+            a, secret, lambda: ok(run_cli(b, "devices", "remove", device_id(p)))))
+        assert (code, reason) == (1008, "this token was revoked")
+        assert status_of(a, secret) == status_of(b, secret) == 401
+        for node in (a, b):
+            row = listed(node)[token_id]
+            assert (row["state"], row["revoked"]) == ("issuer removed", False)
+            assert listed(node)[kept["id"]]["state"] == "valid"
+            assert status_of(node, kept["token"]) == opened  # A's token still opens
+        table = ok(run_cli(a, "tokens"))
+        assert "issuer removed" in table and "valid" in table
+        # Revoking it too is still a record of its own (shown first).
+        ok(run_cli(a, "tokens", "revoke", token_id))
+        assert listed(a)[token_id]["state"] == "revoked"
 
 
 def test_bad_input_changes_nothing(tmp_path: Path) -> None:

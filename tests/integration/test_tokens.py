@@ -163,6 +163,9 @@ def test_removing_a_device_revokes_the_tokens_it_issued(tmp_path: Path, js: JsCl
             assert status_of(node, kept["token"]) == opened  # A's token still opens
         table = ok(run_cli(a, "tokens"))
         assert "issuer removed" in table and "valid" in table
+        a.stop()  # read again from the log at start: still refused
+        a.start()
+        assert status_of(a, secret) == 401 and status_of(a, kept["token"]) == opened
         # Revoking it too is still a record of its own (shown first).
         ok(run_cli(a, "tokens", "revoke", token_id))
         assert listed(a)[token_id]["state"] == "revoked"

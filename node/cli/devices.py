@@ -91,8 +91,8 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None) -> N
 @click.pass_context
 def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     """Remove the device ID for good. The removal replicates to every node; its
-    events stay, and what it writes after the removal is refused. It comes back only
-    with a new key (a new device id)."""
+    events stay, what it writes after the removal is refused, and the Automerge tokens
+    it issued are revoked. It comes back only with a new key (a new device id)."""
     async def run(client: Client) -> dict[str, Any]:
         return await client.remove_device(device_id, reason)
 
@@ -101,4 +101,5 @@ def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     said = "removed" if answer["created"] else "was removed already:"
     click.echo(f"{said} {device['device_id']}" + (f" ({device['name']})"
                                                    if device["name"] else ""))
-    note("every node that receives the removal stops taking what it writes from now on")
+    note("every node that receives the removal stops taking what it writes from now on, "
+         "and the tokens it issued (clawsync tokens)")

@@ -152,9 +152,12 @@ def test_removing_a_device_revokes_the_tokens_it_issued(tmp_path: Path, js: JsCl
         assert opened != 401
 
         # The phone removed on B: A drops the client using its token, and refuses it.
+        removal: list[subprocess.CompletedProcess[str]] = []
         code, reason = asyncio.run(revoked_while_connected(
-            a, secret, lambda: ok(run_cli(b, "devices", "remove", device_id(p)))))
+            a, secret, lambda: removal.append(run_cli(b, "devices", "remove", device_id(p)))))
         assert (code, reason) == (1008, "this token was revoked")
+        ok(removal[0])
+        assert "the tokens it issued" in removal[0].stderr
         assert status_of(a, secret) == status_of(b, secret) == 401
         for node in (a, b):
             row = listed(node)[token_id]

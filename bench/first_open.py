@@ -10,6 +10,9 @@ A real node process; two sessions of ``--messages`` messages each, appended over
   the request to the node's sync message carrying the document, and to the complete
   document in the client.
 
+Beside each, the CPU time the node process spent meanwhile, which a busy machine
+stretches less than the wall-clock time.
+
     python -m bench.first_open [--messages 10000]
 
 Needs Node.js and the packages of tests/js (``npm ci --prefix tests/js``) for the last.
@@ -18,6 +21,7 @@ Needs Node.js and the packages of tests/js (``npm ci --prefix tests/js``) for th
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 import urllib.request
@@ -27,6 +31,13 @@ from urllib.parse import quote
 from bench.js_client import bench_js, fill
 from crdt.automerge.document import automerge_url
 from tests.support.processes import NodeProcess
+
+
+def cpu_ms(node: NodeProcess) -> float:
+    """CPU time (user and system) the node process has used so far, in ms."""
+    assert node.process is not None
+    fields = Path(f"/proc/{node.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def get_ms(node: NodeProcess, key: str) -> tuple[float, int]:
@@ -47,17 +58,20 @@ def main() -> None:
         fill(node, "get", args.messages)
         fill(node, "find", args.messages)
         time.sleep(1.0)  # let the appends' garbage settle
+        cpu = cpu_ms(node)
         first, size = get_ms(node, "get")
+        cpu, first_cpu = cpu_ms(node), cpu_ms(node) - cpu
         again, _ = get_ms(node, "get")
         print(f"first open, {args.messages:,} messages, document not yet built: GET /automerge "
-              f"{first:,.0f} ms ({size / 1e6:.1f} MB); baseline the same GET once built "
-              f"{again:,.0f} ms")
+              f"{first:,.0f} ms (node CPU {first_cpu:,.0f} ms, {size / 1e6:.1f} MB); baseline "
+              f"the same GET once built {again:,.0f} ms (node CPU {cpu_ms(node) - cpu:,.0f} ms)")
+        cpu = cpu_ms(node)
         result = bench_js("load", node.url, "find", automerge_url("find"), str(args.messages),
                           "1")
         print(f"first open by an automerge-repo client find(): the node's sync message "
               f"carrying the document {result['node_ms'][0]:,.0f} ms after the request "
-              f"(built from the log); complete document in the client "
-              f"{result['find_ms'][0]:,.0f} ms")
+              f"(built from the log; node CPU for the whole find {cpu_ms(node) - cpu:,.0f} ms); "
+              f"complete document in the client {result['find_ms'][0]:,.0f} ms")
 
 
 if __name__ == "__main__":

@@ -131,3 +131,23 @@ def test_first_answer_to_a_v1_client_is_its_own(store: EventStore, ev: MakeEvent
     doc.receive_sync_message(ours, request)
     assert answer is not None and answer == doc.generate_sync_message(ours)
     assert doc.save() not in answer
+
+
+def test_first_answer_is_the_ordinary_one_whatever_the_bloom(store: EventStore,
+                                                             ev: MakeEvent) -> None:
+    """A first message with no heads whose bloom filter lists every change of the
+    document (learnt on a small document, which has none of them) still gets what the
+    ordinary path sends it: the saved document."""
+    store.append(ev())
+    doc = Documents(store).document("s1")
+    holder = Document.load(doc.save())
+    message = holder.generate_sync_message(SyncState())
+    assert message is not None
+    full = message.encode()
+    assert full[1] == 1  # one head, then the have entry with the bloom of every change
+    request = full[:1] + b"\x00" + full[2 + 32:]
+    answer = doc.first_answer(request)
+    ours = new_sync_state()
+    doc.receive_sync_message(ours, request)
+    assert answer is not None and answer == doc.generate_sync_message(ours)
+    assert doc.save() in answer

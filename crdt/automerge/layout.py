@@ -66,6 +66,7 @@ _LAYOUT_NAMES = frozenset(name for name, _ in LAYOUT)
 ROLES = ("inbound", "outbound", "tool")
 _MESSAGE_TEXTS = ("id", "timestamp", "role", "content", "tool_name")
 _MESSAGE_KEYS = frozenset((*_MESSAGE_TEXTS, "key", "success"))
+_MESSAGE_REQUIRED = frozenset(("key", "id", "timestamp", "role", "content"))
 _FIELD_SCALARS = (ScalarType.Int, ScalarType.Null)
 _FOREIGN = object()
 
@@ -285,16 +286,19 @@ def _check_fields(fields: Mapping[str, Any]) -> dict[str, str | int | None]:
 
 
 def _check_message(message: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(message) - _MESSAGE_KEYS
-    missing = {"key", "id", "timestamp", "role", "content"} - set(message)
-    if unknown or missing:
-        raise StoreError(f"message has unknown keys {sorted(unknown)} or lacks {sorted(missing)}")
+    """Checked once per message of a document built from the log: set operations on the
+    keys and one pass over the texts, no per-message sets."""
+    keys = message.keys()
+    if not _MESSAGE_REQUIRED <= keys <= _MESSAGE_KEYS:
+        raise StoreError(f"message has unknown keys {sorted(keys - _MESSAGE_KEYS)} or lacks "
+                         f"{sorted(_MESSAGE_REQUIRED - keys)}")
     if not isinstance(message["key"], str) or not message["key"]:
         raise StoreError("message key must be a non-empty string")
     if message["role"] not in ROLES:
         raise StoreError(f"message role must be one of {', '.join(ROLES)}")
-    if any(not isinstance(message[k], str) for k in _MESSAGE_TEXTS if k in message):
-        raise StoreError(f"message fields {', '.join(_MESSAGE_TEXTS)} must be strings")
+    for name in _MESSAGE_TEXTS:
+        if not isinstance(message.get(name, ""), str):
+            raise StoreError(f"message fields {', '.join(_MESSAGE_TEXTS)} must be strings")
     if not isinstance(message.get("success", False), bool):
         raise StoreError("message success must be a boolean")
     return dict(message)

@@ -123,6 +123,8 @@ class SyncingDoc(AutomergeDoc):
             return None
         if summary.heads or summary.need:
             return None
+        if answers.gets_same_answer(request) is None:
+            answers.probe(request)
         if answers.gets_same_answer(request):
             return self.blank_answer()
         with self._automerge("answering a peer with nothing") as doc:

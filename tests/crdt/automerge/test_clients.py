@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from automerge.core import ROOT, Document, Message, ObjType, ScalarType, SyncState
 
+from crdt.automerge import answers
 from crdt.automerge.document import NODE_ACTOR_TAG, new_sync_state
 from crdt.automerge.documents import Documents
 from crdt.events import Event
@@ -115,3 +116,38 @@ def test_first_answer_to_a_client_with_nothing(store: EventStore, ev: MakeEvent,
     reply = client.generate_sync_message(theirs)
     assert reply is not None and doc.first_answer(reply.encode()) is None
     assert doc.first_answer(b"not a sync message") is None
+
+
+def test_first_answer_to_a_v1_client_is_its_own(store: EventStore, ev: MakeEvent) -> None:
+    """A client with nothing that reads only v1 messages (no capabilities) gets changes,
+    not the saved document: tried on a small document first, its form is not taken for
+    the v2 one, and it is answered as the ordinary path answers it."""
+    store.append(ev())
+    doc = Documents(store).document("s1")
+    request = bytes.fromhex("4200000100000000")
+    answer = doc.first_answer(request)
+    assert answers.gets_same_answer(request) is None
+    ours = new_sync_state()
+    doc.receive_sync_message(ours, request)
+    assert answer is not None and answer == doc.generate_sync_message(ours)
+    assert doc.save() not in answer
+
+
+def test_first_answer_is_the_ordinary_one_whatever_the_bloom(store: EventStore,
+                                                             ev: MakeEvent) -> None:
+    """A first message with no heads whose bloom filter lists every change of the
+    document (learnt on a small document, which has none of them) still gets what the
+    ordinary path sends it: the saved document."""
+    store.append(ev())
+    doc = Documents(store).document("s1")
+    holder = Document.load(doc.save())
+    message = holder.generate_sync_message(SyncState())
+    assert message is not None
+    full = message.encode()
+    assert full[1] == 1  # one head, then the have entry with the bloom of every change
+    request = full[:1] + b"\x00" + full[2 + 32:]
+    answer = doc.first_answer(request)
+    ours = new_sync_state()
+    doc.receive_sync_message(ours, request)
+    assert answer is not None and answer == doc.generate_sync_message(ours)
+    assert doc.save() in answer

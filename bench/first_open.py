@@ -1,0 +1,78 @@
+"""First open of a long session whose Automerge document is not yet built.
+
+A real node process; two sessions of ``--messages`` messages each, appended over HTTP
+(appends never build a document), then each opened once, cold:
+
+* ``GET /v1/sessions/{key}/automerge``: ms from the request to the last byte of the saved
+  document (the node builds it from the log first), beside a second GET of the same
+  session (the document already built) as the baseline;
+* an automerge-repo client (tests/js/bench.mjs) ``find()`` of the other session: ms from
+  the request to the node's sync message carrying the document, and to the complete
+  document in the client.
+
+Beside each, the CPU time the node process spent meanwhile, which a busy machine
+stretches less than the wall-clock time.
+
+    python -m bench.first_open [--messages 10000]
+
+Needs Node.js and the packages of tests/js (``npm ci --prefix tests/js``) for the last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+from bench.js_client import bench_js, fill
+from crdt.automerge.document import automerge_url
+from tests.support.processes import NodeProcess
+
+
+def cpu_ms(node: NodeProcess) -> float:
+    """CPU time (user and system) the node process has used so far, in ms."""
+    assert node.process is not None
+    fields = Path(f"/proc/{node.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def get_ms(node: NodeProcess, key: str) -> tuple[float, int]:
+    """ms to GET the session's saved document, and its size in bytes."""
+    begin = time.perf_counter()
+    with urllib.request.urlopen(f"{node.url}/v1/sessions/{quote(key, safe='')}/automerge",
+                                timeout=600) as response:
+        size = len(response.read())
+    return (time.perf_counter() - begin) * 1000, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=10_000)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-first-open-"))
+    with NodeProcess(tmp, name="bench", extra_args=["--log-level", "warning"]) as node:
+        fill(node, "get", args.messages)
+        fill(node, "find", args.messages)
+        time.sleep(1.0)  # let the appends' garbage settle
+        cpu = cpu_ms(node)
+        first, size = get_ms(node, "get")
+        cpu, first_cpu = cpu_ms(node), cpu_ms(node) - cpu
+        again, _ = get_ms(node, "get")
+        print(f"first open, {args.messages:,} messages, document not yet built: GET /automerge "
+              f"{first:,.0f} ms (node CPU {first_cpu:,.0f} ms, {size / 1e6:.1f} MB); baseline "
+              f"the same GET once built {again:,.0f} ms (node CPU {cpu_ms(node) - cpu:,.0f} ms)")
+        cpu = cpu_ms(node)
+        result = bench_js("load", node.url, "find", automerge_url("find"), str(args.messages),
+                          "1")
+        print(f"first open by an automerge-repo client find(): the node's sync message "
+              f"carrying the document {result['node_ms'][0]:,.0f} ms after the request "
+              f"(built from the log; node CPU for the whole find {cpu_ms(node) - cpu:,.0f} ms); "
+              f"complete document in the client {result['find_ms'][0]:,.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -4,10 +4,11 @@ Each client posts one event per request (no client-side batching) and waits for 
 answer, so every event is acknowledged only after its commit; the node groups what
 arrives concurrently into shared commits. The same clients then post the same bodies to
 ``bench.bare_server`` (aiohttp parsing the JSON and answering 201, storing nothing), also
-a real process; rounds alternate between the two. Prints events/s, latency percentiles
-and the node's rate as a ratio of the bare server's, and each server's CPU time per
-event (user and system, from /proc on Linux): on a machine shared with other work the
-rates swing with the load, the CPU a server spends on an event much less.
+a real process; rounds alternate between the two. Prints events/s, latency percentiles,
+the node's rate as a ratio of the bare server's (also round by round, with the machine's
+load average), and each server's CPU time per event (user and system, from /proc on
+Linux): on a machine shared with other work the rates swing with the load, the CPU a
+server spends on an event much less.
 
     python -m bench.http_append [--events 4000] [--clients 1 32] [--rounds 3]
 """
@@ -99,8 +100,15 @@ def main() -> None:
             # The round with the median rate, each side.
             node_run, bare_run = (sorted(runs[name], key=lambda run: run[0])[
                 len(runs[name]) // 2] for name in ("node", "bare"))
+            # Each round runs the two back to back, so the ratio within a round is the
+            # least touched by the machine's load changing between rounds.
+            ratios = [node[0] / bare[0] for node, bare in zip(runs["node"], runs["bare"],
+                                                               strict=True)]
             print(f"{clients:>3} client(s): node {describe(*node_run)}, bare aiohttp "
-                  f"{describe(*bare_run)}, ratio {node_run[0] / bare_run[0]:.2f}")
+                  f"{describe(*bare_run)}, ratio {node_run[0] / bare_run[0]:.2f} "
+                  f"(per round: {', '.join(f'{ratio:.2f}' for ratio in ratios)}; median "
+                  f"{statistics.median(ratios):.2f}; load average "
+                  f"{os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

@@ -165,9 +165,11 @@ class _Parts:
     after: bytes
     hashed_before: Any  # a hashlib.blake2b object fed ``before``; copied for each seal
 
-    def encoded_size(self, stamp: Hlc) -> int:
-        return len(self.before) + len(codec.encode_stamp(stamp.ms, stamp.counter)) \
-            + len(self.after)
+    def encoded_size(self, stamp: Hlc | None = None) -> int:
+        """Bytes of the event sealed with ``stamp``; with none, with the widest."""
+        stamp_bytes = _WIDEST_STAMP_BYTES if stamp is None else \
+            len(codec.encode_stamp(stamp.ms, stamp.counter))
+        return len(self.before) + stamp_bytes + len(self.after)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +235,9 @@ def parse_event(obj: Any, *, session_key: str | None = None,
     if not isinstance(obj, dict):
         raise InvalidInput(f"an event must be an object, not {_type_name(obj)}",
                            field=where or None)
-    unknown = sorted(set(obj) - _TOP_FIELDS)
+    unknown = obj.keys() - _TOP_FIELDS
     if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}", field=where or None)
+        raise InvalidInput(f"unknown field {min(unknown)!r}", field=where or None)
     key = obj.get("session_key", session_key)
     if key is None:
         raise InvalidInput("is required", field=f"{prefix}session_key")
@@ -258,7 +260,7 @@ def parse_event(obj: Any, *, session_key: str | None = None,
     draft = Draft(key, agent_id, kind, payload, timestamp, claimed)
     # An unstamped draft is measured with the widest timestamp, so it cannot outgrow the
     # limit when stamped.
-    size = draft.parts().encoded_size(timestamp or _WIDEST)
+    size = draft.parts().encoded_size(timestamp)
     if size > EVENT_BYTES_MAX:
         raise LimitExceeded(f"event is {size} bytes encoded; the limit is "
                             f"{EVENT_BYTES_MAX}", field=where or None)
@@ -271,7 +273,8 @@ def parse_event(obj: Any, *, session_key: str | None = None,
         raise IdMismatch(error.reason, field=f"{prefix}id") from None
 
 
-_WIDEST = Hlc(MS_MAX, COUNTER_MAX)
+#: Bytes of the widest timestamp: what an unstamped draft is measured with.
+_WIDEST_STAMP_BYTES = len(codec.encode_stamp(MS_MAX, COUNTER_MAX))
 
 
 def _parse_timestamp(obj: dict[str, Any], prefix: str) -> Hlc | None:

@@ -15,7 +15,6 @@ True
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
@@ -122,12 +121,3 @@ def route_of(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
 
-
-class Stopwatch:
-    """Seconds since creation, from a monotonic clock."""
-
-    def __init__(self) -> None:
-        self._start = time.perf_counter()
-
-    def elapsed_s(self) -> float:
-        return time.perf_counter() - self._start

@@ -195,9 +195,10 @@ class Devices:
 
     # -- following the store ---------------------------------------------------------
 
-    def _committed(self, _commit: Commit) -> None:
-        """After every commit: read what it may have stored, once at a time."""
-        if self._closed:
+    def _committed(self, commit: Commit) -> None:
+        """After a commit that may have stored membership records: read them, once at a
+        time."""
+        if self._closed or not commit.touches(DEVICES_SESSION):
             return
         self._dirty = True
         if self._follower is None or self._follower.done():

@@ -76,6 +76,14 @@ class Commit(NamedTuple):
     created: int  # of which were new
     head: int  # head position after the commit
     seconds: float | None = None  # time of a group commit (transaction and fsync)
+    #: The sessions of the commit's events; None when unknown (a ``write``, such as a
+    #: peer's batch), which listeners must read as "any session".
+    sessions: frozenset[str] | None = None
+
+    def touches(self, session_key: str) -> bool:
+        """Whether the commit may have stored an event of ``session_key``: followers of
+        one session skip the reads that the other commits would cost them."""
+        return self.sessions is None or session_key in self.sessions
 
 
 CommitListener = Callable[[Commit], None]
@@ -343,7 +351,7 @@ class AsyncStore:
             start = end
         self._move_head(head)
         self._notify(Commit(len(items), sum(1 for result in results if result.created), head,
-                            seconds))
+                            seconds, frozenset(item.session_key for item in items)))
 
     def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):

@@ -19,7 +19,7 @@ import structlog
 from crdt.errors import NotFound
 from crdt.membership import DEVICES_SESSION, Bound
 from crdt.tokens import Book, Issued
-from node.store import AsyncStore, StoreClosing
+from node.store import AsyncStore, Commit, StoreClosing
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +41,7 @@ class IssuedTokens:
         self._lock = asyncio.Lock()
         self._listeners: list[RevokedListener] = []
         self._task: asyncio.Task[None] | None = None
+        self._due = asyncio.Event()  # set by a commit that may hold token records
 
     def on_revoked(self, listener: RevokedListener) -> None:
         """Call ``listener(token_id)`` when a revocation is first taken in."""
@@ -51,10 +52,12 @@ class IssuedTokens:
         return self.book.find(secret)
 
     async def start(self) -> None:
+        self.astore.add_commit_listener(self._committed)  # first: no commit slips by
         await self.catch_up()
         self._task = asyncio.create_task(self._follow(), name="automerge-tokens")
 
     async def stop(self) -> None:
+        self.astore.remove_commit_listener(self._committed)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,15 +100,20 @@ class IssuedTokens:
             except Exception:
                 log.exception("a listener of token revocations failed")
 
+    def _committed(self, commit: Commit) -> None:
+        if commit.touches(DEVICES_SESSION):
+            self._due.set()
+
     async def _follow(self) -> None:
-        head = self.astore.head
         while not self.astore.released:
+            await self._due.wait()
+            self._due.clear()
             try:
-                head = await self.astore.wait_for_head(head, 60.0)
                 await self.catch_up()
             except StoreClosing:
                 return
             except Exception:
                 # Without this task revocations would not reach this node's clients.
                 log.exception("following the log for token records failed")
+                self._due.set()
                 await asyncio.sleep(RETRY_S)

@@ -78,6 +78,17 @@ async def test_commit_listener_counts_new_events(astore: AsyncStore) -> None:
     assert all(commit.seconds is not None and commit.seconds > 0 for commit in seen)
 
 
+async def test_a_commit_names_the_sessions_of_its_events(astore: AsyncStore) -> None:
+    seen: list[Commit] = []
+    astore.add_commit_listener(seen.append)
+    await astore.append([draft(1, "tg:a"), draft(2, "tg:b")])
+    await astore.write(lambda store: store.append(draft(3, "tg:c")))
+    assert seen[0].sessions == {"tg:a", "tg:b"}
+    assert seen[0].touches("tg:a") and not seen[0].touches("clawsync:devices")
+    # A write does not say what it stored: its listeners must read it as any session.
+    assert seen[1].sessions is None and seen[1].touches("clawsync:devices")
+
+
 async def test_failing_caller_does_not_fail_the_others(astore: AsyncStore) -> None:
     good = draft(1)
     bad = Draft(good.session_key, good.agent_id, good.kind, {"content": "x",

@@ -4,7 +4,9 @@ Every link runs the same loop (``Runner.run``): feed the machine what the peer s
 what this node appends (pushed at once) and the passing of time (pulls, resends), and
 send whatever it answers. The machine reads and writes the event log, so every call into
 it runs on the store's writer thread (``AsyncStore.write``), one at a time; the event
-loop only moves bytes and so keeps serving clients while a backlog streams in.
+loop only moves bytes and so keeps serving clients while a backlog streams in. What needs
+no store, parsing a message and verifying its signatures (``PeerSync.prepare``), runs
+on a small pool of its own, and for the next message while the writer stores this one.
 
 Links come from ``--peer`` URLs (dialed, with back-off when unreachable), from peers
 that dial us, and from members learned from peers (``/peer/v1/members``), so a new
@@ -34,6 +36,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,11 +64,16 @@ from node.peers.transport import (
 )
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
-from sync.peer.machine import PeerSync
+from sync.peer.machine import PeerSync, Prepared
 from sync.peer.messages import About
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+
+#: Threads that parse peers' messages and verify their signatures (``PeerSync.prepare``)
+#: beside the writer: Ed25519 verification releases the GIL, so two use both cores of a
+#: small machine while the writer commits.
+PREPARE_THREADS = 2
 
 
 class DuplicateLink(LinkClosed):
@@ -126,6 +134,8 @@ class Gossip:
         self.own_urls: set[str] = set()
         self._rng = random.Random()
         self._loop = asyncio.get_running_loop()
+        self._prepare_pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS,
+                                                thread_name_prefix="clawsync-peer-prepare")
         #: When client appends last committed (``node.peers.budget``: links pay then).
         self._appended_at = -CLIENTS_QUIET_S
         #: What this node runs, told to peers in the hello.
@@ -161,6 +171,7 @@ class Gossip:
                 await self._save_checkpoint(runner, force=True)
         if self._http is not None:
             await self._http.close()
+        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(work, name=name)
@@ -425,7 +436,7 @@ class Gossip:
     async def run(self, runner: Runner, link: Link) -> None:
         """Drive ``runner.machine`` over ``link`` until the link ends or the peer errs."""
         machine = runner.machine
-        receiving = asyncio.ensure_future(link.receive())
+        receiving = asyncio.ensure_future(self._receive(link, machine))
         try:
             await self._send(link, await self._machine(
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
@@ -441,9 +452,10 @@ class Gossip:
                 finally:
                     waking.cancel()  # also when cancelled: no task left pending
                 if receiving in done:
-                    data = receiving.result()  # raises LinkClosed when the link ends
-                    out = await self._received(runner, data)
-                    receiving = asyncio.ensure_future(link.receive())
+                    prepared = receiving.result()  # raises LinkClosed when the link ends
+                    # The next message is read and prepared while this one is stored.
+                    receiving = asyncio.ensure_future(self._receive(link, machine))
+                    out = await self._received(runner, prepared)
                 elif runner.wake.is_set():
                     runner.wake.clear()
                     out = await self._machine(machine.local_appended, self._now())
@@ -460,14 +472,20 @@ class Gossip:
             runner.identified_at = None
             await link.close(runner.drop or "")
 
-    async def _received(self, runner: Runner, data: bytes) -> list[bytes]:
+    async def _receive(self, link: Link, machine: PeerSync) -> Prepared:
+        """The link's next message, parsed and its signatures verified off the writer."""
+        data = await link.receive()
+        return await self._loop.run_in_executor(self._prepare_pool, machine.prepare, data)
+
+    async def _received(self, runner: Runner, prepared: Prepared) -> list[bytes]:
         """Handle one message on the writer; charge the link for the writer time it took
-        and, if it used up its share, wait (reading nothing) until it is paid back."""
+        and, if it used up its share, wait (handling nothing more) until it is paid
+        back."""
         machine = runner.machine
 
         def call(_store: EventStore) -> tuple[list[bytes], float]:
             started = time.perf_counter()
-            out = machine.receive(data, self._now())
+            out = machine.receive(prepared, self._now())
             return out, time.perf_counter() - started
 
         await self.astore.after_queued_appends()

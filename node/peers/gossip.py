@@ -71,8 +71,8 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 #: Threads that parse peers' messages and verify their signatures (``PeerSync.prepare``)
-#: beside the writer: Ed25519 verification releases the GIL, so two use both cores of a
-#: small machine while the writer commits.
+#: beside the writer, one message per link at a time. Ed25519 verification releases the
+#: GIL, so it runs on the second core while the writer stores the message before.
 PREPARE_THREADS = 2
 
 
@@ -452,10 +452,10 @@ class Gossip:
                 finally:
                     waking.cancel()  # also when cancelled: no task left pending
                 if receiving in done:
-                    prepared = receiving.result()  # raises LinkClosed when the link ends
+                    received = receiving.result()  # raises LinkClosed when the link ends
                     # The next message is read and prepared while this one is stored.
                     receiving = asyncio.ensure_future(self._receive(link, machine))
-                    out = await self._received(runner, prepared)
+                    out = await self._received(runner, received)
                 elif runner.wake.is_set():
                     runner.wake.clear()
                     out = await self._machine(machine.local_appended, self._now())
@@ -472,16 +472,24 @@ class Gossip:
             runner.identified_at = None
             await link.close(runner.drop or "")
 
-    async def _receive(self, link: Link, machine: PeerSync) -> Prepared:
-        """The link's next message, parsed and its signatures verified off the writer."""
+    async def _receive(self, link: Link, machine: PeerSync) -> tuple[Prepared, float]:
+        """The link's next message, parsed and its signatures verified off the writer,
+        and the seconds that took (charged to the link like writer time)."""
         data = await link.receive()
-        return await self._loop.run_in_executor(self._prepare_pool, machine.prepare, data)
 
-    async def _received(self, runner: Runner, prepared: Prepared) -> list[bytes]:
-        """Handle one message on the writer; charge the link for the writer time it took
-        and, if it used up its share, wait (handling nothing more) until it is paid
-        back."""
+        def prepare() -> tuple[Prepared, float]:
+            started = time.perf_counter()
+            return machine.prepare(data), time.perf_counter() - started
+
+        return await self._loop.run_in_executor(self._prepare_pool, prepare)
+
+    async def _received(self, runner: Runner, received: tuple[Prepared, float]
+                        ) -> list[bytes]:
+        """Handle one message on the writer; charge the link for the time it took there
+        and to prepare and, if it used up its share, wait (handling nothing more) until
+        it is paid back."""
         machine = runner.machine
+        prepared, prepare_s = received
 
         def call(_store: EventStore) -> tuple[list[bytes], float]:
             started = time.perf_counter()
@@ -495,7 +503,7 @@ class Gossip:
         assert runner.budget is not None
         now = self._loop.time()
         wait_s = runner.budget.charge(
-            used_s, now, contended=now - self._appended_at < CLIENTS_QUIET_S)
+            used_s + prepare_s, now, contended=now - self._appended_at < CLIENTS_QUIET_S)
         if wait_s > 0:
             await asyncio.sleep(wait_s)
         return out

@@ -1,8 +1,9 @@
 """Catch-up to an empty node, against automerge-repo's sync server, in one run.
 
-- clawsync: node A holds 1,000 sessions x 20 events; an empty node B (real processes,
-  linked through a TCP proxy) pulls them all: seconds until B's head reaches them, and
-  B's /healthz latency meanwhile (bench.replication);
+- clawsync: node A holds 1,000 sessions x 20 events, signed as A writes them; an empty
+  node B (real processes, linked through a TCP proxy) pulls them all, verifying every
+  signature: seconds until B's head reaches them, B's /healthz latency meanwhile, and
+  the CPU time each node used (bench.replication);
 - automerge-repo 2.5.6 (bench/js_sync_server/sync.mjs): its sync server (websocket
   server adapter, file-system storage) holds 1,000 documents x 20 changes; a fresh client
   with file-system storage finds them all: seconds until it holds every change, flushed.
@@ -23,7 +24,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.replication import measure_catch_up, probes
+from bench.replication import cpu_figures, measure_catch_up, probes
 from tests.support.processes import free_port
 
 JS_DIR = Path(__file__).resolve().parent / "js_sync_server"
@@ -69,6 +70,7 @@ def main() -> None:
           f"({ours.events / ours.elapsed_s:,.0f} events/s)", flush=True)
     print(f"  B /healthz while catching up: {probes(ours.latencies_s)} (target p99 < 50 ms)",
           flush=True)
+    print(f"  {cpu_figures(ours)}", flush=True)
     theirs_s = js_catch_up(root, args.sessions, args.events)
     print(f"  automerge-repo 2.5.6 sync server, {args.sessions:,} documents x "
           f"{args.events} changes to a fresh client: {theirs_s:.2f} s")

@@ -1,9 +1,10 @@
 """Replication figures between real node processes on loopback.
 
-- catch-up: B empty, A holding 1,000 sessions x 20 events: seconds until B holds all,
-  events/s, and bytes on the wire (counted by a TCP proxy between them, so websocket
-  framing and the upgrade are included) per event as a ratio of its canonical CBOR size;
-  meanwhile B's /healthz latency, i.e. whether it keeps answering while it catches up;
+- catch-up: B empty, A holding 1,000 sessions x 20 events (signed, as A writes them):
+  seconds until B holds all, events/s, and bytes on the wire (counted by a TCP proxy
+  between them, so websocket framing and the upgrade are included) per event as a ratio
+  of its canonical CBOR size; meanwhile B's /healthz latency, i.e. whether it keeps
+  answering while it catches up, and the CPU time of both nodes;
 - idle round: bytes per repair round between two nodes in sync, with 100 and with
   10,000 sessions;
 - propagation: one append on A until each of 4 peers has it, p50 and p99;
@@ -28,9 +29,12 @@ from typing import NamedTuple
 
 import aiohttp
 
+from bench.http_append import cpu_s
 from crdt.events import parse_event
 from crdt.log.store import EventStore
 from node.cli.linkproxy import LinkProxy
+from node.config import host_name
+from node.device import open_key
 from tests.support.processes import NodeProcess
 
 SECRET = "bench-secret"
@@ -38,8 +42,12 @@ PULL_S = 0.5
 
 
 def fill(data: Path, sessions: int, per_session: int) -> int:
-    """Write the log directly; returns the total canonical CBOR bytes of its events."""
-    with EventStore.open(data) as store:
+    """Write the log directly, as the node started on ``data`` would: under its device
+    key's origin, every event signed (so a peer verifies each one it receives). Returns
+    the total canonical CBOR bytes of its events."""
+    data.mkdir(parents=True, exist_ok=True)
+    signer = open_key(data).signer(host_name())
+    with EventStore.open(data, signer=signer) as store:
         total = 0
         for start in range(0, sessions, 100):
             drafts = [parse_event({"agent_id": "main", "kind": {
@@ -87,6 +95,8 @@ class CatchUp(NamedTuple):
     wire_bytes: int
     cbor_bytes: int
     latencies_s: list[float]  # B's /healthz round trips meanwhile
+    cpu_a_s: float | None  # CPU seconds A's and B's processes used meanwhile (Linux):
+    cpu_b_s: float | None  # on a machine shared with other work, the steadier figures
 
 
 def measure_catch_up(root: Path, sessions: int, per_session: int) -> CatchUp:
@@ -98,6 +108,8 @@ def measure_catch_up(root: Path, sessions: int, per_session: int) -> CatchUp:
         b = node(root, "catchup-b", f"http://127.0.0.1:{link.port}")
         latencies: list[float] = []
         with b:
+            pids = [p.process.pid for p in (a, b) if p.process is not None]
+            cpu_before = [cpu_s(pid) for pid in pids]
             began = time.perf_counter()
             while head(b) < events:
                 t = time.perf_counter()
@@ -107,7 +119,17 @@ def measure_catch_up(root: Path, sessions: int, per_session: int) -> CatchUp:
                 time.sleep(0.01)
             elapsed = time.perf_counter() - began
             wire = link.bytes_forwarded
-    return CatchUp(events, elapsed, wire, cbor_bytes, latencies)
+            cpu_a, cpu_b = (None if before is None or after is None else after - before
+                            for before, after in zip(cpu_before, map(cpu_s, pids),
+                                                     strict=True))
+    return CatchUp(events, elapsed, wire, cbor_bytes, latencies, cpu_a, cpu_b)
+
+
+def cpu_figures(got: CatchUp) -> str:
+    if got.cpu_a_s is None or got.cpu_b_s is None:
+        return "CPU time unknown (no /proc)"
+    return (f"CPU time: B {got.cpu_b_s:.2f} s ({got.cpu_b_s / got.events * 1e6:.0f} us/event),"
+            f" A {got.cpu_a_s:.2f} s")
 
 
 def probes(latencies_s: list[float]) -> str:
@@ -123,6 +145,7 @@ def catch_up(root: Path, sessions: int, per_session: int) -> None:
           f"{elapsed:.1f} s = {events / elapsed:,.0f} events/s; wire {wire:,} bytes = "
           f"{wire / cbor_bytes:.2f} x canonical CBOR ({cbor_bytes / events:.0f} B/event)")
     print(f"  B /healthz while catching up: {probes(got.latencies_s)}")
+    print(f"  {cpu_figures(got)}")
 
 
 def idle_round(root: Path, sessions: int, rounds: int = 10) -> None:

@@ -4,9 +4,11 @@ Everything a peer sends runs on the writer (``node.store``), the thread client a
 need too. A peer that floods (hellos of 4,096 origins, batch after batch) would keep it
 busy for seconds. Each link therefore has a token bucket of *writer seconds*: it fills at
 ``peer_writer_share`` seconds per second up to ``peer_writer_burst_s``, every message
-handled costs the writer time it took, and a link in debt reads nothing more from its
-peer until the debt is paid. Measuring time rather than counting messages charges a
-hello of 4,096 origins for what it really costs, and an honest hello almost nothing.
+handled costs the time it took (on the writer, and to parse it and verify its signatures
+beforehand, which competes with client appends for the CPU), and a link in debt handles
+nothing more from its peer (it reads one message ahead, no more) until the debt is paid.
+Measuring time rather than counting messages charges a hello of 4,096 origins for what
+it really costs, and an honest hello almost nothing.
 
 The share protects clients, so a link pays only while clients write: while no client
 append was committed for ``CLIENTS_QUIET_S``, its messages cost nothing (``contended``

@@ -4,7 +4,9 @@ Every link runs the same loop (``Runner.run``): feed the machine what the peer s
 what this node appends (pushed at once) and the passing of time (pulls, resends), and
 send whatever it answers. The machine reads and writes the event log, so every call into
 it runs on the store's writer thread (``AsyncStore.write``), one at a time; the event
-loop only moves bytes and so keeps serving clients while a backlog streams in.
+loop only moves bytes and so keeps serving clients while a backlog streams in. What needs
+no store, parsing a message and verifying its signatures (``PeerSync.prepare``), runs
+on a small pool of its own, and for the next message while the writer stores this one.
 
 Links come from ``--peer`` URLs (dialed, with back-off when unreachable), from peers
 that dial us, and from members learned from peers (``/peer/v1/members``), so a new
@@ -34,6 +36,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -61,11 +64,16 @@ from node.peers.transport import (
 )
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
-from sync.peer.machine import PeerSync
+from sync.peer.machine import PeerSync, Prepared
 from sync.peer.messages import About
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+
+#: Threads that parse peers' messages and verify their signatures (``PeerSync.prepare``)
+#: beside the writer, one message per link at a time. Ed25519 verification releases the
+#: GIL, so it runs on the second core while the writer stores the message before.
+PREPARE_THREADS = 2
 
 
 class DuplicateLink(LinkClosed):
@@ -126,6 +134,8 @@ class Gossip:
         self.own_urls: set[str] = set()
         self._rng = random.Random()
         self._loop = asyncio.get_running_loop()
+        self._prepare_pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS,
+                                                thread_name_prefix="clawsync-peer-prepare")
         #: When client appends last committed (``node.peers.budget``: links pay then).
         self._appended_at = -CLIENTS_QUIET_S
         #: What this node runs, told to peers in the hello.
@@ -161,6 +171,7 @@ class Gossip:
                 await self._save_checkpoint(runner, force=True)
         if self._http is not None:
             await self._http.close()
+        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(work, name=name)
@@ -425,7 +436,7 @@ class Gossip:
     async def run(self, runner: Runner, link: Link) -> None:
         """Drive ``runner.machine`` over ``link`` until the link ends or the peer errs."""
         machine = runner.machine
-        receiving = asyncio.ensure_future(link.receive())
+        receiving = asyncio.ensure_future(self._receive(link, machine))
         try:
             await self._send(link, await self._machine(
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
@@ -441,9 +452,10 @@ class Gossip:
                 finally:
                     waking.cancel()  # also when cancelled: no task left pending
                 if receiving in done:
-                    data = receiving.result()  # raises LinkClosed when the link ends
-                    out = await self._received(runner, data)
-                    receiving = asyncio.ensure_future(link.receive())
+                    received = receiving.result()  # raises LinkClosed when the link ends
+                    # The next message is read and prepared while this one is stored.
+                    receiving = asyncio.ensure_future(self._receive(link, machine))
+                    out = await self._received(runner, received)
                 elif runner.wake.is_set():
                     runner.wake.clear()
                     out = await self._machine(machine.local_appended, self._now())
@@ -460,14 +472,28 @@ class Gossip:
             runner.identified_at = None
             await link.close(runner.drop or "")
 
-    async def _received(self, runner: Runner, data: bytes) -> list[bytes]:
-        """Handle one message on the writer; charge the link for the writer time it took
-        and, if it used up its share, wait (reading nothing) until it is paid back."""
+    async def _receive(self, link: Link, machine: PeerSync) -> tuple[Prepared, float]:
+        """The link's next message, parsed and its signatures verified off the writer,
+        and the seconds that took (charged to the link like writer time)."""
+        data = await link.receive()
+
+        def prepare() -> tuple[Prepared, float]:
+            started = time.perf_counter()
+            return machine.prepare(data), time.perf_counter() - started
+
+        return await self._loop.run_in_executor(self._prepare_pool, prepare)
+
+    async def _received(self, runner: Runner, received: tuple[Prepared, float]
+                        ) -> list[bytes]:
+        """Handle one message on the writer; charge the link for the time it took there
+        and to prepare and, if it used up its share, wait (handling nothing more) until
+        it is paid back."""
         machine = runner.machine
+        prepared, prepare_s = received
 
         def call(_store: EventStore) -> tuple[list[bytes], float]:
             started = time.perf_counter()
-            out = machine.receive(data, self._now())
+            out = machine.receive(prepared, self._now())
             return out, time.perf_counter() - started
 
         await self.astore.after_queued_appends()
@@ -477,7 +503,7 @@ class Gossip:
         assert runner.budget is not None
         now = self._loop.time()
         wait_s = runner.budget.charge(
-            used_s, now, contended=now - self._appended_at < CLIENTS_QUIET_S)
+            used_s + prepare_s, now, contended=now - self._appended_at < CLIENTS_QUIET_S)
         if wait_s > 0:
             await asyncio.sleep(wait_s)
         return out

@@ -57,8 +57,8 @@ class SyncConfig:
       ``peers_max`` entries fit easily.
     * ``peer_writer_share`` (0.25), ``peer_writer_burst_s`` (0.5 s): the share of the
       store's single writer one link may use, in writer seconds per second, and how
-      much it may use at once; a link over it reads nothing more from its peer until
-      paid back, but only while clients append (``node.peers.budget``): a catch-up
+      much it may use at once; a link over it handles nothing more from its peer
+      until paid back, but only while clients append (``node.peers.budget``): a catch-up
       into a node nobody writes to runs at full speed. Lower keeps client appends
       quicker under a flooding peer; higher lets a catch-up beside clients run faster.
     """

@@ -43,7 +43,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from crdt.events import Event
 from sync.errors import PeerFault
@@ -54,7 +54,17 @@ from sync.peer.outbox import Log, Outbox
 from sync.peer.quota import OriginQuota
 from sync.peer.retired import verdict
 
-__all__ = ["Counters", "Log", "PeerSync"]
+__all__ = ["Counters", "Log", "PeerSync", "Prepared"]
+
+
+class Prepared(NamedTuple):
+    """A message from the peer, parsed and its signatures verified ahead
+    (``PeerSync.prepare``), for ``PeerSync.receive``."""
+
+    size: int  # bytes received
+    message: messages.Message | None  # None if it was refused:
+    fault: PeerFault | None  # why, raised by ``receive``
+    verified: signatures.Verified
 
 
 @dataclass
@@ -122,6 +132,9 @@ class PeerSync:
         self._next_pull_at = now
         self._failures = 0
         self._retry_at = now
+        #: Public keys of bound origins seen in batches, for ``prepare`` to read on
+        #: other threads.
+        self._keys: dict[str, bytes] = {}
 
     # -- transport events ------------------------------------------------------------
 
@@ -139,21 +152,41 @@ class PeerSync:
         self._said_hello = True
         return self._send([self._hello(), *self._pump(now)])
 
-    def receive(self, data: bytes, now: float) -> list[bytes]:
-        """Handle one message from the peer; return the replies.
+    def prepare(self, data: bytes) -> Prepared:
+        """The part of ``receive`` that needs neither the store nor the machine's state,
+        and costs the most: parse the message and verify its signatures, with the keys
+        of origins seen before (``sync.peer.signatures.verify_ahead``). Safe to call on
+        another thread while ``receive`` handles the message before, so that a node
+        overlaps the two."""
+        try:
+            message = messages.parse(data)
+        except PeerFault as exc:
+            return Prepared(len(data), None, exc, {})
+        verified: signatures.Verified = {}
+        if isinstance(message, Events):
+            verified = signatures.verify_ahead(message.items, self._keys.get)
+        return Prepared(len(data), message, None, verified)
+
+    def receive(self, data: bytes | Prepared, now: float) -> list[bytes]:
+        """Handle one message from the peer (its bytes, or what ``prepare`` made of
+        them); return the replies.
 
         Raises ``PeerFault`` if the message is refused (nothing from it is stored).
         """
+        prepared = self.prepare(data) if isinstance(data, bytes) else data
         self.counters.messages_in += 1
-        self.counters.bytes_in += len(data)
+        self.counters.bytes_in += prepared.size
         self.counters.last_contact = now
         try:
-            message = messages.parse(data)
+            if prepared.fault is not None:
+                raise prepared.fault
+            message = prepared.message
             if isinstance(message, Hello):
                 replies = self._on_hello(message, now)
             elif isinstance(message, Events):
-                replies = self._on_events(message, now)
+                replies = self._on_events(message, now, prepared.verified)
             else:
+                assert isinstance(message, Ack)
                 replies = self._on_ack(message, now)
             self._failures = 0  # a message handled: the link works
             return self._send(replies)
@@ -277,7 +310,8 @@ class PeerSync:
         self._own_resent = True
         return {**version, own: 0}
 
-    def _on_events(self, batch: Events, now: float) -> list[messages.Message]:
+    def _on_events(self, batch: Events, now: float,
+                   verified: signatures.Verified) -> list[messages.Message]:
         """Store a batch: each event in its (origin, seq) slot when the slot is free.
 
         Sequence numbers are not signed: a faulty or hostile peer can put a valid event
@@ -307,7 +341,7 @@ class PeerSync:
         items = [item for item in batch.items if not self.store.ahead(item.event)
                  and (item.event.forgotten_by is None or item.event.forgotten_by in proven)]
         self.counters.events_ahead += len(batch.items) - len(items)
-        items = self._verified(items)
+        items = self._verified(items, verified)
         fresh: list[tuple[Event, str, int, bytes | None]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
@@ -358,20 +392,29 @@ class PeerSync:
                 for seq, held in zip(numbers, self.store.ids_at(origin, numbers),
                                      strict=True)}
 
-    def _verified(self, items: list[messages.Item]) -> list[messages.Item]:
-        """The items whose signatures pass (``sync.peer.signatures``); the others are
-        counted, and neither stored nor acknowledged. Those of a retired origin that are
-        not taken anyway (``sync.peer.retired``) are left to that rule."""
+    def _verified(self, items: list[messages.Item],
+                  verified: signatures.Verified) -> list[messages.Item]:
+        """The items whose signatures pass (``sync.peer.signatures``; ``verified``: the
+        ones ``prepare`` checked); the others are counted, and neither stored nor
+        acknowledged. Those of a retired origin that are not taken anyway
+        (``sync.peer.retired``) are left to that rule."""
         store = self.store
         retired, retiring = store.retired, store.retiring
         checked = [item for item in items
                    if verdict(item.origin, item.seq, retired=retired, retiring=retiring)
                    == "take"]
+        keys = signatures.raw_keys(checked, store.origin_key)
+        # For ``prepare``: a bound origin's key never changes (its hash names it), and a
+        # key remembered from a record that is then not stored only wastes a check. A
+        # peer naming ever new origins only makes the memory start again.
+        if len(self._keys) > messages.ORIGINS_MAX:
+            self._keys = {}
+        self._keys.update((origin, key) for origin, key in keys.items() if key is not None)
         judged = signatures.judge(
-            checked, key_of=store.origin_key,
+            checked, key_of=keys.get,
             held=store.version.keys() | retired.keys() | retiring.keys(),
             peer_signs=self.peer_about is not None and self.peer_about.signs,
-            require=self.require_signatures)
+            require=self.require_signatures, verified=verified)
         self.counters.events_forged += judged.count("forged")
         self.counters.events_unsigned += judged.count("unsigned")
         dropped = {id(item) for item, said in zip(checked, judged, strict=True)

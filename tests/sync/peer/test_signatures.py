@@ -17,9 +17,10 @@ from crdt.events import Event
 from crdt.log import bound
 from crdt.log.store import EventStore
 from crdt.signing import Signer
+from sync.errors import PeerFault
 from sync.peer.machine import PeerSync
 from sync.peer.messages import About, Events, Hello, Item, encode, parse
-from sync.peer.signatures import judge
+from sync.peer.signatures import judge, verify_ahead
 from tests.support.mesh import Mesh, all_ids
 
 Ev = Callable[..., Event]
@@ -193,6 +194,47 @@ def test_any_flipped_bit_of_a_signature_is_forged(byte: int, bit: int, seq: int)
     verdicts = judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
                      require=True)
     assert verdicts == ["forged" if n == seq else "take" for n in range(1, 6)]
+
+
+def test_signatures_verified_ahead_decide_only_for_the_key_they_were_checked_with() -> None:
+    from tests.support.events import event
+
+    signer = Signer(KEYS[2], "phone")
+    origin = signer.origin(0)
+    record = bound.device_key(signer, 0).seal(event().timestamp)
+    chain = [Item(origin, 1, record, signer.sign(record.id, origin, 1)),
+             Item(origin, 2, event(ms=2), bytes(64))]  # the second forged
+    ahead = verify_ahead(chain, lambda _o: None)  # the key comes with seq 1
+    assert sorted(ahead.values()) == [False, True]
+    verdicts = judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
+                     require=True, verified=ahead)
+    assert verdicts == ["take", "forged"]
+    other = device.public_bytes(KEYS[3])  # results for another key are not used
+    lies = {(other, item.signature or b"", item.event.id, origin, item.seq): True
+            for item in chain}
+    assert judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
+                 require=True, verified=lies) == ["take", "forged"]
+
+
+def test_a_message_prepared_ahead_is_handled_as_its_bytes_are(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    a, b = keyed(0), keyed(1)
+    a.append_batch(messages(ev, 4))
+    items = [Item(a.node_id, s.seq, s.event, s.signature)
+             for s in a.origin_after(a.node_id, 0, 10)]  # seq 1: a's device_key record
+    machine = link(b, SIGNS)
+    first = machine.prepare(encode(Events(tuple(items[:2]))))
+    assert len(first.verified) == 2
+    machine.receive(first, 0.0)
+    forged = items[3]._replace(signature=items[2].signature)
+    second = machine.prepare(encode(Events((items[2], forged))))
+    assert len(second.verified) == 2  # a's key, remembered from the store
+    machine.receive(second, 0.0)
+    assert b.version[a.node_id] == 3 and machine.counters.events_forged == 1
+    refused = machine.prepare(b"\x01")
+    with pytest.raises(PeerFault):
+        machine.receive(refused, 0.0)
+    assert machine.counters.faults == 1 and b.version[a.node_id] == 3
 
 
 def test_batches_sent_before_the_peer_said_it_signs_go_again_signed(

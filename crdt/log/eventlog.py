@@ -5,7 +5,8 @@ in any ``crdt.storage`` backend.
 A batch reads the records of its events in one ``get_many`` (the duplicate check) and
 writes everything it changed in one ``put_many``; the indexes are chunked so that a
 batch rewrites each chunk it touches once. A session's chunks close at
-``CHUNK_ENTRIES_MAX`` entries or ``CHUNK_BYTES_MAX`` bytes, so an append rewrites one
+``CHUNK_ENTRIES_MAX`` entries or ``CHUNK_BYTES_MAX`` bytes (and one at least half
+full closes when a later commit appends to it), so an append rewrites at most half a
 small chunk and reading a projection reads a few chunks instead of every event.
 """
 
@@ -44,6 +45,12 @@ CHUNK_ENTRIES_MAX = 64
 #: ...or once it holds this many bytes. Small chunks keep append cost flat; large ones
 #: make reading a long session's projection touch fewer records.
 CHUNK_BYTES_MAX = 16 * 1024
+#: A commit that appends to a session whose open chunk already holds at least half of
+#: either bound starts a new chunk instead, leaving that one as stored: a commit
+#: rewrites at most half a chunk of entries it did not add (every rewritten byte is
+#: written twice, to the WAL and to the database, and its old page zeroed).
+CHUNK_CARRY_ENTRIES_MAX = CHUNK_ENTRIES_MAX // 2
+CHUNK_CARRY_BYTES_MAX = CHUNK_BYTES_MAX // 2
 #: Session chunks read from storage in one ``get_many``: enough for a projection page of
 #: a long session in one call, few enough that a reader stopping early wastes little.
 CHUNKS_PER_READ = 16
@@ -90,6 +97,8 @@ class Batch:
         self.kept = kept if kept is not None else OpenSessions()
         self.sessions: dict[str, Session] = {}
         self.tails: dict[str, list[bytes]] = {}  # open chunks, entries encoded one by one
+        #: Sessions this batch added an entry to (the first one may start a new chunk).
+        self.appended: set[str] = set()
         self.indexes: dict[str, list[Any]] = {}  # chunked index records, by record key
         #: Event records by id: as stored before the batch (None: absent), or added by it.
         self.events: dict[bytes, bytes | None] = {}
@@ -159,6 +168,14 @@ class Batch:
             raw = self.tx.get(key("c", session_key, session.chunks - 1))
             tail = self.tails[session_key] = [
                 codec.encode_fast(item) for item in (codec.decode_trusted(raw) if raw else [])]
+        if session_key not in self.appended:
+            self.appended.add(session_key)
+            if tail and (len(tail) >= CHUNK_CARRY_ENTRIES_MAX
+                         or session.tail_bytes >= CHUNK_CARRY_BYTES_MAX):
+                # Its entries are all stored already: it closes as it is, unwritten.
+                session.chunks += 1
+                session.tail_bytes = 0
+                tail = self.tails[session_key] = []
         if len(tail) >= CHUNK_ENTRIES_MAX or session.tail_bytes >= CHUNK_BYTES_MAX:
             self.writes.append((key("c", session_key, session.chunks - 1),
                                 codec.array_of(tail)))

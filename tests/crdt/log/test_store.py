@@ -26,9 +26,9 @@ from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
 from crdt.errors import NotFound, StoreError, TimestampAhead
 from crdt.events import Draft, Event, parse_event
-from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_ENTRIES_MAX
+from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_CARRY_ENTRIES_MAX, CHUNK_ENTRIES_MAX
 from crdt.log.projection import Projection, rebuild
-from crdt.log.records import INDEX_CHUNK, LOG_FORMAT, META, StoredEvent
+from crdt.log.records import INDEX_CHUNK, LOG_FORMAT, META, StoredEvent, key
 from crdt.log.store import EventStore
 from crdt.storage.disk import DiskStorage
 
@@ -469,10 +469,26 @@ def test_reads_across_entry_count_chunks(store: EventStore, ev: MakeEvent) -> No
         store.append(event)
         if i % 3 == 0 and other[10 + i // 3:]:
             store.append(other[10 + i // 3])
-    assert store._log.session("s1").chunks == 4
+    # 64 and 36 from the batch; the single appends start a new chunk each time the open
+    # one holds half of 64 (CHUNK_CARRY_ENTRIES_MAX): 32, 32, 32 and 1.
+    assert store._log.session("s1").chunks == 6
     check_session_reads(store, "s1")
     check_session_reads(store, "other")
     assert_document_matches(store, "s1")
+
+
+def test_a_commit_leaves_a_half_full_chunk_as_stored(store: EventStore, ev: MakeEvent) -> None:
+    """A commit rewrites at most half a chunk of entries it did not add: appending to a
+    session whose open chunk holds half of ``CHUNK_ENTRIES_MAX`` starts a new chunk."""
+    events = [ev(content=str(i), ms=i) for i in range(CHUNK_CARRY_ENTRIES_MAX * 3)]
+    store.append_batch(events[:CHUNK_CARRY_ENTRIES_MAX - 1])
+    store.append(events[CHUNK_CARRY_ENTRIES_MAX - 1])  # under half: appended to chunk 0
+    first = store._log.storage.get(key("c", "s1", 0))
+    store.append_batch(events[CHUNK_CARRY_ENTRIES_MAX:])
+    assert store._log.storage.get(key("c", "s1", 0)) == first  # not written again
+    assert [len(store._log.chunk("s1", n)) for n in range(store._log.session("s1").chunks)] \
+        == [CHUNK_CARRY_ENTRIES_MAX, CHUNK_CARRY_ENTRIES_MAX * 2]
+    check_session_reads(store, "s1")
 
 
 def test_reads_across_byte_size_chunks(store: EventStore, ev: MakeEvent) -> None:

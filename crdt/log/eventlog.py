@@ -31,6 +31,7 @@ from crdt.log.records import (
     Meta,
     Session,
     StoredEvent,
+    entry_record,
     event_key,
     key,
     origin_chunk_key,
@@ -182,16 +183,10 @@ class Batch:
             session.chunks += 1
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
-        ms, counter, event_id = sort_key
         session.entries += 1
-        if message is None:
-            tail.append(codec.encode_fast([position, ms, counter, event_id, None]))
-            session.tail_bytes += 64
-        else:
-            tail.append(codec.encode_fast(
-                [position, ms, counter, event_id, message.to_cbor()]))
-            # An estimate keeps chunks small enough: fixed fields plus the message text.
-            session.tail_bytes += 64 + len(message.content)
+        tail.append(entry_record(position, sort_key, message))
+        # An estimate keeps chunks small enough: fixed fields plus the message text.
+        session.tail_bytes += 64 if message is None else 64 + len(message.content)
 
     def flush(self) -> None:
         """Write everything the batch changed, in one ``put_many``."""

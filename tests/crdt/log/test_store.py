@@ -26,9 +26,10 @@ from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
 from crdt.errors import NotFound, StoreError, TimestampAhead
 from crdt.events import Draft, Event, parse_event
+from crdt.log import records
 from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_CARRY_ENTRIES_MAX, CHUNK_ENTRIES_MAX
 from crdt.log.projection import Projection, rebuild
-from crdt.log.records import INDEX_CHUNK, LOG_FORMAT, META, StoredEvent, key
+from crdt.log.records import INDEX_CHUNK, LOG_FORMAT, META, StoredEvent
 from crdt.log.store import EventStore
 from crdt.storage.disk import DiskStorage
 
@@ -483,9 +484,9 @@ def test_a_commit_leaves_a_half_full_chunk_as_stored(store: EventStore, ev: Make
     events = [ev(content=str(i), ms=i) for i in range(CHUNK_CARRY_ENTRIES_MAX * 3)]
     store.append_batch(events[:CHUNK_CARRY_ENTRIES_MAX - 1])
     store.append(events[CHUNK_CARRY_ENTRIES_MAX - 1])  # under half: appended to chunk 0
-    first = store._log.storage.get(key("c", "s1", 0))
+    first = store._log.storage.get(records.key("c", "s1", 0))
     store.append_batch(events[CHUNK_CARRY_ENTRIES_MAX:])
-    assert store._log.storage.get(key("c", "s1", 0)) == first  # not written again
+    assert store._log.storage.get(records.key("c", "s1", 0)) == first  # not written again
     assert [len(store._log.chunk("s1", n)) for n in range(store._log.session("s1").chunks)] \
         == [CHUNK_CARRY_ENTRIES_MAX, CHUNK_CARRY_ENTRIES_MAX * 2]
     check_session_reads(store, "s1")

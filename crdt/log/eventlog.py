@@ -60,6 +60,8 @@ CHUNKS_PER_READ = 16
 #: them again nor encodes again the entries its open chunk already held. An open chunk
 #: holds at most ``CHUNK_BYTES_MAX`` plus one event: a few MiB at most in all.
 SESSIONS_KEPT_MAX = 64
+#: Kinds of the records the log acts on when it stores them (``_take_record``).
+_RECORD_KINDS = frozenset({forget.KIND, retire.KIND, bound.KIND})
 
 
 class OpenSessions:
@@ -101,6 +103,8 @@ class Batch:
         #: Sessions this batch added an entry to (the first one may start a new chunk).
         self.appended: set[str] = set()
         self.indexes: dict[str, list[Any]] = {}  # chunked index records, by record key
+        #: The index chunk each ``put_slot`` caller filled last, and its number.
+        self.last_chunks: dict[str, tuple[int, list[Any]]] = {}
         #: Event records by id: as stored before the batch (None: absent), or added by it.
         self.events: dict[bytes, bytes | None] = {}
         self.writes: list[tuple[str, bytes]] = []  # written at ``flush``, in this order
@@ -141,6 +145,24 @@ class Batch:
         chunk = self.index(record_key)
         chunk.extend([None] * (offset + 1 - len(chunk)))
         chunk[offset] = value
+
+    def put_slot(self, origin: str | None, number: int, value: Any) -> None:
+        """``put_index`` for ``number`` of ``origin``'s index, or (None) for position
+        ``number``: a batch fills the slots of each in turn, so the chunk it filled
+        last is kept at hand rather than looked up by its key each time."""
+        chunk_number, offset = divmod(number, INDEX_CHUNK)
+        name = "" if origin is None else origin  # an origin is never empty
+        last = self.last_chunks.get(name)
+        if last is None or last[0] != chunk_number:
+            record_key = position_chunk_key(number) if origin is None \
+                else origin_chunk_key(origin, number)
+            last = self.last_chunks[name] = (chunk_number, self.index(record_key))
+        chunk = last[1]
+        if offset == len(chunk):
+            chunk.append(value)
+        else:
+            chunk.extend([None] * (offset + 1 - len(chunk)))
+            chunk[offset] = value
 
     def session(self, session_key: str) -> Session:
         found = self.sessions.get(session_key)
@@ -337,9 +359,10 @@ class EventLog:
                 batch = Batch(tx, meta, self._open_sessions)
                 batch.clock = clock
                 batch.read_events([item[0].id for item in events])
-                for event, origin, seq, *signed in events:
-                    results.append(self._append_one(batch, event, origin, seq,
-                                                    signed[0] if signed else None))
+                append_one = self._append_one
+                for item in events:
+                    results.append(append_one(batch, item[0], item[1], item[2],
+                                              item[3] if len(item) > 3 else None))
                 self._settle_retired(batch, clock)
                 if batch.forgets:
                     batch.flush()  # so that the erasure reads what the batch wrote
@@ -388,26 +411,31 @@ class EventLog:
             # folder): numbering must continue after them, never reuse their seqs.
             meta.local_seq = max(meta.local_seq, seq)
         meta.next_position += 1
-        batch.put_index(position_chunk_key(position), position % INDEX_CHUNK, event.id)
+        batch.put_slot(None, position, event.id)
         if local and meta.version.get(origin, 0) == seq - 1:
             # Our next seq right after what we hold: nothing can lie beyond it yet. (A
             # folder written before peers' events beyond a gap were skipped may hold a
             # gap below it: the general path.)
-            batch.put_index(origin_chunk_key(origin, seq), seq % INDEX_CHUNK, position)
+            batch.put_slot(origin, seq, position)
             meta.version[origin] = seq
         else:
             self._note_origin(batch, origin, seq, position)
         batch.add_entry(session, position, event.sort_key, session.header.apply(event))
+        if event.kind in _RECORD_KINDS:
+            self._take_record(batch, event)
+        return Appended(stored, True)
+
+    def _take_record(self, batch: Batch, event: Event) -> None:
+        """Act on a record the log reads (a forget, a retirement, a device key)."""
         record = forget.read(event)
         if record is not None:
             batch.forgets.append(record)
         retired = retire.read(event)
         if retired is not None:
-            retire.learn(meta, *retired, room=self.origins_room)
+            retire.learn(batch.meta, *retired, room=self.origins_room)
         binding = bound.read(event)
         if binding is not None and self._binding(batch, binding.origin) is None:
             self._bind(batch, binding)
-        return Appended(stored, True)
 
     def _own_signer(self, meta: Meta, strict: bool = True) -> Signer | None:
         """The signer of our origin if it is bound to its key; ``StoreError`` (if

@@ -347,17 +347,20 @@ class EventLog:
 
     def append(self, events: Sequence[tuple[Event, str | None, int | None]
                                       | tuple[Event, str, int, bytes | None]],
-               clock: Clock) -> list[Appended]:
+               clock: Clock, unheld: Sequence[bytes] = ()) -> list[Appended]:
         """Store ``(event, origin, seq)`` items, or ``(event, origin, seq, signature)``,
         in one transaction; ``origin=None`` means this node originates the event, numbers
         it, and signs it if it has a signer. Returns once durable. A peer's signatures
-        are stored as given: ``sync.peer.signatures`` checks them first."""
+        are stored as given: ``sync.peer.signatures`` checks them first. ``unheld``:
+        ids of events the caller knows are not stored (it has just stamped them,
+        ``EventStore._stamp``); the duplicate check does not read them."""
         meta = self.meta.copy()
         results = []
         try:
             with self.storage.transaction() as tx:
                 batch = Batch(tx, meta, self._open_sessions)
                 batch.clock = clock
+                batch.events.update(dict.fromkeys(unheld))  # absent: a batch adds them
                 batch.read_events([item[0].id for item in events])
                 append_one = self._append_one
                 for item in events:

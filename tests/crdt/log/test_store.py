@@ -240,6 +240,25 @@ def test_a_clock_put_right_never_takes_a_new_event_for_an_old_one(
         "elsewhere", "ok", "ok"]
 
 
+def test_a_draft_stamped_here_is_never_taken_for_a_stored_event(
+        store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store does not read the ids of the events it stamps (none can be stored): an
+    # event of the same content stored at the time the clock stands at, from a peer
+    # and from a client, still leaves each draft a new event of its own.
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 5_000_000)
+    same = parse_event({"agent_id": "main", "hlc": [5_000_000, 0], "kind": {
+        "type": "message_received", "content": "same"}}, session_key="s1")
+    assert isinstance(same, Event)
+    assert store.ingest([(same, "peer", 1)])[0].created
+    later = same.timestamp.ms + 1
+    client = parse_event({"agent_id": "main", "hlc": [later, 0], "kind": {
+        "type": "message_received", "content": "same"}}, session_key="s1")
+    appended = store.append_batch([client, draft("same"), draft("same"), client])
+    assert [a.created for a in appended] == [True, True, True, False]
+    assert len({a.stored.event.id for a in appended[:3]} | {same.id}) == 4
+    assert store.get_projection("s1").to_json()["message_count"] == 4
+
+
 def test_a_store_reopened_on_a_corrected_clock_stamps_the_time_of_day(
         store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     hour_ms = 3_600_000

@@ -406,7 +406,8 @@ class EventLog:
             signature = signer.sign(event.id, origin, seq)
         session = batch.session(event.session_key)
         # An event a stored forget covers is stored forgotten: it never comes back.
-        event = erase.stored_form(batch, session, event)
+        if session.forgets or event.session_key in batch.coverage:  # else none covers it
+            event = erase.stored_form(batch, session, event)
         stored = StoredEvent(event, position, origin, seq, signature)
         batch.add_event(event.id, stored.to_record())
         if origin == meta.node_id:

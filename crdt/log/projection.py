@@ -75,7 +75,8 @@ class Message:
         """``codec.encode_fast(self.to_cbor())``, put together directly (it is stored
         with every message; cbor2 takes several times as long)."""
         text = codec.encode_text
-        return b"".join((_ARRAY_4, text(self.role), text(self.content),
+        role = _ROLES.get(self.role) or text(self.role)
+        return b"".join((_ARRAY_4, role, text(self.content),
                          _NULL if self.tool_name is None else text(self.tool_name),
                          _SIMPLE[self.success]))
 
@@ -103,6 +104,7 @@ def message_of(event: Event) -> Message | None:
 _ARRAY_4 = codec.head(4, 4)
 _NULL = codec.encode_fast(None)
 _SIMPLE = {value: codec.encode_fast(value) for value in (None, False, True)}
+_ROLES = {role: codec.encode_text(role) for role in ("inbound", "outbound", "tool")}
 
 
 @dataclass(slots=True)

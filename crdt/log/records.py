@@ -27,6 +27,7 @@ None]``. This layout is ``LOG_FORMAT`` 1; a log of another format is refused, no
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -95,12 +96,19 @@ class StoredEvent(NamedTuple):
         canonical, head = event.canonical, codec.head
         return b"".join((
             _ARRAY_4 if signature is None else _ARRAY_5, head(2, len(canonical)), canonical,
-            codec.encode_text(self.origin), head(0, self.seq), head(0, self.position),
+            _origin_text(self.origin), head(0, self.seq), head(0, self.position),
             b"" if signature is None else head(2, len(signature)) + signature))
 
 
 _ARRAY_4, _ARRAY_5 = codec.head(4, 4), codec.head(4, 5)
 _NULL = codec.encode_fast(None)
+_ID_HEAD = codec.head(2, 32)  # an event id's: 32 bytes
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_text(origin: str) -> bytes:
+    """An origin's CBOR text, kept: a batch of a node's own events all have one."""
+    return codec.encode_text(origin)
 
 
 def entry_record(position: int, sort_key: tuple[int, int, bytes],
@@ -111,7 +119,7 @@ def entry_record(position: int, sort_key: tuple[int, int, bytes],
     ms, counter, event_id = sort_key
     head = codec.head
     return b"".join((_ARRAY_5, head(0, position), head(0, ms), head(0, counter),
-                     head(2, len(event_id)), event_id,
+                     _ID_HEAD if len(event_id) == 32 else head(2, len(event_id)), event_id,
                      _NULL if message is None else message.to_record()))
 
 

@@ -3,11 +3,15 @@
 The baseline writes the same canonical event bytes with ``Cache.set`` inside
 ``Cache.transact()``, one transaction per batch, with the same log settings (FULL sync,
 values in SQLite, no eviction). The store does that plus its indexes and projections.
-Rounds alternate between the two so that disk and cache warm-up affect both alike.
-Each side's CPU time per event is printed too: on a shared machine the rates swing with
-the load and the disk, the CPU an event costs much less.
+Rounds alternate between the two, each round starting with the side the last one ended
+with, so that disk and cache warm-up and a change of load affect both alike; the folders
+are removed after each round. Each side's CPU time per event is printed too: on a shared
+machine the rates swing with the load and the disk, the CPU an event costs much less.
+``--signed`` gives the store a device key, so that it signs every event it stores, as a
+keyed node does (the raw side writes the same event bytes, without signatures).
 
     python -m bench.embedded_append [--events 20000] [--batch 500] [--sessions 10]
+                                    [--rounds 5] [--signed]
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import time
 
 import diskcache
 
+from crdt import device
 from crdt.events import Draft, Event, parse_event
 from crdt.log.store import EventStore
+from crdt.signing import Signer
 from crdt.storage.disk import SETTINGS
 
 
@@ -35,8 +41,10 @@ def make_drafts(count: int, sessions: int, stamped: bool) -> list[Draft]:
     return drafts
 
 
-def run_store(drafts: list[Draft], batch: int) -> tuple[float, float, list[Event]]:
-    with EventStore.open(tempfile.mkdtemp(prefix="bench-store-")) as store:
+def run_store(drafts: list[Draft], batch: int,
+              signer: Signer | None = None) -> tuple[float, float, list[Event]]:
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as folder, \
+            EventStore.open(folder, signer=signer) as store:
         started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(0, len(drafts), batch):
             store.append_batch(drafts[i:i + batch])
@@ -48,14 +56,15 @@ def run_store(drafts: list[Draft], batch: int) -> tuple[float, float, list[Event
 
 
 def run_raw(events: list[Event], batch: int) -> tuple[float, float]:
-    cache = diskcache.Cache(tempfile.mkdtemp(prefix="bench-raw-"), **SETTINGS)
-    started, cpu_started = time.perf_counter(), time.process_time()
-    for i in range(0, len(events), batch):
-        with cache.transact():
-            for event in events[i:i + batch]:
-                cache.set(event.id.hex(), event.canonical)
-    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
-    cache.close()
+    with tempfile.TemporaryDirectory(prefix="bench-raw-") as folder:
+        cache = diskcache.Cache(folder, **SETTINGS)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for i in range(0, len(events), batch):
+            with cache.transact():
+                for event in events[i:i + batch]:
+                    cache.set(event.id.hex(), event.canonical)
+        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+        cache.close()
     return elapsed, cpu_s
 
 
@@ -64,22 +73,31 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--sessions", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--signed", action="store_true",
+                        help="the store signs every event it stores, as a keyed node does")
     args = parser.parse_args()
+    signer = Signer(device.generate(), "bench") if args.signed else None
     for stamped in (True, False):
         drafts = make_drafts(args.events, args.sessions, stamped)
+        # The raw side writes the events the store stamped: take them once, unmeasured.
+        events = run_store(drafts, args.batch, signer)[2]
         store_rates, raw_rates, store_cpus, raw_cpus = [], [], [], []
-        for _ in range(args.rounds):
-            store_s, store_cpu_s, events = run_store(drafts, args.batch)
-            raw_s, raw_cpu_s = run_raw(events, args.batch)
+        for round_number in range(args.rounds):
+            if round_number % 2:  # raw first, then the store (store first in even rounds)
+                raw_s, raw_cpu_s = run_raw(events, args.batch)
+            store_s, store_cpu_s, _ = run_store(drafts, args.batch, signer)
+            if not round_number % 2:
+                raw_s, raw_cpu_s = run_raw(events, args.batch)
             store_rates.append(args.events / store_s)
             raw_rates.append(args.events / raw_s)
             store_cpus.append(store_cpu_s * 1e6 / args.events)
             raw_cpus.append(raw_cpu_s * 1e6 / args.events)
         store_rate, raw_rate = statistics.median(store_rates), statistics.median(raw_rates)
         store_cpu, raw_cpu = statistics.median(store_cpus), statistics.median(raw_cpus)
-        label = "client-stamped" if stamped else "node-stamped  "
-        print(f"{label} events={args.events} batch={args.batch} sessions={args.sessions}: "
+        label = ("client" if stamped else "node") + "-stamped" \
+            + (", signed" if args.signed else "")
+        print(f"{label:14} events={args.events} batch={args.batch} sessions={args.sessions}: "
               f"store {store_rate:,.0f} ev/s, raw diskcache {raw_rate:,.0f} ev/s, "
               f"ratio {store_rate / raw_rate:.2f}; CPU per event: store {store_cpu:.0f} us, "
               f"raw {raw_cpu:.0f} us, ratio {raw_cpu / store_cpu:.2f}")

@@ -20,6 +20,7 @@ byte is refused.
 from __future__ import annotations
 
 import io
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -112,16 +113,23 @@ def head(major: int, argument: int) -> bytes:
     >>> head(0, 1_700_000_000_000) == encode(1_700_000_000_000)
     True
     """
+    # Unrolled, one ``struct`` call: every stored event and entry takes a few heads.
     if argument < 24:
         return _SMALL_HEADS[major][argument]
-    for width, code in _WIDTHS:
-        if argument >> (8 * width) == 0:
-            return bytes((major << 5 | code,)) + argument.to_bytes(width, "big")
+    if argument < 0x100:
+        return _HEAD_1(major << 5 | 24, argument)
+    if argument < 0x10000:
+        return _HEAD_2(major << 5 | 25, argument)
+    if argument < 0x1_0000_0000:
+        return _HEAD_4(major << 5 | 26, argument)
+    if argument < 0x1_0000_0000_0000_0000:
+        return _HEAD_8(major << 5 | 27, argument)
     raise ValueError(f"{argument} does not fit a CBOR head")
 
 
 _SMALL_HEADS = [[bytes((major << 5 | n,)) for n in range(24)] for major in range(8)]
-_WIDTHS = ((1, 24), (2, 25), (4, 26), (8, 27))
+_HEAD_1, _HEAD_2, _HEAD_4, _HEAD_8 = (struct.Struct(form).pack
+                                      for form in (">BB", ">BH", ">BI", ">BQ"))
 
 
 def encode_text(value: str) -> bytes:

@@ -5,7 +5,8 @@ in any ``crdt.storage`` backend.
 A batch reads the records of its events in one ``get_many`` (the duplicate check) and
 writes everything it changed in one ``put_many``; the indexes are chunked so that a
 batch rewrites each chunk it touches once. A session's chunks close at
-``CHUNK_ENTRIES_MAX`` entries or ``CHUNK_BYTES_MAX`` bytes, so an append rewrites one
+``CHUNK_ENTRIES_MAX`` entries or ``CHUNK_BYTES_MAX`` bytes (and one at least half
+full closes when a later commit appends to it), so an append rewrites at most half a
 small chunk and reading a projection reads a few chunks instead of every event.
 """
 
@@ -30,6 +31,7 @@ from crdt.log.records import (
     Meta,
     Session,
     StoredEvent,
+    entry_record,
     event_key,
     key,
     origin_chunk_key,
@@ -44,6 +46,12 @@ CHUNK_ENTRIES_MAX = 64
 #: ...or once it holds this many bytes. Small chunks keep append cost flat; large ones
 #: make reading a long session's projection touch fewer records.
 CHUNK_BYTES_MAX = 16 * 1024
+#: A commit that appends to a session whose open chunk already holds at least half of
+#: either bound starts a new chunk instead, leaving that one as stored: a commit
+#: rewrites at most half a chunk of entries it did not add (every rewritten byte is
+#: written twice, to the WAL and to the database, and its old page zeroed).
+CHUNK_CARRY_ENTRIES_MAX = CHUNK_ENTRIES_MAX // 2
+CHUNK_CARRY_BYTES_MAX = CHUNK_BYTES_MAX // 2
 #: Session chunks read from storage in one ``get_many``: enough for a projection page of
 #: a long session in one call, few enough that a reader stopping early wastes little.
 CHUNKS_PER_READ = 16
@@ -52,6 +60,8 @@ CHUNKS_PER_READ = 16
 #: them again nor encodes again the entries its open chunk already held. An open chunk
 #: holds at most ``CHUNK_BYTES_MAX`` plus one event: a few MiB at most in all.
 SESSIONS_KEPT_MAX = 64
+#: Kinds of the records the log acts on when it stores them (``_take_record``).
+_RECORD_KINDS = frozenset({forget.KIND, retire.KIND, bound.KIND})
 
 
 class OpenSessions:
@@ -90,7 +100,11 @@ class Batch:
         self.kept = kept if kept is not None else OpenSessions()
         self.sessions: dict[str, Session] = {}
         self.tails: dict[str, list[bytes]] = {}  # open chunks, entries encoded one by one
+        #: Sessions this batch added an entry to (the first one may start a new chunk).
+        self.appended: set[str] = set()
         self.indexes: dict[str, list[Any]] = {}  # chunked index records, by record key
+        #: The index chunk each ``put_slot`` caller filled last, and its number.
+        self.last_chunks: dict[str, tuple[int, list[Any]]] = {}
         #: Event records by id: as stored before the batch (None: absent), or added by it.
         self.events: dict[bytes, bytes | None] = {}
         self.writes: list[tuple[str, bytes]] = []  # written at ``flush``, in this order
@@ -132,6 +146,24 @@ class Batch:
         chunk.extend([None] * (offset + 1 - len(chunk)))
         chunk[offset] = value
 
+    def put_slot(self, origin: str | None, number: int, value: Any) -> None:
+        """``put_index`` for ``number`` of ``origin``'s index, or (None) for position
+        ``number``: a batch fills the slots of each in turn, so the chunk it filled
+        last is kept at hand rather than looked up by its key each time."""
+        chunk_number, offset = divmod(number, INDEX_CHUNK)
+        name = "" if origin is None else origin  # an origin is never empty
+        last = self.last_chunks.get(name)
+        if last is None or last[0] != chunk_number:
+            record_key = position_chunk_key(number) if origin is None \
+                else origin_chunk_key(origin, number)
+            last = self.last_chunks[name] = (chunk_number, self.index(record_key))
+        chunk = last[1]
+        if offset == len(chunk):
+            chunk.append(value)
+        else:
+            chunk.extend([None] * (offset + 1 - len(chunk)))
+            chunk[offset] = value
+
     def session(self, session_key: str) -> Session:
         found = self.sessions.get(session_key)
         if found is None:
@@ -159,22 +191,24 @@ class Batch:
             raw = self.tx.get(key("c", session_key, session.chunks - 1))
             tail = self.tails[session_key] = [
                 codec.encode_fast(item) for item in (codec.decode_trusted(raw) if raw else [])]
+        if session_key not in self.appended:
+            self.appended.add(session_key)
+            if tail and (len(tail) >= CHUNK_CARRY_ENTRIES_MAX
+                         or session.tail_bytes >= CHUNK_CARRY_BYTES_MAX):
+                # Its entries are all stored already: it closes as it is, unwritten.
+                session.chunks += 1
+                session.tail_bytes = 0
+                tail = self.tails[session_key] = []
         if len(tail) >= CHUNK_ENTRIES_MAX or session.tail_bytes >= CHUNK_BYTES_MAX:
             self.writes.append((key("c", session_key, session.chunks - 1),
                                 codec.array_of(tail)))
             session.chunks += 1
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
-        ms, counter, event_id = sort_key
         session.entries += 1
-        if message is None:
-            tail.append(codec.encode_fast([position, ms, counter, event_id, None]))
-            session.tail_bytes += 64
-        else:
-            tail.append(codec.encode_fast(
-                [position, ms, counter, event_id, message.to_cbor()]))
-            # An estimate keeps chunks small enough: fixed fields plus the message text.
-            session.tail_bytes += 64 + len(message.content)
+        tail.append(entry_record(position, sort_key, message))
+        # An estimate keeps chunks small enough: fixed fields plus the message text.
+        session.tail_bytes += 64 if message is None else 64 + len(message.content)
 
     def flush(self) -> None:
         """Write everything the batch changed, in one ``put_many``."""
@@ -313,21 +347,25 @@ class EventLog:
 
     def append(self, events: Sequence[tuple[Event, str | None, int | None]
                                       | tuple[Event, str, int, bytes | None]],
-               clock: Clock) -> list[Appended]:
+               clock: Clock, unheld: Sequence[bytes] = ()) -> list[Appended]:
         """Store ``(event, origin, seq)`` items, or ``(event, origin, seq, signature)``,
         in one transaction; ``origin=None`` means this node originates the event, numbers
         it, and signs it if it has a signer. Returns once durable. A peer's signatures
-        are stored as given: ``sync.peer.signatures`` checks them first."""
+        are stored as given: ``sync.peer.signatures`` checks them first. ``unheld``:
+        ids of events the caller knows are not stored (it has just stamped them,
+        ``EventStore._stamp``); the duplicate check does not read them."""
         meta = self.meta.copy()
         results = []
         try:
             with self.storage.transaction() as tx:
                 batch = Batch(tx, meta, self._open_sessions)
                 batch.clock = clock
+                batch.events.update(dict.fromkeys(unheld))  # absent: a batch adds them
                 batch.read_events([item[0].id for item in events])
-                for event, origin, seq, *signed in events:
-                    results.append(self._append_one(batch, event, origin, seq,
-                                                    signed[0] if signed else None))
+                append_one = self._append_one
+                for item in events:
+                    results.append(append_one(batch, item[0], item[1], item[2],
+                                              item[3] if len(item) > 3 else None))
                 self._settle_retired(batch, clock)
                 if batch.forgets:
                     batch.flush()  # so that the erasure reads what the batch wrote
@@ -368,7 +406,8 @@ class EventLog:
             signature = signer.sign(event.id, origin, seq)
         session = batch.session(event.session_key)
         # An event a stored forget covers is stored forgotten: it never comes back.
-        event = erase.stored_form(batch, session, event)
+        if session.forgets or event.session_key in batch.coverage:  # else none covers it
+            event = erase.stored_form(batch, session, event)
         stored = StoredEvent(event, position, origin, seq, signature)
         batch.add_event(event.id, stored.to_record())
         if origin == meta.node_id:
@@ -376,26 +415,31 @@ class EventLog:
             # folder): numbering must continue after them, never reuse their seqs.
             meta.local_seq = max(meta.local_seq, seq)
         meta.next_position += 1
-        batch.put_index(position_chunk_key(position), position % INDEX_CHUNK, event.id)
+        batch.put_slot(None, position, event.id)
         if local and meta.version.get(origin, 0) == seq - 1:
             # Our next seq right after what we hold: nothing can lie beyond it yet. (A
             # folder written before peers' events beyond a gap were skipped may hold a
             # gap below it: the general path.)
-            batch.put_index(origin_chunk_key(origin, seq), seq % INDEX_CHUNK, position)
+            batch.put_slot(origin, seq, position)
             meta.version[origin] = seq
         else:
             self._note_origin(batch, origin, seq, position)
         batch.add_entry(session, position, event.sort_key, session.header.apply(event))
+        if event.kind in _RECORD_KINDS:
+            self._take_record(batch, event)
+        return Appended(stored, True)
+
+    def _take_record(self, batch: Batch, event: Event) -> None:
+        """Act on a record the log reads (a forget, a retirement, a device key)."""
         record = forget.read(event)
         if record is not None:
             batch.forgets.append(record)
         retired = retire.read(event)
         if retired is not None:
-            retire.learn(meta, *retired, room=self.origins_room)
+            retire.learn(batch.meta, *retired, room=self.origins_room)
         binding = bound.read(event)
         if binding is not None and self._binding(batch, binding.origin) is None:
             self._bind(batch, binding)
-        return Appended(stored, True)
 
     def _own_signer(self, meta: Meta, strict: bool = True) -> Signer | None:
         """The signer of our origin if it is bound to its key; ``StoreError`` (if

@@ -162,9 +162,15 @@ class EventStore:
         self._check_open()
         self.check_timestamps(items)
         sealed: list[tuple[Event, str | None, int | None]] = []
+        stamped: list[bytes] = []  # ids of the events stamped here: none is stored
         for item in items:
-            sealed.append((self._seal(item), None, None))
-        return self._after(self._log.append(sealed, self._clock))
+            if isinstance(item, Draft) and item.timestamp is None:
+                event = self._stamp(item)
+                stamped.append(event.id)
+            else:
+                event = self._seal(item)
+            sealed.append((event, None, None))
+        return self._after(self._log.append(sealed, self._clock, unheld=stamped))
 
     def ingest(self, items: Iterable[tuple[Event, str, int]
                                       | tuple[Event, str, int, bytes | None]]
@@ -261,7 +267,11 @@ class EventStore:
         """Seal ``draft`` with the clock's next timestamp. After the clock started again
         from a corrected wall clock it may repeat a timestamp it issued before; the same
         content at the same time would be the same id, and the new event would be taken
-        for the old one. Stamp again until the id is new (only in that window)."""
+        for the old one. Stamp again until the id is new (only in that window).
+
+        So the event it returns is not stored: every stored event's timestamp was
+        issued or observed by the clock (or one it started from, ``meta.clock``), and
+        ``now`` issues a timestamp above all of them, or one it checked here."""
         event = draft.seal(self._clock.now())
         while self._clock.may_repeat(event.timestamp) and self._log.holds(event.id):
             event = draft.seal(self._clock.now())

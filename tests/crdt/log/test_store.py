@@ -26,7 +26,8 @@ from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
 from crdt.errors import NotFound, StoreError, TimestampAhead
 from crdt.events import Draft, Event, parse_event
-from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_ENTRIES_MAX
+from crdt.log import records
+from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_CARRY_ENTRIES_MAX, CHUNK_ENTRIES_MAX
 from crdt.log.projection import Projection, rebuild
 from crdt.log.records import INDEX_CHUNK, LOG_FORMAT, META, StoredEvent
 from crdt.log.store import EventStore
@@ -237,6 +238,25 @@ def test_a_clock_put_right_never_takes_a_new_event_for_an_old_one(
     assert again.stored.event.timestamp > old.timestamp
     assert [m["content"] for m in store.get_projection("s1").to_json()["messages"]] == [
         "elsewhere", "ok", "ok"]
+
+
+def test_a_draft_stamped_here_is_never_taken_for_a_stored_event(
+        store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The store does not read the ids of the events it stamps (none can be stored): an
+    # event of the same content stored at the time the clock stands at, from a peer
+    # and from a client, still leaves each draft a new event of its own.
+    monkeypatch.setattr(crdt.clock, "wall_ms", lambda: 5_000_000)
+    same = parse_event({"agent_id": "main", "hlc": [5_000_000, 0], "kind": {
+        "type": "message_received", "content": "same"}}, session_key="s1")
+    assert isinstance(same, Event)
+    assert store.ingest([(same, "peer", 1)])[0].created
+    later = same.timestamp.ms + 1
+    client = parse_event({"agent_id": "main", "hlc": [later, 0], "kind": {
+        "type": "message_received", "content": "same"}}, session_key="s1")
+    appended = store.append_batch([client, draft("same"), draft("same"), client])
+    assert [a.created for a in appended] == [True, True, True, False]
+    assert len({a.stored.event.id for a in appended[:3]} | {same.id}) == 4
+    assert store.get_projection("s1").to_json()["message_count"] == 4
 
 
 def test_a_store_reopened_on_a_corrected_clock_stamps_the_time_of_day(
@@ -469,10 +489,26 @@ def test_reads_across_entry_count_chunks(store: EventStore, ev: MakeEvent) -> No
         store.append(event)
         if i % 3 == 0 and other[10 + i // 3:]:
             store.append(other[10 + i // 3])
-    assert store._log.session("s1").chunks == 4
+    # 64 and 36 from the batch; the single appends start a new chunk each time the open
+    # one holds half of 64 (CHUNK_CARRY_ENTRIES_MAX): 32, 32, 32 and 1.
+    assert store._log.session("s1").chunks == 6
     check_session_reads(store, "s1")
     check_session_reads(store, "other")
     assert_document_matches(store, "s1")
+
+
+def test_a_commit_leaves_a_half_full_chunk_as_stored(store: EventStore, ev: MakeEvent) -> None:
+    """A commit rewrites at most half a chunk of entries it did not add: appending to a
+    session whose open chunk holds half of ``CHUNK_ENTRIES_MAX`` starts a new chunk."""
+    events = [ev(content=str(i), ms=i) for i in range(CHUNK_CARRY_ENTRIES_MAX * 3)]
+    store.append_batch(events[:CHUNK_CARRY_ENTRIES_MAX - 1])
+    store.append(events[CHUNK_CARRY_ENTRIES_MAX - 1])  # under half: appended to chunk 0
+    first = store._log.storage.get(records.key("c", "s1", 0))
+    store.append_batch(events[CHUNK_CARRY_ENTRIES_MAX:])
+    assert store._log.storage.get(records.key("c", "s1", 0)) == first  # not written again
+    assert [len(store._log.chunk("s1", n)) for n in range(store._log.session("s1").chunks)] \
+        == [CHUNK_CARRY_ENTRIES_MAX, CHUNK_CARRY_ENTRIES_MAX * 2]
+    check_session_reads(store, "s1")
 
 
 def test_reads_across_byte_size_chunks(store: EventStore, ev: MakeEvent) -> None:

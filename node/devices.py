@@ -44,6 +44,8 @@ log = structlog.get_logger(__name__)
 
 #: Records read per call while catching up.
 READ_PAGE = 1000
+#: Pause before reading the membership records again after a failed read.
+RETRY_S = 1.0
 
 Listener = Callable[[], None]
 
@@ -209,9 +211,10 @@ class Devices:
             self._dirty = False
             try:
                 await self.refresh()
-            except Exception:  # a closing store, a full disk: the next commit retries
+            except Exception:  # a closing store, a full disk: try again in a while
                 log.warning("devices: could not read the membership records", exc_info=True)
-                return
+                self._dirty = True  # commits outside the devices session do not retry
+                await asyncio.sleep(RETRY_S)
 
     async def refresh(self) -> bool:
         """Take in the records stored since the last call; True if anything changed."""

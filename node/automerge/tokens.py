@@ -80,6 +80,9 @@ class IssuedTokens:
                     if token_id is not None:
                         self._revoked(token_id)
                 self._position = page[-1].position
+                # Records set aside for an origin not bound yet: its device_key may be
+                # in this page, or have come since.
+                self.refresh()
 
     def refresh(self) -> None:
         """Origins were bound to devices: take in the records kept aside for that."""

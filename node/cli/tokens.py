@@ -18,7 +18,7 @@ def token_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
         row["id"], row["name"], " ".join(row["sessions"]),
         "read-only" if row["read_only"] else "read-write",
         row["device_id"] or f"origin {row['origin']}", row["issued_at"],
-        f"revoked {row['revoked_at']}" if row["revoked"] else row.get("state", "valid"),
+        f"revoked {row['revoked_at']}" if row["revoked_at"] else row.get("state", "valid"),
     ] for row in rows]
 
 

@@ -161,7 +161,8 @@ def test_removing_a_device_revokes_the_tokens_it_issued(tmp_path: Path, js: JsCl
         assert status_of(a, secret) == status_of(b, secret) == 401
         for node in (a, b):
             row = listed(node)[token_id]
-            assert (row["state"], row["revoked"]) == ("issuer removed", False)
+            assert (row["state"], row["revoked"]) == ("issuer removed", True)
+            assert row["revoked_at"] is None  # no revocation record names it
             assert listed(node)[kept["id"]]["state"] == "valid"
             assert status_of(node, kept["token"]) == opened  # A's token still opens
         table = ok(run_cli(a, "tokens"))

@@ -7,8 +7,9 @@ whole saved document. Making that answer costs a save (a third of a second of GI
 first message seen so far, so ``layout.AutomergeDoc`` makes its saves this way and keeps
 the bytes around the document: a save and every such answer then cost one save per
 version of the document, not one each. A first message of another form is tried on a
-small document first (``probe``), so that even the first client of that form after a
-start costs no save of its own.
+small document first (``probe``), so that the first client of a form that gets the same
+answer costs no save of its own after a start. (A form that gets another answer is not
+remembered: it is tried again, and answered by the ordinary path.)
 """
 
 from __future__ import annotations

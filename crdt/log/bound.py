@@ -27,20 +27,18 @@ True
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import NamedTuple
 
 from crdt import codec
 from crdt.device import PUBLIC_KEY_BYTES, check_device_name, device_id, load_public_key
 from crdt.errors import InvalidInput
 from crdt.events import Draft, Event
+from crdt.linkproof import b64, unb64
 from crdt.log.records import key
-from crdt.membership import DEVICES_SESSION
+from crdt.membership import AGENT_ID, DEVICE_KEY, DEVICES_SESSION
 from crdt.signing import Signer, bound_origin
 
-KIND = "device_key"
-AGENT_ID = "clawsync"
+KIND = DEVICE_KEY
 #: Highest ``n`` a record may name: a device takes a new origin only when its old one
 #: retires, a handful of times in its life.
 N_MAX = 2**32
@@ -74,9 +72,8 @@ def device_record_key(device: str) -> str:
 
 def device_key(signer: Signer, n: int) -> Draft:
     """The record that binds ``signer``'s ``n``-th origin (stamped when appended)."""
-    public = base64.urlsafe_b64encode(signer.public_key).rstrip(b"=").decode()
     return Draft(DEVICES_SESSION, AGENT_ID, KIND, {
-        "device_id": device_id(signer.public_key), "public_key": public,
+        "device_id": device_id(signer.public_key), "public_key": b64(signer.public_key),
         "name": signer.name, "origin": signer.origin(n), "n": n})
 
 
@@ -89,14 +86,14 @@ def read(event: Event) -> Binding | None:
     n, origin, text = payload.get("n"), payload.get("origin"), payload.get("public_key")
     if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= N_MAX:
         return None
-    if not isinstance(text, str) or not isinstance(origin, str):
+    if not isinstance(origin, str):
         return None
     try:
-        public_key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        public_key = unb64(text, PUBLIC_KEY_BYTES, "public_key")
         check_device_name(payload.get("name"))
-    except (binascii.Error, ValueError, InvalidInput):
+    except InvalidInput:
         return None
-    if len(public_key) != PUBLIC_KEY_BYTES or bound_origin(public_key, n) != origin:
+    if bound_origin(public_key, n) != origin:
         return None
     try:
         load_public_key(public_key)  # a point on the curve, or no key at all

@@ -4,6 +4,7 @@ against it, and turning its failures into exit code 1 with a readable message.""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -79,6 +80,19 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T
         return asyncio.run(session())
     except ClientError as error:
         raise NodeError(str(error)) from None
+
+
+def listing(ctx: click.Context, as_json: bool,
+            fetch: Callable[[Client], Awaitable[T]]) -> T | None:
+    """What a group's own listing shows (``clawsync tokens``, ``devices``, ``origins``):
+    None if one of its subcommands runs instead, or once ``--json`` printed it."""
+    if ctx.invoked_subcommand is not None:
+        return None
+    view = with_client(ctx, fetch)
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return None
+    return view
 
 
 def note(message: str) -> None:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from node.cli.common import client_options, note, with_client
+from node.cli.common import client_options, listing, note, with_client
 from node.cli.output import print_rows
 from node.client.api import Client
 
@@ -54,11 +53,8 @@ def devices(ctx: click.Context, as_json: bool) -> None:
       clawsync devices add KZDVVJ2-UMNDUYL-... --name phone
       clawsync devices remove KZDVVJ2-UMNDUYL-... --reason "lost on the train"
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    view = with_client(ctx, lambda client: client.devices())
-    if as_json:
-        click.echo(json.dumps(view, indent=2))
+    view = listing(ctx, as_json, lambda client: client.devices())
+    if view is None:
         return
     print_rows(device_rows(view), ["device", "name", "state", "address", "since"])
     note(f"{len(view['members'])} members, {len(view['removed'])} removed")

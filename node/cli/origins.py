@@ -3,12 +3,11 @@ and ``clawsync origins retire ORIGIN`` for one that will never write again."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-from node.cli.common import client_options, note, with_client
+from node.cli.common import client_options, listing, note, with_client
 from node.cli.output import print_rows
 from node.client.api import Client
 
@@ -34,11 +33,8 @@ def origins(ctx: click.Context, as_json: bool) -> None:
       clawsync origins
       clawsync origins retire 3f9c0a1b2c3d4e5f
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    view = with_client(ctx, lambda client: client.origins())
-    if as_json:
-        click.echo(json.dumps(view, indent=2))
+    view = listing(ctx, as_json, lambda client: client.origins())
+    if view is None:
         return
     print_rows(origin_rows(view["origins"]),
                ["origin", "seq", "events", "last activity", "state"])

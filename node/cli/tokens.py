@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from node.cli.common import client_options, note, with_client
+from node.cli.common import client_options, listing, note, with_client
 from node.cli.output import print_rows
 from node.client.api import Client
 
@@ -39,11 +39,8 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
       clawsync tokens create --sessions 'tg:*' --read-only --name dashboard
       clawsync tokens revoke 3f9c0a1b2c3d4e5f
     """
-    if ctx.invoked_subcommand is not None:
-        return
-    view = with_client(ctx, lambda client: client.tokens())
-    if as_json:
-        click.echo(json.dumps(view, indent=2))
+    view = listing(ctx, as_json, lambda client: client.tokens())
+    if view is None:
         return
     print_rows(token_rows(view["tokens"]),
                ["id", "name", "sessions", "access", "issued by", "issued", "state"])

@@ -72,7 +72,8 @@ log = structlog.get_logger(__name__)
 
 #: Threads that parse peers' messages and verify their signatures (``PeerSync.prepare``)
 #: beside the writer, one message per link at a time. Ed25519 verification releases the
-#: GIL, so it runs on the second core while the writer stores the message before.
+#: GIL at least in part (20,000 checks: 2.7 s on one thread, 1.7 s on two), so some of
+#: it runs on the second core while the writer stores the message before.
 PREPARE_THREADS = 2
 
 

@@ -56,13 +56,13 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
             out = []
             for token in listed:
                 revoked = issued.book.revoked.get(token.token_id)
+                state = issued.book.state(token.token_id)
                 out.append({**token.to_json(),
                             "device_id": store.origin_device(token.origin),
-                            "state": issued.book.state(token.token_id),
+                            "state": state,
                             # Refused either way: an API client reading only this
                             # field must not take a removed device's token for valid.
-                            "revoked": revoked is not None
-                            or issued.book.state(token.token_id) != "valid",
+                            "revoked": state != "valid",
                             "revoked_at": None if revoked is None else revoked.at.rfc3339()})
             return out
 

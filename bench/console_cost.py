@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from typing import NamedTuple
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.http_append import measure
+from bench.http_append import measure, process_cpu_s
 from tests.support.processes import NodeProcess, child_env
 
 SECRET = "bench-console-secret"
@@ -110,12 +109,6 @@ class Run(NamedTuple):
     read: dict[str, int]  # what the load read
 
 
-def cpu_s(pid: int) -> float:
-    """User and system CPU seconds process ``pid`` has used (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def commits(url: str) -> float:
     """Group commits the node has made (its clawsync_commit_seconds count)."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
@@ -126,12 +119,12 @@ def commits(url: str) -> float:
 
 def run(node: NodeProcess, clients: int, events: int, side: str) -> Run:
     assert node.process is not None
-    before_cpu_s, before_commits = cpu_s(node.process.pid), commits(node.url)
+    before_cpu_s, before_commits = process_cpu_s(node.process.pid), commits(node.url)
     if side == "without":
         rate, read = asyncio.run(measure(node.url, clients, events))[0], {}
     else:
         rate, read = loaded(node.url, clients, events, console=side == "console")
-    cpu_ms = (cpu_s(node.process.pid) - before_cpu_s) * 1000 / events
+    cpu_ms = (process_cpu_s(node.process.pid) - before_cpu_s) * 1000 / events
     return Run(rate, cpu_ms, events / (commits(node.url) - before_commits), read)
 
 

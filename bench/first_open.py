@@ -21,13 +21,13 @@ Needs Node.js and the packages of tests/js (``npm ci --prefix tests/js``) for th
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+from bench.http_append import process_cpu_s
 from bench.js_client import bench_js, fill
 from crdt.automerge.document import automerge_url
 from tests.support.processes import NodeProcess
@@ -36,8 +36,7 @@ from tests.support.processes import NodeProcess
 def cpu_ms(node: NodeProcess) -> float:
     """CPU time (user and system) the node process has used so far, in ms."""
     assert node.process is not None
-    fields = Path(f"/proc/{node.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    return process_cpu_s(node.process.pid) * 1000
 
 
 def get_ms(node: NodeProcess, key: str) -> tuple[float, int]:

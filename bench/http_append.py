@@ -53,13 +53,18 @@ async def measure(url: str, clients: int, events: int) -> tuple[float, list[floa
     return len(latencies) / elapsed, latencies
 
 
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds process ``pid`` has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_s(pid: int) -> float | None:
-    """CPU seconds (user and system) the process has used so far; None without /proc."""
+    """``process_cpu_s``, or None without /proc."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return process_cpu_s(pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_process(pid: int, url: str, clients: int, events: int

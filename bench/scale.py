@@ -31,6 +31,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from bench.http_append import process_cpu_s
 from crdt.automerge.documents import Documents
 from crdt.events import Draft, parse_event
 from crdt.log.store import EventStore
@@ -96,12 +97,6 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds the process has used (user + system)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def folder_mib(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 2**20
 
@@ -135,10 +130,10 @@ def serve_figures(data: Path, settle: bool = True) -> dict[str, float]:
         if not settle:
             return {**figures, "settled_s": math.nan, "cpu_settled_s": math.nan,
                     "rss_settled_mib": math.nan}
-        last, quiet_since = cpu_s(pid), time.perf_counter()
+        last, quiet_since = process_cpu_s(pid), time.perf_counter()
         while time.perf_counter() - quiet_since < SETTLED_S:
             time.sleep(0.25)
-            now = cpu_s(pid)
+            now = process_cpu_s(pid)
             if now - last > 0.05:  # still working
                 quiet_since = time.perf_counter()
             last = now

@@ -145,10 +145,6 @@ class Devices:
         """Call ``listener()`` on the event loop after members or removed changed."""
         self._listeners.append(listener)
 
-    def remove_listener(self, listener: Listener) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
-
     # -- the commands ----------------------------------------------------------------
 
     async def add(self, device_id: str, name: str, address: str | None = None

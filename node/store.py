@@ -162,11 +162,6 @@ class AsyncStore:
         """The device id ``origin`` is bound to (None: unbound); any thread."""
         return self._store.origin_device(origin)
 
-    def device_origins(self, device_id: str) -> dict[str, int]:
-        """``device_id``'s bound origins known here, each with the highest seq held;
-        any thread."""
-        return self._store.device_origins(device_id)
-
     @property
     def head(self) -> int:
         """Position of the newest committed event (0 when empty)."""

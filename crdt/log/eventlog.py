@@ -64,6 +64,14 @@ SESSIONS_KEPT_MAX = 64
 _RECORD_KINDS = frozenset({forget.KIND, retire.KIND, bound.KIND})
 
 
+def _put(chunk: list[Any], offset: int, value: Any) -> None:
+    """Set slot ``offset`` of an index chunk, the slots before it filled with None."""
+    if offset == len(chunk):  # the common case: a batch fills slots in turn
+        chunk.append(value)
+    else:
+        chunk.extend([None] * (offset + 1 - len(chunk)))
+        chunk[offset] = value
+
 class OpenSessions:
     """The writer's copy of recently written sessions: each one's ``Session`` and the
     entries of its open chunk, each encoded on its own (a chunk is their CBOR array).
@@ -142,9 +150,7 @@ class Batch:
         return found
 
     def put_index(self, record_key: str, offset: int, value: Any) -> None:
-        chunk = self.index(record_key)
-        chunk.extend([None] * (offset + 1 - len(chunk)))
-        chunk[offset] = value
+        _put(self.index(record_key), offset, value)
 
     def put_slot(self, origin: str | None, number: int, value: Any) -> None:
         """``put_index`` for ``number`` of ``origin``'s index, or (None) for position
@@ -157,12 +163,7 @@ class Batch:
             record_key = position_chunk_key(number) if origin is None \
                 else origin_chunk_key(origin, number)
             last = self.last_chunks[name] = (chunk_number, self.index(record_key))
-        chunk = last[1]
-        if offset == len(chunk):
-            chunk.append(value)
-        else:
-            chunk.extend([None] * (offset + 1 - len(chunk)))
-            chunk[offset] = value
+        _put(last[1], offset, value)
 
     def session(self, session_key: str) -> Session:
         found = self.sessions.get(session_key)

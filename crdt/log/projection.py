@@ -77,7 +77,7 @@ class Message:
         text = codec.encode_text
         role = _ROLES.get(self.role) or text(self.role)
         return b"".join((_ARRAY_4, role, text(self.content),
-                         _NULL if self.tool_name is None else text(self.tool_name),
+                         _SIMPLE[None] if self.tool_name is None else text(self.tool_name),
                          _SIMPLE[self.success]))
 
     @classmethod
@@ -102,7 +102,6 @@ def message_of(event: Event) -> Message | None:
 
 
 _ARRAY_4 = codec.head(4, 4)
-_NULL = codec.encode_fast(None)
 _SIMPLE = {value: codec.encode_fast(value) for value in (None, False, True)}
 _ROLES = {role: codec.encode_text(role) for role in ("inbound", "outbound", "tool")}
 

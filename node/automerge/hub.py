@@ -138,7 +138,7 @@ class RepoHub:
         if issued is not None:
             assert self.tokens is not None
             if self.tokens.book.is_revoked(issued.token_id):
-                return "this token was revoked"
+                return self.tokens.refusal(issued.token_id)
             return Access(issued.sessions, issued.read_only), issued.token_id
         tokens = self.config.automerge.tokens
         if self.config.token is None and not tokens:
@@ -174,7 +174,7 @@ class RepoHub:
         self.connections.add(conn)
         if token_id is not None and self.tokens is not None \
                 and self.tokens.book.is_revoked(token_id):  # revoked while we prepared
-            conn.revoke()
+            conn.revoke(self.tokens.refusal(token_id))
         try:
             await conn.run()
         finally:
@@ -184,9 +184,11 @@ class RepoHub:
 
     def _revoked(self, token_id: str) -> None:
         """Disconnect every client connected with the token ``token_id``."""
+        assert self.tokens is not None  # only its listener calls this
+        why = self.tokens.refusal(token_id)
         for conn in list(self.connections):
             if conn.token_id == token_id:
-                conn.revoke()
+                conn.revoke(why)
 
     def watch(self, conn: _Connection, docs: dict[bytes, bool]) -> None:
         """Record the documents ``conn`` now watches (replacing what it watched)."""
@@ -366,11 +368,11 @@ class _Connection:
             self._refused = True
             self.counts.refused(code)
 
-    def revoke(self) -> None:
-        """Its token was revoked: tell the client so and disconnect it (after the
-        machine call under way, if any)."""
+    def revoke(self, why: str) -> None:
+        """Its token was revoked (``why``, for the client): tell the client so and
+        disconnect it (after the machine call under way, if any)."""
         task = asyncio.create_task(self._call(lambda _now: self.machine.refuse(
-            CLOSE_POLICY, "this token was revoked"), on_writer=False))
+            CLOSE_POLICY, why), on_writer=False))
         _REVOKING.add(task)
         task.add_done_callback(_REVOKING.discard)
 

@@ -28,6 +28,10 @@ PAGE = 500
 #: Pause before following the log again after an unexpected failure.
 RETRY_S = 1.0
 
+#: What a client of a refused token is told (``IssuedTokens.refusal``).
+REVOKED = "this token was revoked"
+ISSUER_REMOVED = "the device that issued this token was removed"
+
 RevokedListener = Callable[[str], None]
 
 
@@ -46,6 +50,13 @@ class IssuedTokens:
     def on_revoked(self, listener: RevokedListener) -> None:
         """Call ``listener(token_id)`` when a revocation is first taken in."""
         self._listeners.append(listener)
+
+    def refusal(self, token_id: str) -> str:
+        """Why a token no node takes any more is refused, for its client: revoked, or
+        its issuing device removed (which revokes its tokens too)."""
+        if self.book.state(token_id) == "issuer removed":
+            return ISSUER_REMOVED
+        return REVOKED
 
     def find(self, secret: str) -> Issued | None:
         """The issued token (valid or revoked) whose secret is ``secret``."""

@@ -23,14 +23,14 @@ from aiohttp import web
 
 from crdt.clock import Hlc
 from crdt.device import parse_device_id
-from crdt.errors import InvalidInput
 from crdt.membership import Member, Removal, check_reason
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices, RemovalIsFinal
-from node.http.wire import HttpError, body_format, decode_body, one_param, read_body, respond
+from node.http.wire import HttpError, one_param, respond
 from node.peers.api import GOSSIP
 from node.peers.links import removal_text
+from node.server import bodies
 from node.store import AsyncStore
 
 DEVICES = web.AppKey("devices", Devices)
@@ -55,10 +55,12 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
     limits = config.limits
 
     async def post_device(request: web.Request) -> web.Response:
-        body_type = body_format(request)
-        body = await read_body(request, bytes_max=limits.body_bytes_max,
-                               timeout_s=limits.read_timeout_s)
-        device_id, name, address = _add_body(decode_body(body, body_type))
+        value = await bodies.read_fields(
+            request, bytes_max=limits.body_bytes_max, timeout_s=limits.read_timeout_s,
+            allowed=_FIELDS, shape='{"device_id": ..., "name": ...}',
+            required=("device_id", "name"))
+        device_id = parse_device_id(value["device_id"])
+        name, address = value["name"], value.get("address")
         refuse_if_removed(request)
         try:
             stored, member = await devices.add(device_id, name, address)
@@ -121,14 +123,3 @@ def removal_json(device_id: str, removal: Removal) -> dict[str, Any]:
     return {"device_id": device_id, "name": removal.name, "removed_by": removal.by,
             "removed_at": Hlc(removal.at_ms, 0).rfc3339(), "reason": removal.reason}
 
-
-def _add_body(value: Any) -> tuple[str, str, str | None]:
-    if not isinstance(value, dict):
-        raise InvalidInput('must be an object: {"device_id": ..., "name": ...}')
-    unknown = sorted(set(value) - _FIELDS)
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
-    for field in ("device_id", "name"):
-        if field not in value:
-            raise InvalidInput("is required", field=field)
-    return parse_device_id(value["device_id"]), value["name"], value.get("address")

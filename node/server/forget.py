@@ -27,7 +27,8 @@ from crdt.errors import InvalidInput
 from crdt.keys import check_session_key
 from crdt.log.forget import UNFORGETTABLE
 from node.http import auth
-from node.http.wire import body_format, decode_body, read_body, respond
+from node.http.wire import respond
+from node.server import bodies
 from node.store import AsyncStore
 from sync.repo.config import Access
 
@@ -68,21 +69,16 @@ def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: i
 
     async def forget_events(request: web.Request) -> web.StreamResponse:
         key = check_session_key(request.match_info["key"], "session_key")
-        body_type = body_format(request)
-        body = await read_body(request, bytes_max=body_bytes_max, timeout_s=read_timeout_s)
-        events, reason = _events_body(decode_body(body, body_type))
+        events, reason = _events_body(await bodies.read_fields(
+            request, bytes_max=body_bytes_max, timeout_s=read_timeout_s, allowed=_FIELDS,
+            shape='{"events": [event id, ...]}'))
         return await _forget(request, request.app[store], key, events, reason)
 
     app.router.add_delete("/v1/sessions/{key}", forget_session, name="forget-session")
     app.router.add_post("/v1/sessions/{key}/forget", forget_events, name="forget-events")
 
 
-def _events_body(value: Any) -> tuple[list[str], str]:
-    if not isinstance(value, dict):
-        raise InvalidInput('must be an object: {"events": [event id, ...]}')
-    unknown = sorted(set(value) - _FIELDS)
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
+def _events_body(value: dict[str, Any]) -> tuple[list[str], str]:
     events = value.get("events")
     if not isinstance(events, list) or not events:
         raise InvalidInput("must list at least one event id (DELETE /v1/sessions/{key} "

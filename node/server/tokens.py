@@ -25,12 +25,11 @@ from aiohttp import web
 from crdt import tokens
 from crdt.errors import InvalidInput, LimitExceeded, NotFound
 from crdt.keys import _type_name
-from crdt.log.store import EventStore
 from node.automerge.tokens import IssuedTokens
 from node.device import DeviceKey
 from node.http import auth
-from node.http.wire import body_format, decode_body, read_body, respond
-from node.server import forget
+from node.http.wire import respond
+from node.server import bodies, forget
 from node.server.devices import DEVICES, refuse_if_removed
 from node.store import AsyncStore
 from sync.repo.config import Access
@@ -50,33 +49,31 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
         devices = app[DEVICES]
         devices.add_listener(lambda: issued.remove_devices(devices.removed()))
 
-    async def rows(listed: list[tokens.Issued]) -> list[dict[str, Any]]:
-        """For people: each token with the device that issued it and its revocation."""
-        def build(store: EventStore) -> list[dict[str, Any]]:
-            out = []
-            for token in listed:
-                revoked = issued.book.revoked.get(token.token_id)
-                state = issued.book.state(token.token_id)
-                out.append({**token.to_json(),
-                            "device_id": store.origin_device(token.origin),
-                            "state": state,
-                            # Refused either way: an API client reading only this
-                            # field must not take a removed device's token for valid.
-                            "revoked": state != "valid",
-                            "revoked_at": None if revoked is None else revoked.at.rfc3339()})
-            return out
-
-        return await astore.read(build)
+    def rows(listed: list[tokens.Issued]) -> list[dict[str, Any]]:
+        """For people: each token with the device that issued it and its revocation
+        (on the event loop: the book looked each token's origin up with
+        ``origin_device`` when it took the token in, so this finds it in memory)."""
+        out = []
+        for token in listed:
+            revoked = issued.book.revoked.get(token.token_id)
+            state = issued.book.state(token.token_id)
+            out.append({**token.to_json(), "device_id": astore.origin_device(token.origin),
+                        "state": state,
+                        # Refused either way: an API client reading only this field
+                        # must not take a removed device's token for valid.
+                        "revoked": state != "valid",
+                        "revoked_at": None if revoked is None else revoked.at.rfc3339()})
+        return out
 
     async def list_tokens(request: web.Request) -> web.Response:
         await issued.catch_up()
         listed = sorted(issued.book.issued.values(), key=lambda t: (t.at, t.token_id))
-        return respond(request, {"tokens": await rows(listed)})
+        return respond(request, {"tokens": rows(listed)})
 
     async def create(request: web.Request) -> web.Response:
-        body_type = body_format(request)
-        body = await read_body(request, bytes_max=body_bytes_max, timeout_s=read_timeout_s)
-        sessions, read_only, name = _create_body(decode_body(body, body_type))
+        sessions, read_only, name = _create_body(await bodies.read_fields(
+            request, bytes_max=body_bytes_max, timeout_s=read_timeout_s, allowed=_FIELDS,
+            shape='{"sessions": [pattern, ...]}'))
         refuse_if_removed(request)
         secret, draft = tokens.issue(sessions, read_only=read_only, name=name)
         async with creating:
@@ -87,7 +84,7 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
                                     f"{tokens.TOKENS_MAX} (revoke some)", field="tokens")
             await astore.append([draft])
             await issued.catch_up()
-        [row] = await rows([issued.book.issued[draft.payload["token_id"]]])
+        [row] = rows([issued.book.issued[draft.payload["token_id"]]])
         return respond(request, {**row, "token": secret}, status=201)
 
     async def revoke(request: web.Request) -> web.Response:
@@ -100,7 +97,7 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
         if token_id not in issued.book.revoked:  # also one its issuer's removal revoked
             await astore.append([tokens.revoke(token_id)])
             await issued.catch_up()  # in effect here (its clients gone) before we answer
-        [row] = await rows([token])
+        [row] = rows([token])
         return respond(request, row)
 
     app.router.add_get("/v1/tokens", list_tokens)
@@ -126,12 +123,7 @@ def forget_allowed(request: web.Request, issued: IssuedTokens) -> bool:
     return True
 
 
-def _create_body(value: Any) -> tuple[list[str], bool, str]:
-    if not isinstance(value, dict):
-        raise InvalidInput('must be an object: {"sessions": [pattern, ...]}')
-    unknown = sorted(set(value) - _FIELDS)
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}", field=unknown[0])
+def _create_body(value: dict[str, Any]) -> tuple[list[str], bool, str]:
     if "sessions" not in value:
         raise InvalidInput("is required: the session patterns the token opens ('*' for "
                            "every session)", field="sessions")

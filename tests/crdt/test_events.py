@@ -617,3 +617,26 @@ def test_from_canonical_returns_or_raises_invalid_input(content: dict[str, Any])
         return
     with contextlib.suppress(InvalidInput):
         Event.from_canonical(data)
+
+
+_NAMES = st.text(st.characters(codec="utf-8", categories=("L", "N", "P")), min_size=1,
+                 max_size=20)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=30)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=200)
+@given(kind=_NAMES, agent_id=_NAMES, session_key=_NAMES,
+       payload=st.dictionaries(st.text(max_size=12), _VALUES, max_size=5))
+def test_a_draft_seals_to_the_canonical_encoding_of_its_content(
+        kind: str, agent_id: str, session_key: str, payload: dict[str, Any]) -> None:
+    """The draft's bytes are put together by hand around the payload: they must be
+    cbor2's canonical encoding of the whole content, whatever the fields hold."""
+    event = Draft(session_key, agent_id, kind, payload).seal(Hlc(*STAMP))
+    assert event.canonical == codec.encode({
+        "v": 1, "kind": kind, "payload": payload, "agent_id": agent_id,
+        "timestamp": STAMP, "session_key": session_key})

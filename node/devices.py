@@ -82,6 +82,10 @@ class Devices:
         self._closed = False
         self._name = device.device_id[:7]
         self._address: str | None = None
+        #: Whether a membership record read so far names this device (counted or not).
+        self._named = False
+        #: The devices this node removed whose origins it retired (``_retire_removed``).
+        self._retired: set[str] = set()
 
     @classmethod
     async def open(cls, astore: AsyncStore, device: DeviceKey, *, name: str,
@@ -183,10 +187,11 @@ class Devices:
 
     async def _append(self, draft: Draft) -> StoredEvent:
         """Append ``draft``, after this device's own add if no record names it yet."""
-        own = self.device_id
         drafts = [draft]
-        if not await self._astore.read(lambda store: _names(store, own)):
-            drafts.insert(0, membership.added(own, self._name, self._address))
+        if not self._named:
+            await self.refresh()  # a peer's record naming it may have come since
+        if not self._named:
+            drafts.insert(0, membership.added(self.device_id, self._name, self._address))
         appended = await self._astore.append(drafts)
         await self.refresh()
         return appended[-1].stored
@@ -217,16 +222,18 @@ class Devices:
         async with self._lock:
             waiting = {origin for origin, _ in self._view.unbound()}
             before = self._position
-            new, bindings, position = await self._astore.read(
+            new, bindings, writers, position = await self._astore.read(
                 lambda store: _read(store, before, waiting))
             self._bindings.update(bindings)
             self._position = position
             changed = self._view.refresh() if waiting else False
+            own = self.device_id
             for stored in new:
                 changed = self._view.add(stored.origin, stored.event) or changed
-            if position > before:
-                # A removal, or a removed device's origin bound (``device_key``) after it.
-                await self._retire_removed()
+                self._named = self._named or _names(stored, own)
+            # A new removal, or a record of a removed device (such as the
+            # ``device_key`` binding an origin of it after the removal came).
+            await self._retire_removed(writers)
         if changed:
             for listener in list(self._listeners):
                 try:
@@ -235,31 +242,26 @@ class Devices:
                     log.exception("devices: listener failed")
         return changed
 
-    async def _retire_removed(self) -> None:
+    async def _retire_removed(self, writers: set[str]) -> None:
         """Retire the origins of every device this node removed, at what it holds (an
-        origin retired there already is left as it is)."""
+        origin retired there already is left as it is), when a removal is new or one
+        of ``writers`` (devices whose records were just read) is a removed device: a
+        writer hop otherwise wasted on every membership or token record."""
         mine = [device for device, removal in self.removed().items()
                 if removal.by == self.device_id]
-        if not mine:
+        if self._retired.issuperset(mine) and writers.isdisjoint(mine):
             return
         retired = await self._astore.write(lambda store: _retire(store, mine))
+        self._retired.update(mine)  # after the write: a failed one is tried again
         for device, origin, final_seq in retired:
             log.info("device removed: origin retired", device_id=device, origin=origin,
                      final_seq=final_seq)
 
 
-def _names(store: EventStore, device_id: str) -> bool:
-    """True if any membership record held names ``device_id`` (counted or not)."""
-    position = 0
-    while True:
-        page = _page(store, position)
-        for stored in page:
-            found = membership.read(stored.event)
-            if found is not None and found[1] == device_id:
-                return True
-        if len(page) < READ_PAGE:
-            return False
-        position = page[-1].position
+def _names(stored: StoredEvent, device_id: str) -> bool:
+    """True if ``stored`` is a membership record naming ``device_id`` (counted or not)."""
+    found = membership.read(stored.event)
+    return found is not None and found[1] == device_id
 
 
 def _page(store: EventStore, position: int) -> list[StoredEvent]:
@@ -270,19 +272,23 @@ def _page(store: EventStore, position: int) -> list[StoredEvent]:
 
 
 def _read(store: EventStore, position: int, waiting: set[str]
-          ) -> tuple[list[StoredEvent], dict[str, str | None], int]:
-    """On a reader thread: the records after ``position``, the bindings of their origins
-    and of ``waiting`` ones, and the position reached."""
+          ) -> tuple[list[StoredEvent], dict[str, str | None], set[str], int]:
+    """On a reader thread: the membership records after ``position``, the bindings of
+    their origins and of ``waiting`` ones, the devices that wrote any record after
+    ``position`` (membership or not), and the position reached."""
     new: list[StoredEvent] = []
+    writers: set[str] = set()
     while True:
         page = _page(store, position)
         new.extend(stored for stored in page if membership.read(stored.event) is not None)
+        writers.update(device for device in {store.origin_device(stored.origin)
+                                             for stored in page} if device is not None)
         if page:
             position = page[-1].position
         if len(page) < READ_PAGE:
             break
     origins = waiting | {stored.origin for stored in new}
-    return new, {origin: store.origin_device(origin) for origin in origins}, position
+    return new, {origin: store.origin_device(origin) for origin in origins}, writers, position
 
 
 def _retire(store: EventStore, devices: list[str]) -> list[tuple[str, str, int]]:

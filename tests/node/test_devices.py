@@ -130,3 +130,28 @@ async def test_this_devices_name_is_the_membership_records(nodes: list[Node]) ->
     assert a.devices.name == "laptop"
     await a.devices.add(a.key.device_id, "laptop 2")  # and here
     assert a.devices.name == "laptop 2" == a.devices.members()[a.key.device_id].name
+
+
+async def test_an_origin_bound_after_its_devices_removal_is_retired(nodes: list[Node]) -> None:
+    a, _, c = nodes
+    await c.astore.append([parse_event({"agent_id": "main", "kind": {
+        "type": "message_received", "content": "c"}}, session_key="c:notes")])
+    [c_origin] = c.store.device_origins(c.key.device_id)
+    await a.devices.add(c.key.device_id, "c")
+    await a.devices.remove(c.key.device_id, "lost")
+    assert c_origin not in a.store.retired  # a holds nothing of it yet
+    await copy(c, a)  # its device_key binds the origin here only now
+    await settled(a)
+    assert a.store.retired[c_origin] == 2  # its device_key and its one event
+
+
+async def test_a_device_named_by_a_peer_does_not_add_itself_again(nodes: list[Node]) -> None:
+    a, b, c = nodes
+    await b.devices.add(a.key.device_id, "laptop")
+    await copy(b, a)  # not settled: a has not read the record yet
+    await a.devices.add(c.key.device_id, "c")
+    assert a.devices.name == "laptop"
+    written = [s.event for s in a.store.get_events(membership.DEVICES_SESSION)
+               if s.origin == a.store.node_id and membership.read(s.event) is not None]
+    assert [membership.read(e)[:2] for e in written] == [  # type: ignore[index]
+        (membership.DEVICE_ADDED, c.key.device_id)]

@@ -41,7 +41,7 @@ True
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -52,7 +52,7 @@ from sync.peer.config import SyncConfig, backoff_delay_s
 from sync.peer.messages import About, Ack, Events, Hello
 from sync.peer.outbox import Log, Outbox
 from sync.peer.quota import OriginQuota
-from sync.peer.retired import verdict
+from sync.peer.retired import Verdict, verdict
 
 __all__ = ["Counters", "Log", "PeerSync", "Prepared"]
 
@@ -164,6 +164,9 @@ class PeerSync:
             return Prepared(len(data), None, exc, {})
         verified: signatures.Verified = {}
         if isinstance(message, Events):
+            # A key the batch binds (its origin's seq 1) is remembered now, not once the
+            # writer has stored the batch: the next one, prepared meanwhile, uses it.
+            self._remember(signatures.raw_keys(message.items, self._keys.get))
             verified = signatures.verify_ahead(message.items, self._keys.get)
         return Prepared(len(data), message, None, verified)
 
@@ -338,23 +341,23 @@ class PeerSync:
         # it holds it, ours does not, so the peer sends it again (ack timeout) and it is
         # taken once our wall clock has caught up: delayed, never lost.
         proven = self._take_proofs(batch)
-        items = [item for item in batch.items if not self.store.ahead(item.event)
+        retired, retiring = self.store.retired, self.store.retiring  # copies: read once
+        items = [(item, verdict(item.origin, item.seq, retired=retired, retiring=retiring))
+                 for item in batch.items if not self.store.ahead(item.event)
                  and (item.event.forgotten_by is None or item.event.forgotten_by in proven)]
         self.counters.events_ahead += len(batch.items) - len(items)
-        items = self._verified(items, verified)
+        items = self._verified(items, verified, retired.keys() | retiring.keys())
         fresh: list[tuple[Event, str, int, bytes | None]] = []
         strays: list[Event] = []
         holders: list[bytes] = []
         ends = self.store.version  # per origin, the last seq held or taken in this batch
-        holders_now = self._holders(items)
-        retired, retiring = self.store.retired, self.store.retiring
-        for item in items:
-            judged = verdict(item.origin, item.seq, retired=retired, retiring=retiring)
+        holders_now = self._holders([item for item, _ in items])
+        for item, judged in items:
             if judged == "refuse":
                 self.counters.events_refused += 1  # the sender's fault; the link goes on
                 continue
             if judged == "late":
-                self._late(item, strays, holders)
+                self._late(item, holders_now[item.origin, item.seq], strays, holders)
                 continue
             if item.seq > ends.get(item.origin, 0) + 1:
                 self.counters.events_skipped += 1  # beyond a gap: sent again later
@@ -392,34 +395,38 @@ class PeerSync:
                 for seq, held in zip(numbers, self.store.ids_at(origin, numbers),
                                      strict=True)}
 
-    def _verified(self, items: list[messages.Item],
-                  verified: signatures.Verified) -> list[messages.Item]:
-        """The items whose signatures pass (``sync.peer.signatures``; ``verified``: the
-        ones ``prepare`` checked); the others are counted, and neither stored nor
-        acknowledged. Those of a retired origin that are not taken anyway
-        (``sync.peer.retired``) are left to that rule."""
+    def _verified(self, items: list[tuple[messages.Item, Verdict]],
+                  verified: signatures.Verified, dropped_origins: Set[str]
+                  ) -> list[tuple[messages.Item, Verdict]]:
+        """The items (with their ``sync.peer.retired`` verdicts) whose signatures pass
+        (``sync.peer.signatures``; ``verified``: the ones ``prepare`` checked); the
+        others are counted, and neither stored nor acknowledged. Those of a retired
+        origin that are not taken anyway (``dropped_origins``: retired and retiring
+        origins) are left to that rule."""
         store = self.store
-        retired, retiring = store.retired, store.retiring
-        checked = [item for item in items
-                   if verdict(item.origin, item.seq, retired=retired, retiring=retiring)
-                   == "take"]
+        checked = [item for item, judged in items if judged == "take"]
         keys = signatures.raw_keys(checked, store.origin_key)
-        # For ``prepare``: a bound origin's key never changes (its hash names it), and a
-        # key remembered from a record that is then not stored only wastes a check. A
-        # peer naming ever new origins only makes the memory start again.
-        if len(self._keys) > messages.ORIGINS_MAX:
-            self._keys = {}
-        self._keys.update((origin, key) for origin, key in keys.items() if key is not None)
+        self._remember(keys)
         judged = signatures.judge(
             checked, key_of=keys.get,
-            held=store.version.keys() | retired.keys() | retiring.keys(),
+            held=store.version.keys() | dropped_origins,
             peer_signs=self.peer_about is not None and self.peer_about.signs,
             require=self.require_signatures, verified=verified)
         self.counters.events_forged += judged.count("forged")
         self.counters.events_unsigned += judged.count("unsigned")
         dropped = {id(item) for item, said in zip(checked, judged, strict=True)
                    if said != "take"}
-        return [item for item in items if id(item) not in dropped]
+        return [pair for pair in items if id(pair[0]) not in dropped]
+
+    def _remember(self, keys: Mapping[str, bytes | None]) -> None:
+        """Keep bound origins' keys for ``prepare`` (which reads them on other threads).
+        A bound origin's key never changes (its hash names it), and a key remembered
+        from a record that is then not stored only wastes a check: ``judge`` reuses a
+        result only if it was checked with the key it would use itself. A peer naming
+        ever new origins only makes the memory start again."""
+        if len(self._keys) > messages.ORIGINS_MAX:
+            self._keys = {}
+        self._keys.update((origin, key) for origin, key in keys.items() if key is not None)
 
     def _take_proofs(self, batch: Events) -> set[bytes]:
         """Store the forget records that prove the batch's skeletons, if we lack them
@@ -434,10 +441,11 @@ class PeerSync:
             self.store.append_batch(new)
         return held | {proof.id for proof in new}
 
-    def _late(self, item: messages.Item, strays: list[Event], holders: list[bytes]) -> None:
+    def _late(self, item: messages.Item, holder: bytes | None, strays: list[Event],
+              holders: list[bytes]) -> None:
         """An event of an origin we dropped, within its final seq: a copy of what we
-        hold, or (a slot holding another event) a conflict, kept as any conflict is."""
-        holder = self.store.id_at(item.origin, item.seq)
+        hold, or (a slot holding another event: ``holder``) a conflict, kept as any
+        conflict is."""
         if holder is None or holder == item.event.id or self.store.holds(item.event.id):
             self.counters.events_late += 1
         else:

@@ -237,6 +237,22 @@ def test_a_message_prepared_ahead_is_handled_as_its_bytes_are(
     assert machine.counters.faults == 1 and b.version[a.node_id] == 3
 
 
+def test_the_next_batch_prepared_before_the_binding_is_stored_is_checked_ahead(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    a, b = keyed(0), keyed(1)
+    a.append_batch(messages(ev, 4))
+    items = [Item(a.node_id, s.seq, s.event, s.signature)
+             for s in a.origin_after(a.node_id, 0, 10)]  # seq 1: a's device_key record
+    machine = link(b, SIGNS)
+    first = machine.prepare(encode(Events(tuple(items[:2]))))
+    forged = items[3]._replace(signature=items[2].signature)
+    second = machine.prepare(encode(Events((items[2], forged))))  # a's key: not stored yet
+    assert sorted(second.verified.values()) == [False, True]
+    machine.receive(first, 0.0)
+    machine.receive(second, 0.0)
+    assert b.version[a.node_id] == 3 and machine.counters.events_forged == 1
+
+
 def test_batches_sent_before_the_peer_said_it_signs_go_again_signed(
         keyed: Callable[[int], EventStore], ev: Ev) -> None:
     a, b = keyed(0), keyed(1)

@@ -53,8 +53,8 @@ Keys = Mapping[str, bytes | None]
 Verified = dict[tuple[bytes, bytes, bytes, str, int], bool]
 
 
-def raw_keys(items: Sequence[Item], key_of: Callable[[str], bytes | None]) -> dict[
-        str, bytes | None]:
+def raw_keys(items: Sequence[Item],
+             key_of: Callable[[str], bytes | None]) -> dict[str, bytes | None]:
     """Per origin of the batch, its device's raw public key, or None if unbound: from
     the store (``key_of``, asked once per origin), or from a ``device_key`` record the
     batch carries as the origin's seq 1."""

@@ -1,11 +1,12 @@
 """Signatures of origin: what signing and verifying cost, and what verifying would cost
 catch-up, same run.
 
-1. Signatures/s and verifications/s (``crdt.signing``), in batches of ``--batch`` events
-   (also per second of this process's CPU time: on a shared machine, the steadier figure),
-   one key per batch as a node would hold it; verification also with the public key given
-   as bytes each time, and spread over two threads (whether the library releases the GIL,
-   i.e. whether verifying off the event loop also runs beside it).
+1. Signatures/s and verifications/s (``crdt.signing``, libsodium), in batches of
+   ``--batch`` events (also per second of this process's CPU time: on a shared machine,
+   the steadier figure), signed as a store does (``Signer``); verification also spread
+   over two threads (whether the library releases the GIL, i.e. whether verifying off
+   the event loop also runs beside it). Beside them, same run, the same bytes signed and
+   verified by ``cryptography`` (OpenSSL), which the node used before.
 2. Catch-up as a node does it, embedded: each received event's bytes checked and rebuilt
    (``Event.from_canonical``) and stored with its (origin, seq) in commits of ``--batch``
    (``EventStore.ingest``), without and with a signature check per event; rounds
@@ -33,10 +34,9 @@ import statistics
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bench.http_append import measure
 from crdt import device, signing
@@ -62,38 +62,41 @@ def make_events(sessions: int, per_session: int) -> list[Event]:
 
 
 def rates(events: list[Event], batch: int) -> dict[str, float]:
-    """Signatures/s and verifications/s over every event, batch by batch."""
+    """Signatures/s and verifications/s over every event, batch by batch; and the same
+    bytes by ``cryptography``."""
     key = device.generate()
-    raw = device.public_bytes(key)
-    started, cpu = time.perf_counter(), time.process_time()
-    signatures = []
-    for first in range(0, len(events), batch):
-        signatures += [signing.sign(key, event.id, ORIGIN, seq)
-                       for seq, event in enumerate(events[first:first + batch], first + 1)]
-    sign_s, sign_cpu_s = time.perf_counter() - started, time.process_time() - cpu
-
-    def verify_batch(first: int, public: Ed25519PublicKey | bytes) -> None:
-        for seq in range(first + 1, min(first + batch, len(events)) + 1):
-            assert signing.verify(public, signatures[seq - 1], events[seq - 1].id, ORIGIN, seq)
-
+    signer, raw = Signer(key, "bench"), device.public_bytes(key)
     starts = range(0, len(events), batch)
-    started, cpu = time.perf_counter(), time.process_time()
-    for first in starts:
-        verify_batch(first, Ed25519PublicKey.from_public_bytes(raw))
-    verify_s, verify_cpu_s = time.perf_counter() - started, time.process_time() - cpu
-    started = time.perf_counter()
-    for first in starts:
-        verify_batch(first, raw)
-    verify_raw_s = time.perf_counter() - started
+
+    def timed(work: Callable[[], object]) -> tuple[float, float]:
+        started, cpu = time.perf_counter(), time.process_time()
+        work()
+        return time.perf_counter() - started, time.process_time() - cpu
+
+    signatures: list[bytes] = []
+    sign_s, sign_cpu_s = timed(lambda: signatures.extend(
+        signer.sign(event.id, ORIGIN, seq) for seq, event in enumerate(events, 1)))
+
+    def verify_batch(first: int) -> None:
+        for seq in range(first + 1, min(first + batch, len(events)) + 1):
+            assert signing.verify(raw, signatures[seq - 1], events[seq - 1].id, ORIGIN, seq)
+
+    verify_s, verify_cpu_s = timed(lambda: [verify_batch(first) for first in starts])
     with ThreadPoolExecutor(2) as pool:
-        started = time.perf_counter()
-        list(pool.map(lambda first: verify_batch(
-            first, Ed25519PublicKey.from_public_bytes(raw)), starts))
-        verify_two_s = time.perf_counter() - started
+        verify_two_s, _ = timed(lambda: list(pool.map(verify_batch, starts)))
+    messages = [signing.signed_bytes(event.id, ORIGIN, seq)
+                for seq, event in enumerate(events, 1)]
+    public = key.public_key()
+    _, openssl_sign_cpu_s = timed(lambda: [key.sign(message) for message in messages])
+    _, openssl_verify_cpu_s = timed(lambda: [public.verify(signature, message) for
+                                             signature, message in zip(signatures, messages,
+                                                                       strict=True)])
     count = len(events)
     return {"sign": count / sign_s, "verify": count / verify_s,
             "sign_cpu": count / sign_cpu_s, "verify_cpu": count / verify_cpu_s,
-            "verify_raw": count / verify_raw_s, "verify_two_threads": count / verify_two_s}
+            "verify_two_threads": count / verify_two_s,
+            "openssl_sign_cpu": count / openssl_sign_cpu_s,
+            "openssl_verify_cpu": count / openssl_verify_cpu_s}
 
 
 def catch_up(events: list[Event], signatures: list[bytes], public: bytes, batch: int,
@@ -103,11 +106,10 @@ def catch_up(events: list[Event], signatures: list[bytes], public: bytes, batch:
     with EventStore.open(tempfile.mkdtemp(prefix="bench-signing-")) as store:
         started = time.perf_counter()
         for first in range(0, len(wire), batch):
-            key = Ed25519PublicKey.from_public_bytes(public)  # once per batch of one origin
             items = []
             for seq, data in enumerate(wire[first:first + batch], first + 1):
                 event = Event.from_canonical(data)
-                if check and not signing.verify(key, signatures[seq - 1], event.id, ORIGIN,
+                if check and not signing.verify(public, signatures[seq - 1], event.id, ORIGIN,
                                                 seq):
                     raise AssertionError(f"seq {seq} does not verify")
                 items.append((event, ORIGIN, seq))
@@ -184,10 +186,10 @@ def main() -> None:
     measured = [rates(events, args.batch) for _ in range(args.rounds)]
     median = {name: statistics.median(m[name] for m in measured) for name in measured[0]}
     print(f"batches of {args.batch}, {len(events):,} events: sign {median['sign']:,.0f}/s, "
-          f"verify {median['verify']:,.0f}/s (key decoded per batch), "
-          f"{median['verify_raw']:,.0f}/s (key as bytes per event), "
-          f"{median['verify_two_threads']:,.0f}/s on two threads; per CPU second: sign "
-          f"{median['sign_cpu']:,.0f}, verify {median['verify_cpu']:,.0f}")
+          f"verify {median['verify']:,.0f}/s, {median['verify_two_threads']:,.0f}/s on two "
+          f"threads; per CPU second: sign {median['sign_cpu']:,.0f}, verify "
+          f"{median['verify_cpu']:,.0f} (cryptography/OpenSSL, same bytes: sign "
+          f"{median['openssl_sign_cpu']:,.0f}, verify {median['openssl_verify_cpu']:,.0f})")
     key = device.generate()
     signatures = [signing.sign(key, event.id, ORIGIN, seq)
                   for seq, event in enumerate(events, 1)]

@@ -2,8 +2,8 @@
 
 The dialer names its device id and a fresh nonce when it opens the link; the acceptor
 answers with its public key, its own fresh nonce and its signature; the dialer answers
-with its public key and signature. Each signature is Ed25519 (``crdt.device`` keys) over
-the canonical CBOR (``crdt.codec``) of
+with its public key and signature. Each signature is Ed25519 (``crdt.device`` keys, and
+its libsodium rules, as for events) over the canonical CBOR (``crdt.codec``) of
 
     ["clawsync/link/v1", role, dialer nonce, acceptor nonce, dialer id, acceptor id, detail]
 
@@ -33,11 +33,10 @@ import base64
 import binascii
 import secrets
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crdt import codec
-from crdt.device import PUBLIC_KEY_BYTES, device_id
+from crdt.device import PUBLIC_KEY_BYTES, device_id, secret_key, sign_bytes, verifies
 from crdt.errors import InvalidInput, LimitExceeded
 
 #: What every link signature signs first (see the module's docstring).
@@ -74,8 +73,8 @@ def signed_bytes(role: str, dialer_nonce: bytes, acceptor_nonce: bytes, dialer_i
 def sign(private_key: Ed25519PrivateKey, role: str, dialer_nonce: bytes,
          acceptor_nonce: bytes, dialer_id: str, acceptor_id: str, detail: str = "") -> bytes:
     """This device's signature in ``role`` of the link between the two ids."""
-    return private_key.sign(signed_bytes(role, dialer_nonce, acceptor_nonce, dialer_id,
-                                         acceptor_id, detail))
+    return sign_bytes(secret_key(private_key), signed_bytes(
+        role, dialer_nonce, acceptor_nonce, dialer_id, acceptor_id, detail))
 
 
 def proven(public_key: bytes, signature: bytes, claimed_id: str, role: str,
@@ -91,10 +90,9 @@ def proven(public_key: bytes, signature: bytes, claimed_id: str, role: str,
             return False
         message = signed_bytes(role, dialer_nonce, acceptor_nonce, dialer_id, acceptor_id,
                                detail)
-        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
-    except (InvalidInput, InvalidSignature, ValueError):
+    except InvalidInput:
         return False
-    return True
+    return verifies(public_key, signature, message)
 
 
 def encode_frame(public_key: bytes, signature: bytes, nonce: bytes | None = None) -> bytes:

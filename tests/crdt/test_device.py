@@ -14,9 +14,12 @@ import itertools
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crdt import device
 from crdt.errors import InvalidInput
+from tests.support.ed25519 import GROUP_ORDER, IDENTITY, crafted_by_holder, openssl_verifies
 
 # RFC 8032 section 7.1, tests 1 and 2: (secret seed, public key) as the RFC prints them,
 # and the device id of that public key.
@@ -132,6 +135,65 @@ def test_the_private_key_pem_round_trips() -> None:
     assert pem.startswith(b"-----BEGIN PRIVATE KEY-----")
     again = device.load_private_pem(pem)
     assert device.public_bytes(again) == device.public_bytes(key)
+
+
+# RFC 8410 section 10.3: a private key file as OpenSSL writes one (what earlier versions
+# of the node wrote to device.key), and its public key from section 10.1.
+RFC_8410_PEM = b"""-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
+-----END PRIVATE KEY-----
+"""
+RFC_8410_PUBLIC = "19bf44096984cdfe8541bac167dc3b96c85086aa30b6b6cb0c5c38ad703166e1"
+
+
+def test_a_key_file_written_before_loads_and_signs_as_before() -> None:
+    key = device.load_private_pem(RFC_8410_PEM)
+    assert device.public_bytes(key).hex() == RFC_8410_PUBLIC
+    assert device.private_pem(key) == RFC_8410_PEM  # written back byte for byte
+    message = b"clawsync"
+    signature = device.sign_bytes(device.secret_key(key), message)
+    assert signature == key.sign(message)  # what cryptography (OpenSSL) made before
+    assert device.verifies(bytes.fromhex(RFC_8410_PUBLIC), signature, message)
+
+
+@settings(max_examples=200)
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=300), st.binary(max_size=300))
+def test_both_libraries_sign_alike_and_verify_each_other(seed: bytes, message: bytes,
+                                                         other: bytes) -> None:
+    key = device.private_key_from_seed(seed)
+    public = device.public_bytes(key)
+    ours = device.sign_bytes(device.secret_key(key), message)
+    theirs = key.sign(message)
+    assert ours == theirs  # Ed25519 is deterministic: one signature per key and bytes
+    assert device.verifies(public, theirs, message)
+    assert openssl_verifies(public, ours, message)
+    if other != message:
+        assert not device.verifies(public, ours, other)
+        assert not openssl_verifies(public, ours, other)
+
+
+def test_crafted_signatures_are_refused_without_raising() -> None:
+    # These are the cases where libsodium is stricter than OpenSSL (crdt.device's
+    # docstring): OpenSSL (cryptography 50) takes the first two; a node refuses all.
+    seed = bytes(range(32))
+    public = device.public_bytes(device.private_key_from_seed(seed))
+    message = b"anything at all"
+    assert device.verifies(IDENTITY, IDENTITY + bytes(32), message) is False  # small-order key
+    assert device.verifies(public, crafted_by_holder(seed, message), message) is False
+    honest = device.sign_bytes(device.secret_key(device.private_key_from_seed(seed)), message)
+    s = int.from_bytes(honest[32:], "little")
+    assert device.verifies(public, honest[:32] + (s + GROUP_ORDER).to_bytes(32, "little"),
+                           message) is False  # S not reduced
+    for junk_key in (bytes(32), b"\xff" * 32, IDENTITY[:31], public + b"\x00"):
+        assert device.verifies(junk_key, honest, message) is False
+    for junk in (b"", honest[:63], honest + b"\x00", bytes(64), b"\xff" * 64, "text"):
+        assert device.verifies(public, junk, message) is False  # type: ignore[arg-type]
+    assert device.verifies(public, honest, message)
+
+
+def test_a_secret_key_of_another_size_is_refused_before_libsodium_reads_it() -> None:
+    with pytest.raises(ValueError, match="a secret key is 64 bytes, not 32"):
+        device.sign_bytes(bytes(32), b"x")
 
 
 def test_what_is_not_an_ed25519_key_is_named() -> None:

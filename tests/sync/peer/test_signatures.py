@@ -13,14 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crdt import device, signing
-from crdt.events import Event
+from crdt.events import Draft, Event
+from crdt.linkproof import b64
 from crdt.log import bound
 from crdt.log.store import EventStore
+from crdt.membership import AGENT_ID, DEVICES_SESSION
 from crdt.signing import Signer
 from sync.errors import PeerFault
 from sync.peer.machine import PeerSync
 from sync.peer.messages import About, Events, Hello, Item, encode, parse
-from sync.peer.signatures import judge, verify_ahead
+from sync.peer.signatures import judge, raw_keys, verify_ahead
+from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.mesh import Mesh, all_ids
 
 Ev = Callable[..., Event]
@@ -214,6 +217,67 @@ def test_signatures_verified_ahead_decide_only_for_the_key_they_were_checked_wit
             for item in chain}
     assert judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
                  require=True, verified=lies) == ["take", "forged"]
+
+
+def signed_chain(n: int, count: int) -> list[Item]:
+    """Key n's first origin: its device_key record, then ``count`` events, all signed."""
+    from tests.support.events import event
+
+    signer = Signer(KEYS[n], f"device {n}")
+    origin = signer.origin(0)
+    record = bound.device_key(signer, 0).seal(event().timestamp)
+    chain = [Item(origin, 1, record, signer.sign(record.id, origin, 1))]
+    for seq in range(2, count + 2):
+        body = event(ms=seq, content=f"{n} {seq}")
+        chain.append(Item(origin, seq, body, signer.sign(body.id, origin, seq)))
+    return chain
+
+
+def test_keys_are_asked_once_per_origin_and_may_be_passed_resolved() -> None:
+    chains = [signed_chain(2, 3), signed_chain(3, 3)]
+    items = [item for pair in zip(*chains, strict=True) for item in pair]  # interleaved
+    items += [Item("0123456789abcdef", seq, chains[0][seq].event, None)  # unbound
+              for seq in (1, 2)]
+    asked: list[str] = []
+
+    def key_of(origin: str) -> bytes | None:
+        asked.append(origin)
+        return None
+
+    keys = raw_keys(items, key_of)
+    assert sorted(asked) == sorted({item.origin for item in items})  # each once
+    assert keys == {chains[0][0].origin: device.public_bytes(KEYS[2]),
+                    chains[1][0].origin: device.public_bytes(KEYS[3]),
+                    "0123456789abcdef": None}
+    expected = ["take"] * 8 + ["unsigned"] * 2
+    assert judge(items, key_of=key_of, held=set(), peer_signs=True,
+                 require=True) == expected
+    asked.clear()
+    assert judge(items, key_of=keys, held=set(), peer_signs=True, require=True) == expected
+    assert asked == []
+
+
+def test_crafted_signatures_are_forged_never_an_error() -> None:
+    # Signatures that OpenSSL takes and libsodium refuses (crdt.device's docstring): a
+    # node of an earlier version takes these events, this one refuses them.
+    chain = signed_chain(2, 2)
+    origin = chain[0].origin
+    crafted = crafted_by_holder(bytes([2]) * 32,
+                                signing.signed_bytes(chain[2].event.id, origin, 3))
+    chain[2] = chain[2]._replace(signature=crafted)
+    assert judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
+                 require=True) == ["take", "take", "forged"]
+    assert sorted(verify_ahead(chain, lambda _o: None).values()) == [False, True, True]
+    # An origin bound to a small-order key, with a signature that fits any message.
+    origin = signing.bound_origin(IDENTITY, 0)
+    record = Draft(DEVICES_SESSION, AGENT_ID, bound.KIND, {
+        "device_id": device.device_id(IDENTITY), "public_key": b64(IDENTITY),
+        "name": "nobody", "origin": origin, "n": 0}).seal(chain[0].event.timestamp)
+    assert bound.read(record) is not None  # it binds: its events must be signed
+    anything = IDENTITY + bytes(32)
+    rogue = [Item(origin, 1, record, anything), Item(origin, 2, chain[1].event, anything)]
+    assert judge(rogue, key_of=lambda _o: None, held=set(), peer_signs=True,
+                 require=False) == ["forged", "forged"]
 
 
 def test_a_message_prepared_ahead_is_handled_as_its_bytes_are(

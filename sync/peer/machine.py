@@ -408,7 +408,7 @@ class PeerSync:
         keys = signatures.raw_keys(checked, store.origin_key)
         self._remember(keys)
         judged = signatures.judge(
-            checked, key_of=keys.get,
+            checked, key_of=keys,
             held=store.version.keys() | dropped_origins,
             peer_signs=self.peer_about is not None and self.peer_about.signs,
             require=self.require_signatures, verified=verified)

@@ -259,15 +259,17 @@ class EventLog:
             meta = Meta(new_node_id) if signer is None else Meta(signer.origin(0), origin_n=0)
             with storage.transaction() as tx:
                 tx.put(META, meta.to_record())
+            fields: dict[str, Any] = {"retired": {}, "origin_n": None}  # nothing to learn
         else:
-            meta = Meta.from_record(raw)
+            fields = Meta.fields(raw)
+            meta = Meta.from_fields(fields)
         log = cls(storage, meta)
         log.signer = signer
         if meta.local_seq > meta.version.get(meta.node_id, 0):
             log._close_own_gap()
-        if raw is not None and "retired" not in codec.decode_trusted(raw):
+        if "retired" not in fields:  # written before origins could retire
             log._learn_stored_retirements()
-        if raw is not None and "origin_n" not in codec.decode_trusted(raw):
+        if "origin_n" not in fields:  # written before origins were bound
             log._learn_stored_bindings()
         return log
 
@@ -520,11 +522,8 @@ class EventLog:
         meta = batch.meta
         old, new, n = meta.node_id, secrets.token_hex(8), None
         if self.signer is not None:
-            n = meta.origin_n + 1 if meta.origin_n is not None \
-                and self.signer.origin(meta.origin_n) == old else 0
-            while self.signer.origin(n) in meta.version.keys() | meta.retired.keys() \
-                    | meta.retiring.keys():
-                n += 1
+            n = self._free_origin_n(meta, meta.origin_n + 1 if meta.origin_n is not None
+                                    and self.signer.origin(meta.origin_n) == old else 0)
             new = self.signer.origin(n)
         run = []
         for seq in range(final_seq + 1, meta.local_seq + 1):
@@ -540,6 +539,15 @@ class EventLog:
             batch.put_index(origin_chunk_key(new, seq), seq % INDEX_CHUNK, position)
             self._sign_slot(batch, new, seq, position)
             meta.version[new] = meta.local_seq = seq
+
+    def _free_origin_n(self, meta: Meta, n: int) -> int:
+        """The first ``n``, from ``n`` on, whose bound origin this log does not know
+        (held, retired or retiring)."""
+        assert self.signer is not None
+        known = meta.version.keys() | meta.retired.keys() | meta.retiring.keys()
+        while self.signer.origin(n) in known:
+            n += 1
+        return n
 
     @staticmethod
     def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> bool:
@@ -575,10 +583,8 @@ class EventLog:
         never wrote under its random one: nothing to retire)."""
         assert self.signer is not None
         meta = self.meta.copy()
-        meta.node_id, meta.origin_n, meta.local_seq = self.signer.origin(0), 0, 0
-        while meta.node_id in meta.version.keys() | meta.retired.keys() | meta.retiring.keys():
-            meta.origin_n += 1
-            meta.node_id = self.signer.origin(meta.origin_n)
+        meta.origin_n, meta.local_seq = self._free_origin_n(meta, 0), 0
+        meta.node_id = self.signer.origin(meta.origin_n)
         with self.storage.transaction() as tx:
             tx.put(META, meta.to_record())
         self.meta = meta

@@ -175,10 +175,20 @@ class Meta:
 
     @classmethod
     def from_record(cls, data: bytes) -> Meta:
+        return cls.from_fields(cls.fields(data))
+
+    @staticmethod
+    def fields(data: bytes) -> dict[str, Any]:
+        """The decoded record, its format checked (``from_fields`` builds the ``Meta``;
+        the keys present tell which older format wrote it)."""
         raw = codec.decode(data)
         if not isinstance(raw, dict) or raw.get("format") != LOG_FORMAT:
             found = raw.get("format") if isinstance(raw, dict) else None
             raise StoreError(f"log format {found} is not {LOG_FORMAT}")
+        return raw
+
+    @classmethod
+    def from_fields(cls, raw: dict[str, Any]) -> Meta:
         # A log written before origins could retire has neither map: none retired.
         return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
                    raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),

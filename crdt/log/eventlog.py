@@ -22,7 +22,7 @@ from crdt.clock import Clock
 from crdt.errors import NotFound, StoreError
 from crdt.events import Event
 from crdt.log import bound, erase, forget, retire
-from crdt.log.projection import Header, Message
+from crdt.log.projection import Header, MessageFields, message_fields, message_record
 from crdt.log.records import (
     INDEX_CHUNK,
     META,
@@ -185,7 +185,7 @@ class Batch:
         return found
 
     def add_entry(self, session: Session, position: int, sort_key: tuple[int, int, bytes],
-                  message: Message | None) -> None:
+                  message: MessageFields | None) -> None:
         session_key = session.header.session_key
         tail = self.tails.get(session_key)
         if tail is None:
@@ -207,9 +207,10 @@ class Batch:
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
         session.entries += 1
-        tail.append(entry_record(position, sort_key, message))
+        tail.append(entry_record(position, sort_key,
+                                 None if message is None else message_record(*message)))
         # An estimate keeps chunks small enough: fixed fields plus the message text.
-        session.tail_bytes += 64 if message is None else 64 + len(message.content)
+        session.tail_bytes += 64 if message is None else 64 + len(message[1])
 
     def flush(self) -> None:
         """Write everything the batch changed, in one ``put_many``."""
@@ -427,7 +428,9 @@ class EventLog:
             meta.version[origin] = seq
         else:
             self._note_origin(batch, origin, seq, position)
-        batch.add_entry(session, position, event.sort_key, session.header.apply(event))
+        # The entry's message is encoded from the event's fields (no ``Message`` built).
+        batch.add_entry(session, position, event.sort_key,
+                        message_fields(event) if session.header.fold(event) else None)
         if event.kind in _RECORD_KINDS:
             self._take_record(batch, event)
         return Appended(stored, True)

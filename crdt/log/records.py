@@ -112,15 +112,16 @@ def _origin_text(origin: str) -> bytes:
 
 
 def entry_record(position: int, sort_key: tuple[int, int, bytes],
-                 message: Message | None) -> bytes:
+                 message: bytes | None) -> bytes:
     """A session entry as stored (``Entry.from_record`` reads it): the bytes that
     ``encode_fast([position, ms, counter, id, message or None])`` gives, put together
-    directly, as every event adds one."""
+    directly, as every event adds one; ``message`` is the message's record (``Message.
+    to_record``)."""
     ms, counter, event_id = sort_key
     head = codec.head
     return b"".join((_ARRAY_5, head(0, position), head(0, ms), head(0, counter),
                      _ID_HEAD if len(event_id) == 32 else head(2, len(event_id)), event_id,
-                     _NULL if message is None else message.to_record()))
+                     _NULL if message is None else message))
 
 
 class Appended(NamedTuple):

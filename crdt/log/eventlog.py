@@ -414,10 +414,10 @@ class EventLog:
             event = erase.stored_form(batch, session, event)
         stored = StoredEvent(event, position, origin, seq, signature)
         batch.add_event(event.id, stored.to_record())
-        if origin == meta.node_id:
+        if origin == meta.node_id and seq > meta.local_seq:
             # Our own events can come back from a peer (a restored backup, a copied data
             # folder): numbering must continue after them, never reuse their seqs.
-            meta.local_seq = max(meta.local_seq, seq)
+            meta.local_seq = seq
         meta.next_position += 1
         batch.put_slot(None, position, event.id)
         if local and meta.version.get(origin, 0) == seq - 1:

@@ -22,7 +22,7 @@ from crdt.clock import Clock
 from crdt.errors import NotFound, StoreError
 from crdt.events import Event
 from crdt.log import bound, erase, forget, retire
-from crdt.log.projection import Header, Message
+from crdt.log.projection import Header, MessageFields, message_fields, message_record
 from crdt.log.records import (
     INDEX_CHUNK,
     META,
@@ -185,7 +185,7 @@ class Batch:
         return found
 
     def add_entry(self, session: Session, position: int, sort_key: tuple[int, int, bytes],
-                  message: Message | None) -> None:
+                  message: MessageFields | None) -> None:
         session_key = session.header.session_key
         tail = self.tails.get(session_key)
         if tail is None:
@@ -207,9 +207,10 @@ class Batch:
             session.tail_bytes = 0
             tail = self.tails[session_key] = []
         session.entries += 1
-        tail.append(entry_record(position, sort_key, message))
+        tail.append(entry_record(position, sort_key,
+                                 None if message is None else message_record(*message)))
         # An estimate keeps chunks small enough: fixed fields plus the message text.
-        session.tail_bytes += 64 if message is None else 64 + len(message.content)
+        session.tail_bytes += 64 if message is None else 64 + len(message[1])
 
     def flush(self) -> None:
         """Write everything the batch changed, in one ``put_many``."""
@@ -259,15 +260,17 @@ class EventLog:
             meta = Meta(new_node_id) if signer is None else Meta(signer.origin(0), origin_n=0)
             with storage.transaction() as tx:
                 tx.put(META, meta.to_record())
+            fields: dict[str, Any] = {"retired": {}, "origin_n": None}  # nothing to learn
         else:
-            meta = Meta.from_record(raw)
+            fields = Meta.fields(raw)
+            meta = Meta.from_fields(fields)
         log = cls(storage, meta)
         log.signer = signer
         if meta.local_seq > meta.version.get(meta.node_id, 0):
             log._close_own_gap()
-        if raw is not None and "retired" not in codec.decode_trusted(raw):
+        if "retired" not in fields:  # written before origins could retire
             log._learn_stored_retirements()
-        if raw is not None and "origin_n" not in codec.decode_trusted(raw):
+        if "origin_n" not in fields:  # written before origins were bound
             log._learn_stored_bindings()
         return log
 
@@ -411,10 +414,10 @@ class EventLog:
             event = erase.stored_form(batch, session, event)
         stored = StoredEvent(event, position, origin, seq, signature)
         batch.add_event(event.id, stored.to_record())
-        if origin == meta.node_id:
+        if origin == meta.node_id and seq > meta.local_seq:
             # Our own events can come back from a peer (a restored backup, a copied data
             # folder): numbering must continue after them, never reuse their seqs.
-            meta.local_seq = max(meta.local_seq, seq)
+            meta.local_seq = seq
         meta.next_position += 1
         batch.put_slot(None, position, event.id)
         if local and meta.version.get(origin, 0) == seq - 1:
@@ -425,7 +428,9 @@ class EventLog:
             meta.version[origin] = seq
         else:
             self._note_origin(batch, origin, seq, position)
-        batch.add_entry(session, position, event.sort_key, session.header.apply(event))
+        # The entry's message is encoded from the event's fields (no ``Message`` built).
+        batch.add_entry(session, position, event.sort_key,
+                        message_fields(event) if session.header.fold(event) else None)
         if event.kind in _RECORD_KINDS:
             self._take_record(batch, event)
         return Appended(stored, True)
@@ -520,11 +525,8 @@ class EventLog:
         meta = batch.meta
         old, new, n = meta.node_id, secrets.token_hex(8), None
         if self.signer is not None:
-            n = meta.origin_n + 1 if meta.origin_n is not None \
-                and self.signer.origin(meta.origin_n) == old else 0
-            while self.signer.origin(n) in meta.version.keys() | meta.retired.keys() \
-                    | meta.retiring.keys():
-                n += 1
+            n = self._free_origin_n(meta, meta.origin_n + 1 if meta.origin_n is not None
+                                    and self.signer.origin(meta.origin_n) == old else 0)
             new = self.signer.origin(n)
         run = []
         for seq in range(final_seq + 1, meta.local_seq + 1):
@@ -540,6 +542,15 @@ class EventLog:
             batch.put_index(origin_chunk_key(new, seq), seq % INDEX_CHUNK, position)
             self._sign_slot(batch, new, seq, position)
             meta.version[new] = meta.local_seq = seq
+
+    def _free_origin_n(self, meta: Meta, n: int) -> int:
+        """The first ``n``, from ``n`` on, whose bound origin this log does not know
+        (held, retired or retiring)."""
+        assert self.signer is not None
+        known = meta.version.keys() | meta.retired.keys() | meta.retiring.keys()
+        while self.signer.origin(n) in known:
+            n += 1
+        return n
 
     @staticmethod
     def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> bool:
@@ -575,10 +586,8 @@ class EventLog:
         never wrote under its random one: nothing to retire)."""
         assert self.signer is not None
         meta = self.meta.copy()
-        meta.node_id, meta.origin_n, meta.local_seq = self.signer.origin(0), 0, 0
-        while meta.node_id in meta.version.keys() | meta.retired.keys() | meta.retiring.keys():
-            meta.origin_n += 1
-            meta.node_id = self.signer.origin(meta.origin_n)
+        meta.origin_n, meta.local_seq = self._free_origin_n(meta, 0), 0
+        meta.node_id = self.signer.origin(meta.origin_n)
         with self.storage.transaction() as tx:
             tx.put(META, meta.to_record())
         self.meta = meta

@@ -72,13 +72,8 @@ class Message:
         return [self.role, self.content, self.tool_name, self.success]
 
     def to_record(self) -> bytes:
-        """``codec.encode_fast(self.to_cbor())``, put together directly (it is stored
-        with every message; cbor2 takes several times as long)."""
-        text = codec.encode_text
-        role = _ROLES.get(self.role) or text(self.role)
-        return b"".join((_ARRAY_4, role, text(self.content),
-                         _SIMPLE[None] if self.tool_name is None else text(self.tool_name),
-                         _SIMPLE[self.success]))
+        """``codec.encode_fast(self.to_cbor())`` (``message_record``)."""
+        return message_record(self.role, self.content, self.tool_name, self.success)
 
     @classmethod
     def from_cbor(cls, sort_key: SortKey, raw: list[Any]) -> Message:
@@ -86,19 +81,39 @@ class Message:
         return cls(sort_key, role, content, tool_name, success)
 
 
-def message_of(event: Event) -> Message | None:
-    """The history entry an event adds, if any (tool calls add none, as in the seed)."""
-    payload = event.payload
-    if event.kind == "message_received":
-        return Message(event.sort_key, "inbound", payload["content"])
-    if event.kind in ("message_sent", "agent_response"):
-        return Message(event.sort_key, "outbound", payload["content"])
-    if event.kind == "tool_result":
+MessageFields = tuple[str, str, str | None, bool | None]  # role, content, tool, success
+
+
+def message_fields(event: Event) -> MessageFields | None:
+    """The fields of the history entry an event adds, if any (tool calls add none, as
+    in the seed)."""
+    kind, payload = event.kind, event.payload
+    if kind == "message_received":
+        return "inbound", payload["content"], None, None
+    if kind in ("message_sent", "agent_response"):
+        return "outbound", payload["content"], None, None
+    if kind == "tool_result":
         result = json.dumps(payload["result"], separators=(",", ":"), sort_keys=True,
                             ensure_ascii=False)
-        return Message(event.sort_key, "tool", result, payload["tool_name"],
-                       payload["success"])
+        return "tool", result, payload["tool_name"], payload["success"]
     return None
+
+
+def message_of(event: Event) -> Message | None:
+    """The history entry an event adds, if any."""
+    fields = message_fields(event)
+    return None if fields is None else Message(event.sort_key, *fields)
+
+
+def message_record(role: str, content: str, tool_name: str | None,
+                   success: bool | None) -> bytes:
+    """A message as stored in its session entry: what ``codec.encode_fast`` gives
+    ``[role, content, tool_name, success]``, put together directly (every message takes
+    one; cbor2 takes several times as long)."""
+    text = codec.encode_text
+    return b"".join((_ARRAY_4, _ROLES.get(role) or text(role), text(content),
+                     _SIMPLE[None] if tool_name is None else text(tool_name),
+                     _SIMPLE[success]))
 
 
 _ARRAY_4 = codec.head(4, 4)
@@ -124,11 +139,17 @@ class Header:
     custom_state: dict[str, tuple[SortKey, Any]] = field(default_factory=dict)
 
     def apply(self, event: Event) -> Message | None:
-        """Fold one new event in. The caller guarantees each event is applied once. An
-        event of a kind this version does not know changes nothing, not even the counts:
-        nodes that know it and nodes that do not show the same of everything else."""
+        """Fold one new event in; the history entry it adds, if any. The caller
+        guarantees each event is applied once."""
+        return message_of(event) if self.fold(event) else None
+
+    def fold(self, event: Event) -> bool:
+        """``apply`` without building its history entry; False for an event that
+        changes nothing. An event of a kind this version does not know changes nothing,
+        not even the counts: nodes that know it and nodes that do not show the same of
+        everything else. Neither does a forgotten one (a skeleton)."""
         if not event.known or event.forgotten_by is not None:
-            return None
+            return False
         key = event.sort_key
         self.event_count += 1
         if self.last is None or key > self.last:
@@ -148,7 +169,7 @@ class Header:
             current = self.custom_state.get(payload["key"])
             if current is None or key > current[0]:
                 self.custom_state[payload["key"]] = (key, payload["value"])
-        return message_of(event)
+        return True
 
     def _set_state(self, key: SortKey, state: str) -> None:
         if self.state_set is None or key > self.state_set:

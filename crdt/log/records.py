@@ -112,15 +112,16 @@ def _origin_text(origin: str) -> bytes:
 
 
 def entry_record(position: int, sort_key: tuple[int, int, bytes],
-                 message: Message | None) -> bytes:
+                 message: bytes | None) -> bytes:
     """A session entry as stored (``Entry.from_record`` reads it): the bytes that
     ``encode_fast([position, ms, counter, id, message or None])`` gives, put together
-    directly, as every event adds one."""
+    directly, as every event adds one; ``message`` is the message's record (``Message.
+    to_record``)."""
     ms, counter, event_id = sort_key
     head = codec.head
     return b"".join((_ARRAY_5, head(0, position), head(0, ms), head(0, counter),
                      _ID_HEAD if len(event_id) == 32 else head(2, len(event_id)), event_id,
-                     _NULL if message is None else message.to_record()))
+                     _NULL if message is None else message))
 
 
 class Appended(NamedTuple):
@@ -175,10 +176,20 @@ class Meta:
 
     @classmethod
     def from_record(cls, data: bytes) -> Meta:
+        return cls.from_fields(cls.fields(data))
+
+    @staticmethod
+    def fields(data: bytes) -> dict[str, Any]:
+        """The decoded record, its format checked (``from_fields`` builds the ``Meta``;
+        the keys present tell which older format wrote it)."""
         raw = codec.decode(data)
         if not isinstance(raw, dict) or raw.get("format") != LOG_FORMAT:
             found = raw.get("format") if isinstance(raw, dict) else None
             raise StoreError(f"log format {found} is not {LOG_FORMAT}")
+        return raw
+
+    @classmethod
+    def from_fields(cls, raw: dict[str, Any]) -> Meta:
         # A log written before origins could retire has neither map: none retired.
         return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
                    raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),

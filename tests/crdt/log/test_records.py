@@ -47,7 +47,7 @@ messages = st.builds(Message, st.just((0, 0, bytes(32))), st.sampled_from(
 def test_an_entry_is_what_cbor2_encodes(position: int, ms: int, counter: int,
                                         event_id: bytes, message: Message | None) -> None:
     sort_key = (ms, counter, event_id)
-    raw = entry_record(position, sort_key, message)
+    raw = entry_record(position, sort_key, None if message is None else message.to_record())
     assert raw == codec.encode_fast(
         [position, ms, counter, event_id, None if message is None else message.to_cbor()])
     entry = Entry.from_record(codec.decode_trusted(raw))

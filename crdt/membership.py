@@ -45,6 +45,8 @@ True
 (False, 'lost', True)
 >>> view.add("o1", added(phone, "phone again").seal(Hlc(4, 0)))   # removal is final
 False
+>>> view.name_of(phone), view.name_of(laptop), view.name_of("unknown")  # by its last add
+('phone again', 'laptop', None)
 >>> view.add("stranger", added(phone, "sneaky").seal(Hlc(5, 0)))  # origin not bound
 False
 """
@@ -264,6 +266,12 @@ class Membership:
 
     def is_member(self, device_id: str) -> bool:
         return device_id in self._adds and device_id not in self._removals
+
+    def name_of(self, device_id: str) -> str | None:
+        """The name the records give ``device_id``: its last add's, removed or not;
+        None if no counted add names it (a caller falls back on a configured name)."""
+        add = self._adds.get(device_id)
+        return add.fields["name"] if add is not None else None
 
     def is_removed(self, device_id: str) -> bool:
         return device_id in self._removals

@@ -119,12 +119,7 @@ class Devices:
     def name(self) -> str:
         """This device's name: as the membership records name it (``clawsync devices add
         <own id> --name`` renames it), else the configured one (``--name``)."""
-        own = self.device_id
-        member = self._view.members().get(own)
-        if member is not None:
-            return member.name
-        removal = self._view.removed().get(own)
-        return removal.name if removal is not None and removal.name else self._name
+        return self._view.name_of(self.device_id) or self._name
 
     def members(self) -> dict[str, Member]:
         """Member devices by id; this device too while no record names it (``at_ms``
@@ -256,6 +251,13 @@ class Devices:
         for device, origin, final_seq in retired:
             log.info("device removed: origin retired", device_id=device, origin=origin,
                      final_seq=final_seq)
+
+
+def held_membership(store: EventStore) -> Membership:
+    """The membership of every record ``store`` holds, read at once (a reader thread, or
+    a stopped node's folder: ``clawsync device --data-dir``)."""
+    new, bindings, _writers, _position = _read(store, 0, set())
+    return Membership.of(((stored.origin, stored.event) for stored in new), bindings.get)
 
 
 def _names(stored: StoredEvent, device_id: str) -> bool:

@@ -21,14 +21,15 @@ from crdt.events import Event
 from crdt.log.store import EventStore
 from node.config import Config
 from node.store import AsyncStore, StoreClosing
-from sync.retention import Rule, due
+from sync.retention import Rule, days_for, due
 
 log = structlog.get_logger(__name__)
 
 #: Seconds between retention checks. Retention counts in days: an hour late is nothing,
-#: and a check reads every session's header (a few milliseconds per thousand sessions).
+#: and a check walks every session's key (the keys alone, an index scan), then reads the
+#: header of each session a rule matches (a few milliseconds per thousand sessions).
 RETENTION_INTERVAL_S = 3600.0
-#: Sessions read per page.
+#: Session keys read per page.
 PAGE = 1000
 
 
@@ -65,13 +66,17 @@ async def run(astore: AsyncStore, rules: tuple[Rule, ...],
 
 
 async def check(astore: AsyncStore, rules: tuple[Rule, ...], now_ms: int) -> int:
-    """Forget every session too old at ``now_ms``; how many were forgotten."""
-    after, forgotten = 0, 0
-    while page := await astore.list_sessions(after, PAGE):
-        after = page[-1].index
-        keys = [ref.session_key for ref in page]
+    """Forget every session too old at ``now_ms``; how many were forgotten.
+
+    The store keeps no index by last activity, so the walk covers every session; but it
+    reads keys alone (``sessions_by_key``) and the header only of a session some rule
+    matches: one no rule keeps for a while is kept forever, whatever its header says."""
+    after, forgotten = "", 0
+    while page := await astore.read(functools.partial(_keys, after=after)):
+        after = page[-1]
+        keys = [key for key in page if days_for(key, rules) is not None]
         records = await astore.read(functools.partial(_due, keys=keys, rules=rules,
-                                                      now_ms=now_ms))
+                                                      now_ms=now_ms)) if keys else []
         for record in records:
             # One forget per commit: erasing a session holds the writer for as long as
             # its events take to rewrite, and other writers take turns in between.
@@ -81,6 +86,10 @@ async def check(astore: AsyncStore, rules: tuple[Rule, ...], now_ms: int) -> int
                 log.info("session forgotten", by="retention", session=record.session_key,
                          record=record.id.hex())
     return forgotten
+
+
+def _keys(store: EventStore, after: str) -> list[str]:
+    return store.sessions_by_key(after, PAGE)
 
 
 def _due(store: EventStore, keys: list[str], rules: tuple[Rule, ...],

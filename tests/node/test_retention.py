@@ -7,8 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crdt.events import parse_event
 from crdt.log import forget
+from crdt.log.eventlog import EventLog
 from node.retention import PAGE, check
 from node.store import AsyncStore
 from sync.retention import DAY_MS, parse_rules
@@ -83,6 +86,34 @@ def test_more_sessions_than_a_page_are_all_checked() -> None:
             await astore.append([e for key in sessions for e in events(key, 0)])
             assert await check(astore, RULES, BASE_MS + 31 * DAY_MS) == PAGE + 1
             assert await forget_records(astore, sessions[-1])
+        finally:
+            await astore.close()
+
+    asyncio.run(run())
+
+
+def test_only_the_headers_of_sessions_a_rule_matches_are_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk reads keys; a header only for a session some rule may forget (the real
+    reads, counted), across pages where ruled and unruled sessions interleave."""
+    read: list[str] = []
+    real = EventLog.session
+
+    def counted(log: EventLog, session_key: str) -> Any:
+        read.append(session_key)
+        return real(log, session_key)
+
+    async def run() -> None:
+        astore = await AsyncStore.open("memory:")
+        try:
+            kept = [f"other:{n}" for n in range(PAGE)]
+            ruled = ["tg:old", "web:keep-a", "zz:other"]
+            await astore.append([e for key in [*kept, *ruled] for e in events(key, 0)])
+            monkeypatch.setattr(EventLog, "session", counted)
+            assert await check(astore, RULES, BASE_MS + DAY_MS) == 0  # nothing due yet
+            assert sorted(read) == ["tg:old", "web:keep-a"]
+            assert await check(astore, RULES, BASE_MS + 31 * DAY_MS) == 1
+            assert await forget_records(astore, "tg:old")
         finally:
             await astore.close()
 

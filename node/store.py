@@ -61,6 +61,15 @@ GATHER_TURNS_MAX = 4
 RETURN_WAIT_MAX_S = 0.02
 
 
+#: ``_wake_at`` while the committer does not wait for appends.
+_NEVER = 2**62
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class StoreClosing(StoreError):
     """The store is shutting down and takes no more writes."""
 
@@ -118,12 +127,17 @@ class AsyncStore:
         self._queue_events_max = limits.queue_events_max
         self._queued_events = 0
         self._queued = asyncio.Event()
+        #: Queued callers at which an ``append`` wakes the committer (``_queued``): 1
+        #: while it is idle, the callers it gathers for, and never while it commits, so
+        #: that appends arriving then cost it no wake-up each.
+        self._wake_at = 1
         #: Callers a commit can expect under steady load: those the previous commit
         #: answered plus those that queued while it ran (``_gather``).
         self._expected_callers = 0
         self._last_commit_s = 0.0
         self._head = store.head
-        self._head_moved = asyncio.Event()
+        #: ``wait_for_head`` callers, woken together when the head moves.
+        self._head_waiters: dict[asyncio.Future[None], None] = {}
         self._committed = asyncio.Event()  # set (and replaced) after each group commit
         self._listeners: list[CommitListener] = []
         self._closing = False
@@ -203,7 +217,8 @@ class AsyncStore:
         future: asyncio.Future[list[Appended]] = self._loop.create_future()
         self._queue.append(_Pending(list(items), future))
         self._queued_events += len(items)
-        self._queued.set()
+        if len(self._queue) >= self._wake_at:
+            self._queued.set()
         return await future
 
     async def write(self, call: Callable[[EventStore], T]) -> T:
@@ -257,9 +272,11 @@ class AsyncStore:
                 if self._closing:
                     return
                 self._queued.clear()
+                self._wake_at = 1
                 await self._queued.wait()
                 continue
             await self._gather()
+            self._wake_at = _NEVER
             batch = self._take_batch()
             try:
                 await self._commit(batch)
@@ -281,17 +298,18 @@ class AsyncStore:
             await asyncio.sleep(0)
             if self._queued_events == queued:
                 break
-        deadline = self._loop.time() + min(self._last_commit_s, RETURN_WAIT_MAX_S)
-        while len(self._queue) < self._expected_callers and not self._closing:
-            remaining_s = deadline - self._loop.time()
-            if remaining_s <= 0:
-                return
-            self._queued.clear()
-            try:
-                async with asyncio.timeout(remaining_s):
-                    await self._queued.wait()
-            except TimeoutError:
-                return
+        if len(self._queue) >= self._expected_callers or self._closing:
+            return
+        # One wake-up: once the expected callers have all queued, at the deadline (one
+        # timer for the whole wait), or at shutdown.
+        self._queued.clear()
+        self._wake_at = self._expected_callers
+        timer = self._loop.call_later(min(self._last_commit_s, RETURN_WAIT_MAX_S),
+                                      self._queued.set)
+        try:
+            await self._queued.wait()
+        finally:
+            timer.cancel()
 
     def _committer_ended(self, task: asyncio.Task[None]) -> None:
         """If the committer died of a bug, fail its waiting callers instead of leaving
@@ -370,10 +388,9 @@ class AsyncStore:
             self._wake_waiters()
 
     def _wake_waiters(self) -> None:
-        # Each waiter holds the Event that was current when it started waiting; setting
-        # it wakes them all, and new waiters get a fresh one.
-        self._head_moved.set()
-        self._head_moved = asyncio.Event()
+        waiters, self._head_waiters = self._head_waiters, {}
+        for waiter in waiters:
+            _wake(waiter)
 
     # -- reads ----------------------------------------------------------------------
 
@@ -405,22 +422,27 @@ class AsyncStore:
         stats = await self.read(lambda s: s.stats())
         return {**stats, "documents_in_memory": len(self.documents)}
 
-    async def wait_for_head(self, after: int, timeout_s: float) -> int:
-        """Wait until the head passes ``after``, at most ``timeout_s``; return the head.
+    async def wait_for_head(self, after: int, timeout_s: float | None) -> int:
+        """Wait until the head passes ``after``, at most ``timeout_s`` (None: no limit);
+        return the head.
 
         Returns early (with whatever the head is) once shutdown began.
         """
-        deadline = self._loop.time() + timeout_s
+        deadline = None if timeout_s is None else self._loop.time() + timeout_s
         while self._head <= after and not self._released:
-            remaining_s = deadline - self._loop.time()
-            if remaining_s <= 0:
+            if deadline is not None and self._loop.time() >= deadline:
                 break
-            moved = self._head_moved
+            # A future and a timer of its own, not ``asyncio.timeout`` around an Event:
+            # followers wait once per commit, and this is the cheaper wait.
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self._head_waiters[waiter] = None
+            timer = None if deadline is None else self._loop.call_at(deadline, _wake, waiter)
             try:
-                async with asyncio.timeout(remaining_s):
-                    await moved.wait()
-            except TimeoutError:
-                break
+                await waiter
+            finally:
+                self._head_waiters.pop(waiter, None)
+                if timer is not None:
+                    timer.cancel()
         return self._head
 
     # -- shutdown -------------------------------------------------------------------

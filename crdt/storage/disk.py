@@ -190,6 +190,8 @@ _KEYS_AFTER = "SELECT key FROM Cache WHERE raw = 1 AND key >= ? AND key > ?"
 #: Keys per ``SELECT ... IN`` of ``get_many`` in a transaction (SQLite allows 32,766
 #: parameters a statement; a few hundred already make the per-key cost small).
 KEYS_PER_SELECT = 500
+_SELECT_ONE = ("SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+               " AND (expire_time IS NULL OR expire_time > ?)")
 _SELECT_MANY = ("SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
                 " AND (expire_time IS NULL OR expire_time > ?) AND key IN ({})")
 # diskcache's own row for a value written by ``Cache.set`` with no expiry and no tag
@@ -214,7 +216,12 @@ class _DiskTransaction:
         self._cache = cache
 
     def get(self, key: str) -> bytes | None:
-        return _as_bytes(self._cache.get(key))
+        # ``Cache.get``'s own query, without its per-call set-up: a batch reads a few
+        # records this way (session headers, index chunks), most of them absent.
+        row = self._cache._con.execute(_SELECT_ONE, (key, time.time())).fetchone()
+        if row is None:
+            return None
+        return _as_bytes(self._cache._disk.fetch(*row, False))
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         found: dict[str, bytes | None] = {}
@@ -237,11 +244,14 @@ class _DiskTransaction:
     def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
         now = time.time()
         file_bytes_min = self._cache.disk_min_file_size
+        mode = diskcache.core.MODE_RAW
         rows = []
         for key, value in items:
             if len(value) >= file_bytes_min:  # not with ``SETTINGS``: no value is that big
                 raise StoreError("a value too big to stay inside SQLite")
-            rows.append((key, now, now, 0, diskcache.core.MODE_RAW, sqlite3.Binary(value)))
+            # Bytes bind as a BLOB as they are (``Cache.set`` wraps them in a memoryview,
+            # ``sqlite3.Binary``, to the same stored bytes).
+            rows.append((key, now, now, 0, mode, value))
         self._cache._con.executemany(_UPSERT, rows)
 
     def add(self, key: str, value: bytes) -> bool:

@@ -149,6 +149,26 @@ async def test_wait_for_head_gives_up_after_timeout(astore: AsyncStore) -> None:
     assert await astore.wait_for_head(0, timeout_s=0.01) == 0
 
 
+async def test_wait_for_head_without_limit_waits_until_the_head_passes(
+        astore: AsyncStore) -> None:
+    waiter = asyncio.create_task(astore.wait_for_head(1, timeout_s=None))
+    await astore.append([draft(1)])  # the head moves, but not past 1: still waiting
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await astore.append([draft(2)])
+    assert await waiter == 2
+
+
+async def test_a_cancelled_wait_for_head_leaves_the_others_waiting(astore: AsyncStore) -> None:
+    gone = asyncio.create_task(astore.wait_for_head(0, timeout_s=None))
+    staying = asyncio.create_task(astore.wait_for_head(0, timeout_s=None))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.gather(gone, return_exceptions=True)
+    await astore.append([draft(1)])
+    assert await staying == 1
+
+
 async def test_release_waiters_ends_waits(astore: AsyncStore) -> None:
     waiter = asyncio.create_task(astore.wait_for_head(0, timeout_s=60))
     await asyncio.sleep(0)

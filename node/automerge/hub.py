@@ -242,7 +242,7 @@ class RepoHub:
             await self._drop_replaced()
         while not self.astore.released:
             try:
-                await self.astore.wait_for_head(cursor, 60.0)
+                await self.astore.wait_for_head(cursor, None)  # shutdown wakes it
                 if not self._watchers:  # nobody to tell: skip what committed meanwhile
                     cursor = self.astore.head
                     continue

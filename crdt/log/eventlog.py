@@ -476,11 +476,16 @@ class EventLog:
     def _binding(self, batch: Batch | None, origin: str) -> bound.Binding | None:
         if batch is not None and origin in batch.bindings:
             return batch.bindings[origin]
-        if origin not in self._bindings:
-            raw = self.storage.get(bound.binding_key(origin))
-            self._bindings[origin] = None if raw is None else bound.Binding.from_record(
-                origin, raw)
-        return self._bindings[origin]
+        if origin in self._bindings:
+            return self._bindings[origin]
+        raw = self.storage.get(bound.binding_key(origin))
+        binding = None if raw is None else bound.Binding.from_record(origin, raw)
+        # A binding never changes, so any thread may remember one. "Unbound" may change,
+        # and only the writer (in a batch) may remember it: a reader's answer could be
+        # stored after the writer's commit had bound the origin, and then stick.
+        if binding is not None or batch is not None:
+            self._bindings[origin] = binding
+        return binding
 
     def _bind(self, batch: Batch, binding: bound.Binding) -> None:
         """Record that ``binding.origin`` is bound, and list it under its device."""

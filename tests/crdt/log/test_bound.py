@@ -122,3 +122,30 @@ def test_device_records_are_not_listed_as_documents(ev: Ev) -> None:
         assert store.record_keys("d", "", 100) == []
     finally:
         store.close()
+
+
+def test_a_reader_that_saw_an_origin_unbound_does_not_hide_a_binding_made_meanwhile(
+        tmp_path: Path, ev: Ev) -> None:
+    """A reader thread looks an origin up just before the writer commits its key record:
+    its "unbound" must not outlive the commit (a peer's forged events of the origin would
+    then be taken as unsigned)."""
+    with EventStore.open(tmp_path / "a", signer=SIGNER) as a:
+        a.append_batch([ev(ms=1)])
+        stored = a.events_after(0, 100)
+        origin = a.node_id
+    with EventStore.open(tmp_path / "b") as b:
+        storage, key = b.log.storage, bound.binding_key(origin)
+        plain_get = storage.get
+        interleaved: list[bool] = []
+
+        def get(wanted: object) -> object:
+            raw = plain_get(wanted)
+            if wanted == key and not interleaved:  # the reader's read, then the commit
+                interleaved.append(True)
+                b.ingest([(s.event, s.origin, s.seq, s.signature) for s in stored])
+            return raw
+
+        storage.get = get  # type: ignore[method-assign]
+        assert b.origin_device(origin) is None  # what the reader read, before the commit
+        assert interleaved
+        assert b.origin_key(origin) == SIGNER.public_key

@@ -253,13 +253,6 @@ class Devices:
                      final_seq=final_seq)
 
 
-def held_membership(store: EventStore) -> Membership:
-    """The membership of every record ``store`` holds, read at once (a reader thread, or
-    a stopped node's folder: ``clawsync device --data-dir``)."""
-    new, bindings, _writers, _position = _read(store, 0, set())
-    return Membership.of(((stored.origin, stored.event) for stored in new), bindings.get)
-
-
 def _names(stored: StoredEvent, device_id: str) -> bool:
     """True if ``stored`` is a membership record naming ``device_id`` (counted or not)."""
     found = membership.read(stored.event)

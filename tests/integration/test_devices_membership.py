@@ -88,17 +88,6 @@ def test_renaming_this_device_shows_in_clawsync_device(node: NodeProcess) -> Non
     assert "name   renamed laptop" in ok(run_cli(node, "device"))
     assert node.get("/v1/node")["name"] == "renamed laptop" != started
     assert sets(node)[0] == {me: "renamed laptop"}
-    # Given the folder of a running node, the node (which holds it) is asked.
-    folder = str(node.data_dir)
-    assert json.loads(ok(run_cli(node, "device", "--data-dir", folder, "--json"))) \
-        == {"device_id": me, "name": "renamed laptop"}
-    head = node.get("/healthz")["head"]
-    node.stop()
-    # Stopped, the folder's membership records name it, whatever --name says.
-    offline = run_cli(node, "device", "--data-dir", folder, "--name", "configured")
-    assert ok(offline).splitlines() == [f"device {me}", "name   renamed laptop"]
-    node.start()
-    assert node.get("/healthz")["head"] == head  # reading the folder appended nothing
 
 
 def test_concurrent_add_and_remove_on_partitioned_nodes_resolve_alike(tmp_path: Path) -> None:

@@ -172,7 +172,9 @@ class Gossip:
                 await self._save_checkpoint(runner, force=True)
         if self._http is not None:
             await self._http.close()
-        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
+        # Messages already queued are still prepared (a few ms each) and then dropped:
+        # cancelling them would end a late link with CancelledError, not as closed.
+        self._prepare_pool.shutdown(wait=False)
 
     def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(work, name=name)

@@ -280,13 +280,20 @@ def test_crafted_signatures_are_forged_never_an_error() -> None:
                  require=False) == ["forged", "forged"]
 
 
-def test_a_message_prepared_ahead_is_handled_as_its_bytes_are(
-        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+def signed_link(keyed: Callable[[int], EventStore], ev: Ev
+                ) -> tuple[EventStore, list[Item], PeerSync]:
+    """B, A's first four signed items (seq 1: A's device_key record), and B's machine
+    for a link to a signing peer."""
     a, b = keyed(0), keyed(1)
     a.append_batch(messages(ev, 4))
     items = [Item(a.node_id, s.seq, s.event, s.signature)
-             for s in a.origin_after(a.node_id, 0, 10)]  # seq 1: a's device_key record
-    machine = link(b, SIGNS)
+             for s in a.origin_after(a.node_id, 0, 10)]
+    return b, items, link(b, SIGNS)
+
+
+def test_a_message_prepared_ahead_is_handled_as_its_bytes_are(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    b, items, machine = signed_link(keyed, ev)
     first = machine.prepare(encode(Events(tuple(items[:2]))))
     assert len(first.verified) == 2
     machine.receive(first, 0.0)
@@ -294,27 +301,23 @@ def test_a_message_prepared_ahead_is_handled_as_its_bytes_are(
     second = machine.prepare(encode(Events((items[2], forged))))
     assert len(second.verified) == 2  # a's key, remembered from the store
     machine.receive(second, 0.0)
-    assert b.version[a.node_id] == 3 and machine.counters.events_forged == 1
+    assert b.version[items[0].origin] == 3 and machine.counters.events_forged == 1
     refused = machine.prepare(b"\x01")
     with pytest.raises(PeerFault):
         machine.receive(refused, 0.0)
-    assert machine.counters.faults == 1 and b.version[a.node_id] == 3
+    assert machine.counters.faults == 1 and b.version[items[0].origin] == 3
 
 
 def test_the_next_batch_prepared_before_the_binding_is_stored_is_checked_ahead(
         keyed: Callable[[int], EventStore], ev: Ev) -> None:
-    a, b = keyed(0), keyed(1)
-    a.append_batch(messages(ev, 4))
-    items = [Item(a.node_id, s.seq, s.event, s.signature)
-             for s in a.origin_after(a.node_id, 0, 10)]  # seq 1: a's device_key record
-    machine = link(b, SIGNS)
+    b, items, machine = signed_link(keyed, ev)
     first = machine.prepare(encode(Events(tuple(items[:2]))))
     forged = items[3]._replace(signature=items[2].signature)
     second = machine.prepare(encode(Events((items[2], forged))))  # a's key: not stored yet
     assert sorted(second.verified.values()) == [False, True]
     machine.receive(first, 0.0)
     machine.receive(second, 0.0)
-    assert b.version[a.node_id] == 3 and machine.counters.events_forged == 1
+    assert b.version[items[0].origin] == 3 and machine.counters.events_forged == 1
 
 
 def test_batches_sent_before_the_peer_said_it_signs_go_again_signed(

@@ -166,8 +166,9 @@ class PeerSync:
         if isinstance(message, Events):
             # A key the batch binds (its origin's seq 1) is remembered now, not once the
             # writer has stored the batch: the next one, prepared meanwhile, uses it.
-            self._remember(signatures.raw_keys(message.items, self._keys.get))
-            verified = signatures.verify_ahead(message.items, self._keys.get)
+            keys = signatures.raw_keys(message.items, self._keys.get)
+            self._remember(keys)
+            verified = signatures.verify_ahead(message.items, keys)
         return Prepared(len(data), message, None, verified)
 
     def receive(self, data: bytes | Prepared, now: float) -> list[bytes]:
@@ -408,7 +409,7 @@ class PeerSync:
         keys = signatures.raw_keys(checked, store.origin_key)
         self._remember(keys)
         judged = signatures.judge(
-            checked, key_of=keys,
+            checked, keys=keys,
             held=store.version.keys() | dropped_origins,
             peer_signs=self.peer_about is not None and self.peer_about.signs,
             require=self.require_signatures, verified=verified)

@@ -28,10 +28,12 @@ is one ``judge`` would compute itself.
 >>> signer = Signer(private_key_from_seed(bytes(32)), "laptop")
 >>> origin, record = signer.origin(0), device_key(signer, 0).seal(Hlc(1, 0))
 >>> good = Item(origin, 1, record, signer.sign(record.id, origin, 1))
->>> judge([good], key_of=lambda o: None, held=set(), peer_signs=True, require=True)
+>>> judge([good], keys=raw_keys([good], lambda o: None), held=set(), peer_signs=True,
+...       require=True)
 ['take']
->>> judge([good._replace(signature=None)], key_of=lambda o: None, held=set(),
-...       peer_signs=True, require=False)
+>>> unsigned = [good._replace(signature=None)]
+>>> judge(unsigned, keys=raw_keys(unsigned, lambda o: None), held=set(), peer_signs=True,
+...       require=False)
 ['forged']
 """
 
@@ -69,24 +71,22 @@ def raw_keys(items: Sequence[Item],
     return keys
 
 
-def verify_ahead(items: Sequence[Item], key_of: Callable[[str], bytes | None]) -> Verified:
-    """Verify the signatures of the items whose origin's key ``key_of`` knows (or the
-    batch binds), before ``judge`` runs, and without deciding anything: the costly
-    part of ``judge``, which a node runs off its writer while the writer stores the
-    previous batch. An origin ``key_of`` does not know yet is left to ``judge``."""
-    return _check(items, raw_keys(items, key_of), {})
+def verify_ahead(items: Sequence[Item], keys: Keys) -> Verified:
+    """Check the signatures of ``items`` with their origins' keys (``raw_keys``), before
+    ``judge`` runs, and without deciding anything: the costly part of ``judge``, which a
+    node runs off its writer while the writer stores the previous batch. An origin
+    whose key is not known yet is left to ``judge``."""
+    return _check(items, keys, {})
 
 
-def judge(items: Sequence[Item], *, key_of: Callable[[str], bytes | None] | Keys,
-          held: Collection[str], peer_signs: bool, require: bool,
-          verified: Verified | None = None) -> list[Judgement]:
-    """The judgement of each item (the module's rules). ``key_of``: the public key an
-    origin is bound to here (None: unbound), or ``raw_keys``'s answer for these items
-    (which spares resolving the keys again); ``held``: origins held here (active or
-    retired); ``peer_signs``: the peer's hello said it signs; ``require``: refuse new
-    unbound origins; ``verified``: results of ``verify_ahead``, used where they were
-    computed with the same key (others are verified here)."""
-    keys = key_of if isinstance(key_of, Mapping) else raw_keys(items, key_of)
+def judge(items: Sequence[Item], *, keys: Keys, held: Collection[str], peer_signs: bool,
+          require: bool, verified: Verified | None = None) -> list[Judgement]:
+    """The judgement of each item (the module's rules). ``keys``: ``raw_keys``'s answer
+    for these items (the public key each origin is bound to, None: unbound); ``held``:
+    origins held here (active or retired); ``peer_signs``: the peer's hello said it
+    signs; ``require``: refuse new unbound origins; ``verified``: results of
+    ``verify_ahead``, used where they were computed with the same key (others are
+    verified here)."""
     results = _check(items, keys, verified or {})
     out: list[Judgement] = []
     for item in items:

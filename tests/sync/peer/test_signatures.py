@@ -194,7 +194,7 @@ def test_any_flipped_bit_of_a_signature_is_forged(byte: int, bit: int, seq: int)
     tampered = bytearray(chain[seq - 1].signature or b"")
     tampered[byte] ^= 1 << bit
     chain[seq - 1] = chain[seq - 1]._replace(signature=bytes(tampered))
-    verdicts = judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
+    verdicts = judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(), peer_signs=True,
                      require=True)
     assert verdicts == ["forged" if n == seq else "take" for n in range(1, 6)]
 
@@ -207,15 +207,15 @@ def test_signatures_verified_ahead_decide_only_for_the_key_they_were_checked_wit
     record = bound.device_key(signer, 0).seal(event().timestamp)
     chain = [Item(origin, 1, record, signer.sign(record.id, origin, 1)),
              Item(origin, 2, event(ms=2), bytes(64))]  # the second forged
-    ahead = verify_ahead(chain, lambda _o: None)  # the key comes with seq 1
+    ahead = verify_ahead(chain, raw_keys(chain, lambda _o: None))  # the key comes with seq 1
     assert sorted(ahead.values()) == [False, True]
-    verdicts = judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
+    verdicts = judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(), peer_signs=True,
                      require=True, verified=ahead)
     assert verdicts == ["take", "forged"]
     other = device.public_bytes(KEYS[3])  # results for another key are not used
     lies = {(other, item.signature or b"", item.event.id, origin, item.seq): True
             for item in chain}
-    assert judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
+    assert judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(), peer_signs=True,
                  require=True, verified=lies) == ["take", "forged"]
 
 
@@ -250,10 +250,10 @@ def test_keys_are_asked_once_per_origin_and_may_be_passed_resolved() -> None:
                     chains[1][0].origin: device.public_bytes(KEYS[3]),
                     "0123456789abcdef": None}
     expected = ["take"] * 8 + ["unsigned"] * 2
-    assert judge(items, key_of=key_of, held=set(), peer_signs=True,
+    assert judge(items, keys=raw_keys(items, key_of), held=set(), peer_signs=True,
                  require=True) == expected
     asked.clear()
-    assert judge(items, key_of=keys, held=set(), peer_signs=True, require=True) == expected
+    assert judge(items, keys=keys, held=set(), peer_signs=True, require=True) == expected
     assert asked == []
 
 
@@ -265,9 +265,10 @@ def test_crafted_signatures_are_forged_never_an_error() -> None:
     crafted = crafted_by_holder(bytes([2]) * 32,
                                 signing.signed_bytes(chain[2].event.id, origin, 3))
     chain[2] = chain[2]._replace(signature=crafted)
-    assert judge(chain, key_of=lambda _o: None, held=set(), peer_signs=True,
+    assert judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(), peer_signs=True,
                  require=True) == ["take", "take", "forged"]
-    assert sorted(verify_ahead(chain, lambda _o: None).values()) == [False, True, True]
+    ahead = verify_ahead(chain, raw_keys(chain, lambda _o: None))
+    assert sorted(ahead.values()) == [False, True, True]
     # An origin bound to a small-order key, with a signature that fits any message.
     origin = signing.bound_origin(IDENTITY, 0)
     record = Draft(DEVICES_SESSION, AGENT_ID, bound.KIND, {
@@ -276,7 +277,7 @@ def test_crafted_signatures_are_forged_never_an_error() -> None:
     assert bound.read(record) is not None  # it binds: its events must be signed
     anything = IDENTITY + bytes(32)
     rogue = [Item(origin, 1, record, anything), Item(origin, 2, chain[1].event, anything)]
-    assert judge(rogue, key_of=lambda _o: None, held=set(), peer_signs=True,
+    assert judge(rogue, keys=raw_keys(rogue, lambda _o: None), held=set(), peer_signs=True,
                  require=False) == ["forged", "forged"]
 
 

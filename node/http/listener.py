@@ -130,6 +130,11 @@ class BoundedSite(web.BaseSite):
                                                    (unheard, self._idle)))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
+            # Let that task set the connection up (it joins ``_unheard`` one step later)
+            # and a dropped one report its loss, before the next accept: otherwise a
+            # burst from the kernel's queue counts connections it cannot yet trade, and
+            # closes a client that asked behind a flood of silent ones.
+            await asyncio.sleep(0)
 
     def _make_room(self, address: str) -> bool:
         """True when ``address`` may open one more connection, after dropping its

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -143,3 +144,24 @@ async def test_when_every_slot_is_idle_a_waiting_client_takes_the_oldest_ones_pl
     assert await asyncio.wait_for(silent[0][0].read(), 10) == b""  # the oldest made room
     for _, writer in (*silent, asker):
         writer.close()
+
+
+async def test_a_burst_of_silent_sockets_does_not_crowd_out_a_client_queued_behind_it(
+        make_node: NodeFactory) -> None:
+    """Silent sockets and then a client that asks, all waiting in the kernel's queue
+    before the node accepts one: the accept loop takes them in one burst, and each at the
+    cap must find an older silent one to trade for, not a count of connections it has
+    accepted but not yet set up."""
+    node = await make_node(connections_max=64, connections_per_address_max=2,
+                           first_byte_timeout_s=60, headers_timeout_s=60)
+    host, port = node.url.removeprefix("http://").rsplit(":", 1)
+    # Blocking connects: the event loop (and so the accept loop) does not run meanwhile.
+    silent = [socket.create_connection((host, int(port))) for _ in range(8)]
+    asker = socket.create_connection((host, int(port)))
+    asker.sendall(HEALTHZ)
+    reader, writer = await asyncio.open_connection(sock=asker)
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 200")
+    writer.close()
+    for sock in silent:
+        sock.close()

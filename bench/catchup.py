@@ -12,8 +12,9 @@ Prints both times and how many times faster clawsync was.
 
     python -m bench.catchup [--sessions 1000] [--events 20]
 
-Needs Node.js and the packages of bench/js_sync_server
-(``npm ci --prefix bench/js_sync_server``).
+Needs Node.js and the packages of bench/js_sync_server, as its lock file pins them
+(``npm install --no-save --prefix bench/js_sync_server``: npm 11's ``npm ci`` refuses this
+lock file, which leaves out the other platforms' optional builds of ``cbor-extract``).
 """
 
 from __future__ import annotations

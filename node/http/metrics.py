@@ -99,20 +99,10 @@ class Metrics:
                 route, method, str(status))
         return counter
 
-    def middleware(self) -> Any:
-        """An aiohttp middleware counting answers by route template and status."""
-
-        @web.middleware
-        async def count_requests(request: web.Request, handler: Any) -> web.StreamResponse:
-            status = 500  # if something escapes the error middleware, it became a 500
-            try:
-                response: web.StreamResponse = await handler(request)
-                status = response.status
-                return response
-            finally:
-                self._requests_counter(route_of(request), request.method, status).inc()
-
-        return count_requests
+    def count_answer(self, request: web.Request, status: int) -> None:
+        """Count one answer by route template, method and status (called by the node's
+        one middleware, ``node.http.wire.answer_middleware``, for every request)."""
+        self._requests_counter(route_of(request), request.method, status).inc()
 
 
 def route_of(request: web.Request) -> str:

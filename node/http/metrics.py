@@ -15,8 +15,6 @@ True
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -40,7 +38,10 @@ class Metrics:
         self.requests = Counter(
             "clawsync_http_requests", "HTTP requests answered, by route, method and status",
             ["route", "method", "status"], registry=self.registry)
-        self._requests_by_labels: dict[tuple[str, str, int], Any] = {}
+        #: Answers counted since the last scrape, by route, method and status: a plain
+        #: dict per request, added to ``requests`` when scraped (a counter's ``inc``
+        #: takes a lock, and ``labels`` builds its key under another, on every request).
+        self._answers: dict[tuple[str, str, int], int] = {}
         self.append_seconds = Histogram(
             "clawsync_append_seconds",
             "Time from a validated append request to its durable acknowledgement",
@@ -84,35 +85,19 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
+        answers, self._answers = self._answers, {}
+        for (route, method, status), count in answers.items():
+            self.requests.labels(route, method, str(status)).inc(count)
         return generate_latest(self.registry)
 
     def response(self) -> web.Response:
         return web.Response(body=self.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    def _requests_counter(self, route: str, method: str, status: int) -> Any:
-        """The counter of one route, method and status: ``labels`` looks it up under a
-        lock and builds its key each time, once per request."""
-        labels = (route, method, status)
-        counter = self._requests_by_labels.get(labels)
-        if counter is None:
-            counter = self._requests_by_labels[labels] = self.requests.labels(
-                route, method, str(status))
-        return counter
-
-    def middleware(self) -> Any:
-        """An aiohttp middleware counting answers by route template and status."""
-
-        @web.middleware
-        async def count_requests(request: web.Request, handler: Any) -> web.StreamResponse:
-            status = 500  # if something escapes the error middleware, it became a 500
-            try:
-                response: web.StreamResponse = await handler(request)
-                status = response.status
-                return response
-            finally:
-                self._requests_counter(route_of(request), request.method, status).inc()
-
-        return count_requests
+    def count_answer(self, request: web.Request, status: int) -> None:
+        """Count one answer by route template, method and status (called by the node's
+        one middleware, ``node.http.wire.answer_middleware``, for every request)."""
+        key = (route_of(request), request.method, status)
+        self._answers[key] = self._answers.get(key, 0) + 1
 
 
 def route_of(request: web.Request) -> str:

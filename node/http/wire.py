@@ -24,7 +24,7 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -411,15 +411,27 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
     return _error(500, "internal", "internal error")
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn every exception from the handlers below into a JSON error answer."""
-    try:
-        response: web.StreamResponse = await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise  # redirects and the like are answers, not errors
-        return error_response(exc, request)
-    except Exception as exc:
-        return error_response(exc, request)
-    return response
+def answer_middleware(answered: Callable[[web.Request, int], None]) -> Any:
+    """An aiohttp middleware that turns every exception from the handlers below into a
+    JSON error answer, then calls ``answered(request, status)`` with the status the client
+    gets (500 if something escaped, such as a cancellation). One layer for both, as it
+    runs for every request: each middleware costs a coroutine and a call per request."""
+
+    @web.middleware
+    async def answer(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            try:
+                response: web.StreamResponse = await handler(request)
+            except web.HTTPException as exc:
+                if exc.status < 400:
+                    raise  # redirects and the like are answers, not errors
+                response = error_response(exc, request)
+            except Exception as exc:
+                response = error_response(exc, request)
+        except BaseException as exc:  # a redirect, or a cancellation (the client left)
+            answered(request, exc.status if isinstance(exc, web.HTTPException) else 500)
+            raise
+        answered(request, response.status)
+        return response
+
+    return answer

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -53,9 +53,9 @@ from node.http.metrics import Metrics
 from node.http.wire import (
     CBOR_TYPE,
     JSON_TYPE,
+    answer_middleware,
     body_format,
     decode_body,
-    error_middleware,
     flag_param,
     int_param,
     one_param,
@@ -84,10 +84,10 @@ CURSOR_MAX = 2**63 - 1
 def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Application:
     """The node's client API application; ``astore`` stays owned by the caller."""
     metrics = Metrics()
-    # Order matters: metrics outermost sees the final status; errors are translated
-    # before that; authentication runs inside, so its 401 is translated like any error.
+    # Order matters: errors are translated and answers counted outermost; authentication
+    # runs inside, so its 401 is translated like any error.
     issued = IssuedTokens(astore, bound=astore.origin_device)
-    middlewares = [metrics.middleware(), error_middleware]
+    middlewares = [answer_middleware(metrics.count_answer)]
     if config.token is not None:  # without one it lets every request through: a layer less
         middlewares.append(auth_middleware(config, issued))
     app = web.Application(middlewares=middlewares,
@@ -111,7 +111,7 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     app.on_cleanup.append(on_cleanup)
     # aiohttp matches {key} against the path with %2F still encoded, so a key holding
     # '/' (sent as %2F) cannot be mistaken for one of the longer routes.
-    app.router.add_post("/v1/sessions/{key}/events", post_events)
+    app.router.add_post("/v1/sessions/{key}/events", appender(astore, metrics, config.limits))
     app.router.add_get("/v1/sessions/{key}/events", get_session_events)
     app.router.add_get("/v1/sessions/{key}/automerge", get_automerge)
     app.router.add_get("/v1/sessions/{key}", get_session)
@@ -171,36 +171,43 @@ def _page_params(request: web.Request) -> tuple[int, int]:
     return after, limit
 
 
-async def post_events(request: web.Request) -> web.Response:
-    """Validate every event of the body, then append them all in one commit."""
-    key = _session_key(request)
-    limits = _limits(request)
-    body_type = body_format(request)  # before reading: a 415 needs no body
-    body = await read_body(request, bytes_max=limits.body_bytes_max,
-                           timeout_s=limits.read_timeout_s)
-    value = decode_body(body, body_type)
-    items = value if isinstance(value, list) else [value]
-    if not items:
-        raise InvalidInput("must hold at least one event", field="events")
-    if len(items) > limits.batch_events_max:
-        raise LimitExceeded(f"{len(items)} events in one request; the limit is "
-                            f"{limits.batch_events_max}", field="events")
-    # All are parsed (and their claimed ids checked) before any is queued: one bad
-    # event fails the whole request and nothing is written.
-    drafts = [parse_event(item, session_key=key, where=f"events[{i}]")
-              for i, item in enumerate(items)]
-    started_s = time.perf_counter()
-    appended = await request.app[STORE].append(drafts)
-    request.app[METRICS].append_seconds.observe(time.perf_counter() - started_s)
-    events = []
-    created = 0
-    for result in appended:
-        answer = result.stored.to_json()  # a new dict each time: add to it in place
-        answer["created"] = result.created
-        events.append(answer)
-        created += result.created
-    return respond(request, {"events": events, "created": created},
-                   status=201 if created else 200)
+def appender(astore: AsyncStore, metrics: Metrics, limits: Limits
+             ) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``POST /v1/sessions/{key}/events``, with what it uses bound once: it runs for
+    every append, and each ``request.app[...]`` is a lookup per request."""
+    observe = metrics.append_seconds.observe
+
+    async def post_events(request: web.Request) -> web.Response:
+        """Validate every event of the body, then append them all in one commit."""
+        key = _session_key(request)
+        body_type = body_format(request)  # before reading: a 415 needs no body
+        body = await read_body(request, bytes_max=limits.body_bytes_max,
+                               timeout_s=limits.read_timeout_s)
+        value = decode_body(body, body_type)
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise InvalidInput("must hold at least one event", field="events")
+        if len(items) > limits.batch_events_max:
+            raise LimitExceeded(f"{len(items)} events in one request; the limit is "
+                                f"{limits.batch_events_max}", field="events")
+        # All are parsed (and their claimed ids checked) before any is queued: one bad
+        # event fails the whole request and nothing is written.
+        drafts = [parse_event(item, session_key=key, where=f"events[{i}]")
+                  for i, item in enumerate(items)]
+        started_s = time.perf_counter()
+        appended = await astore.append(drafts)
+        observe(time.perf_counter() - started_s)
+        events = []
+        created = 0
+        for result in appended:
+            answer = result.stored.to_json()  # a new dict each time: add to it in place
+            answer["created"] = result.created
+            events.append(answer)
+            created += result.created
+        return respond(request, {"events": events, "created": created},
+                       status=201 if created else 200)
+
+    return post_events
 
 
 async def get_session_events(request: web.Request) -> web.Response:

@@ -37,11 +37,9 @@ BY_CLIENT = "client"
 _FIELDS = {"events", "reason"}
 #: The two routes' names, so that authentication can tell a forget from other /v1 calls.
 ROUTES = frozenset({"forget-session", "forget-events"})
-#: Where ``app_allowed`` leaves who asked, for the record's ``by``. aiohttp 3.14 types a
-#: request's storage with ``RequestKey`` and warns (``NotAppKeyWarning``) on a plain
-#: string key; the older versions pyproject still allows have neither.
-ASKED_BY: Any = (web.RequestKey("forget_asked_by", str) if hasattr(web, "RequestKey")
-                 else "forget_asked_by")
+#: Where ``app_allowed`` leaves who asked, for the record's ``by`` (a typed key: aiohttp
+#: warns, ``NotAppKeyWarning``, on a plain string).
+ASKED_BY = web.RequestKey("forget_asked_by", str)
 
 
 def app_allowed(request: web.Request, tokens: Mapping[str, Access]) -> bool:

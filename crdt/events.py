@@ -131,6 +131,11 @@ class Event:
             return event
         # Not laid out as a draft seals, or in doubt: decide the long way, which also
         # names the fault.
+        return cls._from_canonical_thoroughly(data)
+
+    @classmethod
+    def _from_canonical_thoroughly(cls, data: bytes) -> Event:
+        """``from_canonical`` by decoding, validating and re-encoding everything."""
         if len(data) > EVENT_BYTES_MAX:
             raise LimitExceeded(f"event is {len(data)} bytes; the limit is {EVENT_BYTES_MAX}")
         content = codec.decode(data, depth_max=_CONTENT_DEPTH_MAX)

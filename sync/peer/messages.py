@@ -240,6 +240,11 @@ def parse(data: bytes) -> Message:
     shaped = _plain_items(data)
     if shaped is not None:  # most messages of a catch-up
         return _checked_events(shaped, {})
+    return _parse_strictly(data)
+
+
+def _parse_strictly(data: bytes) -> Message:
+    """``parse`` of a message within the size limit, by the strict decoder."""
     _prescan(data)
     try:
         raw = codec.decode(data)

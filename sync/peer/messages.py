@@ -233,7 +233,8 @@ def parse(data: bytes) -> Message:
 
     Limits are checked first (length, then a scan of the CBOR item headers), so an
     oversized message costs no decoding. Events are re-hashed last, once the whole
-    message is known to be well-formed.
+    message is known to be well-formed. An events message framed as ``encode`` frames
+    one is read straight from its bytes, within the same limits (``_plain_items``).
     """
     if len(data) > MESSAGE_BYTES_MAX:
         raise PeerFault(f"message is {len(data)} bytes; the limit is {MESSAGE_BYTES_MAX}")

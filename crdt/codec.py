@@ -54,6 +54,11 @@ def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
+_STRICT: dict[str, Any] = {"tag_hook": _reject_tag, "semantic_decoders": _NO_SEMANTIC_TAGS,
+                           "allow_indefinite": False, "allow_duplicate_keys": False,
+                           "strict_hashable_types": True}
+
+
 def decode(data: bytes, *, depth_max: int = DEPTH_MAX) -> Any:
     """Decode one CBOR item from untrusted ``data``; raise ``InvalidInput`` if it is not clean.
 
@@ -63,15 +68,7 @@ def decode(data: bytes, *, depth_max: int = DEPTH_MAX) -> Any:
     crdt.errors.InvalidInput: CBOR: 1 trailing byte(s) after the first item
     """
     stream = io.BytesIO(data)
-    decoder = cbor2.CBORDecoder(
-        stream,
-        tag_hook=_reject_tag,
-        semantic_decoders=_NO_SEMANTIC_TAGS,
-        max_depth=depth_max + 1,
-        allow_indefinite=False,
-        allow_duplicate_keys=False,
-        strict_hashable_types=True,
-    )
+    decoder = cbor2.CBORDecoder(stream, max_depth=depth_max + 1, **_STRICT)
     try:
         value = decoder.decode()
     except InvalidInput:
@@ -90,6 +87,25 @@ def decode(data: bytes, *, depth_max: int = DEPTH_MAX) -> Any:
         raise InvalidInput(f"CBOR: {trailing} trailing byte(s) after the first item")
     check_plain(value, depth_max=depth_max)
     return value
+
+
+#: What ``decode_first`` raises for bytes it refuses.
+DECODE_ERRORS = (InvalidInput, cbor2.CBORDecodeError, RecursionError, ValueError,
+                 TypeError, OverflowError)
+
+
+def decode_first(data: bytes, *, depth_max: int = DEPTH_MAX) -> Any:
+    """The first CBOR item of ``data``, decoded as strictly as ``decode`` does but
+    unchecked (raises one of ``DECODE_ERRORS``): bytes after it are ignored, and its
+    types are not checked (``check_plain``), nor its depth exactly: it may be one level
+    deeper than ``depth_max``, but ``check_plain(value, depth_max=depth_max + 1)``
+    takes whatever it returns. For a caller that compares ``data`` with the bytes it
+    expects of the value, and checks its types (``Event.from_canonical``).
+
+    >>> decode_first(bytes.fromhex("0102"))
+    1
+    """
+    return cbor2.loads(data, max_depth=depth_max, **_STRICT)
 
 
 def encode_fast(value: Any) -> bytes:

@@ -24,13 +24,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from crdt import codec
 from crdt.clock import COUNTER_MAX, MS_MAX, Hlc
 from crdt.errors import IdMismatch, InvalidInput, LimitExceeded
-from crdt.keys import _type_name, check_name, check_session_key
-from crdt.kinds import KINDS, check_payload, parse_kind
+from crdt.keys import (
+    NAME_BYTES_MAX,
+    SESSION_KEY_BYTES_MAX,
+    _type_name,
+    check_name,
+    check_session_key,
+)
+from crdt.kinds import KINDS, Validator, check_payload, parse_kind
 
 #: Version of the hashed content layout; part of every id.
 SCHEMA_VERSION = 1
@@ -120,11 +126,19 @@ class Event:
         a peer cannot smuggle in a second encoding of the same content. A kind or fields
         this version does not know are kept as they are (``crdt.kinds``).
         """
+        event = _from_canonical_quickly(data)
+        if event is not None:
+            return event
+        # Not laid out as a draft seals, or in doubt: decide the long way, which also
+        # names the fault.
+        return cls._from_canonical_thoroughly(data)
+
+    @classmethod
+    def _from_canonical_thoroughly(cls, data: bytes) -> Event:
+        """``from_canonical`` by decoding, validating and re-encoding everything."""
         if len(data) > EVENT_BYTES_MAX:
             raise LimitExceeded(f"event is {len(data)} bytes; the limit is {EVENT_BYTES_MAX}")
-        # The hashed content wraps each field in two maps (content, payload), so it may be
-        # two levels deeper than the depth ``parse_event`` allows inside a field.
-        content = codec.decode(data, depth_max=codec.DEPTH_MAX + 2)
+        content = codec.decode(data, depth_max=_CONTENT_DEPTH_MAX)
         if not isinstance(content, dict) or content.get("v") != SCHEMA_VERSION:
             raise InvalidInput(f"not a version {SCHEMA_VERSION} event")
         if set(content) != {"v", "session_key", "agent_id", "timestamp", "kind", "payload"}:
@@ -159,6 +173,89 @@ _PAYLOAD_KEY = codec.encode("payload")
 _AGENT_ID_KEY = codec.encode("agent_id")
 _TIMESTAMP_KEY = codec.encode("timestamp")
 _SESSION_KEY_KEY = codec.encode("session_key")
+
+
+#: The hashed content wraps each field in two maps (content, payload), so it may be two
+#: levels deeper than the depth ``parse_event`` allows inside a field.
+_CONTENT_DEPTH_MAX = codec.DEPTH_MAX + 2
+
+
+def _from_canonical_quickly(data: bytes) -> Event | None:
+    """``Event.from_canonical(data)`` for the bytes of a valid event, or None when it
+    cannot tell as cheaply (then the long way decides, and names the fault).
+
+    Canonical bytes are laid out as ``Draft.parts`` lays them out, so they are
+    canonical if they are that layout of their decoded fields, with the payload as
+    validation leaves it, canonically encoded: only the payload is encoded in cbor2's
+    canonical mode, which sorts by encoding every key and costs several times a plain
+    encoding. Decoding checks no types: the payload's are those its validators take,
+    which must be the ones of this module (``_plain_only``).
+    """
+    if len(data) > EVENT_BYTES_MAX or not data.startswith(_UP_TO_KIND):
+        return None
+    try:
+        # One level less than the long way, so that ``check_plain`` takes the value.
+        content = codec.decode_first(data, depth_max=_CONTENT_DEPTH_MAX - 1)
+    except codec.DECODE_ERRORS:
+        return None
+    if type(content) is not dict or len(content) != 6:
+        return None
+    kind, payload, agent_id = content.get("kind"), content.get("payload"), \
+        content.get("agent_id")
+    stamp, session_key = content.get("timestamp"), content.get("session_key")
+    if type(stamp) is not list or len(stamp) != 2:
+        return None
+    ms, counter = stamp
+    if type(ms) is not int or type(counter) is not int or not 0 <= ms <= MS_MAX \
+            or not 0 <= counter <= COUNTER_MAX:
+        return None
+    if not (_is_name(kind, NAME_BYTES_MAX) and _is_name(agent_id, NAME_BYTES_MAX)
+            and _is_name(session_key, SESSION_KEY_BYTES_MAX) and _plain_only(kind)):
+        return None
+    try:
+        checked = check_payload(kind, payload, "payload", fill_defaults=False)
+    except InvalidInput:
+        return None
+    layout = b"".join((_UP_TO_KIND, codec.encode_text(kind), _PAYLOAD_KEY,
+                       codec.encode(checked), _AGENT_ID_KEY, codec.encode_text(agent_id),
+                       _TIMESTAMP_KEY, codec.encode_stamp(ms, counter), _SESSION_KEY_KEY,
+                       codec.encode_text(session_key)))
+    if layout != data:
+        return None
+    return Event(session_key, agent_id, Hlc(ms, counter), kind, checked, data,
+                 hashlib.blake2b(data, digest_size=ID_BYTES).digest())
+
+
+def _is_name(value: object, bytes_max: int) -> TypeGuard[str]:
+    """Whether ``check_name`` takes ``value``; printable ASCII is told at once."""
+    if type(value) is not str:
+        return False
+    if value.isascii():  # then a control character is what is not printable
+        return 0 < len(value) <= bytes_max and value.isprintable()
+    try:
+        check_name(value, "", bytes_max=bytes_max)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _plain_only(kind: str) -> bool:
+    """Whether the validators of ``kind`` refuse what ``codec.check_plain`` refuses
+    (types other than JSON-like ones and bytes, keys other than text): those of
+    ``crdt.kinds`` do, with the depth that ``_from_canonical_quickly`` decodes at. A
+    kind registered with validators of its own takes the long way."""
+    spec = KINDS.get(kind)
+    if spec is None:  # every field a JSON value
+        return True
+    known = _PLAIN_ONLY.get(kind)
+    if known is None or known[0] is not spec:
+        known = (spec, all(getattr(check, "__module__", None) == "crdt.kinds"
+                           for check in spec.values()))
+        _PLAIN_ONLY[kind] = known
+    return known[1]
+
+
+_PLAIN_ONLY: dict[str, tuple[dict[str, Validator], bool]] = {}
 
 
 @dataclass(frozen=True, slots=True)

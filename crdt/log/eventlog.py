@@ -163,7 +163,7 @@ class Batch:
         record by record otherwise: the sessions (``read_sessions``) and the index
         chunks their slots fall in. Only position chunks that may exist are read: a
         batch of 500 fills four new ones."""
-        self.read_sessions(item[0].session_key for item in items)
+        self.read_sessions({item[0].session_key for item in items})
         meta = self.meta
         wanted: list[str] = []
         if meta.next_position // INDEX_CHUNK <= self.position_chunks_stored:
@@ -176,7 +176,7 @@ class Batch:
                    in range(first_chunk, (meta.local_seq + local + 1) // INDEX_CHUNK + 1)
                    ] if local else []
         chunks: set[tuple[str, int]] = set()
-        for item in items:
+        for item in items if local < len(items) else ():  # a peer's items
             origin, seq = item[1], item[2]
             if origin is not None and seq is not None:
                 # The slot, and the next one: storing it may close a gap up to there.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from crdt import codec
@@ -88,6 +88,9 @@ class OpenSessions:
             self._kept.move_to_end(session_key)
         return found
 
+    def __contains__(self, session_key: str) -> bool:
+        return session_key in self._kept
+
     def keep(self, session_key: str, session: Session, tail: list[bytes]) -> None:
         self._kept[session_key] = (session, tail)
         self._kept.move_to_end(session_key)
@@ -123,6 +126,12 @@ class Batch:
         #: Origins this batch bound (``crdt.log.bound``); the clock of local events.
         self.bindings: dict[str, bound.Binding] = {}
         self.clock: Clock | None = None
+        #: Position chunks above this number hold no stored position: positions are
+        #: given out gap-free from 1, each written with the meta record that counts it,
+        #: so a chunk past the head at the batch's start cannot exist yet.
+        self.position_chunks_stored = (meta.next_position - 1) // INDEX_CHUNK
+        #: Session headers and open chunks read ahead (``read_sessions``): raw or None.
+        self.read_ahead: dict[str, bytes | None] = {}
 
     def read_events(self, event_ids: Sequence[bytes]) -> None:
         """Read the stored records of these events in one go (the duplicate check)."""
@@ -145,25 +154,89 @@ class Batch:
         """A chunk of the position or origin index, read once per batch."""
         found = self.indexes.get(record_key)
         if found is None:
-            raw = self.tx.get(record_key)
+            raw = self._get(record_key)
             found = self.indexes[record_key] = codec.decode_trusted(raw) if raw else []
         return found
+
+    def read_ahead_of(self, items: Sequence[tuple[Any, ...]]) -> None:
+        """Read in one go what appending ``items`` (``EventLog.append``'s) reads
+        record by record otherwise: the sessions (``read_sessions``) and the index
+        chunks their slots fall in. Only position chunks that may exist are read: a
+        batch of 500 fills four new ones."""
+        self.read_sessions({item[0].session_key for item in items})
+        meta = self.meta
+        wanted: list[str] = []
+        if meta.next_position // INDEX_CHUNK <= self.position_chunks_stored:
+            wanted.append(position_chunk_key(meta.next_position))
+        local = [item[2] for item in items].count(None)  # an origin comes with a seq
+        # One more own seq than local items: a bound origin's first event comes after
+        # its ``device_key`` record.
+        first_chunk = (meta.local_seq + 1) // INDEX_CHUNK
+        wanted += [origin_chunk_key(meta.node_id, number * INDEX_CHUNK) for number
+                   in range(first_chunk, (meta.local_seq + local + 1) // INDEX_CHUNK + 1)
+                   ] if local else []
+        chunks: set[tuple[str, int]] = set()
+        for item in items if local < len(items) else ():  # a peer's items
+            origin, seq = item[1], item[2]
+            if origin is not None and seq is not None:
+                # The slot, and the next one: storing it may close a gap up to there.
+                chunks.add((origin, seq // INDEX_CHUNK))
+                chunks.add((origin, (seq + 1) // INDEX_CHUNK))
+        wanted += [origin_chunk_key(origin, number * INDEX_CHUNK)
+                   for origin, number in sorted(chunks)]
+        wanted = [k for k in dict.fromkeys(wanted)
+                  if k not in self.indexes and k not in self.read_ahead]
+        self.read_ahead.update(zip(wanted, self.tx.get_many(wanted), strict=True))
+
+    def read_sessions(self, session_keys: Iterable[str]) -> None:
+        """Read the headers of these sessions, then the open chunks of those stored, in
+        one go each, those the writer does not keep (``OpenSessions``)."""
+        wanted = [k for k in dict.fromkeys(session_keys)
+                  if k not in self.sessions and k not in self.kept]
+        headers = [key("h", session_key) for session_key in wanted]
+        self.read_ahead.update(zip(headers, self.tx.get_many(headers), strict=True))
+        tails = [key("c", session_key, Session.from_record(raw).chunks - 1)
+                 for header, session_key in zip(headers, wanted, strict=True)
+                 if (raw := self.read_ahead[header]) is not None]
+        self.read_ahead.update(zip(tails, self.tx.get_many(tails), strict=True))
+
+    def _get(self, record_key: str) -> bytes | None:
+        """A record read ahead, once; else read now."""
+        if record_key in self.read_ahead:
+            return self.read_ahead.pop(record_key)
+        return self.tx.get(record_key)
 
     def put_index(self, record_key: str, offset: int, value: Any) -> None:
         _put(self.index(record_key), offset, value)
 
     def put_slot(self, origin: str | None, number: int, value: Any) -> None:
         """``put_index`` for ``number`` of ``origin``'s index, or (None) for position
-        ``number``: a batch fills the slots of each in turn, so the chunk it filled
-        last is kept at hand rather than looked up by its key each time."""
+        ``number`` (``slot_chunk``, inlined: every event fills two slots)."""
         chunk_number, offset = divmod(number, INDEX_CHUNK)
+        last = self.last_chunks.get("" if origin is None else origin)
+        chunk = last[1] if last is not None and last[0] == chunk_number \
+            else self.slot_chunk(origin, number)
+        if offset == len(chunk):  # the common case: a batch fills slots in turn
+            chunk.append(value)
+        else:
+            _put(chunk, offset, value)
+
+    def slot_chunk(self, origin: str | None, number: int) -> list[Any]:
+        """The index chunk that holds ``number`` of ``origin``'s index, or (None) of
+        the position index: a batch fills the slots of each in turn, so the chunk it
+        used last is kept at hand rather than looked up by its key each time."""
+        chunk_number = number // INDEX_CHUNK
         name = "" if origin is None else origin  # an origin is never empty
         last = self.last_chunks.get(name)
         if last is None or last[0] != chunk_number:
-            record_key = position_chunk_key(number) if origin is None \
-                else origin_chunk_key(origin, number)
+            if origin is None:
+                record_key = position_chunk_key(number)
+                if chunk_number > self.position_chunks_stored:
+                    self.indexes.setdefault(record_key, [])  # new: nothing to read
+            else:
+                record_key = origin_chunk_key(origin, number)
             last = self.last_chunks[name] = (chunk_number, self.index(record_key))
-        _put(last[1], offset, value)
+        return last[1]
 
     def session(self, session_key: str) -> Session:
         found = self.sessions.get(session_key)
@@ -173,7 +246,7 @@ class Batch:
                 found, self.tails[session_key] = kept
                 self.sessions[session_key] = found
                 return found
-            raw = self.tx.get(key("h", session_key))
+            raw = self._get(key("h", session_key))
             if raw is None:
                 self.meta.sessions += 1
                 found = Session(Header(session_key), self.meta.sessions)
@@ -189,7 +262,7 @@ class Batch:
         session_key = session.header.session_key
         tail = self.tails.get(session_key)
         if tail is None:
-            raw = self.tx.get(key("c", session_key, session.chunks - 1))
+            raw = self._get(key("c", session_key, session.chunks - 1))
             tail = self.tails[session_key] = [
                 codec.encode_fast(item) for item in (codec.decode_trusted(raw) if raw else [])]
         if session_key not in self.appended:
@@ -366,6 +439,7 @@ class EventLog:
                 batch.clock = clock
                 batch.events.update(dict.fromkeys(unheld))  # absent: a batch adds them
                 batch.read_events([item[0].id for item in events])
+                batch.read_ahead_of(events)
                 append_one = self._append_one
                 for item in events:
                     results.append(append_one(batch, item[0], item[1], item[2],
@@ -565,12 +639,11 @@ class EventLog:
         final_seq = batch.meta.retired.get(origin)
         if final_seq is not None and seq > final_seq:
             return False  # not a number of a retired origin (``sync.peer`` refuses it)
-        record_key = origin_chunk_key(origin, seq)
-        chunk = batch.index(record_key)
+        chunk = batch.slot_chunk(origin, seq)
         offset = seq % INDEX_CHUNK
         if offset < len(chunk) and chunk[offset] is not None:
             return False
-        batch.put_index(record_key, offset, position)
+        _put(chunk, offset, position)
         version = batch.meta.version
         if final_seq is not None:
             return True  # dropped: held up to its final seq, and no longer counted
@@ -579,7 +652,7 @@ class EventLog:
             return True  # already counted, or a gap before it remains
         while True:  # this seq may close a gap: count the ones that arrived early
             have += 1
-            chunk = batch.index(origin_chunk_key(origin, have + 1))
+            chunk = batch.slot_chunk(origin, have + 1)
             offset = (have + 1) % INDEX_CHUNK
             if offset >= len(chunk) or chunk[offset] is None:
                 break

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from crdt import clock as clocks
 from crdt.clock import DRIFT_MAX_MS, Clock
 from crdt.errors import InvalidInput, NotFound, StoreError
 from crdt.events import Draft, Event
@@ -182,8 +183,8 @@ class EventStore:
         self._check_open()
         batch = list(items)
         self.check_timestamps([item[0] for item in batch])
-        for item in batch:
-            self._clock.observe(item[0].timestamp)
+        if batch:  # observing the latest observes them all: each moves the clock up
+            self._clock.observe(max(item[0].timestamp for item in batch))
         return self._after(self._log.append(batch, self._clock))
 
     def _after(self, results: list[Appended]) -> list[Appended]:
@@ -250,8 +251,11 @@ class EventStore:
     def check_timestamps(self, items: Iterable[Draft | Event]) -> None:
         """Raise ``TimestampAhead`` if any given timestamp lies beyond the bound. Safe
         from any thread: it reads the wall clock and the bound only."""
+        # One wall clock reading for the batch; a timestamp beyond it is checked again
+        # with its own reading (and its field named) only then.
+        limit_ms = clocks.wall_ms() + self._clock.drift_max_ms
         for index, item in enumerate(items):
-            if item.timestamp is not None:
+            if item.timestamp is not None and item.timestamp.ms > limit_ms:
                 self._clock.check_ahead(item.timestamp, f"events[{index}].timestamp")
 
     def _seal(self, item: Draft | Event) -> Event:

@@ -238,7 +238,8 @@ def parse(data: bytes) -> Message:
     """
     if len(data) > MESSAGE_BYTES_MAX:
         raise PeerFault(f"message is {len(data)} bytes; the limit is {MESSAGE_BYTES_MAX}")
-    shaped = _plain_items(data)
+    # The quick reading slices ``bytes``; a bytearray or memoryview takes the strict way.
+    shaped = _plain_items(data) if type(data) is bytes else None
     if shaped is not None:  # most messages of a catch-up
         return _checked_events(shaped, {})
     return _parse_strictly(data)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -85,3 +86,9 @@ def test_a_batch_we_encode_is_read_quickly(chosen: list[tuple[Event, bool]]) -> 
     data = encode(Events(items))
     assert messages._plain_items(data) is not None
     assert parse(data) == strictly(data) == Events(items)
+
+
+@pytest.mark.parametrize("wrap", [bytearray, memoryview], ids=["bytearray", "memoryview"])
+def test_a_message_not_held_in_bytes_is_read_the_strict_way(wrap: Any) -> None:
+    data = encode(Events(tuple(Item(ORIGINS[0], n, e) for n, e in enumerate(EVENTS, 1))))
+    assert parse(wrap(data)) == parse(data)

@@ -86,15 +86,16 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         raise web.HTTPServiceUnavailable(text="peers_max reached")
     if request.headers.get(NODE_HEADER) == gossip.astore.node_id:
         return refuse_self(gossip.astore.node_id)
-    try:
-        link = await accept(request, gossip.config.sync, device=gossip.device,
-                            claimed=claimed)
-    except LinkRefused as exc:  # a forged or replayed proof
-        log.warning("peer link proof refused", peer=request.remote, reason=str(exc))
-    except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
-        log.info("peer link down", peer=request.remote, reason=str(exc))
-    else:
-        await gossip.serve_accepted(link, shared=shared)
+    with gossip.inbound():
+        try:
+            link = await accept(request, gossip.config.sync, device=gossip.device,
+                                claimed=claimed)
+        except LinkRefused as exc:  # a forged or replayed proof
+            log.warning("peer link proof refused", peer=request.remote, reason=str(exc))
+        except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
+            log.info("peer link down", peer=request.remote, reason=str(exc))
+        else:
+            await gossip.serve_accepted(link, shared=shared)
     return web.Response()  # the websocket has already answered, or nobody listens
 
 

@@ -35,7 +35,7 @@ import contextlib
 import random
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -128,6 +128,8 @@ class Gossip:
         self.members: dict[str, str | None] = {}  # peer URL -> node id, when known
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Handlers of links peers opened to us, from their handshake on (``inbound``).
+        self._inbound: set[asyncio.Task[Any]] = set()
         self._accepted = 0
         #: Set once stopping began: no new links, no redials.
         self.stopping = False
@@ -158,7 +160,8 @@ class Gossip:
         self.stopping = True
         self.astore.remove_commit_listener(self._on_commit)
         current = asyncio.current_task()
-        tasks = [*self._tasks, *(r.task for r in self.runners.values() if r.task)]
+        tasks = [*self._tasks, *self._inbound,
+                 *(r.task for r in self.runners.values() if r.task)]
         tasks = [task for task in tasks if task is not current and not task.done()]
         for task in tasks:
             task.cancel()
@@ -394,6 +397,20 @@ class Gossip:
                    for other in self.runners.values())
 
     # -- accepted links ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def inbound(self) -> Iterator[None]:
+        """Run a peer's link handler in here, from before its handshake: stopping ends
+        it too. A dialer that went silent mid-handshake would otherwise hold the handler
+        for ``connect_timeout_s``, and the web server's shutdown waits for every
+        handler."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._inbound.add(task)
+        try:
+            yield
+        finally:
+            self._inbound.discard(task)
 
     async def serve_accepted(self, link: Link, *, shared: bool = False) -> None:
         """Run a link a peer opened to us, until it ends (the peer re-dials)."""

@@ -130,3 +130,19 @@ def test_a_refusal_carries_a_bounded_reason() -> None:
 
 def test_peers_are_allowed_without_a_cluster_secret() -> None:
     Config(peers=("http://127.0.0.1:1",)).check()  # device keys: no error
+
+
+async def test_stopping_ends_a_handshake_the_dialer_left_unfinished(
+        make_node: NodeFactory) -> None:
+    """A dialer that goes silent after the node's proof (a paused device, a link gone
+    dark) must not hold the node's stop until the handshake limit, for which the web
+    server's shutdown would otherwise wait."""
+    node = await make_node()
+    limit_s = node.config.sync.connect_timeout_s
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers=headers(node.device.device_id,
+                                                  linkproof.new_nonce()),
+            protocols=(LINK_PROTOCOL,)) as ws:
+        await ws.receive_bytes(timeout=DEADLINE_S)  # the node's proof; ours never comes
+        async with asyncio.timeout(limit_s / 2):
+            await node.stop()

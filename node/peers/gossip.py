@@ -160,8 +160,10 @@ class Gossip:
         self.stopping = True
         self.astore.remove_commit_listener(self._on_commit)
         current = asyncio.current_task()
-        tasks = [*self._tasks, *self._inbound,
-                 *(r.task for r in self.runners.values() if r.task)]
+        # Once each: an accepted link's handler is both inbound and its runner's task,
+        # and a second cancel() would count as a second request to cancel it.
+        tasks = list(dict.fromkeys([*self._tasks, *self._inbound,
+                                    *(r.task for r in self.runners.values() if r.task)]))
         tasks = [task for task in tasks if task is not current and not task.done()]
         for task in tasks:
             task.cancel()

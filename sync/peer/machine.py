@@ -45,6 +45,7 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from crdt import device
 from crdt.events import Event
 from sync.errors import PeerFault
 from sync.peer import messages, signatures
@@ -152,12 +153,14 @@ class PeerSync:
         self._said_hello = True
         return self._send([self._hello(), *self._pump(now)])
 
-    def prepare(self, data: bytes) -> Prepared:
+    def prepare(self, data: bytes,
+                verify_many: signatures.VerifyMany = device.verifies_many) -> Prepared:
         """The part of ``receive`` that needs neither the store nor the machine's state,
         and costs the most: parse the message and verify its signatures, with the keys
-        of origins seen before (``sync.peer.signatures.verify_ahead``). Safe to call on
-        another thread while ``receive`` handles the message before, so that a node
-        overlaps the two."""
+        of origins seen before (``sync.peer.signatures.verify_ahead``, which checks them
+        with ``verify_many``: a node may pass one that runs in a worker process). Safe
+        to call on another thread while ``receive`` handles the message before, so that
+        a node overlaps the two."""
         try:
             message = messages.parse(data)
         except PeerFault as exc:
@@ -168,7 +171,7 @@ class PeerSync:
             # writer has stored the batch: the next one, prepared meanwhile, uses it.
             keys = signatures.raw_keys(message.items, self._keys.get)
             self._remember(keys)
-            verified = signatures.verify_ahead(message.items, keys)
+            verified = signatures.verify_ahead(message.items, keys, verify_many)
         return Prepared(len(data), message, None, verified)
 
     def receive(self, data: bytes | Prepared, now: float) -> list[bytes]:

@@ -16,9 +16,11 @@ the store knows, and so does a batch that carries the record). The rules, per ev
   here, so that a peer cannot bring new unsigned origins (``"unsigned"``).
 
 Cost: one verification per event (Ed25519 by libsodium, about 70 us; ``crdt.device``).
-``verify_ahead`` does that part beforehand, off the store's writer; ``judge`` then only
-looks the results up. Both check through one helper (``_check``), so a result reused
-is one ``judge`` would compute itself.
+``verify_ahead`` does that part beforehand, off the store's writer, in one call for the
+batch (which a node may make in a worker process); ``judge`` then only looks the
+results up. Both check the same bytes with the same function (``crdt.signing.verify``
+is ``crdt.device.verifies`` of ``signed_bytes``; ``verifies_many`` is that per item), so
+a result reused is one ``judge`` would compute itself.
 
 >>> from crdt.clock import Hlc
 >>> from crdt.device import private_key_from_seed
@@ -42,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Literal
 
-from crdt import signing
+from crdt import device, signing
 from crdt.log import bound
 from sync.peer.messages import Item
 
@@ -53,6 +55,9 @@ Keys = Mapping[str, bytes | None]
 #: -> whether it verifies. Everything the result depends on is in the key, so a result
 #: found here is the one ``judge`` would compute.
 Verified = dict[tuple[bytes, bytes, bytes, str, int], bool]
+#: Checks a batch of signatures (``crdt.device.verifies_many``): public keys, signatures,
+#: signed bytes -> whether each verifies.
+VerifyMany = Callable[[Sequence[bytes], Sequence[bytes], Sequence[bytes]], list[bool]]
 
 
 def raw_keys(items: Sequence[Item],
@@ -71,12 +76,29 @@ def raw_keys(items: Sequence[Item],
     return keys
 
 
-def verify_ahead(items: Sequence[Item], keys: Keys) -> Verified:
+def verify_ahead(items: Sequence[Item], keys: Keys,
+                 verify_many: VerifyMany = device.verifies_many) -> Verified:
     """Check the signatures of ``items`` with their origins' keys (``raw_keys``), before
     ``judge`` runs, and without deciding anything: the costly part of ``judge``, which a
     node runs off its writer while the writer stores the previous batch. An origin
-    whose key is not known yet is left to ``judge``."""
-    return _check(items, keys, {})
+    whose key is not known yet is left to ``judge``.
+
+    ``verify_many`` checks them all in one call (``crdt.device.verifies_many``, here by
+    default; a node may pass one that runs it in a worker process). It must answer as
+    that function does: ``judge`` trusts what it finds here.
+    """
+    slots: list[tuple[bytes, bytes, bytes, str, int]] = []
+    for item in items:
+        key = keys.get(item.origin)
+        if key is not None and item.signature is not None:
+            slots.append((key, item.signature, item.event.id, item.origin, item.seq))
+    if not slots:
+        return {}
+    valid = verify_many([slot[0] for slot in slots], [slot[1] for slot in slots],
+                        [signing.signed_bytes(*slot[2:]) for slot in slots])
+    if len(valid) != len(slots):
+        raise ValueError(f"{len(valid)} answers for {len(slots)} signatures")
+    return dict(zip(slots, valid, strict=True))
 
 
 def judge(items: Sequence[Item], *, keys: Keys, held: Collection[str], peer_signs: bool,

@@ -191,6 +191,23 @@ def test_crafted_signatures_are_refused_without_raising() -> None:
     assert device.verifies(public, honest, message)
 
 
+def test_a_batch_verifies_as_each_of_its_signatures_does() -> None:
+    seed = bytes(range(32))
+    public = device.public_bytes(device.private_key_from_seed(seed))
+    message = b"anything at all"
+    honest = device.sign_bytes(device.secret_key(device.private_key_from_seed(seed)), message)
+    cases = [(public, honest, message), (public, honest, message + b"!"),
+             (IDENTITY, IDENTITY + bytes(32), message),
+             (public, crafted_by_holder(seed, message), message),
+             (public[:31], honest, message), (public, honest[:63], message), (public, honest, b"")]
+    keys, signatures, messages = (list(column) for column in zip(*cases, strict=True))
+    assert device.verifies_many(keys, signatures, messages) \
+        == [device.verifies(*case) for case in cases] == [True] + [False] * 6
+    assert device.verifies_many([], [], []) == []
+    with pytest.raises(ValueError, match="lists of 1 keys, 2 signatures and 2 messages"):
+        device.verifies_many(keys[:1], signatures[:2], messages[:2])
+
+
 def test_a_secret_key_of_another_size_is_refused_before_libsodium_reads_it() -> None:
     with pytest.raises(ValueError, match="a secret key is 64 bytes, not 32"):
         device.sign_bytes(bytes(32), b"x")

@@ -6,7 +6,7 @@ events of unbound origins (written before events were signed) are taken as befor
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -279,6 +279,30 @@ def test_crafted_signatures_are_forged_never_an_error() -> None:
     rogue = [Item(origin, 1, record, anything), Item(origin, 2, chain[1].event, anything)]
     assert judge(rogue, keys=raw_keys(rogue, lambda _o: None), held=set(), peer_signs=True,
                  require=False) == ["forged", "forged"]
+
+
+def test_a_batch_is_verified_in_one_call_with_the_results_of_each_check() -> None:
+    chain = signed_chain(2, 4)
+    chain[3] = chain[3]._replace(signature=bytes(64))  # forged
+    chain.append(Item("0123456789abcdef", 1, chain[1].event, None))  # unbound: not checked
+    calls: list[int] = []
+
+    def counted(keys: Sequence[bytes], sigs: Sequence[bytes], signed: Sequence[bytes]
+                ) -> list[bool]:
+        calls.append(len(keys))
+        return device.verifies_many(keys, sigs, signed)
+
+    keys = raw_keys(chain, lambda _o: None)
+    ahead = verify_ahead(chain, keys, counted)
+    assert calls == [5]
+    assert ahead == verify_ahead(chain, keys) == {
+        (keys[item.origin], item.signature, item.event.id, item.origin, item.seq):
+            signing.verify(keys[item.origin] or b"", item.signature or b"", item.event.id,
+                           item.origin, item.seq) for item in chain[:5]}
+    assert sorted(ahead.values()) == [False, True, True, True, True]
+    assert verify_ahead(chain[5:], keys, counted) == {} and calls == [5]  # nothing to check
+    with pytest.raises(ValueError, match="4 answers for 5 signatures"):
+        verify_ahead(chain, keys, lambda k, s, m: device.verifies_many(k, s, m)[1:])
 
 
 def signed_link(keyed: Callable[[int], EventStore], ev: Ev

@@ -1,5 +1,5 @@
 """``Trials``: a client's changes are tried in a worker process before the node applies
-them (``crdt.automerge.trial`` in a ``workers.WorkerPool``).
+them (``crdt.automerge.trial`` in a ``node.workers.WorkerPool``).
 
 The connection's machine hands out the changes it would apply (``Outcome.trial``) once
 its own checks passed (a write token, unpacked size, document size). Changes that
@@ -12,7 +12,7 @@ from __future__ import annotations
 import structlog
 
 from crdt.automerge.trial import Tried, try_sync_message
-from node.automerge.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
+from node.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
 from sync.repo.config import RepoLimits
 from sync.repo.connection import CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_POLICY, Trial
 

@@ -2,7 +2,9 @@
 
 A client's Automerge changes are tried in one (``crdt.automerge.trial``) before the node
 applies them: automerge holds the GIL and cannot be interrupted, so work that a crafted
-message makes long or large must happen where it can be cut short. Each worker is a
+message makes long or large must happen where it can be cut short. Peers' signatures
+are checked in one (``node.peers.verifying``, through a ``Worker`` of its own), where
+the node's GIL does not hold them back. Each worker is a
 process of its own (never forked: the node has threads and open databases) whose address
 space is capped with ``RLIMIT_AS``; a call that overruns its time is answered with
 ``WorkerTimeout`` and its worker killed; a worker that dies (out of memory, a crash in
@@ -61,10 +63,10 @@ class WorkerPool:
         self.time_s = time_s
         self.memory_bytes = memory_bytes
         self.preload = preload  # modules each worker imports before its first call
-        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()
+        self._idle: asyncio.Queue[Worker | None] = asyncio.Queue()
         for _ in range(count):
             self._idle.put_nowait(None)  # started on first use
-        self._all: set[_Worker] = set()
+        self._all: set[Worker] = set()
         self.stopping = False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -75,7 +77,7 @@ class WorkerPool:
             if self.stopping:
                 raise WorkerDied("the pool is stopping")
             if worker is None:
-                worker = await asyncio.to_thread(_Worker, self.memory_bytes, self.preload)
+                worker = await asyncio.to_thread(Worker, self.memory_bytes, self.preload)
                 self._all.add(worker)
             return await asyncio.to_thread(worker.call, fn, args, self.time_s)
         except (WorkerTimeout, WorkerDied, asyncio.CancelledError):
@@ -96,8 +98,10 @@ class WorkerPool:
         await asyncio.gather(*(asyncio.to_thread(w.stop, STOP_WAIT_S) for w in workers))
 
 
-class _Worker:
-    """One process and the pipes to it. Used by one call at a time."""
+class Worker:
+    """One process and the pipes to it. Used by one call at a time; its methods block,
+    so call them off the event loop (``WorkerPool`` does; ``node.peers.verifying``
+    calls from its own threads)."""
 
     def __init__(self, memory_bytes: int, preload: tuple[str, ...]) -> None:
         # A child of its own command, not multiprocessing's spawn: that one re-imports the
@@ -123,6 +127,9 @@ class _Worker:
             raise WorkerDied(f"the worker did not start: {error}") from None
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...], time_s: float) -> Any:
+        """``fn(*args)`` in the process (both must pickle; ``fn`` by its name, so its
+        module is imported there); ``WorkerTimeout`` past ``time_s`` (the process is
+        then still working: kill it), ``WorkerDied``, or ``WorkerRaised``."""
         try:
             self.to_worker.send((fn, args))
             if not self.from_worker.poll(time_s):
@@ -154,7 +161,7 @@ class _Worker:
             self.from_worker.close()
 
 
-def _reap(worker: _Worker) -> None:
+def _reap(worker: Worker) -> None:
     task = asyncio.get_running_loop().create_task(asyncio.to_thread(worker.stop, 0.0))
     _REAPING.add(task)
     task.add_done_callback(_REAPING.discard)

@@ -1,4 +1,4 @@
-"""node.automerge.workers: real worker processes that overrun their time, their memory, or
+"""node.workers: real worker processes that overrun their time, their memory, or
 die; the pool replaces them and goes on."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from node.automerge.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
+from node.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
 
 MEMORY_BYTES = 512 * 1024 * 1024
 

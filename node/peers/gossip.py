@@ -6,7 +6,9 @@ send whatever it answers. The machine reads and writes the event log, so every c
 it runs on the store's writer thread (``AsyncStore.write``), one at a time; the event
 loop only moves bytes and so keeps serving clients while a backlog streams in. What needs
 no store, parsing a message and verifying its signatures (``PeerSync.prepare``), runs
-on a small pool of its own, and for the next message while the writer stores this one.
+on a small pool of its own, and for the next message while the writer stores this one;
+the signatures of a batch are checked in a worker process (``node.peers.verifying``),
+where the GIL does not hold them back.
 
 Links come from ``--peer`` URLs (dialed, with back-off when unreachable), from peers
 that dial us, and from members learned from peers (``/peer/v1/members``), so a new
@@ -62,6 +64,7 @@ from node.peers.transport import (
     dial,
     fetch_members,
 )
+from node.peers.verifying import Verifier
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
 from sync.peer.machine import PeerSync, Prepared
@@ -71,9 +74,9 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 #: Threads that parse peers' messages and verify their signatures (``PeerSync.prepare``)
-#: beside the writer, one message per link at a time. Ed25519 verification releases the
-#: GIL at least in part (20,000 checks: 2.7 s on one thread, 1.7 s on two), so some of
-#: it runs on the second core while the writer stores the message before.
+#: beside the writer, one message per link at a time. A batch's signatures are checked
+#: in a worker process (``node.peers.verifying``), which the thread waits for without
+#: the GIL; so two threads let one link's batch be checked while another's is parsed.
 PREPARE_THREADS = 2
 
 
@@ -139,6 +142,8 @@ class Gossip:
         self._loop = asyncio.get_running_loop()
         self._prepare_pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS,
                                                 thread_name_prefix="clawsync-peer-prepare")
+        #: Checks peers' batches of signatures in a worker process, started on the first.
+        self.verifier = Verifier()
         #: When client appends last committed (``node.peers.budget``: links pay then).
         self._appended_at = -CLIENTS_QUIET_S
         #: What this node runs, told to peers in the hello.
@@ -180,6 +185,7 @@ class Gossip:
         # Messages already queued are still prepared (a few ms each) and then dropped:
         # cancelling them would end a late link with CancelledError, not as closed.
         self._prepare_pool.shutdown(wait=False)
+        await asyncio.to_thread(self.verifier.stop)  # a batch it was checking: checked here
 
     def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(work, name=name)
@@ -498,12 +504,13 @@ class Gossip:
         """The link's next message, parsed and its signatures verified off the writer,
         and the CPU seconds that took (charged to the link like writer time): the pool
         thread's own CPU time, not the time passed, which would count the waits for the
-        GIL held by the writer and other links, which this link did not use."""
+        GIL held by the writer and other links, which this link did not use. The worker's
+        time is not counted: it holds no GIL of this process."""
         data = await link.receive()
 
         def prepare() -> tuple[Prepared, float]:
             started = time.thread_time()
-            return machine.prepare(data), time.thread_time() - started
+            return machine.prepare(data, self.verifier), time.thread_time() - started
 
         try:
             return await self._loop.run_in_executor(self._prepare_pool, prepare)

@@ -1,0 +1,204 @@
+"""Peers' signatures checked in a worker process (``node.peers.verifying``), with real
+processes: the worker answers exactly as this process would, forged and crafted
+signatures included; a worker killed, overrunning or unable to start costs a batch
+nothing but its checks here; and a node's stop leaves no worker behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from crdt import device
+from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
+from node.server.run import RunningNode
+from tests.support.ed25519 import IDENTITY, crafted_by_holder
+from tests.support.nodes import events, post
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+EventFactory = Callable[..., dict[str, Any]]
+SECRET = "s" * 32
+DEADLINE_S = 30.0
+Batch = tuple[list[bytes], list[bytes], list[bytes]]
+
+
+def batch(count: int) -> Batch:
+    """``count`` checks of two keys: mostly valid, every fifth forged in a new way (a
+    flipped bit, another message, a crafted signature, a small-order key, junk)."""
+    seeds = [bytes([n]) * 32 for n in (1, 2)]
+    secrets = [device.secret_key(device.private_key_from_seed(seed)) for seed in seeds]
+    publics = [secret[32:] for secret in secrets]
+    keys, signatures, messages = [], [], []
+    for n in range(count):
+        which = n % 2
+        message = f"event {n}".encode() * 3
+        signature = device.sign_bytes(secrets[which], message)
+        key = publics[which]
+        match n % 25:
+            case 4:
+                signature = bytes([signature[0] ^ 1]) + signature[1:]
+            case 9:
+                message += b"!"
+            case 14:
+                signature = crafted_by_holder(seeds[which], message)
+            case 19:
+                key, signature = IDENTITY, IDENTITY + bytes(32)
+            case 24:
+                signature = signature[:63]
+        keys.append(key)
+        signatures.append(signature)
+        messages.append(message)
+    return keys, signatures, messages
+
+
+def here(checks: Batch) -> list[bool]:
+    return device.verifies_many(*checks)
+
+
+@pytest.fixture
+def verifier() -> Iterator[Verifier]:
+    started = Verifier()
+    yield started
+    started.stop()
+
+
+def in_worker(verifier: Verifier, checks: Batch) -> list[bool]:
+    """``verifier(*checks)`` once its worker answers (it starts on the first call)."""
+    done = verifier.batches_in_worker
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        answer = verifier(*checks)
+        if verifier.batches_in_worker > done:
+            return answer
+        assert answer == here(checks)  # answered here meanwhile, just as well
+        assert time.monotonic() < deadline and not verifier.broken
+        time.sleep(0.02)
+
+
+def worker_pid(verifier: Verifier) -> int:
+    worker = verifier._worker
+    assert worker is not None
+    return worker.process.pid
+
+
+def ended(pid: int) -> bool:
+    """True once process ``pid`` is gone (reaped) or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_the_worker_answers_as_this_process_on_valid_and_forged_signatures(
+        verifier: Verifier) -> None:
+    checks = batch(500)
+    expected = here(checks)
+    assert expected.count(False) == 100  # the forgeries are refused here
+    assert in_worker(verifier, checks) == expected
+    assert in_worker(verifier, batch(WORKER_SIGNATURES_MIN)) == here(
+        batch(WORKER_SIGNATURES_MIN))
+
+
+def test_a_short_batch_is_checked_here_and_starts_no_worker(verifier: Verifier) -> None:
+    checks = batch(WORKER_SIGNATURES_MIN - 1)
+    assert verifier(*checks) == here(checks)
+    assert verifier._starting is None and verifier._worker is None
+    assert verifier.batches_in_worker == 0
+
+
+def test_a_killed_worker_costs_its_batch_nothing_and_is_replaced(verifier: Verifier) -> None:
+    checks = batch(200)
+    in_worker(verifier, checks)
+    pid = worker_pid(verifier)
+    os.kill(pid, signal.SIGKILL)
+    while not ended(pid):
+        time.sleep(0.01)
+    assert verifier(*checks) == here(checks)  # the worker is gone: checked here
+    assert verifier.batches_failed == 1
+    assert in_worker(verifier, checks) == here(checks)  # by a new worker
+    assert worker_pid(verifier) != pid and ended(pid)
+
+
+def test_a_worker_that_overruns_is_killed_and_its_batch_checked_here() -> None:
+    verifier = Verifier(call_time_s=60.0)
+    try:
+        checks = batch(2_000)  # about 0.1 s of checks
+        in_worker(verifier, checks)
+        pid = worker_pid(verifier)
+        verifier.call_time_s = 1e-6
+        assert verifier(*checks) == here(checks)
+        assert verifier.batches_failed == 1 and verifier._worker is None
+        deadline = time.monotonic() + DEADLINE_S
+        while not ended(pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        verifier.stop()
+
+
+def test_without_a_worker_every_batch_is_checked_here() -> None:
+    verifier = Verifier(memory_bytes=1024 * 1024)  # Python cannot start in 1 MiB
+    try:
+        checks = batch(100)
+        deadline = time.monotonic() + DEADLINE_S
+        while not verifier.broken:
+            assert verifier(*checks) == here(checks)
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert verifier(*checks) == here(checks)
+        assert verifier._starting is None and verifier.batches_in_worker == 0
+    finally:
+        verifier.stop()
+
+
+def test_stopping_ends_the_worker_and_later_batches_are_checked_here() -> None:
+    verifier = Verifier()
+    checks = batch(100)
+    in_worker(verifier, checks)
+    pid = worker_pid(verifier)
+    verifier.stop()
+    assert ended(pid)
+    assert verifier(*checks) == here(checks)
+    assert verifier._starting is None and verifier._worker is None
+
+
+def test_stopping_while_the_worker_starts_ends_it_too() -> None:
+    verifier = Verifier()
+    checks = batch(100)
+    assert verifier(*checks) == here(checks)  # starts one
+    starting = verifier._starting
+    assert starting is not None
+    verifier.stop()
+    assert not starting.is_alive() and verifier._worker is None
+
+
+#: Events per post in the node tests: a batch long enough for the worker.
+POSTED = 4 * WORKER_SIGNATURES_MIN
+
+
+async def test_nodes_replicate_through_the_worker_and_stop_leaves_none(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    a = await make_node(cluster_secret=SECRET)
+    b = await make_node(cluster_secret=SECRET, peers=(a.url,))
+    verifier = b.gossip.verifier
+    sent = 0
+    async with asyncio.timeout(DEADLINE_S):  # until B's worker has checked a batch
+        while verifier.batches_in_worker == 0:
+            await post(a, "s1", *(event_body(n, content=f"message {n}")
+                                  for n in range(sent, sent + POSTED)))
+            sent += POSTED
+            await asyncio.sleep(0.05)
+        while len(await events(b, "s1")) < sent:
+            await asyncio.sleep(0.05)
+    assert [e["id"] for e in await events(a, "s1")] == [e["id"] for e in await events(b, "s1")]
+    assert b.gossip.verifier.batches_failed == 0
+    pid = worker_pid(verifier)
+    assert not ended(pid)
+    await b.stop()
+    assert ended(pid)

@@ -92,11 +92,19 @@ class Verifier:
         with self._lock:
             self._stopped = True
             starting, worker, self._worker = self._starting, self._worker, None
+            busy = self._busy
             self._lock.notify_all()
         if starting is not None:
             starting.join()  # it ends the worker it started, seeing ``_stopped``
-        if worker is not None:
-            worker.stop(0.0)  # nothing to finish: whatever it was checking is checked again
+        if worker is None:
+            return
+        if busy:
+            # A thread is reading its pipe: killed, the worker closes it, and that
+            # thread ends it (``_call``) and checks the batch itself. Closing the pipe
+            # here instead could hand its descriptor to a new file under the reader.
+            worker.kill()
+        else:
+            worker.stop(0.0)
 
     def _take(self) -> Worker | None:
         """The worker, once no other call uses it; None if there is none yet (one is
@@ -164,6 +172,7 @@ class Verifier:
                 self.batches_in_worker += 1
             if not keep and self._worker is worker:
                 self._worker = None  # the next long batch starts another
+            keep = keep and not self._stopped  # ``stop`` left it to this call to end
             self._lock.notify_all()
         if not keep:
             worker.kill()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -166,6 +167,22 @@ def test_stopping_ends_the_worker_and_later_batches_are_checked_here() -> None:
     assert ended(pid)
     assert verifier(*checks) == here(checks)
     assert verifier._starting is None and verifier._worker is None
+
+
+def test_stopping_while_the_worker_checks_a_batch_still_answers_it() -> None:
+    verifier = Verifier()
+    in_worker(verifier, batch(100))
+    pid = worker_pid(verifier)
+    checks = batch(5_000)  # about 0.3 s of checks
+    answers: list[list[bool]] = []
+    calling = threading.Thread(target=lambda: answers.append(verifier(*checks)))
+    calling.start()
+    while not verifier._busy:
+        time.sleep(0.001)
+    verifier.stop()
+    calling.join()
+    assert answers == [here(checks)]  # checked in its thread once the worker was killed
+    assert ended(pid) and verifier._worker is None
 
 
 def test_stopping_while_the_worker_starts_ends_it_too() -> None:

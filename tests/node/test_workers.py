@@ -92,3 +92,14 @@ async def test_a_stopped_pool_ends_running_calls_and_takes_no_more() -> None:
         await running
     with pytest.raises(WorkerDied):
         await pool.run(pid)
+
+
+async def test_ctrl_c_of_the_terminal_leaves_a_worker_to_its_node() -> None:
+    pool = WorkerPool(1, 30.0, MEMORY_BYTES)
+    try:
+        worker = await pool.run(pid)
+        os.kill(worker, signal.SIGINT)  # what a terminal sends the whole process group
+        time.sleep(0.2)
+        assert await pool.run(pid) == worker
+    finally:
+        await pool.stop()

@@ -20,8 +20,9 @@ answer, the batch is checked in the calling thread instead, by the same function
 * a worker that died, overran ``CALL_TIME_S``, or answered something other than one
   boolean per signature: it is ended, and a new one started on the next long batch (one
   that raised is kept);
-* when no worker can start at all (a sandbox that forbids processes): the node logs it
-  once and checks every batch in its threads, as before.
+* when no worker can start (a sandbox that forbids processes): after
+  ``START_FAILURES_MAX`` failed starts in a row the node logs it once and checks every
+  batch in its threads, as before.
 
 The worker is a ``node.workers.Worker``: its own command (never forked: the node has
 threads and open databases), its address space capped. ``stop`` ends it.
@@ -51,6 +52,9 @@ CALL_TIME_S = 10.0
 #: The worker's address space: Python with libsodium and cryptography takes about 45 MiB;
 #: a batch's data is well under 2 MiB.
 MEMORY_BYTES = 256 * 1024 * 1024
+#: Failed starts in a row after which no worker is tried again (a start costs a Python
+#: process, about 0.1 s of CPU); one that fails by chance is tried again.
+START_FAILURES_MAX = 3
 #: What the worker imports before it says it is ready.
 PRELOAD = ("crdt.device",)
 
@@ -69,8 +73,10 @@ class Verifier:
         self._busy = False
         self._starting: threading.Thread | None = None
         self._stopped = False
-        #: Set when a worker failed to start: no more tries, threads check everything.
+        #: Set when workers failed to start ``START_FAILURES_MAX`` times in a row: no
+        #: more tries, threads check everything.
         self.broken = False
+        self._start_failures = 0
         #: Batches checked by a worker, and batches a worker failed to answer.
         self.batches_in_worker = 0
         self.batches_failed = 0
@@ -127,17 +133,20 @@ class Verifier:
     def _start(self) -> None:
         try:
             worker: Worker | None = Worker(self.memory_bytes, PRELOAD)
-        except (WorkerError, OSError) as error:
-            log.warning("signatures are checked in this process: no worker process could "
-                        "start", error=str(error))
+        except Exception as error:  # WorkerError, OSError from Popen: any, it is logged
+            failed = str(error)
             worker = None
         with self._lock:
             self._starting = None
             if worker is None:
-                self.broken = True
-            elif self._stopped:
-                pass
+                self._start_failures += 1
+                self.broken = self._start_failures >= START_FAILURES_MAX
+                if self.broken:
+                    log.warning("signatures are checked in this process: no worker process "
+                                "could start", error=failed)
             else:
+                self._start_failures = 0
+            if worker is not None and not self._stopped:
                 self._worker, self._busy, worker = worker, False, None
             self._lock.notify_all()
         if worker is not None:  # started while stopping

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from crdt import device
-from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
+from node.peers.verifying import START_FAILURES_MAX, WORKER_SIGNATURES_MIN, Verifier
 from node.server.run import RunningNode
 from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.nodes import events, post
@@ -154,6 +154,7 @@ def test_without_a_worker_every_batch_is_checked_here() -> None:
             time.sleep(0.02)
         assert verifier(*checks) == here(checks)
         assert verifier._starting is None and verifier.batches_in_worker == 0
+        assert verifier._start_failures == START_FAILURES_MAX  # tried again, then no more
     finally:
         verifier.stop()
 

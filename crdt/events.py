@@ -186,9 +186,8 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
 
     Canonical bytes are laid out as ``Draft.parts`` lays them out, so they are
     canonical if they are that layout of their decoded fields, with the payload as
-    validation leaves it, canonically encoded: only the payload is encoded in cbor2's
-    canonical mode, which sorts by encoding every key and costs several times a plain
-    encoding. Decoding checks no types: the payload's are those its validators take,
+    validation leaves it, canonically encoded (``codec.encode_json``). Decoding checks no
+    types: the payload's are those its validators take,
     which must be the ones of this module (``_plain_only``).
     """
     if len(data) > EVENT_BYTES_MAX or not data.startswith(_UP_TO_KIND):
@@ -217,7 +216,7 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
     except InvalidInput:
         return None
     layout = b"".join((_UP_TO_KIND, codec.encode_text(kind), _PAYLOAD_KEY,
-                       codec.encode(checked), _AGENT_ID_KEY, codec.encode_text(agent_id),
+                       codec.encode_json(checked), _AGENT_ID_KEY, codec.encode_text(agent_id),
                        _TIMESTAMP_KEY, codec.encode_stamp(ms, counter), _SESSION_KEY_KEY,
                        codec.encode_text(session_key)))
     if layout != data:
@@ -289,10 +288,10 @@ class Draft:
         """The canonical bytes around the timestamp, encoded on first use."""
         if self._parts is None:
             # The four entries that sort before "timestamp", put together in their
-            # canonical order: only the payload needs cbor2's canonical mode, which
-            # sorts by encoding every key and costs several times a plain encoding.
+            # canonical order: only the payload needs its keys sorted
+            # (``codec.encode_json``).
             before = b"".join((_UP_TO_KIND, codec.encode_text(self.kind), _PAYLOAD_KEY,
-                               codec.encode(self.payload), _AGENT_ID_KEY,
+                               codec.encode_json(self.payload), _AGENT_ID_KEY,
                                codec.encode_text(self.agent_id), _TIMESTAMP_KEY))
             after = _SESSION_KEY_KEY + codec.encode_text(self.session_key)
             object.__setattr__(self, "_parts", _Parts(

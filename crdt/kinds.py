@@ -173,17 +173,23 @@ def _record(obj: Any, where: str, spec: Mapping[str, Validator],
     if not isinstance(obj, dict):
         raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
     out = {}
+    taken = 0
     for name, check in spec.items():
-        field = f"{where}.{name}"
         if name in obj:
-            out[name] = check(obj[name], field)
+            value = obj[name]
+            # Most fields are short ASCII text, which ``text`` takes as it is: its label
+            # is only built for a value it might refuse.
+            out[name] = value if check is text and type(value) is str and value.isascii() \
+                else check(value, f"{where}.{name}")
+            taken += 1
         elif name in defaults:
             out[name] = defaults[name]
         else:
-            raise InvalidInput("is required", field=field)
-    for name in obj.keys() - spec.keys() - (reserved or set()):
-        check_name(name, f"{where} field name")
-        out[name] = json_value(obj[name], f"{where}.{name}")
+            raise InvalidInput("is required", field=f"{where}.{name}")
+    if taken != len(obj):  # fields beyond ``spec``: reserved, or kept as JSON values
+        for name in obj.keys() - spec.keys() - (reserved or set()):
+            check_name(name, f"{where} field name")
+            out[name] = json_value(obj[name], f"{where}.{name}")
     return out
 
 

@@ -20,6 +20,7 @@ byte is refused.
 from __future__ import annotations
 
 import io
+import math
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -170,10 +171,11 @@ def encode_stamp(ms: int, counter: int) -> bytes:
 def encode_json(value: Any) -> bytes:
     """``encode(value)`` for a JSON-like value (an event's payload), sorted and encoded
     here rather than by cbor2's canonical mode, which encodes every map key apart and
-    costs about twice as much for a small payload. Floats are still encoded by cbor2 (one
-    call each: an item's encoding does not depend on what holds it), and anything else
-    (bytes, tuples, subclasses, integers past 64 bits) sends the whole value to ``encode``,
-    as does any error, so the result is always ``encode``'s, or its exception.
+    costs about twice as much for a small payload. Floats take the shortest form that
+    holds them exactly, as cbor2's canonical mode does (NaN and infinities go to cbor2).
+    Anything else (bytes, tuples, subclasses, integers past 64 bits) sends the whole
+    value to ``encode``, as does any error, so the result is always ``encode``'s, or its
+    exception.
 
     >>> encode_json({"b": [1, -2, None], "aa": {"é": True}}) == encode(
     ...     {"b": [1, -2, None], "aa": {"é": True}})
@@ -189,30 +191,44 @@ class _NotJson(Exception):
     """``encode_json`` leaves the value to cbor2."""
 
 
-_TEXT_HEADS = _SMALL_HEADS[3]
+_ARRAY_HEADS, _TEXT_HEADS, _MAP_HEADS = _SMALL_HEADS[4], _SMALL_HEADS[3], _SMALL_HEADS[5]
 
 
 def _json(value: Any) -> bytes:
+    # Few calls: a payload is mostly short texts, which are encoded in line.
     kind = type(value)
     if kind is str:
         data: bytes = value.encode("utf-8")
         size = len(data)
         return (_TEXT_HEADS[size] if size < 24 else head(3, size)) + data
     if kind is dict:
-        # Canonical order sorts the keys' encodings, and keys are distinct, so sorting
-        # the (key, value) pairs compares keys only.
         entries = []
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotJson
             data = key.encode("utf-8")
             size = len(data)
-            entries.append(((_TEXT_HEADS[size] if size < 24 else head(3, size)) + data,
-                            _json(item)))
+            if type(item) is str:
+                text = item.encode("utf-8")
+                length = len(text)
+                entries.append((_TEXT_HEADS[size] if size < 24 else head(3, size)) + data
+                               + (_TEXT_HEADS[length] if length < 24 else head(3, length))
+                               + text)
+            else:
+                entries.append((_TEXT_HEADS[size] if size < 24 else head(3, size)) + data
+                               + _json(item))
+        # Canonical order sorts the keys' encodings. Keys are distinct and no item's
+        # encoding is a prefix of another's, so sorting each key with its value
+        # appended compares the keys alone.
         entries.sort()
-        return head(5, len(entries)) + b"".join([part for entry in entries for part in entry])
+        size = len(entries)
+        return (_MAP_HEADS[size] if size < 24 else head(5, size)) + b"".join(entries)
     if kind is list:
-        return head(4, len(value)) + b"".join([_json(item) for item in value])
+        size = len(value)
+        if not size:
+            return b"\x80"
+        return (_ARRAY_HEADS[size] if size < 24 else head(4, size)) + \
+            b"".join([_json(item) for item in value])
     if kind is int:  # past 64 bits, ``head`` raises and cbor2 makes a bignum
         return head(0, value) if value >= 0 else head(1, ~value)
     if value is None:
@@ -220,8 +236,26 @@ def _json(value: Any) -> bytes:
     if kind is bool:
         return b"\xf5" if value else b"\xf4"
     if kind is float:
-        return encode(value)
+        return _float(value)
     raise _NotJson
+
+
+def _float(value: float) -> bytes:
+    """The shortest of half, single and double precision that holds ``value`` exactly."""
+    if not math.isfinite(value):
+        return encode(value)
+    for initial, form in _NARROWER:
+        try:
+            data = form.pack(value)
+        except OverflowError:  # too large for this form
+            continue
+        if form.unpack(data)[0] == value:
+            return initial + data
+    return b"\xfb" + _DOUBLE.pack(value)
+
+
+_NARROWER = ((b"\xf9", struct.Struct(">e")), (b"\xfa", struct.Struct(">f")))
+_DOUBLE = struct.Struct(">d")
 
 
 def decode_trusted(data: bytes) -> Any:

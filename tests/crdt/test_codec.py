@@ -109,6 +109,8 @@ def anything(depth: int = 3) -> st.SearchStrategy[Any]:
     scalars = st.one_of(
         json_like(0), st.integers(), st.floats(), st.sampled_from(
             [True, False, 2**64, -(2**64) - 1, -0.0, 5.960464477539063e-08, 65504.0,
+             65520.0, 2.0**-24, 2.0**-25, 2.0**-149, 2.0**-150, 1e-310, 3.4028234663852886e38,
+             3.4028235677973366e38, 1e300, float("inf"), float("-inf"), float("nan"), 0.1,
              "\ud800", Text("x"), 1 << 80, b"", "é" * 12]))
     if depth == 0:
         return scalars

@@ -137,6 +137,12 @@ def test_encode_json_is_encode(value: Any) -> None:
     assert got == expected
 
 
+@given(st.integers(0, 2**64 - 1) | st.sampled_from([2**32 - 1, 2**32, 1_700_000_000_000]),
+       st.integers(0, 2**32 - 1) | st.integers(0, 30))
+def test_a_timestamp_encodes_as_its_array(ms: int, counter: int) -> None:
+    assert codec.encode_stamp(ms, counter) == encode([ms, counter])
+
+
 @pytest.mark.parametrize("count", [0, 23, 24, 255, 256, 65_536])
 def test_encode_json_of_long_containers_is_encode(count: int) -> None:
     values = [{f"k{n}": n for n in range(count)}, list(range(count)), "x" * count]

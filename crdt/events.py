@@ -369,8 +369,8 @@ class Draft:
         if self.claimed_id is not None and self.claimed_id != event_id:
             raise IdMismatch(f"does not match the content (hash is {event_id.hex()})",
                              field="id")
-        return Event(self.session_key, self.agent_id, stamp, self.kind, self.payload,
-                     canonical, event_id)
+        return _new_event(self.session_key, self.agent_id, stamp, self.kind, self.payload,
+                          canonical, event_id)
 
 
 _TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind",

@@ -394,7 +394,8 @@ def _check_batch_size(items: list[int] | tuple[Item, ...],
     """``items``: the items, or their sizes (``item_bytes``)."""
     if not items or len(items) > BATCH_EVENTS_MAX:
         raise error(f"a batch holds 1 to {BATCH_EVENTS_MAX} events, not {len(items)}")
-    total = sum(item_bytes(i.event) if isinstance(i, Item) else i for i in items)
+    total = sum(items) if isinstance(items, list) else \
+        sum(item_bytes(item.event) for item in items)
     total += sum(len(proof.canonical) + PROOF_OVERHEAD for proof in proofs)
     if total > BATCH_BYTES_MAX:
         raise error(f"batch of {total} event bytes is over {BATCH_BYTES_MAX}")
@@ -491,11 +492,21 @@ def _read_items(data: bytes) -> Shaped:
                     raise _InDoubt from None
                 origins[raw_origin] = known
             origin, start = known, data[begun:offset]
-        seq, offset = _argument(data, offset, 0)
+        # The sequence number and the event's length, read in line (a call costs as
+        # much as the reading): each is a head of its type with a definite argument.
+        initial = data[offset]
+        if initial < 24:
+            seq, offset = initial, offset + 1
+        else:
+            seq, offset = _argument(data, offset, 0)
         if not last.get(origin, 0) < seq <= SEQ_MAX:
             raise _InDoubt
         last[origin] = seq
-        event_size, offset = _argument(data, offset, 2)
+        initial = data[offset]
+        if initial == 0x58:  # a byte string of 24 to 255 bytes
+            event_size, offset = data[offset + 1], offset + 2
+        else:
+            event_size, offset = _argument(data, offset, 2)
         event = data[offset:offset + event_size]
         offset += event_size
         signature = None

@@ -23,7 +23,7 @@ timestamp yet: the store's clock stamps a draft when it is appended (``Draft.sea
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, TypeGuard
 
 from crdt import codec
@@ -162,6 +162,35 @@ class Event:
                    hashlib.blake2b(data, digest_size=ID_BYTES).digest())
 
 
+def _new_event(session_key: str, agent_id: str, timestamp: Hlc, kind: str,
+               payload: dict[str, Any], canonical: bytes, event_id: bytes) -> Event:
+    """``Event(session_key, ..., event_id)``, made without the frozen dataclass's
+    ``__init__``, which sets each field through ``object.__setattr__`` at about twice the
+    cost: a peer's catch-up makes hundreds of thousands of events."""
+    event = _new_object(Event)
+    _SET_SESSION_KEY(event, session_key)
+    _SET_AGENT_ID(event, agent_id)
+    _SET_TIMESTAMP(event, timestamp)
+    _SET_KIND(event, kind)
+    _SET_PAYLOAD(event, payload)
+    _SET_CANONICAL(event, canonical)
+    _SET_ID(event, event_id)
+    _SET_FORGOTTEN_BY(event, None)
+    return event
+
+
+_new_object = object.__new__
+#: Each field's slot, set as the dataclass's ``__init__`` sets it.
+_EVENT_FIELDS = ("session_key", "agent_id", "timestamp", "kind", "payload", "canonical",
+                 "id", "forgotten_by")
+assert tuple(f.name for f in fields(Event)) == _EVENT_FIELDS, "update _new_event"
+(_SET_SESSION_KEY, _SET_AGENT_ID, _SET_TIMESTAMP, _SET_KIND, _SET_PAYLOAD, _SET_CANONICAL,
+ _SET_ID, _SET_FORGOTTEN_BY) = (Event.__dict__[name].__set__ for name in _EVENT_FIELDS)
+#: ``Hlc(ms, counter)`` is ``_new_hlc(Hlc, (ms, counter))``, without the Python-level
+#: ``__new__`` a named tuple has.
+_new_hlc = tuple.__new__
+
+
 # The canonical content map holds six entries, sorted by their encoded keys: "v", "kind",
 # "payload", "agent_id", then "timestamp", then "session_key". So an event's bytes are
 # one part before the timestamp, the timestamp, and one part after it: a draft encodes
@@ -186,10 +215,9 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
 
     Canonical bytes are laid out as ``Draft.parts`` lays them out, so they are
     canonical if they are that layout of their decoded fields, with the payload as
-    validation leaves it, canonically encoded: only the payload is encoded in cbor2's
-    canonical mode, which sorts by encoding every key and costs several times a plain
-    encoding. Decoding checks no types: the payload's are those its validators take,
-    which must be the ones of this module (``_plain_only``).
+    validation leaves it, canonically encoded (``codec.encode_json``). Decoding checks no
+    types: the payload's are those its validators take, which must be the ones of this
+    module (``_plain_only``).
     """
     if len(data) > EVENT_BYTES_MAX or not data.startswith(_UP_TO_KIND):
         return None
@@ -200,30 +228,57 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
         return None
     if type(content) is not dict or len(content) != 6:
         return None
-    kind, payload, agent_id = content.get("kind"), content.get("payload"), \
-        content.get("agent_id")
-    stamp, session_key = content.get("timestamp"), content.get("session_key")
+    kind: Any = content.get("kind")
+    agent_id: Any = content.get("agent_id")
+    session_key: Any = content.get("session_key")
+    payload, stamp = content.get("payload"), content.get("timestamp")
     if type(stamp) is not list or len(stamp) != 2:
         return None
     ms, counter = stamp
     if type(ms) is not int or type(counter) is not int or not 0 <= ms <= MS_MAX \
             or not 0 <= counter <= COUNTER_MAX:
         return None
-    if not (_is_name(kind, NAME_BYTES_MAX) and _is_name(agent_id, NAME_BYTES_MAX)
-            and _is_name(session_key, SESSION_KEY_BYTES_MAX) and _plain_only(kind)):
+    kind_bytes = _encoded_name(kind, NAME_BYTES_MAX, _NAMES)
+    agent_id_bytes = _encoded_name(agent_id, NAME_BYTES_MAX, _NAMES)
+    session_key_bytes = _encoded_name(session_key, SESSION_KEY_BYTES_MAX, _SESSION_KEYS)
+    if kind_bytes is None or agent_id_bytes is None or session_key_bytes is None \
+            or not _plain_only(kind):
         return None
     try:
         checked = check_payload(kind, payload, "payload", fill_defaults=False)
     except InvalidInput:
         return None
-    layout = b"".join((_UP_TO_KIND, codec.encode_text(kind), _PAYLOAD_KEY,
-                       codec.encode(checked), _AGENT_ID_KEY, codec.encode_text(agent_id),
-                       _TIMESTAMP_KEY, codec.encode_stamp(ms, counter), _SESSION_KEY_KEY,
-                       codec.encode_text(session_key)))
+    layout = b"".join((_UP_TO_KIND, kind_bytes, _PAYLOAD_KEY, codec.encode_json(checked),
+                       _AGENT_ID_KEY, agent_id_bytes, _TIMESTAMP_KEY,
+                       codec.encode_stamp(ms, counter), _SESSION_KEY_KEY, session_key_bytes))
     if layout != data:
         return None
-    return Event(session_key, agent_id, Hlc(ms, counter), kind, checked, data,
-                 hashlib.blake2b(data, digest_size=ID_BYTES).digest())
+    return _new_event(session_key, agent_id, _new_hlc(Hlc, (ms, counter)), kind, checked,
+                      data, hashlib.blake2b(data, digest_size=ID_BYTES).digest())
+
+
+def _encoded_name(value: object, bytes_max: int, known: dict[str, bytes]) -> bytes | None:
+    """``codec.encode_text(value)`` if ``_is_name(value, bytes_max)``, else None. A
+    catch-up repeats a few kinds, agents and session keys many times: ``known`` keeps
+    the encodings of the names it took with this ``bytes_max``."""
+    if type(value) is not str:
+        return None
+    encoded = known.get(value)
+    if encoded is None:
+        if not _is_name(value, bytes_max):
+            return None
+        if len(known) >= _NAMES_KEPT_MAX:
+            known.clear()
+        encoded = known[value] = codec.encode_text(value)
+    return encoded
+
+
+#: Names taken by ``_encoded_name``, by the limit they were checked with: kinds and
+#: agent ids, and session keys. Each holds at most ``_NAMES_KEPT_MAX`` names (at most
+#: about 2 MiB), and starts again empty when full.
+_NAMES: dict[str, bytes] = {}
+_SESSION_KEYS: dict[str, bytes] = {}
+_NAMES_KEPT_MAX = 2048
 
 
 def _is_name(value: object, bytes_max: int) -> TypeGuard[str]:
@@ -289,10 +344,10 @@ class Draft:
         """The canonical bytes around the timestamp, encoded on first use."""
         if self._parts is None:
             # The four entries that sort before "timestamp", put together in their
-            # canonical order: only the payload needs cbor2's canonical mode, which
-            # sorts by encoding every key and costs several times a plain encoding.
+            # canonical order: only the payload needs its keys sorted
+            # (``codec.encode_json``).
             before = b"".join((_UP_TO_KIND, codec.encode_text(self.kind), _PAYLOAD_KEY,
-                               codec.encode(self.payload), _AGENT_ID_KEY,
+                               codec.encode_json(self.payload), _AGENT_ID_KEY,
                                codec.encode_text(self.agent_id), _TIMESTAMP_KEY))
             after = _SESSION_KEY_KEY + codec.encode_text(self.session_key)
             object.__setattr__(self, "_parts", _Parts(
@@ -314,8 +369,8 @@ class Draft:
         if self.claimed_id is not None and self.claimed_id != event_id:
             raise IdMismatch(f"does not match the content (hash is {event_id.hex()})",
                              field="id")
-        return Event(self.session_key, self.agent_id, stamp, self.kind, self.payload,
-                     canonical, event_id)
+        return _new_event(self.session_key, self.agent_id, stamp, self.kind, self.payload,
+                          canonical, event_id)
 
 
 _TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind",

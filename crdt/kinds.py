@@ -38,7 +38,7 @@ from typing import Any
 
 from crdt import codec
 from crdt.errors import InvalidInput, LimitExceeded
-from crdt.keys import _type_name, check_name, utf8_len
+from crdt.keys import NAME_BYTES_MAX, _type_name, check_name, utf8_len
 
 Validator = Callable[[Any, str], Any]
 
@@ -59,7 +59,68 @@ def _boolean(value: Any, field: str) -> bool:
 def json_value(value: Any, field: str, depth: int = 0) -> Any:
     """Normalise a JSON value so it hashes the same in every language: integral floats
     become integers (JavaScript cannot tell 1.0 from 1), NaN and infinities are refused,
-    integers must fit in 64 bits."""
+    integers must fit in 64 bits.
+
+    >>> json_value({"n": 1.0, "x": [0.5, "é", None]}, "params")
+    {'n': 1, 'x': [0.5, 'é', None]}
+    >>> json_value({"x": [1, float("nan")]}, "params")
+    Traceback (most recent call last):
+    crdt.errors.InvalidInput: params.x[1]: NaN and infinity are not JSON numbers
+    """
+    try:
+        return _json_quickly(value, depth)
+    except _Doubt:
+        return _json_value(value, field, depth)
+
+
+class _Doubt(Exception):
+    """A quick check leaves the value to its validator, which decides and names the fault."""
+
+
+def _json_quickly(value: Any, depth: int) -> Any:
+    """``json_value(value, ...)`` for a value it takes as plain types (no subclasses),
+    without building a label for each item and key; ``_Doubt`` for any other."""
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _encodes(value)
+        return value
+    if kind is int:
+        if not -(2**63) <= value < 2**64:
+            raise _Doubt
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise _Doubt
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if value is None or kind is bool:
+        return value
+    if depth >= codec.DEPTH_MAX:
+        raise _Doubt
+    if kind is list:
+        return [_json_quickly(item, depth + 1) for item in value]
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _Doubt
+            if not key.isascii():
+                _encodes(key)
+            out[key] = _json_quickly(item, depth + 1)
+        return out
+    raise _Doubt
+
+
+def _encodes(value: str) -> None:
+    """``_Doubt`` unless ``value`` is valid Unicode (``utf8_len``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _Doubt from None
+
+
+def _json_value(value: Any, field: str, depth: int = 0) -> Any:
+    """``json_value``, labelling every item and key as it goes (the faults' fields)."""
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -75,13 +136,14 @@ def json_value(value: Any, field: str, depth: int = 0) -> Any:
     if depth >= codec.DEPTH_MAX:
         raise LimitExceeded(f"nesting deeper than {codec.DEPTH_MAX}", field=field)
     if isinstance(value, list):
-        return [json_value(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return [_json_value(item, f"{field}[{i}]", depth + 1)
+                for i, item in enumerate(value)]
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidInput("object keys must be strings", field=field)
-            out[text(key, field)] = json_value(item, f"{field}.{key}", depth + 1)
+            out[text(key, field)] = _json_value(item, f"{field}.{key}", depth + 1)
         return out
     raise InvalidInput(f"{_type_name(value)} is not a JSON value", field=field)
 
@@ -103,13 +165,33 @@ def _attachments(value: Any, field: str) -> list[dict[str, Any]]:
         raise InvalidInput(f"must be an array, not {_type_name(value)}", field=field)
     out = []
     for i, item in enumerate(value):
-        where = f"{field}[{i}]"
-        out.append(_record(item, where, _ATTACHMENT_FIELDS, _ATTACHMENT_DEFAULTS))
+        quick = _attachment_quickly(item)
+        out.append(quick if quick is not None else
+                   _record(item, f"{field}[{i}]", _ATTACHMENT_FIELDS, _ATTACHMENT_DEFAULTS))
     return out
+
+
+def _attachment_quickly(item: Any) -> dict[str, Any] | None:
+    """What ``_record`` makes of an attachment of exactly its three fields, with ASCII
+    text and a size in range or nulls; None for any other (``_record`` decides)."""
+    if type(item) is not dict or len(item) != 3 or "size" not in item \
+            or "mime_type" not in item or "kind" not in item:
+        return None
+    kind, mime_type, size = item["kind"], item["mime_type"], item["size"]
+    if type(kind) is str and kind.isascii() \
+            and (mime_type is None or (type(mime_type) is str and mime_type.isascii())) \
+            and (size is None or (type(size) is int and 0 <= size < 2**64)):
+        return {"kind": kind, "mime_type": mime_type, "size": size}
+    return None
 
 
 def _tokens(value: Any, field: str) -> dict[str, int]:
     """The seed's ``TokenUsage``: counts by name (``input``, ``output``, ...)."""
+    if type(value) is dict and all(
+            type(key) is str and 0 < len(key) <= NAME_BYTES_MAX and key.isascii()
+            and key.isprintable() and type(count) is int and 0 <= count < 2**64
+            for key, count in value.items()):
+        return dict(value)  # printable ASCII names: what ``check_name`` takes at once
     if not isinstance(value, dict):
         raise InvalidInput(f"must be an object, not {_type_name(value)}", field=field)
     for key, count in value.items():
@@ -173,17 +255,26 @@ def _record(obj: Any, where: str, spec: Mapping[str, Validator],
     if not isinstance(obj, dict):
         raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
     out = {}
+    taken = 0
     for name, check in spec.items():
-        field = f"{where}.{name}"
         if name in obj:
-            out[name] = check(obj[name], field)
+            value = obj[name]
+            # Most fields are short ASCII text, which ``text`` takes as it is: its label
+            # is only built for a value it might refuse.
+            out[name] = value if check is text and type(value) is str and value.isascii() \
+                else check(value, f"{where}.{name}")
+            taken += 1
         elif name in defaults:
             out[name] = defaults[name]
         else:
-            raise InvalidInput("is required", field=field)
-    for name in obj.keys() - spec.keys() - (reserved or set()):
-        check_name(name, f"{where} field name")
-        out[name] = json_value(obj[name], f"{where}.{name}")
+            raise InvalidInput("is required", field=f"{where}.{name}")
+    extra = len(obj) - taken
+    for name in reserved or ():
+        extra -= name in obj
+    if extra:  # fields beyond ``spec`` and ``reserved``, kept as JSON values
+        for name in obj.keys() - spec.keys() - (reserved or set()):
+            check_name(name, f"{where} field name")
+            out[name] = json_value(obj[name], f"{where}.{name}")
     return out
 
 

@@ -338,8 +338,13 @@ def _checked_events(shaped: Shaped, proofs: dict[bytes, Event]) -> Events:
                 _skeleton(data, proofs)
         except InvalidInput as exc:
             raise PeerFault(str(exc), field=f"events.items[{i}]") from None
-        out.append(Item(origin, seq, event, signature))
+        out.append(_new_item(Item, (origin, seq, event, signature)))
     return Events(tuple(out), tuple(proofs.values()))
+
+
+#: ``Item(origin, seq, event, signature)`` is ``_new_item(Item, (origin, ...))``,
+#: without the Python-level ``__new__`` a named tuple has.
+_new_item = tuple.__new__
 
 
 def _proofs(raw: Any) -> dict[bytes, Event]:
@@ -389,7 +394,8 @@ def _check_batch_size(items: list[int] | tuple[Item, ...],
     """``items``: the items, or their sizes (``item_bytes``)."""
     if not items or len(items) > BATCH_EVENTS_MAX:
         raise error(f"a batch holds 1 to {BATCH_EVENTS_MAX} events, not {len(items)}")
-    total = sum(item_bytes(i.event) if isinstance(i, Item) else i for i in items)
+    total = sum(items) if isinstance(items, list) else \
+        sum(item_bytes(item.event) for item in items)
     total += sum(len(proof.canonical) + PROOF_OVERHEAD for proof in proofs)
     if total > BATCH_BYTES_MAX:
         raise error(f"batch of {total} event bytes is over {BATCH_BYTES_MAX}")
@@ -463,26 +469,44 @@ def _read_items(data: bytes) -> Shaped:
     shaped: Shaped = []
     origins: dict[bytes, str] = {}  # the checked name of each origin's bytes
     last: dict[str, int] = {}
+    # The array head and origin of the item before, as encoded: most items of a batch
+    # repeat them, and are then read at once.
+    start, elements, origin = b"", 0, ""
     for _ in range(count):
-        elements = data[offset] - 0x80
-        if elements not in (3, 4):
-            raise _InDoubt
-        origin_size, offset = _argument(data, offset + 1, 3)
-        raw_origin = data[offset:offset + origin_size]
-        offset += origin_size
-        origin = origins.get(raw_origin)
-        if origin is None:
-            try:
-                origin = check_name(raw_origin.decode("utf-8"), "origin",
-                                    bytes_max=ORIGIN_BYTES_MAX)
-            except (InvalidInput, UnicodeDecodeError):
-                raise _InDoubt from None
-            origins[raw_origin] = origin
-        seq, offset = _argument(data, offset, 0)
+        if start and data.startswith(start, offset):
+            offset += len(start)
+        else:
+            begun = offset
+            elements = data[offset] - 0x80
+            if elements not in (3, 4):
+                raise _InDoubt
+            origin_size, offset = _argument(data, offset + 1, 3)
+            raw_origin = data[offset:offset + origin_size]
+            offset += origin_size
+            known = origins.get(raw_origin)
+            if known is None:
+                try:
+                    known = check_name(raw_origin.decode("utf-8"), "origin",
+                                       bytes_max=ORIGIN_BYTES_MAX)
+                except (InvalidInput, UnicodeDecodeError):
+                    raise _InDoubt from None
+                origins[raw_origin] = known
+            origin, start = known, data[begun:offset]
+        # The sequence number and the event's length, read in line (a call costs as
+        # much as the reading): each is a head of its type with a definite argument.
+        initial = data[offset]
+        if initial < 24:
+            seq, offset = initial, offset + 1
+        else:
+            seq, offset = _argument(data, offset, 0)
         if not last.get(origin, 0) < seq <= SEQ_MAX:
             raise _InDoubt
         last[origin] = seq
-        event_size, offset = _argument(data, offset, 2)
+        initial = data[offset]
+        if initial == 0x58:  # a byte string of 24 to 255 bytes
+            event_size, offset = data[offset + 1], offset + 2
+        else:
+            event_size, offset = _argument(data, offset, 2)
         event = data[offset:offset + event_size]
         offset += event_size
         signature = None

@@ -99,6 +99,57 @@ def test_fast_and_trusted_forms_round_trip(value: Any) -> None:
     assert codec.decode_trusted(codec.encode_fast(value)) == value
 
 
+def anything(depth: int = 3) -> st.SearchStrategy[Any]:
+    """Beyond ``json_like``: what ``encode_json`` leaves to cbor2 (big integers, NaN,
+    tuples, subclasses, non-text keys, lone surrogates) and key lengths either side of
+    the heads' sizes, nested anywhere."""
+    class Text(str):
+        pass
+
+    scalars = st.one_of(
+        json_like(0), st.integers(), st.floats(), st.sampled_from(
+            [True, False, 2**64, -(2**64) - 1, -0.0, 5.960464477539063e-08, 65504.0,
+             65520.0, 2.0**-24, 2.0**-25, 2.0**-149, 2.0**-150, 1e-310, 3.4028234663852886e38,
+             3.4028235677973366e38, 1e300, float("inf"), float("-inf"), float("nan"), 0.1,
+             "\ud800", Text("x"), 1 << 80, b"", "é" * 12]))
+    if depth == 0:
+        return scalars
+    inner = anything(depth - 1)
+    keys = st.one_of(st.text(max_size=8), st.sampled_from(
+        ["a" * 23, "a" * 24, "b" * 255, "b" * 256, "é", "\ud800", "", Text("k")]),
+        st.integers(0, 3), st.binary(max_size=2))
+    return st.one_of(scalars, st.lists(inner, max_size=4), st.lists(inner, max_size=2).map(tuple),
+                     st.dictionaries(keys, inner, max_size=5))
+
+
+@settings(max_examples=1000)
+@given(anything())
+def test_encode_json_is_encode(value: Any) -> None:
+    expected: Any
+    try:
+        expected = encode(value)
+    except Exception as error:
+        expected = (type(error), str(error))
+    try:
+        got: Any = codec.encode_json(value)
+    except Exception as error:
+        got = (type(error), str(error))
+    assert got == expected
+
+
+@given(st.integers(0, 2**64 - 1) | st.sampled_from([2**32 - 1, 2**32, 1_700_000_000_000]),
+       st.integers(0, 2**32 - 1) | st.integers(0, 30))
+def test_a_timestamp_encodes_as_its_array(ms: int, counter: int) -> None:
+    assert codec.encode_stamp(ms, counter) == encode([ms, counter])
+
+
+@pytest.mark.parametrize("count", [0, 23, 24, 255, 256, 65_536])
+def test_encode_json_of_long_containers_is_encode(count: int) -> None:
+    values = [{f"k{n}": n for n in range(count)}, list(range(count)), "x" * count]
+    for value in values:
+        assert codec.encode_json(value) == encode(value)
+
+
 @pytest.mark.parametrize("count", [0, 1, 23, 24, 255, 256, 65_535, 65_536])
 def test_an_array_of_encoded_items_is_the_list_encoded(count: int) -> None:
     items = [n % 300 for n in range(count)]

@@ -5,6 +5,7 @@ events and other encodings of them."""
 from __future__ import annotations
 
 import random
+from dataclasses import FrozenInstanceError, fields
 from typing import Any
 
 import cbor2
@@ -13,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crdt import codec
+from crdt import events as events_module
 from crdt.clock import COUNTER_MAX, MS_MAX, Hlc
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import Draft, Event, _from_canonical_quickly
 from crdt.kinds import KINDS, check_payload
 from tests.crdt.cbor_variants import mutated, variant
@@ -135,3 +137,43 @@ def test_a_kind_with_validators_of_its_own_takes_the_long_way(
                             "payload": {"x": value}}, canonical=True)
         assert _from_canonical_quickly(data) is None
         assert_agrees(data)
+
+
+@settings(max_examples=100)
+@given(events())
+def test_an_event_made_quickly_is_the_event_its_constructor_makes(event: Event) -> None:
+    quick = _from_canonical_quickly(event.canonical)
+    assert quick is not None
+    made = Event(quick.session_key, quick.agent_id, Hlc(*quick.timestamp), quick.kind,
+                 quick.payload, quick.canonical, quick.id)
+    assert type(quick) is Event and type(quick.timestamp) is Hlc
+    assert [getattr(quick, f.name) for f in fields(Event)] == \
+        [getattr(made, f.name) for f in fields(Event)]
+    assert quick == made and repr(quick) == repr(made)
+    with pytest.raises(FrozenInstanceError):
+        quick.kind = "other"  # type: ignore[misc]
+
+
+def test_a_name_taken_as_a_session_key_is_still_too_long_for_an_agent() -> None:
+    """Names taken are kept by the limit they were checked with."""
+    long = "a" * 300
+
+    def content(session_key: str, agent_id: str) -> bytes:
+        return codec.encode({"v": 1, "session_key": session_key, "agent_id": agent_id,
+                             "timestamp": [1, 2], "kind": "session_ended",
+                             "payload": {"reason": "done"}})
+
+    assert Event.from_canonical(content(long, "a")).session_key == long
+    assert_agrees(content("s", long))
+    with pytest.raises(LimitExceeded):
+        Event.from_canonical(content("s", long))
+
+
+def test_the_names_kept_are_bounded() -> None:
+    for n in range(events_module._NAMES_KEPT_MAX + 10):
+        data = codec.encode({"v": 1, "session_key": f"s{n}", "agent_id": f"a{n}",
+                             "timestamp": [1, 2], "kind": "session_ended",
+                             "payload": {"reason": "done"}})
+        assert _from_canonical_quickly(data) is not None
+    assert 0 < len(events_module._NAMES) <= events_module._NAMES_KEPT_MAX
+    assert 0 < len(events_module._SESSION_KEYS) <= events_module._NAMES_KEPT_MAX

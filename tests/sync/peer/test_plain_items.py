@@ -18,7 +18,9 @@ from tests.crdt.cbor_variants import mutated, variant
 from tests.support.events import event
 
 ORIGINS = ["0123456789abcdef", "fedcba9876543210", "é" * 8]
-EVENTS = [event(ms=1_000 + n, content=f"message {n}") for n in range(6)]
+# Events whose lengths take each width of head the reading sees: up to 255 bytes, more.
+EVENTS = [event(ms=1_000 + n, content=f"message {n}") for n in range(6)] + [
+    event(ms=2_000, content="x" * 300), event(ms=3_000, content="y" * 70_000)]
 SIGNATURE = bytes(range(64))
 
 
@@ -42,7 +44,8 @@ def batches(draw: Any) -> dict[str, Any]:
     items = []
     for _ in range(draw(st.integers(1, 6))):
         origin = draw(st.sampled_from(ORIGINS))
-        seq = draw(st.integers(1, 4) | st.sampled_from([0, 2**63 - 1, 2**63]))
+        seq = draw(st.integers(1, 4) | st.sampled_from([0, 23, 24, 255, 256, 2**63 - 1,
+                                                        2**63]))
         data: Any = draw(st.sampled_from(EVENTS)).canonical
         if draw(st.integers(0, 9)) == 0:
             data = draw(st.sampled_from([b"\xa0", data[:-1], {"id": b""}, "text"]))

@@ -8,7 +8,10 @@ a real process; rounds alternate between the two. Prints events/s, latency perce
 the node's rate as a ratio of the bare server's (also round by round, with the machine's
 load average), and each server's CPU time per event (user and system, from /proc on
 Linux): on a machine shared with other work the rates swing with the load, the CPU a
-server spends on an event much less.
+server spends on an event much less. Also per event, the CPU of the clients (this
+process): the bare server's rate is about what they can send, so the node's side waits
+wherever they are left idle (its commits); and how busy the server's main thread (the
+event loop) and its busiest other thread (the node's store writer) were.
 
     python -m bench.http_append [--events 4000] [--clients 1 32] [--rounds 3]
 """
@@ -22,6 +25,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 
@@ -55,7 +59,11 @@ async def measure(url: str, clients: int, events: int) -> tuple[float, list[floa
 
 def process_cpu_s(pid: int) -> float:
     """User and system CPU seconds process ``pid`` has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
+
+
+def _stat_cpu_s(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -67,22 +75,62 @@ def cpu_s(pid: int) -> float | None:
         return None
 
 
-def measure_process(pid: int, url: str, clients: int, events: int
-                    ) -> tuple[float, list[float], float | None]:
-    """``measure`` against the server process ``pid``, plus its CPU ms per event."""
-    before = cpu_s(pid)
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """User and system CPU seconds of each thread of process ``pid`` (Linux; empty
+    without /proc)."""
+    found: dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            found[int(tid)] = _stat_cpu_s(Path(f"/proc/{pid}/task/{tid}/stat"))
+        except OSError:
+            continue  # ended meanwhile
+    return found
+
+
+class Run(NamedTuple):
+    """One round against one server."""
+
+    rate: float  # events per second
+    latencies: list[float]
+    cpu_ms: float | None  # the server's CPU per event
+    client_cpu_ms: float  # this process's (the clients') CPU per event
+    #: Share of the round the server's main thread was on a CPU, and its busiest other
+    #: thread's (None without /proc).
+    busy: tuple[float, float] | None
+
+
+def measure_process(pid: int, url: str, clients: int, events: int) -> Run:
+    """``measure`` against the server process ``pid``, with the CPU it and the clients
+    spent."""
+    before, threads_before = cpu_s(pid), thread_cpu_s(pid)
+    client_before = time.process_time()
     rate, latencies = asyncio.run(measure(url, clients, events))
-    after = cpu_s(pid)
+    client_s = time.process_time() - client_before
+    after, threads_after = cpu_s(pid), thread_cpu_s(pid)
     cpu_ms = None if before is None or after is None else \
         (after - before) * 1000 / len(latencies)
-    return rate, latencies, cpu_ms
+    busy = None
+    if threads_after:
+        elapsed_s = len(latencies) / rate
+        spent = {tid: (seconds - threads_before.get(tid, 0.0)) / elapsed_s
+                 for tid, seconds in threads_after.items()}
+        others = [share for tid, share in spent.items() if tid != pid]
+        busy = (spent.get(pid, 0.0), max(others, default=0.0))
+    return Run(rate, latencies, cpu_ms, client_s * 1000 / len(latencies), busy)
 
 
-def describe(rate: float, latencies: list[float], cpu_ms: float | None) -> str:
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    cpu = "" if cpu_ms is None else f", {cpu_ms:.3f} CPU ms/event"
-    return (f"{rate:,.0f} events/s (p50 {cuts[49] * 1000:.1f} ms, "
-            f"p99 {cuts[98] * 1000:.1f} ms{cpu})")
+def describe(run: Run) -> str:
+    cuts = statistics.quantiles(run.latencies, n=100, method="inclusive")
+    cpu = "" if run.cpu_ms is None else f", {run.cpu_ms:.3f} CPU ms/event"
+    busy = "" if run.busy is None else \
+        f", main thread busy {run.busy[0]:.0%}, busiest other {run.busy[1]:.0%}"
+    return (f"{run.rate:,.0f} events/s (p50 {cuts[49] * 1000:.1f} ms, "
+            f"p99 {cuts[98] * 1000:.1f} ms{cpu}{busy}; clients "
+            f"{run.client_cpu_ms:.3f} CPU ms/event)")
 
 
 def main() -> None:
@@ -95,22 +143,21 @@ def main() -> None:
     with NodeProcess(folder, name="bench", extra_args=["--log-level", "warning"]) as node, \
             NodeProcess(folder, name="bare", program="bench.bare_server") as bare:
         for clients in args.clients:
-            runs: dict[str, list[tuple[float, list[float], float | None]]] = {
-                "node": [], "bare": []}
+            runs: dict[str, list[Run]] = {"node": [], "bare": []}
             for _ in range(args.rounds):
                 for name, server in (("node", node), ("bare", bare)):
                     assert server.process is not None
                     runs[name].append(measure_process(server.process.pid, server.url,
                                                       clients, args.events))
             # The round with the median rate, each side.
-            node_run, bare_run = (sorted(runs[name], key=lambda run: run[0])[
+            node_run, bare_run = (sorted(runs[name], key=lambda run: run.rate)[
                 len(runs[name]) // 2] for name in ("node", "bare"))
             # Each round runs the two back to back, so the ratio within a round is the
             # least touched by the machine's load changing between rounds.
-            ratios = [node[0] / bare[0] for node, bare in zip(runs["node"], runs["bare"],
-                                                               strict=True)]
-            print(f"{clients:>3} client(s): node {describe(*node_run)}, bare aiohttp "
-                  f"{describe(*bare_run)}, ratio {node_run[0] / bare_run[0]:.2f} "
+            ratios = [node.rate / bare.rate for node, bare
+                      in zip(runs["node"], runs["bare"], strict=True)]
+            print(f"{clients:>3} client(s): node {describe(node_run)}, bare aiohttp "
+                  f"{describe(bare_run)}, ratio {node_run.rate / bare_run.rate:.2f} "
                   f"(per round: {', '.join(f'{ratio:.2f}' for ratio in ratios)}; median "
                   f"{statistics.median(ratios):.2f}; load average "
                   f"{os.getloadavg()[0]:.2f})")

@@ -114,9 +114,16 @@ class Signer:
         self.name = name
         self.public_key = device.public_bytes(private_key)
         self._secret = device.secret_key(private_key)  # never in a repr or a log
+        #: ``origin(n)`` by ``n``: the log asks for its own origin's before each event
+        #: it signs (``crdt.log.eventlog``), and a hash per event adds up.
+        self._origins: dict[int, str] = {}
 
     def origin(self, n: int) -> str:
-        return bound_origin(self.public_key, n)
+        """The ``n``-th origin of this device's key (``bound_origin``)."""
+        origin = self._origins.get(n)
+        if origin is None:
+            origin = self._origins[n] = bound_origin(self.public_key, n)
+        return origin
 
     def sign(self, event_id: bytes, origin: str, seq: int) -> bytes:
         return device.sign_bytes(self._secret, signed_bytes(event_id, origin, seq))

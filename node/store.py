@@ -57,7 +57,11 @@ GATHER_TURNS_MAX = 4
 #: Longest wait, in seconds, of a commit for the callers the previous commit answered
 #: (and never longer than that commit took): under load they come back at once with
 #: their next append, and one commit for all of them shares one fsync, where otherwise
-#: they would wait for the commit in flight first. A caller alone never waits.
+#: they would wait for the commit in flight first. A caller alone never waits. Not
+#: waiting (0) was measured against this with 32 HTTP clients (``bench.http_append``):
+#: commits of 10-16 events instead of 20-30, 20-55 us more CPU per event in every round
+#: (the writer then commits while the event loop is busy, and waits for the GIL), and
+#: a lower rate in 8 of 11 paired rounds at load averages from 1.4 to 5.
 RETURN_WAIT_MAX_S = 0.02
 
 

@@ -130,3 +130,11 @@ def test_fields_that_no_event_has_are_refused(event_id: object, origin: object, 
     with pytest.raises(InvalidInput) as caught:
         signing.sign(KEY, event_id, origin, seq)  # type: ignore[arg-type]
     assert caught.value.field == field
+
+
+def test_a_signers_origins_are_its_keys_bound_origins_each_time_asked() -> None:
+    signer = signing.Signer(KEY, "laptop")
+    for n in (0, 1, 0, 5, 1):  # asked again: the same answer as when first asked
+        assert signer.origin(n) == signing.bound_origin(PUBLIC, n)
+    assert signing.Signer(device.private_key_from_seed(bytes(32)), "other").origin(0) \
+        != signer.origin(0)

@@ -270,7 +270,8 @@ def _record(obj: Any, where: str, spec: Mapping[str, Validator],
             raise InvalidInput("is required", field=f"{where}.{name}")
     extra = len(obj) - taken
     for name in reserved or ():
-        extra -= name in obj
+        # A reserved name that is also a field of ``spec`` was counted in ``taken``.
+        extra -= name in obj and name not in spec
     if extra:  # fields beyond ``spec`` and ``reserved``, kept as JSON values
         for name in obj.keys() - spec.keys() - (reserved or set()):
             check_name(name, f"{where} field name")

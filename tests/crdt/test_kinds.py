@@ -12,7 +12,7 @@ from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput
 from crdt.events import Draft, Event, parse_event
-from crdt.kinds import DEFAULTS, KINDS, register_kind, text
+from crdt.kinds import DEFAULTS, KINDS, parse_kind, register_kind, text
 from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
 
@@ -115,3 +115,16 @@ def test_unknown_kinds_still_hold_names_and_json(payload: dict[str, Any],
     with pytest.raises(InvalidInput) as caught:
         Event.from_canonical(draft.seal().canonical)
     assert caught.value.field == field
+
+
+def test_a_kind_with_a_field_named_type_keeps_and_checks_its_extra_fields() -> None:
+    """``type`` names the kind and is also this kind's own field: the one extra field
+    beside it is still kept, and a bad name still refused."""
+    register_kind("typed_thing", {"type": text})
+    try:
+        assert parse_kind({"type": "typed_thing", "extra": 1})[1]["extra"] == 1
+        with pytest.raises(InvalidInput, match="control characters"):
+            parse_kind({"type": "typed_thing", "bad\x00name": 1})
+    finally:
+        KINDS.pop("typed_thing")
+        DEFAULTS.pop("typed_thing", None)

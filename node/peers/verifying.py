@@ -31,12 +31,13 @@ threads and open databases), its address space capped. ``stop`` ends it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import structlog
 
 from crdt import device
-from node.workers import Worker, WorkerError, WorkerRaised
+from node.workers import STOP_WAIT_S, Worker, WorkerError, WorkerRaised
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +81,14 @@ class Verifier:
         #: Batches checked by a worker, and batches a worker failed to answer.
         self.batches_in_worker = 0
         self.batches_failed = 0
+        self._here = threading.local()  # ``worker_s`` of each calling thread
+
+    def worker_s(self) -> float:
+        """Seconds the calling thread has waited, in all, on the worker's answers: the
+        most CPU the worker can have spent on its batches (one thread), which the caller
+        charges to whoever sent them (``node.peers.gossip``), as the checks cost when
+        they ran in its thread."""
+        return float(getattr(self._here, "worker_s", 0.0))
 
     def __call__(self, public_keys: Sequence[bytes], signatures: Sequence[bytes],
                  messages: Sequence[bytes]) -> list[bool]:
@@ -94,14 +103,17 @@ class Verifier:
 
     def stop(self) -> None:
         """End the worker (a call in it falls back to its thread) and start no more.
-        Blocks until a worker still starting has started and been ended."""
+        Waits ``STOP_WAIT_S`` at most for a worker still starting."""
         with self._lock:
             self._stopped = True
             starting, worker, self._worker = self._starting, self._worker, None
             busy = self._busy
             self._lock.notify_all()
         if starting is not None:
-            starting.join()  # it ends the worker it started, seeing ``_stopped``
+            # It ends the worker it started, seeing ``_stopped``; a start that is slow
+            # (a loaded machine: up to ``START_TIMEOUT_S``) does not hold the stop: that
+            # worker exits by itself once this process is gone and its pipe closes.
+            starting.join(STOP_WAIT_S)
         if worker is None:
             return
         if busy:
@@ -160,6 +172,7 @@ class Verifier:
         args = (list(public_keys), list(signatures), list(messages))
         answer: object = None
         keep = True
+        started = time.monotonic()
         try:
             answer = worker.call(device.verifies_many, args, self.call_time_s)
             if not (isinstance(answer, list) and len(answer) == len(args[0])
@@ -169,10 +182,15 @@ class Verifier:
         except WorkerRaised as error:
             log.warning("signature worker raised; checked here instead", error=str(error))
             answer = None
-        except WorkerError as error:  # overran (still working), died, or talks nonsense
+        except Exception as error:
+            # Overran (still working), died, talks nonsense, or its answer could not be
+            # read here (``MemoryError`` unpickling it, say): never used again, and the
+            # bookkeeping below still runs, or every later long batch would wait on
+            # ``_busy`` for good.
             if not self._stopped:
                 log.warning("signature worker lost; checked here instead", error=str(error))
             answer, keep = None, False
+        self._here.worker_s = self.worker_s() + time.monotonic() - started
         with self._lock:
             self._busy = False
             if answer is None:

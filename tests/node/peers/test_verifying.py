@@ -18,6 +18,7 @@ import pytest
 from crdt import device
 from node.peers.verifying import START_FAILURES_MAX, WORKER_SIGNATURES_MIN, Verifier
 from node.server.run import RunningNode
+from node.workers import Worker
 from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.nodes import events, post
 
@@ -193,7 +194,46 @@ def test_stopping_while_the_worker_starts_ends_it_too() -> None:
     starting = verifier._starting
     assert starting is not None
     verifier.stop()
+    starting.join(DEADLINE_S)  # the stop waits a moment only; the start ends it anyway
     assert not starting.is_alive() and verifier._worker is None
+
+
+def test_the_time_a_thread_waited_on_the_worker_is_counted_for_its_link(
+        verifier: Verifier) -> None:
+    checks = batch(500)
+    in_worker(verifier, checks)
+    waited = verifier.worker_s()
+    assert waited > 0
+    verifier(*batch(WORKER_SIGNATURES_MIN - 1))  # checked here: no worker time
+    assert verifier.worker_s() == waited
+    in_worker(verifier, checks)
+    assert verifier.worker_s() > waited
+    seen: list[float] = []
+    other = threading.Thread(target=lambda: seen.append(verifier.worker_s()))
+    other.start()
+    other.join()
+    assert seen == [0.0]  # each thread counts its own
+
+
+def test_an_answer_that_cannot_be_read_leaves_later_batches_checked(
+        verifier: Verifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the worker's answer can fail with other than a ``WorkerError`` (memory
+    running out while unpickling it, say): that batch is checked here, the worker is
+    replaced, and later long batches are not left waiting for it."""
+    checks = batch(100)
+    in_worker(verifier, checks)
+    pid = worker_pid(verifier)
+    real = Worker.call
+
+    def fails_once(self: Worker, *args: Any) -> Any:
+        monkeypatch.setattr(Worker, "call", real)
+        raise MemoryError
+
+    monkeypatch.setattr(Worker, "call", fails_once)
+    assert verifier(*checks) == here(checks)
+    assert verifier.batches_failed == 1 and not verifier._busy
+    assert in_worker(verifier, checks) == here(checks)
+    assert worker_pid(verifier) != pid and ended(pid)
 
 
 #: Events per post in the node tests: a batch long enough for the worker.

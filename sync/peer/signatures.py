@@ -87,11 +87,7 @@ def verify_ahead(items: Sequence[Item], keys: Keys,
     default; a node may pass one that runs it in a worker process). It must answer as
     that function does: ``judge`` trusts what it finds here.
     """
-    slots: list[tuple[bytes, bytes, bytes, str, int]] = []
-    for item in items:
-        key = keys.get(item.origin)
-        if key is not None and item.signature is not None:
-            slots.append((key, item.signature, item.event.id, item.origin, item.seq))
+    slots = _slots(items, keys)
     if not slots:
         return {}
     valid = verify_many([slot[0] for slot in slots], [slot[1] for slot in slots],
@@ -128,12 +124,13 @@ def _check(items: Sequence[Item], keys: Keys, ahead: Verified) -> Verified:
     slot in ``Verified``); a result in ``ahead`` is taken as it is, since its slot names
     everything it was checked with."""
     out: Verified = {}
-    for item in items:
-        key = keys.get(item.origin)
-        if key is None or item.signature is None:
-            continue
-        slot = (key, item.signature, item.event.id, item.origin, item.seq)
+    for slot in _slots(items, keys):
         valid = ahead.get(slot)
-        out[slot] = signing.verify(key, item.signature, item.event.id, item.origin,
-                                   item.seq) if valid is None else valid
+        out[slot] = signing.verify(*slot) if valid is None else valid
     return out
+
+
+def _slots(items: Sequence[Item], keys: Keys) -> list[tuple[bytes, bytes, bytes, str, int]]:
+    """The slot in ``Verified`` of each signed item whose origin's key is known."""
+    return [(key, item.signature, item.event.id, item.origin, item.seq) for item in items
+            if (key := keys.get(item.origin)) is not None and item.signature is not None]

@@ -55,7 +55,17 @@ from sync.peer.outbox import Log, Outbox
 from sync.peer.quota import OriginQuota
 from sync.peer.retired import Verdict, verdict
 
-__all__ = ["Counters", "Log", "PeerSync", "Prepared"]
+__all__ = ["Counters", "Log", "Parsed", "PeerSync", "Prepared"]
+
+
+class Parsed(NamedTuple):
+    """A message from the peer, parsed, with the keys its batch's signatures are
+    checked with (``PeerSync.parse``), for ``PeerSync.verify``."""
+
+    size: int  # bytes received
+    message: messages.Message | None  # None if it was refused:
+    fault: PeerFault | None  # why, raised by ``receive``
+    keys: signatures.Keys  # of a batch's origins (``signatures.raw_keys``); else empty
 
 
 class Prepared(NamedTuple):
@@ -160,19 +170,39 @@ class PeerSync:
         of origins seen before (``sync.peer.signatures.verify_ahead``, which checks them
         with ``verify_many``: a node may pass one that runs in a worker process). Safe
         to call on another thread while ``receive`` handles the message before, so that
-        a node overlaps the two."""
+        a node overlaps the two. It is ``verify(parse(data))``; a node may run the two
+        steps apart, to parse the next message while this one's signatures are checked.
+        """
+        return self.verify(self.parse(data), verify_many)
+
+    def parse(self, data: bytes) -> Parsed:
+        """``prepare``'s first step: parse the message and find its origins' keys,
+        remembering those a batch binds for the messages after it. Call it for the
+        link's messages one at a time and in the order they arrived (on any thread, and
+        while ``receive`` or ``verify`` handle earlier ones): a batch's keys may come from
+        the batch before it."""
         try:
             message = messages.parse(data)
         except PeerFault as exc:
-            return Prepared(len(data), None, exc, {})
-        verified: signatures.Verified = {}
+            return Parsed(len(data), None, exc, {})
+        keys: signatures.Keys = {}
         if isinstance(message, Events):
             # A key the batch binds (its origin's seq 1) is remembered now, not once the
-            # writer has stored the batch: the next one, prepared meanwhile, uses it.
+            # writer has stored the batch: the next one, parsed meanwhile, uses it.
             keys = signatures.raw_keys(message.items, self._keys.get)
             self._remember(keys)
-            verified = signatures.verify_ahead(message.items, keys, verify_many)
-        return Prepared(len(data), message, None, verified)
+        return Parsed(len(data), message, None, keys)
+
+    def verify(self, parsed: Parsed,
+               verify_many: signatures.VerifyMany = device.verifies_many) -> Prepared:
+        """``prepare``'s second step: verify a parsed batch's signatures ahead with
+        ``verify_many``. It reads nothing of the machine's, so messages may be verified
+        in any order and at once; ``receive`` still takes them in order."""
+        verified: signatures.Verified = {}
+        if isinstance(parsed.message, Events):
+            verified = signatures.verify_ahead(parsed.message.items, parsed.keys,
+                                               verify_many)
+        return Prepared(parsed.size, parsed.message, parsed.fault, verified)
 
     def receive(self, data: bytes | Prepared, now: float) -> list[bytes]:
         """Handle one message from the peer (its bytes, or what ``prepare`` made of

@@ -6,9 +6,10 @@ send whatever it answers. The machine reads and writes the event log, so every c
 it runs on the store's writer thread (``AsyncStore.write``), one at a time; the event
 loop only moves bytes and so keeps serving clients while a backlog streams in. What needs
 no store, parsing a message and verifying its signatures (``PeerSync.prepare``), runs
-on a small pool of its own, and for the next message while the writer stores this one;
-the signatures of a batch are checked in a worker process (``node.peers.verifying``),
-where the GIL does not hold them back.
+on small pools of its own, ahead of the writer: each link's messages go through a
+pipeline of three stages (``Ahead``), parsed in order on one pool while the batch before
+has its signatures checked in a worker process (``node.peers.verifying``), where the GIL
+does not hold them back, and the one before that is stored by the writer.
 
 Links come from ``--peer`` URLs (dialed, with back-off when unreachable), from peers
 that dial us, and from members learned from peers (``/peer/v1/members``), so a new
@@ -33,6 +34,7 @@ from the membership records are dialed like learned members: the introducer.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import random
 import ssl
@@ -67,17 +69,28 @@ from node.peers.transport import (
 from node.peers.verifying import Verifier
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
-from sync.peer.machine import PeerSync, Prepared
-from sync.peer.messages import About
+from sync.peer.machine import Parsed, PeerSync, Prepared
+from sync.peer.messages import About, Events
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-#: Threads that parse peers' messages and verify their signatures (``PeerSync.prepare``)
-#: beside the writer, one message per link at a time. A batch's signatures are checked
-#: in a worker process (``node.peers.verifying``), which the thread waits for without
-#: the GIL; so two threads let one link's batch be checked while another's is parsed.
-PREPARE_THREADS = 2
+#: Messages a link reads ahead of the writer (``Ahead``): received and not yet taken by
+#: its loop, each being parsed, having its signatures checked, or ready. Two keep the
+#: three stages busy: the writer stores batch k while the worker checks k+1 and a thread
+#: parses k+2. A link so holds at most ``AHEAD`` + 1 messages (the writer's too), each at
+#: most a message's size; more would only queue behind the slowest stage.
+AHEAD = 2
+#: Threads that parse peers' messages (``PeerSync.parse``), each link's one at a time and
+#: in order. Parsing holds the GIL: more threads would take turns at it, and take it from
+#: the writer and the event loop, which answers clients, more often.
+PARSE_THREADS = 2
+#: Threads that verify parsed batches' signatures (``PeerSync.verify``). A long batch is
+#: checked in the worker process (one batch at a time), which a thread waits for without
+#: the GIL; a second thread queues the next batch behind it, or checks a short one (a
+#: live push) itself meanwhile. Apart from the parsing threads, so that a parse never
+#: waits behind batches queued for the worker.
+VERIFY_THREADS = 2
 
 
 class DuplicateLink(LinkClosed):
@@ -140,8 +153,10 @@ class Gossip:
         self.own_urls: set[str] = set()
         self._rng = random.Random()
         self._loop = asyncio.get_running_loop()
-        self._prepare_pool = ThreadPoolExecutor(max_workers=PREPARE_THREADS,
-                                                thread_name_prefix="clawsync-peer-prepare")
+        self._parse_pool = ThreadPoolExecutor(max_workers=PARSE_THREADS,
+                                              thread_name_prefix="clawsync-peer-parse")
+        self._verify_pool = ThreadPoolExecutor(max_workers=VERIFY_THREADS,
+                                               thread_name_prefix="clawsync-peer-verify")
         #: Checks peers' batches of signatures in a worker process, started on the first.
         self.verifier = Verifier()
         #: When client appends last committed (``node.peers.budget``: links pay then).
@@ -182,9 +197,10 @@ class Gossip:
                 await self._save_checkpoint(runner, force=True)
         if self._http is not None:
             await self._http.close()
-        # Messages already queued are still prepared (a few ms each) and then dropped:
-        # cancelling them would end a late link with CancelledError, not as closed.
-        self._prepare_pool.shutdown(wait=False)
+        # Every link has ended, and with it its pipeline (``Ahead.close``); a late one
+        # finds the pools shut and ends as closed.
+        self._parse_pool.shutdown(wait=False)
+        self._verify_pool.shutdown(wait=False)
         await asyncio.to_thread(self.verifier.stop)  # a batch it was checking: checked here
 
     def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
@@ -464,7 +480,8 @@ class Gossip:
     async def run(self, runner: Runner, link: Link) -> None:
         """Drive ``runner.machine`` over ``link`` until the link ends or the peer errs."""
         machine = runner.machine
-        receiving = asyncio.ensure_future(self._receive(link, machine))
+        ahead = Ahead(self, link, machine)
+        receiving = asyncio.ensure_future(ahead.next())
         try:
             await self._send(link, await self._machine(
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
@@ -481,8 +498,9 @@ class Gossip:
                     waking.cancel()  # also when cancelled: no task left pending
                 if receiving in done:
                     received = receiving.result()  # raises LinkClosed when the link ends
-                    # The next message is read and prepared while this one is stored.
-                    receiving = asyncio.ensure_future(self._receive(link, machine))
+                    # The next messages are read and prepared while this one is stored.
+                    ahead.taken()
+                    receiving = asyncio.ensure_future(ahead.next())
                     out = await self._received(runner, received)
                 elif runner.wake.is_set():
                     runner.wake.clear()
@@ -496,31 +514,10 @@ class Gossip:
             raise
         finally:
             receiving.cancel()
+            await ahead.close()
             runner.state = "down"
             runner.identified_at = None
             await link.close(runner.drop or "")
-
-    async def _receive(self, link: Link, machine: PeerSync) -> tuple[Prepared, float]:
-        """The link's next message, parsed and its signatures verified off the writer,
-        and the CPU seconds that took (charged to the link like writer time): the pool
-        thread's own CPU time, not the time passed, which would count the waits for the
-        GIL held by the writer and other links, which this link did not use; plus the time
-        its batch's checks took in the signature worker, which is a core of this host
-        spent on the link as surely as if they had run in the thread."""
-        data = await link.receive()
-
-        def prepare() -> tuple[Prepared, float]:
-            started, worker_s = time.thread_time(), self.verifier.worker_s()
-            prepared = machine.prepare(data, self.verifier)
-            return prepared, (time.thread_time() - started
-                              + self.verifier.worker_s() - worker_s)
-
-        try:
-            return await self._loop.run_in_executor(self._prepare_pool, prepare)
-        except RuntimeError:  # the pool is shut down: a link that outlived ``stop``
-            if not self.stopping:
-                raise
-            raise LinkClosed("this node is stopping") from None
 
     async def _received(self, runner: Runner, received: tuple[Prepared, float]
                         ) -> list[bytes]:
@@ -528,7 +525,7 @@ class Gossip:
         and to prepare and, if it used up its share, wait (handling nothing more) until
         it is paid back."""
         machine = runner.machine
-        prepared, prepare_s = received
+        prepared, prepare_s = received  # its CPU seconds off the writer (``Ahead``)
 
         def call(_store: EventStore) -> tuple[list[bytes], float]:
             started = time.perf_counter()
@@ -716,6 +713,113 @@ class Gossip:
         if member is None:
             return removal
         return {**removal, "by": f"{member.name} ({removal['by']})"}
+
+
+class Ahead:
+    """One link's messages, read, parsed and verified ahead of its loop, and handed to it
+    in the order they arrived (``next``): a pipeline of three stages, so that on a busy
+    link the writer stores batch k while the signature worker checks k+1 and a thread
+    parses k+2, where a single prepare per message ran parse and checks in series.
+
+    A task reads the link: it takes room for a message (at most ``AHEAD`` received and
+    not yet ``taken``), receives it, parses it on the parsing pool and waits for that, so
+    that the link's messages are parsed one at a time and in order (a batch's keys may
+    come from the batch before: ``PeerSync.parse``), then leaves its checks to the
+    verifying pool and reads on. What ends the reading (the link closed, a pool shut) is
+    handed over in its turn, after the messages before it, as a message's fault is (it
+    stays in the message until ``PeerSync.receive`` raises it).
+
+    Each message comes with the CPU seconds it cost off the writer, charged to the link
+    like writer time (``Gossip._received``): the parsing and verifying threads' own CPU
+    time, not the time passed, which would count waits for the GIL held by the writer
+    and other links; plus the time its checks took in the signature worker, which is a
+    core of this host spent on the link as surely as if they had run in the thread.
+    """
+
+    def __init__(self, gossip: Gossip, link: Link, machine: PeerSync) -> None:
+        self._gossip = gossip
+        self._link = link
+        self._machine = machine
+        self._room = asyncio.Semaphore(AHEAD)
+        self._ready: asyncio.Queue[asyncio.Future[tuple[Prepared, float]]] = asyncio.Queue()
+        #: Work handed to the pools and not finished: ``close`` waits for it.
+        self._working: set[concurrent.futures.Future[Any]] = set()
+        self._reading = asyncio.create_task(self._read(), name="peer-read-ahead")
+
+    async def next(self) -> tuple[Prepared, float]:
+        """The next message, prepared, and its CPU seconds; raises what ended the link
+        (``LinkClosed``) once every message before was handed out. Call ``taken`` once
+        its result is taken, to make room for another."""
+        return await (await self._ready.get())
+
+    def taken(self) -> None:
+        """A message from ``next`` was taken: another may be read."""
+        self._room.release()
+
+    async def close(self) -> None:
+        """Stop reading, drop what was read, and wait for the pools' work on it: once
+        this returns no task or thread works for this link (the machine may be used on
+        another link). Work that had not started is cancelled; a check already in the
+        worker is waited for (``CALL_TIME_S`` at the very most; stopping the node ends
+        the worker, and its thread then checks the batch itself)."""
+        self._reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reading
+        while not self._ready.empty():
+            pending = self._ready.get_nowait()
+            if pending.done() and not pending.cancelled():
+                pending.exception()  # retrieved: a closed link's error is no news
+            pending.cancel()
+        working = list(self._working)  # a copy: threads take finished work out
+        for work in working:
+            work.cancel()
+        if working:
+            await asyncio.wait([asyncio.wrap_future(work) for work in working])
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._room.acquire()
+            try:
+                data = await self._link.receive()
+                parsed, parse_s = await asyncio.wrap_future(
+                    self._submit(self._gossip._parse_pool, self._parse, data))
+                if isinstance(parsed.message, Events):
+                    verifying = asyncio.wrap_future(self._submit(
+                        self._gossip._verify_pool, self._verify, parsed, parse_s))
+                else:  # nothing to verify (a hello, an ack): no second hop
+                    verifying = loop.create_future()
+                    verifying.set_result((self._machine.verify(parsed), parse_s))
+            except Exception as exc:  # LinkClosed, a pool shut: handed over in turn
+                failed: asyncio.Future[tuple[Prepared, float]] = loop.create_future()
+                failed.set_exception(exc)
+                self._ready.put_nowait(failed)
+                return
+            self._ready.put_nowait(verifying)
+
+    def _submit(self, pool: ThreadPoolExecutor, work: Callable[..., T],
+                *args: Any) -> concurrent.futures.Future[T]:
+        try:
+            future = pool.submit(work, *args)
+        except RuntimeError:  # the pool is shut down: a link that outlived ``stop``
+            if not self._gossip.stopping:
+                raise
+            raise LinkClosed("this node is stopping") from None
+        self._working.add(future)
+        future.add_done_callback(self._working.discard)
+        return future
+
+    def _parse(self, data: bytes) -> tuple[Parsed, float]:
+        started = time.thread_time()
+        parsed = self._machine.parse(data)
+        return parsed, time.thread_time() - started
+
+    def _verify(self, parsed: Parsed, parse_s: float) -> tuple[Prepared, float]:
+        verifier = self._gossip.verifier
+        started, worker_s = time.thread_time(), verifier.worker_s()
+        prepared = self._machine.verify(parsed, verifier)
+        return prepared, (parse_s + time.thread_time() - started
+                          + verifier.worker_s() - worker_s)
 
 
 def _member_urls(listed: object) -> list[tuple[str, str | None]]:

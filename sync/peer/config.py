@@ -21,8 +21,11 @@ class SyncConfig:
       idle link costs one hello per interval each way; shorter repairs faster.
     * ``ack_timeout_s`` (15 s): batches unacknowledged this long are taken as lost and
       sent again. Shorter recovers sooner but resends batches that were only slow.
-    * ``inflight_batches_max`` (2): unacknowledged batches per peer. Two keeps the link
-      busy while the peer stores the previous batch; more costs memory and resends.
+    * ``inflight_batches_max`` (3): unacknowledged batches per peer. A node takes a
+      batch in three stages at once (``node.peers.gossip``: it stores one while it checks
+      the signatures of the next and parses the one after): three keep them all busy,
+      where two leave its parsing waiting for the next batch; more costs memory and
+      resends, and gains nothing.
     * ``backoff_base_s`` (1 s), ``backoff_max_s`` (60 s): the first retry delay after a
       failure, doubled per failure up to the cap. A lower cap finds a returning peer
       sooner; a higher one wastes less on a peer that is gone.
@@ -65,7 +68,7 @@ class SyncConfig:
 
     pull_interval_s: float = 5.0
     ack_timeout_s: float = 15.0
-    inflight_batches_max: int = 2
+    inflight_batches_max: int = 3
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     batch_events_max: int = BATCH_EVENTS_MAX

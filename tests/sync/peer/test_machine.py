@@ -98,22 +98,22 @@ def test_new_events_are_pushed_at_once(open_store: OpenStore, ev: Ev, mesh: type
     assert net.machines[0, 1].checkpoint == b.version
 
 
-def test_a_backlog_streams_in_full_batches_two_at_a_time(open_store: OpenStore, ev: Ev,
-                                                        mesh: type) -> None:
-    a, b = filled(open_store("a"), ev, 1_200), open_store("b")
+def test_a_backlog_streams_in_full_batches_three_at_a_time(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 2_000), open_store("b")
     net = mesh([a, b])
     net.start()
     net.deliver(1)  # b's hello reaches a
     outgoing = [codec.decode(data) for to, _, data in net.queue if to == 1]
-    assert [m["type"] for m in outgoing] == ["hello", "events", "events"]
-    assert [len(m["items"]) for m in outgoing[1:]] == [BATCH_EVENTS_MAX] * 2
-    assert net.machines[0, 1].status()["inflight_batches"] == 2
+    assert [m["type"] for m in outgoing] == ["hello", "events", "events", "events"]
+    assert [len(m["items"]) for m in outgoing[1:]] == [BATCH_EVENTS_MAX] * 3
+    assert net.machines[0, 1].status()["inflight_batches"] == 3
     net.settle()
     net.assert_converged()
     sizes = [len(codec.decode(d)["items"]) for to, _, d in net.delivered
              if to == 1 and codec.decode(d)["type"] == "events"]
-    assert sizes == [512, 512, 176]
-    assert net.machines[0, 1].counters.events_sent == 1_200  # nothing sent twice
+    assert sizes == [512, 512, 512, 464]
+    assert net.machines[0, 1].counters.events_sent == 2_000  # nothing sent twice
 
 
 def test_batches_stay_under_the_byte_limit(open_store: OpenStore, ev: Ev,

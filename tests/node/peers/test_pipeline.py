@@ -1,0 +1,211 @@
+"""A link's messages through the receiving node's pipeline (``node.peers.gossip.Ahead``),
+against a real node in this process: a raw websocket client holding the cluster secret
+plays the peer and sends signed batches while the node's writer is held, so that what
+the node reads ahead of it can be seen. Two messages are parsed and verified ahead of
+the writer, no more; they are handled in the order they came; a fault in a later one
+costs the link only after the earlier ones are stored; stopping in mid-pipeline leaves
+nothing running."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+
+from crdt import device
+from crdt.events import Event
+from crdt.log.store import EventStore
+from crdt.signing import Signer
+from node.peers.gossip import AHEAD
+from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
+from node.server.run import RunningNode
+from sync.peer.messages import Ack, Events, Hello, Item, Message, encode, parse
+
+NodeFactory = Callable[..., Awaitable[RunningNode]]
+Ev = Callable[..., Event]
+SECRET = "s" * 32
+PEER_WS = "/peer/v1/ws"
+DEADLINE_S = 20.0
+#: Events per batch: long enough for the signature worker.
+PER_BATCH = 2 * WORKER_SIGNATURES_MIN
+#: How long nothing more may happen once the pipeline is full, to call it full.
+SETTLE_S = 0.3
+
+
+@pytest.fixture
+def signed(ev: Ev) -> Iterator[list[Item]]:
+    """A device's first 100 items, signed (seq 1 binds its key: ``device_key``)."""
+    store = EventStore.open("memory:", signer=Signer(
+        device.private_key_from_seed(bytes([7]) * 32), "peer device"))
+    store.append_batch([ev(ms=1_000 + n, content=f"m {n}") for n in range(99)])
+    yield [Item(store.node_id, s.seq, s.event, s.signature)
+           for s in store.origin_after(store.node_id, 0, 100)]
+    store.close()
+
+
+def batches(items: list[Item], count: int) -> list[bytes]:
+    return [encode(Events(tuple(items[n * PER_BATCH:(n + 1) * PER_BATCH])))
+            for n in range(count)]
+
+
+def warm(verifier: Verifier) -> None:
+    """Start the node's signature worker, so that each long batch it checks counts in
+    ``batches_in_worker``."""
+    key = device.secret_key(device.private_key_from_seed(bytes(32)))
+    checks = ([key[32:]] * PER_BATCH, [device.sign_bytes(key, b"x")] * PER_BATCH,
+              [b"x"] * PER_BATCH)
+    done, deadline = verifier.batches_in_worker, time.monotonic() + DEADLINE_S
+    while verifier.batches_in_worker == done:
+        assert verifier(*checks) == [True] * PER_BATCH
+        assert time.monotonic() < deadline and not verifier.broken
+        time.sleep(0.02)
+
+
+@asynccontextmanager
+async def writer_held(node: RunningNode) -> AsyncIterator[threading.Event]:
+    """Keep the node's store writer busy until the event yielded is set (or the block
+    ends): nothing is stored meanwhile."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_store: EventStore) -> None:
+        entered.set()
+        release.wait(DEADLINE_S)
+
+    holding = asyncio.ensure_future(node.astore.write(hold))
+    async with asyncio.timeout(DEADLINE_S):
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+    try:
+        yield release
+    finally:
+        release.set()
+        await holding
+
+
+@asynccontextmanager
+async def peer(node: RunningNode) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A link to ``node`` as a peer holding the cluster secret, once the node's machine
+    for it is up (its hello came)."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_WS, max_msg_size=0,
+            headers={"X-Clawsync-Node": "pipeline-peer",
+                     "Authorization": f"Bearer {SECRET}"}) as ws:
+        assert isinstance(await answer(ws), Hello)
+        yield ws
+
+
+async def answer(ws: aiohttp.ClientWebSocketResponse) -> Message | None:
+    """The node's next message, or None once it closed the link."""
+    got = await ws.receive(timeout=DEADLINE_S)
+    if got.type != aiohttp.WSMsgType.BINARY:
+        return None
+    return parse(got.data)
+
+
+async def acks(ws: aiohttp.ClientWebSocketResponse, origin: str) -> list[int | None]:
+    """What the node's answers say it holds of ``origin``, up to the close of the link:
+    an ack's seq, or None for the close."""
+    seen: list[int | None] = []
+    while True:
+        message = await answer(ws)
+        if message is None:
+            return [*seen, None]
+        if isinstance(message, Ack):
+            seen.append(message.version.get(origin))
+
+
+async def checked_ahead(verifier: Verifier, done: int, count: int) -> None:
+    """Wait until ``count`` more batches were checked in the worker, and no more come."""
+    async with asyncio.timeout(DEADLINE_S):
+        while verifier.batches_in_worker < done + count:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(SETTLE_S)
+    assert verifier.batches_in_worker == done + count
+
+
+async def held_of(node: RunningNode, origin: str) -> int:
+    return await node.astore.write(lambda store: store.version.get(origin, 0))
+
+
+HELLO = encode(Hello("ffffffffffffffff", {}))
+
+
+async def test_two_messages_are_verified_ahead_of_the_writer_and_handled_in_order(
+        make_node: NodeFactory, signed: list[Item]) -> None:
+    node = await make_node(cluster_secret=SECRET)
+    verifier = node.gossip.verifier
+    await asyncio.to_thread(warm, verifier)
+    origin = signed[0].origin
+    async with peer(node) as ws:
+        async with writer_held(node) as release:
+            done = verifier.batches_in_worker
+            for data in [HELLO, *batches(signed, 5)]:
+                await ws.send_bytes(data)
+            # The hello waits for the writer; the next two batches are parsed and their
+            # signatures checked meanwhile, and no third is read.
+            await checked_ahead(verifier, done, AHEAD)
+            assert held_of_nowait(node, origin) == 0
+            release.set()
+        seen = []
+        while len(seen) < 5:
+            message = await answer(ws)
+            if isinstance(message, Ack):
+                seen.append(message.version.get(origin))
+        assert seen == [PER_BATCH * n for n in range(1, 6)]
+        assert await held_of(node, origin) == 5 * PER_BATCH
+        assert verifier.batches_in_worker == done + 5
+        [row] = node.gossip.status()
+        assert row["faults"] == row["events_forged"] == 0
+
+
+def held_of_nowait(node: RunningNode, origin: str) -> int:
+    """What the store holds of ``origin``, read beside a writer that is held."""
+    return node.astore._store.version.get(origin, 0)
+
+
+async def test_a_fault_in_a_later_message_ends_the_link_after_the_earlier_ones_are_stored(
+        make_node: NodeFactory, signed: list[Item]) -> None:
+    node = await make_node(cluster_secret=SECRET)
+    verifier = node.gossip.verifier
+    await asyncio.to_thread(warm, verifier)
+    origin = signed[0].origin
+    good = batches(signed, 2)
+    async with peer(node) as ws:
+        async with writer_held(node):
+            done = verifier.batches_in_worker
+            for data in (HELLO, good[0], b"\xff not a message", good[1]):
+                await ws.send_bytes(data)
+            # While the writer holds the hello, the good batch is checked and the bad
+            # one read and parsed: its fault is known before the batch is stored.
+            await checked_ahead(verifier, done, 1)
+        assert await acks(ws, origin) == [PER_BATCH, None]
+    assert await held_of(node, origin) == PER_BATCH
+
+
+async def test_stopping_in_mid_pipeline_leaves_no_task_or_thread_work(
+        make_node: NodeFactory, signed: list[Item]) -> None:
+    node = await make_node(cluster_secret=SECRET)
+    gossip = node.gossip
+    await asyncio.to_thread(warm, gossip.verifier)
+    async with peer(node) as ws, writer_held(node) as release:
+        done = gossip.verifier.batches_in_worker
+        for data in [HELLO, *batches(signed, 5)]:
+            await ws.send_bytes(data)
+        await checked_ahead(gossip.verifier, done, AHEAD)
+        stopping = asyncio.ensure_future(gossip.stop())
+        await asyncio.sleep(SETTLE_S)  # the link's task is cancelled meanwhile
+        release.set()
+        async with asyncio.timeout(DEADLINE_S):
+            await stopping
+    ahead = [task for task in asyncio.all_tasks() if task.get_name() == "peer-read-ahead"]
+    assert ahead == []
+    for pool in (gossip._parse_pool, gossip._verify_pool):
+        while not pool._work_queue.empty():  # what is left there does not run
+            work = pool._work_queue.get_nowait()
+            assert work is None or work.future.cancelled()  # None: a thread's stop
+    assert gossip.runners == {}

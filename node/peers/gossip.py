@@ -763,16 +763,19 @@ class Ahead:
         worker is waited for (``CALL_TIME_S`` at the very most; stopping the node ends
         the worker, and its thread then checks the batch itself)."""
         self._reading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reading
-        while not self._ready.empty():
-            pending = self._ready.get_nowait()
-            if pending.done() and not pending.cancelled():
-                pending.exception()  # retrieved: a closed link's error is no news
-            pending.cancel()
-        working = list(self._working)  # a copy: threads take finished work out
-        for work in working:
-            work.cancel()
+        try:
+            # Not ``await self._reading``: its CancelledError would hide one meant for
+            # the caller (a stop cancelling the link again).
+            await asyncio.wait([self._reading])
+        finally:
+            while not self._ready.empty():
+                pending = self._ready.get_nowait()
+                if pending.done() and not pending.cancelled():
+                    pending.exception()  # retrieved: a closed link's error is no news
+                pending.cancel()
+            working = list(self._working)  # a copy: threads take finished work out
+            for work in working:
+                work.cancel()
         if working:
             await asyncio.wait([asyncio.wrap_future(work) for work in working])
 

@@ -359,3 +359,24 @@ def test_batches_sent_before_the_peer_said_it_signs_go_again_signed(
         other = to_a if machine is to_b else to_b
         queue += [(other, reply) for reply in machine.receive(data, 0.0)]
     assert b.version[a.node_id] == 4  # with no ack timeout passed
+
+
+def test_messages_parsed_in_order_may_be_verified_in_any_order(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    """``prepare`` in two steps, as a node's pipeline runs them: the second batch is
+    parsed after the first (whose record binds a's key) and verified before it."""
+    b, items, machine = signed_link(keyed, ev)
+    forged = items[3]._replace(signature=items[2].signature)
+    first = machine.parse(encode(Events(tuple(items[:2]))))
+    second = machine.parse(encode(Events((items[2], forged))))
+    assert second.keys == {items[0].origin: first.keys[items[0].origin]}
+    later = machine.verify(second)
+    assert sorted(later.verified.values()) == [False, True]
+    machine.receive(machine.verify(first), 0.0)
+    machine.receive(later, 0.0)
+    assert b.version[items[0].origin] == 3 and machine.counters.events_forged == 1
+    refused = machine.parse(b"\x01")
+    assert refused.message is None and refused.keys == {}
+    with pytest.raises(PeerFault):
+        machine.receive(machine.verify(refused), 0.0)
+    assert machine.counters.faults == 1

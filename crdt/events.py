@@ -115,8 +115,11 @@ class Event:
         """Rebuild an event that this node verified before it stored it (no re-validation)."""
         content = codec.decode_trusted(data)
         ms, counter = content["timestamp"]
-        return cls(content["session_key"], content["agent_id"], Hlc(ms, counter),
-                   content["kind"], content["payload"], data, event_id)
+        # Made as a peer's events are (``_new_event``): a peer's catch-up reads every
+        # event of the sender's log this way.
+        return _new_event(content["session_key"], content["agent_id"],
+                          _new_hlc(Hlc, (ms, counter)), content["kind"], content["payload"],
+                          data, event_id)
 
     @classmethod
     def from_canonical(cls, data: bytes) -> Event:

@@ -34,6 +34,7 @@ from crdt.log.records import (
     entry_record,
     event_key,
     key,
+    new_tuple,
     origin_chunk_key,
     position_chunk_key,
 )
@@ -486,7 +487,7 @@ class EventLog:
         # An event a stored forget covers is stored forgotten: it never comes back.
         if session.forgets or event.session_key in batch.coverage:  # else none covers it
             event = erase.stored_form(batch, session, event)
-        stored = StoredEvent(event, position, origin, seq, signature)
+        stored = new_tuple(StoredEvent, (event, position, origin, seq, signature))
         batch.add_event(event.id, stored.to_record())
         if origin == meta.node_id and seq > meta.local_seq:
             # Our own events can come back from a peer (a restored backup, a copied data
@@ -507,7 +508,7 @@ class EventLog:
                         message_fields(event) if session.header.fold(event) else None)
         if event.kind in _RECORD_KINDS:
             self._take_record(batch, event)
-        return Appended(stored, True)
+        return new_tuple(Appended, (stored, True))
 
     def _take_record(self, batch: Batch, event: Event) -> None:
         """Act on a record the log reads (a forget, a retirement, a device key)."""

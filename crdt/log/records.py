@@ -82,7 +82,8 @@ class StoredEvent(NamedTuple):
         signature = signed[0] if signed else None  # stored before events were signed
         if isinstance(content, dict):  # a skeleton (``crdt.log.forget``)
             return cls(Event.from_skeleton_fields(content), position, origin, seq, signature)
-        return cls(Event.from_trusted(content, event_id), position, origin, seq, signature)
+        return new_tuple(cls, (Event.from_trusted(content, event_id), position, origin, seq,
+                                signature))
 
     def to_record(self) -> bytes:
         event, signature = self.event, self.signature
@@ -127,6 +128,12 @@ def entry_record(position: int, sort_key: tuple[int, int, bytes],
 class Appended(NamedTuple):
     stored: StoredEvent
     created: bool  # False when the event was already in the log
+
+
+#: ``StoredEvent(event, ...)`` is ``new_tuple(StoredEvent, (event, ...))``, all fields
+#: given, without the Python-level ``__new__`` a named tuple has: every event a batch
+#: stores or a peer's catch-up reads makes one.
+new_tuple = tuple.__new__
 
 
 class Entry(NamedTuple):

@@ -55,6 +55,7 @@ sync.errors.PeerFault: a message must be a CBOR map
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -215,7 +216,8 @@ def encode(message: Message) -> bytes:
     elif isinstance(message, Ack):
         raw = {"type": "ack", "version": message.version}
     else:
-        _check_batch_size(message.items, ProtocolMisuse, message.proofs)
+        _check_batch_size([item_bytes(item.event) for item in message.items],
+                          ProtocolMisuse, message.proofs)
         raw = {"type": "events", "items": [
             [i.origin, i.seq, i.event.canonical if i.event.forgotten_by is None
              else i.event.skeleton_fields(), *([] if i.signature is None else [i.signature])]
@@ -388,14 +390,14 @@ def _skeleton(raw: dict[str, Any], proofs: dict[bytes, Event]) -> Event:
     return skeleton
 
 
-def _check_batch_size(items: list[int] | tuple[Item, ...],
+def _check_batch_size(sizes: Sequence[int],
                       error: type[PeerFault] | type[ProtocolMisuse],
                       proofs: tuple[Event, ...] = ()) -> None:
-    """``items``: the items, or their sizes (``item_bytes``)."""
-    if not items or len(items) > BATCH_EVENTS_MAX:
-        raise error(f"a batch holds 1 to {BATCH_EVENTS_MAX} events, not {len(items)}")
-    total = sum(items) if isinstance(items, list) else \
-        sum(item_bytes(item.event) for item in items)
+    """``sizes``: what each item of the batch counts for (``item_bytes``), whatever
+    holds the items (a tuple as ``Events`` declares, or a list a caller built)."""
+    if not sizes or len(sizes) > BATCH_EVENTS_MAX:
+        raise error(f"a batch holds 1 to {BATCH_EVENTS_MAX} events, not {len(sizes)}")
+    total = sum(sizes)
     total += sum(len(proof.canonical) + PROOF_OVERHEAD for proof in proofs)
     if total > BATCH_BYTES_MAX:
         raise error(f"batch of {total} event bytes is over {BATCH_BYTES_MAX}")

@@ -3,6 +3,7 @@ so that every reader (and every older version) reads them as before."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from hypothesis import given
@@ -14,6 +15,7 @@ from crdt.log.projection import Message
 from crdt.log.records import Entry, StoredEvent, entry_record
 
 counts = st.integers(0, 2**64 - 1)
+_EVENT_FIELDS = [f.name for f in fields(Event)]
 texts = st.text(max_size=300)
 
 
@@ -35,7 +37,15 @@ def test_an_event_record_is_what_cbor2_encodes(event: Event, origin: str, seq: i
     if signature is not None:
         fields.append(signature)
     assert stored.to_record() == codec.encode_fast(fields)
-    assert StoredEvent.from_record(stored.to_record(), event.id) == stored
+    again = StoredEvent.from_record(stored.to_record(), event.id)
+    assert again == stored
+    # Made without the constructors (``new_tuple``, ``_new_event``): the same types and
+    # fields as they make.
+    assert type(again) is StoredEvent and type(again.event) is Event
+    assert type(again.event.timestamp) is type(event.timestamp)
+    assert again._asdict() == stored._asdict()
+    assert {f: getattr(again.event, f) for f in _EVENT_FIELDS} == \
+        {f: getattr(event, f) for f in _EVENT_FIELDS}
 
 
 messages = st.builds(Message, st.just((0, 0, bytes(32))), st.sampled_from(

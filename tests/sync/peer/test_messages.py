@@ -182,3 +182,15 @@ def test_we_refuse_to_build_what_a_peer_would_refuse(ev: Callable[..., Event]) -
         encode(Hello(node="n", version=too_many))
     with pytest.raises(ProtocolMisuse):
         encode(Ack(version=too_many))
+
+
+def test_a_batch_built_with_a_list_of_items_is_checked_as_its_tuple_is(
+        ev: Callable[..., Event]) -> None:
+    event, big = ev(), ev(content="x" * 120_000)
+    items = [Item("o", n + 1, event) for n in range(3)]
+    assert encode(Events(items)) == encode(Events(tuple(items)))  # type: ignore[arg-type]
+    too_many = [Item("o", n + 1, event) for n in range(BATCH_EVENTS_MAX + 1)]
+    too_big = [Item("o", n + 1, big) for n in range(9)]
+    for wrong in (too_many, too_big, []):
+        with pytest.raises(ProtocolMisuse):
+            encode(Events(wrong))  # type: ignore[arg-type]

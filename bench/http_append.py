@@ -126,8 +126,11 @@ def measure_process(pid: int, url: str, clients: int, events: int) -> Run:
 def describe(run: Run) -> str:
     cuts = statistics.quantiles(run.latencies, n=100, method="inclusive")
     cpu = "" if run.cpu_ms is None else f", {run.cpu_ms:.3f} CPU ms/event"
+    # Each share also as CPU microseconds per event: shares move with the rate, these
+    # much less.
     busy = "" if run.busy is None else \
-        f", main thread busy {run.busy[0]:.0%}, busiest other {run.busy[1]:.0%}"
+        (f", main thread busy {run.busy[0]:.0%} ({run.busy[0] * 1e6 / run.rate:.0f} us/event),"
+         f" busiest other {run.busy[1]:.0%} ({run.busy[1] * 1e6 / run.rate:.0f} us/event)")
     return (f"{run.rate:,.0f} events/s (p50 {cuts[49] * 1000:.1f} ms, "
             f"p99 {cuts[98] * 1000:.1f} ms{cpu}{busy}; clients "
             f"{run.client_cpu_ms:.3f} CPU ms/event)")

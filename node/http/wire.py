@@ -411,16 +411,21 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
     return _error(500, "internal", "internal error")
 
 
-def answer_middleware(answered: Callable[[web.Request, int], None]) -> Any:
+def answer_middleware(answered: Callable[[web.Request, int], None],
+                      allowed: Callable[[web.Request], bool] | None = None) -> Any:
     """An aiohttp middleware that turns every exception from the handlers below into a
     JSON error answer, then calls ``answered(request, status)`` with the status the client
-    gets (500 if something escaped, such as a cancellation). One layer for both, as it
-    runs for every request: each middleware costs a coroutine and a call per request."""
+    gets (500 if something escaped, such as a cancellation). With ``allowed``, a request
+    it refuses gets ``unauthorized()`` instead of reaching its handler. One layer for
+    all three, as it runs for every request: each middleware costs a coroutine and a call
+    per request."""
 
     @web.middleware
     async def answer(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             try:
+                if allowed is not None and not allowed(request):
+                    raise unauthorized()
                 response: web.StreamResponse = await handler(request)
             except web.HTTPException as exc:
                 if exc.status < 400:

@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import hdrs, web
 
@@ -63,12 +62,12 @@ from node.http.wire import (
     respond,
     seconds_param,
     to_json_bytes,
-    unauthorized,
     wants_cbor,
 )
 from node.peers.api import GOSSIP
 from node.server import console, cursors, devices, forget, pages, sessions, streams, tokens
 from node.store import AsyncStore
+from sync.repo.config import Access
 
 CONFIG = web.AppKey("config", Config)
 STORE = web.AppKey("store", AsyncStore)
@@ -84,13 +83,12 @@ CURSOR_MAX = 2**63 - 1
 def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Application:
     """The node's client API application; ``astore`` stays owned by the caller."""
     metrics = Metrics()
-    # Order matters: errors are translated and answers counted outermost; authentication
-    # runs inside, so its 401 is translated like any error.
+    # One middleware translates errors, counts answers and (with a token) refuses
+    # requests without it: its 401 is translated and counted like any error.
     issued = IssuedTokens(astore, bound=astore.origin_device)
-    middlewares = [answer_middleware(metrics.count_answer)]
-    if config.token is not None:  # without one it lets every request through: a layer less
-        middlewares.append(auth_middleware(config, issued))
-    app = web.Application(middlewares=middlewares,
+    allowed = None if config.token is None else \
+        token_check(config.token, config.automerge.tokens, issued)
+    app = web.Application(middlewares=[answer_middleware(metrics.count_answer, allowed)],
                           client_max_size=config.limits.body_bytes_max)
     app[CONFIG] = config
     app[STORE] = astore
@@ -131,23 +129,19 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     return app
 
 
-def auth_middleware(config: Config, issued: IssuedTokens) -> Any:
-    """Require the bearer token on /v1 and /metrics, when one is configured (a forget
-    also takes an Automerge token that may write the session: ``node.server.forget``,
-    ``node.server.tokens``)."""
-    token, app_tokens = config.token, config.automerge.tokens
+def token_check(token: str, app_tokens: Mapping[str, Access], issued: IssuedTokens
+                ) -> Callable[[web.Request], bool]:
+    """Whether a request may go on, on a node with the client ``token``: /v1 and /metrics
+    need it, or for a forget an Automerge token that may write the session
+    (``node.server.forget``, ``node.server.tokens``); everything else is open."""
 
-    @web.middleware
-    async def check_token(request: web.Request, handler: Any) -> web.StreamResponse:
-        if token is not None and _protected(request.path) \
-                and not auth.matches(auth.bearer(request), token) \
-                and not forget.app_allowed(request, app_tokens) \
-                and not tokens.forget_allowed(request, issued):
-            raise unauthorized()
-        response: web.StreamResponse = await handler(request)
-        return response
+    def allowed(request: web.Request) -> bool:
+        return not _protected(request.path) \
+            or auth.matches(auth.bearer(request), token) \
+            or forget.app_allowed(request, app_tokens) \
+            or tokens.forget_allowed(request, issued)
 
-    return check_token
+    return allowed
 
 
 def _protected(path: str) -> bool:

@@ -288,6 +288,31 @@ async def test_token_is_required(make_node: NodeFactory, event_body: EventFactor
         assert (await get(client, "/healthz"))[0] == 200
 
 
+async def test_refused_requests_are_answered_and_counted(make_node: NodeFactory,
+                                                        event_body: EventFactory) -> None:
+    """The token is checked in the layer that translates errors and counts answers: a
+    refusal is the JSON 401 (with its challenge), counted under the request's route."""
+    node = await make_node(token="s3cret")
+    good = {"Authorization": "Bearer s3cret"}
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        async with client.post("/v1/sessions/s1/events", json=event_body(1),
+                               headers={"Authorization": "Bearer s3cre"}) as resp:
+            assert resp.status == 401
+            assert resp.headers["WWW-Authenticate"] == "Bearer"
+            assert resp.content_type == "application/json"
+            assert await resp.read() == (
+                b'{"error":{"code":"unauthorized","message":"a valid \'Authorization: '
+                b'Bearer <token>\' is required","field":"Authorization"}}')
+        async with client.get("/v1/nowhere", headers=good) as resp:
+            assert resp.status == 404  # with the token, on to routing
+        async with client.get("/metrics", headers=good) as resp:
+            text = await resp.text()
+    assert ('clawsync_http_requests_total{method="POST",route="/v1/sessions/{key}/events",'
+            'status="401"} 1.0') in text
+    assert 'route="unmatched",status="404"} 1.0' in text
+    assert "s3cret" not in text
+
+
 async def test_metrics(client: aiohttp.ClientSession, event_body: EventFactory) -> None:
     await post(client, "s1", [event_body(1), event_body(2)])
     await post(client, "s1", event_body(2))

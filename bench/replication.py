@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -133,7 +134,9 @@ def measure_catch_up(root: Path, sessions: int, per_session: int) -> CatchUp:
 
 
 def children_cpu_s(pid: int) -> float | None:
-    """CPU seconds the live child processes of ``pid`` have used (Linux), or None."""
+    """CPU seconds the child processes of ``pid`` have used (Linux), or None: those
+    alive now, plus those that ended and were waited for (``pid``'s cutime and cstime),
+    so that a worker replaced during a run still counts."""
     total = 0.0
     try:
         for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -143,9 +146,10 @@ def children_cpu_s(pid: int) -> float | None:
                 continue  # ended meanwhile
             if int(fields[1]) == pid:
                 total += cpu_s(int(stat.parent.name)) or 0.0
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return total
+    return total + (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_figures(got: CatchUp) -> str:

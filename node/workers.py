@@ -68,33 +68,53 @@ class WorkerPool:
         for _ in range(count):
             self._idle.put_nowait(None)  # started on first use
         self._all: set[Worker] = set()
+        #: Calls running, by worker: the thread of each still reads the worker's pipe.
+        self._calls: dict[Worker, asyncio.Future[Any]] = {}
         self.stopping = False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a worker (``fn`` and ``args`` must pickle); ``WorkerError``
         if it overran, died or raised."""
         worker = await self._idle.get()
+        call: asyncio.Future[Any] | None = None
         try:
             if self.stopping:
                 raise WorkerDied("the pool is stopping")
             if worker is None:
                 worker = await asyncio.to_thread(Worker, self.memory_bytes, self.preload)
                 self._all.add(worker)
-            return await asyncio.to_thread(worker.call, fn, args, self.time_s)
+            call = asyncio.ensure_future(
+                asyncio.to_thread(worker.call, fn, args, self.time_s))
+            self._calls[worker] = call
+            # Shielded: a cancelled caller must not lose track of the thread, which goes
+            # on reading the worker's pipe until the worker is killed below.
+            return await asyncio.shield(call)
         except (WorkerTimeout, WorkerDied, asyncio.CancelledError):
-            # Not reusable: it is still working (or gone). Kill it now; reap it aside.
+            # Not reusable: it is still working (or gone). Kill it now; reap it aside,
+            # once the thread that reads its pipe is done with it.
             if worker is not None:
                 self._all.discard(worker)
+                self._calls.pop(worker, None)
                 worker.kill()
-                _reap(worker)
+                _reap(worker, call)
             worker = None
             raise
         finally:
+            if worker is not None:
+                self._calls.pop(worker, None)
             self._idle.put_nowait(worker)
 
     async def stop(self) -> None:
-        """End every worker (calls still running in them end with ``WorkerDied``)."""
+        """End every worker. An idle one is asked to exit; one still running a call is
+        killed, and its call ends with ``WorkerDied``. Its pipes are closed only once
+        the thread that reads them has returned: closed under that thread, their file
+        descriptor numbers could be reused by the time it reads again."""
         self.stopping = True
+        calls = dict(self._calls)
+        for worker in calls:
+            worker.kill()
+        if calls:
+            await asyncio.wait(calls.values())  # killed: their reads end at once
         workers, self._all = list(self._all), set()
         await asyncio.gather(*(asyncio.to_thread(w.stop, STOP_WAIT_S) for w in workers))
 
@@ -162,8 +182,13 @@ class Worker:
             self.from_worker.close()
 
 
-def _reap(worker: Worker) -> None:
-    task = asyncio.get_running_loop().create_task(asyncio.to_thread(worker.stop, 0.0))
+def _reap(worker: Worker, call: asyncio.Future[Any] | None) -> None:
+    async def reap() -> None:
+        if call is not None:
+            await asyncio.wait([call])  # its thread reads the pipes until then
+        await asyncio.to_thread(worker.stop, 0.0)
+
+    task = asyncio.get_running_loop().create_task(reap())
     _REAPING.add(task)
     task.add_done_callback(_REAPING.discard)
 

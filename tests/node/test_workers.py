@@ -103,3 +103,57 @@ async def test_ctrl_c_of_the_terminal_leaves_a_worker_to_its_node() -> None:
         assert await pool.run(pid) == worker
     finally:
         await pool.stop()
+
+
+async def test_a_stop_closes_no_pipe_that_a_call_still_reads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The thread of a running call reads its worker's pipe until the call ends; a stop
+    that closed the pipe under it could leave it reading a descriptor number reused
+    since. The stop kills the worker and closes its pipes after the call returned."""
+    import asyncio
+    import threading
+
+    from node import workers
+
+    reading: set[int] = set()  # threads inside Worker.call
+    closed_under_a_read: list[int] = []
+    call, stop = workers.Worker.call, workers.Worker.stop
+
+    def watched_call(self: workers.Worker, *args: object) -> object:
+        reading.add(threading.get_ident())
+        try:
+            return call(self, *args)  # type: ignore[arg-type]
+        finally:
+            reading.discard(threading.get_ident())
+
+    def watched_stop(self: workers.Worker, wait_s: float) -> None:
+        closed_under_a_read.extend(reading)
+        stop(self, wait_s)
+
+    monkeypatch.setattr(workers.Worker, "call", watched_call)
+    monkeypatch.setattr(workers.Worker, "stop", watched_stop)
+    pool = WorkerPool(2, 60.0, MEMORY_BYTES, preload=(__name__,))
+    running = [asyncio.create_task(pool.run(sleep, 60.0)) for _ in range(2)]
+    await asyncio.sleep(1.0)
+    await pool.stop()
+    for task in running:
+        with pytest.raises(WorkerDied):
+            await task
+    await asyncio.gather(*workers._REAPING)
+    assert closed_under_a_read == []
+
+
+async def test_a_cancelled_call_kills_its_worker_and_the_next_call_gets_a_new_one() -> None:
+    import asyncio
+
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(__name__,))
+    try:
+        first = await pool.run(pid)
+        running = asyncio.create_task(pool.run(sleep, 60.0))
+        await asyncio.sleep(0.5)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert await pool.run(pid) != first
+    finally:
+        await pool.stop()

@@ -142,6 +142,15 @@ def test_keys_and_values_of_any_content(storage: Storage) -> None:
     assert storage.get_many(keys) == values
 
 
+def test_get_many_outside_a_transaction_reads_more_keys_than_one_select_takes(
+        storage: Storage) -> None:
+    with storage.transaction() as tx:
+        tx.put_many([(f"k{i:04}", str(i).encode()) for i in range(0, 1200, 2)])
+    keys = [f"k{i:04}" for i in reversed(range(1200))] + ["k0000", "k0000"]
+    expected = [str(i).encode() if i % 2 == 0 else None for i in reversed(range(1200))]
+    assert storage.get_many(keys) == [*expected, b"0", b"0"]
+
+
 def test_transactions_do_not_nest(storage: Storage) -> None:
     with storage.transaction(), pytest.raises(StoreError), storage.transaction():
         pass

@@ -66,7 +66,7 @@ from node.peers.transport import (
     dial,
     fetch_members,
 )
-from node.peers.verifying import Verifier
+from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
 from sync.peer.machine import Parsed, PeerSync, Prepared
@@ -534,6 +534,8 @@ class Gossip:
 
         await self.astore.after_queued_appends()
         out, used_s = await self.astore.write(call)
+        if machine.lacking >= WORKER_SIGNATURES_MIN:
+            self.verifier.warm()  # before the batches it announced come
         if runner.identified_at is None and machine.peer_node is not None:
             self._identified(runner)
         assert runner.budget is not None

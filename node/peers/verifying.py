@@ -15,8 +15,9 @@ answer, the batch is checked in the calling thread instead, by the same function
 
 * a batch of fewer than ``WORKER_SIGNATURES_MIN`` signatures (a live push of a few
   events), where the round trip costs about as much as the checks;
-* until the worker has started (it starts on the first long batch, in the background:
-  a node without peers, or one that only sends, never starts one);
+* until the worker has started (it starts in the background when a peer's hello says
+  it holds ``WORKER_SIGNATURES_MIN`` events or more that we lack (``warm``), or on the
+  first long batch: a node without peers, or one that only sends, never starts one);
 * a worker that died, overran ``CALL_TIME_S``, or answered something other than one
   boolean per signature: it is ended, and a new one started on the next long batch (one
   that raised is kept);
@@ -132,15 +133,28 @@ class Verifier:
                 if self._stopped or self.broken:
                     return None
                 if self._worker is None:
-                    if self._starting is None:
-                        self._starting = threading.Thread(
-                            target=self._start, name="clawsync-verify-start", daemon=True)
-                        self._starting.start()
+                    self._start_soon()
                     return None
                 if not self._busy:
                     self._busy = True
                     return self._worker
                 self._lock.wait()
+
+    def warm(self) -> None:
+        """Start the worker now, in the background, if none runs or starts: a peer has
+        said it holds many events we lack. Otherwise the first long batches would be
+        checked in the threads while it starts (a few tenths of a second), at two to
+        four times their cost in the worker beside the node's other work."""
+        with self._lock:
+            if not (self._stopped or self.broken or self._worker is not None):
+                self._start_soon()
+
+    def _start_soon(self) -> None:
+        """Under ``_lock``: start a worker in the background, unless one is starting."""
+        if self._starting is None:
+            self._starting = threading.Thread(
+                target=self._start, name="clawsync-verify-start", daemon=True)
+            self._starting.start()
 
     def _start(self) -> None:
         try:

@@ -129,6 +129,9 @@ class PeerSync:
         #: hello said (None for a peer of version 0.1, which does not say).
         self.about = about
         self.peer_about: About | None = None
+        #: Events the peer's last hello said it holds and we do not (its claim): a node
+        #: may get ready to check that many signatures before the batches come.
+        self.lacking = 0
         self._peer_reads_about = False
         self._rng = rng
         self._outbox = Outbox(store, self.config.inflight_batches_max, checkpoint,
@@ -308,6 +311,9 @@ class PeerSync:
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node
+        ours = self.store.version
+        self.lacking = sum(max(0, seq - ours.get(origin, 0))
+                           for origin, seq in hello.version.items())
         if hello.about is not None:
             self.peer_about = hello.about
             self._outbox.skeletons = hello.about.forgets

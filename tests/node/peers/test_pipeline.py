@@ -209,3 +209,20 @@ async def test_stopping_in_mid_pipeline_leaves_no_task_or_thread_work(
             work = pool._work_queue.get_nowait()
             assert work is None or work.future.cancelled()  # None: a thread's stop
     assert gossip.runners == {}
+
+
+async def test_a_hello_announcing_a_backlog_starts_the_signature_worker_before_it_comes(
+        make_node: NodeFactory, signed: list[Item]) -> None:
+    node = await make_node(cluster_secret=SECRET)
+    verifier = node.gossip.verifier
+    origin = signed[0].origin
+    async with peer(node) as ws:
+        await ws.send_bytes(encode(Hello("ffffffffffffffff",
+                                         {origin: WORKER_SIGNATURES_MIN - 1})))
+        await asyncio.sleep(SETTLE_S)
+        assert verifier._starting is None and verifier._worker is None  # a push's worth
+        await ws.send_bytes(encode(Hello("ffffffffffffffff", {origin: len(signed)})))
+        async with asyncio.timeout(DEADLINE_S):
+            while verifier._worker is None:
+                await asyncio.sleep(0.02)
+    assert verifier.batches_in_worker == verifier.batches_failed == 0  # no batch yet

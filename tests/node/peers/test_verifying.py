@@ -260,3 +260,22 @@ async def test_nodes_replicate_through_the_worker_and_stop_leaves_none(
     assert not ended(pid)
     await b.stop()
     assert ended(pid)
+
+
+def test_warming_starts_the_worker_before_the_first_long_batch(verifier: Verifier) -> None:
+    verifier.warm()
+    starting = verifier._starting
+    assert starting is not None
+    starting.join(DEADLINE_S)
+    checks = batch(WORKER_SIGNATURES_MIN)
+    assert verifier(*checks) == here(checks)
+    assert verifier.batches_in_worker == 1  # the first long batch, not checked here
+    verifier.warm()  # one runs: no second
+    assert verifier._starting is None
+
+
+def test_a_stopped_verifier_is_not_warmed() -> None:
+    verifier = Verifier()
+    verifier.stop()
+    verifier.warm()
+    assert verifier._starting is None and verifier._worker is None

@@ -637,3 +637,18 @@ def test_a_hello_below_the_checkpoint_resends_at_once(open_store: OpenStore, ev:
     assert batches and all(isinstance(batch, Events) for batch in batches)
     assert batches[0].items[0].seq == 101  # type: ignore[union-attr]
     assert machine.counters.resends == 0
+
+
+def test_a_hello_tells_how_many_events_the_peer_holds_that_we_lack(
+        open_store: OpenStore, ev: Ev) -> None:
+    a, b = filled(open_store("a"), ev, 7), filled(open_store("b"), ev, 3, tag="b")
+    machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
+    machine.start(0.0)
+    assert machine.lacking == 0
+    machine.receive(encode(Hello(a.node_id, a.version)), 0.0)
+    assert machine.lacking == 7
+    # Only what we lack counts: our own 3 are held, one more of a's is not.
+    machine.receive(encode(Hello(a.node_id, {**a.version, a.node_id: 8, b.node_id: 3})), 0.0)
+    assert machine.lacking == 8
+    machine.receive(encode(Hello(a.node_id, {})), 0.0)
+    assert machine.lacking == 0

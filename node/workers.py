@@ -81,7 +81,11 @@ class WorkerPool:
             if self.stopping:
                 raise WorkerDied("the pool is stopping")
             if worker is None:
-                worker = await asyncio.to_thread(Worker, self.memory_bytes, self.preload)
+                started = await asyncio.to_thread(Worker, self.memory_bytes, self.preload)
+                if self.stopping:  # stopped while it started: ``stop`` did not see it
+                    await asyncio.to_thread(started.stop, 0.0)
+                    raise WorkerDied("the pool is stopping")
+                worker = started
                 self._all.add(worker)
             call = asyncio.ensure_future(
                 asyncio.to_thread(worker.call, fn, args, self.time_s))

@@ -111,30 +111,30 @@ async def test_a_stop_closes_no_pipe_that_a_call_still_reads(
     that closed the pipe under it could leave it reading a descriptor number reused
     since. The stop kills the worker and closes its pipes after the call returned."""
     import asyncio
-    import threading
 
     from node import workers
 
-    reading: set[int] = set()  # threads inside Worker.call
+    reading: dict[int, int] = {}  # per worker (its id), calls inside Worker.call
     closed_under_a_read: list[int] = []
     call, stop = workers.Worker.call, workers.Worker.stop
 
     def watched_call(self: workers.Worker, *args: object) -> object:
-        reading.add(threading.get_ident())
+        reading[id(self)] = reading.get(id(self), 0) + 1
         try:
             return call(self, *args)  # type: ignore[arg-type]
         finally:
-            reading.discard(threading.get_ident())
+            reading[id(self)] -= 1
 
     def watched_stop(self: workers.Worker, wait_s: float) -> None:
-        closed_under_a_read.extend(reading)
+        if reading.get(id(self)):
+            closed_under_a_read.append(id(self))
         stop(self, wait_s)
 
     monkeypatch.setattr(workers.Worker, "call", watched_call)
     monkeypatch.setattr(workers.Worker, "stop", watched_stop)
     pool = WorkerPool(2, 60.0, MEMORY_BYTES, preload=(__name__,))
     running = [asyncio.create_task(pool.run(sleep, 60.0)) for _ in range(2)]
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.5)  # started, starting or calling: a stop must do with each
     await pool.stop()
     for task in running:
         with pytest.raises(WorkerDied):
@@ -157,3 +157,15 @@ async def test_a_cancelled_call_kills_its_worker_and_the_next_call_gets_a_new_on
         assert await pool.run(pid) != first
     finally:
         await pool.stop()
+
+
+async def test_a_worker_that_starts_while_the_pool_stops_is_ended_not_used() -> None:
+    import asyncio
+
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(__name__,))
+    running = asyncio.create_task(pool.run(sleep, 60.0))
+    await asyncio.sleep(0)  # its worker is starting (a process: a good part of a second)
+    await pool.stop()
+    with pytest.raises(WorkerDied, match="stopping"):
+        await running
+    assert pool._all == set() and pool._calls == {}

@@ -87,10 +87,11 @@ AHEAD = 2
 PARSE_THREADS = 2
 #: Threads that verify parsed batches' signatures (``PeerSync.verify``). A long batch is
 #: checked in the worker process (one batch at a time), which a thread waits for without
-#: the GIL; a second thread queues the next batch behind it, or checks a short one (a
-#: live push) itself meanwhile. Apart from the parsing threads, so that a parse never
-#: waits behind batches queued for the worker.
-VERIFY_THREADS = 2
+#: the GIL; a second thread queues the next batch behind it. One link may so hold two
+#: (``AHEAD``): two more check other links' short batches (live pushes) meanwhile, in
+#: the thread itself. Apart from the parsing threads, so that a parse never waits
+#: behind batches queued for the worker.
+VERIFY_THREADS = 2 * AHEAD
 
 
 class DuplicateLink(LinkClosed):
@@ -514,10 +515,12 @@ class Gossip:
             raise
         finally:
             receiving.cancel()
-            await ahead.close()
-            runner.state = "down"
+            runner.state = "down"  # before any await: a second cancel may end this
             runner.identified_at = None
-            await link.close(runner.drop or "")
+            try:
+                await ahead.close()
+            finally:
+                await link.close(runner.drop or "")
 
     async def _received(self, runner: Runner, received: tuple[Prepared, float]
                         ) -> list[bytes]:
@@ -744,8 +747,10 @@ class Ahead:
         self._machine = machine
         self._room = asyncio.Semaphore(AHEAD)
         self._ready: asyncio.Queue[asyncio.Future[tuple[Prepared, float]]] = asyncio.Queue()
-        #: Work handed to the pools and not finished: ``close`` waits for it.
+        #: Work handed to the pools and not finished: ``close`` cancels what has not
+        #: started, and waits for a parse still running.
         self._working: set[concurrent.futures.Future[Any]] = set()
+        self._parsing: concurrent.futures.Future[Any] | None = None
         self._reading = asyncio.create_task(self._read(), name="peer-read-ahead")
 
     async def next(self) -> tuple[Prepared, float]:
@@ -759,11 +764,12 @@ class Ahead:
         self._room.release()
 
     async def close(self) -> None:
-        """Stop reading, drop what was read, and wait for the pools' work on it: once
-        this returns no task or thread works for this link (the machine may be used on
-        another link). Work that had not started is cancelled; a check already in the
-        worker is waited for (``CALL_TIME_S`` at the very most; stopping the node ends
-        the worker, and its thread then checks the batch itself)."""
+        """Stop reading and drop what was read. Work that had not started is cancelled;
+        a parse still running is waited for, as it remembers keys in the machine, which
+        another link may use next. Checks still running are not: they read nothing of
+        the machine, their answer is dropped, and one in the worker may take up to
+        ``CALL_TIME_S``, which would hold the node's stop (that stop ends the worker
+        afterwards; the thread then checks the batch itself, and ends)."""
         self._reading.cancel()
         try:
             # Not ``await self._reading``: its CancelledError would hide one meant for
@@ -775,11 +781,14 @@ class Ahead:
                 if pending.done() and not pending.cancelled():
                     pending.exception()  # retrieved: a closed link's error is no news
                 pending.cancel()
-            working = list(self._working)  # a copy: threads take finished work out
-            for work in working:
+            for work in list(self._working):  # a copy: threads take finished work out
                 work.cancel()
-        if working:
-            await asyncio.wait([asyncio.wrap_future(work) for work in working])
+        parsing = self._parsing
+        if parsing is not None and not parsing.done():
+            waited = asyncio.wrap_future(parsing)
+            await asyncio.wait([waited])
+            if not waited.cancelled():
+                waited.exception()  # retrieved: the message is dropped with its fault
 
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
@@ -787,8 +796,8 @@ class Ahead:
             await self._room.acquire()
             try:
                 data = await self._link.receive()
-                parsed, parse_s = await asyncio.wrap_future(
-                    self._submit(self._gossip._parse_pool, self._parse, data))
+                self._parsing = self._submit(self._gossip._parse_pool, self._parse, data)
+                parsed, parse_s = await asyncio.wrap_future(self._parsing)
                 if isinstance(parsed.message, Events):
                     verifying = asyncio.wrap_future(self._submit(
                         self._gossip._verify_pool, self._verify, parsed, parse_s))

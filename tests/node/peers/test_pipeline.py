@@ -12,7 +12,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 
 import aiohttp
 import pytest
@@ -24,6 +24,7 @@ from crdt.signing import Signer
 from node.peers.gossip import AHEAD
 from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.server.run import RunningNode
+from sync.peer.machine import Parsed, PeerSync
 from sync.peer.messages import Ack, Events, Hello, Item, Message, encode, parse
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -226,3 +227,64 @@ async def test_a_hello_announcing_a_backlog_starts_the_signature_worker_before_i
             while verifier._worker is None:
                 await asyncio.sleep(0.02)
     assert verifier.batches_in_worker == verifier.batches_failed == 0  # no batch yet
+
+
+@contextmanager
+def held(monkeypatch: pytest.MonkeyPatch, step: str) -> Iterator[threading.Event]:
+    """``PeerSync.parse`` or ``verify`` (``step``) of the node's next events batch waits
+    until the block ends; the event yielded is set once it waits."""
+    entered, release = threading.Event(), threading.Event()
+    real = getattr(PeerSync, step)
+
+    def waiting(machine: PeerSync, message: bytes | Parsed, *args: object) -> object:
+        batch = message.message if isinstance(message, Parsed) else parse(message)
+        if isinstance(batch, Events) and not entered.is_set():
+            entered.set()
+            release.wait(DEADLINE_S)
+        return real(machine, message, *args)
+
+    monkeypatch.setattr(PeerSync, step, waiting)
+    try:
+        yield entered
+    finally:
+        release.set()
+
+
+async def entered_(event: threading.Event) -> None:
+    async with asyncio.timeout(DEADLINE_S):
+        while not event.is_set():
+            await asyncio.sleep(0.01)
+
+
+async def test_a_stop_does_not_wait_for_a_check_still_running(
+        make_node: NodeFactory, signed: list[Item], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's checks may take the worker up to its time limit (10 s): a link's end
+    drops them rather than wait, and the node's stop ends the worker afterwards."""
+    node = await make_node(cluster_secret=SECRET)
+    gossip = node.gossip
+    with held(monkeypatch, "verify") as checking:
+        async with peer(node) as ws:
+            for data in [HELLO, *batches(signed, 1)]:
+                await ws.send_bytes(data)
+            await entered_(checking)
+            links = [*gossip._inbound, *(r.task for r in gossip.runners.values() if r.task)]
+            await gossip.stop()
+            # Each ended within the stop, none left running past its wait for them.
+            assert links and all(task.done() for task in links)
+
+
+async def test_a_second_cancel_of_a_link_still_marks_it_down_and_closes_it(
+        make_node: NodeFactory, signed: list[Item], monkeypatch: pytest.MonkeyPatch) -> None:
+    node = await make_node(cluster_secret=SECRET)
+    with held(monkeypatch, "parse") as parsing:
+        async with peer(node) as ws:
+            for data in [HELLO, *batches(signed, 1)]:
+                await ws.send_bytes(data)
+            await entered_(parsing)
+            [runner] = node.gossip.runners.values()
+            assert runner.task is not None
+            runner.task.cancel()
+            await asyncio.sleep(SETTLE_S)  # its end waits for the parse still running
+            runner.task.cancel()  # a web server's shutdown cancelling the handler again
+            assert await answer(ws) is None  # the link is closed
+            assert runner.state == "down"

@@ -124,7 +124,14 @@ async function latency(sessionKey, url, appends) {
 
 async function idle(urlsFile) {
   const urls = fs.readFileSync(urlsFile, "utf8").trim().split("\n");
-  const repos = urls.map(() => newRepo());
+  // Each client finds its document once its socket has joined: the adapter calls
+  // itself ready after 1 s even unconnected, and a find then reports the document
+  // unavailable (200 sockets opening at once on a busy machine can take longer).
+  const adapters = urls.map(() => new WebSocketClientAdapter(ws, 60_000));
+  const joined = adapters.map(adapter => new Promise(resolve =>
+    adapter.once("peer-candidate", resolve)));
+  const repos = adapters.map(adapter => new Repo({ network: [adapter] }));
+  await Promise.all(joined);
   await Promise.all(urls.map((url, i) => repos[i].find(url)));
   process.stdout.write(JSON.stringify({ ready: repos.length }) + "\n");
   await new Promise(resolve => process.stdin.on("close", resolve).resume());

@@ -39,6 +39,7 @@ from crdt.automerge.document import automerge_url
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import parse_event
 from crdt.keys import check_session_key
+from crdt.log.forget import UNFORGETTABLE
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from node import retention
@@ -174,6 +175,10 @@ def appender(astore: AsyncStore, metrics: Metrics, limits: Limits
     async def post_events(request: web.Request) -> web.Response:
         """Validate every event of the body, then append them all in one commit."""
         key = _session_key(request)
+        if key in UNFORGETTABLE:  # the cluster's own sessions: what a client put there
+            # could never be forgotten, and would travel with membership records
+            raise InvalidInput("holds the cluster's own records (retired origins, devices "
+                               "and tokens); clients cannot write to it", field="session_key")
         body_type = body_format(request)  # before reading: a 415 needs no body
         body = await read_body(request, bytes_max=limits.body_bytes_max,
                                timeout_s=limits.read_timeout_s)

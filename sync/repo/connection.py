@@ -61,6 +61,7 @@ from crdt.automerge.outline import summarize_sync_message
 from crdt.automerge.trial import Tried
 from crdt.errors import InvalidInput, LimitExceeded, StoreError
 from crdt.events import Draft, Event, parse_event
+from crdt.log.forget import UNFORGETTABLE
 from sync.errors import PeerFault
 from sync.repo.config import Access, RepoLimits
 from sync.repo.messages import (
@@ -543,6 +544,12 @@ class RepoConnection:
     def _edits(self, session_key: str, doc: SessionDoc, received: Received,
                library: Library, out: Outcome) -> None:
         """Turn a client's changes into events; log and put back what is not an edit."""
+        if session_key in UNFORGETTABLE:  # the cluster's own sessions (``post_events``)
+            out.notes.append(Note("warning", "automerge client edits ignored", {
+                "peer": self.client, "session": session_key,
+                "reasons": {"session": "holds the cluster's own records; clients cannot "
+                                       "write to it"}}))
+            return
         edits = doc.edits_since(received.before)
         context = edits.context
         agent = context.get("agent_id") or CLIENT_AGENT_ID

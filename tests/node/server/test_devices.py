@@ -106,6 +106,12 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
         ("DELETE", "/v1/sessions/clawsync%3Aorigins", {}, 400, "cannot be forgotten"),
         ("POST", f"/v1/sessions/{quote(DEVICES_SESSION)}/forget",
          {"json": {"events": ["00" * 32]}}, 400, "cannot be forgotten"),
+        ("POST", f"/v1/sessions/{quote(DEVICES_SESSION)}/events",
+         {"json": {"agent_id": "x", "kind": {"type": "message_received", "content": "hi"}}},
+         400, "clients cannot write to it"),
+        ("POST", "/v1/sessions/clawsync%3Aorigins/events",
+         {"json": [{"agent_id": "x", "kind": {"type": "session_ended", "reason": "r"}}]},
+         400, "clients cannot write to it"),
     ]
     for method, path, kwargs, expected, says in cases:
         status, body = await call(client, method, path, **kwargs)

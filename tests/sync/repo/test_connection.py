@@ -735,3 +735,24 @@ def test_a_client_that_reads_only_v1_gets_changes(open_store: OpenStore) -> None
     first, *_ = sync_data(out)
     assert first[0] == 0x42 and set(chunk_types(first)) == {1}  # changes, as before 2.2
     assert messages(link.app.view(S1)) == ["hello 0", "hello 1", "hello 2"]
+
+
+def test_edits_of_the_cluster_s_own_sessions_are_refused(open_store: OpenStore) -> None:
+    """What a client put there could never be forgotten (``crdt.log.forget``), as the
+    node's HTTP API refuses too."""
+    from crdt.membership import DEVICES_SESSION
+
+    store = open_store("a")
+    seed(store, DEVICES_SESSION, messages=1)
+    link = Link(store)
+    devices = text_id(DEVICES_SESSION)
+    link.open(devices)
+    held = len(store.get_events(DEVICES_SESSION))
+    before = link.app.view(devices)["custom_state"]
+    link.app.change(devices, set_custom("mood", "mine"))
+    out = link.send(link.app.sync(devices))
+    assert out.close is None and out.edits == []
+    [note] = [n for n in out.notes if n.event == "automerge client edits ignored"]
+    assert "cluster's own records" in note.fields["reasons"]["session"]
+    assert len(store.get_events(DEVICES_SESSION)) == held
+    assert link.app.view(devices)["custom_state"] == before  # put back

@@ -467,8 +467,9 @@ class RepoConnection:
         self._send_sync(entry, doc, out)
 
     def _check_changes(self, session_key: str, data: bytes, library: Library) -> bool:
-        """Refuse changes a read-only token sends, that unpack past the limits, or that
-        grow the document too far, before automerge applies them; True if ``data``
+        """Refuse changes a read-only token sends, to the cluster's own sessions, that
+        unpack past the limits, or that grow the document too far, before automerge
+        applies them; True if ``data``
         carries changes."""
         unpack = UnpackLimits(self.limits.unpacked_bytes_max, self.limits.unpacked_rows_max)
         try:
@@ -478,6 +479,11 @@ class RepoConnection:
             if self.access.read_only:  # before the costlier checks below
                 raise _Refuse(CLOSE_POLICY, "this token is read-only: document changes are "
                                             "refused")
+            if session_key in UNFORGETTABLE:
+                # The cluster's own sessions (``post_events`` refuses them too): changes
+                # saved in their documents could never be forgotten, even put back.
+                raise _Refuse(CLOSE_POLICY, f"{session_key} holds the cluster's own records: "
+                                            "document changes are refused")
             size = library.stored_bytes(session_key) + summary.change_bytes
             if size > self.limits.document_bytes_max:
                 raise _Refuse(CLOSE_TOO_BIG, f"the document would grow to {size} bytes; "
@@ -544,12 +550,6 @@ class RepoConnection:
     def _edits(self, session_key: str, doc: SessionDoc, received: Received,
                library: Library, out: Outcome) -> None:
         """Turn a client's changes into events; log and put back what is not an edit."""
-        if session_key in UNFORGETTABLE:  # the cluster's own sessions (``post_events``)
-            out.notes.append(Note("warning", "automerge client edits ignored", {
-                "peer": self.client, "session": session_key,
-                "reasons": {"session": "holds the cluster's own records; clients cannot "
-                                       "write to it"}}))
-            return
         edits = doc.edits_since(received.before)
         context = edits.context
         agent = context.get("agent_id") or CLIENT_AGENT_ID

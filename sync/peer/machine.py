@@ -311,9 +311,8 @@ class PeerSync:
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node
-        ours = self.store.version
-        self.lacking = sum(max(0, seq - ours.get(origin, 0))
-                           for origin, seq in hello.version.items())
+        self.lacking = _lacking(hello.version, self.store.version,
+                                {**self.store.retired, **self.store.retiring})
         if hello.about is not None:
             self.peer_about = hello.about
             self._outbox.skeletons = hello.about.forgets
@@ -532,3 +531,13 @@ class PeerSync:
             self.counters.resends += 1
             self.counters.batches_resent += len(self._outbox.inflight)
             self._outbox.forget()
+
+
+def _lacking(claimed: Mapping[str, int], ours: Mapping[str, int],
+             final: Mapping[str, int]) -> int:
+    """Events a peer's version vector ``claimed`` holds that we do not: per origin, past
+    what we hold (``ours``; a retired origin held in full is not in it, and we hold it up
+    to its final seq), and never past a retired origin's final seq (``final``): later
+    numbers are refused."""
+    return sum(max(0, min(seq, final.get(origin, seq)) - ours.get(origin, final.get(origin, 0)))
+               for origin, seq in claimed.items())

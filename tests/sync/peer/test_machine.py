@@ -652,3 +652,17 @@ def test_a_hello_tells_how_many_events_the_peer_holds_that_we_lack(
     assert machine.lacking == 8
     machine.receive(encode(Hello(a.node_id, {})), 0.0)
     assert machine.lacking == 0
+
+
+def test_a_retired_origin_is_not_counted_as_lacking(open_store: OpenStore, ev: Ev,
+                                                    mesh: type) -> None:
+    a, b = filled(open_store("a"), ev, 7), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.settle()
+    assert b.retire(a.node_id) is not None and b.retired == {a.node_id: 7}
+    machine = PeerSync(b, "a", now=0.0, rng=random.Random(0))
+    machine.start(0.0)
+    # Held up to its final seq; numbers past it are refused, so not lacking either.
+    machine.receive(encode(Hello(a.node_id, {a.node_id: 9})), 0.0)
+    assert machine.lacking == 0

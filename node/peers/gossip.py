@@ -70,7 +70,7 @@ from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
 from sync.peer.machine import Parsed, PeerSync, Prepared
-from sync.peer.messages import About, Events
+from sync.peer.messages import About, Events, Hello
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -198,8 +198,10 @@ class Gossip:
                 await self._save_checkpoint(runner, force=True)
         if self._http is not None:
             await self._http.close()
-        # Every link has ended, and with it its pipeline (``Ahead.close``); a late one
-        # finds the pools shut and ends as closed.
+        # Every link has ended, and with it its pipeline (``Ahead.close``), but for
+        # checks it left running: the verifier's stop below ends the worker they wait
+        # on, and their threads then finish them here, for nobody. A late link finds
+        # the pools shut and ends as closed.
         self._parse_pool.shutdown(wait=False)
         self._verify_pool.shutdown(wait=False)
         await asyncio.to_thread(self.verifier.stop)  # a batch it was checking: checked here
@@ -537,7 +539,7 @@ class Gossip:
 
         await self.astore.after_queued_appends()
         out, used_s = await self.astore.write(call)
-        if machine.lacking >= WORKER_SIGNATURES_MIN:
+        if isinstance(prepared.message, Hello) and machine.lacking >= WORKER_SIGNATURES_MIN:
             self.verifier.warm()  # before the batches it announced come
         if runner.identified_at is None and machine.peer_node is not None:
             self._identified(runner)

@@ -131,7 +131,11 @@ async function idle(urlsFile) {
   const joined = adapters.map(adapter => new Promise(resolve =>
     adapter.once("peer-candidate", resolve)));
   const repos = adapters.map(adapter => new Repo({ network: [adapter] }));
-  await Promise.all(joined);
+  let late;
+  await Promise.race([Promise.all(joined), new Promise((_, reject) => {
+    late = setTimeout(() => reject(new Error("sockets not joined within 60 s")), 60_000);
+  })]);
+  clearTimeout(late);
   await Promise.all(urls.map((url, i) => repos[i].find(url)));
   process.stdout.write(JSON.stringify({ ready: repos.length }) + "\n");
   await new Promise(resolve => process.stdin.on("close", resolve).resume());

@@ -469,8 +469,7 @@ class RepoConnection:
     def _check_changes(self, session_key: str, data: bytes, library: Library) -> bool:
         """Refuse changes a read-only token sends, to the cluster's own sessions, that
         unpack past the limits, or that grow the document too far, before automerge
-        applies them; True if ``data``
-        carries changes."""
+        applies them; True if ``data`` carries changes."""
         unpack = UnpackLimits(self.limits.unpacked_bytes_max, self.limits.unpacked_rows_max)
         try:
             summary = summarize_sync_message(data, changes_max=unpack.rows_max)

@@ -5,11 +5,8 @@ what this node appends (pushed at once) and the passing of time (pulls, resends)
 send whatever it answers. The machine reads and writes the event log, so every call into
 it runs on the store's writer thread (``AsyncStore.write``), one at a time; the event
 loop only moves bytes and so keeps serving clients while a backlog streams in. What needs
-no store, parsing a message and verifying its signatures (``PeerSync.prepare``), runs
-on small pools of its own, ahead of the writer: each link's messages go through a
-pipeline of three stages (``Ahead``), parsed in order on one pool while the batch before
-has its signatures checked in a worker process (``node.peers.verifying``), where the GIL
-does not hold them back, and the one before that is stored by the writer.
+no store, parsing a message and verifying its signatures, runs ahead of the writer in
+each link's pipeline (``node.peers.ahead``), on pools this node shares among its links.
 
 Links come from ``--peer`` URLs (dialed, with back-off when unreachable), from peers
 that dial us, and from members learned from peers (``/peer/v1/members``), so a new
@@ -34,7 +31,6 @@ from the membership records are dialed like learned members: the introducer.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import random
 import ssl
@@ -53,6 +49,7 @@ from crdt.log.store import EventStore
 from node.config import Config, software_version
 from node.device import DeviceKey
 from node.devices import Devices
+from node.peers.ahead import PARSE_THREADS, VERIFY_THREADS, Ahead
 from node.peers.budget import CLIENTS_QUIET_S, WriterBudget
 from node.peers.links import Removed, refusal_for, removal_text, waiting_text
 from node.peers.transport import (
@@ -69,29 +66,11 @@ from node.peers.transport import (
 from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
-from sync.peer.machine import Parsed, PeerSync, Prepared
-from sync.peer.messages import About, Events, Hello
+from sync.peer.machine import PeerSync, Prepared
+from sync.peer.messages import About, Hello
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
-
-#: Messages a link reads ahead of the writer (``Ahead``): received and not yet taken by
-#: its loop, each being parsed, having its signatures checked, or ready. Two keep the
-#: three stages busy: the writer stores batch k while the worker checks k+1 and a thread
-#: parses k+2. A link so holds at most ``AHEAD`` + 1 messages (the writer's too), each at
-#: most a message's size; more would only queue behind the slowest stage.
-AHEAD = 2
-#: Threads that parse peers' messages (``PeerSync.parse``), each link's one at a time and
-#: in order. Parsing holds the GIL: more threads would take turns at it, and take it from
-#: the writer and the event loop, which answers clients, more often.
-PARSE_THREADS = 2
-#: Threads that verify parsed batches' signatures (``PeerSync.verify``). A long batch is
-#: checked in the worker process (one batch at a time), which a thread waits for without
-#: the GIL; a second thread queues the next batch behind it. One link may so hold two
-#: (``AHEAD``): two more check other links' short batches (live pushes) meanwhile, in
-#: the thread itself. Apart from the parsing threads, so that a parse never waits
-#: behind batches queued for the worker.
-VERIFY_THREADS = 2 * AHEAD
 
 
 class DuplicateLink(LinkClosed):
@@ -483,7 +462,9 @@ class Gossip:
     async def run(self, runner: Runner, link: Link) -> None:
         """Drive ``runner.machine`` over ``link`` until the link ends or the peer errs."""
         machine = runner.machine
-        ahead = Ahead(self, link, machine)
+        ahead = Ahead(link, machine, parse_pool=self._parse_pool,
+                      verify_pool=self._verify_pool, verifier=self.verifier,
+                      stopping=lambda: self.stopping)
         receiving = asyncio.ensure_future(ahead.next())
         try:
             await self._send(link, await self._machine(
@@ -722,120 +703,6 @@ class Gossip:
         return {**removal, "by": f"{member.name} ({removal['by']})"}
 
 
-class Ahead:
-    """One link's messages, read, parsed and verified ahead of its loop, and handed to it
-    in the order they arrived (``next``): a pipeline of three stages, so that on a busy
-    link the writer stores batch k while the signature worker checks k+1 and a thread
-    parses k+2, where a single prepare per message ran parse and checks in series.
-
-    A task reads the link: it takes room for a message (at most ``AHEAD`` received and
-    not yet ``taken``), receives it, parses it on the parsing pool and waits for that, so
-    that the link's messages are parsed one at a time and in order (a batch's keys may
-    come from the batch before: ``PeerSync.parse``), then leaves its checks to the
-    verifying pool and reads on. What ends the reading (the link closed, a pool shut) is
-    handed over in its turn, after the messages before it, as a message's fault is (it
-    stays in the message until ``PeerSync.receive`` raises it).
-
-    Each message comes with the CPU seconds it cost off the writer, charged to the link
-    like writer time (``Gossip._received``): the parsing and verifying threads' own CPU
-    time, not the time passed, which would count waits for the GIL held by the writer
-    and other links; plus the time its checks took in the signature worker, which is a
-    core of this host spent on the link as surely as if they had run in the thread.
-    """
-
-    def __init__(self, gossip: Gossip, link: Link, machine: PeerSync) -> None:
-        self._gossip = gossip
-        self._link = link
-        self._machine = machine
-        self._room = asyncio.Semaphore(AHEAD)
-        self._ready: asyncio.Queue[asyncio.Future[tuple[Prepared, float]]] = asyncio.Queue()
-        #: Work handed to the pools and not finished: ``close`` cancels what has not
-        #: started, and waits for a parse still running.
-        self._working: set[concurrent.futures.Future[Any]] = set()
-        self._parsing: concurrent.futures.Future[Any] | None = None
-        self._reading = asyncio.create_task(self._read(), name="peer-read-ahead")
-
-    async def next(self) -> tuple[Prepared, float]:
-        """The next message, prepared, and its CPU seconds; raises what ended the link
-        (``LinkClosed``) once every message before was handed out. Call ``taken`` once
-        its result is taken, to make room for another."""
-        return await (await self._ready.get())
-
-    def taken(self) -> None:
-        """A message from ``next`` was taken: another may be read."""
-        self._room.release()
-
-    async def close(self) -> None:
-        """Stop reading and drop what was read. Work that had not started is cancelled;
-        a parse still running is waited for, as it remembers keys in the machine, which
-        another link may use next. Checks still running are not: they read nothing of
-        the machine, their answer is dropped, and one in the worker may take up to
-        ``CALL_TIME_S``, which would hold the node's stop (that stop ends the worker
-        afterwards; the thread then checks the batch itself, and ends)."""
-        self._reading.cancel()
-        try:
-            # Not ``await self._reading``: its CancelledError would hide one meant for
-            # the caller (a stop cancelling the link again).
-            await asyncio.wait([self._reading])
-        finally:
-            while not self._ready.empty():
-                pending = self._ready.get_nowait()
-                if pending.done() and not pending.cancelled():
-                    pending.exception()  # retrieved: a closed link's error is no news
-                pending.cancel()
-            for work in list(self._working):  # a copy: threads take finished work out
-                work.cancel()
-        parsing = self._parsing
-        if parsing is not None and not parsing.done():
-            waited = asyncio.wrap_future(parsing)
-            await asyncio.wait([waited])
-            if not waited.cancelled():
-                waited.exception()  # retrieved: the message is dropped with its fault
-
-    async def _read(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._room.acquire()
-            try:
-                data = await self._link.receive()
-                self._parsing = self._submit(self._gossip._parse_pool, self._parse, data)
-                parsed, parse_s = await asyncio.wrap_future(self._parsing)
-                if isinstance(parsed.message, Events):
-                    verifying = asyncio.wrap_future(self._submit(
-                        self._gossip._verify_pool, self._verify, parsed, parse_s))
-                else:  # nothing to verify (a hello, an ack): no second hop
-                    verifying = loop.create_future()
-                    verifying.set_result((self._machine.verify(parsed), parse_s))
-            except Exception as exc:  # LinkClosed, a pool shut: handed over in turn
-                failed: asyncio.Future[tuple[Prepared, float]] = loop.create_future()
-                failed.set_exception(exc)
-                self._ready.put_nowait(failed)
-                return
-            self._ready.put_nowait(verifying)
-
-    def _submit(self, pool: ThreadPoolExecutor, work: Callable[..., T],
-                *args: Any) -> concurrent.futures.Future[T]:
-        try:
-            future = pool.submit(work, *args)
-        except RuntimeError:  # the pool is shut down: a link that outlived ``stop``
-            if not self._gossip.stopping:
-                raise
-            raise LinkClosed("this node is stopping") from None
-        self._working.add(future)
-        future.add_done_callback(self._working.discard)
-        return future
-
-    def _parse(self, data: bytes) -> tuple[Parsed, float]:
-        started = time.thread_time()
-        parsed = self._machine.parse(data)
-        return parsed, time.thread_time() - started
-
-    def _verify(self, parsed: Parsed, parse_s: float) -> tuple[Prepared, float]:
-        verifier = self._gossip.verifier
-        started, worker_s = time.thread_time(), verifier.worker_s()
-        prepared = self._machine.verify(parsed, verifier)
-        return prepared, (parse_s + time.thread_time() - started
-                          + verifier.worker_s() - worker_s)
 
 
 def _member_urls(listed: object) -> list[tuple[str, str | None]]:

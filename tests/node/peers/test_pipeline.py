@@ -1,4 +1,4 @@
-"""A link's messages through the receiving node's pipeline (``node.peers.gossip.Ahead``),
+"""A link's messages through the receiving node's pipeline (``node.peers.ahead.Ahead``),
 against a real node in this process: a raw websocket client holding the cluster secret
 plays the peer and sends signed batches while the node's writer is held, so that what
 the node reads ahead of it can be seen. Two messages are parsed and verified ahead of
@@ -21,7 +21,7 @@ from crdt import device
 from crdt.events import Event
 from crdt.log.store import EventStore
 from crdt.signing import Signer
-from node.peers.gossip import AHEAD
+from node.peers.ahead import AHEAD
 from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.server.run import RunningNode
 from sync.peer.machine import Parsed, PeerSync

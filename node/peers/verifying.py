@@ -34,6 +34,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import Literal
 
 import structlog
 
@@ -83,6 +84,16 @@ class Verifier:
         self.batches_in_worker = 0
         self.batches_failed = 0
         self._here = threading.local()  # ``worker_s`` of each calling thread
+
+    @property
+    def worker_state(self) -> Literal["none", "starting", "running"]:
+        """Whether a worker runs (long batches go to it), is starting in the background,
+        or neither (none was needed yet, the last one was lost, or the verifier stopped:
+        long batches are checked in their threads)."""
+        with self._lock:
+            if self._worker is not None:
+                return "running"
+            return "starting" if self._starting is not None else "none"
 
     def worker_s(self) -> float:
         """Seconds the calling thread has waited, in all, on the worker's answers: the

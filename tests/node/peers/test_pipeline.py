@@ -150,7 +150,8 @@ async def test_two_messages_are_verified_ahead_of_the_writer_and_handled_in_orde
             # The hello waits for the writer; the next two batches are parsed and their
             # signatures checked meanwhile, and no third is read.
             await checked_ahead(verifier, done, AHEAD)
-            assert held_of_nowait(node, origin) == 0
+            # Read on a reader thread: the writer is held.
+            assert await node.astore.read(lambda store: store.version.get(origin, 0)) == 0
             release.set()
         seen = []
         while len(seen) < 5:
@@ -162,11 +163,6 @@ async def test_two_messages_are_verified_ahead_of_the_writer_and_handled_in_orde
         assert verifier.batches_in_worker == done + 5
         [row] = node.gossip.status()
         assert row["faults"] == row["events_forged"] == 0
-
-
-def held_of_nowait(node: RunningNode, origin: str) -> int:
-    """What the store holds of ``origin``, read beside a writer that is held."""
-    return node.astore._store.version.get(origin, 0)
 
 
 async def test_a_fault_in_a_later_message_ends_the_link_after_the_earlier_ones_are_stored(
@@ -188,11 +184,30 @@ async def test_a_fault_in_a_later_message_ends_the_link_after_the_earlier_ones_a
     assert await held_of(node, origin) == PER_BATCH
 
 
+def steps_started(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the ``PeerSync.parse`` and ``verify`` calls started from now on, in
+    the order they started."""
+    started: list[str] = []
+
+    def recording(step: str) -> Callable[..., object]:
+        real = getattr(PeerSync, step)
+
+        def recorded(machine: PeerSync, *args: object) -> object:
+            started.append(step)
+            return real(machine, *args)
+        return recorded
+
+    for step in ("parse", "verify"):
+        monkeypatch.setattr(PeerSync, step, recording(step))
+    return started
+
+
 async def test_stopping_in_mid_pipeline_leaves_no_task_or_thread_work(
-        make_node: NodeFactory, signed: list[Item]) -> None:
+        make_node: NodeFactory, signed: list[Item], monkeypatch: pytest.MonkeyPatch) -> None:
     node = await make_node(cluster_secret=SECRET)
     gossip = node.gossip
     await asyncio.to_thread(warm, gossip.verifier)
+    started = steps_started(monkeypatch)
     async with peer(node) as ws, writer_held(node) as release:
         done = gossip.verifier.batches_in_worker
         for data in [HELLO, *batches(signed, 5)]:
@@ -205,10 +220,9 @@ async def test_stopping_in_mid_pipeline_leaves_no_task_or_thread_work(
             await stopping
     ahead = [task for task in asyncio.all_tasks() if task.get_name() == "peer-read-ahead"]
     assert ahead == []
-    for pool in (gossip._parse_pool, gossip._verify_pool):
-        while not pool._work_queue.empty():  # what is left there does not run
-            work = pool._work_queue.get_nowait()
-            assert work is None or work.future.cancelled()  # None: a thread's stop
+    stopped = len(started)
+    await asyncio.sleep(SETTLE_S)  # work left to the pools would start meanwhile
+    assert len(started) == stopped
     assert gossip.runners == {}
 
 
@@ -221,12 +235,17 @@ async def test_a_hello_announcing_a_backlog_starts_the_signature_worker_before_i
         await ws.send_bytes(encode(Hello("ffffffffffffffff",
                                          {origin: WORKER_SIGNATURES_MIN - 1})))
         await asyncio.sleep(SETTLE_S)
-        assert verifier._starting is None and verifier._worker is None  # a push's worth
+        assert verifier.worker_state == "none"  # a push's worth
         await ws.send_bytes(encode(Hello("ffffffffffffffff", {origin: len(signed)})))
-        async with asyncio.timeout(DEADLINE_S):
-            while verifier._worker is None:
-                await asyncio.sleep(0.02)
+        await worker_running(verifier)
     assert verifier.batches_in_worker == verifier.batches_failed == 0  # no batch yet
+
+
+async def worker_running(verifier: Verifier) -> None:
+    """Wait until the node's signature worker runs."""
+    async with asyncio.timeout(DEADLINE_S):
+        while verifier.worker_state != "running":
+            await asyncio.sleep(0.02)
 
 
 @contextmanager
@@ -267,7 +286,7 @@ async def test_a_stop_does_not_wait_for_a_check_still_running(
             for data in [HELLO, *batches(signed, 1)]:
                 await ws.send_bytes(data)
             await entered_(checking)
-            links = [*gossip._inbound, *(r.task for r in gossip.runners.values() if r.task)]
+            links = [r.task for r in gossip.runners.values() if r.task]
             await gossip.stop()
             # Each ended within the stop, none left running past its wait for them.
             assert links and all(task.done() for task in links)

@@ -4,7 +4,8 @@ plays the peer and sends signed batches while the node's writer is held, so that
 the node reads ahead of it can be seen. Two messages are parsed and verified ahead of
 the writer, no more; they are handled in the order they came; a fault in a later one
 costs the link only after the earlier ones are stored; stopping in mid-pipeline leaves
-nothing running."""
+nothing running. A hello announcing a backlog starts the signature worker, the messages
+after it do not."""
 
 from __future__ import annotations
 
@@ -246,6 +247,47 @@ async def worker_running(verifier: Verifier) -> None:
     async with asyncio.timeout(DEADLINE_S):
         while verifier.worker_state != "running":
             await asyncio.sleep(0.02)
+
+
+async def acked(ws: aiohttp.ClientWebSocketResponse, origin: str, seq: int) -> None:
+    """Wait until the node acknowledges ``origin`` up to ``seq``: it has handled the
+    message that brought it."""
+    while True:
+        message = await answer(ws)
+        assert message is not None, "the link closed"
+        if isinstance(message, Ack) and message.version.get(origin, 0) >= seq:
+            return
+
+
+async def test_later_messages_of_a_link_do_not_warm_the_signature_worker(
+        make_node: NodeFactory, signed: list[Item]) -> None:
+    """Only a hello announcing a backlog starts the worker: if that start failed, the
+    link's later messages (short pushes here) start no other, though the backlog the
+    hello announced is still lacking; the next long batch or hello does."""
+    node = await make_node(cluster_secret=SECRET)
+    verifier = node.gossip.verifier
+    origin = signed[0].origin
+    # Two short pushes, each checked in the node's threads.
+    short = WORKER_SIGNATURES_MIN - 1
+    first, second = signed[:short], signed[short:2 * short]
+    memory_bytes, verifier.memory_bytes = verifier.memory_bytes, 1024 * 1024
+    async with peer(node) as ws:
+        try:  # Python cannot start in 1 MiB: the start the hello asks for fails
+            await ws.send_bytes(encode(Hello("ffffffffffffffff", {origin: len(signed)})))
+            await ws.send_bytes(encode(Events(tuple(first))))
+            await acked(ws, origin, short)  # so the hello was handled, before it
+            async with asyncio.timeout(DEADLINE_S):
+                while verifier.worker_state != "none":
+                    await asyncio.sleep(0.01)
+        finally:
+            verifier.memory_bytes = memory_bytes
+        assert not verifier.broken
+        await ws.send_bytes(encode(Events(tuple(second))))
+        await acked(ws, origin, 2 * short)
+        assert verifier.worker_state == "none"
+        await ws.send_bytes(encode(Hello("ffffffffffffffff", {origin: len(signed)})))
+        await worker_running(verifier)
+    assert verifier.batches_in_worker == 0
 
 
 @contextmanager

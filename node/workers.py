@@ -113,7 +113,9 @@ class WorkerPool:
         """End every worker. An idle one is asked to exit; one still running a call is
         killed, and its call ends with ``WorkerDied``. Its pipes are closed only once
         the thread that reads them has returned: closed under that thread, their file
-        descriptor numbers could be reused by the time it reads again."""
+        descriptor numbers could be reused by the time it reads again. A worker still
+        starting is waited for, then ended, as are killed workers not yet reaped: no
+        child process is left."""
         self.stopping = True
         starting, calls = list(self._starting), dict(self._calls)
         for worker in calls:

@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -70,23 +70,24 @@ class WorkerPool:
         self._all: set[Worker] = set()
         #: Calls running, by worker: the thread of each still reads the worker's pipe.
         self._calls: dict[Worker, asyncio.Future[Any]] = {}
+        #: Workers being started, until they are in ``_all`` (or failed, or refused
+        #: because the pool is stopping: ``stop`` then ends them).
+        self._starting: set[asyncio.Future[Worker]] = set()
+        #: What a cancelled call leaves the pool to finish: a killed worker to reap, a
+        #: starting worker to take in. ``stop`` waits for it.
+        self._finishing: set[asyncio.Task[None]] = set()
         self.stopping = False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a worker (``fn`` and ``args`` must pickle); ``WorkerError``
         if it overran, died or raised."""
         worker = await self._idle.get()
+        if worker is None:
+            worker = await self._start()  # on failure it gives the place back itself
         call: asyncio.Future[Any] | None = None
         try:
             if self.stopping:
                 raise WorkerDied("the pool is stopping")
-            if worker is None:
-                started = await asyncio.to_thread(Worker, self.memory_bytes, self.preload)
-                if self.stopping:  # stopped while it started: ``stop`` did not see it
-                    await asyncio.to_thread(started.stop, 0.0)
-                    raise WorkerDied("the pool is stopping")
-                worker = started
-                self._all.add(worker)
             call = asyncio.ensure_future(
                 asyncio.to_thread(worker.call, fn, args, self.time_s))
             self._calls[worker] = call
@@ -100,7 +101,7 @@ class WorkerPool:
                 self._all.discard(worker)
                 self._calls.pop(worker, None)
                 worker.kill()
-                _reap(worker, call)
+                self._finish(_reap(worker, call))
             worker = None
             raise
         finally:
@@ -112,15 +113,69 @@ class WorkerPool:
         """End every worker. An idle one is asked to exit; one still running a call is
         killed, and its call ends with ``WorkerDied``. Its pipes are closed only once
         the thread that reads them has returned: closed under that thread, their file
-        descriptor numbers could be reused by the time it reads again."""
+        descriptor numbers could be reused by the time it reads again. A worker still
+        starting is waited for, then ended, as are killed workers not yet reaped: no
+        child process is left."""
         self.stopping = True
-        calls = dict(self._calls)
+        starting, calls = list(self._starting), dict(self._calls)
         for worker in calls:
             worker.kill()
         if calls:
             await asyncio.wait(calls.values())  # killed: their reads end at once
-        workers, self._all = list(self._all), set()
+        if starting:  # a start cannot be cut short (it runs in a thread): wait for it
+            await asyncio.wait(starting)
+        started = [s.result() for s in starting
+                   if not s.cancelled() and s.exception() is None]
+        workers, self._all = list(self._all) + started, set()
         await asyncio.gather(*(asyncio.to_thread(w.stop, STOP_WAIT_S) for w in workers))
+        if self._finishing:
+            await asyncio.wait(list(self._finishing))
+
+    async def _start(self) -> Worker:
+        """A new worker, for a call that holds a free place (``None``) of the pool.
+
+        The start runs in a thread, which a cancelled call cannot stop: the worker it
+        starts then takes the call's place in the pool (or is ended by ``stop``), so
+        that no process is left behind. On any failure the place is given back."""
+        if self.stopping:
+            self._idle.put_nowait(None)
+            raise WorkerDied("the pool is stopping")
+        starting = asyncio.ensure_future(
+            asyncio.to_thread(Worker, self.memory_bytes, self.preload))
+        self._starting.add(starting)
+        try:
+            await asyncio.wait([starting])  # unlike ``await``, does not cancel it
+        except asyncio.CancelledError:
+            self._finish(self._take_in(starting))
+            raise
+        worker = self._settle(starting)
+        if worker is None:
+            self._idle.put_nowait(None)
+            starting.result()  # raises its error, if it did not start
+            raise WorkerDied("the pool is stopping")
+        return worker
+
+    def _settle(self, starting: asyncio.Future[Worker]) -> Worker | None:
+        """The worker that ``starting`` started, now one of the pool's; None if it did
+        not start, or if the pool is stopping (``stop``, which saw it starting, ends
+        it). Moves it from ``_starting`` to ``_all`` in one step, so that a ``stop``
+        finds every worker in one or the other."""
+        self._starting.discard(starting)
+        if starting.cancelled() or starting.exception() is not None or self.stopping:
+            return None
+        worker = starting.result()
+        self._all.add(worker)
+        return worker
+
+    async def _take_in(self, starting: asyncio.Future[Worker]) -> None:
+        """Once started, the worker of a call cancelled during its start is idle."""
+        await asyncio.wait([starting])
+        self._idle.put_nowait(self._settle(starting))
+
+    def _finish(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
 
 
 class Worker:
@@ -186,19 +241,11 @@ class Worker:
             self.from_worker.close()
 
 
-def _reap(worker: Worker, call: asyncio.Future[Any] | None) -> None:
-    async def reap() -> None:
-        if call is not None:
-            await asyncio.wait([call])  # its thread reads the pipes until then
-        await asyncio.to_thread(worker.stop, 0.0)
-
-    task = asyncio.get_running_loop().create_task(reap())
-    _REAPING.add(task)
-    task.add_done_callback(_REAPING.discard)
-
-
-#: Killed workers being waited for; kept referenced until done.
-_REAPING: set[asyncio.Task[None]] = set()
+async def _reap(worker: Worker, call: asyncio.Future[Any] | None) -> None:
+    """Ends a killed worker once the thread that reads its pipes is done with them."""
+    if call is not None:
+        await asyncio.wait([call])  # its thread reads the pipes until then
+    await asyncio.to_thread(worker.stop, 0.0)
 
 
 def _serve(memory_bytes: int, preload: list[str]) -> None:

@@ -223,7 +223,7 @@ class _DiskTransaction:
         row = self._cache._con.execute(_SELECT_ONE, (key, time.time())).fetchone()
         if row is None:
             return None
-        return _as_bytes(self._cache._disk.fetch(*row, False))
+        return _fetch(self._cache, *row)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return _select_many(self._cache, keys)
@@ -259,15 +259,26 @@ def _select_many(cache: diskcache.Cache, keys: Sequence[str]) -> list[bytes | No
     one ``SELECT ... IN`` per ``KEYS_PER_SELECT`` keys: what ``Cache.get`` would read for
     each, without its two statements per key."""
     found: dict[str, bytes | None] = {}
-    fetch = cache._disk.fetch
     now = time.time()
     for start in range(0, len(keys), KEYS_PER_SELECT):
         part = keys[start:start + KEYS_PER_SELECT]
         rows = cache._con.execute(
             _SELECT_MANY.format(", ".join("?" * len(part))), (now, *part)).fetchall()
         for key, mode, filename, value in rows:
-            found[key] = _as_bytes(fetch(mode, filename, value, False))
+            found[key] = _fetch(cache, mode, filename, value)
     return [found.get(key) for key in keys]
+
+
+def _fetch(cache: diskcache.Cache, mode: int, filename: str | None,
+           value: object) -> bytes | None:
+    """The value of a row read from diskcache's table, as ``Cache.get`` reads it: a
+    value kept in a file (only logs written before ``SETTINGS`` have such) whose file
+    cannot be read is absent. ``Cache.delete`` removes a value's file after its row, so
+    a reader that still sees the row may find no file: the record was deleted."""
+    try:
+        return _as_bytes(cache._disk.fetch(mode, filename, value, False))
+    except OSError:
+        return None
 
 
 def _as_bytes(value: object) -> bytes | None:

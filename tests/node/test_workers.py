@@ -139,7 +139,7 @@ async def test_a_stop_closes_no_pipe_that_a_call_still_reads(
     for task in running:
         with pytest.raises(WorkerDied):
             await task
-    await asyncio.gather(*workers._REAPING)
+    await asyncio.gather(*pool._finishing)
     assert closed_under_a_read == []
 
 
@@ -162,10 +162,69 @@ async def test_a_cancelled_call_kills_its_worker_and_the_next_call_gets_a_new_on
 async def test_a_worker_that_starts_while_the_pool_stops_is_ended_not_used() -> None:
     import asyncio
 
+    before = children()
     pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(__name__,))
     running = asyncio.create_task(pool.run(sleep, 60.0))
     await asyncio.sleep(0)  # its worker is starting (a process: a good part of a second)
     await pool.stop()
+    assert children() <= before  # the stop waited for the start and ended the worker
     with pytest.raises(WorkerDied, match="stopping"):
         await running
     assert pool._all == set() and pool._calls == {}
+
+
+def children() -> set[int]:
+    """This process's child processes (zombies too: a child not yet waited for)."""
+    found: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as listing:
+            found.update(int(pid) for pid in listing.read().split())
+    return found
+
+
+async def started_child(before: set[int]) -> int:
+    """The pid of the one child that appeared since ``before``, once it has."""
+    import asyncio
+
+    while not (new := children() - before):
+        await asyncio.sleep(0.01)
+    (child,) = new
+    return child
+
+
+async def test_a_call_cancelled_while_its_worker_starts_leaves_the_worker_to_the_pool(
+        ) -> None:
+    """The start runs in a thread that the cancel cannot stop: the worker it starts
+    serves the next call, and a stop ends it."""
+    import asyncio
+
+    before = children()
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(__name__,))
+    try:
+        running = asyncio.create_task(pool.run(pid))
+        starting = await started_child(before)
+        assert not running.done()  # a process takes a good part of a second to start
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        assert await pool.run(pid) == starting
+    finally:
+        await pool.stop()
+    assert children() <= before
+
+
+async def test_a_stop_after_a_call_cancelled_while_its_worker_starts_leaves_no_child(
+        ) -> None:
+    import asyncio
+
+    before = children()
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(__name__,))
+    running = asyncio.create_task(pool.run(pid))
+    await started_child(before)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await pool.stop()
+    assert children() <= before
+    with pytest.raises(WorkerDied, match="stopping"):
+        await pool.run(pid)

@@ -155,3 +155,32 @@ def test_purge_leaves_no_old_value_in_any_file(tmp_path: Path) -> None:
         assert (tmp_path / "d" / "cache.db-wal").stat().st_size == 0
     finally:
         storage.close()
+
+
+def test_a_legacy_value_whose_file_is_gone_reads_as_absent_in_every_read(
+        store_path: Path) -> None:
+    """Before the log settings, diskcache kept values of 32 KiB or more as files. One
+    whose file is gone reads as absent, as ``Cache.get`` has it (a value's file is
+    removed after its row: a reader that still sees the row may find no file), in the
+    batched reads as in the single ones, inside a transaction as outside."""
+    big = b"b" * 40_000
+    with diskcache.Cache(os.fspath(store_path)) as legacy:  # its defaults: big -> files
+        legacy.set("lost", big)
+        legacy.set("kept", big)
+        legacy.set("small", b"s")
+        (lost_file,) = legacy._sql(
+            "SELECT filename FROM Cache WHERE key = 'lost'").fetchone()
+    value_files = [p for p in store_path.rglob("*.val")]
+    assert len(value_files) == 2
+    (store_path / lost_file).unlink()
+    keys = ["lost", "kept", "small", "absent"]
+    expected = [None, big, b"s", None]
+    storage = DiskStorage.open(store_path)
+    try:
+        assert [storage.get(key) for key in keys] == expected
+        assert storage.get_many(keys) == expected
+        with storage.transaction() as tx:
+            assert [tx.get(key) for key in keys] == expected
+            assert tx.get_many(keys) == expected
+    finally:
+        storage.close()

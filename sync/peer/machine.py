@@ -316,6 +316,7 @@ class PeerSync:
         if hello.about is not None:
             self.peer_about = hello.about
             self._outbox.skeletons = hello.about.forgets
+            self._outbox.peer_retires = hello.about.retires
             if hello.about.signs and not self._outbox.signatures:
                 # What went out before we knew carried no signatures, and is not taken
                 # by a peer that checks them: send it again, signed (our own origin in

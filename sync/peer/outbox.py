@@ -103,6 +103,9 @@ class Outbox:
         #: whether it does is known (else nothing is sent yet).
         self.signatures = False
         self.ready = True
+        #: The peer drops retired origins from its version vector (its hello said so):
+        #: one it does not name, it holds in full (``sync.peer.retired.sendable``).
+        self.peer_retires = False
 
     def replace(self, version: Mapping[str, int]) -> None:
         """The peer says it holds exactly ``version`` (a hello): it may hold less than
@@ -210,7 +213,8 @@ class Outbox:
 
     def _sendable(self, known: Mapping[str, int]) -> dict[str, int]:
         return sendable(self.store.version, retired=self.store.retired,
-                        retiring=self.store.retiring, known=known)
+                        retiring=self.store.retiring, known=known,
+                        peer_retires=self.peer_retires)
 
     def _peer_takes(self, origin: str, held: int, now: float) -> bool:
         """Whether the peer, holding ``held`` origins, takes a new ``origin`` from us."""

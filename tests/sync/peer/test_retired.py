@@ -204,6 +204,26 @@ def test_a_node_catching_up_a_retired_origin_sends_none_of_it_back(
     assert all(m.counters.faults == 0 for m in net.machines.values())
 
 
+def test_a_batch_that_completes_a_retired_origin_is_acknowledged(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """b retires the origin as it stores a's last batch of it: its ack still covers
+    that batch, which a does not send again after the ack timeout."""
+    from sync.peer.messages import About
+    a, b = open_store("a"), open_store("b")
+    events = old_events(ev, 40)
+    hold(a, events)
+    a.retire(OLD)
+    net = mesh(
+        [a, b], about=About("0.3.0", 1, retires=True),
+        config=SyncConfig(batch_events_max=16))
+    net.start()
+    net.converge()
+    net.assert_converged()
+    assert b.retired == {OLD: 40}
+    assert net.machines[0, 1].counters.resends == 0
+    assert net.machines[1, 0].counters.events_late == 0
+
+
 @settings(max_examples=100, deadline=None)
 @given(held=st.lists(st.integers(0, 6), min_size=3, max_size=3),
        retirers=st.lists(st.booleans(), min_size=3, max_size=3),

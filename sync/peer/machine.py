@@ -98,8 +98,8 @@ class Counters:
     origins_refused: int = 0  # events of a new origin past the table's free part: skipped
     events_late: int = 0  # copies of a retired origin's events, held already: dropped
     events_refused: int = 0  # numbered past a retired origin's final seq: refused
-    events_forged: int = 0  # of a bound origin, its signature missing or wrong: refused
-    events_unsigned: int = 0  # unsigned from a peer that does not sign, or new unbound
+    events_forged: int = 0  # of a bound origin, its signature wrong: refused
+    events_unsigned: int = 0  # of a bound origin without a signature, or new unbound
     last_contact: float | None = None  # ``now`` of the last message received
 
 
@@ -450,7 +450,6 @@ class PeerSync:
         judged = signatures.judge(
             checked, keys=keys,
             held=store.version.keys() | dropped_origins,
-            peer_signs=self.peer_about is not None and self.peer_about.signs,
             require=self.require_signatures, verified=verified)
         self.counters.events_forged += judged.count("forged")
         self.counters.events_unsigned += judged.count("unsigned")

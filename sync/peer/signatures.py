@@ -12,10 +12,11 @@ the store knows, and so does a batch that carries the record). The rules, per ev
   node of an earlier version) relays every event without one; and a peer that signs
   holds no signature for the copies it stored before it checked them: an origin bound
   (to this node's knowledge, ``crdt.log.bound``) after its events reached a folder
-  unsigned, through such an older node. It sends those as it holds them, in good
-  faith, whether we lack them or hold them already: the receiver cannot tell when the
-  sender stored them. Taking no unsigned copy is what keeps the origin's events its
-  device's.
+  unsigned, through such an older node. An earlier version sends those as it holds
+  them, in good faith, whether we lack them or hold them already (this one offers them
+  only to peers that do not sign: ``sync.peer.outbox``); the receiver cannot tell when
+  the sender stored them. Taking no unsigned copy is what keeps the origin's events
+  its device's.
 * Unbound origin (written before events were signed, or by a node without a key):
   taken on the strength of the link's authentication, as before; but with
   ``require`` (``--require-signatures``) only an origin already held (or retired)

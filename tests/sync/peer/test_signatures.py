@@ -162,6 +162,36 @@ def test_unsigned_copies_of_an_origin_bound_after_they_were_stored_are_not_forge
         relay.close()
 
 
+def test_a_node_holding_a_bound_origin_unsigned_does_not_offer_it_to_a_signing_peer(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    """What it holds of the origin unsigned would not be taken: sending it only made
+    batches that were never acknowledged, sent again at every ack timeout. A peer that
+    does not sign still gets it (it takes unsigned events)."""
+    writer, signing = keyed(0), keyed(1)
+    writer.append_batch(messages(ev, 3))
+    relay = EventStore.open("memory:")
+    try:
+        relay.ingest([(s.event, writer.node_id, s.seq)
+                      for s in writer.origin_after(writer.node_id, 0, 10)])
+        relay.append_batch(messages(ev, 2, "relay"))
+        net = Mesh([relay, signing], about=SIGNS)
+        net.start()
+        net.converge()
+        to_signing = net.machines[0, 1].counters
+        assert to_signing.events_sent == 2 and to_signing.resends == 0
+        assert writer.node_id not in signing.version
+        assert net.machines[1, 0].counters.events_unsigned == 0
+        to_older = PeerSync(relay, "older", now=0.0, rng=random.Random(0), about=SIGNS)
+        to_older.start(0.0, peer_reads_about=True)
+        out = to_older.receive(encode(Hello("ffffffffffffffff", {}, about=OLD)), 0.0)
+        sent = [(i.origin, i.seq) for m in map(parse, out) if isinstance(m, Events)
+                for i in m.items]
+        assert [(writer.node_id, seq) for seq in range(1, 5)] == \
+            [item for item in sent if item[0] == writer.node_id]
+    finally:
+        relay.close()
+
+
 def test_unsigned_origins_are_taken_as_before_and_require_refuses_only_new_ones(
         open_store: Callable[[str], EventStore], keyed: Callable[[int], EventStore],
         ev: Ev) -> None:

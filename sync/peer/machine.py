@@ -98,8 +98,8 @@ class Counters:
     origins_refused: int = 0  # events of a new origin past the table's free part: skipped
     events_late: int = 0  # copies of a retired origin's events, held already: dropped
     events_refused: int = 0  # numbered past a retired origin's final seq: refused
-    events_forged: int = 0  # of a bound origin, its signature missing or wrong: refused
-    events_unsigned: int = 0  # unsigned from a peer that does not sign, or new unbound
+    events_forged: int = 0  # of a bound origin, its signature wrong: refused
+    events_unsigned: int = 0  # of a bound origin without a signature, or new unbound
     last_contact: float | None = None  # ``now`` of the last message received
 
 
@@ -316,6 +316,7 @@ class PeerSync:
         if hello.about is not None:
             self.peer_about = hello.about
             self._outbox.skeletons = hello.about.forgets
+            self._outbox.peer_retires = hello.about.retires
             if hello.about.signs and not self._outbox.signatures:
                 # What went out before we knew carried no signatures, and is not taken
                 # by a peer that checks them: send it again, signed (our own origin in
@@ -422,7 +423,7 @@ class PeerSync:
         self.counters.events_received += len(batch.items)
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
-        return [Ack(self._vector())]
+        return [Ack(self._vector({item.origin for item in batch.items}))]
 
     def _holders(self, items: Sequence[messages.Item]) -> dict[tuple[str, int], bytes | None]:
         """The ids we hold in the batch's slots, read per origin in one go (a batch of
@@ -449,7 +450,6 @@ class PeerSync:
         judged = signatures.judge(
             checked, keys=keys,
             held=store.version.keys() | dropped_origins,
-            peer_signs=self.peer_about is not None and self.peer_about.signs,
             require=self.require_signatures, verified=verified)
         self.counters.events_forged += judged.count("forged")
         self.counters.events_unsigned += judged.count("unsigned")
@@ -512,17 +512,25 @@ class PeerSync:
         about = self.about if self._peer_reads_about else None
         return Hello(self.store.node_id, self._vector(), about=about)
 
-    def _vector(self) -> dict[str, int]:
+    def _vector(self, batch_origins: Set[str] = frozenset()) -> dict[str, int]:
         """Our version vector for this peer. A peer that has not said it drops retired
         origins (an earlier version) keeps them active, and would offer their events
         to us on every hello that left them out: tell it that we hold them (their final
-        seqs), as far as the vector's limit allows."""
+        seqs), as far as the vector's limit allows. A peer that drops them is told only
+        those its batch carried (an ack's ``batch_origins``): we may have retired one
+        on storing the batch, and an ack without it would leave the batch unacknowledged
+        until the timeout sent it all again."""
         version = self.store.version
+        retired = self.store.retired
         if self.peer_about is not None and self.peer_about.retires:
-            return version
+            told = [(origin, retired[origin]) for origin in batch_origins
+                    if origin in retired and origin not in version]
+            if not told:
+                return version
+        else:
+            told = [item for item in retired.items() if item[0] not in version]
         room = messages.ORIGINS_MAX - len(version)
-        retired = [item for item in self.store.retired.items() if item[0] not in version]
-        return {**dict(retired[:max(room, 0)]), **version}
+        return {**dict(told[:max(room, 0)]), **version}
 
     def _give_up_stalled(self, now: float) -> None:
         """A batch the peer has not taken within ``ack_timeout_s`` was lost (or one

@@ -103,6 +103,9 @@ class Outbox:
         #: whether it does is known (else nothing is sent yet).
         self.signatures = False
         self.ready = True
+        #: The peer drops retired origins from its version vector (its hello said so):
+        #: one it does not name, it holds in full (``sync.peer.retired.sendable``).
+        self.peer_retires = False
 
     def replace(self, version: Mapping[str, int]) -> None:
         """The peer says it holds exactly ``version`` (a hello): it may hold less than
@@ -170,6 +173,7 @@ class Outbox:
             if origin not in known and cursor == 0 \
                     and not self._peer_takes(origin, len(known), now):
                 continue  # it would skip them: its table or its quota is full
+            bound: bool | None = None  # the origin's binding, read once if needed
             while cursor < ours[origin] and len(items) < self.batch_events_max:
                 limit = min(ours[origin] - cursor, self.batch_events_max - len(items), READ_PAGE)
                 page = self.store.origin_after(origin, cursor, limit)
@@ -177,6 +181,13 @@ class Outbox:
                     break
                 for stored in page:
                     sendable, proof = self._proof(stored.event, proofs)
+                    if sendable and stored.signature is None and self.signatures:
+                        if bound is None:
+                            bound = self.store.origin_key(origin) is not None
+                        # A bound origin's event we hold unsigned (stored before we
+                        # knew the binding): a peer that checks signatures never
+                        # takes it, and would leave the batch unacknowledged.
+                        sendable = not bound
                     if not sendable:
                         break  # the peer cannot take it: this origin stops here
                     size += item_bytes(stored.event)
@@ -210,7 +221,8 @@ class Outbox:
 
     def _sendable(self, known: Mapping[str, int]) -> dict[str, int]:
         return sendable(self.store.version, retired=self.store.retired,
-                        retiring=self.store.retiring, known=known)
+                        retiring=self.store.retiring, known=known,
+                        peer_retires=self.peer_retires)
 
     def _peer_takes(self, origin: str, held: int, now: float) -> bool:
         """Whether the peer, holding ``held`` origins, takes a new ``origin`` from us."""

@@ -8,7 +8,11 @@ On a link that means:
   has the origin active below its final seq (it learned of the retirement but lacks
   some of the events, or it came back from a backup), and never beyond the final seq.
   A peer that does not name the origin has retired it too, or will ask for it once the
-  retirement reaches it (``crdt.log.retire`` makes it active from 0).
+  retirement reaches it (``crdt.log.retire`` makes it active from 0). The same holds
+  for an origin we are still retiring (``retiring``: we lack some of its events), if
+  the peer drops retired origins (``peer_retires``, its hello said so): one that does
+  not name it holds it in full, and what we fetch of it would only go back as late
+  copies. A peer that keeps retired origins active gets its events as any origin's.
 * Receiving (``verdict``): an event numbered above an origin's final seq is refused, the
   sender's fault (the origin wrote after it was retired): it is not stored and not
   acknowledged, and the link goes on, because a peer that lacks the retirement sends
@@ -22,6 +26,8 @@ On a link that means:
 'late'
 >>> sendable({"n1": 9, "x": 2}, retired={"old": 3}, retiring={"x": 5}, known={"old": 1})
 {'n1': 9, 'x': 2, 'old': 3}
+>>> sendable({"n1": 9, "x": 2}, retired={}, retiring={"x": 5}, known={}, peer_retires=True)
+{'n1': 9}
 """
 
 from __future__ import annotations
@@ -44,11 +50,14 @@ def verdict(origin: str, seq: int, *, retired: Mapping[str, int],
 
 
 def sendable(version: Mapping[str, int], *, retired: Mapping[str, int],
-             retiring: Mapping[str, int], known: Mapping[str, int]) -> dict[str, int]:
+             retiring: Mapping[str, int], known: Mapping[str, int],
+             peer_retires: bool = False) -> dict[str, int]:
     """Per origin, the highest seq we may send a peer that is known to hold ``known``:
-    our active origins (``version``; never past a final seq), and the origins we dropped
-    that the peer still has active below their final seq."""
-    out = {origin: min(seq, retiring.get(origin, seq)) for origin, seq in version.items()}
+    our active origins (``version``; never past a final seq; those we are retiring, to
+    a peer that drops retired origins, only if it names them), and the origins we
+    dropped that the peer still has active below their final seq."""
+    out = {origin: min(seq, retiring.get(origin, seq)) for origin, seq in version.items()
+           if not peer_retires or origin in known or origin not in retiring}
     for origin, final_seq in retired.items():
         if origin in known and known[origin] < final_seq:
             out[origin] = final_seq

@@ -4,12 +4,19 @@ An origin is bound to a device once a ``device_key`` record names it (``crdt.log
 the store knows, and so does a batch that carries the record). The rules, per event:
 
 * Bound origin, signature that verifies with the device's key: taken (as any event).
-* Bound origin, signature that does not verify, or none from a peer that signs: refused,
-  the sender's fault (``"forged"``): not stored, not acknowledged. The key is the one
-  the origin's hash names, so nobody signs for an origin of another device.
-* Bound origin, no signature from a peer that does not sign (a node of an earlier
-  version relaying it): not taken, not its fault (``"unsigned"``); it comes from a peer
-  that signs.
+* Bound origin, signature that does not verify: refused, the sender's fault
+  (``"forged"``): not stored, not acknowledged. The key is the one the origin's hash
+  names, so nobody signs for an origin of another device.
+* Bound origin, no signature: not taken either, but not shown to be the sender's fault
+  (``"unsigned"``); it comes signed from another peer. A peer that does not sign (a
+  node of an earlier version) relays every event without one; and a peer that signs
+  holds no signature for the copies it stored before it checked them: an origin bound
+  (to this node's knowledge, ``crdt.log.bound``) after its events reached a folder
+  unsigned, through such an older node. An earlier version sends those as it holds
+  them, in good faith, whether we lack them or hold them already (this one offers them
+  only to peers that do not sign: ``sync.peer.outbox``); the receiver cannot tell when
+  the sender stored them. Taking no unsigned copy is what keeps the origin's events
+  its device's.
 * Unbound origin (written before events were signed, or by a node without a key):
   taken on the strength of the link's authentication, as before; but with
   ``require`` (``--require-signatures``) only an origin already held (or retired)
@@ -30,11 +37,15 @@ a result reused is one ``judge`` would compute itself.
 >>> signer = Signer(private_key_from_seed(bytes(32)), "laptop")
 >>> origin, record = signer.origin(0), device_key(signer, 0).seal(Hlc(1, 0))
 >>> good = Item(origin, 1, record, signer.sign(record.id, origin, 1))
->>> judge([good], keys=raw_keys([good], lambda o: None), held=set(), peer_signs=True,
+>>> judge([good], keys=raw_keys([good], lambda o: None), held=set(),
 ...       require=True)
 ['take']
 >>> unsigned = [good._replace(signature=None)]
->>> judge(unsigned, keys=raw_keys(unsigned, lambda o: None), held=set(), peer_signs=True,
+>>> judge(unsigned, keys=raw_keys(unsigned, lambda o: None), held=set(),
+...       require=False)
+['unsigned']
+>>> wrong = [good._replace(signature=bytes(64))]
+>>> judge(wrong, keys=raw_keys(wrong, lambda o: None), held=set(),
 ...       require=False)
 ['forged']
 """
@@ -97,14 +108,13 @@ def verify_ahead(items: Sequence[Item], keys: Keys,
     return dict(zip(slots, valid, strict=True))
 
 
-def judge(items: Sequence[Item], *, keys: Keys, held: Collection[str], peer_signs: bool,
-          require: bool, verified: Verified | None = None) -> list[Judgement]:
+def judge(items: Sequence[Item], *, keys: Keys, held: Collection[str], require: bool,
+          verified: Verified | None = None) -> list[Judgement]:
     """The judgement of each item (the module's rules). ``keys``: ``raw_keys``'s answer
     for these items (the public key each origin is bound to, None: unbound); ``held``:
-    origins held here (active or retired); ``peer_signs``: the peer's hello said it
-    signs; ``require``: refuse new unbound origins; ``verified``: results of
-    ``verify_ahead``, used where they were computed with the same key (others are
-    verified here)."""
+    origins held here (active or retired); ``require``: refuse new unbound origins;
+    ``verified``: results of ``verify_ahead``, used where they were computed with the
+    same key (others are verified here)."""
     results = _check(items, keys, verified or {})
     out: list[Judgement] = []
     for item in items:
@@ -112,7 +122,7 @@ def judge(items: Sequence[Item], *, keys: Keys, held: Collection[str], peer_sign
         if key is None:
             out.append("unsigned" if require and item.origin not in held else "take")
         elif item.signature is None:
-            out.append("forged" if peer_signs else "unsigned")
+            out.append("unsigned")
         else:
             valid = results[key, item.signature, item.event.id, item.origin, item.seq]
             out.append("take" if valid else "forged")

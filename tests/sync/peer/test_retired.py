@@ -175,18 +175,71 @@ def test_a_peer_of_an_earlier_version_is_told_the_retired_origins(
         assert OLD not in node.version
 
 
+def test_a_node_catching_up_a_retired_origin_sends_none_of_it_back(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """b fetches an origin a retired (as an upgraded folder's origin written before
+    signing): a's hellos, which leave the origin out, do not make b send back what it
+    has fetched so far; c, which lacks it and names it, still gets all of it from b."""
+    from sync.peer.messages import About
+    a, b, c = open_store("a"), open_store("b"), open_store("c")
+    events = old_events(ev, 40)
+    hold(a, events)
+    a.retire(OLD)
+    net = mesh([a, b, c], links=[(0, 1), (1, 2)], about=About("0.3.0", 1, retires=True),
+               config=SyncConfig(batch_events_max=4, inflight_batches_max=1))
+    net.start()
+    while net.queue:
+        to, sender, _ = net.queue[0]
+        net.deliver(0)
+        if (to, sender) == (1, 0) and OLD in b.retiring:
+            # a pulls (a hello without the origin) while b is fetching it
+            net.now += net.config.pull_interval_s
+            net.post(0, 1, net.machines[0, 1].tick(net.now))
+    net.converge()
+    net.assert_converged()
+    assert a.retired == b.retired == c.retired == {OLD: 40}
+    assert [s.event.id for s in c.origin_after(OLD, 0)] == [e.id for e in events]
+    assert net.machines[0, 1].counters.events_late == 0
+    assert net.machines[1, 0].counters.events_sent == 0
+    assert all(m.counters.faults == 0 for m in net.machines.values())
+
+
+def test_a_batch_that_completes_a_retired_origin_is_acknowledged(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """b retires the origin as it stores a's last batch of it: its ack still covers
+    that batch, which a does not send again after the ack timeout."""
+    from sync.peer.messages import About
+    a, b = open_store("a"), open_store("b")
+    events = old_events(ev, 40)
+    hold(a, events)
+    a.retire(OLD)
+    net = mesh(
+        [a, b], about=About("0.3.0", 1, retires=True),
+        config=SyncConfig(batch_events_max=16))
+    net.start()
+    net.converge()
+    net.assert_converged()
+    assert b.retired == {OLD: 40}
+    assert net.machines[0, 1].counters.resends == 0
+    assert net.machines[1, 0].counters.events_late == 0
+
+
 @settings(max_examples=100, deadline=None)
 @given(held=st.lists(st.integers(0, 6), min_size=3, max_size=3),
        retirers=st.lists(st.booleans(), min_size=3, max_size=3),
        seed=st.integers(0, 2**16),
        ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2**16)),
-                    min_size=10, max_size=60))
+                    min_size=10, max_size=60),
+       retires=st.booleans())
 def test_retirements_converge_under_chaos(mesh: type, ev: Ev, held: list[int],
                                           retirers: list[bool], seed: int,
-                                          ops: list[tuple[str, int]]) -> None:
+                                          ops: list[tuple[str, int]],
+                                          retires: bool) -> None:
     """Each node holds a prefix of a gone origin and some retire it, while the nodes
     append, and messages are lost, duplicated and reordered: every node ends with every
-    event of it, and retires it at the most any node held."""
+    event of it, and retires it at the most any node held. ``retires``: the nodes say
+    that they drop retired origins (then an origin a peer does not name is not sent)."""
+    from sync.peer.messages import About
     held[0], retirers[0] = max(held[0], 1), True
     events = old_events(ev, 6)
     stores = [EventStore.open("memory:") for _ in held]
@@ -195,7 +248,8 @@ def test_retirements_converge_under_chaos(mesh: type, ev: Ev, held: list[int],
             hold(store, events[:count])
             if retires and count:
                 store.retire(OLD)
-        net = mesh(stores, config=SyncConfig(batch_events_max=3), seed=seed)
+        net = mesh(stores, config=SyncConfig(batch_events_max=3), seed=seed,
+                   about=About("0.3.0", 1, retires=True) if retires else None)
         net.start()
         appended = run(net, ev, ops)
         net.converge()

@@ -102,7 +102,11 @@ def test_an_event_of_a_bound_origin_without_its_signature_is_refused(
     before = b.head
     [reply] = machine.receive(encode(Events((Item(a.node_id, seq, forged, signature),))), 0.0)
     assert not b.holds(forged.id) and b.head == before
-    assert machine.counters.events_forged == 1
+    # No signature is no proof against the sender (it may hold a copy stored unsigned):
+    # not taken all the same.
+    counted = "events_unsigned" if signature is None else "events_forged"
+    assert getattr(machine.counters, counted) == 1
+    assert machine.counters.events_forged + machine.counters.events_unsigned == 1
     ack = parse(reply)
     assert ack.version[a.node_id] == seq - 1  # not acknowledged
 
@@ -120,6 +124,72 @@ def test_a_relay_that_does_not_sign_is_not_at_fault_and_its_copy_is_not_taken(
     signed.receive(encode(Events(tuple(Item(a.node_id, s.seq, s.event, s.signature)
                                        for s in held))), 0.0)
     assert b.version[a.node_id] == 4
+
+
+def test_unsigned_copies_of_an_origin_bound_after_they_were_stored_are_not_forged(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    """A folder that got a device's events through a node of an earlier version holds
+    them unsigned, and learns the binding later (when it is upgraded): it relays them
+    in good faith. A peer takes none of them, counts none as forged, whether it holds
+    them already or not, and still gets them all, signed, from the device."""
+    writer, held_already, lacking = keyed(0), keyed(1), keyed(2)
+    writer.append_batch(messages(ev, 3))
+    relay = EventStore.open("memory:")  # its key does not matter: it relays only
+    try:
+        relay.ingest([(s.event, writer.node_id, s.seq)
+                      for s in writer.origin_after(writer.node_id, 0, 10)])
+        assert relay.origin_key(writer.node_id) is not None
+        net = Mesh([writer, held_already], about=SIGNS)
+        net.start()
+        net.converge()
+        unsigned = tuple(Item(writer.node_id, s.seq, s.event)
+                         for s in relay.origin_after(writer.node_id, 0, 10))
+        for store in (held_already, lacking):
+            machine = link(store, SIGNS)
+            head = store.head
+            machine.receive(encode(Events(unsigned)), 0.0)
+            assert store.head == head  # nothing taken
+            assert machine.counters.events_forged == machine.counters.faults == 0
+            assert machine.counters.events_unsigned == 4
+        net = Mesh([relay, lacking, writer], about=SIGNS)
+        net.start()
+        net.converge()
+        net.assert_converged()
+        assert all(m.counters.events_forged == 0 for m in net.machines.values())
+        assert [s.signature is not None
+                for s in lacking.origin_after(writer.node_id, 0, 10)] == [True] * 4
+    finally:
+        relay.close()
+
+
+def test_a_node_holding_a_bound_origin_unsigned_does_not_offer_it_to_a_signing_peer(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    """What it holds of the origin unsigned would not be taken: sending it only made
+    batches that were never acknowledged, sent again at every ack timeout. A peer that
+    does not sign still gets it (it takes unsigned events)."""
+    writer, signing = keyed(0), keyed(1)
+    writer.append_batch(messages(ev, 3))
+    relay = EventStore.open("memory:")
+    try:
+        relay.ingest([(s.event, writer.node_id, s.seq)
+                      for s in writer.origin_after(writer.node_id, 0, 10)])
+        relay.append_batch(messages(ev, 2, "relay"))
+        net = Mesh([relay, signing], about=SIGNS)
+        net.start()
+        net.converge()
+        to_signing = net.machines[0, 1].counters
+        assert to_signing.events_sent == 2 and to_signing.resends == 0
+        assert writer.node_id not in signing.version
+        assert net.machines[1, 0].counters.events_unsigned == 0
+        to_older = PeerSync(relay, "older", now=0.0, rng=random.Random(0), about=SIGNS)
+        to_older.start(0.0, peer_reads_about=True)
+        out = to_older.receive(encode(Hello("ffffffffffffffff", {}, about=OLD)), 0.0)
+        sent = [(i.origin, i.seq) for m in map(parse, out) if isinstance(m, Events)
+                for i in m.items]
+        assert [(writer.node_id, seq) for seq in range(1, 5)] == \
+            [item for item in sent if item[0] == writer.node_id]
+    finally:
+        relay.close()
 
 
 def test_unsigned_origins_are_taken_as_before_and_require_refuses_only_new_ones(
@@ -194,7 +264,7 @@ def test_any_flipped_bit_of_a_signature_is_forged(byte: int, bit: int, seq: int)
     tampered = bytearray(chain[seq - 1].signature or b"")
     tampered[byte] ^= 1 << bit
     chain[seq - 1] = chain[seq - 1]._replace(signature=bytes(tampered))
-    verdicts = judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(), peer_signs=True,
+    verdicts = judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(),
                      require=True)
     assert verdicts == ["forged" if n == seq else "take" for n in range(1, 6)]
 
@@ -209,13 +279,13 @@ def test_signatures_verified_ahead_decide_only_for_the_key_they_were_checked_wit
              Item(origin, 2, event(ms=2), bytes(64))]  # the second forged
     ahead = verify_ahead(chain, raw_keys(chain, lambda _o: None))  # the key comes with seq 1
     assert sorted(ahead.values()) == [False, True]
-    verdicts = judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(), peer_signs=True,
+    verdicts = judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(),
                      require=True, verified=ahead)
     assert verdicts == ["take", "forged"]
     other = device.public_bytes(KEYS[3])  # results for another key are not used
     lies = {(other, item.signature or b"", item.event.id, origin, item.seq): True
             for item in chain}
-    assert judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(), peer_signs=True,
+    assert judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(),
                  require=True, verified=lies) == ["take", "forged"]
 
 
@@ -250,10 +320,10 @@ def test_keys_are_asked_once_per_origin_and_may_be_passed_resolved() -> None:
                     chains[1][0].origin: device.public_bytes(KEYS[3]),
                     "0123456789abcdef": None}
     expected = ["take"] * 8 + ["unsigned"] * 2
-    assert judge(items, keys=raw_keys(items, key_of), held=set(), peer_signs=True,
+    assert judge(items, keys=raw_keys(items, key_of), held=set(),
                  require=True) == expected
     asked.clear()
-    assert judge(items, keys=keys, held=set(), peer_signs=True, require=True) == expected
+    assert judge(items, keys=keys, held=set(), require=True) == expected
     assert asked == []
 
 
@@ -265,7 +335,7 @@ def test_crafted_signatures_are_forged_never_an_error() -> None:
     crafted = crafted_by_holder(bytes([2]) * 32,
                                 signing.signed_bytes(chain[2].event.id, origin, 3))
     chain[2] = chain[2]._replace(signature=crafted)
-    assert judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(), peer_signs=True,
+    assert judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(),
                  require=True) == ["take", "take", "forged"]
     ahead = verify_ahead(chain, raw_keys(chain, lambda _o: None))
     assert sorted(ahead.values()) == [False, True, True]
@@ -277,7 +347,7 @@ def test_crafted_signatures_are_forged_never_an_error() -> None:
     assert bound.read(record) is not None  # it binds: its events must be signed
     anything = IDENTITY + bytes(32)
     rogue = [Item(origin, 1, record, anything), Item(origin, 2, chain[1].event, anything)]
-    assert judge(rogue, keys=raw_keys(rogue, lambda _o: None), held=set(), peer_signs=True,
+    assert judge(rogue, keys=raw_keys(rogue, lambda _o: None), held=set(),
                  require=False) == ["forged", "forged"]
 
 

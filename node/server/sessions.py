@@ -41,7 +41,7 @@ from __future__ import annotations
 from typing import Any
 
 from crdt.log.retire import ORIGINS_SESSION
-from crdt.log.store import EventStore
+from crdt.log.store import PAGE_MAX, EventStore
 from crdt.membership import DEVICES_SESSION
 
 #: Sessions of the cluster's own records, listed only when asked for (``cluster=True``).
@@ -64,8 +64,9 @@ def session_page(store: EventStore, *, after: int, limit: int, prefix: str | Non
     scanned = 0
     while True:
         # Unfiltered, one more than the page plus every hidden session that may lie among
-        # them: a full page and whether another follows, in one read.
-        step = limit + 1 + len(hidden) if prefix is None \
+        # them: a full page and whether another follows, in one read (two when the page
+        # is beyond what the store answers at once: a configured page_max past PAGE_MAX).
+        step = min(limit + 1 + len(hidden), PAGE_MAX) if prefix is None \
             else min(SCAN_STEP, SCAN_MAX - scanned)
         refs = store.list_sessions(cursor, step)
         scanned += len(refs)

@@ -6,16 +6,21 @@ session where they fall inside a page."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 
+from crdt.events import parse_event
+from crdt.log import store as log_store
 from crdt.log.retire import ORIGINS_SESSION
+from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
+from node.server import sessions
 from node.server.run import RunningNode
-from tests.support.events import event
+from tests.support.events import event, event_body
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -108,3 +113,22 @@ async def test_a_page_that_ends_before_a_hidden_session_says_whether_more_follow
     assert page["more"] is True
     rest = await get(listed, f"/v1/sessions?after={page['next']}&limit=1")
     assert [row["session_key"] for row in rest["sessions"]] == ["b"]
+
+
+def test_a_page_beyond_what_the_store_reads_at_once_is_still_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node configured with ``page_max`` past the store's ``PAGE_MAX``: the list is
+    read in several reads, and neither ends early nor says "no more" too soon."""
+    monkeypatch.setattr(log_store, "PAGE_MAX", 3)
+    monkeypatch.setattr(sessions, "PAGE_MAX", 3)
+    keys = ["a", DEVICES_SESSION, "b", "c", ORIGINS_SESSION, "d", "e"]
+    with EventStore.open(tmp_path) as store:
+        for key in keys:
+            store.append(parse_event(event_body(len(key), content=key), session_key=key))
+        first = sessions.session_page(store, after=0, limit=4, prefix=None, detail=False)
+        assert [row["session_key"] for row in first["sessions"]] == ["a", "b", "c", "d"]
+        assert first["more"] is True
+        rest = sessions.session_page(store, after=first["next"], limit=4, prefix=None,
+                                     detail=False)
+        assert [row["session_key"] for row in rest["sessions"]] == ["e"]
+        assert rest["more"] is False

@@ -93,7 +93,9 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
 @click.pass_context
 def sessions(ctx: click.Context, after: int | None, limit: int | None, everything: bool,
              as_json: bool) -> None:
-    """List the sessions the node knows, in the order it first heard of them.
+    """List the sessions the node knows, in the order it first heard of them; the
+    cluster's own (clawsync:devices, clawsync:origins) are left out, and `clawsync
+    events` or `projection` still reads them by their key.
 
     \b
     Examples:

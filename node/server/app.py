@@ -9,7 +9,9 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
     DELETE /v1/sessions/{key}          forget the session; POST .../forget some events
                                        (``node.server.forget``)
     GET  /v1/sessions                  sessions in creation order (?after=&limit=, and
-                                       ?prefix= to filter by key, ?detail=1 for summaries)
+                                       ?prefix= to filter by key, ?detail=1 for summaries,
+                                       ?include_cluster=1 to list the cluster's own
+                                       sessions too: ``node.server.sessions``)
     GET  /v1/events                    every event after a position; ?wait= long-polls,
                                        Accept: text/event-stream streams live
     GET  /v1/node                      this node: ids, name, head, counts, data folder bytes
@@ -261,9 +263,10 @@ async def get_sessions(request: web.Request) -> web.Response:
     elif prefix is not None:
         check_session_key(prefix, "prefix")
     detail = flag_param(request, "detail")
+    cluster = flag_param(request, "include_cluster")
     page = await request.app[STORE].read(
         lambda store: sessions.session_page(store, after=after, limit=limit, prefix=prefix,
-                                            detail=detail))
+                                            detail=detail, cluster=cluster))
     return respond(request, page)
 
 

@@ -1,14 +1,20 @@
 """``GET /v1/sessions``: the session list, a page at a time, optionally filtered by a key
 prefix and with each session's summary (state, counts, last activity).
 
+The cluster's own sessions (``CLUSTER_SESSIONS``: device, membership and token records,
+retired origins) are left out unless asked for: a person listing sessions looks for
+conversations. They stay readable by their key (``GET /v1/sessions/{key}``).
+
 The list is kept in creation order, not by key, so a prefix is matched by reading the
 list: one request reads at most ``SCAN_MAX`` entries and answers what matched, with
 ``more`` and ``next`` to go on from where it stopped. A page may so hold fewer than
-``limit`` sessions, or none, while ``more`` is true.
+``limit`` sessions, or none, while ``more`` is true. Without a prefix a page is full
+whenever ``more`` is true: it reads as many more entries as there are hidden sessions.
 
 >>> import tempfile
 >>> from crdt.events import parse_event
 >>> from crdt.log.store import EventStore
+>>> from crdt.membership import DEVICES_SESSION
 >>> store = EventStore.open(tempfile.mkdtemp())
 >>> for key in ("tg:alice", "web:bob", "tg:carol"):
 ...     _ = store.append(parse_event({"agent_id": "main", "kind": {"type":
@@ -18,6 +24,15 @@ list: one request reads at most ``SCAN_MAX`` entries and answers what matched, w
 [('tg:alice', 1), ('tg:carol', 1)]
 >>> page["next"], page["more"]
 (3, False)
+>>> _ = store.append(parse_event({"agent_id": "main", "kind": {"type":
+...     "message_received", "content": "hi"}}, session_key=DEVICES_SESSION))
+>>> def keys(**asked):
+...     page = session_page(store, after=0, limit=10, prefix=None, detail=False, **asked)
+...     return [row["session_key"] for row in page["sessions"]]
+>>> keys()
+['tg:alice', 'web:bob', 'tg:carol']
+>>> keys(cluster=True)
+['tg:alice', 'web:bob', 'tg:carol', 'clawsync:devices']
 >>> store.close()
 """
 
@@ -25,7 +40,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from crdt.log.store import EventStore
+from crdt.log.retire import ORIGINS_SESSION
+from crdt.log.store import PAGE_MAX, EventStore
+from crdt.membership import DEVICES_SESSION
+
+#: Sessions of the cluster's own records, listed only when asked for (``cluster=True``).
+CLUSTER_SESSIONS = frozenset({DEVICES_SESSION, ORIGINS_SESSION})
 
 #: Session list entries one filtered request reads at most.
 SCAN_MAX = 10_000
@@ -34,26 +54,33 @@ SCAN_STEP = 500
 
 
 def session_page(store: EventStore, *, after: int, limit: int, prefix: str | None,
-                 detail: bool) -> dict[str, Any]:
+                 detail: bool, cluster: bool = False) -> dict[str, Any]:
     """Sessions after index ``after`` whose key starts with ``prefix`` (all when None), at
-    most ``limit``; with ``detail``, each with its projection's header fields."""
+    most ``limit``; with ``detail``, each with its projection's header fields; with
+    ``cluster``, ``CLUSTER_SESSIONS`` among them."""
+    hidden = frozenset[str]() if cluster else CLUSTER_SESSIONS
     rows: list[dict[str, Any]] = []
     cursor, more = after, False
     scanned = 0
     while True:
-        step = limit + 1 if prefix is None else min(SCAN_STEP, SCAN_MAX - scanned)
+        # Unfiltered, one more than the page plus every hidden session that may lie among
+        # them: a full page and whether another follows, in one read (two when the page
+        # is beyond what the store answers at once: a configured page_max past PAGE_MAX).
+        step = min(limit + 1 + len(hidden), PAGE_MAX) if prefix is None \
+            else min(SCAN_STEP, SCAN_MAX - scanned)
         refs = store.list_sessions(cursor, step)
         scanned += len(refs)
         for ref in refs:
-            if prefix is None or ref.session_key.startswith(prefix):
+            key = ref.session_key
+            if key not in hidden and (prefix is None or key.startswith(prefix)):
                 if len(rows) == limit:
                     more = True
                     break
-                rows.append({"index": ref.index, "session_key": ref.session_key})
-            cursor = ref.index
+                rows.append({"index": ref.index, "session_key": key})
+            cursor = ref.index  # past a hidden session too: the next page starts after it
         if more or len(refs) < step:
             break
-        if prefix is None or scanned >= SCAN_MAX:
+        if prefix is not None and scanned >= SCAN_MAX:
             more = True  # the list goes on past what this request read
             break
     if detail:

@@ -406,7 +406,7 @@ def sessions_of(node: CampaignNode) -> set[str]:
     keys: set[str] = set()
     after = 0
     while True:
-        page = node.get(f"/v1/sessions?after={after}&limit=1000")
+        page = node.get(f"/v1/sessions?after={after}&limit=1000&include_cluster=1")
         keys |= {ref["session_key"] for ref in page["sessions"]}
         after = page["next"]
         if not page["more"]:

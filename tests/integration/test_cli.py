@@ -120,8 +120,9 @@ def test_events_sessions_and_projection_output(node: NodeProcess) -> None:
     assert "chat" in listed and "other" in listed
     keys = [item["session_key"] for item in json_lines(ok(run_cli(
         node, "sessions", "--json", "--limit", "1", "--all")))]
-    # The node's device-key record (written before its first event) opens its own session.
-    assert sorted(keys) == sorted(["chat", "other", DEVICES_SESSION])
+    # The node's device-key record (written before its first event) opened a session of
+    # the cluster's own: not listed.
+    assert keys == ["chat", "other"]
 
     summary = ok(run_cli(node, "projection", "chat"))
     assert "web" in summary and "where is my order?" in summary
@@ -187,9 +188,9 @@ def test_session_keys_with_url_characters(node: NodeProcess) -> None:
     [event] = json_lines(ok(run_cli(node, "events", key, "--json")))
     assert event["session_key"] == key
     assert json.loads(ok(run_cli(node, "projection", key, "--json")))["session_key"] == key
-    # In creation order: the device-key record's session, then the first event's.
-    first, second = ok(run_cli(node, "sessions")).splitlines()[:2]
-    assert DEVICES_SESSION in first and key in second
+    # The first event's session alone (the device-key record's is the cluster's own).
+    [listed] = ok(run_cli(node, "sessions")).splitlines()
+    assert key in listed and DEVICES_SESSION not in listed
 
 
 def test_serve_refuses_an_open_address_without_a_token(tmp_path: Path) -> None:

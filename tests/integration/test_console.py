@@ -17,8 +17,17 @@ from urllib.parse import quote
 
 import pytest
 
+from crdt.membership import DEVICES_SESSION
 from tests.support.browser import browser_missing, headless_chromium, in_ci
-from tests.support.cluster import Cluster, append, message, request, session_path, wait_until
+from tests.support.cluster import (
+    Cluster,
+    append,
+    head,
+    message,
+    request,
+    session_path,
+    wait_until,
+)
 from tests.support.processes import ROOT, NodeProcess
 
 pytestmark = pytest.mark.integration
@@ -103,6 +112,11 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
     expect(row).to_have_attribute("data-key", KEY)
     append(b, "cron:nightly", [message("unrelated")])
     expect(page.locator('[data-testid=session-row][data-key="cron:nightly"]')).to_be_visible()
+    # The cluster's own session (B's and A's device key records) is not the user's: it
+    # is not listed, yet its page still shows it.
+    expect(page.get_by_test_id("session-row")).to_have_count(2)
+    expect(page.locator(f'[data-testid=session-row][data-key="{DEVICES_SESSION}"]')) \
+        .to_have_count(0)
     screenshot(page, "sessions")
 
     page.get_by_test_id("session-filter").fill("telegram")
@@ -285,3 +299,44 @@ def test_a_forget_on_another_node_takes_the_content_off_an_open_session(
     request(b, "DELETE", session_path(KEY))
     expect(transcript.get_by_test_id("message")).to_have_count(0)
     expect(transcript).not_to_contain_text("see you")
+
+
+def test_the_cluster_sessions_are_not_listed_but_open_by_key(node: NodeProcess,
+                                                              page: Page) -> None:
+    append(node, "chat", [message("hello")])
+    open_console(page, node, "#/sessions")
+    expect(page.locator('[data-testid=session-row][data-key="chat"]')).to_be_visible()
+    expect(page.get_by_test_id("session-row")).to_have_count(1)
+    page.goto(f"{node.url}/#/session/{quote(DEVICES_SESSION, safe='')}")
+    expect(page.locator(".summary")).to_contain_text("events")
+    expect(page.get_by_test_id("automerge-url")).to_contain_text("automerge:")
+
+
+def test_the_live_stream_starts_at_the_head_the_console_loaded(node: NodeProcess,
+                                                                page: Page) -> None:
+    """On a node with a long log, the console's stream starts at the head it read when
+    it loaded (not at the log's start), and an event stored between that load and the
+    stream's start still shows."""
+    for start in range(0, 2000, 500):
+        append(node, "bulk", [message(f"old {n}") for n in range(start, start + 500)])
+    append(node, "chat", [message("before the console")])
+    loaded_head = head(node)
+    held: list[Route] = []
+    asked: list[str] = []
+    page.on("request", lambda sent: asked.append(sent.url) if "/v1/events" in sent.url
+            else None)
+    page.route("**/v1/events?*", lambda route: held.append(route))
+    page.goto(f"{node.url}/#/session/chat")
+    transcript = page.get_by_test_id("transcript")
+    expect(transcript.get_by_test_id("message")).to_have_count(1)
+    expect(page.get_by_test_id("live-status")).not_to_have_text("live")
+    assert len(held) == 1
+    assert asked == [f"{node.url}/v1/events?after={loaded_head}"]
+
+    # Stored after the page read the session, before its stream reached the node.
+    append(node, "chat", [message("while the stream connects")])
+    held[0].continue_()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    expect(transcript.get_by_test_id("message")).to_have_count(2)
+    expect(transcript).to_contain_text("while the stream connects")
+    assert asked == [f"{node.url}/v1/events?after={loaded_head}"]  # no second stream

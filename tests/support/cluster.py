@@ -130,7 +130,8 @@ def session_keys(node: NodeProcess) -> set[str]:
     keys: set[str] = set()
     after = 0
     while True:
-        page = node.get(f"/v1/sessions?after={after}&limit={PAGE}")
+        # Every session the events name, the cluster's own ones too.
+        page = node.get(f"/v1/sessions?after={after}&limit={PAGE}&include_cluster=1")
         keys |= {ref["session_key"] for ref in page["sessions"]}
         after = page["next"]
         if not page["more"]:

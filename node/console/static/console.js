@@ -84,6 +84,8 @@ async function boot() {
   if (mine !== attempt) return;
   login.hidden = true;
   tokenError.textContent = "";
+  // The stream starts at the head read here, before any view loads: what a view reads
+  // holds everything up to it, the stream everything after (an old log is not sent again).
   stream = new EventStream({
     after: node.head,
     onEvent: (event) => view && view.onEvent(event),

@@ -14,7 +14,6 @@ import pytest
 
 from crdt.events import parse_event
 from crdt.log.store import EventStore
-from crdt.membership import DEVICES_SESSION
 from node.console import static_files
 from node.folder import FolderSize
 from node.server import sessions
@@ -148,20 +147,23 @@ async def test_sessions_filter_by_prefix_with_summaries(client: aiohttp.ClientSe
     assert "state" not in rest["sessions"][0]  # summaries only when asked for
     async with client.get("/v1/sessions?prefix=&detail=true") as resp:  # empty: all
         rows = (await resp.json())["sessions"]
-    assert [row["session_key"] for row in rows] == [DEVICES_SESSION, "tg:alice", "web:bob",
-                                                    "tg:carol", "tg:dave"]
+    assert [row["session_key"] for row in rows] == ["tg:alice", "web:bob", "tg:carol",
+                                                    "tg:dave"]
     assert all(row["state"] == "active" for row in rows)
 
 
 @pytest.mark.parametrize(("query", "status"), [
     ("detail=yes", 400), ("detail=1&detail=0", 400), ("prefix=a&prefix=b", 400),
-    ("prefix=%01", 400), ("prefix=" + "k" * 513, 413), ("prefix=tg&limit=0", 400)])
+    ("prefix=%01", 400), ("prefix=" + "k" * 513, 413), ("prefix=tg&limit=0", 400),
+    ("include_cluster=yes", 400), ("include_cluster=1&include_cluster=1", 400),
+    ("include_cluster=", 400)])
 async def test_bad_session_list_parameters_are_refused(client: aiohttp.ClientSession,
                                                        query: str, status: int) -> None:
     async with client.get(f"/v1/sessions?{query}") as resp:
         assert resp.status == status
         body = await resp.json()
-    assert body["error"]["field"] in ("detail", "prefix", "limit")
+    assert body["error"]["field"] in ("detail", "prefix", "limit", "include_cluster")
+    assert body["error"]["field"] in query
 
 
 def test_a_filtered_page_stops_after_scan_max(tmp_path: Path,

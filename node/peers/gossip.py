@@ -703,8 +703,6 @@ class Gossip:
         return {**removal, "by": f"{member.name} ({removal['by']})"}
 
 
-
-
 def _member_urls(listed: object) -> list[tuple[str, str | None]]:
     """Peer URLs (and node ids) from a members answer; anything malformed is skipped."""
     if not isinstance(listed, dict):

@@ -1,9 +1,9 @@
 """``GET /v1/sessions``: the session list, a page at a time, optionally filtered by a key
 prefix and with each session's summary (state, counts, last activity).
 
-The cluster's own sessions (``CLUSTER_SESSIONS``: device, membership and token records,
-retired origins) are left out unless asked for: a person listing sessions looks for
-conversations. They stay readable by their key (``GET /v1/sessions/{key}``).
+The cluster's own sessions (``crdt.log.forget.UNFORGETTABLE``: device, membership and
+token records, retired origins) are left out unless asked for: a person listing sessions
+looks for conversations. They stay readable by their key (``GET /v1/sessions/{key}``).
 
 The list is kept in creation order, not by key, so a prefix is matched by reading the
 list: one request reads at most ``SCAN_MAX`` entries and answers what matched, with
@@ -40,12 +40,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from crdt.log.retire import ORIGINS_SESSION
+from crdt.log.forget import UNFORGETTABLE
 from crdt.log.store import PAGE_MAX, EventStore
-from crdt.membership import DEVICES_SESSION
-
-#: Sessions of the cluster's own records, listed only when asked for (``cluster=True``).
-CLUSTER_SESSIONS = frozenset({DEVICES_SESSION, ORIGINS_SESSION})
 
 #: Session list entries one filtered request reads at most.
 SCAN_MAX = 10_000
@@ -57,8 +53,8 @@ def session_page(store: EventStore, *, after: int, limit: int, prefix: str | Non
                  detail: bool, cluster: bool = False) -> dict[str, Any]:
     """Sessions after index ``after`` whose key starts with ``prefix`` (all when None), at
     most ``limit``; with ``detail``, each with its projection's header fields; with
-    ``cluster``, ``CLUSTER_SESSIONS`` among them."""
-    hidden = frozenset[str]() if cluster else CLUSTER_SESSIONS
+    ``cluster``, the cluster's own sessions (``UNFORGETTABLE``) among them."""
+    hidden = frozenset[str]() if cluster else UNFORGETTABLE
     rows: list[dict[str, Any]] = []
     cursor, more = after, False
     scanned = 0

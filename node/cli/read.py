@@ -89,21 +89,26 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
 @_LIMIT
 @_ALL
 @_JSON
+@click.option("--include-cluster", is_flag=True,
+              help="List the cluster's own sessions too (clawsync:devices, "
+                   "clawsync:origins: device, token and retired-origin records).")
 @client_options
 @click.pass_context
 def sessions(ctx: click.Context, after: int | None, limit: int | None, everything: bool,
-             as_json: bool) -> None:
+             as_json: bool, include_cluster: bool) -> None:
     """List the sessions the node knows, in the order it first heard of them; the
-    cluster's own (clawsync:devices, clawsync:origins) are left out, and `clawsync
-    events` or `projection` still reads them by their key.
+    cluster's own (clawsync:devices, clawsync:origins) are left out unless
+    --include-cluster, and `clawsync events` or `projection` still reads them by their key.
 
     \b
     Examples:
       clawsync sessions
       clawsync sessions --all --json | jq -r .session_key
+      clawsync sessions --include-cluster
     """
     def fetch_with(client: Client) -> Fetch:
-        return lambda start: client.sessions(after=start, limit=limit)
+        return lambda start: client.sessions(after=start, limit=limit,
+                                             include_cluster=include_cluster)
 
     found, following, more = with_client(
         ctx, lambda client: collect(fetch_with(client), "sessions", after, everything))

@@ -119,11 +119,15 @@ class Client:
                                    params=_page(after, limit), what="the request",
                                    missing=f"there is no session {session_key!r} on the node")
 
-    async def sessions(self, *, after: int | None = None,
-                       limit: int | None = None) -> dict[str, Any]:
-        """One page of the session list: ``{"sessions": [{"index", "session_key"}], ...}``."""
-        return await self._request("GET", "/v1/sessions", params=_page(after, limit),
-                                   what="the request")
+    async def sessions(self, *, after: int | None = None, limit: int | None = None,
+                       include_cluster: bool = False) -> dict[str, Any]:
+        """One page of the session list: ``{"sessions": [{"index", "session_key"}], ...}``;
+        with ``include_cluster``, the cluster's own sessions (``clawsync:devices``, ...)
+        among them."""
+        params = _page(after, limit)
+        if include_cluster:
+            params["include_cluster"] = "1"
+        return await self._request("GET", "/v1/sessions", params=params, what="the request")
 
     async def projection(self, session_key: str) -> dict[str, Any]:
         """A session's current state (its projection)."""

@@ -14,7 +14,8 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
                                        sessions too: ``node.server.sessions``)
     GET  /v1/events                    every event after a position; ?wait= long-polls,
                                        Accept: text/event-stream streams live
-    GET  /v1/node                      this node: ids, name, head, counts, data folder bytes
+    GET  /v1/node                      this node: ids, name, head, counts (sessions as
+                                       listed, cluster_sessions apart), data folder bytes
     GET|PUT /v1/cursors/{name}         a bridge's named cursor (``node.server.cursors``)
     GET|POST /v1/devices, DELETE /v1/devices/{id}   the cluster's devices
                                        (``node.server.devices``)
@@ -314,13 +315,20 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def get_node(request: web.Request) -> web.Response:
-    """This node for people: its ids and name, what it holds, its data folder's size."""
+    """This node for people: its ids and name, what it holds, its data folder's size.
+
+    ``sessions`` counts what ``GET /v1/sessions`` lists; the cluster's own sessions,
+    which it lists only with ``include_cluster=1``, are ``cluster_sessions``."""
     astore = request.app[STORE]
-    stats = await astore.stats()
+    # The cluster's sessions first: one a commit adds between the two reads is then
+    # counted among the others for this answer, and ``sessions`` never goes below zero.
+    cluster, stats = await astore.read(
+        lambda store: (sessions.cluster_sessions(store), store.stats()))
     return respond(request, {
         "node_id": astore.node_id, "device_id": request.app[DEVICE].device_id,
         "name": request.app[devices.DEVICES].name, "head": astore.head,
-        "events": stats["events"], "sessions": stats["sessions"],
+        "events": stats["events"], "sessions": stats["sessions"] - cluster,
+        "cluster_sessions": cluster,
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
         # Set if a member told this device it was removed (``node.peers.links``).

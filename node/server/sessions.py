@@ -33,6 +33,8 @@ whenever ``more`` is true: it reads as many more entries as there are hidden ses
 ['tg:alice', 'web:bob', 'tg:carol']
 >>> keys(cluster=True)
 ['tg:alice', 'web:bob', 'tg:carol', 'clawsync:devices']
+>>> store.stats()["sessions"], cluster_sessions(store)
+(4, 1)
 >>> store.close()
 """
 
@@ -40,6 +42,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from crdt.errors import NotFound
 from crdt.log.forget import UNFORGETTABLE
 from crdt.log.store import PAGE_MAX, EventStore
 
@@ -86,3 +89,17 @@ def session_page(store: EventStore, *, after: int, limit: int, prefix: str | Non
                         ("state", "message_count", "event_count", "last_activity",
                          "channel", "agent_id")})
     return {"sessions": rows, "next": cursor, "more": more}
+
+
+def cluster_sessions(store: EventStore) -> int:
+    """How many of the cluster's own sessions (``UNFORGETTABLE``) this node holds: what
+    the list leaves out unless asked, so the node's session count can agree with it
+    (``GET /v1/node``). One header read per such session, never a walk of the list."""
+    found = 0
+    for key in UNFORGETTABLE:
+        try:
+            store.log.session(key)
+        except NotFound:
+            continue
+        found += 1
+    return found

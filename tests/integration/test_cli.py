@@ -193,6 +193,19 @@ def test_session_keys_with_url_characters(node: NodeProcess) -> None:
     assert key in listed and DEVICES_SESSION not in listed
 
 
+def test_sessions_include_cluster_lists_the_cluster_sessions_too(node: NodeProcess) -> None:
+    ok(run_cli(node, "append", "chat", "message_received", "content=hi"))
+    plain = [row["session_key"] for row in json_lines(ok(run_cli(node, "sessions", "--json")))]
+    every = [row["session_key"] for row in json_lines(ok(run_cli(
+        node, "sessions", "--json", "--include-cluster")))]
+    # The device-key record came before the first event, in a session of the cluster's own.
+    assert (plain, every) == (["chat"], [DEVICES_SESSION, "chat"])
+    assert DEVICES_SESSION in ok(run_cli(node, "sessions", "--include-cluster"))
+    about = node.get("/v1/node")  # the node's figures agree with the list
+    assert (about["sessions"], about["cluster_sessions"]) == (len(plain), len(every) - len(plain))
+    assert "cluster's own sessions too" in ok(run_cli(node, "sessions", "--help"))
+
+
 def test_serve_refuses_an_open_address_without_a_token(tmp_path: Path) -> None:
     result = run_cli("http://127.0.0.1:1", "serve", "--host", "0.0.0.0",
                      "--port", str(free_port()), "--data-dir", str(tmp_path / "data"))

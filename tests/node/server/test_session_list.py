@@ -86,6 +86,17 @@ async def test_the_cluster_sessions_are_left_out_by_default(listed: aiohttp.Clie
     assert all("state" in row for row in page["sessions"])  # with their summaries
 
 
+async def test_the_node_counts_the_sessions_the_list_shows(listed: aiohttp.ClientSession
+                                                           ) -> None:
+    """``GET /v1/node``'s ``sessions`` is the length of the list, the cluster's own
+    sessions counted apart: the console shows both figures side by side."""
+    about = await get(listed, "/v1/node")
+    shown = await walk(listed, "detail=0", 1000)
+    every = await walk(listed, "include_cluster=1", 1000)
+    assert about["sessions"] == len(shown) == len(USERS)
+    assert about["cluster_sessions"] == len(every) - len(shown) == 2
+
+
 async def test_the_cluster_sessions_stay_readable_by_key(listed: aiohttp.ClientSession
                                                          ) -> None:
     for key in (DEVICES_SESSION, ORIGINS_SESSION):

@@ -163,12 +163,20 @@ class Outbox:
         by origin (sorted, so successive batches walk every origin), and the forget
         records that prove its skeletons. Only events within our own version are sent,
         so a receiver may take a batch as proof that we hold every earlier event of
-        those origins."""
+        those origins.
+
+        Origins retired here come last, in batches of their own: the retirement that
+        set our final seq travels in another origin, and a peer that retired the origin
+        at a lower seq refuses the events past it until that retirement is stored (a
+        batch is judged before any of it is stored), so it has to arrive first."""
         ours = self._sendable(known)
+        final = self.store.retired.keys() | self.store.retiring.keys()
         items: list[Item] = []
         proofs: dict[bytes, Event] = {}
         size = 0
-        for origin in sorted(ours):
+        for origin in sorted(ours, key=lambda o: (o in final, o)):
+            if origin in final and items and items[-1].origin not in final:
+                return items, proofs
             cursor = max(known.get(origin, 0), self.sent.get(origin, 0))
             if origin not in known and cursor == 0 \
                     and not self._peer_takes(origin, len(known), now):

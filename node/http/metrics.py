@@ -54,7 +54,8 @@ class Metrics:
             registry=self.registry)
         self.head = Gauge("clawsync_head_position", "Position of the newest stored event",
                           registry=self.registry)
-        self.sessions = Gauge("clawsync_sessions", "Sessions stored on this node",
+        self.sessions = Gauge("clawsync_sessions",
+                              "Sessions stored on this node, the cluster's own among them",
                               registry=self.registry)
         self.events = Gauge("clawsync_events_stored", "Events stored on this node",
                             registry=self.registry)

@@ -9,7 +9,8 @@ process of its own (never forked: the node has threads and open databases) whose
 space is capped with ``RLIMIT_AS``; a call that overruns its time is answered with
 ``WorkerTimeout`` and its worker killed; a worker that dies (out of memory, a crash in
 native code) gives ``WorkerDied``. Either way a fresh worker takes its place on the next
-call, and the node carries on.
+call, and the node carries on. A pool's ``stop`` ends every worker, one still starting
+too (``Start.cancel``), without waiting for its start: no child process is left.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class WorkerPool:
         #: Calls running, by worker: the thread of each still reads the worker's pipe.
         self._calls: dict[Worker, asyncio.Future[Any]] = {}
         #: Workers being started, until they are in ``_all`` (or failed, or refused
-        #: because the pool is stopping: ``stop`` then ends them).
-        self._starting: set[asyncio.Future[Worker]] = set()
+        #: because the pool is stopping: ``stop`` then ends them), each with the means
+        #: to call its start off.
+        self._starting: dict[asyncio.Future[Worker], Start] = {}
         #: What a cancelled call leaves the pool to finish: a killed worker to reap, a
         #: starting worker to take in. ``stop`` waits for it.
         self._finishing: set[asyncio.Task[None]] = set()
@@ -114,15 +116,18 @@ class WorkerPool:
         killed, and its call ends with ``WorkerDied``. Its pipes are closed only once
         the thread that reads them has returned: closed under that thread, their file
         descriptor numbers could be reused by the time it reads again. A worker still
-        starting is waited for, then ended, as are killed workers not yet reaped: no
-        child process is left."""
+        starting is killed too, not waited for (a start may take up to
+        ``START_TIMEOUT_S``); its start then fails at once and reaps it. Killed workers
+        not yet reaped are waited for: no child process is left."""
         self.stopping = True
-        starting, calls = list(self._starting), dict(self._calls)
+        starting, calls = dict(self._starting), dict(self._calls)
         for worker in calls:
             worker.kill()
+        for start in starting.values():
+            start.cancel()
         if calls:
             await asyncio.wait(calls.values())  # killed: their reads end at once
-        if starting:  # a start cannot be cut short (it runs in a thread): wait for it
+        if starting:  # killed too: their starts end at once
             await asyncio.wait(starting)
         started = [s.result() for s in starting
                    if not s.cancelled() and s.exception() is None]
@@ -134,15 +139,17 @@ class WorkerPool:
     async def _start(self) -> Worker:
         """A new worker, for a call that holds a free place (``None``) of the pool.
 
-        The start runs in a thread, which a cancelled call cannot stop: the worker it
-        starts then takes the call's place in the pool (or is ended by ``stop``), so
-        that no process is left behind. On any failure the place is given back."""
+        The start runs in a thread, which a cancelled call does not stop: the worker it
+        starts then takes the call's place in the pool (or is ended by ``stop``, which
+        calls the start off), so that no process is left behind. On any failure the
+        place is given back."""
         if self.stopping:
             self._idle.put_nowait(None)
             raise WorkerDied("the pool is stopping")
+        start = Start()
         starting = asyncio.ensure_future(
-            asyncio.to_thread(Worker, self.memory_bytes, self.preload))
-        self._starting.add(starting)
+            asyncio.to_thread(Worker, self.memory_bytes, self.preload, start))
+        self._starting[starting] = start
         try:
             await asyncio.wait([starting])  # unlike ``await``, does not cancel it
         except asyncio.CancelledError:
@@ -151,7 +158,9 @@ class WorkerPool:
         worker = self._settle(starting)
         if worker is None:
             self._idle.put_nowait(None)
-            starting.result()  # raises its error, if it did not start
+            if not self.stopping:
+                starting.result()  # raises its error
+            # A start that ``stop`` called off fails too: the stop is the reason.
             raise WorkerDied("the pool is stopping")
         return worker
 
@@ -160,7 +169,7 @@ class WorkerPool:
         not start, or if the pool is stopping (``stop``, which saw it starting, ends
         it). Moves it from ``_starting`` to ``_all`` in one step, so that a ``stop``
         finds every worker in one or the other."""
-        self._starting.discard(starting)
+        self._starting.pop(starting, None)
         if starting.cancelled() or starting.exception() is not None or self.stopping:
             return None
         worker = starting.result()
@@ -178,12 +187,40 @@ class WorkerPool:
         task.add_done_callback(self._finishing.discard)
 
 
+class Start:
+    """Lets one thread call off the start of a worker in another (``Worker(..., start)``),
+    which otherwise waits for the worker to be ready for up to ``START_TIMEOUT_S``. The
+    process is killed, so that the start fails at once, with ``WorkerDied``; the starting
+    thread still closes the pipes it reads and reaps the process, as on any failure."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Kill the worker's process, or, if it does not run yet, have it killed as soon
+        as it does. A worker that started already is killed too: its owner ends it."""
+        with self._lock:
+            self.cancelled = True
+            if self._process is not None:
+                _kill(self._process)
+
+    def began(self, process: subprocess.Popen[bytes]) -> None:
+        """For ``Worker``: its process runs (killed at once if the start is called off)."""
+        with self._lock:
+            self._process = process
+            if self.cancelled:
+                _kill(process)
+
+
 class Worker:
     """One process and the pipes to it. Used by one call at a time; its methods block,
     so call them off the event loop (``WorkerPool`` does; ``node.peers.verifying``
     calls from its own threads)."""
 
-    def __init__(self, memory_bytes: int, preload: tuple[str, ...]) -> None:
+    def __init__(self, memory_bytes: int, preload: tuple[str, ...],
+                 start: Start | None = None) -> None:
         # A child of its own command, not multiprocessing's spawn: that one re-imports the
         # parent's main module, which a node started from a script may not allow.
         self._stopping = threading.Lock()
@@ -192,6 +229,8 @@ class Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(memory_bytes), *preload], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        if start is not None:
+            start.began(self.process)
         assert self.process.stdin is not None and self.process.stdout is not None
         self.to_worker = Connection(os.dup(self.process.stdin.fileno()), readable=False)
         self.from_worker = Connection(os.dup(self.process.stdout.fileno()), writable=False)
@@ -222,8 +261,7 @@ class Worker:
         return value
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.process.kill()
+        _kill(self.process)
 
     def stop(self, wait_s: float) -> None:
         """End the process; may be called more than once, from several threads (a
@@ -239,6 +277,13 @@ class Worker:
                 self.kill()
                 self.process.wait()
             self.from_worker.close()
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Safe on a process already reaped: ``Popen`` then sends nothing (its pid may be
+    another process's by now)."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
 
 
 async def _reap(worker: Worker, call: asyncio.Future[Any] | None) -> None:

@@ -95,6 +95,31 @@ class Verifier:
                 return "running"
             return "starting" if self._starting is not None else "none"
 
+    @property
+    def worker_pid(self) -> int | None:
+        """The process id of the running worker; None if none runs."""
+        with self._lock:
+            return None if self._worker is None else self._worker.process.pid
+
+    @property
+    def worker_busy(self) -> bool:
+        """Whether a thread's batch is in the worker now (one at a time)."""
+        with self._lock:
+            return self._busy
+
+    @property
+    def worker_starting(self) -> bool:
+        """Whether a worker is starting in the background (``worker_state`` says
+        "running" instead if one runs as well)."""
+        with self._lock:
+            return self._starting is not None
+
+    @property
+    def start_failures(self) -> int:
+        """Workers that failed to start in a row (``broken`` at ``START_FAILURES_MAX``)."""
+        with self._lock:
+            return self._start_failures
+
     def worker_s(self) -> float:
         """Seconds the calling thread has waited, in all, on the worker's answers: the
         most CPU the worker can have spent on its batches (one thread), which the caller

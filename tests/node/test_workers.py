@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
-from node.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
+from node.workers import START_TIMEOUT_S, WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
 
 MEMORY_BYTES = 512 * 1024 * 1024
 
@@ -167,7 +168,7 @@ async def test_a_worker_that_starts_while_the_pool_stops_is_ended_not_used() -> 
     running = asyncio.create_task(pool.run(sleep, 60.0))
     await asyncio.sleep(0)  # its worker is starting (a process: a good part of a second)
     await pool.stop()
-    assert children() <= before  # the stop waited for the start and ended the worker
+    assert children() <= before  # the stop called the start off and reaped the worker
     with pytest.raises(WorkerDied, match="stopping"):
         await running
     assert pool._all == set() and pool._calls == {}
@@ -228,3 +229,26 @@ async def test_a_stop_after_a_call_cancelled_while_its_worker_starts_leaves_no_c
     assert children() <= before
     with pytest.raises(WorkerDied, match="stopping"):
         await pool.run(pid)
+
+
+async def test_a_stop_while_a_worker_starts_slowly_kills_it_without_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start waits up to ``START_TIMEOUT_S`` for its worker (an overloaded machine);
+    a stop does not: it kills the starting worker and reaps it, leaving no child."""
+    import asyncio
+
+    # A worker that never gets ready: its preload blocks longer than any start may take.
+    (tmp_path / "never_ready.py").write_text("import time\ntime.sleep(3600)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the worker's PYTHONPATH: sys.path
+    before = children()
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=("never_ready",))
+    running = asyncio.create_task(pool.run(pid))
+    await started_child(before)
+    await asyncio.sleep(0.2)  # the start is under way (it would be until its timeout)
+    assert not running.done()
+    # A safety net, not a measure: a stop that waited for the start took START_TIMEOUT_S.
+    async with asyncio.timeout(START_TIMEOUT_S / 3):
+        await pool.stop()
+    assert children() <= before
+    with pytest.raises(WorkerDied, match="stopping"):
+        await running

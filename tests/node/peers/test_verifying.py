@@ -83,9 +83,18 @@ def in_worker(verifier: Verifier, checks: Batch) -> list[bool]:
 
 
 def worker_pid(verifier: Verifier) -> int:
-    worker = verifier._worker
-    assert worker is not None
-    return worker.process.pid
+    pid = verifier.worker_pid
+    assert pid is not None
+    return pid
+
+
+def children() -> set[int]:
+    """This process's child processes (zombies too: a child not yet waited for)."""
+    found: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as listing:
+            found.update(int(pid) for pid in listing.read().split())
+    return found
 
 
 def ended(pid: int) -> bool:
@@ -110,7 +119,7 @@ def test_the_worker_answers_as_this_process_on_valid_and_forged_signatures(
 def test_a_short_batch_is_checked_here_and_starts_no_worker(verifier: Verifier) -> None:
     checks = batch(WORKER_SIGNATURES_MIN - 1)
     assert verifier(*checks) == here(checks)
-    assert verifier._starting is None and verifier._worker is None
+    assert verifier.worker_state == "none"
     assert verifier.batches_in_worker == 0
 
 
@@ -135,7 +144,7 @@ def test_a_worker_that_overruns_is_killed_and_its_batch_checked_here() -> None:
         pid = worker_pid(verifier)
         verifier.call_time_s = 1e-6
         assert verifier(*checks) == here(checks)
-        assert verifier.batches_failed == 1 and verifier._worker is None
+        assert verifier.batches_failed == 1 and verifier.worker_state == "none"
         deadline = time.monotonic() + DEADLINE_S
         while not ended(pid):
             assert time.monotonic() < deadline
@@ -154,8 +163,8 @@ def test_without_a_worker_every_batch_is_checked_here() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert verifier(*checks) == here(checks)
-        assert verifier._starting is None and verifier.batches_in_worker == 0
-        assert verifier._start_failures == START_FAILURES_MAX  # tried again, then no more
+        assert verifier.worker_state == "none" and verifier.batches_in_worker == 0
+        assert verifier.start_failures == START_FAILURES_MAX  # tried again, then no more
     finally:
         verifier.stop()
 
@@ -168,7 +177,7 @@ def test_stopping_ends_the_worker_and_later_batches_are_checked_here() -> None:
     verifier.stop()
     assert ended(pid)
     assert verifier(*checks) == here(checks)
-    assert verifier._starting is None and verifier._worker is None
+    assert verifier.worker_state == "none"
 
 
 def test_stopping_while_the_worker_checks_a_batch_still_answers_it() -> None:
@@ -179,23 +188,26 @@ def test_stopping_while_the_worker_checks_a_batch_still_answers_it() -> None:
     answers: list[list[bool]] = []
     calling = threading.Thread(target=lambda: answers.append(verifier(*checks)))
     calling.start()
-    while not verifier._busy:
+    while not verifier.worker_busy:
         time.sleep(0.001)
     verifier.stop()
     calling.join()
     assert answers == [here(checks)]  # checked in its thread once the worker was killed
-    assert ended(pid) and verifier._worker is None
+    assert ended(pid) and verifier.worker_state == "none"
 
 
 def test_stopping_while_the_worker_starts_ends_it_too() -> None:
+    before = children()
     verifier = Verifier()
     checks = batch(100)
     assert verifier(*checks) == here(checks)  # starts one
-    starting = verifier._starting
-    assert starting is not None
+    assert verifier.worker_starting
     verifier.stop()
-    starting.join(DEADLINE_S)  # the stop waits a moment only; the start ends it anyway
-    assert not starting.is_alive() and verifier._worker is None
+    deadline = time.monotonic() + DEADLINE_S
+    # The stop waits a moment only; the start ends its worker anyway.
+    while verifier.worker_state != "none" or children() - before:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
 
 
 def test_the_time_a_thread_waited_on_the_worker_is_counted_for_its_link(
@@ -231,7 +243,7 @@ def test_an_answer_that_cannot_be_read_leaves_later_batches_checked(
 
     monkeypatch.setattr(Worker, "call", fails_once)
     assert verifier(*checks) == here(checks)
-    assert verifier.batches_failed == 1 and not verifier._busy
+    assert verifier.batches_failed == 1 and not verifier.worker_busy
     assert in_worker(verifier, checks) == here(checks)
     assert worker_pid(verifier) != pid and ended(pid)
 
@@ -264,18 +276,20 @@ async def test_nodes_replicate_through_the_worker_and_stop_leaves_none(
 
 def test_warming_starts_the_worker_before_the_first_long_batch(verifier: Verifier) -> None:
     verifier.warm()
-    starting = verifier._starting
-    assert starting is not None
-    starting.join(DEADLINE_S)
+    assert verifier.worker_starting
+    deadline = time.monotonic() + DEADLINE_S
+    while verifier.worker_state != "running":
+        assert time.monotonic() < deadline and not verifier.broken
+        time.sleep(0.01)
     checks = batch(WORKER_SIGNATURES_MIN)
     assert verifier(*checks) == here(checks)
     assert verifier.batches_in_worker == 1  # the first long batch, not checked here
     verifier.warm()  # one runs: no second
-    assert verifier._starting is None
+    assert not verifier.worker_starting
 
 
 def test_a_stopped_verifier_is_not_warmed() -> None:
     verifier = Verifier()
     verifier.stop()
     verifier.warm()
-    assert verifier._starting is None and verifier._worker is None
+    assert verifier.worker_state == "none"

@@ -290,6 +290,8 @@ async def _reap(worker: Worker, call: asyncio.Future[Any] | None) -> None:
     """Ends a killed worker once the thread that reads its pipes is done with them."""
     if call is not None:
         await asyncio.wait([call])  # its thread reads the pipes until then
+        if not call.cancelled():
+            call.exception()  # read: its caller has gone, and asyncio would log it
     await asyncio.to_thread(worker.stop, 0.0)
 
 

@@ -252,3 +252,28 @@ async def test_a_stop_while_a_worker_starts_slowly_kills_it_without_waiting(
     assert children() <= before
     with pytest.raises(WorkerDied, match="stopping"):
         await running
+
+
+async def test_a_cancelled_calls_worker_death_is_read_not_left_for_asyncio_to_report() -> None:
+    # The killed worker's call ends with WorkerDied after its caller has gone; unless
+    # the reaper reads it, asyncio reports "exception was never retrieved" on the log.
+    import asyncio
+    import gc
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(__name__,))
+    try:
+        running = asyncio.create_task(pool.run(sleep, 60.0))
+        await asyncio.sleep(0.5)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        del running
+    finally:
+        await pool.stop()
+    gc.collect()
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert [context["message"] for context in reported] == []

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from node.workers import START_TIMEOUT_S, WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
+from tests.support.processes import children
 
 MEMORY_BYTES = 512 * 1024 * 1024
 
@@ -172,15 +173,6 @@ async def test_a_worker_that_starts_while_the_pool_stops_is_ended_not_used() -> 
     with pytest.raises(WorkerDied, match="stopping"):
         await running
     assert pool._all == set() and pool._calls == {}
-
-
-def children() -> set[int]:
-    """This process's child processes (zombies too: a child not yet waited for)."""
-    found: set[int] = set()
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as listing:
-            found.update(int(pid) for pid in listing.read().split())
-    return found
 
 
 async def started_child(before: set[int]) -> int:

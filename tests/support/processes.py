@@ -247,3 +247,12 @@ class LineReader:
             if text in line:
                 return line
         raise TimeoutError(f"no line with {text!r} within {timeout_s} s; saw {self.seen}")
+
+
+def children() -> set[int]:
+    """This process's child processes (zombies too: a child not yet waited for)."""
+    found: set[int] = set()
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as listing:
+            found.update(int(pid) for pid in listing.read().split())
+    return found

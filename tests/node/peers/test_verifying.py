@@ -21,6 +21,7 @@ from node.server.run import RunningNode
 from node.workers import Worker
 from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.nodes import events, post
+from tests.support.processes import children
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -86,15 +87,6 @@ def worker_pid(verifier: Verifier) -> int:
     pid = verifier.worker_pid
     assert pid is not None
     return pid
-
-
-def children() -> set[int]:
-    """This process's child processes (zombies too: a child not yet waited for)."""
-    found: set[int] = set()
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as listing:
-            found.update(int(pid) for pid in listing.read().split())
-    return found
 
 
 def ended(pid: int) -> bool:

@@ -39,7 +39,7 @@ from typing import Literal
 import structlog
 
 from crdt import device
-from node.workers import STOP_WAIT_S, Worker, WorkerError, WorkerRaised
+from node.workers import STOP_WAIT_S, Start, Worker, WorkerError, WorkerRaised
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +75,7 @@ class Verifier:
         self._worker: Worker | None = None  # the running worker, busy or not
         self._busy = False
         self._starting: threading.Thread | None = None
+        self._start_handle: Start | None = None  # calls ``_starting``'s start off
         self._stopped = False
         #: Set when workers failed to start ``START_FAILURES_MAX`` times in a row: no
         #: more tries, threads check everything.
@@ -140,16 +141,18 @@ class Verifier:
 
     def stop(self) -> None:
         """End the worker (a call in it falls back to its thread) and start no more.
-        Waits ``STOP_WAIT_S`` at most for a worker still starting."""
+        A worker still starting is killed, not waited for (a start may take up to
+        ``START_TIMEOUT_S``); its start then fails at once and reaps it."""
         with self._lock:
             self._stopped = True
             starting, worker, self._worker = self._starting, self._worker, None
             busy = self._busy
+            if self._start_handle is not None:
+                self._start_handle.cancel()
             self._lock.notify_all()
         if starting is not None:
-            # It ends the worker it started, seeing ``_stopped``; a start that is slow
-            # (a loaded machine: up to ``START_TIMEOUT_S``) does not hold the stop: that
-            # worker exits by itself once this process is gone and its pipe closes.
+            # Killed, its start ends at once, or ends the worker it started on seeing
+            # ``_stopped``; the bound is a safety net, not a wait.
             starting.join(STOP_WAIT_S)
         if worker is None:
             return
@@ -188,26 +191,28 @@ class Verifier:
     def _start_soon(self) -> None:
         """Under ``_lock``: start a worker in the background, unless one is starting."""
         if self._starting is None:
+            self._start_handle = Start()
             self._starting = threading.Thread(
-                target=self._start, name="clawsync-verify-start", daemon=True)
+                target=self._start, args=(self._start_handle,),
+                name="clawsync-verify-start", daemon=True)
             self._starting.start()
 
-    def _start(self) -> None:
+    def _start(self, start: Start) -> None:
         try:
-            worker: Worker | None = Worker(self.memory_bytes, PRELOAD)
+            worker: Worker | None = Worker(self.memory_bytes, PRELOAD, start)
         except Exception as error:  # WorkerError, OSError from Popen: any, it is logged
             failed = str(error)
             worker = None
         with self._lock:
-            self._starting = None
-            if worker is None:
+            self._starting = self._start_handle = None
+            if worker is not None:
+                self._start_failures = 0
+            elif not start.cancelled:  # one ``stop`` called off is no failure
                 self._start_failures += 1
                 self.broken = self._start_failures >= START_FAILURES_MAX
                 if self.broken:
                     log.warning("signatures are checked in this process: no worker process "
                                 "could start", error=failed)
-            else:
-                self._start_failures = 0
             if worker is not None and not self._stopped:
                 self._worker, self._busy, worker = worker, False, None
             self._lock.notify_all()

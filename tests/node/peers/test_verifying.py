@@ -11,11 +11,13 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from crdt import device
+from node.peers import verifying
 from node.peers.verifying import START_FAILURES_MAX, WORKER_SIGNATURES_MIN, Verifier
 from node.server.run import RunningNode
 from node.workers import Worker
@@ -200,6 +202,29 @@ def test_stopping_while_the_worker_starts_ends_it_too() -> None:
     while verifier.worker_state != "none" or children() - before:
         assert time.monotonic() < deadline
         time.sleep(0.01)
+
+
+def test_stopping_while_the_worker_starts_slowly_kills_it_and_counts_no_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start may wait up to ``START_TIMEOUT_S`` (a loaded machine); a stop kills it
+    instead of leaving it to end by itself, and a start called off is no failure."""
+    # A worker that never gets ready: its preload blocks longer than any start may take.
+    (tmp_path / "never_ready.py").write_text("import time\ntime.sleep(3600)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the worker's PYTHONPATH: sys.path
+    monkeypatch.setattr(verifying, "PRELOAD", ("never_ready",))
+    before = children()
+    verifier = Verifier()
+    verifier.warm()
+    deadline = time.monotonic() + DEADLINE_S
+    while not children() - before:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.2)  # the start is under way (it would be until its timeout)
+    assert verifier.worker_starting
+    verifier.stop()
+    assert children() <= before  # killed and reaped before the stop returned
+    assert verifier.worker_state == "none"
+    assert verifier.start_failures == 0 and not verifier.broken
 
 
 def test_the_time_a_thread_waited_on_the_worker_is_counted_for_its_link(

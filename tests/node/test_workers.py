@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from node.workers import START_TIMEOUT_S, WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
-from tests.support.processes import children
+from tests.support.processes import children, never_ready_module
 
 MEMORY_BYTES = 512 * 1024 * 1024
 
@@ -229,11 +229,8 @@ async def test_a_stop_while_a_worker_starts_slowly_kills_it_without_waiting(
     a stop does not: it kills the starting worker and reaps it, leaving no child."""
     import asyncio
 
-    # A worker that never gets ready: its preload blocks longer than any start may take.
-    (tmp_path / "never_ready.py").write_text("import time\ntime.sleep(3600)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))  # the worker's PYTHONPATH: sys.path
     before = children()
-    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=("never_ready",))
+    pool = WorkerPool(1, 60.0, MEMORY_BYTES, preload=(never_ready_module(tmp_path, monkeypatch),))
     running = asyncio.create_task(pool.run(pid))
     await started_child(before)
     await asyncio.sleep(0.2)  # the start is under way (it would be until its timeout)

@@ -28,7 +28,10 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # scripts outside the test tools import this module too
+    import pytest
 
 #: The repository root, put on the children's PYTHONPATH so they import this checkout.
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,3 +259,12 @@ def children() -> set[int]:
         with open(f"/proc/self/task/{task}/children") as listing:
             found.update(int(pid) for pid in listing.read().split())
     return found
+
+
+def never_ready_module(folder: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The name of a module whose import blocks for an hour, importable by a worker
+    process (its ``PYTHONPATH`` is ``sys.path``): preloaded, the worker never gets ready,
+    so its start lasts until its timeout."""
+    (folder / "never_ready.py").write_text("import time\ntime.sleep(3600)\n")
+    monkeypatch.syspath_prepend(str(folder))
+    return "never_ready"

@@ -23,7 +23,7 @@ from node.server.run import RunningNode
 from node.workers import Worker
 from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.nodes import events, post
-from tests.support.processes import children
+from tests.support.processes import children, never_ready_module
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -208,10 +208,7 @@ def test_stopping_while_the_worker_starts_slowly_kills_it_and_counts_no_failure(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A start may wait up to ``START_TIMEOUT_S`` (a loaded machine); a stop kills it
     instead of leaving it to end by itself, and a start called off is no failure."""
-    # A worker that never gets ready: its preload blocks longer than any start may take.
-    (tmp_path / "never_ready.py").write_text("import time\ntime.sleep(3600)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))  # the worker's PYTHONPATH: sys.path
-    monkeypatch.setattr(verifying, "PRELOAD", ("never_ready",))
+    monkeypatch.setattr(verifying, "PRELOAD", (never_ready_module(tmp_path, monkeypatch),))
     before = children()
     verifier = Verifier()
     verifier.warm()

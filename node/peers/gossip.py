@@ -465,6 +465,7 @@ class Gossip:
         ahead = Ahead(link, machine, parse_pool=self._parse_pool,
                       verify_pool=self._verify_pool, verifier=self.verifier,
                       stopping=lambda: self.stopping)
+        machine.peer_key = link.peer_device.public_key if link.peer_device else None
         receiving = asyncio.ensure_future(ahead.next())
         try:
             await self._send(link, await self._machine(

@@ -125,6 +125,10 @@ class PeerSync:
         self.config = config or SyncConfig()
         self.counters = Counters()
         self.peer_node: str | None = None  # the node id the peer's hello gave
+        #: The raw public key the peer proved on this link (device keys), or None (a
+        #: cluster secret, a CA certificate): its hello may not name an origin bound to
+        #: another key. Set it per link, before ``start``.
+        self.peer_key: bytes | None = None
         #: What this node runs, told to peers that read it; what the peer runs, once its
         #: hello said (None for a peer of version 0.1, which does not say).
         self.about = about
@@ -308,6 +312,13 @@ class PeerSync:
         if hello.node == self.store.node_id:
             raise PeerFault("the peer has our own node id (is it this node?)",
                             field="hello.node")
+        if self.peer_key is not None:
+            # Links, checkpoints and the origins table's reserved part go by the node a
+            # hello names: a device may name its own origins only, not another's.
+            bound_to = self.store.origin_key(hello.node)
+            if bound_to is not None and bound_to != self.peer_key:
+                raise PeerFault(f"node {hello.node} is another device's origin",
+                                field="hello.node")
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node

@@ -450,3 +450,25 @@ def test_messages_parsed_in_order_may_be_verified_in_any_order(
     with pytest.raises(PeerFault):
         machine.receive(machine.verify(refused), 0.0)
     assert machine.counters.faults == 1
+
+
+def test_a_device_hello_naming_another_devices_origin_is_refused(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    """Links, checkpoints and the origins table's reserved part go by the node a hello
+    names: a peer proven as device 1 may not pass itself off as device 0's origin."""
+    a, b, c = keyed(0), keyed(1), keyed(2)
+    net = Mesh([a, c], about=SIGNS)
+    net.start()
+    net.append(0, *messages(ev, 2))
+    net.converge()
+    assert c.origin_key(a.node_id) == device.public_bytes(KEYS[0])
+    machine = PeerSync(c, "peer", now=0.0, rng=random.Random(0), about=SIGNS)
+    machine.peer_key = device.public_bytes(KEYS[1])
+    machine.start(0.0, peer_reads_about=True)
+    with pytest.raises(PeerFault, match="another device's origin"):
+        machine.receive(encode(Hello(a.node_id, {}, about=SIGNS)), 0.0)
+    assert machine.peer_node is None and machine.counters.faults == 1
+    # Its own origin, and one no device is bound to yet (a new device's first hello),
+    # are taken.
+    machine.receive(encode(Hello(b.node_id, {}, about=SIGNS)), 0.0)
+    assert machine.peer_node == b.node_id

@@ -414,7 +414,7 @@ class PeerSync:
                 self.counters.events_skipped += 1  # beyond a gap: sent again later
                 continue
             if item.origin not in ends and not (
-                    messages.takes_origin(len(ends), item.origin, self.peer_node)
+                    messages.takes_origin(len(ends), item.origin, self._sender(item.origin))
                     and self._origins_in.take(now)):
                 self.counters.origins_refused += 1  # kept for nodes' own, or over quota
                 continue
@@ -435,6 +435,16 @@ class PeerSync:
         # A sender only sends within its own version, so it holds everything up to here.
         self._outbox.learn({item.origin: item.seq for item in batch.items})
         return [Ack(self._vector({item.origin for item in batch.items}))]
+
+    def _sender(self, origin: str) -> str | None:
+        """The node the peer is, as ``messages.takes_origin`` asks about a new ``origin``.
+        On a link proven by a device key, it is ``origin`` if that origin is bound to the
+        key (this batch's ``device_key`` record or the store says so, ``_verified``), and
+        no node otherwise: the name a hello gives is a claim, and a member could name
+        each origin of fresh keys in turn. Else, the node its hello names."""
+        if self.peer_key is None:
+            return self.peer_node
+        return origin if self._keys.get(origin) == self.peer_key else None
 
     def _holders(self, items: Sequence[messages.Item]) -> dict[tuple[str, int], bytes | None]:
         """The ids we hold in the batch's slots, read per origin in one go (a batch of

@@ -20,8 +20,19 @@ from crdt.log.store import EventStore
 from crdt.membership import AGENT_ID, DEVICES_SESSION
 from crdt.signing import Signer
 from sync.errors import PeerFault
+from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
-from sync.peer.messages import About, Events, Hello, Item, encode, parse
+from sync.peer.messages import (
+    BATCH_EVENTS_MAX,
+    ORIGINS_MAX,
+    ORIGINS_RESERVED,
+    About,
+    Events,
+    Hello,
+    Item,
+    encode,
+    parse,
+)
 from sync.peer.signatures import judge, raw_keys, verify_ahead
 from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.mesh import Mesh, all_ids
@@ -472,3 +483,36 @@ def test_a_device_hello_naming_another_devices_origin_is_refused(
     # are taken.
     machine.receive(encode(Hello(b.node_id, {}, about=SIGNS)), 0.0)
     assert machine.peer_node == b.node_id
+
+
+def test_past_the_free_part_a_device_brings_only_origins_of_its_own_key(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    """The origins table's reserved part takes a new origin only from its own node. On
+    a link proven by a device key that is an origin bound to that key, whatever node
+    the hello names: a member cannot fill the reserved part with origins of fresh keys
+    by naming each in turn."""
+    v, own, fresh = keyed(2), keyed(1), keyed(3)
+    filler = PeerSync(v, "filler", now=0.0, rng=random.Random(0),
+                      config=SyncConfig(origins_new_max=ORIGINS_MAX))
+    items = [Item(f"made-up-{n}", 1, ev(ms=1 + n, content=f"junk {n}"))
+             for n in range(ORIGINS_MAX - ORIGINS_RESERVED)]
+    for start in range(0, len(items), BATCH_EVENTS_MAX):
+        filler.receive(encode(Events(tuple(items[start:start + BATCH_EVENTS_MAX]))), 0.0)
+    assert len(v.version) == ORIGINS_MAX - ORIGINS_RESERVED
+    for store in (own, fresh):
+        store.append(ev(ms=5_000, content="first"))
+
+    def batch(store: EventStore) -> bytes:
+        held = store.origin_after(store.node_id, 0, 10)
+        return encode(Events(tuple(Item(store.node_id, s.seq, s.event, s.signature)
+                                   for s in held)))
+
+    machine = PeerSync(v, "peer", now=0.0, rng=random.Random(0), about=SIGNS)
+    machine.peer_key = device.public_bytes(KEYS[1])
+    machine.start(0.0, peer_reads_about=True)
+    machine.receive(encode(Hello(fresh.node_id, {}, about=SIGNS)), 0.0)
+    machine.receive(batch(fresh), 0.0)
+    assert fresh.node_id not in v.version and machine.counters.origins_refused == 1
+    machine.receive(encode(Hello(own.node_id, {}, about=SIGNS)), 0.0)
+    machine.receive(batch(own), 0.0)
+    assert v.version[own.node_id] == 2

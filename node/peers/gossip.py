@@ -494,8 +494,8 @@ class Gossip:
                     out = await self._machine(machine.tick, self._now())
                 await self._send(link, out)
                 await self._save_checkpoint(runner)
-        except PeerFault:
-            await link.close("protocol fault")
+        except PeerFault as fault:
+            await link.close(f"protocol fault: {fault}")  # so its operator sees why
             raise
         finally:
             receiving.cancel()

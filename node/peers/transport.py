@@ -141,14 +141,30 @@ class Link:
             return bytes(message.data)
         if message.type == aiohttp.WSMsgType.TEXT:
             return str(message.data).encode()
-        raise LinkClosed(f"link ended ({message.type.name.lower()})")
+        said = f": {message.extra}" if message.type == aiohttp.WSMsgType.CLOSE \
+            and isinstance(message.extra, str) and message.extra else ""
+        raise LinkClosed(f"link ended ({message.type.name.lower()}{said})")
 
     async def close(self, reason: str = "") -> None:
         """Close, waiting at most ``close_timeout_s`` for the peer (which may be paused
         or gone): a stopping node must not wait on it."""
         with contextlib.suppress(*NETWORK_ERRORS, RuntimeError):
             async with asyncio.timeout(self._close_timeout_s):
-                await self._ws.close(message=reason.encode()[:120])
+                await self._ws.close(message=close_reason(reason))
+
+
+#: Most bytes of a close frame's reason (RFC 6455 allows 123).
+CLOSE_REASON_BYTES_MAX = 120
+
+
+def close_reason(reason: str) -> bytes:
+    """``reason`` as a close frame carries it: UTF-8, cut to ``CLOSE_REASON_BYTES_MAX``
+    bytes on a character boundary (a peer refuses a reason that is not UTF-8).
+
+    >>> close_reason("é" * 100).decode() == "é" * 60
+    True
+    """
+    return reason.encode()[:CLOSE_REASON_BYTES_MAX].decode(errors="ignore").encode()
 
 
 async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,

@@ -8,10 +8,11 @@ import json
 from collections.abc import Awaitable, Callable
 
 import aiohttp
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from crdt import codec, linkproof
 from crdt import device as crdt_device
-from crdt import linkproof
 from crdt.membership import Removal
 from node.config import Config
 from node.device import read_key
@@ -25,9 +26,12 @@ from node.peers.transport import (
     PEER_PATH,
     REFUSED_HEADER,
     SIGNATURE_HEADER,
+    Link,
+    LinkClosed,
     Refusal,
 )
 from node.server.run import RunningNode
+from sync.peer.config import SyncConfig
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 DEADLINE_S = 10.0
@@ -146,3 +150,34 @@ async def test_stopping_ends_a_handshake_the_dialer_left_unfinished(
         await ws.receive_bytes(timeout=DEADLINE_S)  # the node's proof; ours never comes
         async with asyncio.timeout(limit_s / 2):
             await node.stop()
+
+
+async def test_a_peer_whose_message_is_refused_is_told_why(make_node: NodeFactory) -> None:
+    """The close of a link dropped for a protocol fault names the fault (cut to what a
+    close frame holds, on a character boundary), so the peer's operator can see it."""
+    node = await make_node()
+    own = read_key(node.config.data_dir).private_key
+    for garbage, expected in ((b"\x01", "a message must be a CBOR map"),
+                              (cbor_map_of_type("é" * 200), "type: unknown message type 'ééé")):
+        nonce = linkproof.new_nonce()
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+                node.url + PEER_PATH, headers=headers(node.device.device_id, nonce),
+                protocols=(LINK_PROTOCOL,)) as ws:
+            first = await ws.receive_bytes(timeout=DEADLINE_S)
+            _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
+            assert theirs is not None
+            await ws.send_bytes(linkproof.encode_frame(
+                crdt_device.public_bytes(own),
+                linkproof.sign(own, "dial", nonce, theirs, node.device.device_id,
+                               node.device.device_id)))
+            assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
+            await ws.send_bytes(garbage)
+            # What the peer's own link loop logs, as its reason, when the link ends.
+            with pytest.raises(LinkClosed) as ended:
+                await Link(ws, None, None, SyncConfig()).receive()
+            assert f"link ended (close: protocol fault: {expected}" in str(ended.value)
+            assert ws.close_code == 1000
+
+
+def cbor_map_of_type(kind: str) -> bytes:
+    return codec.encode({"type": kind})

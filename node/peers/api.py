@@ -95,7 +95,7 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
             log.info("peer link down", peer=request.remote, reason=str(exc))
         else:
-            await gossip.serve_accepted(link, shared=shared)
+            await gossip.serve_accepted(link, shared=shared, remote=request.remote)
     return web.Response()  # the websocket has already answered, or nobody listens
 
 

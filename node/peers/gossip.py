@@ -68,8 +68,11 @@ from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
 from sync.peer.machine import PeerSync, Prepared
 from sync.peer.messages import About, Hello
+from sync.peer.quota import OriginQuota
 
 T = TypeVar("T")
+#: Peers whose quota of new origins is kept across their links (``Gossip._origin_quotas``).
+ORIGIN_QUOTAS_MAX = 1024
 log = structlog.get_logger(__name__)
 
 
@@ -127,6 +130,10 @@ class Gossip:
         #: Handlers of links peers opened to us, from their handshake on (``inbound``).
         self._inbound: set[asyncio.Task[Any]] = set()
         self._accepted = 0
+        #: Per peer that links to us (its device, else its address), the quota of new
+        #: origins it may bring (``sync.peer.quota``), kept across its links: a peer
+        #: linking again gets no new quota. At most ``ORIGIN_QUOTAS_MAX``, oldest dropped.
+        self._origin_quotas: dict[str, OriginQuota] = {}
         #: Set once stopping began: no new links, no redials.
         self.stopping = False
         #: Addresses found to reach this very node: never dialed again.
@@ -292,12 +299,14 @@ class Gossip:
         return True
 
     async def _new_runner(self, key: str, url: str | None, direction: str,
-                          checkpoint_key: str | None) -> Runner:
+                          checkpoint_key: str | None,
+                          origins_in: OriginQuota | None = None) -> Runner:
         now = self._loop.time()
         machine = await self._call(lambda store: PeerSync(
             store, url or key, now=now, rng=self._rng, config=self.config.sync,
             checkpoint=store.checkpoint(checkpoint_key) if checkpoint_key else None,
-            about=self.about, require_signatures=self.config.signatures_required))
+            about=self.about, require_signatures=self.config.signatures_required,
+            origins_in=origins_in))
         runner = Runner(key, url, machine, direction, checkpoint_key,
                         saved=machine.checkpoint,
                         budget=WriterBudget(share=self.config.sync.peer_writer_share,
@@ -418,8 +427,10 @@ class Gossip:
         finally:
             self._inbound.discard(task)
 
-    async def serve_accepted(self, link: Link, *, shared: bool = False) -> None:
-        """Run a link a peer opened to us, until it ends (the peer re-dials)."""
+    async def serve_accepted(self, link: Link, *, shared: bool = False,
+                             remote: str | None = None) -> None:
+        """Run a link a peer opened to us, until it ends (the peer re-dials).
+        ``remote``: the peer's address, which names a peer that proved no device key."""
         if link.peer_device is not None \
                 and self.admit(link.peer_device.device_id, shared=shared) is not None:
             await link.close("device not a member")  # removed during the handshake
@@ -430,7 +441,10 @@ class Gossip:
             self.members[link.peer_url.rstrip("/")] = link.peer_node
         # A peer that names itself resumes from its checkpoint; its hello must agree.
         checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
-        runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key)
+        peer = f"device:{link.peer_device.device_id}" if link.peer_device is not None \
+            else f"address:{remote}"
+        runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key,
+                                        origins_in=self._origins_quota(peer))
         runner.device, runner.shared = link.peer_device, shared
         runner.task = asyncio.current_task()  # so that stop() can end this link too
         try:
@@ -438,6 +452,18 @@ class Gossip:
         finally:
             self.runners.pop(key, None)
             await self._save_checkpoint(runner, force=True)
+
+    def _origins_quota(self, peer: str) -> OriginQuota:
+        """The quota of new origins kept for ``peer`` (``_origin_quotas``)."""
+        quota = self._origin_quotas.pop(peer, None)
+        if quota is None:
+            sync = self.config.sync
+            quota = OriginQuota(sync.origins_new_max, sync.origins_new_interval_s,
+                                self._loop.time())
+            while len(self._origin_quotas) >= ORIGIN_QUOTAS_MAX:
+                del self._origin_quotas[next(iter(self._origin_quotas))]
+        self._origin_quotas[peer] = quota  # the newest last
+        return quota
 
     # -- the link loop -----------------------------------------------------------------
 

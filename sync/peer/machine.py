@@ -117,7 +117,8 @@ class PeerSync:
     def __init__(self, store: Log, peer: str, *, now: float, rng: random.Random,
                  config: SyncConfig | None = None,
                  checkpoint: Mapping[str, int] | None = None,
-                 about: About | None = None, require_signatures: bool = False) -> None:
+                 about: About | None = None, require_signatures: bool = False,
+                 origins_in: OriginQuota | None = None) -> None:
         self.store = store
         #: Refuse events of unbound origins not held here yet (``sync.peer.signatures``).
         self.require_signatures = require_signatures
@@ -142,8 +143,11 @@ class PeerSync:
                               self.config.batch_events_max,
                               OriginQuota(self.config.origins_new_max,
                                           self.config.origins_new_interval_s, now))
-        self._origins_in = OriginQuota(self.config.origins_new_max,
-                                       self.config.origins_new_interval_s, now)
+        #: New origins the peer may bring: ``origins_in`` if given (a node keeps one per
+        #: peer across its links, so that a peer does not get a new quota by linking
+        #: again), else this machine's own.
+        self._origins_in = origins_in or OriginQuota(self.config.origins_new_max,
+                                                     self.config.origins_new_interval_s, now)
         self._up = False
         self._said_hello = False
         self._own_resent = False  # our origin was sent again after a claim beyond it

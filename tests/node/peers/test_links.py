@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -13,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crdt import codec, linkproof
 from crdt import device as crdt_device
+from crdt.events import parse_event
 from crdt.membership import Removal
 from node.config import Config
 from node.device import read_key
@@ -32,6 +34,7 @@ from node.peers.transport import (
 )
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
+from sync.peer.messages import Ack, Events, Hello, Item, encode, parse
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 DEADLINE_S = 10.0
@@ -181,3 +184,31 @@ async def test_a_peer_whose_message_is_refused_is_told_why(make_node: NodeFactor
 
 def cbor_map_of_type(kind: str) -> bytes:
     return codec.encode({"type": kind})
+
+
+async def test_a_peer_linking_again_gets_no_new_quota_of_origins(
+        make_node: NodeFactory) -> None:
+    """One peer brings at most ``origins_new_max`` new origins per interval, however often
+    it links again (a quota per link alone would let it fill the origins table by
+    reconnecting)."""
+    secret = "s" * 32
+    node = await make_node(cluster_secret=secret,
+                           sync=SyncConfig(origins_new_max=3, origins_new_interval_s=3600))
+    stamp = int(time.time() * 1000)
+
+    async def link_once(round_: int) -> dict[str, int]:
+        items = tuple(Item(f"made-up-{round_}-{n}", 1, parse_event(
+            {"agent_id": "main", "hlc": [stamp + n, round_],
+             "kind": {"type": "session_ended", "reason": f"{round_} {n}"}},
+            session_key="junk")) for n in range(5))
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+                node.url + PEER_PATH, headers={"Authorization": f"Bearer {secret}"}) as ws:
+            await ws.send_bytes(encode(Hello(f"flooder-{round_}", {})))
+            await ws.send_bytes(encode(Events(items)))
+            while True:
+                answer = parse(await ws.receive_bytes(timeout=DEADLINE_S))
+                if isinstance(answer, Ack):
+                    return answer.version
+
+    assert len(await link_once(0)) == 3
+    assert len(await link_once(1)) == 3  # none more on a second link

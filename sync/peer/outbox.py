@@ -19,6 +19,7 @@ from sync.errors import ProtocolMisuse
 from sync.peer.messages import (
     BATCH_BYTES_MAX,
     BATCH_EVENTS_MAX,
+    ORIGINS_MAX,
     PROOF_OVERHEAD,
     SEQ_MAX,
     Events,
@@ -128,9 +129,21 @@ class Outbox:
         # A new dict rather than an update in place: status() reads ``known`` from the
         # event loop while the writer thread runs this.
         known = dict(self.known or {})
+        # At most ``ORIGINS_MAX`` origins, as a hello holds, and ours beyond them: acks
+        # of made-up origins, each of its own, must not grow this (nor the checkpoint
+        # saved from it) without end.
+        room, ours = ORIGINS_MAX - len(known), None
         for origin, seq in version.items():
-            if origin not in known or seq > known[origin]:  # 0 too: the peer asks for it
-                known[origin] = seq
+            if origin in known:
+                if seq > known[origin]:
+                    known[origin] = seq
+                continue
+            if room <= 0:
+                ours = self.store.version if ours is None else ours
+                if origin not in ours:
+                    continue
+            known[origin] = seq  # 0 too: the peer asks for it
+            room -= 1
         self.known = known
         self.inflight = [batch for batch in self.inflight
                          if any(seq > known.get(o, 0) for o, seq in batch.ends.items())]

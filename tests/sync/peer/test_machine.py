@@ -27,6 +27,7 @@ from sync.peer.messages import (
     ORIGINS_MAX,
     ORIGINS_RESERVED,
     About,
+    Ack,
     Events,
     Hello,
     Item,
@@ -666,3 +667,21 @@ def test_a_retired_origin_is_not_counted_as_lacking(open_store: OpenStore, ev: E
     # Held up to its final seq; numbers past it are refused, so not lacking either.
     machine.receive(encode(Hello(a.node_id, {a.node_id: 9})), 0.0)
     assert machine.lacking == 0
+
+
+def test_acks_of_made_up_origins_do_not_grow_what_is_known_of_the_peer(
+        open_store: OpenStore, ev: Ev) -> None:
+    """A peer acks with a new set of made-up origins each time: what the node knows the
+    peer holds (and the checkpoint saved from it) stays within a hello's limit, and
+    still follows the node's own origins."""
+    a = filled(open_store("a"), ev, 3)
+    machine = PeerSync(a, "peer", now=0.0, rng=random.Random(0))
+    machine.start(0.0)
+    machine.receive(encode(Hello("peer-node", {})), 0.0)
+    for round_ in range(3):
+        machine.receive(encode(Ack({f"made-up-{round_}-{n}": 1
+                                    for n in range(ORIGINS_MAX)})), 0.0)
+    machine.receive(encode(Ack({a.node_id: 3})), 0.0)
+    checkpoint = machine.checkpoint
+    assert checkpoint is not None
+    assert len(checkpoint) <= ORIGINS_MAX + 1 and checkpoint[a.node_id] == 3

@@ -597,15 +597,28 @@ class Gossip:
 
     async def _save_checkpoint(self, runner: Runner, force: bool = False) -> None:
         checkpoint, key = runner.machine.checkpoint, runner.checkpoint_key
-        if runner.direction == "in" and runner.machine.peer_node is not None:
-            key = f"node:{runner.machine.peer_node}"  # the node id its hello gave
+        node = runner.machine.peer_node if runner.direction == "in" else None
+        if node is not None:
+            key = f"node:{node}"  # the node id its hello gave
         if checkpoint is None or checkpoint == runner.saved or key is None:
             return
         now = self._loop.time()
         if not force and now - runner.saved_at < self.config.sync.checkpoint_interval_s:
             return
-        await self._call(lambda store: store.save_checkpoint(key, checkpoint))
-        runner.saved, runner.saved_at = checkpoint, now
+
+        def save(store: EventStore) -> bool:
+            # A checkpoint is kept for good, under the name a hello gave: only for a
+            # node this one holds events of (its origins are bounded), not for any
+            # name a peer makes up, link after link.
+            if node is not None and node not in store.version \
+                    and node not in store.retired:
+                return False
+            store.save_checkpoint(key, checkpoint)
+            return True
+
+        if await self._call(save):
+            runner.saved = checkpoint
+        runner.saved_at = now
 
     # -- membership --------------------------------------------------------------------
 

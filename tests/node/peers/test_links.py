@@ -212,3 +212,40 @@ async def test_a_peer_linking_again_gets_no_new_quota_of_origins(
 
     assert len(await link_once(0)) == 3
     assert len(await link_once(1)) == 3  # none more on a second link
+
+
+async def test_a_peer_naming_made_up_nodes_leaves_no_checkpoints(
+        make_node: NodeFactory) -> None:
+    """A checkpoint is kept for good under the node a hello names: a peer linking again
+    and again under new names must not fill the disk with them. One is kept for a node
+    whose events this node holds."""
+    secret = "s" * 32
+    node = await make_node(cluster_secret=secret)
+    stamp = int(time.time() * 1000)
+    real = "a-real-node"
+    event = parse_event({"agent_id": "main", "hlc": [stamp, 0],
+                         "kind": {"type": "session_ended", "reason": "done"}},
+                        session_key="s")
+
+    async def link_once(name: str, batch: Events | None) -> None:
+        async with aiohttp.ClientSession() as http, http.ws_connect(
+                node.url + PEER_PATH, headers={"Authorization": f"Bearer {secret}"}) as ws:
+            await ws.send_bytes(encode(Hello(name, {name: 1, "other": 5})))
+            if batch is not None:
+                await ws.send_bytes(encode(batch))
+            while not isinstance(parse(await ws.receive_bytes(timeout=DEADLINE_S)), Ack):
+                await ws.send_bytes(encode(Ack({})))  # until the node acks our batch
+                if batch is None:
+                    break
+        async with asyncio.timeout(DEADLINE_S):
+            while node.gossip.runners:  # the link ended, its checkpoint saved
+                await asyncio.sleep(0.01)
+
+    await link_once("made-up-1", None)
+    await link_once("made-up-2", None)
+    await link_once(real, Events((Item(real, 1, event),)))
+    checkpoints = await node.gossip.astore.read(
+        lambda store: {name: store.checkpoint(f"node:{name}")
+                       for name in ("made-up-1", "made-up-2", real)})
+    assert checkpoints["made-up-1"] is None and checkpoints["made-up-2"] is None
+    assert checkpoints[real] is not None and checkpoints[real][real] == 1

@@ -22,12 +22,27 @@ class PeerFault(SyncError):
 
     >>> str(PeerFault("must be an integer", field="hello.protocol"))
     'hello.protocol: must be an integer'
+
+    Both may quote what the peer sent; each is cut to ``FAULT_CHARS_MAX`` characters, as
+    a fault is logged and told to the peer (a quoted megabyte would make a log line of
+    it, link after link).
+
+    >>> len(str(PeerFault(f"unknown type {'x' * 10**6!r}")))
+    256
     """
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
-        self.field = field
-        self.reason = message
-        super().__init__(f"{field}: {message}" if field else message)
+        self.field = None if field is None else _cut(field)
+        self.reason = _cut(message)
+        super().__init__(f"{self.field}: {self.reason}" if field else self.reason)
+
+
+#: Most characters of a ``PeerFault``'s reason, and of its field.
+FAULT_CHARS_MAX = 256
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= FAULT_CHARS_MAX else text[:FAULT_CHARS_MAX - 1] + "…"
 
 
 class ProtocolMisuse(SyncError):

@@ -194,3 +194,16 @@ def test_a_batch_built_with_a_list_of_items_is_checked_as_its_tuple_is(
     for wrong in (too_many, too_big, []):
         with pytest.raises(ProtocolMisuse):
             encode(Events(wrong))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("raw", [
+    {"type": "x" * 1_000_000},
+    {"type": "hello", "protocol": ["p" * 1_000] * 500, "node": "n", "version": {}},
+    {"type": "ack", "version": {"o" * 1_000_000: -1}},
+])
+def test_a_fault_quotes_at_most_a_bounded_part_of_the_message(raw: dict[str, Any]) -> None:
+    """A fault is logged and told to the peer: what it quotes of a message of a megabyte
+    stays short."""
+    with pytest.raises(PeerFault) as refused:
+        messages.parse(codec.encode(raw))
+    assert len(str(refused.value)) <= 2 * 256 + 2

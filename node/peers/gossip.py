@@ -90,6 +90,7 @@ class Runner:
     direction: str  # "out" or "in"
     checkpoint_key: str | None  # where its checkpoint is kept: by URL, or by node id
     learned: bool = False  # dialed because a peer listed it, not because we were told
+    secret: bool = True  # dialed with the cluster secret (if any): not a member's address
     state: str = "connecting"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     saved: dict[str, int] | None = None
@@ -280,8 +281,9 @@ class Gossip:
 
     # -- dialed links ------------------------------------------------------------------
 
-    async def add_peer(self, url: str, *, learned: bool) -> bool:
-        """Dial ``url`` (and keep dialing it) unless it is known or the cap is reached."""
+    async def add_peer(self, url: str, *, learned: bool, secret: bool = True) -> bool:
+        """Dial ``url`` (and keep dialing it) unless it is known or the cap is reached;
+        ``secret``: with the cluster secret, if this node has one."""
         url = url.rstrip("/")
         key = f"url:{url}"
         if key in self.runners or url == self.config.advertise_url or url in self.own_urls \
@@ -293,7 +295,7 @@ class Gossip:
             log.warning("peer not added: peers_max reached", url=url)
             return False
         runner = await self._new_runner(key, url, "out", checkpoint_key=key)
-        runner.learned = learned
+        runner.learned, runner.secret = learned, secret
         self.members.setdefault(url, None)
         runner.task = asyncio.create_task(self._dial_loop(runner), name=key)
         return True
@@ -322,7 +324,7 @@ class Gossip:
             runner.state = "connecting"
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
-                                  secret=self.config.cluster_secret,
+                                  secret=self.config.cluster_secret if runner.secret else None,
                                   advertise=self.config.advertise_url, tls=self.tls,
                                   config=self.config.sync, device=self.device)
             except LinkRefused as exc:
@@ -650,7 +652,9 @@ class Gossip:
             if device_id == self.device.device_id or device_id in linked \
                     or member.address is None:
                 continue
-            if await self.add_peer(member.address, learned=True):
+            # A member proves its key: the secret is not sent to an address any member
+            # may have written in a record (it would hand the secret to whoever is there).
+            if await self.add_peer(member.address, learned=True, secret=False):
                 log.info("dialing member", device_id=device_id, url=member.address)
 
     async def learn_once(self) -> None:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import aiohttp
+from aiohttp import web
+
+from crdt import device as crdt_device
+from node.peers.transport import DEVICE_HEADER
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.support.processes import free_port
@@ -59,3 +64,35 @@ async def test_a_configured_address_of_this_very_node_is_dropped_at_once(
     assert itself in node.gossip.own_urls
     assert not await node.gossip.add_peer(itself, learned=True)
     assert itself not in [peer["url"] for peer in node.gossip.member_list()["peers"]]
+
+
+async def test_a_member_address_is_dialed_without_the_cluster_secret(
+        make_node: NodeFactory) -> None:
+    """Any member may write the address in its membership record: dialing it, a node
+    proves its key and does not hand the cluster secret to whoever answers there."""
+    seen: list[dict[str, str]] = []
+
+    async def grab(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", grab)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        node = await make_node(cluster_secret="s" * 32)
+        member = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+        async with aiohttp.ClientSession() as http, http.post(
+                node.url + "/v1/devices", json={"device_id": member, "name": "phone",
+                                                "address": f"http://127.0.0.1:{port}"}) as r:
+            assert r.status == 201
+        async with asyncio.timeout(10):
+            while not seen:
+                await node.gossip.dial_members()
+                await asyncio.sleep(0.05)
+        assert "Authorization" not in seen[0] and DEVICE_HEADER in seen[0]
+    finally:
+        await runner.cleanup()

@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from crdt import codec, linkproof
 from crdt import device as crdt_device
 from crdt.events import parse_event
+from crdt.log.store import EventStore
 from crdt.membership import Removal
+from crdt.signing import Signer
 from node.config import Config
 from node.device import read_key
 from node.peers.links import REASON_CHARS_MAX, refusal_for
@@ -249,3 +251,34 @@ async def test_a_peer_naming_made_up_nodes_leaves_no_checkpoints(
                        for name in ("made-up-1", "made-up-2", real)})
     assert checkpoints["made-up-1"] is None and checkpoints["made-up-2"] is None
     assert checkpoints[real] is not None and checkpoints[real][real] == 1
+
+
+async def test_a_device_may_not_pass_itself_off_as_another(make_node: NodeFactory) -> None:
+    """On a link proven by a device key, a hello naming another device's origin is a
+    protocol fault (it would take that node's place: its link, its checkpoint)."""
+    node = await make_node()
+    other = EventStore.open("memory:", signer=Signer(crdt_device.generate(), "other"))
+    other.append(parse_event({"agent_id": "main", "hlc": [int(time.time() * 1000), 0],
+                              "kind": {"type": "session_ended", "reason": "done"}},
+                             session_key="s"))
+    held = [(s.event, other.node_id, s.seq, s.signature)
+            for s in other.origin_after(other.node_id, 0, 10)]
+    other.close()
+    await node.gossip.astore.write(lambda store: store.ingest(held))
+    own = read_key(node.config.data_dir).private_key
+    nonce = linkproof.new_nonce()
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers=headers(node.device.device_id, nonce),
+            protocols=(LINK_PROTOCOL,)) as ws:
+        first = await ws.receive_bytes(timeout=DEADLINE_S)
+        _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
+        assert theirs is not None
+        await ws.send_bytes(linkproof.encode_frame(
+            crdt_device.public_bytes(own),
+            linkproof.sign(own, "dial", nonce, theirs, node.device.device_id,
+                           node.device.device_id)))
+        assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
+        await ws.send_bytes(encode(Hello(held[0][1], {})))
+        answer = await ws.receive(timeout=DEADLINE_S)
+        assert answer.type == aiohttp.WSMsgType.CLOSE, answer
+        assert "another device's origin" in answer.extra

@@ -14,6 +14,9 @@ through ``open_storage``.
 >>> open_storage("nosuch://x")
 Traceback (most recent call last):
 ValueError: unknown storage 'nosuch://x': give a folder, or one of memory:
+>>> open_storage("memroy:")
+Traceback (most recent call last):
+ValueError: unknown storage 'memroy:': give a folder, or one of memory:
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ _SCHEME = re.compile(r"([a-z][a-z0-9+.-]+):")
 
 def backend_of(location: str | os.PathLike[str]) -> str | None:
     """The scheme of the backend ``location`` names; None for a folder. ``ValueError``
-    for a URL of no known backend.
+    for a URL of no known backend: ``scheme://...``, or a bare ``scheme:`` (a mistyped
+    ``memory:`` would otherwise become a folder of that name, on disk).
 
     >>> backend_of("memory:"), backend_of("clawsync-data")
     ('memory', None)
@@ -43,7 +47,8 @@ def backend_of(location: str | os.PathLike[str]) -> str | None:
     scheme = match.group(1) if match else None
     if scheme in BACKENDS:
         return scheme
-    if match is not None and text[match.end():].startswith("//"):
+    if match is not None and (match.end() == len(text)
+                              or text[match.end():].startswith("//")):
         raise ValueError(f"unknown storage {text!r}: give a folder, or one of "
                          f"{', '.join(f'{name}:' for name in sorted(BACKENDS))}")
     return None

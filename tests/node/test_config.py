@@ -135,6 +135,13 @@ def test_an_unknown_storage_is_a_usage_error() -> None:
     assert "unknown storage 'nosuch://x': give a folder, or one of memory:" in result.output
 
 
+def test_a_mistyped_storage_scheme_is_a_usage_error_not_a_folder() -> None:
+    # "memroy:" once opened a diskcache folder of that name beside the user
+    result = CliRunner().invoke(main, ["serve", "--storage", "memroy:", "--print-config"])
+    assert result.exit_code == 2
+    assert "unknown storage 'memroy:': give a folder, or one of memory:" in result.output
+
+
 def test_the_first_byte_limit_may_not_exceed_the_headers_limit() -> None:
     limits = Limits(first_byte_timeout_s=20, headers_timeout_s=10)
     with pytest.raises(ValueError, match=r"\[limits\] first_byte_timeout_s \(20\) is above "

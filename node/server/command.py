@@ -37,10 +37,15 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
             ctx.meta[name] = node_config.limits_from(table, kind, name)
         except ValueError as error:
             raise click.BadParameter(f"{path}: {error}") from None
-    names = {param.name for param in ctx.command.params}
-    unknown = sorted(key for key in values if key.replace("-", "_") not in names)
+    params = {param.name: param for param in ctx.command.params}
+    unknown = sorted(key for key in values if key.replace("-", "_") not in params)
     if unknown:
         raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}")
+    for key, value in values.items():  # checked here, so the error names the file
+        try:
+            params[key.replace("-", "_")].type_cast_value(ctx, value)
+        except click.BadParameter as error:
+            raise click.BadParameter(f"{path}: {key}: {error.message}") from None
     ctx.default_map = {key.replace("-", "_"): value for key, value in values.items()}
 
 

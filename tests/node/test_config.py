@@ -142,6 +142,23 @@ def test_a_mistyped_storage_scheme_is_a_usage_error_not_a_folder() -> None:
     assert "unknown storage 'memroy:': give a folder, or one of memory:" in result.output
 
 
+@pytest.mark.parametrize(("text", "problem"), [
+    ('port = "x"\n', "port: 'x' is not a valid integer range"),
+    ('peers = "http://hub:7878"\n', "peers: Value must be an iterable"),
+    ('log_level = "loud"\n', "log_level: 'loud' is not one of"),
+    ("pull_interval = 0\n", "pull_interval: 0.0 is not in the range"),
+])
+def test_a_wrong_value_in_the_config_file_names_the_file_not_an_environment_variable(
+        tmp_path: Path, text: str, problem: str) -> None:
+    file = tmp_path / "clawsync.toml"
+    file.write_text(text)
+    result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
+                                env={})
+    assert result.exit_code == 2
+    assert f"{file}: {problem}" in result.output
+    assert "CLAWSYNC_" not in result.output.replace("'CLAWSYNC_CONFIG'", "")
+
+
 def test_the_first_byte_limit_may_not_exceed_the_headers_limit() -> None:
     limits = Limits(first_byte_timeout_s=20, headers_timeout_s=10)
     with pytest.raises(ValueError, match=r"\[limits\] first_byte_timeout_s \(20\) is above "

@@ -57,9 +57,18 @@ def session_path(session_key: str) -> str:
     """The URL path of a session; every character of the key that is not a letter, a
     digit or ``-._~`` is percent-encoded, so keys may hold ``/``, ``?`` or ``:``.
 
+    An empty key is refused here: its path would name another route, whose 404 says
+    nothing about the key.
+
     >>> session_path("agent:main:telegram:b/1")
     '/v1/sessions/agent%3Amain%3Atelegram%3Ab%2F1'
+    >>> session_path("")
+    Traceback (most recent call last):
+    node.client.api.ClientError: the session key is empty: a session key is 1 to 512 UTF-8 bytes
     """
+    if not session_key:
+        raise ClientError("the session key is empty: a session key is 1 to 512 UTF-8 bytes",
+                          field="session_key")
     return "/v1/sessions/" + quote(session_key, safe="")
 
 

@@ -312,6 +312,17 @@ def test_node_refusal_is_shown(node: NodeProcess, tmp_path: Path) -> None:
     assert bad_time.returncode == 1 and "timestamp" in bad_time.stderr
 
 
+def test_an_empty_session_key_is_named_and_nothing_is_stored(node: NodeProcess) -> None:
+    head = node.get("/healthz")["head"]
+    for args in (("append", "", "message_received", "content=x"), ("events", ""),
+                 ("projection", ""), ("forget", "")):
+        result = run_cli(node, *args)
+        assert result.returncode == 1, (args, result)
+        assert "the session key is empty" in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert node.get("/healthz")["head"] == head
+
+
 def test_token_is_required_and_accepted(token_node: NodeProcess) -> None:
     refused = run_cli(token_node.url, "sessions")
     assert refused.returncode == 1 and "--token" in refused.stderr

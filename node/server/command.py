@@ -40,7 +40,10 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     params = {param.name: param for param in ctx.command.params}
     unknown = sorted(key for key in values if key.replace("-", "_") not in params)
     if unknown:
-        raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}")
+        settings = sorted(name for name in params if name not in ("config", "print_config"))
+        raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}; the settings "
+                                 f"are: {', '.join(settings)} and the tables "
+                                 f"{', '.join(f'[{t}]' for t in node_config.LIMIT_TABLES)}")
     for key, value in values.items():  # checked here, so the error names the file
         try:
             params[key.replace("-", "_")].type_cast_value(ctx, value)

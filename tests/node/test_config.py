@@ -159,6 +159,18 @@ def test_a_wrong_value_in_the_config_file_names_the_file_not_an_environment_vari
     assert "CLAWSYNC_" not in result.output.replace("'CLAWSYNC_CONFIG'", "")
 
 
+def test_an_unknown_setting_in_the_config_file_lists_the_known_ones(tmp_path: Path) -> None:
+    file = tmp_path / "clawsync.toml"
+    file.write_text("members_interval = 5\n")  # the option is --members-interval
+    result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
+                                env={})
+    assert result.exit_code == 2
+    assert f"{file}: unknown setting 'members_interval'; the settings are: " in result.output
+    listed = result.output.split("the settings are: ", 1)[1]
+    assert "members_interval_s" in listed and "pull_interval" in listed
+    assert "print_config" not in listed and "[limits]" in listed
+
+
 def test_the_first_byte_limit_may_not_exceed_the_headers_limit() -> None:
     limits = Limits(first_byte_timeout_s=20, headers_timeout_s=10)
     with pytest.raises(ValueError, match=r"\[limits\] first_byte_timeout_s \(20\) is above "

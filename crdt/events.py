@@ -452,7 +452,10 @@ def _parse_timestamp(obj: dict[str, Any], prefix: str) -> Hlc | None:
     if isinstance(stamp, str):
         parsed = Hlc.parse_rfc3339(stamp, field)
     elif isinstance(stamp, int) and not isinstance(stamp, bool):
-        parsed = Hlc(stamp, 0).check(field)
+        if not 0 <= stamp <= MS_MAX:  # Hlc.check would speak of [ms, counter]
+            raise InvalidInput(f"integer milliseconds must be from 0 to {MS_MAX}",
+                               field=field)
+        parsed = Hlc(stamp, 0)
     else:
         raise InvalidInput("must be an RFC 3339 string or integer milliseconds", field=field)
     if hlc is None:

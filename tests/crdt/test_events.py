@@ -640,3 +640,19 @@ def test_a_draft_seals_to_the_canonical_encoding_of_its_content(
     assert event.canonical == codec.encode({
         "v": 1, "kind": kind, "payload": payload, "agent_id": agent_id,
         "timestamp": STAMP, "session_key": session_key})
+
+
+@pytest.mark.parametrize("stamp", [-5, 253402300800000])
+def test_integer_milliseconds_out_of_range_are_named_as_milliseconds(stamp: int) -> None:
+    raw = {"agent_id": "main", "timestamp": stamp,
+           "kind": {"type": "session_ended", "reason": "x"}}
+    with pytest.raises(InvalidInput, match=r"^timestamp: integer milliseconds must be from 0 to "
+                                           r"253402300799999$") as error:
+        parse_event(raw, session_key="s1")
+    assert error.value.field == "timestamp"
+
+
+def test_integer_milliseconds_in_range_are_the_timestamp() -> None:
+    event = parse_event({"agent_id": "main", "timestamp": 253402300799999,
+                         "kind": {"type": "session_ended", "reason": "x"}}, session_key="s1")
+    assert isinstance(event, Event) and event.timestamp == Hlc(253402300799999, 0)

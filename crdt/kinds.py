@@ -286,6 +286,8 @@ def parse_kind(obj: Any, where: str = "kind", *,
     if not isinstance(obj, dict):
         raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
     kind = obj.get("type")
+    if kind is None:
+        raise InvalidInput(f"is required: one of {', '.join(KINDS)}", field=f"{where}.type")
     if not isinstance(kind, str) or (kind not in KINDS and not unknown_ok):
         raise InvalidInput(f"unknown event type {kind!r}; expected one of "
                            f"{', '.join(KINDS)}", field=f"{where}.type")

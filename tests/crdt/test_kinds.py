@@ -128,3 +128,11 @@ def test_a_kind_with_a_field_named_type_keeps_and_checks_its_extra_fields() -> N
     finally:
         KINDS.pop("typed_thing")
         DEFAULTS.pop("typed_thing", None)
+
+
+@pytest.mark.parametrize("kind", [{}, {"content": "hi"}])
+def test_a_kind_without_its_type_is_told_the_type_is_required(kind: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInput, match=r"^kind\.type: is required: one of session_started, "
+                                           r"message_received,") as error:
+        parse_kind(kind)
+    assert error.value.field == "kind.type" and "None" not in str(error.value)

@@ -62,6 +62,7 @@ from node.http.wire import (
     flag_param,
     int_param,
     one_param,
+    path_part,
     read_body,
     respond,
     seconds_param,
@@ -157,7 +158,7 @@ def _limits(request: web.Request) -> Limits:
 
 
 def _session_key(request: web.Request) -> str:
-    return check_session_key(request.match_info["key"], "session_key")
+    return check_session_key(path_part(request, "key", "session_key"), "session_key")
 
 
 def _page_params(request: web.Request) -> tuple[int, int]:

@@ -332,6 +332,23 @@ async def test_bad_session_key_in_url(client: aiohttp.ClientSession,
         await refused(resp, 400, "invalid_input", "session_key", "control characters")
 
 
+@pytest.mark.parametrize("escaped", ["%ff", "a%C3", "%C3%28"])
+async def test_a_key_whose_escapes_are_not_utf8_is_refused_everywhere(
+        client: aiohttp.ClientSession, node: RunningNode, event_body: EventFactory,
+        escaped: str) -> None:
+    # aiohttp would hand the route "%ff" as text, the key "%25ff" names: two spellings
+    # of one session, one of them a mistake.
+    head = node.astore.head
+    path = f"/v1/sessions/{escaped}"
+    for method, suffix, body in (("POST", "/events", event_body(5)), ("GET", "", None),
+                                 ("GET", "/events", None), ("DELETE", "", None),
+                                 ("POST", "/forget", {"events": ["00" * 32]})):
+        async with client.request(method, path + suffix, json=body) as resp:
+            await refused(resp, 400, "invalid_input", "session_key",
+                          "percent-encoded UTF-8")
+    assert node.astore.head == head
+
+
 async def test_empty_batch(client: aiohttp.ClientSession) -> None:
     await post_json(client, [], 400, "invalid_input", "events", "at least one event")
 

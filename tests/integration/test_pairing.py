@@ -62,7 +62,8 @@ def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
 
         add_device(a, b, "b")
         wait_until(lambda: ids["b"] in linked_devices(a), LINK_TIMEOUT_S, "a linked with b")
-        assert ids["a"] in linked_devices(b)
+        # b counts the link up once a's hello reaches it, a round trip after a did.
+        wait_until(lambda: ids["a"] in linked_devices(b), LINK_TIMEOUT_S, "b linked with a")
         names = {row["device_id"]: row["device_name"] for row in peer_rows(a)}
         assert names[ids["b"]] == "b"
 

@@ -4,9 +4,10 @@ websocket client plays a device, honest or forging."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -71,6 +72,26 @@ async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
         if answer.type == aiohttp.WSMsgType.BINARY:
             return "open", ours, nonce  # the node's hello: the link is up
         return str(ws.close_code and answer.extra), ours, nonce
+
+
+@contextlib.asynccontextmanager
+async def own_link(node: RunningNode) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A link to ``node`` proven with its own device key (as another process of the same
+    device would), open past the proofs: the node's hello is read, ours not sent."""
+    own = read_key(node.config.data_dir).private_key
+    nonce = linkproof.new_nonce()
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers=headers(node.device.device_id, nonce),
+            protocols=(LINK_PROTOCOL,)) as ws:
+        first = await ws.receive_bytes(timeout=DEADLINE_S)
+        _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
+        assert theirs is not None
+        await ws.send_bytes(linkproof.encode_frame(
+            crdt_device.public_bytes(own),
+            linkproof.sign(own, "dial", nonce, theirs, node.device.device_id,
+                           node.device.device_id)))
+        assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
+        yield ws
 
 
 async def test_a_member_proves_its_key_and_a_forger_does_not(
@@ -161,21 +182,9 @@ async def test_a_peer_whose_message_is_refused_is_told_why(make_node: NodeFactor
     """The close of a link dropped for a protocol fault names the fault (cut to what a
     close frame holds, on a character boundary), so the peer's operator can see it."""
     node = await make_node()
-    own = read_key(node.config.data_dir).private_key
     for garbage, expected in ((b"\x01", "a message must be a CBOR map"),
                               (cbor_map_of_type("é" * 200), "type: unknown message type 'ééé")):
-        nonce = linkproof.new_nonce()
-        async with aiohttp.ClientSession() as http, http.ws_connect(
-                node.url + PEER_PATH, headers=headers(node.device.device_id, nonce),
-                protocols=(LINK_PROTOCOL,)) as ws:
-            first = await ws.receive_bytes(timeout=DEADLINE_S)
-            _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
-            assert theirs is not None
-            await ws.send_bytes(linkproof.encode_frame(
-                crdt_device.public_bytes(own),
-                linkproof.sign(own, "dial", nonce, theirs, node.device.device_id,
-                               node.device.device_id)))
-            assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
+        async with own_link(node) as ws:
             await ws.send_bytes(garbage)
             # What the peer's own link loop logs, as its reason, when the link ends.
             with pytest.raises(LinkClosed) as ended:
@@ -265,19 +274,7 @@ async def test_a_device_may_not_pass_itself_off_as_another(make_node: NodeFactor
             for s in other.origin_after(other.node_id, 0, 10)]
     other.close()
     await node.gossip.astore.write(lambda store: store.ingest(held))
-    own = read_key(node.config.data_dir).private_key
-    nonce = linkproof.new_nonce()
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-            node.url + PEER_PATH, headers=headers(node.device.device_id, nonce),
-            protocols=(LINK_PROTOCOL,)) as ws:
-        first = await ws.receive_bytes(timeout=DEADLINE_S)
-        _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
-        assert theirs is not None
-        await ws.send_bytes(linkproof.encode_frame(
-            crdt_device.public_bytes(own),
-            linkproof.sign(own, "dial", nonce, theirs, node.device.device_id,
-                           node.device.device_id)))
-        assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
+    async with own_link(node) as ws:
         await ws.send_bytes(encode(Hello(held[0][1], {})))
         answer = await ws.receive(timeout=DEADLINE_S)
         assert answer.type == aiohttp.WSMsgType.CLOSE, answer

@@ -44,6 +44,7 @@ from crdt.errors import (
     StorageFull,
     StorageUnavailable,
 )
+from crdt.keys import check_session_key
 from node.store import StoreBusy, StoreClosing
 
 log = structlog.get_logger(__name__)
@@ -268,37 +269,36 @@ _INTEGER = re.compile(r"-?[0-9]{1,20}")
 _SECONDS = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?")
 
 
-def path_part(request: web.Request, name: str, field: str) -> str:
-    """The ``{name}`` part of the request's path, decoded; ``InvalidInput`` naming
-    ``field`` if its percent-encoding is not UTF-8's. aiohttp leaves an escape that is
-    not (``%ff``) in the part as text, so ``/%ff`` and ``/%25ff`` would name the
-    same thing, which the client never meant.
+def path_session_key(request: web.Request) -> str:
+    """The session key the ``{key}`` part of the request's path names, checked
+    (``crdt.keys.check_session_key``); ``InvalidInput`` too if the part's percent-encoding
+    is not UTF-8's. aiohttp leaves an escape that is not (``%ff``) in the part as text,
+    so ``/%ff`` and ``/%25ff`` would name the same session, which the client never meant.
 
     >>> from aiohttp.test_utils import make_mocked_request
     >>> from aiohttp.web_urldispatcher import UrlDispatcher
     >>> async def handler(request): ...
-    >>> def part(path):
+    >>> def key(path):
     ...     router = UrlDispatcher()
     ...     router.add_get("/s/{key}/e", handler)
     ...     request = make_mocked_request("GET", path)
     ...     request._match_info = asyncio.run(router.resolve(request))
-    ...     return path_part(request, "key", "session_key")
-    >>> part("/s/a%2Fb%25ff%C3%A9/e")
+    ...     return path_session_key(request)
+    >>> key("/s/a%2Fb%25ff%C3%A9/e")
     'a/b%ffé'
-    >>> part("/s/%ff/e")
+    >>> key("/s/%ff/e")
     Traceback (most recent call last):
     crdt.errors.InvalidInput: session_key: must be percent-encoded UTF-8 ('%FF' is not)
     """
     resource = request.match_info.route.resource
     assert resource is not None, "only for a request a route matched"
-    template = resource.canonical.split("/")
-    raw = request.rel_url.raw_path.split("/")[template.index(f"{{{name}}}")]
+    raw = request.rel_url.raw_path.split("/")[resource.canonical.split("/").index("{key}")]
     try:
         urllib.parse.unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput(f"must be percent-encoded UTF-8 ({raw[:64]!r} is not)",
-                           field=field) from None
-    return request.match_info[name]
+                           field="session_key") from None
+    return check_session_key(request.match_info["key"], "session_key")
 
 
 def one_param(request: web.BaseRequest, name: str) -> str | None:

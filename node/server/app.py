@@ -62,7 +62,7 @@ from node.http.wire import (
     flag_param,
     int_param,
     one_param,
-    path_part,
+    path_session_key,
     read_body,
     respond,
     seconds_param,
@@ -157,10 +157,6 @@ def _limits(request: web.Request) -> Limits:
     return request.app[CONFIG].limits
 
 
-def _session_key(request: web.Request) -> str:
-    return check_session_key(path_part(request, "key", "session_key"), "session_key")
-
-
 def _page_params(request: web.Request) -> tuple[int, int]:
     """``after`` and ``limit`` from the query string, checked."""
     limits = _limits(request)
@@ -178,7 +174,7 @@ def appender(astore: AsyncStore, metrics: Metrics, limits: Limits
 
     async def post_events(request: web.Request) -> web.Response:
         """Validate every event of the body, then append them all in one commit."""
-        key = _session_key(request)
+        key = path_session_key(request)
         if key in UNFORGETTABLE:  # the cluster's own sessions: what a client put there
             # could never be forgotten, and would travel with membership records
             raise InvalidInput("holds the cluster's own records (retired origins, devices "
@@ -215,7 +211,7 @@ def appender(astore: AsyncStore, metrics: Metrics, limits: Limits
 
 async def get_session_events(request: web.Request) -> web.Response:
     """A session's events after ``after``, in position order, one page at a time."""
-    key = _session_key(request)
+    key = path_session_key(request)
     after, limit = _page_params(request)
     return await _events_page(request, after, limit,
                               lambda store, cursor, count:
@@ -225,7 +221,7 @@ async def get_session_events(request: web.Request) -> web.Response:
 async def get_session(request: web.Request) -> web.StreamResponse:
     """The projection; as JSON it is encoded and sent a piece at a time (a session of
     large messages would otherwise be held encoded whole, six bytes per character)."""
-    key = _session_key(request)
+    key = path_session_key(request)
     astore = request.app[STORE]
     projection = await astore.get_projection(key)
     extra = {"automerge_url": await astore.read(  # named after the latest forget, if any
@@ -252,7 +248,7 @@ async def get_session(request: web.Request) -> web.StreamResponse:
 
 
 async def get_automerge(request: web.Request) -> web.Response:
-    key = _session_key(request)
+    key = path_session_key(request)
     document = await request.app[STORE].automerge(key)
     return web.Response(body=document, content_type="application/octet-stream")
 

@@ -24,10 +24,9 @@ from typing import Any
 from aiohttp import web
 
 from crdt.errors import InvalidInput
-from crdt.keys import check_session_key
 from crdt.log.forget import UNFORGETTABLE
 from node.http import auth
-from node.http.wire import path_part, respond
+from node.http.wire import path_session_key, respond
 from node.server import bodies
 from node.store import AsyncStore
 from sync.repo.config import Access
@@ -65,11 +64,11 @@ def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: i
     """Add the two routes to the node's application."""
 
     async def forget_session(request: web.Request) -> web.StreamResponse:
-        key = check_session_key(path_part(request, "key", "session_key"), "session_key")
+        key = path_session_key(request)
         return await _forget(request, request.app[store], key, None, "user")
 
     async def forget_events(request: web.Request) -> web.StreamResponse:
-        key = check_session_key(path_part(request, "key", "session_key"), "session_key")
+        key = path_session_key(request)
         events, reason = _events_body(await bodies.read_fields(
             request, bytes_max=body_bytes_max, timeout_s=read_timeout_s, allowed=_FIELDS,
             shape='{"events": [event id, ...]}'))

@@ -51,24 +51,29 @@ def setup(app: web.Application, config: Config, gossip: Gossip) -> None:
 def _check_peer(request: web.Request) -> None:
     """The members list is for nodes holding the cluster secret or a CA certificate
     (devices learn addresses from the membership records instead)."""
-    if not _shared_credentials(request):
+    if _shared_credential(request) is None:
         raise unauthorized("peer credentials missing or wrong")
 
 
-def _shared_credentials(request: web.Request) -> bool:
-    """The cluster secret, or a client certificate of our CA."""
+def _shared_credential(request: web.Request) -> str | None:
+    """Which shared credential the peer gave: "secret" (the cluster secret, which says
+    more than a certificate: the peer may be given the secret), "certificate" (a client
+    certificate of our CA), or None."""
     config: Config = request.app[GOSSIP].config
+    if config.cluster_secret is not None \
+            and auth.matches(auth.bearer(request), config.cluster_secret):
+        return "secret"
     if config.tls_ca is not None and request.transport is not None \
             and request.transport.get_extra_info("peercert"):
-        return True  # the TLS layer verified the certificate against our CA
-    return config.cluster_secret is not None \
-        and auth.matches(auth.bearer(request), config.cluster_secret)
+        return "certificate"  # the TLS layer verified it against our CA
+    return None
 
 
 async def peer_socket(request: web.Request) -> web.StreamResponse:
     """A peer's replication link (websocket)."""
     gossip: Gossip = request.app[GOSSIP]
-    shared = _shared_credentials(request)
+    credential = _shared_credential(request)
+    shared = credential is not None
     claimed = claimed_device(request)  # InvalidInput: 400
     if claimed is None and not shared:
         raise unauthorized("peer credentials missing or wrong: prove a device key "
@@ -95,7 +100,8 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
             log.info("peer link down", peer=request.remote, reason=str(exc))
         else:
-            await gossip.serve_accepted(link, shared=shared, remote=request.remote)
+            await gossip.serve_accepted(link, shared=shared, remote=request.remote,
+                                        gave_secret=credential == "secret")
     return web.Response()  # the websocket has already answered, or nobody listens
 
 

@@ -126,6 +126,11 @@ class Gossip:
         self._membership_changed = asyncio.Event()
         self.runners: dict[str, Runner] = {}
         self.members: dict[str, str | None] = {}  # peer URL -> node id, when known
+        #: The members' addresses a holder of the cluster secret gave (``--peer``, a link
+        #: that gave the secret, a peer's list that says so): the only ones dialed with
+        #: the secret. Any other came from a device or a certificate holder, who could
+        #: name a server of their own to collect it.
+        self.secret_urls: set[str] = set()
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: Handlers of links peers opened to us, from their handshake on (``inbound``).
@@ -297,6 +302,8 @@ class Gossip:
         runner = await self._new_runner(key, url, "out", checkpoint_key=key)
         runner.learned, runner.secret = learned, secret
         self.members.setdefault(url, None)
+        if secret:
+            self.secret_urls.add(url)
         runner.task = asyncio.create_task(self._dial_loop(runner), name=key)
         return True
 
@@ -333,7 +340,7 @@ class Gossip:
                 log.info("peer address is this node; not dialed again", peer=runner.url)
                 self._forget(runner)
                 self.own_urls.add(runner.url)
-                self.members.pop(runner.url, None)
+                self._drop_member(runner.url)
                 return
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
@@ -355,7 +362,7 @@ class Gossip:
                 log.info("forgetting learned peer", peer=runner.url,
                          failures=runner.machine.failures)
                 self._forget(runner)
-                self.members.pop(runner.url, None)
+                self._drop_member(runner.url)
                 return
             runner.state = "backoff"
             if runner.refused is not None and not self.removed.known:
@@ -430,9 +437,10 @@ class Gossip:
             self._inbound.discard(task)
 
     async def serve_accepted(self, link: Link, *, shared: bool = False,
-                             remote: str | None = None) -> None:
+                             remote: str | None = None, gave_secret: bool = False) -> None:
         """Run a link a peer opened to us, until it ends (the peer re-dials).
-        ``remote``: the peer's address, which names a peer that proved no device key."""
+        ``remote``: the peer's address, which names a peer that proved no device key;
+        ``gave_secret``: the peer gave the cluster secret (its address may be given it)."""
         if link.peer_device is not None \
                 and self.admit(link.peer_device.device_id, shared=shared) is not None:
             await link.close("device not a member")  # removed during the handshake
@@ -441,6 +449,8 @@ class Gossip:
         key = f"in:{link.peer_node or '?'}:{self._accepted}"
         if link.peer_url and len(self.members) < self.config.sync.peers_max:
             self.members[link.peer_url.rstrip("/")] = link.peer_node
+            if gave_secret:
+                self.secret_urls.add(link.peer_url.rstrip("/"))
         # A peer that names itself resumes from its checkpoint; its hello must agree.
         checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
         peer = f"device:{link.peer_device.device_id}" if link.peer_device is not None \
@@ -663,17 +673,24 @@ class Gossip:
             if runner.state != "up" or runner.url is None:
                 continue
             try:
-                listed = await fetch_members(self._http, runner.url,
-                                             secret=self.config.cluster_secret, tls=self.tls,
-                                             config=self.config.sync)
+                listed = await fetch_members(
+                    self._http, runner.url, tls=self.tls, config=self.config.sync,
+                    secret=self.config.cluster_secret if runner.secret else None)
             except LinkClosed as exc:
                 log.info("members not listed", peer=runner.url, reason=str(exc))
                 continue
-            for url, node in _member_urls(listed):
+            for url, node, secret in _member_urls(listed):
                 if node == self.astore.node_id or node in self._linked_nodes():
                     continue
-                if await self.add_peer(url, learned=True):
+                # The secret goes where a holder of it says one gave the address, and
+                # only if that holder was itself given it: a peer we do not send the
+                # secret to has no say in who gets it.
+                if await self.add_peer(url, learned=True, secret=runner.secret and secret):
                     log.info("learned peer", url=url, via=runner.url)
+
+    def _drop_member(self, url: str) -> None:
+        self.members.pop(url, None)
+        self.secret_urls.discard(url)
 
     def _linked_nodes(self) -> set[str | None]:
         """Nodes with a link up (and named by its hello)."""
@@ -681,8 +698,8 @@ class Gossip:
 
     def member_list(self) -> dict[str, Any]:
         """What ``/peer/v1/members`` answers: this node and the peers it can name."""
-        peers = [{"url": url, "node_id": node} for url, node in sorted(self.members.items())
-                 if url not in self.own_urls]
+        peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls}
+                 for url, node in sorted(self.members.items()) if url not in self.own_urls]
         return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
                 "peers": peers}
 
@@ -747,17 +764,21 @@ class Gossip:
         return {**removal, "by": f"{member.name} ({removal['by']})"}
 
 
-def _member_urls(listed: object) -> list[tuple[str, str | None]]:
-    """Peer URLs (and node ids) from a members answer; anything malformed is skipped."""
+def _member_urls(listed: object) -> list[tuple[str, str | None, bool]]:
+    """Peer URLs, node ids (when known) and whether a holder of the cluster secret gave
+    the address (the lister's own address: it did) from a members answer; anything
+    malformed is skipped. A list without ``cluster_secret`` (an older node's) does
+    not say so: its addresses are dialed without the secret."""
     if not isinstance(listed, dict):
         return []
     found = []
-    advertise = listed.get("advertise_url")
+    advertise, lister = listed.get("advertise_url"), listed.get("node_id")
     if isinstance(advertise, str) and advertise.startswith(("http://", "https://")):
-        found.append((advertise, listed.get("node_id")))
+        found.append((advertise, lister if isinstance(lister, str) else None, True))
     for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
         if isinstance(peer, dict) and isinstance(peer.get("url"), str) \
                 and peer["url"].startswith(("http://", "https://")):
             node = peer.get("node_id")
-            found.append((peer["url"], node if isinstance(node, str) else None))
+            found.append((peer["url"], node if isinstance(node, str) else None,
+                          peer.get("cluster_secret") is True))
     return found

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
 from crdt import device as crdt_device
-from node.peers.transport import DEVICE_HEADER
+from node.peers.transport import DEVICE_HEADER, NODE_HEADER
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
+from tests.node.peers.test_links import own_link
 from tests.support.processes import free_port
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -64,6 +66,57 @@ async def test_a_configured_address_of_this_very_node_is_dropped_at_once(
     assert itself in node.gossip.own_urls
     assert not await node.gossip.add_peer(itself, learned=True)
     assert itself not in [peer["url"] for peer in node.gossip.member_list()["peers"]]
+
+
+@contextlib.asynccontextmanager
+async def recording_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A server that answers 404 to everything: its URL and the headers it was sent."""
+    seen: list[dict[str, str]] = []
+
+    async def grab(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", grab)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_learned_address_gets_the_secret_only_if_a_secret_holder_gave_it(
+        make_node: NodeFactory) -> None:
+    """x lists the address a device's link advertised and an address it was given
+    (``--peer``); y, which learns both from x, gives the cluster secret to the second
+    only: the first could be a server of whoever holds a device key."""
+    secret = "s" * 32
+    x = await make_node(cluster_secret=secret, sync=FAST)
+    y = await make_node(cluster_secret=secret, sync=FAST)
+    async with recording_server() as (advertised, to_advertised), \
+            recording_server() as (configured, to_configured), \
+            own_link(x, advertise=advertised):
+        assert await x.gossip.add_peer(configured, learned=False)
+        listed = {peer["url"]: peer["cluster_secret"]
+                  for peer in x.gossip.member_list()["peers"]}
+        assert listed[advertised] is False and listed[configured] is True
+        assert await y.gossip.add_peer(x.url, learned=False)
+        y_node = y.gossip.astore.node_id
+
+        def from_y(seen: list[dict[str, str]]) -> list[dict[str, str]]:
+            return [headers for headers in seen if headers.get(NODE_HEADER) == y_node]
+
+        async with asyncio.timeout(DEADLINE_S):
+            while not (from_y(to_advertised) and from_y(to_configured)):
+                await y.gossip.learn_once()
+                await asyncio.sleep(0.05)
+    assert all("Authorization" not in headers for headers in from_y(to_advertised))
+    assert all(headers.get("Authorization") == f"Bearer {secret}"
+               for headers in from_y(to_configured))
 
 
 async def test_a_member_address_is_dialed_without_the_cluster_secret(

@@ -23,6 +23,7 @@ from node.config import Config
 from node.device import read_key
 from node.peers.links import REASON_CHARS_MAX, refusal_for
 from node.peers.transport import (
+    ADVERTISE_HEADER,
     DETAIL_HEADER,
     DEVICE_HEADER,
     KEY_HEADER,
@@ -75,14 +76,18 @@ async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
 
 
 @contextlib.asynccontextmanager
-async def own_link(node: RunningNode) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+async def own_link(node: RunningNode, advertise: str | None = None
+                   ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """A link to ``node`` proven with its own device key (as another process of the same
-    device would), open past the proofs: the node's hello is read, ours not sent."""
+    device would), open past the proofs: the node's hello is read, ours not sent.
+    ``advertise``: the address the link says it is reached at."""
     own = read_key(node.config.data_dir).private_key
     nonce = linkproof.new_nonce()
+    sent = headers(node.device.device_id, nonce)
+    if advertise is not None:
+        sent[ADVERTISE_HEADER] = advertise
     async with aiohttp.ClientSession() as http, http.ws_connect(
-            node.url + PEER_PATH, headers=headers(node.device.device_id, nonce),
-            protocols=(LINK_PROTOCOL,)) as ws:
+            node.url + PEER_PATH, headers=sent, protocols=(LINK_PROTOCOL,)) as ws:
         first = await ws.receive_bytes(timeout=DEADLINE_S)
         _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
         assert theirs is not None

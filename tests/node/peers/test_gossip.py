@@ -119,6 +119,35 @@ async def test_a_learned_address_gets_the_secret_only_if_a_secret_holder_gave_it
                for headers in from_y(to_configured))
 
 
+async def test_a_peer_dialed_without_the_secret_is_asked_for_members_without_it(
+        make_node: NodeFactory) -> None:
+    """x links with z on device keys alone (z's address came from a member, not from a
+    holder of the secret): asking z which nodes it knows, x does not give the secret.
+    z holds it too, so with it z would list the address it was given, and x dial it."""
+    secret = "s" * 32
+    x = await make_node(cluster_secret=secret, sync=FAST)
+    z = await make_node(cluster_secret=secret, sync=FAST)
+    async with aiohttp.ClientSession() as http:
+        for node, other in ((x, z), (z, x)):
+            async with http.post(node.url + "/v1/devices", json={
+                    "device_id": other.device.device_id, "name": "other"}) as reply:
+                assert reply.status == 201
+    async with recording_server() as (listed, _seen):
+        assert await z.gossip.add_peer(listed, learned=False)
+        assert await x.gossip.add_peer(z.url, learned=True, secret=False)
+        runner = x.gossip.runners[f"url:{z.url}"]
+        async with asyncio.timeout(DEADLINE_S):
+            while runner.state != "up":
+                await asyncio.sleep(0.01)
+        for _ in range(5):
+            await x.gossip.learn_once()
+        assert f"url:{listed}" not in x.gossip.runners
+        # With the secret z lists it (so the assertion above is about the secret).
+        runner.secret = True
+        await x.gossip.learn_once()
+        assert f"url:{listed}" in x.gossip.runners
+
+
 async def test_a_member_address_is_dialed_without_the_cluster_secret(
         make_node: NodeFactory) -> None:
     """Any member may write the address in its membership record: dialing it, a node

@@ -316,13 +316,17 @@ class PeerSync:
         if hello.node == self.store.node_id:
             raise PeerFault("the peer has our own node id (is it this node?)",
                             field="hello.node")
-        if self.peer_key is not None:
-            # Links, checkpoints and the origins table's reserved part go by the node a
-            # hello names: a device may name its own origins only, not another's.
-            bound_to = self.store.origin_key(hello.node)
-            if bound_to is not None and bound_to != self.peer_key:
-                raise PeerFault(f"node {hello.node} is another device's origin",
-                                field="hello.node")
+        # Links, checkpoints and the origins table's reserved part go by the node a
+        # hello names: a device may name its own origins only, not another's; and a
+        # link that proved no key (the cluster secret, a certificate) may not name an
+        # origin bound to one (every node that signs proves its key when it links), or
+        # it would put that node's own link on standby.
+        bound_to = self.store.origin_key(hello.node)
+        if bound_to is not None and bound_to != self.peer_key:
+            raise PeerFault(f"node {hello.node} is "
+                            + ("another device's origin" if self.peer_key is not None
+                               else "an origin of a device key this link did not prove"),
+                            field="hello.node")
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node

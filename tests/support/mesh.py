@@ -57,6 +57,7 @@ class Mesh:
                 self.machines[a, b] = PeerSync(
                     stores[a], f"node{b}", now=now, config=self.config,
                     rng=random.Random(seed * 1_000 + a * 31 + b), about=about)
+                self.machines[a, b].peer_key = self._key(b)
         self.queue: list[tuple[int, int, bytes]] = []  # (to, from, data)
         self.delivered: list[tuple[int, int, bytes]] = []
 
@@ -67,8 +68,15 @@ class Mesh:
         self.machines[node, peer] = PeerSync(
             self.stores[node], old.peer, now=self.now, config=self.config,
             rng=random.Random(self.now), checkpoint=old.checkpoint, about=self.about)
+        self.machines[node, peer].peer_key = old.peer_key
         self.post(node, peer, self.machines[node, peer].start(
             self.now, peer_reads_about=self.about is not None))
+
+    def _key(self, node: int) -> bytes | None:
+        """The key node ``node`` proves on its links, as a real link's handshake does
+        (None: a node without one, whose origin no key is bound to)."""
+        signer = self.stores[node].log.signer
+        return None if signer is None else signer.public_key
 
     def post(self, sender: int, receiver: int, out: list[bytes]) -> None:
         self.queue.extend((receiver, sender, data) for data in out)

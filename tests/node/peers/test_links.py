@@ -28,6 +28,7 @@ from node.peers.transport import (
     DEVICE_HEADER,
     KEY_HEADER,
     LINK_PROTOCOL,
+    NODE_HEADER,
     NONCE_HEADER,
     PEER_PATH,
     REFUSED_HEADER,
@@ -267,10 +268,8 @@ async def test_a_peer_naming_made_up_nodes_leaves_no_checkpoints(
     assert checkpoints[real] is not None and checkpoints[real][real] == 1
 
 
-async def test_a_device_may_not_pass_itself_off_as_another(make_node: NodeFactory) -> None:
-    """On a link proven by a device key, a hello naming another device's origin is a
-    protocol fault (it would take that node's place: its link, its checkpoint)."""
-    node = await make_node()
+async def another_devices_origin(node: RunningNode) -> str:
+    """An origin bound to a key not ``node``'s, which ``node`` holds an event of."""
     other = EventStore.open("memory:", signer=Signer(crdt_device.generate(), "other"))
     other.append(parse_event({"agent_id": "main", "hlc": [int(time.time() * 1000), 0],
                               "kind": {"type": "session_ended", "reason": "done"}},
@@ -279,8 +278,41 @@ async def test_a_device_may_not_pass_itself_off_as_another(make_node: NodeFactor
             for s in other.origin_after(other.node_id, 0, 10)]
     other.close()
     await node.gossip.astore.write(lambda store: store.ingest(held))
+    return held[0][1]
+
+
+async def test_a_device_may_not_pass_itself_off_as_another(make_node: NodeFactory) -> None:
+    """On a link proven by a device key, a hello naming another device's origin is a
+    protocol fault (it would take that node's place: its link, its checkpoint)."""
+    node = await make_node()
+    origin = await another_devices_origin(node)
     async with own_link(node) as ws:
-        await ws.send_bytes(encode(Hello(held[0][1], {})))
+        await ws.send_bytes(encode(Hello(origin, {})))
         answer = await ws.receive(timeout=DEADLINE_S)
         assert answer.type == aiohttp.WSMsgType.CLOSE, answer
         assert "another device's origin" in answer.extra
+
+
+async def test_a_secret_holder_may_not_pass_itself_off_as_a_keyed_node(
+        make_node: NodeFactory) -> None:
+    """The cluster secret proves no key: a hello on such a link naming an origin bound
+    to a key is a protocol fault, and one naming a node of its own is taken."""
+    secret = "s" * 32
+    node = await make_node(cluster_secret=secret)
+    origin = await another_devices_origin(node)
+    sent = {"Authorization": f"Bearer {secret}", NODE_HEADER: origin}
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(node.url + PEER_PATH, headers=sent) as ws:
+            await ws.send_bytes(encode(Hello(origin, {})))
+            async with asyncio.timeout(DEADLINE_S):
+                answer = await ws.receive()
+                while answer.type == aiohttp.WSMsgType.BINARY:  # the node's own hellos
+                    answer = await ws.receive()
+            assert answer.type == aiohttp.WSMsgType.CLOSE, answer
+            assert "device key this link did not prove" in answer.extra
+        sent[NODE_HEADER] = own = "0123456789abcdef"
+        async with http.ws_connect(node.url + PEER_PATH, headers=sent) as ws:
+            await ws.send_bytes(encode(Hello(own, {})))
+            async with asyncio.timeout(DEADLINE_S):
+                while own not in {r.node for r in node.gossip.runners.values()}:
+                    await asyncio.sleep(0.01)

@@ -485,6 +485,30 @@ def test_a_device_hello_naming_another_devices_origin_is_refused(
     assert machine.peer_node == b.node_id
 
 
+def test_a_hello_on_a_link_that_proved_no_key_may_not_name_a_keyed_node(
+        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+    """A peer that linked on the cluster secret alone (or a certificate) may not say it
+    is a node whose origin is bound to a key: every such node proves its key when it
+    links, and the name would put that node's real link on standby. A node with no key
+    (0.2 and earlier) is taken by its name as before."""
+    a, c = keyed(0), keyed(2)
+    old = EventStore.open("memory:")
+    try:
+        net = Mesh([a, c], about=SIGNS)
+        net.start()
+        net.append(0, *messages(ev, 2))
+        net.converge()
+        machine = PeerSync(c, "peer", now=0.0, rng=random.Random(0), about=SIGNS)
+        machine.start(0.0, peer_reads_about=True)
+        with pytest.raises(PeerFault, match="device key this link did not prove"):
+            machine.receive(encode(Hello(a.node_id, {}, about=SIGNS)), 0.0)
+        assert machine.peer_node is None and machine.counters.faults == 1
+        machine.receive(encode(Hello(old.node_id, {}, about=SIGNS)), 0.0)
+        assert machine.peer_node == old.node_id
+    finally:
+        old.close()
+
+
 def test_past_the_free_part_a_device_brings_only_origins_of_its_own_key(
         keyed: Callable[[int], EventStore], ev: Ev) -> None:
     """The origins table's reserved part takes a new origin only from its own node. On

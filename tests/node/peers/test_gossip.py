@@ -152,29 +152,15 @@ async def test_a_member_address_is_dialed_without_the_cluster_secret(
         make_node: NodeFactory) -> None:
     """Any member may write the address in its membership record: dialing it, a node
     proves its key and does not hand the cluster secret to whoever answers there."""
-    seen: list[dict[str, str]] = []
-
-    async def grab(request: web.Request) -> web.Response:
-        seen.append(dict(request.headers))
-        return web.Response(status=404)
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", grab)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with recording_server() as (address, seen):
         node = await make_node(cluster_secret="s" * 32)
         member = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
         async with aiohttp.ClientSession() as http, http.post(
                 node.url + "/v1/devices", json={"device_id": member, "name": "phone",
-                                                "address": f"http://127.0.0.1:{port}"}) as r:
+                                                "address": address}) as r:
             assert r.status == 201
         async with asyncio.timeout(10):
             while not seen:
                 await node.gossip.dial_members()
                 await asyncio.sleep(0.05)
         assert "Authorization" not in seen[0] and DEVICE_HEADER in seen[0]
-    finally:
-        await runner.cleanup()

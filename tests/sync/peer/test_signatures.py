@@ -463,10 +463,15 @@ def test_messages_parsed_in_order_may_be_verified_in_any_order(
     assert machine.counters.faults == 1
 
 
-def test_a_device_hello_naming_another_devices_origin_is_refused(
-        keyed: Callable[[int], EventStore], ev: Ev) -> None:
+@pytest.mark.parametrize(("proved", "refusal"), [
+    (1, "another device's origin"), (None, "device key this link did not prove")])
+def test_a_hello_naming_another_devices_origin_is_refused(
+        keyed: Callable[[int], EventStore], ev: Ev, proved: int | None,
+        refusal: str) -> None:
     """Links, checkpoints and the origins table's reserved part go by the node a hello
-    names: a peer proven as device 1 may not pass itself off as device 0's origin."""
+    names: a peer proven as device 1 may not pass itself off as device 0's origin, nor
+    may a peer that proved no key (the cluster secret, a certificate: every node that
+    signs proves its key when it links)."""
     a, b, c = keyed(0), keyed(1), keyed(2)
     net = Mesh([a, c], about=SIGNS)
     net.start()
@@ -474,39 +479,15 @@ def test_a_device_hello_naming_another_devices_origin_is_refused(
     net.converge()
     assert c.origin_key(a.node_id) == device.public_bytes(KEYS[0])
     machine = PeerSync(c, "peer", now=0.0, rng=random.Random(0), about=SIGNS)
-    machine.peer_key = device.public_bytes(KEYS[1])
+    machine.peer_key = None if proved is None else device.public_bytes(KEYS[proved])
     machine.start(0.0, peer_reads_about=True)
-    with pytest.raises(PeerFault, match="another device's origin"):
+    with pytest.raises(PeerFault, match=refusal):
         machine.receive(encode(Hello(a.node_id, {}, about=SIGNS)), 0.0)
     assert machine.peer_node is None and machine.counters.faults == 1
-    # Its own origin, and one no device is bound to yet (a new device's first hello),
-    # are taken.
+    # An origin no device is bound to yet (a new device's first hello, a node of 0.2
+    # and earlier, which has no key) is taken.
     machine.receive(encode(Hello(b.node_id, {}, about=SIGNS)), 0.0)
     assert machine.peer_node == b.node_id
-
-
-def test_a_hello_on_a_link_that_proved_no_key_may_not_name_a_keyed_node(
-        keyed: Callable[[int], EventStore], ev: Ev) -> None:
-    """A peer that linked on the cluster secret alone (or a certificate) may not say it
-    is a node whose origin is bound to a key: every such node proves its key when it
-    links, and the name would put that node's real link on standby. A node with no key
-    (0.2 and earlier) is taken by its name as before."""
-    a, c = keyed(0), keyed(2)
-    old = EventStore.open("memory:")
-    try:
-        net = Mesh([a, c], about=SIGNS)
-        net.start()
-        net.append(0, *messages(ev, 2))
-        net.converge()
-        machine = PeerSync(c, "peer", now=0.0, rng=random.Random(0), about=SIGNS)
-        machine.start(0.0, peer_reads_about=True)
-        with pytest.raises(PeerFault, match="device key this link did not prove"):
-            machine.receive(encode(Hello(a.node_id, {}, about=SIGNS)), 0.0)
-        assert machine.peer_node is None and machine.counters.faults == 1
-        machine.receive(encode(Hello(old.node_id, {}, about=SIGNS)), 0.0)
-        assert machine.peer_node == old.node_id
-    finally:
-        old.close()
 
 
 def test_past_the_free_part_a_device_brings_only_origins_of_its_own_key(

@@ -102,7 +102,8 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.option("--token", envvar="CLAWSYNC_TOKEN", show_envvar=True, metavar="TOKEN",
               help="Bearer token every client must send. Default: none, which is allowed "
                    "only on a loopback address. Anyone holding it can read and append every "
-                   "session: use a long random string.")
+                   "session: use a long random string. Set it in the environment or the "
+                   "config file: other users of the machine see arguments (ps).")
 @click.option("--peer", "peers", multiple=True, envvar="CLAWSYNC_PEERS", show_envvar=True,
               metavar="URL",
               help="A node to replicate with (repeatable; the env var takes URLs separated "
@@ -112,7 +113,9 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
               metavar="SECRET",
               help="Secret shared by every node of the cluster (optional: devices that are "
                    "members link by their keys). A peer presenting it links, member or not: "
-                   "for nodes without keys, and clusters moving to device keys.")
+                   "for nodes without keys, and clusters moving to device keys. Set it in "
+                   "the environment or the config file: other users of the machine see "
+                   "arguments (ps).")
 @click.option("--advertise-url", envvar="CLAWSYNC_ADVERTISE_URL", show_envvar=True,
               metavar="URL",
               help="How other nodes reach this one (told to peers, so they can pass it on). "

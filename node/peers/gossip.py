@@ -448,9 +448,10 @@ class Gossip:
         self._accepted += 1
         key = f"in:{link.peer_node or '?'}:{self._accepted}"
         if link.peer_url and len(self.members) < self.config.sync.peers_max:
-            self.members[link.peer_url.rstrip("/")] = link.peer_node
+            url = link.peer_url.rstrip("/")
+            self.members[url] = link.peer_node
             if gave_secret:
-                self.secret_urls.add(link.peer_url.rstrip("/"))
+                self.secret_urls.add(url)
         # A peer that names itself resumes from its checkpoint; its hello must agree.
         checkpoint_key = f"node:{link.peer_node}" if link.peer_node else None
         peer = f"device:{link.peer_device.device_id}" if link.peer_device is not None \

@@ -323,10 +323,9 @@ class PeerSync:
         # it would put that node's own link on standby.
         bound_to = self.store.origin_key(hello.node)
         if bound_to is not None and bound_to != self.peer_key:
-            raise PeerFault(f"node {hello.node} is "
-                            + ("another device's origin" if self.peer_key is not None
-                               else "an origin of a device key this link did not prove"),
-                            field="hello.node")
+            whose = "another device's origin" if self.peer_key is not None \
+                else "an origin of a device key this link did not prove"
+            raise PeerFault(f"node {hello.node} is {whose}", field="hello.node")
         if self.peer_node is not None and hello.node != self.peer_node:
             self._outbox.forget()  # another node answers at that address now
         self.peer_node = hello.node

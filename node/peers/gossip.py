@@ -97,6 +97,9 @@ class Runner:
     saved_at: float = 0.0
     task: asyncio.Task[None] | None = None
     identified_at: float | None = None  # when its hello named the peer, on this link
+    #: The node that hello named: a node takes a new id mid-link when its origin is
+    #: retired, and the link is then identified again under it.
+    identified_as: str | None = None
     drop: str | None = None  # set to end the link (a duplicate), read by its own loop
     budget: WriterBudget | None = None
     device: Proven | None = None  # the device that proved its key on the current link
@@ -539,7 +542,7 @@ class Gossip:
         finally:
             receiving.cancel()
             runner.state = "down"  # before any await: a second cancel may end this
-            runner.identified_at = None
+            runner.identified_at = runner.identified_as = None
             try:
                 await ahead.close()
             finally:
@@ -562,7 +565,7 @@ class Gossip:
         out, used_s = await self.astore.write(call)
         if isinstance(prepared.message, Hello) and machine.lacking >= WORKER_SIGNATURES_MIN:
             self.verifier.warm()  # before the batches it announced come
-        if runner.identified_at is None and machine.peer_node is not None:
+        if machine.peer_node is not None and machine.peer_node != runner.identified_as:
             self._identified(runner)
         assert runner.budget is not None
         now = self._loop.time()
@@ -573,10 +576,10 @@ class Gossip:
         return out
 
     def _identified(self, runner: Runner) -> None:
-        """The link's first hello named the peer: remember the address's node id (so
-        member lists name it), and keep one link per node."""
+        """A hello named the peer, first on this link or anew: remember the address's
+        node id (so member lists name it), and keep one link per node."""
         runner.identified_at = self._loop.time()
-        node = runner.node
+        runner.identified_as = node = runner.node
         if runner.url is not None and runner.direction == "out":
             self.members[runner.url] = node
         for other in list(self.runners.values()):

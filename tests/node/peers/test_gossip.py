@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -13,6 +14,7 @@ from crdt import device as crdt_device
 from node.peers.transport import DEVICE_HEADER, NODE_HEADER
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
+from tests.node.conftest import EventFactory
 from tests.node.peers.test_links import own_link
 from tests.support.processes import free_port
 
@@ -164,3 +166,33 @@ async def test_a_member_address_is_dialed_without_the_cluster_secret(
                 await node.gossip.dial_members()
                 await asyncio.sleep(0.05)
         assert "Authorization" not in seen[0] and DEVICE_HEADER in seen[0]
+
+
+async def test_a_peer_that_takes_a_new_origin_mid_link_is_listed_under_it(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """A node whose origin is retired takes a new one and names it in its next hello, on
+    the same link: the node that dialed it lists its address under the new id (and
+    checks it against its other links), not the retired one."""
+    secret, hellos = "s" * 32, dataclasses.replace(FAST, pull_interval_s=0.1)
+    x = await make_node(cluster_secret=secret, sync=hellos)
+    y = await make_node(cluster_secret=secret, sync=hellos)
+    old = y.astore.node_id
+    async with aiohttp.ClientSession(base_url=y.url) as http, \
+            http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+        assert answer.status == 201
+    assert await x.gossip.add_peer(y.url, learned=False)
+
+    def listed() -> str | None:
+        return {peer["url"]: peer["node_id"]
+                for peer in x.gossip.member_list()["peers"]}.get(y.url)
+
+    async with asyncio.timeout(DEADLINE_S):
+        while listed() != old or old not in await x.astore.read(lambda s: s.version):
+            await asyncio.sleep(0.01)
+    await x.astore.write(lambda store: store.retire(old))
+    async with asyncio.timeout(DEADLINE_S):
+        while y.astore.node_id == old:
+            await asyncio.sleep(0.01)
+        while listed() != y.astore.node_id:
+            await asyncio.sleep(0.01)
+    assert [runner.node for runner in x.gossip.runners.values()] == [y.astore.node_id]

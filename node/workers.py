@@ -308,7 +308,10 @@ def _serve(memory_bytes: int, preload: list[str]) -> None:
     os.dup2(2, 1)  # stray prints must not corrupt the answers
     for module in preload:
         importlib.import_module(module)
-    answers.send_bytes(b"ready")
+    try:
+        answers.send_bytes(b"ready")
+    except OSError:
+        return  # the node is gone (killed while this worker started): nothing to serve
     while True:
         try:
             call = calls.recv_bytes()

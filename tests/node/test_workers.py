@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from node.workers import START_TIMEOUT_S, WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
-from tests.support.processes import children, never_ready_module
+from tests.support.processes import child_env, children, never_ready_module
 
 MEMORY_BYTES = 512 * 1024 * 1024
 
@@ -266,3 +268,16 @@ async def test_a_cancelled_calls_worker_death_is_read_not_left_for_asyncio_to_re
     await asyncio.sleep(0)
     loop.set_exception_handler(None)
     assert [context["message"] for context in reported] == []
+
+
+def test_a_worker_whose_node_is_gone_before_it_is_ready_ends_quietly() -> None:
+    """A node killed while its worker starts leaves the worker no one to tell it is
+    ready: the worker ends without a traceback in the log it shares with the node."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the node's end of the answers: gone
+    worker = subprocess.Popen([sys.executable, "-m", "node.workers", str(MEMORY_BYTES)],
+                              stdin=subprocess.PIPE, stdout=write_end, stderr=subprocess.PIPE,
+                              env=child_env())
+    os.close(write_end)
+    _, errors = worker.communicate(timeout=START_TIMEOUT_S)
+    assert (worker.returncode, errors.decode()) == (0, "")

@@ -96,9 +96,8 @@ class Runner:
     saved: dict[str, int] | None = None
     saved_at: float = 0.0
     task: asyncio.Task[None] | None = None
-    identified_at: float | None = None  # when its hello named the peer, on this link
-    #: The node that hello named: a node takes a new id mid-link when its origin is
-    #: retired, and the link is then identified again under it.
+    #: The node the link's hello named (None until then): a node takes a new id mid-link
+    #: when its origin is retired, and the link is then identified again under it.
     identified_as: str | None = None
     drop: str | None = None  # set to end the link (a duplicate), read by its own loop
     budget: WriterBudget | None = None
@@ -542,7 +541,7 @@ class Gossip:
         finally:
             receiving.cancel()
             runner.state = "down"  # before any await: a second cancel may end this
-            runner.identified_at = runner.identified_as = None
+            runner.identified_as = None
             try:
                 await ahead.close()
             finally:
@@ -578,12 +577,11 @@ class Gossip:
     def _identified(self, runner: Runner) -> None:
         """A hello named the peer, first on this link or anew: remember the address's
         node id (so member lists name it), and keep one link per node."""
-        runner.identified_at = self._loop.time()
         runner.identified_as = node = runner.node
         if runner.url is not None and runner.direction == "out":
             self.members[runner.url] = node
         for other in list(self.runners.values()):
-            if other is runner or other.identified_at is None or other.node != node:
+            if other is runner or other.identified_as is None or other.node != node:
                 continue
             loser = self._duplicate(runner, other)
             if loser is not None and loser.drop is None:

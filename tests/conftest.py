@@ -22,6 +22,14 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots", metavar="DIR", type=Path, default=None,
+        help="save the web console tests' pictures of each view in DIR "
+             "(tests/screenshots refreshes the README's); by default each test's "
+             "temporary folder")
+
+
 @pytest.fixture(scope="session")
 def ev() -> Callable[..., Event]:
     """``tests.support.events.event``: ``ev(kind, ms, counter, session=..., **payload)``.

@@ -1,7 +1,8 @@
 """The web console in a real headless Chromium, against real node processes: what a person
 sees in node A's console while node B appends, stops and comes back, the token form of
 a node that needs one, and a lost event stream that recovers by itself. Each view is
-saved to ``tests/screenshots`` (shown in the README).
+saved as a picture: in the test's temporary folder, or with ``--screenshots DIR`` in DIR
+(``tests/screenshots`` holds the README's).
 
 Nothing sleeps: Playwright's ``expect`` waits for each condition, with a generous
 deadline, and fails with what the page last showed.
@@ -10,7 +11,7 @@ deadline, and fails with what the page last showed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -28,7 +29,7 @@ from tests.support.cluster import (
     session_path,
     wait_until,
 )
-from tests.support.processes import ROOT, NodeProcess
+from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
 #: Milliseconds a page gets to show what we wait for: a peer that was down redials after
 #: a back-off, and CI machines are slow.
 WAIT_MS = 60_000
-#: Where the run writes a picture of each view.
-SCREENSHOTS = ROOT / "tests" / "screenshots"
 #: A key that needs escaping in the URL (``#/session/<encodeURIComponent(key)>``).
 KEY = "telegram:chat/42 ü"
 TOKEN = "s3cret"
@@ -98,13 +97,25 @@ def peer_rows(page: Page, peer_id: str, state: str = "") -> Locator:
     return page.locator(f'{rows}[data-state="{state}"]' if state else rows)
 
 
-def screenshot(page: Page, name: str) -> None:
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+@pytest.fixture
+def screenshot(page: Page, request: pytest.FixtureRequest,
+               tmp_path: Path) -> Callable[[str], None]:
+    """``screenshot(name)`` saves the page as ``<name>.png``, in the folder given with
+    ``--screenshots``, else in the test's temporary folder: a run leaves the checkout's
+    files as they were, and refreshing the README's pictures is a choice."""
+    chosen: Path | None = request.config.getoption("screenshots")
+    folder = chosen if chosen is not None else tmp_path
+
+    def take(name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"))
+
+    return take
 
 
 def test_a_session_written_on_b_appears_and_updates_live_on_a(
-        pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
+        pair: tuple[NodeProcess, NodeProcess], page: Page,
+        screenshot: Callable[[str], None]) -> None:
     a, b = pair
     open_console(page, a, "#/sessions")
     append(b, KEY, [message("hello from the phone")])
@@ -117,7 +128,7 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
     expect(page.get_by_test_id("session-row")).to_have_count(2)
     expect(page.locator(f'[data-testid=session-row][data-key="{DEVICES_SESSION}"]')) \
         .to_have_count(0)
-    screenshot(page, "sessions")
+    screenshot("sessions")
 
     page.get_by_test_id("session-filter").fill("telegram")
     expect(page.get_by_test_id("session-row")).to_have_count(1)
@@ -145,11 +156,12 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
     call = transcript.get_by_test_id("tool-call").filter(has_text="weather")
     expect(call.get_by_test_id("tool-result")).to_contain_text("-3")
     assert page.evaluate("window.stillTheSamePage") is True
-    screenshot(page, "session")
+    screenshot("session")
 
 
 def test_b_going_down_and_coming_back_shows_in_a_devices_view(
-        pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
+        pair: tuple[NodeProcess, NodeProcess], page: Page,
+        screenshot: Callable[[str], None]) -> None:
     # Both nodes dial each other and keep the link the smaller node id dialed: watched
     # from the larger, B has two links (its own, up, and ours, on standby) and one row.
     a, b = sorted(pair, key=node_id, reverse=True)
@@ -174,7 +186,7 @@ def test_b_going_down_and_coming_back_shows_in_a_devices_view(
     expect_back_in_sync(page, b_id)
     wait_until(lambda: b.get("/v1/sessions/while-b-was-away")["message_count"] == 1,
                WAIT_MS / 1000, "B caught up on what A wrote while it was away")
-    screenshot(page, "devices")
+    screenshot("devices")
 
 
 def expect_back_in_sync(page: Page, peer_id: str) -> None:
@@ -206,12 +218,12 @@ def test_a_peer_that_dialed_and_stopped_stays_as_down_until_it_is_back(
 
 
 def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
-        token_node: NodeProcess, page: Page) -> None:
+        token_node: NodeProcess, page: Page, screenshot: Callable[[str], None]) -> None:
     page.goto(token_node.url + "/")
     form = page.locator("form[data-testid=token-form]")
     expect(form).to_be_visible()
     expect(page.get_by_test_id("this-node")).to_be_hidden()
-    screenshot(page, "token-form")
+    screenshot("token-form")
 
     form.locator("input[name=token]").fill("wrong-token")
     form.locator("[type=submit]").click()

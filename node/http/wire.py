@@ -206,9 +206,18 @@ def decode_body(body: bytes, body_type: str) -> Any:
     if body_type == "cbor":
         try:
             return codec.decode(body, depth_max=BODY_DEPTH_MAX)
+        except LimitExceeded:  # the decoder's only limit is its nesting
+            raise _too_deep("CBOR") from None
         except InvalidInput as exc:
             raise type(exc)(exc.reason, field=exc.field or "body") from None
     return parse_json(body)
+
+
+def _too_deep(syntax: str) -> LimitExceeded:
+    """A body nested past ``BODY_DEPTH_MAX``, said with the limit a user reads about:
+    the one on an event's values."""
+    return LimitExceeded(f"{syntax} nesting deeper than {BODY_DEPTH_MAX} levels in the body "
+                         f"(an event's values may nest {codec.DEPTH_MAX})", field="body")
 
 
 def _refuse_constant(name: str) -> Any:
@@ -249,7 +258,7 @@ def parse_json(body: bytes) -> Any:
     except InvalidInput:
         raise
     except RecursionError:
-        raise LimitExceeded(f"JSON nesting deeper than {BODY_DEPTH_MAX}", field="body") from None
+        raise _too_deep("JSON") from None
     except ValueError as exc:  # JSONDecodeError, and integers over Python's digit limit
         raise InvalidInput(f"JSON: {exc}", field="body") from None
     # JSON gives only plain values with text keys, so the check is about depth alone,
@@ -258,6 +267,8 @@ def parse_json(body: bytes) -> Any:
         return value
     try:
         codec.check_plain(value, depth_max=BODY_DEPTH_MAX)
+    except LimitExceeded:
+        raise _too_deep("JSON") from None
     except InvalidInput as exc:
         raise type(exc)(exc.reason, field="body") from None
     return value

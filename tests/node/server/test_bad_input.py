@@ -230,7 +230,21 @@ async def test_nesting_too_deep(client: aiohttp.ClientSession, depth: int) -> No
     params = "[" * depth + "]" * depth
     body = ('{"agent_id": "main", "kind": {"type": "tool_called", "tool_name": "t", '
             '"params": ' + params + "}}").encode()
-    await post_bytes(client, body, JSON, 413, "limit_exceeded", "body", "nesting deeper")
+    # Said with the limit on an event's values too, which is the one the README gives.
+    await post_bytes(client, body, JSON, 413, "limit_exceeded", "body",
+                     f"nesting deeper than {codec.DEPTH_MAX + 3} levels in the body "
+                     f"(an event's values may nest {codec.DEPTH_MAX})")
+
+
+async def test_nesting_too_deep_in_cbor(client: aiohttp.ClientSession) -> None:
+    params: Any = []
+    for _ in range(40):
+        params = [params]
+    body = cbor2.dumps({"agent_id": "main", "kind": {"type": "tool_called",
+                                                     "tool_name": "t", "params": params}})
+    await post_bytes(client, body, CBOR, 413, "limit_exceeded", "body",
+                     f"CBOR nesting deeper than {codec.DEPTH_MAX + 3} levels in the body "
+                     f"(an event's values may nest {codec.DEPTH_MAX})")
 
 
 async def test_nesting_too_deep_inside_a_payload(client: aiohttp.ClientSession) -> None:

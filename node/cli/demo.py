@@ -378,13 +378,19 @@ def _check_deadline(deadline: float, message: str) -> None:
 
 @contextmanager
 def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM stops the demo as Ctrl-C does, so the nodes are stopped either way."""
+    """SIGTERM stops the demo as Ctrl-C does, so the nodes are stopped either way. A
+    demo started in the background of a script has SIGINT ignored (inherited), which
+    would make that a no-op: Ctrl-C's handler is put back for the demo's time."""
+    interrupt = signal.getsignal(signal.SIGINT)
+    if interrupt is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: signal.raise_signal(
         signal.SIGINT))
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, interrupt)
 
 
 @click.command()

@@ -68,10 +68,17 @@ def test_demo_merges_both_sides_of_a_partition(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("clawsync-demo-*"))
 
 
-def test_demo_keep_runs_until_stopped(tmp_path: Path) -> None:
+def ignore_ctrl_c() -> None:
+    """What a job started with ``&`` by a non-interactive shell inherits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("started", ["in a terminal", "in the background of a script"])
+def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str) -> None:
     process = subprocess.Popen(demo_command("--keep"), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, bufsize=1,
-                               env=demo_env(tmp_path))
+                               env=demo_env(tmp_path),
+                               preexec_fn=ignore_ctrl_c if "background" in started else None)
     try:
         assert process.stdout is not None
         reader = LineReader(process.stdout)

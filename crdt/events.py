@@ -36,7 +36,7 @@ from crdt.keys import (
     check_name,
     check_session_key,
 )
-from crdt.kinds import KINDS, Validator, check_payload, parse_kind
+from crdt.kinds import KINDS, RECORD_KINDS, Validator, check_payload, parse_kind
 
 #: Version of the hashed content layout; part of every id.
 SCHEMA_VERSION = 1
@@ -85,7 +85,7 @@ class Event:
             "hlc": [self.timestamp.ms, self.timestamp.counter],
             "kind": {"type": self.kind, **self.payload},
         }
-        if not self.known:
+        if not self.known and self.kind not in RECORD_KINDS:
             out["known_kind"] = False
         if self.forgotten_by is not None:
             out["forgotten_by"] = self.forgotten_by.hex()
@@ -396,6 +396,9 @@ def parse_event(obj: Any, *, session_key: str | None = None,
         raise InvalidInput(f"an event must be an object, not {_type_name(obj)}",
                            field=where or None)
     unknown = obj.keys() - _TOP_FIELDS
+    if "forgotten_by" in unknown:  # as our own output shows a forgotten event
+        raise InvalidInput("the event was forgotten: its content is gone, and it cannot "
+                           "be stored again", field=f"{prefix}forgotten_by")
     if unknown:
         raise InvalidInput(f"unknown field {min(unknown)!r}", field=where or None)
     key = obj.get("session_key", session_key)

@@ -220,6 +220,13 @@ KINDS: dict[str, dict[str, Validator]] = {
     "session_ended": {"reason": text},
     "state_changed": {"key": _state_key, "value": json_value},
 }
+#: Kinds of the records nodes write themselves, not session content: device keys,
+#: membership and tokens (``crdt.membership``), forgets (``crdt.log.forget``) and
+#: retirements (``crdt.log.retire``). This version knows them (an event of one is not
+#: shown as unknown), projections leave them out, and no client may post one, not even
+#: as a copy: a node acts on them when it stores them.
+RECORD_KINDS = frozenset({"device_key", "device_added", "device_removed", "token_issued",
+                          "token_revoked", "forget", "origin_retired"})
 #: Fields that may be left out, and the value they then take.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "message_received": {"attachments": []},
@@ -234,7 +241,7 @@ def register_kind(name: str, fields: Mapping[str, Validator],
 
     ``fields`` maps each field to a validator, such as ``text`` or ``json_value``."""
     check_name(name, "kind")
-    if name in KINDS:
+    if name in KINDS or name in RECORD_KINDS:
         raise ValueError(f"the kind {name!r} is known already")
     KINDS[name] = dict(fields)
     if defaults:
@@ -292,4 +299,8 @@ def parse_kind(obj: Any, where: str = "kind", *,
         raise InvalidInput(f"unknown event type {kind!r}; expected one of "
                            f"{', '.join(KINDS)}", field=f"{where}.type")
     kind = check_name(kind, f"{where}.type")
+    if kind in RECORD_KINDS:
+        raise InvalidInput(f"{kind!r} records are written by nodes, never taken from a "
+                           "client (to forget, POST /v1/sessions/{key}/forget)",
+                           field=f"{where}.type")
     return kind, check_payload(kind, obj, where, fill_defaults=True)

@@ -85,8 +85,8 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
     if with_session:
         row.append(str(event.get("session_key", "")))
     kind_name = str(kind.get("type", "?"))
-    # Written by a newer version than the node's (the node's own records are known here).
-    if event.get("known_kind") is False and kind_name not in (forget.KIND, retire.KIND):
+    # Written by a newer version than the node's.
+    if event.get("known_kind") is False:
         kind_name += " (unknown kind)"
     if event.get("forgotten_by"):  # its content was forgotten (``crdt.log.forget``)
         return [*row, kind_name, f"(forgotten by {str(event['forgotten_by'])[:16]})"]

@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 
+from crdt import membership
 from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput
 from crdt.events import Draft, Event, parse_event
-from crdt.kinds import DEFAULTS, KINDS, parse_kind, register_kind, text
+from crdt.kinds import DEFAULTS, KINDS, RECORD_KINDS, parse_kind, register_kind, text
+from crdt.log import forget, retire
 from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
+from tests.conftest import OpenStore
 
 MakeEvent = Callable[..., Event]
 NEWER = {"agent_id": "main", "hlc": [5_000, 0],
@@ -136,3 +139,27 @@ def test_a_kind_without_its_type_is_told_the_type_is_required(kind: dict[str, An
                                            r"message_received,") as error:
         parse_kind(kind)
     assert error.value.field == "kind.type" and "None" not in str(error.value)
+
+
+def test_the_records_nodes_write_are_known_and_never_taken_from_a_client(
+        open_store: OpenStore) -> None:
+    assert {membership.DEVICE_KEY, membership.DEVICE_ADDED,
+                            membership.DEVICE_REMOVED, membership.TOKEN_ISSUED,
+                            membership.TOKEN_REVOKED, forget.KIND, retire.KIND} == RECORD_KINDS
+    store = open_store("a")
+    said = store.append(parse_event({"agent_id": "main", "kind": {
+        "type": "message_received", "content": "my address"}}, session_key="s1"))
+    record = store.forget("s1", [said.stored.event.id.hex()])
+    forgotten, shown = (event.to_json() for event in store.get_events_since("s1"))
+    # Shown as a kind this version knows (only a newer version's kinds are marked).
+    assert shown["kind"]["type"] == forget.KIND and "known_kind" not in shown
+    # A copy of the record, with its id, would be acted on where it is stored: refused.
+    with pytest.raises(InvalidInput, match="'forget' records are written by nodes") as raised:
+        parse_event(shown, session_key="s1")
+    assert raised.value.field == "kind.type"
+    assert shown["id"] == record.stored.event.id.hex()
+    with pytest.raises(InvalidInput, match="the event was forgotten") as raised:
+        parse_event(forgotten, session_key="s1")
+    assert raised.value.field == "forgotten_by"
+    with pytest.raises(ValueError, match="known already"):
+        register_kind(forget.KIND, {})

@@ -8,13 +8,13 @@ before anything is sent, so a typo costs no request and gets exit code 2.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 import click
 
 from crdt.errors import InvalidInput
-from crdt.kinds import DEFAULTS, KINDS, parse_kind
+from crdt.kinds import DEFAULTS, KINDS, RECORD_KINDS, parse_kind
 from node.cli.common import NodeError, client_options, note, with_client
 from node.cli.output import print_json_lines
 from node.client.api import Client, ClientError
@@ -86,9 +86,13 @@ def _split_field(kind: str, item: str) -> tuple[str, Any, bool]:
                                f"write {name}={value} to pass it as text") from None
 
 
-def read_events(source: IO[str], session: str | None, agent: str) -> list[dict[str, Any]]:
+def read_events(source: IO[str], session: str | None, agent: str
+                ) -> tuple[list[dict[str, Any]], list[int]]:
     """Events from a JSON object, a JSON array or JSON lines, each with its session key
-    and agent filled in from SESSION and ``--agent`` when it carries none."""
+    and agent filled in from SESSION and ``--agent`` when it carries none, and each
+    one's number in the file. Forgotten events and nodes' own records, as ``events
+    --json`` shows them, are left out (with a note): no node takes them from a client,
+    and the rest of a copy still goes."""
     name = getattr(source, "name", "the file")
     text = source.read()
     events = _parse_document(text, name)
@@ -103,7 +107,21 @@ def read_events(source: IO[str], session: str | None, agent: str) -> list[dict[s
                                        "give SESSION for events without one")
             event["session_key"] = session
         event.setdefault("agent_id", agent)
-    return events
+    numbers = [number for number, event in enumerate(events, 1)
+               if not _only_nodes_write(event)]
+    if len(numbers) < len(events):
+        note(f"left out {len(events) - len(numbers)} of the {len(events)} events in {name}: "
+             "forgotten ones (their content is gone) and records only nodes write "
+             "(forgets, device keys, tokens)")
+        if not numbers:
+            raise click.UsageError(f"{name} holds no events a client can append")
+    return [events[number - 1] for number in numbers], numbers
+
+
+def _only_nodes_write(event: dict[str, Any]) -> bool:
+    kind = event.get("kind")
+    return "forgotten_by" in event or (isinstance(kind, dict)
+                                       and kind.get("type") in RECORD_KINDS)
 
 
 def _parse_document(text: str, name: str) -> list[Any]:
@@ -126,12 +144,14 @@ def _json_lines(text: str, name: str) -> Iterator[Any]:
                 raise click.UsageError(f"line {number} of {name} is not JSON: {error}") from None
 
 
-def batches(events: list[dict[str, Any]], limits: ClientLimits = ClientLimits()
+def batches(events: list[dict[str, Any]], limits: ClientLimits = ClientLimits(),
+            numbers: Sequence[int] | None = None
             ) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
     """Group events by session (the API appends to one session per request) into batches
-    within ``limits.import_batch_*``; yields ``(number of its first event, key, batch)``."""
+    within ``limits.import_batch_*``; yields ``(number of its first event, key, batch)``,
+    by ``numbers`` (each event's in its file; default 1, 2, ...)."""
     by_session: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for number, event in enumerate(events, 1):
+    for number, event in zip(numbers or range(1, len(events) + 1), events, strict=True):
         by_session.setdefault(str(event["session_key"]), []).append((number, event))
     for key, numbered in by_session.items():
         batch: list[dict[str, Any]] = []
@@ -150,19 +170,20 @@ def batches(events: list[dict[str, Any]], limits: ClientLimits = ClientLimits()
             yield first, key, batch
 
 
-async def send_all(client: Client, events: list[dict[str, Any]],
-                   from_file: bool) -> list[dict[str, Any]]:
-    """Append every batch; a refusal says which part of the file was stored before it."""
+async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool,
+                   numbers: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Append every batch; a refusal says which part of the file was stored before it
+    (``numbers``: each event's in the file, as ``batches`` takes them)."""
     stored: list[dict[str, Any]] = []
-    for first, key, batch in batches(events, client.limits):
+    for first, key, batch in batches(events, client.limits, numbers):
         try:
             answer = await client.append(key, batch)
         except ClientError as error:
             if not from_file:
                 raise
             raise ClientError(
-                f"{error}\n(in the batch of events #{first} to #{first + len(batch) - 1} of "
-                f"the file, session {key!r}; {len(stored)} events before it are stored, and "
+                f"{error}\n(in the batch of {len(batch)} events of session {key!r} from "
+                f"event #{first} of the file; {len(stored)} events before it are stored, and "
                 "running the import again is safe: stored events are recognised)",
                 status=error.status, code=error.code, field=error.field) from None
         stored.extend(answer.get("events", []))
@@ -195,6 +216,8 @@ same --timestamp and content is the same event, so retries are safe).
 With --file, events come from a JSON object, a JSON array or JSON lines, for example a
 seed export (its array-of-numbers ids are ignored); events without a session_key go to
 SESSION. They are sent in batches of at most {ClientLimits().import_batch_events_max}.
+Forgotten events and the records only nodes write (forgets, device keys, tokens), as
+`events --json` shows them, are left out, with a note.
 
 \b
 Kinds and their fields ([...] = optional):
@@ -233,7 +256,7 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
         if kind is not None or timestamp is not None:
             raise click.UsageError("with --file, give no KIND, FIELDs or --timestamp: the "
                                    "events come from the file")
-        events = read_events(source, session, agent)
+        events, numbers = read_events(source, session, agent)
     else:
         if session is None or kind is None:
             raise click.UsageError("give SESSION and KIND (or --file). The kinds and their "
@@ -242,8 +265,9 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
                                  "session_key": session}
         if timestamp is not None:
             event["timestamp"] = int(timestamp) if timestamp.isdigit() else timestamp
-        events = [event]
-    stored = with_client(ctx, lambda client: send_all(client, events, source is not None))
+        events, numbers = [event], [1]
+    stored = with_client(ctx, lambda client: send_all(client, events, source is not None,
+                                                      numbers))
     if not stored:
         raise NodeError("the node answered without the stored events")
     report(stored, as_json, source is not None)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from crdt.errors import CrdtError
+from crdt.errors import CrdtError, NotFound
 from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
@@ -307,13 +307,22 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         state = check_state_folder(state_dir)
     except StateFolderError as error:
         raise click.UsageError(str(error)) from None
-    key = session if session.startswith("agent:") else session_key_for(
+    prefixed = session if session.startswith("agent:") else session_key_for(
         agents[0] if agents else "main", session)
 
-    async def work(sink: Sink) -> list[Event]:
-        return await sink.events(key)
+    async def work(sink: Sink) -> tuple[str, list[Event]]:
+        # OpenClaw's key without its prefix, or else a clawsync key as it is.
+        for candidate in dict.fromkeys([prefixed, session]):
+            try:
+                return candidate, await sink.events(candidate)
+            except (NotFound, ClientError) as error:
+                if isinstance(error, ClientError) and error.status != 404:
+                    raise
+        raise NodeError(f"there is no session {session!r}"
+                        + (f" nor {prefixed!r}" if prefixed != session else "")
+                        + " on the node")
 
-    events = _with_sink(ctx, data_dir, work)
+    key, events = _with_sink(ctx, data_dir, work)
     latest = _latest_first(events)
     transcripts = sorted((t for t in transcripts_for(events)
                           if session_id is None or t.session_id == session_id),

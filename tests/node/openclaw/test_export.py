@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from crdt.events import parse_event
 from crdt.log.store import EventStore
 from node.main import main
 from node.openclaw.jsonl import AgentSessions
@@ -96,6 +97,17 @@ def test_bad_state_folders_and_sessions_are_usage_errors(tmp_path: Path) -> None
     data, b = imported(tmp_path)
     result = cli("export", "agent:main:nothing", "--state-dir", str(b), "--data-dir", str(data))
     assert result.exit_code == 1 and "no session 'agent:main:nothing'" in result.output
+    # A key without OpenClaw's prefix is tried as a clawsync key too, and the error says
+    # what is wrong with it: missing under both names, or holding no OpenClaw records.
+    result = cli("export", "tg:alice", "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1
+    assert "no session 'tg:alice' nor 'agent:main:tg:alice'" in result.output
+    with EventStore.open(data) as store:
+        store.append(parse_event({"agent_id": "main", "kind": {
+            "type": "message_received", "content": "hi"}}, session_key="tg:alice"))
+    result = cli("export", "tg:alice", "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1
+    assert "session 'tg:alice' holds no OpenClaw records" in result.output
 
 
 @pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))

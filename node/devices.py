@@ -149,15 +149,18 @@ class Devices:
     async def add(self, device_id: str, name: str, address: str | None = None
                   ) -> tuple[StoredEvent | None, Member]:
         """Add a device (or rename it, or change its address): the record written, None
-        if the device is a member under that name and address already."""
+        if the device is a member under that name and address already. Without
+        ``address``, a member keeps the one it has (as it advertised it, say)."""
+        device_id = parse_device_id(device_id)
+        held = self.members().get(device_id)
+        if address is None and held is not None:
+            address = held.address
         draft = membership.added(device_id, name, address)  # InvalidInput
-        device_id = draft.payload["device_id"]
         removal = self.removed().get(device_id)
         if removal is not None:
             raise RemovalIsFinal(
                 f"was removed by {removal.by}; a removal is final, so a device comes back "
                 "only with a new key (a new device id)", field="device_id")
-        held = self.members().get(device_id)
         if held is not None and (held.name, held.address) == (name, address):
             return None, held
         stored = await self._append(draft)

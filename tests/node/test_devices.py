@@ -155,3 +155,17 @@ async def test_a_device_named_by_a_peer_does_not_add_itself_again(nodes: list[No
                if s.origin == a.store.node_id and membership.read(s.event) is not None]
     assert [membership.read(e)[:2] for e in written] == [  # type: ignore[index]
         (membership.DEVICE_ADDED, c.key.device_id)]
+
+
+async def test_adding_a_member_again_without_its_address_keeps_it(nodes: list[Node]) -> None:
+    a, b, _ = nodes
+    url = "http://laptop.local:7878"
+    stored, member = await a.devices.add(b.key.device_id, "laptop", url)
+    assert stored is not None and member.address == url
+    # The same add without the address (as `clawsync devices add ID NAME` sends it)
+    # changes nothing and writes nothing; a rename keeps the address too.
+    head = a.store.head
+    stored, member = await a.devices.add(b.key.device_id, "laptop")
+    assert stored is None and member.address == url and a.store.head == head
+    stored, member = await a.devices.add(b.key.device_id, "work laptop")
+    assert stored is not None and (member.name, member.address) == ("work laptop", url)

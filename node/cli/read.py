@@ -21,7 +21,8 @@ from node.client.api import Client, StreamEvent
 Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
 
 _AFTER = click.option("--after", type=click.IntRange(min=0), metavar="N",
-                      help="Start after this position (the first column of the output).")
+                      help="Start after this number, the first column of the output: an "
+                           "event's position, a session's index.")
 _LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
                       help="How many per page, up to the node's page_max (1000 unless "
                            "configured). Default: the node's page size (100).")
@@ -47,7 +48,7 @@ async def collect(fetch: Fetch, items: str, after: int | None,
 
 def more_hint(more: bool, following: Any, noun: str) -> None:
     if more:
-        note(f"more {noun} after position {following}: use --after {following} or --all")
+        note(f"more {noun} after {following}: use --after {following} or --all")
 
 
 @click.command()

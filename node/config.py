@@ -341,7 +341,7 @@ class Config:
 
 
 def software_version() -> str:
-    """This software's version, as installed (``0.2.0``); a source tree without an
+    """This software's version, as installed (``0.3.0``); a source tree without an
     install says so."""
     try:
         return metadata.version("clawsync")

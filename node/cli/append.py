@@ -108,7 +108,7 @@ def read_events(source: IO[str], session: str | None, agent: str
             event["session_key"] = session
         event.setdefault("agent_id", agent)
     numbers = [number for number, event in enumerate(events, 1)
-               if not _only_nodes_write(event)]
+               if not only_nodes_write(event)]
     if len(numbers) < len(events):
         note(f"left out {len(events) - len(numbers)} of the {len(events)} events in {name}: "
              "forgotten ones (their content is gone) and records only nodes write "
@@ -118,10 +118,12 @@ def read_events(source: IO[str], session: str | None, agent: str
     return [events[number - 1] for number in numbers], numbers
 
 
-def _only_nodes_write(event: dict[str, Any]) -> bool:
+def only_nodes_write(event: dict[str, Any]) -> bool:
+    """Whether ``event`` (as a node's JSON shows it) is one no node takes from a client:
+    a forgotten event, or a record nodes write themselves (``crdt.kinds.RECORD_KINDS``)."""
     kind = event.get("kind")
-    return "forgotten_by" in event or (isinstance(kind, dict)
-                                       and kind.get("type") in RECORD_KINDS)
+    return event.get("forgotten_by") is not None or (
+        isinstance(kind, dict) and kind.get("type") in RECORD_KINDS)
 
 
 def _parse_document(text: str, name: str) -> list[Any]:

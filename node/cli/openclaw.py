@@ -22,7 +22,7 @@ from crdt.errors import CrdtError, NotFound
 from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
-from node.cli.append import batches
+from node.cli.append import batches, only_nodes_write
 from node.cli.common import NodeError, client_options, note, settings
 from node.client.api import Client, ClientError
 from node.config import ClientLimits, host_name
@@ -54,11 +54,14 @@ class HttpSink:
         await self.client.save_cursor(name, cursor)
 
     async def events(self, session_key: str) -> list[Event]:
+        """The session's events that hold content: records and forgotten events (which
+        no client may post, so ``parse_event`` refuses them) carry no OpenClaw record."""
         found: list[Event] = []
         after = 0
         while True:
             page = await self.client.events(session_key, after=after)
-            found += [_sealed(item) for item in page["events"]]
+            found += [_sealed(item) for item in page["events"]
+                      if not only_nodes_write(item)]
             after = int(page["next"])
             if not page.get("more"):
                 return found
@@ -120,7 +123,7 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
     except ClientError as error:
         raise NodeError(str(error)) from None
     except (CrdtError, DeviceKeyError) as error:  # the folder is in use, refused an event
-        raise NodeError(f"{data_dir}: {error}") from None
+        raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None
 
 
 def _state(path: Path, agents: tuple[str, ...]) -> StateFolder:

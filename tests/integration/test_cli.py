@@ -152,6 +152,23 @@ def test_copy_a_session_between_nodes(node: NodeProcess, tmp_path: Path) -> None
     assert [e["id"] for e in copied] == [e["id"] for e in json_lines(exported)[:2]]
 
 
+def test_a_refusal_after_left_out_events_names_the_files_numbers(node: NodeProcess) -> None:
+    lines = [
+        {"session_key": "s1", "agent_id": "main", "hlc": [1000, 0], "forgotten_by": "ab" * 32,
+         "kind": {"type": "message_received"}},
+        {"session_key": "s1", "agent_id": "main", "kind": {"type": "message_received",
+                                                           "content": "fine"}},
+        {"session_key": "s1", "agent_id": "main", "kind": {"type": "mistyped"}},
+    ]
+    result = run_cli(node, "append", "--file", "-",
+                     input="\n".join(json.dumps(line) for line in lines))
+    assert result.returncode == 1
+    assert "left out 1 of the 3 events" in result.stderr
+    assert "unknown event type 'mistyped'" in result.stderr
+    assert "in the batch of 2 events of session 's1' from event #2 of the file" \
+        in result.stderr
+
+
 def test_tail_prints_events_appended_after_it_started(node: NodeProcess) -> None:
     ok(run_cli(node, "append", "s1", "message_received", "content=before"))
     tail = spawn_cli(node, "tail", "--session", "s1")

@@ -189,3 +189,22 @@ def test_embedded_import_refuses_a_data_folder_a_node_serves(node: NodeProcess,
     assert result.returncode == 1, result.stderr
     assert str(node.data_dir) in result.stderr
     assert session_events(node) == []
+
+
+def test_export_from_a_node_after_a_forget(node: NodeProcess, tmp_path: Path) -> None:
+    """The node's answer holds the forget record and the forgotten event, which no
+    client may post: reading them for an export must not apply the rules of posting."""
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records())
+    assert run_cli(node, "openclaw", "import", "--state-dir", str(state)).returncode == 0
+    last = session_events(node)[-1]["id"]
+    forgot = run_cli(node, "forget", CLAWSYNC_KEY, "--event", last)
+    assert forgot.returncode == 0, forgot.stderr
+    other = tmp_path / "other"
+    (other / "agents").mkdir(parents=True)
+    result = run_cli(node, "openclaw", "export", KEY, "--state-dir", str(other))
+    assert result.returncode == 0, result.stderr
+    lines = (other / "agents" / "main" / "sessions" / f"{SID}.jsonl").read_text().splitlines()
+    assert 0 < len(lines) < len(transcript.records())

@@ -26,6 +26,7 @@ until they are.
 from __future__ import annotations
 
 import asyncio
+import enum
 from collections.abc import Callable
 
 import structlog
@@ -49,6 +50,15 @@ RETRY_S = 1.0
 
 Listener = Callable[[], None]
 
+
+class Keep(enum.Enum):
+    """``Devices.add``'s address when none is given (``KEEP``)."""
+
+    ADDRESS = "keep"
+
+
+#: ``Devices.add`` without an address: a member keeps the one it has.
+KEEP = Keep.ADDRESS
 
 class UnknownDevice(NotFound):
     """No record adds or removes that device id here."""
@@ -146,15 +156,15 @@ class Devices:
 
     # -- the commands ----------------------------------------------------------------
 
-    async def add(self, device_id: str, name: str, address: str | None = None
+    async def add(self, device_id: str, name: str, address: str | Keep | None = KEEP
                   ) -> tuple[StoredEvent | None, Member]:
-        """Add a device (or rename it, or change its address): the record written, None
-        if the device is a member under that name and address already. Without
-        ``address``, a member keeps the one it has (as it advertised it, say)."""
+        """Add a device (or rename it, or change its address; None clears it): the record
+        written, None if the device is a member under that name and address already.
+        ``KEEP`` (not given): a member keeps the address it has (as it advertised it)."""
         device_id = parse_device_id(device_id)
         held = self.members().get(device_id)
-        if address is None and held is not None:
-            address = held.address
+        if isinstance(address, Keep):
+            address = held.address if held is not None else None
         draft = membership.added(device_id, name, address)  # InvalidInput
         removal = self.removed().get(device_id)
         if removal is not None:

@@ -65,14 +65,20 @@ def devices(ctx: click.Context, as_json: bool) -> None:
 @click.option("--name", required=True, metavar="NAME", help="The device's name for people.")
 @click.option("--address", metavar="URL", help="Where the device's node can be reached "
               "(http:// or https://), if it can be.")
+@click.option("--no-address", is_flag=True,
+              help="Clear the address a member has: peers stop dialing it there.")
 @client_options
 @click.pass_context
-def add(ctx: click.Context, device_id: str, name: str, address: str | None) -> None:
+def add(ctx: click.Context, device_id: str, name: str, address: str | None,
+        no_address: bool) -> None:
     """Add the device ID (as `clawsync device` shows it on that device) to the
     cluster, under NAME. The record replicates to every node. Adding a member again
-    renames it."""
+    renames it, and keeps its address unless --address or --no-address is given."""
+    if address is not None and no_address:
+        raise click.UsageError("give --address or --no-address, not both")
+
     async def run(client: Client) -> dict[str, Any]:
-        return await client.add_device(device_id, name, address)
+        return await client.add_device(device_id, name, address, clear_address=no_address)
 
     answer = with_client(ctx, run)
     device = answer["device"]

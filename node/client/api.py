@@ -175,11 +175,12 @@ class Client:
         """``GET /v1/devices``: this device's id, the members and the removed devices."""
         return await self._request("GET", "/v1/devices", what="the request")
 
-    async def add_device(self, device_id: str, name: str,
-                         address: str | None = None) -> dict[str, Any]:
-        """``POST /v1/devices``: add a device (or rename it): ``{"device", "created"}``."""
+    async def add_device(self, device_id: str, name: str, address: str | None = None, *,
+                         clear_address: bool = False) -> dict[str, Any]:
+        """``POST /v1/devices``: add a device (or rename it): ``{"device", "created"}``.
+        Without ``address`` a member keeps its own; ``clear_address`` clears it."""
         body: dict[str, Any] = {"device_id": device_id, "name": name}
-        if address is not None:
+        if address is not None or clear_address:
             body["address"] = address
         return await self._request("POST", "/v1/devices", json_body=body,
                                    what="adding the device")

@@ -26,7 +26,7 @@ from crdt.device import parse_device_id
 from crdt.membership import Member, Removal, check_reason
 from node.config import Config
 from node.device import DeviceKey
-from node.devices import Devices, RemovalIsFinal
+from node.devices import KEEP, Devices, RemovalIsFinal
 from node.http.wire import HttpError, one_param, respond
 from node.peers.api import GOSSIP
 from node.peers.links import removal_text
@@ -60,7 +60,8 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
             allowed=_FIELDS, shape='{"device_id": ..., "name": ...}',
             required=("device_id", "name"))
         device_id = parse_device_id(value["device_id"])
-        name, address = value["name"], value.get("address")
+        # No "address": a member keeps its own; null clears it.
+        name, address = value["name"], value.get("address", KEEP)
         refuse_if_removed(request)
         try:
             stored, member = await devices.add(device_id, name, address)

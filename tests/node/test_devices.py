@@ -169,3 +169,6 @@ async def test_adding_a_member_again_without_its_address_keeps_it(nodes: list[No
     assert stored is None and member.address == url and a.store.head == head
     stored, member = await a.devices.add(b.key.device_id, "work laptop")
     assert stored is not None and (member.name, member.address) == ("work laptop", url)
+    # None clears it (`devices add --no-address`, "address": null).
+    stored, member = await a.devices.add(b.key.device_id, "work laptop", None)
+    assert stored is not None and member.address is None

@@ -65,6 +65,13 @@ async def test_adding_and_removing_a_device(client: aiohttp.ClientSession,
     _, view = await call(client, "GET", "/v1/devices")
     assert {m["device_id"]: m["address"] for m in view["members"]}[PHONE] == \
         "http://phone.local:7878"
+    # Without "address" the member keeps its own; null clears it.
+    status, body = await call(client, "POST", "/v1/devices",
+                              json={"device_id": PHONE, "name": "phone"})
+    assert status == 200 and body["device"]["address"] == "http://phone.local:7878"
+    status, body = await call(client, "POST", "/v1/devices",
+                              json={"device_id": PHONE, "name": "phone", "address": None})
+    assert status == 201 and body["device"]["address"] is None
 
     status, body = await call(client, "DELETE", f"/v1/devices/{PHONE}?reason=lost")
     assert status == 200 and body["created"] is True
@@ -73,7 +80,7 @@ async def test_adding_and_removing_a_device(client: aiohttp.ClientSession,
     _, view = await call(client, "GET", "/v1/devices")
     assert [m["device_id"] for m in view["members"]] == [node.device.device_id]
     assert [r["device_id"] for r in view["removed"]] == [PHONE]
-    assert changes == [1, 1]
+    assert changes == [1, 1, 1]  # the add, the cleared address, the removal
     # Removing again changes nothing; adding it again is refused: a removal is final.
     head = node.astore.head
     status, body = await call(client, "DELETE", f"/v1/devices/{PHONE}")

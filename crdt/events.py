@@ -396,7 +396,7 @@ def parse_event(obj: Any, *, session_key: str | None = None,
         raise InvalidInput(f"an event must be an object, not {_type_name(obj)}",
                            field=where or None)
     unknown = obj.keys() - _TOP_FIELDS
-    if "forgotten_by" in unknown:  # as our own output shows a forgotten event
+    if obj.get("forgotten_by") is not None:  # as our own output shows a forgotten event
         raise InvalidInput("the event was forgotten: its content is gone, and it cannot "
                            "be stored again", field=f"{prefix}forgotten_by")
     if unknown:

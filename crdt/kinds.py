@@ -295,12 +295,12 @@ def parse_kind(obj: Any, where: str = "kind", *,
     kind = obj.get("type")
     if kind is None:
         raise InvalidInput(f"is required: one of {', '.join(KINDS)}", field=f"{where}.type")
+    if isinstance(kind, str) and kind in RECORD_KINDS:
+        raise InvalidInput(f"{kind!r} records are written by nodes, never taken from a "
+                           "client (to forget, POST /v1/sessions/{key}/forget)",
+                           field=f"{where}.type")
     if not isinstance(kind, str) or (kind not in KINDS and not unknown_ok):
         raise InvalidInput(f"unknown event type {kind!r}; expected one of "
                            f"{', '.join(KINDS)}", field=f"{where}.type")
     kind = check_name(kind, f"{where}.type")
-    if kind in RECORD_KINDS:
-        raise InvalidInput(f"{kind!r} records are written by nodes, never taken from a "
-                           "client (to forget, POST /v1/sessions/{key}/forget)",
-                           field=f"{where}.type")
     return kind, check_payload(kind, obj, where, fill_defaults=True)

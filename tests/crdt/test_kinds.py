@@ -161,5 +161,8 @@ def test_the_records_nodes_write_are_known_and_never_taken_from_a_client(
     with pytest.raises(InvalidInput, match="the event was forgotten") as raised:
         parse_event(forgotten, session_key="s1")
     assert raised.value.field == "forgotten_by"
+    with pytest.raises(InvalidInput, match="'forget' records are written by nodes"):
+        parse_event({"agent_id": "main", "kind": {"type": "forget", "events": []}},
+                    session_key="s1")  # not a copy: the same answer, not "unknown type"
     with pytest.raises(ValueError, match="known already"):
         register_kind(forget.KIND, {})

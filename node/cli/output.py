@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from crdt.kinds import RECORD_KINDS
 from crdt.log import forget, retire
 
 #: Widest summary of an event in one line of output, in characters.
@@ -85,8 +86,8 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
     if with_session:
         row.append(str(event.get("session_key", "")))
     kind_name = str(kind.get("type", "?"))
-    # Written by a newer version than the node's.
-    if event.get("known_kind") is False:
+    # Written by a newer version than the node's (a node before 0.3 flags its records).
+    if event.get("known_kind") is False and kind_name not in RECORD_KINDS:
         kind_name += " (unknown kind)"
     if event.get("forgotten_by"):  # its content was forgotten (``crdt.log.forget``)
         return [*row, kind_name, f"(forgotten by {str(event['forgotten_by'])[:16]})"]

@@ -1,0 +1,14 @@
+"""How the CLI prints an event (``node.cli.output.event_row``)."""
+
+from __future__ import annotations
+
+from node.cli.output import event_row
+
+
+def test_only_a_newer_versions_kind_is_marked_unknown() -> None:
+    newer = {"position": 3, "timestamp": "2026-12-01T10:00:00.000Z", "known_kind": False,
+             "kind": {"type": "reaction_added", "emoji": "+1"}}
+    assert event_row(newer)[2] == "reaction_added (unknown kind)"
+    # A node before 0.3 flags its own records so; they are known here.
+    record = {**newer, "kind": {"type": "forget", "events": None, "reason": "user"}}
+    assert event_row(record)[2] == "forget"

@@ -380,7 +380,8 @@ def _check_deadline(deadline: float, message: str) -> None:
 def _sigterm_as_ctrl_c() -> Iterator[None]:
     """SIGTERM stops the demo as Ctrl-C does, so the nodes are stopped either way. A
     demo started in the background of a script has SIGINT ignored (inherited), which
-    would make that a no-op: Ctrl-C's handler is put back for the demo's time."""
+    would make that a no-op: Ctrl-C's handler is put back for the demo's time (so Ctrl-C
+    in that script's terminal stops it too)."""
     interrupt = signal.getsignal(signal.SIGINT)
     if interrupt is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -376,21 +376,28 @@ def _check_deadline(deadline: float, message: str) -> None:
         raise DemoFailed(message)
 
 
+#: Signals that stop the demo as Ctrl-C does: a kill, and its terminal closing. The
+#: nodes are in process groups of their own (``DemoNode.start``), so they hear neither:
+#: without this, a closed terminal would leave them running.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
-def _sigterm_as_ctrl_c() -> Iterator[None]:
-    """SIGTERM stops the demo as Ctrl-C does, so the nodes are stopped either way. A
-    demo started in the background of a script has SIGINT ignored (inherited), which
-    would make that a no-op: Ctrl-C's handler is put back for the demo's time (so Ctrl-C
-    in that script's terminal stops it too)."""
+def _stops_as_ctrl_c() -> Iterator[None]:
+    """``STOP_SIGNALS`` stop the demo as Ctrl-C does, so the nodes are stopped either
+    way. A demo started in the background of a script has SIGINT ignored (inherited),
+    which would make that a no-op: Ctrl-C's handler is put back for the demo's time (so
+    Ctrl-C in that script's terminal stops it too)."""
     interrupt = signal.getsignal(signal.SIGINT)
     if interrupt is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: signal.raise_signal(
-        signal.SIGINT))
+    previous = {number: signal.signal(number, lambda _sig, _frame: signal.raise_signal(
+        signal.SIGINT)) for number in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
         signal.signal(signal.SIGINT, interrupt)
 
 
@@ -414,7 +421,7 @@ def demo(keep: bool) -> None:
     folder = Path(tempfile.mkdtemp(prefix="clawsync-demo-"))
     cluster = Cluster(folder)
     failed = False
-    with _sigterm_as_ctrl_c():
+    with _stops_as_ctrl_c():
         try:
             cluster.start()
             asyncio.run(Demo(console, cluster, keep).run())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import signal
 import subprocess
@@ -68,13 +70,33 @@ def test_demo_merges_both_sides_of_a_partition(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("clawsync-demo-*"))
 
 
+def kill_processes_in(folder: Path) -> list[int]:
+    """SIGKILL every process whose working folder lies in ``folder`` (a demo's nodes run
+    in its temporary folder); their pids."""
+    killed = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except (OSError, ValueError):
+            continue
+        if entry.name.isdigit() and cwd.startswith(f"{folder}{os.sep}"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+    return killed
+
+
 def ignore_ctrl_c() -> None:
     """What a job started with ``&`` by a non-interactive shell inherits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("started", ["in a terminal", "in the background of a script"])
-def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str) -> None:
+@pytest.mark.parametrize(("started", "stopped"), [
+    pytest.param("in a terminal", signal.SIGTERM, id="killed"),
+    pytest.param("in the background of a script", signal.SIGTERM, id="killed-in-background"),
+    pytest.param("in a terminal", signal.SIGHUP, id="its-terminal-closed")])
+def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str,
+                                      stopped: signal.Signals) -> None:
     process = subprocess.Popen(demo_command("--keep"), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, bufsize=1,
                                env=demo_env(tmp_path),
@@ -86,12 +108,16 @@ def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str) -> None:
         urls = URL_LINE.findall("\n".join(reader.seen))
         assert len(urls) == 6, reader.seen  # at the start and again, after the demo
         assert all(answers(url) for url in urls[3:])
-        process.send_signal(signal.SIGTERM)  # handled as Ctrl-C is
+        process.send_signal(stopped)  # handled as Ctrl-C is
         assert process.wait(CLI_TIMEOUT_S) == 0, reader.seen
         reader.wait_for("All nodes stopped")
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        # A demo that did not stop its nodes (process groups of their own, so they did
+        # not hear what ended it) must not leave them running after the test.
+        orphans = kill_processes_in(tmp_path)
+    assert not orphans, "nodes outlived the demo"
     assert not any(answers(url) for url in urls)
     assert not list(tmp_path.glob("clawsync-demo-*"))

@@ -225,33 +225,37 @@ async def test_too_many_events_in_a_batch(client: aiohttp.ClientSession,
                     f"the limit is {BATCH_EVENTS_MAX}")
 
 
+#: A body nested too deep is refused with the limit on an event's values too, which is
+#: the one the README gives.
+TOO_DEEP = (f"nesting deeper than {codec.DEPTH_MAX + 3} levels in the body "
+            f"(an event's values may nest {codec.DEPTH_MAX})")
+
+
+def nested(depth: int) -> Any:
+    """An empty list inside ``depth - 1`` more: ``depth`` levels."""
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize("depth", [40, 30_000])  # 30,000 overflows the JSON parser's stack
 async def test_nesting_too_deep(client: aiohttp.ClientSession, depth: int) -> None:
     params = "[" * depth + "]" * depth
     body = ('{"agent_id": "main", "kind": {"type": "tool_called", "tool_name": "t", '
             '"params": ' + params + "}}").encode()
-    # Said with the limit on an event's values too, which is the one the README gives.
-    await post_bytes(client, body, JSON, 413, "limit_exceeded", "body",
-                     f"nesting deeper than {codec.DEPTH_MAX + 3} levels in the body "
-                     f"(an event's values may nest {codec.DEPTH_MAX})")
+    await post_bytes(client, body, JSON, 413, "limit_exceeded", "body", TOO_DEEP)
 
 
 async def test_nesting_too_deep_in_cbor(client: aiohttp.ClientSession) -> None:
-    params: Any = []
-    for _ in range(40):
-        params = [params]
     body = cbor2.dumps({"agent_id": "main", "kind": {"type": "tool_called",
-                                                     "tool_name": "t", "params": params}})
-    await post_bytes(client, body, CBOR, 413, "limit_exceeded", "body",
-                     f"CBOR nesting deeper than {codec.DEPTH_MAX + 3} levels in the body "
-                     f"(an event's values may nest {codec.DEPTH_MAX})")
+                                                     "tool_name": "t", "params": nested(41)}})
+    await post_bytes(client, body, CBOR, 413, "limit_exceeded", "body", f"CBOR {TOO_DEEP}")
 
 
 async def test_nesting_too_deep_inside_a_payload(client: aiohttp.ClientSession) -> None:
     # Within the body's depth bound, but deeper than a payload value may be.
-    params: Any = []
-    for _ in range(32):
-        params = [params]
+    params = nested(33)
     event = {"agent_id": "main", "kind": {"type": "tool_called", "tool_name": "t",
                                           "params": params}}
     async with client.post(URL, json=event) as resp:

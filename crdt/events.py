@@ -381,15 +381,17 @@ _TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind",
                "position", "origin", "seq", "created", "known_kind"}
 
 
-def parse_event(obj: Any, *, session_key: str | None = None,
-                where: str = "") -> Draft | Event:
+def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
+                records_ok: bool = False) -> Draft | Event:
     """Validate one event from client input (JSON or CBOR) or a seed JSON export.
 
     Input with a timestamp is a complete event and comes back sealed (its claimed id, if
     any, checked); input without one comes back as a ``Draft`` for the store to stamp.
 
     ``session_key`` is the key from the URL; a key in the body must then agree with it.
-    ``where`` prefixes field names in errors (``"events[3]"``).
+    ``where`` prefixes field names in errors (``"events[3]"``). ``records_ok``: the
+    event is read from what a node showed (``GET .../events``), never taken from a
+    client, and may be a record nodes write (``crdt.kinds.RECORD_KINDS``), with its id.
     """
     prefix = f"{where}." if where else ""
     if not isinstance(obj, dict):
@@ -419,7 +421,8 @@ def parse_event(obj: Any, *, session_key: str | None = None,
                            field=f"{prefix}id")
     # A kind this version does not know comes only as a copy of an event written by a
     # newer one: with its timestamp and id, which also rule out a mistyped kind.
-    kind, payload = parse_kind(obj["kind"], f"{prefix}kind", unknown_ok=claimed is not None)
+    kind, payload = parse_kind(obj["kind"], f"{prefix}kind", unknown_ok=claimed is not None,
+                               records_ok=records_ok)
     draft = Draft(key, agent_id, kind, payload, timestamp, claimed)
     # An unstamped draft is measured with the widest timestamp, so it cannot outgrow the
     # limit when stamped.

@@ -286,16 +286,18 @@ def _record(obj: Any, where: str, spec: Mapping[str, Validator],
     return out
 
 
-def parse_kind(obj: Any, where: str = "kind", *,
-               unknown_ok: bool = False) -> tuple[str, dict[str, Any]]:
+def parse_kind(obj: Any, where: str = "kind", *, unknown_ok: bool = False,
+               records_ok: bool = False) -> tuple[str, dict[str, Any]]:
     """Validate a ``{"type": ..., fields...}`` object; return ``(kind, payload)``. A kind
-    this version does not know is refused unless ``unknown_ok``."""
+    this version does not know is refused unless ``unknown_ok``; a record nodes write
+    (``RECORD_KINDS``) unless ``records_ok`` (reading what a node showed, never taking a
+    client's input) and ``unknown_ok``."""
     if not isinstance(obj, dict):
         raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
     kind = obj.get("type")
     if kind is None:
         raise InvalidInput(f"is required: one of {', '.join(KINDS)}", field=f"{where}.type")
-    if isinstance(kind, str) and kind in RECORD_KINDS:
+    if isinstance(kind, str) and kind in RECORD_KINDS and not records_ok:
         raise InvalidInput(f"{kind!r} records are written by nodes, never taken from a "
                            "client (to forget, POST /v1/sessions/{key}/forget)",
                            field=f"{where}.type")

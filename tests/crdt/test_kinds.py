@@ -166,3 +166,14 @@ def test_the_records_nodes_write_are_known_and_never_taken_from_a_client(
                     session_key="s1")  # not a copy: the same answer, not "unknown type"
     with pytest.raises(ValueError, match="known already"):
         register_kind(forget.KIND, {})
+
+
+def test_a_nodes_record_reads_back_from_its_json_when_asked(open_store: OpenStore) -> None:
+    """What a node shows (``GET .../events``) is read back, records included, by those
+    that check a node's log, never by the API that takes a client's events."""
+    store = open_store("a")
+    said = store.append(parse_event({"agent_id": "main", "kind": {
+        "type": "message_received", "content": "hi"}}, session_key="s1"))
+    record = store.forget("s1", [said.stored.event.id.hex()]).stored.event
+    again = parse_event(record.to_json(), records_ok=True)
+    assert again == record

@@ -60,6 +60,7 @@ class Keep(enum.Enum):
 #: ``Devices.add`` without an address: a member keeps the one it has.
 KEEP = Keep.ADDRESS
 
+
 class UnknownDevice(NotFound):
     """No record adds or removes that device id here."""
 

@@ -22,7 +22,7 @@ from crdt.errors import CrdtError, NotFound
 from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
-from node.cli.append import batches, only_nodes_write
+from node.cli.append import batches
 from node.cli.common import NodeError, client_options, note, settings
 from node.client.api import Client, ClientError
 from node.config import ClientLimits, host_name
@@ -54,14 +54,14 @@ class HttpSink:
         await self.client.save_cursor(name, cursor)
 
     async def events(self, session_key: str) -> list[Event]:
-        """The session's events that hold content: records and forgotten events (which
-        no client may post, so ``parse_event`` refuses them) carry no OpenClaw record."""
+        """The session's events, but for forgotten ones: their content is gone, so they
+        cannot be rebuilt (nor hold an OpenClaw record)."""
         found: list[Event] = []
         after = 0
         while True:
             page = await self.client.events(session_key, after=after)
             found += [_sealed(item) for item in page["events"]
-                      if not only_nodes_write(item)]
+                      if item.get("forgotten_by") is None]
             after = int(page["next"])
             if not page.get("more"):
                 return found
@@ -98,8 +98,8 @@ class EmbeddedSink:
 
 
 def _sealed(item: dict[str, Any]) -> Event:
-    """An event as the node sent it (its id checked)."""
-    event = parse_event(item)
+    """An event as the node sent it (its id checked), its own records too."""
+    event = parse_event(item, records_ok=True)
     if not isinstance(event, Event):
         raise ClientError("the node sent an event without its timestamp")
     return event

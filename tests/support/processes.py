@@ -253,11 +253,24 @@ class LineReader:
 
 
 def children() -> set[int]:
-    """This process's child processes (zombies too: a child not yet waited for)."""
+    """This process's child processes (zombies too: a child not yet waited for).
+
+    Read from each process's parent id rather than from ``/proc/self/task/*/children``:
+    those lists are per thread, and a thread that ends between the listing and the read
+    takes its file with it (its children move to a thread already read)."""
+    me = os.getpid()
     found: set[int] = set()
-    for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as listing:
-            found.update(int(pid) for pid in listing.read().split())
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as stat:
+                # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+                fields = stat.read().rpartition(")")[2].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the process ended meanwhile
+        if int(fields[1]) == me:
+            found.add(int(name))
     return found
 
 

@@ -25,11 +25,16 @@ class NodeError(click.ClickException):
     exit_code = 1
 
 
+# The first segment of each of the node's own routes: an address holding one is a page or
+# an API path copied whole, not the node's address.
+API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
+
+
 def node_url(text: str) -> str:
     """Accept ``host:port`` as well as a full URL: people type the short form.
 
-    >>> node_url("127.0.0.1:7878"), node_url("https://sync.example/")
-    ('http://127.0.0.1:7878', 'https://sync.example')
+    >>> node_url("127.0.0.1:7878"), node_url("https://sync.example/clawsync/")
+    ('http://127.0.0.1:7878', 'https://sync.example/clawsync')
     """
     text = text.strip().rstrip("/")
     text = text if "://" in text else f"http://{text}"
@@ -40,6 +45,14 @@ def node_url(text: str) -> str:
     if url.scheme not in ("http", "https") or not url.host:
         raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
                                  param_hint="--node")
+    # A path may be a reverse proxy's prefix, but one that names the API itself would be
+    # doubled by the commands (".../v1/v1/sessions") and answered only "Not Found".
+    parts = url.path.split("/")
+    api = next((at for at, part in enumerate(parts) if part in API_ROOTS), None)
+    if api is not None:
+        base = str(url.with_path("/".join(parts[:api]))).rstrip("/")
+        raise click.BadParameter(f"{text!r} names an API path; give the node's own address, "
+                                 f"{base!r} (the commands add the rest)", param_hint="--node")
     return text
 
 

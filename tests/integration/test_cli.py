@@ -300,6 +300,16 @@ def test_unreachable_node_is_a_clear_error() -> None:
     assert "clawsync serve" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("path, base", [("/v1", ""), ("/v1/sessions", ""),
+                                        ("/proxy/v1/", "/proxy"), ("/console/", "")])
+def test_an_address_with_an_api_path_is_a_usage_error(path: str, base: str) -> None:
+    # Pasted from a browser or the HTTP table: the commands would ask for /v1/v1/...
+    node = f"http://127.0.0.1:{free_port()}"
+    result = run_cli(node + path, "sessions")
+    assert result.returncode == 2, result.stderr
+    assert f"give the node's own address, '{node}{base}'" in result.stderr
+
+
 def test_unknown_kind_lists_the_kinds_without_a_request() -> None:
     # No node runs at this address: a usage error must come before any request.
     result = run_cli(f"http://127.0.0.1:{free_port()}", "append", "s1", "message_recieved",

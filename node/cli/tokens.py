@@ -79,8 +79,19 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
 def revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke token ID on every node, for good: apps connected with it are disconnected
     as the revocation reaches their node."""
-    async def run(client: Client) -> dict[str, Any]:
-        return await client.revoke_token(token_id)
+    async def run(client: Client) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        # The API answers a repeated revocation as the first (DELETE is idempotent); the
+        # listing before it tells people which of the two this was.
+        before = next((row for row in (await client.tokens())["tokens"]
+                       if row["id"] == token_id), None)
+        return before, await client.revoke_token(token_id)
 
-    row = with_client(ctx, run)
-    click.echo(f"token {row['id']} ({row['name']}) revoked")
+    before, row = with_client(ctx, run)
+    if before is None or before["state"] == "valid":
+        click.echo(f"token {row['id']} ({row['name']}) revoked")
+    elif before["revoked_at"]:
+        click.echo(f"token {row['id']} ({row['name']}) was already revoked "
+                   f"{before['revoked_at']}")
+    else:
+        click.echo(f"token {row['id']} ({row['name']}) was already refused "
+                   f"({before['state']}); now revoked too")

@@ -203,7 +203,7 @@ class Client:
         body: dict[str, Any] = {"sessions": sessions, "read_only": read_only}
         if name is not None:
             body["name"] = name
-        return await self._request("POST", "/v1/tokens", json_body=body, what="the token")
+        return await self._request("POST", "/v1/tokens", json_body=body, what="issuing the token")
 
     async def revoke_token(self, token_id: str) -> dict[str, Any]:
         """``DELETE /v1/tokens/{id}``: revoke an Automerge token on every node."""

@@ -123,6 +123,11 @@ def test_a_token_issued_on_a_works_on_b_and_revoked_on_b_leaves_a(
         assert status_of(a, secret) == status_of(b, secret) == 401
         assert listed(a)[token_id]["revoked"] and listed(b)[token_id]["revoked"]
         assert "revoked" in ok(run_cli(a, "tokens"))
+        # Revoked again (on A, once the record reached it): said so, not revoked anew.
+        revoked_at = listed(a)[token_id]["revoked_at"]
+        assert ok(run_cli(a, "tokens", "revoke", token_id)).endswith(
+            f"was already revoked {revoked_at}\n")
+        assert listed(a)[token_id]["revoked_at"] == revoked_at
 
     # The secret reached no log and no data folder (the records hold its hash).
     for node in (a, b):
@@ -171,7 +176,8 @@ def test_removing_a_device_revokes_the_tokens_it_issued(tmp_path: Path, js: JsCl
         a.start()
         assert status_of(a, secret) == 401 and status_of(a, kept["token"]) == opened
         # Revoking it too is still a record of its own (shown first).
-        ok(run_cli(a, "tokens", "revoke", token_id))
+        assert ok(run_cli(a, "tokens", "revoke", token_id)).endswith(
+            "was already refused (issuer removed); now revoked too\n")
         assert listed(a)[token_id]["state"] == "revoked"
 
 
@@ -179,7 +185,7 @@ def test_bad_input_changes_nothing(tmp_path: Path) -> None:
     with NodeProcess(tmp_path, token=NODE_TOKEN) as node:
         missing = run_cli(node, "tokens", "create")
         assert missing.returncode == 2 and "--sessions" in missing.stderr
-        for args, says in ((["--sessions", ""], "sessions[0]"),
+        for args, says in ((["--sessions", ""], "refused issuing the token: sessions[0]"),
                            (["--sessions", "*", "--name", "n" * 129], "name")):
             refused = run_cli(node, "tokens", "create", *args)
             assert refused.returncode == 1 and says in refused.stderr, refused.stderr

@@ -144,13 +144,13 @@ def projection_lines(view: dict[str, Any], messages_max: int) -> list[tuple[str,
     """The readable summary of a projection, as ``(label, value)`` lines."""
     lines = [
         ("session", str(view.get("session_key"))),
-        ("agent", str(view.get("agent_id"))),
+        ("agent", str(view.get("agent_id") or "-")),  # none left once all is forgotten
         ("state", str(view.get("state"))),
         ("channel", f"{view.get('channel') or '-'} (peer {view.get('peer_id') or '-'})"),
         ("events", str(view.get("event_count"))),
         ("messages", f"{len(view.get('messages') or [])} in history, "
                      f"{view.get('message_count')} received from the peer"),
-        ("last activity", when(view.get("last_activity"))),
+        ("last activity", when(view.get("last_activity")) or "-"),
         ("automerge", str(view.get("automerge_url") or "-")),
     ]
     messages = view.get("messages") or []

@@ -210,6 +210,11 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert _status(a, "GET", "/v1/sessions", token="editor-token")[0] == 401
         assert _status(a, "DELETE", session_path("s2"), token="editor-token")[0] == 401
         assert _status(a, "DELETE", path, token="editor-token")[0] == 200
+        # All of it forgotten: what the projection no longer knows reads "-", not blank.
+        shown = run_cli(a, "projection", "s1")
+        assert shown.returncode == 0, shown.stderr
+        lines = shown.stdout.splitlines()
+        assert "agent          -" in lines and "last activity  -" in lines, lines
         # The harness writes each command line first: the node's own lines come after.
         log = [line for line in (tmp_path / "a.log").read_text().splitlines()
                if not line.startswith("--- start")]

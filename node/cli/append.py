@@ -268,8 +268,23 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
         if timestamp is not None:
             event["timestamp"] = int(timestamp) if timestamp.isdigit() else timestamp
         events, numbers = [event], [1]
-    stored = with_client(ctx, lambda client: send_all(client, events, source is not None,
-                                                      numbers))
+    async def run(client: Client) -> tuple[list[dict[str, Any]], str | None]:
+        stored = await send_all(client, events, source is not None, numbers)
+        return stored, await removal(client)
+
+    stored, removed = with_client(ctx, run)
     if not stored:
         raise NodeError("the node answered without the stored events")
     report(stored, as_json, source is not None)
+    if removed:
+        note(f"warning: this device was {removed}: the events stay on this node, as every "
+             "other device refuses what it writes now")
+
+
+async def removal(client: Client) -> str | None:
+    """How this node's device was removed, if it was. The node stores a removed device's
+    appends (its own apps still read them), so only this says they will not replicate."""
+    try:
+        return ((await client.peers()).get("device") or {}).get("removed_text")
+    except ClientError:
+        return None  # a token that may append but not read the status: nothing to add

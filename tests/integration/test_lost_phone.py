@@ -63,6 +63,12 @@ def test_a_lost_phone_is_shut_out_and_its_past_events_stay(tmp_path: Path) -> No
         [line] = [s for s in shown.stdout.splitlines() if s.startswith("REMOVED:")]
         assert line.startswith("REMOVED: this device was removed from the cluster by ")
         assert f" ({device_id(b)}) at " in line, line
+        # Appending there still stores (P's own apps read it), but says it goes nowhere.
+        late = run_cli(p, "append", "chat", "message_received", "content=late again")
+        assert late.returncode == 0 and late.stdout.startswith("stored: "), late.stderr
+        assert "warning: this device was removed from the cluster by " in late.stderr
+        assert "every other device refuses what it writes now" in late.stderr
+        after |= {e["id"] for e in all_events(p) if e["kind"].get("content") == "late again"}
 
         more = {e["id"] for e in append(a, "chat", [message("a after")])}
         more |= {e["id"] for e in append(b, "chat", [message("b after")])}

@@ -106,12 +106,17 @@ def _sealed(item: dict[str, Any]) -> Event:
 
 
 def _with_sink(ctx: click.Context, data_dir: Path | None,
-               work: Callable[[Sink], Coroutine[Any, Any, T]]) -> T:
-    """Run ``work`` against the node (HTTP) or the data folder (embedded)."""
+               work: Callable[[Sink], Coroutine[Any, Any, T]], *,
+               reach_first: bool = False) -> T:
+    """Run ``work`` against the node (HTTP) or the data folder (embedded); with
+    ``reach_first``, ask the node for its status before (an address or token that is
+    wrong is an error even when ``work`` has nothing to send)."""
     options = settings(ctx)
 
     async def over_http() -> T:
         async with Client(options.node, options.token, limits=options.limits) as client:
+            if reach_first:
+                await client.node()
             return await work(HttpSink(client))
 
     try:
@@ -208,7 +213,7 @@ def import_(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
         finally:
             state.close()
 
-    tally = _with_sink(ctx, data_dir, work)
+    tally = _with_sink(ctx, data_dir, work, reach_first=True)
     note(_summary(tally))
     if tally.problems:
         raise NodeError(f"{len(tally.problems)} records or files were skipped (named above); "

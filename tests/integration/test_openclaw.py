@@ -20,7 +20,7 @@ from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import all_events, wait_until
 from tests.support.openclaw import FakeGateway, RecordedGateway
-from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
+from tests.support.processes import LineReader, NodeProcess, free_port, run_cli, spawn_cli
 
 pytestmark = pytest.mark.integration
 
@@ -178,6 +178,21 @@ def test_watch_waits_out_a_node_restart(node: NodeProcess, tmp_path: Path) -> No
         finally:
             if watch.poll() is None:
                 watch.kill()
+
+
+def test_import_with_nothing_to_import_still_checks_the_node(token_node: NodeProcess,
+                                                            tmp_path: Path) -> None:
+    """A wrong --node or --token is an error at once, not only once OpenClaw wrote."""
+    state = tmp_path / "openclaw"
+    (state / "agents" / "main").mkdir(parents=True)  # an agent, no store yet
+    nowhere = run_cli(f"http://127.0.0.1:{free_port()}", "openclaw", "import",
+                      "--state-dir", str(state))
+    assert nowhere.returncode == 1 and "cannot reach the node" in nowhere.stderr
+    wrong = run_cli(token_node, "openclaw", "import", "--state-dir", str(state),
+                    token="not-the-token")
+    assert wrong.returncode == 1 and "check --token" in wrong.stderr, wrong.stderr
+    right = run_cli(token_node, "openclaw", "import", "--state-dir", str(state))
+    assert right.returncode == 0, right.stderr
 
 
 def test_embedded_import_refuses_a_data_folder_a_node_serves(node: NodeProcess,

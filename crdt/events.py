@@ -36,7 +36,7 @@ from crdt.keys import (
     check_name,
     check_session_key,
 )
-from crdt.kinds import KINDS, RECORD_KINDS, Validator, check_payload, parse_kind
+from crdt.kinds import KINDS, NODES_AGENT_ID, RECORD_KINDS, Validator, check_payload, parse_kind
 
 #: Version of the hashed content layout; part of every id.
 SCHEMA_VERSION = 1
@@ -423,6 +423,10 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
     # newer one: with its timestamp and id, which also rule out a mistyped kind.
     kind, payload = parse_kind(obj["kind"], f"{prefix}kind", unknown_ok=claimed is not None,
                                records_ok=records_ok)
+    if agent_id == NODES_AGENT_ID and kind not in KINDS and not records_ok:
+        raise InvalidInput(f"{kind!r} under the agent {NODES_AGENT_ID!r} is a record of a "
+                           "later version, written by nodes and never taken from a client",
+                           field=f"{prefix}kind.type")
     draft = Draft(key, agent_id, kind, payload, timestamp, claimed)
     # An unstamped draft is measured with the widest timestamp, so it cannot outgrow the
     # limit when stamped.

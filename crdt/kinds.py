@@ -227,6 +227,11 @@ KINDS: dict[str, dict[str, Validator]] = {
 #: as a copy: a node acts on them when it stores them.
 RECORD_KINDS = frozenset({"device_key", "device_added", "device_removed", "token_issued",
                           "token_revoked", "forget", "origin_retired"})
+#: The agent id of every record a node writes, this version's kinds and a later
+#: version's alike. A kind this version does not know, under this agent, is a later
+#: version's record: no client may post it either, as a copy or otherwise
+#: (``crdt.events.parse_event``), since the nodes that know it would act on it.
+NODES_AGENT_ID = "clawsync"
 #: Fields that may be left out, and the value they then take.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "message_received": {"attachments": []},

@@ -61,10 +61,11 @@ from crdt.device import check_device_name, parse_device_id
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import Draft, Event
 from crdt.keys import check_name, utf8_len
+from crdt.kinds import NODES_AGENT_ID
 
 #: The reserved session of device, membership and token records (never forgotten).
 DEVICES_SESSION = "clawsync:devices"
-AGENT_ID = "clawsync"
+AGENT_ID = NODES_AGENT_ID
 #: The kinds of record in ``DEVICES_SESSION``.
 DEVICE_KEY = "device_key"
 DEVICE_ADDED = "device_added"

@@ -43,11 +43,12 @@ from typing import Any, Protocol
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import ID_BYTES, Draft, Event
 from crdt.keys import check_name, check_session_key
+from crdt.kinds import NODES_AGENT_ID
 from crdt.log.retire import ORIGINS_SESSION
 from crdt.membership import DEVICES_SESSION
 
 KIND = "forget"
-AGENT_ID = "clawsync"
+AGENT_ID = NODES_AGENT_ID
 #: Event ids one forget record may list: 1024 ids keep the record (about 68 KiB of hex)
 #: under the event size limit (``crdt.events.EVENT_BYTES_MAX``).
 EVENTS_MAX = 1024

@@ -39,12 +39,13 @@ from __future__ import annotations
 from crdt.errors import InvalidInput
 from crdt.events import Draft, Event
 from crdt.keys import check_name
+from crdt.kinds import NODES_AGENT_ID
 from crdt.log.records import Meta
 
 #: The session that holds retirements (a session key clients do not need).
 ORIGINS_SESSION = "clawsync:origins"
 KIND = "origin_retired"
-AGENT_ID = "clawsync"
+AGENT_ID = NODES_AGENT_ID
 #: Longest origin a retirement may name (node ids are 16 hex digits), and the highest
 #: seq: as the peer protocol's (``sync.peer.messages``).
 ORIGIN_BYTES_MAX = 64

@@ -14,7 +14,7 @@ from typing import IO, Any
 import click
 
 from crdt.errors import InvalidInput
-from crdt.kinds import DEFAULTS, KINDS, RECORD_KINDS, parse_kind
+from crdt.kinds import DEFAULTS, KINDS, NODES_AGENT_ID, RECORD_KINDS, parse_kind
 from node.cli.common import NodeError, client_options, note, with_client
 from node.cli.output import print_json_lines
 from node.client.api import Client, ClientError
@@ -120,10 +120,12 @@ def read_events(source: IO[str], session: str | None, agent: str
 
 def only_nodes_write(event: dict[str, Any]) -> bool:
     """Whether ``event`` (as a node's JSON shows it) is one no node takes from a client:
-    a forgotten event, or a record nodes write themselves (``crdt.kinds.RECORD_KINDS``)."""
+    a forgotten event, or a record nodes write themselves (``crdt.kinds.RECORD_KINDS``,
+    or a later version's kind under ``NODES_AGENT_ID``)."""
     kind = event.get("kind")
     return event.get("forgotten_by") is not None or (
-        isinstance(kind, dict) and kind.get("type") in RECORD_KINDS)
+        isinstance(kind, dict) and kind.get("type") in RECORD_KINDS) or (
+        event.get("agent_id") == NODES_AGENT_ID and event.get("known_kind") is False)
 
 
 def _parse_document(text: str, name: str) -> list[Any]:

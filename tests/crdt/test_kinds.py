@@ -13,7 +13,15 @@ from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput
 from crdt.events import Draft, Event, parse_event
-from crdt.kinds import DEFAULTS, KINDS, RECORD_KINDS, parse_kind, register_kind, text
+from crdt.kinds import (
+    DEFAULTS,
+    KINDS,
+    NODES_AGENT_ID,
+    RECORD_KINDS,
+    parse_kind,
+    register_kind,
+    text,
+)
 from crdt.log import forget, retire
 from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
@@ -69,6 +77,24 @@ def test_a_client_posts_an_unknown_kind_only_as_a_copy_with_its_id() -> None:
     with pytest.raises(InvalidInput, match="does not match"):
         parse_event({**exported, "kind": {**exported["kind"], "emoji": "-1"}},
                     session_key="s1")
+
+
+def test_a_later_versions_record_kind_is_never_taken_from_a_client() -> None:
+    """A kind this version does not know, under the nodes' own agent, is a later
+    version's record, which the nodes that know it act on: refused even as a copy."""
+    assert {membership.AGENT_ID, forget.AGENT_ID, retire.AGENT_ID} == {NODES_AGENT_ID}
+    record = Draft(membership.DEVICES_SESSION, NODES_AGENT_ID, "device_renamed",
+                   {"device_id": "x", "name": "forged"}, Hlc(5_000, 0)).seal()
+    exported = record.to_json()  # as this version shows it: known_kind false
+    assert exported["known_kind"] is False
+    with pytest.raises(InvalidInput, match="'device_renamed' under the agent 'clawsync' is "
+                       "a record of a later version") as raised:
+        parse_event(exported)
+    assert raised.value.field == "kind.type"
+    assert parse_event(exported, records_ok=True) == record  # reading a node's own output
+    # The same kind under an agent's id is a later version's session content: a copy.
+    content = Draft("s1", "main", "device_renamed", record.payload, Hlc(5_000, 0)).seal()
+    assert parse_event(content.to_json()) == content
 
 
 def test_a_registered_kind_is_known(reaction_kind: None) -> None:

@@ -87,11 +87,12 @@ def revoke(ctx: click.Context, token_id: str) -> None:
         return before, await client.revoke_token(token_id)
 
     before, row = with_client(ctx, run)
-    if before is None or before["state"] == "valid":
-        click.echo(f"token {row['id']} ({row['name']}) revoked")
-    elif before["revoked_at"]:
+    before = before or {}
+    if before.get("revoked_at"):
         click.echo(f"token {row['id']} ({row['name']}) was already revoked "
                    f"{before['revoked_at']}")
-    else:
+    elif before.get("state", "valid") != "valid":
         click.echo(f"token {row['id']} ({row['name']}) was already refused "
                    f"({before['state']}); now revoked too")
+    else:
+        click.echo(f"token {row['id']} ({row['name']}) revoked")

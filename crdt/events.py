@@ -36,7 +36,15 @@ from crdt.keys import (
     check_name,
     check_session_key,
 )
-from crdt.kinds import KINDS, NODES_AGENT_ID, RECORD_KINDS, Validator, check_payload, parse_kind
+from crdt.kinds import (
+    KINDS,
+    NODES_AGENT_ID,
+    RECORD_KINDS,
+    Validator,
+    check_payload,
+    parse_kind,
+    written_by_nodes,
+)
 
 #: Version of the hashed content layout; part of every id.
 SCHEMA_VERSION = 1
@@ -423,7 +431,7 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
     # newer one: with its timestamp and id, which also rule out a mistyped kind.
     kind, payload = parse_kind(obj["kind"], f"{prefix}kind", unknown_ok=claimed is not None,
                                records_ok=records_ok)
-    if agent_id == NODES_AGENT_ID and kind not in KINDS and not records_ok:
+    if not records_ok and written_by_nodes(kind, agent_id, kind in KINDS):
         raise InvalidInput(f"{kind!r} under the agent {NODES_AGENT_ID!r} is a record of a "
                            "later version, written by nodes and never taken from a client",
                            field=f"{prefix}kind.type")

@@ -232,6 +232,13 @@ RECORD_KINDS = frozenset({"device_key", "device_added", "device_removed", "token
 #: version's record: no client may post it either, as a copy or otherwise
 #: (``crdt.events.parse_event``), since the nodes that know it would act on it.
 NODES_AGENT_ID = "clawsync"
+
+
+def written_by_nodes(kind: str, agent_id: str, known: bool) -> bool:
+    """Whether an event of ``kind`` under ``agent_id`` is a record only nodes write:
+    one of ``RECORD_KINDS``, or a kind not ``known`` here under ``NODES_AGENT_ID``."""
+    return kind in RECORD_KINDS or (agent_id == NODES_AGENT_ID and not known)
+
 #: Fields that may be left out, and the value they then take.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "message_received": {"attachments": []},

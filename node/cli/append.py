@@ -14,7 +14,7 @@ from typing import IO, Any
 import click
 
 from crdt.errors import InvalidInput
-from crdt.kinds import DEFAULTS, KINDS, NODES_AGENT_ID, RECORD_KINDS, parse_kind
+from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
 from node.cli.common import NodeError, client_options, note, with_client
 from node.cli.output import print_json_lines
 from node.client.api import Client, ClientError
@@ -120,12 +120,13 @@ def read_events(source: IO[str], session: str | None, agent: str
 
 def only_nodes_write(event: dict[str, Any]) -> bool:
     """Whether ``event`` (as a node's JSON shows it) is one no node takes from a client:
-    a forgotten event, or a record nodes write themselves (``crdt.kinds.RECORD_KINDS``,
-    or a later version's kind under ``NODES_AGENT_ID``)."""
+    a forgotten event, or a record nodes write themselves (``written_by_nodes``, with
+    the node's word on whether it knows the kind)."""
     kind = event.get("kind")
     return event.get("forgotten_by") is not None or (
-        isinstance(kind, dict) and kind.get("type") in RECORD_KINDS) or (
-        event.get("agent_id") == NODES_AGENT_ID and event.get("known_kind") is False)
+        isinstance(kind, dict) and written_by_nodes(str(kind.get("type")),
+                                                    str(event.get("agent_id")),
+                                                    event.get("known_kind") is not False))
 
 
 def _parse_document(text: str, name: str) -> list[Any]:

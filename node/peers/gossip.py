@@ -93,6 +93,8 @@ class Runner:
     secret: bool = True  # dialed with the cluster secret (if any): not a member's address
     state: str = "connecting"
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Ends a dialed link's back-off early: another peer was just reached (``_reached``).
+    redial: asyncio.Event = field(default_factory=asyncio.Event)
     saved: dict[str, int] | None = None
     saved_at: float = 0.0
     task: asyncio.Task[None] | None = None
@@ -370,7 +372,10 @@ class Gossip:
             if runner.refused is not None and not self.removed.known:
                 # Waiting to be added: ask again soon, not after the back-off's minute.
                 retry_at = min(retry_at, self._loop.time() + self.config.sync.pull_interval_s)
-            await asyncio.sleep(max(0.0, retry_at - self._loop.time()))
+            runner.redial.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runner.redial.wait(),
+                                       max(0.0, retry_at - self._loop.time()))
 
     async def _keep_dialed(self, runner: Runner, link: Link) -> bool:
         """Whether the device at the other end of a link we dialed may stay; closes it
@@ -580,6 +585,7 @@ class Gossip:
         runner.identified_as = node = runner.node
         if runner.url is not None and runner.direction == "out":
             self.members[runner.url] = node
+        self._reached()
         for other in list(self.runners.values()):
             if other is runner or other.identified_as is None or other.node != node:
                 continue
@@ -588,6 +594,18 @@ class Gossip:
                 log.info("duplicate peer link dropped", peer=node, link=loser.key)
                 loser.drop = "duplicate link"
                 loser.wake.set()
+
+    def _reached(self) -> None:
+        """A peer was just reached: this node's network may be back (a laptop woke up,
+        a partition healed), so the addresses waiting out a long back-off are dialed now
+        rather than up to ``backoff_max_s`` later. Those due within a pull interval keep
+        their turn; one that fails again backs off further, as before. A peer that
+        refused this device waits for its operator, not for the network: left alone."""
+        soon = self._loop.time() + self.config.sync.pull_interval_s
+        for other in self.runners.values():
+            if other.state == "backoff" and other.refused is None \
+                    and other.machine.wakeup_at > soon:
+                other.redial.set()
 
     def _duplicate(self, new: Runner, old: Runner) -> Runner | None:
         """Which of two links to one node ends: both nodes must pick the same one."""

@@ -34,7 +34,8 @@ async def make_node(tmp_path: Path) -> AsyncIterator[NodeFactory]:
         limits = Limits(**{k: v for k, v in overrides.items() if k in limit_names})
         settings = {k: v for k, v in overrides.items() if k not in limit_names}
         settings.setdefault("data_dir", tmp_path / f"node{len(running)}")
-        config = Config(port=0, limits=limits, **settings)
+        settings.setdefault("port", 0)
+        config = Config(limits=limits, **settings)
         node = await start(config)
         running.append(node)
         return node

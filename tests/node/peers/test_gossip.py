@@ -57,6 +57,29 @@ async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None
     assert f"url:{dead}" in node.gossip.runners
 
 
+async def test_reaching_one_peer_redials_the_others_at_once(make_node: NodeFactory) -> None:
+    """A laptop that wakes up reaches its first peer: the peers it gave up on for a while
+    are dialed again then, not at the end of their back-off (ten minutes here)."""
+    secret, patient = "s" * 32, SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0)
+    laptop = await make_node(cluster_secret=secret, sync=patient)
+    phone_port = free_port()
+    phone_url = f"http://127.0.0.1:{phone_port}"
+    assert await laptop.gossip.add_peer(phone_url, learned=False)  # the phone is off
+    to_phone = laptop.gossip.runners[f"url:{phone_url}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while to_phone.state != "backoff":
+            await asyncio.sleep(0.01)
+    waiting_s = to_phone.machine.wakeup_at - asyncio.get_running_loop().time()
+    assert waiting_s > 60  # half the back-off at least: the test cannot pass by waiting
+    phone = await make_node(cluster_secret=secret, port=phone_port)
+    server = await make_node(cluster_secret=secret)
+    assert await laptop.gossip.add_peer(server.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while to_phone.state != "up" or to_phone.node != phone.astore.node_id:
+            await asyncio.sleep(0.01)
+    assert laptop.gossip.runners[f"url:{server.url}"].state == "up"
+
+
 async def test_a_configured_address_of_this_very_node_is_dropped_at_once(
         make_node: NodeFactory) -> None:
     node = await make_node(cluster_secret="s" * 32, sync=FAST)

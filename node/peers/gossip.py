@@ -407,7 +407,8 @@ class Gossip:
             self.removed.record(refusal)
             runner.refused = removal_text(self.removed.view() or {})
         elif refusal.code == NOT_MEMBER:
-            runner.refused = waiting_text(refusal.by, self.device.device_id)
+            name = self.membership.name if self.membership else self.config.name
+            runner.refused = waiting_text(refusal.by, self.device.device_id, name)
         else:
             runner.refused = f"refused by {refusal.by} ({refusal.code})"
         if runner.refused != said:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -36,9 +37,18 @@ def when(at_ms: int) -> str:
         return f"{at_ms} ms since 1970"
 
 
-def waiting_text(member: str, new: str) -> str:
-    """What a device not yet added is told, and says in ``clawsync status``."""
-    return f"waiting to be added on {member}: run `clawsync devices add {new}` there"
+def waiting_text(member: str, new: str, name: str | None = None) -> str:
+    """What a device not yet added is told, and says in ``clawsync status``: the command
+    to run on the member, whole (``devices add`` needs ``--name``; the member that refuses
+    does not know it, the waiting device does).
+
+    >>> waiting_text("AAA", "BBB", "my phone")
+    "waiting to be added on AAA: run `clawsync devices add BBB --name 'my phone'` there"
+    >>> waiting_text("AAA", "BBB")
+    'waiting to be added on AAA: run `clawsync devices add BBB --name NAME` there'
+    """
+    named = shlex.quote(name) if name else "NAME"
+    return f"waiting to be added on {member}: run `clawsync devices add {new} --name {named}` there"
 
 
 def removal_text(removal: Mapping[str, Any]) -> str:

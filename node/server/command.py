@@ -182,7 +182,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       clawsync serve
       clawsync serve --data-dir /var/lib/clawsync --port 8000
       CLAWSYNC_TOKEN=$(openssl rand -hex 32) clawsync serve --host 0.0.0.0
-      clawsync serve --peer http://home-server:7878    # then, there: clawsync devices add ID
+      clawsync serve --peer http://home-server:7878    # clawsync status: what to run there
     """
     show = options.pop("print_config")
     group = ctx.find_object(Settings)

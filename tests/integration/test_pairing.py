@@ -4,6 +4,7 @@ device learns the others from the membership records (the introducer)."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def device_view(node: NodeProcess) -> dict[str, Any]:
 
 
 def device_node(cluster: Cluster, name: str, peers: list[str] = ()) -> NodeProcess:  # type: ignore[assignment]
-    return cluster.node(name, secret=None, peers=peers, advertise=True, extra_args=FAST)
+    return cluster.node(name, secret=None, peers=peers, advertise=True,
+                        extra_args=[*FAST, "--name", name])
 
 
 def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
@@ -54,13 +56,16 @@ def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
         b = device_node(cluster, "b", peers=[a.url])
         ids = {node.name: device_id(node) for node in (a, b)}
         # Until a member adds it, the new device is refused, and says what to do.
-        told = f"waiting to be added on {ids['a']}: run `clawsync devices add {ids['b']}` there"
+        command = f"clawsync devices add {ids['b']} --name b"
+        told = f"waiting to be added on {ids['a']}: run `{command}` there"
         wait_until(lambda: told in device_view(b)["waiting"], LINK_TIMEOUT_S, "b told to wait")
         shown = run_cli(b, "status")
         assert shown.returncode == 0 and told in shown.stdout, shown
         assert not linked_devices(a) and not linked_devices(b)
 
-        add_device(a, b, "b")
+        # The member runs the command as told.
+        done = run_cli(a, *shlex.split(command)[1:])
+        assert done.returncode == 0, done.stderr
         wait_until(lambda: ids["b"] in linked_devices(a), LINK_TIMEOUT_S, "a linked with b")
         # b counts the link up once a's hello reaches it, a round trip after a did.
         wait_until(lambda: ids["a"] in linked_devices(b), LINK_TIMEOUT_S, "b linked with a")

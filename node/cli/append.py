@@ -202,13 +202,20 @@ def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None
     else:
         for event in stored:
             status = "stored" if event.get("created", True) else "already stored"
+            # Dated before a forget of its session (or forgotten itself): only its
+            # skeleton is kept, which the person appending must not take for a success.
+            erased = f", forgotten by {event['forgotten_by']}: its content was not kept" \
+                if event.get("forgotten_by") else ""
             click.echo(f"{status}: position {event.get('position')} id {event.get('id')} "
-                       f"({event.get('kind', {}).get('type')} in {event.get('session_key')})")
+                       f"({event.get('kind', {}).get('type')} in {event.get('session_key')})"
+                       f"{erased}")
     if from_file:
         created = sum(1 for event in stored if event.get("created", True))
         sessions = len({event.get("session_key") for event in stored})
+        erased_count = sum(1 for event in stored if event.get("forgotten_by"))
         note(f"{len(stored)} events in {sessions} sessions: {created} stored, "
-             f"{len(stored) - created} already stored")
+             f"{len(stored) - created} already stored"
+             + (f"; {erased_count} forgotten, their content not kept" if erased_count else ""))
 
 
 APPEND_HELP = f"""Append an event to SESSION, or import events from a file.
@@ -216,7 +223,8 @@ APPEND_HELP = f"""Append an event to SESSION, or import events from a file.
 KIND is one of the event kinds below; each FIELD=VALUE sets a text field and each
 FIELD:=JSON sets a JSON value (true, 3, {{"q": "x"}}, ...). Prints the position and id the
 node stored the event at, or "already stored" when it had the event (an event with the
-same --timestamp and content is the same event, so retries are safe).
+same --timestamp and content is the same event, so retries are safe), and "forgotten by"
+when its content was not kept (it is dated before a forget of its session).
 
 With --file, events come from a JSON object, a JSON array or JSON lines, for example a
 seed export (its array-of-numbers ids are ignored); events without a session_key go to

@@ -215,6 +215,13 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert shown.returncode == 0, shown.stderr
         lines = shown.stdout.splitlines()
         assert "agent          -" in lines and "last activity  -" in lines, lines
+        # An event dated before the forget is stored forgotten: append says so.
+        late = run_cli(a, "append", "s1", "message_received", "content=late words",
+                       "--timestamp", "2020-01-01T00:00:00Z")
+        assert late.returncode == 0, late.stderr
+        assert late.stdout.startswith("stored: ") and ", forgotten by " in late.stdout \
+            and "its content was not kept" in late.stdout, late.stdout
+        assert "late words" not in run_cli(a, "events", "s1").stdout
         # The harness writes each command line first: the node's own lines come after.
         log = [line for line in (tmp_path / "a.log").read_text().splitlines()
                if not line.startswith("--- start")]

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from crdt.device import check_device_name
 from crdt.errors import InvalidInput
@@ -45,6 +46,9 @@ PORT_DEFAULT = 7878
 #: Where client commands look for a node unless ``--node``/``CLAWSYNC_NODE`` says otherwise:
 #: the address ``clawsync serve`` listens on by default.
 NODE_DEFAULT = f"http://{HOST_DEFAULT}:{PORT_DEFAULT}"
+#: The first segment of each of the node's own routes: an address holding one is a page or
+#: an API path copied whole, not a node's address (``api_path_base``).
+API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,9 +316,17 @@ class Config:
         self._check_limits()
         if self.storage is not None:
             backend_of(self.storage)  # a URL of no known backend: say so now
-        for url in (*self.peers, *filter(None, [self.advertise_url])):
+        named = [("peer URL", url) for url in self.peers]
+        if self.advertise_url is not None:
+            named.append(("--advertise-url", self.advertise_url))
+        for what, url in named:
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"peer URL {url!r} must start with http:// or https://")
+                raise ValueError(f"{what} {url!r} must start with http:// or https:// "
+                                 f"('http://{url}'?)")
+            base = api_path_base(url)
+            if base is not None:  # dialed, it would be refused "Not Found" for good
+                raise ValueError(f"{what} {url!r} names an API path; give the node's own "
+                                 f"address, {base!r}")
         return self
 
     def _check_limits(self) -> None:
@@ -347,6 +359,20 @@ def software_version() -> str:
         return metadata.version("clawsync")
     except metadata.PackageNotFoundError:
         return "(source tree)"
+
+
+def api_path_base(url: str) -> str | None:
+    """The node's own address in ``url`` when its path names one of the node's routes
+    (an API path or a page, copied whole), else None. Any other path is kept: a reverse
+    proxy's prefix.
+
+    >>> api_path_base("http://h:7878/v1/sessions"), api_path_base("https://sync.example/cs/")
+    ('http://h:7878', None)
+    """
+    scheme, netloc, path, _query, _fragment = urlsplit(url)
+    parts = path.split("/")
+    at = next((at for at, part in enumerate(parts) if part in API_ROOTS), None)
+    return None if at is None else f"{scheme}://{netloc}{'/'.join(parts[:at])}"
 
 
 def host_name() -> str:

@@ -13,7 +13,7 @@ import click
 from yarl import URL
 
 from node.client.api import Client, ClientError
-from node.config import Settings
+from node.config import Settings, api_path_base
 
 T = TypeVar("T")
 
@@ -23,11 +23,6 @@ class NodeError(click.ClickException):
     found before any request, exit with 2)."""
 
     exit_code = 1
-
-
-# The first segment of each of the node's own routes: an address holding one is a page or
-# an API path copied whole, not the node's address.
-API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
 
 
 def node_url(text: str) -> str:
@@ -47,10 +42,8 @@ def node_url(text: str) -> str:
                                  param_hint="--node")
     # A path may be a reverse proxy's prefix, but one that names the API itself would be
     # doubled by the commands (".../v1/v1/sessions") and answered only "Not Found".
-    parts = url.path.split("/")
-    api = next((at for at, part in enumerate(parts) if part in API_ROOTS), None)
-    if api is not None:
-        base = str(url.with_path("/".join(parts[:api]))).rstrip("/")
+    base = api_path_base(text)
+    if base is not None:
         raise click.BadParameter(f"{text!r} names an API path; give the node's own address, "
                                  f"{base!r} (the commands add the rest)", param_hint="--node")
     return text

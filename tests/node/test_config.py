@@ -135,6 +135,30 @@ def test_an_unknown_storage_is_a_usage_error() -> None:
     assert "unknown storage 'nosuch://x': give a folder, or one of memory:" in result.output
 
 
+@pytest.mark.parametrize(("args", "said"), [
+    (["--peer", "http://hub:7878/v1/sessions"],
+     "peer URL 'http://hub:7878/v1/sessions' names an API path; give the node's own "
+     "address, 'http://hub:7878'"),
+    (["--peer", "https://sync.example/cs/peer/v1/ws"], "address, 'https://sync.example/cs'"),
+    (["--peer", "hub:7878"], "peer URL 'hub:7878' must start with http:// or https:// "
+                             "('http://hub:7878'?)"),
+    (["--advertise-url", "phone:7878"], "--advertise-url 'phone:7878' must start with"),
+    (["--advertise-url", "http://phone:7878/console/"], "--advertise-url "
+     "'http://phone:7878/console/' names an API path"),
+])
+def test_a_peer_address_that_could_never_link_is_a_usage_error(args: list[str],
+                                                                said: str) -> None:
+    """Dialed, an API path is refused "Not Found" for good, in a log line a minute."""
+    result = CliRunner().invoke(main, ["serve", *args, "--print-config"])
+    assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+
+
+def test_a_reverse_proxy_prefix_is_a_peer_address() -> None:
+    result = CliRunner().invoke(main, ["serve", "--peer", "https://sync.example/cs",
+                                       "--print-config"])
+    assert result.exit_code == 0, result.output
+
+
 def test_a_mistyped_storage_scheme_is_a_usage_error_not_a_folder() -> None:
     # "memroy:" once opened a diskcache folder of that name beside the user
     result = CliRunner().invoke(main, ["serve", "--storage", "memroy:", "--print-config"])

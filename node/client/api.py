@@ -317,9 +317,12 @@ class Client:
             code, message, field = error.get("code"), str(error["message"]), error.get("field")
         except (ValueError, KeyError, TypeError, aiohttp.ClientError):
             code, message, field = None, response.reason or "no explanation given", None
+        if status == 403:  # a valid token, that does not open this: the node says why
+            raise ClientError(f"the node refused {what} to this token: {message}",
+                              status=status, code=code, field=field)
         if field and not message.startswith(f"{field}:"):
             message = f"{field}: {message}"
-        if status in (401, 403):
+        if status == 401:
             text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
                     if self.token else
                     "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")

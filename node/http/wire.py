@@ -85,6 +85,12 @@ def unauthorized(
                      headers={"WWW-Authenticate": "Bearer"})
 
 
+def forbidden(message: str) -> HttpError:
+    """A valid credential that does not open what was asked (401 is for none or a wrong
+    one: "check your token" would send its holder looking in the wrong place)."""
+    return HttpError(403, "forbidden", message, field="Authorization")
+
+
 def bad_parameter(name: str, message: str) -> HttpError:
     return HttpError(400, "invalid_parameter", message, field=name)
 
@@ -457,20 +463,22 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
 
 
 def answer_middleware(answered: Callable[[web.Request, int], None],
-                      allowed: Callable[[web.Request], bool] | None = None) -> Any:
+                      refusal: Callable[[web.Request], HttpError | None] | None = None
+                      ) -> Any:
     """An aiohttp middleware that turns every exception from the handlers below into a
     JSON error answer, then calls ``answered(request, status)`` with the status the client
-    gets (500 if something escaped, such as a cancellation). With ``allowed``, a request
-    it refuses gets ``unauthorized()`` instead of reaching its handler. One layer for
-    all three, as it runs for every request: each middleware costs a coroutine and a call
-    per request."""
+    gets (500 if something escaped, such as a cancellation). With ``refusal``, a request
+    it refuses (a 401 or 403) gets that answer instead of reaching its handler. One layer
+    for all three, as it runs for every request: each middleware costs a coroutine and a
+    call per request."""
 
     @web.middleware
     async def answer(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             try:
-                if allowed is not None and not allowed(request):
-                    raise unauthorized()
+                refused = None if refusal is None else refusal(request)
+                if refused is not None:
+                    raise refused
                 response: web.StreamResponse = await handler(request)
             except web.HTTPException as exc:
                 if exc.status < 400:

@@ -56,10 +56,12 @@ from node.http.metrics import Metrics
 from node.http.wire import (
     CBOR_TYPE,
     JSON_TYPE,
+    HttpError,
     answer_middleware,
     body_format,
     decode_body,
     flag_param,
+    forbidden,
     int_param,
     one_param,
     path_session_key,
@@ -67,6 +69,7 @@ from node.http.wire import (
     respond,
     seconds_param,
     to_json_bytes,
+    unauthorized,
     wants_cbor,
 )
 from node.peers.api import GOSSIP
@@ -91,9 +94,9 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     # One middleware translates errors, counts answers and (with a token) refuses
     # requests without it: its 401 is translated and counted like any error.
     issued = IssuedTokens(astore, bound=astore.origin_device)
-    allowed = None if config.token is None else \
+    refusal = None if config.token is None else \
         token_check(config.token, config.automerge.tokens, issued)
-    app = web.Application(middlewares=[answer_middleware(metrics.count_answer, allowed)],
+    app = web.Application(middlewares=[answer_middleware(metrics.count_answer, refusal)],
                           client_max_size=config.limits.body_bytes_max)
     app[CONFIG] = config
     app[STORE] = astore
@@ -135,18 +138,29 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
 
 
 def token_check(token: str, app_tokens: Mapping[str, Access], issued: IssuedTokens
-                ) -> Callable[[web.Request], bool]:
-    """Whether a request may go on, on a node with the client ``token``: /v1 and /metrics
-    need it, or for a forget an Automerge token that may write the session
-    (``node.server.forget``, ``node.server.tokens``); everything else is open."""
+                ) -> Callable[[web.Request], HttpError | None]:
+    """Why a request may not go on, on a node with the client ``token`` (None: it may):
+    /v1 and /metrics need it, or for a forget an Automerge token that may write the
+    session (``node.server.forget``, ``node.server.tokens``); everything else is open.
+    An Automerge token is valid, only not for this: 403, where a wrong token is 401."""
 
-    def allowed(request: web.Request) -> bool:
-        return not _protected(request.path) \
-            or auth.matches(auth.bearer(request), token) \
-            or forget.app_allowed(request, app_tokens) \
-            or tokens.forget_allowed(request, issued)
+    def refusal(request: web.Request) -> HttpError | None:
+        if not _protected(request.path) \
+                or auth.matches(auth.bearer(request), token) \
+                or forget.app_allowed(request, app_tokens) \
+                or tokens.forget_allowed(request, issued):
+            return None
+        if forget.app_token(request, app_tokens) or tokens.valid(request, issued):
+            return forbidden(APP_TOKEN_REFUSED)
+        return unauthorized()
 
-    return allowed
+    return refusal
+
+
+#: What an Automerge token is told where it does not open the route.
+APP_TOKEN_REFUSED = ("this is an app token: it opens Automerge documents, and may forget "
+                     "the sessions it may write unless it is read-only; the rest of /v1 "
+                     "needs the node's own token")
 
 
 def _protected(path: str) -> bool:

@@ -59,6 +59,13 @@ def app_allowed(request: web.Request, tokens: Mapping[str, Access]) -> bool:
     return False
 
 
+def app_token(request: web.Request, tokens: Mapping[str, Access]) -> bool:
+    """True when the bearer of ``request`` is one of the Automerge tokens, whatever it
+    may open (every token compared, in constant time)."""
+    given = auth.bearer(request)
+    return sum(auth.matches(given, token) for token in tokens) > 0
+
+
 def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: int,
           read_timeout_s: float) -> None:
     """Add the two routes to the node's application."""

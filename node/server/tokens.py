@@ -123,6 +123,13 @@ def forget_allowed(request: web.Request, issued: IssuedTokens) -> bool:
     return True
 
 
+def valid(request: web.Request, issued: IssuedTokens) -> bool:
+    """True when the bearer of ``request`` is an issued token no node refuses."""
+    given = auth.bearer(request)
+    token = issued.find(given) if given else None
+    return token is not None and not issued.book.is_revoked(token.token_id)
+
+
 def _create_body(value: dict[str, Any]) -> tuple[list[str], bool, str]:
     if "sessions" not in value:
         raise InvalidInput("is required: the session patterns the token opens ('*' for "

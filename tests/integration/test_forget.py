@@ -172,11 +172,12 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert _status(a, "DELETE", path, token=None)[0] == 401
         assert _status(a, "DELETE", path, token="wrong")[0] == 401
         # A read-only Automerge token, one for other sessions and the cluster secret may
-        # not forget (an editor of s1 may: below).
-        for stranger in ("viewer-token", "other-editor", SECRET):
-            assert _status(a, "DELETE", path, token=stranger)[0] == 401
+        # not forget (an editor of s1 may: below). The app tokens are valid, only not
+        # for this: 403, and a node's secret is no client token: 401.
+        for stranger, refused in (("viewer-token", 403), ("other-editor", 403), (SECRET, 401)):
+            assert _status(a, "DELETE", path, token=stranger)[0] == refused
             assert _status(a, "POST", path + "/forget", {"events": [said["id"]]},
-                           token=stranger)[0] == 401
+                           token=stranger)[0] == refused
         assert _status(a, "DELETE", session_path("nosuch"))[0] == 404
         cases = {"events": [other["id"]]}, {"events": ["xyz"]}, {"events": []}, \
             {"events": [said["id"]], "extra": 1}, ["not an object"], \
@@ -207,8 +208,13 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert nobody.returncode == 1 and "is `clawsync serve` running?" in nobody.stderr
         assert "Traceback" not in missing.stderr + bad.stderr + nobody.stderr
         # An app that may write s1 may forget it, and opens nothing else of /v1.
-        assert _status(a, "GET", "/v1/sessions", token="editor-token")[0] == 401
-        assert _status(a, "DELETE", session_path("s2"), token="editor-token")[0] == 401
+        code, error = _status(a, "GET", "/v1/sessions", token="editor-token")
+        assert code == 403 and "this is an app token" in error["error"]["message"], error
+        assert _status(a, "DELETE", session_path("s2"), token="editor-token")[0] == 403
+        # The CLI with an app token says what the node said, not "check --token".
+        listed = run_cli(a, "sessions", token="editor-token")
+        assert listed.returncode == 1 and "this is an app token" in listed.stderr, listed
+        assert "check --token" not in listed.stderr
         assert _status(a, "DELETE", path, token="editor-token")[0] == 200
         # All of it forgotten: what the projection no longer knows reads "-", not blank.
         shown = run_cli(a, "projection", "s1")

@@ -226,11 +226,28 @@ class EventStore:
         self._check_open()
         self._log.session(session_key)  # NotFound
         ids = forget.parse_ids(list(events or []))
+        fresh: list[bytes] = []
+        covering: list[bytes] = []
         for index, held in enumerate(self._log.stored_or_none(ids)):
             if held is None or held.event.session_key != session_key:
                 raise InvalidInput(f"{ids[index].hex()} is not an event of the session "
                                    f"{session_key!r} on this node", field=f"events[{index}]")
-        draft = forget.forget(session_key, [event_id.hex() for event_id in ids],
+            if held.event.kind == forget.KIND:
+                raise InvalidInput(f"{ids[index].hex()} is a forget record, which no "
+                                   "forget covers", field=f"events[{index}]")
+            if held.event.forgotten_by is not None:
+                covering.append(held.event.forgotten_by)
+            else:
+                fresh.append(ids[index])
+        if ids and not fresh:
+            # Each is forgotten already, by records that replicate like this one would:
+            # a new record would change nothing. The latest of them answers (not created).
+            records = [record for record in self._log.stored_or_none(covering) if record]
+            if records:
+                return Appended(max(records, key=lambda record: record.position), False)
+            fresh = ids  # (records not held here: forget them again, as asked)
+        # Never an empty list for events given: that would be the whole session.
+        draft = forget.forget(session_key, [event_id.hex() for event_id in fresh],
                               reason=reason, by=by)
         return self.append(draft)
 

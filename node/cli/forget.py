@@ -48,6 +48,9 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
         click.echo(json.dumps(answer, indent=2))
         return
     record = answer["forget"]
+    if answer.get("created") is False:  # (an older node answers without "created")
+        click.echo(f"already forgotten: the event(s) of {session} (record {record['id']})")
+        return
     what = f"{len(events)} event(s) of" if events else "the session"
     click.echo(f"forgot {what} {session} (record {record['id']})")
     note("every node that receives the record erases the content it covers")

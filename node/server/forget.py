@@ -101,4 +101,6 @@ async def _forget(request: web.Request, astore: AsyncStore, key: str,
                            "tokens), which cannot be forgotten", field="session_key")
     appended = await astore.forget(key, events, reason=reason,
                                    by=f"{request.get(ASKED_BY, BY_CLIENT)}@{astore.node_id}")
-    return respond(request, {"session_key": key, "forget": appended.stored.to_json()})
+    # created false: the events were each forgotten already; the latest record answers.
+    return respond(request, {"session_key": key, "forget": appended.stored.to_json(),
+                             "created": appended.created})

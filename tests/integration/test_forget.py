@@ -194,6 +194,10 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         done = run_cli(a, "forget", "s1", "--event", said["id"])
         assert done.returncode == 0, done.stderr
         assert "forgot 1 event(s) of s1" in done.stdout
+        written = head(a)
+        again = run_cli(a, "forget", "s1", "--event", said["id"])
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("already forgotten: ") and head(a) == written
         assert projection(a, "s1")["messages"] == []
         listed = run_cli(a, "events", "s1")
         assert listed.returncode == 0 and "(forgotten by" in listed.stdout

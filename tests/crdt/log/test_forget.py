@@ -149,6 +149,30 @@ def test_forget_refuses_what_it_cannot_find(store: EventStore, ev: MakeEvent) ->
     assert store.head == head
 
 
+def test_forgetting_forgotten_events_again_writes_nothing(store: EventStore,
+                                                          ev: MakeEvent) -> None:
+    """Their records replicate already: a second one would change nothing. A forget
+    record is never covered, so listing one is a mistake, not a no-op."""
+    one, two, three = (_said(ev, n) for n in (1, 2, 3))
+    store.append_batch([one, two, three])
+    first = store.forget("s1", [one.id.hex(), two.id.hex()])
+    second = store.forget("s1", [two.id.hex()])
+    head = store.head
+    again = store.forget("s1", [one.id.hex(), two.id.hex().upper()])
+    assert not again.created and store.head == head
+    assert again.stored.event.id in (first.stored.event.id, second.stored.event.id)
+    assert again.stored.position == max(first.stored.position, second.stored.position)
+    # Some new, some not: the record lists the new ones only.
+    mixed = store.forget("s1", [one.id.hex(), three.id.hex()])
+    assert mixed.created and mixed.stored.event.payload["events"] == [three.id.hex()]
+    head = store.head
+    with pytest.raises(InvalidInput, match="is a forget record, which no forget covers"):
+        store.forget("s1", [mixed.stored.event.id.hex()])
+    # A whole-session forget is written again: it covers what other devices hold too.
+    assert store.forget("s1").created and store.forget("s1").created
+    assert store.head == head + 2
+
+
 def test_generation_names_the_latest_forget(store: EventStore, ev: MakeEvent) -> None:
     said = store.append(_said(ev, 1)).stored.event
     assert store.forget_generation("s1") is None

@@ -8,6 +8,7 @@ before anything is sent, so a typo costs no request and gets exit code 2.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -137,6 +138,9 @@ def _parse_document(text: str, name: str) -> list[Any]:
         if text.lstrip().startswith("["):
             raise click.UsageError(f"{name} is not valid JSON: {error}") from None
         return list(_json_lines(text, name))
+    if isinstance(document, dict) and "kind" not in document \
+            and isinstance(document.get("events"), list):
+        return list(document["events"])  # a page, as GET .../events answers
     return document if isinstance(document, list) else [document]
 
 
@@ -151,28 +155,45 @@ def _json_lines(text: str, name: str) -> Iterator[Any]:
 
 def batches(events: list[dict[str, Any]], limits: ClientLimits = ClientLimits(),
             numbers: Sequence[int] | None = None
-            ) -> Iterator[tuple[int, str, list[dict[str, Any]]]]:
+            ) -> Iterator[tuple[list[int], str, list[dict[str, Any]]]]:
     """Group events by session (the API appends to one session per request) into batches
-    within ``limits.import_batch_*``; yields ``(number of its first event, key, batch)``,
-    by ``numbers`` (each event's in its file; default 1, 2, ...)."""
+    within ``limits.import_batch_*``; yields ``(numbers of its events, key, batch)``, by
+    ``numbers`` (each event's in its file; default 1, 2, ...)."""
     by_session: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for number, event in zip(numbers or range(1, len(events) + 1), events, strict=True):
         by_session.setdefault(str(event["session_key"]), []).append((number, event))
     for key, numbered in by_session.items():
         batch: list[dict[str, Any]] = []
-        first, size = 0, 0
+        held: list[int] = []
+        size = 0
         for number, event in numbered:
             event_bytes = len(json.dumps(event)) + 2
             if batch and (len(batch) >= limits.import_batch_events_max
                           or size + event_bytes > limits.import_batch_bytes_max):
-                yield first, key, batch
-                batch, size = [], 0
-            if not batch:
-                first = number
+                yield held, key, batch
+                batch, held, size = [], [], 0
             batch.append(event)
+            held.append(number)
             size += event_bytes
         if batch:
-            yield first, key, batch
+            yield held, key, batch
+
+
+def blamed(error: ClientError, numbers: Sequence[int]) -> str:
+    """The node's refusal of a batch, with the event it blames (``events[i]``, the
+    batch's own index) named by its number in the file.
+
+    >>> blamed(ClientError("the node refused the events: events[1].kind.content: must "
+    ...                    "be a string", field="events[1].kind.content"), [4, 9])
+    'the node refused event #9 of the file: kind.content: must be a string'
+    """
+    text = str(error)
+    found = re.fullmatch(r"events\[(\d+)\](?:\.(.+))?", error.field or "")
+    if found is None or int(found[1]) >= len(numbers):
+        return text
+    said = text.split(f"{error.field}: ", 1)[-1]
+    where = f"{found[2]}: " if found[2] else ""
+    return f"the node refused event #{numbers[int(found[1])]} of the file: {where}{said}"
 
 
 async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool,
@@ -180,16 +201,18 @@ async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool
     """Append every batch; a refusal says which part of the file was stored before it
     (``numbers``: each event's in the file, as ``batches`` takes them)."""
     stored: list[dict[str, Any]] = []
-    for first, key, batch in batches(events, client.limits, numbers):
+    for held, key, batch in batches(events, client.limits, numbers):
         try:
             answer = await client.append(key, batch)
         except ClientError as error:
             if not from_file:
                 raise
+            # One request per session and batch: none of this one is stored, and the
+            # batches sent before it (other sessions too) are.
             raise ClientError(
-                f"{error}\n(in the batch of {len(batch)} events of session {key!r} from "
-                f"event #{first} of the file; {len(stored)} events before it are stored, and "
-                "running the import again is safe: stored events are recognised)",
+                f"{blamed(error, held)}\n(none of the {len(batch)} events of session "
+                f"{key!r} sent with it is stored; {len(stored)} events of the file are. "
+                "Running the import again is safe: stored events are recognised)",
                 status=error.status, code=error.code, field=error.field) from None
         stored.extend(answer.get("events", []))
     return stored
@@ -227,8 +250,9 @@ same --timestamp and content is the same event, so retries are safe), and "forgo
 when its content was not kept (it is dated before a forget of its session).
 
 With --file, events come from a JSON object, a JSON array or JSON lines, for example a
-seed export (its array-of-numbers ids are ignored); events without a session_key go to
-SESSION. They are sent in batches of at most {ClientLimits().import_batch_events_max}.
+seed export (its array-of-numbers ids are ignored), `events --json` or a page of `GET
+/v1/sessions/KEY/events`; events without a session_key go to SESSION. They are sent
+in batches of at most {ClientLimits().import_batch_events_max}.
 Forgotten events and the records only nodes write (forgets, device keys, tokens), as
 `events --json` shows them, are left out, with a note.
 

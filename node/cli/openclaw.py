@@ -69,7 +69,7 @@ class HttpSink:
     async def append(self, events: list[Event]) -> int:
         created = 0
         bodies = [event.to_json() for event in events]
-        for _first, key, batch in batches(bodies, self.client.limits):
+        for _numbers, key, batch in batches(bodies, self.client.limits):
             created += int((await self.client.append(key, batch)).get("created", 0))
         return created
 

@@ -152,6 +152,16 @@ def test_copy_a_session_between_nodes(node: NodeProcess, tmp_path: Path) -> None
     assert [e["id"] for e in copied] == [e["id"] for e in json_lines(exported)[:2]]
 
 
+def test_a_page_of_the_api_is_a_file_append_takes(node: NodeProcess, tmp_path: Path) -> None:
+    ok(run_cli(node, "append", "s1", "message_received", "content=one"))
+    ok(run_cli(node, "append", "s1", "message_received", "content=two"))
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps(node.get("/v1/sessions/s1/events")))
+    result = run_cli(node, "append", "--file", str(page))
+    assert result.returncode == 0, result.stderr
+    assert "2 events in 1 sessions: 0 stored, 2 already stored" in result.stderr
+
+
 def test_a_refusal_after_left_out_events_names_the_files_numbers(node: NodeProcess) -> None:
     lines = [
         {"session_key": "s1", "agent_id": "main", "hlc": [1000, 0], "forgotten_by": "ab" * 32,
@@ -165,8 +175,10 @@ def test_a_refusal_after_left_out_events_names_the_files_numbers(node: NodeProce
     assert result.returncode == 1
     assert "left out 1 of the 3 events" in result.stderr
     assert "unknown event type 'mistyped'" in result.stderr
-    assert "in the batch of 2 events of session 's1' from event #2 of the file" \
-        in result.stderr
+    # The third line of the file, the second of its batch: named by the file's number.
+    assert "the node refused event #3 of the file: kind.type: unknown event type" \
+        in result.stderr, result.stderr
+    assert "none of the 2 events of session 's1' sent with it is stored" in result.stderr
 
 
 def test_tail_prints_events_appended_after_it_started(node: NodeProcess) -> None:
@@ -337,8 +349,8 @@ def test_node_refusal_is_shown(node: NodeProcess, tmp_path: Path) -> None:
         "type": "message_received", "content": 5}}))
     result = run_cli(node, "append", "s1", "--file", str(bad))
     assert result.returncode == 1, result
-    assert "the node refused the event" in result.stderr
-    assert "kind.content" in result.stderr and "must be a string" in result.stderr
+    assert "the node refused event #1 of the file: kind.content: must be a string" \
+        in result.stderr, result.stderr
 
     missing = run_cli(node, "events", "no-such-session")
     assert missing.returncode == 1 and "no session 'no-such-session'" in missing.stderr

@@ -16,7 +16,7 @@ import click
 
 from crdt.errors import InvalidInput
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
-from node.cli.common import NodeError, client_options, note, with_client
+from node.cli.common import NodeError, client_options, note, session_key, with_client
 from node.cli.output import print_json_lines
 from node.client.api import Client, ClientError
 from node.config import ClientLimits
@@ -274,7 +274,7 @@ Examples:
 
 
 @click.command(help=APPEND_HELP, no_args_is_help=True)
-@click.argument("session", required=False)
+@click.argument("session", required=False, callback=session_key)
 @click.argument("kind", required=False)
 @click.argument("fields", nargs=-1, metavar="[FIELD=VALUE | FIELD:=JSON]...")
 @click.option("--agent", default="main", show_default=True, metavar="ID",

@@ -49,6 +49,15 @@ def node_url(text: str) -> str:
     return text
 
 
+def session_key(_ctx: click.Context, _param: click.Parameter, value: str | None
+                ) -> str | None:
+    """The callback of a SESSION argument: an empty key is a usage error, found before any
+    request (its path would name another route)."""
+    if value == "":
+        raise click.BadParameter("is empty: a session key is 1 to 512 UTF-8 bytes")
+    return value
+
+
 def settings(ctx: click.Context) -> Settings:
     """The group's settings (defaults when a command is invoked on its own in tests)."""
     found = ctx.find_object(Settings)

@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from node.cli.common import client_options, note, with_client
+from node.cli.common import client_options, note, session_key, with_client
 from node.client.api import Client
 
 
 @click.command()
-@click.argument("session")
+@click.argument("session", callback=session_key)
 @click.option("--event", "events", multiple=True, metavar="ID",
               help="Forget only this event (its 64-hex-digit id); repeat for more.")
 @click.option("--reason", metavar="TEXT", help="Why, kept in the record (default: user).")

@@ -23,7 +23,7 @@ from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from node.cli.append import batches
-from node.cli.common import NodeError, client_options, note, settings
+from node.cli.common import NodeError, client_options, note, session_key, settings
 from node.client.api import Client, ClientError
 from node.config import ClientLimits, host_name
 from node.device import DeviceKeyError, folder_signer
@@ -301,7 +301,7 @@ Stop the OpenClaw gateway first, then run its import:
 
 @openclaw.command(help=EXPORT_HELP,
                   short_help="Write a session for OpenClaw's import (gateway stopped).")
-@click.argument("session")
+@click.argument("session", callback=session_key)
 @state_options
 @click.option("--session-id", metavar="ID",
               help="Only this OpenClaw session id of SESSION (after a reset a key has several).")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from node.cli.common import client_options, note, settings, with_client
+from node.cli.common import client_options, note, session_key, settings, with_client
 from node.cli.output import (
     event_row,
     print_json_lines,
@@ -52,7 +52,7 @@ def more_hint(more: bool, following: Any, noun: str) -> None:
 
 
 @click.command()
-@click.argument("session")
+@click.argument("session", callback=session_key)
 @_AFTER
 @_LIMIT
 @_ALL
@@ -124,7 +124,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
 
 
 @click.command()
-@click.argument("session")
+@click.argument("session", callback=session_key)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole projection as JSON.")
 @click.option("--url", "url_only", is_flag=True,
               help="Print only the session's automerge: URL (for automerge-repo clients).")

@@ -365,8 +365,9 @@ def test_an_empty_session_key_is_named_and_nothing_is_stored(node: NodeProcess) 
     for args in (("append", "", "message_received", "content=x"), ("events", ""),
                  ("projection", ""), ("forget", "")):
         result = run_cli(node, *args)
-        assert result.returncode == 1, (args, result)
-        assert "the session key is empty" in result.stderr, (args, result.stderr)
+        assert result.returncode == 2, (args, result)  # a usage error, as for other args
+        assert "SESSION]': is empty: a session key is 1 to 512" in result.stderr \
+            or "SESSION': is empty: a session key is 1 to 512" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     assert node.get("/healthz")["head"] == head
 

@@ -77,13 +77,24 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     if address is not None and no_address:
         raise click.UsageError("give --address or --no-address, not both")
 
-    async def run(client: Client) -> dict[str, Any]:
-        return await client.add_device(device_id, name, address, clear_address=no_address)
+    async def run(client: Client) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        # The members before, so that a rename or a new address is called so, not "added".
+        members = (await client.devices())["members"]
+        return members, await client.add_device(device_id, name, address,
+                                                clear_address=no_address)
 
-    answer = with_client(ctx, run)
+    members, answer = with_client(ctx, run)
     device = answer["device"]
-    said = "added" if answer["created"] else "is a member already:"
-    click.echo(f"{said} {device['device_id']} ({device['name']})")
+    was = next((row for row in members if row["device_id"] == device["device_id"]), None)
+    shown = f"{device['device_id']} ({device['name']})"
+    if not answer["created"]:
+        click.echo(f"is a member already: {shown}")
+    elif was is None:
+        click.echo(f"added {shown}")
+    elif was.get("name") != device["name"]:
+        click.echo(f"renamed {device['device_id']} ({was.get('name')} -> {device['name']})")
+    else:
+        click.echo(f"updated {shown}: address {device.get('address') or 'none'}")
 
 
 @devices.command()

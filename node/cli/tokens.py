@@ -79,6 +79,8 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
 def revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke token ID on every node, for good: apps connected with it are disconnected
     as the revocation reaches their node."""
+    token_id = token_id.strip().lower()  # ids are lowercase hex; people copy them as seen
+
     async def run(client: Client) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         # The API answers a repeated revocation as the first (DELETE is idempotent); the
         # listing before it tells people which of the two this was.

@@ -58,6 +58,15 @@ def test_the_devices_commands(node: NodeProcess) -> None:
     out = ok(run_cli(node, "devices", "add", typed, "--name", "phone",
                      "--address", "http://phone.local:7878"))
     assert out.strip() == f"added {PHONE} (phone)"
+    renamed = ok(run_cli(node, "devices", "add", PHONE, "--name", "old phone"))
+    assert renamed.strip() == f"renamed {PHONE} (phone -> old phone)"
+    same = ok(run_cli(node, "devices", "add", PHONE, "--name", "old phone"))
+    assert same.strip() == f"is a member already: {PHONE} (old phone)"
+    moved = ok(run_cli(node, "devices", "add", PHONE, "--name", "old phone", "--address",
+                       "http://phone.lan:7878"))
+    assert moved.strip() == f"updated {PHONE} (old phone): address http://phone.lan:7878"
+    ok(run_cli(node, "devices", "add", PHONE, "--name", "phone", "--address",
+               "http://phone.local:7878"))
     table = ok(run_cli(node, "devices"))
     assert PHONE in table and "http://phone.local:7878" in table and "member" in table
     out = ok(run_cli(node, "devices", "remove", PHONE, "--reason", "lost on the train"))

@@ -125,8 +125,8 @@ def test_a_token_issued_on_a_works_on_b_and_revoked_on_b_leaves_a(
         assert "revoked" in ok(run_cli(a, "tokens"))
         # Revoked again (on A, once the record reached it): said so, not revoked anew.
         revoked_at = listed(a)[token_id]["revoked_at"]
-        assert ok(run_cli(a, "tokens", "revoke", token_id)).endswith(
-            f"was already revoked {revoked_at}\n")
+        assert ok(run_cli(a, "tokens", "revoke", token_id.upper())).endswith(
+            f"was already revoked {revoked_at}\n")  # (an id as people may copy it)
         assert listed(a)[token_id]["revoked_at"] == revoked_at
 
     # The secret reached no log and no data folder (the records hold its hash).

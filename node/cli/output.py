@@ -100,11 +100,16 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
         click.echo(json.dumps(item, ensure_ascii=False))
 
 
-def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None) -> None:
-    """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise."""
+def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
+               headed: bool = False) -> None:
+    """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
+    ``headed``: those lines start with the headers in capitals (tables of numbers that
+    say nothing without them; a list of events or sessions reads without)."""
     if not rows:
         return
     if not is_terminal():
+        if headed:
+            rows = [[header.upper() for header in headers], *rows]
         # Pad every column but the last, so the lines read as a table but stay greppable.
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
         for row in rows:

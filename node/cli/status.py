@@ -74,7 +74,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(waiting)
     print_rows(peer_rows(view["peers"]),
                ["peer", "dir", "device", "node", "state", "contact", "we lack",
-                "peer lacks", "bytes in", "bytes out", "version"])
+                "peer lacks", "bytes in", "bytes out", "version"], headed=True)
     for peer in view["peers"]:  # other refusals than the waiting said above
         if peer.get("refused") and peer["state"] != "up" \
                 and peer["refused"] not in device.get("waiting", []):

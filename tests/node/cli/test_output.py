@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from node.cli.output import event_row
+import pytest
+
+from node.cli.output import event_row, print_rows
 
 
 def test_only_a_newer_versions_kind_is_marked_unknown() -> None:
@@ -12,3 +14,15 @@ def test_only_a_newer_versions_kind_is_marked_unknown() -> None:
     # A node before 0.3 flags its own records so; they are known here.
     record = {**newer, "kind": {"type": "forget", "events": None, "reason": "user"}}
     assert event_row(record)[2] == "forget"
+
+
+def test_piped_tables_of_numbers_name_their_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [["http://b:7878", "up", "0", "12"], ["http://c:7878", "backoff", "3", "0"]]
+    print_rows(rows, ["peer", "state", "we lack", "peer lacks"], headed=True)
+    print_rows(rows[:1], ["peer", "state", "we lack", "peer lacks"])
+    assert capsys.readouterr().out.splitlines() == [
+        "PEER           STATE    WE LACK  PEER LACKS",
+        "http://b:7878  up       0        12",
+        "http://c:7878  backoff  3        0",
+        "http://b:7878  up  0  12",
+    ]

@@ -24,12 +24,15 @@ def _device(peer: dict[str, Any]) -> str:
 
 
 def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per link. What each side lacks is known only on a link that is up: on
+    another, the counts are as of its last contact, so "-" instead of stale figures."""
     return [[
         peer["url"] or peer["link"], peer["direction"], _device(peer), _cell(peer["node_id"]),
         peer["state"] + (f" (retry in {peer['retry_in_s']:.0f}s)"
                          if peer.get("retry_in_s") else ""),
         _cell(peer["last_contact_s_ago"], "s ago"),
-        _cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]),
+        *((_cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]))
+          if peer["state"] == "up" else ("-", "-")),
         str(peer["bytes_in"]), str(peer["bytes_out"]), version(peer),
     ] for peer in peers]
 

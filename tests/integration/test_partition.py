@@ -98,6 +98,9 @@ def test_partition_heals_and_status_shows_the_links(tmp_path: Path) -> None:
         assert shown["state"] in ("backoff", "connecting") and shown["events_peer_lacks"] >= 60
         wait_until(lambda: " backoff " in status_line(b, proxy_url(to_a_from_b)), 30,
                    "clawsync status shows the link backing off")
+        # What each side lacks is not known on a link that is down: no stale figures.
+        assert status_line(b, proxy_url(to_a_from_b)).split(" ago ", 1)[1].split()[:2] \
+            == ["-", "-"]
 
         to_a_from_b.heal()
         to_a_from_c.heal()
@@ -110,6 +113,8 @@ def test_partition_heals_and_status_shows_the_links(tmp_path: Path) -> None:
             wait_until(lambda node=node: (row := only_row(node))["state"] == "up"
                        and row["events_peer_lacks"] == 0 and row["events_we_lack"] == 0,
                        30, f"{node.name}'s link is up and even")
+            line = status_line(node, only_row(node)["url"])
+            assert " up " in line and line.split(" ago ", 1)[1].split()[:2] == ["0", "0"], line
         assert " up " in status_line(b, proxy_url(to_a_from_b))
         rows = peer_rows(a)  # the hub sees both links, accepted
         assert sorted(r["node_id"] for r in rows if r["state"] == "up") == sorted(

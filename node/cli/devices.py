@@ -114,5 +114,6 @@ def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     said = "removed" if answer["created"] else "was removed already:"
     click.echo(f"{said} {device['device_id']}" + (f" ({device['name']})"
                                                    if device["name"] else ""))
-    note("every node that receives the removal stops taking what it writes from now on, "
-         "and the tokens it issued (clawsync tokens)")
+    if answer["created"]:  # (a removal said again writes nothing new)
+        note("every node that receives the removal stops taking what it writes from now "
+             "on, and the tokens it issued (clawsync tokens)")

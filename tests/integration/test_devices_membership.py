@@ -73,6 +73,9 @@ def test_the_devices_commands(node: NodeProcess) -> None:
     assert out.startswith(f"removed {PHONE} (phone)")
     table = ok(run_cli(node, "devices"))
     assert "removed by this device" in table and "lost on the train" in table
+    again = run_cli(node, "devices", "remove", PHONE)
+    assert again.returncode == 0 and again.stdout.startswith(f"was removed already: {PHONE}")
+    assert "stops taking" not in again.stderr  # no removal was written this time
 
     refused = run_cli(node, "devices", "add", PHONE, "--name", "phone")
     assert refused.returncode == 1 and "final" in refused.stderr and "new key" in refused.stderr

@@ -107,7 +107,9 @@ class IssuedTokens:
             self._revoked(token_id, "its issuing device was removed")
 
     def _revoked(self, token_id: str, why: str = "revoked") -> None:
-        log.info("automerge token revoked", token_id=token_id, why=why)
+        # The records read at start were logged when they came: only news is info.
+        (log.info if self._task is not None else log.debug)(
+            "automerge token revoked", token_id=token_id, why=why)
         for listener in list(self._listeners):
             try:
                 listener(token_id)

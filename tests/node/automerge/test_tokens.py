@@ -4,11 +4,13 @@ input refused with nothing written, the secret kept out of the log and the recor
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog.testing
 
 from crdt import tokens
 from crdt.membership import DEVICE_KEY, DEVICES_SESSION, TOKEN_ISSUED, TOKEN_REVOKED
@@ -182,3 +184,22 @@ async def test_a_write_token_may_forget_its_sessions(make_node: NodeFactory,
     assert status == 200, answer
     assert answer["forget"]["kind"]["by"] == f"app:{made['writer']['id']}@" \
         + answer["forget"]["origin"]
+
+
+async def test_a_revocation_is_news_once_not_at_every_start(make_node: NodeFactory,
+                                                            tmp_path: Any) -> None:
+    folder = tmp_path / "kept"
+    node = await make_node(token=NODE_TOKEN, data_dir=folder)
+    _, made = await call(node, "POST", "/v1/tokens", {"sessions": ["*"]})
+    with structlog.testing.capture_logs() as said:
+        await call(node, "DELETE", f"/v1/tokens/{made['id']}")
+        async with asyncio.timeout(10):
+            while not any(line["event"] == "automerge token revoked" for line in said):
+                await asyncio.sleep(0.01)
+    assert [line["log_level"] for line in said
+            if line["event"] == "automerge token revoked"] == ["info"]
+    await node.stop()
+    with structlog.testing.capture_logs() as said:
+        await make_node(token=NODE_TOKEN, data_dir=folder)  # reads the revocation again
+    assert [line["log_level"] for line in said
+            if line["event"] == "automerge token revoked"] == ["debug"]

@@ -184,16 +184,15 @@ def blamed(error: ClientError, numbers: Sequence[int]) -> str:
     batch's own index) named by its number in the file.
 
     >>> blamed(ClientError("the node refused the events: events[1].kind.content: must "
-    ...                    "be a string", field="events[1].kind.content"), [4, 9])
+    ...                    "be a string", field="events[1].kind.content",
+    ...                    said="must be a string"), [4, 9])
     'the node refused event #9 of the file: kind.content: must be a string'
     """
-    text = str(error)
     found = re.fullmatch(r"events\[(\d+)\](?:\.(.+))?", error.field or "")
-    if found is None or int(found[1]) >= len(numbers):
-        return text
-    said = text.split(f"{error.field}: ", 1)[-1]
+    if found is None or error.said is None or int(found[1]) >= len(numbers):
+        return str(error)
     where = f"{found[2]}: " if found[2] else ""
-    return f"the node refused event #{numbers[int(found[1])]} of the file: {where}{said}"
+    return f"the node refused event #{numbers[int(found[1])]} of the file: {where}{error.said}"
 
 
 async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool,

@@ -33,16 +33,18 @@ from node.config import ClientLimits
 class ClientError(Exception):
     """The node could not be reached, or it refused or failed a request.
 
-    ``status`` is the HTTP status (None when no answer came); ``code`` and ``field`` are
-    the node's error code and the field it blamed, when it said so.
+    ``status`` is the HTTP status (None when no answer came); ``code``, ``field`` and
+    ``said`` are the node's error code, the field it blamed and its own words, when it
+    said so.
     """
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 field: str | None = None) -> None:
+                 field: str | None = None, said: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.field = field
+        self.said = said
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,9 +319,10 @@ class Client:
             code, message, field = error.get("code"), str(error["message"]), error.get("field")
         except (ValueError, KeyError, TypeError, aiohttp.ClientError):
             code, message, field = None, response.reason or "no explanation given", None
+        said = message.removeprefix(f"{field}: ") if field else message  # the words alone
         if status == 403:  # a valid token, that does not open this: the node says why
             raise ClientError(f"the node refused {what} to this token: {message}",
-                              status=status, code=code, field=field)
+                              status=status, code=code, field=field, said=said)
         if field and not message.startswith(f"{field}:"):
             message = f"{field}: {message}"
         if status == 401:
@@ -332,7 +335,7 @@ class Client:
             text = f"the node failed to handle {what} (HTTP {status}): {message}"
         else:
             text = f"the node refused {what}: {message}"
-        raise ClientError(text, status=status, code=code, field=field)
+        raise ClientError(text, status=status, code=code, field=field, said=said)
 
 
 class _Translate:

@@ -150,7 +150,7 @@ def token_check(token: str, app_tokens: Mapping[str, Access], issued: IssuedToke
                 or forget.app_allowed(request, app_tokens) \
                 or tokens.forget_allowed(request, issued):
             return None
-        if forget.app_token(request, app_tokens) or tokens.valid(request, issued):
+        if forget.app_token(request, app_tokens) or tokens.valid(request, issued) is not None:
             return forbidden(APP_TOKEN_REFUSED)
         return unauthorized()
 

@@ -41,29 +41,38 @@ ROUTES = frozenset({"forget-session", "forget-events"})
 ASKED_BY = web.RequestKey("forget_asked_by", str)
 
 
+def _app_token(given: str, tokens: Mapping[str, Access]) -> tuple[str, Access] | None:
+    """The Automerge token ``given`` is, with what it opens; None if it is none of them.
+    Every token is compared (in constant time), so timing tells nothing."""
+    found = None
+    for token, access in tokens.items():
+        if auth.matches(given, token):
+            found = (token, access)
+    return found
+
+
 def app_allowed(request: web.Request, tokens: Mapping[str, Access]) -> bool:
     """True when ``request`` is a forget and its bearer is an Automerge token that may
     write the session; notes the token's fingerprint as who asked."""
     route = request.match_info.route
     if route.name not in ROUTES or not tokens:
         return False
-    given = auth.bearer(request)
-    key = request.match_info.get("key", "")
-    for token, access in tokens.items():
-        # Every token is compared (in constant time), so timing tells nothing.
-        if auth.matches(given, token) and not access.read_only and access.allows(key):
-            fingerprint = hashlib.blake2b(token.encode("utf-8", "surrogatepass"),
-                                          digest_size=4).hexdigest()
-            request[ASKED_BY] = f"app:{fingerprint}"
-            return True
-    return False
+    found = _app_token(auth.bearer(request), tokens)
+    if found is None:
+        return False
+    token, access = found
+    if access.read_only or not access.allows(request.match_info.get("key", "")):
+        return False
+    fingerprint = hashlib.blake2b(token.encode("utf-8", "surrogatepass"),
+                                  digest_size=4).hexdigest()
+    request[ASKED_BY] = f"app:{fingerprint}"
+    return True
 
 
 def app_token(request: web.Request, tokens: Mapping[str, Access]) -> bool:
     """True when the bearer of ``request`` is one of the Automerge tokens, whatever it
-    may open (every token compared, in constant time)."""
-    given = auth.bearer(request)
-    return sum(auth.matches(given, token) for token in tokens) > 0
+    may open."""
+    return _app_token(auth.bearer(request), tokens) is not None
 
 
 def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: int,

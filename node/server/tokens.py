@@ -109,25 +109,21 @@ def forget_allowed(request: web.Request, issued: IssuedTokens) -> bool:
     """True when ``request`` is a forget and its bearer is a valid issued token that may
     write the session (as ``forget.app_allowed`` for the tokens of the JSON file); notes
     the token's id as who asked."""
-    route = request.match_info.route
-    given = auth.bearer(request)
-    if route.name not in forget.ROUTES or not given:
+    if request.match_info.route.name not in forget.ROUTES:
         return False
-    token = issued.find(given)
-    if token is None or token.read_only or issued.book.is_revoked(token.token_id):
-        return False
-    key = request.match_info.get("key", "")
-    if not Access(token.sessions).allows(key):
+    token = valid(request, issued)
+    if token is None or token.read_only \
+            or not Access(token.sessions).allows(request.match_info.get("key", "")):
         return False
     request[forget.ASKED_BY] = f"app:{token.token_id}"
     return True
 
 
-def valid(request: web.Request, issued: IssuedTokens) -> bool:
-    """True when the bearer of ``request`` is an issued token no node refuses."""
+def valid(request: web.Request, issued: IssuedTokens) -> tokens.Issued | None:
+    """The issued token the bearer of ``request`` is, if no node refuses it."""
     given = auth.bearer(request)
     token = issued.find(given) if given else None
-    return token is not None and not issued.book.is_revoked(token.token_id)
+    return None if token is None or issued.book.is_revoked(token.token_id) else token
 
 
 def _create_body(value: dict[str, Any]) -> tuple[list[str], bool, str]:

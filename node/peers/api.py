@@ -113,11 +113,12 @@ async def members(request: web.Request) -> web.StreamResponse:
 
 async def peers(request: web.Request) -> web.StreamResponse:
     """This node (id, head, what it runs) and per peer link: state, last contact, events
-    behind, bytes in and out, what the peer runs."""
+    behind, bytes in and out, what the peer runs; a peer whose link to us ended stays,
+    ``down``, until it links again."""
     gossip: Gossip = request.app[GOSSIP]
     return respond(request, {"node_id": gossip.astore.node_id, "head": gossip.astore.head,
                              "software": gossip.about.software, "schema": gossip.about.schema,
-                             "device": gossip.device_status(), "peers": gossip.status()})
+                             "device": gossip.device_status(), "peers": gossip.peers()})
 
 
 async def origins(request: web.Request) -> web.StreamResponse:

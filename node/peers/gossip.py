@@ -46,6 +46,7 @@ import structlog
 from crdt.errors import StorageUnavailable
 from crdt.events import SCHEMA_VERSION
 from crdt.log.store import EventStore
+from crdt.membership import Member
 from node.config import Config, software_version
 from node.device import DeviceKey
 from node.devices import Devices
@@ -140,6 +141,9 @@ class Gossip:
         #: Handlers of links peers opened to us, from their handshake on (``inbound``).
         self._inbound: set[asyncio.Task[Any]] = set()
         self._accepted = 0
+        #: Peers whose accepted link ended, by node id: the link's last ``status`` row
+        #: and last contact (``_went``).
+        self._gone: dict[str, tuple[dict[str, Any], float | None]] = {}
         #: Per peer that links to us (its device, else its address), the quota of new
         #: origins it may bring (``sync.peer.quota``), kept across its links: a peer
         #: linking again gets no new quota. At most ``ORIGIN_QUOTAS_MAX``, oldest dropped.
@@ -472,7 +476,10 @@ class Gossip:
             await self._run_until_down(runner, link, key)
         finally:
             self.runners.pop(key, None)
-            await self._save_checkpoint(runner, force=True)
+            try:
+                await self._save_checkpoint(runner, force=True)
+            finally:
+                self._went(runner)
 
     def _origins_quota(self, peer: str) -> OriginQuota:
         """The quota of new origins kept for ``peer`` (``_origin_quotas``)."""
@@ -584,6 +591,8 @@ class Gossip:
         """A hello named the peer, first on this link or anew: remember the address's
         node id (so member lists name it), and keep one link per node."""
         runner.identified_as = node = runner.node
+        if node is not None:
+            self._gone.pop(node, None)
         if runner.url is not None and runner.direction == "out":
             self.members[runner.url] = node
         self._reached()
@@ -726,45 +735,84 @@ class Gossip:
 
     def status(self) -> list[dict[str, Any]]:
         """Per link: state, last contact, events behind, bytes in and out. Cheap (no
-        I/O): ``GET /v1/peers`` and every metrics scrape read it."""
+        I/O): every metrics scrape reads it (``node.peers.metrics``: current links only)."""
         now = self._loop.time()
-        rows = []
         members = self.membership.members() if self.membership is not None else {}
-        for runner in self.runners.values():
-            machine = runner.machine.status()
-            contact = machine["last_contact"]
-            device = runner.device.device_id if runner.device else None
-            member = members.get(device) if device else None
-            rows.append({
-                "link": runner.key, "url": runner.url, "direction": runner.direction,
-                "node_id": machine["peer_node"],
-                "device_id": device, "device_name": member.name if member else None,
-                "refused": runner.refused,
-                # A link is "up" once the peer's hello named it; until then it connects.
-                "state": "refused" if runner.refused and runner.state != "up"
-                else "connecting" if runner.state == "up" and machine["peer_node"] is None
-                else runner.state,
-                "last_contact_s_ago": None if contact is None else round(now - contact, 3),
-                "events_we_lack": machine["events_we_lack"],
-                "events_peer_lacks": machine["events_peer_lacks"],
-                "bytes_in": machine["bytes_in"], "bytes_out": machine["bytes_out"],
-                "events_sent": machine["events_sent"],
-                "events_received": machine["events_received"],
-                "faults": machine["faults"],
-                "batches_resent": machine["batches_resent"],
-                "events_ahead": machine["events_ahead"],
-                "events_skipped": machine["events_skipped"],
-                "origins_refused": machine["origins_refused"],
-                "events_late": machine["events_late"],
-                "events_refused": machine["events_refused"],
-                "events_forged": machine["events_forged"],
-                "events_unsigned": machine["events_unsigned"],
-                "software": machine["peer_software"], "schema": machine["peer_schema"],
-                "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
-                if runner.state == "backoff" else None,
-                "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,
-            })
+        by_address = {member.address: device_id for device_id, member in members.items()
+                      if member.address}
+        return [self._row(runner, now, members, by_address) for runner in self.runners.values()]
+
+    def peers(self) -> list[dict[str, Any]]:
+        """What ``GET /v1/peers`` lists: ``status``, then, as ``down``, each peer whose
+        accepted link ended and that has no link now (``_went``), unless it was removed."""
+        rows = self.status()
+        linked = {row["node_id"] for row in rows} | {row["device_id"] for row in rows}
+        linked.discard(None)
+        removed = self.membership.removed() if self.membership is not None else {}
+        now = self._loop.time()
+        for node, (row, contact) in self._gone.items():
+            if node in linked or row["device_id"] in linked or row["device_id"] in removed:
+                continue  # linked again (by another link or address), or removed
+            rows.append({**row, "last_contact_s_ago":
+                         None if contact is None else round(now - contact, 3)})
         return rows
+
+    def _row(self, runner: Runner, now: float, members: dict[str, Member],
+             by_address: dict[str, str]) -> dict[str, Any]:
+        """One link's ``status`` row. A dialed address whose link never came up since
+        this node started names the member device that advertises it, if one does."""
+        machine = runner.machine.status()
+        contact = machine["last_contact"]
+        device = runner.device.device_id if runner.device \
+            else by_address.get(runner.url) if runner.url and runner.direction == "out" \
+            else None  # an accepted link's address is only what the peer claims
+        member = members.get(device) if device else None
+        return {
+            "link": runner.key, "url": runner.url, "direction": runner.direction,
+            "node_id": machine["peer_node"],
+            "device_id": device, "device_name": member.name if member else None,
+            "refused": runner.refused,
+            # A link is "up" once the peer's hello named it; until then it connects.
+            "state": "refused" if runner.refused and runner.state != "up"
+            else "connecting" if runner.state == "up" and machine["peer_node"] is None
+            else runner.state,
+            "last_contact_s_ago": None if contact is None else round(now - contact, 3),
+            "events_we_lack": machine["events_we_lack"],
+            "events_peer_lacks": machine["events_peer_lacks"],
+            "bytes_in": machine["bytes_in"], "bytes_out": machine["bytes_out"],
+            "events_sent": machine["events_sent"],
+            "events_received": machine["events_received"],
+            "faults": machine["faults"],
+            "batches_resent": machine["batches_resent"],
+            "events_ahead": machine["events_ahead"],
+            "events_skipped": machine["events_skipped"],
+            "origins_refused": machine["origins_refused"],
+            "events_late": machine["events_late"],
+            "events_refused": machine["events_refused"],
+            "events_forged": machine["events_forged"],
+            "events_unsigned": machine["events_unsigned"],
+            "software": machine["peer_software"], "schema": machine["peer_schema"],
+            "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
+            if runner.state == "backoff" else None,
+            "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,
+        }
+
+    def _went(self, runner: Runner) -> None:
+        """An accepted link ended: its peer stays in ``peers`` as ``down``, with the
+        link's last row, until a link to its node comes up again (``_identified``). A
+        dialed address needs none of this: its runner stays, backing off. At most
+        ``peers_max`` such peers, the longest gone dropped first."""
+        node = runner.node
+        if node is None or self.stopping:
+            return  # its hello never came: nothing to show for it
+        members = self.membership.members() if self.membership is not None else {}
+        row = self._row(runner, self._loop.time(), members, {})
+        row.update(state="down", retry_in_s=None, events_we_lack=None,
+                   events_peer_lacks=None)
+        self._gone.pop(node, None)  # the newest last
+        self._gone[node] = (row, runner.machine.status()["last_contact"])
+        while len(self._gone) > self.config.sync.peers_max:
+            del self._gone[next(iter(self._gone))]
 
     def device_status(self) -> dict[str, Any]:
         """This device for ``/v1/peers`` and ``/v1/node``: its id, whether a member told

@@ -7,7 +7,7 @@ const REFRESH_MS = 2000;
 // Link states, best first: a peer's row shows its best link.
 const RANK = ["up", "connecting", "backoff", "standby", "down"];
 // Peers seen since the console was opened: node id -> when last heard from (ms). A peer
-// whose links are all gone (one that dialed this node and stopped) stays as a down row.
+// the node lists no more (it restarted since, say) stays as a down row.
 const seen = new Map();
 
 export function devicesView(context) {
@@ -92,7 +92,11 @@ function peerRows(links, nowMs) {
       const contactS = Math.min(...group.map((link) => link.last_contact_s_ago ?? Infinity));
       seen.set(best.node_id, contactS === Infinity ? nowMs : nowMs - contactS * 1000);
     }
-    rows.push(peerRow(best, group));
+    // Down: a link that ended (the node keeps one that dialed it and stopped), whose
+    // counts are as of its last contact.
+    rows.push(best.state === "down" && best.node_id
+      ? gonePeerRow(best.node_id, (nowMs - seen.get(best.node_id)) / 1000)
+      : peerRow(best, group));
   }
   for (const [nodeId, lastMs] of seen) {
     if (!groups.has(nodeId)) rows.push(gonePeerRow(nodeId, (nowMs - lastMs) / 1000));

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -219,3 +220,51 @@ async def test_a_peer_that_takes_a_new_origin_mid_link_is_listed_under_it(
         while listed() != y.astore.node_id:
             await asyncio.sleep(0.01)
     assert [runner.node for runner in x.gossip.runners.values()] == [y.astore.node_id]
+
+
+def rows_of(node: RunningNode, peer: RunningNode) -> list[dict[str, Any]]:
+    """``node``'s ``/v1/peers`` rows for the node ``peer``."""
+    return [row for row in node.gossip.peers() if row["node_id"] == peer.astore.node_id]
+
+
+async def test_a_peer_whose_link_ended_stays_listed_as_down(make_node: NodeFactory) -> None:
+    """A phone that only dials out stops: the laptop still lists it, down, with its
+    device and last contact (it used to vanish from ``clawsync status``), until a link to
+    it is up again, when that link's row takes its place."""
+    secret = "s" * 32
+    laptop = await make_node(cluster_secret=secret, sync=FAST)
+    phone = await make_node(cluster_secret=secret, sync=FAST)
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while [row["state"] for row in rows_of(laptop, phone)] != ["up"]:
+            await asyncio.sleep(0.01)
+    await phone.stop()
+    async with asyncio.timeout(DEADLINE_S):
+        while [row["state"] for row in rows_of(laptop, phone)] != ["down"]:
+            await asyncio.sleep(0.01)
+    [down] = rows_of(laptop, phone)
+    assert down["direction"] == "in" and down["device_id"] == phone.gossip.device.device_id
+    assert down["last_contact_s_ago"] is not None and down["bytes_in"] > 0
+    assert down["events_we_lack"] is None and down["events_peer_lacks"] is None
+    again = await make_node(cluster_secret=secret, sync=FAST, data_dir=phone.config.data_dir)
+    assert await again.gossip.add_peer(laptop.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while [row["state"] for row in rows_of(laptop, phone)] != ["up"]:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_member_address_not_reached_yet_names_its_device(
+        make_node: NodeFactory) -> None:
+    """Before the first link to a member's address comes up (the member is down since
+    this node started), ``status`` names the device that advertises that address."""
+    node = await make_node()
+    member = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with aiohttp.ClientSession() as http, http.post(
+            node.url + "/v1/devices", json={"device_id": member, "name": "phone",
+                                            "address": dead}) as r:
+        assert r.status == 201
+    await node.gossip.dial_members()
+    [row] = [row for row in node.gossip.status() if row["url"] == dead]
+    assert row["node_id"] is None
+    assert (row["device_id"], row["device_name"]) == (member, "phone")

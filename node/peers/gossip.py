@@ -366,7 +366,8 @@ class Gossip:
             # Counted since a message from the peer was last handled, not since the last
             # dial that connected: an address that reaches this node itself connects
             # every time.
-            if runner.learned and runner.machine.failures >= self.config.sync.learned_failures_max:
+            if runner.learned and runner.machine.failures >= self.config.sync.learned_failures_max \
+                    and not self._advertised(runner.url):
                 log.info("forgetting learned peer", peer=runner.url,
                          failures=runner.machine.failures)
                 self._forget(runner)
@@ -717,6 +718,14 @@ class Gossip:
                 # secret to has no say in who gets it.
                 if await self.add_peer(url, learned=True, secret=runner.secret and secret):
                     log.info("learned peer", url=url, via=runner.url)
+
+    def _advertised(self, url: str) -> bool:
+        """Whether a member device advertises ``url`` in its membership record: such an
+        address is dialed on, backing off, however often it fails (a laptop that is shut
+        for the night), not forgotten like one a peer listed and taken up again at the
+        next members round with a fresh back-off."""
+        return self.membership is not None and any(
+            member.address == url for member in self.membership.members().values())
 
     def _drop_member(self, url: str) -> None:
         self.members.pop(url, None)

@@ -268,3 +268,23 @@ async def test_a_member_address_not_reached_yet_names_its_device(
     [row] = [row for row in node.gossip.status() if row["url"] == dead]
     assert row["node_id"] is None
     assert (row["device_id"], row["device_name"]) == (member, "phone")
+
+
+async def test_a_member_address_is_dialed_on_however_often_it_fails(
+        make_node: NodeFactory) -> None:
+    """A member device's advertised address (a laptop shut for the night) is not
+    forgotten after ``learned_failures_max`` failed dials like an address a peer listed:
+    it was, and taken up again at every members round with a fresh back-off."""
+    node = await make_node(sync=FAST)
+    member = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with aiohttp.ClientSession() as http, http.post(
+            node.url + "/v1/devices", json={"device_id": member, "name": "laptop",
+                                            "address": dead}) as r:
+        assert r.status == 201
+    await node.gossip.dial_members()
+    runner = node.gossip.runners[f"url:{dead}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.machine.failures < 2 * FAST.learned_failures_max:
+            await asyncio.sleep(0.01)
+    assert node.gossip.runners.get(f"url:{dead}") is runner

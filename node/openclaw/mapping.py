@@ -145,12 +145,15 @@ def events_for(record: Any, ref: SessionRef, *, fallback_ms: int = 0,
         parts = _parts(record, warnings, name)
         return Mapped(_build(record, parts, ref, stamp), warnings)
     except (_Unfit, InvalidInput) as error:
-        warnings.append(f"{name}: kept whole as an unknown record ({error})")
+        unfit = error
+    # One warning per record, naming what was kept in the end.
     try:
-        return Mapped(_build(record, [_unknown(record)], ref, stamp), warnings)
+        whole = _build(record, [_unknown(record)], ref, stamp)
     except (InvalidInput, TypeError, ValueError) as error:
         warnings.append(f"{name}: only a summary kept ({error})")
-    return Mapped(_build(_envelope(record), [_unreadable(record)], ref, stamp), warnings)
+        return Mapped(_build(_envelope(record), [_unreadable(record)], ref, stamp), warnings)
+    warnings.append(f"{name}: kept whole as an unknown record ({unfit})")
+    return Mapped(whole, warnings)
 
 
 def copy_ms_of(header: Any, following: Any) -> int | None:

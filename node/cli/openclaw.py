@@ -131,11 +131,23 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
         raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None
 
 
-def _state(path: Path, agents: tuple[str, ...]) -> StateFolder:
+def _state(path: Path, agents: tuple[str, ...], *, present: bool) -> StateFolder:
+    """The state folder, checked; ``present``: each ``--agent`` must have its folder
+    there already (an import; a watch also follows an agent that comes later)."""
     try:
-        return StateFolder(check_state_folder(path), list(agents) or None)
+        state = StateFolder(check_state_folder(path), list(agents) or None)
     except StateFolderError as error:
         raise click.UsageError(str(error)) from None
+    missing = [agent for agent in agents if not (state.path / "agents" / agent).is_dir()]
+    if missing:
+        there = sorted(entry.name for entry in (state.path / "agents").iterdir()
+                       if entry.is_dir())
+        said = (f"no agent {', '.join(map(repr, missing))} in {state.path}/agents "
+                f"(there: {', '.join(there) or 'none'})")
+        if present:
+            raise click.UsageError(said)
+        note(f"{said}; followed once it appears")
+    return state
 
 
 def _summary(tally: Tally) -> str:
@@ -147,17 +159,19 @@ def _summary(tally: Tally) -> str:
 def state_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--state-dir``, ``--agent`` and ``--data-dir``, shared by the three commands."""
     command = click.option(
-        "--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+        "--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+        metavar="DIR",
         help="Use this node data folder directly instead of a running node "
-             "(--node); no node may be serving it meanwhile.")(command)
+             "(--node); no node may be serving it meanwhile. It must exist: a "
+             "mistyped path is an error, not a new, empty node.")(command)
     command = click.option(
         "--agent", "agents", multiple=True, metavar="ID",
         help="Only this OpenClaw agent (repeatable). Default: every agent of the folder.")(
         command)
     return click.option(
         "--state-dir", type=click.Path(path_type=Path), metavar="DIR",
-        default=lambda: os.environ.get("OPENCLAW_STATE_DIR",
-                                       str(Path.home() / ".openclaw")),
+        # OpenClaw's own rule: a variable set but empty is not set.
+        default=lambda: os.environ.get("OPENCLAW_STATE_DIR") or str(Path.home() / ".openclaw"),
         show_default="$OPENCLAW_STATE_DIR, else ~/.openclaw",
         help="OpenClaw's state folder, the one holding agents/.")(command)
 
@@ -205,7 +219,7 @@ Examples:
 @click.pass_context
 def import_(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
             data_dir: Path | None) -> None:
-    state = _state(state_dir, agents)
+    state = _state(state_dir, agents, present=True)
 
     async def work(sink: Sink) -> Tally:
         try:
@@ -245,7 +259,7 @@ Examples:
 @click.pass_context
 def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
           data_dir: Path | None, poll_s: float) -> None:
-    state = _state(state_dir, agents)
+    state = _state(state_dir, agents, present=False)
 
     delay_s = poll_s
 
@@ -347,7 +361,13 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
              + " exports one of them instead")
     updated_ms = max(event.timestamp.ms for event in events
                      if _session_id(event) == transcript.session_id)
-    agent_id = agents[0] if agents else transcript.agent_id
+    if agents and agents[0] != transcript.agent_id:
+        # Written into another agent's folder, it would come back as that agent's
+        # session, a copy of the whole conversation, at the next import.
+        raise click.UsageError(
+            f"session {key!r} is OpenClaw agent {transcript.agent_id!r}'s, not "
+            f"{agents[0]!r}'s: export writes a session for its own agent (leave out --agent)")
+    agent_id = transcript.agent_id
     try:
         written = export_transcript(state, transcript, agent_id, updated_ms)
     except (ExportRefused, OSError) as error:

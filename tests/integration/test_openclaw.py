@@ -20,7 +20,15 @@ from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import all_events, wait_until
 from tests.support.openclaw import FakeGateway, RecordedGateway
-from tests.support.processes import LineReader, NodeProcess, free_port, run_cli, spawn_cli
+from tests.support.processes import (
+    LineReader,
+    NodeProcess,
+    child_env,
+    cli_args,
+    free_port,
+    run_cli,
+    spawn_cli,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -223,3 +231,44 @@ def test_export_from_a_node_after_a_forget(node: NodeProcess, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     lines = (other / "agents" / "main" / "sessions" / f"{SID}.jsonl").read_text().splitlines()
     assert 0 < len(lines) < len(transcript.records())
+
+
+def test_mistyped_agents_and_folders_are_usage_errors(node: NodeProcess,
+                                                      tmp_path: Path) -> None:
+    """A typo writes nothing: an --agent the folder does not hold, a --data-dir that does
+    not exist (it used to become a new, empty node folder), and an export into another
+    agent's folder (the next import read it back as that agent's copy of the whole
+    conversation)."""
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records())
+    nosuch = run_cli(node, "openclaw", "import", "--state-dir", str(state), "--agent", "mian")
+    assert nosuch.returncode == 2 and "no agent 'mian'" in nosuch.stderr
+    assert "(there: main)" in nosuch.stderr
+    typo = tmp_path / "no-such-folder"
+    folder = run_cli(node, "openclaw", "import", "--state-dir", str(state),
+                     "--data-dir", str(typo))
+    assert folder.returncode == 2 and "does not exist" in folder.stderr
+    assert not typo.exists() and session_events(node) == []
+    assert run_cli(node, "openclaw", "import", "--state-dir", str(state)).returncode == 0
+    other = tmp_path / "other"
+    (other / "agents").mkdir(parents=True)
+    wrong = run_cli(node, "openclaw", "export", CLAWSYNC_KEY, "--state-dir", str(other),
+                    "--agent", "other")
+    assert wrong.returncode == 2 and "agent 'main'" in wrong.stderr, wrong.stderr
+    assert list((other / "agents").iterdir()) == []
+
+
+def test_an_empty_openclaw_state_dir_variable_means_the_default(node: NodeProcess,
+                                                                tmp_path: Path) -> None:
+    """OPENCLAW_STATE_DIR set but empty is not set: ~/.openclaw, not the current folder."""
+    home = tmp_path / "home"
+    gateway = FakeGateway(home / ".openclaw")
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records())
+    done = subprocess.run(cli_args(node, "openclaw", "import"), text=True,
+                          capture_output=True, cwd=tmp_path, timeout=60, check=False,
+                          env=child_env({"OPENCLAW_STATE_DIR": "", "HOME": str(home)}))
+    assert done.returncode == 0, done.stderr
+    assert len(session_events(node)) > 0

@@ -23,8 +23,9 @@ from aiohttp import web
 
 from crdt.clock import Hlc
 from crdt.device import parse_device_id
+from crdt.errors import InvalidInput
 from crdt.membership import Member, Removal, check_reason
-from node.config import Config
+from node.config import Config, api_path_base
 from node.device import DeviceKey
 from node.devices import KEEP, Devices, RemovalIsFinal
 from node.http.wire import HttpError, one_param, respond
@@ -62,6 +63,10 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         device_id = parse_device_id(value["device_id"])
         # No "address": a member keeps its own; null clears it.
         name, address = value["name"], value.get("address", KEEP)
+        base = api_path_base(address) if isinstance(address, str) else None
+        if base is not None:  # every peer would dial it, and get 404, for good
+            raise InvalidInput(f"{address!r} names an API path; give the node's own "
+                               f"address ({base!r}?)", field="address")
         refuse_if_removed(request)
         try:
             stored, member = await devices.add(device_id, name, address)

@@ -321,8 +321,9 @@ class Config:
             named.append(("--advertise-url", self.advertise_url))
         for what, url in named:
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{what} {url!r} must start with http:// or https:// "
-                                 f"('http://{url}'?)")
+                # A suggestion for an address without a scheme only: not "http://ftp://x".
+                guess = "" if "://" in url else f" ('http://{url}'?)"
+                raise ValueError(f"{what} {url!r} must start with http:// or https://{guess}")
             base = api_path_base(url)
             if base is not None:  # dialed, it would be refused "Not Found" for good
                 raise ValueError(f"{what} {url!r} names an API path; give the node's own "

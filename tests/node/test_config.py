@@ -153,6 +153,13 @@ def test_a_peer_address_that_could_never_link_is_a_usage_error(args: list[str],
     assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
 
 
+def test_an_address_of_another_scheme_gets_no_suggestion() -> None:
+    result = CliRunner().invoke(main, ["serve", "--advertise-url", "ftp://phone",
+                                       "--print-config"])
+    assert result.exit_code == 2 and "'ftp://phone' must start with http://" in result.output
+    assert "http://ftp" not in result.output  # not "('http://ftp://phone'?)"
+
+
 def test_a_reverse_proxy_prefix_is_a_peer_address() -> None:
     result = CliRunner().invoke(main, ["serve", "--peer", "https://sync.example/cs",
                                        "--print-config"])

@@ -10,6 +10,7 @@ deadline, and fails with what the page last showed.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from tests.support.cluster import (
     session_path,
     wait_until,
 )
-from tests.support.processes import NodeProcess
+from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -215,6 +216,24 @@ def test_a_peer_that_dialed_and_stopped_stays_as_down_until_it_is_back(
 
         b.start()
         expect_back_in_sync(page, b_id)
+
+
+def test_an_app_token_gets_the_form_back_with_the_nodes_words(token_node: NodeProcess,
+                                                               page: Page) -> None:
+    """An Automerge app's token is known to the node, which answers 403: the console
+    says so under the form, instead of "Cannot reach the node" and asking again every
+    2 s for good."""
+    made = run_cli(token_node, "tokens", "create", "--sessions", "*", "--json")
+    assert made.returncode == 0, made.stderr
+    page.goto(token_node.url + "/")
+    form = page.locator("form[data-testid=token-form]")
+    form.locator("input[name=token]").fill(json.loads(made.stdout)["token"])
+    form.locator("[type=submit]").click()
+    expect(page.get_by_test_id("token-error")).to_contain_text("this is an app token")
+    expect(page.get_by_test_id("live-status")).to_have_text("token needed")
+    expect(form).to_be_visible()
+    expect(page.get_by_test_id("this-node")).to_be_hidden()
+    assert page.evaluate("Object.values(sessionStorage)") == []
 
 
 def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(

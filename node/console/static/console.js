@@ -3,7 +3,7 @@
 //   #/sessions             the session list
 //   #/session/<key>        one session's transcript (the key percent-encoded)
 
-import { EventStream, Unauthorized, get, setToken, token } from "./api.js";
+import { EventStream, Refused, Unauthorized, get, setToken, token } from "./api.js";
 import { devicesView } from "./devices.js";
 import { sessionView } from "./session.js";
 import { sessionsView } from "./sessions.js";
@@ -49,6 +49,7 @@ function showLogin(message) {
   view = null;
   viewRoot.replaceChildren();
   setLive(false);
+  liveStatus.textContent = "token needed"; // the node answers: it is not out of reach
   tokenError.textContent = message;
   login.hidden = false;
   form.elements.token.value = "";
@@ -75,6 +76,11 @@ async function boot() {
       const tried = token() !== null;
       setToken(null);
       showLogin(tried ? "That token is wrong: the node refused it." : "");
+    } else if (error instanceof Refused && error.status === 403) {
+      // A token the node knows that does not open the console (an app's): asking
+      // again with it would be refused again, for good.
+      setToken(null);
+      showLogin(`The node refused this token here: ${error.message}`);
     } else {
       viewRoot.replaceChildren(`Cannot reach the node (${error.message}); trying again…`);
       setTimeout(boot, 2000);

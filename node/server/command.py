@@ -223,4 +223,14 @@ def _sync_config(ctx: click.Context, pull_interval_s: float,
         sync = replace(sync, pull_interval_s=pull_interval_s)
     if ctx.get_parameter_source("members_interval_s") in given:
         sync = replace(sync, members_interval_s=members_interval_s)
+    # The table's values hold to the options' ranges too (``SyncConfig`` checks only that
+    # they are positive): a pull interval of 0.01 s would be a busy loop per peer.
+    for param in ctx.command.params:
+        if param.name in ("pull_interval", "members_interval_s"):
+            assert isinstance(param.type, click.FloatRange)
+            field = "pull_interval_s" if param.name == "pull_interval" else param.name
+            value, low, high = getattr(sync, field), param.type.min, param.type.max
+            if low is not None and high is not None and not low <= value <= high:
+                raise ValueError(f"[sync] {field} = {value:g} is not between {low:g} and "
+                                 f"{high:g} (as {param.opts[0]})")
     return sync

@@ -221,3 +221,16 @@ def test_signatures_are_required_by_default_only_without_a_cluster_secret(
     file = tmp_path / "clawsync.toml"
     file.write_text("require_signatures = true\n")
     assert print_config(["--config", str(file)])["require_signatures"] is True
+
+
+@pytest.mark.parametrize(("table", "said"), [
+    ("pull_interval_s = 0.01", "[sync] pull_interval_s = 0.01 is not between 0.05 and 3600"),
+    ("members_interval_s = 0.01", "[sync] members_interval_s = 0.01 is not between 0.1"),
+])
+def test_the_sync_tables_intervals_hold_to_their_options_ranges(
+        tmp_path: Path, table: str, said: str) -> None:
+    """As --pull-interval 0.01 is refused, so is the same value in the file's table."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text(f"[sync]\n{table}\n")
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
+    assert result.exit_code == 2 and said in result.output, result.output

@@ -16,7 +16,9 @@ from node.client.api import Client
 @click.argument("session", callback=session_key)
 @click.option("--event", "events", multiple=True, metavar="ID",
               help="Forget only this event (its 64-hex-digit id); repeat for more.")
-@click.option("--reason", metavar="TEXT", help="Why, kept in the record (default: user).")
+@click.option("--reason", metavar="TEXT",
+              help="Why, kept in the record; with --event only (a whole session is "
+                   "forgotten for the reason 'user'). Default: user.")
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context

@@ -26,7 +26,7 @@ from aiohttp import web
 from crdt.errors import InvalidInput
 from crdt.log.forget import UNFORGETTABLE
 from node.http import auth
-from node.http.wire import path_session_key, respond
+from node.http.wire import bad_parameter, path_session_key, respond
 from node.server import bodies
 from node.store import AsyncStore
 from sync.repo.config import Access
@@ -81,6 +81,11 @@ def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: i
 
     async def forget_session(request: web.Request) -> web.StreamResponse:
         key = path_session_key(request)
+        if request.query:  # ``?reason=``, say: a whole forget would not keep it
+            raise bad_parameter(next(iter(request.query)),
+                                "is not taken: a whole session is forgotten for the "
+                                "reason 'user', with no parameter (POST .../forget takes "
+                                "a reason for some events)")
         return await _forget(request, request.app[store], key, None, "user")
 
     async def forget_events(request: web.Request) -> web.StreamResponse:
@@ -96,7 +101,10 @@ def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: i
 
 def _events_body(value: dict[str, Any]) -> tuple[list[str], str]:
     events = value.get("events")
-    if not isinstance(events, list) or not events:
+    if not isinstance(events, list):
+        raise InvalidInput(f"must be a list of event ids, not {type(events).__name__}",
+                           field="events")
+    if not events:
         raise InvalidInput("must list at least one event id (DELETE /v1/sessions/{key} "
                            "forgets the whole session)", field="events")
     reason = value.get("reason", "user")

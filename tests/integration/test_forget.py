@@ -186,6 +186,10 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
             code, error = _status(a, "POST", path + "/forget", body)
             assert code == 400, (body, error)
             assert error["error"]["message"]
+        code, error = _status(a, "DELETE", path + "?reason=gdpr")
+        assert (code, error["error"]["field"]) == (400, "reason")  # not forgotten for "user"
+        code, error = _status(a, "POST", path + "/forget", {"events": "x"})
+        assert (code, error["error"]["message"]) == (400, "must be a list of event ids, not str")
         assert _status(a, "POST", session_path("nosuch") + "/forget",
                        {"events": [said["id"]]})[0] == 404
         assert _status(a, "POST", path + "/forget", {"events": [said["id"]] * 1025})[0] == 413

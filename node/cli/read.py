@@ -20,9 +20,9 @@ from node.client.api import Client, StreamEvent
 
 Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
 
-_AFTER = click.option("--after", type=click.IntRange(min=0), metavar="N",
-                      help="Start after this number, the first column of the output: an "
-                           "event's position, a session's index.")
+def _after(help_text: str) -> Callable[[Any], Any]:
+    """``--after N``, with what N counts in that command."""
+    return click.option("--after", type=click.IntRange(min=0), metavar="N", help=help_text)
 _LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
                       help="How many per page, up to the node's page_max (1000 unless "
                            "configured). Default: the node's page size (100).")
@@ -53,7 +53,7 @@ def more_hint(more: bool, following: Any, noun: str) -> None:
 
 @click.command()
 @click.argument("session", callback=session_key)
-@_AFTER
+@_after("Start after this event position, the first column of the output.")
 @_LIMIT
 @_ALL
 @_JSON
@@ -86,7 +86,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
 
 
 @click.command()
-@_AFTER
+@_after("Start after this session index, the first column of the output.")
 @_LIMIT
 @_ALL
 @_JSON
@@ -155,7 +155,8 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
 
 
 @click.command()
-@_AFTER
+@_after("Start after this event position (the first column of the output) instead "
+        "of at the newest event.")
 @click.option("--session", "session_key", metavar="KEY", help="Show only this session.")
 @_JSON
 @client_options

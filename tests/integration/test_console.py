@@ -137,6 +137,7 @@ def test_a_session_written_on_b_appears_and_updates_live_on_a(
     expect(page).to_have_url(re.compile(re.escape("#/session/" + quote(KEY, safe=""))))
     transcript = page.get_by_test_id("transcript")
     expect(transcript.get_by_test_id("message")).to_have_count(1)
+    expect(page.locator(".summary")).to_contain_text(" · 1 message received · 1 event · ")
     expect(page.get_by_test_id("automerge-url")).to_contain_text("automerge:")
 
     # Marks this document: a reload would drop the mark.

@@ -1,7 +1,7 @@
 // Devices: this node and one row per peer node, read from /v1/node and /v1/peers every
 // two seconds and soon after each new event.
 
-import { bytes, throttled, h, secondsAgo } from "./dom.js";
+import { bytes, counted, throttled, h, secondsAgo } from "./dom.js";
 
 const REFRESH_MS = 2000;
 // Link states, best first: a peer's row shows its best link.
@@ -115,7 +115,7 @@ function stateText(peer) {
 function syncText(peer) {
   const behind = Math.max(peer.events_we_lack || 0, peer.events_peer_lacks || 0);
   if (behind === 0) return "in sync";
-  return behind === 1 ? "1 event behind" : `${behind} events behind`;
+  return `${counted(behind, "event")} behind`;
 }
 
 function syncTitle(peer) {

@@ -18,6 +18,11 @@ export function h(tag, attrs = {}, ...children) {
   return element;
 }
 
+// "1 event", "2 events".
+export function counted(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
 export function bytes(count) {
   if (count === null || count === undefined) return "–";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];

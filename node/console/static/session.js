@@ -3,7 +3,7 @@
 // events of the session come from the live stream, whichever device wrote them.
 
 import { Refused, sessionPath } from "./api.js";
-import { h, localTime, throttled } from "./dom.js";
+import { counted, h, localTime, throttled } from "./dom.js";
 import { Transcript, byOrder, render } from "./transcript.js";
 
 const EVENTS_PAGE = 1000;
@@ -177,8 +177,10 @@ export function sessionView(context, { key }) {
 }
 
 function summary(projection) {
-  return `${projection.state} · ${projection.channel} · ${projection.message_count} messages received · `
-    + `${projection.event_count} events · last activity ${localTime(projection.last_activity)}`;
+  return `${projection.state} · ${projection.channel} · `
+    + `${counted(projection.message_count, "message")} received · `
+    + `${counted(projection.event_count, "event")} · `
+    + `last activity ${localTime(projection.last_activity)}`;
 }
 
 async function copy(element) {

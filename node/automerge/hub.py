@@ -47,7 +47,7 @@ from node.automerge.tokens import IssuedTokens
 from node.automerge.trials import Trials
 from node.config import Config
 from node.http import auth
-from node.http.wire import unauthorized
+from node.http.wire import HttpError, unauthorized
 from node.store import AsyncStore, StoreClosing
 from sync.repo.config import FULL_ACCESS, Access, RepoLimits, parse_tokens
 from sync.repo.connection import (
@@ -165,6 +165,10 @@ class RepoHub:
             raise web.HTTPServiceUnavailable(text="the node is stopping")
         ws = web.WebSocketResponse(max_msg_size=self.limits.frame_bytes_max,
                                    heartbeat=self.limits.ping_interval_s, compress=False)
+        if not ws.can_prepare(request).ok:  # a browser or curl: say what goes here
+            raise HttpError(400, "websocket_required", "this is the Automerge sync "
+                            "websocket: connect an automerge-repo client to "
+                            "ws://HOST:PORT/automerge (see the README's Automerge clients)")
         await ws.prepare(request)
         machine = RepoConnection(peer_id=self.peer_id, storage_id=self.peer_id,
                                  access=access, limits=self.limits, now=time.monotonic(),

@@ -318,3 +318,13 @@ async def test_documents_a_forget_replaced_while_stopped_are_deleted_at_start(
         while await node.astore.read(stored("s1")) is not None:
             await node.astore.wait_for_head(node.astore.head, 0.05)
     assert await node.astore.read(stored("s2")) is not None
+
+
+async def test_a_plain_get_is_told_this_is_a_websocket(make_node: NodeFactory) -> None:
+    """A browser or curl at /automerge: a 400 that says what goes there, not "Bad
+    Request"."""
+    node = await make_node()
+    async with aiohttp.ClientSession() as http, http.get(node.url + "/automerge") as r:
+        assert r.status == 400
+        error = (await r.json())["error"]
+    assert error["code"] == "websocket_required" and "automerge-repo" in error["message"]

@@ -16,7 +16,7 @@ from node.cli.output import (
     print_rows,
     projection_lines,
 )
-from node.client.api import Client, StreamEvent
+from node.client.api import Client, ClientError, StreamEvent
 
 Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
 
@@ -145,8 +145,23 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
     """
     if as_json and url_only:
         raise click.UsageError("give --json or --url, not both")
-    view = with_client(ctx, lambda client: client.projection(session))
-    if url_only:
+    async def fetch(client: Client) -> dict[str, Any] | None:
+        try:
+            return await client.projection(session)
+        except ClientError as error:
+            if url_only and error.status == 404:
+                return None  # its URL is known before its first event: see below
+            raise
+
+    view = with_client(ctx, fetch)
+    if view is None:
+        # Imported here: automerge loads slowly, and no other command needs it.
+        from crdt.automerge.layout import automerge_url
+
+        note(f"no session {session!r} on the node yet: an automerge-repo client may find "
+             "this URL now; the document fills once the session's first event is stored")
+        click.echo(automerge_url(session))
+    elif url_only:
         click.echo(view.get("automerge_url") or "")
     elif as_json:
         click.echo(json.dumps(view, indent=2, ensure_ascii=False))

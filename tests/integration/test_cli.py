@@ -131,6 +131,12 @@ def test_events_sessions_and_projection_output(node: NodeProcess) -> None:
     assert view["event_count"] == 4 and view["custom_state"] == {"topic": "orders"}
     url = ok(run_cli(node, "projection", "chat", "--url")).strip()
     assert url.startswith("automerge:") and url == view["automerge_url"]
+    # A session with no event yet has its URL already, for a client to find() it early.
+    early = run_cli(node, "projection", "later", "--url")
+    assert early.returncode == 0 and "no session 'later' on the node yet" in early.stderr
+    assert run_cli(node, "projection", "later").returncode == 1  # nothing else to show
+    ok(run_cli(node, "append", "later", "message_received", "content=now"))
+    assert early.stdout.strip() == ok(run_cli(node, "projection", "later", "--url")).strip()
 
 
 def test_copy_a_session_between_nodes(node: NodeProcess, tmp_path: Path) -> None:

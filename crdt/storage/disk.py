@@ -74,6 +74,12 @@ PURGE_WAIT_S = 0.01
 _FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
+def holds_storage(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` holds a store already (``open`` would not make a new one)."""
+    database: str = diskcache.core.DBNAME
+    return (Path(folder) / database).is_file()
+
+
 class DiskStorage:
     """The ``crdt.storage.base.Storage`` interface over one diskcache folder."""
 

@@ -22,6 +22,7 @@ from crdt.errors import CrdtError, NotFound
 from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
+from crdt.storage.disk import holds_storage
 from node.cli.append import batches
 from node.cli.common import NodeError, client_options, note, session_key, settings
 from node.client.api import Client, ClientError
@@ -53,18 +54,22 @@ class HttpSink:
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
         await self.client.save_cursor(name, cursor)
 
-    async def events(self, session_key: str) -> list[Event]:
-        """The session's events, but for forgotten ones: their content is gone, so they
-        cannot be rebuilt (nor hold an OpenClaw record)."""
+    async def events(self, session_key: str) -> tuple[list[Event], int]:
+        """The session's events, but for forgotten ones, which are only counted: their
+        content is gone, so they cannot be rebuilt (nor hold an OpenClaw record)."""
         found: list[Event] = []
+        forgotten = 0
         after = 0
         while True:
             page = await self.client.events(session_key, after=after)
-            found += [_sealed(item) for item in page["events"]
-                      if item.get("forgotten_by") is None]
+            for item in page["events"]:
+                if item.get("forgotten_by") is None:
+                    found.append(_sealed(item))
+                else:
+                    forgotten += 1
             after = int(page["next"])
             if not page.get("more"):
-                return found
+                return found, forgotten
 
     async def append(self, events: list[Event]) -> int:
         created = 0
@@ -86,8 +91,10 @@ class EmbeddedSink:
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
         save_cursor(self.store, name, cursor)
 
-    async def events(self, session_key: str) -> list[Event]:
-        return [stored.event for stored in self.store.get_events(session_key)]
+    async def events(self, session_key: str) -> tuple[list[Event], int]:
+        events = [stored.event for stored in self.store.get_events(session_key)]
+        held = [event for event in events if event.forgotten_by is None]
+        return held, len(events) - len(held)
 
     async def append(self, events: list[Event]) -> int:
         created = 0
@@ -122,6 +129,8 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
     try:
         if data_dir is None:
             return asyncio.run(over_http())
+        if not holds_storage(data_dir):  # a mistyped path must not pass unseen
+            note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
         with EventStore.open(data_dir, signer=signer) as store:
             return asyncio.run(work(EmbeddedSink(store, options.limits)))
@@ -159,11 +168,10 @@ def _summary(tally: Tally) -> str:
 def state_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--state-dir``, ``--agent`` and ``--data-dir``, shared by the three commands."""
     command = click.option(
-        "--data-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-        metavar="DIR",
+        "--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
         help="Use this node data folder directly instead of a running node "
-             "(--node); no node may be serving it meanwhile. It must exist: a "
-             "mistyped path is an error, not a new, empty node.")(command)
+             "(--node); no node may be serving it meanwhile. A folder holding no "
+             "node's data yet becomes a new node's, and the command says so.")(command)
     command = click.option(
         "--agent", "agents", multiple=True, metavar="ID",
         help="Only this OpenClaw agent (repeatable). Default: every agent of the folder.")(
@@ -332,7 +340,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
     prefixed = session if session.startswith("agent:") else session_key_for(
         agents[0] if agents else "main", session)
 
-    async def work(sink: Sink) -> tuple[str, list[Event]]:
+    async def work(sink: Sink) -> tuple[str, tuple[list[Event], int]]:
         # OpenClaw's key without its prefix, or else a clawsync key as it is.
         for candidate in dict.fromkeys([prefixed, session]):
             try:
@@ -344,7 +352,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
                         + (f" nor {prefixed!r}" if prefixed != session else "")
                         + " on the node")
 
-    key, events = _with_sink(ctx, data_dir, work)
+    key, (events, forgotten) = _with_sink(ctx, data_dir, work)
     latest = _latest_first(events)
     transcripts = sorted((t for t in transcripts_for(events)
                           if session_id is None or t.session_id == session_id),
@@ -374,6 +382,13 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         raise NodeError(str(error)) from None
     what = "already there, unchanged" if written.unchanged else "written"
     click.echo(f"{written.path}: {written.records} records {what}")
+    if forgotten or transcript.left_out:
+        # A forget takes content out of records: say so rather than export a
+        # conversation that looks whole.
+        note(f"note: {forgotten} event(s) of {key!r} were forgotten: the records they "
+             "held are left out, or written without the forgotten parts"
+             + (f"; {transcript.left_out} event(s) are left out with the record whose "
+                "main event was forgotten" if transcript.left_out else ""))
     held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
     if held:
         note(f"note: OpenClaw's store already holds session {transcript.session_id} "

@@ -32,8 +32,9 @@ class Sink(Protocol):
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None: ...
 
-    async def events(self, session_key: str) -> list[Event]:
-        """Every event of one session."""
+    async def events(self, session_key: str) -> tuple[list[Event], int]:
+        """The events of one session whose content is held, and how many others it has
+        whose content was forgotten (they hold no record any more)."""
         ...
 
     async def append(self, events: list[Event]) -> int:

@@ -37,6 +37,9 @@ class Transcript:
     session_key: str  # OpenClaw's own
     session_id: str
     records: list[dict[str, Any]]
+    #: Events of its records held here whose record is not: its main event (the one
+    #: holding ``openclaw.record``) was forgotten, which takes the record with it.
+    left_out: int = 0
 
 
 def transcripts_for(events: Iterable[Event]) -> list[Transcript]:
@@ -61,7 +64,15 @@ def transcripts_for(events: Iterable[Event]) -> list[Transcript]:
         group = (base.agent_id, str(extra.get("session_key")), str(extra.get("session_id")))
         groups[group].append((base, record))
     by_first = sorted(groups.items(), key=lambda item: min(e.sort_key for e, _ in item[1]))
-    return [Transcript(*group, _ordered(members)) for group, members in by_first]
+    orphans: dict[tuple[str, str, str], int] = defaultdict(int)
+    for base_id, events_of in parts.items():
+        if base_id not in bases:
+            for event in events_of:
+                extra = event.payload[EXTRA]
+                orphans[(event.agent_id, str(extra.get("session_key")),
+                         str(extra.get("session_id")))] += 1
+    return [Transcript(*group, _ordered(members), orphans.get(group, 0))
+            for group, members in by_first]
 
 
 def records_for(events: Iterable[Event], session_id: str | None = None) -> list[dict[str, Any]]:

@@ -231,14 +231,16 @@ def test_export_from_a_node_after_a_forget(node: NodeProcess, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     lines = (other / "agents" / "main" / "sessions" / f"{SID}.jsonl").read_text().splitlines()
     assert 0 < len(lines) < len(transcript.records())
+    # Said, not only done: the conversation written is not the whole one.
+    assert f"1 event(s) of {CLAWSYNC_KEY!r} were forgotten" in result.stderr
 
 
-def test_mistyped_agents_and_folders_are_usage_errors(node: NodeProcess,
+def test_mistyped_agents_and_folders_are_caught(node: NodeProcess,
                                                       tmp_path: Path) -> None:
-    """A typo writes nothing: an --agent the folder does not hold, a --data-dir that does
-    not exist (it used to become a new, empty node folder), and an export into another
-    agent's folder (the next import read it back as that agent's copy of the whole
-    conversation)."""
+    """A typo writes nothing, or not unseen: an --agent the folder does not hold, a
+    --data-dir that holds no node's data (it became a new node's folder without a word),
+    and an export into another agent's folder (the next import read it back as that
+    agent's copy of the whole conversation)."""
     state = tmp_path / "openclaw"
     gateway = FakeGateway(state)
     gateway.open_session(KEY, SID)
@@ -249,8 +251,9 @@ def test_mistyped_agents_and_folders_are_usage_errors(node: NodeProcess,
     typo = tmp_path / "no-such-folder"
     folder = run_cli(node, "openclaw", "import", "--state-dir", str(state),
                      "--data-dir", str(typo))
-    assert folder.returncode == 2 and "does not exist" in folder.stderr
-    assert not typo.exists() and session_events(node) == []
+    assert folder.returncode == 0, folder.stderr  # a new node's folder, said aloud:
+    assert f"{typo} holds no node's data yet: a new node's data folder" in folder.stderr
+    assert session_events(node) == []
     assert run_cli(node, "openclaw", "import", "--state-dir", str(state)).returncode == 0
     other = tmp_path / "other"
     (other / "agents").mkdir(parents=True)

@@ -405,3 +405,18 @@ def test_a_rewinds_copy_adds_nothing_to_the_projection_and_comes_back_equal() ->
     assert records_for(events, transcript.SESSION_ID) == as_json(first)
     again = [e.id for r in second for e in events_for(r, ref, copy_ms=copy_ms).events]
     assert again == [e.id for events in copied for e in events]
+
+
+def test_events_whose_record_was_forgotten_are_counted_as_left_out() -> None:
+    """A forget of a record's main event takes the record with it: its other events
+    (each tool call of an assistant turn) can make no record, and the transcript counts
+    them for the export to say so."""
+    events, _ = import_all(transcript.records())
+    whole = transcripts_for(events)[0]
+    assert whole.left_out == 0
+    parts = [e for e in events if "part_of" in e.payload["openclaw"]]
+    base = next(e for e in events if e.id.hex() == parts[0].payload["openclaw"]["part_of"])
+    orphaned = [e for e in parts if e.payload["openclaw"]["part_of"] == base.id.hex()]
+    [rest] = transcripts_for([e for e in events if e is not base])
+    assert rest.left_out == len(orphaned) > 0
+    assert len(rest.records) == len(whole.records) - 1

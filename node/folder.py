@@ -1,4 +1,5 @@
-"""The size of the node's data folder (``GET /v1/node``; metrics may show it too).
+"""The size of the node's data folder, and of its log's if kept elsewhere (``GET /v1/node``;
+metrics may show it too).
 
 It is a walk of the folder on a worker thread, done at most once every
 ``STORAGE_SIZE_TTL_S``: consoles polling every two seconds, however many, cost one walk
@@ -24,10 +25,15 @@ STORAGE_SIZE_TTL_S = 5.0
 
 
 class FolderSize:
-    """The bytes of the files under a folder, measured at most every ``ttl_s``."""
+    """The bytes of the files under a folder, measured at most every ``ttl_s``; with
+    ``also``, under that one too (the log kept elsewhere: ``--storage DIR``), unless it is
+    within the first."""
 
-    def __init__(self, folder: Path, ttl_s: float = STORAGE_SIZE_TTL_S) -> None:
-        self._folder = folder
+    def __init__(self, folder: Path, ttl_s: float = STORAGE_SIZE_TTL_S,
+                 also: Path | None = None) -> None:
+        self._folders = [folder]
+        if also is not None and not also.resolve().is_relative_to(folder.resolve()):
+            self._folders.append(also)
         self._ttl_s = ttl_s
         self._value = 0
         self._measured_at: float | None = None
@@ -38,7 +44,8 @@ class FolderSize:
         if self._measured_at is not None and loop.time() - self._measured_at < self._ttl_s:
             return self._value
         if self._walk is None:  # callers that come during a walk share it
-            self._walk = asyncio.ensure_future(asyncio.to_thread(folder_bytes, self._folder))
+            self._walk = asyncio.ensure_future(asyncio.to_thread(
+                lambda: sum(folder_bytes(folder) for folder in self._folders)))
             self._walk.add_done_callback(self._measured)
         # Shielded: a caller that goes away does not stop the walk the others wait for.
         return await asyncio.shield(self._walk)

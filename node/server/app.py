@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 
 from aiohttp import hdrs, web
 
@@ -45,6 +46,7 @@ from crdt.keys import check_session_key
 from crdt.log.forget import UNFORGETTABLE
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
+from crdt.storage.backends import backend_of
 from node import retention
 from node.automerge import hub as repo_ws
 from node.automerge.tokens import IssuedTokens
@@ -102,7 +104,9 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     app[STORE] = astore
     app[METRICS] = metrics
     app[STREAMS] = streams.StreamSlots(config.limits)
-    app[FOLDER_SIZE] = FolderSize(config.data_dir)
+    app[FOLDER_SIZE] = FolderSize(config.data_dir, also=None if config.storage is None
+                                  or backend_of(config.storage) is not None
+                                  else Path(config.storage))
     app[DEVICE] = device
     astore.add_commit_listener(metrics.observe_commit)
 

@@ -86,10 +86,10 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
               default=lambda: node_config.host_name(),
               help="This device's name for people, shown beside its device id (clawsync "
                    "device, the console). Default: the host name.")
-@click.option("--storage", envvar="CLAWSYNC_STORAGE", show_envvar=True, metavar="URL",
-              help="Keep the event log elsewhere than in --data-dir: memory: keeps it in "
-                   "memory only (gone when the node stops; for trials and tests). Default: "
-                   "diskcache in --data-dir.")
+@click.option("--storage", envvar="CLAWSYNC_STORAGE", show_envvar=True, metavar="DIR|URL",
+              help="Keep the event log elsewhere than in --data-dir: in another folder (a "
+                   "faster disk, say), or memory: in memory only (gone when the node "
+                   "stops; for trials and tests). Default: diskcache in --data-dir.")
 @click.option("--host", default=node_config.HOST_DEFAULT, envvar="CLAWSYNC_HOST",
               show_envvar=True, metavar="ADDRESS",
               help="Address to listen on. Default: 127.0.0.1, reachable only from this "

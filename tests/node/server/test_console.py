@@ -15,7 +15,7 @@ import pytest
 from crdt.events import parse_event
 from crdt.log.store import EventStore
 from node.console import static_files
-from node.folder import FolderSize
+from node.folder import FolderSize, folder_bytes
 from node.server import sessions
 from node.server.run import RunningNode
 
@@ -109,6 +109,17 @@ async def test_node_answers_what_it_is_and_holds(client: aiohttp.ClientSession,
     assert about["cluster_sessions"] == 1
     assert isinstance(about["name"], str) and about["name"]
     assert about["storage_bytes"] > 0  # the SQLite file at least
+
+
+async def test_a_log_kept_elsewhere_counts_in_the_storage_size(
+        make_node: NodeFactory, tmp_path: Path, event_body: EventFactory) -> None:
+    """With --storage DIR the log is not in the data folder: its bytes count too."""
+    node = await make_node(storage=str(tmp_path / "log"))
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        await append(client, "tg:alice", [event_body(1)])
+        async with client.get("/v1/node") as resp:
+            about = await resp.json()
+    assert about["storage_bytes"] >= folder_bytes(tmp_path / "log") > 0
 
 
 async def test_node_needs_the_token_when_the_node_has_one(make_node: NodeFactory) -> None:

@@ -11,6 +11,7 @@ one plain line per item otherwise, so output piped to ``grep`` or a file stays s
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -34,9 +35,24 @@ def is_terminal() -> bool:
     return True
 
 
+#: C0 and C1 control characters and DEL: a terminal obeys escape sequences made of them.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character shown as an escape (``\\x1b``): content
+    comes from whoever can write to a session, and printed raw, an escape sequence in
+    it would retitle, clear or rewrite the reader's terminal.
+
+    >>> printable("T\\x1b]0;PWNED\\x07")
+    'T\\\\x1b]0;PWNED\\\\x07'
+    """
+    return _CONTROLS.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def shorten(text: str, chars_max: int = TEXT_CHARS_MAX) -> str:
-    """One line of at most ``chars_max`` characters."""
-    flat = " ".join(text.split())
+    """One printable line of at most ``chars_max`` characters."""
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= chars_max else flat[: chars_max - 1] + "…"
 
 
@@ -107,6 +123,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     say nothing without them; a list of events or sessions reads without)."""
     if not rows:
         return
+    rows = [[printable(cell) for cell in row] for row in rows]
     if not is_terminal():
         if headed:
             rows = [[header.upper() for header in headers], *rows]
@@ -129,6 +146,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 
 def print_lines(lines: list[tuple[str, str]]) -> None:
     """``label  value`` lines, the labels coloured on a terminal."""
+    lines = [(label, printable(value)) for label, value in lines]
     width = max((len(label) for label, _ in lines), default=0)
     if not is_terminal():
         for label, value in lines:

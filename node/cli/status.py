@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from node.cli.common import client_options, with_client
-from node.cli.output import print_rows
+from node.cli.output import print_rows, printable
 from node.client.api import Client
 
 
@@ -70,15 +70,15 @@ def status(ctx: click.Context, as_json: bool) -> None:
     device = view.get("device") or {}
     if device.get("device_id"):
         click.echo(f"device {device['device_id']}")
-    if device.get("removed_text"):
-        click.echo(f"REMOVED: this device was {device['removed_text']}; no member links "
-                   "with it any more")
+    if device.get("removed_text"):  # a reason a member wrote: shown, never obeyed
+        click.echo(printable(f"REMOVED: this device was {device['removed_text']}; no "
+                             "member links with it any more"))
     for waiting in device.get("waiting", []):
-        click.echo(waiting)
+        click.echo(printable(waiting))
     print_rows(peer_rows(view["peers"]),
                ["peer", "dir", "device", "node", "state", "contact", "we lack",
                 "peer lacks", "bytes in", "bytes out", "version"], headed=True)
     for peer in view["peers"]:  # other refusals than the waiting said above
         if peer.get("refused") and peer["state"] != "up" \
                 and peer["refused"] not in device.get("waiting", []):
-            click.echo(f"{peer['url'] or peer['link']}: {peer['refused']}")
+            click.echo(printable(f"{peer['url'] or peer['link']}: {peer['refused']}"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from node.cli.output import event_row, print_rows
+from node.cli.output import event_row, print_lines, print_rows
 
 
 def test_only_a_newer_versions_kind_is_marked_unknown() -> None:
@@ -26,3 +26,21 @@ def test_piped_tables_of_numbers_name_their_columns(capsys: pytest.CaptureFixtur
         "http://c:7878  backoff  3        0",
         "http://b:7878  up  0  12",
     ]
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_control_characters_in_content_are_shown_not_obeyed(
+        terminal: bool, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Content comes from whoever can write to a session: an escape sequence in it would
+    retitle, clear or rewrite the terminal of whoever lists the events."""
+    monkeypatch.setattr("node.cli.output.is_terminal", lambda: terminal)
+    hostile = "T\x1b]0;PWNED\x07\x1b[2J\x9b31m"
+    event = {"position": 1, "timestamp": "2026-12-01T10:00:00.000Z",
+             "kind": {"type": "message_received", "content": hostile}}
+    print_rows([event_row(event)], ["position", "time", "kind", "summary"])
+    print_lines([("reason", hostile)])
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\x1b\x07\x9b"), repr(out)
+    assert "reason  T\\x1b]0;PWNED\\x07\\x1b[2J\\x9b31m" in out
+    assert "T\\x1b]0;PWNED\\x07" in out.splitlines()[-2]  # the table may cut it short

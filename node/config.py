@@ -324,6 +324,10 @@ class Config:
                 # A suggestion for an address without a scheme only: not "http://ftp://x".
                 guess = "" if "://" in url else f" ('http://{url}'?)"
                 raise ValueError(f"{what} {url!r} must start with http:// or https://{guess}")
+            if holds_credentials(url):
+                raise ValueError(f"{what} holds a user name or password, which the node "
+                                 "would show and log: peers prove themselves with device "
+                                 "keys, --cluster-secret or --tls-ca")
             base = api_path_base(url)
             if base is not None:  # dialed, it would be refused "Not Found" for good
                 raise ValueError(f"{what} {url!r} names an API path; give the node's own "
@@ -374,6 +378,16 @@ def api_path_base(url: str) -> str | None:
     parts = path.split("/")
     at = next((at for at, part in enumerate(parts) if part in API_ROOTS), None)
     return None if at is None else f"{scheme}://{netloc}{'/'.join(parts[:at])}"
+
+
+def holds_credentials(url: str) -> bool:
+    """Whether ``url`` holds a user name or password (``http://user:pw@host``).
+
+    >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
+    (True, False)
+    """
+    parts = urlsplit(url)
+    return parts.username is not None or parts.password is not None
 
 
 def host_name() -> str:

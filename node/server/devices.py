@@ -25,7 +25,7 @@ from crdt.clock import Hlc
 from crdt.device import parse_device_id
 from crdt.errors import InvalidInput
 from crdt.membership import Member, Removal, check_reason
-from node.config import Config, api_path_base
+from node.config import Config, api_path_base, holds_credentials
 from node.device import DeviceKey
 from node.devices import KEEP, Devices, RemovalIsFinal
 from node.http.wire import HttpError, one_param, respond
@@ -63,6 +63,9 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         device_id = parse_device_id(value["device_id"])
         # No "address": a member keeps its own; null clears it.
         name, address = value["name"], value.get("address", KEEP)
+        if isinstance(address, str) and holds_credentials(address):
+            raise InvalidInput("holds a user name or password, which every node would "
+                               "show and log: give the node's address alone", field="address")
         base = api_path_base(address) if isinstance(address, str) else None
         if base is not None:  # every peer would dial it, and get 404, for good
             raise InvalidInput(f"{address!r} names an API path; give the node's own "

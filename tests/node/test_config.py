@@ -153,6 +153,15 @@ def test_a_peer_address_that_could_never_link_is_a_usage_error(args: list[str],
     assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
 
 
+@pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
+def test_an_address_with_a_password_is_refused_without_printing_it(option: str) -> None:
+    """It would be shown by --print-config and logged at every redial."""
+    result = CliRunner().invoke(main, ["serve", option, "http://user:hunter2@hub:7878",
+                                       "--print-config"])
+    assert result.exit_code == 2 and "holds a user name or password" in result.output
+    assert "hunter2" not in result.output
+
+
 def test_an_address_of_another_scheme_gets_no_suggestion() -> None:
     result = CliRunner().invoke(main, ["serve", "--advertise-url", "ftp://phone",
                                        "--print-config"])

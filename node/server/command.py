@@ -186,7 +186,14 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     """
     show = options.pop("print_config")
     group = ctx.find_object(Settings)
-    token = options.pop("token") or (group.token if group is not None else None) or None
+    token = options.pop("token")
+    # The command line wins, before or after `serve`: `clawsync --token T serve` over
+    # CLAWSYNC_TOKEN and the file, which fill serve's own option otherwise.
+    typed = click.core.ParameterSource.COMMANDLINE
+    if group is not None and group.token and ctx.get_parameter_source("token") != typed \
+            and ctx.parent is not None and ctx.parent.get_parameter_source("token") == typed:
+        token = group.token
+    token = token or (group.token if group is not None else None) or None
     automerge = options.pop("automerge_tokens")
     options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
                                                                   automerge.limits))

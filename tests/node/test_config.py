@@ -243,3 +243,24 @@ def test_the_sync_tables_intervals_hold_to_their_options_ranges(
     config.write_text(f"[sync]\n{table}\n")
     result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
     assert result.exit_code == 2 and said in result.output, result.output
+
+
+@pytest.mark.parametrize(("args", "env", "file_token", "wins"), [
+    (["--token", "typed", "serve"], {"CLAWSYNC_TOKEN": "from-env"}, None, "typed"),
+    (["--token", "typed", "serve"], {}, "from-file", "typed"),
+    (["serve"], {"CLAWSYNC_TOKEN": "from-env"}, "from-file", "from-env"),
+    (["--token", "before", "serve", "--token", "after"], {}, None, "after"),
+])
+def test_a_token_typed_before_serve_wins_over_the_environment_and_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
+        env: dict[str, str], file_token: str | None, wins: str) -> None:
+    """The command line wins over the environment, which wins over the file, wherever on
+    the line the token is typed (it lost to both before `serve`)."""
+    started: list[Any] = []
+    monkeypatch.setattr("node.server.run.run", started.append)
+    config = tmp_path / "clawsync.toml"
+    config.write_text(f'token = "{file_token}"\n' if file_token else "")
+    result = CliRunner().invoke(main, [*args, "--config", str(config),
+                                       "--data-dir", str(tmp_path / "data")], env=env)
+    assert result.exit_code == 0, result.output
+    assert started[0].token == wins

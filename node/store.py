@@ -232,14 +232,19 @@ class AsyncStore:
         if self._closed:
             raise StoreClosing("the store is closed")
 
-        def run(store: EventStore) -> tuple[T, int]:
-            return call(store), store.head
+        def run(store: EventStore) -> tuple[T, int, float]:
+            started = time.perf_counter()
+            result = call(store)
+            return result, store.head, time.perf_counter() - started
 
-        result, head = await self._loop.run_in_executor(self._writer, run, self._store)
+        result, head, seconds = await self._loop.run_in_executor(self._writer, run,
+                                                                 self._store)
         if head > self._head:
             stored = head - self._head
             self._move_head(head)
-            self._notify(Commit(stored, stored, head))
+            # Timed as a group commit is: a node that mostly stores peers' batches (a
+            # hub) shows its disk's latency too.
+            self._notify(Commit(stored, stored, head, seconds))
         return result
 
     async def forget(self, session_key: str, events: Sequence[str] | None = None, *,

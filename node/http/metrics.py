@@ -60,8 +60,9 @@ class Metrics:
         self.events = Gauge("clawsync_events_stored", "Events stored on this node",
                             registry=self.registry)
         self.commit_seconds = Histogram(
-            "clawsync_commit_seconds", "Time of one group commit of appends: the "
-            "transaction and its fsync", buckets=APPEND_BUCKETS_S, registry=self.registry)
+            "clawsync_commit_seconds", "Time of one commit that stored events (a group "
+            "commit of appends, or a peer's batch): the transaction and its fsync",
+            buckets=APPEND_BUCKETS_S, registry=self.registry)
         self.data_bytes = Gauge("clawsync_data_folder_bytes",
                                 "Bytes of the files in the data folder",
                                 registry=self.registry)

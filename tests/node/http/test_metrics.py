@@ -61,3 +61,22 @@ async def test_every_family_follows_the_naming_rules(make_node: NodeFactory,
             if f"_{unit}" in name:
                 assert name.endswith(f"_{unit}"), name
         assert "_milliseconds" not in name and "_ms" not in name, name
+
+
+async def test_a_peers_batch_is_timed_as_a_commit(make_node: NodeFactory,
+                                                  event_body: EventFactory) -> None:
+    """A hub stores mostly peers' batches: they count in the commit latency that the
+    ClawsyncCommitsSlow alert reads (they did not)."""
+    secret = "s" * 32
+    source = await make_node(cluster_secret=secret)
+    for n in range(1, 4):
+        await post(source, "s1", event_body(n))
+    hub = await make_node(cluster_secret=secret, peers=(source.url,))
+    async with asyncio.timeout(10):
+        while hub.astore.head < source.astore.head:
+            await asyncio.sleep(0.02)
+    families = await scrape(hub.url)
+    assert hub.astore.commits == 0  # no client appended here
+    count = value(families, "clawsync_commit_seconds", "_count")
+    assert count is not None and count >= 1
+    assert value(families, "clawsync_commit_events", "_sum") == hub.astore.head

@@ -187,6 +187,12 @@ _L = TypeVar("_L", bound="DataclassInstance")
 NUMBER_MAX = 2**53
 
 
+#: Settings that count threads, processes or queued connections the node makes at start:
+#: a huge value is no bound but a crash (``listen`` takes a C int) or a start that eats
+#: the memory (a queue slot per worker). Far above any use on one machine.
+COUNTS_MAX = {"accept_backlog": 65535, "read_threads": 256, "workers": 256}
+
+
 def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
     """``kind``'s defaults with the values of a config file table; ``ValueError`` naming
     the table, the setting and what is wrong with it.
@@ -209,8 +215,9 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
         if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
             raise ValueError(f"[{where}] {name} must be {'a whole number' if whole else 'a number'}"
                              f", not {value!r}")
-        if not 0 < value <= NUMBER_MAX:  # also refuses nan; inf is above
-            raise ValueError(f"[{where}] {name} must be positive and at most {NUMBER_MAX}, "
+        high = COUNTS_MAX.get(name, NUMBER_MAX)
+        if not 0 < value <= high:  # also refuses nan; inf is above
+            raise ValueError(f"[{where}] {name} must be positive and at most {high}, "
                              f"not {value}")
         values[name] = value if whole else float(value)
     try:

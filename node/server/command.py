@@ -37,10 +37,13 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
             ctx.meta[name] = node_config.limits_from(table, kind, name)
         except ValueError as error:
             raise click.BadParameter(f"{path}: {error}") from None
-    params = {param.name: param for param in ctx.command.params}
+    # Not settings: a file that said print_config = true would print and exit, never
+    # serve, and say nothing of it; config = "other.toml" would be ignored.
+    params = {param.name: param for param in ctx.command.params
+              if param.name not in ("config", "print_config")}
     unknown = sorted(key for key in values if key.replace("-", "_") not in params)
     if unknown:
-        settings = sorted(name for name in params if name not in ("config", "print_config"))
+        settings = sorted(params)
         raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}; the settings "
                                  f"are: {', '.join(settings)} and the tables "
                                  f"{', '.join(f'[{t}]' for t in node_config.LIMIT_TABLES)}")

@@ -264,3 +264,19 @@ def test_a_token_typed_before_serve_wins_over_the_environment_and_the_file(
                                        "--data-dir", str(tmp_path / "data")], env=env)
     assert result.exit_code == 0, result.output
     assert started[0].token == wins
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("[limits]\naccept_backlog = 9007199254740992\n", "accept_backlog must be positive and "
+     "at most 65535"),  # listen() crashed on it
+    ("[automerge_limits]\nworkers = 9007199254740992\n", "workers must be positive and at "
+     "most 256"),  # the start queued a slot per worker, for good
+    ("print_config = true\n", "unknown setting 'print_config'"),  # printed, never served
+    ('config = "other.toml"\n', "unknown setting 'config'"),  # ignored without a word
+])
+def test_settings_that_would_crash_or_hang_a_start_are_refused(
+        tmp_path: Path, text: str, said: str) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text(text)
+    result = CliRunner().invoke(main, ["serve", "--config", str(config)])
+    assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output

@@ -16,7 +16,14 @@ import click
 
 from crdt.errors import InvalidInput
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
-from node.cli.common import NodeError, client_options, note, session_key, with_client
+from node.cli.common import (
+    InputError,
+    NodeError,
+    client_options,
+    note,
+    session_key,
+    with_client,
+)
 from node.cli.output import print_json_lines
 from node.client.api import Client, ClientError
 from node.config import ClientLimits
@@ -98,13 +105,13 @@ def read_events(source: IO[str], session: str | None, agent: str
     text = source.read()
     events = _parse_document(text, name)
     if not events:
-        raise click.UsageError(f"{name} holds no events")
+        raise InputError(f"{name} holds no events")
     for number, event in enumerate(events, 1):
         if not isinstance(event, dict):
-            raise click.UsageError(f"event #{number} in {name} is not a JSON object")
+            raise InputError(f"event #{number} in {name} is not a JSON object")
         if "session_key" not in event:
             if session is None:
-                raise click.UsageError(f"event #{number} in {name} has no session_key: "
+                raise InputError(f"event #{number} in {name} has no session_key: "
                                        "give SESSION for events without one")
             event["session_key"] = session
         event.setdefault("agent_id", agent)
@@ -115,7 +122,7 @@ def read_events(source: IO[str], session: str | None, agent: str
              "forgotten ones (their content is gone) and records only nodes write "
              "(forgets, device keys, tokens)")
         if not numbers:
-            raise click.UsageError(f"{name} holds no events a client can append")
+            raise InputError(f"{name} holds no events a client can append")
     return [events[number - 1] for number in numbers], numbers
 
 
@@ -136,7 +143,7 @@ def _parse_document(text: str, name: str) -> list[Any]:
         document = json.loads(text)
     except ValueError as error:
         if text.lstrip().startswith("["):
-            raise click.UsageError(f"{name} is not valid JSON: {error}") from None
+            raise InputError(f"{name} is not valid JSON: {error}") from None
         return list(_json_lines(text, name))
     if isinstance(document, dict) and "kind" not in document \
             and isinstance(document.get("events"), list):
@@ -150,7 +157,7 @@ def _json_lines(text: str, name: str) -> Iterator[Any]:
             try:
                 yield json.loads(line)
             except ValueError as error:
-                raise click.UsageError(f"line {number} of {name} is not JSON: {error}") from None
+                raise InputError(f"line {number} of {name} is not JSON: {error}") from None
 
 
 def batches(events: list[dict[str, Any]], limits: ClientLimits = ClientLimits(),
@@ -235,7 +242,8 @@ def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None
         created = sum(1 for event in stored if event.get("created", True))
         sessions = len({event.get("session_key") for event in stored})
         erased_count = sum(1 for event in stored if event.get("forgotten_by"))
-        note(f"{len(stored)} events in {sessions} sessions: {created} stored, "
+        note(f"{len(stored)} events in {sessions} session{'' if sessions == 1 else 's'}: "
+             f"{created} stored, "
              f"{len(stored) - created} already stored"
              + (f"; {erased_count} forgotten, their content not kept" if erased_count else ""))
 

@@ -25,6 +25,13 @@ class NodeError(click.ClickException):
     exit_code = 1
 
 
+class InputError(click.ClickException):
+    """What a file or the standard input holds cannot be sent: exit code 2, as for a
+    usage error, but without the usage lines (the command was typed right)."""
+
+    exit_code = 2
+
+
 def node_url(text: str) -> str:
     """Accept ``host:port`` as well as a full URL: people type the short form.
 

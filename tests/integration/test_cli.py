@@ -84,7 +84,11 @@ def test_append_json_lines_from_stdin(node: NodeProcess) -> None:
         "type": "message_sent", "content": f"m{i}", "message_id": str(i)}}) for i in range(3))
     result = run_cli(node, "append", "s-lines", "--file", "-", input=lines + "\n")
     assert ok(result).count("stored: position") == 3
-    assert "3 events in 1 sessions: 3 stored, 0 already stored" in result.stderr
+    assert "3 events in 1 session: 3 stored, 0 already stored" in result.stderr
+    # What the file holds is wrong, not how the command was typed: no usage lines.
+    bad = run_cli(node, "append", "s-lines", "--file", "-", input="not json\n")
+    assert bad.returncode == 2 and "line 1 of <stdin> is not JSON" in bad.stderr
+    assert "Usage:" not in bad.stderr
 
 
 def test_duplicate_append_says_already_stored(node: NodeProcess) -> None:
@@ -165,7 +169,7 @@ def test_a_page_of_the_api_is_a_file_append_takes(node: NodeProcess, tmp_path: P
     page.write_text(json.dumps(node.get("/v1/sessions/s1/events")))
     result = run_cli(node, "append", "--file", str(page))
     assert result.returncode == 0, result.stderr
-    assert "2 events in 1 sessions: 0 stored, 2 already stored" in result.stderr
+    assert "2 events in 1 session: 0 stored, 2 already stored" in result.stderr
 
 
 def test_a_refusal_after_left_out_events_names_the_files_numbers(node: NodeProcess) -> None:

@@ -144,6 +144,8 @@ class Gossip:
         #: Peers whose accepted link ended, by node id: the link's last ``status`` row
         #: and last contact (``_went``).
         self._gone: dict[str, tuple[dict[str, Any], float | None]] = {}
+        #: Devices that gave a wrong cluster secret, logged once (``first_wrong_secret``).
+        self._wrong_secret: set[str] = set()
         #: Per peer that links to us (its device, else its address), the quota of new
         #: origins it may bring (``sync.peer.quota``), kept across its links: a peer
         #: linking again gets no new quota. At most ``ORIGIN_QUOTAS_MAX``, oldest dropped.
@@ -256,6 +258,17 @@ class Gossip:
         if shared or self.is_member(device_id):
             return None
         return (NOT_MEMBER, {}, waiting_text(self.device.device_id, device_id))
+
+    def first_wrong_secret(self, device_id: str) -> bool:
+        """Whether ``device_id`` gave a wrong cluster secret for the first time since
+        this node started (logged once: it redials every few seconds). At most
+        ``ORIGIN_QUOTAS_MAX`` devices are remembered."""
+        if device_id in self._wrong_secret:
+            return False
+        if len(self._wrong_secret) >= ORIGIN_QUOTAS_MAX:
+            self._wrong_secret.clear()
+        self._wrong_secret.add(device_id)
+        return True
 
     def _dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:
         """Why a device we dialed may not stay linked: removed; or not a member, at an
@@ -411,6 +424,9 @@ class Gossip:
         elif refusal.code == DEVICE_REMOVED and self._trusted(runner, refusal.by):
             self.removed.record(refusal)
             runner.refused = removal_text(self.removed.view() or {})
+        elif refusal.code == NOT_MEMBER and refusal.detail.get("secret") == "wrong":
+            runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
+                              "does not match that node's (check --cluster-secret on both)")
         elif refusal.code == NOT_MEMBER:
             name = self.membership.name if self.membership else self.config.name
             runner.refused = waiting_text(refusal.by, self.device.device_id, name)

@@ -288,3 +288,20 @@ async def test_a_member_address_is_dialed_on_however_often_it_fails(
         while runner.machine.failures < 2 * FAST.learned_failures_max:
             await asyncio.sleep(0.01)
     assert node.gossip.runners.get(f"url:{dead}") is runner
+
+
+async def test_a_wrong_cluster_secret_is_named_not_taken_for_a_device_to_add(
+        make_node: NodeFactory) -> None:
+    """A node of a cluster-secret cluster given a wrong secret was told it waits to be
+    added as a device; its operator is now told the secret does not match, and the
+    node it dialed warns once."""
+    hub = await make_node(cluster_secret="s" * 32)
+    newcomer = await make_node(cluster_secret="w" * 32, sync=FAST)
+    assert await newcomer.gossip.add_peer(hub.url, learned=False)
+    runner = newcomer.gossip.runners[f"url:{hub.url}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.refused is None:
+            await asyncio.sleep(0.01)
+    assert "the cluster secret this node gave does not match" in runner.refused
+    assert newcomer.gossip.device_status()["waiting"] == []
+    assert not hub.gossip.first_wrong_secret(newcomer.gossip.device.device_id)  # warned

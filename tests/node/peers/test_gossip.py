@@ -32,6 +32,16 @@ async def forgotten(node: RunningNode, url: str) -> bool:
     return url not in node.gossip.members
 
 
+async def add_member(node: RunningNode, name: str, address: str) -> str:
+    """Add a new device, advertising ``address``, to ``node``'s cluster; its id."""
+    member = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+    async with aiohttp.ClientSession() as http, http.post(
+            node.url + "/v1/devices", json={"device_id": member, "name": name,
+                                            "address": address}) as r:
+        assert r.status == 201
+    return member
+
+
 async def test_a_learned_address_of_this_very_node_is_forgotten(
         make_node: NodeFactory) -> None:
     node = await make_node(cluster_secret="s" * 32, sync=FAST)
@@ -180,11 +190,7 @@ async def test_a_member_address_is_dialed_without_the_cluster_secret(
     proves its key and does not hand the cluster secret to whoever answers there."""
     async with recording_server() as (address, seen):
         node = await make_node(cluster_secret="s" * 32)
-        member = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
-        async with aiohttp.ClientSession() as http, http.post(
-                node.url + "/v1/devices", json={"device_id": member, "name": "phone",
-                                                "address": address}) as r:
-            assert r.status == 201
+        await add_member(node, "phone", address)
         async with asyncio.timeout(10):
             while not seen:
                 await node.gossip.dial_members()
@@ -258,12 +264,8 @@ async def test_a_member_address_not_reached_yet_names_its_device(
     """Before the first link to a member's address comes up (the member is down since
     this node started), ``status`` names the device that advertises that address."""
     node = await make_node()
-    member = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
     dead = f"http://127.0.0.1:{free_port()}"
-    async with aiohttp.ClientSession() as http, http.post(
-            node.url + "/v1/devices", json={"device_id": member, "name": "phone",
-                                            "address": dead}) as r:
-        assert r.status == 201
+    member = await add_member(node, "phone", dead)
     await node.gossip.dial_members()
     [row] = [row for row in node.gossip.status() if row["url"] == dead]
     assert row["node_id"] is None
@@ -276,12 +278,8 @@ async def test_a_member_address_is_dialed_on_however_often_it_fails(
     forgotten after ``learned_failures_max`` failed dials like an address a peer listed:
     it was, and taken up again at every members round with a fresh back-off."""
     node = await make_node(sync=FAST)
-    member = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
     dead = f"http://127.0.0.1:{free_port()}"
-    async with aiohttp.ClientSession() as http, http.post(
-            node.url + "/v1/devices", json={"device_id": member, "name": "laptop",
-                                            "address": dead}) as r:
-        assert r.status == 201
+    await add_member(node, "laptop", dead)
     await node.gossip.dial_members()
     runner = node.gossip.runners[f"url:{dead}"]
     async with asyncio.timeout(DEADLINE_S):

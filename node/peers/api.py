@@ -25,7 +25,6 @@ from node.peers.gossip import Gossip
 from node.peers.transport import (
     MEMBERS_PATH,
     NODE_HEADER,
-    NOT_MEMBER,
     PEER_PATH,
     LinkClosed,
     LinkRefused,
@@ -80,18 +79,11 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         raise unauthorized("peer credentials missing or wrong: prove a device key "
                            "(a node of 0.3 or later) or give the cluster secret")
     if claimed is not None:
-        refused = gossip.admit(claimed[0], shared=shared)
+        # A bearer that is not our secret (``shared`` is False): a wrong one.
+        refused = gossip.admit(claimed[0], shared=shared,
+                               wrong_secret=bool(auth.bearer(request)), remote=request.remote)
         if refused is not None:
             code, detail, text = refused
-            if code == NOT_MEMBER and auth.bearer(request) \
-                    and gossip.config.cluster_secret is not None:
-                # It meant to link on the secret, and the secret is wrong: its operator
-                # should hear that, not to add a device (its status says which).
-                detail = {**detail, "secret": "wrong"}
-                text = f"{text}; or the cluster secret it gave does not match this node's"
-                if gossip.first_wrong_secret(claimed[0]):
-                    log.warning("a peer gave a wrong cluster secret", device_id=claimed[0],
-                                peer=request.remote)
             log.debug("peer device refused", device_id=claimed[0], code=code,
                       peer=request.remote)
             return refuse(gossip.device, code, detail, claimed[0], claimed[1], text)

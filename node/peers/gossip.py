@@ -74,6 +74,8 @@ from sync.peer.quota import OriginQuota
 T = TypeVar("T")
 #: Peers whose quota of new origins is kept across their links (``Gossip._origin_quotas``).
 ORIGIN_QUOTAS_MAX = 1024
+#: Devices remembered as having given a wrong cluster secret (each logged once).
+WRONG_SECRETS_KEPT_MAX = 1024
 log = structlog.get_logger(__name__)
 
 
@@ -144,7 +146,7 @@ class Gossip:
         #: Peers whose accepted link ended, by node id: the link's last ``status`` row
         #: and last contact (``_went``).
         self._gone: dict[str, tuple[dict[str, Any], float | None]] = {}
-        #: Devices that gave a wrong cluster secret, logged once (``first_wrong_secret``).
+        #: Devices that gave a wrong cluster secret, logged once (``admit``).
         self._wrong_secret: set[str] = set()
         #: Per peer that links to us (its device, else its address), the quota of new
         #: origins it may bring (``sync.peer.quota``), kept across its links: a peer
@@ -248,27 +250,30 @@ class Gossip:
             return True
         return self.membership is not None and self.membership.is_member(device_id)
 
-    def admit(self, device_id: str, *, shared: bool) -> tuple[str, dict[str, Any], str] | None:
+    def admit(self, device_id: str, *, shared: bool, wrong_secret: bool = False,
+              remote: str | None = None) -> tuple[str, dict[str, Any], str] | None:
         """Why the device ``device_id`` may not link with us (code, signed detail, text
         for people), or None if it may: a member, or a holder of the cluster secret or a
-        CA certificate (migration) that was not removed."""
+        CA certificate (migration) that was not removed. ``wrong_secret``: it gave a
+        cluster secret, not ours; if that is why it is refused, the refusal says so (its
+        operator should hear of the secret, not of a device to add) and so does our log,
+        once per device (it redials every few seconds), with its address ``remote``."""
         removal = self.membership.removed().get(device_id) if self.membership else None
         if removal is not None:
             return refusal_for(removal)
         if shared or self.is_member(device_id):
             return None
-        return (NOT_MEMBER, {}, waiting_text(self.device.device_id, device_id))
-
-    def first_wrong_secret(self, device_id: str) -> bool:
-        """Whether ``device_id`` gave a wrong cluster secret for the first time since
-        this node started (logged once: it redials every few seconds). At most
-        ``ORIGIN_QUOTAS_MAX`` devices are remembered."""
-        if device_id in self._wrong_secret:
-            return False
-        if len(self._wrong_secret) >= ORIGIN_QUOTAS_MAX:
-            self._wrong_secret.clear()
-        self._wrong_secret.add(device_id)
-        return True
+        waiting = waiting_text(self.device.device_id, device_id)
+        if not (wrong_secret and self.config.cluster_secret is not None):
+            return (NOT_MEMBER, {}, waiting)
+        if device_id not in self._wrong_secret:
+            log.warning("a peer gave a wrong cluster secret", device_id=device_id,
+                        peer=remote)
+            if len(self._wrong_secret) >= WRONG_SECRETS_KEPT_MAX:
+                self._wrong_secret.clear()
+            self._wrong_secret.add(device_id)
+        return (NOT_MEMBER, {"secret": "wrong"},
+                f"{waiting}; or the cluster secret it gave does not match this node's")
 
     def _dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:
         """Why a device we dialed may not stay linked: removed; or not a member, at an
@@ -831,11 +836,13 @@ class Gossip:
         if node is None or self.stopping:
             return  # its hello never came: nothing to show for it
         members = self.membership.members() if self.membership is not None else {}
-        row = self._row(runner, self._loop.time(), members, {})
+        now = self._loop.time()
+        row = self._row(runner, now, members, {})
+        ago = row["last_contact_s_ago"]
         row.update(state="down", retry_in_s=None, events_we_lack=None,
                    events_peer_lacks=None)
         self._gone.pop(node, None)  # the newest last
-        self._gone[node] = (row, runner.machine.status()["last_contact"])
+        self._gone[node] = (row, None if ago is None else now - ago)
         while len(self._gone) > self.config.sync.peers_max:
             del self._gone[next(iter(self._gone))]
 

@@ -47,7 +47,7 @@ from node.automerge.tokens import IssuedTokens
 from node.automerge.trials import Trials
 from node.config import Config
 from node.http import auth
-from node.http.wire import HttpError, unauthorized
+from node.http.wire import HttpError, takes_params, unauthorized
 from node.store import AsyncStore, StoreClosing
 from sync.repo.config import FULL_ACCESS, Access, RepoLimits, parse_tokens
 from sync.repo.connection import (
@@ -154,6 +154,7 @@ class RepoHub:
                     "'Authorization: Bearer <token>'")
         return found, None
 
+    @takes_params("token")
     async def handle(self, request: web.Request) -> web.StreamResponse:
         granted = self.access(request)
         if isinstance(granted, str):

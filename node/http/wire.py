@@ -26,7 +26,7 @@ import re
 import urllib.parse
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from aiohttp import hdrs, web
@@ -48,6 +48,8 @@ from crdt.keys import check_session_key
 from node.store import StoreBusy, StoreClosing
 
 log = structlog.get_logger(__name__)
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
 
 JSON_TYPE = "application/json"
 CBOR_TYPE = "application/cbor"
@@ -318,6 +320,44 @@ def path_session_key(request: web.Request) -> str:
     return check_session_key(request.match_info["key"], "session_key")
 
 
+#: The attribute ``takes_params`` sets on a route's handler.
+_TAKES = "clawsync_query_params"
+
+
+def takes_params(*names: str, others: bool = False) -> Callable[[Handler], Handler]:
+    """Declares the query parameters a route's handler reads; the answer middleware
+    refuses a request that names another with 400 ``invalid_parameter`` (``?limt=10``,
+    or ``?reason=`` where it is not taken, would otherwise be the default, silently). A
+    handler that declares nothing takes none. ``others=True`` lets the rest through
+    unread: the peers' routes, which newer nodes may call with parameters of their own.
+    """
+
+    def declare(handler: Handler) -> Handler:
+        setattr(handler, _TAKES, None if others else frozenset(names))
+        return handler
+
+    return declare
+
+
+def refuse_unknown_params(request: web.Request) -> None:
+    """400 for a query parameter the matched route does not take (``takes_params``)."""
+    if not request.rel_url.raw_query_string:
+        return  # most requests: nothing to look up
+    match = request.match_info
+    if match.http_exception is not None:
+        return  # a 404 or 405 says more than a parameter would
+    taken: frozenset[str] | None = getattr(match.handler, _TAKES, frozenset())
+    if taken is None:
+        return
+    for name in request.query:
+        if name not in taken:
+            resource = match.route.resource
+            route = resource.canonical if resource is not None else request.path
+            listed = ", ".join(sorted(taken)) if taken else "none"
+            raise bad_parameter(name, f"is not a parameter of {request.method} {route} "
+                                      f"(it takes {listed})")
+
+
 def one_param(request: web.BaseRequest, name: str) -> str | None:
     values = request.query.getall(name, [])
     if len(values) > 1:
@@ -479,6 +519,7 @@ def answer_middleware(answered: Callable[[web.Request, int], None],
                 refused = None if refusal is None else refusal(request)
                 if refused is not None:
                     raise refused
+                refuse_unknown_params(request)
                 response: web.StreamResponse = await handler(request)
             except web.HTTPException as exc:
                 if exc.status < 400:

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from node.config import Config
 from node.http import auth
-from node.http.wire import respond, unauthorized
+from node.http.wire import respond, takes_params, unauthorized
 from node.peers.gossip import Gossip
 from node.peers.transport import (
     MEMBERS_PATH,
@@ -69,6 +69,7 @@ def _shared_credential(request: web.Request) -> str | None:
     return None
 
 
+@takes_params(others=True)  # a newer node may send some
 async def peer_socket(request: web.Request) -> web.StreamResponse:
     """A peer's replication link (websocket)."""
     gossip: Gossip = request.app[GOSSIP]
@@ -107,6 +108,7 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
     return web.Response()  # the websocket has already answered, or nobody listens
 
 
+@takes_params(others=True)
 async def members(request: web.Request) -> web.StreamResponse:
     """The peers this node knows, so a new node can find the rest from one address."""
     _check_peer(request)

@@ -70,6 +70,7 @@ from node.http.wire import (
     read_body,
     respond,
     seconds_param,
+    takes_params,
     to_json_bytes,
     unauthorized,
     wants_cbor,
@@ -227,6 +228,7 @@ def appender(astore: AsyncStore, metrics: Metrics, limits: Limits
     return post_events
 
 
+@takes_params("after", "limit")
 async def get_session_events(request: web.Request) -> web.Response:
     """A session's events after ``after``, in position order, one page at a time."""
     key = path_session_key(request)
@@ -271,6 +273,7 @@ async def get_automerge(request: web.Request) -> web.Response:
     return web.Response(body=document, content_type="application/octet-stream")
 
 
+@takes_params("after", "limit", "prefix", "detail", "include_cluster")
 async def get_sessions(request: web.Request) -> web.Response:
     after, limit = _page_params(request)
     prefix = one_param(request, "prefix")
@@ -286,6 +289,7 @@ async def get_sessions(request: web.Request) -> web.Response:
     return respond(request, page)
 
 
+@takes_params("after", "limit", "wait")
 async def get_events(request: web.Request) -> web.StreamResponse:
     """Every event on this node after a position: a page, a long poll or a live stream."""
     limits = _limits(request)

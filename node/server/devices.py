@@ -28,7 +28,7 @@ from crdt.membership import Member, Removal, check_reason
 from node.config import Config, api_path_base, holds_credentials
 from node.device import DeviceKey
 from node.devices import KEEP, Devices, RemovalIsFinal
-from node.http.wire import HttpError, one_param, respond
+from node.http.wire import HttpError, one_param, respond, takes_params
 from node.peers.api import GOSSIP
 from node.peers.links import removal_text
 from node.server import bodies
@@ -78,6 +78,7 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         answer = {"device": member_json(device_id, member), "created": stored is not None}
         return respond(request, answer, status=201 if stored is not None else 200)
 
+    @takes_params("reason")
     async def delete_device(request: web.Request) -> web.Response:
         device_id = parse_device_id(request.match_info["id"])
         reason = check_reason(one_param(request, "reason") or "")

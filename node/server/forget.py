@@ -26,7 +26,7 @@ from aiohttp import web
 from crdt.errors import InvalidInput
 from crdt.log.forget import UNFORGETTABLE
 from node.http import auth
-from node.http.wire import bad_parameter, path_session_key, respond
+from node.http.wire import path_session_key, respond
 from node.server import bodies
 from node.store import AsyncStore
 from sync.repo.config import Access
@@ -81,11 +81,6 @@ def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: i
 
     async def forget_session(request: web.Request) -> web.StreamResponse:
         key = path_session_key(request)
-        if request.query:  # ``?reason=``, say: a whole forget would not keep it
-            raise bad_parameter(next(iter(request.query)),
-                                "is not taken: a whole session is forgotten for the "
-                                "reason 'user', with no parameter (POST .../forget takes "
-                                "a reason for some events)")
         return await _forget(request, request.app[store], key, None, "user")
 
     async def forget_events(request: web.Request) -> web.StreamResponse:

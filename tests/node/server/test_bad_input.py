@@ -325,6 +325,34 @@ async def test_bad_cursor(client: aiohttp.ClientSession, path: str, field: str,
         await refused(resp, 400, "invalid_parameter", field, says)
 
 
+@pytest.mark.parametrize(("method", "path", "field", "takes"), [
+    ("GET", "/v1/events?limt=5", "limt", "after, limit, wait"),
+    ("GET", URL + "?after=0&prefix=s", "prefix", "after, limit"),
+    ("POST", URL + "?session=s2", "session", "none"),
+    ("GET", "/v1/sessions/s1?detail=1", "detail", "none"),
+    ("DELETE", "/v1/sessions/s1?reason=gdpr", "reason", "none"),  # not forgotten for "user"
+    ("GET", "/v1/node?x", "x", "none"),
+    ("GET", "/automerge?tokn=abc", "tokn", "token"),
+])
+async def test_a_query_parameter_the_route_does_not_take(
+        client: aiohttp.ClientSession, event_body: EventFactory, method: str, path: str,
+        field: str, takes: str) -> None:
+    """A typo or a stray parameter is named, not silently the default."""
+    async with client.request(method, path, json=event_body(7)) as resp:
+        await refused(resp, 400, "invalid_parameter", field, f"(it takes {takes})")
+
+
+async def test_the_routes_take_their_parameters_and_peers_routes_any(
+        client: aiohttp.ClientSession) -> None:
+    for path in ("/v1/sessions?after=0&limit=5&prefix=s&detail=1&include_cluster=0",
+                 URL + "?after=0&limit=5", "/v1/events?after=0&limit=5&wait=0"):
+        async with client.get(path) as resp:
+            assert resp.status == 200, (path, await resp.text())
+    # A newer node may call a peer route with parameters this one does not know.
+    async with client.get("/peer/v1/members?since=5") as resp:
+        assert resp.status != 400, await resp.text()
+
+
 async def test_bad_last_event_id(client: aiohttp.ClientSession) -> None:
     headers = {"Accept": "text/event-stream", "Last-Event-ID": "x"}
     async with client.get("/v1/events", headers=headers) as resp:

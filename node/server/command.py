@@ -35,6 +35,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
             raise click.BadParameter(f"{path}: {name} must be a table: [{name}]")
         try:
             ctx.meta[name] = node_config.limits_from(table, kind, name)
+            if name == "sync":
+                _check_sync_ranges(ctx, ctx.meta[name])
         except ValueError as error:
             raise click.BadParameter(f"{path}: {error}") from None
     # Not settings: a file that said print_config = true would print and exit, never
@@ -233,8 +235,13 @@ def _sync_config(ctx: click.Context, pull_interval_s: float,
         sync = replace(sync, pull_interval_s=pull_interval_s)
     if ctx.get_parameter_source("members_interval_s") in given:
         sync = replace(sync, members_interval_s=members_interval_s)
-    # The table's values hold to the options' ranges too (``SyncConfig`` checks only that
-    # they are positive): a pull interval of 0.01 s would be a busy loop per peer.
+    return sync
+
+
+def _check_sync_ranges(ctx: click.Context, sync: SyncConfig) -> None:
+    """The ``[sync]`` table's intervals hold to their options' ranges too (``SyncConfig``
+    checks only that they are positive): a pull interval of 0.01 s would be a busy loop
+    per peer."""
     for param in ctx.command.params:
         if param.name in ("pull_interval", "members_interval_s"):
             assert isinstance(param.type, click.FloatRange)
@@ -243,4 +250,3 @@ def _sync_config(ctx: click.Context, pull_interval_s: float,
             if low is not None and high is not None and not low <= value <= high:
                 raise ValueError(f"[sync] {field} = {value:g} is not between {low:g} and "
                                  f"{high:g} (as {param.opts[0]})")
-    return sync

@@ -238,11 +238,12 @@ def test_signatures_are_required_by_default_only_without_a_cluster_secret(
 ])
 def test_the_sync_tables_intervals_hold_to_their_options_ranges(
         tmp_path: Path, table: str, said: str) -> None:
-    """As --pull-interval 0.01 is refused, so is the same value in the file's table."""
+    """As --pull-interval 0.01 is refused, so is the same value in the file's table, and
+    the error names the file, as the other tables' errors do."""
     config = tmp_path / "clawsync.toml"
     config.write_text(f"[sync]\n{table}\n")
     result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
-    assert result.exit_code == 2 and said in result.output, result.output
+    assert result.exit_code == 2 and f"{config}: {said}" in result.output, result.output
 
 
 @pytest.mark.parametrize(("args", "env", "file_token", "wins"), [

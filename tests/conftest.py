@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from crdt.events import Event
 from crdt.log.store import EventStore
@@ -20,6 +21,11 @@ OpenStore = Callable[[str], EventStore]
 # shell has it ignored, so its children would never stop. A handler is reset at exec.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Hypothesis fails an example that takes longer than 200 ms by default: a check of
+# wall-clock time, which a loaded machine (two cores, two pytest processes) trips.
+settings.register_profile("clawsync", deadline=None)
+settings.load_profile("clawsync")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

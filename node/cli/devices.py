@@ -105,7 +105,8 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
 def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     """Remove the device ID for good. The removal replicates to every node; its
     events stay, what it writes after the removal is refused, and the Automerge tokens
-    it issued are revoked. It comes back only with a new key (a new device id)."""
+    it issued are revoked. It comes back only with a new key (a new device id).
+    ID is the whole id, as `clawsync devices` lists it."""
     async def run(client: Client) -> dict[str, Any]:
         return await client.remove_device(device_id, reason)
 

@@ -129,7 +129,7 @@ class Gossip:
         #: The cluster's devices (``node.devices``); None: no device but this one.
         self.membership = membership
         #: This device's removal, as a member told it when refusing a link (persisted).
-        self.removed = Removed(config.data_dir)
+        self.removed = Removed(config.data_dir, device.device_id)
         self._membership_changed = asyncio.Event()
         self.runners: dict[str, Runner] = {}
         self.members: dict[str, str | None] = {}  # peer URL -> node id, when known

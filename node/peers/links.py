@@ -18,7 +18,8 @@ from typing import Any
 from crdt.membership import Removal
 from node.peers.transport import DEVICE_REMOVED, Refusal
 
-#: This node's removal, as told: ``by``, ``at_ms``, ``reason``, ``told_by``, ``told_at_ms``.
+#: This node's removal, as told: ``by``, ``at_ms``, ``reason``, ``told_by``, ``told_at_ms``
+#: and ``device_id``, the device removed (absent in files older nodes wrote).
 REMOVED_FILE = "removed.json"
 #: Characters of a removal's reason carried in a refusal (an HTTP header, ASCII-escaped:
 #: up to 12 bytes a character, so that the detail stays within its signed bound).
@@ -70,14 +71,20 @@ def refusal_for(removal: Removal) -> tuple[str, dict[str, Any], str]:
 
 
 class Removed:
-    """This node's removal, once a member has told it (signed: ``Refusal.by``)."""
+    """This device's removal, once a member has told it (signed: ``Refusal.by``).
 
-    def __init__(self, data_dir: Path) -> None:
+    Bound to the device it was told to: a folder given a new key (``device.key`` moved
+    away, the README's way back for a removed device) is a new device, which the old
+    removal does not concern. A file without ``device_id`` (older nodes wrote none) is
+    taken as this device's, as they took it."""
+
+    def __init__(self, data_dir: Path, device_id: str) -> None:
         self._path = Path(data_dir) / REMOVED_FILE
+        self._device_id = device_id
         self._view: dict[str, Any] | None = None
         with contextlib.suppress(OSError, ValueError):
             loaded = json.loads(self._path.read_text())
-            if isinstance(loaded, dict):
+            if isinstance(loaded, dict) and loaded.get("device_id", device_id) == device_id:
                 self._view = loaded
 
     @property
@@ -85,7 +92,10 @@ class Removed:
         return self._view is not None
 
     def view(self) -> dict[str, Any] | None:
-        return None if self._view is None else dict(self._view)
+        """As ``GET /v1/node`` shows it (which names the device already)."""
+        if self._view is None:
+            return None
+        return {key: value for key, value in self._view.items() if key != "device_id"}
 
     def record(self, refusal: Refusal, now_ms: int | None = None) -> None:
         """Keep the first removal told (later ones only repeat it)."""
@@ -94,7 +104,8 @@ class Removed:
         detail = refusal.detail
         self._view = {"by": str(detail.get("by")), "at_ms": _int(detail.get("at_ms")),
                       "reason": str(detail.get("reason", "")), "told_by": refusal.by,
-                      "told_at_ms": now_ms if now_ms is not None else int(time.time() * 1000)}
+                      "told_at_ms": now_ms if now_ms is not None else int(time.time() * 1000),
+                      "device_id": self._device_id}
         spare = self._path.with_suffix(".new")
         with contextlib.suppress(OSError):
             spare.write_text(json.dumps(self._view))

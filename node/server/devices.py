@@ -17,6 +17,7 @@ device would take what it writes. Nothing is written on any refusal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -88,7 +89,8 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
                                  "created": stored is not None})
 
     async def get_devices(request: web.Request) -> web.Response:
-        return respond(request, listing(devices))
+        told = request.app[GOSSIP].removed.view() if GOSSIP in request.app else None
+        return respond(request, listing(devices, told))
 
     app.router.add_get("/v1/devices", get_devices)
     app.router.add_post("/v1/devices", post_device)
@@ -111,14 +113,26 @@ def refuse_if_removed(request: web.Request) -> None:
                     "other device takes what it writes now")
 
 
-def listing(devices: Devices) -> dict[str, Any]:
-    """``GET /v1/devices``: this device's id, the members and the removed, by id."""
+def listing(devices: Devices, told: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``GET /v1/devices``: this device's id, the members and the removed, by id.
+
+    ``told``: this device's removal as a member told it (``Gossip.removed``). The record
+    of it never reaches a removed device (every member refuses it now), so without this
+    it would list itself as a member."""
+    members = dict(devices.members())
+    removed = dict(devices.removed())
+    own = devices.device_id
+    if told is not None and own not in removed:
+        member = members.pop(own, None)
+        removed[own] = Removal(by=str(told.get("by")), at_ms=int(told.get("at_ms") or 0),
+                               reason=str(told.get("reason") or ""),
+                               name=member.name if member is not None else None)
     return {
-        "device_id": devices.device_id,
+        "device_id": own,
         "members": [member_json(device_id, member)
-                    for device_id, member in sorted(devices.members().items())],
+                    for device_id, member in sorted(members.items())],
         "removed": [removal_json(device_id, removal)
-                    for device_id, removal in sorted(devices.removed().items())],
+                    for device_id, removal in sorted(removed.items())],
     }
 
 

@@ -91,3 +91,40 @@ def test_a_removal_closes_the_links_of_a_device_online(tmp_path: Path) -> None:
                        f"{node.name} closed its links with p")
         wait_until(lambda: device_view(p)["removed"], LINK_TIMEOUT_S, "p told it was removed")
         assert device_view(p)["removed"]["by"] == device_id(a)
+
+
+def test_a_removed_device_comes_back_with_a_new_key(tmp_path: Path) -> None:
+    """The way back the README gives: the folder's key moved away, the new device id
+    added. The old removal, kept in the folder, is of the old id and holds nothing back."""
+    with Cluster(tmp_path) as cluster:
+        a = device_node(cluster, "a")
+        b = device_node(cluster, "b", peers=[a.url])
+        add_device(a, b, "b")
+        p = device_node(cluster, "p", peers=[a.url])  # b only as a member's address
+        add_device(a, p, "phone")
+        old = device_id(p)
+        wait_until(lambda: device_id(b) in linked_devices(p), LINK_TIMEOUT_S, "p dialed b")
+        p.stop()
+        assert run_cli(a, "devices", "remove", old).returncode == 0
+        p.start()
+        wait_until(lambda: device_view(p)["removed"], LINK_TIMEOUT_S, "p told it was removed")
+        # As its status says, its list of devices says it was removed.
+        listed = p.get("/v1/devices")
+        assert old in {row["device_id"] for row in listed["removed"]}
+        assert old not in {row["device_id"] for row in listed["members"]}
+
+        p.stop()
+        (p.data_dir / "device.key").rename(p.data_dir / "device.key.old")
+        p.start()
+        new = device_id(p)
+        assert new != old and device_view(p)["removed"] is None
+        assert p.get("/v1/node")["removed"] is None
+        add_device(a, p, "phone again")
+        wait_until(lambda: {device_id(a), device_id(b)} <= linked_devices(p),
+                   LINK_TIMEOUT_S, "the new device linked with a and, as a member, b")
+        renamed = run_cli(p, "devices", "add", new, "--name", "phone")
+        assert renamed.returncode == 0, renamed.stderr
+        back = run_cli(p, "append", "chat", "message_received", "content=back")
+        assert back.returncode == 0 and "warning" not in back.stderr, back.stderr
+        held = {e["id"] for e in all_events(p) if e["kind"].get("content") == "back"}
+        wait_converged([a, b, p], must_hold=held)

@@ -187,3 +187,24 @@ async def test_a_removed_device_is_told_its_adds_removals_and_tokens_reach_no_on
         assert again.astore.head == head
     finally:
         await again.stop()
+
+
+async def test_a_removal_told_to_another_key_of_the_folder_holds_nothing_back(
+        make_node: NodeFactory) -> None:
+    """A folder whose key was moved away is a new device; the removal told to the old
+    one (kept in the folder) does not concern it."""
+    node = await make_node()
+    await node.stop()
+    told = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET, "told_at_ms": 2,
+            "device_id": PHONE}
+    (node.config.data_dir / "removed.json").write_text(json.dumps(told))
+    again = await start(dataclasses.replace(node.config, port=0))
+    try:
+        async with aiohttp.ClientSession(base_url=again.url) as client:
+            status, body = await call(client, "POST", "/v1/devices",
+                                      json={"device_id": PHONE, "name": "p"})
+            assert status == 201, body
+            status, body = await call(client, "GET", "/v1/node")
+            assert body["removed"] is None
+    finally:
+        await again.stop()

@@ -774,15 +774,19 @@ class Gossip:
 
     def peers(self) -> list[dict[str, Any]]:
         """What ``GET /v1/peers`` lists: ``status``, then, as ``down``, each peer whose
-        accepted link ended and that has no link now (``_went``), unless it was removed."""
+        accepted link ended and that has no link now (``_went``), unless it was removed.
+        A link now from the address a gone peer gave supersedes it too: a node upgraded
+        in place may come back with another node id (and a device, where it had none)."""
         rows = self.status()
-        linked = {row["node_id"] for row in rows} | {row["device_id"] for row in rows}
+        linked = {row["node_id"] for row in rows} | {row["device_id"] for row in rows} \
+            | {row["url"] for row in rows}
         linked.discard(None)
         removed = self.membership.removed() if self.membership is not None else {}
         now = self._loop.time()
         for node, (row, contact) in self._gone.items():
-            if node in linked or row["device_id"] in linked or row["device_id"] in removed:
-                continue  # linked again (by another link or address), or removed
+            if node in linked or row["device_id"] in linked or row["url"] in linked \
+                    or row["device_id"] in removed:
+                continue  # linked again (by another link, node id or address), or removed
             rows.append({**row, "last_contact_s_ago":
                          None if contact is None else round(now - contact, 3)})
         return rows

@@ -259,6 +259,31 @@ async def test_a_peer_whose_link_ended_stays_listed_as_down(make_node: NodeFacto
             await asyncio.sleep(0.01)
 
 
+async def test_a_node_back_from_the_same_address_with_a_new_node_id_replaces_its_row(
+        make_node: NodeFactory) -> None:
+    """A node upgraded in place may come back with another node id: the link from the
+    address it gives takes the place of the old id's ``down`` row (which stayed until
+    the laptop restarted)."""
+    secret, address = "s" * 32, "http://phone.example:7878"
+    laptop = await make_node(cluster_secret=secret, sync=FAST)
+    old = await make_node(cluster_secret=secret, sync=FAST, advertise_url=address)
+    assert await old.gossip.add_peer(laptop.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while [row["state"] for row in rows_of(laptop, old)] != ["up"]:
+            await asyncio.sleep(0.01)
+    await old.stop()
+    async with asyncio.timeout(DEADLINE_S):
+        while [row["state"] for row in rows_of(laptop, old)] != ["down"]:
+            await asyncio.sleep(0.01)
+    new = await make_node(cluster_secret=secret, sync=FAST, advertise_url=address)
+    assert await new.gossip.add_peer(laptop.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while [row["state"] for row in rows_of(laptop, new)] != ["up"]:
+            await asyncio.sleep(0.01)
+    assert [row["node_id"] for row in laptop.gossip.peers() if row["url"] == address] \
+        == [new.astore.node_id]
+
+
 async def test_a_member_address_not_reached_yet_names_its_device(
         make_node: NodeFactory) -> None:
     """Before the first link to a member's address comes up (the member is down since

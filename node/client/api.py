@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -359,11 +360,21 @@ class _Translate:
         where = f"the node at {self.base_url}"
         if isinstance(error, aiohttp.ConnectionTimeoutError):
             return f"cannot reach {where} within {self.limits.connect_timeout_s:g} s — is it up?"
-        if isinstance(error, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        if isinstance(error, aiohttp.ClientConnectorCertificateError):
             return (f"{where} presented a certificate this machine does not trust ({error}); "
                     "point SSL_CERT_FILE at the cluster's CA, e.g. SSL_CERT_FILE=ca.pem")
+        if isinstance(error, aiohttp.ClientSSLError):
+            if "WRONG_VERSION_NUMBER" in str(error):  # a plain HTTP server answered
+                return (f"{where} does not speak TLS: a node serves https:// only with "
+                        "--tls-cert; try http://")
+            return f"TLS with {where} failed ({error})"
+        if isinstance(error, aiohttp.ClientConnectorDNSError):
+            return (f"cannot reach {where}: its host name does not resolve "
+                    f"({error.os_error.strerror})")
         if isinstance(error, aiohttp.ClientConnectorError):
-            return f"cannot reach {where} — is `clawsync serve` running?"
+            code = error.os_error.errno  # asyncio's text names the address again
+            why = os.strerror(code).lower() if code and code > 0 else error.os_error.strerror
+            return f"cannot reach {where} ({why}) — is `clawsync serve` running?"
         if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
             return f"{where} closed the connection during {self.what}"
         if isinstance(error, TimeoutError):

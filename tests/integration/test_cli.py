@@ -315,11 +315,20 @@ def test_config_file_errors_name_the_setting(tmp_path: Path, text: str, problem:
     assert problem in result.stderr and "Traceback" not in result.stderr
 
 
-def test_unreachable_node_is_a_clear_error() -> None:
+def test_unreachable_node_is_a_clear_error(node: NodeProcess) -> None:
     result = run_cli(f"http://127.0.0.1:{free_port()}", "sessions")
     assert result.returncode == 1
     assert "cannot reach the node at http://127.0.0.1:" in result.stderr
-    assert "clawsync serve" in result.stderr and "Traceback" not in result.stderr
+    assert "(connection refused) — is `clawsync serve` running?" in result.stderr
+    assert "Traceback" not in result.stderr
+    # The cause, where it is another: a mistyped host, https:// to a plain node.
+    nowhere = run_cli("http://nosuchhost.invalid:7878", "sessions")
+    assert nowhere.returncode == 1 and "host name does not resolve (" in nowhere.stderr, \
+        nowhere.stderr
+    plain = run_cli(node.url.replace("http://", "https://"), "sessions")
+    assert plain.returncode == 1, plain.stderr
+    assert "does not speak TLS" in plain.stderr and "try http://" in plain.stderr
+    assert "certificate" not in plain.stderr  # it said: trust the cluster's CA
 
 
 @pytest.mark.parametrize("path, base", [("/v1", ""), ("/v1/sessions", ""),

@@ -75,6 +75,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
                              "member links with it any more"))
     for waiting in device.get("waiting", []):
         click.echo(printable(waiting))
+    for url in device.get("own_peers", []):  # absent from older nodes
+        click.echo(printable(f"--peer {url} is this node's own address: it is not dialed"))
     print_rows(peer_rows(view["peers"]),
                ["peer", "dir", "device", "node", "state", "contact", "we lack",
                 "peer lacks", "bytes in", "bytes out", "version"], headed=True)

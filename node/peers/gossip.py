@@ -852,13 +852,17 @@ class Gossip:
 
     def device_status(self) -> dict[str, Any]:
         """This device for ``/v1/peers`` and ``/v1/node``: its id, whether a member told
-        it it was removed (by whom, when), and which members it waits to be added on."""
+        it it was removed (by whom, when), which members it waits to be added on, and
+        which of its ``--peer`` addresses turned out to be its own (not dialed: a typo of
+        a port shows as a node with no peer otherwise)."""
         removal = self.removed.view()
         waiting = sorted({r.refused for r in self.runners.values()
                           if r.refused and r.refused.startswith("waiting")})
+        own = self.own_urls | {self.config.advertise_url}
         return {"device_id": self.device.device_id, "removed": removal,
                 "removed_text": removal_text(self._named(removal)) if removal else None,
-                "waiting": waiting}
+                "waiting": waiting,
+                "own_peers": [url for url in self.config.peers if url.rstrip("/") in own]}
 
     def _named(self, removal: dict[str, Any]) -> dict[str, Any]:
         """``removal`` with its remover named for people, if a record names it here."""

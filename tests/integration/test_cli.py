@@ -14,6 +14,7 @@ import pytest
 
 from crdt.membership import DEVICES_SESSION
 from tests.support.automerge import App, text_id
+from tests.support.cluster import wait_until
 from tests.support.processes import LineReader, NodeProcess, free_port, run_cli, spawn_cli
 
 pytestmark = pytest.mark.integration
@@ -313,6 +314,19 @@ def test_config_file_errors_name_the_setting(tmp_path: Path, text: str, problem:
                      "--port", str(free_port()), "--data-dir", str(tmp_path / "data"))
     assert result.returncode == 2, result.stderr
     assert problem in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_peer_address_that_is_this_node_is_named_in_status(tmp_path: Path) -> None:
+    """`--peer` with this node's own port (a typo) showed as "peers 0" and nothing else;
+    the reason was in the log alone."""
+    node = NodeProcess(tmp_path, name="lonely")
+    node.extra_args = ["--peer", node.url + "/"]
+    node.start()
+    try:
+        said = f"--peer {node.url}/ is this node's own address: it is not dialed"
+        wait_until(lambda: said in run_cli(node, "status").stdout, 30, "status names it")
+    finally:
+        node.stop()
 
 
 def test_unreachable_node_is_a_clear_error(node: NodeProcess) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import os
 import random
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
@@ -126,15 +127,48 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "FAIL"
 
 
+def at_least(low: float, kind: Callable[[str], float] = int) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` number, ``low`` or more (a campaign with no client or
+    no time only waits for convergence that cannot come, then fails)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value >= low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, not {text}")
+        return value
+
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: seconds, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
 def run(name: str, title: str, args: argparse.Namespace,
         campaign: Callable[[argparse.Namespace, Path], Coroutine[Any, Any, bool]]) -> int:
     """Run one campaign in a new folder with a printed seed; keep the folder on failure
-    (or with ``--keep``) and say how to replay it. The exit code: 0 when every check held."""
+    (or with ``--keep``) and say how to replay it. The exit code: 0 when every check held,
+    130 when interrupted (Ctrl-C: the nodes are stopped, the folder kept)."""
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1_000_000)
     tmp = Path(tempfile.mkdtemp(prefix=f"clawsync-{name}-"))
     print(f"{title}: seed {args.seed}, folder {tmp}", flush=True)
-    ok = asyncio.run(campaign(args, tmp))
+    try:
+        ok = asyncio.run(campaign(args, tmp))
+    except KeyboardInterrupt:
+        print(f"interrupted: logs and data kept in {tmp}; rerun with --seed {args.seed}",
+              file=sys.stderr)
+        return 130
     if ok and not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)
     elif not ok:

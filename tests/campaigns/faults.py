@@ -42,7 +42,9 @@ from crdt.events import Event, parse_event
 from crdt.log.projection import rebuild
 from tests.campaigns.common import (
     CampaignNode,
+    at_least,
     faketime_lib,
+    positive_seconds,
     print_table,
     run,
     secrets_in_logs,
@@ -375,21 +377,23 @@ async def campaign(args: argparse.Namespace, tmp: Path) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.campaigns.faults",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=120.0,
-                        help="how long faults are injected while clients write")
-    parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--clients", type=int, default=6, help="concurrent writing clients")
-    parser.add_argument("--concurrent-faults", type=int, default=2)
+    parser.add_argument("--seconds", type=positive_seconds, default=120.0,
+                        help="how long faults are injected while clients write "
+                             "(default: %(default)s)")
+    parser.add_argument("--nodes", type=at_least(2), default=4,
+                        help="nodes, each a process (default: %(default)s)")
+    parser.add_argument("--clients", type=at_least(1), default=6,
+                        help="concurrent writing clients (default: %(default)s)")
+    parser.add_argument("--concurrent-faults", type=at_least(0), default=2,
+                        help="faults in force at once (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=None,
                         help="of every random choice (default: a new one, printed)")
-    parser.add_argument("--stop-max-s", type=float, default=5.0,
+    parser.add_argument("--stop-max-s", type=positive_seconds, default=5.0,
                         help="longest a SIGTERM may take to stop a node, whatever its "
-                             "peers do")
+                             "peers do (default: %(default)s)")
     parser.add_argument("--no-skew", action="store_true", help="leave every clock right")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args(argv)
-    if args.nodes < 2:
-        parser.error("--nodes must be at least 2")
     return run("faults", "fault campaign", args, campaign)
 
 

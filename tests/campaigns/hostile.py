@@ -42,8 +42,10 @@ import aiohttp
 from node.config import Limits
 from tests.campaigns.common import (
     CampaignNode,
+    at_least,
     peak_rss_mib,
     percentile,
+    positive_seconds,
     print_table,
     run,
     secrets_in_logs,
@@ -545,19 +547,27 @@ def progress(what: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.campaigns.hostile",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=120.0)
+    parser.add_argument("--seconds", type=positive_seconds, default=120.0,
+                        help="how long cases are sent (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=None,
                         help="of every generated case (default: a new one, printed)")
-    parser.add_argument("--workers", type=int, default=4, help="concurrent single cases")
+    parser.add_argument("--workers", type=at_least(1), default=4,
+                        help="concurrent single cases (default: %(default)s)")
     parser.add_argument("--only", choices=[*GENERATORS, "floods"], default=None,
                         help="one category of cases (to replay a failure)")
-    parser.add_argument("--big-events", type=int, default=40,
-                        help="large events written first, for the large-read flood")
-    parser.add_argument("--rss-max-mib", type=float, default=1024.0)
-    parser.add_argument("--node-memory-max-mib", type=int, default=4096,
+    parser.add_argument("--big-events", type=at_least(0), default=40,
+                        help="large events written first, for the large-read flood "
+                             "(default: %(default)s)")
+    parser.add_argument("--rss-max-mib", type=at_least(1, float), default=1024.0,
+                        help="the node's peak RSS (VmHWM) that fails the run "
+                             "(default: %(default)s)")
+    parser.add_argument("--node-memory-max-mib", type=at_least(256), default=4096,
                         help="address space the node may use (prlimit --as), so that "
-                             "a node without bounds fails alone, not the machine")
-    parser.add_argument("--healthz-p99-max-s", type=float, default=2.0)
+                             "a node without bounds fails alone, not the machine "
+                             "(default: %(default)s)")
+    parser.add_argument("--healthz-p99-max-s", type=positive_seconds, default=2.0,
+                        help="the p99 of /healthz during the run that fails it "
+                             "(default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args(argv)
     return run("hostile", "hostile-input campaign", args, campaign)

@@ -146,7 +146,10 @@ async def serve(config: Config) -> None:
     node = await start(config)
     # One line: a new key is said in it (``created``), so "serving" stays the first line.
     created = {"device_key_created": str(node.device.path)} if node.device.created else {}
-    log.info("serving", url=node.url, device_id=node.device.device_id, name=config.name,
+    # The name the membership records give this device, where one does (``--name`` is
+    # only its name until then).
+    log.info("serving", url=node.url, device_id=node.device.device_id,
+             name=node.runner.app[DEVICES].name,
              node_id=node.astore.node_id, head=node.astore.head, log=str(config.log_location),
              **created)
     stop = asyncio.Event()

@@ -100,6 +100,10 @@ def test_renaming_this_device_shows_in_clawsync_device(node: NodeProcess) -> Non
     assert "name   renamed laptop" in ok(run_cli(node, "device"))
     assert node.get("/v1/node")["name"] == "renamed laptop" != started
     assert sets(node)[0] == {me: "renamed laptop"}
+    node.restart()  # its first log line names it as the records do, not as --name did
+    [serving] = [line for line in node.log_path.read_text().splitlines()
+                 if "serving" in line][-1:]
+    assert "renamed laptop" in serving, serving
 
 
 def test_concurrent_add_and_remove_on_partitioned_nodes_resolve_alike(tmp_path: Path) -> None:

@@ -19,17 +19,18 @@ lock file, which leaves out the other platforms' optional builds of ``cbor-extra
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import tempfile
 from pathlib import Path
 
+from bench import cli
 from bench.replication import cpu_figures, measure_catch_up, probes
 from tests.support.processes import free_port
 
 JS_DIR = Path(__file__).resolve().parent / "js_sync_server"
 JS_TIMEOUT_S = 1800
+INSTALL = "npm install --no-save --prefix bench/js_sync_server"
 
 
 def js(*args: str) -> str:
@@ -59,23 +60,32 @@ def js_catch_up(root: Path, docs: int, changes: int) -> float:
     return float(result["ms"]) / 1000
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=20, help="events per session")
-    args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-catchup-"))
-    ours = measure_catch_up(root, args.sessions, args.events)
-    print(f"catch-up of {args.sessions:,} sessions x {args.events} events to an empty "
+def compare(root: Path, sessions: int, events: int) -> None:
+    """Both catch-ups, their data in ``root``, and how they compare."""
+    ours = measure_catch_up(root, sessions, events)
+    print(f"catch-up of {sessions:,} sessions x {events} events to an empty "
           f"node: clawsync {ours.elapsed_s:.2f} s "
           f"({ours.events / ours.elapsed_s:,.0f} events/s)", flush=True)
     print(f"  B /healthz while catching up: {probes(ours.latencies_s)} (target p99 < 50 ms)",
           flush=True)
     print(f"  {cpu_figures(ours)}", flush=True)
-    theirs_s = js_catch_up(root, args.sessions, args.events)
-    print(f"  automerge-repo 2.5.6 sync server, {args.sessions:,} documents x "
-          f"{args.events} changes to a fresh client: {theirs_s:.2f} s")
+    theirs_s = js_catch_up(root, sessions, events)
+    print(f"  automerge-repo 2.5.6 sync server, {sessions:,} documents x "
+          f"{events} changes to a fresh client: {theirs_s:.2f} s")
     print(f"  clawsync is {theirs_s / ours.elapsed_s:.1f}x faster (target: 10x)")
 
+
+def main() -> None:
+    parser = cli.parser("bench.catchup", __doc__)
+    parser.add_argument("--sessions", type=cli.positive_int, default=1000,
+                        help="sessions on node A, documents on the sync server")
+    parser.add_argument("--events", type=cli.positive_int, default=20,
+                        help="events per session, changes per document")
+    args = parser.parse_args()
+    cli.require_npm_packages(JS_DIR, INSTALL)
+    with tempfile.TemporaryDirectory(prefix="bench-catchup-") as tmp:
+        compare(Path(tmp), args.sessions, args.events)
+
+
 if __name__ == "__main__":
-    main()
+    cli.run(main)

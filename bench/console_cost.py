@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from typing import NamedTuple
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench import cli
 from bench.http_append import measure, process_cpu_s
 from tests.support.processes import NodeProcess, child_env
 
@@ -169,11 +171,33 @@ def report(runs: dict[str, list[Run]], clients: int, events: int) -> None:
               f"(from {rates[0]:.2f} to {rates[-1]:.2f}), node CPU per append {cpu:.2f}")
 
 
+def compare(tmp: Path, events: int, clients: int, rounds: int, memory: bool) -> None:
+    """Every round's runs, on nodes with their data in ``tmp``, and their medians."""
+    quiet = ["--log-level", "warning", "--cluster-secret", SECRET]
+    in_memory = ["--storage", "memory:"] if memory else []
+    with NodeProcess(tmp, name="a", extra_args=[*quiet, *in_memory]) as node, \
+            NodeProcess(tmp, name="b", extra_args=[*quiet, "--peer", node.url]):
+        asyncio.run(measure(node.url, clients, events // 4))  # warm up
+        runs: dict[str, list[Run]] = {side: [] for side in SIDES}
+        for round_ in range(rounds):
+            turn = round_ % len(SIDES)
+            for side in SIDES[turn:] + SIDES[:turn]:
+                runs[side].append(result := run(node, clients, events, side))
+                print(f"round {round_ + 1} {side:>8}: {result.rate:,.0f} appends/s, "
+                      f"{result.cpu_ms:.2f} ms node CPU/append, "
+                      f"{result.per_commit:.1f} events/commit"
+                      + (f"; the load read {result.read}" if result.read else ""))
+        report(runs, clients, events)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=3000, help="appends per run")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = cli.parser("bench.console_cost", __doc__)
+    parser.add_argument("--events", type=cli.positive_int, default=3000,
+                        help="appends per run, shared among the clients")
+    parser.add_argument("--clients", type=cli.positive_int, default=16,
+                        help="clients appending at once")
+    parser.add_argument("--rounds", type=cli.positive_int, default=5,
+                        help="rounds of three runs: without, with the scrape, with both")
     parser.add_argument("--memory", action="store_true",
                         help="keep node A's log in memory: no fsync, so appends are bound "
                              "by CPU, the worst case for what the console costs")
@@ -181,25 +205,16 @@ def main() -> None:
     parser.add_argument("--console", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
+        # The parent ends the load by closing stdin, after Ctrl-C too (which reaches
+        # this process as well): one "interrupted" is enough.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         print(json.dumps(asyncio.run(load(args.load, args.console))), flush=True)
         return
-    tmp = Path(tempfile.mkdtemp(prefix="bench-console-"))
-    quiet = ["--log-level", "warning", "--cluster-secret", SECRET]
-    memory = ["--storage", "memory:"] if args.memory else []
-    with NodeProcess(tmp, name="a", extra_args=[*quiet, *memory]) as node, \
-            NodeProcess(tmp, name="b", extra_args=[*quiet, "--peer", node.url]):
-        asyncio.run(measure(node.url, args.clients, args.events // 4))  # warm up
-        runs: dict[str, list[Run]] = {side: [] for side in SIDES}
-        for round_ in range(args.rounds):
-            turn = round_ % len(SIDES)
-            for side in SIDES[turn:] + SIDES[:turn]:
-                runs[side].append(result := run(node, args.clients, args.events, side))
-                print(f"round {round_ + 1} {side:>8}: {result.rate:,.0f} appends/s, "
-                      f"{result.cpu_ms:.2f} ms node CPU/append, "
-                      f"{result.per_commit:.1f} events/commit"
-                      + (f"; the load read {result.read}" if result.read else ""))
-        report(runs, args.clients, args.events)
-
+    if args.events < args.clients:
+        parser.error(f"--events {args.events} leaves some of {args.clients} clients "
+                     "without an append: give at least one per client")
+    with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
+        compare(Path(tmp), args.events, args.clients, args.rounds, args.memory)
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

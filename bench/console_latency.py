@@ -10,23 +10,28 @@ nodes on loopback (A and B, each dialing the other):
   performance.now()`` (wall clock too), so the two are comparable. Median and p90.
 
     python -m bench.console_latency [--loads 10] [--appends 20]
+
+Needs Playwright for Python (``pip install -e '.[test]'``) and Debian's chromium
+(``apt-get install chromium``; ``tests/support/install-tools`` installs it as root).
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from playwright.sync_api import BrowserContext, Page
-
+from bench import cli
+from bench.cli import Cluster
 from tests.support.browser import browser_missing, headless_chromium
-from tests.support.cluster import Cluster, append, message
+from tests.support.cluster import append, message
 from tests.support.processes import NodeProcess
+
+if TYPE_CHECKING:  # imported when the browser starts: --help works without Playwright
+    from playwright.sync_api import BrowserContext, Page
 
 KEY = "bench:console"
 #: Milliseconds any single wait in the page may take before the run gives up.
@@ -118,12 +123,16 @@ def run(loads: int, appends: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--loads", type=int, default=10, help="cold loads of the console")
-    parser.add_argument("--appends", type=int, default=20, help="appends on node B")
+    parser = cli.parser("bench.console_latency", __doc__)
+    parser.add_argument("--loads", type=cli.at_least(2), default=10,
+                        help="loads of the console, each in a new tab (the first cold)")
+    parser.add_argument("--appends", type=cli.at_least(2), default=20,
+                        help="appends on node B, each timed until shown on A")
     args = parser.parse_args()
     if (missing := browser_missing()) is not None:
-        raise SystemExit(f"no headless browser: {missing}")
+        cli.refuse(f"no headless browser: {missing}\nthis benchmark needs both Playwright "
+                   "for Python (.venv/bin/pip install -e '.[test]') and Debian's chromium "
+                   "(apt-get install chromium, or tests/support/install-tools as root)")
     figures = run(args.loads, args.appends)
     print("console in headless Chromium, two nodes on loopback")
     print(f"  first (cold) load: first contentful paint {figures['fcp'][0]:.1f} ms, "
@@ -134,4 +143,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

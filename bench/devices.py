@@ -14,7 +14,6 @@ removal's replication (B -> the others) and the closes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -24,6 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import quote
 
+from bench import cli
 from tests.support.processes import NodeProcess
 
 PULL_S = 0.5
@@ -90,8 +90,9 @@ def one_run(tmp: Path, stack: ExitStack, hub: NodeProcess, others: list[NodeProc
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser = cli.parser("bench.devices", __doc__)
+    parser.add_argument("--runs", type=cli.positive_int, default=5,
+                        help="devices added and removed, one after another")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, ExitStack() as stack:
         tmp = Path(folder)
@@ -113,4 +114,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

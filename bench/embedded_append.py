@@ -16,13 +16,13 @@ keyed node does (the raw side writes the same event bytes, without signatures).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
 
 import diskcache
 
+from bench import cli
 from crdt import device
 from crdt.events import Draft, Event, parse_event
 from crdt.log.store import EventStore
@@ -69,11 +69,15 @@ def run_raw(events: list[Event], batch: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--sessions", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = cli.parser("bench.embedded_append", __doc__)
+    parser.add_argument("--events", type=cli.positive_int, default=20_000,
+                        help="events each side writes per round")
+    parser.add_argument("--batch", type=cli.positive_int, default=500,
+                        help="events per commit (per transaction on the raw side)")
+    parser.add_argument("--sessions", type=cli.positive_int, default=10,
+                        help="sessions the events are spread over")
+    parser.add_argument("--rounds", type=cli.positive_int, default=5,
+                        help="rounds, alternating which side goes first")
     parser.add_argument("--signed", action="store_true",
                         help="the store signs every event it stores, as a keyed node does")
     args = parser.parse_args()
@@ -104,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -20,15 +20,15 @@ Needs Node.js and the packages of tests/js (``npm ci --prefix tests/js``) for th
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
+from bench import cli
 from bench.http_append import process_cpu_s
-from bench.js_client import bench_js, fill
+from bench.js_client import INSTALL, JS_DIR, bench_js, fill
 from crdt.automerge.document import automerge_url
 from tests.support.processes import NodeProcess
 
@@ -48,24 +48,21 @@ def get_ms(node: NodeProcess, key: str) -> tuple[float, int]:
     return (time.perf_counter() - begin) * 1000, size
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=10_000)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-first-open-"))
+def first_open(tmp: Path, messages: int) -> None:
+    """Both first opens, with the node's data in ``tmp``."""
     with NodeProcess(tmp, name="bench", extra_args=["--log-level", "warning"]) as node:
-        fill(node, "get", args.messages)
-        fill(node, "find", args.messages)
+        fill(node, "get", messages)
+        fill(node, "find", messages)
         time.sleep(1.0)  # let the appends' garbage settle
         cpu = cpu_ms(node)
         first, size = get_ms(node, "get")
         cpu, first_cpu = cpu_ms(node), cpu_ms(node) - cpu
         again, _ = get_ms(node, "get")
-        print(f"first open, {args.messages:,} messages, document not yet built: GET /automerge "
+        print(f"first open, {messages:,} messages, document not yet built: GET /automerge "
               f"{first:,.0f} ms (node CPU {first_cpu:,.0f} ms, {size / 1e6:.1f} MB); baseline "
               f"the same GET once built {again:,.0f} ms (node CPU {cpu_ms(node) - cpu:,.0f} ms)")
         cpu = cpu_ms(node)
-        result = bench_js("load", node.url, "find", automerge_url("find"), str(args.messages),
+        result = bench_js("load", node.url, "find", automerge_url("find"), str(messages),
                           "1")
         print(f"first open by an automerge-repo client find(): the node's sync message "
               f"carrying the document {result['node_ms'][0]:,.0f} ms after the request "
@@ -73,5 +70,15 @@ def main() -> None:
               f"complete document in the client {result['find_ms'][0]:,.0f} ms")
 
 
+def main() -> None:
+    parser = cli.parser("bench.first_open", __doc__)
+    parser.add_argument("--messages", type=cli.positive_int, default=10_000,
+                        help="messages in each of the two sessions")
+    args = parser.parse_args()
+    cli.require_npm_packages(JS_DIR, INSTALL)
+    with tempfile.TemporaryDirectory(prefix="bench-first-open-") as tmp:
+        first_open(Path(tmp), args.messages)
+
+
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -23,10 +22,11 @@ import threading
 import time
 from pathlib import Path
 
+from bench import cli
+from bench.cli import Cluster
 from crdt.events import parse_event
 from crdt.log.store import EventStore
 from tests.support.cluster import (
-    Cluster,
     append,
     message,
     request,
@@ -75,24 +75,32 @@ def stall(root: Path, events: int) -> None:
                                  range(start, min(events, start + 1000))])
         latencies: list[tuple[float, float]] = []  # (started, seconds)
         stop = threading.Event()
+        failed: list[Exception] = []
 
         def writer() -> None:
             n = 0
-            while not stop.is_set():
-                began = time.perf_counter()
-                append(node, "other", [message(f"beside {n}")])
-                latencies.append((began, time.perf_counter() - began))
-                n += 1
+            try:
+                while not stop.is_set():
+                    began = time.perf_counter()
+                    append(node, "other", [message(f"beside {n}")])
+                    latencies.append((began, time.perf_counter() - began))
+                    n += 1
+            except Exception as error:  # raised below, unless Ctrl-C stopped the node
+                failed.append(error)
 
         thread = threading.Thread(target=writer)
         thread.start()
-        time.sleep(2.0)
-        forget_began = time.perf_counter()
-        request(node, "DELETE", session_path("big"))
-        forget_s = time.perf_counter() - forget_began
-        time.sleep(1.0)
-        stop.set()
-        thread.join()
+        try:
+            time.sleep(2.0)
+            forget_began = time.perf_counter()
+            request(node, "DELETE", session_path("big"))
+            forget_s = time.perf_counter() - forget_began
+            time.sleep(1.0)
+        finally:  # also on Ctrl-C: the writer must end before its node stops
+            stop.set()
+            thread.join()
+        if failed:
+            raise failed[0]
     before = [s for t, s in latencies if t < forget_began]
     during = [s for t, s in latencies if forget_began - 0.5 <= t <= forget_began + forget_s]
     print(f"writer stall, node holding {events} events: DELETE took {forget_s:.2f} s; "
@@ -124,7 +132,7 @@ def propagation(root: Path, events: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.parser("bench.forget", __doc__)
     parser.add_argument("--quick", action="store_true", help="1,000 events, not 10,000")
     args = parser.parse_args()
     events = 1_000 if args.quick else 10_000
@@ -136,4 +144,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

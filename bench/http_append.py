@@ -18,7 +18,6 @@ event loop) and its busiest other thread (the node's store writer) were.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -29,6 +28,7 @@ from typing import NamedTuple
 
 import aiohttp
 
+from bench import cli
 from tests.support.processes import NodeProcess
 
 
@@ -137,14 +137,21 @@ def describe(run: Run) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=4000)
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = cli.parser("bench.http_append", __doc__)
+    parser.add_argument("--events", type=cli.at_least(2), default=4000,
+                        help="appends per run, shared among the clients")
+    parser.add_argument("--clients", type=cli.positive_int, nargs="+", default=[1, 32],
+                        help="clients appending at once; one run for each number given")
+    parser.add_argument("--rounds", type=cli.positive_int, default=3,
+                        help="rounds against the node and the bare server, alternating")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    with NodeProcess(folder, name="bench", extra_args=["--log-level", "warning"]) as node, \
-            NodeProcess(folder, name="bare", program="bench.bare_server") as bare:
+    if args.events < max(args.clients):
+        parser.error(f"--events {args.events} leaves some of {max(args.clients)} clients "
+                     "without an append: give at least one per client")
+    quiet = ["--log-level", "warning"]
+    with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, \
+            NodeProcess(Path(tmp), name="bench", extra_args=quiet) as node, \
+            NodeProcess(Path(tmp), name="bare", program="bench.bare_server") as bare:
         for clients in args.clients:
             runs: dict[str, list[Run]] = {"node": [], "bare": []}
             for _ in range(args.rounds):
@@ -167,4 +174,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -21,7 +21,6 @@ Needs Node.js and the packages of tests/js (``npm ci --prefix tests/js``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -32,10 +31,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from bench import cli
 from crdt.automerge.document import automerge_url
 from tests.support.processes import NodeProcess
 
 JS_DIR = Path(__file__).resolve().parents[1] / "tests" / "js"
+INSTALL = "npm ci --prefix tests/js"
 BATCH = 1000
 
 
@@ -140,22 +141,30 @@ def idle(node: NodeProcess, clients: int, tmp: Path) -> None:
           f"{(during - before) * 1024 / clients:.0f} KiB per client)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--appends", type=int, default=200)
-    parser.add_argument("--clients", type=int, default=200)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-js-"))
+def run(tmp: Path, messages: int, appends: int, clients: int) -> None:
+    """The three figures, with the nodes' data in ``tmp``."""
     with NodeProcess(tmp, name="bench", extra_args=["--log-level", "warning"]) as node:
-        load(node, args.messages)
+        load(node, messages)
         post(node, "small", [{"agent_id": "bench", "kind": {"type": "message_received",
                                                             "content": "start"}}])
-        latency(node, "small", args.appends, "small session")
-        latency(node, "big", args.appends, f"{args.messages:,}-message session")
+        latency(node, "small", appends, "small session")
+        latency(node, "big", appends, f"{messages:,}-message session")
     with NodeProcess(tmp, name="idle", extra_args=["--log-level", "warning"]) as node:
-        idle(node, args.clients, tmp)
+        idle(node, clients, tmp)
 
+
+def main() -> None:
+    parser = cli.parser("bench.js_client", __doc__)
+    parser.add_argument("--messages", type=cli.positive_int, default=10_000,
+                        help="messages in the session the client loads")
+    parser.add_argument("--appends", type=cli.at_least(2), default=200,
+                        help="appends the client waits to see, in each session")
+    parser.add_argument("--clients", type=cli.positive_int, default=200,
+                        help="idle clients connected for the memory figure")
+    args = parser.parse_args()
+    cli.require_npm_packages(JS_DIR, INSTALL)
+    with tempfile.TemporaryDirectory(prefix="bench-js-") as tmp:
+        run(Path(tmp), args.messages, args.appends, args.clients)
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -11,7 +11,6 @@ the body. Prints the append latency and the ``/healthz`` latencies while it ran.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench import cli
 from tests.support.processes import NodeProcess
 
 BODY_BYTES_MAX = 4 * 1024 * 1024
@@ -73,11 +73,12 @@ async def measure(url: str, events: int, rounds: int) -> tuple[list[float], list
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = cli.parser("bench.large_body", __doc__)
+    parser.add_argument("--rounds", type=cli.at_least(2), default=5,
+                        help="appends of each shape (the percentiles need two)")
     args = parser.parse_args()
-    with NodeProcess(Path(tempfile.mkdtemp(prefix="bench-body-")), name="bench",
-                     extra_args=["--log-level", "warning"]) as node:
+    with tempfile.TemporaryDirectory(prefix="bench-body-") as tmp, \
+            NodeProcess(Path(tmp), name="bench", extra_args=["--log-level", "warning"]) as node:
         for events in (1000, 40):
             appends, pings = asyncio.run(measure(node.url, events, args.rounds))
             cuts = statistics.quantiles(pings, n=100, method="inclusive")
@@ -88,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import statistics
@@ -24,8 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import cli
+from bench.cli import Cluster
 from node.client.api import Client
-from tests.support.cluster import Cluster
 from tests.support.openclaw import FakeGateway
 from tests.support.processes import NodeProcess, child_env, cli_args, spawn_cli
 
@@ -157,10 +157,13 @@ async def lag(tmp: Path, rows: int, interval_s: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=int, default=10_000)
-    parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--interval", type=float, default=0.05)
+    parser = cli.parser("bench.openclaw_import", __doc__)
+    parser.add_argument("--records", type=cli.positive_int, default=10_000,
+                        help="records of the imported transcript, its header included")
+    parser.add_argument("--rows", type=cli.at_least(2), default=200,
+                        help="rows committed one at a time while watch follows")
+    parser.add_argument("--interval", type=cli.positive_float, default=0.05,
+                        help="seconds between two of those commits")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         import_rate(Path(folder), args.records)
@@ -169,4 +172,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -13,11 +13,20 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from bench import cli
 from tests.support.flood import Appends, append_while, flood_and_append
 from tests.support.processes import NodeProcess
 
 SECRET = "bench-secret"
 TOKEN = "bench-token"
+
+
+def writer_share(text: str) -> float:
+    """An argparse type: a value of ``peer_writer_share``, as the node accepts it."""
+    value = cli.positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be at most 1, not {text}")
+    return value
 
 
 def node_for(tmp: Path, name: str, share: float) -> NodeProcess:
@@ -37,14 +46,17 @@ async def quiet(url: str, seconds: float) -> Appends:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--shares", default="0.25,0.5,1")
+    parser = cli.parser("bench.peer_flood", __doc__)
+    parser.add_argument("--seconds", type=cli.positive_float, default=10.0,
+                        help="seconds of appends in each run")
+    parser.add_argument("--shares", type=cli.comma_list(writer_share), default="0.25,0.5,1",
+                        help="values of [sync] peer_writer_share, each above 0 and at most 1, "
+                             "separated by commas: one flooded run for each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         with node_for(Path(tmp), "quiet", 0.5) as node:
             print(f"no flood: {asyncio.run(quiet(node.url, args.seconds)).summary()}")
-        for share in (float(s) for s in args.shares.split(",")):
+        for share in args.shares:
             with node_for(Path(tmp), f"share{share}", share) as node:
                 sent, appends = asyncio.run(
                     flood_and_append(node.url, SECRET, TOKEN, args.seconds))
@@ -53,4 +65,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

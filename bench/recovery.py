@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import signal
 import statistics
@@ -19,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.cluster import Cluster, append, message, wait_converged
+from bench import cli
+from bench.cli import Cluster
+from tests.support.cluster import append, message, wait_converged
 
 
 def catch_up_s(tmp: Path, events: int, restore: bool) -> float:
@@ -68,10 +69,11 @@ def stop_s(tmp: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=200,
-                        help="events a writes in each of three phases (default 200)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser = cli.parser("bench.recovery", __doc__)
+    parser.add_argument("--events", type=cli.positive_int, default=200,
+                        help="events a writes in each of three phases")
+    parser.add_argument("--rounds", type=cli.positive_int, default=3,
+                        help="rounds of the three figures (medians are printed)")
     args = parser.parse_args()
     figures: dict[str, list[float]] = {"restored": [], "restarted": [], "stop": []}
     for round_ in range(args.rounds):
@@ -89,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

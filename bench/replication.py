@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import http.client
 import json
@@ -31,6 +30,7 @@ from typing import NamedTuple
 
 import aiohttp
 
+from bench import cli
 from bench.http_append import cpu_s
 from crdt.events import parse_event
 from crdt.log.store import EventStore
@@ -264,16 +264,16 @@ def partition(root: Path, per_side: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.parser("bench.replication", __doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-replication-"))
-    catch_up(root, 100 if args.quick else 1000, 20)
-    idle_round(root, 100)
-    idle_round(root, 1000 if args.quick else 10_000)
-    propagate(root, 20 if args.quick else 200)
-    partition(root, 100)
-
+    with tempfile.TemporaryDirectory(prefix="bench-replication-") as tmp:
+        root = Path(tmp)
+        catch_up(root, 100 if args.quick else 1000, 20)
+        idle_round(root, 100)
+        idle_round(root, 1000 if args.quick else 10_000)
+        propagate(root, 20 if args.quick else 200)
+        partition(root, 100)
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

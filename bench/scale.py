@@ -31,6 +31,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
+from bench import cli
 from bench.http_append import process_cpu_s
 from crdt.automerge.documents import Documents
 from crdt.events import Draft, parse_event
@@ -41,6 +42,9 @@ from tests.support.processes import NodeProcess, child_env, free_port
 BIG = "scale:big"
 BIG_EVENTS = 10_000
 BATCH = 5_000
+#: The log measured without --scale: about 0.7 GiB on disk (10M events: about 7 GiB),
+#: kept for later runs.
+DEFAULT_SCALE = "1000000:100000:/tmp/clawsync-scale/data"
 
 
 def build(data: Path, sessions: int, events: int) -> None:
@@ -185,23 +189,36 @@ def measure(data: Path, sessions: int, events: int, *, build_log: bool = True,
 
 
 def scale_arg(text: str) -> tuple[int, int, Path]:
-    events, sessions, folder = text.split(":", 2)
-    return int(events), int(sessions), Path(folder)
+    """An argparse type: EVENTS:SESSIONS:FOLDER, a log big enough for what is measured
+    (the 10,000-event session, and at least one event in each small session)."""
+    parts = text.split(":", 2)
+    if len(parts) != 3 or not parts[2]:
+        raise argparse.ArgumentTypeError(f"not EVENTS:SESSIONS:FOLDER: {text!r}")
+    sessions = cli.positive_int(parts[1])
+    events = cli.positive_int(parts[0])
+    if events < BIG_EVENTS + sessions:
+        raise argparse.ArgumentTypeError(
+            f"{events:,} events is too few: the log holds a {BIG_EVENTS:,}-event session "
+            f"and at least one event in each of {sessions:,} sessions, so EVENTS must be at "
+            f"least {BIG_EVENTS + sessions:,}")
+    return events, sessions, Path(parts[2])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli.parser("bench.scale", __doc__)
     parser.add_argument("--scale", type=scale_arg, action="append",
                         metavar="EVENTS:SESSIONS:FOLDER",
-                        help="a log to build (once) and measure; give it twice to see "
-                             "how each figure grows (default: 1000000:100000:"
-                             "/tmp/clawsync-scale/data)")
+                        help=f"a log to build (once, kept in FOLDER) and measure: EVENTS in "
+                             f"all, {BIG_EVENTS:,} of them in one big session and the rest "
+                             f"spread over SESSIONS small ones, so EVENTS is at least "
+                             f"{BIG_EVENTS:,} + SESSIONS; give it twice to see how each "
+                             f"figure grows; without it: {DEFAULT_SCALE}")
     parser.add_argument("--no-build", action="store_true",
                         help="measure each log as it stands (a build stopped part way)")
     parser.add_argument("--quick", action="store_true",
                         help="leave out the id index and the wait for the node to be idle")
     args = parser.parse_args()
-    runs = args.scale or [(1_000_000, 100_000, Path("/tmp/clawsync-scale/data"))]
+    runs = args.scale or [scale_arg(DEFAULT_SCALE)]
     results = [measure(folder, sessions, events, build_log=not args.no_build,
                        quick=args.quick) for events, sessions, folder in runs]
     width = max(len(label) for _, label, _ in ROWS)
@@ -214,4 +231,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

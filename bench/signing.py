@@ -27,7 +27,6 @@ catch-up, same run.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import statistics
@@ -38,6 +37,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench import cli
 from bench.http_append import measure
 from crdt import device, signing
 from crdt.events import Event, parse_event
@@ -103,7 +103,8 @@ def catch_up(events: list[Event], signatures: list[bytes], public: bytes, batch:
              check: bool) -> float:
     """Seconds to take every event in as received bytes, with or without signatures."""
     wire = [event.canonical for event in events]
-    with EventStore.open(tempfile.mkdtemp(prefix="bench-signing-")) as store:
+    with tempfile.TemporaryDirectory(prefix="bench-signing-") as folder, \
+            EventStore.open(folder) as store:
         started = time.perf_counter()
         for first in range(0, len(wire), batch):
             items = []
@@ -125,8 +126,9 @@ def link_catch_up(events: list[Event], batch: int, signed: bool) -> float:
     signers = [Signer(device.generate(), name) for name in ("source", "target")] \
         if signed else [None, None]
     about = About("bench", 1, retires=True, forgets=True, signs=signed)
-    with EventStore.open(tempfile.mkdtemp(prefix="bench-signing-"), signer=signers[0]) as a, \
-            EventStore.open(tempfile.mkdtemp(prefix="bench-signing-"), signer=signers[1]) as b:
+    with tempfile.TemporaryDirectory(prefix="bench-signing-") as folder, \
+            EventStore.open(Path(folder) / "a", signer=signers[0]) as a, \
+            EventStore.open(Path(folder) / "b", signer=signers[1]) as b:
         for first in range(0, len(events), batch):
             a.append_batch(events[first:first + batch])
         machines = [PeerSync(a, "b", now=0.0, rng=random.Random(1), about=about),
@@ -147,7 +149,8 @@ def link_catch_up(events: list[Event], batch: int, signed: bool) -> float:
 def embedded_append(events: list[Event], batch: int, signed: bool) -> float:
     """Events/s appended (as a node's own) in commits of ``batch``."""
     signer = Signer(device.generate(), "bench") if signed else None
-    with EventStore.open(tempfile.mkdtemp(prefix="bench-signing-"), signer=signer) as store:
+    with tempfile.TemporaryDirectory(prefix="bench-signing-") as folder, \
+            EventStore.open(folder, signer=signer) as store:
         started = time.perf_counter()
         for first in range(0, len(events), batch):
             store.append_batch(events[first:first + batch])
@@ -156,11 +159,11 @@ def embedded_append(events: list[Event], batch: int, signed: bool) -> float:
 
 def http_append(events: int, clients: int, rounds: int) -> tuple[float, float]:
     """Median events/s over HTTP, ``clients`` at once, with signing and without."""
-    folder = Path(tempfile.mkdtemp(prefix="bench-signing-http-"))
     quiet = ["--log-level", "warning"]
     rates: dict[bool, list[float]] = {True: [], False: []}
-    with NodeProcess(folder, name="signed", extra_args=quiet) as signed_node, \
-            NodeProcess(folder, name="unsigned", extra_args=quiet,
+    with tempfile.TemporaryDirectory(prefix="bench-signing-http-") as tmp, \
+            NodeProcess(Path(tmp), name="signed", extra_args=quiet) as signed_node, \
+            NodeProcess(Path(tmp), name="unsigned", extra_args=quiet,
                         program="bench.unsigned_node") as unsigned_node:
         for _ in range(rounds):
             for signed, node in ((True, signed_node), (False, unsigned_node)):
@@ -174,14 +177,23 @@ def ratio_line(what: str, with_s: float, without_s: float, unit: str = "ev/s") -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--per-session", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--http-events", type=int, default=4000)
-    parser.add_argument("--http-clients", type=int, default=32, help="0: no HTTP figure")
+    parser = cli.parser("bench.signing", __doc__)
+    parser.add_argument("--sessions", type=cli.positive_int, default=1000,
+                        help="sessions the events are spread over")
+    parser.add_argument("--per-session", type=cli.positive_int, default=20,
+                        help="events per session")
+    parser.add_argument("--batch", type=cli.positive_int, default=500,
+                        help="events per batch, and per commit")
+    parser.add_argument("--rounds", type=cli.positive_int, default=3,
+                        help="rounds of every figure (medians are printed)")
+    parser.add_argument("--http-events", type=cli.positive_int, default=4000,
+                        help="appends per HTTP run, shared among the clients")
+    parser.add_argument("--http-clients", type=cli.at_least(0), default=32,
+                        help="clients appending over HTTP at once; 0: no HTTP figure")
     args = parser.parse_args()
+    if args.http_events < args.http_clients:
+        parser.error(f"--http-events {args.http_events} leaves some of {args.http_clients} "
+                     "clients without an append: give at least one per client")
     events = make_events(args.sessions, args.per_session)
     measured = [rates(events, args.batch) for _ in range(args.rounds)]
     median = {name: statistics.median(m[name] for m in measured) for name in measured[0]}
@@ -204,10 +216,11 @@ def main() -> None:
           f"ev/s with a signature check each, ratio {checked_rate / plain_rate:.2f}")
     linked: dict[bool, list[float]] = {True: [], False: []}
     appended: dict[tuple[int, bool], list[float]] = {}
+    batches = sorted({1, args.batch})  # one event per commit, and --batch
     for _ in range(args.rounds):
         for signed in (False, True):
             linked[signed].append(link_catch_up(events, args.batch, signed))
-            for batch in (1, args.batch):
+            for batch in batches:
                 count = min(len(events), 1_000) if batch == 1 else len(events)
                 appended.setdefault((batch, signed), []).append(
                     embedded_append(events[:count], batch, signed))
@@ -215,7 +228,7 @@ def main() -> None:
     checked_rate = len(events) / statistics.median(linked[True])
     print(ratio_line(f"catch-up over the peer protocol, {args.sessions:,} sessions x "
                      f"{args.per_session} events (target >= 0.7)", checked_rate, plain_rate))
-    for batch in (1, args.batch):
+    for batch in batches:
         print(ratio_line(f"embedded append, commits of {batch} (target >= 0.8)",
                          statistics.median(appended[batch, True]),
                          statistics.median(appended[batch, False])))
@@ -226,4 +239,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -233,6 +233,13 @@ def rows_of(node: RunningNode, peer: RunningNode) -> list[dict[str, Any]]:
     return [row for row in node.gossip.peers() if row["node_id"] == peer.astore.node_id]
 
 
+async def listed_as(node: RunningNode, peer: RunningNode, state: str) -> None:
+    """Wait until ``node`` lists ``peer`` once, in ``state``."""
+    async with asyncio.timeout(DEADLINE_S):
+        while [row["state"] for row in rows_of(node, peer)] != [state]:
+            await asyncio.sleep(0.01)
+
+
 async def test_a_peer_whose_link_ended_stays_listed_as_down(make_node: NodeFactory) -> None:
     """A phone that only dials out stops: the laptop still lists it, down, with its
     device and last contact (it used to vanish from ``clawsync status``), until a link to
@@ -241,22 +248,16 @@ async def test_a_peer_whose_link_ended_stays_listed_as_down(make_node: NodeFacto
     laptop = await make_node(cluster_secret=secret, sync=FAST)
     phone = await make_node(cluster_secret=secret, sync=FAST)
     assert await phone.gossip.add_peer(laptop.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while [row["state"] for row in rows_of(laptop, phone)] != ["up"]:
-            await asyncio.sleep(0.01)
+    await listed_as(laptop, phone, "up")
     await phone.stop()
-    async with asyncio.timeout(DEADLINE_S):
-        while [row["state"] for row in rows_of(laptop, phone)] != ["down"]:
-            await asyncio.sleep(0.01)
+    await listed_as(laptop, phone, "down")
     [down] = rows_of(laptop, phone)
     assert down["direction"] == "in" and down["device_id"] == phone.gossip.device.device_id
     assert down["last_contact_s_ago"] is not None and down["bytes_in"] > 0
     assert down["events_we_lack"] is None and down["events_peer_lacks"] is None
     again = await make_node(cluster_secret=secret, sync=FAST, data_dir=phone.config.data_dir)
     assert await again.gossip.add_peer(laptop.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while [row["state"] for row in rows_of(laptop, phone)] != ["up"]:
-            await asyncio.sleep(0.01)
+    await listed_as(laptop, phone, "up")
 
 
 async def test_a_node_back_from_the_same_address_with_a_new_node_id_replaces_its_row(
@@ -268,18 +269,12 @@ async def test_a_node_back_from_the_same_address_with_a_new_node_id_replaces_its
     laptop = await make_node(cluster_secret=secret, sync=FAST)
     old = await make_node(cluster_secret=secret, sync=FAST, advertise_url=address)
     assert await old.gossip.add_peer(laptop.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while [row["state"] for row in rows_of(laptop, old)] != ["up"]:
-            await asyncio.sleep(0.01)
+    await listed_as(laptop, old, "up")
     await old.stop()
-    async with asyncio.timeout(DEADLINE_S):
-        while [row["state"] for row in rows_of(laptop, old)] != ["down"]:
-            await asyncio.sleep(0.01)
+    await listed_as(laptop, old, "down")
     new = await make_node(cluster_secret=secret, sync=FAST, advertise_url=address)
     assert await new.gossip.add_peer(laptop.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while [row["state"] for row in rows_of(laptop, new)] != ["up"]:
-            await asyncio.sleep(0.01)
+    await listed_as(laptop, new, "up")
     assert [row["node_id"] for row in laptop.gossip.peers() if row["url"] == address] \
         == [new.astore.node_id]
 

@@ -775,11 +775,12 @@ class Gossip:
     def peers(self) -> list[dict[str, Any]]:
         """What ``GET /v1/peers`` lists: ``status``, then, as ``down``, each peer whose
         accepted link ended and that has no link now (``_went``), unless it was removed.
-        A link now from the address a gone peer gave supersedes it too: a node upgraded
-        in place may come back with another node id (and a device, where it had none)."""
+        A link up now with the address a gone peer gave supersedes it too: a node
+        upgraded in place may come back with another node id (and a device, where it had
+        none)."""
         rows = self.status()
         linked = {row["node_id"] for row in rows} | {row["device_id"] for row in rows} \
-            | {row["url"] for row in rows}
+            | {row["url"] for row in rows if row["state"] == "up"}  # not a dial that fails
         linked.discard(None)
         removed = self.membership.removed() if self.membership is not None else {}
         now = self._loop.time()

@@ -84,3 +84,5 @@ def status(ctx: click.Context, as_json: bool) -> None:
         if peer.get("refused") and peer["state"] != "up" \
                 and peer["refused"] not in device.get("waiting", []):
             click.echo(printable(f"{peer['url'] or peer['link']}: {peer['refused']}"))
+        elif peer.get("failure"):  # why a dial backs off (absent from older nodes)
+            click.echo(printable(f"{peer['url']}: {peer['failure']}"))

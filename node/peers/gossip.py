@@ -109,6 +109,7 @@ class Runner:
     device: Proven | None = None  # the device that proved its key on the current link
     shared: bool = False  # accepted on the cluster secret or a CA certificate
     refused: str | None = None  # why the peer refused this device, for people
+    failure: str | None = None  # why the last dial failed, until one connects
 
     @property
     def node(self) -> str | None:
@@ -370,8 +371,9 @@ class Gossip:
                 return
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
+                runner.failure = str(exc)
             else:
-                runner.refused = None
+                runner.refused = runner.failure = None
                 if await self._keep_dialed(runner, link):
                     await self._run_until_down(runner, link, runner.url)
             await self._save_checkpoint(runner, force=True)
@@ -829,6 +831,7 @@ class Gossip:
             "software": machine["peer_software"], "schema": machine["peer_schema"],
             "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
             if runner.state == "backoff" else None,
+            "failure": runner.failure if runner.state == "backoff" else None,
             "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,
         }
 

@@ -316,15 +316,18 @@ def test_config_file_errors_name_the_setting(tmp_path: Path, text: str, problem:
     assert problem in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_peer_address_that_is_this_node_is_named_in_status(tmp_path: Path) -> None:
-    """`--peer` with this node's own port (a typo) showed as "peers 0" and nothing else;
-    the reason was in the log alone."""
+def test_status_says_why_a_peer_address_is_not_linked(tmp_path: Path) -> None:
+    """`--peer` with this node's own port (a typo) showed as "peers 0" and nothing else,
+    and a dial that fails as "backoff": the reasons were in the log alone."""
     node = NodeProcess(tmp_path, name="lonely")
-    node.extra_args = ["--peer", node.url + "/"]
+    dead = f"http://127.0.0.1:{free_port()}"
+    node.extra_args = ["--peer", node.url + "/", "--peer", dead]
     node.start()
     try:
-        said = f"--peer {node.url}/ is this node's own address: it is not dialed"
-        wait_until(lambda: said in run_cli(node, "status").stdout, 30, "status names it")
+        said = [f"--peer {node.url}/ is this node's own address: it is not dialed",
+                f"{dead}: cannot reach {dead}"]
+        wait_until(lambda: all(line in run_cli(node, "status").stdout for line in said), 30,
+                   "status says why")
     finally:
         node.stop()
 

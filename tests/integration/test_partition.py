@@ -55,10 +55,11 @@ def status_json(node: NodeProcess) -> dict[str, Any]:
 
 
 def status_line(node: NodeProcess, url: str) -> str:
-    """The line of ``clawsync status`` about the link to ``url``."""
+    """The table row of ``clawsync status`` for the link to ``url`` (a line after the
+    table may say why it backs off)."""
     result = run_cli(node, "status")
     assert result.returncode == 0, result.stderr
-    (line,) = [line for line in result.stdout.splitlines() if url in line]
+    (line,) = [line for line in result.stdout.splitlines() if line.split()[:1] == [url]]
     return line
 
 

@@ -362,6 +362,7 @@ class Gossip:
                                   advertise=self.config.advertise_url, tls=self.tls,
                                   config=self.config.sync, device=self.device)
             except LinkRefused as exc:
+                runner.failure = None  # it connected: the refusal says why, not a failure
                 self._refused_by_peer(runner, exc)
             except SelfLink:
                 log.info("peer address is this node; not dialed again", peer=runner.url)

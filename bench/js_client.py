@@ -166,5 +166,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-js-") as tmp:
         run(Path(tmp), args.messages, args.appends, args.clients)
 
+
 if __name__ == "__main__":
     cli.run(main)

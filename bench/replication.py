@@ -275,5 +275,6 @@ def main() -> None:
         propagate(root, 20 if args.quick else 200)
         partition(root, 100)
 
+
 if __name__ == "__main__":
     cli.run(main)

@@ -112,7 +112,7 @@ def read_events(source: IO[str], session: str | None, agent: str
         if "session_key" not in event:
             if session is None:
                 raise InputError(f"event #{number} in {name} has no session_key: "
-                                       "give SESSION for events without one")
+                                 "give SESSION for events without one")
             event["session_key"] = session
         event.setdefault("agent_id", agent)
     numbers = [number for number, event in enumerate(events, 1)

@@ -196,7 +196,7 @@ JSON = st.recursive(
 STATE = st.dictionaries(st.text(min_size=1, max_size=4), JSON, max_size=5)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(first=STATE, second=STATE)
 def test_custom_state_round_trips(first: dict[str, Any], second: dict[str, Any]) -> None:
     doc = SessionDoc.new("s1", ACTOR_A)
@@ -338,7 +338,7 @@ def run_node(actor: bytes, events: list[Any], order: list[int], cuts: list[int])
     return doc
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(data=st.data(), raw=EVENTS, exchange=st.booleans())
 def test_two_nodes_merge_to_the_direct_build(data: st.DataObject, raw: list[Any],
                                              exchange: bool) -> None:

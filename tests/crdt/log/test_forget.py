@@ -252,7 +252,7 @@ def test_what_a_listener_deletes_after_a_forget_is_purged_too(store_path: Path,
         store.close()
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(data=st.data())
 def test_any_arrival_order_gives_the_projection_of_the_events_left(
         ev: MakeEvent, data: st.DataObject) -> None:

@@ -593,7 +593,7 @@ def random_events(draw: st.DrawFn) -> Event:
     return event
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.lists(random_events(), min_size=1, max_size=8), min_size=1, max_size=5),
        st.data())
 def test_every_projection_equals_rebuild_of_its_events(batches: list[list[Event]],
@@ -723,7 +723,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 StoreMachine.TestCase.settings = settings(
-    max_examples=40, stateful_step_count=15, deadline=None,
+    max_examples=40, stateful_step_count=15,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 test_store_machine = StoreMachine.TestCase
 

@@ -229,7 +229,7 @@ extras = st.dictionaries(st.sampled_from(["details", "extra", "meta", "api2"]), 
                          max_size=2)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(st.integers(0, len(transcript.records()) - 1), extras, extras, st.text(max_size=40))
 def test_any_extra_content_round_trips(n: int, top: dict[str, Any],
                                        inner: dict[str, Any], text: str) -> None:
@@ -270,7 +270,7 @@ records = st.fixed_dictionaries(
               "data": json_values, "summary": json_values, "reason": json_leaf})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(records)
 def test_any_record_is_imported_and_comes_back(record: dict[str, Any]) -> None:
     """Whatever shape a record has, it is imported without an exception, and exported

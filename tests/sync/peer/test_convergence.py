@@ -75,7 +75,7 @@ def run(mesh: Any, ev: Ev, ops: list[tuple[str, int]]) -> set[bytes]:
     return appended
 
 
-@settings(max_examples=CONVERGENCE_EXAMPLES, deadline=None)
+@settings(max_examples=CONVERGENCE_EXAMPLES)
 @given(nodes=st.integers(3, 4), shape=st.sampled_from(["mesh", "line"]),
        seed=st.integers(0, 2**16),
        ops=st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2**16)),

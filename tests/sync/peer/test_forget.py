@@ -151,7 +151,7 @@ def test_a_skeleton_without_valid_proof_is_the_peers_fault(
 CHAOS = st.lists(st.tuples(st.sampled_from(OPS), st.integers(0, 2**16)), max_size=40)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(nodes=st.integers(3, 4), shape=st.sampled_from(["mesh", "line"]),
        seed=st.integers(0, 2**16), before=CHAOS, after=CHAOS,
        forgets=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.booleans(),

@@ -224,7 +224,7 @@ def test_a_batch_that_completes_a_retired_origin_is_acknowledged(
     assert net.machines[1, 0].counters.events_late == 0
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100)
 @given(held=st.lists(st.integers(0, 6), min_size=3, max_size=3),
        retirers=st.lists(st.booleans(), min_size=3, max_size=3),
        seed=st.integers(0, 2**16),

@@ -260,7 +260,7 @@ def test_a_store_without_its_key_refuses_to_write_under_a_bound_origin(
         store.append_batch(messages(ev, 1, "unsigned"))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(byte=st.integers(0, 63), bit=st.integers(0, 7), seq=st.integers(1, 5))
 def test_any_flipped_bit_of_a_signature_is_forged(byte: int, bit: int, seq: int) -> None:
     from tests.support.events import event

@@ -254,8 +254,11 @@ async def test_a_peer_naming_made_up_nodes_leaves_no_checkpoints(
                 await ws.send_bytes(encode(Ack({})))  # until the node acks our batch
                 if batch is None:
                     break
+        # Once its link is no longer running, a peer is listed as down only after the
+        # link's checkpoint was saved (or refused).
         async with asyncio.timeout(DEADLINE_S):
-            while node.gossip.runners:  # the link ended, its checkpoint saved
+            while node.gossip.runners or not any(row["node_id"] == name
+                                                 for row in node.gossip.peers()):
                 await asyncio.sleep(0.01)
 
     await link_once("made-up-1", None)

@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 from bench import cli
-from bench.replication import cpu_figures, measure_catch_up, probes
+from bench.replication import commit_line, cpu_figures, measure_catch_up, probes
 from tests.support.processes import free_port
 
 JS_DIR = Path(__file__).resolve().parent / "js_sync_server"
@@ -69,6 +69,7 @@ def compare(root: Path, sessions: int, events: int) -> None:
     print(f"  B /healthz while catching up: {probes(ours.latencies_s)} (target p99 < 50 ms)",
           flush=True)
     print(f"  {cpu_figures(ours)}", flush=True)
+    print(f"  {commit_line(ours)}", flush=True)
     theirs_s = js_catch_up(root, sessions, events)
     print(f"  automerge-repo 2.5.6 sync server, {sessions:,} documents x "
           f"{events} changes to a fresh client: {theirs_s:.2f} s")

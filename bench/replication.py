@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import cli
 from bench.http_append import cpu_s
@@ -102,6 +103,10 @@ class CatchUp(NamedTuple):
     #: CPU seconds B's child processes used meanwhile (its signature worker), which
     #: ``cpu_b_s`` does not count; None without /proc.
     cpu_b_children_s: float | None = None
+    #: B's commits that stored events, and the seconds they took (their fsyncs
+    #: included), from its /metrics once caught up.
+    commits: int = 0
+    commit_s: float = 0.0
 
 
 def measure_catch_up(root: Path, sessions: int, per_session: int) -> CatchUp:
@@ -130,6 +135,8 @@ def measure_catch_up(root: Path, sessions: int, per_session: int) -> CatchUp:
                     break
                 time.sleep(0.01)
             elapsed = time.perf_counter() - began
+            probe.request("GET", "/metrics")
+            commits, commit_s = commit_figures(probe.getresponse().read().decode())
             probe.close()
             wire = link.bytes_forwarded
             cpu_a, cpu_b = (None if before is None or after is None else after - before
@@ -138,7 +145,18 @@ def measure_catch_up(root: Path, sessions: int, per_session: int) -> CatchUp:
             children_after = children_cpu_s(pids[-1])
             children = (None if children_before is None or children_after is None
                         else children_after - children_before)
-    return CatchUp(events, elapsed, wire, cbor_bytes, latencies, cpu_a, cpu_b, children)
+    return CatchUp(events, elapsed, wire, cbor_bytes, latencies, cpu_a, cpu_b, children,
+                   commits, commit_s)
+
+
+def commit_figures(metrics: str) -> tuple[int, float]:
+    """How many commits a node's /metrics counts, and their total seconds."""
+    for family in text_string_to_metric_families(metrics):
+        if family.name == "clawsync_commit_seconds":
+            samples = {sample.name: sample.value for sample in family.samples}
+            return (int(samples["clawsync_commit_seconds_count"]),
+                    samples["clawsync_commit_seconds_sum"])
+    raise ValueError("no clawsync_commit_seconds in /metrics")
 
 
 def children_cpu_s(pid: int) -> float | None:
@@ -170,6 +188,15 @@ def cpu_figures(got: CatchUp) -> str:
             f"{children}, A {got.cpu_a_s:.2f} s")
 
 
+def commit_line(got: CatchUp) -> str:
+    """B's commits: how many events each stored, and the time spent in them (fsyncs)."""
+    if not got.commits:
+        return "B's commits: none counted"
+    return (f"B's commits: {got.commits:,} ({got.events / got.commits:,.0f} events each), "
+            f"{got.commit_s:.2f} s in them, fsyncs included "
+            f"({got.commit_s / got.commits * 1000:.1f} ms each)")
+
+
 def probes(latencies_s: list[float]) -> str:
     cuts = statistics.quantiles(latencies_s, n=100, method="inclusive")
     return (f"p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms, max "
@@ -184,6 +211,7 @@ def catch_up(root: Path, sessions: int, per_session: int) -> None:
           f"{wire / cbor_bytes:.2f} x canonical CBOR ({cbor_bytes / events:.0f} B/event)")
     print(f"  B /healthz while catching up: {probes(got.latencies_s)}")
     print(f"  {cpu_figures(got)}")
+    print(f"  {commit_line(got)}")
 
 
 def idle_round(root: Path, sessions: int, rounds: int = 10) -> None:

@@ -3,7 +3,7 @@ environment, pointed at the fake model server.
 
     device = Device(tmp / "a", model.base_url)
     device.setup()                       # config + `openclaw setup --baseline`
-    with device.gateway(port):           # `openclaw gateway run` with a token
+    with device.gateway():               # `openclaw gateway run` with a token
         device.turn("s1", "hello")       # `openclaw agent --session-id s1 ... --json`
     device.turn("s1", "again", local=True)   # embedded, no gateway
 
@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, free_port
 
 #: Where tests/openclaw/install puts Node 26 and OpenClaw (git-ignored).
 CACHE = Path(os.environ.get("OPENCLAW_CACHE", ROOT / ".cache" / "openclaw"))
@@ -40,6 +40,9 @@ COMMAND_TIMEOUT_S = 300.0
 GATEWAY_START_TIMEOUT_S = 180.0
 #: Seconds the gateway gets to exit after SIGTERM before it is killed.
 GATEWAY_STOP_TIMEOUT_S = 20.0
+#: Free ports a gateway is started on before giving up: the gateway binds its port
+#: seconds after it starts, and meanwhile another process may have taken it.
+GATEWAY_PORT_TRIES = 3
 
 
 class OpenClawError(RuntimeError):
@@ -184,16 +187,28 @@ class Device:
     # -- the gateway --------------------------------------------------------------------
 
     @contextmanager
-    def gateway(self, port: int) -> Iterator[Device]:
+    def gateway(self) -> Iterator[Device]:
         """``openclaw gateway run`` on loopback with a token, stopped (SIGTERM) on exit,
         so that its writes are committed and an import may run."""
-        self.start_gateway(port)
+        self.start_gateway()
         try:
             yield self
         finally:
             self.stop_gateway()
 
-    def start_gateway(self, port: int) -> None:
+    def start_gateway(self) -> None:
+        """Start the gateway on a free port (``gateway_port``), and on another if that
+        one was taken before the gateway bound it."""
+        for _ in range(GATEWAY_PORT_TRIES - 1):
+            try:
+                self._start_gateway(free_port())
+                return
+            except OpenClawError as error:
+                if "EADDRINUSE" not in str(error):
+                    raise
+        self._start_gateway(free_port())
+
+    def _start_gateway(self, port: int) -> None:
         require_installed()
         self.gateway_port = port
         self._gateway_log = open(self.log_dir / "gateway.out", "ab")  # noqa: SIM115

@@ -172,11 +172,10 @@ def run(tmp: Path, clock: Clock) -> list[str]:
         device_a = Device(tmp / "device-a", model.base_url)
         device_b = Device(tmp / "device-b", model.base_url)
         node_a, node_b = peers(tmp)
-        gateway_port = free_port()
 
         def start_a() -> None:
             device_a.setup()
-            device_a.start_gateway(gateway_port)
+            device_a.start_gateway()
 
         with ThreadPoolExecutor(2) as pool:
             clock.step("OpenClaw A and B set up, A's gateway started, nodes A and B", lambda: [

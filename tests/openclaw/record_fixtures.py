@@ -41,7 +41,7 @@ import zstandard
 
 from tests.openclaw.device import Device, OpenClawError, require_installed
 from tests.openclaw.fake_model import FakeModel
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ROOT
 
 OUT = ROOT / "tests" / "data" / "openclaw"
 #: The tables that hold sessions and transcripts, in the order they are copied.
@@ -310,7 +310,7 @@ def record(name: str, work: Path) -> None:
     with FakeModel(work / name / "model-requests.jsonl") as model:
         device = Device(work / name / "device", model.base_url)
         timed("setup", device.setup)
-        with device.gateway(free_port()):
+        with device.gateway():
             scenario(device)
         out = OUT / name
         shutil.rmtree(out, ignore_errors=True)

@@ -23,6 +23,7 @@ timestamp yet: the store's clock stamps a draft when it is appended (``Draft.sea
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeGuard
 
@@ -384,9 +385,21 @@ class Draft:
                           canonical, event_id)
 
 
-_TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind",
-               # Local metadata in our own output: accepted so output can be re-posted.
-               "position", "origin", "seq", "created", "known_kind"}
+#: Local metadata in a node's own output, by what each must be: accepted so that output
+#: can be posted again, and ignored (each node numbers what it stores). A value of
+#: another type is refused, as a mistyped field is anywhere else.
+_LOCAL_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "position": ("a non-negative integer", lambda value: _is_count(value)),
+    "seq": ("a non-negative integer", lambda value: _is_count(value)),
+    "origin": ("a string", lambda value: isinstance(value, str)),
+    "created": ("a boolean", lambda value: isinstance(value, bool)),
+    "known_kind": ("a boolean", lambda value: isinstance(value, bool)),
+}
+_TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind", *_LOCAL_FIELDS}
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0  # not a boolean
 
 
 def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
@@ -411,6 +424,12 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
                            "be stored again", field=f"{prefix}forgotten_by")
     if unknown:
         raise InvalidInput(f"unknown field {min(unknown)!r}", field=where or None)
+    for name in obj.keys() & _LOCAL_FIELDS.keys():
+        what, fits = _LOCAL_FIELDS[name]
+        if not fits(obj[name]):
+            shown = obj[name] if type(obj[name]) is int else _type_name(obj[name])
+            raise InvalidInput(f"must be {what}, not {shown} (a node's own numbering, "
+                               "ignored here)", field=f"{prefix}{name}")
     key = obj.get("session_key", session_key)
     if key is None:
         raise InvalidInput("is required", field=f"{prefix}session_key")

@@ -340,12 +340,22 @@ def takes_params(*names: str, others: bool = False) -> Callable[[Handler], Handl
 
 
 def refuse_unknown_params(request: web.Request) -> None:
-    """400 for a query parameter the matched route does not take (``takes_params``)."""
-    if not request.rel_url.raw_query_string:
+    """400 for a query parameter the matched route does not take (``takes_params``), and
+    for one whose percent-encoding is not UTF-8's: aiohttp would read ``%ff`` as U+FFFD,
+    and ``?prefix=%ff`` would match the keys that start with that character."""
+    raw = request.rel_url.raw_query_string
+    if not raw:
         return  # most requests: nothing to look up
     match = request.match_info
     if match.http_exception is not None:
         return  # a 404 or 405 says more than a parameter would
+    for pair in raw.split("&"):
+        try:
+            urllib.parse.unquote_to_bytes(pair.replace("+", " ")).decode("utf-8")
+        except UnicodeDecodeError:
+            name = urllib.parse.unquote(pair.partition("=")[0], errors="replace")
+            raise bad_parameter(name, f"must be percent-encoded UTF-8 ({pair[:64]!r} is "
+                                      "not)") from None
     taken: frozenset[str] | None = getattr(match.handler, _TAKES, frozenset())
     if taken is None:
         return

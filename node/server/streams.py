@@ -92,12 +92,14 @@ def wants_stream(request: web.BaseRequest) -> bool:
     return any(item.split(";")[0].strip().lower() == SSE_TYPE for item in accept.split(","))
 
 
-def resume_position(request: web.BaseRequest, cursor_max: int) -> int:
-    """Where to start: ``Last-Event-ID`` (a reconnecting client) wins over ``after=``."""
+def resume_position(request: web.BaseRequest, cursor_max: int) -> tuple[str, int]:
+    """Where to start, and what said so: ``Last-Event-ID`` (a reconnecting client) wins
+    over ``after=``."""
     last_id = request.headers.get("Last-Event-ID")
     if last_id is not None:
-        return parse_int(last_id.strip(), "Last-Event-ID", low=0, high=cursor_max)
-    return int_param(request, "after", default=0, low=0, high=cursor_max)
+        return "Last-Event-ID", parse_int(last_id.strip(), "Last-Event-ID", low=0,
+                                          high=cursor_max)
+    return "after", int_param(request, "after", default=0, low=0, high=cursor_max)
 
 
 def format_event(position: int, data: dict[str, Any]) -> bytes:

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import cbor2
 import pytest
+import yarl
 
 from crdt import codec
 from crdt.events import EVENT_BYTES_MAX
@@ -351,6 +352,72 @@ async def test_the_routes_take_their_parameters_and_peers_routes_any(
     # A newer node may call a peer route with parameters this one does not know.
     async with client.get("/peer/v1/members?since=5") as resp:
         assert resp.status != 400, await resp.text()
+
+
+STREAM = {"Accept": "text/event-stream"}
+
+
+@pytest.mark.parametrize(("path", "field"), [
+    ("/v1/events?limit=0", "limit"), ("/v1/events?wait=abc", "wait"),
+    ("/v1/events?after=-1", "after")])
+async def test_a_live_stream_checks_its_parameters_too(
+        client: aiohttp.ClientSession, path: str, field: str) -> None:
+    async with client.get(path, headers=STREAM) as resp:
+        await refused(resp, 400, "invalid_parameter", field, "must be")
+
+
+@pytest.mark.parametrize(("path", "headers", "field"), [
+    (URL + "?after={at}", {}, "after"),
+    ("/v1/events?after={at}", {}, "after"),
+    ("/v1/events?after={at}&wait=1", {}, "after"),
+    ("/v1/events?after={at}", STREAM, "after"),
+    ("/v1/events", {**STREAM, "Last-Event-ID": "{at}"}, "Last-Event-ID"),
+])
+async def test_a_position_past_the_head_is_refused(
+        client: aiohttp.ClientSession, node: RunningNode, path: str,
+        headers: dict[str, str], field: str) -> None:
+    """Positions are each node's own: one past the head (another node's, or from before
+    a restore) would skip every event stored until the head reached it."""
+    head = node.astore.head
+
+    def at(position: int) -> tuple[str, dict[str, str]]:
+        return path.format(at=position), {name: value.format(at=position)
+                                          for name, value in headers.items()}
+
+    past, past_headers = at(head + 3)
+    async with client.get(past, headers=past_headers) as resp:
+        await refused(resp, 400, "invalid_parameter", field,
+                      f"past this node's newest position ({head})")
+    here, _ = at(head)
+    if here != path:  # the head itself, as a page (which ends): nothing after it yet
+        async with client.get(here) as resp:
+            assert resp.status == 200 and (await resp.json())["events"] == []
+
+
+@pytest.mark.parametrize("query", ["prefix=%ff", "prefix=a%C3", "after=%C3%28"])
+async def test_a_query_whose_escapes_are_not_utf8_is_refused(
+        client: aiohttp.ClientSession, query: str) -> None:
+    # aiohttp reads "%ff" as U+FFFD, which would match the keys that start with it.
+    url = client._build_url("/v1/sessions").with_query(None)
+    async with client.get(yarl.URL(f"{url}?{query}", encoded=True)) as resp:
+        await refused(resp, 400, "invalid_parameter", query.split("=")[0],
+                      "percent-encoded UTF-8")
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("position", "abc", "a non-negative integer, not string"),
+    ("seq", -3, "a non-negative integer, not -3"),
+    ("position", True, "a non-negative integer, not boolean"),
+    ("origin", [1], "a string, not array"),
+    ("created", "yes", "a boolean, not string"),
+    ("known_kind", 0, "a boolean, not 0"),
+])
+async def test_a_nodes_own_numbering_must_have_its_type(
+        client: aiohttp.ClientSession, event_body: EventFactory, field: str, value: Any,
+        says: str) -> None:
+    """A node's output may be posted again: its numbering is ignored, but checked."""
+    await post_json(client, event_body(5, **{field: value}), 400, "invalid_input",
+                    f"events[0].{field}", says)
 
 
 async def test_bad_last_event_id(client: aiohttp.ClientSession) -> None:

@@ -92,6 +92,9 @@ class Commit(NamedTuple):
     #: The sessions of the commit's events; None when unknown (a ``write``, such as a
     #: peer's batch), which listeners must read as "any session".
     sessions: frozenset[str] | None = None
+    #: A group commit of client appends, not a ``write`` (a peer's batch, a forget):
+    #: peer links pay for the writer only while clients append (``node.peers.budget``).
+    appends: bool = False
 
     def touches(self, session_key: str) -> bool:
         """Whether the commit may have stored an event of ``session_key``: followers of
@@ -373,7 +376,8 @@ class AsyncStore:
             start = end
         self._move_head(head)
         self._notify(Commit(len(items), sum(1 for result in results if result.created), head,
-                            seconds, frozenset(item.session_key for item in items)))
+                            seconds, frozenset(item.session_key for item in items),
+                            appends=True))
 
     def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):

@@ -218,7 +218,7 @@ class Gossip:
         return task
 
     def _on_commit(self, commit: Commit) -> None:
-        if commit.seconds is not None:  # a group commit of appends (peers' have none)
+        if commit.appends:  # clients are writing: links pay for the writer a while
             self._appended_at = self._loop.time()
         for runner in self.runners.values():
             runner.wake.set()  # push what was appended (or relayed) to every peer

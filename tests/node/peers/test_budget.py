@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from node.peers.budget import WriterBudget
 from sync.errors import ProtocolMisuse
 from sync.peer.config import SyncConfig
+from tests.node.conftest import EventFactory, NodeFactory
+from tests.support.nodes import post
+
+SECRET = "s" * 32
+DEADLINE_S = 60.0
+#: Three of a peer's batches (512 events each).
+EVENTS = 1300
 
 
 def test_a_link_within_its_share_never_waits() -> None:
@@ -40,3 +49,19 @@ def test_the_share_is_checked() -> None:
         SyncConfig(peer_writer_share=1.5)
     with pytest.raises(ProtocolMisuse):
         SyncConfig(peer_writer_burst_s=0)
+
+
+async def test_a_catch_up_into_a_node_no_client_writes_to_is_not_throttled(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """B's own commits of A's batches are no client appends: counted as such, they made
+    B throttle its own catch-up to its links' share of the writer (here a tiny one)."""
+    a = await make_node(cluster_secret=SECRET)
+    for start in range(0, EVENTS, 500):
+        await post(a, "s1", *(event_body(n, content=f"message {n}")
+                              for n in range(start, min(start + 500, EVENTS))))
+    stingy = SyncConfig(peer_writer_share=0.05, peer_writer_burst_s=0.001)
+    b = await make_node(cluster_secret=SECRET, sync=stingy, peers=(a.url,))
+    async with asyncio.timeout(DEADLINE_S):  # until B has stored every batch
+        while not (links := b.gossip.status()) or links[0]["events_received"] < EVENTS:
+            await asyncio.sleep(0.05)
+    assert [link["throttled_s"] for link in links] == [0]

@@ -493,7 +493,11 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
         # aiohttp's own: no route (404), wrong method (405, with its Allow header).
         code = re.sub(r"\W+", "_", exc.reason.lower()).strip("_")
         headers = {str(name): exc.headers[name] for name in (hdrs.ALLOW,) if name in exc.headers}
-        return _error(exc.status, code, exc.reason, headers=headers)
+        message = exc.reason
+        if isinstance(exc, web.HTTPMethodNotAllowed) and request is not None:
+            message = (f"{request.method} is not a method of {request.path} (it takes "
+                       f"{', '.join(sorted(exc.allowed_methods))})")
+        return _error(exc.status, code, message, headers=headers)
     if isinstance(exc, StorageUnavailable):
         # Our storage, not the request, failed: nothing was acknowledged; ask again later.
         log.warning("storage unavailable", error=str(exc),

@@ -335,7 +335,9 @@ async def test_unknown_route_and_method_are_json(client: aiohttp.ClientSession) 
     async with client.delete("/v1/sessions") as resp:
         assert resp.status == 405
         assert "GET" in resp.headers["Allow"]
-        assert (await resp.json())["error"]["code"] == "method_not_allowed"
+        error = (await resp.json())["error"]
+        assert error["code"] == "method_not_allowed"
+        assert error["message"] == "DELETE is not a method of /v1/sessions (it takes GET, HEAD)"
 
 
 async def test_body_without_content_type_is_json(client: aiohttp.ClientSession,

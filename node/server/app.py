@@ -219,6 +219,10 @@ def appender(astore: AsyncStore, metrics: Metrics, limits: Limits
         body = await read_body(request, bytes_max=limits.body_bytes_max,
                                timeout_s=limits.read_timeout_s)
         value = decode_body(body, body_type)
+        if isinstance(value, dict) and isinstance(value.get("events"), list) \
+                and "kind" not in value:
+            raise InvalidInput("is a page of events, as a read answers: post its "
+                               "\"events\" list", field="events")
         items = value if isinstance(value, list) else [value]
         if not items:
             raise InvalidInput("must hold at least one event", field="events")

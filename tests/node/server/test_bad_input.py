@@ -462,6 +462,12 @@ async def test_a_key_whose_escapes_are_not_utf8_is_refused_everywhere(
     assert node.astore.head == head
 
 
+async def test_a_page_posted_whole_says_to_post_its_events(
+        client: aiohttp.ClientSession, event_body: EventFactory) -> None:
+    page = {"events": [event_body(5)], "next": 9, "more": False}
+    await post_json(client, page, 400, "invalid_input", "events", "post its \"events\" list")
+
+
 async def test_empty_batch(client: aiohttp.ClientSession) -> None:
     await post_json(client, [], 400, "invalid_input", "events", "at least one event")
 

@@ -261,6 +261,9 @@ def parse_json(body: bytes) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"JSON: not valid UTF-8 at byte {exc.start}", field="body") from None
+    if text.startswith("\ufeff"):  # else "Expecting value: line 1 column 1"
+        raise InvalidInput("JSON: starts with a byte order mark (U+FEFF), which JSON sent "
+                           "over a network must not carry", field="body")
     try:
         value = _DECODER.decode(text)
     except InvalidInput:

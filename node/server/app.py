@@ -302,7 +302,12 @@ async def get_sessions(request: web.Request) -> web.Response:
     if prefix == "":
         prefix = None  # an empty filter matches every key
     elif prefix is not None:
-        check_session_key(prefix, "prefix")
+        try:
+            check_session_key(prefix, "prefix")
+        except LimitExceeded:
+            raise  # 413, as for a key too long anywhere
+        except InvalidInput as error:  # a query parameter's fault, as the others say
+            raise bad_parameter("prefix", error.reason) from None
     detail = flag_param(request, "detail")
     cluster = flag_param(request, "include_cluster")
     page = await request.app[STORE].read(

@@ -462,6 +462,17 @@ async def test_a_key_whose_escapes_are_not_utf8_is_refused_everywhere(
     assert node.astore.head == head
 
 
+async def test_json_with_a_byte_order_mark(client: aiohttp.ClientSession,
+                                          event_body: EventFactory) -> None:
+    body = b"\xef\xbb\xbf" + json.dumps(event_body(5)).encode()
+    await post_bytes(client, body, JSON, 400, "invalid_input", "body", "byte order mark")
+
+
+async def test_a_prefix_that_no_key_could_start_with(client: aiohttp.ClientSession) -> None:
+    async with client.get("/v1/sessions?prefix=%00") as resp:
+        await refused(resp, 400, "invalid_parameter", "prefix", "control characters")
+
+
 async def test_a_page_posted_whole_says_to_post_its_events(
         client: aiohttp.ClientSession, event_body: EventFactory) -> None:
     page = {"events": [event_body(5)], "next": 9, "more": False}

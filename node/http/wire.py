@@ -343,22 +343,12 @@ def takes_params(*names: str, others: bool = False) -> Callable[[Handler], Handl
 
 
 def refuse_unknown_params(request: web.Request) -> None:
-    """400 for a query parameter the matched route does not take (``takes_params``), and
-    for one whose percent-encoding is not UTF-8's: aiohttp would read ``%ff`` as U+FFFD,
-    and ``?prefix=%ff`` would match the keys that start with that character."""
-    raw = request.rel_url.raw_query_string
-    if not raw:
+    """400 for a query parameter the matched route does not take (``takes_params``)."""
+    if not request.rel_url.raw_query_string:
         return  # most requests: nothing to look up
     match = request.match_info
     if match.http_exception is not None:
         return  # a 404 or 405 says more than a parameter would
-    for pair in raw.split("&"):
-        try:
-            urllib.parse.unquote_to_bytes(pair.replace("+", " ")).decode("utf-8")
-        except UnicodeDecodeError:
-            name = urllib.parse.unquote(pair.partition("=")[0], errors="replace")
-            raise bad_parameter(name, f"must be percent-encoded UTF-8 ({pair[:64]!r} is "
-                                      "not)") from None
     taken: frozenset[str] | None = getattr(match.handler, _TAKES, frozenset())
     if taken is None:
         return
@@ -372,9 +362,22 @@ def refuse_unknown_params(request: web.Request) -> None:
 
 
 def one_param(request: web.BaseRequest, name: str) -> str | None:
+    """Query parameter ``name``, None when absent; 400 when given twice, or when its
+    percent-encoding is not UTF-8's: aiohttp reads ``%ff`` as U+FFFD, and ``?prefix=%ff``
+    would match the keys that start with that character. (Not for a token: a credential
+    that cannot be read is a wrong one, 401.)"""
     values = request.query.getall(name, [])
     if len(values) > 1:
         raise bad_parameter(name, "is given more than once")
+    if values and "\ufffd" in values[0]:
+        for pair in request.rel_url.raw_query_string.split("&"):
+            raw_name, _, raw_value = pair.partition("=")
+            if urllib.parse.unquote_plus(raw_name) != name:
+                continue
+            try:
+                urllib.parse.unquote_to_bytes(raw_value.replace("+", " ")).decode("utf-8")
+            except UnicodeDecodeError:
+                raise bad_parameter(name, "must be percent-encoded UTF-8") from None
     return values[0] if values else None
 
 

@@ -402,6 +402,8 @@ async def test_a_query_whose_escapes_are_not_utf8_is_refused(
     async with client.get(yarl.URL(f"{url}?{query}", encoded=True)) as resp:
         await refused(resp, 400, "invalid_parameter", query.split("=")[0],
                       "percent-encoded UTF-8")
+    async with client.get(yarl.URL(f"{url}?prefix=%EF%BF%BD", encoded=True)) as resp:
+        assert resp.status == 200  # U+FFFD itself, well encoded
 
 
 @pytest.mark.parametrize(("field", "value", "says"), [

@@ -385,21 +385,21 @@ class Draft:
                           canonical, event_id)
 
 
+def _is_count(value: Any) -> bool:
+    return type(value) is int and value >= 0  # not a boolean
+
+
 #: Local metadata in a node's own output, by what each must be: accepted so that output
 #: can be posted again, and ignored (each node numbers what it stores). A value of
 #: another type is refused, as a mistyped field is anywhere else.
 _LOCAL_FIELDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "position": ("a non-negative integer", lambda value: _is_count(value)),
-    "seq": ("a non-negative integer", lambda value: _is_count(value)),
+    "position": ("a non-negative integer", _is_count),
+    "seq": ("a non-negative integer", _is_count),
     "origin": ("a string", lambda value: isinstance(value, str)),
     "created": ("a boolean", lambda value: isinstance(value, bool)),
     "known_kind": ("a boolean", lambda value: isinstance(value, bool)),
 }
 _TOP_FIELDS = {"id", "session_key", "agent_id", "timestamp", "hlc", "kind", *_LOCAL_FIELDS}
-
-
-def _is_count(value: Any) -> bool:
-    return type(value) is int and value >= 0  # not a boolean
 
 
 def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",

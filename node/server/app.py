@@ -90,7 +90,7 @@ DEVICE = web.AppKey("device", DeviceKey)
 
 #: Largest position or session index a cursor may name (SQLite's integer range).
 CURSOR_MAX = 2**63 - 1
-#: How long a position just past the head is given to turn up (``_not_past_head``).
+#: How long a position just past the head is given to turn up (``_refuse_past_head``).
 AHEAD_GRACE_S = 1.0
 
 
@@ -188,18 +188,17 @@ def _page_params(request: web.Request) -> tuple[int, int]:
     return after, limit
 
 
-async def _not_past_head(request: web.Request, name: str, after: int) -> int:
-    """``after``, once this node has stored that far. Positions are numbered by each
-    node: one past its head (another node's, or one from before a restore from a backup)
-    would skip, without a word, every event stored until the head reaches it. A page
-    read on a reader thread may name a commit the event loop has not heard of yet, so
-    such a position is given ``AHEAD_GRACE_S`` to turn up."""
+async def _refuse_past_head(request: web.Request, name: str, after: int) -> None:
+    """400 for a position this node has not stored that far. Positions are numbered by
+    each node: one past its head (another node's, or one from before a restore from a
+    backup) would skip, without a word, every event stored until the head reaches it. A
+    page read on a reader thread may name a commit the event loop has not heard of yet,
+    so such a position is given ``AHEAD_GRACE_S`` to turn up."""
     astore = request.app[STORE]
     if after > astore.head and await astore.wait_for_head(after - 1, AHEAD_GRACE_S) < after:
         raise bad_parameter(name, f"is past this node's newest position ({astore.head}): "
                                   "positions are numbered by each node, and one from "
                                   "another node or from before a restore does not carry over")
-    return after
 
 
 def appender(astore: AsyncStore, metrics: Metrics, limits: Limits
@@ -254,7 +253,7 @@ async def get_session_events(request: web.Request) -> web.Response:
     """A session's events after ``after``, in position order, one page at a time."""
     key = path_session_key(request)
     after, limit = _page_params(request)
-    await _not_past_head(request, "after", after)
+    await _refuse_past_head(request, "after", after)
     return await _events_page(request, after, limit,
                               lambda store, cursor, count:
                               store.get_events_since(key, cursor, count))
@@ -325,12 +324,12 @@ async def get_events(request: web.Request) -> web.StreamResponse:
         name, after = streams.resume_position(request, CURSOR_MAX)
         _page_params(request)  # a stream has no pages, but a bad value is still refused
         seconds_param(request, "wait", high_s=limits.poll_wait_max_s)
-        await _not_past_head(request, name, after)
+        await _refuse_past_head(request, name, after)
         return await streams.stream_events(request, astore, after, limits,
                                            request.app[STREAMS])
     after, limit = _page_params(request)
     wait_s = seconds_param(request, "wait", high_s=limits.poll_wait_max_s)
-    await _not_past_head(request, "after", after)
+    await _refuse_past_head(request, "after", after)
     if wait_s > 0 and astore.head <= after:
         await astore.wait_for_head(after, wait_s)
     return await _events_page(request, after, limit,

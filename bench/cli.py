@@ -2,9 +2,8 @@
 
 - ``parser``: ``python -m bench.NAME --help`` names the command as it is typed, takes
   its description from the module's docstring and shows every option's default;
-- argument types (``at_least``, ``positive_int``, ``positive_float``, ``comma_list``)
-  that refuse a bad value with a usage error before any node starts or any folder is
-  made, where a zero or a typo used to fail part way with a traceback;
+- argument types (``at_least``, ``positive_int``, ``positive_float`` from
+  ``tests.support.argtypes``, as the campaigns take them, and ``comma_list``);
 - ``run``: Ctrl-C ends a benchmark with one line and exit status 130 once its ``with``
   blocks have stopped its processes and removed its folders;
 - ``Cluster``: ``tests.support.cluster.Cluster`` without its node logs on Ctrl-C.
@@ -15,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import shutil
 import signal
 import sys
@@ -24,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from tests.support import cluster
+from tests.support import argtypes, cluster
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter,
@@ -66,33 +64,9 @@ def needs(doc: str | None) -> str | None:
     return next((part for part in paragraphs(doc) if part.startswith("Needs ")), None)
 
 
-def at_least(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number no smaller than ``low``."""
-
-    def whole_number(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
-        return value
-
-    return whole_number
-
-
-positive_int = at_least(1)
-
-
-def positive_float(text: str) -> float:
-    """An argparse type: a number of seconds above zero."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
-    return value
+at_least = argtypes.at_least
+positive_int = argtypes.positive_int
+positive_float = argtypes.above_zero()
 
 
 def comma_list(item: Callable[[str], float]) -> Callable[[str], list[float]]:

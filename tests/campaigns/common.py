@@ -127,33 +127,6 @@ def verdict(ok: bool) -> str:
     return "ok" if ok else "FAIL"
 
 
-def at_least(low: float, kind: Callable[[str], float] = int) -> Callable[[str], Any]:
-    """An argparse type: a ``kind`` number, ``low`` or more (a campaign with no client or
-    no time only waits for convergence that cannot come, then fails)."""
-
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value >= low:
-            raise argparse.ArgumentTypeError(f"must be at least {low:g}, not {text}")
-        return value
-
-    return parse
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type: seconds, more than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
-    return value
-
-
 def run(name: str, title: str, args: argparse.Namespace,
         campaign: Callable[[argparse.Namespace, Path], Coroutine[Any, Any, bool]]) -> int:
     """Run one campaign in a new folder with a printed seed; keep the folder on failure

@@ -42,9 +42,7 @@ from crdt.events import Event, parse_event
 from crdt.log.projection import rebuild
 from tests.campaigns.common import (
     CampaignNode,
-    at_least,
     faketime_lib,
-    positive_seconds,
     print_table,
     run,
     secrets_in_logs,
@@ -53,6 +51,7 @@ from tests.campaigns.common import (
     verdict,
 )
 from tests.campaigns.proxy import BLACKHOLE, PASS, RESET, FaultProxy
+from tests.support.argtypes import at_least, positive_seconds
 from tests.support.cluster import (
     SECRET,
     all_events,

@@ -42,10 +42,8 @@ import aiohttp
 from node.config import Limits
 from tests.campaigns.common import (
     CampaignNode,
-    at_least,
     peak_rss_mib,
     percentile,
-    positive_seconds,
     print_table,
     run,
     secrets_in_logs,
@@ -63,6 +61,7 @@ from tests.campaigns.hostile_cases import (
     make_bomb,
     request,
 )
+from tests.support.argtypes import at_least, positive_seconds
 from tests.support.automerge import text_id
 from tests.support.cluster import append, message, serve_args, wait_until
 

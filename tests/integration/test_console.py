@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -372,3 +373,28 @@ def test_the_live_stream_starts_at_the_head_the_console_loaded(node: NodeProcess
     expect(transcript.get_by_test_id("message")).to_have_count(2)
     expect(transcript).to_contain_text("while the stream connects")
     assert asked == [f"{node.url}/v1/events?after={loaded_head}"]  # no second stream
+
+
+def test_a_node_restored_from_an_older_backup_is_read_again(node: NodeProcess,
+                                                            page: Page) -> None:
+    """The node's log goes back under an open console (restored from a backup): its
+    stream's position is then past the node's head, which the node refuses. The console
+    reads everything again and goes on live, rather than retrying that position."""
+    append(node, "kept", [message("in the backup")])
+    node.stop()
+    backup = node.data_dir.with_name("backup")
+    shutil.copytree(node.data_dir, backup)
+    node.start()
+    append(node, "lost", [message(f"after the backup {n}") for n in range(5)])
+    open_console(page, node, "#/sessions")
+    expect(page.locator('[data-testid=session-row][data-key="lost"]')).to_be_visible()
+
+    node.stop()
+    shutil.rmtree(node.data_dir)
+    backup.rename(node.data_dir)
+    node.start()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    expect(page.locator('[data-testid=session-row][data-key="lost"]')).to_have_count(0)
+    append(node, "after-the-restore", [message("seen live")])
+    expect(page.locator('[data-testid=session-row][data-key="after-the-restore"]')) \
+        .to_be_visible()

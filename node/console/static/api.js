@@ -5,6 +5,11 @@ const TOKEN_KEY = "clawsync.token";
 
 export class Unauthorized extends Error {}
 
+// The stream's position is past the node's newest one: the node's log went back (it was
+// restored from an older backup, or its folder replaced), and its positions no longer
+// mean what the console read.
+export class Rewound extends Error {}
+
 // The node answered with an error: ``status`` is its HTTP status.
 export class Refused extends Error {
   constructor(status, message) {
@@ -46,13 +51,16 @@ export function sessionPath(key, rest = "") {
 // The node's live event stream (server-sent events) read with fetch, because
 // EventSource cannot send an Authorization header. Whenever the connection drops it
 // connects again, waiting a little longer each time, from the position of the last
-// event it saw (positions are gap-free: nothing is missed, nothing comes twice).
+// event it saw (positions are gap-free: nothing is missed, nothing comes twice). A node
+// whose log went back refuses that position (400 on ``after``): the stream then stops
+// and calls onRewound, since only reading everything again shows what the node holds.
 export class EventStream {
-  constructor({ after, onEvent, onStatus, onUnauthorized }) {
+  constructor({ after, onEvent, onStatus, onUnauthorized, onRewound }) {
     this.position = after;
     this.onEvent = onEvent;
     this.onStatus = onStatus;
     this.onUnauthorized = onUnauthorized;
+    this.onRewound = onRewound;
     this.stopped = false;
     this.controller = null;
   }
@@ -77,6 +85,11 @@ export class EventStream {
           this.stopped = true;
           this.onStatus(false);
           this.onUnauthorized();
+          return;
+        }
+        if (error instanceof Rewound) {
+          this.stopped = true;
+          this.onRewound();
           return;
         }
       }
@@ -104,6 +117,7 @@ export class EventStream {
         cache: "no-store",
       });
       if (response.status === 401) throw new Unauthorized();
+      if (response.status === 400 && await refusesPosition(response)) throw new Rewound();
       if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
       this.onStatus(true);
       heard();
@@ -133,5 +147,16 @@ export class EventStream {
     if (!data.length) return; // a keepalive comment
     if (id !== null) this.position = Number(id);
     this.onEvent(JSON.parse(data.join("\n")));
+  }
+}
+
+// Whether a 400 from the stream refuses its ``after`` (past the node's newest position),
+// not some other parameter.
+async function refusesPosition(response) {
+  try {
+    const { error } = await response.json();
+    return error.code === "invalid_parameter" && error.field === "after";
+  } catch {
+    return false;
   }
 }

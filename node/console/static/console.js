@@ -64,6 +64,14 @@ function refused() {
   showLogin(hadToken ? "The node refused the token: give it again." : "");
 }
 
+// The node's log went back (restored from an older backup): what the views show may no
+// longer be there, and the stream's position means nothing now. Read it all again.
+function rewound() {
+  stream = null;
+  setLive(false);
+  boot();
+}
+
 // Start (or start again after a token): ask who the node is, then stream and route.
 async function boot() {
   const mine = ++attempt;
@@ -97,6 +105,7 @@ async function boot() {
     onEvent: (event) => view && view.onEvent(event),
     onStatus: setLive,
     onUnauthorized: refused,
+    onRewound: rewound,
   });
   stream.start();
   route();

@@ -441,7 +441,7 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
     agent_id = check_name(obj["agent_id"], f"{prefix}agent_id")
     if "kind" not in obj:
         raise InvalidInput("is required", field=f"{prefix}kind")
-    timestamp = _parse_timestamp(obj, prefix)
+    timestamp = parse_timestamp(obj, prefix)
     claimed = _parse_id(obj.get("id"), f"{prefix}id")
     if claimed is not None and timestamp is None:
         raise InvalidInput("an id can only be checked when the timestamp is given",
@@ -474,7 +474,7 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
 _WIDEST_STAMP_BYTES = len(codec.encode_stamp(MS_MAX, COUNTER_MAX))
 
 
-def _parse_timestamp(obj: dict[str, Any], prefix: str) -> Hlc | None:
+def parse_timestamp(obj: dict[str, Any], prefix: str) -> Hlc | None:
     """``hlc: [ms, counter]`` is exact; ``timestamp`` may be RFC 3339 or integer ms."""
     hlc = None
     if obj.get("hlc") is not None:

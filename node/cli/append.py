@@ -15,6 +15,7 @@ from typing import IO, Any
 import click
 
 from crdt.errors import InvalidInput
+from crdt.events import parse_timestamp
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
 from node.cli.common import (
     InputError,
@@ -286,7 +287,8 @@ Examples:
 @click.argument("fields", nargs=-1, metavar="[FIELD=VALUE | FIELD:=JSON]...")
 @click.option("--agent", default="main", show_default=True, metavar="ID",
               help="agent_id of the event (with --file: of events that carry none).")
-@click.option("--timestamp", metavar="TIME",
+@click.option("--timestamp", metavar="TIME", callback=lambda _ctx, _param, value:
+              None if value is None else timestamp_value(value),
               help="RFC 3339 time or integer milliseconds. Default: the node's clock. "
                    "Giving one makes a retry store nothing new.")
 @click.option("--file", "source", type=click.File("r", encoding="utf-8"), metavar="PATH|-",
@@ -295,7 +297,7 @@ Examples:
 @client_options
 @click.pass_context
 def append(ctx: click.Context, session: str | None, kind: str | None, fields: tuple[str, ...],
-           agent: str, timestamp: str | None, source: IO[str] | None, as_json: bool) -> None:
+           agent: str, timestamp: str | int | None, source: IO[str] | None, as_json: bool) -> None:
     if source is not None:
         if kind is not None or timestamp is not None:
             raise click.UsageError("with --file, give no KIND, FIELDs or --timestamp: the "
@@ -308,7 +310,7 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
         event: dict[str, Any] = {"agent_id": agent, "kind": parse_fields(kind, fields),
                                  "session_key": session}
         if timestamp is not None:
-            event["timestamp"] = int(timestamp) if timestamp.isdigit() else timestamp
+            event["timestamp"] = timestamp
         events, numbers = [event], [1]
     async def run(client: Client) -> tuple[list[dict[str, Any]], str | None]:
         stored = await send_all(client, events, source is not None, numbers)
@@ -321,6 +323,17 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
     if removed:
         note(f"warning: this device was {removed}: the events stay on this node, as every "
              "other device refuses what it writes now")
+
+
+def timestamp_value(text: str) -> str | int:
+    """``--timestamp`` as the node takes it (integer milliseconds, or RFC 3339 text),
+    checked here: a bad one is a usage error, found before any request."""
+    stamp: str | int = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else text
+    try:
+        parse_timestamp({"timestamp": stamp}, "")
+    except InvalidInput as error:
+        raise click.BadParameter(error.reason) from None
+    return stamp
 
 
 async def removal(client: Client) -> str | None:

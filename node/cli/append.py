@@ -84,8 +84,10 @@ def _split_field(kind: str, item: str) -> tuple[str, Any, bool]:
         raise click.UsageError(f"{item!r} is not FIELD=VALUE or FIELD:=JSON. Fields of "
                                f"{kind}: {' '.join(field_forms(kind))}")
     if name not in KINDS[kind]:
+        # A typo's guard: extra fields, which nodes keep as they come, go with --file.
         raise click.UsageError(f"{kind} has no field {name!r}; its fields: "
-                               f"{' '.join(field_forms(kind))}")
+                               f"{' '.join(field_forms(kind))} (extra fields go in an "
+                               "event given with --file)")
     if not is_json:
         return name, value, False
     try:
@@ -252,7 +254,8 @@ def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None
 APPEND_HELP = f"""Append an event to SESSION, or import events from a file.
 
 KIND is one of the event kinds below; each FIELD=VALUE sets a text field and each
-FIELD:=JSON sets a JSON value (true, 3, {{"q": "x"}}, ...). Prints the position and id the
+FIELD:=JSON sets a JSON value (true, 3, {{"q": "x"}}, ...); only the kind's own fields
+are taken here (extra fields go with --file). Prints the position and id the
 node stored the event at, or "already stored" when it had the event (an event with the
 same --timestamp and content is the same event, so retries are safe), and "forgotten by"
 when its content was not kept (it is dated before a forget of its session).

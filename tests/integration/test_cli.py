@@ -377,6 +377,10 @@ def test_bad_field_syntax_is_a_usage_error() -> None:
     text_for_bool = run_cli(url, "append", "s1", "tool_result", "tool_name=x", "result:=1",
                             "success=yes")
     assert text_for_bool.returncode == 2 and "success:=true" in text_for_bool.stderr
+    typo = run_cli(url, "append", "s1", "message_received", "contnet=hi")
+    assert typo.returncode == 2, typo.stderr
+    assert "message_received has no field 'contnet'; its fields: content=TEXT" in typo.stderr
+    assert "extra fields go in an event given with --file" in typo.stderr
 
     # --timestamp is checked as the node would, before any request.
     for stamp, said in (("yesterday", "not an RFC 3339 time with a zone"),

@@ -105,6 +105,12 @@ def body_format(request: web.BaseRequest) -> str:
         return "json"
     content_type = request.content_type
     if content_type == JSON_TYPE:
+        # JSON is UTF-8 (RFC 8259); text in another charset would be read wrong, not refused.
+        charset = request.charset
+        if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+            raise HttpError(415, "unsupported_media_type",
+                            f"charset {charset!r} is not accepted: JSON bodies are UTF-8",
+                            field="Content-Type")
         return "json"
     if content_type == CBOR_TYPE:
         return "cbor"

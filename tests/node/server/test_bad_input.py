@@ -435,6 +435,24 @@ async def test_unsupported_content_type(client: aiohttp.ClientSession,
                      "unsupported_media_type", "Content-Type", "text/plain")
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16"])
+async def test_json_in_another_charset_is_refused(client: aiohttp.ClientSession,
+                                                  event_body: EventFactory,
+                                                  charset: str) -> None:
+    body = json.dumps(event_body(5)).encode()
+    await post_bytes(client, body, {"Content-Type": f"application/json; charset={charset}"},
+                     415, "unsupported_media_type", "Content-Type",
+                     f"charset '{charset}' is not accepted: JSON bodies are UTF-8")
+
+
+async def test_json_that_names_its_utf_8_charset_is_taken(node: RunningNode,
+                                                         event_body: EventFactory) -> None:
+    async with aiohttp.ClientSession(base_url=node.url) as session, session.post(
+            URL, data=json.dumps(event_body(7)).encode(),
+            headers={"Content-Type": "application/json; charset=UTF-8"}) as resp:
+        assert resp.status == 201, await resp.text()
+
+
 async def test_session_key_in_body_differs_from_url(client: aiohttp.ClientSession,
                                                     event_body: EventFactory) -> None:
     await post_json(client, event_body(5, session_key="s2"), 400, "invalid_input",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cbor2
@@ -36,14 +36,25 @@ DEPTH_MAX = 32
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 
 
-def _reject_tag(*_args: object) -> object:
-    raise InvalidInput("CBOR tags are not accepted")
+def _reject_tag(tag: cbor2.CBORTag, *_rest: object) -> object:
+    """cbor2's ``tag_hook``, for tags not in ``_NO_SEMANTIC_TAGS``."""
+    raise InvalidInput(f"CBOR tags are not accepted (tag {tag.tag})")
+
+
+def _refusal(message: str) -> Callable[..., object]:
+    def refuse(*_args: object) -> object:
+        raise InvalidInput(message)
+    return refuse
 
 
 # cbor2 decodes these tags itself unless told otherwise (dates, bignums, decimals, regexes,
 # MIME, UUIDs, IP addresses, sets, shared references, self-describe marker, ...). Anything
 # outside this range goes through ``tag_hook``, which refuses as well.
-_NO_SEMANTIC_TAGS = {tag: _reject_tag for tag in (*range(0, 300), 1004, 1040, 55799)}
+_NO_SEMANTIC_TAGS = {tag: _refusal(f"CBOR tags are not accepted (tag {tag})")
+                     for tag in (*range(0, 300), 1004, 1040, 55799)}
+# Bignums are how CBOR writes an integer beyond 64 bits: name the integer, not the tag.
+_NO_SEMANTIC_TAGS[2] = _NO_SEMANTIC_TAGS[3] = _refusal(
+    "integers beyond 64 bits are not accepted (a CBOR bignum)")
 
 
 def encode(value: Any) -> bytes:
@@ -301,4 +312,8 @@ def check_plain(value: Any, *, depth_max: int = DEPTH_MAX, _depth: int = 0) -> N
             if type(item) not in _SCALARS:
                 check_plain(item, depth_max=depth_max, _depth=_depth + 1)
         return
+    if value is cbor2.undefined:
+        raise InvalidInput("CBOR undefined is not accepted (null is)")
+    if isinstance(value, cbor2.CBORSimpleValue):
+        raise InvalidInput(f"CBOR simple value {value.value} is not accepted")
     raise InvalidInput(f"value of type {type(value).__name__} is not accepted")

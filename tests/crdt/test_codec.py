@@ -300,3 +300,15 @@ def test_check_plain_refuses_foreign_types() -> None:
         with pytest.raises(InvalidInput):
             codec.check_plain(value)
     codec.check_plain({"a": [1, 2.5, None, True, "x", b"y"]})
+
+
+@pytest.mark.parametrize(("data", "says"), [
+    (encode(2**64), "integers beyond 64 bits are not accepted (a CBOR bignum)"),
+    (encode(-2**64 - 1), "integers beyond 64 bits are not accepted (a CBOR bignum)"),
+    (head(6, 1) + b"\x00", "CBOR tags are not accepted (tag 1)"),
+    (head(6, 12345) + b"\x00", "CBOR tags are not accepted (tag 12345)"),
+    (bytes.fromhex("81f7"), "CBOR undefined is not accepted (null is)"),
+    (bytes.fromhex("f820"), "CBOR simple value 32 is not accepted"),
+])
+def test_a_refusal_names_what_was_refused(data: bytes, says: str) -> None:
+    assert str(assert_refused(data)) == says

@@ -33,9 +33,9 @@ from crdt.errors import IdMismatch, InvalidInput, LimitExceeded
 from crdt.keys import (
     NAME_BYTES_MAX,
     SESSION_KEY_BYTES_MAX,
-    _type_name,
     check_name,
     check_session_key,
+    type_name,
 )
 from crdt.kinds import (
     KINDS,
@@ -416,7 +416,7 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
     """
     prefix = f"{where}." if where else ""
     if not isinstance(obj, dict):
-        raise InvalidInput(f"an event must be an object, not {_type_name(obj)}",
+        raise InvalidInput(f"an event must be an object, not {type_name(obj)}",
                            field=where or None)
     unknown = obj.keys() - _TOP_FIELDS
     if obj.get("forgotten_by") is not None:  # as our own output shows a forgotten event
@@ -427,7 +427,7 @@ def parse_event(obj: Any, *, session_key: str | None = None, where: str = "",
     for name in obj.keys() & _LOCAL_FIELDS.keys():
         what, fits = _LOCAL_FIELDS[name]
         if not fits(obj[name]):
-            shown = obj[name] if type(obj[name]) is int else _type_name(obj[name])
+            shown = obj[name] if type(obj[name]) is int else type_name(obj[name])
             raise InvalidInput(f"must be {what}, not {shown} (a node's own numbering, "
                                "ignored here)", field=f"{prefix}{name}")
     key = obj.get("session_key", session_key)

@@ -27,7 +27,7 @@ CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 def check_name(value: object, field: str, *, bytes_max: int = NAME_BYTES_MAX) -> str:
     """Return ``value`` if it is a non-empty string of printable characters within limits."""
     if not isinstance(value, str):
-        raise InvalidInput(f"must be a string, not {_type_name(value)}", field=field)
+        raise InvalidInput(f"must be a string, not {type_name(value)}", field=field)
     if not value:
         raise InvalidInput("must not be empty", field=field)
     size = utf8_len(value, field)
@@ -65,6 +65,7 @@ def utf8_len(value: str, field: str) -> int:
         raise InvalidInput("is not valid Unicode (lone surrogate)", field=field) from None
 
 
-def _type_name(value: object) -> str:
+def type_name(value: object) -> str:
+    """The JSON name of a value's type (``integer``, ``null``), for error messages."""
     return {type(None): "null", bool: "boolean", int: "integer", float: "number",
             str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)

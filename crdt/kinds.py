@@ -38,21 +38,21 @@ from typing import Any
 
 from crdt import codec
 from crdt.errors import InvalidInput, LimitExceeded
-from crdt.keys import NAME_BYTES_MAX, _type_name, check_name, utf8_len
+from crdt.keys import NAME_BYTES_MAX, check_name, type_name, utf8_len
 
 Validator = Callable[[Any, str], Any]
 
 
 def text(value: Any, field: str) -> str:
     if not isinstance(value, str):
-        raise InvalidInput(f"must be a string, not {_type_name(value)}", field=field)
+        raise InvalidInput(f"must be a string, not {type_name(value)}", field=field)
     utf8_len(value, field)
     return value
 
 
 def _boolean(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
-        raise InvalidInput(f"must be a boolean, not {_type_name(value)}", field=field)
+        raise InvalidInput(f"must be a boolean, not {type_name(value)}", field=field)
     return value
 
 
@@ -145,7 +145,7 @@ def _json_value(value: Any, field: str, depth: int = 0) -> Any:
                 raise InvalidInput("object keys must be strings", field=field)
             out[text(key, field)] = _json_value(item, f"{field}.{key}", depth + 1)
         return out
-    raise InvalidInput(f"{_type_name(value)} is not a JSON value", field=field)
+    raise InvalidInput(f"{type_name(value)} is not a JSON value", field=field)
 
 
 def _optional_string(value: Any, field: str) -> str | None:
@@ -162,7 +162,7 @@ def _optional_size(value: Any, field: str) -> int | None:
 
 def _attachments(value: Any, field: str) -> list[dict[str, Any]]:
     if not isinstance(value, list):
-        raise InvalidInput(f"must be an array, not {_type_name(value)}", field=field)
+        raise InvalidInput(f"must be an array, not {type_name(value)}", field=field)
     out = []
     for i, item in enumerate(value):
         quick = _attachment_quickly(item)
@@ -193,7 +193,7 @@ def _tokens(value: Any, field: str) -> dict[str, int]:
             for key, count in value.items()):
         return dict(value)  # printable ASCII names: what ``check_name`` takes at once
     if not isinstance(value, dict):
-        raise InvalidInput(f"must be an object, not {_type_name(value)}", field=field)
+        raise InvalidInput(f"must be an object, not {type_name(value)}", field=field)
     for key, count in value.items():
         check_name(key, f"{field} key")
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**64:
@@ -272,7 +272,7 @@ def _record(obj: Any, where: str, spec: Mapping[str, Validator],
             defaults: Mapping[str, Any], reserved: set[str] | None = None) -> dict[str, Any]:
     """An object with the fields of ``spec`` (checked) and any others (kept as JSON)."""
     if not isinstance(obj, dict):
-        raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
+        raise InvalidInput(f"must be an object, not {type_name(obj)}", field=where)
     out = {}
     taken = 0
     for name, check in spec.items():
@@ -305,7 +305,7 @@ def parse_kind(obj: Any, where: str = "kind", *, unknown_ok: bool = False,
     (``RECORD_KINDS``) unless ``records_ok`` (reading what a node showed, never taking a
     client's input) and ``unknown_ok``."""
     if not isinstance(obj, dict):
-        raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
+        raise InvalidInput(f"must be an object, not {type_name(obj)}", field=where)
     kind = obj.get("type")
     if kind is None:
         raise InvalidInput(f"is required: one of {', '.join(KINDS)}", field=f"{where}.type")

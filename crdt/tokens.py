@@ -53,7 +53,7 @@ from typing import Any, Literal
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import Draft, Event
-from crdt.keys import _type_name, check_name
+from crdt.keys import check_name, type_name
 from crdt.membership import AGENT_ID, DEVICES_SESSION, TOKEN_ISSUED, TOKEN_REVOKED, Bound
 
 #: Patterns one token may list: an app sees a handful of session families.
@@ -112,7 +112,7 @@ def check_patterns(value: object, field: str = "sessions") -> tuple[str, ...]:
     """Session patterns (``fnmatch``: ``*`` any text, ``?`` one character): 1 to
     ``PATTERNS_MAX`` of them, each a valid session key as text; duplicates dropped."""
     if not isinstance(value, (list, tuple)):
-        raise InvalidInput(f"must be an array of patterns, not {_type_name(value)}",
+        raise InvalidInput(f"must be an array of patterns, not {type_name(value)}",
                            field=field)
     if not value:
         raise InvalidInput("must list at least one pattern ('*' for every session)",
@@ -131,7 +131,7 @@ def issue(sessions: Iterable[str], *, read_only: bool = False, name: str = "app"
     is shown once to whoever asked, and kept nowhere."""
     patterns = check_patterns(list(sessions))
     if not isinstance(read_only, bool):
-        raise InvalidInput(f"must be a boolean, not {_type_name(read_only)}",
+        raise InvalidInput(f"must be a boolean, not {type_name(read_only)}",
                            field="read_only")
     check_name(name, "name", bytes_max=NAME_BYTES_MAX)
     secret = secrets.token_urlsafe(SECRET_BYTES)

@@ -225,6 +225,13 @@ class EventStore:
         """
         self._check_open()
         self._log.session(session_key)  # NotFound
+        if events is not None and not events:
+            # An empty list built by mistake must not forget the whole session.
+            raise InvalidInput("must list at least one event id (events=None forgets the "
+                               "whole session)", field="events")
+        # Checked here too: the answer below, for events each forgotten already, writes
+        # no record, and a bad reason must not pass for that.
+        check_name(reason, "reason", bytes_max=forget.TEXT_BYTES_MAX)
         ids = forget.parse_ids(list(events or []))
         fresh: list[bytes] = []
         covering: list[bytes] = []
@@ -246,7 +253,7 @@ class EventStore:
             if records:
                 return Appended(max(records, key=lambda record: record.position), False)
             fresh = ids  # (records not held here: forget them again, as asked)
-        # Never an empty list for events given: that would be the whole session.
+        # ``fresh`` is never empty here: an empty list would be the whole session.
         draft = forget.forget(session_key, [event_id.hex() for event_id in fresh],
                               reason=reason, by=by)
         return self.append(draft)

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from crdt.errors import InvalidInput
+from crdt.keys import type_name
 from crdt.log.forget import UNFORGETTABLE
 from node.http import auth
 from node.http.wire import path_session_key, respond
@@ -95,9 +96,12 @@ def setup(app: web.Application, store: web.AppKey[AsyncStore], body_bytes_max: i
 
 
 def _events_body(value: dict[str, Any]) -> tuple[list[str], str]:
-    events = value.get("events")
+    if "events" not in value:
+        raise InvalidInput("is required: the ids of the events to forget (DELETE "
+                           "/v1/sessions/{key} forgets the whole session)", field="events")
+    events = value["events"]
     if not isinstance(events, list):
-        raise InvalidInput(f"must be a list of event ids, not {type(events).__name__}",
+        raise InvalidInput(f"must be an array of event ids, not {type_name(events)}",
                            field="events")
     if not events:
         raise InvalidInput("must list at least one event id (DELETE /v1/sessions/{key} "

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from crdt import tokens
 from crdt.errors import InvalidInput, LimitExceeded, NotFound
-from crdt.keys import _type_name
+from crdt.keys import type_name
 from node.automerge.tokens import IssuedTokens
 from node.device import DeviceKey
 from node.http import auth
@@ -132,6 +132,6 @@ def _create_body(value: dict[str, Any]) -> tuple[list[str], bool, str]:
                            "every session)", field="sessions")
     sessions = value["sessions"]
     if not isinstance(sessions, list):
-        raise InvalidInput(f"must be an array of patterns, not {_type_name(sessions)}",
+        raise InvalidInput(f"must be an array of patterns, not {type_name(sessions)}",
                            field="sessions")
     return sessions, value.get("read_only", False), value.get("name", NAME_DEFAULT)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from crdt import codec, kinds
 from crdt.errors import InvalidInput
-from crdt.keys import _type_name, check_name
+from crdt.keys import check_name, type_name
 from crdt.kinds import DEFAULTS, KINDS, Validator, check_payload, json_value
 
 # The reference: crdt.kinds as it was, every field labelled as it is checked. What did
@@ -28,14 +28,14 @@ optional_size = kinds._optional_size
 
 def attachments(value: Any, field: str) -> list[dict[str, Any]]:
     if not isinstance(value, list):
-        raise InvalidInput(f"must be an array, not {_type_name(value)}", field=field)
+        raise InvalidInput(f"must be an array, not {type_name(value)}", field=field)
     return [record(item, f"{field}[{i}]", ATTACHMENT, {"mime_type": None, "size": None})
             for i, item in enumerate(value)]
 
 
 def tokens(value: Any, field: str) -> dict[str, int]:
     if not isinstance(value, dict):
-        raise InvalidInput(f"must be an object, not {_type_name(value)}", field=field)
+        raise InvalidInput(f"must be an object, not {type_name(value)}", field=field)
     for key, count in value.items():
         check_name(key, f"{field} key")
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count < 2**64:
@@ -64,7 +64,7 @@ REFERENCE: dict[str, dict[str, Validator]] = {
 def record(obj: Any, where: str, spec: Mapping[str, Validator],
            defaults: Mapping[str, Any], reserved: set[str] | None = None) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise InvalidInput(f"must be an object, not {_type_name(obj)}", field=where)
+        raise InvalidInput(f"must be an object, not {type_name(obj)}", field=where)
     out = {}
     for name, check in spec.items():
         field = f"{where}.{name}"

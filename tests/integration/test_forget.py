@@ -189,7 +189,11 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         code, error = _status(a, "DELETE", path + "?reason=gdpr")
         assert (code, error["error"]["field"]) == (400, "reason")  # not forgotten for "user"
         code, error = _status(a, "POST", path + "/forget", {"events": "x"})
-        assert (code, error["error"]["message"]) == (400, "must be a list of event ids, not str")
+        assert (code, error["error"]["message"]) == (400, "must be an array of event ids, "
+                                                          "not string")
+        code, error = _status(a, "POST", path + "/forget", {"reason": "x"})
+        assert (code, error["error"]["field"]) == (400, "events")
+        assert error["error"]["message"].startswith("is required: the ids of the events")
         assert _status(a, "POST", session_path("nosuch") + "/forget",
                        {"events": [said["id"]]})[0] == 404
         assert _status(a, "POST", path + "/forget", {"events": [said["id"]] * 1025})[0] == 413
@@ -202,6 +206,9 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         again = run_cli(a, "forget", "s1", "--event", said["id"])
         assert again.returncode == 0, again.stderr
         assert again.stdout.startswith("already forgotten: ") and head(a) == written
+        code, error = _status(a, "POST", path + "/forget",
+                              {"events": [said["id"]], "reason": 7})
+        assert (code, error["error"]["field"]) == (400, "reason") and head(a) == written
         assert projection(a, "s1")["messages"] == []
         listed = run_cli(a, "events", "s1")
         assert listed.returncode == 0 and "(forgotten by" in listed.stdout

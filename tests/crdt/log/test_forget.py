@@ -146,6 +146,11 @@ def test_forget_refuses_what_it_cannot_find(store: EventStore, ev: MakeEvent) ->
         store.forget("s1", ["ab" * 32])
     with pytest.raises(InvalidInput, match="64 hex digits"):
         store.forget("s1", ["xyz"])
+    # An empty list (built by mistake) is not the whole session: that is events=None.
+    with pytest.raises(InvalidInput, match="must list at least one event id") as empty:
+        store.forget("s1", [])
+    assert empty.value.field == "events"
+    assert store.get_projection("s1").to_json()["messages"]
     assert store.head == head
 
 
@@ -162,6 +167,11 @@ def test_forgetting_forgotten_events_again_writes_nothing(store: EventStore,
     assert not again.created and store.head == head
     assert again.stored.event.id in (first.stored.event.id, second.stored.event.id)
     assert again.stored.position == max(first.stored.position, second.stored.position)
+    # Writing nothing is no reason to take a bad reason.
+    for reason, says in ((5, "must be a string"), ("x" * 257, "the limit is 256")):
+        with pytest.raises(InvalidInput, match=says):
+            store.forget("s1", [one.id.hex()], reason=reason)  # type: ignore[arg-type]
+    assert store.head == head
     # Some new, some not: the record lists the new ones only.
     mixed = store.forget("s1", [one.id.hex(), three.id.hex()])
     assert mixed.created and mixed.stored.event.payload["events"] == [three.id.hex()]

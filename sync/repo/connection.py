@@ -332,6 +332,12 @@ class RepoConnection:
         if isinstance(message, Join):
             raise _Refuse(CLOSE_PROTOCOL, "joined twice")
         if message.sender != self.client:
+            if isinstance(message, Ephemeral):
+                # automerge-repo passes each ephemeral message it gets on to its other
+                # peers, this node among them, under its first sender's id. The node
+                # passed the original on itself: the echo is dropped (passed on, it
+                # would let a client speak for another).
+                return
             raise _Refuse(CLOSE_POLICY, "senderId is not the peer that joined")
         if message.target != self.peer_id:
             raise _Refuse(CLOSE_PROTOCOL, "targetId is not this node")

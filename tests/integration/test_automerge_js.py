@@ -294,3 +294,34 @@ def wait_for_log(node: NodeProcess, text: str, timeout_s: float = 30.0) -> None:
                 await asyncio.sleep(0.05)
 
     asyncio.run(poll())
+
+
+def test_presence_reaches_the_other_clients_and_keeps_them_live(tmp_path: Path,
+                                                                js: JsClient) -> None:
+    """A stock client passes each ephemeral message it gets on to its other peers, the
+    node among them, under the first sender's id: the node drops that echo (it passed
+    the original on itself), rather than closing the client for another's id."""
+    with NodeProcess(tmp_path) as node:
+        append(node, "s1", message(1))
+        url = projection(node, "s1")["automerge_url"]
+        for repo in ("r1", "r2", "r3"):
+            js.call("connect", repo=repo, ws=ws_url(node))
+            js.call("find", repo=repo, url=url)
+        js.call("watch", repo="r2", url=url)
+        for n in range(3):
+            js.call("broadcast", repo="r1", url=url, message={"cursor": n})
+
+        async def heard_all() -> None:
+            async with asyncio.timeout(30.0):
+                while not all(len(js.call("heard", repo=repo, url=url)["heard"]) >= 3
+                              for repo in ("r2", "r3")):
+                    await asyncio.sleep(0.1)
+
+        asyncio.run(heard_all())
+        for repo in ("r2", "r3"):
+            got = js.call("heard", repo=repo, url=url)["heard"]
+            assert [m["message"] for m in got] == [{"cursor": n} for n in range(3)], repo
+        append(node, "s1", message(2, "after the cursors"))
+        live = js.changes("r2", lambda d: len(d["messages"]) == 2)
+        assert contents(live)[-1] == "after the cursors"
+        assert "senderId is not the peer that joined" not in node.log_path.read_text()

@@ -19,6 +19,10 @@
 //                                                null past 1 MB, "bytes"}]
 //   {"id", "op": "unavailable", "repo"}         the documentIds of the doc-unavailable
 //                                                messages it received so far, in order
+//   {"id", "op": "broadcast", "repo", "url", "message"}  handle.broadcast(message): an
+//                                                ephemeral message (presence, cursors)
+//   {"id", "op": "heard", "repo", "url"}         the ephemeral messages its handle got so
+//                                                far, in order: [{"sender", "message"}]
 //   {"id", "op": "quit"}
 //
 // Reports carry timestamps ("at", ms since this process started) so a test can time.
@@ -29,6 +33,7 @@ import readline from "node:readline";
 const started = performance.now();
 const repos = new Map(); // name -> {repo, adapters: Map(ws -> adapter)}
 const handles = new Map(); // repo + url -> handle
+const heard = new Map(); // repo + url -> ephemeral messages its handle got
 
 function report(value) {
   process.stdout.write(JSON.stringify({ ...value, at: performance.now() - started }) + "\n");
@@ -46,7 +51,13 @@ function repoFor(name) {
 
 async function handleFor(cmd) {
   const key = `${cmd.repo} ${cmd.url}`;
-  if (!handles.has(key)) handles.set(key, await repoFor(cmd.repo).find(cmd.url));
+  if (!handles.has(key)) {
+    const handle = await repoFor(cmd.repo).find(cmd.url);
+    heard.set(key, []);
+    handle.on("ephemeral-message", ({ senderId, message }) =>
+      heard.get(key).push({ sender: senderId, message }));
+    handles.set(key, handle);
+  }
   return handles.get(key);
 }
 
@@ -120,6 +131,14 @@ const commands = {
   },
   async doc(cmd) {
     return { doc: plain((await handleFor(cmd)).doc()) };
+  },
+  async broadcast(cmd) {
+    (await handleFor(cmd)).broadcast(cmd.message);
+    return {};
+  },
+  async heard(cmd) {
+    await handleFor(cmd);
+    return { heard: heard.get(`${cmd.repo} ${cmd.url}`) ?? [] };
   },
   syncs(cmd) {
     return { syncs: repos.get(cmd.repo).syncs };

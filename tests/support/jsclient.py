@@ -65,9 +65,12 @@ class JsClient:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             try:
-                self.reports.put(json.loads(line))
-            except ValueError:  # a library printing to stdout: kept, never fatal
-                self.reports.put({"stdout": line.rstrip("\n")})
+                report = json.loads(line)
+            except ValueError:
+                report = None
+            # Anything else is a library printing to stdout: kept, never fatal.
+            self.reports.put(report if isinstance(report, dict)
+                             else {"stdout": line.rstrip("\n")})
         self.reports.put(None)
 
     def wait(self, matches: Callable[[Report], bool],

@@ -553,6 +553,22 @@ def test_ephemeral_messages_are_passed_on_for_open_documents(open_store: OpenSto
     assert link.send(elsewhere).ephemeral == []
 
 
+
+def test_an_ephemeral_message_passed_back_under_its_first_senders_id_is_dropped(
+        open_store: OpenStore) -> None:
+    """A stock client passes on what another sent it, to this node too: an echo, not a
+    lie, but not this client's to send either. Another message under another's id
+    still closes."""
+    link = seeded_link(open_store)
+    echo = link.app.frame(type="ephemeral", senderId="another-client", targetId="node-1",
+                          documentId=S1, count=1, sessionId="abc", data=b"\xa1ax\x01")
+    out = link.send(echo)
+    assert out.ephemeral == [] and not out.frames and not link.conn.closed
+    other = App(peer="another-client")
+    other.server = "node-1"
+    expect_close(link.send(other.request(S1)), CLOSE_POLICY)
+
+
 def _presence(link: Link, count: int, size: int) -> bytes:
     return link.app.frame(type="ephemeral", targetId="node-1", documentId=S1, count=count,
                           sessionId="abc", data=b"x" * size)

@@ -23,11 +23,14 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 from aiohttp import web
 
-from crdt.errors import StoreError
+from crdt.errors import FolderInUse, StoreError
+from crdt.storage.backends import backend_of
+from crdt.storage.lock import FolderLock
 from node import logs
 from node.config import Config
 from node.device import DeviceKey, DeviceKeyError, open_key
@@ -63,6 +66,8 @@ class RunningNode:
     astore: AsyncStore
     gossip: Gossip
     device: DeviceKey
+    #: The data folder's lock, when the log lives elsewhere (``folder_lock``).
+    lock: FolderLock | None = None
     stopped: bool = False
 
     @property
@@ -78,14 +83,43 @@ class RunningNode:
         await self.gossip.stop()
         await self.runner.cleanup()
         await self.astore.close()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def folder_lock(config: Config) -> FolderLock | None:
+    """The data folder's lock when the log lives elsewhere (``--storage``): the folder
+    holds the device key, and two nodes with one key would number their own events from
+    one counter each, giving two events one origin and seq. A log in the folder locks it
+    itself (``crdt.storage.lock``). ``StartError`` if another process holds it."""
+    storage = config.storage
+    if storage is None or (backend_of(storage) is None
+                           and Path(storage).resolve() == config.data_dir.resolve()):
+        return None
+    try:
+        return FolderLock.acquire(config.data_dir)
+    except FolderInUse as error:
+        raise StartError(str(error)) from None
 
 
 async def start(config: Config) -> RunningNode:
     """Open the store (``config.log_location``, created if missing) and start serving;
     ``StartError`` if either cannot be done."""
     config.check()
-    limits = config.limits
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = folder_lock(config)
+    try:
+        node = await _start(config)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    node.lock = lock
+    return node
+
+
+async def _start(config: Config) -> RunningNode:
+    limits = config.limits
     try:
         # Before the log: a node that cannot be this device must not touch its data.
         device = await asyncio.to_thread(open_key, config.data_dir)

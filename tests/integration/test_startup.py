@@ -38,6 +38,25 @@ def test_a_second_node_on_a_held_folder_is_refused_at_once(tmp_path: Path) -> No
         assert positions == [1, 2, 3, 4]
 
 
+def test_a_held_folder_is_refused_whatever_storage_the_second_node_names(
+        tmp_path: Path) -> None:
+    """The data folder holds the device key: a second node with that key and a log
+    elsewhere would give its own events the origin and seqs the first gives its own."""
+    with NodeProcess(tmp_path, extra_args=["--storage", "memory:"]) as first:
+        for storage in ("memory:", str(tmp_path / "elsewhere"), str(first.data_dir)):
+            second = serve("--data-dir", str(first.data_dir), "--port", str(free_port()),
+                           "--storage", storage)
+            assert second.returncode == 1, (storage, second.stderr)
+            lines = second.stderr.strip().splitlines()
+            assert len(lines) == 1, second.stderr
+            assert f"the data folder {first.data_dir.resolve()} is in use by" in lines[0]
+        assert first.get("/healthz")["status"] == "ok"
+    # Stopped, it let go of the folder: a node starts there again, on either storage.
+    with NodeProcess(tmp_path, extra_args=["--storage", str(tmp_path / "elsewhere")]) \
+            as again:
+        assert again.get("/healthz")["status"] == "ok"
+
+
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     with NodeProcess(tmp_path) as first:
         second = serve("--data-dir", str(tmp_path / "other"), "--port", str(first.port))

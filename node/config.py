@@ -191,6 +191,17 @@ NUMBER_MAX = 2**53
 #: a huge value is no bound but a crash (``listen`` takes a C int) or a start that eats
 #: the memory (a queue slot per worker). Far above any use on one machine.
 COUNTS_MAX = {"accept_backlog": 65535, "read_threads": 256, "workers": 256}
+#: Largest number of seconds a setting (a name ending in ``_s``, not a rate ``_per_s``)
+#: may give: about 115 days, far above any use. Beyond some 9e9 s a timeout overflows
+#: the C clocks that wait for it (``poll``, ``sleep``): a crash, not a bound.
+SECONDS_MAX = 10_000_000
+
+
+def _high(name: str) -> int:
+    """The largest value setting ``name`` may take."""
+    if name in COUNTS_MAX:
+        return COUNTS_MAX[name]
+    return SECONDS_MAX if name.endswith("_s") and not name.endswith("_per_s") else NUMBER_MAX
 
 
 def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
@@ -215,7 +226,7 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
         if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
             raise ValueError(f"[{where}] {name} must be {'a whole number' if whole else 'a number'}"
                              f", not {value!r}")
-        high = COUNTS_MAX.get(name, NUMBER_MAX)
+        high = _high(name)
         if not 0 < value <= high:  # also refuses nan; inf is above
             raise ValueError(f"[{where}] {name} must be positive and at most {high}, "
                              f"not {value}")

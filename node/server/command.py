@@ -5,6 +5,7 @@ over the environment, which wins over the file."""
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import click
 
+from crdt.keys import type_name
 from node import config as node_config
 from node.config import Settings
 from sync.peer.config import SyncConfig
@@ -51,10 +53,47 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
                                  f"{', '.join(f'[{t}]' for t in node_config.LIMIT_TABLES)}")
     for key, value in values.items():  # checked here, so the error names the file
         try:
-            params[key.replace("-", "_")].type_cast_value(ctx, value)
+            param = params[key.replace("-", "_")]
+            _check_toml_type(param, value)
+            param.type_cast_value(ctx, value)
         except click.BadParameter as error:
             raise click.BadParameter(f"{path}: {key}: {error.message}") from None
     ctx.default_map = {key.replace("-", "_"): value for key, value in values.items()}
+
+
+def _check_toml_type(param: click.Parameter, value: Any) -> None:
+    """A file's value must have its option's TOML type: click converts whatever it is
+    given (``port = true`` is port 1, ``token = true`` the token "True")."""
+    kind = param.type
+    types: tuple[type, ...]
+    if isinstance(kind, click.types.BoolParamType):
+        wanted, types = "true or false", (bool,)
+    elif isinstance(kind, click.types.IntParamType):
+        wanted, types = "a whole number", (int,)
+    elif isinstance(kind, click.types.FloatParamType):
+        wanted, types = "a number", (int, float)
+    else:
+        wanted, types = "a string", (str,)
+
+    def fits(item: Any) -> bool:
+        return type(item) in types  # exactly: a bool is an int to isinstance
+    shown = json.dumps(value, default=str)  # as the file wrote it, near enough
+    if param.multiple:
+        if not (isinstance(value, list) and all(fits(item) for item in value)):
+            raise click.BadParameter(f"must be an array, each item {wanted}, not {shown}")
+    elif not fits(value):
+        raise click.BadParameter(f"must be {wanted}, not {type_name(value)} {shown}")
+
+
+class _Seconds(click.FloatRange):
+    """``FloatRange`` that refuses nan, which compares false with both bounds."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds):
+            self.fail("nan is not a number of seconds", param, ctx)
+        return seconds
 
 
 _PATH = click.Path(dir_okay=False, exists=True, path_type=Path)
@@ -139,7 +178,7 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
                    "written before events were signed, or by nodes not yet upgraded) unless "
                    "this node holds that origin already. Default: on without "
                    "--cluster-secret, off with it.")
-@click.option("--pull-interval", type=click.FloatRange(0.05, 3600), default=5.0,
+@click.option("--pull-interval", type=_Seconds(0.05, 3600), default=5.0,
               envvar="CLAWSYNC_PULL_INTERVAL", show_envvar=True, metavar="SECONDS",
               help="Seconds between repair rounds with each peer (new events are pushed at "
                    "once regardless). Default: 5. Shorter heals lost messages sooner; each "
@@ -151,7 +190,7 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
                    '{"<token>": {"sessions": ["tg:*"], "read_only": true}}. Needs --token '
                    "(which opens every session): without it, any local client could. "
                    "Default: none.")
-@click.option("--members-interval", "members_interval_s", type=click.FloatRange(0.1, 86400),
+@click.option("--members-interval", "members_interval_s", type=_Seconds(0.1, 86400),
               default=30.0, envvar="CLAWSYNC_MEMBERS_INTERVAL", show_envvar=True,
               metavar="SECONDS",
               help="Seconds between rounds that dial member devices not linked yet, "

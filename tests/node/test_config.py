@@ -183,8 +183,9 @@ def test_a_mistyped_storage_scheme_is_a_usage_error_not_a_folder() -> None:
 
 
 @pytest.mark.parametrize(("text", "problem"), [
-    ('port = "x"\n', "port: 'x' is not a valid integer range"),
-    ('peers = "http://hub:7878"\n', "peers: Value must be an iterable"),
+    ('port = "x"\n', 'port: must be a whole number, not string "x"'),
+    ('peers = "http://hub:7878"\n', 'peers: must be an array, each item a string, not '
+     '"http://hub:7878"'),
     ('log_level = "loud"\n', "log_level: 'loud' is not one of"),
     ("pull_interval = 0\n", "pull_interval: 0.0 is not in the range"),
 ])
@@ -272,6 +273,11 @@ def test_a_token_typed_before_serve_wins_over_the_environment_and_the_file(
      "at most 65535"),  # listen() crashed on it
     ("[automerge_limits]\nworkers = 9007199254740992\n", "workers must be positive and at "
      "most 256"),  # the start queued a slot per worker, for good
+    ("[automerge_limits]\nworker_time_s = 9007199254740992\n", "worker_time_s must be "
+     "positive and at most 10000000"),  # the worker's poll() overflowed on it
+    ("[limits]\nread_timeout_s = 1e300\n", "read_timeout_s must be positive and at most "
+     "10000000"),
+    ("pull_interval = nan\n", "pull_interval: nan is not a number of seconds"),
     ("print_config = true\n", "unknown setting 'print_config'"),  # printed, never served
     ('config = "other.toml"\n', "unknown setting 'config'"),  # ignored without a word
 ])
@@ -281,3 +287,33 @@ def test_settings_that_would_crash_or_hang_a_start_are_refused(
     config.write_text(text)
     result = CliRunner().invoke(main, ["serve", "--config", str(config)])
     assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    ("port = true\n", "port: must be a whole number, not boolean true"),  # was port 1
+    ("port = 1.5\n", "port: must be a whole number, not number 1.5"),  # was port 1
+    ("token = true\n", "token: must be a string, not boolean true"),  # was "True"
+    ("name = 5\n", "name: must be a string, not integer 5"),
+    ("require_signatures = 1\n", "require_signatures: must be true or false, not integer 1"),
+    ('require_signatures = "yes"\n', 'require_signatures: must be true or false, not string '
+     '"yes"'),
+    ("data_dir = 5\n", "data_dir: must be a string, not integer 5"),  # was a traceback
+    ('peers = "http://hub:7878"\n', 'peers: must be an array, each item a string, not '
+     '"http://hub:7878"'),
+    ('retain_days = [{pattern = "tg:*", days = 30}]\n', "retain_days: must be an array, each "
+     'item a string, not [{"pattern": "tg:*", "days": 30}]'),
+])
+def test_a_file_value_of_another_type_is_refused_not_converted(
+        tmp_path: Path, text: str, said: str) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text(text)
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
+    assert result.exit_code == 2, result.output
+    assert f"{config}: {said}" in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("option", ["--pull-interval", "--members-interval"])
+def test_nan_seconds_are_a_usage_error(option: str) -> None:
+    result = CliRunner().invoke(main, ["serve", option, "nan", "--print-config"])
+    assert result.exit_code == 2, result.output
+    assert "nan is not a number of seconds" in result.output

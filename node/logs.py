@@ -118,8 +118,19 @@ def configure(level: str = "info", log_format: str = "console",
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=numeric, stream=sys.stderr, force=True,
-                        format="%(asctime)s [%(levelname)s] %(name)s: %(message)s")
+    # Libraries log through stdlib logging (aiohttp, asyncio): in JSON, their lines are
+    # JSON objects too, or a collector would choke on them.
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
+                               structlog.processors.TimeStamper(fmt="iso", utc=True)],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        *exceptions, renderer]))
+    else:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
     server = logging.getLogger(AIOHTTP_SERVER)
     for old in [f for f in server.filters if isinstance(f, RefusedRequests)]:
         server.removeFilter(old)

@@ -3,6 +3,7 @@ requests aiohttp's parser refuses are logged in one short line each, a bounded n
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
@@ -42,6 +43,26 @@ def test_a_traceback_shows_no_local_variables(log_format: str,
     logged = capsys.readouterr().err
     assert "fail_with_a_secret_local" in logged  # the traceback is there
     assert SECRET not in logged
+
+
+def test_library_records_are_json_lines_too_in_json(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    """aiohttp and asyncio log through stdlib logging: in JSON, a collector must be able to
+    read their lines as it reads the node's own, tracebacks without locals included."""
+    logs.configure("debug", "json")
+    logging.getLogger("asyncio").debug("Using selector: %s", "EpollSelector")
+    try:
+        fail_with_a_secret_local()
+    except ValueError:
+        logging.getLogger("aiohttp.server").exception("Error handling request")
+    structlog.get_logger("test").info("serving", port=7878)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(line["logger"], line["level"], line["event"]) for line in lines[:2]] == [
+        ("asyncio", "debug", "Using selector: EpollSelector"),
+        ("aiohttp.server", "error", "Error handling request")]
+    assert "fail_with_a_secret_local" in json.dumps(lines[1]["exception"])
+    assert SECRET not in json.dumps(lines)
+    assert (lines[2]["event"], lines[2]["port"]) == ("serving", 7878)
 
 
 class Clock:

@@ -21,12 +21,16 @@ from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import parse_rules
 
+#: ``ctx.meta`` key of the ``--config`` file's path, for errors that may concern it.
+_CONFIG_FILE = "clawsync.config_file"
+
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
     """Read the TOML file into click's defaults, so options and env vars still override;
     its limit tables go to ``ctx.meta`` (they have no options)."""
     if path is None:
         return
+    ctx.meta[_CONFIG_FILE] = path
     try:
         values = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
@@ -249,7 +253,12 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         options["retain_days"] = parse_rules(options["retain_days"])
         config = node_config.Config(token=token, **options).check()
     except ValueError as error:
-        raise click.UsageError(str(error)) from None
+        # A setting's own check: it may have come from the file (its checks against the
+        # others, and its values' syntax, run only here).
+        file = ctx.meta.get(_CONFIG_FILE)
+        raise click.UsageError(str(error) if file is None else
+                               f"{error} (settings from the command line, the environment "
+                               f"and {file})") from None
     if show:
         click.echo(json.dumps(config.shown(), indent=2))
         return

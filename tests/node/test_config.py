@@ -317,3 +317,14 @@ def test_nan_seconds_are_a_usage_error(option: str) -> None:
     result = CliRunner().invoke(main, ["serve", option, "nan", "--print-config"])
     assert result.exit_code == 2, result.output
     assert "nan is not a number of seconds" in result.output
+
+
+def test_a_check_of_a_value_the_file_may_have_set_names_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text('peers = ["ftp://hub"]\n')
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
+    assert result.exit_code == 2, result.output
+    assert f"must start with http:// or https:// (settings from the command line, the " \
+           f"environment and {config})" in " ".join(result.output.split())
+    alone = CliRunner().invoke(main, ["serve", "--peer", "ftp://hub", "--print-config"])
+    assert alone.exit_code == 2 and "settings from" not in alone.output

@@ -855,12 +855,26 @@ class Gossip:
         while len(self._gone) > self.config.sync.peers_max:
             del self._gone[next(iter(self._gone))]
 
+    def own_removal(self) -> dict[str, Any] | None:
+        """This device's removal (``GET /v1/node``'s ``removed``): as a member told it
+        when refusing a link, or else as the record of it stored here. A node no one
+        refuses a dial to (a hub, which dials no one) learns it only by the record,
+        which reaches it before its links close; ``told_by`` is then null."""
+        told = self.removed.view()
+        if told is not None or self.membership is None:
+            return told
+        removal = self.membership.removed().get(self.device.device_id)
+        if removal is None:
+            return None
+        return {"by": removal.by, "at_ms": removal.at_ms, "reason": removal.reason,
+                "told_by": None, "told_at_ms": None}
+
     def device_status(self) -> dict[str, Any]:
         """This device for ``/v1/peers`` and ``/v1/node``: its id, whether a member told
         it it was removed (by whom, when), which members it waits to be added on, and
         which of its ``--peer`` addresses turned out to be its own (not dialed: a typo of
         a port shows as a node with no peer otherwise)."""
-        removal = self.removed.view()
+        removal = self.own_removal()
         waiting = sorted({r.refused for r in self.runners.values()
                           if r.refused and r.refused.startswith("waiting")})
         own = self.own_urls | {self.config.advertise_url}

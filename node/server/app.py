@@ -380,8 +380,8 @@ async def get_node(request: web.Request) -> web.Response:
         "cluster_sessions": cluster,
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
-        # Set if a member told this device it was removed (``node.peers.links``).
-        "removed": request.app[GOSSIP].removed.view() if GOSSIP in request.app else None,
+        # Set if this device was removed (``Gossip.own_removal``).
+        "removed": request.app[GOSSIP].own_removal() if GOSSIP in request.app else None,
     })
 
 

@@ -102,7 +102,7 @@ def refuse_if_removed(request: web.Request) -> None:
     """409 if this device was removed (a member told it so, or the removal reached it):
     every member refuses what it writes now, so a record written here would look done
     and reach no other device."""
-    told = request.app[GOSSIP].removed.view() if GOSSIP in request.app else None
+    told = request.app[GOSSIP].own_removal() if GOSSIP in request.app else None
     if told is None:
         devices = request.app[DEVICES]
         removal = devices.removed().get(devices.device_id)

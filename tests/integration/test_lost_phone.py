@@ -128,3 +128,26 @@ def test_a_removed_device_comes_back_with_a_new_key(tmp_path: Path) -> None:
         assert back.returncode == 0 and "warning" not in back.stderr, back.stderr
         held = {e["id"] for e in all_events(p) if e["kind"].get("content") == "back"}
         wait_converged([a, b, p], must_hold=held)
+
+
+def test_a_removed_hub_that_dials_no_one_says_it_was_removed(tmp_path: Path) -> None:
+    """No member refuses a dial of a node that dials no one: the record of its removal,
+    which reaches it before its links close, is what tells it."""
+    with Cluster(tmp_path) as cluster:
+        hub = device_node(cluster, "hub")
+        b = device_node(cluster, "b", peers=[hub.url])
+        add_device(hub, b, "b")
+        wait_until(lambda: device_id(b) in linked_devices(hub), LINK_TIMEOUT_S, "b linked")
+        done = run_cli(b, "devices", "remove", device_id(hub), "--reason", "retired")
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: removed_here(hub, device_id(hub)), LINK_TIMEOUT_S,
+                   "the hub stored its removal")
+        removal = hub.get("/v1/node")["removed"]
+        assert removal == {"by": device_id(b), "at_ms": removal["at_ms"],
+                           "reason": "retired", "told_by": None, "told_at_ms": None}
+        assert device_view(hub)["removed"]["by"] == device_id(b)
+        shown = run_cli(hub, "status")
+        assert any(line.startswith("REMOVED: this device was removed from the cluster by ")
+                   for line in shown.stdout.splitlines()), shown.stdout
+        late = run_cli(hub, "append", "chat", "message_received", "content=still here")
+        assert late.returncode == 0 and "warning: this device was removed" in late.stderr

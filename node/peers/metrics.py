@@ -37,7 +37,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 #: A link's states, best first: the state shown for a peer is the best of its links'.
-STATES = ("up", "connecting", "standby", "backoff", "down")
+#: ``refused``: the peer refuses this device (not added yet, or removed), which an alert
+#: should tell from a peer that is only away.
+STATES = ("up", "connecting", "standby", "backoff", "refused", "down")
 
 #: Counter families: (name without ``_total``, help, the status field summed over links).
 COUNTERS = (

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from node.peers.metrics import STATES
+from node.peers.metrics import STATES, PeerCollector
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.support.metrics import label_values, scrape, value
@@ -119,3 +119,19 @@ async def test_a_link_that_is_gone_leaves_no_series(make_node: NodeFactory,
     for name in PEER_FAMILIES:
         assert label_values(families, name, "peer") <= ids - {gone}, name
     assert value(families, "clawsync_peer_up", peer=dialers[1].astore.node_id) == 1
+
+
+def test_a_peer_that_refuses_this_device_shows_as_refused() -> None:
+    """Waiting to be added, or removed: an alert must tell it from a peer that is away."""
+    row = {"node_id": "n1", "url": "http://hub:7878", "link": "out:1", "state": "refused",
+           "events_we_lack": None, "events_peer_lacks": None, "last_contact_s_ago": None,
+           "bytes_in": 0, "bytes_out": 0, "faults": 0, "batches_resent": 0}
+
+    class OneLink:
+        def status(self) -> list[dict[str, Any]]:
+            return [row]
+
+    [state] = [f for f in PeerCollector(OneLink()).collect() if f.name == "clawsync_peer_state"]
+    shown = {sample.labels["state"]: sample.value for sample in state.samples}
+    assert shown.get("refused") == 1.0 and sum(shown.values()) == 1.0, shown
+    assert set(shown) == set(STATES)

@@ -374,10 +374,13 @@ class AsyncStore:
             if not pending.future.done():
                 pending.future.set_result(results[start:end])
             start = end
+        # New positions, with the records the store adds before the items (a first
+        # append's ``device_key``): what ``clawsync_events_appended_total`` counts.
+        stored = max(0, head - self._head)
+        added = stored - sum(1 for result in results if result.created)
         self._move_head(head)
-        self._notify(Commit(len(items), sum(1 for result in results if result.created), head,
-                            seconds, frozenset(item.session_key for item in items),
-                            appends=True))
+        self._notify(Commit(len(items) + max(0, added), stored, head, seconds,
+                            frozenset(item.session_key for item in items), appends=True))
 
     def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):

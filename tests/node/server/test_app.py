@@ -319,7 +319,9 @@ async def test_metrics(client: aiohttp.ClientSession, event_body: EventFactory) 
     async with client.get("/metrics") as resp:
         assert resp.status == 200
         text = await resp.text()
-    assert "clawsync_events_appended_total 2.0" in text
+    # Every event stored counts, the device_key record before the first one too.
+    assert f"clawsync_events_appended_total {FIRST + 1:.1f}" in text
+    assert f"clawsync_commit_events_sum {FIRST + 2:.1f}" in text  # and the duplicate
     assert f"clawsync_head_position {FIRST + 1:.1f}" in text
     assert "clawsync_sessions 2.0" in text  # s1 and DEVICES_SESSION
     assert "clawsync_append_seconds_count 2.0" in text

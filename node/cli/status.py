@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import click
@@ -28,7 +29,8 @@ def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
     another, the counts are as of its last contact, so "-" instead of stale figures."""
     return [[
         peer["url"] or peer["link"], peer["direction"], _device(peer), _cell(peer["node_id"]),
-        peer["state"] + (f" (retry in {peer['retry_in_s']:.0f}s)"
+        # Rounded up: "retry in 0s" for a retry still to come reads as a stuck one.
+        peer["state"] + (f" (retry in {math.ceil(peer['retry_in_s'])}s)"
                          if peer.get("retry_in_s") else ""),
         _cell(peer["last_contact_s_ago"], "s ago"),
         *((_cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]))

@@ -1,0 +1,23 @@
+"""``clawsync status``'s rows of peer links."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from node.cli.status import peer_rows
+
+
+def link(**fields: Any) -> dict[str, Any]:
+    return {"url": "http://hub:7878", "link": "out:1", "direction": "out", "device_id": None,
+            "node_id": None, "state": "backoff", "retry_in_s": None,
+            "last_contact_s_ago": None, "events_we_lack": None, "events_peer_lacks": None,
+            "bytes_in": 0, "bytes_out": 0, "software": None, **fields}
+
+
+def test_a_retry_still_to_come_never_reads_as_0s() -> None:
+    [row] = peer_rows([link(retry_in_s=0.3)])
+    assert row[4] == "backoff (retry in 1s)"
+    [row] = peer_rows([link(retry_in_s=4.0)])
+    assert row[4] == "backoff (retry in 4s)"
+    [row] = peer_rows([link(state="up")])
+    assert row[4] == "up"

@@ -314,6 +314,8 @@ class Config:
             raise ValueError(
                 f"listening on {self.host} exposes the API beyond this machine: "
                 "set --token (or CLAWSYNC_TOKEN)")
+        if self.token is not None:
+            check_token(self.token)
         if self.automerge.tokens and self.token is None:
             # Without --token every local process may write every session through /v1
             # (and open every document): the tokens' limits would restrict nothing.
@@ -396,6 +398,14 @@ def api_path_base(url: str) -> str | None:
     parts = path.split("/")
     at = next((at for at, part in enumerate(parts) if part in API_ROOTS), None)
     return None if at is None else f"{scheme}://{netloc}{'/'.join(parts[:at])}"
+
+
+def check_token(token: str) -> None:
+    """``ValueError`` for a token no header could carry: one with a control character
+    (a line ending kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends)."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
+        raise ValueError("the token holds a control character (a line ending, from a file "
+                         "with CRLF line ends?), which no header can carry")
 
 
 def holds_credentials(url: str) -> bool:

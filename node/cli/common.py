@@ -13,7 +13,13 @@ import click
 from yarl import URL
 
 from node.client.api import Client, ClientError
-from node.config import Settings, api_path_base
+from node.config import (
+    PORT_DEFAULT,
+    Settings,
+    api_path_base,
+    check_token,
+    holds_credentials,
+)
 
 T = TypeVar("T")
 
@@ -37,15 +43,27 @@ def node_url(text: str) -> str:
 
     >>> node_url("127.0.0.1:7878"), node_url("https://sync.example/clawsync/")
     ('http://127.0.0.1:7878', 'https://sync.example/clawsync')
+    >>> node_url("phone.local")
+    'http://phone.local:7878'
     """
     text = text.strip().rstrip("/")
-    text = text if "://" in text else f"http://{text}"
+    if not text:
+        raise click.BadParameter("is empty: give the node's address, host:port or a URL",
+                                 param_hint="--node")
+    short = "://" not in text
+    text = f"http://{text}" if short else text
     try:
         url = URL(text)
     except ValueError as error:
         raise click.BadParameter(f"{text!r} is not a URL: {error}", param_hint="--node") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
+                                 param_hint="--node")
+    if short and url.explicit_port is None:  # a bare host: the node's port, not port 80
+        text = str(url.with_port(PORT_DEFAULT)).rstrip("/")
+    if holds_credentials(text):
+        raise click.BadParameter("holds a user name or password, which errors would show; "
+                                 "give the token with --token (or CLAWSYNC_TOKEN)",
                                  param_hint="--node")
     # A path may be a reverse proxy's prefix, but one that names the API itself would be
     # doubled by the commands (".../v1/v1/sessions") and answered only "Not Found".
@@ -54,6 +72,18 @@ def node_url(text: str) -> str:
         raise click.BadParameter(f"{text!r} names an API path; give the node's own address, "
                                  f"{base!r} (the commands add the rest)", param_hint="--node")
     return text
+
+
+def token_value(_ctx: click.Context, _param: click.Parameter, value: str | None
+                ) -> str | None:
+    """The callback of ``--token``: one with a control character could never be sent in
+    a header (a line ending kept from a file, ``$(cat token.txt)`` with CRLF)."""
+    if value:
+        try:
+            check_token(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from None
+    return value
 
 
 def session_key(_ctx: click.Context, _param: click.Parameter, value: str | None

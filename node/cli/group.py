@@ -14,7 +14,7 @@ from __future__ import annotations
 import click
 
 from node.cli.append import append
-from node.cli.common import node_url
+from node.cli.common import node_url, token_value
 from node.cli.demo import demo
 from node.cli.device import device
 from node.cli.devices import devices
@@ -34,7 +34,7 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
               show_default=True, metavar="URL", show_envvar=True,
               help="The node the client commands talk to.")
 @click.option("--token", envvar="CLAWSYNC_TOKEN", metavar="TOKEN", show_envvar=True,
-              help="Bearer token of that node, if it has one.")
+              callback=token_value, help="Bearer token of that node, if it has one.")
 @click.version_option(software_version(), message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context, node: str, token: str | None) -> None:

@@ -106,7 +106,11 @@ async def start(config: Config) -> RunningNode:
     """Open the store (``config.log_location``, created if missing) and start serving;
     ``StartError`` if either cannot be done."""
     config.check()
-    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StartError(f"cannot create the data folder {config.data_dir}: "
+                         f"{error.strerror or error}") from None
     lock = folder_lock(config)
     try:
         node = await _start(config)

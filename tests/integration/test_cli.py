@@ -392,6 +392,19 @@ def test_bad_field_syntax_is_a_usage_error() -> None:
         assert f"Invalid value for '--timestamp': {said}" in bad_time.stderr, bad_time.stderr
 
 
+def test_a_node_address_or_token_no_request_could_carry_is_a_usage_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    for args, said in (
+            (("--node", "", "sessions"), "--node: is empty"),
+            (("--node", "http://me:secret@127.0.0.1:7878", "sessions"),
+             "--node: holds a user name or password"),
+            (("--token", "s3cret\r", "sessions"), "the token holds a control character")):
+        result = run_cli(url, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert said in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert "secret@" not in result.stderr
+
+
 def test_node_refusal_is_shown(node: NodeProcess, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"agent_id": "main", "kind": {

@@ -82,3 +82,12 @@ def test_automerge_tokens_without_a_client_token_are_a_usage_error(tmp_path: Pat
     with NodeProcess(tmp_path, token="node-token",
                      extra_args=["--automerge-tokens", str(tokens)]) as node:
         assert node.get("/healthz")["status"] == "ok"
+
+
+def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    refused = serve("--data-dir", str(a_file / "sub"), "--port", str(free_port()))
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"Error: cannot create the data folder {a_file / 'sub'}: Not a directory"]

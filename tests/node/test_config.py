@@ -328,3 +328,11 @@ def test_a_check_of_a_value_the_file_may_have_set_names_the_file(tmp_path: Path)
            f"environment and {config})" in " ".join(result.output.split())
     alone = CliRunner().invoke(main, ["serve", "--peer", "ftp://hub", "--print-config"])
     assert alone.exit_code == 2 and "settings from" not in alone.output
+
+
+def test_a_token_no_header_could_carry_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text('token = "s3cret\\r"\n')  # a CR kept from a file with CRLF ends
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
+    assert result.exit_code == 2, result.output
+    assert "the token holds a control character" in result.output

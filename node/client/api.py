@@ -234,8 +234,8 @@ class Client:
                      ) -> AsyncIterator[StreamEvent]:
         """Follow the node's live event stream (SSE) from position ``after``, forever.
 
-        A dropped connection is reopened with ``Last-Event-ID`` so no event is missed or
-        repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the first
+        A dropped connection is reopened after the last position seen, so no event is
+        missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the first
         connection is accepted, and once per outage ``"lost"`` and ``"back"``. Only a
         failure of the first connection, or a refusal (4xx), is raised: a node that is
         restarting comes back, a wrong token or URL does not.
@@ -268,7 +268,9 @@ class Client:
     async def _stream_once(self, after: int) -> AsyncIterator[StreamEvent | None]:
         """One SSE connection: yields None once the node accepted it, then its events
         until the node closes it or it fails."""
-        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(after)}
+        # ``after`` only, no ``Last-Event-ID``: it is what the caller gave (a refusal
+        # names it), and each reconnect gives the position reached.
+        headers = {"Accept": "text/event-stream"}
         timeout = aiohttp.ClientTimeout(total=None, connect=self.limits.connect_timeout_s,
                                         sock_read=self.limits.stream_idle_s)
         # In one `with`, the request starts inside _translate, which explains its failures.

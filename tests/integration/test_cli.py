@@ -450,3 +450,10 @@ def test_help_of_each_command_shows_examples(command: str) -> None:
     out = ok(run_cli("http://127.0.0.1:1", command, "--help"))
     assert "Examples:" in out
     assert f"clawsync {command}" in out
+
+
+def test_tail_past_the_head_names_the_position_it_was_given(node: NodeProcess) -> None:
+    result = run_cli(node, "tail", "--after", "999999")
+    assert result.returncode == 1, result.stderr
+    assert "after: is past this node's newest position" in result.stderr, result.stderr
+    assert "Last-Event-ID" not in result.stderr

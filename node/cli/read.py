@@ -149,7 +149,7 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
         try:
             return await client.projection(session)
         except ClientError as error:
-            if url_only and error.status == 404:
+            if url_only and error.status == 404 and error.code == "not_found":
                 return None  # its URL is known before its first event: see below
             raise
 

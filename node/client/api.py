@@ -332,6 +332,12 @@ class Client:
             text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
                     if self.token else
                     "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
+        elif status == 404 and (code is None or message == "Not Found"):
+            # Not a node's "no such session" (which says what is missing): no route
+            # here. A wrong prefix, or another service at that address.
+            text = (f"{self.base_url} has no clawsync API (404 for {what}): is it a "
+                    "node's address (a reverse proxy's prefix, another service)?")
+            code = None  # no node said what is missing
         elif status == 404 and missing is not None:
             text = missing
         elif status >= 500:

@@ -457,3 +457,18 @@ def test_tail_past_the_head_names_the_position_it_was_given(node: NodeProcess) -
     assert result.returncode == 1, result.stderr
     assert "after: is past this node's newest position" in result.stderr, result.stderr
     assert "Last-Event-ID" not in result.stderr
+
+
+def test_an_address_without_the_api_is_named_not_taken_for_a_missing_session(
+        node: NodeProcess) -> None:
+    """A reverse proxy's wrong prefix, or another service: its 404s say nothing of
+    sessions or devices."""
+    elsewhere = f"{node.url}/prefix"
+    for args in (("events", "s1"), ("projection", "s1", "--url"),
+                 ("devices", "remove", "A" * 56)):
+        result = run_cli(elsewhere, *args)
+        assert result.returncode == 1, (args, result.stderr)
+        assert f"{elsewhere} has no clawsync API (404 for" in result.stderr, result.stderr
+        assert "automerge:" not in result.stdout
+    missing = run_cli(node, "events", "s1")
+    assert missing.returncode == 1 and "no session 's1'" in missing.stderr

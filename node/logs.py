@@ -106,11 +106,12 @@ def configure(level: str = "info", log_format: str = "console",
         renderer = structlog.dev.ConsoleRenderer(
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
         exceptions = []
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             *exceptions,
             renderer,
         ],
@@ -124,7 +125,7 @@ def configure(level: str = "info", log_format: str = "console",
     if log_format == "json":
         handler.setFormatter(structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
-                               structlog.processors.TimeStamper(fmt="iso", utc=True)],
+                               stamp],
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                         *exceptions, renderer]))
     else:

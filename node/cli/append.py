@@ -284,14 +284,28 @@ Examples:
 """
 
 
+def timestamp_value(_ctx: click.Context, _param: click.Parameter, text: str | None
+                    ) -> str | int | None:
+    """The callback of ``--timestamp``: the value as the node takes it (integer
+    milliseconds, or RFC 3339 text), checked here, so that a bad one is a usage error,
+    found before any request."""
+    if text is None:
+        return None
+    stamp: str | int = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else text
+    try:
+        parse_timestamp({"timestamp": stamp}, "")
+    except InvalidInput as error:
+        raise click.BadParameter(error.reason) from None
+    return stamp
+
+
 @click.command(help=APPEND_HELP, no_args_is_help=True)
 @click.argument("session", required=False, callback=session_key)
 @click.argument("kind", required=False)
 @click.argument("fields", nargs=-1, metavar="[FIELD=VALUE | FIELD:=JSON]...")
 @click.option("--agent", default="main", show_default=True, metavar="ID",
               help="agent_id of the event (with --file: of events that carry none).")
-@click.option("--timestamp", metavar="TIME", callback=lambda _ctx, _param, value:
-              None if value is None else timestamp_value(value),
+@click.option("--timestamp", metavar="TIME", callback=timestamp_value,
               help="RFC 3339 time or integer milliseconds. Default: the node's clock. "
                    "Giving one makes a retry store nothing new.")
 @click.option("--file", "source", type=click.File("r", encoding="utf-8"), metavar="PATH|-",
@@ -326,17 +340,6 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
     if removed:
         note(f"warning: this device was {removed}: the events stay on this node, as every "
              "other device refuses what it writes now")
-
-
-def timestamp_value(text: str) -> str | int:
-    """``--timestamp`` as the node takes it (integer milliseconds, or RFC 3339 text),
-    checked here: a bad one is a usage error, found before any request."""
-    stamp: str | int = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else text
-    try:
-        parse_timestamp({"timestamp": stamp}, "")
-    except InvalidInput as error:
-        raise click.BadParameter(error.reason) from None
-    return stamp
 
 
 async def removal(client: Client) -> str | None:

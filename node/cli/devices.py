@@ -56,7 +56,8 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     view = listing(ctx, as_json, lambda client: client.devices())
     if view is None:
         return
-    print_rows(device_rows(view), ["device", "name", "state", "address", "since"], headed=True)
+    print_rows(device_rows(view), ["device", "name", "state", "address", "since"], headed=True,
+               whole=(0,))
     note(f"{len(view['members'])} members, {len(view['removed'])} removed")
 
 

@@ -37,7 +37,8 @@ def origins(ctx: click.Context, as_json: bool) -> None:
     if view is None:
         return
     print_rows(origin_rows(view["origins"]),
-               ["origin", "seq", "events", "last activity", "state"], headed=True)
+               ["origin", "seq", "events", "last activity", "state"], headed=True,
+               whole=(0,))
     note(f"{view['active']} active origins")
 
 

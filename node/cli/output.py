@@ -117,31 +117,37 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
 
 
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
-               headed: bool = False) -> None:
+               headed: bool = False, whole: tuple[int, ...] = ()) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
-    say nothing without them; a list of events or sessions reads without)."""
+    say nothing without them; a list of events or sessions reads without). ``whole``:
+    the columns a table must not cut short, such as the ids people copy into another
+    command (``devices remove ID``): on a terminal too narrow for them, the plain lines,
+    which the terminal wraps."""
     if not rows:
         return
     rows = [[printable(cell) for cell in row] for row in rows]
-    if not is_terminal():
-        if headed:
-            rows = [[header.upper() for header in headers], *rows]
-        # Pad every column but the last, so the lines read as a table but stay greppable.
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-        for row in rows:
-            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-            click.echo("  ".join([*cells, row[-1]]))
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
 
-    table = Table(*headers, title=title, header_style="bold cyan", box=None)
+        console = Console()
+        table = Table(*headers, title=title, header_style="bold cyan", box=None)
+        for row in rows:
+            # Text(), not markup strings: a message containing "[bold]" must print as typed.
+            table.add_row(*(Text(cell) for cell in row))
+        wide = console.options.update(max_width=sys.maxsize)
+        if not whole or console.measure(table, options=wide).maximum <= console.width:
+            console.print(table)
+            return
+    if headed:
+        rows = [[header.upper() for header in headers], *rows]
+    # Pad every column but the last, so the lines read as a table but stay greppable.
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        # Text(), not markup strings: a message containing "[bold]" must print as typed.
-        table.add_row(*(Text(cell) for cell in row))
-    Console().print(table)
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]))
 
 
 def print_lines(lines: list[tuple[str, str]]) -> None:

@@ -43,7 +43,8 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
     if view is None:
         return
     print_rows(token_rows(view["tokens"]),
-               ["id", "name", "sessions", "access", "issued by", "issued", "state"], headed=True)
+               ["id", "name", "sessions", "access", "issued by", "issued", "state"], headed=True,
+               whole=(0,))
     if not view["tokens"]:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from crdt.device import device_id
+from node.cli.devices import device_rows
 from node.cli.output import event_row, print_lines, print_rows
 
 
@@ -44,3 +46,21 @@ def test_control_characters_in_content_are_shown_not_obeyed(
     assert not any(ch in out for ch in "\x1b\x07\x9b"), repr(out)
     assert "reason  T\\x1b]0;PWNED\\x07\\x1b[2J\\x9b31m" in out
     assert "T\\x1b]0;PWNED\\x07" in out.splitlines()[-2]  # the table may cut it short
+
+
+def test_a_narrow_terminal_keeps_the_ids_people_copy_whole(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``devices remove ID`` takes the id the listing shows: cut short with "…" on an
+    80-column terminal, it could not be copied from there. Too narrow for the table,
+    the terminal gets the plain lines."""
+    monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "80")
+    device = device_id(bytes(range(32)))
+    view = {"device_id": device, "removed": [], "members": [
+        {"device_id": device, "name": "laptop", "address": "http://192.168.1.20:7878",
+         "added_by": device, "added_at": "2026-12-01T10:00:00.000Z"}]}
+    print_rows(device_rows(view), ["device", "name", "state", "address", "since"],
+               headed=True, whole=(0,))
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert f"{device}  laptop (this device)  member  http://192.168.1.20:7878" in out

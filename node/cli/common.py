@@ -139,6 +139,16 @@ def listing(ctx: click.Context, as_json: bool,
     """What a group's own listing shows (``clawsync tokens``, ``devices``, ``origins``):
     None if one of its subcommands runs instead, or once ``--json`` printed it."""
     if ctx.invoked_subcommand is not None:
+        if as_json:  # else the subcommand would run and print its usual output
+            name = ctx.invoked_subcommand
+            command = ctx.command.get_command(ctx, name) if isinstance(
+                ctx.command, click.Group) else None
+            takes_json = command is not None and any(
+                param.name == "as_json" for param in command.params)
+            raise click.UsageError(
+                f"--json before {name} is the listing's: give it after {name} "
+                f"(clawsync {ctx.info_name} {name} ... --json)" if takes_json
+                else f"--json is the listing's, and {name} prints no JSON")
         return None
     view = with_client(ctx, fetch)
     if as_json:

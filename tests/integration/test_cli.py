@@ -405,6 +405,21 @@ def test_a_node_address_or_token_no_request_could_carry_is_a_usage_error() -> No
         assert "secret@" not in result.stderr
 
 
+def test_a_listings_json_before_a_subcommand_is_a_usage_error() -> None:
+    """``tokens --json revoke ID`` revoked and printed no JSON: the flag is the listing's."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: no request may be sent
+    for args, said in (
+            (("tokens", "--json", "create", "--sessions", "*"),
+             "give it after create (clawsync tokens create ... --json)"),
+            (("tokens", "--json", "revoke", "3f9c0a1b2c3d4e5f"),
+             "--json is the listing's, and revoke prints no JSON"),
+            (("devices", "--json", "remove", "X"), "and remove prints no JSON"),
+            (("origins", "--json", "retire", "3f9c0a1b2c3d4e5f"), "and retire prints no JSON")):
+        result = run_cli(url, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert said in result.stderr, result.stderr
+
+
 def test_node_refusal_is_shown(node: NodeProcess, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"agent_id": "main", "kind": {

@@ -345,6 +345,29 @@ def test_the_cluster_sessions_are_not_listed_but_open_by_key(node: NodeProcess,
     expect(page.get_by_test_id("automerge-url")).to_contain_text("automerge:")
 
 
+@pytest.mark.parametrize("name", [".", ".."])
+def test_a_session_named_dot_or_dot_dot_is_named_not_asked_for(node: NodeProcess, page: Page,
+                                                               name: str) -> None:
+    """A browser folds ``/v1/sessions/..`` (escaped or not) into ``/v1/``: the page said
+    the session was not on the node and, at its next event, asked again without pause."""
+    append(node, name, [message("first")])
+    asked: list[str] = []
+    page.on("request", lambda sent: asked.append(sent.url))
+    open_console(page, node, "#/session/" + "%2E" * len(name))
+    expect(page.locator(".summary")).to_contain_text(
+        f'A browser cannot ask for a session named "{name}"')
+    assert not any("/v1/sessions" in url for url in asked), asked
+    before = len(asked)
+    append(node, name, [message("second")])
+    # What the page does with the event is asked in vain: none of it may be a request.
+    # It would be hundreds a second, so a short look is enough to see them.
+    page.wait_for_timeout(1500)
+    assert asked[before:] == []
+    page.goto(f"{node.url}/#/session/")  # no key at all: the list to pick one from
+    expect(page.get_by_test_id("session-filter")).to_be_visible()
+    assert page.evaluate("location.hash") == "#/sessions"
+
+
 def test_the_live_stream_starts_at_the_head_the_console_loaded(node: NodeProcess,
                                                                 page: Page) -> None:
     """On a node with a long log, the console's stream starts at the head it read when

@@ -116,7 +116,10 @@ function parseHash() {
   if (hash === "sessions") return { name: "sessions" };
   if (hash.startsWith("session/")) {
     try {
-      return { name: "session", key: decodeURIComponent(hash.slice("session/".length)) };
+      const key = decodeURIComponent(hash.slice("session/".length));
+      if (key) return { name: "session", key };
+      history.replaceState(null, "", "#/sessions"); // no key: the list to pick one from
+      return { name: "sessions" };
     } catch { /* a malformed escape: fall back to the default view */ }
   }
   if (hash !== "devices") history.replaceState(null, "", "#/devices");

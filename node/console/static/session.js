@@ -13,6 +13,14 @@ const SHOWN_MAX = 500;
 // New events are drawn together, at most this often (a busy session sends hundreds a second).
 const DRAW_MS = 50;
 const HEADER_MS = 2000;
+// An event came while the node answered 404: the session exists now, ask again soon.
+const AGAIN_MS = 250;
+
+// A browser folds a path segment "." or "..", escaped or not, into the path around it:
+// a session of that name cannot be asked for by its URL, only read elsewhere.
+function foldedAway(key) {
+  return key === "." || key === "..";
+}
 
 export function sessionView(context, { key }) {
   let root = null;
@@ -110,7 +118,10 @@ export function sessionView(context, { key }) {
   async function load() {
     const header = await loadHeader();
     // Missing: the session's first event loads it, unless it came during the request.
-    if (header === "missing" && events.size > 0 && !stopped) return load();
+    if (header === "missing" && events.size > 0 && !stopped) {
+      setTimeout(load, AGAIN_MS);
+      return;
+    }
     missing = header === "missing";
     if (header === "failed" && !stopped) setTimeout(load, RETRY_MS);
     if (header !== "found") return;
@@ -142,10 +153,17 @@ export function sessionView(context, { key }) {
         h("div", { class: "transcript", dataset: { testid: "transcript" } }),
         h("p", { class: "error" }),
       );
+      if (foldedAway(key)) {
+        stopped = true;
+        element.querySelector(".summary").textContent = `A browser cannot ask for a `
+          + `session named "${key}": URLs fold the name away. Read it with `
+          + `clawsync events ${key} or curl --path-as-is.`;
+        return;
+      }
       load();
     },
     onEvent(event) {
-      if (event.session_key !== key || events.has(event.id)) return;
+      if (stopped || event.session_key !== key || events.has(event.id)) return;
       if (event.kind.type === "forget") {
         forgets += 1;
         events.clear(); // the record comes back with the others, read again

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -165,17 +166,25 @@ def _summary(tally: Tally) -> str:
             f"{len(tally.problems)} records or files skipped")
 
 
-def state_options(command: Callable[..., Any]) -> Callable[..., Any]:
+#: What ``--agent`` means to import and watch; export has one agent (``EXPORT_AGENT``).
+AGENTS = "Only this OpenClaw agent (repeatable). Default: every agent of the folder."
+EXPORT_AGENT = ("The agent of a SESSION given without its agent:ID: prefix (default: main). "
+                "A session is written for its own agent only: another is refused.")
+
+
+def state_options(agent_help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--state-dir``, ``--agent`` and ``--data-dir``, shared by the three commands."""
+    return functools.partial(_state_options, agent_help=agent_help)
+
+
+def _state_options(command: Callable[..., Any], agent_help: str) -> Callable[..., Any]:
     command = click.option(
         "--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
         help="Use this node data folder directly instead of a running node "
              "(--node); no node may be serving it meanwhile. A folder holding no "
              "node's data yet becomes a new node's, and the command says so.")(command)
     command = click.option(
-        "--agent", "agents", multiple=True, metavar="ID",
-        help="Only this OpenClaw agent (repeatable). Default: every agent of the folder.")(
-        command)
+        "--agent", "agents", multiple=True, metavar="ID", help=agent_help)(command)
     return click.option(
         "--state-dir", type=click.Path(path_type=Path), metavar="DIR",
         # OpenClaw's own rule: a variable set but empty is not set.
@@ -222,7 +231,7 @@ Examples:
 
 @openclaw.command(name="import", help=IMPORT_HELP,
                   short_help="Import the state folder's sessions into the node, once.")
-@state_options
+@state_options(AGENTS)
 @client_options
 @click.pass_context
 def import_(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
@@ -249,7 +258,8 @@ service unit (deploy/systemd/clawsync-openclaw.service).
 Looks at the stores every {POLL_S:g} s (--poll) without locking them, reading only those
 that changed. Resumes after a restart from the cursor the node keeps. While the node
 cannot be reached it retries (up to every {RETRY_MAX_S:g} s); a refusal (a wrong token)
-stops it with exit code 1. Problems are named on stderr once and skipped.
+stops it with exit code 1, and each retry says so on stderr. A record or file that
+cannot be read is named once and skipped.
 
 \b
 Examples:
@@ -260,7 +270,7 @@ Examples:
 
 @openclaw.command(help=WATCH_HELP,
                   short_help="Follow the state folder into the node (run as a service).")
-@state_options
+@state_options(AGENTS)
 @click.option("--poll", "poll_s", type=click.FloatRange(0.01, 60), default=POLL_S,
               show_default=True, metavar="SECONDS", help="Seconds between two looks.")
 @client_options
@@ -324,7 +334,7 @@ Stop the OpenClaw gateway first, then run its import:
 @openclaw.command(help=EXPORT_HELP,
                   short_help="Write a session for OpenClaw's import (gateway stopped).")
 @click.argument("session", callback=session_key)
-@state_options
+@state_options(EXPORT_AGENT)
 @click.option("--session-id", metavar="ID",
               help="Only this OpenClaw session id of SESSION (after a reset a key has several).")
 @client_options
@@ -373,8 +383,8 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         # Written into another agent's folder, it would come back as that agent's
         # session, a copy of the whole conversation, at the next import.
         raise click.UsageError(
-            f"session {key!r} is OpenClaw agent {transcript.agent_id!r}'s, not "
-            f"{agents[0]!r}'s: export writes a session for its own agent (leave out --agent)")
+            f"session {key!r} belongs to OpenClaw agent {transcript.agent_id!r}, not "
+            f"{agents[0]!r}: export writes a session for its own agent (leave out --agent)")
     agent_id = transcript.agent_id
     try:
         written = export_transcript(state, transcript, agent_id, updated_ms)

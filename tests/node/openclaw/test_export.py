@@ -108,6 +108,12 @@ def test_bad_state_folders_and_sessions_are_usage_errors(tmp_path: Path) -> None
     result = cli("export", "tg:alice", "--state-dir", str(b), "--data-dir", str(data))
     assert result.exit_code == 1
     assert "session 'tg:alice' holds no OpenClaw records" in result.output
+    # Written into another agent's folder, it would come back as that agent's session.
+    result = cli("export", KEY, "--agent", "other", "--state-dir", str(b),
+                 "--data-dir", str(data))
+    assert result.exit_code == 2
+    assert f"session {KEY!r} belongs to OpenClaw agent 'main', not 'other'" in result.output
+    assert not (b / "agents" / "other").exists()
 
 
 @pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))

@@ -364,7 +364,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
 
     key, (events, forgotten) = _with_sink(ctx, data_dir, work)
     latest = _latest_first(events)
-    transcripts = sorted((t for t in transcripts_for(events)
+    transcripts = sorted((t for t in transcripts_for(events, reattach=forgotten > 0)
                           if session_id is None or t.session_id == session_id),
                          key=lambda t: latest.index(t.session_id))
     if not transcripts:
@@ -398,7 +398,9 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         note(f"note: {forgotten} event(s) of {key!r} were forgotten: the records they "
              "held are left out, or written without the forgotten parts"
              + (f"; {transcript.left_out} event(s) are left out with the record whose "
-                "main event was forgotten" if transcript.left_out else ""))
+                "main event was forgotten" if transcript.left_out else "")
+             + (f"; {transcript.reattached} record(s) whose parent is left out follow "
+                "the record before them" if transcript.reattached else ""))
     held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
     if held:
         note(f"note: OpenClaw's store already holds session {transcript.session_id} "

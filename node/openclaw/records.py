@@ -40,11 +40,16 @@ class Transcript:
     #: Events of its records held here whose record is not: its main event (the one
     #: holding ``openclaw.record``) was forgotten, which takes the record with it.
     left_out: int = 0
+    #: Records whose parent is not among them (forgotten), given the record before them
+    #: as their parent: OpenClaw reads a conversation from its last record back through
+    #: the parents, and would stop at the gap.
+    reattached: int = 0
 
 
-def transcripts_for(events: Iterable[Event]) -> list[Transcript]:
+def transcripts_for(events: Iterable[Event], *, reattach: bool = False) -> list[Transcript]:
     """The OpenClaw transcripts held by a set of events (duplicates ignored), in the
-    order of their first record."""
+    order of their first record. ``reattach``: some were forgotten, so a parent that is
+    not there was forgotten; its children follow the record before them instead."""
     bases: dict[str, Event] = {}
     parts: dict[str, list[Event]] = defaultdict(list)
     for event in events:
@@ -71,8 +76,13 @@ def transcripts_for(events: Iterable[Event]) -> list[Transcript]:
                 extra = event.payload[EXTRA]
                 orphans[(event.agent_id, str(extra.get("session_key")),
                          str(extra.get("session_id")))] += 1
-    return [Transcript(*group, _ordered(members), orphans.get(group, 0))
-            for group, members in by_first]
+    transcripts = []
+    for group, members in by_first:
+        # Before the order, which follows the parents.
+        reattached = _reattach(members) if reattach else 0
+        transcripts.append(Transcript(*group, _ordered(members), orphans.get(group, 0),
+                                      reattached))
+    return transcripts
 
 
 def records_for(events: Iterable[Event], session_id: str | None = None) -> list[dict[str, Any]]:
@@ -102,6 +112,22 @@ def _set_at(value: Any, path: list[Any], item: Any) -> None:
             value[path[-1]] = item
     except (KeyError, IndexError, TypeError):
         pass
+
+
+def _reattach(members: list[tuple[Event, dict[str, Any]]]) -> int:
+    """Give each record whose parent is missing the record before it, in event order,
+    as its parent (None for the first); how many. Run before ``_ordered``."""
+    ids = {record.get("id") for _, record in members}
+    reattached = 0
+    before = None
+    for _, record in sorted(members, key=lambda member: member[0].sort_key):
+        if record.get("type") == "session":
+            continue
+        if isinstance(record.get("parentId"), str) and record["parentId"] not in ids:
+            record["parentId"] = before
+            reattached += 1
+        before = record.get("id")
+    return reattached
 
 
 def _ordered(members: list[tuple[Event, dict[str, Any]]]) -> list[dict[str, Any]]:

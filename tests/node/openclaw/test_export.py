@@ -70,6 +70,30 @@ def test_export_gives_back_the_records_openclaw_wrote(tmp_path: Path) -> None:
            "records)" in home.output
 
 
+def test_a_forgotten_record_leaves_no_gap_in_the_exported_chain(tmp_path: Path) -> None:
+    """OpenClaw reads a conversation from its last record back through the parents: a
+    child of a forgotten record names a parent the file lacks, and the history before
+    it would be cut off."""
+    data, b = imported(tmp_path)
+    with EventStore.open(data) as store:
+        held = [stored.event for stored in store.get_events(KEY)]
+        parents = {r.get("parentId") for r in transcript.records()}
+        middle = next(e for e in held if (e.payload.get("openclaw") or {}).get(
+            "record", {}).get("id") in parents and e.payload["openclaw"]["record"].get(
+            "parentId") is not None)
+        store.forget(KEY, [middle.id.hex()])
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    assert "record(s) whose parent is left out follow the record before them" in result.output
+    written = [json.loads(line) for line in
+               (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").read_text().splitlines()]
+    by_id = {r["id"]: r for r in written if r["type"] != "session"}
+    chain = [written[-1]]
+    while chain[-1].get("parentId") is not None:
+        chain.append(by_id[chain[-1]["parentId"]])
+    assert chain[-1] is written[1]
+
+
 def test_export_refuses_to_overwrite_another_transcript(tmp_path: Path) -> None:
     data, b = imported(tmp_path)
     sessions = b / "agents" / "main" / "sessions"

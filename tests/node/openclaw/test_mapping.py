@@ -417,6 +417,16 @@ def test_events_whose_record_was_forgotten_are_counted_as_left_out() -> None:
     parts = [e for e in events if "part_of" in e.payload["openclaw"]]
     base = next(e for e in events if e.id.hex() == parts[0].payload["openclaw"]["part_of"])
     orphaned = [e for e in parts if e.payload["openclaw"]["part_of"] == base.id.hex()]
-    [rest] = transcripts_for([e for e in events if e is not base])
+    [rest] = transcripts_for([e for e in events if e is not base], reattach=True)
     assert rest.left_out == len(orphaned) > 0
     assert len(rest.records) == len(whole.records) - 1
+    # Its children follow the record before it: the chain back from the last record
+    # still reaches the first, as OpenClaw reads a conversation.
+    assert rest.reattached == sum(r.get("parentId") == base.payload["openclaw"]["record"]["id"]
+                                  for r in whole.records) > 0
+    by_id = {r["id"]: r for r in rest.records if r["type"] != "session"}
+    chain = [rest.records[-1]]
+    while chain[-1].get("parentId") is not None:
+        chain.append(by_id[chain[-1]["parentId"]])
+    assert chain[-1] is next(r for r in rest.records if r["type"] != "session")
+    assert whole.reattached == 0

@@ -35,6 +35,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -309,9 +310,19 @@ async def get_sessions(request: web.Request) -> web.Response:
             raise bad_parameter("prefix", error.reason) from None
     detail = flag_param(request, "detail")
     cluster = flag_param(request, "include_cluster")
-    page = await request.app[STORE].read(
-        lambda store: sessions.session_page(store, after=after, limit=limit, prefix=prefix,
-                                            detail=detail, cluster=cluster))
+
+    def read(store: EventStore) -> dict[str, Any] | int:
+        count = store.stats()["sessions"]
+        if after > count:  # as a position past the head: see ``_refuse_past_head``
+            return count
+        return sessions.session_page(store, after=after, limit=limit, prefix=prefix,
+                                     detail=detail, cluster=cluster)
+
+    page = await request.app[STORE].read(read)
+    if isinstance(page, int):
+        raise bad_parameter("after", f"is past this node's last session index ({page}): "
+                                     "indexes are numbered by each node, and one from another "
+                                     "node or from before a restore does not carry over")
     return respond(request, page)
 
 

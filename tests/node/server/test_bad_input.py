@@ -394,6 +394,18 @@ async def test_a_position_past_the_head_is_refused(
             assert resp.status == 200 and (await resp.json())["events"] == []
 
 
+async def test_a_session_index_past_the_last_is_refused(
+        client: aiohttp.ClientSession, node: RunningNode) -> None:
+    """Like positions, session indexes are each node's own: one past the last would skip
+    every session created until the list reached it."""
+    listed = (await node.astore.stats())["sessions"]
+    async with client.get(f"/v1/sessions?after={listed + 1}") as resp:
+        await refused(resp, 400, "invalid_parameter", "after",
+                      f"past this node's last session index ({listed})")
+    async with client.get(f"/v1/sessions?after={listed}") as resp:
+        assert resp.status == 200 and (await resp.json())["sessions"] == []
+
+
 @pytest.mark.parametrize("query", ["prefix=%ff", "prefix=a%C3", "after=%C3%28"])
 async def test_a_query_whose_escapes_are_not_utf8_is_refused(
         client: aiohttp.ClientSession, query: str) -> None:

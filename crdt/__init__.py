@@ -5,8 +5,10 @@ base error; the sender's fault apart from ours), ``codec`` (canonical CBOR), ``c
 (hybrid logical clock), ``keys`` (session keys and names), ``kinds`` (the kinds this
 version knows, and how events evolve), ``events`` (validation, content addressing),
 ``device`` (device keys and the device ids people compare) and ``signing`` (signatures
-of origin over an event's id, origin and seq) and ``membership`` (which devices belong to
-the cluster: a fold of the records that add and remove them).
+of origin over an event's id, origin and seq), ``membership`` (which devices belong to
+the cluster: a fold of the records that add and remove them), ``tokens`` (the records
+that issue and revoke Automerge app tokens) and ``linkproof`` (how two devices prove
+their keys to each other when a peer link opens).
 
     storage/    keyed records behind one interface: diskcache, memory
     log/        the event log: append, positions, projections (``EventStore``)

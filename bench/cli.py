@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from node.config import Limits
 from tests.support import argtypes, cluster
 
 
@@ -67,6 +68,14 @@ def needs(doc: str | None) -> str | None:
 at_least = argtypes.at_least
 positive_int = argtypes.positive_int
 positive_float = argtypes.above_zero()
+#: Clients of one benchmark all connect from 127.0.0.1, and a node takes at most this
+#: many connections from one address (README, Limits): more would be refused part way.
+CLIENTS_MAX = Limits().connections_per_address_max
+
+
+def clients(low: int = 1) -> Callable[[str], int]:
+    """An argparse type: a number of local clients, ``low`` to ``CLIENTS_MAX``."""
+    return at_least(low, high=CLIENTS_MAX, why="a node's connections from one address")
 
 
 def comma_list(item: Callable[[str], float]) -> Callable[[str], list[float]]:

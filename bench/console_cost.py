@@ -194,7 +194,7 @@ def main() -> None:
     parser = cli.parser("bench.console_cost", __doc__)
     parser.add_argument("--events", type=cli.positive_int, default=3000,
                         help="appends per run, shared among the clients")
-    parser.add_argument("--clients", type=cli.positive_int, default=16,
+    parser.add_argument("--clients", type=cli.clients(), default=16,
                         help="clients appending at once")
     parser.add_argument("--rounds", type=cli.positive_int, default=5,
                         help="rounds of three runs: without, with the scrape, with both")

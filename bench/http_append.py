@@ -140,7 +140,7 @@ def main() -> None:
     parser = cli.parser("bench.http_append", __doc__)
     parser.add_argument("--events", type=cli.at_least(2), default=4000,
                         help="appends per run, shared among the clients")
-    parser.add_argument("--clients", type=cli.positive_int, nargs="+", default=[1, 32],
+    parser.add_argument("--clients", type=cli.clients(), nargs="+", default=[1, 32],
                         help="clients appending at once; one run for each number given")
     parser.add_argument("--rounds", type=cli.positive_int, default=3,
                         help="rounds against the node and the bare server, alternating")

@@ -159,7 +159,7 @@ def main() -> None:
                         help="messages in the session the client loads")
     parser.add_argument("--appends", type=cli.at_least(2), default=200,
                         help="appends the client waits to see, in each session")
-    parser.add_argument("--clients", type=cli.positive_int, default=200,
+    parser.add_argument("--clients", type=cli.clients(), default=200,
                         help="idle clients connected for the memory figure")
     args = parser.parse_args()
     cli.require_npm_packages(JS_DIR, INSTALL)

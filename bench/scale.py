@@ -34,6 +34,7 @@ from rich.progress import Progress
 from bench import cli
 from bench.http_append import process_cpu_s
 from crdt.automerge.documents import Documents
+from crdt.errors import CrdtError, NotFound, StoreError
 from crdt.events import Draft, parse_event
 from crdt.log.store import EventStore
 from node.automerge.library import StoreLibrary
@@ -204,6 +205,17 @@ def scale_arg(text: str) -> tuple[int, int, Path]:
     return events, sessions, Path(parts[2])
 
 
+def _hint(error: CrdtError) -> str:
+    """What to do about a folder the benchmark cannot use."""
+    if isinstance(error, NotFound):
+        return f" (no {BIG!r} session: a folder this benchmark built, or drop --no-build)"
+    if isinstance(error, StoreError) and "bound to a device key" in str(error):
+        # A node measured it, and its device key now owns the folder's origin.
+        return ("\n(a node has opened this folder, so the build cannot go on in it: "
+                "measure it as it stands with --no-build, or give a new folder)")
+    return ""
+
+
 def main() -> None:
     parser = cli.parser("bench.scale", __doc__)
     parser.add_argument("--scale", type=scale_arg, action="append",
@@ -219,11 +231,17 @@ def main() -> None:
                         help="leave out the id index and the wait for the node to be idle")
     args = parser.parse_args()
     runs = args.scale or [scale_arg(DEFAULT_SCALE)]
-    results = [measure(folder, sessions, events, build_log=not args.no_build,
-                       quick=args.quick) for events, sessions, folder in runs]
+    results = []
+    for events, sessions, folder in runs:
+        try:
+            results.append(measure(folder, sessions, events, build_log=not args.no_build,
+                                   quick=args.quick))
+        except CrdtError as error:
+            sys.exit(f"python -m bench.scale: {folder}: {error}{_hint(error)}")
     width = max(len(label) for _, label, _ in ROWS)
     for name, label, form in ROWS:
-        cells = [form.format(figures[name]).rjust(10) for figures in results]
+        cells = [("skipped" if math.isnan(figures[name])  # --quick leaves it out
+                  else form.format(figures[name])).rjust(10) for figures in results]
         if len(results) > 1 and results[0][name] and not math.isnan(results[0][name]):
             cells.append(f"x{results[-1][name] / results[0][name]:.2f}".rjust(8))
         print(f"{label.ljust(width)} {' '.join(cells)}")

@@ -188,7 +188,7 @@ def main() -> None:
                         help="rounds of every figure (medians are printed)")
     parser.add_argument("--http-events", type=cli.positive_int, default=4000,
                         help="appends per HTTP run, shared among the clients")
-    parser.add_argument("--http-clients", type=cli.at_least(0), default=32,
+    parser.add_argument("--http-clients", type=cli.clients(0), default=32,
                         help="clients appending over HTTP at once; 0: no HTTP figure")
     args = parser.parse_args()
     if args.http_events < args.http_clients:

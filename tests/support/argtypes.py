@@ -17,16 +17,27 @@ from collections.abc import Callable
 from typing import Any
 
 
-def at_least(low: float, kind: Callable[[str], float] = int) -> Callable[[str], Any]:
-    """A ``kind`` number, ``low`` or more."""
+def at_least(low: float, kind: Callable[[str], float] = int, *, high: float | None = None,
+             why: str = "") -> Callable[[str], Any]:
+    """A ``kind`` number, ``low`` or more, and at most ``high`` if given (``why`` says
+    why, in the error).
+
+    >>> at_least(1, high=256, why="the node's connections per address")("300")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: must be at most 256 (the node's connections per address), not 300
+    """
 
     def parse(text: str) -> Any:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            whole = " whole" if kind is int else ""
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{whole} number") from None
         if not value >= low:
             raise argparse.ArgumentTypeError(f"must be at least {low:g}, not {text}")
+        if high is not None and not value <= high:
+            because = f" ({why})" if why else ""
+            raise argparse.ArgumentTypeError(f"must be at most {high:g}{because}, not {text}")
         return value
 
     return parse

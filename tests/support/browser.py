@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,11 +59,17 @@ def headless_chromium(profile_dir: Path) -> Iterator[BrowserContext]:
     from playwright.sync_api import sync_playwright
 
     profile_dir.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile_dir), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-            headless=True, viewport=VIEWPORT)
-        try:
-            yield context
-        finally:
-            context.close()
+    # Chromium's own temporary folder, removed here: a browser stopped by Ctrl-C leaves
+    # it behind. Short, in TMPDIR: it holds a socket, whose path has at most 107 bytes.
+    scratch = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                str(profile_dir), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                headless=True, viewport=VIEWPORT, env={**os.environ, "TMPDIR": scratch})
+            try:
+                yield context
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

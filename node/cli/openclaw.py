@@ -115,10 +115,11 @@ def _sealed(item: dict[str, Any]) -> Event:
 
 def _with_sink(ctx: click.Context, data_dir: Path | None,
                work: Callable[[Sink], Coroutine[Any, Any, T]], *,
-               reach_first: bool = False) -> T:
+               reach_first: bool = False, reads_only: bool = False) -> T:
     """Run ``work`` against the node (HTTP) or the data folder (embedded); with
     ``reach_first``, ask the node for its status before (an address or token that is
-    wrong is an error even when ``work`` has nothing to send)."""
+    wrong is an error even when ``work`` has nothing to send); ``reads_only``: a folder
+    that holds no node's data is refused, not made one (it has nothing to read)."""
     options = settings(ctx)
 
     async def over_http() -> T:
@@ -131,6 +132,8 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
         if data_dir is None:
             return asyncio.run(over_http())
         if not holds_storage(data_dir):  # a mistyped path must not pass unseen
+            if reads_only:
+                raise click.UsageError(f"--data-dir {data_dir} holds no node's data")
             note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
         with EventStore.open(data_dir, signer=signer) as store:
@@ -182,7 +185,8 @@ def _state_options(command: Callable[..., Any], agent_help: str) -> Callable[...
         "--data-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
         help="Use this node data folder directly instead of a running node "
              "(--node); no node may be serving it meanwhile. A folder holding no "
-             "node's data yet becomes a new node's, and the command says so.")(command)
+             "node's data yet becomes a new node's, and the command says so (export, "
+             "which only reads, refuses it).")(command)
     command = click.option(
         "--agent", "agents", multiple=True, metavar="ID", help=agent_help)(command)
     return click.option(
@@ -362,7 +366,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
                         + (f" nor {prefixed!r}" if prefixed != session else "")
                         + " on the node")
 
-    key, (events, forgotten) = _with_sink(ctx, data_dir, work)
+    key, (events, forgotten) = _with_sink(ctx, data_dir, work, reads_only=True)
     latest = _latest_first(events)
     transcripts = sorted((t for t in transcripts_for(events, reattach=forgotten > 0)
                           if session_id is None or t.session_id == session_id),

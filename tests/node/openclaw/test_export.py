@@ -119,6 +119,10 @@ def test_bad_state_folders_and_sessions_are_usage_errors(tmp_path: Path) -> None
     result = cli("import", "--state-dir", str(tmp_path), "--data-dir", str(tmp_path / "d"))
     assert result.exit_code == 2 and "holds no agents/ folder" in result.output
     data, b = imported(tmp_path)
+    typo = tmp_path / "dta"
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(typo))
+    assert result.exit_code == 2 and f"--data-dir {typo} holds no node's data" in result.output
+    assert not typo.exists()  # export only reads: no new node's folder is made
     result = cli("export", "agent:main:nothing", "--state-dir", str(b), "--data-dir", str(data))
     assert result.exit_code == 1 and "no session 'agent:main:nothing'" in result.output
     # A key without OpenClaw's prefix is tried as a clawsync key too, and the error says

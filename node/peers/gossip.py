@@ -153,6 +153,9 @@ class Gossip:
         #: origins it may bring (``sync.peer.quota``), kept across its links: a peer
         #: linking again gets no new quota. At most ``ORIGIN_QUOTAS_MAX``, oldest dropped.
         self._origin_quotas: dict[str, OriginQuota] = {}
+        #: Links dropped because the peer broke the protocol, either way, since start:
+        #: an accepted link's own counters leave the metrics when it ends.
+        self.links_faulted = 0
         #: Set once stopping began: no new links, no redials.
         self.stopping = False
         #: Addresses found to reach this very node: never dialed again.
@@ -530,6 +533,7 @@ class Gossip:
             log.info("peer link closed: stopping", peer=peer)
             raise
         except PeerFault as exc:
+            self.links_faulted += 1
             log.warning("peer misbehaved; link dropped", peer=peer, fault=str(exc))
         except StorageUnavailable as exc:  # a full disk, say: redial once it may work
             log.warning("peer link stopped: storage unavailable", peer=peer, error=str(exc))

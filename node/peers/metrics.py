@@ -14,6 +14,7 @@ never shown up under its URL and then under its node id (the alert rules in
 
 >>> from prometheus_client import CollectorRegistry, generate_latest
 >>> class Links:
+...     links_faulted = 2
 ...     def status(self):
 ...         return [{"link": "url:http://b", "url": "http://b", "node_id": "nb",
 ...                  "state": "up", "last_contact_s_ago": 0.5, "events_we_lack": 0,
@@ -25,6 +26,8 @@ never shown up under its URL and then under its node id (the alert rules in
 >>> 'clawsync_peer_events_lacking{direction="remote",peer="nb"} 3.0' in text
 True
 >>> 'clawsync_peer_state{peer="nb",state="backoff"} 0.0' in text
+True
+>>> 'clawsync_peer_links_faulted_total 2.0' in text
 True
 """
 
@@ -57,6 +60,9 @@ class Links(Protocol):
     """What the collector reads (``node.peers.gossip.Gossip`` has it)."""
 
     def status(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def links_faulted(self) -> int: ...
 
 
 class PeerCollector(Collector):
@@ -97,6 +103,11 @@ class PeerCollector(Collector):
             for family, field in counters:
                 family.add_metric([peer], float(sum(row[field] for row in rows)))
         yield from (up, state, lacking, contact, *(family for family, _ in counters))
+        # Unlabelled: a peer that only dials this node leaves no per-peer series once its
+        # link ends, which a fault does at once.
+        yield CounterMetricFamily(
+            "clawsync_peer_links_faulted", "Peer links dropped because the peer broke the "
+            "protocol, links it dialed and links this node dialed", value=self.links.links_faulted)
 
 
 def by_peer(rows: Iterable[dict[str, Any]]) -> dict[str, Sequence[dict[str, Any]]]:

@@ -58,6 +58,7 @@ from tests.support.cluster import (
     wait_converged,
     wait_until,
 )
+from tests.support.metrics import scrape, value
 from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
@@ -253,6 +254,9 @@ def test_misbehaving_peer_cannot_crash_stall_or_corrupt_a_node(tmp_path: Path) -
         assert ids == honest, "events other than the honest and the kept ones reached the log"
         assert_same_state([a, b], ids, automerge=False)
         assert "peer misbehaved" in a.log_path.read_text()
+        # Every refused frame came on a link the attacker dialed: gone, with its series.
+        faulted = value(asyncio.run(scrape(a.url)), "clawsync_peer_links_faulted", "_total")
+        assert faulted is not None and faulted >= len(refused_frames(a_id, now_ms))
 
 
 def replicate_both_ways(a: NodeProcess, b: NodeProcess, honest: set[str]) -> None:

@@ -79,6 +79,7 @@ async def test_a_link_up_then_down(make_node: NodeFactory, event_body: EventFact
         assert sent is not None and sent > 0, name
     assert value(families, "clawsync_peer_faults", "_total", peer=hub_id) == 0
     assert value(families, "clawsync_peer_batches_resent", "_total", peer=hub_id) == 0
+    assert value(families, "clawsync_peer_links_faulted", "_total") == 0  # no peer label
 
     await hub.stop()
     await post(dialer, "s1", event_body(3), event_body(4), event_body(5))
@@ -128,6 +129,8 @@ def test_a_peer_that_refuses_this_device_shows_as_refused() -> None:
            "bytes_in": 0, "bytes_out": 0, "faults": 0, "batches_resent": 0}
 
     class OneLink:
+        links_faulted = 0
+
         def status(self) -> list[dict[str, Any]]:
             return [row]
 

@@ -404,7 +404,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
              + (f"; {transcript.left_out} event(s) are left out with the record whose "
                 "main event was forgotten" if transcript.left_out else "")
              + (f"; {transcript.reattached} record(s) whose parent is left out follow "
-                "the record before them" if transcript.reattached else ""))
+                "the record before the first of them" if transcript.reattached else ""))
     held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
     if held:
         note(f"note: OpenClaw's store already holds session {transcript.session_id} "

@@ -40,9 +40,9 @@ class Transcript:
     #: Events of its records held here whose record is not: its main event (the one
     #: holding ``openclaw.record``) was forgotten, which takes the record with it.
     left_out: int = 0
-    #: Records whose parent is not among them (forgotten), given the record before them
-    #: as their parent: OpenClaw reads a conversation from its last record back through
-    #: the parents, and would stop at the gap.
+    #: Records whose parent is not among them (forgotten), given another (``_reattach``):
+    #: OpenClaw reads a conversation from its last record back through the parents, and
+    #: would stop at the gap.
     reattached: int = 0
 
 
@@ -115,16 +115,20 @@ def _set_at(value: Any, path: list[Any], item: Any) -> None:
 
 
 def _reattach(members: list[tuple[Event, dict[str, Any]]]) -> int:
-    """Give each record whose parent is missing the record before it, in event order,
-    as its parent (None for the first); how many. Run before ``_ordered``."""
+    """Give the children of each missing parent one parent instead: the record before
+    the first of them, in event order (None for the first record), so that children
+    that were siblings stay siblings (branches stay apart); how many were given one.
+    Run before ``_ordered``."""
     ids = {record.get("id") for _, record in members}
+    instead: dict[str, Any] = {}  # missing parent -> the parent its children get
     reattached = 0
     before = None
     for _, record in sorted(members, key=lambda member: member[0].sort_key):
         if record.get("type") == "session":
             continue
-        if isinstance(record.get("parentId"), str) and record["parentId"] not in ids:
-            record["parentId"] = before
+        parent = record.get("parentId")
+        if isinstance(parent, str) and parent not in ids:
+            record["parentId"] = instead.setdefault(parent, before)
             reattached += 1
         before = record.get("id")
     return reattached

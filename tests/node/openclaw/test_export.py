@@ -84,7 +84,8 @@ def test_a_forgotten_record_leaves_no_gap_in_the_exported_chain(tmp_path: Path) 
         store.forget(KEY, [middle.id.hex()])
     result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
     assert result.exit_code == 0, result.output
-    assert "record(s) whose parent is left out follow the record before them" in result.output
+    assert "record(s) whose parent is left out follow the record before the first of them" \
+        in result.output
     written = [json.loads(line) for line in
                (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").read_text().splitlines()]
     by_id = {r["id"]: r for r in written if r["type"] != "session"}

@@ -430,3 +430,21 @@ def test_events_whose_record_was_forgotten_are_counted_as_left_out() -> None:
         chain.append(by_id[chain[-1]["parentId"]])
     assert chain[-1] is next(r for r in rest.records if r["type"] != "session")
     assert whole.reattached == 0
+
+
+def test_children_of_a_forgotten_record_stay_siblings() -> None:
+    """B answered twice (a rewind): C and D are branches. With B forgotten, both follow
+    A; chained one after the other, D's branch would hold C, a reply abandoned."""
+    def record(n: int, parent: str | None) -> dict[str, Any]:
+        return {"type": "message", "id": f"0000000{n}", "parentId": parent,
+                "timestamp": f"2026-12-01T10:00:0{n}.000Z",
+                "message": {"role": "user", "content": f"message {n}"}}
+
+    a, b, c, d = record(1, None), record(2, "00000001"), record(3, "00000002"), \
+        record(4, "00000002")
+    events, _ = import_all([a, b, c, d])
+    forgotten = {e.id for e in import_all([b])[0]}
+    [rest] = transcripts_for([e for e in events if e.id not in forgotten], reattach=True)
+    parents = {r["id"]: r["parentId"] for r in rest.records}
+    assert parents == {"00000001": None, "00000003": "00000001", "00000004": "00000001"}
+    assert rest.reattached == 2

@@ -68,14 +68,17 @@ def needs(doc: str | None) -> str | None:
 at_least = argtypes.at_least
 positive_int = argtypes.positive_int
 positive_float = argtypes.above_zero()
-#: Clients of one benchmark all connect from 127.0.0.1, and a node takes at most this
-#: many connections from one address (README, Limits): more would be refused part way.
-CLIENTS_MAX = Limits().connections_per_address_max
+#: Clients of one benchmark all connect from 127.0.0.1, and a node takes at most
+#: ``connections_per_address_max`` connections from one address (README, Limits), the
+#: benchmark's own among them (scrapes, a console, a loading client): more clients would
+#: be refused part way.
+CLIENTS_MAX = Limits().connections_per_address_max - 8
 
 
 def clients(low: int = 1) -> Callable[[str], int]:
     """An argparse type: a number of local clients, ``low`` to ``CLIENTS_MAX``."""
-    return at_least(low, high=CLIENTS_MAX, why="a node's connections from one address")
+    return at_least(low, high=CLIENTS_MAX,
+                    why="a node's connections from one address, less the benchmark's own")
 
 
 def comma_list(item: Callable[[str], float]) -> Callable[[str], list[float]]:

@@ -205,15 +205,16 @@ def scale_arg(text: str) -> tuple[int, int, Path]:
     return events, sessions, Path(parts[2])
 
 
-def _hint(error: CrdtError) -> str:
-    """What to do about a folder the benchmark cannot use."""
+def _why(error: CrdtError) -> str:
+    """What is wrong with a folder the benchmark cannot use, and what to do."""
     if isinstance(error, NotFound):
-        return f" (no {BIG!r} session: a folder this benchmark built, or drop --no-build)"
+        return (f"holds no {BIG!r} session: give a folder this benchmark built, or leave "
+                "out --no-build")
     if isinstance(error, StoreError) and "bound to a device key" in str(error):
         # A node measured it, and its device key now owns the folder's origin.
-        return ("\n(a node has opened this folder, so the build cannot go on in it: "
-                "measure it as it stands with --no-build, or give a new folder)")
-    return ""
+        return (f"{error}\n(a node has opened this folder, so the build cannot go on in "
+                "it: measure it as it stands with --no-build, or give a new folder)")
+    return str(error)
 
 
 def main() -> None:
@@ -231,13 +232,18 @@ def main() -> None:
                         help="leave out the id index and the wait for the node to be idle")
     args = parser.parse_args()
     runs = args.scale or [scale_arg(DEFAULT_SCALE)]
+    if args.no_build:
+        for _, _, folder in runs:
+            if not folder.is_dir():  # else opening it would make an empty log there
+                parser.error(f"--no-build measures a log as it stands, and {folder} "
+                             "is no folder")
     results = []
     for events, sessions, folder in runs:
         try:
             results.append(measure(folder, sessions, events, build_log=not args.no_build,
                                    quick=args.quick))
         except CrdtError as error:
-            sys.exit(f"python -m bench.scale: {folder}: {error}{_hint(error)}")
+            sys.exit(f"python -m bench.scale: {folder}: {_why(error)}")
     width = max(len(label) for _, label, _ in ROWS)
     for name, label, form in ROWS:
         cells = [("skipped" if math.isnan(figures[name])  # --quick leaves it out

@@ -13,8 +13,10 @@ const SHOWN_MAX = 500;
 // New events are drawn together, at most this often (a busy session sends hundreds a second).
 const DRAW_MS = 50;
 const HEADER_MS = 2000;
-// An event came while the node answered 404: the session exists now, ask again soon.
+// An event came while the node answered 404: the session exists now, ask again soon,
+// a few times (a proxy that rewrites the key's URL would answer 404 for good).
 const AGAIN_MS = 250;
+const AGAIN_MAX = 4;
 
 // A browser folds a path segment "." or "..", escaped or not, into the path around it:
 // a session of that name cannot be asked for by its URL, only read elsewhere.
@@ -27,6 +29,7 @@ export function sessionView(context, { key }) {
   let stopped = false;
   let loaded = false;
   let missing = false; // not on this node (yet): the session's first event loads it
+  let again = 0; // loads since a 404 that came with events
   const events = new Map(); // id -> event: the stream and the pages may both bring one
   // The summary comes with the whole projection: read again at most every 2 s.
   const headerSoon = throttled(() => loadHeader(), HEADER_MS);
@@ -118,10 +121,13 @@ export function sessionView(context, { key }) {
   async function load() {
     const header = await loadHeader();
     // Missing: the session's first event loads it, unless it came during the request.
-    if (header === "missing" && events.size > 0 && !stopped) {
+    if (stopped) return;
+    if (header === "missing" && events.size > 0 && again < AGAIN_MAX) {
+      again += 1;
       setTimeout(load, AGAIN_MS);
       return;
     }
+    again = 0;
     missing = header === "missing";
     if (header === "failed" && !stopped) setTimeout(load, RETRY_MS);
     if (header !== "found") return;

@@ -554,9 +554,6 @@ class Gossip:
             await self._send(link, await self._machine(
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
             runner.state = "up"
-            if runner.direction == "out" and self._shared_mode():
-                # Ask the new peer which nodes it knows now, not at the next round.
-                self._membership_changed.set()
             while True:
                 if runner.drop is not None:
                     raise DuplicateLink(runner.drop)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -143,6 +144,15 @@ class Devices:
 
     def removed(self) -> dict[str, Removal]:
         return self._view.removed()
+
+    def own_removal(self) -> dict[str, Any] | None:
+        """This device's removal as its record, stored here, says it (no member told
+        it: ``told_by`` and ``told_at_ms`` null), or None."""
+        removal = self.removed().get(self.device_id)
+        if removal is None:
+            return None
+        return {"by": removal.by, "at_ms": removal.at_ms, "reason": removal.reason,
+                "told_by": None, "told_at_ms": None}
 
     def is_member(self, device_id: str) -> bool:
         return self._view.is_member(device_id) or (

@@ -141,8 +141,8 @@ def listing(ctx: click.Context, as_json: bool,
     if ctx.invoked_subcommand is not None:
         if as_json:  # else the subcommand would run and print its usual output
             name = ctx.invoked_subcommand
-            command = ctx.command.get_command(ctx, name) if isinstance(
-                ctx.command, click.Group) else None
+            assert isinstance(ctx.command, click.Group)  # a listing is a group's
+            command = ctx.command.get_command(ctx, name)
             takes_json = command is not None and any(
                 param.name == "as_json" for param in command.params)
             raise click.UsageError(

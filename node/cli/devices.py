@@ -57,7 +57,7 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     if view is None:
         return
     print_rows(device_rows(view), ["device", "name", "state", "address", "since"], headed=True,
-               whole=(0,))
+               whole=True)
     note(f"{len(view['members'])} members, {len(view['removed'])} removed")
 
 

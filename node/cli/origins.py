@@ -38,7 +38,7 @@ def origins(ctx: click.Context, as_json: bool) -> None:
         return
     print_rows(origin_rows(view["origins"]),
                ["origin", "seq", "events", "last activity", "state"], headed=True,
-               whole=(0,))
+               whole=True)
     note(f"{view['active']} active origins")
 
 

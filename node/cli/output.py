@@ -117,13 +117,13 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
 
 
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
-               headed: bool = False, whole: tuple[int, ...] = ()) -> None:
+               headed: bool = False, whole: bool = False) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
-    say nothing without them; a list of events or sessions reads without). ``whole``:
-    the columns a table must not cut short, such as the ids people copy into another
-    command (``devices remove ID``): on a terminal too narrow for them, the plain lines,
-    which the terminal wraps."""
+    say nothing without them; a list of events or sessions reads without). ``whole``: no
+    cell may be cut short, as the ids people copy into another command (``devices
+    remove ID``): on a terminal too narrow for the table, the plain lines, which the
+    terminal wraps."""
     if not rows:
         return
     rows = [[printable(cell) for cell in row] for row in rows]

@@ -44,7 +44,7 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         return
     print_rows(token_rows(view["tokens"]),
                ["id", "name", "sessions", "access", "issued by", "issued", "state"], headed=True,
-               whole=(0,))
+               whole=True)
     if not view["tokens"]:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 

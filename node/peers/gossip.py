@@ -867,11 +867,7 @@ class Gossip:
         told = self.removed.view()
         if told is not None or self.membership is None:
             return told
-        removal = self.membership.removed().get(self.device.device_id)
-        if removal is None:
-            return None
-        return {"by": removal.by, "at_ms": removal.at_ms, "reason": removal.reason,
-                "told_by": None, "told_at_ms": None}
+        return self.membership.own_removal()
 
     def device_status(self) -> dict[str, Any]:
         """This device for ``/v1/peers`` and ``/v1/node``: its id, whether a member told

@@ -311,19 +311,17 @@ async def get_sessions(request: web.Request) -> web.Response:
     detail = flag_param(request, "detail")
     cluster = flag_param(request, "include_cluster")
 
-    def read(store: EventStore) -> dict[str, Any] | int:
+    def read(store: EventStore) -> dict[str, Any]:
         count = store.stats()["sessions"]
         if after > count:  # as a position past the head: see ``_refuse_past_head``
-            return count
+            raise bad_parameter("after", f"is past this node's last session index ({count}): "
+                                         "indexes are numbered by each node, and one from "
+                                         "another node or from before a restore does not "
+                                         "carry over")
         return sessions.session_page(store, after=after, limit=limit, prefix=prefix,
                                      detail=detail, cluster=cluster)
 
-    page = await request.app[STORE].read(read)
-    if isinstance(page, int):
-        raise bad_parameter("after", f"is past this node's last session index ({page}): "
-                                     "indexes are numbered by each node, and one from another "
-                                     "node or from before a restore does not carry over")
-    return respond(request, page)
+    return respond(request, await request.app[STORE].read(read))
 
 
 @takes_params("after", "limit", "wait")

@@ -60,7 +60,7 @@ def test_a_narrow_terminal_keeps_the_ids_people_copy_whole(
         {"device_id": device, "name": "laptop", "address": "http://192.168.1.20:7878",
          "added_by": device, "added_at": "2026-12-01T10:00:00.000Z"}]}
     print_rows(device_rows(view), ["device", "name", "state", "address", "since"],
-               headed=True, whole=(0,))
+               headed=True, whole=True)
     out = capsys.readouterr().out
     assert "…" not in out
     assert f"{device}  laptop (this device)  member  http://192.168.1.20:7878" in out

@@ -120,8 +120,8 @@ export function sessionView(context, { key }) {
 
   async function load() {
     const header = await loadHeader();
-    // Missing: the session's first event loads it, unless it came during the request.
     if (stopped) return;
+    // Missing: the session's first event loads it, unless it came during the request.
     if (header === "missing" && events.size > 0 && again < AGAIN_MAX) {
       again += 1;
       setTimeout(load, AGAIN_MS);
@@ -129,7 +129,7 @@ export function sessionView(context, { key }) {
     }
     again = 0;
     missing = header === "missing";
-    if (header === "failed" && !stopped) setTimeout(load, RETRY_MS);
+    if (header === "failed") setTimeout(load, RETRY_MS);
     if (header !== "found") return;
     const generation = forgets;
     try {

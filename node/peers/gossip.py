@@ -133,6 +133,9 @@ class Gossip:
         self.removed = Removed(config.data_dir, device.device_id)
         self._membership_changed = asyncio.Event()
         self.runners: dict[str, Runner] = {}
+        #: Held from add_peer's check to its runner's registration, which awaits the
+        #: store: two learnings of one address at once would each start a dial loop.
+        self._adding = asyncio.Lock()
         self.members: dict[str, str | None] = {}  # peer URL -> node id, when known
         #: The members' addresses a holder of the cluster secret gave (``--peer``, a link
         #: that gave the secret, a peer's list that says so): the only ones dialed with
@@ -319,7 +322,10 @@ class Gossip:
     async def add_peer(self, url: str, *, learned: bool, secret: bool = True) -> bool:
         """Dial ``url`` (and keep dialing it) unless it is known or the cap is reached;
         ``secret``: with the cluster secret, if this node has one."""
-        url = url.rstrip("/")
+        async with self._adding:
+            return await self._add_peer(url.rstrip("/"), learned=learned, secret=secret)
+
+    async def _add_peer(self, url: str, *, learned: bool, secret: bool) -> bool:
         key = f"url:{url}"
         if key in self.runners or url == self.config.advertise_url or url in self.own_urls \
                 or self.stopping:

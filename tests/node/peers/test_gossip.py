@@ -57,6 +57,18 @@ async def test_a_dead_learned_address_is_forgotten(make_node: NodeFactory) -> No
     assert await forgotten(node, dead)
 
 
+async def test_one_address_added_twice_at_once_is_dialed_once(
+        make_node: NodeFactory) -> None:
+    """Two peers' member lists that name one address, learned at the same moment."""
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    dead = f"http://127.0.0.1:{free_port()}"
+    added = await asyncio.gather(*(node.gossip.add_peer(dead, learned=True)
+                                   for _ in range(2)))
+    assert sorted(added) == [False, True]
+    dialing = [task for task in asyncio.all_tasks() if task.get_name() == f"url:{dead}"]
+    assert len(dialing) == 1
+
+
 async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None:
     node = await make_node(cluster_secret="s" * 32, sync=FAST)
     dead = f"http://127.0.0.1:{free_port()}"  # perhaps a peer that is down for now

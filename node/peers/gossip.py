@@ -560,6 +560,9 @@ class Gossip:
             await self._send(link, await self._machine(
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
             runner.state = "up"
+            if runner.direction == "out" and self._shared_mode():
+                # Ask the new peer which nodes it knows now, not at the next round.
+                self._spawn(self._learn_from(runner), "learn-members")
             while True:
                 if runner.drop is not None:
                     raise DuplicateLink(runner.drop)
@@ -733,25 +736,32 @@ class Gossip:
                 log.info("dialing member", device_id=device_id, url=member.address)
 
     async def learn_once(self) -> None:
-        assert self._http is not None
         for runner in [r for r in self.runners.values() if r.direction == "out"]:
-            if runner.state != "up" or runner.url is None:
+            await self._learn_from(runner)
+
+    async def _learn_from(self, runner: Runner) -> None:
+        """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked."""
+        if runner.state != "up" or runner.url is None or self._http is None \
+                or self.stopping:
+            return
+        try:
+            listed = await fetch_members(
+                self._http, runner.url, tls=self.tls, config=self.config.sync,
+                secret=self.config.cluster_secret if runner.secret else None)
+        except LinkClosed as exc:
+            log.info("members not listed", peer=runner.url, reason=str(exc))
+            return
+        except Exception:  # run as a task of its own too: nothing else would log it
+            log.exception("learning members failed", peer=runner.url)
+            return
+        for url, node, secret in _member_urls(listed):
+            if node == self.astore.node_id or node in self._linked_nodes():
                 continue
-            try:
-                listed = await fetch_members(
-                    self._http, runner.url, tls=self.tls, config=self.config.sync,
-                    secret=self.config.cluster_secret if runner.secret else None)
-            except LinkClosed as exc:
-                log.info("members not listed", peer=runner.url, reason=str(exc))
-                continue
-            for url, node, secret in _member_urls(listed):
-                if node == self.astore.node_id or node in self._linked_nodes():
-                    continue
-                # The secret goes where a holder of it says one gave the address, and
-                # only if that holder was itself given it: a peer we do not send the
-                # secret to has no say in who gets it.
-                if await self.add_peer(url, learned=True, secret=runner.secret and secret):
-                    log.info("learned peer", url=url, via=runner.url)
+            # The secret goes where a holder of it says one gave the address, and only
+            # if that holder was itself given it: a peer we do not send the secret to
+            # has no say in who gets it.
+            if await self.add_peer(url, learned=True, secret=runner.secret and secret):
+                log.info("learned peer", url=url, via=runner.url)
 
     def _advertised(self, url: str) -> bool:
         """Whether a member device advertises ``url`` in its membership record: such an

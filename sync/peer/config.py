@@ -42,7 +42,8 @@ class SyncConfig:
     * ``peers_max`` (64): peers a node keeps, configured and learned; learning stops
       beyond it. Each costs a link, a machine and a hello per ``pull_interval_s``.
     * ``members_interval_s`` (30 s): how often dialed peers are asked which nodes they
-      know. Shorter finds new nodes sooner, at one small request per peer and round.
+      know (and each one once as soon as its link comes up). Shorter finds nodes that
+      join later sooner, at one small request per peer and round.
     * ``learned_failures_max`` (8): failed links in a row after which a learned (not
       configured) peer is forgotten, so that dead addresses and this node's own under
       another name do not fill ``peers_max``; a peer that still lists it brings it back.

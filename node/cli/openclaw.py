@@ -35,7 +35,13 @@ from node.openclaw.export import export as export_transcript
 from node.openclaw.mapping import EXTRA, session_key_for
 from node.openclaw.records import transcripts_for
 from node.openclaw.sqlite import rows_of_session
-from node.openclaw.state import DATABASE, StateFolder, StateFolderError, check_state_folder
+from node.openclaw.state import (
+    DATABASE,
+    StateFolder,
+    StateFolderError,
+    check_state_folder,
+    running_gateway,
+)
 
 T = TypeVar("T")
 
@@ -326,7 +332,8 @@ what is there). A transcript
 file holding something else, or a sessions.json entry naming another session id, is
 refused and nothing is written.
 
-Stop the OpenClaw gateway first, then run its import:
+Stop the OpenClaw gateway first (export refuses while the gateway's lock names a running
+one; an `openclaw agent --local` turn holds none), then run its import:
 
 \b
   clawsync openclaw export agent:main:explicit:s1
@@ -351,6 +358,14 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         state = check_state_folder(state_dir)
     except StateFolderError as error:
         raise click.UsageError(str(error)) from None
+    gateway = running_gateway(state)
+    if gateway is not None:
+        # It would write the session into its store while OpenClaw's import moves the
+        # exported file there, and may go on from a transcript it holds in memory.
+        port = f", port {gateway.port}" if gateway.port is not None else ""
+        raise click.UsageError(
+            f"an OpenClaw gateway is running on {state} (pid {gateway.pid}{port}): stop it "
+            "first (openclaw gateway stop), export, import, then start it again")
     prefixed = session if session.startswith("agent:") else session_key_for(
         agents[0] if agents else "main", session)
 

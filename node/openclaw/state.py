@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,10 @@ from node.openclaw.sqlite import AgentDatabase
 
 DATABASE = Path("agent") / "openclaw-agent.sqlite"
 SESSIONS = Path("sessions")
+#: The lock a running gateway holds on its state folder (OpenClaw 2026.9, for the user it
+#: runs as): JSON naming its ``pid`` and ``port``, removed when it stops, left behind when
+#: it is killed.
+GATEWAY_LOCKS = "tmp/openclaw-*/gateway.state.lock"
 
 Source = AgentDatabase | AgentSessions
 
@@ -43,6 +48,47 @@ def check_state_folder(path: Path) -> Path:
         raise StateFolderError(f"{agents} cannot be read: run clawsync as the user OpenClaw "
                                "runs as")
     return path.resolve()
+
+
+@dataclass(frozen=True)
+class RunningGateway:
+    """An OpenClaw gateway running on a state folder, as its lock names it."""
+
+    pid: int
+    port: int | None
+
+
+def running_gateway(state: Path) -> RunningGateway | None:
+    """The gateway running on ``state``; None if no lock there names a live OpenClaw
+    process (a killed gateway's lock names a dead one, or one that took its pid since)."""
+    for lock in sorted(state.glob(GATEWAY_LOCKS)):
+        try:
+            payload = json.loads(lock.read_bytes())
+            pid, port = payload["pid"], payload.get("port")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # being written, or not a lock this version knows
+        if type(pid) is int and pid > 0 and _openclaw_alive(pid):
+            return RunningGateway(pid, port if type(port) is int else None)
+    return None
+
+
+def _openclaw_alive(pid: int) -> bool:
+    try:
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: whether the pid lives
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    # The gateway names itself "openclaw-gateway" (or runs as "node openclaw.mjs"); a
+    # process that took a dead gateway's pid does not, nor one that only names OpenClaw
+    # in its arguments (clawsync openclaw watch).
+    return any(os.path.basename(arg).startswith(b"openclaw") for arg in program)
 
 
 def cursor_name(state: Path, agent_id: str) -> str:

@@ -7,7 +7,8 @@
 2. the fake model server on loopback (it records every request);
 3. device A: OpenClaw A (a gateway), clawsync node A and ``clawsync openclaw watch``;
    device B: OpenClaw B (set up, not running) and node B; the two nodes are peers;
-4. two turns on A (the second with an ``exec`` tool call): B's node shows them;
+4. two turns on A (the second with an ``exec`` tool call): B's node shows them; an
+   export into A's state folder is refused while A's gateway runs;
 5. ``clawsync openclaw export`` from node B into B's state folder, then ``openclaw doctor
    --session-sqlite import`` (no gateway runs on B meanwhile), then ``watch`` on B;
 6. a turn on B: the model must receive the whole history (A's turns, the tool call and its
@@ -167,6 +168,17 @@ def counted_once(node: NodeProcess) -> None:
         raise AssertionError(f"{node.name} holds user messages {found}, not {wanted}")
 
 
+def refused_while_running(node: NodeProcess, device: Device) -> None:
+    """The gateway's lock tells export that OpenClaw runs on the folder: nothing written."""
+    done = run_cli(node, "openclaw", "export", SESSION_KEY,
+                   "--state-dir", str(device.state_dir))
+    if done.returncode != 2 or "an OpenClaw gateway is running" not in done.stderr:
+        raise AssertionError(f"export beside a running gateway exited {done.returncode}:\n"
+                             f"{done.stdout}\n{done.stderr}")
+    if (device.sessions_dir / f"{SESSION_ID}.jsonl").exists():
+        raise AssertionError("export beside a running gateway wrote the transcript")
+
+
 def run(tmp: Path, clock: Clock) -> list[str]:
     with FakeModel(tmp / "model-requests.jsonl") as model, Cluster(tmp) as cluster:
         device_a = Device(tmp / "device-a", model.base_url)
@@ -190,6 +202,8 @@ def run(tmp: Path, clock: Clock) -> list[str]:
                 clock.step("A's turns on node B", lambda: wait_until(
                     lambda: holds(node_b, "agent_response", "the tool said: hi"),
                     REACH_TIMEOUT_S, "A's tool-call turn on node B"))
+                clock.step("export into A's state folder refused while A's gateway runs",
+                           lambda: refused_while_running(node_a, device_a))
         finally:
             device_a.stop_gateway()
 

@@ -4,9 +4,10 @@
   its description from the module's docstring and shows every option's default;
 - argument types (``at_least``, ``positive_int``, ``positive_float`` from
   ``tests.support.argtypes``, as the campaigns take them, and ``comma_list``);
-- ``run``: Ctrl-C ends a benchmark with one line and exit status 130 once its ``with``
-  blocks have stopped its processes and removed its folders;
-- ``Cluster``: ``tests.support.cluster.Cluster`` without its node logs on Ctrl-C.
+- ``run``: Ctrl-C (or SIGTERM) ends a benchmark with one line and exit status 130 (143)
+  once its ``with`` blocks have stopped its processes and removed its folders;
+- ``Cluster``: ``tests.support.cluster.Cluster`` without its node logs on Ctrl-C or
+  SIGTERM.
 """
 
 from __future__ import annotations
@@ -111,24 +112,37 @@ def require_npm_packages(folder: Path, install: str) -> None:
                f"run `{install}` in the repository's root")
 
 
-#: Set by the first Ctrl-C (SIGINT) of a benchmark started by ``run``.
+#: Set by the first Ctrl-C (SIGINT) or SIGTERM of a benchmark started by ``run``.
 interrupted = threading.Event()
+#: What ``run`` says and exits with after each signal: 128 + its number, as a shell
+#: reports a process that signal ended.
+STOPS = {signal.SIGINT: ("interrupted", 130), signal.SIGTERM: ("terminated", 143)}
+#: The first of those signals received.
+stopped_by: list[int] = []
 
 
-def on_sigint(signum: int, frame: FrameType | None) -> None:
+def on_stop(signum: int, frame: FrameType | None) -> None:
+    if not stopped_by:
+        stopped_by.append(signum)
     interrupted.set()
     signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt
 
 
 def run(main: Callable[[], None]) -> None:
     """Run a benchmark's ``main``; Ctrl-C prints one line and exits with 130 (the shell's
-    status for SIGINT) instead of a traceback.
+    status for SIGINT) instead of a traceback, SIGTERM likewise with 143.
+
+    SIGTERM (``kill``, ``timeout``, a cancelled CI job) raises the same KeyboardInterrupt
+    as Ctrl-C: its default action ends the process on the spot, leaving no ``with``
+    block, so the temporary folders (Chromium's scratch folder among them) stayed in
+    TMPDIR, and the nodes kept running when the signal reached this process alone.
 
     Ctrl-C in a terminal reaches the benchmark's nodes, browser and scripts too (they
     share its process group) and they stop at once, so a request to one may fail before
     the interrupt is raised here: whatever ends ``main`` after a SIGINT counts as the
-    interrupt."""
-    signal.signal(signal.SIGINT, on_sigint)
+    interrupt (after a SIGTERM to the group, as ``timeout`` sends it, likewise)."""
+    for number in STOPS:
+        signal.signal(number, on_stop)
     try:
         main()
     except BaseException:
@@ -137,13 +151,14 @@ def run(main: Callable[[], None]) -> None:
         # Futures of a stopped browser driver, collected at exit, would each log that
         # their exception was never retrieved.
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        said, status = STOPS[signal.Signals(stopped_by[0])]
+        print(said, file=sys.stderr)
+        sys.exit(status)
 
 
 class Cluster(cluster.Cluster):
-    """A cluster whose nodes are stopped on Ctrl-C without their logs printed (it prints
-    them for a failing test; an interrupted benchmark has not failed)."""
+    """A cluster whose nodes are stopped on Ctrl-C or SIGTERM without their logs printed
+    (it prints them for a failing test; an interrupted benchmark has not failed)."""
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:

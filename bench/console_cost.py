@@ -205,9 +205,11 @@ def main() -> None:
     parser.add_argument("--console", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:
-        # The parent ends the load by closing stdin, after Ctrl-C too (which reaches
-        # this process as well): one "interrupted" is enough.
+        # The parent ends the load by closing stdin, after Ctrl-C or a SIGTERM to the
+        # process group too (which reach this process as well): one "interrupted" is
+        # enough.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print(json.dumps(asyncio.run(load(args.load, args.console))), flush=True)
         return
     if args.events < args.clients:

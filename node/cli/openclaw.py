@@ -342,6 +342,25 @@ one; an `openclaw agent --local` turn holds none), then run its import:
 """
 
 
+class GatewayRunning(click.ClickException):
+    """A gateway runs on the state folder: exit code 2, without the usage lines (the
+    command was typed right)."""
+
+    exit_code = 2
+
+
+def refuse_if_gateway_runs(state: Path) -> None:
+    """Export into a folder whose gateway runs: it would write the session into its store
+    while OpenClaw's import moves the exported file there, and may go on from the
+    transcript it holds in memory."""
+    gateway = running_gateway(state)
+    if gateway is not None:
+        port = f", port {gateway.port}" if gateway.port is not None else ""
+        raise GatewayRunning(
+            f"an OpenClaw gateway is running on {state} (pid {gateway.pid}{port}): stop it "
+            "first (openclaw gateway stop), export, import, then start it again")
+
+
 @openclaw.command(help=EXPORT_HELP,
                   short_help="Write a session for OpenClaw's import (gateway stopped).")
 @click.argument("session", callback=session_key)
@@ -358,14 +377,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         state = check_state_folder(state_dir)
     except StateFolderError as error:
         raise click.UsageError(str(error)) from None
-    gateway = running_gateway(state)
-    if gateway is not None:
-        # It would write the session into its store while OpenClaw's import moves the
-        # exported file there, and may go on from a transcript it holds in memory.
-        port = f", port {gateway.port}" if gateway.port is not None else ""
-        raise click.UsageError(
-            f"an OpenClaw gateway is running on {state} (pid {gateway.pid}{port}): stop it "
-            "first (openclaw gateway stop), export, import, then start it again")
+    refuse_if_gateway_runs(state)
     prefixed = session if session.startswith("agent:") else session_key_for(
         agents[0] if agents else "main", session)
 
@@ -405,6 +417,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
             f"session {key!r} belongs to OpenClaw agent {transcript.agent_id!r}, not "
             f"{agents[0]!r}: export writes a session for its own agent (leave out --agent)")
     agent_id = transcript.agent_id
+    refuse_if_gateway_runs(state)  # again: one may have started while the node answered
     try:
         written = export_transcript(state, transcript, agent_id, updated_ms)
     except (ExportRefused, OSError) as error:

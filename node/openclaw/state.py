@@ -73,17 +73,19 @@ def running_gateway(state: Path) -> RunningGateway | None:
 
 
 def _openclaw_alive(pid: int) -> bool:
-    try:
-        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc here: whether the pid lives
+    if not Path("/proc/self").exists():  # no /proc here (macOS): whether the pid lives
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
+            return True  # another user's: taken for the gateway, which may be
+        return True
+    try:
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
+    except FileNotFoundError:
+        return False
+    except OSError:  # hidden (hidepid): taken for the gateway, which may be
         return True
     # The gateway names itself "openclaw-gateway" (or runs as "node openclaw.mjs"); a
     # process that took a dead gateway's pid does not, nor one that only names OpenClaw

@@ -128,12 +128,16 @@ def gateway_lock(state: Path, pid: int) -> None:
 def test_export_refuses_while_a_gateway_runs_on_the_state_folder(tmp_path: Path) -> None:
     data, b = imported(tmp_path)
     # A process named as the gateway names itself, standing in for one.
-    gateway = subprocess.Popen(["openclaw-gateway", "-c", "import sys; sys.stdin.read()"],
-                               executable=sys.executable, stdin=subprocess.PIPE)
+    gateway = subprocess.Popen(
+        ["openclaw-gateway", "-c", "import sys; print(flush=True); sys.stdin.read()"],
+        executable=sys.executable, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
+        assert gateway.stdout is not None
+        gateway.stdout.readline()  # running: its command line is its own by now
         gateway_lock(b, gateway.pid)
         result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
         assert result.exit_code == 2, result.output
+        assert "Usage:" not in result.output
         assert f"an OpenClaw gateway is running on {b.resolve()} (pid {gateway.pid}, " \
                "port 58005): stop it first" in result.output
         assert not (b / "agents" / "main" / "sessions").exists()

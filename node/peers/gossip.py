@@ -134,7 +134,8 @@ class Gossip:
         self._membership_changed = asyncio.Event()
         self.runners: dict[str, Runner] = {}
         #: Held from add_peer's check to its runner's registration, which awaits the
-        #: store: two learnings of one address at once would each start a dial loop.
+        #: store: two learnings of one address at once would each start a dial loop, and
+        #: a caller that returned before the other's runner was there would not see it.
         self._adding = asyncio.Lock()
         self.members: dict[str, str | None] = {}  # peer URL -> node id, when known
         #: The members' addresses a holder of the cluster secret gave (``--peer``, a link
@@ -560,9 +561,6 @@ class Gossip:
             await self._send(link, await self._machine(
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
             runner.state = "up"
-            if runner.direction == "out" and self._shared_mode():
-                # Ask the new peer which nodes it knows now, not at the next round.
-                self._spawn(self._learn_from(runner), "learn-members")
             while True:
                 if runner.drop is not None:
                     raise DuplicateLink(runner.drop)
@@ -627,7 +625,9 @@ class Gossip:
 
     def _identified(self, runner: Runner) -> None:
         """A hello named the peer, first on this link or anew: remember the address's
-        node id (so member lists name it), and keep one link per node."""
+        node id (so member lists name it), and keep one link per node; a peer dialed
+        with a secret or CA is asked which nodes it knows now, not at the next round."""
+        first = runner.identified_as is None
         runner.identified_as = node = runner.node
         if node is not None:
             self._gone.pop(node, None)
@@ -642,6 +642,9 @@ class Gossip:
                 log.info("duplicate peer link dropped", peer=node, link=loser.key)
                 loser.drop = "duplicate link"
                 loser.wake.set()
+        if first and runner.direction == "out" and runner.drop is None \
+                and self._shared_mode() and not self.stopping:
+            self._spawn(self._learn_from(runner), "learn-members")
 
     def _reached(self) -> None:
         """A peer was just reached: this node's network may be back (a laptop woke up,

@@ -58,7 +58,8 @@ def devices(ctx: click.Context, as_json: bool) -> None:
         return
     print_rows(device_rows(view), ["device", "name", "state", "address", "since"], headed=True,
                whole=True)
-    note(f"{len(view['members'])} members, {len(view['removed'])} removed")
+    members = len(view["members"])
+    note(f"{members} member{'' if members == 1 else 's'}, {len(view['removed'])} removed")
 
 
 @devices.command()
@@ -117,5 +118,5 @@ def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     click.echo(f"{said} {device['device_id']}" + (f" ({device['name']})"
                                                    if device["name"] else ""))
     if answer["created"]:  # (a removal said again writes nothing new)
-        note("every node that receives the removal stops taking what it writes from now "
-             "on, and the tokens it issued (clawsync tokens)")
+        note("every node that receives the removal refuses what this device writes from "
+             "now on, and the tokens it issued (clawsync tokens)")

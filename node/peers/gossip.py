@@ -727,8 +727,7 @@ class Gossip:
         introducer: a new device learns the others from the records it replicated)."""
         if self.membership is None or self.removed.known:
             return
-        linked = {r.device.device_id for r in self.runners.values()
-                  if r.device is not None and r.state == "up"}
+        linked = self.linked_devices()
         for device_id, member in list(self.membership.members().items()):
             if device_id == self.device.device_id or device_id in linked \
                     or member.address is None:
@@ -777,6 +776,11 @@ class Gossip:
     def _drop_member(self, url: str) -> None:
         self.members.pop(url, None)
         self.secret_urls.discard(url)
+
+    def linked_devices(self) -> set[str]:
+        """Devices with a link up that proved their key."""
+        return {r.device.device_id for r in self.runners.values()
+                if r.device is not None and r.state == "up"}
 
     def _linked_nodes(self) -> set[str | None]:
         """Nodes with a link up (and named by its hello)."""

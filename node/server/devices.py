@@ -28,7 +28,7 @@ from crdt.errors import InvalidInput
 from crdt.membership import Member, Removal, check_reason
 from node.config import Config, api_path_base, holds_credentials
 from node.device import DeviceKey
-from node.devices import KEEP, Devices, RemovalIsFinal
+from node.devices import KEEP, Devices, RemovalIsFinal, UnknownDevice
 from node.http.wire import HttpError, one_param, respond, takes_params
 from node.peers.api import GOSSIP
 from node.peers.links import removal_text
@@ -84,7 +84,15 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         device_id = parse_device_id(request.match_info["id"])
         reason = check_reason(one_param(request, "reason") or "")
         refuse_if_removed(request)
-        stored, removal = await devices.remove(device_id, reason)
+        try:
+            stored, removal = await devices.remove(device_id, reason)
+        except UnknownDevice:
+            if GOSSIP in request.app and device_id in request.app[GOSSIP].linked_devices():
+                raise UnknownDevice(
+                    f"device {device_id} links with the cluster secret (or a certificate), "
+                    "not as a member: add it (clawsync devices add) to remove it, or change "
+                    "the secret") from None
+            raise
         return respond(request, {"device": removal_json(device_id, removal),
                                  "created": stored is not None})
 

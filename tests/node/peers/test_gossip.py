@@ -190,6 +190,24 @@ async def test_the_address_of_a_node_whose_link_ended_is_no_longer_listed(
     assert gone in hub.gossip.members  # known still, and listed again when it links
 
 
+async def test_removing_a_device_linked_by_the_secret_says_how(make_node: NodeFactory) -> None:
+    """It is no member (no record adds it): a removal finds nothing to remove."""
+    secret = "s" * 32
+    a = await make_node(cluster_secret=secret, sync=FAST)
+    b = await make_node(cluster_secret=secret, sync=FAST)
+    assert await a.gossip.add_peer(b.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while b.device.device_id not in a.gossip.linked_devices():
+            await asyncio.sleep(0.01)
+    stranger = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+    async with aiohttp.ClientSession() as http:
+        for device_id, said in ((b.device.device_id, "links with the cluster secret"),
+                                (stranger, f"no device {stranger} is a member here")):
+            async with http.delete(f"{a.url}/v1/devices/{device_id}") as reply:
+                assert reply.status == 404
+                assert said in (await reply.json())["error"]["message"]
+
+
 async def test_a_peer_dialed_without_the_secret_is_asked_for_members_without_it(
         make_node: NodeFactory) -> None:
     """x links with z on device keys alone (z's address came from a member, not from a

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import ssl
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -153,6 +154,19 @@ class Link:
                 await self._ws.close(message=close_reason(reason))
 
 
+def _why(error: BaseException) -> str:
+    """Why a dial failed, in the operating system's words where it gave them: aiohttp's
+    own text names the address again, and "ssl:default" on a plain http:// dial.
+
+    >>> import errno
+    >>> _why(aiohttp.ClientConnectorError(None, ConnectionRefusedError(errno.ECONNREFUSED, "")))
+    'connection refused'
+    """
+    if type(error) is aiohttp.ClientConnectorError and error.os_error.errno:
+        return os.strerror(error.os_error.errno).lower()
+    return str(error) or type(error).__name__
+
+
 #: Most bytes of a close frame's reason (RFC 6455 allows 123).
 CLOSE_REASON_BYTES_MAX = 120
 
@@ -200,7 +214,7 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
             raise _refused(url, exc.headers, device.device_id, nonce) from None
         raise LinkClosed(f"cannot reach {url}: {exc}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise LinkClosed(f"cannot reach {url}: {exc}") from None
+        raise LinkClosed(f"cannot reach {url}: {_why(exc)}") from None
     link = Link(ws, None, url, config)
     if device is not None and ws.protocol == LINK_PROTOCOL:
         await _proven(link, _prove_dialed(link, device, nonce, config))

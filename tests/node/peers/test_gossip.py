@@ -78,6 +78,9 @@ async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None
         while runner.machine.failures < 2 * FAST.learned_failures_max:
             await asyncio.sleep(0.01)
     assert f"url:{dead}" in node.gossip.runners
+    # Said in the system's words, not aiohttp's (which named the address again, and
+    # "ssl:default" on a plain http:// dial).
+    assert runner.failure == f"cannot reach {dead}: connection refused"
 
 
 async def test_reaching_one_peer_redials_the_others_at_once(make_node: NodeFactory) -> None:

@@ -1,7 +1,7 @@
 """The ``clawsync`` command group and its client commands (``node.main`` adds ``serve``).
 
 Exit codes: 0 success, 1 the node could not be reached or refused the request, 2 a usage
-error found before any request was sent.
+error found before any request was sent, 130 interrupted by Ctrl-C.
 
 >>> from click.testing import CliRunner
 >>> result = CliRunner().invoke(main, ["append", "s1", "no_such_kind"])
@@ -11,8 +11,11 @@ error found before any request was sent.
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from node.cli import interrupted
 from node.cli.append import append
 from node.cli.common import node_url, token_value
 from node.cli.demo import demo
@@ -29,7 +32,22 @@ from node.config import NODE_DEFAULT, Settings, software_version
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=_CONTEXT)
+class _Commands(click.Group):
+    """The group, with one answer to Ctrl-C for every command it runs. Left to click,
+    Ctrl-C prints "Aborted!" and exits with 1, the code of a node that refused: a script
+    could not tell the two apart. What Ctrl-C interrupts was written whole or not at all
+    (events and cursors are stored in transactions), so there is nothing to undo here.
+    Commands that run until stopped (serve, tail, openclaw watch, demo --keep) take
+    Ctrl-C as their way to stop, exit 0, and never get here."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            interrupted()
+
+
+@click.group(cls=_Commands, context_settings=_CONTEXT)
 @click.option("--node", "node", envvar="CLAWSYNC_NODE", default=NODE_DEFAULT,
               show_default=True, metavar="URL", show_envvar=True,
               help="The node the client commands talk to.")

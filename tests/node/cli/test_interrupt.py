@@ -1,0 +1,186 @@
+"""Ctrl-C in the ``clawsync`` command line, on real processes: one line on stderr, exit
+code 130, no traceback, and what was stored before stays stored."""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from node.openclaw.state import cursor_name
+from tests.support.cluster import all_events
+from tests.support.openclaw import FakeGateway
+from tests.support.processes import (
+    CLI_TIMEOUT_S,
+    ROOT,
+    NodeProcess,
+    child_env,
+    cli_args,
+    run_cli,
+)
+
+#: Sessions and records per session of the state folder: more than one read of the
+#: store (500 rows at most), so that an import is interrupted between two of them.
+SESSIONS, RECORDS = 3, 400
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[NodeProcess]:
+    with NodeProcess(tmp_path) as running:
+        yield running
+
+
+def openclaw_state(state: Path) -> int:
+    """A state folder of plain messages; the number of records written."""
+    gateway = FakeGateway(state)
+    for n in range(SESSIONS):
+        session_id = f"00000000-0000-4000-8000-{n:012d}"
+        gateway.open_session(f"agent:main:explicit:s{n}", session_id)
+        records: list[dict[str, Any]] = [{"type": "session", "version": 3, "id": session_id,
+                                          "timestamp": "2026-12-01T10:00:00.000Z", "cwd": "/w"}]
+        for i in range(1, RECORDS):
+            records.append({"type": "message", "id": f"{i:08x}",
+                            "parentId": records[-1]["id"] if i > 1 else None,
+                            "timestamp": f"2026-12-01T10:{i // 60:02d}:{i % 60:02d}.000Z",
+                            "message": {"role": "user", "content": f"m{i}",
+                                        "timestamp": 1796119200000 + i}})
+        gateway.add(session_id, records)
+    gateway.close()
+    return SESSIONS * RECORDS
+
+
+def records_on(node: NodeProcess) -> list[tuple[str, str]]:
+    """(session key, OpenClaw record id) of each OpenClaw event the node holds."""
+    return [(event["session_key"], event["kind"]["openclaw"]["record"]["id"])
+            for event in all_events(node) if "openclaw" in event["kind"]]
+
+
+class Gate:
+    """An HTTP proxy in front of a node: it passes requests on until the node has
+    saved a cursor, then holds every later one unanswered. A command behind it is then
+    certainly mid-import (waiting for the node), with a first part stored."""
+
+    def __init__(self, node: NodeProcess) -> None:
+        self.holding = threading.Event()
+        self._release = threading.Event()
+        gate = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the client expects
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if gate.holding.is_set():
+                    gate._release.wait()
+                    self.close_connection = True
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                upstream = http.client.HTTPConnection("127.0.0.1", node.port,
+                                                      timeout=CLI_TIMEOUT_S)
+                upstream.request(self.command, self.path, body=body, headers={
+                    key: value for key, value in self.headers.items()
+                    if key.lower() not in ("host", "connection")})
+                answer = upstream.getresponse()
+                data = answer.read()
+                upstream.close()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("content-length", "transfer-encoding",
+                                           "connection", "date", "server"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                if self.command == "PUT" and self.path.startswith("/v1/cursors/"):
+                    gate.holding.set()
+
+            do_POST = do_PUT = do_GET
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Gate:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._release.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_ctrl_c_mid_import_exits_130_and_keeps_what_was_stored(node: NodeProcess,
+                                                               tmp_path: Path) -> None:
+    state = tmp_path / "openclaw"
+    total = openclaw_state(state)
+    with Gate(node) as gate:
+        command = subprocess.Popen(
+            cli_args(gate.url, "openclaw", "import", "--state-dir", str(state)),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env())
+        try:
+            assert gate.holding.wait(CLI_TIMEOUT_S), "the import saved no cursor"
+            assert command.poll() is None  # mid-import: its next request is held
+            command.send_signal(signal.SIGINT)
+            _out, err = command.communicate(timeout=CLI_TIMEOUT_S)
+        finally:
+            if command.poll() is None:
+                command.kill()
+                command.wait()
+    assert command.returncode == 130, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    # What the node acknowledged stays, with the cursor saved after it, whole.
+    stored = records_on(node)
+    assert 0 < len(stored) < total
+    name = quote(cursor_name(state.resolve(), "main"), safe="")
+    cursor = node.get(f"/v1/cursors/{name}")["cursor"]
+    assert cursor and all(isinstance(value, int) for value in cursor.values())
+    # Run again, it imports the rest from that cursor: nothing twice, nothing missed.
+    again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    assert again.returncode == 0, again.stderr
+    assert (f"{total - len(stored)} records read: {total - len(stored)} new events, "
+            "0 already stored") in again.stderr
+    everything = records_on(node)
+    assert len(everything) == len(set(everything)) == total
+
+
+#: Runs ``python -m node.main status`` as the ``clawsync`` script would, with a Ctrl-C
+#: arriving while the commands are still being imported (they take about a second to
+#: load, the moment a person most often presses Ctrl-C, on a command typed wrong).
+CTRL_C_WHILE_LOADING = """
+import os, runpy, signal, sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "node.cli.group":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["clawsync", "status"]
+runpy.run_module("node.main", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_while_the_commands_load_exits_130_without_a_traceback() -> None:
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_LOADING], cwd=ROOT,
+                            capture_output=True, text=True, env=child_env(),
+                            timeout=CLI_TIMEOUT_S, check=False)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "interrupted"

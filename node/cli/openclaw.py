@@ -104,6 +104,9 @@ class EmbeddedSink:
         return held, len(events) - len(held)
 
     async def append(self, events: list[Event]) -> int:
+        # Ctrl-C only cancels the task that asyncio.run runs, at its next await: without
+        # one here an embedded import, which never waits, would ignore Ctrl-C to its end.
+        await asyncio.sleep(0)
         created = 0
         for start in range(0, len(events), self.limits.import_batch_events_max):
             batch = events[start:start + self.limits.import_batch_events_max]

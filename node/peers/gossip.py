@@ -787,14 +787,14 @@ class Gossip:
         return {r.node for r in self.runners.values() if r.state == "up" and r.node}
 
     def member_list(self) -> dict[str, Any]:
-        """What ``/peer/v1/members`` answers: this node and the peers it can name, but for
-        those whose link ended: every node that asks would dial a stopped node's address
-        until it gave up, and learn it again at the next round, for as long as this node
-        runs. An address not reached yet (``--peer``, learned) is listed."""
-        linked = self._linked_nodes()
+        """What ``/peer/v1/members`` answers: this node and the peers it can name.
+
+        A node whose link ended stays listed: when a partition heals, a peer that learned
+        it again dials it with a fresh back-off, sooner than its own configured dial in a
+        long one. The cost: a node gone for good is dialed, forgotten after
+        ``learned_failures_max`` failures and learned again, round after round."""
         peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls}
-                 for url, node in sorted(self.members.items())
-                 if url not in self.own_urls and (node is None or node in linked)]
+                 for url, node in sorted(self.members.items()) if url not in self.own_urls]
         return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
                 "peers": peers}
 

@@ -724,8 +724,9 @@ class Gossip:
 
     async def dial_members(self) -> None:
         """Dial each member device's advertised address that no link reaches yet (the
-        introducer: a new device learns the others from the records it replicated)."""
-        if self.membership is None or self.removed.known:
+        introducer: a new device learns the others from the records it replicated).
+        Not once this device's removal is known, told or stored: each would refuse it."""
+        if self.membership is None or self.own_removal() is not None:
             return
         linked = self.linked_devices()
         for device_id, member in list(self.membership.members().items()):

@@ -25,7 +25,14 @@ from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from crdt.storage.disk import holds_storage
 from node.cli.append import batches
-from node.cli.common import NodeError, client_options, note, session_key, settings
+from node.cli.common import (
+    InputError,
+    NodeError,
+    client_options,
+    note,
+    session_key,
+    settings,
+)
 from node.client.api import Client, ClientError
 from node.config import ClientLimits, host_name
 from node.device import DeviceKeyError, folder_signer
@@ -345,13 +352,6 @@ one; an `openclaw agent --local` turn holds none), then run its import:
 """
 
 
-class GatewayRunning(click.ClickException):
-    """A gateway runs on the state folder: exit code 2, without the usage lines (the
-    command was typed right)."""
-
-    exit_code = 2
-
-
 def refuse_if_gateway_runs(state: Path) -> None:
     """Export into a folder whose gateway runs: it would write the session into its store
     while OpenClaw's import moves the exported file there, and may go on from the
@@ -359,7 +359,7 @@ def refuse_if_gateway_runs(state: Path) -> None:
     gateway = running_gateway(state)
     if gateway is not None:
         port = f", port {gateway.port}" if gateway.port is not None else ""
-        raise GatewayRunning(
+        raise InputError(
             f"an OpenClaw gateway is running on {state} (pid {gateway.pid}{port}): stop it "
             "first (openclaw gateway stop), export, import, then start it again")
 

@@ -76,6 +76,8 @@ T = TypeVar("T")
 ORIGIN_QUOTAS_MAX = 1024
 #: Devices remembered as having given a wrong cluster secret (each logged once).
 WRONG_SECRETS_KEPT_MAX = 1024
+#: Addresses whose last refusal of this device is remembered (``Gossip._refusals``).
+REFUSALS_KEPT_MAX = 1024
 log = structlog.get_logger(__name__)
 
 
@@ -153,6 +155,11 @@ class Gossip:
         self._gone: dict[str, tuple[dict[str, Any], float | None]] = {}
         #: Devices that gave a wrong cluster secret, logged once (``admit``).
         self._wrong_secret: set[str] = set()
+        #: The refusal last warned of, by dialed address, kept when its runner is
+        #: forgotten: a peer's member list can name an address that refuses this device
+        #: (a node of another cluster took a stopped node's port), which is forgotten
+        #: after ``learned_failures_max`` refusals and learned again at the next round.
+        self._refusals: dict[str, str] = {}
         #: Per peer that links to us (its device, else its address), the quota of new
         #: origins it may bring (``sync.peer.quota``), kept across its links: a peer
         #: linking again gets no new quota. At most ``ORIGIN_QUOTAS_MAX``, oldest dropped.
@@ -385,6 +392,7 @@ class Gossip:
                 runner.failure = str(exc)
             else:
                 runner.refused = runner.failure = None
+                self._refusals.pop(runner.url, None)  # a later refusal is news again
                 if await self._keep_dialed(runner, link):
                     await self._run_until_down(runner, link, runner.url)
             await self._save_checkpoint(runner, force=True)
@@ -436,7 +444,8 @@ class Gossip:
     def _refused_by_peer(self, runner: Runner, exc: LinkRefused) -> None:
         """The peer turned this device away: say why (in the log once, until it changes),
         and remember a signed removal."""
-        refusal, said = exc.refusal, runner.refused
+        refusal = exc.refusal
+        said = runner.refused or self._refusals.get(runner.url or "")
         if refusal is None:
             runner.refused = str(exc)
         elif refusal.code == DEVICE_REMOVED and self._trusted(runner, refusal.by):
@@ -452,6 +461,10 @@ class Gossip:
             runner.refused = f"refused by {refusal.by} ({refusal.code})"
         if runner.refused != said:
             log.warning("peer refused this device", peer=runner.url, reason=runner.refused)
+            if runner.url is not None:
+                if len(self._refusals) >= REFUSALS_KEPT_MAX:
+                    self._refusals.clear()
+                self._refusals[runner.url] = runner.refused
 
     def _forget(self, runner: Runner) -> None:
         self.runners.pop(runner.key, None)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp import web
 
 from crdt import device as crdt_device
@@ -55,6 +56,23 @@ async def test_a_dead_learned_address_is_forgotten(make_node: NodeFactory) -> No
     dead = f"http://127.0.0.1:{free_port()}"
     assert await node.gossip.add_peer(dead, learned=True)
     assert await forgotten(node, dead)
+
+
+async def test_a_learned_address_that_refuses_is_warned_of_once(
+        make_node: NodeFactory) -> None:
+    """A peer's member list names an address where a node now refuses this one (one of
+    another cluster took the port of a node that stopped). The address is forgotten
+    after its failures and learned again at every members round: its refusal is
+    warned of once, not at every round."""
+    stranger = await make_node(cluster_secret="w" * 32)
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    with structlog.testing.capture_logs() as said:
+        for _ in range(3):
+            assert await node.gossip.add_peer(stranger.url, learned=True)
+            assert await forgotten(node, stranger.url)
+    warned = [entry for entry in said if entry["event"] == "peer refused this device"]
+    assert len(warned) == 1, warned
+    assert "the cluster secret this node gave does not match" in warned[0]["reason"]
 
 
 async def test_one_address_added_twice_at_once_is_dialed_once(

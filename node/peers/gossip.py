@@ -575,6 +575,13 @@ class Gossip:
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
             runner.state = "up"
             while True:
+                if runner.drop == DEVICE_REMOVED:
+                    # What is new goes out before the link ends: the record of the
+                    # peer's removal among it, which the sweep that ended the link can
+                    # otherwise beat to the link. A hub, which dials no one, has no other
+                    # way to learn it.
+                    await self._send(link, await self._machine(machine.local_appended,
+                                                               self._now()))
                 if runner.drop is not None:
                     raise DuplicateLink(runner.drop)
                 timeout_s = max(0.0, machine.wakeup_at - self._loop.time())

@@ -58,6 +58,11 @@ class Received:
     changes: bytes = b""
     from_client: bool = False  # some new change was not written with a node's actor
     fields: frozenset[str] = frozenset()  # root keys whose visible value changed
+    #: The part of ``fields`` that changes written under client actors changed: what
+    #: a client may be told it edited. A client also relays changes other nodes made,
+    #: which touch derived fields as they follow their logs; those are repaired all
+    #: the same (by ``fields``), but are not the client's edits.
+    client_fields: frozenset[str] = frozenset()
     messages: frozenset[str] | None = frozenset()  # message keys touched; None: unknown
     refusal: str | None = None
 
@@ -168,9 +173,11 @@ class SyncingDoc(AutomergeDoc):
                 else:
                     messages.add(touch.key)
         refusal = refusal or self._broken_root(doc, fields)
+        by_client = _client_fields(doc, before, new) if from_client else set()
+        client_fields = fields if by_client is None else by_client & fields
         return Received(before, b"".join(c.bytes for c in new), from_client,
-                        frozenset(fields), None if messages is None else frozenset(messages),
-                        refusal)
+                        frozenset(fields), frozenset(client_fields),
+                        None if messages is None else frozenset(messages), refusal)
 
     def _broken_root(self, doc: Document, fields: set[str]) -> str | None:
         """Why the root no longer fits ``update`` and ``load``, if it does not."""
@@ -277,6 +284,38 @@ class SyncingDoc(AutomergeDoc):
             tried.receive_sync_message(state, Message.decode(data))
             self._doc = tried
         return received
+
+
+#: Runs of client changes ``_client_fields`` diffs one by one; past it, every field the
+#: message touched counts as the client's (a warning too many, never a repair too few).
+CLIENT_RUNS_MAX = 64
+
+
+def _client_fields(doc: Document, before: list[bytes], new: list[Any]) -> set[str] | None:
+    """The root keys whose visible value changes under client (not node) actors changed;
+    None past ``CLIENT_RUNS_MAX`` runs of them.
+
+    ``new`` comes in causal order, so each prefix of it is a version of the document:
+    the diff across each run of client changes is what those changes did, on top of
+    everything before them (a node's changes they build on included).
+    """
+    fields: set[str] = set()
+    heads, start, runs = set(before), None, 0
+    for change in [*new, None]:
+        client = change is not None and not is_node_actor(change.actor_id)
+        if client and start is None:
+            start, runs = list(heads), runs + 1
+            if runs > CLIENT_RUNS_MAX:
+                return None
+        elif not client and start is not None:
+            for patch in doc.diff(start, list(heads)):
+                touch = classify_patch(repr(patch))
+                # Unreadable: assume the worst, as ``_describe`` does.
+                fields.update([touch.field] if touch.field else (n for n, _ in LAYOUT))
+            start = None
+        if change is not None:
+            heads = (heads - set(change.deps)) | {change.hash}
+    return fields
 
 
 class Replica(AutomergeDoc):

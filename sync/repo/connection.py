@@ -547,10 +547,12 @@ class RepoConnection:
             return
         changes = doc.repair(library.messages(session_key), received.messages)
         library.record(session_key, changes)
-        if changes and not received.from_client:  # the client's own are logged by _edits
+        # What changes under client actors did is logged by _edits; the rest came from
+        # nodes (or claims to), and the client only passed it on.
+        relayed = received.fields - received.client_fields
+        if changes and ("messages" in relayed or relayed - LAYOUT_NAMES):
             out.notes.append(Note("warning", "automerge relayed changes put back", {
-                "peer": self.client, "session": session_key,
-                "fields": sorted(received.fields)}))
+                "peer": self.client, "session": session_key, "fields": sorted(relayed)}))
 
     def _edits(self, session_key: str, doc: SessionDoc, received: Received,
                library: Library, out: Outcome) -> None:
@@ -575,7 +577,10 @@ class RepoConnection:
                 "peer_id": context.get("peer_id") or "unknown"}, out)
         elif edits.state is not None:
             refused["state"] = f"{edits.state!r} has no event kind; set 'active' or 'ended'"
-        derived = sorted(received.fields - {"custom_state", "state"})
+        # Only what changes under client actors did: the changes of nodes a client
+        # relays (another node's catch-ups, which rewrite counts and messages) are no
+        # edits of its own, though _repair checks and puts them back all the same.
+        derived = sorted(received.client_fields - {"custom_state", "state"})
         if derived:
             refused |= {name: "derived from the log; put back" for name in derived}
         if refused:

@@ -373,6 +373,31 @@ def test_changes_under_another_nodes_actor_are_put_back(open_store: OpenStore) -
     assert messages(fresh.app.view(S1)) == ["hello 0", "hello 1", "hello 2"]
 
 
+def test_a_clients_edits_beside_relayed_changes_are_told_apart(open_store: OpenStore) -> None:
+    """One message with changes under another node's actor (forged here: actor ids prove
+    nothing) and the client's own: all are put back, but the client is told only of
+    what its own changes did."""
+    link = seeded_link(open_store)
+    doc = link.app.docs[S1]
+    doc.set_actor(node_actor("not-a-node-at-all"))
+    link.app.change(S1, _forge)
+    doc.set_actor(link.app.actor)
+    link.app.change(S1, set_custom("mood", "happy"))
+    link.app.change(S1, lambda tx: put_text(tx, ROOT, "last_event_id", "forged"))
+    out = link.send(link.app.sync(S1))
+    [ignored] = [n for n in out.notes if n.event == "automerge client edits ignored"]
+    assert ignored.fields["reasons"] == {"last_event_id": "derived from the log; put back"}
+    [relayed] = [n for n in out.notes if n.event == "automerge relayed changes put back"]
+    assert {"messages", "extra", "message_count"} <= set(relayed.fields["fields"])
+    assert "last_event_id" not in relayed.fields["fields"]
+    assert link.apply_edits(out) == ["state_changed"]
+    view = link.app.view(S1)
+    assert messages(view) == ["hello 0", "hello 1", "hello 2"]
+    assert "extra" not in view and view["message_count"] == 3
+    assert view["last_event_id"] == link.store.get_projection("s1").to_json()["last_event_id"]
+    assert view["custom_state"] == {"mood": "happy"}
+
+
 @pytest.mark.parametrize("whose", ["this node", "genesis"])
 def test_changes_under_this_nodes_or_the_genesis_actor_close(open_store: OpenStore,
                                                               whose: str) -> None:

@@ -1,0 +1,115 @@
+"""A real ``@automerge/automerge-repo`` 2.5 client that relays one node's document to
+another node: what the second node logs about it. Changes the client passes on (the
+first node's, another client's edit the first node took in) are no edits of its own:
+they are put back where they touch derived fields, but the client is not told it
+edited them. What it does edit itself is still refused, logged and put back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from automerge.core import Document
+
+from crdt.automerge.document import automerge_url
+from tests.integration.test_automerge_js import wait_converged
+from tests.support.interop import append, message, projection, ws_url
+from tests.support.jsclient import JsClient, require_npm_packages
+from tests.support.processes import NodeProcess
+
+pytestmark = pytest.mark.integration
+
+SECRET = "cluster-secret-for-tests"
+IGNORED = "automerge client edits ignored"
+#: Seconds a node may take to hold what a client sent it.
+RECEIVE_TIMEOUT_S = 30.0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def npm_packages() -> None:
+    require_npm_packages()
+
+
+@pytest.fixture
+def js(tmp_path: Path) -> Iterator[JsClient]:
+    with JsClient(tmp_path / "js.log") as client:
+        yield client
+
+
+def json_pair(tmp_path: Path) -> tuple[NodeProcess, NodeProcess]:
+    """Two replicating nodes that log JSON lines, so a test can read what they said."""
+    common = ["--cluster-secret", SECRET, "--pull-interval", "0.2", "--log-format", "json"]
+    a = NodeProcess(tmp_path, name="a", extra_args=common)
+    a.extra_args += ["--advertise-url", a.url]
+    b = NodeProcess(tmp_path, name="b", extra_args=[*common, "--peer", a.url])
+    return a, b
+
+
+def logged(node: NodeProcess, event: str) -> list[dict[str, Any]]:
+    """The node's JSON log lines for ``event`` (the harness's own lines are not JSON)."""
+    lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
+             if line.startswith("{")]
+    return [line for line in lines if line.get("event") == event]
+
+
+def saved(node: NodeProcess, key: str) -> Document:
+    with urllib.request.urlopen(f"{node.url}/v1/sessions/{key}/automerge",
+                                timeout=10) as response:
+        return Document.load(response.read())
+
+
+def wait_holds(node: NodeProcess, key: str, heads: list[bytes]) -> None:
+    """Wait until ``node``'s document of ``key`` holds the changes ``heads`` name."""
+    async def poll() -> None:
+        async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+            while not set(heads) <= {c.hash for c in saved(node, key).get_changes([])}:
+                await asyncio.sleep(0.1)
+
+    asyncio.run(poll())
+
+
+def wait_logged(node: NodeProcess, event: str) -> list[dict[str, Any]]:
+    async def poll() -> list[dict[str, Any]]:
+        async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+            while not (found := logged(node, event)):
+                await asyncio.sleep(0.05)
+            return found
+
+    return asyncio.run(poll())
+
+
+@pytest.mark.parametrize("editor", ["another client", "the relaying client"])
+def test_a_client_relaying_a_nodes_document_is_not_told_it_edited(
+        tmp_path: Path, js: JsClient, editor: str) -> None:
+    a, b = json_pair(tmp_path)
+    with a, b:
+        append(a, "s1", message(1), message(2))
+        url = automerge_url("s1")
+        # An edit A takes in: A's document then holds a client's change beside A's own.
+        writer = "relay" if editor == "the relaying client" else "editor"
+        for repo in {writer, "relay"}:
+            js.call("connect", repo=repo, ws=ws_url(a))
+            js.call("find", repo=repo, url=url)
+        js.call("watch", repo="relay", url=url)
+        js.call("change", repo=writer, url=url, set={"custom_state.mood": "happy"})
+        js.changes("relay", lambda d: d["event_count"] == 3)
+        append(a, "s1", message(3))  # more of A's own changes to relay
+        js.changes("relay", lambda d: len(d["messages"]) == 3)
+        wait_converged(a, b, "s1")  # B holds every event: nothing new to tell it
+        heads = saved(a, "s1").get_heads()
+        js.call("connect", repo="relay", ws=ws_url(b))
+        js.call("disconnect", repo="relay", ws=ws_url(a))
+        wait_holds(b, "s1", heads)
+        # Then the relaying client does edit a derived count itself, through B.
+        js.call("change", repo="relay", url=url, set={"message_count": 99})
+        [warning] = wait_logged(b, IGNORED)
+        assert warning["reasons"] == {"message_count": "derived from the log; put back"}
+        js.changes("relay", lambda d: d["message_count"] == 3)  # put back
+        assert projection(b, "s1")["message_count"] == 3
+        assert projection(b, "s1")["event_count"] == projection(a, "s1")["event_count"] == 4
+        assert logged(a, IGNORED) == []

@@ -44,6 +44,7 @@ from node.openclaw.records import transcripts_for
 from node.openclaw.sqlite import rows_of_session
 from node.openclaw.state import (
     DATABASE,
+    GatewayLockUnreadable,
     StateFolder,
     StateFolderError,
     check_state_folder,
@@ -343,7 +344,7 @@ file holding something else, or a sessions.json entry naming another session id,
 refused and nothing is written.
 
 Stop the OpenClaw gateway first (export refuses while the gateway's lock names a running
-one; an `openclaw agent --local` turn holds none), then run its import:
+one, or cannot be read; an `openclaw agent --local` turn holds none), then run its import:
 
 \b
   clawsync openclaw export agent:main:explicit:s1
@@ -355,8 +356,14 @@ one; an `openclaw agent --local` turn holds none), then run its import:
 def refuse_if_gateway_runs(state: Path) -> None:
     """Export into a folder whose gateway runs: it would write the session into its store
     while OpenClaw's import moves the exported file there, and may go on from the
-    transcript it holds in memory."""
-    gateway = running_gateway(state)
+    transcript it holds in memory. A lock that cannot be read refuses too: a gateway may
+    run, and the person can tell."""
+    try:
+        gateway = running_gateway(state)
+    except GatewayLockUnreadable as error:
+        raise InputError(
+            f"{error}: run clawsync as the user OpenClaw runs as; or, if no gateway runs on "
+            "it (openclaw gateway status), remove that lock") from None
     if gateway is not None:
         port = f", port {gateway.port}" if gateway.port is not None else ""
         raise InputError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,15 +20,33 @@ from node.openclaw.sqlite import AgentDatabase
 DATABASE = Path("agent") / "openclaw-agent.sqlite"
 SESSIONS = Path("sessions")
 #: The lock a running gateway holds on its state folder (OpenClaw 2026.9, for the user it
-#: runs as): JSON naming its ``pid`` and ``port``, removed when it stops, left behind when
-#: it is killed.
-GATEWAY_LOCKS = "tmp/openclaw-*/gateway.state.lock"
+#: runs as): ``<state>/tmp/openclaw-<uid>/gateway.state.lock``, JSON naming its ``pid``,
+#: ``port``, ``stateDir`` and ``startTime`` (and more), removed when it stops, left behind
+#: when it is killed.
+GATEWAY_LOCK_FOLDERS = "openclaw-"  # the start of their names, inside <state>/tmp
+GATEWAY_LOCK = "gateway.state.lock"
+#: Node's options that take their value as the next argument (``--require ./x.js``):
+#: skipped with it when looking for the script node runs.
+NODE_VALUE_OPTIONS = frozenset({
+    "-r", "--require", "--import", "--loader", "--experimental-loader", "-C", "--conditions",
+    "--env-file", "--env-file-if-exists", "--inspect-port", "--debug-port", "--title",
+    "--input-type", "--disable-warning", "--redirect-warnings", "--openssl-config",
+    "--icu-data-dir", "--stack-trace-limit", "--watch-path", "--test-reporter",
+    "--test-reporter-destination", "--experimental-config-file"})
+#: Node's options after which no script follows (the code is given inline, or on stdin).
+NODE_NO_SCRIPT = frozenset({"-e", "--eval", "-p", "--print", "-", "-c", "--check", "-v",
+                            "--version", "-h", "--help", "--run", "--test"})
 
 Source = AgentDatabase | AgentSessions
 
 
 class StateFolderError(Exception):
     """The state folder is missing, unreadable or not an OpenClaw state folder."""
+
+
+class GatewayLockUnreadable(StateFolderError):
+    """A gateway's lock (or the folder holding it) is there but cannot be read: whether a
+    gateway runs on the state folder cannot be told."""
 
 
 def check_state_folder(path: Path) -> Path:
@@ -59,20 +78,66 @@ class RunningGateway:
 
 
 def running_gateway(state: Path) -> RunningGateway | None:
-    """The gateway running on ``state``; None if no lock there names a live OpenClaw
-    process (a killed gateway's lock names a dead one, or one that took its pid since)."""
-    for lock in sorted(state.glob(GATEWAY_LOCKS)):
+    """The gateway running on ``state``; None if no lock there names a live gateway of
+    this folder (a killed gateway's lock names a dead process, or one that took its pid
+    since). ``GatewayLockUnreadable`` if a lock, or the folder of one, cannot be read:
+    skipping it would say that no gateway runs when one may.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     running_gateway(Path(folder)) is None
+    True
+    """
+    for lock in _gateway_locks(state):
         try:
             payload = json.loads(lock.read_bytes())
             pid, port = payload["pid"], payload.get("port")
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        except FileNotFoundError:
+            continue  # removed since it was listed: that gateway stopped
+        except OSError as error:
+            raise GatewayLockUnreadable(
+                f"{lock} cannot be read ({error.strerror or error}), so whether an OpenClaw "
+                "gateway runs on the folder cannot be told") from None
+        except (ValueError, KeyError, TypeError, AttributeError):
             continue  # being written, or not a lock this version knows
-        if type(pid) is int and pid > 0 and _openclaw_alive(pid):
+        if type(pid) is not int or pid <= 0 or not _names_this_folder(payload, state):
+            continue
+        if _gateway_alive(pid, payload.get("startTime")):
             return RunningGateway(pid, port if type(port) is int else None)
     return None
 
 
-def _openclaw_alive(pid: int) -> bool:
+def _gateway_locks(state: Path) -> list[Path]:
+    """Where gateways' locks may be: one folder per user, ``<state>/tmp/openclaw-<uid>``."""
+    folder = state / "tmp"
+    try:
+        names = sorted(entry.name for entry in folder.iterdir()
+                       if entry.name.startswith(GATEWAY_LOCK_FOLDERS))
+    except (FileNotFoundError, NotADirectoryError):
+        return []  # no gateway has run on this folder
+    except OSError as error:
+        raise GatewayLockUnreadable(
+            f"{folder} cannot be read ({error.strerror or error}), so whether an OpenClaw "
+            "gateway runs on the folder cannot be told") from None
+    return [folder / name / GATEWAY_LOCK for name in names]
+
+
+def _names_this_folder(payload: dict[str, object], state: Path) -> bool:
+    """False only if the lock names another existing folder as the gateway's: the lock
+    came here with a copy of that folder, made while its gateway ran (which runs there,
+    not here). A folder it names that is not there (a path of another machine or mount
+    namespace) tells nothing: the lock counts."""
+    named = payload.get("stateDir")
+    if not isinstance(named, str) or not named:
+        return True
+    try:
+        return os.path.samefile(named, state)
+    except OSError:
+        return True
+
+
+def _gateway_alive(pid: int, start_ticks: object) -> bool:
+    """Whether ``pid`` is still the gateway that wrote the lock."""
     if not Path("/proc/self").exists():  # no /proc here (macOS): whether the pid lives
         try:
             os.kill(pid, 0)
@@ -82,15 +147,85 @@ def _openclaw_alive(pid: int) -> bool:
             return True  # another user's: taken for the gateway, which may be
         return True
     try:
-        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
     except FileNotFoundError:
         return False
     except OSError:  # hidden (hidepid): taken for the gateway, which may be
         return True
-    # The gateway names itself "openclaw-gateway" (or runs as "node openclaw.mjs"); a
-    # process that took a dead gateway's pid does not, nor one that only names OpenClaw
-    # in its arguments (clawsync openclaw watch).
-    return any(os.path.basename(arg).startswith(b"openclaw") for arg in program)
+    # The fields after the command name (which may hold spaces and parentheses): the
+    # state first, the start time 20th (field 22 of proc(5)), in clock ticks since boot.
+    fields = stat[stat.rfind(b")") + 2:].split()
+    if fields[:1] == [b"Z"]:
+        return False  # exited, not yet reaped: it holds nothing any more
+    if type(start_ticks) is int and len(fields) > 19 and fields[19].isdigit():
+        # On Linux the gateway writes its own start time as this very field (OpenClaw's
+        # getProcessStartTime reads /proc/<pid>/stat too), so the two compare as they are,
+        # with no clock or boot-time conversion: a process that took the pid since, even
+        # another gateway (of another state folder), started at another tick. OpenClaw
+        # decides whether its lock is stale the same way.
+        return int(fields[19]) == start_ticks
+    return _openclaw_command(pid)
+
+
+def _openclaw_command(pid: int) -> bool:
+    """Whether ``pid`` runs OpenClaw, by its command line: for a lock without a start
+    time (written elsewhere than on Linux, or by another version)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:  # hidden (hidepid): taken for the gateway, which may be
+        return True
+    return openclaw_argv([arg.decode(errors="replace") for arg in argv])
+
+
+def openclaw_argv(argv: list[str]) -> bool:
+    """Whether a command line runs OpenClaw: the gateway names itself "openclaw-gateway";
+    else it is node running OpenClaw's script (``openclaw.mjs``, the ``openclaw``
+    launcher), found after node's options. A command that only names OpenClaw among its
+    arguments is not OpenClaw, nor is node running another script with OpenClaw's as an
+    argument.
+
+    >>> openclaw_argv(["openclaw-gateway", ""])
+    True
+    >>> openclaw_argv(["/usr/bin/node", "--max-old-space-size=4096", "--require",
+    ...                "./preload.js", "/srv/openclaw/openclaw.mjs", "gateway", "run"])
+    True
+    >>> openclaw_argv(["/usr/bin/python3", "/usr/bin/clawsync", "openclaw", "watch",
+    ...                "--state-dir", "/home/me/.openclaw"])
+    False
+    >>> openclaw_argv(["node", "tool.js", "/srv/openclaw/openclaw.mjs"])
+    False
+    """
+    if not argv:
+        return False
+    if _openclaw_name(argv[0]):
+        return True
+    if not re.fullmatch(r"node(js)?[0-9.]*(\.exe)?", os.path.basename(argv[0])):
+        return False
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in NODE_NO_SCRIPT:
+            return False
+        if arg == "--":
+            return _openclaw_name(next(args, ""))
+        if arg in NODE_VALUE_OPTIONS:
+            next(args, None)
+        elif arg.startswith("-") or arg.isdigit():
+            # An option, or the value of one not listed above (--stack-size 2000): a
+            # script is not named by digits alone.
+            continue
+        else:
+            return _openclaw_name(arg)  # the script: whatever follows is its arguments
+    return False
+
+
+def _openclaw_name(arg: str) -> bool:
+    # openclaw-gateway, openclaw.mjs, the openclaw launcher, the package's own entry
+    # points; not ".openclaw" (a folder)
+    path = arg.replace("\\", "/")
+    return (os.path.basename(path).startswith("openclaw")
+            or path.endswith(("openclaw/dist/index.js", "openclaw/dist/entry.js")))
 
 
 def cursor_name(state: Path, agent_id: str) -> str:

@@ -1,0 +1,176 @@
+"""``clawsync openclaw export`` beside a gateway: refused while one runs on the state
+folder (its lock names a live process that is that gateway), not for a lock a killed
+gateway left behind, and refused when a lock cannot be read.
+
+Stand-in processes take the gateway's place: a process named as the gateway names itself,
+or a real ``node`` running a script named as OpenClaw's."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.node.openclaw.test_export import KEY, cli, imported
+
+#: A stand-in's code: says it runs (its command line is its own by then), then waits.
+WAIT_PY = "import sys; print(flush=True); sys.stdin.read()"
+WAIT_JS = ('process.stdout.write("\\n"); process.stdin.resume(); '
+           'process.stdin.on("end", () => process.exit(0));')
+
+
+def start_ticks(pid: int) -> int:
+    """When ``pid`` started, as OpenClaw writes it in the lock on Linux: field 22 of
+    ``/proc/<pid>/stat``."""
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return int(stat[stat.rfind(b")") + 2:].split()[19])
+
+
+def gateway_lock(state: Path, pid: int, start: int | None, state_dir: Path | str | None = None
+                 ) -> Path:
+    """The lock OpenClaw 2026.9's gateway holds while it runs, as one wrote it (its
+    ``startTime`` left out as an older or non-Linux one may)."""
+    lock = state / "tmp" / f"openclaw-{os.getuid()}" / "gateway.state.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"pid": pid, "ownerId": "6778bf67-e0a2-4f1c-8d27-26d23ef18194",
+               "cronOwnerProjection": "dynamic-default-v1",
+               "createdAt": "2026-12-05T13:20:18.608Z",
+               "configPath": str(state / "openclaw.json"),
+               "stateDir": str(state if state_dir is None else state_dir),
+               "port": 58005, **({} if start is None else {"startTime": start})}
+    lock.write_text(json.dumps(payload, indent=2) + "\n" + "\t \t\t " * 16)
+    return lock
+
+
+@contextmanager
+def stand_in(*argv: str, executable: str | None = None) -> Iterator[int]:
+    """A process running ``argv``, once it runs its own code (it has exec'd: its command
+    line and start time are its own); its pid. Ended (stdin closed) on exit."""
+    process = subprocess.Popen(list(argv), executable=executable, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"\n"
+        yield process.pid
+    finally:
+        process.communicate()
+
+
+def export(state: Path, data: Path) -> tuple[int, str]:
+    result = cli("export", KEY, "--state-dir", str(state), "--data-dir", str(data))
+    return result.exit_code, result.output
+
+
+def refused(state: Path, data: Path, pid: int) -> bool:
+    """Export refused because of the gateway ``pid``, the usual way; nothing written."""
+    code, output = export(state, data)
+    if code == 0:
+        shutil.rmtree(state / "agents" / "main" / "sessions")  # written: undone
+        return False
+    assert code == 2 and "Usage:" not in output, output
+    assert f"an OpenClaw gateway is running on {state.resolve()} (pid {pid}, " \
+           "port 58005): stop it first" in output
+    assert not (state / "agents" / "main" / "sessions").exists()
+    return True
+
+
+def test_export_refuses_while_a_gateway_runs_on_the_state_folder(tmp_path: Path) -> None:
+    data, b = imported(tmp_path)
+    with stand_in("openclaw-gateway", "-c", WAIT_PY, executable=sys.executable) as pid:
+        gateway_lock(b, pid, start_ticks(pid))
+        assert refused(b, data, pid)
+        gateway_lock(b, pid, None)  # a lock without its start time: the name tells
+        assert refused(b, data, pid)
+    # Killed, a gateway leaves its lock behind: that of a process gone, or of one that
+    # is not OpenClaw's (its pid taken since; this one names OpenClaw in its arguments
+    # only), stops nothing.
+    for lock_pid in (pid, os.getpid()):
+        gateway_lock(b, lock_pid, None)
+        assert not refused(b, data, lock_pid)
+
+
+def test_a_gateway_pid_taken_by_another_gateway_stops_nothing(tmp_path: Path) -> None:
+    """The pid of a killed gateway, taken since by another OpenClaw process (say the
+    gateway of another state folder): that one started at another time than the lock
+    says. A lock that came with a copy of another folder names that folder."""
+    data, b = imported(tmp_path)
+    other = tmp_path / "a"  # a state folder of its own, whose gateway the stand-in is
+    with stand_in("openclaw-gateway", "-c", WAIT_PY, executable=sys.executable) as pid:
+        gateway_lock(b, pid, start_ticks(pid) - 1)
+        assert not refused(b, data, pid)
+        gateway_lock(b, pid, start_ticks(pid), state_dir=other)
+        assert not refused(b, data, pid)
+        # Named by another path (or one not there: another machine's, a container's),
+        # the lock counts.
+        alias = tmp_path / "b-alias"
+        alias.symlink_to(b)
+        gateway_lock(b, pid, start_ticks(pid), state_dir=alias)
+        assert refused(b, data, pid)
+        gateway_lock(b, pid, start_ticks(pid), state_dir="/nowhere/.openclaw")
+        assert refused(b, data, pid)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_a_gateway_node_runs_with_options_is_recognised(tmp_path: Path) -> None:
+    """``node --stack-size=... --require x openclaw.mjs gateway run``: the script comes
+    after node's options. Node running another script, or a command naming OpenClaw in
+    its arguments only (``clawsync openclaw watch --state-dir ~/.openclaw``), is not it."""
+    data, b = imported(tmp_path)
+    node = str(shutil.which("node"))
+    package = tmp_path / "lib" / "openclaw"
+    package.mkdir(parents=True)
+    for script in ("openclaw.mjs", "tool.mjs"):
+        (package / script).write_text(WAIT_JS)
+    (package / "preload.cjs").write_text("")
+    with stand_in(node, "--stack-size=2000", "--require", str(package / "preload.cjs"),
+                  str(package / "openclaw.mjs"), "gateway", "run", "--port", "58005") as pid:
+        gateway_lock(b, pid, start_ticks(pid))
+        assert refused(b, data, pid)
+        gateway_lock(b, pid, None)
+        assert refused(b, data, pid)
+    with stand_in(node, "--stack-size=2000", str(package / "tool.mjs"),
+                  str(package / "openclaw.mjs")) as pid:
+        gateway_lock(b, pid, None)
+        assert not refused(b, data, pid)
+    clawsync = tmp_path / "bin" / "clawsync"
+    clawsync.parent.mkdir()
+    clawsync.write_text(WAIT_PY)
+    with stand_in(sys.executable, str(clawsync), "openclaw", "watch", "--state-dir",
+                  str(tmp_path / ".openclaw")) as pid:
+        gateway_lock(b, pid, None)
+        assert not refused(b, data, pid)
+
+
+def test_a_lock_that_cannot_be_read_refuses(tmp_path: Path) -> None:
+    """Whether a gateway runs cannot be told: refused, saying which lock and what to do."""
+    data, b = imported(tmp_path)
+    lock = b / "tmp" / f"openclaw-{os.getuid()}" / "gateway.state.lock"
+    lock.mkdir(parents=True)  # there, and not readable as a file, even by root
+    code, output = export(b, data)
+    assert code == 2 and "Usage:" not in output, output
+    assert f"{lock.parent.resolve()}/gateway.state.lock cannot be read" in output
+    assert "whether an OpenClaw gateway runs on the folder cannot be told: run clawsync " \
+           "as the user OpenClaw runs as; or, if no gateway runs on it (openclaw gateway " \
+           "status), remove that lock" in output
+    assert not (b / "agents" / "main" / "sessions").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads whatever the permissions say")
+def test_a_lock_of_another_user_refuses(tmp_path: Path) -> None:
+    data, b = imported(tmp_path)
+    lock = gateway_lock(b, os.getpid(), None)
+    for unreadable, mode in ((lock, 0o600), (lock.parent, 0o700), (lock.parent.parent, 0o755)):
+        unreadable.chmod(0)
+        try:
+            code, output = export(b, data)
+        finally:
+            unreadable.chmod(mode)
+        assert code == 2 and "cannot be read (Permission denied)" in output, output
+        assert not (b / "agents" / "main" / "sessions").exists()

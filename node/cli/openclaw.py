@@ -408,9 +408,13 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
     transcripts = sorted((t for t in transcripts_for(events, reattach=forgotten > 0)
                           if session_id is None or t.session_id == session_id),
                          key=lambda t: latest.index(t.session_id))
+    if not transcripts and session_id is not None and any(latest):
+        # A session id the person typed that the session does not hold: their input.
+        raise InputError(f"session {key!r} holds no OpenClaw session id {session_id!r}: "
+                         "its session ids are "
+                         + ", ".join(repr(one) for one in latest if one) + " (latest first)")
     if not transcripts:
-        raise NodeError(f"session {key!r} holds no OpenClaw records"
-                        + (f" of session id {session_id!r}" if session_id else ""))
+        raise NodeError(f"session {key!r} holds no OpenClaw records")
     # The older layout names one session id per key: the one OpenClaw goes on with.
     transcript, *others = transcripts
     if others:
@@ -423,7 +427,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
     if agents and agents[0] != transcript.agent_id:
         # Written into another agent's folder, it would come back as that agent's
         # session, a copy of the whole conversation, at the next import.
-        raise click.UsageError(
+        raise InputError(
             f"session {key!r} belongs to OpenClaw agent {transcript.agent_id!r}, not "
             f"{agents[0]!r}: export writes a session for its own agent (leave out --agent)")
     agent_id = transcript.agent_id

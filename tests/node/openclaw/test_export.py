@@ -113,7 +113,7 @@ def test_export_refuses_to_overwrite_another_transcript(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_bad_state_folders_and_sessions_are_usage_errors(tmp_path: Path) -> None:
+def test_bad_state_folders_and_sessions_are_refused(tmp_path: Path) -> None:
     result = cli("import", "--state-dir", str(tmp_path / "missing"),
                  "--data-dir", str(tmp_path / "d"))
     assert result.exit_code == 2 and "missing does not exist" in result.output
@@ -140,9 +140,17 @@ def test_bad_state_folders_and_sessions_are_usage_errors(tmp_path: Path) -> None
     # Written into another agent's folder, it would come back as that agent's session.
     result = cli("export", KEY, "--agent", "other", "--state-dir", str(b),
                  "--data-dir", str(data))
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "Usage:" not in result.output
     assert f"session {KEY!r} belongs to OpenClaw agent 'main', not 'other'" in result.output
     assert not (b / "agents" / "other").exists()
+    # A session id the session does not hold is the person's input too: named, with
+    # those it holds.
+    result = cli("export", KEY, "--session-id", "nope", "--state-dir", str(b),
+                 "--data-dir", str(data))
+    assert result.exit_code == 2 and "Usage:" not in result.output
+    assert f"session {KEY!r} holds no OpenClaw session id 'nope': its session ids are " \
+           f"{SID!r} (latest first)" in result.output
+    assert not (b / "agents" / "main" / "sessions").exists()
 
 
 @pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))

@@ -92,8 +92,8 @@ def running_gateway(state: Path) -> RunningGateway | None:
         try:
             payload = json.loads(lock.read_bytes())
             pid, port = payload["pid"], payload.get("port")
-        except FileNotFoundError:
-            continue  # removed since it was listed: that gateway stopped
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # removed since it was listed (that gateway stopped), or not a folder
         except OSError as error:
             raise GatewayLockUnreadable(
                 f"{lock} cannot be read ({error.strerror or error}), so whether an OpenClaw "

@@ -151,6 +151,9 @@ def test_a_gateway_node_runs_with_options_is_recognised(tmp_path: Path) -> None:
 def test_a_lock_that_cannot_be_read_refuses(tmp_path: Path) -> None:
     """Whether a gateway runs cannot be told: refused, saying which lock and what to do."""
     data, b = imported(tmp_path)
+    (b / "tmp").mkdir()
+    (b / "tmp" / "openclaw-notes.txt").write_text("")  # a file, not a folder of locks
+    assert not refused(b, data, 0)
     lock = b / "tmp" / f"openclaw-{os.getuid()}" / "gateway.state.lock"
     lock.mkdir(parents=True)  # there, and not readable as a file, even by root
     code, output = export(b, data)

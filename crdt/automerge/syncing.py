@@ -63,6 +63,9 @@ class Received:
     #: which touch derived fields as they follow their logs; those are repaired all
     #: the same (by ``fields``), but are not the client's edits.
     client_fields: frozenset[str] = frozenset()
+    #: The ``custom_state`` keys those client changes touched (None: unknown, any key):
+    #: the only ones ``edits_since`` may read as edits.
+    client_keys: frozenset[str] | None = frozenset()
     messages: frozenset[str] | None = frozenset()  # message keys touched; None: unknown
     refusal: str | None = None
 
@@ -173,10 +176,12 @@ class SyncingDoc(AutomergeDoc):
                 else:
                     messages.add(touch.key)
         refusal = refusal or self._broken_root(doc, fields)
-        by_client = _client_fields(doc, before, new) if from_client else set()
-        client_fields = fields if by_client is None else by_client & fields
+        by_client = _client_fields(doc, before, new) if from_client else (set(), set())
+        client_fields, keys = (fields, None) if by_client is None else by_client
+        # keys: the custom_state keys the client changes touched, None for any
         return Received(before, b"".join(c.bytes for c in new), from_client,
-                        frozenset(fields), frozenset(client_fields),
+                        frozenset(fields), frozenset(client_fields & fields),
+                        None if keys is None else frozenset(keys),
                         None if messages is None else frozenset(messages), refusal)
 
     def _broken_root(self, doc: Document, fields: set[str]) -> str | None:
@@ -190,8 +195,11 @@ class SyncingDoc(AutomergeDoc):
                 return "the session_key was changed"
         return None
 
-    def edits_since(self, heads: list[bytes]) -> Edits:
-        """The changes to ``state`` and ``custom_state`` since ``heads`` (see ``Edits``)."""
+    def edits_since(self, heads: list[bytes], received: Received | None = None) -> Edits:
+        """The changes to ``state`` and ``custom_state`` since ``heads`` (see ``Edits``);
+        with ``received``, only those its client changes made (``client_fields``,
+        ``client_keys``): a field that only relayed changes of other nodes touched shows
+        an event this node may not hold yet, which reaches it by gossip."""
         with self._automerge("reading a client's edits") as doc:
             context = {}
             for name in ("agent_id", "channel", "peer_id", "state"):
@@ -209,14 +217,21 @@ class SyncingDoc(AutomergeDoc):
                     edits = Edits(context, state if isinstance(state, str) else None)
                     if not isinstance(state, str):
                         edits.unreadable["state"] = type(state).__name__
-            self._custom_edits(doc, heads, edits)
+            if received is not None and "state" not in received.client_fields:
+                edits = Edits(context)
+            if received is None or "custom_state" in received.client_fields:
+                self._custom_edits(doc, heads, edits,
+                                   None if received is None else received.client_keys)
             return edits
 
-    def _custom_edits(self, doc: Document, heads: list[bytes], edits: Edits) -> None:
+    def _custom_edits(self, doc: Document, heads: list[bytes], edits: Edits,
+                      only: frozenset[str] | None) -> None:
         obj = _root_map(doc, "custom_state")
         then, now = set(doc.keys(obj, heads)), doc.keys(obj)
-        edits.removed.extend(sorted(then - set(now)))
+        edits.removed.extend(sorted(k for k in then - set(now) if only is None or k in only))
         for key in now:
+            if only is not None and key not in only:
+                continue
             try:
                 value = _read_json(doc, doc.get(obj, key), None)
             except _NotJson as exc:
@@ -291,31 +306,58 @@ class SyncingDoc(AutomergeDoc):
 CLIENT_RUNS_MAX = 64
 
 
-def _client_fields(doc: Document, before: list[bytes], new: list[Any]) -> set[str] | None:
-    """The root keys whose visible value changes under client (not node) actors changed;
-    None past ``CLIENT_RUNS_MAX`` runs of them.
+def _client_fields(doc: Document, before: list[bytes], new: list[Any]
+                   ) -> tuple[set[str], set[str] | None] | None:
+    """The root keys, and the ``custom_state`` keys, whose visible value changes under
+    client (not node) actors changed, leaving out those another node took in; None past
+    ``CLIENT_RUNS_MAX`` runs of them.
 
     ``new`` comes in causal order, so each prefix of it is a version of the document:
-    the diff across each run of client changes is what those changes did, on top of
-    everything before them (a node's changes they build on included).
+    the diff across each run of one client actor's changes is what those changes did, on
+    top of everything before them (a node's changes they build on included). A node's
+    change that builds on a run's last change shows that node holding the run: it made
+    the run's edits events (or refused them) and they reach this node by gossip; made
+    here too, one edit would be two events. Were that change forged, the run's edits are
+    simply not taken, and the catch-up puts their values back.
     """
-    fields: set[str] = set()
-    heads, start, runs = set(before), None, 0
-    for change in [*new, None]:
+    runs: list[tuple[set[str], set[str] | None]] = []
+    fields: set[str]
+    keys: set[str] | None
+    ends: dict[bytes, int] = {}  # a run's last change -> the run's bit
+    heads, start = set(before), None
+    for at, change in enumerate([*new, None]):
         client = change is not None and not is_node_actor(change.actor_id)
-        if client and start is None:
-            start, runs = list(heads), runs + 1
-            if runs > CLIENT_RUNS_MAX:
-                return None
-        elif not client and start is not None:
+        if start is not None and not (client and change.actor_id == new[at - 1].actor_id):
+            fields, keys = set(), set()
             for patch in doc.diff(start, list(heads)):
                 touch = classify_patch(repr(patch))
                 # Unreadable: assume the worst, as ``_describe`` does.
                 fields.update([touch.field] if touch.field else (n for n, _ in LAYOUT))
+                if touch.field in (None, "custom_state") and keys is not None:
+                    keys = None if touch.key is None else keys | {touch.key}
+            ends[new[at - 1].hash] = 1 << len(runs)
+            runs.append((fields, keys))
             start = None
+        if client and start is None:
+            start = list(heads)
+            if len(runs) >= CLIENT_RUNS_MAX:
+                return None
         if change is not None:
             heads = (heads - set(change.deps)) | {change.hash}
-    return fields
+    taken, below = 0, dict(ends)  # below: change -> the runs it builds on (bits)
+    for change in new:
+        bits = below.get(change.hash, 0)
+        for dep in change.deps:
+            bits |= below.get(dep, 0)
+        below[change.hash] = bits
+        if is_node_actor(change.actor_id):
+            taken |= bits
+    fields, keys = set(), set()
+    for bit, (run_fields, run_keys) in enumerate(runs):
+        if not taken >> bit & 1:
+            fields |= run_fields
+            keys = None if keys is None or run_keys is None else keys | run_keys
+    return fields, keys
 
 
 class Replica(AutomergeDoc):

@@ -60,7 +60,7 @@ def try_sync_message(saved: bytes, data: bytes, actor: bytes,
         return None  # the node refuses them (after applying them: at most this cost)
     try:
         if received.from_client:
-            doc.edits_since(received.before)
+            doc.edits_since(received.before, received)
         depth = nesting(doc.to_python())
     except CrdtError:  # too deep for the reader's recursion, for one
         return "the document could not be read back after these changes"

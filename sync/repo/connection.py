@@ -557,7 +557,9 @@ class RepoConnection:
     def _edits(self, session_key: str, doc: SessionDoc, received: Received,
                library: Library, out: Outcome) -> None:
         """Turn a client's changes into events; log and put back what is not an edit."""
-        edits = doc.edits_since(received.before)
+        # Only what the client changes made, and no other node took in: a relayed node
+        # change shows that node's event, a client edit a node built on is its event.
+        edits = doc.edits_since(received.before, received)
         context = edits.context
         agent = context.get("agent_id") or CLIENT_AGENT_ID
         drafts: list[Draft | Event] = []

@@ -2,7 +2,8 @@
 another node: what the second node logs about it. Changes the client passes on (the
 first node's, another client's edit the first node took in) are no edits of its own:
 they are put back where they touch derived fields, but the client is not told it
-edited them. What it does edit itself is still refused, logged and put back."""
+edited them. What it does edit itself is still refused, logged and put back. And what
+it relays is no edit to make an event of here: one edit is one event on every node."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from automerge.core import Document
 
 from crdt.automerge.document import automerge_url
 from tests.integration.test_automerge_js import wait_converged
-from tests.support.interop import append, message, projection, ws_url
+from tests.support.interop import BASE_MS, append, message, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess
 
@@ -113,3 +114,85 @@ def test_a_client_relaying_a_nodes_document_is_not_told_it_edited(
         assert projection(b, "s1")["message_count"] == 3
         assert projection(b, "s1")["event_count"] == projection(a, "s1")["event_count"] == 4
         assert logged(a, IGNORED) == []
+
+
+def linked(b: NodeProcess, peer: NodeProcess | None) -> None:
+    """Restart ``b`` with ``peer`` as its only peer, or with none: then no gossip reaches
+    it (its peer knows no address of ``b``'s to push to)."""
+    if "--peer" in b.extra_args:
+        at = b.extra_args.index("--peer")
+        del b.extra_args[at:at + 2]
+    if peer is not None:
+        b.extra_args += ["--peer", peer.url]
+    b.restart()
+
+
+def events(node: NodeProcess, key: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = node.get(f"/v1/sessions/{key}/events")["events"]
+    return events
+
+
+def edits(node: NodeProcess, key: str) -> list[tuple[str, Any]]:
+    """The ``state_changed`` events of ``key`` on ``node`` as (key, value), sorted."""
+    return sorted((e["kind"]["key"], e["kind"]["value"]) for e in events(node, key)
+                  if e["kind"]["type"] == "state_changed")
+
+
+def wait_events(node: NodeProcess, key: str, holds: Any) -> None:
+    async def poll() -> None:
+        async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+            while not holds(events(node, key)):
+                await asyncio.sleep(0.1)
+
+    asyncio.run(poll())
+
+
+def test_a_nodes_change_relayed_beside_a_clients_edit_is_no_edit(
+        tmp_path: Path, js: JsClient) -> None:
+    """A relaying client's own edit and, in the same sync message, a change of another
+    node's that shows an event this node does not hold yet: only the client's edit
+    becomes an event here; the other arrives by gossip, once."""
+    a, b = json_pair(tmp_path)
+    with a, b:
+        append(a, "s1", message(1))
+        wait_converged(a, b, "s1")
+        linked(b, None)
+        url = automerge_url("s1")
+        js.call("connect", repo="relay", ws=ws_url(a))
+        js.call("find", repo="relay", url=url)
+        js.call("watch", repo="relay", url=url)
+        append(a, "s1", {"agent_id": "main", "hlc": [BASE_MS + 2, 0],
+                         "kind": {"type": "state_changed", "key": "mood", "value": "calm"}})
+        js.changes("relay", lambda d: d["custom_state"].get("mood") == "calm")
+        js.call("disconnect", repo="relay", ws=ws_url(a))
+        js.call("change", repo="relay", url=url, set={"custom_state.color": "red"})
+        js.call("connect", repo="relay", ws=ws_url(b))
+        wait_events(b, "s1", lambda got: any(e["kind"].get("key") == "color" for e in got))
+        linked(b, a)
+        wait_converged(a, b, "s1")
+        assert edits(a, "s1") == edits(b, "s1") == [("color", "red"), ("mood", "calm")]
+
+
+def test_another_clients_edit_relayed_before_its_event_is_one_event(
+        tmp_path: Path, js: JsClient) -> None:
+    """A client's edit that one node took in (and made an event of), relayed by another
+    client to a node that does not hold that event yet: one edit, one event."""
+    a, b = json_pair(tmp_path)
+    with a, b:
+        append(a, "s1", message(1))
+        wait_converged(a, b, "s1")
+        linked(b, None)
+        url = automerge_url("s1")
+        for repo in ("editor", "relay"):
+            js.call("connect", repo=repo, ws=ws_url(a))
+            js.call("find", repo=repo, url=url)
+        js.call("watch", repo="relay", url=url)
+        js.call("change", repo="editor", url=url, set={"custom_state.mood": "happy"})
+        js.changes("relay", lambda d: d["event_count"] == 2)  # A's event of it, shown
+        heads = saved(a, "s1").get_heads()
+        js.call("disconnect", repo="relay", ws=ws_url(a))
+        js.call("connect", repo="relay", ws=ws_url(b))
+        wait_holds(b, "s1", heads)
+        linked(b, a)
+        wait_converged(a, b, "s1")
+        assert edits(a, "s1") == edits(b, "s1") == [("mood", "happy")]

@@ -398,6 +398,63 @@ def test_a_clients_edits_beside_relayed_changes_are_told_apart(open_store: OpenS
     assert view["custom_state"] == {"mood": "happy"}
 
 
+def _edited_keys(out: Outcome) -> list[tuple[str, Any]]:
+    return [(d.payload["key"], d.payload["value"]) for e in out.edits for d in e.drafts
+            if d.kind == "state_changed"]
+
+
+def test_a_relayed_node_change_beside_a_clients_edit_makes_no_event(
+        open_store: OpenStore) -> None:
+    """A change under another node's actor, relayed beside the client's own edit in one
+    message, shows an event of that node's (or is forged): it is no edit of the client's.
+    Only the client's own key becomes an event; the rest is put back."""
+    link = seeded_link(open_store)
+    doc = link.app.docs[S1]
+    doc.set_actor(node_actor("not-a-node-at-all"))
+    link.app.change(S1, set_custom("mood", "forged"))
+    link.app.change(S1, set_state("ended"))
+    doc.set_actor(link.app.actor)
+    link.app.change(S1, set_custom("color", "red"))
+    out = link.send(link.app.sync(S1))
+    assert _edited_keys(out) == [("color", "red")]
+    assert link.apply_edits(out) == ["state_changed"]
+    view = link.app.view(S1)
+    assert view["custom_state"] == {"mood": "calm", "color": "red"}
+    assert view["state"] == "active"
+
+
+def test_a_client_edit_a_node_built_on_is_that_nodes_event(open_store: OpenStore) -> None:
+    """Another client's edit relayed with a node's change that builds on it: that node
+    holds the edit and made it an event, which comes by gossip; made here too, one edit
+    would be two events. The relaying client's own edit after it is still taken. (The
+    node's change is forged here: then the edit is simply not taken, and put back.)"""
+    link = seeded_link(open_store)
+    doc = link.app.docs[S1]
+    doc.set_actor(b"\x42" * 16)  # another client
+    link.app.change(S1, set_custom("mood", "happy"))
+    doc.set_actor(node_actor("not-a-node-at-all"))
+    link.app.change(S1, lambda tx: put_text(tx, ROOT, "last_event_id", "its event"))
+    doc.set_actor(link.app.actor)
+    link.app.change(S1, set_custom("color", "red"))
+    out = link.send(link.app.sync(S1))
+    assert _edited_keys(out) == [("color", "red")]
+    assert not [n for n in out.notes if n.event == "automerge client edits ignored"]
+    assert link.apply_edits(out) == ["state_changed"]
+    view = link.app.view(S1)
+    assert view["custom_state"] == {"mood": "calm", "color": "red"}
+    assert view["last_event_id"] == link.store.get_projection("s1").to_json()["last_event_id"]
+
+
+def test_a_client_edit_no_node_built_on_is_taken(open_store: OpenStore) -> None:
+    """Another client's edit relayed alone (the node that took it in had not shown it
+    yet): nothing says a node holds it, so it becomes an event here, lest it be lost."""
+    link = seeded_link(open_store)
+    link.app.docs[S1].set_actor(b"\x42" * 16)
+    link.app.change(S1, set_custom("mood", "happy"))
+    out = link.send(link.app.sync(S1))
+    assert _edited_keys(out) == [("mood", "happy")]
+
+
 @pytest.mark.parametrize("whose", ["this node", "genesis"])
 def test_changes_under_this_nodes_or_the_genesis_actor_close(open_store: OpenStore,
                                                               whose: str) -> None:

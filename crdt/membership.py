@@ -9,6 +9,7 @@ it replicates as every event does, and older nodes store and forward it as a kin
 not know (``crdt.kinds``; like ``origin_retired``, none of these kinds is in ``KINDS``):
 
     {"type": "device_added", "device_id": <id>, "name": <text>, "address": <URL or null>}
+                                       ("address" left out: the record says nothing of it)
     {"type": "device_removed", "device_id": <id>, "reason": <text, may be empty>}
 
 The session also holds ``device_key`` (an origin bound to a device's key) and
@@ -23,8 +24,15 @@ The rule, the same on every node (a 2P-set of device ids):
   records agree, whatever order the records came in;
 * a record counts only if its origin is bound to a device (``bound(origin)`` gives the
   device id, or None): that device is who added or removed;
-* of several adds of one id, the last by ``(timestamp, id)`` gives its name and address;
-  of several removals, the first gives who removed it, when and why.
+* of several adds of one id, the last by ``(timestamp, id)`` gives its name; the last
+  of those that say an address (a URL, or null: cleared) gives its address. An add that
+  leaves ``address`` out says nothing of it: a device writes its own first add so when
+  it has no ``--advertise-url``, and two devices that add each other with ``--address``
+  before they link would otherwise each erase, by that later add of itself, the address
+  the other gave it. Both picks are a maximum over a set, so nodes agree whatever order
+  the records came in. (Nodes before this rule read a left-out address as null and take
+  the last add's: they may show no address where a newer node shows one, as they did.)
+  Of several removals, the first gives who removed it, when and why.
 
 A record that only looks like one (a wrong field type, an id not in its written form) is
 kept as any event, and counts for nothing.
@@ -47,6 +55,12 @@ True
 False
 >>> view.name_of(phone), view.name_of(laptop), view.name_of("unknown")  # by its last add
 ('phone again', 'laptop', None)
+>>> view.add("o1", added(laptop, "my laptop", UNSAID).seal(Hlc(6, 0)))  # says no address
+True
+>>> view.add("o1", added(laptop, "laptop", "http://laptop:8765").seal(Hlc(5, 0)))
+True
+>>> view.members()[laptop].name, view.members()[laptop].address
+('my laptop', 'http://laptop:8765')
 >>> view.add("stranger", added(phone, "sneaky").seal(Hlc(5, 0)))  # origin not bound
 False
 """
@@ -55,7 +69,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 from crdt.device import check_device_name, parse_device_id
 from crdt.errors import InvalidInput, LimitExceeded
@@ -105,6 +120,14 @@ class Removal:
     name: str | None = None
 
 
+class Unsaid(Enum):
+    UNSAID = "unsaid"
+
+
+#: ``added``'s address when the record should say nothing of it (the key is left out).
+UNSAID: Final = Unsaid.UNSAID
+
+
 def check_address(value: object, field: str = "address") -> str | None:
     """An advertised address: None, or an ``http://`` / ``https://`` URL."""
     if value is None:
@@ -127,11 +150,14 @@ def check_reason(value: object, field: str = "reason") -> str:
     return value
 
 
-def added(device_id: str, name: str, address: str | None = None) -> Draft:
-    """The record that adds ``device_id`` (as typed: it is parsed) under ``name``;
-    ``InvalidInput`` naming the field that is wrong."""
-    payload = {"device_id": parse_device_id(device_id), "name": check_device_name(name),
-               "address": check_address(address)}
+def added(device_id: str, name: str, address: str | Unsaid | None = None) -> Draft:
+    """The record that adds ``device_id`` (as typed: it is parsed) under ``name``, at
+    ``address`` (None: clears it; ``UNSAID``: says nothing of it); ``InvalidInput``
+    naming the field that is wrong."""
+    payload: dict[str, Any] = {"device_id": parse_device_id(device_id),
+                               "name": check_device_name(name)}
+    if address is not UNSAID:
+        payload["address"] = check_address(address)
     return Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, payload)
 
 
@@ -152,17 +178,20 @@ def _written_id(value: Any) -> str | None:
 
 def read(event: Event) -> tuple[str, str, dict[str, Any]] | None:
     """``(kind, device_id, fields)`` if ``event`` is a well-formed membership record
-    (fields: ``name`` and ``address`` of an add, ``reason`` of a removal), else None."""
+    (fields: ``name`` and, if the record says one, ``address`` of an add; ``reason`` of
+    a removal), else None."""
     if event.session_key != DEVICES_SESSION or event.kind not in MEMBERSHIP_KINDS:
         return None
     payload = event.payload
     device = _written_id(payload.get("device_id"))
     if device is None:
         return None
+    fields: dict[str, Any]
     try:
         if event.kind == DEVICE_ADDED:
-            fields = {"name": check_device_name(payload.get("name")),
-                      "address": check_address(payload.get("address"))}
+            fields = {"name": check_device_name(payload.get("name"))}
+            if "address" in payload:
+                fields["address"] = check_address(payload["address"])
         else:
             fields = {"reason": check_reason(payload.get("reason"))}
     except InvalidInput:
@@ -194,7 +223,10 @@ class Membership:
 
     def __init__(self, bound: Bound) -> None:
         self._bound = bound
+        #: The last add of each device: its name.
         self._adds: dict[str, _Record] = {}
+        #: The last add of each device that says an address: its address.
+        self._addresses: dict[str, _Record] = {}
         #: The earliest add of each device: who added it, and when.
         self._first_adds: dict[str, _Record] = {}
         self._removals: dict[str, _Record] = {}
@@ -228,14 +260,18 @@ class Membership:
             self._removals[device] = taken
             return True
         first = self._first_adds.get(device)
-        earlier = first is None or taken.order < first.order
-        if earlier:
+        changed = first is None or taken.order < first.order
+        if changed:
             self._first_adds[device] = taken
+        said = self._addresses.get(device)
+        if "address" in fields and (said is None or said.order < taken.order):
+            self._addresses[device] = taken
+            changed = True
         last = self._adds.get(device)
-        if last is not None and last.order >= taken.order:
-            return earlier and device not in self._removals
-        self._adds[device] = taken
-        return device not in self._removals
+        if last is None or last.order < taken.order:
+            self._adds[device] = taken
+            changed = True
+        return changed and device not in self._removals
 
     def refresh(self) -> bool:
         """Take in again the records kept aside for want of a bound origin; True if
@@ -251,10 +287,16 @@ class Membership:
 
     def members(self) -> dict[str, Member]:
         """Member devices by id."""
-        return {device: Member(record.fields["name"], record.fields["address"],
+        return {device: Member(record.fields["name"], self.address_of(device),
                                self._first_adds[device].by,
                                self._first_adds[device].sort_key[0])
                 for device, record in self._adds.items() if device not in self._removals}
+
+    def address_of(self, device_id: str) -> str | None:
+        """The address the last add of ``device_id`` that says one gives (None: none
+        does, or it was cleared)."""
+        said = self._addresses.get(device_id)
+        return said.fields["address"] if said is not None else None
 
     def removed(self) -> dict[str, Removal]:
         """Removed devices by id (an id removed and never added is listed too)."""

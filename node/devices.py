@@ -174,9 +174,16 @@ class Devices:
         ``KEEP`` (not given): a member keeps the address it has (as it advertised it)."""
         device_id = parse_device_id(device_id)
         held = self.members().get(device_id)
+        said: str | membership.Unsaid | None
         if isinstance(address, Keep):
+            # The address held, said again for nodes that take the last add's (before
+            # ``crdt.membership`` took the last that says one); none held: say nothing,
+            # so that an address another device gives concurrently is not cleared.
             address = held.address if held is not None else None
-        draft = membership.added(device_id, name, address)  # InvalidInput
+            said = address if address is not None else membership.UNSAID
+        else:
+            said = address
+        draft = membership.added(device_id, name, said)  # InvalidInput
         removal = self.removed().get(device_id)
         if removal is not None:
             raise RemovalIsFinal(
@@ -210,7 +217,10 @@ class Devices:
         if not self._named:
             await self.refresh()  # a peer's record naming it may have come since
         if not self._named:
-            drafts.insert(0, membership.added(self.device_id, self._name, self._address))
+            # No --advertise-url: say nothing of the address, so that this later record
+            # does not clear one a member gave with ``devices add --address``.
+            address = self._address if self._address is not None else membership.UNSAID
+            drafts.insert(0, membership.added(self.device_id, self._name, address))
         appended = await self._astore.append(drafts)
         await self.refresh()
         return appended[-1].stored

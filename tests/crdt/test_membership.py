@@ -25,11 +25,12 @@ def _view(records: list[tuple[str, Event]]) -> tuple[object, object]:
 
 
 record = st.builds(
-    lambda origin, remove, device, ms, name: (origin, (
+    lambda origin, remove, device, ms, name, address: (origin, (
         membership.removed(DEVICES[device], name) if remove
-        else membership.added(DEVICES[device], name)).seal(Hlc(ms, 0))),
+        else membership.added(DEVICES[device], name, address)).seal(Hlc(ms, 0))),
     st.sampled_from(ORIGINS), st.booleans(), st.integers(0, 3), st.integers(1, 50),
-    st.sampled_from(["laptop", "phone", "home"]))
+    st.sampled_from(["laptop", "phone", "home"]),
+    st.sampled_from([membership.UNSAID, None, "http://a:1", "http://b:2"]))
 
 
 @settings(max_examples=200)
@@ -124,3 +125,48 @@ def test_the_longest_address_and_reason_are_taken() -> None:
     assert membership.added(DEVICES[0], "x", address).payload["address"] == address
     reason = "r" * membership.REASON_BYTES_MAX
     assert membership.removed(DEVICES[0], reason).payload["reason"] == reason
+
+
+def test_an_add_that_says_no_address_keeps_the_one_given_in_any_order() -> None:
+    """Two devices that add each other with an address before they link: each one's
+    later add of itself says nothing of its address, and does not erase it."""
+    laptop, phone = DEVICES[0], DEVICES[1]
+    records = [
+        ("o-a", membership.added(laptop, "laptop", membership.UNSAID).seal(Hlc(1, 0))),
+        ("o-a", membership.added(phone, "phone", "http://phone:1").seal(Hlc(2, 0))),
+        ("o-b", membership.added(phone, "phone", membership.UNSAID).seal(Hlc(3, 0))),
+        ("o-b", membership.added(laptop, "laptop", "http://laptop:1").seal(Hlc(4, 0)))]
+    forward = Membership.of(records, BOUND.get).members()
+    backward = Membership.of(reversed(records), BOUND.get).members()
+    assert forward == backward
+    assert {device: (m.name, m.address, m.added_by) for device, m in forward.items()} == {
+        laptop: ("laptop", "http://laptop:1", DEVICES[0]),
+        phone: ("phone", "http://phone:1", DEVICES[0])}
+    assert "address" not in records[0][1].payload
+
+
+def test_a_null_address_clears_and_the_last_said_wins() -> None:
+    phone = DEVICES[2]
+    view = Membership(BOUND.get)
+    assert view.add("o-a", membership.added(phone, "p", "http://p:1").seal(Hlc(1, 0)))
+    assert view.add("o-b", membership.added(phone, "p", "http://p:2").seal(Hlc(3, 0)))
+    # An earlier address arriving late (it changes the adder only), and a later add
+    # saying none: the address stays.
+    assert view.add("o-a", membership.added(phone, "p", "http://p:0").seal(Hlc(0, 5)))
+    assert view.add("o-a", membership.added(phone, "q", membership.UNSAID).seal(Hlc(4, 0)))
+    assert view.members()[phone].address == "http://p:2"
+    assert view.members()[phone].name == "q"
+    # A later null clears it (``devices add --no-address``).
+    assert view.add("o-a", membership.added(phone, "q", None).seal(Hlc(5, 0)))
+    assert view.members()[phone].address is None
+    # And a later address after it gives one again.
+    assert view.add("o-b", membership.added(phone, "q", "http://p:3").seal(Hlc(6, 0)))
+    assert view.members()[phone].address == "http://p:3"
+
+
+def test_an_add_without_an_address_key_is_read_as_saying_none() -> None:
+    """What older nodes read as null (``payload.get``); a newer node reads it as silent."""
+    event = membership.added(DEVICES[0], "x", membership.UNSAID).seal(Hlc(1, 0))
+    found = membership.read(event)
+    assert found is not None and found[2] == {"name": "x"}
+    assert event.payload.get("address") is None

@@ -172,3 +172,29 @@ async def test_adding_a_member_again_without_its_address_keeps_it(nodes: list[No
     # None clears it (`devices add --no-address`, "address": null).
     stored, member = await a.devices.add(b.key.device_id, "work laptop", None)
     assert stored is not None and member.address is None
+
+
+async def test_two_devices_adding_each_other_keep_the_addresses_given(
+        nodes: list[Node]) -> None:
+    """Each adds the other with an address before they link (neither advertises one):
+    the add of itself each writes first, later than the other's add of it, says
+    nothing of its address, so it does not erase the one given. Either copy order
+    gives both the same view."""
+    a, b, _ = nodes
+    url_a, url_b = "http://a.local:7878", "http://b.local:7878"
+    await a.devices.add(b.key.device_id, "b", url_b)
+    await b.devices.add(a.key.device_id, "a", url_a)  # b's add of itself comes later
+    read = [membership.read(s.event) for s in b.store.get_events(membership.DEVICES_SESSION)]
+    own = [found for found in read if found is not None and found[1] == b.key.device_id]
+    assert own and all("address" not in found[2] for found in own)
+    await copy(a, b)
+    await copy(b, a)
+    await settled(a, b)
+    expected = {a.key.device_id: url_a, b.key.device_id: url_b}
+    for node in (a, b):
+        members = node.devices.members()
+        assert {device: m.address for device, m in members.items()} == expected
+    assert a.devices.members() == b.devices.members()
+    # `devices add ID --name NAME` of a device not known here says nothing either.
+    stored, _ = await a.devices.add(nodes[2].key.device_id, "c")
+    assert stored is not None and "address" not in stored.event.payload

@@ -34,7 +34,15 @@ def device_rows(view: dict[str, Any]) -> list[list[str]]:
               f"removed by {_who(row['removed_by'], names, own)}, {row['removed_at']}"
               + (f": {row['reason']}" if row["reason"] else "")]
              for row in view["removed"]]
+    rows += [[row["device_id"], row["name"] or "-", "linked", row["address"] or "-",
+              f"by {_VIA.get(row['via'], row['via'])}, not a member"]
+             for row in view.get("linked", [])]  # absent from older nodes
     return rows
+
+
+#: What links a device that is no member (``GET /v1/devices``'s ``linked``).
+_VIA = {"cluster_secret": "the cluster secret", "certificate": "a CA certificate",
+        "peer_address": "a --peer address", "device_key": "its key"}
 
 
 @click.group(invoke_without_command=True)
@@ -42,10 +50,13 @@ def device_rows(view: dict[str, Any]) -> list[list[str]]:
 @client_options
 @click.pass_context
 def devices(ctx: click.Context, as_json: bool) -> None:
-    """List the cluster's devices: the members, and the devices removed for good.
+    """List the cluster's devices: the members, the devices removed for good, and the
+    devices linked now that are no members (by the cluster secret or a certificate).
 
     A device is a member if some device added it and none removed it. A removal is
-    final: a removed device comes back only with a new key (a new device id).
+    final: a removed device comes back only with a new key (a new device id). A device
+    linked by the cluster secret is no member: `devices add` makes it one (and only
+    then can it be removed); to shut it out meanwhile, change the secret.
 
     \b
     Examples:
@@ -58,8 +69,11 @@ def devices(ctx: click.Context, as_json: bool) -> None:
         return
     print_rows(device_rows(view), ["device", "name", "state", "address", "since"], headed=True,
                whole=True)
-    members = len(view["members"])
-    note(f"{members} member{'' if members == 1 else 's'}, {len(view['removed'])} removed")
+    members, linked = len(view["members"]), len(view.get("linked", []))
+    note(f"{members} member{'' if members == 1 else 's'}, {len(view['removed'])} removed"
+         + (f", {linked} linked but no member{'' if linked == 1 else 's'} (by the cluster "
+            "secret or a certificate: `clawsync devices add` makes one a member)"
+            if linked else ""))
 
 
 @devices.command()

@@ -60,6 +60,7 @@ from node.peers.transport import (
     LinkClosed,
     LinkRefused,
     Proven,
+    Refusal,
     SelfLink,
     dial,
     fetch_members,
@@ -110,7 +111,9 @@ class Runner:
     budget: WriterBudget | None = None
     device: Proven | None = None  # the device that proved its key on the current link
     shared: bool = False  # accepted on the cluster secret or a CA certificate
+    gave_secret: bool = False  # accepted on the cluster secret
     refused: str | None = None  # why the peer refused this device, for people
+    removal: Refusal | None = None  # the peer's last refusal as removed, if it was that
     failure: str | None = None  # why the last dial failed, until one connects
 
     @property
@@ -446,11 +449,17 @@ class Gossip:
         and remember a signed removal."""
         refusal = exc.refusal
         said = runner.refused or self._refusals.get(runner.url or "")
+        runner.removal = None
         if refusal is None:
             runner.refused = str(exc)
-        elif refusal.code == DEVICE_REMOVED and self._trusted(runner, refusal.by):
-            self.removed.record(refusal)
-            runner.refused = removal_text(self.removed.view() or {})
+        elif refusal.code == DEVICE_REMOVED:
+            runner.removal = refusal
+            if self._trusted(runner, refusal.by) and not self.removed.known:
+                self.removed.record(refusal)
+                for other in self.runners.values():  # told by others, not believed: now
+                    if other.removal is not None and other is not runner:
+                        other.refused = self._removal_refused(other, other.removal)
+            runner.refused = self._removal_refused(runner, refusal)
         elif refusal.code == NOT_MEMBER and refusal.detail.get("secret") == "wrong":
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
                               "does not match that node's (check --cluster-secret on both)")
@@ -465,6 +474,22 @@ class Gossip:
                 if len(self._refusals) >= REFUSALS_KEPT_MAX:
                     self._refusals.clear()
                 self._refusals[runner.url] = runner.refused
+
+    def _removal_refused(self, runner: Runner, refusal: Refusal) -> str:
+        """What a peer's refusal of this device as removed says, for people (and the
+        log): the removal this device believes, if the peer is trusted (``_trusted``) or
+        repeats it; else what the peer claims, said to be not taken. An untrusted
+        device's claim is never recorded: anyone with the cluster secret could make it."""
+        believed = self.own_removal()  # as told by a trusted peer, or as its record says
+        detail = refusal.detail
+        if believed is not None and (self._trusted(runner, refusal.by) or (
+                detail.get("by"), detail.get("at_ms")) == (believed["by"], believed["at_ms"])):
+            return removal_text(self._named(believed))
+        claimed = {"by": str(detail.get("by")), "at_ms": detail.get("at_ms"),
+                   "reason": str(detail.get("reason", ""))}
+        return (f"refused by {refusal.by}: it says this device was "
+                f"{removal_text(self._named(claimed))}; it is no member this device knows, "
+                "so that is not taken as this device's removal")
 
     def _forget(self, runner: Runner) -> None:
         self.runners.pop(runner.key, None)
@@ -519,6 +544,7 @@ class Gossip:
         runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key,
                                         origins_in=self._origins_quota(peer))
         runner.device, runner.shared = link.peer_device, shared
+        runner.gave_secret = gave_secret
         runner.task = asyncio.current_task()  # so that stop() can end this link too
         try:
             await self._run_until_down(runner, link, key)
@@ -802,6 +828,29 @@ class Gossip:
         """Devices with a link up that proved their key."""
         return {r.device.device_id for r in self.runners.values()
                 if r.device is not None and r.state == "up"}
+
+    def linked_not_members(self) -> dict[str, dict[str, Any]]:
+        """Devices with a link up that proved their key but are no members here, by id:
+        linked by the cluster secret or a CA certificate (or, pairing, at a ``--peer``
+        address), which the membership records do not list. Each: its node id, its
+        address (dialed, or advertised on a link it opened) and ``via``, what links it."""
+        found: dict[str, dict[str, Any]] = {}
+        for runner in self.runners.values():
+            if runner.device is None or runner.state != "up":
+                continue
+            device = runner.device.device_id
+            if device == self.device.device_id or self.is_member(device):
+                continue
+            if runner.direction == "in":
+                via = "cluster_secret" if runner.gave_secret \
+                    else "certificate" if runner.shared else "device_key"
+            else:
+                via = "cluster_secret" if runner.secret and self.config.cluster_secret \
+                    else "certificate" if self.tls is not None else "peer_address"
+            row = {"node_id": runner.node, "address": runner.url, "via": via}
+            if device not in found or (found[device]["address"] is None and runner.url):
+                found[device] = row
+        return found
 
     def _linked_nodes(self) -> set[str | None]:
         """Nodes with a link up (and named by its hello)."""

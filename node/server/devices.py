@@ -1,7 +1,9 @@
 """The cluster's devices over HTTP (``node.devices``, ``crdt.membership``).
 
     GET    /v1/devices            members and removed devices: names, addresses, who added
-                                  or removed each and when
+                                  or removed each and when; and ``linked``: devices linked
+                                  now that are no members (the cluster secret, a CA
+                                  certificate), which no record lists
     POST   /v1/devices            {"device_id", "name", "address"?}: add a device (or
                                   rename it); 201 with the record written, 200 if unchanged
     DELETE /v1/devices/{id}       remove a device for good (?reason=); 200
@@ -25,6 +27,8 @@ from aiohttp import web
 from crdt.clock import Hlc
 from crdt.device import parse_device_id
 from crdt.errors import InvalidInput
+from crdt.log import bound
+from crdt.log.store import EventStore
 from crdt.membership import Member, Removal, check_reason
 from node.config import Config, api_path_base, holds_credentials
 from node.device import DeviceKey
@@ -97,8 +101,14 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
                                  "created": stored is not None})
 
     async def get_devices(request: web.Request) -> web.Response:
-        told = request.app[GOSSIP].removed.view() if GOSSIP in request.app else None
-        return respond(request, listing(devices, told))
+        gossip = request.app.get(GOSSIP)
+        told = gossip.removed.view() if gossip is not None else None
+        linked = gossip.linked_not_members() if gossip is not None else {}
+        if linked:
+            names = await astore.read(lambda store: key_names(store, list(linked)))
+            linked = {device: {**row, "name": names.get(device)}
+                      for device, row in linked.items()}
+        return respond(request, listing(devices, told, linked))
 
     app.router.add_get("/v1/devices", get_devices)
     app.router.add_post("/v1/devices", post_device)
@@ -118,8 +128,28 @@ def refuse_if_removed(request: web.Request) -> None:
                     "other device takes what it writes now")
 
 
-def listing(devices: Devices, told: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``GET /v1/devices``: this device's id, the members and the removed, by id.
+def key_names(store: EventStore, device_ids: list[str]) -> dict[str, str]:
+    """On a reader thread: the name each device gave itself in the ``device_key`` record
+    of its latest origin known here (a device that wrote no event has none yet)."""
+    names = {}
+    for device in device_ids:
+        for origin in reversed(list(store.device_origins(device))):
+            [event_id] = store.ids_at(origin, [1])
+            if event_id is None:
+                continue
+            event = store.get_event(event_id).event
+            name = event.payload.get("name")
+            if bound.read(event) is not None and isinstance(name, str):
+                names[device] = name
+                break
+    return names
+
+
+def listing(devices: Devices, told: Mapping[str, Any] | None = None,
+            linked: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """``GET /v1/devices``: this device's id, the members and the removed, by id, and
+    the devices linked now that are no members (``linked``: ``Gossip.linked_not_members``,
+    with ``name``: the one their key's record gives, or null).
 
     ``told``: this device's removal as a member told it (``Gossip.removed``). The record
     of it never reaches a removed device (every member refuses it now), so without this
@@ -138,6 +168,13 @@ def listing(devices: Devices, told: Mapping[str, Any] | None = None) -> dict[str
                     for device_id, member in sorted(members.items())],
         "removed": [removal_json(device_id, removal)
                     for device_id, removal in sorted(removed.items())],
+        # Not members: no record adds them, and their records and removals count for
+        # nothing here (``crdt.membership``); what links them is shared, not theirs.
+        "linked": [{"device_id": device_id, "name": row.get("name"),
+                    "address": row.get("address"), "node_id": row.get("node_id"),
+                    "via": row.get("via")}
+                   for device_id, row in sorted((linked or {}).items())
+                   if device_id not in members and device_id not in removed],
     }
 
 

@@ -16,6 +16,7 @@ from tests.support.cluster import (
     Cluster,
     append,
     message,
+    peer_rows,
     proxy_url,
     request,
     wait_converged,
@@ -167,3 +168,84 @@ def test_a_removal_replicates_and_retires_the_devices_origins(tmp_path: Path) ->
             held = {event["id"] for event in json.loads(request(
                 node, "GET", "/v1/sessions/c%3Anotes/events"))["events"]}
             assert said <= held
+
+
+# -- what a user of `clawsync devices` sees (a cluster secret; adds before linking) --------
+
+
+def linked_by_secret(node: NodeProcess) -> dict[str, dict[str, Any]]:
+    return {row["device_id"]: row for row in devices(node).get("linked", [])}
+
+
+def test_devices_lists_the_nodes_linked_by_the_cluster_secret(tmp_path: Path) -> None:
+    """They are no members (no record adds them): listed apart, as linked, with the
+    existing fields as they were."""
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", advertise=True)
+        b = cluster.node("b", peers=[a.url], advertise=True)
+        c = cluster.node("c", peers=[a.url], advertise=True)
+        others = {own_id(b): b, own_id(c): c}
+        wait_until(lambda: set(linked_by_secret(a)) == set(others), 60,
+                   "a lists b and c as linked")
+        for device, row in linked_by_secret(a).items():
+            assert row["via"] == "cluster_secret" and row["address"] == others[device].url
+        listed = json.loads(ok(run_cli(a, "devices", "--json")))
+        assert [row["device_id"] for row in listed["members"]] == [own_id(a)]
+        assert listed["removed"] == []
+        table = run_cli(a, "devices")
+        assert table.returncode == 0, table.stderr
+        for device in others:
+            [row] = [line for line in table.stdout.splitlines() if line.startswith(device)]
+            assert " linked " in row and "by the cluster secret, not a member" in row, row
+        assert "1 member, 0 removed, 2 linked but no members" in table.stderr
+
+
+def test_a_removed_device_hears_the_same_removal_from_every_peer(tmp_path: Path) -> None:
+    """c links with a (its --peer) and with b (learned from a; b is no member c knows);
+    a removes c. a's refusal is believed; b's says the same removal, and c shows it so
+    (not a bare code), as it shows the removal a told it."""
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", advertise=True)
+        b = cluster.node("b", peers=[a.url], advertise=True)
+        c = cluster.node("c", peers=[a.url])  # no address: b cannot dial it, c dials b
+        wait_until(lambda: {row["url"] for row in peer_rows(c) if row["state"] == "up"}
+                   == {a.url, b.url}, 60, "c linked with a and b")
+        ok(run_cli(a, "devices", "add", own_id(c), "--name", "c"))
+        ok(run_cli(a, "devices", "remove", own_id(c), "--reason", "test"))
+
+        def refusals() -> list[str] | None:
+            rows = [row for row in peer_rows(c) if row["url"] in (a.url, b.url)]
+            said = [row["refused"] or "" for row in rows]
+            return said if len(said) == 2 and all(said) else None
+
+        wait_until(lambda: (said := refusals()) is not None and len(set(said)) == 1
+                   and said[0].startswith("removed from the cluster by "), 60,
+                   "both peers' refusals read as the same removal")
+        removal = c.get("/v1/node")["removed"]
+        assert removal["by"] == own_id(a) and removal["reason"] == "test"
+        status = run_cli(c, "status")
+        assert "(device_removed)" not in status.stdout, status.stdout
+        assert "(device_removed)" not in c.log_path.read_text()
+
+
+def test_two_devices_adding_each_other_before_they_link_keep_both_addresses(
+        tmp_path: Path) -> None:
+    """Neither advertises an address; each adds the other with --address. Each one's
+    add of itself, written with that command, says nothing of its address, so both
+    addresses stay, on both, and each dials the other there."""
+    with Cluster(tmp_path) as cluster:
+        x = cluster.node("x", secret=None, extra_args=["--members-interval", "0.5"])
+        y = cluster.node("y", secret=None, extra_args=["--members-interval", "0.5"])
+        ok(run_cli(x, "devices", "add", own_id(y), "--name", "y", "--address", y.url))
+        ok(run_cli(y, "devices", "add", own_id(x), "--name", "x", "--address", x.url))
+        expected = {own_id(x): x.url, own_id(y): y.url}
+
+        def addresses(node: NodeProcess) -> dict[str, str | None]:
+            return {row["device_id"]: row["address"] for row in devices(node)["members"]}
+
+        wait_until(lambda: addresses(x) == addresses(y) == expected, 60,
+                   "both list both addresses")
+        for node, other in ((x, y), (y, x)):
+            table = ok(run_cli(node, "devices"))
+            [row] = [line for line in table.splitlines() if line.startswith(own_id(other))]
+            assert other.url in row, row

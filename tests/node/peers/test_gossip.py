@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from crdt import device as crdt_device
-from node.peers.transport import DEVICE_HEADER, NODE_HEADER
+from node.peers.transport import DEVICE_HEADER, DEVICE_REMOVED, NODE_HEADER, LinkRefused, Refusal
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
@@ -374,3 +374,72 @@ async def test_a_wrong_cluster_secret_is_named_not_taken_for_a_device_to_add(
     assert "the cluster secret this node gave does not match" in runner.refused
     assert newcomer.gossip.device_status()["waiting"] == []
     assert newcomer.gossip.device.device_id in hub.gossip._wrong_secret  # warned once
+
+
+async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFactory) -> None:
+    """No record adds them, so they are no members; ``linked`` says they are linked, and
+    by what. The members and removed stay as the records say."""
+    secret = "s" * 32
+    a = await make_node(cluster_secret=secret, sync=FAST, name="a")
+    b = await make_node(cluster_secret=secret, sync=FAST, name="b",
+                        advertise_url=None)
+    assert await b.gossip.add_peer(a.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while b.device.device_id not in a.gossip.linked_devices() \
+                or a.device.device_id not in b.gossip.linked_devices():
+            await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(a.url + "/v1/devices") as reply:
+            on_a = await reply.json()
+        async with http.get(b.url + "/v1/devices") as reply:
+            on_b = await reply.json()
+    assert [row["device_id"] for row in on_a["members"]] == [a.device.device_id]
+    assert on_a["removed"] == [] and on_b["removed"] == []
+    [linked] = on_a["linked"]
+    assert linked["device_id"] == b.device.device_id and linked["via"] == "cluster_secret"
+    assert linked["node_id"] == b.gossip.astore.node_id
+    [linked] = on_b["linked"]
+    assert (linked["device_id"], linked["address"], linked["via"]) \
+        == (a.device.device_id, a.url, "cluster_secret")
+    # Once a member, it is listed as one, not twice.
+    await add_member_id(a, b.device.device_id, "b")
+    async with aiohttp.ClientSession() as http, http.get(a.url + "/v1/devices") as reply:
+        on_a = await reply.json()
+    assert on_a["linked"] == []
+    assert b.device.device_id in {row["device_id"] for row in on_a["members"]}
+
+
+async def add_member_id(node: RunningNode, member: str, name: str) -> None:
+    async with aiohttp.ClientSession() as http, http.post(
+            node.url + "/v1/devices", json={"device_id": member, "name": name}) as r:
+        assert r.status == 201
+
+
+async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
+        make_node: NodeFactory) -> None:
+    """A learned peer that is no member known here says this device was removed: its
+    operator reads what it says and that it is not taken; once a trusted peer (a
+    ``--peer`` address) says the same removal, every refusal reads as that removal."""
+
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    learned, given = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
+    assert await node.gossip.add_peer(learned, learned=True)
+    assert await node.gossip.add_peer(given, learned=False)
+    stranger, member = (crdt_device.device_id(crdt_device.public_bytes(
+        crdt_device.generate())) for _ in range(2))
+    detail = {"by": member, "at_ms": 1_000, "reason": "lost"}
+    untrusted = node.gossip.runners[f"url:{learned}"]
+    node.gossip._refused_by_peer(untrusted, LinkRefused(
+        "refused", Refusal(DEVICE_REMOVED, detail, stranger)))
+    assert not node.gossip.removed.known and node.gossip.own_removal() is None
+    assert untrusted.refused is not None
+    assert untrusted.refused.startswith(f"refused by {stranger}: it says this device was "
+                                        f"removed from the cluster by {member} at ")
+    assert "(lost)" in untrusted.refused and "not taken as this device's removal" \
+        in untrusted.refused
+    trusted = node.gossip.runners[f"url:{given}"]
+    node.gossip._refused_by_peer(trusted, LinkRefused(
+        "refused", Refusal(DEVICE_REMOVED, detail, member)))
+    assert node.gossip.own_removal() is not None
+    assert trusted.refused == untrusted.refused \
+        == node.gossip.device_status()["removed_text"]

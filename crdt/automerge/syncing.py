@@ -9,7 +9,7 @@ into events (``Edits``), and puts back what a client may not change (``repair``)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,36 @@ class Received:
     client_keys: frozenset[str] | None = frozenset()
     messages: frozenset[str] | None = frozenset()  # message keys touched; None: unknown
     refusal: str | None = None
+    #: The runs of client changes behind ``client_fields`` and ``client_keys`` (None:
+    #: more than ``CLIENT_RUNS_MAX``, each counted as the client's): ``taken_in`` leaves
+    #: out those a node of this cluster holds.
+    client_runs: tuple[ClientRun, ...] | None = ()
+
+    def taken_in(self, holds: Callable[[bytes], bool]) -> Received:
+        """This message without the client runs that a change of a node ``holds`` (the
+        document actor of a node whose events this node takes) builds on: that node holds
+        the run and made its edits events (or refused them), which reach this node by
+        gossip; made here too, one edit would be two events. A run that only other
+        nodes built on (a removed device, another cluster's node, a forged actor) stays
+        the client's, lest its edit be lost: at worst it is an event twice."""
+        if not self.client_runs:
+            return self
+        kept = [run for run in self.client_runs if not any(map(holds, run.built_on_by))]
+        if len(kept) == len(self.client_runs):
+            return self
+        fields, keys = _union(kept)
+        return dataclasses.replace(self, client_fields=frozenset(fields & self.fields),
+                                   client_keys=keys)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRun:
+    """What one run of one client actor's changes in a message did (``_client_runs``)."""
+
+    fields: frozenset[str]  # root keys whose visible value the run changed
+    keys: frozenset[str] | None  # the ``custom_state`` keys it touched; None: any
+    #: Node actors with a change in the message that builds on the run's last change.
+    built_on_by: frozenset[bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,13 +206,12 @@ class SyncingDoc(AutomergeDoc):
                 else:
                     messages.add(touch.key)
         refusal = refusal or self._broken_root(doc, fields)
-        by_client = _client_fields(doc, before, new) if from_client else (set(), set())
-        client_fields, keys = (fields, None) if by_client is None else by_client
-        # keys: the custom_state keys the client changes touched, None for any
+        runs = _client_runs(doc, before, new) if from_client else []
+        client_fields, keys = (fields, None) if runs is None else _union(runs)
         return Received(before, b"".join(c.bytes for c in new), from_client,
-                        frozenset(fields), frozenset(client_fields & fields),
-                        None if keys is None else frozenset(keys),
-                        None if messages is None else frozenset(messages), refusal)
+                        frozenset(fields), frozenset(client_fields & fields), keys,
+                        None if messages is None else frozenset(messages), refusal,
+                        None if runs is None else tuple(runs))
 
     def _broken_root(self, doc: Document, fields: set[str]) -> str | None:
         """Why the root no longer fits ``update`` and ``load``, if it does not."""
@@ -301,63 +330,68 @@ class SyncingDoc(AutomergeDoc):
         return received
 
 
-#: Runs of client changes ``_client_fields`` diffs one by one; past it, every field the
+#: Runs of client changes ``_client_runs`` diffs one by one; past it, every field the
 #: message touched counts as the client's (a warning too many, never a repair too few).
 CLIENT_RUNS_MAX = 64
 
 
-def _client_fields(doc: Document, before: list[bytes], new: list[Any]
-                   ) -> tuple[set[str], set[str] | None] | None:
-    """The root keys, and the ``custom_state`` keys, whose visible value changes under
-    client (not node) actors changed, leaving out those another node took in; None past
-    ``CLIENT_RUNS_MAX`` runs of them.
+def _client_runs(doc: Document, before: list[bytes], new: list[Any]
+                 ) -> list[ClientRun] | None:
+    """What each run of one client actor's changes (not a node's) did, and which node
+    actors built on it; None past ``CLIENT_RUNS_MAX`` runs.
 
     ``new`` comes in causal order, so each prefix of it is a version of the document:
-    the diff across each run of one client actor's changes is what those changes did, on
-    top of everything before them (a node's changes they build on included). A node's
-    change that builds on a run's last change shows that node holding the run: it made
-    the run's edits events (or refused them) and they reach this node by gossip; made
-    here too, one edit would be two events. Were that change forged, the run's edits are
-    simply not taken, and the catch-up puts their values back.
+    the diff across a run is what its changes did, on top of everything before them (a
+    node's changes they build on included). Which nodes built on a run is a fact of the
+    message; whether one of them holds it for this node is for ``Received.taken_in``.
     """
-    runs: list[tuple[set[str], set[str] | None]] = []
-    fields: set[str]
-    keys: set[str] | None
-    ends: dict[bytes, int] = {}  # a run's last change -> the run's bit
+    spans: list[tuple[set[str], set[str] | None, bytes]] = []  # and the run's last change
     heads, start = set(before), None
     for at, change in enumerate([*new, None]):
         client = change is not None and not is_node_actor(change.actor_id)
         if start is not None and not (client and change.actor_id == new[at - 1].actor_id):
-            fields, keys = set(), set()
+            fields: set[str] = set()
+            keys: set[str] | None = set()
             for patch in doc.diff(start, list(heads)):
                 touch = classify_patch(repr(patch))
                 # Unreadable: assume the worst, as ``_describe`` does.
                 fields.update([touch.field] if touch.field else (n for n, _ in LAYOUT))
                 if touch.field in (None, "custom_state") and keys is not None:
                     keys = None if touch.key is None else keys | {touch.key}
-            ends[new[at - 1].hash] = 1 << len(runs)
-            runs.append((fields, keys))
+            spans.append((fields, keys, new[at - 1].hash))
             start = None
         if client and start is None:
             start = list(heads)
-            if len(runs) >= CLIENT_RUNS_MAX:
+            if len(spans) >= CLIENT_RUNS_MAX:
                 return None
         if change is not None:
             heads = (heads - set(change.deps)) | {change.hash}
-    taken, below = 0, dict(ends)  # below: change -> the runs it builds on (bits)
+    # below: change -> the runs (bits) whose last change it is or builds on
+    below = {last: 1 << bit for bit, (_, _, last) in enumerate(spans)}
+    builders: list[set[bytes]] = [set() for _ in spans]
     for change in new:
         bits = below.get(change.hash, 0)
         for dep in change.deps:
             bits |= below.get(dep, 0)
         below[change.hash] = bits
         if is_node_actor(change.actor_id):
-            taken |= bits
-    fields, keys = set(), set()
-    for bit, (run_fields, run_keys) in enumerate(runs):
-        if not taken >> bit & 1:
-            fields |= run_fields
-            keys = None if keys is None or run_keys is None else keys | run_keys
-    return fields, keys
+            for bit in range(len(spans)):
+                if bits >> bit & 1:
+                    builders[bit].add(change.actor_id)
+    return [ClientRun(frozenset(fields), None if keys is None else frozenset(keys),
+                      frozenset(by))
+            for (fields, keys, _), by in zip(spans, builders, strict=True)]
+
+
+def _union(runs: list[ClientRun] | tuple[ClientRun, ...]
+           ) -> tuple[set[str], frozenset[str] | None]:
+    """The root keys and ``custom_state`` keys (None: any) some of ``runs`` touched."""
+    fields: set[str] = set()
+    keys: set[str] | None = set()
+    for run in runs:
+        fields |= run.fields
+        keys = None if keys is None or run.keys is None else keys | run.keys
+    return fields, None if keys is None else frozenset(keys)
 
 
 class Replica(AutomergeDoc):

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from crdt.automerge.document import SessionDoc, document_id
+from crdt.automerge.document import SessionDoc, document_id, node_actor
 from crdt.automerge.documents import Documents
 from crdt.log import forget
 from crdt.log.store import EventStore
@@ -143,6 +143,11 @@ class StoreLibrary:
     def saved(self, session_key: str) -> bytes:
         """The document a client's changes would be applied to, as saved bytes."""
         return self.documents.saved(session_key, catch_up=not self.held(session_key))
+
+    def holds_node(self, actor: bytes) -> bool:
+        # Asked only of the node actors that built on a client's edit in one message: a
+        # hash per origin held, not worth a cache that would have to follow retirements.
+        return any(node_actor(origin) == actor for origin in self.store.version)
 
     def record(self, session_key: str, changes: bytes) -> None:
         self.documents.record(session_key, changes)

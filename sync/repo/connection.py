@@ -122,6 +122,11 @@ class Library(Protocol):
     def saved(self, session_key: str) -> bytes:
         """The document a client's changes would be applied to, as saved bytes."""
 
+    def holds_node(self, actor: bytes) -> bool:
+        """Whether ``actor`` is the document actor of a node whose events this node
+        takes (an origin it holds and has not retired): a change of such a node that
+        builds on a client's edit shows the edit is an event coming by gossip."""
+
 
 @dataclass(frozen=True, slots=True)
 class Close:
@@ -464,6 +469,7 @@ class RepoConnection:
             library.discard(session_key)
             raise _Refuse(CLOSE_POLICY, f"changes refused: {received.refusal}")
         if received.changes:
+            received = received.taken_in(library.holds_node)
             library.record(session_key, received.changes)
             out.changed.add(doc_id)
             self._repair(session_key, doc, received, library, out)

@@ -423,16 +423,31 @@ def test_a_relayed_node_change_beside_a_clients_edit_makes_no_event(
     assert view["state"] == "active"
 
 
+#: An origin of another node of the cluster, whose events the store holds (``peer_link``).
+PEER_ORIGIN = "0123456789abcdef"
+
+
+def peer_link(open_store: OpenStore) -> Link:
+    """``seeded_link``, over a store that also holds an event of ``PEER_ORIGIN``'s."""
+    link = Link(open_store("a"))
+    seed(link.store)
+    link.store.ingest([(event("state_changed", 3_500, key="seen", value=True), PEER_ORIGIN,
+                        1)])
+    link.open()
+    return link
+
+
 def test_a_client_edit_a_node_built_on_is_that_nodes_event(open_store: OpenStore) -> None:
-    """Another client's edit relayed with a node's change that builds on it: that node
-    holds the edit and made it an event, which comes by gossip; made here too, one edit
-    would be two events. The relaying client's own edit after it is still taken. (The
-    node's change is forged here: then the edit is simply not taken, and put back.)"""
-    link = seeded_link(open_store)
+    """Another client's edit relayed with a change that builds on it by a node of the
+    cluster: that node holds the edit and made it an event, which comes by gossip; made
+    here too, one edit would be two events. The relaying client's own edit after it is
+    still taken. (The node's change is forged here: then the edit is simply not taken,
+    and put back.)"""
+    link = peer_link(open_store)
     doc = link.app.docs[S1]
     doc.set_actor(b"\x42" * 16)  # another client
     link.app.change(S1, set_custom("mood", "happy"))
-    doc.set_actor(node_actor("not-a-node-at-all"))
+    doc.set_actor(node_actor(PEER_ORIGIN))
     link.app.change(S1, lambda tx: put_text(tx, ROOT, "last_event_id", "its event"))
     doc.set_actor(link.app.actor)
     link.app.change(S1, set_custom("color", "red"))
@@ -441,8 +456,22 @@ def test_a_client_edit_a_node_built_on_is_that_nodes_event(open_store: OpenStore
     assert not [n for n in out.notes if n.event == "automerge client edits ignored"]
     assert link.apply_edits(out) == ["state_changed"]
     view = link.app.view(S1)
-    assert view["custom_state"] == {"mood": "calm", "color": "red"}
+    assert view["custom_state"] == {"mood": "calm", "seen": True, "color": "red"}
     assert view["last_event_id"] == link.store.get_projection("s1").to_json()["last_event_id"]
+
+
+def test_a_client_edit_only_an_unknown_node_built_on_is_taken(open_store: OpenStore) -> None:
+    """A client's edit that only a node this one takes no events of built on (a removed
+    device, a node of another cluster, a forged actor): nothing says its event will come,
+    so it becomes an event here, lest it be lost."""
+    link = peer_link(open_store)
+    doc = link.app.docs[S1]
+    doc.set_actor(b"\x42" * 16)  # another client
+    link.app.change(S1, set_custom("mood", "happy"))
+    doc.set_actor(node_actor("fedcba9876543210"))  # holds no event of it
+    link.app.change(S1, lambda tx: put_text(tx, ROOT, "last_event_id", "its event"))
+    out = link.send(link.app.sync(S1))
+    assert _edited_keys(out) == [("mood", "happy")]
 
 
 def test_a_client_edit_no_node_built_on_is_taken(open_store: OpenStore) -> None:

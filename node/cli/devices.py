@@ -51,7 +51,8 @@ _VIA = {"cluster_secret": "the cluster secret", "certificate": "a CA certificate
 @click.pass_context
 def devices(ctx: click.Context, as_json: bool) -> None:
     """List the cluster's devices: the members, the devices removed for good, and the
-    devices linked now that are no members (by the cluster secret or a certificate).
+    devices linked now that are no members (by the cluster secret, a certificate, or, while
+    pairing, a --peer address; the state column says which).
 
     A device is a member if some device added it and none removed it. A removal is
     final: a removed device comes back only with a new key (a new device id). A device
@@ -71,9 +72,8 @@ def devices(ctx: click.Context, as_json: bool) -> None:
                whole=True)
     members, linked = len(view["members"]), len(view.get("linked", []))
     note(f"{members} member{'' if members == 1 else 's'}, {len(view['removed'])} removed"
-         + (f", {linked} linked but no member{'' if linked == 1 else 's'} (by the cluster "
-            "secret or a certificate: `clawsync devices add` makes one a member)"
-            if linked else ""))
+         + (f", {linked} linked but no member{'' if linked == 1 else 's'} "
+            "(`clawsync devices add` makes one a member)" if linked else ""))
 
 
 @devices.command()

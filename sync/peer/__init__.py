@@ -7,6 +7,7 @@
     quota     ``OriginQuota``: new origins one link may bring
     retired   retired origins on a link: what is sent of them, what is taken
     signatures  which events to take, by their origin's device key
+    forgotten  addresses given up after their failures, held off from member lists
 
 The event log comes in through the ``Log`` interface (``crdt.log.store.EventStore`` has
 it); the node's transport (``node.peers``) moves the bytes.

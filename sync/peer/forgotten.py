@@ -1,0 +1,96 @@
+"""``Forgotten``: addresses a node gave up dialing after their failures, and when a
+peer's member list may bring one back.
+
+A learned address (one a peer's member list named) is forgotten after
+``learned_failures_max`` failed links in a row. A peer that still lists it (a hub names
+every node it has linked with, so that a partition heals quickly) would bring it back at
+the next members round with a fresh back-off: a node stopped for good would be dialed,
+forgotten and learned again every round, by every node that asks, for as long as the
+hub runs. So a node remembers what it forgot, and takes such an address up again from a
+list only once a hold-off has passed, one that doubles each time the address is
+forgotten again; or at once when there is news that the node is back: a lister says its
+link to that node is up now, or a link with that node came up here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Addresses remembered as forgotten. Past it the one forgotten longest ago is dropped:
+#: a list may bring it back at the next round, as if it had never been forgotten.
+FORGOTTEN_KEPT_MAX = 1024
+#: Seconds an address is held off after it was first forgotten (ten members rounds at
+#: the default 30 s): a node down for a while is tried again within minutes even when
+#: no lister has news of it (an older node's list says nothing of its links).
+FORGOTTEN_HOLD_S = 300.0
+#: Most seconds of a hold-off, however often the address was forgotten: an address gone
+#: for good costs ``learned_failures_max`` dials per node in this time.
+FORGOTTEN_HOLD_MAX_S = 6 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    node: str | None  # the node id the address stood for, when known
+    until: float  # when a list may bring it back
+    times: int  # forgotten this often with no link to its node in between
+
+
+class Forgotten:
+    """Addresses forgotten after their failures, each held off for a while.
+
+    >>> forgotten = Forgotten()
+    >>> forgotten.forgot("http://laptop:8765", "n1", now=0.0)
+    300.0
+    >>> forgotten.may_learn("http://laptop:8765", now=60.0, linked=False)
+    False
+    >>> forgotten.may_learn("http://laptop:8765", now=300.0, linked=False)
+    True
+    >>> forgotten.forgot("http://laptop:8765", "n1", now=400.0)  # again: held longer
+    600.0
+    >>> forgotten.may_learn("http://laptop:8765", now=401.0, linked=True)  # news of it
+    True
+    >>> len(forgotten)
+    0
+    """
+
+    def __init__(self, kept_max: int = FORGOTTEN_KEPT_MAX, hold_s: float = FORGOTTEN_HOLD_S,
+                 hold_max_s: float = FORGOTTEN_HOLD_MAX_S) -> None:
+        self.kept_max = kept_max
+        self.hold_s = hold_s
+        self.hold_max_s = hold_max_s
+        self._entries: dict[str, _Entry] = {}  # the one forgotten longest ago first
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def forgot(self, url: str, node: str | None, now: float) -> float:
+        """``url`` was given up after its failures; returns the seconds it is held off."""
+        old = self._entries.pop(url, None)
+        times = 1 if old is None else old.times + 1
+        hold_s = min(self.hold_max_s, self.hold_s * 2.0 ** min(times - 1, 62))
+        while len(self._entries) >= self.kept_max:
+            del self._entries[next(iter(self._entries))]
+        if node is None and old is not None:
+            node = old.node
+        self._entries[url] = _Entry(node, now + hold_s, times)
+        return hold_s
+
+    def may_learn(self, url: str, now: float, *, linked: bool) -> bool:
+        """Whether ``url``, named by a peer's member list, may be dialed now: unless it
+        was forgotten and its hold-off runs; ``linked``, the lister's link to the node
+        there is up now, ends the hold-off (and the memory of its failures). A hold-off
+        that has passed is remembered still: a next forgetting holds it off longer."""
+        entry = self._entries.get(url)
+        if entry is None:
+            return True
+        if linked:
+            del self._entries[url]
+            return True
+        return now >= entry.until
+
+    def reached(self, node: str | None, url: str | None) -> None:
+        """A link with ``node`` came up (at ``url``, if known): the addresses it was
+        forgotten under may be learned again at once."""
+        for known in [known for known, entry in self._entries.items()
+                      if known == url or (node is not None and entry.node == node)]:
+            del self._entries[known]

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
 import structlog
@@ -68,6 +68,7 @@ from node.peers.transport import (
 from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.store import AsyncStore, Commit
 from sync.errors import PeerFault
+from sync.peer.forgotten import Forgotten
 from sync.peer.machine import PeerSync, Prepared
 from sync.peer.messages import About, Hello
 from sync.peer.quota import OriginQuota
@@ -163,6 +164,10 @@ class Gossip:
         #: (a node of another cluster took a stopped node's port), which is forgotten
         #: after ``learned_failures_max`` refusals and learned again at the next round.
         self._refusals: dict[str, str] = {}
+        #: Learned addresses forgotten after their failures, held off from peers' member
+        #: lists for a while unless a lister says it is linked to the node there now
+        #: (``sync.peer.forgotten``; at most ``FORGOTTEN_KEPT_MAX``).
+        self._forgotten = Forgotten()
         #: Per peer that links to us (its device, else its address), the quota of new
         #: origins it may bring (``sync.peer.quota``), kept across its links: a peer
         #: linking again gets no new quota. At most ``ORIGIN_QUOTAS_MAX``, oldest dropped.
@@ -410,8 +415,11 @@ class Gossip:
             # every time.
             if runner.learned and runner.machine.failures >= self.config.sync.learned_failures_max \
                     and not self._advertised(runner.url):
+                # Held off, or a peer that still lists it brings it back at each round.
+                held_s = self._forgotten.forgot(
+                    runner.url, self.members.get(runner.url) or runner.node, self._now())
                 log.info("forgetting learned peer", peer=runner.url,
-                         failures=runner.machine.failures)
+                         failures=runner.machine.failures, held_off_s=held_s)
                 self._forget(runner)
                 self._drop_member(runner.url)
                 return
@@ -677,6 +685,8 @@ class Gossip:
         runner.identified_as = node = runner.node
         if node is not None:
             self._gone.pop(node, None)
+        # It is back: the addresses it was forgotten under may be learned again at once.
+        self._forgotten.reached(node, runner.url.rstrip("/") if runner.url else None)
         if runner.url is not None and runner.direction == "out":
             self.members[runner.url] = node
         self._reached()
@@ -698,11 +708,16 @@ class Gossip:
         rather than up to ``backoff_max_s`` later. Those due within a pull interval keep
         their turn; one that fails again backs off further, as before. A peer that
         refused this device waits for its operator, not for the network: left alone."""
-        soon = self._loop.time() + self.config.sync.pull_interval_s
         for other in self.runners.values():
-            if other.state == "backoff" and other.refused is None \
-                    and other.machine.wakeup_at > soon:
-                other.redial.set()
+            self._redial(other)
+
+    def _redial(self, runner: Runner) -> None:
+        """End ``runner``'s back-off now, if it waits beyond a pull interval and was not
+        refused (``_reached``)."""
+        soon = self._loop.time() + self.config.sync.pull_interval_s
+        if runner.state == "backoff" and runner.refused is None \
+                and runner.machine.wakeup_at > soon:
+            runner.redial.set()
 
     def _duplicate(self, new: Runner, old: Runner) -> Runner | None:
         """Which of two links to one node ends: both nodes must pick the same one."""
@@ -803,14 +818,30 @@ class Gossip:
         except Exception:  # run as a task of its own too: nothing else would log it
             log.exception("learning members failed", peer=runner.url)
             return
-        for url, node, secret in _member_urls(listed):
+        for url, node, secret, linked in _member_urls(listed):
             if node == self.astore.node_id or node in self._linked_nodes():
                 continue
+            if linked:
+                self._listed_linked(url, node)
+            if not self._forgotten.may_learn(url.rstrip("/"), self._now(), linked=linked):
+                continue  # forgotten after its failures, and no news that it is back
             # The secret goes where a holder of it says one gave the address, and only
             # if that holder was itself given it: a peer we do not send the secret to
             # has no say in who gets it.
             if await self.add_peer(url, learned=True, secret=runner.secret and secret):
                 log.info("learned peer", url=url, via=runner.url)
+
+    def _listed_linked(self, url: str, node: str | None) -> None:
+        """A peer's list says its link to ``node`` at ``url`` is up now: a partition may
+        have healed, so our dials of it that back off (configured or learned, by that
+        address or another of that node) are made now, not up to ``backoff_max_s``
+        later. A forgotten address that was relearned made that dial, with a fresh
+        back-off, before addresses were held off (``sync.peer.forgotten``)."""
+        url = url.rstrip("/")
+        for runner in list(self.runners.values()):
+            if runner.direction == "out" and (runner.url == url
+                                              or (node is not None and runner.node == node)):
+                self._redial(runner)
 
     def _advertised(self, url: str) -> bool:
         """Whether a member device advertises ``url`` in its membership record: such an
@@ -857,13 +888,18 @@ class Gossip:
         return {r.node for r in self.runners.values() if r.state == "up" and r.node}
 
     def member_list(self) -> dict[str, Any]:
-        """What ``/peer/v1/members`` answers: this node and the peers it can name.
+        """What ``/peer/v1/members`` answers: this node and the peers it can name, each
+        with whether this node has a link up to it now (``linked``; older nodes ignore
+        the field, and lists without it say nothing of links).
 
         A node whose link ended stays listed: when a partition heals, a peer that learned
-        it again dials it with a fresh back-off, sooner than its own configured dial in a
-        long one. The cost: a node gone for good is dialed, forgotten after
-        ``learned_failures_max`` failures and learned again, round after round."""
-        peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls}
+        it dials it, sooner than its own configured dial in a long back-off. A learner
+        that forgot the address after its failures takes it up again only after a
+        hold-off, or once a list says it is linked (``sync.peer.forgotten``): a node gone
+        for good is not dialed round after round by every node that asks."""
+        linked = self._linked_nodes()
+        peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls,
+                  "linked": node is not None and node in linked}
                  for url, node in sorted(self.members.items()) if url not in self.own_urls]
         return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
                 "peers": peers}
@@ -990,21 +1026,33 @@ class Gossip:
         return {**removal, "by": f"{member.name} ({removal['by']})"}
 
 
-def _member_urls(listed: object) -> list[tuple[str, str | None, bool]]:
-    """Peer URLs, node ids (when known) and whether a holder of the cluster secret gave
-    the address (the lister's own address: it did) from a members answer; anything
-    malformed is skipped. A list without ``cluster_secret`` (an older node's) does
-    not say so: its addresses are dialed without the secret."""
+class Listed(NamedTuple):
+    """One address of a members answer."""
+
+    url: str
+    node: str | None  # the node id there, when the lister knows it
+    secret: bool  # a holder of the cluster secret gave the address
+    linked: bool  # the lister has a link up to that node now
+
+
+def _member_urls(listed: object) -> list[Listed]:
+    """Peer URLs, node ids (when known), whether a holder of the cluster secret gave
+    the address and whether the lister is linked to that node now (the lister's own
+    address: both) from a members answer; anything malformed is skipped. A list without
+    ``cluster_secret`` or ``linked`` (an older node's) does not say so: its addresses
+    are dialed without the secret, and a forgotten one waits out its hold-off."""
     if not isinstance(listed, dict):
         return []
     found = []
     advertise, lister = listed.get("advertise_url"), listed.get("node_id")
     if isinstance(advertise, str) and advertise.startswith(("http://", "https://")):
-        found.append((advertise, lister if isinstance(lister, str) else None, True))
+        found.append(Listed(advertise, lister if isinstance(lister, str) else None,
+                            secret=True, linked=True))
     for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
         if isinstance(peer, dict) and isinstance(peer.get("url"), str) \
                 and peer["url"].startswith(("http://", "https://")):
             node = peer.get("node_id")
-            found.append((peer["url"], node if isinstance(node, str) else None,
-                          peer.get("cluster_secret") is True))
+            found.append(Listed(peer["url"], node if isinstance(node, str) else None,
+                                secret=peer.get("cluster_secret") is True,
+                                linked=peer.get("linked") is True))
     return found

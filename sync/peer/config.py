@@ -46,7 +46,8 @@ class SyncConfig:
       join later sooner, at one small request per peer and round.
     * ``learned_failures_max`` (8): failed links in a row after which a learned (not
       configured) peer is forgotten, so that dead addresses and this node's own under
-      another name do not fill ``peers_max``; a peer that still lists it brings it back.
+      another name do not fill ``peers_max``; a peer that still lists it brings it back
+      after a hold-off, or at once if it is linked to it (``sync.peer.forgotten``).
     * ``checkpoint_interval_s`` (5 s): how often a busy link saves what its peer holds.
       Longer writes less; a crash then resends up to that much.
     * ``heartbeat_s`` (15 s): pings on a link; one without a pong is closed. Shorter

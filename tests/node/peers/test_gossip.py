@@ -330,6 +330,91 @@ async def test_a_node_back_from_the_same_address_with_a_new_node_id_replaces_its
         == [new.astore.node_id]
 
 
+async def stopped_laptop(make_node: NodeFactory, hub: RunningNode) -> RunningNode:
+    """A laptop that advertised its address to ``hub``, then stopped: the hub lists the
+    address still (its link is down)."""
+    port = free_port()
+    laptop = await make_node(cluster_secret=hub.config.cluster_secret, port=port,
+                             advertise_url=f"http://127.0.0.1:{port}", peers=[hub.url])
+    await listed_as(hub, laptop, "up")
+    await laptop.stop()
+    await listed_as(hub, laptop, "down")
+    assert laptop.config.advertise_url in [p["url"] for p in hub.gossip.member_list()["peers"]]
+    return laptop
+
+
+async def laptop_back(make_node: NodeFactory, hub: RunningNode,
+                      laptop: RunningNode) -> RunningNode:
+    """``laptop`` started again, at its address and on its data, linked with ``hub``."""
+    again = await make_node(cluster_secret=hub.config.cluster_secret,
+                            port=laptop.config.port, data_dir=laptop.config.data_dir,
+                            advertise_url=laptop.config.advertise_url, peers=[hub.url])
+    await listed_as(hub, again, "up")
+    return again
+
+
+async def test_a_dead_address_a_peer_lists_is_not_learned_again_round_after_round(
+        make_node: NodeFactory) -> None:
+    """A hub lists the address of a laptop that stopped for good. A node that learned it
+    there dials it until it gives up, and then leaves it alone at the members rounds
+    that follow (it was learned again and dialed at each), until the hub says it is
+    linked to the laptop again: then it is dialed at once."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    gone = laptop.config.advertise_url
+    assert gone is not None
+    with structlog.testing.capture_logs() as said:
+        node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+
+        def forgettings() -> int:
+            return len([entry for entry in said if entry["event"] == "forgetting learned peer"
+                        and entry["peer"] == gone])
+
+        async def not_dialed() -> None:
+            async with asyncio.timeout(DEADLINE_S):
+                while forgettings() == 0 or f"url:{gone}" in node.gossip.runners:
+                    await asyncio.sleep(0.01)
+
+        await not_dialed()  # learned when the link to the hub came up, and forgotten
+        for _ in range(3):  # members rounds
+            await node.gossip.learn_once()
+            await not_dialed()
+    learned = [entry for entry in said if entry["event"] == "learned peer"
+               and entry["url"] == gone]
+    assert len(learned) == 1, learned
+    assert forgettings() == 1
+    again = await laptop_back(make_node, hub, laptop)
+    await node.gossip.learn_once()
+    runner = node.gossip.runners[f"url:{gone}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.state != "up" or runner.node != again.astore.node_id:
+            await asyncio.sleep(0.01)
+
+
+async def test_a_dial_backing_off_is_made_at_once_when_a_peer_lists_its_node_linked(
+        make_node: NodeFactory) -> None:
+    """A partition heals: a node's dial of a laptop backs off for minutes, the hub links
+    with the laptop again, and its list says so: the node dials the laptop then, not at
+    the end of its back-off (a relearned address did that before: now a forgotten one
+    is held off)."""
+    patient = SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0)
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    gone = laptop.config.advertise_url
+    node = await make_node(cluster_secret="s" * 32, sync=patient, peers=[hub.url])
+    async with asyncio.timeout(DEADLINE_S):
+        while (runner := node.gossip.runners.get(f"url:{gone}")) is None \
+                or runner.state != "backoff":
+            await asyncio.sleep(0.01)
+    waiting_s = runner.machine.wakeup_at - asyncio.get_running_loop().time()
+    assert waiting_s > 60  # half the back-off at least: the test cannot pass by waiting
+    again = await laptop_back(make_node, hub, laptop)
+    await node.gossip.learn_once()
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.state != "up" or runner.node != again.astore.node_id:
+            await asyncio.sleep(0.01)
+
+
 async def test_a_member_address_not_reached_yet_names_its_device(
         make_node: NodeFactory) -> None:
     """Before the first link to a member's address comes up (the member is down since

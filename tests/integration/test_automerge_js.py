@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,6 @@ CONVERGE_TIMEOUT_S = 30.0
 @pytest.fixture(scope="module", autouse=True)
 def npm_packages() -> None:
     require_npm_packages()
-
-
-@pytest.fixture
-def js(tmp_path: Path) -> Iterator[JsClient]:
-    with JsClient(tmp_path / "js.log") as client:
-        yield client
 
 
 #: The type byte of a chunk holding a whole saved document (a change's is 1).

@@ -8,6 +8,7 @@ it relays is no edit to make an event of here: one edit is one event on every no
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -34,12 +35,6 @@ RECEIVE_TIMEOUT_S = 30.0
 @pytest.fixture(scope="module", autouse=True)
 def npm_packages() -> None:
     require_npm_packages()
-
-
-@pytest.fixture
-def js(tmp_path: Path) -> Iterator[JsClient]:
-    with JsClient(tmp_path / "js.log") as client:
-        yield client
 
 
 def json_pair(tmp_path: Path) -> tuple[NodeProcess, NodeProcess]:
@@ -127,6 +122,18 @@ def linked(b: NodeProcess, peer: NodeProcess | None) -> None:
     b.restart()
 
 
+@contextlib.contextmanager
+def apart(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """``json_pair``'s nodes, both holding session s1, then ``b`` unlinked: what ``a``
+    takes in from now on reaches ``b`` only once ``linked(b, a)``."""
+    a, b = json_pair(tmp_path)
+    with a, b:
+        append(a, "s1", message(1))
+        wait_converged(a, b, "s1")
+        linked(b, None)
+        yield a, b
+
+
 def events(node: NodeProcess, key: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = node.get(f"/v1/sessions/{key}/events")["events"]
     return events
@@ -152,11 +159,7 @@ def test_a_nodes_change_relayed_beside_a_clients_edit_is_no_edit(
     """A relaying client's own edit and, in the same sync message, a change of another
     node's that shows an event this node does not hold yet: only the client's edit
     becomes an event here; the other arrives by gossip, once."""
-    a, b = json_pair(tmp_path)
-    with a, b:
-        append(a, "s1", message(1))
-        wait_converged(a, b, "s1")
-        linked(b, None)
+    with apart(tmp_path) as (a, b):
         url = automerge_url("s1")
         js.call("connect", repo="relay", ws=ws_url(a))
         js.call("find", repo="relay", url=url)
@@ -177,11 +180,7 @@ def test_another_clients_edit_relayed_before_its_event_is_one_event(
         tmp_path: Path, js: JsClient) -> None:
     """A client's edit that one node took in (and made an event of), relayed by another
     client to a node that does not hold that event yet: one edit, one event."""
-    a, b = json_pair(tmp_path)
-    with a, b:
-        append(a, "s1", message(1))
-        wait_converged(a, b, "s1")
-        linked(b, None)
+    with apart(tmp_path) as (a, b):
         url = automerge_url("s1")
         for repo in ("editor", "relay"):
             js.call("connect", repo=repo, ws=ws_url(a))

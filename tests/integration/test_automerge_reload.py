@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,6 @@ EDITS_TIMEOUT_S = 60.0
 @pytest.fixture(scope="module", autouse=True)
 def npm_packages() -> None:
     require_npm_packages()
-
-
-@pytest.fixture
-def js(tmp_path: Path) -> Iterator[JsClient]:
-    with JsClient(tmp_path / "js.log") as client:
-        yield client
 
 
 def sessions_for(node: NodeProcess) -> list[str]:

@@ -7,7 +7,7 @@ on a condition."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,12 +34,6 @@ def npm_packages() -> None:
     require_npm_packages()
     if faketime_lib() is None:
         pytest.skip("libfaketime is not installed (apt-get install faketime)")
-
-
-@pytest.fixture
-def js(tmp_path: Path) -> Iterator[JsClient]:
-    with JsClient(tmp_path / "js.log") as client:
-        yield client
 
 
 def said(content: str) -> dict[str, object]:

@@ -162,7 +162,7 @@ class Gossip:
         #: The refusal last warned of, by dialed address, kept when its runner is
         #: forgotten: a peer's member list can name an address that refuses this device
         #: (a node of another cluster took a stopped node's port), which is forgotten
-        #: after ``learned_failures_max`` refusals and learned again at the next round.
+        #: after ``learned_failures_max`` refusals and learned again later.
         self._refusals: dict[str, str] = {}
         #: Learned addresses forgotten after their failures, held off from peers' member
         #: lists for a while unless a lister says it is linked to the node there now
@@ -415,9 +415,12 @@ class Gossip:
             # every time.
             if runner.learned and runner.machine.failures >= self.config.sync.learned_failures_max \
                     and not self._advertised(runner.url):
-                # Held off, or a peer that still lists it brings it back at each round.
+                # Held off, or a peer that still lists it brings it back at each round;
+                # not while this node reaches no peer at all: its own network is down, and
+                # the address may be fine.
                 held_s = self._forgotten.forgot(
-                    runner.url, self.members.get(runner.url) or runner.node, self._now())
+                    runner.url, self.members.get(runner.url) or runner.node,
+                    _awake_s()) if self._linked_nodes() else None
                 log.info("forgetting learned peer", peer=runner.url,
                          failures=runner.machine.failures, held_off_s=held_s)
                 self._forget(runner)
@@ -823,7 +826,7 @@ class Gossip:
                 continue
             if linked:
                 self._listed_linked(url, node)
-            if not self._forgotten.may_learn(url.rstrip("/"), self._now(), linked=linked):
+            if not self._forgotten.may_learn(url.rstrip("/"), _awake_s(), linked=linked):
                 continue  # forgotten after its failures, and no news that it is back
             # The secret goes where a holder of it says one gave the address, and only
             # if that holder was itself given it: a peer we do not send the secret to
@@ -849,7 +852,8 @@ class Gossip:
         for the night), not forgotten like one a peer listed and taken up again at the
         next members round with a fresh back-off."""
         return self.membership is not None and any(
-            member.address == url for member in self.membership.members().values())
+            member.address is not None and member.address.rstrip("/") == url.rstrip("/")
+            for member in self.membership.members().values())
 
     def _drop_member(self, url: str) -> None:
         self.members.pop(url, None)
@@ -1033,6 +1037,16 @@ class Listed(NamedTuple):
     node: str | None  # the node id there, when the lister knows it
     secret: bool  # a holder of the cluster secret gave the address
     linked: bool  # the lister has a link up to that node now
+
+
+def _awake_s() -> float:
+    """Seconds on a clock that goes on while the machine sleeps (Linux's boot time; the
+    monotonic clock elsewhere): a hold-off of learned addresses is of the world's time,
+    not of this process's, or a laptop asleep most of the day would hold one for days."""
+    return time.clock_gettime(_AWAKE_CLOCK)
+
+
+_AWAKE_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 def _member_urls(listed: object) -> list[Listed]:

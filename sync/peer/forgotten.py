@@ -24,8 +24,10 @@ FORGOTTEN_KEPT_MAX = 1024
 #: no lister has news of it (an older node's list says nothing of its links).
 FORGOTTEN_HOLD_S = 300.0
 #: Most seconds of a hold-off, however often the address was forgotten: an address gone
-#: for good costs ``learned_failures_max`` dials per node in this time.
-FORGOTTEN_HOLD_MAX_S = 6 * 3600.0
+#: for good costs ``learned_failures_max`` dials per node in this time, and a node back
+#: at it that no lister is linked to (an older lister's list says nothing of links)
+#: waits at most this long to be learned again.
+FORGOTTEN_HOLD_MAX_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from crdt import device as crdt_device
+from node.peers.gossip import _member_urls
 from node.peers.transport import DEVICE_HEADER, DEVICE_REMOVED, NODE_HEADER, LinkRefused, Refusal
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
@@ -73,6 +74,28 @@ async def test_a_learned_address_that_refuses_is_warned_of_once(
     warned = [entry for entry in said if entry["event"] == "peer refused this device"]
     assert len(warned) == 1, warned
     assert "the cluster secret this node gave does not match" in warned[0]["reason"]
+
+
+async def test_a_learned_address_is_not_held_off_while_this_node_reaches_no_peer(
+        make_node: NodeFactory) -> None:
+    """Its own network down, a node finds every learned address failing: none is held
+    off for that, so a peer's list brings them back at the next round once it is up."""
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(dead, learned=True)
+    assert await forgotten(node, dead)
+    assert len(node.gossip._forgotten) == 0
+
+
+def test_a_members_list_says_a_peer_is_linked_only_with_true() -> None:
+    """An older node's list says nothing of links; a malformed flag says nothing either."""
+    listed = {"node_id": "n0", "advertise_url": "http://a:1", "peers": [
+        {"url": "http://b:1", "node_id": "n1"},
+        {"url": "http://c:1", "node_id": "n2", "linked": "true"},
+        {"url": "http://d:1", "node_id": "n3", "linked": True}]}
+    assert [(one.url, one.linked) for one in _member_urls(listed)] == [
+        ("http://a:1", True), ("http://b:1", False), ("http://c:1", False),
+        ("http://d:1", True)]
 
 
 async def test_one_address_added_twice_at_once_is_dialed_once(

@@ -58,20 +58,29 @@ class Received:
     changes: bytes = b""
     from_client: bool = False  # some new change was not written with a node's actor
     fields: frozenset[str] = frozenset()  # root keys whose visible value changed
-    #: The part of ``fields`` that changes written under client actors changed: what
-    #: a client may be told it edited. A client also relays changes other nodes made,
-    #: which touch derived fields as they follow their logs; those are repaired all
-    #: the same (by ``fields``), but are not the client's edits.
-    client_fields: frozenset[str] = frozenset()
-    #: The ``custom_state`` keys those client changes touched (None: unknown, any key):
-    #: the only ones ``edits_since`` may read as edits.
-    client_keys: frozenset[str] | None = frozenset()
     messages: frozenset[str] | None = frozenset()  # message keys touched; None: unknown
     refusal: str | None = None
-    #: The runs of client changes behind ``client_fields`` and ``client_keys`` (None:
-    #: more than ``CLIENT_RUNS_MAX``, each counted as the client's): ``taken_in`` leaves
-    #: out those a node of this cluster holds.
+    #: The runs of client changes (None: more than ``CLIENT_RUNS_MAX``, all counted as
+    #: the client's): ``taken_in`` leaves out those a node of this cluster holds.
     client_runs: tuple[ClientRun, ...] | None = ()
+
+    @property
+    def client_fields(self) -> frozenset[str]:
+        """The part of ``fields`` that changes written under client actors changed: what
+        a client may be told it edited. A client also relays changes other nodes made,
+        which touch derived fields as they follow their logs; those are repaired all the
+        same (by ``fields``), but are not the client's edits."""
+        if self.client_runs is None:
+            return self.fields
+        return frozenset().union(*(run.fields for run in self.client_runs)) & self.fields
+
+    @property
+    def client_keys(self) -> frozenset[str] | None:
+        """The ``custom_state`` keys those client changes touched (None: unknown, any
+        key): the only ones ``edits_since`` may read as edits."""
+        if self.client_runs is None or any(run.keys is None for run in self.client_runs):
+            return None
+        return frozenset().union(*(run.keys or () for run in self.client_runs))
 
     def taken_in(self, holds: Callable[[bytes], bool]) -> Received:
         """This message without the client runs that a change of a node ``holds`` (the
@@ -82,12 +91,10 @@ class Received:
         the client's, lest its edit be lost: at worst it is an event twice."""
         if not self.client_runs:
             return self
-        kept = [run for run in self.client_runs if not any(map(holds, run.built_on_by))]
-        if len(kept) == len(self.client_runs):
-            return self
-        fields, keys = _union(kept)
-        return dataclasses.replace(self, client_fields=frozenset(fields & self.fields),
-                                   client_keys=keys)
+        kept = tuple(run for run in self.client_runs
+                     if not any(map(holds, run.built_on_by)))
+        return self if len(kept) == len(self.client_runs) \
+            else dataclasses.replace(self, client_runs=kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +214,9 @@ class SyncingDoc(AutomergeDoc):
                     messages.add(touch.key)
         refusal = refusal or self._broken_root(doc, fields)
         runs = _client_runs(doc, before, new) if from_client else []
-        client_fields, keys = (fields, None) if runs is None else _union(runs)
         return Received(before, b"".join(c.bytes for c in new), from_client,
-                        frozenset(fields), frozenset(client_fields & fields), keys,
-                        None if messages is None else frozenset(messages), refusal,
-                        None if runs is None else tuple(runs))
+                        frozenset(fields), None if messages is None else frozenset(messages),
+                        refusal, None if runs is None else tuple(runs))
 
     def _broken_root(self, doc: Document, fields: set[str]) -> str | None:
         """Why the root no longer fits ``update`` and ``load``, if it does not."""
@@ -237,17 +242,16 @@ class SyncingDoc(AutomergeDoc):
                 except _NotJson:
                     context[name] = None
             edits = Edits(context)
-            try:
-                state = _read_json(doc, doc.get(ROOT, "state"), None)
-            except _NotJson as exc:
-                edits.unreadable["state"] = exc.what
-            else:
-                if not _same(state, context["state"]):
-                    edits = Edits(context, state if isinstance(state, str) else None)
-                    if not isinstance(state, str):
-                        edits.unreadable["state"] = type(state).__name__
-            if received is not None and "state" not in received.client_fields:
-                edits = Edits(context)
+            if received is None or "state" in received.client_fields:
+                try:
+                    state = _read_json(doc, doc.get(ROOT, "state"), None)
+                except _NotJson as exc:
+                    edits.unreadable["state"] = exc.what
+                else:
+                    if not _same(state, context["state"]):
+                        edits = Edits(context, state if isinstance(state, str) else None)
+                        if not isinstance(state, str):
+                            edits.unreadable["state"] = type(state).__name__
             if received is None or "custom_state" in received.client_fields:
                 self._custom_edits(doc, heads, edits,
                                    None if received is None else received.client_keys)
@@ -381,17 +385,6 @@ def _client_runs(doc: Document, before: list[bytes], new: list[Any]
     return [ClientRun(frozenset(fields), None if keys is None else frozenset(keys),
                       frozenset(by))
             for (fields, keys, _), by in zip(spans, builders, strict=True)]
-
-
-def _union(runs: list[ClientRun] | tuple[ClientRun, ...]
-           ) -> tuple[set[str], frozenset[str] | None]:
-    """The root keys and ``custom_state`` keys (None: any) some of ``runs`` touched."""
-    fields: set[str] = set()
-    keys: set[str] | None = set()
-    for run in runs:
-        fields |= run.fields
-        keys = None if keys is None or run.keys is None else keys | run.keys
-    return fields, None if keys is None else frozenset(keys)
 
 
 class Replica(AutomergeDoc):

@@ -826,7 +826,7 @@ class Gossip:
                 continue
             if linked:
                 self._listed_linked(url, node)
-            if not self._forgotten.may_learn(url.rstrip("/"), _awake_s(), linked=linked):
+            if not self._forgotten.may_learn(url, _awake_s(), linked=linked):
                 continue  # forgotten after its failures, and no news that it is back
             # The secret goes where a holder of it says one gave the address, and only
             # if that holder was itself given it: a peer we do not send the secret to
@@ -840,7 +840,6 @@ class Gossip:
         address or another of that node) are made now, not up to ``backoff_max_s``
         later. A forgotten address that was relearned made that dial, with a fresh
         back-off, before addresses were held off (``sync.peer.forgotten``)."""
-        url = url.rstrip("/")
         for runner in list(self.runners.values()):
             if runner.direction == "out" and (runner.url == url
                                               or (node is not None and runner.node == node)):
@@ -1039,20 +1038,21 @@ class Listed(NamedTuple):
     linked: bool  # the lister has a link up to that node now
 
 
-def _awake_s() -> float:
-    """Seconds on a clock that goes on while the machine sleeps (Linux's boot time; the
-    monotonic clock elsewhere): a hold-off of learned addresses is of the world's time,
-    not of this process's, or a laptop asleep most of the day would hold one for days."""
-    return time.clock_gettime(_AWAKE_CLOCK)
-
-
+#: A clock that goes on while the machine sleeps (Linux's boot time; the monotonic clock
+#: elsewhere): a hold-off of learned addresses is of the world's time, not of this
+#: process's, or a laptop asleep most of the day would hold one for days.
 _AWAKE_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
+def _awake_s() -> float:
+    return time.clock_gettime(_AWAKE_CLOCK)
 
 
 def _member_urls(listed: object) -> list[Listed]:
     """Peer URLs, node ids (when known), whether a holder of the cluster secret gave
     the address and whether the lister is linked to that node now (the lister's own
-    address: both) from a members answer; anything malformed is skipped. A list without
+    address: both) from a members answer, without a trailing slash (as ``add_peer``
+    keys them); anything malformed is skipped. A list without
     ``cluster_secret`` or ``linked`` (an older node's) does not say so: its addresses
     are dialed without the secret, and a forgotten one waits out its hold-off."""
     if not isinstance(listed, dict):
@@ -1060,13 +1060,13 @@ def _member_urls(listed: object) -> list[Listed]:
     found = []
     advertise, lister = listed.get("advertise_url"), listed.get("node_id")
     if isinstance(advertise, str) and advertise.startswith(("http://", "https://")):
-        found.append(Listed(advertise, lister if isinstance(lister, str) else None,
+        found.append(Listed(advertise.rstrip("/"), lister if isinstance(lister, str) else None,
                             secret=True, linked=True))
     for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
         if isinstance(peer, dict) and isinstance(peer.get("url"), str) \
                 and peer["url"].startswith(("http://", "https://")):
             node = peer.get("node_id")
-            found.append(Listed(peer["url"], node if isinstance(node, str) else None,
+            found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
                                 secret=peer.get("cluster_secret") is True,
                                 linked=peer.get("linked") is True))
     return found

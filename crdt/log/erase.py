@@ -41,7 +41,7 @@ CHUNKS_PER_READ = 16
 
 
 class Batch(Protocol):
-    """What erasing needs of a commit in progress (``crdt.log.eventlog.Batch``)."""
+    """What erasing needs of a commit in progress (``crdt.log.batch.Batch``)."""
 
     tx: Transaction
     coverage: dict[str, Coverage]

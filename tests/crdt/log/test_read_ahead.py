@@ -1,5 +1,5 @@
 """What a commit reads before it writes: the records it needs in few reads, and no index
-chunk that cannot exist yet (``crdt.log.eventlog.Batch.read_ahead_of``)."""
+chunk that cannot exist yet (``crdt.log.batch.Batch.read_ahead_of``)."""
 
 from __future__ import annotations
 

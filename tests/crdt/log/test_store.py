@@ -27,7 +27,7 @@ from crdt.clock import Hlc
 from crdt.errors import NotFound, StoreError, TimestampAhead
 from crdt.events import Draft, Event, parse_event
 from crdt.log import records
-from crdt.log.eventlog import CHUNK_BYTES_MAX, CHUNK_CARRY_ENTRIES_MAX, CHUNK_ENTRIES_MAX
+from crdt.log.batch import CHUNK_BYTES_MAX, CHUNK_CARRY_ENTRIES_MAX, CHUNK_ENTRIES_MAX
 from crdt.log.projection import Projection, rebuild
 from crdt.log.records import INDEX_CHUNK, LOG_FORMAT, META, StoredEvent
 from crdt.log.store import EventStore

@@ -447,6 +447,12 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
                 "main event was forgotten" if transcript.left_out else "")
              + (f"; {transcript.reattached} record(s) whose parent is left out follow "
                 "the record before the first of them" if transcript.reattached else ""))
+    if transcript.headers_left_out:
+        note(f"note: OpenClaw session id {transcript.session_id!r} of {key!r} was begun "
+             f"{transcript.headers_left_out + 1} times separately (on several devices): "
+             "written with the first beginning's header only, as OpenClaw's import takes "
+             "one; every turn is there, each beginning's as a branch of its own, and "
+             "OpenClaw goes on from the latest record")
     held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
     if held:
         note(f"note: OpenClaw's store already holds session {transcript.session_id} "

@@ -44,6 +44,9 @@ class Transcript:
     #: OpenClaw reads a conversation from its last record back through the parents, and
     #: would stop at the gap.
     reattached: int = 0
+    #: Headers left out after the first (``_one_header``): the session id was begun on
+    #: several devices separately.
+    headers_left_out: int = 0
 
 
 def transcripts_for(events: Iterable[Event], *, reattach: bool = False) -> list[Transcript]:
@@ -78,10 +81,11 @@ def transcripts_for(events: Iterable[Event], *, reattach: bool = False) -> list[
                          str(extra.get("session_id")))] += 1
     transcripts = []
     for group, members in by_first:
+        kept = _one_header(members)
         # Before the order, which follows the parents.
-        reattached = _reattach(members) if reattach else 0
-        transcripts.append(Transcript(*group, _ordered(members), orphans.get(group, 0),
-                                      reattached))
+        reattached = _reattach(kept) if reattach else 0
+        transcripts.append(Transcript(*group, _ordered(kept), orphans.get(group, 0),
+                                      reattached, len(members) - len(kept)))
     return transcripts
 
 
@@ -112,6 +116,21 @@ def _set_at(value: Any, path: list[Any], item: Any) -> None:
             value[path[-1]] = item
     except (KeyError, IndexError, TypeError):
         pass
+
+
+def _one_header(members: list[tuple[Event, dict[str, Any]]]
+                ) -> list[tuple[Event, dict[str, Any]]]:
+    """The members but for every header after the first, in event order. Two devices
+    that each began the same session id (``openclaw agent --session-id s1`` on both)
+    wrote a header each; OpenClaw's import keeps the first header of a file, leaves the
+    others out of its store and then finds one record fewer than the file holds, so it
+    refuses to finish. The records after them are kept: each device's first record has
+    no parent, so each beginning stays a branch of its own, and OpenClaw goes on from
+    the latest record."""
+    headers = sorted((event.sort_key, n) for n, (event, record) in enumerate(members)
+                     if record.get("type") == "session")
+    dropped = {n for _, n in headers[1:]}
+    return [member for n, member in enumerate(members) if n not in dropped]
 
 
 def _reattach(members: list[tuple[Event, dict[str, Any]]]) -> int:

@@ -277,3 +277,42 @@ def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
     assert result.exit_code == 1 and "No space left on device" in result.output
     assert [p.name for p in sessions.iterdir()] == ["sessions.json"]
     assert (sessions / "sessions.json").read_bytes() == before
+
+
+def test_a_session_id_begun_on_two_devices_is_written_with_one_header(
+        tmp_path: Path) -> None:
+    """Two devices that each ran ``openclaw agent --session-id s1`` wrote a header each
+    for one session key and id. OpenClaw's import keeps one header per file and then
+    refuses to finish (one record fewer than the file): the first header is written, and
+    every record of both beginnings."""
+    data, b = imported(tmp_path)
+    other = FakeGateway(tmp_path / "a2")
+    other.open_session(KEY, SID)
+    header, *first_turn = transcript.records()[:6]
+    # The other device's beginning: its own header, records of its own ids, an hour later.
+    later = [{**header, "timestamp": header["timestamp"].replace("T10:", "T11:"),
+              "cwd": "/home/v/.openclaw/workspace"}]
+    later += [{**record, "id": f"b{record['id'][1:]}",
+               "parentId": record["parentId"] and f"b{record['parentId'][1:]}",
+               "timestamp": record["timestamp"].replace("T10:", "T11:")}
+              for record in first_turn]
+    other.add(SID, later)
+    result = cli("import", "--state-dir", str(tmp_path / "a2"), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    written = [json.loads(line) for line in
+               (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").read_text().splitlines()]
+    assert [r for r in written if r["type"] == "session"] == [transcript.records()[0]]
+    assert written[0] == transcript.records()[0]
+    wanted = json.loads(json.dumps(transcript.records()[1:] + later[1:]))
+    assert sorted(written[1:], key=lambda r: r["id"]) == sorted(wanted, key=lambda r: r["id"])
+    assert f"note: OpenClaw session id {SID!r} of {KEY!r} was begun 2 times separately " \
+           "(on several devices): written with the first beginning's header only" \
+           in result.output
+    # The latest beginning's turn is last, where OpenClaw goes on from.
+    assert written[-1]["id"] == later[-1]["id"]
+    # Read back, it holds nothing the node lacks: no copy of any record.
+    reread = cli("import", "--state-dir", str(b), "--data-dir", str(data))
+    assert reread.exit_code == 0, reread.output
+    assert f"{len(written)} records read: 0 new events" in reread.output

@@ -58,8 +58,10 @@ BANNED: dict[str, set[str]] = {
 }
 #: Third-party libraries that only one room may use.
 OWNED_BY = {"automerge": ("crdt.automerge",), "diskcache": ("crdt.storage",),
-            # node.openclaw reads OpenClaw's own SQLite store, read-only.
-            "sqlite3": ("crdt.storage", "node.openclaw"), "fcntl": ("crdt.storage",)}
+            # node.openclaw reads OpenClaw's own SQLite store, read-only, and asks
+            # (never takes) whether OpenClaw's per-machine locks are held.
+            "sqlite3": ("crdt.storage", "node.openclaw"),
+            "fcntl": ("crdt.storage", "node.openclaw")}
 
 
 def modules() -> Iterator[tuple[str, Path]]:

@@ -50,6 +50,7 @@ from node.openclaw.state import (
     check_state_folder,
     running_gateway,
 )
+from node.openclaw.state_locks import StateLockUnreadable, held_state_lock
 
 T = TypeVar("T")
 
@@ -343,8 +344,10 @@ what is there). A transcript
 file holding something else, or a sessions.json entry naming another session id, is
 refused and nothing is written.
 
-Stop the OpenClaw gateway first (export refuses while the gateway's lock names a running
-one, or cannot be read; an `openclaw agent --local` turn holds none), then run its import:
+Stop the OpenClaw gateway first, and let any `openclaw agent --local` turn finish (export
+refuses while the gateway's lock names a running one, or while an OpenClaw process holds
+one of its locks in /tmp/openclaw-state-locks-UID, or if they cannot be read; exit 2), then
+run its import:
 
 \b
   clawsync openclaw export agent:main:explicit:s1
@@ -353,11 +356,11 @@ one, or cannot be read; an `openclaw agent --local` turn holds none), then run i
 """
 
 
-def refuse_if_gateway_runs(state: Path) -> None:
-    """Export into a folder whose gateway runs: it would write the session into its store
-    while OpenClaw's import moves the exported file there, and may go on from the
-    transcript it holds in memory. A lock that cannot be read refuses too: a gateway may
-    run, and the person can tell."""
+def refuse_if_openclaw_runs(state: Path) -> None:
+    """Export into a folder whose gateway runs, or on which an `agent --local` turn runs:
+    it would write the session into its store while OpenClaw's import moves the exported
+    file there, and may go on from the transcript it holds in memory. A lock that cannot
+    be read refuses too: OpenClaw may run, and the person can tell."""
     try:
         gateway = running_gateway(state)
     except GatewayLockUnreadable as error:
@@ -369,6 +372,17 @@ def refuse_if_gateway_runs(state: Path) -> None:
         raise InputError(
             f"an OpenClaw gateway is running on {state} (pid {gateway.pid}{port}): stop it "
             "first (openclaw gateway stop), export, import, then start it again")
+    # What the gateway's lock does not show: an `agent --local` turn, a gateway of
+    # another pid namespace, a `doctor` at work.
+    try:
+        held = held_state_lock(state)
+    except StateLockUnreadable as error:
+        raise InputError(f"{error}: run clawsync as the user OpenClaw runs as") from None
+    if held is not None:
+        raise InputError(
+            f"an OpenClaw process is working on {state} ({held.holder()}; it holds "
+            f"{held.path}): let it finish, or stop it (openclaw gateway stop for a "
+            "gateway), then export")
 
 
 @openclaw.command(help=EXPORT_HELP,
@@ -387,7 +401,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         state = check_state_folder(state_dir)
     except StateFolderError as error:
         raise click.UsageError(str(error)) from None
-    refuse_if_gateway_runs(state)
+    refuse_if_openclaw_runs(state)
     prefixed = session if session.startswith("agent:") else session_key_for(
         agents[0] if agents else "main", session)
 
@@ -431,7 +445,7 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
             f"session {key!r} belongs to OpenClaw agent {transcript.agent_id!r}, not "
             f"{agents[0]!r}: export writes a session for its own agent (leave out --agent)")
     agent_id = transcript.agent_id
-    refuse_if_gateway_runs(state)  # again: one may have started while the node answered
+    refuse_if_openclaw_runs(state)  # again: it may have started while the node answered
     try:
         written = export_transcript(state, transcript, agent_id, updated_ms)
     except (ExportRefused, OSError) as error:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths
 from tests.node.openclaw.test_export import KEY, cli, imported
 
 #: A stand-in's code: says it runs (its command line is its own by then), then waits.
@@ -176,4 +177,74 @@ def test_a_lock_of_another_user_refuses(tmp_path: Path) -> None:
         finally:
             unreadable.chmod(mode)
         assert code == 2 and "cannot be read (Permission denied)" in output, output
+        assert not (b / "agents" / "main" / "sessions").exists()
+
+
+#: A stand-in for an OpenClaw process at work: it holds the lock file as OpenClaw does
+#: (an open transaction on an empty SQLite file: exclusive, or a read for
+#: ``state-handles``), says so, then waits.
+HOLD_PY = """import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+db.execute("PRAGMA journal_mode = MEMORY")
+if sys.argv[2] == "state-handles":
+    db.execute("BEGIN")
+    db.execute("SELECT rootpage FROM sqlite_schema LIMIT 1").fetchall()
+else:
+    db.execute("BEGIN EXCLUSIVE")
+print(flush=True)
+sys.stdin.read()
+"""
+
+
+@contextmanager
+def machine_lock(state: Path, family: str) -> Iterator[Path]:
+    """OpenClaw's per-machine lock file of ``state`` (in the real, shared
+    ``/tmp/openclaw-state-locks-<uid>``; its name is the folder's own), removed on exit."""
+    path = next(p for p in lock_paths(state.resolve(), os.getuid())
+                if p.name.startswith(f"{family}."))
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        Path(f"{path}-journal").unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("family", LOCK_FAMILIES)
+def test_export_refuses_while_an_openclaw_process_holds_a_machine_lock(
+        tmp_path: Path, family: str) -> None:
+    """An `agent --local` turn holds no gateway lock, only these: refused while one is
+    held, not once its process is gone (the file stays, its lock does not)."""
+    data, b = imported(tmp_path)
+    with machine_lock(b, family) as lock:
+        with stand_in(sys.executable, "-c", HOLD_PY, str(lock), family) as pid:
+            code, output = export(b, data)
+            assert code == 2 and "Usage:" not in output, output
+            assert f"an OpenClaw process is working on {b.resolve()} (pid {pid}, " in output
+            assert f"it holds {lock}): let it finish, or stop it" in output
+            assert not (b / "agents" / "main" / "sessions").exists()
+        assert lock.exists()  # left behind, as OpenClaw leaves them
+        code, output = export(b, data)
+        assert code == 0, output
+
+
+def test_a_machine_lock_of_another_state_folder_stops_nothing(tmp_path: Path) -> None:
+    data, b = imported(tmp_path)
+    other = tmp_path / "other"
+    (other / "agents").mkdir(parents=True)
+    with machine_lock(other, "gateway-lifecycle") as lock, \
+            stand_in(sys.executable, "-c", HOLD_PY, str(lock), "gateway-lifecycle"):
+        code, output = export(b, data)
+        assert code == 0, output
+
+
+def test_a_machine_lock_that_cannot_be_looked_at_refuses(tmp_path: Path) -> None:
+    data, b = imported(tmp_path)
+    with machine_lock(b, "state-lifecycle") as lock:
+        lock.symlink_to(lock.name)  # a loop: it cannot be opened, even by root
+        code, output = export(b, data)
+        assert code == 2 and "Usage:" not in output, output
+        assert f"{lock} cannot be looked at (" in output
+        assert "whether an OpenClaw process works on the folder cannot be told: run " \
+               "clawsync as the user OpenClaw runs as" in output
         assert not (b / "agents" / "main" / "sessions").exists()

@@ -1,0 +1,146 @@
+"""OpenClaw's per-machine locks on a state folder's database (OpenClaw 2026.9).
+
+Besides the gateway's own lock in the state folder (``state.running_gateway``), every
+OpenClaw process that works on a state folder coordinates with the others through SQLite
+files in a folder it hard-codes per user, ``/tmp/openclaw-state-locks-<uid>/`` (mode
+0700)::
+
+    <family>.<first 8 hex of SHA-256 of the real path of <state>/state/openclaw.sqlite>.lock.sqlite
+
+The files stay empty: what counts is the lock an open transaction holds on them
+(``BEGIN EXCLUSIVE``, or a read for ``state-handles``), which the system drops when the
+process ends, however it ends. A file with no lock on it is left over and means nothing.
+As measured with ``openclaw@2026.9.6``: a running gateway holds ``gateway-lifecycle``
+from its start to its stop; an ``openclaw agent --local`` turn holds
+``gateway-lifecycle`` and ``state-lifecycle`` (exclusive) and ``state-handles`` (shared)
+while it runs; ``setup`` and ``doctor`` take them while they work. Neither an ``agent
+--local`` turn nor a gateway in another pid namespace shows in the gateway's own lock;
+both show here.
+
+Whether a lock is held is asked with ``F_GETLK``, which takes no lock: OpenClaw, trying
+to take one meanwhile, is never refused because of this look.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import os
+import struct
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from node.openclaw.state import StateFolderError
+
+#: Where OpenClaw keeps them, for each user (``/tmp`` on every system but Windows).
+LOCKS_ROOT = Path("/tmp")
+LOCK_FOLDER_PREFIX = "openclaw-state-locks-"
+#: The lock families, in the order they are looked at: the one a gateway holds first.
+LOCK_FAMILIES = ("gateway-lifecycle", "state-lifecycle", "state-handles")
+#: The database whose real path names the locks, inside the state folder.
+STATE_DATABASE = Path("state") / "openclaw.sqlite"
+#: ``struct flock`` as F_GETLK fills it: (type, whence, start, length, pid) on Linux;
+#: (start, length, pid, type, whence) on the BSDs and macOS.
+_FLOCK_LINUX = "@hhqqi4x"
+_FLOCK_BSD = "@qqihh"
+
+
+class StateLockUnreadable(StateFolderError):
+    """A per-machine lock (or its folder) is there but cannot be looked at: whether an
+    OpenClaw process works on the state folder cannot be told."""
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock some live process holds: the file, and that process as the system names
+    it (None: in another pid namespace, or held through an open file description)."""
+
+    path: Path
+    pid: int | None
+
+    def holder(self) -> str:
+        """The process, for a person: its pid and its name (``openclaw-agent``)."""
+        if self.pid is None:
+            return "a process of another pid namespace"
+        try:  # argv[0], as the process sets it: comm cuts "openclaw-gateway" short
+            argv0 = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[0]
+            name = os.path.basename(argv0.decode(errors="replace"))
+        except OSError:
+            name = ""
+        return f"pid {self.pid}" + (f", {name}" if name else "")
+
+
+def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
+    """The lock files of the state folder ``state`` for the user ``uid``.
+
+    >>> [p.name for p in lock_paths(Path("/srv/claw"), 1000)][0]
+    'gateway-lifecycle.fc3fb71e.lock.sqlite'
+    >>> str(lock_paths(Path("/srv/claw"), 1000)[0].parent)
+    '/tmp/openclaw-state-locks-1000'
+    """
+    # OpenClaw's path is the real one, through symbolic links, as far as it exists.
+    database = os.path.realpath(state / STATE_DATABASE)
+    digest = hashlib.sha256(database.encode()).hexdigest()[:8]
+    folder = root / f"{LOCK_FOLDER_PREFIX}{uid}"
+    return [folder / f"{family}.{digest}.lock.sqlite" for family in LOCK_FAMILIES]
+
+
+def held_state_lock(state: Path, root: Path = LOCKS_ROOT) -> HeldLock | None:
+    """A lock a live OpenClaw process holds on ``state`` (for the user running this, or
+    the user owning the folder, whom OpenClaw runs as); None if none is held.
+    ``StateLockUnreadable`` if a lock file or its folder is there but cannot be looked
+    at: skipping it would say that nothing runs when something may.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     held_state_lock(Path(folder), Path(folder)) is None
+    True
+    """
+    uids = dict.fromkeys([os.getuid(), state.stat().st_uid])
+    for uid in uids:
+        for path in lock_paths(state, uid, root):
+            held = _held(path)
+            if held is not None:
+                return held
+    return None
+
+
+def _held(path: Path) -> HeldLock | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None  # no OpenClaw process of this user has used the folder
+    except OSError as error:
+        if error.errno == errno.ENOTDIR:
+            return None  # the folder's name is taken by a file: OpenClaw refuses to run
+        raise _unreadable(path, error) from None
+    try:
+        return _ask(fd, path)
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    finally:
+        os.close(fd)
+
+
+def _ask(fd: int, path: Path) -> HeldLock | None:
+    """F_GETLK for a write lock on the whole file: the first lock another process holds
+    that would be in its way (any lock, as a write lock conflicts with every other)."""
+    bsd = sys.platform != "linux"
+    layout = _FLOCK_BSD if bsd else _FLOCK_LINUX
+    if bsd:
+        asked = struct.pack(layout, 0, 0, 0, fcntl.F_WRLCK, os.SEEK_SET)
+    else:
+        asked = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+    answer = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, asked))
+    kind, pid = (answer[3], answer[2]) if bsd else (answer[0], answer[4])
+    if kind == fcntl.F_UNLCK:
+        return None
+    return HeldLock(path, pid if pid > 0 else None)
+
+
+def _unreadable(path: Path, error: OSError) -> StateLockUnreadable:
+    return StateLockUnreadable(
+        f"{path} cannot be looked at ({error.strerror or error}), so whether an OpenClaw "
+        "process works on the folder cannot be told")

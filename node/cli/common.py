@@ -33,8 +33,9 @@ class NodeError(click.ClickException):
 
 class InputError(click.ClickException):
     """What the command was given cannot be used as it is (what a file or the standard
-    input holds, a folder an OpenClaw gateway runs on): exit code 2, as for a usage
-    error, but without the usage lines (the command was typed right)."""
+    input holds, a folder an OpenClaw gateway runs on or whose files are in the way of an
+    export): exit code 2, as for a usage error, but without the usage lines (the command
+    was typed right)."""
 
     exit_code = 2
 

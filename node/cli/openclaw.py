@@ -448,7 +448,12 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
     refuse_if_openclaw_runs(state)  # again: it may have started while the node answered
     try:
         written = export_transcript(state, transcript, agent_id, updated_ms)
-    except (ExportRefused, OSError) as error:
+    except ExportRefused as error:
+        # What the state folder holds is in the way (another transcript, another session
+        # id for the key, a file that does not read): as for a running gateway, the
+        # person has to change something there first.
+        raise InputError(str(error)) from None
+    except OSError as error:  # writing failed (a full disk): nothing was left half-done
         raise NodeError(str(error)) from None
     what = "already there, unchanged" if written.unchanged else "written"
     click.echo(f"{written.path}: {written.records} records {what}")

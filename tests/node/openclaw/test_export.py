@@ -102,14 +102,14 @@ def test_export_refuses_to_overwrite_another_transcript(tmp_path: Path) -> None:
     path = sessions / f"{SID}.jsonl"
     path.write_text('{"type":"session","version":3,"id":"someone else"}\n')
     result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
-    assert result.exit_code == 1
+    assert result.exit_code == 2 and "Usage:" not in result.output
     assert "holds a different transcript" in result.output
     assert path.read_text() == '{"type":"session","version":3,"id":"someone else"}\n'
     assert not (sessions / "sessions.json").exists()
     path.unlink()
     (sessions / "sessions.json").write_text(json.dumps({KEY: {"sessionId": "newer"}}))
     result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
-    assert result.exit_code == 1 and "maps session key" in result.output
+    assert result.exit_code == 2 and "maps session key" in result.output
     assert not path.exists()
 
 
@@ -218,7 +218,7 @@ def test_a_key_with_several_session_ids_exports_its_latest(tmp_path: Path) -> No
     before = {p.name: p.read_bytes() for p in sessions.iterdir()}
     result = cli("export", key, "--session-id", copy, "--state-dir", str(b),
                  "--data-dir", str(data))
-    assert result.exit_code == 1 and "maps session key" in result.output
+    assert result.exit_code == 2 and "maps session key" in result.output
     assert {p.name: p.read_bytes() for p in sessions.iterdir()} == before
 
 
@@ -228,7 +228,7 @@ def test_a_damaged_sessions_json_is_named_and_nothing_written(tmp_path: Path) ->
     sessions.mkdir(parents=True)
     (sessions / "sessions.json").write_text('{"agent:main:x": {"sessionId": ')  # cut short
     result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
-    assert result.exit_code == 1
+    assert result.exit_code == 2 and "Usage:" not in result.output
     assert f"{sessions / 'sessions.json'} cannot be read" in result.output
     assert "nothing was written" in result.output
     assert [p.name for p in sessions.iterdir()] == ["sessions.json"]

@@ -1,7 +1,7 @@
 """``Ahead``: one peer link's messages parsed and verified ahead of its loop.
 
 Every call into a link's ``PeerSync`` machine runs on the store's writer thread, one at
-a time (``node.peers.gossip``). What needs no store, parsing a message and verifying its
+a time (``node.peers.driver``). What needs no store, parsing a message and verifying its
 signatures (``PeerSync.prepare``), runs on small pools of its own, ahead of the writer:
 each link's messages go through a pipeline of three stages. On a busy link the writer
 stores batch k while k+1 has its signatures checked in a worker process
@@ -60,7 +60,7 @@ class Ahead:
     stays in the message until ``PeerSync.receive`` raises it).
 
     Each message comes with the CPU seconds it cost off the writer, which the link's loop
-    (``node.peers.gossip``) charges to the link like writer time: the parsing and
+    (``node.peers.driver``) charges to the link like writer time: the parsing and
     verifying threads' own CPU time, not the time passed, which would count waits for the
     GIL held by the writer and other links; plus the time its checks took in the
     signature worker, which is a core of this host spent on the link as surely as if

@@ -124,7 +124,7 @@ class Verifier:
     def worker_s(self) -> float:
         """Seconds the calling thread has waited, in all, on the worker's answers: the
         most CPU the worker can have spent on its batches (one thread), which the caller
-        charges to whoever sent them (``node.peers.gossip``), as the checks cost when
+        charges to whoever sent them (``node.peers.driver``), as the checks cost when
         they ran in its thread."""
         return float(getattr(self._here, "worker_s", 0.0))
 

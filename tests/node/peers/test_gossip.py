@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from crdt import device as crdt_device
-from node.peers.gossip import _member_urls
+from node.peers.learning import _member_urls
 from node.peers.transport import DEVICE_HEADER, DEVICE_REMOVED, NODE_HEADER, LinkRefused, Refusal
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
@@ -31,7 +31,7 @@ async def forgotten(node: RunningNode, url: str) -> bool:
     async with asyncio.timeout(DEADLINE_S):
         while f"url:{url}" in node.gossip.runners:
             await asyncio.sleep(0.01)
-    return url not in node.gossip.members
+    return url not in node.gossip.learning.members
 
 
 async def add_member(node: RunningNode, name: str, address: str) -> str:
@@ -84,7 +84,7 @@ async def test_a_learned_address_is_not_held_off_while_this_node_reaches_no_peer
     dead = f"http://127.0.0.1:{free_port()}"
     assert await node.gossip.add_peer(dead, learned=True)
     assert await forgotten(node, dead)
-    assert len(node.gossip._forgotten) == 0
+    assert len(node.gossip.learning.forgotten) == 0
 
 
 def test_a_members_list_says_a_peer_is_linked_only_with_true() -> None:
@@ -481,7 +481,7 @@ async def test_a_wrong_cluster_secret_is_named_not_taken_for_a_device_to_add(
             await asyncio.sleep(0.01)
     assert "the cluster secret this node gave does not match" in runner.refused
     assert newcomer.gossip.device_status()["waiting"] == []
-    assert newcomer.gossip.device.device_id in hub.gossip._wrong_secret  # warned once
+    assert newcomer.gossip.device.device_id in hub.gossip.admission._wrong_secret  # warned once
 
 
 async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFactory) -> None:
@@ -537,7 +537,7 @@ async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
         crdt_device.generate())) for _ in range(2))
     detail = {"by": member, "at_ms": 1_000, "reason": "lost"}
     untrusted = node.gossip.runners[f"url:{learned}"]
-    node.gossip._refused_by_peer(untrusted, LinkRefused(
+    node.gossip.admission.refused_by_peer(untrusted, LinkRefused(
         "refused", Refusal(DEVICE_REMOVED, detail, stranger)))
     assert not node.gossip.removed.known and node.gossip.own_removal() is None
     assert untrusted.refused is not None
@@ -546,7 +546,7 @@ async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
     assert "(lost)" in untrusted.refused and "not taken as this device's removal" \
         in untrusted.refused
     trusted = node.gossip.runners[f"url:{given}"]
-    node.gossip._refused_by_peer(trusted, LinkRefused(
+    node.gossip.admission.refused_by_peer(trusted, LinkRefused(
         "refused", Refusal(DEVICE_REMOVED, detail, member)))
     assert node.gossip.own_removal() is not None
     assert trusted.refused == untrusted.refused \

@@ -1,0 +1,194 @@
+"""Who may link with this node, and what this node was told when it may not.
+
+Devices (``crdt.linkproof``, ``node.peers.transport``): every link proves both keys when
+both nodes have them. A dialer must be a member of the cluster unless it holds the
+cluster secret or a CA certificate (``admit``); a dialed device must be a member too,
+except the one at an address given with ``--peer`` (a new device pairs by dialing an
+address it was told; it learns the membership from there). A removed device is refused
+either way and its links close when the removal arrives (``sweep``).
+
+The other way round, a peer that refuses this device says why (``refused_by_peer``): in
+the log once, until it changes, and as the link's ``refused`` for people. A removal it
+signs is believed only from a member, or from the device at a ``--peer`` address, and
+then kept (``node.peers.links.Removed``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import structlog
+
+from node.config import Config
+from node.device import DeviceKey
+from node.devices import Devices
+from node.peers.links import Removed, refusal_for, removal_text, waiting_text
+from node.peers.runner import Runner
+from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER, LinkRefused, Proven, Refusal
+
+#: Devices remembered as having given a wrong cluster secret (each logged once).
+WRONG_SECRETS_KEPT_MAX = 1024
+#: Addresses whose last refusal of this device is remembered (``Admission._refusals``).
+REFUSALS_KEPT_MAX = 1024
+log = structlog.get_logger(__name__)
+
+
+class Admission:
+    """Admission of peers' devices, and the refusals of this one, over the links in
+    ``runners`` (``Gossip``'s, read and marked here)."""
+
+    def __init__(self, config: Config, tls: ssl.SSLContext | None, device: DeviceKey,
+                 membership: Devices | None, runners: dict[str, Runner]) -> None:
+        self.config = config
+        self.tls = tls
+        self.device = device
+        self.membership = membership
+        self.runners = runners
+        #: This device's removal, as a member told it when refusing a link (persisted).
+        self.removed = Removed(config.data_dir, device.device_id)
+        #: Devices that gave a wrong cluster secret, logged once (``admit``).
+        self._wrong_secret: set[str] = set()
+        #: The refusal last warned of, by dialed address, kept when its runner is
+        #: forgotten: a peer's member list can name an address that refuses this device
+        #: (a node of another cluster took a stopped node's port), which is forgotten
+        #: after ``learned_failures_max`` refusals and learned again later.
+        self._refusals: dict[str, str] = {}
+
+    # -- peers' devices ----------------------------------------------------------------
+
+    def is_member(self, device_id: str) -> bool:
+        if device_id == self.device.device_id:
+            return True
+        return self.membership is not None and self.membership.is_member(device_id)
+
+    def admit(self, device_id: str, *, shared: bool, wrong_secret: bool = False,
+              remote: str | None = None) -> tuple[str, dict[str, Any], str] | None:
+        """Why the device ``device_id`` may not link with us (code, signed detail, text
+        for people), or None if it may: a member, or a holder of the cluster secret or a
+        CA certificate (migration) that was not removed. ``wrong_secret``: it gave a
+        cluster secret, not ours; if that is why it is refused, the refusal says so (its
+        operator should hear of the secret, not of a device to add) and so does our log,
+        once per device (it redials every few seconds), with its address ``remote``."""
+        removal = self.membership.removed().get(device_id) if self.membership else None
+        if removal is not None:
+            return refusal_for(removal)
+        if shared or self.is_member(device_id):
+            return None
+        waiting = waiting_text(self.device.device_id, device_id)
+        if not (wrong_secret and self.config.cluster_secret is not None):
+            return (NOT_MEMBER, {}, waiting)
+        if device_id not in self._wrong_secret:
+            log.warning("a peer gave a wrong cluster secret", device_id=device_id,
+                        peer=remote)
+            if len(self._wrong_secret) >= WRONG_SECRETS_KEPT_MAX:
+                self._wrong_secret.clear()
+            self._wrong_secret.add(device_id)
+        return (NOT_MEMBER, {"secret": "wrong"},
+                f"{waiting}; or the cluster secret it gave does not match this node's")
+
+    def dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:
+        """Why a device we dialed may not stay linked: removed; or not a member, at an
+        address we learned (one given with ``--peer`` pairs: see the module)."""
+        if self.membership is not None and proven.device_id in self.membership.removed():
+            return DEVICE_REMOVED
+        if runner.learned and not self.shared_mode() and not self.is_member(proven.device_id):
+            return NOT_MEMBER
+        return None
+
+    def shared_mode(self) -> bool:
+        """Nodes hold the cluster secret or CA certificates: they may learn addresses
+        from each other's member lists, and link there member or not."""
+        return self.config.cluster_secret is not None or self.tls is not None
+
+    def sweep(self) -> None:
+        """End every link to a device that may no longer link with us."""
+        for runner in self.runners.values():
+            if runner.device is None or runner.state not in ("up", "connecting") \
+                    or runner.drop is not None:
+                continue
+            refused = self.admit(runner.device.device_id, shared=runner.shared)
+            if refused is not None and (refused[0] == DEVICE_REMOVED
+                                        or runner.direction == "in"):
+                log.info("peer link closed: device no longer a member",
+                         device_id=runner.device.device_id, code=refused[0])
+                runner.drop = refused[0]
+                runner.wake.set()
+
+    # -- this device, refused ----------------------------------------------------------
+
+    def trusted(self, runner: Runner, device_id: str) -> bool:
+        """Whether a removal signed by ``device_id`` is believed: a member's (or a former
+        member's), or that of the device at an address given with ``--peer`` (trusted
+        as far as linking with it, since a new device may not know the members yet)."""
+        return not runner.learned or self.membership is None \
+            or self.is_member(device_id) or device_id in self.membership.removed()
+
+    def refused_by_peer(self, runner: Runner, exc: LinkRefused) -> None:
+        """The peer turned this device away: say why (in the log once, until it changes),
+        and remember a signed removal."""
+        refusal = exc.refusal
+        said = runner.refused or self._refusals.get(runner.url or "")
+        runner.removal = None
+        if refusal is None:
+            runner.refused = str(exc)
+        elif refusal.code == DEVICE_REMOVED:
+            runner.removal = refusal
+            if self.trusted(runner, refusal.by) and not self.removed.known:
+                self.removed.record(refusal)
+                for other in self.runners.values():  # told by others, not believed: now
+                    if other.removal is not None and other is not runner:
+                        other.refused = self.removal_refused(other, other.removal)
+            runner.refused = self.removal_refused(runner, refusal)
+        elif refusal.code == NOT_MEMBER and refusal.detail.get("secret") == "wrong":
+            runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
+                              "does not match that node's (check --cluster-secret on both)")
+        elif refusal.code == NOT_MEMBER:
+            name = self.membership.name if self.membership else self.config.name
+            runner.refused = waiting_text(refusal.by, self.device.device_id, name)
+        else:
+            runner.refused = f"refused by {refusal.by} ({refusal.code})"
+        if runner.refused != said:
+            log.warning("peer refused this device", peer=runner.url, reason=runner.refused)
+            if runner.url is not None:
+                if len(self._refusals) >= REFUSALS_KEPT_MAX:
+                    self._refusals.clear()
+                self._refusals[runner.url] = runner.refused
+
+    def removal_refused(self, runner: Runner, refusal: Refusal) -> str:
+        """What a peer's refusal of this device as removed says, for people (and the
+        log): the removal this device believes, if the peer is trusted (``trusted``) or
+        repeats it; else what the peer claims, said to be not taken. An untrusted
+        device's claim is never recorded: anyone with the cluster secret could make it."""
+        believed = self.own_removal()  # as told by a trusted peer, or as its record says
+        detail = refusal.detail
+        if believed is not None and (self.trusted(runner, refusal.by) or (
+                detail.get("by"), detail.get("at_ms")) == (believed["by"], believed["at_ms"])):
+            return removal_text(self.named(believed))
+        claimed = {"by": str(detail.get("by")), "at_ms": detail.get("at_ms"),
+                   "reason": str(detail.get("reason", ""))}
+        return (f"refused by {refusal.by}: it says this device was "
+                f"{removal_text(self.named(claimed))}; it is no member this device knows, "
+                "so that is not taken as this device's removal")
+
+    def connected(self, url: str) -> None:
+        """A dial of ``url`` connected: a later refusal there is news again."""
+        self._refusals.pop(url, None)
+
+    def own_removal(self) -> dict[str, Any] | None:
+        """This device's removal (``GET /v1/node``'s ``removed``): as a member told it
+        when refusing a link, or else as the record of it stored here. A node no one
+        refuses a dial to (a hub, which dials no one) learns it only by the record,
+        which reaches it before its links close; ``told_by`` is then null."""
+        told = self.removed.view()
+        if told is not None or self.membership is None:
+            return told
+        return self.membership.own_removal()
+
+    def named(self, removal: dict[str, Any]) -> dict[str, Any]:
+        """``removal`` with its remover named for people, if a record names it here."""
+        members = self.membership.members() if self.membership is not None else {}
+        member = members.get(str(removal.get("by")))
+        if member is None:
+            return removal
+        return {**removal, "by": f"{member.name} ({removal['by']})"}

@@ -1,0 +1,227 @@
+"""Member addresses, learned from peers and from the membership records.
+
+Links come from ``--peer`` URLs, from peers that dial us, and from members learned from
+peers (``/peer/v1/members``), so a new device needs one address. Every round
+(``members_interval_s``, and at once when the membership changes) this node asks the
+peers it dialed which nodes they know and dials the ones it does not
+(``learn_once``), and dials member devices at the addresses their records advertise
+(``dial_members``): the introducer. A learned address that fails too often is forgotten
+and held off from peers' lists for a while (``sync.peer.forgotten``).
+
+This node's own list (``member_list``) is what peers learn from in turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+import aiohttp
+import structlog
+
+from node.config import Config
+from node.devices import Devices
+from node.peers.admission import Admission
+from node.peers.runner import Runner, linked_devices, linked_nodes
+from node.peers.transport import LinkClosed, fetch_members
+from node.store import AsyncStore
+from sync.peer.forgotten import Forgotten
+
+log = structlog.get_logger(__name__)
+
+
+class Learning:
+    """The addresses of members this node knows, and the rounds that learn more.
+    ``add_peer`` dials an address (``Gossip.add_peer``), ``redial`` ends a dial's
+    back-off now (``Gossip._redial``)."""
+
+    def __init__(self, config: Config, tls: ssl.SSLContext | None, astore: AsyncStore,
+                 membership: Devices | None, device_id: str, runners: dict[str, Runner],
+                 own_urls: set[str], admission: Admission, *,
+                 add_peer: Callable[..., Awaitable[bool]],
+                 redial: Callable[[Runner], None],
+                 http: Callable[[], aiohttp.ClientSession | None],
+                 stopping: Callable[[], bool]) -> None:
+        self.config = config
+        self.tls = tls
+        self.astore = astore
+        self.membership = membership
+        self.device_id = device_id
+        self.runners = runners
+        self.own_urls = own_urls
+        self.admission = admission
+        self._add_peer = add_peer
+        self._redial = redial
+        self._http = http
+        self._stopping = stopping
+        #: Set when the membership changed: the next round starts at once.
+        self.changed = asyncio.Event()
+        self.members: dict[str, str | None] = {}  # peer URL -> node id, when known
+        #: The members' addresses a holder of the cluster secret gave (``--peer``, a link
+        #: that gave the secret, a peer's list that says so): the only ones dialed with
+        #: the secret. Any other came from a device or a certificate holder, who could
+        #: name a server of their own to collect it.
+        self.secret_urls: set[str] = set()
+        #: Learned addresses forgotten after their failures, held off from peers' member
+        #: lists for a while unless a lister says it is linked to the node there now
+        #: (``sync.peer.forgotten``; at most ``FORGOTTEN_KEPT_MAX``).
+        self.forgotten = Forgotten()
+
+    async def run(self) -> None:
+        """Ask dialed peers which nodes they know; dial the ones we do not. Also (and at
+        once when the membership changes) dial member devices at their addresses, and
+        close links of devices removed (``sweep``, in case a change was not told)."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(),
+                                       self.config.sync.members_interval_s)
+            self.changed.clear()
+            try:
+                self.admission.sweep()
+                await self.dial_members()
+                if self.admission.shared_mode():
+                    await self.learn_once()
+            except Exception:
+                log.exception("learning members failed")
+
+    async def dial_members(self) -> None:
+        """Dial each member device's advertised address that no link reaches yet (the
+        introducer: a new device learns the others from the records it replicated).
+        Not once this device's removal is known, told or stored: each would refuse it."""
+        if self.membership is None or self.admission.own_removal() is not None:
+            return
+        linked = linked_devices(self.runners.values())
+        for device_id, member in list(self.membership.members().items()):
+            if device_id == self.device_id or device_id in linked \
+                    or member.address is None:
+                continue
+            # A member proves its key: the secret is not sent to an address any member
+            # may have written in a record (it would hand the secret to whoever is there).
+            if await self._add_peer(member.address, learned=True, secret=False):
+                log.info("dialing member", device_id=device_id, url=member.address)
+
+    async def learn_once(self) -> None:
+        for runner in [r for r in self.runners.values() if r.direction == "out"]:
+            await self.learn_from(runner)
+
+    async def learn_from(self, runner: Runner) -> None:
+        """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked."""
+        http = self._http()
+        if runner.state != "up" or runner.url is None or http is None or self._stopping():
+            return
+        try:
+            listed = await fetch_members(
+                http, runner.url, tls=self.tls, config=self.config.sync,
+                secret=self.config.cluster_secret if runner.secret else None)
+        except LinkClosed as exc:
+            log.info("members not listed", peer=runner.url, reason=str(exc))
+            return
+        except Exception:  # run as a task of its own too: nothing else would log it
+            log.exception("learning members failed", peer=runner.url)
+            return
+        for url, node, secret, linked in _member_urls(listed):
+            if node == self.astore.node_id or node in linked_nodes(self.runners.values()):
+                continue
+            if linked:
+                self.listed_linked(url, node)
+            if not self.forgotten.may_learn(url, awake_s(), linked=linked):
+                continue  # forgotten after its failures, and no news that it is back
+            # The secret goes where a holder of it says one gave the address, and only
+            # if that holder was itself given it: a peer we do not send the secret to
+            # has no say in who gets it.
+            if await self._add_peer(url, learned=True, secret=runner.secret and secret):
+                log.info("learned peer", url=url, via=runner.url)
+
+    def listed_linked(self, url: str, node: str | None) -> None:
+        """A peer's list says its link to ``node`` at ``url`` is up now: a partition may
+        have healed, so our dials of it that back off (configured or learned, by that
+        address or another of that node) are made now, not up to ``backoff_max_s``
+        later. A forgotten address that was relearned made that dial, with a fresh
+        back-off, before addresses were held off (``sync.peer.forgotten``)."""
+        for runner in list(self.runners.values()):
+            if runner.direction == "out" and (runner.url == url
+                                              or (node is not None and runner.node == node)):
+                self._redial(runner)
+
+    def advertised(self, url: str) -> bool:
+        """Whether a member device advertises ``url`` in its membership record: such an
+        address is dialed on, backing off, however often it fails (a laptop that is shut
+        for the night), not forgotten like one a peer listed and taken up again at the
+        next members round with a fresh back-off."""
+        return self.membership is not None and any(
+            member.address is not None and member.address.rstrip("/") == url.rstrip("/")
+            for member in self.membership.members().values())
+
+    def hold_off(self, url: str, node: str | None) -> float | None:
+        """Forget the learned address ``url`` (of ``node``, if known) after its failures:
+        how long it is held off from peers' lists, or None (not while this node reaches
+        no peer at all: its own network is down, and the address may be fine)."""
+        return self.forgotten.forgot(url, self.members.get(url) or node, awake_s()) \
+            if linked_nodes(self.runners.values()) else None
+
+    def drop(self, url: str) -> None:
+        self.members.pop(url, None)
+        self.secret_urls.discard(url)
+
+    def member_list(self) -> dict[str, Any]:
+        """What ``/peer/v1/members`` answers: this node and the peers it can name, each
+        with whether this node has a link up to it now (``linked``; older nodes ignore
+        the field, and lists without it say nothing of links).
+
+        A node whose link ended stays listed: when a partition heals, a peer that learned
+        it dials it, sooner than its own configured dial in a long back-off. A learner
+        that forgot the address after its failures takes it up again only after a
+        hold-off, or once a list says it is linked (``sync.peer.forgotten``): a node gone
+        for good is not dialed round after round by every node that asks."""
+        linked = linked_nodes(self.runners.values())
+        peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls,
+                  "linked": node is not None and node in linked}
+                 for url, node in sorted(self.members.items()) if url not in self.own_urls]
+        return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
+                "peers": peers}
+
+class Listed(NamedTuple):
+    """One address of a members answer."""
+
+    url: str
+    node: str | None  # the node id there, when the lister knows it
+    secret: bool  # a holder of the cluster secret gave the address
+    linked: bool  # the lister has a link up to that node now
+
+
+#: A clock that goes on while the machine sleeps (Linux's boot time; the monotonic clock
+#: elsewhere): a hold-off of learned addresses is of the world's time, not of this
+#: process's, or a laptop asleep most of the day would hold one for days.
+_AWAKE_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
+def awake_s() -> float:
+    return time.clock_gettime(_AWAKE_CLOCK)
+
+
+def _member_urls(listed: object) -> list[Listed]:
+    """Peer URLs, node ids (when known), whether a holder of the cluster secret gave
+    the address and whether the lister is linked to that node now (the lister's own
+    address: both) from a members answer, without a trailing slash (as ``add_peer``
+    keys them); anything malformed is skipped. A list without
+    ``cluster_secret`` or ``linked`` (an older node's) does not say so: its addresses
+    are dialed without the secret, and a forgotten one waits out its hold-off."""
+    if not isinstance(listed, dict):
+        return []
+    found = []
+    advertise, lister = listed.get("advertise_url"), listed.get("node_id")
+    if isinstance(advertise, str) and advertise.startswith(("http://", "https://")):
+        found.append(Listed(advertise.rstrip("/"), lister if isinstance(lister, str) else None,
+                            secret=True, linked=True))
+    for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
+        if isinstance(peer, dict) and isinstance(peer.get("url"), str) \
+                and peer["url"].startswith(("http://", "https://")):
+            node = peer.get("node_id")
+            found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
+                                secret=peer.get("cluster_secret") is True,
+                                linked=peer.get("linked") is True))
+    return found

@@ -1,0 +1,173 @@
+"""What people and metrics see of the links: one row per link (``status``), the peers
+whose accepted link ended (``peers``), the devices linked without being members
+(``linked_not_members``) and this device's own standing (``device_status``).
+
+Cheap and without I/O: every metrics scrape and ``GET /v1/peers`` reads them. A row
+names the member device behind a link when the membership records can tell.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from crdt.membership import Member
+from node.config import Config
+from node.device import DeviceKey
+from node.devices import Devices
+from node.peers.admission import Admission
+from node.peers.links import removal_text
+from node.peers.runner import Runner
+
+
+class Rows:
+    """The status rows of the links in ``runners`` (``Gossip``'s), and the last rows of
+    peers gone. ``now``: the event loop's clock; ``stopping``: whether the node stops."""
+
+    def __init__(self, config: Config, tls: ssl.SSLContext | None, device: DeviceKey,
+                 membership: Devices | None, runners: dict[str, Runner],
+                 own_urls: set[str], admission: Admission, *,
+                 now: Callable[[], float], stopping: Callable[[], bool]) -> None:
+        self.config = config
+        self.tls = tls
+        self.device = device
+        self.membership = membership
+        self.runners = runners
+        self.own_urls = own_urls
+        self.admission = admission
+        self._now = now
+        self._stopping = stopping
+        #: Peers whose accepted link ended, by node id: the link's last ``status`` row
+        #: and last contact (``went``).
+        self._gone: dict[str, tuple[dict[str, Any], float | None]] = {}
+
+    def linked_not_members(self) -> dict[str, dict[str, Any]]:
+        """Devices with a link up that proved their key but are no members here, by id:
+        linked by the cluster secret or a CA certificate (or, pairing, at a ``--peer``
+        address), which the membership records do not list. Each: its node id, its
+        address (dialed, or advertised on a link it opened) and ``via``, what links it."""
+        found: dict[str, dict[str, Any]] = {}
+        for runner in self.runners.values():
+            if runner.device is None or runner.state != "up":
+                continue
+            device = runner.device.device_id
+            if device == self.device.device_id or self.admission.is_member(device):
+                continue
+            if runner.direction == "in":
+                via = "cluster_secret" if runner.gave_secret \
+                    else "certificate" if runner.shared else "device_key"
+            else:
+                via = "cluster_secret" if runner.secret and self.config.cluster_secret \
+                    else "certificate" if self.tls is not None else "peer_address"
+            row = {"node_id": runner.node, "address": runner.url, "via": via}
+            if device not in found or (found[device]["address"] is None and runner.url):
+                found[device] = row
+        return found
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per link: state, last contact, events behind, bytes in and out. Cheap (no
+        I/O): every metrics scrape reads it (``node.peers.metrics``: current links only)."""
+        now = self._now()
+        members = self.membership.members() if self.membership is not None else {}
+        by_address = {member.address: device_id for device_id, member in members.items()
+                      if member.address}
+        return [self.row(runner, now, members, by_address) for runner in self.runners.values()]
+
+    def peers(self) -> list[dict[str, Any]]:
+        """What ``GET /v1/peers`` lists: ``status``, then, as ``down``, each peer whose
+        accepted link ended and that has no link now (``went``), unless it was removed.
+        A link up now with the address a gone peer gave supersedes it too: a node
+        upgraded in place may come back with another node id (and a device, where it had
+        none)."""
+        rows = self.status()
+        linked = {row["node_id"] for row in rows} | {row["device_id"] for row in rows} \
+            | {row["url"] for row in rows if row["state"] == "up"}  # not a dial that fails
+        linked.discard(None)
+        removed = self.membership.removed() if self.membership is not None else {}
+        now = self._now()
+        for node, (row, contact) in self._gone.items():
+            if node in linked or row["device_id"] in linked or row["url"] in linked \
+                    or row["device_id"] in removed:
+                continue  # linked again (by another link, node id or address), or removed
+            rows.append({**row, "last_contact_s_ago":
+                         None if contact is None else round(now - contact, 3)})
+        return rows
+
+    def row(self, runner: Runner, now: float, members: dict[str, Member],
+             by_address: dict[str, str]) -> dict[str, Any]:
+        """One link's ``status`` row. A dialed address whose link never came up since
+        this node started names the member device that advertises it, if one does."""
+        machine = runner.machine.status()
+        contact = machine["last_contact"]
+        device = runner.device.device_id if runner.device \
+            else by_address.get(runner.url) if runner.url and runner.direction == "out" \
+            else None  # an accepted link's address is only what the peer claims
+        member = members.get(device) if device else None
+        return {
+            "link": runner.key, "url": runner.url, "direction": runner.direction,
+            "node_id": machine["peer_node"],
+            "device_id": device, "device_name": member.name if member else None,
+            "refused": runner.refused,
+            # A link is "up" once the peer's hello named it; until then it connects.
+            "state": "refused" if runner.refused and runner.state != "up"
+            else "connecting" if runner.state == "up" and machine["peer_node"] is None
+            else runner.state,
+            "last_contact_s_ago": None if contact is None else round(now - contact, 3),
+            "events_we_lack": machine["events_we_lack"],
+            "events_peer_lacks": machine["events_peer_lacks"],
+            "bytes_in": machine["bytes_in"], "bytes_out": machine["bytes_out"],
+            "events_sent": machine["events_sent"],
+            "events_received": machine["events_received"],
+            "faults": machine["faults"],
+            "batches_resent": machine["batches_resent"],
+            "events_ahead": machine["events_ahead"],
+            "events_skipped": machine["events_skipped"],
+            "origins_refused": machine["origins_refused"],
+            "events_late": machine["events_late"],
+            "events_refused": machine["events_refused"],
+            "events_forged": machine["events_forged"],
+            "events_unsigned": machine["events_unsigned"],
+            "software": machine["peer_software"], "schema": machine["peer_schema"],
+            "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
+            if runner.state == "backoff" else None,
+            "failure": runner.failure if runner.state == "backoff" else None,
+            "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,
+        }
+
+    def went(self, runner: Runner) -> None:
+        """An accepted link ended: its peer stays in ``peers`` as ``down``, with the
+        link's last row, until a link to its node comes up again (``back``). A
+        dialed address needs none of this: its runner stays, backing off. At most
+        ``peers_max`` such peers, the longest gone dropped first."""
+        node = runner.node
+        if node is None or self._stopping():
+            return  # its hello never came: nothing to show for it
+        members = self.membership.members() if self.membership is not None else {}
+        now = self._now()
+        row = self.row(runner, now, members, {})
+        ago = row["last_contact_s_ago"]
+        row.update(state="down", retry_in_s=None, events_we_lack=None,
+                   events_peer_lacks=None)
+        self._gone.pop(node, None)  # the newest last
+        self._gone[node] = (row, None if ago is None else now - ago)
+        while len(self._gone) > self.config.sync.peers_max:
+            del self._gone[next(iter(self._gone))]
+
+    def device_status(self) -> dict[str, Any]:
+        """This device for ``/v1/peers`` and ``/v1/node``: its id, whether a member told
+        it it was removed (by whom, when), which members it waits to be added on, and
+        which of its ``--peer`` addresses turned out to be its own (not dialed: a typo of
+        a port shows as a node with no peer otherwise)."""
+        removal = self.admission.own_removal()
+        waiting = sorted({r.refused for r in self.runners.values()
+                          if r.refused and r.refused.startswith("waiting")})
+        own = self.own_urls | {self.config.advertise_url}
+        return {"device_id": self.device.device_id, "removed": removal,
+                "removed_text": removal_text(self.admission.named(removal)) if removal else None,
+                "waiting": waiting,
+                "own_peers": [url for url in self.config.peers if url.rstrip("/") in own]}
+
+    def back(self, node: str) -> None:
+        """A link to ``node`` came up: it is no peer gone (``went``)."""
+        self._gone.pop(node, None)

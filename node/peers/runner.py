@@ -1,0 +1,64 @@
+"""One peer link's state (``Runner``), shared by the parts of ``node.peers.gossip``.
+
+The link's loop (``gossip``) writes it; who may link (``admission``), the learning of
+member addresses (``learning``) and the status rows (``rows``) read it. Kept apart from
+all of them so that each can name it without importing the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from node.peers.budget import WriterBudget
+from node.peers.transport import Proven, Refusal
+from sync.peer.machine import PeerSync
+
+
+@dataclass
+class Runner:
+    """One link's state: its machine, what wakes it, and how it is known."""
+
+    key: str  # "url:<peer url>" for dialed links, "in:<node>:<n>" for accepted ones
+    url: str | None
+    machine: PeerSync
+    direction: str  # "out" or "in"
+    checkpoint_key: str | None  # where its checkpoint is kept: by URL, or by node id
+    learned: bool = False  # dialed because a peer listed it, not because we were told
+    secret: bool = True  # dialed with the cluster secret (if any): not a member's address
+    state: str = "connecting"
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Ends a dialed link's back-off early: another peer was just reached
+    #: (``Gossip._reached``).
+    redial: asyncio.Event = field(default_factory=asyncio.Event)
+    saved: dict[str, int] | None = None
+    saved_at: float = 0.0
+    task: asyncio.Task[None] | None = None
+    #: The node the link's hello named (None until then): a node takes a new id mid-link
+    #: when its origin is retired, and the link is then identified again under it.
+    identified_as: str | None = None
+    drop: str | None = None  # set to end the link (a duplicate), read by its own loop
+    budget: WriterBudget | None = None
+    device: Proven | None = None  # the device that proved its key on the current link
+    shared: bool = False  # accepted on the cluster secret or a CA certificate
+    gave_secret: bool = False  # accepted on the cluster secret
+    refused: str | None = None  # why the peer refused this device, for people
+    removal: Refusal | None = None  # the peer's last refusal as removed, if it was that
+    failure: str | None = None  # why the last dial failed, until one connects
+
+    @property
+    def node(self) -> str | None:
+        """The peer's node id, as its last hello gave it."""
+        return self.machine.peer_node
+
+
+def linked_devices(runners: Iterable[Runner]) -> set[str]:
+    """Devices with a link up that proved their key."""
+    return {r.device.device_id for r in runners
+            if r.device is not None and r.state == "up"}
+
+
+def linked_nodes(runners: Iterable[Runner]) -> set[str | None]:
+    """Nodes with a link up (and named by its hello)."""
+    return {r.node for r in runners if r.state == "up" and r.node}

@@ -22,7 +22,7 @@ class SyncConfig:
     * ``ack_timeout_s`` (15 s): batches unacknowledged this long are taken as lost and
       sent again. Shorter recovers sooner but resends batches that were only slow.
     * ``inflight_batches_max`` (3): unacknowledged batches per peer. A node takes a
-      batch in three stages at once (``node.peers.gossip``: it stores one while it checks
+      batch in three stages at once (``node.peers.driver``: it stores one while it checks
       the signatures of the next and parses the one after): three keep them all busy,
       where two leave its parsing waiting for the next batch (a catch-up took about 5%
       longer); more costs memory and resends (four was no faster, in one run).

@@ -492,9 +492,11 @@ async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFac
     b = await make_node(cluster_secret=secret, sync=FAST, name="b",
                         advertise_url=None)
     assert await b.gossip.add_peer(a.url, learned=False)
+    # A link is up once it proved the peer's key; the row names the peer's node once
+    # the peer's hello has come too.
     async with asyncio.timeout(DEADLINE_S):
-        while b.device.device_id not in a.gossip.linked_devices() \
-                or a.device.device_id not in b.gossip.linked_devices():
+        while not a.gossip.linked_not_members().get(b.device.device_id, {}).get("node_id") \
+                or not b.gossip.linked_not_members().get(a.device.device_id, {}).get("node_id"):
             await asyncio.sleep(0.01)
     async with aiohttp.ClientSession() as http:
         async with http.get(a.url + "/v1/devices") as reply:

@@ -85,7 +85,7 @@ class Driver:
     async def call(self, work: Callable[[EventStore], T]) -> T:
         return await self.astore.write(work)
 
-    async def machine(self, method: Callable[..., T], *args: Any) -> T:
+    async def on_writer(self, method: Callable[..., T], *args: Any) -> T:
         """Call a ``PeerSync`` method on the writer thread: it reads and writes the log."""
         return await self.astore.write(lambda _store: method(*args))
 
@@ -120,7 +120,7 @@ class Driver:
         machine.peer_key = link.peer_device.public_key if link.peer_device else None
         receiving = asyncio.ensure_future(ahead.next())
         try:
-            await self._send(link, await self.machine(
+            await self._send(link, await self.on_writer(
                 lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
             runner.state = "up"
             while True:
@@ -129,7 +129,7 @@ class Driver:
                     # peer's removal among it, which the sweep that ended the link can
                     # otherwise beat to the link. A hub, which dials no one, has no other
                     # way to learn it.
-                    await self._send(link, await self.machine(machine.local_appended,
+                    await self._send(link, await self.on_writer(machine.local_appended,
                                                                self._now()))
                 if runner.drop is not None:
                     raise DuplicateLink(runner.drop)
@@ -148,9 +148,9 @@ class Driver:
                     out = await self._received(runner, received)
                 elif runner.wake.is_set():
                     runner.wake.clear()
-                    out = await self.machine(machine.local_appended, self._now())
+                    out = await self.on_writer(machine.local_appended, self._now())
                 else:
-                    out = await self.machine(machine.tick, self._now())
+                    out = await self.on_writer(machine.tick, self._now())
                 await self._send(link, out)
                 await self.save_checkpoint(runner)
         except PeerFault as fault:

@@ -246,7 +246,7 @@ class Gossip:
                 log.info("peer address not dialed again", peer=runner.url, why=runner.drop)
                 self._forget(runner)
                 return
-            retry_at = await self.driver.machine(runner.machine.connection_failed, self._now())
+            retry_at = await self.driver.on_writer(runner.machine.connection_failed, self._now())
             # Counted since a message from the peer was last handled, not since the last
             # dial that connected: an address that reaches this node itself connects
             # every time.

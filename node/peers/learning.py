@@ -54,7 +54,7 @@ class Learning:
         self.runners = runners
         self.own_urls = own_urls
         self.admission = admission
-        self._add_peer = add_peer
+        self._dial = add_peer
         self._redial = redial
         self._http = http
         self._stopping = stopping
@@ -101,7 +101,7 @@ class Learning:
                 continue
             # A member proves its key: the secret is not sent to an address any member
             # may have written in a record (it would hand the secret to whoever is there).
-            if await self._add_peer(member.address, learned=True, secret=False):
+            if await self._dial(member.address, learned=True, secret=False):
                 log.info("dialing member", device_id=device_id, url=member.address)
 
     async def learn_once(self) -> None:
@@ -133,7 +133,7 @@ class Learning:
             # The secret goes where a holder of it says one gave the address, and only
             # if that holder was itself given it: a peer we do not send the secret to
             # has no say in who gets it.
-            if await self._add_peer(url, learned=True, secret=runner.secret and secret):
+            if await self._dial(url, learned=True, secret=runner.secret and secret):
                 log.info("learned peer", url=url, via=runner.url)
 
     def listed_linked(self, url: str, node: str | None) -> None:
@@ -183,6 +183,7 @@ class Learning:
                  for url, node in sorted(self.members.items()) if url not in self.own_urls]
         return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
                 "peers": peers}
+
 
 class Listed(NamedTuple):
     """One address of a members answer."""

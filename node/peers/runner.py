@@ -1,8 +1,9 @@
 """One peer link's state (``Runner``), shared by the parts of ``node.peers.gossip``.
 
-The link's loop (``gossip``) writes it; who may link (``admission``), the learning of
-member addresses (``learning``) and the status rows (``rows``) read it. Kept apart from
-all of them so that each can name it without importing the others.
+The links' life (``gossip``) and loop (``driver``) write it; who may link
+(``admission``), the learning of member addresses (``learning``) and the status rows
+(``rows``) read it. Kept apart from all of them so that each can name it without
+importing the others.
 """
 
 from __future__ import annotations

@@ -143,3 +143,63 @@ def test_a_page_beyond_what_the_store_reads_at_once_is_still_whole(
                                      detail=False)
         assert [row["session_key"] for row in rest["sessions"]] == ["e"]
         assert rest["more"] is False
+
+
+async def test_a_session_whose_every_event_is_forgotten_is_left_out(
+        listed: aiohttp.ClientSession, event_body: EventFactory) -> None:
+    """A conversation forgotten whole, or event by event, is gone from the list (not
+    listed as an empty active session); one partly forgotten stays, and an event dated
+    after the forget lists the session again."""
+    async def forget(path: str, body: Any = None) -> None:
+        async with listed.request("DELETE" if body is None else "POST", path,
+                                  json=body) as resp:
+            assert resp.status == 200, await resp.text()
+
+    async with listed.post("/v1/sessions/a/events", json=event_body(7)) as resp:
+        assert resp.status == 201, await resp.text()
+    kept = (await get(listed, "/v1/sessions/a/events"))["events"][0]["id"]
+    await forget("/v1/sessions/a/forget", {"events": [kept]})
+    await forget("/v1/sessions/b")
+    only = (await get(listed, "/v1/sessions/c/events"))["events"][0]["id"]
+    await forget("/v1/sessions/c/forget", {"events": [only]})
+    left = ["a", "old"]
+    for query in ("detail=0", "detail=1", "prefix=&include_cluster=0"):
+        for limit in (1, 2, 3):
+            assert await walk(listed, query, limit) == left
+    assert [row["session_key"] for row in
+            (await get(listed, "/v1/sessions?include_cluster=1"))["sessions"]] == \
+        [key for key in ORDER if key not in ("b", "c")]
+    assert (await get(listed, "/v1/sessions/b"))["event_count"] == 0  # still readable
+
+    later = {"agent_id": "main", "kind": {"type": "message_received", "content": "again"}}
+    async with listed.post("/v1/sessions/b/events", json=later) as resp:
+        assert resp.status == 201, await resp.text()  # stamped now: after the forget
+    page = await get(listed, "/v1/sessions?detail=1")
+    assert [row["session_key"] for row in page["sessions"]] == ["a", "old", "b"]
+    assert page["sessions"][2]["event_count"] == 1
+
+
+def test_a_page_behind_many_forgotten_sessions_comes_short_and_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forgotten sessions are unbounded in number: a request reads at most ``SCAN_MAX``
+    entries of the list, so a page behind many of them comes short, with ``more``, and
+    the pages that follow list every session left."""
+    monkeypatch.setattr(sessions, "SCAN_MAX", 3)
+    keys = ["a", "x1", "x2", "x3", "x4", "b", "x5", "c"]
+    with EventStore.open(tmp_path) as store:
+        for key in keys:
+            store.append(parse_event(event_body(len(key), content=key), session_key=key))
+        for key in keys:
+            if key.startswith("x"):
+                store.forget(key)
+        first = sessions.session_page(store, after=0, limit=2, prefix=None, detail=False)
+        assert [row["session_key"] for row in first["sessions"]] == ["a"]
+        assert first["more"] is True  # b lies beyond what it read
+        found, after, more = [], 0, True
+        while more:
+            page = sessions.session_page(store, after=after, limit=2, prefix=None,
+                                         detail=True)
+            found += [row["session_key"] for row in page["sessions"]]
+            assert page["next"] > after or not page["more"]
+            after, more = page["next"], page["more"]
+        assert found == ["a", "b", "c"]

@@ -44,15 +44,19 @@ def origins(ctx: click.Context, as_json: bool) -> None:
 
 @origins.command()
 @click.argument("origin")
+@click.option("--force", is_flag=True,
+              help="Retire it even though it still writes (a member device's current "
+                   "origin, or a linked peer's): that node then writes under a new one.")
 @client_options
 @click.pass_context
-def retire(ctx: click.Context, origin: str) -> None:
+def retire(ctx: click.Context, origin: str, force: bool) -> None:
     """Retire ORIGIN, which must never write again (a wiped device's old data folder),
     at the highest seq this node holds of it. The retirement replicates; every node
     that holds the origin up to there drops it from its version vector. Its events stay.
+    An origin that still writes is refused, saying who writes under it, unless --force.
     """
     async def run(client: Client) -> dict[str, Any]:
-        return await client.retire_origin(origin)
+        return await client.retire_origin(origin, force=force)
 
     answer = with_client(ctx, run)
     row = answer["origin"]

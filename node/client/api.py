@@ -168,9 +168,12 @@ class Client:
         """``GET /v1/origins``: every origin the node knows, active or retired."""
         return await self._request("GET", "/v1/origins", what="the request")
 
-    async def retire_origin(self, origin: str) -> dict[str, Any]:
-        """``DELETE /v1/origins/{origin}``: retire an origin that will never write again."""
+    async def retire_origin(self, origin: str, *, force: bool = False) -> dict[str, Any]:
+        """``DELETE /v1/origins/{origin}``: retire an origin that will never write again;
+        ``force``: even one that still writes (else 409 ``origin_live``). Without it the
+        request is the same as before, which nodes of every version take."""
         return await self._request("DELETE", "/v1/origins/" + quote(origin, safe=""),
+                                   params={"force": "1"} if force else None,
                                    what="the retirement",
                                    missing=f"the node holds no events of origin {origin!r}")
 

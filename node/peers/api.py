@@ -18,9 +18,12 @@ import ssl
 import structlog
 from aiohttp import web
 
+from crdt.log.records import Appended
+from crdt.log.store import EventStore
 from node.config import Config
 from node.http import auth
-from node.http.wire import respond, takes_params, unauthorized
+from node.http.wire import HttpError, flag_param, respond, takes_params, unauthorized
+from node.peers import live
 from node.peers.gossip import Gossip
 from node.peers.transport import (
     MEMBERS_PATH,
@@ -133,14 +136,31 @@ async def origins(request: web.Request) -> web.StreamResponse:
     return respond(request, {"node_id": astore.node_id, "active": active, "origins": rows})
 
 
+@takes_params("force")
 async def retire_origin(request: web.Request) -> web.StreamResponse:
     """Retire an origin that will never write again, at the highest seq held here: 201
     with the origin's row and the retirement event, which replicates; 200 if it is
     retired at that seq or above already; 404 for an origin this node does not hold;
-    400 for this node's own."""
-    astore = request.app[GOSSIP].astore
+    400 for this node's own; 409 ``origin_live`` for one that still writes (a member
+    device's current origin, a linked peer's: ``node.peers.live``) unless ``force=1``."""
+    gossip: Gossip = request.app[GOSSIP]
+    astore = gossip.astore
     origin = request.match_info["origin"]
-    appended = await astore.write(lambda store: store.retire(origin))
+    force = flag_param(request, "force")
+    # Read on the event loop, where they change; the store is read on the writer, so
+    # no retirement of the same origin slips in between the check and the write.
+    members = gossip.membership.members() if gossip.membership is not None else {}
+    links = gossip.status()
+
+    def retire(store: EventStore) -> Appended | None:
+        if not force and origin != store.node_id:  # the store refuses its own: 400
+            found = live.writer(store, origin, members.get, links)
+            if found is not None:
+                raise HttpError(409, "origin_live", live.refusal(origin, found),
+                                field="origin")
+        return store.retire(origin)
+
+    appended = await astore.write(retire)
     rows = await astore.read(lambda store: store.origins())
     row = next(row for row in rows if row["origin"] == origin)
     if appended is None:

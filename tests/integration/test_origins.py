@@ -6,9 +6,11 @@ under a new origin without losing anything, and replication keeps working."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ from tests.support.cluster import (
     append,
     assert_same_state,
     message,
+    peer_rows,
+    request,
     wait_converged,
     wait_until,
 )
@@ -132,3 +136,74 @@ def test_a_wiped_devices_old_origin_is_retired_everywhere(tmp_path: Path) -> Non
         ids = wait_converged([a, b, c, d], must_hold=ids | after)
         assert_same_state([a, b, c, d], ids)
         assert all(old not in hello_version(n) for n in (a, b, c, d))
+
+
+def _device_id(node: NodeProcess) -> str:
+    found: str = node.get("/v1/node")["device_id"]
+    return found
+
+
+def _node_id(node: NodeProcess) -> str:
+    found: str = node.get("/healthz")["node_id"]
+    return found
+
+
+def _linked(node: NodeProcess, other: NodeProcess) -> bool:
+    return any(row["state"] == "up" and row["node_id"] == _node_id(other)
+               for row in peer_rows(node))
+
+
+def test_an_origin_that_still_writes_is_retired_only_when_forced(tmp_path: Path) -> None:
+    """Retiring a member device's current origin is refused (409, exit 1), naming the
+    device and what to do, and writes nothing; with --force it is retired, and that
+    device writes on under a new origin, which is refused in its turn. A peer linked by
+    the cluster secret alone (no member) is known by its link."""
+    fast = ["--members-interval", "0.5"]
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", secret=None, advertise=True, extra_args=[*fast, "--name", "a"])
+        b = cluster.node("b", secret=None, peers=[a.url], advertise=True,
+                         extra_args=[*fast, "--name", "phone"])
+        added = run_cli(a, "devices", "add", _device_id(b), "--name", "phone")
+        assert added.returncode == 0, added.stderr
+        wait_until(lambda: _linked(a, b), 60, "b linked to a")
+        ids = {e["id"] for e in append(b, "phone", [message("hi")])}
+        wait_converged([a, b], must_hold=ids)
+        first = _node_id(b)
+        head = a.get("/healthz")["head"]
+
+        refused = run_cli(a, "origins", "retire", first)
+        assert refused.returncode == 1, refused.stdout
+        assert f"{first} still writes: the member device phone ({_device_id(b)})" \
+            in refused.stderr
+        assert f"clawsync devices remove {_device_id(b)}" in refused.stderr
+        assert "--force" in refused.stderr
+        assert a.get("/healthz")["head"] == head and origins(a)[first]["state"] == "active"
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            request(a, "DELETE", f"/v1/origins/{first}")
+        assert answer.value.code == 409
+        assert json.loads(answer.value.read())["error"]["code"] == "origin_live"
+
+        forced = run_cli(a, "origins", "retire", first, "--force")
+        assert forced.returncode == 0, forced.stderr
+        assert f"{first} retired at seq" in forced.stdout
+        wait_until(lambda: _node_id(b) != first, 60, "b under a new origin")
+        later = {e["id"] for e in append(b, "phone", [message("on")])}
+        wait_converged([a, b], must_hold=ids | later)
+        second = _node_id(b)
+        wait_until(lambda: second in origins(a), 60, "b's new origin on a")
+        again = run_cli(a, "origins", "retire", second)
+        assert again.returncode == 1 and "still writes" in again.stderr
+
+
+def test_a_peer_linked_by_the_secret_names_the_origin_it_writes_under(
+        tmp_path: Path) -> None:
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a")
+        b = cluster.node("b", peers=[a.url])
+        ids = {e["id"] for e in append(b, "s", [message("hi")])}
+        wait_converged([a, b], must_hold=ids)
+        wait_until(lambda: _linked(a, b), 60, "b linked to a")
+        refused = run_cli(a, "origins", "retire", _node_id(b))
+        assert refused.returncode == 1
+        assert f"{_node_id(b)} still writes: the node linked from" in refused.stderr
+        assert "devices remove" not in refused.stderr  # no member to remove

@@ -49,3 +49,25 @@ async def test_origins_are_listed_and_retired_with_the_token(make_node: NodeFact
             view = await answer.json()
         assert view["active"] == 1 and node.astore.node_id in [
             row["origin"] for row in view["origins"] if row["own"]]
+
+
+async def test_force_is_a_flag_and_never_retires_the_nodes_own(make_node: NodeFactory
+                                                               ) -> None:
+    """``force`` takes ``1``/``true``/``0``/``false``; another value or parameter is 400,
+    and this node's own origin stays 400 forced or not: nothing is written."""
+    node = await make_node(token=TOKEN)
+    await node.astore.write(lambda store: store.ingest(
+        [(event(ms=1_000 + n, content=f"old {n}"), OLD, n) for n in (1, 2)]))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    head = node.astore.head
+    async with aiohttp.ClientSession(base_url=node.url) as http:
+        for query, field in (("force=yes", "force"), ("forse=1", "forse")):
+            async with http.delete(f"/v1/origins/{OLD}?{query}", headers=auth) as answer:
+                body = await answer.json()
+                assert answer.status == 400 and body["error"]["field"] == field, body
+        async with http.delete(f"/v1/origins/{node.astore.node_id}?force=1",
+                               headers=auth) as answer:
+            assert answer.status == 400
+        assert node.astore.head == head
+        async with http.delete(f"/v1/origins/{OLD}?force=1", headers=auth) as answer:
+            assert answer.status == 201  # nobody writes under it: as without force

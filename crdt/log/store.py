@@ -411,7 +411,9 @@ class EventStore:
     def origins(self) -> list[dict[str, Any]]:
         """Every origin known here, in name order: ``seq`` (the highest held without a
         gap; so its events here are numbered 1 to ``seq``), ``last_activity`` (the time
-        of that event), ``state`` (``active``; ``retiring``: retired, but events up to
+        of that event: it moves back when the origin numbers an event dated in the
+        past, such as a retention forget, dated just after the session it forgets),
+        ``state`` (``active``; ``retiring``: retired, but events up to
         ``final_seq`` are still missing here; ``retired``: dropped from the version
         vector) and ``own`` (the origin this node writes under)."""
         meta = self._log.meta

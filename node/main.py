@@ -2,20 +2,23 @@
 ``node.server``. The one place that joins the two, so that the client commands never load
 the server (and start fast).
 
-Exit codes: 0 success, 1 the node could not be reached, refused the request or could not
-start, 2 a usage error found before any request was sent, 130 interrupted by Ctrl-C.
+Exit codes (README, "Exit codes"): 0 success; 1 the node could not be reached, refused
+the request or failed it, or could not start; 2 a usage error, or input the node refused
+as malformed; 130 interrupted by Ctrl-C (every command, ``serve`` too).
 
 May import: node.cli, node.server
 """
 
 from __future__ import annotations
 
-from node.cli import interrupted
-
+# The first statement: the script that runs ``main`` imports this module before any of
+# the commands, and a Ctrl-C in that second must end as any other does, not as a traceback.
 try:
     from node.cli.group import main
     from node.server.command import serve
-except KeyboardInterrupt:  # Ctrl-C while the commands load (about a second): no traceback
+except KeyboardInterrupt:
+    from node.cli import interrupted
+
     interrupted()
 
 main.add_command(serve)

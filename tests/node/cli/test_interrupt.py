@@ -160,14 +160,17 @@ def test_ctrl_c_mid_import_exits_130_and_keeps_what_was_stored(node: NodeProcess
 
 
 #: Runs ``python -m node.main status`` as the ``clawsync`` script would, with a Ctrl-C
-#: arriving while the commands are still being imported (they take about a second to
-#: load, the moment a person most often presses Ctrl-C, on a command typed wrong).
+#: arriving while module ``{module}`` is being imported (the commands take about a second
+#: to load, the moment a person most often presses Ctrl-C, on a command typed wrong).
 CTRL_C_WHILE_LOADING = """
 import os, runpy, signal, sys
 
-class CtrlC:
+class CtrlC:  # one Ctrl-C, the first time the module is looked for
+    pressed = False
+
     def find_spec(self, name, path=None, target=None):
-        if name == "node.cli.group":
+        if name == {module!r} and not self.pressed:
+            self.pressed = True
             os.kill(os.getpid(), signal.SIGINT)
         return None
 
@@ -177,8 +180,13 @@ runpy.run_module("node.main", run_name="__main__", alter_sys=True)
 """
 
 
-def test_ctrl_c_while_the_commands_load_exits_130_without_a_traceback() -> None:
-    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_LOADING], cwd=ROOT,
+@pytest.mark.parametrize("module", [
+    pytest.param("node.cli", id="the-first-import"),
+    pytest.param("node.cli.group", id="the-commands"),
+    pytest.param("node.server.command", id="serve")])
+def test_ctrl_c_while_the_commands_load_exits_130_without_a_traceback(module: str) -> None:
+    script = CTRL_C_WHILE_LOADING.format(module=module)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
                             capture_output=True, text=True, env=child_env(),
                             timeout=CLI_TIMEOUT_S, check=False)
     assert result.returncode == 130, result.stderr

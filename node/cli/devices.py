@@ -89,7 +89,14 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
         no_address: bool) -> None:
     """Add the device ID (as `clawsync device` shows it on that device) to the
     cluster, under NAME. The record replicates to every node. Adding a member again
-    renames it, and keeps its address unless --address or --no-address is given."""
+    renames it, and keeps its address unless --address or --no-address is given.
+
+    \b
+    Examples:
+      clawsync devices add KZDVVJ2-UMNDUYL-... --name phone
+      clawsync devices add KZDVVJ2-UMNDUYL-... --name home --address http://home.lan:7878
+      clawsync devices add KZDVVJ2-UMNDUYL-... --name phone --no-address
+    """
     if address is not None and no_address:
         raise click.UsageError("give --address or --no-address, not both")
 
@@ -122,7 +129,13 @@ def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     """Remove the device ID for good. The removal replicates to every node; its
     events stay, what it writes after the removal is refused, and the Automerge tokens
     it issued are revoked. It comes back only with a new key (a new device id).
-    ID is the whole id, as `clawsync devices` lists it."""
+    ID is the whole id, as `clawsync devices` lists it.
+
+    \b
+    Examples:
+      clawsync devices remove KZDVVJ2-UMNDUYL-... --reason "lost on the train"
+      clawsync --node http://laptop.local:7878 devices remove KZDVVJ2-UMNDUYL-...
+    """
     async def run(client: Client) -> dict[str, Any]:
         return await client.remove_device(device_id, reason)
 

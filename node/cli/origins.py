@@ -54,6 +54,12 @@ def retire(ctx: click.Context, origin: str, force: bool) -> None:
     at the highest seq this node holds of it. The retirement replicates; every node
     that holds the origin up to there drops it from its version vector. Its events stay.
     An origin that still writes is refused, saying who writes under it, unless --force.
+    ORIGIN is the first column of `clawsync origins`.
+
+    \b
+    Examples:
+      clawsync origins retire 45533c84642daaab
+      clawsync origins retire --force 45533c84642daaab
     """
     async def run(client: Client) -> dict[str, Any]:
         return await client.retire_origin(origin, force=force)

@@ -60,7 +60,14 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
 def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
            name: str | None, as_json: bool) -> None:
     """Issue a token on this device; it prints the secret this once (the nodes keep
-    only its SHA-256). The record replicates, so every node of the cluster accepts it."""
+    only its SHA-256). The record replicates, so every node of the cluster accepts it.
+
+    \b
+    Examples:
+      clawsync tokens create --sessions 'tg:*' --read-only --name dashboard
+      clawsync tokens create --sessions 'tg:alice' --sessions 'web:*' --name notes-app
+      TOKEN=$(clawsync tokens create --sessions '*' --name sync-app)
+    """
     async def run(client: Client) -> dict[str, Any]:
         return await client.create_token(list(sessions), read_only=read_only, name=name)
 
@@ -79,7 +86,12 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
 @click.pass_context
 def revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke token ID on every node, for good: apps connected with it are disconnected
-    as the revocation reaches their node."""
+    as the revocation reaches their node. ID is the first column of `clawsync tokens`.
+
+    \b
+    Examples:
+      clawsync tokens revoke 3f9c0a1b2c3d4e5f
+    """
     token_id = token_id.strip().lower()  # ids are lowercase hex; people copy them as seen
 
     async def run(client: Client) -> tuple[dict[str, Any] | None, dict[str, Any]]:

@@ -1,0 +1,29 @@
+"""Every command's ``--help`` ends in an example of itself: the line people copy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from node.main import main
+
+
+def commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every command under ``group`` (its subgroups' commands too)."""
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name)
+        if isinstance(command, click.Group):
+            yield from commands(command, (*path, name))
+
+
+@pytest.mark.parametrize("path", list(commands(main)), ids=" ".join)
+def test_the_help_of_every_command_shows_an_example_of_it(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"], prog_name="clawsync")
+    assert result.exit_code == 0, result.output
+    typed = " ".join(("clawsync", *path))
+    examples = [line.strip() for line in result.output.splitlines()
+                if line.strip().startswith(f"{typed} ") or line.strip() == typed]
+    assert examples, f"`{typed} --help` shows no example of it:\n{result.output}"

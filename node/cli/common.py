@@ -1,5 +1,6 @@
 """What every ``clawsync`` client command shares: the node's address, running a request
-against it, and turning its failures into exit code 1 with a readable message."""
+against it, and turning its failures into exit codes with a readable message: 2 for
+input the node refused as malformed, 1 for the rest."""
 
 from __future__ import annotations
 
@@ -122,8 +123,32 @@ def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
                         help="The node to talk to (as before the command).")(command)
 
 
+#: The node's answers that blame what the command was given (a malformed id, pattern or
+#: address: 400; an event or file over the node's size limits: 413): exit code 2, as
+#: for the usage errors found before any request. 401, 403, 404 and 409 stay 1: the
+#: input is well-formed, and the node (its token, its data) decides.
+INPUT_STATUSES = frozenset({400, 413})
+
+
+def failure(error: ClientError) -> click.ClickException:
+    """The exit of a command whose request failed: ``InputError`` (2) when the node
+    refused the input as malformed, and said so; ``NodeError`` (1) otherwise (a 400 with
+    no error of the node's comes from something else at that address).
+
+    >>> failure(ClientError("the node refused the forget: events[0]: must be 64 hex "
+    ...                     "digits", status=400, code="invalid_field")).exit_code
+    2
+    >>> failure(ClientError("there is no session 's1' on the node", status=404,
+    ...                     code="not_found")).exit_code
+    1
+    """
+    if error.status in INPUT_STATUSES and error.code is not None:
+        return InputError(str(error))
+    return NodeError(str(error))
+
+
 def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T:
-    """Run ``work`` against the node; a ``ClientError`` becomes exit code 1."""
+    """Run ``work`` against the node; a ``ClientError`` becomes ``failure(error)``."""
     options = settings(ctx)
 
     async def session() -> T:
@@ -133,7 +158,7 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T
     try:
         return asyncio.run(session())
     except ClientError as error:
-        raise NodeError(str(error)) from None
+        raise failure(error) from None
 
 
 def listing(ctx: click.Context, as_json: bool,

@@ -29,6 +29,7 @@ from node.cli.common import (
     InputError,
     NodeError,
     client_options,
+    failure,
     note,
     session_key,
     settings,
@@ -157,7 +158,7 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
         with EventStore.open(data_dir, signer=signer) as store:
             return asyncio.run(work(EmbeddedSink(store, options.limits)))
     except ClientError as error:
-        raise NodeError(str(error)) from None
+        raise failure(error) from None
     except (CrdtError, DeviceKeyError) as error:  # the folder is in use, refused an event
         raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None
 

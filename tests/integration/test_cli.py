@@ -183,7 +183,7 @@ def test_a_refusal_after_left_out_events_names_the_files_numbers(node: NodeProce
     ]
     result = run_cli(node, "append", "--file", "-",
                      input="\n".join(json.dumps(line) for line in lines))
-    assert result.returncode == 1
+    assert result.returncode == 2  # the file's fault
     assert "left out 1 of the 3 events" in result.stderr
     assert "unknown event type 'mistyped'" in result.stderr
     # The third line of the file, the second of its batch: named by the file's number.
@@ -272,9 +272,9 @@ def test_config_file_sets_options_and_limits(tmp_path: Path) -> None:
         big = ok(run_cli(node, "append", "s1", "message_received", "content=" + "x" * 100))
         assert big.startswith("stored")
         result = run_cli(node, "append", "s1", "message_received", "content=" + "x" * 3000)
-        assert result.returncode == 1 and "2000" in result.stderr
+        assert result.returncode == 2 and "2000" in result.stderr  # 413: too large
         refused = run_cli(node, "events", "s1", "--limit", "151")
-        assert refused.returncode == 1 and "150" in refused.stderr
+        assert refused.returncode == 2 and "150" in refused.stderr  # 400: over the limit
         assert asyncio.run(automerge_flood(node.url, frames=3)) == "more than 0.5 frames per second"
 
 
@@ -425,13 +425,33 @@ def test_node_refusal_is_shown(node: NodeProcess, tmp_path: Path) -> None:
     bad.write_text(json.dumps({"agent_id": "main", "kind": {
         "type": "message_received", "content": 5}}))
     result = run_cli(node, "append", "s1", "--file", str(bad))
-    assert result.returncode == 1, result
+    assert result.returncode == 2, result  # the file's fault: an input error
     assert "the node refused event #1 of the file: kind.content: must be a string" \
         in result.stderr, result.stderr
 
     missing = run_cli(node, "events", "no-such-session")
     assert missing.returncode == 1 and "no session 'no-such-session'" in missing.stderr
 
+
+
+def test_a_malformed_argument_the_node_refuses_exits_2_and_changes_nothing(
+        node: NodeProcess) -> None:
+    """Usage mistakes only the node can find exit as those click finds do (2), with the
+    node's words and without the usage lines; what the node decides stays 1."""
+    ok(run_cli(node, "append", "s1", "message_received", "content=hi"))
+    head = node.get("/healthz")["head"]
+    for args, says in ((("devices", "remove", "nosuchid"), "device_id: has 8 characters"),
+                       (("forget", "s1", "--event", "zz"), "events[0]: must be 64 hex"),
+                       (("tokens", "revoke", "zz"), "token_id: must be 16 lowercase hex"),
+                       (("events", "s1", "--limit", "100000"), "limit")):
+        result = run_cli(node, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("Error: the node refused "), result.stderr
+        assert says in result.stderr and "Usage:" not in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert node.get("/healthz")["head"] == head
+    missing = run_cli(node, "events", "no-such-session")  # 404: well-formed, not there
+    assert missing.returncode == 1, missing.stderr
 
 
 def test_an_empty_session_key_is_named_and_nothing_is_stored(node: NodeProcess) -> None:
@@ -469,7 +489,7 @@ def test_help_of_each_command_shows_examples(command: str) -> None:
 
 def test_tail_past_the_head_names_the_position_it_was_given(node: NodeProcess) -> None:
     result = run_cli(node, "tail", "--after", "999999")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr  # the node's 400: a usage mistake
     assert "after: is past this node's newest position" in result.stderr, result.stderr
     assert "Last-Event-ID" not in result.stderr
 

@@ -82,11 +82,11 @@ def test_the_devices_commands(node: NodeProcess) -> None:
     assert refused.returncode == 1 and "final" in refused.stderr and "new key" in refused.stderr
     mistyped = run_cli(node, "devices", "remove", PHONE[:-1] + ("A" if PHONE[-1] != "A"
                                                                   else "B"))
-    assert mistyped.returncode == 1 and "check character 4" in mistyped.stderr
+    assert mistyped.returncode == 2 and "check character 4" in mistyped.stderr
     itself = run_cli(node, "devices", "remove", me)
-    assert itself.returncode == 1 and "own device" in itself.stderr
+    assert itself.returncode == 2 and "own device" in itself.stderr
     forgotten = run_cli(node, "forget", "clawsync:devices")
-    assert forgotten.returncode == 1 and "cannot be forgotten" in forgotten.stderr
+    assert forgotten.returncode == 2 and "cannot be forgotten" in forgotten.stderr
     name = node.get("/v1/node")["name"]
     assert sets(node) == ({me: name}, {PHONE: (me, "lost on the train")})
 

@@ -218,7 +218,7 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         missing = run_cli(a, "forget", "nosuch")
         assert missing.returncode == 1 and "no session 'nosuch'" in missing.stderr
         bad = run_cli(a, "forget", "s1", "--event", "xyz")
-        assert bad.returncode == 1 and "must be 64 hex digits" in bad.stderr
+        assert bad.returncode == 2 and "must be 64 hex digits" in bad.stderr
         nobody = run_cli(f"http://127.0.0.1:{free_port()}", "forget", "s1")
         assert nobody.returncode == 1 and "is `clawsync serve` running?" in nobody.stderr
         assert "Traceback" not in missing.stderr + bad.stderr + nobody.stderr

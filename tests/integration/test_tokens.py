@@ -188,10 +188,10 @@ def test_bad_input_changes_nothing(tmp_path: Path) -> None:
         for args, says in ((["--sessions", ""], "refused issuing the token: sessions[0]"),
                            (["--sessions", "*", "--name", "n" * 129], "name")):
             refused = run_cli(node, "tokens", "create", *args)
-            assert refused.returncode == 1 and says in refused.stderr, refused.stderr
+            assert refused.returncode == 2 and says in refused.stderr, refused.stderr
         unknown = run_cli(node, "tokens", "revoke", "0123456789abcdef")
         assert unknown.returncode == 1 and "no token" in unknown.stderr
         malformed = run_cli(node, "tokens", "revoke", "nope")
-        assert malformed.returncode == 1 and "token_id" in malformed.stderr
+        assert malformed.returncode == 2 and "token_id" in malformed.stderr
         assert node.get("/v1/tokens") == {"tokens": []}
         assert ok(run_cli(node, "tokens")) == ""

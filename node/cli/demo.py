@@ -34,6 +34,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 import node
+from node.cli import INTERRUPTED
 from node.cli.linkproxy import LinkProxy
 from node.client.api import Client, ClientError
 
@@ -383,18 +384,24 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
-def _stops_as_ctrl_c() -> Iterator[None]:
+def _stops_as_ctrl_c() -> Iterator[list[int]]:
     """``STOP_SIGNALS`` stop the demo as Ctrl-C does, so the nodes are stopped either
     way. A demo started in the background of a script has SIGINT ignored (inherited),
     which would make that a no-op: Ctrl-C's handler is put back for the demo's time (so
-    Ctrl-C in that script's terminal stops it too)."""
+    Ctrl-C in that script's terminal stops it too). Yields the list of the
+    ``STOP_SIGNALS`` received (empty after a plain Ctrl-C)."""
+    stopped_by: list[int] = []
     interrupt = signal.getsignal(signal.SIGINT)
     if interrupt is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    previous = {number: signal.signal(number, lambda _sig, _frame: signal.raise_signal(
-        signal.SIGINT)) for number in STOP_SIGNALS}
+
+    def stop(number: int, _frame: Any) -> None:
+        stopped_by.append(number)
+        signal.raise_signal(signal.SIGINT)
+
+    previous = {number: signal.signal(number, stop) for number in STOP_SIGNALS}
     try:
-        yield
+        yield stopped_by
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
@@ -420,15 +427,16 @@ def demo(keep: bool) -> None:
     console = Console(highlight=False)
     folder = Path(tempfile.mkdtemp(prefix="clawsync-demo-"))
     cluster = Cluster(folder)
-    failed = False
-    with _stops_as_ctrl_c():
+    failed = interrupted = False
+    with _stops_as_ctrl_c() as stopped_by:
         try:
             cluster.start()
             asyncio.run(Demo(console, cluster, keep).run())
         except KeyboardInterrupt:
             console.print("\nStopping the nodes." if cluster.keeping else "\nInterrupted.")
-            if not cluster.keeping:
-                raise SystemExit(130) from None
+            # Ctrl-C is 130 as for every command; SIGTERM or a closed terminal is how a
+            # kept demo is stopped from outside, as a service is: 0 once it is kept.
+            interrupted = not (cluster.keeping and stopped_by)
         except (DemoFailed, ClientError) as error:
             failed = True
             raise click.ClickException(f"{error}\n(node logs are in {folder})") from None
@@ -437,3 +445,5 @@ def demo(keep: bool) -> None:
             if not failed:
                 shutil.rmtree(folder, ignore_errors=True)
     console.print("\nAll nodes stopped.")
+    if interrupted:
+        raise SystemExit(INTERRUPTED)

@@ -1,7 +1,7 @@
 """The ``clawsync`` command group and its client commands (``node.main`` adds ``serve``).
 
-Exit codes: 0 success, 1 the node could not be reached or refused the request, 2 a usage
-error found before any request was sent, 130 interrupted by Ctrl-C.
+Exit codes (README, "Exit codes"): 0 success, 1 the node could not be reached or refused
+the request, 2 a usage error (or input the node refused as malformed), 130 Ctrl-C.
 
 >>> from click.testing import CliRunner
 >>> result = CliRunner().invoke(main, ["append", "s1", "no_such_kind"])
@@ -33,12 +33,13 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class _Commands(click.Group):
-    """The group, with one answer to Ctrl-C for every command it runs. Left to click,
-    Ctrl-C prints "Aborted!" and exits with 1, the code of a node that refused: a script
-    could not tell the two apart. What Ctrl-C interrupts was written whole or not at all
-    (events and cursors are stored in transactions), so there is nothing to undo here.
-    Commands that run until stopped (serve, tail, openclaw watch, demo --keep) take
-    Ctrl-C as their way to stop, exit 0, and never get here."""
+    """The group, with one answer to Ctrl-C for every command it runs, whenever it comes:
+    ``interrupted`` (exit 130). Left to click, Ctrl-C prints "Aborted!" and exits with 1,
+    the code of a node that refused: a script could not tell the two apart. What Ctrl-C
+    interrupts was written whole or not at all (events and cursors are stored in
+    transactions), so there is nothing to undo here. Commands that run until stopped
+    (tail, openclaw watch) stop this way too; serve and demo --keep stop their nodes
+    first, and exit 0 only when SIGTERM stopped them, as a service manager does."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -10,7 +10,6 @@ the events are stored: a restart resumes there.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 from collections.abc import Callable, Coroutine
@@ -328,8 +327,9 @@ def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
 
     note(f"following {state.path} into "
          f"{data_dir if data_dir is not None else settings(ctx).node}")
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop quietly, nothing half-done
-        _with_sink(ctx, data_dir, work)
+    # Until Ctrl-C, which the group turns into exit 130 (nothing is left half-done: a
+    # cursor is saved only after its events are stored).
+    _with_sink(ctx, data_dir, work)
 
 
 EXPORT_HELP = """Write SESSION, from whichever device it came, into the OpenClaw state folder

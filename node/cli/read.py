@@ -217,7 +217,4 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
         async for item in client.stream(start, on_news=news):
             show(item)
 
-    try:
-        with_client(ctx, follow)
-    except KeyboardInterrupt:
-        note("stopped")
+    with_client(ctx, follow)  # until Ctrl-C: exit 130, as for every command (README)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -223,7 +224,7 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Run a node: keep the event log in DIR and serve the HTTP API until stopped
-    (Ctrl-C or SIGTERM).
+    (SIGTERM: exit 0; Ctrl-C: exit 130).
 
     \b
     Examples:
@@ -266,9 +267,14 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     from node.server.run import StartError, run
 
     try:
-        run(config)
+        stopped_by = run(config)
     except StartError as error:
         raise click.ClickException(str(error)) from None
+    # Stopped gracefully either way. SIGTERM is a service manager's stop: 0. Ctrl-C
+    # (SIGINT) ends serve as it ends every command, at any moment, start-up included:
+    # 128 + SIGINT, the code a shell gives a program SIGINT ended (README, Exit codes).
+    if stopped_by == signal.SIGINT:
+        raise SystemExit(128 + signal.SIGINT)
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,

@@ -179,8 +179,8 @@ async def _listen(site: BoundedSite, config: Config) -> None:
                          f"{os.strerror(error.errno) if error.errno else error}{hint}") from None
 
 
-async def serve(config: Config) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+async def serve(config: Config) -> signal.Signals:
+    """Serve until SIGTERM or SIGINT, then stop gracefully; the signal that stopped it."""
     node = await start(config)
     # One line: a new key is said in it (``created``), so "serving" stays the first line.
     created = {"device_key_created": str(node.device.path)} if node.device.created else {}
@@ -191,10 +191,16 @@ async def serve(config: Config) -> None:
              node_id=node.astore.node_id, head=node.astore.head, log=str(config.log_location),
              **created)
     stop = asyncio.Event()
+    stopped_by: list[signal.Signals] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # not on Windows
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, on_signal, signum)
     try:
         await stop.wait()
         log.info("stopping", head=node.astore.head)
@@ -204,10 +210,12 @@ async def serve(config: Config) -> None:
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(signum)
     log.info("stopped", head=node.astore.head)
+    return stopped_by[0]
 
 
-def run(config: Config) -> None:
-    """Configure logging and serve ``config`` until told to stop (``clawsync serve``)."""
+def run(config: Config) -> signal.Signals:
+    """Configure logging and serve ``config`` until told to stop (``clawsync serve``);
+    the signal that stopped it."""
     logs.configure(config.log_level, config.log_format, config.limits)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    asyncio.run(serve(config))
+    return asyncio.run(serve(config))

@@ -91,12 +91,15 @@ def ignore_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize(("started", "stopped"), [
-    pytest.param("in a terminal", signal.SIGTERM, id="killed"),
-    pytest.param("in the background of a script", signal.SIGTERM, id="killed-in-background"),
-    pytest.param("in a terminal", signal.SIGHUP, id="its-terminal-closed")])
+@pytest.mark.parametrize(("started", "stopped", "code"), [
+    pytest.param("in a terminal", signal.SIGTERM, 0, id="killed"),
+    pytest.param("in the background of a script", signal.SIGTERM, 0,
+                 id="killed-in-background"),
+    pytest.param("in a terminal", signal.SIGHUP, 0, id="its-terminal-closed"),
+    # Ctrl-C: 130, as for every command (README, Exit codes), its nodes stopped all the same.
+    pytest.param("in a terminal", signal.SIGINT, 130, id="ctrl-c")])
 def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str,
-                                      stopped: signal.Signals) -> None:
+                                      stopped: signal.Signals, code: int) -> None:
     process = subprocess.Popen(demo_command("--keep"), stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, bufsize=1,
                                env=demo_env(tmp_path),
@@ -109,7 +112,7 @@ def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str,
         assert len(urls) == 6, reader.seen  # at the start and again, after the demo
         assert all(answers(url) for url in urls[3:])
         process.send_signal(stopped)  # handled as Ctrl-C is
-        assert process.wait(CLI_TIMEOUT_S) == 0, reader.seen
+        assert process.wait(CLI_TIMEOUT_S) == code, reader.seen
         reader.wait_for("All nodes stopped")
     finally:
         if process.poll() is None:

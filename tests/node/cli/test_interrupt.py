@@ -192,3 +192,17 @@ def test_ctrl_c_while_the_commands_load_exits_130_without_a_traceback(module: st
     assert result.returncode == 130, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == "interrupted"
+
+
+@pytest.mark.parametrize(("stop", "code"), [
+    pytest.param(signal.SIGINT, 130, id="ctrl-c"),
+    pytest.param(signal.SIGTERM, 0, id="a-service-managers-stop")])
+def test_serve_stops_gracefully_and_exits_130_on_ctrl_c_0_on_sigterm(
+        node: NodeProcess, stop: signal.Signals, code: int) -> None:
+    run_cli(node, "append", "s1", "message_received", "content=kept")
+    assert node.kill(stop) == code
+    log = node.log_path.read_text(errors="replace")
+    assert "stopped" in log and "Traceback" not in log
+    node.start()  # the same data folder: closed cleanly, opened again
+    assert [event["kind"].get("content") for event in all_events(node)
+            if event["session_key"] == "s1"] == ["kept"]

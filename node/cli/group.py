@@ -41,6 +41,14 @@ class _Commands(click.Group):
     (tail, openclaw watch) stop this way too; serve and demo --keep stop their nodes
     first, and exit 0 only when SIGTERM stopped them, as a service manager does."""
 
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        # Reading the command line (the options' callbacks run here) is before invoke.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt:
+            interrupted()
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

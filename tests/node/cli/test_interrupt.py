@@ -194,6 +194,33 @@ def test_ctrl_c_while_the_commands_load_exits_130_without_a_traceback(module: st
     assert result.stderr.strip() == "interrupted"
 
 
+#: Runs ``clawsync --token T status`` with a Ctrl-C arriving while the command line is
+#: read (in the callback of ``--token``), before any command runs.
+CTRL_C_WHILE_PARSING = """
+import os, signal, sys
+from node.main import main
+
+token = next(param for param in main.params if param.name == "token")
+check = token.callback
+
+def pressed(ctx, param, value):
+    os.kill(os.getpid(), signal.SIGINT)
+    return check(ctx, param, value)
+
+token.callback = pressed
+main(["--token", "t", "status"], prog_name="clawsync")
+"""
+
+
+def test_ctrl_c_while_the_command_line_is_read_exits_130_not_aborted() -> None:
+    result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_PARSING], cwd=ROOT,
+                            capture_output=True, text=True, env=child_env(),
+                            timeout=CLI_TIMEOUT_S, check=False)
+    assert result.returncode == 130, result.stderr
+    assert "Aborted" not in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "interrupted"
+
+
 @pytest.mark.parametrize(("stop", "code"), [
     pytest.param(signal.SIGINT, 130, id="ctrl-c"),
     pytest.param(signal.SIGTERM, 0, id="a-service-managers-stop")])

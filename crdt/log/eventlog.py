@@ -555,11 +555,6 @@ class EventLog:
             raise NotFound(f"no session {session_key!r} on this node")
         return Session.from_record(raw)
 
-    def sessions_or_none(self, session_keys: Sequence[str]) -> list[Session | None]:
-        """``session`` of each key, read in one go; None where none is held."""
-        raws = self.storage.get_many([key("h", session_key) for session_key in session_keys])
-        return [None if raw is None else Session.from_record(raw) for raw in raws]
-
     def chunk(self, session_key: str, number: int) -> list[Entry]:
         raw = self.storage.get(key("c", session_key, number))
         return [Entry.from_record(item) for item in codec.decode_trusted(raw)] if raw else []

@@ -217,14 +217,6 @@ class Session:
     #: True once a forget record of the session is stored (its ``f`` record exists).
     forgets: bool = False
 
-    @property
-    def forgotten(self) -> bool:
-        """Every event of the session forgotten: it holds a forget record and nothing
-        the projection shows is left (forget records and kinds this version does not
-        know count as none, as in the projection). An event dated after a whole-session
-        forget brings it back."""
-        return self.forgets and self.header.event_count == 0
-
     def to_record(self) -> bytes:
         record = {"header": self.header.to_cbor(), "index": self.index,
                   "chunks": self.chunks, "tail_bytes": self.tail_bytes,

@@ -100,7 +100,6 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
     """List the sessions the node knows, in the order it first heard of them; the
     cluster's own (clawsync:devices, clawsync:origins) are left out unless
     --include-cluster, and `clawsync events` or `projection` still reads them by their key.
-    A session whose every event was forgotten (clawsync forget) is left out too.
 
     \b
     Examples:

@@ -375,8 +375,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def get_node(request: web.Request) -> web.Response:
     """This node for people: its ids and name, what it holds, its data folder's size.
 
-    ``sessions`` counts what ``GET /v1/sessions`` lists and the sessions whose every
-    event is forgotten, which it leaves out; the cluster's own sessions,
+    ``sessions`` counts what ``GET /v1/sessions`` lists; the cluster's own sessions,
     which it lists only with ``include_cluster=1``, are ``cluster_sessions``."""
     astore = request.app[STORE]
     # The cluster's sessions first: one a commit adds between the two reads is then

@@ -5,14 +5,11 @@ The cluster's own sessions (``crdt.log.forget.UNFORGETTABLE``: device, membershi
 token records, retired origins) are left out unless asked for: a person listing sessions
 looks for conversations. They stay readable by their key (``GET /v1/sessions/{key}``).
 
-Sessions whose every event is forgotten (``clawsync forget``) are left out too: their
-conversation was deleted. One dated after the forget lists the session again.
-
 The list is kept in creation order, not by key, so a prefix is matched by reading the
-list, and each listed session's header is read (forgotten or not): one request reads at
-most ``SCAN_MAX`` entries and answers what matched, with ``more`` and ``next`` to go on
-from where it stopped. A page may so hold fewer than ``limit`` sessions, or none, while
-``more`` is true (behind many forgotten sessions, or a prefix few keys match).
+list: one request reads at most ``SCAN_MAX`` entries and answers what matched, with
+``more`` and ``next`` to go on from where it stopped. A page may so hold fewer than
+``limit`` sessions, or none, while ``more`` is true. Without a prefix a page is full
+whenever ``more`` is true: it reads as many more entries as there are hidden sessions.
 
 >>> import tempfile
 >>> from crdt.events import parse_event
@@ -38,9 +35,6 @@ from where it stopped. A page may so hold fewer than ``limit`` sessions, or none
 ['tg:alice', 'web:bob', 'tg:carol', 'clawsync:devices']
 >>> store.stats()["sessions"], cluster_sessions(store)
 (4, 1)
->>> _ = store.forget("web:bob")    # every event of it: the conversation is gone
->>> keys()
-['tg:alice', 'tg:carol']
 >>> store.close()
 """
 
@@ -56,54 +50,44 @@ from crdt.log.store import PAGE_MAX, EventStore
 SCAN_MAX = 10_000
 #: Entries read from the list at a time while filtering.
 SCAN_STEP = 500
-#: What ``detail`` adds to each session (its header's fields).
-DETAIL_FIELDS = ("state", "message_count", "event_count", "last_activity", "channel",
-                 "agent_id")
 
 
 def session_page(store: EventStore, *, after: int, limit: int, prefix: str | None,
                  detail: bool, cluster: bool = False) -> dict[str, Any]:
     """Sessions after index ``after`` whose key starts with ``prefix`` (all when None), at
     most ``limit``; with ``detail``, each with its projection's header fields; with
-    ``cluster``, the cluster's own sessions (``UNFORGETTABLE``) among them. Sessions
-    whose every event is forgotten (``Session.forgotten``) are left out."""
+    ``cluster``, the cluster's own sessions (``UNFORGETTABLE``) among them."""
     hidden = frozenset[str]() if cluster else UNFORGETTABLE
     rows: list[dict[str, Any]] = []
     cursor, more = after, False
     scanned = 0
-    # A page larger than the scan bound (a configured page_max) still fills, unfiltered.
-    scan_max = SCAN_MAX if prefix is not None else max(SCAN_MAX, limit + 1 + len(hidden))
     while True:
         # Unfiltered, one more than the page plus every hidden session that may lie among
-        # them: a full page and whether another follows, in one read (more only when
-        # forgotten sessions lie among them, or the page is beyond what the store answers
-        # at once: a configured page_max past PAGE_MAX).
-        step = min(limit + 1 + len(hidden), PAGE_MAX, scan_max - scanned) \
-            if prefix is None else min(SCAN_STEP, scan_max - scanned)
+        # them: a full page and whether another follows, in one read (two when the page
+        # is beyond what the store answers at once: a configured page_max past PAGE_MAX).
+        step = min(limit + 1 + len(hidden), PAGE_MAX) if prefix is None \
+            else min(SCAN_STEP, SCAN_MAX - scanned)
         refs = store.list_sessions(cursor, step)
         scanned += len(refs)
-        wanted = [ref for ref in refs if ref.session_key not in hidden
-                  and (prefix is None or ref.session_key.startswith(prefix))]
-        held = dict(zip((ref.index for ref in wanted),
-                        store.log.sessions_or_none([ref.session_key for ref in wanted]),
-                        strict=True))
         for ref in refs:
-            session = held.get(ref.index)
-            if session is not None and not session.forgotten:
+            key = ref.session_key
+            if key not in hidden and (prefix is None or key.startswith(prefix)):
                 if len(rows) == limit:
                     more = True
                     break
-                row: dict[str, Any] = {"index": ref.index, "session_key": ref.session_key}
-                if detail:
-                    fields = session.header.fields()
-                    row.update({name: fields[name] for name in DETAIL_FIELDS})
-                rows.append(row)
+                rows.append({"index": ref.index, "session_key": key})
             cursor = ref.index  # past a hidden session too: the next page starts after it
         if more or len(refs) < step:
             break
-        if scanned >= scan_max:
+        if prefix is not None and scanned >= SCAN_MAX:
             more = True  # the list goes on past what this request read
             break
+    if detail:
+        for row in rows:
+            header = store.log.session(row["session_key"]).header.fields()
+            row.update({name: header[name] for name in
+                        ("state", "message_count", "event_count", "last_activity",
+                         "channel", "agent_id")})
     return {"sessions": rows, "next": cursor, "more": more}
 
 

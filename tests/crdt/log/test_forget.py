@@ -299,26 +299,3 @@ def test_any_arrival_order_gives_the_projection_of_the_events_left(
                     rebuild(session, left).to_json()
     finally:
         store.close()
-
-
-def test_a_session_is_forgotten_while_every_event_of_it_is(store: EventStore,
-                                                           ev: MakeEvent) -> None:
-    """``Session.forgotten`` (what the session list leaves out): true once nothing but
-    forget records and skeletons is left, by either form of forget, and false again
-    once an event dated after a whole-session forget arrives; a late copy of an event
-    it covers changes nothing."""
-    early = [_said(ev, n) for n in range(2)]
-    store.ingest([(early[0], "other", 1)])
-    assert not store.log.session("s1").forgotten
-    store.forget("s1", [early[0].id.hex()], by="test")
-    assert store.log.session("s1").forgotten  # its only event, listed
-    store.ingest([(early[1], "other", 2)])
-    assert not store.log.session("s1").forgotten  # not listed: it lives
-    store.forget("s1", by="test")
-    assert store.log.session("s1").forgotten
-    store.ingest([(_said(ev, 5), "late", 1)])  # dated before the forget: stored forgotten
-    assert store.log.session("s1").forgotten
-    store.append(_now("again"))
-    assert not store.log.session("s1").forgotten
-    store.append(_now("other", session="s2"))
-    assert not store.log.session("s2").forgotten  # never forgotten

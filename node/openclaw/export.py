@@ -9,7 +9,8 @@ SQLite store. Each file is written whole to a temporary name and renamed into pl
 failure leaves the old file or the new one, never half of one; ``sessions.json`` goes
 first (and back if the transcript fails), so a reader never meets a transcript its index
 does not name yet. An existing transcript is
-replaced only by one that continues it (its records first, in order); an existing
+replaced only by one that continues it (its records first, in order; headers after the
+first, which an earlier export wrote, do not count); an existing
 ``sessions.json`` is merged into, and a key it points at another session is refused.
 """
 
@@ -103,7 +104,8 @@ def _check_existing(path: Path, records: list[dict[str, Any]], data: bytes) -> b
     if old == data:
         return True
     try:
-        old_records = [json.loads(line) for line in old.splitlines() if line.strip()]
+        old_records = _one_header([json.loads(line) for line in old.splitlines()
+                                   if line.strip()])
     except ValueError:
         old_records = None
     wanted = json.loads(json.dumps(records))
@@ -112,6 +114,21 @@ def _check_existing(path: Path, records: list[dict[str, Any]], data: bytes) -> b
                             f"{path.stem!r}; it is left as it is and nothing was written "
                             "(move it away to export this one)")
     return False
+
+
+def _one_header(records: list[Any]) -> list[Any]:
+    """The records but for every header after the first: an earlier export wrote a
+    session id begun on several devices with a header from each, which this one leaves
+    out (``records._one_header``); the rest is the same transcript, and is replaced.
+
+    >>> [r["id"] for r in _one_header([{"type": "session", "id": "a"},
+    ...                                {"type": "session", "id": "b"}, {"id": "1"}])]
+    ['a', '1']
+    """
+    first = next((n for n, record in enumerate(records)
+                  if isinstance(record, dict) and record.get("type") == "session"), None)
+    return [record for n, record in enumerate(records)
+            if n == first or not (isinstance(record, dict) and record.get("type") == "session")]
 
 
 def _write_whole(path: Path, data: bytes) -> None:

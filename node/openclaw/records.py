@@ -4,9 +4,10 @@ Each record is its base event's ``openclaw.record`` with every moved field put b
 its path, from the base and from the events naming it (``part_of``). The records of one
 OpenClaw session id form a ``Transcript``, in the order OpenClaw wrote them: the header
 first, then each record after its parent (``parentId``), ties in event order. What the
-size rule summarised comes back as its summary (``sizes``); everything else comes back
-equal, as JSON, to what was imported. Events that did not come from OpenClaw are not
-records and are left out.
+size rule summarised comes back as its summary (``sizes``); a session id begun on several
+devices comes back with one header, the earliest in event order (``_one_header``);
+everything else comes back equal, as JSON, to what was imported. Events that did not come
+from OpenClaw are not records and are left out.
 
 >>> from node.openclaw.mapping import SessionRef, events_for
 >>> record = {"type": "label", "id": "0000000a", "parentId": None,

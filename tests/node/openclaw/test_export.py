@@ -279,17 +279,13 @@ def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
     assert (sessions / "sessions.json").read_bytes() == before
 
 
-def test_a_session_id_begun_on_two_devices_is_written_with_one_header(
-        tmp_path: Path) -> None:
-    """Two devices that each ran ``openclaw agent --session-id s1`` wrote a header each
-    for one session key and id. OpenClaw's import keeps one header per file and then
-    refuses to finish (one record fewer than the file): the first header is written, and
-    every record of both beginnings."""
+def begun_twice(tmp_path: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
+    """``imported``, and session id SID begun again on a second device an hour later (its
+    own header, records of its own ids), imported too; that beginning's records."""
     data, b = imported(tmp_path)
     other = FakeGateway(tmp_path / "a2")
     other.open_session(KEY, SID)
     header, *first_turn = transcript.records()[:6]
-    # The other device's beginning: its own header, records of its own ids, an hour later.
     later = [{**header, "timestamp": header["timestamp"].replace("T10:", "T11:"),
               "cwd": "/home/v/.openclaw/workspace"}]
     later += [{**record, "id": f"b{record['id'][1:]}",
@@ -299,6 +295,16 @@ def test_a_session_id_begun_on_two_devices_is_written_with_one_header(
     other.add(SID, later)
     result = cli("import", "--state-dir", str(tmp_path / "a2"), "--data-dir", str(data))
     assert result.exit_code == 0, result.output
+    return data, b, later
+
+
+def test_a_session_id_begun_on_two_devices_is_written_with_one_header(
+        tmp_path: Path) -> None:
+    """Two devices that each ran ``openclaw agent --session-id s1`` wrote a header each
+    for one session key and id. OpenClaw's import keeps one header per file and then
+    refuses to finish (one record fewer than the file): the first header is written, and
+    every record of both beginnings."""
+    data, b, later = begun_twice(tmp_path)
     result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
     assert result.exit_code == 0, result.output
     written = [json.loads(line) for line in
@@ -316,3 +322,25 @@ def test_a_session_id_begun_on_two_devices_is_written_with_one_header(
     reread = cli("import", "--state-dir", str(b), "--data-dir", str(data))
     assert reread.exit_code == 0, reread.output
     assert f"{len(written)} records read: 0 new events" in reread.output
+
+
+def test_a_transcript_an_earlier_export_wrote_with_two_headers_is_replaced(
+        tmp_path: Path) -> None:
+    """Written by an export that kept every header (``[first, second, records...]``), it is
+    the same transcript: replaced by the one-header file, not refused as another."""
+    data, b, later = begun_twice(tmp_path)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    path = b / "agents" / "main" / "sessions" / f"{SID}.jsonl"
+    one_header = path.read_bytes()
+    first, *rest = one_header.splitlines(keepends=True)
+    second = json.dumps(later[0], separators=(",", ":")).encode() + b"\n"
+    path.write_bytes(first + second + b"".join(rest[:-2]))  # and two records fewer
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    assert f"{path}: {len(rest) + 1} records written" in result.output
+    assert path.read_bytes() == one_header
+    # Another transcript behind the two headers is still refused.
+    path.write_bytes(first + second + b'{"type":"message","id":"someone else"}\n')
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 2 and "holds a different transcript" in result.output

@@ -54,16 +54,23 @@ class StateLockUnreadable(StateFolderError):
 
 @dataclass(frozen=True)
 class HeldLock:
-    """A lock some live process holds: the file, and that process as the system names
-    it (None: in another pid namespace, or held through an open file description)."""
+    """A lock some live process holds: the file, and that process as ``F_GETLK`` names
+    it: its pid; 0 for one in another pid namespace; -1 for a lock held through an open
+    file description (``F_OFD_SETLK``), which belongs to no one process."""
 
     path: Path
-    pid: int | None
+    pid: int
 
     def holder(self) -> str:
-        """The process, for a person: its pid and its name (``openclaw-agent``)."""
-        if self.pid is None:
+        """The process, for a person: its pid and its name (``openclaw-agent``).
+
+        >>> HeldLock(Path("x"), -1).holder()
+        'a process, through an open file description (no pid)'
+        """
+        if self.pid == 0:
             return "a process of another pid namespace"
+        if self.pid < 0:
+            return "a process, through an open file description (no pid)"
         try:  # argv[0], as the process sets it: comm cuts "openclaw-gateway" short
             argv0 = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[0]
             name = os.path.basename(argv0.decode(errors="replace"))
@@ -75,9 +82,14 @@ class HeldLock:
 def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
     """The lock files of the state folder ``state`` for the user ``uid``.
 
-    >>> [p.name for p in lock_paths(Path("/srv/claw"), 1000)][0]
-    'gateway-lifecycle.fc3fb71e.lock.sqlite'
-    >>> str(lock_paths(Path("/srv/claw"), 1000)[0].parent)
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     state = Path(os.path.realpath(folder)) / "claw"
+    ...     digest = hashlib.sha256(f"{state}/state/openclaw.sqlite".encode()).hexdigest()
+    ...     paths = lock_paths(state, 1000)
+    ...     paths[0].name == f"gateway-lifecycle.{digest[:8]}.lock.sqlite"
+    True
+    >>> str(paths[0].parent)
     '/tmp/openclaw-state-locks-1000'
     """
     # OpenClaw's path is the real one, through symbolic links, as far as it exists.
@@ -87,9 +99,10 @@ def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
     return [folder / f"{family}.{digest}.lock.sqlite" for family in LOCK_FAMILIES]
 
 
-def held_state_lock(state: Path, root: Path = LOCKS_ROOT) -> HeldLock | None:
+def held_state_lock(state: Path, root: Path | None = None) -> HeldLock | None:
     """A lock a live OpenClaw process holds on ``state`` (for the user running this, or
-    the user owning the folder, whom OpenClaw runs as); None if none is held.
+    the user owning the folder, whom OpenClaw runs as), its lock folders under ``root``
+    (``LOCKS_ROOT`` if None); None if none is held.
     ``StateLockUnreadable`` if a lock file or its folder is there but cannot be looked
     at: skipping it would say that nothing runs when something may.
 
@@ -98,6 +111,7 @@ def held_state_lock(state: Path, root: Path = LOCKS_ROOT) -> HeldLock | None:
     ...     held_state_lock(Path(folder), Path(folder)) is None
     True
     """
+    root = LOCKS_ROOT if root is None else root
     uids = dict.fromkeys([os.getuid(), state.stat().st_uid])
     for uid in uids:
         for path in lock_paths(state, uid, root):
@@ -137,7 +151,7 @@ def _ask(fd: int, path: Path) -> HeldLock | None:
     kind, pid = (answer[3], answer[2]) if bsd else (answer[0], answer[4])
     if kind == fcntl.F_UNLCK:
         return None
-    return HeldLock(path, pid if pid > 0 else None)
+    return HeldLock(path, pid)
 
 
 def _unreadable(path: Path, error: OSError) -> StateLockUnreadable:

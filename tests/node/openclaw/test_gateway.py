@@ -7,6 +7,7 @@ or a real ``node`` running a script named as OpenClaw's."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -196,11 +197,21 @@ sys.stdin.read()
 """
 
 
+@pytest.fixture
+def locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where export looks for OpenClaw's per-machine lock folders: a folder of the test's
+    own instead of the shared ``/tmp``."""
+    root = tmp_path / "locks"
+    root.mkdir()
+    monkeypatch.setattr("node.openclaw.state_locks.LOCKS_ROOT", root)
+    return root
+
+
 @contextmanager
-def machine_lock(state: Path, family: str) -> Iterator[Path]:
-    """OpenClaw's per-machine lock file of ``state`` (in the real, shared
-    ``/tmp/openclaw-state-locks-<uid>``; its name is the folder's own), removed on exit."""
-    path = next(p for p in lock_paths(state.resolve(), os.getuid())
+def machine_lock(state: Path, family: str, root: Path) -> Iterator[Path]:
+    """OpenClaw's per-machine lock file of ``state`` under ``root``, in its folder as
+    OpenClaw makes it (mode 0700); removed on exit."""
+    path = next(p for p in lock_paths(state.resolve(), os.getuid(), root)
                 if p.name.startswith(f"{family}."))
     path.parent.mkdir(mode=0o700, exist_ok=True)
     try:
@@ -212,11 +223,11 @@ def machine_lock(state: Path, family: str) -> Iterator[Path]:
 
 @pytest.mark.parametrize("family", LOCK_FAMILIES)
 def test_export_refuses_while_an_openclaw_process_holds_a_machine_lock(
-        tmp_path: Path, family: str) -> None:
+        tmp_path: Path, locks: Path, family: str) -> None:
     """An `agent --local` turn holds no gateway lock, only these: refused while one is
     held, not once its process is gone (the file stays, its lock does not)."""
     data, b = imported(tmp_path)
-    with machine_lock(b, family) as lock:
+    with machine_lock(b, family, locks) as lock:
         with stand_in(sys.executable, "-c", HOLD_PY, str(lock), family) as pid:
             code, output = export(b, data)
             assert code == 2 and "Usage:" not in output, output
@@ -228,19 +239,21 @@ def test_export_refuses_while_an_openclaw_process_holds_a_machine_lock(
         assert code == 0, output
 
 
-def test_a_machine_lock_of_another_state_folder_stops_nothing(tmp_path: Path) -> None:
+def test_a_machine_lock_of_another_state_folder_stops_nothing(
+        tmp_path: Path, locks: Path) -> None:
     data, b = imported(tmp_path)
     other = tmp_path / "other"
     (other / "agents").mkdir(parents=True)
-    with machine_lock(other, "gateway-lifecycle") as lock, \
+    with machine_lock(other, "gateway-lifecycle", locks) as lock, \
             stand_in(sys.executable, "-c", HOLD_PY, str(lock), "gateway-lifecycle"):
         code, output = export(b, data)
         assert code == 0, output
 
 
-def test_a_machine_lock_that_cannot_be_looked_at_refuses(tmp_path: Path) -> None:
+def test_a_machine_lock_that_cannot_be_looked_at_refuses(
+        tmp_path: Path, locks: Path) -> None:
     data, b = imported(tmp_path)
-    with machine_lock(b, "state-lifecycle") as lock:
+    with machine_lock(b, "state-lifecycle", locks) as lock:
         lock.symlink_to(lock.name)  # a loop: it cannot be opened, even by root
         code, output = export(b, data)
         assert code == 2 and "Usage:" not in output, output
@@ -248,3 +261,25 @@ def test_a_machine_lock_that_cannot_be_looked_at_refuses(tmp_path: Path) -> None
         assert "whether an OpenClaw process works on the folder cannot be told: run " \
                "clawsync as the user OpenClaw runs as" in output
         assert not (b / "agents" / "main" / "sessions").exists()
+
+
+#: A lock held through an open file description (``F_OFD_SETLK``, Linux): it belongs to
+#: no one process, and ``F_GETLK`` names its holder -1.
+OFD_PY = """import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("@hhqqi4x", fcntl.F_WRLCK, 0, 0, 0, 0))
+print(flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_OFD_SETLK"), reason="Linux's F_OFD_SETLK")
+def test_a_machine_lock_held_through_an_open_file_description_names_no_pid(
+        tmp_path: Path, locks: Path) -> None:
+    data, b = imported(tmp_path)
+    with machine_lock(b, "gateway-lifecycle", locks) as lock, \
+            stand_in(sys.executable, "-c", OFD_PY, str(lock)):
+        code, output = export(b, data)
+        assert code == 2 and "Usage:" not in output, output
+        assert f"is working on {b.resolve()} (a process, through an open file description " \
+               f"(no pid); it holds {lock})" in output

@@ -378,7 +378,11 @@ def refuse_if_openclaw_runs(state: Path) -> None:
     try:
         held = held_state_lock(state)
     except StateLockUnreadable as error:
-        raise InputError(f"{error}: run clawsync as the user OpenClaw runs as") from None
+        if error.denied:  # another user's: OpenClaw's own, if it runs as that user
+            raise InputError(f"{error}: run clawsync as the user OpenClaw runs as") from None
+        raise InputError(
+            f"{error}: if no OpenClaw process runs on it (openclaw gateway status; no "
+            f"`openclaw agent` running), remove {error.path}") from None
     if held is not None:
         raise InputError(
             f"an OpenClaw process is working on {state} ({held.holder()}; it holds "

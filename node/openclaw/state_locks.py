@@ -49,7 +49,17 @@ _FLOCK_BSD = "@qqihh"
 
 class StateLockUnreadable(StateFolderError):
     """A per-machine lock (or its folder) is there but cannot be looked at: whether an
-    OpenClaw process works on the state folder cannot be told."""
+    OpenClaw process works on the state folder cannot be told. ``path`` is what could
+    not be looked at; ``errno`` the system's reason (``EACCES``: another user's)."""
+
+    def __init__(self, message: str, path: Path, code: int | None) -> None:
+        super().__init__(message)
+        self.path, self.errno = path, code
+
+    @property
+    def denied(self) -> bool:
+        """Refused by permissions: another user's, whom OpenClaw may run as."""
+        return self.errno in (errno.EACCES, errno.EPERM)
 
 
 @dataclass(frozen=True)
@@ -157,4 +167,4 @@ def _ask(fd: int, path: Path) -> HeldLock | None:
 def _unreadable(path: Path, error: OSError) -> StateLockUnreadable:
     return StateLockUnreadable(
         f"{path} cannot be looked at ({error.strerror or error}), so whether an OpenClaw "
-        "process works on the folder cannot be told")
+        "process works on the folder cannot be told", path, error.errno)

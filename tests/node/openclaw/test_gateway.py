@@ -252,14 +252,18 @@ def test_a_machine_lock_of_another_state_folder_stops_nothing(
 
 def test_a_machine_lock_that_cannot_be_looked_at_refuses(
         tmp_path: Path, locks: Path) -> None:
+    """Not for want of permission (that advice is for another user's lock): the file is
+    named, to be removed if no OpenClaw process runs."""
     data, b = imported(tmp_path)
     with machine_lock(b, "state-lifecycle", locks) as lock:
         lock.symlink_to(lock.name)  # a loop: it cannot be opened, even by root
         code, output = export(b, data)
         assert code == 2 and "Usage:" not in output, output
         assert f"{lock} cannot be looked at (" in output
-        assert "whether an OpenClaw process works on the folder cannot be told: run " \
-               "clawsync as the user OpenClaw runs as" in output
+        assert "whether an OpenClaw process works on the folder cannot be told: if no " \
+               "OpenClaw process runs on it (openclaw gateway status; no `openclaw " \
+               f"agent` running), remove {lock}" in output
+        assert "as the user OpenClaw runs as" not in output
         assert not (b / "agents" / "main" / "sessions").exists()
 
 

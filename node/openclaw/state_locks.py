@@ -19,6 +19,11 @@ both show here.
 
 Whether a lock is held is asked with ``F_GETLK``, which takes no lock: OpenClaw, trying
 to take one meanwhile, is never refused because of this look.
+
+OpenClaw uses the folder only if it is a real folder (not a symbolic link) that belongs
+to the user it runs as (the ``<uid>`` of its name); it makes its mode 0700 if it is not.
+A folder that is not so holds no lock of that user's OpenClaw, whatever is in it: another
+user may have made it first, and it must not stop every export.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 import struct
 import sys
 from dataclasses import dataclass
@@ -122,12 +128,29 @@ def held_state_lock(state: Path, root: Path | None = None) -> HeldLock | None:
     True
     """
     root = LOCKS_ROOT if root is None else root
-    uids = dict.fromkeys([os.getuid(), state.stat().st_uid])
-    for uid in uids:
-        for path in lock_paths(state, uid, root):
-            held = _held(path)
-            if held is not None:
-                return held
+    for uid in dict.fromkeys([os.getuid(), state.stat().st_uid]):
+        held = _held_by(state, uid, root)
+        if held is not None:
+            return held
+    return None
+
+
+def _held_by(state: Path, uid: int, root: Path) -> HeldLock | None:
+    """A lock that an OpenClaw process of ``uid`` holds on ``state``; None if none."""
+    paths = lock_paths(state, uid, root)
+    folder = paths[0].parent
+    try:
+        found = os.lstat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # no OpenClaw process of this user has used it
+    except OSError as error:
+        raise _unreadable(folder, error) from None
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != uid:
+        return None  # a symbolic link, a file, another user's: OpenClaw refuses it
+    for path in paths:
+        held = _held(path)
+        if held is not None:
+            return held
     return None
 
 
@@ -137,8 +160,6 @@ def _held(path: Path) -> HeldLock | None:
     except FileNotFoundError:
         return None  # no OpenClaw process of this user has used the folder
     except OSError as error:
-        if error.errno == errno.ENOTDIR:
-            return None  # the folder's name is taken by a file: OpenClaw refuses to run
         raise _unreadable(path, error) from None
     try:
         return _ask(fd, path)

@@ -287,3 +287,28 @@ def test_a_machine_lock_held_through_an_open_file_description_names_no_pid(
         assert code == 2 and "Usage:" not in output, output
         assert f"is working on {b.resolve()} (a process, through an open file description " \
                f"(no pid); it holds {lock})" in output
+
+
+def test_a_lock_folder_openclaw_would_refuse_stops_nothing(
+        tmp_path: Path, locks: Path) -> None:
+    """OpenClaw takes its locks only in a real folder of its own user: a symbolic link
+    (or a file) in the folder's place holds none of them, whatever it leads to. Another
+    user could make one to stop every export."""
+    data, b = imported(tmp_path)
+    real = tmp_path / "elsewhere"
+    real.mkdir(mode=0o700)
+    lock = lock_paths(b.resolve(), os.getuid(), locks)[LOCK_FAMILIES.index("state-lifecycle")]
+    folder, hold = lock.parent, real / lock.name
+    with stand_in(sys.executable, "-c", HOLD_PY, str(hold), "state-lifecycle"):
+        folder.symlink_to(real)
+        code, output = export(b, data)
+        assert code == 0, output
+        folder.unlink()
+        folder.write_text("")
+        code, output = export(b, data)
+        assert code == 0, output
+        folder.unlink()
+        folder.mkdir(mode=0o700)  # a real folder of this user: the same lock refuses
+        os.link(hold, folder / lock.name)
+        code, output = export(b, data)
+        assert code == 2 and "an OpenClaw process is working on" in output, output

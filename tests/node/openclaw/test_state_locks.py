@@ -1,0 +1,87 @@
+"""Whose per-machine lock folders ``held_state_lock`` looks in, and which of them it
+trusts: the users OpenClaw may run as on the state folder, and only a folder OpenClaw
+itself would use (a real folder of the user it is named for). Each under a lock root of
+the test's own, never the shared ``/tmp``.
+
+Other users are made with ``chown`` and, to look as one, a real process run as that user
+(``setpriv``): both need root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node.openclaw.state_locks import (
+    LOCK_FAMILIES,
+    STATE_DATABASE,
+    held_state_lock,
+    lock_paths,
+)
+from tests.node.openclaw.test_gateway import HOLD_PY, stand_in
+
+#: A user other than this one (``nobody``).
+OTHER = 65534
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A folder every user can walk into (pytest's own are closed to other users)."""
+    folder = Path(tempfile.mkdtemp(prefix="clawsync-locks-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+def lock_folder(state: Path, uid: int, root: Path, owner: int | None = None) -> Path:
+    """The lock folder of ``uid`` under ``root`` as OpenClaw makes it (mode 0700), owned
+    by ``owner`` (default: ``uid``); its state-lifecycle lock file, empty."""
+    lock = lock_paths(state.resolve(), uid, root)[LOCK_FAMILIES.index("state-lifecycle")]
+    lock.parent.mkdir(mode=0o700, parents=True)
+    lock.write_bytes(b"")
+    os.chown(lock, uid, uid)
+    os.chown(lock.parent, uid if owner is None else owner, uid if owner is None else owner)
+    return lock
+
+
+def state_folder(root: Path, database_owner: int | None) -> Path:
+    """A state folder of this user; its database owned by ``database_owner`` (None: not
+    made yet)."""
+    state = root / "claw"
+    (state / "agents").mkdir(parents=True)
+    state.chmod(0o755)
+    if database_owner is not None:
+        (state / STATE_DATABASE).parent.mkdir()
+        (state / STATE_DATABASE).write_bytes(b"")
+        os.chown(state / STATE_DATABASE, database_owner, database_owner)
+    return state
+
+
+@needs_root
+def test_a_lock_folder_of_another_user_than_its_name_holds_no_lock(shared: Path) -> None:
+    """OpenClaw uses the folder of its uid only if that uid owns it: one another user
+    made first holds none of its locks, even one some process holds."""
+    state = state_folder(shared, None)
+    lock = lock_folder(state, os.getuid(), shared / "locks", owner=OTHER)
+    with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "state-lifecycle") as pid:
+        assert held_state_lock(state, shared / "locks") is None
+        os.chown(lock.parent, os.getuid(), os.getgid())
+        held = held_state_lock(state, shared / "locks")
+        assert held is not None and held.pid == pid and held.path == lock
+
+
+def test_a_lock_folder_that_is_not_a_folder_holds_no_lock(tmp_path: Path) -> None:
+    state = state_folder(tmp_path, None)
+    folder = lock_paths(state.resolve(), os.getuid(), tmp_path)[0].parent
+    folder.write_text("")
+    assert held_state_lock(state, tmp_path) is None
+

@@ -116,11 +116,15 @@ def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
 
 
 def held_state_lock(state: Path, root: Path | None = None) -> HeldLock | None:
-    """A lock a live OpenClaw process holds on ``state`` (for the user running this, or
-    the user owning the folder, whom OpenClaw runs as), its lock folders under ``root``
-    (``LOCKS_ROOT`` if None); None if none is held.
-    ``StateLockUnreadable`` if a lock file or its folder is there but cannot be looked
-    at: skipping it would say that nothing runs when something may.
+    """A lock a live OpenClaw process holds on ``state``; None if none is held. Looked
+    for in the lock folders (under ``root``, ``LOCKS_ROOT`` if None) of each user OpenClaw
+    may run as on it: the one running this, the owner of its database (OpenClaw writes
+    it), and the owner of the folder. ``StateLockUnreadable`` if a lock file or its
+    folder is there but cannot be looked at: skipping it would say that nothing runs
+    when something may. Except the folder owner's lock folder, closed to this user, when
+    the database exists and is another user's: the folder made by root, say, and
+    OpenClaw run as the database's owner, whose lock folder is the one that counts;
+    refusing there would refuse every export.
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -128,8 +132,24 @@ def held_state_lock(state: Path, root: Path | None = None) -> HeldLock | None:
     True
     """
     root = LOCKS_ROOT if root is None else root
-    for uid in dict.fromkeys([os.getuid(), state.stat().st_uid]):
-        held = _held_by(state, uid, root)
+    try:
+        database_owner: int | None = (state / STATE_DATABASE).stat().st_uid
+    except (FileNotFoundError, NotADirectoryError):
+        database_owner = None  # not made yet: OpenClaw would run as the folder's owner
+    except OSError as error:
+        raise _unreadable(state / STATE_DATABASE, error) from None
+    folder_owner = state.stat().st_uid
+    # Users whose locks must be looked at: whether one can be is the question.
+    needed = {os.getuid(), folder_owner if database_owner is None else database_owner}
+    for uid in dict.fromkeys([os.getuid(), database_owner, folder_owner]):
+        if uid is None:
+            continue
+        try:
+            held = _held_by(state, uid, root)
+        except StateLockUnreadable as error:
+            if uid in needed or not error.denied:
+                raise
+            continue
         if held is not None:
             return held
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -77,6 +78,55 @@ def test_a_lock_folder_of_another_user_than_its_name_holds_no_lock(shared: Path)
         os.chown(lock.parent, os.getuid(), os.getgid())
         held = held_state_lock(state, shared / "locks")
         assert held is not None and held.pid == pid and held.path == lock
+
+
+@needs_root
+def test_the_locks_of_the_database_owner_are_looked_at(shared: Path) -> None:
+    """OpenClaw run as the owner of the database, in a folder another user (root) owns:
+    its locks are in that user's lock folder."""
+    state = state_folder(shared, OTHER)
+    lock = lock_folder(state, OTHER, shared / "locks")
+    with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "state-lifecycle") as pid:
+        held = held_state_lock(state, shared / "locks")
+        assert held is not None and held.pid == pid and held.path == lock
+
+
+LOOK_PY = """import sys
+from pathlib import Path
+from node.openclaw.state_locks import StateLockUnreadable, held_state_lock
+try:
+    print(held_state_lock(Path(sys.argv[1]), Path(sys.argv[2])))
+except StateLockUnreadable as error:
+    print("unreadable", error.path, error.denied)
+"""
+
+
+def look_as(uid: int, state: Path, root: Path) -> str:
+    """What ``held_state_lock`` says, asked by a process of the user ``uid``."""
+    return subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+         sys.executable, "-c", LOOK_PY, str(state), str(root)],
+        cwd=root.parent, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_a_closed_lock_folder_of_the_folder_owner_refuses_only_if_openclaw_may_be_theirs(
+        shared: Path) -> None:
+    """The state folder made by root, OpenClaw run as another user (who owns the
+    database): root's lock folder, closed to that user, is not where that OpenClaw takes
+    its locks, and must not refuse every export. Without a database, or with root's,
+    OpenClaw may run as root: then a folder that cannot be looked at refuses."""
+    root = shared / "locks"
+    root.mkdir(mode=0o755)
+    state = state_folder(shared, OTHER)
+    closed = lock_folder(state, os.getuid(), root)  # in root's folder, mode 0700
+    first = lock_paths(state.resolve(), os.getuid(), root)[0].name  # the first looked at
+    assert look_as(OTHER, state, root) == "None"
+    os.chown(state / STATE_DATABASE, os.getuid(), os.getgid())
+    assert look_as(OTHER, state, root) == f"unreadable {closed.parent}/{first} True"
+    (state / STATE_DATABASE).unlink()
+    assert look_as(OTHER, state, root) == f"unreadable {closed.parent}/{first} True"
 
 
 def test_a_lock_folder_that_is_not_a_folder_holds_no_lock(tmp_path: Path) -> None:

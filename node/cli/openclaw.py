@@ -10,6 +10,7 @@ the events are stored: a restart resumes there.
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import os
 from collections.abc import Callable, Coroutine
@@ -458,8 +459,12 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         # id for the key, a file that does not read): as for a running gateway, the
         # person has to change something there first.
         raise InputError(str(error)) from None
-    except OSError as error:  # writing failed (a full disk): nothing was left half-done
-        raise NodeError(str(error)) from None
+    except OSError as error:  # writing failed: nothing was left half-done
+        if error.errno in (errno.EACCES, errno.EPERM):  # another user's folder
+            raise InputError(f"{error}: run clawsync as the user OpenClaw runs as") from None
+        if error.errno == errno.EROFS:
+            raise InputError(f"{error}: the state folder is read-only") from None
+        raise NodeError(str(error)) from None  # a full disk, say: trying again may do
     what = "already there, unchanged" if written.unchanged else "written"
     click.echo(f"{written.path}: {written.records} records {what}")
     if forgotten or transcript.left_out:

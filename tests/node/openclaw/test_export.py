@@ -3,8 +3,13 @@ OpenClaw wrote on one device comes back equal on another, and nothing is overwri
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +282,57 @@ def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
     assert result.exit_code == 1 and "No space left on device" in result.output
     assert [p.name for p in sessions.iterdir()] == ["sessions.json"]
     assert (sessions / "sessions.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(("code", "said"), [
+    (errno.EACCES, "run clawsync as the user OpenClaw runs as"),
+    (errno.EPERM, "run clawsync as the user OpenClaw runs as"),
+    (errno.EROFS, "the state folder is read-only")])
+def test_a_state_folder_this_user_cannot_write_is_a_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, said: str) -> None:
+    """Another user's folder, or a read-only one: the person has to change something, as
+    for a folder whose files are in the way (exit 2); not a failure to try again."""
+    data, b = imported(tmp_path)
+    real_replace = os.replace
+
+    def refused(src: Any, dst: Any) -> None:
+        if str(dst).endswith(".jsonl"):
+            raise OSError(code, os.strerror(code), str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr("node.openclaw.export.os.replace", refused)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 2 and "Usage:" not in result.output, result.output
+    assert f"{os.strerror(code)}: " in result.output and f": {said}" in result.output
+    assert [p.name for p in (b / "agents" / "main" / "sessions").iterdir()] == []
+
+
+@contextmanager
+def closed_to_writing(folder: Path) -> Iterator[None]:
+    """``folder`` made so that this user cannot write in it: its mode, or, for root,
+    whom modes do not stop, the immutable attribute (``chattr +i``: EPERM)."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    elif shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("root, and no chattr +i here")
+    try:
+        yield
+    finally:
+        if os.geteuid() != 0:
+            folder.chmod(0o755)
+        else:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def test_a_state_folder_closed_to_this_user_is_a_usage_error(tmp_path: Path) -> None:
+    data, b = imported(tmp_path)
+    with closed_to_writing(b / "agents"):
+        result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 2 and "Usage:" not in result.output, result.output
+    assert f"{b / 'agents' / 'main'}" in result.output
+    assert ": run clawsync as the user OpenClaw runs as" in result.output
+    assert not (b / "agents" / "main").exists()
 
 
 def begun_twice(tmp_path: Path) -> tuple[Path, Path, list[dict[str, Any]]]:

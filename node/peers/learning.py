@@ -69,8 +69,8 @@ class Learning:
         self.secret_urls: set[str] = set()
         #: Learned addresses forgotten after their failures, held off from peers' member
         #: lists for a while unless a lister says it is linked to the node there now
-        #: (``sync.peer.forgotten``; at most ``FORGOTTEN_KEPT_MAX``).
-        self.forgotten = Forgotten()
+        #: (``sync.peer.forgotten``; at most ``forgotten_kept_max``).
+        self.forgotten = Forgotten(config.sync)
 
     async def run(self) -> None:
         """Ask dialed peers which nodes they know; dial the ones we do not. Also (and at

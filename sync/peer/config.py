@@ -48,6 +48,16 @@ class SyncConfig:
       configured) peer is forgotten, so that dead addresses and this node's own under
       another name do not fill ``peers_max``; a peer that still lists it brings it back
       after a hold-off, or at once if it is linked to it (``sync.peer.forgotten``).
+    * ``forgotten_hold_s`` (300 s), ``forgotten_hold_max_s`` (3,600 s): how long a
+      forgotten address is held off from peers' member lists after it was first
+      forgotten (ten members rounds at the default 30 s), doubled at each forgetting
+      that follows, up to the cap. Shorter tries a node that was down (and that no
+      lister says it is linked to, as an older lister's list never does) again sooner;
+      longer costs fewer dials of a node gone for good: ``learned_failures_max`` per
+      node and cap at most.
+    * ``forgotten_kept_max`` (1,024): forgotten addresses remembered; past it, the one
+      forgotten longest ago is dropped, and a list may bring it back at the next round
+      as if it had never been forgotten. Each costs a few hundred bytes.
     * ``checkpoint_interval_s`` (5 s): how often a busy link saves what its peer holds.
       Longer writes less; a crash then resends up to that much.
     * ``heartbeat_s`` (15 s): pings on a link; one without a pong is closed. Shorter
@@ -79,6 +89,9 @@ class SyncConfig:
     peers_max: int = 64
     members_interval_s: float = 30.0
     learned_failures_max: int = 8
+    forgotten_hold_s: float = 300.0
+    forgotten_hold_max_s: float = 3600.0
+    forgotten_kept_max: int = 1024
     checkpoint_interval_s: float = 5.0
     heartbeat_s: float = 15.0
     connect_timeout_s: float = 10.0
@@ -93,13 +106,18 @@ class SyncConfig:
                  self.backoff_max_s, self.members_interval_s, self.checkpoint_interval_s,
                  self.heartbeat_s, self.connect_timeout_s, self.send_timeout_s,
                  self.close_timeout_s, self.peer_writer_share, self.peer_writer_burst_s,
-                 self.origins_new_interval_s)
+                 self.origins_new_interval_s, self.forgotten_hold_s,
+                 self.forgotten_hold_max_s)
         if not all(math.isfinite(t) and t > 0 for t in times):
             raise ProtocolMisuse("intervals must be positive and finite")
         if self.peer_writer_share > 1:
             raise ProtocolMisuse("peer_writer_share must be from 0 to 1")
         if self.backoff_base_s > self.backoff_max_s:
             raise ProtocolMisuse("backoff_base_s must not exceed backoff_max_s")
+        if self.forgotten_hold_s > self.forgotten_hold_max_s:
+            raise ProtocolMisuse("forgotten_hold_s must not exceed forgotten_hold_max_s")
+        if self.forgotten_kept_max < 1:
+            raise ProtocolMisuse("forgotten_kept_max must be at least 1")
         if not 1 <= self.inflight_batches_max <= 64:
             raise ProtocolMisuse("inflight_batches_max must be from 1 to 64")
         if self.origins_new_max < 1:

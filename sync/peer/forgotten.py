@@ -9,25 +9,14 @@ forgotten and learned again every round, by every node that asks, for as long as
 hub runs. So a node remembers what it forgot, and takes such an address up again from a
 list only once a hold-off has passed, one that doubles each time the address is
 forgotten again; or at once when there is news that the node is back: a lister says its
-link to that node is up now, or a link with that node came up here.
+link to that node at that address is up now, or a link with that node came up here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Addresses remembered as forgotten. Past it the one forgotten longest ago is dropped:
-#: a list may bring it back at the next round, as if it had never been forgotten.
-FORGOTTEN_KEPT_MAX = 1024
-#: Seconds an address is held off after it was first forgotten (ten members rounds at
-#: the default 30 s): a node down for a while is tried again within minutes even when
-#: no lister has news of it (an older node's list says nothing of its links).
-FORGOTTEN_HOLD_S = 300.0
-#: Most seconds of a hold-off, however often the address was forgotten: an address gone
-#: for good costs ``learned_failures_max`` dials per node in this time, and a node back
-#: at it that no lister is linked to (an older lister's list says nothing of links)
-#: waits at most this long to be learned again.
-FORGOTTEN_HOLD_MAX_S = 3600.0
+from sync.peer.config import SyncConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +27,9 @@ class _Entry:
 
 
 class Forgotten:
-    """Addresses forgotten after their failures, each held off for a while.
+    """Addresses forgotten after their failures, each held off for a while: at first
+    ``forgotten_hold_s``, doubled at each forgetting up to ``forgotten_hold_max_s``; at
+    most ``forgotten_kept_max`` addresses (``SyncConfig``).
 
     >>> forgotten = Forgotten()
     >>> forgotten.forgot("http://laptop:8765", "n1", now=0.0)
@@ -55,11 +46,10 @@ class Forgotten:
     0
     """
 
-    def __init__(self, kept_max: int = FORGOTTEN_KEPT_MAX, hold_s: float = FORGOTTEN_HOLD_S,
-                 hold_max_s: float = FORGOTTEN_HOLD_MAX_S) -> None:
-        self.kept_max = kept_max
-        self.hold_s = hold_s
-        self.hold_max_s = hold_max_s
+    def __init__(self, config: SyncConfig = SyncConfig()) -> None:
+        self.kept_max = config.forgotten_kept_max
+        self.hold_s = config.forgotten_hold_s
+        self.hold_max_s = config.forgotten_hold_max_s
         self._entries: dict[str, _Entry] = {}  # the one forgotten longest ago first
 
     def __len__(self) -> int:

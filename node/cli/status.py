@@ -25,18 +25,27 @@ def _device(peer: dict[str, Any]) -> str:
 
 
 def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
-    """One row per link. What each side lacks is known only on a link that is up: on
-    another, the counts are as of its last contact, so "-" instead of stale figures."""
+    """One row per link (and per learned address held off). What each side lacks is
+    known only on a link that is up: on another, the counts are as of its last contact,
+    so "-" instead of stale figures."""
     return [[
         peer["url"] or peer["link"], peer["direction"], _device(peer), _cell(peer["node_id"]),
         # Rounded up: "retry in 0s" for a retry still to come reads as a stuck one.
         peer["state"] + (f" (retry in {math.ceil(peer['retry_in_s'])}s)"
-                         if peer.get("retry_in_s") else ""),
+                         if peer.get("retry_in_s") else held_off(peer)),
         _cell(peer["last_contact_s_ago"], "s ago"),
         *((_cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]))
           if peer["state"] == "up" else ("-", "-")),
         str(peer["bytes_in"]), str(peer["bytes_out"]), version(peer),
     ] for peer in peers]
+
+
+def held_off(peer: dict[str, Any]) -> str:
+    """How much longer a learned address is held off, and how often it was forgotten
+    (absent from older nodes' rows)."""
+    if peer.get("held_off_s") is None:
+        return ""
+    return f" ({math.ceil(peer['held_off_s'])}s more, forgotten {peer['times_forgotten']}x)"
 
 
 def version(peer: dict[str, Any]) -> str:
@@ -53,7 +62,8 @@ def version(peer: dict[str, Any]) -> str:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the node's id, version and head, this device (removed? waiting to be added?),
     and per peer: its device, state, last contact, how many events each side still lacks,
-    bytes in and out, what it runs.
+    bytes in and out, what it runs; and the learned addresses held off after their
+    failures, for how long still.
 
     \b
     Examples:

@@ -30,7 +30,7 @@ from node.peers.admission import Admission
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import LinkClosed, fetch_members
 from node.store import AsyncStore
-from sync.peer.forgotten import Forgotten
+from sync.peer.forgotten import Forgotten, HeldOff
 
 log = structlog.get_logger(__name__)
 
@@ -163,6 +163,10 @@ class Learning:
         no peer at all: its own network is down, and the address may be fine)."""
         return self.forgotten.forgot(url, self.members.get(url) or node, awake_s()) \
             if linked_nodes(self.runners.values()) else None
+
+    def held_off(self) -> list[HeldOff]:
+        """The learned addresses held off now after their failures (``Forgotten``)."""
+        return self.forgotten.held_off(awake_s())
 
     def drop(self, url: str) -> None:
         self.members.pop(url, None)

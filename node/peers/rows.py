@@ -1,6 +1,7 @@
 """What people and metrics see of the links: one row per link (``status``), the peers
-whose accepted link ended (``peers``), the devices linked without being members
-(``linked_not_members``) and this device's own standing (``device_status``).
+whose accepted link ended and the learned addresses held off (``peers``), the devices
+linked without being members (``linked_not_members``) and this device's own standing
+(``device_status``).
 
 Cheap and without I/O: every metrics scrape and ``GET /v1/peers`` reads them. A row
 names the member device behind a link when the membership records can tell.
@@ -19,16 +20,20 @@ from node.devices import Devices
 from node.peers.admission import Admission
 from node.peers.links import removal_text
 from node.peers.runner import Runner
+from sync.peer.forgotten import HeldOff
 
 
 class Rows:
-    """The status rows of the links in ``runners`` (``Gossip``'s), and the last rows of
-    peers gone. ``now``: the event loop's clock; ``stopping``: whether the node stops."""
+    """The status rows of the links in ``runners`` (``Gossip``'s), the last rows of
+    peers gone and the rows of addresses held off. ``now``: the event loop's clock;
+    ``stopping``: whether the node stops; ``held_off``: the learned addresses held off
+    now (``Learning.held_off``)."""
 
     def __init__(self, config: Config, tls: ssl.SSLContext | None, device: DeviceKey,
                  membership: Devices | None, runners: dict[str, Runner],
                  own_urls: set[str], admission: Admission, *,
-                 now: Callable[[], float], stopping: Callable[[], bool]) -> None:
+                 now: Callable[[], float], stopping: Callable[[], bool],
+                 held_off: Callable[[], list[HeldOff]]) -> None:
         self.config = config
         self.tls = tls
         self.device = device
@@ -38,6 +43,7 @@ class Rows:
         self.admission = admission
         self._now = now
         self._stopping = stopping
+        self._held_off = held_off
         #: Peers whose accepted link ended, by node id: the link's last ``status`` row
         #: and last contact (``went``).
         self._gone: dict[str, tuple[dict[str, Any], float | None]] = {}
@@ -79,7 +85,9 @@ class Rows:
         accepted link ended and that has no link now (``went``), unless it was removed.
         A link up now with the address a gone peer gave supersedes it too: a node
         upgraded in place may come back with another node id (and a device, where it had
-        none)."""
+        none). Last, as ``held_off``, each learned address forgotten after its failures
+        whose hold-off runs (``sync.peer.forgotten``): not dialed, though a peer lists it,
+        for ``held_off_s`` more, and why (``times_forgotten``)."""
         rows = self.status()
         linked = {row["node_id"] for row in rows} | {row["device_id"] for row in rows} \
             | {row["url"] for row in rows if row["state"] == "up"}  # not a dial that fails
@@ -92,6 +100,8 @@ class Rows:
                 continue  # linked again (by another link, node id or address), or removed
             rows.append({**row, "last_contact_s_ago":
                          None if contact is None else round(now - contact, 3)})
+        dialed = {runner.url for runner in self.runners.values() if runner.url}
+        rows += [held_off_row(held) for held in self._held_off() if held.url not in dialed]
         return rows
 
     def row(self, runner: Runner, now: float, members: dict[str, Member],
@@ -133,6 +143,7 @@ class Rows:
             if runner.state == "backoff" else None,
             "failure": runner.failure if runner.state == "backoff" else None,
             "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,
+            "held_off_s": None, "times_forgotten": None,  # a link's address is not held off
         }
 
     def went(self, runner: Runner) -> None:
@@ -171,3 +182,20 @@ class Rows:
     def back(self, node: str) -> None:
         """A link to ``node`` came up: it is no peer gone (``went``)."""
         self._gone.pop(node, None)
+
+
+def held_off_row(held: HeldOff) -> dict[str, Any]:
+    """A learned address held off (``Rows.peers``), in the shape of a link's row: no link,
+    nothing known of the node but its id, and how long it is held off still and how
+    often it was forgotten."""
+    return {
+        "link": None, "url": held.url, "direction": "out", "node_id": held.node,
+        "device_id": None, "device_name": None, "refused": None, "state": "held_off",
+        "last_contact_s_ago": None, "events_we_lack": None, "events_peer_lacks": None,
+        "bytes_in": 0, "bytes_out": 0, "events_sent": 0, "events_received": 0,
+        "faults": 0, "batches_resent": 0, "events_ahead": 0, "events_skipped": 0,
+        "origins_refused": 0, "events_late": 0, "events_refused": 0, "events_forged": 0,
+        "events_unsigned": 0, "software": None, "schema": None, "retry_in_s": None,
+        "failure": None, "throttled_s": 0.0,
+        "held_off_s": round(held.for_s, 3), "times_forgotten": held.times,
+    }

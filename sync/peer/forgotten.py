@@ -15,6 +15,7 @@ link to that node at that address is up now, or a link with that node came up he
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sync.peer.config import SyncConfig
 
@@ -23,6 +24,15 @@ from sync.peer.config import SyncConfig
 class _Entry:
     node: str | None  # the node id the address stood for, when known
     until: float  # when a list may bring it back
+    times: int  # forgotten this often with no link to its node in between
+
+
+class HeldOff(NamedTuple):
+    """An address held off now, for people (``Forgotten.held_off``)."""
+
+    url: str
+    node: str | None  # the node id it stood for, when known
+    for_s: float  # seconds until a list may bring it back
     times: int  # forgotten this often with no link to its node in between
 
 
@@ -66,6 +76,21 @@ class Forgotten:
             node = old.node
         self._entries[url] = _Entry(node, now + hold_s, times)
         return hold_s
+
+    def held_off(self, now: float) -> list[HeldOff]:
+        """The addresses whose hold-off still runs at ``now``, the one forgotten longest
+        ago first; one whose hold-off has passed is remembered, not held off.
+
+        >>> forgotten = Forgotten()
+        >>> forgotten.forgot("http://laptop:8765", "n1", now=0.0)
+        300.0
+        >>> forgotten.held_off(now=100.0)
+        [HeldOff(url='http://laptop:8765', node='n1', for_s=200.0, times=1)]
+        >>> forgotten.held_off(now=300.0)
+        []
+        """
+        return [HeldOff(url, entry.node, entry.until - now, entry.times)
+                for url, entry in self._entries.items() if entry.until > now]
 
     def may_learn(self, url: str, now: float, *, linked: bool) -> bool:
         """Whether ``url``, named by a peer's member list, may be dialed now: unless it

@@ -21,3 +21,10 @@ def test_a_retry_still_to_come_never_reads_as_0s() -> None:
     assert row[4] == "backoff (retry in 4s)"
     [row] = peer_rows([link(state="up")])
     assert row[4] == "up"
+
+
+def test_an_address_held_off_says_for_how_long_and_how_often_forgotten() -> None:
+    [row] = peer_rows([link(state="held_off", held_off_s=299.2, times_forgotten=2)])
+    assert row[4] == "held_off (300s more, forgotten 2x)"
+    [row] = peer_rows([link()])  # an older node's row has neither field
+    assert row[4] == "backoff"

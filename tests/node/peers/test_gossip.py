@@ -463,6 +463,29 @@ async def test_the_old_address_of_a_node_that_moved_is_not_listed_as_linked(
 
 
 
+async def test_an_address_held_off_is_listed_as_such(make_node: NodeFactory) -> None:
+    """A node that wonders why an address its peer lists is not dialed sees it in
+    ``/v1/peers``: held off, for how long still, after how many forgettings; in the
+    shape of a link's row (``Forgotten.held_off``: not once its hold-off has passed)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    gone = laptop.config.advertise_url
+    node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    async with asyncio.timeout(DEADLINE_S):
+        while not node.gossip.learning.forgotten.held_off(0.0) \
+                or f"url:{gone}" in node.gossip.runners:
+            await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
+        rows = (await reply.json())["peers"]
+    [held] = [row for row in rows if row["state"] == "held_off"]
+    [link] = [row for row in rows if row["url"] == hub.url]
+    assert held.keys() == link.keys()
+    assert (held["url"], held["times_forgotten"]) == (gone, 1)
+    assert 0 < held["held_off_s"] <= FAST.forgotten_hold_s
+    assert (link["held_off_s"], link["times_forgotten"]) == (None, None)
+    assert [row["state"] for row in node.gossip.peers()] == ["up", "held_off"]
+
+
 async def test_a_dial_backing_off_is_made_at_once_when_a_peer_lists_its_node_linked(
         make_node: NodeFactory) -> None:
     """A partition heals: a node's dial of a laptop backs off for minutes, the hub links

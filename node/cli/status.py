@@ -40,6 +40,14 @@ def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
     ] for peer in peers]
 
 
+def headline(view: dict[str, Any]) -> str:
+    """The node, its head and how many peers it keeps: addresses held off are rows of
+    their own, not peers."""
+    kept = [peer for peer in view["peers"] if peer["state"] != "held_off"]
+    return (f"node {view['node_id']} ({view.get('software', '?')})  head {view['head']}  "
+            f"peers {len(kept)}")
+
+
 def held_off(peer: dict[str, Any]) -> str:
     """How much longer a learned address is held off, and how often it was forgotten
     (absent from older nodes' rows)."""
@@ -77,8 +85,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(view, indent=2))
         return
-    click.echo(f"node {view['node_id']} ({view.get('software', '?')})  head {view['head']}  "
-               f"peers {len(view['peers'])}")
+    click.echo(headline(view))
     device = view.get("device") or {}
     if device.get("device_id"):
         click.echo(f"device {device['device_id']}")

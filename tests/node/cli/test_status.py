@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.cli.status import peer_rows
+from node.cli.status import headline, peer_rows
 
 
 def link(**fields: Any) -> dict[str, Any]:
@@ -28,3 +28,10 @@ def test_an_address_held_off_says_for_how_long_and_how_often_forgotten() -> None
     assert row[4] == "held_off (300s more, forgotten 2x)"
     [row] = peer_rows([link()])  # an older node's row has neither field
     assert row[4] == "backoff"
+
+
+def test_the_headline_counts_the_peers_kept_not_the_addresses_held_off() -> None:
+    view = {"node_id": "n1", "software": "clawsync 1", "head": 7,
+            "peers": [link(state="up"), link(state="backoff"),
+                      link(state="held_off", held_off_s=10.0, times_forgotten=1)]}
+    assert headline(view) == "node n1 (clawsync 1)  head 7  peers 2"

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -174,21 +173,17 @@ class Learning:
 
     def member_list(self) -> dict[str, Any]:
         """What ``/peer/v1/members`` answers: this node and the peers it can name, each
-        with whether this node has a link up to it at that address now (``linked``: the
-        link dialed it there, or the node advertised it on a link it opened; older
-        nodes ignore the field, and lists without it say nothing of links). Not of
-        another address of a node linked: one it moved from is dead, and a learner
-        would take it up again at every round.
+        with whether this node has a link up to it now (``linked``; older nodes ignore
+        the field, and lists without it say nothing of links).
 
         A node whose link ended stays listed: when a partition heals, a peer that learned
         it dials it, sooner than its own configured dial in a long back-off. A learner
         that forgot the address after its failures takes it up again only after a
         hold-off, or once a list says it is linked (``sync.peer.forgotten``): a node gone
         for good is not dialed round after round by every node that asks."""
-        linked = {(runner.url.rstrip("/"), runner.node) for runner in self.runners.values()
-                  if runner.state == "up" and runner.node and runner.url}
+        linked = linked_nodes(self.runners.values())
         peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls,
-                  "linked": (url, node) in linked}
+                  "linked": node is not None and node in linked}
                  for url, node in sorted(self.members.items()) if url not in self.own_urls]
         return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
                 "peers": peers}
@@ -219,10 +214,7 @@ def _member_urls(listed: object) -> list[Listed]:
     address: both) from a members answer, without a trailing slash (as ``add_peer``
     keys them); anything malformed is skipped. A list without
     ``cluster_secret`` or ``linked`` (an older node's) does not say so: its addresses
-    are dialed without the secret, and a forgotten one waits out its hold-off. A list
-    that says one node is linked at several addresses does not say at which (an earlier
-    version said it of every address of a node it was linked to, dead old ones too):
-    none of them counts as linked."""
+    are dialed without the secret, and a forgotten one waits out its hold-off."""
     if not isinstance(listed, dict):
         return []
     found = []
@@ -237,6 +229,4 @@ def _member_urls(listed: object) -> list[Listed]:
             found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
                                 secret=peer.get("cluster_secret") is True,
                                 linked=peer.get("linked") is True))
-    linked = Counter(one.node for one in found if one.linked)
-    return [one._replace(linked=False) if one.linked and one.node is not None
-            and linked[one.node] > 1 else one for one in found]
+    return found

@@ -98,18 +98,6 @@ def test_a_members_list_says_a_peer_is_linked_only_with_true() -> None:
         ("http://d:1", True)]
 
 
-def test_a_node_listed_as_linked_at_several_addresses_is_linked_at_none() -> None:
-    """An earlier version said "linked" of every address of a node it was linked to,
-    the dead one it moved from too: such a list does not say which is live."""
-    listed = {"node_id": "n0", "advertise_url": "http://a:1", "peers": [
-        {"url": "http://old:1", "node_id": "n1", "linked": True},
-        {"url": "http://new:1", "node_id": "n1", "linked": True},
-        {"url": "http://d:1", "node_id": "n3", "linked": True}]}
-    assert [(one.url, one.linked) for one in _member_urls(listed)] == [
-        ("http://a:1", True), ("http://old:1", False), ("http://new:1", False),
-        ("http://d:1", True)]
-
-
 async def test_one_address_added_twice_at_once_is_dialed_once(
         make_node: NodeFactory) -> None:
     """Two peers' member lists that name one address, learned at the same moment."""
@@ -424,43 +412,6 @@ async def test_a_dead_address_a_peer_lists_is_not_learned_again_round_after_roun
     async with asyncio.timeout(DEADLINE_S):
         while runner.state != "up" or runner.node != again.astore.node_id:
             await asyncio.sleep(0.01)
-
-
-async def test_the_old_address_of_a_node_that_moved_is_not_listed_as_linked(
-        make_node: NodeFactory) -> None:
-    """A laptop stops and comes back on its data behind a NAT (it advertises no address
-    now, and dials the hub): the hub lists its old, dead address still, and is linked to
-    the laptop, but not there. A node that forgot the old address after its failures
-    leaves it alone at the rounds that follow; it took it up again at each when the
-    list said "linked" per node, not per address."""
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await stopped_laptop(make_node, hub)
-    gone = laptop.config.advertise_url
-    assert gone is not None
-    moved = await make_node(cluster_secret="s" * 32, data_dir=laptop.config.data_dir,
-                            advertise_url=None, peers=[hub.url])
-    await listed_as(hub, moved, "up")
-    with structlog.testing.capture_logs() as said:
-        node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
-
-        def forgettings() -> int:
-            return len([entry for entry in said if entry["event"] == "forgetting learned peer"
-                        and entry["peer"] == gone])
-
-        async def not_dialed() -> None:
-            async with asyncio.timeout(DEADLINE_S):
-                while forgettings() == 0 or f"url:{gone}" in node.gossip.runners:
-                    await asyncio.sleep(0.01)
-
-        await not_dialed()  # learned when the link to the hub came up, and forgotten
-        for _ in range(3):  # members rounds
-            await node.gossip.learn_once()
-            await not_dialed()
-    learned = [entry for entry in said if entry["event"] == "learned peer"
-               and entry["url"] == gone]
-    assert len(learned) == 1, learned
-    assert forgettings() == 1
-
 
 
 async def test_an_address_held_off_is_listed_as_such(make_node: NodeFactory) -> None:

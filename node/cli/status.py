@@ -25,14 +25,13 @@ def _device(peer: dict[str, Any]) -> str:
 
 
 def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
-    """One row per link (and per learned address held off). What each side lacks is
-    known only on a link that is up: on another, the counts are as of its last contact,
-    so "-" instead of stale figures."""
+    """One row per link. What each side lacks is known only on a link that is up: on
+    another, the counts are as of its last contact, so "-" instead of stale figures."""
     return [[
         peer["url"] or peer["link"], peer["direction"], _device(peer), _cell(peer["node_id"]),
         # Rounded up: "retry in 0s" for a retry still to come reads as a stuck one.
         peer["state"] + (f" (retry in {math.ceil(peer['retry_in_s'])}s)"
-                         if peer.get("retry_in_s") else held_off(peer)),
+                         if peer.get("retry_in_s") else ""),
         _cell(peer["last_contact_s_ago"], "s ago"),
         *((_cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]))
           if peer["state"] == "up" else ("-", "-")),
@@ -41,19 +40,22 @@ def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
 
 
 def headline(view: dict[str, Any]) -> str:
-    """The node, its head and how many peers it keeps: addresses held off are rows of
-    their own, not peers."""
-    kept = [peer for peer in view["peers"] if peer["state"] != "held_off"]
+    """The node, its head and how many peer links it has."""
     return (f"node {view['node_id']} ({view.get('software', '?')})  head {view['head']}  "
-            f"peers {len(kept)}")
+            f"peers {len(view['peers'])}")
 
 
-def held_off(peer: dict[str, Any]) -> str:
-    """How much longer a learned address is held off, and how often it was forgotten
-    (absent from older nodes' rows)."""
-    if peer.get("held_off_s") is None:
-        return ""
-    return f" ({math.ceil(peer['held_off_s'])}s more, forgotten {peer['times_forgotten']}x)"
+def held_off_lines(view: dict[str, Any]) -> list[str]:
+    """The learned addresses held off after their failures, each with how much longer
+    and how often it was forgotten (absent from older nodes' answers)."""
+    held = view.get("held_off") or []
+    lines = [f"{one['url']}: held off {math.ceil(one['held_off_s'])}s more (a peer lists it; "
+             f"forgotten {one['times_forgotten']}x after failing)" for one in held]
+    more = view.get("held_off_total", len(held)) - len(held)
+    if more > 0:
+        lines.append(f"... and {more} more addresses held off (--json lists the first "
+                     f"{len(held)})")
+    return lines
 
 
 def version(peer: dict[str, Any]) -> str:
@@ -105,3 +107,5 @@ def status(ctx: click.Context, as_json: bool) -> None:
             click.echo(printable(f"{peer['url'] or peer['link']}: {peer['refused']}"))
         elif peer.get("failure"):  # why a dial backs off (absent from older nodes)
             click.echo(printable(f"{peer['url']}: {peer['failure']}"))
+    for line in held_off_lines(view):
+        click.echo(printable(line))

@@ -456,6 +456,10 @@ class Gossip:
         """What ``GET /v1/peers`` lists (``Rows.peers``)."""
         return self.rows.peers()
 
+    def held_off(self) -> tuple[list[dict[str, Any]], int]:
+        """The learned addresses held off, as ``GET /v1/peers`` lists them (``Rows.held_off``)."""
+        return self.rows.held_off()
+
     def linked_not_members(self) -> dict[str, dict[str, Any]]:
         """Devices linked that are no members here (``Rows.linked_not_members``)."""
         return self.rows.linked_not_members()

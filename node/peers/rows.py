@@ -1,5 +1,5 @@
 """What people and metrics see of the links: one row per link (``status``), the peers
-whose accepted link ended and the learned addresses held off (``peers``), the devices
+whose accepted link ended (``peers``), the learned addresses held off (``held_off``), the devices
 linked without being members (``linked_not_members``) and this device's own standing
 (``device_status``).
 
@@ -21,6 +21,11 @@ from node.peers.admission import Admission
 from node.peers.links import removal_text
 from node.peers.runner import Runner
 from sync.peer.forgotten import HeldOff
+
+#: Addresses held off that ``GET /v1/peers`` lists, those held off longest; it says how
+#: many there are in all. Up to ``forgotten_kept_max`` (1,024) are kept: a page a person
+#: reads, and a console polling every few seconds, need not carry them all.
+HELD_OFF_LISTED_MAX = 100
 
 
 class Rows:
@@ -85,9 +90,7 @@ class Rows:
         accepted link ended and that has no link now (``went``), unless it was removed.
         A link up now with the address a gone peer gave supersedes it too: a node
         upgraded in place may come back with another node id (and a device, where it had
-        none). Last, as ``held_off``, each learned address forgotten after its failures
-        whose hold-off runs (``sync.peer.forgotten``): not dialed, though a peer lists it,
-        for ``held_off_s`` more, and why (``times_forgotten``)."""
+        none)."""
         rows = self.status()
         linked = {row["node_id"] for row in rows} | {row["device_id"] for row in rows} \
             | {row["url"] for row in rows if row["state"] == "up"}  # not a dial that fails
@@ -100,9 +103,17 @@ class Rows:
                 continue  # linked again (by another link, node id or address), or removed
             rows.append({**row, "last_contact_s_ago":
                          None if contact is None else round(now - contact, 3)})
-        dialed = {runner.url for runner in self.runners.values() if runner.url}
-        rows += [held_off_row(held) for held in self._held_off() if held.url not in dialed]
         return rows
+
+    def held_off(self) -> tuple[list[dict[str, Any]], int]:
+        """What ``GET /v1/peers`` lists as ``held_off``: the learned addresses forgotten
+        after their failures whose hold-off runs (``sync.peer.forgotten``), not dialed
+        though a peer lists them: for ``held_off_s`` more, and why (``times_forgotten``).
+        The ``HELD_OFF_LISTED_MAX`` held off longest, and how many there are in all."""
+        dialed = {runner.url for runner in self.runners.values() if runner.url}
+        held = [one for one in self._held_off() if one.url not in dialed]
+        held.sort(key=lambda one: (-one.for_s, one.url))
+        return [held_off_row(one) for one in held[:HELD_OFF_LISTED_MAX]], len(held)
 
     def row(self, runner: Runner, now: float, members: dict[str, Member],
              by_address: dict[str, str]) -> dict[str, Any]:
@@ -143,7 +154,6 @@ class Rows:
             if runner.state == "backoff" else None,
             "failure": runner.failure if runner.state == "backoff" else None,
             "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,
-            "held_off_s": None, "times_forgotten": None,  # a link's address is not held off
         }
 
     def went(self, runner: Runner) -> None:
@@ -185,17 +195,7 @@ class Rows:
 
 
 def held_off_row(held: HeldOff) -> dict[str, Any]:
-    """A learned address held off (``Rows.peers``), in the shape of a link's row: no link,
-    nothing known of the node but its id, and how long it is held off still and how
-    often it was forgotten."""
-    return {
-        "link": None, "url": held.url, "direction": "out", "node_id": held.node,
-        "device_id": None, "device_name": None, "refused": None, "state": "held_off",
-        "last_contact_s_ago": None, "events_we_lack": None, "events_peer_lacks": None,
-        "bytes_in": 0, "bytes_out": 0, "events_sent": 0, "events_received": 0,
-        "faults": 0, "batches_resent": 0, "events_ahead": 0, "events_skipped": 0,
-        "origins_refused": 0, "events_late": 0, "events_refused": 0, "events_forged": 0,
-        "events_unsigned": 0, "software": None, "schema": None, "retry_in_s": None,
-        "failure": None, "throttled_s": 0.0,
-        "held_off_s": round(held.for_s, 3), "times_forgotten": held.times,
-    }
+    """A learned address held off (``Rows.held_off``): the node it stood for, when known,
+    how long it is held off still and how often it was forgotten."""
+    return {"url": held.url, "node_id": held.node, "held_off_s": round(held.for_s, 3),
+            "times_forgotten": held.times}

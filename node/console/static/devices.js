@@ -80,9 +80,7 @@ function thisNode(node) {
 // One row per peer node (a peer both nodes dial has two links), then the gone peers.
 function peerRows(links, nowMs) {
   const groups = new Map();
-  // An address held off after its failures is no link, and its node may never have
-  // been seen: `clawsync status` lists it.
-  links.filter((link) => link.state !== "held_off").forEach((link, index) => {
+  links.forEach((link, index) => {
     const key = link.node_id || `link ${index}`; // not yet known: a row of its own
     groups.set(key, [...(groups.get(key) || []), link]);
   });

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from node.cli.status import headline, peer_rows
+from node.cli.status import headline, held_off_lines, peer_rows
 
 
 def link(**fields: Any) -> dict[str, Any]:
@@ -24,14 +24,15 @@ def test_a_retry_still_to_come_never_reads_as_0s() -> None:
 
 
 def test_an_address_held_off_says_for_how_long_and_how_often_forgotten() -> None:
-    [row] = peer_rows([link(state="held_off", held_off_s=299.2, times_forgotten=2)])
-    assert row[4] == "held_off (300s more, forgotten 2x)"
-    [row] = peer_rows([link()])  # an older node's row has neither field
-    assert row[4] == "backoff"
+    view = {"held_off": [{"url": "http://laptop:8765", "node_id": None,
+                          "held_off_s": 299.2, "times_forgotten": 2}], "held_off_total": 3}
+    assert held_off_lines(view) == [
+        "http://laptop:8765: held off 300s more (a peer lists it; forgotten 2x after failing)",
+        "... and 2 more addresses held off (--json lists the first 1)"]
+    assert held_off_lines({"peers": []}) == []  # an older node says nothing of them
 
 
-def test_the_headline_counts_the_peers_kept_not_the_addresses_held_off() -> None:
+def test_the_headline_counts_the_peer_links() -> None:
     view = {"node_id": "n1", "software": "clawsync 1", "head": 7,
-            "peers": [link(state="up"), link(state="backoff"),
-                      link(state="held_off", held_off_s=10.0, times_forgotten=1)]}
+            "peers": [link(state="up"), link(state="backoff")]}
     assert headline(view) == "node n1 (clawsync 1)  head 7  peers 2"

@@ -305,13 +305,15 @@ class EventStore:
             event = draft.seal(self._clock.now())
         return event
 
-    def retire(self, origin: str) -> Appended | None:
+    def retire(self, origin: str,
+               may_retire: Callable[[], None] | None = None) -> Appended | None:
         """Retire ``origin``, an origin that will never write again, at the highest seq
         held here without a gap: append the retirement, which replicates to every node
         (``crdt.log.retire``). None if a retirement at that seq or above is held
         already. ``NotFound`` for an origin this node does not hold; ``InvalidInput``
         for a name no origin can have, and for this node's own origin (it still writes
-        under it).
+        under it). ``may_retire`` is called only when a retirement is about to be
+        appended, after those answers, and may raise to refuse it: nothing is written.
 
         >>> import tempfile
         >>> store = EventStore.open(tempfile.mkdtemp())
@@ -332,6 +334,8 @@ class EventStore:
         known = retire.final_seq(meta, origin)
         if known is not None and known >= final_seq:
             return None
+        if may_retire is not None:
+            may_retire()
         return self.append(retire.retirement(origin, final_seq))
 
     def save_checkpoint(self, peer_key: str, version: dict[str, int]) -> None:

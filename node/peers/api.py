@@ -36,6 +36,7 @@ from node.peers.transport import (
     refuse,
     refuse_self,
 )
+from sync.peer.live import OriginLive
 
 log = structlog.get_logger(__name__)
 GOSSIP = web.AppKey("gossip", Gossip)
@@ -150,20 +151,25 @@ async def retire_origin(request: web.Request) -> web.StreamResponse:
     astore = gossip.astore
     origin = request.match_info["origin"]
     force = flag_param(request, "force")
-    # Read on the event loop, where they change; the store is read on the writer, so
-    # no retirement of the same origin slips in between the check and the write.
+    # Members and links are read here, on the event loop where they change, so they may
+    # be a moment old by the time the writer runs: harmless, as a node whose origin is
+    # retired while it writes takes a new origin and loses nothing. The store is read
+    # and written in one writer call, so no retirement slips in between the check and
+    # the append, and only a retirement about to be appended is checked: a repeated or
+    # unknown one answers 200 or 404 whoever writes.
     members = gossip.membership.members() if gossip.membership is not None else {}
-    links = gossip.status()
+    links = live.links_up(gossip.status())
 
     def retire(store: EventStore) -> Appended | None:
-        if not force and origin != store.node_id:  # the store refuses its own: 400
-            found = live.writer(store, origin, members.get, links)
-            if found is not None:
-                raise HttpError(409, "origin_live", live.refusal(origin, found),
-                                field="origin")
-        return store.retire(origin)
+        def may_retire() -> None:
+            live.check(store, origin, members, links)
 
-    appended = await astore.write(retire)
+        return store.retire(origin, None if force else may_retire)
+
+    try:
+        appended = await astore.write(retire)
+    except OriginLive as exc:
+        raise HttpError(409, "origin_live", str(exc), field="origin") from exc
     rows = await astore.read(lambda store: store.origins())
     row = next(row for row in rows if row["origin"] == origin)
     if appended is None:

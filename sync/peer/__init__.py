@@ -6,6 +6,7 @@
     config    ``SyncConfig``: timing and window of a link, back-off
     quota     ``OriginQuota``: new origins one link may bring
     retired   retired origins on a link: what is sent of them, what is taken
+    live      whether an origin still writes, before it is retired
     signatures  which events to take, by their origin's device key
     forgotten  addresses given up after their failures, held off from member lists
 

@@ -184,3 +184,24 @@ def test_a_folder_of_an_earlier_version_takes_in_the_retirements_it_holds(
         assert store.retired == {OLD: 2} and OLD not in store.version
     with EventStore.open(store_path) as store:  # once: the meta now says so
         assert store.retired == {OLD: 2}
+
+
+def test_may_retire_is_asked_only_before_a_retirement_is_appended(
+        store: EventStore, ev: MakeEvent) -> None:
+    """The caller's check runs after the 404 and "already retired" answers, and a
+    refusal from it writes nothing."""
+    asked: list[str] = []
+
+    def refuse() -> None:
+        asked.append("refuse")
+        raise LookupError("still writes")
+
+    with pytest.raises(NotFound):
+        store.retire(OLD, refuse)
+    fill(store, ev, OLD, range(1, 3))
+    head = store.head
+    with pytest.raises(LookupError):
+        store.retire(OLD, refuse)
+    assert store.head == head and OLD in store.version and asked == ["refuse"]
+    assert store.retire(OLD, lambda: asked.append("allow")) is not None
+    assert store.retire(OLD, refuse) is None and asked == ["refuse", "allow"]

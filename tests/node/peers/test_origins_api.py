@@ -3,17 +3,38 @@ the token, clear refusals that write nothing, and the answers."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import quote
 
 import aiohttp
 
+from node.peers.transport import NODE_HEADER, PEER_PATH
 from node.server.run import RunningNode
+from sync.peer.messages import Hello, encode
 from tests.support.events import event
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 TOKEN = "t" * 32
 OLD = "0123456789abcdef"
+SECRET = "s" * 32
+DEADLINE_S = 30
+
+
+@contextlib.asynccontextmanager
+async def linked_as(node: RunningNode, origin: str) -> AsyncIterator[None]:
+    """A peer linked by the cluster secret whose hello names ``origin``, held open (an
+    older node, or one that has not heard yet that its origin was retired)."""
+    sent = {"Authorization": f"Bearer {SECRET}", NODE_HEADER: origin}
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(node.url + PEER_PATH, headers=sent, max_msg_size=0) as ws:
+        await ws.send_bytes(encode(Hello(origin, {})))
+        async with asyncio.timeout(DEADLINE_S):
+            while not any(row["state"] == "up" and row["node_id"] == origin
+                          for row in node.gossip.status()):
+                await asyncio.sleep(0.01)
+        yield
 
 
 async def test_origins_are_listed_and_retired_with_the_token(make_node: NodeFactory) -> None:
@@ -71,3 +92,34 @@ async def test_force_is_a_flag_and_never_retires_the_nodes_own(make_node: NodeFa
         assert node.astore.head == head
         async with http.delete(f"/v1/origins/{OLD}?force=1", headers=auth) as answer:
             assert answer.status == 201  # nobody writes under it: as without force
+
+
+async def test_only_a_retirement_to_append_is_checked_for_a_writer(
+        make_node: NodeFactory) -> None:
+    """A peer still linked under a retired origin (its next hello would name a new one)
+    does not turn a repeated retirement into a 409: it is 200 "already retired", with
+    force or without; an origin of which no event is held is 404 whoever is linked."""
+    node = await make_node(token=TOKEN, cluster_secret=SECRET)
+    await node.astore.write(lambda store: store.ingest(
+        [(event(ms=1_000 + n, content=f"old {n}"), OLD, n) for n in (1, 2)]))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    empty = "fedcba9876543210"
+    async with linked_as(node, OLD), linked_as(node, empty), \
+            aiohttp.ClientSession(base_url=node.url) as http:
+        head = node.astore.head
+        async with http.delete(f"/v1/origins/{OLD}", headers=auth) as answer:
+            body = await answer.json()
+            assert answer.status == 409 and body["error"]["code"] == "origin_live", body
+        assert node.astore.head == head
+        async with http.delete(f"/v1/origins/{OLD}?force=1", headers=auth) as answer:
+            assert answer.status == 201
+        head = node.astore.head
+        for query in ("", "?force=1"):
+            async with http.delete(f"/v1/origins/{OLD}{query}", headers=auth) as answer:
+                body = await answer.json()
+                assert answer.status == 200 and body["event"] is None, body
+                assert body["origin"]["state"] == "retired"
+            async with http.delete(f"/v1/origins/{empty}{query}", headers=auth) as answer:
+                body = await answer.json()
+                assert answer.status == 404 and body["error"]["code"] != "origin_live", body
+        assert node.astore.head == head

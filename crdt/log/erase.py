@@ -20,7 +20,9 @@ and position, and names the record; its payload goes. Its entry in the session's
 loses its message. The session's header is folded again from the events that are not
 forgotten, so the projection is exactly that of the events left: a forgotten message is
 left out, forgotten state values fall back to the earlier ones, counts drop, and
-``last_activity`` may move back. Positions, seqs and version vectors do not change.
+``last_activity`` may move back; ``Session.live`` is counted again, so a session of
+which nothing but forget records is left reads as forgotten. Positions, seqs and
+version vectors do not change.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def _erase_session(batch: Batch, session: Session, known: Coverage) -> None:
     long the session."""
     session_key = session.header.session_key
     header = Header(session_key)
+    session.live = 0  # counted again below
     for first in range(0, session.chunks, CHUNKS_PER_READ):
         numbers = range(first, min(first + CHUNKS_PER_READ, session.chunks))
         raws = batch.tx.get_many([key("c", session_key, n) for n in numbers])
@@ -162,6 +165,8 @@ def _erase_chunk(batch: Batch, session: Session, number: int, chunk: list[Any],
         by = known.by(stored.event)
         if by is None:
             header.apply(stored.event)
+            if stored.event.forgotten_by is None and stored.event.kind != forget.KIND:
+                session.live += 1
             continue
         if stored.event.forgotten_by is None:
             batch.add_event(event_id, stored._replace(

@@ -242,6 +242,8 @@ class EventLog:
             meta.version[origin] = seq
         else:
             self._note_origin(batch, origin, seq, position)
+        if event.forgotten_by is None and event.kind != forget.KIND:
+            session.live += 1
         # The entry's message is encoded from the event's fields (no ``Message`` built).
         batch.add_entry(session, position, event.sort_key,
                         message_fields(event) if session.header.fold(event) else None)

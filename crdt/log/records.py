@@ -216,6 +216,17 @@ class Session:
     entries: int = 0
     #: True once a forget record of the session is stored (its ``f`` record exists).
     forgets: bool = False
+    #: Entries that are neither forgotten (skeletons) nor forget records, whatever their
+    #: kind: unlike ``header.event_count`` it counts kinds this version does not know, so
+    #: nodes of every version holding the same events agree on it (``forgotten``).
+    live: int = 0
+
+    @property
+    def forgotten(self) -> bool:
+        """Every event of the session forgotten (``clawsync forget``): it holds a forget
+        record and nothing else is left. An event dated after the forget brings the
+        session back."""
+        return self.forgets and self.live == 0
 
     def to_record(self) -> bytes:
         record = {"header": self.header.to_cbor(), "index": self.index,
@@ -223,6 +234,7 @@ class Session:
                   "entries": self.entries}
         if self.forgets:
             record["forgets"] = True
+            record["live"] = self.live
         return codec.encode_fast(record)
 
     @classmethod
@@ -230,5 +242,12 @@ class Session:
         raw = codec.decode_trusted(data)
         header = Header.from_cbor(raw["header"])
         # Written before there were kinds a node does not know, every entry was counted.
-        return cls(header, raw["index"], raw["chunks"], raw["tail_bytes"],
-                   raw.get("entries", header.event_count), raw.get("forgets", False))
+        entries = raw.get("entries", header.event_count)
+        forgets = raw.get("forgets", False)
+        # Without forgets, ``live`` is kept as ``entries`` (nothing was forgotten here),
+        # to save a field in the most common record. One with forgets written before
+        # ``live`` was counted: the known events left stand in for it until the next
+        # forget of the session counts it again.
+        live = raw.get("live", header.event_count) if forgets else entries
+        return cls(header, raw["index"], raw["chunks"], raw["tail_bytes"], entries,
+                   forgets, live)

@@ -100,6 +100,8 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
     """List the sessions the node knows, in the order it first heard of them; the
     cluster's own (clawsync:devices, clawsync:origins) are left out unless
     --include-cluster, and `clawsync events` or `projection` still reads them by their key.
+    A session whose every event was forgotten (clawsync forget) is not shown either, and
+    counted in a note; --json lists it, with "forgotten": true.
 
     \b
     Examples:
@@ -109,16 +111,21 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
     """
     def fetch_with(client: Client) -> Fetch:
         return lambda start: client.sessions(after=start, limit=limit,
-                                             include_cluster=include_cluster)
+                                             include_cluster=include_cluster, detail=True)
 
     found, following, more = with_client(
         ctx, lambda client: collect(fetch_with(client), "sessions", after, everything))
     if as_json:
         print_json_lines(found)
     else:
-        print_rows([[str(item.get("index")), str(item.get("session_key"))] for item in found],
+        shown = [item for item in found if not item.get("forgotten")]
+        print_rows([[str(item.get("index")), str(item.get("session_key"))] for item in shown],
                    ["index", "session"])
-        if not found:
+        hidden = len(found) - len(shown)
+        if hidden:
+            note(f"{hidden} {'session' if hidden == 1 else 'sessions'} whose every event "
+                 "was forgotten not shown (--json lists them)")
+        elif not found:
             note("no sessions")
     more_hint(more, following, "sessions")
 

@@ -132,13 +132,17 @@ class Client:
                                    missing=f"there is no session {session_key!r} on the node")
 
     async def sessions(self, *, after: int | None = None, limit: int | None = None,
-                       include_cluster: bool = False) -> dict[str, Any]:
+                       include_cluster: bool = False, detail: bool = False
+                       ) -> dict[str, Any]:
         """One page of the session list: ``{"sessions": [{"index", "session_key"}], ...}``;
         with ``include_cluster``, the cluster's own sessions (``clawsync:devices``, ...)
-        among them."""
+        among them; with ``detail``, each row with its summary (state, counts, and
+        ``forgotten``: every event of it forgotten)."""
         params = _page(after, limit)
         if include_cluster:
             params["include_cluster"] = "1"
+        if detail:
+            params["detail"] = "1"
         return await self._request("GET", "/v1/sessions", params=params, what="the request")
 
     async def projection(self, session_key: str) -> dict[str, Any]:

@@ -5,6 +5,12 @@ The cluster's own sessions (``crdt.log.forget.UNFORGETTABLE``: device, membershi
 token records, retired origins) are left out unless asked for: a person listing sessions
 looks for conversations. They stay readable by their key (``GET /v1/sessions/{key}``).
 
+A session whose every event was forgotten (``clawsync forget``) is listed as any other:
+leaving it out would cost a header read per session the list passes over (retention
+forgets the oldest, which lead the list). Where headers are read anyway, with
+``detail``, its row says ``"forgotten": true`` (``Session.forgotten``), for clients to
+hide or mark it.
+
 The list is kept in creation order, not by key, so a prefix is matched by reading the
 list: one request reads at most ``SCAN_MAX`` entries and answers what matched, with
 ``more`` and ``next`` to go on from where it stopped. A page may so hold fewer than
@@ -35,6 +41,10 @@ whenever ``more`` is true: it reads as many more entries as there are hidden ses
 ['tg:alice', 'web:bob', 'tg:carol', 'clawsync:devices']
 >>> store.stats()["sessions"], cluster_sessions(store)
 (4, 1)
+>>> _ = store.forget("web:bob")    # every event of it: listed still, and said so
+>>> page = session_page(store, after=0, limit=10, prefix="web:", detail=True)
+>>> [(row["session_key"], row["forgotten"]) for row in page["sessions"]]
+[('web:bob', True)]
 >>> store.close()
 """
 
@@ -55,7 +65,8 @@ SCAN_STEP = 500
 def session_page(store: EventStore, *, after: int, limit: int, prefix: str | None,
                  detail: bool, cluster: bool = False) -> dict[str, Any]:
     """Sessions after index ``after`` whose key starts with ``prefix`` (all when None), at
-    most ``limit``; with ``detail``, each with its projection's header fields; with
+    most ``limit``; with ``detail``, each with its projection's header fields and
+    ``forgotten`` (every event of it forgotten); with
     ``cluster``, the cluster's own sessions (``UNFORGETTABLE``) among them."""
     hidden = frozenset[str]() if cluster else UNFORGETTABLE
     rows: list[dict[str, Any]] = []
@@ -84,10 +95,12 @@ def session_page(store: EventStore, *, after: int, limit: int, prefix: str | Non
             break
     if detail:
         for row in rows:
-            header = store.log.session(row["session_key"]).header.fields()
+            session = store.log.session(row["session_key"])
+            header = session.header.fields()
             row.update({name: header[name] for name in
                         ("state", "message_count", "event_count", "last_activity",
                          "channel", "agent_id")})
+            row["forgotten"] = session.forgotten
     return {"sessions": rows, "next": cursor, "more": more}
 
 

@@ -272,3 +272,42 @@ def test_the_readmes_curl_commands_forget(tmp_path: Any) -> None:
             assert done.returncode == 0, (args, done.stdout, done.stderr)
             view = projection(node, "tg:alice")
             assert [m["content"] for m in view["messages"]] == after
+
+
+def _forgotten(node: NodeProcess, key: str) -> bool:
+    page = node.get(f"/v1/sessions?detail=1&prefix={key}")
+    rows = {row["session_key"]: row for row in page["sessions"]}
+    return bool(rows[key]["forgotten"])
+
+
+def test_a_wholly_forgotten_session_is_marked_everywhere_until_it_writes_again(
+        tmp_path: Any) -> None:
+    """Forgetting a whole session on one node: once converged, every node's list says it
+    is forgotten (``detail``) and ``clawsync sessions`` hides it with a note, while the
+    plain list still names it; an event after the forget makes it a session again."""
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a", token=TOKEN)
+        b = cluster.node("b", token=TOKEN, peers=[a.url])
+        ids = {e["id"] for e in append(a, "gone", [message("bye")])}
+        ids |= {e["id"] for e in append(b, "kept", [message("stay")])}
+        wait_converged([a, b], must_hold=ids)
+        assert _status(a, "DELETE", session_path("gone"))[0] == 200
+        wait_until(lambda: all(_forgotten(n, "gone") for n in (a, b)), 60,
+                   "gone forgotten on a and b")
+        for node in (a, b):
+            assert not _forgotten(node, "kept")
+            assert "gone" in {row["session_key"] for row in
+                              node.get("/v1/sessions")["sessions"]}
+            listed = run_cli(node, "sessions")
+            assert listed.returncode == 0, listed.stderr
+            assert "kept" in listed.stdout and "gone" not in listed.stdout
+            assert "1 session whose every event was forgotten not shown" in listed.stderr
+            rows = [json.loads(line) for line in run_cli(
+                node, "sessions", "--json").stdout.splitlines()]
+            assert {row["session_key"]: row["forgotten"] for row in rows} == {
+                "gone": True, "kept": False}
+        again = {e["id"] for e in append(b, "gone", [message("back")])}
+        wait_converged([a, b], must_hold=ids | again)
+        for node in (a, b):
+            assert not _forgotten(node, "gone")
+            assert "gone" in run_cli(node, "sessions").stdout

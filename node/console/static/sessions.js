@@ -90,7 +90,9 @@ function sessionRow(session) {
   return h("a", { class: "session-row", href: `#/session/${encodeURIComponent(session.session_key)}`,
     dataset: { testid: "session-row", key: session.session_key } },
     h("span", { class: "mono key" }, session.session_key),
-    h("span", {}, session.state),
+    // Every event forgotten: its header says nothing left ("active", no counts).
+    h("span", { class: session.forgotten ? "muted" : "", dataset: { testid: "session-state" } },
+      session.forgotten ? "forgotten" : session.state),
     h("span", { class: "num" }, session.message_count),
     h("span", { class: "num" }, session.event_count),
     h("span", { title: localTime(session.last_activity) }, since(session.last_activity)));

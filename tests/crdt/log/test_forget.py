@@ -297,5 +297,29 @@ def test_any_arrival_order_gives_the_projection_of_the_events_left(
             if left or any(r.session_key == session for r in read):
                 assert store.get_projection(session).to_json() == \
                     rebuild(session, left).to_json()
+                assert store.log.session(session).forgotten == (
+                    any(r.session_key == session for r in read)
+                    and all(e.kind == forget.KIND for e in left))
     finally:
         store.close()
+
+
+def test_a_session_is_forgotten_while_nothing_but_forget_records_is_left(
+        store_path: Path, ev: MakeEvent) -> None:
+    """``Session.forgotten``: an event of a kind this version does not know counts as
+    left (nodes of every version agree); a late copy of a forgotten event does not; an
+    event dated after the forget brings the session back; it survives a reopen."""
+    with EventStore.open(str(store_path)) as store:
+        newer = Draft("s2", "main", "mood_swung", {"level": 3}).seal(Hlc(1_002, 0))
+        store.ingest([(_said(ev, 1, secret=True), "a", 1), (newer, "a", 2)])
+        assert not store.log.session("s1").forgotten  # no forget yet
+        store.ingest([(_whole("s1", 5_000), "a", 3), (_whole("s2", 900), "a", 4)])
+        assert store.log.session("s1").forgotten
+        s2 = store.log.session("s2")  # the unknown kind, dated after its forget, is left
+        assert s2.header.event_count == 0 and not s2.forgotten
+        store.ingest([(_said(ev, 2), "a", 5)])  # a late copy: stored forgotten
+        assert store.log.session("s1").forgotten
+    with EventStore.open(str(store_path)) as store:
+        assert store.log.session("s1").forgotten
+        store.append(_now("back again"))
+        assert not store.log.session("s1").forgotten

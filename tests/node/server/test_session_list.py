@@ -143,3 +143,25 @@ def test_a_page_beyond_what_the_store_reads_at_once_is_still_whole(
                                      detail=False)
         assert [row["session_key"] for row in rest["sessions"]] == ["e"]
         assert rest["more"] is False
+
+
+async def test_a_wholly_forgotten_session_is_listed_and_said_so_where_headers_are_read(
+        listed: aiohttp.ClientSession) -> None:
+    """A plain page lists it as before (no header read for it); a ``detail`` row says
+    ``forgotten``; an event after the forget makes it a session again."""
+    async with listed.delete("/v1/sessions/b") as resp:
+        assert resp.status in (200, 201), await resp.text()
+    plain = await get(listed, "/v1/sessions")
+    assert [row["session_key"] for row in plain["sessions"]] == USERS
+    assert all(set(row) == {"index", "session_key"} for row in plain["sessions"])
+    rows = {row["session_key"]: row for row in
+            (await get(listed, "/v1/sessions?detail=1"))["sessions"]}
+    assert rows["b"]["forgotten"] is True and rows["b"]["event_count"] == 0
+    assert not any(rows[key]["forgotten"] for key in ("a", "old", "c"))
+    async with listed.post("/v1/sessions/b/events", json={
+            "agent_id": "main", "kind": {"type": "message_received", "content": "again"}}
+            ) as resp:
+        assert resp.status == 201, await resp.text()
+    rows = {row["session_key"]: row for row in
+            (await get(listed, "/v1/sessions?detail=1"))["sessions"]}
+    assert rows["b"]["forgotten"] is False and rows["b"]["message_count"] == 1

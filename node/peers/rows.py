@@ -22,9 +22,10 @@ from node.peers.links import removal_text
 from node.peers.runner import Runner
 from sync.peer.forgotten import HeldOff
 
-#: Addresses held off that ``GET /v1/peers`` lists, those held off longest; it says how
-#: many there are in all. Up to ``forgotten_kept_max`` (1,024) are kept: a page a person
-#: reads, and a console polling every few seconds, need not carry them all.
+#: Addresses held off that ``GET /v1/peers`` lists, those with the longest hold-off still
+#: to run; it says how many there are in all. Up to ``forgotten_kept_max`` (1,024) are
+#: kept: a page a person reads, and a console polling every few seconds, need not carry
+#: them all.
 HELD_OFF_LISTED_MAX = 100
 
 
@@ -109,7 +110,8 @@ class Rows:
         """What ``GET /v1/peers`` lists as ``held_off``: the learned addresses forgotten
         after their failures whose hold-off runs (``sync.peer.forgotten``), not dialed
         though a peer lists them: for ``held_off_s`` more, and why (``times_forgotten``).
-        The ``HELD_OFF_LISTED_MAX`` held off longest, and how many there are in all."""
+        The ``HELD_OFF_LISTED_MAX`` with the longest hold-off still to run, and how many
+        there are in all."""
         dialed = {runner.url for runner in self.runners.values() if runner.url}
         held = [one for one in self._held_off() if one.url not in dialed]
         held.sort(key=lambda one: (-one.for_s, one.url))

@@ -11,11 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crdt import codec
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft, Event, parse_event
 from crdt.log import forget, retire
-from crdt.log.projection import rebuild
+from crdt.log.projection import Header, rebuild
+from crdt.log.records import Session
 from crdt.log.store import EventStore
 from crdt.storage.disk import DiskStorage
 from tests.support.rawfiles import files_holding
@@ -321,5 +323,20 @@ def test_a_session_is_forgotten_while_nothing_but_forget_records_is_left(
         assert store.log.session("s1").forgotten
     with EventStore.open(str(store_path)) as store:
         assert store.log.session("s1").forgotten
+        # The count is stored: the unknown kind's session, whose header counts no event,
+        # is still not forgotten once read back.
+        assert not store.log.session("s2").forgotten
         store.append(_now("back again"))
         assert not store.log.session("s1").forgotten
+
+
+def test_a_record_from_before_the_live_count_stands_in_the_known_events_left() -> None:
+    """A session record with forgets but no ``live`` (written before it was counted, or
+    rewritten by an older node) reads the events its header counts as those left."""
+    header = Header("s1")
+    record = codec.decode_trusted(Session(header, 1, forgets=True, live=2).to_record())
+    assert record["live"] == 2
+    del record["live"]
+    assert Session.from_record(codec.encode_fast(record)).forgotten  # header counts none
+    record.pop("forgets")
+    assert not Session.from_record(codec.encode_fast(record)).forgotten

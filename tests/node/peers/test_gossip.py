@@ -13,7 +13,8 @@ import structlog
 from aiohttp import web
 
 from crdt import device as crdt_device
-from node.peers.learning import _member_urls
+from node.peers.learning import _member_urls, awake_s
+from node.peers.rows import HELD_OFF_LISTED_MAX
 from node.peers.transport import DEVICE_HEADER, DEVICE_REMOVED, NODE_HEADER, LinkRefused, Refusal
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
@@ -412,6 +413,23 @@ async def test_a_dead_address_a_peer_lists_is_not_learned_again_round_after_roun
     async with asyncio.timeout(DEADLINE_S):
         while runner.state != "up" or runner.node != again.astore.node_id:
             await asyncio.sleep(0.01)
+
+
+async def test_the_addresses_held_off_longest_are_listed_and_all_counted(
+        make_node: NodeFactory) -> None:
+    """``/v1/peers`` lists ``HELD_OFF_LISTED_MAX`` addresses held off, those whose hold-off
+    runs longest, and counts them all (``held_off_total``)."""
+    node = await make_node()
+    forgotten = node.gossip.learning.forgotten
+    now = awake_s()
+    for n in range(HELD_OFF_LISTED_MAX + 1):  # each forgotten a moment later than the last
+        forgotten.forgot(f"http://gone-{n}:8765", None, now + n)
+    async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
+        answer = await reply.json()
+    assert answer["held_off_total"] == HELD_OFF_LISTED_MAX + 1
+    listed = [row["url"] for row in answer["held_off"]]
+    assert listed == [f"http://gone-{n}:8765" for n in range(HELD_OFF_LISTED_MAX, 0, -1)]
+    assert answer["peers"] == []
 
 
 async def test_an_address_held_off_is_listed_as_such(make_node: NodeFactory) -> None:

@@ -294,6 +294,9 @@ class Config:
 
         >>> Config(token="s3cret").shown()["token"]
         '(set)'
+        >>> Config().shown()["require_signatures"], Config(cluster_secret="x" * 64).shown()[
+        ...     "require_signatures"]
+        (True, False)
         """
         hidden = {"token": self.token, "cluster_secret": self.cluster_secret}
         bare = replace(self, token=None, cluster_secret=None,
@@ -301,6 +304,8 @@ class Config:
         out: dict[str, Any] = json.loads(json.dumps(asdict(bare), default=str))
         out.update({name: "(set)" for name, value in hidden.items() if value is not None})
         out["automerge"]["tokens"] = len(self.automerge.tokens)
+        # The value in effect, not "unset": its default depends on the cluster secret.
+        out["require_signatures"] = self.signatures_required
         return out
 
     @property

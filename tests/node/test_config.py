@@ -224,7 +224,9 @@ def test_signatures_are_required_by_default_only_without_a_cluster_secret(
     assert Config().signatures_required
     assert not Config(cluster_secret="s").signatures_required
     assert Config(cluster_secret="s", require_signatures=True).signatures_required
-    assert print_config([])["require_signatures"] is None
+    # The value in effect is printed, its default applied.
+    assert print_config([])["require_signatures"] is True
+    assert print_config(["--cluster-secret", "s" * 64])["require_signatures"] is False
     assert print_config(["--require-signatures"])["require_signatures"] is True
     assert print_config([], env={"CLAWSYNC_REQUIRE_SIGNATURES": "false"}
                         )["require_signatures"] is False

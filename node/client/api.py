@@ -330,7 +330,8 @@ class Client:
             code, message, field = None, response.reason or "no explanation given", None
         said = message.removeprefix(f"{field}: ") if field else message  # the words alone
         if status == 403:  # a valid token, that does not open this: the node says why
-            raise ClientError(f"the node refused {what} to this token: {message}",
+            raise ClientError(f"the node refused {what} (this token does not allow it): "
+                              f"{message}",
                               status=status, code=code, field=field, said=said)
         if field and not message.startswith(f"{field}:"):
             message = f"{field}: {message}"

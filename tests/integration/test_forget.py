@@ -228,7 +228,9 @@ def test_forget_refuses_bad_requests_and_strangers(tmp_path: Any) -> None:
         assert _status(a, "DELETE", session_path("s2"), token="editor-token")[0] == 403
         # The CLI with an app token says what the node said, not "check --token".
         listed = run_cli(a, "sessions", token="editor-token")
-        assert listed.returncode == 1 and "this is an app token" in listed.stderr, listed
+        assert listed.returncode == 1 and listed.stderr.startswith(
+            "Error: the node refused the request (this token does not allow it): this is an "
+            "app token: "), listed
         assert "check --token" not in listed.stderr
         assert _status(a, "DELETE", path, token="editor-token")[0] == 200
         # All of it forgotten: what the projection no longer knows reads "-", not blank.

@@ -16,7 +16,14 @@ True
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from node.folder import FolderSize
@@ -28,6 +35,11 @@ APPEND_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
                     1.0, 2.5, 5.0)
 #: Events per commit: powers of two up to the default ``commit_events_max``.
 COMMIT_BUCKETS = tuple(float(2**n) for n in range(13))
+
+# No ``*_created`` series beside each counter and histogram: their value would be when
+# this process first made the series, not when what it counts began, and nothing reads
+# them. The switch is prometheus_client's own, for the whole process.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in the library
 
 
 class Metrics:

@@ -27,7 +27,7 @@ async def scrape(url: str, token: str | None = None) -> dict[str, Metric]:
 
 def exposed_names(families: dict[str, Metric]) -> set[str]:
     """Every series name a query may use: counters with ``_total``, histograms with
-    ``_bucket``, ``_sum`` and ``_count`` (also ``_created`` where the client adds it)."""
+    ``_bucket``, ``_sum`` and ``_count``."""
     names = {family.name for family in families.values()}
     names |= {sample.name for family in families.values() for sample in family.samples}
     for family in families.values():

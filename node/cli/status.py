@@ -32,11 +32,31 @@ def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
         # Rounded up: "retry in 0s" for a retry still to come reads as a stuck one.
         peer["state"] + (f" (retry in {math.ceil(peer['retry_in_s'])}s)"
                          if peer.get("retry_in_s") else ""),
-        _cell(peer["last_contact_s_ago"], "s ago"),
+        seconds_ago(peer["last_contact_s_ago"]),
         *((_cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]))
           if peer["state"] == "up" else ("-", "-")),
         str(peer["bytes_in"]), str(peer["bytes_out"]), version(peer),
     ] for peer in peers]
+
+
+def seconds_ago(seconds: float | None) -> str:
+    """How long ago, as the console says it: whole seconds, then minutes, hours, days.
+
+    >>> [seconds_ago(s) for s in (None, 0.4, 582.248, 1.927, 7200, 200000)]
+    ['-', 'just now', '10 min ago', '2 s ago', '2 h ago', '2 days ago']
+    """
+    if seconds is None:
+        return "-"
+    for below, unit, size in ((1, "", 1), (90, "s", 1), (5400, "min", 60),
+                              (129600, "h", 3600)):
+        if seconds < below:
+            return f"{_round(seconds / size)} {unit} ago" if unit else "just now"
+    return f"{_round(seconds / 86400)} days ago"
+
+
+def _round(value: float) -> int:
+    """Halves up, as the console's ``Math.round`` (Python's ``round`` takes 2.5 to 2)."""
+    return math.floor(value + 0.5)
 
 
 def headline(view: dict[str, Any]) -> str:

@@ -32,6 +32,13 @@ def test_an_address_held_off_says_for_how_long_and_how_often_forgotten() -> None
     assert held_off_lines({"peers": []}) == []  # an older node says nothing of them
 
 
+def test_the_last_contact_reads_as_the_console_says_it() -> None:
+    said = [peer_rows([link(last_contact_s_ago=seconds)])[0][5]
+            for seconds in (None, 0.2, 1.927, 2.5, 582.248, 9000.0, 300000.0)]
+    assert said == ["-", "just now", "2 s ago", "3 s ago", "10 min ago", "3 h ago",
+                    "3 days ago"]
+
+
 def test_the_headline_counts_the_peer_links() -> None:
     view = {"node_id": "n1", "software": "clawsync 1", "head": 7,
             "peers": [link(state="up"), link(state="backoff")]}

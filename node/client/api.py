@@ -75,6 +75,10 @@ def session_path(session_key: str) -> str:
     return "/v1/sessions/" + quote(session_key, safe="")
 
 
+#: Statuses that say "no such route or method here" (not found, method not allowed, not
+#: implemented): without a node's JSON error body, the address serves no clawsync API.
+NO_ROUTE = frozenset({404, 405, 501})
+
 #: ``on_news(what, position, reason)`` of ``Client.stream``: what is "open", "lost" or
 #: "back"; reason says why the stream was lost.
 StreamNews = Callable[[str, int, "str | None"], None]
@@ -339,10 +343,12 @@ class Client:
             text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
                     if self.token else
                     "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
-        elif status == 404 and (code is None or message == "Not Found"):
+        elif (status == 404 and message == "Not Found") or (status in NO_ROUTE
+                                                             and code is None):
             # Not a node's "no such session" (which says what is missing): no route
-            # here. A wrong prefix, or another service at that address.
-            text = (f"{self.base_url} has no clawsync API (404 for {what}): is it a "
+            # here. A wrong prefix, or another service at that address: a node's every
+            # error answer has its JSON body, so one without it is not from a node.
+            text = (f"{self.base_url} has no clawsync API ({status} for {what}): is it a "
                     "node's address (a reverse proxy's prefix, another service)?")
             code = None  # no node said what is missing
         elif status == 404 and missing is not None:

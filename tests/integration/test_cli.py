@@ -6,6 +6,9 @@ import asyncio
 import json
 import signal
 import subprocess
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -508,3 +511,24 @@ def test_an_address_without_the_api_is_named_not_taken_for_a_missing_session(
         assert "automerge:" not in result.stdout
     missing = run_cli(node, "events", "s1")
     assert missing.returncode == 1 and "no session 's1'" in missing.stderr
+
+
+def test_another_service_is_named_for_writes_as_for_reads(tmp_path: Path) -> None:
+    """Python's own file server answers a POST or DELETE 501, without a node's JSON
+    error body: not a node that failed, an address with no clawsync API."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        elsewhere = f"http://127.0.0.1:{server.server_address[1]}"
+        for args, status in ((("sessions",), 404),
+                             (("append", "s1", "message_received", "content=x"), 501),
+                             (("forget", "s1"), 501)):
+            result = run_cli(elsewhere, *args)
+            assert result.returncode == 1, (args, result.stderr)
+            assert f"{elsewhere} has no clawsync API ({status} for" in result.stderr, \
+                result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

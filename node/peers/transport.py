@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp import web
 
 from crdt import device as crdt_device
@@ -36,6 +37,8 @@ from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
 from sync.peer.config import SyncConfig
 from sync.peer.messages import MESSAGE_BYTES_MAX
+
+log = structlog.get_logger(__name__)
 
 #: Path of the peer websocket.
 PEER_PATH = "/peer/v1/ws"
@@ -128,8 +131,15 @@ class Link:
         try:
             async with asyncio.timeout(self._send_timeout_s):
                 await self._ws.send_bytes(data)
-        except (ConnectionError, TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
-            raise LinkClosed(f"sending failed: {exc}") from None
+        except TimeoutError:
+            raise LinkClosed(f"sending took over {self._send_timeout_s:g} s: the peer "
+                             "reads nothing") from None
+        except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
+            # The library's words ("Cannot write to closing transport") for diagnosis
+            # only: the reason people read says what happened to the link.
+            log.debug("sending failed", peer=self.peer_url or self.peer_node,
+                      error=str(exc) or type(exc).__name__)
+            raise LinkClosed("the link closed while sending") from None
 
     async def receive(self) -> bytes:
         """The next message; raises ``LinkClosed`` when the link ends. A text frame is

@@ -199,6 +199,18 @@ async def test_a_peer_whose_message_is_refused_is_told_why(make_node: NodeFactor
             assert ws.close_code == 1000
 
 
+async def test_a_link_closed_under_a_send_says_so_in_its_own_words(
+        make_node: NodeFactory) -> None:
+    """The reason a removed device logs as its link goes down: what happened to the
+    link, not the library's "Cannot write to closing transport"."""
+    node = await make_node()
+    async with own_link(node) as ws:
+        await ws.close()
+        with pytest.raises(LinkClosed) as ended:
+            await Link(ws, None, None, SyncConfig()).send(b"x")
+    assert str(ended.value) == "the link closed while sending"
+
+
 def cbor_map_of_type(kind: str) -> bytes:
     return codec.encode({"type": kind})
 

@@ -176,6 +176,17 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
         print_lines(projection_lines(view, messages_max))
 
 
+async def say_if_missing(client: Client, key: str) -> None:
+    """Say once that the node holds no session ``key`` (a typo follows in silence
+    otherwise), and keep following: its first event may come later."""
+    try:
+        await client.events(key, limit=1)
+    except ClientError as error:
+        if error.status != 404 or error.code is None:  # not the node's "no such session"
+            raise
+        note(f"there is no session {key!r} on the node yet: waiting for its first event")
+
+
 @click.command()
 @_after("Start after this event position (the first column of the output) instead "
         "of at the newest event.")
@@ -220,6 +231,8 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
 
     async def follow(client: Client) -> None:
         start = after if after is not None else int((await client.health()).get("head", 0))
+        if session_key is not None:
+            await say_if_missing(client, session_key)
         async for item in client.stream(start, on_news=news):
             show(item)
 

@@ -212,6 +212,25 @@ def test_tail_prints_events_appended_after_it_started(node: NodeProcess) -> None
         assert tail.wait(timeout=30) == 130  # Ctrl-C, as for every command
         assert err.wait_for("interrupted")
         assert "Traceback" not in "\n".join(err.seen)
+        assert not any("no session" in seen for seen in err.seen)  # s1 is there
+    finally:
+        tail.kill()
+        tail.wait()
+
+
+def test_tail_of_a_session_not_there_yet_says_so_and_keeps_following(
+        node: NodeProcess) -> None:
+    """A mistyped key would follow in silence: said once, and the session may begin."""
+    tail = spawn_cli(node, "tail", "--session", "tg:alise")
+    try:
+        assert tail.stdout is not None and tail.stderr is not None
+        out, err = LineReader(tail.stdout), LineReader(tail.stderr)
+        err.wait_for("there is no session 'tg:alise' on the node yet: waiting for its "
+                     "first event")
+        err.wait_for("following")
+        ok(run_cli(node, "append", "tg:alise", "message_received", "content=first"))
+        assert "tg:alise" in out.wait_for("first")
+        assert tail.poll() is None
     finally:
         tail.kill()
         tail.wait()

@@ -321,6 +321,8 @@ class Config:
                 "set --token (or CLAWSYNC_TOKEN)")
         if self.token is not None:
             check_token(self.token)
+        if self.cluster_secret is not None:
+            check_token(self.cluster_secret, "the cluster secret")
         if self.automerge.tokens and self.token is None:
             # Without --token every local process may write every session through /v1
             # (and open every document): the tokens' limits would restrict nothing.
@@ -405,11 +407,21 @@ def api_path_base(url: str) -> str | None:
     return None if at is None else f"{scheme}://{netloc}{'/'.join(parts[:at])}"
 
 
-def check_token(token: str) -> None:
-    """``ValueError`` for a token no header could carry: one with a control character
-    (a line ending kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends)."""
+def check_token(token: str, what: str = "the token") -> None:
+    """``ValueError`` for a token (or ``what`` else a header carries: the cluster secret)
+    that cannot protect anything: an empty one, which a request without the header
+    matches, or one no header could carry: one with a control character (a line ending
+    kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends).
+
+    >>> check_token("")
+    Traceback (most recent call last):
+    ...
+    ValueError: the token is empty: a request without one would match it
+    """
+    if not token:
+        raise ValueError(f"{what} is empty: a request without one would match it")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
-        raise ValueError("the token holds a control character (a line ending, from a file "
+        raise ValueError(f"{what} holds a control character (a line ending, from a file "
                          "with CRLF line ends?), which no header can carry")
 
 

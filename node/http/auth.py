@@ -26,11 +26,16 @@ def bearer(request: web.BaseRequest) -> str:
 
 
 def matches(given: str, expected: str) -> bool:
-    """True when ``given`` is ``expected``, for any string a client can send.
+    """True when ``given`` is ``expected``, for any string a client can send; never for
+    an empty ``expected``, which a request without the header would match (the settings
+    refuse one: ``node.config.check_token``).
 
     ``hmac.compare_digest``: the time taken must not reveal how much of a guess matched.
+
+    >>> matches("", ""), matches("s3cret", "s3cret")
+    (False, True)
     """
-    return hmac.compare_digest(_octets(given), _octets(expected))
+    return bool(expected) and hmac.compare_digest(_octets(given), _octets(expected))
 
 
 def _octets(text: str) -> bytes:

@@ -338,3 +338,20 @@ def test_a_token_no_header_could_carry_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
     assert result.exit_code == 2, result.output
     assert "the token holds a control character" in result.output
+
+
+def test_an_empty_cluster_secret_is_refused(tmp_path: Path) -> None:
+    """A request without the header carries an empty credential: an empty cluster secret
+    would let any peer in. (An empty token reads as none: the API is then open to this
+    machine only, as the README says.)"""
+    config = tmp_path / "clawsync.toml"
+    config.write_text('cluster_secret = ""\n')
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
+    assert result.exit_code == 2, result.output
+    assert "the cluster secret is empty: a request without one would match it" \
+        in result.output
+    given = CliRunner().invoke(main, ["serve", "--cluster-secret", "", "--print-config"])
+    assert given.exit_code == 2, given.output
+    assert "the cluster secret is empty" in given.output
+    unset = CliRunner().invoke(main, ["serve", "--token", "", "--print-config"])
+    assert unset.exit_code == 0 and '"token": null' in unset.output

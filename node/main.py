@@ -4,7 +4,7 @@ the server (and start fast).
 
 Exit codes (README, "Exit codes"): 0 success; 1 the node could not be reached, refused
 the request or failed it, or could not start; 2 a usage error, or input the node refused
-as malformed; 130 interrupted by Ctrl-C (every command, ``serve`` too).
+as malformed; Ctrl-C ends every command (``serve`` too) by SIGINT: a shell shows 130.
 
 May import: node.cli, node.server
 """

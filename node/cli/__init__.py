@@ -9,14 +9,14 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-#: The exit code of a command that Ctrl-C interrupted: 128 + SIGINT, what a shell
-#: reports for a program that SIGINT ended, so scripts can tell it from a failure (1).
-INTERRUPTED = 130
+from node.interrupt import INTERRUPTED, die_of
+
+__all__ = ["INTERRUPTED", "interrupted"]
 
 
 def interrupted() -> NoReturn:
-    """End the command after Ctrl-C: one line on stderr and ``INTERRUPTED``, no
-    traceback. Standard library only: ``node.main`` calls it while the commands are
-    still loading."""
+    """End the command after Ctrl-C: one line on stderr, no traceback, and death by
+    SIGINT (a shell shows 130). Standard library only: ``node.main`` calls it while the
+    commands are still loading."""
     sys.stderr.write("\ninterrupted\n")  # the newline ends the terminal's "^C" echo
-    raise SystemExit(INTERRUPTED)
+    die_of()

@@ -7,7 +7,10 @@ A, cuts both links, writes to that session on B and on C while they cannot reach
 other, heals the links, and shows every node arriving at the same merged session.
 
 Every node is stopped, and its data deleted, when the demo ends, fails (the logs are
-kept then) or is interrupted; with ``--keep`` the nodes stay up until Ctrl-C.
+kept then) or is interrupted; with ``--keep`` the nodes stay up until Ctrl-C. Ctrl-C, or
+SIGTERM or SIGHUP before the nodes are kept, ends the demo by that signal once the nodes
+are stopped (as for every command: a script running it stops too); SIGTERM or SIGHUP
+stops kept nodes with exit 0, as a service manager's stop.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 import node
-from node.cli import INTERRUPTED
 from node.cli.linkproxy import LinkProxy
 from node.client.api import Client, ClientError
+from node.interrupt import die_of
 
 SESSION = "demo:alice"
 #: The nodes' ``--pull-interval``: short, so a lost push is repaired within the demo.
@@ -427,16 +430,19 @@ def demo(keep: bool) -> None:
     console = Console(highlight=False)
     folder = Path(tempfile.mkdtemp(prefix="clawsync-demo-"))
     cluster = Cluster(folder)
-    failed = interrupted = False
+    failed = False
+    ended_by: int | None = None
     with _stops_as_ctrl_c() as stopped_by:
         try:
             cluster.start()
             asyncio.run(Demo(console, cluster, keep).run())
         except KeyboardInterrupt:
             console.print("\nStopping the nodes." if cluster.keeping else "\nInterrupted.")
-            # Ctrl-C is 130 as for every command; SIGTERM or a closed terminal is how a
-            # kept demo is stopped from outside, as a service is: 0 once it is kept.
-            interrupted = not (cluster.keeping and stopped_by)
+            # SIGTERM or a closed terminal is how a kept demo is stopped from outside, as
+            # a service is: 0 once it is kept. Otherwise the demo dies of what stopped it
+            # (Ctrl-C: SIGINT, as every command), so a script running it stops too.
+            if not (cluster.keeping and stopped_by):
+                ended_by = stopped_by[0] if stopped_by else signal.SIGINT
         except (DemoFailed, ClientError) as error:
             failed = True
             raise click.ClickException(f"{error}\n(node logs are in {folder})") from None
@@ -445,5 +451,5 @@ def demo(keep: bool) -> None:
             if not failed:
                 shutil.rmtree(folder, ignore_errors=True)
     console.print("\nAll nodes stopped.")
-    if interrupted:
-        raise SystemExit(INTERRUPTED)
+    if ended_by is not None:
+        die_of(ended_by)

@@ -1,7 +1,8 @@
 """The ``clawsync`` command group and its client commands (``node.main`` adds ``serve``).
 
 Exit codes (README, "Exit codes"): 0 success, 1 the node could not be reached or refused
-the request, 2 a usage error (or input the node refused as malformed), 130 Ctrl-C.
+the request, 2 a usage error (or input the node refused as malformed); Ctrl-C: death by
+SIGINT (a shell shows 130).
 
 >>> from click.testing import CliRunner
 >>> result = CliRunner().invoke(main, ["append", "s1", "no_such_kind"])
@@ -34,12 +35,14 @@ _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 class _Commands(click.Group):
     """The group, with one answer to Ctrl-C for every command it runs, whenever it comes:
-    ``interrupted`` (exit 130). Left to click, Ctrl-C prints "Aborted!" and exits with 1,
-    the code of a node that refused: a script could not tell the two apart. What Ctrl-C
+    ``interrupted``, then death by SIGINT (a shell shows 130 and stops a script running
+    the command). Left to click, Ctrl-C prints "Aborted!" and exits with 1, the code of a
+    node that refused: a script could not tell the two apart, nor stop. What Ctrl-C
     interrupts was written whole or not at all (events and cursors are stored in
     transactions), so there is nothing to undo here. Commands that run until stopped
-    (tail, openclaw watch) stop this way too; serve and demo --keep stop their nodes
-    first, and exit 0 only when SIGTERM stopped them, as a service manager does."""
+    (tail, openclaw watch) stop this way too. serve and demo stop their nodes first and
+    end by SIGINT themselves; they exit 0 when stopped from outside as a service is:
+    serve by SIGTERM, demo --keep by SIGTERM or SIGHUP (its terminal closing)."""
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:

@@ -18,6 +18,7 @@ import click
 from crdt.keys import type_name
 from node import config as node_config
 from node.config import Settings
+from node.interrupt import die_of
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import parse_rules
@@ -224,7 +225,7 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Run a node: keep the event log in DIR and serve the HTTP API until stopped
-    (SIGTERM: exit 0; Ctrl-C: exit 130).
+    (SIGTERM: exit 0; Ctrl-C: dies by SIGINT, a shell shows 130).
 
     \b
     Examples:
@@ -271,10 +272,10 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     except StartError as error:
         raise click.ClickException(str(error)) from None
     # Stopped gracefully either way. SIGTERM is a service manager's stop: 0. Ctrl-C
-    # (SIGINT) ends serve as it ends every command, at any moment, start-up included:
-    # 128 + SIGINT, the code a shell gives a program SIGINT ended (README, Exit codes).
+    # (SIGINT) ends serve as it ends every command: by SIGINT, so that a script running
+    # it stops too (README, Exit codes).
     if stopped_by == signal.SIGINT:
-        raise SystemExit(128 + signal.SIGINT)
+        die_of(signal.SIGINT)
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,

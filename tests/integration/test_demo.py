@@ -96,8 +96,9 @@ def ignore_ctrl_c() -> None:
     pytest.param("in the background of a script", signal.SIGTERM, 0,
                  id="killed-in-background"),
     pytest.param("in a terminal", signal.SIGHUP, 0, id="its-terminal-closed"),
-    # Ctrl-C: 130, as for every command (README, Exit codes), its nodes stopped all the same.
-    pytest.param("in a terminal", signal.SIGINT, 130, id="ctrl-c")])
+    # Ctrl-C: dies by SIGINT, as every command (README, Exit codes), its nodes stopped
+    # all the same.
+    pytest.param("in a terminal", signal.SIGINT, -signal.SIGINT, id="ctrl-c")])
 def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str,
                                       stopped: signal.Signals, code: int) -> None:
     process = subprocess.Popen(demo_command("--keep"), stdout=subprocess.PIPE,
@@ -123,4 +124,30 @@ def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str,
         orphans = kill_processes_in(tmp_path)
     assert not orphans, "nodes outlived the demo"
     assert not any(answers(url) for url in urls)
+    assert not list(tmp_path.glob("clawsync-demo-*"))
+
+
+@pytest.mark.parametrize("stopped", [
+    pytest.param(signal.SIGINT, id="ctrl-c"),
+    pytest.param(signal.SIGTERM, id="killed")])
+def test_demo_stopped_midway_stops_its_nodes_and_dies_of_the_signal(
+        tmp_path: Path, stopped: signal.Signals) -> None:
+    """Not kept, the demo is a command like any other: what stops it is how it ends (a
+    script running it stops too), after its nodes and folder are gone."""
+    process = subprocess.Popen(demo_command(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, bufsize=1,
+                               env=demo_env(tmp_path))
+    try:
+        assert process.stdout is not None
+        reader = LineReader(process.stdout)
+        reader.wait_for("http://127.0.0.1")  # the nodes are up, the demo under way
+        process.send_signal(stopped)
+        assert process.wait(CLI_TIMEOUT_S) == -stopped, reader.seen
+        reader.wait_for("All nodes stopped")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        orphans = kill_processes_in(tmp_path)
+    assert not orphans, "nodes outlived the demo"
     assert not list(tmp_path.glob("clawsync-demo-*"))

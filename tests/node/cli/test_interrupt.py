@@ -1,10 +1,13 @@
-"""Ctrl-C in the ``clawsync`` command line, on real processes: one line on stderr, exit
-code 130, no traceback, and what was stored before stays stored."""
+"""Ctrl-C in the ``clawsync`` command line, on real processes: one line on stderr, death
+by SIGINT (a shell shows 130, and a script running the command stops), no traceback,
+and what was stored before stays stored."""
 
 from __future__ import annotations
 
 import http.client
 import http.server
+import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,6 +26,7 @@ from tests.support.openclaw import FakeGateway
 from tests.support.processes import (
     CLI_TIMEOUT_S,
     ROOT,
+    LineReader,
     NodeProcess,
     child_env,
     cli_args,
@@ -124,8 +128,8 @@ class Gate:
         self._server.server_close()
 
 
-def test_ctrl_c_mid_import_exits_130_and_keeps_what_was_stored(node: NodeProcess,
-                                                               tmp_path: Path) -> None:
+def test_ctrl_c_mid_import_dies_by_sigint_and_keeps_what_was_stored(
+        node: NodeProcess, tmp_path: Path) -> None:
     state = tmp_path / "openclaw"
     total = openclaw_state(state)
     with Gate(node) as gate:
@@ -141,7 +145,7 @@ def test_ctrl_c_mid_import_exits_130_and_keeps_what_was_stored(node: NodeProcess
             if command.poll() is None:
                 command.kill()
                 command.wait()
-    assert command.returncode == 130, err
+    assert command.returncode == -signal.SIGINT, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == "interrupted"
     # What the node acknowledged stays, with the cursor saved after it, whole.
@@ -184,12 +188,12 @@ runpy.run_module("node.main", run_name="__main__", alter_sys=True)
     pytest.param("node.cli", id="the-first-import"),
     pytest.param("node.cli.group", id="the-commands"),
     pytest.param("node.server.command", id="serve")])
-def test_ctrl_c_while_the_commands_load_exits_130_without_a_traceback(module: str) -> None:
+def test_ctrl_c_while_the_commands_load_dies_by_sigint_without_a_traceback(module: str) -> None:
     script = CTRL_C_WHILE_LOADING.format(module=module)
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
                             capture_output=True, text=True, env=child_env(),
                             timeout=CLI_TIMEOUT_S, check=False)
-    assert result.returncode == 130, result.stderr
+    assert result.returncode == -signal.SIGINT, result.stderr
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == "interrupted"
 
@@ -212,19 +216,19 @@ main(["--token", "t", "status"], prog_name="clawsync")
 """
 
 
-def test_ctrl_c_while_the_command_line_is_read_exits_130_not_aborted() -> None:
+def test_ctrl_c_while_the_command_line_is_read_dies_by_sigint_not_aborted() -> None:
     result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_PARSING], cwd=ROOT,
                             capture_output=True, text=True, env=child_env(),
                             timeout=CLI_TIMEOUT_S, check=False)
-    assert result.returncode == 130, result.stderr
+    assert result.returncode == -signal.SIGINT, result.stderr
     assert "Aborted" not in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip() == "interrupted"
 
 
 @pytest.mark.parametrize(("stop", "code"), [
-    pytest.param(signal.SIGINT, 130, id="ctrl-c"),
+    pytest.param(signal.SIGINT, -signal.SIGINT, id="ctrl-c"),
     pytest.param(signal.SIGTERM, 0, id="a-service-managers-stop")])
-def test_serve_stops_gracefully_and_exits_130_on_ctrl_c_0_on_sigterm(
+def test_serve_stops_gracefully_and_dies_by_sigint_on_ctrl_c_exits_0_on_sigterm(
         node: NodeProcess, stop: signal.Signals, code: int) -> None:
     run_cli(node, "append", "s1", "message_received", "content=kept")
     assert node.kill(stop) == code
@@ -233,3 +237,24 @@ def test_serve_stops_gracefully_and_exits_130_on_ctrl_c_0_on_sigterm(
     node.start()  # the same data folder: closed cleanly, opened again
     assert [event["kind"].get("content") for event in all_events(node)
             if event["session_key"] == "s1"] == ["kept"]
+
+
+def test_ctrl_c_stops_a_shell_script_running_a_command(node: NodeProcess) -> None:
+    """bash goes on with a script after a child that exited 130; it stops only when the
+    child died by SIGINT. Ctrl-C reaches the whole foreground process group."""
+    script = f"{shlex.join(cli_args(node, 'tail'))}; echo after the tail"
+    shell = subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=child_env(),
+                             cwd=ROOT, start_new_session=True)
+    try:
+        assert shell.stderr is not None
+        LineReader(shell.stderr).wait_for("following")
+        os.killpg(shell.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        shell.wait(CLI_TIMEOUT_S)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+    assert shell.stdout is not None
+    assert "after the tail" not in shell.stdout.read()
+    assert shell.returncode == -signal.SIGINT

@@ -1,6 +1,6 @@
 """What every ``clawsync`` client command shares: the node's address, running a request
 against it, and turning its failures into exit codes with a readable message: 2 for
-input the node refused as malformed, 1 for the rest."""
+input the node refused as malformed or too large, 1 for the rest."""
 
 from __future__ import annotations
 
@@ -129,11 +129,24 @@ def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
 #: input is well-formed, and the node (its token, its data) decides.
 INPUT_STATUSES = frozenset({400, 413})
 
+#: Error codes of a 400 that blame no input: an event dated ahead of the node's clock
+#: (clock skew: the same command succeeds later) and a body damaged on the way. Exit 1.
+NOT_INPUT_CODES = frozenset({"timestamp_ahead", "invalid_body", "incomplete_body"})
+
+#: (error code, field) of 400s and 413s about the node's state, not about what was typed
+#: (the commands send these fields well-formed): its count of valid tokens at the limit
+#: (until some are revoked), a position past its newest one (positions are each node's
+#: own). Exit 1, as other refusals of well-formed input are.
+STATE_REFUSALS = frozenset({("limit_exceeded", "tokens"), ("invalid_parameter", "after"),
+                            ("invalid_parameter", "Last-Event-ID")})
+
 
 def failure(error: ClientError) -> click.ClickException:
     """The exit of a command whose request failed: ``InputError`` (2) when the node
-    refused the input as malformed, and said so; ``NodeError`` (1) otherwise (a 400 with
-    no error of the node's comes from something else at that address).
+    refused the input as malformed or too large, and said so; ``NodeError`` (1)
+    otherwise: other refusals, refusals that depend on the node's state or the
+    transport (``NOT_INPUT_CODES``, ``STATE_REFUSALS``), and a 400 with no error of the
+    node's (something else answers at that address).
 
     >>> failure(ClientError("the node refused the forget: events[0]: must be 64 hex "
     ...                     "digits", status=400, code="invalid_field")).exit_code
@@ -141,8 +154,14 @@ def failure(error: ClientError) -> click.ClickException:
     >>> failure(ClientError("there is no session 's1' on the node", status=404,
     ...                     code="not_found")).exit_code
     1
+    >>> failure(ClientError("the node refused issuing the token: tokens: 1024 valid "
+    ...                     "tokens", status=413, code="limit_exceeded",
+    ...                     field="tokens")).exit_code
+    1
     """
-    if error.status in INPUT_STATUSES and error.code is not None:
+    if error.status in INPUT_STATUSES and error.code is not None \
+            and error.code not in NOT_INPUT_CODES \
+            and (error.code, error.field) not in STATE_REFUSALS:
         return InputError(str(error))
     return NodeError(str(error))
 

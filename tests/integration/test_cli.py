@@ -477,6 +477,18 @@ def test_a_malformed_argument_the_node_refuses_exits_2_and_changes_nothing(
     assert missing.returncode == 1, missing.stderr
 
 
+def test_an_event_dated_ahead_of_the_nodes_clock_exits_1_and_changes_nothing(
+        node: NodeProcess) -> None:
+    """Clock skew, not a mistyped command: the same append succeeds once the node's
+    clock has caught up, so it exits as other refusals do (1), not as a usage error."""
+    head = node.get("/healthz")["head"]
+    result = run_cli(node, "append", "s1", "message_received", "content=early",
+                     "--timestamp", "2999-01-01T00:00:00Z")
+    assert result.returncode == 1, result.stderr
+    assert "timestamp" in result.stderr and "Traceback" not in result.stderr
+    assert node.get("/healthz")["head"] == head
+
+
 def test_an_empty_session_key_is_named_and_nothing_is_stored(node: NodeProcess) -> None:
     head = node.get("/healthz")["head"]
     for args in (("append", "", "message_received", "content=x"), ("events", ""),
@@ -512,7 +524,9 @@ def test_help_of_each_command_shows_examples(command: str) -> None:
 
 def test_tail_past_the_head_names_the_position_it_was_given(node: NodeProcess) -> None:
     result = run_cli(node, "tail", "--after", "999999")
-    assert result.returncode == 2, result.stderr  # the node's 400: a usage mistake
+    # The node's 400, about its own positions: the same command works once it has
+    # stored that many events, so a refusal (1), not a usage mistake (2).
+    assert result.returncode == 1, result.stderr
     assert "after: is past this node's newest position" in result.stderr, result.stderr
     assert "Last-Event-ID" not in result.stderr
 

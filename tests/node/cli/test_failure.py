@@ -1,0 +1,29 @@
+"""Which exit code a refusal of the node's gives: 2 when it blames what the command was
+given, 1 when the same command may succeed later or the answer was damaged on the way."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.cli.common import failure
+from node.client.api import ClientError
+
+
+@pytest.mark.parametrize(("status", "code", "field", "exit_code"), [
+    pytest.param(400, "invalid_field", "events[0]", 2, id="malformed"),
+    pytest.param(413, "limit_exceeded", "kind.content", 2, id="event-too-large"),
+    pytest.param(400, "invalid_parameter", "limit", 2, id="over-a-limit-of-the-node"),
+    # As things stand on the node: the same command succeeds later.
+    pytest.param(413, "limit_exceeded", "tokens", 1, id="tokens-at-their-limit"),
+    pytest.param(400, "timestamp_ahead", "events[0].timestamp", 1, id="clock-skew"),
+    pytest.param(400, "invalid_parameter", "after", 1, id="past-the-newest-position"),
+    pytest.param(400, "invalid_parameter", "Last-Event-ID", 1, id="past-it-on-resume"),
+    # Damaged on the way: nothing about the input.
+    pytest.param(400, "invalid_body", None, 1, id="a-badly-framed-body"),
+    pytest.param(400, "incomplete_body", None, 1, id="a-body-cut-short"),
+    pytest.param(400, None, None, 1, id="not-the-nodes-400"),
+    pytest.param(409, "origin_live", "origin", 1, id="a-conflict")])
+def test_a_refusal_exits_2_only_when_it_blames_the_input(
+        status: int, code: str | None, field: str | None, exit_code: int) -> None:
+    error = ClientError("the node refused it", status=status, code=code, field=field)
+    assert failure(error).exit_code == exit_code

@@ -8,11 +8,13 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from yarl import URL
 
+from crdt.errors import InvalidInput, LimitExceeded
 from node.client.api import Client, ClientError
 from node.config import (
     PORT_DEFAULT,
@@ -160,10 +162,31 @@ def failure(error: ClientError) -> click.ClickException:
     1
     """
     if error.status in INPUT_STATUSES and error.code is not None \
-            and error.code not in NOT_INPUT_CODES \
-            and (error.code, error.field) not in STATE_REFUSALS:
+            and _blames_input(error.code, error.field):
         return InputError(str(error))
     return NodeError(str(error))
+
+
+def _blames_input(code: str, field: str | None) -> bool:
+    """Whether a 400 or 413 with this error code and field blames the command's input."""
+    return code not in NOT_INPUT_CODES and (code, field) not in STATE_REFUSALS
+
+
+def store_refusal(error: InvalidInput, where: Path) -> click.ClickException:
+    """``failure`` for a data folder opened here (``--data-dir``): the store refused an
+    event as the node would over HTTP (``LimitExceeded``: its 413 ``limit_exceeded``),
+    so the command exits with the code it would have had against the node.
+
+    >>> store_refusal(InvalidInput("must be a string", field="kind.content"),
+    ...               Path("d")).exit_code
+    2
+    >>> from crdt.errors import TimestampAhead
+    >>> store_refusal(TimestampAhead("ahead", field="timestamp"), Path("d")).exit_code
+    1
+    """
+    code = "limit_exceeded" if isinstance(error, LimitExceeded) else error.code
+    message = f"{where}: {error}"
+    return InputError(message) if _blames_input(code, error.field) else NodeError(message)
 
 
 def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T:

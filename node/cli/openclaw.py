@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import click
 
-from crdt.errors import CrdtError, NotFound
+from crdt.errors import CrdtError, InvalidInput, NotFound
 from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
@@ -33,6 +33,7 @@ from node.cli.common import (
     note,
     session_key,
     settings,
+    store_refusal,
 )
 from node.client.api import Client, ClientError
 from node.config import ClientLimits, host_name
@@ -159,7 +160,11 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
             return asyncio.run(work(EmbeddedSink(store, options.limits)))
     except ClientError as error:
         raise failure(error) from None
-    except (CrdtError, DeviceKeyError) as error:  # the folder is in use, refused an event
+    except InvalidInput as error:  # refused an event: exit as the node's refusal would
+        if data_dir is None:
+            raise NodeError(str(error)) from None
+        raise store_refusal(error, data_dir) from None
+    except (CrdtError, DeviceKeyError) as error:  # the folder is in use
         raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None
 
 

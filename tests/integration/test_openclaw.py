@@ -275,3 +275,27 @@ def test_an_empty_openclaw_state_dir_variable_means_the_default(node: NodeProces
                           env=child_env({"OPENCLAW_STATE_DIR": "", "HOME": str(home)}))
     assert done.returncode == 0, done.stderr
     assert len(session_events(node)) > 0
+
+
+def test_an_event_the_store_refuses_exits_as_the_nodes_refusal(node: NodeProcess,
+                                                                tmp_path: Path) -> None:
+    """Written into a data folder (--data-dir) or sent to the node, an event dated ahead
+    of the clock is refused alike, and exits alike: 1, the same import works later."""
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, [
+        {"type": "session", "version": 3, "id": SID, "timestamp": "2999-01-01T00:00:00.000Z",
+         "cwd": "/w"},
+        {"type": "message", "id": "00000001", "parentId": None,
+         "timestamp": "2999-01-01T00:00:01.000Z",
+         "message": {"role": "user", "content": "from the future", "timestamp": 32472144001000}}])
+    gateway.close()
+    over_http = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+    folder = tmp_path / "data"
+    embedded = run_cli(node, "openclaw", "import", "--state-dir", str(state),
+                       "--data-dir", str(folder))
+    for result in (over_http, embedded):
+        assert result.returncode == 1, result.stderr
+        assert "timestamp" in result.stderr and "Traceback" not in result.stderr
+    assert session_events(node) == []

@@ -3,10 +3,19 @@ given, 1 when the same command may succeed later or the answer was damaged on th
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import click
 import pytest
 
+from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.cli.common import failure
+from node.cli.group import main
+from node.cli.openclaw import _with_sink
 from node.client.api import ClientError
+from node.config import Settings
+from node.openclaw.bridge import Sink
+from tests.support.processes import NodeProcess
 
 
 @pytest.mark.parametrize(("status", "code", "field", "exit_code"), [
@@ -27,3 +36,22 @@ def test_a_refusal_exits_2_only_when_it_blames_the_input(
         status: int, code: str | None, field: str | None, exit_code: int) -> None:
     error = ClientError("the node refused it", status=status, code=code, field=field)
     assert failure(error).exit_code == exit_code
+
+
+def test_a_refusal_of_a_data_folder_exits_as_the_nodes_refusal(tmp_path: Path) -> None:
+    """``openclaw import --data-dir`` writes into the folder itself: what its store
+    refuses (here a cursor over its limit) exits as the node's answer (413) would."""
+    too_many = {f"e{n}": n for n in range(CURSOR_ENTRIES_MAX + 1)}
+
+    async def work(sink: Sink) -> None:
+        await sink.save_cursor("openclaw:ab:cd", too_many)
+
+    codes = []
+    with NodeProcess(tmp_path) as node:
+        ctx = click.Context(main, obj=Settings(node=node.url, token=node.token))
+        for data_dir in (None, tmp_path / "data"):
+            with pytest.raises(click.ClickException) as caught:
+                _with_sink(ctx, data_dir, work)
+            assert "20000" in str(caught.value.message), caught.value.message
+            codes.append(caught.value.exit_code)
+    assert codes == [2, 2]

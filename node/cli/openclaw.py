@@ -133,6 +133,27 @@ def _sealed(item: dict[str, Any]) -> Event:
     return event
 
 
+def _not_writable(filename: str | bytes | None) -> str:
+    """What to do about a file or folder of the state folder this user may not write: run
+    as OpenClaw's user when it is another user's; when it is this user's own (its mode
+    says no, or, for root, whom modes do not stop, it is immutable), make it writable:
+    running as another user would not help."""
+    advice = "run clawsync as the user OpenClaw runs as"
+    if filename is None:
+        return advice
+    path = Path(os.fsdecode(filename))
+    folder = path if path.is_dir() else next(
+        (parent for parent in path.parents if parent.is_dir()), None)
+    try:
+        owner = folder.stat().st_uid if folder is not None else None
+    except OSError:
+        return advice
+    if owner != os.geteuid():
+        return advice
+    return (f"{folder} is this user's but not writable (its mode, or an immutable flag: "
+            "lsattr shows one); make it writable, and export again")
+
+
 def _with_sink(ctx: click.Context, data_dir: Path | None,
                work: Callable[[Sink], Coroutine[Any, Any, T]], *,
                reach_first: bool = False, reads_only: bool = False) -> T:
@@ -465,8 +486,8 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
         # person has to change something there first.
         raise InputError(str(error)) from None
     except OSError as error:  # writing failed: nothing was left half-done
-        if error.errno in (errno.EACCES, errno.EPERM):  # another user's folder
-            raise InputError(f"{error}: run clawsync as the user OpenClaw runs as") from None
+        if error.errno in (errno.EACCES, errno.EPERM):
+            raise InputError(f"{error}: {_not_writable(error.filename)}") from None
         if error.errno == errno.EROFS:
             raise InputError(f"{error}: the state folder is read-only") from None
         raise NodeError(str(error)) from None  # a full disk, say: trying again may do

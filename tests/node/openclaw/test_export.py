@@ -284,6 +284,10 @@ def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
     assert (sessions / "sessions.json").read_bytes() == before
 
 
+#: A user id other than this one's, for a folder of another user's.
+NOBODY_UID = 65534
+
+
 @pytest.mark.parametrize(("code", "said"), [
     (errno.EACCES, "run clawsync as the user OpenClaw runs as"),
     (errno.EPERM, "run clawsync as the user OpenClaw runs as"),
@@ -293,6 +297,12 @@ def test_a_state_folder_this_user_cannot_write_is_a_usage_error(
     """Another user's folder, or a read-only one: the person has to change something, as
     for a folder whose files are in the way (exit 2); not a failure to try again."""
     data, b = imported(tmp_path)
+    if code != errno.EROFS:  # refused for want of permission: the folder is another's
+        if os.geteuid() != 0:
+            pytest.skip("giving a folder to another user takes root")
+        sessions = b / "agents" / "main" / "sessions"
+        sessions.mkdir(parents=True, exist_ok=True)
+        os.chown(sessions, NOBODY_UID, -1)
     real_replace = os.replace
 
     def refused(src: Any, dst: Any) -> None:
@@ -326,12 +336,15 @@ def closed_to_writing(folder: Path) -> Iterator[None]:
 
 
 def test_a_state_folder_closed_to_this_user_is_a_usage_error(tmp_path: Path) -> None:
+    """The folder is this user's own: running as another user would not help, making
+    it writable would."""
     data, b = imported(tmp_path)
     with closed_to_writing(b / "agents"):
         result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
     assert result.exit_code == 2 and "Usage:" not in result.output, result.output
     assert f"{b / 'agents' / 'main'}" in result.output
-    assert ": run clawsync as the user OpenClaw runs as" in result.output
+    assert f"{b / 'agents'} is this user's but not writable" in result.output, result.output
+    assert "run clawsync as the user OpenClaw runs as" not in result.output
     assert not (b / "agents" / "main").exists()
 
 

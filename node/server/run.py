@@ -180,16 +180,11 @@ async def _listen(site: BoundedSite, config: Config) -> None:
 
 
 async def serve(config: Config) -> signal.Signals:
-    """Serve until SIGTERM or SIGINT, then stop gracefully; the signal that stopped it."""
-    node = await start(config)
-    # One line: a new key is said in it (``created``), so "serving" stays the first line.
-    created = {"device_key_created": str(node.device.path)} if node.device.created else {}
-    # The name the membership records give this device, where one does (``--name`` is
-    # only its name until then).
-    log.info("serving", url=node.url, device_id=node.device.device_id,
-             name=node.runner.app[DEVICES].name,
-             node_id=node.astore.node_id, head=node.astore.head, log=str(config.log_location),
-             **created)
+    """Serve until SIGTERM or SIGINT, then stop gracefully; the signal that stopped it.
+    The handlers are in place before the node starts: opening a large store takes a
+    while, and a SIGTERM then (a service manager's stop; in a container, where this may
+    be PID 1, the only one that would otherwise be ignored) stops the node once it has
+    started, cleanly, rather than killing it half-open."""
     stop = asyncio.Event()
     stopped_by: list[signal.Signals] = []
 
@@ -202,10 +197,23 @@ async def serve(config: Config) -> signal.Signals:
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(signum, on_signal, signum)
     try:
-        await stop.wait()
-        log.info("stopping", head=node.astore.head)
+        node = await start(config)
+        try:
+            if not stop.is_set():
+                # One line: a new key is said in it (``created``), so "serving" stays
+                # the first line.
+                created = {"device_key_created": str(node.device.path)} \
+                    if node.device.created else {}
+                # The name the membership records give this device, where one does
+                # (``--name`` is only its name until then).
+                log.info("serving", url=node.url, device_id=node.device.device_id,
+                         name=node.runner.app[DEVICES].name, node_id=node.astore.node_id,
+                         head=node.astore.head, log=str(config.log_location), **created)
+                await stop.wait()
+            log.info("stopping", head=node.astore.head)
+        finally:
+            await node.stop()
     finally:
-        await node.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(signum)

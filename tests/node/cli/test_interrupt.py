@@ -30,6 +30,7 @@ from tests.support.processes import (
     NodeProcess,
     child_env,
     cli_args,
+    free_port,
     run_cli,
 )
 
@@ -258,3 +259,35 @@ def test_ctrl_c_stops_a_shell_script_running_a_command(node: NodeProcess) -> Non
     assert shell.stdout is not None
     assert "after the tail" not in shell.stdout.read()
     assert shell.returncode == -signal.SIGINT
+
+
+#: Runs ``clawsync serve`` with a SIGTERM arriving while the node starts (before its
+#: store is opened): ``{data}`` and ``{port}`` are its data folder and port.
+SIGTERM_WHILE_STARTING = """
+import os, signal
+import node.server.run as run
+
+opening = run._start
+
+async def stopped_while_opening(config):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return await opening(config)
+
+run._start = stopped_while_opening
+from node.main import main
+main(["serve", "--data-dir", {data!r}, "--port", "{port}"], prog_name="clawsync")
+"""
+
+
+def test_sigterm_while_serve_starts_stops_it_cleanly_once_started(tmp_path: Path) -> None:
+    """Not killed half-open: started, then stopped gracefully, exit 0 (a service
+    manager's stop), and the data folder opens again."""
+    data = tmp_path / "node-data"  # NodeProcess(tmp_path)'s, to open it again after
+    script = SIGTERM_WHILE_STARTING.format(data=str(data), port=free_port())
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, env=child_env(), timeout=CLI_TIMEOUT_S, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "stopped" in result.stderr and "Traceback" not in result.stderr
+    assert "serving" not in result.stderr
+    with NodeProcess(tmp_path) as again:
+        assert again.data_dir == data and again.get("/healthz")["head"] >= 0

@@ -139,8 +139,7 @@ NOT_INPUT_CODES = frozenset({"timestamp_ahead", "invalid_body", "incomplete_body
 #: (the commands send these fields well-formed): its count of valid tokens at the limit
 #: (until some are revoked), a position past its newest one (positions are each node's
 #: own). Exit 1, as other refusals of well-formed input are.
-STATE_REFUSALS = frozenset({("limit_exceeded", "tokens"), ("invalid_parameter", "after"),
-                            ("invalid_parameter", "Last-Event-ID")})
+STATE_REFUSALS = frozenset({("limit_exceeded", "tokens"), ("invalid_parameter", "after")})
 
 
 def failure(error: ClientError) -> click.ClickException:

@@ -16,6 +16,7 @@ stops kept nodes with exit 0, as a service manager's stop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -437,7 +438,9 @@ def demo(keep: bool) -> None:
             cluster.start()
             asyncio.run(Demo(console, cluster, keep).run())
         except KeyboardInterrupt:
-            console.print("\nStopping the nodes." if cluster.keeping else "\nInterrupted.")
+            # A closed terminal cannot be written to (EIO): the nodes stop all the same.
+            with contextlib.suppress(OSError):
+                console.print("\nStopping the nodes." if cluster.keeping else "\nInterrupted.")
             # SIGTERM or a closed terminal is how a kept demo is stopped from outside, as
             # a service is: 0 once it is kept. Otherwise the demo dies of what stopped it
             # (Ctrl-C: SIGINT, as every command), so a script running it stops too.
@@ -450,6 +453,7 @@ def demo(keep: bool) -> None:
             cluster.stop()
             if not failed:
                 shutil.rmtree(folder, ignore_errors=True)
-    console.print("\nAll nodes stopped.")
+    with contextlib.suppress(OSError):
+        console.print("\nAll nodes stopped.")
     if ended_by is not None:
         die_of(ended_by)

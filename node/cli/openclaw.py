@@ -354,7 +354,7 @@ def watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
 
     note(f"following {state.path} into "
          f"{data_dir if data_dir is not None else settings(ctx).node}")
-    # Until Ctrl-C, which the group turns into exit 130 (nothing is left half-done: a
+    # Until Ctrl-C, which ends it by SIGINT as every command (nothing is left half-done: a
     # cursor is saved only after its events are stored).
     _with_sink(ctx, data_dir, work)
 

@@ -22,7 +22,10 @@ Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
 
 def _after(help_text: str) -> Callable[[Any], Any]:
     """``--after N``, with what N counts in that command."""
-    return click.option("--after", type=click.IntRange(min=0), metavar="N", help=help_text)
+    # Up to what the node takes: a larger N is the user's mistake (exit 2), told here; a
+    # node refusing one it takes means past its newest (exit 1: ``STATE_REFUSALS``).
+    return click.option("--after", type=click.IntRange(min=0, max=2**63 - 1), metavar="N",
+                        help=help_text)
 _LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
                       help="How many per page, up to the node's page_max (1000 unless "
                            "configured). Default: the node's page size (100).")
@@ -236,4 +239,4 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
         async for item in client.stream(start, on_news=news):
             show(item)
 
-    with_client(ctx, follow)  # until Ctrl-C: exit 130, as for every command (README)
+    with_client(ctx, follow)  # until Ctrl-C: ended by SIGINT, as every command (README)

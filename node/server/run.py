@@ -35,6 +35,7 @@ from node import logs
 from node.config import Config
 from node.device import DeviceKey, DeviceKeyError, open_key
 from node.http.listener import BoundedSite
+from node.interrupt import die_of
 from node.peers import api as peering
 from node.peers.gossip import Gossip
 from node.peers.metrics import PeerCollector
@@ -187,8 +188,13 @@ async def serve(config: Config) -> signal.Signals:
     started, cleanly, rather than killing it half-open."""
     stop = asyncio.Event()
     stopped_by: list[signal.Signals] = []
+    started = False
 
     def on_signal(signum: signal.Signals) -> None:
+        if stopped_by and not started:
+            # A second stop while the store still opens: the person will not wait. The
+            # log is crash-safe; whatever it acknowledged before is kept.
+            die_of(signum)
         stopped_by.append(signum)
         stop.set()
 
@@ -197,7 +203,15 @@ async def serve(config: Config) -> signal.Signals:
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(signum, on_signal, signum)
     try:
-        node = await start(config)
+        try:
+            node = await start(config)
+        except StartError as error:
+            if not stopped_by:
+                raise
+            # Told to stop meanwhile: stopped, as asked, rather than a failure to start.
+            log.warning("not started", error=str(error))
+            return stopped_by[0]
+        started = True
         try:
             if not stop.is_set():
                 # One line: a new key is said in it (``created``), so "serving" stays

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.cli.common import failure
@@ -26,7 +27,6 @@ from tests.support.processes import NodeProcess
     pytest.param(413, "limit_exceeded", "tokens", 1, id="tokens-at-their-limit"),
     pytest.param(400, "timestamp_ahead", "events[0].timestamp", 1, id="clock-skew"),
     pytest.param(400, "invalid_parameter", "after", 1, id="past-the-newest-position"),
-    pytest.param(400, "invalid_parameter", "Last-Event-ID", 1, id="past-it-on-resume"),
     # Damaged on the way: nothing about the input.
     pytest.param(400, "invalid_body", None, 1, id="a-badly-framed-body"),
     pytest.param(400, "incomplete_body", None, 1, id="a-body-cut-short"),
@@ -36,6 +36,14 @@ def test_a_refusal_exits_2_only_when_it_blames_the_input(
         status: int, code: str | None, field: str | None, exit_code: int) -> None:
     error = ClientError("the node refused it", status=status, code=code, field=field)
     assert failure(error).exit_code == exit_code
+
+
+def test_an_after_larger_than_any_node_takes_is_a_usage_error() -> None:
+    """The node refuses such an ``after`` as it refuses one past its newest position (the
+    same code and field), which exits 1: the command refuses it first, as a mistake."""
+    result = CliRunner().invoke(main, ["events", "s1", "--after", str(2**63)])
+    assert result.exit_code == 2, result.output
+    assert "--after" in result.output
 
 
 def test_a_refusal_of_a_data_folder_exits_as_the_nodes_refusal(tmp_path: Path) -> None:

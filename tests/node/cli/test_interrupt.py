@@ -291,3 +291,47 @@ def test_sigterm_while_serve_starts_stops_it_cleanly_once_started(tmp_path: Path
     assert "serving" not in result.stderr
     with NodeProcess(tmp_path) as again:
         assert again.data_dir == data and again.get("/healthz")["head"] >= 0
+
+
+#: Runs ``clawsync serve`` whose start meets stop signals: ``{body}`` is what the start
+#: does (``os``, ``signal``, ``asyncio`` and ``run`` at hand).
+STOPPED_WHILE_STARTING = """
+import asyncio, os, signal
+import node.server.run as run
+
+async def starting(config):
+{body}
+
+run._start = starting
+from node.main import main
+main(["serve", "--data-dir", {data!r}, "--port", "{port}"], prog_name="clawsync")
+"""
+
+
+def serve_starting(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
+    script = STOPPED_WHILE_STARTING.format(body=body, data=str(tmp_path / "data"),
+                                           port=free_port())
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, env=child_env(), timeout=CLI_TIMEOUT_S, check=False)
+
+
+def test_a_stop_while_serve_starts_is_kept_though_the_start_fails(tmp_path: Path) -> None:
+    """Told to stop while starting, then the start fails: stopped as asked (SIGTERM: 0),
+    saying why it did not start, not a failure to start (1)."""
+    result = serve_starting(tmp_path, "    os.kill(os.getpid(), signal.SIGTERM)\n"
+                                      "    await asyncio.sleep(0.2)\n"
+                                      "    raise run.StartError('the folder is odd')\n")
+    assert result.returncode == 0, result.stderr
+    assert "not started" in result.stderr and "the folder is odd" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_second_ctrl_c_while_serve_starts_ends_it_at_once(tmp_path: Path) -> None:
+    """Opening a large store takes a while; a person who presses Ctrl-C again does not
+    wait for it."""
+    result = serve_starting(tmp_path, "    os.kill(os.getpid(), signal.SIGINT)\n"
+                                      "    await asyncio.sleep(0.2)\n"
+                                      "    os.kill(os.getpid(), signal.SIGINT)\n"
+                                      "    await asyncio.sleep(60)\n")
+    assert result.returncode == -signal.SIGINT, result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,10 +9,6 @@ import signal
 import sys
 from typing import NoReturn
 
-#: The exit code of a command that Ctrl-C interrupted, should dying of SIGINT fail:
-#: 128 + SIGINT, what a shell reports for a program that SIGINT ended.
-INTERRUPTED = 128 + signal.SIGINT
-
 
 def die_of(number: int = signal.SIGINT) -> NoReturn:
     """End the process by signal ``number`` itself (SIGINT: Ctrl-C), once what it

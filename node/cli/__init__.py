@@ -9,9 +9,7 @@ from __future__ import annotations
 import sys
 from typing import NoReturn
 
-from node.interrupt import INTERRUPTED, die_of
-
-__all__ = ["INTERRUPTED", "interrupted"]
+from node.interrupt import die_of
 
 
 def interrupted() -> NoReturn:

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +88,27 @@ def kill_processes_in(folder: Path) -> list[int]:
     return killed
 
 
+@contextlib.contextmanager
+def running_demo(tmp_path: Path, *args: str, **popen: Any
+                 ) -> Iterator[tuple[subprocess.Popen[str], LineReader]]:
+    """``clawsync demo ARGS`` running, and a reader of its output; killed if the test
+    leaves it running, and none of its nodes may outlive it."""
+    process = subprocess.Popen(demo_command(*args), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, bufsize=1,
+                               env=demo_env(tmp_path), **popen)
+    try:
+        assert process.stdout is not None
+        yield process, LineReader(process.stdout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        # A demo that did not stop its nodes (process groups of their own, so they did
+        # not hear what ended it) must not leave them running after the test.
+        orphans = kill_processes_in(tmp_path)
+    assert not orphans, "nodes outlived the demo"
+
+
 def ignore_ctrl_c() -> None:
     """What a job started with ``&`` by a non-interactive shell inherits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -101,13 +124,9 @@ def ignore_ctrl_c() -> None:
     pytest.param("in a terminal", signal.SIGINT, -signal.SIGINT, id="ctrl-c")])
 def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str,
                                       stopped: signal.Signals, code: int) -> None:
-    process = subprocess.Popen(demo_command("--keep"), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, bufsize=1,
-                               env=demo_env(tmp_path),
-                               preexec_fn=ignore_ctrl_c if "background" in started else None)
-    try:
-        assert process.stdout is not None
-        reader = LineReader(process.stdout)
+    with running_demo(tmp_path, "--keep",
+                      preexec_fn=ignore_ctrl_c if "background" in started else None
+                      ) as (process, reader):
         reader.wait_for("Press Ctrl-C")
         urls = URL_LINE.findall("\n".join(reader.seen))
         assert len(urls) == 6, reader.seen  # at the start and again, after the demo
@@ -115,14 +134,6 @@ def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str,
         process.send_signal(stopped)  # handled as Ctrl-C is
         assert process.wait(CLI_TIMEOUT_S) == code, reader.seen
         reader.wait_for("All nodes stopped")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        # A demo that did not stop its nodes (process groups of their own, so they did
-        # not hear what ended it) must not leave them running after the test.
-        orphans = kill_processes_in(tmp_path)
-    assert not orphans, "nodes outlived the demo"
     assert not any(answers(url) for url in urls)
     assert not list(tmp_path.glob("clawsync-demo-*"))
 
@@ -134,20 +145,9 @@ def test_demo_stopped_midway_stops_its_nodes_and_dies_of_the_signal(
         tmp_path: Path, stopped: signal.Signals) -> None:
     """Not kept, the demo is a command like any other: what stops it is how it ends (a
     script running it stops too), after its nodes and folder are gone."""
-    process = subprocess.Popen(demo_command(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, bufsize=1,
-                               env=demo_env(tmp_path))
-    try:
-        assert process.stdout is not None
-        reader = LineReader(process.stdout)
+    with running_demo(tmp_path) as (process, reader):
         reader.wait_for("http://127.0.0.1")  # the nodes are up, the demo under way
         process.send_signal(stopped)
         assert process.wait(CLI_TIMEOUT_S) == -stopped, reader.seen
         reader.wait_for("All nodes stopped")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        orphans = kill_processes_in(tmp_path)
-    assert not orphans, "nodes outlived the demo"
     assert not list(tmp_path.glob("clawsync-demo-*"))

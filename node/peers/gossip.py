@@ -372,6 +372,10 @@ class Gossip:
         self.learning.forgotten.reached(node, runner.url.rstrip("/") if runner.url else None)
         if runner.url is not None and runner.direction == "out":
             self.learning.members[runner.url] = node
+        if node is not None and runner.direction == "in":
+            # The address it advertises now (None: none; it moved behind a NAT):
+            # member lists say linked of it, not of one it moved from.
+            self.learning.advertises(node, runner.url)
         self._reached()
         for other in list(self.runners.values()):
             if other is runner or other.identified_as is None or other.node != node:

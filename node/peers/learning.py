@@ -29,7 +29,7 @@ from node.peers.admission import Admission
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import LinkClosed, fetch_members
 from node.store import AsyncStore
-from sync.peer.forgotten import Forgotten, HeldOff
+from sync.peer.forgotten import Forgotten, HeldOff, linked_at, said
 
 log = structlog.get_logger(__name__)
 
@@ -70,6 +70,15 @@ class Learning:
         #: lists for a while unless a lister says it is linked to the node there now
         #: (``sync.peer.forgotten``; at most ``forgotten_kept_max``).
         self.forgotten = Forgotten(config.sync)
+        #: Per node, the address it advertises itself (None: none), as its hello gave it
+        #: on a link it opened, or its own member list on one we dialed: a list says
+        #: ``linked`` of it, and of the addresses the links use, not of others remembered
+        #: for the node (``sync.peer.forgotten.linked_at``). At most ``peers_max``.
+        self.advertised_by: dict[str, str | None] = {}
+        #: The node a peer's list named at an address we dialed because of it, until the
+        #: address is dropped: a held-off address names its node (``hold_off``) though
+        #: its dial never reached it. At most ``peers_max``.
+        self.listed_nodes: dict[str, str] = {}
 
     async def run(self) -> None:
         """Ask dialed peers which nodes they know; dial the ones we do not. Also (and at
@@ -123,10 +132,13 @@ class Learning:
         except Exception:  # run as a task of its own too: nothing else would log it
             log.exception("learning members failed", peer=runner.url)
             return
-        for url, node, secret, linked in _member_urls(listed):
+        own = _advertised(listed)
+        if own is not None and own[0] == runner.node:  # the peer's own word
+            self.advertises(*own)
+        for url, node, secret, linked, node_linked in _member_urls(listed):
             if node == self.astore.node_id or node in linked_nodes(self.runners.values()):
                 continue
-            if linked:
+            if node_linked:
                 self.listed_linked(url, node)
             if not self.forgotten.may_learn(url, awake_s(), linked=linked):
                 continue  # forgotten after its failures, and no news that it is back
@@ -135,9 +147,16 @@ class Learning:
             # has no say in who gets it.
             if await self._dial(url, learned=True, secret=runner.secret and secret):
                 log.info("learned peer", url=url, via=runner.url)
+                if node is not None:
+                    _put(self.listed_nodes, url, node, self.config.sync.peers_max)
+
+    def advertises(self, node: str, url: str | None) -> None:
+        """``node`` said itself that it advertises ``url`` (None: no address)."""
+        _put(self.advertised_by, node, url.rstrip("/") if url else None,
+             self.config.sync.peers_max)
 
     def listed_linked(self, url: str, node: str | None) -> None:
-        """A peer's list says its link to ``node`` at ``url`` is up now: a partition may
+        """A peer's list says its link to ``node`` is up now: a partition may
         have healed, so our dials of it that back off (configured or learned, by that
         address or another of that node) are made now, not up to ``backoff_max_s``
         later. A forgotten address that was relearned made that dial, with a fresh
@@ -160,7 +179,8 @@ class Learning:
         """Forget the learned address ``url`` (of ``node``, if known) after its failures:
         how long it is held off from peers' lists, or None (not while this node reaches
         no peer at all: its own network is down, and the address may be fine)."""
-        return self.forgotten.forgot(url, self.members.get(url) or node, awake_s()) \
+        node = self.members.get(url) or node or self.listed_nodes.get(url)
+        return self.forgotten.forgot(url, node, awake_s()) \
             if linked_nodes(self.runners.values()) else None
 
     def held_off(self) -> list[HeldOff]:
@@ -170,20 +190,30 @@ class Learning:
     def drop(self, url: str) -> None:
         self.members.pop(url, None)
         self.secret_urls.discard(url)
+        self.listed_nodes.pop(url, None)
 
     def member_list(self) -> dict[str, Any]:
         """What ``/peer/v1/members`` answers: this node and the peers it can name, each
-        with whether this node has a link up to it now (``linked``; older nodes ignore
-        the field, and lists without it say nothing of links).
+        with whether this node has a link up to that node now (``node_linked``) and to it
+        at that address (``linked``: the address a link up uses, or the one the node
+        advertises itself; not another it is remembered at, such as the dead one of a
+        node that moved: ``sync.peer.forgotten.linked_at``). Older nodes ignore both;
+        they read ``linked`` as news of the node, which it still is.
 
         A node whose link ended stays listed: when a partition heals, a peer that learned
         it dials it, sooner than its own configured dial in a long back-off. A learner
         that forgot the address after its failures takes it up again only after a
         hold-off, or once a list says it is linked (``sync.peer.forgotten``): a node gone
         for good is not dialed round after round by every node that asks."""
-        linked = linked_nodes(self.runners.values())
+        up: dict[str, set[str]] = {}
+        for runner in self.runners.values():
+            if runner.state == "up" and runner.node:
+                urls = up.setdefault(runner.node, set())
+                if runner.url:
+                    urls.add(runner.url.rstrip("/"))
         peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls,
-                  "linked": node is not None and node in linked}
+                  "linked": linked_at(url, node, up=up, advertised=self.advertised_by),
+                  "node_linked": node is not None and node in up}
                  for url, node in sorted(self.members.items()) if url not in self.own_urls]
         return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
                 "peers": peers}
@@ -195,7 +225,8 @@ class Listed(NamedTuple):
     url: str
     node: str | None  # the node id there, when the lister knows it
     secret: bool  # a holder of the cluster secret gave the address
-    linked: bool  # the lister has a link up to that node now
+    linked: bool  # the lister has a link up to that node at this address now
+    node_linked: bool  # the lister has a link up to that node now, at whatever address
 
 
 #: A clock that goes on while the machine sleeps (Linux's boot time; the monotonic clock
@@ -210,23 +241,43 @@ def awake_s() -> float:
 
 def _member_urls(listed: object) -> list[Listed]:
     """Peer URLs, node ids (when known), whether a holder of the cluster secret gave
-    the address and whether the lister is linked to that node now (the lister's own
-    address: both) from a members answer, without a trailing slash (as ``add_peer``
-    keys them); anything malformed is skipped. A list without
-    ``cluster_secret`` or ``linked`` (an older node's) does not say so: its addresses
-    are dialed without the secret, and a forgotten one waits out its hold-off."""
+    the address and whether the lister is linked to that node now, there and at all
+    (``sync.peer.forgotten.said``; the lister's own address: all three) from a members
+    answer, without a trailing slash (as ``add_peer`` keys them); anything malformed is
+    skipped. A list without ``cluster_secret`` or ``linked`` (an older node's) does not
+    say so: its addresses are dialed without the secret, and a forgotten one waits out
+    its hold-off."""
     if not isinstance(listed, dict):
         return []
     found = []
     advertise, lister = listed.get("advertise_url"), listed.get("node_id")
     if isinstance(advertise, str) and advertise.startswith(("http://", "https://")):
         found.append(Listed(advertise.rstrip("/"), lister if isinstance(lister, str) else None,
-                            secret=True, linked=True))
+                            secret=True, linked=True, node_linked=True))
     for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
         if isinstance(peer, dict) and isinstance(peer.get("url"), str) \
                 and peer["url"].startswith(("http://", "https://")):
             node = peer.get("node_id")
+            linked, node_linked = said(peer)
             found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
                                 secret=peer.get("cluster_secret") is True,
-                                linked=peer.get("linked") is True))
+                                linked=linked, node_linked=node_linked))
     return found
+
+
+def _advertised(listed: object) -> tuple[str, str | None] | None:
+    """The lister's node id and the address it advertises (None: none) from its own
+    members answer, or None if the answer does not name the lister."""
+    if not isinstance(listed, dict) or not isinstance(listed.get("node_id"), str):
+        return None
+    url = listed.get("advertise_url")
+    ok = isinstance(url, str) and url.startswith(("http://", "https://"))
+    return listed["node_id"], url if ok else None
+
+
+def _put(kept: dict[str, Any], key: str, value: Any, most: int) -> None:
+    """``kept[key] = value``, the newest last; past ``most`` entries the oldest goes."""
+    kept.pop(key, None)
+    while len(kept) >= most:
+        del kept[next(iter(kept))]
+    kept[key] = value

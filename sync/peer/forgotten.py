@@ -10,10 +10,19 @@ hub runs. So a node remembers what it forgot, and takes such an address up again
 list only once a hold-off has passed, one that doubles each time the address is
 forgotten again; or at once when there is news that the node is back: a lister says its
 link to that node at that address is up now, or a link with that node came up here.
+
+What a list says of links (``linked_at``, ``Said``): ``linked`` of an address only where
+the lister's link to its node is up at it, or it is the address that node advertises
+itself; ``node_linked`` of every address of a node linked, whatever the address. A node
+that moved is linked at its new address: its old, dead one is listed still, but not as
+linked, so a learner that forgot it leaves it held off; the redial of a healed partition
+goes by node. Lists without ``node_linked`` (older nodes') said ``linked`` of every
+address of a node linked, dead old ones too: they are read as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -111,3 +120,52 @@ class Forgotten:
         for known in [known for known, entry in self._entries.items()
                       if known == url or (node is not None and entry.node == node)]:
             del self._entries[known]
+
+
+def linked_at(url: str, node: str | None, *, up: Mapping[str, set[str]],
+              advertised: Mapping[str, str | None]) -> bool:
+    """Whether a member list says ``linked`` of ``url``, an address of ``node``: the
+    lister's link to ``node`` is up (``up``: node -> the addresses its links up use) at
+    ``url``, or ``url`` is the address ``node`` advertises itself (``advertised``, from
+    its hello or its own list; a node not in it has not said yet: every address of it
+    counts, as before). Not another address it remembers for that node: the one a node
+    moved from is dead.
+
+    >>> up = {"n1": {"http://10.0.0.2:8765"}}
+    >>> advertised = {"n1": "http://laptop:8765"}
+    >>> [linked_at(url, "n1", up=up, advertised=advertised) for url in
+    ...  ("http://10.0.0.2:8765", "http://laptop:8765", "http://old-laptop:8765")]
+    [True, True, False]
+    >>> linked_at("http://old-laptop:8765", "n1", up=up, advertised={})  # not said yet
+    True
+    >>> linked_at("http://laptop:8765", "n1", up={}, advertised=advertised)  # no link up
+    False
+    """
+    if node is None or node not in up:
+        return False
+    return url in up[node] or node not in advertised or advertised[node] == url
+
+
+class Said(NamedTuple):
+    """What one row of a peer's member list says of links (``said``)."""
+
+    linked: bool  # the lister is linked to the node at this address: news that it is back
+    node_linked: bool  # the lister is linked to the node, at whatever address
+
+
+def said(row: Mapping[str, object]) -> Said:
+    """What a member list's ``row`` says of links; only ``true`` says yes. A row without
+    ``node_linked`` (an older node's list) said ``linked`` of every address of a node
+    linked: both read as that, as before.
+
+    >>> said({"linked": False, "node_linked": True})
+    Said(linked=False, node_linked=True)
+    >>> said({"linked": True})  # an older node's
+    Said(linked=True, node_linked=True)
+    >>> said({"linked": "true", "node_linked": 1})
+    Said(linked=False, node_linked=False)
+    """
+    linked = row.get("linked") is True
+    if "node_linked" not in row:
+        return Said(linked, linked)
+    return Said(linked, row.get("node_linked") is True)

@@ -415,6 +415,82 @@ async def test_a_dead_address_a_peer_lists_is_not_learned_again_round_after_roun
             await asyncio.sleep(0.01)
 
 
+async def test_the_old_address_of_a_node_that_moved_stays_held_off(
+        make_node: NodeFactory) -> None:
+    """A laptop stops and comes back on its data behind a NAT (it advertises no address
+    now, and dials the hub): the hub lists its old, dead address still, and is linked to
+    the laptop, but not there. A node that forgot the old address after its failures
+    leaves it alone at the rounds that follow (it took it up again at each when lists
+    said "linked" of every address of a node linked), and ``/v1/peers`` names the node
+    the address stood for."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    gone = laptop.config.advertise_url
+    assert gone is not None
+    moved = await make_node(cluster_secret="s" * 32, data_dir=laptop.config.data_dir,
+                            advertise_url=None, peers=[hub.url])
+    await listed_as(hub, moved, "up")
+    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == gone]
+    assert (row["node_id"], row["linked"], row["node_linked"]) \
+        == (moved.astore.node_id, False, True)
+    with structlog.testing.capture_logs() as said:
+        node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+
+        def forgettings() -> int:
+            return len([entry for entry in said if entry["event"] == "forgetting learned peer"
+                        and entry["peer"] == gone])
+
+        async def not_dialed() -> None:
+            async with asyncio.timeout(DEADLINE_S):
+                while forgettings() == 0 or f"url:{gone}" in node.gossip.runners:
+                    await asyncio.sleep(0.01)
+
+        await not_dialed()  # learned when the link to the hub came up, and forgotten
+        for _ in range(3):  # members rounds
+            await node.gossip.learn_once()
+            await not_dialed()
+    learned = [entry for entry in said if entry["event"] == "learned peer"
+               and entry["url"] == gone]
+    assert len(learned) == 1, learned
+    assert forgettings() == 1
+    [held] = node.gossip.held_off()[0]
+    assert (held["url"], held["node_id"]) == (gone, moved.astore.node_id)
+
+
+async def test_the_address_a_node_advertises_is_listed_linked_when_dialed_by_another(
+        make_node: NodeFactory) -> None:
+    """A laptop that advertises 127.0.0.1 is back, and the hub's link up to it is the one
+    the hub dialed at another name (localhost, as a LAN name or a proxy would be): the
+    address the laptop advertises is live, and the hub's list says so, so a node that
+    held it off takes it up again at once (it waited up to an hour when only the link's
+    own address was said linked)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    advertised = laptop.config.advertise_url
+    assert advertised is not None
+    node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    async with asyncio.timeout(DEADLINE_S):
+        while [one.url for one in node.gossip.learning.held_off()] != [advertised]:
+            await asyncio.sleep(0.01)
+    again = await make_node(cluster_secret="s" * 32, port=laptop.config.port,
+                            data_dir=laptop.config.data_dir, advertise_url=advertised)
+    other_name = advertised.replace("127.0.0.1", "localhost")
+    assert await hub.gossip.add_peer(other_name, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while hub.gossip.runners[f"url:{other_name}"].node != again.astore.node_id:
+            await asyncio.sleep(0.01)
+    rows = {row["url"]: row for row in hub.gossip.member_list()["peers"]}
+    assert (rows[advertised]["linked"], rows[advertised]["node_linked"]) == (True, True)
+    assert rows[other_name]["linked"] is True
+    assert not node.gossip.learning.forgotten.may_learn(advertised, awake_s(), linked=False)
+    await node.gossip.learn_once()
+    async with asyncio.timeout(DEADLINE_S):
+        while again.astore.node_id not in {r.node for r in node.gossip.runners.values()
+                                           if r.state == "up"}:
+            await asyncio.sleep(0.01)
+    assert node.gossip.learning.held_off() == []
+
+
 async def test_the_addresses_held_off_longest_are_listed_and_all_counted(
         make_node: NodeFactory) -> None:
     """``/v1/peers`` lists ``HELD_OFF_LISTED_MAX`` addresses held off, those whose hold-off

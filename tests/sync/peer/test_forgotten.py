@@ -6,7 +6,7 @@ import pytest
 
 from sync.errors import ProtocolMisuse
 from sync.peer.config import SyncConfig
-from sync.peer.forgotten import Forgotten
+from sync.peer.forgotten import Forgotten, Said, linked_at, said
 
 URL = "http://laptop.example:8765"
 
@@ -60,3 +60,34 @@ def test_the_memory_is_bounded_the_oldest_dropped() -> None:
     assert len(forgotten) == 3
     assert forgotten.may_learn("http://n0.example", 5.0, linked=False)  # dropped: learned
     assert not forgotten.may_learn("http://n4.example", 5.0, linked=False)
+
+
+def test_a_list_says_linked_of_the_addresses_the_node_is_reached_at_not_of_its_old_one() -> None:
+    """A laptop moved: the lister remembers its old address, dead now, beside the one it
+    advertises itself, and reaches it by a LAN name of its own. ``linked`` is said of the
+    link's address and of the advertised one, not of the old; ``node_linked`` of all."""
+    up = {"n1": {"http://10.0.0.2:8765"}}
+    advertised: dict[str, str | None] = {"n1": "http://laptop:8765"}
+    urls = ["http://10.0.0.2:8765", "http://laptop:8765", "http://old-laptop:8765"]
+    assert [linked_at(url, "n1", up=up, advertised=advertised) for url in urls] \
+        == [True, True, False]
+    # It advertises nothing now (behind a NAT, it dials out): only the link's address.
+    assert [linked_at(url, "n1", up={"n1": set()}, advertised={"n1": None})
+            for url in urls] == [False, False, False]
+    # No link up to it: linked nowhere.
+    assert not linked_at("http://laptop:8765", "n1", up={}, advertised=advertised)
+    assert not linked_at("http://laptop:8765", None, up=up, advertised=advertised)
+
+
+def test_a_forgotten_old_address_stays_held_off_while_its_node_is_linked_elsewhere() -> None:
+    """The learner's side: a new list that says the node is linked, but not at the
+    forgotten address, ends no hold-off; an older node's list (no ``node_linked``) ends
+    it as before, so mixed versions behave as they did."""
+    forgotten = Forgotten()
+    forgotten.forgot(URL, "n1", 0.0)
+    new = said({"url": URL, "node_id": "n1", "linked": False, "node_linked": True})
+    assert new == Said(linked=False, node_linked=True)
+    assert not forgotten.may_learn(URL, 1.0, linked=new.linked)
+    old = said({"url": URL, "node_id": "n1", "linked": True})
+    assert old == Said(linked=True, node_linked=True)
+    assert forgotten.may_learn(URL, 2.0, linked=old.linked)

@@ -17,14 +17,8 @@ import click
 from crdt.errors import InvalidInput
 from crdt.events import parse_timestamp
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
-from node.cli.common import (
-    InputError,
-    NodeError,
-    client_options,
-    note,
-    session_key,
-    with_client,
-)
+from node.cli.common import InputError, NodeError, note, with_client
+from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines
 from node.client.api import Client, ClientError
 from node.config import ClientLimits

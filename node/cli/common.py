@@ -1,28 +1,21 @@
-"""What every ``clawsync`` client command shares: the node's address, running a request
-against it, and turning its failures into exit codes with a readable message: 2 for
-input the node refused as malformed or too large, 1 for the rest."""
+"""What every ``clawsync`` client command shares once it runs: running a request against
+the node, and turning its failures into exit codes with a readable message: 2 for input
+the node refused as malformed or too large, 1 for the rest. (What the commands share to
+read their command line is in ``node.cli.options``.)"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
-from yarl import URL
 
 from crdt.errors import InvalidInput, LimitExceeded
+from node.cli.options import settings
 from node.client.api import Client, ClientError
-from node.config import (
-    PORT_DEFAULT,
-    Settings,
-    api_path_base,
-    check_token,
-    holds_credentials,
-)
 
 T = TypeVar("T")
 
@@ -41,88 +34,6 @@ class InputError(click.ClickException):
     was typed right)."""
 
     exit_code = 2
-
-
-def node_url(text: str) -> str:
-    """Accept ``host:port`` as well as a full URL: people type the short form.
-
-    >>> node_url("127.0.0.1:7878"), node_url("https://sync.example/clawsync/")
-    ('http://127.0.0.1:7878', 'https://sync.example/clawsync')
-    >>> node_url("phone.local")
-    'http://phone.local:7878'
-    """
-    text = text.strip().rstrip("/")
-    if not text:
-        raise click.BadParameter("is empty: give the node's address, host:port or a URL",
-                                 param_hint="--node")
-    short = "://" not in text
-    text = f"http://{text}" if short else text
-    try:
-        url = URL(text)
-    except ValueError as error:
-        raise click.BadParameter(f"{text!r} is not a URL: {error}", param_hint="--node") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
-                                 param_hint="--node")
-    if short and url.explicit_port is None:  # a bare host: the node's port, not port 80
-        text = str(url.with_port(PORT_DEFAULT)).rstrip("/")
-    if holds_credentials(text):
-        raise click.BadParameter("holds a user name or password, which errors would show; "
-                                 "give the token with --token (or CLAWSYNC_TOKEN)",
-                                 param_hint="--node")
-    # A path may be a reverse proxy's prefix, but one that names the API itself would be
-    # doubled by the commands (".../v1/v1/sessions") and answered only "Not Found".
-    base = api_path_base(text)
-    if base is not None:
-        raise click.BadParameter(f"{text!r} names an API path; give the node's own address, "
-                                 f"{base!r} (the commands add the rest)", param_hint="--node")
-    return text
-
-
-def token_value(_ctx: click.Context, _param: click.Parameter, value: str | None
-                ) -> str | None:
-    """The callback of ``--token``: one with a control character could never be sent in
-    a header (a line ending kept from a file, ``$(cat token.txt)`` with CRLF)."""
-    if value:
-        try:
-            check_token(value)
-        except ValueError as error:
-            raise click.BadParameter(str(error)) from None
-    return value
-
-
-def session_key(_ctx: click.Context, _param: click.Parameter, value: str | None
-                ) -> str | None:
-    """The callback of a SESSION argument: an empty key is a usage error, found before any
-    request (its path would name another route)."""
-    if value == "":
-        raise click.BadParameter("is empty: a session key is 1 to 512 UTF-8 bytes")
-    return value
-
-
-def settings(ctx: click.Context) -> Settings:
-    """The group's settings (defaults when a command is invoked on its own in tests)."""
-    found = ctx.find_object(Settings)
-    return found if found is not None else Settings()
-
-
-def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Also accept ``--node`` and ``--token`` after the command name (``clawsync events s1
-    --node URL``), as people tend to type them; given there, they win over the group's."""
-
-    def override(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-        def store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-            if value is not None and field == "node":
-                ctx.obj = replace(settings(ctx), node=node_url(value))
-            elif value is not None:
-                ctx.obj = replace(settings(ctx), token=value)
-        return store
-
-    command = click.option("--token", metavar="TOKEN", expose_value=False,
-                           callback=override("token"),
-                           help="Bearer token of the node (as before the command).")(command)
-    return click.option("--node", metavar="URL", expose_value=False, callback=override("node"),
-                        help="The node to talk to (as before the command).")(command)
 
 
 #: The node's answers that blame what the command was given (a malformed id, pattern or

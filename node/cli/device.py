@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from node.cli.common import client_options, with_client
+from node.cli.common import with_client
+from node.cli.options import client_options
 from node.config import host_name
 from node.device import DeviceKeyError, read_key
 

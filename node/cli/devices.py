@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from node.cli.common import client_options, listing, note, with_client
+from node.cli.common import listing, note, with_client
+from node.cli.options import client_options
 from node.cli.output import print_rows
 from node.client.api import Client
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from node.cli.common import client_options, note, session_key, with_client
+from node.cli.common import note, with_client
+from node.cli.options import client_options, session_key
 from node.client.api import Client
 
 

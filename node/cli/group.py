@@ -1,5 +1,12 @@
 """The ``clawsync`` command group and its client commands (``node.main`` adds ``serve``).
 
+The group knows each command by name and by the first sentence of its help, and imports
+the command's module only when that command (or its help) is asked for: the commands
+need the HTTP client, the crypto libraries, Automerge, rich...; ``clawsync --help`` needs
+none of them, and a command needs only its own. So this module imports click and
+nothing else of weight, and what the group's own options need (``node.config``, which
+loads the crypto libraries) is imported when a command runs.
+
 Exit codes (README, "Exit codes"): 0 success, 1 the node could not be reached or refused
 the request, 2 a usage error (or input the node refused as malformed); Ctrl-C: death by
 SIGINT (a shell shows 130).
@@ -12,25 +19,35 @@ SIGINT (a shell shows 130).
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from node.cli import interrupted
-from node.cli.append import append
-from node.cli.common import node_url, token_value
-from node.cli.demo import demo
-from node.cli.device import device
-from node.cli.devices import devices
-from node.cli.forget import forget
-from node.cli.openclaw import openclaw
-from node.cli.origins import origins
-from node.cli.read import events, projection, sessions, tail
-from node.cli.status import status
-from node.cli.tokens import tokens
-from node.config import NODE_DEFAULT, Settings, software_version
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: ``node.config.NODE_DEFAULT``, which ``--help`` shows without loading ``node.config``
+#: (tests/node/cli/test_loading.py holds the two together).
+NODE_DEFAULT = "http://127.0.0.1:7878"
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A command the group lists before it is loaded: where it is defined
+    (``module:name``) and the first sentence of its help, all that ``--help`` shows of
+    it (click shortens it to the terminal's width as it would the whole help)."""
+
+    where: str
+    summary: str
+
+    def load(self) -> click.Command:
+        module, _colon, name = self.where.partition(":")
+        command = getattr(importlib.import_module(module), name)
+        assert isinstance(command, click.Command), self.where
+        return command
 
 
 class _Commands(click.Group):
@@ -42,7 +59,35 @@ class _Commands(click.Group):
     transactions), so there is nothing to undo here. Commands that run until stopped
     (tail, openclaw watch) stop this way too. serve and demo stop their nodes first and
     end by SIGINT themselves; they exit 0 when stopped from outside as a service is:
-    serve by SIGTERM, demo --keep by SIGTERM or SIGHUP (its terminal closing)."""
+    serve by SIGTERM, demo --keep by SIGTERM or SIGHUP (its terminal closing).
+
+    Its commands are ``Lazy`` until asked for (click's "lazy loading subcommands"); a
+    Ctrl-C while one loads (in ``invoke``) ends as any other."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, Lazy] = {}
+
+    def add_lazy_command(self, name: str, where: str, summary: str) -> None:
+        """List command ``name``, defined at ``where`` (``module:name``), loaded when
+        asked for."""
+        self.lazy[name] = Lazy(where, summary)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands.keys() | self.lazy.keys())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(self.lazy[cmd_name].load(), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's own listing, of stand-ins that hold the summaries: the lines are
+        # those the loaded commands would give, and nothing is loaded for them.
+        stand_ins: dict[str, click.Command] = {
+            name: click.Command(name, help=lazy.summary) for name, lazy in self.lazy.items()}
+        listed = click.Group(self.name, commands={**stand_ins, **self.commands})
+        listed.format_commands(ctx, formatter)
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
@@ -59,13 +104,31 @@ class _Commands(click.Group):
             interrupted()
 
 
+def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from node.cli.options import token_value  # when a command runs: not for --help
+
+    return token_value(ctx, param, value)
+
+
+def _version(ctx: click.Context, _param: click.Parameter, shown: bool) -> None:
+    """``--version``, as ``click.version_option`` prints it, with the version read only
+    when asked for."""
+    if not shown or ctx.resilient_parsing:
+        return
+    from node.config import software_version  # when asked: not for --help
+
+    click.echo(f"{ctx.find_root().info_name} {software_version()}")
+    ctx.exit()
+
+
 @click.group(cls=_Commands, context_settings=_CONTEXT)
 @click.option("--node", "node", envvar="CLAWSYNC_NODE", default=NODE_DEFAULT,
               show_default=True, metavar="URL", show_envvar=True,
               help="The node the client commands talk to.")
 @click.option("--token", envvar="CLAWSYNC_TOKEN", metavar="TOKEN", show_envvar=True,
-              callback=token_value, help="Bearer token of that node, if it has one.")
-@click.version_option(software_version(), message="%(prog)s %(version)s")
+              callback=_token, help="Bearer token of that node, if it has one.")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_version, help="Show the version and exit.")
 @click.pass_context
 def main(ctx: click.Context, node: str, token: str | None) -> None:
     """clawsync: keep an AI agent's session histories in sync across devices.
@@ -80,10 +143,57 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
       clawsync events s1
       clawsync --node http://phone.local:7878 --token "$TOKEN" sessions
     """
+    from node.cli.options import node_url
+    from node.config import Settings
+
     ctx.obj = Settings(node=node_url(node), token=token or None)
 
 
-for _command in (append, events, sessions, projection, tail, status, origins, demo,
-                 forget, device, devices, openclaw, tokens):
-    main.add_command(_command)
-
+# Each command: where it is defined and the first sentence of its help, which
+# tests/node/cli/test_loading.py holds to the command's own.
+main.add_lazy_command("append", "node.cli.append:append",
+                      "Append an event to SESSION, or import events from a file.")
+main.add_lazy_command("demo", "node.cli.demo:demo",
+                      "See replication heal a partition, on this machine, in seconds.")
+main.add_lazy_command("device", "node.cli.device:device",
+                      "Show this device's id and name.")
+main.add_lazy_command("devices", "node.cli.devices:devices",
+                      "List the cluster's devices: the members, the devices removed for good, "
+                      "and the devices linked now that are no members (by the cluster secret, a "
+                      "certificate, or, while pairing, a --peer address; the state column says "
+                      "which).")
+main.add_lazy_command("events", "node.cli.read:events",
+                      "List the events of SESSION in the node's order: position, time, kind and "
+                      "a short summary of each.")
+main.add_lazy_command("forget", "node.cli.forget:forget",
+                      "Forget SESSION, or only the events given with --event, on every node.")
+main.add_lazy_command("openclaw", "node.cli.openclaw:openclaw",
+                      "Sync OpenClaw's sessions: import or follow an OpenClaw state folder into "
+                      "a node, and export a session back for OpenClaw.")
+main.add_lazy_command("origins", "node.cli.origins:origins",
+                      "List the origins the node knows: highest seq held, events, last activity, "
+                      "and whether each is active (in the version vector every hello carries) or "
+                      "retired.")
+main.add_lazy_command("projection", "node.cli.read:projection",
+                      "Show the current state of SESSION: its state, channel, counts, last "
+                      "messages and custom state, as every node that has the same events "
+                      "computes it.")
+main.add_lazy_command("sessions", "node.cli.read:sessions",
+                      "List the sessions the node knows, in the order it first heard of them; "
+                      "the cluster's own (clawsync:devices, clawsync:origins) are left out "
+                      "unless --include-cluster, and `clawsync events` or `projection` still "
+                      "reads them by their key.")
+main.add_lazy_command("status", "node.cli.status:status",
+                      "Show the node's id, version and head, this device (removed? waiting to be "
+                      "added?), and per peer: its device, state, last contact, how many events "
+                      "each side still lacks, bytes in and out, what it runs; and the learned "
+                      "addresses held off after their failures, for how long still.")
+main.add_lazy_command("tail", "node.cli.read:tail",
+                      "Follow the node's events live and print each as it arrives (all sessions "
+                      "unless --session).")
+main.add_lazy_command("tokens", "node.cli.tokens:tokens",
+                      "List the tokens Automerge apps connect with "
+                      "(ws://NODE/automerge?token=...) that any device of the cluster issued: "
+                      "id, name, session patterns, read-only, which device issued it and when, "
+                      'and its state: valid, revoked, or "issuer removed" (the device that '
+                      "issued it was removed, which revokes its tokens).")

@@ -25,16 +25,8 @@ from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from crdt.storage.disk import holds_storage
 from node.cli.append import batches
-from node.cli.common import (
-    InputError,
-    NodeError,
-    client_options,
-    failure,
-    note,
-    session_key,
-    settings,
-    store_refusal,
-)
+from node.cli.common import InputError, NodeError, failure, note, store_refusal
+from node.cli.options import client_options, session_key, settings
 from node.client.api import Client, ClientError
 from node.config import ClientLimits, host_name
 from node.device import DeviceKeyError, folder_signer

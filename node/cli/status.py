@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from node.cli.common import client_options, with_client
+from node.cli.common import with_client
+from node.cli.options import client_options
 from node.cli.output import print_rows, printable
 from node.client.api import Client
 

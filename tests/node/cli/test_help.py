@@ -12,8 +12,12 @@ from node.main import main
 
 
 def commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """The path of every command under ``group`` (its subgroups' commands too)."""
-    for name, command in sorted(group.commands.items()):
+    """The path of every command under ``group`` (its subgroups' commands too), as the
+    group lists them (``clawsync``'s are loaded when asked for)."""
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, f"{' '.join(path)} lists {name}, which does not load"
         yield (*path, name)
         if isinstance(command, click.Group):
             yield from commands(command, (*path, name))

@@ -164,9 +164,10 @@ def test_ctrl_c_mid_import_dies_by_sigint_and_keeps_what_was_stored(
     assert len(everything) == len(set(everything)) == total
 
 
-#: Runs ``python -m node.main status`` as the ``clawsync`` script would, with a Ctrl-C
-#: arriving while module ``{module}`` is being imported (the commands take about a second
-#: to load, the moment a person most often presses Ctrl-C, on a command typed wrong).
+#: Runs ``python -m node.main {argv}`` as the ``clawsync`` script would, with a Ctrl-C
+#: arriving while module ``{module}`` is being imported (a command's modules take a
+#: good part of a second to load, the moment a person most often presses Ctrl-C, on a
+#: command typed wrong).
 CTRL_C_WHILE_LOADING = """
 import os, runpy, signal, sys
 
@@ -180,17 +181,21 @@ class CtrlC:  # one Ctrl-C, the first time the module is looked for
         return None
 
 sys.meta_path.insert(0, CtrlC())
-sys.argv = ["clawsync", "status"]
+sys.argv = ["clawsync", *{argv!r}]
 runpy.run_module("node.main", run_name="__main__", alter_sys=True)
 """
 
 
-@pytest.mark.parametrize("module", [
-    pytest.param("node.cli", id="the-first-import"),
-    pytest.param("node.cli.group", id="the-commands"),
-    pytest.param("node.server.command", id="serve")])
-def test_ctrl_c_while_the_commands_load_dies_by_sigint_without_a_traceback(module: str) -> None:
-    script = CTRL_C_WHILE_LOADING.format(module=module)
+@pytest.mark.parametrize(("module", "argv"), [
+    pytest.param("node.cli", ["status"], id="the-first-import"),
+    pytest.param("node.cli.group", ["status"], id="the-group"),
+    # The group loads a command's module once it has read the command line.
+    pytest.param("node.cli.status", ["status"], id="a-command"),
+    pytest.param("node.client.api", ["status"], id="what-a-command-needs"),
+    pytest.param("node.server.command", ["serve", "--help"], id="serve")])
+def test_ctrl_c_while_the_commands_load_dies_by_sigint_without_a_traceback(
+        module: str, argv: list[str]) -> None:
+    script = CTRL_C_WHILE_LOADING.format(module=module, argv=argv)
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
                             capture_output=True, text=True, env=child_env(),
                             timeout=CLI_TIMEOUT_S, check=False)

@@ -1,0 +1,99 @@
+"""``clawsync --help`` loads none of the commands, and a command loads its own module
+only: the group lists each command by name and the first sentence of its help, and the
+listing is the one the loaded commands give."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from node import config
+from node.cli import group
+from node.main import main
+from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
+
+#: Libraries no listing needs, each a tenth of a second or more to import.
+HEAVY = ("aiohttp", "automerge", "cryptography", "nacl", "cbor2", "diskcache", "rich")
+
+#: Runs ``clawsync ARGS`` in a fresh process, as the ``clawsync`` script does; then
+#: writes to stderr which modules it loaded.
+PROBE = """
+import json, sys
+from node.main import main
+
+try:
+    main({args!r}, prog_name="clawsync")
+except SystemExit as end:
+    code = end.code
+loaded = sorted(name for name in sys.modules
+                if name.split(".")[0] in {heavy!r} or name.startswith(("node.", "crdt.")))
+sys.stderr.write(json.dumps({{"code": code, "loaded": loaded}}))
+"""
+
+
+def run(*args: str) -> tuple[str, set[str]]:
+    """What ``clawsync ARGS`` prints (it must succeed), and the modules it loaded."""
+    done = subprocess.run([sys.executable, "-c", PROBE.format(args=list(args), heavy=HEAVY)],
+                          cwd=ROOT, capture_output=True, text=True, env=child_env(),
+                          timeout=CLI_TIMEOUT_S, check=False)
+    end = json.loads(done.stderr)
+    assert end["code"] == 0, done
+    return done.stdout, set(end["loaded"])
+
+
+def test_help_loads_no_command_and_none_of_the_heavy_libraries() -> None:
+    output, loaded = run("--help")
+    assert "Commands:" in output
+    heavy = sorted(name for name in loaded if name.split(".")[0] in HEAVY)
+    assert heavy == []
+    assert {name for name in loaded if name.startswith(("node.", "crdt."))} == {
+        "node.cli", "node.cli.group", "node.interrupt", "node.main"}
+
+
+@pytest.mark.parametrize(("command", "module"), [
+    pytest.param("status", "node.cli.status", id="status"),
+    pytest.param("serve", "node.server.command", id="serve")])
+def test_a_command_loads_its_own_module_not_the_others(command: str, module: str) -> None:
+    output, loaded = run(command, "--help")
+    assert output.startswith(f"Usage: clawsync {command} ")
+    assert module in loaded
+    others = {"node.cli.status", "node.cli.demo", "node.cli.openclaw", "node.cli.append",
+              "node.server.command"} - {module}
+    assert not others & loaded
+
+
+def test_the_listing_is_the_one_the_loaded_commands_give() -> None:
+    """Each command's summary is the first sentence of its help: shortened to any
+    width, it reads as the command's own short help (``clawsync --help`` lists that)."""
+    for name, lazy in main.lazy.items():
+        command = lazy.load()
+        listed = click.Command(name, help=lazy.summary)
+        assert command.name == name
+        assert [listed.get_short_help_str(limit) for limit in range(10, 160)] == \
+               [command.get_short_help_str(limit) for limit in range(10, 160)], name
+
+
+def test_every_command_listed_loads_and_shows_its_help() -> None:
+    listing = CliRunner().invoke(main, ["--help"], prog_name="clawsync").output
+    listed = [line.split()[0] for line in listing.split("Commands:\n", 1)[1].splitlines()
+              if line.startswith("  ") and not line.startswith("   ")]
+    assert listed == main.list_commands(click.Context(main)) == sorted(main.lazy)
+    for name in listed:
+        result = CliRunner().invoke(main, [name, "--help"], prog_name="clawsync")
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"Usage: clawsync {name} "), result.output
+
+
+def test_the_node_help_shows_is_the_clients_default() -> None:
+    assert group.NODE_DEFAULT == config.NODE_DEFAULT == config.Settings().node
+
+
+def test_version_is_the_installed_one() -> None:
+    result = CliRunner().invoke(main, ["--version"], prog_name="clawsync")
+    assert result.exit_code == 0
+    assert result.output == f"clawsync {config.software_version()}\n"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import socket
 import ssl
 from collections import Counter
@@ -48,9 +49,11 @@ class BoundedSite(web.BaseSite):
                  "_port", "_serving", "_slots", "_socks", "_tls", "_unheard")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits, *,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 bound: list[socket.socket] | None = None) -> None:
         """Serve ``runner`` on ``host:port``: at most ``limits.connections_max`` connections,
-        ``limits.accept_backlog`` more waiting in the kernel."""
+        ``limits.accept_backlog`` more waiting in the kernel. ``bound``: sockets that
+        ``bind`` made for ``host:port`` already, which ``start`` listens on."""
         super().__init__(runner, backlog=limits.accept_backlog)
         self._host = host
         self._port = port
@@ -61,7 +64,7 @@ class BoundedSite(web.BaseSite):
         # Per address, its connections whose first headers are incomplete, oldest first.
         self._unheard: dict[str, dict[_Counted, None]] = {}
         self._idle: dict[_Counted, None] = {}  # the same, of every address
-        self._socks: list[socket.socket] = []
+        self._socks: list[socket.socket] = list(bound or [])
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._tls = ssl_context
         self._serving: set[asyncio.Task[None]] = set()
@@ -86,7 +89,11 @@ class BoundedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        self._socks = _listen(self._host, self._port, self._backlog)
+        if not self._socks:
+            self._socks = bind(self._host, self._port)
+        for sock in self._socks:
+            sock.listen(self._backlog)
+            sock.setblocking(False)
         self._accept_tasks = [asyncio.create_task(self._accept_loop(sock), name="clawsync-accept")
                               for sock in self._socks]
 
@@ -265,9 +272,13 @@ def _once(call: Callable[[], None]) -> Callable[[], None]:
     return once
 
 
-def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """Non-blocking listening sockets on every address ``host`` resolves to (``localhost``
-    may be both 127.0.0.1 and ::1), all on one port, even when ``port`` is 0."""
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to every address ``host`` resolves to (``localhost`` may be both
+    127.0.0.1 and ::1), all on one port, even when ``port`` is 0; not listening yet, so
+    that a node checks its address before it makes anything (connections are refused
+    until ``BoundedSite.start``, rather than left waiting). ``OSError`` (a
+    ``socket.gaierror`` for a name that does not resolve) if one cannot be bound: close
+    them with ``close_all`` when they are not served."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     socks: list[socket.socket] = []
     try:
@@ -275,14 +286,24 @@ def _listen(host: str, port: int, backlog: int) -> list[socket.socket]:
         for family, address in dict.fromkeys((info[0], info[4]) for info in infos):
             if socks:  # the port the first socket got, when 0 was asked for
                 address = (address[0], socks[0].getsockname()[1], *address[2:])
-            sock = socket.create_server(address, family=family, backlog=backlog)
-            sock.setblocking(False)
+            sock = socket.socket(family, socket.SOCK_STREAM)
             socks.append(sock)
+            # As socket.create_server: a restarted node takes its port back at once,
+            # and an IPv6 socket serves IPv6 only (the IPv4 address has its own).
+            if os.name == "posix":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
     except BaseException:
-        for sock in socks:
-            sock.close()
+        close_all(socks)
         raise
     return socks
+
+
+def close_all(socks: list[socket.socket]) -> None:
+    for sock in socks:
+        sock.close()
 
 
 #: The end of a request's headers.

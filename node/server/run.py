@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import os
 import signal
+import socket
+import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +31,11 @@ from aiohttp import web
 
 from crdt.errors import FolderInUse, StoreError
 from crdt.storage.backends import backend_of
-from crdt.storage.lock import FolderLock
+from crdt.storage.lock import LOCK_NAME, FolderLock
 from node import logs
 from node.config import Config
 from node.device import DeviceKey, DeviceKeyError, open_key
-from node.http.listener import BoundedSite
+from node.http.listener import BoundedSite, bind, close_all
 from node.interrupt import die_of
 from node.peers import api as peering
 from node.peers.gossip import Gossip
@@ -105,25 +106,109 @@ def folder_lock(config: Config) -> FolderLock | None:
 
 async def start(config: Config) -> RunningNode:
     """Open the store (``config.log_location``, created if missing) and start serving;
-    ``StartError`` if either cannot be done."""
+    ``StartError`` if either cannot be done.
+
+    What an option of the command may have wrong (the address, the port, the TLS files)
+    is checked before anything is made: a first start that fails there leaves no data
+    folder and no device key behind, for a node identity nobody used. A failure of the
+    storage itself comes after the key (the log signs with it), and says that the new
+    folder may be used again."""
     config.check()
+    tls = _tls(config)
+    socks = _bind(config)
     try:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StartError(f"cannot create the data folder {config.data_dir}: "
-                         f"{error.strerror or error}") from None
-    lock = folder_lock(config)
-    try:
-        node = await _start(config)
+        made = _make_folder(config.data_dir)
+        lock = folder_lock(config)
+        try:
+            node = await _start(config, tls, socks)
+        except StartError as error:
+            if made is None:
+                raise
+            raise StartError(f"{error} (this start made {made}, with a new device key and "
+                             "no events: start again with it, or remove it)") from None
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
     except BaseException:
-        if lock is not None:
-            lock.release()
+        close_all(socks)  # once served, the site has closed them already
         raise
     node.lock = lock
     return node
 
 
-async def _start(config: Config) -> RunningNode:
+@dataclass(frozen=True, slots=True)
+class _Tls:
+    """The node's TLS contexts: as a server (HTTPS) and as a dialer of peers."""
+
+    server: ssl.SSLContext | None
+    client: ssl.SSLContext | None
+
+
+def _tls(config: Config) -> _Tls:
+    """The TLS contexts, or ``StartError`` naming the file that cannot be used."""
+    try:
+        server = peering.server_tls(config)
+    except (ssl.SSLError, OSError) as error:
+        raise StartError(f"cannot use --tls-cert {config.tls_cert} with --tls-key "
+                         f"{config.tls_key}: {_reason(error)}") from None
+    try:
+        client = peering.client_tls(config)
+    except (ssl.SSLError, OSError) as error:
+        raise StartError(f"cannot use --tls-ca {config.tls_ca}: {_reason(error)}") from None
+    return _Tls(server, client)
+
+
+def _reason(error: OSError) -> str:
+    """An OS or TLS error in words (``os.strerror`` knows no name-lookup or TLS error)."""
+    if isinstance(error, ssl.SSLError):
+        return f"not a PEM file of the right kind, or a key of another certificate " \
+               f"({error.reason or error})"
+    return error.strerror or str(error)
+
+
+def _bind(config: Config) -> list[socket.socket]:
+    """The node's sockets, bound to its address and port (not listening yet)."""
+    try:
+        return bind(config.host, config.port)
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            _check_folder_free(config)  # the same node started twice: say that
+        hint = " (is another node running there? give another --port)" \
+            if error.errno == errno.EADDRINUSE else ""
+        raise StartError(f"cannot listen on {config.host}:{config.port}: "
+                         f"{_reason(error)}{hint}") from None
+
+
+def _check_folder_free(config: Config) -> None:
+    """``StartError`` if a node holds the data folder already (nothing is made)."""
+    if not (config.data_dir / LOCK_NAME).is_file():
+        return
+    try:
+        FolderLock.acquire(config.data_dir).release()
+    except FolderInUse as error:
+        raise StartError(str(error)) from None
+    except OSError:
+        return  # the listen error is the one to tell
+
+
+def _make_folder(folder: Path) -> Path | None:
+    """Create ``folder`` and its missing parents; the highest of them this made (None if
+    it existed). ``StartError`` if it cannot be made."""
+    made = None
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        made = path
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StartError(f"cannot create the data folder {folder}: "
+                         f"{error.strerror or error}") from None
+    return made
+
+
+async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> RunningNode:
     limits = config.limits
     try:
         # Before the log: a node that cannot be this device must not touch its data.
@@ -137,7 +222,7 @@ async def _start(config: Config) -> RunningNode:
         raise StartError(str(error)) from None
     try:
         app = make_app(config, astore, device)
-        gossip = Gossip(config, astore, peering.client_tls(config), device, app[DEVICES])
+        gossip = Gossip(config, astore, tls.client, device, app[DEVICES])
         app[DEVICES].add_listener(gossip.membership_changed)
         peering.setup(app, config, gossip)
         app[METRICS].registry.register(PeerCollector(gossip))
@@ -156,7 +241,7 @@ async def _start(config: Config) -> RunningNode:
         )
         await runner.setup()
         site = BoundedSite(runner, config.host, config.port, limits,
-                           ssl_context=peering.server_tls(config))
+                           ssl_context=tls.server, bound=socks)
         try:
             await _listen(site, config)
             await gossip.start()
@@ -174,10 +259,11 @@ async def _listen(site: BoundedSite, config: Config) -> None:
     try:
         await site.start()
     except OSError as error:
+        # Bound already: only another node listening there since fails here.
         hint = " (is another node running there? give another --port)" \
             if error.errno == errno.EADDRINUSE else ""
         raise StartError(f"cannot listen on {config.host}:{config.port}: "
-                         f"{os.strerror(error.errno) if error.errno else error}{hint}") from None
+                         f"{_reason(error)}{hint}") from None
 
 
 async def serve(config: Config) -> signal.Signals:

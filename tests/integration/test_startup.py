@@ -57,14 +57,85 @@ def test_a_held_folder_is_refused_whatever_storage_the_second_node_names(
         assert again.get("/healthz")["status"] == "ok"
 
 
-def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+def test_a_port_in_use_is_one_line_and_makes_nothing(tmp_path: Path) -> None:
     with NodeProcess(tmp_path) as first:
-        second = serve("--data-dir", str(tmp_path / "other"), "--port", str(first.port))
+        before = sorted(first.data_dir.iterdir())
+        # A new folder (two levels of it): not made, so no device key nobody used.
+        second = serve("--data-dir", str(tmp_path / "other" / "data"),
+                       "--port", str(first.port))
         assert second.returncode == 1
         assert second.stderr.strip().splitlines() == [
             f"Error: cannot listen on 127.0.0.1:{first.port}: Address already in use "
             "(is another node running there? give another --port)"]
+        assert not (tmp_path / "other").exists()
+        # A folder that exists is left as it was.
+        (tmp_path / "kept").mkdir()
+        third = serve("--data-dir", str(tmp_path / "kept"), "--port", str(first.port))
+        assert third.returncode == 1, third.stderr
+        assert list((tmp_path / "kept").iterdir()) == []
         assert first.get("/healthz")["status"] == "ok"
+        assert sorted(first.data_dir.iterdir()) == before
+
+
+def test_the_same_node_started_twice_is_told_its_folder_is_in_use(tmp_path: Path) -> None:
+    """Same folder, same port: the folder is what to hear of (another --port would
+    only be refused next for it)."""
+    with NodeProcess(tmp_path) as first:
+        second = serve("--data-dir", str(first.data_dir), "--port", str(first.port))
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr
+        assert f"the data folder {first.data_dir.resolve()} is in use by" in lines[0]
+        assert first.get("/healthz")["status"] == "ok"
+
+
+def test_an_address_that_cannot_be_listened_on_makes_nothing(tmp_path: Path) -> None:
+    token = ["--token", "a-long-enough-token"]  # beyond loopback a token is needed
+    # An address of no interface here (TEST-NET-3), a name that does not resolve.
+    for host, reason in (("203.0.113.7", "Cannot assign requested address"),
+                         ("no-such-host.invalid", "Name or service not known")):
+        refused = serve("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+                        "--host", host, *token)
+        assert refused.returncode == 1
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: cannot listen on {host}:"), \
+            refused.stderr
+        assert lines[0].endswith(reason), lines  # in words, not "Unknown error -2"
+        assert not (tmp_path / "data").exists()
+
+
+def test_tls_files_that_cannot_be_used_are_one_line_and_make_nothing(
+        tmp_path: Path) -> None:
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    refused = serve("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+                    "--tls-cert", str(junk), "--tls-key", str(junk))
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr  # no traceback
+    assert lines[0].startswith(f"Error: cannot use --tls-cert {junk} with --tls-key {junk}")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_storage_failure_after_the_key_says_the_new_folder_may_be_reused(
+        tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a log")
+    data = tmp_path / "new" / "data"
+    refused = serve("--data-dir", str(data), "--port", str(free_port()),
+                    "--storage", str(a_file))
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert lines[0].endswith(f"(this start made {tmp_path / 'new'}, with a new device key "
+                             "and no events: start again with it, or remove it)")
+    # And so it may: the next start is this device, with that key.
+    key = (data / "device.key").read_bytes()
+    again = NodeProcess(tmp_path, extra_args=["--storage", "memory:"])
+    again.data_dir = data
+    with again:
+        assert again.get("/healthz")["status"] == "ok"
+    assert (data / "device.key").read_bytes() == key
 
 
 def test_automerge_tokens_without_a_client_token_are_a_usage_error(tmp_path: Path) -> None:

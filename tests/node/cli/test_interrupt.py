@@ -274,9 +274,9 @@ import node.server.run as run
 
 opening = run._start
 
-async def stopped_while_opening(config):
+async def stopped_while_opening(config, *prepared):
     os.kill(os.getpid(), signal.SIGTERM)
-    return await opening(config)
+    return await opening(config, *prepared)
 
 run._start = stopped_while_opening
 from node.main import main
@@ -304,7 +304,7 @@ STOPPED_WHILE_STARTING = """
 import asyncio, os, signal
 import node.server.run as run
 
-async def starting(config):
+async def starting(config, *prepared):
 {body}
 
 run._start = starting

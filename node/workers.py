@@ -299,10 +299,11 @@ def _serve(memory_bytes: int, preload: list[str]) -> None:
     """The worker's loop: limit memory, import ``preload``, say so, then answer calls
     until the pipe closes."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    # Ctrl-C in a terminal reaches the whole process group: the node stops on it, and
-    # its worker ends when the node closes its pipe (or exits), not in the middle of a
-    # call, with a traceback on the node's terminal.
+    # Ctrl-C in a terminal, and the terminal closing (SIGHUP), reach the whole process
+    # group: the node stops on them, and its worker ends when the node closes its pipe
+    # (or exits), not in the middle of a call, with a traceback on the node's terminal.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     calls = Connection(os.dup(0), writable=False)
     answers = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)  # stray prints must not corrupt the answers

@@ -225,7 +225,8 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Run a node: keep the event log in DIR and serve the HTTP API until stopped
-    (SIGTERM: exit 0; Ctrl-C: dies by SIGINT, a shell shows 130).
+    (SIGTERM, or SIGHUP when its terminal closes: exit 0; Ctrl-C: dies by SIGINT, a shell
+    shows 130; started with SIGHUP ignored, as by nohup, it keeps running).
 
     \b
     Examples:
@@ -271,7 +272,8 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         stopped_by = run(config)
     except StartError as error:
         raise click.ClickException(str(error)) from None
-    # Stopped gracefully either way. SIGTERM is a service manager's stop: 0. Ctrl-C
+    # Stopped gracefully either way. SIGTERM is a service manager's stop, SIGHUP a
+    # terminal that closed (nothing failed): 0. Ctrl-C
     # (SIGINT) ends serve as it ends every command: by SIGINT, so that a script running
     # it stops too (README, Exit codes).
     if stopped_by == signal.SIGINT:

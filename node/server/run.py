@@ -1,4 +1,4 @@
-"""Running a node: open the store, serve the API, stop cleanly on SIGTERM/SIGINT.
+"""Running a node: open the store, serve the API, stop cleanly on SIGTERM, SIGINT, SIGHUP.
 
 ``run(config)`` is what ``clawsync serve`` calls. ``start(config)`` runs the same node
 inside an existing event loop (tests, embedding) and returns a ``RunningNode`` to stop.
@@ -266,12 +266,22 @@ async def _listen(site: BoundedSite, config: Config) -> None:
                          f"{_reason(error)}{hint}") from None
 
 
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that stop a node gracefully: SIGTERM, SIGINT (Ctrl-C), and SIGHUP (its
+    terminal closing), unless SIGHUP is ignored already: ``nohup`` and service managers
+    ignore it so that the node outlives a terminal, and so it stays."""
+    hang_up = getattr(signal, "SIGHUP", None)  # not on Windows
+    if hang_up is None or signal.getsignal(hang_up) is signal.SIG_IGN:
+        return (signal.SIGTERM, signal.SIGINT)
+    return (signal.SIGTERM, signal.SIGINT, hang_up)
+
+
 async def serve(config: Config) -> signal.Signals:
-    """Serve until SIGTERM or SIGINT, then stop gracefully; the signal that stopped it.
-    The handlers are in place before the node starts: opening a large store takes a
-    while, and a SIGTERM then (a service manager's stop; in a container, where this may
-    be PID 1, the only one that would otherwise be ignored) stops the node once it has
-    started, cleanly, rather than killing it half-open."""
+    """Serve until one of ``stop_signals`` comes, then stop gracefully; the signal that
+    stopped it. The handlers are in place before the node starts: opening a large store
+    takes a while, and a SIGTERM then (a service manager's stop; in a container, where
+    this may be PID 1, the only one that would otherwise be ignored) stops the node once
+    it has started, cleanly, rather than killing it half-open."""
     stop = asyncio.Event()
     stopped_by: list[signal.Signals] = []
     started = False
@@ -285,7 +295,8 @@ async def serve(config: Config) -> signal.Signals:
         stop.set()
 
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    signals = stop_signals()
+    for signum in signals:
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(signum, on_signal, signum)
     try:
@@ -314,7 +325,7 @@ async def serve(config: Config) -> signal.Signals:
         finally:
             await node.stop()
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(signum)
     log.info("stopped", head=node.astore.head)

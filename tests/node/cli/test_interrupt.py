@@ -231,9 +231,15 @@ def test_ctrl_c_while_the_command_line_is_read_dies_by_sigint_not_aborted() -> N
     assert result.stderr.strip() == "interrupted"
 
 
+#: This process ignores SIGHUP (run by nohup): so would a node it starts.
+HUP_IGNORED = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+
+
 @pytest.mark.parametrize(("stop", "code"), [
     pytest.param(signal.SIGINT, -signal.SIGINT, id="ctrl-c"),
-    pytest.param(signal.SIGTERM, 0, id="a-service-managers-stop")])
+    pytest.param(signal.SIGTERM, 0, id="a-service-managers-stop"),
+    pytest.param(signal.SIGHUP, 0, id="its-terminal-closing", marks=pytest.mark.skipif(
+        HUP_IGNORED, reason="the tests run with SIGHUP ignored"))])
 def test_serve_stops_gracefully_and_dies_by_sigint_on_ctrl_c_exits_0_on_sigterm(
         node: NodeProcess, stop: signal.Signals, code: int) -> None:
     run_cli(node, "append", "s1", "message_received", "content=kept")
@@ -243,6 +249,34 @@ def test_serve_stops_gracefully_and_dies_by_sigint_on_ctrl_c_exits_0_on_sigterm(
     node.start()  # the same data folder: closed cleanly, opened again
     assert [event["kind"].get("content") for event in all_events(node)
             if event["session_key"] == "s1"] == ["kept"]
+
+
+class NohupNode(NodeProcess):
+    """A node started by ``nohup``: SIGHUP ignored, as a service manager does too."""
+
+    def command(self) -> list[str]:
+        return ["nohup", *super().command()]
+
+
+def hangup_ignored(pid: int) -> bool:
+    """Whether process ``pid`` ignores SIGHUP, as Linux tells (``SigIgn``, a hex mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGHUP - 1) & 1)
+    raise AssertionError("no SigIgn line")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_serve_started_with_sighup_ignored_keeps_it_ignored(tmp_path: Path) -> None:
+    with NohupNode(tmp_path) as node:
+        assert node.process is not None
+        assert hangup_ignored(node.process.pid)
+        node.process.send_signal(signal.SIGHUP)
+        run_cli(node, "append", "s1", "message_received", "content=after the hang-up")
+        assert node.running and node.get("/healthz")["head"] == 2
+        assert node.kill(signal.SIGTERM) == 0
+    log = node.log_path.read_text(errors="replace")
+    assert log.count("stopping") == 1 and "Traceback" not in log
 
 
 def test_ctrl_c_stops_a_shell_script_running_a_command(node: NodeProcess) -> None:

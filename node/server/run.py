@@ -42,6 +42,7 @@ from node.peers.gossip import Gossip
 from node.peers.metrics import PeerCollector
 from node.server.app import METRICS, make_app
 from node.server.devices import DEVICES
+from node.server.reach import pairing_hint
 from node.store import AsyncStore
 
 #: How long a thread holding the GIL runs before one waiting for it takes a turn (Python's
@@ -320,6 +321,7 @@ async def serve(config: Config) -> signal.Signals:
                 log.info("serving", url=node.url, device_id=node.device.device_id,
                          name=node.runner.app[DEVICES].name, node_id=node.astore.node_id,
                          head=node.astore.head, log=str(config.log_location), **created)
+                _hint_pairing(node)
                 await stop.wait()
             log.info("stopping", head=node.astore.head)
         finally:
@@ -330,6 +332,17 @@ async def serve(config: Config) -> signal.Signals:
                 loop.remove_signal_handler(signum)
     log.info("stopped", head=node.astore.head)
     return stopped_by[0]
+
+
+def _hint_pairing(node: RunningNode) -> None:
+    """A node with no peer and no other member says how a new device reaches it (or
+    that none can: on loopback), since that is what pairing asks for next."""
+    config, devices = node.config, node.runner.app[DEVICES]
+    if config.peers or set(devices.members()) - {devices.device_id}:
+        return
+    scheme = "https" if config.tls_cert is not None else "http"
+    event, fields = pairing_hint(scheme, config.host, node.site.port, config.advertise_url)
+    log.info(event, **fields)
 
 
 def run(config: Config) -> signal.Signals:

@@ -4,12 +4,16 @@ device learns the others from the membership records (the introducer)."""
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
+from node.server.reach import network_address
 from tests.support.cluster import (
     Cluster,
     append,
@@ -18,7 +22,7 @@ from tests.support.cluster import (
     wait_converged,
     wait_until,
 )
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.processes import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +89,43 @@ def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
         written = {e["id"] for e in append(c, "s", [message("from c")])}
         written |= {e["id"] for e in append(b, "s", [message("from b")])}
         wait_converged([a, b, c], must_hold=written)
+
+
+def start_log(tmp_path: Path, *args: str) -> str:
+    """What a node started with ``args`` logs, read once it has stopped (every line of
+    its start is written then)."""
+    with NodeProcess(tmp_path, extra_args=list(args)) as node:
+        pass
+    return node.log_path.read_text(errors="replace")
+
+
+def test_a_node_alone_on_loopback_says_no_device_can_dial_it_and_what_to_do(
+        tmp_path: Path) -> None:
+    """The default address is this machine only: a new device given --peer with it, or
+    with this machine's host name, could never link."""
+    log = start_log(tmp_path)
+    [line] = [line for line in log.splitlines() if "other devices cannot dial" in line]
+    assert "listening='127.0.0.1, this machine only'" in line
+    assert "serve with --host 0.0.0.0 and --token" in line
+    url = urlsplit(line.rsplit("clawsync serve --peer ", 1)[1].rstrip("'"))
+    assert url.port is not None and url.hostname is not None
+    address = network_address()
+    if address is None:  # no network here: it says so rather than guess
+        assert url.hostname == "ADDRESS"
+        return
+    # An address of this machine (it binds), not loopback, not a host name.
+    assert url.hostname == address and not ipaddress.ip_address(address).is_loopback
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+
+
+def test_a_node_alone_gives_the_url_to_dial_and_one_with_peers_gives_none(
+        tmp_path: Path) -> None:
+    log = start_log(tmp_path, "--advertise-url", "http://laptop.lan:7878")
+    assert "to pair a new device, run on it command='clawsync serve --peer " \
+        "http://laptop.lan:7878'" in log
+    # With a peer to dial it is no first node: nothing to say (its status says the rest).
+    (tmp_path / "b").mkdir()
+    log = start_log(tmp_path / "b", "--peer", f"http://127.0.0.1:{free_port()}")
+    assert "serving" in log
+    assert "to pair" not in log and "cannot dial" not in log

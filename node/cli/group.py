@@ -59,7 +59,7 @@ class _Commands(click.Group):
     transactions), so there is nothing to undo here. Commands that run until stopped
     (tail, openclaw watch) stop this way too. serve and demo stop their nodes first and
     end by SIGINT themselves; they exit 0 when stopped from outside as a service is:
-    serve by SIGTERM, demo --keep by SIGTERM or SIGHUP (its terminal closing).
+    serve and demo --keep by SIGTERM or SIGHUP (its terminal closing).
 
     Its commands are ``Lazy`` until asked for (click's "lazy loading subcommands"); a
     Ctrl-C while one loads (in ``invoke``) ends as any other."""

@@ -118,6 +118,9 @@ class Batch:
         self.position_chunks_stored = (meta.next_position - 1) // INDEX_CHUNK
         #: Session headers and open chunks read ahead (``read_sessions``): raw or None.
         self.read_ahead: dict[str, bytes | None] = {}
+        #: Whether each session of ``sessions`` read as forgotten when the batch took it
+        #: (or last flushed it): ``flush`` counts the changes in ``meta``.
+        self.was_forgotten: dict[str, bool] = {}
 
     def read_events(self, event_ids: Sequence[bytes]) -> None:
         """Read the stored records of these events in one go (the duplicate check)."""
@@ -231,6 +234,7 @@ class Batch:
             if kept is not None:
                 found, self.tails[session_key] = kept
                 self.sessions[session_key] = found
+                self.was_forgotten[session_key] = found.forgotten
                 return found
             raw = self._get(key("h", session_key))
             if raw is None:
@@ -241,6 +245,7 @@ class Batch:
             else:
                 found = Session.from_record(raw)
             self.sessions[session_key] = found
+            self.was_forgotten[session_key] = found.forgotten
         return found
 
     def add_entry(self, session: Session, position: int, sort_key: tuple[int, int, bytes],
@@ -274,7 +279,11 @@ class Batch:
     def flush(self) -> None:
         """Write everything the batch changed, in one ``put_many``."""
         writes = self.writes
+        was = self.was_forgotten
         for session_key, session in self.sessions.items():
+            if session.forgotten != was[session_key]:  # forgotten whole, or written again
+                was[session_key] = session.forgotten
+                self.meta.forgotten_sessions += 1 if session.forgotten else -1
             writes.append((key("h", session_key), session.to_record()))
             tail = self.tails.get(session_key)
             if tail is not None:

@@ -42,6 +42,9 @@ from crdt.storage.base import Storage
 #: Session chunks read from storage in one ``get_many``: enough for a projection page of
 #: a long session in one call, few enough that a reader stopping early wastes little.
 CHUNKS_PER_READ = 16
+#: Sessions with forget records read at a time while a log written before forgotten
+#: sessions were counted is counted (``EventLog._count_forgotten_sessions``).
+FORGOTTEN_COUNT_STEP = 500
 #: Kinds of the records the log acts on when it stores them (``_take_record``).
 _RECORD_KINDS = frozenset({forget.KIND, retire.KIND, bound.KIND})
 
@@ -73,7 +76,8 @@ class EventLog:
             meta = Meta(new_node_id) if signer is None else Meta(signer.origin(0), origin_n=0)
             with storage.transaction() as tx:
                 tx.put(META, meta.to_record())
-            fields: dict[str, Any] = {"retired": {}, "origin_n": None}  # nothing to learn
+            # Nothing to learn.
+            fields: dict[str, Any] = {"retired": {}, "origin_n": None, "forgotten": 0}
         else:
             fields = Meta.fields(raw)
             meta = Meta.from_fields(fields)
@@ -85,7 +89,24 @@ class EventLog:
             log._learn_stored_retirements()
         if "origin_n" not in fields:  # written before origins were bound
             log._learn_stored_bindings()
+        if "forgotten" not in fields:  # written before forgotten sessions were counted
+            log._count_forgotten_sessions()
         return log
+
+    def _count_forgotten_sessions(self) -> None:
+        """Count the sessions of which nothing but forget records is left, once, in a
+        log written before the count was kept (or whose meta record an older node wrote
+        since): only the sessions that hold a forget record (an ``f`` record) are read."""
+        prefix, after, found = key("f", ""), "", 0
+        while names := self.storage.keys_after(prefix, after, FORGOTTEN_COUNT_STEP):
+            after = names[-1]
+            found += sum(session.forgotten for session in
+                         self.sessions_many([name[len(prefix):] for name in names]))
+        meta = self.meta.copy()
+        meta.forgotten_sessions = found
+        with self.storage.transaction() as tx:
+            tx.put(META, meta.to_record())
+        self.meta = meta
 
     def _learn_stored_bindings(self) -> None:
         """A folder written before origins were bound may hold ``device_key`` records,
@@ -556,6 +577,17 @@ class EventLog:
         if raw is None:
             raise NotFound(f"no session {session_key!r} on this node")
         return Session.from_record(raw)
+
+    def sessions_many(self, session_keys: Sequence[str]) -> list[Session]:
+        """The sessions of these keys, in their order, in one read of storage (a page of
+        the session list with its summaries); ``NotFound`` if one is not held."""
+        raws = self.storage.get_many([key("h", session_key) for session_key in session_keys])
+        found = []
+        for session_key, raw in zip(session_keys, raws, strict=True):
+            if raw is None:
+                raise NotFound(f"no session {session_key!r} on this node")
+            found.append(Session.from_record(raw))
+        return found
 
     def chunk(self, session_key: str, number: int) -> list[Entry]:
         raw = self.storage.get(key("c", session_key, number))

@@ -3,7 +3,7 @@
 Record keys are text; the unit separator ``\\x1f`` cannot occur in a session key:
 
     m                    meta: node id, next position, local sequence, clock, version vector,
-                         retired origins (``crdt.log.retire``)
+                         retired origins (``crdt.log.retire``), forgotten sessions counted
     e␟<id hex>           [canonical event bytes, origin, seq, position, signature]  -- the
                          log itself (a forgotten event: its skeleton's fields instead of
                          the bytes; no signature: an unsigned event, as every one stored
@@ -168,13 +168,16 @@ class Meta:
     #: ``n`` of our origin if it is bound to our key (``crdt.log.bound``); None: a
     #: random origin, as every one taken before events were signed.
     origin_n: int | None = None
+    #: Sessions of which nothing but forget records is left (``Session.forgotten``),
+    #: kept by every commit (``Batch.flush``) so that counting them reads no header.
+    forgotten_sessions: int = 0
 
     def to_record(self) -> bytes:
         return codec.encode_fast({
             "format": LOG_FORMAT, "node_id": self.node_id, "next": self.next_position,
             "seq": self.local_seq, "clock": list(self.clock), "sessions": self.sessions,
             "version": self.version, "retired": self.retired, "retiring": self.retiring,
-            "origin_n": self.origin_n})
+            "origin_n": self.origin_n, "forgotten": self.forgotten_sessions})
 
     def copy(self) -> Meta:
         """A copy to change during a commit, kept only if the commit succeeds."""
@@ -197,10 +200,13 @@ class Meta:
 
     @classmethod
     def from_fields(cls, raw: dict[str, Any]) -> Meta:
-        # A log written before origins could retire has neither map: none retired.
+        # A log written before origins could retire has neither map: none retired. One
+        # written before forgotten sessions were counted is counted when it opens
+        # (``EventLog.open``).
         return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
                    raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),
-                   dict(raw.get("retiring", {})), raw.get("origin_n"))
+                   dict(raw.get("retiring", {})), raw.get("origin_n"),
+                   raw.get("forgotten", 0))
 
 
 @dataclass

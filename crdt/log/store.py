@@ -37,7 +37,7 @@ from crdt.keys import check_name
 from crdt.log import forget, retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
-from crdt.log.records import Appended, StoredEvent, key
+from crdt.log.records import Appended, Session, StoredEvent, key
 from crdt.signing import Signer
 from crdt.storage.backends import open_storage
 from crdt.storage.base import Storage
@@ -436,7 +436,12 @@ class EventStore:
         return rows
 
     def get_projection(self, session_key: str) -> Projection:
-        """The session's projection; raises ``NotFound`` for an unknown session.
+        """The session's projection; raises ``NotFound`` for an unknown session."""
+        return self.read_session(session_key)[1]
+
+    def read_session(self, session_key: str) -> tuple[Session, Projection]:
+        """The session's record and its projection, from one read of its header (so its
+        ``forgotten`` agrees with the projection); ``NotFound`` for an unknown session.
 
         The header and the message chunks are separate reads, and a commit may land
         between them. Entries are append-only, one per event in arrival order, so the
@@ -447,7 +452,7 @@ class EventStore:
         messages = [e.message for e in entries[:session.entries]
                     if e.message is not None]
         messages.sort(key=lambda message: message.sort_key)
-        return Projection(session.header, messages)
+        return session, Projection(session.header, messages)
 
     def list_sessions(self, after: int = 0, limit: int = 100) -> list[SessionRef]:
         """Sessions in creation order, ``limit`` at a time after index ``after``."""
@@ -473,8 +478,11 @@ class EventStore:
             prefix, prefix + after if after else "", limit)]
 
     def stats(self) -> dict[str, int]:
+        """Counts: ``sessions`` every session held (the cluster's own too), of which
+        ``sessions_forgotten`` hold nothing but forget records (``Session.forgotten``)."""
         meta = self._log.meta
-        return {"events": self.head, "sessions": meta.sessions, "origins": len(meta.version),
+        return {"events": self.head, "sessions": meta.sessions,
+                "sessions_forgotten": meta.forgotten_sessions, "origins": len(meta.version),
                 "origins_retired": len(meta.retired)}
 
     def flush(self) -> None:

@@ -17,7 +17,7 @@ from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft, Event, parse_event
 from crdt.log import forget, retire
 from crdt.log.projection import Header, rebuild
-from crdt.log.records import Session
+from crdt.log.records import META, Session, key
 from crdt.log.store import EventStore
 from crdt.storage.disk import DiskStorage
 from tests.support.rawfiles import files_holding
@@ -302,6 +302,9 @@ def test_any_arrival_order_gives_the_projection_of_the_events_left(
                 assert store.log.session(session).forgotten == (
                     any(r.session_key == session for r in read)
                     and all(e.kind == forget.KIND for e in left))
+        # The count every commit keeps is that of the sessions that read as forgotten.
+        assert store.stats()["sessions_forgotten"] == sum(
+            store.log.session(key).forgotten for key in store.sessions_by_key())
     finally:
         store.close()
 
@@ -340,3 +343,58 @@ def test_a_record_from_before_the_live_count_stands_in_the_known_events_left() -
     assert Session.from_record(codec.encode_fast(record)).forgotten  # header counts none
     record.pop("forgets")
     assert not Session.from_record(codec.encode_fast(record)).forgotten
+
+
+def _forgotten_counted(store: EventStore) -> tuple[int, int]:
+    """The count the log keeps, and the count of the sessions that read as forgotten."""
+    return store.stats()["sessions_forgotten"], sum(
+        store.log.session(key).forgotten for key in store.sessions_by_key())
+
+
+def test_the_forgotten_sessions_are_counted_as_commits_go(store_path: Path,
+                                                          ev: MakeEvent) -> None:
+    """``stats()["sessions_forgotten"]`` follows whole forgets, a forget of some events,
+    a forget of what was already forgotten and an event that brings a session back, and
+    is read back after a reopen."""
+    with EventStore.open(str(store_path)) as store:
+        store.append_batch([_said(ev, n, session=f"s{n}") for n in range(4)])
+        assert _forgotten_counted(store) == (0, 0)
+        store.forget("s0")
+        store.forget("s1")
+        said = store.get_events("s2")[0].event.id.hex()
+        store.forget("s2", [said])  # its only event: nothing but the record is left
+        assert _forgotten_counted(store) == (3, 3)
+        store.forget("s0")  # again: no change
+        assert _forgotten_counted(store) == (3, 3)
+        store.append(_now("back", session="s1"))
+        assert _forgotten_counted(store) == (2, 2)
+    with EventStore.open(str(store_path)) as store:
+        assert _forgotten_counted(store) == (2, 2)
+        store.forget("s3")
+        assert _forgotten_counted(store) == (3, 3)
+
+
+def test_a_log_from_before_the_count_counts_its_forgotten_sessions_once_on_open(
+        store_path: Path, ev: MakeEvent) -> None:
+    """A meta record without the count (written before it was kept, or by an older node
+    since) is counted on open, with the stand-in of a session record without ``live``;
+    the count is stored, and kept from then on."""
+    with EventStore.open(str(store_path)) as store:
+        store.append_batch([_said(ev, n, session=f"s{n}") for n in range(3)])
+        store.forget("s0")
+        store.forget("s1")
+        store.append(_now("back", session="s1"))
+    storage = DiskStorage.open(store_path)
+    with storage.transaction() as tx:
+        meta = codec.decode_trusted(tx.get(META))
+        del meta["forgotten"]
+        tx.put(META, codec.encode_fast(meta))
+        raw = codec.decode_trusted(tx.get(key("h", "s0")))
+        del raw["live"]  # stands in: its header counts no known event left
+        tx.put(key("h", "s0"), codec.encode_fast(raw))
+    storage.close()
+    with EventStore.open(str(store_path)) as store:
+        assert _forgotten_counted(store) == (1, 1)
+        assert "forgotten" in codec.decode_trusted(store.log.storage.get(META))
+        store.forget("s2")
+        assert _forgotten_counted(store) == (2, 2)

@@ -174,7 +174,9 @@ def projection_lines(view: dict[str, Any], messages_max: int) -> list[tuple[str,
     lines = [
         ("session", str(view.get("session_key"))),
         ("agent", str(view.get("agent_id") or "-")),  # none left once all is forgotten
-        ("state", str(view.get("state"))),
+        # Nothing but forget records left: its header alone would read "active".
+        ("state", "forgotten (every event of it)" if view.get("forgotten")
+         else str(view.get("state"))),
         ("channel", f"{view.get('channel') or '-'} (peer {view.get('peer_id') or '-'})"),
         ("events", str(view.get("event_count"))),
         ("messages", f"{len(view.get('messages') or [])} in history, "

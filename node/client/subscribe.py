@@ -2,8 +2,9 @@
 
 ``projections`` connects to a node's ``/automerge`` websocket as an automerge-repo
 client, syncs the session's document and yields the projection (the same shape as
-``GET /v1/sessions/{key}``: messages as a list in event order) every time the document
-changes. It reconnects after a lost connection and resumes from the document it holds.
+``GET /v1/sessions/{key}``: messages as a list in event order; without ``forgotten``,
+which the node counts outside the document) every time the document changes. It
+reconnects after a lost connection and resumes from the document it holds.
 Made for apps and notebooks:
 
     import asyncio

@@ -5,6 +5,7 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
     POST /v1/sessions/{key}/events     append one event or a list of them
     GET  /v1/sessions/{key}/events     a session's events after a position (?after=&limit=)
     GET  /v1/sessions/{key}            the session's projection, plus its automerge_url
+                                       and forgotten
     GET  /v1/sessions/{key}/automerge  the session's saved Automerge document
     DELETE /v1/sessions/{key}          forget the session; POST .../forget some events
                                        (``node.server.forget``)
@@ -14,8 +15,9 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
                                        sessions too: ``node.server.sessions``)
     GET  /v1/events                    every event after a position; ?wait= long-polls,
                                        Accept: text/event-stream streams live
-    GET  /v1/node                      this node: ids, name, head, counts (sessions as
-                                       listed, cluster_sessions apart), data folder bytes
+    GET  /v1/node                      this node: ids, name, head, counts (sessions with
+                                       events left, sessions_listed, cluster_sessions),
+                                       data folder bytes
     GET|PUT /v1/cursors/{name}         a bridge's named cursor (``node.server.cursors``)
     GET|POST /v1/devices, DELETE /v1/devices/{id}   the cluster's devices
                                        (``node.server.devices``)
@@ -45,6 +47,7 @@ from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import parse_event
 from crdt.keys import check_session_key
 from crdt.log.forget import UNFORGETTABLE
+from crdt.log.projection import Projection
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from crdt.storage.backends import backend_of
@@ -264,10 +267,16 @@ async def get_session(request: web.Request) -> web.StreamResponse:
     """The projection; as JSON it is encoded and sent a piece at a time (a session of
     large messages would otherwise be held encoded whole, six bytes per character)."""
     key = path_session_key(request)
+
+    def read(store: EventStore) -> tuple[Projection, dict[str, Any]]:
+        session, projection = store.read_session(key)
+        # The URL is named after the latest forget, if any; ``forgotten`` as a detail
+        # row of the list says it (nothing but forget records left).
+        return projection, {"automerge_url": automerge_url(key, store.forget_generation(key)),
+                            "forgotten": session.forgotten}
+
     astore = request.app[STORE]
-    projection = await astore.get_projection(key)
-    extra = {"automerge_url": await astore.read(  # named after the latest forget, if any
-        lambda store: automerge_url(key, store.forget_generation(key)))}
+    projection, extra = await astore.read(read)
     if wants_cbor(request):  # CBOR does not escape: about the size of the projection
         body = await astore.read(lambda _store: codec.encode({**projection.to_json(), **extra}))
         return web.Response(body=body, content_type=CBOR_TYPE, headers={hdrs.VARY: hdrs.ACCEPT})
@@ -375,18 +384,21 @@ async def healthz(request: web.Request) -> web.Response:
 async def get_node(request: web.Request) -> web.Response:
     """This node for people: its ids and name, what it holds, its data folder's size.
 
-    ``sessions`` counts what ``GET /v1/sessions`` lists; the cluster's own sessions,
-    which it lists only with ``include_cluster=1``, are ``cluster_sessions``."""
+    ``sessions_listed`` counts what ``GET /v1/sessions`` lists, and ``sessions`` those of
+    them with events left (what ``clawsync sessions`` shows: not forgotten whole); the
+    cluster's own sessions, listed only with ``include_cluster=1``, are
+    ``cluster_sessions``. Each count is kept as commits go: no header is read for it."""
     astore = request.app[STORE]
     # The cluster's sessions first: one a commit adds between the two reads is then
-    # counted among the others for this answer, and ``sessions`` never goes below zero.
+    # counted among the others for this answer, and no count goes below zero.
     cluster, stats = await astore.read(
         lambda store: (sessions.cluster_sessions(store), store.stats()))
+    listed = stats["sessions"] - cluster
     return respond(request, {
         "node_id": astore.node_id, "device_id": request.app[DEVICE].device_id,
         "name": request.app[devices.DEVICES].name, "head": astore.head,
-        "events": stats["events"], "sessions": stats["sessions"] - cluster,
-        "cluster_sessions": cluster,
+        "events": stats["events"], "sessions": listed - stats["sessions_forgotten"],
+        "sessions_listed": listed, "cluster_sessions": cluster,
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
         # Set if this device was removed (``Gossip.own_removal``).

@@ -8,8 +8,8 @@ looks for conversations. They stay readable by their key (``GET /v1/sessions/{ke
 A session whose every event was forgotten (``clawsync forget``) is listed as any other:
 leaving it out would cost a header read per session the list passes over (retention
 forgets the oldest, which lead the list). Where headers are read anyway, with
-``detail``, its row says ``"forgotten": true`` (``Session.forgotten``), for clients to
-hide or mark it.
+``detail`` (the page's in one read of storage), its row says ``"forgotten": true``
+(``Session.forgotten``), for clients to hide or mark it.
 
 The list is kept in creation order, not by key, so a prefix is matched by reading the
 list: one request reads at most ``SCAN_MAX`` entries and answers what matched, with
@@ -54,12 +54,16 @@ from typing import Any
 
 from crdt.errors import NotFound
 from crdt.log.forget import UNFORGETTABLE
+from crdt.log.records import Session
 from crdt.log.store import PAGE_MAX, EventStore
 
 #: Session list entries one filtered request reads at most.
 SCAN_MAX = 10_000
 #: Entries read from the list at a time while filtering.
 SCAN_STEP = 500
+#: The fields a ``detail`` row adds to ``index`` and ``session_key``, in this order.
+DETAIL_FIELDS = ("state", "message_count", "event_count", "last_activity", "channel",
+                 "agent_id", "forgotten")
 
 
 def session_page(store: EventStore, *, after: int, limit: int, prefix: str | None,
@@ -93,15 +97,19 @@ def session_page(store: EventStore, *, after: int, limit: int, prefix: str | Non
         if prefix is not None and scanned >= SCAN_MAX:
             more = True  # the list goes on past what this request read
             break
-    if detail:
-        for row in rows:
-            session = store.log.session(row["session_key"])
-            header = session.header.fields()
-            row.update({name: header[name] for name in
-                        ("state", "message_count", "event_count", "last_activity",
-                         "channel", "agent_id")})
-            row["forgotten"] = session.forgotten
+    if detail:  # every row's header in one read of storage, not one read per row
+        found = store.log.sessions_many([row["session_key"] for row in rows])
+        for row, session in zip(rows, found, strict=True):
+            row.update(summary(session))
     return {"sessions": rows, "next": cursor, "more": more}
+
+
+def summary(session: Session) -> dict[str, Any]:
+    """A session's ``DETAIL_FIELDS``, what a ``detail`` row adds to its index and key
+    (``forgotten`` as ``GET /v1/sessions/{key}`` says it beside the projection)."""
+    header = session.header.fields()
+    return {**{name: header[name] for name in DETAIL_FIELDS[:-1]},
+            "forgotten": session.forgotten}
 
 
 def cluster_sessions(store: EventStore) -> int:

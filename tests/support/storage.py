@@ -1,9 +1,10 @@
-"""Storage for tests: every backend by name, and a real backend that fails on cue."""
+"""Storage for tests: every backend by name, a real backend that fails on cue, and one
+that counts its reads."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from crdt.errors import StorageFull
@@ -89,3 +90,42 @@ class _Failing:
 
     def delete(self, key: str) -> None:
         self._tx.delete(key)
+
+
+class CountedStorage:
+    """A real storage that counts the reads a reader makes of it (``get``, ``get_many``,
+    ``has``, ``keys_after``; a transaction's are the writer's): what a read costs in
+    round trips to the backend, whatever the number of records each returns."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    @property
+    def location(self) -> str:
+        return self.inner.location
+
+    def get(self, key: str) -> bytes | None:
+        self.reads += 1
+        return self.inner.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        self.reads += 1
+        return self.inner.get_many(keys)
+
+    def has(self, key: str) -> bool:
+        self.reads += 1
+        return self.inner.has(key)
+
+    def keys_after(self, prefix: str, after: str, limit: int) -> list[str]:
+        self.reads += 1
+        return self.inner.keys_after(prefix, after, limit)
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        return self.inner.transaction()
+
+    def purge(self) -> bool:
+        return self.inner.purge()
+
+    def close(self) -> None:
+        self.inner.close()

@@ -89,6 +89,19 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
     more_hint(more, following, "events")
 
 
+#: The fields of a ``clawsync sessions --json`` line, in this order, whatever the node's
+#: version (README, "Reading a node"): a script can rely on them.
+SESSION_FIELDS = ("index", "session_key", "state", "message_count", "event_count",
+                  "last_activity", "channel", "agent_id", "forgotten")
+
+
+def session_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A row of the node's session list (``detail=1``) as ``--json`` prints it: exactly
+    ``SESSION_FIELDS``, null where the node did not say (an older node has no
+    ``forgotten``), and none a newer node may add."""
+    return {name: item.get(name) for name in SESSION_FIELDS}
+
+
 @click.command()
 @_after("Start after this session index, the first column of the output.")
 @_LIMIT
@@ -105,7 +118,9 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
     cluster's own (clawsync:devices, clawsync:origins) are left out unless
     --include-cluster, and `clawsync events` or `projection` still reads them by their key.
     A session whose every event was forgotten (clawsync forget) is not shown either, and
-    counted in a note; --json lists it, with "forgotten": true.
+    counted in a note; --json lists it, with "forgotten": true. Each --json line has the
+    fields index, session_key, state, message_count, event_count, last_activity,
+    channel, agent_id and forgotten, null where the node says nothing of one.
 
     \b
     Examples:
@@ -120,7 +135,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
     found, following, more = with_client(
         ctx, lambda client: collect(fetch_with(client), "sessions", after, everything))
     if as_json:
-        print_json_lines(found)
+        print_json_lines([session_row(item) for item in found])
     else:
         shown = [item for item in found if not item.get("forgotten")]
         print_rows([[str(item.get("index")), str(item.get("session_key"))] for item in shown],

@@ -1,0 +1,98 @@
+"""``clawsync sessions --json``: one line per session with the fields the README names, in
+its order, whatever the node's version; the table hides sessions forgotten whole."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.cli.read import SESSION_FIELDS
+from tests.support.processes import NodeProcess, run_cli
+
+README = Path(__file__).parents[3] / "README.md"
+#: A ``detail=1`` row as a node before ``forgotten`` (0.2) answered it, and one as a
+#: later node might, with a field this version does not know.
+OLDER_ROW = {"index": 1, "session_key": "tg:alice", "state": "active", "message_count": 2,
+             "event_count": 3, "last_activity": "2026-11-21T05:10:34.002Z",
+             "channel": "telegram", "agent_id": "main"}
+NEWER_ROW = {**OLDER_ROW, "index": 2, "session_key": "tg:bob", "forgotten": False,
+             "pinned": True, "agent_id": None}
+
+
+@pytest.fixture
+def stand_in() -> Iterator[str]:
+    """The address of a node of other versions: its session list holds ``OLDER_ROW``
+    and ``NEWER_ROW``."""
+    page = json.dumps({"sessions": [OLDER_ROW, NEWER_ROW], "next": 2,
+                       "more": False}).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path.startswith("/v1/sessions?")
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(page) if found else 0))
+            self.end_headers()
+            if found:
+                self.wfile.write(page)
+
+        def log_message(self, *_args: Any) -> None:
+            pass  # not into the test's output
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def json_rows(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def test_the_readme_names_the_fields_of_a_json_line() -> None:
+    text = " ".join(README.read_text().split())
+    [said] = re.findall(r"A line of `clawsync sessions --json` has the fields (.*?), in this "
+                        r"order", text)
+    assert tuple(re.findall(r"`([a-z_]+)`", said)) == SESSION_FIELDS
+
+
+def test_a_json_line_has_the_same_fields_whatever_the_nodes_version(stand_in: str) -> None:
+    """An older node's row lacks ``forgotten`` (null), a newer node's extra field is left
+    out: every line has exactly ``SESSION_FIELDS``, in order."""
+    listed = run_cli(stand_in, "sessions", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json_rows(listed.stdout)
+    assert [list(row) for row in rows] == [list(SESSION_FIELDS)] * 2
+    assert rows[0] == {**OLDER_ROW, "forgotten": None}
+    assert rows[1] == {name: NEWER_ROW[name] for name in SESSION_FIELDS}
+    table = run_cli(stand_in, "sessions")  # an unknown "forgotten" hides nothing
+    assert "tg:alice" in table.stdout and "tg:bob" in table.stdout, table.stderr
+
+
+def test_a_json_line_of_this_nodes_has_the_fields_and_says_forgotten(
+        tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        for key in ("kept", "gone"):
+            appended = run_cli(node, "append", key, "message_received", "content=hi")
+            assert appended.returncode == 0, appended.stderr
+        forgot = run_cli(node, "forget", "gone")
+        assert forgot.returncode == 0, forgot.stderr
+        rows = json_rows(run_cli(node, "sessions", "--json").stdout)
+        assert [list(row) for row in rows] == [list(SESSION_FIELDS)] * 2
+        assert {row["session_key"]: row["forgotten"] for row in rows} == {
+            "kept": False, "gone": True}
+        about = node.get("/v1/node")
+        assert (about["sessions"], about["sessions_listed"]) == (1, 2)
+        shown = run_cli(node, "projection", "gone")
+        assert "state          forgotten (every event of it)" in shown.stdout.splitlines()

@@ -39,9 +39,11 @@ class Appends:
                 f"{self.quantile_ms(0.99):.1f} ms, max {1000 * max(self.latencies_s):.1f} ms")
 
 
-async def flood(url: str, secret: str, duration_s: float) -> int:
-    """Send big hellos over one peer link for ``duration_s`` (as fast as the node takes
-    them; it answers what it pushes, read and dropped); returns how many were sent."""
+async def flood(url: str, secret: str, duration_s: float,
+                stop: asyncio.Event | None = None) -> int:
+    """Send big hellos over one peer link for ``duration_s``, or until ``stop`` is set
+    (as fast as the node takes them; it answers what it pushes, read and dropped);
+    returns how many were sent."""
     message = big_hello()
     async with aiohttp.ClientSession() as http, http.ws_connect(
             url + PEER_PATH, headers={"Authorization": f"Bearer {secret}",
@@ -54,7 +56,7 @@ async def flood(url: str, secret: str, duration_s: float) -> int:
         reader = asyncio.create_task(drain())
         deadline = time.monotonic() + duration_s
         sent = 0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
             await ws.send_bytes(message)
             sent += 1
         reader.cancel()

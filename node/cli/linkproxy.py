@@ -6,6 +6,7 @@ integration tests use it the same way.
     with LinkProxy(target_port=node_b.port) as link:   # node A dials link.port
         link.cut()     # open connections are reset, new ones are refused
         link.heal()    # traffic flows again
+    link.shut()    # new connections are refused, open ones go on
 
 It runs its own event loop in a thread, so callers that are not async can use it.
 
@@ -47,6 +48,7 @@ class LinkProxy:
         self.port = 0
         self.bytes_forwarded = 0
         self._up = True
+        self._open = True  # new connections taken (``shut``)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                         name=f"link-proxy-{target_port}")
@@ -66,7 +68,7 @@ class LinkProxy:
 
     async def _accept(self, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:
-        if not self._up:
+        if not (self._up and self._open):
             _reset(writer)
             return
         try:
@@ -110,7 +112,12 @@ class LinkProxy:
 
     def heal(self) -> None:
         """End the partition: new connections go through again."""
-        self._up = True
+        self._up = self._open = True
+
+    def shut(self) -> None:
+        """Refuse new connections; open ones go on (a name that only the peers linked
+        through it already reach), until ``heal``."""
+        self._open = False
 
     def stop(self) -> None:
         """Cut every connection, stop listening and end the proxy's thread."""

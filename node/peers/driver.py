@@ -46,14 +46,17 @@ class DuplicateLink(LinkClosed):
 class Driver:
     """What every link's loop shares: the store's writer, the pools and the verifier
     that prepare messages ahead of it, and the clock of client appends. ``identified``
-    is told when a hello names the peer (``Gossip._identified``)."""
+    is told when a hello names the peer (``Gossip._identified``), ``ended`` when a link
+    it named ends (with the node it named: ``Gossip._ended``)."""
 
     def __init__(self, config: Config, astore: AsyncStore, *,
                  identified: Callable[[Runner], None],
+                 ended: Callable[[Runner, str], None],
                  stopping: Callable[[], bool]) -> None:
         self.config = config
         self.astore = astore
         self._identified = identified
+        self._ended = ended
         self._stopping = stopping
         self._loop = asyncio.get_running_loop()
         self._parse_pool = ThreadPoolExecutor(max_workers=PARSE_THREADS,
@@ -158,8 +161,10 @@ class Driver:
             raise
         finally:
             receiving.cancel()
+            node, runner.identified_as = runner.identified_as, None
             runner.state = "down"  # before any await: a second cancel may end this
-            runner.identified_as = None
+            if node is not None:
+                self._ended(runner, node)
             try:
                 await ahead.close()
             finally:

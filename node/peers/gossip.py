@@ -84,7 +84,7 @@ class Gossip:
         #: What this node runs, told to peers in the hello.
         self.about = About(software_version(), SCHEMA_VERSION, retires=True,
                            forgets=True, signs=True)
-        self.driver = Driver(config, astore, identified=self._identified,
+        self.driver = Driver(config, astore, identified=self._identified, ended=self._ended,
                              stopping=lambda: self.stopping)
         #: Checks peers' batches of signatures in a worker process, started on the first.
         self.verifier = self.driver.verifier
@@ -246,6 +246,7 @@ class Gossip:
                 # A second address of a node linked already, or a removed device's.
                 log.info("peer address not dialed again", peer=runner.url, why=runner.drop)
                 self._forget(runner)
+                self.learning.undialed(runner.url)
                 return
             retry_at = await self.driver.on_writer(runner.machine.connection_failed, self._now())
             # Counted since a message from the peer was last handled, not since the last
@@ -368,14 +369,17 @@ class Gossip:
         runner.identified_as = node = runner.node
         if node is not None:
             self.rows.back(node)
-        # It is back: the addresses it was forgotten under may be learned again at once.
-        self.learning.forgotten.reached(node, runner.url.rstrip("/") if runner.url else None)
         if runner.url is not None and runner.direction == "out":
             self.learning.members[runner.url] = node
         if node is not None and runner.direction == "in":
             # The address it advertises now (None: none; it moved behind a NAT):
             # member lists say linked of it, not of one it moved from.
             self.learning.advertises(node, runner.url)
+        # It is back: the link's address, and the one it advertises, may be learned
+        # again at once; not another it was forgotten under (one it moved from is dead).
+        advertised = self.learning.advertised_by.get(node) if node is not None else None
+        self.learning.forgotten.reached(runner.url.rstrip("/") if runner.url else None,
+                                        advertised)
         self._reached()
         for other in list(self.runners.values()):
             if other is runner or other.identified_as is None or other.node != node:
@@ -385,9 +389,20 @@ class Gossip:
                 log.info("duplicate peer link dropped", peer=node, link=loser.key)
                 loser.drop = "duplicate link"
                 loser.wake.set()
+                if node is not None and loser.direction == "out" and loser.url is not None:
+                    # Our dial reached it there: a live address, though the link kept is
+                    # the one it dialed, which may name none (it advertises nothing).
+                    self.learning.reached_as_duplicate(node, loser.url.rstrip("/"))
         if first and runner.direction == "out" and runner.drop is None \
                 and self.admission.shared_mode() and not self.stopping:
             self._spawn(self.learning.learn_from(runner), "learn-members")
+
+    def _ended(self, runner: Runner, node: str) -> None:
+        """A link that named ``node`` ended: if it was the last link up to it, what it
+        said of its addresses goes (``Learning.unlinked``); a next link says anew."""
+        if not any(other is not runner and other.state == "up" and other.node == node
+                   for other in self.runners.values()):
+            self.learning.unlinked(node)
 
     def _reached(self) -> None:
         """A peer was just reached: this node's network may be back (a laptop woke up,

@@ -73,8 +73,16 @@ class Learning:
         #: Per node, the address it advertises itself (None: none), as its hello gave it
         #: on a link it opened, or its own member list on one we dialed: a list says
         #: ``linked`` of it, and of the addresses the links use, not of others remembered
-        #: for the node (``sync.peer.forgotten.linked_at``). At most ``peers_max``.
+        #: for the node (``sync.peer.forgotten.linked_at``). Kept while a link to the node
+        #: is up (``unlinked``): a node may come back advertising another. At most
+        #: ``peers_max``, those of nodes with no link up dropped first.
         self.advertised_by: dict[str, str | None] = {}
+        #: Per node, the addresses our dials reached it at, during its current link, whose
+        #: links were dropped as duplicates of the one kept (``Gossip._duplicate``): live
+        #: addresses, said ``linked`` like the kept link's. A node that advertises none and
+        #: dials us too keeps, half the time, its own link, which names no address: its
+        #: address, live, would be said linked nowhere. Kept while a link to it is up.
+        self.reached_as: dict[str, set[str]] = {}
         #: The node a peer's list named at an address we dialed because of it, until the
         #: address is dropped: a held-off address names its node (``hold_off``) though
         #: its dial never reached it. At most ``peers_max``.
@@ -133,8 +141,9 @@ class Learning:
             log.exception("learning members failed", peer=runner.url)
             return
         own = _advertised(listed)
-        if own is not None and own[0] == runner.node:  # the peer's own word
-            self.advertises(*own)
+        if own is not None and own[0] == runner.node and runner.state == "up":
+            self.advertises(*own)  # the peer's own word, while its link is up
+            self.forgotten.reached(own[1])  # live: linked, there or where we dialed it
         for url, node, secret, linked, node_linked in _member_urls(listed):
             if node == self.astore.node_id or node in linked_nodes(self.runners.values()):
                 continue
@@ -151,9 +160,30 @@ class Learning:
                     _put(self.listed_nodes, url, node, self.config.sync.peers_max)
 
     def advertises(self, node: str, url: str | None) -> None:
-        """``node`` said itself that it advertises ``url`` (None: no address)."""
-        _put(self.advertised_by, node, url.rstrip("/") if url else None,
-             self.config.sync.peers_max)
+        """``node`` said itself that it advertises ``url`` (None: no address). Past
+        ``peers_max`` nodes, one with no link up goes first (an id a node left when its
+        origin was retired), else the oldest."""
+        self.advertised_by.pop(node, None)
+        if len(self.advertised_by) >= self.config.sync.peers_max:
+            linked = linked_nodes(self.runners.values())
+            gone = next((known for known in self.advertised_by if known not in linked),
+                        next(iter(self.advertised_by)))
+            del self.advertised_by[gone]
+        self.advertised_by[node] = url.rstrip("/") if url else None
+
+    def reached_as_duplicate(self, node: str, url: str) -> None:
+        """Our dial of ``url`` reached ``node`` and was dropped as a duplicate of another
+        link to it (``reached_as``)."""
+        self.reached_as.setdefault(node, set()).add(url)
+
+    def unlinked(self, node: str) -> None:
+        """The last link up to ``node`` ended: what it said it advertises, and where our
+        dials reached it, go. A list says ``linked`` of its addresses again once a link
+        is up; until it says what it advertises, of every address of it (``linked_at``):
+        it may be back advertising another (or, an impostor with the secret, have named
+        none for it)."""
+        self.advertised_by.pop(node, None)
+        self.reached_as.pop(node, None)
 
     def listed_linked(self, url: str, node: str | None) -> None:
         """A peer's list says its link to ``node`` is up now: a partition may
@@ -190,14 +220,20 @@ class Learning:
     def drop(self, url: str) -> None:
         self.members.pop(url, None)
         self.secret_urls.discard(url)
+        self.undialed(url)
+
+    def undialed(self, url: str) -> None:
+        """Our dial of ``url`` is given up, though the address may stay listed (a second
+        address of a node linked already): no node is kept for it from a list."""
         self.listed_nodes.pop(url, None)
 
     def member_list(self) -> dict[str, Any]:
         """What ``/peer/v1/members`` answers: this node and the peers it can name, each
         with whether this node has a link up to that node now (``node_linked``) and to it
-        at that address (``linked``: the address a link up uses, or the one the node
-        advertises itself; not another it is remembered at, such as the dead one of a
-        node that moved: ``sync.peer.forgotten.linked_at``). Older nodes ignore both;
+        at that address (``linked``: the address a link up uses, or one our dial reached
+        it at during that link, dropped as a duplicate (``reached_as``), or the one the
+        node advertises itself; not another it is remembered at, such as the dead one of
+        a node that moved: ``sync.peer.forgotten.linked_at``). Older nodes ignore both;
         they read ``linked`` as news of the node, which it still is.
 
         A node whose link ended stays listed: when a partition heals, a peer that learned
@@ -211,6 +247,9 @@ class Learning:
                 urls = up.setdefault(runner.node, set())
                 if runner.url:
                     urls.add(runner.url.rstrip("/"))
+        for node, urls in self.reached_as.items():
+            if node in up:  # a link to it is up: those addresses reached it during it
+                up[node] |= urls
         peers = [{"url": url, "node_id": node, "cluster_secret": url in self.secret_urls,
                   "linked": linked_at(url, node, up=up, advertised=self.advertised_by),
                   "node_linked": node is not None and node in up}

@@ -8,8 +8,10 @@ the next members round with a fresh back-off: a node stopped for good would be d
 forgotten and learned again every round, by every node that asks, for as long as the
 hub runs. So a node remembers what it forgot, and takes such an address up again from a
 list only once a hold-off has passed, one that doubles each time the address is
-forgotten again; or at once when there is news that the node is back: a lister says its
-link to that node at that address is up now, or a link with that node came up here.
+forgotten again; or at once when there is news that the node is back there: a lister
+says its link to that node at that address is up now, or a link with that node came up
+here at that address or at the one the node advertises itself. Not every address the
+node was forgotten under: the one it moved from is dead still.
 
 What a list says of links (``linked_at``, ``Said``): ``linked`` of an address only where
 the lister's link to its node is up at it, or it is the address that node advertises
@@ -114,18 +116,29 @@ class Forgotten:
             return True
         return now >= entry.until
 
-    def reached(self, node: str | None, url: str | None) -> None:
-        """A link with ``node`` came up (at ``url``, if known): the addresses it was
-        forgotten under may be learned again at once."""
-        for known in [known for known, entry in self._entries.items()
-                      if known == url or (node is not None and entry.node == node)]:
-            del self._entries[known]
+    def reached(self, *urls: str | None) -> None:
+        """A link with a node came up: ``urls``, the link's address and the one the node
+        advertises itself (None: not known), may be learned again at once (as
+        ``linked_at`` says of them). Other addresses the node was forgotten under wait
+        out their hold-off: the one it moved from is dead still.
+
+        >>> forgotten = Forgotten()
+        >>> for url in ("http://laptop:8765", "http://old-laptop:8765"):
+        ...     _ = forgotten.forgot(url, "n1", now=0.0)
+        >>> forgotten.reached("http://10.0.0.2:8765", "http://laptop:8765")
+        >>> [held.url for held in forgotten.held_off(now=1.0)]
+        ['http://old-laptop:8765']
+        """
+        for url in urls:
+            if url is not None:
+                self._entries.pop(url, None)
 
 
 def linked_at(url: str, node: str | None, *, up: Mapping[str, set[str]],
               advertised: Mapping[str, str | None]) -> bool:
     """Whether a member list says ``linked`` of ``url``, an address of ``node``: the
-    lister's link to ``node`` is up (``up``: node -> the addresses its links up use) at
+    lister's link to ``node`` is up (``up``: node -> the addresses its links up use, and
+    those the lister's dials reached it at during them, dropped as duplicates) at
     ``url``, or ``url`` is the address ``node`` advertises itself (``advertised``, from
     its hello or its own list; a node not in it has not said yet: every address of it
     counts, as before). Not another address it remembers for that node: the one a node

@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import pytest
 import structlog
 from aiohttp import web
 
 from crdt import device as crdt_device
+from node.cli.linkproxy import LinkProxy
 from node.peers.learning import _member_urls, awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
 from node.peers.transport import DEVICE_HEADER, DEVICE_REMOVED, NODE_HEADER, LinkRefused, Refusal
@@ -460,10 +462,10 @@ async def test_the_old_address_of_a_node_that_moved_stays_held_off(
 async def test_the_address_a_node_advertises_is_listed_linked_when_dialed_by_another(
         make_node: NodeFactory) -> None:
     """A laptop that advertises 127.0.0.1 is back, and the hub's link up to it is the one
-    the hub dialed at another name (localhost, as a LAN name or a proxy would be): the
-    address the laptop advertises is live, and the hub's list says so, so a node that
-    held it off takes it up again at once (it waited up to an hour when only the link's
-    own address was said linked)."""
+    the hub dialed at another name (a proxy, as a LAN name only the hub reaches would
+    be): the address the laptop advertises is live, and the hub's list says so, so a node
+    that held it off dials it again at once (it waited up to an hour when only the link's
+    own address was said linked, and the other name does not reach the laptop from it)."""
     hub = await make_node(cluster_secret="s" * 32)
     laptop = await stopped_laptop(make_node, hub)
     advertised = laptop.config.advertise_url
@@ -474,21 +476,132 @@ async def test_the_address_a_node_advertises_is_listed_linked_when_dialed_by_ano
             await asyncio.sleep(0.01)
     again = await make_node(cluster_secret="s" * 32, port=laptop.config.port,
                             data_dir=laptop.config.data_dir, advertise_url=advertised)
-    other_name = advertised.replace("127.0.0.1", "localhost")
-    assert await hub.gossip.add_peer(other_name, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while hub.gossip.runners[f"url:{other_name}"].node != again.astore.node_id:
+    with LinkProxy(target_port=laptop.config.port) as proxy:
+        other_name = f"http://127.0.0.1:{proxy.port}"
+        assert await hub.gossip.add_peer(other_name, learned=False)
+        async with asyncio.timeout(DEADLINE_S):  # linked, and its own list read
+            while hub.gossip.runners[f"url:{other_name}"].node != again.astore.node_id \
+                    or hub.gossip.learning.advertised_by.get(again.astore.node_id) != advertised:
+                await asyncio.sleep(0.01)
+        proxy.shut()  # the hub's link goes on; the other name reaches nothing from here
+        rows = {row["url"]: row for row in hub.gossip.member_list()["peers"]}
+        assert (rows[advertised]["linked"], rows[advertised]["node_linked"]) == (True, True)
+        assert rows[other_name]["linked"] is True
+        assert not node.gossip.learning.forgotten.may_learn(advertised, awake_s(),
+                                                            linked=False)
+        with structlog.testing.capture_logs() as said:
+            await node.gossip.learn_once()
+        assert advertised in [entry["url"] for entry in said
+                              if entry["event"] == "learned peer"]
+        async with asyncio.timeout(DEADLINE_S):
+            while (runner := node.gossip.runners.get(f"url:{advertised}")) is None \
+                    or (runner.state, runner.node) != ("up", again.astore.node_id):
+                await asyncio.sleep(0.01)
+        assert advertised not in [one.url for one in node.gossip.learning.held_off()]
+
+
+async def ordered(make_node: NodeFactory, *, smaller_first: bool
+                  ) -> tuple[RunningNode, RunningNode]:
+    """Two nodes of the cluster ``"s" * 32``, neither dialing nor advertising: the one
+    with the smaller node id first, or last."""
+    one, two = [await make_node(cluster_secret="s" * 32) for _ in range(2)]
+    low, high = sorted([one, two], key=lambda node: node.astore.node_id)
+    return (low, high) if smaller_first else (high, low)
+
+
+@pytest.mark.parametrize("x_smaller", [True, False], ids=["x-smaller", "hub-smaller"])
+async def test_the_address_of_a_node_advertising_none_is_linked_whichever_link_is_kept(
+        make_node: NodeFactory, x_smaller: bool) -> None:
+    """x advertises no address but is reachable at its own: the hub dials it there, and
+    x dials the hub. One link is kept, the one dialed by the smaller node id. When it is
+    x's (it names no address), the hub's dial that reached x was dropped as a duplicate:
+    the address is live still and the hub's list says so (it said "not linked" half the
+    time, and a learner that held the address off kept it off up to an hour). Once x
+    stops, it says so no more."""
+    x, hub = await ordered(make_node, smaller_first=x_smaller)
+    url, x_id = x.url, x.astore.node_id
+    assert await hub.gossip.add_peer(url, learned=False)
+    assert await x.gossip.add_peer(hub.url, learned=False)
+    kept = ["in"] if x_smaller else ["out"]
+    async with asyncio.timeout(DEADLINE_S):  # both dials went through; one link is up
+        while hub.gossip.runners[f"url:{url}"].node != x_id \
+                or x.gossip.runners[f"url:{hub.url}"].node != hub.astore.node_id \
+                or [r.direction for r in hub.gossip.runners.values()
+                    if r.state == "up"] != kept:
             await asyncio.sleep(0.01)
-    rows = {row["url"]: row for row in hub.gossip.member_list()["peers"]}
-    assert (rows[advertised]["linked"], rows[advertised]["node_linked"]) == (True, True)
-    assert rows[other_name]["linked"] is True
-    assert not node.gossip.learning.forgotten.may_learn(advertised, awake_s(), linked=False)
-    await node.gossip.learn_once()
+    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+    assert (row["node_id"], row["linked"], row["node_linked"]) \
+        == (x_id, True, True)
+    await x.stop()
     async with asyncio.timeout(DEADLINE_S):
-        while again.astore.node_id not in {r.node for r in node.gossip.runners.values()
-                                           if r.state == "up"}:
+        while any(r.state == "up" for r in hub.gossip.runners.values()):
             await asyncio.sleep(0.01)
-    assert node.gossip.learning.held_off() == []
+    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+    assert (row["linked"], row["node_linked"]) == (False, False)
+    assert hub.gossip.learning.reached_as == {}
+
+
+async def test_a_link_with_a_node_that_moved_leaves_its_old_address_held_off(
+        make_node: NodeFactory) -> None:
+    """A node that forgot a laptop's address after its failures holds it off; the laptop
+    comes back at a new address and dials that node itself. The link ends the hold-off of
+    its own address, not of the old, dead one (dialed again at the next round when a
+    link with the node let every address it was forgotten under go)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    gone = laptop.config.advertise_url
+    node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    async with asyncio.timeout(DEADLINE_S):
+        while [(one.url, one.node) for one in node.gossip.learning.held_off()] \
+                != [(gone, laptop.astore.node_id)]:
+            await asyncio.sleep(0.01)
+    port = free_port()
+    moved = await make_node(cluster_secret="s" * 32, data_dir=laptop.config.data_dir,
+                            port=port, advertise_url=f"http://127.0.0.1:{port}",
+                            peers=[node.url])
+    await listed_as(node, moved, "up")
+    assert gone in [one.url for one in node.gossip.learning.held_off()]
+    assert not node.gossip.learning.forgotten.may_learn(gone, awake_s(), linked=False)
+
+
+async def test_what_a_node_advertises_is_let_go_when_its_last_link_ends(
+        make_node: NodeFactory) -> None:
+    """A laptop advertised an address to the hub, then stopped: what it said goes with
+    its link (it may come back advertising another; the hub's list said linked of the
+    old one, dead, until it next read the laptop's own list)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    assert laptop.astore.node_id not in hub.gossip.learning.advertised_by
+
+
+async def test_what_nodes_advertise_is_kept_first_for_those_linked(
+        make_node: NodeFactory) -> None:
+    """Past ``peers_max`` nodes, what a node with no link up advertised goes first (an
+    id a node left, say), not the oldest entry, a node linked now."""
+    hub = await make_node(cluster_secret="s" * 32, sync=SyncConfig(peers_max=2))
+    laptop = await make_node(cluster_secret="s" * 32, peers=[hub.url])
+    await listed_as(hub, laptop, "up")
+    learning = hub.gossip.learning
+    assert list(learning.advertised_by) == [laptop.astore.node_id]
+    learning.advertises("n-gone", None)
+    learning.advertises("n-gone-too", "http://gone.example:8765")
+    assert list(learning.advertised_by) == [laptop.astore.node_id, "n-gone-too"]
+
+
+async def test_a_learned_address_dropped_as_a_second_link_names_no_node_from_a_list(
+        make_node: NodeFactory) -> None:
+    """x dials the node; a list named x's own address too, and the node dialed it: that
+    link is dropped (x's is kept, x's node id being the smaller) and the address is not
+    dialed again; the node the list named there goes with it (it stayed)."""
+    x, node = await ordered(make_node, smaller_first=True)
+    assert await x.gossip.add_peer(node.url, learned=False)
+    await listed_as(node, x, "up")
+    node.gossip.learning.listed_nodes[x.url] = x.astore.node_id  # as learn_from keeps it
+    with structlog.testing.capture_logs() as said:
+        assert await node.gossip.add_peer(x.url, learned=True)
+        assert not await forgotten(node, x.url)  # listed still: the list names it
+    assert "peer address not dialed again" in [entry["event"] for entry in said]
+    assert x.url not in node.gossip.learning.listed_nodes
 
 
 async def test_the_addresses_held_off_longest_are_listed_and_all_counted(

@@ -40,17 +40,20 @@ def test_a_lister_linked_to_the_node_ends_the_hold_and_its_memory() -> None:
     assert forgotten.forgot(URL, "n1", 2000.0) == 300.0  # counts from one again
 
 
-def test_a_link_with_the_node_ends_the_hold_of_each_of_its_addresses() -> None:
+def test_a_link_ends_the_hold_of_its_address_and_the_advertised_one_not_the_old() -> None:
+    """A laptop moved: a link with it came up at a LAN address, and it advertises another.
+    Both may be learned again at once; the old address it was forgotten under stays held
+    off (it was let go with them: a learner dialed it again, dead, at the next round)."""
     forgotten = Forgotten()
     forgotten.forgot(URL, "n1", 0.0)
     forgotten.forgot("http://10.0.0.2:8765", "n1", 0.0)
-    forgotten.forgot("http://other.example:8765", None, 0.0)
-    forgotten.reached("n1", None)
+    forgotten.forgot("http://old-laptop:8765", "n1", 0.0)
+    forgotten.reached("http://10.0.0.2:8765", URL)
     assert forgotten.may_learn(URL, 1.0, linked=False)
     assert forgotten.may_learn("http://10.0.0.2:8765", 1.0, linked=False)
-    assert not forgotten.may_learn("http://other.example:8765", 1.0, linked=False)
-    forgotten.reached("n9", "http://other.example:8765")  # a link that came by its address
-    assert len(forgotten) == 0
+    assert not forgotten.may_learn("http://old-laptop:8765", 1.0, linked=False)
+    forgotten.reached(None, None)  # a link with no address, of a node that advertises none
+    assert [held.url for held in forgotten.held_off(1.0)] == ["http://old-laptop:8765"]
 
 
 def test_the_memory_is_bounded_the_oldest_dropped() -> None:

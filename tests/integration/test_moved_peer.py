@@ -4,6 +4,7 @@ taken up again as soon as it is back, whatever name its link was dialed at."""
 from __future__ import annotations
 
 import json
+import signal
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -99,10 +100,11 @@ def test_the_old_address_of_a_node_that_moved_is_not_dialed_round_after_round(
 
 def test_a_node_back_at_its_advertised_address_is_taken_up_though_dialed_at_another(
         tmp_path: Path) -> None:
-    """a dials b through a proxy (another name for b, as a LAN name would be), b
-    advertises its own address. b stops: c, which learned both from a, gives both up. b
-    comes back and a's link up is the proxied one: a's list says linked of b's advertised
-    address too, so c takes it up at once rather than after its hold-off."""
+    """a dials b through a proxy (another name for b, as a LAN name only a reaches would
+    be), b advertises its own address. b stops: c, which learned both from a, gives both
+    up. b comes back and a's link up is the proxied one, which takes no new connection:
+    a's list says linked of b's advertised address too, so c dials it at once rather than
+    after its hold-off (the proxied name does not reach b from c)."""
     with Cluster(tmp_path) as cluster:
         b = NodeProcess(tmp_path, name="b")
         proxy = cluster.proxy(b)
@@ -116,11 +118,22 @@ def test_a_node_back_at_its_advertised_address_is_taken_up_though_dialed_at_anot
         wait_until(lambda: b.url in member_rows(a), 60, "a lists b's advertised address")
         b.stop()
         wait_until(lambda: b.url in held_off(c), 60, "c gave b's address up")
-        b.extra_args = [*serve_args(advertise_url=b.url)]  # dials no one: a dials it
-        b.start()
-        wait_until(lambda: b_id in linked_ids(a), 60, "a linked with b through the proxy")
+        before = learned(c, b.url)
+        assert c.process is not None
+        c.process.send_signal(signal.SIGSTOP)  # no members round until the proxy is shut
+        try:
+            b.extra_args = [*serve_args(advertise_url=b.url)]  # dials no one: a dials it
+            b.start()
+            wait_until(lambda: b_id in linked_ids(a) and members_asked(b) >= 1, 60,
+                       "a linked with b through the proxy, b's own list asked")
+            proxy.shut()
+        finally:
+            c.process.send_signal(signal.SIGCONT)
         rows = member_rows(a)
         assert (rows[b.url]["linked"], rows[b.url]["node_linked"]) == (True, True)
         assert rows[proxy_url(proxy)]["linked"] is True
-        wait_until(lambda: b_id in linked_ids(c) and b.url not in held_off(c), 60,
-                   "c linked with b again, its address not held off")
+        wait_until(lambda: any(row["url"] == b.url and row["node_id"] == b_id
+                               and row["state"] == "up" for row in peer_rows(c)), 60,
+                   "c dialed b's advertised address and linked")
+        assert learned(c, b.url) == before + 1
+        assert b.url not in held_off(c)

@@ -2,6 +2,8 @@
 numbers, and each session's projection kept up to date in the same commit.
 
     eventlog    the one-transaction-per-batch append and the reads (``EventLog``)
+    origins     the origin the log writes under: signer, bindings, a new one when it retires
+    upgrade     folders written by earlier versions, brought up to date when opened
     batch       one commit's reads and writes, and the chunks sessions are stored in
     records     how events, indexes, sessions and the meta record are laid out
     projection  the fold of a session's events into its state

@@ -6,11 +6,14 @@ A batch (``crdt.log.batch``) reads the records of its events in one ``get_many``
 duplicate check) and writes everything it changed in one ``put_many``; the indexes are
 chunked so that a batch rewrites each chunk it touches once, and reading a projection
 reads a few chunks instead of every event.
+
+The origin the log writes under (its signer, the bindings learned, a new origin when
+ours retires) is ``crdt.log.origins``; bringing a folder of an earlier version up to
+date when it opens is ``crdt.log.upgrade``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,8 +21,9 @@ from crdt import codec
 from crdt.clock import Clock
 from crdt.errors import NotFound, StoreError
 from crdt.events import Event
-from crdt.log import bound, erase, forget, retire
+from crdt.log import bound, erase, forget, retire, upgrade
 from crdt.log.batch import Batch, OpenSessions, put_at
+from crdt.log.origins import OwnOrigin
 from crdt.log.projection import message_fields
 from crdt.log.records import (
     INDEX_CHUNK,
@@ -33,18 +37,13 @@ from crdt.log.records import (
     key,
     new_tuple,
     origin_chunk_key,
-    position_chunk_key,
 )
-from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 from crdt.storage.base import Storage
 
 #: Session chunks read from storage in one ``get_many``: enough for a projection page of
 #: a long session in one call, few enough that a reader stopping early wastes little.
 CHUNKS_PER_READ = 16
-#: Sessions with forget records read at a time while a log written before forgotten
-#: sessions were counted is counted (``EventLog._count_forgotten_sessions``).
-FORGOTTEN_COUNT_STEP = 500
 #: Kinds of the records the log acts on when it stores them (``_take_record``).
 _RECORD_KINDS = frozenset({forget.KIND, retire.KIND, bound.KIND})
 
@@ -61,10 +60,8 @@ class EventLog:
         #: Active origins beyond which one known only from a retirement is not asked
         #: for (``crdt.log.retire``); the node sets the peer protocol's.
         self.origins_room = retire.ROOM_DEFAULT
-        #: Signs the events this node originates under its bound origin (None: no key;
-        #: events are unsigned, under a random origin, as before events were signed).
-        self.signer: Signer | None = None
-        self._bindings: dict[str, bound.Binding | None] = {}  # read from storage
+        #: Our origin's signer and the bindings learned (``crdt.log.origins``).
+        self.own = OwnOrigin(storage, self._append_one)
 
     @classmethod
     def open(cls, storage: Storage, new_node_id: str,
@@ -82,101 +79,16 @@ class EventLog:
             fields = Meta.fields(raw)
             meta = Meta.from_fields(fields)
         log = cls(storage, meta)
-        log.signer = signer
+        log.own.signer = signer
         if meta.local_seq > meta.version.get(meta.node_id, 0):
-            log._close_own_gap()
+            upgrade.close_own_gap(log)
         if "retired" not in fields:  # written before origins could retire
-            log._learn_stored_retirements()
+            upgrade.learn_stored_retirements(log)
         if "origin_n" not in fields:  # written before origins were bound
-            log._learn_stored_bindings()
+            upgrade.learn_stored_bindings(log)
         if "forgotten" not in fields:  # written before forgotten sessions were counted
-            log._count_forgotten_sessions()
+            upgrade.count_forgotten_sessions(log)
         return log
-
-    def _count_forgotten_sessions(self) -> None:
-        """Count the sessions of which nothing but forget records is left, once, in a
-        log written before the count was kept (or whose meta record an older node wrote
-        since): only the sessions that hold a forget record (an ``f`` record) are read."""
-        prefix, after, found = key("f", ""), "", 0
-        while names := self.storage.keys_after(prefix, after, FORGOTTEN_COUNT_STEP):
-            after = names[-1]
-            found += sum(session.forgotten for session in
-                         self.sessions_many([name[len(prefix):] for name in names]))
-        meta = self.meta.copy()
-        meta.forgotten_sessions = found
-        with self.storage.transaction() as tx:
-            tx.put(META, meta.to_record())
-        self.meta = meta
-
-    def _learn_stored_bindings(self) -> None:
-        """A folder written before origins were bound may hold ``device_key`` records,
-        kept as events of a kind it did not know: bind their origins, once."""
-        try:
-            session = self.session(DEVICES_SESSION)
-        except NotFound:
-            session = None
-        ids = [entry.sort_key[2] for _, entry in self.entries(session)] if session else []
-        with self.storage.transaction() as tx:
-            batch = Batch(tx, self.meta.copy())
-            for stored in self.stored_many(ids):
-                binding = bound.read(stored.event)
-                if binding is not None and self._binding(batch, binding.origin) is None:
-                    self._bind(batch, binding)
-            batch.flush()  # the meta record too: with ``origin_n``, this runs once
-        self.meta = batch.meta
-        self._bindings.update(batch.bindings)
-
-    def _learn_stored_retirements(self) -> None:
-        """A folder written before origins could retire may hold retirements, kept as
-        events of a kind it did not know: take them in, once."""
-        meta = self.meta.copy()
-        try:
-            session = self.session(retire.ORIGINS_SESSION)
-        except NotFound:
-            session = None
-        ids = [entry.sort_key[2] for _, entry in self.entries(session)] if session else []
-        with self.storage.transaction() as tx:
-            batch = Batch(tx, meta)
-            for stored in self.stored_many(ids):
-                retired = retire.read(stored.event)
-                if retired is not None:
-                    retire.learn(meta, *retired, room=self.origins_room)
-            self._settle_retired(batch, None)
-            batch.flush()
-        self.meta = meta
-
-    def _position_at(self, origin: str, seq: int) -> int | None:
-        raw = self.storage.get(origin_chunk_key(origin, seq))
-        chunk = codec.decode_trusted(raw) if raw else []
-        offset = seq % INDEX_CHUNK
-        return None if offset >= len(chunk) else chunk[offset]
-
-    def _close_own_gap(self) -> None:
-        """Repair a folder whose own numbering ran ahead of what it holds (earlier
-        versions took numbers a peer claimed): our events written since lie beyond a
-        gap that nothing fills, and were never forwarded. Number them again right after
-        what we hold (the newest unbroken run below our last number; the slots they
-        leave above are cleared), so that they travel."""
-        meta = self.meta.copy()
-        own, held = meta.node_id, meta.version.get(meta.node_id, 0)
-        run: list[int] = []  # positions, newest first
-        seq = meta.local_seq
-        while seq > held and (position := self._position_at(own, seq)) is not None:
-            run.append(position)
-            seq -= 1
-        run.reverse()
-        with self.storage.transaction() as tx:
-            batch = Batch(tx, meta)
-            for old_seq in range(seq + 1, meta.local_seq + 1):
-                batch.put_index(origin_chunk_key(own, old_seq), old_seq % INDEX_CHUNK, None)
-            for number, position in enumerate(run, start=held + 1):
-                batch.put_index(origin_chunk_key(own, number), number % INDEX_CHUNK, position)
-                self._sign_slot(batch, own, number, position)
-            meta.local_seq = held + len(run)
-            if run:
-                meta.version[own] = meta.local_seq
-            batch.flush()
-        self.meta = meta
 
     @property
     def head(self) -> int:
@@ -205,7 +117,7 @@ class EventLog:
                 for item in events:
                     results.append(append_one(batch, item[0], item[1], item[2],
                                               item[3] if len(item) > 3 else None))
-                self._settle_retired(batch, clock)
+                self.own.settle_retired(batch, clock)
                 if batch.forgets:
                     batch.flush()  # so that the erasure reads what the batch wrote
                     erase.apply(batch, batch.forgets)
@@ -219,7 +131,7 @@ class EventLog:
         batch.keep_sessions()
         self.meta = meta
         self.erased = batch.forgets
-        self._bindings.update(batch.bindings)
+        self.own.bindings.update(batch.bindings)
         return results
 
     def _append_one(self, batch: Batch, event: Event, origin: str | None,
@@ -227,9 +139,9 @@ class EventLog:
         meta = batch.meta
         local = origin is None or seq is None
         if local:
-            signer = self._own_signer(meta)
+            signer = self.own.own_signer(meta)
             if signer is not None and meta.local_seq == 0 and event.kind != bound.KIND:
-                self._announce_key(batch, signer, event)  # seq 1 of a bound origin
+                self.own.announce_key(batch, signer, event)  # seq 1 of a bound origin
             origin, seq = meta.node_id, meta.local_seq + 1
         assert origin is not None and seq is not None
         position = meta.next_position
@@ -281,118 +193,8 @@ class EventLog:
         if retired is not None:
             retire.learn(batch.meta, *retired, room=self.origins_room)
         binding = bound.read(event)
-        if binding is not None and self._binding(batch, binding.origin) is None:
-            self._bind(batch, binding)
-
-    def _own_signer(self, meta: Meta, strict: bool = True) -> Signer | None:
-        """The signer of our origin if it is bound to its key; ``StoreError`` (if
-        ``strict``) for a bound origin without its signer: the events it would write
-        unsigned would be refused everywhere."""
-        if meta.origin_n is None:
-            return None
-        if self.signer is None:
-            if not strict:
-                return None
-            raise StoreError(f"this data folder writes as origin {meta.node_id}, bound to "
-                             "a device key: open it with its key (the node's signer)")
-        return self.signer if self.signer.origin(meta.origin_n) == meta.node_id else None
-
-    def _announce_key(self, batch: Batch, signer: Signer,
-                      before: Event | None = None) -> None:
-        """Append our origin's ``device_key`` record, as its seq 1, stamped no later than
-        ``before``, the event it comes before. A peer checks every later event of the
-        origin against it, and holds back an event stamped too far ahead of its own
-        clock: stamped by a clock that runs ahead, the record would hold back with it an
-        event that is not ahead (a retention forget, a client's timestamp)."""
-        assert batch.meta.origin_n is not None
-        clock = batch.clock or Clock(last=batch.meta.clock)
-        stamp = clock.now() if before is None else min(clock.now(), before.timestamp)
-        self._append_one(batch, bound.device_key(signer, batch.meta.origin_n)
-                         .seal(stamp), None, None)
-
-    def _binding(self, batch: Batch | None, origin: str) -> bound.Binding | None:
-        if batch is not None and origin in batch.bindings:
-            return batch.bindings[origin]
-        if origin in self._bindings:
-            return self._bindings[origin]
-        raw = self.storage.get(bound.binding_key(origin))
-        binding = None if raw is None else bound.Binding.from_record(origin, raw)
-        # A binding never changes, so any thread may remember one. "Unbound" may change,
-        # and only the writer (in a batch) may remember it: a reader's answer could be
-        # stored after the writer's commit had bound the origin, and then stick.
-        if binding is not None or batch is not None:
-            self._bindings[origin] = binding
-        return binding
-
-    def _bind(self, batch: Batch, binding: bound.Binding) -> None:
-        """Record that ``binding.origin`` is bound, and list it under its device."""
-        batch.bindings[binding.origin] = binding
-        batch.writes.append((bound.binding_key(binding.origin), binding.to_record()))
-        record_key = bound.device_record_key(binding.device_id)
-        raw = batch.tx.get(record_key)
-        origins = list(codec.decode_trusted(raw)) if raw else []
-        origins += [o for o in batch.bindings if o not in origins
-                    and batch.bindings[o].device_id == binding.device_id]
-        batch.writes.append((record_key, codec.encode_fast(origins)))
-
-    def _sign_slot(self, batch: Batch, origin: str, seq: int, position: int) -> None:
-        """Sign an event numbered again under our own origin (its record keeps its first
-        slot's signature), if that origin is bound."""
-        signer = self._own_signer(batch.meta, strict=False)
-        if signer is None or origin != batch.meta.node_id:
-            return
-        event_id = batch.index(position_chunk_key(position))[position % INDEX_CHUNK]
-        batch.writes.append((key("g", origin, seq), signer.sign(event_id, origin, seq)))
-
-    def _settle_retired(self, batch: Batch, clock: Clock | None) -> None:
-        """Drop the retired origins now held up to their final seq; if ours is one of
-        them, take a new origin in the same commit, so we never write under it again.
-        An origin held past its final seq is retired again at what we hold, so that
-        its events past the old final seq reach every node (the highest wins)."""
-        meta = batch.meta
-        if clock is not None:  # None when a folder is opened: its next commit does it
-            for origin, seq in retire.held_past(meta):
-                self._append_one(batch, retire.retirement(origin, seq).seal(clock.now()),
-                                 None, None)
-        if meta.retiring and meta.node_id in retire.settle(meta):
-            self._take_new_origin(batch, meta.retired[meta.node_id])
-
-    def _take_new_origin(self, batch: Batch, final_seq: int) -> None:
-        """Our origin was retired at ``final_seq``: continue under a new one, as a wiped
-        folder would, and number again under it our events above ``final_seq`` (written
-        before the retirement reached us; every node refuses them under the old origin),
-        so that they travel. Their old slots are cleared; positions do not change.
-        With a signer the new origin is the key's next bound origin, its seq 1 the
-        ``device_key`` record, and the events numbered again are signed."""
-        meta = batch.meta
-        old, new, n = meta.node_id, secrets.token_hex(8), None
-        if self.signer is not None:
-            n = self._free_origin_n(meta, meta.origin_n + 1 if meta.origin_n is not None
-                                    and self.signer.origin(meta.origin_n) == old else 0)
-            new = self.signer.origin(n)
-        run = []
-        for seq in range(final_seq + 1, meta.local_seq + 1):
-            record_key, offset = origin_chunk_key(old, seq), seq % INDEX_CHUNK
-            chunk = batch.index(record_key)
-            if offset < len(chunk) and chunk[offset] is not None:
-                run.append(chunk[offset])
-                batch.put_index(record_key, offset, None)
-        meta.node_id, meta.local_seq, meta.origin_n = new, 0, n
-        if self.signer is not None:
-            self._announce_key(batch, self.signer)
-        for seq, position in enumerate(run, start=meta.local_seq + 1):
-            batch.put_index(origin_chunk_key(new, seq), seq % INDEX_CHUNK, position)
-            self._sign_slot(batch, new, seq, position)
-            meta.version[new] = meta.local_seq = seq
-
-    def _free_origin_n(self, meta: Meta, n: int) -> int:
-        """The first ``n``, from ``n`` on, whose bound origin this log does not know
-        (held, retired or retiring)."""
-        assert self.signer is not None
-        known = meta.version.keys() | meta.retired.keys() | meta.retiring.keys()
-        while self.signer.origin(n) in known:
-            n += 1
-        return n
+        if binding is not None and self.own.binding(batch, binding.origin) is None:
+            self.own.bind(batch, binding)
 
     @staticmethod
     def _note_origin(batch: Batch, origin: str, seq: int, position: int) -> bool:
@@ -425,10 +227,10 @@ class EventLog:
     def take_bound_origin(self) -> None:
         """Write under the signer's next free bound origin from now on (a folder that
         never wrote under its random one: nothing to retire)."""
-        assert self.signer is not None
+        assert self.own.signer is not None
         meta = self.meta.copy()
-        meta.origin_n, meta.local_seq = self._free_origin_n(meta, 0), 0
-        meta.node_id = self.signer.origin(meta.origin_n)
+        meta.origin_n, meta.local_seq = self.own.free_origin_n(meta, 0), 0
+        meta.node_id = self.own.signer.origin(meta.origin_n)
         with self.storage.transaction() as tx:
             tx.put(META, meta.to_record())
         self.meta = meta
@@ -443,7 +245,7 @@ class EventLog:
                 position = self.stored(event_id).position
                 meta.local_seq += 1
                 self._note_origin(batch, meta.node_id, meta.local_seq, position)
-                self._sign_slot(batch, meta.node_id, meta.local_seq, position)
+                self.own.sign_slot(batch, meta.node_id, meta.local_seq, position)
             batch.flush()
         self.meta = meta
 
@@ -565,7 +367,7 @@ class EventLog:
 
     def binding(self, origin: str) -> bound.Binding | None:
         """The device ``origin`` is bound to, if a ``device_key`` record bound it."""
-        return self._binding(None, origin)
+        return self.own.binding(None, origin)
 
     def device_origins(self, device: str) -> list[str]:
         """The origins bound to ``device`` that this node knows, in the order learned."""

@@ -92,7 +92,7 @@ class EventStore:
     def _bind_own_origin(self, signer: Signer) -> None:
         """A folder written under a random origin (before events were signed, or by
         another key) retires it at its last seq and continues under a bound origin
-        (``EventLog._take_new_origin``), so nothing new is written unsigned."""
+        (``OwnOrigin._take_new_origin``), so nothing new is written unsigned."""
         meta = self._log.meta
         if meta.origin_n is not None and signer.origin(meta.origin_n) == meta.node_id:
             return

@@ -50,7 +50,8 @@ from node.http import auth
 from node.http.wire import HttpError, takes_params, unauthorized
 from node.store import AsyncStore, StoreClosing
 from sync.repo.config import FULL_ACCESS, Access, RepoLimits, parse_tokens
-from sync.repo.connection import (
+from sync.repo.connection import RepoConnection
+from sync.repo.host import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
     CLOSE_POLICY,
@@ -58,7 +59,6 @@ from sync.repo.connection import (
     CLOSE_UNSUPPORTED,
     Edit,
     Outcome,
-    RepoConnection,
     Trial,
 )
 from sync.repo.messages import SOCKET_PATH, encode_ephemeral

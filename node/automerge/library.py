@@ -1,4 +1,4 @@
-"""``StoreLibrary``: the ``sync.repo.connection.Library`` of a node, over its ``EventStore``.
+"""``StoreLibrary``: the ``sync.repo.host.Library`` of a node, over its ``EventStore``.
 
 Used from the store's writer thread only, like the documents it hands out. It finds a
 session by its document id (an index of every session's id, built on first use and

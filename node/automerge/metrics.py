@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sync.repo.connection import (
+from sync.repo.host import (
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
     CLOSE_INVALID,

@@ -14,7 +14,7 @@ import structlog
 from crdt.automerge.trial import Tried, try_sync_message
 from node.workers import WorkerDied, WorkerPool, WorkerRaised, WorkerTimeout
 from sync.repo.config import RepoLimits
-from sync.repo.connection import CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_POLICY, Trial
+from sync.repo.host import CLOSE_GOING_AWAY, CLOSE_INTERNAL, CLOSE_POLICY, Trial
 
 log = structlog.get_logger(__name__)
 

@@ -6,6 +6,8 @@ changed in the log (``refresh``) and the time (``tick``); each call returns an
 ``Outcome``: frames to send, events to append, notes to log, documents other
 connections must hear about, ephemeral messages to pass on, and whether to close.
 Nothing here does I/O or reads a clock.
+The contract with the host (``Library``, ``Outcome``, the close codes) is
+``sync.repo.host``; how a client's changes become events is ``sync.repo.edits``.
 
 What a client may do:
 
@@ -46,24 +48,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 from crdt.automerge.chunks import UnpackLimits
-from crdt.automerge.document import (
-    LAYOUT,
-    Received,
-    SessionDoc,
-    decode_document_id,
-    new_sync_state,
-)
+from crdt.automerge.document import SessionDoc, decode_document_id, new_sync_state
 from crdt.automerge.outline import summarize_sync_message
 from crdt.automerge.trial import Tried
 from crdt.errors import InvalidInput, LimitExceeded, StoreError
-from crdt.events import Draft, Event, parse_event
 from crdt.log.forget import UNFORGETTABLE
 from sync.errors import PeerFault
 from sync.repo.config import Access, RepoLimits
+from sync.repo.edits import client_edits, repair
+from sync.repo.host import (
+    CLOSE_INTERNAL,
+    CLOSE_INVALID,
+    CLOSE_POLICY,
+    CLOSE_PROTOCOL,
+    CLOSE_TOO_BIG,
+    Close,
+    Library,
+    Note,
+    Outcome,
+    Trial,
+)
 from sync.repo.messages import (
     PROTOCOL_VERSION,
     Ephemeral,
@@ -76,110 +84,6 @@ from sync.repo.messages import (
     encode_unavailable,
     parse_frame,
 )
-
-# Websocket close codes (RFC 6455).
-CLOSE_GOING_AWAY = 1001
-CLOSE_PROTOCOL = 1002
-CLOSE_UNSUPPORTED = 1003
-CLOSE_INVALID = 1007
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_INTERNAL = 1011
-
-LAYOUT_NAMES = frozenset(name for name, _ in LAYOUT)
-#: agent_id of the events a client's edits become, for a session without one.
-CLIENT_AGENT_ID = "automerge-client"
-#: ``reason`` of the session_ended event a client's ``state = "ended"`` becomes.
-CLIENT_END_REASON = "client"
-
-
-class Library(Protocol):
-    """The node's documents, as the machine sees them (called on the store's writer)."""
-
-    def resolve(self, doc_id: bytes) -> str | None:
-        """The session key of a document id; None if no such session (yet), or if the
-        id is no longer the session's (a forget gave the session a new document)."""
-
-    def document(self, session_key: str) -> SessionDoc:
-        """The live document, caught up with the log unless an edit is being held."""
-
-    def record(self, session_key: str, changes: bytes) -> None:
-        """Persist changes just applied to the live document."""
-
-    def discard(self, session_key: str) -> None:
-        """Forget the live document (it reloads from disk without unrecorded changes)."""
-
-    def stored_bytes(self, session_key: str) -> int:
-        """The document's size on disk."""
-
-    def messages(self, session_key: str) -> list[dict[str, Any]]:
-        """The projection's messages (JSON form), to repair a document with."""
-
-    def hold(self, session_key: str) -> None:
-        """A client's edit is on its way into the log: leave the document as it is
-        until the host has appended it and releases it."""
-
-    def saved(self, session_key: str) -> bytes:
-        """The document a client's changes would be applied to, as saved bytes."""
-
-    def holds_node(self, actor: bytes) -> bool:
-        """Whether ``actor`` is the document actor of a node whose events this node
-        takes (an origin it holds and has not retired): a change of such a node that
-        builds on a client's edit shows the edit is an event coming by gossip."""
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    code: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    """Something to log: ``level`` is "debug", "info" or "warning"."""
-
-    level: str
-    event: str
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Edit:
-    """Events to append for a client's edit of one session."""
-
-    session_key: str
-    drafts: tuple[Draft | Event, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Trial:
-    """Changes to try on a copy of a document before they are applied: ``data`` (a sync
-    message) on ``saved`` (the document's bytes). The host answers with ``resume``."""
-
-    session_key: str
-    saved: bytes
-    data: bytes
-    #: The document's forget generation (``SessionDoc.generation``), to load it with.
-    generation: str | None = None
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one call asks of the host."""
-
-    frames: list[bytes] = field(default_factory=list)
-    edits: list[Edit] = field(default_factory=list)
-    notes: list[Note] = field(default_factory=list)
-    #: Documents whose node copy changed: every other connection holding them must hear.
-    changed: set[bytes] = field(default_factory=set)
-    #: Ephemeral messages to pass on to the other clients of their document.
-    ephemeral: list[tuple[bytes, Ephemeral]] = field(default_factory=list)
-    #: When not None, the documents this connection now watches (True: open; False:
-    #: waiting for it to appear).
-    watch: dict[bytes, bool] | None = None
-    close: Close | None = None
-    #: Changes the host must try before the machine applies them (see ``resume``).
-    trial: Trial | None = None
 
 
 class _Refuse(Exception):
@@ -472,9 +376,9 @@ class RepoConnection:
             received = received.taken_in(library.holds_node)
             library.record(session_key, received.changes)
             out.changed.add(doc_id)
-            self._repair(session_key, doc, received, library, out)
+            repair(self.client, session_key, doc, received, library, out)
             if received.from_client:
-                self._edits(session_key, doc, received, library, out)
+                client_edits(self.client, session_key, doc, received, library, out)
             doc = library.document(session_key)  # its catch-up puts back derived fields
         self._send_sync(entry, doc, out)
 
@@ -540,74 +444,3 @@ class RepoConnection:
         out.notes.append(Note("warning", "automerge client disconnected",
                               {"peer": self.client, "code": code, "reason": reason}))
         self.closed = True
-
-    # -- a client's edits ------------------------------------------------------------
-
-    def _repair(self, session_key: str, doc: SessionDoc, received: Received,
-                library: Library, out: Outcome) -> None:
-        """Put back the messages the new changes touched and drop root keys of their own,
-        whoever wrote them: actor ids prove nothing, so a change that claims to be another
-        node's is checked like a client's. (The scalar fields and ``custom_state`` follow
-        the projection again at the next catch-up.)"""
-        if "messages" not in received.fields and not received.fields - LAYOUT_NAMES:
-            return
-        changes = doc.repair(library.messages(session_key), received.messages)
-        library.record(session_key, changes)
-        # What changes under client actors did is logged by _edits; the rest came from
-        # nodes (or claims to), and the client only passed it on.
-        relayed = received.fields - received.client_fields
-        if changes and ("messages" in relayed or relayed - LAYOUT_NAMES):
-            out.notes.append(Note("warning", "automerge relayed changes put back", {
-                "peer": self.client, "session": session_key, "fields": sorted(relayed)}))
-
-    def _edits(self, session_key: str, doc: SessionDoc, received: Received,
-               library: Library, out: Outcome) -> None:
-        """Turn a client's changes into events; log and put back what is not an edit."""
-        # Only what the client changes made, and no other node took in: a relayed node
-        # change shows that node's event, a client edit a node built on is its event.
-        edits = doc.edits_since(received.before, received)
-        context = edits.context
-        agent = context.get("agent_id") or CLIENT_AGENT_ID
-        drafts: list[Draft | Event] = []
-        for key, value in edits.custom_state.items():
-            drafts += self._draft(session_key, agent, {"type": "state_changed", "key": key,
-                                                       "value": value}, out)
-        refused = {key: "deleting a key makes no event (set it to null instead)"
-                   for key in edits.removed}
-        refused |= {key: f"{what} values cannot go into an event"
-                    for key, what in edits.unreadable.items()}
-        if edits.state == "ended":
-            drafts += self._draft(session_key, agent, {"type": "session_ended",
-                                                       "reason": CLIENT_END_REASON}, out)
-        elif edits.state == "active":
-            drafts += self._draft(session_key, agent, {
-                "type": "session_started", "channel": context.get("channel") or "unknown",
-                "peer_id": context.get("peer_id") or "unknown"}, out)
-        elif edits.state is not None:
-            refused["state"] = f"{edits.state!r} has no event kind; set 'active' or 'ended'"
-        # Only what changes under client actors did: the changes of nodes a client
-        # relays (another node's catch-ups, which rewrite counts and messages) are no
-        # edits of its own, though _repair checks and puts them back all the same.
-        derived = sorted(received.client_fields - {"custom_state", "state"})
-        if derived:
-            refused |= {name: "derived from the log; put back" for name in derived}
-        if refused:
-            out.notes.append(Note("warning", "automerge client edits ignored",
-                                  {"peer": self.client, "session": session_key,
-                                   "reasons": refused}))
-        if drafts:
-            library.hold(session_key)
-            out.edits.append(Edit(session_key, tuple(drafts)))
-            out.notes.append(Note("info", "automerge client edit", {
-                "peer": self.client, "session": session_key,
-                "kinds": [d.kind for d in drafts]}))
-
-    def _draft(self, session_key: str, agent: str, kind: dict[str, Any],
-               out: Outcome) -> list[Draft | Event]:
-        try:
-            return [parse_event({"agent_id": agent, "kind": kind}, session_key=session_key)]
-        except InvalidInput as exc:
-            out.notes.append(Note("warning", "automerge client edit refused", {
-                "peer": self.client, "session": session_key, "kind": kind["type"],
-                "reason": str(exc)}))
-            return []

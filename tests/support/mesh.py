@@ -75,7 +75,7 @@ class Mesh:
     def _key(self, node: int) -> bytes | None:
         """The key node ``node`` proves on its links, as a real link's handshake does
         (None: a node without one, whose origin no key is bound to)."""
-        signer = self.stores[node].log.signer
+        signer = self.stores[node].log.own.signer
         return None if signer is None else signer.public_key
 
     def post(self, sender: int, receiver: int, out: list[bytes]) -> None:

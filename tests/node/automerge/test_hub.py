@@ -20,7 +20,7 @@ from crdt.log.records import key
 from crdt.log.store import EventStore
 from node.server.run import RunningNode
 from sync.repo.config import Access, RepoConfig, RepoLimits
-from sync.repo.connection import (
+from sync.repo.host import (
     CLOSE_GOING_AWAY,
     CLOSE_INVALID,
     CLOSE_POLICY,

@@ -15,7 +15,7 @@ import structlog.testing
 from crdt import tokens
 from crdt.membership import DEVICE_KEY, DEVICES_SESSION, TOKEN_ISSUED, TOKEN_REVOKED
 from node.server.run import RunningNode
-from sync.repo.connection import CLOSE_POLICY
+from sync.repo.host import CLOSE_POLICY
 from tests.support.automerge import set_custom, text_id
 from tests.support.nodes import connect, events, has_messages, post
 

@@ -17,13 +17,13 @@ from crdt.events import Event, parse_event
 from crdt.log.store import EventStore
 from node.automerge.library import StoreLibrary
 from sync.repo.config import FULL_ACCESS, Access, RepoLimits
-from sync.repo.connection import (
+from sync.repo.connection import RepoConnection
+from sync.repo.host import (
     CLOSE_INVALID,
     CLOSE_POLICY,
     CLOSE_PROTOCOL,
     CLOSE_TOO_BIG,
     Outcome,
-    RepoConnection,
 )
 from sync.repo.messages import Sync, parse_node_frame
 from tests.support.automerge import App, put_text, root, set_custom, set_state, text_id

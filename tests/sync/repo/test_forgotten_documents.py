@@ -11,7 +11,7 @@ from crdt.clock import Hlc
 from crdt.log import forget
 from crdt.log.records import key
 from crdt.log.store import EventStore
-from sync.repo.connection import CLOSE_POLICY
+from sync.repo.host import CLOSE_POLICY
 from tests.support.automerge import put_text, set_custom
 from tests.sync.repo.test_connection import (
     S1,

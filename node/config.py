@@ -277,7 +277,7 @@ class Config:
     #: and ``--members-interval`` set two of them).
     sync: SyncConfig = field(default_factory=SyncConfig)
     #: Automerge clients (the ``/automerge`` websocket): tokens beside ``token`` with the
-    #: sessions each may open, and limits (``sync.repo.connection.RepoConfig``).
+    #: sessions each may open, and limits (``sync.repo.config.RepoConfig``).
     automerge: RepoConfig = field(default_factory=RepoConfig)
     #: Retention (``--retain-days PATTERN=DAYS``, repeatable; ``sync.retention``): forget
     #: sessions whose key matches a pattern once their last activity is older than that

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 # The first statement: the script that runs ``main`` imports this module before any of
 # the commands, and a Ctrl-C in that moment must end as any other does, not as a
-# traceback. (A Ctrl-C while a command's module loads comes in the group's ``invoke``.)
+# traceback. (A Ctrl-C while a command's module loads comes in the group's
+# ``get_command``.)
 try:
     from node.cli.group import main
 except KeyboardInterrupt:

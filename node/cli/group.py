@@ -61,8 +61,9 @@ class _Commands(click.Group):
     end by SIGINT themselves; they exit 0 when stopped from outside as a service is:
     serve and demo --keep by SIGTERM or SIGHUP (its terminal closing).
 
-    Its commands are ``Lazy`` until asked for (click's "lazy loading subcommands"); a
-    Ctrl-C while one loads (in ``invoke``) ends as any other."""
+    Its commands are ``Lazy`` until asked for (click's "lazy loading subcommands"): a
+    Ctrl-C while one loads ends as any other, whether a command line or the shell's
+    completion asked for it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -78,7 +79,12 @@ class _Commands(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy:
-            self.add_command(self.lazy[cmd_name].load(), cmd_name)
+            # Here, not only in invoke: the shell's completion loads a command too.
+            try:
+                command = self.lazy[cmd_name].load()
+            except KeyboardInterrupt:
+                interrupted()
+            self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

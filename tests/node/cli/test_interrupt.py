@@ -204,6 +204,28 @@ def test_ctrl_c_while_the_commands_load_dies_by_sigint_without_a_traceback(
     assert result.stderr.strip() == "interrupted"
 
 
+#: What the shell runs to complete ``clawsync status --<TAB>``: the group loads status
+#: to list its options, outside of reading a command line and running a command.
+COMPLETING_STATUS = {"_CLAWSYNC_COMPLETE": "bash_complete",
+                     "COMP_WORDS": "clawsync status --", "COMP_CWORD": "2"}
+
+
+@pytest.mark.parametrize("module", [
+    pytest.param("node.cli.status", id="a-command"),
+    pytest.param("node.client.api", id="what-a-command-needs")])
+def test_ctrl_c_while_completion_loads_a_command_dies_by_sigint_without_a_traceback(
+        module: str) -> None:
+    script = CTRL_C_WHILE_LOADING.format(module=module, argv=[])
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT,
+                            capture_output=True, text=True,
+                            env=child_env(COMPLETING_STATUS),
+                            timeout=CLI_TIMEOUT_S, check=False)
+    assert result.returncode == -signal.SIGINT, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "interrupted"
+    assert result.stdout == ""  # nothing the shell would take for a completion
+
+
 #: Runs ``clawsync --token T status`` with a Ctrl-C arriving while the command line is
 #: read (in the callback of ``--token``), before any command runs.
 CTRL_C_WHILE_PARSING = """

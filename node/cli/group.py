@@ -63,7 +63,8 @@ class _Commands(click.Group):
 
     Its commands are ``Lazy`` until asked for (click's "lazy loading subcommands"): a
     Ctrl-C while one loads ends as any other, whether a command line or the shell's
-    completion asked for it."""
+    completion asked for it; a command name typed wrong is answered with the names it
+    is close to, as click does."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -86,6 +87,19 @@ class _Commands(click.Group):
                 interrupted()
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as error:
+            # click (8.4 on) suggests the names close to a wrong one from the commands
+            # loaded, none yet here: suggest from every name listed.
+            no_such = getattr(click.exceptions, "NoSuchCommand", None)
+            if no_such is None or not isinstance(error, no_such):
+                raise
+            raise no_such(error.command_name, possibilities=self.list_commands(ctx),
+                          ctx=error.ctx) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # click's own listing, of stand-ins that hold the summaries: the lines are

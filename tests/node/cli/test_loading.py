@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import click
 import pytest
@@ -21,7 +22,7 @@ from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 HEAVY = ("aiohttp", "automerge", "cryptography", "nacl", "cbor2", "diskcache", "rich")
 
 #: Runs ``clawsync ARGS`` in a fresh process, as the ``clawsync`` script does; then
-#: writes to stderr which modules it loaded.
+#: writes to stderr, on a line of its own, its exit code and which modules it loaded.
 PROBE = """
 import json, sys
 from node.main import main
@@ -32,18 +33,38 @@ except SystemExit as end:
     code = end.code
 loaded = sorted(name for name in sys.modules
                 if name.split(".")[0] in {heavy!r} or name.startswith(("node.", "crdt.")))
-sys.stderr.write(json.dumps({{"code": code, "loaded": loaded}}))
+sys.stderr.write("\\n" + json.dumps({{"code": code, "loaded": loaded}}))
 """
+
+#: The modules that define the commands.
+COMMANDS = {lazy.where.partition(":")[0] for lazy in main.lazy.values()}
+
+
+@dataclass(frozen=True)
+class Run:
+    """What ``clawsync ARGS`` did in a fresh process."""
+
+    code: int
+    out: str
+    err: str
+    loaded: set[str]
+
+
+def probe(*args: str, env: dict[str, str] | None = None) -> Run:
+    """Runs ``clawsync ARGS`` in a fresh process, with ``env`` added to its environment."""
+    done = subprocess.run([sys.executable, "-c", PROBE.format(args=list(args), heavy=HEAVY)],
+                          cwd=ROOT, capture_output=True, text=True, env=child_env(env),
+                          timeout=CLI_TIMEOUT_S, check=False)
+    err, _newline, end = done.stderr.rpartition("\n")
+    ended = json.loads(end)
+    return Run(ended["code"], done.stdout, err, set(ended["loaded"]))
 
 
 def run(*args: str) -> tuple[str, set[str]]:
     """What ``clawsync ARGS`` prints (it must succeed), and the modules it loaded."""
-    done = subprocess.run([sys.executable, "-c", PROBE.format(args=list(args), heavy=HEAVY)],
-                          cwd=ROOT, capture_output=True, text=True, env=child_env(),
-                          timeout=CLI_TIMEOUT_S, check=False)
-    end = json.loads(done.stderr)
-    assert end["code"] == 0, done
-    return done.stdout, set(end["loaded"])
+    done = probe(*args)
+    assert done.code == 0, done
+    return done.out, done.loaded
 
 
 def test_help_loads_no_command_and_none_of_the_heavy_libraries() -> None:
@@ -97,3 +118,14 @@ def test_version_is_the_installed_one() -> None:
     result = CliRunner().invoke(main, ["--version"], prog_name="clawsync")
     assert result.exit_code == 0
     assert result.output == f"clawsync {config.software_version()}\n"
+
+
+def test_a_command_name_typed_wrong_is_told_the_names_close_to_it() -> None:
+    if not hasattr(click.exceptions, "NoSuchCommand"):
+        pytest.skip("click before 8.4 suggests no names")
+    done = probe("stat")
+    assert done.code == 2
+    assert done.err.strip().splitlines()[-1] == \
+        "Error: No such command 'stat'. Did you mean 'status'?"
+    assert not COMMANDS & done.loaded
+

@@ -21,11 +21,14 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli import interrupted
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -64,7 +67,8 @@ class _Commands(click.Group):
     Its commands are ``Lazy`` until asked for (click's "lazy loading subcommands"): a
     Ctrl-C while one loads ends as any other, whether a command line or the shell's
     completion asked for it; a command name typed wrong is answered with the names it
-    is close to, as click does."""
+    is close to, as click does, and the shell completes command names from the
+    summaries, without loading a command."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,13 +105,28 @@ class _Commands(click.Group):
             raise no_such(error.command_name, possibilities=self.list_commands(ctx),
                           ctx=error.ctx) from None
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # click's own listing, of stand-ins that hold the summaries: the lines are
-        # those the loaded commands would give, and nothing is loaded for them.
+    def _listed(self) -> dict[str, click.Command]:
+        """Every command, as listed: the loaded ones, and stand-ins holding the
+        summaries of the others (what click shows of them is the same, and nothing is
+        loaded for them)."""
         stand_ins: dict[str, click.Command] = {
             name: click.Command(name, help=lazy.summary) for name, lazy in self.lazy.items()}
-        listed = click.Group(self.name, commands={**stand_ins, **self.commands})
-        listed.format_commands(ctx, formatter)
+        return {**stand_ins, **self.commands}
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        click.Group(self.name, commands=self._listed()).format_commands(ctx, formatter)
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        # The command names, as click completes them, from the listing: click would load
+        # every command for its short help (half a second). A command's own options and
+        # arguments are completed by that command, loaded, as click does.
+        from click.shell_completion import CompletionItem
+
+        listed = self._listed()
+        names = [CompletionItem(name, help=listed[name].get_short_help_str())
+                 for name in self.list_commands(ctx)
+                 if name.startswith(incomplete) and not listed[name].hidden]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
@@ -125,6 +144,8 @@ class _Commands(click.Group):
 
 
 def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if ctx.resilient_parsing:  # the shell completing a word: no token is sent
+        return value
     from node.cli.options import token_value  # when a command runs: not for --help
 
     return token_value(ctx, param, value)

@@ -129,3 +129,39 @@ def test_a_command_name_typed_wrong_is_told_the_names_close_to_it() -> None:
         "Error: No such command 'stat'. Did you mean 'status'?"
     assert not COMMANDS & done.loaded
 
+
+#: What the shell runs to complete ``clawsync st<TAB>``.
+COMPLETING_ST = {"_CLAWSYNC_COMPLETE": "bash_complete", "COMP_WORDS": "clawsync st",
+                 "COMP_CWORD": "1"}
+
+
+def test_completing_a_command_name_loads_no_command() -> None:
+    done = probe(env=COMPLETING_ST)
+    assert done.code == 0, done
+    assert done.out == "plain,status\n"
+    assert not COMMANDS & done.loaded
+    assert not {name.split(".")[0] for name in done.loaded} & set(HEAVY)
+
+
+@pytest.mark.parametrize("words", ["clawsync ", "clawsync --", "clawsync --node x d"])
+def test_command_names_complete_as_from_the_loaded_commands(words: str) -> None:
+    """Names with their summaries (zsh shows them), and the group's options."""
+    env = {"_CLAWSYNC_COMPLETE": "zsh_complete", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split(" ")) - 1)}
+    lazily = probe(env=env)
+    for name in main.lazy:
+        main.get_command(click.Context(main), name)
+    loaded = CliRunner().invoke(main, [], prog_name="clawsync", env=env,
+                                complete_var="_CLAWSYNC_COMPLETE")
+    assert lazily.code == loaded.exit_code == 0
+    assert lazily.out == loaded.output
+    assert lazily.out.count("\n") > 3
+
+
+def test_a_loaded_commands_options_complete_as_click_completes_them() -> None:
+    done = probe(env={"_CLAWSYNC_COMPLETE": "bash_complete",
+                      "COMP_WORDS": "clawsync status --", "COMP_CWORD": "2"})
+    assert done.code == 0, done
+    assert "plain,--help" in done.out.splitlines()
+    assert "node.cli.status" in done.loaded
+

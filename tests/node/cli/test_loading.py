@@ -95,6 +95,8 @@ def test_the_listing_is_the_one_the_loaded_commands_give() -> None:
         command = lazy.load()
         listed = click.Command(name, help=lazy.summary)
         assert command.name == name
+        # The listing shows them as click shows a command neither hidden nor deprecated.
+        assert not command.hidden and not command.deprecated, name
         assert [listed.get_short_help_str(limit) for limit in range(10, 160)] == \
                [command.get_short_help_str(limit) for limit in range(10, 160)], name
 
@@ -164,4 +166,34 @@ def test_a_loaded_commands_options_complete_as_click_completes_them() -> None:
     assert done.code == 0, done
     assert "plain,--help" in done.out.splitlines()
     assert "node.cli.status" in done.loaded
+
+
+#: Prints ``clawsync --help`` at each width, before any command is loaded and then with
+#: every command loaded, as JSON: {"listed": [...], "loaded": [...]}.
+HELP_BEFORE_AND_AFTER = """
+import json, sys
+import click
+from click.testing import CliRunner
+from node.main import main
+
+def helps():
+    return [CliRunner().invoke(main, ["--help"], prog_name="clawsync",
+                               terminal_width=width).output for width in (50, 80, 100, 200)]
+
+listed = helps()
+assert not main.commands, sorted(main.commands)
+for name in main.list_commands(click.Context(main)):
+    main.get_command(click.Context(main), name)
+assert sorted(main.commands) == sorted(main.lazy)
+print(json.dumps({"listed": listed, "loaded": helps()}))
+"""
+
+
+def test_help_before_any_command_loads_is_the_help_with_all_of_them_loaded() -> None:
+    done = subprocess.run([sys.executable, "-c", HELP_BEFORE_AND_AFTER], cwd=ROOT,
+                          capture_output=True, text=True, env=child_env(),
+                          timeout=CLI_TIMEOUT_S, check=True)
+    helps = json.loads(done.stdout)
+    assert all("Commands:" in text for text in helps["listed"])
+    assert helps["listed"] == helps["loaded"]
 

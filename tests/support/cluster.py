@@ -139,10 +139,20 @@ def session_keys(node: NodeProcess) -> set[str]:
 
 
 def projection(node: NodeProcess, key: str) -> dict[str, Any]:
-    """The session's projection, without its ``automerge_url`` (the same everywhere)."""
+    """The session's projection, without what the node serves beside it: its
+    ``automerge_url`` (the same everywhere) and ``forgotten`` (``forgotten``)."""
     view = node.get(session_path(key))
     view.pop("automerge_url")
+    view.pop("forgotten", None)  # an older node's has none
     return view
+
+
+def forgotten(node: NodeProcess, key: str) -> bool | None:
+    """Whether the node says every event of the session was forgotten (None: an older
+    node, which does not say)."""
+    said = node.get(session_path(key)).get("forgotten")
+    assert said is None or isinstance(said, bool), said
+    return said
 
 
 def automerge_content(node: NodeProcess, key: str) -> Any:
@@ -244,6 +254,8 @@ def assert_same_state(nodes: Sequence[NodeProcess], ids: set[str],
         expected = rebuild(key, [e for e in sealed if isinstance(e, Event)]).to_json()
         for node in nodes:
             assert projection(node, key) == expected, f"{node.name}: projection of {key}"
+        said = {forgotten(node, key) for node in nodes} - {None}
+        assert len(said) <= 1, f"nodes differ on whether {key} is forgotten"
         if automerge:
             documents = [automerge_content(node, key) for node in nodes]
             assert all(doc == documents[0] for doc in documents), \

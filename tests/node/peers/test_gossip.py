@@ -379,16 +379,10 @@ async def laptop_back(make_node: NodeFactory, hub: RunningNode,
     return again
 
 
-async def test_a_dead_address_a_peer_lists_is_not_learned_again_round_after_round(
-        make_node: NodeFactory) -> None:
-    """A hub lists the address of a laptop that stopped for good. A node that learned it
-    there dials it until it gives up, and then leaves it alone at the members rounds
-    that follow (it was learned again and dialed at each), until the hub says it is
-    linked to the laptop again: then it is dialed at once."""
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await stopped_laptop(make_node, hub)
-    gone = laptop.config.advertise_url
-    assert gone is not None
+async def learns_and_holds_off(make_node: NodeFactory, hub: RunningNode, gone: str) -> RunningNode:
+    """A new node linked to ``hub``: it learns the dead address ``gone`` from the hub's
+    list, forgets it after its failures, and leaves it alone at three members rounds
+    that follow (learned once, forgotten once)."""
     with structlog.testing.capture_logs() as said:
         node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
 
@@ -409,6 +403,20 @@ async def test_a_dead_address_a_peer_lists_is_not_learned_again_round_after_roun
                and entry["url"] == gone]
     assert len(learned) == 1, learned
     assert forgettings() == 1
+    return node
+
+
+async def test_a_dead_address_a_peer_lists_is_not_learned_again_round_after_round(
+        make_node: NodeFactory) -> None:
+    """A hub lists the address of a laptop that stopped for good. A node that learned it
+    there dials it until it gives up, and then leaves it alone at the members rounds
+    that follow (it was learned again and dialed at each), until the hub says it is
+    linked to the laptop again: then it is dialed at once."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    gone = laptop.config.advertise_url
+    assert gone is not None
+    node = await learns_and_holds_off(make_node, hub, gone)
     again = await laptop_back(make_node, hub, laptop)
     await node.gossip.learn_once()
     runner = node.gossip.runners[f"url:{gone}"]
@@ -435,26 +443,7 @@ async def test_the_old_address_of_a_node_that_moved_stays_held_off(
     [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == gone]
     assert (row["node_id"], row["linked"], row["node_linked"]) \
         == (moved.astore.node_id, False, True)
-    with structlog.testing.capture_logs() as said:
-        node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
-
-        def forgettings() -> int:
-            return len([entry for entry in said if entry["event"] == "forgetting learned peer"
-                        and entry["peer"] == gone])
-
-        async def not_dialed() -> None:
-            async with asyncio.timeout(DEADLINE_S):
-                while forgettings() == 0 or f"url:{gone}" in node.gossip.runners:
-                    await asyncio.sleep(0.01)
-
-        await not_dialed()  # learned when the link to the hub came up, and forgotten
-        for _ in range(3):  # members rounds
-            await node.gossip.learn_once()
-            await not_dialed()
-    learned = [entry for entry in said if entry["event"] == "learned peer"
-               and entry["url"] == gone]
-    assert len(learned) == 1, learned
-    assert forgettings() == 1
+    node = await learns_and_holds_off(make_node, hub, gone)
     [held] = node.gossip.held_off()[0]
     assert (held["url"], held["node_id"]) == (gone, moved.astore.node_id)
 

@@ -24,10 +24,12 @@ from node.device import DeviceKeyError, read_key
               help="With --data-dir: the name to show (as `serve --name`). Default: the "
                    "host name.")
 @click.option("--json", "as_json", is_flag=True, help="Print {\"device_id\", \"name\"} as JSON.")
+@click.option("--id", "id_only", is_flag=True,
+              help="Print the device id alone, for scripts (as `devices add` takes it).")
 @client_options
 @click.pass_context
 def device(ctx: click.Context, data_dir: Path | None, name: str | None,
-           as_json: bool) -> None:
+           as_json: bool, id_only: bool) -> None:
     """Show this device's id and name. The id is derived from the device's key (made
     when its node first starts): read it out to add this device on another.
 
@@ -35,7 +37,10 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
     Examples:
       clawsync device
       clawsync device --data-dir /var/lib/clawsync
+      clawsync --node http://home-server:7878 devices add "$(clawsync device --id)"
     """
+    if as_json and id_only:
+        raise click.UsageError("--json and --id print the id two ways: give one")
     if data_dir is not None:
         try:
             key = read_key(data_dir)
@@ -47,6 +52,9 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         view = {"device_id": answer["device_id"], "name": answer["name"]}
     if as_json:
         click.echo(json.dumps(view, indent=2))
+        return
+    if id_only:
+        click.echo(view["device_id"])
         return
     click.echo(f"device {view['device_id']}")
     click.echo(f"name   {view['name']}")

@@ -209,7 +209,8 @@ async def say_if_missing(client: Client, key: str) -> None:
 @click.command()
 @_after("Start after this event position (the first column of the output) instead "
         "of at the newest event.")
-@click.option("--session", "session_key", metavar="KEY", help="Show only this session.")
+@click.option("--session", "session_key", metavar="KEY", callback=session_key,
+              help="Show only this session.")
 @_JSON
 @client_options
 @click.pass_context

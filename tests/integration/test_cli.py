@@ -499,6 +499,9 @@ def test_an_empty_session_key_is_named_and_nothing_is_stored(node: NodeProcess) 
         assert "SESSION]': is empty: a session key is 1 to 512" in result.stderr \
             or "SESSION': is empty: a session key is 1 to 512" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+    tail = run_cli(node, "tail", "--session", "")  # refused before it follows anything
+    assert tail.returncode == 2, tail
+    assert "'--session': is empty: a session key is 1 to 512" in tail.stderr, tail.stderr
     assert node.get("/healthz")["head"] == head
 
 

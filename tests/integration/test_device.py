@@ -32,6 +32,10 @@ def test_first_start_makes_the_key_and_restarts_keep_the_device_id(tmp_path: Pat
         assert shown.stdout.splitlines() == [f"device {device_id}", "name   Anna's laptop"]
         as_json = run_cli(node, "device", "--json")
         assert json.loads(as_json.stdout) == {"device_id": device_id, "name": "Anna's laptop"}
+        alone = run_cli(node, "device", "--id")  # for scripts: $(clawsync device --id)
+        assert (alone.returncode, alone.stdout) == (0, f"{device_id}\n"), alone.stderr
+        both = run_cli(node, "device", "--id", "--json")
+        assert both.returncode == 2 and "give one" in both.stderr, both
         pem = key.read_bytes()
         node.restart()
         assert node.get("/v1/node")["device_id"] == device_id
@@ -40,6 +44,8 @@ def test_first_start_makes_the_key_and_restarts_keep_the_device_id(tmp_path: Pat
     offline = clawsync("device", "--data-dir", str(node.data_dir), "--name", "laptop")
     assert offline.returncode == 0, offline.stderr
     assert offline.stdout.splitlines() == [f"device {device_id}", "name   laptop"]
+    offline_id = clawsync("device", "--data-dir", str(node.data_dir), "--id")
+    assert (offline_id.returncode, offline_id.stdout) == (0, f"{device_id}\n"), offline_id.stderr
     assert f"device_id={device_id}" in node.log_path.read_text()  # in the start line
 
 

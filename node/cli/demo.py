@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -81,6 +82,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
+
+
+def invoked_as() -> str:
+    """This command as the user can type it again, for the commands the demo suggests:
+    ``clawsync`` when the shell finds this one by that name; else the path it was run
+    by (``.venv/bin/clawsync`` with the venv not activated, as in the README); else, run
+    as ``python -m node.main``, that."""
+    started = Path(sys.argv[0])
+    if started.name == "clawsync":
+        found = shutil.which("clawsync")
+        if found is not None and Path(found).resolve() == started.resolve():
+            return "clawsync"
+        return shlex.quote(sys.argv[0])
+    return f"{shlex.quote(sys.executable)} -m node.main"
 
 @dataclass
 class DemoNode:
@@ -321,11 +336,11 @@ class Demo:
         self.out.print("\n[bold]The nodes keep running[/] (with their links) until Ctrl-C:")
         for each in self.cluster.nodes.values():
             self.out.print(f"  {each.label:<12} {each.url}", soft_wrap=True)
-        b = self.cluster.b.url
-        self.out.print(f"\n  clawsync --node {b} projection {SESSION}\n"
-                       f"  clawsync --node {b} append {SESSION} message_received "
+        b, me = self.cluster.b.url, invoked_as()
+        self.out.print(f"\n  {me} --node {b} projection {SESSION}\n"
+                       f"  {me} --node {b} append {SESSION} message_received "
                        "content=hello\n"
-                       f"  clawsync --node {self.cluster.a.url} status\n"
+                       f"  {me} --node {self.cluster.a.url} status\n"
                        f"\n  Logs and data: {self.cluster.folder} (deleted when they stop)",
                        soft_wrap=True)
         self.out.print("Press Ctrl-C to stop the nodes.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -131,6 +132,10 @@ def test_demo_keep_runs_until_stopped(tmp_path: Path, started: str,
         urls = URL_LINE.findall("\n".join(reader.seen))
         assert len(urls) == 6, reader.seen  # at the start and again, after the demo
         assert all(answers(url) for url in urls[3:])
+        [status] = [line for line in reader.seen if line.rstrip().endswith(" status")]
+        shown = subprocess.run(shlex.split(status), capture_output=True, text=True,
+                               env=demo_env(tmp_path), timeout=CLI_TIMEOUT_S)
+        assert shown.returncode == 0, (status, shown.stderr)  # runs as printed
         process.send_signal(stopped)  # handled as Ctrl-C is
         assert process.wait(CLI_TIMEOUT_S) == code, reader.seen
         reader.wait_for("All nodes stopped")

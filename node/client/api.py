@@ -333,6 +333,13 @@ class Client:
         except (ValueError, KeyError, TypeError, aiohttp.ClientError):
             code, message, field = None, response.reason or "no explanation given", None
         said = message.removeprefix(f"{field}: ") if field else message  # the words alone
+        if status in (401, 403) and code is None:
+            # Every refusal of a node carries its JSON error: this one is from something
+            # in between (a reverse proxy's own login, a firewall), not about the token.
+            raise ClientError(f"{self.base_url} refused {what} ({status} {message}) without "
+                              "a clawsync answer: a reverse proxy or another service in "
+                              "between? The node's token is not what was refused",
+                              status=status, code=None, field=None, said=said)
         if status == 403:  # a valid token, that does not open this: the node says why
             raise ClientError(f"the node refused {what} (this token does not allow it): "
                               f"{message}",

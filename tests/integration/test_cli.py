@@ -8,7 +8,7 @@ import signal
 import subprocess
 import threading
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -566,6 +566,42 @@ def test_another_service_is_named_for_writes_as_for_reads(tmp_path: Path) -> Non
             assert result.returncode == 1, (args, result.stderr)
             assert f"{elsewhere} has no clawsync API ({status} for" in result.stderr, \
                 result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Gate(BaseHTTPRequestHandler):
+    """A reverse proxy's own login in front of a node: 401 or 403 as plain text, before
+    any request reaches the node (``/401/...``, ``/403/...``)."""
+
+    def do_GET(self) -> None:
+        status = int(self.path.split("/")[1])
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"login required\n")
+
+    def log_message(self, *args: Any) -> None:  # quiet in the test's output
+        pass
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_by_something_in_between_is_not_blamed_on_the_token(status: int) -> None:
+    """Every refusal of a node carries its JSON error: a plain 401/403 is from a proxy or
+    firewall in front, and saying the token was refused would send the user the wrong
+    way."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gate)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        gate = f"http://127.0.0.1:{server.server_address[1]}/{status}"
+        result = run_cli(gate, "sessions", token="t" * 32)
+        assert result.returncode == 1, result.stderr
+        assert f"{gate} refused" in result.stderr and "without a clawsync answer" \
+            in result.stderr, result.stderr
+        assert "token does not allow" not in result.stderr
+        assert "refused the token" not in result.stderr
     finally:
         server.shutdown()
         server.server_close()

@@ -365,8 +365,12 @@ class Gossip:
         """A hello named the peer, first on this link or anew: remember the address's
         node id (so member lists name it), and keep one link per node; a peer dialed
         with a secret or CA is asked which nodes it knows now, not at the next round."""
-        first = runner.identified_as is None
+        first, before = runner.identified_as is None, runner.identified_as
         runner.identified_as = node = runner.node
+        if before is not None and before != node:
+            # A new id on the same link (its origin retired): the old id's link ended
+            # here, and what it said of its addresses goes with it.
+            self._ended(runner, before)
         if node is not None:
             self.rows.back(node)
         if runner.url is not None and runner.direction == "out":
@@ -400,7 +404,9 @@ class Gossip:
     def _ended(self, runner: Runner, node: str) -> None:
         """A link that named ``node`` ended: if it was the last link up to it, what it
         said of its addresses goes (``Learning.unlinked``); a next link says anew."""
-        if not any(other is not runner and other.state == "up" and other.node == node
+        # identified_as, not node and state: a runner's node stays from its last link,
+        # and a redial is "up" before its hello names anyone.
+        if not any(other is not runner and other.identified_as == node
                    for other in self.runners.values()):
             self.learning.unlinked(node)
 

@@ -141,7 +141,7 @@ class Learning:
             log.exception("learning members failed", peer=runner.url)
             return
         own = _advertised(listed)
-        if own is not None and own[0] == runner.node and runner.state == "up":
+        if own is not None and own[0] == runner.identified_as:
             self.advertises(*own)  # the peer's own word, while its link is up
             self.forgotten.reached(own[1])  # live: linked, there or where we dialed it
         for url, node, secret, linked, node_linked in _member_urls(listed):
@@ -173,7 +173,13 @@ class Learning:
 
     def reached_as_duplicate(self, node: str, url: str) -> None:
         """Our dial of ``url`` reached ``node`` and was dropped as a duplicate of another
-        link to it (``reached_as``)."""
+        link to it (``reached_as``). Past ``peers_max`` nodes, one with no link up goes
+        first, else the oldest, as in ``advertises``."""
+        if node not in self.reached_as and len(self.reached_as) >= self.config.sync.peers_max:
+            linked = linked_nodes(self.runners.values())
+            gone = next((known for known in self.reached_as if known not in linked),
+                        next(iter(self.reached_as)))
+            del self.reached_as[gone]
         self.reached_as.setdefault(node, set()).add(url)
 
     def unlinked(self, node: str) -> None:

@@ -563,6 +563,49 @@ async def test_what_a_node_advertises_is_let_go_when_its_last_link_ends(
     assert laptop.astore.node_id not in hub.gossip.learning.advertised_by
 
 
+async def test_a_redial_up_before_its_hello_keeps_nothing_of_a_node_gone(
+        make_node: NodeFactory) -> None:
+    """The laptop's link ends while a dial of the hub's is "up" with the laptop's id
+    left from an earlier link, its hello not back: that dial names no one yet, so what
+    the laptop advertised goes all the same (it may come back elsewhere)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    port = free_port()
+    laptop = await make_node(cluster_secret="s" * 32, port=port,
+                             advertise_url=f"http://127.0.0.1:{port}", peers=[hub.url])
+    await listed_as(hub, laptop, "up")
+    assert await hub.gossip.add_peer(f"http://127.0.0.1:{free_port()}", learned=False)
+    [redial] = [runner for runner in hub.gossip.runners.values() if runner.direction == "out"]
+    # "up" (its start sent), its hello not back, the laptop's id left from a link before
+    redial.state, redial.machine.peer_node = "up", laptop.astore.node_id
+    assert laptop.astore.node_id in hub.gossip.learning.advertised_by
+    await laptop.stop()
+    async with asyncio.timeout(DEADLINE_S):  # its link ended
+        while any(runner.identified_as == laptop.astore.node_id
+                  for runner in hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    assert laptop.astore.node_id not in hub.gossip.learning.advertised_by
+
+
+async def test_a_new_id_on_a_link_lets_go_of_what_the_old_one_said(
+        make_node: NodeFactory) -> None:
+    """A hello names the peer anew on the same link (its origin retired): what the old
+    id advertised, and where our dials reached it, go; the new id's is kept."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await make_node(cluster_secret="s" * 32, peers=[hub.url])
+    await listed_as(hub, laptop, "up")
+    old = laptop.astore.node_id
+    async with asyncio.timeout(DEADLINE_S):
+        while old not in hub.gossip.learning.advertised_by:  # its hello handled
+            await asyncio.sleep(0.01)
+    [link] = [runner for runner in hub.gossip.runners.values() if runner.identified_as == old]
+    hub.gossip.learning.reached_as_duplicate(old, "http://127.0.0.1:1")
+    link.machine.peer_node = "n-new"  # as the machine has it after the second hello
+    hub.gossip._identified(link)
+    learning = hub.gossip.learning
+    assert (old in learning.advertised_by, old in learning.reached_as) == (False, False)
+    assert "n-new" in learning.advertised_by
+
+
 async def test_what_nodes_advertise_is_kept_first_for_those_linked(
         make_node: NodeFactory) -> None:
     """Past ``peers_max`` nodes, what a node with no link up advertised goes first (an
@@ -575,6 +618,10 @@ async def test_what_nodes_advertise_is_kept_first_for_those_linked(
     learning.advertises("n-gone", None)
     learning.advertises("n-gone-too", "http://gone.example:8765")
     assert list(learning.advertised_by) == [laptop.astore.node_id, "n-gone-too"]
+    learning.reached_as_duplicate(laptop.astore.node_id, laptop.url)  # where dials reach
+    learning.reached_as_duplicate("n-gone", "http://gone.example:1")
+    learning.reached_as_duplicate("n-gone-too", "http://gone.example:2")
+    assert list(learning.reached_as) == [laptop.astore.node_id, "n-gone-too"]
 
 
 async def test_a_learned_address_dropped_as_a_second_link_names_no_node_from_a_list(

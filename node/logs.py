@@ -7,15 +7,24 @@ the same stream at the same level, so one setting controls everything. Call
 aiohttp logs every request its HTTP parser refuses at ERROR with a traceback (a
 malformed request line or header, a broken chunked body: the client's fault, and free to
 send). ``RefusedRequests`` turns each into one short line, a bounded number per interval.
+
+The lines go to stderr through ``LogStream``: a terminal that closed (every write to it
+fails with EIO once it hung up) or a pipe whose reader exited (EPIPE) loses the lines
+nobody can read, instead of raising out of whatever logged them (a node stopping on its
+terminal's SIGHUP logs ``stopping``).
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
+import os
+import stat
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
@@ -30,6 +39,54 @@ AIOHTTP_SERVER = "aiohttp.server"
 #: Characters of the parser's reason that are logged (its first line; the rest quotes
 #: the offending bytes, which are the sender's and could be anything).
 REASON_CHARS_MAX = 80
+
+
+#: Write errors that mean nobody reads the stream any more: a hung-up terminal (EIO), a
+#: pipe or socket whose reader is gone (EPIPE).
+READER_GONE = (errno.EIO, errno.EPIPE)
+
+
+class LogStream:
+    """Writes to ``stream``, dropping what cannot be written because its reader is gone
+    (``READER_GONE``); any other error is raised, as before. A terminal or pipe with no
+    reader never gets one back: its file descriptor is then pointed at ``/dev/null``,
+    where what Python still holds buffered for it goes too (else the flush at exit fails
+    and Python exits 120). A regular file keeps its descriptor: a disk's EIO may pass,
+    and the next line is written if it can be."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as error:
+            self._reader_gone(error)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as error:
+            self._reader_gone(error)
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def _reader_gone(self, error: OSError) -> None:
+        if error.errno not in READER_GONE:
+            raise error
+        try:
+            fd = self.stream.fileno()
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return
+            null = os.open(os.devnull, os.O_WRONLY)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            return  # no descriptor (a test's capture), or none to replace it with
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
 
 
 def refused_by_parser(error: BaseException | None) -> bool:
@@ -107,6 +164,7 @@ def configure(level: str = "info", log_format: str = "console",
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
         exceptions = []
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    stream = LogStream(sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -116,12 +174,12 @@ def configure(level: str = "info", log_format: str = "console",
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     # Libraries log through stdlib logging (aiohttp, asyncio): in JSON, their lines are
     # JSON objects too, or a collector would choke on them.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     if log_format == "json":
         handler.setFormatter(structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,

@@ -79,15 +79,24 @@ class RunningNode:
         return self.site.name
 
     async def stop(self) -> None:
-        """Stop accepting, let requests in flight finish, commit what is queued, close."""
+        """Stop accepting, let requests in flight finish, commit what is queued, close.
+        Each step runs though one before it failed (a log line that could not be
+        written, say): the store is closed and the folder let go of either way, and the
+        error is raised after."""
         if self.stopped:
             return
         self.stopped = True
-        await self.gossip.stop()
-        await self.runner.cleanup()
-        await self.astore.close()
-        if self.lock is not None:
-            self.lock.release()
+        try:
+            await self.gossip.stop()
+        finally:
+            try:
+                await self.runner.cleanup()
+            finally:
+                try:
+                    await self.astore.close()
+                finally:
+                    if self.lock is not None:
+                        self.lock.release()
 
 
 def folder_lock(config: Config) -> FolderLock | None:

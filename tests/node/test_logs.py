@@ -3,8 +3,10 @@ requests aiohttp's parser refuses are logged in one short line each, a bounded n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -110,3 +112,26 @@ def test_other_records_pass_untouched() -> None:
                                "Unhandled exception", (), (ValueError, error, None))
     assert refused.filter(record)
     assert record.exc_info is not None and record.levelno == logging.ERROR
+
+
+def test_lines_nobody_can_read_are_dropped_and_other_write_errors_raised() -> None:
+    """A pipe whose reader exited (EPIPE, as a hung-up terminal's EIO): the line is lost,
+    the caller goes on, and the pipe's descriptor writes nowhere from then on, so that
+    what is buffered flushes too. A full disk is an error of the file, told as before."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    with os.fdopen(writer, "w") as pipe:
+        stream = logs.LogStream(pipe)
+        stream.write("stopping\n")
+        stream.flush()
+        stream.write("stopped\n")
+        pipe.flush()  # /dev/null now
+    full = open("/dev/full", "w")  # noqa: SIM115  (closed below, where it fails too)
+    try:
+        stream = logs.LogStream(full)
+        stream.write("serving\n")
+        with pytest.raises(OSError, match="No space left"):
+            stream.flush()
+    finally:
+        with contextlib.suppress(OSError):
+            full.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import os
+import select
 import shlex
 import signal
 import subprocess
@@ -25,7 +26,10 @@ from tests.support.cluster import all_events
 from tests.support.openclaw import FakeGateway
 from tests.support.processes import (
     CLI_TIMEOUT_S,
+    POLL_INTERVAL_S,
     ROOT,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
     LineReader,
     NodeProcess,
     child_env,
@@ -299,6 +303,69 @@ def test_serve_started_with_sighup_ignored_keeps_it_ignored(tmp_path: Path) -> N
         assert node.kill(signal.SIGTERM) == 0
     log = node.log_path.read_text(errors="replace")
     assert log.count("stopping") == 1 and "Traceback" not in log
+
+
+#: Makes the terminal on its stdin the controlling terminal of its new session (that of
+#: a shell's window), then runs the command given after it in its place (the same pid).
+TAKE_TERMINAL = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+                 "os.execv(sys.argv[1], sys.argv[1:])")
+
+
+class TerminalNode(NodeProcess):
+    """A node run in a terminal (a pseudo-terminal, its controlling one), as from a shell
+    in a window; ``close_terminal`` closes the window. Its output is copied to its log
+    until then. No ``PYTHONUNBUFFERED``: stderr is buffered, as it is for a person."""
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> NodeProcess:
+        terminal, self._tty = os.openpty()
+        env = {k: v for k, v in child_env().items() if k != "PYTHONUNBUFFERED"}
+        self.process = subprocess.Popen(  # type: ignore[assignment]
+            [sys.executable, "-c", TAKE_TERMINAL, *self.command()], stdin=self._tty,
+            stdout=self._tty, stderr=self._tty, env=env, cwd=self.data_dir.parent,
+            start_new_session=True)
+        os.close(self._tty)
+        self._closing = threading.Event()
+        self._copier = threading.Thread(target=self._copy, args=(terminal,), daemon=True)
+        self._copier.start()
+        try:
+            self.wait_healthy(timeout_s)
+        except BaseException:
+            self.close_terminal()
+            self.stop()
+            raise
+        return self
+
+    def _copy(self, terminal: int) -> None:
+        with open(self.log_path, "ab") as log:
+            while not self._closing.is_set():
+                if select.select([terminal], [], [], POLL_INTERVAL_S)[0]:
+                    try:
+                        log.write(os.read(terminal, 65536))
+                    except OSError:  # EIO: the node closed its end
+                        break
+        # Only now, with no read of it under way (one would keep it open): the kernel
+        # hangs the terminal up, sending SIGHUP to the node, whose writes then fail.
+        os.close(terminal)
+
+    def close_terminal(self) -> None:
+        self._closing.set()
+        self._copier.join()
+
+
+@pytest.mark.skipif(HUP_IGNORED, reason="the tests run with SIGHUP ignored")
+def test_serve_in_a_terminal_that_closes_stops_cleanly_and_exits_0(tmp_path: Path) -> None:
+    """Once its terminal has hung up, every write to it fails (EIO): the lines the node
+    logs as it stops cannot be written, and must not stop it from closing its store."""
+    node = TerminalNode(tmp_path)
+    with node:
+        run_cli(node, "append", "s1", "message_received", "content=kept")
+        node.close_terminal()
+        assert node.process is not None
+        assert node.process.wait(STOP_TIMEOUT_S) == 0, node.log_tail()
+    assert "serving" in node.log_path.read_text(errors="replace")
+    with NodeProcess(tmp_path) as again:  # the same data folder: closed cleanly
+        assert [event["kind"].get("content") for event in all_events(again)
+                if event["session_key"] == "s1"] == ["kept"]
 
 
 def test_ctrl_c_stops_a_shell_script_running_a_command(node: NodeProcess) -> None:

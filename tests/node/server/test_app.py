@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import signal
 import sys
@@ -407,3 +408,22 @@ async def test_run_serves_until_sigterm(tmp_path: Path, event_body: EventFactory
     with EventStore.open(tmp_path / "data") as store:
         assert store.node_id == line["node_id"]
         assert store.head == FIRST
+
+
+async def test_a_step_of_stop_that_fails_leaves_the_others_done(make_node: NodeFactory
+                                                                ) -> None:
+    """A log line that cannot be written (a full disk under stderr) while the peer links
+    end: the node still stops serving, closes its store and lets go of its folder."""
+    node = await make_node()
+    before = address(node)
+
+    async def links_end_with_a_log_error() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    node.gossip.stop = links_end_with_a_log_error  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space left"):
+        await node.stop()
+    with pytest.raises(OSError):
+        await asyncio.open_connection(*before)
+    again = await make_node(data_dir=node.config.data_dir)  # FolderInUse if left open
+    assert again.astore.node_id == node.astore.node_id

@@ -273,7 +273,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     except StartError as error:
         raise click.ClickException(str(error)) from None
     # Stopped gracefully either way. SIGTERM is a service manager's stop, SIGHUP a
-    # terminal that closed (nothing failed): 0. Ctrl-C
+    # terminal that closed or a HUP sent to it (no reload: nothing failed): 0. Ctrl-C
     # (SIGINT) ends serve as it ends every command: by SIGINT, so that a script running
     # it stops too (README, Exit codes).
     if stopped_by == signal.SIGINT:

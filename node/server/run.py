@@ -278,8 +278,11 @@ async def _listen(site: BoundedSite, config: Config) -> None:
 
 def stop_signals() -> tuple[signal.Signals, ...]:
     """The signals that stop a node gracefully: SIGTERM, SIGINT (Ctrl-C), and SIGHUP (its
-    terminal closing), unless SIGHUP is ignored already: ``nohup`` and service managers
-    ignore it so that the node outlives a terminal, and so it stays."""
+    terminal closing), unless SIGHUP is ignored already: ``nohup`` ignores it so that the
+    node outlives its terminal, and so it stays. systemd does not: it leaves SIGHUP at
+    its default, so a SIGHUP sent to the unit (``systemctl kill -s HUP``, an
+    ``ExecReload=kill -HUP``) stops the node with exit 0, and ``Restart=on-failure`` does
+    not start it again; the node reloads nothing (deploy/README.md says so)."""
     hang_up = getattr(signal, "SIGHUP", None)  # not on Windows
     if hang_up is None or signal.getsignal(hang_up) is signal.SIG_IGN:
         return (signal.SIGTERM, signal.SIGINT)

@@ -278,7 +278,7 @@ def test_serve_stops_gracefully_and_dies_by_sigint_on_ctrl_c_exits_0_on_sigterm(
 
 
 class NohupNode(NodeProcess):
-    """A node started by ``nohup``: SIGHUP ignored, as a service manager does too."""
+    """A node started by ``nohup``: SIGHUP ignored."""
 
     def command(self) -> list[str]:
         return ["nohup", *super().command()]

@@ -83,6 +83,11 @@ class BoundedSite(web.BaseSite):
         return int(self._socks[0].getsockname()[1])
 
     @property
+    def addresses(self) -> list[str]:
+        """The addresses its sockets are bound to (what ``host`` resolved to)."""
+        return [str(sock.getsockname()[0]) for sock in self._socks]
+
+    @property
     def connections(self) -> int:
         """Connections open right now."""
         return self._open

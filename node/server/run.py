@@ -348,12 +348,14 @@ async def serve(config: Config) -> signal.Signals:
 
 def _hint_pairing(node: RunningNode) -> None:
     """A node with no peer and no other member says how a new device reaches it (or
-    that none can: on loopback), since that is what pairing asks for next."""
+    that none can: on loopback), since that is what pairing asks for next; from the
+    addresses it is bound to, which ``--host`` may only name."""
     config, devices = node.config, node.runner.app[DEVICES]
     if config.peers or set(devices.members()) - {devices.device_id}:
         return
     scheme = "https" if config.tls_cert is not None else "http"
-    event, fields = pairing_hint(scheme, config.host, node.site.port, config.advertise_url)
+    event, fields = pairing_hint(scheme, node.site.addresses, node.site.port,
+                                 config.advertise_url)
     log.info(event, **fields)
 
 

@@ -129,3 +129,34 @@ def test_a_node_alone_gives_the_url_to_dial_and_one_with_peers_gives_none(
     log = start_log(tmp_path / "b", "--peer", f"http://127.0.0.1:{free_port()}")
     assert "serving" in log
     assert "to pair" not in log and "cannot dial" not in log
+
+
+TOKEN = ["--token", "a-long-enough-client-token"]  # beyond loopback a token is needed
+
+
+def test_the_url_to_dial_is_of_the_address_bound_not_the_host_text(tmp_path: Path) -> None:
+    """``--host 0`` is 0.0.0.0: the URL is this machine's network address, not ``0``."""
+    log = start_log(tmp_path, "--host", "0", *TOKEN)
+    [line] = [line for line in log.splitlines() if "to pair a new device" in line]
+    url = urlsplit(line.rsplit("clawsync serve --peer ", 1)[1].rstrip("'"))
+    assert url.hostname == (network_address() or "ADDRESS")
+
+
+def resolves_to_loopback_only(name: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+@pytest.mark.skipif(not resolves_to_loopback_only(socket.gethostname()),
+                    reason="this machine's name resolves beyond loopback here")
+def test_a_host_name_of_loopback_only_says_no_device_can_dial_it(tmp_path: Path) -> None:
+    """Many systems map their own name to 127.0.1.1 (or 127.0.0.1) in /etc/hosts: a node
+    given it listens on this machine only, though the name looks like a network one."""
+    name = socket.gethostname()
+    log = start_log(tmp_path, "--host", name, *TOKEN)
+    [line] = [line for line in log.splitlines() if "other devices cannot dial" in line]
+    assert "this machine only" in line and f"--peer http://{name}:" not in line
+    assert "to pair a new device" not in log

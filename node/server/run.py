@@ -34,7 +34,7 @@ from crdt.storage.backends import backend_of
 from crdt.storage.lock import LOCK_NAME, FolderLock
 from node import logs
 from node.config import Config
-from node.device import DeviceKey, DeviceKeyError, open_key
+from node.device import KEY_FILE, DeviceKey, DeviceKeyError, open_key
 from node.http.listener import BoundedSite, bind, close_all
 from node.interrupt import die_of
 from node.peers import api as peering
@@ -57,6 +57,10 @@ log = structlog.get_logger(__name__)
 class StartError(Exception):
     """The node could not start: its data folder is held by another process, its port is
     taken, its storage cannot be opened. The message says which, in one line."""
+
+
+class FolderTaken(StartError):
+    """Another process holds the data folder: what is in it is that node's."""
 
 
 @dataclass(slots=True)
@@ -111,7 +115,7 @@ def folder_lock(config: Config) -> FolderLock | None:
     try:
         return FolderLock.acquire(config.data_dir)
     except FolderInUse as error:
-        raise StartError(str(error)) from None
+        raise FolderTaken(str(error)) from None
 
 
 async def start(config: Config) -> RunningNode:
@@ -122,7 +126,11 @@ async def start(config: Config) -> RunningNode:
     is checked before anything is made: a first start that fails there leaves no data
     folder and no device key behind, for a node identity nobody used. A failure of the
     storage itself comes after the key (the log signs with it), and says that the new
-    folder may be used again."""
+    folder may be used again.
+
+    Two starts at once on one port both pass the address check (a socket takes a port
+    for good only once it listens): the one that then cannot listen has made its folder
+    and key, and says so."""
     config.check()
     tls = _tls(config)
     socks = _bind(config)
@@ -131,11 +139,12 @@ async def start(config: Config) -> RunningNode:
         lock = folder_lock(config)
         try:
             node = await _start(config, tls, socks)
+        except FolderTaken:
+            raise  # a node that started there meanwhile: the folder is its own
         except StartError as error:
             if made is None:
                 raise
-            raise StartError(f"{error} (this start made {made}, with a new device key and "
-                             "no events: start again with it, or remove it)") from None
+            raise StartError(f"{error} ({_left_behind(made, config.data_dir)})") from None
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -197,9 +206,17 @@ def _check_folder_free(config: Config) -> None:
     try:
         FolderLock.acquire(config.data_dir).release()
     except FolderInUse as error:
-        raise StartError(str(error)) from None
+        raise FolderTaken(str(error)) from None
     except OSError:
         return  # the listen error is the one to tell
+
+
+def _left_behind(made: Path, data_dir: Path) -> str:
+    """What a failed first start left in the folder it made, and that it may be used."""
+    if (data_dir / KEY_FILE).is_file():
+        return f"this start made {made}, with a new device key and no events: start " \
+               "again with it, or remove it"
+    return f"this start made {made}, with no device key: start again with it, or remove it"
 
 
 def _make_folder(folder: Path) -> Path | None:
@@ -228,6 +245,8 @@ async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> Runni
     try:
         astore = await AsyncStore.open(config.log_location, limits,
                                        signer=device.signer(config.name))
+    except FolderInUse as error:
+        raise FolderTaken(str(error)) from None
     except StoreError as error:
         raise StartError(str(error)) from None
     try:
@@ -270,8 +289,8 @@ async def _listen(site: BoundedSite, config: Config) -> None:
         await site.start()
     except OSError as error:
         # Bound already: only another node listening there since fails here.
-        hint = " (is another node running there? give another --port)" \
-            if error.errno == errno.EADDRINUSE else ""
+        hint = " (another node began listening there as this one started; give " \
+               "another --port)" if error.errno == errno.EADDRINUSE else ""
         raise StartError(f"cannot listen on {config.host}:{config.port}: "
                          f"{_reason(error)}{hint}") from None
 

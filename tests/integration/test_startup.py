@@ -4,10 +4,17 @@ to the node that was there first."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, free_port
+from tests.support.processes import (
+    CLI_TIMEOUT_S,
+    ROOT,
+    NodeProcess,
+    child_env,
+    free_port,
+)
 
 
 def serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -162,3 +169,67 @@ def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         f"Error: cannot create the data folder {a_file / 'sub'}: Not a directory"]
+
+
+#: Runs ``clawsync serve`` in a new folder, ``{before}`` done (``config`` and ``socket``
+#: at hand) once its address is checked and its folder made, as another start might.
+MEANWHILE = """
+import socket
+import node.server.run as run
+
+opening = run._start
+
+async def meanwhile(config, *prepared):
+{before}
+    return await opening(config, *prepared)
+
+run._start = meanwhile
+from node.main import main
+main(["serve", "--data-dir", {data!r}, "--host", "127.0.0.1", "--port", "{port}"],
+     prog_name="clawsync")
+"""
+
+
+def serve_meanwhile(data: Path, before: str) -> subprocess.CompletedProcess[str]:
+    script = MEANWHILE.format(before=before, data=str(data), port=free_port())
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, env=child_env(), timeout=CLI_TIMEOUT_S, check=False)
+
+
+def test_two_starts_at_once_on_one_port_the_loser_says_what_it_made(tmp_path: Path) -> None:
+    """Both bind (not listening yet); the other listens first: this one cannot, after
+    making its folder and key, and says both."""
+    other = ("    rival = socket.socket()\n"
+             "    rival.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+             "    rival.bind(('127.0.0.1', config.port))\n"
+             "    rival.listen()\n")
+    refused = serve_meanwhile(tmp_path / "new" / "data", other)
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert "Address already in use (another node began listening there as this one " \
+           "started; give another --port)" in line
+    assert line.endswith(f"(this start made {tmp_path / 'new'}, with a new device key and "
+                         "no events: start again with it, or remove it)")
+    assert (tmp_path / "new" / "data" / "device.key").is_file()
+
+
+def test_a_folder_another_node_took_meanwhile_is_only_said_in_use(tmp_path: Path) -> None:
+    """Both made the folder; the other node holds it: it is not this start's to remove."""
+    taken = ("    from crdt.storage.lock import FolderLock\n"
+             "    global held\n"
+             "    held = FolderLock.acquire(config.data_dir)\n")
+    refused = serve_meanwhile(tmp_path / "new", taken)
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert f"the data folder {(tmp_path / 'new').resolve()} is in use by" in line
+    assert "this start made" not in line and "remove it" not in line
+
+
+def test_a_device_key_that_cannot_be_made_says_the_folder_has_none(tmp_path: Path) -> None:
+    no_key = "    (config.data_dir / 'device.key').mkdir()\n"  # where the key would go
+    refused = serve_meanwhile(tmp_path / "new", no_key)
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert line.endswith(f"(this start made {tmp_path / 'new'}, with no device key: start "
+                         "again with it, or remove it)"), line
+    assert "new device key" not in line

@@ -279,11 +279,12 @@ class Batch:
     def flush(self) -> None:
         """Write everything the batch changed, in one ``put_many``."""
         writes = self.writes
-        was = self.was_forgotten
+        was, meta = self.was_forgotten, self.meta
         for session_key, session in self.sessions.items():
             if session.forgotten != was[session_key]:  # forgotten whole, or written again
                 was[session_key] = session.forgotten
-                self.meta.forgotten_sessions += 1 if session.forgotten else -1
+                if meta.forgotten_sessions is not None:  # else the count on open sees it
+                    meta.forgotten_sessions += 1 if session.forgotten else -1
             writes.append((key("h", session_key), session.to_record()))
             tail = self.tails.get(session_key)
             if tail is not None:

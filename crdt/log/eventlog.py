@@ -74,7 +74,7 @@ class EventLog:
             with storage.transaction() as tx:
                 tx.put(META, meta.to_record())
             # Nothing to learn.
-            fields: dict[str, Any] = {"retired": {}, "origin_n": None, "forgotten": 0}
+            fields: dict[str, Any] = {"retired": {}, "origin_n": None}
         else:
             fields = Meta.fields(raw)
             meta = Meta.from_fields(fields)
@@ -86,7 +86,9 @@ class EventLog:
             upgrade.learn_stored_retirements(log)
         if "origin_n" not in fields:  # written before origins were bound
             upgrade.learn_stored_bindings(log)
-        if "forgotten" not in fields:  # written before forgotten sessions were counted
+        # Last, and until then left out of every meta record the steps above commit: a
+        # process ended before it counts again on the next open.
+        if log.meta.forgotten_sessions is None:
             upgrade.count_forgotten_sessions(log)
         return log
 
@@ -390,6 +392,14 @@ class EventLog:
                 raise NotFound(f"no session {session_key!r} on this node")
             found.append(Session.from_record(raw))
         return found
+
+    def record_keys(self, kind: str, after: str, limit: int) -> list[str]:
+        """The keys of records of one ``kind`` (``crdt.log.records``; or a view's, such
+        as ``d``) after ``after``, in key order, without the kind: for a session's
+        records, its key. Reads no value."""
+        prefix = key(kind, "")
+        return [found[len(prefix):] for found in self.storage.keys_after(
+            prefix, prefix + after if after else "", limit)]
 
     def chunk(self, session_key: str, number: int) -> list[Entry]:
         raw = self.storage.get(key("c", session_key, number))

@@ -170,14 +170,21 @@ class Meta:
     origin_n: int | None = None
     #: Sessions of which nothing but forget records is left (``Session.forgotten``),
     #: kept by every commit (``Batch.flush``) so that counting them reads no header.
-    forgotten_sessions: int = 0
+    #: None: not counted yet (a folder written before the count was kept, or whose meta
+    #: record an older node wrote since), until ``EventLog.open`` counts them.
+    forgotten_sessions: int | None = 0
 
     def to_record(self) -> bytes:
-        return codec.encode_fast({
+        record = {
             "format": LOG_FORMAT, "node_id": self.node_id, "next": self.next_position,
             "seq": self.local_seq, "clock": list(self.clock), "sessions": self.sessions,
             "version": self.version, "retired": self.retired, "retiring": self.retiring,
-            "origin_n": self.origin_n, "forgotten": self.forgotten_sessions})
+            "origin_n": self.origin_n}
+        # Left out until it is known: a commit before the count (an earlier upgrade as
+        # the log opens) must not store a figure that the next open would then trust.
+        if self.forgotten_sessions is not None:
+            record["forgotten"] = self.forgotten_sessions
+        return codec.encode_fast(record)
 
     def copy(self) -> Meta:
         """A copy to change during a commit, kept only if the commit succeeds."""
@@ -201,12 +208,11 @@ class Meta:
     @classmethod
     def from_fields(cls, raw: dict[str, Any]) -> Meta:
         # A log written before origins could retire has neither map: none retired. One
-        # written before forgotten sessions were counted is counted when it opens
-        # (``EventLog.open``).
+        # without the forgotten count is counted when it opens (``EventLog.open``).
         return cls(raw["node_id"], raw["next"], raw["seq"], Hlc(*raw["clock"]),
                    raw["sessions"], dict(raw["version"]), dict(raw.get("retired", {})),
                    dict(raw.get("retiring", {})), raw.get("origin_n"),
-                   raw.get("forgotten", 0))
+                   raw.get("forgotten"))
 
 
 @dataclass

@@ -37,7 +37,7 @@ from crdt.keys import check_name
 from crdt.log import forget, retire
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
-from crdt.log.records import Appended, Session, StoredEvent, key
+from crdt.log.records import Appended, Session, StoredEvent
 from crdt.signing import Signer
 from crdt.storage.backends import open_storage
 from crdt.storage.base import Storage
@@ -470,19 +470,18 @@ class EventStore:
         return self.record_keys("f", after, limit)
 
     def record_keys(self, kind: str, after: str, limit: int) -> list[str]:
-        """The keys of records of one ``kind`` (``crdt.log.records``; or a view's, such
-        as ``d``) after ``after``, in key order, without the kind: for a session's
-        records, its key."""
-        prefix = key(kind, "")
-        return [found[len(prefix):] for found in self._log.storage.keys_after(
-            prefix, prefix + after if after else "", limit)]
+        """The keys of records of one ``kind`` after ``after``, in key order
+        (``EventLog.record_keys``)."""
+        return self._log.record_keys(kind, after, limit)
 
     def stats(self) -> dict[str, int]:
         """Counts: ``sessions`` every session held (the cluster's own too), of which
         ``sessions_forgotten`` hold nothing but forget records (``Session.forgotten``)."""
         meta = self._log.meta
+        # None only while the log opens, which counts it before it returns.
+        forgotten = meta.forgotten_sessions or 0
         return {"events": self.head, "sessions": meta.sessions,
-                "sessions_forgotten": meta.forgotten_sessions, "origins": len(meta.version),
+                "sessions_forgotten": forgotten, "origins": len(meta.version),
                 "origins_retired": len(meta.retired)}
 
     def flush(self) -> None:

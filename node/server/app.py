@@ -15,9 +15,9 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
                                        sessions too: ``node.server.sessions``)
     GET  /v1/events                    every event after a position; ?wait= long-polls,
                                        Accept: text/event-stream streams live
-    GET  /v1/node                      this node: ids, name, head, counts (sessions with
-                                       events left, sessions_listed, cluster_sessions),
-                                       data folder bytes
+    GET  /v1/node                      this node: ids, name, head, counts (sessions
+                                       listed, sessions_live, cluster_sessions), data
+                                       folder bytes
     GET|PUT /v1/cursors/{name}         a bridge's named cursor (``node.server.cursors``)
     GET|POST /v1/devices, DELETE /v1/devices/{id}   the cluster's devices
                                        (``node.server.devices``)
@@ -91,6 +91,7 @@ METRICS = web.AppKey("metrics", Metrics)
 STREAMS = web.AppKey("streams", streams.StreamSlots)
 FOLDER_SIZE = web.AppKey("folder_size", FolderSize)
 DEVICE = web.AppKey("device", DeviceKey)
+LIVE_COUNT = web.AppKey("live_count", sessions.LiveCount)
 
 #: Largest position or session index a cursor may name (SQLite's integer range).
 CURSOR_MAX = 2**63 - 1
@@ -116,6 +117,7 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
                                   or backend_of(config.storage) is not None
                                   else Path(config.storage))
     app[DEVICE] = device
+    app[LIVE_COUNT] = sessions.LiveCount()
     astore.add_commit_listener(metrics.observe_commit)
 
     async def on_shutdown(_app: web.Application) -> None:
@@ -384,10 +386,11 @@ async def healthz(request: web.Request) -> web.Response:
 async def get_node(request: web.Request) -> web.Response:
     """This node for people: its ids and name, what it holds, its data folder's size.
 
-    ``sessions_listed`` counts what ``GET /v1/sessions`` lists, and ``sessions`` those of
-    them with events left (what ``clawsync sessions`` shows: not forgotten whole); the
-    cluster's own sessions, listed only with ``include_cluster=1``, are
-    ``cluster_sessions``. Each count is kept as commits go: no header is read for it."""
+    ``sessions`` counts what ``GET /v1/sessions`` lists, and ``sessions_live`` those of
+    them with events left (what ``clawsync sessions`` shows: not forgotten whole,
+    ``sessions.LiveCount``); the cluster's own sessions, listed only with
+    ``include_cluster=1``, are ``cluster_sessions``. The counts are kept as commits go;
+    ``cluster_sessions`` reads the header of each cluster session (two at most)."""
     astore = request.app[STORE]
     # The cluster's sessions first: one a commit adds between the two reads is then
     # counted among the others for this answer, and no count goes below zero.
@@ -397,8 +400,9 @@ async def get_node(request: web.Request) -> web.Response:
     return respond(request, {
         "node_id": astore.node_id, "device_id": request.app[DEVICE].device_id,
         "name": request.app[devices.DEVICES].name, "head": astore.head,
-        "events": stats["events"], "sessions": listed - stats["sessions_forgotten"],
-        "sessions_listed": listed, "cluster_sessions": cluster,
+        "events": stats["events"], "sessions": listed,
+        "sessions_live": request.app[LIVE_COUNT](listed, stats["sessions_forgotten"]),
+        "cluster_sessions": cluster,
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
         # Set if this device was removed (``Gossip.own_removal``).

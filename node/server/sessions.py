@@ -52,10 +52,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from crdt.errors import NotFound
 from crdt.log.forget import UNFORGETTABLE
 from crdt.log.records import Session
 from crdt.log.store import PAGE_MAX, EventStore
+
+log = structlog.get_logger(__name__)
 
 #: Session list entries one filtered request reads at most.
 SCAN_MAX = 10_000
@@ -124,3 +128,29 @@ def cluster_sessions(store: EventStore) -> int:
             continue
         found += 1
     return found
+
+
+class LiveCount:
+    """``GET /v1/node``'s ``sessions_live``: the sessions listed less those forgotten
+    whole. The forgotten count is kept by every commit; should it ever disagree with
+    the list (a damaged folder), the figure stays within 0 and the sessions listed, and
+    the first such answer logs a warning.
+
+    >>> live = LiveCount()
+    >>> live(5, 2), live(5, 5), live.warned
+    (3, 0, False)
+    """
+
+    def __init__(self) -> None:
+        self.warned = False
+
+    def __call__(self, listed: int, forgotten: int) -> int:
+        live = listed - forgotten
+        if 0 <= live <= listed:
+            return live
+        if not self.warned:
+            self.warned = True
+            log.warning("the count of sessions forgotten whole disagrees with the "
+                        "sessions listed: the live count is kept within them",
+                        listed=listed, forgotten=forgotten)
+        return min(max(live, 0), listed)

@@ -274,8 +274,9 @@ def test_sessions_include_cluster_lists_the_cluster_sessions_too(node: NodeProce
     assert (plain, every) == (["chat"], [DEVICES_SESSION, "chat"])
     assert DEVICES_SESSION in ok(run_cli(node, "sessions", "--include-cluster"))
     about = node.get("/v1/node")  # the node's figures agree with the list
-    assert (about["sessions_listed"], about["cluster_sessions"]) == (
-        len(plain), len(every) - len(plain))
+    assert (about["sessions"], about["cluster_sessions"]) == (len(plain),
+                                                             len(every) - len(plain))
+    assert about["sessions_live"] == len(plain)
     assert "cluster's own sessions too" in ok(run_cli(node, "sessions", "--help"))
 
 

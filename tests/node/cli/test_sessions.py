@@ -93,6 +93,6 @@ def test_a_json_line_of_this_nodes_has_the_fields_and_says_forgotten(
         assert {row["session_key"]: row["forgotten"] for row in rows} == {
             "kept": False, "gone": True}
         about = node.get("/v1/node")
-        assert (about["sessions"], about["sessions_listed"]) == (1, 2)
+        assert (about["sessions_live"], about["sessions"]) == (1, 2)
         shown = run_cli(node, "projection", "gone")
         assert "state          forgotten (every event of it)" in shown.stdout.splitlines()

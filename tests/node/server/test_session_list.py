@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+import structlog
 
 from crdt import codec
 from crdt.events import parse_event
@@ -94,25 +95,35 @@ async def test_the_cluster_sessions_are_left_out_by_default(listed: aiohttp.Clie
 
 async def test_the_node_counts_the_sessions_the_list_shows(listed: aiohttp.ClientSession
                                                            ) -> None:
-    """``GET /v1/node``'s ``sessions_listed`` is the length of the list, the cluster's
-    own sessions counted apart: the console shows both figures side by side. Its
-    ``sessions`` are those the list does not mark forgotten, as ``clawsync sessions``
-    shows them; an event after the forget counts the session again."""
+    """``GET /v1/node``'s ``sessions`` is the length of the list, the cluster's own
+    sessions counted apart: the console shows both figures side by side. Its
+    ``sessions_live`` are those the list does not mark forgotten, as ``clawsync
+    sessions`` shows them; an event after the forget counts the session again."""
     about = await get(listed, "/v1/node")
     shown = await walk(listed, "detail=0", 1000)
     every = await walk(listed, "include_cluster=1", 1000)
-    assert about["sessions"] == about["sessions_listed"] == len(shown) == len(USERS)
+    assert about["sessions"] == about["sessions_live"] == len(shown) == len(USERS)
     assert about["cluster_sessions"] == len(every) - len(shown) == 2
     async with listed.delete("/v1/sessions/b") as resp:
         assert resp.status == 200, await resp.text()
     rows = (await get(listed, "/v1/sessions?detail=1"))["sessions"]
     about = await get(listed, "/v1/node")
-    assert about["sessions_listed"] == len(rows) == len(USERS)
-    assert about["sessions"] == len([row for row in rows if not row["forgotten"]]) \
+    assert about["sessions"] == len(rows) == len(USERS)  # forgotten whole: listed still
+    assert about["sessions_live"] == len([row for row in rows if not row["forgotten"]]) \
         == len(USERS) - 1
     async with listed.post("/v1/sessions/b/events", json=NOW) as resp:
         assert resp.status == 201, await resp.text()
-    assert (await get(listed, "/v1/node"))["sessions"] == len(USERS)
+    assert (await get(listed, "/v1/node"))["sessions_live"] == len(USERS)
+
+
+def test_the_live_count_stays_within_the_sessions_listed() -> None:
+    """A forgotten count that disagrees with the list (a damaged folder) gives no live
+    count below 0 or above the sessions listed, and warns once."""
+    live = sessions.LiveCount()
+    with structlog.testing.capture_logs() as said:
+        assert (live(3, 5), live(3, -2), live(3, 1), live(3, 4)) == (0, 3, 2, 0)
+    assert [(line["log_level"], line["listed"], line["forgotten"]) for line in said] == [
+        ("warning", 3, 5)]
 
 
 async def test_a_session_read_by_its_key_says_forgotten_as_its_row_does(

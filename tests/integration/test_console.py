@@ -345,6 +345,15 @@ def test_the_cluster_sessions_are_not_listed_but_open_by_key(node: NodeProcess,
     expect(page.get_by_test_id("automerge-url")).to_contain_text("automerge:")
 
 
+def test_the_node_shows_every_session_listed_and_how_many_were_forgotten(
+        node: NodeProcess, page: Page) -> None:
+    for key in ("kept", "gone"):
+        append(node, key, [message("hello")])
+    request(node, "DELETE", session_path("gone"))
+    open_console(page, node)
+    expect(page.get_by_test_id("node-sessions")).to_have_text("2 (1 forgotten)")
+
+
 @pytest.mark.parametrize("name", [".", ".."])
 def test_a_session_named_dot_or_dot_dot_is_named_not_asked_for(node: NodeProcess, page: Page,
                                                                name: str) -> None:

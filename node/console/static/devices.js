@@ -72,9 +72,16 @@ function thisNode(node) {
       fact("Node id", node.node_id, { class: "mono", dataset: { testid: "node-id" } }),
       fact("Head", node.head, { dataset: { testid: "node-head" } }),
       fact("Events", node.events),
-      fact("Sessions", node.sessions),
+      fact("Sessions", sessionsFact(node), { dataset: { testid: "node-sessions" } }),
       fact("Storage", bytes(node.storage_bytes), { title: `${node.storage_bytes} bytes` }),
       fact("Software", node.software)));
+}
+
+// Every session listed, as the session list shows them, saying how many of them were
+// forgotten whole (``sessions_live`` counts the others).
+function sessionsFact(node) {
+  const forgotten = node.sessions - (node.sessions_live ?? node.sessions);
+  return forgotten > 0 ? `${node.sessions} (${forgotten} forgotten)` : node.sessions;
 }
 
 // One row per peer node (a peer both nodes dial has two links), then the gone peers.

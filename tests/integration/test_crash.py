@@ -114,6 +114,7 @@ def check_node(node: NodeProcess, acknowledged: dict[str, str]) -> None:
         expected = rebuild(key, [e for e in sealed if isinstance(e, Event)]).to_json()
         projection = node.get(path)
         projection.pop("automerge_url", None)
+        assert projection.pop("forgotten") is False  # served beside it; nothing forgotten
         assert projection == expected
 
 

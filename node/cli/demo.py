@@ -83,7 +83,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-
 def invoked_as() -> str:
     """This command as the user can type it again, for the commands the demo suggests:
     ``clawsync`` when the shell finds this one by that name; else the path it was run
@@ -96,6 +95,7 @@ def invoked_as() -> str:
             return "clawsync"
         return shlex.quote(sys.argv[0])
     return f"{shlex.quote(sys.executable)} -m node.main"
+
 
 @dataclass
 class DemoNode:

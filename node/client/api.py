@@ -333,12 +333,15 @@ class Client:
         except (ValueError, KeyError, TypeError, aiohttp.ClientError):
             code, message, field = None, response.reason or "no explanation given", None
         said = message.removeprefix(f"{field}: ") if field else message  # the words alone
-        if status in (401, 403) and code is None:
-            # Every refusal of a node carries its JSON error: this one is from something
-            # in between (a reverse proxy's own login, a firewall), not about the token.
+        bearer = response.headers.get("WWW-Authenticate", "").lower().startswith("bearer")
+        if status in (401, 403) and code is None and not bearer:
+            # Every refusal of a node carries its JSON error, and its 401 asks for a Bearer
+            # token: this one is probably from something in between (a reverse proxy's
+            # own login, a firewall), not about the token. (A proxy that swaps the node's
+            # error page keeps its 401 and that header: told as the node's, below.)
             raise ClientError(f"{self.base_url} refused {what} ({status} {message}) without "
                               "a clawsync answer: a reverse proxy or another service in "
-                              "between? The node's token is not what was refused",
+                              "between? Probably not the node's token",
                               status=status, code=None, field=None, said=said)
         if status == 403:  # a valid token, that does not open this: the node says why
             raise ClientError(f"the node refused {what} (this token does not allow it): "

@@ -85,8 +85,8 @@ class RunningNode:
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish, commit what is queued, close.
         Each step runs though one before it failed (a log line that could not be
-        written, say): the store is closed and the folder let go of either way, and the
-        error is raised after."""
+        written, say): the store is closed either way, the folder let go of once it is,
+        and the error is raised after."""
         if self.stopped:
             return
         self.stopped = True
@@ -96,11 +96,11 @@ class RunningNode:
             try:
                 await self.runner.cleanup()
             finally:
-                try:
-                    await self.astore.close()
-                finally:
-                    if self.lock is not None:
-                        self.lock.release()
+                await self.astore.close()
+                # Let go of the folder only once the store is closed: a store that
+                # failed to close may still write, and another start must not open it.
+                if self.lock is not None:
+                    self.lock.release()
 
 
 def folder_lock(config: Config) -> FolderLock | None:
@@ -139,15 +139,15 @@ async def start(config: Config) -> RunningNode:
         lock = folder_lock(config)
         try:
             node = await _start(config, tls, socks)
-        except FolderTaken:
-            raise  # a node that started there meanwhile: the folder is its own
-        except StartError as error:
-            if made is None:
-                raise
-            raise StartError(f"{error} ({_left_behind(made, config.data_dir)})") from None
-        except BaseException:
+        except BaseException as error:
             if lock is not None:
                 lock.release()
+            # Taken with no lock of ours on the folder (the log is in it): a node that
+            # started there meanwhile, whose folder it is. With one (--storage), the
+            # storage was taken, and the folder this start made is ours to tell of.
+            ours = not isinstance(error, FolderTaken) or lock is not None
+            if isinstance(error, StartError) and made is not None and ours:
+                raise StartError(f"{error} ({_left_behind(made, config.data_dir)})") from None
             raise
     except BaseException:
         close_all(socks)  # once served, the site has closed them already

@@ -579,6 +579,8 @@ class _Gate(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         status = int(self.path.split("/")[1])
         self.send_response(status)
+        if self.path.split("/")[2] == "bearer":  # the node's 401, its body swapped
+            self.send_header("WWW-Authenticate", 'Bearer realm="clawsync"')
         self.send_header("Content-Type", "text/plain")
         self.end_headers()
         self.wfile.write(b"login required\n")
@@ -603,6 +605,10 @@ def test_a_refusal_by_something_in_between_is_not_blamed_on_the_token(status: in
             in result.stderr, result.stderr
         assert "token does not allow" not in result.stderr
         assert "refused the token" not in result.stderr
+        if status == 401:  # the node's own 401 under a proxy's error page: the token
+            swapped = run_cli(f"{gate}/bearer", "sessions", token="t" * 32)
+            assert swapped.returncode == 1, swapped.stderr
+            assert "the node refused the token" in swapped.stderr, swapped.stderr
     finally:
         server.shutdown()
         server.server_close()

@@ -164,23 +164,24 @@ class Learning:
         ``peers_max`` nodes, one with no link up goes first (an id a node left when its
         origin was retired), else the oldest."""
         self.advertised_by.pop(node, None)
-        if len(self.advertised_by) >= self.config.sync.peers_max:
-            linked = linked_nodes(self.runners.values())
-            gone = next((known for known in self.advertised_by if known not in linked),
-                        next(iter(self.advertised_by)))
-            del self.advertised_by[gone]
+        self._make_room(self.advertised_by)
         self.advertised_by[node] = url.rstrip("/") if url else None
 
     def reached_as_duplicate(self, node: str, url: str) -> None:
         """Our dial of ``url`` reached ``node`` and was dropped as a duplicate of another
         link to it (``reached_as``). Past ``peers_max`` nodes, one with no link up goes
         first, else the oldest, as in ``advertises``."""
-        if node not in self.reached_as and len(self.reached_as) >= self.config.sync.peers_max:
-            linked = linked_nodes(self.runners.values())
-            gone = next((known for known in self.reached_as if known not in linked),
-                        next(iter(self.reached_as)))
-            del self.reached_as[gone]
+        if node not in self.reached_as:
+            self._make_room(self.reached_as)
         self.reached_as.setdefault(node, set()).add(url)
+
+    def _make_room(self, by_node: dict[str, Any]) -> None:
+        """Past ``peers_max`` nodes in ``by_node``, drop one: with no link up if any
+        (an id a node left when its origin was retired), else the oldest."""
+        if len(by_node) >= self.config.sync.peers_max:
+            linked = linked_nodes(self.runners.values())
+            del by_node[next((known for known in by_node if known not in linked),
+                             next(iter(by_node)))]
 
     def unlinked(self, node: str) -> None:
         """The last link up to ``node`` ended: what it said it advertises, and where our

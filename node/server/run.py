@@ -191,10 +191,10 @@ def _bind(config: Config) -> list[socket.socket]:
     try:
         return bind(config.host, config.port)
     except OSError as error:
+        hint = ""
         if error.errno == errno.EADDRINUSE:
             _check_folder_free(config)  # the same node started twice: say that
-        hint = " (is another node running there? give another --port)" \
-            if error.errno == errno.EADDRINUSE else ""
+            hint = " (is another node running there? give another --port)"
         raise StartError(f"cannot listen on {config.host}:{config.port}: "
                          f"{_reason(error)}{hint}") from None
 
@@ -213,10 +213,9 @@ def _check_folder_free(config: Config) -> None:
 
 def _left_behind(made: Path, data_dir: Path) -> str:
     """What a failed first start left in the folder it made, and that it may be used."""
-    if (data_dir / KEY_FILE).is_file():
-        return f"this start made {made}, with a new device key and no events: start " \
-               "again with it, or remove it"
-    return f"this start made {made}, with no device key: start again with it, or remove it"
+    holds = "a new device key and no events" if (data_dir / KEY_FILE).is_file() \
+        else "no device key"
+    return f"this start made {made}, with {holds}: start again with it, or remove it"
 
 
 def _make_folder(folder: Path) -> Path | None:

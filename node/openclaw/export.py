@@ -6,12 +6,12 @@
 
 ``openclaw doctor --session-sqlite import`` (gateway stopped) then moves them into its
 SQLite store. Each file is written whole to a temporary name and renamed into place, so a
-failure leaves the old file or the new one, never half of one; ``sessions.json`` goes
-first (and back if the transcript fails), so a reader never meets a transcript its index
-does not name yet. An existing transcript is
-replaced only by one that continues it (its records first, in order; headers after the
-first, which an earlier export wrote, do not count); an existing
-``sessions.json`` is merged into, and a key it points at another session is refused.
+failure leaves the old file or the new one, never half of one, and no folder it made;
+``sessions.json`` goes first (and back if the transcript fails), so a reader never meets
+a transcript its index does not name yet. An existing transcript is replaced only by one
+that continues it (its records first, in order; headers after the first, which an
+earlier export wrote, do not count); an existing ``sessions.json`` is merged into, and a
+key it points at another session is refused.
 """
 
 from __future__ import annotations
@@ -58,27 +58,63 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
             "away; nothing was written")
     data = transcript_bytes(transcript.records)
     unchanged = _check_existing(path, transcript.records, data)
-    folder.mkdir(parents=True, exist_ok=True)
+    made = _make_folders(folder)
     try:
-        old_index: bytes | None = index_path.read_bytes()
-    except FileNotFoundError:
-        old_index = None
-    index[transcript.session_key] = {**(entry if isinstance(entry, dict) else {}),
-                                     "sessionId": transcript.session_id,
-                                     "updatedAt": updated_ms, "sessionFile": str(path)}
-    # The index first: a reader (a running ``watch``) that found the transcript without
-    # its entry would import it under a key made of its session id, for good.
-    _write_whole(index_path, json.dumps(index, ensure_ascii=False, indent=2).encode() + b"\n")
-    if not unchanged:
         try:
-            _write_whole(path, data)
-        except BaseException:  # leave the index as it was: nothing half-written
-            if old_index is None:
-                index_path.unlink(missing_ok=True)
-            else:
-                _write_whole(index_path, old_index)
-            raise
+            old_index: bytes | None = index_path.read_bytes()
+        except FileNotFoundError:
+            old_index = None
+        index[transcript.session_key] = {**(entry if isinstance(entry, dict) else {}),
+                                         "sessionId": transcript.session_id,
+                                         "updatedAt": updated_ms, "sessionFile": str(path)}
+        # The index first: a reader (a running ``watch``) that found the transcript
+        # without its entry would import it under a key made of its session id, for good.
+        _write_whole(index_path,
+                     json.dumps(index, ensure_ascii=False, indent=2).encode() + b"\n")
+        if not unchanged:
+            try:
+                _write_whole(path, data)
+            except BaseException:  # leave the index as it was: nothing half-written
+                if old_index is None:
+                    index_path.unlink(missing_ok=True)
+                else:
+                    _write_whole(index_path, old_index)
+                raise
+    except BaseException:
+        _remove_empty(made)  # a refused or failed write leaves no folder behind either
+        raise
     return Written(path, len(transcript.records), unchanged)
+
+
+def _make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; the ones made, outermost first."""
+    missing = []
+    for one in (folder, *folder.parents):
+        if one.is_dir():
+            break
+        missing.append(one)
+    made: list[Path] = []
+    try:
+        for one in reversed(missing):
+            try:
+                one.mkdir()
+            except FileExistsError:  # made meanwhile by someone else: theirs to keep
+                continue
+            made.append(one)
+    except BaseException:
+        _remove_empty(made)
+        raise
+    return made
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders of ``made`` that are still empty, innermost first; one that
+    something else wrote to meanwhile stays."""
+    for one in reversed(made):
+        try:
+            one.rmdir()
+        except OSError:
+            return
 
 
 def _index(path: Path) -> dict[str, Any]:

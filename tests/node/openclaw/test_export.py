@@ -314,7 +314,35 @@ def test_a_state_folder_this_user_cannot_write_is_a_usage_error(
     result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
     assert result.exit_code == 2 and "Usage:" not in result.output, result.output
     assert f"{os.strerror(code)}: " in result.output and f": {said}" in result.output
-    assert [p.name for p in (b / "agents" / "main" / "sessions").iterdir()] == []
+    if code == errno.EROFS:  # the folders the export made are gone again
+        assert [p.name for p in (b / "agents").iterdir()] == []
+    else:  # the one that was there stays
+        assert [p.name for p in (b / "agents" / "main" / "sessions").iterdir()] == []
+
+
+@pytest.mark.parametrize("failing", [".jsonl", "sessions.json"])
+def test_a_failed_export_leaves_no_folder_it_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str) -> None:
+    """The agent's folders did not exist: a write that fails (the transcript, or the
+    index before it) takes away the empty folders the export made for it."""
+    data, b = imported(tmp_path)
+    (b / "agents" / "other").mkdir()
+    real_replace = os.replace
+
+    def disk_full(src: Any, dst: Any) -> None:
+        if str(dst).endswith(failing):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("node.openclaw.export.os.replace", disk_full)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1 and "No space left on device" in result.output
+    assert [p.name for p in (b / "agents").iterdir()] == ["other"]
+    monkeypatch.setattr("node.openclaw.export.os.replace", real_replace)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (b / "agents" / "main" / "sessions").iterdir()) == [
+        f"{SID}.jsonl", "sessions.json"]
 
 
 @contextmanager

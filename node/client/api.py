@@ -28,7 +28,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from node.config import ClientLimits
+from node.config import ClientLimits, software_version
 
 
 class ClientError(Exception):
@@ -357,9 +357,19 @@ class Client:
                                                              and code is None):
             # Not a node's "no such session" (which says what is missing): no route
             # here. A wrong prefix, or another service at that address: a node's every
-            # error answer has its JSON body, so one without it is not from a node.
-            text = (f"{self.base_url} has no clawsync API ({status} for {what}): is it a "
-                    "node's address (a reverse proxy's prefix, another service)?")
+            # error answer has its JSON body, so one without it is not from a node. One
+            # with it is a node's: an older one, or one under a prefix (asked below).
+            software = None if code is None else await self._software()
+            route = f"{response.method} {response.url.path}"
+            if software is None:
+                text = (f"{self.base_url} has no clawsync API ({status} for {what}): is it "
+                        "a node's address (a reverse proxy's prefix, another service)?")
+            elif software != software_version():
+                text = (f"the node at {self.base_url} runs clawsync {software}, which has "
+                        f"no {route} ({status}); this is clawsync {software_version()}: "
+                        "upgrade the node")
+            else:
+                text = f"the node at {self.base_url} has no {route} ({status})"
             code = None  # no node said what is missing
         elif status == 404 and missing is not None:
             text = missing
@@ -368,6 +378,21 @@ class Client:
         else:
             text = f"the node refused {what}: {message}"
         raise ClientError(text, status=status, code=code, field=field, said=said)
+
+
+    async def _software(self) -> str | None:
+        """The clawsync version the node at ``base_url`` says it runs (``GET /v1/node``),
+        or None if nothing there answers as a node."""
+        timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s,
+                                        connect=self.limits.connect_timeout_s)
+        try:
+            async with self._http().get(self._url("/v1/node"), timeout=timeout) as response:
+                body = await response.json(content_type=None) \
+                    if response.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        software = body.get("software") if isinstance(body, dict) else None
+        return software if isinstance(software, str) else None
 
 
 class _Translate:

@@ -18,6 +18,7 @@ import pytest
 from crdt.membership import DEVICES_SESSION
 from tests.support.automerge import App, text_id
 from tests.support.cluster import wait_until
+from tests.support.older_node import MISSING_ROUTE, OLDER_VERSION
 from tests.support.processes import LineReader, NodeProcess, free_port, run_cli, spawn_cli
 
 pytestmark = pytest.mark.integration
@@ -549,6 +550,20 @@ def test_an_address_without_the_api_is_named_not_taken_for_a_missing_session(
         assert "automerge:" not in result.stdout
     missing = run_cli(node, "events", "s1")
     assert missing.returncode == 1 and "no session 's1'" in missing.stderr
+
+
+def test_an_older_node_without_a_route_is_named_with_its_version(tmp_path: Path) -> None:
+    """A node one upgrade behind answers a route it lacks with its JSON 404: the CLI
+    names the node's version and its own, not an address without the API; a route the
+    older node has works."""
+    with NodeProcess(tmp_path, name="older", program="tests.support.older_node") as older:
+        result = run_cli(older, "tokens")
+        assert result.returncode == 1, result.stderr
+        assert (f"the node at {older.url} runs clawsync {OLDER_VERSION}, which has no "
+                f"GET {MISSING_ROUTE} (404); this is clawsync ") in result.stderr, \
+            result.stderr
+        assert "upgrade the node" in result.stderr and "no clawsync API" not in result.stderr
+        ok(run_cli(older, "sessions"))
 
 
 def test_another_service_is_named_for_writes_as_for_reads(tmp_path: Path) -> None:

@@ -132,8 +132,10 @@ class Link:
             async with asyncio.timeout(self._send_timeout_s):
                 await self._ws.send_bytes(data)
         except TimeoutError:
-            raise LinkClosed(f"sending took over {self._send_timeout_s:g} s: the peer "
-                             "reads nothing") from None
+            # A slow or stalled peer, or a network that stopped carrying: from here the
+            # two look alike (the socket's buffers stay full).
+            raise LinkClosed(f"sending took over {self._send_timeout_s:g} s: the peer, or "
+                             "the network to it, takes in too little") from None
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as exc:
             # The library's words ("Cannot write to closing transport") for diagnosis
             # only: the reason people read says what happened to the link.

@@ -296,7 +296,8 @@ class Gossip:
             await asyncio.sleep(self.config.sync.pull_interval_s)
 
     def _linked_elsewhere(self, runner: Runner) -> bool:
-        return any(other is not runner and other.state == "up" and other.node == runner.node
+        """Whether another link is up to the node this address last reached."""
+        return any(other is not runner and other.linked_to == runner.node
                    for other in self.runners.values())
 
     # -- accepted links ----------------------------------------------------------------
@@ -386,7 +387,7 @@ class Gossip:
                                         advertised)
         self._reached()
         for other in list(self.runners.values()):
-            if other is runner or other.identified_as is None or other.node != node:
+            if other is runner or other.linked_to != node:
                 continue
             loser = self._duplicate(runner, other)
             if loser is not None and loser.drop is None:
@@ -404,9 +405,7 @@ class Gossip:
     def _ended(self, runner: Runner, node: str) -> None:
         """A link that named ``node`` ended: if it was the last link up to it, what it
         said of its addresses goes (``Learning.unlinked``); a next link says anew."""
-        # identified_as, not node and state: a runner's node stays from its last link,
-        # and a redial is "up" before its hello names anyone.
-        if not any(other is not runner and other.identified_as == node
+        if not any(other is not runner and other.linked_to == node
                    for other in self.runners.values()):
             self.learning.unlinked(node)
 

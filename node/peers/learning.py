@@ -141,7 +141,7 @@ class Learning:
             log.exception("learning members failed", peer=runner.url)
             return
         own = _advertised(listed)
-        if own is not None and own[0] == runner.identified_as:
+        if own is not None and own[0] == runner.linked_to:
             self.advertises(*own)  # the peer's own word, while its link is up
             self.forgotten.reached(own[1])  # live: linked, there or where we dialed it
         for url, node, secret, linked, node_linked in _member_urls(listed):
@@ -250,8 +250,8 @@ class Learning:
         for good is not dialed round after round by every node that asks."""
         up: dict[str, set[str]] = {}
         for runner in self.runners.values():
-            if runner.state == "up" and runner.node:
-                urls = up.setdefault(runner.node, set())
+            if runner.linked_to is not None:
+                urls = up.setdefault(runner.linked_to, set())
                 if runner.url:
                     urls.add(runner.url.rstrip("/"))
         for node, urls in self.reached_as.items():

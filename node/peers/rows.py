@@ -132,9 +132,10 @@ class Rows:
             "node_id": machine["peer_node"],
             "device_id": device, "device_name": member.name if member else None,
             "refused": runner.refused,
-            # A link is "up" once the peer's hello named it; until then it connects.
+            # A link is "up" once the peer's hello on it named it; until then it connects
+            # (a redial's machine still names the node of its last link).
             "state": "refused" if runner.refused and runner.state != "up"
-            else "connecting" if runner.state == "up" and machine["peer_node"] is None
+            else "connecting" if runner.state == "up" and runner.linked_to is None
             else runner.state,
             "last_contact_s_ago": None if contact is None else round(now - contact, 3),
             "events_we_lack": machine["events_we_lack"],

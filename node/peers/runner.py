@@ -50,8 +50,18 @@ class Runner:
 
     @property
     def node(self) -> str | None:
-        """The peer's node id, as its last hello gave it."""
+        """The peer's node id, as its last hello gave it: on a link down, or up before
+        its hello, the one of a link before (where a dialed address stood). Not a link
+        to it: that is ``linked_to``."""
         return self.machine.peer_node
+
+    @property
+    def linked_to(self) -> str | None:
+        """The node this link is up to now: the one its current hello named, None
+        before that hello and once the link is down. The one meaning of "linked to a
+        node" (``linked_nodes``, duplicate links, standby, member lists): a redial is
+        "up" once its start is sent, with ``node`` still that of its last link."""
+        return self.identified_as if self.state == "up" else None
 
 
 def linked_devices(runners: Iterable[Runner]) -> set[str]:
@@ -60,6 +70,6 @@ def linked_devices(runners: Iterable[Runner]) -> set[str]:
             if r.device is not None and r.state == "up"}
 
 
-def linked_nodes(runners: Iterable[Runner]) -> set[str | None]:
-    """Nodes with a link up (and named by its hello)."""
-    return {r.node for r in runners if r.state == "up" and r.node}
+def linked_nodes(runners: Iterable[Runner]) -> set[str]:
+    """Nodes with a link up, named by its hello (``Runner.linked_to``)."""
+    return {r.linked_to for r in runners if r.linked_to is not None}

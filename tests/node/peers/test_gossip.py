@@ -17,6 +17,7 @@ from crdt import device as crdt_device
 from node.cli.linkproxy import LinkProxy
 from node.peers.learning import _member_urls, awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
+from node.peers.runner import linked_nodes
 from node.peers.transport import DEVICE_HEADER, DEVICE_REMOVED, NODE_HEADER, LinkRefused, Refusal
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
@@ -584,6 +585,32 @@ async def test_a_redial_up_before_its_hello_keeps_nothing_of_a_node_gone(
                   for runner in hub.gossip.runners.values()):
             await asyncio.sleep(0.01)
     assert laptop.astore.node_id not in hub.gossip.learning.advertised_by
+
+
+async def test_a_redial_up_before_its_hello_is_no_link_to_the_node_it_had_before(
+        make_node: NodeFactory) -> None:
+    """The laptop is gone, and a dial of the hub's is "up" (its start sent) with the
+    laptop's id left from an earlier link, its hello not back: nothing counts it as a
+    link to the laptop. Its member list says the laptop linked nowhere, a learned
+    address of the laptop is no address of a node linked, another dial of the laptop
+    waits on no standby, and the dial's row connects."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    node = laptop.astore.node_id
+    redial, other = [await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
+                     for url in (f"http://127.0.0.1:{free_port()}" for _ in range(2))]
+    try:
+        redial.state = "up"
+        redial.machine.peer_node = other.machine.peer_node = node  # from links before
+        [listed] = [peer for peer in hub.gossip.member_list()["peers"]
+                    if peer["url"] == laptop.config.advertise_url]
+        [row] = [row for row in hub.gossip.status() if row["link"] == redial.key]
+        assert (node in linked_nodes(hub.gossip.runners.values()), listed["linked"],
+                listed["node_linked"], hub.gossip._linked_elsewhere(other), row["state"]) \
+            == (False, False, False, False, "connecting")
+    finally:
+        hub.gossip.runners.pop(redial.key)
+        hub.gossip.runners.pop(other.key)
 
 
 async def test_a_new_id_on_a_link_lets_go_of_what_the_old_one_said(

@@ -98,6 +98,9 @@ class Devices:
         self._named = False
         #: The devices this node removed whose origins it retired (``_retire_removed``).
         self._retired: set[str] = set()
+        #: Per device a record removes, where those records are held here: per origin,
+        #: the highest seq (``removal_records``). As many as the removals read.
+        self._removal_records: dict[str, dict[str, int]] = {}
 
     @classmethod
     async def open(cls, astore: AsyncStore, device: DeviceKey, *, name: str,
@@ -260,6 +263,7 @@ class Devices:
             for stored in new:
                 changed = self._view.add(stored.origin, stored.event) or changed
                 self._named = self._named or _names(stored, own)
+                self._note_removal(stored)
             # A new removal, or a record of a removed device (such as the
             # ``device_key`` binding an origin of it after the removal came).
             await self._retire_removed(writers)
@@ -270,6 +274,18 @@ class Devices:
                 except Exception:
                     log.exception("devices: listener failed")
         return changed
+
+    def removal_records(self, device_id: str) -> dict[str, int]:
+        """Where the records removing ``device_id`` are held here: per origin, the
+        highest seq of one (empty: none read). A link's last push to the device sends
+        these origins up to there (``sync.peer.machine.PeerSync.push_through``)."""
+        return dict(self._removal_records.get(device_id, {}))
+
+    def _note_removal(self, stored: StoredEvent) -> None:
+        record = membership.read(stored.event)
+        if record is not None and record[0] == membership.DEVICE_REMOVED:
+            seqs = self._removal_records.setdefault(record[1], {})
+            seqs[stored.origin] = max(seqs.get(stored.origin, 0), stored.seq)
 
     async def _retire_removed(self, writers: set[str]) -> None:
         """Retire the origins of every device this node removed, at what it holds (an

@@ -112,6 +112,9 @@ class Admission:
                                         or runner.direction == "in"):
                 log.info("peer link closed: device no longer a member",
                          device_id=runner.device.device_id, code=refused[0])
+                if refused[0] == DEVICE_REMOVED and self.membership is not None:
+                    runner.removal_push = self.membership.removal_records(
+                        runner.device.device_id)
                 runner.drop = refused[0]
                 runner.wake.set()
 

@@ -128,12 +128,13 @@ class Driver:
             runner.state = "up"
             while True:
                 if runner.drop == DEVICE_REMOVED:
-                    # What is new goes out before the link ends: the record of the
-                    # peer's removal among it, which the sweep that ended the link can
-                    # otherwise beat to the link. A hub, which dials no one, has no other
-                    # way to learn it.
-                    await self._send(link, await self.on_writer(machine.local_appended,
-                                                               self._now()))
+                    # The record of the peer's removal goes out before the link ends: the
+                    # sweep that ended the link can beat its push to the link. A hub,
+                    # which dials no one, has no other way to learn it. Only that record
+                    # (with what its origin holds before it): nothing else a removed
+                    # device lacks is its to have.
+                    await self._send(link, await self.on_writer(
+                        machine.push_through, runner.removal_push, self._now()))
                 if runner.drop is not None:
                     raise DuplicateLink(runner.drop)
                 timeout_s = max(0.0, machine.wakeup_at - self._loop.time())

@@ -46,6 +46,9 @@ class Runner:
     gave_secret: bool = False  # accepted on the cluster secret
     refused: str | None = None  # why the peer refused this device, for people
     removal: Refusal | None = None  # the peer's last refusal as removed, if it was that
+    #: Dropped as removed (``drop``): per origin, the seq up to which the link's last
+    #: push goes, the records of the removal held here (``Devices.removal_records``).
+    removal_push: dict[str, int] = field(default_factory=dict)
     failure: str | None = None  # why the last dial failed, until one connects
 
     @property

@@ -156,12 +156,14 @@ class Outbox:
         self.inflight = []
         self.sent = {}
 
-    def batches(self, now: float) -> list[Events]:
+    def batches(self, now: float, through: Mapping[str, int] | None = None) -> list[Events]:
         """Batches of what the peer lacks, while the window has room (none while we do
-        not know what it holds). That includes the peer's own events, if it lost them."""
+        not know what it holds). That includes the peer's own events, if it lost them.
+        ``through``: only of those origins, up to those seqs (what an event there needs
+        to be stored: the peer takes none beyond a gap)."""
         out: list[Events] = []
         while self.known is not None and self.ready and len(self.inflight) < self.window:
-            items, proofs = self._next_batch(self.known, now)
+            items, proofs = self._next_batch(self.known, now, through)
             if not items:
                 break
             ends = {item.origin: item.seq for item in items}  # seqs rise within an origin
@@ -170,7 +172,8 @@ class Outbox:
             out.append(Events(tuple(items), tuple(proofs.values())))
         return out
 
-    def _next_batch(self, known: dict[str, int], now: float
+    def _next_batch(self, known: dict[str, int], now: float,
+                    through: Mapping[str, int] | None = None
                     ) -> tuple[list[Item], dict[bytes, Event]]:
         """Up to the batch limits of events past what the peer holds or was sent, origin
         by origin (sorted, so successive batches walk every origin), and the forget
@@ -183,6 +186,9 @@ class Outbox:
         at a lower seq refuses the events past it until that retirement is stored (a
         batch is judged before any of it is stored), so it has to arrive first."""
         ours = self._sendable(known)
+        if through is not None:
+            ours = {origin: min(seq, through[origin]) for origin, seq in ours.items()
+                    if origin in through}
         final = self.store.retired.keys() | self.store.retiring.keys()
         items: list[Item] = []
         proofs: dict[bytes, Event] = {}

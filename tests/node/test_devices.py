@@ -121,6 +121,22 @@ async def test_the_remover_retires_the_removed_devices_origins(nodes: list[Node]
     assert len(b.store.get_events("c:notes")) == 4  # its events stay
 
 
+async def test_where_a_devices_removal_is_held_is_known(nodes: list[Node]) -> None:
+    """A link's last push to a removed device goes up to its removal record: the
+    remover, and a node that got the record from it, know where that is here."""
+    a, b, c = nodes
+    await a.devices.add(c.key.device_id, "c")
+    assert a.devices.removal_records(c.key.device_id) == {}
+    stored, _ = await a.devices.remove(c.key.device_id, "lost")
+    assert stored is not None
+    at = {stored.origin: stored.seq}
+    assert a.devices.removal_records(c.key.device_id) == at
+    await copy(a, b)
+    await settled(b)
+    assert b.devices.removal_records(c.key.device_id) == at  # in the same slot
+    assert b.devices.removal_records(a.key.device_id) == {}
+
+
 async def test_this_devices_name_is_the_membership_records(nodes: list[Node]) -> None:
     a, b, _ = nodes
     assert a.devices.name == "d0"  # no record names it: the configured name

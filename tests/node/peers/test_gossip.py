@@ -233,6 +233,31 @@ async def test_removing_a_device_linked_by_the_secret_says_how(make_node: NodeFa
                 assert said in (await reply.json())["error"]["message"]
 
 
+async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
+        make_node: NodeFactory) -> None:
+    """The link to a device removed ends with a push of the removal record (and what
+    its origin holds before it), not of whatever else the device lacks: the device
+    learns its removal from it."""
+    secret = "s" * 32
+    a = await make_node(cluster_secret=secret, sync=FAST)
+    b = await make_node(cluster_secret=secret, sync=FAST)
+    assert a.gossip.membership is not None and b.gossip.membership is not None
+    phone = b.gossip.device.device_id
+    await a.gossip.membership.add(phone, "phone")
+    assert await b.gossip.add_peer(a.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while phone not in a.gossip.linked_devices():
+            await asyncio.sleep(0.01)
+    [link] = [runner for runner in a.gossip.runners.values()
+              if runner.device is not None and runner.device.device_id == phone]
+    stored, _ = await a.gossip.membership.remove(phone, "lost")
+    assert stored is not None
+    assert (link.drop, link.removal_push) == (DEVICE_REMOVED, {stored.origin: stored.seq})
+    async with asyncio.timeout(DEADLINE_S):
+        while b.gossip.own_removal() is None:
+            await asyncio.sleep(0.01)
+
+
 async def test_a_peer_dialed_without_the_secret_is_asked_for_members_without_it(
         make_node: NodeFactory) -> None:
     """x links with z on device keys alone (z's address came from a member, not from a

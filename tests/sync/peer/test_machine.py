@@ -99,6 +99,32 @@ def test_new_events_are_pushed_at_once(open_store: OpenStore, ev: Ev, mesh: type
     assert net.machines[0, 1].checkpoint == b.version
 
 
+def test_a_push_through_some_seqs_sends_only_those_and_what_comes_before(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """A removed device's last push: its removal record and what its origin holds
+    before it, which the peer needs to store it; not another origin the peer lacks,
+    nor what came after the record. Plain batches, stored as any."""
+    a, b = filled(open_store("a"), ev, 5), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.settle()  # b holds a's 5 events
+    relay = mesh([filled(open_store("c"), ev, 4, tag="c"), a])
+    relay.start()
+    relay.settle()  # a holds c's 4 events, which b lacks
+    a.append_batch([ev(ms=60_000, content="before"), ev(ms=60_001, content="the record")])
+    a.append(ev(ms=60_002, content="after"))
+    own = a.node_id
+    assert a.version[own] == 8 and len(a.version) == 2
+    out = net.machines[0, 1].push_through({own: 7}, net.now)
+    assert kinds(out) == ["events"]
+    batch = parse(out[0])
+    assert isinstance(batch, Events)
+    assert [(item.origin, item.seq) for item in batch.items] == [(own, 6), (own, 7)]
+    assert kinds(net.machines[1, 0].receive(out[0], net.now)) == ["ack"]
+    assert b.version == {own: 7}
+    assert net.machines[0, 1].push_through({own: 7}, net.now) == []  # on its way already
+
+
 def test_a_backlog_streams_in_full_batches_three_at_a_time(
         open_store: OpenStore, ev: Ev, mesh: type) -> None:
     a, b = filled(open_store("a"), ev, 2_000), open_store("b")

@@ -11,7 +11,9 @@ send). ``RefusedRequests`` turns each into one short line, a bounded number per 
 The lines go to stderr through ``LogStream``: a terminal that closed (every write to it
 fails with EIO once it hung up) or a pipe whose reader exited (EPIPE) loses the lines
 nobody can read, instead of raising out of whatever logged them (a node stopping on its
-terminal's SIGHUP logs ``stopping``).
+terminal's SIGHUP logs ``stopping``). It counts them (``lines_dropped``, the metric
+``clawsync_log_lines_dropped_total``): a journald restarted or a ``| tee`` gone leaves
+a node that logs nothing more, and the count is how its operator learns of it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import os
 import stat
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -48,20 +51,35 @@ READER_GONE = (errno.EIO, errno.EPIPE)
 
 class LogStream:
     """Writes to ``stream``, dropping what cannot be written because its reader is gone
-    (``READER_GONE``); any other error is raised, as before. A terminal or pipe with no
-    reader never gets one back: its file descriptor is then pointed at ``/dev/null``,
-    where what Python still holds buffered for it goes too (else the flush at exit fails
-    and Python exits 120). A regular file keeps its descriptor: a disk's EIO may pass,
-    and the next line is written if it can be."""
+    (``READER_GONE``) and counting the lines dropped (``lines_dropped``); any other
+    error is raised, as before. A terminal or pipe with no reader never gets one back:
+    its file descriptor is then pointed at ``/dev/null``, where what Python still holds
+    buffered for it goes too (else the flush at exit fails and Python exits 120), and
+    every later line is dropped and counted unwritten.
+
+    A regular file has no reader to lose: its EIO is the disk's (a failing disk, a file
+    system shut down on errors), raised as its full disk (ENOSPC) is. Dropping it would
+    hide a failing disk the node's store likely shares, and would not even drop the line:
+    Python keeps the bytes it could not write buffered and tries them again with the
+    next line. Raised, whatever logged it fails where it is seen (a request answers 500;
+    stopping goes on past it, ``node.server.run.RunningNode.stop``)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        #: Lines not written because their reader was gone, since this stream was made.
+        self.lines_dropped = 0
+        self._gone = False  # the descriptor writes to /dev/null: nobody reads it again
+        self._counting = threading.Lock()  # structlog's and logging's writers both count
 
     def write(self, text: str) -> int:
+        if self._gone:
+            self._dropped(text)
+            return len(text)
         try:
             return self.stream.write(text)
         except OSError as error:
             self._reader_gone(error)
+            self._dropped(text)
             return len(text)
 
     def flush(self) -> None:
@@ -73,20 +91,41 @@ class LogStream:
     def isatty(self) -> bool:
         return self.stream.isatty()
 
+    def _dropped(self, text: str) -> None:
+        # Lines, not writes: structlog writes a line and its newline apart, logging both
+        # at once; a traceback counts each of its lines.
+        with self._counting:
+            self.lines_dropped += text.count("\n")
+
     def _reader_gone(self, error: OSError) -> None:
         if error.errno not in READER_GONE:
             raise error
         try:
             fd = self.stream.fileno()
-            if stat.S_ISREG(os.fstat(fd).st_mode):
-                return
-            null = os.open(os.devnull, os.O_WRONLY)
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
         except (OSError, ValueError, io.UnsupportedOperation):
-            return  # no descriptor (a test's capture), or none to replace it with
+            return  # no descriptor (a test's capture)
+        if regular:
+            raise error  # the disk's error, not a reader gone (see the class)
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+        except OSError:
+            return  # none to replace it with
         try:
             os.dup2(null, fd)
+            self._gone = True
         finally:
             os.close(null)
+
+
+#: The stream ``configure`` logs to, for the count of the lines it dropped.
+_stream: LogStream | None = None
+
+
+def lines_dropped() -> int:
+    """Log lines this process dropped since ``configure`` because nobody could read
+    them (``LogStream``); 0 before it."""
+    return _stream.lines_dropped if _stream is not None else 0
 
 
 def refused_by_parser(error: BaseException | None) -> bool:
@@ -164,7 +203,8 @@ def configure(level: str = "info", log_format: str = "console",
             colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
         exceptions = []
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    stream = LogStream(sys.stderr)
+    global _stream
+    stream = _stream = LogStream(sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

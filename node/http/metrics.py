@@ -3,7 +3,8 @@
 A registry per application (not the process-global default) lets several nodes run in
 one process, as the tests do, without their counters mixing or colliding. The peer
 links (``node.peers.metrics``) and Automerge clients (``node.automerge.metrics``) add
-collectors of their own, read when scraped.
+collectors of their own, read when scraped. The log lines dropped are the process's, not
+one node's: its stderr is one (``node.logs``).
 
 >>> metrics = Metrics()
 >>> metrics.observe_commit(Commit(events=3, created=2, head=2, seconds=0.004))
@@ -15,6 +16,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
@@ -24,8 +27,11 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
+from node import logs
 from node.folder import FolderSize
 from node.store import AsyncStore, Commit
 
@@ -78,6 +84,7 @@ class Metrics:
         self.data_bytes = Gauge("clawsync_data_folder_bytes",
                                 "Bytes of the files in the data folder",
                                 registry=self.registry)
+        self.registry.register(LogCollector())
 
     def observe_commit(self, commit: Commit) -> None:
         """Record one group commit (an ``AsyncStore`` commit listener)."""
@@ -112,6 +119,16 @@ class Metrics:
         one middleware, ``node.http.wire.answer_middleware``, for every request)."""
         key = (route_of(request), request.method, status)
         self._answers[key] = self._answers.get(key, 0) + 1
+
+
+class LogCollector(Collector):
+    """The log lines this process dropped because nobody could read them (its terminal
+    closed, the reader of its pipe exited), read when scraped."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "clawsync_log_lines_dropped", "Log lines not written because nobody could "
+            "read them (a terminal closed, a pipe's reader gone)", value=logs.lines_dropped())
 
 
 def route_of(request: web.Request) -> str:

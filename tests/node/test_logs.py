@@ -4,10 +4,13 @@ requests aiohttp's parser refuses are logged in one short line each, a bounded n
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -135,3 +138,39 @@ def test_lines_nobody_can_read_are_dropped_and_other_write_errors_raised() -> No
     finally:
         with contextlib.suppress(OSError):
             full.close()
+
+
+def test_every_line_dropped_once_the_reader_is_gone_is_counted() -> None:
+    """A pipe whose reader exited, written line by line as stderr is: the line whose write
+    failed and every one after it are counted, whoever writes them (structlog writes a
+    line and its newline apart, logging at once; a traceback is as many lines)."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    with os.fdopen(writer, "w", buffering=1) as pipe:
+        stream = logs.LogStream(pipe)
+        stream.write("stopping\n")
+        assert stream.lines_dropped == 1
+        stream.write("stopped")
+        stream.write("\n")
+        stream.write("Traceback (most recent call last):\nValueError: x\n")
+        stream.flush()
+        assert stream.lines_dropped == 4
+
+
+def test_a_disk_error_of_a_log_file_is_raised(tmp_path: Path) -> None:
+    """EIO from a regular file is its disk failing, not a reader gone: raised, as a full
+    disk is, and its descriptor still writes to the file. (A disk that fails on demand
+    cannot be had here: the file's writes fail as a failing disk's would.)"""
+
+    class FailingDisk(io.TextIOWrapper):
+        def write(self, text: str) -> int:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with FailingDisk(open(tmp_path / "node.log", "wb"), write_through=True) as file:
+        stream = logs.LogStream(file)
+        with pytest.raises(OSError, match="Input/output error"):
+            stream.write("serving\n")
+        assert stream.lines_dropped == 0
+        os.write(file.fileno(), b"still the file\n")
+    assert (tmp_path / "node.log").read_text() == "still the file\n"
+

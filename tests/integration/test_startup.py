@@ -233,3 +233,83 @@ def test_a_device_key_that_cannot_be_made_says_the_folder_has_none(tmp_path: Pat
     assert line.endswith(f"(this start made {tmp_path / 'new'}, with no device key: start "
                          "again with it, or remove it)"), line
     assert "new device key" not in line
+
+
+#: Embeds the node as ``node.server.run.start`` lets a program do: a failed start and
+#: then another in the same process, which holds what the first did not let go of.
+#: ``{steps}`` run in ``main`` with ``data`` and ``storage`` at hand.
+EMBEDDED = """
+import asyncio
+from pathlib import Path
+from crdt.storage.lock import FolderLock
+from node.config import Config
+from node.server.run import StartError, start
+
+def config(data, storage):
+    return Config(data_dir=Path(data), storage=storage, host="127.0.0.1", port=0)
+
+async def main(data, storage):
+{steps}
+
+asyncio.run(main({data!r}, {storage!r}))
+"""
+
+
+def embedded(data: Path, storage: Path, steps: str) -> subprocess.CompletedProcess[str]:
+    script = EMBEDDED.format(steps=steps, data=str(data), storage=str(storage))
+    return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, env=child_env(), timeout=CLI_TIMEOUT_S, check=False)
+
+
+def test_a_start_on_storage_another_node_holds_lets_go_of_the_data_folder(
+        tmp_path: Path) -> None:
+    """The data folder is locked (``--storage``) before the storage is found taken: the
+    failed start lets go of it, so a start on it in the same program works."""
+    storage = tmp_path / "log"
+    with NodeProcess(tmp_path, extra_args=["--storage", str(storage)]) as holder:
+        data = tmp_path / "new" / "data"
+        result = embedded(data, storage, (
+            "    try:\n"
+            "        await start(config(data, storage))\n"
+            "    except StartError as error:\n"
+            "        print('refused:', error)\n"
+            "    node = await start(config(data, 'memory:'))\n"
+            "    print('started again')\n"
+            "    await node.stop()\n"))
+        assert result.returncode == 0, result.stderr
+        refused, again = result.stdout.strip().splitlines()
+        assert holder.process is not None
+        assert f"the data folder {storage.resolve()} is in use by process " \
+               f"{holder.process.pid}" in refused
+        assert refused.endswith(f"(this start made {tmp_path / 'new'}, with a new device "
+                                "key and no events: start again with it, or remove it)")
+        assert again == "started again"
+        assert holder.get("/healthz")["status"] == "ok"
+
+
+def test_stop_lets_go_of_the_data_folder_only_once_the_store_closed(tmp_path: Path) -> None:
+    """A store that failed to close may still write: its folder stays held, and no other
+    start opens it. One that closed lets go of it."""
+    data, storage = tmp_path / "data", tmp_path / "log"
+    result = embedded(data, storage, (
+        "    node = await start(config(data, storage))\n"
+        "    await node.stop()\n"
+        "    FolderLock.acquire(data).release()\n"
+        "    print('closed, folder let go of')\n"
+        "    node = await start(config(data, storage))\n"
+        "    def fails():\n"
+        "        raise OSError(5, 'Input/output error')  # as a failing disk's close\n"
+        "    node.astore._store.close = fails\n"
+        "    try:\n"
+        "        await node.stop()\n"
+        "    except OSError as error:\n"
+        "        print('stop failed:', error)\n"
+        "    try:\n"
+        "        FolderLock.acquire(data).release()\n"
+        "        print('folder let go of')\n"
+        "    except Exception as error:\n"
+        "        print('folder held:', type(error).__name__)\n"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines() == [
+        "closed, folder let go of", "stop failed: [Errno 5] Input/output error",
+        "folder held: FolderInUse"], result.stdout

@@ -3,10 +3,14 @@ to the node that was there first."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.support.processes import (
     CLI_TIMEOUT_S,
@@ -185,13 +189,15 @@ async def meanwhile(config, *prepared):
 
 run._start = meanwhile
 from node.main import main
-main(["serve", "--data-dir", {data!r}, "--host", "127.0.0.1", "--port", "{port}"],
+main(["serve", "--data-dir", {data!r}, "--host", "127.0.0.1", "--port", "{port}", *{extra!r}],
      prog_name="clawsync")
 """
 
 
-def serve_meanwhile(data: Path, before: str) -> subprocess.CompletedProcess[str]:
-    script = MEANWHILE.format(before=before, data=str(data), port=free_port())
+def serve_meanwhile(data: Path, before: str, extra: tuple[str, ...] = ()
+                    ) -> subprocess.CompletedProcess[str]:
+    script = MEANWHILE.format(before=before, data=str(data), port=free_port(),
+                              extra=list(extra))
     return subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, env=child_env(), timeout=CLI_TIMEOUT_S, check=False)
 
@@ -211,6 +217,11 @@ def test_two_starts_at_once_on_one_port_the_loser_says_what_it_made(tmp_path: Pa
     assert line.endswith(f"(this start made {tmp_path / 'new'}, with a new device key and "
                          "no events: start again with it, or remove it)")
     assert (tmp_path / "new" / "data" / "device.key").is_file()
+    # A --storage folder it made holds the log the store began: kept, as the data folder.
+    storage = tmp_path / "new-log"
+    refused = serve_meanwhile(tmp_path / "other", other, ("--storage", str(storage)))
+    assert refused.returncode == 1, refused.stderr
+    assert (storage / "clawsync.lock").is_file()
 
 
 def test_a_folder_another_node_took_meanwhile_is_only_said_in_use(tmp_path: Path) -> None:
@@ -313,3 +324,44 @@ def test_stop_lets_go_of_the_data_folder_only_once_the_store_closed(tmp_path: Pa
     assert result.stdout.strip().splitlines() == [
         "closed, folder let go of", "stop failed: [Errno 5] Input/output error",
         "folder held: FolderInUse"], result.stdout
+
+
+#: Files and folders the small file system holds, its root among them: the test's
+#: folder that exists and the two a start makes, and not one more (the store's lock file).
+INODES = 4
+
+
+@pytest.fixture
+def few_inodes(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs that holds ``INODES`` files (needs root; CI runs as root)."""
+    mount = tmp_path / "few-inodes"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,nr_inodes={INODES}",
+                           "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot mount a tmpfs in CI: {done.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_storage_folder_a_failed_start_made_is_removed_while_empty(
+        tmp_path: Path, few_inodes: Path) -> None:
+    """The store makes ``--storage``'s folders, then cannot write its first file: the
+    folders this start made go again; the one that was there stays."""
+    kept = few_inodes / "kept"
+    kept.mkdir()
+    storage = kept / "new" / "log"
+    refused = serve("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+                    "--storage", str(storage))
+    assert refused.returncode == 1
+    [line] = refused.stderr.strip().splitlines()
+    assert line.startswith(f"Error: the disk is full ({storage})"), line
+    assert kept.is_dir()
+    assert list(kept.iterdir()) == []
+    # The data folder it made holds the key: it is told of, and kept.
+    assert line.endswith(f"(this start made {tmp_path / 'data'}, with a new device key "
+                         "and no events: start again with it, or remove it)")

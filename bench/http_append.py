@@ -11,7 +11,11 @@ Linux): on a machine shared with other work the rates swing with the load, the C
 server spends on an event much less. Also per event, the CPU of the clients (this
 process): the bare server's rate is about what they can send, so the node's side waits
 wherever they are left idle (its commits); and how busy the server's main thread (the
-event loop) and its busiest other thread (the node's store writer) were.
+event loop) and its busiest other thread (the node's store writer) were. For the node,
+from its /metrics, where a request's time goes: events per group commit, the time of a
+commit (transaction and fsync), the time from a parsed request to its durable answer
+(queue, gathering, commit, hand-offs), and the rest of the clients' mean latency (HTTP
+both ways, the clients' own turns).
 
     python -m bench.http_append [--events 4000] [--clients 1 32] [--rounds 3]
 """
@@ -23,10 +27,12 @@ import os
 import statistics
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import NamedTuple
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import cli
 from tests.support.processes import NodeProcess
@@ -91,6 +97,51 @@ def thread_cpu_s(pid: int) -> dict[int, float]:
     return found
 
 
+class Stages(NamedTuple):
+    """Totals of the node's /metrics that split a request's time; subtract two readings
+    for a round's."""
+
+    commits: float
+    commit_events: float  # events in those commits
+    commit_s: float  # their transactions and fsyncs
+    appends: float  # requests answered
+    append_s: float  # each from parsed to its durable answer
+
+
+def stage_figures(metrics: str) -> Stages:
+    """``Stages`` from the text of a node's /metrics."""
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name.endswith(("_sum", "_count")):
+                sums[sample.name] = sample.value
+    try:
+        return Stages(sums["clawsync_commit_events_count"], sums["clawsync_commit_events_sum"],
+                      sums["clawsync_commit_seconds_sum"], sums["clawsync_append_seconds_count"],
+                      sums["clawsync_append_seconds_sum"])
+    except KeyError as missing:
+        raise ValueError(f"no {missing.args[0]} in /metrics") from None
+
+
+def read_stages(url: str) -> Stages:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as answer:
+        return stage_figures(answer.read().decode())
+
+
+def describe_stages(before: Stages, after: Stages, latencies: list[float]) -> str:
+    """Where a node's round went, from ``read_stages`` before and after it."""
+    commits = after.commits - before.commits
+    appends = after.appends - before.appends
+    if not commits or not appends:
+        return ""
+    waited_ms = (after.append_s - before.append_s) * 1000 / appends
+    return (f"; {(after.commit_events - before.commit_events) / commits:.1f} events a "
+            f"commit, {(after.commit_s - before.commit_s) * 1000 / commits:.1f} ms each "
+            f"(transaction, fsync); {waited_ms:.1f} ms from a parsed request to its durable "
+            f"answer, {statistics.mean(latencies) * 1000 - waited_ms:.1f} ms of the mean "
+            "latency elsewhere (HTTP, the clients)")
+
+
 class Run(NamedTuple):
     """One round against one server."""
 
@@ -101,16 +152,21 @@ class Run(NamedTuple):
     #: Share of the round the server's main thread was on a CPU, and its busiest other
     #: thread's (None without /proc).
     busy: tuple[float, float] | None
+    stages: str = ""  # the node's ``describe_stages``; empty for the bare server
 
 
-def measure_process(pid: int, url: str, clients: int, events: int) -> Run:
+def measure_process(pid: int, url: str, clients: int, events: int,
+                    stages: bool = False) -> Run:
     """``measure`` against the server process ``pid``, with the CPU it and the clients
-    spent."""
+    spent; with ``stages``, also where a request's time went (a node's /metrics)."""
+    stages_before = read_stages(url) if stages else None
     before, threads_before = cpu_s(pid), thread_cpu_s(pid)
     client_before = time.process_time()
     rate, latencies = asyncio.run(measure(url, clients, events))
     client_s = time.process_time() - client_before
     after, threads_after = cpu_s(pid), thread_cpu_s(pid)
+    split = "" if stages_before is None else \
+        describe_stages(stages_before, read_stages(url), latencies)
     cpu_ms = None if before is None or after is None else \
         (after - before) * 1000 / len(latencies)
     busy = None
@@ -120,7 +176,7 @@ def measure_process(pid: int, url: str, clients: int, events: int) -> Run:
                  for tid, seconds in threads_after.items()}
         others = [share for tid, share in spent.items() if tid != pid]
         busy = (spent.get(pid, 0.0), max(others, default=0.0))
-    return Run(rate, latencies, cpu_ms, client_s * 1000 / len(latencies), busy)
+    return Run(rate, latencies, cpu_ms, client_s * 1000 / len(latencies), busy, split)
 
 
 def describe(run: Run) -> str:
@@ -133,7 +189,7 @@ def describe(run: Run) -> str:
          f" busiest other {run.busy[1]:.0%} ({run.busy[1] * 1e6 / run.rate:.0f} us/event)")
     return (f"{run.rate:,.0f} events/s (p50 {cuts[49] * 1000:.1f} ms, "
             f"p99 {cuts[98] * 1000:.1f} ms{cpu}{busy}; clients "
-            f"{run.client_cpu_ms:.3f} CPU ms/event)")
+            f"{run.client_cpu_ms:.3f} CPU ms/event{run.stages})")
 
 
 def main() -> None:
@@ -158,7 +214,8 @@ def main() -> None:
                 for name, server in (("node", node), ("bare", bare)):
                     assert server.process is not None
                     runs[name].append(measure_process(server.process.pid, server.url,
-                                                      clients, args.events))
+                                                      clients, args.events,
+                                                      stages=server is node))
             # The round with the median rate, each side.
             node_run, bare_run = (sorted(runs[name], key=lambda run: run.rate)[
                 len(runs[name]) // 2] for name in ("node", "bare"))

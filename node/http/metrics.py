@@ -73,8 +73,11 @@ class Metrics:
         self.head = Gauge("clawsync_head_position", "Position of the newest stored event",
                           registry=self.registry)
         self.sessions = Gauge("clawsync_sessions",
-                              "Sessions stored on this node, the cluster's own among them",
-                              registry=self.registry)
+                              "Sessions stored on this node, the cluster's own and those "
+                              "forgotten whole among them", registry=self.registry)
+        self.sessions_forgotten = Gauge(
+            "clawsync_sessions_forgotten", "Sessions stored on this node whose every event "
+            "was forgotten (counted in clawsync_sessions)", registry=self.registry)
         self.events = Gauge("clawsync_events_stored", "Events stored on this node",
                             registry=self.registry)
         self.commit_seconds = Histogram(
@@ -102,6 +105,8 @@ class Metrics:
         self.head.set(astore.head)
         self.events.set(stats["events"])
         self.sessions.set(stats["sessions"])
+        # The log's own count, kept by every commit: a scrape reads no session.
+        self.sessions_forgotten.set(stats["sessions_forgotten"])
         self.data_bytes.set(await folder.bytes())
 
     def render(self) -> bytes:

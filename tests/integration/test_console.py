@@ -201,6 +201,69 @@ def expect_back_in_sync(page: Page, peer_id: str) -> None:
     expect(row.get_by_test_id("peer-sync")).to_have_text("in sync")
 
 
+def device_of(node: NodeProcess) -> str:
+    return str(node.get("/v1/node")["device_id"])
+
+
+def expect_device_id(widget: Locator, device_id: str) -> None:
+    """A device id shown as its first group, the whole id on hover."""
+    shown = widget.locator("code")
+    expect(shown).to_have_text(device_id[:7] + "…")
+    expect(shown).to_have_attribute("title", device_id)
+
+
+def test_the_devices_view_names_each_device_with_its_id(
+        pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
+    a, b = pair
+    a_device, b_device = device_of(a), device_of(b)
+    a_name = a.get("/v1/node")["name"]  # the host name: no record names it yet
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=a.url)
+    open_console(page, a)
+    expect(page.get_by_test_id("this-node").get_by_test_id("node-name")).to_have_text(a_name)
+    expect_device_id(page.get_by_test_id("this-node").get_by_test_id("device-id"), a_device)
+    own = page.locator(f'[data-testid=device-row][data-device-id="{a_device}"]')
+    expect(own).to_have_attribute("data-state", "member")
+    expect(own.get_by_test_id("device-name")).to_have_text(f"{a_name} (this device)")
+    # B links by the cluster secret: a device, no member yet, so without a name.
+    phone = page.locator(f'[data-testid=device-row][data-device-id="{b_device}"]')
+    expect(phone).to_have_attribute("data-state", "linked")
+    expect(phone).to_contain_text("by the cluster secret")
+    peer = peer_rows(page, node_id(b))
+    expect(peer.get_by_test_id("peer-name")).to_have_text("not a member")
+    expect_device_id(peer.get_by_test_id("device-id"), b_device)
+
+    request(a, "POST", "/v1/devices", {"device_id": b_device, "name": "phone"})
+    expect(phone).to_have_attribute("data-state", "member")
+    expect(phone.get_by_test_id("device-name")).to_have_text("phone")
+    expect_device_id(phone.get_by_test_id("device-id"), b_device)
+    expect(phone).to_contain_text("added by this device")
+    expect(peer.get_by_test_id("peer-name")).to_have_text("phone")
+
+    # Copy puts the whole id on the clipboard, and says which.
+    phone.get_by_role("button", name="Copy").click()
+    expect(page.get_by_test_id("copy-note")).to_have_text(f"Copied the device id {b_device}")
+    assert page.evaluate("navigator.clipboard.readText()") == b_device
+
+
+def test_a_device_id_the_page_may_not_copy_is_shown_whole_and_selected(
+        node: NodeProcess, page: Page) -> None:
+    """Over plain http to another machine the page may not write the clipboard: the
+    whole id is then shown selected, for Ctrl+C, and stays so while the view redraws."""
+    page.add_init_script(
+        "navigator.clipboard.writeText = () => Promise.reject(new Error('not allowed'))")
+    device_id = device_of(node)
+    open_console(page, node)
+    card = page.get_by_test_id("this-node")
+    card.get_by_test_id("device-id").get_by_role("button", name="Copy").click()
+    expect(page.get_by_test_id("copy-note")).to_have_text(
+        f"Press Ctrl+C to copy the device id {device_id}")
+    assert page.evaluate("getSelection().toString()") == device_id
+    before = head(node)
+    append(node, "chat", [message("a redraw")])
+    expect(card.get_by_test_id("node-head")).not_to_have_text(str(before))
+    assert page.evaluate("getSelection().toString()") == device_id
+
+
 def test_a_peer_that_dialed_and_stopped_stays_as_down_until_it_is_back(
         tmp_path: Path, page: Page) -> None:
     with Cluster(tmp_path) as cluster:

@@ -1,41 +1,55 @@
-// Devices: this node and one row per peer node, read from /v1/node and /v1/peers every
-// two seconds and soon after each new event.
+// Devices: this node, one row per peer node, and the cluster's devices (members, removed,
+// linked), read from /v1/node, /v1/peers and /v1/devices every two seconds and soon
+// after each new event. A device shows by its name and the first group of its id.
 
-import { bytes, counted, throttled, h, secondsAgo } from "./dom.js";
+import { bytes, counted, deviceId, h, localTime, secondsAgo, shortId, throttled } from "./dom.js";
 
 const REFRESH_MS = 2000;
 // Link states, best first: a peer's row shows its best link.
 const RANK = ["up", "connecting", "backoff", "standby", "down"];
-// Peers seen since the console was opened: node id -> when last heard from (ms). A peer
-// the node lists no more (it restarted since, say) stays as a down row.
+// Peers seen since the console was opened: node id -> when last heard from (ms) and its
+// device. A peer the node lists no more (it restarted since, say) stays as a down row.
 const seen = new Map();
+// What a device that is no member is linked by (``GET /v1/devices``'s ``via``).
+const VIA = { cluster_secret: "the cluster secret", certificate: "a CA certificate",
+  peer_address: "a --peer address", device_key: "its key" };
 
 export function devicesView(context) {
   let timer = null;
   let root = null;
   let stopped = false;
+  // The devices as last drawn: their table is redrawn only when they change.
+  let drawnDevices = "";
+  // Says what a Copy button did; kept while the tables are redrawn.
+  const note = h("p", { class: "copy-note muted", dataset: { testid: "copy-note" } });
   const soon = throttled(() => refresh(), 1000);
 
   async function refresh() {
-    let node, peers;
+    let node, peers, devices;
     try {
-      [node, peers] = await Promise.all([context.api("/v1/node"), context.api("/v1/peers")]);
+      [node, peers, devices] = await Promise.all([
+        context.api("/v1/node"), context.api("/v1/peers"), context.api("/v1/devices")]);
     } catch (error) {
       if (!stopped) root.querySelector(".error").textContent = `Cannot read the node: ${error.message}`;
       return;
     }
     if (stopped) return;
     root.querySelector(".error").textContent = "";
-    root.querySelector("[data-testid=this-node]").replaceWith(thisNode(node));
-    const rows = peerRows(peers.peers, Date.now());
-    root.querySelector("tbody").replaceChildren(...rows);
+    root.querySelector("[data-testid=this-node]").replaceWith(thisNode(node, note));
+    const rows = peerRows(peers.peers, Date.now(), note);
+    root.querySelector("[data-testid=peers]").replaceChildren(...rows);
     root.querySelector(".no-peers").hidden = rows.length > 0;
+    if (JSON.stringify(devices) !== drawnDevices) {
+      drawnDevices = JSON.stringify(devices);
+      root.querySelector("[data-testid=devices]").replaceChildren(...deviceRows(devices, note));
+    }
   }
 
   return {
     mount(element) {
       root = element;
       element.append(
+        note,
         h("h1", {}, "This node"),
         h("div", { dataset: { testid: "this-node" }, class: "card muted" }, "Loading…"),
         h("h2", {}, "Peers"),
@@ -46,8 +60,14 @@ export function devicesView(context) {
             h("th", { class: "num", title: "events this node holds and the peer lacks" }, "Peer lacks"),
             h("th", {}, "Last contact"), h("th", { class: "num" }, "In"),
             h("th", { class: "num" }, "Out"), h("th", { class: "num" }, "Faults"))),
-          h("tbody")),
+          h("tbody", { dataset: { testid: "peers" } })),
         h("p", { class: "no-peers muted", hidden: true }, "This node has no peer links."),
+        h("h2", {}, "Devices"),
+        h("table", {},
+          h("thead", {}, h("tr", {},
+            h("th", {}, "Name"), h("th", {}, "Device"), h("th", {}, "State"),
+            h("th", {}, "Address"), h("th", {}, "Since"))),
+          h("tbody", { dataset: { testid: "devices" } })),
         h("p", { class: "error" }),
       );
       refresh();
@@ -64,11 +84,12 @@ export function devicesView(context) {
   };
 }
 
-function thisNode(node) {
+function thisNode(node, note) {
   const fact = (name, value, attrs = {}) => [h("dt", {}, name), h("dd", attrs, value)];
   return h("div", { dataset: { testid: "this-node" }, class: "card" },
     h("dl", { class: "facts" },
-      fact("Name", node.name),
+      fact("Name", node.name, { dataset: { testid: "node-name" } }),
+      fact("Device", deviceId(node.device_id, note)),
       fact("Node id", node.node_id, { class: "mono", dataset: { testid: "node-id" } }),
       fact("Head", node.head, { dataset: { testid: "node-head" } }),
       fact("Events", node.events),
@@ -85,7 +106,7 @@ function sessionsFact(node) {
 }
 
 // One row per peer node (a peer both nodes dial has two links), then the gone peers.
-function peerRows(links, nowMs) {
+function peerRows(links, nowMs, note) {
   const groups = new Map();
   links.forEach((link, index) => {
     const key = link.node_id || `link ${index}`; // not yet known: a row of its own
@@ -95,20 +116,33 @@ function peerRows(links, nowMs) {
   for (const group of groups.values()) {
     group.sort((x, y) => RANK.indexOf(x.state) - RANK.indexOf(y.state));
     const best = group[0];
+    // A link that has not proved the peer's key yet may not name its device: another may.
+    const device = group.find((link) => link.device_id) || best;
     if (best.node_id) {
       const contactS = Math.min(...group.map((link) => link.last_contact_s_ago ?? Infinity));
-      seen.set(best.node_id, contactS === Infinity ? nowMs : nowMs - contactS * 1000);
+      seen.set(best.node_id, { device,
+        lastMs: contactS === Infinity ? nowMs : nowMs - contactS * 1000 });
     }
     // Down: a link that ended (the node keeps one that dialed it and stopped), whose
     // counts are as of its last contact.
     rows.push(best.state === "down" && best.node_id
-      ? gonePeerRow(best.node_id, (nowMs - seen.get(best.node_id)) / 1000)
-      : peerRow(best, group));
+      ? gonePeerRow(best.node_id, seen.get(best.node_id), nowMs, note)
+      : peerRow(best, group, device, note));
   }
-  for (const [nodeId, lastMs] of seen) {
-    if (!groups.has(nodeId)) rows.push(gonePeerRow(nodeId, (nowMs - lastMs) / 1000));
+  for (const [nodeId, last] of seen) {
+    if (!groups.has(nodeId)) rows.push(gonePeerRow(nodeId, last, nowMs, note));
   }
   return rows;
+}
+
+// The peer's device: its name (a member's) and id, if the peer proved its key.
+function peerDevice(link, note) {
+  if (!link.device_id) return null;
+  return h("div", { dataset: { testid: "peer-device" } },
+    link.device_name
+      ? h("span", { dataset: { testid: "peer-name" } }, link.device_name)
+      : h("span", { class: "muted", dataset: { testid: "peer-name" } }, "not a member"),
+    " ", deviceId(link.device_id, note));
 }
 
 function stateText(peer) {
@@ -130,12 +164,13 @@ function syncTitle(peer) {
   return `this node lacks ${peer.events_we_lack}; the peer lacks ${theirs}`;
 }
 
-function peerRow(peer, links) {
+function peerRow(peer, links, device, note) {
   const sync = syncText(peer);
   const where = (link) => link.url || `${link.direction} link`;
   return h("tr", { dataset: { testid: "peer-row", nodeId: peer.node_id || "", state: peer.state } },
     h("td", {},
-      h("div", { class: "mono" }, peer.node_id || "(not yet known)"),
+      peerDevice(device, note),
+      h("div", { class: "mono", title: "node id" }, peer.node_id || "(not yet known)"),
       h("div", { class: "muted" }, links.length > 1
         ? links.map((link) => `${where(link)} (${link.state})`).join(", ")
         : where(peer))),
@@ -151,13 +186,43 @@ function peerRow(peer, links) {
 }
 
 // A peer seen earlier that has no link any more: what this node last knew is stale.
-function gonePeerRow(nodeId, secondsSince) {
+function gonePeerRow(nodeId, last, nowMs, note) {
+  const secondsSince = (nowMs - last.lastMs) / 1000;
   return h("tr", { dataset: { testid: "peer-row", nodeId, state: "down" } },
-    h("td", {}, h("div", { class: "mono" }, nodeId), h("div", { class: "muted" }, "no link")),
+    h("td", {}, peerDevice(last.device, note),
+      h("div", { class: "mono", title: "node id" }, nodeId), h("div", { class: "muted" }, "no link")),
     h("td", { class: "state-down", dataset: { testid: "peer-state" } },
       `down, last seen ${secondsAgo(secondsSince)}`),
     h("td", { class: "muted", dataset: { testid: "peer-sync" } }, "not known"),
     h("td", { class: "num" }, "–"), h("td", { class: "num" }, "–"),
     h("td", {}, secondsAgo(secondsSince)),
     h("td", { class: "num" }, "–"), h("td", { class: "num" }, "–"), h("td", { class: "num" }, "–"));
+}
+
+// The cluster's devices as `clawsync devices` lists them: the members, the devices
+// removed for good, and those linked now that are no members. Times are local dates,
+// not "N min ago": the table is redrawn only when the devices change.
+function deviceRows(view, note) {
+  const own = view.device_id;
+  const names = new Map([...view.members, ...view.removed]
+    .filter((device) => device.name).map((device) => [device.device_id, device.name]));
+  const who = (id) => (id === own ? "this device" : names.get(id) || shortId(id));
+  const row = (device, state, ...cells) => h("tr",
+    { dataset: { testid: "device-row", deviceId: device.device_id, state } },
+    h("td", { dataset: { testid: "device-name" } }, device.name || "–",
+      device.device_id === own ? h("span", { class: "muted" }, " (this device)") : null),
+    h("td", {}, deviceId(device.device_id, note)), ...cells);
+  return [
+    ...view.members.map((device) => row(device, "member",
+      h("td", {}, "member"), h("td", {}, device.address || "–"),
+      h("td", {}, device.added_at
+        ? `added by ${who(device.added_by)}, ${localTime(device.added_at)}` : "–"))),
+    ...view.removed.map((device) => row(device, "removed",
+      h("td", { class: "state-down" }, "removed"), h("td", {}, "–"),
+      h("td", {}, `removed by ${who(device.removed_by)}, ${localTime(device.removed_at)}`
+        + (device.reason ? `: ${device.reason}` : "")))),
+    ...view.linked.map((device) => row(device, "linked",
+      h("td", { class: "state-connecting" }, "linked, not a member"),
+      h("td", {}, device.address || "–"), h("td", {}, `by ${VIA[device.via] || device.via}`))),
+  ];
 }

@@ -74,3 +74,30 @@ export function throttled(fn, waitMs) {
   };
   return call;
 }
+
+// A device id as people read it: its first group, as `clawsync status` shows one, with
+// the whole id on hover and a button that copies it (`copyId`, saying so in `note`).
+export function deviceId(id, note) {
+  return h("span", { class: "device-id", dataset: { testid: "device-id", deviceId: id } },
+    h("code", { title: id }, shortId(id)),
+    h("button", { type: "button", title: "Copy the whole device id",
+      onclick: () => copyId(id, note) }, "Copy"));
+}
+
+export function shortId(id) {
+  return `${id.slice(0, 7)}…`;
+}
+
+// Puts `id` on the clipboard and says so in `note`, a line the view keeps while it
+// redraws its tables. A page that may not write the clipboard (plain http beyond
+// localhost) shows the whole id there instead, selected for Ctrl+C.
+async function copyId(id, note) {
+  const whole = h("code", {}, id);
+  try {
+    await navigator.clipboard.writeText(id);
+    note.replaceChildren("Copied the device id ", whole);
+  } catch {
+    note.replaceChildren("Press Ctrl+C to copy the device id ", whole);
+    getSelection().selectAllChildren(whole);
+  }
+}

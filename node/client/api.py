@@ -355,36 +355,54 @@ class Client:
                     "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
         elif (status == 404 and message == "Not Found") or (status in NO_ROUTE
                                                              and code is None):
-            # Not a node's "no such session" (which says what is missing): no route
-            # here. A wrong prefix, or another service at that address: a node's every
-            # error answer has its JSON body, so one without it is not from a node. One
-            # with it is a node's: an older one, or one under a prefix (asked below).
-            software = None if code is None else await self._software()
-            route = f"{response.method} {response.url.path}"
-            if software is None:
-                text = (f"{self.base_url} has no clawsync API ({status} for {what}): is it "
-                        "a node's address (a reverse proxy's prefix, another service)?")
-            elif software != software_version():
-                text = (f"the node at {self.base_url} runs clawsync {software}, which has "
-                        f"no {route} ({status}); this is clawsync {software_version()}: "
-                        "upgrade the node")
-            else:
-                text = f"the node at {self.base_url} has no {route} ({status})"
+            # Not a node's "no such session" (which says what is missing): no route here.
+            text = await self._no_route(response, what, node_said=code is not None)
             code = None  # no node said what is missing
         elif status == 404 and missing is not None:
             text = missing
+        elif status == 405 and code == "method_not_allowed" and (
+                gap := await self._version_gap(response)) is not None:
+            text = f"{gap} ({message})"  # the path, but not the method: an older node
         elif status >= 500:
             text = f"the node failed to handle {what} (HTTP {status}): {message}"
         else:
             text = f"the node refused {what}: {message}"
         raise ClientError(text, status=status, code=code, field=field, said=said)
 
+    async def _no_route(self, response: aiohttp.ClientResponse, what: str,
+                        node_said: bool) -> str:
+        """Why ``response`` found no route: a node's own JSON error comes from a node of
+        another version (asked), or from a prefix that does not lead to its API; an
+        answer without it comes from something else at that address."""
+        if node_said and (gap := await self._version_gap(response)) is not None:
+            return gap
+        return (f"{self.base_url} has no clawsync API ({response.status} for {what}): is it a "
+                "node's address (a reverse proxy's prefix, another service"
+                + (", or a node too old to say its version" if node_said else "") + ")?")
+
+    async def _version_gap(self, response: aiohttp.ClientResponse) -> str | None:
+        """What a node says when it lacks a route this client asked for: the versions of
+        both, and which to upgrade; None if nothing answers as a node there."""
+        software = await self._software()
+        if software is None:
+            return None
+        route = f"{response.method} {response.url.raw_path} ({response.status})"
+        ours = software_version()
+        if software == ours:
+            return f"the node at {self.base_url} has no {route}"
+        text = (f"the node at {self.base_url} runs clawsync {software}, which has no "
+                f"{route}; this is clawsync {ours}")
+        theirs_release, our_release = _release(software), _release(ours)
+        if theirs_release is None or our_release is None:
+            return text
+        return text + (": upgrade the node" if theirs_release < our_release
+                       else ", older than the node: use a clawsync of the node's version")
 
     async def _software(self) -> str | None:
         """The clawsync version the node at ``base_url`` says it runs (``GET /v1/node``),
-        or None if nothing there answers as a node."""
-        timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s,
-                                        connect=self.limits.connect_timeout_s)
+        or None if nothing there answers as a node. Only a short wait: the error it
+        explains came already."""
+        timeout = aiohttp.ClientTimeout(total=self.limits.connect_timeout_s)
         try:
             async with self._http().get(self._url("/v1/node"), timeout=timeout) as response:
                 body = await response.json(content_type=None) \
@@ -393,6 +411,17 @@ class Client:
             return None
         software = body.get("software") if isinstance(body, dict) else None
         return software if isinstance(software, str) else None
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    """A release number to compare; None for what is none (a source tree).
+
+    >>> _release("0.3.0") < _release("0.10.0"), _release("(source tree)")
+    (True, None)
+    """
+    parts = version.split(".")
+    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) \
+        else None
 
 
 class _Translate:

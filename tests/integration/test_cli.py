@@ -16,9 +16,10 @@ import aiohttp
 import pytest
 
 from crdt.membership import DEVICES_SESSION
+from node.client.api import Client, ClientError
 from tests.support.automerge import App, text_id
 from tests.support.cluster import wait_until
-from tests.support.older_node import MISSING_ROUTE, OLDER_VERSION
+from tests.support.older_node import OLDER_VERSION
 from tests.support.processes import LineReader, NodeProcess, free_port, run_cli, spawn_cli
 
 pytestmark = pytest.mark.integration
@@ -547,23 +548,40 @@ def test_an_address_without_the_api_is_named_not_taken_for_a_missing_session(
         result = run_cli(elsewhere, *args)
         assert result.returncode == 1, (args, result.stderr)
         assert f"{elsewhere} has no clawsync API (404 for" in result.stderr, result.stderr
+        # The node's own JSON 404: a node where the prefix leads, but no version there.
+        assert "or a node too old to say its version)?" in result.stderr, result.stderr
         assert "automerge:" not in result.stdout
     missing = run_cli(node, "events", "s1")
     assert missing.returncode == 1 and "no session 's1'" in missing.stderr
 
 
 def test_an_older_node_without_a_route_is_named_with_its_version(tmp_path: Path) -> None:
-    """A node one upgrade behind answers a route it lacks with its JSON 404: the CLI
-    names the node's version and its own, not an address without the API; a route the
-    older node has works."""
+    """A node one upgrade behind answers a route it lacks with its JSON 404, and a method
+    a path of it lacks with its JSON 405: the CLI names the node's version and its own,
+    not an address without the API; what the older node has works."""
     with NodeProcess(tmp_path, name="older", program="tests.support.older_node") as older:
-        result = run_cli(older, "tokens")
-        assert result.returncode == 1, result.stderr
-        assert (f"the node at {older.url} runs clawsync {OLDER_VERSION}, which has no "
-                f"GET {MISSING_ROUTE} (404); this is clawsync ") in result.stderr, \
-            result.stderr
-        assert "upgrade the node" in result.stderr and "no clawsync API" not in result.stderr
-        ok(run_cli(older, "sessions"))
+        for args, route in ((("tokens",), "GET /v1/tokens (404)"),
+                            (("tokens", "create", "--sessions", "*"), "POST /v1/tokens (404)"),
+                            (("forget", "s1"), "DELETE /v1/sessions/s1 (405)")):
+            result = run_cli(older, *args)
+            assert result.returncode == 1, (args, result.stderr)
+            assert (f"the node at {older.url} runs clawsync {OLDER_VERSION}, which has no "
+                    f"{route}; this is clawsync ") in result.stderr, result.stderr
+            assert ": upgrade the node" in result.stderr and "API" not in result.stderr
+        ok(run_cli(older, "append", "s1", "message_received", "content=hi"))
+        assert "hi" in ok(run_cli(older, "events", "s1"))  # the refused forget took nothing
+
+
+def test_a_route_the_node_lacks_at_its_own_version_is_named_plainly(
+        node: NodeProcess) -> None:
+    """The same version on both sides: no upgrade to suggest, the route is named."""
+    async def ask() -> str:
+        async with Client(node.url) as client:
+            with pytest.raises(ClientError) as refused:
+                await client._request("GET", "/v1/nothing", what="the request")
+        return str(refused.value)
+
+    assert asyncio.run(ask()) == f"the node at {node.url} has no GET /v1/nothing (404)"
 
 
 def test_another_service_is_named_for_writes_as_for_reads(tmp_path: Path) -> None:

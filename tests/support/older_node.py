@@ -1,6 +1,12 @@
-"""A build of clawsync standing for an older release: it says it runs ``OLDER_VERSION``
-and has no ``GET /v1/tokens`` (a route added later). Run it as the ``clawsync`` command,
-``python -m tests.support.older_node serve ...``; importing it changes nothing."""
+"""A build of clawsync standing for an older release, for what a newer CLI tells of it.
+
+It says it is ``OLDER_VERSION`` in ``GET /v1/node`` (only there: its hello to peers and
+``--version`` still say this version, so it stands for an older node to a CLI, not to
+peers). It has no route under ``/v1/tokens`` (added later): any request there gets the
+JSON 404 a node gives a path it has no route for. And ``/v1/sessions/{key}`` takes no
+DELETE (added later), as a node answers a method a path does not take: JSON 405 with its
+``Allow``. Run it as the ``clawsync`` command, ``python -m tests.support.older_node serve
+...``; importing it changes nothing."""
 
 from __future__ import annotations
 
@@ -11,23 +17,30 @@ from aiohttp import web
 
 #: The version this build says it is.
 OLDER_VERSION = "0.0.1"
-#: The route it lacks: its answer is the JSON 404 of any path a node has no route for.
-MISSING_ROUTE = "/v1/tokens"
+#: The routes it lacks.
+MISSING_ROUTES = "/v1/tokens"
+MISSING_METHOD = ("DELETE", "/v1/sessions/")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
-async def _without_route(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method == "GET" and request.path == MISSING_ROUTE:
-        raise web.HTTPNotFound()  # as aiohttp's router says it, for the node's error
-    return await handler(request)  # middleware around this one to answer
+async def _older_routes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # Raised as aiohttp's router raises them, for the node's error middleware around
+    # this one to answer.
+    if request.path == MISSING_ROUTES or request.path.startswith(MISSING_ROUTES + "/"):
+        raise web.HTTPNotFound()
+    method, prefix = MISSING_METHOD
+    if request.method == method and request.path.startswith(prefix) \
+            and "/" not in request.path.removeprefix(prefix):
+        raise web.HTTPMethodNotAllowed(method, ["GET", "HEAD"])
+    return await handler(request)
 
 
 def _older(make_app: Callable[..., web.Application]) -> Callable[..., web.Application]:
     def older_app(*args: Any, **kwargs: Any) -> web.Application:
         app = make_app(*args, **kwargs)
-        app.middlewares.append(_without_route)  # innermost: inside the error middleware
+        app.middlewares.append(_older_routes)  # innermost: inside the error middleware
         return app
 
     return older_app

@@ -98,8 +98,9 @@ class Devices:
         self._named = False
         #: The devices this node removed whose origins it retired (``_retire_removed``).
         self._retired: set[str] = set()
-        #: Per device a record removes, where those records are held here: per origin,
-        #: the highest seq (``removal_records``). As many as the removals read.
+        #: Per device a record removes, where those records (and the retirements of its
+        #: origins this node wrote) are held here: per origin, the highest seq
+        #: (``removal_records``). As many as the removals read.
         self._removal_records: dict[str, dict[str, int]] = {}
 
     @classmethod
@@ -277,15 +278,19 @@ class Devices:
 
     def removal_records(self, device_id: str) -> dict[str, int]:
         """Where the records removing ``device_id`` are held here: per origin, the
-        highest seq of one (empty: none read). A link's last push to the device sends
+        highest seq of one (empty: none read), and of the retirements of its origins
+        this node wrote (``_retire_removed``). A link's last push to the device sends
         these origins up to there (``sync.peer.machine.PeerSync.push_through``)."""
         return dict(self._removal_records.get(device_id, {}))
 
     def _note_removal(self, stored: StoredEvent) -> None:
         record = membership.read(stored.event)
         if record is not None and record[0] == membership.DEVICE_REMOVED:
-            seqs = self._removal_records.setdefault(record[1], {})
-            seqs[stored.origin] = max(seqs.get(stored.origin, 0), stored.seq)
+            self._note_held(record[1], stored)
+
+    def _note_held(self, device_id: str, stored: StoredEvent) -> None:
+        seqs = self._removal_records.setdefault(device_id, {})
+        seqs[stored.origin] = max(seqs.get(stored.origin, 0), stored.seq)
 
     async def _retire_removed(self, writers: set[str]) -> None:
         """Retire the origins of every device this node removed, at what it holds (an
@@ -298,9 +303,11 @@ class Devices:
             return
         retired = await self._astore.write(lambda store: _retire(store, mine))
         self._retired.update(mine)  # after the write: a failed one is tried again
-        for device, origin, final_seq in retired:
+        for device, origin, final_seq, stored in retired:
             log.info("device removed: origin retired", device_id=device, origin=origin,
                      final_seq=final_seq)
+            # The removed device's links carry it, with its removal (``removal_records``).
+            self._note_held(device, stored)
 
 
 def _names(stored: StoredEvent, device_id: str) -> bool:
@@ -336,8 +343,10 @@ def _read(store: EventStore, position: int, waiting: set[str]
     return new, {origin: store.origin_device(origin) for origin in origins}, writers, position
 
 
-def _retire(store: EventStore, devices: list[str]) -> list[tuple[str, str, int]]:
-    """On the writer thread: retire each origin of ``devices`` at the highest seq held."""
+def _retire(store: EventStore, devices: list[str]
+            ) -> list[tuple[str, str, int, StoredEvent]]:
+    """On the writer thread: retire each origin of ``devices`` at the highest seq held.
+    Per retirement: the device, the origin, its final seq and the retirement stored."""
     done = []
     for device in devices:
         for origin in store.device_origins(device):
@@ -348,6 +357,7 @@ def _retire(store: EventStore, devices: list[str]) -> list[tuple[str, str, int]]
             except (NotFound, InvalidInput):
                 continue
             if appended is not None:
-                done.append((device, origin, appended.stored.event.payload["final_seq"]))
+                done.append((device, origin, appended.stored.event.payload["final_seq"],
+                             appended.stored))
     return done
 

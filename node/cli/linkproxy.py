@@ -7,6 +7,7 @@ integration tests use it the same way.
         link.cut()     # open connections are reset, new ones are refused
         link.heal()    # traffic flows again
     link.shut()    # new connections are refused, open ones go on
+    link.hold_replies()    # what the target sends is held (late acks), until released
 
 It runs its own event loop in a thread, so callers that are not async can use it.
 
@@ -54,6 +55,8 @@ class LinkProxy:
                                         name=f"link-proxy-{target_port}")
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._replies = threading.Event()  # set: what the target sends goes through
+        self._replies.set()
 
     def start(self) -> LinkProxy:
         self._thread.start()
@@ -77,13 +80,17 @@ class LinkProxy:
             _reset(writer)
             return
         self._writers |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer),
+                             self._pipe(up_reader, writer, replies=True))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    *, replies: bool = False) -> None:
         rate = self.bytes_per_s
         chunk_bytes = CHUNK_BYTES if rate is None else max(1, min(CHUNK_BYTES, rate // 20))
         try:
             while self._up and (data := await reader.read(chunk_bytes)):
+                while replies and self._up and not self._replies.is_set():
+                    await asyncio.sleep(0.01)  # held (``hold_replies``)
                 if not self._up:
                     break
                 writer.write(data)
@@ -113,6 +120,15 @@ class LinkProxy:
     def heal(self) -> None:
         """End the partition: new connections go through again."""
         self._up = self._open = True
+
+    def hold_replies(self) -> None:
+        """Hold what the targets send on open connections (acks, answers), forwarding
+        nothing of it, until ``release_replies``; what the clients send goes on."""
+        self._replies.clear()
+
+    def release_replies(self) -> None:
+        """Forward what the targets send again, what was held first."""
+        self._replies.set()
 
     def shut(self) -> None:
         """Refuse new connections; open ones go on (a name that only the peers linked

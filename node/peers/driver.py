@@ -129,10 +129,11 @@ class Driver:
             while True:
                 if runner.drop == DEVICE_REMOVED:
                     # The record of the peer's removal goes out before the link ends: the
-                    # sweep that ended the link can beat its push to the link. A hub,
-                    # which dials no one, has no other way to learn it. Only that record
-                    # (with what its origin holds before it): nothing else a removed
-                    # device lacks is its to have.
+                    # sweep that ended the link can beat its push to the link, or find the
+                    # window full. A hub, which dials no one, has no other way to learn it.
+                    # Only that record (with what its origin holds before it, and the
+                    # retirement of the device's origins this node wrote): nothing else a
+                    # removed device lacks is its to have.
                     await self._send(link, await self.on_writer(
                         machine.push_through, runner.removal_push, self._now()))
                 if runner.drop is not None:
@@ -144,6 +145,8 @@ class Driver:
                                                  return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     waking.cancel()  # also when cancelled: no task left pending
+                if runner.drop is not None:
+                    continue  # the link ends: its last push alone goes out, above
                 if receiving in done:
                     received = receiving.result()  # raises LinkClosed when the link ends
                     # The next messages are read and prepared while this one is stored.

@@ -248,11 +248,13 @@ class PeerSync:
         return self._send(self._pump(now)) if self._up else []
 
     def push_through(self, through: Mapping[str, int], now: float) -> list[bytes]:
-        """Push, if the link is up and the window has room, only what the peer lacks of
-        ``through``'s origins up to those seqs: a link's last push to a removed device
-        carries the record of its removal (and what comes before it in its origin, which
-        the peer needs to store it), not whatever else it lacks. Plain batches: a node
-        of any version takes them."""
+        """Push, if the link is up, only what the peer lacks of ``through``'s origins up
+        to those seqs: a link's last push to a removed device carries the record of its
+        removal (and what comes before it in its origin, which the peer needs to store
+        it), not whatever else it lacks. Up to a window of batches (``batch_events_max``
+        events each) past those in flight: the link ends after it, so a window full of
+        batches not acknowledged yet does not hold it back. Plain batches: a node of any
+        version takes them."""
         return self._send(self._outbox.batches(now, through)) if self._up else []
 
     def tick(self, now: float) -> list[bytes]:

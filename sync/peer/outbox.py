@@ -159,10 +159,13 @@ class Outbox:
     def batches(self, now: float, through: Mapping[str, int] | None = None) -> list[Events]:
         """Batches of what the peer lacks, while the window has room (none while we do
         not know what it holds). That includes the peer's own events, if it lost them.
-        ``through``: only of those origins, up to those seqs (what an event there needs
-        to be stored: the peer takes none beyond a gap)."""
+        ``through``: a link's last push (``PeerSync.push_through``): only of those
+        origins, up to those seqs (what an event there needs to be stored: the peer
+        takes none beyond a gap); up to a window of batches past those in flight, whose
+        acks the link will not wait for."""
         out: list[Events] = []
-        while self.known is not None and self.ready and len(self.inflight) < self.window:
+        while self.known is not None and self.ready \
+                and len(self.inflight if through is None else out) < self.window:
             items, proofs = self._next_batch(self.known, now, through)
             if not items:
                 break

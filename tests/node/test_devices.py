@@ -137,6 +137,30 @@ async def test_where_a_devices_removal_is_held_is_known(nodes: list[Node]) -> No
     assert b.devices.removal_records(a.key.device_id) == {}
 
 
+async def test_where_the_removers_retirement_is_held_is_known_too(nodes: list[Node]
+                                                                   ) -> None:
+    """The remover's last push to a removed device carries its retirement of the
+    device's origin too, written after the removal record: where it is held is known.
+    A node that did not write the retirement notes the removal record only."""
+    a, b, c = nodes
+    await a.devices.add(c.key.device_id, "c")
+    await c.astore.append([parse_event({"agent_id": "main", "kind": {
+        "type": "message_received", "content": "c"}}, session_key="c:notes")])
+    await copy(c, a)  # a holds c's origin
+    stored, _ = await a.devices.remove(c.key.device_id, "lost")
+    assert stored is not None
+    [c_origin] = c.store.device_origins(c.key.device_id)
+    assert c_origin in a.store.retired
+    own = a.store.node_id
+    assert a.store.version[own] > stored.seq  # the retirement, after the record
+    [retirement] = [s for s in a.store.origin_after(own, stored.seq, 10)
+                    if s.event.session_key == "clawsync:origins"]
+    assert a.devices.removal_records(c.key.device_id) == {own: retirement.seq}
+    await copy(a, b)
+    await settled(b)
+    assert b.devices.removal_records(c.key.device_id) == {own: stored.seq}
+
+
 async def test_this_devices_name_is_the_membership_records(nodes: list[Node]) -> None:
     a, b, _ = nodes
     assert a.devices.name == "d0"  # no record names it: the configured name

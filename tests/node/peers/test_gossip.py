@@ -234,28 +234,58 @@ async def test_removing_a_device_linked_by_the_secret_says_how(make_node: NodeFa
 
 
 async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
-        make_node: NodeFactory) -> None:
+        make_node: NodeFactory, event_body: EventFactory) -> None:
     """The link to a device removed ends with a push of the removal record (and what
-    its origin holds before it), not of whatever else the device lacks: the device
-    learns its removal from it."""
+    its origin holds before it, and the remover's retirement of the device's origin),
+    not of whatever else the device lacks. Here it is the only way the device learns
+    its removal: it dials no one, and the remover's ordinary push is held back by a
+    full window (one batch, whose ack the link holds)."""
     secret = "s" * 32
-    a = await make_node(cluster_secret=secret, sync=FAST)
+    a = await make_node(cluster_secret=secret, sync=dataclasses.replace(
+        FAST, inflight_batches_max=1, ack_timeout_s=600.0))
     b = await make_node(cluster_secret=secret, sync=FAST)
-    assert a.gossip.membership is not None and b.gossip.membership is not None
-    phone = b.gossip.device.device_id
+    third = await make_node()  # linked to no one: its events reach a by hand
+    assert a.gossip.membership is not None
+    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
+    for node in (b, third):
+        async with aiohttp.ClientSession(base_url=node.url) as http, \
+                http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+            assert answer.status == 201
     await a.gossip.membership.add(phone, "phone")
-    assert await b.gossip.add_peer(a.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while phone not in a.gossip.linked_devices():
-            await asyncio.sleep(0.01)
-    [link] = [runner for runner in a.gossip.runners.values()
-              if runner.device is not None and runner.device.device_id == phone]
-    stored, _ = await a.gossip.membership.remove(phone, "lost")
-    assert stored is not None
-    assert (link.drop, link.removal_push) == (DEVICE_REMOVED, {stored.origin: stored.seq})
-    async with asyncio.timeout(DEADLINE_S):
-        while b.gossip.own_removal() is None:
-            await asyncio.sleep(0.01)
+
+    async def versions() -> list[dict[str, int]]:
+        return [await node.astore.read(lambda s: s.version) for node in (a, b)]
+
+    with LinkProxy(target_port=int(b.url.rsplit(":", 1)[1])) as proxy:
+        assert await a.gossip.add_peer(f"http://127.0.0.1:{proxy.port}", learned=False)
+        async with asyncio.timeout(DEADLINE_S):  # linked, each holding all the other's
+            while phone not in a.gossip.linked_devices() \
+                    or (held := await versions())[0] != held[1] or b_origin not in held[0]:
+                await asyncio.sleep(0.01)
+        [link] = [runner for runner in a.gossip.runners.values()
+                  if runner.device is not None and runner.device.device_id == phone]
+        proxy.hold_replies()
+        await a.gossip.membership.add(crdt_device.device_id(crdt_device.public_bytes(
+            crdt_device.generate())), "tablet")  # the one batch the window holds
+        async with asyncio.timeout(DEADLINE_S):
+            while link.machine.status()["inflight_batches"] != 1:
+                await asyncio.sleep(0.01)
+        items = await third.astore.read(lambda s: [
+            (x.event, x.origin, x.seq, x.signature)
+            for x in s.origin_after(s.node_id, 0, 100)])
+        await a.astore.write(lambda store: store.ingest(items))  # b lacks it: window full
+        stored, _ = await a.gossip.membership.remove(phone, "lost")
+        assert stored is not None
+        own = a.astore.node_id
+        assert link.drop == DEVICE_REMOVED and link.removal_push == {
+            own: await a.astore.read(lambda s: s.version[own])}  # the retirement's seq
+        assert link.removal_push[own] > stored.seq
+        async with asyncio.timeout(DEADLINE_S):
+            while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
+                await asyncio.sleep(0.01)
+    held = await b.astore.read(lambda s: {**s.version, **s.retired})
+    assert held[own] == link.removal_push[own]  # through the retirement of its origin
+    assert third.astore.node_id not in held  # nothing else it lacked
 
 
 async def test_a_peer_dialed_without_the_secret_is_asked_for_members_without_it(

@@ -125,6 +125,26 @@ def test_a_push_through_some_seqs_sends_only_those_and_what_comes_before(
     assert net.machines[0, 1].push_through({own: 7}, net.now) == []  # on its way already
 
 
+def test_a_push_through_goes_out_when_the_window_is_full(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """The last push before a link ends is not held back by batches not acknowledged
+    yet: up to a window of batches past them, of what it may carry only."""
+    a, b = filled(open_store("a"), ev, 2_000), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.deliver(1)  # b's hello reaches a: three batches go out, the window is full
+    machine = net.machines[0, 1]
+    assert machine.status()["inflight_batches"] == 3
+    assert machine.local_appended(net.now) == []
+    own = a.node_id
+    out = machine.push_through({own: 1_600}, net.now)
+    assert kinds(out) == ["events"]
+    batch = parse(out[0])
+    assert isinstance(batch, Events)
+    assert [(item.origin, item.seq) for item in batch.items] \
+        == [(own, seq) for seq in range(3 * BATCH_EVENTS_MAX + 1, 1_601)]
+
+
 def test_a_backlog_streams_in_full_batches_three_at_a_time(
         open_store: OpenStore, ev: Ev, mesh: type) -> None:
     a, b = filled(open_store("a"), ev, 2_000), open_store("b")

@@ -72,7 +72,7 @@ class Rows:
             else:
                 via = "cluster_secret" if runner.secret and self.config.cluster_secret \
                     else "certificate" if self.tls is not None else "peer_address"
-            row = {"node_id": runner.node, "address": runner.url, "via": via}
+            row = {"node_id": runner.linked_to, "address": runner.url, "via": via}
             if device not in found or (found[device]["address"] is None and runner.url):
                 found[device] = row
         return found
@@ -93,8 +93,10 @@ class Rows:
         upgraded in place may come back with another node id (and a device, where it had
         none)."""
         rows = self.status()
-        linked = {row["node_id"] for row in rows} | {row["device_id"] for row in rows} \
-            | {row["url"] for row in rows if row["state"] == "up"}  # not a dial that fails
+        # Up: a hello on the link named its node. Not a dial that fails, nor one waiting
+        # for its hello: their rows name the node of their last link.
+        linked = {value for row in rows if row["state"] == "up"
+                  for value in (row["node_id"], row["device_id"], row["url"])}
         linked.discard(None)
         removed = self.membership.removed() if self.membership is not None else {}
         now = self._now()

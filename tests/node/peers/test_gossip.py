@@ -393,6 +393,28 @@ async def test_a_peer_whose_link_ended_stays_listed_as_down(make_node: NodeFacto
     await listed_as(laptop, phone, "up")
 
 
+async def test_a_dial_that_fails_does_not_hide_a_peer_down(make_node: NodeFactory) -> None:
+    """A phone that dialed in stops; the laptop then adds it with its address and dials
+    it there, in vain: the phone stays listed as down (its accepted link's last row) as
+    well as by the dial in backoff that names its device. Only a link up supersedes it."""
+    secret = "s" * 32
+    laptop = await make_node(cluster_secret=secret, sync=FAST)
+    phone = await make_node(cluster_secret=secret, sync=FAST)
+    assert laptop.gossip.membership is not None
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    await listed_as(laptop, phone, "up")
+    address, device = phone.url, phone.gossip.device.device_id
+    await phone.stop()
+    await listed_as(laptop, phone, "down")
+    await laptop.gossip.membership.add(device, "phone", address)
+    async with asyncio.timeout(DEADLINE_S):
+        while not any(row["url"] == address and row["state"] == "backoff"
+                      for row in laptop.gossip.peers()):
+            await asyncio.sleep(0.01)
+    states = sorted(row["state"] for row in laptop.gossip.peers() if row["device_id"] == device)
+    assert states == ["backoff", "down"]
+
+
 async def test_a_node_back_from_the_same_address_with_a_new_node_id_replaces_its_row(
         make_node: NodeFactory) -> None:
     """A node upgraded in place may come back with another node id: the link from the

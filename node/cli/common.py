@@ -9,13 +9,16 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from crdt.errors import InvalidInput, LimitExceeded
 from node.cli.options import settings
-from node.client.api import Client, ClientError
+from node.client.errors import ClientError
+
+if TYPE_CHECKING:  # loaded by ``with_client``, when a command runs: not for its --help
+    from node.client.api import Client
 
 T = TypeVar("T")
 
@@ -101,6 +104,8 @@ def store_refusal(error: InvalidInput, where: Path) -> click.ClickException:
 
 def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T:
     """Run ``work`` against the node; a ``ClientError`` becomes ``failure(error)``."""
+    from node.client.api import Client
+
     options = settings(ctx)
 
     async def session() -> T:

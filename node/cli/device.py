@@ -11,8 +11,6 @@ import click
 
 from node.cli.common import with_client
 from node.cli.options import client_options
-from node.config import host_name
-from node.device import DeviceKeyError, read_key
 
 
 @click.command()
@@ -42,6 +40,10 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
     if as_json and id_only:
         raise click.UsageError("--json and --id print the id two ways: give one")
     if data_dir is not None:
+        # Here, not at the top: they load the crypto libraries, which --help needs none of.
+        from node.config import host_name
+        from node.device import DeviceKeyError, read_key
+
         try:
             key = read_key(data_dir)
         except DeviceKeyError as error:

@@ -4,13 +4,15 @@ on every node (``crdt.log.forget``)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli.common import note, with_client
 from node.cli.options import client_options, session_key
-from node.client.api import Client
+
+if TYPE_CHECKING:  # the commands get a client from with_client
+    from node.client.api import Client
 
 
 @click.command()

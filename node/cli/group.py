@@ -184,10 +184,12 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
       clawsync events s1
       clawsync --node http://phone.local:7878 --token "$TOKEN" sessions
     """
-    from node.cli.options import node_url
-    from node.config import Settings
+    from node.cli.options import Typed
 
-    ctx.obj = Settings(node=node_url(node), token=token or None)
+    # Checked and made Settings when a command first needs them (``options.settings``):
+    # that loads ``node.config``, and with it the crypto libraries, which a command's
+    # --help (shown after this runs) needs none of.
+    ctx.obj = Typed(node=node, token=token or None)
 
 
 # Each command: where it is defined and the first sentence of its help, which

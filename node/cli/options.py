@@ -1,18 +1,20 @@
 """The command line options and arguments the ``clawsync`` commands share: the node's
 address (``--node``, also after a command's name), its token, a session key; and the
 settings they make. No HTTP client here: the group reads its options with this module
-before it knows whether the command it runs needs one."""
+before it knows whether the command it runs needs one. Nor ``node.config`` (and with it
+the crypto libraries) until an option is read: the commands' modules use this one to
+declare their options, and a command's ``--help`` needs no more than that."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import click
-from yarl import URL
 
-from node.config import PORT_DEFAULT, Settings, api_path_base, check_token, holds_credentials
+if TYPE_CHECKING:
+    from node.config import Settings
 
 
 def node_url(text: str) -> str:
@@ -23,6 +25,10 @@ def node_url(text: str) -> str:
     >>> node_url("phone.local")
     'http://phone.local:7878'
     """
+    from yarl import URL
+
+    from node.config import PORT_DEFAULT, api_path_base, holds_credentials
+
     text = text.strip().rstrip("/")
     if not text:
         raise click.BadParameter("is empty: give the node's address, host:port or a URL",
@@ -56,6 +62,8 @@ def token_value(_ctx: click.Context, _param: click.Parameter, value: str | None
     """The callback of ``--token``: one with a control character could never be sent in
     a header (a line ending kept from a file, ``$(cat token.txt)`` with CRLF)."""
     if value:
+        from node.config import check_token
+
         try:
             check_token(value)
         except ValueError as error:
@@ -72,10 +80,29 @@ def session_key(_ctx: click.Context, _param: click.Parameter, value: str | None
     return value
 
 
+@dataclass(frozen=True)
+class Typed:
+    """The group's ``--node`` and ``--token`` as given, not yet checked: ``settings``
+    checks them when a command first needs them."""
+
+    node: str
+    token: str | None
+
+
 def settings(ctx: click.Context) -> Settings:
-    """The group's settings (defaults when a command is invoked on its own in tests)."""
+    """The group's settings (defaults when a command is invoked on its own in tests);
+    a ``--node`` no request could use is a usage error here, before any request."""
+    from node.config import Settings
+
     found = ctx.find_object(Settings)
-    return found if found is not None else Settings()
+    if found is not None:
+        return found
+    typed = ctx.find_object(Typed)
+    if typed is None:
+        return Settings()
+    checked = Settings(node=node_url(typed.node), token=typed.token)
+    ctx.find_root().obj = checked  # once: every context after this finds it
+    return checked
 
 
 def client_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -3,14 +3,16 @@ and ``clawsync origins retire ORIGIN`` for one that will never write again."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
 from node.cli.output import print_rows
-from node.client.api import Client
+
+if TYPE_CHECKING:  # the commands get a client from with_client
+    from node.client.api import Client
 
 
 def origin_rows(origins: list[dict[str, Any]]) -> list[list[str]]:

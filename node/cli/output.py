@@ -17,8 +17,8 @@ from typing import Any
 
 import click
 
-from crdt.kinds import RECORD_KINDS
-from crdt.log import forget, retire
+# The event kinds (``crdt.kinds``, ``crdt.log``) are imported where events are printed:
+# they load cbor2 and the crypto libraries, which a command's --help needs none of.
 
 #: Widest summary of an event in one line of output, in characters.
 TEXT_CHARS_MAX = 100
@@ -63,6 +63,8 @@ def compact(value: Any) -> str:
 
 def event_text(kind: dict[str, Any]) -> str:
     """The interesting part of an event, by kind, as one short line."""
+    from crdt.log import forget, retire
+
     match kind.get("type"):
         case "session_started":
             text = f"{kind.get('channel')} with {kind.get('peer_id')}"
@@ -97,6 +99,8 @@ def when(timestamp: Any) -> str:
 
 def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]:
     """Columns of one event: position, time, [session], type, summary."""
+    from crdt.kinds import RECORD_KINDS
+
     kind = event.get("kind") or {}
     row = [str(event.get("position", "")), when(event.get("timestamp"))]
     if with_session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,7 +17,10 @@ from node.cli.output import (
     print_rows,
     projection_lines,
 )
-from node.client.api import Client, ClientError, StreamEvent
+from node.client.errors import ClientError
+
+if TYPE_CHECKING:  # the commands get a client from with_client
+    from node.client.api import Client, StreamEvent
 
 Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
 

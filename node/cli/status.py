@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli.common import with_client
 from node.cli.options import client_options
 from node.cli.output import print_rows, printable
-from node.client.api import Client
+
+if TYPE_CHECKING:  # the commands get a client from with_client
+    from node.client.api import Client
 
 
 def _cell(value: Any, unit: str = "") -> str:

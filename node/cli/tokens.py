@@ -4,14 +4,16 @@ tokens create`` to issue one on this device, ``clawsync tokens revoke ID`` (for 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
 from node.cli.output import print_rows
-from node.client.api import Client
+
+if TYPE_CHECKING:  # the commands get a client from with_client
+    from node.client.api import Client
 
 
 def token_rows(rows: list[dict[str, Any]]) -> list[list[str]]:

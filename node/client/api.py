@@ -11,7 +11,7 @@ wrong) and unexpected bodies are all translated in exactly one place, ``_transla
 >>> asyncio.run(count_sessions())
 Traceback (most recent call last):
 ...
-node.client.api.ClientError: cannot reach the node at http://127.0.0.1:1 (connection refused)...
+node.client.errors.ClientError: cannot reach the node at http://127.0.0.1:1 (connection refused)...
 """
 
 from __future__ import annotations
@@ -28,24 +28,9 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+# Re-exported: the commands that run requests catch it from here too.
+from node.client.errors import ClientError as ClientError
 from node.config import ClientLimits, software_version
-
-
-class ClientError(Exception):
-    """The node could not be reached, or it refused or failed a request.
-
-    ``status`` is the HTTP status (None when no answer came); ``code``, ``field`` and
-    ``said`` are the node's error code, the field it blamed and its own words, when it
-    said so.
-    """
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 field: str | None = None, said: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.field = field
-        self.said = said
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +52,7 @@ def session_path(session_key: str) -> str:
     '/v1/sessions/agent%3Amain%3Atelegram%3Ab%2F1'
     >>> session_path("")
     Traceback (most recent call last):
-    node.client.api.ClientError: the session key is empty: a session key is 1 to 512 UTF-8 bytes
+    node.client.errors.ClientError: the session key is empty: a session key is 1 to 512 UTF-8 bytes
     """
     if not session_key:
         raise ClientError("the session key is empty: a session key is 1 to 512 UTF-8 bytes",

@@ -17,7 +17,6 @@ import click
 
 from crdt.keys import type_name
 from node import config as node_config
-from node.config import Settings
 from node.interrupt import die_of
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
@@ -236,15 +235,16 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       clawsync serve --peer http://home-server:7878    # clawsync status: what to run there
     """
     show = options.pop("print_config")
-    group = ctx.find_object(Settings)
+    # The group's --token (``clawsync --token T serve``), checked by its callback.
+    group_token = ctx.parent.params.get("token") if ctx.parent is not None else None
     token = options.pop("token")
     # The command line wins, before or after `serve`: `clawsync --token T serve` over
     # CLAWSYNC_TOKEN and the file, which fill serve's own option otherwise.
     typed = click.core.ParameterSource.COMMANDLINE
-    if group is not None and group.token and ctx.get_parameter_source("token") != typed \
+    if group_token and ctx.get_parameter_source("token") != typed \
             and ctx.parent is not None and ctx.parent.get_parameter_source("token") == typed:
-        token = group.token
-    token = token or (group.token if group is not None else None) or None
+        token = group_token
+    token = token or group_token or None
     automerge = options.pop("automerge_tokens")
     options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
                                                                   automerge.limits))

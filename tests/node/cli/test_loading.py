@@ -88,6 +88,24 @@ def test_a_command_loads_its_own_module_not_the_others(command: str, module: str
     assert not others & loaded
 
 
+#: What a client command loads only once it runs: the settings (``node.config``, which
+#: loads the crypto libraries) and the HTTP client.
+RUNNING_ONLY = {"node.config", "node.client.api", "node.device"}
+
+
+@pytest.mark.parametrize("command", [
+    "status", "devices", "devices add", "devices remove", "origins", "origins retire",
+    "tokens", "tokens create", "tokens revoke", "forget", "device", "events", "sessions",
+    "projection", "tail"])
+def test_a_commands_help_loads_neither_the_settings_nor_the_client(command: str) -> None:
+    """Nor, with them, the crypto libraries or aiohttp: the help is all it shows."""
+    output, loaded = run(*command.split(), "--help")
+    assert output.startswith(f"Usage: clawsync {command} ")
+    assert not RUNNING_ONLY & loaded, sorted(RUNNING_ONLY & loaded)
+    assert not {name.split(".")[0] for name in loaded} & {
+        "aiohttp", "yarl", "cryptography", "nacl", "cbor2"}, sorted(loaded)
+
+
 def test_the_listing_is_the_one_the_loaded_commands_give() -> None:
     """Each command's summary is the first sentence of its help: shortened to any
     width, it reads as the command's own short help (``clawsync --help`` lists that)."""

@@ -1,0 +1,26 @@
+"""The one exception of the HTTP API client, ``ClientError``, in a module of its own: the
+commands catch it, and a module that only names it must not load the client (aiohttp) to
+do so, so that a command's ``--help`` stays quick (tests/node/cli/test_loading.py)."""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """The node could not be reached, or it refused or failed a request.
+
+    ``status`` is the HTTP status (None when no answer came); ``code``, ``field`` and
+    ``said`` are the node's error code, the field it blamed and its own words, when it
+    said so.
+
+    >>> error = ClientError("the node refused", status=400, code="invalid_field")
+    >>> str(error), error.status, error.code, error.field
+    ('the node refused', 400, 'invalid_field', None)
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 field: str | None = None, said: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.field = field
+        self.said = said

@@ -5,12 +5,15 @@ many addresses they are known by."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from node.peers.transport import PEER_PATH
@@ -126,13 +129,37 @@ def test_one_link_per_pair_of_nodes_whatever_their_addresses(tmp_path: Path) -> 
         assert "peer address is this node" in b.log_path.read_text()
 
 
-async def _flood_until_throttled(node: NodeProcess) -> tuple[int, Appends, float | None]:
+def _cannot_succeed(node: NodeProcess, client: asyncio.Task[None], appends: Appends,
+                    row: dict[str, Any] | None) -> str | None:
+    """What, if anything, already makes the flood test fail however long it goes on:
+    the node exited, the client stopped appending or had an append refused (the test
+    wants every one answered 200 or 201), or the node ended the flooder's link (no
+    wait can be shown on a link that is gone)."""
+    if not node.running:
+        assert node.process is not None
+        return f"the node exited with {node.process.returncode}"
+    if client.done():
+        error = None if client.cancelled() else client.exception()
+        return f"the client stopped appending: {error!r}"
+    refused = sorted({status for status in appends.statuses if status not in (200, 201)})
+    if refused:
+        return f"the node answered client appends with {refused}"
+    if row is not None and (row["state"] in ("down", "refused") or row.get("refused")):
+        return f"the node ended the flooder's link ({row['state']}: {row.get('refused')})"
+    return None
+
+
+async def _flood_until_throttled(node: NodeProcess
+                                 ) -> tuple[int, Appends, float | None, str | None]:
     """Flood ``node`` while a client appends, until the flooder's row shows it was made
     to wait and the client then had ``APPENDS_WHILE_THROTTLED`` more appends answered
-    with its link still up, or ``FLOOD_DEADLINE_S`` passed. Returns the hellos sent, the
-    appends, and the flooder's ``throttled_s`` when that held (None if it never did)."""
+    with its link still up, or ``FLOOD_DEADLINE_S`` passed, or the test can no longer
+    pass (``_cannot_succeed``: then at once, not at the deadline). Returns the hellos
+    sent, the appends, the flooder's ``throttled_s`` when that held (None if it never
+    did) and what ended the flood early, if anything did."""
     appends, stop, done = Appends(), asyncio.Event(), asyncio.Event()
     shown: list[float] = []
+    ended: list[str] = []
 
     async def watch() -> None:
         answered_before: int | None = None  # appends answered when the wait first showed
@@ -142,7 +169,11 @@ async def _flood_until_throttled(node: NodeProcess) -> tuple[int, Appends, float
             except (OSError, ValueError):  # a loaded node answers late: ask again
                 rows = []
             row = next((r for r in rows if r["node_id"] == FLOODER), None)
-            if row is not None and row.get("throttled_s", 0.0) > 0:
+            reason = _cannot_succeed(node, client, appends, row)
+            if reason is not None:
+                ended.append(reason)
+                stop.set()
+            elif row is not None and row.get("throttled_s", 0.0) > 0:
                 if answered_before is None:
                     answered_before = len(appends.statuses)
                 elif len(appends.statuses) - answered_before >= APPENDS_WHILE_THROTTLED:
@@ -152,14 +183,22 @@ async def _flood_until_throttled(node: NodeProcess) -> tuple[int, Appends, float
 
     client = asyncio.create_task(append_while(node.url, "t0ken", done, appends))
     watcher = asyncio.create_task(watch())
+    sent = 0
     try:
         sent = await flood(node.url, SECRET, FLOOD_DEADLINE_S, stop)
+    except (aiohttp.ClientError, ConnectionError) as error:  # the node closed its link
+        ended.append(_cannot_succeed(node, client, appends, None)
+                     or f"the flooder's link failed: {error!r}")
     finally:
         stop.set()
         done.set()
         await watcher
-        await client
-    return sent, appends, shown[0] if shown else None
+        if ended:  # the client's own end, if it failed too, is told there
+            with contextlib.suppress(Exception):
+                await client
+        else:
+            await client
+    return sent, appends, shown[0] if shown else None, ended[0] if ended else None
 
 
 def test_a_flooding_peer_is_throttled_and_clients_keep_appending(tmp_path: Path) -> None:
@@ -167,7 +206,8 @@ def test_a_flooding_peer_is_throttled_and_clients_keep_appending(tmp_path: Path)
     answered while it was (conditions awaited, with a deadline a loaded machine meets)."""
     with Cluster(tmp_path) as cluster:
         node = cluster.node("node", token="t0ken")
-        sent, appends, throttled_s = asyncio.run(_flood_until_throttled(node))
+        sent, appends, throttled_s, ended = asyncio.run(_flood_until_throttled(node))
+        assert ended is None, f"the flood was stopped after {sent} hellos: {ended}"
         print(f"{sent} hellos of 4,096 origins; {appends.summary()}; "
               f"flooder throttled {throttled_s} s")
         assert throttled_s is not None, (

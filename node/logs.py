@@ -8,12 +8,15 @@ aiohttp logs every request its HTTP parser refuses at ERROR with a traceback (a
 malformed request line or header, a broken chunked body: the client's fault, and free to
 send). ``RefusedRequests`` turns each into one short line, a bounded number per interval.
 
-The lines go to stderr through ``LogStream``: a terminal that closed (every write to it
-fails with EIO once it hung up) or a pipe whose reader exited (EPIPE) loses the lines
-nobody can read, instead of raising out of whatever logged them (a node stopping on its
-terminal's SIGHUP logs ``stopping``). It counts them (``lines_dropped``, the metric
-``clawsync_log_lines_dropped_total``): a journald restarted or a ``| tee`` gone leaves
-a node that logs nothing more, and the count is how its operator learns of it.
+The lines go to stderr through ``LogStream``, which never raises into what logged: a
+line it cannot write is dropped and counted (``lines_dropped``, the metric
+``clawsync_log_lines_dropped_total`` by ``reason``). A log call sits everywhere, in
+loops that must not die of it and after commits that must not be taken for failed. A
+terminal that closed (every write to it fails with EIO once it hung up) or a pipe whose
+reader exited (EPIPE) has nobody to read what follows (``reader_gone``: a journald
+restarted or a ``| tee`` gone leaves a node that logs nothing more, and the count is how
+its operator learns of it); a log file on a failing or full disk (``write_error``) logs
+again once its disk does.
 """
 
 from __future__ import annotations
@@ -47,85 +50,113 @@ REASON_CHARS_MAX = 80
 #: Write errors that mean nobody reads the stream any more: a hung-up terminal (EIO), a
 #: pipe or socket whose reader is gone (EPIPE).
 READER_GONE = (errno.EIO, errno.EPIPE)
+#: Why lines were dropped: nobody reads the stream any more; any other write error (a log
+#: file's disk failing or full), which the next line tries again.
+REASONS = ("reader_gone", "write_error")
 
 
 class LogStream:
-    """Writes to ``stream``, dropping what cannot be written because its reader is gone
-    (``READER_GONE``) and counting the lines dropped (``lines_dropped``); any other
-    error is raised, as before. A terminal or pipe with no reader never gets one back:
-    its file descriptor is then pointed at ``/dev/null``, where what Python still holds
-    buffered for it goes too (else the flush at exit fails and Python exits 120), and
-    every later line is dropped and counted unwritten.
+    """Writes to ``stream``, dropping the lines it cannot write and counting them by
+    reason (``lines_dropped``); it never raises.
 
-    A regular file has no reader to lose: its EIO is the disk's (a failing disk, a file
-    system shut down on errors), raised as its full disk (ENOSPC) is. Dropping it would
-    hide a failing disk the node's store likely shares, and would not even drop the line:
-    Python keeps the bytes it could not write buffered and tries them again with the
-    next line. Raised, whatever logged it fails where it is seen (a request answers 500;
-    stopping goes on past it, ``node.server.run.RunningNode.stop``)."""
+    It writes to the stream's file descriptor itself (``write``, ``os.write`` but for a
+    test's failing disk), not through Python's buffer: a write that failed would leave
+    its bytes there, to go out ahead of the next line once the disk recovers and to fail
+    the flush at exit (Python then exits 120). A stream without a descriptor (a test's
+    capture) is written as it is.
 
-    def __init__(self, stream: TextIO) -> None:
+    A terminal or pipe with no reader (``READER_GONE``) never gets one back: its
+    descriptor is pointed at ``/dev/null``, where what others left in Python's buffer
+    goes too, and every later line is dropped unwritten. A regular file has no reader to
+    lose: its EIO is its disk's, as ENOSPC is; the line is dropped, and the next one is
+    tried, so a disk that recovers is written to again."""
+
+    def __init__(self, stream: TextIO,
+                 write: Callable[[int, memoryview], int] = os.write) -> None:
         self.stream = stream
-        #: Lines not written because their reader was gone, since this stream was made.
-        self.lines_dropped = 0
+        #: Lines not written since this stream was made, by reason (``REASONS``).
+        self.lines_dropped = dict.fromkeys(REASONS, 0)
+        self._write = write
+        self._encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._fd: int | None = None
+        try:
+            self._fd = stream.fileno()
+            stream.flush()  # what was written before goes first
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass  # no descriptor (a test's capture), or its flush failed: nothing to keep
         self._gone = False  # the descriptor writes to /dev/null: nobody reads it again
         self._counting = threading.Lock()  # structlog's and logging's writers both count
 
     def write(self, text: str) -> int:
         if self._gone:
-            self._dropped(text)
+            self._dropped(text, "reader_gone")
             return len(text)
         try:
-            return self.stream.write(text)
-        except OSError as error:
-            self._reader_gone(error)
-            self._dropped(text)
-            return len(text)
+            if self._fd is None:
+                self.stream.write(text)
+            else:
+                self._write_all(self._fd, text.encode(self._encoding, "backslashreplace"))
+        except (OSError, ValueError) as error:  # ValueError: a closed stream
+            self._dropped(text, "reader_gone" if self._reader_gone(error) else "write_error")
+        return len(text)
 
     def flush(self) -> None:
-        try:
-            self.stream.flush()
-        except OSError as error:
-            self._reader_gone(error)
+        if self._fd is None:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError) as error:
+                self._reader_gone(error)
 
     def isatty(self) -> bool:
-        return self.stream.isatty()
+        try:
+            return self.stream.isatty()
+        except (OSError, ValueError):
+            return False
 
-    def _dropped(self, text: str) -> None:
+    def _write_all(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._write(fd, view):]
+
+    def _dropped(self, text: str, reason: str) -> None:
         # Lines, not writes: structlog writes a line and its newline apart, logging both
         # at once; a traceback counts each of its lines.
         with self._counting:
-            self.lines_dropped += text.count("\n")
+            self.lines_dropped[reason] += text.count("\n")
 
-    def _reader_gone(self, error: OSError) -> None:
-        if error.errno not in READER_GONE:
-            raise error
+    def _reader_gone(self, error: Exception) -> bool:
+        """True if ``error`` says nobody reads the stream any more; its descriptor then
+        writes to /dev/null."""
+        if not isinstance(error, OSError) or error.errno not in READER_GONE:
+            return False
         try:
             fd = self.stream.fileno()
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                return False  # the disk's error, not a reader gone (see the class)
         except (OSError, ValueError, io.UnsupportedOperation):
-            return  # no descriptor (a test's capture)
-        if regular:
-            raise error  # the disk's error, not a reader gone (see the class)
+            return True  # no descriptor (a test's capture): nothing to point elsewhere
         try:
             null = os.open(os.devnull, os.O_WRONLY)
         except OSError:
-            return  # none to replace it with
+            return True  # none to replace it with: each line fails and is counted
         try:
             os.dup2(null, fd)
             self._gone = True
         finally:
             os.close(null)
+        return True
 
 
 #: The stream ``configure`` logs to, for the count of the lines it dropped.
 _stream: LogStream | None = None
 
 
-def lines_dropped() -> int:
-    """Log lines this process dropped since ``configure`` because nobody could read
-    them (``LogStream``); 0 before it."""
-    return _stream.lines_dropped if _stream is not None else 0
+def lines_dropped() -> dict[str, int]:
+    """Log lines this process dropped since ``configure``, by reason (``REASONS``);
+    all 0 before it."""
+    if _stream is None:
+        return dict.fromkeys(REASONS, 0)
+    return dict(_stream.lines_dropped)
 
 
 def refused_by_parser(error: BaseException | None) -> bool:
@@ -182,15 +213,18 @@ class RefusedRequests(logging.Filter):
 
 
 def configure(level: str = "info", log_format: str = "console",
-              limits: Limits | None = None) -> None:
+              limits: Limits | None = None, stream: LogStream | None = None) -> None:
     """Set up structlog and stdlib logging; ``ValueError`` for an unknown level or format.
-    ``limits`` bounds the lines logged for refused requests."""
+    ``limits`` bounds the lines logged for refused requests. The lines go to ``stream``,
+    stderr's unless given."""
     limits = limits or Limits()
     if level.lower() not in LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
     if log_format not in FORMATS:
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
     numeric: int = getattr(logging, level.upper())
+    global _stream
+    stream = _stream = stream or LogStream(sys.stderr)
     renderer: Any
     # Tracebacks never show local variables: structlog's defaults do (rich's console
     # tracebacks, the JSON dict tracebacks), and locals hold tokens and secrets.
@@ -200,11 +234,9 @@ def configure(level: str = "info", log_format: str = "console",
             structlog.tracebacks.ExceptionDictTransformer(show_locals=False))]
     else:
         renderer = structlog.dev.ConsoleRenderer(
-            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback)
         exceptions = []
     stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
-    global _stream
-    stream = _stream = LogStream(sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -127,13 +127,17 @@ class Metrics:
 
 
 class LogCollector(Collector):
-    """The log lines this process dropped because nobody could read them (its terminal
-    closed, the reader of its pipe exited), read when scraped."""
+    """The log lines this process dropped (``node.logs.LogStream``), by reason: nobody
+    reads them any more (a terminal closed, a pipe's reader gone), or the write failed
+    (a log file's disk failing or full). Read when scraped."""
 
     def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "clawsync_log_lines_dropped", "Log lines not written because nobody could "
-            "read them (a terminal closed, a pipe's reader gone)", value=logs.lines_dropped())
+        family = CounterMetricFamily(
+            "clawsync_log_lines_dropped", "Log lines not written: nobody could read them "
+            "(reader_gone) or the write failed (write_error)", labels=["reason"])
+        for reason, lines in logs.lines_dropped().items():
+            family.add_metric([reason], lines)
+        yield family
 
 
 def route_of(request: web.Request) -> str:

@@ -25,7 +25,10 @@ def dropped(url: str) -> float:
         text = response.read().decode()
     [family] = [f for f in text_string_to_metric_families(text)
                 if f.name == "clawsync_log_lines_dropped"]
-    return float(family.samples[0].value)
+    counts = {sample.labels["reason"]: sample.value for sample in family.samples
+              if sample.name.endswith("_total")}
+    assert counts["write_error"] == 0
+    return float(counts["reader_gone"])
 
 
 def refuse_one(port: int) -> None:

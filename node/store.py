@@ -328,12 +328,13 @@ class AsyncStore:
         them hanging, and refuse further appends."""
         if task.cancelled() or task.exception() is None:
             return
-        log.error("committer failed", exc_info=task.exception())
+        # Callers first, the log after: nothing that logging does may leave them waiting.
         self._closing = True
         while self._queue:
             pending = self._queue.popleft()
             if not pending.future.done():
                 pending.future.set_exception(StoreClosing("the writer failed"))
+        log.error("committer failed", exc_info=task.exception())
 
     def _take_batch(self) -> list[_Pending]:
         """Queued appends up to ``commit_events_max`` events; never split one caller."""

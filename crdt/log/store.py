@@ -23,6 +23,7 @@ False
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +42,8 @@ from crdt.log.records import Appended, Session, StoredEvent
 from crdt.signing import Signer
 from crdt.storage.backends import open_storage
 from crdt.storage.base import Storage
+
+logger = logging.getLogger(__name__)
 
 #: Largest page a read returns, whatever ``limit`` asks for.
 PAGE_MAX = 10_000
@@ -189,16 +192,29 @@ class EventStore:
 
     def _after(self, results: list[Appended]) -> list[Appended]:
         """After a commit that stored forget records: tell the listeners, then purge
-        the storage of the bytes the log and they erased."""
+        the storage of the bytes the log and they erased.
+
+        The commit stands whatever happens here: its events are durable, and a caller
+        told it failed would store them again (new drafts get new timestamps, so new
+        ids: twice). So a listener that raises is logged and the next one told; a purge
+        that raises is logged and tried again after the next commit. What a listener
+        left (an old Automerge document) its own sweep finds later."""
         erased = self._log.erased
-        try:
-            for listener in self.erased_listeners if erased else ():
+        for listener in self.erased_listeners if erased else ():
+            try:
                 listener(erased)
-        finally:
-            if erased or self._purge_due:
-                # Readers that held the WAL past the storage's patience delay it to the
-                # next commit; the forget itself is committed, and the answer says so.
+            except Exception:
+                logger.exception("a listener failed after a commit that stored forget "
+                                 "records; the commit stands")
+        if erased or self._purge_due:
+            # Readers that held the WAL past the storage's patience delay it to the
+            # next commit; the forget itself is committed, and the answer says so.
+            try:
                 self._purge_due = not self._log.storage.purge()
+            except Exception:
+                self._purge_due = True
+                logger.exception("purging the storage after a forget failed; tried again "
+                                  "after the next commit")
         return results
 
     def forget(self, session_key: str, events: Sequence[str] | None = None, *,

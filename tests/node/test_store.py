@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import errno
+import logging
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from crdt.errors import IdMismatch, NotFound, TimestampAhead
 from crdt.events import Draft, Event, parse_event
+from crdt.log import forget
+from crdt.log.forget import Forget
 from crdt.log.store import EventStore
+from node import logs
 from node.config import Limits
 from node.store import AsyncStore, Commit, StoreBusy, StoreClosing
 
@@ -242,3 +249,60 @@ async def test_a_background_writer_lets_queued_appends_commit_first(
     await astore.after_queued_appends()
     assert appending.done() and astore.head == 1
     await astore.after_queued_appends()  # nothing queued: no wait
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+async def test_a_forget_shares_a_commit_once_while_every_log_line_fails(
+        restore_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log's writes fail (its disk full: /dev/full) while a client append and a
+    forget record share a group commit: the forget is logged after the commit, and that
+    line's failure is no failed commit. The append is stored once (not again, under a
+    new timestamp) and the forget's caller hears it was stored."""
+    with open("/dev/full", "w") as full:
+        monkeypatch.setattr(sys, "stderr", full)
+        logs.configure()
+        astore = await AsyncStore.open("memory:")
+        try:
+            await astore.append([parse_event({"agent_id": "a", "kind": {
+                "type": "message_received", "content": "old"}}, session_key="gone")])
+            hello = parse_event({"agent_id": "a", "kind": {
+                "type": "message_received", "content": "hello"}}, session_key="s1")
+            said, forgot = await asyncio.gather(
+                astore.append([hello]), astore.append([forget.forget("gone", by="t")]))
+            assert [a.created for a in said + forgot] == [True, True]
+            stored = await astore.get_events_since("s1")
+            assert [e.event.payload["content"] for e in stored] == ["hello"]
+            assert astore.commits == 2  # the two shared one
+            assert logs.lines_dropped()["write_error"] >= 1  # "forgotten" among them
+        finally:
+            await astore.close()
+
+
+async def test_a_listener_failing_after_a_forget_committed_fails_no_caller(
+        astore: AsyncStore) -> None:
+    """A listener told of a forget after its commit raises: the commit stands. No caller
+    of the group commit hears of an error, and none of its events is stored again."""
+
+    def broken(_records: list[Forget]) -> None:
+        raise OSError(errno.EIO, "derived state's disk failed")
+
+    await astore.append([draft(1, "gone")])
+    astore.documents.store.erased_listeners.insert(0, broken)
+    hello = parse_event({"agent_id": "a", "kind": {
+        "type": "message_received", "content": "hello"}}, session_key="s1")
+    said, forgot = await asyncio.gather(
+        astore.append([hello]), astore.append([forget.forget("gone", by="t")]))
+    assert [a.created for a in said + forgot] == [True, True]
+    assert len(await astore.get_events_since("s1")) == 1
+    assert astore.commits == 2 and astore.head == 3
+    record = await astore.forget("s1", by="t")  # a forget of its own, on the writer
+    assert record.created and astore.head == 4

@@ -1,5 +1,5 @@
 """The size of the node's data folder, and of its log's if kept elsewhere (``GET /v1/node``;
-metrics may show it too).
+metrics may show it too); folders made, and removed again while empty.
 
 It is a walk of the folder on a worker thread, done at most once every
 ``STORAGE_SIZE_TTL_S``: consoles polling every two seconds, however many, cost one walk
@@ -67,3 +67,43 @@ def folder_bytes(folder: Path) -> int:
                 total += os.stat(os.path.join(root, name), follow_symlinks=False).st_size
     return total
 
+
+def make_folders(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; exactly the ones this call made,
+    outermost first. Each is made by name, as the path is written: ``new/../log`` makes
+    ``new`` and nothing else when ``log`` exists, and a folder made meanwhile by someone
+    else is theirs, not listed. On failure, what it made is removed and the error raised.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "log").mkdir()
+    >>> [made.name for made in make_folders(root / "new" / ".." / "log")]
+    ['new']
+    """
+    missing = []
+    for one in (folder, *folder.parents):
+        if one.is_dir():
+            break
+        missing.append(one)
+    made: list[Path] = []
+    try:
+        for one in reversed(missing):
+            try:
+                one.mkdir()
+            except FileExistsError:  # made meanwhile by someone else, or a ``..``: not ours
+                continue
+            made.append(one)
+    except BaseException:
+        remove_empty(made)
+        raise
+    return made
+
+
+def remove_empty(made: list[Path]) -> None:
+    """Remove the folders of ``made`` (``make_folders``) that are still empty, innermost
+    first; one that something wrote to meanwhile stays, and so do those outside it."""
+    for one in reversed(made):
+        try:
+            one.rmdir()
+        except OSError:
+            return

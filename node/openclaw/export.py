@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from node.folder import make_folders, remove_empty
 from node.openclaw.records import Transcript
 
 
@@ -58,7 +59,7 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
             "away; nothing was written")
     data = transcript_bytes(transcript.records)
     unchanged = _check_existing(path, transcript.records, data)
-    made = _make_folders(folder)
+    made = make_folders(folder)
     try:
         try:
             old_index: bytes | None = index_path.read_bytes()
@@ -81,40 +82,9 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
                     _write_whole(index_path, old_index)
                 raise
     except BaseException:
-        _remove_empty(made)  # a refused or failed write leaves no folder behind either
+        remove_empty(made)  # a refused or failed write leaves no folder behind either
         raise
     return Written(path, len(transcript.records), unchanged)
-
-
-def _make_folders(folder: Path) -> list[Path]:
-    """Make ``folder`` and its missing parents; the ones made, outermost first."""
-    missing = []
-    for one in (folder, *folder.parents):
-        if one.is_dir():
-            break
-        missing.append(one)
-    made: list[Path] = []
-    try:
-        for one in reversed(missing):
-            try:
-                one.mkdir()
-            except FileExistsError:  # made meanwhile by someone else: theirs to keep
-                continue
-            made.append(one)
-    except BaseException:
-        _remove_empty(made)
-        raise
-    return made
-
-
-def _remove_empty(made: list[Path]) -> None:
-    """Remove the folders of ``made`` that are still empty, innermost first; one that
-    something else wrote to meanwhile stays."""
-    for one in reversed(made):
-        try:
-            one.rmdir()
-        except OSError:
-            return
 
 
 def _index(path: Path) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from crdt.storage.lock import LOCK_NAME, FolderLock
 from node import logs
 from node.config import Config
 from node.device import KEY_FILE, DeviceKey, DeviceKeyError, open_key
+from node.folder import make_folders, remove_empty
 from node.http.listener import BoundedSite, bind, close_all
 from node.interrupt import die_of
 from node.peers import api as peering
@@ -126,8 +127,8 @@ async def start(config: Config) -> RunningNode:
     is checked before anything is made: a first start that fails there leaves no data
     folder and no device key behind, for a node identity nobody used. A failure of the
     storage itself comes after the key (the log signs with it), and says that the new
-    folder may be used again. A ``--storage`` folder it made is removed again while
-    empty (``_remove_empty``).
+    folder may be used again. The ``--storage`` folders it made (``_make_storage_folder``)
+    are removed again while empty.
 
     Two starts at once on one port both pass the address check (a socket takes a port
     for good only once it listens): the one that then cannot listen has made its folder
@@ -137,16 +138,15 @@ async def start(config: Config) -> RunningNode:
     socks = _bind(config)
     try:
         made = _make_folder(config.data_dir)
-        storage = _storage_folder(config)
-        storage_made = None if storage is None else _missing(storage)
         lock = folder_lock(config)
+        storage_made: list[Path] = []
         try:
+            storage_made = _make_storage_folder(config)
             node = await _start(config, tls, socks)
         except BaseException as error:
             if lock is not None:
                 lock.release()
-            if storage is not None and storage_made is not None:
-                _remove_empty(storage, storage_made)
+            remove_empty(storage_made)
             # Taken with no lock of ours on the folder (the log is in it): a node that
             # started there meanwhile, whose folder it is. With one (--storage), the
             # storage was taken, and the folder this start made is ours to tell of.
@@ -223,49 +223,33 @@ def _left_behind(made: Path, data_dir: Path) -> str:
     return f"this start made {made}, with {holds}: start again with it, or remove it"
 
 
-def _missing(folder: Path) -> Path | None:
-    """The highest of ``folder`` and its parents that does not exist (None if it does)."""
-    missing = None
-    for path in (folder, *folder.parents):
-        if path.exists():
-            break
-        missing = path
-    return missing
-
-
 def _make_folder(folder: Path) -> Path | None:
     """Create ``folder`` and its missing parents; the highest of them this made (None if
     it existed). ``StartError`` if it cannot be made."""
-    made = _missing(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        made = make_folders(folder)
     except OSError as error:
         raise StartError(f"cannot create the data folder {folder}: "
                          f"{error.strerror or error}") from None
-    return made
+    return made[0] if made else None
 
 
-def _storage_folder(config: Config) -> Path | None:
-    """The folder of ``--storage DIR``, which opening the store makes if missing; None
-    for a storage URL (``memory:``) or none given (the log is in the data folder)."""
+def _make_storage_folder(config: Config) -> list[Path]:
+    """Make the folder of ``--storage DIR`` (the store would, but then what it made is
+    not known); exactly the folders this made, for ``remove_empty`` when the start
+    fails: a failed first start leaves no empty ``--storage`` folder behind. ``rmdir``
+    removes only an empty folder, so nothing that holds a file goes: not a log the store
+    began (the port lost to a start at once: that folder is kept, as the data folder
+    is), nor one another node made there meanwhile. None made for a storage URL
+    (``memory:``) or none given (the log is in the data folder)."""
     if config.storage is None or backend_of(config.storage) is not None:
-        return None
-    return Path(config.storage)
-
-
-def _remove_empty(folder: Path, made: Path) -> None:
-    """Remove ``folder`` and its parents up to ``made``, which this start made, while
-    each is empty: a failed first start leaves no empty ``--storage`` folder behind.
-    ``rmdir`` removes only an empty folder, at once, so nothing that holds a file goes:
-    not a log the store began (the port lost to a start at once: that folder is kept,
-    as the data folder is), nor one another node made there meanwhile."""
-    for path in (folder, *folder.parents):
-        try:
-            path.rmdir()
-        except OSError:
-            return
-        if path == made:
-            return
+        return []
+    folder = Path(config.storage)
+    try:
+        return make_folders(folder)
+    except OSError as error:
+        raise StartError(f"cannot create the storage folder {folder}: "
+                         f"{error.strerror or error}") from None
 
 
 async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> RunningNode:

@@ -326,15 +326,14 @@ def test_stop_lets_go_of_the_data_folder_only_once_the_store_closed(tmp_path: Pa
         "folder held: FolderInUse"], result.stdout
 
 
-#: Files and folders the small file system holds, its root among them: the test's
-#: folder that exists and the two a start makes, and not one more (the store's lock file).
-INODES = 4
+#: Files the small file system holds, far more than a test needs: ``leave_free`` fills it.
+INODES = 64
 
 
 @pytest.fixture
-def few_inodes(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs that holds ``INODES`` files (needs root; CI runs as root)."""
-    mount = tmp_path / "few-inodes"
+    mount = tmp_path / "small"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,nr_inodes={INODES}",
                            "tmpfs", str(mount)], capture_output=True, text=True)
@@ -348,13 +347,24 @@ def few_inodes(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=True)
 
 
+def leave_free(disk: Path, files: int) -> None:
+    """Fill ``disk`` until it holds only ``files`` more files (counted by the file
+    system itself, whatever it counts besides: its root, say)."""
+    filler = disk / "filler"
+    filler.mkdir()
+    while os.statvfs(disk).f_ffree > files:
+        (filler / str(os.statvfs(disk).f_ffree)).touch()
+    assert os.statvfs(disk).f_ffree == files
+
+
 def test_a_storage_folder_a_failed_start_made_is_removed_while_empty(
-        tmp_path: Path, few_inodes: Path) -> None:
-    """The store makes ``--storage``'s folders, then cannot write its first file: the
-    folders this start made go again; the one that was there stays."""
-    kept = few_inodes / "kept"
+        tmp_path: Path, small_disk: Path) -> None:
+    """The start makes ``--storage``'s folders, then the store cannot write its first
+    file: the folders this start made go again; the one that was there stays."""
+    kept = small_disk / "kept"
     kept.mkdir()
     storage = kept / "new" / "log"
+    leave_free(small_disk, 2)  # new and log: not the store's lock file
     refused = serve("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
                     "--storage", str(storage))
     assert refused.returncode == 1
@@ -365,3 +375,20 @@ def test_a_storage_folder_a_failed_start_made_is_removed_while_empty(
     # The data folder it made holds the key: it is told of, and kept.
     assert line.endswith(f"(this start made {tmp_path / 'data'}, with a new device key "
                          "and no events: start again with it, or remove it)")
+
+
+def test_only_the_storage_folders_a_failed_start_made_are_removed(
+        tmp_path: Path, small_disk: Path) -> None:
+    """``--storage new/../log`` where ``log`` exists, empty: the start makes ``new`` (the
+    path goes through it) and nothing else, and removes that alone; ``log`` was there
+    before it and stays."""
+    log = small_disk / "log"
+    log.mkdir()
+    storage = f"{small_disk}/new/../log"
+    leave_free(small_disk, 1)  # new: not the store's lock file
+    refused = serve("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+                    "--storage", storage)
+    assert refused.returncode == 1
+    assert "Error: the disk is full" in refused.stderr, refused.stderr
+    assert log.is_dir()
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "log"]

@@ -47,23 +47,25 @@ class FolderLock:
         path = Path(folder).resolve()
         fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, HOLDER_BYTES_MAX, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise FolderInUse(
-                f"the data folder {path} is in use by {holder or 'another process'}; stop "
-                "that node first, or give this one another folder") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, HOLDER_BYTES_MAX, 0).decode(errors="replace").strip()
+                raise FolderInUse(
+                    f"the data folder {path} is in use by {holder or 'another process'}; "
+                    "stop that node first, or give this one another folder") from None
+            # Who holds it, for the error message of the next one to try. Never the
+            # command line: it may carry a token.
+            since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+            holder = (f"process {os.getpid()} ({Path(sys.argv[0]).name or 'python'}) on "
+                      f"{os.uname().nodename}, since {since}")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
         except BaseException:
+            # Closing drops the lock too: a holder that could not be written (a full
+            # disk) leaves no descriptor holding the folder for the rest of the process.
             os.close(fd)
             raise
-        # Who holds it, for the error message of the next one to try. Never the command
-        # line: it may carry a token.
-        since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-        holder = (f"process {os.getpid()} ({Path(sys.argv[0]).name or 'python'}) on "
-                  f"{os.uname().nodename}, since {since}")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, holder.encode(), 0)
         return cls(path, fd)
 
     def release(self) -> None:

@@ -3,6 +3,7 @@ folder, errors translated, and folders written by earlier versions."""
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import subprocess
@@ -18,8 +19,9 @@ from crdt.automerge.documents import Documents
 from crdt.errors import FolderInUse, StorageDamaged, StoreError
 from crdt.events import Event
 from crdt.log.store import EventStore
+from crdt.storage import lock
 from crdt.storage.disk import SETTINGS, DiskStorage
-from crdt.storage.lock import LOCK_NAME
+from crdt.storage.lock import LOCK_NAME, FolderLock
 from tests.support.rawfiles import files_holding
 
 MakeEvent = Callable[..., Event]
@@ -184,3 +186,23 @@ def test_a_legacy_value_whose_file_is_gone_reads_as_absent_in_every_read(
             assert tx.get_many(keys) == expected
     finally:
         storage.close()
+
+
+def test_a_lock_whose_holder_cannot_be_written_is_let_go_of(
+        store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock is taken, then its holder's description cannot be written (the disk is
+    full: injected here, as a full disk fails that write): the error is raised, and the
+    lock and its descriptor go with it, so the folder opens at once once the disk has
+    room again, in this process too."""
+    store_path.mkdir()
+    descriptors = len(os.listdir("/proc/self/fd"))
+
+    def full(_fd: int, _data: bytes, _offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(lock.os, "pwrite", full)
+        with pytest.raises(OSError, match="No space left"):
+            FolderLock.acquire(store_path)
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+    FolderLock.acquire(store_path).release()

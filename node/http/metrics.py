@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 
 from node import logs
 from node.folder import FolderSize
-from node.store import AsyncStore, Commit
+from node.store import Commit
 
 #: Append latency buckets (seconds): an fsync takes from ~0.1 ms (NVMe) to tens of ms
 #: (SD cards, network disks), and a request may wait behind a commit of thousands.
@@ -97,16 +97,17 @@ class Metrics:
         if commit.seconds is not None:
             self.commit_seconds.observe(commit.seconds)
 
-    async def refresh_storage(self, astore: AsyncStore, folder: FolderSize) -> None:
-        """Update the storage gauges before a scrape: the counts are read on a reader
-        thread, the folder's size is the one ``GET /v1/node`` answers (walked on another
+    async def refresh_storage(self, head: int, stats: dict[str, int], forgotten: int,
+                              folder: FolderSize) -> None:
+        """Update the storage gauges before a scrape, from the store's ``stats`` (read on
+        a reader thread) and the sessions ``forgotten`` whole as ``GET /v1/node`` counts
+        them (kept within 0 and the sessions it lists, should the log's count be off);
+        the folder's size is the one ``GET /v1/node`` answers (walked on another
         thread, at most every ``STORAGE_SIZE_TTL_S``)."""
-        stats = await astore.stats()
-        self.head.set(astore.head)
+        self.head.set(head)
         self.events.set(stats["events"])
         self.sessions.set(stats["sessions"])
-        # The log's own count, kept by every commit: a scrape reads no session.
-        self.sessions_forgotten.set(stats["sessions_forgotten"])
+        self.sessions_forgotten.set(forgotten)
         self.data_bytes.set(await folder.bytes())
 
     def render(self) -> bytes:

@@ -383,25 +383,36 @@ async def healthz(request: web.Request) -> web.Response:
     return respond(request, {"status": "ok", "node_id": astore.node_id, "head": astore.head})
 
 
-async def get_node(request: web.Request) -> web.Response:
-    """This node for people: its ids and name, what it holds, its data folder's size.
-
-    ``sessions`` counts what ``GET /v1/sessions`` lists, and ``sessions_live`` those of
-    them with events left (what ``clawsync sessions`` shows: not forgotten whole,
-    ``sessions.LiveCount``); the cluster's own sessions, listed only with
-    ``include_cluster=1``, are ``cluster_sessions``. The counts are kept as commits go;
-    ``cluster_sessions`` reads the header of each cluster session (two at most)."""
+async def session_counts(request: web.Request) -> tuple[dict[str, int], int, int, int]:
+    """The store's counts, the cluster's own sessions it holds, the sessions
+    ``GET /v1/sessions`` lists (the others) and how many of those were forgotten whole,
+    kept within 0 and the sessions listed (``sessions.LiveCount``): ``GET /v1/node``
+    and ``/metrics`` say the same. Reads the header of each cluster session (two at
+    most), never a walk of the list."""
     astore = request.app[STORE]
     # The cluster's sessions first: one a commit adds between the two reads is then
     # counted among the others for this answer, and no count goes below zero.
     cluster, stats = await astore.read(
         lambda store: (sessions.cluster_sessions(store), store.stats()))
     listed = stats["sessions"] - cluster
+    forgotten = listed - request.app[LIVE_COUNT](listed, stats["sessions_forgotten"])
+    return stats, cluster, listed, forgotten
+
+
+async def get_node(request: web.Request) -> web.Response:
+    """This node for people: its ids and name, what it holds, its data folder's size.
+
+    ``sessions`` counts what ``GET /v1/sessions`` lists, and ``sessions_live`` those of
+    them with events left (what ``clawsync sessions`` shows: not forgotten whole,
+    ``sessions.LiveCount``); the cluster's own sessions, listed only with
+    ``include_cluster=1``, are ``cluster_sessions``. The counts are kept as commits go
+    (``session_counts``)."""
+    astore = request.app[STORE]
+    stats, cluster, listed, forgotten = await session_counts(request)
     return respond(request, {
         "node_id": astore.node_id, "device_id": request.app[DEVICE].device_id,
         "name": request.app[devices.DEVICES].name, "head": astore.head,
-        "events": stats["events"], "sessions": listed,
-        "sessions_live": request.app[LIVE_COUNT](listed, stats["sessions_forgotten"]),
+        "events": stats["events"], "sessions": listed, "sessions_live": listed - forgotten,
         "cluster_sessions": cluster,
         "origins": stats["origins"], "software": software_version(),
         "storage_bytes": await request.app[FOLDER_SIZE].bytes(),
@@ -412,5 +423,7 @@ async def get_node(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
-    await metrics.refresh_storage(request.app[STORE], request.app[FOLDER_SIZE])
+    stats, _, _, forgotten = await session_counts(request)
+    await metrics.refresh_storage(request.app[STORE].head, stats, forgotten,
+                                  request.app[FOLDER_SIZE])
     return metrics.response()

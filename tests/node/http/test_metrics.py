@@ -6,8 +6,15 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
+
+from crdt import codec
+from crdt.log.records import META
+from crdt.storage.disk import DiskStorage
 from node.server.run import RunningNode
 from tests.support.metrics import samples, scrape, value
 from tests.support.nodes import post
@@ -80,3 +87,39 @@ async def test_a_peers_batch_is_timed_as_a_commit(make_node: NodeFactory,
     count = value(families, "clawsync_commit_seconds", "_count")
     assert count is not None and count >= 1
     assert value(families, "clawsync_commit_events", "_sum") == hub.astore.head
+
+
+def _damage_forgotten_count(folder: Path, forgotten: int) -> None:
+    """The log's count of sessions forgotten whole set to ``forgotten`` (a damaged
+    folder): no session reads as forgotten."""
+    storage = DiskStorage.open(folder)
+    try:
+        with storage.transaction() as tx:
+            meta = codec.decode_trusted(tx.get(META))
+            meta["forgotten"] = forgotten
+            tx.put(META, codec.encode_fast(meta))
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("damaged", [5, -2])
+async def test_the_forgotten_gauge_stays_within_the_sessions_listed(
+        make_node: NodeFactory, event_body: EventFactory, tmp_path: Path,
+        damaged: int) -> None:
+    """A forgotten count off in a damaged folder is kept within 0 and the sessions
+    listed, as ``GET /v1/node`` keeps it: the gauge is its ``sessions`` less its
+    ``sessions_live`` (it was the raw count)."""
+    folder = tmp_path / "damaged"
+    first = await make_node(data_dir=folder)
+    for n in range(1, 3):
+        await post(first, f"s{n}", event_body(n))
+    await first.stop()
+    _damage_forgotten_count(folder, damaged)
+    node = await make_node(data_dir=folder)
+    async with aiohttp.ClientSession() as client, \
+            client.get(f"{node.url}/v1/node") as response:
+        told = await response.json()
+    families = await scrape(node.url)
+    assert told["sessions"] == 2
+    assert (value(families, "clawsync_sessions_forgotten")
+            == told["sessions"] - told["sessions_live"] == (2 if damaged > 0 else 0))

@@ -239,10 +239,114 @@ def test_the_devices_view_names_each_device_with_its_id(
     expect(phone).to_contain_text("added by this device")
     expect(peer.get_by_test_id("peer-name")).to_have_text("phone")
 
-    # Copy puts the whole id on the clipboard, and says which.
+    # Copy puts the whole id on the clipboard, and says which for a while. The button
+    # is patched in place as the view refreshes, never swapped under the click.
     phone.get_by_role("button", name="Copy").click()
     expect(page.get_by_test_id("copy-note")).to_have_text(f"Copied the device id {b_device}")
     assert page.evaluate("navigator.clipboard.readText()") == b_device
+    expect(page.get_by_test_id("copy-note")).to_be_hidden()
+
+
+def test_the_devices_view_changes_only_what_changed(
+        pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
+    """A refresh patches the card and the rows in place: the Copy buttons of this node
+    and of a peer are the same elements after it, and the one focused keeps focus (a
+    button swapped between a press and its release loses the click, and a tooltip
+    vanishes)."""
+    a, b = pair
+    open_console(page, a)
+    card = page.get_by_test_id("this-node")
+    peer = peer_rows(page, node_id(b))
+    expect(peer.get_by_test_id("device-id")).to_have_count(1)
+    page.evaluate("""() => {
+        const button = (where) => document.querySelector(
+            `[data-testid=${where}] [data-testid=device-id] button`);
+        window.kept = [button("this-node"), button("peer-row")];
+        window.kept[1].focus();
+    }""")
+    before = head(a)
+    append(a, "chat", [message("a redraw")])
+    expect(card.get_by_test_id("node-head")).not_to_have_text(str(before))
+    expect(peer.get_by_test_id("peer-sync")).to_have_text("in sync")  # drawn again since
+    assert page.evaluate("window.kept.map((button) => button.isConnected)") == [True, True]
+    assert page.evaluate("document.activeElement === window.kept[1]") is True
+
+
+#: Where (x, in CSS pixels) the first character of ``text`` inside an element shows.
+X_OF = """([element, text]) => {
+    const walker = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const at = node.data.indexOf(text);
+        if (at < 0) continue;
+        const range = document.createRange();
+        range.setStart(node, at);
+        range.setEnd(node, at + 1);
+        return range.getBoundingClientRect().left;
+    }
+    throw new Error(`no ${text} in ${element.textContent}`);
+}"""
+
+
+def x_of(widget: Locator, text: str) -> float:
+    return float(widget.evaluate(f"(element, text) => ({X_OF})([element, text])", text))
+
+
+def test_a_name_with_a_bidi_override_reorders_nothing_beside_it(
+        pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
+    """A device named with U+202E (right-to-left override) shows its name reversed, as
+    written, but the id, the Copy button and the words after it stay in order."""
+    a, b = pair
+    a_device, b_device = device_of(a), device_of(b)
+    request(a, "POST", "/v1/devices", {"device_id": a_device, "name": "\u202eevil"})
+    request(a, "POST", "/v1/devices", {"device_id": b_device, "name": "phone"})
+    open_console(page, b)
+    peer = peer_rows(page, node_id(a))
+    expect(peer.get_by_test_id("peer-name")).to_have_text("\u202eevil")
+    shown = peer.get_by_test_id("device-id")
+    code, button = shown.locator("code"), shown.get_by_role("button", name="Copy")
+    assert x_of(peer.get_by_test_id("peer-device"), "evil") < x_of(code, a_device[0]) \
+        < x_of(code, "…") < (button.bounding_box() or {"x": 0})["x"]
+    since = page.locator(f'[data-testid=device-row][data-device-id="{b_device}"] td').last
+    expect(since).to_contain_text("added by \u202eevil, ")
+    assert x_of(since, "added") < x_of(since, "evil") < x_of(since, ", ")
+
+
+def test_each_part_of_the_devices_view_is_read_on_its_own(node: NodeProcess,
+                                                          page: Page) -> None:
+    """A device list without its ``linked`` still shows its members; a node that cannot
+    list its devices still shows itself, refreshed, with the devices' own error; a
+    list that can be read again clears it."""
+    own = device_of(node)
+    answer = {"as": "partial"}
+
+    def devices(route: Route) -> None:
+        if answer["as"] == "failing":
+            route.fulfill(status=503, json={"error": {"code": "unavailable",
+                                                      "message": "not now"}})
+            return
+        view = route.fetch().json()
+        if answer["as"] == "partial":
+            del view["linked"]
+        route.fulfill(json=view)
+
+    page.route("**/v1/devices", devices)
+    open_console(page, node)
+    row = page.locator(f'[data-testid=device-row][data-device-id="{own}"]')
+    expect(row).to_have_attribute("data-state", "member")
+    errors = page.get_by_test_id("devices-error")
+    expect(errors).to_have_text("")
+
+    answer["as"] = "failing"
+    expect(errors).to_have_text("Cannot read the devices: not now")
+    card = page.get_by_test_id("this-node")
+    before = head(node)
+    append(node, "chat", [message("still shown")])
+    expect(card.get_by_test_id("node-head")).not_to_have_text(str(before))
+    expect(page.locator("main .node-error")).to_have_text("")
+
+    answer["as"] = "whole"
+    expect(errors).to_have_text("")
+    expect(row).to_be_visible()
 
 
 def test_a_device_id_the_page_may_not_copy_is_shown_whole_and_selected(
@@ -254,14 +358,21 @@ def test_a_device_id_the_page_may_not_copy_is_shown_whole_and_selected(
     device_id = device_of(node)
     open_console(page, node)
     card = page.get_by_test_id("this-node")
+    expect(card.get_by_test_id("node-id")).not_to_be_empty()
+    heading = page.get_by_role("heading", name="This node")
+    where = heading.bounding_box()
     card.get_by_test_id("device-id").get_by_role("button", name="Copy").click()
-    expect(page.get_by_test_id("copy-note")).to_have_text(
-        f"Press Ctrl+C to copy the device id {device_id}")
+    note = page.get_by_test_id("copy-note")
+    expect(note).to_have_text(f"Press Ctrl+C to copy the device id {device_id}")
     assert page.evaluate("getSelection().toString()") == device_id
+    assert heading.bounding_box() == where  # the note moved nothing
     before = head(node)
     append(node, "chat", [message("a redraw")])
     expect(card.get_by_test_id("node-head")).not_to_have_text(str(before))
     assert page.evaluate("getSelection().toString()") == device_id
+    # Copied: the note has done its work.
+    page.keyboard.press("Control+c")
+    expect(note).to_be_hidden()
 
 
 def test_a_peer_that_dialed_and_stopped_stays_as_down_until_it_is_back(

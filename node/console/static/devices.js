@@ -2,7 +2,10 @@
 // linked), read from /v1/node, /v1/peers and /v1/devices every two seconds and soon
 // after each new event. A device shows by its name and the first group of its id.
 
-import { bytes, counted, deviceId, h, localTime, secondsAgo, shortId, throttled } from "./dom.js";
+import {
+  bytes, copyNote, counted, deviceId, h, localTime, named, patchChildren, secondsAgo, shortId,
+  throttled,
+} from "./dom.js";
 
 const REFRESH_MS = 2000;
 // Link states, best first: a peer's row shows its best link.
@@ -21,37 +24,47 @@ export function devicesView(context) {
   // The devices as last drawn: their table is redrawn only when they change.
   let drawnDevices = "";
   // Says what a Copy button did; kept while the tables are redrawn.
-  const note = h("p", { class: "copy-note muted", dataset: { testid: "copy-note" } });
+  const note = copyNote();
   const soon = throttled(() => refresh(), 1000);
 
-  async function refresh() {
-    let node, peers, devices;
+  // Each part is read and shown on its own, with its own error: a node that cannot
+  // answer /v1/devices still shows itself and its peers. What is drawn again is patched
+  // in place (`patchChildren`), so a Copy button being clicked, a tooltip and focus stay.
+  function refresh() {
+    show(Promise.all([context.api("/v1/node"), context.api("/v1/peers")]), ".node-error",
+      "Cannot read the node", ([node, peers]) => {
+        patchChildren(root.querySelector("[data-testid=this-node]"), [thisNode(node, note)]);
+        const rows = peerRows(peers.peers || [], Date.now(), note);
+        patchChildren(root.querySelector("[data-testid=peers]"), rows);
+        root.querySelector(".no-peers").hidden = rows.length > 0;
+      });
+    show(context.api("/v1/devices"), ".devices-error", "Cannot read the devices", (devices) => {
+      const drawn = JSON.stringify(devices);
+      if (drawn === drawnDevices) return;
+      patchChildren(root.querySelector("[data-testid=devices]"), deviceRows(devices, note));
+      drawnDevices = drawn; // only once drawn: a failed drawing is tried again
+    });
+  }
+
+  async function show(reading, errorAt, failure, draw) {
+    let error = "";
     try {
-      [node, peers, devices] = await Promise.all([
-        context.api("/v1/node"), context.api("/v1/peers"), context.api("/v1/devices")]);
-    } catch (error) {
-      if (!stopped) root.querySelector(".error").textContent = `Cannot read the node: ${error.message}`;
-      return;
+      const read = await reading;
+      if (stopped) return;
+      draw(read);
+    } catch (problem) {
+      error = `${failure}: ${problem.message}`;
     }
-    if (stopped) return;
-    root.querySelector(".error").textContent = "";
-    root.querySelector("[data-testid=this-node]").replaceWith(thisNode(node, note));
-    const rows = peerRows(peers.peers, Date.now(), note);
-    root.querySelector("[data-testid=peers]").replaceChildren(...rows);
-    root.querySelector(".no-peers").hidden = rows.length > 0;
-    if (JSON.stringify(devices) !== drawnDevices) {
-      drawnDevices = JSON.stringify(devices);
-      root.querySelector("[data-testid=devices]").replaceChildren(...deviceRows(devices, note));
-    }
+    if (!stopped) root.querySelector(errorAt).textContent = error;
   }
 
   return {
     mount(element) {
       root = element;
       element.append(
-        note,
         h("h1", {}, "This node"),
-        h("div", { dataset: { testid: "this-node" }, class: "card muted" }, "Loading…"),
+        h("div", { dataset: { testid: "this-node" } },
+          h("div", { class: "card muted" }, "Loading…")),
         h("h2", {}, "Peers"),
         h("table", {},
           h("thead", {}, h("tr", {},
@@ -68,7 +81,9 @@ export function devicesView(context) {
             h("th", {}, "Name"), h("th", {}, "Device"), h("th", {}, "State"),
             h("th", {}, "Address"), h("th", {}, "Since"))),
           h("tbody", { dataset: { testid: "devices" } })),
-        h("p", { class: "error" }),
+        h("p", { class: "error devices-error", dataset: { testid: "devices-error" } }),
+        h("p", { class: "error node-error" }),
+        note,
       );
       refresh();
       timer = setInterval(refresh, REFRESH_MS);
@@ -80,15 +95,16 @@ export function devicesView(context) {
       stopped = true;
       clearInterval(timer);
       soon.cancel();
+      note.cancel();
     },
   };
 }
 
 function thisNode(node, note) {
   const fact = (name, value, attrs = {}) => [h("dt", {}, name), h("dd", attrs, value)];
-  return h("div", { dataset: { testid: "this-node" }, class: "card" },
+  return h("div", { class: "card" },
     h("dl", { class: "facts" },
-      fact("Name", node.name, { dataset: { testid: "node-name" } }),
+      fact("Name", named(node.name), { dataset: { testid: "node-name" } }),
       fact("Device", deviceId(node.device_id, note)),
       fact("Node id", node.node_id, { class: "mono", dataset: { testid: "node-id" } }),
       fact("Head", node.head, { dataset: { testid: "node-head" } }),
@@ -140,7 +156,7 @@ function peerDevice(link, note) {
   if (!link.device_id) return null;
   return h("div", { dataset: { testid: "peer-device" } },
     link.device_name
-      ? h("span", { dataset: { testid: "peer-name" } }, link.device_name)
+      ? named(link.device_name, { dataset: { testid: "peer-name" } })
       : h("span", { class: "muted", dataset: { testid: "peer-name" } }, "not a member"),
     " ", deviceId(link.device_id, note));
 }
@@ -204,24 +220,25 @@ function gonePeerRow(nodeId, last, nowMs, note) {
 // not "N min ago": the table is redrawn only when the devices change.
 function deviceRows(view, note) {
   const own = view.device_id;
-  const names = new Map([...view.members, ...view.removed]
+  const [members, removed, linked] = [view.members || [], view.removed || [], view.linked || []];
+  const names = new Map([...members, ...removed]
     .filter((device) => device.name).map((device) => [device.device_id, device.name]));
-  const who = (id) => (id === own ? "this device" : names.get(id) || shortId(id));
+  const who = (id) => (id === own ? "this device" : named(names.get(id) || shortId(id)));
   const row = (device, state, ...cells) => h("tr",
     { dataset: { testid: "device-row", deviceId: device.device_id, state } },
-    h("td", { dataset: { testid: "device-name" } }, device.name || "–",
+    h("td", { dataset: { testid: "device-name" } }, device.name ? named(device.name) : "–",
       device.device_id === own ? h("span", { class: "muted" }, " (this device)") : null),
     h("td", {}, deviceId(device.device_id, note)), ...cells);
   return [
-    ...view.members.map((device) => row(device, "member",
+    ...members.map((device) => row(device, "member",
       h("td", {}, "member"), h("td", {}, device.address || "–"),
       h("td", {}, device.added_at
-        ? `added by ${who(device.added_by)}, ${localTime(device.added_at)}` : "–"))),
-    ...view.removed.map((device) => row(device, "removed",
+        ? ["added by ", who(device.added_by), `, ${localTime(device.added_at)}`] : "–"))),
+    ...removed.map((device) => row(device, "removed",
       h("td", { class: "state-down" }, "removed"), h("td", {}, "–"),
-      h("td", {}, `removed by ${who(device.removed_by)}, ${localTime(device.removed_at)}`
-        + (device.reason ? `: ${device.reason}` : "")))),
-    ...view.linked.map((device) => row(device, "linked",
+      h("td", {}, "removed by ", who(device.removed_by), `, ${localTime(device.removed_at)}`,
+        device.reason ? [": ", named(device.reason)] : null))),
+    ...linked.map((device) => row(device, "linked",
       h("td", { class: "state-connecting" }, "linked, not a member"),
       h("td", {}, device.address || "–"), h("td", {}, `by ${VIA[device.via] || device.via}`))),
   ];

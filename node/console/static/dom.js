@@ -18,6 +18,45 @@ export function h(tag, attrs = {}, ...children) {
   return element;
 }
 
+// Makes `target`'s children look like `fresh` (nodes not in the page yet), changing only
+// what differs: an element left where it is keeps its focus, its tooltip, a click in
+// progress and its listeners. Its listeners are those of the element first drawn, so
+// whatever a listener acts on must show in a data attribute (deviceId's
+// `data-device-id`): an element whose data attributes differ is a new one, swapped whole.
+export function patchChildren(target, fresh) {
+  const old = [...target.childNodes];
+  fresh.forEach((node, index) => {
+    if (index < old.length) patch(old[index], node);
+    else target.append(node);
+  });
+  for (const node of old.slice(fresh.length)) node.remove();
+}
+
+function patch(old, fresh) {
+  if (old.nodeType === Node.TEXT_NODE && fresh.nodeType === Node.TEXT_NODE) {
+    if (old.data !== fresh.data) old.data = fresh.data;
+    return;
+  }
+  if (old.nodeName !== fresh.nodeName || old.nodeType !== Node.ELEMENT_NODE
+      || !sameData(old, fresh)) {
+    old.replaceWith(fresh);
+    return;
+  }
+  for (const { name, value } of [...fresh.attributes]) {
+    if (old.getAttribute(name) !== value) old.setAttribute(name, value);
+  }
+  for (const { name } of [...old.attributes]) {
+    if (!fresh.hasAttribute(name)) old.removeAttribute(name);
+  }
+  patchChildren(old, [...fresh.childNodes]);
+}
+
+function sameData(old, fresh) {
+  const a = Object.entries(old.dataset);
+  return a.length === Object.keys(fresh.dataset).length
+    && a.every(([name, value]) => fresh.dataset[name] === value);
+}
+
 // "1 event", "2 events".
 export function counted(count, noun) {
   return `${count} ${noun}${count === 1 ? "" : "s"}`;
@@ -81,23 +120,65 @@ export function deviceId(id, note) {
   return h("span", { class: "device-id", dataset: { testid: "device-id", deviceId: id } },
     h("code", { title: id }, shortId(id)),
     h("button", { type: "button", title: "Copy the whole device id",
-      onclick: () => copyId(id, note) }, "Copy"));
+      onclick: () => note.copy(id) }, "Copy"));
+}
+
+// A name a device or a person chose, isolated from the text around it: right-to-left
+// letters or a bidi override (U+202E) in it cannot reorder the id, the button or the
+// words beside it.
+export function named(name, attrs = {}) {
+  return h("bdi", attrs, name);
 }
 
 export function shortId(id) {
   return `${id.slice(0, 7)}…`;
 }
 
-// Puts `id` on the clipboard and says so in `note`, a line the view keeps while it
-// redraws its tables. A page that may not write the clipboard (plain http beyond
-// localhost) shows the whole id there instead, selected for Ctrl+C.
-async function copyId(id, note) {
-  const whole = h("code", {}, id);
-  try {
-    await navigator.clipboard.writeText(id);
-    note.replaceChildren("Copied the device id ", whole);
-  } catch {
-    note.replaceChildren("Press Ctrl+C to copy the device id ", whole);
-    getSelection().selectAllChildren(whole);
-  }
+// How long "Copied the device id …" stays: the clipboard holds it, nothing is left to do.
+const COPIED_NOTE_MS = 4000;
+
+// The line that says what a Copy button did: fixed at the bottom of the window, so it
+// moves nothing on the page, and kept while the view redraws its tables. `note.copy(id)`
+// puts `id` on the clipboard; a page that may not write the clipboard (plain http beyond
+// localhost) shows the whole id instead, selected for Ctrl+C, until it is copied or
+// dismissed. `note.cancel()` (the view unmounted) drops its timer.
+export function copyNote() {
+  let timer = null;
+  const text = h("span", { dataset: { testid: "copy-note" } });
+  const note = h("p", { class: "copy-note", role: "status", hidden: true }, text,
+    h("button", { type: "button", title: "Dismiss", onclick: () => clear() }, "×"));
+  const clear = () => {
+    clearTimeout(timer);
+    timer = null;
+    note.hidden = true;
+    text.replaceChildren();
+  };
+  const say = (...parts) => {
+    clearTimeout(timer);
+    timer = null;
+    text.replaceChildren(...parts);
+    note.hidden = false;
+  };
+  // Ctrl+C of the shown id (or any copy while it shows): nothing left to do. Cleared
+  // after the copy, which takes the selection once this returns.
+  const copied = () => {
+    if (!note.hidden && timer === null) setTimeout(clear);
+  };
+  document.addEventListener("copy", copied);
+  note.copy = async (id) => {
+    const whole = h("code", {}, id);
+    try {
+      await navigator.clipboard.writeText(id);
+      say("Copied the device id ", whole);
+      timer = setTimeout(clear, COPIED_NOTE_MS);
+    } catch {
+      say("Press Ctrl+C to copy the device id ", whole);
+      getSelection().selectAllChildren(whole);
+    }
+  };
+  note.cancel = () => {
+    clear();
+    document.removeEventListener("copy", copied);
+  };
+  return note;
 }

@@ -75,6 +75,12 @@ class EventStore:
         #: drop the content too. What they delete is purged with the log's erasure.
         self.erased_listeners: list[Callable[[list[forget.Forget]], None]] = []
         self._purge_due = False  # a purge after a forget could not finish: try again
+        #: Listener -> the records it raised on: told again after the next commit, so
+        #: that what it had to erase (an old document) leaves the file without a restart.
+        self._listeners_due: dict[Callable[[list[forget.Forget]], None],
+                                  list[forget.Forget]] = {}
+        #: Listeners and purges after a commit that raised (each logged), since opening.
+        self.after_commit_failures = 0
         if signer is not None:
             self._bind_own_origin(signer)
 
@@ -196,23 +202,35 @@ class EventStore:
 
         The commit stands whatever happens here: its events are durable, and a caller
         told it failed would store them again (new drafts get new timestamps, so new
-        ids: twice). So a listener that raises is logged and the next one told; a purge
-        that raises is logged and tried again after the next commit. What a listener
-        left (an old Automerge document) its own sweep finds later."""
+        ids: twice). So a listener that raises is logged and the next one told; it is
+        told those records again after the next commit, until it takes them (a full
+        disk that kept an old document from being deleted frees up). A purge that
+        raises is logged and tried again after the next commit too."""
         erased = self._log.erased
-        for listener in self.erased_listeners if erased else ():
+        told = False
+        for listener in self.erased_listeners:
+            # Each record once, however many commits the listener failed after.
+            records = list({record.id: record for record in
+                            self._listeners_due.pop(listener, []) + erased}.values())
+            if not records:
+                continue
             try:
-                listener(erased)
+                listener(records)
+                told = True
             except Exception:
+                self._listeners_due[listener] = records
+                self.after_commit_failures += 1
                 logger.exception("a listener failed after a commit that stored forget "
-                                 "records; the commit stands")
-        if erased or self._purge_due:
+                                 "records; the commit stands, and it is told again "
+                                 "after the next commit")
+        if erased or told or self._purge_due:
             # Readers that held the WAL past the storage's patience delay it to the
             # next commit; the forget itself is committed, and the answer says so.
             try:
                 self._purge_due = not self._log.storage.purge()
             except Exception:
                 self._purge_due = True
+                self.after_commit_failures += 1
                 logger.exception("purging the storage after a forget failed; tried again "
                                   "after the next commit")
         return results
@@ -221,7 +239,9 @@ class EventStore:
                reason: str = "user", by: str = "") -> Appended:
         """Forget the session ``session_key``, or only ``events`` (hex ids) of it: append
         a forget record (``crdt.log.forget``), which replicates to every node, and
-        erase what it covers here, from storage too, before this returns. ``NotFound``
+        erase what it covers here, from storage too, before this returns (a derived
+        document a full disk kept from being deleted goes after the next commit, see
+        ``_after``; the forget is committed either way). ``NotFound``
         for a session this node does not hold; ``InvalidInput`` for a malformed id and
         for an id that is not an event of the session here.
 

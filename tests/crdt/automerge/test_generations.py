@@ -4,6 +4,7 @@ old and new documents are different documents on every node."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +18,7 @@ from crdt.automerge.document import (
 )
 from crdt.automerge.documents import Documents
 from crdt.clock import Hlc
-from crdt.errors import InvalidInput, StoreError
+from crdt.errors import InvalidInput, StorageFull, StoreError
 from crdt.events import parse_event
 from crdt.log import forget
 from crdt.log.records import key
@@ -104,3 +105,39 @@ def test_the_sessions_with_a_stored_document_are_listed(
     store.append(forget.forget("s1").seal(Hlc(3_000, 0)))
     assert documents.drop_all_replaced(documents.stored_sessions()) == 1
     assert documents.stored_sessions() == ["s10", "s3"]
+
+
+def test_an_old_document_a_full_disk_kept_is_deleted_after_the_next_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deleting the replaced document fails once (the disk is full) after a forget that
+    committed: the next commit tells the documents again, and the forgotten words
+    leave the SQLite file without a restart."""
+    store = EventStore.open(str(tmp_path))
+    try:
+        store.append(parse_event({"agent_id": "main", "kind": {
+            "type": "message_received", "content": "my password"}}, session_key="s1"))
+        documents = Documents(store)
+        documents.saved("s1")
+        drop = documents.drop_replaced
+        failures: list[str] = []
+
+        def full_once(session_key: str, purge: bool = True) -> bool:
+            if not failures:
+                failures.append(session_key)
+                raise StorageFull("the disk is full", location=str(tmp_path))
+            return drop(session_key, purge)
+
+        monkeypatch.setattr(documents, "drop_replaced", full_once)
+        assert store.forget("s1", by="t").created  # the commit stands
+        assert failures == ["s1"] and store.after_commit_failures == 1
+        assert documents.stored_sessions() == ["s1"]  # kept by the failure
+        store.append(parse_event({"agent_id": "main", "kind": {
+            "type": "message_received", "content": "later"}}, session_key="s2"))
+        assert documents.stored_sessions() == []
+        assert not [file.name for file in tmp_path.iterdir()
+                    if file.is_file() and b"my password" in file.read_bytes()]
+        store.append(parse_event({"agent_id": "main", "kind": {
+            "type": "message_received", "content": "again"}}, session_key="s2"))
+        assert store.after_commit_failures == 1  # told once more, no more
+    finally:
+        store.close()

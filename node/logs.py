@@ -16,7 +16,12 @@ terminal that closed (every write to it fails with EIO once it hung up) or a pip
 reader exited (EPIPE) has nobody to read what follows (``reader_gone``: a journald
 restarted or a ``| tee`` gone leaves a node that logs nothing more, and the count is how
 its operator learns of it); a log file on a failing or full disk (``write_error``) logs
-again once its disk does.
+again once its disk does; a non-blocking stderr whose reader is slow (``would_block``)
+drops what does not fit and goes on.
+
+Every line reaches the descriptor in one write call under one lock, whoever logs it
+(structlog's writer and logging's handler each hold only their own lock): two threads'
+lines never share a line.
 """
 
 from __future__ import annotations
@@ -50,9 +55,10 @@ REASON_CHARS_MAX = 80
 #: Write errors that mean nobody reads the stream any more: a hung-up terminal (EIO), a
 #: pipe or socket whose reader is gone (EPIPE).
 READER_GONE = (errno.EIO, errno.EPIPE)
-#: Why lines were dropped: nobody reads the stream any more; any other write error (a log
-#: file's disk failing or full), which the next line tries again.
-REASONS = ("reader_gone", "write_error")
+#: Why lines were dropped: nobody reads the stream any more (or it was closed); a
+#: non-blocking stream that is full (EAGAIN: its reader is slow); any other write error
+#: (a log file's disk failing or full). The last two try the next line again.
+REASONS = ("reader_gone", "would_block", "write_error")
 
 
 class LogStream:
@@ -69,7 +75,10 @@ class LogStream:
     descriptor is pointed at ``/dev/null``, where what others left in Python's buffer
     goes too, and every later line is dropped unwritten. A regular file has no reader to
     lose: its EIO is its disk's, as ENOSPC is; the line is dropped, and the next one is
-    tried, so a disk that recovers is written to again."""
+    tried, so a disk that recovers is written to again. A line cut short (part of it
+    written, then an error) is ended before the next line, which starts a line of its
+    own. A stream closed after this was made is not written: its descriptor's number
+    may be another file's by then."""
 
     def __init__(self, stream: TextIO,
                  write: Callable[[int, memoryview], int] = os.write) -> None:
@@ -85,19 +94,26 @@ class LogStream:
         except (OSError, ValueError, io.UnsupportedOperation):
             pass  # no descriptor (a test's capture), or its flush failed: nothing to keep
         self._gone = False  # the descriptor writes to /dev/null: nobody reads it again
-        self._counting = threading.Lock()  # structlog's and logging's writers both count
+        self._cut = False  # a line was cut short: the next write ends it first
+        # structlog's and logging's writers both write and count: one line at a time.
+        self._writing = threading.Lock()
 
     def write(self, text: str) -> int:
-        if self._gone:
-            self._dropped(text, "reader_gone")
-            return len(text)
-        try:
-            if self._fd is None:
-                self.stream.write(text)
-            else:
-                self._write_all(self._fd, text.encode(self._encoding, "backslashreplace"))
-        except (OSError, ValueError) as error:  # ValueError: a closed stream
-            self._dropped(text, "reader_gone" if self._reader_gone(error) else "write_error")
+        with self._writing:
+            if self._gone or getattr(self.stream, "closed", False):
+                self._gone = True  # never dup2 here: the number may be another file's
+                self._dropped(text, "reader_gone")
+                return len(text)
+            try:
+                if self._fd is None:
+                    self.stream.write(text)
+                else:
+                    self._write_line(self._fd, text.encode(self._encoding, "backslashreplace"))
+            except BlockingIOError:
+                self._dropped(text, "would_block")
+            except (OSError, ValueError) as error:  # ValueError: a closed stream
+                self._dropped(text, "reader_gone" if self._reader_gone(error)
+                              else "write_error")
         return len(text)
 
     def flush(self) -> None:
@@ -113,16 +129,34 @@ class LogStream:
         except (OSError, ValueError):
             return False
 
+    def _write_line(self, fd: int, data: bytes) -> None:
+        if self._cut:  # the line before was cut short: end it first, or drop this one
+            self._write_all(fd, b"\n")
+            self._cut = False
+        self._write_all(fd, data)
+
     def _write_all(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
         while view:
-            view = view[self._write(fd, view):]
+            try:
+                view = view[self._write(fd, view):]
+            except OSError:
+                # Cut short after some bytes went out: end that line, now or before the
+                # next (this write may fail as the line did), not glue the next to it.
+                if len(view) < len(data):
+                    self._cut = not self._end_line(fd)
+                raise
+
+    def _end_line(self, fd: int) -> bool:
+        try:
+            return self._write(fd, memoryview(b"\n")) == 1
+        except OSError:
+            return False
 
     def _dropped(self, text: str, reason: str) -> None:
-        # Lines, not writes: structlog writes a line and its newline apart, logging both
-        # at once; a traceback counts each of its lines.
-        with self._counting:
-            self.lines_dropped[reason] += text.count("\n")
+        # Lines, not writes: structlog writes a line with its newline, logging too, and
+        # a traceback counts each of its lines. Called under _writing.
+        self.lines_dropped[reason] += text.count("\n")
 
     def _reader_gone(self, error: Exception) -> bool:
         """True if ``error`` says nobody reads the stream any more; its descriptor then
@@ -246,7 +280,8 @@ def configure(level: str = "info", log_format: str = "console",
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(stream),  # type: ignore[arg-type]
+        # A line and its newline in one write (PrintLogger writes them apart).
+        logger_factory=structlog.WriteLoggerFactory(stream),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     # Libraries log through stdlib logging (aiohttp, asyncio): in JSON, their lines are

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def test_lines_nobody_can_read_are_dropped_and_the_descriptor_writes_nowhere() -
         pipe.write("buffered by another writer\n")
         stream.write("stopped\n")
         pipe.flush()  # /dev/null now
-        assert stream.lines_dropped == {"reader_gone": 2, "write_error": 0}
+        assert stream.lines_dropped == {"reader_gone": 2, "would_block": 0, "write_error": 0}
 
 
 def test_every_line_dropped_once_the_reader_is_gone_is_counted() -> None:
@@ -146,7 +147,7 @@ def test_every_line_dropped_once_the_reader_is_gone_is_counted() -> None:
         stream.write("\n")
         stream.write("Traceback (most recent call last):\nValueError: x\n")
         stream.flush()
-        assert stream.lines_dropped == {"reader_gone": 4, "write_error": 0}
+        assert stream.lines_dropped == {"reader_gone": 4, "would_block": 0, "write_error": 0}
 
 
 def test_a_full_disk_drops_each_line_and_raises_nothing() -> None:
@@ -157,7 +158,7 @@ def test_a_full_disk_drops_each_line_and_raises_nothing() -> None:
         stream.write("serving\n")
         stream.flush()
         stream.write("stopping\n")
-        assert stream.lines_dropped == {"reader_gone": 0, "write_error": 2}
+        assert stream.lines_dropped == {"reader_gone": 0, "would_block": 0, "write_error": 2}
 
 
 def test_a_log_file_whose_disk_fails_logs_again_once_it_recovers(tmp_path: Path) -> None:
@@ -177,7 +178,7 @@ def test_a_log_file_whose_disk_fails_logs_again_once_it_recovers(tmp_path: Path)
         stream = logs.LogStream(file, write=disk)
         stream.write("lost\n")
         stream.flush()
-        assert stream.lines_dropped == {"reader_gone": 0, "write_error": 1}
+        assert stream.lines_dropped == {"reader_gone": 0, "would_block": 0, "write_error": 1}
         failing = False
         stream.write("serving\n")
         stream.flush()
@@ -194,4 +195,63 @@ def test_lines_dropped_are_counted_by_reason_in_metrics(monkeypatch: pytest.Monk
         logs.configure()
         structlog.get_logger("test").info("serving")
         logging.getLogger("aiohttp.access").warning("a library's line")
-        assert logs.lines_dropped() == {"reader_gone": 0, "write_error": 2}
+        assert logs.lines_dropped() == {"reader_gone": 0, "would_block": 0, "write_error": 2}
+
+
+def test_two_threads_logging_json_never_share_a_line(tmp_path: Path) -> None:
+    """structlog's writer and logging's handler each lock only themselves: every line
+    goes out in one write under the stream's lock, so a collector reads each as JSON."""
+    lines = 5000
+    with open(tmp_path / "node.log", "w") as file:
+        logs.configure("info", "json", stream=logs.LogStream(file))
+
+        def own() -> None:
+            for i in range(lines):
+                structlog.get_logger("test").info("node line", i=i)
+
+        def library() -> None:
+            for i in range(lines):
+                logging.getLogger("aiohttp.access").info("library line %d", i)
+
+        threads = [threading.Thread(target=own), threading.Thread(target=library)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    written = (tmp_path / "node.log").read_text().splitlines()
+    assert len(written) == 2 * lines
+    assert {json.loads(line)["event"].partition(" ")[0] for line in written} == {
+        "node", "library"}
+
+
+def test_a_full_non_blocking_pipe_drops_as_would_block_and_ends_the_line_cut_short(
+        ) -> None:
+    """A non-blocking stderr whose reader is slow (EAGAIN) is no disk error: its own
+    reason. A line cut short by it is ended before the next, which starts a line."""
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    with os.fdopen(writer, "w") as pipe, os.fdopen(reader, "rb") as out:
+        stream = logs.LogStream(pipe)
+        long = "x" * (4 * 1024 * 1024) + "\n"  # more than the pipe holds
+        stream.write(long)
+        stream.write("dropped too\n")  # the pipe is still full
+        assert stream.lines_dropped == {"reader_gone": 0, "would_block": 2, "write_error": 0}
+        os.set_blocking(reader, False)
+        taken = out.read()
+        stream.write("next\n")
+        taken += out.read()
+    cut, ended, after = taken.partition(b"\n")
+    assert ended and 0 < len(cut) < len(long) - 1 and set(cut) == {ord("x")}
+    assert after == b"next\n"
+
+
+def test_a_closed_stream_is_not_written_through_its_old_descriptor(tmp_path: Path) -> None:
+    """The stream closed, its descriptor's number goes to the next file opened: a line
+    logged then is dropped, not written into that file."""
+    with open(tmp_path / "first.log", "w") as first:
+        stream = logs.LogStream(first)
+    with open(tmp_path / "other.db", "w") as other:
+        assert other.fileno() == stream._fd  # the number was reused
+        stream.write("late line\n")
+    assert (tmp_path / "other.db").read_text() == ""
+    assert stream.lines_dropped["reader_gone"] == 1

@@ -101,9 +101,20 @@ def make_folders(folder: Path) -> list[Path]:
 
 def remove_empty(made: list[Path]) -> None:
     """Remove the folders of ``made`` (``make_folders``) that are still empty, innermost
-    first; one that something wrote to meanwhile stays, and so do those outside it."""
+    first; one that something wrote to meanwhile stays, and so do those outside it. Each
+    is tried: ``new/../log`` made ``new`` and ``log`` side by side, and a ``log`` that
+    holds a file keeps no empty ``new``.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> made = make_folders(root / "new" / ".." / "log")
+    >>> (root / "log" / "kept").touch()
+    >>> remove_empty(made)
+    >>> sorted(one.name for one in root.iterdir())
+    ['log']
+    """
     for one in reversed(made):
         try:
             one.rmdir()
         except OSError:
-            return
+            continue  # not empty (or not ours to remove): those inside it stay too

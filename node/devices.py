@@ -99,8 +99,8 @@ class Devices:
         #: The devices this node removed whose origins it retired (``_retire_removed``).
         self._retired: set[str] = set()
         #: Per device a record removes, where those records (and the retirements of its
-        #: origins this node wrote) are held here: per origin, the highest seq
-        #: (``removal_records``). As many as the removals read.
+        #: origins this node wrote right after one, with nothing between) are held here:
+        #: per origin, the highest seq (``removal_records``). As many as the removals read.
         self._removal_records: dict[str, dict[str, int]] = {}
 
     @classmethod
@@ -279,7 +279,8 @@ class Devices:
     def removal_records(self, device_id: str) -> dict[str, int]:
         """Where the records removing ``device_id`` are held here: per origin, the
         highest seq of one (empty: none read), and of the retirements of its origins
-        this node wrote (``_retire_removed``). A link's last push to the device sends
+        this node wrote (``_retire_removed``) when only retirements lie between them
+        and the record in this node's origin. A link's last push to the device sends
         these origins up to there (``sync.peer.machine.PeerSync.push_through``)."""
         return dict(self._removal_records.get(device_id, {}))
 
@@ -303,11 +304,18 @@ class Devices:
             return
         retired = await self._astore.write(lambda store: _retire(store, mine))
         self._retired.update(mine)  # after the write: a failed one is tried again
+        written = {stored.seq for *_, stored in retired}  # all of this node's origin
         for device, origin, final_seq, stored in retired:
             log.info("device removed: origin retired", device_id=device, origin=origin,
                      final_seq=final_seq)
-            # The removed device's links carry it, with its removal (``removal_records``).
-            self._note_held(device, stored)
+            # The removed device's links carry it, with its removal (``removal_records``),
+            # only if nothing else came between them: a client's append committed after
+            # the removal record and before this write is not the removed device's to
+            # have, so its last push then stops at the removal record.
+            held = self._removal_records.get(device, {}).get(stored.origin)
+            if held is not None and all(seq in written
+                                        for seq in range(held + 1, stored.seq)):
+                self._note_held(device, stored)
 
 
 def _names(stored: StoredEvent, device_id: str) -> bool:

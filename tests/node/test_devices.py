@@ -4,6 +4,7 @@ it came, and the node that removed a device retires its origins."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from crdt.log.store import EventStore
 from crdt.signing import Signer
 from node.device import DeviceKey
 from node.devices import Devices
-from node.store import AsyncStore
+from node.store import AsyncStore, Commit
 
 
 @dataclass
@@ -159,6 +160,37 @@ async def test_where_the_removers_retirement_is_held_is_known_too(nodes: list[No
     await copy(a, b)
     await settled(b)
     assert b.devices.removal_records(c.key.device_id) == {own: stored.seq}
+
+
+async def test_a_clients_append_between_removal_and_retirement_stays_out_of_its_push(
+        nodes: list[Node]) -> None:
+    """A client's event committed after the removal record and before the remover's
+    retirement lies between them in the remover's origin: the removed device's last
+    push stops at the removal record then, the retirement left out with that event."""
+    a, _b, c = nodes
+    await a.devices.add(c.key.device_id, "c")
+    await c.astore.append([parse_event({"agent_id": "main", "kind": {
+        "type": "message_received", "content": "c"}}, session_key="c:notes")])
+    await copy(c, a)
+    private = parse_event({"agent_id": "main", "kind": {
+        "type": "message_received", "content": "secret"}}, session_key="private")
+    between: list[asyncio.Future[object]] = []
+
+    def client(commit: Commit) -> None:
+        # Queued on the writer as the removal commits, before the retirement's write
+        # (which comes after a read of the record): a busy node's next client append.
+        if commit.touches(membership.DEVICES_SESSION) and not between:
+            between.append(asyncio.ensure_future(
+                a.astore.write(lambda store: store.append(private))))
+
+    a.astore.add_commit_listener(client)
+    stored, _ = await a.devices.remove(c.key.device_id, "stolen")
+    await between[0]
+    assert stored is not None
+    own = a.store.node_id
+    after = a.store.origin_after(own, stored.seq, 10)
+    assert [s.event.session_key for s in after] == ["private", "clawsync:origins"]
+    assert a.devices.removal_records(c.key.device_id) == {own: stored.seq}
 
 
 async def test_this_devices_name_is_the_membership_records(nodes: list[Node]) -> None:

@@ -141,6 +141,9 @@ class LinkProxy:
             self.cut()
             if self._server is not None:
                 self._loop.call_soon_threadsafe(self._server.close)
+            # Connections still piping (one whose replies are held, say) end here, not
+            # with the loop: a task left pending there is destroyed with a warning.
+            asyncio.run_coroutine_threadsafe(_end_tasks(), self._loop).result(LOOP_TIMEOUT_S)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(LOOP_TIMEOUT_S)
         if not self._thread.is_alive() and not self._loop.is_closed():
@@ -152,6 +155,14 @@ class LinkProxy:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.stop()
+
+
+async def _end_tasks() -> None:
+    """Cancel every other task of the running loop and wait until they have ended."""
+    tasks = asyncio.all_tasks() - {asyncio.current_task()}
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _call(function: object) -> None:

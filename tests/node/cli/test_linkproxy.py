@@ -1,0 +1,41 @@
+"""node.cli.linkproxy: stopping a proxy ends every connection it still pipes."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import socket
+import threading
+
+import pytest
+
+from node.cli.linkproxy import LinkProxy
+
+
+def test_stop_ends_connections_whose_replies_are_held(caplog: pytest.LogCaptureFixture
+                                                       ) -> None:
+    """A connection held mid-reply is ended with the proxy, not left pending on its
+    loop (whose end would destroy it, with a warning)."""
+    with socket.create_server(("127.0.0.1", 0)) as target:
+        def answer() -> None:
+            conn, _ = target.accept()
+            with conn, contextlib.suppress(OSError):  # the proxy resets it at its stop
+                conn.recv(16)
+                conn.sendall(b"reply")  # held by the proxy
+                conn.recv(16)  # until the proxy ends the connection
+
+        server = threading.Thread(target=answer, daemon=True)
+        server.start()
+        proxy = LinkProxy(target_port=target.getsockname()[1]).start()
+        proxy.hold_replies()
+        with socket.create_connection(("127.0.0.1", proxy.port)) as client:
+            client.sendall(b"ask")
+            client.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                client.recv(16)  # the reply is held
+            with caplog.at_level(logging.ERROR, logger="asyncio"):
+                proxy.stop()
+                gc.collect()
+        server.join(5)
+    assert "Task was destroyed" not in caplog.text

@@ -252,7 +252,7 @@ def test_the_devices_view_changes_only_what_changed(
     """A refresh patches the card and the rows in place: the Copy buttons of this node
     and of a peer are the same elements after it, and the one focused keeps focus (a
     button swapped between a press and its release loses the click, and a tooltip
-    vanishes)."""
+    vanishes), also when the peer's row changes its state."""
     a, b = pair
     open_console(page, a)
     card = page.get_by_test_id("this-node")
@@ -267,9 +267,40 @@ def test_the_devices_view_changes_only_what_changed(
     before = head(a)
     append(a, "chat", [message("a redraw")])
     expect(card.get_by_test_id("node-head")).not_to_have_text(str(before))
-    expect(peer.get_by_test_id("peer-sync")).to_have_text("in sync")  # drawn again since
     assert page.evaluate("window.kept.map((button) => button.isConnected)") == [True, True]
     assert page.evaluate("document.activeElement === window.kept[1]") is True
+
+    b.stop()  # the peer's row goes from up to backoff (A dials it) or down
+    expect(peer).not_to_have_attribute("data-state", "up")
+    expect(peer.get_by_test_id("device-id")).to_have_count(1)
+    assert page.evaluate("window.kept.map((button) => button.isConnected)") == [True, True]
+    assert page.evaluate("document.activeElement === window.kept[1]") is True
+
+
+def test_a_peer_row_added_above_another_leaves_it_in_place(
+        tmp_path: Path, page: Page) -> None:
+    """Rows are matched by their node, not their place: a peer that comes first leaves
+    the row of the one that was first where it is, its Copy button and its focus."""
+    with Cluster(tmp_path) as cluster:
+        a = cluster.node("a")
+        b = cluster.node("b", peers=[a.url])
+        b_id = node_id(b)
+        open_console(page, a)
+        peer = peer_rows(page, b_id, "up")
+        expect(peer.get_by_test_id("device-id")).to_have_count(1)
+        page.evaluate("""() => {
+            window.kept = document.querySelector(
+                "[data-testid=peer-row] [data-testid=device-id] button");
+            window.kept.focus();
+        }""")
+        b.stop()  # A lists the link B opened as down; it comes back second
+        expect(peer_rows(page, b_id, "down")).to_have_count(1)
+        c = cluster.node("c", peers=[a.url])
+        expect(peer_rows(page, node_id(c), "up")).to_have_count(1)
+        assert page.evaluate("""() => [...document.querySelectorAll(
+            "[data-testid=peer-row]")].map((row) => row.dataset.nodeId)""")[-1] == b_id
+        assert page.evaluate("window.kept.isConnected") is True
+        assert page.evaluate("document.activeElement === window.kept") is True
 
 
 #: Where (x, in CSS pixels) the first character of ``text`` inside an element shows.
@@ -347,6 +378,36 @@ def test_each_part_of_the_devices_view_is_read_on_its_own(node: NodeProcess,
     answer["as"] = "whole"
     expect(errors).to_have_text("")
     expect(row).to_be_visible()
+
+
+def test_a_part_the_node_does_not_answer_is_not_asked_again_until_it_times_out(
+        node: NodeProcess, page: Page) -> None:
+    """A node that does not answer ``/v1/devices`` gets no other request for it while
+    one waits (so no late answer can overwrite a newer one), though the view refreshes
+    meanwhile; the view says so once the wait is over, and reads the devices again."""
+    asked: list[Route] = []
+    hold = {"on": True}
+
+    def devices(route: Route) -> None:
+        asked.append(route)
+        if not hold["on"]:
+            route.continue_()
+
+    page.route("**/v1/devices", devices)
+    open_console(page, node)
+    card = page.get_by_test_id("this-node")
+    for text in ("one", "two"):  # the node's part is read again, twice at least
+        before = head(node)
+        append(node, "chat", [message(text)])
+        expect(card.get_by_test_id("node-head")).not_to_have_text(str(before))
+    errors = page.get_by_test_id("devices-error")
+    expect(errors).to_have_text("Cannot read the devices: no answer within 10 s")
+    # The one that timed out, and perhaps the next (a refresh as it timed out).
+    assert len(asked) in (1, 2)
+    hold["on"] = False
+    own = page.locator(f'[data-testid=device-row][data-device-id="{device_of(node)}"]')
+    expect(own).to_have_attribute("data-state", "member")
+    expect(errors).to_have_text("")
 
 
 def test_a_device_id_the_page_may_not_copy_is_shown_whole_and_selected(

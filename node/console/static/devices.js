@@ -8,6 +8,10 @@ import {
 } from "./dom.js";
 
 const REFRESH_MS = 2000;
+// A part whose answer takes longer says so, and is read again at the next refresh. Until
+// then it is not asked again: a node that hangs gets no pile of requests, and an answer
+// cannot overtake an older one.
+const READ_TIMEOUT_MS = 10000;
 // Link states, best first: a peer's row shows its best link.
 const RANK = ["up", "connecting", "backoff", "standby", "down"];
 // Peers seen since the console was opened: node id -> when last heard from (ms) and its
@@ -31,29 +35,43 @@ export function devicesView(context) {
   // answer /v1/devices still shows itself and its peers. What is drawn again is patched
   // in place (`patchChildren`), so a Copy button being clicked, a tooltip and focus stay.
   function refresh() {
-    show(Promise.all([context.api("/v1/node"), context.api("/v1/peers")]), ".node-error",
-      "Cannot read the node", ([node, peers]) => {
-        patchChildren(root.querySelector("[data-testid=this-node]"), [thisNode(node, note)]);
-        const rows = peerRows(peers.peers || [], Date.now(), note);
-        patchChildren(root.querySelector("[data-testid=peers]"), rows);
-        root.querySelector(".no-peers").hidden = rows.length > 0;
-      });
-    show(context.api("/v1/devices"), ".devices-error", "Cannot read the devices", (devices) => {
-      const drawn = JSON.stringify(devices);
+    const nodeAndPeers = (signal) => Promise.all([
+      context.api("/v1/node", { signal }), context.api("/v1/peers", { signal })]);
+    show("node", nodeAndPeers, ".node-error", "Cannot read the node", ([node, peers]) => {
+      patchChildren(root.querySelector("[data-testid=this-node]"), [thisNode(node, note)]);
+      const rows = peerRows(peers.peers || [], Date.now(), note);
+      patchChildren(root.querySelector("[data-testid=peers]"), rows);
+      root.querySelector(".no-peers").hidden = rows.length > 0;
+    });
+    const devices = (signal) => context.api("/v1/devices", { signal });
+    show("devices", devices, ".devices-error", "Cannot read the devices", (view) => {
+      const drawn = JSON.stringify(view);
       if (drawn === drawnDevices) return;
-      patchChildren(root.querySelector("[data-testid=devices]"), deviceRows(devices, note));
+      patchChildren(root.querySelector("[data-testid=devices]"), deviceRows(view, note));
       drawnDevices = drawn; // only once drawn: a failed drawing is tried again
     });
   }
 
-  async function show(reading, errorAt, failure, draw) {
+  // The parts being read now: one request each at a time.
+  const pending = new Set();
+  // Ends the requests in flight when the view is left.
+  const leaving = new AbortController();
+
+  async function show(part, read, errorAt, failure, draw) {
+    if (pending.has(part)) return;
+    pending.add(part);
     let error = "";
     try {
-      const read = await reading;
+      const answer = await read(AbortSignal.any([leaving.signal,
+        AbortSignal.timeout(READ_TIMEOUT_MS)]));
       if (stopped) return;
-      draw(read);
+      draw(answer);
     } catch (problem) {
-      error = `${failure}: ${problem.message}`;
+      error = problem.name === "TimeoutError"
+        ? `${failure}: no answer within ${READ_TIMEOUT_MS / 1000} s`
+        : `${failure}: ${problem.message}`;
+    } finally {
+      pending.delete(part);
     }
     if (!stopped) root.querySelector(errorAt).textContent = error;
   }
@@ -93,6 +111,7 @@ export function devicesView(context) {
     },
     unmount() {
       stopped = true;
+      leaving.abort();
       clearInterval(timer);
       soon.cancel();
       note.cancel();
@@ -188,8 +207,8 @@ function peerRow(peer, links, device, note) {
       peerDevice(device, note),
       h("div", { class: "mono", title: "node id" }, peer.node_id || "(not yet known)"),
       h("div", { class: "muted" }, links.length > 1
-        ? links.map((link) => `${where(link)} (${link.state})`).join(", ")
-        : where(peer))),
+        ? links.flatMap((link, index) => [index ? ", " : null, named(where(link)), ` (${link.state})`])
+        : named(where(peer)))),
     h("td", { class: `state-${peer.state}`, dataset: { testid: "peer-state" } }, stateText(peer)),
     h("td", { class: sync === "in sync" ? "sync-ok" : "sync-behind", title: syncTitle(peer),
       dataset: { testid: "peer-sync" } }, sync),

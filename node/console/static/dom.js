@@ -19,29 +19,56 @@ export function h(tag, attrs = {}, ...children) {
 }
 
 // Makes `target`'s children look like `fresh` (nodes not in the page yet), changing only
-// what differs: an element left where it is keeps its focus, its tooltip, a click in
-// progress and its listeners. Its listeners are those of the element first drawn, so
-// whatever a listener acts on must show in a data attribute (deviceId's
-// `data-device-id`): an element whose data attributes differ is a new one, swapped whole.
+// what differs. A child with a key (`data-node-id`, `data-device-id`) is matched with the
+// old child of that key wherever it stood, the others in their order: a row added or
+// removed above another leaves it where it is. An element kept keeps its focus, its
+// tooltip, a click in progress and its listeners, and gets the rest (text, attributes,
+// `data-state`) patched. Its listeners are those of the element first drawn, so whatever
+// a listener acts on must be in a key (deviceId's button copies its `data-device-id`):
+// an element of another key, or another tag, is a new one, swapped whole.
 export function patchChildren(target, fresh) {
   const old = [...target.childNodes];
-  fresh.forEach((node, index) => {
-    if (index < old.length) patch(old[index], node);
-    else target.append(node);
+  const byKey = new Map();
+  const unkeyed = [];
+  for (const node of old) {
+    const key = keyOf(node);
+    if (key === null) unkeyed.push(node);
+    else byKey.set(key, [...(byKey.get(key) || []), node]);
+  }
+  const kept = new Set();
+  const wanted = fresh.map((node) => {
+    const key = keyOf(node);
+    const match = key === null ? unkeyed.shift() : byKey.get(key)?.shift();
+    if (match === undefined || !patch(match, node)) return node;
+    kept.add(match);
+    return match;
   });
-  for (const node of old.slice(fresh.length)) node.remove();
+  for (const node of old) if (!kept.has(node)) node.remove();
+  // The old children left are the kept ones, in their order: new ones go in between,
+  // and a kept one moves only if the order changed (moveBefore keeps its focus).
+  wanted.forEach((node, index) => {
+    const at = target.childNodes[index] ?? null;
+    if (node === at) return;
+    if (kept.has(node) && target.moveBefore) target.moveBefore(node, at);
+    else target.insertBefore(node, at);
+  });
 }
 
+function keyOf(node) {
+  if (node.nodeType !== Node.ELEMENT_NODE) return null;
+  const { nodeId, deviceId } = node.dataset;
+  if (nodeId) return `node ${nodeId}`;
+  return deviceId ? `device ${deviceId}` : null;
+}
+
+// Patches `old` to look like `fresh`, if it can be: false when they are different
+// elements (another tag, or a text and an element).
 function patch(old, fresh) {
   if (old.nodeType === Node.TEXT_NODE && fresh.nodeType === Node.TEXT_NODE) {
     if (old.data !== fresh.data) old.data = fresh.data;
-    return;
+    return true;
   }
-  if (old.nodeName !== fresh.nodeName || old.nodeType !== Node.ELEMENT_NODE
-      || !sameData(old, fresh)) {
-    old.replaceWith(fresh);
-    return;
-  }
+  if (old.nodeName !== fresh.nodeName || old.nodeType !== Node.ELEMENT_NODE) return false;
   for (const { name, value } of [...fresh.attributes]) {
     if (old.getAttribute(name) !== value) old.setAttribute(name, value);
   }
@@ -49,12 +76,7 @@ function patch(old, fresh) {
     if (!fresh.hasAttribute(name)) old.removeAttribute(name);
   }
   patchChildren(old, [...fresh.childNodes]);
-}
-
-function sameData(old, fresh) {
-  const a = Object.entries(old.dataset);
-  return a.length === Object.keys(fresh.dataset).length
-    && a.every(([name, value]) => fresh.dataset[name] === value);
+  return true;
 }
 
 // "1 event", "2 events".
@@ -115,7 +137,7 @@ export function throttled(fn, waitMs) {
 }
 
 // A device id as people read it: its first group, as `clawsync status` shows one, with
-// the whole id on hover and a button that copies it (`copyId`, saying so in `note`).
+// the whole id on hover and a button that copies it (`note.copy`, which says so).
 export function deviceId(id, note) {
   return h("span", { class: "device-id", dataset: { testid: "device-id", deviceId: id } },
     h("code", { title: id }, shortId(id)),

@@ -5,8 +5,6 @@ not committed, and appends work again, without a restart, once space comes back.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import threading
 import time
 import urllib.error
@@ -18,6 +16,7 @@ import pytest
 
 from tests.support.cluster import all_events
 from tests.support.processes import NodeProcess
+from tests.support.storage import tmpfs
 
 #: Size of the file system under the node's data folder.
 DISK_BYTES = 8 * 1024 * 1024
@@ -28,19 +27,9 @@ CONTENT_CHARS = 2_000
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of ``DISK_BYTES`` mounted for the test (needs root; CI runs as root)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_BYTES}", "tmpfs",
-                           str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount a tmpfs in CI: {done.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    """A tmpfs of ``DISK_BYTES`` mounted for the test."""
+    with tmpfs(tmp_path / "small", f"size={DISK_BYTES}") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def append(node: NodeProcess, n: int) -> tuple[int, dict[str, object]]:

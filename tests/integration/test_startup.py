@@ -19,6 +19,7 @@ from tests.support.processes import (
     child_env,
     free_port,
 )
+from tests.support.storage import tmpfs
 
 
 def serve(*args: str) -> subprocess.CompletedProcess[str]:
@@ -332,19 +333,9 @@ INODES = 64
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs that holds ``INODES`` files (needs root; CI runs as root)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size=1m,nr_inodes={INODES}",
-                           "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount a tmpfs in CI: {done.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    """A tmpfs that holds ``INODES`` files."""
+    with tmpfs(tmp_path / "small", f"size=1m,nr_inodes={INODES}") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def leave_free(disk: Path, files: int) -> None:
@@ -396,20 +387,9 @@ def test_only_the_storage_folders_a_failed_start_made_are_removed(
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of 1 MiB with inodes to spare: filled by size, not by files (needs root;
-    CI runs as root)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"cannot mount a tmpfs in CI: {done.stderr.strip()}")
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    """A tmpfs of 1 MiB with inodes to spare: filled by size, not by files."""
+    with tmpfs(tmp_path / "tiny", "size=1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
 
 
 def test_a_storage_folder_on_a_disk_with_files_but_no_bytes_left_is_removed(

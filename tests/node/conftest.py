@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import structlog
 
 from node.config import Config, Limits
 from node.server.run import RunningNode, start
@@ -54,3 +56,14 @@ async def node(make_node: NodeFactory) -> RunningNode:
 async def client(node: RunningNode) -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=node.url) as session:
         yield session
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Logging as it was before the test, which configures it (``node.logs``)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)

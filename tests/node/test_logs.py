@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +21,8 @@ from node.logs import RefusedRequests
 SECRET = "local-secret-4c1d"
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.reset_defaults()
-    root.handlers[:] = handlers
-    root.setLevel(level)
+#: Each test configures logging; the fixture (tests/node/conftest.py) puts it back.
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def fail_with_a_secret_local() -> None:

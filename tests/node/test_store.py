@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from crdt.errors import IdMismatch, NotFound, TimestampAhead
 from crdt.events import Draft, Event, parse_event
@@ -250,15 +248,6 @@ async def test_a_background_writer_lets_queued_appends_commit_first(
     assert appending.done() and astore.head == 1
     await astore.after_queued_appends()  # nothing queued: no wait
 
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    structlog.reset_defaults()
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def test_a_forget_shares_a_commit_once_while_every_log_line_fails(

@@ -96,7 +96,11 @@ class LogStream:
         self._gone = False  # the descriptor writes to /dev/null: nobody reads it again
         self._cut = False  # a line was cut short: the next write ends it first
         # structlog's and logging's writers both write and count: one line at a time.
-        self._writing = threading.Lock()
+        # Reentrant: a finalizer that logs (asyncio's "Task was destroyed", aiohttp's
+        # "Unclosed client session") can run in a garbage collection started inside a
+        # write, on the thread holding the lock; a plain lock would hang that thread,
+        # then every thread that logs. Its line goes out before the one being written.
+        self._writing = threading.RLock()
 
     def write(self, text: str) -> int:
         with self._writing:

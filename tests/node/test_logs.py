@@ -248,3 +248,26 @@ def test_a_closed_stream_is_not_written_through_its_old_descriptor(tmp_path: Pat
         stream.write("late line\n")
     assert (tmp_path / "other.db").read_text() == ""
     assert stream.lines_dropped["reader_gone"] == 1
+
+
+def test_a_line_logged_from_inside_a_write_does_not_hang_the_thread(tmp_path: Path) -> None:
+    """A finalizer that logs (asyncio's "Task was destroyed ...") can run in a garbage
+    collection started inside a write, on the thread that is writing: its line goes out
+    whole, then the line being written, and the thread goes on."""
+    inner_told = False
+
+    def collecting(fd: int, data: memoryview) -> int:
+        nonlocal inner_told
+        if not inner_told:  # as a collection inside the write would run a finalizer
+            inner_told = True
+            stream.write("Task was destroyed but it is pending!\n")
+        return os.write(fd, data)
+
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file, write=collecting)
+        writer = threading.Thread(target=stream.write, args=("serving\n",), daemon=True)
+        writer.start()
+        writer.join(timeout=30)
+        assert not writer.is_alive(), "the write hung on its own lock"
+    assert (tmp_path / "node.log").read_text() == (
+        "Task was destroyed but it is pending!\nserving\n")

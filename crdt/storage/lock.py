@@ -20,7 +20,6 @@ crdt.errors.FolderInUse: the data folder ... is in use by process ...
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import sys
@@ -46,13 +45,7 @@ class FolderLock:
     def acquire(cls, folder: str | os.PathLike[str]) -> FolderLock:
         """Lock ``folder`` (which must exist) or raise ``FolderInUse`` at once."""
         path = Path(folder).resolve()
-        try:  # made here: removed again if this fails (a full disk left it empty)
-            fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-            made = True
-        except FileExistsError:
-            fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            made = False
-        locked = False
+        fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -61,7 +54,6 @@ class FolderLock:
                 raise FolderInUse(
                     f"the data folder {path} is in use by {holder or 'another process'}; "
                     "stop that node first, or give this one another folder") from None
-            locked = True
             # Who holds it, for the error message of the next one to try. Never the
             # command line: it may carry a token.
             since = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -72,28 +64,12 @@ class FolderLock:
         except BaseException:
             # Closing drops the lock too: a holder that could not be written (a full
             # disk) leaves no descriptor holding the folder for the rest of the process.
-            # A lock file made here goes too, while the lock is held (nobody else is in
-            # between), so that a failed first start leaves its folder empty.
-            if made and locked:
-                with contextlib.suppress(OSError):
-                    os.unlink(path / LOCK_NAME)
+            # The file stays, even one made here: another process (an older clawsync
+            # too) may have opened it meanwhile, and would lock it once unnamed, while a
+            # later start locked a new one: two holders of one folder.
             os.close(fd)
             raise
-        if not cls._still_named(fd, path):
-            # A failed acquire removed the file after this opened it: the lock is on a
-            # file nobody else can open. Take the folder's lock file anew.
-            os.close(fd)
-            return cls.acquire(path)
         return cls(path, fd)
-
-    @staticmethod
-    def _still_named(fd: int, path: Path) -> bool:
-        try:
-            named = os.stat(path / LOCK_NAME)
-        except FileNotFoundError:
-            return False
-        held = os.fstat(fd)
-        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
     def release(self) -> None:
         """Unlock (closing the file drops the lock); a second call does nothing."""

@@ -383,30 +383,3 @@ def test_only_the_storage_folders_a_failed_start_made_are_removed(
     assert "Error: the disk is full" in refused.stderr, refused.stderr
     assert log.is_dir()
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "log"]
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of 1 MiB with inodes to spare: filled by size, not by files."""
-    with tmpfs(tmp_path / "tiny", "size=1m") as mount:
-        yield mount
-
-
-def test_a_storage_folder_on_a_disk_with_files_but_no_bytes_left_is_removed(
-        tmp_path: Path, tiny_disk: Path) -> None:
-    """The disk is full by size, not by files: the lock file is made and its holder
-    cannot be written. The start removes the lock file it made, then its folders."""
-    kept = tiny_disk / "kept"
-    kept.mkdir()
-    ballast = os.open(tiny_disk / "ballast", os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        with pytest.raises(OSError, match="No space left"):
-            while True:
-                os.write(ballast, b"\0" * 4096)
-    finally:
-        os.close(ballast)
-    refused = serve("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
-                    "--storage", str(kept / "new" / "log"))
-    assert refused.returncode == 1
-    assert "Error: the disk is full" in refused.stderr, refused.stderr
-    assert list(kept.iterdir()) == []

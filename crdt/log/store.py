@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,12 @@ from crdt.storage.backends import open_storage
 from crdt.storage.base import Storage
 
 logger = logging.getLogger(__name__)
+
+#: A listener that raised after a commit is told again at the next commit, then, while
+#: it keeps raising, at the first commit after a wait that doubles from the least to
+#: the most: one that cannot succeed (a damaged record) does not cost every commit.
+LISTENER_RETRY_MIN_S = 1.0
+LISTENER_RETRY_MAX_S = 60.0
 
 #: Largest page a read returns, whatever ``limit`` asks for.
 PAGE_MAX = 10_000
@@ -79,6 +86,9 @@ class EventStore:
         #: that what it had to erase (an old document) leaves the file without a restart.
         self._listeners_due: dict[Callable[[list[forget.Forget]], None],
                                   list[forget.Forget]] = {}
+        #: Listener -> (monotonic time it may be told again, the wait that led there).
+        self._listeners_retry: dict[Callable[[list[forget.Forget]], None],
+                                    tuple[float, float]] = {}
         #: Listeners and purges after a commit that raised (each logged), since opening.
         self.after_commit_failures = 0
         if signer is not None:
@@ -204,11 +214,17 @@ class EventStore:
         told it failed would store them again (new drafts get new timestamps, so new
         ids: twice). So a listener that raises is logged and the next one told; it is
         told those records again after the next commit, until it takes them (a full
-        disk that kept an old document from being deleted frees up). A purge that
-        raises is logged and tried again after the next commit too."""
+        disk that kept an old document from being deleted frees up), then, while it
+        keeps raising, after waits that double (``LISTENER_RETRY_MIN_S`` to ``_MAX_S``)
+        or with the next forget records. A purge that raises is logged and tried again
+        after the next commit too."""
         erased = self._log.erased
         told = False
+        now = time.monotonic()
         for listener in self.erased_listeners:
+            retry_at, wait_s = self._listeners_retry.get(listener, (0.0, 0.0))
+            if not erased and now < retry_at:
+                continue  # failed lately: told again later, or with the next records
             # Each record once, however many commits the listener failed after.
             records = list({record.id: record for record in
                             self._listeners_due.pop(listener, []) + erased}.values())
@@ -217,12 +233,25 @@ class EventStore:
             try:
                 listener(records)
                 told = True
+                self._listeners_retry.pop(listener, None)
             except Exception:
                 self._listeners_due[listener] = records
                 self.after_commit_failures += 1
-                logger.exception("a listener failed after a commit that stored forget "
-                                 "records; the commit stands, and it is told again "
-                                 "after the next commit")
+                first = listener not in self._listeners_retry
+                wait_s = 0.0 if first else min(LISTENER_RETRY_MAX_S,
+                                               max(LISTENER_RETRY_MIN_S, 2 * wait_s))
+                self._listeners_retry[listener] = (now + wait_s, wait_s)
+                if first:
+                    logger.exception("a listener failed after a commit that stored forget "
+                                     "records; the commit stands, and it is told again "
+                                     "after the next commit")
+                else:
+                    logger.warning("a listener failed again after a commit; told again "
+                                   "in %.0f s or with the next forget records", wait_s)
+        for listener in [one for one in self._listeners_due
+                         if one not in self.erased_listeners]:  # taken off meanwhile
+            del self._listeners_due[listener]
+            self._listeners_retry.pop(listener, None)
         if erased or told or self._purge_due:
             # Readers that held the WAL past the storage's patience delay it to the
             # next commit; the forget itself is committed, and the answer says so.

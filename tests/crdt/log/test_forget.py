@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -398,3 +399,46 @@ def test_a_log_from_before_the_count_counts_its_forgotten_sessions_once_on_open(
         assert "forgotten" in codec.decode_trusted(store.log.storage.get(META))
         store.forget("s2")
         assert _forgotten_counted(store) == (2, 2)
+
+
+def test_a_listener_that_keeps_failing_is_told_again_after_waits_that_double(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One that cannot succeed costs the next commit, then one commit per wait (1 s,
+    2 s, 4 s, ...), not every commit; a new forget tells it at once; taken off the
+    list, it is told nothing more."""
+    clock = [100.0]
+    monkeypatch.setattr("crdt.log.store.time", SimpleNamespace(monotonic=lambda: clock[0]))
+    store = EventStore.open(str(tmp_path))
+    told: list[float] = []
+
+    def damaged(records: list[forget.Forget]) -> None:
+        told.append(clock[0])
+        raise ValueError("a record it cannot read")
+
+    def message(session: str) -> None:
+        store.append(parse_event({"agent_id": "main", "kind": {
+            "type": "message_received", "content": "x"}}, session_key=session))
+
+    try:
+        store.erased_listeners.append(damaged)
+        message("s1")
+        store.forget("s1", by="t")  # told: fails
+        message("s2")  # told again at the next commit: fails, waits 1 s
+        for _ in range(5):
+            message("s2")
+        assert told == [100.0, 100.0]
+        clock[0] = 101.0
+        message("s2")  # waits 2 s
+        clock[0] = 102.0
+        message("s2")
+        assert told == [100.0, 100.0, 101.0]
+        clock[0] = 103.0
+        message("s2")  # waits 4 s
+        store.forget("s2", by="t")  # new records: told at once
+        assert told == [100.0, 100.0, 101.0, 103.0, 103.0]
+        store.erased_listeners.remove(damaged)
+        clock[0] = 1000.0
+        message("s3")
+        assert len(told) == store.after_commit_failures == 5
+    finally:
+        store.close()

@@ -52,6 +52,17 @@ logger = logging.getLogger(__name__)
 LISTENER_RETRY_MIN_S = 1.0
 LISTENER_RETRY_MAX_S = 60.0
 
+
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A listener's records it raised on, and when it may be told them again: the
+    monotonic time, after a wait of ``wait_s`` (doubled at each failure)."""
+
+    records: list[forget.Forget]
+    retry_at: float
+    wait_s: float
+
+
 #: Largest page a read returns, whatever ``limit`` asks for.
 PAGE_MAX = 10_000
 
@@ -82,13 +93,9 @@ class EventStore:
         #: drop the content too. What they delete is purged with the log's erasure.
         self.erased_listeners: list[Callable[[list[forget.Forget]], None]] = []
         self._purge_due = False  # a purge after a forget could not finish: try again
-        #: Listener -> the records it raised on: told again after the next commit, so
-        #: that what it had to erase (an old document) leaves the file without a restart.
-        self._listeners_due: dict[Callable[[list[forget.Forget]], None],
-                                  list[forget.Forget]] = {}
-        #: Listener -> (monotonic time it may be told again, the wait that led there).
-        self._listeners_retry: dict[Callable[[list[forget.Forget]], None],
-                                    tuple[float, float]] = {}
+        #: Listener -> what it raised on, told again later (``_after``), so that what it
+        #: had to erase (an old document) leaves the file without a restart.
+        self._listeners_due: dict[Callable[[list[forget.Forget]], None], _Due] = {}
         #: Listeners and purges after a commit that raised (each logged), since opening.
         self.after_commit_failures = 0
         if signer is not None:
@@ -222,26 +229,24 @@ class EventStore:
         told = False
         now = time.monotonic()
         for listener in self.erased_listeners:
-            retry_at, wait_s = self._listeners_retry.get(listener, (0.0, 0.0))
-            if not erased and now < retry_at:
-                continue  # failed lately: told again later, or with the next records
+            due = self._listeners_due.pop(listener, None)
+            if due is not None and not erased and now < due.retry_at:
+                self._listeners_due[listener] = due  # failed lately: told again later
+                continue
             # Each record once, however many commits the listener failed after.
             records = list({record.id: record for record in
-                            self._listeners_due.pop(listener, []) + erased}.values())
+                            (due.records if due else []) + erased}.values())
             if not records:
                 continue
             try:
                 listener(records)
                 told = True
-                self._listeners_retry.pop(listener, None)
             except Exception:
-                self._listeners_due[listener] = records
                 self.after_commit_failures += 1
-                first = listener not in self._listeners_retry
-                wait_s = 0.0 if first else min(LISTENER_RETRY_MAX_S,
-                                               max(LISTENER_RETRY_MIN_S, 2 * wait_s))
-                self._listeners_retry[listener] = (now + wait_s, wait_s)
-                if first:
+                wait_s = 0.0 if due is None else min(LISTENER_RETRY_MAX_S, max(
+                    LISTENER_RETRY_MIN_S, 2 * due.wait_s))
+                self._listeners_due[listener] = _Due(records, now + wait_s, wait_s)
+                if due is None:
                     logger.exception("a listener failed after a commit that stored forget "
                                      "records; the commit stands, and it is told again "
                                      "after the next commit")
@@ -251,7 +256,6 @@ class EventStore:
         for listener in [one for one in self._listeners_due
                          if one not in self.erased_listeners]:  # taken off meanwhile
             del self._listeners_due[listener]
-            self._listeners_retry.pop(listener, None)
         if erased or told or self._purge_due:
             # Readers that held the WAL past the storage's patience delay it to the
             # next commit; the forget itself is committed, and the answer says so.

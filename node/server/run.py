@@ -226,11 +226,7 @@ def _left_behind(made: Path, data_dir: Path) -> str:
 def _make_folder(folder: Path) -> Path | None:
     """Create ``folder`` and its missing parents; the highest of them this made (None if
     it existed). ``StartError`` if it cannot be made."""
-    try:
-        made = make_folders(folder)
-    except OSError as error:
-        raise StartError(f"cannot create the data folder {folder}: "
-                         f"{error.strerror or error}") from None
+    made = _make_folders(folder, "data folder")
     return made[0] if made else None
 
 
@@ -244,11 +240,15 @@ def _make_storage_folder(config: Config) -> list[Path]:
     (``memory:``) or none given (the log is in the data folder)."""
     if config.storage is None or backend_of(config.storage) is not None:
         return []
-    folder = Path(config.storage)
+    return _make_folders(Path(config.storage), "storage folder")
+
+
+def _make_folders(folder: Path, what: str) -> list[Path]:
+    """``make_folders``, its failure a ``StartError`` naming ``what`` the folder is."""
     try:
         return make_folders(folder)
     except OSError as error:
-        raise StartError(f"cannot create the storage folder {folder}: "
+        raise StartError(f"cannot create the {what} {folder}: "
                          f"{error.strerror or error}") from None
 
 

@@ -57,7 +57,7 @@ PAGE = 1000
 # -- waiting -------------------------------------------------------------------------------
 
 
-def wait_until(check: Callable[[], T], timeout_s: float, what: str,
+def wait_until(check: Callable[[], T | None], timeout_s: float, what: str,
                poll_s: float = POLL_S) -> T:
     """Call ``check`` until it returns something truthy (returned) or the deadline passes
     (``AssertionError`` naming ``what`` and the last value or error seen)."""
@@ -65,9 +65,9 @@ def wait_until(check: Callable[[], T], timeout_s: float, what: str,
     last: Any = None
     while True:
         try:
-            last = check()
-            if last:
-                return last
+            value = last = check()
+            if value:
+                return value
         except (OSError, ValueError, urllib.error.URLError) as error:
             last = error
         if time.monotonic() >= deadline:

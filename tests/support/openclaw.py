@@ -63,10 +63,11 @@ class FakeGateway:
         self.db.execute("BEGIN")
         for seq, record in enumerate(records, first_seq):
             text = json.dumps(record)
-            packed = None
             if zstd and record.get("type") != "session":
-                packed, text = zstandard.ZstdCompressor().compress(text.encode()), None
-            self.add_row(session_id, seq, text, packed, commit=False)
+                packed = zstandard.ZstdCompressor().compress(text.encode())
+                self.add_row(session_id, seq, None, packed, commit=False)
+            else:
+                self.add_row(session_id, seq, text, None, commit=False)
         self.db.execute("COMMIT")
 
     def add_row(self, session_id: str, seq: int, text: str | None, packed: bytes | None,

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
 
 from crdt.errors import StorageFull
+from crdt.log.records import SEP
 from crdt.storage.backends import open_storage
 from crdt.storage.base import Storage, Transaction
 
@@ -99,31 +101,39 @@ class _Failing:
 class CountedStorage:
     """A real storage that counts the reads a reader makes of it (``get``, ``get_many``,
     ``has``, ``keys_after``; a transaction's are the writer's): what a read costs in
-    round trips to the backend, whatever the number of records each returns."""
+    round trips to the backend, whatever the number of records each returns; and in
+    ``records``, the records those reads asked for (the keys ``keys_after`` found), by
+    kind (``crdt.log.records``: ``h`` a session's header, ``f`` its forget records)."""
 
     def __init__(self, inner: Storage) -> None:
         self.inner = inner
         self.reads = 0
+        self.records: Counter[str] = Counter()
+
+    def _count(self, keys: Iterable[str]) -> None:
+        self.reads += 1
+        self.records.update(key.split(SEP, 1)[0] for key in keys)
 
     @property
     def location(self) -> str:
         return self.inner.location
 
     def get(self, key: str) -> bytes | None:
-        self.reads += 1
+        self._count([key])
         return self.inner.get(key)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        self.reads += 1
+        self._count(keys)
         return self.inner.get_many(keys)
 
     def has(self, key: str) -> bool:
-        self.reads += 1
+        self._count([key])
         return self.inner.has(key)
 
     def keys_after(self, prefix: str, after: str, limit: int) -> list[str]:
-        self.reads += 1
-        return self.inner.keys_after(prefix, after, limit)
+        found = self.inner.keys_after(prefix, after, limit)
+        self._count(found)
+        return found
 
     def transaction(self) -> AbstractContextManager[Transaction]:
         return self.inner.transaction()

@@ -1,7 +1,7 @@
 """The one-off count of forgotten sessions when a folder written before it was kept
 opens (``crdt.log.upgrade.count_forgotten_sessions``): a process ended in the middle of
-the open counts again on the next one, and a forget record without a session header is
-passed over."""
+the open counts again on the next one, a forget record without a session header is
+passed over, and every later open reads the stored count, no forget record."""
 
 from __future__ import annotations
 
@@ -10,16 +10,20 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from crdt import codec
 from crdt.events import parse_event
+from crdt.log import forget
 from crdt.log.records import META, key
 from crdt.log.store import EventStore
+from crdt.log.upgrade import FORGOTTEN_COUNT_STEP
 from crdt.storage.disk import DiskStorage
 from tests.support.events import event
+from tests.support.storage import CountedStorage
 
 
 def _forgotten_counted(store: EventStore) -> tuple[int, int]:
@@ -114,3 +118,47 @@ def test_a_forget_record_without_a_session_header_is_passed_over(
     assert lines[2].startswith("counted 1 sessions forgotten whole among the 1 with "
                                "forget records"), lines
     assert [record.levelname for record in caplog.records] == ["INFO", "WARNING", "INFO"]
+
+
+#: Sessions forgotten whole in the folder of the test below: more than one step of the
+#: count (``FORGOTTEN_COUNT_STEP``), so that a count on open shows in the reads.
+_FORGOTTEN = 2 * FORGOTTEN_COUNT_STEP + 100
+
+
+def _open_counted(path: Path) -> tuple[Counter[str], int]:
+    """Open the folder: the records the open read, by kind, and the count it holds."""
+    storage = CountedStorage(DiskStorage.open(path))
+    with EventStore(storage) as store:
+        read = storage.records.copy()
+        return read, store.stats()["sessions_forgotten"]
+
+
+def _count_dropped(path: Path) -> None:
+    """The meta record without the count, as an older version writes it."""
+    storage = DiskStorage.open(path)
+    try:
+        with storage.transaction() as tx:
+            meta = codec.decode_trusted(tx.get(META))
+            del meta["forgotten"]
+            tx.put(META, codec.encode_fast(meta))
+    finally:
+        storage.close()
+
+
+def test_an_open_reads_no_forget_record_once_the_count_is_stored(store_path: Path) -> None:
+    """Opening a folder costs nothing per forgotten session: the count is in the meta
+    record, kept by the commits that forget. A folder without it (an older version's)
+    walks its forget records and their sessions' headers once, and stores the count."""
+    with EventStore.open(str(store_path)) as store:
+        store.append_batch([event(content=f"fine {n}", ms=1_000, session=f"s{n}")
+                            for n in range(_FORGOTTEN + 1)])
+        store.append_batch([forget.forget(f"s{n}") for n in range(_FORGOTTEN)])
+        held = store.sessions_by_key(limit=_FORGOTTEN + 1)
+        assert sum(store.log.session(name).forgotten for name in held) == _FORGOTTEN
+    read, counted = _open_counted(store_path)
+    assert (read["f"], read["h"], counted) == (0, 0, _FORGOTTEN)
+    _count_dropped(store_path)
+    read, counted = _open_counted(store_path)
+    assert (read["f"], read["h"], counted) == (_FORGOTTEN, _FORGOTTEN, _FORGOTTEN)
+    read, counted = _open_counted(store_path)
+    assert (read["f"], read["h"], counted) == (0, 0, _FORGOTTEN)

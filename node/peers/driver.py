@@ -27,6 +27,7 @@ from crdt.log.store import EventStore
 from node.config import Config
 from node.peers.ahead import PARSE_THREADS, VERIFY_THREADS, Ahead
 from node.peers.budget import CLIENTS_QUIET_S
+from node.peers.removals import Removals
 from node.peers.runner import Runner
 from node.peers.transport import DEVICE_REMOVED, Link, LinkClosed
 from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
@@ -70,6 +71,8 @@ class Driver:
         #: Links dropped because the peer broke the protocol, either way, since start:
         #: an accepted link's own counters leave the metrics when it ends.
         self.links_faulted = 0
+        #: The removed devices as the writer sees them: links to them stop pushing.
+        self.removals = Removals()
 
     def clients_appended(self) -> None:
         """Clients are writing: links pay for the writer a while."""
@@ -91,6 +94,24 @@ class Driver:
     async def on_writer(self, method: Callable[..., T], *args: Any) -> T:
         """Call a ``PeerSync`` method on the writer thread: it reads and writes the log."""
         return await self.astore.write(lambda _store: method(*args))
+
+    async def on_link(self, runner: Runner, method: Callable[..., T], *args: Any) -> T:
+        """``on_writer`` for a call into a link's machine (``_stop_if_removed`` first)."""
+        def call(store: EventStore) -> T:
+            self._stop_if_removed(store, runner)
+            return method(*args)
+
+        return await self.astore.write(call)
+
+    def _stop_if_removed(self, store: EventStore, runner: Runner) -> None:
+        """On the writer thread, before a call into the link's machine: if a record
+        stored removes the peer's device, the machine pushes it nothing more but the
+        last push (``node.peers.removals``), whether or not ``node.devices`` has read
+        the record yet."""
+        machine, device = runner.machine, runner.device
+        if device is not None and machine.pushing \
+                and self.removals.removed(store, device.device_id):
+            machine.stop_pushing()
 
     def _now(self) -> float:
         return self._loop.time()
@@ -123,8 +144,9 @@ class Driver:
         machine.peer_key = link.peer_device.public_key if link.peer_device else None
         receiving = asyncio.ensure_future(ahead.next())
         try:
-            await self._send(link, await self.on_writer(
-                lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about)))
+            await self._send(link, await self.on_link(
+                runner, lambda: machine.start(self._now(),
+                                              peer_reads_about=link.peer_reads_about)))
             runner.state = "up"
             while True:
                 if runner.drop == DEVICE_REMOVED:
@@ -134,8 +156,8 @@ class Driver:
                     # Only that record (with what its origin holds before it, and the
                     # retirement of the device's origins this node wrote): nothing else a
                     # removed device lacks is its to have.
-                    await self._send(link, await self.on_writer(
-                        machine.push_through, runner.removal_push, self._now()))
+                    await self._send(link, await self.on_link(
+                        runner, machine.push_through, runner.removal_push, self._now()))
                 if runner.drop is not None:
                     raise DuplicateLink(runner.drop)
                 timeout_s = max(0.0, machine.wakeup_at - self._loop.time())
@@ -155,9 +177,9 @@ class Driver:
                     out = await self._received(runner, received)
                 elif runner.wake.is_set():
                     runner.wake.clear()
-                    out = await self.on_writer(machine.local_appended, self._now())
+                    out = await self.on_link(runner, machine.local_appended, self._now())
                 else:
-                    out = await self.on_writer(machine.tick, self._now())
+                    out = await self.on_link(runner, machine.tick, self._now())
                 await self._send(link, out)
                 await self.save_checkpoint(runner)
         except PeerFault as fault:
@@ -182,8 +204,9 @@ class Driver:
         machine = runner.machine
         prepared, prepare_s = received  # its CPU seconds off the writer (``Ahead``)
 
-        def call(_store: EventStore) -> tuple[list[bytes], float]:
+        def call(store: EventStore) -> tuple[list[bytes], float]:
             started = time.perf_counter()
+            self._stop_if_removed(store, runner)
             out = machine.receive(prepared, self._now())
             return out, time.perf_counter() - started
 

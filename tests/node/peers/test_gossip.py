@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ import structlog
 from aiohttp import web
 
 from crdt import device as crdt_device
+from crdt import membership
+from crdt.log.store import EventStore
 from node.cli.linkproxy import LinkProxy
 from node.peers.learning import _member_urls, awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
@@ -286,6 +289,60 @@ async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
     held = await b.astore.read(lambda s: {**s.version, **s.retired})
     assert held[own] == link.removal_push[own]  # through the retirement of its origin
     assert third.astore.node_id not in held  # nothing else it lacked
+
+
+async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothing_else(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """The link's push, asked of the writer thread before the node read the removal,
+    runs right after the commit that stored it (ahead of the node's reading it): it
+    pushes none of what the removed device lacks, neither the events of the same commit
+    nor the record; the last push alone carries the record (and the retirement)."""
+    secret, quiet = "s" * 32, dataclasses.replace(FAST, pull_interval_s=600.0)
+    a = await make_node(cluster_secret=secret, sync=quiet)
+    b = await make_node(cluster_secret=secret, sync=quiet)
+    third = await make_node()  # linked to no one: its events reach a by hand
+    assert a.gossip.membership is not None
+    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
+    for node in (b, third):
+        async with aiohttp.ClientSession(base_url=node.url) as http, \
+                http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+            assert answer.status == 201
+    await a.gossip.membership.add(phone, "phone")
+    assert await a.gossip.add_peer(b.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):  # linked, each holding all the other's
+        while phone not in a.gossip.linked_devices() or (held := [
+                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
+                != held[1] or b_origin not in held[0]:
+            await asyncio.sleep(0.01)
+    [link] = [runner for runner in a.gossip.runners.values()
+              if runner.device is not None and runner.device.device_id == phone]
+    items = await third.astore.read(lambda s: [
+        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
+    # The writer, held, takes in order: the removal with events b lacks, then the push.
+    entered, go = threading.Event(), threading.Event()
+
+    def hold(_store: EventStore) -> None:
+        entered.set()
+        go.wait(DEADLINE_S)
+
+    holding = asyncio.ensure_future(a.astore.write(hold))
+    assert await asyncio.to_thread(entered.wait, DEADLINE_S)
+    removing = asyncio.ensure_future(a.astore.write(lambda store: (
+        store.ingest(items), store.append(membership.removed(phone, "lost")))))
+    await asyncio.sleep(0)  # its write is queued
+    link.wake.set()
+    async with asyncio.timeout(DEADLINE_S):
+        while link.wake.is_set():  # the link took it, and asked the writer to push
+            await asyncio.sleep(0.01)
+    go.set()
+    await asyncio.gather(holding, removing)
+    async with asyncio.timeout(DEADLINE_S):
+        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
+            await asyncio.sleep(0.01)
+    held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
+    own = a.astore.node_id
+    assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
+    assert third.astore.node_id not in held_b  # nothing else it lacked
 
 
 async def test_a_peer_dialed_without_the_secret_is_asked_for_members_without_it(

@@ -145,6 +145,29 @@ def test_a_push_through_goes_out_when_the_window_is_full(
         == [(own, seq) for seq in range(3 * BATCH_EVENTS_MAX + 1, 1_601)]
 
 
+def test_a_machine_told_to_stop_pushing_sends_no_events_but_its_last_push(
+        open_store: OpenStore, ev: Ev, mesh: type) -> None:
+    """Its peer's device was removed: neither a push, an answer to a hello or an ack,
+    nor a resend carries events; hellos and acks still go, and the last push too."""
+    a, b = filled(open_store("a"), ev, 5), open_store("b")
+    net = mesh([a, b])
+    net.start()
+    net.settle()
+    machine = net.machines[0, 1]
+    machine.stop_pushing()
+    assert not machine.pushing
+    a.append_batch([ev(ms=60_000, content="lacked"), ev(ms=60_001, content="the record")])
+    assert machine.local_appended(net.now) == []
+    assert machine.receive(encode(Hello(b.node_id, b.version)), net.now) == []
+    assert kinds(machine.tick(net.now + machine.config.pull_interval_s)) == ["hello"]
+    own = a.node_id
+    out = machine.push_through({own: 7}, net.now)
+    assert kinds(out) == ["events"]
+    batch = parse(out[0])
+    assert isinstance(batch, Events)
+    assert [(item.origin, item.seq) for item in batch.items] == [(own, 6), (own, 7)]
+
+
 def test_a_backlog_streams_in_full_batches_three_at_a_time(
         open_store: OpenStore, ev: Ev, mesh: type) -> None:
     a, b = filled(open_store("a"), ev, 2_000), open_store("b")

@@ -345,6 +345,37 @@ async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothin
     assert third.astore.node_id not in held_b  # nothing else it lacked
 
 
+async def test_a_link_dropped_while_it_waits_ends_without_pushing(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """A link dropped (as ``Gossip._identified`` drops a duplicate: ``drop`` set, then
+    woken) while a commit's wake is pending ends at once: what the commit stored, which
+    the peer lacks, is not pushed on it first."""
+    secret, quiet = "s" * 32, dataclasses.replace(FAST, pull_interval_s=600.0)
+    a = await make_node(cluster_secret=secret, sync=quiet)
+    b = await make_node(cluster_secret=secret, sync=quiet)
+    third = await make_node()  # linked to no one: its events reach a by hand
+    async with aiohttp.ClientSession(base_url=third.url) as http, \
+            http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+        assert answer.status == 201
+    assert await b.gossip.add_peer(a.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while not (links := [runner for runner in a.gossip.runners.values()
+                             if runner.direction == "in" and runner.state == "up"
+                             and runner.machine.checkpoint is not None]):
+            await asyncio.sleep(0.01)
+    [link] = links
+    assert link.task is not None
+    sent = link.machine.counters.events_sent
+    items = await third.astore.read(lambda s: [
+        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
+    await a.astore.write(lambda store: store.ingest(items))  # wakes the link: b lacks them
+    assert link.wake.is_set()
+    link.drop = "duplicate link"
+    async with asyncio.timeout(DEADLINE_S):
+        await asyncio.wait({link.task})
+    assert link.machine.counters.events_sent == sent
+
+
 async def test_a_peer_dialed_without_the_secret_is_asked_for_members_without_it(
         make_node: NodeFactory) -> None:
     """x links with z on device keys alone (z's address came from a member, not from a

@@ -24,6 +24,7 @@ from node.peers.runner import linked_nodes
 from node.peers.transport import DEVICE_HEADER, DEVICE_REMOVED, NODE_HEADER, LinkRefused, Refusal
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
+from sync.peer.machine import PeerSync
 from tests.node.conftest import EventFactory
 from tests.node.peers.test_links import own_link
 from tests.support.processes import free_port
@@ -291,6 +292,22 @@ async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
     assert third.astore.node_id not in held  # nothing else it lacked
 
 
+async def all_taken(one: PeerSync, other: PeerSync) -> None:
+    """Wait until the two ends of a link have taken every message the other sent (a
+    dialer's hello may be said again once it learns what the other reads), twice in a
+    row: a message that comes later would be handled, and answered, on the writer."""
+    def counts() -> tuple[int, int, int, int]:
+        return (one.counters.messages_in, one.counters.messages_out,
+                other.counters.messages_in, other.counters.messages_out)
+
+    async with asyncio.timeout(DEADLINE_S):
+        while True:
+            before = counts()
+            await asyncio.sleep(0.05)
+            if counts() == before and before[0] == before[3] and before[1] == before[2]:
+                return
+
+
 async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothing_else(
         make_node: NodeFactory, event_body: EventFactory) -> None:
     """The link's push, asked of the writer thread before the node read the removal,
@@ -316,6 +333,9 @@ async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothin
             await asyncio.sleep(0.01)
     [link] = [runner for runner in a.gossip.runners.values()
               if runner.device is not None and runner.device.device_id == phone]
+    [other_end] = [runner for runner in b.gossip.runners.values()
+                   if runner.direction == "in" and runner.state == "up"]
+    await all_taken(link.machine, other_end.machine)
     items = await third.astore.read(lambda s: [
         (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
     # The writer, held, takes in order: the removal with events b lacks, then the push.
@@ -365,6 +385,7 @@ async def test_a_link_dropped_while_it_waits_ends_without_pushing(
             await asyncio.sleep(0.01)
     [link] = links
     assert link.task is not None
+    await all_taken(link.machine, b.gossip.runners[f"url:{a.url}"].machine)
     sent = link.machine.counters.events_sent
     items = await third.astore.read(lambda s: [
         (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])

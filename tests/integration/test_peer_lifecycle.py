@@ -10,6 +10,7 @@ import signal
 import socket
 import struct
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 
 from node.peers.transport import PEER_PATH
 from tests.support.cluster import SECRET, Cluster, peer_rows, wait_until
-from tests.support.flood import FLOODER, Appends, append_while, flood
+from tests.support.flood import FLOODER, Appends, Flooded, append_while, flood, unless_set
 from tests.support.processes import NodeProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -149,17 +150,38 @@ def _cannot_succeed(node: NodeProcess, client: asyncio.Task[None], appends: Appe
     return None
 
 
-async def _flood_until_throttled(node: NodeProcess
-                                 ) -> tuple[int, Appends, float | None, str | None]:
+@dataclass
+class FloodRun:
+    """What the flood test saw: the flood, the client's appends, the flooder's last row
+    (None if the node never listed it), the appends answered since that row first showed
+    a wait (None if none did), the ``throttled_s`` once that held, and what stopped the
+    run early, if anything did."""
+
+    flooded: Flooded = field(default_factory=Flooded)
+    appends: Appends = field(default_factory=Appends)
+    row: dict[str, Any] | None = None
+    answered_since_wait: int | None = None
+    throttled_s: float | None = None
+    ended: str | None = None
+
+    def seen(self) -> str:
+        """What a failure says."""
+        row = "never listed" if self.row is None else ", ".join(
+            f"{key} {self.row.get(key)}" for key in (
+                "state", "throttled_s", "bytes_in", "faults", "last_contact_s_ago"))
+        since = ("no wait ever shown" if self.answered_since_wait is None
+                 else f"{self.answered_since_wait} answered since a wait first showed")
+        return (f"{self.flooded.summary()}; {len(self.appends.statuses)} client appends, "
+                f"{since}; the flooder's last row: {row}")
+
+
+async def _flood_until_throttled(node: NodeProcess) -> FloodRun:
     """Flood ``node`` while a client appends, until the flooder's row shows it was made
     to wait and the client then had ``APPENDS_WHILE_THROTTLED`` more appends answered
     with its link still up, or ``FLOOD_DEADLINE_S`` passed, or the test can no longer
-    pass (``_cannot_succeed``: then at once, not at the deadline). Returns the hellos
-    sent, the appends, the flooder's ``throttled_s`` when that held (None if it never
-    did) and what ended the flood early, if anything did."""
-    appends, stop, done = Appends(), asyncio.Event(), asyncio.Event()
-    shown: list[float] = []
-    ended: list[str] = []
+    pass (``_cannot_succeed``: then at once, not at the deadline). Every wait, a send
+    the node holds among them, ends at the deadline (``tests.support.flood``)."""
+    run, stop, done = FloodRun(), asyncio.Event(), asyncio.Event()
 
     async def watch() -> None:
         answered_before: int | None = None  # appends answered when the wait first showed
@@ -169,36 +191,37 @@ async def _flood_until_throttled(node: NodeProcess
             except (OSError, ValueError):  # a loaded node answers late: ask again
                 rows = []
             row = next((r for r in rows if r["node_id"] == FLOODER), None)
-            reason = _cannot_succeed(node, client, appends, row)
+            run.row = row or run.row
+            reason = _cannot_succeed(node, client, run.appends, row)
             if reason is not None:
-                ended.append(reason)
+                run.ended = run.ended or reason
                 stop.set()
             elif row is not None and row.get("throttled_s", 0.0) > 0:
                 if answered_before is None:
-                    answered_before = len(appends.statuses)
-                elif len(appends.statuses) - answered_before >= APPENDS_WHILE_THROTTLED:
-                    shown.append(row["throttled_s"])
+                    answered_before = len(run.appends.statuses)
+                run.answered_since_wait = len(run.appends.statuses) - answered_before
+                if run.answered_since_wait >= APPENDS_WHILE_THROTTLED:
+                    run.throttled_s = row["throttled_s"]
                     stop.set()
-            await asyncio.sleep(0.2)
+            await unless_set(stop, asyncio.sleep(0.2))
 
-    client = asyncio.create_task(append_while(node.url, "t0ken", done, appends))
+    client = asyncio.create_task(append_while(node.url, "t0ken", done, run.appends))
     watcher = asyncio.create_task(watch())
-    sent = 0
     try:
-        sent = await flood(node.url, SECRET, FLOOD_DEADLINE_S, stop)
+        run.flooded = await flood(node.url, SECRET, FLOOD_DEADLINE_S, stop)
     except (aiohttp.ClientError, ConnectionError) as error:  # the node closed its link
-        ended.append(_cannot_succeed(node, client, appends, None)
-                     or f"the flooder's link failed: {error!r}")
+        run.ended = run.ended or (_cannot_succeed(node, client, run.appends, None)
+                                  or f"the flooder's link failed: {error!r}")
     finally:
         stop.set()
         done.set()
         await watcher
-        if ended:  # the client's own end, if it failed too, is told there
+        if run.ended:  # the client's own end, if it failed too, is told there
             with contextlib.suppress(Exception):
                 await client
         else:
             await client
-    return sent, appends, shown[0] if shown else None, ended[0] if ended else None
+    return run
 
 
 def test_a_flooding_peer_is_throttled_and_clients_keep_appending(tmp_path: Path) -> None:
@@ -206,11 +229,53 @@ def test_a_flooding_peer_is_throttled_and_clients_keep_appending(tmp_path: Path)
     answered while it was (conditions awaited, with a deadline a loaded machine meets)."""
     with Cluster(tmp_path) as cluster:
         node = cluster.node("node", token="t0ken")
-        sent, appends, throttled_s, ended = asyncio.run(_flood_until_throttled(node))
-        assert ended is None, f"the flood was stopped after {sent} hellos: {ended}"
-        print(f"{sent} hellos of 4,096 origins; {appends.summary()}; "
-              f"flooder throttled {throttled_s} s")
-        assert throttled_s is not None, (
-            f"within {FLOOD_DEADLINE_S} s of flooding ({sent} hellos), the flooder was "
-            f"never shown throttled with {APPENDS_WHILE_THROTTLED} appends answered since")
-        assert appends.statuses and set(appends.statuses) <= {200, 201}
+        run = asyncio.run(_flood_until_throttled(node))
+        assert run.ended is None, f"the flood was stopped early, {run.ended}: {run.seen()}"
+        print(f"{run.flooded.sent} hellos of 4,096 origins; {run.appends.summary()}; "
+              f"flooder throttled {run.throttled_s} s")
+        assert run.throttled_s is not None, (
+            f"within {FLOOD_DEADLINE_S} s the flooder was never shown throttled with "
+            f"{APPENDS_WHILE_THROTTLED} appends answered since: {run.seen()}")
+        assert run.appends.statuses and set(run.appends.statuses) <= {200, 201}
+
+
+async def _flood_a_paused_node(node: NodeProcess) -> tuple[Flooded, Flooded, Appends]:
+    """Flood ``node`` until it is paused and has held the flooder's sends a while, then
+    stop the flood; then, still paused, flood it until a deadline, with a client
+    appending that is then told to stop too."""
+    assert node.process is not None
+    stop, flooded = asyncio.Event(), Flooded()
+    flooding = asyncio.create_task(flood(node.url, SECRET, 3_600.0, stop, flooded))
+    while flooded.sent == 0 and not flooding.done():
+        await asyncio.sleep(0.1)
+    node.process.send_signal(signal.SIGSTOP)
+    try:
+        sent = -1
+        while flooded.sent != sent and not flooding.done():  # until a send is held
+            sent = flooded.sent
+            await asyncio.sleep(1.0)
+        stop.set()
+        by_stop = await flooding
+        appends, done = Appends(), asyncio.Event()
+        client = asyncio.create_task(append_while(node.url, "t0ken", done, appends))
+        by_deadline = await flood(node.url, SECRET, 2.0)  # its handshake is held
+        done.set()
+        await client
+    finally:
+        node.process.send_signal(signal.SIGCONT)
+    return by_stop, by_deadline, appends
+
+
+def test_a_flood_ends_on_time_while_the_node_reads_nothing(tmp_path: Path) -> None:
+    """A paused node takes no byte: a flood's sends and handshake, and the client's
+    appends, still end when told to stop or at the flood's deadline (the bound below
+    only keeps a failing run from hanging)."""
+    with Cluster(tmp_path) as cluster:
+        node = cluster.node("node", token="t0ken")
+        by_stop, by_deadline, appends = asyncio.run(
+            asyncio.wait_for(_flood_a_paused_node(node), 120))
+        assert by_stop.ended_by == "stop" and by_stop.sent > 0, by_stop
+        assert by_stop.waiting_s is not None, by_stop  # the node held a send
+        assert by_deadline.ended_by == "deadline" and by_deadline.sent == 0, by_deadline
+        assert appends.statuses == []  # the append the node held counts nowhere
+        assert node.get("/healthz")["status"] == "ok"

@@ -1,12 +1,19 @@
 """A hostile peer that floods a node with hellos, and a client that appends meanwhile:
-for the test that a flooding peer is throttled and for ``bench.peer_flood``."""
+for the test that a flooding peer is throttled and for ``bench.peer_flood``.
+
+A node that reads no more (throttled, starved of CPU, stopped) holds a send or an append
+for as long as it likes: every such wait here also ends at the flood's deadline or when
+the caller says stop, so that a test which gives up does so on time."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
 
@@ -15,11 +22,32 @@ from sync.peer.messages import ORIGINS_MAX, Hello, encode
 
 #: The flooder's node id: any well-formed one the victim does not have.
 FLOODER = "f100d00000000000"
+#: How long the flooder's link may take to close once the flood is over: a node that
+#: reads no more takes no close either, and after this the connection is dropped.
+CLOSE_TIMEOUT_S = 5.0
+
+T = TypeVar("T")
 
 
 def big_hello(origins: int = ORIGINS_MAX) -> bytes:
     """A hello claiming one event in each of ``origins`` made-up origins."""
     return encode(Hello(FLOODER, {f"{n:016x}": 1 for n in range(origins)}))
+
+
+async def unless_set(stop: asyncio.Event, work: Awaitable[T],
+                     timeout_s: float | None = None) -> T | None:
+    """``work``'s result, or None if ``stop`` is set or ``timeout_s`` passes first (the
+    work is then cancelled). Its errors are raised."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, timeout=timeout_s,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        task.cancel()  # nothing if it is done
+    await asyncio.wait({task})  # let a cancelled one unwind
+    return None if task.cancelled() else task.result()
 
 
 @dataclass
@@ -39,43 +67,85 @@ class Appends:
                 f"{self.quantile_ms(0.99):.1f} ms, max {1000 * max(self.latencies_s):.1f} ms")
 
 
+@dataclass
+class Flooded:
+    """What a flood did: the hellos sent, how it ended (``"stop"`` or ``"deadline"``),
+    and for how long the node had held the send still waiting then (None if none was)."""
+
+    sent: int = 0
+    ended_by: str = "deadline"
+    waiting_s: float | None = None
+
+    def summary(self) -> str:
+        waiting = "" if self.waiting_s is None else (
+            f", a send held for {self.waiting_s:.1f} s then")
+        return f"{self.sent} hellos sent, ended by {self.ended_by}{waiting}"
+
+
 async def flood(url: str, secret: str, duration_s: float,
-                stop: asyncio.Event | None = None) -> int:
+                stop: asyncio.Event | None = None, flooded: Flooded | None = None) -> Flooded:
     """Send big hellos over one peer link for ``duration_s``, or until ``stop`` is set
-    (as fast as the node takes them; it answers what it pushes, read and dropped);
-    returns how many were sent."""
+    (as fast as the node takes them; it answers what it pushes, read and dropped).
+    The handshake and each send wait no longer than that either. Returns ``flooded``
+    (a new one if None), kept up to date as it goes for a caller to watch."""
+    stop = stop or asyncio.Event()
+    deadline = time.monotonic() + duration_s
+    flooded = flooded or Flooded()
     message = big_hello()
-    async with aiohttp.ClientSession() as http, http.ws_connect(
+    async with aiohttp.ClientSession() as http:
+        ws = await unless_set(stop, http.ws_connect(
             url + PEER_PATH, headers={"Authorization": f"Bearer {secret}",
-                                      NODE_HEADER: FLOODER},
-            max_msg_size=0) as ws:
+                                      NODE_HEADER: FLOODER}, max_msg_size=0), duration_s)
+        if ws is None:
+            flooded.ended_by = "stop" if stop.is_set() else "deadline"
+            return flooded
+
         async def drain() -> None:
             async for _ in ws:
                 pass
 
-        reader = asyncio.create_task(drain())
-        deadline = time.monotonic() + duration_s
-        sent = 0
-        while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
+        async def send() -> bool:
             await ws.send_bytes(message)
-            sent += 1
-        reader.cancel()
-        return sent
+            return True
+
+        reader = asyncio.create_task(drain())
+        try:
+            while (left_s := deadline - time.monotonic()) > 0 and not stop.is_set():
+                started = time.monotonic()
+                if await unless_set(stop, send(), left_s) is None:
+                    flooded.waiting_s = time.monotonic() - started
+                    break
+                flooded.sent += 1
+        finally:
+            flooded.ended_by = "stop" if stop.is_set() else "deadline"
+            reader.cancel()
+            # A node that reads nothing takes no close frame either: drop the link.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
+    return flooded
 
 
 async def append_while(url: str, token: str | None, done: asyncio.Event,
                        appends: Appends) -> None:
-    """Append one small event at a time until ``done`` is set."""
+    """Append one small event at a time until ``done`` is set (an append still waiting
+    then is given up, and counts nowhere)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     body = [{"agent_id": "main", "kind": {"type": "message_received", "content": "hi"}}]
     async with aiohttp.ClientSession(headers=headers) as http:
         n = 0
-        while not done.is_set():
-            started = time.monotonic()
+
+        async def append(n: int) -> int:
             async with http.post(f"{url}/v1/sessions/flood:{n % 8}/events",
                                  json=body) as reply:
                 await reply.read()
-                appends.statuses.append(reply.status)
+                return reply.status
+
+        while not done.is_set():
+            started = time.monotonic()
+            status = await unless_set(done, append(n))
+            if status is None:
+                break
+            appends.statuses.append(status)
             appends.latencies_s.append(time.monotonic() - started)
             n += 1
 
@@ -86,8 +156,8 @@ async def flood_and_append(url: str, secret: str, token: str | None,
     appends, done = Appends(), asyncio.Event()
     client = asyncio.create_task(append_while(url, token, done, appends))
     try:
-        sent = await flood(url, secret, duration_s)
+        flooded = await flood(url, secret, duration_s)
     finally:
         done.set()
         await client
-    return sent, appends
+    return flooded.sent, appends

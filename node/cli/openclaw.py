@@ -13,7 +13,8 @@ import asyncio
 import errno
 import functools
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,7 +45,12 @@ from node.openclaw.state import (
     check_state_folder,
     running_gateway,
 )
-from node.openclaw.state_locks import StateLockUnreadable, held_state_lock
+from node.openclaw.state_locks import (
+    StateLockHeld,
+    StateLockUnreadable,
+    held_state_lock,
+    holding_state_locks,
+)
 
 T = TypeVar("T")
 
@@ -366,8 +372,9 @@ refused and nothing is written.
 
 Stop the OpenClaw gateway first, and let any `openclaw agent --local` turn finish (export
 refuses while the gateway's lock names a running one, or while an OpenClaw process holds
-one of its locks in /tmp/openclaw-state-locks-UID, or if they cannot be read; exit 2), then
-run its import:
+one of its locks in /tmp/openclaw-state-locks-UID, or if they cannot be read; exit 2; it
+holds those locks itself while it writes, so an OpenClaw process started meanwhile waits
+or gives up), then run its import:
 
 \b
   clawsync openclaw export agent:main:explicit:s1
@@ -376,11 +383,12 @@ run its import:
 """
 
 
-def refuse_if_openclaw_runs(state: Path) -> None:
+def refuse_if_openclaw_runs(state: Path, *, own_held: bool = False) -> None:
     """Export into a folder whose gateway runs, or on which an `agent --local` turn runs:
     it would write the session into its store while OpenClaw's import moves the exported
     file there, and may go on from the transcript it holds in memory. A lock that cannot
-    be read refuses too: OpenClaw may run, and the person can tell."""
+    be read refuses too: OpenClaw may run, and the person can tell. ``own_held``: within
+    ``holding_openclaw_locks``, whose locks are not looked at again."""
     try:
         gateway = running_gateway(state)
     except GatewayLockUnreadable as error:
@@ -395,7 +403,7 @@ def refuse_if_openclaw_runs(state: Path) -> None:
     # What the gateway's lock does not show: an `agent --local` turn, a gateway of
     # another pid namespace, a `doctor` at work.
     try:
-        held = held_state_lock(state)
+        held = held_state_lock(state, own_held=own_held)
     except StateLockUnreadable as error:
         if error.denied:  # another user's: OpenClaw's own, if it runs as that user
             raise InputError(f"{error}: run clawsync as the user OpenClaw runs as") from None
@@ -403,10 +411,33 @@ def refuse_if_openclaw_runs(state: Path) -> None:
             f"{error}: if no OpenClaw process runs on it (openclaw gateway status; no "
             f"`openclaw agent` running), remove {error.path}") from None
     if held is not None:
+        raise _working_on(state, held.holder(), held.path)
+
+
+def _working_on(state: Path, holder: str, path: Path) -> InputError:
+    return InputError(
+        f"an OpenClaw process is working on {state} ({holder}; it holds {path}): let it "
+        "finish, or stop it (openclaw gateway stop for a gateway), then export")
+
+
+@contextmanager
+def holding_openclaw_locks(state: Path) -> Iterator[None]:
+    """Hold OpenClaw's per-machine locks of this user on ``state`` while export writes,
+    and look again at everything else that says OpenClaw runs: a look alone holds for
+    the moment it is made, and a `doctor --session-sqlite import` or a gateway started
+    right after it would work beside the write (the import moving files away as they are
+    written). Holding them, such a process waits or gives up."""
+    try:
+        with holding_state_locks(state):
+            refuse_if_openclaw_runs(state, own_held=True)
+            yield
+    except StateLockHeld as error:
+        holder = error.held.holder() if error.held else "a process that has just let go"
+        raise _working_on(state, holder, error.path) from None
+    except StateLockUnreadable as error:
         raise InputError(
-            f"an OpenClaw process is working on {state} ({held.holder()}; it holds "
-            f"{held.path}): let it finish, or stop it (openclaw gateway stop for a "
-            "gateway), then export")
+            f"{error}: if no OpenClaw process runs on it (openclaw gateway status; no "
+            f"`openclaw agent` running), remove {error.path}") from None
 
 
 @openclaw.command(help=EXPORT_HELP,
@@ -469,9 +500,10 @@ def export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str,
             f"session {key!r} belongs to OpenClaw agent {transcript.agent_id!r}, not "
             f"{agents[0]!r}: export writes a session for its own agent (leave out --agent)")
     agent_id = transcript.agent_id
-    refuse_if_openclaw_runs(state)  # again: it may have started while the node answered
     try:
-        written = export_transcript(state, transcript, agent_id, updated_ms)
+        # Again, and held: it may have started while the node answered.
+        with holding_openclaw_locks(state):
+            written = export_transcript(state, transcript, agent_id, updated_ms)
     except ExportRefused as error:
         # What the state folder holds is in the way (another transcript, another session
         # id for the key, a file that does not read): as for a running gateway, the

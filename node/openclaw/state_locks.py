@@ -24,6 +24,15 @@ OpenClaw uses the folder only if it is a real folder (not a symbolic link) that 
 to the user it runs as (the ``<uid>`` of its name); it makes its mode 0700 if it is not.
 A folder that is not so holds no lock of that user's OpenClaw, whatever is in it: another
 user may have made it first, and it must not stop every export.
+
+A look is only true when it is made: an OpenClaw process may start right after it. A
+writer of the state folder therefore takes the locks of its own user as OpenClaw does and
+holds them while it writes (``holding_state_locks``). Measured with ``openclaw@2026.9.6``:
+while any one of the three is held so, ``openclaw doctor --session-sqlite import`` gives
+up and touches nothing (for ``gateway-lifecycle``: "another SQLite maintenance command
+owns this OpenClaw state directory"), and a gateway or an ``agent`` turn cannot start.
+Locks of other users can only be looked at: their folders are theirs (mode 0700), and a
+file made there by this user would keep their OpenClaw from opening it.
 """
 
 from __future__ import annotations
@@ -32,9 +41,12 @@ import errno
 import fcntl
 import hashlib
 import os
+import sqlite3
 import stat
 import struct
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +78,15 @@ class StateLockUnreadable(StateFolderError):
     def denied(self) -> bool:
         """Refused by permissions: another user's, whom OpenClaw may run as."""
         return self.errno in (errno.EACCES, errno.EPERM)
+
+
+class StateLockHeld(StateFolderError):
+    """An OpenClaw process held one of the per-machine locks when this one tried to take
+    it: ``path``, and ``held``, that process, unless it let go before it could be named."""
+
+    def __init__(self, path: Path, held: HeldLock | None) -> None:
+        super().__init__(f"an OpenClaw process holds {path}")
+        self.path, self.held = path, held
 
 
 @dataclass(frozen=True)
@@ -115,7 +136,8 @@ def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
     return [folder / f"{family}.{digest}.lock.sqlite" for family in LOCK_FAMILIES]
 
 
-def held_state_lock(state: Path, root: Path | None = None) -> HeldLock | None:
+def held_state_lock(state: Path, root: Path | None = None, *,
+                    own_held: bool = False) -> HeldLock | None:
     """A lock a live OpenClaw process holds on ``state``; None if none is held. Looked
     for in the lock folders (under ``root``, ``LOCKS_ROOT`` if None) of each user OpenClaw
     may run as on it: the one running this, the owner of its database (OpenClaw writes
@@ -124,7 +146,9 @@ def held_state_lock(state: Path, root: Path | None = None) -> HeldLock | None:
     when something may. Except the folder owner's lock folder, closed to this user, when
     the database exists and is another user's: the folder made by root, say, and
     OpenClaw run as the database's owner, whose lock folder is the one that counts;
-    refusing there would refuse every export.
+    refusing there would refuse every export. ``own_held``: this process holds the locks
+    of the user it runs as (``holding_state_locks``), which are not looked at then: a
+    lock of SQLite's is the process's, and closing any descriptor of its file drops it.
 
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -142,7 +166,7 @@ def held_state_lock(state: Path, root: Path | None = None) -> HeldLock | None:
     # Users whose locks must be looked at: whether one can be is the question.
     needed = {os.getuid(), folder_owner if database_owner is None else database_owner}
     for uid in dict.fromkeys([os.getuid(), database_owner, folder_owner]):
-        if uid is None:
+        if uid is None or (own_held and uid == os.getuid()):
             continue
         try:
             held = _held_by(state, uid, root)
@@ -153,6 +177,64 @@ def held_state_lock(state: Path, root: Path | None = None) -> HeldLock | None:
         if held is not None:
             return held
     return None
+
+
+@contextmanager
+def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[None]:
+    """Take the per-machine locks on ``state`` of the user running this, as an OpenClaw
+    process takes them (an exclusive transaction on each lock file, the folder and the
+    files made as OpenClaw makes them), and hold them until the block ends: an OpenClaw
+    process of this user that starts meanwhile waits or gives up instead of working
+    beside the writer. ``StateLockHeld`` if a process holds one already (nothing is
+    held then); ``StateLockUnreadable`` if a lock cannot be taken for another reason. In
+    a lock folder OpenClaw would not use, nothing is taken: no OpenClaw of this user
+    works there. Within the block, look at the other users' locks with
+    ``held_state_lock(..., own_held=True)``, and open no lock file of this user's."""
+    paths = lock_paths(state, os.getuid(), LOCKS_ROOT if root is None else root)
+    taken: list[sqlite3.Connection] = []
+    try:
+        if _lock_folder_made(paths[0].parent):
+            for path in paths:
+                taken.append(_take(path))
+        yield
+    finally:
+        for connection in reversed(taken):
+            connection.close()  # the transaction, and its lock, end with it
+
+
+def _lock_folder_made(folder: Path) -> bool:
+    """Make this user's lock folder as OpenClaw does (mode 0700); False if OpenClaw would
+    refuse it (a symbolic link, a file, another user's)."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        found = os.lstat(folder)
+        if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
+            return False
+        if stat.S_IMODE(found.st_mode) != 0o700:
+            os.chmod(folder, 0o700)
+    except FileExistsError:
+        return False  # a file, or a link to nothing
+    except OSError as error:
+        raise _unreadable(folder, error) from None
+    return True
+
+
+def _take(path: Path) -> sqlite3.Connection:
+    """Hold ``path`` as OpenClaw holds a lock: a transaction, ``BEGIN EXCLUSIVE``,
+    waiting for no one (OpenClaw waits up to 5 s; a writer here refuses at once)."""
+    try:
+        connection = sqlite3.connect(path, timeout=0, isolation_level=None)
+    except sqlite3.Error as error:
+        raise _unreadable(path, OSError(None, str(error))) from None
+    try:
+        connection.execute("PRAGMA journal_mode = MEMORY")  # OpenClaw's: no journal file
+        connection.execute("BEGIN EXCLUSIVE")
+    except sqlite3.Error as error:
+        connection.close()
+        if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+            raise StateLockHeld(path, _held(path)) from None
+        raise _unreadable(path, OSError(None, str(error))) from None
+    return connection
 
 
 def _held_by(state: Path, uid: int, root: Path) -> HeldLock | None:

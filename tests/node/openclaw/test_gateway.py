@@ -16,9 +16,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import node.cli.openclaw
 from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths
 from tests.node.openclaw.test_export import KEY, cli, imported
 
@@ -312,3 +314,62 @@ def test_a_lock_folder_openclaw_would_refuse_stops_nothing(
         os.link(hold, folder / lock.name)
         code, output = export(b, data)
         assert code == 2 and "an OpenClaw process is working on" in output, output
+
+
+#: Try to take a lock as OpenClaw does, waiting for no one: prints "taken" or why not.
+TAKE_PY = """import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+try:
+    db.execute("PRAGMA journal_mode = MEMORY")
+    db.execute("BEGIN EXCLUSIVE")
+    print("taken")
+except sqlite3.OperationalError as error:
+    print(error)
+"""
+
+
+def test_export_holds_the_machine_locks_while_it_writes(
+        tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look at the locks holds only when it is made: an OpenClaw process started
+    after the last one (an import moving the files away) would work beside the write.
+    While export writes, no other process can take any of them; once done, each can."""
+    data, b = imported(tmp_path)
+    paths = lock_paths(b.resolve(), os.getuid(), locks)
+    paths[0].parent.mkdir(mode=0o700)  # as an OpenClaw process that ran once left it
+    seen: dict[str, str] = {}
+    write = node.cli.openclaw.export_transcript
+
+    def write_and_try(*args: Any) -> Any:
+        for family, path in zip(LOCK_FAMILIES, paths, strict=True):
+            seen[family] = take(path)
+        return write(*args)
+
+    monkeypatch.setattr("node.cli.openclaw.export_transcript", write_and_try)
+    code, output = export(b, data)
+    assert code == 0, output
+    assert seen == dict.fromkeys(LOCK_FAMILIES, "database is locked")
+    assert {family: take(path) for family, path in zip(LOCK_FAMILIES, paths, strict=True)} \
+        == dict.fromkeys(LOCK_FAMILIES, "taken")
+
+
+def take(path: Path) -> str:
+    """Whether another process can take the lock ``path`` now."""
+    return subprocess.run([sys.executable, "-c", TAKE_PY, str(path)], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_a_machine_lock_taken_after_the_last_look_refuses(
+        tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An OpenClaw process that took a lock after export last looked (here: every look
+    comes too early to see it): export cannot take the lock, and refuses, naming its
+    holder; nothing is written."""
+    data, b = imported(tmp_path)
+    lock = lock_paths(b.resolve(), os.getuid(), locks)[LOCK_FAMILIES.index("state-handles")]
+    lock.parent.mkdir(mode=0o700)
+    monkeypatch.setattr("node.cli.openclaw.held_state_lock", lambda *_, **__: None)
+    with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "state-handles") as pid:
+        code, output = export(b, data)
+    assert code == 2 and "Usage:" not in output, output
+    assert f"an OpenClaw process is working on {b.resolve()} (pid {pid}, " in output
+    assert f"it holds {lock}): let it finish" in output
+    assert not (b / "agents" / "main" / "sessions").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from node.openclaw.state_locks import (
     LOCK_FAMILIES,
     STATE_DATABASE,
     held_state_lock,
+    holding_state_locks,
     lock_paths,
 )
 from tests.node.openclaw.test_gateway import HOLD_PY, stand_in
@@ -147,3 +149,31 @@ def test_a_lock_folder_that_is_not_a_folder_holds_no_lock(tmp_path: Path) -> Non
     folder.write_text("")
     assert held_state_lock(state, tmp_path) is None
 
+
+
+def test_holding_makes_the_lock_folder_as_openclaw_does(tmp_path: Path) -> None:
+    """Mode 0700, made or made so; the three lock files; nothing held after the block."""
+    state = state_folder(tmp_path, None)
+    root = tmp_path / "locks"
+    folder = lock_paths(state.resolve(), os.getuid(), root)[0].parent
+    with holding_state_locks(state, root):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert sorted(p.name.split(".")[0] for p in folder.iterdir()) == sorted(LOCK_FAMILIES)
+    folder.chmod(0o755)
+    with holding_state_locks(state, root):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert held_state_lock(state, root) is None
+
+
+def test_holding_takes_nothing_in_a_lock_folder_openclaw_would_refuse(tmp_path: Path) -> None:
+    """A symbolic link in the folder's place: OpenClaw of this user works nowhere there,
+    and nothing is made where it leads."""
+    state = state_folder(tmp_path, None)
+    root, elsewhere = tmp_path / "locks", tmp_path / "elsewhere"
+    root.mkdir()
+    elsewhere.mkdir(mode=0o755)
+    folder = lock_paths(state.resolve(), os.getuid(), root)[0].parent
+    folder.symlink_to(elsewhere)
+    with holding_state_locks(state, root):
+        assert list(elsewhere.iterdir()) == []
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -39,7 +39,9 @@ from crdt.events import Draft
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION, Member, Membership, Removal
+from node import removal_records
 from node.device import DeviceKey
+from node.removal_records import Held
 from node.store import AsyncStore, Commit
 
 log = structlog.get_logger(__name__)
@@ -98,10 +100,12 @@ class Devices:
         self._named = False
         #: The devices this node removed whose origins it retired (``_retire_removed``).
         self._retired: set[str] = set()
-        #: Per device a record removes, where those records (and the retirements of its
-        #: origins this node wrote right after one, with nothing between) are held here:
-        #: per origin, the highest seq (``removal_records``). As many as the removals read.
-        self._removal_records: dict[str, dict[str, int]] = {}
+        #: Per device a record removes, those records (and the retirements of its
+        #: origins this node wrote that ride along with them: ``removal_records.rides``)
+        #: and where they are held here (``removal_records``). As many as removals read.
+        self._removal_records: dict[str, list[Held]] = {}
+        #: This node's origin when the records were last located: they may move with it.
+        self._origin = astore.node_id
 
     @classmethod
     async def open(cls, astore: AsyncStore, device: DeviceKey, *, name: str,
@@ -254,9 +258,11 @@ class Devices:
         """Take in the records stored since the last call; True if anything changed."""
         async with self._lock:
             waiting = {origin for origin, _ in self._view.unbound()}
-            before = self._position
-            new, bindings, writers, position = await self._astore.read(
-                lambda store: _read(store, before, waiting))
+            before, held, origin = self._position, dict(self._removal_records), self._origin
+            new, bindings, writers, position, located = await self._astore.read(
+                lambda store: _read(store, before, waiting, held, origin))
+            if located is not None:
+                self._removal_records, self._origin = located
             self._bindings.update(bindings)
             self._position = position
             changed = self._view.refresh() if waiting else False
@@ -264,7 +270,6 @@ class Devices:
             for stored in new:
                 changed = self._view.add(stored.origin, stored.event) or changed
                 self._named = self._named or _names(stored, own)
-                self._note_removal(stored)
             # A new removal, or a record of a removed device (such as the
             # ``device_key`` binding an origin of it after the removal came).
             await self._retire_removed(writers)
@@ -277,21 +282,14 @@ class Devices:
         return changed
 
     def removal_records(self, device_id: str) -> dict[str, int]:
-        """Where the records removing ``device_id`` are held here: per origin, the
+        """Where the records removing ``device_id`` are held here, wherever this node's
+        own origin moved them (``node.removal_records.locate``): per origin, the
         highest seq of one (empty: none read), and of the retirements of its origins
-        this node wrote (``_retire_removed``) when only retirements lie between them
-        and the record in this node's origin. A link's last push to the device sends
-        these origins up to there (``sync.peer.machine.PeerSync.push_through``)."""
-        return dict(self._removal_records.get(device_id, {}))
-
-    def _note_removal(self, stored: StoredEvent) -> None:
-        record = membership.read(stored.event)
-        if record is not None and record[0] == membership.DEVICE_REMOVED:
-            self._note_held(record[1], stored)
-
-    def _note_held(self, device_id: str, stored: StoredEvent) -> None:
-        seqs = self._removal_records.setdefault(device_id, {})
-        seqs[stored.origin] = max(seqs.get(stored.origin, 0), stored.seq)
+        this node wrote (``_retire_removed``) when only ``device_key`` records and
+        retirements lie between those and what the push carries already. A link's last
+        push to the device sends these origins up to there
+        (``sync.peer.machine.PeerSync.push_through``)."""
+        return removal_records.through(self._removal_records.get(device_id, []))
 
     async def _retire_removed(self, writers: set[str]) -> None:
         """Retire the origins of every device this node removed, at what it holds (an
@@ -302,20 +300,13 @@ class Devices:
                 if removal.by == self.device_id]
         if self._retired.issuperset(mine) and writers.isdisjoint(mine):
             return
-        retired = await self._astore.write(lambda store: _retire(store, mine))
+        held = {device: self._removal_records.get(device, []) for device in mine}
+        retired, located = await self._astore.write(lambda store: _retire(store, held))
         self._retired.update(mine)  # after the write: a failed one is tried again
-        written = {stored.seq for *_, stored in retired}  # all of this node's origin
-        for device, origin, final_seq, stored in retired:
+        self._removal_records.update(located)
+        for device, origin, final_seq in retired:
             log.info("device removed: origin retired", device_id=device, origin=origin,
                      final_seq=final_seq)
-            # The removed device's links carry it, with its removal (``removal_records``),
-            # only if nothing else came between them: a client's append committed after
-            # the removal record and before this write is not the removed device's to
-            # have, so its last push then stops at the removal record.
-            held = self._removal_records.get(device, {}).get(stored.origin)
-            if held is not None and all(seq in written
-                                        for seq in range(held + 1, stored.seq)):
-                self._note_held(device, stored)
 
 
 def _names(stored: StoredEvent, device_id: str) -> bool:
@@ -331,11 +322,26 @@ def _page(store: EventStore, position: int) -> list[StoredEvent]:
         return []
 
 
-def _read(store: EventStore, position: int, waiting: set[str]
-          ) -> tuple[list[StoredEvent], dict[str, str | None], set[str], int]:
+class _Read(NamedTuple):
+    new: list[StoredEvent]  # the membership records read
+    bindings: dict[str, str | None]
+    writers: set[str]
+    position: int
+    #: The removal records (``Devices._removal_records``) located again, with this
+    #: node's origin then; None: nothing new to locate (no removal, the origin as it was).
+    located: tuple[dict[str, list[Held]], str] | None
+
+
+def _read(store: EventStore, position: int, waiting: set[str],
+          held: dict[str, list[Held]], origin: str) -> _Read:
     """On a reader thread: the membership records after ``position``, the bindings of
     their origins and of ``waiting`` ones, the devices that wrote any record after
-    ``position`` (membership or not), and the position reached."""
+    ``position`` (membership or not), the position reached, and ``held`` (where
+    removal records are held, by removed device) with the removals read added,
+    located again if there are any or this node's origin is no longer ``origin``."""
+    # Read first: a move committed while this reads leaves it out of date, so that the
+    # read after that commit locates the records again.
+    own = store.node_id
     new: list[StoredEvent] = []
     writers: set[str] = set()
     while True:
@@ -348,15 +354,32 @@ def _read(store: EventStore, position: int, waiting: set[str]
         if len(page) < READ_PAGE:
             break
     origins = waiting | {stored.origin for stored in new}
-    return new, {origin: store.origin_device(origin) for origin in origins}, writers, position
+    bindings = {origin: store.origin_device(origin) for origin in origins}
+    removals = [(record[1], stored) for stored in new
+                if (record := membership.read(stored.event)) is not None
+                and record[0] == membership.DEVICE_REMOVED]
+    located = None
+    if removals or own != origin:
+        # A record this node wrote may have moved with its origin before it was read
+        # (its stored event names its first slot), or since.
+        held = {device: list(records) for device, records in held.items()}
+        for device, stored in removals:
+            held.setdefault(device, []).append(removal_records.held(stored))
+        located = ({device: removal_records.locate(store, records)
+                    for device, records in held.items()}, own)
+    return _Read(new, bindings, writers, position, located)
 
 
-def _retire(store: EventStore, devices: list[str]
-            ) -> list[tuple[str, str, int, StoredEvent]]:
-    """On the writer thread: retire each origin of ``devices`` at the highest seq held.
-    Per retirement: the device, the origin, its final seq and the retirement stored."""
+def _retire(store: EventStore, held: dict[str, list[Held]]
+            ) -> tuple[list[tuple[str, str, int]], dict[str, list[Held]]]:
+    """On the writer thread: retire each origin of the devices of ``held`` (those
+    this node removed, with where their removal records are held) at the highest seq
+    held. Per retirement: the device, the origin and its final seq; and per device
+    that got one, its records located again, with each retirement that rides along
+    (``removal_records.rides``)."""
     done = []
-    for device in devices:
+    located: dict[str, list[Held]] = {}
+    for device, records in held.items():
         for origin in store.device_origins(device):
             if origin == store.node_id:
                 continue
@@ -364,8 +387,16 @@ def _retire(store: EventStore, devices: list[str]
                 appended = store.retire(origin)
             except (NotFound, InvalidInput):
                 continue
-            if appended is not None:
-                done.append((device, origin, appended.stored.event.payload["final_seq"],
-                             appended.stored))
-    return done
-
+            if appended is None:
+                continue
+            stored = appended.stored
+            done.append((device, origin, stored.event.payload["final_seq"]))
+            if device not in located:
+                located[device] = removal_records.locate(store, records)
+            # The removed device's links carry it, with its removal, only if nothing
+            # but such records came between: a client's append committed after the
+            # removal record and before this write is not the removed device's to have,
+            # so its last push then stops at the removal record.
+            if removal_records.rides(store, located[device], stored):
+                located[device].append(removal_records.held(stored))
+    return done, located

@@ -16,7 +16,10 @@ from crdt import membership
 from crdt.clock import Hlc
 from crdt.device import private_key_from_seed
 from crdt.events import parse_event
+from crdt.log.records import StoredEvent
+from crdt.log.retire import ORIGINS_SESSION
 from crdt.log.store import EventStore
+from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 from node.device import DeviceKey
 from node.devices import Devices
@@ -270,3 +273,105 @@ async def test_two_devices_adding_each_other_keep_the_addresses_given(
     # `devices add ID --name NAME` of a device not known here says nothing either.
     stored, _ = await a.devices.add(nodes[2].key.device_id, "c")
     assert stored is not None and "address" not in stored.event.payload
+
+
+def carried(node: Node, through: dict[str, int]) -> list[StoredEvent]:
+    """What a last push up to ``through`` carries at most (the device lacking all)."""
+    return [stored for origin, seq in through.items()
+            for stored in node.store.origin_after(origin, 0, seq)]
+
+
+async def note(node: Node) -> None:
+    """A message in ``node``'s own origin (a client's)."""
+    await node.astore.append([parse_event({"agent_id": "main", "kind": {
+        "type": "message_received", "content": "note"}}, session_key="notes")])
+
+
+async def test_a_removal_record_moved_with_this_nodes_origin_is_pushed_from_there(
+        nodes: list[Node]) -> None:
+    """Retired below the record that removes a device (by a node that held less of
+    it), this node's origin moves the record, and the retirement after it, to its new
+    origin: the device's last push goes up to them there, not to the slot they left."""
+    a, b, c = nodes
+    await a.devices.add(c.key.device_id, "c")
+    await note(c)
+    await copy(c, a)
+    await copy(a, b)  # b holds a's origin up to here
+    old = a.store.node_id
+    final_seq = a.store.version[old]
+    stored, _ = await a.devices.remove(c.key.device_id, "lost")
+    assert stored is not None and stored.seq > final_seq
+    before = carried(a, a.devices.removal_records(c.key.device_id))
+    assert [s.event.session_key for s in before[-2:]] == [DEVICES_SESSION, ORIGINS_SESSION]
+    await b.astore.write(lambda store: store.retire(old))  # at what b holds
+    await copy(b, a)
+    await settled(a)
+    assert a.store.node_id != old and a.store.retired[old] == final_seq
+    assert a.store.origin_after(old, final_seq, 10) == []  # the slots left are empty
+    through = a.devices.removal_records(c.key.device_id)
+    assert set(through) == {a.store.node_id}
+    after = carried(a, through)
+    assert [s.event.id for s in after[-2:]] == [s.event.id for s in before[-2:]]
+
+
+async def test_a_removal_record_is_found_when_read_after_its_origin_moved(
+        nodes: list[Node]) -> None:
+    """The record is read only after the move (the retirement came between its commit
+    and the read): the stored event names the slot it left, yet the push finds it."""
+    a, b, c = nodes
+    await a.devices.add(c.key.device_id, "c")
+    await copy(a, b)
+    old, final_seq = a.store.node_id, a.store.version[a.store.node_id]
+    await b.astore.write(lambda store: store.retire(old))
+    record = await a.astore.write(lambda store: store.append(
+        membership.removed(c.key.device_id, "lost")))  # not through Devices
+    await copy(b, a)
+    assert a.store.node_id != old and a.store.retired[old] == final_seq
+    await settled(a)
+    assert a.devices.is_removed(c.key.device_id)
+    through = a.devices.removal_records(c.key.device_id)
+    assert record.stored.event.id in {s.event.id for s in carried(a, through)}
+
+
+async def test_a_retirement_written_under_a_new_origin_rides_along_a_removal_of_the_old(
+        nodes: list[Node]) -> None:
+    """The record in an origin this node left (retired at all it held), the retirement
+    of the device's origin in the next: it rides along if only ``device_key`` records
+    and retirements come before it there; a client's event there keeps it out."""
+    a, b, c = nodes
+    await a.devices.add(c.key.device_id, "c")
+    await note(c)
+    stored, _ = await a.devices.remove(c.key.device_id, "lost")  # a holds none of c yet
+    assert stored is not None
+    await copy(a, b)
+    old = a.store.node_id
+    await b.astore.write(lambda store: store.retire(old))  # at all a holds
+    await copy(b, a)
+    await settled(a)
+    new = a.store.node_id
+    assert new != old and a.store.retired[old] == stored.seq
+    await copy(c, a)  # c's origin: a retires it now, under its new origin
+    await settled(a)
+    [c_origin] = c.store.device_origins(c.key.device_id)
+    assert c_origin in a.store.retired
+    through = a.devices.removal_records(c.key.device_id)
+    assert through == {old: stored.seq, new: a.store.version[new]}
+    assert [s.event.kind for s in carried(a, through) if s.origin == new] == [
+        "device_key", "origin_retired"]
+
+
+async def test_a_clients_event_under_the_new_origin_keeps_the_retirement_out(
+        nodes: list[Node]) -> None:
+    a, b, c = nodes
+    await a.devices.add(c.key.device_id, "c")
+    await note(c)
+    stored, _ = await a.devices.remove(c.key.device_id, "lost")
+    assert stored is not None
+    await copy(a, b)
+    old = a.store.node_id
+    await b.astore.write(lambda store: store.retire(old))
+    await copy(b, a)
+    await note(a)  # under the new origin, before the retirement
+    await copy(c, a)
+    await settled(a)
+    assert a.devices.removal_records(c.key.device_id) == {old: stored.seq}

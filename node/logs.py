@@ -8,20 +8,23 @@ aiohttp logs every request its HTTP parser refuses at ERROR with a traceback (a
 malformed request line or header, a broken chunked body: the client's fault, and free to
 send). ``RefusedRequests`` turns each into one short line, a bounded number per interval.
 
-The lines go to stderr through ``LogStream``, which never raises into what logged: a
-line it cannot write is dropped and counted (``lines_dropped``, the metric
-``clawsync_log_lines_dropped_total`` by ``reason``). A log call sits everywhere, in
-loops that must not die of it and after commits that must not be taken for failed. A
-terminal that closed (every write to it fails with EIO once it hung up) or a pipe whose
-reader exited (EPIPE) has nobody to read what follows (``reader_gone``: a journald
-restarted or a ``| tee`` gone leaves a node that logs nothing more, and the count is how
-its operator learns of it); a log file on a failing or full disk (``write_error``) logs
-again once its disk does; a non-blocking stderr whose reader is slow (``would_block``)
-drops what does not fit and goes on.
+The lines go to stderr through ``LogStream``, which never raises into what logged and
+never blocks it: a line it cannot write is dropped and counted (``lines_dropped``, the
+metric ``clawsync_log_lines_dropped_total`` by ``reason``). A log call sits everywhere,
+in loops that must not die of it, after commits that must not be taken for failed, and
+on the event loop, which must not wait for a reader. A terminal that closed (every
+write to it fails with EIO once it hung up), a pipe whose reader exited (EPIPE) or a
+stream closed in the process has nobody to read what follows (``reader_gone``: a
+journald restarted or a ``| tee`` gone leaves a node that logs nothing more, and the
+count is how its operator learns of it); a log file on a failing or full disk
+(``write_error``) logs again once its disk does; a stderr whose reader is slow or
+stalled (``would_block``: a non-blocking one that is full, or a blocking one whose
+writer thread has ``QUEUED_RECORDS_MAX`` lines waiting) drops what does not fit and
+goes on.
 
-Every line reaches the descriptor in one write call under one lock, whoever logs it
-(structlog's writer and logging's handler each hold only their own lock): two threads'
-lines never share a line.
+Every line reaches the descriptor in one write call of one writer thread, whoever logs
+it (structlog's writer and logging's handler each hold only their own lock): two
+threads' lines never share a line.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import errno
 import io
 import logging
 import os
+import queue
 import stat
 import sys
 import threading
@@ -55,21 +59,42 @@ REASON_CHARS_MAX = 80
 #: Write errors that mean nobody reads the stream any more: a hung-up terminal (EIO), a
 #: pipe or socket whose reader is gone (EPIPE).
 READER_GONE = (errno.EIO, errno.EPIPE)
-#: Why lines were dropped: nobody reads the stream any more (or it was closed); a
-#: non-blocking stream that is full (EAGAIN: its reader is slow); any other write error
-#: (a log file's disk failing or full). The last two try the next line again.
+#: Why lines were dropped: nobody reads the stream any more (or it was closed); its
+#: reader is slow or stalled (``QUEUED_RECORDS_MAX`` lines waiting, or a non-blocking
+#: stream full: EAGAIN); any other write error (a log file's disk failing or full). The
+#: last two try the next line again.
 REASONS = ("reader_gone", "would_block", "write_error")
+#: Lines (a write each: a line, or a traceback's lines) waiting for ``LogStream``'s
+#: writer thread. A blocking stderr whose reader stalled holds that thread in its write:
+#: past this many, lines are dropped (``would_block``), not held in memory or waited
+#: for. Room for a burst of lines while a slow reader catches up.
+QUEUED_RECORDS_MAX = 1024
+#: Seconds the process waits as it exits for the lines still queued: a reader that
+#: stalled takes none of them, and the node must still exit.
+EXIT_FLUSH_S = 2.0
+#: Seconds the writer thread waits for a line before it ends (the next line starts
+#: another): a stream no longer logged to (a test's, one replaced) keeps no thread.
+WRITER_IDLE_S = 5.0
 
 
 class LogStream:
     """Writes to ``stream``, dropping the lines it cannot write and counting them by
-    reason (``lines_dropped``); it never raises.
+    reason (``lines_dropped``); it never raises, and never blocks what logged.
 
-    It writes to the stream's file descriptor itself (``write``, ``os.write`` but for a
-    test's failing disk), not through Python's buffer: a write that failed would leave
-    its bytes there, to go out ahead of the next line once the disk recovers and to fail
-    the flush at exit (Python then exits 120). A stream without a descriptor (a test's
-    capture) is written as it is.
+    A stderr that blocks (a pipe or terminal whose reader is alive but does not read:
+    ``clawsync serve 2>&1 | (sleep 1000)``, a paused pager) would hold every log call in
+    its write once the pipe is full, on the event loop too, and the node would answer
+    nothing more. So a log call only queues its line (one ``write``: a line, or a
+    traceback's lines) for one writer thread, which writes them in order, one write
+    call each, so that lines never share a line; past ``QUEUED_RECORDS_MAX`` waiting,
+    a line is dropped as ``would_block``. ``drain`` waits, boundedly, for the queue:
+    ``configure``'s handler does at ``logging.shutdown`` (as the process exits).
+
+    The writer writes to the stream's file descriptor itself (``write``, ``os.write``
+    but for a test's failing disk), not through Python's buffer: a write that failed
+    would leave its bytes there, to go out ahead of the next line once the disk
+    recovers and to fail the flush at exit (Python then exits 120). A stream without a
+    descriptor (a test's capture) is written as it is, at once.
 
     A terminal or pipe with no reader (``READER_GONE``) never gets one back: its
     descriptor is pointed at ``/dev/null``, where what others left in Python's buffer
@@ -77,8 +102,8 @@ class LogStream:
     lose: its EIO is its disk's, as ENOSPC is; the line is dropped, and the next one is
     tried, so a disk that recovers is written to again. A line cut short (part of it
     written, then an error) is ended before the next line, which starts a line of its
-    own. A stream closed after this was made is not written: its descriptor's number
-    may be another file's by then."""
+    own. A stream closed after this was made is not written (``reader_gone``): its
+    descriptor's number may be another file's by then."""
 
     def __init__(self, stream: TextIO,
                  write: Callable[[int, memoryview], int] = os.write) -> None:
@@ -94,44 +119,122 @@ class LogStream:
         except (OSError, ValueError, io.UnsupportedOperation):
             pass  # no descriptor (a test's capture), or its flush failed: nothing to keep
         self._gone = False  # the descriptor writes to /dev/null: nobody reads it again
-        self._cut = False  # a line was cut short: the next write ends it first
-        # structlog's and logging's writers both write and count: one line at a time.
-        # Reentrant: a finalizer that logs (asyncio's "Task was destroyed", aiohttp's
-        # "Unclosed client session") can run in a garbage collection started inside a
-        # write, on the thread holding the lock; a plain lock would hang that thread,
-        # then every thread that logs. Its line goes out before the one being written.
-        self._writing = threading.RLock()
+        self._cut = False  # a line was cut short: the next write ends it first (writer)
+        # Guards the queue's count, the counts of lines dropped and the writer's start;
+        # never held while writing to a descriptor. Reentrant: a finalizer that logs
+        # (asyncio's "Task was destroyed", aiohttp's "Unclosed client session") can run
+        # in a garbage collection started while it is held, on the thread holding it; a
+        # plain lock would hang that thread, then every thread that logs.
+        self._lock = threading.RLock()
+        self._drained = threading.Condition(self._lock)  # told when nothing is queued
+        # SimpleQueue: its put may be interrupted by another put on the same thread (a
+        # finalizer's line) without harm; queue.Queue's lock is not reentrant.
+        self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._queued = 0  # lines put and not yet written or dropped by the writer
+        self._taken = 0  # lines the writer wrote or dropped, since this was made
+        self._stalled_at = -1  # _taken when a drain last timed out
+        # A writer thread runs, or is being started: set before it is made, so that a
+        # finalizer logging meanwhile (its making allocates) starts no second one.
+        self._writer_runs = False
 
     def write(self, text: str) -> int:
-        with self._writing:
+        data = text.encode(self._encoding, "backslashreplace")
+        with self._lock:
             if self._gone or getattr(self.stream, "closed", False):
                 self._gone = True  # never dup2 here: the number may be another file's
-                self._dropped(text, "reader_gone")
-                return len(text)
-            try:
-                if self._fd is None:
-                    self.stream.write(text)
-                else:
-                    self._write_line(self._fd, text.encode(self._encoding, "backslashreplace"))
-            except BlockingIOError:
-                self._dropped(text, "would_block")
-            except (OSError, ValueError) as error:  # ValueError: a closed stream
-                self._dropped(text, "reader_gone" if self._reader_gone(error)
-                              else "write_error")
+                self._dropped(data, "reader_gone")
+            elif self._fd is None:
+                self._write_stream(text)
+            elif self._queued >= QUEUED_RECORDS_MAX:
+                self._dropped(data, "would_block")  # the writer is held: a slow reader
+            else:
+                self._queued += 1
+                self._queue.put(data)
+                if not self._writer_runs:
+                    self._start_writer()
         return len(text)
 
     def flush(self) -> None:
+        """Flush a stream without a descriptor; the others' lines are the writer's
+        (``drain`` waits for them). Called after every line: it never waits."""
         if self._fd is None:
             try:
                 self.stream.flush()
             except (OSError, ValueError) as error:
                 self._reader_gone(error)
 
+    def drain(self, timeout_s: float) -> bool:
+        """Wait at most ``timeout_s`` for the lines queued so far to be written (or
+        dropped); True if none is left. A reader that stalled never takes them: once a
+        wait ran out, the next returns at once unless the writer took a line since
+        (a process that exits waits once, not at each of its drains)."""
+        with self._drained:
+            if self._queued and self._stalled_at == self._taken:
+                return False
+            if self._drained.wait_for(lambda: self._queued == 0, timeout_s):
+                return True
+            self._stalled_at = self._taken
+            return False
+
     def isatty(self) -> bool:
         try:
             return self.stream.isatty()
         except (OSError, ValueError):
             return False
+
+    def _start_writer(self) -> None:
+        """Called under _lock with a line queued."""
+        self._writer_runs = True
+        try:
+            threading.Thread(target=self._write_queued, name="clawsync-log",
+                             daemon=True).start()  # a stalled write never holds exit
+        except RuntimeError:  # no thread to be had: the next line tries again
+            self._writer_runs = False
+
+    def _write_queued(self) -> None:
+        """The writer thread: each queued line in one write, in order. It ends when
+        idle for ``WRITER_IDLE_S`` (the next line starts another): a stream no longer
+        logged to keeps no thread."""
+        while True:
+            try:
+                data = self._queue.get(timeout=WRITER_IDLE_S)
+            except queue.Empty:
+                with self._lock:
+                    if self._queued == 0:  # nothing put meanwhile: a put starts another
+                        self._writer_runs = False
+                        return
+                continue
+            reason = self._write_data(data)
+            with self._lock:
+                if reason is not None:
+                    self._dropped(data, reason)
+                self._queued -= 1
+                self._taken += 1
+                if self._queued == 0:
+                    self._drained.notify_all()
+
+    def _write_data(self, data: bytes) -> str | None:
+        """Write one line on the writer thread; why it was dropped, or None."""
+        if self._gone or getattr(self.stream, "closed", False):
+            self._gone = True  # closed while queued: the number may be another file's
+            return "reader_gone"
+        assert self._fd is not None  # lines are queued only for a descriptor
+        try:
+            self._write_line(self._fd, data)
+        except BlockingIOError:
+            return "would_block"
+        except (OSError, ValueError) as error:
+            return "reader_gone" if self._reader_gone(error) else "write_error"
+        return None
+
+    def _write_stream(self, text: str) -> None:
+        """A stream without a descriptor, written at once (called under _lock)."""
+        try:
+            self.stream.write(text)
+        except BlockingIOError:
+            self._dropped(text, "would_block")
+        except (OSError, ValueError) as error:  # ValueError: a closed stream
+            self._dropped(text, "reader_gone" if self._reader_gone(error) else "write_error")
 
     def _write_line(self, fd: int, data: bytes) -> None:
         if self._cut:  # the line before was cut short: end it first, or drop this one
@@ -157,10 +260,11 @@ class LogStream:
         except OSError:
             return False
 
-    def _dropped(self, text: str, reason: str) -> None:
+    def _dropped(self, text: str | bytes, reason: str) -> None:
         # Lines, not writes: structlog writes a line with its newline, logging too, and
-        # a traceback counts each of its lines. Called under _writing.
-        self.lines_dropped[reason] += text.count("\n")
+        # a traceback counts each of its lines. Called under _lock.
+        lines = text.count("\n") if isinstance(text, str) else text.count(b"\n")
+        self.lines_dropped[reason] += lines
 
     def _reader_gone(self, error: Exception) -> bool:
         """True if ``error`` says nobody reads the stream any more; its descriptor then
@@ -187,6 +291,23 @@ class LogStream:
 
 #: The stream ``configure`` logs to, for the count of the lines it dropped.
 _stream: LogStream | None = None
+
+
+def drain(timeout_s: float = EXIT_FLUSH_S) -> bool:
+    """Wait at most ``timeout_s`` for the lines ``configure``'s stream queued so far to
+    be written; True if none is left (also before ``configure``)."""
+    return _stream is None or _stream.drain(timeout_s)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """logging's handler for a ``LogStream``: closed by ``logging.shutdown`` (as the
+    process exits, and by ``node.interrupt.die_of``), it waits for the queued lines,
+    at most ``EXIT_FLUSH_S``, so that "stopped" and what came before it are written."""
+
+    def close(self) -> None:
+        super().close()
+        if isinstance(self.stream, LogStream):
+            self.stream.drain(EXIT_FLUSH_S)
 
 
 def lines_dropped() -> dict[str, int]:
@@ -290,7 +411,7 @@ def configure(level: str = "info", log_format: str = "console",
     )
     # Libraries log through stdlib logging (aiohttp, asyncio): in JSON, their lines are
     # JSON objects too, or a collector would choke on them.
-    handler = logging.StreamHandler(stream)
+    handler = _Handler(stream)
     if log_format == "json":
         handler.setFormatter(structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,

@@ -130,14 +130,15 @@ class Metrics:
 class LogCollector(Collector):
     """The log lines this process dropped (``node.logs.LogStream``), by reason
     (``node.logs.REASONS``): nobody reads them any more (a terminal closed, a pipe's
-    reader gone), a non-blocking stderr was full, or the write failed (a log file's disk
-    failing or full). Read when scraped."""
+    reader gone, stderr closed), stderr's reader was slow or stalled (the lines waiting
+    for it filled the queue, or a non-blocking stderr was full), or the write failed (a
+    log file's disk failing or full). Read when scraped."""
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "clawsync_log_lines_dropped", "Log lines not written: nobody could read them "
-            "(reader_gone), stderr was full (would_block) or the write failed "
-            "(write_error)", labels=["reason"])
+            "(reader_gone), stderr's reader was slow or stalled (would_block) or the write "
+            "failed (write_error)", labels=["reason"])
         for reason, lines in logs.lines_dropped().items():
             family.add_metric([reason], lines)
         yield family

@@ -400,4 +400,9 @@ def run(config: Config) -> signal.Signals:
     the signal that stopped it."""
     logs.configure(config.log_level, config.log_format, config.limits)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    return asyncio.run(serve(config))
+    try:
+        return asyncio.run(serve(config))
+    finally:
+        # The log's lines are written by a thread of their own: out before what the
+        # command writes next (a start's error), within a bound (a stalled reader).
+        logs.drain()

@@ -1,8 +1,10 @@
 """A node whose log nobody reads any more (the reader of its stderr pipe exited: journald
-restarted, a ``| tee`` ended) goes on serving, and counts the lines it drops."""
+restarted, a ``| tee`` ended), or whose reader stalled (alive, not reading: a paused
+pager, ``| (sleep 1000)``), goes on serving, and counts the lines it drops."""
 
 from __future__ import annotations
 
+import fcntl
 import signal
 import socket
 import subprocess
@@ -11,6 +13,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from node.logs import QUEUED_RECORDS_MAX
+from tests.support.cluster import append, message
 from tests.support.processes import STOP_TIMEOUT_S, NodeProcess, child_env
 
 #: A request line aiohttp's parser refuses: the node logs one line for it.
@@ -20,7 +24,11 @@ MALFORMED = b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n"
 REFUSED = 3
 
 
-def dropped(url: str) -> float:
+#: Bytes the stalled reader's pipe holds (Linux's smallest, a page): a few log lines.
+PIPE_BYTES = 4096
+
+
+def dropped_by_reason(url: str) -> dict[str, float]:
     with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
         text = response.read().decode()
     [family] = [f for f in text_string_to_metric_families(text)
@@ -28,7 +36,11 @@ def dropped(url: str) -> float:
     counts = {sample.labels["reason"]: sample.value for sample in family.samples
               if sample.name.endswith("_total")}
     assert counts["write_error"] == 0
-    return float(counts["reader_gone"])
+    return counts
+
+
+def dropped(url: str) -> float:
+    return dropped_by_reason(url)["reader_gone"]
 
 
 def refuse_one(port: int) -> None:
@@ -60,3 +72,37 @@ def test_lines_dropped_once_the_log_reader_is_gone_are_counted(tmp_path: Path) -
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_stalled_log_reader_holds_no_request(tmp_path: Path) -> None:
+    """The node's stderr is a pipe whose reader never reads: once the pipe is full, every
+    log line waits on it. The node answers on: each refused request (a line each, as
+    many as the config lets through) gets its 400, ``/healthz`` and an append answer,
+    the lines past the log's queue are counted as ``would_block``, and SIGTERM stops
+    it, the lines still queued given up after a bounded wait."""
+    node = NodeProcess(tmp_path)
+    node.data_dir.mkdir()
+    config = tmp_path / "clawsync.toml"
+    config.write_text(f"[limits]\nrefused_log_lines_max = {10 * QUEUED_RECORDS_MAX}\n")
+    process = subprocess.Popen([*node.command(), "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=child_env())
+    try:
+        assert process.stderr is not None
+        fcntl.fcntl(process.stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        node.wait_healthy()
+        for _ in range(QUEUED_RECORDS_MAX + 100):  # each waits for its 400
+            refuse_one(node.port)
+        assert node.get("/healthz")["status"] == "ok"
+        [stored] = append(node, "s1", [message("still served")])
+        assert stored["kind"]["content"] == "still served"
+        counts = dropped_by_reason(node.url)
+        assert counts["would_block"] > 0 and counts["reader_gone"] == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(STOP_TIMEOUT_S) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()

@@ -7,6 +7,7 @@ import errno
 import json
 import logging
 import os
+import queue
 import sys
 import threading
 from pathlib import Path
@@ -23,6 +24,15 @@ SECRET = "local-secret-4c1d"
 
 #: Each test configures logging; the fixture (tests/node/conftest.py) puts it back.
 pytestmark = pytest.mark.usefixtures("restore_logging")
+#: Seconds a test waits for a stream's writer thread to take what was logged (a bound
+#: on a hang, not a figure: it takes milliseconds).
+DRAIN_S = 30.0
+
+
+def drained(stream: logs.LogStream) -> logs.LogStream:
+    """``stream`` once its writer thread wrote (or dropped) every line logged so far."""
+    assert stream.drain(DRAIN_S), "the writer thread is stuck"
+    return stream
 
 
 def fail_with_a_secret_local() -> None:
@@ -119,11 +129,12 @@ def test_lines_nobody_can_read_are_dropped_and_the_descriptor_writes_nowhere() -
     with os.fdopen(writer, "w") as pipe:
         stream = logs.LogStream(pipe)
         stream.write("stopping\n")
-        stream.flush()
+        drained(stream).flush()
         pipe.write("buffered by another writer\n")
         stream.write("stopped\n")
         pipe.flush()  # /dev/null now
-        assert stream.lines_dropped == {"reader_gone": 2, "would_block": 0, "write_error": 0}
+        assert drained(stream).lines_dropped == {"reader_gone": 2, "would_block": 0,
+                                                 "write_error": 0}
 
 
 def test_every_line_dropped_once_the_reader_is_gone_is_counted() -> None:
@@ -135,12 +146,13 @@ def test_every_line_dropped_once_the_reader_is_gone_is_counted() -> None:
     with os.fdopen(writer, "w", buffering=1) as pipe:
         stream = logs.LogStream(pipe)
         stream.write("stopping\n")
-        assert stream.lines_dropped["reader_gone"] == 1
+        assert drained(stream).lines_dropped["reader_gone"] == 1
         stream.write("stopped")
         stream.write("\n")
         stream.write("Traceback (most recent call last):\nValueError: x\n")
         stream.flush()
-        assert stream.lines_dropped == {"reader_gone": 4, "would_block": 0, "write_error": 0}
+        assert drained(stream).lines_dropped == {"reader_gone": 4, "would_block": 0,
+                                                 "write_error": 0}
 
 
 def test_a_full_disk_drops_each_line_and_raises_nothing() -> None:
@@ -151,7 +163,8 @@ def test_a_full_disk_drops_each_line_and_raises_nothing() -> None:
         stream.write("serving\n")
         stream.flush()
         stream.write("stopping\n")
-        assert stream.lines_dropped == {"reader_gone": 0, "would_block": 0, "write_error": 2}
+        assert drained(stream).lines_dropped == {"reader_gone": 0, "would_block": 0,
+                                                 "write_error": 2}
 
 
 def test_a_log_file_whose_disk_fails_logs_again_once_it_recovers(tmp_path: Path) -> None:
@@ -171,10 +184,11 @@ def test_a_log_file_whose_disk_fails_logs_again_once_it_recovers(tmp_path: Path)
         stream = logs.LogStream(file, write=disk)
         stream.write("lost\n")
         stream.flush()
-        assert stream.lines_dropped == {"reader_gone": 0, "would_block": 0, "write_error": 1}
+        assert drained(stream).lines_dropped == {"reader_gone": 0, "would_block": 0,
+                                                 "write_error": 1}
         failing = False
         stream.write("serving\n")
-        stream.flush()
+        drained(stream).flush()
     assert (tmp_path / "node.log").read_text() == "serving\n"
     assert stream.lines_dropped["write_error"] == 1
 
@@ -188,12 +202,15 @@ def test_lines_dropped_are_counted_by_reason_in_metrics(monkeypatch: pytest.Monk
         logs.configure()
         structlog.get_logger("test").info("serving")
         logging.getLogger("aiohttp.access").warning("a library's line")
+        assert logs.drain(DRAIN_S)
         assert logs.lines_dropped() == {"reader_gone": 0, "would_block": 0, "write_error": 2}
 
 
 def test_two_threads_logging_json_never_share_a_line(tmp_path: Path) -> None:
     """structlog's writer and logging's handler each lock only themselves: every line
-    goes out in one write under the stream's lock, so a collector reads each as JSON."""
+    goes out in one write of the stream's one writer thread, so a collector reads each
+    as JSON. (Two threads logging as fast as they can may outrun that thread: what
+    does not fit in its queue is counted, not written.)"""
     lines = 5000
     with open(tmp_path / "node.log", "w") as file:
         logs.configure("info", "json", stream=logs.LogStream(file))
@@ -211,8 +228,9 @@ def test_two_threads_logging_json_never_share_a_line(tmp_path: Path) -> None:
             thread.start()
         for thread in threads:
             thread.join()
+        assert logs.drain(DRAIN_S)
     written = (tmp_path / "node.log").read_text().splitlines()
-    assert len(written) == 2 * lines
+    assert len(written) + logs.lines_dropped()["would_block"] == 2 * lines
     assert {json.loads(line)["event"].partition(" ")[0] for line in written} == {
         "node", "library"}
 
@@ -228,14 +246,49 @@ def test_a_full_non_blocking_pipe_drops_as_would_block_and_ends_the_line_cut_sho
         long = "x" * (4 * 1024 * 1024) + "\n"  # more than the pipe holds
         stream.write(long)
         stream.write("dropped too\n")  # the pipe is still full
-        assert stream.lines_dropped == {"reader_gone": 0, "would_block": 2, "write_error": 0}
+        assert drained(stream).lines_dropped == {"reader_gone": 0, "would_block": 2,
+                                                 "write_error": 0}
         os.set_blocking(reader, False)
         taken = out.read()
         stream.write("next\n")
+        drained(stream)
         taken += out.read()
     cut, ended, after = taken.partition(b"\n")
     assert ended and 0 < len(cut) < len(long) - 1 and set(cut) == {ord("x")}
     assert after == b"next\n"
+
+
+def test_a_blocking_pipe_whose_reader_stalled_holds_no_log_call() -> None:
+    """A reader alive but not reading (``clawsync serve 2>&1 | (sleep 1000)``): once its
+    pipe is full, the writer thread waits in its write, the lines past the queue are
+    dropped as ``would_block``, and no log call waits; nor does ``drain`` past its
+    bound. Once the reader reads again, the queued lines follow, each whole."""
+    lines = logs.QUEUED_RECORDS_MAX + 2000  # the pipe holds about 600 of them
+    reader, writer = os.pipe()
+    with os.fdopen(writer, "w") as pipe, os.fdopen(reader, "rb") as out:
+        stream = logs.LogStream(pipe)
+
+        def log_lines() -> None:
+            for i in range(lines):
+                stream.write(f"{i:05d} " + "x" * 94 + "\n")
+
+        caller = threading.Thread(target=log_lines, daemon=True)
+        caller.start()
+        caller.join(timeout=DRAIN_S)
+        assert not caller.is_alive(), "a log call waited for the reader"
+        assert stream.lines_dropped["would_block"] > 0
+        assert not stream.drain(0.1)  # its bound, not the reader, ends the wait
+        assert not stream.drain(DRAIN_S)  # at once: nothing taken since the last wait
+        os.set_blocking(reader, False)
+        taken = b""
+        while not stream.drain(0.01):  # read as the writer writes, until it is done
+            taken += out.read() or b""
+        taken += out.read() or b""
+    written = taken.decode().splitlines()
+    assert len(written) + stream.lines_dropped["would_block"] == lines
+    assert all(len(line) == 100 for line in written)
+    numbers = [int(line[:5]) for line in written]
+    assert numbers == sorted(numbers) and numbers[0] == 0
 
 
 def test_a_closed_stream_is_not_written_through_its_old_descriptor(tmp_path: Path) -> None:
@@ -250,10 +303,10 @@ def test_a_closed_stream_is_not_written_through_its_old_descriptor(tmp_path: Pat
     assert stream.lines_dropped["reader_gone"] == 1
 
 
-def test_a_line_logged_from_inside_a_write_does_not_hang_the_thread(tmp_path: Path) -> None:
+def test_a_line_logged_from_inside_a_write_does_not_hang_the_writer(tmp_path: Path) -> None:
     """A finalizer that logs (asyncio's "Task was destroyed ...") can run in a garbage
-    collection started inside a write, on the thread that is writing: its line goes out
-    whole, then the line being written, and the thread goes on."""
+    collection started inside a write, on the writer thread: its line is queued behind
+    the one being written, both go out whole, and the writer goes on."""
     inner_told = False
 
     def collecting(fd: int, data: memoryview) -> int:
@@ -265,9 +318,37 @@ def test_a_line_logged_from_inside_a_write_does_not_hang_the_thread(tmp_path: Pa
 
     with open(tmp_path / "node.log", "w") as file:
         stream = logs.LogStream(file, write=collecting)
-        writer = threading.Thread(target=stream.write, args=("serving\n",), daemon=True)
-        writer.start()
-        writer.join(timeout=30)
-        assert not writer.is_alive(), "the write hung on its own lock"
+        stream.write("serving\n")
+        assert stream.drain(DRAIN_S), "the writer hung"
+    assert (tmp_path / "node.log").read_text() == (
+        "serving\nTask was destroyed but it is pending!\n")
+
+
+def test_a_line_logged_while_a_line_is_queued_does_not_hang_the_thread(
+        tmp_path: Path) -> None:
+    """A collection can start while a log call holds the stream's lock (queueing its
+    line, starting the writer thread): a finalizer that logs then takes the lock again,
+    on the same thread. Its line is queued too; both go out whole, and the thread goes
+    on. (A collection there cannot be had on demand: the queue's put logs as a
+    finalizer run by one would.)"""
+
+    class Collecting(queue.SimpleQueue[bytes]):
+        told = False
+
+        def put(self, item: bytes, block: bool = True, timeout: float | None = None
+                ) -> None:
+            if not self.told:
+                self.told = True
+                stream.write("Task was destroyed but it is pending!\n")
+            super().put(item, block, timeout)
+
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file)
+        stream._queue = Collecting()
+        caller = threading.Thread(target=stream.write, args=("serving\n",), daemon=True)
+        caller.start()
+        caller.join(timeout=DRAIN_S)
+        assert not caller.is_alive(), "the log call hung on its own lock"
+        drained(stream)
     assert (tmp_path / "node.log").read_text() == (
         "Task was destroyed but it is pending!\nserving\n")

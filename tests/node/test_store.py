@@ -271,6 +271,7 @@ async def test_a_forget_shares_a_commit_once_while_every_log_line_fails(
             stored = await astore.get_events_since("s1")
             assert [e.event.payload["content"] for e in stored] == ["hello"]
             assert astore.commits == 2  # the two shared one
+            assert logs.drain()  # the log's writer thread tried them all
             assert logs.lines_dropped()["write_error"] >= 1  # "forgotten" among them
         finally:
             await astore.close()

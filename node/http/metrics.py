@@ -88,6 +88,8 @@ class Metrics:
                                 "Bytes of the files in the data folder",
                                 registry=self.registry)
         self.registry.register(LogCollector())
+        self.store_counts = StoreCollector()
+        self.registry.register(self.store_counts)
 
     def observe_commit(self, commit: Commit) -> None:
         """Record one group commit (an ``AsyncStore`` commit listener)."""
@@ -98,12 +100,14 @@ class Metrics:
             self.commit_seconds.observe(commit.seconds)
 
     async def refresh_storage(self, head: int, stats: dict[str, int], forgotten: int,
-                              folder: FolderSize) -> None:
+                              folder: FolderSize, after_commit_failures: int) -> None:
         """Update the storage gauges before a scrape, from the store's ``stats`` (read on
         a reader thread) and the sessions ``forgotten`` whole as ``GET /v1/node`` counts
         them (kept within 0 and the sessions it lists, should the log's count be off);
         the folder's size is the one ``GET /v1/node`` answers (walked on another
-        thread, at most every ``STORAGE_SIZE_TTL_S``)."""
+        thread, at most every ``STORAGE_SIZE_TTL_S``); the store's count of
+        ``after_commit_failures`` (``StoreCollector``)."""
+        self.store_counts.after_commit_failures = after_commit_failures
         self.head.set(head)
         self.events.set(stats["events"])
         self.sessions.set(stats["sessions"])
@@ -142,6 +146,23 @@ class LogCollector(Collector):
         for reason, lines in logs.lines_dropped().items():
             family.add_metric([reason], lines)
         yield family
+
+
+class StoreCollector(Collector):
+    """What failed after a commit that stands, since the store opened
+    (``crdt.log.store.EventStore.after_commit_failures``): a listener told of forget
+    records (a session's Automerge document to drop) or the purge that erases forgotten
+    content from the storage files. Each is logged and tried again after later commits;
+    the count is the store's own, set before each scrape."""
+
+    def __init__(self) -> None:
+        self.after_commit_failures = 0
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "clawsync_after_commit_failures", "Listeners and purges that failed after a "
+            "commit that stands (each logged, tried again after later commits)",
+            value=self.after_commit_failures)
 
 
 def route_of(request: web.Request) -> str:

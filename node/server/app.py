@@ -423,7 +423,9 @@ async def get_node(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
+    astore = request.app[STORE]
     stats, _, _, forgotten = await session_counts(request)
-    await metrics.refresh_storage(request.app[STORE].head, stats, forgotten,
-                                  request.app[FOLDER_SIZE])
+    failures = await astore.read(lambda store: store.after_commit_failures)
+    await metrics.refresh_storage(astore.head, stats, forgotten, request.app[FOLDER_SIZE],
+                                  failures)
     return metrics.response()

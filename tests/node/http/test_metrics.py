@@ -123,3 +123,26 @@ async def test_the_forgotten_gauge_stays_within_the_sessions_listed(
     assert told["sessions"] == 2
     assert (value(families, "clawsync_sessions_forgotten")
             == told["sessions"] - told["sessions_live"] == (2 if damaged > 0 else 0))
+
+
+async def test_failures_after_a_commit_are_counted(make_node: NodeFactory,
+                                                   event_body: EventFactory) -> None:
+    """A listener told of forget records that fails leaves the forget committed: the
+    store counts it, and so does ``clawsync_after_commit_failures_total``."""
+    node = await make_node()
+    families = await scrape(node.url)
+    assert families["clawsync_after_commit_failures"].type == "counter"
+    assert value(families, "clawsync_after_commit_failures", "_total") == 0
+
+    def failing(_records: list[Any]) -> None:
+        raise RuntimeError("the derived state could not drop the content")
+
+    await node.astore.read(lambda store: store.erased_listeners.append(failing))
+    await post(node, "gone", event_body(1))
+    async with aiohttp.ClientSession() as session, \
+            session.delete(f"{node.url}/v1/sessions/gone") as response:
+        assert response.status == 200, await response.text()
+    failures = await node.astore.read(lambda store: store.after_commit_failures)
+    assert failures >= 1
+    families = await scrape(node.url)
+    assert value(families, "clawsync_after_commit_failures", "_total") == failures

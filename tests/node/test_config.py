@@ -1,5 +1,6 @@
-"""The configuration root: the README's limits table agrees with the code, and the command
-line, the environment and the TOML file fill one ``Config``."""
+"""The configuration root: the README's limits table agrees with the code (the console's
+JavaScript among it), and the command line, the environment and the TOML file fill one
+``Config``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from node.config import LIMIT_TABLES, ClientLimits, Config, Limits, limits_from
 from node.main import main
 from sync.peer.config import SyncConfig
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
 #: The dataclass behind each prefix of the table's setting column.
 CLASSES: dict[str, type[Any]] = {**{f"[{name}]": kind for name, kind in LIMIT_TABLES.items()},
                                  "ClientLimits.": ClientLimits}
@@ -58,7 +60,8 @@ def limit_rows() -> list[tuple[str, list[tuple[str, str]]]]:
         for found in re.findall(r"`([^`]+)`", cells[2]):
             if found.startswith("--"):  # the option that sets it too
                 continue
-            match = re.fullmatch(r"(\[\w+\] |ClientLimits\.)?([\w.]+)", found)
+            # A setting, a Python constant, or a JavaScript one: ``path/file.js NAME``.
+            match = re.fullmatch(r"(\[\w+\] |ClientLimits\.|[\w/]+\.js )?([\w.]+)", found)
             assert match, f"cannot read the setting {found!r}"
             prefix = match.group(1) or prefix
             names.append((prefix.strip() if prefix.startswith("[") else prefix, match.group(2)))
@@ -67,6 +70,10 @@ def limit_rows() -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 def default_of(prefix: str, name: str) -> Any:
+    if prefix.endswith(".js "):  # a top-level ``const NAME = 10000;`` of that file
+        script = (ROOT / prefix.strip()).read_text()
+        [value] = re.findall(rf"^const {name} = (\d+);", script, re.MULTILINE)
+        return int(value)
     if prefix:
         return getattr(CLASSES[prefix](), name)
     module, _, constant = name.rpartition(".")

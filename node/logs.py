@@ -225,6 +225,8 @@ class LogStream:
             return "would_block"
         except (OSError, ValueError) as error:
             return "reader_gone" if self._reader_gone(error) else "write_error"
+        except Exception:  # the writer must not die of it: every later line would wait
+            return "write_error"
         return None
 
     def _write_stream(self, text: str) -> None:

@@ -291,6 +291,27 @@ def test_a_blocking_pipe_whose_reader_stalled_holds_no_log_call() -> None:
     assert numbers == sorted(numbers) and numbers[0] == 0
 
 
+def test_an_unforeseen_write_error_leaves_the_writer_writing(tmp_path: Path) -> None:
+    """A write that fails in a way no reason foresees drops its line as a write error:
+    the writer thread goes on, and the next line is written (a writer that died would
+    leave every later line waiting, then dropped)."""
+    failed = False
+
+    def odd(fd: int, data: memoryview) -> int:
+        nonlocal failed
+        if not failed:
+            failed = True
+            raise RuntimeError("not an OSError")
+        return os.write(fd, data)
+
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file, write=odd)
+        stream.write("lost\n")
+        stream.write("serving\n")
+        assert drained(stream).lines_dropped["write_error"] == 1
+    assert (tmp_path / "node.log").read_text() == "serving\n"
+
+
 def test_a_closed_stream_is_not_written_through_its_old_descriptor(tmp_path: Path) -> None:
     """The stream closed, its descriptor's number goes to the next file opened: a line
     logged then is dropped, not written into that file."""

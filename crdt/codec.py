@@ -28,10 +28,7 @@ from typing import Any
 import cbor2
 
 from crdt.errors import InvalidInput, LimitExceeded
-
-#: Deepest nesting of arrays and maps accepted from outside. Session events are shallow;
-#: a tool's JSON parameters rarely exceed ten levels. Deep nesting only costs stack.
-DEPTH_MAX = 32
+from crdt.keys import DEPTH_MAX as DEPTH_MAX  # the codec's limit, kept where kinds reads it
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 

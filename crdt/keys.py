@@ -18,6 +18,11 @@ from crdt.errors import InvalidInput, LimitExceeded
 SESSION_KEY_BYTES_MAX = 512
 #: Longest agent id, state key or tool name, in UTF-8 bytes.
 NAME_BYTES_MAX = 256
+#: Deepest nesting of arrays and maps accepted from outside (``crdt.codec``, and event
+#: values in ``crdt.kinds``). Session events are shallow; a tool's JSON parameters rarely
+#: exceed ten levels. Deep nesting only costs stack. Here, in a module without cbor2, so
+#: that ``crdt.kinds`` (which ``clawsync append --help`` lists) needs no codec.
+DEPTH_MAX = 32
 
 PEER_TYPES = ("dm", "group", "channel", "thread")
 #: Unicode's control characters (category Cc, fixed since Unicode 1.1): C0, DEL and C1.

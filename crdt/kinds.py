@@ -36,9 +36,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from crdt import codec
 from crdt.errors import InvalidInput, LimitExceeded
-from crdt.keys import NAME_BYTES_MAX, check_name, type_name, utf8_len
+from crdt.keys import DEPTH_MAX, NAME_BYTES_MAX, check_name, type_name, utf8_len
 
 Validator = Callable[[Any, str], Any]
 
@@ -95,7 +94,7 @@ def _json_quickly(value: Any, depth: int) -> Any:
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if value is None or kind is bool:
         return value
-    if depth >= codec.DEPTH_MAX:
+    if depth >= DEPTH_MAX:
         raise _Doubt
     if kind is list:
         return [_json_quickly(item, depth + 1) for item in value]
@@ -133,8 +132,8 @@ def _json_value(value: Any, field: str, depth: int = 0) -> Any:
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     if isinstance(value, str):
         return text(value, field)
-    if depth >= codec.DEPTH_MAX:
-        raise LimitExceeded(f"nesting deeper than {codec.DEPTH_MAX}", field=field)
+    if depth >= DEPTH_MAX:
+        raise LimitExceeded(f"nesting deeper than {DEPTH_MAX}", field=field)
     if isinstance(value, list):
         return [_json_value(item, f"{field}[{i}]", depth + 1)
                 for i, item in enumerate(value)]

@@ -10,18 +10,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from crdt.errors import InvalidInput
-from crdt.events import parse_timestamp
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
 from node.cli.common import InputError, NodeError, note, with_client
 from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines
-from node.client.api import Client, ClientError
-from node.config import ClientLimits
+from node.client.errors import ClientError
+
+if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor aiohttp)
+    from node.client.api import Client
+    from node.config import ClientLimits
+
+#: ``ClientLimits().import_batch_events_max``, which the help shows without loading
+#: ``node.config`` (tests/node/cli/test_loading.py holds the two together).
+IMPORT_BATCH_EVENTS_MAX = 1000
 
 #: How each field type is written on the command line, by validator (crdt/kinds.py).
 _FIELD_FORMS = {"text": "=TEXT", "_state_key": "=TEXT", "_boolean": ":=true|false"}
@@ -157,7 +163,7 @@ def _json_lines(text: str, name: str) -> Iterator[Any]:
                 raise InputError(f"line {number} of {name} is not JSON: {error}") from None
 
 
-def batches(events: list[dict[str, Any]], limits: ClientLimits = ClientLimits(),
+def batches(events: list[dict[str, Any]], limits: ClientLimits,
             numbers: Sequence[int] | None = None
             ) -> Iterator[tuple[list[int], str, list[dict[str, Any]]]]:
     """Group events by session (the API appends to one session per request) into batches
@@ -257,7 +263,7 @@ when its content was not kept (it is dated before a forget of its session).
 With --file, events come from a JSON object, a JSON array or JSON lines, for example a
 seed export (its array-of-numbers ids are ignored), `events --json` or a page of `GET
 /v1/sessions/KEY/events`; events without a session_key go to SESSION. They are sent
-in batches of at most {ClientLimits().import_batch_events_max}.
+in batches of at most {IMPORT_BATCH_EVENTS_MAX}.
 Forgotten events and the records only nodes write (forgets, device keys, tokens), as
 `events --json` shows them, are left out, with a note.
 
@@ -285,6 +291,8 @@ def timestamp_value(_ctx: click.Context, _param: click.Parameter, text: str | No
     found before any request."""
     if text is None:
         return None
+    from crdt.events import parse_timestamp  # as the command runs: it loads cbor2
+
     stamp: str | int = int(text) if re.fullmatch(r"[+-]?[0-9]+", text) else text
     try:
         parse_timestamp({"timestamp": stamp}, "")

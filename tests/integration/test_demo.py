@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from node.cli.demo import DURING_SPLIT, OPENING
+from node.cli.demo_run import DURING_SPLIT, OPENING
 from tests.support.processes import CLI_TIMEOUT_S, LineReader, child_env
 
 pytestmark = pytest.mark.integration

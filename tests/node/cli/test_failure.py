@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.cli.common import failure
 from node.cli.group import main
-from node.cli.openclaw import _with_sink
+from node.cli.openclaw_run import _with_sink
 from node.client.api import ClientError
 from node.config import Settings
 from node.openclaw.bridge import Sink

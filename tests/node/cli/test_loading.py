@@ -14,8 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from node import config
-from node.cli import group
+from node.cli import append, group, openclaw
 from node.main import main
+from node.openclaw import bridge
 from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 
 #: Libraries no listing needs, each a tenth of a second or more to import.
@@ -84,26 +85,36 @@ def test_a_command_loads_its_own_module_not_the_others(command: str, module: str
     assert output.startswith(f"Usage: clawsync {command} ")
     assert module in loaded
     others = {"node.cli.status", "node.cli.demo", "node.cli.openclaw", "node.cli.append",
-              "node.server.command"} - {module}
+              "node.server.command", "node.cli.demo_run", "node.cli.openclaw_run"} - {module}
     assert not others & loaded
 
 
-#: What a client command loads only once it runs: the settings (``node.config``, which
-#: loads the crypto libraries) and the HTTP client.
-RUNNING_ONLY = {"node.config", "node.client.api", "node.device"}
+#: What a command loads only once it runs: the settings (``node.config``, which loads the
+#: crypto libraries), the HTTP client, and what the demo and the OpenClaw commands do.
+RUNNING_ONLY = {"node.config", "node.client.api", "node.device", "node.cli.demo_run",
+                "node.cli.openclaw_run", "node.openclaw.bridge"}
 
 
 @pytest.mark.parametrize("command", [
     "status", "devices", "devices add", "devices remove", "origins", "origins retire",
     "tokens", "tokens create", "tokens revoke", "forget", "device", "events", "sessions",
-    "projection", "tail"])
+    "projection", "tail", "append", "demo", "openclaw", "openclaw import", "openclaw watch",
+    "openclaw export"])
 def test_a_commands_help_loads_neither_the_settings_nor_the_client(command: str) -> None:
     """Nor, with them, the crypto libraries or aiohttp: the help is all it shows."""
     output, loaded = run(*command.split(), "--help")
     assert output.startswith(f"Usage: clawsync {command} ")
     assert not RUNNING_ONLY & loaded, sorted(RUNNING_ONLY & loaded)
-    assert not {name.split(".")[0] for name in loaded} & {
-        "aiohttp", "yarl", "cryptography", "nacl", "cbor2"}, sorted(loaded)
+    assert not {name.split(".")[0] for name in loaded} & {*HEAVY, "yarl"}, sorted(loaded)
+
+
+def test_the_figures_a_help_shows_are_the_ones_the_command_uses() -> None:
+    """Copies, kept where a ``--help`` reads them without loading what holds them."""
+    assert config.ClientLimits().import_batch_events_max == append.IMPORT_BATCH_EVENTS_MAX
+    assert openclaw.POLL_S == bridge.POLL_S
+    output, _loaded = run("append", "--help")
+    assert f"batches of at most {config.ClientLimits().import_batch_events_max}." in \
+        " ".join(output.split())
 
 
 def test_the_listing_is_the_one_the_loaded_commands_give() -> None:

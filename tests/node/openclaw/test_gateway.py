@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-import node.cli.openclaw
+import node.cli.openclaw_run
 from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths
 from tests.node.openclaw.test_export import KEY, cli, imported
 
@@ -337,14 +337,14 @@ def test_export_holds_the_machine_locks_while_it_writes(
     paths = lock_paths(b.resolve(), os.getuid(), locks)
     paths[0].parent.mkdir(mode=0o700)  # as an OpenClaw process that ran once left it
     seen: dict[str, str] = {}
-    write = node.cli.openclaw.export_transcript
+    write = node.cli.openclaw_run.export_transcript
 
     def write_and_try(*args: Any) -> Any:
         for family, path in zip(LOCK_FAMILIES, paths, strict=True):
             seen[family] = take(path)
         return write(*args)
 
-    monkeypatch.setattr("node.cli.openclaw.export_transcript", write_and_try)
+    monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_and_try)
     code, output = export(b, data)
     assert code == 0, output
     assert seen == dict.fromkeys(LOCK_FAMILIES, "database is locked")
@@ -366,7 +366,7 @@ def test_a_machine_lock_taken_after_the_last_look_refuses(
     data, b = imported(tmp_path)
     lock = lock_paths(b.resolve(), os.getuid(), locks)[LOCK_FAMILIES.index("state-handles")]
     lock.parent.mkdir(mode=0o700)
-    monkeypatch.setattr("node.cli.openclaw.held_state_lock", lambda *_, **__: None)
+    monkeypatch.setattr("node.cli.openclaw_run.held_state_lock", lambda *_, **__: None)
     with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "state-handles") as pid:
         code, output = export(b, data)
     assert code == 2 and "Usage:" not in output, output

@@ -1,0 +1,432 @@
+"""What the ``clawsync openclaw`` commands do once they run (``node.cli.openclaw``
+declares them): the node they write to or read from, over HTTP or as a data folder opened
+here (``Sink``), the state folder checked, and the import, the watch and the export.
+Apart from the commands' declarations, so that their ``--help`` loads none of this (the
+HTTP client, the event log, the crypto libraries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from crdt.errors import CrdtError, InvalidInput, NotFound
+from crdt.events import Event, parse_event
+from crdt.log.cursors import read_cursor, save_cursor
+from crdt.log.store import EventStore
+from crdt.storage.disk import holds_storage
+from node.cli.append import batches
+from node.cli.common import InputError, NodeError, failure, note, store_refusal
+from node.cli.options import settings
+from node.client.api import Client, ClientError
+from node.config import ClientLimits, host_name
+from node.device import DeviceKeyError, folder_signer
+from node.openclaw.bridge import Bridge, Sink, Tally
+from node.openclaw.export import ExportRefused
+from node.openclaw.export import export as export_transcript
+from node.openclaw.mapping import EXTRA, session_key_for
+from node.openclaw.records import transcripts_for
+from node.openclaw.sqlite import rows_of_session
+from node.openclaw.state import (
+    DATABASE,
+    GatewayLockUnreadable,
+    StateFolder,
+    StateFolderError,
+    check_state_folder,
+    running_gateway,
+)
+from node.openclaw.state_locks import (
+    StateLockHeld,
+    StateLockUnreadable,
+    held_state_lock,
+    holding_state_locks,
+)
+
+T = TypeVar("T")
+
+
+class HttpSink:
+    """A node over HTTP (``node.client``)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        return await self.client.cursor(name)
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        await self.client.save_cursor(name, cursor)
+
+    async def events(self, session_key: str) -> tuple[list[Event], int]:
+        """The session's events, but for forgotten ones, which are only counted: their
+        content is gone, so they cannot be rebuilt (nor hold an OpenClaw record)."""
+        found: list[Event] = []
+        forgotten = 0
+        after = 0
+        while True:
+            page = await self.client.events(session_key, after=after)
+            for item in page["events"]:
+                if item.get("forgotten_by") is None:
+                    found.append(_sealed(item))
+                else:
+                    forgotten += 1
+            after = int(page["next"])
+            if not page.get("more"):
+                return found, forgotten
+
+    async def append(self, events: list[Event]) -> int:
+        created = 0
+        bodies = [event.to_json() for event in events]
+        for _numbers, key, batch in batches(bodies, self.client.limits):
+            created += int((await self.client.append(key, batch)).get("created", 0))
+        return created
+
+
+class EmbeddedSink:
+    """A node's data folder, opened here (the node must not be running)."""
+
+    def __init__(self, store: EventStore, limits: ClientLimits = ClientLimits()) -> None:
+        self.store, self.limits = store, limits
+
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        return read_cursor(self.store, name)
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        save_cursor(self.store, name, cursor)
+
+    async def events(self, session_key: str) -> tuple[list[Event], int]:
+        events = [stored.event for stored in self.store.get_events(session_key)]
+        held = [event for event in events if event.forgotten_by is None]
+        return held, len(events) - len(held)
+
+    async def append(self, events: list[Event]) -> int:
+        # Ctrl-C only cancels the task that asyncio.run runs, at its next await: without
+        # one here an embedded import, which never waits, would ignore Ctrl-C to its end.
+        await asyncio.sleep(0)
+        created = 0
+        for start in range(0, len(events), self.limits.import_batch_events_max):
+            batch = events[start:start + self.limits.import_batch_events_max]
+            created += sum(1 for result in self.store.append_batch(batch) if result.created)
+        return created
+
+
+def _sealed(item: dict[str, Any]) -> Event:
+    """An event as the node sent it (its id checked), its own records too."""
+    event = parse_event(item, records_ok=True)
+    if not isinstance(event, Event):
+        raise ClientError("the node sent an event without its timestamp")
+    return event
+
+
+def _not_writable(filename: str | bytes | None) -> str:
+    """What to do about a file or folder of the state folder this user may not write: run
+    as OpenClaw's user when it is another user's; when it is this user's own (its mode
+    says no, or, for root, whom modes do not stop, it is immutable), make it writable:
+    running as another user would not help."""
+    advice = "run clawsync as the user OpenClaw runs as"
+    if filename is None:
+        return advice
+    path = Path(os.fsdecode(filename))
+    folder = path if path.is_dir() else next(
+        (parent for parent in path.parents if parent.is_dir()), None)
+    try:
+        owner = folder.stat().st_uid if folder is not None else None
+    except OSError:
+        return advice
+    if owner != os.geteuid():
+        return advice
+    return (f"{folder} is this user's but not writable (its mode, or an immutable flag: "
+            "lsattr shows one); make it writable, and export again")
+
+
+def _with_sink(ctx: click.Context, data_dir: Path | None,
+               work: Callable[[Sink], Coroutine[Any, Any, T]], *,
+               reach_first: bool = False, reads_only: bool = False) -> T:
+    """Run ``work`` against the node (HTTP) or the data folder (embedded); with
+    ``reach_first``, ask the node for its status before (an address or token that is
+    wrong is an error even when ``work`` has nothing to send); ``reads_only``: a folder
+    that holds no node's data is refused, not made one (it has nothing to read)."""
+    options = settings(ctx)
+
+    async def over_http() -> T:
+        async with Client(options.node, options.token, limits=options.limits) as client:
+            if reach_first:
+                await client.node()
+            return await work(HttpSink(client))
+
+    try:
+        if data_dir is None:
+            return asyncio.run(over_http())
+        if not holds_storage(data_dir):  # a mistyped path must not pass unseen
+            if reads_only:
+                raise click.UsageError(f"--data-dir {data_dir} holds no node's data")
+            note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
+        signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
+        with EventStore.open(data_dir, signer=signer) as store:
+            return asyncio.run(work(EmbeddedSink(store, options.limits)))
+    except ClientError as error:
+        raise failure(error) from None
+    except InvalidInput as error:  # refused an event: exit as the node's refusal would
+        if data_dir is None:
+            raise NodeError(str(error)) from None
+        raise store_refusal(error, data_dir) from None
+    except (CrdtError, DeviceKeyError) as error:  # the folder is in use
+        raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None
+
+
+def _state(path: Path, agents: tuple[str, ...], *, present: bool) -> StateFolder:
+    """The state folder, checked; ``present``: each ``--agent`` must have its folder
+    there already (an import; a watch also follows an agent that comes later)."""
+    try:
+        state = StateFolder(check_state_folder(path), list(agents) or None)
+    except StateFolderError as error:
+        raise click.UsageError(str(error)) from None
+    missing = [agent for agent in agents if not (state.path / "agents" / agent).is_dir()]
+    if missing:
+        there = sorted(entry.name for entry in (state.path / "agents").iterdir()
+                       if entry.is_dir())
+        said = (f"no agent {', '.join(map(repr, missing))} in {state.path}/agents "
+                f"(there: {', '.join(there) or 'none'})")
+        if present:
+            raise click.UsageError(said)
+        note(f"{said}; followed once it appears")
+    return state
+
+
+def _summary(tally: Tally) -> str:
+    return (f"{tally.records} records read: {tally.created} new events, "
+            f"{tally.events - tally.created} already stored, "
+            f"{len(tally.problems)} records or files skipped")
+
+
+def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
+               data_dir: Path | None) -> None:
+    """``clawsync openclaw import``."""
+    state = _state(state_dir, agents, present=True)
+
+    async def work(sink: Sink) -> Tally:
+        try:
+            return await Bridge(state, sink, note).run_pass()
+        finally:
+            state.close()
+
+    tally = _with_sink(ctx, data_dir, work, reach_first=True)
+    note(_summary(tally))
+    if tally.problems:
+        raise NodeError(f"{len(tally.problems)} records or files were skipped (named above); "
+                        "the rest is imported")
+
+
+
+
+def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
+              data_dir: Path | None, poll_s: float, retry_max_s: float) -> None:
+    """``clawsync openclaw watch``; ``retry_max_s``: the longest wait before trying an
+    unreachable node again (the command's help shows it)."""
+    state = _state(state_dir, agents, present=False)
+
+    delay_s = poll_s
+
+    def on_pass(tally: Tally) -> None:
+        nonlocal delay_s
+        delay_s = poll_s  # the node answers again
+        if tally.records:
+            note(_summary(tally))
+
+    async def work(sink: Sink) -> None:
+        nonlocal delay_s
+        bridge = Bridge(state, sink, note)
+        try:
+            while True:
+                try:
+                    await bridge.watch(poll_s, on_pass)
+                except ClientError as error:
+                    if error.status is not None and error.status < 500:
+                        raise
+                    note(f"{error}; trying again in {delay_s:g} s")
+                    await asyncio.sleep(delay_s)
+                    delay_s = min(max(delay_s * 2, 1.0), retry_max_s)
+        finally:
+            state.close()
+
+    note(f"following {state.path} into "
+         f"{data_dir if data_dir is not None else settings(ctx).node}")
+    # Until Ctrl-C, which ends it by SIGINT as every command (nothing is left half-done: a
+    # cursor is saved only after its events are stored).
+    _with_sink(ctx, data_dir, work)
+
+
+
+
+def refuse_if_openclaw_runs(state: Path, *, own_held: bool = False) -> None:
+    """Export into a folder whose gateway runs, or on which an `agent --local` turn runs:
+    it would write the session into its store while OpenClaw's import moves the exported
+    file there, and may go on from the transcript it holds in memory. A lock that cannot
+    be read refuses too: OpenClaw may run, and the person can tell. ``own_held``: within
+    ``holding_openclaw_locks``, whose locks are not looked at again."""
+    try:
+        gateway = running_gateway(state)
+    except GatewayLockUnreadable as error:
+        raise InputError(
+            f"{error}: run clawsync as the user OpenClaw runs as; or, if no gateway runs on "
+            "it (openclaw gateway status), remove that lock") from None
+    if gateway is not None:
+        port = f", port {gateway.port}" if gateway.port is not None else ""
+        raise InputError(
+            f"an OpenClaw gateway is running on {state} (pid {gateway.pid}{port}): stop it "
+            "first (openclaw gateway stop), export, import, then start it again")
+    # What the gateway's lock does not show: an `agent --local` turn, a gateway of
+    # another pid namespace, a `doctor` at work.
+    try:
+        held = held_state_lock(state, own_held=own_held)
+    except StateLockUnreadable as error:
+        if error.denied:  # another user's: OpenClaw's own, if it runs as that user
+            raise InputError(f"{error}: run clawsync as the user OpenClaw runs as") from None
+        raise InputError(
+            f"{error}: if no OpenClaw process runs on it (openclaw gateway status; no "
+            f"`openclaw agent` running), remove {error.path}") from None
+    if held is not None:
+        raise _working_on(state, held.holder(), held.path)
+
+
+def _working_on(state: Path, holder: str, path: Path) -> InputError:
+    return InputError(
+        f"an OpenClaw process is working on {state} ({holder}; it holds {path}): let it "
+        "finish, or stop it (openclaw gateway stop for a gateway), then export")
+
+
+@contextmanager
+def holding_openclaw_locks(state: Path) -> Iterator[None]:
+    """Hold OpenClaw's per-machine locks of this user on ``state`` while export writes,
+    and look again at everything else that says OpenClaw runs: a look alone holds for
+    the moment it is made, and a `doctor --session-sqlite import` or a gateway started
+    right after it would work beside the write (the import moving files away as they are
+    written). Holding them, such a process waits or gives up."""
+    try:
+        with holding_state_locks(state):
+            refuse_if_openclaw_runs(state, own_held=True)
+            yield
+    except StateLockHeld as error:
+        holder = error.held.holder() if error.held else "a process that has just let go"
+        raise _working_on(state, holder, error.path) from None
+    except StateLockUnreadable as error:
+        raise InputError(
+            f"{error}: if no OpenClaw process runs on it (openclaw gateway status; no "
+            f"`openclaw agent` running), remove {error.path}") from None
+
+
+def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str, ...],
+               data_dir: Path | None, session_id: str | None) -> None:
+    """``clawsync openclaw export``."""
+    if len(agents) > 1:
+        raise click.UsageError("export writes for one agent: give --agent once")
+    try:
+        state = check_state_folder(state_dir)
+    except StateFolderError as error:
+        raise click.UsageError(str(error)) from None
+    refuse_if_openclaw_runs(state)
+    prefixed = session if session.startswith("agent:") else session_key_for(
+        agents[0] if agents else "main", session)
+
+    async def work(sink: Sink) -> tuple[str, tuple[list[Event], int]]:
+        # OpenClaw's key without its prefix, or else a clawsync key as it is.
+        for candidate in dict.fromkeys([prefixed, session]):
+            try:
+                return candidate, await sink.events(candidate)
+            except (NotFound, ClientError) as error:
+                if isinstance(error, ClientError) and error.status != 404:
+                    raise
+        raise NodeError(f"there is no session {session!r}"
+                        + (f" nor {prefixed!r}" if prefixed != session else "")
+                        + " on the node")
+
+    key, (events, forgotten) = _with_sink(ctx, data_dir, work, reads_only=True)
+    latest = _latest_first(events)
+    transcripts = sorted((t for t in transcripts_for(events, reattach=forgotten > 0)
+                          if session_id is None or t.session_id == session_id),
+                         key=lambda t: latest.index(t.session_id))
+    if not transcripts and session_id is not None and any(latest):
+        # A session id the person typed that the session does not hold: their input.
+        raise InputError(f"session {key!r} holds no OpenClaw session id {session_id!r}: "
+                         "its session ids are "
+                         + ", ".join(repr(one) for one in latest if one) + " (latest first)")
+    if not transcripts:
+        raise NodeError(f"session {key!r} holds no OpenClaw records")
+    # The older layout names one session id per key: the one OpenClaw goes on with.
+    transcript, *others = transcripts
+    if others:
+        note(f"session {key!r} also holds OpenClaw session ids written before "
+             f"{transcript.session_id!r}: "
+             + ", ".join(f"--session-id {other.session_id}" for other in others)
+             + " exports one of them instead")
+    updated_ms = max(event.timestamp.ms for event in events
+                     if _session_id(event) == transcript.session_id)
+    if agents and agents[0] != transcript.agent_id:
+        # Written into another agent's folder, it would come back as that agent's
+        # session, a copy of the whole conversation, at the next import.
+        raise InputError(
+            f"session {key!r} belongs to OpenClaw agent {transcript.agent_id!r}, not "
+            f"{agents[0]!r}: export writes a session for its own agent (leave out --agent)")
+    agent_id = transcript.agent_id
+    try:
+        # Again, and held: it may have started while the node answered.
+        with holding_openclaw_locks(state):
+            written = export_transcript(state, transcript, agent_id, updated_ms)
+    except ExportRefused as error:
+        # What the state folder holds is in the way (another transcript, another session
+        # id for the key, a file that does not read): as for a running gateway, the
+        # person has to change something there first.
+        raise InputError(str(error)) from None
+    except OSError as error:  # writing failed: nothing was left half-done
+        if error.errno in (errno.EACCES, errno.EPERM):
+            raise InputError(f"{error}: {_not_writable(error.filename)}") from None
+        if error.errno == errno.EROFS:
+            raise InputError(f"{error}: the state folder is read-only") from None
+        raise NodeError(str(error)) from None  # a full disk, say: trying again may do
+    what = "already there, unchanged" if written.unchanged else "written"
+    click.echo(f"{written.path}: {written.records} records {what}")
+    if forgotten or transcript.left_out:
+        # A forget takes content out of records: say so rather than export a
+        # conversation that looks whole.
+        note(f"note: {forgotten} event(s) of {key!r} were forgotten: the records they "
+             "held are left out, or written without the forgotten parts"
+             + (f"; {transcript.left_out} event(s) are left out with the record whose "
+                "main event was forgotten" if transcript.left_out else "")
+             + (f"; {transcript.reattached} record(s) whose parent is left out follow "
+                "the record before the first of them" if transcript.reattached else ""))
+    if transcript.headers_left_out:
+        note(f"note: OpenClaw session id {transcript.session_id!r} of {key!r} was begun "
+             f"{transcript.headers_left_out + 1} times separately (on several devices): "
+             "written with the first beginning's header only, as OpenClaw's import takes "
+             "one; every turn is there, each beginning's as a branch of its own, and "
+             "OpenClaw goes on from the latest record")
+    held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
+    if held:
+        note(f"note: OpenClaw's store already holds session {transcript.session_id} "
+             f"({held} records); check what its import would do with it first: "
+             "openclaw doctor --session-sqlite dry-run --json")
+    note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")
+
+
+
+
+def _session_id(event: Event) -> str | None:
+    extra = event.payload.get(EXTRA)
+    return str(extra.get("session_id")) if isinstance(extra, dict) else None
+
+
+def _latest_first(events: list[Event]) -> list[str | None]:
+    """The OpenClaw session ids of a session's events, the one with the latest event
+    first (after ``/new``, a reset or a rewind, the one OpenClaw continues)."""
+    last: dict[str | None, Any] = {}
+    for event in events:
+        last[_session_id(event)] = max(last.get(_session_id(event), event.sort_key),
+                                       event.sort_key)
+    return sorted(last, key=last.__getitem__, reverse=True)

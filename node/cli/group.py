@@ -189,7 +189,8 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
     # Checked and made Settings when a command first needs them (``options.settings``):
     # that loads ``node.config``, and with it the crypto libraries, which a command's
     # --help (shown after this runs) needs none of.
-    ctx.obj = Typed(node=node, token=token or None)
+    from_env = ctx.get_parameter_source("node") is click.core.ParameterSource.ENVIRONMENT
+    ctx.obj = Typed(node=node, token=token or None, node_from_env=from_env)
 
 
 # Each command: where it is defined and the first sentence of its help, which

@@ -83,10 +83,15 @@ def session_key(_ctx: click.Context, _param: click.Parameter, value: str | None
 @dataclass(frozen=True)
 class Typed:
     """The group's ``--node`` and ``--token`` as given, not yet checked: ``settings``
-    checks them when a command first needs them."""
+    checks them when a command first needs them. A command's own ``--node`` or
+    ``--token`` replaces one here (checked as it is read), so that a group value it
+    overrides is never checked. ``node_from_env``: the group's ``--node`` came from
+    ``CLAWSYNC_NODE``, which is what an error about it names."""
 
     node: str
     token: str | None
+    node_from_env: bool = False
+    node_overridden: bool = False
 
 
 def settings(ctx: click.Context) -> Settings:
@@ -100,21 +105,46 @@ def settings(ctx: click.Context) -> Settings:
     typed = ctx.find_object(Typed)
     if typed is None:
         return Settings()
-    checked = Settings(node=node_url(typed.node), token=typed.token)
+    node = typed.node if typed.node_overridden else group_node_url(ctx, typed)
+    checked = Settings(node=node, token=typed.token)
     ctx.find_root().obj = checked  # once: every context after this finds it
     return checked
 
 
+def group_node_url(ctx: click.Context, typed: Typed) -> str:
+    """``node_url`` of the group's ``--node``: an error names it as the group's option (or
+    ``CLAWSYNC_NODE``), with the group's usage line, not as the command's own ``--node``,
+    which would have been the one to fix."""
+    try:
+        return node_url(typed.node)
+    except click.BadParameter as error:
+        hint = ("CLAWSYNC_NODE (the environment's clawsync --node)" if typed.node_from_env
+                else "'clawsync --node' (given before the command)")
+        raise click.BadParameter(error.message, ctx=ctx.find_root(),
+                                 param_hint=hint) from None
+
+
 def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Also accept ``--node`` and ``--token`` after the command name (``clawsync events s1
-    --node URL``), as people tend to type them; given there, they win over the group's."""
+    --node URL``), as people tend to type them; given there, they win over the group's,
+    which are then not checked at all, and are checked as the group's are."""
 
     def override(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
-        def store(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-            if value is not None and field == "node":
-                ctx.obj = replace(settings(ctx), node=node_url(value))
-            elif value is not None:
-                ctx.obj = replace(settings(ctx), token=value)
+        def store(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+            if value is None:
+                return
+            if field == "node":
+                given: dict[str, Any] = {"node": node_url(value)}
+            else:  # empty: no token, as for the group's
+                given = {"token": token_value(ctx, param, value) or None}
+            typed = ctx.find_object(Typed)
+            from node.config import Settings
+
+            if typed is not None and ctx.find_object(Settings) is None:
+                overridden = typed.node_overridden or field == "node"
+                ctx.obj = replace(typed, node_overridden=overridden, **given)
+            else:
+                ctx.obj = replace(settings(ctx), **given)
         return store
 
     command = click.option("--token", metavar="TOKEN", expose_value=False,

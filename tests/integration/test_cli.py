@@ -422,10 +422,13 @@ def test_bad_field_syntax_is_a_usage_error() -> None:
 def test_a_node_address_or_token_no_request_could_carry_is_a_usage_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     for args, said in (
-            (("--node", "", "sessions"), "--node: is empty"),
+            (("--node", "", "sessions"), "'clawsync --node' (given before the command): is empty"),
             (("--node", "http://me:secret@127.0.0.1:7878", "sessions"),
+             "'clawsync --node' (given before the command): holds a user name or password"),
+            (("sessions", "--node", "http://me:secret@127.0.0.1:7878"),
              "--node: holds a user name or password"),
-            (("--token", "s3cret\r", "sessions"), "the token holds a control character")):
+            (("--token", "s3cret\r", "sessions"), "the token holds a control character"),
+            (("sessions", "--token", "s3cret\r"), "the token holds a control character")):
         result = run_cli(url, *args)
         assert result.returncode == 2, (args, result.stderr)
         assert said in result.stderr and "Traceback" not in result.stderr, result.stderr

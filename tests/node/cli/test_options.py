@@ -1,0 +1,85 @@
+"""``--node`` and ``--token`` given after a command's name win over the group's, and are
+checked as the group's are; an unusable group ``--node`` is named as the group's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from node.main import main
+from tests.support.processes import NodeProcess, free_port
+
+#: An address no request could use: a usage error wherever it is given.
+BAD_NODE = "ftp://sync.example"
+#: A token as ``$(cat token.txt)`` gives it from a file with CRLF line ends.
+CRLF_TOKEN = "s3cret-token-value\r"
+#: Nothing listens here (a port the kernel just found free): a request would exit 1.
+UNREACHED = f"http://127.0.0.1:{free_port()}"
+TOKEN = "token-of-the-test-node"
+
+
+def clawsync(*args: str, env: dict[str, str] | None = None) -> Result:
+    # No CLAWSYNC_* from the shell running the tests: only what a test gives.
+    clean = {"CLAWSYNC_NODE": None, "CLAWSYNC_TOKEN": None, **(env or {})}
+    return CliRunner().invoke(main, list(args), prog_name="clawsync", env=clean)
+
+
+@pytest.mark.parametrize(("group", "env"), [
+    pytest.param(["--node", BAD_NODE], None, id="option"),
+    pytest.param([], {"CLAWSYNC_NODE": BAD_NODE}, id="environment")])
+def test_a_commands_own_node_wins_over_a_bad_group_node(
+        tmp_path: Path, group: list[str], env: dict[str, str] | None) -> None:
+    with NodeProcess(tmp_path, token=TOKEN) as node:
+        for own in (["--node", node.url, "--token", TOKEN],
+                    ["--token", TOKEN, "--node", node.url]):  # either order
+            result = clawsync(*group, "sessions", *own, env=env)
+            assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["events", "s1", "--token", CRLF_TOKEN], id="command"),
+    pytest.param(["tokens", "create", "--token", CRLF_TOKEN], id="subcommand"),
+    pytest.param(["--node", BAD_NODE, "events", "s1", "--node", UNREACHED,
+                  "--token", CRLF_TOKEN], id="overriding-both")])
+def test_a_commands_own_token_with_a_control_character_is_a_usage_error(
+        args: list[str]) -> None:
+    """As the group's: exit 2 before any request, and the token is not shown."""
+    result = clawsync("--node", UNREACHED, *args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--token'" in result.output
+    assert "control character" in result.output
+    assert CRLF_TOKEN.strip() not in result.output
+
+
+def test_an_empty_command_token_is_none_as_the_groups() -> None:
+    result = clawsync("--token", "t", "events", "s1", "--node", UNREACHED, "--token", "")
+    assert result.exit_code == 1, result.output  # sent (without a token): unreachable
+    assert "cannot reach the node" in result.output
+
+
+@pytest.mark.parametrize(("group", "env", "named"), [
+    pytest.param(["--node", BAD_NODE], None, "'clawsync --node' (given before the command)",
+                 id="option"),
+    pytest.param([], {"CLAWSYNC_NODE": BAD_NODE},
+                 "CLAWSYNC_NODE (the environment's clawsync --node)", id="environment")])
+def test_a_bad_group_node_is_named_as_the_groups(
+        group: list[str], env: dict[str, str] | None, named: str) -> None:
+    """Not as the command's own ``--node``, with the command's usage line: the command
+    takes a ``--node`` too, which is not the one to fix."""
+    result = clawsync(*group, "events", "s1", env=env)
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Usage: clawsync [OPTIONS] COMMAND [ARGS]..."
+    assert lines[-1] == (f"Error: Invalid value for {named}: {BAD_NODE!r} is not an "
+                         "http(s)://host:port URL")
+
+
+def test_a_bad_command_node_is_named_as_the_commands() -> None:
+    result = clawsync("events", "s1", "--node", BAD_NODE)
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Usage: clawsync events [OPTIONS] SESSION"
+    assert lines[-1] == f"Error: Invalid value for --node: {BAD_NODE!r} is not an " \
+                        "http(s)://host:port URL"

@@ -45,8 +45,11 @@ def answers(url: str) -> bool:
 
 
 def test_demo_merges_both_sides_of_a_partition(tmp_path: Path) -> None:
+    # The demo runs nodes of its own: a CLAWSYNC_NODE no client command could use
+    # (README, Configuration) is not looked at.
+    env = {**demo_env(tmp_path), "CLAWSYNC_NODE": "http://127.0.0.1:47300/v1"}
     result = subprocess.run(demo_command(), capture_output=True, text=True,
-                            env=demo_env(tmp_path), timeout=CLI_TIMEOUT_S, check=False)
+                            env=env, timeout=CLI_TIMEOUT_S, check=False)
     assert result.returncode == 0, (result.stdout, result.stderr)
     out = result.stdout
     split, merged = out.split("The merged session", 1)

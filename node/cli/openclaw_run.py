@@ -43,6 +43,7 @@ from node.openclaw.state import (
     running_gateway,
 )
 from node.openclaw.state_locks import (
+    HeldLock,
     StateLockHeld,
     StateLockUnreadable,
     held_state_lock,
@@ -289,17 +290,42 @@ def refuse_if_openclaw_runs(state: Path, *, own_held: bool = False) -> None:
     except StateLockUnreadable as error:
         if error.denied:  # another user's: OpenClaw's own, if it runs as that user
             raise InputError(f"{error}: run clawsync as the user OpenClaw runs as") from None
-        raise InputError(
-            f"{error}: if no OpenClaw process runs on it (openclaw gateway status; no "
-            f"`openclaw agent` running), remove {error.path}") from None
+        raise _unreadable_lock(error) from None
     if held is not None:
-        raise _working_on(state, held.holder(), held.path)
+        raise _working_on(state, held)
 
 
-def _working_on(state: Path, holder: str, path: Path) -> InputError:
+def _working_on(state: Path, held: HeldLock) -> InputError:
+    if held.writer:
+        return InputError(
+            f"another `clawsync openclaw export` is writing into {state} ({held.holder()}; "
+            f"it holds {held.path}): let it finish, then export")
     return InputError(
-        f"an OpenClaw process is working on {state} ({holder}; it holds {path}): let it "
-        "finish, or stop it (openclaw gateway stop for a gateway), then export")
+        f"an OpenClaw process is working on {state} ({held.holder()}; it holds "
+        f"{held.path}): let it finish, or stop it (openclaw gateway stop for a gateway), "
+        "then export")
+
+
+def _let_go(state: Path, error: StateLockHeld) -> InputError:
+    """A lock that was held when export tried to take it, by a process that ended or let
+    go of it before it could be named: nothing was written, and trying again may do."""
+    who = ("another `clawsync openclaw export` was writing into" if error.writer
+           else "an OpenClaw process was working on")
+    return InputError(
+        f"{who} {state} (it held {error.path} when this export tried to take it, and has "
+        "let go since): nothing was written; export again")
+
+
+def _unreadable_lock(error: StateLockUnreadable) -> InputError:
+    """A lock, or its folder, that cannot be looked at or taken: removing it is the way
+    out if it is there and no OpenClaw process runs; if it is not there, it is what
+    cannot be made (a full or read-only ``/tmp``)."""
+    if not os.path.lexists(error.path):
+        return InputError(f"{error}: it is not there and cannot be made; make room or "
+                          f"let this user write in {error.path.parent}, then export")
+    return InputError(
+        f"{error}: if no OpenClaw process runs on it (openclaw gateway status; no "
+        f"`openclaw agent` running), remove {error.path}")
 
 
 @contextmanager
@@ -308,18 +334,22 @@ def holding_openclaw_locks(state: Path) -> Iterator[None]:
     and look again at everything else that says OpenClaw runs: a look alone holds for
     the moment it is made, and a `doctor --session-sqlite import` or a gateway started
     right after it would work beside the write (the import moving files away as they are
-    written). Holding them, such a process waits or gives up."""
+    written). Holding them, such a process waits or gives up. Another export holding
+    them refuses this one, named as such. If this user's lock folder is not there and
+    cannot be made (a read-only or full ``/tmp``), no OpenClaw process of this user can
+    hold a lock there: export goes on without them, and says so."""
     try:
-        with holding_state_locks(state):
+        with holding_state_locks(state) as none_held:
+            if none_held is not None:
+                note(f"note: {none_held}")
             refuse_if_openclaw_runs(state, own_held=True)
             yield
     except StateLockHeld as error:
-        holder = error.held.holder() if error.held else "a process that has just let go"
-        raise _working_on(state, holder, error.path) from None
+        if error.held is None:
+            raise _let_go(state, error) from None
+        raise _working_on(state, error.held) from None
     except StateLockUnreadable as error:
-        raise InputError(
-            f"{error}: if no OpenClaw process runs on it (openclaw gateway status; no "
-            f"`openclaw agent` running), remove {error.path}") from None
+        raise _unreadable_lock(error) from None
 
 
 def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str, ...],

@@ -32,7 +32,16 @@ while any one of the three is held so, ``openclaw doctor --session-sqlite import
 up and touches nothing (for ``gateway-lifecycle``: "another SQLite maintenance command
 owns this OpenClaw state directory"), and a gateway or an ``agent`` turn cannot start.
 Locks of other users can only be looked at: their folders are theirs (mode 0700), and a
-file made there by this user would keep their OpenClaw from opening it.
+file made there by this user would keep their OpenClaw from opening it. If this user's
+folder is not there and cannot be made (a read-only or full ``/tmp``, a sandbox), no
+OpenClaw process of this user can hold a lock in it either: nothing is taken then, and
+the writer is told why.
+
+A writer also holds a lock of its own beside OpenClaw's, on
+``clawsync-export.<the same 8 hex>.lock`` in the same folder (``fcntl`` record lock,
+which OpenClaw's SQLite locks do not touch), taken before them and let go after them:
+a lock held by the process that holds that one is another writer's (a second
+``clawsync openclaw export``), not an OpenClaw process's.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ LOCKS_ROOT = Path("/tmp")
 LOCK_FOLDER_PREFIX = "openclaw-state-locks-"
 #: The lock families, in the order they are looked at: the one a gateway holds first.
 LOCK_FAMILIES = ("gateway-lifecycle", "state-lifecycle", "state-handles")
+#: The name of the writer's own lock, before the state's 8 hex digits.
+WRITER_LOCK = "clawsync-export"
 #: The database whose real path names the locks, inside the state folder.
 STATE_DATABASE = Path("state") / "openclaw.sqlite"
 #: ``struct flock`` as F_GETLK fills it: (type, whence, start, length, pid) on Linux;
@@ -81,22 +92,26 @@ class StateLockUnreadable(StateFolderError):
 
 
 class StateLockHeld(StateFolderError):
-    """An OpenClaw process held one of the per-machine locks when this one tried to take
-    it: ``path``, and ``held``, that process, unless it let go before it could be named."""
+    """Another process held one of the per-machine locks when this one tried to take it:
+    ``path``, and ``held``, that process, unless it let go before it could be named.
+    ``writer``: it is another writer (``holding_state_locks``), not an OpenClaw process."""
 
-    def __init__(self, path: Path, held: HeldLock | None) -> None:
-        super().__init__(f"an OpenClaw process holds {path}")
-        self.path, self.held = path, held
+    def __init__(self, path: Path, held: HeldLock | None, *, writer: bool = False) -> None:
+        super().__init__(f"{'another writer' if writer else 'an OpenClaw process'} "
+                         f"holds {path}")
+        self.path, self.held, self.writer = path, held, writer
 
 
 @dataclass(frozen=True)
 class HeldLock:
     """A lock some live process holds: the file, and that process as ``F_GETLK`` names
     it: its pid; 0 for one in another pid namespace; -1 for a lock held through an open
-    file description (``F_OFD_SETLK``), which belongs to no one process."""
+    file description (``F_OFD_SETLK``), which belongs to no one process. ``writer``:
+    that process is a writer (``holding_state_locks``), not an OpenClaw process."""
 
     path: Path
     pid: int
+    writer: bool = False
 
     def holder(self) -> str:
         """The process, for a person: its pid and its name (``openclaw-agent``).
@@ -134,6 +149,15 @@ def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
     digest = hashlib.sha256(database.encode()).hexdigest()[:8]
     folder = root / f"{LOCK_FOLDER_PREFIX}{uid}"
     return [folder / f"{family}.{digest}.lock.sqlite" for family in LOCK_FAMILIES]
+
+
+def writer_lock_path(lock: Path) -> Path:
+    """The writer's own lock beside OpenClaw's lock file ``lock``.
+
+    >>> writer_lock_path(Path("/tmp/f/state-handles.0a1b2c3d.lock.sqlite"))
+    PosixPath('/tmp/f/clawsync-export.0a1b2c3d.lock')
+    """
+    return lock.parent / f"{WRITER_LOCK}.{lock.name.split('.')[1]}.lock"
 
 
 def held_state_lock(state: Path, root: Path | None = None, *,
@@ -180,43 +204,85 @@ def held_state_lock(state: Path, root: Path | None = None, *,
 
 
 @contextmanager
-def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[None]:
+def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str | None]:
     """Take the per-machine locks on ``state`` of the user running this, as an OpenClaw
     process takes them (an exclusive transaction on each lock file, the folder and the
     files made as OpenClaw makes them), and hold them until the block ends: an OpenClaw
     process of this user that starts meanwhile waits or gives up instead of working
-    beside the writer. ``StateLockHeld`` if a process holds one already (nothing is
-    held then); ``StateLockUnreadable`` if a lock cannot be taken for another reason. In
-    a lock folder OpenClaw would not use, nothing is taken: no OpenClaw of this user
-    works there. Within the block, look at the other users' locks with
-    ``held_state_lock(..., own_held=True)``, and open no lock file of this user's."""
+    beside the writer. The writer's own lock is taken first (``WRITER_LOCK``), so that
+    another writer is told apart. ``StateLockHeld`` if a process holds one already
+    (nothing is held then); ``StateLockUnreadable`` if a lock cannot be taken for
+    another reason. Nothing is taken in a lock folder OpenClaw would not use, nor when
+    the folder is not there and cannot be made: no OpenClaw of this user works there.
+    Gives None when the locks are held, or else why none are (for a person). Within the
+    block, look at the other users' locks with ``held_state_lock(..., own_held=True)``,
+    and open no lock file of this user's.
+
+    >>> with holding_state_locks(Path("."), Path("/proc")) as none_held:
+    ...     print(none_held)  # doctest: +ELLIPSIS
+    /proc/openclaw-state-locks-... cannot be made (No such file or directory): ...
+    """
     paths = lock_paths(state, os.getuid(), LOCKS_ROOT if root is None else root)
     taken: list[sqlite3.Connection] = []
+    writer: int | None = None
     try:
-        if _lock_folder_made(paths[0].parent):
+        none_held = _lock_folder_made(paths[0].parent)
+        if none_held is None:
+            writer = _take_writer_lock(writer_lock_path(paths[0]))
             for path in paths:
                 taken.append(_take(path))
-        yield
+        yield none_held
     finally:
         for connection in reversed(taken):
             connection.close()  # the transaction, and its lock, end with it
+        if writer is not None:
+            os.close(writer)  # and the writer's own, last
 
 
-def _lock_folder_made(folder: Path) -> bool:
-    """Make this user's lock folder as OpenClaw does (mode 0700); False if OpenClaw would
-    refuse it (a symbolic link, a file, another user's)."""
+def _lock_folder_made(folder: Path) -> str | None:
+    """Make this user's lock folder as OpenClaw does (mode 0700); None if it is there so,
+    or else why no lock of this user's OpenClaw can be in it: OpenClaw would refuse it (a
+    symbolic link, a file, another user's), or it is not there and cannot be made."""
+    refused = (f"{folder} is not a folder of this user's, which OpenClaw would not use: "
+               "no OpenClaw process of this user holds a lock there, and none is taken")
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        return refused  # a file, or a link to nothing
+    except OSError as error:
+        if not os.path.lexists(folder):
+            return (f"{folder} cannot be made ({error.strerror or error}): no OpenClaw "
+                    "process of this user can hold a lock there either, and none is "
+                    "taken")
+        raise _unreadable(folder, error) from None
+    try:
         found = os.lstat(folder)
         if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
-            return False
+            return refused
         if stat.S_IMODE(found.st_mode) != 0o700:
             os.chmod(folder, 0o700)
-    except FileExistsError:
-        return False  # a file, or a link to nothing
     except OSError as error:
         raise _unreadable(folder, error) from None
-    return True
+    return None
+
+
+def _take_writer_lock(path: Path) -> int:
+    """Hold the writer's own lock ``path``; its descriptor, which holds it until closed.
+    ``StateLockHeld`` (a writer's) if another process holds it."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as error:
+        raise _unreadable(path, error) from None
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(fd)
+        if error.errno in (errno.EAGAIN, errno.EACCES):
+            held = _held(path)
+            raise StateLockHeld(path, held and HeldLock(path, held.pid, writer=True),
+                                writer=True) from None
+        raise _unreadable(path, error) from None
+    return fd
 
 
 def _take(path: Path) -> sqlite3.Connection:
@@ -252,8 +318,19 @@ def _held_by(state: Path, uid: int, root: Path) -> HeldLock | None:
     for path in paths:
         held = _held(path)
         if held is not None:
-            return held
+            return _writer_told(held)
     return None
+
+
+def _writer_told(held: HeldLock) -> HeldLock:
+    """``held``, marked a writer's if its process holds the writer's lock too."""
+    try:
+        writer = _held(writer_lock_path(held.path))
+    except StateLockUnreadable:
+        return held  # an OpenClaw process's, as far as can be told
+    if writer is None or writer.pid <= 0 or writer.pid != held.pid:
+        return held
+    return HeldLock(held.path, held.pid, writer=True)
 
 
 def _held(path: Path) -> HeldLock | None:

@@ -22,7 +22,8 @@ import pytest
 
 import node.cli.openclaw_run
 from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths
-from tests.node.openclaw.test_export import KEY, cli, imported
+from tests.node.openclaw.test_export import KEY, SID, cli, imported
+from tests.support.processes import CLI_TIMEOUT_S, child_env
 
 #: A stand-in's code: says it runs (its command line is its own by then), then waits.
 WAIT_PY = "import sys; print(flush=True); sys.stdin.read()"
@@ -373,3 +374,92 @@ def test_a_machine_lock_taken_after_the_last_look_refuses(
     assert f"an OpenClaw process is working on {b.resolve()} (pid {pid}, " in output
     assert f"it holds {lock}): let it finish" in output
     assert not (b / "agents" / "main" / "sessions").exists()
+
+
+def test_a_lock_folder_that_cannot_be_made_takes_no_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This user's lock folder is not there and cannot be made (a read-only or full
+    ``/tmp``, a sandbox; here under ``/proc``): no OpenClaw process of this user can hold
+    a lock there either, so export writes without taking one, and says so; it never
+    tells the person to remove a folder that is not there."""
+    data, b = imported(tmp_path)
+    monkeypatch.setattr("node.openclaw.state_locks.LOCKS_ROOT", Path("/proc"))
+    folder = lock_paths(b.resolve(), os.getuid(), Path("/proc"))[0].parent
+    code, output = export(b, data)
+    assert code == 0, output
+    assert f"note: {folder} cannot be made (" in output
+    assert "none is taken" in output and "remove" not in output
+    assert (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
+
+
+def test_a_lock_let_go_before_its_holder_is_named_is_told_so(
+        tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock was held when export tried to take it, and its holder let go before it
+    could be named (here: every look comes too late): the message says just that, and
+    nothing is written."""
+    data, b = imported(tmp_path)
+    lock = lock_paths(b.resolve(), os.getuid(), locks)[LOCK_FAMILIES.index("state-lifecycle")]
+    lock.parent.mkdir(mode=0o700)
+    monkeypatch.setattr("node.openclaw.state_locks._held", lambda _: None)
+    with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "state-lifecycle"):
+        code, output = export(b, data)
+    assert code == 2 and "Usage:" not in output, output
+    assert (f"an OpenClaw process was working on {b.resolve()} (it held {lock} when this "
+            "export tried to take it, and has let go since): nothing was written; export "
+            "again") in output
+    assert "is working on" not in output
+    assert not (b / "agents" / "main" / "sessions").exists()
+
+
+def test_a_second_export_at_once_is_named_as_such(
+        tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second ``clawsync openclaw export`` into the same folder while one writes: it is
+    refused as another export, not as an OpenClaw process, and writes nothing."""
+    data, b = imported(tmp_path)
+    second: list[subprocess.CompletedProcess[str]] = []
+    write = node.cli.openclaw_run.export_transcript
+
+    def write_beside_another(*args: Any) -> Any:
+        second.append(subprocess.run(
+            [sys.executable, "-m", "tests.support.private_locks", str(locks), "openclaw",
+             "export", KEY, "--state-dir", str(b), "--data-dir", str(data)],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S,
+            check=False))
+        assert not (b / "agents" / "main" / "sessions").exists()
+        return write(*args)
+
+    monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_beside_another)
+    code, output = export(b, data)
+    assert code == 0, output
+    [refused] = second
+    assert refused.returncode == 2, refused.stderr
+    assert (f"another `clawsync openclaw export` is writing into {b.resolve()} "
+            f"(pid {os.getpid()}") in refused.stderr
+    assert "OpenClaw process" not in refused.stderr
+
+
+def test_a_writer_holding_the_locks_is_named_when_they_are_taken(
+        tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another export took the locks after this one last looked (here: every look comes
+    too early): taking them, this one names it as an export."""
+    data, b = imported(tmp_path)
+    folder = lock_paths(b.resolve(), os.getuid(), locks)[0].parent
+    monkeypatch.setattr("node.cli.openclaw_run.held_state_lock", lambda *_, **__: None)
+    with stand_in(sys.executable, "-c", HOLDING_PY, str(b), str(locks)) as pid:
+        [writer] = folder.glob("clawsync-export.*.lock")  # the writer's own, taken first
+        code, output = export(b, data)
+    assert code == 2 and "Usage:" not in output, output
+    assert (f"another `clawsync openclaw export` is writing into {b.resolve()} (pid {pid}, "
+            in output)
+    assert f"it holds {writer}): let it finish, then export" in output
+    assert not (b / "agents" / "main" / "sessions").exists()
+
+
+#: A writer holding the locks of a state folder (argv[1]) under a lock root (argv[2]).
+HOLDING_PY = """import sys
+from pathlib import Path
+from node.openclaw.state_locks import holding_state_locks
+with holding_state_locks(Path(sys.argv[1]), Path(sys.argv[2])):
+    print(flush=True)
+    sys.stdin.read()
+"""

@@ -22,11 +22,12 @@ import pytest
 from node.openclaw.state_locks import (
     LOCK_FAMILIES,
     STATE_DATABASE,
+    StateLockHeld,
     held_state_lock,
     holding_state_locks,
     lock_paths,
 )
-from tests.node.openclaw.test_gateway import HOLD_PY, stand_in
+from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, stand_in
 
 #: A user other than this one (``nobody``).
 OTHER = 65534
@@ -152,13 +153,15 @@ def test_a_lock_folder_that_is_not_a_folder_holds_no_lock(tmp_path: Path) -> Non
 
 
 def test_holding_makes_the_lock_folder_as_openclaw_does(tmp_path: Path) -> None:
-    """Mode 0700, made or made so; the three lock files; nothing held after the block."""
+    """Mode 0700, made or made so; the three lock files and the writer's own; nothing
+    held after the block."""
     state = state_folder(tmp_path, None)
     root = tmp_path / "locks"
     folder = lock_paths(state.resolve(), os.getuid(), root)[0].parent
     with holding_state_locks(state, root):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-        assert sorted(p.name.split(".")[0] for p in folder.iterdir()) == sorted(LOCK_FAMILIES)
+        assert sorted(p.name.split(".")[0] for p in folder.iterdir()) == sorted(
+            [*LOCK_FAMILIES, "clawsync-export"])
     folder.chmod(0o755)
     with holding_state_locks(state, root):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -177,3 +180,31 @@ def test_holding_takes_nothing_in_a_lock_folder_openclaw_would_refuse(tmp_path: 
     with holding_state_locks(state, root):
         assert list(elsewhere.iterdir()) == []
     assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755
+
+
+def test_holding_takes_nothing_where_the_lock_folder_cannot_be_made(tmp_path: Path) -> None:
+    """Not there and cannot be made (here under ``/proc``; a read-only or full ``/tmp``
+    alike): no OpenClaw process of this user can hold a lock there, so nothing is taken
+    and the block runs, told why."""
+    state = state_folder(tmp_path, None)
+    with holding_state_locks(state, Path("/proc")) as none_held:
+        assert none_held is not None and "cannot be made" in none_held
+    assert held_state_lock(state, Path("/proc")) is None
+
+
+def test_a_second_writer_is_told_apart(tmp_path: Path) -> None:
+    """Another writer holds the locks: taking them, or looking at them, names it as a
+    writer, with its pid; an OpenClaw process holding them is not one."""
+    state = state_folder(tmp_path, None)
+    root = tmp_path / "locks"
+    with stand_in(sys.executable, "-c", HOLDING_PY, str(state), str(root)) as pid:
+        with pytest.raises(StateLockHeld) as refused, holding_state_locks(state, root):
+            pass
+        assert refused.value.writer and refused.value.held is not None
+        assert (refused.value.held.pid, refused.value.held.writer) == (pid, True)
+        held = held_state_lock(state, root)
+        assert held is not None and (held.pid, held.writer) == (pid, True)
+    lock = lock_paths(state.resolve(), os.getuid(), root)[0]
+    with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "gateway-lifecycle") as pid:
+        held = held_state_lock(state, root)
+        assert held is not None and (held.pid, held.writer) == (pid, False)

@@ -21,6 +21,7 @@ from tests.node.openclaw import transcript
 from tests.support.cluster import all_events, wait_until
 from tests.support.openclaw import FakeGateway, RecordedGateway
 from tests.support.processes import (
+    CLI_TIMEOUT_S,
     LineReader,
     NodeProcess,
     child_env,
@@ -34,6 +35,16 @@ pytestmark = pytest.mark.integration
 
 SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
 CLAWSYNC_KEY = session_key_for("main", KEY)
+
+
+def export(node: NodeProcess, locks: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``clawsync openclaw export ARGS``, with OpenClaw's per-machine lock folders under
+    ``locks`` instead of the shared ``/tmp`` (``tests.support.private_locks``)."""
+    python, _, program, *rest = cli_args(node, "openclaw", "export", *args)
+    assert program == "node.main"
+    return subprocess.run([python, "-m", "tests.support.private_locks", str(locks), *rest],
+                          text=True, capture_output=True, env=child_env(), timeout=CLI_TIMEOUT_S,
+                          check=False)
 
 
 def call(node: NodeProcess, method: str, path: str, body: Any = None,
@@ -227,8 +238,10 @@ def test_export_from_a_node_after_a_forget(node: NodeProcess, tmp_path: Path) ->
     assert forgot.returncode == 0, forgot.stderr
     other = tmp_path / "other"
     (other / "agents").mkdir(parents=True)
-    result = run_cli(node, "openclaw", "export", KEY, "--state-dir", str(other))
+    locks = tmp_path / "locks"
+    result = export(node, locks, KEY, "--state-dir", str(other))
     assert result.returncode == 0, result.stderr
+    assert len(list(locks.glob("openclaw-state-locks-*/*"))) == 4  # held there, not in /tmp
     lines = (other / "agents" / "main" / "sessions" / f"{SID}.jsonl").read_text().splitlines()
     assert 0 < len(lines) < len(transcript.records())
     # Said, not only done: the conversation written is not the whole one.
@@ -257,8 +270,8 @@ def test_mistyped_agents_and_folders_are_caught(node: NodeProcess,
     assert run_cli(node, "openclaw", "import", "--state-dir", str(state)).returncode == 0
     other = tmp_path / "other"
     (other / "agents").mkdir(parents=True)
-    wrong = run_cli(node, "openclaw", "export", CLAWSYNC_KEY, "--state-dir", str(other),
-                    "--agent", "other")
+    wrong = export(node, tmp_path / "locks", CLAWSYNC_KEY, "--state-dir", str(other),
+                   "--agent", "other")
     assert wrong.returncode == 2 and "agent 'main'" in wrong.stderr, wrong.stderr
     assert list((other / "agents").iterdir()) == []
 

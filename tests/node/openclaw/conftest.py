@@ -1,0 +1,20 @@
+"""Every test here looks for OpenClaw's per-machine lock folders, and an export makes
+its own, under a private folder instead of the shared ``/tmp`` (a test's ``locks``
+fixture gives one of its own)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_lock_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Session-wide, so that property tests may use it too: each state folder's locks
+    are named after its own path, so tests do not share them."""
+    root = tmp_path_factory.mktemp("openclaw-locks")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("node.openclaw.state_locks.LOCKS_ROOT", root)
+        yield root

@@ -179,8 +179,13 @@ async def _flood_until_throttled(node: NodeProcess) -> FloodRun:
     """Flood ``node`` while a client appends, until the flooder's row shows it was made
     to wait and the client then had ``APPENDS_WHILE_THROTTLED`` more appends answered
     with its link still up, or ``FLOOD_DEADLINE_S`` passed, or the test can no longer
-    pass (``_cannot_succeed``: then at once, not at the deadline). Every wait, a send
-    the node holds among them, ends at the deadline (``tests.support.flood``)."""
+    pass (``_cannot_succeed``: then at once, not at the deadline). The flood's handshake
+    and sends (one the node holds among them) and the client's appends end at the
+    deadline or at that stop (``tests.support.flood``); after it, the flooder's link
+    takes up to ``tests.support.flood.CLOSE_TIMEOUT_S`` to close, and a look at the
+    node's peers still in flight up to its socket timeout (10 s for each wait of
+    ``NodeProcess.get``).
+    ``run.flooded`` holds what the flood did even when its link failed."""
     run, stop, done = FloodRun(), asyncio.Event(), asyncio.Event()
 
     async def watch() -> None:
@@ -208,7 +213,7 @@ async def _flood_until_throttled(node: NodeProcess) -> FloodRun:
     client = asyncio.create_task(append_while(node.url, "t0ken", done, run.appends))
     watcher = asyncio.create_task(watch())
     try:
-        run.flooded = await flood(node.url, SECRET, FLOOD_DEADLINE_S, stop)
+        await flood(node.url, SECRET, FLOOD_DEADLINE_S, stop, run.flooded)
     except (aiohttp.ClientError, ConnectionError) as error:  # the node closed its link
         run.ended = run.ended or (_cannot_succeed(node, client, run.appends, None)
                                   or f"the flooder's link failed: {error!r}")

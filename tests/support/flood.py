@@ -2,8 +2,10 @@
 for the test that a flooding peer is throttled and for ``bench.peer_flood``.
 
 A node that reads no more (throttled, starved of CPU, stopped) holds a send or an append
-for as long as it likes: every such wait here also ends at the flood's deadline or when
-the caller says stop, so that a test which gives up does so on time."""
+for as long as it likes: the flood's handshake and sends, and each append, also end at the
+flood's deadline or when the caller says stop. Then the flooder's link is closed, which
+takes up to ``CLOSE_TIMEOUT_S`` more before it is dropped; so a flood returns within its
+deadline plus that."""
 
 from __future__ import annotations
 
@@ -69,8 +71,9 @@ class Appends:
 
 @dataclass
 class Flooded:
-    """What a flood did: the hellos sent, how it ended (``"stop"`` or ``"deadline"``),
-    and for how long the node had held the send still waiting then (None if none was)."""
+    """What a flood did: the hellos sent, how it ended (``"stop"``, ``"deadline"``, or
+    ``"a failed link"`` when the link failed, its error then raised by ``flood``), and for
+    how long the node had held the send still waiting then (None if none was)."""
 
     sent: int = 0
     ended_by: str = "deadline"
@@ -86,19 +89,32 @@ async def flood(url: str, secret: str, duration_s: float,
                 stop: asyncio.Event | None = None, flooded: Flooded | None = None) -> Flooded:
     """Send big hellos over one peer link for ``duration_s``, or until ``stop`` is set
     (as fast as the node takes them; it answers what it pushes, read and dropped).
-    The handshake and each send wait no longer than that either. Returns ``flooded``
-    (a new one if None), kept up to date as it goes for a caller to watch."""
+    The handshake and each send wait no longer than that either; the link's close then
+    waits up to ``CLOSE_TIMEOUT_S``. Returns ``flooded`` (a new one if None), kept up to
+    date as it goes for a caller to watch, which holds what was done when the link fails
+    (an ``aiohttp.ClientError`` or ``OSError``, raised)."""
     stop = stop or asyncio.Event()
     deadline = time.monotonic() + duration_s
     flooded = flooded or Flooded()
+    try:
+        await _flood(url, secret, deadline, stop, flooded)
+    except (aiohttp.ClientError, OSError):
+        flooded.ended_by = "a failed link"
+        raise
+    return flooded
+
+
+async def _flood(url: str, secret: str, deadline: float, stop: asyncio.Event,
+                 flooded: Flooded) -> None:
     message = big_hello()
     async with aiohttp.ClientSession() as http:
         ws = await unless_set(stop, http.ws_connect(
             url + PEER_PATH, headers={"Authorization": f"Bearer {secret}",
-                                      NODE_HEADER: FLOODER}, max_msg_size=0), duration_s)
+                                      NODE_HEADER: FLOODER}, max_msg_size=0),
+            max(0.0, deadline - time.monotonic()))
         if ws is None:
             flooded.ended_by = "stop" if stop.is_set() else "deadline"
-            return flooded
+            return
 
         async def drain() -> None:
             async for _ in ws:
@@ -122,7 +138,6 @@ async def flood(url: str, secret: str, duration_s: float,
             # A node that reads nothing takes no close frame either: drop the link.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(ws.close(), CLOSE_TIMEOUT_S)
-    return flooded
 
 
 async def append_while(url: str, token: str | None, done: asyncio.Event,

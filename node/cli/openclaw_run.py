@@ -225,8 +225,6 @@ def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
                         "the rest is imported")
 
 
-
-
 def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
               data_dir: Path | None, poll_s: float, retry_max_s: float) -> None:
     """``clawsync openclaw watch``; ``retry_max_s``: the longest wait before trying an
@@ -262,8 +260,6 @@ def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
     # Until Ctrl-C, which ends it by SIGINT as every command (nothing is left half-done: a
     # cursor is saved only after its events are stored).
     _with_sink(ctx, data_dir, work)
-
-
 
 
 def refuse_if_openclaw_runs(state: Path, *, own_held: bool = False) -> None:
@@ -443,8 +439,6 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
              f"({held} records); check what its import would do with it first: "
              "openclaw doctor --session-sqlite dry-run --json")
     note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")
-
-
 
 
 def _session_id(event: Event) -> str | None:

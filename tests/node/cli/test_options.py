@@ -53,10 +53,15 @@ def test_a_commands_own_token_with_a_control_character_is_a_usage_error(
     assert CRLF_TOKEN.strip() not in result.output
 
 
-def test_an_empty_command_token_is_none_as_the_groups() -> None:
-    result = clawsync("--token", "t", "events", "s1", "--node", UNREACHED, "--token", "")
-    assert result.exit_code == 1, result.output  # sent (without a token): unreachable
-    assert "cannot reach the node" in result.output
+def test_an_empty_command_token_is_none_as_the_groups(tmp_path: Path) -> None:
+    """An empty ``--token`` after the command clears the group's: the request goes out
+    without one, which a node with a token refuses as needing one."""
+    with NodeProcess(tmp_path, token=TOKEN) as node:
+        result = clawsync("--token", TOKEN, "sessions", "--node", node.url, "--token", "")
+        assert result.exit_code == 1, result.output
+        assert "needs a token" in result.output
+        kept = clawsync("--token", TOKEN, "sessions", "--node", node.url)
+        assert kept.exit_code == 0, kept.output
 
 
 @pytest.mark.parametrize(("group", "env", "named"), [

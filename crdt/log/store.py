@@ -92,6 +92,10 @@ class EventStore:
         #: those records: derived state, such as a session's Automerge document, must
         #: drop the content too. What they delete is purged with the log's erasure.
         self.erased_listeners: list[Callable[[list[forget.Forget]], None]] = []
+        #: Called on the writer thread after every commit that stored events, with what
+        #: the call appended (``created`` False: held already), before any later write:
+        #: a follower of one session learns there whether it has anything to read.
+        self.stored_listeners: list[Callable[[list[Appended]], None]] = []
         self._purge_due = False  # a purge after a forget could not finish: try again
         #: Listener -> what it raised on, told again later (``_after``), so that what it
         #: had to erase (an old document) leaves the file without a restart.
@@ -224,7 +228,15 @@ class EventStore:
         disk that kept an old document from being deleted frees up), then, while it
         keeps raising, after waits that double (``LISTENER_RETRY_MIN_S`` to ``_MAX_S``)
         or with the next forget records. A purge that raises is logged and tried again
-        after the next commit too."""
+        after the next commit too. The ``stored_listeners`` are told first; one that
+        raises is logged, and the next one told."""
+        if results:
+            for stored_listener in list(self.stored_listeners):
+                try:
+                    stored_listener(results)
+                except Exception:
+                    self.after_commit_failures += 1
+                    logger.exception("a listener failed after a commit; the commit stands")
         erased = self._log.erased
         told = False
         now = time.monotonic()

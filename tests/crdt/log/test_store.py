@@ -126,6 +126,24 @@ def test_a_batch_with_an_internal_duplicate(store: EventStore, ev: MakeEvent) ->
     assert [m["content"] for m in store.get_projection("s1").to_json()["messages"]] == ["a", "b"]
 
 
+def test_stored_listeners_hear_of_every_commit_and_cannot_fail_it(
+        store: EventStore, ev: MakeEvent) -> None:
+    """Each listener is told what a commit's call appended, duplicates included; one
+    that raises is counted, and neither the commit nor the next listener suffers."""
+    told: list[list[tuple[bool, int]]] = []
+
+    def broken(_results: list[records.Appended]) -> None:
+        raise RuntimeError("a listener's bug")
+
+    store.stored_listeners[:] = [broken, lambda results: told.append(
+        [(appended.created, appended.stored.position) for appended in results])]
+    event = ev(content="a")
+    store.append_batch([event, ev(content="b", ms=2)])
+    store.append(event)
+    assert told == [[(True, 1), (True, 2)], [(False, 1)]]
+    assert store.head == 2 and store.after_commit_failures == 2
+
+
 def test_a_commit_that_fails_half_way_leaves_no_trace(store_path: Path) -> None:
     """The writer keeps recently written sessions between commits; a batch that fails
     after it changed one (here: a malformed event breaks the projection fold) must not

@@ -153,6 +153,12 @@ class Devices:
     def removed(self) -> dict[str, Removal]:
         return self._view.removed()
 
+    @property
+    def position(self) -> int:
+        """The last position of ``DEVICES_SESSION`` read: ``removed()`` holds what the
+        records up to there remove (``node.peers.removals`` starts from both)."""
+        return self._position
+
     def own_removal(self) -> dict[str, Any] | None:
         """This device's removal as its record, stored here, says it (no member told
         it: ``told_by`` and ``told_at_ms`` null), or None."""

@@ -25,6 +25,8 @@ import structlog
 from crdt.errors import StorageUnavailable
 from crdt.log.store import EventStore
 from node.config import Config
+from node.devices import Devices
+from node.peers import removals
 from node.peers.ahead import PARSE_THREADS, VERIFY_THREADS, Ahead
 from node.peers.budget import CLIENTS_QUIET_S
 from node.peers.removals import Removals
@@ -95,23 +97,35 @@ class Driver:
         """Call a ``PeerSync`` method on the writer thread: it reads and writes the log."""
         return await self.astore.write(lambda _store: method(*args))
 
+    async def follow_removals(self, devices: Devices | None) -> None:
+        """Before links run: ``removals`` starts from what ``devices`` read (without
+        it, reads the records off the writer), so that no link's call reads the whole
+        devices session on the writer, and follows the commits from there."""
+        if devices is not None:
+            removed, position = set(devices.removed()), devices.position
+        else:
+            removed, position = await self.astore.read(lambda store: removals.read(store, 0))
+        await self.astore.write(
+            lambda store: self.removals.follow(store, removed, position))
+
     async def on_link(self, runner: Runner, method: Callable[..., T], *args: Any) -> T:
-        """``on_writer`` for a call into a link's machine (``_stop_if_removed`` first)."""
+        """``on_writer`` for a call into a link's machine (``_decide_pushing`` first)."""
         def call(store: EventStore) -> T:
-            self._stop_if_removed(store, runner)
+            self._decide_pushing(store, runner)
             return method(*args)
 
         return await self.astore.write(call)
 
-    def _stop_if_removed(self, store: EventStore, runner: Runner) -> None:
-        """On the writer thread, before a call into the link's machine: if a record
-        stored removes the peer's device, the machine pushes it nothing more but the
-        last push (``node.peers.removals``), whether or not ``node.devices`` has read
-        the record yet."""
-        machine, device = runner.machine, runner.device
-        if device is not None and machine.pushing \
-                and self.removals.removed(store, device.device_id):
-            machine.stop_pushing()
+    def _decide_pushing(self, store: EventStore, runner: Runner) -> None:
+        """On the writer thread, before each call into the link's machine: it pushes
+        the peer nothing but the last push if a record stored removes the device at the
+        other end of the link (``node.peers.removals``), whether or not ``node.devices``
+        has read the record yet. Decided at every call, for the device linked then: a
+        dialed address keeps its machine from link to link, and another device may
+        answer there next."""
+        device = runner.device
+        runner.machine.pushing = device is None \
+            or not self.removals.removed(store, device.device_id)
 
     def _now(self) -> float:
         return self._loop.time()
@@ -206,7 +220,7 @@ class Driver:
 
         def call(store: EventStore) -> tuple[list[bytes], float]:
             started = time.perf_counter()
-            self._stop_if_removed(store, runner)
+            self._decide_pushing(store, runner)
             out = machine.receive(prepared, self._now())
             return out, time.perf_counter() - started
 

@@ -102,6 +102,7 @@ class Gossip:
     # -- life cycle --------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.driver.follow_removals(self.membership)
         self._http = aiohttp.ClientSession()
         self.astore.add_commit_listener(self._on_commit)
         for url in self.config.peers:

@@ -157,8 +157,12 @@ class PeerSync:
         #: Public keys of bound origins seen in batches, for ``prepare`` to read on
         #: other threads.
         self._keys: dict[str, bytes] = {}
-        #: False once ``stop_pushing``: the peer's device was removed.
-        self._pushing = True
+        #: Whether calls send the peer events (pushes, resends, answers to its hellos
+        #: and acks). A node sets it False while the peer's device is removed, before
+        #: each call, where the store's writes run, so that nothing decided after the
+        #: commit that stored the removal sends the device what it is no longer to
+        #: have. Hellos and acks still go, and ``push_through``, the link's last push.
+        self.pushing = True
 
     # -- transport events ------------------------------------------------------------
 
@@ -258,19 +262,6 @@ class PeerSync:
         batches not acknowledged yet does not hold it back. Plain batches: a node of any
         version takes them."""
         return self._send(self._outbox.batches(now, through)) if self._up else []
-
-    def stop_pushing(self) -> None:
-        """The peer's device was removed: from now on no call sends it events (pushes,
-        resends, answers to its hellos and acks), but ``push_through``, the link's last
-        push. A node calls it where the store's writes run, before the first call after
-        the commit that stored the removal, so that nothing decided after that commit
-        sends the device what it is no longer to have. Hellos and acks still go."""
-        self._pushing = False
-
-    @property
-    def pushing(self) -> bool:
-        """False once ``stop_pushing`` was called."""
-        return self._pushing
 
     def tick(self, now: float) -> list[bytes]:
         """Call at ``wakeup_at`` (or more often): pulls and resends when they are due."""
@@ -552,7 +543,7 @@ class PeerSync:
     # -- sending -----------------------------------------------------------------------
 
     def _pump(self, now: float) -> list[messages.Message]:
-        return list(self._outbox.batches(now)) if self._pushing else []
+        return list(self._outbox.batches(now)) if self.pushing else []
 
     def _send(self, out: Sequence[messages.Message]) -> list[bytes]:
         data = [messages.encode(message) for message in out]

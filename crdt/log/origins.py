@@ -46,7 +46,7 @@ class OwnOrigin:
         #: Signs the events this node originates under its bound origin (None: no key;
         #: events are unsigned, under a random origin, as before events were signed).
         self.signer: Signer | None = None
-        self.bindings: dict[str, bound.Binding | None] = {}  # read from storage
+        self.bindings: dict[str, bound.Binding] = {}  # read from storage, or committed
 
     def own_signer(self, meta: Meta, strict: bool = True) -> Signer | None:
         """The signer of our origin if it is bound to its key; ``StoreError`` (if
@@ -82,9 +82,11 @@ class OwnOrigin:
         raw = self.storage.get(bound.binding_key(origin))
         binding = None if raw is None else bound.Binding.from_record(origin, raw)
         # A binding never changes, so any thread may remember one. "Unbound" may change,
-        # and only the writer (in a batch) may remember it: a reader's answer could be
-        # stored after the writer's commit had bound the origin, and then stick.
-        if binding is not None or batch is not None:
+        # so no thread remembers it: a reader's answer could be stored after the
+        # writer's commit had bound the origin, and then stick; and the writer's, made
+        # in the batch that binds the origin, would answer readers "unbound" between
+        # its commit and ``bindings.update``, while they read the origin's records.
+        if binding is not None:
             self.bindings[origin] = binding
         return binding
 

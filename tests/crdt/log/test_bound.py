@@ -4,8 +4,11 @@ and records that only look like a key binding nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from crdt import codec, device, signing
 from crdt.events import Event
@@ -149,3 +152,30 @@ def test_a_reader_that_saw_an_origin_unbound_does_not_hide_a_binding_made_meanwh
         assert b.origin_device(origin) is None  # what the reader read, before the commit
         assert interleaved
         assert b.origin_key(origin) == SIGNER.public_key
+
+
+def test_a_reader_between_the_commit_that_binds_an_origin_and_the_writers_next_step(
+        tmp_path: Path, ev: Ev) -> None:
+    """The writer looks the origin up in the batch that binds it (unbound so far): a
+    reader thread that reads the origin's records right after that commit, before the
+    writer has taken in what the batch bound, finds the origin bound (a removal by its
+    device would otherwise count for nothing there)."""
+    with EventStore.open(tmp_path / "a", signer=SIGNER) as a:
+        a.append_batch([ev(ms=1)])
+        stored = a.events_after(0, 100)
+        origin = a.node_id
+    with EventStore.open("memory:") as b:
+        storage = b.log.storage
+        plain_transaction = storage.transaction
+        seen: list[str | None] = []
+
+        @contextmanager
+        def transaction() -> Iterator[Any]:
+            with plain_transaction() as tx:
+                yield tx
+            with ThreadPoolExecutor(1) as reader:  # committed: a reader looks it up
+                seen.append(reader.submit(b.origin_device, origin).result())
+
+        storage.transaction = transaction  # type: ignore[method-assign]
+        b.ingest([(s.event, s.origin, s.seq, s.signature) for s in stored])
+        assert seen == [device.device_id(SIGNER.public_key)]

@@ -1,13 +1,16 @@
 """node.peers.removals with real nodes: a link pushes nothing to a removed device from
 the commit that stored the removal on, to another device at its address again, and its
-calls read the devices session on the writer only after commits that stored some."""
+calls read the devices session on the writer only after commits that stored some; and
+a start read off the writer right after the commit that bound a removal's origin."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +22,8 @@ from crdt import membership
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
+from crdt.signing import Signer
+from node.peers import removals
 from node.peers.runner import Runner
 from node.server.run import RunningNode
 from tests.node.conftest import EventFactory
@@ -243,3 +248,36 @@ async def test_links_read_the_devices_session_on_the_writer_only_after_it_grew(
     await all_taken(link.machine, other_end.machine)
     assert [read for read in reads[before:] if read[0] == own] == []
 
+
+
+def test_a_start_read_right_after_the_commit_that_bound_the_removals_origin_counts_it(
+        ) -> None:
+    """A peer's first records (its key, a removal) arrive in one commit. A start read on
+    a reader thread after that commit, before the writer has taken in the binding it
+    made, counts the removal: ``Removals`` started from it never reads below it again."""
+    phone = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+    with EventStore.open("memory:", signer=Signer(crdt_device.generate(), "b")) as b:
+        b.append(membership.added(phone, "phone"))
+        b.append(membership.removed(phone, "lost"))
+        items = [(x.event, x.origin, x.seq, x.signature)
+                 for x in b.origin_after(b.node_id, 0, 100)]
+    with EventStore.open("memory:") as a:
+        storage = a.log.storage
+        plain_transaction = storage.transaction
+        starts: list[tuple[set[str], int]] = []
+
+        @contextmanager
+        def transaction() -> Iterator[Any]:
+            with plain_transaction() as tx:
+                yield tx
+            with ThreadPoolExecutor(1) as reader:  # committed: a reader reads from 0
+                starts.append(reader.submit(removals.read, a, 0).result())
+
+        storage.transaction = transaction  # type: ignore[method-assign]
+        a.ingest(items)
+        storage.transaction = plain_transaction  # type: ignore[method-assign]
+        [(removed, position)] = starts
+        assert removed == {phone}
+        following = removals.Removals()
+        following.follow(a, removed, position)
+        assert following.removed(a, phone)

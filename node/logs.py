@@ -103,7 +103,8 @@ class LogStream:
     the process exits (``configure``'s handler, at ``logging.shutdown``); from then on
     the thread that logs a line writes it (or, if the reader stalled, drops it): the
     writer thread cannot run as Python ends, when finalizers still log, nor another
-    start.
+    start. So is a line logged when no writer thread can be started (on 3.12, once the
+    atexit handlers run, before ``logging.shutdown``).
 
     The writer writes to the stream's file descriptor itself (``write``, ``os.write``
     but for a test's failing disk), not through Python's buffer: a write that failed
@@ -117,7 +118,8 @@ class LogStream:
     lose: its EIO is its disk's, as ENOSPC is; the line is dropped, and the next one is
     tried, so a disk that recovers is written to again. A line cut short (part of it
     written, then an error) is ended before the next line, which starts a line of its
-    own. A stream closed after this was made is not written (``reader_gone``): its
+    own; of lines written together, those before it count as written, and those after
+    it are tried again. A stream closed after this was made is not written (``reader_gone``): its
     descriptor's number may be another file's by then."""
 
     def __init__(self, stream: TextIO,
@@ -174,14 +176,18 @@ class LogStream:
             if self._fd is None:
                 self._write_stream(text)
                 return len(text)
-            if self._exiting == "drop" or self._queued >= QUEUED_RECORDS_MAX:
+            exiting = self._exiting
+            if exiting is None and not self._writer_runs and not self._start_writer():
+                # No thread to be had: Python exits (3.12 starts none once the atexit
+                # handlers run, while sys.is_finalizing() is still False). This line is
+                # written as at exit; the next one tries to start the writer again.
+                exiting = "write" if self._queued == 0 else "drop"
+            if exiting == "drop" or self._queued >= QUEUED_RECORDS_MAX:
                 self._dropped(data, "would_block")  # the writer is held: a slow reader
                 return len(text)
-            if self._exiting is None:
+            if exiting is None:
                 self._queued += 1
                 self._queue.put(data)
-                if not self._writer_runs:
-                    self._start_writer()
                 return len(text)
             self._at_once.append(data)
             if self._writing_at_once:  # the thread writing (this one, if a finalizer
@@ -231,14 +237,16 @@ class LogStream:
         except (OSError, ValueError):
             return False
 
-    def _start_writer(self) -> None:
-        """Called under _lock with a line queued."""
+    def _start_writer(self) -> bool:
+        """Called under _lock before a line is queued; False if no thread started."""
         self._writer_runs = True
         try:
             threading.Thread(target=self._write_queued, name="clawsync-log",
                              daemon=True).start()  # a stalled write never holds exit
-        except RuntimeError:  # no thread to be had: the next line tries again
+        except RuntimeError:
             self._writer_runs = False
+            return False
+        return True
 
     def _write_queued(self) -> None:
         """The writer thread: the queued lines, in order, as many whole ones in each
@@ -259,15 +267,23 @@ class LogStream:
                             return
                     continue
             lines, first = self._take_batch(first)
-            data = b"".join(lines)
-            reason = self._write_data(data)
-            with self._lock:
-                if reason is not None:
-                    self._dropped(data, reason)
-                self._queued -= len(lines)
-                self._taken += len(lines)
-                if self._queued == 0:
-                    self._drained.notify_all()
+            while lines:  # a write cut short: the lines after the one cut are tried again
+                written, reason = self._write_data(b"".join(lines))
+                done = 0  # lines written whole, then the one cut short, if any
+                for line in lines:
+                    if written < len(line):
+                        break
+                    written -= len(line)
+                    done += 1
+                with self._lock:
+                    if reason is not None:
+                        self._dropped(lines[done], reason)
+                        done += 1
+                    self._queued -= done
+                    self._taken += done
+                    if self._queued == 0:
+                        self._drained.notify_all()
+                lines = lines[done:]
 
     def _take_batch(self, first: bytes) -> tuple[list[bytes], bytes | None]:
         """``first`` and the lines queued after it that fit with it in one write of at
@@ -293,27 +309,48 @@ class LogStream:
                     self._writing_at_once = False
                     return
                 data = self._at_once.popleft()
-            reason = self._write_data(data)
+            try:
+                reason = self._write_data(data)[1]
+            except BaseException:  # a second Ctrl-C as it exits: its line is lost, and
+                with self._lock:  # the next line logged writes those left (not stuck)
+                    self._dropped(data, "write_error")
+                    self._writing_at_once = False
+                raise
             if reason is not None:
                 with self._lock:
                     self._dropped(data, reason)
 
-    def _write_data(self, data: bytes) -> str | None:
-        """Write whole lines in one write (all of them if it is cut short); why they
-        were dropped, or None."""
+    def _write_data(self, data: bytes) -> tuple[int, str | None]:
+        """Write whole lines in one write; the bytes of ``data`` written, and why the
+        write was cut short (None if it was not). The line it cut is dropped."""
         if self._gone or getattr(self.stream, "closed", False):
             self._gone = True  # closed while queued: the number may be another file's
-            return "reader_gone"
+            return 0, "reader_gone"
         assert self._fd is not None  # lines are queued only for a descriptor
+        view = memoryview(data)
         try:
-            self._write_line(self._fd, data)
+            try:
+                if self._cut:  # the line before was cut short: end it first, or drop this
+                    self._write_all(self._fd, memoryview(b"\n"))
+                    self._cut = False
+                while view:
+                    view = view[self._write(self._fd, view):]
+            except BaseException:  # an OSError, or one no reason foresees (write_error)
+                # Cut short inside a line: end it, now or before the next (this write may
+                # fail as the line did), not glue the next to it.
+                written = len(data) - len(view)
+                if written and data[written - 1] != ord("\n"):
+                    self._cut = not self._end_line(self._fd)
+                raise
         except BlockingIOError:
-            return "would_block"
+            reason = "would_block"
         except (OSError, ValueError) as error:
-            return "reader_gone" if self._reader_gone(error) else "write_error"
+            reason = "reader_gone" if self._reader_gone(error) else "write_error"
         except Exception:  # the writer must not die of it: every later line would wait
-            return "write_error"
-        return None
+            reason = "write_error"
+        else:
+            return len(data), None
+        return len(data) - len(view), reason
 
     def _write_stream(self, text: str) -> None:
         """A stream without a descriptor, written at once (called under _lock)."""
@@ -324,23 +361,9 @@ class LogStream:
         except (OSError, ValueError) as error:  # ValueError: a closed stream
             self._dropped(text, "reader_gone" if self._reader_gone(error) else "write_error")
 
-    def _write_line(self, fd: int, data: bytes) -> None:
-        if self._cut:  # the line before was cut short: end it first, or drop this one
-            self._write_all(fd, b"\n")
-            self._cut = False
-        self._write_all(fd, data)
-
-    def _write_all(self, fd: int, data: bytes) -> None:
-        view = memoryview(data)
+    def _write_all(self, fd: int, view: memoryview) -> None:
         while view:
-            try:
-                view = view[self._write(fd, view):]
-            except Exception:  # an OSError, or one no reason foresees (write_error)
-                # Cut short after some bytes went out: end that line, now or before the
-                # next (this write may fail as the line did), not glue the next to it.
-                if len(view) < len(data):
-                    self._cut = not self._end_line(fd)
-                raise
+            view = view[self._write(fd, view):]
 
     def _end_line(self, fd: int) -> bool:
         try:

@@ -369,6 +369,42 @@ def test_lines_queued_meanwhile_go_out_together_in_whole_lines(tmp_path: Path) -
             assert len(write) + len(after.partition(b"\n")[0]) + 1 > logs.WRITE_BYTES_MAX
 
 
+def test_lines_written_together_and_cut_short_count_only_from_the_cut(
+        tmp_path: Path) -> None:
+    """A non-blocking stderr that takes part of a write, then is full (EAGAIN): the
+    lines written whole before the cut count as written, the line cut is dropped (and
+    ended), and the lines after it are tried again, not dropped with it."""
+    entered, release = threading.Event(), threading.Event()
+    calls = 0
+
+    def partly(fd: int, data: memoryview) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # holds the writer while the lines below are queued
+            entered.set()
+            release.wait(DRAIN_S)
+        elif calls == 2:  # the three lines in one write: one and a half go out
+            return os.write(fd, data[:150])
+        elif calls in (3, 4):  # the rest of that write, then the newline ending the cut
+            raise BlockingIOError(errno.EAGAIN, "full")
+        return os.write(fd, data)
+
+    lines = [f"{i}" + "x" * 98 + "\n" for i in range(3)]
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file, write=partly)
+        stream.write("serving\n")
+        assert entered.wait(DRAIN_S)
+        for line in lines:
+            stream.write(line)
+        release.set()
+        drained(stream)
+        stream.write("after\n")
+        assert drained(stream).lines_dropped == {"reader_gone": 0, "would_block": 1,
+                                                 "write_error": 0}
+    assert (tmp_path / "node.log").read_text() == (
+        "serving\n" + lines[0] + lines[1][:50] + "\n" + lines[2] + "after\n")
+
+
 #: A process that logs a line as Python ends (``sys.argv[1]``: its writer thread gone
 #: idle and ended, or still running; or a stream ``configure`` did not make).
 LOGGING_AS_PYTHON_ENDS = """
@@ -495,3 +531,77 @@ def test_a_line_logged_while_a_line_is_queued_does_not_hang_the_thread(
         drained(stream)
     assert (tmp_path / "node.log").read_text() == (
         "Task was destroyed but it is pending!\nserving\n")
+
+
+def test_a_line_logged_when_no_thread_can_start_is_written_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python 3.12 starts no thread once the atexit handlers run, while
+    ``sys.is_finalizing()`` still says False: a line an atexit handler logs is written
+    by the thread that logs it, not queued for a writer that never comes (and waited
+    for by the exit drain)."""
+
+    def refused(thread: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file)
+        stream.write("stopped\n")
+        assert (tmp_path / "node.log").read_text() == "stopped\n"
+        assert stream.finish(0), "the line waits for a writer thread"
+    assert stream.lines_dropped == dict.fromkeys(logs.REASONS, 0)
+
+
+def test_an_interrupt_inside_a_write_at_exit_leaves_later_lines_written(
+        tmp_path: Path) -> None:
+    """A second Ctrl-C landing in a line's write as the process exits: the interrupt
+    goes on (the line is lost, and counted), and the lines logged after it are
+    written, not held for the write it ended."""
+    interrupted = False
+
+    def once(fd: int, data: memoryview) -> int:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            raise KeyboardInterrupt
+        return os.write(fd, data)
+
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file, write=once)
+        assert stream.finish(DRAIN_S)
+        with pytest.raises(KeyboardInterrupt):
+            stream.write("stopping\n")
+        stream.write("stopped\n")
+        stream.write("Unclosed client session\n")
+    assert (tmp_path / "node.log").read_text() == "stopped\nUnclosed client session\n"
+    assert stream.lines_dropped["write_error"] == 1
+
+
+#: A process whose writer thread never writes the line "late": only the thread that
+#: logs it can, as it does once ``logging.shutdown`` closed the handler.
+LOGGING_AFTER_SHUTDOWN = """
+import logging, os, sys, threading
+from node import logs
+
+def held(fd, data):
+    if b"late" in bytes(data) and threading.current_thread().name == "clawsync-log":
+        threading.Event().wait()
+    return os.write(fd, data)
+
+logs.configure(stream=logs.LogStream(sys.stderr, write=held))
+log = logging.getLogger("node")
+log.warning("stopped")
+logging.shutdown()
+log.warning("late")
+"""
+
+
+def test_logging_shutdown_makes_later_lines_written_by_the_thread_that_logs() -> None:
+    """``logging.shutdown`` (at exit, and in ``node.interrupt.die_of``) ends the queue:
+    a line logged after it is written at once by its own thread, not queued for a
+    writer thread the exit does not wait for."""
+    done = subprocess.run([sys.executable, "-c", LOGGING_AFTER_SHUTDOWN],
+                          capture_output=True, text=True, timeout=DRAIN_S)
+    assert done.returncode == 0, done.stderr
+    assert [line.rpartition(": ")[2] for line in done.stderr.splitlines()] == [
+        "stopped", "late"]

@@ -20,7 +20,7 @@ from crdt.log.store import EventStore
 from node.cli.linkproxy import LinkProxy
 from node.peers.learning import _member_urls, awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
-from node.peers.runner import linked_nodes
+from node.peers.runner import Runner, linked_nodes
 from node.peers.transport import DEVICE_HEADER, DEVICE_REMOVED, NODE_HEADER, LinkRefused, Refusal
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
@@ -237,6 +237,45 @@ async def test_removing_a_device_linked_by_the_secret_says_how(make_node: NodeFa
                 assert said in (await reply.json())["error"]["message"]
 
 
+async def phone_and_stranger(a: RunningNode, b: RunningNode, make_node: NodeFactory,
+                             event_body: EventFactory) -> tuple[RunningNode, str, str]:
+    """b added on a as "phone", and a third node linked to no one (its events reach a by
+    hand); b and the third each hold one event. Returns the third, b's device id and
+    b's origin."""
+    third = await make_node()
+    assert a.gossip.membership is not None
+    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
+    for node in (b, third):
+        async with aiohttp.ClientSession(base_url=node.url) as http, \
+                http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+            assert answer.status == 201
+    await a.gossip.membership.add(phone, "phone")
+    return third, phone, b_origin
+
+
+async def dial_until_even(a: RunningNode, b: RunningNode, phone: str, b_origin: str) -> None:
+    """a dials b until linked to b's device, each holding all the other's events."""
+    assert await a.gossip.add_peer(b.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while phone not in a.gossip.linked_devices() or (held := [
+                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
+                != held[1] or b_origin not in held[0]:
+            await asyncio.sleep(0.01)
+
+
+async def told_only_its_removal(a: RunningNode, b: RunningNode, third: RunningNode,
+                                link: Runner, b_origin: str) -> None:
+    """b learns its removal (and takes a new origin) from a's last push on ``link``,
+    which went through the retirement of b's origin, and holds nothing of the third's."""
+    async with asyncio.timeout(DEADLINE_S):
+        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
+            await asyncio.sleep(0.01)
+    held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
+    own = a.astore.node_id
+    assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
+    assert third.astore.node_id not in held_b  # nothing else it lacked
+
+
 async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
         make_node: NodeFactory, event_body: EventFactory) -> None:
     """The link to a device removed ends with a push of the removal record (and what
@@ -248,14 +287,7 @@ async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
     a = await make_node(cluster_secret=secret, sync=dataclasses.replace(
         FAST, inflight_batches_max=1, ack_timeout_s=600.0))
     b = await make_node(cluster_secret=secret, sync=FAST)
-    third = await make_node()  # linked to no one: its events reach a by hand
-    assert a.gossip.membership is not None
-    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
-    for node in (b, third):
-        async with aiohttp.ClientSession(base_url=node.url) as http, \
-                http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
-            assert answer.status == 201
-    await a.gossip.membership.add(phone, "phone")
+    third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
 
     async def versions() -> list[dict[str, int]]:
         return [await node.astore.read(lambda s: s.version) for node in (a, b)]
@@ -317,20 +349,8 @@ async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothin
     secret, quiet = "s" * 32, dataclasses.replace(FAST, pull_interval_s=600.0)
     a = await make_node(cluster_secret=secret, sync=quiet)
     b = await make_node(cluster_secret=secret, sync=quiet)
-    third = await make_node()  # linked to no one: its events reach a by hand
-    assert a.gossip.membership is not None
-    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
-    for node in (b, third):
-        async with aiohttp.ClientSession(base_url=node.url) as http, \
-                http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
-            assert answer.status == 201
-    await a.gossip.membership.add(phone, "phone")
-    assert await a.gossip.add_peer(b.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):  # linked, each holding all the other's
-        while phone not in a.gossip.linked_devices() or (held := [
-                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
-                != held[1] or b_origin not in held[0]:
-            await asyncio.sleep(0.01)
+    third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
+    await dial_until_even(a, b, phone, b_origin)
     [link] = [runner for runner in a.gossip.runners.values()
               if runner.device is not None and runner.device.device_id == phone]
     [other_end] = [runner for runner in b.gossip.runners.values()
@@ -356,13 +376,7 @@ async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothin
             await asyncio.sleep(0.01)
     go.set()
     await asyncio.gather(holding, removing)
-    async with asyncio.timeout(DEADLINE_S):
-        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
-            await asyncio.sleep(0.01)
-    held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
-    own = a.astore.node_id
-    assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
-    assert third.astore.node_id not in held_b  # nothing else it lacked
+    await told_only_its_removal(a, b, third, link, b_origin)
 
 
 async def test_a_link_dropped_while_it_waits_ends_without_pushing(

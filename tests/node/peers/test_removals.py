@@ -27,7 +27,15 @@ from node.peers import removals
 from node.peers.runner import Runner
 from node.server.run import RunningNode
 from tests.node.conftest import EventFactory
-from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory, all_taken
+from tests.node.peers.test_gossip import (
+    DEADLINE_S,
+    FAST,
+    NodeFactory,
+    all_taken,
+    dial_until_even,
+    phone_and_stranger,
+    told_only_its_removal,
+)
 from tests.support.processes import free_port
 
 SECRET = "s" * 32
@@ -152,18 +160,8 @@ async def test_a_push_a_hello_of_the_removed_device_asked_for_sends_nothing_else
         QUIET, checkpoint_interval_s=600.0))
     b = await make_node(cluster_secret=SECRET, sync=dataclasses.replace(
         FAST, pull_interval_s=0.05))  # it pulls, with a hello, all the time
-    third = await make_node()  # linked to no one: its events reach a by hand
-    assert a.gossip.membership is not None
-    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
-    for node in (b, third):
-        await post(node, event_body(1))
-    await a.gossip.membership.add(phone, "phone")
-    assert await a.gossip.add_peer(b.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):  # linked, each holding all the other's
-        while phone not in a.gossip.linked_devices() or (held := [
-                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
-                != held[1] or b_origin not in held[0]:
-            await asyncio.sleep(0.01)
+    third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
+    await dial_until_even(a, b, phone, b_origin)
     link = a.gossip.runners[f"url:{b.url}"]
     other_end = await accepted(b)
     items = await third.astore.read(lambda s: [
@@ -195,13 +193,7 @@ async def test_a_push_a_hello_of_the_removed_device_asked_for_sends_nothing_else
                                                    pull_interval_s=600.0)
     await writer.release()
     await removing
-    async with asyncio.timeout(DEADLINE_S):
-        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
-            await asyncio.sleep(0.01)
-    held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
-    own = a.astore.node_id
-    assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
-    assert third.astore.node_id not in held_b  # nothing else it lacked
+    await told_only_its_removal(a, b, third, link, b_origin)
 
 
 async def test_links_read_the_devices_session_on_the_writer_only_after_it_grew(

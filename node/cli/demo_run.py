@@ -24,7 +24,6 @@ import secrets
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,7 @@ import node
 from node.cli.linkproxy import LinkProxy
 from node.client.api import Client, ClientError
 from node.interrupt import die_of
+from node.ports import free_port
 
 SESSION = "demo:alice"
 #: The nodes' ``--pull-interval``: short, so a lost push is repaired within the demo.
@@ -76,13 +76,6 @@ DURING_SPLIT: list[tuple[str, dict[str, Any]]] = [
 
 class DemoFailed(Exception):
     """The demo could not go on; the message says why."""
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def invoked_as() -> str:

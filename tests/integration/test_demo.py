@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from node.cli.demo_run import DURING_SPLIT, OPENING
+from node.ports import local_ports_start
 from tests.support.processes import CLI_TIMEOUT_S, LineReader, child_env
 
 pytestmark = pytest.mark.integration
@@ -73,6 +74,9 @@ def test_demo_merges_both_sides_of_a_partition(tmp_path: Path) -> None:
     urls = URL_LINE.findall(out)
     assert len(urls) == 3, out
     assert not any(answers(url) for url in urls)
+    # Its nodes listened below the kernel's range for outgoing connections' local ends,
+    # where no connection of the machine could take a port before its node listened.
+    assert all(int(url.rsplit(":", 1)[1]) < local_ports_start() for url in urls), urls
     assert not list(tmp_path.glob("clawsync-demo-*"))
 
 

@@ -18,7 +18,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
+
+from node.ports import PORTS_FROM, is_free, kernel_port, local_ports_start
 
 if TYPE_CHECKING:  # scripts outside the test tools import this module too
     import pytest
@@ -51,18 +52,14 @@ POLL_INTERVAL_S = 0.05
 #: port 0) lies in that range: while a node is down between a kill and its restart, any
 #: connection of the run could take it as its local end, and the restart would find its
 #: port in use.
-TEST_PORTS_FROM = 20000
-_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+TEST_PORTS_FROM = PORTS_FROM
 _next_port: int | None = None
 
 
 def _test_ports() -> range:
     """This process's share of the test ports: an xdist worker's own slice, so two
     workers never hand out the same port; empty where there is no room below the range."""
-    try:
-        below = int(_PORT_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        below = 32768  # Linux's default start
+    below = local_ports_start()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     share = max(0, below - TEST_PORTS_FROM) // max(1, workers)
@@ -80,19 +77,13 @@ def free_port() -> int:
     global _next_port
     ports = _test_ports()
     if len(ports) < 1000:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            return int(sock.getsockname()[1])
+        return kernel_port()
     if _next_port is None:  # a random start: runs one after another use other ports
         _next_port = int.from_bytes(os.urandom(4), "big") % len(ports)
     for _ in range(len(ports)):
         port = ports[_next_port % len(ports)]
         _next_port += 1
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # in use, or in TIME_WAIT: the next
+        if is_free(port):  # not in use, nor in TIME_WAIT
             return port
     raise RuntimeError(f"no free port in {ports}")
 

@@ -1,0 +1,61 @@
+"""Free loopback ports for nodes a program starts itself (``clawsync demo``, the tests).
+
+A port the kernel hands out (bind to port 0) lies in its range for the local ends of
+outgoing connections (``ip_local_port_range``): between finding it free and a started
+node's listening on it, any connection of the machine may take it as its local end, and
+the node finds its port in use. Ports below that range are not handed out so.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+#: Nodes started by a program listen from here up to the kernel's range.
+PORTS_FROM = 20000
+#: Random ports tried before the kernel is asked for one.
+PORT_TRIES = 50
+_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def local_ports_start() -> int:
+    """The first port of the kernel's range for the local ends of outgoing connections
+    (Linux's default, 32768, where it cannot be read)."""
+    try:
+        return int(_PORT_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def kernel_port() -> int:
+    """A loopback port nothing listens on right now, as the kernel picks it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def is_free(port: int) -> bool:
+    """Whether a loopback listener could bind ``port`` now (not in use nor in TIME_WAIT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now, below the kernel's range where
+    there is room (else as the kernel picks it).
+
+    >>> is_free(free_port())
+    True
+    """
+    below = local_ports_start()
+    if below - PORTS_FROM >= 1000:
+        for _ in range(PORT_TRIES):
+            port = random.randrange(PORTS_FROM, below)
+            if is_free(port):
+                return port
+    return kernel_port()

@@ -218,8 +218,9 @@ class EventStore:
         return self._after(self._log.append(batch, self._clock))
 
     def _after(self, results: list[Appended]) -> list[Appended]:
-        """After a commit that stored forget records: tell the listeners, then purge
-        the storage of the bytes the log and they erased.
+        """After every commit: tell the ``stored_listeners`` what it stored; and if it
+        stored forget records, tell the erased listeners, then purge the storage of
+        the bytes the log and they erased.
 
         The commit stands whatever happens here: its events are durable, and a caller
         told it failed would store them again (new drafts get new timestamps, so new
@@ -228,8 +229,8 @@ class EventStore:
         disk that kept an old document from being deleted frees up), then, while it
         keeps raising, after waits that double (``LISTENER_RETRY_MIN_S`` to ``_MAX_S``)
         or with the next forget records. A purge that raises is logged and tried again
-        after the next commit too. The ``stored_listeners`` are told first; one that
-        raises is logged, and the next one told."""
+        after the next commit too. A stored listener that raises is logged, and the
+        next one told."""
         if results:
             for stored_listener in list(self.stored_listeners):
                 try:

@@ -89,12 +89,18 @@ class Removals:
     def removed(self, store: EventStore, device_id: str) -> bool:
         """Whether a record stored in ``store`` removes ``device_id``; call it on the
         writer thread (no commit lands meanwhile)."""
-        if self._unread if self._following else store.head != self._head:
+        if self._may_have_unread(store):
             head = store.head
             removed, self._position = read(store, self._position)
             self._removed.update(removed)
             self._unread, self._head = False, head
         return device_id in self._removed
+
+    def _may_have_unread(self, store: EventStore) -> bool:
+        """Following, only a commit that stored records of the devices session leaves
+        any unread; before ``follow`` (a link accepted before gossip started), any
+        commit since the last read may have."""
+        return self._unread if self._following else store.head != self._head
 
     def _stored(self, results: list[Appended]) -> None:
         """After a commit, on the writer thread: note whether it stored records of the

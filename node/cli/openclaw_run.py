@@ -29,10 +29,10 @@ from node.client.api import Client, ClientError
 from node.config import ClientLimits, host_name
 from node.device import DeviceKeyError, folder_signer
 from node.openclaw.bridge import Bridge, Sink, Tally
-from node.openclaw.export import ExportRefused
+from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript
 from node.openclaw.mapping import EXTRA, session_key_for
-from node.openclaw.records import transcripts_for
+from node.openclaw.records import Transcript, transcripts_for
 from node.openclaw.sqlite import rows_of_session
 from node.openclaw.state import (
     DATABASE,
@@ -350,7 +350,8 @@ def holding_openclaw_locks(state: Path) -> Iterator[None]:
 
 def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[str, ...],
                data_dir: Path | None, session_id: str | None) -> None:
-    """``clawsync openclaw export``."""
+    """``clawsync openclaw export``: the state folder checked, the session read from the
+    node, its transcript chosen, written under OpenClaw's locks, and what to do next."""
     if len(agents) > 1:
         raise click.UsageError("export writes for one agent: give --agent once")
     try:
@@ -358,11 +359,38 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
     except StateFolderError as error:
         raise click.UsageError(str(error)) from None
     refuse_if_openclaw_runs(state)
+    key, (events, forgotten) = _read_session(ctx, data_dir, session, agents)
+    transcript = _chosen_transcript(key, events, forgotten, session_id)
+    if agents and agents[0] != transcript.agent_id:
+        # Written into another agent's folder, it would come back as that agent's
+        # session, a copy of the whole conversation, at the next import.
+        raise InputError(
+            f"session {key!r} belongs to OpenClaw agent {transcript.agent_id!r}, not "
+            f"{agents[0]!r}: export writes a session for its own agent (leave out --agent)")
+    updated_ms = max(event.timestamp.ms for event in events
+                     if _session_id(event) == transcript.session_id)
+    written = _write_transcript(state, transcript, updated_ms)
+    what = "already there, unchanged" if written.unchanged else "written"
+    click.echo(f"{written.path}: {written.records} records {what}")
+    _note_what_is_missing(key, forgotten, transcript)
+    held = rows_of_session(state / "agents" / transcript.agent_id / DATABASE,
+                           transcript.session_id)
+    if held:
+        note(f"note: OpenClaw's store already holds session {transcript.session_id} "
+             f"({held} records); check what its import would do with it first: "
+             "openclaw doctor --session-sqlite dry-run --json")
+    note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")
+
+
+def _read_session(ctx: click.Context, data_dir: Path | None, session: str,
+                  agents: tuple[str, ...]) -> tuple[str, tuple[list[Event], int]]:
+    """The session's key as the node holds it, its events and how many were forgotten:
+    OpenClaw's key (``agent:<agent>:`` put before ``session``) if the node holds it, or
+    else ``session`` as it is (a clawsync key)."""
     prefixed = session if session.startswith("agent:") else session_key_for(
         agents[0] if agents else "main", session)
 
     async def work(sink: Sink) -> tuple[str, tuple[list[Event], int]]:
-        # OpenClaw's key without its prefix, or else a clawsync key as it is.
         for candidate in dict.fromkeys([prefixed, session]):
             try:
                 return candidate, await sink.events(candidate)
@@ -373,7 +401,13 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
                         + (f" nor {prefixed!r}" if prefixed != session else "")
                         + " on the node")
 
-    key, (events, forgotten) = _with_sink(ctx, data_dir, work, reads_only=True)
+    return _with_sink(ctx, data_dir, work, reads_only=True)
+
+
+def _chosen_transcript(key: str, events: list[Event], forgotten: int,
+                       session_id: str | None) -> Transcript:
+    """The transcript of the OpenClaw session id to export: ``session_id``, or else the
+    latest; the others are named in a note."""
     latest = _latest_first(events)
     transcripts = sorted((t for t in transcripts_for(events, reattach=forgotten > 0)
                           if session_id is None or t.session_id == session_id),
@@ -392,19 +426,16 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
              f"{transcript.session_id!r}: "
              + ", ".join(f"--session-id {other.session_id}" for other in others)
              + " exports one of them instead")
-    updated_ms = max(event.timestamp.ms for event in events
-                     if _session_id(event) == transcript.session_id)
-    if agents and agents[0] != transcript.agent_id:
-        # Written into another agent's folder, it would come back as that agent's
-        # session, a copy of the whole conversation, at the next import.
-        raise InputError(
-            f"session {key!r} belongs to OpenClaw agent {transcript.agent_id!r}, not "
-            f"{agents[0]!r}: export writes a session for its own agent (leave out --agent)")
-    agent_id = transcript.agent_id
+    return transcript
+
+
+def _write_transcript(state: Path, transcript: Transcript, updated_ms: int) -> Written:
+    """Write ``transcript`` into its agent's folder while holding OpenClaw's locks; what
+    was in the way, or why writing failed, as the exit the person should see."""
     try:
         # Again, and held: it may have started while the node answered.
         with holding_openclaw_locks(state):
-            written = export_transcript(state, transcript, agent_id, updated_ms)
+            return export_transcript(state, transcript, transcript.agent_id, updated_ms)
     except ExportRefused as error:
         # What the state folder holds is in the way (another transcript, another session
         # id for the key, a file that does not read): as for a running gateway, the
@@ -416,11 +447,13 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
         if error.errno == errno.EROFS:
             raise InputError(f"{error}: the state folder is read-only") from None
         raise NodeError(str(error)) from None  # a full disk, say: trying again may do
-    what = "already there, unchanged" if written.unchanged else "written"
-    click.echo(f"{written.path}: {written.records} records {what}")
+
+
+def _note_what_is_missing(key: str, forgotten: int, transcript: Transcript) -> None:
+    """Say what the written transcript leaves out or joins, rather than export a
+    conversation that looks whole."""
     if forgotten or transcript.left_out:
-        # A forget takes content out of records: say so rather than export a
-        # conversation that looks whole.
+        # A forget takes content out of records.
         note(f"note: {forgotten} event(s) of {key!r} were forgotten: the records they "
              "held are left out, or written without the forgotten parts"
              + (f"; {transcript.left_out} event(s) are left out with the record whose "
@@ -433,12 +466,6 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
              "written with the first beginning's header only, as OpenClaw's import takes "
              "one; every turn is there, each beginning's as a branch of its own, and "
              "OpenClaw goes on from the latest record")
-    held = rows_of_session(state / "agents" / agent_id / DATABASE, transcript.session_id)
-    if held:
-        note(f"note: OpenClaw's store already holds session {transcript.session_id} "
-             f"({held} records); check what its import would do with it first: "
-             "openclaw doctor --session-sqlite dry-run --json")
-    note("now, with the OpenClaw gateway stopped: openclaw doctor --session-sqlite import")
 
 
 def _session_id(event: Event) -> str | None:

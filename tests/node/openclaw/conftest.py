@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def private_lock_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Session-wide, so that property tests may use it too: each state folder's locks
-    are named after its own path, so tests do not share them."""
+    """Package-wide, so that property tests may use it too (each state folder's locks
+    are named after its own path, so tests do not share them); not session-wide: the
+    tests with the real OpenClaw (``tests/openclaw``), run in the same session, need
+    the locks where OpenClaw takes them."""
     root = tmp_path_factory.mktemp("openclaw-locks")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("node.openclaw.state_locks.LOCKS_ROOT", root)

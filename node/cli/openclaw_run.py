@@ -333,11 +333,14 @@ def holding_openclaw_locks(state: Path) -> Iterator[None]:
     written). Holding them, such a process waits or gives up. Another export holding
     them refuses this one, named as such. If this user's lock folder is not there and
     cannot be made (a read-only or full ``/tmp``), no OpenClaw process of this user can
-    hold a lock there: export goes on without them, and says so."""
+    hold a lock there: export goes on without them, and says so. If only export's own
+    lock cannot be taken (no inodes or quota left there), OpenClaw's still keep out
+    OpenClaw and other exports: it goes on, and says that another export would be
+    named as an OpenClaw process."""
     try:
-        with holding_state_locks(state) as none_held:
-            if none_held is not None:
-                note(f"note: {none_held}")
+        with holding_state_locks(state) as told:
+            if told is not None:
+                note(f"note: {told}")
             refuse_if_openclaw_runs(state, own_held=True)
             yield
     except StateLockHeld as error:

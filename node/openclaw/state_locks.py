@@ -41,7 +41,11 @@ A writer also holds a lock of its own beside OpenClaw's, on
 ``clawsync-export.<the same 8 hex>.lock`` in the same folder (``fcntl`` record lock,
 which OpenClaw's SQLite locks do not touch), taken before them and let go after them:
 a lock held by the process that holds that one is another writer's (a second
-``clawsync openclaw export``), not an OpenClaw process's.
+``clawsync openclaw export``), not an OpenClaw process's. It only names: if it cannot be
+taken for another reason than another writer holding it (no inodes or quota left in the
+folder, something else in its place), OpenClaw's three are taken and held all the same,
+which keep out OpenClaw processes and other writers alike, and the writer is told that
+another writer would be named as an OpenClaw process.
 """
 
 from __future__ import annotations
@@ -214,9 +218,11 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     (nothing is held then); ``StateLockUnreadable`` if a lock cannot be taken for
     another reason. Nothing is taken in a lock folder OpenClaw would not use, nor when
     the folder is not there and cannot be made: no OpenClaw of this user works there.
-    Gives None when the locks are held, or else why none are (for a person). Within the
-    block, look at the other users' locks with ``held_state_lock(..., own_held=True)``,
-    and open no lock file of this user's.
+    The writer's own lock, if it cannot be taken for another reason than a writer
+    holding it, is gone without (``_take_writer_lock``). Gives None when every lock is
+    held, or else, for a person, why none is, or why the writer's own is not (OpenClaw's
+    three are held then). Within the block, look at the other users' locks with
+    ``held_state_lock(..., own_held=True)``, and open no lock file of this user's.
 
     >>> with holding_state_locks(Path("."), Path("/proc")) as none_held:
     ...     print(none_held)  # doctest: +ELLIPSIS
@@ -226,12 +232,12 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     taken: list[sqlite3.Connection] = []
     writer: int | None = None
     try:
-        none_held = _lock_folder_made(paths[0].parent)
-        if none_held is None:
-            writer = _take_writer_lock(writer_lock_path(paths[0]))
+        told = _lock_folder_made(paths[0].parent)
+        if told is None:
+            writer, told = _take_writer_lock(writer_lock_path(paths[0]))
             for path in paths:
                 taken.append(_take(path))
-        yield none_held
+        yield told
     finally:
         for connection in reversed(taken):
             connection.close()  # the transaction, and its lock, end with it
@@ -266,13 +272,17 @@ def _lock_folder_made(folder: Path) -> str | None:
     return None
 
 
-def _take_writer_lock(path: Path) -> int:
-    """Hold the writer's own lock ``path``; its descriptor, which holds it until closed.
-    ``StateLockHeld`` (a writer's) if another process holds it."""
+def _take_writer_lock(path: Path) -> tuple[int | None, str | None]:
+    """Hold the writer's own lock ``path``: its descriptor, which holds it until closed,
+    and None; or None and why it cannot be taken (for a person): it cannot be made (no
+    inodes or quota left, no permission) or something else is in its place. Refusing
+    then would keep out no one more: it only tells another writer apart, and OpenClaw's
+    locks, taken after it, keep out writers and OpenClaw processes alike. ``StateLockHeld``
+    (a writer's) if another process holds it."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as error:
-        raise _unreadable(path, error) from None
+        return None, _writer_lock_lost(path, error)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
@@ -281,8 +291,15 @@ def _take_writer_lock(path: Path) -> int:
             held = _held(path)
             raise StateLockHeld(path, held and HeldLock(path, held.pid, writer=True),
                                 writer=True) from None
-        raise _unreadable(path, error) from None
-    return fd
+        return None, _writer_lock_lost(path, error)
+    return fd, None
+
+
+def _writer_lock_lost(path: Path, error: OSError) -> str:
+    return (f"this writer's own lock {path} cannot be taken ({error.strerror or error}): "
+            "OpenClaw's locks are held all the same, so no OpenClaw process nor another "
+            "writer works beside this one; only another writer refused meanwhile is "
+            "named as an OpenClaw process")
 
 
 def _take(path: Path) -> sqlite3.Connection:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import node.cli.openclaw_run
-from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths
+from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths, writer_lock_path
 from tests.node.openclaw.test_export import KEY, SID, cli, imported
 from tests.support.processes import CLI_TIMEOUT_S, child_env
 
@@ -436,6 +436,43 @@ def test_a_second_export_at_once_is_named_as_such(
     assert (f"another `clawsync openclaw export` is writing into {b.resolve()} "
             f"(pid {os.getpid()}") in refused.stderr
     assert "OpenClaw process" not in refused.stderr
+
+
+def test_export_goes_on_when_only_its_own_lock_cannot_be_taken(
+        tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenClaw's three locks can be taken, export's own cannot (no inodes or quota left
+    in the folder; here a folder in its place, which not even root opens as a file):
+    holding OpenClaw's, export keeps OpenClaw out all the same, so it writes, and says
+    what is lost. A second export meanwhile is still refused, by OpenClaw's locks, but
+    named as an OpenClaw process: nothing tells it apart."""
+    data, b = imported(tmp_path)
+    paths = lock_paths(b.resolve(), os.getuid(), locks)
+    writer = writer_lock_path(paths[0])
+    writer.mkdir(parents=True)
+    seen: list[str] = []
+    second: list[subprocess.CompletedProcess[str]] = []
+    write = node.cli.openclaw_run.export_transcript
+
+    def write_beside_another(*args: Any) -> Any:
+        seen.extend(take(path) for path in paths)
+        second.append(subprocess.run(
+            [sys.executable, "-m", "tests.support.private_locks", str(locks), "openclaw",
+             "export", KEY, "--state-dir", str(b), "--data-dir", str(data)],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S,
+            check=False))
+        return write(*args)
+
+    monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_beside_another)
+    code, output = export(b, data)
+    assert code == 0, output
+    assert f"note: this writer's own lock {writer} cannot be taken (" in output
+    assert "only another writer refused meanwhile is named as an OpenClaw process" in output
+    assert seen == ["database is locked"] * len(paths)
+    assert (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
+    [refused] = second
+    assert refused.returncode == 2, refused.stderr
+    assert f"an OpenClaw process is working on {b.resolve()} (pid {os.getpid()}" \
+        in refused.stderr
 
 
 def test_a_writer_holding_the_locks_is_named_when_they_are_taken(

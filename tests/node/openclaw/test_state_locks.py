@@ -26,8 +26,9 @@ from node.openclaw.state_locks import (
     held_state_lock,
     holding_state_locks,
     lock_paths,
+    writer_lock_path,
 )
-from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, stand_in
+from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, stand_in, take
 
 #: A user other than this one (``nobody``).
 OTHER = 65534
@@ -190,6 +191,24 @@ def test_holding_takes_nothing_where_the_lock_folder_cannot_be_made(tmp_path: Pa
     with holding_state_locks(state, Path("/proc")) as none_held:
         assert none_held is not None and "cannot be made" in none_held
     assert held_state_lock(state, Path("/proc")) is None
+
+
+def test_holding_goes_on_without_the_writers_own_lock_where_it_cannot_be_taken(
+        tmp_path: Path) -> None:
+    """The writer's own lock cannot be made (no inodes or quota left; here a folder in
+    its place, which not even root opens as a file): OpenClaw's three are taken and held
+    all the same, and the block runs, told that only the naming of another writer is
+    lost."""
+    state = state_folder(tmp_path, None)
+    root = tmp_path / "locks"
+    paths = lock_paths(state.resolve(), os.getuid(), root)
+    writer = writer_lock_path(paths[0])
+    writer.mkdir(parents=True)
+    with holding_state_locks(state, root) as told:
+        assert told is not None
+        assert told.startswith(f"this writer's own lock {writer} cannot be taken (")
+        assert [take(path) for path in paths] == ["database is locked"] * len(paths)
+    assert [take(path) for path in paths] == ["taken"] * len(paths)
 
 
 def test_a_second_writer_is_told_apart(tmp_path: Path) -> None:

@@ -392,6 +392,30 @@ def test_a_lock_folder_that_cannot_be_made_takes_no_lock(
     assert (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
 
 
+def test_a_machine_lock_that_cannot_be_made_refuses(tmp_path: Path, locks: Path) -> None:
+    """This user's lock folder is there, but no file can be made in it (no inodes or
+    quota left; here its immutable flag, which stops root too): OpenClaw's locks cannot
+    be taken, nor could an OpenClaw process take them. Refused, saying what to free,
+    and not to remove a file that is not there; nothing written."""
+    data, b = imported(tmp_path)
+    lock = lock_paths(b.resolve(), os.getuid(), locks)[0]  # the first taken
+    lock.parent.mkdir(mode=0o700)
+    if shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(lock.parent)], capture_output=True).returncode != 0:
+        pytest.skip("no chattr +i here (it needs root, on a file system that has it)")
+    try:
+        code, output = export(b, data)
+    finally:
+        subprocess.run(["chattr", "-i", str(lock.parent)], check=True)
+    assert code == 2 and "Usage:" not in output, output
+    assert f"{lock} cannot be looked at (" in output
+    assert ("whether an OpenClaw process works on the folder cannot be told: it is not "
+            f"there and cannot be made; make room or let this user write in {lock.parent}, "
+            "then export") in output
+    assert "remove" not in output and "note:" not in output  # nor of export's own lock
+    assert not (b / "agents" / "main" / "sessions").exists()
+
+
 def test_a_lock_let_go_before_its_holder_is_named_is_told_so(
         tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The lock was held when export tried to take it, and its holder let go before it

@@ -29,6 +29,7 @@ from node.openclaw.state_locks import (
     writer_lock_path,
 )
 from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, stand_in, take
+from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 
 #: A user other than this one (``nobody``).
 OTHER = 65534
@@ -143,6 +144,35 @@ def test_a_closed_lock_folder_of_the_folder_owner_refuses_only_if_openclaw_may_b
     assert look_as(OTHER, state, root) == f"unreadable {closed.parent}/{first} True"
     (state / STATE_DATABASE).unlink()
     assert look_as(OTHER, state, root) == f"unreadable {closed.parent}/{first} True"
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_export_refuses_a_machine_lock_it_may_not_look_at_naming_whom_to_run_as(
+        shared: Path) -> None:
+    """Export run by another user than OpenClaw's (here: the state folder made by root,
+    no database yet, so OpenClaw may run as root; export run as ``nobody``): root's lock
+    folder is closed to it, so whether OpenClaw works there cannot be told. Refused,
+    saying to run as OpenClaw's user, not to remove anything."""
+    if not runs_as(OTHER):
+        pytest.skip("the checkout lies in a folder closed to other users")
+    root = shared / "locks"
+    root.mkdir(mode=0o755)
+    state = state_folder(shared, None)
+    lock_folder(state, os.getuid(), root)  # root's, mode 0700
+    first = lock_paths(state.resolve(), os.getuid(), root)[0]  # the first looked at
+    result = subprocess.run(
+        ["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups",
+         sys.executable, "-m", "tests.support.private_locks", str(root), "openclaw",
+         "export", "s1", "--state-dir", str(state), "--data-dir", str(shared / "data")],
+        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+        check=False)
+    assert result.returncode == 2, result.stderr
+    assert (f"{first} cannot be looked at (Permission denied), so whether an OpenClaw "
+            "process works on the folder cannot be told: run clawsync as the user "
+            "OpenClaw runs as") in result.stderr
+    assert "remove" not in result.stderr
+    assert not (shared / "data").exists()  # refused before the node was read
 
 
 def test_a_lock_folder_that_is_not_a_folder_holds_no_lock(tmp_path: Path) -> None:

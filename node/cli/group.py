@@ -143,14 +143,6 @@ class _Commands(click.Group):
             interrupted()
 
 
-def _token(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if ctx.resilient_parsing:  # the shell completing a word: no token is sent
-        return value
-    from node.cli.options import token_value  # when a command runs: not for --help
-
-    return token_value(ctx, param, value)
-
-
 def _version(ctx: click.Context, _param: click.Parameter, shown: bool) -> None:
     """``--version``, as ``click.version_option`` prints it, with the version read only
     when asked for."""
@@ -167,7 +159,7 @@ def _version(ctx: click.Context, _param: click.Parameter, shown: bool) -> None:
               show_default=True, metavar="URL", show_envvar=True,
               help="The node the client commands talk to.")
 @click.option("--token", envvar="CLAWSYNC_TOKEN", metavar="TOKEN", show_envvar=True,
-              callback=_token, help="Bearer token of that node, if it has one.")
+              help="Bearer token of that node, if it has one.")
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_version, help="Show the version and exit.")
 @click.pass_context
@@ -186,11 +178,15 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
     """
     from node.cli.options import Typed
 
-    # Checked and made Settings when a command first needs them (``options.settings``):
-    # that loads ``node.config``, and with it the crypto libraries, which a command's
-    # --help (shown after this runs) needs none of.
-    from_env = ctx.get_parameter_source("node") is click.core.ParameterSource.ENVIRONMENT
-    ctx.obj = Typed(node=node, token=token or None, node_from_env=from_env)
+    # Checked and made Settings when a command first needs them (``options.settings``),
+    # not here nor in a callback: checking loads ``node.config``, and with it the crypto
+    # libraries, which a command's --help (shown after this runs) needs none of; and a
+    # command's own --node or --token overrides these unchecked.
+    def from_env(name: str) -> bool:
+        return ctx.get_parameter_source(name) is click.core.ParameterSource.ENVIRONMENT
+
+    ctx.obj = Typed(node=node, token=token or None, node_from_env=from_env("node"),
+                    token_from_env=from_env("token"))
 
 
 # Each command: where it is defined and the first sentence of its help, which

@@ -1,9 +1,11 @@
 """The command line options and arguments the ``clawsync`` commands share: the node's
 address (``--node``, also after a command's name), its token, a session key; and the
-settings they make. No HTTP client here: the group reads its options with this module
+settings they make. No HTTP client here: the group keeps its options with this module
 before it knows whether the command it runs needs one. Nor ``node.config`` (and with it
-the crypto libraries) until an option is read: the commands' modules use this one to
-declare their options, and a command's ``--help`` needs no more than that."""
+the crypto libraries) until a command's own ``--node`` or ``--token`` is read, or a
+command asks for its settings: the commands' modules use this one to declare their
+options, and a command's ``--help`` needs no more than that, whatever the environment
+holds."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from node.config import Settings
+    from node.config import ClientLimits, Settings
 
 
 def node_url(text: str) -> str:
@@ -57,9 +59,10 @@ def node_url(text: str) -> str:
     return text
 
 
-def token_value(_ctx: click.Context, _param: click.Parameter, value: str | None
+def token_value(_ctx: click.Context, _param: click.Parameter | None, value: str | None
                 ) -> str | None:
-    """The callback of ``--token``: one with a control character could never be sent in
+    """The callback of a command's ``--token`` (the group's is checked by ``settings``,
+    when a command runs): one with a control character could never be sent in
     a header (a line ending kept from a file, ``$(cat token.txt)`` with CRLF)."""
     if value:
         from node.config import check_token
@@ -83,20 +86,25 @@ def session_key(_ctx: click.Context, _param: click.Parameter, value: str | None
 @dataclass(frozen=True)
 class Typed:
     """The group's ``--node`` and ``--token`` as given, not yet checked: ``settings``
-    checks them when a command first needs them. A command's own ``--node`` or
-    ``--token`` replaces one here (checked as it is read), so that a group value it
-    overrides is never checked. ``node_from_env``: the group's ``--node`` came from
-    ``CLAWSYNC_NODE``, which is what an error about it names."""
+    checks them when a command first needs them (a command's ``--help``, shown after the
+    group's options are read, needs neither, nor the crypto libraries that checking
+    loads). A command's own ``--node`` or ``--token`` replaces one here (checked as it
+    is read), so that a group value it overrides is never checked. ``node_from_env``,
+    ``token_from_env``: the group's value came from ``CLAWSYNC_NODE`` or
+    ``CLAWSYNC_TOKEN``, which is what an error about it names."""
 
     node: str
     token: str | None
     node_from_env: bool = False
+    token_from_env: bool = False
     node_overridden: bool = False
+    token_overridden: bool = False
 
 
 def settings(ctx: click.Context) -> Settings:
     """The group's settings (defaults when a command is invoked on its own in tests);
-    a ``--node`` no request could use is a usage error here, before any request."""
+    a ``--node`` no request could use, or a token no header could carry, is a usage
+    error here, before any request."""
     from node.config import Settings
 
     found = ctx.find_object(Settings)
@@ -106,9 +114,32 @@ def settings(ctx: click.Context) -> Settings:
     if typed is None:
         return Settings()
     node = typed.node if typed.node_overridden else group_node_url(ctx, typed)
-    checked = Settings(node=node, token=typed.token)
+    token = typed.token if typed.token_overridden else group_token(ctx, typed)
+    checked = Settings(node=node, token=token)
     ctx.find_root().obj = checked  # once: every context after this finds it
     return checked
+
+
+def client_limits(ctx: click.Context) -> ClientLimits:
+    """The client's limits, without checking ``--node`` or ``--token``: for a command
+    that works on a data folder (``--data-dir``) and contacts no node, which a bad
+    ``CLAWSYNC_NODE`` or ``CLAWSYNC_TOKEN`` in the environment must not stop."""
+    from node.config import ClientLimits, Settings
+
+    found = ctx.find_object(Settings)
+    return found.limits if found is not None else ClientLimits()
+
+
+def _group_hint(option: str, from_env: bool) -> str:
+    """How an error names the group's ``--node`` or ``--token``: by where it came from.
+
+    >>> _group_hint("token", True)
+    "CLAWSYNC_TOKEN (the environment's clawsync --token)"
+    >>> _group_hint("node", False)
+    "'clawsync --node' (given before the command)"
+    """
+    return (f"CLAWSYNC_{option.upper()} (the environment's clawsync --{option})" if from_env
+            else f"'clawsync --{option}' (given before the command)")
 
 
 def group_node_url(ctx: click.Context, typed: Typed) -> str:
@@ -118,10 +149,19 @@ def group_node_url(ctx: click.Context, typed: Typed) -> str:
     try:
         return node_url(typed.node)
     except click.BadParameter as error:
-        hint = ("CLAWSYNC_NODE (the environment's clawsync --node)" if typed.node_from_env
-                else "'clawsync --node' (given before the command)")
         raise click.BadParameter(error.message, ctx=ctx.find_root(),
-                                 param_hint=hint) from None
+                                 param_hint=_group_hint("node", typed.node_from_env)) from None
+
+
+def group_token(ctx: click.Context, typed: Typed) -> str | None:
+    """The group's ``--token``, checked as ``token_value`` checks one; an error names it
+    as ``group_node_url`` names the node (the token itself is never shown)."""
+    try:
+        return token_value(ctx, None, typed.token) or None
+    except click.BadParameter as error:
+        raise click.BadParameter(error.message, ctx=ctx.find_root(),
+                                 param_hint=_group_hint("token", typed.token_from_env)
+                                 ) from None
 
 
 def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -134,17 +174,17 @@ def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
             if value is None:
                 return
             if field == "node":
-                given: dict[str, Any] = {"node": node_url(value)}
+                given: dict[str, Any] = {"node": node_url(value), "node_overridden": True}
             else:  # empty: no token, as for the group's
-                given = {"token": token_value(ctx, param, value) or None}
+                given = {"token": token_value(ctx, param, value) or None,
+                         "token_overridden": True}
             typed = ctx.find_object(Typed)
             from node.config import Settings
 
             if typed is not None and ctx.find_object(Settings) is None:
-                overridden = typed.node_overridden or field == "node"
-                ctx.obj = replace(typed, node_overridden=overridden, **given)
+                ctx.obj = replace(typed, **given)
             else:
-                ctx.obj = replace(settings(ctx), **given)
+                ctx.obj = replace(settings(ctx), **{field: given[field]})
         return store
 
     command = click.option("--token", metavar="TOKEN", expose_value=False,

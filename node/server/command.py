@@ -235,16 +235,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       clawsync serve --peer http://home-server:7878    # clawsync status: what to run there
     """
     show = options.pop("print_config")
-    # The group's --token (``clawsync --token T serve``), checked by its callback.
-    group_token = ctx.parent.params.get("token") if ctx.parent is not None else None
-    token = options.pop("token")
-    # The command line wins, before or after `serve`: `clawsync --token T serve` over
-    # CLAWSYNC_TOKEN and the file, which fill serve's own option otherwise.
-    typed = click.core.ParameterSource.COMMANDLINE
-    if group_token and ctx.get_parameter_source("token") != typed \
-            and ctx.parent is not None and ctx.parent.get_parameter_source("token") == typed:
-        token = group_token
-    token = token or group_token or None
+    token = _token(ctx, options.pop("token"))
     automerge = options.pop("automerge_tokens")
     options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
                                                                   automerge.limits))
@@ -278,6 +269,34 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     # it stops too (README, Exit codes).
     if stopped_by == signal.SIGINT:
         die_of(signal.SIGINT)
+
+
+def _token(ctx: click.Context, own: str | None) -> str | None:
+    """The token clients must give. The command line wins, before or after `serve`:
+    `clawsync --token T serve` over CLAWSYNC_TOKEN and the file, which fill serve's own
+    option otherwise. One typed or from the environment that no header could carry is a
+    usage error that names where it came from, never the token (one from the file:
+    ``Config.check``, which names it)."""
+    line, env = click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT
+    parent = ctx.parent
+    group: str | None = parent.params.get("token") if parent is not None else None
+    source = ctx.get_parameter_source("token")
+    hint: str | None
+    if group and source != line and parent is not None \
+            and parent.get_parameter_source("token") == line:
+        token, hint = group, "'clawsync --token' (given before the command)"
+    elif own:
+        token, hint = own, {line: "'--token'", env: "CLAWSYNC_TOKEN"}.get(source or line)
+    elif group:  # `serve --token ""` with CLAWSYNC_TOKEN set: the latter, as always
+        token, hint = group, "CLAWSYNC_TOKEN"
+    else:
+        token, hint = None, None
+    if token is not None and hint is not None:
+        try:
+            node_config.check_token(token)
+        except ValueError as error:
+            raise click.BadParameter(str(error), ctx=ctx, param_hint=hint) from None
+    return token
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,

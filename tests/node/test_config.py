@@ -136,6 +136,31 @@ def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) ->
     assert print_config([])["data_dir"] == str(Config().data_dir)
 
 
+@pytest.mark.parametrize(("args", "env", "named"), [
+    pytest.param(["serve", "--token", "s3cret\r"], {}, "'--token'", id="option"),
+    pytest.param(["--token", "s3cret\r", "serve"], {},
+                 "'clawsync --token' (given before the command)", id="before-serve"),
+    pytest.param(["serve"], {"CLAWSYNC_TOKEN": "s3cret\r"}, "CLAWSYNC_TOKEN",
+                 id="environment")])
+def test_a_token_no_header_could_carry_is_named_where_it_came_from(
+        args: list[str], env: dict[str, str], named: str) -> None:
+    result = CliRunner().invoke(main, [*args, "--print-config"], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {named}: the token holds a control character" \
+        in " ".join(result.output.split())
+    assert "s3cret" not in result.output
+
+
+def test_serves_own_token_wins_over_a_bad_one_before_it_or_in_the_environment() -> None:
+    """As a client command's own --token wins over the group's: the other is not checked."""
+    for args, env in ((["--token", "s3cret\r", "serve"], {}),
+                      (["serve"], {"CLAWSYNC_TOKEN": "s3cret\r"})):
+        result = CliRunner().invoke(main, [*args, "--token", "good", "--print-config"],
+                                    env=env)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["token"] == "(set)"
+
+
 def test_an_unknown_storage_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["serve", "--storage", "nosuch://x"])
     assert result.exit_code == 2

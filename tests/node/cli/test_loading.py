@@ -61,15 +61,28 @@ def probe(*args: str, env: dict[str, str] | None = None) -> Run:
     return Run(ended["code"], done.stdout, err, set(ended["loaded"]))
 
 
-def run(*args: str) -> tuple[str, set[str]]:
+def run(*args: str, env: dict[str, str] | None = None) -> tuple[str, set[str]]:
     """What ``clawsync ARGS`` prints (it must succeed), and the modules it loaded."""
-    done = probe(*args)
+    done = probe(*args, env=env)
     assert done.code == 0, done
     return done.out, done.loaded
 
 
-def test_help_loads_no_command_and_none_of_the_heavy_libraries() -> None:
-    output, loaded = run("--help")
+#: Environments a ``--help`` is asked for in: a shell's (none of the group's variables),
+#: a service's (both set, as a unit file sets them), and one whose values no command could
+#: use (a help still shows: what is wrong is said when a command runs).
+ENVIRONMENTS = [
+    pytest.param(None, id="plain"),
+    pytest.param({"CLAWSYNC_TOKEN": "s3cret", "CLAWSYNC_NODE": "http://127.0.0.1:7878"},
+                 id="service"),
+    pytest.param({"CLAWSYNC_TOKEN": "s3cret\r", "CLAWSYNC_NODE": "ftp://sync.example"},
+                 id="unusable")]
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_help_loads_no_command_and_none_of_the_heavy_libraries(
+        env: dict[str, str] | None) -> None:
+    output, loaded = run("--help", env=env)
     assert "Commands:" in output
     heavy = sorted(name for name in loaded if name.split(".")[0] in HEAVY)
     assert heavy == []
@@ -100,9 +113,12 @@ RUNNING_ONLY = {"node.config", "node.client.api", "node.device", "node.cli.demo_
     "tokens", "tokens create", "tokens revoke", "forget", "device", "events", "sessions",
     "projection", "tail", "append", "demo", "openclaw", "openclaw import", "openclaw watch",
     "openclaw export"])
-def test_a_commands_help_loads_neither_the_settings_nor_the_client(command: str) -> None:
-    """Nor, with them, the crypto libraries or aiohttp: the help is all it shows."""
-    output, loaded = run(*command.split(), "--help")
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_a_commands_help_loads_neither_the_settings_nor_the_client(
+        command: str, env: dict[str, str] | None) -> None:
+    """Nor, with them, the crypto libraries or aiohttp: the help is all it shows, whatever
+    the group's options (read, not checked, before the command's help is shown)."""
+    output, loaded = run(*command.split(), "--help", env=env)
     assert output.startswith(f"Usage: clawsync {command} ")
     assert not RUNNING_ONLY & loaded, sorted(RUNNING_ONLY & loaded)
     assert not {name.split(".")[0] for name in loaded} & {*HEAVY, "yarl"}, sorted(loaded)

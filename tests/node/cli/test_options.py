@@ -1,5 +1,6 @@
 """``--node`` and ``--token`` given after a command's name win over the group's, and are
-checked as the group's are; an unusable group ``--node`` is named as the group's."""
+checked as the group's are; an unusable group ``--node`` or ``--token`` is named as the
+group's (the option before the command, or the environment's variable)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,41 @@ def test_a_commands_own_node_wins_over_a_bad_group_node(
                     ["--token", TOKEN, "--node", node.url]):  # either order
             result = clawsync(*group, "sessions", *own, env=env)
             assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("group", "env"), [
+    pytest.param(["--token", CRLF_TOKEN], None, id="option"),
+    pytest.param([], {"CLAWSYNC_TOKEN": CRLF_TOKEN}, id="environment")])
+def test_a_commands_own_token_wins_over_a_bad_group_token(
+        tmp_path: Path, group: list[str], env: dict[str, str] | None) -> None:
+    """As a command's own ``--node`` wins over the group's: the group's is then not
+    checked (a service's CLAWSYNC_TOKEN may be another node's, or stale)."""
+    with NodeProcess(tmp_path, token=TOKEN) as node:
+        for own in (["--node", node.url, "--token", TOKEN],
+                    ["--token", TOKEN, "--node", node.url]):  # either order
+            result = clawsync(*group, "sessions", *own, env=env)
+            assert result.exit_code == 0, result.output
+        subcommand = clawsync(*group, "tokens", "--node", node.url, "--token", TOKEN, env=env)
+        assert subcommand.exit_code == 0, subcommand.output
+
+
+@pytest.mark.parametrize(("group", "env", "named"), [
+    pytest.param(["--token", CRLF_TOKEN], None,
+                 "'clawsync --token' (given before the command)", id="option"),
+    pytest.param([], {"CLAWSYNC_TOKEN": CRLF_TOKEN},
+                 "CLAWSYNC_TOKEN (the environment's clawsync --token)", id="environment"),
+    pytest.param(["--token", CRLF_TOKEN], {"CLAWSYNC_TOKEN": "good-token"},
+                 "'clawsync --token' (given before the command)", id="option-over-environment")])
+def test_a_bad_group_token_is_named_where_it_came_from(
+        group: list[str], env: dict[str, str] | None, named: str) -> None:
+    """Exit 2 before any request, with the group's usage line, and the token not shown."""
+    result = clawsync(*group, "events", "s1", "--node", UNREACHED, env=env)
+    assert result.exit_code == 2, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "Usage: clawsync [OPTIONS] COMMAND [ARGS]..."
+    assert lines[-1].startswith(f"Error: Invalid value for {named}: the token holds a "
+                                "control character"), lines[-1]
+    assert CRLF_TOKEN.strip() not in result.output
 
 
 @pytest.mark.parametrize("args", [

@@ -24,9 +24,9 @@ from crdt.log.store import EventStore
 from crdt.storage.disk import holds_storage
 from node.cli.append import batches
 from node.cli.common import InputError, NodeError, failure, note, store_refusal
-from node.cli.options import settings
+from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
-from node.config import ClientLimits, host_name
+from node.config import ClientLimits, Settings, host_name
 from node.device import DeviceKeyError, folder_signer
 from node.openclaw.bridge import Bridge, Sink, Tally
 from node.openclaw.export import ExportRefused, Written
@@ -153,10 +153,10 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
     """Run ``work`` against the node (HTTP) or the data folder (embedded); with
     ``reach_first``, ask the node for its status before (an address or token that is
     wrong is an error even when ``work`` has nothing to send); ``reads_only``: a folder
-    that holds no node's data is refused, not made one (it has nothing to read)."""
-    options = settings(ctx)
+    that holds no node's data is refused, not made one (it has nothing to read). With a
+    data folder no node is contacted: the group's --node and --token are not looked at."""
 
-    async def over_http() -> T:
+    async def over_http(options: Settings) -> T:
         async with Client(options.node, options.token, limits=options.limits) as client:
             if reach_first:
                 await client.node()
@@ -164,14 +164,14 @@ def _with_sink(ctx: click.Context, data_dir: Path | None,
 
     try:
         if data_dir is None:
-            return asyncio.run(over_http())
+            return asyncio.run(over_http(settings(ctx)))
         if not holds_storage(data_dir):  # a mistyped path must not pass unseen
             if reads_only:
                 raise click.UsageError(f"--data-dir {data_dir} holds no node's data")
             note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
         with EventStore.open(data_dir, signer=signer) as store:
-            return asyncio.run(work(EmbeddedSink(store, options.limits)))
+            return asyncio.run(work(EmbeddedSink(store, client_limits(ctx))))
     except ClientError as error:
         raise failure(error) from None
     except InvalidInput as error:  # refused an event: exit as the node's refusal would

@@ -44,6 +44,31 @@ def imported(tmp_path: Path) -> tuple[Path, Path]:
     return data, tmp_path / "b"
 
 
+#: A node address and a token no request could use (a CR kept from a token file).
+UNUSABLE = {"node": "ftp://sync.example", "token": "s3cret\r"}
+
+
+@pytest.mark.parametrize(("group", "env"), [
+    pytest.param([], {"CLAWSYNC_NODE": UNUSABLE["node"], "CLAWSYNC_TOKEN": UNUSABLE["token"]},
+                 id="environment"),
+    pytest.param(["--node", UNUSABLE["node"], "--token", UNUSABLE["token"]], {}, id="option")])
+def test_a_data_folder_needs_no_node_nor_token(tmp_path: Path, group: list[str],
+                                               env: dict[str, str]) -> None:
+    """With --data-dir no node is contacted: the group's --node and --token (a service's
+    environment sets them for the other commands) are not looked at, usable or not."""
+    gateway = FakeGateway(tmp_path / "a")
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records())
+    data = tmp_path / "data"
+    (tmp_path / "b" / "agents").mkdir(parents=True)
+    for args in (["import", "--state-dir", str(tmp_path / "a")],
+                 ["export", KEY, "--state-dir", str(tmp_path / "b")]):
+        result = CliRunner().invoke(main, [*group, "openclaw", *args, "--data-dir", str(data)],
+                                    env=env)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "b" / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
+
+
 def test_export_gives_back_the_records_openclaw_wrote(tmp_path: Path) -> None:
     data, b = imported(tmp_path)
     sessions = b / "agents" / "main" / "sessions"

@@ -24,6 +24,8 @@ from sync.retention import parse_rules
 
 #: ``ctx.meta`` key of the ``--config`` file's path, for errors that may concern it.
 _CONFIG_FILE = "clawsync.config_file"
+#: ``ctx.meta`` key of the names of the tables the file holds (``--print-config``).
+_FILE_TABLES = "clawsync.file_tables"
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
@@ -36,6 +38,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         values = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"cannot read {path}: {error}") from None
+    ctx.meta[_FILE_TABLES] = {name for name in node_config.LIMIT_TABLES if name in values}
     for name, kind in node_config.LIMIT_TABLES.items():
         table = values.pop(name, {})
         if not isinstance(table, dict):
@@ -220,7 +223,8 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.option("--print-config", is_flag=True,
               help="Print the settings this command would run with (from the options, the "
                    "environment and --config, defaults filled in; secrets hidden) as JSON, "
-                   "and exit.")
+                   "with where each came from (sources: flag, env, file or default), and "
+                   "exit.")
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Run a node: keep the event log in DIR and serve the HTTP API until stopped
@@ -235,7 +239,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       clawsync serve --peer http://home-server:7878    # clawsync status: what to run there
     """
     show = options.pop("print_config")
-    token = _token(ctx, options.pop("token"))
+    token, token_from = _token(ctx, options.pop("token"))
     automerge = options.pop("automerge_tokens")
     options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
                                                                   automerge.limits))
@@ -254,7 +258,8 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
                                f"{error} (settings from the command line, the environment "
                                f"and {file})") from None
     if show:
-        click.echo(json.dumps(config.shown(), indent=2))
+        click.echo(json.dumps({**config.shown(), "sources": _sources(ctx, token_from)},
+                              indent=2))
         return
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run
@@ -271,12 +276,19 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         die_of(signal.SIGINT)
 
 
-def _token(ctx: click.Context, own: str | None) -> str | None:
-    """The token clients must give. The command line wins, before or after `serve`:
-    `clawsync --token T serve` over CLAWSYNC_TOKEN and the file, which fill serve's own
-    option otherwise. One typed or from the environment that no header could carry is a
-    usage error that names where it came from, never the token (one from the file:
-    ``Config.check``, which names it)."""
+#: ``--print-config``'s word for where a setting came from.
+_SOURCES = {click.core.ParameterSource.COMMANDLINE: "flag",
+            click.core.ParameterSource.ENVIRONMENT: "env",
+            click.core.ParameterSource.DEFAULT_MAP: "file",
+            click.core.ParameterSource.DEFAULT: "default"}
+
+
+def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
+    """The token clients must give, and where it came from (as ``_SOURCES`` says it).
+    The command line wins, before or after `serve`: `clawsync --token T serve` over
+    CLAWSYNC_TOKEN and the file, which fill serve's own option otherwise. One typed or
+    from the environment that no header could carry is a usage error that names where it
+    came from, never the token (one from the file: ``Config.check``, which names it)."""
     line, env = click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT
     parent = ctx.parent
     group: str | None = parent.params.get("token") if parent is not None else None
@@ -284,11 +296,11 @@ def _token(ctx: click.Context, own: str | None) -> str | None:
     hint: str | None
     if group and source != line and parent is not None \
             and parent.get_parameter_source("token") == line:
-        token, hint = group, "'clawsync --token' (given before the command)"
+        token, source, hint = group, line, "'clawsync --token' (given before the command)"
     elif own:
         token, hint = own, {line: "'--token'", env: "CLAWSYNC_TOKEN"}.get(source or line)
     elif group:  # `serve --token ""` with CLAWSYNC_TOKEN set: the latter, as always
-        token, hint = group, "CLAWSYNC_TOKEN"
+        token, source, hint = group, env, "CLAWSYNC_TOKEN"
     else:
         token, hint = None, None
     if token is not None and hint is not None:
@@ -296,7 +308,21 @@ def _token(ctx: click.Context, own: str | None) -> str | None:
             node_config.check_token(token)
         except ValueError as error:
             raise click.BadParameter(str(error), ctx=ctx, param_hint=hint) from None
-    return token
+    return token, _SOURCES.get(source or click.core.ParameterSource.DEFAULT, "default")
+
+
+def _sources(ctx: click.Context, token_from: str) -> dict[str, str]:
+    """Where each setting came from, for ``--print-config``: "flag", "env", "file" or
+    "default", under the file's names of the settings and of its tables."""
+    default = click.core.ParameterSource.DEFAULT
+    sources = {param.name: _SOURCES.get(ctx.get_parameter_source(param.name) or default,
+                                        "default")
+               for param in ctx.command.params
+               if param.name is not None and param.name not in ("config", "print_config")}
+    sources["token"] = token_from
+    sources.update({f"[{name}]": "file" if name in ctx.meta.get(_FILE_TABLES, ()) else "default"
+                    for name in node_config.LIMIT_TABLES})
+    return sources
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -136,6 +137,30 @@ def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) ->
     assert print_config([])["data_dir"] == str(Config().data_dir)
 
 
+def test_print_config_says_where_each_setting_came_from(tmp_path: Path) -> None:
+    """A default is told from a value that was set, and a value set from where it was."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text('port = 7001\ncluster_secret = "file-secret"\n[limits]\npage_max = 150\n')
+    result = CliRunner().invoke(
+        main, ["--token", "typed-before", "serve", "--config", str(file), "--port", "7002",
+               "--print-config"], env={"CLAWSYNC_HOST": "127.0.0.2"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    sources = json.loads(result.output)["sources"]
+    assert (sources["port"], sources["host"], sources["cluster_secret"]) == ("flag", "env",
+                                                                            "file")
+    assert sources["token"] == "flag"  # typed before serve
+    assert (sources["data_dir"], sources["require_signatures"]) == ("default", "default")
+    assert (sources["[limits]"], sources["[sync]"]) == ("file", "default")
+    # Every setting the file may hold, and its tables: no more, no less.
+    serve = main.get_command(click.Context(main), "serve")
+    assert serve is not None
+    assert sources.keys() == {param.name for param in serve.params
+                              if param.name not in ("config", "print_config")} | {
+        f"[{name}]" for name in LIMIT_TABLES}
+    env = print_config([], env={"CLAWSYNC_TOKEN": "from-env"})["sources"]
+    assert env["token"] == "env" and print_config([])["sources"]["token"] == "default"
+
+
 @pytest.mark.parametrize(("args", "env", "named"), [
     pytest.param(["serve", "--token", "s3cret\r"], {}, "'--token'", id="option"),
     pytest.param(["--token", "s3cret\r", "serve"], {},
@@ -158,7 +183,8 @@ def test_serves_own_token_wins_over_a_bad_one_before_it_or_in_the_environment() 
         result = CliRunner().invoke(main, [*args, "--token", "good", "--print-config"],
                                     env=env)
         assert result.exit_code == 0, result.output
-        assert json.loads(result.output)["token"] == "(set)"
+        printed = json.loads(result.output)
+        assert (printed["token"], printed["sources"]["token"]) == ("(set)", "flag")
 
 
 def test_an_unknown_storage_is_a_usage_error() -> None:

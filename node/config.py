@@ -137,6 +137,13 @@ class Limits:
     #: at no cost: this bounds what it writes to the log.
     refused_log_lines_max: int = 10
     refused_log_interval_s: float = 60.0
+    #: Bytes of log lines waiting for the writer thread that writes them to stderr
+    #: (``node.logs.LogStream``); beyond, a line is dropped and counted (``would_block``;
+    #: a longer line is queued when none waits). A stderr whose reader stalled keeps
+    #: them all: this bounds what it costs. A healthy reader falls behind too, for a
+    #: moment: a burst logged in one step of the event loop is queued before the writer
+    #: thread gets its turn. 4 MiB holds about 20,000 console lines, 10,000 JSON ones.
+    log_queued_bytes_max: int = 4 * 1024 * 1024
     #: Seconds a client gets to complete the TLS handshake before its connection closes.
     tls_handshake_timeout_s: float = 10.0
     #: Connections the kernel queues while every one of ``connections_max`` is taken.

@@ -19,8 +19,8 @@ journald restarted or a ``| tee`` gone leaves a node that logs nothing more, and
 count is how its operator learns of it); a log file on a failing or full disk
 (``write_error``) logs again once its disk does; a stderr whose reader is slow or
 stalled (``would_block``: a non-blocking one that is full, or a blocking one whose
-writer thread has ``QUEUED_RECORDS_MAX`` lines waiting) drops what does not fit and
-goes on.
+writer thread has ``Limits.log_queued_bytes_max`` bytes of lines waiting) drops what
+does not fit and goes on.
 
 Every line reaches the descriptor whole, in one write call of one writer thread,
 whoever logs it (structlog's writer and logging's handler each hold only their own
@@ -65,16 +65,10 @@ REASON_CHARS_MAX = 80
 #: pipe or socket whose reader is gone (EPIPE).
 READER_GONE = (errno.EIO, errno.EPIPE)
 #: Why lines were dropped: nobody reads the stream any more (or it was closed); its
-#: reader is slow or stalled (``QUEUED_RECORDS_MAX`` lines waiting, or a non-blocking
-#: stream full: EAGAIN); any other write error (a log file's disk failing or full). The
-#: last two try the next line again.
+#: reader is slow or stalled (its bytes queued full, or a non-blocking stream full:
+#: EAGAIN); any other write error (a log file's disk failing or full). The last two try
+#: the next line again.
 REASONS = ("reader_gone", "would_block", "write_error")
-#: Lines waiting for ``LogStream``'s writer thread, counted by log call, not bytes (a
-#: line, or a traceback's lines, is one). A blocking stderr whose reader stalled holds
-#: that thread in its write: past this many, lines are dropped (``would_block``), not
-#: held in memory or waited for. Room for a burst of lines while a slow reader catches
-#: up.
-QUEUED_RECORDS_MAX = 1024
 #: Seconds the process waits as it exits for the lines still queued: a reader that
 #: stalled takes none of them, and the node must still exit.
 EXIT_FLUSH_S = 2.0
@@ -98,13 +92,16 @@ class LogStream:
     nothing more. So a log call only queues its line (one ``write``: a line, or a
     traceback's lines) for one writer thread, which writes them in order, whole lines
     only, as many in one write call as ``WRITE_BYTES_MAX`` holds, so that lines never
-    share a line; past ``QUEUED_RECORDS_MAX`` waiting, a line is dropped as
-    ``would_block``. ``drain`` waits, boundedly, for the queue. ``finish`` does too, as
-    the process exits (``configure``'s handler, at ``logging.shutdown``); from then on
-    the thread that logs a line writes it (or, if the reader stalled, drops it): the
-    writer thread cannot run as Python ends, when finalizers still log, nor another
-    start. So is a line logged when no writer thread can be started (on 3.12, once the
-    atexit handlers run, before ``logging.shutdown``).
+    share a line; past ``queued_bytes_max`` bytes waiting, a line is dropped as
+    ``would_block`` (one longer than that is queued when no line waits). Bytes, not
+    log calls: a burst logged in one step of the event loop (thousands of lines, before
+    the writer thread gets the interpreter) fits, however many lines it has, while a
+    stalled reader costs at most that much memory. ``drain`` waits, boundedly, for the
+    queue. ``finish`` does too, as the process exits (``configure``'s handler, at
+    ``logging.shutdown``); from then on the thread that logs a line writes it (or, if
+    the reader stalled, drops it): the writer thread cannot run as Python ends, when
+    finalizers still log, nor another start. So is a line logged when no writer thread
+    can be started (on 3.12, once the atexit handlers run, before ``logging.shutdown``).
 
     The writer writes to the stream's file descriptor itself (``write``, ``os.write``
     but for a test's failing disk), not through Python's buffer: a write that failed
@@ -123,8 +120,11 @@ class LogStream:
     descriptor's number may be another file's by then."""
 
     def __init__(self, stream: TextIO,
-                 write: Callable[[int, memoryview], int] = os.write) -> None:
+                 write: Callable[[int, memoryview], int] = os.write,
+                 queued_bytes_max: int | None = None) -> None:
         self.stream = stream
+        #: Bytes of lines queued at most (``Limits.log_queued_bytes_max``'s default).
+        self.queued_bytes_max = queued_bytes_max or Limits().log_queued_bytes_max
         #: Lines not written since this stream was made, by reason (``REASONS``).
         self.lines_dropped = dict.fromkeys(REASONS, 0)
         self._write = write
@@ -148,6 +148,7 @@ class LogStream:
         # finalizer's line) without harm; queue.Queue's lock is not reentrant.
         self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._queued = 0  # lines put and not yet written or dropped by the writer
+        self._queued_bytes = 0  # their bytes
         self._taken = 0  # lines the writer wrote or dropped, since this was made
         self._stalled_at = -1  # _taken when a drain last timed out
         # A writer thread runs, or is being started: set before it is made, so that a
@@ -182,11 +183,13 @@ class LogStream:
                 # handlers run, while sys.is_finalizing() is still False). This line is
                 # written as at exit; the next one tries to start the writer again.
                 exiting = "write" if self._queued == 0 else "drop"
-            if exiting == "drop" or self._queued >= QUEUED_RECORDS_MAX:
+            if exiting == "drop" or (
+                    self._queued and self._queued_bytes + len(data) > self.queued_bytes_max):
                 self._dropped(data, "would_block")  # the writer is held: a slow reader
                 return len(text)
             if exiting is None:
                 self._queued += 1
+                self._queued_bytes += len(data)
                 self._queue.put(data)
                 return len(text)
             self._at_once.append(data)
@@ -280,6 +283,7 @@ class LogStream:
                         self._dropped(lines[done], reason)
                         done += 1
                     self._queued -= done
+                    self._queued_bytes -= sum(len(line) for line in lines[:done])
                     self._taken += done
                     if self._queued == 0:
                         self._drained.notify_all()
@@ -495,7 +499,8 @@ def configure(level: str = "info", log_format: str = "console",
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
     numeric: int = getattr(logging, level.upper())
     global _stream
-    stream = _stream = stream or LogStream(sys.stderr)
+    stream = _stream = stream or LogStream(sys.stderr,
+                                           queued_bytes_max=limits.log_queued_bytes_max)
     renderer: Any
     # Tracebacks never show local variables: structlog's defaults do (rich's console
     # tracebacks, the JSON dict tracebacks), and locals hold tokens and secrets.

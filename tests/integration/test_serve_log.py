@@ -13,7 +13,6 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from node.logs import QUEUED_RECORDS_MAX
 from tests.support.cluster import append, message
 from tests.support.processes import STOP_TIMEOUT_S, NodeProcess, child_env
 
@@ -26,6 +25,11 @@ REFUSED = 3
 
 #: Bytes the stalled reader's pipe holds (Linux's smallest, a page): a few log lines.
 PIPE_BYTES = 4096
+#: Bytes of lines the stalled node queues (``[limits] log_queued_bytes_max``): a
+#: hundred refused requests' lines or so.
+QUEUED_BYTES = 16 * 1024
+#: Refused requests that fill the pipe and the queue: each line is longer than 50 bytes.
+REFUSED_PAST_THE_QUEUE = (PIPE_BYTES + QUEUED_BYTES) // 50 + 100
 
 
 def dropped_by_reason(url: str) -> dict[str, float]:
@@ -83,7 +87,8 @@ def test_a_stalled_log_reader_holds_no_request(tmp_path: Path) -> None:
     node = NodeProcess(tmp_path)
     node.data_dir.mkdir()
     config = tmp_path / "clawsync.toml"
-    config.write_text(f"[limits]\nrefused_log_lines_max = {10 * QUEUED_RECORDS_MAX}\n")
+    config.write_text(f"[limits]\nrefused_log_lines_max = {10 * REFUSED_PAST_THE_QUEUE}\n"
+                      f"log_queued_bytes_max = {QUEUED_BYTES}\n")
     process = subprocess.Popen([*node.command(), "--config", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                env=child_env())
@@ -91,7 +96,7 @@ def test_a_stalled_log_reader_holds_no_request(tmp_path: Path) -> None:
         assert process.stderr is not None
         fcntl.fcntl(process.stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         node.wait_healthy()
-        for _ in range(QUEUED_RECORDS_MAX + 100):  # each waits for its 400
+        for _ in range(REFUSED_PAST_THE_QUEUE):  # each waits for its 400
             refuse_one(node.port)
         assert node.get("/healthz")["status"] == "ok"
         [stored] = append(node, "s1", [message("still served")])

@@ -265,10 +265,11 @@ def test_a_blocking_pipe_whose_reader_stalled_holds_no_log_call() -> None:
     pipe is full, the writer thread waits in its write, the lines past the queue are
     dropped as ``would_block``, and no log call waits; nor does ``drain`` past its
     bound. Once the reader reads again, the queued lines follow, each whole."""
-    lines = logs.QUEUED_RECORDS_MAX + 2000  # the pipe holds about 600 of them
+    queued_bytes_max = 64 * 1024  # 655 lines; the pipe holds about as many
+    lines = 3000
     reader, writer = os.pipe()
     with os.fdopen(writer, "w") as pipe, os.fdopen(reader, "rb") as out:
-        stream = logs.LogStream(pipe)
+        stream = logs.LogStream(pipe, queued_bytes_max=queued_bytes_max)
 
         def log_lines() -> None:
             for i in range(lines):
@@ -291,6 +292,59 @@ def test_a_blocking_pipe_whose_reader_stalled_holds_no_log_call() -> None:
     assert all(len(line) == 100 for line in written)
     numbers = [int(line[:5]) for line in written]
     assert numbers == sorted(numbers) and numbers[0] == 0
+
+
+def test_a_burst_logged_at_once_reaches_a_reader_that_reads() -> None:
+    """Thousands of lines logged in one go, as in one step of the event loop: the writer
+    thread gets the interpreter only now and then meanwhile, and the lines wait for it
+    in the queue. Its bound is in bytes: every line reaches a reader that reads, none is
+    dropped."""
+    lines = 5000
+    reader, writer = os.pipe()
+    taken: list[bytes] = []
+
+    def read() -> None:
+        while chunk := os.read(reader, 65536):
+            taken.append(chunk)
+
+    reading = threading.Thread(target=read, daemon=True)
+    reading.start()
+    with os.fdopen(writer, "w") as pipe:
+        stream = logs.LogStream(pipe)
+        for i in range(lines):
+            stream.write(f"{i:05d} " + "x" * 94 + "\n")
+        drained(stream)
+    reading.join(DRAIN_S)
+    os.close(reader)
+    assert stream.lines_dropped == dict.fromkeys(logs.REASONS, 0)
+    written = b"".join(taken).decode().splitlines()
+    assert [int(line[:5]) for line in written] == list(range(lines))
+
+
+def test_bytes_queued_past_the_bound_are_dropped_and_a_long_line_waits_alone(
+        tmp_path: Path) -> None:
+    """While the writer is held (a reader that stalled), the lines waiting, the one in
+    its write among them, hold at most ``queued_bytes_max`` bytes; a line longer than
+    that is queued when none waits, not dropped for its length."""
+    release = threading.Event()
+
+    def held(fd: int, data: memoryview) -> int:
+        release.wait(DRAIN_S)
+        return os.write(fd, data)
+
+    with open(tmp_path / "node.log", "w") as file:
+        stream = logs.LogStream(file, write=held, queued_bytes_max=1000)
+        for _ in range(10):  # 1,000 bytes: they fit
+            stream.write("x" * 99 + "\n")
+        stream.write("dropped\n")  # one byte more would not
+        assert stream.lines_dropped["would_block"] == 1
+        release.set()
+        drained(stream)
+        stream.write("L" * 2000 + "\n")
+        drained(stream)
+    assert stream.lines_dropped == {"reader_gone": 0, "would_block": 1, "write_error": 0}
+    written = (tmp_path / "node.log").read_text().splitlines()
+    assert [len(line) for line in written] == [*[99] * 10, 2000]
 
 
 def test_an_unforeseen_write_error_leaves_the_writer_writing(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Logging setup: structlog, as readable console lines or as JSON for log collectors.
 
 Library logs that go through the standard ``logging`` module (aiohttp's) are routed to
-the same stream at the same level, so one setting controls everything. Call
+the same stream at the same level, so one setting controls everything; so are Python's
+warnings and the exceptions it can only report (a finalizer's), which it would write
+to stderr itself. Call
 ``configure`` once, at start-up (``node.server.run.run`` does).
 
 aiohttp logs every request its HTTP parser refuses at ERROR with a traceback (a
@@ -42,6 +44,7 @@ import stat
 import sys
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -56,6 +59,11 @@ FORMATS = ("console", "json")
 LEVELS = ("debug", "info", "warning", "error", "critical")
 #: The logger aiohttp's server logs refused requests to.
 AIOHTTP_SERVER = "aiohttp.server"
+#: The loggers of Python's warnings (as ``logging.captureWarnings`` names it) and of the
+#: exceptions it can only report ("Exception ignored in": a finalizer's, a weakref
+#: callback's).
+WARNINGS = "py.warnings"
+UNRAISABLE = "py.unraisable"
 #: Characters of the parser's reason that are logged (its first line; the rest quotes
 #: the offending bytes, which are the sender's and could be anything).
 REASON_CHARS_MAX = 80
@@ -434,6 +442,30 @@ def lines_dropped() -> dict[str, int]:
     return dict(_stream.lines_dropped)
 
 
+def log_warning(message: Warning | str, category: type[Warning], filename: str,
+                lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` once ``configure`` ran: a warning logged (``WARNINGS``),
+    in the words Python would write to stderr, without their final newline."""
+    text = warnings.formatwarning(message, category, filename, lineno, line)
+    logging.getLogger(WARNINGS).warning("%s", text.rstrip("\n"))
+
+
+def log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """``sys.unraisablehook`` once ``configure`` ran: Python's report of an exception
+    nothing could catch, as the default hook words it, logged (``UNRAISABLE``) rather
+    than written to stderr by the thread it happened in."""
+    what = unraisable.err_msg or "Exception ignored in"
+    if unraisable.object is not None:
+        try:
+            what += f": {unraisable.object!r}"
+        except Exception:  # a broken repr: the report must still be made
+            what += f": <{type(unraisable.object).__name__} object>"
+    error = unraisable.exc_value
+    logging.getLogger(UNRAISABLE).error(
+        "%s", what, exc_info=None if error is None else (
+            unraisable.exc_type, error, unraisable.exc_traceback))
+
+
 def refused_by_parser(error: BaseException | None) -> bool:
     """True for aiohttp's errors about what a client sent, however they were wrapped."""
     while error is not None:
@@ -539,6 +571,11 @@ def configure(level: str = "info", log_format: str = "console",
         handler.setFormatter(logging.Formatter(
             "%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    # Python writes its warnings and the exceptions it can only report to stderr itself,
+    # from the thread they happen in, the event loop's too: once a stalled reader filled
+    # the pipe, that write would hold the node. Through logging, they are queued.
+    warnings.showwarning = log_warning
+    sys.unraisablehook = log_unraisable
     server = logging.getLogger(AIOHTTP_SERVER)
     for old in [f for f in server.filters if isinstance(f, RefusedRequests)]:
         server.removeFilter(old)

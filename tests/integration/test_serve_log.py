@@ -8,11 +8,15 @@ import fcntl
 import signal
 import socket
 import subprocess
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support import warning_node
 from tests.support.cluster import append, message
 from tests.support.processes import STOP_TIMEOUT_S, NodeProcess, child_env
 
@@ -23,6 +27,9 @@ MALFORMED = b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n"
 REFUSED = 3
 
 
+#: Seconds a test waits for the node to do what a signal asked (a bound on a hang, not a
+#: figure: it takes milliseconds).
+SIGNAL_DONE_S = 30.0
 #: Bytes the stalled reader's pipe holds (Linux's smallest, a page): a few log lines.
 PIPE_BYTES = 4096
 #: Bytes of lines the stalled node queues (``[limits] log_queued_bytes_max``): a
@@ -111,3 +118,47 @@ def test_a_stalled_log_reader_holds_no_request(tmp_path: Path) -> None:
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+@pytest.mark.parametrize(("signum", "reported"), [(signal.SIGUSR1, "RuntimeWarning: warning"),
+                                                  (signal.SIGUSR2, "Exception ignored")],
+                         ids=["warnings", "finalizer-errors"])
+def test_what_python_reports_itself_waits_for_no_stalled_reader(
+        tmp_path: Path, signum: signal.Signals, reported: str) -> None:
+    """Python writes its warnings, and the exceptions it can only report (a finalizer's),
+    to stderr itself. On the event loop, with a stderr whose reader stalled and a full
+    pipe, such a write would hold the node; they go through the log's queue instead,
+    and are written, in order with the other lines, once the reader reads again."""
+    done = tmp_path / "done"
+    node = NodeProcess(tmp_path, program="tests.support.warning_node")
+    node.data_dir.mkdir()
+    process = subprocess.Popen(node.command(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE,
+                               env=child_env({warning_node.DONE_ENV: str(done)}))
+    assert process.stderr is not None
+    stderr = process.stderr
+    taken: list[bytes] = []
+    reading = threading.Thread(target=lambda: taken.append(stderr.read()), daemon=True)
+    try:
+        fcntl.fcntl(stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        node.wait_healthy()
+        process.send_signal(signum)  # a stalled reader: the pipe fills and stays full
+        deadline = time.monotonic() + SIGNAL_DONE_S
+        while not done.exists():
+            assert time.monotonic() < deadline, "the node's main thread is held"
+            assert process.poll() is None, "the node exited"
+            time.sleep(0.05)
+        assert node.get("/healthz")["status"] == "ok"
+        assert dropped_by_reason(node.url)["would_block"] == 0
+        reading.start()  # the reader reads again
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(STOP_TIMEOUT_S) == 0
+        reading.join(SIGNAL_DONE_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        stderr.close()
+    logged = b"".join(taken).decode()
+    assert logged.count(reported) == warning_node.REPORTS
+    assert logged.index(reported) < logged.index("stopped")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,10 +62,13 @@ async def client(node: RunningNode) -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    """Logging as it was before the test, which configures it (``node.logs``)."""
+    """Logging as it was before the test, which configures it (``node.logs``), and where
+    Python's warnings and unraisable exceptions go."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    showwarning, unraisablehook = warnings.showwarning, sys.unraisablehook
     yield
     structlog.reset_defaults()
     root.handlers[:] = handlers
     root.setLevel(level)
+    warnings.showwarning, sys.unraisablehook = showwarning, unraisablehook

@@ -12,6 +12,7 @@ import queue
 import subprocess
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,27 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now_s
+
+
+class BrokenFinalizer:
+    def __del__(self) -> None:
+        raise ValueError("finalizer failed")
+
+
+def test_python_reports_are_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """Warnings and the exceptions Python can only report are log lines, through the log's
+    stream (JSON objects in JSON), not written to stderr on their own."""
+    logs.configure("info", "json")
+    warnings.warn("careful", RuntimeWarning, stacklevel=1)
+    BrokenFinalizer()
+    logs.drain()
+    warned, ignored = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert warned["logger"] == logs.WARNINGS and warned["level"] == "warning"
+    assert "test_logs.py" in warned["event"] and "RuntimeWarning: careful" in warned["event"]
+    assert not warned["event"].endswith("\n")  # a line, not a line and an empty one
+    assert ignored["logger"] == logs.UNRAISABLE and ignored["level"] == "error"
+    assert ignored["event"].startswith("Exception ignored in: <function BrokenFinalizer")
+    assert ignored["exception"][0]["exc_value"] == "finalizer failed"
 
 
 def refused_record(message: str = "Invalid header token:\n\n  b'Ho st: x'\n      ^"

@@ -339,9 +339,10 @@ def holding_openclaw_locks(state: Path) -> Iterator[None]:
     named as an OpenClaw process."""
     try:
         with holding_state_locks(state) as told:
+            # The note after the last look: it must not come just before a refusal.
+            refuse_if_openclaw_runs(state, own_held=True)
             if told is not None:
                 note(f"note: {told}")
-            refuse_if_openclaw_runs(state, own_held=True)
             yield
     except StateLockHeld as error:
         if error.held is None:

@@ -296,10 +296,10 @@ def _take_writer_lock(path: Path) -> tuple[int | None, str | None]:
 
 
 def _writer_lock_lost(path: Path, error: OSError) -> str:
-    return (f"this writer's own lock {path} cannot be taken ({error.strerror or error}): "
-            "OpenClaw's locks are held all the same, so no OpenClaw process nor another "
-            "writer works beside this one; only another writer refused meanwhile is "
-            "named as an OpenClaw process")
+    return (f"this export's own lock {path} cannot be taken ({error.strerror or error}): "
+            "OpenClaw's locks are held all the same, so neither this user's OpenClaw "
+            "processes nor another export work beside this one; only another export "
+            "refused meanwhile is named as an OpenClaw process")
 
 
 def _take(path: Path) -> sqlite3.Connection:

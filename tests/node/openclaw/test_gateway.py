@@ -467,8 +467,10 @@ def test_export_goes_on_when_only_its_own_lock_cannot_be_taken(
     """OpenClaw's three locks can be taken, export's own cannot (no inodes or quota left
     in the folder; here a folder in its place, which not even root opens as a file):
     holding OpenClaw's, export keeps OpenClaw out all the same, so it writes, and says
-    what is lost. A second export meanwhile is still refused, by OpenClaw's locks, but
-    named as an OpenClaw process: nothing tells it apart."""
+    what is lost. A second export meanwhile is still refused (here by its first look at
+    OpenClaw's locks, before it takes any; a race onto them is refused by the locks, as
+    ``test_state_locks`` shows), but named as an OpenClaw process: nothing tells it
+    apart."""
     data, b = imported(tmp_path)
     paths = lock_paths(b.resolve(), os.getuid(), locks)
     writer = writer_lock_path(paths[0])
@@ -489,14 +491,40 @@ def test_export_goes_on_when_only_its_own_lock_cannot_be_taken(
     monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_beside_another)
     code, output = export(b, data)
     assert code == 0, output
-    assert f"note: this writer's own lock {writer} cannot be taken (" in output
-    assert "only another writer refused meanwhile is named as an OpenClaw process" in output
+    assert f"note: this export's own lock {writer} cannot be taken (" in output
+    assert "only another export refused meanwhile is named as an OpenClaw process" in output
     assert seen == ["database is locked"] * len(paths)
     assert (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
     [refused] = second
     assert refused.returncode == 2, refused.stderr
     assert f"an OpenClaw process is working on {b.resolve()} (pid {os.getpid()}" \
         in refused.stderr
+
+
+def test_the_note_of_a_lost_own_lock_comes_after_the_last_look(
+        tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Export's own lock cannot be taken, and a gateway starts once OpenClaw's locks are
+    held (before export's last look): export refuses, naming the gateway, without first
+    saying that nothing works beside it."""
+    data, b = imported(tmp_path)
+    writer = writer_lock_path(lock_paths(b.resolve(), os.getuid(), locks)[0])
+    writer.mkdir(parents=True)
+    holding = node.cli.openclaw_run.holding_state_locks
+    with stand_in("openclaw-gateway", "-c", WAIT_PY, executable=sys.executable) as pid:
+
+        @contextmanager
+        def gateway_starts_meanwhile(state: Path) -> Iterator[str | None]:
+            with holding(state) as told:
+                gateway_lock(b, pid, start_ticks(pid))
+                yield told
+
+        monkeypatch.setattr("node.cli.openclaw_run.holding_state_locks",
+                            gateway_starts_meanwhile)
+        code, output = export(b, data)
+    assert code == 2, output
+    assert f"an OpenClaw gateway is running on {b.resolve()} (pid {pid}, " in output
+    assert "note:" not in output
+    assert not (b / "agents" / "main" / "sessions").exists()
 
 
 def test_a_writer_holding_the_locks_is_named_when_they_are_taken(

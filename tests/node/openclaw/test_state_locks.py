@@ -236,7 +236,7 @@ def test_holding_goes_on_without_the_writers_own_lock_where_it_cannot_be_taken(
     writer.mkdir(parents=True)
     with holding_state_locks(state, root) as told:
         assert told is not None
-        assert told.startswith(f"this writer's own lock {writer} cannot be taken (")
+        assert told.startswith(f"this export's own lock {writer} cannot be taken (")
         assert [take(path) for path in paths] == ["database is locked"] * len(paths)
     assert [take(path) for path in paths] == ["taken"] * len(paths)
 

@@ -34,6 +34,7 @@ written, not left queued for a thread that can no longer run.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import logging
@@ -104,8 +105,9 @@ class LogStream:
     ``would_block`` (one longer than that is queued when no line waits). Bytes, not
     log calls: a burst logged in one step of the event loop (thousands of lines, before
     the writer thread gets the interpreter) fits, however many lines it has, while a
-    stalled reader costs at most that much memory. ``drain`` waits, boundedly, for the
-    queue. ``finish`` does too, as the process exits (``configure``'s handler, at
+    stalled reader costs about that much memory (Python's own cost of each queued line
+    comes on top: about 1.6 times the bound for lines of 130 bytes). ``drain`` waits,
+    boundedly, for the queue. ``finish`` does too, as the process exits (``configure``'s handler, at
     ``logging.shutdown``); from then on the thread that logs a line writes it (or, if
     the reader stalled, drops it): the writer thread cannot run as Python ends, when
     finalizers still log, nor another start. So is a line logged when no writer thread
@@ -132,7 +134,8 @@ class LogStream:
                  queued_bytes_max: int | None = None) -> None:
         self.stream = stream
         #: Bytes of lines queued at most (``Limits.log_queued_bytes_max``'s default).
-        self.queued_bytes_max = queued_bytes_max or Limits().log_queued_bytes_max
+        self.queued_bytes_max = (Limits().log_queued_bytes_max if queued_bytes_max is None
+                                 else queued_bytes_max)
         #: Lines not written since this stream was made, by reason (``REASONS``).
         self.lines_dropped = dict.fromkeys(REASONS, 0)
         self._write = write
@@ -445,8 +448,13 @@ def lines_dropped() -> dict[str, int]:
 def log_warning(message: Warning | str, category: type[Warning], filename: str,
                 lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
     """``warnings.showwarning`` once ``configure`` ran: a warning logged (``WARNINGS``),
-    in the words Python would write to stderr, without their final newline."""
+    in the words Python would write to stderr, without their final newline. One shown
+    into a file of the caller's goes there, as Python's own would."""
     text = warnings.formatwarning(message, category, filename, lineno, line)
+    if file is not None:
+        with contextlib.suppress(OSError):  # as Python's: a file that fails loses it
+            file.write(text)
+        return
     logging.getLogger(WARNINGS).warning("%s", text.rstrip("\n"))
 
 

@@ -4,6 +4,7 @@ requests aiohttp's parser refuses are logged in one short line each, a bounded n
 from __future__ import annotations
 
 import errno
+import io
 import itertools
 import json
 import logging
@@ -103,6 +104,24 @@ def test_python_reports_are_log_lines(capsys: pytest.CaptureFixture[str]) -> Non
     assert ignored["logger"] == logs.UNRAISABLE and ignored["level"] == "error"
     assert ignored["event"].startswith("Exception ignored in: <function BrokenFinalizer")
     assert ignored["exception"][0]["exc_value"] == "finalizer failed"
+
+
+def test_a_warning_shown_into_a_file_goes_there(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """``warnings.showwarning`` with a file of the caller's writes there, as Python's
+    own does: it is not a line of the node's log."""
+    logs.configure("info", "json")
+    with open(tmp_path / "shown", "w") as shown:
+        warnings.showwarning("kept", UserWarning, "x.py", 1, file=shown)
+    logs.drain()
+    assert "UserWarning: kept" in (tmp_path / "shown").read_text()
+    assert "kept" not in capsys.readouterr().err
+
+
+def test_a_queue_bound_of_zero_is_kept() -> None:
+    """0 bytes queued at most is a bound (every line dropped while one waits), not the
+    default."""
+    assert logs.LogStream(io.StringIO(), queued_bytes_max=0).queued_bytes_max == 0
 
 
 def refused_record(message: str = "Invalid header token:\n\n  b'Ho st: x'\n      ^"

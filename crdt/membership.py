@@ -310,6 +310,15 @@ class Membership:
     def is_member(self, device_id: str) -> bool:
         return device_id in self._adds and device_id not in self._removals
 
+    def recorded(self) -> bool:
+        """Whether any record counts (an add or a removal, of any device): the cluster
+        has moved to device keys.
+
+        >>> Membership(lambda origin: None).recorded()
+        False
+        """
+        return bool(self._adds or self._removals)
+
     def name_of(self, device_id: str) -> str | None:
         """The name the records give ``device_id``: its last add's, removed or not;
         None if no counted add names it (a caller falls back on a configured name)."""

@@ -175,6 +175,12 @@ class Devices:
     def is_removed(self, device_id: str) -> bool:
         return self._view.is_removed(device_id)
 
+    def recorded(self) -> bool:
+        """Whether a membership record counts here (an add or a removal, this node's
+        own or a peer's): the cluster has moved to device keys, so a peer that proves
+        none is refused (``node.peers.admission``)."""
+        return self._view.recorded()
+
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener()`` on the event loop after members or removed changed."""
         self._listeners.append(listener)

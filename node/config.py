@@ -280,6 +280,11 @@ class Config:
     #: unless held already. None: on when the node has no cluster secret (every peer is
     #: then a device), off with one (nodes not upgraded yet write unsigned).
     require_signatures: bool | None = None
+    #: Let peers that prove no device key (nodes of 0.2, with the cluster secret or a CA
+    #: certificate) link once membership records exist here. Off: from the first
+    #: ``devices add`` or ``remove`` on, such a peer is refused, since a removed device
+    #: could otherwise link again by leaving out its key (``node.peers.admission``).
+    keyless_peers: bool = False
     #: Peer links: timing, window, back-off, membership (``[sync]``; ``--pull-interval``
     #: and ``--members-interval`` set two of them).
     sync: SyncConfig = field(default_factory=SyncConfig)

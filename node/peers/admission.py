@@ -7,6 +7,14 @@ except the one at an address given with ``--peer`` (a new device pairs by dialin
 address it was told; it learns the membership from there). A removed device is refused
 either way and its links close when the removal arrives (``sweep``).
 
+A peer that proves no device key (``keyless_refusal``) is a node of 0.2, which has
+none, or a node leaving its proof out: a removed device could link again so. It links
+only on the cluster secret or a CA certificate (dialed: only if this node gave the
+secret, or verified the peer's certificate), and only while no membership record counts
+here: from the first ``devices add`` or ``devices remove`` on (the README's upgrade,
+once every node runs a version with keys), it is refused with ``KEY_REQUIRED``, unless
+``--keyless-peers`` lets it link.
+
 The other way round, a peer that refuses this device says why (``refused_by_peer``): in
 the log once, until it changes, and as the link's ``refused`` for people. A removal it
 signs is believed only from a member, or from the device at a ``--peer`` address, and
@@ -25,10 +33,19 @@ from node.device import DeviceKey
 from node.devices import Devices
 from node.peers.links import Removed, refusal_for, removal_text, waiting_text
 from node.peers.runner import Runner
-from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER, LinkRefused, Proven, Refusal
+from node.peers.transport import (
+    DEVICE_REMOVED,
+    KEY_REQUIRED,
+    NOT_MEMBER,
+    LinkRefused,
+    Proven,
+    Refusal,
+)
 
 #: Devices remembered as having given a wrong cluster secret (each logged once).
 WRONG_SECRETS_KEPT_MAX = 1024
+#: Peers remembered as refused for proving no device key (each logged once).
+KEYLESS_KEPT_MAX = 1024
 #: Addresses whose last refusal of this device is remembered (``Admission._refusals``).
 REFUSALS_KEPT_MAX = 1024
 log = structlog.get_logger(__name__)
@@ -49,6 +66,8 @@ class Admission:
         self.removed = Removed(config.data_dir, device.device_id)
         #: Devices that gave a wrong cluster secret, logged once (``admit``).
         self._wrong_secret: set[str] = set()
+        #: Peers refused for proving no device key, logged once (``keyless_refusal``).
+        self._keyless: set[str] = set()
         #: The refusal last warned of, by dialed address, kept when its runner is
         #: forgotten: a peer's member list can name an address that refuses this device
         #: (a node of another cluster took a stopped node's port), which is forgotten
@@ -96,6 +115,39 @@ class Admission:
             return NOT_MEMBER
         return None
 
+    def keyless_refusal(self, *, shared: bool, peer: str | None) -> str | None:
+        """Why a peer that proved no device key may not link with us (for people, and
+        our log, once per ``peer``: it redials every few seconds), or None if it may (see
+        the module). ``shared``: the link rests on the cluster secret or a CA
+        certificate (``linked_shared``)."""
+        if not shared:
+            why = ("it proved no device key, and the link rests on no cluster secret or "
+                   "certificate: nothing shows which device it is")
+        elif self.config.keyless_peers or self.membership is None \
+                or not self.membership.recorded():
+            return None
+        else:
+            why = ("it proved no device key (a node of 0.2, or one leaving its key out), "
+                   "and devices were added or removed in this cluster: upgrade that node, "
+                   "or let such peers link with --keyless-peers")
+        peer = peer or "?"
+        if peer not in self._keyless:
+            log.warning("peer refused: no device key", peer=peer, code=KEY_REQUIRED,
+                        reason=why)
+            if len(self._keyless) >= KEYLESS_KEPT_MAX:
+                self._keyless.clear()
+            self._keyless.add(peer)
+        return why
+
+    def linked_shared(self, runner: Runner) -> bool:
+        """Whether ``runner``'s link rests on a shared credential: accepted on the
+        cluster secret or a CA certificate, or dialed giving the secret or verifying the
+        peer's certificate against our CA."""
+        if runner.direction == "in":
+            return runner.shared
+        return (runner.secret and self.config.cluster_secret is not None) \
+            or self.tls is not None
+
     def shared_mode(self) -> bool:
         """Nodes hold the cluster secret or CA certificates: they may learn addresses
         from each other's member lists, and link there member or not."""
@@ -104,8 +156,15 @@ class Admission:
     def sweep(self) -> None:
         """End every link to a device that may no longer link with us."""
         for runner in self.runners.values():
-            if runner.device is None or runner.state not in ("up", "connecting") \
-                    or runner.drop is not None:
+            if runner.state not in ("up", "connecting") or runner.drop is not None:
+                continue
+            if runner.device is None:
+                # A keyless link up (its dial or handshake checked it already) when the
+                # first membership record arrived.
+                if runner.state == "up" and self.keyless_refusal(
+                        shared=self.linked_shared(runner), peer=runner.url or runner.node):
+                    runner.drop = KEY_REQUIRED
+                    runner.wake.set()
                 continue
             refused = self.admit(runner.device.device_id, shared=runner.shared)
             if refused is not None and (refused[0] == DEVICE_REMOVED

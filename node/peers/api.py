@@ -5,7 +5,9 @@ Peers authenticate with their device keys (``crdt.linkproof``: a device must be 
 member of the cluster, ``node.peers.gossip.Gossip.admit``), with the cluster secret
 (``Authorization: Bearer <secret>``) or, when the node has ``--tls-ca``, with a client
 certificate signed by that CA; a device that proves its key is refused once removed,
-whatever else it holds. Anything else gets 401 and no data; a device that is not a
+whatever else it holds. A peer that proves no key, with the secret or a certificate,
+gets 403 ``device_key_required`` once devices were added or removed here
+(``node.peers.admission``). Anything else gets 401 and no data; a device that is not a
 member, or was removed, gets 403 with the reason, signed. The client token does not open
 the peer API, nor the cluster secret the client API: a leaked app token cannot join the
 cluster.
@@ -34,6 +36,7 @@ from node.peers.transport import (
     accept,
     claimed_device,
     refuse,
+    refuse_keyless,
     refuse_self,
 )
 from sync.peer.live import OriginLive
@@ -83,7 +86,11 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
     if claimed is None and not shared:
         raise unauthorized("peer credentials missing or wrong: prove a device key "
                            "(a node of 0.3 or later) or give the cluster secret")
-    if claimed is not None:
+    if claimed is None:
+        why = gossip.admission.keyless_refusal(shared=shared, peer=request.remote)
+        if why is not None:
+            return refuse_keyless(why)
+    else:
         # A bearer that is not our secret (``shared`` is False): a wrong one.
         refused = gossip.admit(claimed[0], shared=shared,
                                wrong_secret=bool(auth.bearer(request)), remote=request.remote)

@@ -38,7 +38,15 @@ from node.peers.driver import Driver
 from node.peers.learning import Learning
 from node.peers.rows import Rows
 from node.peers.runner import Runner, linked_devices, linked_nodes
-from node.peers.transport import DEVICE_REMOVED, Link, LinkClosed, LinkRefused, SelfLink, dial
+from node.peers.transport import (
+    DEVICE_REMOVED,
+    KEY_REQUIRED,
+    Link,
+    LinkClosed,
+    LinkRefused,
+    SelfLink,
+    dial,
+)
 from node.store import AsyncStore, Commit
 from sync.peer.machine import PeerSync
 from sync.peer.messages import About
@@ -277,11 +285,16 @@ class Gossip:
         """Whether the device at the other end of a link we dialed may stay; closes it
         if not."""
         runner.device, runner.drop = link.peer_device, None
-        why = self.admission.dialed_refusal(runner, link.peer_device) if link.peer_device else None
+        if link.peer_device is None:  # the admission logs why, once per address
+            why = KEY_REQUIRED if self.admission.keyless_refusal(
+                shared=self.admission.linked_shared(runner), peer=runner.url) else None
+        else:
+            why = self.admission.dialed_refusal(runner, link.peer_device)
+            if why is not None:
+                log.info("dialed device refused", peer=runner.url,
+                         device_id=link.peer_device.device_id, code=why)
         if why is None:
             return True
-        log.info("dialed device refused", peer=runner.url,
-                 device_id=link.peer_device.device_id if link.peer_device else None, code=why)
         runner.drop = why
         await link.close(why)
         return False
@@ -325,6 +338,10 @@ class Gossip:
         if link.peer_device is not None \
                 and self.admit(link.peer_device.device_id, shared=shared) is not None:
             await link.close("device not a member")  # removed during the handshake
+            return
+        if link.peer_device is None \
+                and self.admission.keyless_refusal(shared=shared, peer=remote) is not None:
+            await link.close(KEY_REQUIRED)  # the first record arrived during the handshake
             return
         self._accepted += 1
         key = f"in:{link.peer_node or '?'}:{self._accepted}"

@@ -64,6 +64,8 @@ SIGNATURE_HEADER = "X-Clawsync-Signature"
 #: Reason codes of a refusal.
 NOT_MEMBER = "not_member"
 DEVICE_REMOVED = "device_removed"
+#: Also the code of a peer refused for proving no device key (``node.peers.admission``).
+KEY_REQUIRED = "device_key_required"
 
 
 class LinkClosed(Exception):
@@ -304,6 +306,13 @@ def refuse(device: DeviceKey, code: str, detail: dict[str, Any], dialer_id: str,
         REFUSED_HEADER: code, DETAIL_HEADER: refusal.text(),
         KEY_HEADER: linkproof.b64(device.public_key), NONCE_HEADER: linkproof.b64(ours),
         SIGNATURE_HEADER: linkproof.b64(signature)})
+
+
+def refuse_keyless(text: str) -> web.Response:
+    """The 403 answer that turns away a dialer that proved no device key: its code in
+    ``REFUSED_HEADER`` as in every refusal, unsigned (the dialer sent no nonce to sign)."""
+    return web.Response(status=403, body=error_body(KEY_REQUIRED, text),
+                        content_type=JSON_TYPE, headers={REFUSED_HEADER: KEY_REQUIRED})
 
 
 def refuse_self(node_id: str) -> web.Response:

@@ -186,6 +186,13 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
                    "written before events were signed, or by nodes not yet upgraded) unless "
                    "this node holds that origin already. Default: on without "
                    "--cluster-secret, off with it.")
+@click.option("--keyless-peers/--no-keyless-peers", default=False,
+              envvar="CLAWSYNC_KEYLESS_PEERS", show_envvar=True,
+              help="Let peers that prove no device key (nodes of 0.2, with the cluster "
+                   "secret or a CA certificate) link after devices were added or removed "
+                   "here. Default: off: from the first `devices add` or `devices remove` "
+                   "on, such a peer is refused (a removed device could link again by "
+                   "leaving out its key); upgrade those nodes instead.")
 @click.option("--pull-interval", type=_Seconds(0.05, 3600), default=5.0,
               envvar="CLAWSYNC_PULL_INTERVAL", show_envvar=True, metavar="SECONDS",
               help="Seconds between repair rounds with each peer (new events are pushed at "

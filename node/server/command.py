@@ -153,7 +153,8 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
                    "client commands look unless --node says otherwise.")
 @click.option("--token", envvar="CLAWSYNC_TOKEN", show_envvar=True, metavar="TOKEN",
               help="Bearer token every client must send. Default: none, which is allowed "
-                   "only on a loopback address. Anyone holding it can read and append every "
+                   "only on a loopback address (as is --token \"\", none whatever the "
+                   "environment or the file hold). Anyone holding it can read and append every "
                    "session: use a long random string. Set it in the environment or the "
                    "config file: other users of the machine see arguments (ps).")
 @click.option("--peer", "peers", multiple=True, envvar="CLAWSYNC_PEERS", show_envvar=True,
@@ -293,23 +294,24 @@ _SOURCES = {click.core.ParameterSource.COMMANDLINE: "flag",
 def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     """The token clients must give, and where it came from (as ``_SOURCES`` says it).
     The command line wins, before or after `serve`: `clawsync --token T serve` over
-    CLAWSYNC_TOKEN and the file, which fill serve's own option otherwise. One typed or
-    from the environment that no header could carry is a usage error that names where it
-    came from, never the token (one from the file: ``Config.check``, which names it)."""
+    CLAWSYNC_TOKEN and the file, which fill serve's own option otherwise; serve's own
+    `--token` over the one before it. An empty one typed means no token, wherever it is
+    typed and whatever the environment or the file hold (a file's empty token means the
+    same). One typed or from the environment that no header could carry, or that a
+    request could never match, is a usage error that names where it came from, never the
+    token (one from the file: ``Config.check``, which names it)."""
     line, env = click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT
     parent = ctx.parent
     group: str | None = parent.params.get("token") if parent is not None else None
     source = ctx.get_parameter_source("token")
+    token: str | None
     hint: str | None
-    if group and source != line and parent is not None \
+    if group is not None and source != line and parent is not None \
             and parent.get_parameter_source("token") == line:
         token, source, hint = group, line, "'clawsync --token' (given before the command)"
-    elif own:
-        token, hint = own, {line: "'--token'", env: "CLAWSYNC_TOKEN"}.get(source or line)
-    elif group:  # `serve --token ""` with CLAWSYNC_TOKEN set: the latter, as always
-        token, source, hint = group, env, "CLAWSYNC_TOKEN"
     else:
-        token, hint = None, None
+        token, hint = own, {line: "'--token'", env: "CLAWSYNC_TOKEN"}.get(source or line)
+    token = token or None  # typed empty: none, not the environment's nor the file's
     if token is not None and hint is not None:
         try:
             node_config.check_token(token)

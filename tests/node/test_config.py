@@ -187,6 +187,25 @@ def test_serves_own_token_wins_over_a_bad_one_before_it_or_in_the_environment() 
         assert (printed["token"], printed["sources"]["token"]) == ("(set)", "flag")
 
 
+def test_an_empty_token_typed_after_serve_means_none_whatever_is_before_it() -> None:
+    """The command line wins, and serve's own --token over the one before it: typed
+    empty, it is no token, not the one before serve nor the environment's (which an
+    empty one kept) nor the file's; and where it came from is the command line."""
+    for args, env in ((["--token", "before"], {}), (["--token", "s3cret\r"], {}),
+                      ([], {"CLAWSYNC_TOKEN": "from-env"}), ([], {"CLAWSYNC_TOKEN": "s3\r"})):
+        result = CliRunner().invoke(main, [*args, "serve", "--token", "", "--print-config"],
+                                    env=env)
+        assert result.exit_code == 0, (args, env, result.output)
+        printed = json.loads(result.output)
+        assert (printed["token"], printed["sources"]["token"]) == (None, "flag"), (args, env)
+    # Typed empty before serve: none too, over the environment's.
+    result = CliRunner().invoke(main, ["--token", "", "serve", "--print-config"],
+                                env={"CLAWSYNC_TOKEN": "from-env"})
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert (printed["token"], printed["sources"]["token"]) == (None, "flag")
+
+
 def test_an_unknown_storage_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["serve", "--storage", "nosuch://x"])
     assert result.exit_code == 2

@@ -24,7 +24,8 @@ from sync.retention import parse_rules
 
 #: ``ctx.meta`` key of the ``--config`` file's path, for errors that may concern it.
 _CONFIG_FILE = "clawsync.config_file"
-#: ``ctx.meta`` key of the names of the tables the file holds (``--print-config``).
+#: ``ctx.meta`` key of the tables the file holds, each with the settings it names
+#: (``--print-config``).
 _FILE_TABLES = "clawsync.file_tables"
 
 
@@ -38,11 +39,16 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         values = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"cannot read {path}: {error}") from None
-    ctx.meta[_FILE_TABLES] = {name for name in node_config.LIMIT_TABLES if name in values}
+    tables: dict[str, set[str]] = {}
+    ctx.meta[_FILE_TABLES] = tables
     for name, kind in node_config.LIMIT_TABLES.items():
-        table = values.pop(name, {})
-        if not isinstance(table, dict):
-            raise click.BadParameter(f"{path}: {name} must be a table: [{name}]")
+        if name in values:
+            table = values.pop(name)
+            if not isinstance(table, dict):
+                raise click.BadParameter(f"{path}: {name} must be a table: [{name}]")
+            tables[name] = {key.replace("-", "_") for key in table}
+        else:
+            table = {}
         try:
             ctx.meta[name] = node_config.limits_from(table, kind, name)
             if name == "sync":
@@ -329,9 +335,18 @@ def _sources(ctx: click.Context, token_from: str) -> dict[str, str]:
                for param in ctx.command.params
                if param.name is not None and param.name not in ("config", "print_config")}
     sources["token"] = token_from
-    sources.update({f"[{name}]": "file" if name in ctx.meta.get(_FILE_TABLES, ()) else "default"
+    tables: dict[str, set[str]] = ctx.meta.get(_FILE_TABLES, {})
+    sources.update({f"[{name}]": "file" if name in tables else "default"
                     for name in node_config.LIMIT_TABLES})
+    # The intervals the [sync] table sets, which their options left as they were.
+    for option, field in _SYNC_FIELDS.items():
+        if sources[option] == "default" and field in tables.get("sync", ()):
+            sources[option] = "file"
     return sources
+
+
+#: The options that override a setting of the ``[sync]`` table, and its name there.
+_SYNC_FIELDS = {"pull_interval": "pull_interval_s", "members_interval_s": "members_interval_s"}
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,
@@ -354,9 +369,9 @@ def _check_sync_ranges(ctx: click.Context, sync: SyncConfig) -> None:
     checks only that they are positive): a pull interval of 0.01 s would be a busy loop
     per peer."""
     for param in ctx.command.params:
-        if param.name in ("pull_interval", "members_interval_s"):
+        if param.name in _SYNC_FIELDS:
             assert isinstance(param.type, click.FloatRange)
-            field = "pull_interval_s" if param.name == "pull_interval" else param.name
+            field = _SYNC_FIELDS[param.name]
             value, low, high = getattr(sync, field), param.type.min, param.type.max
             if low is not None and high is not None and not low <= value <= high:
                 raise ValueError(f"[sync] {field} = {value:g} is not between {low:g} and "

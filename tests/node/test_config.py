@@ -206,6 +206,22 @@ def test_an_empty_token_typed_after_serve_means_none_whatever_is_before_it() -> 
     assert (printed["token"], printed["sources"]["token"]) == (None, "flag")
 
 
+def test_the_sync_tables_intervals_are_said_to_come_from_the_file(tmp_path: Path) -> None:
+    file = tmp_path / "clawsync.toml"
+    file.write_text("[sync]\npull_interval_s = 2.0\n")
+    sources = print_config(["--config", str(file)])["sources"]
+    assert (sources["pull_interval"], sources["members_interval_s"]) == ("file", "default")
+    file.write_text("[sync]\nmembers-interval-s = 20\n")
+    printed = print_config(["--config", str(file), "--pull-interval", "3"])
+    assert printed["sync"]["members_interval_s"] == 20.0
+    sources = printed["sources"]
+    assert (sources["pull_interval"], sources["members_interval_s"]) == ("flag", "file")
+    # Set in the environment too: the environment's, which wins.
+    sources = print_config(["--config", str(file)],
+                           env={"CLAWSYNC_MEMBERS_INTERVAL": "9"})["sources"]
+    assert sources["members_interval_s"] == "env"
+
+
 def test_an_unknown_storage_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["serve", "--storage", "nosuch://x"])
     assert result.exit_code == 2

@@ -423,18 +423,28 @@ def check_token(token: str, what: str = "the token") -> None:
     """``ValueError`` for a token (or ``what`` else a header carries: the cluster secret)
     that cannot protect anything: an empty one, which a request without the header
     matches, or one no header could carry: one with a control character (a line ending
-    kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends).
+    kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends); or one that
+    no request could match: one that begins or ends with white space, which a node
+    takes off the token a request gives (``node.http.auth.bearer``), as HTTP takes it off
+    a header's value.
 
     >>> check_token("")
     Traceback (most recent call last):
     ...
     ValueError: the token is empty: a request without one would match it
+    >>> check_token(" s3cret")
+    Traceback (most recent call last):
+    ...
+    ValueError: the token begins or ends with white space, which HTTP takes off a header: ...
     """
     if not token:
         raise ValueError(f"{what} is empty: a request without one would match it")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
         raise ValueError(f"{what} holds a control character (a line ending, from a file "
                          "with CRLF line ends?), which no header can carry")
+    if token != token.strip():
+        raise ValueError(f"{what} begins or ends with white space, which HTTP takes off "
+                         "a header: no request could match it")
 
 
 def holds_credentials(url: str) -> bool:

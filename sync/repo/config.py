@@ -140,6 +140,9 @@ def parse_tokens(raw: object) -> dict[str, Access]:
     for token, spec in raw.items():
         if not isinstance(token, str) or len(token) < 8:
             raise ValueError("tokens must be strings of at least 8 characters")
+        if token != token.strip():  # as the node's own token (node.config.check_token)
+            raise ValueError("a token begins or ends with white space, which HTTP takes off "
+                             "an Authorization header: no request could match it there")
         if not isinstance(spec, dict) or set(spec) - {"sessions", "read_only"}:
             raise ValueError(f"token {token[:4]}…: give an object with 'sessions' and "
                              "optionally 'read_only'")

@@ -17,6 +17,7 @@ from tests.support.processes import (
     ROOT,
     NodeProcess,
     child_env,
+    cli_args,
     free_port,
 )
 from tests.support.storage import tmpfs
@@ -165,6 +166,40 @@ def test_automerge_tokens_without_a_client_token_are_a_usage_error(tmp_path: Pat
     with NodeProcess(tmp_path, token="node-token",
                      extra_args=["--automerge-tokens", str(tokens)]) as node:
         assert node.get("/healthz")["status"] == "ok"
+
+
+def test_a_token_no_request_could_match_is_refused_at_start(tmp_path: Path) -> None:
+    """The node takes white space off the token a request gives, as HTTP does off a
+    header: a token that begins or ends with white space would start a node no client
+    could use. Refused, named by where it came from, never shown; so is an Automerge
+    token of the file that a request's Authorization header could not carry whole."""
+    command = NodeProcess(Path("/nonexistent")).command()[:4]  # python -m node.main serve
+    data = tmp_path / "data"
+    args = [*command, "--host", "127.0.0.1", "--port", str(free_port()), "--data-dir", str(data)]
+    refused = subprocess.run(args, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+                             env=child_env({"CLAWSYNC_TOKEN": " padded-secret "}))
+    assert refused.returncode == 2, refused.stderr
+    assert "Invalid value for CLAWSYNC_TOKEN: the token begins or ends with white space" \
+        in refused.stderr
+    assert "padded-secret" not in refused.stderr and "Traceback" not in refused.stderr
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"padded-app-token ": {"sessions": ["tg:*"]}}')
+    refused = subprocess.run([*args, "--automerge-tokens", str(tokens)], capture_output=True,
+                             text=True, timeout=CLI_TIMEOUT_S,
+                             env=child_env({"CLAWSYNC_TOKEN": "node-token"}))
+    assert refused.returncode == 2, refused.stderr
+    assert "begins or ends with white space" in refused.stderr
+    assert "padd" not in refused.stderr and "Traceback" not in refused.stderr
+    assert not data.exists()  # refused before anything opened
+    # A client given such a token says so before any request, as the node would.
+    with NodeProcess(tmp_path, token="node-token") as node:
+        client = subprocess.run(cli_args(node, "sessions", token=" node-token"),
+                                capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+                                env=child_env())
+        assert client.returncode == 2, client.stderr
+        assert "'clawsync --token' (given before the command): the token begins or ends " \
+            "with white space" in " ".join(client.stderr.split())
+        assert "node-token" not in client.stderr
 
 
 def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:

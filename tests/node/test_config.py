@@ -222,6 +222,38 @@ def test_the_sync_tables_intervals_are_said_to_come_from_the_file(tmp_path: Path
     assert sources["members_interval_s"] == "env"
 
 
+@pytest.mark.parametrize(("args", "env", "named"), [
+    pytest.param(["serve", "--token", " s3cret"], {}, "'--token'", id="option"),
+    pytest.param(["--token", "s3cret ", "serve"], {},
+                 "'clawsync --token' (given before the command)", id="before-serve"),
+    pytest.param(["serve"], {"CLAWSYNC_TOKEN": " s3cret "}, "CLAWSYNC_TOKEN",
+                 id="environment"),
+    pytest.param(["sessions"], {"CLAWSYNC_TOKEN": "s3cret\u00a0"},
+                 "CLAWSYNC_TOKEN (the environment's clawsync --token)", id="client")])
+def test_a_token_no_request_could_match_is_named_where_it_came_from(
+        args: list[str], env: dict[str, str], named: str) -> None:
+    """The node takes white space off the token a request gives, as HTTP does off a
+    header: a token that begins or ends with it could never be matched."""
+    result = CliRunner().invoke(main, [*args, "--print-config"] if "serve" in args else args,
+                                env=env)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {named}: the token begins or ends with white space" \
+        in " ".join(result.output.split())
+    assert "s3cret" not in result.output
+
+
+def test_a_padded_token_or_secret_in_the_file_is_refused(tmp_path: Path) -> None:
+    file = tmp_path / "clawsync.toml"
+    for text, what in (('token = "s3cret "\n', "the token"),
+                       ('cluster_secret = " s3cret"\n', "the cluster secret")):
+        file.write_text(text)
+        result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"])
+        assert result.exit_code == 2, result.output
+        assert f"{what} begins or ends with white space" in result.output
+        assert str(file) in result.output  # the settings came from it
+        assert "s3cret" not in result.output
+
+
 def test_an_unknown_storage_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["serve", "--storage", "nosuch://x"])
     assert result.exit_code == 2

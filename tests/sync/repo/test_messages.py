@@ -111,6 +111,7 @@ def test_token_table() -> None:
     [], {"short": {}}, {"long-enough": []}, {"long-enough": {"sessions": "tg:*"}},
     {"long-enough": {"sessions": [""]}}, {"long-enough": {"read_only": "yes"}},
     {"long-enough": {"other": 1}},
+    {" padded-token": {}}, {"padded-token\n": {}},  # a header's value loses the spaces
 ])
 def test_bad_token_tables(raw: Any) -> None:
     with pytest.raises(ValueError):

@@ -137,22 +137,24 @@ def parse_tokens(raw: object) -> dict[str, Access]:
     if not isinstance(raw, dict):
         raise ValueError("the token table must be a JSON object of token: access")
     table = {}
-    for token, spec in raw.items():
+    for number, (token, spec) in enumerate(raw.items(), 1):
+        # An entry is named by its place in the table: its token is a secret.
+        entry = f"token {number} of the table"
         if not isinstance(token, str) or len(token) < 8:
             raise ValueError("tokens must be strings of at least 8 characters")
         if token != token.strip():  # as the node's own token (node.config.check_token)
             raise ValueError("a token begins or ends with white space, which HTTP takes off "
                              "an Authorization header: no request could match it there")
         if not isinstance(spec, dict) or set(spec) - {"sessions", "read_only"}:
-            raise ValueError(f"token {token[:4]}…: give an object with 'sessions' and "
+            raise ValueError(f"{entry}: give an object with 'sessions' and "
                              "optionally 'read_only'")
         sessions = spec.get("sessions")
         if sessions is not None and (not isinstance(sessions, list) or not all(
                 isinstance(pattern, str) and pattern for pattern in sessions)):
-            raise ValueError(f"token {token[:4]}…: 'sessions' must be a list of patterns")
+            raise ValueError(f"{entry}: 'sessions' must be a list of patterns")
         read_only = spec.get("read_only", False)
         if not isinstance(read_only, bool):
-            raise ValueError(f"token {token[:4]}…: 'read_only' must be true or false")
+            raise ValueError(f"{entry}: 'read_only' must be true or false")
         table[token] = Access(None if sessions is None else tuple(sessions), read_only)
     return table
 

@@ -114,8 +114,15 @@ def test_token_table() -> None:
     {" padded-token": {}}, {"padded-token\n": {}},  # a header's value loses the spaces
 ])
 def test_bad_token_tables(raw: Any) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as refused:
         parse_tokens(raw)
+    for token in raw if isinstance(raw, dict) else ():
+        assert token.strip()[:4] not in str(refused.value)  # a secret: never shown
+
+
+def test_a_bad_entry_is_named_by_its_place() -> None:
+    with pytest.raises(ValueError, match=r"^token 2 of the table: 'read_only' must be"):
+        parse_tokens({"first-token": {}, "second-token": {"read_only": "yes"}})
 
 
 def test_what_a_node_sends_a_client() -> None:

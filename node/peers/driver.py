@@ -203,6 +203,7 @@ class Driver:
             receiving.cancel()
             node, runner.identified_as = runner.identified_as, None
             runner.state = "down"  # before any await: a second cancel may end this
+            runner.peer_reason = link.peer_reason
             if node is not None:
                 self._ended(runner, node)
             try:

@@ -37,9 +37,10 @@ from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
 from node.peers.rows import Rows
-from node.peers.runner import Runner, linked_devices, linked_nodes
+from node.peers.runner import Runner, dropped_by_peer, linked_devices, linked_nodes
 from node.peers.transport import (
     DEVICE_REMOVED,
+    DUPLICATE_LINK,
     KEY_REQUIRED,
     Link,
     LinkClosed,
@@ -227,7 +228,7 @@ class Gossip:
         assert runner.url is not None and self._http is not None
         while not self.stopping:
             await self._standby(runner)
-            runner.state = "connecting"
+            runner.state, runner.peer_reason = "connecting", None
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret if runner.secret else None,
@@ -405,12 +406,17 @@ class Gossip:
                                         advertised)
         self._reached()
         for other in list(self.runners.values()):
+            if node is not None and other is not runner \
+                    and (dropped := dropped_by_peer(other, node)) is not None:
+                # The peer dropped our dial there for this link, whose hello came after
+                # its close: a live address all the same, as below.
+                self.learning.reached_as_duplicate(node, dropped)
             if other is runner or other.linked_to != node:
                 continue
             loser = self._duplicate(runner, other)
             if loser is not None and loser.drop is None:
                 log.info("duplicate peer link dropped", peer=node, link=loser.key)
-                loser.drop = "duplicate link"
+                loser.drop = DUPLICATE_LINK
                 loser.wake.set()
                 if node is not None and loser.direction == "out" and loser.url is not None:
                     # Our dial reached it there: a live address, though the link kept is

@@ -79,8 +79,9 @@ class Learning:
         self.advertised_by: dict[str, str | None] = {}
         #: Per node, the addresses our dials reached it at, during its current link, whose
         #: links were dropped as duplicates of the one kept (``Gossip._duplicate``): live
-        #: addresses, said ``linked`` like the kept link's. A node that advertises none and
-        #: dials us too keeps, half the time, its own link, which names no address: its
+        #: addresses, said ``linked`` like the kept link's (one the node closed before the
+        #: kept link's hello came too: ``Runner.peer_reason``). A node that advertises none
+        #: and dials us too keeps, half the time, its own link, which names no address: its
         #: address, live, would be said linked nowhere. Kept while a link to it is up.
         self.reached_as: dict[str, set[str]] = {}
         #: The node a peer's list named at an address we dialed because of it, until the

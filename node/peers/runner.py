@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from node.peers.budget import WriterBudget
-from node.peers.transport import Proven, Refusal
+from node.peers.transport import DUPLICATE_LINK, Proven, Refusal
 from sync.peer.machine import PeerSync
 
 
@@ -50,6 +50,10 @@ class Runner:
     #: push goes, the records of the removal held here (``Devices.removal_records``).
     removal_push: dict[str, int] = field(default_factory=dict)
     failure: str | None = None  # why the last dial failed, until one connects
+    #: The reason the peer closed the last link with, until this address is dialed again:
+    #: ``DUPLICATE_LINK`` when the peer kept another link to this node, which may not
+    #: be named here yet (``Gossip._identified``).
+    peer_reason: str | None = None
 
     @property
     def node(self) -> str | None:
@@ -76,3 +80,12 @@ def linked_devices(runners: Iterable[Runner]) -> set[str]:
 def linked_nodes(runners: Iterable[Runner]) -> set[str]:
     """Nodes with a link up, named by its hello (``Runner.linked_to``)."""
     return {r.linked_to for r in runners if r.linked_to is not None}
+
+
+def dropped_by_peer(runner: Runner, node: str) -> str | None:
+    """The address of ``runner``, a dial of ours, if ``node`` closed its last link as a
+    second link to it, and it was not dialed again since (``Runner.peer_reason``)."""
+    if runner.direction != "out" or runner.url is None or runner.node != node \
+            or runner.linked_to is not None or runner.peer_reason != DUPLICATE_LINK:
+        return None
+    return runner.url.rstrip("/")

@@ -66,6 +66,8 @@ NOT_MEMBER = "not_member"
 DEVICE_REMOVED = "device_removed"
 #: Also the code of a peer refused for proving no device key (``node.peers.admission``).
 KEY_REQUIRED = "device_key_required"
+#: The reason a link closes with when it is dropped as a second link to one node.
+DUPLICATE_LINK = "duplicate link"
 
 
 class LinkClosed(Exception):
@@ -128,6 +130,8 @@ class Link:
         self.peer_url = peer_url
         #: The device that proved its key on this link; None on a link of a 0.2 peer.
         self.peer_device = peer_device
+        #: The reason the peer's close frame gave (``receive``); None before, or none given.
+        self.peer_reason: str | None = None
 
     async def send(self, data: bytes) -> None:
         try:
@@ -156,8 +160,10 @@ class Link:
             return bytes(message.data)
         if message.type == aiohttp.WSMsgType.TEXT:
             return str(message.data).encode()
-        said = f": {message.extra}" if message.type == aiohttp.WSMsgType.CLOSE \
-            and isinstance(message.extra, str) and message.extra else ""
+        if message.type == aiohttp.WSMsgType.CLOSE and isinstance(message.extra, str) \
+                and message.extra:
+            self.peer_reason = message.extra
+        said = f": {self.peer_reason}" if self.peer_reason else ""
         raise LinkClosed(f"link ended ({message.type.name.lower()}{said})")
 
     async def close(self, reason: str = "") -> None:

@@ -18,6 +18,7 @@ from crdt import device as crdt_device
 from crdt import membership
 from crdt.log.store import EventStore
 from node.cli.linkproxy import LinkProxy
+from node.peers.ahead import PARSE_THREADS
 from node.peers.learning import _member_urls, awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
 from node.peers.runner import Runner, linked_nodes
@@ -714,10 +715,13 @@ async def test_the_address_of_a_node_advertising_none_is_linked_whichever_link_i
     assert await x.gossip.add_peer(hub.url, learned=False)
     kept = ["in"] if x_smaller else ["out"]
     async with asyncio.timeout(DEADLINE_S):  # both dials went through; one link is up
+        # Named by its hello, not only "up": an accepted link is up once our hello is
+        # sent, and x's may come after x's close of our dial.
         while hub.gossip.runners[f"url:{url}"].node != x_id \
                 or x.gossip.runners[f"url:{hub.url}"].node != hub.astore.node_id \
                 or [r.direction for r in hub.gossip.runners.values()
-                    if r.state == "up"] != kept:
+                    if r.state == "up"] != kept \
+                or x_id not in linked_nodes(hub.gossip.runners.values()):
             await asyncio.sleep(0.01)
     [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
     assert (row["node_id"], row["linked"], row["node_linked"]) \
@@ -729,6 +733,56 @@ async def test_the_address_of_a_node_advertising_none_is_linked_whichever_link_i
     [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
     assert (row["linked"], row["node_linked"]) == (False, False)
     assert hub.gossip.learning.reached_as == {}
+
+
+@contextlib.asynccontextmanager
+async def parsing_held(node: RunningNode) -> AsyncIterator[None]:
+    """Every thread that parses ``node``'s peers' messages held busy until the block
+    ends: no link of it takes in a message meanwhile, though each sees its link close."""
+    entered, go = threading.Semaphore(0), threading.Event()
+
+    def hold() -> None:
+        entered.release()
+        go.wait(DEADLINE_S)
+
+    for _ in range(PARSE_THREADS):
+        node.gossip.driver._parse_pool.submit(hold)
+    try:
+        for _ in range(PARSE_THREADS):
+            assert await asyncio.to_thread(entered.acquire, timeout=DEADLINE_S)
+        yield
+    finally:
+        go.set()
+
+
+async def test_a_dial_dropped_by_the_peer_before_its_own_link_is_named_is_linked(
+        make_node: NodeFactory) -> None:
+    """x (the smaller id, advertising no address) dials the hub, which has dialed it: x
+    keeps its own link and closes the hub's dial, and that close reaches the hub before
+    x's hello on the link kept. The hub's dial reached x all the same: once x's link is
+    named, the hub's list says linked of x's address (it said "not linked" until the
+    link ended, and learners held the address off)."""
+    x, hub = await ordered(make_node, smaller_first=True)
+    url, x_id = x.url, x.astore.node_id
+    assert await hub.gossip.add_peer(url, learned=False)
+    dial = hub.gossip.runners[f"url:{url}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while dial.linked_to != x_id or not (accepted := [
+                r for r in x.gossip.runners.values() if r.linked_to == hub.astore.node_id]):
+            await asyncio.sleep(0.01)
+    await all_taken(dial.machine, accepted[0].machine)
+    async with parsing_held(hub):  # x's hello on its link waits; the close does not
+        assert await x.gossip.add_peer(hub.url, learned=False)
+        async with asyncio.timeout(DEADLINE_S):
+            while dial.state == "up" or not any(
+                    r.direction == "in" and r.state == "up" for r in hub.gossip.runners.values()):
+                await asyncio.sleep(0.01)
+    async with asyncio.timeout(DEADLINE_S):
+        while x_id not in linked_nodes(hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+    assert (row["linked"], row["node_linked"]) == (True, True)
+    assert hub.gossip.learning.reached_as == {x_id: {url}}
 
 
 async def test_a_link_with_a_node_that_moved_leaves_its_old_address_held_off(

@@ -40,6 +40,8 @@ from tests.support.processes import free_port
 
 SECRET = "s" * 32
 QUIET = dataclasses.replace(FAST, pull_interval_s=600.0)
+#: A link whose next call of its own (a pull, a resend) is this far off is quiet for a test.
+QUIET_AFTER_S = 60.0
 T = TypeVar("T")
 
 
@@ -188,9 +190,14 @@ async def test_a_push_a_hello_of_the_removed_device_asked_for_sends_nothing_else
         while "Driver._received.<locals>.call" not in asked:
             await asyncio.sleep(0.01)
     # b quiet again (a hello it sends as its link ends would end the link before the
-    # last push is handled there), once the hello it may have on its way is sent.
+    # last push is handled there), once the hello it may have on its way is sent: its
+    # next pull was due at the old interval, and goes out while a's writer is held.
     other_end.machine.config = dataclasses.replace(other_end.machine.config,
                                                    pull_interval_s=600.0)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(DEADLINE_S):
+        while other_end.machine.wakeup_at < loop.time() + QUIET_AFTER_S:
+            await asyncio.sleep(0.01)
     await writer.release()
     await removing
     await told_only_its_removal(a, b, third, link, b_origin)

@@ -409,8 +409,10 @@ class Gossip:
             if node is not None and other is not runner \
                     and (dropped := dropped_by_peer(other, node)) is not None:
                 # The peer dropped our dial there for this link, whose hello came after
-                # its close: a live address all the same, as below.
+                # its close: a live address all the same, as below. Counted once: a
+                # later link to the node says nothing of that address.
                 self.learning.reached_as_duplicate(node, dropped)
+                other.peer_reason = None
             if other is runner or other.linked_to != node:
                 continue
             loser = self._duplicate(runner, other)
@@ -432,6 +434,9 @@ class Gossip:
         if not any(other is not runner and other.linked_to == node
                    for other in self.runners.values()):
             self.learning.unlinked(node)
+            for other in self.runners.values():
+                if other is not runner and dropped_by_peer(other, node) is not None:
+                    other.peer_reason = None  # of this link's time: not the next one's
 
     def _reached(self) -> None:
         """A peer was just reached: this node's network may be back (a laptop woke up,

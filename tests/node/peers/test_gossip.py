@@ -691,11 +691,11 @@ async def test_the_address_a_node_advertises_is_listed_linked_when_dialed_by_ano
         assert advertised not in [one.url for one in node.gossip.learning.held_off()]
 
 
-async def ordered(make_node: NodeFactory, *, smaller_first: bool
+async def ordered(make_node: NodeFactory, *, smaller_first: bool, **config: Any
                   ) -> tuple[RunningNode, RunningNode]:
     """Two nodes of the cluster ``"s" * 32``, neither dialing nor advertising: the one
     with the smaller node id first, or last."""
-    one, two = [await make_node(cluster_secret="s" * 32) for _ in range(2)]
+    one, two = [await make_node(cluster_secret="s" * 32, **config) for _ in range(2)]
     low, high = sorted([one, two], key=lambda node: node.astore.node_id)
     return (low, high) if smaller_first else (high, low)
 
@@ -755,15 +755,11 @@ async def parsing_held(node: RunningNode) -> AsyncIterator[None]:
         go.set()
 
 
-async def test_a_dial_dropped_by_the_peer_before_its_own_link_is_named_is_linked(
-        make_node: NodeFactory) -> None:
-    """x (the smaller id, advertising no address) dials the hub, which has dialed it: x
-    keeps its own link and closes the hub's dial, and that close reaches the hub before
-    x's hello on the link kept. The hub's dial reached x all the same: once x's link is
-    named, the hub's list says linked of x's address (it said "not linked" until the
-    link ended, and learners held the address off)."""
-    x, hub = await ordered(make_node, smaller_first=True)
-    url, x_id = x.url, x.astore.node_id
+async def dial_dropped_before_named(x: RunningNode, hub: RunningNode, url: str) -> None:
+    """The hub dials x at ``url`` and x dials the hub: x (the smaller id) keeps its own
+    link and closes the hub's dial, and that close reaches the hub before x's hello on
+    the link kept (the hub's parsing held); returns once x's link is named."""
+    x_id = x.astore.node_id
     assert await hub.gossip.add_peer(url, learned=False)
     dial = hub.gossip.runners[f"url:{url}"]
     async with asyncio.timeout(DEADLINE_S):
@@ -780,9 +776,49 @@ async def test_a_dial_dropped_by_the_peer_before_its_own_link_is_named_is_linked
     async with asyncio.timeout(DEADLINE_S):
         while x_id not in linked_nodes(hub.gossip.runners.values()):
             await asyncio.sleep(0.01)
-    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+
+
+async def test_a_dial_dropped_by_the_peer_before_its_own_link_is_named_is_linked(
+        make_node: NodeFactory) -> None:
+    """x (the smaller id, advertising no address) dials the hub, which has dialed it; x
+    closes the hub's dial before its hello on the link kept reaches the hub. The hub's
+    dial reached x all the same: once x's link is named, the hub's list says linked of
+    x's address (it said "not linked" until the link ended, and learners held the
+    address off)."""
+    x, hub = await ordered(make_node, smaller_first=True)
+    await dial_dropped_before_named(x, hub, x.url)
+    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == x.url]
     assert (row["linked"], row["node_linked"]) == (True, True)
-    assert hub.gossip.learning.reached_as == {x_id: {url}}
+    assert hub.gossip.learning.reached_as == {x.astore.node_id: {x.url}}
+
+
+async def test_a_dial_dropped_by_the_peer_says_nothing_of_the_next_link(
+        make_node: NodeFactory) -> None:
+    """As above, through an address that then dies (x moved); x's kept link ends and x
+    dials the hub again. The hub's dial, still waiting while x is linked, reached x only
+    in the first link's time: its address is not said linked of the next (learners
+    would take up a dead address). The hub's dial stays waiting (a pull interval of a
+    minute) while x dials again at once."""
+    x, hub = await ordered(make_node, smaller_first=True, sync=dataclasses.replace(
+        FAST, pull_interval_s=60.0))
+    x_id = x.astore.node_id
+    with LinkProxy(target_port=int(x.url.rsplit(":", 1)[1])) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}"
+        await dial_dropped_before_named(x, hub, url)
+        assert hub.gossip.learning.reached_as == {x_id: {url}}
+        proxy.cut()
+        kept = x.gossip.runners[f"url:{hub.url}"]
+        kept.drop = "test: the link ends"
+        kept.wake.set()
+        async with asyncio.timeout(DEADLINE_S):
+            while x_id in linked_nodes(hub.gossip.runners.values()):
+                await asyncio.sleep(0.001)
+        async with asyncio.timeout(DEADLINE_S):
+            while x_id not in linked_nodes(hub.gossip.runners.values()):
+                await asyncio.sleep(0.01)
+        [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+        assert row["linked"] is False, row
+        assert hub.gossip.learning.reached_as == {}
 
 
 async def test_a_link_with_a_node_that_moved_leaves_its_old_address_held_off(

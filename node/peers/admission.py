@@ -145,8 +145,7 @@ class Admission:
         peer's certificate against our CA."""
         if runner.direction == "in":
             return runner.shared
-        return (runner.secret and self.config.cluster_secret is not None) \
-            or self.tls is not None
+        return (runner.secret and self.config.cluster_secret is not None) or runner.certified
 
     def shared_mode(self) -> bool:
         """Nodes hold the cluster secret or CA certificates: they may learn addresses

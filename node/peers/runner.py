@@ -43,6 +43,9 @@ class Runner:
     budget: WriterBudget | None = None
     device: Proven | None = None  # the device that proved its key on the current link
     shared: bool = False  # accepted on the cluster secret or a CA certificate
+    #: Dialed: the current link's peer showed a certificate our CA verified
+    #: (``Link.peer_certified``).
+    certified: bool = False
     gave_secret: bool = False  # accepted on the cluster secret
     refused: str | None = None  # why the peer refused this device, for people
     removal: Refusal | None = None  # the peer's last refusal as removed, if it was that

@@ -132,6 +132,9 @@ class Link:
         self.peer_device = peer_device
         #: The reason the peer's close frame gave (``receive``); None before, or none given.
         self.peer_reason: str | None = None
+        #: Dialed over TLS, the peer showed a certificate our CA verified (``dial``): not
+        #: on a plain http:// address, where no certificate is asked for.
+        self.peer_certified = False
 
     async def send(self, data: bytes) -> None:
         try:
@@ -236,6 +239,9 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise LinkClosed(f"cannot reach {url}: {_why(exc)}") from None
     link = Link(ws, None, url, config)
+    # The context verifies the peer against our CA alone; a certificate shown is one it
+    # verified. A plain connection shows none, whatever the context.
+    link.peer_certified = tls is not None and bool(ws.get_extra_info("peercert"))
     if device is not None and ws.protocol == LINK_PROTOCOL:
         await _proven(link, _prove_dialed(link, device, nonce, config))
     return link

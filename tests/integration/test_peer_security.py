@@ -21,7 +21,6 @@ import base64
 import json
 import os
 import ssl
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,6 +42,7 @@ from sync.peer.messages import (
     encode,
     parse,
 )
+from tests.support.certs import make_ca, make_cert
 from tests.support.cluster import (
     SECRET,
     Cluster,
@@ -404,34 +404,6 @@ def test_made_up_origins_cannot_split_the_cluster(tmp_path: Path) -> None:
 
 
 # -- mutual TLS ----------------------------------------------------------------------------
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-def make_ca(folder: Path, name: str) -> tuple[Path, Path]:
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
-            "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
-    return folder / f"{name}.pem", folder / f"{name}.key"
-
-
-def make_cert(folder: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1, good as server and client, signed by ``ca``."""
-    (folder / f"{name}.ext").write_text(
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth,clientAuth\n"
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj",
-            f"/CN={name}", cwd=folder)
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", str(ca[0]), "-CAkey", str(ca[1]),
-            "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", "-extfile",
-            f"{name}.ext", cwd=folder)
-    return folder / f"{name}.pem", folder / f"{name}.key"
 
 
 def tls_node(tmp_path: Path, name: str, cert: tuple[Path, Path], ca: Path,

@@ -1,38 +1,52 @@
 """A dialed peer that proves no device key, on a node that links by device keys alone
-(no cluster secret): nothing shows which device answers at the address, so the link is
-closed with ``device_key_required`` before anything is sent. The acceptor here is the
-transport's own ``accept``, as a node of 0.2 (or an impostor at the address) runs it:
-without asking for the dialer's proof, so that the dialer's subprotocol goes unpicked."""
+(no cluster secret), or by a CA certificate at a plain http:// address (where no
+certificate is asked for): nothing shows which device answers at the address, so the
+link is closed with ``device_key_required`` before anything is sent. The acceptor
+here is the transport's own ``accept``, as a node of 0.2 (or an impostor at the
+address) runs it: without asking for the dialer's proof, so that the dialer's
+subprotocol goes unpicked."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
 from node.peers.admission import KEYLESS_KEPT_MAX
-from node.peers.transport import KEY_REQUIRED, PEER_PATH, LinkClosed, accept
+from node.peers.transport import KEY_REQUIRED, PEER_PATH, Link, LinkClosed, accept
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
 from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory
+from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
+
+SECRET = "a cluster secret of enough length"
+NODE_ID = "0123456789abcdef"
+HOUR_S = 3600.0
 
 
 class KeylessAcceptor:
     """A websocket endpoint at ``PEER_PATH`` that takes any dialer and proves no key;
-    keeps what each link sent it and why each ended."""
+    keeps what each link sent it and why each ended. ``tls``: it serves HTTPS so."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[bytes] = []
         self.ended: list[str] = []
+        self.links: list[Link] = []
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         link = await accept(request, SyncConfig())
+        self.links.append(link)
         try:
             while True:
                 self.received.append(await link.receive())
@@ -41,16 +55,32 @@ class KeylessAcceptor:
         return web.Response()
 
 
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[KeylessAcceptor]:
+        app = web.Application()
+        app.router.add_get(PEER_PATH, self.handle)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self.tls).start()
+            yield self
+        finally:
+            for link in self.links:  # the server's shutdown waits for its handlers
+                await link.close()
+            await runner.cleanup()
+
+    async def wait_ended(self) -> str:
+        """Why the first link ended."""
+        async with asyncio.timeout(DEADLINE_S):
+            while not self.ended:
+                await asyncio.sleep(0.01)
+        return self.ended[0]
+
+
 @pytest.fixture
 async def keyless() -> AsyncIterator[KeylessAcceptor]:
-    acceptor = KeylessAcceptor()
-    app = web.Application()
-    app.router.add_get(PEER_PATH, acceptor.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", acceptor.port).start()
-    yield acceptor
-    await runner.cleanup()
+    async with KeylessAcceptor().serving() as acceptor:
+        yield acceptor
 
 
 async def test_a_dialed_peer_proving_no_key_gets_nothing_without_a_secret(
@@ -60,11 +90,45 @@ async def test_a_dialed_peer_proving_no_key_gets_nothing_without_a_secret(
             http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
         assert answer.status == 201
     assert await node.gossip.add_peer(keyless.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while not keyless.ended:
-            await asyncio.sleep(0.01)
-    assert keyless.ended[0] == f"link ended (close: {KEY_REQUIRED})"
+    assert await keyless.wait_ended() == f"link ended (close: {KEY_REQUIRED})"
     assert keyless.received == []  # no hello, no events
+
+
+def ca_node_settings(folder: Path) -> dict[str, Any]:
+    """A node's TLS settings: a certificate of a new CA, which it trusts for its peers
+    (no cluster secret); and the acceptor's context, with a certificate of that CA."""
+    ca = make_ca(folder, "ca")
+    own, theirs = make_cert(folder, "node", ca), make_cert(folder, "keyless", ca)
+    acceptor = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    acceptor.load_cert_chain(theirs[0], theirs[1])
+    return {"tls_cert": own[0], "tls_key": own[1], "tls_ca": ca[0], "acceptor": acceptor}
+
+
+async def test_a_certificate_is_not_asked_for_at_a_plain_address(
+        make_node: NodeFactory, keyless: KeylessAcceptor, tmp_path: Path) -> None:
+    """A node that links by a CA certificate dials a keyless peer at an http://
+    address: no certificate was verified there, so the link rests on nothing and is
+    closed before any hello, as on a node with no CA."""
+    settings = ca_node_settings(tmp_path)
+    del settings["acceptor"]
+    node = await make_node(sync=FAST, **settings)
+    assert await node.gossip.add_peer(keyless.url, learned=False)
+    assert await keyless.wait_ended() == f"link ended (close: {KEY_REQUIRED})"
+    assert keyless.received == []
+
+
+async def test_a_keyless_peer_whose_certificate_verified_links(
+        make_node: NodeFactory, tmp_path: Path) -> None:
+    """At an https:// address, the peer's certificate verified against the CA: the
+    link rests on it, and a keyless peer links while no membership record counts."""
+    settings = ca_node_settings(tmp_path)
+    async with KeylessAcceptor(settings.pop("acceptor")).serving() as keyless:
+        node = await make_node(sync=FAST, **settings)
+        assert await node.gossip.add_peer(keyless.url, learned=False)
+        async with asyncio.timeout(DEADLINE_S):
+            while not keyless.received:  # its hello
+                await asyncio.sleep(0.01)
+        assert keyless.ended == []
 
 
 async def test_the_keyless_peers_logged_are_bounded(make_node: NodeFactory) -> None:

@@ -155,26 +155,33 @@ class Admission:
     def sweep(self) -> None:
         """End every link to a device that may no longer link with us."""
         for runner in self.runners.values():
-            if runner.state not in ("up", "connecting") or runner.drop is not None:
-                continue
-            if runner.device is None:
-                # A keyless link up (its dial or handshake checked it already) when the
-                # first membership record arrived.
-                if runner.state == "up" and self.keyless_refusal(
-                        shared=self.linked_shared(runner), peer=runner.url or runner.node):
-                    runner.drop = KEY_REQUIRED
-                    runner.wake.set()
-                continue
-            refused = self.admit(runner.device.device_id, shared=runner.shared)
-            if refused is not None and (refused[0] == DEVICE_REMOVED
-                                        or runner.direction == "in"):
-                log.info("peer link closed: device no longer a member",
-                         device_id=runner.device.device_id, code=refused[0])
-                if refused[0] == DEVICE_REMOVED and self.membership is not None:
-                    runner.removal_push = self.membership.removal_records(
-                        runner.device.device_id)
-                runner.drop = refused[0]
+            self.recheck(runner)
+
+    def recheck(self, runner: Runner) -> None:
+        """End ``runner``'s link if its device may no longer link with us: up, or let in
+        and still starting (its loop ends it before its hello goes out, or once up)."""
+        if runner.state not in ("up", "connecting") or runner.drop is not None:
+            return
+        if runner.keyless:
+            # Let in (its dial or handshake checked it) before the first membership
+            # record arrived, or while one did: before it is up, too.
+            if self.keyless_refusal(shared=self.linked_shared(runner),
+                                    peer=runner.url or runner.node):
+                runner.drop = KEY_REQUIRED
                 runner.wake.set()
+            return
+        if runner.device is None:
+            return  # a dial under way: ``Gossip._keep_dialed`` checks what it proves
+        refused = self.admit(runner.device.device_id, shared=runner.shared)
+        if refused is not None and (refused[0] == DEVICE_REMOVED
+                                    or runner.direction == "in"):
+            log.info("peer link closed: device no longer a member",
+                     device_id=runner.device.device_id, code=refused[0])
+            if refused[0] == DEVICE_REMOVED and self.membership is not None:
+                runner.removal_push = self.membership.removal_records(
+                    runner.device.device_id)
+            runner.drop = refused[0]
+            runner.wake.set()
 
     # -- this device, refused ----------------------------------------------------------
 

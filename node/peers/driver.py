@@ -43,7 +43,8 @@ log = structlog.get_logger(__name__)
 
 
 class DuplicateLink(LinkClosed):
-    """Another link to the same node is kept; this one ends."""
+    """This node ends the link (``Runner.drop``): another link to the same node is
+    kept, or the peer may no longer link."""
 
 
 class Driver:
@@ -158,9 +159,13 @@ class Driver:
         machine.peer_key = link.peer_device.public_key if link.peer_device else None
         receiving = asyncio.ensure_future(ahead.next())
         try:
-            await self._send(link, await self.on_link(
-                runner, lambda: machine.start(self._now(),
-                                              peer_reads_about=link.peer_reads_about)))
+            start = await self.on_link(
+                runner, lambda: machine.start(self._now(), peer_reads_about=link.peer_reads_about))
+            if runner.drop is not None and runner.drop != DEVICE_REMOVED:
+                # Refused while starting (``Admission.recheck``): not even a hello. A
+                # removed device gets the last push below, which goes after one.
+                raise DuplicateLink(runner.drop)
+            await self._send(link, start)
             runner.state = "up"
             while True:
                 if runner.drop == DEVICE_REMOVED:

@@ -228,7 +228,7 @@ class Gossip:
         assert runner.url is not None and self._http is not None
         while not self.stopping:
             await self._standby(runner)
-            runner.state, runner.peer_reason = "connecting", None
+            runner.state, runner.peer_reason, runner.keyless = "connecting", None, False
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret if runner.secret else None,
@@ -290,6 +290,8 @@ class Gossip:
         if link.peer_device is None:  # the admission logs why, once per address
             why = KEY_REQUIRED if self.admission.keyless_refusal(
                 shared=self.admission.linked_shared(runner), peer=runner.url) else None
+            # Let in: a membership record arriving before the link is up ends it too.
+            runner.keyless = why is None
         else:
             why = self.admission.dialed_refusal(runner, link.peer_device)
             if why is not None:
@@ -359,8 +361,11 @@ class Gossip:
         runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key,
                                         origins_in=self._origins_quota(peer))
         runner.device, runner.shared = link.peer_device, shared
-        runner.gave_secret = gave_secret
+        runner.gave_secret, runner.keyless = gave_secret, link.peer_device is None
         runner.task = asyncio.current_task()  # so that stop() can end this link too
+        # A record stored while the runner was made found no runner: check again (its
+        # loop ends the link before the hello if so).
+        self.admission.recheck(runner)
         try:
             await self.driver.run_until_down(runner, link, key)
         finally:

@@ -46,6 +46,9 @@ class Runner:
     #: Dialed: the current link's peer showed a certificate our CA verified
     #: (``Link.peer_certified``).
     certified: bool = False
+    #: The current link proved no device key and was let in: from then on, starting or
+    #: up, each membership change checks it again (``Admission.sweep``).
+    keyless: bool = False
     gave_secret: bool = False  # accepted on the cluster secret
     refused: str | None = None  # why the peer refused this device, for people
     removal: Refusal | None = None  # the peer's last refusal as removed, if it was that

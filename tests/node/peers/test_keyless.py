@@ -1,7 +1,8 @@
 """A dialed peer that proves no device key, on a node that links by device keys alone
 (no cluster secret), or by a CA certificate at a plain http:// address (where no
 certificate is asked for): nothing shows which device answers at the address, so the
-link is closed with ``device_key_required`` before anything is sent. The acceptor
+link is closed with ``device_key_required`` before anything is sent. Nor is anything
+sent once a membership record was stored while such a link was starting. The acceptor
 here is the transport's own ``accept``, as a node of 0.2 (or an impostor at the
 address) runs it: without asking for the dialer's proof, so that the dialer's
 subprotocol goes unpicked."""
@@ -11,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from crdt import membership
+from crdt.log.store import EventStore
 from node.peers.admission import KEYLESS_KEPT_MAX
-from node.peers.transport import KEY_REQUIRED, PEER_PATH, Link, LinkClosed, accept
+from node.peers.transport import KEY_REQUIRED, PEER_PATH, Link, LinkClosed, accept, dial
+from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
 from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory
@@ -129,6 +134,91 @@ async def test_a_keyless_peer_whose_certificate_verified_links(
             while not keyless.received:  # its hello
                 await asyncio.sleep(0.01)
         assert keyless.ended == []
+
+
+class RecordHeld:
+    """Holds the node's writer (``held``), having stored a membership record the node
+    has not read yet: what links start meanwhile waits, and ``read`` makes the node
+    take the record in (a sweep of its links) at a chosen point."""
+
+    def __init__(self, node: RunningNode) -> None:
+        assert node.gossip.membership is not None
+        self.node, self.devices = node, node.gossip.membership
+        self._stored, self._go = threading.Event(), threading.Event()
+
+    def _hold(self, store: EventStore) -> None:
+        store.append(membership.added(self.devices.device_id, "this node", membership.UNSAID))
+        self._stored.set()
+        self._go.wait(DEADLINE_S)
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        holding = asyncio.ensure_future(self.node.astore.write(self._hold))
+        try:
+            assert await asyncio.to_thread(self._stored.wait, DEADLINE_S)
+            yield
+        finally:
+            self._go.set()
+            await holding
+
+    async def read(self) -> None:
+        assert not self.devices.recorded()  # not read before: the link was let in
+        assert await self.devices.refresh()
+        assert self.devices.recorded()
+
+
+async def test_a_record_stored_while_a_dialed_keyless_link_starts_ends_it_before_its_hello(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """A keyless peer dialed is let in on the cluster secret, and the first membership
+    record is read while its link starts (its start waits for the store's writer): the
+    link is closed then, before its hello, not at the next sweep a members interval
+    later."""
+    slow = SyncConfig(backoff_base_s=HOUR_S, backoff_max_s=HOUR_S)  # redials when told
+    node = await make_node(sync=slow, cluster_secret=SECRET)
+    async with aiohttp.ClientSession(base_url=node.url) as http, \
+            http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+        assert answer.status == 201
+    acceptor = KeylessAcceptor()
+    assert await node.gossip.add_peer(acceptor.url, learned=False)  # nobody listens yet
+    runner = node.gossip.runners[f"url:{acceptor.url}"]
+    await until(lambda: runner.state == "backoff")
+    record = RecordHeld(node)
+    async with acceptor.serving():
+        async with record.held():
+            runner.redial.set()
+            # Dialed and let in: its start waits for the writer.
+            await until(lambda: runner.failure is None)
+            await record.read()
+        assert await acceptor.wait_ended() == f"link ended (close: {KEY_REQUIRED})"
+        assert acceptor.received == []
+
+
+async def test_a_record_stored_while_a_keyless_link_is_accepted_ends_it_before_its_hello(
+        make_node: NodeFactory) -> None:
+    """A keyless peer dials on the cluster secret and is let in; the first membership
+    record is read while its link is being set up (that waits for the store's writer),
+    before any link of it is there to close: the link is closed once set up, before
+    its hello."""
+    node = await make_node(sync=FAST, cluster_secret=SECRET)
+    record = RecordHeld(node)
+    advertised = f"http://127.0.0.1:{free_port()}"
+    async with aiohttp.ClientSession() as http:
+        async with record.held():
+            link = await dial(http, node.url, node_id=NODE_ID, secret=SECRET,
+                              advertise=advertised, tls=None, config=SyncConfig())
+            # Taken (the address it advertises is listed): its set-up waits for the
+            # writer.
+            await until(lambda: advertised in node.gossip.learning.members)
+            await record.read()
+        async with asyncio.timeout(DEADLINE_S):
+            with pytest.raises(LinkClosed, match=f"close: {KEY_REQUIRED}"):
+                await link.receive()  # not its hello
+
+
+async def until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(DEADLINE_S):
+        while not check():
+            await asyncio.sleep(0.01)
 
 
 async def test_the_keyless_peers_logged_are_bounded(make_node: NodeFactory) -> None:

@@ -70,6 +70,22 @@ def told(node: NodeProcess, words: str) -> bool:
                if line.get("event") == "peer link down")
 
 
+def closed_keyless(node: NodeProcess) -> set[str]:
+    """The links ``node`` let in and then closed, a record having come, on a peer that
+    proved no key (dialed: by address; accepted: ``in:<node>:<n>``). One refused at its
+    dial or handshake is closed before its loop runs: not logged as down."""
+    lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
+             if line.startswith("{")]
+    return {line["peer"] for line in lines if line.get("event") == "peer link down"
+            and line.get("reason") == "device_key_required"}
+
+
+def faulted(node: NodeProcess) -> bool:
+    """Whether ``node`` dropped a link for a protocol fault: a keyless node never does
+    (``tests.support.keyless_node``), so its links end by the other node's doing."""
+    return "peer misbehaved; link dropped" in node.log_path.read_text()
+
+
 def holds(node: NodeProcess, event_id: str) -> bool:
     return event_id in {event["id"] for event in all_events(node)}
 
@@ -110,6 +126,7 @@ def test_a_removed_device_leaving_its_key_out_is_refused_both_ways(tmp_path: Pat
         # Its dial is answered 403; a's dial of it closes with the code.
         wait_until(lambda: told(p, "403") and told(p, "close: device_key_required"),
                    TIMEOUT_S, "p told why, both ways")
+        assert not faulted(p)
 
 
 def test_keyless_peers_link_until_a_device_is_recorded(tmp_path: Path) -> None:
@@ -132,13 +149,19 @@ def test_keyless_peers_link_until_a_device_is_recorded(tmp_path: Path) -> None:
         wait_until(lambda: refused_both_ways(a, dialed.url), TIMEOUT_S,
                    "a closed and refused both keyless nodes")
         wait_until(lambda: links_up(a) == 0, TIMEOUT_S, "a's links with them closed")
+        # a closed them, up, with the code: the link it dialed, and the one dialed to it
+        # (the keyless nodes take a's hello and records as they come).
+        ended = closed_keyless(a)
+        for keyless in (dialed, dialing):  # a link each kept (a duplicate is dropped)
+            node_id = keyless.get("/v1/node")["node_id"]
+            assert any(peer == keyless.url or peer.startswith(f"in:{node_id}:")
+                       for peer in ended), (keyless.name, ended)
+        assert not faulted(dialed) and not faulted(dialing)
         second = append(a, "s1", [message("after the first device")])[0]["id"]
         assert not holds(dialed, second) and not holds(dialing, second)
 
         # c takes a's records and events over a keyed link, and relays them to a keyless
-        # node it dials and to one that dials it, once it holds the records too. (Not a
-        # itself: a link that proves no key may not name an origin bound to a key, as
-        # a's is since it signed; nodes of 0.2 do not know of such bindings.)
+        # node it dials and to one that dials it, once it holds the records too.
         c = node(cluster, "c", [a.url, dialed.url], extra=("--keyless-peers",))
         wait_until(lambda: holds(c, second), TIMEOUT_S, "c took a's records and events")
         late = node(cluster, "late", [c.url], program=KEYLESS, extra=old)

@@ -797,15 +797,19 @@ async def test_a_dial_dropped_by_the_peer_says_nothing_of_the_next_link(
     """As above, through an address that then dies (x moved); x's kept link ends and x
     dials the hub again. The hub's dial, still waiting while x is linked, reached x only
     in the first link's time: its address is not said linked of the next (learners
-    would take up a dead address). The hub's dial stays waiting (a pull interval of a
-    minute) while x dials again at once."""
-    x, hub = await ordered(make_node, smaller_first=True, sync=dataclasses.replace(
-        FAST, pull_interval_s=60.0))
+    would take up a dead address). The hub's dial waits while x is linked, a pull
+    interval of a minute at a time, and x dials again before that."""
+    x, hub = await ordered(make_node, smaller_first=True,
+                           sync=SyncConfig(pull_interval_s=60.0))
     x_id = x.astore.node_id
     with LinkProxy(target_port=int(x.url.rsplit(":", 1)[1])) as proxy:
         url = f"http://127.0.0.1:{proxy.port}"
         await dial_dropped_before_named(x, hub, url)
         assert hub.gossip.learning.reached_as == {x_id: {url}}
+        dial = hub.gossip.runners[f"url:{url}"]
+        async with asyncio.timeout(DEADLINE_S):
+            while dial.state != "standby":  # its back-off over, it waits while x is linked
+                await asyncio.sleep(0.01)
         proxy.cut()
         kept = x.gossip.runners[f"url:{hub.url}"]
         kept.drop = "test: the link ends"

@@ -129,7 +129,13 @@ def test_a_node_back_at_its_advertised_address_is_taken_up_though_dialed_at_anot
             proxy.shut()
         finally:
             c.process.send_signal(signal.SIGCONT)
-        rows = member_rows(a)
+        # a's list names b's advertised address once a has taken in b's hello on the
+        # new link, which may come after b's own list was asked.
+        def listed() -> dict[str, dict[str, Any]] | None:
+            rows = member_rows(a)
+            return rows if b.url in rows else None
+
+        rows = wait_until(listed, 60, "a lists b's advertised address again")
         assert (rows[b.url]["linked"], rows[b.url]["node_linked"]) == (True, True)
         assert rows[proxy_url(proxy)]["linked"] is True
         wait_until(lambda: any(row["url"] == b.url and row["node_id"] == b_id

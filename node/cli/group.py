@@ -182,11 +182,7 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
     # not here nor in a callback: checking loads ``node.config``, and with it the crypto
     # libraries, which a command's --help (shown after this runs) needs none of; and a
     # command's own --node or --token overrides these unchecked.
-    def from_env(name: str) -> bool:
-        return ctx.get_parameter_source(name) is click.core.ParameterSource.ENVIRONMENT
-
-    ctx.obj = Typed(node=node, token=token or None, node_from_env=from_env("node"),
-                    token_from_env=from_env("token"))
+    ctx.obj = Typed(node=node, token=token or None)
 
 
 # Each command: where it is defined and the first sentence of its help, which

@@ -89,14 +89,10 @@ class Typed:
     checks them when a command first needs them (a command's ``--help``, shown after the
     group's options are read, needs neither, nor the crypto libraries that checking
     loads). A command's own ``--node`` or ``--token`` replaces one here (checked as it
-    is read), so that a group value it overrides is never checked. ``node_from_env``,
-    ``token_from_env``: the group's value came from ``CLAWSYNC_NODE`` or
-    ``CLAWSYNC_TOKEN``, which is what an error about it names."""
+    is read), so that a group value it overrides is never checked."""
 
     node: str
     token: str | None
-    node_from_env: bool = False
-    token_from_env: bool = False
     node_overridden: bool = False
     token_overridden: bool = False
 
@@ -131,7 +127,8 @@ def client_limits(ctx: click.Context) -> ClientLimits:
 
 
 def _group_hint(option: str, from_env: bool) -> str:
-    """How an error names the group's ``--node`` or ``--token``: by where it came from.
+    """How an error names the group's ``--node`` or ``--token``: by where it came from
+    (``from_env``: ``CLAWSYNC_NODE`` or ``CLAWSYNC_TOKEN``).
 
     >>> _group_hint("token", True)
     "CLAWSYNC_TOKEN (the environment's clawsync --token)"
@@ -142,6 +139,11 @@ def _group_hint(option: str, from_env: bool) -> str:
             else f"'clawsync --{option}' (given before the command)")
 
 
+def _from_env(ctx: click.Context, option: str) -> bool:
+    """Whether the group's ``option`` came from the environment."""
+    return ctx.find_root().get_parameter_source(option) is click.core.ParameterSource.ENVIRONMENT
+
+
 def group_node_url(ctx: click.Context, typed: Typed) -> str:
     """``node_url`` of the group's ``--node``: an error names it as the group's option (or
     ``CLAWSYNC_NODE``), with the group's usage line, not as the command's own ``--node``,
@@ -150,7 +152,7 @@ def group_node_url(ctx: click.Context, typed: Typed) -> str:
         return node_url(typed.node)
     except click.BadParameter as error:
         raise click.BadParameter(error.message, ctx=ctx.find_root(),
-                                 param_hint=_group_hint("node", typed.node_from_env)) from None
+                                 param_hint=_group_hint("node", _from_env(ctx, "node"))) from None
 
 
 def group_token(ctx: click.Context, typed: Typed) -> str | None:
@@ -160,7 +162,7 @@ def group_token(ctx: click.Context, typed: Typed) -> str | None:
         return token_value(ctx, None, typed.token) or None
     except click.BadParameter as error:
         raise click.BadParameter(error.message, ctx=ctx.find_root(),
-                                 param_hint=_group_hint("token", typed.token_from_env)
+                                 param_hint=_group_hint("token", _from_env(ctx, "token"))
                                  ) from None
 
 

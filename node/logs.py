@@ -65,6 +65,11 @@ AIOHTTP_SERVER = "aiohttp.server"
 #: callback's).
 WARNINGS = "py.warnings"
 UNRAISABLE = "py.unraisable"
+#: How deep warnings are logged inside one another on one thread. A warning raised
+#: while one is being logged (by a filter, a formatter, a library's handler) is logged
+#: too: it says what went wrong. One raised while that one is logged is dropped: under
+#: the filter "always", each would raise the next, without end.
+WARNINGS_NESTED_MAX = 2
 #: Characters of the parser's reason that are logged (its first line; the rest quotes
 #: the offending bytes, which are the sender's and could be anything).
 REASON_CHARS_MAX = 80
@@ -445,17 +450,39 @@ def lines_dropped() -> dict[str, int]:
     return dict(_stream.lines_dropped)
 
 
-def log_warning(message: Warning | str, category: type[Warning], filename: str,
-                lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
-    """``warnings.showwarning`` once ``configure`` ran: a warning logged (``WARNINGS``),
-    in the words Python would write to stderr, without their final newline. One shown
-    into a file of the caller's goes there, as Python's own would."""
-    text = warnings.formatwarning(message, category, filename, lineno, line)
-    if file is not None:
-        with contextlib.suppress(OSError):  # as Python's: a file that fails loses it
-            file.write(text)
+#: What this thread is reporting now: how deep in warnings (``warning_depth``); reports
+#: made inside them are bounded.
+_reporting = threading.local()
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken repr: the report must still be made
+        return f"<{type(value).__name__} object>"
+
+
+def log_warning(message: warnings.WarningMessage) -> None:
+    """``warnings._showwarnmsg_impl`` once ``configure`` ran: a warning logged
+    (``WARNINGS``), in the words Python would write to stderr, without their final
+    newline; with its source's allocation (a ResourceWarning's "Object allocated at",
+    under ``-X tracemalloc``), which ``warnings.showwarning`` never gets. One shown
+    into a file of the caller's goes there, as Python's own would. Warnings raised
+    while it logs one are logged at most ``WARNINGS_NESTED_MAX`` deep."""
+    depth = getattr(_reporting, "warning_depth", 0)
+    if depth >= WARNINGS_NESTED_MAX:
         return
-    logging.getLogger(WARNINGS).warning("%s", text.rstrip("\n"))
+    _reporting.warning_depth = depth + 1
+    try:
+        # Python's own formatting: a replaced ``warnings.formatwarning`` is honoured.
+        text: str = warnings._formatwarnmsg(message)  # type: ignore[attr-defined]
+        if message.file is not None:
+            with contextlib.suppress(OSError):  # as Python's: a file that fails loses it
+                message.file.write(text)
+            return
+        logging.getLogger(WARNINGS).warning("%s", text.rstrip("\n"))
+    finally:
+        _reporting.warning_depth = depth
 
 
 def log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
@@ -464,10 +491,7 @@ def log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     than written to stderr by the thread it happened in."""
     what = unraisable.err_msg or "Exception ignored in"
     if unraisable.object is not None:
-        try:
-            what += f": {unraisable.object!r}"
-        except Exception:  # a broken repr: the report must still be made
-            what += f": <{type(unraisable.object).__name__} object>"
+        what += f": {_safe_repr(unraisable.object)}"
     error = unraisable.exc_value
     logging.getLogger(UNRAISABLE).error(
         "%s", what, exc_info=None if error is None else (
@@ -581,8 +605,12 @@ def configure(level: str = "info", log_format: str = "console",
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
     # Python writes its warnings and the exceptions it can only report to stderr itself,
     # from the thread they happen in, the event loop's too: once a stalled reader filled
-    # the pipe, that write would hold the node. Through logging, they are queued.
-    warnings.showwarning = log_warning
+    # the pipe, that write would hold the node. Through logging, they are queued. The
+    # warnings' hook is the one ``warnings.showwarning`` calls and the one
+    # ``catch_warnings(record=True)`` replaces (so it is kept as the warnings module is
+    # reworked): it is given a warning's source, which ``showwarning`` is not, and a
+    # ``showwarning`` set by others still comes first.
+    warnings._showwarnmsg_impl = log_warning  # type: ignore[attr-defined]
     sys.unraisablehook = log_unraisable
     server = logging.getLogger(AIOHTTP_SERVER)
     for old in [f for f in server.filters if isinstance(f, RefusedRequests)]:

@@ -66,9 +66,9 @@ def restore_logging() -> Iterator[None]:
     Python's warnings and unraisable exceptions go."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    showwarning, unraisablehook = warnings.showwarning, sys.unraisablehook
+    hooks = warnings._showwarnmsg_impl, sys.unraisablehook  # type: ignore[attr-defined]
     yield
     structlog.reset_defaults()
     root.handlers[:] = handlers
     root.setLevel(level)
-    warnings.showwarning, sys.unraisablehook = showwarning, unraisablehook
+    warnings._showwarnmsg_impl, sys.unraisablehook = hooks  # type: ignore[attr-defined]

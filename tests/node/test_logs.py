@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -147,3 +149,57 @@ def test_other_records_pass_untouched() -> None:
                                "Unhandled exception", (), (ValueError, error, None))
     assert refused.filter(record)
     assert record.exc_info is not None and record.levelno == logging.ERROR
+
+
+class Warns(logging.Filter):
+    """A filter that warns each time a record passes it, as a library's might."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        warnings.warn("a filter's warning", DeprecationWarning, stacklevel=1)
+        return True
+
+
+def test_a_warning_raised_while_one_is_logged_does_not_recurse(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Logging a warning raises another (under the filter "always", each time): the one
+    raised is logged, it says what went wrong; the one it raises in turn is dropped,
+    not logged without end."""
+    warned = logging.getLogger(logs.WARNINGS)
+    warns = Warns()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        logs.configure("info", "json")
+        warned.addFilter(warns)
+        try:
+            warnings.warn("careful", RuntimeWarning, stacklevel=1)
+        finally:
+            warned.removeFilter(warns)
+    logs.drain()
+    events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert len(events) == logs.WARNINGS_NESTED_MAX
+    assert "DeprecationWarning: a filter's warning" in events[0]
+    assert "RuntimeWarning: careful" in events[1]
+
+
+UNCLOSED_FILE = """
+import gc, os
+from node import logs
+
+logs.configure("info", "json")
+left = open(os.devnull)
+del left
+gc.collect()
+"""
+
+
+def test_a_warning_keeps_its_source() -> None:
+    """A ResourceWarning names the object left open; under ``-X tracemalloc`` Python's
+    own words say where it was allocated, and so does its log line."""
+    done = subprocess.run([sys.executable, "-X", "tracemalloc", "-W", "always::ResourceWarning",
+                           "-c", UNCLOSED_FILE], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    [warned] = [json.loads(line) for line in done.stderr.splitlines()]
+    assert warned["logger"] == logs.WARNINGS
+    assert "ResourceWarning: unclosed file" in warned["event"]
+    assert "Object allocated at (most recent call last):" in warned["event"]
+    assert 'File "<string>", lineno 6' in warned["event"]

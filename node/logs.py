@@ -1,9 +1,10 @@
 """Logging setup: structlog, as readable console lines or as JSON for log collectors.
 
 Library logs that go through the standard ``logging`` module (aiohttp's) are routed to
-the same stream at the same level, so one setting controls everything; so are Python's
-warnings and the exceptions it can only report (a finalizer's), which it would write
-to stderr itself. Call
+the same stream at the same level, so one setting controls everything; so is what
+Python would write to stderr itself: its warnings, the exceptions it can only report (a
+finalizer's), an exception nothing caught (in a thread, or at the top, as the process
+ends) and a logging handler's report of a record it failed to write. Call
 ``configure`` once, at start-up (``node.server.run.run`` does).
 
 aiohttp logs every request its HTTP parser refuses at ERROR with a traceback (a
@@ -48,6 +49,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, TextIO
 
 import structlog
@@ -65,6 +67,13 @@ AIOHTTP_SERVER = "aiohttp.server"
 #: callback's).
 WARNINGS = "py.warnings"
 UNRAISABLE = "py.unraisable"
+#: The loggers of an exception nothing caught: in a thread (``threading.excepthook``),
+#: and in the main thread, which ends the process (``sys.excepthook``).
+THREAD_ERRORS = "py.threading"
+UNCAUGHT = "py.uncaught"
+#: The logger of a logging handler's report of a record it failed to write (a message
+#: whose arguments do not fit it: ``logging.Handler.handleError``).
+LOGGING_ERRORS = "py.logging"
 #: How deep warnings are logged inside one another on one thread. A warning raised
 #: while one is being logged (by a filter, a formatter, a library's handler) is logged
 #: too: it says what went wrong. One raised while that one is logged is dropped: under
@@ -434,12 +443,34 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """logging's handler for a ``LogStream``: closed by ``logging.shutdown`` (as the
     process exits, and by ``node.interrupt.die_of``), it waits for the queued lines,
     at most ``EXIT_FLUSH_S``, so that "stopped" and what came before it are written;
-    the lines after it are written at once (``LogStream.finish``)."""
+    the lines after it are written at once (``LogStream.finish``).
+
+    A record it fails to write (a message whose arguments do not fit it) is reported
+    as a line of its own (``LOGGING_ERRORS``), through the stream: logging's own report
+    writes to stderr from the thread that logged, which a stalled reader would hold.
+    The report names the message and where it was logged, and the types of its
+    arguments, not their values: they were never logged, and may hold a secret."""
 
     def close(self) -> None:
         super().close()
         if isinstance(self.stream, LogStream):
             self.stream.finish(EXIT_FLUSH_S)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not logging.raiseExceptions or error is None or getattr(
+                _reporting, "handler_error", False):
+            return  # a report that failed in turn is dropped: it would fail again
+        _reporting.handler_error = True
+        try:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            logging.getLogger(LOGGING_ERRORS).error(
+                "a record of %s logged at %s:%s could not be written: message %s, "
+                "arguments of types %s", record.name, record.pathname, record.lineno,
+                _safe_repr(record.msg), ", ".join(type(arg).__name__ for arg in args)
+                or "none", exc_info=error)
+        finally:
+            _reporting.handler_error = False
 
 
 def lines_dropped() -> dict[str, int]:
@@ -450,8 +481,8 @@ def lines_dropped() -> dict[str, int]:
     return dict(_stream.lines_dropped)
 
 
-#: What this thread is reporting now: how deep in warnings (``warning_depth``); reports
-#: made inside them are bounded.
+#: What this thread is reporting now: how deep in warnings (``warning_depth``), and
+#: whether a handler's failure (``handler_error``); reports made inside them are bounded.
 _reporting = threading.local()
 
 
@@ -496,6 +527,28 @@ def log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
     logging.getLogger(UNRAISABLE).error(
         "%s", what, exc_info=None if error is None else (
             unraisable.exc_type, error, unraisable.exc_traceback))
+
+
+def log_thread_error(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook`` once ``configure`` ran: an exception that ended a
+    thread, logged (``THREAD_ERRORS``) as Python's hook words it; a ``SystemExit``
+    ends its thread quietly, as there."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else threading.get_ident()
+    error = args.exc_value
+    logging.getLogger(THREAD_ERRORS).error(
+        "Exception in thread %s", name, exc_info=None if error is None else (
+            args.exc_type, error, args.exc_traceback))
+
+
+def log_uncaught(kind: type[BaseException], error: BaseException,
+                 traceback: TracebackType | None) -> None:
+    """``sys.excepthook`` once ``configure`` ran: an exception nothing caught in the
+    main thread, logged (``UNCAUGHT``) with its traceback. The process ends next: its
+    exit waits for the queued lines, boundedly (``EXIT_FLUSH_S``), not forever for a
+    stalled reader."""
+    logging.getLogger(UNCAUGHT).error("Uncaught exception", exc_info=(kind, error, traceback))
 
 
 def refused_by_parser(error: BaseException | None) -> bool:
@@ -603,15 +656,17 @@ def configure(level: str = "info", log_format: str = "console",
         handler.setFormatter(logging.Formatter(
             "%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
-    # Python writes its warnings and the exceptions it can only report to stderr itself,
-    # from the thread they happen in, the event loop's too: once a stalled reader filled
-    # the pipe, that write would hold the node. Through logging, they are queued. The
-    # warnings' hook is the one ``warnings.showwarning`` calls and the one
-    # ``catch_warnings(record=True)`` replaces (so it is kept as the warnings module is
-    # reworked): it is given a warning's source, which ``showwarning`` is not, and a
-    # ``showwarning`` set by others still comes first.
+    # Python writes its warnings, the exceptions it can only report and those nothing
+    # caught to stderr itself, from the thread they happen in, the event loop's too:
+    # once a stalled reader filled the pipe, that write would hold the node. Through
+    # logging, they are queued. The warnings' hook is the one ``warnings.showwarning``
+    # calls and the one ``catch_warnings(record=True)`` replaces (so it is kept as the
+    # warnings module is reworked): it is given a warning's source, which
+    # ``showwarning`` is not, and a ``showwarning`` set by others still comes first.
     warnings._showwarnmsg_impl = log_warning  # type: ignore[attr-defined]
     sys.unraisablehook = log_unraisable
+    threading.excepthook = log_thread_error
+    sys.excepthook = log_uncaught
     server = logging.getLogger(AIOHTTP_SERVER)
     for old in [f for f in server.filters if isinstance(f, RefusedRequests)]:
         server.removeFilter(old)

@@ -120,21 +120,26 @@ def test_a_stalled_log_reader_holds_no_request(tmp_path: Path) -> None:
             process.stderr.close()
 
 
-@pytest.mark.parametrize(("signum", "reported"), [(signal.SIGUSR1, "RuntimeWarning: warning"),
-                                                  (signal.SIGUSR2, "Exception ignored")],
-                         ids=["warnings", "finalizer-errors"])
+@pytest.mark.parametrize(("made", "reported"), [
+    ("warnings", "RuntimeWarning: warning"), ("finalizer-errors", "Exception ignored"),
+    ("thread-errors", "Exception in thread failing-"),
+    ("handler-errors", "could not be written")],
+    ids=["warnings", "finalizer-errors", "thread-errors", "handler-errors"])
 def test_what_python_reports_itself_waits_for_no_stalled_reader(
-        tmp_path: Path, signum: signal.Signals, reported: str) -> None:
-    """Python writes its warnings, and the exceptions it can only report (a finalizer's),
-    to stderr itself. On the event loop, with a stderr whose reader stalled and a full
-    pipe, such a write would hold the node; they go through the log's queue instead,
-    and are written, in order with the other lines, once the reader reads again."""
+        tmp_path: Path, made: str, reported: str) -> None:
+    """Python writes its warnings, the exceptions it can only report (a finalizer's),
+    those that end a thread, and logging's report of a record its handler could not
+    write, to stderr itself. On the event loop, with a stderr whose reader stalled and a
+    full pipe, such a write would hold the node (a thread's: whoever waits for the
+    thread); they go through the log's queue instead, and are written, in order with
+    the other lines, once the reader reads again."""
     done = tmp_path / "done"
     node = NodeProcess(tmp_path, program="tests.support.warning_node")
     node.data_dir.mkdir()
     process = subprocess.Popen(node.command(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE,
-                               env=child_env({warning_node.DONE_ENV: str(done)}))
+                               env=child_env({warning_node.DONE_ENV: str(done),
+                                              warning_node.REPORT_ENV: made}))
     assert process.stderr is not None
     stderr = process.stderr
     taken: list[bytes] = []
@@ -142,7 +147,7 @@ def test_what_python_reports_itself_waits_for_no_stalled_reader(
     try:
         fcntl.fcntl(stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         node.wait_healthy()
-        process.send_signal(signum)  # a stalled reader: the pipe fills and stays full
+        process.send_signal(signal.SIGUSR1)  # a stalled reader: the pipe fills, stays full
         deadline = time.monotonic() + SIGNAL_DONE_S
         while not done.exists():
             assert time.monotonic() < deadline, "the node's main thread is held"
@@ -162,3 +167,34 @@ def test_what_python_reports_itself_waits_for_no_stalled_reader(
     logged = b"".join(taken).decode()
     assert logged.count(reported) == warning_node.REPORTS
     assert logged.index(reported) < logged.index("stopped")
+
+
+def test_an_uncaught_exception_ends_the_process_despite_a_stalled_reader(
+        tmp_path: Path) -> None:
+    """An exception nothing catches in the main thread ends the process: Python would
+    write its traceback to stderr and, the pipe full and its reader stalled, never
+    exit. It is logged instead, and the exit waits for it only as long as for any
+    queued line; the process ends, failed (1)."""
+    done = tmp_path / "done"
+    node = NodeProcess(tmp_path, program="tests.support.warning_node")
+    node.data_dir.mkdir()
+    process = subprocess.Popen(node.command(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE,
+                               env=child_env({warning_node.DONE_ENV: str(done),
+                                              warning_node.REPORT_ENV: "uncaught"}))
+    assert process.stderr is not None
+    try:
+        fcntl.fcntl(process.stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        node.wait_healthy()
+        process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + SIGNAL_DONE_S
+        while not done.exists():
+            assert time.monotonic() < deadline, "the node's main thread is held"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)  # stops, then ends with the exception
+        assert process.wait(STOP_TIMEOUT_S) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
+import threading
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -63,12 +64,14 @@ async def client(node: RunningNode) -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """Logging as it was before the test, which configures it (``node.logs``), and where
-    Python's warnings and unraisable exceptions go."""
+    Python's warnings, unraisable exceptions and uncaught exceptions go."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    hooks = warnings._showwarnmsg_impl, sys.unraisablehook  # type: ignore[attr-defined]
+    hooks = (warnings._showwarnmsg_impl,  # type: ignore[attr-defined]
+             sys.unraisablehook, sys.excepthook, threading.excepthook)
     yield
     structlog.reset_defaults()
     root.handlers[:] = handlers
     root.setLevel(level)
-    warnings._showwarnmsg_impl, sys.unraisablehook = hooks  # type: ignore[attr-defined]
+    (warnings._showwarnmsg_impl,  # type: ignore[attr-defined]
+     sys.unraisablehook, sys.excepthook, threading.excepthook) = hooks

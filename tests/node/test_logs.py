@@ -10,6 +10,7 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -149,6 +150,59 @@ def test_other_records_pass_untouched() -> None:
                                "Unhandled exception", (), (ValueError, error, None))
     assert refused.filter(record)
     assert record.exc_info is not None and record.levelno == logging.ERROR
+
+
+def raise_in_a_thread() -> None:
+    raise RuntimeError("the thread failed")
+
+
+def test_exceptions_nothing_caught_are_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """An exception that ends a thread, and one that reaches the top of the main thread,
+    are log lines through the log's stream (JSON objects in JSON, traceback kept), not
+    written to stderr on their own; a thread's ``SystemExit`` is quiet, as in Python."""
+    logs.configure("info", "json")
+    for target in (raise_in_a_thread, sys.exit):
+        thread = threading.Thread(target=target, name=f"doomed-{target.__name__}")
+        thread.start()
+        thread.join()
+    try:
+        fail_with_a_secret_local()
+    except ValueError as error:
+        sys.excepthook(type(error), error, error.__traceback__)
+    logs.drain()
+    in_thread, uncaught = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert in_thread["logger"] == logs.THREAD_ERRORS and in_thread["level"] == "error"
+    assert in_thread["event"] == "Exception in thread doomed-raise_in_a_thread"
+    assert in_thread["exception"][0]["exc_value"] == "the thread failed"
+    assert uncaught["logger"] == logs.UNCAUGHT and uncaught["level"] == "error"
+    assert "fail_with_a_secret_local" in json.dumps(uncaught["exception"])
+    assert SECRET not in json.dumps(uncaught)
+
+
+@pytest.mark.parametrize("log_format", logs.FORMATS)
+def test_a_record_the_handler_cannot_write_is_reported_as_a_line(
+        log_format: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A message whose arguments do not fit it fails in the handler: logging's report of
+    it is a line of the log (JSON in JSON), with its traceback and where it was logged,
+    and the arguments' types but not their values (never logged: a secret, maybe)."""
+    logs.configure("info", log_format)
+    logging.getLogger("node.peers").warning("dialed %d times", SECRET)
+    logging.getLogger("node.peers").warning("logged after it")
+    logs.drain()
+    logged = capsys.readouterr().err
+    assert SECRET not in logged
+    assert "logged after it" in logged
+    if log_format == "json":
+        reported = json.loads(logged.splitlines()[0])
+        assert (reported["logger"], reported["level"]) == (logs.LOGGING_ERRORS, "error")
+        assert reported["exception"][0]["exc_type"] == "TypeError"
+        event = reported["event"]
+    else:
+        event = logged
+        assert f"[ERROR] {logs.LOGGING_ERRORS}: " in logged
+        assert "TypeError: %d format" in logged  # the traceback
+    assert "a record of node.peers logged at " in event and "test_logs.py" in event
+    assert "message 'dialed %d times', arguments of types str" in event
 
 
 class Warns(logging.Filter):

@@ -139,13 +139,22 @@ class Admission:
             self._keyless.add(peer)
         return why
 
-    def linked_shared(self, runner: Runner) -> bool:
-        """Whether ``runner``'s link rests on a shared credential: accepted on the
-        cluster secret or a CA certificate, or dialed giving the secret or verifying the
-        peer's certificate against our CA."""
+    def credential(self, runner: Runner) -> str | None:
+        """The shared credential ``runner``'s link rests on: ``cluster_secret`` (accepted
+        on it, or dialed giving it), ``certificate`` (accepted on a client certificate of
+        our CA, or dialed where the peer showed one our CA verified), or None. Having a CA
+        is not enough: at a plain http:// address no certificate is asked for."""
         if runner.direction == "in":
-            return runner.shared
-        return (runner.secret and self.config.cluster_secret is not None) or runner.certified
+            return "cluster_secret" if runner.gave_secret \
+                else "certificate" if runner.shared else None
+        if runner.secret and self.config.cluster_secret is not None:
+            return "cluster_secret"
+        return "certificate" if runner.certified else None
+
+    def linked_shared(self, runner: Runner) -> bool:
+        """Whether ``runner``'s link rests on a shared credential (``credential``)."""
+        return self.credential(runner) is not None
+
 
     def shared_mode(self) -> bool:
         """Nodes hold the cluster secret or CA certificates: they may learn addresses

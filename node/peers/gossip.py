@@ -104,7 +104,7 @@ class Gossip:
             config, tls, astore, membership, device.device_id, self.runners,
             self.own_urls, self.admission, add_peer=self.add_peer, redial=self._redial,
             http=lambda: self._http, stopping=lambda: self.stopping)
-        self.rows = Rows(config, tls, device, membership, self.runners, self.own_urls,
+        self.rows = Rows(config, device, membership, self.runners, self.own_urls,
                          self.admission, now=self._now, stopping=lambda: self.stopping,
                          held_off=self.learning.held_off)
 

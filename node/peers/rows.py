@@ -9,7 +9,6 @@ names the member device behind a link when the membership records can tell.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -35,13 +34,11 @@ class Rows:
     ``stopping``: whether the node stops; ``held_off``: the learned addresses held off
     now (``Learning.held_off``)."""
 
-    def __init__(self, config: Config, tls: ssl.SSLContext | None, device: DeviceKey,
-                 membership: Devices | None, runners: dict[str, Runner],
-                 own_urls: set[str], admission: Admission, *,
+    def __init__(self, config: Config, device: DeviceKey, membership: Devices | None,
+                 runners: dict[str, Runner], own_urls: set[str], admission: Admission, *,
                  now: Callable[[], float], stopping: Callable[[], bool],
                  held_off: Callable[[], list[HeldOff]]) -> None:
         self.config = config
-        self.tls = tls
         self.device = device
         self.membership = membership
         self.runners = runners
@@ -56,8 +53,8 @@ class Rows:
 
     def linked_not_members(self) -> dict[str, dict[str, Any]]:
         """Devices with a link up that proved their key but are no members here, by id:
-        linked by the cluster secret or a CA certificate (or, pairing, at a ``--peer``
-        address), which the membership records do not list. Each: its node id, its
+        linked by the cluster secret or a certificate of our CA (or, pairing, at a
+        ``--peer`` address), which the membership records do not list. Each: its node id, its
         address (dialed, or advertised on a link it opened) and ``via``, what links it."""
         found: dict[str, dict[str, Any]] = {}
         for runner in self.runners.values():
@@ -66,12 +63,9 @@ class Rows:
             device = runner.device.device_id
             if device == self.device.device_id or self.admission.is_member(device):
                 continue
-            if runner.direction == "in":
-                via = "cluster_secret" if runner.gave_secret \
-                    else "certificate" if runner.shared else "device_key"
-            else:
-                via = "cluster_secret" if runner.secret and self.config.cluster_secret \
-                    else "certificate" if self.tls is not None else "peer_address"
+            # As admission counts it: a certificate only where one was verified.
+            via = self.admission.credential(runner) \
+                or ("device_key" if runner.direction == "in" else "peer_address")
             row = {"node_id": runner.linked_to, "address": runner.url, "via": via}
             if device not in found or (found[device]["address"] is None and runner.url):
                 found[device] = row

@@ -11,7 +11,10 @@
   for another node's slot is not taken (``test_signed_events``), and the slot's real
   event reaches every node.
 * With mutual TLS and no secret, nodes whose certificates the cluster CA signed
-  replicate over HTTPS; a node with a certificate from another CA gets nothing.
+  replicate over HTTPS; a node with a certificate from another CA gets nothing. A node
+  with a CA counts a link as resting on a certificate only where the peer showed one
+  the CA verified: at a plain http:// address none is asked for, and a device that is
+  no member linked there is said to link by the ``--peer`` address it was given.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -54,12 +58,13 @@ from tests.support.cluster import (
     head,
     message,
     peer_rows,
+    request,
     serve_args,
     wait_converged,
     wait_until,
 )
 from tests.support.metrics import scrape, value
-from tests.support.processes import NodeProcess
+from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -119,10 +124,10 @@ def test_peer_api_needs_the_cluster_secret(tmp_path: Path) -> None:
         assert (ws_status, members_status) == (101, 200)
         assert json.loads(body)["node_id"] == node_id
         # ... and the cluster secret does not open the client API.
-        request = f"{a.url}/v1/events"
+        events_url = f"{a.url}/v1/events"
         for credential in (SECRET, None):
             headers = {} if credential is None else {"Authorization": f"Bearer {credential}"}
-            status = asyncio.run(get_status(request, headers))
+            status = asyncio.run(get_status(events_url, headers))
             assert status == 401
 
         lone = cluster.node("lone", secret=None)  # no secret: no peer API at all
@@ -461,3 +466,66 @@ def test_mutual_tls_without_a_secret(tmp_path: Path) -> None:
         assert ids_of(rogue) == from_rogue
         assert all(row["state"] != "up" for row in peer_rows(rogue))
         assert ids_of(a) == ids
+
+
+# -- a CA node and devices that are no members ---------------------------------------------
+
+def own_id(node: NodeProcess) -> str:
+    found: str = node.get("/v1/node")["device_id"]
+    return found
+
+
+def linked_not_members(node: NodeProcess) -> dict[str, dict[str, Any]]:
+    """``GET /v1/devices``' ``linked``, by device id."""
+    view = json.loads(request(node, "GET", "/v1/devices"))
+    return {row["device_id"]: row for row in view["linked"]}
+
+
+def members(node: NodeProcess) -> set[str]:
+    view = json.loads(request(node, "GET", "/v1/devices"))
+    return {row["device_id"] for row in view["members"]}
+
+
+def add(member: NodeProcess, device: str, name: str, *options: str) -> None:
+    done = run_cli(member, "devices", "add", device, "--name", name, *options)
+    assert done.returncode == 0, done.stderr
+
+
+def secret_pair(cluster: Cluster) -> tuple[NodeProcess, NodeProcess]:
+    """Two plain-HTTP nodes of a cluster secret, ``b`` dialing ``c``: a record ``c``
+    writes reaches ``b``, which takes a device ``c`` adds (and, not a member itself,
+    stays one no record names on a third node)."""
+    c = cluster.node("c", advertise=True)
+    b = cluster.node("b", peers=[c.url])
+    return b, c
+
+
+def test_a_ca_node_says_a_certificate_links_a_device_only_where_one_was_verified(
+        tmp_path: Path) -> None:
+    """A node with a CA and no secret dials two devices that are no members: ``d`` over
+    HTTPS, whose certificate its CA verified, and ``b`` at an http:// address, which
+    lets it in as a member (a record of ``c`` adds it) but showed no certificate.
+    ``clawsync devices`` says ``d`` links by a certificate and ``b`` by the ``--peer``
+    address it was given, not by a certificate no one checked; ``d`` says ``a`` links
+    by its certificate."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = make_ca(certs, "cluster-ca")
+    with Cluster(tmp_path) as cluster:
+        b, c = secret_pair(cluster)
+        d = cluster.add(tls_node(tmp_path, "d", make_cert(certs, "d", ca), ca[0]))
+        a = cluster.add(tls_node(tmp_path, "a", make_cert(certs, "a", ca), ca[0],
+                                 peers=[b.url, d.url]))
+        # Before c's records reach d through a (they add a, a member on d from then on).
+        wait_until(lambda: own_id(a) in linked_not_members(d)
+                   and own_id(d) in linked_not_members(a), 60, "a and d list each other")
+        assert linked_not_members(d)[own_id(a)]["via"] == "certificate"
+        add(c, own_id(a), "a")
+        wait_until(lambda: own_id(b) in linked_not_members(a), 60, "a lists b as linked")
+        linked = linked_not_members(a)
+        assert (linked[own_id(b)]["via"], linked[own_id(b)]["address"]) \
+            == ("peer_address", b.url)
+        assert (linked[own_id(d)]["via"], linked[own_id(d)]["address"]) \
+            == ("certificate", d.url)
+        assert own_id(a) in members(b) and own_id(a) not in linked_not_members(b)
+

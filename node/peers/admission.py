@@ -4,8 +4,10 @@ Devices (``crdt.linkproof``, ``node.peers.transport``): every link proves both k
 both nodes have them. A dialer must be a member of the cluster unless it holds the
 cluster secret or a CA certificate (``admit``); a dialed device must be a member too,
 except the one at an address given with ``--peer`` (a new device pairs by dialing an
-address it was told; it learns the membership from there). A removed device is refused
-either way and its links close when the removal arrives (``sweep``).
+address it was told; it learns the membership from there), or one whose link rests on
+the secret or a certificate our CA verified (``credential``: not a plain http://
+address, where none is asked for). A removed device is refused either way and its links
+close when the removal arrives (``sweep``).
 
 A peer that proves no device key (``keyless_refusal``) is a node of 0.2, which has
 none, or a node leaving its proof out: a removed device could link again so. It links
@@ -108,10 +110,12 @@ class Admission:
 
     def dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:
         """Why a device we dialed may not stay linked: removed; or not a member, at an
-        address we learned (one given with ``--peer`` pairs: see the module)."""
+        address we learned (one given with ``--peer`` pairs: see the module), over a link
+        that rests on no cluster secret or verified certificate (``linked_shared``)."""
         if self.membership is not None and proven.device_id in self.membership.removed():
             return DEVICE_REMOVED
-        if runner.learned and not self.shared_mode() and not self.is_member(proven.device_id):
+        if runner.learned and not self.is_member(proven.device_id) \
+                and not self.linked_shared(runner):
             return NOT_MEMBER
         return None
 
@@ -155,10 +159,11 @@ class Admission:
         """Whether ``runner``'s link rests on a shared credential (``credential``)."""
         return self.credential(runner) is not None
 
-
     def shared_mode(self) -> bool:
-        """Nodes hold the cluster secret or CA certificates: they may learn addresses
-        from each other's member lists, and link there member or not."""
+        """This node holds the cluster secret or a CA certificate, which open peers'
+        member lists: it asks the peers it dials which nodes they know. Whether a device
+        that is no member may stay at an address learned so is its link's own
+        credential (``dialed_refusal``), not this."""
         return self.config.cluster_secret is not None or self.tls is not None
 
     def sweep(self) -> None:

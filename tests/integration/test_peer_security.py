@@ -13,8 +13,8 @@
 * With mutual TLS and no secret, nodes whose certificates the cluster CA signed
   replicate over HTTPS; a node with a certificate from another CA gets nothing. A node
   with a CA counts a link as resting on a certificate only where the peer showed one
-  the CA verified: at a plain http:// address none is asked for, and a device that is
-  no member linked there is said to link by the ``--peer`` address it was given.
+  the CA verified: at a plain http:// address none is asked for, so a device there that
+  is no member links only at a ``--peer`` address, and is said to.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from crdt.device import device_id, private_key_from_seed, public_bytes
 from crdt.events import Event, parse_event
 from sync.peer.config import SyncConfig
 from sync.peer.messages import (
@@ -470,6 +471,10 @@ def test_mutual_tls_without_a_secret(tmp_path: Path) -> None:
 
 # -- a CA node and devices that are no members ---------------------------------------------
 
+#: A member device that never runs: its record gives another node's address.
+PHONE = device_id(public_bytes(private_key_from_seed(bytes([9]) * 32)))
+
+
 def own_id(node: NodeProcess) -> str:
     found: str = node.get("/v1/node")["device_id"]
     return found
@@ -529,3 +534,34 @@ def test_a_ca_node_says_a_certificate_links_a_device_only_where_one_was_verified
             == ("certificate", d.url)
         assert own_id(a) in members(b) and own_id(a) not in linked_not_members(b)
 
+
+def test_a_ca_node_keeps_no_device_that_is_no_member_at_a_learned_plain_address(
+        tmp_path: Path) -> None:
+    """A member's record gives the http:// address of ``b``, a device that is no member
+    and lets the CA node ``a`` in (a record adds ``a``). ``a`` dials it as learned: no
+    certificate was verified there, nor the secret given, so ``a`` closes the link as
+    ``not_member``, as a node with no CA does, and never lists ``b`` as linked."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = make_ca(certs, "cluster-ca")
+    with Cluster(tmp_path) as cluster:
+        b, c = secret_pair(cluster)
+        a = tls_node(tmp_path, "a", make_cert(certs, "a", ca), ca[0], peers=[c.url])
+        a.extra_args += ["--log-format", "json"]
+        cluster.add(a)
+        add(c, own_id(a), "a")
+        add(c, PHONE, "phone", "--address", b.url)  # the phone's address: b answers there
+        wait_until(lambda: own_id(a) in members(b), 60, "b takes a as a member")
+
+        def refused_b() -> list[dict[str, Any]]:
+            lines = [json.loads(line) for line in a.log_path.read_text().splitlines()
+                     if line.startswith("{")]
+            return [line for line in lines if line.get("event") == "dialed device refused"
+                    and line.get("peer") == b.url]
+
+        wait_until(lambda: refused_b() or own_id(b) in linked_not_members(a), 60,
+                   "a dials b at the phone's address")
+        assert own_id(b) not in linked_not_members(a)
+        [line, *_] = refused_b()
+        assert (line["device_id"], line["code"]) == (own_id(b), "not_member")
+        assert all(row["state"] != "up" for row in peer_rows(a) if row["url"] == b.url)

@@ -18,6 +18,7 @@ from crdt import device as crdt_device
 from crdt import membership
 from crdt.log.store import EventStore
 from node.cli.linkproxy import LinkProxy
+from node.peers.admission import WRONG_SECRETS_KEPT_MAX
 from node.peers.ahead import PARSE_THREADS
 from node.peers.learning import _member_urls, awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
@@ -1068,6 +1069,21 @@ async def test_a_wrong_cluster_secret_is_named_not_taken_for_a_device_to_add(
     assert "the cluster secret this node gave does not match" in runner.refused
     assert newcomer.gossip.device_status()["waiting"] == []
     assert newcomer.gossip.device.device_id in hub.gossip.admission._wrong_secret  # warned once
+
+
+async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(
+        make_node: NodeFactory) -> None:
+    """Each device that gives a wrong cluster secret is warned of once; those remembered
+    for it are at most ``WRONG_SECRETS_KEPT_MAX`` (a dialer making a new key at each dial
+    cannot grow the set): past the bound all are forgotten, and each refusal still
+    names the secret."""
+    admission = (await make_node(cluster_secret="s" * 32)).gossip.admission
+    for n in range(WRONG_SECRETS_KEPT_MAX):
+        admission.admit(f"DEVICE{n}", shared=False, wrong_secret=True)
+    assert len(admission._wrong_secret) == WRONG_SECRETS_KEPT_MAX
+    refused = admission.admit("ONE-MORE", shared=False, wrong_secret=True)
+    assert refused is not None and refused[1] == {"secret": "wrong"}
+    assert admission._wrong_secret == {"ONE-MORE"}
 
 
 async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFactory) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import tomllib
 from dataclasses import replace
@@ -160,7 +161,8 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.option("--token", envvar="CLAWSYNC_TOKEN", show_envvar=True, metavar="TOKEN",
               help="Bearer token every client must send. Default: none, which is allowed "
                    "only on a loopback address (as is --token \"\", none whatever the "
-                   "environment or the file hold). Anyone holding it can read and append every "
+                   "environment or the file hold, and CLAWSYNC_TOKEN=\"\", none whatever "
+                   "the file holds). Anyone holding it can read and append every "
                    "session: use a long random string. Set it in the environment or the "
                    "config file: other users of the machine see arguments (ps).")
 @click.option("--peer", "peers", multiple=True, envvar="CLAWSYNC_PEERS", show_envvar=True,
@@ -302,10 +304,11 @@ def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     The command line wins, before or after `serve`: `clawsync --token T serve` over
     CLAWSYNC_TOKEN and the file, which fill serve's own option otherwise; serve's own
     `--token` over the one before it. An empty one typed means no token, wherever it is
-    typed and whatever the environment or the file hold (a file's empty token means the
-    same). One typed or from the environment that no header could carry, or that a
-    request could never match, is a usage error that names where it came from, never the
-    token (one from the file: ``Config.check``, which names it)."""
+    typed and whatever the environment or the file hold; CLAWSYNC_TOKEN set empty means
+    the same, whatever the file holds (a file's empty token means none too). One typed
+    or from the environment that no header could carry, or that a request could never
+    match, is a usage error that names where it came from, never the token (one from the
+    file: ``Config.check``, which names it)."""
     line, env = click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT
     parent = ctx.parent
     group: str | None = parent.params.get("token") if parent is not None else None
@@ -315,6 +318,10 @@ def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     if group is not None and source != line and parent is not None \
             and parent.get_parameter_source("token") == line:
         token, source, hint = group, line, "'clawsync --token' (given before the command)"
+    elif source != line and os.environ.get("CLAWSYNC_TOKEN") == "":
+        # Set empty: none, as typed empty. click takes an empty variable for unset,
+        # which would let the file's token in when the environment said none.
+        token, source, hint = None, env, None
     else:
         token, hint = own, {line: "'--token'", env: "CLAWSYNC_TOKEN"}.get(source or line)
     token = token or None  # typed empty: none, not the environment's nor the file's

@@ -20,7 +20,15 @@ from node.client.api import Client, ClientError
 from tests.support.automerge import App, text_id
 from tests.support.cluster import wait_until
 from tests.support.older_node import OLDER_VERSION
-from tests.support.processes import LineReader, NodeProcess, free_port, run_cli, spawn_cli
+from tests.support.processes import (
+    LineReader,
+    NodeProcess,
+    child_env,
+    cli_args,
+    free_port,
+    run_cli,
+    spawn_cli,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -522,6 +530,25 @@ def test_token_is_required_and_accepted(token_node: NodeProcess) -> None:
     after_command = run_cli("http://127.0.0.1:1", "sessions", "--node", token_node.url,
                             "--token", "s3cret")
     assert "s1" in ok(after_command)
+
+
+def test_an_empty_token_in_the_environment_means_none(tmp_path: Path) -> None:
+    """CLAWSYNC_TOKEN="" is no token for serve, whatever its file holds, and for a client
+    command, as --token "" is."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text('token = "from-file"\n')
+    empty = child_env({"CLAWSYNC_TOKEN": ""})
+    with NodeProcess(tmp_path, extra_args=["--config", str(config)],
+                     env={"CLAWSYNC_TOKEN": ""}) as node:
+        for args in (cli_args(node, "sessions"), cli_args(node, "sessions", token="")):
+            result = subprocess.run(args, env=empty, capture_output=True, text=True,
+                                    timeout=60, check=False)
+            assert ok(result) == "", args  # let in without a token; no sessions yet
+    # Unset, the file's token is the node's.
+    with NodeProcess(tmp_path, extra_args=["--config", str(config)], name="filed") as node:
+        refused = subprocess.run(cli_args(node, "sessions"), env=empty, capture_output=True,
+                                 text=True, timeout=60, check=False)
+        assert refused.returncode == 1 and "needs a token" in refused.stderr
 
 
 @pytest.mark.parametrize("command", ["serve", "append", "events", "sessions", "projection",

@@ -206,6 +206,25 @@ def test_an_empty_token_typed_after_serve_means_none_whatever_is_before_it() -> 
     assert (printed["token"], printed["sources"]["token"]) == (None, "flag")
 
 
+def test_an_empty_token_in_the_environment_means_none_over_the_files(tmp_path: Path) -> None:
+    """CLAWSYNC_TOKEN set empty says none, as --token "" does: click alone takes an empty
+    variable for unset, and the file's token would be required. The command line still
+    wins over it, before or after serve."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text('token = "from-file"\n')
+    empty = {"CLAWSYNC_TOKEN": ""}
+    printed = print_config(["--config", str(file)], env=empty)
+    assert (printed["token"], printed["sources"]["token"]) == (None, "env")
+    assert print_config(["--config", str(file)])["sources"]["token"] == "file"  # unset
+    for args in (["--token", "typed"], []):
+        result = CliRunner().invoke(main, [*args, "serve", "--config", str(file),
+                                           *(["--token", "typed"] if not args else []),
+                                           "--print-config"], env=empty)
+        assert result.exit_code == 0, result.output
+        printed = json.loads(result.output)
+        assert (printed["token"], printed["sources"]["token"]) == ("(set)", "flag"), args
+
+
 def test_the_sync_tables_intervals_are_said_to_come_from_the_file(tmp_path: Path) -> None:
     file = tmp_path / "clawsync.toml"
     file.write_text("[sync]\npull_interval_s = 2.0\n")

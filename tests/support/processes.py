@@ -103,8 +103,11 @@ class NodeProcess:
 
     def __init__(self, tmp_dir: Path, port: int | None = None, token: str | None = None,
                  extra_args: Sequence[str] = (), name: str = "node",
-                 tls_ca: Path | None = None, program: str = "node.main") -> None:
+                 tls_ca: Path | None = None, program: str = "node.main",
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
+        #: Variables set in the node's environment (``child_env`` leaves out CLAWSYNC_*).
+        self.env = dict(env or {})
         #: The module run as ``python -m``: the ``clawsync`` command, or a build of it.
         self.program = program
         #: With a CA (PEM), the node serves HTTPS (its --tls-* options are in
@@ -145,7 +148,7 @@ class NodeProcess:
         self._log.write(f"--- start {' '.join(self.command())}\n".encode())
         self._log.flush()
         self.process = subprocess.Popen(self.command(), stdout=self._log,
-                                        stderr=subprocess.STDOUT, env=child_env(),
+                                        stderr=subprocess.STDOUT, env=child_env(self.env),
                                         cwd=self.data_dir.parent)
         try:
             self.wait_healthy(timeout_s)

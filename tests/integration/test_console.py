@@ -504,6 +504,23 @@ def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
     assert TOKEN not in page.url
 
 
+def test_a_pasted_token_is_taken_without_the_white_space_around_it(
+        token_node: NodeProcess, page: Page) -> None:
+    """A token copied with the spaces or the line end around it is the token: the node
+    refuses to start on one that begins or ends with white space, so that is never part
+    of it, and the console keeps and sends the token alone."""
+    sent: list[str | None] = []
+    page.on("request", lambda request: sent.append(request.headers.get("authorization"))
+            if request.url.endswith("/v1/node") else None)
+    page.goto(token_node.url + "/")
+    form = page.locator("form[data-testid=token-form]")
+    form.locator("input[name=token]").fill(f" \t{TOKEN} \u00a0\n")
+    form.locator("[type=submit]").click()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    assert page.evaluate("Object.values(sessionStorage)") == [TOKEN]
+    assert sent[-1] == f"Bearer {TOKEN}", sent
+
+
 def test_a_late_refusal_of_an_earlier_token_does_not_undo_the_current_one(
         token_node: NodeProcess, page: Page) -> None:
     held: list[Route] = []

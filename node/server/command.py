@@ -9,7 +9,7 @@ import math
 import os
 import signal
 import tomllib
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -239,8 +239,8 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
 @click.option("--print-config", is_flag=True,
               help="Print the settings this command would run with (from the options, the "
                    "environment and --config, defaults filled in; secrets hidden) as JSON, "
-                   "with where each came from (sources: flag, env, file or default), and "
-                   "exit.")
+                   "with where each came from (sources: flag, env, file or default; for "
+                   "a table, per key of it), and exit.")
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Run a node: keep the event log in DIR and serve the HTTP API until stopped
@@ -333,22 +333,28 @@ def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     return token, _SOURCES.get(source or click.core.ParameterSource.DEFAULT, "default")
 
 
-def _sources(ctx: click.Context, token_from: str) -> dict[str, str]:
+def _sources(ctx: click.Context, token_from: str) -> dict[str, str | dict[str, str]]:
     """Where each setting came from, for ``--print-config``: "flag", "env", "file" or
-    "default", under the file's names of the settings and of its tables."""
+    "default", under the file's names of the settings; under a table's (``[limits]``),
+    the same per key of it, every key listed, as the settings print the table whole."""
     default = click.core.ParameterSource.DEFAULT
-    sources = {param.name: _SOURCES.get(ctx.get_parameter_source(param.name) or default,
-                                        "default")
-               for param in ctx.command.params
-               if param.name is not None and param.name not in ("config", "print_config")}
+    sources: dict[str, str | dict[str, str]] = {
+        param.name: _SOURCES.get(ctx.get_parameter_source(param.name) or default, "default")
+        for param in ctx.command.params
+        if param.name is not None and param.name not in ("config", "print_config")}
     sources["token"] = token_from
     tables: dict[str, set[str]] = ctx.meta.get(_FILE_TABLES, {})
-    sources.update({f"[{name}]": "file" if name in tables else "default"
-                    for name in node_config.LIMIT_TABLES})
-    # The intervals the [sync] table sets, which their options left as they were.
+    keys = {name: {field.name: "file" if field.name in tables.get(name, ()) else "default"
+                   for field in fields(kind)}
+            for name, kind in node_config.LIMIT_TABLES.items()}
+    # The intervals of [sync] that have options: the option's source when it was given
+    # (it wins over the table), and the option's is the table's when it was not.
     for option, field in _SYNC_FIELDS.items():
-        if sources[option] == "default" and field in tables.get("sync", ()):
-            sources[option] = "file"
+        if sources[option] == "default":
+            sources[option] = keys["sync"][field]
+        else:
+            keys["sync"][field] = str(sources[option])
+    sources.update({f"[{name}]": table for name, table in keys.items()})
     return sources
 
 

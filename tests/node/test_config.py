@@ -145,12 +145,16 @@ def test_print_config_says_where_each_setting_came_from(tmp_path: Path) -> None:
         main, ["--token", "typed-before", "serve", "--config", str(file), "--port", "7002",
                "--print-config"], env={"CLAWSYNC_HOST": "127.0.0.2"}, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    sources = json.loads(result.output)["sources"]
+    printed = json.loads(result.output)
+    sources = printed["sources"]
     assert (sources["port"], sources["host"], sources["cluster_secret"]) == ("flag", "env",
                                                                             "file")
     assert sources["token"] == "flag"  # typed before serve
     assert (sources["data_dir"], sources["require_signatures"]) == ("default", "default")
-    assert (sources["[limits]"], sources["[sync]"]) == ("file", "default")
+    # A table's keys each: the one the file sets, and the others left as they were.
+    assert sources["[limits]"] == {name: "file" if name == "page_max" else "default"
+                                   for name in printed["limits"]}
+    assert set(sources["[sync]"].values()) == {"default"}
     # Every setting the file may hold, and its tables: no more, no less.
     serve = main.get_command(click.Context(main), "serve")
     assert serve is not None
@@ -230,15 +234,20 @@ def test_the_sync_tables_intervals_are_said_to_come_from_the_file(tmp_path: Path
     file.write_text("[sync]\npull_interval_s = 2.0\n")
     sources = print_config(["--config", str(file)])["sources"]
     assert (sources["pull_interval"], sources["members_interval_s"]) == ("file", "default")
+    assert (sources["[sync]"]["pull_interval_s"], sources["[sync]"]["peers_max"]) == (
+        "file", "default")
     file.write_text("[sync]\nmembers-interval-s = 20\n")
     printed = print_config(["--config", str(file), "--pull-interval", "3"])
     assert printed["sync"]["members_interval_s"] == 20.0
     sources = printed["sources"]
     assert (sources["pull_interval"], sources["members_interval_s"]) == ("flag", "file")
+    # The table's keys say the same: the flag's value is the one [sync] prints.
+    assert (sources["[sync]"]["pull_interval_s"], sources["[sync]"]["members_interval_s"]) \
+        == ("flag", "file")
     # Set in the environment too: the environment's, which wins.
     sources = print_config(["--config", str(file)],
                            env={"CLAWSYNC_MEMBERS_INTERVAL": "9"})["sources"]
-    assert sources["members_interval_s"] == "env"
+    assert sources["members_interval_s"] == sources["[sync]"]["members_interval_s"] == "env"
 
 
 @pytest.mark.parametrize(("args", "env", "named"), [

@@ -13,8 +13,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,24 +26,11 @@ from node.openclaw.state_locks import (
     lock_paths,
     writer_lock_path,
 )
+from tests.node.openclaw.conftest import OTHER, runs_as
 from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, stand_in, take
 from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 
-#: A user other than this one (``nobody``).
-OTHER = 65534
-
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
-
-
-@pytest.fixture
-def shared() -> Iterator[Path]:
-    """A folder every user can walk into (pytest's own are closed to other users)."""
-    folder = Path(tempfile.mkdtemp(prefix="clawsync-locks-"))
-    folder.chmod(0o755)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder)
 
 
 def lock_folder(state: Path, uid: int, root: Path, owner: int | None = None) -> Path:
@@ -104,16 +89,6 @@ try:
 except StateLockUnreadable as error:
     print("unreadable", error.path, error.denied)
 """
-
-
-def runs_as(uid: int) -> bool:
-    """Whether a process of the user ``uid`` can run this checkout's Python and import
-    the project: not when the checkout lies in a folder closed to that user (``mktemp
-    -d`` makes one)."""
-    return subprocess.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-         sys.executable, "-c", "import node.openclaw.state_locks"],
-        cwd="/", capture_output=True, check=False).returncode == 0
 
 
 def look_as(uid: int, state: Path, root: Path) -> str:

@@ -121,13 +121,15 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
 
 
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
-               headed: bool = False, whole: bool = False) -> None:
+               headed: bool = False, whole: bool = False,
+               wrap: tuple[int, ...] = ()) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
     say nothing without them; a list of events or sessions reads without). ``whole``: no
     cell may be cut short, as the ids people copy into another command (``devices
     remove ID``): on a terminal too narrow for the table, the plain lines, which the
-    terminal wraps."""
+    terminal wraps; but the cells of the columns ``wrap`` (by index) may take more than
+    one line of the table, broken between words, so that it fits a narrower terminal."""
     if not rows:
         return
     rows = [[printable(cell) for cell in row] for row in rows]
@@ -137,12 +139,13 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
         from rich.text import Text
 
         console = Console()
-        table = Table(*headers, title=title, header_style="bold cyan", box=None)
+        table = Table(title=title, header_style="bold cyan", box=None)
+        for index, header in enumerate(headers):
+            table.add_column(header, no_wrap=whole and index not in wrap)
         for row in rows:
             # Text(), not markup strings: a message containing "[bold]" must print as typed.
             table.add_row(*(Text(cell) for cell in row))
-        wide = console.options.update(max_width=sys.maxsize)
-        if not whole or console.measure(table, options=wide).maximum <= console.width:
+        if not whole or _least_width(table, headers, rows, wrap) <= console.width:
             console.print(table)
             return
     if headed:
@@ -152,6 +155,23 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         click.echo("  ".join([*cells, row[-1]]))
+
+
+def _least_width(table: Any, headers: list[str], rows: list[list[str]],
+                 wrap: tuple[int, ...]) -> int:
+    """The width a rich ``table`` of whole cells needs: each column at its widest cell,
+    or, for the columns in ``wrap``, at its longest word (rich measures every column so,
+    whole or not), and the cells' padding."""
+    from rich.cells import cell_len
+
+    def least(index: int) -> int:
+        cells = [headers[index], *(row[index] for row in rows)]
+        if index in wrap:
+            return max((cell_len(word) for cell in cells for word in cell.split()), default=0)
+        return max(cell_len(cell) for cell in cells)
+
+    _top, right, _bottom, left = table.padding
+    return sum(least(index) + left + right for index in range(len(headers)))
 
 
 def print_lines(lines: list[tuple[str, str]]) -> None:

@@ -10,18 +10,28 @@ import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
-from node.cli.output import print_rows
+from node.cli.output import print_rows, when
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
 
 
+#: The columns of ``clawsync tokens``, and those whose cells may wrap on a terminal (the
+#: id, which `tokens revoke` takes, and the access stay whole).
+HEADERS = ["id", "name", "sessions", "access", "issuer", "issued", "state"]
+WRAPPED = (1, 2, 5, 6)
+
+
 def token_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per token; the issuing device by the first group of its id, as `clawsync
+    status` names a peer's (the whole id took 63 of a terminal's columns)."""
     return [[
         row["id"], row["name"], " ".join(row["sessions"]),
         "read-only" if row["read_only"] else "read-write",
-        row["device_id"] or f"origin {row['origin']}", row["issued_at"],
-        f"revoked {row['revoked_at']}" if row["revoked_at"] else row.get("state", "valid"),
+        row["device_id"][:7] if row["device_id"] else f"origin {row['origin']}",
+        when(row["issued_at"]),
+        f"revoked {when(row['revoked_at'])}" if row["revoked_at"]
+        else row.get("state", "valid"),
     ] for row in rows]
 
 
@@ -45,9 +55,7 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
     view = listing(ctx, as_json, lambda client: client.tokens())
     if view is None:
         return
-    print_rows(token_rows(view["tokens"]),
-               ["id", "name", "sessions", "access", "issued by", "issued", "state"], headed=True,
-               whole=True)
+    print_rows(token_rows(view["tokens"]), HEADERS, headed=True, whole=True, wrap=WRAPPED)
     if not view["tokens"]:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 

@@ -7,6 +7,7 @@ import pytest
 from crdt.device import device_id
 from node.cli.devices import device_rows
 from node.cli.output import event_row, print_lines, print_rows
+from node.cli.tokens import HEADERS, WRAPPED, token_rows
 
 
 def test_only_a_newer_versions_kind_is_marked_unknown() -> None:
@@ -64,3 +65,33 @@ def test_a_narrow_terminal_keeps_the_ids_people_copy_whole(
     out = capsys.readouterr().out
     assert "…" not in out
     assert f"{device}  laptop (this device)  member  http://192.168.1.20:7878" in out
+
+
+def test_the_tokens_table_fits_a_terminal_of_100_columns(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Its issuer by the first group of the device id, and names, patterns and times
+    wrapped between words where the terminal is narrower than the table: still a table
+    at 100 columns, the token ids whole (`tokens revoke` takes them); one line a token
+    where there is room."""
+    monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
+    device = device_id(bytes(range(32)))
+    issued = {"device_id": device, "origin": "o1", "issued_at": "2026-12-01T10:00:00.000Z",
+              "revoked_at": None}
+    rows = token_rows([
+        {**issued, "id": "3f9c0a1b2c3d4e5f", "name": "dashboard", "sessions": ["tg:*"],
+         "read_only": True, "state": "valid"},
+        {**issued, "id": "0a9c0a1b2c3d4e5f", "name": "notes-app", "sessions": ["tg:alice",
+         "web:*"], "read_only": False, "state": "revoked",
+         "revoked_at": "2026-12-02T12:00:00.000Z"},
+        {**issued, "id": "1b9c0a1b2c3d4e5f", "name": "sync-app", "sessions": ["*"],
+         "read_only": False, "state": "issuer removed"}])
+    for columns, lines in (("100", 8), ("140", 4)):
+        monkeypatch.setenv("COLUMNS", columns)
+        print_rows(rows, HEADERS, headed=True, whole=True, wrap=WRAPPED)
+        out = capsys.readouterr().out.splitlines()
+        assert len(out) == lines and out[0].split() == HEADERS, out  # a table, not lines
+        assert max(len(line.rstrip()) for line in out) <= int(columns), out
+        assert "…" not in "".join(out)
+        for token in ("3f9c0a1b2c3d4e5f", "0a9c0a1b2c3d4e5f", "1b9c0a1b2c3d4e5f"):
+            assert any(line.split()[:1] == [token] and device[:7] in line.split()
+                       for line in out), (token, out)

@@ -9,7 +9,8 @@ no store, parsing a message and verifying its signatures, runs ahead of the writ
 each link's pipeline (``node.peers.ahead``), on pools this node shares among its links.
 Each link may use only its share of the writer (``node.peers.budget``).
 
-Which links run, and what becomes of one once it ends, is ``node.peers.gossip``'s.
+Which links run, and what becomes of one once it ends, is ``node.peers.gossip``'s
+(which link to a node is kept: ``node.peers.pairing``).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ class DuplicateLink(LinkClosed):
 class Driver:
     """What every link's loop shares: the store's writer, the pools and the verifier
     that prepare messages ahead of it, and the clock of client appends. ``identified``
-    is told when a hello names the peer (``Gossip._identified``), ``ended`` when a link
-    it named ends (with the node it named: ``Gossip._ended``)."""
+    is told when a hello names the peer (``Pairing.identified``), ``ended`` when a link
+    it named ends (with the node it named: ``Pairing.ended``)."""
 
     def __init__(self, config: Config, astore: AsyncStore, *,
                  identified: Callable[[Runner], None],

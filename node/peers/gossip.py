@@ -5,15 +5,15 @@ which end.
 Links come from ``--peer`` URLs (dialed, with back-off when unreachable), from peers
 that dial us, and from members learned from peers (``node.peers.learning``).
 
-One link per pair of nodes, whatever addresses they are known by: once a link's hello
-names the peer, a second link to the same node is dropped (of a link each of the two
-dialed, both keep the one dialed by the smaller node id; of two we dialed, the older),
-and a dialed address that stands for a node already linked waits on standby. An
-address that reaches this very node is answered 409 by it and never dialed again.
+One link per pair of nodes, whatever addresses they are known by
+(``node.peers.pairing``): a dialed address that stands for a node already linked waits
+on standby. An address that reaches this very node is answered 409 by it and never
+dialed again.
 
 ``Gossip`` runs the links and wires the parts that share them: each link's loop
 (``node.peers.driver``), who may link (``node.peers.admission``), the member addresses
-learned and listed (``node.peers.learning``) and the status rows (``node.peers.rows``).
+learned and listed (``node.peers.learning``), the status rows (``node.peers.rows``) and
+which link to a node is kept (``node.peers.pairing``).
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from node.peers.admission import Admission
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
+from node.peers.pairing import Pairing
 from node.peers.rows import Rows
-from node.peers.runner import Runner, dropped_by_peer, linked_devices, linked_nodes
+from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import (
     DEVICE_REMOVED,
-    DUPLICATE_LINK,
     KEY_REQUIRED,
     Link,
     LinkClosed,
@@ -93,7 +93,10 @@ class Gossip:
         #: What this node runs, told to peers in the hello.
         self.about = About(software_version(), SCHEMA_VERSION, retires=True,
                            forgets=True, signs=True)
-        self.driver = Driver(config, astore, identified=self._identified, ended=self._ended,
+        # The link's loop tells the pairing, made below once the parts it tells are.
+        self.driver = Driver(config, astore,
+                             identified=lambda runner: self.pairing.identified(runner),
+                             ended=lambda runner, node: self.pairing.ended(runner, node),
                              stopping=lambda: self.stopping)
         #: Checks peers' batches of signatures in a worker process, started on the first.
         self.verifier = self.driver.verifier
@@ -107,6 +110,10 @@ class Gossip:
         self.rows = Rows(config, device, membership, self.runners, self.own_urls,
                          self.admission, now=self._now, stopping=lambda: self.stopping,
                          held_off=self.learning.held_off)
+        self.pairing = Pairing(
+            astore, self.runners, self.learning, self.rows, self.admission,
+            reached=self._reached, stopping=lambda: self.stopping,
+            learn=self._learn_from)
 
     # -- life cycle --------------------------------------------------------------------
 
@@ -153,6 +160,9 @@ class Gossip:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def _learn_from(self, runner: Runner) -> None:
+        self._spawn(self.learning.learn_from(runner), "learn-members")
 
     def _on_commit(self, commit: Commit) -> None:
         if commit.appends:  # clients are writing: links pay for the writer a while
@@ -309,14 +319,9 @@ class Gossip:
     async def _standby(self, runner: Runner) -> None:
         """Wait while the node this address stands for is linked by another link."""
         runner.drop = None
-        while runner.node is not None and self._linked_elsewhere(runner):
+        while runner.node is not None and self.pairing.linked_elsewhere(runner):
             runner.state = "standby"
             await asyncio.sleep(self.config.sync.pull_interval_s)
-
-    def _linked_elsewhere(self, runner: Runner) -> bool:
-        """Whether another link is up to the node this address last reached."""
-        return any(other is not runner and other.linked_to == runner.node
-                   for other in self.runners.values())
 
     # -- accepted links ----------------------------------------------------------------
 
@@ -387,63 +392,6 @@ class Gossip:
         self._origin_quotas[peer] = quota  # the newest last
         return quota
 
-    def _identified(self, runner: Runner) -> None:
-        """A hello named the peer, first on this link or anew: remember the address's
-        node id (so member lists name it), and keep one link per node; a peer dialed
-        with a secret or CA is asked which nodes it knows now, not at the next round."""
-        first, before = runner.identified_as is None, runner.identified_as
-        runner.identified_as = node = runner.node
-        if before is not None and before != node:
-            # A new id on the same link (its origin retired): the old id's link ended
-            # here, and what it said of its addresses goes with it.
-            self._ended(runner, before)
-        if node is not None:
-            self.rows.back(node)
-        if runner.url is not None and runner.direction == "out":
-            self.learning.members[runner.url] = node
-        if node is not None and runner.direction == "in":
-            # The address it advertises now (None: none; it moved behind a NAT):
-            # member lists say linked of it, not of one it moved from.
-            self.learning.advertises(node, runner.url)
-        # It is back: the link's address, and the one it advertises, may be learned
-        # again at once; not another it was forgotten under (one it moved from is dead).
-        advertised = self.learning.advertised_by.get(node) if node is not None else None
-        self.learning.forgotten.reached(runner.url.rstrip("/") if runner.url else None,
-                                        advertised)
-        self._reached()
-        for other in list(self.runners.values()):
-            if node is not None and other is not runner \
-                    and (dropped := dropped_by_peer(other, node)) is not None:
-                # The peer dropped our dial there for this link, whose hello came after
-                # its close: a live address all the same, as below. Counted once: a
-                # later link to the node says nothing of that address.
-                self.learning.reached_as_duplicate(node, dropped)
-                other.peer_reason = None
-            if other is runner or other.linked_to != node:
-                continue
-            loser = self._duplicate(runner, other)
-            if loser is not None and loser.drop is None:
-                log.info("duplicate peer link dropped", peer=node, link=loser.key)
-                loser.drop = DUPLICATE_LINK
-                loser.wake.set()
-                if node is not None and loser.direction == "out" and loser.url is not None:
-                    # Our dial reached it there: a live address, though the link kept is
-                    # the one it dialed, which may name none (it advertises nothing).
-                    self.learning.reached_as_duplicate(node, loser.url.rstrip("/"))
-        if first and runner.direction == "out" and runner.drop is None \
-                and self.admission.shared_mode() and not self.stopping:
-            self._spawn(self.learning.learn_from(runner), "learn-members")
-
-    def _ended(self, runner: Runner, node: str) -> None:
-        """A link that named ``node`` ended: if it was the last link up to it, what it
-        said of its addresses goes (``Learning.unlinked``); a next link says anew."""
-        if not any(other is not runner and other.linked_to == node
-                   for other in self.runners.values()):
-            self.learning.unlinked(node)
-            for other in self.runners.values():
-                if other is not runner and dropped_by_peer(other, node) is not None:
-                    other.peer_reason = None  # of this link's time: not the next one's
-
     def _reached(self) -> None:
         """A peer was just reached: this node's network may be back (a laptop woke up,
         a partition healed), so the addresses waiting out a long back-off are dialed now
@@ -460,19 +408,6 @@ class Gossip:
         if runner.state == "backoff" and runner.refused is None \
                 and runner.machine.wakeup_at > soon:
             runner.redial.set()
-
-    def _duplicate(self, new: Runner, old: Runner) -> Runner | None:
-        """Which of two links to one node ends: both nodes must pick the same one."""
-        own, peer = self.astore.node_id, new.node or ""
-
-        def dialer(runner: Runner) -> str:
-            return own if runner.direction == "out" else peer
-
-        if dialer(new) != dialer(old):
-            return new if dialer(new) > dialer(old) else old
-        if dialer(new) == peer:
-            return None  # both dialed by the peer: it drops one, and so ends ours
-        return new
 
     def _now(self) -> float:
         return self._loop.time()

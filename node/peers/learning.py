@@ -78,7 +78,7 @@ class Learning:
         #: ``peers_max``, those of nodes with no link up dropped first.
         self.advertised_by: dict[str, str | None] = {}
         #: Per node, the addresses our dials reached it at, during its current link, whose
-        #: links were dropped as duplicates of the one kept (``Gossip._duplicate``): live
+        #: links were dropped as duplicates of the one kept (``Pairing.duplicate``): live
         #: addresses, said ``linked`` like the kept link's (one the node closed before the
         #: kept link's hello came too: ``Runner.peer_reason``). A node that advertises none
         #: and dials us too keeps, half the time, its own link, which names no address: its

@@ -1,8 +1,8 @@
 """One peer link's state (``Runner``), shared by the parts of ``node.peers.gossip``.
 
-The links' life (``gossip``) and loop (``driver``) write it; who may link
-(``admission``), the learning of member addresses (``learning``) and the status rows
-(``rows``) read it. Kept apart from all of them so that each can name it without
+The links' life (``gossip``), loop (``driver``) and pairing (``pairing``) write it; who
+may link (``admission``), the learning of member addresses (``learning``) and the status
+rows (``rows``) read it. Kept apart from all of them so that each can name it without
 importing the others.
 """
 
@@ -58,7 +58,7 @@ class Runner:
     failure: str | None = None  # why the last dial failed, until one connects
     #: The reason the peer closed the last link with, until this address is dialed again:
     #: ``DUPLICATE_LINK`` when the peer kept another link to this node, which may not
-    #: be named here yet (``Gossip._identified``).
+    #: be named here yet (``Pairing.identified``).
     peer_reason: str | None = None
 
     @property

@@ -383,7 +383,7 @@ async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothin
 
 async def test_a_link_dropped_while_it_waits_ends_without_pushing(
         make_node: NodeFactory, event_body: EventFactory) -> None:
-    """A link dropped (as ``Gossip._identified`` drops a duplicate: ``drop`` set, then
+    """A link dropped (as ``Pairing.identified`` drops a duplicate: ``drop`` set, then
     woken) while a commit's wake is pending ends at once: what the commit stored, which
     the peer lacks, is not pushed on it first."""
     secret, quiet = "s" * 32, dataclasses.replace(FAST, pull_interval_s=600.0)
@@ -901,7 +901,7 @@ async def test_a_redial_up_before_its_hello_is_no_link_to_the_node_it_had_before
                     if peer["url"] == laptop.config.advertise_url]
         [row] = [row for row in hub.gossip.status() if row["link"] == redial.key]
         assert (node in linked_nodes(hub.gossip.runners.values()), listed["linked"],
-                listed["node_linked"], hub.gossip._linked_elsewhere(other), row["state"]) \
+                listed["node_linked"], hub.gossip.pairing.linked_elsewhere(other), row["state"]) \
             == (False, False, False, False, "connecting")
     finally:
         hub.gossip.runners.pop(redial.key)
@@ -922,7 +922,7 @@ async def test_a_new_id_on_a_link_lets_go_of_what_the_old_one_said(
     [link] = [runner for runner in hub.gossip.runners.values() if runner.identified_as == old]
     hub.gossip.learning.reached_as_duplicate(old, "http://127.0.0.1:1")
     link.machine.peer_node = "n-new"  # as the machine has it after the second hello
-    hub.gossip._identified(link)
+    hub.gossip.pairing.identified(link)
     learning = hub.gossip.learning
     assert (old in learning.advertised_by, old in learning.reached_as) == (False, False)
     assert "n-new" in learning.advertised_by

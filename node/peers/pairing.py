@@ -1,0 +1,123 @@
+"""One link per pair of nodes: what a hello that names the peer settles, and what goes
+when the link that named it ends.
+
+Whatever addresses two nodes know each other by, once a link's hello names the peer, a
+second link to the same node is dropped (of a link each of the two dialed, both keep the
+one dialed by the smaller node id; of two we dialed, the older), and a dialed address
+that stands for a node already linked waits on standby (``Gossip._standby`` asks
+``linked_elsewhere``). A dial dropped as a second link, by us or by the peer, reached the
+node all the same: its address is live, and member lists say so while the node's link
+lasts (``Learning.reached_as``).
+
+``node.peers.gossip`` runs the links; the link's loop (``node.peers.driver``) tells
+``identified`` and ``ended`` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import structlog
+
+from node.peers.admission import Admission
+from node.peers.learning import Learning
+from node.peers.rows import Rows
+from node.peers.runner import Runner, dropped_by_peer
+from node.peers.transport import DUPLICATE_LINK
+from node.store import AsyncStore
+
+log = structlog.get_logger(__name__)
+
+
+class Pairing:
+    """Which link to each node is kept, and what a link that names its peer tells the
+    other parts. ``reached`` is told when a peer was just reached (``Gossip._reached``),
+    ``learn`` when a dial first names its peer and may be asked for members
+    (``Learning.learn_from``, in a task of its own)."""
+
+    def __init__(self, astore: AsyncStore, runners: dict[str, Runner], learning: Learning,
+                 rows: Rows, admission: Admission, *, reached: Callable[[], None],
+                 learn: Callable[[Runner], None], stopping: Callable[[], bool]) -> None:
+        self.astore = astore
+        self.runners = runners
+        self.learning = learning
+        self.rows = rows
+        self.admission = admission
+        self._reached = reached
+        self._learn = learn
+        self._stopping = stopping
+
+    def identified(self, runner: Runner) -> None:
+        """A hello named the peer, first on this link or anew: remember the address's
+        node id (so member lists name it), and keep one link per node; a peer dialed
+        with a secret or CA is asked which nodes it knows now, not at the next round."""
+        first, before = runner.identified_as is None, runner.identified_as
+        runner.identified_as = node = runner.node
+        if before is not None and before != node:
+            # A new id on the same link (its origin retired): the old id's link ended
+            # here, and what it said of its addresses goes with it.
+            self.ended(runner, before)
+        if node is not None:
+            self.rows.back(node)
+        if runner.url is not None and runner.direction == "out":
+            self.learning.members[runner.url] = node
+        if node is not None and runner.direction == "in":
+            # The address it advertises now (None: none; it moved behind a NAT):
+            # member lists say linked of it, not of one it moved from.
+            self.learning.advertises(node, runner.url)
+        # It is back: the link's address, and the one it advertises, may be learned
+        # again at once; not another it was forgotten under (one it moved from is dead).
+        advertised = self.learning.advertised_by.get(node) if node is not None else None
+        self.learning.forgotten.reached(runner.url.rstrip("/") if runner.url else None,
+                                        advertised)
+        self._reached()
+        for other in list(self.runners.values()):
+            if node is not None and other is not runner \
+                    and (dropped := dropped_by_peer(other, node)) is not None:
+                # The peer dropped our dial there for this link, whose hello came after
+                # its close: a live address all the same, as below. Counted once: a
+                # later link to the node says nothing of that address.
+                self.learning.reached_as_duplicate(node, dropped)
+                other.peer_reason = None
+            if other is runner or other.linked_to != node:
+                continue
+            loser = self.duplicate(runner, other)
+            if loser is not None and loser.drop is None:
+                log.info("duplicate peer link dropped", peer=node, link=loser.key)
+                loser.drop = DUPLICATE_LINK
+                loser.wake.set()
+                if node is not None and loser.direction == "out" and loser.url is not None:
+                    # Our dial reached it there: a live address, though the link kept is
+                    # the one it dialed, which may name none (it advertises nothing).
+                    self.learning.reached_as_duplicate(node, loser.url.rstrip("/"))
+        if first and runner.direction == "out" and runner.drop is None \
+                and self.admission.shared_mode() and not self._stopping():
+            self._learn(runner)
+
+    def ended(self, runner: Runner, node: str) -> None:
+        """A link that named ``node`` ended: if it was the last link up to it, what it
+        said of its addresses goes (``Learning.unlinked``); a next link says anew."""
+        if not any(other is not runner and other.linked_to == node
+                   for other in self.runners.values()):
+            self.learning.unlinked(node)
+            for other in self.runners.values():
+                if other is not runner and dropped_by_peer(other, node) is not None:
+                    other.peer_reason = None  # of this link's time: not the next one's
+
+    def duplicate(self, new: Runner, old: Runner) -> Runner | None:
+        """Which of two links to one node ends: both nodes must pick the same one."""
+        own, peer = self.astore.node_id, new.node or ""
+
+        def dialer(runner: Runner) -> str:
+            return own if runner.direction == "out" else peer
+
+        if dialer(new) != dialer(old):
+            return new if dialer(new) > dialer(old) else old
+        if dialer(new) == peer:
+            return None  # both dialed by the peer: it drops one, and so ends ours
+        return new
+
+    def linked_elsewhere(self, runner: Runner) -> bool:
+        """Whether another link is up to the node this address last reached."""
+        return any(other is not runner and other.linked_to == runner.node
+                   for other in self.runners.values())

@@ -261,6 +261,7 @@ class Gossip:
                 self.admission.connected(runner.url)  # a later refusal is news again
                 if await self._keep_dialed(runner, link):
                     await self.driver.run_until_down(runner, link, runner.url)
+                    self.pairing.dial_ended(runner)
             await self.driver.save_checkpoint(runner, force=True)
             if runner.drop == DEVICE_REMOVED or (runner.drop is not None and runner.learned):
                 # A second address of a node linked already, or a removed device's.

@@ -79,10 +79,11 @@ class Learning:
         self.advertised_by: dict[str, str | None] = {}
         #: Per node, the addresses our dials reached it at, during its current link, whose
         #: links were dropped as duplicates of the one kept (``Pairing.duplicate``): live
-        #: addresses, said ``linked`` like the kept link's (one the node closed before the
-        #: kept link's hello came too: ``Runner.peer_reason``). A node that advertises none
-        #: and dials us too keeps, half the time, its own link, which names no address: its
-        #: address, live, would be said linked nowhere. Kept while a link to it is up.
+        #: addresses, said ``linked`` like the kept link's (one the node closed itself too,
+        #: before or after the kept link was named: ``Runner.peer_reason``,
+        #: ``Pairing.dial_ended``). A node that advertises none and dials us too keeps,
+        #: half the time, its own link, which names no address: its address, live, would
+        #: be said linked nowhere. Kept while a link to it is up.
         self.reached_as: dict[str, set[str]] = {}
         #: The node a peer's list named at an address we dialed because of it, until the
         #: address is dropped: a held-off address names its node (``hold_off``) though

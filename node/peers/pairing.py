@@ -104,6 +104,20 @@ class Pairing:
                 if other is not runner and dropped_by_peer(other, node) is not None:
                     other.peer_reason = None  # of this link's time: not the next one's
 
+    def dial_ended(self, runner: Runner) -> None:
+        """Our dial's link ended. If the peer closed it as a second link, its hello not
+        taken in here, while the link it kept is up and named already, the dial reached
+        the node all the same: its address is live while that link lasts (``identified``
+        counts a dial closed so before the kept link is named; this dial, waiting on
+        standby while the node is linked, names nothing that would count it later)."""
+        node = runner.node
+        if node is None or not self.linked_elsewhere(runner):
+            return
+        dropped = dropped_by_peer(runner, node)
+        if dropped is not None:
+            self.learning.reached_as_duplicate(node, dropped)
+            runner.peer_reason = None  # counted once, as in ``identified``
+
     def duplicate(self, new: Runner, old: Runner) -> Runner | None:
         """Which of two links to one node ends: both nodes must pick the same one."""
         own, peer = self.astore.node_id, new.node or ""

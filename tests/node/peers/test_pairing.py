@@ -1,0 +1,75 @@
+"""node.peers.pairing with real nodes in this process: which link to a node is kept, and
+which addresses count as reaching it while it is linked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from node.peers.runner import linked_nodes
+from node.peers.transport import DUPLICATE_LINK, PEER_PATH
+from tests.node.peers.test_gossip import DEADLINE_S, NodeFactory, ordered
+from tests.support.processes import free_port
+
+
+@contextlib.asynccontextmanager
+async def closing_as_duplicate() -> AsyncIterator[tuple[str, asyncio.Event, asyncio.Event]]:
+    """An address whose peer endpoint answers as a node does that keeps another link to
+    the dialer: it takes the dialer's hello and closes the link as a second one, its own
+    hello not taken in there (``DUPLICATE_LINK``). Each handshake waits until the second
+    event is set; the first is set once a dial waits there. Yields the URL and both."""
+    dialed, go = asyncio.Event(), asyncio.Event()
+
+    async def link(request: web.Request) -> web.WebSocketResponse:
+        dialed.set()
+        await go.wait()
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.receive()  # the dialer's hello
+        await ws.close(message=DUPLICATE_LINK.encode())
+        return ws
+
+    app = web.Application()
+    app.router.add_get(PEER_PATH, link)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}", dialed, go
+    finally:
+        go.set()
+        await runner.cleanup()
+
+
+async def test_a_redial_closed_as_a_second_link_after_the_kept_one_was_named_is_linked(
+        make_node: NodeFactory) -> None:
+    """The hub redials an address where it reached x before; meanwhile x dials the hub
+    and that link, kept, is named. x then closes the hub's redial as a second link before
+    its hello there is taken in. The redial reached x: while x's link lasts, the hub's
+    list says linked of the address (it said not linked, and the redial, waiting on
+    standby while x is linked, never named x there to count it)."""
+    x, hub = await ordered(make_node, smaller_first=True)
+    x_id = x.astore.node_id
+    async with closing_as_duplicate() as (url, dialed, go):
+        assert await hub.gossip.add_peer(url, learned=False)
+        redial = hub.gossip.runners[f"url:{url}"]
+        # Where x was reached before (its task has not run yet: no standby, x unlinked).
+        redial.machine.peer_node = hub.gossip.learning.members[url] = x_id
+        async with asyncio.timeout(DEADLINE_S):
+            await dialed.wait()
+        assert await x.gossip.add_peer(hub.url, learned=False)
+        async with asyncio.timeout(DEADLINE_S):
+            while x_id not in linked_nodes(hub.gossip.runners.values()):
+                await asyncio.sleep(0.01)
+        go.set()
+        async with asyncio.timeout(DEADLINE_S):  # closed, and its end handled
+            while redial.state not in ("backoff", "standby"):
+                await asyncio.sleep(0.01)
+        assert hub.gossip.learning.reached_as == {x_id: {url}}
+        [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+        assert (row["node_id"], row["linked"], row["node_linked"]) == (x_id, True, True)
+

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from node.peers.runner import linked_nodes
 from node.peers.transport import DUPLICATE_LINK, PEER_PATH
-from tests.node.peers.test_gossip import DEADLINE_S, NodeFactory, ordered
+from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory, ordered
 from tests.support.processes import free_port
 
 
@@ -73,3 +73,35 @@ async def test_a_redial_closed_as_a_second_link_after_the_kept_one_was_named_is_
         [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
         assert (row["node_id"], row["linked"], row["node_linked"]) == (x_id, True, True)
 
+
+async def test_a_dial_closed_as_a_second_link_says_nothing_once_the_last_link_ends(
+        make_node: NodeFactory) -> None:
+    """x's link to the hub is up and named; a dial of the hub's that reached x was
+    closed by x as a second link, not counted yet (its end still being handled when x's
+    link ends). Once x's last link ends, that close is of its time only: x's next link
+    does not count the dial's address as reaching x (it may have died meanwhile; a
+    learner would take it up again)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    x = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    x_id = x.astore.node_id
+    async with asyncio.timeout(DEADLINE_S):
+        while x_id not in linked_nodes(hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{free_port()}"
+    dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
+    try:
+        dial.state, dial.peer_reason = "down", DUPLICATE_LINK
+        dial.machine.peer_node = hub.gossip.learning.members[url] = x_id
+        [first] = [r for r in hub.gossip.runners.values() if r.linked_to == x_id]
+        kept = x.gossip.runners[f"url:{hub.url}"]
+        kept.drop = "test: the link ends"
+        kept.wake.set()
+        async with asyncio.timeout(DEADLINE_S):  # x redials: its next link is named
+            while not any(r.linked_to == x_id and r is not first
+                          for r in hub.gossip.runners.values()):
+                await asyncio.sleep(0.01)
+        assert hub.gossip.learning.reached_as == {}
+        [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+        assert (row["linked"], row["node_linked"]) == (False, True)
+    finally:
+        hub.gossip.runners.pop(dial.key)

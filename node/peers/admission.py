@@ -174,7 +174,12 @@ class Admission:
     def recheck(self, runner: Runner) -> None:
         """End ``runner``'s link if its device may no longer link with us: up, or let in
         and still starting (its loop ends it before its hello goes out, or once up)."""
-        if runner.state not in ("up", "connecting") or runner.drop is not None:
+        if runner.state not in ("up", "connecting") or runner.drop is not None \
+                or runner.dialing:
+            # A dial under way has reached no one: ``Gossip._keep_dialed`` checks what it
+            # proves. Its ``device`` is still its last link's: dropped for that device's
+            # removal, a dial that then failed would have its address forgotten, though
+            # another device (a member) may answer there.
             return
         if runner.keyless:
             # Let in (its dial or handshake checked it) before the first membership
@@ -185,7 +190,7 @@ class Admission:
                 runner.wake.set()
             return
         if runner.device is None:
-            return  # a dial under way: ``Gossip._keep_dialed`` checks what it proves
+            return  # nothing proven to judge
         refused = self.admit(runner.device.device_id, shared=runner.shared)
         if refused is not None and (refused[0] == DEVICE_REMOVED
                                     or runner.direction == "in"):

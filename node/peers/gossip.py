@@ -239,6 +239,7 @@ class Gossip:
         while not self.stopping:
             await self._standby(runner)
             runner.state, runner.peer_reason, runner.keyless = "connecting", None, False
+            runner.dialing = True
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret if runner.secret else None,
@@ -257,11 +258,14 @@ class Gossip:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
                 runner.failure = str(exc)
             else:
+                runner.dialing = False  # judged on what it proves, from here on
                 runner.refused = runner.failure = None
                 self.admission.connected(runner.url)  # a later refusal is news again
                 if await self._keep_dialed(runner, link):
                     await self.driver.run_until_down(runner, link, runner.url)
                     self.pairing.dial_ended(runner)
+            finally:
+                runner.dialing = False
             await self.driver.save_checkpoint(runner, force=True)
             if runner.drop == DEVICE_REMOVED or (runner.drop is not None and runner.learned):
                 # A second address of a node linked already, or a removed device's.

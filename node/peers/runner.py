@@ -56,6 +56,9 @@ class Runner:
     #: push goes, the records of the removal held here (``Devices.removal_records``).
     removal_push: dict[str, int] = field(default_factory=dict)
     failure: str | None = None  # why the last dial failed, until one connects
+    #: A dial of this address is under way: no link yet, nothing proven, and ``device``
+    #: is still its last link's (``Admission.recheck`` leaves it to ``_keep_dialed``).
+    dialing: bool = False
     #: The reason the peer closed the last link with, until this address is dialed again:
     #: ``DUPLICATE_LINK`` when the peer kept another link to this node, which may not
     #: be named here yet (``Pairing.identified``).

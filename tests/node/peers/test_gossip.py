@@ -1155,3 +1155,44 @@ async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
     assert node.gossip.own_removal() is not None
     assert trusted.refused == untrusted.refused \
         == node.gossip.device_status()["removed_text"]
+
+
+async def test_a_dial_under_way_when_its_last_device_is_removed_is_dialed_on(
+        make_node: NodeFactory) -> None:
+    """A dialed address's last link was to the phone; a redial there is under way (its
+    handshake's answer held) when the phone is removed. That dial has reached no one yet
+    and proves nothing: it fails, and the address is dialed on, as one waiting out its
+    back-off is. It was marked as the removed device's and forgotten until restart,
+    though a member (the phone given a new key and added again, say) may answer there;
+    a link there that proves the removed device is what drops the address."""
+    secret = "s" * 32
+    a = await make_node(cluster_secret=secret, sync=dataclasses.replace(
+        FAST, connect_timeout_s=600.0))
+    b = await make_node(cluster_secret=secret, sync=FAST)
+    phone = b.gossip.device.device_id
+    assert a.gossip.membership is not None
+    await a.gossip.membership.add(phone, "phone")
+    with LinkProxy(target_port=int(b.url.rsplit(":", 1)[1])) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}"
+        assert await a.gossip.add_peer(url, learned=False)
+        dial = a.gossip.runners[f"url:{url}"]
+        async with asyncio.timeout(DEADLINE_S):
+            while phone not in a.gossip.linked_devices():
+                await asyncio.sleep(0.01)
+        proxy.cut()
+        forwarded = proxy.bytes_forwarded
+        proxy.hold_replies()
+        proxy.heal()
+        async with asyncio.timeout(DEADLINE_S):  # a redial's request went through
+            while dial.state != "connecting" or proxy.bytes_forwarded == forwarded:
+                await asyncio.sleep(0.01)
+        assert dial.device is not None and dial.device.device_id == phone  # its last link's
+        stored, _ = await a.gossip.membership.remove(phone, "lost")
+        assert stored is not None
+        failures = dial.machine.failures
+        proxy.cut()  # the dial fails
+        async with asyncio.timeout(DEADLINE_S):
+            while a.gossip.runners.get(dial.key) is dial and dial.machine.failures == failures:
+                await asyncio.sleep(0.01)
+        assert a.gossip.runners.get(dial.key) is dial
+        assert dial.failure is not None and dial.drop is None

@@ -301,7 +301,10 @@ def timestamp_value(_ctx: click.Context, _param: click.Parameter, text: str | No
     return stamp
 
 
-@click.command(help=APPEND_HELP, no_args_is_help=True)
+# Not no_args_is_help: no arguments is a missing SESSION, said as every other command
+# says a missing argument (usage lines, then `Error: Missing argument`), not the whole
+# help on stderr with no error line.
+@click.command(help=APPEND_HELP)
 @click.argument("session", required=False, callback=session_key)
 @click.argument("kind", required=False)
 @click.argument("fields", nargs=-1, metavar="[FIELD=VALUE | FIELD:=JSON]...")
@@ -324,8 +327,7 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
         events, numbers = read_events(source, session, agent)
     else:
         if session is None or kind is None:
-            raise click.UsageError("give SESSION and KIND (or --file). The kinds and their "
-                                   f"fields:\n{kinds_table()}")
+            raise missing(ctx, "session" if session is None else "kind")
         event: dict[str, Any] = {"agent_id": agent, "kind": parse_fields(kind, fields),
                                  "session_key": session}
         if timestamp is not None:
@@ -342,6 +344,16 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
     if removed:
         note(f"warning: this device was {removed}: the events stay on this node, as every "
              "other device refuses what it writes now")
+
+
+def missing(ctx: click.Context, name: str) -> click.MissingParameter:
+    """The error for SESSION or KIND left out without --file (click cannot find it: both
+    are optional, as --file needs neither): ``Missing argument``, as other commands say
+    it, with the kinds to choose from."""
+    [param] = [param for param in ctx.command.params if param.name == name]
+    return click.MissingParameter(f"Give SESSION and KIND (or --file). The kinds and "
+                                  f"their fields:\n{kinds_table()}", ctx=ctx, param=param,
+                                  param_hint=f"'{name.upper()}'")  # not its metavar, '[SESSION]'
 
 
 async def removal(client: Client) -> str | None:

@@ -127,7 +127,38 @@ def _load_tokens(_ctx: click.Context, _param: click.Parameter,
         raise click.BadParameter(str(error)) from None
 
 
-@click.command()
+def _source_hint(ctx: click.Context, option: click.Option) -> str:
+    """How an error names ``option``: by where its value came from. click names its
+    environment variable beside it whatever the source (``'--config' (env var:
+    'CLAWSYNC_CONFIG')`` for a --config typed on the command line), which sends a person
+    to look for a variable that may not be set."""
+    source = ctx.get_parameter_source(option.name) if option.name else None
+    flag = option.opts[0]
+    sources = click.core.ParameterSource
+    if source is sources.ENVIRONMENT and isinstance(option.envvar, str):
+        return f"{option.envvar} (the environment's {flag})"
+    file = ctx.meta.get(_CONFIG_FILE)
+    if source is sources.DEFAULT_MAP and file is not None and option.name:
+        return f"{option.name} in {file} (the file's {flag})"
+    return f"'{flag}'"
+
+
+class _Serve(click.Command):
+    """``serve``, whose errors about an option's value name where the value came from
+    (``_source_hint``): the command line, the environment or the ``--config`` file."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.BadParameter as error:
+            # An error that names its option itself (a token's, or one of the file's
+            # checks) is left as it is.
+            if error.param_hint is None and isinstance(error.param, click.Option):
+                error.param_hint = _source_hint(ctx, error.param)
+            raise
+
+
+@click.command(cls=_Serve)
 @click.option("--config", type=_PATH, is_eager=True, expose_value=False,
               callback=_load_config, envvar="CLAWSYNC_CONFIG", show_envvar=True,
               metavar="FILE",

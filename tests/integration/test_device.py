@@ -1,10 +1,11 @@
 """A device is a key: a real node makes its key on first start, keeps its device id across
 restarts, shows it with ``clawsync device``, and refuses to start with a key others may
-read (issue 9, test d)."""
+read (issue 9, test d). The example of ``clawsync device --help`` runs as shown."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,28 @@ def test_a_damaged_key_stops_the_node_and_stays(tmp_path: Path) -> None:
     # clawsync device says the same about it.
     shown = clawsync("device", "--data-dir", str(folder))
     assert shown.returncode == 1 and "is not a private key in PEM" in shown.stderr
+
+
+def test_the_example_of_device_help_adds_this_device_on_another(tmp_path: Path) -> None:
+    # It gave no --name, which devices add requires: copied, it failed with a usage error.
+    helped = clawsync("device", "--help")
+    [example] = [line.strip() for line in helped.stdout.splitlines()
+                 if line.strip().startswith("clawsync ") and " devices add " in line]
+    bin_dir = tmp_path / "bin"  # `clawsync` as a person types it, for this checkout
+    bin_dir.mkdir()
+    (bin_dir / "clawsync").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m node.main "$@"\n')
+    (bin_dir / "clawsync").chmod(0o755)
+    with NodeProcess(tmp_path, name="home") as home, \
+            NodeProcess(tmp_path, name="laptop") as laptop:
+        # The laptop's node is the one `clawsync device` asks by default; home is the
+        # example's home-server.
+        script = example.replace("http://home-server:7878", home.url)
+        assert script != example
+        env = child_env({"CLAWSYNC_NODE": laptop.url,
+                         "PATH": os.pathsep.join([str(bin_dir), os.environ["PATH"]])})
+        ran = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env,
+                             timeout=CLI_TIMEOUT_S)
+        assert ran.returncode == 0, (script, ran.stdout, ran.stderr)
+        laptop_id = laptop.get("/v1/node")["device_id"]
+        members = {row["device_id"]: row["name"] for row in home.get("/v1/devices")["members"]}
+        assert members.get(laptop_id) == "laptop", (members, ran.stdout)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from node.cli.common import with_client
+from node.cli.common import InputError, with_client
 from node.cli.options import client_options
 
 
@@ -47,7 +47,9 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         try:
             key = read_key(data_dir)
         except DeviceKeyError as error:
-            raise click.ClickException(str(error)) from None
+            # A folder without a usable key (none yet, damaged, open to others) is input
+            # this command cannot use, as a missing folder is: exit 2, not a node's 1.
+            raise InputError(str(error)) from None
         view: dict[str, Any] = {"device_id": key.device_id, "name": name or host_name()}
     else:
         answer = with_client(ctx, lambda client: client.node())

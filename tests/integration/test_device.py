@@ -89,7 +89,19 @@ def test_a_damaged_key_stops_the_node_and_stays(tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [KEY_FILE]  # no log was opened
     # clawsync device says the same about it.
     shown = clawsync("device", "--data-dir", str(folder))
-    assert shown.returncode == 1 and "is not a private key in PEM" in shown.stderr
+    assert shown.returncode == 2 and "is not a private key in PEM" in shown.stderr
+
+
+def test_a_folder_without_a_key_is_input_the_command_cannot_use(tmp_path: Path) -> None:
+    # It exited 1, the code of a node that refused, where a folder that is not there
+    # exits 2 (README, Exit codes: input a command cannot use as it is).
+    empty = clawsync("device", "--data-dir", str(tmp_path))
+    assert empty.returncode == 2, empty
+    assert empty.stderr == (f"Error: {tmp_path / KEY_FILE} does not exist: a node makes its "
+                            f"device key when it first starts (clawsync serve --data-dir "
+                            f"{tmp_path})\n")
+    absent = clawsync("device", "--data-dir", str(tmp_path / "absent"))
+    assert absent.returncode == 2 and "does not exist" in absent.stderr, absent
 
 
 def test_the_example_of_device_help_adds_this_device_on_another(tmp_path: Path) -> None:

@@ -205,9 +205,9 @@ class _Serve(click.Command):
               metavar="SECRET",
               help="Secret shared by every node of the cluster (optional: devices that are "
                    "members link by their keys). A peer presenting it links, member or not: "
-                   "for nodes without keys, and clusters moving to device keys. Set it in "
-                   "the environment or the config file: other users of the machine see "
-                   "arguments (ps).")
+                   "for nodes without keys, and clusters moving to device keys. Empty means "
+                   "none, as for --token. Set it in the environment or the config file: "
+                   "other users of the machine see arguments (ps).")
 @click.option("--advertise-url", envvar="CLAWSYNC_ADVERTISE_URL", show_envvar=True,
               metavar="URL",
               help="How other nodes reach this one (told to peers, so they can pass it on). "
@@ -285,8 +285,10 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       CLAWSYNC_TOKEN=$(openssl rand -hex 32) clawsync serve --host 0.0.0.0
       clawsync serve --peer http://home-server:7878    # clawsync status: what to run there
     """
+    _refuse_empty_variables(ctx)
     show = options.pop("print_config")
     token, token_from = _token(ctx, options.pop("token"))
+    options["cluster_secret"], secret_from = _cluster_secret(ctx, options["cluster_secret"])
     automerge = options.pop("automerge_tokens")
     options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
                                                                   automerge.limits))
@@ -305,8 +307,8 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
                                f"{error} (settings from the command line, the environment "
                                f"and {file})") from None
     if show:
-        click.echo(json.dumps({**config.shown(), "sources": _sources(ctx, token_from)},
-                              indent=2))
+        sources = _sources(ctx, {"token": token_from, "cluster_secret": secret_from})
+        click.echo(json.dumps({**config.shown(), "sources": sources}, indent=2))
         return
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run
@@ -330,6 +332,43 @@ _SOURCES = {click.core.ParameterSource.COMMANDLINE: "flag",
             click.core.ParameterSource.DEFAULT: "default"}
 
 
+#: The settings whose variable may be set empty, meaning none, as the option typed empty
+#: does: a credential an environment file leaves empty must not let the config file's in.
+_EMPTY_MEANS_NONE = ("token", "cluster_secret")
+
+
+def _set_empty(ctx: click.Context, name: str) -> bool:
+    """Whether setting ``name``'s variable is set but empty and would be read (the option
+    was not typed). click takes such a variable for unset: the file's value, or the
+    default, would be used while the environment seemed to say otherwise."""
+    param = next(param for param in ctx.command.params if param.name == name)
+    return isinstance(param.envvar, str) and os.environ.get(param.envvar) == "" \
+        and ctx.get_parameter_source(name) != click.core.ParameterSource.COMMANDLINE
+
+
+def _refuse_empty_variables(ctx: click.Context) -> None:
+    """A usage error for a ``CLAWSYNC_*`` variable set empty, other than the token's and
+    the cluster secret's, where empty means none: whether ``CLAWSYNC_PORT=`` or
+    ``CLAWSYNC_PEERS=`` meant the default, nothing, or a value a template failed to fill
+    in, only the person who wrote it knows."""
+    for param in ctx.command.params:
+        if param.name is not None and param.name not in _EMPTY_MEANS_NONE \
+                and _set_empty(ctx, param.name):
+            raise click.UsageError(
+                f"{param.envvar} is set but empty: give it a value, or unset it (only "
+                "CLAWSYNC_TOKEN and CLAWSYNC_CLUSTER_SECRET may be empty, for none)", ctx)
+
+
+def _cluster_secret(ctx: click.Context, given: str | None) -> tuple[str | None, str]:
+    """The cluster secret and where it came from (as ``_SOURCES`` says it). Empty means
+    none, as for the token: typed (``--cluster-secret ""``), in the file, or
+    CLAWSYNC_CLUSTER_SECRET set empty, which wins over the file's as any variable does."""
+    if _set_empty(ctx, "cluster_secret"):
+        return None, "env"
+    source = ctx.get_parameter_source("cluster_secret") or click.core.ParameterSource.DEFAULT
+    return given or None, _SOURCES.get(source, "default")
+
+
 def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     """The token clients must give, and where it came from (as ``_SOURCES`` says it).
     The command line wins, before or after `serve`: `clawsync --token T serve` over
@@ -349,7 +388,7 @@ def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     if group is not None and source != line and parent is not None \
             and parent.get_parameter_source("token") == line:
         token, source, hint = group, line, "'clawsync --token' (given before the command)"
-    elif source != line and os.environ.get("CLAWSYNC_TOKEN") == "":
+    elif _set_empty(ctx, "token"):
         # Set empty: none, as typed empty. click takes an empty variable for unset,
         # which would let the file's token in when the environment said none.
         token, source, hint = None, env, None
@@ -364,16 +403,17 @@ def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     return token, _SOURCES.get(source or click.core.ParameterSource.DEFAULT, "default")
 
 
-def _sources(ctx: click.Context, token_from: str) -> dict[str, str | dict[str, str]]:
+def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dict[str, str]]:
     """Where each setting came from, for ``--print-config``: "flag", "env", "file" or
     "default", under the file's names of the settings; under a table's (``[limits]``),
-    the same per key of it, every key listed, as the settings print the table whole."""
+    the same per key of it, every key listed, as the settings print the table whole.
+    ``decided``: the sources serve worked out itself (the token's, the secret's)."""
     default = click.core.ParameterSource.DEFAULT
     sources: dict[str, str | dict[str, str]] = {
         param.name: _SOURCES.get(ctx.get_parameter_source(param.name) or default, "default")
         for param in ctx.command.params
         if param.name is not None and param.name not in ("config", "print_config")}
-    sources["token"] = token_from
+    sources.update(decided)
     tables: dict[str, set[str]] = ctx.meta.get(_FILE_TABLES, {})
     keys = {name: {field.name: "file" if field.name in tables.get(name, ()) else "default"
                    for field in fields(kind)}

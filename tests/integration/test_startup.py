@@ -202,6 +202,20 @@ def test_a_token_no_request_could_match_is_refused_at_start(tmp_path: Path) -> N
         assert "node-token" not in client.stderr
 
 
+def test_a_variable_set_empty_is_refused_at_start_naming_it(tmp_path: Path) -> None:
+    """CLAWSYNC_PEERS= (a template not filled in, say) is a usage error before anything
+    opens, not a node that quietly runs on the file's peers or none."""
+    command = NodeProcess(Path("/nonexistent")).command()[:4]  # python -m node.main serve
+    data = tmp_path / "data"
+    refused = subprocess.run([*command, "--port", str(free_port()), "--data-dir", str(data)],
+                             capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
+                             env=child_env({"CLAWSYNC_PEERS": ""}))
+    assert refused.returncode == 2, refused.stderr
+    assert "CLAWSYNC_PEERS is set but empty" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not data.exists()
+
+
 def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")

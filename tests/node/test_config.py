@@ -493,18 +493,51 @@ def test_a_token_no_header_could_carry_is_refused(tmp_path: Path) -> None:
     assert "the token holds a control character" in result.output
 
 
-def test_an_empty_cluster_secret_is_refused(tmp_path: Path) -> None:
-    """A request without the header carries an empty credential: an empty cluster secret
-    would let any peer in. (An empty token reads as none: the API is then open to this
-    machine only, as the README says.)"""
-    config = tmp_path / "clawsync.toml"
-    config.write_text('cluster_secret = ""\n')
-    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"])
-    assert result.exit_code == 2, result.output
-    assert "the cluster secret is empty: a request without one would match it" \
-        in result.output
-    given = CliRunner().invoke(main, ["serve", "--cluster-secret", "", "--print-config"])
-    assert given.exit_code == 2, given.output
-    assert "the cluster secret is empty" in given.output
+def test_an_empty_cluster_secret_means_none_as_an_empty_token_does(tmp_path: Path) -> None:
+    """Empty is none, not a secret that a request without one would match: typed, in the
+    file, or CLAWSYNC_CLUSTER_SECRET set empty, which wins over the file's (click alone
+    takes an empty variable for unset, and the file's secret would be used)."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text('cluster_secret = "from-file"\n')
+    empty = tmp_path / "empty.toml"
+    empty.write_text('cluster_secret = ""\n')
+    for args, env, source in ((["--config", str(empty)], {}, "file"),
+                              (["--cluster-secret", ""], {}, "flag"),
+                              (["--config", str(file), "--cluster-secret", ""], {}, "flag"),
+                              (["--config", str(file)], {"CLAWSYNC_CLUSTER_SECRET": ""}, "env")):
+        printed = print_config(args, env=env)
+        assert (printed["cluster_secret"], printed["sources"]["cluster_secret"]) == (
+            None, source), args
+        assert printed["require_signatures"] is True, args  # as with no secret at all
+    assert print_config(["--config", str(file)])["cluster_secret"] == "(set)"  # unset
+    typed = print_config(["--config", str(file), "--cluster-secret", "typed"],
+                         env={"CLAWSYNC_CLUSTER_SECRET": ""})
+    assert (typed["cluster_secret"], typed["sources"]["cluster_secret"]) == ("(set)", "flag")
     unset = CliRunner().invoke(main, ["serve", "--token", "", "--print-config"])
     assert unset.exit_code == 0 and '"token": null' in unset.output
+
+
+def serve_variables() -> list[tuple[str, str]]:
+    """(name, variable) of each of serve's options read from the environment."""
+    serve = main.get_command(click.Context(main), "serve")
+    assert serve is not None
+    return [(param.name, param.envvar) for param in serve.params
+            if param.name is not None and isinstance(param.envvar, str)]
+
+
+@pytest.mark.parametrize(("name", "variable"), [
+    pytest.param(name, variable, id=variable) for name, variable in serve_variables()
+    if name not in ("token", "cluster_secret")])
+def test_any_other_variable_set_empty_is_a_usage_error_naming_it(
+        tmp_path: Path, name: str, variable: str) -> None:
+    """click takes an empty variable for unset: CLAWSYNC_PEERS= would leave the file's
+    peers in, CLAWSYNC_PORT= the default port. Which was meant is not known: refused."""
+    result = CliRunner().invoke(main, ["serve", "--print-config"], env={variable: ""})
+    assert result.exit_code == 2, result.output
+    assert f"{variable} is set but empty: give it a value, or unset it" in result.output
+
+
+def test_a_variable_set_empty_is_not_looked_at_when_its_option_is_typed() -> None:
+    printed = print_config(["--port", "7001", "--peer", "http://hub:7878"],
+                           env={"CLAWSYNC_PORT": "", "CLAWSYNC_PEERS": ""})
+    assert (printed["port"], printed["peers"]) == (7001, ["http://hub:7878"])

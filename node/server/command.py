@@ -28,6 +28,11 @@ _CONFIG_FILE = "clawsync.config_file"
 #: ``ctx.meta`` key of the tables the file holds, each with the settings it names
 #: (``--print-config``).
 _FILE_TABLES = "clawsync.file_tables"
+#: Other names the file may give a setting, kept so that files written with them still
+#: load: ``members_interval_s`` was --members-interval's before it took the option's name,
+#: as every other setting does; ``pull_interval_s`` is the name of ``[sync]``'s key.
+ALIASES = MappingProxyType({"members_interval_s": "members_interval",
+                            "pull_interval_s": "pull_interval"})
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
@@ -60,20 +65,27 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     # serve, and say nothing of it; config = "other.toml" would be ignored.
     params = {param.name: param for param in ctx.command.params
               if param.name not in ("config", "print_config")}
-    unknown = sorted(key for key in values if key.replace("-", "_") not in params)
+    named: dict[str, str] = {}  # setting -> the key of the file that gave it
+    for key in values:
+        name = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
+        if name in named:  # TOML keeps both: which one was meant is not known
+            raise click.BadParameter(f"{path}: {named[name]!r} and {key!r} are two names "
+                                     f"of one setting, {name}: give one")
+        named[name] = key
+    unknown = sorted(key for name, key in named.items() if name not in params)
     if unknown:
         settings = sorted(params)
         raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}; the settings "
                                  f"are: {', '.join(settings)} and the tables "
                                  f"{', '.join(f'[{t}]' for t in node_config.LIMIT_TABLES)}")
-    for key, value in values.items():  # checked here, so the error names the file
+    for name, key in named.items():  # checked here, so the error names the file
         try:
-            param = params[key.replace("-", "_")]
-            _check_toml_type(param, value)
-            param.type_cast_value(ctx, value)
+            param = params[name]
+            _check_toml_type(param, values[key])
+            param.type_cast_value(ctx, values[key])
         except click.BadParameter as error:
             raise click.BadParameter(f"{path}: {key}: {error.message}") from None
-    ctx.default_map = {key.replace("-", "_"): value for key, value in values.items()}
+    ctx.default_map = {name: values[key] for name, key in named.items()}
 
 
 def _check_toml_type(param: click.Parameter, value: Any) -> None:
@@ -245,7 +257,7 @@ class _Serve(click.Command):
                    '{"<token>": {"sessions": ["tg:*"], "read_only": true}}. Needs --token '
                    "(which opens every session): without it, any local client could. "
                    "Default: none.")
-@click.option("--members-interval", "members_interval_s", type=_Seconds(0.1, 86400),
+@click.option("--members-interval", type=_Seconds(0.1, 86400),
               default=30.0, envvar="CLAWSYNC_MEMBERS_INTERVAL", show_envvar=True,
               metavar="SECONDS",
               help="Seconds between rounds that dial member devices not linked yet, "
@@ -296,7 +308,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     options["peers"] = tuple(url for value in options["peers"] for url in value.split())
     try:
         options["sync"] = _sync_config(ctx, options.pop("pull_interval"),
-                                       options.pop("members_interval_s"))
+                                       options.pop("members_interval"))
         options["retain_days"] = parse_rules(options["retain_days"])
         config = node_config.Config(token=token, **options).check()
     except ValueError as error:
@@ -430,7 +442,7 @@ def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dic
 
 
 #: The options that override a setting of the ``[sync]`` table, and its name there.
-_SYNC_FIELDS = {"pull_interval": "pull_interval_s", "members_interval_s": "members_interval_s"}
+_SYNC_FIELDS = {"pull_interval": "pull_interval_s", "members_interval": "members_interval_s"}
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,
@@ -443,7 +455,7 @@ def _sync_config(ctx: click.Context, pull_interval_s: float,
              click.core.ParameterSource.DEFAULT_MAP}
     if ctx.get_parameter_source("pull_interval") in given:
         sync = replace(sync, pull_interval_s=pull_interval_s)
-    if ctx.get_parameter_source("members_interval_s") in given:
+    if ctx.get_parameter_source("members_interval") in given:
         sync = replace(sync, members_interval_s=members_interval_s)
     return sync
 

@@ -233,21 +233,21 @@ def test_the_sync_tables_intervals_are_said_to_come_from_the_file(tmp_path: Path
     file = tmp_path / "clawsync.toml"
     file.write_text("[sync]\npull_interval_s = 2.0\n")
     sources = print_config(["--config", str(file)])["sources"]
-    assert (sources["pull_interval"], sources["members_interval_s"]) == ("file", "default")
+    assert (sources["pull_interval"], sources["members_interval"]) == ("file", "default")
     assert (sources["[sync]"]["pull_interval_s"], sources["[sync]"]["peers_max"]) == (
         "file", "default")
     file.write_text("[sync]\nmembers-interval-s = 20\n")
     printed = print_config(["--config", str(file), "--pull-interval", "3"])
     assert printed["sync"]["members_interval_s"] == 20.0
     sources = printed["sources"]
-    assert (sources["pull_interval"], sources["members_interval_s"]) == ("flag", "file")
+    assert (sources["pull_interval"], sources["members_interval"]) == ("flag", "file")
     # The table's keys say the same: the flag's value is the one [sync] prints.
     assert (sources["[sync]"]["pull_interval_s"], sources["[sync]"]["members_interval_s"]) \
         == ("flag", "file")
     # Set in the environment too: the environment's, which wins.
     sources = print_config(["--config", str(file)],
                            env={"CLAWSYNC_MEMBERS_INTERVAL": "9"})["sources"]
-    assert sources["members_interval_s"] == sources["[sync]"]["members_interval_s"] == "env"
+    assert sources["members_interval"] == sources["[sync]"]["members_interval_s"] == "env"
 
 
 @pytest.mark.parametrize(("args", "env", "named"), [
@@ -355,14 +355,48 @@ def test_a_wrong_value_in_the_config_file_names_the_file_not_an_environment_vari
 
 def test_an_unknown_setting_in_the_config_file_lists_the_known_ones(tmp_path: Path) -> None:
     file = tmp_path / "clawsync.toml"
-    file.write_text("members_interval = 5\n")  # the option is --members-interval
+    file.write_text("members_intervall = 5\n")
     result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
                                 env={})
     assert result.exit_code == 2
-    assert f"{file}: unknown setting 'members_interval'; the settings are: " in result.output
+    assert f"{file}: unknown setting 'members_intervall'; the settings are: " in result.output
     listed = result.output.split("the settings are: ", 1)[1]
-    assert "members_interval_s" in listed and "pull_interval" in listed
+    assert "members_interval," in listed and "pull_interval," in listed
     assert "print_config" not in listed and "[limits]" in listed
+
+
+@pytest.mark.parametrize(("name", "alias", "field"), [
+    ("members_interval", "members_interval_s", "members_interval_s"),
+    ("pull_interval", "pull_interval_s", "pull_interval_s")])
+def test_the_intervals_take_their_options_names_and_keep_the_other(
+        tmp_path: Path, name: str, alias: str, field: str) -> None:
+    """In the file, --members-interval is members_interval, as --pull-interval is
+    pull_interval; members_interval_s (its name before) and pull_interval_s (the [sync]
+    key's) still load. Both names of one setting in a file are refused: which was meant
+    is not known."""
+    file = tmp_path / "clawsync.toml"
+    for key in (name, alias, alias.replace("_", "-")):
+        file.write_text(f"{key} = 7\n[sync]\n{field} = 40\n")
+        printed = print_config(["--config", str(file)])
+        assert printed["sync"][field] == 7.0, key  # over the table, as the option is
+        assert printed["sources"][name] == printed["sources"]["[sync]"][field] == "file"
+    file.write_text(f"{name} = 7\n{alias} = 8\n")
+    result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
+                                env={})
+    assert result.exit_code == 2, result.output
+    assert f"{file}: '{name}' and '{alias}' are two names of one setting, {name}: give one" \
+        in " ".join(result.output.split())
+
+
+def test_one_setting_given_twice_in_the_file_is_refused(tmp_path: Path) -> None:
+    """TOML takes data-dir and data_dir for two keys; the node reads them as one."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text('data-dir = "a"\ndata_dir = "b"\n')
+    result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
+                                env={})
+    assert result.exit_code == 2, result.output
+    assert "'data-dir' and 'data_dir' are two names of one setting, data_dir" \
+        in " ".join(result.output.split())
 
 
 def test_the_first_byte_limit_may_not_exceed_the_headers_limit() -> None:

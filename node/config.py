@@ -302,20 +302,31 @@ class Config:
     limits: Limits = Limits()
 
     def shown(self) -> dict[str, Any]:
-        """The settings as JSON values, for people: secrets and tokens are "(set)".
+        """The settings as JSON values, for people, under the names the ``--config`` file
+        gives them, so that what is printed can be copied into a file: the Automerge
+        limits as ``automerge_limits``, retention rules as ``PATTERN=DAYS``. Secrets and
+        tokens are "(set)"; the Automerge tokens, read from a file, are left to the
+        command, which knows its path.
 
         >>> Config(token="s3cret").shown()["token"]
         '(set)'
         >>> Config().shown()["require_signatures"], Config(cluster_secret="x" * 64).shown()[
         ...     "require_signatures"]
         (True, False)
+        >>> Config(retain_days=(Rule("tg:*", 30.0), Rule("*", 0.5))).shown()["retain_days"]
+        ['tg:*=30', '*=0.5']
         """
         hidden = {"token": self.token, "cluster_secret": self.cluster_secret}
-        bare = replace(self, token=None, cluster_secret=None,
+        bare = replace(self, token=None, cluster_secret=None, retain_days=(),
                        automerge=replace(self.automerge, tokens={}))
-        out: dict[str, Any] = json.loads(json.dumps(asdict(bare), default=str))
+        out: dict[str, Any] = {}
+        for name, value in json.loads(json.dumps(asdict(bare), default=str)).items():
+            if name == "automerge":  # the file's table; its tokens are another file's
+                out["automerge_limits"] = value["limits"]
+            else:
+                out[name] = value
         out.update({name: "(set)" for name, value in hidden.items() if value is not None})
-        out["automerge"]["tokens"] = len(self.automerge.tokens)
+        out["retain_days"] = [rule_text(rule) for rule in self.retain_days]
         # The value in effect, not "unset": its default depends on the cluster secret.
         out["require_signatures"] = self.signatures_required
         return out
@@ -394,6 +405,17 @@ class Config:
         if self.require_signatures is not None:
             return self.require_signatures
         return self.cluster_secret is None
+
+
+def rule_text(rule: Rule) -> str:
+    """A retention rule as ``--retain-days`` and the file give it, every digit of its days
+    kept (``repr``), so that it reads back the same.
+
+    >>> rule_text(Rule("tg:*", 30.0)), rule_text(Rule("x", 1 / 3))
+    ('tg:*=30', 'x=0.3333333333333333')
+    """
+    days = float(rule.days)
+    return f"{rule.pattern}={int(days) if days.is_integer() else repr(days)}"
 
 
 def software_version() -> str:

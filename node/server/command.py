@@ -28,6 +28,8 @@ _CONFIG_FILE = "clawsync.config_file"
 #: ``ctx.meta`` key of the tables the file holds, each with the settings it names
 #: (``--print-config``).
 _FILE_TABLES = "clawsync.file_tables"
+#: ``ctx.meta`` key of the ``--automerge-tokens`` file's path (``--print-config``).
+_TOKENS_FILE = "clawsync.automerge_tokens"
 #: Other names the file may give a setting, kept so that files written with them still
 #: load: ``members_interval_s`` was --members-interval's before it took the option's name,
 #: as every other setting does; ``pull_interval_s`` is the name of ``[sync]``'s key.
@@ -126,11 +128,12 @@ class _Seconds(click.FloatRange):
 _PATH = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
-def _load_tokens(_ctx: click.Context, _param: click.Parameter,
+def _load_tokens(ctx: click.Context, _param: click.Parameter,
                  path: Path | None) -> RepoConfig:
     """The Automerge clients' settings, with the tokens of ``path`` if given."""
     if path is None:
         return RepoConfig()
+    ctx.meta[_TOKENS_FILE] = path
     from node.automerge.hub import load_tokens  # the server's module: only when serving
 
     try:
@@ -281,9 +284,9 @@ class _Serve(click.Command):
                    "line for log collectors.")
 @click.option("--print-config", is_flag=True,
               help="Print the settings this command would run with (from the options, the "
-                   "environment and --config, defaults filled in; secrets hidden) as JSON, "
-                   "with where each came from (sources: flag, env, file or default; for "
-                   "a table, per key of it), and exit.")
+                   "environment and --config, defaults filled in; secrets hidden) as JSON "
+                   "under the --config file's names, with where each came from (sources: "
+                   "flag, env, file or default; for a table, per key of it), and exit.")
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
     """Run a node: keep the event log in DIR and serve the HTTP API until stopped
@@ -320,7 +323,9 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
                                f"and {file})") from None
     if show:
         sources = _sources(ctx, {"token": token_from, "cluster_secret": secret_from})
-        click.echo(json.dumps({**config.shown(), "sources": sources}, indent=2))
+        tokens = ctx.meta.get(_TOKENS_FILE)
+        shown = {**config.shown(), "automerge_tokens": None if tokens is None else str(tokens)}
+        click.echo(json.dumps({**shown, "sources": sources}, indent=2))
         return
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run

@@ -127,7 +127,7 @@ def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) ->
     assert printed["port"] == 7002  # the command line over the file
     assert printed["host"] == "127.0.0.2"  # the environment
     assert printed["limits"]["page_max"] == 150  # tables of the file
-    assert printed["automerge"]["limits"]["documents_max"] == 9
+    assert printed["automerge_limits"]["documents_max"] == 9  # by the file's name
     sync = printed["sync"]
     assert sync["peers_max"] == 7
     assert sync["pull_interval_s"] == 3.0  # the environment over the [sync] table
@@ -135,6 +135,45 @@ def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) ->
     assert printed["cluster_secret"] == "(set)"  # never printed
     assert print_config([])["sync"] == dataclasses.asdict(SyncConfig())
     assert print_config([])["data_dir"] == str(Config().data_dir)
+
+
+def toml_of(settings: dict[str, Any]) -> str:
+    """``settings`` as a config file, as a person would copy them: the top-level keys, then
+    a table per dict; a null left out (TOML has none). JSON writes numbers, strings and
+    lists of them as TOML reads them."""
+    top = [f"{name} = {json.dumps(value)}" for name, value in settings.items()
+           if value is not None and not isinstance(value, dict)]
+    tables = [f"[{name}]\n" + "".join(f"{key} = {json.dumps(item)}\n"
+                                       for key, item in value.items())
+              for name, value in settings.items() if isinstance(value, dict)]
+    return "\n".join(top) + "\n\n" + "\n".join(tables)
+
+
+def test_print_config_can_be_copied_into_a_config_file(tmp_path: Path) -> None:
+    """What --print-config prints is under the file's names and in the file's forms (the
+    Automerge limits as [automerge_limits], the tokens' file by its path, retention rules
+    as PATTERN=DAYS): copied into a file, less "(set)" secrets and nulls, it runs the
+    same settings."""
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"app-token-1": {"sessions": ["tg:*"]}}')
+    first = tmp_path / "first.toml"
+    first.write_text('peers = ["http://hub:7878"]\nmembers_interval = 12\n'
+                     'retain_days = ["tg:*=30", "x=0.3333333333333333"]\n'
+                     "[limits]\npage_max = 150\n[sync]\npeers_max = 7\n"
+                     "[automerge_limits]\ndocuments_max = 9\n")
+    env = {"CLAWSYNC_TOKEN": "node-token"}  # the tokens need one; never printed
+    printed = print_config(["--config", str(first), "--automerge-tokens", str(tokens),
+                            "--port", "7001"], env=env)
+    assert "automerge" not in printed and printed["automerge_limits"]["documents_max"] == 9
+    assert printed["retain_days"] == ["tg:*=30", "x=0.3333333333333333"]
+    assert printed["automerge_tokens"] == str(tokens)
+    settings = {name: value for name, value in printed.items()
+                if name != "sources" and value != "(set)"}
+    copy = tmp_path / "copy.toml"
+    copy.write_text(toml_of(settings))
+    again = print_config(["--config", str(copy)], env=env)
+    assert {**again, "sources": None} == {**printed, "sources": None}
+    assert again["sources"]["port"] == again["sources"]["automerge_tokens"] == "file"
 
 
 def test_print_config_says_where_each_setting_came_from(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from crdt import device as crdt_device
 from crdt import membership
 from crdt.log.store import EventStore
 from node.cli.linkproxy import LinkProxy
-from node.peers.admission import WRONG_SECRETS_KEPT_MAX
+from node.peers.admission import REFUSALS_KEPT_MAX, WRONG_SECRETS_KEPT_MAX
 from node.peers.ahead import PARSE_THREADS
 from node.peers.learning import _member_urls, awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
@@ -1084,6 +1084,37 @@ async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(
     refused = admission.admit("ONE-MORE", shared=False, wrong_secret=True)
     assert refused is not None and refused[1] == {"secret": "wrong"}
     assert admission._wrong_secret == {"ONE-MORE"}
+
+
+async def test_the_addresses_whose_refusal_is_remembered_are_bounded(
+        make_node: NodeFactory) -> None:
+    """A refusal of this device is warned of once per address, until it changes, kept
+    when the address's runner is forgotten; the addresses remembered for it are at most
+    ``REFUSALS_KEPT_MAX`` (peers' lists naming ever new addresses that refuse cannot
+    grow the map): past the bound all are forgotten, and each is warned of again."""
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(dead, learned=True)
+    template = node.gossip.runners[f"url:{dead}"]
+    admission = node.gossip.admission
+
+    def refuse(n: int) -> None:
+        url = f"http://refusing-{n}.invalid:7878"  # a new runner each time: none is kept
+        admission.refused_by_peer(dataclasses.replace(template, key=f"url:{url}", url=url,
+                                                      refused=None),
+                                  LinkRefused("refused: not a member"))
+
+    with structlog.testing.capture_logs() as said:
+        for n in range(REFUSALS_KEPT_MAX):
+            refuse(n)
+        refuse(0)  # remembered: not warned of again
+        assert len(admission._refusals) == REFUSALS_KEPT_MAX
+        refuse(REFUSALS_KEPT_MAX)
+        assert list(admission._refusals) == [f"http://refusing-{REFUSALS_KEPT_MAX}.invalid:7878"]
+        refuse(0)  # forgotten past the bound: news again
+    warned = [entry["peer"] for entry in said if entry["event"] == "peer refused this device"]
+    assert len(warned) == REFUSALS_KEPT_MAX + 2
+    assert warned[-1] == "http://refusing-0.invalid:7878"
 
 
 async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFactory) -> None:

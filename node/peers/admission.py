@@ -156,15 +156,11 @@ class Admission:
         return "certificate" if runner.certified else None
 
     def linked_shared(self, runner: Runner) -> bool:
-        """Whether ``runner``'s link rests on a shared credential (``credential``)."""
+        """Whether ``runner``'s link rests on a shared credential (``credential``): the
+        peer's member list is asked for over it, and answered (a certificate our CA
+        verified was shown in a handshake where this node showed its own, which
+        ``--tls-ca`` needs)."""
         return self.credential(runner) is not None
-
-    def shared_mode(self) -> bool:
-        """This node holds the cluster secret or a CA certificate, which open peers'
-        member lists: it asks the peers it dials which nodes they know. Whether a device
-        that is no member may stay at an address learned so is its link's own
-        credential (``dialed_refusal``), not this."""
-        return self.config.cluster_secret is not None or self.tls is not None
 
     def sweep(self) -> None:
         """End every link to a device that may no longer link with us."""

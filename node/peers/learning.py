@@ -3,10 +3,11 @@
 Links come from ``--peer`` URLs, from peers that dial us, and from members learned from
 peers (``/peer/v1/members``), so a new device needs one address. Every round
 (``members_interval_s``, and at once when the membership changes) this node asks the
-peers it dialed which nodes they know and dials the ones it does not
-(``learn_once``), and dials member devices at the addresses their records advertise
-(``dial_members``): the introducer. A learned address that fails too often is forgotten
-and held off from peers' lists for a while (``sync.peer.forgotten``).
+peers it dialed over a link resting on the cluster secret or a verified certificate
+which nodes they know and dials the ones it does not (``learn_once``), and dials member
+devices at the addresses their records advertise (``dial_members``): the introducer.
+A learned address that fails too often is forgotten and held off from peers' lists for
+a while (``sync.peer.forgotten``).
 
 This node's own list (``member_list``) is what peers learn from in turn.
 """
@@ -102,8 +103,7 @@ class Learning:
             try:
                 self.admission.sweep()
                 await self.dial_members()
-                if self.admission.shared_mode():
-                    await self.learn_once()
+                await self.learn_once()
             except Exception:
                 log.exception("learning members failed")
 
@@ -128,9 +128,14 @@ class Learning:
             await self.learn_from(runner)
 
     async def learn_from(self, runner: Runner) -> None:
-        """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked."""
+        """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked.
+        Only over a link that rests on the cluster secret or a certificate our CA
+        verified (``Admission.linked_shared``): the peer lists its members for no one
+        else, and a node with a CA would be answered 401 at every round by each peer it
+        reaches at an http:// address, where no certificate is shown."""
         http = self._http()
-        if runner.state != "up" or runner.url is None or http is None or self._stopping():
+        if runner.state != "up" or runner.url is None or http is None or self._stopping() \
+                or not self.admission.linked_shared(runner):
             return
         try:
             listed = await fetch_members(

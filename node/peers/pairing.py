@@ -91,7 +91,7 @@ class Pairing:
                     # the one it dialed, which may name none (it advertises nothing).
                     self.learning.reached_as_duplicate(node, loser.url.rstrip("/"))
         if first and runner.direction == "out" and runner.drop is None \
-                and self.admission.shared_mode() and not self._stopping():
+                and self.admission.linked_shared(runner) and not self._stopping():
             self._learn(runner)
 
     def ended(self, runner: Runner, node: str) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -29,6 +30,7 @@ from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
 from tests.node.conftest import EventFactory
 from tests.node.peers.test_links import own_link
+from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -1156,6 +1158,41 @@ async def add_member_id(node: RunningNode, member: str, name: str) -> None:
     async with aiohttp.ClientSession() as http, http.post(
             node.url + "/v1/devices", json={"device_id": member, "name": name}) as r:
         assert r.status == 201
+
+
+async def test_member_lists_are_asked_for_only_over_links_that_open_them(
+        make_node: NodeFactory, tmp_path: Path) -> None:
+    """A node with a CA and no cluster secret dials ``plain``, which took it as a
+    member, at an http:// address: no certificate is shown there, nor a secret given,
+    and ``plain`` would answer its member list 401 (``members not listed``, at every
+    round). It is not asked, as the link comes up or at a round; ``tls``, whose
+    certificate the CA verified, is asked and answers."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = make_ca(certs, "ca")
+
+    def tls_settings(name: str) -> dict[str, Any]:
+        cert, key = make_cert(certs, name, ca)
+        return {"tls_cert": cert, "tls_key": key, "tls_ca": ca[0]}
+
+    node = await make_node(sync=FAST, **tls_settings("node"))
+    plain = await make_node(sync=FAST)
+    tls = await make_node(sync=FAST, **tls_settings("tls"))
+    await add_member_id(plain, node.device.device_id, "node")
+    peers = {plain.astore.node_id, tls.astore.node_id}
+    with structlog.testing.capture_logs() as said:
+        for peer in (plain, tls):
+            assert await node.gossip.add_peer(peer.url, learned=False)
+        async with asyncio.timeout(DEADLINE_S):
+            while linked_nodes(node.gossip.runners.values()) != peers:
+                await asyncio.sleep(0.01)
+        # The asks made as the links came up, then a round's.
+        await asyncio.gather(*[task for task in node.gossip._tasks
+                               if task.get_name() == "learn-members"])
+        await node.gossip.learn_once()
+    assert [entry for entry in said if entry["event"] == "members not listed"] == []
+    assert tls.astore.node_id in node.gossip.learning.advertised_by  # its list's word
+    assert plain.astore.node_id not in node.gossip.learning.advertised_by
 
 
 async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import ssl
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -177,16 +178,42 @@ class Link:
                 await self._ws.close(message=close_reason(reason))
 
 
-def _why(error: BaseException) -> str:
-    """Why a dial failed, in the operating system's words where it gave them: aiohttp's
-    own text names the address again, and "ssl:default" on a plain http:// dial.
+def _why(error: BaseException, timeout_s: float | None = None) -> str:
+    """Why a dial of a peer, or a request to it, failed, for people: the operating
+    system's reason where it gave one, not aiohttp's text, which names the address
+    again (the caller names it) and says "ssl:default" on a plain http:// dial. What
+    helps stays: a name lookup's reason, a certificate's, a status the peer answered.
+    ``timeout_s``: the time an answer was waited for.
 
-    >>> import errno
+    >>> import errno, socket
     >>> _why(aiohttp.ClientConnectorError(None, ConnectionRefusedError(errno.ECONNREFUSED, "")))
     'connection refused'
+    >>> _why(aiohttp.ClientConnectorDNSError(None, socket.gaierror(socket.EAI_NONAME, "")))
+    'name not known'
+    >>> _why(aiohttp.ClientConnectorDNSError(None, socket.gaierror(
+    ...     socket.EAI_AGAIN, "Temporary failure in name resolution")))
+    'name not looked up: temporary failure in name resolution'
+    >>> _why(TimeoutError(), 10.0)
+    'no answer within 10 s'
     """
-    if type(error) is aiohttp.ClientConnectorError and error.os_error.errno:
-        return os.strerror(error.os_error.errno).lower()
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        cause = error.certificate_error
+        return f"its certificate did not verify ({getattr(cause, 'verify_message', cause)})"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        cause = error.os_error
+        if isinstance(cause, socket.gaierror):
+            # The OS's words differ by system ("Name or service not known", "nodename
+            # nor servname provided, or not known"): the common case is said one way.
+            return "name not known" if cause.errno == socket.EAI_NONAME \
+                else f"name not looked up: {(cause.strerror or str(cause)).lower()}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS failed ({cause.reason or cause})"
+        if cause.errno:
+            return os.strerror(cause.errno).lower()
+    if isinstance(error, TimeoutError):  # ours, or aiohttp's (a TimeoutError too)
+        return f"no answer within {timeout_s:g} s" if timeout_s else "no answer in time"
+    if isinstance(error, aiohttp.ClientResponseError):
+        return f"it answered HTTP {error.status}"
     return str(error) or type(error).__name__
 
 
@@ -235,9 +262,10 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
         if exc.status == 403 and exc.headers is not None and device is not None \
                 and exc.headers.get(REFUSED_HEADER):
             raise _refused(url, exc.headers, device.device_id, nonce) from None
-        raise LinkClosed(f"cannot reach {url}: {exc}") from None
+        raise LinkClosed(f"cannot link with {url}: {_why(exc)}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise LinkClosed(f"cannot reach {url}: {_why(exc)}") from None
+        raise LinkClosed(f"cannot reach {url}: {_why(exc, config.connect_timeout_s)}") \
+            from None
     link = Link(ws, None, url, config)
     # The context verifies the peer against our CA alone; a certificate shown is one it
     # verified. A plain connection shows none, whatever the context.
@@ -403,4 +431,5 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
                 raise ValueError(f"member list over {config.members_bytes_max} bytes")
             return json.loads(body)
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
-        raise LinkClosed(f"cannot list members of {url}: {exc}") from None
+        raise LinkClosed(f"cannot list members of {url}: "
+                         f"{_why(exc, config.connect_timeout_s)}") from None

@@ -126,7 +126,9 @@ def test_one_link_per_pair_of_nodes_whatever_their_addresses(tmp_path: Path) -> 
         warnings = sum(n.log_path.read_text().count("has our own node id") for n in (a, b, c))
         assert warnings == 0
         # Its own other name was dialed once, found to be itself, and dropped.
-        assert b.log_path.read_text().count(f"cannot reach http://localhost:{b.port}") == 0
+        said = b.log_path.read_text()
+        assert said.count(f"cannot reach http://localhost:{b.port}") == 0
+        assert said.count(f"cannot link with http://localhost:{b.port}") == 0
         assert "peer address is this node" in b.log_path.read_text()
 
 

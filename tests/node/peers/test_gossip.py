@@ -136,6 +136,55 @@ async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None
     assert runner.failure == f"cannot reach {dead}: connection refused"
 
 
+async def test_a_dial_that_fails_says_why_in_plain_words(make_node: NodeFactory,
+                                                        tmp_path: Path) -> None:
+    """Peer addresses whose host name is not known, where nothing listens, where a
+    certificate no CA of this node signed is shown, and (dialed by a node that waits
+    0.5 s) where a connection is taken and never answered: ``GET /v1/peers``
+    (``failure``) and the log (``peer link down``) name the address and why, not
+    aiohttp's text ("Cannot connect to host nosuchhost.invalid:7878 ssl:default [Name
+    or service not known]")."""
+    node = await make_node(sync=FAST)
+    waiting = await make_node(sync=dataclasses.replace(FAST, connect_timeout_s=0.5))
+    cert, key = make_cert(tmp_path, "stranger", make_ca(tmp_path, "another-ca"))
+    stranger = (await make_node(tls_cert=cert, tls_key=key)).url
+    taken: list[asyncio.StreamWriter] = []  # kept open, never answered
+
+    async def take(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        taken.append(writer)
+
+    silent = await asyncio.start_server(take, "127.0.0.1", free_port())
+    unknown, closed = f"http://nosuchhost.invalid:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    mute = f"http://127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+    expected = {unknown: f"cannot reach {unknown}: name not known",
+                closed: f"cannot reach {closed}: connection refused",
+                stranger: f"cannot reach {stranger}: its certificate did not verify "
+                          "(unable to get local issuer certificate)",
+                mute: f"cannot reach {mute}: no answer within 0.5 s"}
+    dialing = {unknown: node, closed: node, stranger: node, mute: waiting}
+    shown: dict[str, str] = {}  # each address's failure, as a row in backoff said it
+    try:
+        with structlog.testing.capture_logs() as said:
+            for url, dialer in dialing.items():
+                assert await dialer.gossip.add_peer(url, learned=False)
+            async with aiohttp.ClientSession() as http, asyncio.timeout(DEADLINE_S):
+                while shown.keys() != expected.keys():
+                    for dialer in (node, waiting):
+                        async with http.get(dialer.url + "/v1/peers") as reply:
+                            for row in (await reply.json())["peers"]:
+                                if row["failure"] is not None:
+                                    shown.setdefault(row["url"], row["failure"])
+                    await asyncio.sleep(0.01)
+    finally:
+        silent.close()
+        for writer in taken:
+            writer.close()
+    assert shown == expected
+    down = {(entry["peer"], entry["reason"]) for entry in said
+            if entry["event"] == "peer link down"}
+    assert down == set(expected.items())
+
+
 async def test_reaching_one_peer_redials_the_others_at_once(make_node: NodeFactory) -> None:
     """A laptop that wakes up reaches its first peer: the peers it gave up on for a while
     are dialed again then, not at the end of their back-off (ten minutes here)."""

@@ -122,14 +122,16 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
 
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
                headed: bool = False, whole: bool = False,
-               wrap: tuple[int, ...] = ()) -> None:
+               wrap: tuple[int, ...] = (), plain: list[list[str]] | None = None) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
     say nothing without them; a list of events or sessions reads without). ``whole``: no
     cell may be cut short, as the ids people copy into another command (``devices
     remove ID``): on a terminal too narrow for the table, the plain lines, which the
     terminal wraps; but the cells of the columns ``wrap`` (by index) may take more than
-    one line of the table, broken between words, so that it fits a narrower terminal."""
+    one line of the table, broken between words, so that it fits a narrower terminal.
+    ``plain``: the rows of the plain lines, where they say more than the table has room
+    for (a whole device id, where the table has the first group of it)."""
     if not rows:
         return
     rows = [[printable(cell) for cell in row] for row in rows]
@@ -140,14 +142,20 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 
         console = Console()
         table = Table(title=title, header_style="bold cyan", box=None)
+        _top, right, _bottom, left = table.padding
+        widths = _column_widths(headers, rows, wrap, console.width, left + right) \
+            if whole else None
         for index, header in enumerate(headers):
-            table.add_column(header, no_wrap=whole and index not in wrap)
+            table.add_column(header, no_wrap=whole and index not in wrap,
+                             width=widths[index] if widths else None)
         for row in rows:
             # Text(), not markup strings: a message containing "[bold]" must print as typed.
             table.add_row(*(Text(cell) for cell in row))
-        if not whole or _least_width(table, headers, rows, wrap) <= console.width:
+        if not whole or widths:
             console.print(table)
             return
+    if plain is not None:
+        rows = [[printable(cell) for cell in row] for row in plain]
     if headed:
         rows = [[header.upper() for header in headers], *rows]
     # Pad every column but the last, so the lines read as a table but stay greppable.
@@ -157,21 +165,33 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
         click.echo("  ".join([*cells, row[-1]]))
 
 
-def _least_width(table: Any, headers: list[str], rows: list[list[str]],
-                 wrap: tuple[int, ...]) -> int:
-    """The width a rich ``table`` of whole cells needs: each column at its widest cell,
-    or, for the columns in ``wrap``, at its longest word (rich measures every column so,
-    whole or not), and the cells' padding."""
+#: A word as rich breaks a cell's text into lines: leading white space stays with it.
+_WORD = re.compile(r"\s*\S+\s*")
+
+
+def _column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
+                   width: int, padding: int) -> list[int] | None:
+    """The width of each column of a table of whole cells that fits ``width`` (each
+    column's cells take ``padding`` more), or None if none does. A column takes its
+    widest cell; the columns in ``wrap`` give up columns, the widest first, down to
+    their longest word. rich's own shrinking takes no minimum: it narrowed the widest
+    column below a word's width, and cut the word with "…"."""
     from rich.cells import cell_len
 
-    def least(index: int) -> int:
-        cells = [headers[index], *(row[index] for row in rows)]
-        if index in wrap:
-            return max((cell_len(word) for cell in cells for word in cell.split()), default=0)
-        return max(cell_len(cell) for cell in cells)
-
-    _top, right, _bottom, left = table.padding
-    return sum(least(index) + left + right for index in range(len(headers)))
+    columns = [[header, *(row[index] for row in rows)] for index, header in enumerate(headers)]
+    widths = [max(cell_len(cell) for cell in cells) for cells in columns]
+    least = [max((cell_len(word.rstrip()) for cell in cells for word in _WORD.findall(cell)),
+                 default=0) if index in wrap else widths[index]
+             for index, cells in enumerate(columns)]
+    excess = sum(widths) + padding * len(widths) - width
+    while excess > 0:
+        shrinkable = [index for index in wrap if widths[index] > least[index]]
+        if not shrinkable:
+            return None
+        widest = max(shrinkable, key=lambda index: widths[index])
+        widths[widest] -= 1
+        excess -= 1
+    return widths
 
 
 def print_lines(lines: list[tuple[str, str]]) -> None:

@@ -22,17 +22,29 @@ HEADERS = ["id", "name", "sessions", "access", "issuer", "issued", "state"]
 WRAPPED = (1, 2, 5, 6)
 
 
-def token_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
-    """One row per token; the issuing device by the first group of its id, as `clawsync
-    status` names a peer's (the whole id took 63 of a terminal's columns)."""
+def token_rows(rows: list[dict[str, Any]], devices: dict[str, Any] | None = None, *,
+               short: bool = True) -> list[list[str]]:
+    """One row per token. ``short``, for the table: the issuing device by the first group
+    of its id, as `clawsync status` names a peer's (the whole id took 63 of a terminal's
+    columns); else, for the plain lines scripts read, its whole id (which `devices
+    remove` takes), and its name where ``devices`` (``GET /v1/devices``) knows it."""
     return [[
         row["id"], row["name"], " ".join(row["sessions"]),
         "read-only" if row["read_only"] else "read-write",
-        row["device_id"][:7] if row["device_id"] else f"origin {row['origin']}",
+        (row["device_id"][:7] if short else _issuer(row["device_id"], devices or {}))
+        if row["device_id"] else f"origin {row['origin']}",
         when(row["issued_at"]),
         f"revoked {when(row['revoked_at'])}" if row["revoked_at"]
         else row.get("state", "valid"),
     ] for row in rows]
+
+
+def _issuer(device_id: str, devices: dict[str, Any]) -> str:
+    """``ID (name)``, ``ID (this device)``, or the id alone, as `devices` says who."""
+    names = {row["device_id"]: row["name"] for key in ("members", "removed")
+             for row in devices.get(key, []) if row.get("name")}
+    who = "this device" if device_id == devices.get("device_id") else names.get(device_id)
+    return f"{device_id} ({who})" if who else device_id
 
 
 @click.group(invoke_without_command=True)
@@ -52,10 +64,18 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
       clawsync tokens create --sessions 'tg:*' --read-only --name dashboard
       clawsync tokens revoke 3f9c0a1b2c3d4e5f
     """
-    view = listing(ctx, as_json, lambda client: client.tokens())
+    async def fetch(client: Client) -> dict[str, Any]:
+        view = await client.tokens()
+        if as_json or not any(row["device_id"] for row in view["tokens"]):
+            return view  # --json prints the node's answer as it came
+        # The names of the devices that issued them, for the plain lines.
+        return {**view, "devices": await client.devices()}
+
+    view = listing(ctx, as_json, fetch)
     if view is None:
         return
-    print_rows(token_rows(view["tokens"]), HEADERS, headed=True, whole=True, wrap=WRAPPED)
+    print_rows(token_rows(view["tokens"]), HEADERS, headed=True, whole=True, wrap=WRAPPED,
+               plain=token_rows(view["tokens"], view.get("devices"), short=False))
     if not view["tokens"]:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 

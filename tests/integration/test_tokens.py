@@ -172,6 +172,11 @@ def test_removing_a_device_revokes_the_tokens_it_issued(tmp_path: Path, js: JsCl
             assert status_of(node, kept["token"]) == opened  # A's token still opens
         table = ok(run_cli(a, "tokens"))
         assert "issuer removed" in table and "valid" in table
+        # Piped, the whole id of the device that issued each (`devices remove` takes it)
+        # and its name, as `devices` gives them; the table has the first group only.
+        lines = {line.split()[0]: line for line in table.splitlines()}
+        assert f"  {device_id(p)} (phone)  " in lines[token_id]
+        assert f"  {device_id(a)} (this device)  " in lines[kept["id"]]
         a.stop()  # read again from the log at start: still refused
         a.start()
         assert status_of(a, secret) == 401 and status_of(a, kept["token"]) == opened

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from crdt.device import device_id
@@ -95,3 +97,96 @@ def test_the_tokens_table_fits_a_terminal_of_100_columns(
         for token in ("3f9c0a1b2c3d4e5f", "0a9c0a1b2c3d4e5f", "1b9c0a1b2c3d4e5f"):
             assert any(line.split()[:1] == [token] and device[:7] in line.split()
                        for line in out), (token, out)
+
+
+def _token_listing() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Tokens of two devices and an origin, and the devices' view that names them."""
+    laptop, phone = device_id(bytes(range(32))), device_id(bytes(range(1, 33)))
+    issued = {"device_id": laptop, "origin": "o1", "issued_at": "2026-12-01T10:00:00.000Z",
+              "revoked_at": None, "read_only": False, "state": "valid"}
+    tokens = [
+        {**issued, "id": "3f9c0a1b2c3d4e5f", "name": "x",
+         "sessions": ["telegram:alice-and-bob-group"]},
+        {**issued, "id": "0a9c0a1b2c3d4e5f", "name": "notes app for the whole family",
+         "sessions": ["tg:alice", "web:*"], "state": "revoked",
+         "revoked_at": "2026-12-02T12:00:00.000Z"},
+        {**issued, "id": "1b9c0a1b2c3d4e5f", "name": "sync-app", "sessions": ["*"],
+         "device_id": phone, "state": "issuer removed", "read_only": True},
+        {**issued, "id": "2c9c0a1b2c3d4e5f", "name": "kept", "sessions": ["web:*"],
+         "device_id": None, "origin": "o1"}]
+    devices = {"device_id": laptop, "linked": [],
+               "members": [{"device_id": laptop, "name": "laptop"}],
+               "removed": [{"device_id": phone, "name": "old phone"}]}
+    return tokens, devices
+
+
+def _table_cells(out: list[str]) -> list[list[str]]:
+    """The rows of a rich table without borders, each cell's lines joined by a space:
+    a column starts where its header does, and a row where its first cell (an id, which
+    never wraps) is not empty."""
+    starts, at = [], 0
+    for header in HEADERS:
+        at = out[0].index(header, at)
+        starts.append(at)
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    rows: list[list[str]] = []
+    for line in out[1:]:
+        cells = [line[start:end].strip() for start, end in bounds]
+        if cells[0]:
+            rows.append(cells)
+        else:
+            rows[-1] = [f"{had} {cell}".strip() for had, cell in zip(rows[-1], cells,
+                                                                      strict=True)]
+    return rows
+
+
+def test_no_cell_of_the_tokens_table_is_cut_at_any_width(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """rich narrows the widest wrapping column first, below its longest word, and cut
+    that word with "…" ("telegram:alice-…" at 110 columns): each cell is whole at every
+    width, in the table where it fits, in the plain lines where it does not."""
+    monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
+    tokens, devices = _token_listing()
+    rows, plain = token_rows(tokens), token_rows(tokens, devices, short=False)
+    tables = set()
+    for columns in range(60, 201):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        print_rows(rows, HEADERS, headed=True, whole=True, wrap=WRAPPED, plain=plain)
+        out = capsys.readouterr().out.splitlines()
+        if out[0].split() == HEADERS:  # a table
+            tables.add(columns)
+            assert max(len(line.rstrip()) for line in out) <= columns, out
+            assert _table_cells(out) == [[" ".join(cell.split()) for cell in row]
+                                         for row in rows], (columns, out)
+        else:
+            assert out[0].split() == [word.upper() for word in " ".join(HEADERS).split()]
+            for line, row in zip(out[1:], plain, strict=True):
+                assert line.split() == " ".join(row).split(), (columns, line)
+    # 111 columns: the longest word of each wrapping column, the others' widest cells.
+    assert tables == set(range(111, 201)), sorted(tables)
+
+
+@pytest.mark.parametrize("columns", [None, "60"])
+def test_the_plain_lines_of_tokens_give_the_issuers_whole_id_and_name(
+        columns: str | None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Piped (or on a terminal too narrow for the table), the lines scripts read carry
+    the whole id of the device that issued a token, which `devices remove` takes, and
+    its name as `devices` knows it; the table has room for the first group only."""
+    monkeypatch.setattr("node.cli.output.is_terminal", lambda: columns is not None)
+    if columns:
+        monkeypatch.setenv("COLUMNS", columns)
+    tokens, devices = _token_listing()
+    laptop, phone = tokens[0]["device_id"], tokens[2]["device_id"]
+    print_rows(token_rows(tokens), HEADERS, headed=True, whole=True, wrap=WRAPPED,
+               plain=token_rows(tokens, devices, short=False))
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[4] == "ISSUER"
+    issuers = [line.split("read-")[1].split(None, 1)[1] for line in out[1:]]
+    assert [issuer.split("  ")[0] for issuer in issuers] == [
+        f"{laptop} (this device)", f"{laptop} (this device)", f"{phone} (old phone)",
+        "origin o1"]
+    # Without the devices' view (a node that would not say), the whole id alone.
+    print_rows(token_rows(tokens), HEADERS, headed=True, whole=True, wrap=WRAPPED,
+               plain=token_rows(tokens[2:3], None, short=False))
+    assert f"  {phone}  2026-12-01 10:00:00.000Z  issuer removed" in capsys.readouterr().out

@@ -2,7 +2,9 @@
 the event loop. Nothing imports ``node``.
 
     config.py   the configuration root: every setting, its default and its trade-off
-    logs.py     logging (structlog)
+    logs.py     logging (structlog), one setting for the node's lines and libraries'
+    log_stream.py  the stream the lines go to: never raises, never blocks, counts drops
+    log_hooks.py   what Python would write to stderr itself (warnings, errors), logged
     store.py    ``AsyncStore``: the log on the event loop (writer thread, group commit)
     folder.py   the data folder's size, measured off the event loop every few seconds
     device.py   this node's device key: made on first start, refused if others may read it

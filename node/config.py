@@ -138,7 +138,7 @@ class Limits:
     refused_log_lines_max: int = 10
     refused_log_interval_s: float = 60.0
     #: Bytes of log lines waiting for the writer thread that writes them to stderr
-    #: (``node.logs.LogStream``); beyond, a line is dropped and counted (``would_block``;
+    #: (``node.log_stream.LogStream``); beyond, a line is dropped and counted (``would_block``;
     #: a longer line is queued when none waits). A stderr whose reader stalled keeps
     #: them all: this bounds what it costs. A healthy reader falls behind too, for a
     #: moment: a burst logged in one step of the event loop is queued before the writer

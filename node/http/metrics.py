@@ -132,7 +132,7 @@ class Metrics:
 
 
 class LogCollector(Collector):
-    """The log lines this process dropped (``node.logs.LogStream``), by reason
+    """The log lines this process dropped (``node.log_stream.LogStream``), by reason
     (``node.logs.REASONS``): nobody reads them any more (a terminal closed, a pipe's
     reader gone, stderr closed), stderr's reader was slow or stalled (the lines waiting
     for it filled the queue, or a non-blocking stderr was full), or the write failed (a

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from node import logs
+from node import log_stream
 from tests.support.log_drain import DRAIN_S, drained
 
 #: Each test configures logging; the fixture (tests/node/conftest.py) puts it back.
@@ -24,13 +24,13 @@ pytestmark = pytest.mark.usefixtures("restore_logging")
 #: idle and ended, or still running; or a stream ``configure`` did not make).
 LOGGING_AS_PYTHON_ENDS = """
 import logging, sys, threading, time
-from node import logs
+from node import log_stream, logs
 
 case = sys.argv[1]
 if case != "running":
-    logs.WRITER_IDLE_S = 0.05
+    log_stream.WRITER_IDLE_S = 0.05
 if case == "bare":
-    say = logs.LogStream(sys.stderr).write
+    say = log_stream.LogStream(sys.stderr).write
 else:
     logs.configure()
     say = lambda text: logging.getLogger("late").warning(text.rstrip())
@@ -69,7 +69,7 @@ def test_after_an_exit_drain_that_ran_out_later_lines_are_dropped() -> None:
     finalizer) would hang the exit in its write; it is dropped and counted instead."""
     reader, writer = os.pipe()
     with os.fdopen(writer, "w") as pipe, os.fdopen(reader, "rb") as out:
-        stream = logs.LogStream(pipe)
+        stream = log_stream.LogStream(pipe)
         while not stream.lines_dropped["would_block"]:  # the pipe full, the queue too
             stream.write("x" * 99 + "\n")
         assert not stream.finish(0.1)
@@ -89,7 +89,7 @@ def test_a_closed_stream_is_not_written_through_its_old_descriptor(tmp_path: Pat
     """The stream closed, its descriptor's number goes to the next file opened: a line
     logged then is dropped, not written into that file."""
     with open(tmp_path / "first.log", "w") as first:
-        stream = logs.LogStream(first)
+        stream = log_stream.LogStream(first)
     with open(tmp_path / "other.db", "w") as other:
         assert other.fileno() == stream._fd  # the number was reused
         stream.write("late line\n")
@@ -111,7 +111,7 @@ def test_a_line_logged_from_inside_a_write_does_not_hang_the_writer(tmp_path: Pa
         return os.write(fd, data)
 
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file, write=collecting)
+        stream = log_stream.LogStream(file, write=collecting)
         stream.write("serving\n")
         assert stream.drain(DRAIN_S), "the writer hung"
     assert (tmp_path / "node.log").read_text() == (
@@ -137,7 +137,7 @@ def test_a_line_logged_while_a_line_is_queued_does_not_hang_the_thread(
             super().put(item, block, timeout)
 
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file)
+        stream = log_stream.LogStream(file)
         stream._queue = Collecting()
         caller = threading.Thread(target=stream.write, args=("serving\n",), daemon=True)
         caller.start()
@@ -160,11 +160,11 @@ def test_a_line_logged_when_no_thread_can_start_is_written_at_once(
 
     monkeypatch.setattr(threading.Thread, "start", refused)
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file)
+        stream = log_stream.LogStream(file)
         stream.write("stopped\n")
         assert (tmp_path / "node.log").read_text() == "stopped\n"
         assert stream.finish(0), "the line waits for a writer thread"
-    assert stream.lines_dropped == dict.fromkeys(logs.REASONS, 0)
+    assert stream.lines_dropped == dict.fromkeys(log_stream.REASONS, 0)
 
 
 def test_an_interrupt_inside_a_write_at_exit_leaves_later_lines_written(
@@ -182,7 +182,7 @@ def test_an_interrupt_inside_a_write_at_exit_leaves_later_lines_written(
         return os.write(fd, data)
 
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file, write=once)
+        stream = log_stream.LogStream(file, write=once)
         assert stream.finish(DRAIN_S)
         with pytest.raises(KeyboardInterrupt):
             stream.write("stopping\n")
@@ -196,14 +196,14 @@ def test_an_interrupt_inside_a_write_at_exit_leaves_later_lines_written(
 #: logs it can, as it does once ``logging.shutdown`` closed the handler.
 LOGGING_AFTER_SHUTDOWN = """
 import logging, os, sys, threading
-from node import logs
+from node import log_stream, logs
 
 def held(fd, data):
     if b"late" in bytes(data) and threading.current_thread().name == "clawsync-log":
         threading.Event().wait()
     return os.write(fd, data)
 
-logs.configure(stream=logs.LogStream(sys.stderr, write=held))
+logs.configure(stream=log_stream.LogStream(sys.stderr, write=held))
 log = logging.getLogger("node")
 log.warning("stopped")
 logging.shutdown()

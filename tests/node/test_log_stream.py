@@ -1,4 +1,4 @@
-"""The log's stream (``node.logs.LogStream``): lines nobody can read, or a disk cannot
+"""The log's stream (``node.log_stream.LogStream``): lines nobody can read, or a disk cannot
 take, are dropped and counted by reason; a stalled reader holds no log call; lines go
 out whole, in order, from one writer thread."""
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from node import logs
+from node import log_stream, logs
 from tests.support.log_drain import DRAIN_S, drained
 
 #: Each test configures logging; the fixture (tests/node/conftest.py) puts it back.
@@ -30,7 +30,7 @@ def test_lines_nobody_can_read_are_dropped_and_the_descriptor_writes_nowhere() -
     reader, writer = os.pipe()
     os.close(reader)
     with os.fdopen(writer, "w") as pipe:
-        stream = logs.LogStream(pipe)
+        stream = log_stream.LogStream(pipe)
         stream.write("stopping\n")
         drained(stream).flush()
         pipe.write("buffered by another writer\n")
@@ -47,7 +47,7 @@ def test_every_line_dropped_once_the_reader_is_gone_is_counted() -> None:
     reader, writer = os.pipe()
     os.close(reader)
     with os.fdopen(writer, "w", buffering=1) as pipe:
-        stream = logs.LogStream(pipe)
+        stream = log_stream.LogStream(pipe)
         stream.write("stopping\n")
         assert drained(stream).lines_dropped["reader_gone"] == 1
         stream.write("stopped")
@@ -62,7 +62,7 @@ def test_a_full_disk_drops_each_line_and_raises_nothing() -> None:
     """ENOSPC (/dev/full: every write fails) is no reader gone: each line is tried, fails,
     is dropped and counted, and nothing is left in Python's buffer to fail its close."""
     with open("/dev/full", "w") as full:
-        stream = logs.LogStream(full)
+        stream = log_stream.LogStream(full)
         stream.write("serving\n")
         stream.flush()
         stream.write("stopping\n")
@@ -84,7 +84,7 @@ def test_a_log_file_whose_disk_fails_logs_again_once_it_recovers(tmp_path: Path)
         return os.write(fd, data)
 
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file, write=disk)
+        stream = log_stream.LogStream(file, write=disk)
         stream.write("lost\n")
         stream.flush()
         assert drained(stream).lines_dropped == {"reader_gone": 0, "would_block": 0,
@@ -116,7 +116,7 @@ def test_two_threads_logging_json_never_share_a_line(tmp_path: Path) -> None:
     does not fit in its queue is counted, not written.)"""
     lines = 5000
     with open(tmp_path / "node.log", "w") as file:
-        logs.configure("info", "json", stream=logs.LogStream(file))
+        logs.configure("info", "json", stream=log_stream.LogStream(file))
 
         def own() -> None:
             for i in range(lines):
@@ -145,7 +145,7 @@ def test_a_full_non_blocking_pipe_drops_as_would_block_and_ends_the_line_cut_sho
     reader, writer = os.pipe()
     os.set_blocking(writer, False)
     with os.fdopen(writer, "w") as pipe, os.fdopen(reader, "rb") as out:
-        stream = logs.LogStream(pipe)
+        stream = log_stream.LogStream(pipe)
         long = "x" * (4 * 1024 * 1024) + "\n"  # more than the pipe holds
         stream.write(long)
         stream.write("dropped too\n")  # the pipe is still full
@@ -170,7 +170,7 @@ def test_a_blocking_pipe_whose_reader_stalled_holds_no_log_call() -> None:
     lines = 3000
     reader, writer = os.pipe()
     with os.fdopen(writer, "w") as pipe, os.fdopen(reader, "rb") as out:
-        stream = logs.LogStream(pipe, queued_bytes_max=queued_bytes_max)
+        stream = log_stream.LogStream(pipe, queued_bytes_max=queued_bytes_max)
 
         def log_lines() -> None:
             for i in range(lines):
@@ -211,13 +211,13 @@ def test_a_burst_logged_at_once_reaches_a_reader_that_reads() -> None:
     reading = threading.Thread(target=read, daemon=True)
     reading.start()
     with os.fdopen(writer, "w") as pipe:
-        stream = logs.LogStream(pipe)
+        stream = log_stream.LogStream(pipe)
         for i in range(lines):
             stream.write(f"{i:05d} " + "x" * 94 + "\n")
         drained(stream)
     reading.join(DRAIN_S)
     os.close(reader)
-    assert stream.lines_dropped == dict.fromkeys(logs.REASONS, 0)
+    assert stream.lines_dropped == dict.fromkeys(log_stream.REASONS, 0)
     written = b"".join(taken).decode().splitlines()
     assert [int(line[:5]) for line in written] == list(range(lines))
 
@@ -234,7 +234,7 @@ def test_bytes_queued_past_the_bound_are_dropped_and_a_long_line_waits_alone(
         return os.write(fd, data)
 
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file, write=held, queued_bytes_max=1000)
+        stream = log_stream.LogStream(file, write=held, queued_bytes_max=1000)
         for _ in range(10):  # 1,000 bytes: they fit
             stream.write("x" * 99 + "\n")
         stream.write("dropped\n")  # one byte more would not
@@ -262,7 +262,7 @@ def test_an_unforeseen_write_error_leaves_the_writer_writing(tmp_path: Path) -> 
         return os.write(fd, data)
 
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file, write=odd)
+        stream = log_stream.LogStream(file, write=odd)
         stream.write("lost\n")
         drained(stream)  # alone in its write: lines queued together share one
         stream.write("serving\n")
@@ -286,7 +286,7 @@ def test_a_line_cut_short_by_an_unforeseen_error_is_ended_before_the_next(
         return os.write(fd, data)
 
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file, write=cut)
+        stream = log_stream.LogStream(file, write=cut)
         stream.write("lost\n")
         drained(stream)
         stream.write("serving\n")
@@ -306,22 +306,22 @@ def test_lines_queued_meanwhile_go_out_together_in_whole_lines(tmp_path: Path) -
         writes.append(bytes(data))
         return os.write(fd, data)
 
-    long = "L" * (logs.WRITE_BYTES_MAX + 100) + "\n"
+    long = "L" * (log_stream.WRITE_BYTES_MAX + 100) + "\n"
     lines = [f"{i:04d} " + "x" * (i % 90) + "\n" for i in range(1000)]
     lines[500] = long
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file, write=held)
+        stream = log_stream.LogStream(file, write=held)
         for line in lines:
             stream.write(line)
         release.set()
-        assert drained(stream).lines_dropped == dict.fromkeys(logs.REASONS, 0)
+        assert drained(stream).lines_dropped == dict.fromkeys(log_stream.REASONS, 0)
     assert (tmp_path / "node.log").read_text() == "".join(lines)
     assert long.encode() in writes  # alone
     for write, after in itertools.pairwise(writes[1:]):  # the first: a race
         assert write.endswith(b"\n") and after.endswith(b"\n")
         if write != long.encode():  # full: the next line would not have fitted
-            assert len(write) <= logs.WRITE_BYTES_MAX
-            assert len(write) + len(after.partition(b"\n")[0]) + 1 > logs.WRITE_BYTES_MAX
+            assert len(write) <= log_stream.WRITE_BYTES_MAX
+            assert len(write) + len(after.partition(b"\n")[0]) + 1 > log_stream.WRITE_BYTES_MAX
 
 
 def test_lines_written_together_and_cut_short_count_only_from_the_cut(
@@ -346,7 +346,7 @@ def test_lines_written_together_and_cut_short_count_only_from_the_cut(
 
     lines = [f"{i}" + "x" * 98 + "\n" for i in range(3)]
     with open(tmp_path / "node.log", "w") as file:
-        stream = logs.LogStream(file, write=partly)
+        stream = log_stream.LogStream(file, write=partly)
         stream.write("serving\n")
         assert entered.wait(DRAIN_S)
         for line in lines:

@@ -18,7 +18,7 @@ import pytest
 import structlog
 from aiohttp.http_exceptions import BadHttpMessage
 
-from node import logs
+from node import log_hooks, log_stream, logs
 from node.logs import RefusedRequests
 
 SECRET = "local-secret-4c1d"
@@ -87,10 +87,10 @@ def test_python_reports_are_log_lines(capsys: pytest.CaptureFixture[str]) -> Non
     BrokenFinalizer()
     logs.drain()
     warned, ignored = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert warned["logger"] == logs.WARNINGS and warned["level"] == "warning"
+    assert warned["logger"] == log_hooks.WARNINGS and warned["level"] == "warning"
     assert "test_logs.py" in warned["event"] and "RuntimeWarning: careful" in warned["event"]
     assert not warned["event"].endswith("\n")  # a line, not a line and an empty one
-    assert ignored["logger"] == logs.UNRAISABLE and ignored["level"] == "error"
+    assert ignored["logger"] == log_hooks.UNRAISABLE and ignored["level"] == "error"
     assert ignored["event"].startswith("Exception ignored in: <function BrokenFinalizer")
     assert ignored["exception"][0]["exc_value"] == "finalizer failed"
 
@@ -110,7 +110,7 @@ def test_a_warning_shown_into_a_file_goes_there(
 def test_a_queue_bound_of_zero_is_kept() -> None:
     """0 bytes queued at most is a bound (every line dropped while one waits), not the
     default."""
-    assert logs.LogStream(io.StringIO(), queued_bytes_max=0).queued_bytes_max == 0
+    assert log_stream.LogStream(io.StringIO(), queued_bytes_max=0).queued_bytes_max == 0
 
 
 def refused_record(message: str = "Invalid header token:\n\n  b'Ho st: x'\n      ^"
@@ -171,10 +171,10 @@ def test_exceptions_nothing_caught_are_log_lines(capsys: pytest.CaptureFixture[s
         sys.excepthook(type(error), error, error.__traceback__)
     logs.drain()
     in_thread, uncaught = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    assert in_thread["logger"] == logs.THREAD_ERRORS and in_thread["level"] == "error"
+    assert in_thread["logger"] == log_hooks.THREAD_ERRORS and in_thread["level"] == "error"
     assert in_thread["event"] == "Exception in thread doomed-raise_in_a_thread"
     assert in_thread["exception"][0]["exc_value"] == "the thread failed"
-    assert uncaught["logger"] == logs.UNCAUGHT and uncaught["level"] == "error"
+    assert uncaught["logger"] == log_hooks.UNCAUGHT and uncaught["level"] == "error"
     assert "fail_with_a_secret_local" in json.dumps(uncaught["exception"])
     assert SECRET not in json.dumps(uncaught)
 
@@ -194,12 +194,12 @@ def test_a_record_the_handler_cannot_write_is_reported_as_a_line(
     assert "logged after it" in logged
     if log_format == "json":
         reported = json.loads(logged.splitlines()[0])
-        assert (reported["logger"], reported["level"]) == (logs.LOGGING_ERRORS, "error")
+        assert (reported["logger"], reported["level"]) == (log_hooks.LOGGING_ERRORS, "error")
         assert reported["exception"][0]["exc_type"] == "TypeError"
         event = reported["event"]
     else:
         event = logged
-        assert f"[ERROR] {logs.LOGGING_ERRORS}: " in logged
+        assert f"[ERROR] {log_hooks.LOGGING_ERRORS}: " in logged
         assert "TypeError: %d format" in logged  # the traceback
     assert "a record of node.peers logged at " in event and "test_logs.py" in event
     assert "message 'dialed %d times', arguments of types str" in event
@@ -218,7 +218,7 @@ def test_a_warning_raised_while_one_is_logged_does_not_recurse(
     """Logging a warning raises another (under the filter "always", each time): the one
     raised is logged, it says what went wrong; the one it raises in turn is dropped,
     not logged without end."""
-    warned = logging.getLogger(logs.WARNINGS)
+    warned = logging.getLogger(log_hooks.WARNINGS)
     warns = Warns()
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -230,7 +230,7 @@ def test_a_warning_raised_while_one_is_logged_does_not_recurse(
             warned.removeFilter(warns)
     logs.drain()
     events = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
-    assert len(events) == logs.WARNINGS_NESTED_MAX
+    assert len(events) == log_hooks.WARNINGS_NESTED_MAX
     assert "DeprecationWarning: a filter's warning" in events[0]
     assert "RuntimeWarning: careful" in events[1]
 
@@ -253,7 +253,7 @@ def test_a_warning_keeps_its_source() -> None:
                            "-c", UNCLOSED_FILE], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     [warned] = [json.loads(line) for line in done.stderr.splitlines()]
-    assert warned["logger"] == logs.WARNINGS
+    assert warned["logger"] == log_hooks.WARNINGS
     assert "ResourceWarning: unclosed file" in warned["event"]
     assert "Object allocated at (most recent call last):" in warned["event"]
     assert 'File "<string>", lineno 6' in warned["event"]

@@ -1,0 +1,143 @@
+"""What Python would write to stderr itself, logged instead: its warnings, the exceptions
+it can only report (a finalizer's), an exception nothing caught (in a thread, or at the
+top, as the process ends) and a logging handler's report of a record it failed to write.
+Python writes them from the thread they happen in, the event loop's too: once a stalled
+reader filled stderr's pipe, that write would hold the node. Logged, they are queued
+like every line (``node.log_stream``). ``install`` sets the hooks
+(``node.logs.configure`` calls it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import warnings
+from types import TracebackType
+
+#: The loggers of Python's warnings (as ``logging.captureWarnings`` names it) and of the
+#: exceptions it can only report ("Exception ignored in": a finalizer's, a weakref
+#: callback's).
+WARNINGS = "py.warnings"
+UNRAISABLE = "py.unraisable"
+#: The loggers of an exception nothing caught: in a thread (``threading.excepthook``),
+#: and in the main thread, which ends the process (``sys.excepthook``).
+THREAD_ERRORS = "py.threading"
+UNCAUGHT = "py.uncaught"
+#: The logger of a logging handler's report of a record it failed to write (a message
+#: whose arguments do not fit it: ``logging.Handler.handleError``).
+LOGGING_ERRORS = "py.logging"
+#: How deep warnings are logged inside one another on one thread. A warning raised
+#: while one is being logged (by a filter, a formatter, a library's handler) is logged
+#: too: it says what went wrong. One raised while that one is logged is dropped: under
+#: the filter "always", each would raise the next, without end.
+WARNINGS_NESTED_MAX = 2
+
+
+#: What this thread is reporting now: how deep in warnings (``warning_depth``), and
+#: whether a handler's failure (``handler_error``); reports made inside them are bounded.
+_reporting = threading.local()
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a broken repr: the report must still be made
+        return f"<{type(value).__name__} object>"
+
+
+def log_handler_error(record: logging.LogRecord) -> None:
+    """``handleError`` of ``node.logs``' handler: a record it failed to write (a message
+    whose arguments do not fit it) reported as a line of its own (``LOGGING_ERRORS``),
+    through the log's stream. The report names the message and where it was logged,
+    and the types of its arguments, not their values: they were never logged, and may
+    hold a secret."""
+    error = sys.exc_info()[1]
+    if not logging.raiseExceptions or error is None or getattr(
+            _reporting, "handler_error", False):
+        return  # a report that failed in turn is dropped: it would fail again
+    _reporting.handler_error = True
+    try:
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        logging.getLogger(LOGGING_ERRORS).error(
+            "a record of %s logged at %s:%s could not be written: message %s, "
+            "arguments of types %s", record.name, record.pathname, record.lineno,
+            _safe_repr(record.msg), ", ".join(type(arg).__name__ for arg in args)
+            or "none", exc_info=error)
+    finally:
+        _reporting.handler_error = False
+
+
+def log_warning(message: warnings.WarningMessage) -> None:
+    """``warnings._showwarnmsg_impl`` once ``install`` ran: a warning logged
+    (``WARNINGS``), in the words Python would write to stderr, without their final
+    newline; with its source's allocation (a ResourceWarning's "Object allocated at",
+    under ``-X tracemalloc``), which ``warnings.showwarning`` never gets. One shown
+    into a file of the caller's goes there, as Python's own would. Warnings raised
+    while it logs one are logged at most ``WARNINGS_NESTED_MAX`` deep."""
+    depth = getattr(_reporting, "warning_depth", 0)
+    if depth >= WARNINGS_NESTED_MAX:
+        return
+    _reporting.warning_depth = depth + 1
+    try:
+        # Python's own formatting: a replaced ``warnings.formatwarning`` is honoured.
+        text: str = warnings._formatwarnmsg(message)  # type: ignore[attr-defined]
+        if message.file is not None:
+            with contextlib.suppress(OSError):  # as Python's: a file that fails loses it
+                message.file.write(text)
+            return
+        logging.getLogger(WARNINGS).warning("%s", text.rstrip("\n"))
+    finally:
+        _reporting.warning_depth = depth
+
+
+def log_unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """``sys.unraisablehook`` once ``install`` ran: Python's report of an exception
+    nothing could catch, as the default hook words it, logged (``UNRAISABLE``) rather
+    than written to stderr by the thread it happened in."""
+    what = unraisable.err_msg or "Exception ignored in"
+    if unraisable.object is not None:
+        what += f": {_safe_repr(unraisable.object)}"
+    error = unraisable.exc_value
+    logging.getLogger(UNRAISABLE).error(
+        "%s", what, exc_info=None if error is None else (
+            unraisable.exc_type, error, unraisable.exc_traceback))
+
+
+def log_thread_error(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook`` once ``install`` ran: an exception that ended a
+    thread, logged (``THREAD_ERRORS``) as Python's hook words it; a ``SystemExit``
+    ends its thread quietly, as there."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else threading.get_ident()
+    error = args.exc_value
+    logging.getLogger(THREAD_ERRORS).error(
+        "Exception in thread %s", name, exc_info=None if error is None else (
+            args.exc_type, error, args.exc_traceback))
+
+
+def log_uncaught(kind: type[BaseException], error: BaseException,
+                 traceback: TracebackType | None) -> None:
+    """``sys.excepthook`` once ``install`` ran: an exception nothing caught in the
+    main thread, logged (``UNCAUGHT``) with its traceback. The process ends next: its
+    exit waits for the queued lines, boundedly (``node.logs.EXIT_FLUSH_S``), not
+    forever for a stalled reader."""
+    logging.getLogger(UNCAUGHT).error("Uncaught exception", exc_info=(kind, error, traceback))
+
+
+
+def install() -> None:
+    """Route what Python would write to stderr itself through logging."""
+    # Python writes its warnings, the exceptions it can only report and those nothing
+    # caught to stderr itself, from the thread they happen in, the event loop's too:
+    # once a stalled reader filled the pipe, that write would hold the node. Through
+    # logging, they are queued. The warnings' hook is the one ``warnings.showwarning``
+    # calls and the one ``catch_warnings(record=True)`` replaces (so it is kept as the
+    # warnings module is reworked): it is given a warning's source, which
+    # ``showwarning`` is not, and a ``showwarning`` set by others still comes first.
+    warnings._showwarnmsg_impl = log_warning  # type: ignore[attr-defined]
+    sys.unraisablehook = log_unraisable
+    threading.excepthook = log_thread_error
+    sys.excepthook = log_uncaught

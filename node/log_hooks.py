@@ -52,13 +52,19 @@ def log_handler_error(record: logging.LogRecord) -> None:
     whose arguments do not fit it) reported as a line of its own (``LOGGING_ERRORS``),
     through the log's stream. The report names the message and where it was logged,
     and the types of its arguments, not their values: they were never logged, and may
-    hold a secret."""
+    hold a secret. Its traceback is logging's error alone, not what it was raised
+    while handling: a bad log call in an ``except`` block would print the exception
+    being handled, which the caller never logged (a URL with its token, say)."""
     error = sys.exc_info()[1]
     if not logging.raiseExceptions or error is None or getattr(
             _reporting, "handler_error", False):
         return  # a report that failed in turn is dropped: it would fail again
     _reporting.handler_error = True
     try:
+        # Both formats print an exception's chain: cut it here. The error is logging's
+        # own, raised for this record; nothing reads it once the handler returns.
+        error.__cause__ = None
+        error.__suppress_context__ = True
         args = record.args if isinstance(record.args, tuple) else (record.args,)
         logging.getLogger(LOGGING_ERRORS).error(
             "a record of %s logged at %s:%s could not be written: message %s, "

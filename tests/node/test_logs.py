@@ -257,3 +257,21 @@ def test_a_warning_keeps_its_source() -> None:
     assert "ResourceWarning: unclosed file" in warned["event"]
     assert "Object allocated at (most recent call last):" in warned["event"]
     assert 'File "<string>", lineno 6' in warned["event"]
+
+
+@pytest.mark.parametrize("log_format", logs.FORMATS)
+def test_the_report_of_a_record_leaves_out_the_exception_being_handled(
+        log_format: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bad log call in an ``except`` block: logging's error is raised while that
+    exception is handled, and would carry it along; the report shows logging's error
+    only, not the exception the caller never logged (here, a URL with its token)."""
+    logs.configure("info", log_format)
+    try:
+        raise ConnectionError(f"GET http://hub:7878/v1/events?token={SECRET} failed")
+    except ConnectionError:
+        logging.getLogger("node.peers").warning("retry in %d s", "5")
+    logs.drain()
+    logged = capsys.readouterr().err
+    assert "retry in %d s" in logged and "TypeError" in logged  # reported, with its error
+    assert SECRET not in logged
+    assert "ConnectionError" not in logged

@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from types import TracebackType
 
 #: The loggers of Python's warnings (as ``logging.captureWarnings`` names it) and of the
@@ -38,6 +39,9 @@ WARNINGS_NESTED_MAX = 2
 #: What this thread is reporting now: how deep in warnings (``warning_depth``), and
 #: whether a handler's failure (``handler_error``); reports made inside them are bounded.
 _reporting = threading.local()
+#: The warnings' hook ``install`` replaced (Python's own): it records the warnings of a
+#: ``catch_warnings(record=True)`` that left the hook in place (see ``install``).
+_python_showwarnmsg: Callable[[warnings.WarningMessage], None] | None = None
 
 
 def _safe_repr(value: object) -> str:
@@ -81,7 +85,14 @@ def log_warning(message: warnings.WarningMessage) -> None:
     newline; with its source's allocation (a ResourceWarning's "Object allocated at",
     under ``-X tracemalloc``), which ``warnings.showwarning`` never gets. One shown
     into a file of the caller's goes there, as Python's own would. Warnings raised
-    while it logs one are logged at most ``WARNINGS_NESTED_MAX`` deep."""
+    while it logs one are logged at most ``WARNINGS_NESTED_MAX`` deep. One that a
+    ``catch_warnings(record=True)`` records (a context-aware one's, from 3.14) goes to
+    Python's own hook, which records it."""
+    get_context = getattr(warnings, "_get_context", None)
+    if (get_context is not None and get_context().log is not None
+            and _python_showwarnmsg is not None):
+        _python_showwarnmsg(message)
+        return
     depth = getattr(_reporting, "warning_depth", 0)
     if depth >= WARNINGS_NESTED_MAX:
         return
@@ -140,9 +151,16 @@ def install() -> None:
     # caught to stderr itself, from the thread they happen in, the event loop's too:
     # once a stalled reader filled the pipe, that write would hold the node. Through
     # logging, they are queued. The warnings' hook is the one ``warnings.showwarning``
-    # calls and the one ``catch_warnings(record=True)`` replaces (so it is kept as the
-    # warnings module is reworked): it is given a warning's source, which
-    # ``showwarning`` is not, and a ``showwarning`` set by others still comes first.
+    # calls: it is given a warning's source, which ``showwarning`` is not, and a
+    # ``showwarning`` set by others still comes first. ``catch_warnings(record=True)``
+    # replaces it while it records, but from 3.14, with context-aware warnings (``-X
+    # context_aware_warnings``, the default when free-threaded), it leaves it in place
+    # and sets its context's ``log``, which Python's own hook appends to: that hook is
+    # kept, for ``log_warning`` to hand it those warnings.
+    global _python_showwarnmsg
+    current = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
+    if current is not log_warning:  # installed twice: the first kept Python's
+        _python_showwarnmsg = current
     warnings._showwarnmsg_impl = log_warning  # type: ignore[attr-defined]
     sys.unraisablehook = log_unraisable
     threading.excepthook = log_thread_error

@@ -13,6 +13,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import structlog
@@ -275,3 +276,31 @@ def test_the_report_of_a_record_leaves_out_the_exception_being_handled(
     assert "retry in %d s" in logged and "TypeError" in logged  # reported, with its error
     assert SECRET not in logged
     assert "ConnectionError" not in logged
+
+
+def test_a_warning_a_context_records_is_recorded_not_logged(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """From 3.14, with context-aware warnings (``-X context_aware_warnings``, the default
+    when free-threaded), ``catch_warnings(record=True)`` leaves the warnings' hook in
+    place and sets its context's ``log``, which Python's own hook appends to: such a
+    warning is recorded, not logged. 3.11 has no such context: one is made here, with
+    a hook that records as 3.14's own begins (the real ones cannot run on 3.11)."""
+    context = SimpleNamespace(log=None)
+
+    def pythons_hook(message: warnings.WarningMessage) -> None:
+        assert context.log is not None, "Python's hook wrote a warning the log should take"
+        context.log.append(message)
+
+    monkeypatch.setattr(warnings, "_get_context", lambda: context, raising=False)
+    monkeypatch.setattr(warnings, "_showwarnmsg_impl", pythons_hook)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        logs.configure("info", "json")
+        context.log = recorded = []
+        warnings.warn("recorded", UserWarning, stacklevel=1)
+        context.log = None
+        warnings.warn("logged", UserWarning, stacklevel=1)
+    logs.drain()
+    assert [str(message.message) for message in recorded] == ["recorded"]
+    [logged] = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert "UserWarning: logged" in logged

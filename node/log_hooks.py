@@ -34,14 +34,34 @@ LOGGING_ERRORS = "py.logging"
 #: too: it says what went wrong. One raised while that one is logged is dropped: under
 #: the filter "always", each would raise the next, without end.
 WARNINGS_NESTED_MAX = 2
+#: Why a report was dropped before it became a line, counted as one line each (as the
+#: stream's are, ``node.log_stream.REASONS``): a record the handler could not write
+#: whose report failed in turn (``report_failed``: it would fail again); a warning
+#: raised deeper than ``WARNINGS_NESTED_MAX`` (``warning_nested``).
+REASONS = ("report_failed", "warning_nested")
 
 
 #: What this thread is reporting now: how deep in warnings (``warning_depth``), and
 #: whether a handler's failure (``handler_error``); reports made inside them are bounded.
 _reporting = threading.local()
+#: Reports dropped since ``install``, by reason (``REASONS``), under ``_dropped_lock``:
+#: reentrant, as the stream's lock, for a finalizer that warns while it is held.
+_dropped = dict.fromkeys(REASONS, 0)
+_dropped_lock = threading.RLock()
 #: The warnings' hook ``install`` replaced (Python's own): it records the warnings of a
 #: ``catch_warnings(record=True)`` that left the hook in place (see ``install``).
 _python_showwarnmsg: Callable[[warnings.WarningMessage], None] | None = None
+
+
+def lines_dropped() -> dict[str, int]:
+    """Reports dropped since ``install``, by reason (``REASONS``)."""
+    with _dropped_lock:
+        return dict(_dropped)
+
+
+def _drop(reason: str) -> None:
+    with _dropped_lock:
+        _dropped[reason] += 1
 
 
 def _safe_repr(value: object) -> str:
@@ -60,9 +80,11 @@ def log_handler_error(record: logging.LogRecord) -> None:
     while handling: a bad log call in an ``except`` block would print the exception
     being handled, which the caller never logged (a URL with its token, say)."""
     error = sys.exc_info()[1]
-    if not logging.raiseExceptions or error is None or getattr(
-            _reporting, "handler_error", False):
-        return  # a report that failed in turn is dropped: it would fail again
+    if not logging.raiseExceptions or error is None:
+        return  # reports turned off (as Python's own are), or nothing to report
+    if getattr(_reporting, "handler_error", False):
+        _drop("report_failed")  # this is the report, failed: it would fail again
+        return
     _reporting.handler_error = True
     try:
         # Both formats print an exception's chain: cut it here. The error is logging's
@@ -95,6 +117,7 @@ def log_warning(message: warnings.WarningMessage) -> None:
         return
     depth = getattr(_reporting, "warning_depth", 0)
     if depth >= WARNINGS_NESTED_MAX:
+        _drop("warning_nested")
         return
     _reporting.warning_depth = depth + 1
     try:
@@ -146,7 +169,8 @@ def log_uncaught(kind: type[BaseException], error: BaseException,
 
 
 def install() -> None:
-    """Route what Python would write to stderr itself through logging."""
+    """Route what Python would write to stderr itself through logging; the counts of
+    reports dropped start at 0 again, as those of ``configure``'s new stream do."""
     # Python writes its warnings, the exceptions it can only report and those nothing
     # caught to stderr itself, from the thread they happen in, the event loop's too:
     # once a stalled reader filled the pipe, that write would hold the node. Through
@@ -158,6 +182,8 @@ def install() -> None:
     # and sets its context's ``log``, which Python's own hook appends to: that hook is
     # kept, for ``log_warning`` to hand it those warnings.
     global _python_showwarnmsg
+    with _dropped_lock:
+        _dropped.update(dict.fromkeys(REASONS, 0))
     current = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
     if current is not log_warning:  # installed twice: the first kept Python's
         _python_showwarnmsg = current

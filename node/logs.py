@@ -14,7 +14,8 @@ send). ``RefusedRequests`` turns each into one short line, a bounded number per 
 The lines go to stderr through ``node.log_stream.LogStream``, which never raises into
 what logged and never blocks it: a line it cannot write is dropped and counted
 (``lines_dropped``, the metric ``clawsync_log_lines_dropped_total`` by ``reason``).
-What Python reports itself is logged by the hooks of ``node.log_hooks``.
+What Python reports itself is logged by the hooks of ``node.log_hooks``; a report they
+drop (one that failed in turn, a warning nested too deep) is counted there too.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from node import log_hooks
+from node import log_hooks, log_stream
 from node.config import Limits
-from node.log_stream import REASONS, LogStream
+from node.log_stream import LogStream
 
 FORMATS = ("console", "json")
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -40,6 +41,9 @@ AIOHTTP_SERVER = "aiohttp.server"
 #: Characters of the parser's reason that are logged (its first line; the rest quotes
 #: the offending bytes, which are the sender's and could be anything).
 REASON_CHARS_MAX = 80
+#: Why log lines were dropped: the stream's reasons (it could not write them), then the
+#: hooks' (a report of Python's dropped before it became a line).
+REASONS = log_stream.REASONS + log_hooks.REASONS
 #: Seconds the process waits as it exits for the lines still queued: a reader that
 #: stalled takes none of them, and the node must still exit.
 EXIT_FLUSH_S = 2.0
@@ -75,9 +79,9 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 def lines_dropped() -> dict[str, int]:
     """Log lines this process dropped since ``configure``, by reason (``REASONS``);
     all 0 before it."""
-    if _stream is None:
-        return dict.fromkeys(REASONS, 0)
-    return dict(_stream.lines_dropped)
+    counts = dict.fromkeys(log_stream.REASONS, 0) if _stream is None else dict(
+        _stream.lines_dropped)
+    return counts | log_hooks.lines_dropped()
 
 
 def refused_by_parser(error: BaseException | None) -> bool:

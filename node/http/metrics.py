@@ -136,13 +136,17 @@ class LogCollector(Collector):
     (``node.logs.REASONS``): nobody reads them any more (a terminal closed, a pipe's
     reader gone, stderr closed), stderr's reader was slow or stalled (the lines waiting
     for it filled the queue, or a non-blocking stderr was full), or the write failed (a
-    log file's disk failing or full). Read when scraped."""
+    log file's disk failing or full); or a report of Python's was dropped before it
+    became a line (the report of a record the handler could not write failed in turn,
+    a warning raised while warnings were logged too deep). Read when scraped."""
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "clawsync_log_lines_dropped", "Log lines not written: nobody could read them "
-            "(reader_gone), stderr's reader was slow or stalled (would_block) or the write "
-            "failed (write_error)", labels=["reason"])
+            "(reader_gone), stderr's reader was slow or stalled (would_block), the write "
+            "failed (write_error), a report of a record that could not be written failed "
+            "in turn (report_failed) or a warning was raised too deep within warnings "
+            "(warning_nested)", labels=["reason"])
         for reason, lines in logs.lines_dropped().items():
             family.add_metric([reason], lines)
         yield family

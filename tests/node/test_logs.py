@@ -234,6 +234,7 @@ def test_a_warning_raised_while_one_is_logged_does_not_recurse(
     assert len(events) == log_hooks.WARNINGS_NESTED_MAX
     assert "DeprecationWarning: a filter's warning" in events[0]
     assert "RuntimeWarning: careful" in events[1]
+    assert logs.lines_dropped()["warning_nested"] == 1  # the one dropped is counted
 
 
 UNCLOSED_FILE = """
@@ -304,3 +305,22 @@ def test_a_warning_a_context_records_is_recorded_not_logged(
     assert [str(message.message) for message in recorded] == ["recorded"]
     [logged] = [json.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
     assert "UserWarning: logged" in logged
+
+
+class FailingFormatter(logging.Formatter):
+    """A formatter that fails on every record, as a broken one of a library's might."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        raise ValueError("the formatter failed")
+
+
+def test_a_report_that_fails_in_turn_is_counted(capsys: pytest.CaptureFixture[str]) -> None:
+    """A record the handler cannot write is reported; when that report fails too, it is
+    dropped (it would fail again), and counted, as every line the log drops is."""
+    logs.configure("info", "json")
+    [handler] = logging.getLogger().handlers
+    handler.setFormatter(FailingFormatter())
+    logging.getLogger("node.peers").warning("linked")
+    logs.drain()
+    assert capsys.readouterr().err == ""
+    assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0) | {"report_failed": 1}

@@ -265,7 +265,11 @@ class Gossip:
                     await self.driver.run_until_down(runner, link, runner.url)
                     self.pairing.dial_ended(runner)
             finally:
-                runner.dialing = False
+                # Down before any await: a dial that failed, or whose device was refused,
+                # is under way no more, and ``device`` is still its last link's; a removal
+                # swept while its checkpoint is saved must not mark it dropped
+                # (``Admission.recheck`` judges links up or starting only).
+                runner.dialing, runner.state = False, "down"
             await self.driver.save_checkpoint(runner, force=True)
             if runner.drop == DEVICE_REMOVED or (runner.drop is not None and runner.learned):
                 # A second address of a node linked already, or a removed device's.

@@ -1313,3 +1313,43 @@ async def test_a_dial_under_way_when_its_last_device_is_removed_is_dialed_on(
                 await asyncio.sleep(0.01)
         assert a.gossip.runners.get(dial.key) is dial
         assert dial.failure is not None and dial.drop is None
+
+
+async def test_a_removal_stored_while_a_failed_dial_saves_its_checkpoint_is_dialed_on(
+        make_node: NodeFactory) -> None:
+    """As above, but the phone's removal is stored after a redial failed, while its
+    checkpoint is saved (a save awaits the store when there is news to keep; here the
+    removal is stored in that place): the dial is over, its ``device`` still the last
+    link's. It is not marked as the removed device's, and the address is dialed on."""
+    secret = "s" * 32
+    a = await make_node(cluster_secret=secret, sync=FAST)
+    b = await make_node(cluster_secret=secret, sync=FAST)
+    phone = b.gossip.device.device_id
+    members = a.gossip.membership
+    assert members is not None
+    await members.add(phone, "phone")
+    save = a.gossip.driver.save_checkpoint
+    removed = asyncio.Event()
+
+    async def save_removing(runner: Runner, force: bool = False) -> None:
+        if runner.failure is not None and not removed.is_set():  # after a failed dial
+            removed.set()
+            stored, _ = await members.remove(phone, "lost")
+            assert stored is not None
+        await save(runner, force)
+
+    with LinkProxy(target_port=int(b.url.rsplit(":", 1)[1])) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}"
+        assert await a.gossip.add_peer(url, learned=False)
+        dial = a.gossip.runners[f"url:{url}"]
+        async with asyncio.timeout(DEADLINE_S):
+            while phone not in a.gossip.linked_devices():
+                await asyncio.sleep(0.01)
+        a.gossip.driver.save_checkpoint = save_removing  # type: ignore[method-assign]
+        proxy.cut()  # the link ends, and the redials fail
+        async with asyncio.timeout(DEADLINE_S):
+            await removed.wait()
+            while a.gossip.runners.get(dial.key) is dial and dial.state != "backoff":
+                await asyncio.sleep(0.01)
+        assert dial.device is not None and dial.device.device_id == phone  # its last link's
+        assert a.gossip.runners.get(dial.key) is dial and dial.drop is None

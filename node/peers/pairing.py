@@ -72,7 +72,7 @@ class Pairing:
                                         advertised)
         self._reached()
         for other in list(self.runners.values()):
-            if node is not None and other is not runner \
+            if node is not None and other is not runner and same_device(other, runner) \
                     and (dropped := dropped_by_peer(other, node)) is not None:
                 # The peer dropped our dial there for this link, whose hello came after
                 # its close: a live address all the same, as below. Counted once: a
@@ -109,9 +109,12 @@ class Pairing:
         taken in here, while the link it kept is up and named already, the dial reached
         the node all the same: its address is live while that link lasts (``identified``
         counts a dial closed so before the kept link is named; this dial, waiting on
-        standby while the node is linked, names nothing that would count it later)."""
+        standby while the node is linked, names nothing that would count it later). Not
+        when the device it proved is not that link's (``same_device``)."""
         node = runner.node
-        if node is None or not self.linked_elsewhere(runner):
+        if node is None or not any(other is not runner and other.linked_to == node
+                                   and same_device(runner, other)
+                                   for other in self.runners.values()):
             return
         dropped = dropped_by_peer(runner, node)
         if dropped is not None:
@@ -135,3 +138,13 @@ class Pairing:
         """Whether another link is up to the node this address last reached."""
         return any(other is not runner and other.linked_to == runner.node
                    for other in self.runners.values())
+
+
+def same_device(dial: Runner, kept: Runner) -> bool:
+    """Whether ``dial`` may have reached the node of ``kept``, its link up: the device
+    each proved is the same, or one proved none. A dial closed before its hello was
+    taken in still names the node of its last link (``Runner.node``): another node may
+    answer at that address now, and have closed it as a second link to it, not to the
+    node ``kept`` reaches."""
+    return dial.device is None or kept.device is None \
+        or dial.device.device_id == kept.device.device_id

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from node.peers.runner import linked_nodes
-from node.peers.transport import DUPLICATE_LINK, PEER_PATH
+from node.peers.transport import DUPLICATE_LINK, PEER_PATH, Proven
 from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory, ordered
 from tests.support.processes import free_port
 
@@ -105,3 +105,37 @@ async def test_a_dial_closed_as_a_second_link_says_nothing_once_the_last_link_en
         assert (row["linked"], row["node_linked"]) == (False, True)
     finally:
         hub.gossip.runners.pop(dial.key)
+
+
+async def test_a_dial_another_device_closed_as_a_second_link_is_not_counted(
+        make_node: NodeFactory) -> None:
+    """Two dials of the hub's were closed as second links, their hellos not taken in,
+    where x was reached before: one proved x's device, the other y's (y answers at that
+    address now, and kept another link to the hub). Once x's link is named, the first
+    counts as reaching x; the second reached y, not x, whether x's link is named after
+    its close or before its end: it was counted for x too."""
+    hub = await make_node(cluster_secret="s" * 32)
+    x = await make_node(cluster_secret="s" * 32, sync=FAST)
+    y = await make_node(cluster_secret="s" * 32)
+    x_id = x.astore.node_id
+    dials = []
+    for device in (x.gossip.device, y.gossip.device):
+        url = f"http://127.0.0.1:{free_port()}"
+        dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
+        dial.state, dial.peer_reason = "down", DUPLICATE_LINK
+        dial.device = Proven(device.device_id, device.public_key)
+        dial.machine.peer_node = hub.gossip.learning.members[url] = x_id
+        dials.append(dial)
+    x_dial, y_dial = dials
+    try:
+        assert await x.gossip.add_peer(hub.url, learned=False)
+        async with asyncio.timeout(DEADLINE_S):
+            while x_id not in linked_nodes(hub.gossip.runners.values()):
+                await asyncio.sleep(0.01)
+        assert x_dial.url is not None
+        assert hub.gossip.learning.reached_as == {x_id: {x_dial.url}}
+        hub.gossip.pairing.dial_ended(y_dial)  # its end handled after x's link was named
+        assert hub.gossip.learning.reached_as == {x_id: {x_dial.url}}
+    finally:
+        for dial in dials:
+            hub.gossip.runners.pop(dial.key)

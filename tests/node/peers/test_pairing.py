@@ -17,10 +17,15 @@ from tests.support.processes import free_port
 
 @contextlib.asynccontextmanager
 async def closing_as_duplicate() -> AsyncIterator[tuple[str, asyncio.Event, asyncio.Event]]:
-    """An address whose peer endpoint answers as a node does that keeps another link to
-    the dialer: it takes the dialer's hello and closes the link as a second one, its own
-    hello not taken in there (``DUPLICATE_LINK``). Each handshake waits until the second
-    event is set; the first is set once a dial waits there. Yields the URL and both."""
+    """An address whose peer endpoint answers as a node that keeps another link to the
+    dialer: it takes the dialer's hello and closes the link as a second one
+    (``DUPLICATE_LINK``), but sends no hello first, which a node always does. It leaves
+    the dialer as a real node does when the dialer does not take its hello in: a send of
+    the dialer's own (a local append's push) that fails on the link, closing already,
+    before the queued hello is handed to the link's loop. That race is not driven here:
+    it needs the loop busy from before the hello is parsed until the close is read.
+    Each handshake waits until the second event is set; the first is set once a dial
+    waits there. Yields the URL and both."""
     dialed, go = asyncio.Event(), asyncio.Event()
 
     async def link(request: web.Request) -> web.WebSocketResponse:
@@ -48,10 +53,11 @@ async def closing_as_duplicate() -> AsyncIterator[tuple[str, asyncio.Event, asyn
 async def test_a_redial_closed_as_a_second_link_after_the_kept_one_was_named_is_linked(
         make_node: NodeFactory) -> None:
     """The hub redials an address where it reached x before; meanwhile x dials the hub
-    and that link, kept, is named. x then closes the hub's redial as a second link before
-    its hello there is taken in. The redial reached x: while x's link lasts, the hub's
-    list says linked of the address (it said not linked, and the redial, waiting on
-    standby while x is linked, never named x there to count it)."""
+    and that link, kept, is named. x then closes the hub's redial as a second link, no
+    hello of its taken in there (``closing_as_duplicate`` stands in for x: how a real x
+    gets there). The redial reached x: while x's link lasts, the hub's list says linked
+    of the address (it said not linked, and the redial, waiting on standby while x is
+    linked, never named x there to count it)."""
     x, hub = await ordered(make_node, smaller_first=True)
     x_id = x.astore.node_id
     async with closing_as_duplicate() as (url, dialed, go):

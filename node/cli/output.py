@@ -146,7 +146,13 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
         widths = _column_widths(headers, rows, wrap, console.width, left + right) \
             if whole else None
         for index, header in enumerate(headers):
-            table.add_column(header, no_wrap=whole and index not in wrap,
+            wraps = whole and index in wrap
+            # "fold", not rich's "…": rich 15 strips the space a wrapped line ends with
+            # by characters, not cells: a line of double-width characters that fills
+            # the column keeps it, one cell too wide, and "…" took its last character;
+            # folded, the space alone is cut (no word is wider than the column).
+            table.add_column(header, no_wrap=whole and not wraps,
+                             overflow="fold" if wraps else "ellipsis",
                              width=widths[index] if widths else None)
         for row in rows:
             # Text(), not markup strings: a message containing "[bold]" must print as typed.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 
 from crdt.device import device_id
 from node.cli.devices import device_rows
@@ -131,7 +132,9 @@ def _table_cells(out: list[str]) -> list[list[str]]:
     bounds = list(zip(starts, [*starts[1:], None], strict=True))
     rows: list[list[str]] = []
     for line in out[1:]:
-        cells = [line[start:end].strip() for start, end in bounds]
+        # By terminal cells, not characters: 家 takes two, as it does on the screen.
+        by_cell = [part for char in line for part in (char, "")[:cell_len(char)]]
+        cells = ["".join(by_cell[start:end]).strip() for start, end in bounds]
         if cells[0]:
             rows.append(cells)
         else:
@@ -140,13 +143,23 @@ def _table_cells(out: list[str]) -> list[list[str]]:
     return rows
 
 
+@pytest.mark.parametrize(("name", "narrowest"), [
+    ("notes app for the whole family", 111),
+    # Double-width characters: a wrapped line of them that fills the column kept its
+    # last space, one cell too many, and rich cut it with "…" ("家族のノート アプ …").
+    ("家族のノート アプリ 共有", 115),
+    ("📒 ノート 🎉🎉 for the family", 111),
+    ("🎉🎉🎉 🎉🎉 ok", 111)], ids=["ascii", "cjk", "emoji-and-cjk", "emoji"])
 def test_no_cell_of_the_tokens_table_is_cut_at_any_width(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        name: str, narrowest: int, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """rich narrows the widest wrapping column first, below its longest word, and cut
     that word with "…" ("telegram:alice-…" at 110 columns): each cell is whole at every
-    width, in the table where it fits, in the plain lines where it does not."""
+    width, in the table where it fits, in the plain lines where it does not; names of
+    double-width characters (CJK, emoji) too."""
     monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
     tokens, devices = _token_listing()
+    tokens[1]["name"] = name
     rows, plain = token_rows(tokens), token_rows(tokens, devices, short=False)
     tables = set()
     for columns in range(60, 201):
@@ -155,15 +168,16 @@ def test_no_cell_of_the_tokens_table_is_cut_at_any_width(
         out = capsys.readouterr().out.splitlines()
         if out[0].split() == HEADERS:  # a table
             tables.add(columns)
-            assert max(len(line.rstrip()) for line in out) <= columns, out
+            assert max(cell_len(line.rstrip()) for line in out) <= columns, out
             assert _table_cells(out) == [[" ".join(cell.split()) for cell in row]
                                          for row in rows], (columns, out)
         else:
             assert out[0].split() == [word.upper() for word in " ".join(HEADERS).split()]
             for line, row in zip(out[1:], plain, strict=True):
                 assert line.split() == " ".join(row).split(), (columns, line)
-    # 111 columns: the longest word of each wrapping column, the others' widest cells.
-    assert tables == set(range(111, 201)), sorted(tables)
+    # From 111 columns: the longest word of each wrapping column (cells, not
+    # characters: 家族のノート takes 12), the others' widest cells.
+    assert tables == set(range(narrowest, 201)), sorted(tables)
 
 
 @pytest.mark.parametrize("columns", [None, "60"])

@@ -142,9 +142,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 
         console = Console()
         table = Table(title=title, header_style="bold cyan", box=None)
-        _top, right, _bottom, left = table.padding
-        widths = _column_widths(headers, rows, wrap, console.width, left + right) \
-            if whole else None
+        widths = _fitting_widths(headers, rows, wrap) if whole else None
         for index, header in enumerate(headers):
             wraps = whole and index in wrap
             # "fold", not rich's "…": rich 15 strips the space a wrapped line ends with
@@ -169,6 +167,26 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         click.echo("  ".join([*cells, row[-1]]))
+
+
+def prints_table(rows: list[list[str]], headers: list[str], *, whole: bool = False,
+                 wrap: tuple[int, ...] = ()) -> bool:
+    """Whether ``print_rows`` prints these rows as a table, not as the plain lines: a
+    command asks the node for what only the plain lines show when they will be printed."""
+    if not rows or not is_terminal():
+        return False
+    rows = [[printable(cell) for cell in row] for row in rows]
+    return not whole or _fitting_widths(headers, rows, wrap) is not None
+
+
+def _fitting_widths(headers: list[str], rows: list[list[str]],
+                    wrap: tuple[int, ...]) -> list[int] | None:
+    """``_column_widths`` for this terminal, with the padding rich gives a table's cells."""
+    from rich.console import Console
+    from rich.table import Table
+
+    _top, right, _bottom, left = Table(box=None).padding
+    return _column_widths(headers, rows, wrap, Console().width, left + right)
 
 
 #: A word as rich breaks a cell's text into lines: leading white space stays with it.

@@ -10,7 +10,8 @@ import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
-from node.cli.output import print_rows, when
+from node.cli.output import print_rows, prints_table, when
+from node.client.errors import ClientError
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -66,10 +67,17 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
     """
     async def fetch(client: Client) -> dict[str, Any]:
         view = await client.tokens()
-        if as_json or not any(row["device_id"] for row in view["tokens"]):
-            return view  # --json prints the node's answer as it came
-        # The names of the devices that issued them, for the plain lines.
-        return {**view, "devices": await client.devices()}
+        # --json prints the node's answer as it came; the names of the devices that
+        # issued the tokens are for the plain lines alone (the table has no room).
+        if as_json or not any(row["device_id"] for row in view["tokens"]) \
+                or prints_table(token_rows(view["tokens"]), HEADERS, whole=True,
+                                wrap=WRAPPED):
+            return view
+        try:
+            return {**view, "devices": await client.devices()}
+        except ClientError as error:  # a timeout, a 5xx: the tokens are what was asked
+            note(f"the issuing devices by id alone, without their names: {error}")
+            return view
 
     view = listing(ctx, as_json, fetch)
     if view is None:

@@ -16,8 +16,11 @@ from typing import Any
 import aiohttp
 import cbor2
 import pytest
+from click.testing import CliRunner
 
 from crdt.automerge.document import automerge_url
+from node.cli.group import main
+from node.cli.tokens import HEADERS
 from tests.integration.test_lost_phone import paired
 from tests.integration.test_pairing import device_id
 from tests.support.cluster import Cluster
@@ -200,3 +203,32 @@ def test_bad_input_changes_nothing(tmp_path: Path) -> None:
         assert malformed.returncode == 2 and "token_id" in malformed.stderr
         assert node.get("/v1/tokens") == {"tokens": []}
         assert ok(run_cli(node, "tokens")) == ""
+
+
+def test_tokens_are_listed_when_the_node_fails_to_name_the_devices(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain lines name the device that issued each token as ``GET /v1/devices``
+    does; where that request fails (a 5xx, a timeout), the tokens are listed all the
+    same, each device by its id alone, and a note says why. The table names none: on a
+    terminal wide enough for it, the devices are not asked for."""
+    with NodeProcess(tmp_path, token=NODE_TOKEN,
+                     program="tests.support.devices_failing_node") as node:
+        issued = json.loads(ok(run_cli(node, "tokens", "create", "--sessions", "*",
+                                       "--name", "dashboard", "--json")))
+        device = listed(node)[issued["id"]]["device_id"]
+        failed = run_cli(node, "devices")
+        assert failed.returncode == 1 and "500" in failed.stderr, failed.stderr
+        piped = run_cli(node, "tokens")
+        assert piped.returncode == 0, piped.stderr
+        line, = piped.stdout.splitlines()[1:]
+        assert line.split()[:5] == [issued["id"], "dashboard", "*", "read-write", device]
+        assert "devices by id alone" in piped.stderr and "HTTP 500" in piped.stderr, \
+            piped.stderr
+
+        monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
+        for columns, table in (("200", True), ("60", False)):
+            shown = CliRunner().invoke(main, ["--node", node.url, "--token", NODE_TOKEN,
+                                              "tokens"], env={"COLUMNS": columns})
+            assert shown.exit_code == 0, shown.output
+            assert (shown.stdout.split()[:7] == HEADERS) is table, shown.stdout
+            assert ("devices by id alone" in shown.stderr) is not table, shown.stderr

@@ -49,6 +49,10 @@ NODE_DEFAULT = f"http://{HOST_DEFAULT}:{PORT_DEFAULT}"
 #: The first segment of each of the node's own routes: an address holding one is a page or
 #: an API path copied whole, not a node's address (``api_path_base``).
 API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
+#: What ``--print-config`` shows in place of a secret it hides. Refused as a token or a
+#: secret (``check_token``): copied from a printout into a file, it would be a token
+#: anyone can guess, one that even passes the check for a token beyond loopback.
+HIDDEN = "(set)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +329,7 @@ class Config:
                 out["automerge_limits"] = value["limits"]
             else:
                 out[name] = value
-        out.update({name: "(set)" for name, value in hidden.items() if value is not None})
+        out.update({name: HIDDEN for name, value in hidden.items() if value is not None})
         out["retain_days"] = [rule_text(rule) for rule in self.retain_days]
         # The value in effect, not "unset": its default depends on the cluster secret.
         out["require_signatures"] = self.signatures_required
@@ -448,7 +452,8 @@ def check_token(token: str, what: str = "the token") -> None:
     kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends); or one that
     no request could match: one that begins or ends with white space, which a node
     takes off the token a request gives (``node.http.auth.bearer``), as HTTP takes it off
-    a header's value.
+    a header's value. ``HIDDEN``, --print-config's placeholder, is refused too: it is
+    no secret.
 
     >>> check_token("")
     Traceback (most recent call last):
@@ -461,6 +466,9 @@ def check_token(token: str, what: str = "the token") -> None:
     """
     if not token:
         raise ValueError(f"{what} is empty: a request without one would match it")
+    if token == HIDDEN:
+        raise ValueError(f"{what} is {HIDDEN!r}, the placeholder --print-config shows for "
+                         "a secret it hides, not a secret: give the real one")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
         raise ValueError(f"{what} holds a control character (a line ending, from a file "
                          "with CRLF line ends?), which no header can carry")

@@ -45,7 +45,7 @@ from node.automerge.library import StoreLibrary
 from node.automerge.metrics import UNAUTHORIZED, Counts, RepoCollector
 from node.automerge.tokens import IssuedTokens
 from node.automerge.trials import Trials
-from node.config import Config
+from node.config import HIDDEN, Config
 from node.http import auth
 from node.http.wire import HttpError, takes_params, unauthorized
 from node.store import AsyncStore, StoreClosing
@@ -515,9 +515,13 @@ _REVOKING: set[asyncio.Task[Trial | None]] = set()
 
 def load_tokens(path: Path) -> dict[str, Access]:
     """The token table in a JSON file (``serve --automerge-tokens``); ``ValueError``
-    saying what is wrong with it."""
+    saying what is wrong with it. ``HIDDEN``, --print-config's placeholder for a secret,
+    is refused as a token: it is no secret (refused for being short too, but said so)."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read {path}: {error}") from None
+    if isinstance(raw, dict) and HIDDEN in raw:
+        raise ValueError(f"{path}: a token is {HIDDEN!r}, the placeholder --print-config "
+                         "shows for a secret it hides, not a secret: give the real one")
     return parse_tokens(raw)

@@ -614,3 +614,25 @@ def test_a_variable_set_empty_is_not_looked_at_when_its_option_is_typed() -> Non
     printed = print_config(["--port", "7001", "--peer", "http://hub:7878"],
                            env={"CLAWSYNC_PORT": "", "CLAWSYNC_PEERS": ""})
     assert (printed["port"], printed["peers"]) == (7001, ["http://hub:7878"])
+
+
+def test_print_configs_placeholder_is_refused_as_a_token_or_secret(tmp_path: Path) -> None:
+    """--print-config shows secrets as "(set)": a printout copied whole into a file would
+    start a node whose token anyone can guess (one that passes the check beyond loopback).
+    Refused wherever it comes from, saying what it is."""
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"(set)": {"sessions": ["tg:*"]}}')
+    file = tmp_path / "clawsync.toml"
+    placeholder = "the placeholder --print-config shows for a secret it hides"
+    for text, args, env in (
+            ('token = "(set)"\nhost = "0.0.0.0"\n', [], {}),
+            ('cluster_secret = "(set)"\n', [], {}),
+            ("", ["--token", "(set)"], {}),
+            ("", [], {"CLAWSYNC_TOKEN": "(set)"}),
+            ("", [], {"CLAWSYNC_CLUSTER_SECRET": "(set)"}),
+            ("", ["--automerge-tokens", str(tokens)], {"CLAWSYNC_TOKEN": "node-token"})):
+        file.write_text(text)
+        result = CliRunner().invoke(main, ["serve", "--config", str(file), *args,
+                                           "--print-config"], env=env)
+        assert result.exit_code == 2, (text, args, env, result.output)
+        assert placeholder in " ".join(result.output.split()), (text, args, env)

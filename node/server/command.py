@@ -327,11 +327,12 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         shown = {**config.shown(), "automerge_tokens": None if tokens is None else str(tokens)}
         click.echo(json.dumps({**shown, "sources": sources}, indent=2))
         return
+    overridden = _empty_overrides(ctx, config, token_from, secret_from)
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run
 
     try:
-        stopped_by = run(config)
+        stopped_by = run(config, warnings=overridden)
     except StartError as error:
         raise click.ClickException(str(error)) from None
     # Stopped gracefully either way. SIGTERM is a service manager's stop, SIGHUP a
@@ -374,6 +375,29 @@ def _refuse_empty_variables(ctx: click.Context) -> None:
             raise click.UsageError(
                 f"{param.envvar} is set but empty: give it a value, or unset it (only "
                 "CLAWSYNC_TOKEN and CLAWSYNC_CLUSTER_SECRET may be empty, for none)", ctx)
+
+
+#: What an empty variable that overrode the file's value leaves the node without.
+_EMPTY_EFFECTS = {
+    "token": "no token: the API is open to local clients",
+    "cluster_secret": "no cluster secret: peers linking by the secret are refused"}
+
+
+def _empty_overrides(ctx: click.Context, config: node_config.Config, token_from: str,
+                     secret_from: str) -> list[dict[str, str]]:
+    """A warning for each credential the file gives that a variable set empty took away
+    (``CLAWSYNC_TOKEN=""`` means none whatever the file holds): naming the variable and
+    the file, never the value. An environment file that leaves it empty by mistake
+    would otherwise open the API, or stop links with peers, with nothing said."""
+    file, given = ctx.meta.get(_CONFIG_FILE), ctx.default_map or {}
+    found = []
+    for name, source, value in (("token", token_from, config.token),
+                                ("cluster_secret", secret_from, config.cluster_secret)):
+        if source == "env" and value is None and given.get(name):
+            param = next(param for param in ctx.command.params if param.name == name)
+            found.append({"variable": str(param.envvar), "file": str(file),
+                          "effect": _EMPTY_EFFECTS[name]})
+    return found
 
 
 def _cluster_secret(ctx: click.Context, given: str | None) -> tuple[str | None, str]:

@@ -23,6 +23,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -395,10 +396,13 @@ def _hint_pairing(node: RunningNode) -> None:
     log.info(event, **fields)
 
 
-def run(config: Config) -> signal.Signals:
+def run(config: Config, warnings: Sequence[Mapping[str, str]] = ()) -> signal.Signals:
     """Configure logging and serve ``config`` until told to stop (``clawsync serve``);
-    the signal that stopped it."""
+    the signal that stopped it. ``warnings``: what the command found wrong with its
+    settings but let through (an empty variable over the file's token), logged first."""
     logs.configure(config.log_level, config.log_format, config.limits)
+    for fields in warnings:
+        log.warning("empty variable overrides the config file", **fields)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         return asyncio.run(serve(config))

@@ -432,3 +432,29 @@ def test_only_the_storage_folders_a_failed_start_made_are_removed(
     assert "Error: the disk is full" in refused.stderr, refused.stderr
     assert log.is_dir()
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "log"]
+
+
+def test_an_empty_variable_over_the_files_credential_is_warned_of(tmp_path: Path) -> None:
+    """CLAWSYNC_TOKEN="" means no token whatever the file holds, and CLAWSYNC_CLUSTER_SECRET
+    = "" no secret: an environment file left empty by mistake opens the API to local
+    clients, or stops links with peers on the secret. Said at start, naming the variable
+    and the file, never the value; and not when the file gives none."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text('token = "file-token-value"\ncluster_secret = "file-secret-value"\n')
+    empty = {"CLAWSYNC_TOKEN": "", "CLAWSYNC_CLUSTER_SECRET": ""}
+    with NodeProcess(tmp_path, extra_args=["--config", str(file)], env=empty) as node:
+        assert node.get("/healthz")["status"] == "ok"  # no token asked for
+    log = node.log_path.read_text()
+    warned = [line for line in log.splitlines() if "empty variable overrides" in line]
+    assert len(warned) == 2, log
+    token, secret = sorted(warned, key=lambda line: "CLAWSYNC_CLUSTER_SECRET" in line)
+    for line, variable in ((token, "CLAWSYNC_TOKEN"), (secret, "CLAWSYNC_CLUSTER_SECRET")):
+        assert "warn" in line.lower() and variable in line and str(file) in line, line
+    assert "the API is open to local clients" in token
+    assert "peers linking by the secret are refused" in secret
+    assert "file-token-value" not in log and "file-secret-value" not in log
+    file.write_text("")  # the file gives none: the empty variables take nothing away
+    with NodeProcess(tmp_path, name="other", extra_args=["--config", str(file)],
+                     env=empty) as other:
+        assert other.get("/healthz")["status"] == "ok"
+    assert "empty variable overrides" not in other.log_path.read_text()

@@ -487,7 +487,7 @@ def test_a_token_typed_before_serve_wins_over_the_environment_and_the_file(
     """The command line wins over the environment, which wins over the file, wherever on
     the line the token is typed (it lost to both before `serve`)."""
     started: list[Any] = []
-    monkeypatch.setattr("node.server.run.run", started.append)
+    monkeypatch.setattr("node.server.run.run", lambda config, **_: started.append(config))
     config = tmp_path / "clawsync.toml"
     config.write_text(f'token = "{file_token}"\n' if file_token else "")
     result = CliRunner().invoke(main, [*args, "--config", str(config),

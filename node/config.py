@@ -224,12 +224,20 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
     >>> limits_from({"page_max": 0}, Limits, "limits")
     Traceback (most recent call last):
     ValueError: [limits] page_max must be positive and at most 9007199254740992, not 0
+    >>> limits_from({"page-max": 10, "page_max": 20}, Limits, "limits")
+    Traceback (most recent call last):
+    ValueError: [limits] 'page-max' and 'page_max' are two names of one setting, page_max: give one
     """
     defaults = kind()
     known = {f.name for f in fields(kind)}
     values: dict[str, Any] = {}
+    keys: dict[str, str] = {}  # setting -> the table's key that gave it
     for raw_name, value in table.items():
         name = raw_name.replace("-", "_")
+        if name in keys:  # TOML keeps page-max and page_max: which was meant is not known
+            raise ValueError(f"[{where}] {keys[name]!r} and {raw_name!r} are two names of "
+                             f"one setting, {name}: give one")
+        keys[name] = raw_name
         if name not in known:
             raise ValueError(f"[{where}] has no setting {raw_name!r}; it has: "
                              f"{', '.join(sorted(known))}")

@@ -49,12 +49,15 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         raise click.BadParameter(f"cannot read {path}: {error}") from None
     tables: dict[str, set[str]] = {}
     ctx.meta[_FILE_TABLES] = tables
+    sync_keys: dict[str, str] = {}  # [sync]'s settings -> the keys that gave them
     for name, kind in node_config.LIMIT_TABLES.items():
         if name in values:
             table = values.pop(name)
             if not isinstance(table, dict):
                 raise click.BadParameter(f"{path}: {name} must be a table: [{name}]")
             tables[name] = {key.replace("-", "_") for key in table}
+            if name == "sync":
+                sync_keys = {key.replace("-", "_"): key for key in table}
         else:
             table = {}
         try:
@@ -74,6 +77,11 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
             raise click.BadParameter(f"{path}: {named[name]!r} and {key!r} are two names "
                                      f"of one setting, {name}: give one")
         named[name] = key
+        # A top-level interval beside its [sync] key: in a file, neither wins.
+        field = _SYNC_FIELDS.get(name)
+        if field in sync_keys:
+            raise click.BadParameter(f"{path}: {key!r} and '[sync] {sync_keys[field]}' are "
+                                     f"two names of one setting, {name}: give one")
     unknown = sorted(key for name, key in named.items() if name not in params)
     if unknown:
         settings = sorted(params)

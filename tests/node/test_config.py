@@ -120,7 +120,7 @@ def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) ->
     file = tmp_path / "clawsync.toml"
     file.write_text('port = 7001\ncluster_secret = "file-secret"\nmembers_interval_s = 9\n'
                     "[limits]\npage_max = 150\n"
-                    "[sync]\npull_interval_s = 2.5\npeers_max = 7\nmembers_interval_s = 40\n"
+                    "[sync]\npull_interval_s = 2.5\npeers_max = 7\n"
                     "[automerge_limits]\ndocuments_max = 9\n")
     printed = print_config(["--config", str(file), "--port", "7002"],
                            env={"CLAWSYNC_HOST": "127.0.0.2", "CLAWSYNC_PULL_INTERVAL": "3"})
@@ -131,7 +131,7 @@ def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) ->
     sync = printed["sync"]
     assert sync["peers_max"] == 7
     assert sync["pull_interval_s"] == 3.0  # the environment over the [sync] table
-    assert sync["members_interval_s"] == 9.0  # a top-level key over the [sync] table
+    assert sync["members_interval_s"] == 9.0  # a top-level key sets the [sync] table's
     assert printed["cluster_secret"] == "(set)"  # never printed
     assert print_config([])["sync"] == dataclasses.asdict(SyncConfig())
     assert print_config([])["data_dir"] == str(Config().data_dir)
@@ -412,13 +412,21 @@ def test_the_intervals_take_their_options_names_and_keep_the_other(
     """In the file, --members-interval is members_interval, as --pull-interval is
     pull_interval; members_interval_s (its name before) and pull_interval_s (the [sync]
     key's) still load. Both names of one setting in a file are refused: which was meant
-    is not known."""
+    is not known; so is the top-level key beside the [sync] table's (the option wins over
+    the table, but in one file neither is the later word)."""
     file = tmp_path / "clawsync.toml"
     for key in (name, alias, alias.replace("_", "-")):
-        file.write_text(f"{key} = 7\n[sync]\n{field} = 40\n")
+        file.write_text(f"{key} = 7\n[sync]\npeers_max = 7\n")
         printed = print_config(["--config", str(file)])
-        assert printed["sync"][field] == 7.0, key  # over the table, as the option is
+        assert printed["sync"][field] == 7.0, key
         assert printed["sources"][name] == printed["sources"]["[sync]"][field] == "file"
+        for table_key in (field, field.replace("_", "-")):
+            file.write_text(f"{key} = 3\n[sync]\n{table_key} = 4\n")
+            result = CliRunner().invoke(main, ["serve", "--config", str(file),
+                                               "--print-config"], env={})
+            assert result.exit_code == 2, (key, table_key, result.output)
+            assert f"{file}: '{key}' and '[sync] {table_key}' are two names of one " \
+                f"setting, {name}: give one" in " ".join(result.output.split())
     file.write_text(f"{name} = 7\n{alias} = 8\n")
     result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
                                 env={})
@@ -428,14 +436,20 @@ def test_the_intervals_take_their_options_names_and_keep_the_other(
 
 
 def test_one_setting_given_twice_in_the_file_is_refused(tmp_path: Path) -> None:
-    """TOML takes data-dir and data_dir for two keys; the node reads them as one."""
+    """TOML takes data-dir and data_dir for two keys; the node reads them as one. So in
+    a table: page-max beside page_max (the last won)."""
     file = tmp_path / "clawsync.toml"
-    file.write_text('data-dir = "a"\ndata_dir = "b"\n')
-    result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
-                                env={})
-    assert result.exit_code == 2, result.output
-    assert "'data-dir' and 'data_dir' are two names of one setting, data_dir" \
-        in " ".join(result.output.split())
+    for text, said in (('data-dir = "a"\ndata_dir = "b"\n', "'data-dir' and 'data_dir' "
+                        "are two names of one setting, data_dir"),
+                       ("[limits]\npage-max = 10\npage_max = 20\n", "[limits] 'page-max' "
+                        "and 'page_max' are two names of one setting, page_max"),
+                       ("[sync]\npeers_max = 7\npeers-max = 8\n", "[sync] 'peers_max' and "
+                        "'peers-max' are two names of one setting, peers_max")):
+        file.write_text(text)
+        result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"],
+                                    env={})
+        assert result.exit_code == 2, result.output
+        assert said in " ".join(result.output.split())
 
 
 def test_the_first_byte_limit_may_not_exceed_the_headers_limit() -> None:

@@ -340,6 +340,7 @@ class Config:
         out.update({name: HIDDEN for name, value in hidden.items() if value is not None})
         out["retain_days"] = [rule_text(rule) for rule in self.retain_days]
         # The value in effect, not "unset": its default depends on the cluster secret.
+        # Its source then says "default", and a copy into a file leaves it out (README).
         out["require_signatures"] = self.signatures_required
         return out
 

@@ -137,23 +137,32 @@ def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) ->
     assert print_config([])["data_dir"] == str(Config().data_dir)
 
 
-def toml_of(settings: dict[str, Any]) -> str:
-    """``settings`` as a config file, as a person would copy them: the top-level keys, then
-    a table per dict; a null left out (TOML has none). JSON writes numbers, strings and
-    lists of them as TOML reads them."""
-    top = [f"{name} = {json.dumps(value)}" for name, value in settings.items()
-           if value is not None and not isinstance(value, dict)]
+def toml_of(printed: dict[str, Any]) -> str:
+    """What ``--print-config`` printed as a config file, as the README says to copy it:
+    the settings and the tables' keys whose source is not "default", less the nulls (TOML
+    has none) and the hidden secrets; the top-level keys, then a table per dict. JSON
+    writes numbers, strings and lists of them as TOML reads them."""
+    sources = printed["sources"]
+    top = [f"{name} = {json.dumps(value)}" for name, value in printed.items()
+           if name != "sources" and not isinstance(value, dict)
+           and value not in (None, "(set)") and sources[name] != "default"]
     tables = [f"[{name}]\n" + "".join(f"{key} = {json.dumps(item)}\n"
-                                       for key, item in value.items())
-              for name, value in settings.items() if isinstance(value, dict)]
+                                       for key, item in value.items()
+                                       if sources[f"[{name}]"][key] != "default")
+              for name, value in printed.items() if isinstance(value, dict)
+              and name != "sources"]
     return "\n".join(top) + "\n\n" + "\n".join(tables)
 
 
 def test_print_config_can_be_copied_into_a_config_file(tmp_path: Path) -> None:
     """What --print-config prints is under the file's names and in the file's forms (the
     Automerge limits as [automerge_limits], the tokens' file by its path, retention rules
-    as PATTERN=DAYS): copied into a file, less "(set)" secrets and nulls, it runs the
-    same settings."""
+    as PATTERN=DAYS): copied into a file as the README says, less "(set)" secrets, nulls
+    and what was left to its default, it runs the same settings. A default is left out,
+    not fixed: require_signatures prints the value in effect, off with a cluster secret,
+    and a copy run without the secret requires signatures, as its default then says."""
+    configuration = README.read_text().split("\n## Configuration\n", 1)[1]
+    assert 'whose source is `default`' in " ".join(configuration.split("\n## ", 1)[0].split())
     tokens = tmp_path / "tokens.json"
     tokens.write_text('{"app-token-1": {"sessions": ["tg:*"]}}')
     first = tmp_path / "first.toml"
@@ -161,19 +170,23 @@ def test_print_config_can_be_copied_into_a_config_file(tmp_path: Path) -> None:
                      'retain_days = ["tg:*=30", "x=0.3333333333333333"]\n'
                      "[limits]\npage_max = 150\n[sync]\npeers_max = 7\n"
                      "[automerge_limits]\ndocuments_max = 9\n")
-    env = {"CLAWSYNC_TOKEN": "node-token"}  # the tokens need one; never printed
+    # The tokens need a node token; neither it nor the secret is printed.
+    env = {"CLAWSYNC_TOKEN": "node-token", "CLAWSYNC_CLUSTER_SECRET": "cluster-secret"}
     printed = print_config(["--config", str(first), "--automerge-tokens", str(tokens),
                             "--port", "7001"], env=env)
     assert "automerge" not in printed and printed["automerge_limits"]["documents_max"] == 9
     assert printed["retain_days"] == ["tg:*=30", "x=0.3333333333333333"]
     assert printed["automerge_tokens"] == str(tokens)
-    settings = {name: value for name, value in printed.items()
-                if name != "sources" and value != "(set)"}
+    assert (printed["require_signatures"], printed["sources"]["require_signatures"]) == (
+        False, "default")
     copy = tmp_path / "copy.toml"
-    copy.write_text(toml_of(settings))
+    copy.write_text(toml_of(printed))
+    assert "require_signatures" not in copy.read_text()
     again = print_config(["--config", str(copy)], env=env)
     assert {**again, "sources": None} == {**printed, "sources": None}
     assert again["sources"]["port"] == again["sources"]["automerge_tokens"] == "file"
+    no_secret = print_config(["--config", str(copy)], env={"CLAWSYNC_TOKEN": "node-token"})
+    assert no_secret["require_signatures"] is True
 
 
 def test_print_config_says_where_each_setting_came_from(tmp_path: Path) -> None:

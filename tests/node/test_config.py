@@ -427,6 +427,11 @@ def test_the_intervals_take_their_options_names_and_keep_the_other(
     key's) still load. Both names of one setting in a file are refused: which was meant
     is not known; so is the top-level key beside the [sync] table's (the option wins over
     the table, but in one file neither is the later word)."""
+    # Older nodes refuse the new names: the README says which to keep writing meanwhile.
+    configuration = " ".join(README.read_text().split("\n## Configuration\n", 1)[1]
+                             .split("\n## ", 1)[0].split())
+    assert "keep writing `members_interval_s` (not `members_interval`)" in configuration
+    assert "until every node is upgraded" in configuration
     file = tmp_path / "clawsync.toml"
     for key in (name, alias, alias.replace("_", "-")):
         file.write_text(f"{key} = 7\n[sync]\npeers_max = 7\n")

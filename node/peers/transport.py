@@ -178,6 +178,12 @@ class Link:
                 await self._ws.close(message=close_reason(reason))
 
 
+#: A name lookup that found the name but no address for it (none at all, or none of
+#: the family asked for): not "not known", and looked up. Not every system has both.
+_NO_ADDRESS = frozenset(getattr(socket, name) for name in ("EAI_NODATA", "EAI_ADDRFAMILY")
+                        if hasattr(socket, name))
+
+
 def _why(error: BaseException, timeout_s: float | None = None) -> str:
     """Why a dial of a peer, or a request to it, failed, for people: the operating
     system's reason where it gave one, not aiohttp's text, which names the address
@@ -193,6 +199,9 @@ def _why(error: BaseException, timeout_s: float | None = None) -> str:
     >>> _why(aiohttp.ClientConnectorDNSError(None, socket.gaierror(
     ...     socket.EAI_AGAIN, "Temporary failure in name resolution")))
     'name not looked up: temporary failure in name resolution'
+    >>> {_why(aiohttp.ClientConnectorDNSError(None, socket.gaierror(code, "")))
+    ...  for code in (socket.EAI_NODATA, socket.EAI_ADDRFAMILY)}
+    {'name has no address'}
     >>> _why(TimeoutError(), 10.0)
     'no answer within 10 s'
     """
@@ -203,15 +212,24 @@ def _why(error: BaseException, timeout_s: float | None = None) -> str:
         cause = error.os_error
         if isinstance(cause, socket.gaierror):
             # The OS's words differ by system ("Name or service not known", "nodename
-            # nor servname provided, or not known"): the common case is said one way.
-            return "name not known" if cause.errno == socket.EAI_NONAME \
-                else f"name not looked up: {(cause.strerror or str(cause)).lower()}"
+            # nor servname provided, or not known"): the common cases are said one way.
+            if cause.errno == socket.EAI_NONAME:
+                return "name not known"
+            if cause.errno in _NO_ADDRESS:
+                return "name has no address"
+            return f"name not looked up: {(cause.strerror or str(cause)).lower()}"
         if isinstance(cause, ssl.SSLError):
             return f"TLS failed ({cause.reason or cause})"
         if cause.errno:
             return os.strerror(cause.errno).lower()
     if isinstance(error, TimeoutError):  # ours, or aiohttp's (a TimeoutError too)
         return f"no answer within {timeout_s:g} s" if timeout_s else "no answer in time"
+    if isinstance(error, aiohttp.WSServerHandshakeError) \
+            and error.message != "Invalid response status":
+        # A status that took a websocket (101) with headers that do not: aiohttp's
+        # words say which ("Invalid upgrade header"), the status alone reads as success.
+        said = error.message[:1].lower() + error.message[1:]
+        return f"it answered HTTP {error.status} but the websocket handshake failed ({said})"
     if isinstance(error, aiohttp.ClientResponseError):
         return f"it answered HTTP {error.status}"
     return str(error) or type(error).__name__

@@ -185,6 +185,36 @@ async def test_a_dial_that_fails_says_why_in_plain_words(make_node: NodeFactory,
     assert down == set(expected.items())
 
 
+async def test_a_dial_answered_101_without_a_websocket_says_what_was_wrong(
+        make_node: NodeFactory) -> None:
+    """A server that answers 101 (Switching Protocols) with another protocol in its
+    Upgrade header: the failure says the handshake failed and why, not just "it answered
+    HTTP 101", which reads as success."""
+    # Dialed once: a redial under way would hold up the server's clean-up.
+    node = await make_node(sync=SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0))
+
+    async def switch(_request: web.Request) -> web.Response:
+        return web.Response(status=101, headers={"Upgrade": "h2c", "Connection": "Upgrade"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", switch)
+    server = web.AppRunner(app)
+    await server.setup()
+    port = free_port()
+    await web.TCPSite(server, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert await node.gossip.add_peer(url, learned=False)
+        runner = node.gossip.runners[f"url:{url}"]
+        async with asyncio.timeout(DEADLINE_S):
+            while runner.state != "backoff":
+                await asyncio.sleep(0.01)
+    finally:
+        await server.cleanup()
+    assert runner.failure == (f"cannot link with {url}: it answered HTTP 101 but the "
+                              "websocket handshake failed (invalid upgrade header)")
+
+
 async def test_reaching_one_peer_redials_the_others_at_once(make_node: NodeFactory) -> None:
     """A laptop that wakes up reaches its first peer: the peers it gave up on for a while
     are dialed again then, not at the end of their back-off (ten minutes here)."""

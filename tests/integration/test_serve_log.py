@@ -4,6 +4,7 @@ pager, ``| (sleep 1000)``), goes on serving, and counts the lines it drops."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import signal
 import socket
@@ -11,6 +12,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,6 +122,37 @@ def test_a_stalled_log_reader_holds_no_request(tmp_path: Path) -> None:
             process.stderr.close()
 
 
+@contextlib.contextmanager
+def stalled_warning_node(tmp_path: Path, report: str) -> Iterator[
+        tuple[NodeProcess, subprocess.Popen[bytes]]]:
+    """A node of ``tests.support.warning_node`` whose stderr pipe (``PIPE_BYTES``) nobody
+    reads, once it has made ``report`` (``warning_node.REPORT_ENV``) on SIGUSR1: the
+    reader stalled, the pipe full. Killed, if still running, when the block ends."""
+    done = tmp_path / "done"
+    node = NodeProcess(tmp_path, program="tests.support.warning_node")
+    node.data_dir.mkdir()
+    process = subprocess.Popen(node.command(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE,
+                               env=child_env({warning_node.DONE_ENV: str(done),
+                                              warning_node.REPORT_ENV: report}))
+    assert process.stderr is not None
+    try:
+        fcntl.fcntl(process.stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        node.wait_healthy()
+        process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + SIGNAL_DONE_S
+        while not done.exists():
+            assert time.monotonic() < deadline, "the node's main thread is held"
+            assert process.poll() is None, "the node exited"
+            time.sleep(0.05)
+        yield node, process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+
+
 @pytest.mark.parametrize(("made", "reported"), [
     ("warnings", "RuntimeWarning: warning"), ("finalizer-errors", "Exception ignored"),
     ("thread-errors", "Exception in thread failing-"),
@@ -133,37 +166,17 @@ def test_what_python_reports_itself_waits_for_no_stalled_reader(
     full pipe, such a write would hold the node (a thread's: whoever waits for the
     thread); they go through the log's queue instead, and are written, in order with
     the other lines, once the reader reads again."""
-    done = tmp_path / "done"
-    node = NodeProcess(tmp_path, program="tests.support.warning_node")
-    node.data_dir.mkdir()
-    process = subprocess.Popen(node.command(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE,
-                               env=child_env({warning_node.DONE_ENV: str(done),
-                                              warning_node.REPORT_ENV: made}))
-    assert process.stderr is not None
-    stderr = process.stderr
     taken: list[bytes] = []
-    reading = threading.Thread(target=lambda: taken.append(stderr.read()), daemon=True)
-    try:
-        fcntl.fcntl(stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        node.wait_healthy()
-        process.send_signal(signal.SIGUSR1)  # a stalled reader: the pipe fills, stays full
-        deadline = time.monotonic() + SIGNAL_DONE_S
-        while not done.exists():
-            assert time.monotonic() < deadline, "the node's main thread is held"
-            assert process.poll() is None, "the node exited"
-            time.sleep(0.05)
+    with stalled_warning_node(tmp_path, made) as (node, process):
+        stderr = process.stderr
+        assert stderr is not None
+        reading = threading.Thread(target=lambda: taken.append(stderr.read()), daemon=True)
         assert node.get("/healthz")["status"] == "ok"
         assert dropped_by_reason(node.url)["would_block"] == 0
         reading.start()  # the reader reads again
         process.send_signal(signal.SIGTERM)
         assert process.wait(STOP_TIMEOUT_S) == 0
         reading.join(SIGNAL_DONE_S)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        stderr.close()
     logged = b"".join(taken).decode()
     assert logged.count(reported) == warning_node.REPORTS
     assert logged.index(reported) < logged.index("stopped")
@@ -175,26 +188,6 @@ def test_an_uncaught_exception_ends_the_process_despite_a_stalled_reader(
     write its traceback to stderr and, the pipe full and its reader stalled, never
     exit. It is logged instead, and the exit waits for it only as long as for any
     queued line; the process ends, failed (1)."""
-    done = tmp_path / "done"
-    node = NodeProcess(tmp_path, program="tests.support.warning_node")
-    node.data_dir.mkdir()
-    process = subprocess.Popen(node.command(), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE,
-                               env=child_env({warning_node.DONE_ENV: str(done),
-                                              warning_node.REPORT_ENV: "uncaught"}))
-    assert process.stderr is not None
-    try:
-        fcntl.fcntl(process.stderr.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        node.wait_healthy()
-        process.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + SIGNAL_DONE_S
-        while not done.exists():
-            assert time.monotonic() < deadline, "the node's main thread is held"
-            time.sleep(0.05)
+    with stalled_warning_node(tmp_path, "uncaught") as (_, process):
         process.send_signal(signal.SIGTERM)  # stops, then ends with the exception
         assert process.wait(STOP_TIMEOUT_S) == 1
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stderr.close()

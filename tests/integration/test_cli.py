@@ -21,6 +21,7 @@ from tests.support.automerge import App, text_id
 from tests.support.cluster import wait_until
 from tests.support.older_node import OLDER_VERSION
 from tests.support.processes import (
+    START_TIMEOUT_S,
     LineReader,
     NodeProcess,
     child_env,
@@ -303,7 +304,10 @@ def test_config_file_sets_options_and_limits(tmp_path: Path) -> None:
                       "[limits]\nbody_bytes_max = 2000\npage-max = 150\n"
                       "[automerge_limits]\nframes_per_s = 0.5\nframes_burst = 2\n")
     with NodeProcess(tmp_path, extra_args=["--config", str(config)]) as node:
-        assert b'"event": "serving"' in node.log_path.read_bytes()  # log-format = json
+        # log-format = json; the line is written by the log's own thread, perhaps after
+        # the node first answers
+        wait_until(lambda: b'"event": "serving"' in node.log_path.read_bytes(),
+                   timeout_s=START_TIMEOUT_S, what="the serving line in JSON")
         big = ok(run_cli(node, "append", "s1", "message_received", "content=" + "x" * 100))
         assert big.startswith("stored")
         result = run_cli(node, "append", "s1", "message_received", "content=" + "x" * 3000)

@@ -167,7 +167,6 @@ def log_uncaught(kind: type[BaseException], error: BaseException,
     logging.getLogger(UNCAUGHT).error("Uncaught exception", exc_info=(kind, error, traceback))
 
 
-
 def install() -> None:
     """Route what Python would write to stderr itself through logging; the counts of
     reports dropped start at 0 again, as those of ``configure``'s new stream do."""

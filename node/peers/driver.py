@@ -43,7 +43,7 @@ T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 
-class DuplicateLink(LinkClosed):
+class LinkDropped(LinkClosed):
     """This node ends the link (``Runner.drop``): another link to the same node is
     kept, or the peer may no longer link."""
 
@@ -165,7 +165,7 @@ class Driver:
             if runner.drop is not None and runner.drop != DEVICE_REMOVED:
                 # Refused while starting (``Admission.recheck``): not even a hello. A
                 # removed device gets the last push below, which goes after one.
-                raise DuplicateLink(runner.drop)
+                raise LinkDropped(runner.drop)
             await self._send(link, start)
             runner.state = "up"
             while True:
@@ -179,7 +179,7 @@ class Driver:
                     await self._send(link, await self.on_link(
                         runner, machine.push_through, runner.removal_push, self._now()))
                 if runner.drop is not None:
-                    raise DuplicateLink(runner.drop)
+                    raise LinkDropped(runner.drop)
                 timeout_s = max(0.0, machine.wakeup_at - self._loop.time())
                 waking = asyncio.ensure_future(runner.wake.wait())
                 try:

@@ -97,8 +97,7 @@ class Pairing:
     def ended(self, runner: Runner, node: str) -> None:
         """A link that named ``node`` ended: if it was the last link up to it, what it
         said of its addresses goes (``Learning.unlinked``); a next link says anew."""
-        if not any(other is not runner and other.linked_to == node
-                   for other in self.runners.values()):
+        if not self._linked(node, besides=runner):
             self.learning.unlinked(node)
             for other in self.runners.values():
                 if other is not runner and dropped_by_peer(other, node) is not None:
@@ -112,9 +111,8 @@ class Pairing:
         standby while the node is linked, names nothing that would count it later). Not
         when the device it proved is not that link's (``same_device``)."""
         node = runner.node
-        if node is None or not any(other is not runner and other.linked_to == node
-                                   and same_device(runner, other)
-                                   for other in self.runners.values()):
+        if node is None or not any(same_device(runner, other)
+                                   for other in self._linked(node, besides=runner)):
             return
         dropped = dropped_by_peer(runner, node)
         if dropped is not None:
@@ -136,8 +134,12 @@ class Pairing:
 
     def linked_elsewhere(self, runner: Runner) -> bool:
         """Whether another link is up to the node this address last reached."""
-        return any(other is not runner and other.linked_to == runner.node
-                   for other in self.runners.values())
+        return bool(self._linked(runner.node, besides=runner))
+
+    def _linked(self, node: str | None, *, besides: Runner) -> list[Runner]:
+        """The links up to ``node`` other than ``besides``."""
+        return [other for other in self.runners.values()
+                if other is not besides and other.linked_to == node]
 
 
 def same_device(dial: Runner, kept: Runner) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import tomllib
 from dataclasses import fields, replace
@@ -19,6 +18,7 @@ import click
 from crdt.keys import type_name
 from node import config as node_config
 from node.interrupt import die_of
+from node.server.empty_variables import empty_overrides, refuse_empty_variables, set_empty
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import parse_rules
@@ -308,7 +308,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       CLAWSYNC_TOKEN=$(openssl rand -hex 32) clawsync serve --host 0.0.0.0
       clawsync serve --peer http://home-server:7878    # clawsync status: what to run there
     """
-    _refuse_empty_variables(ctx)
+    refuse_empty_variables(ctx)
     show = options.pop("print_config")
     token, token_from = _token(ctx, options.pop("token"))
     options["cluster_secret"], secret_from = _cluster_secret(ctx, options["cluster_secret"])
@@ -329,13 +329,14 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         raise click.UsageError(str(error) if file is None else
                                f"{error} (settings from the command line, the environment "
                                f"and {file})") from None
+    decided = {"token": token_from, "cluster_secret": secret_from}
     if show:
-        sources = _sources(ctx, {"token": token_from, "cluster_secret": secret_from})
+        sources = _sources(ctx, decided)
         tokens = ctx.meta.get(_TOKENS_FILE)
         shown = {**config.shown(), "automerge_tokens": None if tokens is None else str(tokens)}
         click.echo(json.dumps({**shown, "sources": sources}, indent=2))
         return
-    overridden = _empty_overrides(ctx, config, token_from, secret_from)
+    overridden = empty_overrides(ctx, config, decided, ctx.meta.get(_CONFIG_FILE))
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run
 
@@ -358,61 +359,11 @@ _SOURCES = {click.core.ParameterSource.COMMANDLINE: "flag",
             click.core.ParameterSource.DEFAULT: "default"}
 
 
-#: The settings whose variable may be set empty, meaning none, as the option typed empty
-#: does: a credential an environment file leaves empty must not let the config file's in.
-_EMPTY_MEANS_NONE = ("token", "cluster_secret")
-
-
-def _set_empty(ctx: click.Context, name: str) -> bool:
-    """Whether setting ``name``'s variable is set but empty and would be read (the option
-    was not typed). click takes such a variable for unset: the file's value, or the
-    default, would be used while the environment seemed to say otherwise."""
-    param = next(param for param in ctx.command.params if param.name == name)
-    return isinstance(param.envvar, str) and os.environ.get(param.envvar) == "" \
-        and ctx.get_parameter_source(name) != click.core.ParameterSource.COMMANDLINE
-
-
-def _refuse_empty_variables(ctx: click.Context) -> None:
-    """A usage error for a ``CLAWSYNC_*`` variable set empty, other than the token's and
-    the cluster secret's, where empty means none: whether ``CLAWSYNC_PORT=`` or
-    ``CLAWSYNC_PEERS=`` meant the default, nothing, or a value a template failed to fill
-    in, only the person who wrote it knows."""
-    for param in ctx.command.params:
-        if param.name is not None and param.name not in _EMPTY_MEANS_NONE \
-                and _set_empty(ctx, param.name):
-            raise click.UsageError(
-                f"{param.envvar} is set but empty: give it a value, or unset it (only "
-                "CLAWSYNC_TOKEN and CLAWSYNC_CLUSTER_SECRET may be empty, for none)", ctx)
-
-
-#: What an empty variable that overrode the file's value leaves the node without.
-_EMPTY_EFFECTS = {
-    "token": "no token: the API is open to local clients",
-    "cluster_secret": "no cluster secret: peers linking by the secret are refused"}
-
-
-def _empty_overrides(ctx: click.Context, config: node_config.Config, token_from: str,
-                     secret_from: str) -> list[dict[str, str]]:
-    """A warning for each credential the file gives that a variable set empty took away
-    (``CLAWSYNC_TOKEN=""`` means none whatever the file holds): naming the variable and
-    the file, never the value. An environment file that leaves it empty by mistake
-    would otherwise open the API, or stop links with peers, with nothing said."""
-    file, given = ctx.meta.get(_CONFIG_FILE), ctx.default_map or {}
-    found = []
-    for name, source, value in (("token", token_from, config.token),
-                                ("cluster_secret", secret_from, config.cluster_secret)):
-        if source == "env" and value is None and given.get(name):
-            param = next(param for param in ctx.command.params if param.name == name)
-            found.append({"variable": str(param.envvar), "file": str(file),
-                          "effect": _EMPTY_EFFECTS[name]})
-    return found
-
-
 def _cluster_secret(ctx: click.Context, given: str | None) -> tuple[str | None, str]:
     """The cluster secret and where it came from (as ``_SOURCES`` says it). Empty means
     none, as for the token: typed (``--cluster-secret ""``), in the file, or
     CLAWSYNC_CLUSTER_SECRET set empty, which wins over the file's as any variable does."""
-    if _set_empty(ctx, "cluster_secret"):
+    if set_empty(ctx, "cluster_secret"):
         return None, "env"
     source = ctx.get_parameter_source("cluster_secret") or click.core.ParameterSource.DEFAULT
     return given or None, _SOURCES.get(source, "default")
@@ -437,7 +388,7 @@ def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     if group is not None and source != line and parent is not None \
             and parent.get_parameter_source("token") == line:
         token, source, hint = group, line, "'clawsync --token' (given before the command)"
-    elif _set_empty(ctx, "token"):
+    elif set_empty(ctx, "token"):
         # Set empty: none, as typed empty. click takes an empty variable for unset,
         # which would let the file's token in when the environment said none.
         token, source, hint = None, env, None

@@ -47,7 +47,8 @@ from node.automerge.tokens import IssuedTokens
 from node.automerge.trials import Trials
 from node.config import HIDDEN, Config
 from node.http import auth
-from node.http.wire import HttpError, takes_params, unauthorized
+from node.http.errors import HttpError, unauthorized
+from node.http.params import takes_params
 from node.store import AsyncStore, StoreClosing
 from sync.repo.config import FULL_ACCESS, Access, RepoLimits, parse_tokens
 from sync.repo.connection import RepoConnection

@@ -1,5 +1,6 @@
 """What every HTTP endpoint of a node shares: request bodies, answers and errors as
-answers (``wire``), the one credential check (``auth``), the connection-capped listener
+answers (``wire``), errors about HTTP itself (``errors``), path and query parameters
+(``params``), the one credential check (``auth``), the connection-capped listener
 (``listener``), metrics (``metrics``).
 
 May import: crdt, node

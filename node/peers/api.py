@@ -24,7 +24,9 @@ from crdt.log.records import Appended
 from crdt.log.store import EventStore
 from node.config import Config
 from node.http import auth
-from node.http.wire import HttpError, flag_param, respond, takes_params, unauthorized
+from node.http.errors import HttpError, unauthorized
+from node.http.params import flag_param, takes_params
+from node.http.wire import respond
 from node.peers import live
 from node.peers.gossip import Gossip
 from node.peers.transport import (

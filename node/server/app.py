@@ -58,26 +58,25 @@ from node.config import Config, Limits, software_version
 from node.device import DeviceKey
 from node.folder import FolderSize
 from node.http import auth
+from node.http.errors import HttpError, bad_parameter, forbidden, unauthorized
 from node.http.metrics import Metrics
-from node.http.wire import (
-    CBOR_TYPE,
-    JSON_TYPE,
-    HttpError,
-    answer_middleware,
-    bad_parameter,
-    body_format,
-    decode_body,
+from node.http.params import (
     flag_param,
-    forbidden,
     int_param,
     one_param,
     path_session_key,
-    read_body,
-    respond,
     seconds_param,
     takes_params,
+)
+from node.http.wire import (
+    CBOR_TYPE,
+    JSON_TYPE,
+    answer_middleware,
+    body_format,
+    decode_body,
+    read_body,
+    respond,
     to_json_bytes,
-    unauthorized,
     wants_cbor,
 )
 from node.peers.api import GOSSIP

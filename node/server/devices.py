@@ -33,7 +33,9 @@ from crdt.membership import Member, Removal, check_reason
 from node.config import Config, api_path_base, holds_credentials
 from node.device import DeviceKey
 from node.devices import KEEP, Devices, RemovalIsFinal, UnknownDevice
-from node.http.wire import HttpError, one_param, respond, takes_params
+from node.http.errors import HttpError
+from node.http.params import one_param, takes_params
+from node.http.wire import respond
 from node.peers.api import GOSSIP
 from node.peers.links import removal_text
 from node.server import bodies

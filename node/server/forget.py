@@ -27,7 +27,8 @@ from crdt.errors import InvalidInput
 from crdt.keys import type_name
 from crdt.log.forget import UNFORGETTABLE
 from node.http import auth
-from node.http.wire import path_session_key, respond
+from node.http.params import path_session_key
+from node.http.wire import respond
 from node.server import bodies
 from node.store import AsyncStore
 from sync.repo.config import Access

@@ -30,7 +30,8 @@ from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from node.config import Limits
 from node.http.listener import address_key
-from node.http.wire import JSON_TYPE, error_body, int_param, parse_int, to_json_bytes
+from node.http.params import int_param, parse_int
+from node.http.wire import JSON_TYPE, error_body, to_json_bytes
 from node.server import pages
 from node.store import AsyncStore, StoreClosing
 

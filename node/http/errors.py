@@ -1,0 +1,44 @@
+"""Errors about HTTP itself (headers, parameters, credentials), not about the data: each
+carries the status, code and field of the JSON error answer ``wire.error_response`` makes
+of it.
+
+>>> bad_parameter("limit", "must be an integer from 1 to 1000").status
+400
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class HttpError(Exception):
+    """An error that is about HTTP itself (headers, parameters), not about the data."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = dict(headers or {})
+
+
+def invalid_encoding(message: str) -> HttpError:
+    return HttpError(400, "invalid_content_encoding", message, field="Content-Encoding")
+
+
+def unauthorized(
+        message: str = "a valid 'Authorization: Bearer <token>' is required") -> HttpError:
+    return HttpError(401, "unauthorized", message, field="Authorization",
+                     headers={"WWW-Authenticate": "Bearer"})
+
+
+def forbidden(message: str) -> HttpError:
+    """A valid credential that does not open what was asked (401 is for none or a wrong
+    one: "check your token" would send its holder looking in the wrong place)."""
+    return HttpError(403, "forbidden", message, field="Authorization")
+
+
+def bad_parameter(name: str, message: str) -> HttpError:
+    return HttpError(400, "invalid_parameter", message, field=name)

@@ -246,39 +246,6 @@ async def test_idle_documents_leave_memory(make_node: NodeFactory, event_body: E
     await client.pump(lambda: has_messages(client.app, S1, 2))
 
 
-async def test_a_client_that_reads_too_slowly_is_dropped() -> None:
-    from node.automerge import hub as repo_ws
-
-    def connection(**limits: int) -> Any:
-        return repo_ws._Connection(None, None, None, None,  # type: ignore[arg-type]
-                                   RepoLimits(**limits))
-
-    conn = connection(outbox_frames_max=3)
-    for _ in range(3):
-        conn.post(b"frame")
-    conn.post(b"one too many")
-    assert list(conn._outbox) == [(CLOSE_POLICY, "the client reads too slowly")]
-    conn = connection(outbox_bytes_max=10)
-    conn.post(b"12345")
-    conn.post(b"123456")
-    assert list(conn._outbox) == [(CLOSE_POLICY, "the client reads too slowly")]
-
-
-async def test_ephemeral_frames_are_dropped_for_a_slow_client_not_closing_it() -> None:
-    from node.automerge import hub as repo_ws
-
-    limits = RepoLimits(ephemeral_outbox_frames_max=3)
-    conn = repo_ws._Connection(None, None, None, None, limits)  # type: ignore[arg-type]
-    queued = [conn.post_ephemeral(b"presence") for _ in range(limits.outbox_frames_max + 1)]
-    assert queued[:3] == [True] * 3 and not any(queued[3:])
-    assert list(conn._outbox) == [b"presence"] * 3  # no close
-    conn.post(b"sync")  # the client's own frames still go out
-    assert conn._outbox[-1] == b"sync"
-    conn = repo_ws._Connection(None, None, None, None,  # type: ignore[arg-type]
-                               RepoLimits(ephemeral_outbox_bytes_max=20))
-    assert conn.post_ephemeral(b"x" * 15) and not conn.post_ephemeral(b"x" * 6)
-
-
 async def test_a_client_that_never_answers_pings_is_dropped(make_node: NodeFactory,
                                                             clients: list[Any]) -> None:
     node = await make_node(automerge=RepoConfig(limits=RepoLimits(ping_interval_s=0.2)))

@@ -31,7 +31,7 @@ from node.peers import removals
 from node.peers.ahead import PARSE_THREADS, VERIFY_THREADS, Ahead
 from node.peers.budget import CLIENTS_QUIET_S
 from node.peers.removals import Removals
-from node.peers.runner import Runner
+from node.peers.runner import Runner, second_link
 from node.peers.transport import DEVICE_REMOVED, Link, LinkClosed
 from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.store import AsyncStore
@@ -52,11 +52,11 @@ class Driver:
     """What every link's loop shares: the store's writer, the pools and the verifier
     that prepare messages ahead of it, and the clock of client appends. ``identified``
     is told when a hello names the peer (``Pairing.identified``), ``ended`` when a link
-    it named ends (with the node it named: ``Pairing.ended``)."""
+    ends (with the node it named, None if none: ``Pairing.ended``)."""
 
     def __init__(self, config: Config, astore: AsyncStore, *,
                  identified: Callable[[Runner], None],
-                 ended: Callable[[Runner, str], None],
+                 ended: Callable[[Runner, str | None], None],
                  stopping: Callable[[], bool]) -> None:
         self.config = config
         self.astore = astore
@@ -209,9 +209,8 @@ class Driver:
             receiving.cancel()
             node, runner.identified_as = runner.identified_as, None
             runner.state = "down"  # before any await: a second cancel may end this
-            runner.peer_reason = link.peer_reason
-            if node is not None:
-                self._ended(runner, node)
+            runner.second_link = second_link(runner, link.peer_reason)
+            self._ended(runner, node)
             try:
                 await ahead.close()
             finally:

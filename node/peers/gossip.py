@@ -238,7 +238,7 @@ class Gossip:
         assert runner.url is not None and self._http is not None
         while not self.stopping:
             await self._standby(runner)
-            runner.state, runner.peer_reason, runner.keyless = "connecting", None, False
+            runner.state, runner.second_link, runner.keyless = "connecting", None, False
             runner.dialing = True
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,

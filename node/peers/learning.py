@@ -81,7 +81,7 @@ class Learning:
         #: Per node, the addresses our dials reached it at, during its current link, whose
         #: links were dropped as duplicates of the one kept (``Pairing.duplicate``): live
         #: addresses, said ``linked`` like the kept link's (one the node closed itself too,
-        #: before or after the kept link was named: ``Runner.peer_reason``,
+        #: before or after the kept link was named: ``Runner.second_link``,
         #: ``Pairing.dial_ended``). A node that advertises none and dials us too keeps,
         #: half the time, its own link, which names no address: its address, live, would
         #: be said linked nowhere. Kept while a link to it is up.

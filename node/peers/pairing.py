@@ -22,7 +22,7 @@ import structlog
 from node.peers.admission import Admission
 from node.peers.learning import Learning
 from node.peers.rows import Rows
-from node.peers.runner import Runner, dropped_by_peer
+from node.peers.runner import Runner, by_same_peer, dropped_by_peer, live
 from node.peers.transport import DUPLICATE_LINK
 from node.store import AsyncStore
 
@@ -72,13 +72,12 @@ class Pairing:
                                         advertised)
         self._reached()
         for other in list(self.runners.values()):
-            if node is not None and other is not runner and same_device(other, runner) \
-                    and (dropped := dropped_by_peer(other, node)) is not None:
+            if node is not None and (dropped := dropped_by_peer(other, runner)) is not None:
                 # The peer dropped our dial there for this link, whose hello came after
                 # its close: a live address all the same, as below. Counted once: a
                 # later link to the node says nothing of that address.
                 self.learning.reached_as_duplicate(node, dropped)
-                other.peer_reason = None
+                other.second_link = None
             if other is runner or other.linked_to != node:
                 continue
             loser = self.duplicate(runner, other)
@@ -94,30 +93,50 @@ class Pairing:
                 and self.admission.linked_shared(runner) and not self._stopping():
             self._learn(runner)
 
-    def ended(self, runner: Runner, node: str) -> None:
-        """A link that named ``node`` ended: if it was the last link up to it, what it
-        said of its addresses goes (``Learning.unlinked``); a next link says anew."""
-        if not self._linked(node, besides=runner):
+    def ended(self, runner: Runner, node: str | None) -> None:
+        """A link ended, which named ``node`` (None: its hello was not taken in): if it
+        was the last link up to that node, what it said of its addresses goes
+        (``Learning.unlinked``); a next link says anew. A dial the peer closed as a
+        second link, once no link of that peer is left here that it may have kept
+        (``_kept_here``), says nothing more: a next link of the peer's does not count
+        its address."""
+        if node is not None and not self._linked(node, besides=runner):
             self.learning.unlinked(node)
-            for other in self.runners.values():
-                if other is not runner and dropped_by_peer(other, node) is not None:
-                    other.peer_reason = None  # of this link's time: not the next one's
+        for other in self.runners.values():
+            if other is not runner and other.second_link is not None \
+                    and not self._kept_here(other, besides=runner):
+                other.second_link = None  # of that link's time: not the next one's
 
     def dial_ended(self, runner: Runner) -> None:
         """Our dial's link ended. If the peer closed it as a second link, its hello not
-        taken in here, while the link it kept is up and named already, the dial reached
-        the node all the same: its address is live while that link lasts (``identified``
+        taken in, while the link it kept is up and named already, the dial reached the
+        node all the same: its address is live while that link lasts (``identified``
         counts a dial closed so before the kept link is named; this dial, waiting on
         standby while the node is linked, names nothing that would count it later). Not
-        when the device it proved is not that link's (``same_device``)."""
-        node = runner.node
-        if node is None or not any(same_device(runner, other)
-                                   for other in self._linked(node, besides=runner)):
+        when another device than that link's closed it (``by_same_peer``). And none is
+        kept at all when no link of that peer is left here (``_kept_here``)."""
+        if runner.second_link is None:
             return
-        dropped = dropped_by_peer(runner, node)
-        if dropped is not None:
-            self.learning.reached_as_duplicate(node, dropped)
-            runner.peer_reason = None  # counted once, as in ``identified``
+        for other in list(self.runners.values()):
+            node = other.linked_to
+            if node is not None and (dropped := dropped_by_peer(runner, other)) is not None:
+                self.learning.reached_as_duplicate(node, dropped)
+                runner.second_link = None  # counted once, as in ``identified``
+                return
+        if not self._kept_here(runner, besides=runner):
+            runner.second_link = None  # the link it kept ended already
+
+    def _kept_here(self, dial: Runner, *, besides: Runner) -> bool:
+        """Whether a link may be up here, other than ``dial`` and ``besides``, that the
+        peer which closed ``dial`` as a second link kept instead: one up or starting with
+        the device it proved; where it proved none, one up to the node it named. The
+        link kept is this node's already when the peer closes the dial: it closes it once
+        it has our hello on the link kept, sent once that link's runner is here."""
+        closed = dial.second_link
+        assert closed is not None
+        return any(link is not dial and link is not besides and (
+            live(link) if closed.device is not None else link.linked_to is not None)
+            and by_same_peer(closed, link) for link in self.runners.values())
 
     def duplicate(self, new: Runner, old: Runner) -> Runner | None:
         """Which of two links to one node ends: both nodes must pick the same one."""
@@ -141,12 +160,3 @@ class Pairing:
         return [other for other in self.runners.values()
                 if other is not besides and other.linked_to == node]
 
-
-def same_device(dial: Runner, kept: Runner) -> bool:
-    """Whether ``dial`` may have reached the node of ``kept``, its link up: the device
-    each proved is the same, or one proved none. A dial closed before its hello was
-    taken in still names the node of its last link (``Runner.node``): another node may
-    answer at that address now, and have closed it as a second link to it, not to the
-    node ``kept`` reaches."""
-    return dial.device is None or kept.device is None \
-        or dial.device.device_id == kept.device.device_id

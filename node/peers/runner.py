@@ -59,10 +59,10 @@ class Runner:
     #: A dial of this address is under way: no link yet, nothing proven, and ``device``
     #: is still its last link's (``Admission.recheck`` leaves it to ``_keep_dialed``).
     dialing: bool = False
-    #: The reason the peer closed the last link with, until this address is dialed again:
-    #: ``DUPLICATE_LINK`` when the peer kept another link to this node, which may not
-    #: be named here yet (``Pairing.identified``).
-    peer_reason: str | None = None
+    #: The peer closed this dial's last link as a second link to it (``DUPLICATE_LINK``),
+    #: and whose close that was, until this address is dialed again or the link the peer
+    #: kept is gone (``Pairing``): that link may not be named here yet.
+    second_link: SecondLink | None = None
 
     @property
     def node(self) -> str | None:
@@ -91,10 +91,56 @@ def linked_nodes(runners: Iterable[Runner]) -> set[str]:
     return {r.linked_to for r in runners if r.linked_to is not None}
 
 
-def dropped_by_peer(runner: Runner, node: str) -> str | None:
-    """The address of ``runner``, a dial of ours, if ``node`` closed its last link as a
-    second link to it, and it was not dialed again since (``Runner.peer_reason``)."""
-    if runner.direction != "out" or runner.url is None or runner.node != node \
-            or runner.linked_to is not None or runner.peer_reason != DUPLICATE_LINK:
+@dataclass(frozen=True, slots=True)
+class SecondLink:
+    """Who closed a dial's last link as a second link to it (``Runner.second_link``):
+    the device that proved its key on that link (None: it proved none), and the node of
+    the dial's last hello (its close may have come before that link's hello was taken
+    in: then a link before named it, and another node may answer at the address now)."""
+
+    device: str | None
+    node: str | None
+
+
+def second_link(runner: Runner, reason: str | None) -> SecondLink | None:
+    """What ``runner``'s link, just ended with the peer's close ``reason``, says of a
+    second link: a dial of ours the peer closed as one (``DUPLICATE_LINK``), or None."""
+    if runner.direction != "out" or runner.url is None or reason != DUPLICATE_LINK:
         return None
-    return runner.url.rstrip("/")
+    return SecondLink(runner.device.device_id if runner.device is not None else None,
+                      runner.node)
+
+
+def by_same_peer(closed: SecondLink, link: Runner) -> bool:
+    """Whether the peer at the other end of ``link`` is the one that made the close
+    ``closed``: the same device, where both proved one; else the same node (a device that
+    proved none is known by the node it names).
+
+    >>> from types import SimpleNamespace as Link
+    >>> device = Link(device_id="D1")
+    >>> by_same_peer(SecondLink("D1", "n-old"), Link(device=device, node="n-new"))
+    True
+    >>> by_same_peer(SecondLink("D2", "n1"), Link(device=device, node="n1"))
+    False
+    >>> by_same_peer(SecondLink(None, "n1"), Link(device=device, node="n1"))
+    True
+    """
+    if closed.device is not None and link.device is not None:
+        return closed.device == link.device.device_id
+    return closed.node is not None and closed.node == link.node
+
+
+def dropped_by_peer(dial: Runner, link: Runner) -> str | None:
+    """The address of ``dial``, a dial of ours not up now, if the peer at the other end
+    of ``link`` closed its last link as a second link to it (``Runner.second_link``)."""
+    closed = dial.second_link
+    if dial is link or dial.url is None or dial.linked_to is not None or closed is None \
+            or not by_same_peer(closed, link):
+        return None
+    return dial.url.rstrip("/")
+
+
+def live(link: Runner) -> bool:
+    """Whether ``link`` is up or starting with the device it proved (not a dial under
+    way, whose ``device`` is still its last link's)."""
+    return link.state in ("up", "connecting") and not link.dialing

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from node.peers.runner import linked_nodes
+from node.peers.runner import SecondLink, linked_nodes
 from node.peers.transport import DUPLICATE_LINK, PEER_PATH, Proven
 from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory, ordered
 from tests.support.processes import free_port
@@ -96,7 +96,7 @@ async def test_a_dial_closed_as_a_second_link_says_nothing_once_the_last_link_en
     url = f"http://127.0.0.1:{free_port()}"
     dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
     try:
-        dial.state, dial.peer_reason = "down", DUPLICATE_LINK
+        dial.state, dial.second_link = "down", SecondLink(None, x_id)
         dial.machine.peer_node = hub.gossip.learning.members[url] = x_id
         [first] = [r for r in hub.gossip.runners.values() if r.linked_to == x_id]
         kept = x.gossip.runners[f"url:{hub.url}"]
@@ -128,7 +128,7 @@ async def test_a_dial_another_device_closed_as_a_second_link_is_not_counted(
     for device in (x.gossip.device, y.gossip.device):
         url = f"http://127.0.0.1:{free_port()}"
         dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
-        dial.state, dial.peer_reason = "down", DUPLICATE_LINK
+        dial.state, dial.second_link = "down", SecondLink(device.device_id, x_id)
         dial.device = Proven(device.device_id, device.public_key)
         dial.machine.peer_node = hub.gossip.learning.members[url] = x_id
         dials.append(dial)

@@ -1,0 +1,141 @@
+"""A real node whose dial a peer closed as a second link, and the link that peer kept
+ended before its hello was taken in: the close was of that link's time, and the peer's
+next link does not count the dialed address as reaching it (``node.peers.pairing``).
+
+The peer is played at the protocol level (this project's transport and messages, with
+a device key of its own): a real node does each step too, but not in an order a test
+can set, since the race is between two of its own links."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from crdt.device import private_key_from_seed
+from node.device import DeviceKey
+from node.peers.transport import (
+    DUPLICATE_LINK,
+    MEMBERS_PATH,
+    PEER_PATH,
+    Link,
+    accept,
+    claimed_device,
+    dial,
+)
+from sync.peer.config import SyncConfig
+from sync.peer.messages import Hello, encode
+from tests.support.cluster import SECRET
+from tests.support.processes import NodeProcess, free_port
+
+#: The node id the played peer names in its hellos (bound to no key: any may be named).
+PEER_NODE = "b0b0b0b0b0b0b0b0"
+#: Seconds the test waits for the node to do each thing.
+DEADLINE_S = 20.0
+CONFIG = SyncConfig()
+
+
+class PlayedPeer:
+    """A peer at ``url`` that the node dials: each link it accepts sends its hello and
+    waits until ``close_accepted`` closes it as a second link; ``dial`` opens a link to
+    the node, with the cluster secret and its key."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.device = DeviceKey(private_key_from_seed(bytes([9]) * 32), tmp_path / "peer.key")
+        self.url = ""
+        self._accepted: asyncio.Queue[tuple[Link, asyncio.Event]] = asyncio.Queue()
+
+    async def _link(self, request: web.Request) -> web.StreamResponse:
+        link = await accept(request, CONFIG, device=self.device,
+                            claimed=claimed_device(request))
+        await link.send(encode(Hello(node=PEER_NODE, version={})))
+        done = asyncio.Event()
+        await self._accepted.put((link, done))
+        await done.wait()
+        return link._ws  # the handler answers with the websocket it prepared
+
+    async def close_accepted(self) -> None:
+        """Close the link the node dialed as a second link to this peer."""
+        link, done = await asyncio.wait_for(self._accepted.get(), DEADLINE_S)
+        await link.close(DUPLICATE_LINK)
+        done.set()
+
+    async def dial(self, http: aiohttp.ClientSession, node: NodeProcess) -> Link:
+        """A link to ``node``, up once the node's hello on it came (the node's runner for
+        it is there)."""
+        link = await dial(http, node.url, node_id=PEER_NODE, secret=SECRET, advertise=None,
+                          tls=None, config=CONFIG, device=self.device)
+        await asyncio.wait_for(link.receive(), DEADLINE_S)
+        return link
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[PlayedPeer]:
+        app = web.Application()
+        app.router.add_get(PEER_PATH, self._link)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        try:
+            yield self
+        finally:
+            await runner.cleanup()
+
+
+async def poll(http: aiohttp.ClientSession, url: str, check: Any, what: str,
+               headers: dict[str, str] | None = None) -> Any:
+    """GET ``url`` until ``check(body)`` is truthy; its value."""
+    last = None
+    async with asyncio.timeout(DEADLINE_S):
+        while True:
+            async with http.get(url, headers=headers or {}) as reply:
+                last = await reply.json()
+            if value := check(last):
+                return value
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} (last: {last})")  # pragma: no cover
+
+
+def dial_row(body: dict[str, Any], url: str) -> dict[str, Any] | None:
+    return next((row for row in body["peers"] if row["url"] == url
+                 and row["direction"] == "out"), None)
+
+
+async def test_a_dial_closed_as_a_second_link_is_not_counted_after_the_kept_link_ended(
+        tmp_path: Path) -> None:
+    """The node dials the peer and names it; the peer dials the node, which has its key
+    proven but not its hello; the peer closes the node's dial as a second link, then its
+    own link ends, never named. Its next link, named, does not count the dialed address
+    as reaching it: the node's member list says not linked there."""
+    played = PlayedPeer(tmp_path)
+    config = tmp_path / "node.toml"
+    # The dial closed waits out its back-off without redialing while the test runs.
+    config.write_text("[sync]\nbackoff_base_s = 600.0\nbackoff_max_s = 600.0\n")
+    async with played.serving(), aiohttp.ClientSession() as http:
+        with NodeProcess(tmp_path, extra_args=["--cluster-secret", SECRET, "--peer",
+                                               played.url, "--config", str(config)]) as node:
+            peers, members = node.url + "/v1/peers", node.url + MEMBERS_PATH
+            await poll(http, peers, lambda body: (row := dial_row(body, played.url))
+                       and row["state"] == "up" and row["node_id"] == PEER_NODE,
+                       "the dial is up and named")
+            kept = await played.dial(http, node)  # its hello is never sent
+            await played.close_accepted()
+            await poll(http, peers, lambda body: (row := dial_row(body, played.url))
+                       and row["state"] == "backoff", "the dial closed")
+            await kept.close()
+            await poll(http, peers, lambda body: len(body["peers"]) == 1,
+                       "the link kept is gone")
+            again = await played.dial(http, node)
+            await again.send(encode(Hello(node=PEER_NODE, version={})))
+            auth = {"Authorization": f"Bearer {SECRET}"}
+            row = await poll(http, members, lambda body: next(
+                (row for row in body["peers"] if row["url"] == played.url
+                 and row["node_linked"]), None), "the next link is named", auth)
+            assert (row["node_id"], row["linked"]) == (PEER_NODE, False)
+            await again.close()

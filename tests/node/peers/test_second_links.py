@@ -1,0 +1,45 @@
+"""node.peers.pairing with real nodes in this process: a dial the peer closed as a second
+link belongs to the device that closed it, not to the node its address stood for."""
+
+from __future__ import annotations
+
+import asyncio
+
+from node.peers.runner import SecondLink, linked_nodes
+from node.peers.transport import Proven
+from tests.node.conftest import NodeFactory
+from tests.node.peers.test_gossip import DEADLINE_S, FAST
+from tests.support.processes import free_port
+
+
+async def test_a_second_link_closed_by_another_device_outlives_the_old_nodes_link(
+        make_node: NodeFactory) -> None:
+    """The hub's dial of an address where x was reached before was closed as a second
+    link by y, which answers there now and whose link to the hub is up. x's link to the
+    hub ending says nothing of that close: y's link lasts, and the address counts as
+    reaching y (it was cleared, as if x had made the close, and then never counted)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    x = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    y = await make_node(cluster_secret="s" * 32, peers=[hub.url])
+    x_id, y_id = x.astore.node_id, y.astore.node_id
+    async with asyncio.timeout(DEADLINE_S):
+        while not {x_id, y_id} <= linked_nodes(hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{free_port()}"
+    dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
+    try:
+        device = y.gossip.device
+        dial.state, dial.second_link = "down", SecondLink(device.device_id, x_id)
+        dial.device = Proven(device.device_id, device.public_key)
+        dial.machine.peer_node = hub.gossip.learning.members[url] = x_id
+        [x_link] = [r for r in hub.gossip.runners.values() if r.linked_to == x_id]
+        x_link.drop = "test: the link ends"
+        x_link.wake.set()
+        async with asyncio.timeout(DEADLINE_S):
+            while x_link.state != "down":
+                await asyncio.sleep(0.01)
+        assert dial.second_link is not None
+        hub.gossip.pairing.dial_ended(dial)  # its end handled now
+        assert hub.gossip.learning.reached_as == {y_id: {url}}
+    finally:
+        hub.gossip.runners.pop(dial.key)

@@ -36,13 +36,19 @@ LOGGING_ERRORS = "py.logging"
 WARNINGS_NESTED_MAX = 2
 #: Why a report was dropped before it became a line, counted as one line each (as the
 #: stream's are, ``node.log_stream.REASONS``): a record the handler could not write
-#: whose report failed in turn (``report_failed``: it would fail again); a warning
-#: raised deeper than ``WARNINGS_NESTED_MAX`` (``warning_nested``).
+#: whose report failed in turn (``report_failed``: it would fail again; the record and
+#: its report are lost, two lines); a warning raised deeper than ``WARNINGS_NESTED_MAX``
+#: (``warning_nested``).
 REASONS = ("report_failed", "warning_nested")
+#: What a handler's report shows of the error it reports in place of its text: the error
+#: may come from an argument's own code (a ``__str__`` that fails), which may have put
+#: the value that was never logged, a token say, in its message.
+TEXT_LEFT_OUT = "(its text is left out: it may hold a value that was never logged)"
 
 
 #: What this thread is reporting now: how deep in warnings (``warning_depth``), and
-#: whether a handler's failure (``handler_error``); reports made inside them are bounded.
+#: whether a handler's failure (``handler_error``; ``report_failed`` once its report
+#: failed too); reports made inside them are bounded.
 _reporting = threading.local()
 #: Reports dropped since ``install``, by reason (``REASONS``), under ``_dropped_lock``:
 #: reentrant, as the stream's lock, for a finalizer that warns while it is held.
@@ -76,29 +82,54 @@ def log_handler_error(record: logging.LogRecord) -> None:
     whose arguments do not fit it) reported as a line of its own (``LOGGING_ERRORS``),
     through the log's stream. The report names the message and where it was logged,
     and the types of its arguments, not their values: they were never logged, and may
-    hold a secret. Its traceback is logging's error alone, not what it was raised
-    while handling: a bad log call in an ``except`` block would print the exception
-    being handled, which the caller never logged (a URL with its token, say)."""
+    hold a secret (so may a message that is not a string: only its type is named). Its
+    traceback names the error's type and where it was raised, not its text
+    (``TEXT_LEFT_OUT``), and is that error's alone, not what it was raised while
+    handling: a bad log call in an ``except`` block would print the exception being
+    handled, which the caller never logged (a URL with its token, say). A report that
+    fails in turn is dropped, and so is the record: both are counted (``report_failed``)."""
     error = sys.exc_info()[1]
     if not logging.raiseExceptions or error is None:
         return  # reports turned off (as Python's own are), or nothing to report
     if getattr(_reporting, "handler_error", False):
+        _reporting.report_failed = True
         _drop("report_failed")  # this is the report, failed: it would fail again
         return
-    _reporting.handler_error = True
+    _reporting.handler_error, _reporting.report_failed = True, False
     try:
-        # Both formats print an exception's chain: cut it here. The error is logging's
-        # own, raised for this record; nothing reads it once the handler returns.
-        error.__cause__ = None
-        error.__suppress_context__ = True
         args = record.args if isinstance(record.args, tuple) else (record.args,)
+        message = (_safe_repr(record.msg) if isinstance(record.msg, str)
+                   else f"of type {type(record.msg).__name__}")
+        stand_in = _text_left_out(error)
         logging.getLogger(LOGGING_ERRORS).error(
             "a record of %s logged at %s:%s could not be written: message %s, "
             "arguments of types %s", record.name, record.pathname, record.lineno,
-            _safe_repr(record.msg), ", ".join(type(arg).__name__ for arg in args)
-            or "none", exc_info=error)
+            message, ", ".join(type(arg).__name__ for arg in args) or "none",
+            exc_info=(type(stand_in), stand_in, error.__traceback__))
+        if _reporting.report_failed:
+            _drop("report_failed")  # the record it reported: lost with its report
     finally:
-        _reporting.handler_error = False
+        _reporting.handler_error = _reporting.report_failed = False
+
+
+def _text_left_out(error: BaseException) -> BaseException:
+    """An exception that tracebacks show as ``error`` (its type's name and module, its
+    frames) but with ``TEXT_LEFT_OUT`` for its text, and no chain nor notes: a new
+    one, raised nowhere, so that what ``error`` was raised while handling is not shown.
+
+    >>> import traceback
+    >>> try:
+    ...     raise KeyError("token=s3cr3t")
+    ... except KeyError as error:
+    ...     shown = _text_left_out(error)
+    >>> print(*traceback.format_exception_only(shown), end="")
+    KeyError: (its text is left out: it may hold a value that was never logged)
+    """
+    kind = type(error)
+    shown: BaseException = type(kind.__name__, (Exception,), {
+        "__module__": kind.__module__, "__qualname__": kind.__qualname__,
+        "__str__": lambda self: TEXT_LEFT_OUT})()
+    return shown.with_traceback(error.__traceback__)
 
 
 def log_warning(message: warnings.WarningMessage) -> None:

@@ -15,7 +15,8 @@ The lines go to stderr through ``node.log_stream.LogStream``, which never raises
 what logged and never blocks it: a line it cannot write is dropped and counted
 (``lines_dropped``, the metric ``clawsync_log_lines_dropped_total`` by ``reason``).
 What Python reports itself is logged by the hooks of ``node.log_hooks``; a report they
-drop (one that failed in turn, a warning nested too deep) is counted there too.
+drop (one that failed in turn, with the record it reported; a warning nested too
+deep) is counted there too.
 """
 
 from __future__ import annotations

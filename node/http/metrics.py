@@ -144,9 +144,9 @@ class LogCollector(Collector):
         family = CounterMetricFamily(
             "clawsync_log_lines_dropped", "Log lines not written: nobody could read them "
             "(reader_gone), stderr's reader was slow or stalled (would_block), the write "
-            "failed (write_error), a report of a record that could not be written failed "
-            "in turn (report_failed) or a warning was raised too deep within warnings "
-            "(warning_nested)", labels=["reason"])
+            "failed (write_error), a record that could not be written and its report, "
+            "which failed in turn (report_failed), or a warning was raised too deep within "
+            "warnings (warning_nested)", labels=["reason"])
         for reason, lines in logs.lines_dropped().items():
             family.add_metric([reason], lines)
         yield family

@@ -201,7 +201,8 @@ def test_a_record_the_handler_cannot_write_is_reported_as_a_line(
     else:
         event = logged
         assert f"[ERROR] {log_hooks.LOGGING_ERRORS}: " in logged
-        assert "TypeError: %d format" in logged  # the traceback
+        assert f"TypeError: {log_hooks.TEXT_LEFT_OUT}" in logged  # the traceback
+        assert "in getMessage" in logged  # where it was raised
     assert "a record of node.peers logged at " in event and "test_logs.py" in event
     assert "message 'dialed %d times', arguments of types str" in event
 
@@ -316,11 +317,54 @@ class FailingFormatter(logging.Formatter):
 
 def test_a_report_that_fails_in_turn_is_counted(capsys: pytest.CaptureFixture[str]) -> None:
     """A record the handler cannot write is reported; when that report fails too, it is
-    dropped (it would fail again), and counted, as every line the log drops is."""
+    dropped (it would fail again), and so is the record: both are counted, as every
+    line the log drops is."""
     logs.configure("info", "json")
     [handler] = logging.getLogger().handlers
     handler.setFormatter(FailingFormatter())
     logging.getLogger("node.peers").warning("linked")
+    logging.getLogger("node.peers").warning("linked again")
     logs.drain()
     assert capsys.readouterr().err == ""
-    assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0) | {"report_failed": 1}
+    assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0) | {"report_failed": 4}
+
+
+class Leaky:
+    """An argument whose ``__str__`` fails with an error that quotes a secret, and whose
+    ``repr`` holds it too."""
+
+    def __str__(self) -> str:
+        raise ValueError(f"cannot show http://hub:7878/?token={SECRET}")
+
+    def __repr__(self) -> str:
+        return f"Leaky(token={SECRET!r})"
+
+
+@pytest.mark.parametrize("log_format", logs.FORMATS)
+@pytest.mark.parametrize("as_message", [False, True], ids=["argument", "message"])
+def test_the_report_of_a_record_leaves_out_its_errors_text(
+        log_format: str, as_message: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    """An argument (or a message that is not a string) whose ``__str__`` fails with a
+    secret in its error: the report names the error's type and where it was raised,
+    not its text, nor the object's ``repr``."""
+    logs.configure("info", log_format)
+    if as_message:
+        logging.getLogger("node.peers").warning(Leaky())
+    else:
+        logging.getLogger("node.peers").warning("linked to %s", Leaky())
+    logs.drain()
+    logged = capsys.readouterr().err
+    assert SECRET not in logged
+    assert "in __str__" in logged or '"__str__"' in logged  # where it was raised
+    if log_format == "json":
+        [reported] = [json.loads(line) for line in logged.splitlines()]
+        [error] = reported["exception"]
+        assert (error["exc_type"], error["exc_value"]) == ("ValueError",
+                                                           log_hooks.TEXT_LEFT_OUT)
+        assert error["frames"][-1]["name"] == "__str__"
+        event = reported["event"]
+    else:
+        event = logged
+        assert f"ValueError: {log_hooks.TEXT_LEFT_OUT}" in logged
+    wanted = "message of type Leaky" if as_message else "arguments of types Leaky"
+    assert wanted in event

@@ -335,8 +335,8 @@ def holding_openclaw_locks(state: Path) -> Iterator[None]:
     cannot be made (a read-only or full ``/tmp``), no OpenClaw process of this user can
     hold a lock there: export goes on without them, and says so. If only export's own
     lock cannot be taken (no inodes or quota left there), OpenClaw's still keep out
-    OpenClaw and other exports: it goes on, and says that another export would be
-    named as an OpenClaw process."""
+    OpenClaw and other exports (still named as such, by export's mark on them): it
+    goes on, and says so."""
     try:
         with holding_state_locks(state) as told:
             # The note after the last look: it must not come just before a refusal.

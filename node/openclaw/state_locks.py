@@ -44,12 +44,15 @@ a lock held by the process that holds that one is another writer's (a second
 ``clawsync openclaw export``), not an OpenClaw process's. It only names: if it cannot be
 taken for another reason than another writer holding it (no inodes or quota left in the
 folder, something else in its place), OpenClaw's three are taken and held all the same,
-which keep out OpenClaw processes and other writers alike, and the writer is told that
-another writer would be named as an OpenClaw process.
+which keep out OpenClaw processes and other writers alike. So that another writer is
+still told apart then, a writer also marks each of OpenClaw's lock files it holds with a
+record lock of its own on a byte past those SQLite locks (``WRITER_MARK_OFFSET``): a
+lock held by the process that holds the mark on the same file is a writer's too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -72,6 +75,12 @@ LOCK_FOLDER_PREFIX = "openclaw-state-locks-"
 LOCK_FAMILIES = ("gateway-lifecycle", "state-lifecycle", "state-handles")
 #: The name of the writer's own lock, before the state's 8 hex digits.
 WRITER_LOCK = "clawsync-export"
+#: The byte of each of OpenClaw's lock files a writer holds a shared record lock on
+#: while it holds the file's transaction: its mark (``_mark``). SQLite locks the bytes
+#: from 2**30 to 2**30 + 511 (pending, reserved, shared); this one is far past them, so
+#: that it is in no one's way, and a look at it tells a writer apart without its own
+#: lock.
+WRITER_MARK_OFFSET = 2**31
 #: The database whose real path names the locks, inside the state folder.
 STATE_DATABASE = Path("state") / "openclaw.sqlite"
 #: ``struct flock`` as F_GETLK fills it: (type, whence, start, length, pid) on Linux;
@@ -221,8 +230,9 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     The writer's own lock, if it cannot be taken for another reason than a writer
     holding it, is gone without (``_take_writer_lock``). Gives None when every lock is
     held, or else, for a person, why none is, or why the writer's own is not (OpenClaw's
-    three are held then). Within the block, look at the other users' locks with
-    ``held_state_lock(..., own_held=True)``, and open no lock file of this user's.
+    three are held then, each marked as a writer's: ``_mark``). Within the block, look
+    at the other users' locks with ``held_state_lock(..., own_held=True)``, and open no
+    lock file of this user's.
 
     >>> with holding_state_locks(Path("."), Path("/proc")) as none_held:
     ...     print(none_held)  # doctest: +ELLIPSIS
@@ -230,6 +240,7 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     """
     paths = lock_paths(state, os.getuid(), LOCKS_ROOT if root is None else root)
     taken: list[sqlite3.Connection] = []
+    marks: list[int] = []
     writer: int | None = None
     try:
         told = _lock_folder_made(paths[0].parent)
@@ -237,10 +248,15 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
             writer, told = _take_writer_lock(writer_lock_path(paths[0]))
             for path in paths:
                 taken.append(_take(path))
+                mark = _mark(path)
+                if mark is not None:
+                    marks.append(mark)
         yield told
     finally:
         for connection in reversed(taken):
             connection.close()  # the transaction, and its lock, end with it
+        for mark in marks:  # after the transactions: closing it would have ended them
+            os.close(mark)
         if writer is not None:
             os.close(writer)  # and the writer's own, last
 
@@ -298,8 +314,7 @@ def _take_writer_lock(path: Path) -> tuple[int | None, str | None]:
 def _writer_lock_lost(path: Path, error: OSError) -> str:
     return (f"this export's own lock {path} cannot be taken ({error.strerror or error}): "
             "OpenClaw's locks are held all the same, so neither this user's OpenClaw "
-            "processes nor another export work beside this one; only another export "
-            "refused meanwhile is named as an OpenClaw process")
+            "processes nor another export work beside this one")
 
 
 def _take(path: Path) -> sqlite3.Connection:
@@ -315,9 +330,27 @@ def _take(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as error:
         connection.close()
         if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
-            raise StateLockHeld(path, _held(path)) from None
+            held = _held(path)
+            held = held and _marked_writer(held)
+            raise StateLockHeld(path, held, writer=held is not None and held.writer) from None
         raise _unreadable(path, OSError(None, str(error))) from None
     return connection
+
+
+def _mark(path: Path) -> int | None:
+    """Mark ``path``, a lock file this process holds the transaction of, as a writer's: a
+    shared record lock on ``WRITER_MARK_OFFSET``, through a descriptor of its own, which
+    must stay open until the transaction ends (closing any descriptor of the file drops
+    every lock of the process on it, SQLite's too). None if it cannot be opened; if it
+    opens but the mark cannot be taken, its descriptor all the same (to be closed then).
+    The mark only names: without it, the lock is still held."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):  # unmarked: named as an OpenClaw process's
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, WRITER_MARK_OFFSET)
+    return fd
 
 
 def _held_by(state: Path, uid: int, root: Path) -> HeldLock | None:
@@ -340,7 +373,11 @@ def _held_by(state: Path, uid: int, root: Path) -> HeldLock | None:
 
 
 def _writer_told(held: HeldLock) -> HeldLock:
-    """``held``, marked a writer's if its process holds the writer's lock too."""
+    """``held``, marked a writer's if its process holds the writer's lock too, or the
+    writer's mark on the same file (``_marked_writer``)."""
+    held = _marked_writer(held)
+    if held.writer:
+        return held
     try:
         writer = _held(writer_lock_path(held.path))
     except StateLockUnreadable:
@@ -350,7 +387,23 @@ def _writer_told(held: HeldLock) -> HeldLock:
     return HeldLock(held.path, held.pid, writer=True)
 
 
-def _held(path: Path) -> HeldLock | None:
+def _marked_writer(held: HeldLock) -> HeldLock:
+    """``held``, marked a writer's if its process holds a writer's mark on its file
+    (``_mark``): so even when that writer could not take its own lock."""
+    if held.pid <= 0:
+        return held  # no process to compare with
+    try:
+        mark = _held(held.path, WRITER_MARK_OFFSET)
+    except StateLockUnreadable:
+        return held
+    if mark is None or mark.pid != held.pid:
+        return held
+    return HeldLock(held.path, held.pid, writer=True)
+
+
+def _held(path: Path, start: int = 0) -> HeldLock | None:
+    """The first lock some other process holds on ``path``: on the whole file, or on
+    the byte ``start`` alone when given; None if none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -358,22 +411,23 @@ def _held(path: Path) -> HeldLock | None:
     except OSError as error:
         raise _unreadable(path, error) from None
     try:
-        return _ask(fd, path)
+        return _ask(fd, path, start, 1 if start else 0)
     except OSError as error:
         raise _unreadable(path, error) from None
     finally:
         os.close(fd)
 
 
-def _ask(fd: int, path: Path) -> HeldLock | None:
-    """F_GETLK for a write lock on the whole file: the first lock another process holds
-    that would be in its way (any lock, as a write lock conflicts with every other)."""
+def _ask(fd: int, path: Path, start: int = 0, length: int = 0) -> HeldLock | None:
+    """F_GETLK for a write lock on ``length`` bytes from ``start`` (0: to the end, the
+    whole file by default): the first lock another process holds that would be in its
+    way (any lock, as a write lock conflicts with every other)."""
     bsd = sys.platform != "linux"
     layout = _FLOCK_BSD if bsd else _FLOCK_LINUX
     if bsd:
-        asked = struct.pack(layout, 0, 0, 0, fcntl.F_WRLCK, os.SEEK_SET)
+        asked = struct.pack(layout, start, length, 0, fcntl.F_WRLCK, os.SEEK_SET)
     else:
-        asked = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        asked = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
     answer = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, asked))
     kind, pid = (answer[3], answer[2]) if bsd else (answer[0], answer[4])
     if kind == fcntl.F_UNLCK:

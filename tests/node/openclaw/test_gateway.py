@@ -496,8 +496,8 @@ def test_export_goes_on_when_only_its_own_lock_cannot_be_taken(
     holding OpenClaw's, export keeps OpenClaw out all the same, so it writes, and says
     what is lost. A second export meanwhile is still refused (here by its first look at
     OpenClaw's locks, before it takes any; a race onto them is refused by the locks, as
-    ``test_state_locks`` shows), but named as an OpenClaw process: nothing tells it
-    apart."""
+    ``test_state_locks`` shows), and named as an export, by the mark export keeps on
+    each of OpenClaw's locks it holds."""
     data, b = imported(tmp_path)
     paths = lock_paths(b.resolve(), os.getuid(), locks)
     writer = writer_lock_path(paths[0])
@@ -519,13 +519,14 @@ def test_export_goes_on_when_only_its_own_lock_cannot_be_taken(
     code, output = export(b, data)
     assert code == 0, output
     assert f"note: this export's own lock {writer} cannot be taken (" in output
-    assert "only another export refused meanwhile is named as an OpenClaw process" in output
+    assert "nor another export work beside this one" in output
     assert seen == ["database is locked"] * len(paths)
     assert (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
     [refused] = second
     assert refused.returncode == 2, refused.stderr
-    assert f"an OpenClaw process is working on {b.resolve()} (pid {os.getpid()}" \
-        in refused.stderr
+    assert (f"another `clawsync openclaw export` is writing into {b.resolve()} "
+            f"(pid {os.getpid()}") in refused.stderr
+    assert "OpenClaw process" not in refused.stderr
 
 
 def test_the_note_of_a_lost_own_lock_comes_after_the_last_look(

@@ -232,3 +232,22 @@ def test_a_second_writer_is_told_apart(tmp_path: Path) -> None:
     with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "gateway-lifecycle") as pid:
         held = held_state_lock(state, root)
         assert held is not None and (held.pid, held.writer) == (pid, False)
+
+
+def test_a_writer_without_its_own_lock_is_told_apart(tmp_path: Path) -> None:
+    """A writer that could not take its own lock (here a folder in its place) holds
+    OpenClaw's, each marked as a writer's: taking them, or looking at them, still names
+    it as a writer, not as an OpenClaw process; the mark is in no one's way."""
+    state = state_folder(tmp_path, None)
+    root = tmp_path / "locks"
+    paths = lock_paths(state.resolve(), os.getuid(), root)
+    writer_lock_path(paths[0]).mkdir(parents=True, mode=0o700)
+    with stand_in(sys.executable, "-c", HOLDING_PY, str(state), str(root)) as pid:
+        with pytest.raises(StateLockHeld) as refused, holding_state_locks(state, root):
+            pass
+        assert refused.value.writer and refused.value.held is not None
+        assert (refused.value.held.pid, refused.value.held.writer) == (pid, True)
+        held = held_state_lock(state, root)
+        assert held is not None and (held.pid, held.writer) == (pid, True)
+    with holding_state_locks(state, root) as told:  # let go with the transactions
+        assert told is not None and "own lock" in told

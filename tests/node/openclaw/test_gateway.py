@@ -8,6 +8,7 @@ or a real ``node`` running a script named as OpenClaw's."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -22,9 +23,9 @@ import pytest
 
 import node.cli.openclaw_run
 from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths, writer_lock_path
-from tests.node.openclaw.conftest import OTHER, runs_as
+from tests.node.openclaw.conftest import OtherUser
 from tests.node.openclaw.test_export import KEY, SID, cli, imported
-from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
+from tests.support.processes import CLI_TIMEOUT_S, child_env
 
 #: A stand-in's code: says it runs (its command line is its own by then), then waits.
 WAIT_PY = "import sys; print(flush=True); sys.stdin.read()"
@@ -171,33 +172,31 @@ def test_a_lock_that_cannot_be_read_refuses(tmp_path: Path) -> None:
     assert not (b / "agents" / "main" / "sessions").exists()
 
 
-def export_as_nobody(state: Path, data: Path) -> tuple[int, str]:
-    """``export``, run by ``nobody`` (``setpriv``): root reads whatever the permissions
+def export_as(user: OtherUser, state: Path, data: Path) -> tuple[int, str]:
+    """``export``, run by ``user`` (``setpriv``): root reads whatever the permissions
     say, that user only what they let it. Its per-machine locks in ``data``'s folder."""
-    result = subprocess.run(
-        ["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups",
-         sys.executable, "-m", "tests.support.private_locks", str(data.parent / "locks"),
-         "openclaw", "export", KEY, "--state-dir", str(state), "--data-dir", str(data)],
-        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-        check=False)
+    result = user.run("-m", "tests.support.private_locks", str(data.parent / "locks"),
+                      "openclaw", "export", KEY, "--state-dir", str(state),
+                      "--data-dir", str(data))
     return result.returncode, result.stdout + result.stderr
 
 
-def test_a_lock_of_another_user_refuses(shared: Path) -> None:
+def test_a_lock_of_another_user_refuses(shared: Path, request: pytest.FixtureRequest) -> None:
     """A lock export may not read (the lock, its folder, or the folder of those): whether
-    a gateway runs cannot be told. Run as root, export runs as ``nobody``, everything
-    else that user's."""
+    a gateway runs cannot be told. Run as root, export runs as ``nobody``
+    (``other_user``), everything else that user's."""
     as_root = os.geteuid() == 0
-    if as_root and not runs_as(OTHER):
-        pytest.skip("needs setpriv, and a checkout other users may read")
-    run = export_as_nobody if as_root else export
+    run = export
+    if as_root:
+        user: OtherUser = request.getfixturevalue("other_user")
+        run = functools.partial(export_as, user)
     data, b = imported(shared)
     lock = gateway_lock(b, os.getpid(), None)
     if as_root:
         (shared / "locks").mkdir()
         for folder, names, files in os.walk(shared):
             for name in [folder, *(os.path.join(folder, n) for n in names + files)]:
-                os.chown(name, OTHER, OTHER)
+                os.chown(name, user.uid, user.uid)
     for unreadable, mode in ((lock, 0o600), (lock.parent, 0o700), (lock.parent.parent, 0o755)):
         unreadable.chmod(0)
         try:

@@ -9,9 +9,7 @@ Other users are made with ``chown`` and, to look as one, a real process run as t
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,9 +24,8 @@ from node.openclaw.state_locks import (
     lock_paths,
     writer_lock_path,
 )
-from tests.node.openclaw.conftest import OTHER, runs_as
+from tests.node.openclaw.conftest import OTHER, OtherUser
 from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, stand_in, take
-from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
 
@@ -91,57 +88,47 @@ except StateLockUnreadable as error:
 """
 
 
-def look_as(uid: int, state: Path, root: Path) -> str:
-    """What ``held_state_lock`` says, asked by a process of the user ``uid``."""
-    return subprocess.run(
-        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-         sys.executable, "-c", LOOK_PY, str(state), str(root)],
-        cwd=root.parent, capture_output=True, text=True, check=True).stdout.strip()
+def look_as(user: OtherUser, state: Path, root: Path) -> str:
+    """What ``held_state_lock`` says, asked by a process of ``user``."""
+    looked = user.run("-c", LOOK_PY, str(state), str(root))
+    assert looked.returncode == 0, looked.stderr
+    return looked.stdout.strip()
 
 
 @needs_root
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
 def test_a_closed_lock_folder_of_the_folder_owner_refuses_only_if_openclaw_may_be_theirs(
-        shared: Path) -> None:
+        shared: Path, other_user: OtherUser) -> None:
     """The state folder made by root, OpenClaw run as another user (who owns the
     database): root's lock folder, closed to that user, is not where that OpenClaw takes
     its locks, and must not refuse every export. Without a database, or with root's,
     OpenClaw may run as root: then a folder that cannot be looked at refuses."""
-    if not runs_as(OTHER):
-        pytest.skip("the checkout lies in a folder closed to other users")
     root = shared / "locks"
     root.mkdir(mode=0o755)
     state = state_folder(shared, OTHER)
     closed = lock_folder(state, os.getuid(), root)  # in root's folder, mode 0700
     first = lock_paths(state.resolve(), os.getuid(), root)[0].name  # the first looked at
-    assert look_as(OTHER, state, root) == "None"
+    assert look_as(other_user, state, root) == "None"
     os.chown(state / STATE_DATABASE, os.getuid(), os.getgid())
-    assert look_as(OTHER, state, root) == f"unreadable {closed.parent}/{first} True"
+    assert look_as(other_user, state, root) == f"unreadable {closed.parent}/{first} True"
     (state / STATE_DATABASE).unlink()
-    assert look_as(OTHER, state, root) == f"unreadable {closed.parent}/{first} True"
+    assert look_as(other_user, state, root) == f"unreadable {closed.parent}/{first} True"
 
 
 @needs_root
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
 def test_export_refuses_a_machine_lock_it_may_not_look_at_naming_whom_to_run_as(
-        shared: Path) -> None:
+        shared: Path, other_user: OtherUser) -> None:
     """Export run by another user than OpenClaw's (here: the state folder made by root,
     no database yet, so OpenClaw may run as root; export run as ``nobody``): root's lock
     folder is closed to it, so whether OpenClaw works there cannot be told. Refused,
     saying to run as OpenClaw's user, not to remove anything."""
-    if not runs_as(OTHER):
-        pytest.skip("the checkout lies in a folder closed to other users")
     root = shared / "locks"
     root.mkdir(mode=0o755)
     state = state_folder(shared, None)
     lock_folder(state, os.getuid(), root)  # root's, mode 0700
     first = lock_paths(state.resolve(), os.getuid(), root)[0]  # the first looked at
-    result = subprocess.run(
-        ["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups",
-         sys.executable, "-m", "tests.support.private_locks", str(root), "openclaw",
-         "export", "s1", "--state-dir", str(state), "--data-dir", str(shared / "data")],
-        cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-        check=False)
+    result = other_user.run(
+        "-m", "tests.support.private_locks", str(root), "openclaw", "export", "s1",
+        "--state-dir", str(state), "--data-dir", str(shared / "data"))
     assert result.returncode == 2, result.stderr
     assert (f"{first} cannot be looked at (Permission denied), so whether an OpenClaw "
             "process works on the folder cannot be told: run clawsync as the user "

@@ -71,8 +71,9 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     view = listing(ctx, as_json, lambda client: client.devices())
     if view is None:
         return
+    # The name and who added it when may wrap (free text); the id and address stay whole.
     print_rows(device_rows(view), ["device", "name", "state", "address", "since"], headed=True,
-               whole=True)
+               whole=True, wrap=(1, 4))
     members, linked = len(view["members"]), len(view.get("linked", []))
     note(f"{members} member{'' if members == 1 else 's'}, {len(view['removed'])} removed"
          + (f", {linked} linked but no member{'' if linked == 1 else 's'} "

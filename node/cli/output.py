@@ -128,45 +128,63 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     say nothing without them; a list of events or sessions reads without). ``whole``: no
     cell may be cut short, as the ids people copy into another command (``devices
     remove ID``): on a terminal too narrow for the table, the plain lines, which the
-    terminal wraps; but the cells of the columns ``wrap`` (by index) may take more than
-    one line of the table, broken between words, so that it fits a narrower terminal.
-    ``plain``: the rows of the plain lines, where they say more than the table has room
-    for (a whole device id, where the table has the first group of it)."""
+    terminal wraps; but the cells of the columns ``wrap`` (by index: free text, never
+    ids or times) may take more than one line of the table, broken between words, so
+    that it fits a narrower terminal. ``plain``: the rows of the plain lines, where they
+    say more than the table has room for (a whole device id, where the table has the
+    first group of it)."""
     if not rows:
         return
     rows = [[printable(cell) for cell in row] for row in rows]
-    if is_terminal():
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        console = Console()
-        table = Table(title=title, header_style="bold cyan", box=None)
-        widths = _fitting_widths(headers, rows, wrap) if whole else None
-        for index, header in enumerate(headers):
-            wraps = whole and index in wrap
-            # "fold", not rich's "…": rich 15 strips the space a wrapped line ends with
-            # by characters, not cells: a line of double-width characters that fills
-            # the column keeps it, one cell too wide, and "…" took its last character;
-            # folded, the space alone is cut (no word is wider than the column).
-            table.add_column(header, no_wrap=whole and not wraps,
-                             overflow="fold" if wraps else "ellipsis",
-                             width=widths[index] if widths else None)
-        for row in rows:
-            # Text(), not markup strings: a message containing "[bold]" must print as typed.
-            table.add_row(*(Text(cell) for cell in row))
-        if not whole or widths:
-            console.print(table)
-            return
+    if is_terminal() and _print_table(rows, headers, title, whole, wrap):
+        return
     if plain is not None:
         rows = [[printable(cell) for cell in row] for row in plain]
     if headed:
         rows = [[header.upper() for header in headers], *rows]
-    # Pad every column but the last, so the lines read as a table but stay greppable.
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    from rich.cells import cell_len
+
+    # Pad every column but the last, so the lines read as a table but stay greppable;
+    # by terminal cells, not characters: 家 takes two columns of the screen.
+    widths = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        cells = [cell + " " * (width - cell_len(cell))
+                 for cell, width in zip(row, widths, strict=False)]
         click.echo("  ".join([*cells, row[-1]]))
+
+
+def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
+                 whole: bool, wrap: tuple[int, ...]) -> bool:
+    """``print_rows``'s table, if it has one for this terminal (see there)."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    widths = _fitting_widths(headers, rows, wrap) if whole else None
+    if whole and widths is None:
+        return False
+    console = Console()
+    table = Table(title=title, header_style="bold cyan", box=None)
+    for index, header in enumerate(headers):
+        # A whole table's cells come broken into lines here (``wrapped``): rich's own
+        # wrapping breaks a time between its date and its clock, and rich 15 kept the
+        # space a wrapped line of double-width characters ends with, one cell too wide.
+        table.add_column(header, no_wrap=whole, overflow="ellipsis",
+                         width=widths[index] if widths else None)
+    for row in rows:
+        # Text(), not markup strings: a message containing "[bold]" must print as typed.
+        table.add_row(*(Text(wrapped(cell, widths[index]) if widths and index in wrap
+                             else cell) for index, cell in enumerate(row)))
+    # rich pads each line to the table's width: the spaces after its last cell are cut,
+    # so that a copied line or a terminal's scrollback holds none.
+    for line in console.render_lines(table, pad=False, new_lines=False):
+        text = Text()
+        for part in line:
+            if not part.control:
+                text.append(part.text, part.style)
+        text.rstrip()
+        console.print(text, no_wrap=True, overflow="ignore", crop=False)
+    return True
 
 
 def prints_table(rows: list[list[str]], headers: list[str], *, whole: bool = False,
@@ -189,8 +207,33 @@ def _fitting_widths(headers: list[str], rows: list[list[str]],
     return _column_widths(headers, rows, wrap, Console().width, left + right)
 
 
-#: A word as rich breaks a cell's text into lines: leading white space stays with it.
-_WORD = re.compile(r"\s*\S+\s*")
+#: A date and time as ``when`` writes it (``2026-12-01 10:00:00.000Z``), or as a minute.
+_TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
+#: A word where a cell may be broken into lines: a time is one (its date on one line and
+#: its clock on the next would read as two values).
+_WORD = re.compile(rf"{_TIME}|\S+")
+
+
+def wrapped(cell: str, width: int) -> str:
+    """``cell`` broken into lines of at most ``width`` terminal cells, between words,
+    none of which is broken (a word wider than ``width`` takes a line of its own).
+
+    >>> print(wrapped("revoked 2026-12-02 12:00:00.000Z", 24))
+    revoked
+    2026-12-02 12:00:00.000Z
+    >>> print(wrapped("家族のノート アプリ", 12))
+    家族のノート
+    アプリ
+    """
+    from rich.cells import cell_len
+
+    lines: list[str] = []
+    for word in _WORD.findall(cell):
+        if lines and cell_len(lines[-1]) + 1 + cell_len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "\n".join(lines)
 
 
 def _column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
@@ -198,13 +241,13 @@ def _column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, .
     """The width of each column of a table of whole cells that fits ``width`` (each
     column's cells take ``padding`` more), or None if none does. A column takes its
     widest cell; the columns in ``wrap`` give up columns, the widest first, down to
-    their longest word. rich's own shrinking takes no minimum: it narrowed the widest
-    column below a word's width, and cut the word with "…"."""
+    their longest word (a time is one). rich's own shrinking takes no minimum: it
+    narrowed the widest column below a word's width, and cut the word with "…"."""
     from rich.cells import cell_len
 
     columns = [[header, *(row[index] for row in rows)] for index, header in enumerate(headers)]
     widths = [max(cell_len(cell) for cell in cells) for cells in columns]
-    least = [max((cell_len(word.rstrip()) for cell in cells for word in _WORD.findall(cell)),
+    least = [max((cell_len(word) for cell in cells for word in _WORD.findall(cell)),
                  default=0) if index in wrap else widths[index]
              for index, cells in enumerate(columns)]
     excess = sum(widths) + padding * len(widths) - width

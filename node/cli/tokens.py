@@ -17,10 +17,11 @@ if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
 
 
-#: The columns of ``clawsync tokens``, and those whose cells may wrap on a terminal (the
-#: id, which `tokens revoke` takes, and the access stay whole).
+#: The columns of ``clawsync tokens``, and those whose cells may wrap on a terminal: the
+#: free text (name, patterns, issuer, state, a time in it whole). The id, which `tokens
+#: revoke` takes, the access and the time issued stay on one line.
 HEADERS = ["id", "name", "sessions", "access", "issuer", "issued", "state"]
-WRAPPED = (1, 2, 5, 6)
+WRAPPED = (1, 2, 4, 6)
 
 
 def token_rows(rows: list[dict[str, Any]], devices: dict[str, Any] | None = None, *,

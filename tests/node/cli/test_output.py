@@ -70,34 +70,72 @@ def test_a_narrow_terminal_keeps_the_ids_people_copy_whole(
     assert f"{device}  laptop (this device)  member  http://192.168.1.20:7878" in out
 
 
-def test_the_tokens_table_fits_a_terminal_of_100_columns(
+def test_free_text_wraps_and_ids_and_times_never_do(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """Its issuer by the first group of the device id, and names, patterns and times
-    wrapped between words where the terminal is narrower than the table: still a table
-    at 100 columns, the token ids whole (`tokens revoke` takes them); one line a token
-    where there is room."""
+    """Where the terminal is narrower than the tokens table, names, patterns, the issuer
+    (``origin NAME``: an origin without a device) and the state wrap between words; the
+    token ids (`tokens revoke` takes them) and the times stay on one line: the widest
+    column wrapped first, which was the time issued, split between its date and its
+    clock, while the issuer widened the table past the terminal."""
     monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
-    device = device_id(bytes(range(32)))
-    issued = {"device_id": device, "origin": "o1", "issued_at": "2026-12-01T10:00:00.000Z",
-              "revoked_at": None}
-    rows = token_rows([
-        {**issued, "id": "3f9c0a1b2c3d4e5f", "name": "dashboard", "sessions": ["tg:*"],
-         "read_only": True, "state": "valid"},
-        {**issued, "id": "0a9c0a1b2c3d4e5f", "name": "notes-app", "sessions": ["tg:alice",
-         "web:*"], "read_only": False, "state": "revoked",
-         "revoked_at": "2026-12-02T12:00:00.000Z"},
-        {**issued, "id": "1b9c0a1b2c3d4e5f", "name": "sync-app", "sessions": ["*"],
-         "read_only": False, "state": "issuer removed"}])
-    for columns, lines in (("100", 8), ("140", 4)):
+    tokens, _devices = _token_listing()
+    tokens[0]["sessions"] = ["tg:*"]
+    tokens[3]["origin"] = "45533c84642daaab"
+    rows = token_rows(tokens)
+    for columns, lines in (("128", 8), ("168", 5)):
         monkeypatch.setenv("COLUMNS", columns)
         print_rows(rows, HEADERS, headed=True, whole=True, wrap=WRAPPED)
         out = capsys.readouterr().out.splitlines()
         assert len(out) == lines and out[0].split() == HEADERS, out  # a table, not lines
-        assert max(len(line.rstrip()) for line in out) <= int(columns), out
-        assert "…" not in "".join(out)
+        assert max(cell_len(line) for line in out) <= int(columns), out
         for token in ("3f9c0a1b2c3d4e5f", "0a9c0a1b2c3d4e5f", "1b9c0a1b2c3d4e5f"):
-            assert any(line.split()[:1] == [token] and device[:7] in line.split()
-                       for line in out), (token, out)
+            assert any(line.split()[:1] == [token] for line in out), (token, out)
+        text = "\n".join(out)
+        assert text.count("2026-12-01 10:00:00.000Z") == 4, out
+        assert "2026-12-02 12:00:00.000Z" in text, out
+        assert _table_cells(out) == [[" ".join(cell.split()) for cell in row]
+                                     for row in rows], out
+    monkeypatch.setenv("COLUMNS", "128")
+    print_rows(rows, HEADERS, headed=True, whole=True, wrap=WRAPPED)
+    out = capsys.readouterr().out.splitlines()
+    # The origin's row: "origin" on its first line, its name on the next, as the issuer.
+    at = out[0].index("issuer")
+    first = next(index for index, line in enumerate(out) if "2c9c0a1b2c3d4e5f" in line)
+    assert [line[at:at + 16].strip() for line in out[first:]] == [
+        "origin", "45533c84642daaab"], out
+
+
+def test_table_lines_end_without_spaces(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """rich pads each line of a table to the table's width: a copied line or the
+    scrollback held trailing spaces after a short last cell."""
+    monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")
+    tokens, _devices = _token_listing()
+    print_rows(token_rows(tokens), HEADERS, headed=True, whole=True, wrap=WRAPPED)
+    events = [{"position": 1, "timestamp": "2026-12-01T10:00:00.000Z",
+               "kind": {"type": "message_received", "content": text}}
+              for text in ("a long message, longer than the other one", "hi")]
+    print_rows([event_row(event) for event in events], ["position", "time", "kind", "summary"],
+               title="events")
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 + 4 + 1 + 1 + 2, out
+    assert [line for line in out if line != line.rstrip()] == [], out
+
+
+def test_plain_lines_align_columns_by_terminal_cells(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A name of double-width characters (CJK, emoji) takes two columns of the screen a
+    character: padded by characters, the columns after it stood out of line."""
+    rows = [["KZDVVJ2", "家族のタブレット", "member", "-"],
+            ["MMG42KL", "📱 phone", "member", "http://192.168.1.20:7878"],
+            ["VYQWYLX", "laptop", "removed", "-"]]
+    print_rows(rows, ["device", "name", "state", "address"], headed=True, whole=True)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "KZDVVJ2  家族のタブレット  member   -", out
+    starts = {cell_len(line[:line.index(state)]) for line, state in
+              zip(out, ("STATE", "member", "member", "removed"), strict=True)}
+    assert starts == {27}, out
 
 
 def _token_listing() -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -144,12 +182,12 @@ def _table_cells(out: list[str]) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(("name", "narrowest"), [
-    ("notes app for the whole family", 111),
+    ("notes app for the whole family", 131),
     # Double-width characters: a wrapped line of them that fills the column kept its
     # last space, one cell too many, and rich cut it with "…" ("家族のノート アプ …").
-    ("家族のノート アプリ 共有", 115),
-    ("📒 ノート 🎉🎉 for the family", 111),
-    ("🎉🎉🎉 🎉🎉 ok", 111)], ids=["ascii", "cjk", "emoji-and-cjk", "emoji"])
+    ("家族のノート アプリ 共有", 135),
+    ("📒 ノート 🎉🎉 for the family", 131),
+    ("🎉🎉🎉 🎉🎉 ok", 131)], ids=["ascii", "cjk", "emoji-and-cjk", "emoji"])
 def test_no_cell_of_the_tokens_table_is_cut_at_any_width(
         name: str, narrowest: int, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,8 +213,8 @@ def test_no_cell_of_the_tokens_table_is_cut_at_any_width(
             assert out[0].split() == [word.upper() for word in " ".join(HEADERS).split()]
             for line, row in zip(out[1:], plain, strict=True):
                 assert line.split() == " ".join(row).split(), (columns, line)
-    # From 111 columns: the longest word of each wrapping column (cells, not
-    # characters: 家族のノート takes 12), the others' widest cells.
+    # From 131 columns: the longest word of each wrapping column (cells, not
+    # characters: 家族のノート takes 12; a time is one word), the others' widest cells.
     assert tables == set(range(narrowest, 201)), sorted(tables)
 
 

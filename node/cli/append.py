@@ -275,9 +275,9 @@ Kinds and their fields ([...] = optional):
 Examples:
   clawsync append s1 message_received content='hello there'
   clawsync append s1 tool_called tool_name=search params:='{{"q": "weather"}}'
-  clawsync append s1 tool_result tool_name=search result:='[1, 2]' success:=true
+  clawsync append s1 tool_result tool_name=search result:='[3]' success:=true
   clawsync append s1 state_changed key=mood value:='"happy"' --agent bot2
-  clawsync append s1 session_ended reason=done --timestamp 2026-01-01T12:00:00Z
+  clawsync append s1 session_ended reason=bye --timestamp 2026-01-01T12:00:00Z
   clawsync append --file export.json
   clawsync --node http://a:7878 events s1 --all --json \\
     | clawsync --node http://b:7878 append --file -

@@ -35,7 +35,8 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
     Examples:
       clawsync device
       clawsync device --data-dir /var/lib/clawsync
-      clawsync --node http://home-server:7878 devices add "$(clawsync device --id)" --name laptop
+      clawsync --node http://home-server:7878 \\
+        devices add "$(clawsync device --id)" --name laptop
     """
     if as_json and id_only:
         raise click.UsageError("--json and --id print the id two ways: give one")

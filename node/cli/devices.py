@@ -98,7 +98,8 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     \b
     Examples:
       clawsync devices add KZDVVJ2-UMNDUYL-... --name phone
-      clawsync devices add KZDVVJ2-UMNDUYL-... --name home --address http://home.lan:7878
+      clawsync devices add KZDVVJ2-UMNDUYL-... --name home \\
+        --address http://home.lan:7878
       clawsync devices add KZDVVJ2-UMNDUYL-... --name phone --no-address
     """
     if address is not None and no_address:

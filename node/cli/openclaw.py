@@ -65,7 +65,7 @@ def openclaw() -> None:
     On each device, with the node running:
       clawsync openclaw import                 # once: everything so far
       clawsync openclaw watch                  # as a service: follows new records
-    To continue on this device a session that started on another one (gateway stopped):
+    To continue here a session started on another device (gateway stopped):
       clawsync openclaw export SESSION
       openclaw doctor --session-sqlite import
 
@@ -117,7 +117,8 @@ cannot be read is named once and skipped.
 \b
 Examples:
   clawsync openclaw watch
-  CLAWSYNC_TOKEN=... clawsync --node http://127.0.0.1:7878 openclaw watch --agent main
+  CLAWSYNC_TOKEN=... clawsync --node http://127.0.0.1:7878 \\
+    openclaw watch --agent main
 """
 
 
@@ -156,7 +157,7 @@ or gives up), then run its import:
 
 \b
   clawsync openclaw export agent:main:explicit:s1
-  openclaw doctor --session-sqlite dry-run --json    # optional: what it will import
+  openclaw doctor --session-sqlite dry-run --json  # what it would import
   openclaw doctor --session-sqlite import
 """
 

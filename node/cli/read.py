@@ -74,7 +74,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
     \b
     Examples:
       clawsync events s1
-      clawsync events s1 --limit 20             # then --after the last position shown
+      clawsync events s1 --limit 20     # then --after the last position shown
       clawsync events s1 --all --json > s1.jsonl
     """
     def fetch_with(client: Client) -> Fetch:

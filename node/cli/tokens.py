@@ -105,7 +105,7 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
     \b
     Examples:
       clawsync tokens create --sessions 'tg:*' --read-only --name dashboard
-      clawsync tokens create --sessions 'tg:alice' --sessions 'web:*' --name notes-app
+      clawsync tokens create --sessions 'tg:alice' --sessions 'web:*' --name notes
       TOKEN=$(clawsync tokens create --sessions '*' --name sync-app)
     """
     async def run(client: Client) -> dict[str, Any]:

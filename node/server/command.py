@@ -306,7 +306,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
       clawsync serve
       clawsync serve --data-dir /var/lib/clawsync --port 8000
       CLAWSYNC_TOKEN=$(openssl rand -hex 32) clawsync serve --host 0.0.0.0
-      clawsync serve --peer http://home-server:7878    # clawsync status: what to run there
+      clawsync serve --peer http://home:7878  # clawsync status: what to run there
     """
     refuse_empty_variables(ctx)
     show = options.pop("print_config")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from node.config import Limits
+from node.limits import Limits
 from tests.support import argtypes, cluster
 
 

@@ -1,14 +1,16 @@
 """The configuration root: every setting of a node and of its clients, its default and
 the trade-off behind the default.
 
-``Config`` is everything ``clawsync serve`` needs; its parts are ``Limits`` (the client
+``Config`` is everything ``clawsync serve`` needs, and ``Config.check`` refuses what
+could not run or would expose the API; its parts are ``node.limits.Limits`` (the client
 API and the store), ``sync.peer.config.SyncConfig`` (peer links) and
-``sync.repo.config.RepoConfig`` (Automerge clients). ``ClientLimits`` is the client side.
-The command line (``clawsync serve --help``), environment variables (``CLAWSYNC_<NAME>``)
-and the ``--config`` TOML file fill the same ``Config``: its top-level keys are the
-options, its ``[limits]``, ``[sync]`` and ``[automerge_limits]`` tables the dataclasses
-(``limits_from``). Nothing else reads the environment. The README's limits table is
-checked against these dataclasses by ``tests/node/test_config.py``.
+``sync.repo.config.RepoConfig`` (Automerge clients). ``Settings`` is the client
+commands' (with ``node.limits.ClientLimits``). The command line (``clawsync serve
+--help``), environment variables (``CLAWSYNC_<NAME>``) and the ``--config`` TOML file
+fill the same ``Config``: its top-level keys are the options, its ``[limits]``,
+``[sync]`` and ``[automerge_limits]`` tables the dataclasses (``node.limits``). Nothing
+else reads the environment. The checks of single values (tokens, addresses) that the
+client commands share are in ``node.checks``.
 
 Bounds of the formats and protocols (event size, nesting, batch sizes between nodes)
 are not settings: every node must agree on them, so they are constants of the modules
@@ -17,26 +19,21 @@ that enforce them, listed in the README beside these.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import socket
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
 from crdt.device import check_device_name
 from crdt.errors import InvalidInput
 from crdt.storage.backends import backend_of
-from sync.errors import SyncError
+from node.checks import HIDDEN, api_path_base, check_token, holds_credentials, is_loopback
+from node.limits import ClientLimits, Limits
 from sync.peer.config import SyncConfig
-from sync.repo.config import RepoConfig, RepoLimits
+from sync.repo.config import RepoConfig
 from sync.retention import Rule
-
-if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
 
 #: Where the event log lives unless ``--data-dir`` says otherwise: a folder beside you.
 DATA_DIR_DEFAULT = Path("clawsync-data")
@@ -46,214 +43,6 @@ PORT_DEFAULT = 7878
 #: Where client commands look for a node unless ``--node``/``CLAWSYNC_NODE`` says otherwise:
 #: the address ``clawsync serve`` listens on by default.
 NODE_DEFAULT = f"http://{HOST_DEFAULT}:{PORT_DEFAULT}"
-#: The first segment of each of the node's own routes: an address holding one is a page or
-#: an API path copied whole, not a node's address (``api_path_base``).
-API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
-#: What ``--print-config`` shows in place of a secret it hides. Refused as a token or a
-#: secret (``check_token``): copied from a printout into a file, it would be a token
-#: anyone can guess, one that even passes the check for a token beyond loopback.
-HIDDEN = "(set)"
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds on everything a client can make the node hold or do. Each is a trade-off
-    between what an honest client may need and what a hostile one can cost us."""
-
-    #: Largest request body, counted as it streams in. Fits a batch of 1,000 typical
-    #: events; larger imports are split into several requests.
-    body_bytes_max: int = 4 * 1024 * 1024
-    #: Most events in one append request. One request is one commit: bounding it bounds
-    #: how long other writers wait behind it.
-    batch_events_max: int = 1000
-    #: Largest page of events or sessions a read returns (``limit=``).
-    page_max: int = 1000
-    #: Page size when ``limit=`` is not given.
-    page_default: int = 100
-    #: Most simultaneous client connections; more wait in the kernel's accept queue (or
-    #: take the place of the oldest connection that has not sent its first headers).
-    connections_max: int = 1024
-    #: Most simultaneous connections from one client address (an IPv6 client's /64).
-    #: Beyond, a new one replaces the address's oldest connection that has not sent its
-    #: first request's headers yet, or else is closed. A quarter of ``connections_max``, so
-    #: that one address (every local client shares 127.0.0.1) cannot take every slot,
-    #: while a machine's own apps and peers still have plenty.
-    connections_per_address_max: int = 256
-    #: Seconds a new connection may stay silent before its first byte; then it is closed.
-    #: Honest clients send their request at once; an idle socket only holds a slot.
-    first_byte_timeout_s: float = 5.0
-    #: Seconds a new connection gets to complete its first request's headers (later
-    #: requests on it are timed by ``read_timeout_s``).
-    headers_timeout_s: float = 10.0
-    #: Seconds to receive a request's headers and body before the connection is dropped,
-    #: so slow-loris clients cannot hold connections forever.
-    read_timeout_s: float = 30.0
-    #: Longest a long-poll or live stream waits for news before answering empty (seconds).
-    poll_wait_max_s: float = 60.0
-    #: Most events grouped into one commit by the writer (group commit). Larger amortises
-    #: the fsync better; smaller keeps each acknowledgement's latency low.
-    commit_events_max: int = 4096
-    #: Most events waiting for a commit; more are refused with 503 and Retry-After
-    #: rather than held in memory while the disk falls behind.
-    queue_events_max: int = 65_536
-    #: Automerge documents kept in memory; the least recently used beyond this are dropped
-    #: (they reload from their snapshot on demand).
-    documents_in_memory_max: int = 64
-    #: Threads serving reads. Reads are short SQLite queries: a few threads keep one slow
-    #: read (a big projection) from holding up the others; more mostly contend for the GIL.
-    read_threads: int = 4
-    #: How far ahead of this node's wall clock a timestamp may be (milliseconds). Beyond
-    #: it a client's event is refused (400 ``timestamp_ahead``) and a peer's waits until
-    #: this clock has caught up; this node's own clock follows timestamps at most this far
-    #: and, once it leads the wall clock by more (a fast clock put right), starts again
-    #: from the wall clock. Larger tolerates worse-synchronised devices; smaller limits how
-    #: long one fast clock's events win last-writer-wins fields over everyone's.
-    clock_drift_max_ms: int = 60_000
-    #: Seconds between keepalive comments on an idle live stream. Proxies and load
-    #: balancers commonly drop connections idle for 30-60 s; 15 s stays well under that.
-    sse_keepalive_s: float = 15.0
-    #: Most live streams (server-sent events) open at once, and from one client address;
-    #: beyond, 503 or 429 with ``Retry-After``. Streams last for hours, so without a cap
-    #: they would take every connection slot.
-    streams_max: int = 256
-    streams_per_address_max: int = 32
-    #: Seconds a live stream may wait for a reader who does not read (its send buffer
-    #: full) before it is dropped; the reader resumes with ``Last-Event-ID``.
-    stream_send_timeout_s: float = 30.0
-    #: Encoded bytes after which a page of events ends (the next cursor continues), so a
-    #: page of large events costs bounded memory: a page holds ``page_max`` events or
-    #: this many bytes plus one event, whichever comes first.
-    page_bytes_max: int = 1024 * 1024
-    #: The same for one write of a live stream: what a stalled reader makes the node
-    #: hold (this plus one event) until ``stream_send_timeout_s`` drops it. Smaller,
-    #: since there may be ``streams_max`` of them.
-    stream_write_bytes_max: int = 256 * 1024
-    #: Seconds requests in flight get to finish when the node stops (long polls and
-    #: streams end at once). Longer lets slow appends finish; shorter stops sooner.
-    shutdown_timeout_s: float = 10.0
-    #: Seconds a refused body that is still arriving is read and discarded, so that the
-    #: client reads the 413/408 instead of a reset. A client can keep the connection busy
-    #: that long, so it is short; ``read_timeout_s`` if that is shorter.
-    linger_s: float = 1.0
-    #: Requests refused by the HTTP parser itself (a malformed request line or header)
-    #: that are logged, one short line each, per ``refused_log_interval_s``; the others
-    #: are counted, and the count is logged with the next line. Anyone can send garbage
-    #: at no cost: this bounds what it writes to the log.
-    refused_log_lines_max: int = 10
-    refused_log_interval_s: float = 60.0
-    #: Bytes of log lines waiting for the writer thread that writes them to stderr
-    #: (``node.log_stream.LogStream``); beyond, a line is dropped and counted (``would_block``;
-    #: a longer line is queued when none waits). A stderr whose reader stalled keeps
-    #: them all: this bounds what it costs. A healthy reader falls behind too, for a
-    #: moment: a burst logged in one step of the event loop is queued before the writer
-    #: thread gets its turn. 4 MiB holds about 20,000 console lines, 10,000 JSON ones.
-    log_queued_bytes_max: int = 4 * 1024 * 1024
-    #: Seconds a client gets to complete the TLS handshake before its connection closes.
-    tls_handshake_timeout_s: float = 10.0
-    #: Connections the kernel queues while every one of ``connections_max`` is taken.
-    accept_backlog: int = 128
-    #: Seconds to wait before accepting again after the process ran out of file
-    #: descriptors (accepting at once would spin).
-    accept_retry_s: float = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class ClientLimits:
-    """The side of the HTTP client and the projection follower (``node.client``), used by
-    the ``clawsync`` commands and by apps. Each a trade-off between waiting for a slow
-    node and telling a person soon that something is wrong."""
-
-    #: Seconds to open a connection. Loopback and LAN nodes answer in milliseconds; a
-    #: longer wait only delays the "cannot reach the node" message.
-    connect_timeout_s: float = 5.0
-    #: Seconds for a whole ordinary request. Appends wait for a disk commit; 30 s leaves
-    #: room for a slow disk without leaving a person staring at a hung command.
-    request_timeout_s: float = 30.0
-    #: Seconds of silence after which a live stream is taken as dead and reopened. The node
-    #: sends a keepalive every ``sse_keepalive_s``, so this only fires when a connection
-    #: died without closing.
-    stream_idle_s: float = 90.0
-    #: First and longest pause between reconnections of a live stream (doubling): finds
-    #: a restarted node quickly without hammering one that is down.
-    reconnect_delay_min_s: float = 0.2
-    reconnect_delay_max_s: float = 5.0
-    #: Events and bytes per request when ``clawsync append --file`` imports: within the
-    #: node's default ``batch_events_max`` and ``body_bytes_max``, with room for JSON.
-    import_batch_events_max: int = 1000
-    import_batch_bytes_max: int = 3 * 1024 * 1024
-    #: Seconds before the projection follower reconnects, doubled per failure up to the
-    #: maximum.
-    subscribe_retry_base_s: float = 0.5
-    subscribe_retry_max_s: float = 30.0
-    #: Largest frame the projection follower accepts: the node's default
-    #: ``served_bytes_max`` and the frame around it.
-    subscribe_frame_bytes_max: int = RepoLimits().served_bytes_max + 64 * 1024
-
-
-#: Tables of a ``--config`` file that set limits, and what each fills.
-LIMIT_TABLES: dict[str, type[DataclassInstance]] = {
-    "limits": Limits, "automerge_limits": RepoLimits, "sync": SyncConfig}
-_L = TypeVar("_L", bound="DataclassInstance")
-#: Largest value a limit may be set to: beyond it, arithmetic with floats is inexact.
-NUMBER_MAX = 2**53
-
-
-#: Settings that count threads, processes or queued connections the node makes at start:
-#: a huge value is no bound but a crash (``listen`` takes a C int) or a start that eats
-#: the memory (a queue slot per worker). Far above any use on one machine.
-COUNTS_MAX = {"accept_backlog": 65535, "read_threads": 256, "workers": 256}
-#: Largest number of seconds a setting (a name ending in ``_s``, not a rate ``_per_s``)
-#: may give: about 115 days, far above any use. Beyond some 9e9 s a timeout overflows
-#: the C clocks that wait for it (``poll``, ``sleep``): a crash, not a bound.
-SECONDS_MAX = 10_000_000
-
-
-def _high(name: str) -> int:
-    """The largest value setting ``name`` may take."""
-    if name in COUNTS_MAX:
-        return COUNTS_MAX[name]
-    return SECONDS_MAX if name.endswith("_s") and not name.endswith("_per_s") else NUMBER_MAX
-
-
-def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
-    """``kind``'s defaults with the values of a config file table; ``ValueError`` naming
-    the table, the setting and what is wrong with it.
-
-    >>> limits_from({"body-bytes-max": 1_000_000}, Limits, "limits").body_bytes_max
-    1000000
-    >>> limits_from({"page_max": 0}, Limits, "limits")
-    Traceback (most recent call last):
-    ValueError: [limits] page_max must be positive and at most 9007199254740992, not 0
-    >>> limits_from({"page-max": 10, "page_max": 20}, Limits, "limits")
-    Traceback (most recent call last):
-    ValueError: [limits] 'page-max' and 'page_max' are two names of one setting, page_max: give one
-    """
-    defaults = kind()
-    known = {f.name for f in fields(kind)}
-    values: dict[str, Any] = {}
-    keys: dict[str, str] = {}  # setting -> the table's key that gave it
-    for raw_name, value in table.items():
-        name = raw_name.replace("-", "_")
-        if name in keys:  # TOML keeps page-max and page_max: which was meant is not known
-            raise ValueError(f"[{where}] {keys[name]!r} and {raw_name!r} are two names of "
-                             f"one setting, {name}: give one")
-        keys[name] = raw_name
-        if name not in known:
-            raise ValueError(f"[{where}] has no setting {raw_name!r}; it has: "
-                             f"{', '.join(sorted(known))}")
-        whole = isinstance(getattr(defaults, name), int)
-        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-            raise ValueError(f"[{where}] {name} must be {'a whole number' if whole else 'a number'}"
-                             f", not {value!r}")
-        high = _high(name)
-        if not 0 < value <= high:  # also refuses nan; inf is above
-            raise ValueError(f"[{where}] {name} must be positive and at most {high}, "
-                             f"not {value}")
-        values[name] = value if whole else float(value)
-    try:
-        return replace(defaults, **values)
-    except SyncError as error:  # a check of the dataclass itself (SyncConfig's)
-        raise ValueError(f"[{where}] {error}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,62 +229,6 @@ def software_version() -> str:
         return "(source tree)"
 
 
-def api_path_base(url: str) -> str | None:
-    """The node's own address in ``url`` when its path names one of the node's routes
-    (an API path or a page, copied whole), else None. Any other path is kept: a reverse
-    proxy's prefix.
-
-    >>> api_path_base("http://h:7878/v1/sessions"), api_path_base("https://sync.example/cs/")
-    ('http://h:7878', None)
-    """
-    scheme, netloc, path, _query, _fragment = urlsplit(url)
-    parts = path.split("/")
-    at = next((at for at, part in enumerate(parts) if part in API_ROOTS), None)
-    return None if at is None else f"{scheme}://{netloc}{'/'.join(parts[:at])}"
-
-
-def check_token(token: str, what: str = "the token") -> None:
-    """``ValueError`` for a token (or ``what`` else a header carries: the cluster secret)
-    that cannot protect anything: an empty one, which a request without the header
-    matches, or one no header could carry: one with a control character (a line ending
-    kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends); or one that
-    no request could match: one that begins or ends with white space, which a node
-    takes off the token a request gives (``node.http.auth.bearer``), as HTTP takes it off
-    a header's value. ``HIDDEN``, --print-config's placeholder, is refused too: it is
-    no secret.
-
-    >>> check_token("")
-    Traceback (most recent call last):
-    ...
-    ValueError: the token is empty: a request without one would match it
-    >>> check_token(" s3cret")
-    Traceback (most recent call last):
-    ...
-    ValueError: the token begins or ends with white space, which HTTP takes off a header: ...
-    """
-    if not token:
-        raise ValueError(f"{what} is empty: a request without one would match it")
-    if token == HIDDEN:
-        raise ValueError(f"{what} is {HIDDEN!r}, the placeholder --print-config shows for "
-                         "a secret it hides, not a secret: give the real one")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
-        raise ValueError(f"{what} holds a control character (a line ending, from a file "
-                         "with CRLF line ends?), which no header can carry")
-    if token != token.strip():
-        raise ValueError(f"{what} begins or ends with white space, which HTTP takes off "
-                         "a header: no request could match it")
-
-
-def holds_credentials(url: str) -> bool:
-    """Whether ``url`` holds a user name or password (``http://user:pw@host``).
-
-    >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
-    (True, False)
-    """
-    parts = urlsplit(url)
-    return parts.username is not None or parts.password is not None
-
-
 def host_name() -> str:
     """This machine's host name, the default name of its device (cut to the first dot
     when the whole is too long to be a name)."""
@@ -504,16 +237,6 @@ def host_name() -> str:
         return check_device_name(name)
     except InvalidInput:
         return name.split(".", 1)[0][:32] or "clawsync"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TextIO
 
-from node.config import Limits
+from node.limits import Limits
 
 #: Write errors that mean nobody reads the stream any more: a hung-up terminal (EIO), a
 #: pipe or socket whose reader is gone (EPIPE).

@@ -32,7 +32,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from node import log_hooks, log_stream
-from node.config import Limits
+from node.limits import Limits
 from node.log_stream import LogStream
 
 FORMATS = ("console", "json")

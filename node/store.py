@@ -46,7 +46,7 @@ from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
 from crdt.log.store import EventStore, SessionRef
 from crdt.signing import Signer
-from node.config import Limits
+from node.limits import Limits
 
 T = TypeVar("T")
 

@@ -44,7 +44,8 @@ from node.automerge.library import StoreLibrary
 from node.automerge.metrics import UNAUTHORIZED, Counts, RepoCollector
 from node.automerge.tokens import IssuedTokens
 from node.automerge.trials import Trials
-from node.config import HIDDEN, Config
+from node.checks import HIDDEN
+from node.config import Config
 from node.http import auth
 from node.http.errors import HttpError, unauthorized
 from node.http.params import takes_params

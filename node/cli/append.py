@@ -23,7 +23,7 @@ from node.client.errors import ClientError
 
 if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor aiohttp)
     from node.client.api import Client
-    from node.config import ClientLimits
+    from node.limits import ClientLimits
 
 #: ``ClientLimits().import_batch_events_max``, which the help shows without loading
 #: ``node.config`` (tests/node/cli/test_loading.py holds the two together).

@@ -26,8 +26,9 @@ from node.cli.append import batches
 from node.cli.common import InputError, NodeError, failure, note, store_refusal
 from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
-from node.config import ClientLimits, Settings, host_name
+from node.config import Settings, host_name
 from node.device import DeviceKeyError, folder_signer
+from node.limits import ClientLimits
 from node.openclaw.bridge import Bridge, Sink, Tally
 from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript

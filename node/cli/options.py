@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from node.config import ClientLimits, Settings
+    from node.config import Settings
+    from node.limits import ClientLimits
 
 
 def node_url(text: str) -> str:
@@ -29,7 +30,8 @@ def node_url(text: str) -> str:
     """
     from yarl import URL
 
-    from node.config import PORT_DEFAULT, api_path_base, holds_credentials
+    from node.checks import api_path_base, holds_credentials
+    from node.config import PORT_DEFAULT
 
     text = text.strip().rstrip("/")
     if not text:
@@ -65,7 +67,7 @@ def token_value(_ctx: click.Context, _param: click.Parameter | None, value: str 
     when a command runs): one with a control character could never be sent in
     a header (a line ending kept from a file, ``$(cat token.txt)`` with CRLF)."""
     if value:
-        from node.config import check_token
+        from node.checks import check_token
 
         try:
             check_token(value)
@@ -120,7 +122,8 @@ def client_limits(ctx: click.Context) -> ClientLimits:
     """The client's limits, without checking ``--node`` or ``--token``: for a command
     that works on a data folder (``--data-dir``) and contacts no node, which a bad
     ``CLAWSYNC_NODE`` or ``CLAWSYNC_TOKEN`` in the environment must not stop."""
-    from node.config import ClientLimits, Settings
+    from node.config import Settings
+    from node.limits import ClientLimits
 
     found = ctx.find_object(Settings)
     return found.limits if found is not None else ClientLimits()

@@ -30,7 +30,8 @@ from yarl import URL
 
 # Re-exported: the commands that run requests catch it from here too.
 from node.client.errors import ClientError as ClientError
-from node.config import ClientLimits, software_version
+from node.config import software_version
+from node.limits import ClientLimits
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ import aiohttp
 
 from crdt.automerge.document import Replica, automerge_url, new_sync_state
 from crdt.errors import CrdtError
-from node.config import ClientLimits
+from node.limits import ClientLimits
 from sync.errors import PeerFault
 from sync.repo.messages import (
     SOCKET_PATH,

@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from node.config import Limits
+from node.limits import Limits
 
 log = structlog.get_logger(__name__)
 

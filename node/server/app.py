@@ -54,7 +54,7 @@ from crdt.storage.backends import backend_of
 from node import retention
 from node.automerge import hub as repo_ws
 from node.automerge.tokens import IssuedTokens
-from node.config import Config, Limits, software_version
+from node.config import Config, software_version
 from node.device import DeviceKey
 from node.folder import FolderSize
 from node.http import auth
@@ -79,6 +79,7 @@ from node.http.wire import (
     to_json_bytes,
     wants_cbor,
 )
+from node.limits import Limits
 from node.peers.api import GOSSIP
 from node.server import console, cursors, devices, forget, pages, sessions, streams, tokens
 from node.store import AsyncStore

@@ -16,7 +16,9 @@ from typing import Any
 import click
 
 from crdt.keys import type_name
+from node import checks
 from node import config as node_config
+from node import limits as node_limits
 from node.interrupt import die_of
 from node.server.empty_variables import empty_overrides, refuse_empty_variables, set_empty
 from sync.peer.config import SyncConfig
@@ -50,7 +52,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     tables: dict[str, set[str]] = {}
     ctx.meta[_FILE_TABLES] = tables
     sync_keys: dict[str, str] = {}  # [sync]'s settings -> the keys that gave them
-    for name, kind in node_config.LIMIT_TABLES.items():
+    for name, kind in node_limits.LIMIT_TABLES.items():
         if name in values:
             table = values.pop(name)
             if not isinstance(table, dict):
@@ -61,7 +63,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         else:
             table = {}
         try:
-            ctx.meta[name] = node_config.limits_from(table, kind, name)
+            ctx.meta[name] = node_limits.limits_from(table, kind, name)
             if name == "sync":
                 _check_sync_ranges(ctx, ctx.meta[name])
         except ValueError as error:
@@ -87,7 +89,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         settings = sorted(params)
         raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}; the settings "
                                  f"are: {', '.join(settings)} and the tables "
-                                 f"{', '.join(f'[{t}]' for t in node_config.LIMIT_TABLES)}")
+                                 f"{', '.join(f'[{t}]' for t in node_limits.LIMIT_TABLES)}")
     for name, key in named.items():  # checked here, so the error names the file
         try:
             param = params[name]
@@ -315,7 +317,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     automerge = options.pop("automerge_tokens")
     options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
                                                                   automerge.limits))
-    options["limits"] = ctx.meta.get("limits", node_config.Limits())
+    options["limits"] = ctx.meta.get("limits", node_limits.Limits())
     options["peers"] = tuple(url for value in options["peers"] for url in value.split())
     try:
         options["sync"] = _sync_config(ctx, options.pop("pull_interval"),
@@ -397,7 +399,7 @@ def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
     token = token or None  # typed empty: none, not the environment's nor the file's
     if token is not None and hint is not None:
         try:
-            node_config.check_token(token)
+            checks.check_token(token)
         except ValueError as error:
             raise click.BadParameter(str(error), ctx=ctx, param_hint=hint) from None
     return token, _SOURCES.get(source or click.core.ParameterSource.DEFAULT, "default")
@@ -417,7 +419,7 @@ def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dic
     tables: dict[str, set[str]] = ctx.meta.get(_FILE_TABLES, {})
     keys = {name: {field.name: "file" if field.name in tables.get(name, ()) else "default"
                    for field in fields(kind)}
-            for name, kind in node_config.LIMIT_TABLES.items()}
+            for name, kind in node_limits.LIMIT_TABLES.items()}
     # The intervals of [sync] that have options: the option's source when it was given
     # (it wins over the table), and the option's is the table's when it was not.
     for option, field in _SYNC_FIELDS.items():

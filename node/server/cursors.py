@@ -14,8 +14,8 @@ from aiohttp import web
 
 from crdt.errors import InvalidInput, NotFound
 from crdt.log.cursors import CURSOR_BYTES_MAX, check_cursor_name, read_cursor, save_cursor
-from node.config import Limits
 from node.http.wire import body_format, decode_body, read_body, respond
+from node.limits import Limits
 from node.store import AsyncStore
 
 #: A PUT body at most: the cursor's limit with room for JSON's digits and quotes.

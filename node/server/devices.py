@@ -30,7 +30,8 @@ from crdt.errors import InvalidInput
 from crdt.log import bound
 from crdt.log.store import EventStore
 from crdt.membership import Member, Removal, check_reason
-from node.config import Config, api_path_base, holds_credentials
+from node.checks import api_path_base, holds_credentials
+from node.config import Config
 from node.device import DeviceKey
 from node.devices import KEEP, Devices, RemovalIsFinal, UnknownDevice
 from node.http.errors import HttpError

@@ -28,10 +28,10 @@ from aiohttp import hdrs, web
 
 from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
-from node.config import Limits
 from node.http.listener import address_key
 from node.http.params import int_param, parse_int
 from node.http.wire import JSON_TYPE, error_body, to_json_bytes
+from node.limits import Limits
 from node.server import pages
 from node.store import AsyncStore, StoreClosing
 

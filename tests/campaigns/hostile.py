@@ -39,7 +39,7 @@ from typing import Any
 
 import aiohttp
 
-from node.config import Limits
+from node.limits import Limits
 from tests.campaigns.common import (
     CampaignNode,
     peak_rss_mib,

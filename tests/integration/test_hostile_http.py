@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from node.config import Limits
+from node.limits import Limits
 from tests.support.processes import NodeProcess
 
 TOKEN = "client-token-5e1f"

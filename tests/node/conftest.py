@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 import structlog
 
-from node.config import Config, Limits
+from node.config import Config
+from node.limits import Limits
 from node.server.run import RunningNode, start
 from tests.support.events import event_body as body_of
 

@@ -15,7 +15,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from node.config import LIMIT_TABLES, ClientLimits, Config, Limits, limits_from
+from node.config import Config
+from node.limits import LIMIT_TABLES, ClientLimits, Limits, limits_from
 from node.main import main
 from sync.peer.config import SyncConfig
 

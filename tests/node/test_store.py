@@ -16,7 +16,7 @@ from crdt.log import forget
 from crdt.log.forget import Forget
 from crdt.log.store import EventStore
 from node import logs
-from node.config import Limits
+from node.limits import Limits
 from node.store import AsyncStore, Commit, StoreBusy, StoreClosing
 
 

@@ -13,7 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from node import config
+from node import config, limits
 from node.cli import append, group, openclaw
 from node.main import main
 from node.openclaw import bridge
@@ -103,9 +103,11 @@ def test_a_command_loads_its_own_module_not_the_others(command: str, module: str
 
 
 #: What a command loads only once it runs: the settings (``node.config``, which loads the
-#: crypto libraries), the HTTP client, and what the demo and the OpenClaw commands do.
-RUNNING_ONLY = {"node.config", "node.client.api", "node.device", "node.cli.demo_run",
-                "node.cli.openclaw_run", "node.openclaw.bridge"}
+#: crypto libraries, and its ``node.limits`` and ``node.checks``), the HTTP client, and what
+#: the demo and the OpenClaw commands do.
+RUNNING_ONLY = {"node.config", "node.limits", "node.checks", "node.client.api",
+                "node.device", "node.cli.demo_run", "node.cli.openclaw_run",
+                "node.openclaw.bridge"}
 
 
 @pytest.mark.parametrize("command", [
@@ -126,10 +128,10 @@ def test_a_commands_help_loads_neither_the_settings_nor_the_client(
 
 def test_the_figures_a_help_shows_are_the_ones_the_command_uses() -> None:
     """Copies, kept where a ``--help`` reads them without loading what holds them."""
-    assert config.ClientLimits().import_batch_events_max == append.IMPORT_BATCH_EVENTS_MAX
+    assert limits.ClientLimits().import_batch_events_max == append.IMPORT_BATCH_EVENTS_MAX
     assert openclaw.POLL_S == bridge.POLL_S
     output, _loaded = run("append", "--help")
-    assert f"batches of at most {config.ClientLimits().import_batch_events_max}." in \
+    assert f"batches of at most {limits.ClientLimits().import_batch_events_max}." in \
         " ".join(output.split())
 
 

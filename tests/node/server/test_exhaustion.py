@@ -19,7 +19,7 @@ import cbor2
 import pytest
 
 from crdt.membership import DEVICES_SESSION
-from node.config import Limits
+from node.limits import Limits
 from tests.support.events import event_body
 from tests.support.processes import NodeProcess
 

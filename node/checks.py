@@ -1,0 +1,83 @@
+"""Checks of the values a person gives a node and the client commands that no setting's
+type says enough about: tokens and secrets (``check_token``), addresses (a node's own
+route copied into one, a user name or password in one), loopback hosts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+#: The first segment of each of the node's own routes: an address holding one is a page or
+#: an API path copied whole, not a node's address (``api_path_base``).
+API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
+#: What ``--print-config`` shows in place of a secret it hides. Refused as a token or a
+#: secret (``check_token``): copied from a printout into a file, it would be a token
+#: anyone can guess, one that even passes the check for a token beyond loopback.
+HIDDEN = "(set)"
+
+
+def api_path_base(url: str) -> str | None:
+    """The node's own address in ``url`` when its path names one of the node's routes
+    (an API path or a page, copied whole), else None. Any other path is kept: a reverse
+    proxy's prefix.
+
+    >>> api_path_base("http://h:7878/v1/sessions"), api_path_base("https://sync.example/cs/")
+    ('http://h:7878', None)
+    """
+    scheme, netloc, path, _query, _fragment = urlsplit(url)
+    parts = path.split("/")
+    at = next((at for at, part in enumerate(parts) if part in API_ROOTS), None)
+    return None if at is None else f"{scheme}://{netloc}{'/'.join(parts[:at])}"
+
+
+def check_token(token: str, what: str = "the token") -> None:
+    """``ValueError`` for a token (or ``what`` else a header carries: the cluster secret)
+    that cannot protect anything: an empty one, which a request without the header
+    matches, or one no header could carry: one with a control character (a line ending
+    kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends); or one that
+    no request could match: one that begins or ends with white space, which a node
+    takes off the token a request gives (``node.http.auth.bearer``), as HTTP takes it off
+    a header's value. ``HIDDEN``, --print-config's placeholder, is refused too: it is
+    no secret.
+
+    >>> check_token("")
+    Traceback (most recent call last):
+    ...
+    ValueError: the token is empty: a request without one would match it
+    >>> check_token(" s3cret")
+    Traceback (most recent call last):
+    ...
+    ValueError: the token begins or ends with white space, which HTTP takes off a header: ...
+    """
+    if not token:
+        raise ValueError(f"{what} is empty: a request without one would match it")
+    if token == HIDDEN:
+        raise ValueError(f"{what} is {HIDDEN!r}, the placeholder --print-config shows for "
+                         "a secret it hides, not a secret: give the real one")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
+        raise ValueError(f"{what} holds a control character (a line ending, from a file "
+                         "with CRLF line ends?), which no header can carry")
+    if token != token.strip():
+        raise ValueError(f"{what} begins or ends with white space, which HTTP takes off "
+                         "a header: no request could match it")
+
+
+def holds_credentials(url: str) -> bool:
+    """Whether ``url`` holds a user name or password (``http://user:pw@host``).
+
+    >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
+    (True, False)
+    """
+    parts = urlsplit(url)
+    return parts.username is not None or parts.password is not None
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -44,7 +44,9 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         # Here, not at the top: they load the crypto libraries, which --help needs none of.
         from node.config import host_name
         from node.device import DeviceKeyError, read_key
+        from node.empty_variables import refuse_set_empty
 
+        refuse_set_empty(ctx, "name")  # else the host name, as if it were unset
         try:
             key = read_key(data_dir)
         except DeviceKeyError as error:

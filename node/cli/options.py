@@ -150,7 +150,12 @@ def _from_env(ctx: click.Context, option: str) -> bool:
 def group_node_url(ctx: click.Context, typed: Typed) -> str:
     """``node_url`` of the group's ``--node``: an error names it as the group's option (or
     ``CLAWSYNC_NODE``), with the group's usage line, not as the command's own ``--node``,
-    which would have been the one to fix."""
+    which would have been the one to fix. ``CLAWSYNC_NODE`` set empty is refused as
+    ``serve`` refuses its variables set empty: click would take it for unset, and the
+    command would talk to the default node."""
+    from node.empty_variables import refuse_set_empty
+
+    refuse_set_empty(ctx.find_root(), "node")
     try:
         return node_url(typed.node)
     except click.BadParameter as error:

@@ -19,8 +19,8 @@ from crdt.keys import type_name
 from node import checks
 from node import config as node_config
 from node import limits as node_limits
+from node.empty_variables import empty_overrides, refuse_empty_variables, set_empty
 from node.interrupt import die_of
-from node.server.empty_variables import empty_overrides, refuse_empty_variables, set_empty
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import parse_rules

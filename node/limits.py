@@ -182,13 +182,14 @@ def _high(name: str) -> int:
 
 def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
     """``kind``'s defaults with the values of a config file table; ``ValueError`` naming
-    the table, the setting and what is wrong with it.
+    the table, the setting (as the table's key wrote it: ``page-max``) and what is wrong
+    with it.
 
     >>> limits_from({"body-bytes-max": 1_000_000}, Limits, "limits").body_bytes_max
     1000000
-    >>> limits_from({"page_max": 0}, Limits, "limits")
+    >>> limits_from({"page-max": 0}, Limits, "limits")
     Traceback (most recent call last):
-    ValueError: [limits] page_max must be positive and at most 9007199254740992, not 0
+    ValueError: [limits] page-max must be positive and at most 9007199254740992, not 0
     >>> limits_from({"page-max": 10, "page_max": 20}, Limits, "limits")
     Traceback (most recent call last):
     ValueError: [limits] 'page-max' and 'page_max' are two names of one setting, page_max: give one
@@ -208,11 +209,11 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
                              f"{', '.join(sorted(known))}")
         whole = isinstance(getattr(defaults, name), int)
         if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-            raise ValueError(f"[{where}] {name} must be {'a whole number' if whole else 'a number'}"
-                             f", not {value!r}")
+            raise ValueError(f"[{where}] {raw_name} must be "
+                             f"{'a whole number' if whole else 'a number'}, not {value!r}")
         high = _high(name)
         if not 0 < value <= high:  # also refuses nan; inf is above
-            raise ValueError(f"[{where}] {name} must be positive and at most {high}, "
+            raise ValueError(f"[{where}] {raw_name} must be positive and at most {high}, "
                              f"not {value}")
         values[name] = value if whole else float(value)
     try:

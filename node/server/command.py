@@ -30,6 +30,9 @@ _CONFIG_FILE = "clawsync.config_file"
 #: ``ctx.meta`` key of the tables the file holds, each with the settings it names
 #: (``--print-config``).
 _FILE_TABLES = "clawsync.file_tables"
+#: ``ctx.meta`` key of the file's keys, by the setting each gives (``automerge_tokens``:
+#: ``automerge-tokens``), so that an error names a setting as the file wrote it.
+_FILE_KEYS = "clawsync.file_keys"
 #: ``ctx.meta`` key of the ``--automerge-tokens`` file's path (``--print-config``).
 _TOKENS_FILE = "clawsync.automerge_tokens"
 #: Other names the file may give a setting, kept so that files written with them still
@@ -65,7 +68,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         try:
             ctx.meta[name] = node_limits.limits_from(table, kind, name)
             if name == "sync":
-                _check_sync_ranges(ctx, ctx.meta[name])
+                _check_sync_ranges(ctx, ctx.meta[name], sync_keys)
         except ValueError as error:
             raise click.BadParameter(f"{path}: {error}") from None
     # Not settings: a file that said print_config = true would print and exit, never
@@ -97,6 +100,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
             param.type_cast_value(ctx, values[key])
         except click.BadParameter as error:
             raise click.BadParameter(f"{path}: {key}: {error.message}") from None
+    ctx.meta[_FILE_KEYS] = named
     ctx.default_map = {name: values[key] for name, key in named.items()}
 
 
@@ -164,8 +168,16 @@ def _source_hint(ctx: click.Context, option: click.Option) -> str:
         return f"{option.envvar} (the environment's {flag})"
     file = ctx.meta.get(_CONFIG_FILE)
     if source is sources.DEFAULT_MAP and file is not None and option.name:
-        return f"{option.name} in {file} (the file's {flag})"
+        key = ctx.meta.get(_FILE_KEYS, {}).get(option.name, option.name)
+        return f"{key} in {file} (the file's {flag})"
     return f"'{flag}'"
+
+
+def _option(ctx: click.Context, name: str) -> click.Option:
+    """The option of ``ctx``'s command that sets ``name``."""
+    found = next(param for param in ctx.command.params if param.name == name)
+    assert isinstance(found, click.Option)
+    return found
 
 
 class _Serve(click.Command):
@@ -394,8 +406,9 @@ def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:
         # Set empty: none, as typed empty. click takes an empty variable for unset,
         # which would let the file's token in when the environment said none.
         token, source, hint = None, env, None
-    else:
-        token, hint = own, {line: "'--token'", env: "CLAWSYNC_TOKEN"}.get(source or line)
+    else:  # named as serve names its other options' values (one from the file: below)
+        token = own
+        hint = _source_hint(ctx, _option(ctx, "token")) if source in (line, env, None) else None
     token = token or None  # typed empty: none, not the environment's nor the file's
     if token is not None and hint is not None:
         try:
@@ -450,15 +463,15 @@ def _sync_config(ctx: click.Context, pull_interval_s: float,
     return sync
 
 
-def _check_sync_ranges(ctx: click.Context, sync: SyncConfig) -> None:
+def _check_sync_ranges(ctx: click.Context, sync: SyncConfig, keys: dict[str, str]) -> None:
     """The ``[sync]`` table's intervals hold to their options' ranges too (``SyncConfig``
     checks only that they are positive): a pull interval of 0.01 s would be a busy loop
-    per peer."""
+    per peer. ``keys``: the table's keys by the setting each gives, as the file wrote them."""
     for param in ctx.command.params:
         if param.name in _SYNC_FIELDS:
             assert isinstance(param.type, click.FloatRange)
             field = _SYNC_FIELDS[param.name]
             value, low, high = getattr(sync, field), param.type.min, param.type.max
             if low is not None and high is not None and not low <= value <= high:
-                raise ValueError(f"[sync] {field} = {value:g} is not between {low:g} and "
-                                 f"{high:g} (as {param.opts[0]})")
+                raise ValueError(f"[sync] {keys.get(field, field)} = {value:g} is not "
+                                 f"between {low:g} and {high:g} (as {param.opts[0]})")

@@ -179,8 +179,8 @@ def test_a_token_no_request_could_match_is_refused_at_start(tmp_path: Path) -> N
     refused = subprocess.run(args, capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
                              env=child_env({"CLAWSYNC_TOKEN": " padded-secret "}))
     assert refused.returncode == 2, refused.stderr
-    assert "Invalid value for CLAWSYNC_TOKEN: the token begins or ends with white space" \
-        in refused.stderr
+    assert ("Invalid value for CLAWSYNC_TOKEN (the environment's --token): the token begins "
+            "or ends with white space") in " ".join(refused.stderr.split())
     assert "padded-secret" not in refused.stderr and "Traceback" not in refused.stderr
     tokens = tmp_path / "tokens.json"
     tokens.write_text('{"padded-app-token ": {"sessions": ["tg:*"]}}')

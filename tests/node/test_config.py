@@ -222,8 +222,8 @@ def test_print_config_says_where_each_setting_came_from(tmp_path: Path) -> None:
     pytest.param(["serve", "--token", "s3cret\r"], {}, "'--token'", id="option"),
     pytest.param(["--token", "s3cret\r", "serve"], {},
                  "'clawsync --token' (given before the command)", id="before-serve"),
-    pytest.param(["serve"], {"CLAWSYNC_TOKEN": "s3cret\r"}, "CLAWSYNC_TOKEN",
-                 id="environment")])
+    pytest.param(["serve"], {"CLAWSYNC_TOKEN": "s3cret\r"},
+                 "CLAWSYNC_TOKEN (the environment's --token)", id="environment")])
 def test_a_token_no_header_could_carry_is_named_where_it_came_from(
         args: list[str], env: dict[str, str], named: str) -> None:
     result = CliRunner().invoke(main, [*args, "--print-config"], env=env)
@@ -307,8 +307,8 @@ def test_the_sync_tables_intervals_are_said_to_come_from_the_file(tmp_path: Path
     pytest.param(["serve", "--token", " s3cret"], {}, "'--token'", id="option"),
     pytest.param(["--token", "s3cret ", "serve"], {},
                  "'clawsync --token' (given before the command)", id="before-serve"),
-    pytest.param(["serve"], {"CLAWSYNC_TOKEN": " s3cret "}, "CLAWSYNC_TOKEN",
-                 id="environment"),
+    pytest.param(["serve"], {"CLAWSYNC_TOKEN": " s3cret "},
+                 "CLAWSYNC_TOKEN (the environment's --token)", id="environment"),
     pytest.param(["sessions"], {"CLAWSYNC_TOKEN": "s3cret\u00a0"},
                  "CLAWSYNC_TOKEN (the environment's clawsync --token)", id="client")])
 def test_a_token_no_request_could_match_is_named_where_it_came_from(

@@ -22,7 +22,15 @@ from node.main import main
                  id="tokens-typed"),
     pytest.param(["--config", "{config}"], {},
                  "automerge_tokens in {config} (the file's --automerge-tokens)",
-                 id="tokens-from-file")])
+                 id="tokens-from-file"),
+    # A key of the file is named as the file wrote it, not with an underscore for "-".
+    pytest.param(["--config", "{hyphenated}"], {},
+                 "automerge-tokens in {hyphenated} (the file's --automerge-tokens)",
+                 id="tokens-from-file-hyphenated"),
+    pytest.param(["--token", " s3cret"], {}, "'--token'", id="token-typed"),
+    # Was "CLAWSYNC_TOKEN", without saying that it was the environment's --token.
+    pytest.param([], {"CLAWSYNC_TOKEN": " s3cret"},
+                 "CLAWSYNC_TOKEN (the environment's --token)", id="token-from-env")])
 def test_a_bad_value_is_named_where_it_came_from(tmp_path: Path, args: list[str],
                                                  env: dict[str, str], named: str) -> None:
     # A --config typed on the command line was said to be "'--config' (env var:
@@ -31,7 +39,10 @@ def test_a_bad_value_is_named_where_it_came_from(tmp_path: Path, args: list[str]
     tokens.write_text('{"short": {"sessions": ["*"]}}')  # a token under 8 characters
     config = tmp_path / "clawsync.toml"
     config.write_text(f'automerge_tokens = "{tokens}"\n')
-    paths = {"missing": tmp_path / "absent.toml", "tokens": tokens, "config": config}
+    hyphenated = tmp_path / "hyphenated.toml"
+    hyphenated.write_text(f'automerge-tokens = "{tokens}"\n')
+    paths = {"missing": tmp_path / "absent.toml", "tokens": tokens, "config": config,
+             "hyphenated": hyphenated}
     env = {"CLAWSYNC_CONFIG": "", "CLAWSYNC_PORT": "", **env}  # none from the shell
     result = CliRunner().invoke(
         main, ["serve", *(arg.format(**paths) for arg in args), "--print-config"],
@@ -41,3 +52,17 @@ def test_a_bad_value_is_named_where_it_came_from(tmp_path: Path, args: list[str]
     [error] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert error.startswith(f"Error: Invalid value for {named.format(**paths)}: "), error
     assert "env var" not in error
+
+
+@pytest.mark.parametrize(("table", "said"), [
+    ("[limits]\npage-max = 0\n", "[limits] page-max must be positive"),
+    ("[limits]\nbody-bytes-max = 1.5\n", "[limits] body-bytes-max must be a whole number"),
+    ("[sync]\npull-interval-s = 0.01\n", "[sync] pull-interval-s = 0.01 is not between")])
+def test_a_tables_key_is_named_as_the_file_wrote_it(tmp_path: Path, table: str,
+                                                    said: str) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text(table)
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"],
+                                env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 2, result.output
+    assert f"{config}: {said}" in " ".join(result.output.split()), result.output

@@ -39,7 +39,9 @@ def check_token(token: str, what: str = "the token") -> None:
     no request could match: one that begins or ends with white space, which a node
     takes off the token a request gives (``node.http.auth.bearer``), as HTTP takes it off
     a header's value. ``HIDDEN``, --print-config's placeholder, is refused too: it is
-    no secret.
+    no secret. No command passes an empty one: typed, in the environment or in the
+    file, an empty token or secret means none (``serve`` says so when a check then
+    wants a token); the refusal is for a ``Config`` made in code.
 
     >>> check_token("")
     Traceback (most recent call last):

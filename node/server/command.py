@@ -340,8 +340,9 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         # A setting's own check: it may have come from the file (its checks against the
         # others, and its values' syntax, run only here).
         file = ctx.meta.get(_CONFIG_FILE)
-        raise click.UsageError(str(error) if file is None else
-                               f"{error} (settings from the command line, the environment "
+        said = str(error) + _empty_token_note(str(error), token, token_from, file)
+        raise click.UsageError(said if file is None else
+                               f"{said} (settings from the command line, the environment "
                                f"and {file})") from None
     decided = {"token": token_from, "cluster_secret": secret_from}
     if show:
@@ -381,6 +382,20 @@ def _cluster_secret(ctx: click.Context, given: str | None) -> tuple[str | None, 
         return None, "env"
     source = ctx.get_parameter_source("cluster_secret") or click.core.ParameterSource.DEFAULT
     return given or None, _SOURCES.get(source, "default")
+
+
+def _empty_token_note(error: str, token: str | None, source: str, file: Path | None) -> str:
+    """What to add to ``error``, a check's refusal, when it is about a token missing and
+    the token was given empty, which means none (``token = ""`` in the file, say): "set
+    --token" alone would send a person to set what they believe they set.
+
+    >>> _empty_token_note("... set --token (or CLAWSYNC_TOKEN)", None, "file", Path("c.toml"))
+    '; the token given in c.toml is empty, which means none'
+    """
+    if token is not None or source == "default" or "--token" not in error:
+        return ""
+    where = {"flag": "on the command line", "env": "in CLAWSYNC_TOKEN"}.get(source, f"in {file}")
+    return f"; the token given {where} is empty, which means none"
 
 
 def _token(ctx: click.Context, own: str | None) -> tuple[str | None, str]:

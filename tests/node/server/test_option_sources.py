@@ -66,3 +66,30 @@ def test_a_tables_key_is_named_as_the_file_wrote_it(tmp_path: Path, table: str,
                                 env={"CLAWSYNC_PORT": None})
     assert result.exit_code == 2, result.output
     assert f"{config}: {said}" in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize(("args", "env", "file", "where"), [
+    pytest.param([], {}, 'token = ""\nhost = "0.0.0.0"\n', "in {config}", id="file"),
+    pytest.param(["--host", "0.0.0.0"], {"CLAWSYNC_TOKEN": ""}, "", "in CLAWSYNC_TOKEN",
+                 id="environment"),
+    pytest.param(["--host", "0.0.0.0", "--token", ""], {}, "", "on the command line",
+                 id="typed"),
+    pytest.param(["--automerge-tokens", "{tokens}"], {}, 'token = ""\n', "in {config}",
+                 id="automerge-tokens")])
+def test_a_token_given_empty_is_said_to_mean_none_when_one_is_needed(
+        tmp_path: Path, args: list[str], env: dict[str, str], file: str, where: str) -> None:
+    """An empty token is none wherever it is given (the check's own "is empty" refusal is
+    never reached by a command): a node that needs one says "set --token", and that the
+    one given, which a person believes set, is empty."""
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"app-token-1": {"sessions": ["*"]}}')
+    config = tmp_path / "clawsync.toml"
+    config.write_text(file)
+    paths = {"config": config, "tokens": tokens}
+    result = CliRunner().invoke(
+        main, ["serve", "--config", str(config), *(arg.format(**paths) for arg in args),
+               "--print-config"], env={"CLAWSYNC_PORT": None, **env})
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"the token given {where.format(**paths)} is empty, which means none" in said, said
+    assert "a request without one would match it" not in said

@@ -294,9 +294,10 @@ def refuse_if_openclaw_runs(state: Path, *, own_held: bool = False) -> None:
 
 def _working_on(state: Path, held: HeldLock) -> InputError:
     if held.writer:
+        what = "a lock on the folder itself" if held.path == state else held.path
         return InputError(
             f"another `clawsync openclaw export` is writing into {state} ({held.holder()}; "
-            f"it holds {held.path}): let it finish, then export")
+            f"it holds {what}): let it finish, then export")
     return InputError(
         f"an OpenClaw process is working on {state} ({held.holder()}; it holds "
         f"{held.path}): let it finish, or stop it (openclaw gateway stop for a gateway), "
@@ -305,7 +306,13 @@ def _working_on(state: Path, held: HeldLock) -> InputError:
 
 def _let_go(state: Path, error: StateLockHeld) -> InputError:
     """A lock that was held when export tried to take it, by a process that ended or let
-    go of it before it could be named: nothing was written, and trying again may do."""
+    go of it before it could be named: nothing was written, and trying again may do.
+    Or the lock on the folder itself, another export's, whose holder the system does
+    not name (no ``/proc/locks``)."""
+    if error.path == state:
+        return InputError(
+            f"another `clawsync openclaw export` is writing into {state} (it holds a lock "
+            "on the folder itself): nothing was written; let it finish, then export")
     who = ("another `clawsync openclaw export` was writing into" if error.writer
            else "an OpenClaw process was working on")
     return InputError(
@@ -332,12 +339,13 @@ def holding_openclaw_locks(state: Path) -> Iterator[None]:
     the moment it is made, and a `doctor --session-sqlite import` or a gateway started
     right after it would work beside the write (the import moving files away as they are
     written). Holding them, such a process waits or gives up. Another export holding
-    them refuses this one, named as such. If this user's lock folder is not there and
-    cannot be made (a read-only or full ``/tmp``), no OpenClaw process of this user can
-    hold a lock there: export goes on without them, and says so. If only export's own
-    lock cannot be taken (no inodes or quota left there), OpenClaw's still keep out
-    OpenClaw and other exports (still named as such, by export's mark on them): it
-    goes on, and says so."""
+    them, or the lock on the state folder itself that export takes first, refuses this
+    one, named as such. If this user's lock folder is not there and cannot be made (a
+    read-only or full ``/tmp``), no OpenClaw process of this user can hold a lock there:
+    export goes on without them, kept apart from other exports by the folder's lock, and
+    says so. If only the folder's lock cannot be taken (a file system without it),
+    OpenClaw's still keep out OpenClaw and other exports (still named as such, by
+    export's mark on them): it goes on, and says so."""
     try:
         with holding_state_locks(state) as told:
             # The note after the last look: it must not come just before a refusal.

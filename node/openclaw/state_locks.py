@@ -37,17 +37,19 @@ folder is not there and cannot be made (a read-only or full ``/tmp``, a sandbox)
 OpenClaw process of this user can hold a lock in it either: nothing is taken then, and
 the writer is told why.
 
-A writer also holds a lock of its own beside OpenClaw's, on
-``clawsync-export.<the same 8 hex>.lock`` in the same folder (``fcntl`` record lock,
-which OpenClaw's SQLite locks do not touch), taken before them and let go after them:
-a lock held by the process that holds that one is another writer's (a second
-``clawsync openclaw export``), not an OpenClaw process's. It only names: if it cannot be
-taken for another reason than another writer holding it (no inodes or quota left in the
-folder, something else in its place), OpenClaw's three are taken and held all the same,
-which keep out OpenClaw processes and other writers alike. So that another writer is
-still told apart then, a writer also marks each of OpenClaw's lock files it holds with a
-record lock of its own on a byte past those SQLite locks (``WRITER_MARK_OFFSET``): a
-lock held by the process that holds the mark on the same file is a writer's too.
+Two writers are kept apart by a lock on the state folder itself, taken before
+OpenClaw's and let go after them (``flock`` on the folder opened read-only: no file is
+made, the system drops it when the process ends, and every writer of the folder, of any
+user, asks for the same one, whatever path it was given). OpenClaw takes no such lock, so
+one held is another writer's; ``/proc/locks`` names its process, where there is one. It
+holds where OpenClaw's cannot be taken (this user's lock folder not there and not to be
+made). If it cannot be taken for another reason than another writer holding it (a file
+system without ``flock`` on folders), OpenClaw's three are taken all the same, which keep
+out OpenClaw processes and other writers alike. So that another writer is told apart
+there too, and an older writer without the folder lock, a writer also marks each of
+OpenClaw's lock files it holds with a record lock of its own on a byte past those
+SQLite locks (``WRITER_MARK_OFFSET``): a lock held by the process that holds the mark on
+the same file is a writer's.
 """
 
 from __future__ import annotations
@@ -73,8 +75,6 @@ LOCKS_ROOT = Path("/tmp")
 LOCK_FOLDER_PREFIX = "openclaw-state-locks-"
 #: The lock families, in the order they are looked at: the one a gateway holds first.
 LOCK_FAMILIES = ("gateway-lifecycle", "state-lifecycle", "state-handles")
-#: The name of the writer's own lock, before the state's 8 hex digits.
-WRITER_LOCK = "clawsync-export"
 #: The byte of each of OpenClaw's lock files a writer holds a shared record lock on
 #: while it holds the file's transaction: its mark (``_mark``). SQLite locks the bytes
 #: from 2**30 to 2**30 + 511 (pending, reserved, shared); this one is far past them, so
@@ -105,9 +105,11 @@ class StateLockUnreadable(StateFolderError):
 
 
 class StateLockHeld(StateFolderError):
-    """Another process held one of the per-machine locks when this one tried to take it:
-    ``path``, and ``held``, that process, unless it let go before it could be named.
-    ``writer``: it is another writer (``holding_state_locks``), not an OpenClaw process."""
+    """Another process held one of the per-machine locks, or the state folder's own
+    (``path`` the folder then), when this one tried to take it: ``held``, that process,
+    unless it let go before it could be named, or the system does not say (``flock``
+    where there is no ``/proc/locks``). ``writer``: it is another writer
+    (``holding_state_locks``), not an OpenClaw process."""
 
     def __init__(self, path: Path, held: HeldLock | None, *, writer: bool = False) -> None:
         super().__init__(f"{'another writer' if writer else 'an OpenClaw process'} "
@@ -164,15 +166,6 @@ def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
     return [folder / f"{family}.{digest}.lock.sqlite" for family in LOCK_FAMILIES]
 
 
-def writer_lock_path(lock: Path) -> Path:
-    """The writer's own lock beside OpenClaw's lock file ``lock``.
-
-    >>> writer_lock_path(Path("/tmp/f/state-handles.0a1b2c3d.lock.sqlite"))
-    PosixPath('/tmp/f/clawsync-export.0a1b2c3d.lock')
-    """
-    return lock.parent / f"{WRITER_LOCK}.{lock.name.split('.')[1]}.lock"
-
-
 def held_state_lock(state: Path, root: Path | None = None, *,
                     own_held: bool = False) -> HeldLock | None:
     """A lock a live OpenClaw process holds on ``state``; None if none is held. Looked
@@ -222,43 +215,43 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     process takes them (an exclusive transaction on each lock file, the folder and the
     files made as OpenClaw makes them), and hold them until the block ends: an OpenClaw
     process of this user that starts meanwhile waits or gives up instead of working
-    beside the writer. The writer's own lock is taken first (``WRITER_LOCK``), so that
-    another writer is told apart. ``StateLockHeld`` if a process holds one already
-    (nothing is held then); ``StateLockUnreadable`` if a lock cannot be taken for
-    another reason. Nothing is taken in a lock folder OpenClaw would not use, nor when
-    the folder is not there and cannot be made: no OpenClaw of this user works there.
-    The writer's own lock, if it cannot be taken for another reason than a writer
-    holding it, is gone without (``_take_writer_lock``). Gives None when every lock is
-    held, or else, for a person, why none is, or why the writer's own is not (OpenClaw's
-    three are held then, each marked as a writer's: ``_mark``). Within the block, look
-    at the other users' locks with ``held_state_lock(..., own_held=True)``, and open no
+    beside the writer. The lock on the state folder itself is taken first
+    (``_take_folder_lock``), which keeps out every other writer of the folder, even where
+    OpenClaw's are not taken. ``StateLockHeld`` if a process holds one already (nothing
+    is held then); ``StateLockUnreadable`` if one of OpenClaw's cannot be taken for
+    another reason. None of OpenClaw's is taken in a lock folder OpenClaw would not use,
+    nor when the folder is not there and cannot be made: no OpenClaw of this user works
+    there. The folder's lock, if it cannot be taken for another reason than a writer
+    holding it, is gone without. Gives None when every lock is held, or else, for a
+    person, what is not held and what still keeps out whom. Within the block, look at
+    the other users' locks with ``held_state_lock(..., own_held=True)``, and open no
     lock file of this user's.
 
     >>> with holding_state_locks(Path("."), Path("/proc")) as none_held:
     ...     print(none_held)  # doctest: +ELLIPSIS
-    /proc/openclaw-state-locks-... cannot be made (No such file or directory): ...
+    /proc/openclaw-state-locks-... cannot be made (No such file or directory): ... export
     """
     paths = lock_paths(state, os.getuid(), LOCKS_ROOT if root is None else root)
     taken: list[sqlite3.Connection] = []
     marks: list[int] = []
     writer: int | None = None
     try:
+        writer, unlocked = _take_folder_lock(state)
         told = _lock_folder_made(paths[0].parent)
         if told is None:
-            writer, told = _take_writer_lock(writer_lock_path(paths[0]))
             for path in paths:
                 taken.append(_take(path))
                 mark = _mark(path)
                 if mark is not None:
                     marks.append(mark)
-        yield told
+        yield _what_is_not_held(told, unlocked)
     finally:
         for connection in reversed(taken):
             connection.close()  # the transaction, and its lock, end with it
         for mark in marks:  # after the transactions: closing it would have ended them
             os.close(mark)
         if writer is not None:
-            os.close(writer)  # and the writer's own, last
+            os.close(writer)  # and the folder's, last
 
 
 def _lock_folder_made(folder: Path) -> str | None:
@@ -288,33 +281,63 @@ def _lock_folder_made(folder: Path) -> str | None:
     return None
 
 
-def _take_writer_lock(path: Path) -> tuple[int | None, str | None]:
-    """Hold the writer's own lock ``path``: its descriptor, which holds it until closed,
-    and None; or None and why it cannot be taken (for a person): it cannot be made (no
-    inodes or quota left, no permission) or something else is in its place. Refusing
-    then would keep out no one more: it only tells another writer apart, and OpenClaw's
-    locks, taken after it, keep out writers and OpenClaw processes alike. ``StateLockHeld``
-    (a writer's) if another process holds it."""
+def _take_folder_lock(state: Path) -> tuple[int | None, str | None]:
+    """Hold the lock on the state folder itself (``flock``, exclusive, through the folder
+    opened read-only): its descriptor, which holds it until closed, and None; or None and
+    why it cannot be taken (for a person): the folder cannot be opened so (no read
+    permission) or its file system has no such lock (``ENOLCK``, ``EBADF`` on some
+    network file systems). ``StateLockHeld`` (a writer's: nothing else takes it) if
+    another process holds it."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
-        return None, _writer_lock_lost(path, error)
+        return None, _folder_lock_lost(state, error)
     try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
-        os.close(fd)
-        if error.errno in (errno.EAGAIN, errno.EACCES):
-            held = _held(path)
-            raise StateLockHeld(path, held and HeldLock(path, held.pid, writer=True),
-                                writer=True) from None
-        return None, _writer_lock_lost(path, error)
+        try:
+            if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                pid = _flock_holder(fd)
+                raise StateLockHeld(state, None if pid is None else HeldLock(
+                    state, pid, writer=True), writer=True) from None
+            return None, _folder_lock_lost(state, error)
+        finally:
+            os.close(fd)
     return fd, None
 
 
-def _writer_lock_lost(path: Path, error: OSError) -> str:
-    return (f"this export's own lock {path} cannot be taken ({error.strerror or error}): "
-            "OpenClaw's locks are held all the same, so neither this user's OpenClaw "
-            "processes nor another export work beside this one")
+def _folder_lock_lost(state: Path, error: OSError) -> str:
+    return (f"the lock on the state folder {state} itself cannot be taken "
+            f"({error.strerror or error})")
+
+
+def _what_is_not_held(folder_told: str | None, unlocked: str | None) -> str | None:
+    """For a person: which locks are not held (``folder_told``: OpenClaw's, and why;
+    ``unlocked``: the folder's own, and why), and so what still keeps out whom."""
+    if unlocked is None:
+        return folder_told and (f"{folder_told}; a lock on the state folder itself keeps "
+                                "out another export")
+    if folder_told is None:
+        return (f"{unlocked}: OpenClaw's locks are held all the same, so neither this "
+                "user's OpenClaw processes nor another export work beside this one")
+    return f"{folder_told}; and {unlocked}: nothing keeps out another export at once"
+
+
+def _flock_holder(fd: int) -> int | None:
+    """The process holding a ``flock`` on the file open at ``fd``, as ``/proc/locks``
+    names it (0 for one of another pid namespace); None without ``/proc/locks`` (not
+    Linux), or if it let go meanwhile. A line reads ``1: FLOCK  ADVISORY  WRITE <pid>
+    <major>:<minor>:<inode> 0 EOF``; a waiter's has ``->`` after its number."""
+    found = os.fstat(fd)
+    inode = f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for fields in map(str.split, lines):
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == inode:
+            return int(fields[4])
+    return None
 
 
 def _take(path: Path) -> sqlite3.Connection:
@@ -368,28 +391,13 @@ def _held_by(state: Path, uid: int, root: Path) -> HeldLock | None:
     for path in paths:
         held = _held(path)
         if held is not None:
-            return _writer_told(held)
+            return _marked_writer(held)
     return None
-
-
-def _writer_told(held: HeldLock) -> HeldLock:
-    """``held``, marked a writer's if its process holds the writer's lock too, or the
-    writer's mark on the same file (``_marked_writer``)."""
-    held = _marked_writer(held)
-    if held.writer:
-        return held
-    try:
-        writer = _held(writer_lock_path(held.path))
-    except StateLockUnreadable:
-        return held  # an OpenClaw process's, as far as can be told
-    if writer is None or writer.pid <= 0 or writer.pid != held.pid:
-        return held
-    return HeldLock(held.path, held.pid, writer=True)
 
 
 def _marked_writer(held: HeldLock) -> HeldLock:
     """``held``, marked a writer's if its process holds a writer's mark on its file
-    (``_mark``): so even when that writer could not take its own lock."""
+    (``_mark``), whether or not that writer holds the state folder's lock."""
     if held.pid <= 0:
         return held  # no process to compare with
     try:

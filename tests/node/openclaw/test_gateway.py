@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import node.cli.openclaw_run
-from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths, writer_lock_path
+from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths
 from tests.node.openclaw.conftest import OtherUser
 from tests.node.openclaw.test_export import KEY, SID, cli, imported
 from tests.support.processes import CLI_TIMEOUT_S, child_env
@@ -438,7 +438,7 @@ def test_a_machine_lock_that_cannot_be_made_refuses(tmp_path: Path, locks: Path)
     assert ("whether an OpenClaw process works on the folder cannot be told: it is not "
             f"there and cannot be made; make room or let this user write in {lock.parent}, "
             "then export") in output
-    assert "remove" not in output and "note:" not in output  # nor of export's own lock
+    assert "remove" not in output and "note:" not in output
     assert not (b / "agents" / "main" / "sessions").exists()
 
 
@@ -488,54 +488,48 @@ def test_a_second_export_at_once_is_named_as_such(
     assert "OpenClaw process" not in refused.stderr
 
 
-def test_export_goes_on_when_only_its_own_lock_cannot_be_taken(
-        tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """OpenClaw's three locks can be taken, export's own cannot (no inodes or quota left
-    in the folder; here a folder in its place, which not even root opens as a file):
-    holding OpenClaw's, export keeps OpenClaw out all the same, so it writes, and says
-    what is lost. A second export meanwhile is still refused (here by its first look at
-    OpenClaw's locks, before it takes any; a race onto them is refused by the locks, as
-    ``test_state_locks`` shows), and named as an export, by the mark export keeps on
-    each of OpenClaw's locks it holds."""
+def test_two_exports_are_kept_apart_where_the_lock_folder_cannot_be_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This user's lock folder is not there and cannot be made (here under ``/proc``; a
+    read-only or full ``/tmp`` alike): no OpenClaw lock is taken, but a second export into
+    the same state folder at once, another process, is still refused, named as an
+    export, by the lock on the state folder itself; it writes nothing."""
     data, b = imported(tmp_path)
-    paths = lock_paths(b.resolve(), os.getuid(), locks)
-    writer = writer_lock_path(paths[0])
-    writer.mkdir(parents=True)
-    seen: list[str] = []
+    monkeypatch.setattr("node.openclaw.state_locks.LOCKS_ROOT", Path("/proc"))
     second: list[subprocess.CompletedProcess[str]] = []
     write = node.cli.openclaw_run.export_transcript
 
     def write_beside_another(*args: Any) -> Any:
-        seen.extend(take(path) for path in paths)
         second.append(subprocess.run(
-            [sys.executable, "-m", "tests.support.private_locks", str(locks), "openclaw",
+            [sys.executable, "-m", "tests.support.private_locks", "/proc", "openclaw",
              "export", KEY, "--state-dir", str(b), "--data-dir", str(data)],
             capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S,
             check=False))
+        assert not (b / "agents" / "main" / "sessions").exists()
         return write(*args)
 
     monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_beside_another)
     code, output = export(b, data)
     assert code == 0, output
-    assert f"note: this export's own lock {writer} cannot be taken (" in output
-    assert "nor another export work beside this one" in output
-    assert seen == ["database is locked"] * len(paths)
-    assert (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
+    assert "cannot be made (No such file or directory)" in output
+    assert "a lock on the state folder itself keeps out another export" in output
     [refused] = second
     assert refused.returncode == 2, refused.stderr
     assert (f"another `clawsync openclaw export` is writing into {b.resolve()} "
             f"(pid {os.getpid()}") in refused.stderr
+    assert "it holds a lock on the folder itself): let it finish, then export" \
+        in refused.stderr
     assert "OpenClaw process" not in refused.stderr
+    assert (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
 
 
-def test_the_note_of_a_lost_own_lock_comes_after_the_last_look(
+def test_the_note_of_no_lock_held_comes_after_the_last_look(
         tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Export's own lock cannot be taken, and a gateway starts once OpenClaw's locks are
-    held (before export's last look): export refuses, naming the gateway, without first
-    saying that nothing works beside it."""
+    """OpenClaw's locks cannot be taken (this user's lock folder cannot be made), and a
+    gateway starts once export holds what it can (before its last look): export refuses,
+    naming the gateway, without first saying why no OpenClaw lock is held."""
     data, b = imported(tmp_path)
-    writer = writer_lock_path(lock_paths(b.resolve(), os.getuid(), locks)[0])
-    writer.mkdir(parents=True)
+    monkeypatch.setattr("node.openclaw.state_locks.LOCKS_ROOT", Path("/proc"))
     holding = node.cli.openclaw_run.holding_state_locks
     with stand_in("openclaw-gateway", "-c", WAIT_PY, executable=sys.executable) as pid:
 
@@ -559,15 +553,13 @@ def test_a_writer_holding_the_locks_is_named_when_they_are_taken(
     """Another export took the locks after this one last looked (here: every look comes
     too early): taking them, this one names it as an export."""
     data, b = imported(tmp_path)
-    folder = lock_paths(b.resolve(), os.getuid(), locks)[0].parent
     monkeypatch.setattr("node.cli.openclaw_run.held_state_lock", lambda *_, **__: None)
     with stand_in(sys.executable, "-c", HOLDING_PY, str(b), str(locks)) as pid:
-        [writer] = folder.glob("clawsync-export.*.lock")  # the writer's own, taken first
         code, output = export(b, data)
     assert code == 2 and "Usage:" not in output, output
     assert (f"another `clawsync openclaw export` is writing into {b.resolve()} (pid {pid}, "
             in output)
-    assert f"it holds {writer}): let it finish, then export" in output
+    assert "it holds a lock on the folder itself): let it finish, then export" in output
     assert not (b / "agents" / "main" / "sessions").exists()
 
 

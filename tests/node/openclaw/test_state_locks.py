@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,7 +23,6 @@ from node.openclaw.state_locks import (
     held_state_lock,
     holding_state_locks,
     lock_paths,
-    writer_lock_path,
 )
 from tests.node.openclaw.conftest import OTHER, OtherUser
 from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, stand_in, take
@@ -146,15 +146,15 @@ def test_a_lock_folder_that_is_not_a_folder_holds_no_lock(tmp_path: Path) -> Non
 
 
 def test_holding_makes_the_lock_folder_as_openclaw_does(tmp_path: Path) -> None:
-    """Mode 0700, made or made so; the three lock files and the writer's own; nothing
-    held after the block."""
+    """Mode 0700, made or made so; the three lock files and nothing else (the writer's
+    own lock is on the state folder itself); nothing held after the block."""
     state = state_folder(tmp_path, None)
     root = tmp_path / "locks"
     folder = lock_paths(state.resolve(), os.getuid(), root)[0].parent
     with holding_state_locks(state, root):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
         assert sorted(p.name.split(".")[0] for p in folder.iterdir()) == sorted(
-            [*LOCK_FAMILIES, "clawsync-export"])
+            LOCK_FAMILIES)
     folder.chmod(0o755)
     with holding_state_locks(state, root):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -185,22 +185,48 @@ def test_holding_takes_nothing_where_the_lock_folder_cannot_be_made(tmp_path: Pa
     assert held_state_lock(state, Path("/proc")) is None
 
 
-def test_holding_goes_on_without_the_writers_own_lock_where_it_cannot_be_taken(
-        tmp_path: Path) -> None:
-    """The writer's own lock cannot be made (no inodes or quota left; here a folder in
-    its place, which not even root opens as a file): OpenClaw's three are taken and held
-    all the same, and the block runs, told that only the naming of another writer is
-    lost."""
-    state = state_folder(tmp_path, None)
-    root = tmp_path / "locks"
-    paths = lock_paths(state.resolve(), os.getuid(), root)
-    writer = writer_lock_path(paths[0])
-    writer.mkdir(parents=True)
-    with holding_state_locks(state, root) as told:
-        assert told is not None
-        assert told.startswith(f"this export's own lock {writer} cannot be taken (")
+def test_holding_goes_on_without_the_folders_lock_where_it_cannot_be_taken(
+        shared: Path, other_user: OtherUser) -> None:
+    """The lock on the state folder itself cannot be taken (here: a folder its user may
+    write but not read, so not open, which export's own checks refuse before; a file
+    system without ``flock`` on folders, as some network ones): OpenClaw's three are
+    taken and held all the same, and the block runs, told so. Run as ``nobody``: root
+    opens any folder."""
+    state = shared / "claw"
+    (state / "agents").mkdir(parents=True)
+    root = shared / "locks"
+    root.mkdir(mode=0o777)
+    root.chmod(0o777)
+    for folder in (state, state / "agents"):
+        os.chown(folder, OTHER, OTHER)
+    state.chmod(0o300)
+    writer = subprocess.Popen(
+        ["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups",
+         other_user.python, "-c", HOLDING_TOLD_PY, str(state), str(root)],
+        cwd=other_user.cwd, env=other_user.env, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None
+        told = writer.stdout.readline()
+        assert told.startswith(f"the lock on the state folder {state} itself cannot be "
+                               "taken (Permission denied): OpenClaw's locks are held all "
+                               "the same"), told
+        paths = lock_paths(state, OTHER, root)
         assert [take(path) for path in paths] == ["database is locked"] * len(paths)
-    assert [take(path) for path in paths] == ["taken"] * len(paths)
+    finally:
+        writer.communicate()
+    assert writer.returncode == 0
+
+
+#: A writer (``holding_state_locks``) of a state folder (argv[1]) under a lock root
+#: (argv[2]), saying what it is told, until its stdin closes.
+HOLDING_TOLD_PY = """import sys
+from pathlib import Path
+from node.openclaw.state_locks import holding_state_locks
+with holding_state_locks(Path(sys.argv[1]), Path(sys.argv[2])) as told:
+    print(told, flush=True)
+    sys.stdin.read()
+"""
 
 
 def test_a_second_writer_is_told_apart(tmp_path: Path) -> None:
@@ -212,6 +238,7 @@ def test_a_second_writer_is_told_apart(tmp_path: Path) -> None:
         with pytest.raises(StateLockHeld) as refused, holding_state_locks(state, root):
             pass
         assert refused.value.writer and refused.value.held is not None
+        assert refused.value.path == state  # refused at the folder's own lock, first
         assert (refused.value.held.pid, refused.value.held.writer) == (pid, True)
         held = held_state_lock(state, root)
         assert held is not None and (held.pid, held.writer) == (pid, True)
@@ -221,20 +248,33 @@ def test_a_second_writer_is_told_apart(tmp_path: Path) -> None:
         assert held is not None and (held.pid, held.writer) == (pid, False)
 
 
-def test_a_writer_without_its_own_lock_is_told_apart(tmp_path: Path) -> None:
-    """A writer that could not take its own lock (here a folder in its place) holds
-    OpenClaw's, each marked as a writer's: taking them, or looking at them, still names
-    it as a writer, not as an OpenClaw process; the mark is in no one's way."""
+def test_a_writer_without_the_folders_lock_is_told_apart(tmp_path: Path) -> None:
+    """A writer that holds OpenClaw's locks, each marked as a writer's, but not the lock
+    on the state folder itself (an older clawsync, or one on a file system without it):
+    taking them, or looking at them, still names it as a writer, not as an OpenClaw
+    process; the mark is in no one's way."""
     state = state_folder(tmp_path, None)
     root = tmp_path / "locks"
     paths = lock_paths(state.resolve(), os.getuid(), root)
-    writer_lock_path(paths[0]).mkdir(parents=True, mode=0o700)
-    with stand_in(sys.executable, "-c", HOLDING_PY, str(state), str(root)) as pid:
+    paths[0].parent.mkdir(parents=True, mode=0o700)
+    with stand_in(sys.executable, "-c", MARKED_PY, *map(str, paths)) as pid:
         with pytest.raises(StateLockHeld) as refused, holding_state_locks(state, root):
             pass
         assert refused.value.writer and refused.value.held is not None
+        assert refused.value.path == paths[0]
         assert (refused.value.held.pid, refused.value.held.writer) == (pid, True)
         held = held_state_lock(state, root)
         assert held is not None and (held.pid, held.writer) == (pid, True)
     with holding_state_locks(state, root) as told:  # let go with the transactions
-        assert told is not None and "own lock" in told
+        assert told is None
+
+
+#: OpenClaw's locks (argv[1:]) taken and marked as a writer takes them, without the
+#: state folder's own lock.
+MARKED_PY = """import sys
+from pathlib import Path
+from node.openclaw.state_locks import _mark, _take
+held = [(_take(Path(path)), _mark(Path(path))) for path in sys.argv[1:]]
+print(flush=True)
+sys.stdin.read()
+"""

@@ -82,7 +82,9 @@ def log_handler_error(record: logging.LogRecord) -> None:
     whose arguments do not fit it) reported as a line of its own (``LOGGING_ERRORS``),
     through the log's stream. The report names the message and where it was logged,
     and the types of its arguments, not their values: they were never logged, and may
-    hold a secret (so may a message that is not a string: only its type is named). Its
+    hold a secret (so may a message that is not a string: only its type is named). It
+    is logged at the record's level, ``ERROR`` at least, wherever the record got to the
+    handler (whatever the loggers' levels): the record is lost, and that is said. Its
     traceback names the error's type and where it was raised, not its text
     (``TEXT_LEFT_OUT``), and is that error's alone, not what it was raised while
     handling: a bad log call in an ``except`` block would print the exception being
@@ -101,11 +103,19 @@ def log_handler_error(record: logging.LogRecord) -> None:
         message = (_safe_repr(record.msg) if isinstance(record.msg, str)
                    else f"of type {type(record.msg).__name__}")
         stand_in = _text_left_out(error)
-        logging.getLogger(LOGGING_ERRORS).error(
+        reporter = logging.getLogger(LOGGING_ERRORS)
+        path, line, function, _ = reporter.findCaller()
+        # At the record's level, ERROR at least, and past the loggers' levels as the
+        # record itself was (``handle``, not ``error``): at ERROR alone, a CRITICAL
+        # record under ``--log-level critical`` would be lost with its report, unseen
+        # and uncounted; so would one of a logger set lower than the root.
+        reporter.handle(reporter.makeRecord(
+            reporter.name, max(logging.ERROR, record.levelno), path, line,
             "a record of %s logged at %s:%s could not be written: message %s, "
-            "arguments of types %s", record.name, record.pathname, record.lineno,
-            message, ", ".join(type(arg).__name__ for arg in args) or "none",
-            exc_info=(type(stand_in), stand_in, error.__traceback__))
+            "arguments of types %s", (record.name, record.pathname, record.lineno,
+                                      message, ", ".join(type(arg).__name__ for arg in args)
+                                      or "none"),
+            (type(stand_in), stand_in, error.__traceback__), function))
         if _reporting.report_failed:
             _drop("report_failed")  # the record it reported: lost with its report
     finally:

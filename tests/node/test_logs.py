@@ -368,3 +368,28 @@ def test_the_report_of_a_record_leaves_out_its_errors_text(
         assert f"ValueError: {log_hooks.TEXT_LEFT_OUT}" in logged
     wanted = "message of type Leaky" if as_message else "arguments of types Leaky"
     assert wanted in event
+
+
+@pytest.mark.parametrize("logged_at", ["critical", "debug"])
+def test_a_record_the_handler_cannot_write_is_reported_where_it_got(
+        logged_at: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The report of a record the handler cannot write goes wherever the record went: at
+    the record's level, ERROR at least, and past the loggers' levels as the record was.
+    Under ``--log-level critical`` a CRITICAL record's report shows (at ERROR it was
+    filtered out: lost, unseen and uncounted); so does a DEBUG record's, of a logger set
+    lower than the root."""
+    logs.configure("critical", "json")
+    logger = logging.getLogger("node.peers.loud")
+    if logged_at == "debug":
+        logger.setLevel(logging.DEBUG)
+    try:
+        getattr(logger, logged_at)("dialed %d times", SECRET)
+    finally:
+        logger.setLevel(logging.NOTSET)
+    logs.drain()
+    [reported] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert (reported["logger"], reported["level"]) == (
+        log_hooks.LOGGING_ERRORS, "critical" if logged_at == "critical" else "error")
+    assert "a record of node.peers.loud logged at " in reported["event"]
+    assert SECRET not in json.dumps(reported)
+    assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0)

@@ -42,6 +42,7 @@ from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import (
     DEVICE_REMOVED,
     KEY_REQUIRED,
+    NOT_MEMBER,
     Link,
     LinkClosed,
     LinkRefused,
@@ -274,6 +275,9 @@ class Gossip:
             if runner.drop == DEVICE_REMOVED or (runner.drop is not None and runner.learned):
                 # A second address of a node linked already, or a removed device's.
                 log.info("peer address not dialed again", peer=runner.url, why=runner.drop)
+                if runner.device is not None and runner.drop in (NOT_MEMBER, DEVICE_REMOVED):
+                    # A member's record may name it: not dialed each members round.
+                    self.learning.answered_by(runner.url, runner.device.device_id)
                 self._forget(runner)
                 self.learning.undialed(runner.url)
                 return

@@ -9,6 +9,13 @@ devices at the addresses their records advertise (``dial_members``): the introdu
 A learned address that fails too often is forgotten and held off from peers' lists for
 a while (``sync.peer.forgotten``).
 
+A member's record may still name an address where another device answers now (the
+member moved, and a device that is no member, or a removed one, took its port): our
+dial there is refused (``Admission.dialed_refusal``) and given up. That member is not
+dialed there again, round after round, until its record changes or a link with it comes
+up (``answered_by``): the device there, if it holds the cluster secret, may dial us, and
+the member, once back, dials us or announces its address anew.
+
 This node's own list (``member_list``) is what peers learn from in turn.
 """
 
@@ -24,6 +31,7 @@ from typing import Any, NamedTuple
 import aiohttp
 import structlog
 
+from crdt.membership import Member
 from node.config import Config
 from node.devices import Devices
 from node.peers.admission import Admission
@@ -90,6 +98,11 @@ class Learning:
         #: address is dropped: a held-off address names its node (``hold_off``) though
         #: its dial never reached it. At most ``peers_max``.
         self.listed_nodes: dict[str, str] = {}
+        #: Per member device, its record when another device (no member, or a removed
+        #: one) answered our dial at the address it names (``answered_by``): not dialed
+        #: there again until that record changes or a link with the member comes up. At
+        #: most ``peers_max``, the oldest dropped.
+        self.elsewhere: dict[str, Member] = {}
 
     async def run(self) -> None:
         """Ask dialed peers which nodes they know; dial the ones we do not. Also (and at
@@ -116,7 +129,7 @@ class Learning:
         linked = linked_devices(self.runners.values())
         for device_id, member in list(self.membership.members().items()):
             if device_id == self.device_id or device_id in linked \
-                    or member.address is None:
+                    or member.address is None or self.elsewhere.get(device_id) == member:
                 continue
             # A member proves its key: the secret is not sent to an address any member
             # may have written in a record (it would hand the secret to whoever is there).
@@ -165,6 +178,23 @@ class Learning:
                 log.info("learned peer", url=url, via=runner.url)
                 if node is not None:
                     _put(self.listed_nodes, url, node, self.config.sync.peers_max)
+
+    def answered_by(self, url: str, device_id: str) -> None:
+        """Our dial of ``url`` reached ``device_id``, which may not stay linked (no
+        member, or removed): each member whose record names ``url`` is not dialed there
+        again until its record changes (``dial_members``). A device that is no member but
+        holds the cluster secret is not sent it at an address a record names (anyone who
+        may write a record could collect it): it is kept only on a dial of its own."""
+        if self.membership is None:
+            return
+        for member_id, member in self.membership.members().items():
+            if member_id != device_id and member.address is not None \
+                    and member.address.rstrip("/") == url.rstrip("/"):
+                if self.elsewhere.get(member_id) != member:
+                    log.info("member's address answered by another device; not dialed "
+                             "there again until its record changes", device_id=member_id,
+                             url=url, answered_by=device_id)
+                _put(self.elsewhere, member_id, member, self.config.sync.peers_max)
 
     def advertises(self, node: str, url: str | None) -> None:
         """``node`` said itself that it advertises ``url`` (None: no address). Past

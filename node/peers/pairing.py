@@ -59,6 +59,9 @@ class Pairing:
             self.ended(runner, before)
         if node is not None:
             self.rows.back(node)
+        if runner.device is not None:
+            # A member linked: back, maybe at the address its record names.
+            self.learning.elsewhere.pop(runner.device.device_id, None)
         if runner.url is not None and runner.direction == "out":
             self.learning.members[runner.url] = node
         if node is not None and runner.direction == "in":

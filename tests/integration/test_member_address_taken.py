@@ -1,0 +1,77 @@
+"""A member's record names an address where another device answers now, one that holds
+the cluster secret but is no member: the node's dial there is refused once, and the
+address is not dialed again at each members round, until that member's record changes
+(``node.peers.learning``, ``Learning.answered_by``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from crdt.device import device_id, private_key_from_seed, public_bytes
+from tests.support.cluster import SECRET, wait_until
+from tests.support.processes import NodeProcess, free_port, run_cli
+
+pytestmark = pytest.mark.integration
+
+#: The member whose record names the other device's address (it never runs here).
+MOVED = device_id(public_bytes(private_key_from_seed(bytes([21]) * 32)))
+#: Members rounds made (by adding a member at an address where no one listens) while
+#: the address is not to be dialed again.
+ROUNDS = 3
+#: Seconds the node gets for each step.
+DEADLINE_S = 30.0
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    return result.stdout
+
+
+def logged(node: NodeProcess, event: str, **fields: str) -> int:
+    """How often ``node`` logged ``event`` with ``fields`` (its JSON log lines)."""
+    lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
+             if line.startswith("{")]
+    return len([line for line in lines if line.get("event") == event
+                and all(line.get(name) == value for name, value in fields.items())])
+
+
+def dialed(node: NodeProcess, url: str) -> int:
+    """How often ``node`` dialed a member at ``url``."""
+    return logged(node, "dialing member", url=url)
+
+
+def test_a_member_address_where_another_device_answers_is_not_redialed_each_round(
+        tmp_path: Path) -> None:
+    """The other device dials the node with the secret (so it holds the records, and
+    takes the node's dial). The node dials the member's address once, refuses the
+    device it finds there, and dials it again only once the member's record changed."""
+    args = ["--cluster-secret", SECRET, "--log-format", "json"]
+    with NodeProcess(tmp_path, name="node",
+                     extra_args=[*args, "--members-interval", "0.5"]) as node, \
+            NodeProcess(tmp_path, name="other",
+                        extra_args=[*args, "--peer", node.url]) as other:
+        ok(run_cli(node, "devices", "add", MOVED, "--name", "laptop",
+                   "--address", other.url))
+        wait_until(lambda: dialed(node, other.url) == 1 or None, DEADLINE_S,
+                   "the member's address dialed")
+        wait_until(lambda: logged(node, "dialed device refused", peer=other.url,
+                                  code="not_member") or None, DEADLINE_S,
+                   "the device there refused as no member")
+        for round_ in range(ROUNDS):
+            # Each record starts a members round at once; its dial says the round ran.
+            dead = f"http://127.0.0.1:{free_port()}"
+            seed = private_key_from_seed(bytes([40 + round_]) * 32)
+            ok(run_cli(node, "devices", "add", device_id(public_bytes(seed)),
+                       "--name", f"dead{round_}", "--address", dead))
+            wait_until(lambda dead=dead: dialed(node, dead) or None, DEADLINE_S,
+                       f"members round {round_} made")
+        assert dialed(node, other.url) == 1
+        # The member's record changes (renamed): its address is dialed again.
+        ok(run_cli(node, "devices", "add", MOVED, "--name", "old laptop",
+                   "--address", other.url))
+        wait_until(lambda: dialed(node, other.url) == 2 or None, DEADLINE_S,
+                   "the address dialed again once the record changed")

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import ssl
+import unicodedata
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -435,6 +436,56 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
     return Proven(dialer, key)
 
 
+#: Most characters of a peer's refusal shown with its status (``refusal_text``), and
+#: most bytes of its body read to find them: its operator's words help, a page of HTML
+#: or a flood does not.
+REFUSAL_CHARS_MAX = 200
+REFUSAL_BYTES_MAX = 4096
+
+
+def refusal_text(body: bytes) -> str:
+    """What a peer's refusal ``body`` says, for people and the log: the message of a
+    node's JSON error (``error_body``), else its first line that says something; control
+    characters removed (a peer's bytes must not forge log lines or move a terminal's
+    cursor), at most ``REFUSAL_CHARS_MAX`` characters ("…" ends one cut short).
+
+    >>> refusal_text(error_body("unauthorized", "peer credentials missing or wrong"))
+    'peer credentials missing or wrong'
+    >>> refusal_text(b"\\r\\n  Forbidden by policy\\r\\n<p>details</p>")
+    'Forbidden by policy'
+    >>> refusal_text(b"no\\x1b[2Jpe\\x00"), refusal_text(b"\\xff\\xfe"), refusal_text(b"")
+    ('no[2Jpe', '\ufffd\ufffd', '')
+    >>> len(refusal_text(b"x" * 1000)), refusal_text(b"x" * 1000)[-1]
+    (200, '…')
+    """
+    text = body.decode(errors="replace")
+    try:
+        said = json.loads(text)["error"]["message"]
+    except (ValueError, TypeError, KeyError):
+        said = None
+    if isinstance(said, str):
+        text = said
+    line = next((kept for kept in (_printable(line) for line in text.splitlines()) if kept),
+                "")
+    return line if len(line) <= REFUSAL_CHARS_MAX else line[:REFUSAL_CHARS_MAX - 1] + "…"
+
+
+def _printable(line: str) -> str:
+    """``line`` without control characters (Unicode's category C: C0, C1, format
+    characters such as a direction override), its ends' blanks stripped."""
+    return "".join(char for char in line if not unicodedata.category(char).startswith("C")) \
+        .strip()
+
+
+async def _refusal(reply: aiohttp.ClientResponse) -> str:
+    """``refusal_text`` of the first ``REFUSAL_BYTES_MAX`` bytes of ``reply``'s body;
+    none if it could not be read: the status says enough."""
+    try:
+        return refusal_text(await reply.content.read(REFUSAL_BYTES_MAX))
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return ""
+
+
 async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,
                         tls: ssl.SSLContext | None, config: SyncConfig) -> object:
     """The peer's member list as decoded JSON (checked by the caller)."""
@@ -443,7 +494,10 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
         async with http.get(url.rstrip("/") + MEMBERS_PATH, headers=headers,
                             ssl=tls if tls is not None else True,
                             timeout=aiohttp.ClientTimeout(total=config.connect_timeout_s)) as reply:
-            reply.raise_for_status()
+            if reply.status >= 400:
+                refusal = await _refusal(reply)
+                raise LinkClosed(f"cannot list members of {url}: it answered HTTP "
+                                 f"{reply.status}" + (f": {refusal}" if refusal else ""))
             body = await reply.content.read(config.members_bytes_max + 1)
             if len(body) > config.members_bytes_max:
                 raise ValueError(f"member list over {config.members_bytes_max} bytes")

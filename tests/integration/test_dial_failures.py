@@ -1,16 +1,19 @@
 """What a node says of a dial that fails, with real node processes: the address and
-the reason, as ``/v1/peers`` shows it in ``failure`` (``node.peers.transport._why``)."""
+the reason, as ``/v1/peers`` shows it in ``failure`` (``node.peers.transport._why``);
+and of a peer that refuses to list its members: its status and what its answer says
+(``node.peers.transport.refusal_text``)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.support.certs import make_ca, make_cert
-from tests.support.cluster import wait_until
-from tests.support.processes import NodeProcess
+from tests.support.cluster import SECRET, wait_until
+from tests.support.processes import NodeProcess, run_cli
 
 #: Seconds a node gets to try its dial and say why it failed.
 DEADLINE_S = 30.0
@@ -46,3 +49,30 @@ def test_https_dialed_at_a_plain_http_node_says_tls_failed(tmp_path: Path,
     # OpenSSL's reason code, e.g. WRONG_VERSION_NUMBER (its words differ by version).
     assert re.fullmatch(rf"cannot reach {re.escape(address)}: TLS failed \([A-Z_]+\)",
                         said), said
+
+
+def members_not_listed(node: NodeProcess) -> str | None:
+    """The reason of ``node``'s first ``members not listed`` log line (JSON), if any."""
+    for line in node.log_path.read_text().splitlines():
+        if line.startswith("{") and (said := json.loads(line)).get("event") \
+                == "members not listed":
+            return str(said["reason"])
+    return None
+
+
+def test_a_peer_refusing_its_member_list_says_why_with_its_status(tmp_path: Path) -> None:
+    """The peer links with the node as a member device, but the cluster secret the node
+    gives is not its own: asked for its members with it, the peer answers 401, and the
+    node says what the peer's JSON error says, not the status alone."""
+    with NodeProcess(tmp_path, name="peer",
+                     extra_args=["--cluster-secret", "another-cluster-secret"]) as peer, \
+            NodeProcess(tmp_path, name="node",
+                        extra_args=["--cluster-secret", SECRET, "--peer", peer.url,
+                                    "--log-format", "json"]) as node:
+        added = run_cli(peer, "devices", "add", node.get("/v1/node")["device_id"],
+                        "--name", "node")
+        assert added.returncode == 0, (added.stdout, added.stderr)
+        said = wait_until(lambda: members_not_listed(node), DEADLINE_S,
+                          "the node asked for members and was refused")
+    assert said == (f"cannot list members of {peer.url}: it answered HTTP 401: "
+                    "peer credentials missing or wrong")

@@ -1,0 +1,68 @@
+"""node.peers.transport.fetch_members against a server on loopback that refuses: what it
+says is the status and a bounded part of the answer (``refusal_text``), read from the
+first ``REFUSAL_BYTES_MAX`` bytes only."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from node.peers.transport import (
+    MEMBERS_PATH,
+    REFUSAL_BYTES_MAX,
+    REFUSAL_CHARS_MAX,
+    LinkClosed,
+    fetch_members,
+)
+from sync.peer.config import SyncConfig
+from tests.support.processes import free_port
+
+
+@contextlib.asynccontextmanager
+async def refusing(status: int, body: bytes) -> AsyncIterator[str]:
+    """The address of a server that answers ``status`` with ``body`` at the members
+    path."""
+    async def members(request: web.Request) -> web.Response:
+        return web.Response(status=status, body=body, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get(MEMBERS_PATH, members)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def refusal(status: int, body: bytes) -> str:
+    async with refusing(status, body) as url, aiohttp.ClientSession() as http:
+        with pytest.raises(LinkClosed) as raised:
+            await fetch_members(http, url, secret=None, tls=None, config=SyncConfig())
+    said = str(raised.value)
+    assert said.startswith(f"cannot list members of {url}: it answered HTTP {status}")
+    return said.removeprefix(f"cannot list members of {url}: ")
+
+
+async def test_a_page_refusing_says_its_first_line_without_control_characters() -> None:
+    page = "\n  Blocked \x1b[31mby\u202e the proxy\r\n<p>ticket 42</p>".encode()
+    assert await refusal(403, page) == "it answered HTTP 403: Blocked [31mby the proxy"
+
+
+async def test_a_long_line_is_cut_to_its_first_characters() -> None:
+    said = await refusal(502, "é".encode() * 1000)
+    assert said == "it answered HTTP 502: " + "é" * (REFUSAL_CHARS_MAX - 1) + "…"
+
+
+async def test_only_the_first_bytes_of_the_answer_are_read() -> None:
+    """What comes after ``REFUSAL_BYTES_MAX`` bytes is not read, so not shown: the status
+    alone, when those bytes are blank."""
+    assert await refusal(401, b" " * REFUSAL_BYTES_MAX + b"unseen") == "it answered HTTP 401"
+    cut = await refusal(401, b" " * (REFUSAL_BYTES_MAX - 4) + b"seen, not this")
+    assert cut == "it answered HTTP 401: seen"

@@ -379,6 +379,7 @@ class Gossip:
         runner = await self._new_runner(key, link.peer_url, "in", checkpoint_key,
                                         origins_in=self._origins_quota(peer))
         runner.device, runner.shared = link.peer_device, shared
+        runner.handshake_node = link.peer_node
         runner.gave_secret, runner.keyless = gave_secret, link.peer_device is None
         runner.task = asyncio.current_task()  # so that stop() can end this link too
         # A record stored while the runner was made found no runner: check again (its

@@ -22,7 +22,7 @@ import structlog
 from node.peers.admission import Admission
 from node.peers.learning import Learning
 from node.peers.rows import Rows
-from node.peers.runner import Runner, by_same_peer, dropped_by_peer, live
+from node.peers.runner import Runner, dropped_by_peer, may_be_kept
 from node.peers.transport import DUPLICATE_LINK
 from node.store import AsyncStore
 
@@ -131,15 +131,13 @@ class Pairing:
 
     def _kept_here(self, dial: Runner, *, besides: Runner) -> bool:
         """Whether a link may be up here, other than ``dial`` and ``besides``, that the
-        peer which closed ``dial`` as a second link kept instead: one up or starting with
-        the device it proved; where it proved none, one up to the node it named. The
+        peer which closed ``dial`` as a second link kept instead (``may_be_kept``). The
         link kept is this node's already when the peer closes the dial: it closes it once
         it has our hello on the link kept, sent once that link's runner is here."""
         closed = dial.second_link
         assert closed is not None
-        return any(link is not dial and link is not besides and (
-            live(link) if closed.device is not None else link.linked_to is not None)
-            and by_same_peer(closed, link) for link in self.runners.values())
+        return any(link is not dial and link is not besides and may_be_kept(closed, link)
+                   for link in self.runners.values())
 
     def duplicate(self, new: Runner, old: Runner) -> Runner | None:
         """Which of two links to one node ends: both nodes must pick the same one."""

@@ -63,6 +63,9 @@ class Runner:
     #: and whose close that was, until this address is dialed again or the link the peer
     #: kept is gone (``Pairing``): that link may not be named here yet.
     second_link: SecondLink | None = None
+    #: An accepted link: the node its peer named in the handshake (``NODE_HEADER``),
+    #: known before its hello is taken in (``may_be_kept``); None for a dial.
+    handshake_node: str | None = None
 
     @property
     def node(self) -> str | None:
@@ -113,8 +116,9 @@ def second_link(runner: Runner, reason: str | None) -> SecondLink | None:
 
 def by_same_peer(closed: SecondLink, link: Runner) -> bool:
     """Whether the peer at the other end of ``link`` is the one that made the close
-    ``closed``: the same device, where both proved one; else the same node (a device that
-    proved none is known by the node it names).
+    ``closed``: the same device, where the close proved one (a link that proved none is
+    not it); else the same node (a device that proved none is known by the node it
+    names).
 
     >>> from types import SimpleNamespace as Link
     >>> device = Link(device_id="D1")
@@ -124,10 +128,39 @@ def by_same_peer(closed: SecondLink, link: Runner) -> bool:
     False
     >>> by_same_peer(SecondLink(None, "n1"), Link(device=device, node="n1"))
     True
+    >>> by_same_peer(SecondLink("D1", "n1"), Link(device=None, node="n1"))
+    False
     """
-    if closed.device is not None and link.device is not None:
-        return closed.device == link.device.device_id
+    if closed.device is not None:
+        # Proven: only that device made it. The node of the dial's last hello may be
+        # another's that answered at the address before.
+        return link.device is not None and closed.device == link.device.device_id
     return closed.node is not None and closed.node == link.node
+
+
+def may_be_kept(closed: SecondLink, link: Runner) -> bool:
+    """Whether ``link`` may be the one the peer that made the close ``closed`` kept
+    instead of the dial it closed: up or starting with the device the close proved;
+    where it proved none, up to the node the dial's last hello named, or up before its
+    own hello with a handshake that named that node (the race two nodes dialing each
+    other at once run: the peer closes our dial before its kept link's hello is taken
+    in here).
+
+    >>> from types import SimpleNamespace as Link
+    >>> def link(**kw): return Link(**{"state": "up", "dialing": False, "device": None,
+    ...                                "linked_to": None, "handshake_node": None, **kw})
+    >>> may_be_kept(SecondLink(None, "n1"), link(handshake_node="n1"))
+    True
+    >>> may_be_kept(SecondLink(None, "n1"), link(handshake_node="n2"))
+    False
+    >>> may_be_kept(SecondLink(None, "n1"), link(state="down", handshake_node="n1"))
+    False
+    """
+    if closed.device is not None:
+        return live(link) and by_same_peer(closed, link)
+    if link.linked_to is not None:
+        return closed.node == link.linked_to
+    return live(link) and closed.node is not None and closed.node == link.handshake_node
 
 
 def dropped_by_peer(dial: Runner, link: Runner) -> str | None:

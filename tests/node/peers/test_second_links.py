@@ -43,3 +43,34 @@ async def test_a_second_link_closed_by_another_device_outlives_the_old_nodes_lin
         assert hub.gossip.learning.reached_as == {y_id: {url}}
     finally:
         hub.gossip.runners.pop(dial.key)
+
+
+async def test_a_second_link_closed_by_a_device_is_not_held_by_a_keyless_node(
+        make_node: NodeFactory) -> None:
+    """The hub's dial of an address where x was reached before was closed as a second
+    link by y's device, which answers there now; x, which proved no key on its link to
+    the hub (a node of 0.2: its link here is made one, as it would be), is linked. x's
+    link is not the one y kept: the address does not count as reaching x, and y's close
+    goes, no link of y's being here (it was matched to x by the node of the dial's last
+    hello, x's, and stood while x's link lasted)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    x = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    y = await make_node(cluster_secret="s" * 32)
+    x_id = x.astore.node_id
+    async with asyncio.timeout(DEADLINE_S):
+        while x_id not in linked_nodes(hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    [x_link] = [r for r in hub.gossip.runners.values() if r.linked_to == x_id]
+    x_link.device = None
+    url = f"http://127.0.0.1:{free_port()}"
+    dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
+    try:
+        device = y.gossip.device
+        dial.state, dial.second_link = "down", SecondLink(device.device_id, x_id)
+        dial.device = Proven(device.device_id, device.public_key)
+        dial.machine.peer_node = hub.gossip.learning.members[url] = x_id
+        hub.gossip.pairing.dial_ended(dial)
+        assert hub.gossip.learning.reached_as == {}
+        assert dial.second_link is None
+    finally:
+        hub.gossip.runners.pop(dial.key)

@@ -14,7 +14,12 @@ member moved, and a device that is no member, or a removed one, took its port): 
 dial there is refused (``Admission.dialed_refusal``) and given up. That member is not
 dialed there again, round after round, until its record changes or a link with it comes
 up (``answered_by``): the device there, if it holds the cluster secret, may dial us, and
-the member, once back, dials us or announces its address anew.
+the member, once back, dials us or announces its address anew. Nor for ever: after
+``ANSWERED_BY_HOLD_ROUNDS`` rounds it is dialed once more (DHCP may have given its
+address back to the member, which cannot dial a node that advertises none), and held off
+again if another device still answers. An address from a peer's list where another
+device answered (no member, or a removed one) is held off so too: the lister's word that
+a node is linked there says that something answers, not which device.
 
 This node's own list (``member_list``) is what peers learn from in turn.
 """
@@ -41,6 +46,19 @@ from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff, linked_at, said
 
 log = structlog.get_logger(__name__)
+
+#: Members rounds (every ``members_interval_s``, and one at each membership change) for
+#: which an address where another device answered our dial is not dialed again, then
+#: dialed once more (``answered_by``): ten minutes at the default 30 s.
+ANSWERED_BY_HOLD_ROUNDS = 20
+
+
+class Held(NamedTuple):
+    """A member's record whose address another device answered at, and the members
+    round from which it is dialed there once more (``Learning.answered_by``)."""
+
+    member: Member
+    until: int
 
 
 class Learning:
@@ -100,9 +118,16 @@ class Learning:
         self.listed_nodes: dict[str, str] = {}
         #: Per member device, its record when another device (no member, or a removed
         #: one) answered our dial at the address it names (``answered_by``): not dialed
-        #: there again until that record changes or a link with the member comes up. At
-        #: most ``peers_max``, the oldest dropped.
-        self.elsewhere: dict[str, Member] = {}
+        #: there again until that record changes, a link with the member comes up, or
+        #: ``ANSWERED_BY_HOLD_ROUNDS`` rounds went by. At most ``peers_max``, the oldest
+        #: dropped.
+        self.elsewhere: dict[str, Held] = {}
+        #: Per address where another device answered our dial, the members round from
+        #: which a peer's list may have it dialed again (``answered_by``). At most
+        #: ``peers_max``, the oldest dropped.
+        self.answered: dict[str, int] = {}
+        #: Members rounds run (``run``): what the hold-offs above count.
+        self.rounds = 0
 
     async def run(self) -> None:
         """Ask dialed peers which nodes they know; dial the ones we do not. Also (and at
@@ -113,6 +138,7 @@ class Learning:
                 await asyncio.wait_for(self.changed.wait(),
                                        self.config.sync.members_interval_s)
             self.changed.clear()
+            self.rounds += 1
             try:
                 self.admission.sweep()
                 await self.dial_members()
@@ -128,9 +154,11 @@ class Learning:
             return
         linked = linked_devices(self.runners.values())
         for device_id, member in list(self.membership.members().items()):
-            if device_id == self.device_id or device_id in linked \
-                    or member.address is None or self.elsewhere.get(device_id) == member:
+            held = self.elsewhere.get(device_id)
+            if device_id == self.device_id or device_id in linked or member.address is None:
                 continue
+            if held is not None and held.member == member and self.rounds < held.until:
+                continue  # another device answered there, and the hold still runs
             # A member proves its key: the secret is not sent to an address any member
             # may have written in a record (it would hand the secret to whoever is there).
             if await self._dial(member.address, learned=True, secret=False):
@@ -171,6 +199,8 @@ class Learning:
                 self.listed_linked(url, node)
             if not self.forgotten.may_learn(url, awake_s(), linked=linked):
                 continue  # forgotten after its failures, and no news that it is back
+            if self.rounds < self.answered.get(url, 0):
+                continue  # another device answered there: linked, but not to be ours
             # The secret goes where a holder of it says one gave the address, and only
             # if that holder was itself given it: a peer we do not send the secret to
             # has no say in who gets it.
@@ -182,19 +212,26 @@ class Learning:
     def answered_by(self, url: str, device_id: str) -> None:
         """Our dial of ``url`` reached ``device_id``, which may not stay linked (no
         member, or removed): each member whose record names ``url`` is not dialed there
-        again until its record changes (``dial_members``). A device that is no member but
-        holds the cluster secret is not sent it at an address a record names (anyone who
-        may write a record could collect it): it is kept only on a dial of its own."""
+        again until its record changes (``dial_members``), and no peer's list has it
+        dialed (``learn_from``), for ``ANSWERED_BY_HOLD_ROUNDS`` rounds; then it is
+        dialed once more, and held off again if another device still answers (logged
+        once per record). A device that is no member but holds the cluster secret is not
+        sent it at an address a record names (anyone who may write a record could
+        collect it): it is kept only on a dial of its own."""
+        until, most = self.rounds + ANSWERED_BY_HOLD_ROUNDS, self.config.sync.peers_max
+        _put(self.answered, url.rstrip("/"), until, most)
         if self.membership is None:
             return
         for member_id, member in self.membership.members().items():
             if member_id != device_id and member.address is not None \
                     and member.address.rstrip("/") == url.rstrip("/"):
-                if self.elsewhere.get(member_id) != member:
+                held = self.elsewhere.get(member_id)
+                if held is None or held.member != member:
                     log.info("member's address answered by another device; not dialed "
-                             "there again until its record changes", device_id=member_id,
-                             url=url, answered_by=device_id)
-                _put(self.elsewhere, member_id, member, self.config.sync.peers_max)
+                             "there again until its record changes, or for some rounds",
+                             device_id=member_id, url=url, answered_by=device_id,
+                             rounds=ANSWERED_BY_HOLD_ROUNDS)
+                _put(self.elsewhere, member_id, Held(member, until), most)
 
     def advertises(self, node: str, url: str | None) -> None:
         """``node`` said itself that it advertises ``url`` (None: no address). Past

@@ -1,7 +1,8 @@
 """A member's record names an address where another device answers now, one that holds
 the cluster secret but is no member: the node's dial there is refused once, and the
-address is not dialed again at each members round, until that member's record changes
-(``node.peers.learning``, ``Learning.answered_by``)."""
+address is not dialed again at each members round, until that member's record changes,
+or for ``ANSWERED_BY_HOLD_ROUNDS`` rounds at most (``node.peers.learning``,
+``Learning.answered_by``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from crdt.device import device_id, private_key_from_seed, public_bytes
+from node.peers.learning import ANSWERED_BY_HOLD_ROUNDS
 from tests.support.cluster import SECRET, wait_until
 from tests.support.processes import NodeProcess, free_port, run_cli
 
@@ -32,10 +34,11 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def logged(node: NodeProcess, event: str, **fields: str) -> int:
-    """How often ``node`` logged ``event`` with ``fields`` (its JSON log lines)."""
+    """How often ``node`` logged ``event`` (or a line starting so) with ``fields`` (its
+    JSON log lines)."""
     lines = [json.loads(line) for line in node.log_path.read_text().splitlines()
              if line.startswith("{")]
-    return len([line for line in lines if line.get("event") == event
+    return len([line for line in lines if str(line.get("event")).startswith(event)
                 and all(line.get(name) == value for name, value in fields.items())])
 
 
@@ -48,10 +51,12 @@ def test_a_member_address_where_another_device_answers_is_not_redialed_each_roun
         tmp_path: Path) -> None:
     """The other device dials the node with the secret (so it holds the records, and
     takes the node's dial). The node dials the member's address once, refuses the
-    device it finds there, and dials it again only once the member's record changed."""
+    device it finds there, and dials it again only once the member's record changed
+    (the rounds are the records', far fewer than ``ANSWERED_BY_HOLD_ROUNDS``)."""
     args = ["--cluster-secret", SECRET, "--log-format", "json"]
+    assert ROUNDS + 1 < ANSWERED_BY_HOLD_ROUNDS
     with NodeProcess(tmp_path, name="node",
-                     extra_args=[*args, "--members-interval", "0.5"]) as node, \
+                     extra_args=[*args, "--members-interval", "3600"]) as node, \
             NodeProcess(tmp_path, name="other",
                         extra_args=[*args, "--peer", node.url]) as other:
         ok(run_cli(node, "devices", "add", MOVED, "--name", "laptop",
@@ -75,3 +80,24 @@ def test_a_member_address_where_another_device_answers_is_not_redialed_each_roun
                    "--address", other.url))
         wait_until(lambda: dialed(node, other.url) == 2 or None, DEADLINE_S,
                    "the address dialed again once the record changed")
+
+
+def test_a_member_address_where_another_device_answers_is_dialed_again_after_the_hold(
+        tmp_path: Path) -> None:
+    """The member's record stays; its address, where the other device answers, is held
+    off for ``ANSWERED_BY_HOLD_ROUNDS`` members rounds (short ones here), then dialed
+    once more (the member may be back there), and held off again: the hold is logged once,
+    not at each dial."""
+    args = ["--cluster-secret", SECRET, "--log-format", "json"]
+    with NodeProcess(tmp_path, name="node",
+                     extra_args=[*args, "--members-interval", "0.1"]) as node, \
+            NodeProcess(tmp_path, name="other",
+                        extra_args=[*args, "--peer", node.url]) as other:
+        ok(run_cli(node, "devices", "add", MOVED, "--name", "laptop",
+                   "--address", other.url))
+        for times in (1, 2, 3):
+            wait_until(lambda times=times: logged(
+                node, "dialed device refused", peer=other.url, code="not_member") >= times
+                or None, DEADLINE_S, f"the address dialed and refused {times} times")
+        assert logged(node, "member's address answered by another device",
+                      url=other.url) == 1

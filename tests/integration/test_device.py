@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -107,7 +108,9 @@ def test_a_folder_without_a_key_is_input_the_command_cannot_use(tmp_path: Path) 
 def test_the_example_of_device_help_adds_this_device_on_another(tmp_path: Path) -> None:
     # It gave no --name, which devices add requires: copied, it failed with a usage error.
     helped = clawsync("device", "--help")
-    [example] = [line.strip() for line in helped.stdout.splitlines()
+    # An example goes on over the lines its ``\\`` continues (help keeps to 80 columns).
+    lines = re.sub(r"\\\n\s*", "", helped.stdout).splitlines()
+    [example] = [line.strip() for line in lines
                  if line.strip().startswith("clawsync ") and " devices add " in line]
     bin_dir = tmp_path / "bin"  # `clawsync` as a person types it, for this checkout
     bin_dir.mkdir()

@@ -298,21 +298,32 @@ def _working_on(state: Path, held: HeldLock) -> InputError:
         return InputError(
             f"another `clawsync openclaw export` is writing into {state} ({held.holder()}; "
             f"it holds {what}): let it finish, then export")
+    if held.path == state:
+        return _folder_held(state, f" ({held.holder()})")
     return InputError(
         f"an OpenClaw process is working on {state} ({held.holder()}; it holds "
         f"{held.path}): let it finish, or stop it (openclaw gateway stop for a gateway), "
         "then export")
 
 
+def _folder_held(state: Path, holder: str) -> InputError:
+    """The lock on the state folder itself, held by a process not known to be an export
+    (``holder``: which, for a person, if known): any process may take it, as a wrapper
+    running export under ``flock`` on the folder, which would keep out every export."""
+    return InputError(
+        f"a process holds a lock on the state folder {state} itself{holder}, which export "
+        "takes while it writes: nothing was written; let it finish, then export (to run "
+        "exports one at a time, lock another file than the state folder: exports keep "
+        "each other out on their own)")
+
+
 def _let_go(state: Path, error: StateLockHeld) -> InputError:
     """A lock that was held when export tried to take it, by a process that ended or let
     go of it before it could be named: nothing was written, and trying again may do.
-    Or the lock on the folder itself, another export's, whose holder the system does
-    not name (no ``/proc/locks``)."""
-    if error.path == state:
-        return InputError(
-            f"another `clawsync openclaw export` is writing into {state} (it holds a lock "
-            "on the folder itself): nothing was written; let it finish, then export")
+    Or the lock on the folder itself, whose holder the system does not name (no
+    ``/proc/locks``): any process may hold it."""
+    if error.folder:
+        return _folder_held(state, "")
     who = ("another `clawsync openclaw export` was writing into" if error.writer
            else "an OpenClaw process was working on")
     return InputError(

@@ -37,19 +37,23 @@ folder is not there and cannot be made (a read-only or full ``/tmp``, a sandbox)
 OpenClaw process of this user can hold a lock in it either: nothing is taken then, and
 the writer is told why.
 
-Two writers are kept apart by a lock on the state folder itself, taken before
-OpenClaw's and let go after them (``flock`` on the folder opened read-only: no file is
-made, the system drops it when the process ends, and every writer of the folder, of any
-user, asks for the same one, whatever path it was given). OpenClaw takes no such lock, so
-one held is another writer's; ``/proc/locks`` names its process, where there is one. It
-holds where OpenClaw's cannot be taken (this user's lock folder not there and not to be
-made). If it cannot be taken for another reason than another writer holding it (a file
-system without ``flock`` on folders), OpenClaw's three are taken all the same, which keep
-out OpenClaw processes and other writers alike. So that another writer is told apart
-there too, and an older writer without the folder lock, a writer also marks each of
-OpenClaw's lock files it holds with a record lock of its own on a byte past those
-SQLite locks (``WRITER_MARK_OFFSET``): a lock held by the process that holds the mark on
-the same file is a writer's.
+Two writers are kept apart by a lock on the state folder itself, taken before OpenClaw's
+and let go after them (``flock`` on the folder opened read-only: no file is made, the
+system drops it when the process ends, and every writer of the folder on this machine,
+of any user, asks for the same one, whatever path it was given). OpenClaw takes no such
+lock, but any other process may (``flock STATE command``, say): one held is named a
+writer's only when its process is known to be one (``_is_writer``: it holds a writer's
+mark, or its command line is an export's); ``/proc/locks`` names that process, where
+there is one. It holds where OpenClaw's cannot be taken (this user's lock folder not
+there and not to be made). If it cannot be taken for another reason than another process
+holding it (a file system without ``flock`` on folders), OpenClaw's three are taken all
+the same, which keep out OpenClaw processes and other writers alike. So that another
+writer is told apart there too, and an older writer without the folder lock, a writer
+also marks each of OpenClaw's lock files it holds with a record lock of its own on a
+byte past those SQLite locks (``WRITER_MARK_OFFSET``): a lock held by the process that
+holds the mark on the same file is a writer's. It marks the state folder so too, once it
+holds the folder's lock: the process holding that lock and the folder's mark is a
+writer.
 """
 
 from __future__ import annotations
@@ -76,7 +80,8 @@ LOCK_FOLDER_PREFIX = "openclaw-state-locks-"
 #: The lock families, in the order they are looked at: the one a gateway holds first.
 LOCK_FAMILIES = ("gateway-lifecycle", "state-lifecycle", "state-handles")
 #: The byte of each of OpenClaw's lock files a writer holds a shared record lock on
-#: while it holds the file's transaction: its mark (``_mark``). SQLite locks the bytes
+#: while it holds the file's transaction: its mark (``_mark``); and of the state folder
+#: while it holds the folder's lock (``_take_folder_lock``). SQLite locks the bytes
 #: from 2**30 to 2**30 + 511 (pending, reserved, shared); this one is far past them, so
 #: that it is in no one's way, and a look at it tells a writer apart without its own
 #: lock.
@@ -106,15 +111,18 @@ class StateLockUnreadable(StateFolderError):
 
 class StateLockHeld(StateFolderError):
     """Another process held one of the per-machine locks, or the state folder's own
-    (``path`` the folder then), when this one tried to take it: ``held``, that process,
-    unless it let go before it could be named, or the system does not say (``flock``
-    where there is no ``/proc/locks``). ``writer``: it is another writer
-    (``holding_state_locks``), not an OpenClaw process."""
+    (``path`` the folder then, and ``folder`` true), when this one tried to take it:
+    ``held``, that process, unless it let go before it could be named, or the system does
+    not say (``flock`` where there is no ``/proc/locks``). ``writer``: it is another
+    writer (``holding_state_locks``), not an OpenClaw process; for the folder's lock,
+    only when that is known, as any process may take it."""
 
-    def __init__(self, path: Path, held: HeldLock | None, *, writer: bool = False) -> None:
-        super().__init__(f"{'another writer' if writer else 'an OpenClaw process'} "
-                         f"holds {path}")
-        self.path, self.held, self.writer = path, held, writer
+    def __init__(self, path: Path, held: HeldLock | None, *, writer: bool = False,
+                 folder: bool = False) -> None:
+        who = ("another writer" if writer else "a process" if folder
+               else "an OpenClaw process")
+        super().__init__(f"{who} holds {'a lock on ' if folder else ''}{path}")
+        self.path, self.held, self.writer, self.folder = path, held, writer, folder
 
 
 @dataclass(frozen=True)
@@ -225,7 +233,9 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     holding it, is gone without. Gives None when every lock is held, or else, for a
     person, what is not held and what still keeps out whom. Within the block, look at
     the other users' locks with ``held_state_lock(..., own_held=True)``, and open no
-    lock file of this user's.
+    lock file of this user's (opening the state folder and closing it drops only its
+    writer's mark, which names this process to another writer: its command line still
+    does, where it is an export's).
 
     >>> with holding_state_locks(Path("."), Path("/proc")) as none_held:
     ...     print(none_held)  # doctest: +ELLIPSIS
@@ -236,7 +246,7 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     marks: list[int] = []
     writer: int | None = None
     try:
-        writer, unlocked = _take_folder_lock(state)
+        writer, unlocked = _take_folder_lock(state, paths)
         told = _lock_folder_made(paths[0].parent)
         if told is None:
             for path in paths:
@@ -281,13 +291,16 @@ def _lock_folder_made(folder: Path) -> str | None:
     return None
 
 
-def _take_folder_lock(state: Path) -> tuple[int | None, str | None]:
+def _take_folder_lock(state: Path, paths: list[Path]) -> tuple[int | None, str | None]:
     """Hold the lock on the state folder itself (``flock``, exclusive, through the folder
-    opened read-only): its descriptor, which holds it until closed, and None; or None and
-    why it cannot be taken (for a person): the folder cannot be opened so (no read
+    opened read-only), then marked as a writer's (a shared record lock on
+    ``WRITER_MARK_OFFSET`` of the folder, through the same descriptor): that descriptor,
+    which holds both until closed, and None; or None and why
+    it cannot be taken (for a person): the folder cannot be opened so (no read
     permission) or its file system has no such lock (``ENOLCK``, ``EBADF`` on some
-    network file systems). ``StateLockHeld`` (a writer's: nothing else takes it) if
-    another process holds it."""
+    network file systems). ``StateLockHeld`` if another process holds it: named a
+    writer's only if it is known to be one (``_is_writer``; ``paths``: OpenClaw's lock
+    files of this user)."""
     try:
         fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
@@ -298,12 +311,77 @@ def _take_folder_lock(state: Path) -> tuple[int | None, str | None]:
         try:
             if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
                 pid = _flock_holder(fd)
-                raise StateLockHeld(state, None if pid is None else HeldLock(
-                    state, pid, writer=True), writer=True) from None
+                held = None if pid is None else HeldLock(
+                    state, pid, writer=_is_writer(state, fd, pid, paths))
+                raise StateLockHeld(state, held, writer=held is not None and held.writer,
+                                    folder=True) from None
             return None, _folder_lock_lost(state, error)
         finally:
             os.close(fd)
+    # Marked once held, not before: where flock is made of record locks on the whole
+    # file (NFS), a mark taken first would be in its way. Unmarked (there, say), a
+    # writer is told apart by its command line only.
+    with contextlib.suppress(OSError):
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, WRITER_MARK_OFFSET)
     return fd, None
+
+
+def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
+    """Whether the process ``pid``, holding the lock on the state folder (open at
+    ``fd``), is a writer of it, not any process taking a lock there (``flock STATE
+    command``): it holds the writer's mark on the folder, or on one of OpenClaw's lock
+    files of this user (``paths``), or its command line is an export's (``is_export_command``), as
+    far as ``/proc`` shows it."""
+    if pid <= 0:
+        return False  # another pid namespace: no process here to look at
+    with contextlib.suppress(OSError):
+        mark = _ask(fd, state, WRITER_MARK_OFFSET, 1)
+        if mark is not None and mark.pid == pid:
+            return True
+    for path in paths:
+        with contextlib.suppress(StateLockUnreadable):
+            mark = _held(path, WRITER_MARK_OFFSET)
+            if mark is not None and mark.pid == pid:
+                return True
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return is_export_command([arg.decode(errors="replace") for arg in argv])
+
+
+def is_export_command(argv: list[str]) -> bool:
+    """Whether a command line runs ``clawsync openclaw export``: ``clawsync`` (or
+    ``python [options] .../clawsync``, ``python -m node.main``) with ``openclaw export``
+    among its arguments. Another command running one (``flock STATE clawsync ...``) is
+    not one.
+
+    >>> is_export_command(["/venv/bin/clawsync", "openclaw", "export", "s1"])
+    True
+    >>> is_export_command(["python3", "-m", "node.main", "openclaw", "export", "s1"])
+    True
+    >>> is_export_command(["flock", "/state", "clawsync", "openclaw", "export", "s1"])
+    False
+    >>> is_export_command(["/venv/bin/clawsync", "openclaw", "import", "export"])
+    False
+    """
+    names = [os.path.basename(arg) for arg in argv]
+    if names[:1] == ["clawsync"]:
+        rest = argv[1:]
+    elif names[:1] and names[0].startswith("python"):
+        options = 1
+        while options < len(argv) and argv[options].startswith("-") \
+                and argv[options] != "-m":
+            options += 1
+        if names[options:options + 1] == ["clawsync"]:
+            rest = argv[options + 1:]
+        elif argv[options:options + 2] == ["-m", "node.main"]:
+            rest = argv[options + 2:]
+        else:
+            return False
+    else:
+        return False
+    return any(rest[i:i + 2] == ["openclaw", "export"] for i in range(len(rest)))
 
 
 def _folder_lock_lost(state: Path, error: OSError) -> str:
@@ -326,16 +404,66 @@ def _what_is_not_held(folder_told: str | None, unlocked: str | None) -> str | No
 def _flock_holder(fd: int) -> int | None:
     """The process holding a ``flock`` on the file open at ``fd``, as ``/proc/locks``
     names it (0 for one of another pid namespace); None without ``/proc/locks`` (not
-    Linux), or if it let go meanwhile. A line reads ``1: FLOCK  ADVISORY  WRITE <pid>
-    <major>:<minor>:<inode> 0 EOF``; a waiter's has ``->`` after its number."""
-    found = os.fstat(fd)
-    inode = f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+    Linux), or if it let go meanwhile, or if no line there can be told to be this file."""
     try:
-        lines = Path("/proc/locks").read_text().splitlines()
+        lines = Path("/proc/locks").read_text()
     except OSError:
         return None
-    for fields in map(str.split, lines):
-        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == inode:
+    found = os.fstat(fd)
+    device, inode = found.st_dev, found.st_ino
+    with contextlib.suppress(OSError, ValueError):
+        fdinfo = Path(f"/proc/self/fdinfo/{fd}").read_text()
+        mounted = _mount_device(fdinfo, Path("/proc/self/mountinfo").read_text())
+        device = device if mounted is None else mounted
+        inode = _fdinfo_field(fdinfo, "ino") or inode
+    return _flock_pid(lines, device, inode)
+
+
+def _mount_device(fdinfo: str, mountinfo: str) -> int | None:
+    """The device of the file system a descriptor is on, as the kernel numbers it in
+    ``/proc/locks`` (the superblock's): that of its mount (``mnt_id`` in its
+    ``/proc/self/fdinfo``) in ``/proc/self/mountinfo``, whose third field it is. Not
+    ``st_dev``, which differs on some file systems (a btrfs subvolume's own number).
+    None if either does not say.
+
+    >>> mountinfo = "29 1 0:26 / / rw - btrfs /dev/vda2 rw\\n31 29 0:5 / /dev rw - devtmpfs x rw"
+    >>> _mount_device("pos:\\t0\\nflags:\\t02200000\\nmnt_id:\\t29\\nino:\\t256\\n", mountinfo)
+    26
+    >>> _mount_device("pos:\\t0\\nflags:\\t02200000\\n", mountinfo) is None
+    True
+    """
+    mount = _fdinfo_field(fdinfo, "mnt_id")
+    if mount is None:
+        return None
+    for fields in map(str.split, mountinfo.splitlines()):
+        if len(fields) > 2 and fields[0] == str(mount):
+            major, minor = fields[2].split(":")
+            return os.makedev(int(major), int(minor))
+    return None
+
+
+def _fdinfo_field(fdinfo: str, name: str) -> int | None:
+    """A number ``/proc/self/fdinfo/<fd>`` gives (``mnt_id``, ``ino``); None if not."""
+    for line in fdinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key == name:
+            return int(value)
+    return None
+
+
+def _flock_pid(locks: str, device: int, inode: int) -> int | None:
+    """The pid of the process holding a ``flock`` on the file ``inode`` of ``device`` in
+    ``locks``, the text of ``/proc/locks``; None if none. A line reads ``1: FLOCK
+    ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`` (the numbers of the device in
+    hex); a waiter's has ``->`` after its number.
+
+    >>> locks = "1: FLOCK  ADVISORY  WRITE 4242 00:1a:256 0 EOF\\n"
+    >>> _flock_pid(locks, os.makedev(0, 26), 256), _flock_pid(locks, os.makedev(0, 27), 256)
+    (4242, None)
+    """
+    key = f"{os.major(device):02x}:{os.minor(device):02x}:{inode}"
+    for fields in map(str.split, locks.splitlines()):
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == key:
             return int(fields[4])
     return None
 

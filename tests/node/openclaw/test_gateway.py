@@ -523,6 +523,27 @@ def test_two_exports_are_kept_apart_where_the_lock_folder_cannot_be_made(
     assert (b / "agents" / "main" / "sessions" / f"{SID}.jsonl").exists()
 
 
+@pytest.mark.parametrize("mode", ["-x", "-s"])
+def test_any_other_lock_on_the_state_folder_is_named_by_its_process(
+        tmp_path: Path, locks: Path, mode: str) -> None:
+    """Another process than an export holds a lock on the state folder itself (here a
+    real ``flock``, as one running exports one at a time would, ``flock STATE clawsync
+    ...``): export is refused, nothing written, naming that process by its pid and name,
+    not as another export, and saying to lock another file."""
+    data, b = imported(tmp_path)
+    with stand_in("flock", mode, str(b.resolve()), sys.executable, "-c", WAIT_PY) as pid:
+        code, output = export(b, data)
+    assert code == 2 and "Usage:" not in output, output
+    assert (f"a process holds a lock on the state folder {b.resolve()} itself (pid {pid}, "
+            "flock), which export takes while it writes: nothing was written") in output
+    assert "lock another file than the state folder" in output
+    assert "clawsync openclaw export` is writing" not in output
+    assert "OpenClaw process" not in output
+    assert not (b / "agents" / "main" / "sessions").exists()
+    code, output = export(b, data)  # let go: export writes
+    assert code == 0, output
+
+
 def test_the_note_of_no_lock_held_comes_after_the_last_look(
         tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """OpenClaw's locks cannot be taken (this user's lock folder cannot be made), and a

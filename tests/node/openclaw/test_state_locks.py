@@ -20,12 +20,14 @@ from node.openclaw.state_locks import (
     LOCK_FAMILIES,
     STATE_DATABASE,
     StateLockHeld,
+    _flock_pid,
+    _mount_device,
     held_state_lock,
     holding_state_locks,
     lock_paths,
 )
 from tests.node.openclaw.conftest import OTHER, OtherUser
-from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, stand_in, take
+from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, WAIT_PY, stand_in, take
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
 
@@ -267,6 +269,74 @@ def test_a_writer_without_the_folders_lock_is_told_apart(tmp_path: Path) -> None
         assert held is not None and (held.pid, held.writer) == (pid, True)
     with holding_state_locks(state, root) as told:  # let go with the transactions
         assert told is None
+
+
+def test_another_process_locking_the_folder_is_not_told_a_writer(tmp_path: Path) -> None:
+    """A process that is no writer holds a lock on the state folder itself (a real
+    ``flock``, shared or not): taking the locks is refused at the folder's, naming that
+    process, but not as a writer; nothing of OpenClaw's is taken meanwhile."""
+    state = state_folder(tmp_path, None)
+    root = tmp_path / "locks"
+    for mode in ("-x", "-s"):
+        with stand_in("flock", mode, str(state), sys.executable, "-c", WAIT_PY) as pid:
+            with pytest.raises(StateLockHeld) as refused, holding_state_locks(state, root):
+                pass
+            assert refused.value.held is not None and refused.value.path == state
+            assert refused.value.held.holder() == f"pid {pid}, flock"
+        assert refused.value.folder and not refused.value.writer
+        assert (refused.value.held.pid, refused.value.held.writer) == (pid, False)
+        assert str(refused.value) == f"a process holds a lock on {state}"
+    assert not root.exists()
+
+
+def test_an_export_without_its_mark_is_told_by_its_command_line(tmp_path: Path) -> None:
+    """A process holding the folder's lock without a writer's mark (one it lost: closing
+    any descriptor of the folder drops it) is still told a writer when its command line
+    is an export's (here a script named ``clawsync``, run ``python .../clawsync openclaw
+    export STATE``)."""
+    state = state_folder(tmp_path, None)
+    script = tmp_path / "clawsync"
+    script.write_text(FOLDER_LOCK_PY)
+    with stand_in(sys.executable, str(script), "openclaw", "export", str(state)) as pid, \
+            pytest.raises(StateLockHeld) as refused, \
+            holding_state_locks(state, tmp_path / "locks"):
+        pass
+    assert refused.value.folder and refused.value.writer
+    assert refused.value.held is not None
+    assert (refused.value.held.pid, refused.value.held.writer) == (pid, True)
+
+
+#: The lock on a state folder (argv[3]) alone, unmarked, as ``flock`` takes it.
+FOLDER_LOCK_PY = """import fcntl, os, sys
+fd = os.open(sys.argv[3], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print(flush=True)
+sys.stdin.read()
+"""
+
+
+#: ``/proc/self/mountinfo`` with a btrfs mount, whose superblock's device (0:33), the one
+#: ``/proc/locks`` prints, is not the ``st_dev`` of a file in a subvolume (0:52 here).
+BTRFS_MOUNTINFO = """22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+98 22 0:33 /@home /home rw,relatime shared:40 - btrfs /dev/vdb rw,subvolid=257
+"""
+BTRFS_FDINFO = "pos:\t0\nflags:\t0200000\nmnt_id:\t98\nino:\t256\n"
+BTRFS_LOCKS = """1: POSIX  ADVISORY  READ 700 00:34:256 2147483648 2147483648
+2: FLOCK  ADVISORY  WRITE 4242 00:21:256 0 EOF
+3: -> FLOCK  ADVISORY  WRITE 4343 00:21:256 0 EOF
+"""
+
+
+def test_the_folders_lock_holder_is_found_by_its_mounts_device() -> None:
+    """``/proc/locks`` numbers a file by its file system's device, which the mount of
+    the descriptor gives (``mnt_id`` in fdinfo, then mountinfo); ``st_dev`` may differ
+    (a btrfs subvolume), and would find no holder. A waiter's line is not the holder."""
+    device = _mount_device(BTRFS_FDINFO, BTRFS_MOUNTINFO)
+    assert device == os.makedev(0, 33)
+    assert _flock_pid(BTRFS_LOCKS, device, 256) == 4242
+    assert _flock_pid(BTRFS_LOCKS, os.makedev(0, 52), 256) is None
+    assert _mount_device("pos:\t0\nflags:\t0200000\n", BTRFS_MOUNTINFO) is None
+    assert _mount_device(BTRFS_FDINFO.replace("98", "99"), BTRFS_MOUNTINFO) is None
 
 
 #: OpenClaw's locks (argv[1:]) taken and marked as a writer takes them, without the

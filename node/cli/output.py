@@ -35,6 +35,15 @@ def is_terminal() -> bool:
     return True
 
 
+def terminal_width() -> int | None:
+    """The columns of the terminal stdout is, or None where it is none (piped)."""
+    if not is_terminal():
+        return None
+    from rich.console import Console
+
+    return Console().width
+
+
 #: C0 and C1 control characters and DEL: a terminal obeys escape sequences made of them.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -97,6 +106,19 @@ def when(timestamp: Any) -> str:
     return str(timestamp or "").replace("T", " ")
 
 
+def minute(timestamp: Any) -> str:
+    """``when`` to the minute, for a table with no room for seconds: the plain lines and
+    --json keep them.
+
+    >>> minute("2026-12-01T10:00:59.999Z")
+    '2026-12-01 10:00Z'
+    >>> minute(None)
+    ''
+    """
+    text = when(timestamp)
+    return f"{text[:16]}Z" if len(text) > 16 else text
+
+
 def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]:
     """Columns of one event: position, time, [session], type, summary."""
     from crdt.kinds import RECORD_KINDS
@@ -122,7 +144,8 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
 
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
                headed: bool = False, whole: bool = False,
-               wrap: tuple[int, ...] = (), plain: list[list[str]] | None = None) -> None:
+               wrap: tuple[int, ...] = (), optional: tuple[int, ...] = (),
+               plain: list[list[str]] | None = None) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
     say nothing without them; a list of events or sessions reads without). ``whole``: no
@@ -130,13 +153,15 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     remove ID``): on a terminal too narrow for the table, the plain lines, which the
     terminal wraps; but the cells of the columns ``wrap`` (by index: free text, never
     ids or times) may take more than one line of the table, broken between words, so
-    that it fits a narrower terminal. ``plain``: the rows of the plain lines, where they
-    say more than the table has room for (a whole device id, where the table has the
-    first group of it)."""
+    that it fits a narrower terminal, as may the headers. ``optional``: the columns (by
+    index) a whole table leaves out, in this order, where it would not fit the terminal
+    with them (the plain lines and --json keep every column); a note on stderr names
+    them. ``plain``: the rows of the plain lines, where they say more than the table has
+    room for (a whole device id, where the table has the first group of it)."""
     if not rows:
         return
     rows = [[printable(cell) for cell in row] for row in rows]
-    if is_terminal() and _print_table(rows, headers, title, whole, wrap):
+    if is_terminal() and _print_table(rows, headers, title, whole, wrap, optional):
         return
     if plain is not None:
         rows = [[printable(cell) for cell in row] for row in plain]
@@ -154,27 +179,33 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 
 
 def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
-                 whole: bool, wrap: tuple[int, ...]) -> bool:
+                 whole: bool, wrap: tuple[int, ...], optional: tuple[int, ...]) -> bool:
     """``print_rows``'s table, if it has one for this terminal (see there)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    widths = _fitting_widths(headers, rows, wrap) if whole else None
-    if whole and widths is None:
-        return False
+    kept, widths = list(range(len(headers))), None
+    if whole:
+        layout = _layout(headers, rows, wrap, optional)
+        if layout is None:
+            return False
+        kept, widths = layout
     console = Console()
-    table = Table(title=title, header_style="bold cyan", box=None)
-    for index, header in enumerate(headers):
+    # No padding at the table's edges: its first column starts where a line does, as
+    # the plain lines' do, and two more columns of the terminal are the cells'.
+    table = Table(title=title, header_style="bold cyan", box=None, pad_edge=False)
+    for at, index in enumerate(kept):
         # A whole table's cells come broken into lines here (``wrapped``): rich's own
         # wrapping breaks a time between its date and its clock, and rich 15 kept the
         # space a wrapped line of double-width characters ends with, one cell too wide.
-        table.add_column(header, no_wrap=whole, overflow="ellipsis",
-                         width=widths[index] if widths else None)
+        table.add_column(wrapped(headers[index], widths[at]) if widths else headers[index],
+                         no_wrap=whole, overflow="ellipsis",
+                         width=widths[at] if widths else None)
     for row in rows:
         # Text(), not markup strings: a message containing "[bold]" must print as typed.
-        table.add_row(*(Text(wrapped(cell, widths[index]) if widths and index in wrap
-                             else cell) for index, cell in enumerate(row)))
+        table.add_row(*(Text(wrapped(row[index], widths[at]) if widths and index in wrap
+                             else row[index]) for at, index in enumerate(kept)))
     # rich pads each line to the table's width: the spaces after its last cell are cut,
     # so that a copied line or a terminal's scrollback holds none.
     for line in console.render_lines(table, pad=False, new_lines=False):
@@ -184,27 +215,43 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                 text.append(part.text, part.style)
         text.rstrip()
         console.print(text, no_wrap=True, overflow="ignore", crop=False)
+    left_out = [headers[index] for index in range(len(headers)) if index not in kept]
+    if left_out:
+        click.echo(f"(left out for want of room: {', '.join(left_out)}; piped or with "
+                   "--json, every column is there)", err=True)
     return True
 
 
 def prints_table(rows: list[list[str]], headers: list[str], *, whole: bool = False,
-                 wrap: tuple[int, ...] = ()) -> bool:
+                 wrap: tuple[int, ...] = (), optional: tuple[int, ...] = ()) -> bool:
     """Whether ``print_rows`` prints these rows as a table, not as the plain lines: a
     command asks the node for what only the plain lines show when they will be printed."""
     if not rows or not is_terminal():
         return False
     rows = [[printable(cell) for cell in row] for row in rows]
-    return not whole or _fitting_widths(headers, rows, wrap) is not None
+    return not whole or _layout(headers, rows, wrap, optional) is not None
 
 
-def _fitting_widths(headers: list[str], rows: list[list[str]],
-                    wrap: tuple[int, ...]) -> list[int] | None:
-    """``_column_widths`` for this terminal, with the padding rich gives a table's cells."""
-    from rich.console import Console
+def _layout(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
+            optional: tuple[int, ...]) -> tuple[list[int], list[int]] | None:
+    """The columns a whole table shows on this terminal (all, else fewer of the
+    ``optional`` ones, in their order) and their widths (``_column_widths``, with the
+    padding rich gives a table's cells), or None if no such table fits."""
     from rich.table import Table
 
     _top, right, _bottom, left = Table(box=None).padding
-    return _column_widths(headers, rows, wrap, Console().width, left + right)
+    width = terminal_width() or 0
+    kept = list(range(len(headers)))
+    for left_out in (None, *optional):
+        if left_out is not None:
+            kept.remove(left_out)
+        widths = _column_widths([headers[index] for index in kept],
+                                [[row[index] for index in kept] for row in rows],
+                                tuple(at for at, index in enumerate(kept) if index in wrap),
+                                width, left + right)
+        if widths is not None:
+            return kept, widths
+    return None
 
 
 #: A date and time as ``when`` writes it (``2026-12-01 10:00:00.000Z``), or as a minute.
@@ -238,21 +285,31 @@ def wrapped(cell: str, width: int) -> str:
 
 def _column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
                    width: int, padding: int) -> list[int] | None:
-    """The width of each column of a table of whole cells that fits ``width`` (each
-    column's cells take ``padding`` more), or None if none does. A column takes its
+    """The width of each column of a table of whole cells that fits ``width`` (``padding``
+    between two columns, none at the edges), or None if none does. A column takes its
     widest cell; the columns in ``wrap`` give up columns, the widest first, down to
-    their longest word (a time is one). rich's own shrinking takes no minimum: it
-    narrowed the widest column below a word's width, and cut the word with "…"."""
+    their longest word (a time is one), and any column down to its header's longest
+    word ("bytes out" over two lines). rich's own shrinking takes no minimum: it
+    narrowed the widest column below a word's width, and cut the word with "…".
+
+    >>> _column_widths(["id", "bytes out"], [["3f9c0a1b", "1331"]], (), 15, 2)
+    [8, 5]
+    """
     from rich.cells import cell_len
 
-    columns = [[header, *(row[index] for row in rows)] for index, header in enumerate(headers)]
-    widths = [max(cell_len(cell) for cell in cells) for cells in columns]
-    least = [max((cell_len(word) for cell in cells for word in _WORD.findall(cell)),
-                 default=0) if index in wrap else widths[index]
-             for index, cells in enumerate(columns)]
-    excess = sum(widths) + padding * len(widths) - width
+    def longest_word(cells: list[str]) -> int:
+        return max((cell_len(word) for cell in cells for word in _WORD.findall(cell)),
+                   default=0)
+
+    widths = [max(cell_len(cell) for cell in [header, *(row[index] for row in rows)])
+              for index, header in enumerate(headers)]
+    least = [max(longest_word([header]),
+                 longest_word([row[index] for row in rows]) if index in wrap
+                 else max((cell_len(row[index]) for row in rows), default=0))
+             for index, header in enumerate(headers)]
+    excess = sum(widths) + padding * (len(widths) - 1) - width
     while excess > 0:
-        shrinkable = [index for index in wrap if widths[index] > least[index]]
+        shrinkable = [index for index in range(len(widths)) if widths[index] > least[index]]
         if not shrinkable:
             return None
         widest = max(shrinkable, key=lambda index: widths[index])

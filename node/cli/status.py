@@ -10,7 +10,7 @@ import click
 
 from node.cli.common import with_client
 from node.cli.options import client_options
-from node.cli.output import print_rows, printable
+from node.cli.output import print_rows, printable, terminal_width
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -25,6 +25,30 @@ def _device(peer: dict[str, Any]) -> str:
     if peer.get("device_id") is None:
         return "-"
     return str(peer.get("device_name") or peer["device_id"][:7])
+
+
+#: The columns of the peer links' table; those whose cells may wrap on a terminal (free
+#: text: the device's name, the state, the version), the ids and addresses staying whole;
+#: and those it leaves out, in this order, on a terminal too narrow for all: the node's
+#: id (the device names the peer), the version, the bytes out and in.
+PEER_HEADERS = ["peer", "dir", "device", "node", "state", "contact", "we lack", "peer lacks",
+                "bytes in", "bytes out", "version"]
+PEER_WRAPPED = (2, 4, 10)
+PEER_OPTIONAL = (3, 10, 9, 8)
+
+
+def device_lines(device_id: str, width: int | None) -> list[str]:
+    """``device ID`` on one line, or, on a terminal narrower than that, the id on a line
+    of its own: the terminal would break it at its edge, and a line holding the id
+    alone copies as the id, which ``devices add`` takes.
+
+    >>> device_lines("KZDVVJ2-UMNDUYL", None)
+    ['device KZDVVJ2-UMNDUYL']
+    >>> device_lines("KZDVVJ2-UMNDUYL", 20)
+    ['device', 'KZDVVJ2-UMNDUYL']
+    """
+    line = f"device {device_id}"
+    return [line] if width is None or len(line) <= width else ["device", device_id]
 
 
 def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
@@ -113,7 +137,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(headline(view))
     device = view.get("device") or {}
     if device.get("device_id"):
-        click.echo(f"device {device['device_id']}")
+        for line in device_lines(device["device_id"], terminal_width()):
+            click.echo(line)
     if device.get("removed_text"):  # a reason a member wrote: shown, never obeyed
         click.echo(printable(f"REMOVED: this device was {device['removed_text']}; no "
                              "member links with it any more"))
@@ -121,9 +146,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(printable(waiting))
     for url in device.get("own_peers", []):  # absent from older nodes
         click.echo(printable(f"--peer {url} is this node's own address: it is not dialed"))
-    print_rows(peer_rows(view["peers"]),
-               ["peer", "dir", "device", "node", "state", "contact", "we lack",
-                "peer lacks", "bytes in", "bytes out", "version"], headed=True)
+    print_rows(peer_rows(view["peers"]), PEER_HEADERS, headed=True, whole=True,
+               wrap=PEER_WRAPPED, optional=PEER_OPTIONAL)
     for peer in view["peers"]:  # other refusals than the waiting said above
         if peer.get("refused") and peer["state"] != "up" \
                 and peer["refused"] not in device.get("waiting", []):

@@ -10,7 +10,7 @@ import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
-from node.cli.output import print_rows, prints_table, when
+from node.cli.output import minute, print_rows, prints_table, when
 from node.client.errors import ClientError
 
 if TYPE_CHECKING:  # the commands get a client from with_client
@@ -22,21 +22,26 @@ if TYPE_CHECKING:  # the commands get a client from with_client
 #: revoke` takes, the access and the time issued stay on one line.
 HEADERS = ["id", "name", "sessions", "access", "issuer", "issued", "state"]
 WRAPPED = (1, 2, 4, 6)
+#: The columns the table leaves out on a terminal too narrow for all, first the time
+#: issued, then the issuer: an 80-column terminal has the rest, whole.
+OPTIONAL = (5, 4)
 
 
 def token_rows(rows: list[dict[str, Any]], devices: dict[str, Any] | None = None, *,
                short: bool = True) -> list[list[str]]:
     """One row per token. ``short``, for the table: the issuing device by the first group
     of its id, as `clawsync status` names a peer's (the whole id took 63 of a terminal's
-    columns); else, for the plain lines scripts read, its whole id (which `devices
-    remove` takes), and its name where ``devices`` (``GET /v1/devices``) knows it."""
+    columns), the times to the minute; else, for the plain lines scripts read, its whole
+    id (which `devices remove` takes), and its name where ``devices`` (``GET
+    /v1/devices``) knows it, the times whole."""
+    time = minute if short else when
     return [[
         row["id"], row["name"], " ".join(row["sessions"]),
         "read-only" if row["read_only"] else "read-write",
         (row["device_id"][:7] if short else _issuer(row["device_id"], devices or {}))
         if row["device_id"] else f"origin {row['origin']}",
-        when(row["issued_at"]),
-        f"revoked {when(row['revoked_at'])}" if row["revoked_at"]
+        time(row["issued_at"]),
+        f"revoked {time(row['revoked_at'])}" if row["revoked_at"]
         else row.get("state", "valid"),
     ] for row in rows]
 
@@ -72,7 +77,7 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         # issued the tokens are for the plain lines alone (the table has no room).
         if as_json or not any(row["device_id"] for row in view["tokens"]) \
                 or prints_table(token_rows(view["tokens"]), HEADERS, whole=True,
-                                wrap=WRAPPED):
+                                wrap=WRAPPED, optional=OPTIONAL):
             return view
         try:
             return {**view, "devices": await client.devices()}
@@ -84,6 +89,7 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
     if view is None:
         return
     print_rows(token_rows(view["tokens"]), HEADERS, headed=True, whole=True, wrap=WRAPPED,
+               optional=OPTIONAL,
                plain=token_rows(view["tokens"], view.get("devices"), short=False))
     if not view["tokens"]:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")

@@ -1,8 +1,9 @@
 """What the real ``clawsync`` command prints against a real node, on a terminal (a
 pseudo-terminal of COLUMNS columns, as a person's) and piped: tables that fit the
 terminal with no line ending in spaces, ids and times never broken across lines, free
-text (names) wrapped; plain lines whose columns line up on the screen with a device name
-of double-width characters."""
+text (names) wrapped, on 80 columns the tokens and the peer links in a table; plain
+lines whose columns line up on the screen with a device name of double-width
+characters."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
 
 from node.cli.output import when
 from node.cli.tokens import HEADERS
+from tests.support.cluster import wait_until
 from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, cli_args, run_cli
 
 pytestmark = pytest.mark.integration
@@ -26,9 +29,10 @@ _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 CJK_NAME = "家族のタブレット"
 
 
-def on_terminal(node: NodeProcess, *args: str, columns: int) -> list[str]:
+def on_terminal(node: NodeProcess, *args: str, columns: int,
+                notes: list[str] | None = None) -> list[str]:
     """Run ``clawsync ARGS`` with its stdout on a pseudo-terminal ``columns`` wide; the
-    lines it printed there, escape sequences removed."""
+    lines it printed there, escape sequences removed (and those of stderr in ``notes``)."""
     primary, secondary = os.openpty()
     process = subprocess.Popen(cli_args(node, *args), stdin=subprocess.DEVNULL,
                                stdout=secondary, stderr=subprocess.PIPE,
@@ -48,8 +52,15 @@ def on_terminal(node: NodeProcess, *args: str, columns: int) -> list[str]:
         os.close(primary)
     _out, err = process.communicate(timeout=CLI_TIMEOUT_S)
     assert process.returncode == 0, err
+    if notes is not None:
+        notes.extend(err.decode().splitlines())
     text = _ESCAPES.sub("", b"".join(chunks).decode()).replace("\r", "")
     return text.splitlines()
+
+
+def minute(timestamp: str) -> str:
+    """A time as the tokens table shows it: ``2026-12-01 10:00Z``."""
+    return f"{when(timestamp)[:16]}Z"
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -85,17 +96,39 @@ def test_every_listing_fits_a_narrow_terminal_and_cuts_no_id_or_time(
         if args[0] != "events" and args[0] != "sessions":
             continue  # whole ids (a device's takes 63): the terminal wraps such lines
         assert max(cell_len(line) for line in lines) <= columns, (args, lines)
-    # Too narrow for either table: the plain lines, every id and time whole in them.
-    listing = "\n".join(on_terminal(node, "tokens", columns=columns))
-    for token in tokens:
-        assert token["id"] in listing and when(token["issued_at"]) in listing, listing
+    # Too narrow for the devices table (a device id takes 63 columns): the plain lines.
     assert devices["device_id"] in "\n".join(on_terminal(node, "devices", columns=columns))
+    # 60 columns are too narrow for the tokens table too: the plain lines, every id and
+    # time whole in them.
+    if columns == 60:
+        listing = "\n".join(on_terminal(node, "tokens", columns=columns))
+        for token in tokens:
+            assert token["id"] in listing and when(token["issued_at"]) in listing, listing
+
+
+def test_80_columns_hold_the_tokens_table_with_whole_ids(listed_node: NodeProcess) -> None:
+    """The table with its two times took 88 columns at the least, and an 80-column
+    terminal got the plain lines: the times are to the minute in the table, and the
+    time issued is left out where even so there is no room for it, with a note."""
+    tokens = listed_node.get("/v1/tokens")["tokens"]
+    notes: list[str] = []
+    lines = on_terminal(listed_node, "tokens", columns=80, notes=notes)
+    assert lines[0].split() == [header for header in HEADERS if header != "issued"], lines
+    assert max(cell_len(line) for line in lines) <= 80, lines
+    assert "…" not in "\n".join(lines), lines
+    ids = [line.split()[0] for line in lines[1:] if not line.startswith(" ")]
+    assert sorted(ids) == sorted(token["id"] for token in tokens), lines
+    (revoked,) = [token for token in tokens if token["revoked_at"]]
+    # On a line of its own under "revoked", whole.
+    assert minute(revoked["revoked_at"]) in [line.strip() for line in lines], lines
+    assert notes == ["(left out for want of room: issued; piped or with --json, every "
+                     "column is there)"], notes
 
 
 def test_the_tokens_table_wraps_names_not_times(listed_node: NodeProcess) -> None:
-    """130 columns: a table, the long name over lines, each time on one line."""
+    """A table, the long name over lines, each time (to the minute) on one line."""
     tokens = listed_node.get("/v1/tokens")["tokens"]
-    for columns, wraps in ((130, True), (200, False)):
+    for columns, wraps in ((110, True), (200, False)):
         lines = on_terminal(listed_node, "tokens", columns=columns)
         assert lines[0].split() == HEADERS, lines
         assert max(cell_len(line) for line in lines) <= columns, lines
@@ -104,9 +137,46 @@ def test_the_tokens_table_wraps_names_not_times(listed_node: NodeProcess) -> Non
         table = "\n".join(lines)
         assert ("notes app for the whole family" not in table) is wraps, lines
         for token in tokens:
-            assert token["id"] in table and when(token["issued_at"]) in table, lines
+            assert token["id"] in table and minute(token["issued_at"]) in table, lines
             if token["revoked_at"]:
-                assert when(token["revoked_at"]) in table, lines
+                assert minute(token["revoked_at"]) in table, lines
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_status_keeps_ids_and_device_names_whole(tmp_path: Path, columns: int) -> None:
+    """rich cut the peer's address, its node id and its device's name with "…" to fit
+    the table to the terminal, and the line "device ID" (70 columns) was broken at the
+    terminal's edge: on 80 columns a table of the links whose cells are whole (the name
+    wrapped between words, the columns with least to say left out), on 60 the plain
+    lines; the device id on the line of its name, or on one of its own."""
+    with NodeProcess(tmp_path, name="hub") as hub, \
+            NodeProcess(tmp_path, name="laptop", extra_args=["--peer", hub.url]) as laptop:
+        hub_device = ok(run_cli(hub, "device", "--id")).strip()
+        ok(run_cli(hub, "devices", "add", hub_device, "--name", "home server in the attic"))
+        laptop_device = ok(run_cli(laptop, "device", "--id")).strip()
+        ok(run_cli(hub, "devices", "add", laptop_device, "--name", "laptop"))
+        wait_until(lambda: [peer.get("device_name") for peer in laptop.get("/v1/peers")[
+            "peers"] if peer["state"] == "up"] == ["home server in the attic"], 30,
+                   "the laptop's link to the hub is up and names the hub's device")
+        hub_node = hub.get("/healthz")["node_id"]
+        lines = on_terminal(laptop, "status", columns=columns)
+        text = "\n".join(lines)
+        assert "…" not in text, lines
+        if columns == 80:
+            assert f"device {laptop_device}" in lines, lines
+            assert max(cell_len(line) for line in lines) <= 80, lines
+            at = next(index for index, line in enumerate(lines) if line.startswith("peer "))
+            assert lines[at].split()[:3] == ["peer", "dir", "device"], lines
+            rows = lines[at + 1:]
+            assert rows[0].split()[:2] == [hub.url, "out"], lines
+            start, end = lines[at].index("device"), lines[at].index("state")
+            assert " ".join(line[start:end].strip() for line in rows) == \
+                "home server in the attic", lines
+        else:
+            assert lines[lines.index("device") + 1] == laptop_device, lines
+            (row,) = [line for line in lines if line.startswith(hub.url)]
+            assert row.split()[:4] == [hub.url, "out", "home", "server"], lines
+            assert hub_node in row.split(), lines
 
 
 def test_piped_lines_line_up_with_a_cjk_device_name(listed_node: NodeProcess) -> None:

@@ -28,7 +28,7 @@ def bearer(request: web.BaseRequest) -> str:
 def matches(given: str, expected: str) -> bool:
     """True when ``given`` is ``expected``, for any string a client can send; never for
     an empty ``expected``, which a request without the header would match (the settings
-    refuse one: ``node.config.check_token``).
+    refuse one: ``node.checks.check_token``).
 
     ``hmac.compare_digest``: the time taken must not reveal how much of a guess matched.
 

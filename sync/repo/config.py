@@ -142,7 +142,7 @@ def parse_tokens(raw: object) -> dict[str, Access]:
         entry = f"token {number} of the table"
         if not isinstance(token, str) or len(token) < 8:
             raise ValueError("tokens must be strings of at least 8 characters")
-        if token != token.strip():  # as the node's own token (node.config.check_token)
+        if token != token.strip():  # as the node's own token (node.checks.check_token)
             raise ValueError("a token begins or ends with white space, which HTTP takes off "
                              "an Authorization header: no request could match it there")
         if not isinstance(spec, dict) or set(spec) - {"sessions", "read_only"}:

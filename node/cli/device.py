@@ -42,18 +42,17 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         raise click.UsageError("--json and --id print the id two ways: give one")
     if data_dir is not None:
         # Here, not at the top: they load the crypto libraries, which --help needs none of.
-        from node.config import host_name
         from node.device import DeviceKeyError, read_key
-        from node.empty_variables import refuse_set_empty
 
-        refuse_set_empty(ctx, "name")  # else the host name, as if it were unset
+        # --id shows no name: --name and CLAWSYNC_NAME are not read, nor checked.
+        shown = None if id_only else _name(ctx, name)
         try:
             key = read_key(data_dir)
         except DeviceKeyError as error:
             # A folder without a usable key (none yet, damaged, open to others) is input
             # this command cannot use, as a missing folder is: exit 2, not a node's 1.
             raise InputError(str(error)) from None
-        view: dict[str, Any] = {"device_id": key.device_id, "name": name or host_name()}
+        view: dict[str, Any] = {"device_id": key.device_id, "name": shown}
     else:
         answer = with_client(ctx, lambda client: client.node())
         view = {"device_id": answer["device_id"], "name": answer["name"]}
@@ -65,3 +64,21 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         return
     click.echo(f"device {view['device_id']}")
     click.echo(f"name   {view['name']}")
+
+
+def _name(ctx: click.Context, name: str | None) -> str:
+    """The name ``device --data-dir`` shows: ``--name``'s, checked as ``serve`` checks
+    it (typed empty, it is refused, not taken for the host name), else the host name.
+    CLAWSYNC_NAME set empty is refused too: click would take it for unset."""
+    from crdt.device import check_device_name
+    from crdt.errors import InvalidInput
+    from node.config import host_name
+    from node.empty_variables import refuse_set_empty
+
+    refuse_set_empty(ctx, "name")
+    if name is None:
+        return host_name()
+    try:
+        return check_device_name(name)
+    except InvalidInput as error:
+        raise click.UsageError(f"--{error}", ctx) from None

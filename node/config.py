@@ -45,6 +45,11 @@ PORT_DEFAULT = 7878
 NODE_DEFAULT = f"http://{HOST_DEFAULT}:{PORT_DEFAULT}"
 
 
+class TokenNeeded(ValueError):
+    """``Config.check``'s refusal of settings that need ``--token`` when none was given:
+    ``serve`` then says if one was given empty, which means none."""
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything ``clawsync serve`` needs to run a node."""
@@ -141,7 +146,7 @@ class Config:
     def check(self) -> Config:
         """Refuse settings that would expose an unprotected API."""
         if self.token is None and not is_loopback(self.host):
-            raise ValueError(
+            raise TokenNeeded(
                 f"listening on {self.host} exposes the API beyond this machine: "
                 "set --token (or CLAWSYNC_TOKEN)")
         if self.token is not None:
@@ -151,7 +156,7 @@ class Config:
         if self.automerge.tokens and self.token is None:
             # Without --token every local process may write every session through /v1
             # (and open every document): the tokens' limits would restrict nothing.
-            raise ValueError(
+            raise TokenNeeded(
                 "--automerge-tokens needs --token (or CLAWSYNC_TOKEN): without it any "
                 "local client may read and write every session, so the Automerge tokens' "
                 "session and read-only limits would protect nothing")

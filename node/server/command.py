@@ -340,7 +340,9 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         # A setting's own check: it may have come from the file (its checks against the
         # others, and its values' syntax, run only here).
         file = ctx.meta.get(_CONFIG_FILE)
-        said = str(error) + _empty_token_note(str(error), token, token_from, file)
+        said = str(error)
+        if isinstance(error, node_config.TokenNeeded):
+            said += _empty_token_note(token, token_from, file)
         raise click.UsageError(said if file is None else
                                f"{said} (settings from the command line, the environment "
                                f"and {file})") from None
@@ -384,15 +386,15 @@ def _cluster_secret(ctx: click.Context, given: str | None) -> tuple[str | None, 
     return given or None, _SOURCES.get(source, "default")
 
 
-def _empty_token_note(error: str, token: str | None, source: str, file: Path | None) -> str:
-    """What to add to ``error``, a check's refusal, when it is about a token missing and
-    the token was given empty, which means none (``token = ""`` in the file, say): "set
+def _empty_token_note(token: str | None, source: str, file: Path | None) -> str:
+    """What to add to a check's refusal for want of a token (``TokenNeeded``) when the
+    token was given empty, which means none (``token = ""`` in the file, say): "set
     --token" alone would send a person to set what they believe they set.
 
-    >>> _empty_token_note("... set --token (or CLAWSYNC_TOKEN)", None, "file", Path("c.toml"))
+    >>> _empty_token_note(None, "file", Path("c.toml"))
     '; the token given in c.toml is empty, which means none'
     """
-    if token is not None or source == "default" or "--token" not in error:
+    if token is not None or source == "default":
         return ""
     where = {"flag": "on the command line", "env": "in CLAWSYNC_TOKEN"}.get(source, f"in {file}")
     return f"; the token given {where} is empty, which means none"

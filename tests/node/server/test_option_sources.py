@@ -93,3 +93,19 @@ def test_a_token_given_empty_is_said_to_mean_none_when_one_is_needed(
     said = " ".join(result.output.split())
     assert f"the token given {where.format(**paths)} is empty, which means none" in said, said
     assert "a request without one would match it" not in said
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["--peer", "x--token"], id="peer"),
+    pytest.param(["--retain-days", "a--token"], id="retain-days"),
+    pytest.param(["--advertise-url", "--token"], id="advertise-url")])
+def test_an_error_that_names_no_missing_token_has_no_note(tmp_path: Path,
+                                                          args: list[str]) -> None:
+    """The note was added to any error whose text held "--token": here a value typed."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text('token = ""\n')
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), *args,
+                                       "--print-config"], env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 2, result.output
+    assert "--token" in result.output, result.output
+    assert "which means none" not in result.output, result.output

@@ -30,7 +30,7 @@ from crdt.device import check_device_name
 from crdt.errors import InvalidInput
 from crdt.storage.backends import backend_of
 from node.checks import HIDDEN, api_path_base, check_token, holds_credentials, is_loopback
-from node.limits import ClientLimits, Limits
+from node.limits import ClientLimits, Limits, check_order
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import Rule
@@ -192,19 +192,10 @@ class Config:
         return self
 
     def _check_limits(self) -> None:
-        """Limits that only make sense together."""
-        limits, repo = self.limits, self.automerge.limits
-        for low, high in ((("limits", "page_default", limits.page_default),
-                           ("limits", "page_max", limits.page_max)),
-                          (("limits", "batch_events_max", limits.batch_events_max),
-                           ("limits", "queue_events_max", limits.queue_events_max)),
-                          (("limits", "first_byte_timeout_s", limits.first_byte_timeout_s),
-                           ("limits", "headers_timeout_s", limits.headers_timeout_s)),
-                          (("automerge_limits", "served_bytes_max", repo.served_bytes_max),
-                           ("automerge_limits", "outbox_bytes_max", repo.outbox_bytes_max))):
-            if low[2] > high[2]:
-                raise ValueError(f"[{low[0]}] {low[1]} ({low[2]}) is above [{high[0]}] "
-                                 f"{high[1]} ({high[2]})")
+        """Limits that only make sense together (the file's tables were checked as they
+        were read, naming their keys as written: ``node.limits.limits_from``)."""
+        check_order(self.limits, "limits")
+        check_order(self.automerge.limits, "automerge_limits")
 
     @property
     def signatures_required(self) -> bool:

@@ -8,6 +8,7 @@ checked against these dataclasses by ``tests/node/test_config.py``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -180,6 +181,30 @@ def _high(name: str) -> int:
     return SECONDS_MAX if name.endswith("_s") and not name.endswith("_per_s") else NUMBER_MAX
 
 
+#: Limits of a table that only make sense in order: the first at most the second.
+ORDERED: dict[type, tuple[tuple[str, str], ...]] = {
+    Limits: (("page_default", "page_max"), ("batch_events_max", "queue_events_max"),
+             ("first_byte_timeout_s", "headers_timeout_s")),
+    RepoLimits: (("served_bytes_max", "outbox_bytes_max"),)}
+
+
+def check_order(limits: DataclassInstance, where: str,
+                keys: Mapping[str, str] | None = None) -> None:
+    """``ValueError`` when two limits of the table ``where`` are out of order
+    (``ORDERED``), naming each as ``keys`` says the table wrote it (``page-max``), else
+    by its own name.
+
+    >>> check_order(Limits(page_default=500, page_max=100), "limits", {"page_max": "page-max"})
+    Traceback (most recent call last):
+    ValueError: [limits] page_default (500) is above [limits] page-max (100)
+    """
+    keys = keys or {}
+    for low, high in ORDERED.get(type(limits), ()):
+        if getattr(limits, low) > getattr(limits, high):
+            raise ValueError(f"[{where}] {keys.get(low, low)} ({getattr(limits, low)}) is "
+                             f"above [{where}] {keys.get(high, high)} ({getattr(limits, high)})")
+
+
 def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
     """``kind``'s defaults with the values of a config file table; ``ValueError`` naming
     the table, the setting (as the table's key wrote it: ``page-max``) and what is wrong
@@ -190,6 +215,9 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
     >>> limits_from({"page-max": 0}, Limits, "limits")
     Traceback (most recent call last):
     ValueError: [limits] page-max must be positive and at most 9007199254740992, not 0
+    >>> limits_from({"backoff-base-s": 100}, SyncConfig, "sync")
+    Traceback (most recent call last):
+    ValueError: [sync] backoff-base-s must not exceed backoff_max_s
     >>> limits_from({"page-max": 10, "page_max": 20}, Limits, "limits")
     Traceback (most recent call last):
     ValueError: [limits] 'page-max' and 'page_max' are two names of one setting, page_max: give one
@@ -217,6 +245,10 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
                              f"not {value}")
         values[name] = value if whole else float(value)
     try:
-        return replace(defaults, **values)
+        limits = replace(defaults, **values)
     except SyncError as error:  # a check of the dataclass itself (SyncConfig's)
-        raise ValueError(f"[{where}] {error}") from None
+        # It names settings by their fields' names: each the table gave, as it wrote it.
+        said = re.sub(r"[a-z][a-z0-9_]*", lambda word: keys.get(word[0], word[0]), str(error))
+        raise ValueError(f"[{where}] {said}") from None
+    check_order(limits, where, keys)
+    return limits

@@ -56,17 +56,24 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     ctx.meta[_FILE_TABLES] = tables
     sync_keys: dict[str, str] = {}  # [sync]'s settings -> the keys that gave them
     for name, kind in node_limits.LIMIT_TABLES.items():
-        if name in values:
-            table = values.pop(name)
+        # A table's name, like its keys, may be written with - for _ ([automerge-limits]);
+        # errors name it as written.
+        written = [key for key in values if key.replace("-", "_") == name]
+        if len(written) > 1:
+            raise click.BadParameter(f"{path}: [{written[0]}] and [{written[1]}] are two "
+                                     f"names of one table, [{name}]: give one")
+        where = written[0] if written else name
+        if written:
+            table = values.pop(where)
             if not isinstance(table, dict):
-                raise click.BadParameter(f"{path}: {name} must be a table: [{name}]")
+                raise click.BadParameter(f"{path}: {where} must be a table: [{where}]")
             tables[name] = {key.replace("-", "_") for key in table}
             if name == "sync":
                 sync_keys = {key.replace("-", "_"): key for key in table}
         else:
             table = {}
         try:
-            ctx.meta[name] = node_limits.limits_from(table, kind, name)
+            ctx.meta[name] = node_limits.limits_from(table, kind, where)
             if name == "sync":
                 _check_sync_ranges(ctx, ctx.meta[name], sync_keys)
         except ValueError as error:

@@ -3,6 +3,7 @@ the command line, the environment or the ``--config`` file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,24 @@ def test_a_bad_value_is_named_where_it_came_from(tmp_path: Path, args: list[str]
 @pytest.mark.parametrize(("table", "said"), [
     ("[limits]\npage-max = 0\n", "[limits] page-max must be positive"),
     ("[limits]\nbody-bytes-max = 1.5\n", "[limits] body-bytes-max must be a whole number"),
-    ("[sync]\npull-interval-s = 0.01\n", "[sync] pull-interval-s = 0.01 is not between")])
+    ("[sync]\npull-interval-s = 0.01\n", "[sync] pull-interval-s = 0.01 is not between"),
+    # Two limits out of order, and the checks of [sync]'s own dataclass, named them by
+    # their fields' names (page_max), whatever the file wrote.
+    ("[limits]\npage-default = 500\npage-max = 100\n",
+     "[limits] page-default (500) is above [limits] page-max (100)"),
+    ("[sync]\nbackoff-base-s = 100\nbackoff-max-s = 10\n",
+     "[sync] backoff-base-s must not exceed backoff-max-s"),
+    ("[sync]\nforgotten-hold-s = 4000\n",
+     "[sync] forgotten-hold-s must not exceed forgotten_hold_max_s"),
+    # A table's name with - for _, as its keys may be written: it was an unknown setting.
+    ("[automerge-limits]\nserved-bytes-max = 1000000000\n",
+     "[automerge-limits] served-bytes-max (1000000000) is above [automerge-limits] "
+     "outbox_bytes_max"),
+    ("[automerge-limits]\ndocuments-max = 0\n",
+     "[automerge-limits] documents-max must be positive"),
+    ("[automerge-limits]\njoin-s = 5\n[automerge_limits]\nping-interval-s = 5\n",
+     "[automerge-limits] and [automerge_limits] are two names of one table, "
+     "[automerge_limits]: give one")])
 def test_a_tables_key_is_named_as_the_file_wrote_it(tmp_path: Path, table: str,
                                                     said: str) -> None:
     config = tmp_path / "clawsync.toml"
@@ -109,3 +127,14 @@ def test_an_error_that_names_no_missing_token_has_no_note(tmp_path: Path,
     assert result.exit_code == 2, result.output
     assert "--token" in result.output, result.output
     assert "which means none" not in result.output, result.output
+
+
+def test_a_table_named_with_hyphens_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text("[automerge-limits]\ndocuments-max = 9\n")
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"],
+                                env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["automerge_limits"]["documents_max"] == 9
+    assert printed["sources"]["[automerge_limits]"]["documents_max"] == "file"

@@ -66,12 +66,18 @@ def check_token(token: str, what: str = "the token") -> None:
 
 
 def holds_credentials(url: str) -> bool:
-    """Whether ``url`` holds a user name or password (``http://user:pw@host``).
+    """Whether ``url`` holds a user name or password (``http://user:pw@host``), also one
+    without a scheme, which ``urlsplit`` would take for a path (``user:pw@host``).
 
     >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
     (True, False)
+    >>> holds_credentials("u:pw@h:7878"), holds_credentials("h:7878")
+    (True, False)
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url if "://" in url else f"//{url}")
+    except ValueError:  # no URL ("http://[x"): errors would show it whole, so be wary
+        return "@" in url
     return parts.username is not None or parts.password is not None
 
 

@@ -177,14 +177,15 @@ class Config:
         if self.advertise_url is not None:
             named.append(("--advertise-url", self.advertise_url))
         for what, url in named:
-            if not url.startswith(("http://", "https://")):
-                # A suggestion for an address without a scheme only: not "http://ftp://x".
-                guess = "" if "://" in url else f" ('http://{url}'?)"
-                raise ValueError(f"{what} {url!r} must start with http:// or https://{guess}")
+            # First: the errors below show the URL, and a password must not be shown.
             if holds_credentials(url):
                 raise ValueError(f"{what} holds a user name or password, which the node "
                                  "would show and log: peers prove themselves with device "
                                  "keys, --cluster-secret or --tls-ca")
+            if not url.startswith(("http://", "https://")):
+                # A suggestion for an address without a scheme only: not "http://ftp://x".
+                guess = "" if "://" in url else f" ('http://{url}'?)"
+                raise ValueError(f"{what} {url!r} must start with http:// or https://{guess}")
             base = api_path_base(url)
             if base is not None:  # dialed, it would be refused "Not Found" for good
                 raise ValueError(f"{what} {url!r} names an API path; give the node's own "

@@ -37,6 +37,11 @@ def node_url(text: str) -> str:
     if not text:
         raise click.BadParameter("is empty: give the node's address, host:port or a URL",
                                  param_hint="--node")
+    # First: the errors below show the address, and a password must not be shown.
+    if holds_credentials(text):
+        raise click.BadParameter("holds a user name or password, which errors would show; "
+                                 "give the token with --token (or CLAWSYNC_TOKEN)",
+                                 param_hint="--node")
     short = "://" not in text
     text = f"http://{text}" if short else text
     try:
@@ -48,10 +53,6 @@ def node_url(text: str) -> str:
                                  param_hint="--node")
     if short and url.explicit_port is None:  # a bare host: the node's port, not port 80
         text = str(url.with_port(PORT_DEFAULT)).rstrip("/")
-    if holds_credentials(text):
-        raise click.BadParameter("holds a user name or password, which errors would show; "
-                                 "give the token with --token (or CLAWSYNC_TOKEN)",
-                                 param_hint="--node")
     # A path may be a reverse proxy's prefix, but one that names the API itself would be
     # doubled by the commands (".../v1/v1/sessions") and answered only "Not Found".
     base = api_path_base(text)

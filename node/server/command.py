@@ -111,9 +111,24 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     ctx.default_map = {name: values[key] for name, key in named.items()}
 
 
+#: Settings whose value may be or hold a credential, which an error must never show: the
+#: token and the cluster secret; ``automerge_tokens``, a path, but a table of tokens
+#: written inline by mistake; peers' and the advertised URLs, which may hold a user name
+#: and password (refused by ``Config.check`` without showing them). Their errors give the
+#: wrong value's type alone.
+_UNSHOWN = frozenset({"token", "cluster_secret", "automerge_tokens", "peers", "advertise_url"})
+
+
 def _check_toml_type(param: click.Parameter, value: Any) -> None:
     """A file's value must have its option's TOML type: click converts whatever it is
-    given (``port = true`` is port 1, ``token = true`` the token "True")."""
+    given (``port = true`` is port 1, ``token = true`` the token "True"). The error shows
+    the value as the file wrote it, near enough, unless it may be a secret (``_UNSHOWN``).
+
+    >>> secret = next(param for param in serve.params if param.name == "cluster_secret")
+    >>> _check_toml_type(secret, ["hunter2-secret"])
+    Traceback (most recent call last):
+    click.exceptions.BadParameter: must be a string, not array
+    """
     kind = param.type
     types: tuple[type, ...]
     if isinstance(kind, click.types.BoolParamType):
@@ -127,12 +142,20 @@ def _check_toml_type(param: click.Parameter, value: Any) -> None:
 
     def fits(item: Any) -> bool:
         return type(item) in types  # exactly: a bool is an int to isinstance
-    shown = json.dumps(value, default=str)  # as the file wrote it, near enough
+    if param.name in _UNSHOWN:
+        shown = type_name(value)
+        if isinstance(value, list) and param.multiple:
+            wrong = next((at for at, item in enumerate(value, 1) if not fits(item)), None)
+            shown = "" if wrong is None else \
+                f"an array whose item {wrong} is of type {type_name(value[wrong - 1])}"
+    else:
+        shown = json.dumps(value, default=str)  # as the file wrote it, near enough
+        shown = shown if param.multiple else f"{type_name(value)} {shown}"
     if param.multiple:
         if not (isinstance(value, list) and all(fits(item) for item in value)):
             raise click.BadParameter(f"must be an array, each item {wanted}, not {shown}")
     elif not fits(value):
-        raise click.BadParameter(f"must be {wanted}, not {type_name(value)} {shown}")
+        raise click.BadParameter(f"must be {wanted}, not {shown}")
 
 
 class _Seconds(click.FloatRange):

@@ -124,3 +124,13 @@ def test_a_bad_command_node_is_named_as_the_commands() -> None:
     assert lines[0] == "Usage: clawsync events [OPTIONS] SESSION"
     assert lines[-1] == f"Error: Invalid value for --node: {BAD_NODE!r} is not an " \
                         "http(s)://host:port URL"
+
+
+@pytest.mark.parametrize("node", ["ftp://me:hunter2@sync.example",
+                                  "http://me:hunter2@[sync.example"])
+def test_a_password_in_a_node_address_is_not_shown(node: str) -> None:
+    """Such an address was refused for its scheme first, or as no URL, shown whole."""
+    result = clawsync("events", "s1", "--node", node)
+    assert result.exit_code == 2, result.output
+    assert "holds a user name or password" in result.output, result.output
+    assert "hunter2" not in result.output, result.output

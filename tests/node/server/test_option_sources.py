@@ -138,3 +138,58 @@ def test_a_table_named_with_hyphens_is_read(tmp_path: Path) -> None:
     printed = json.loads(result.stdout)
     assert printed["automerge_limits"]["documents_max"] == 9
     assert printed["sources"]["[automerge_limits]"]["documents_max"] == "file"
+
+
+#: What each secret below holds, which no error may show.
+SECRET = "hunter2"
+
+
+@pytest.mark.parametrize(("file", "said"), [
+    (f'cluster_secret = ["{SECRET}-secret-value"]\n',
+     "cluster_secret: must be a string, not array"),
+    ("token = 123456789012\n", "token: must be a string, not integer"),
+    (f"token = {{ value = \"{SECRET}\" }}\n", "token: must be a string, not object"),
+    # The tokens' table written inline, where the path of its file goes.
+    (f'automerge_tokens = {{ "{SECRET}-app" = {{ sessions = ["*"] }} }}\n',
+     "automerge_tokens: must be a string, not object"),
+    (f'peers = ["http://me:{SECRET}@home:7878", 5]\n',
+     "peers: must be an array, each item a string, not an array whose item 2 is of type "
+     "integer"),
+    (f'peers = "http://me:{SECRET}@home:7878"\n',
+     "peers: must be an array, each item a string, not string"),
+    (f'advertise_url = ["http://me:{SECRET}@home:7878"]\n',
+     "advertise_url: must be a string, not array")])
+def test_a_secret_of_the_wrong_type_is_not_shown(tmp_path: Path, file: str, said: str) -> None:
+    """An error about the type of a value that may be a secret gives its type alone: it
+    showed the value ("not array [\\"hunter2...\\"]", "not integer 123456789012")."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text(file)
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"],
+                                env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())
+    assert f"{config}: {said}" in output, output
+    assert SECRET not in output and "123456789012" not in output, output
+
+
+def test_a_value_of_the_wrong_type_is_shown_where_it_is_no_secret(tmp_path: Path) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_text('port = "x"\nretain_days = "tg:*=30"\n')
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"],
+                                env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 2, result.output
+    assert 'port: must be a whole number, not string "x"' in result.output, result.output
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["--peer", f"me:{SECRET}@home:7878"], id="peer-without-scheme"),
+    pytest.param(["--peer", f"ftp://me:{SECRET}@home:7878"], id="peer-of-another-scheme"),
+    pytest.param(["--advertise-url", f"me:{SECRET}@home:7878"], id="advertised")])
+def test_a_password_in_an_address_is_not_shown(args: list[str]) -> None:
+    """An address without http(s):// was refused for that first, showing it whole, the
+    password with it."""
+    result = CliRunner().invoke(main, ["serve", *args, "--print-config"],
+                                env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 2, result.output
+    assert "holds a user name or password" in result.output, result.output
+    assert SECRET not in result.output, result.output

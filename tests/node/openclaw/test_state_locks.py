@@ -27,7 +27,8 @@ from node.openclaw.state_locks import (
     lock_paths,
 )
 from tests.node.openclaw.conftest import OTHER, OtherUser
-from tests.node.openclaw.test_gateway import HOLD_PY, HOLDING_PY, WAIT_PY, stand_in, take
+from tests.node.openclaw.test_gateway import WAIT_PY, stand_in
+from tests.node.openclaw.test_machine_locks import HOLD_PY, HOLDING_PY, take
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
 

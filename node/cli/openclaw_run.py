@@ -32,6 +32,7 @@ from node.limits import ClientLimits
 from node.openclaw.bridge import Bridge, Sink, Tally
 from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript
+from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
 from node.openclaw.mapping import EXTRA, session_key_for
 from node.openclaw.records import Transcript, transcripts_for
 from node.openclaw.sqlite import rows_of_session
@@ -44,9 +45,7 @@ from node.openclaw.state import (
     running_gateway,
 )
 from node.openclaw.state_locks import (
-    HeldLock,
     StateLockHeld,
-    StateLockUnreadable,
     held_state_lock,
     holding_state_locks,
 )

@@ -8,5 +8,11 @@ modules turn those records into clawsync events and back, losslessly (decision 1
     records.py  events -> records (``transcripts_for``), the inverse: no I/O
     sizes.py    the size rule: what of a record too big for one event is summarised
 
+Writing into a state folder keeps out OpenClaw's own processes and other writers:
+
+    state_locks.py   OpenClaw's per-machine locks on a state folder: is one held, and
+                     taking and holding them (and the folder's own) while writing
+    lock_holders.py  who holds a lock there: its process, and whether it is a writer
+
 May import: crdt, node, node.client
 """

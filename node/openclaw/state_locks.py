@@ -17,8 +17,8 @@ while it runs; ``setup`` and ``doctor`` take them while they work. Neither an ``
 --local`` turn nor a gateway in another pid namespace shows in the gateway's own lock;
 both show here.
 
-Whether a lock is held is asked with ``F_GETLK``, which takes no lock: OpenClaw, trying
-to take one meanwhile, is never refused because of this look.
+Whether a lock is held, and by whom, is asked without taking it (``lock_holders``):
+OpenClaw, trying to take one meanwhile, is never refused because of this look.
 
 OpenClaw uses the folder only if it is a real folder (not a symbolic link) that belongs
 to the user it runs as (the ``<uid>`` of its name); it makes its mode 0700 if it is not.
@@ -41,19 +41,16 @@ Two writers are kept apart by a lock on the state folder itself, taken before Op
 and let go after them (``flock`` on the folder opened read-only: no file is made, the
 system drops it when the process ends, and every writer of the folder on this machine,
 of any user, asks for the same one, whatever path it was given). OpenClaw takes no such
-lock, but any other process may (``flock STATE command``, say): one held is named a
-writer's only when its process is known to be one (``_is_writer``: it holds a writer's
-mark, or its command line is an export's); ``/proc/locks`` names that process, where
-there is one. It holds where OpenClaw's cannot be taken (this user's lock folder not
-there and not to be made). If it cannot be taken for another reason than another process
-holding it (a file system without ``flock`` on folders), OpenClaw's three are taken all
-the same, which keep out OpenClaw processes and other writers alike. So that another
-writer is told apart there too, and an older writer without the folder lock, a writer
-also marks each of OpenClaw's lock files it holds with a record lock of its own on a
-byte past those SQLite locks (``WRITER_MARK_OFFSET``): a lock held by the process that
-holds the mark on the same file is a writer's. It marks the state folder so too, once it
-holds the folder's lock: the process holding that lock and the folder's mark is a
-writer.
+lock, but any other process may (``flock STATE command``, say): the process holding it
+is named a writer's only when it is known to be one (``lock_holders``). It holds where
+OpenClaw's cannot be taken (this user's lock folder not there and not to be made). If it
+cannot be taken for another reason than another process holding it (a file system
+without ``flock`` on folders), OpenClaw's three are taken all the same, which keep out
+OpenClaw processes and other writers alike. So that another writer is told apart there
+too, and an older writer without the folder lock, a writer also marks each of OpenClaw's
+lock files it holds with a record lock of its own on a byte past those SQLite locks
+(``lock_holders.WRITER_MARK_OFFSET``); and the state folder so too, once it holds the
+folder's lock.
 """
 
 from __future__ import annotations
@@ -65,13 +62,18 @@ import hashlib
 import os
 import sqlite3
 import stat
-import struct
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
+from node.openclaw.lock_holders import (
+    WRITER_MARK_OFFSET,
+    HeldLock,
+    StateLockUnreadable,
+    folder_lock_holder,
+    lock_file_holder,
+    unreadable,
+)
 from node.openclaw.state import StateFolderError
 
 #: Where OpenClaw keeps them, for each user (``/tmp`` on every system but Windows).
@@ -79,34 +81,8 @@ LOCKS_ROOT = Path("/tmp")
 LOCK_FOLDER_PREFIX = "openclaw-state-locks-"
 #: The lock families, in the order they are looked at: the one a gateway holds first.
 LOCK_FAMILIES = ("gateway-lifecycle", "state-lifecycle", "state-handles")
-#: The byte of each of OpenClaw's lock files a writer holds a shared record lock on
-#: while it holds the file's transaction: its mark (``_mark``); and of the state folder
-#: while it holds the folder's lock (``_take_folder_lock``). SQLite locks the bytes
-#: from 2**30 to 2**30 + 511 (pending, reserved, shared); this one is far past them, so
-#: that it is in no one's way, and a look at it tells a writer apart without its own
-#: lock.
-WRITER_MARK_OFFSET = 2**31
 #: The database whose real path names the locks, inside the state folder.
 STATE_DATABASE = Path("state") / "openclaw.sqlite"
-#: ``struct flock`` as F_GETLK fills it: (type, whence, start, length, pid) on Linux;
-#: (start, length, pid, type, whence) on the BSDs and macOS.
-_FLOCK_LINUX = "@hhqqi4x"
-_FLOCK_BSD = "@qqihh"
-
-
-class StateLockUnreadable(StateFolderError):
-    """A per-machine lock (or its folder) is there but cannot be looked at: whether an
-    OpenClaw process works on the state folder cannot be told. ``path`` is what could
-    not be looked at; ``errno`` the system's reason (``EACCES``: another user's)."""
-
-    def __init__(self, message: str, path: Path, code: int | None) -> None:
-        super().__init__(message)
-        self.path, self.errno = path, code
-
-    @property
-    def denied(self) -> bool:
-        """Refused by permissions: another user's, whom OpenClaw may run as."""
-        return self.errno in (errno.EACCES, errno.EPERM)
 
 
 class StateLockHeld(StateFolderError):
@@ -123,35 +99,6 @@ class StateLockHeld(StateFolderError):
                else "an OpenClaw process")
         super().__init__(f"{who} holds {'a lock on ' if folder else ''}{path}")
         self.path, self.held, self.writer, self.folder = path, held, writer, folder
-
-
-@dataclass(frozen=True)
-class HeldLock:
-    """A lock some live process holds: the file, and that process as ``F_GETLK`` names
-    it: its pid; 0 for one in another pid namespace; -1 for a lock held through an open
-    file description (``F_OFD_SETLK``), which belongs to no one process. ``writer``:
-    that process is a writer (``holding_state_locks``), not an OpenClaw process."""
-
-    path: Path
-    pid: int
-    writer: bool = False
-
-    def holder(self) -> str:
-        """The process, for a person: its pid and its name (``openclaw-agent``).
-
-        >>> HeldLock(Path("x"), -1).holder()
-        'a process, through an open file description (no pid)'
-        """
-        if self.pid == 0:
-            return "a process of another pid namespace"
-        if self.pid < 0:
-            return "a process, through an open file description (no pid)"
-        try:  # argv[0], as the process sets it: comm cuts "openclaw-gateway" short
-            argv0 = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[0]
-            name = os.path.basename(argv0.decode(errors="replace"))
-        except OSError:
-            name = ""
-        return f"pid {self.pid}" + (f", {name}" if name else "")
 
 
 def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
@@ -199,7 +146,7 @@ def held_state_lock(state: Path, root: Path | None = None, *,
     except (FileNotFoundError, NotADirectoryError):
         database_owner = None  # not made yet: OpenClaw would run as the folder's owner
     except OSError as error:
-        raise _unreadable(state / STATE_DATABASE, error) from None
+        raise unreadable(state / STATE_DATABASE, error) from None
     folder_owner = state.stat().st_uid
     # Users whose locks must be looked at: whether one can be is the question.
     needed = {os.getuid(), folder_owner if database_owner is None else database_owner}
@@ -279,7 +226,7 @@ def _lock_folder_made(folder: Path) -> str | None:
             return (f"{folder} cannot be made ({error.strerror or error}): no OpenClaw "
                     "process of this user can hold a lock there either, and none is "
                     "taken")
-        raise _unreadable(folder, error) from None
+        raise unreadable(folder, error) from None
     try:
         found = os.lstat(folder)
         if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid():
@@ -287,7 +234,7 @@ def _lock_folder_made(folder: Path) -> str | None:
         if stat.S_IMODE(found.st_mode) != 0o700:
             os.chmod(folder, 0o700)
     except OSError as error:
-        raise _unreadable(folder, error) from None
+        raise unreadable(folder, error) from None
     return None
 
 
@@ -295,12 +242,11 @@ def _take_folder_lock(state: Path, paths: list[Path]) -> tuple[int | None, str |
     """Hold the lock on the state folder itself (``flock``, exclusive, through the folder
     opened read-only), then marked as a writer's (a shared record lock on
     ``WRITER_MARK_OFFSET`` of the folder, through the same descriptor): that descriptor,
-    which holds both until closed, and None; or None and why
-    it cannot be taken (for a person): the folder cannot be opened so (no read
-    permission) or its file system has no such lock (``ENOLCK``, ``EBADF`` on some
-    network file systems). ``StateLockHeld`` if another process holds it: named a
-    writer's only if it is known to be one (``_is_writer``; ``paths``: OpenClaw's lock
-    files of this user)."""
+    which holds both until closed, and None; or None and why it cannot be taken (for a
+    person): the folder cannot be opened so (no read permission) or its file system has
+    no such lock (``ENOLCK``, ``EBADF`` on some network file systems). ``StateLockHeld``
+    if another process holds it: named a writer's only if it is known to be one
+    (``folder_lock_holder``; ``paths``: OpenClaw's lock files of this user)."""
     try:
         fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as error:
@@ -310,9 +256,7 @@ def _take_folder_lock(state: Path, paths: list[Path]) -> tuple[int | None, str |
     except OSError as error:
         try:
             if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                pid = _flock_holder(fd)
-                held = None if pid is None else HeldLock(
-                    state, pid, writer=_is_writer(state, fd, pid, paths))
+                held = folder_lock_holder(state, fd, paths)
                 raise StateLockHeld(state, held, writer=held is not None and held.writer,
                                     folder=True) from None
             return None, _folder_lock_lost(state, error)
@@ -324,64 +268,6 @@ def _take_folder_lock(state: Path, paths: list[Path]) -> tuple[int | None, str |
     with contextlib.suppress(OSError):
         fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, WRITER_MARK_OFFSET)
     return fd, None
-
-
-def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
-    """Whether the process ``pid``, holding the lock on the state folder (open at
-    ``fd``), is a writer of it, not any process taking a lock there (``flock STATE
-    command``): it holds the writer's mark on the folder, or on one of OpenClaw's lock
-    files of this user (``paths``), or its command line is an export's (``is_export_command``), as
-    far as ``/proc`` shows it."""
-    if pid <= 0:
-        return False  # another pid namespace: no process here to look at
-    with contextlib.suppress(OSError):
-        mark = _ask(fd, state, WRITER_MARK_OFFSET, 1)
-        if mark is not None and mark.pid == pid:
-            return True
-    for path in paths:
-        with contextlib.suppress(StateLockUnreadable):
-            mark = _held(path, WRITER_MARK_OFFSET)
-            if mark is not None and mark.pid == pid:
-                return True
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return is_export_command([arg.decode(errors="replace") for arg in argv])
-
-
-def is_export_command(argv: list[str]) -> bool:
-    """Whether a command line runs ``clawsync openclaw export``: ``clawsync`` (or
-    ``python [options] .../clawsync``, ``python -m node.main``) with ``openclaw export``
-    among its arguments. Another command running one (``flock STATE clawsync ...``) is
-    not one.
-
-    >>> is_export_command(["/venv/bin/clawsync", "openclaw", "export", "s1"])
-    True
-    >>> is_export_command(["python3", "-m", "node.main", "openclaw", "export", "s1"])
-    True
-    >>> is_export_command(["flock", "/state", "clawsync", "openclaw", "export", "s1"])
-    False
-    >>> is_export_command(["/venv/bin/clawsync", "openclaw", "import", "export"])
-    False
-    """
-    names = [os.path.basename(arg) for arg in argv]
-    if names[:1] == ["clawsync"]:
-        rest = argv[1:]
-    elif names[:1] and names[0].startswith("python"):
-        options = 1
-        while options < len(argv) and argv[options].startswith("-") \
-                and argv[options] != "-m":
-            options += 1
-        if names[options:options + 1] == ["clawsync"]:
-            rest = argv[options + 1:]
-        elif argv[options:options + 2] == ["-m", "node.main"]:
-            rest = argv[options + 2:]
-        else:
-            return False
-    else:
-        return False
-    return any(rest[i:i + 2] == ["openclaw", "export"] for i in range(len(rest)))
 
 
 def _folder_lock_lost(state: Path, error: OSError) -> str:
@@ -401,90 +287,22 @@ def _what_is_not_held(folder_told: str | None, unlocked: str | None) -> str | No
     return f"{folder_told}; and {unlocked}: nothing keeps out another export at once"
 
 
-def _flock_holder(fd: int) -> int | None:
-    """The process holding a ``flock`` on the file open at ``fd``, as ``/proc/locks``
-    names it (0 for one of another pid namespace); None without ``/proc/locks`` (not
-    Linux), or if it let go meanwhile, or if no line there can be told to be this file."""
-    try:
-        lines = Path("/proc/locks").read_text()
-    except OSError:
-        return None
-    found = os.fstat(fd)
-    device, inode = found.st_dev, found.st_ino
-    with contextlib.suppress(OSError, ValueError):
-        fdinfo = Path(f"/proc/self/fdinfo/{fd}").read_text()
-        mounted = _mount_device(fdinfo, Path("/proc/self/mountinfo").read_text())
-        device = device if mounted is None else mounted
-        inode = _fdinfo_field(fdinfo, "ino") or inode
-    return _flock_pid(lines, device, inode)
-
-
-def _mount_device(fdinfo: str, mountinfo: str) -> int | None:
-    """The device of the file system a descriptor is on, as the kernel numbers it in
-    ``/proc/locks`` (the superblock's): that of its mount (``mnt_id`` in its
-    ``/proc/self/fdinfo``) in ``/proc/self/mountinfo``, whose third field it is. Not
-    ``st_dev``, which differs on some file systems (a btrfs subvolume's own number).
-    None if either does not say.
-
-    >>> mountinfo = "29 1 0:26 / / rw - btrfs /dev/vda2 rw\\n31 29 0:5 / /dev rw - devtmpfs x rw"
-    >>> _mount_device("pos:\\t0\\nflags:\\t02200000\\nmnt_id:\\t29\\nino:\\t256\\n", mountinfo)
-    26
-    >>> _mount_device("pos:\\t0\\nflags:\\t02200000\\n", mountinfo) is None
-    True
-    """
-    mount = _fdinfo_field(fdinfo, "mnt_id")
-    if mount is None:
-        return None
-    for fields in map(str.split, mountinfo.splitlines()):
-        if len(fields) > 2 and fields[0] == str(mount):
-            major, minor = fields[2].split(":")
-            return os.makedev(int(major), int(minor))
-    return None
-
-
-def _fdinfo_field(fdinfo: str, name: str) -> int | None:
-    """A number ``/proc/self/fdinfo/<fd>`` gives (``mnt_id``, ``ino``); None if not."""
-    for line in fdinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key == name:
-            return int(value)
-    return None
-
-
-def _flock_pid(locks: str, device: int, inode: int) -> int | None:
-    """The pid of the process holding a ``flock`` on the file ``inode`` of ``device`` in
-    ``locks``, the text of ``/proc/locks``; None if none. A line reads ``1: FLOCK
-    ADVISORY  WRITE <pid> <major>:<minor>:<inode> 0 EOF`` (the numbers of the device in
-    hex); a waiter's has ``->`` after its number.
-
-    >>> locks = "1: FLOCK  ADVISORY  WRITE 4242 00:1a:256 0 EOF\\n"
-    >>> _flock_pid(locks, os.makedev(0, 26), 256), _flock_pid(locks, os.makedev(0, 27), 256)
-    (4242, None)
-    """
-    key = f"{os.major(device):02x}:{os.minor(device):02x}:{inode}"
-    for fields in map(str.split, locks.splitlines()):
-        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == key:
-            return int(fields[4])
-    return None
-
-
 def _take(path: Path) -> sqlite3.Connection:
     """Hold ``path`` as OpenClaw holds a lock: a transaction, ``BEGIN EXCLUSIVE``,
     waiting for no one (OpenClaw waits up to 5 s; a writer here refuses at once)."""
     try:
         connection = sqlite3.connect(path, timeout=0, isolation_level=None)
     except sqlite3.Error as error:
-        raise _unreadable(path, OSError(None, str(error))) from None
+        raise unreadable(path, OSError(None, str(error))) from None
     try:
         connection.execute("PRAGMA journal_mode = MEMORY")  # OpenClaw's: no journal file
         connection.execute("BEGIN EXCLUSIVE")
     except sqlite3.Error as error:
         connection.close()
         if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
-            held = _held(path)
-            held = held and _marked_writer(held)
+            held = lock_file_holder(path)
             raise StateLockHeld(path, held, writer=held is not None and held.writer) from None
-        raise _unreadable(path, OSError(None, str(error))) from None
+        raise unreadable(path, OSError(None, str(error))) from None
     return connection
 
 
@@ -513,65 +331,11 @@ def _held_by(state: Path, uid: int, root: Path) -> HeldLock | None:
     except (FileNotFoundError, NotADirectoryError):
         return None  # no OpenClaw process of this user has used it
     except OSError as error:
-        raise _unreadable(folder, error) from None
+        raise unreadable(folder, error) from None
     if not stat.S_ISDIR(found.st_mode) or found.st_uid != uid:
         return None  # a symbolic link, a file, another user's: OpenClaw refuses it
     for path in paths:
-        held = _held(path)
+        held = lock_file_holder(path)
         if held is not None:
-            return _marked_writer(held)
+            return held
     return None
-
-
-def _marked_writer(held: HeldLock) -> HeldLock:
-    """``held``, marked a writer's if its process holds a writer's mark on its file
-    (``_mark``), whether or not that writer holds the state folder's lock."""
-    if held.pid <= 0:
-        return held  # no process to compare with
-    try:
-        mark = _held(held.path, WRITER_MARK_OFFSET)
-    except StateLockUnreadable:
-        return held
-    if mark is None or mark.pid != held.pid:
-        return held
-    return HeldLock(held.path, held.pid, writer=True)
-
-
-def _held(path: Path, start: int = 0) -> HeldLock | None:
-    """The first lock some other process holds on ``path``: on the whole file, or on
-    the byte ``start`` alone when given; None if none."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None  # no OpenClaw process of this user has used the folder
-    except OSError as error:
-        raise _unreadable(path, error) from None
-    try:
-        return _ask(fd, path, start, 1 if start else 0)
-    except OSError as error:
-        raise _unreadable(path, error) from None
-    finally:
-        os.close(fd)
-
-
-def _ask(fd: int, path: Path, start: int = 0, length: int = 0) -> HeldLock | None:
-    """F_GETLK for a write lock on ``length`` bytes from ``start`` (0: to the end, the
-    whole file by default): the first lock another process holds that would be in its
-    way (any lock, as a write lock conflicts with every other)."""
-    bsd = sys.platform != "linux"
-    layout = _FLOCK_BSD if bsd else _FLOCK_LINUX
-    if bsd:
-        asked = struct.pack(layout, start, length, 0, fcntl.F_WRLCK, os.SEEK_SET)
-    else:
-        asked = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
-    answer = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, asked))
-    kind, pid = (answer[3], answer[2]) if bsd else (answer[0], answer[4])
-    if kind == fcntl.F_UNLCK:
-        return None
-    return HeldLock(path, pid)
-
-
-def _unreadable(path: Path, error: OSError) -> StateLockUnreadable:
-    return StateLockUnreadable(
-        f"{path} cannot be looked at ({error.strerror or error}), so whether an OpenClaw "
-        "process works on the folder cannot be told", path, error.errno)

@@ -273,7 +273,7 @@ def test_a_lock_let_go_before_its_holder_is_named_is_told_so(
     data, b = imported(tmp_path)
     lock = lock_paths(b.resolve(), os.getuid(), locks)[LOCK_FAMILIES.index("state-lifecycle")]
     lock.parent.mkdir(mode=0o700)
-    monkeypatch.setattr("node.openclaw.state_locks._held", lambda _: None)
+    monkeypatch.setattr("node.openclaw.state_locks.lock_file_holder", lambda _: None)
     with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "state-lifecycle"):
         code, output = export(b, data)
     assert code == 2 and "Usage:" not in output, output

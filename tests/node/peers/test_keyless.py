@@ -28,7 +28,7 @@ from node.peers.transport import KEY_REQUIRED, PEER_PATH, Link, LinkClosed, acce
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
-from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory
+from tests.node.peers.support import DEADLINE_S, FAST, NodeFactory
 from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
 

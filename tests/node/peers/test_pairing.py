@@ -5,13 +5,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import threading
 from collections.abc import AsyncIterator
 
+import aiohttp
+import pytest
 from aiohttp import web
 
+from node.cli.linkproxy import LinkProxy
+from node.peers.ahead import PARSE_THREADS
 from node.peers.runner import SecondLink, linked_nodes
 from node.peers.transport import DUPLICATE_LINK, PEER_PATH, Proven
-from tests.node.peers.test_gossip import DEADLINE_S, FAST, NodeFactory, ordered
+from node.server.run import RunningNode
+from sync.peer.config import SyncConfig
+from tests.node.conftest import EventFactory
+from tests.node.peers.support import (
+    DEADLINE_S,
+    FAST,
+    NodeFactory,
+    all_taken,
+    listed_as,
+    ordered,
+    stopped_laptop,
+)
 from tests.support.processes import free_port
 
 
@@ -145,3 +162,229 @@ async def test_a_dial_another_device_closed_as_a_second_link_is_not_counted(
     finally:
         for dial in dials:
             hub.gossip.runners.pop(dial.key)
+
+
+@contextlib.asynccontextmanager
+async def parsing_held(node: RunningNode) -> AsyncIterator[None]:
+    """Every thread that parses ``node``'s peers' messages held busy until the block
+    ends: no link of it takes in a message meanwhile, though each sees its link close."""
+    entered, go = threading.Semaphore(0), threading.Event()
+
+    def hold() -> None:
+        entered.release()
+        go.wait(DEADLINE_S)
+
+    for _ in range(PARSE_THREADS):
+        node.gossip.driver._parse_pool.submit(hold)
+    try:
+        for _ in range(PARSE_THREADS):
+            assert await asyncio.to_thread(entered.acquire, timeout=DEADLINE_S)
+        yield
+    finally:
+        go.set()
+
+
+async def dial_dropped_before_named(x: RunningNode, hub: RunningNode, url: str) -> None:
+    """The hub dials x at ``url`` and x dials the hub: x (the smaller id) keeps its own
+    link and closes the hub's dial, and that close reaches the hub before x's hello on
+    the link kept (the hub's parsing held); returns once x's link is named."""
+    x_id = x.astore.node_id
+    assert await hub.gossip.add_peer(url, learned=False)
+    dial = hub.gossip.runners[f"url:{url}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while dial.linked_to != x_id or not (accepted := [
+                r for r in x.gossip.runners.values() if r.linked_to == hub.astore.node_id]):
+            await asyncio.sleep(0.01)
+    await all_taken(dial.machine, accepted[0].machine)
+    async with parsing_held(hub):  # x's hello on its link waits; the close does not
+        assert await x.gossip.add_peer(hub.url, learned=False)
+        async with asyncio.timeout(DEADLINE_S):
+            while dial.state == "up" or not any(
+                    r.direction == "in" and r.state == "up" for r in hub.gossip.runners.values()):
+                await asyncio.sleep(0.01)
+    async with asyncio.timeout(DEADLINE_S):
+        while x_id not in linked_nodes(hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("x_smaller", [True, False], ids=["x-smaller", "hub-smaller"])
+async def test_the_address_of_a_node_advertising_none_is_linked_whichever_link_is_kept(
+        make_node: NodeFactory, x_smaller: bool) -> None:
+    """x advertises no address but is reachable at its own: the hub dials it there, and
+    x dials the hub. One link is kept, the one dialed by the smaller node id. When it is
+    x's (it names no address), the hub's dial that reached x was dropped as a duplicate:
+    the address is live still and the hub's list says so (it said "not linked" half the
+    time, and a learner that held the address off kept it off up to an hour). Once x
+    stops, it says so no more."""
+    x, hub = await ordered(make_node, smaller_first=x_smaller)
+    url, x_id = x.url, x.astore.node_id
+    assert await hub.gossip.add_peer(url, learned=False)
+    assert await x.gossip.add_peer(hub.url, learned=False)
+    kept = ["in"] if x_smaller else ["out"]
+    async with asyncio.timeout(DEADLINE_S):  # both dials went through; one link is up
+        # Named by its hello, not only "up": an accepted link is up once our hello is
+        # sent, and x's may come after x's close of our dial.
+        while hub.gossip.runners[f"url:{url}"].node != x_id \
+                or x.gossip.runners[f"url:{hub.url}"].node != hub.astore.node_id \
+                or [r.direction for r in hub.gossip.runners.values()
+                    if r.state == "up"] != kept \
+                or x_id not in linked_nodes(hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+    assert (row["node_id"], row["linked"], row["node_linked"]) \
+        == (x_id, True, True)
+    await x.stop()
+    async with asyncio.timeout(DEADLINE_S):
+        while any(r.state == "up" for r in hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+    assert (row["linked"], row["node_linked"]) == (False, False)
+    assert hub.gossip.learning.reached_as == {}
+
+
+async def test_a_dial_dropped_by_the_peer_before_its_own_link_is_named_is_linked(
+        make_node: NodeFactory) -> None:
+    """x (the smaller id, advertising no address) dials the hub, which has dialed it; x
+    closes the hub's dial before its hello on the link kept reaches the hub. The hub's
+    dial reached x all the same: once x's link is named, the hub's list says linked of
+    x's address (it said "not linked" until the link ended, and learners held the
+    address off)."""
+    x, hub = await ordered(make_node, smaller_first=True)
+    await dial_dropped_before_named(x, hub, x.url)
+    [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == x.url]
+    assert (row["linked"], row["node_linked"]) == (True, True)
+    assert hub.gossip.learning.reached_as == {x.astore.node_id: {x.url}}
+
+
+async def test_a_dial_dropped_by_the_peer_says_nothing_of_the_next_link(
+        make_node: NodeFactory) -> None:
+    """As above, through an address that then dies (x moved); x's kept link ends and x
+    dials the hub again. The hub's dial, still waiting while x is linked, reached x only
+    in the first link's time: its address is not said linked of the next (learners
+    would take up a dead address). The hub's dial waits while x is linked, a pull
+    interval of a minute at a time, and x dials again before that."""
+    x, hub = await ordered(make_node, smaller_first=True,
+                           sync=SyncConfig(pull_interval_s=60.0))
+    x_id = x.astore.node_id
+    with LinkProxy(target_port=int(x.url.rsplit(":", 1)[1])) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}"
+        await dial_dropped_before_named(x, hub, url)
+        assert hub.gossip.learning.reached_as == {x_id: {url}}
+        dial = hub.gossip.runners[f"url:{url}"]
+        async with asyncio.timeout(DEADLINE_S):
+            while dial.state != "standby":  # its back-off over, it waits while x is linked
+                await asyncio.sleep(0.01)
+        proxy.cut()
+        kept = x.gossip.runners[f"url:{hub.url}"]
+        kept.drop = "test: the link ends"
+        kept.wake.set()
+        async with asyncio.timeout(DEADLINE_S):
+            while x_id in linked_nodes(hub.gossip.runners.values()):
+                await asyncio.sleep(0.001)
+        async with asyncio.timeout(DEADLINE_S):
+            while x_id not in linked_nodes(hub.gossip.runners.values()):
+                await asyncio.sleep(0.01)
+        [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == url]
+        assert row["linked"] is False, row
+        assert hub.gossip.learning.reached_as == {}
+
+
+async def test_a_redial_up_before_its_hello_keeps_nothing_of_a_node_gone(
+        make_node: NodeFactory) -> None:
+    """The laptop's link ends while a dial of the hub's is "up" with the laptop's id
+    left from an earlier link, its hello not back: that dial names no one yet, so what
+    the laptop advertised goes all the same (it may come back elsewhere)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    port = free_port()
+    laptop = await make_node(cluster_secret="s" * 32, port=port,
+                             advertise_url=f"http://127.0.0.1:{port}", peers=[hub.url])
+    await listed_as(hub, laptop, "up")
+    assert await hub.gossip.add_peer(f"http://127.0.0.1:{free_port()}", learned=False)
+    [redial] = [runner for runner in hub.gossip.runners.values() if runner.direction == "out"]
+    # "up" (its start sent), its hello not back, the laptop's id left from a link before
+    redial.state, redial.machine.peer_node = "up", laptop.astore.node_id
+    assert laptop.astore.node_id in hub.gossip.learning.advertised_by
+    await laptop.stop()
+    async with asyncio.timeout(DEADLINE_S):  # its link ended
+        while any(runner.identified_as == laptop.astore.node_id
+                  for runner in hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    assert laptop.astore.node_id not in hub.gossip.learning.advertised_by
+
+
+async def test_a_redial_up_before_its_hello_is_no_link_to_the_node_it_had_before(
+        make_node: NodeFactory) -> None:
+    """The laptop is gone, and a dial of the hub's is "up" (its start sent) with the
+    laptop's id left from an earlier link, its hello not back: nothing counts it as a
+    link to the laptop. Its member list says the laptop linked nowhere, a learned
+    address of the laptop is no address of a node linked, another dial of the laptop
+    waits on no standby, and the dial's row connects."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    node = laptop.astore.node_id
+    redial, other = [await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
+                     for url in (f"http://127.0.0.1:{free_port()}" for _ in range(2))]
+    try:
+        redial.state = "up"
+        redial.machine.peer_node = other.machine.peer_node = node  # from links before
+        [listed] = [peer for peer in hub.gossip.member_list()["peers"]
+                    if peer["url"] == laptop.config.advertise_url]
+        [row] = [row for row in hub.gossip.status() if row["link"] == redial.key]
+        assert (node in linked_nodes(hub.gossip.runners.values()), listed["linked"],
+                listed["node_linked"], hub.gossip.pairing.linked_elsewhere(other), row["state"]) \
+            == (False, False, False, False, "connecting")
+    finally:
+        hub.gossip.runners.pop(redial.key)
+        hub.gossip.runners.pop(other.key)
+
+
+async def test_a_new_id_on_a_link_lets_go_of_what_the_old_one_said(
+        make_node: NodeFactory) -> None:
+    """A hello names the peer anew on the same link (its origin retired): what the old
+    id advertised, and where our dials reached it, go; the new id's is kept."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await make_node(cluster_secret="s" * 32, peers=[hub.url])
+    await listed_as(hub, laptop, "up")
+    old = laptop.astore.node_id
+    async with asyncio.timeout(DEADLINE_S):
+        while old not in hub.gossip.learning.advertised_by:  # its hello handled
+            await asyncio.sleep(0.01)
+    [link] = [runner for runner in hub.gossip.runners.values() if runner.identified_as == old]
+    hub.gossip.learning.reached_as_duplicate(old, "http://127.0.0.1:1")
+    link.machine.peer_node = "n-new"  # as the machine has it after the second hello
+    hub.gossip.pairing.identified(link)
+    learning = hub.gossip.learning
+    assert (old in learning.advertised_by, old in learning.reached_as) == (False, False)
+    assert "n-new" in learning.advertised_by
+
+
+async def test_a_link_dropped_while_it_waits_ends_without_pushing(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """A link dropped (as ``Pairing.identified`` drops a duplicate: ``drop`` set, then
+    woken) while a commit's wake is pending ends at once: what the commit stored, which
+    the peer lacks, is not pushed on it first."""
+    secret, quiet = "s" * 32, dataclasses.replace(FAST, pull_interval_s=600.0)
+    a = await make_node(cluster_secret=secret, sync=quiet)
+    b = await make_node(cluster_secret=secret, sync=quiet)
+    third = await make_node()  # linked to no one: its events reach a by hand
+    async with aiohttp.ClientSession(base_url=third.url) as http, \
+            http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+        assert answer.status == 201
+    assert await b.gossip.add_peer(a.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while not (links := [runner for runner in a.gossip.runners.values()
+                             if runner.direction == "in" and runner.state == "up"
+                             and runner.machine.checkpoint is not None]):
+            await asyncio.sleep(0.01)
+    [link] = links
+    assert link.task is not None
+    await all_taken(link.machine, b.gossip.runners[f"url:{a.url}"].machine)
+    sent = link.machine.counters.events_sent
+    items = await third.astore.read(lambda s: [
+        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
+    await a.astore.write(lambda store: store.ingest(items))  # wakes the link: b lacks them
+    assert link.wake.is_set()
+    link.drop = "duplicate link"
+    async with asyncio.timeout(DEADLINE_S):
+        await asyncio.wait({link.task})
+    assert link.machine.counters.events_sent == sent

@@ -23,18 +23,17 @@ from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
+from node.cli.linkproxy import LinkProxy
 from node.peers import removals
 from node.peers.runner import Runner
+from node.peers.transport import DEVICE_REMOVED
 from node.server.run import RunningNode
 from tests.node.conftest import EventFactory
-from tests.node.peers.test_gossip import (
+from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
     NodeFactory,
     all_taken,
-    dial_until_even,
-    phone_and_stranger,
-    told_only_its_removal,
 )
 from tests.support.processes import free_port
 
@@ -280,3 +279,129 @@ def test_a_start_read_right_after_the_commit_that_bound_the_removals_origin_coun
         following = removals.Removals()
         following.follow(a, removed, position)
         assert following.removed(a, phone)
+
+
+async def phone_and_stranger(a: RunningNode, b: RunningNode, make_node: NodeFactory,
+                             event_body: EventFactory) -> tuple[RunningNode, str, str]:
+    """b added on a as "phone", and a third node linked to no one (its events reach a by
+    hand); b and the third each hold one event. Returns the third, b's device id and
+    b's origin."""
+    third = await make_node()
+    assert a.gossip.membership is not None
+    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
+    for node in (b, third):
+        async with aiohttp.ClientSession(base_url=node.url) as http, \
+                http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+            assert answer.status == 201
+    await a.gossip.membership.add(phone, "phone")
+    return third, phone, b_origin
+
+
+async def dial_until_even(a: RunningNode, b: RunningNode, phone: str, b_origin: str) -> None:
+    """a dials b until linked to b's device, each holding all the other's events."""
+    assert await a.gossip.add_peer(b.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while phone not in a.gossip.linked_devices() or (held := [
+                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
+                != held[1] or b_origin not in held[0]:
+            await asyncio.sleep(0.01)
+
+
+async def told_only_its_removal(a: RunningNode, b: RunningNode, third: RunningNode,
+                                link: Runner, b_origin: str) -> None:
+    """b learns its removal (and takes a new origin) from a's last push on ``link``,
+    which went through the retirement of b's origin, and holds nothing of the third's."""
+    async with asyncio.timeout(DEADLINE_S):
+        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
+            await asyncio.sleep(0.01)
+    held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
+    own = a.astore.node_id
+    assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
+    assert third.astore.node_id not in held_b  # nothing else it lacked
+
+
+async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """The link to a device removed ends with a push of the removal record (and what
+    its origin holds before it, and the remover's retirement of the device's origin),
+    not of whatever else the device lacks. Here it is the only way the device learns
+    its removal: it dials no one, and the remover's ordinary push is held back by a
+    full window (one batch, whose ack the link holds)."""
+    secret = "s" * 32
+    a = await make_node(cluster_secret=secret, sync=dataclasses.replace(
+        FAST, inflight_batches_max=1, ack_timeout_s=600.0))
+    b = await make_node(cluster_secret=secret, sync=FAST)
+    third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
+
+    async def versions() -> list[dict[str, int]]:
+        return [await node.astore.read(lambda s: s.version) for node in (a, b)]
+
+    with LinkProxy(target_port=int(b.url.rsplit(":", 1)[1])) as proxy:
+        assert await a.gossip.add_peer(f"http://127.0.0.1:{proxy.port}", learned=False)
+        async with asyncio.timeout(DEADLINE_S):  # linked, each holding all the other's
+            while phone not in a.gossip.linked_devices() \
+                    or (held := await versions())[0] != held[1] or b_origin not in held[0]:
+                await asyncio.sleep(0.01)
+        [link] = [runner for runner in a.gossip.runners.values()
+                  if runner.device is not None and runner.device.device_id == phone]
+        proxy.hold_replies()
+        await a.gossip.membership.add(crdt_device.device_id(crdt_device.public_bytes(
+            crdt_device.generate())), "tablet")  # the one batch the window holds
+        async with asyncio.timeout(DEADLINE_S):
+            while link.machine.status()["inflight_batches"] != 1:
+                await asyncio.sleep(0.01)
+        items = await third.astore.read(lambda s: [
+            (x.event, x.origin, x.seq, x.signature)
+            for x in s.origin_after(s.node_id, 0, 100)])
+        await a.astore.write(lambda store: store.ingest(items))  # b lacks it: window full
+        stored, _ = await a.gossip.membership.remove(phone, "lost")
+        assert stored is not None
+        own = a.astore.node_id
+        assert link.drop == DEVICE_REMOVED and link.removal_push == {
+            own: await a.astore.read(lambda s: s.version[own])}  # the retirement's seq
+        assert link.removal_push[own] > stored.seq
+        async with asyncio.timeout(DEADLINE_S):
+            while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
+                await asyncio.sleep(0.01)
+    held = await b.astore.read(lambda s: {**s.version, **s.retired})
+    assert held[own] == link.removal_push[own]  # through the retirement of its origin
+    assert third.astore.node_id not in held  # nothing else it lacked
+
+
+async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothing_else(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """The link's push, asked of the writer thread before the node read the removal,
+    runs right after the commit that stored it (ahead of the node's reading it): it
+    pushes none of what the removed device lacks, neither the events of the same commit
+    nor the record; the last push alone carries the record (and the retirement)."""
+    secret, quiet = "s" * 32, dataclasses.replace(FAST, pull_interval_s=600.0)
+    a = await make_node(cluster_secret=secret, sync=quiet)
+    b = await make_node(cluster_secret=secret, sync=quiet)
+    third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
+    await dial_until_even(a, b, phone, b_origin)
+    [link] = [runner for runner in a.gossip.runners.values()
+              if runner.device is not None and runner.device.device_id == phone]
+    [other_end] = [runner for runner in b.gossip.runners.values()
+                   if runner.direction == "in" and runner.state == "up"]
+    await all_taken(link.machine, other_end.machine)
+    items = await third.astore.read(lambda s: [
+        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
+    # The writer, held, takes in order: the removal with events b lacks, then the push.
+    entered, go = threading.Event(), threading.Event()
+
+    def hold(_store: EventStore) -> None:
+        entered.set()
+        go.wait(DEADLINE_S)
+
+    holding = asyncio.ensure_future(a.astore.write(hold))
+    assert await asyncio.to_thread(entered.wait, DEADLINE_S)
+    removing = asyncio.ensure_future(a.astore.write(lambda store: (
+        store.ingest(items), store.append(membership.removed(phone, "lost")))))
+    await asyncio.sleep(0)  # its write is queued
+    link.wake.set()
+    async with asyncio.timeout(DEADLINE_S):
+        while link.wake.is_set():  # the link took it, and asked the writer to push
+            await asyncio.sleep(0.01)
+    go.set()
+    await asyncio.gather(holding, removing)
+    await told_only_its_removal(a, b, third, link, b_origin)

@@ -1,0 +1,197 @@
+"""What the peer tests share: real nodes' settings for quick tests, waits on what a node
+shows, a server that records what a dial sends, and the set-ups several tests start
+from (a laptop that stopped, a phone linked through a proxy)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from crdt import device as crdt_device
+from node.cli.linkproxy import LinkProxy
+from node.peers.runner import Runner
+from node.server.run import RunningNode
+from sync.peer.config import SyncConfig
+from sync.peer.machine import PeerSync
+from tests.node.conftest import NodeFactory
+from tests.support.processes import free_port
+
+#: Back-off short enough that a test sees many redials.
+FAST = SyncConfig(backoff_base_s=0.01, backoff_max_s=0.02)
+#: Back-off long enough that a dial that failed is not made again within a test.
+PATIENT = SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0)
+#: Seconds any wait of a test may take before it fails.
+DEADLINE_S = 10.0
+#: The cluster secret of the tests' clusters.
+SECRET = "s" * 32
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Wait until ``check()`` is true; fail at the deadline."""
+    async with asyncio.timeout(DEADLINE_S):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+def new_device_id() -> str:
+    """The id of a device key made now, held by no node."""
+    return crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+
+
+def port_of(node: RunningNode) -> int:
+    return int(node.url.rsplit(":", 1)[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Callable[[web.Request], Any]) -> AsyncIterator[str]:
+    """A plain HTTP server on a free loopback port answering every request with
+    ``handler``; its URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class ProxiedPhone:
+    """``a`` linked, through ``proxy``, with the node whose device it added as "phone"."""
+
+    a: RunningNode
+    phone: str
+    proxy: LinkProxy
+    dial: Runner
+
+
+@contextlib.asynccontextmanager
+async def phone_behind_proxy(make_node: NodeFactory, a_sync: SyncConfig
+                             ) -> AsyncIterator[ProxiedPhone]:
+    """A node ``a`` (with ``a_sync``) that took a second node's device as a member,
+    "phone", and dialed it through a proxy the test may cut: yields once linked."""
+    a = await make_node(cluster_secret=SECRET, sync=a_sync)
+    b = await make_node(cluster_secret=SECRET, sync=FAST)
+    phone = b.gossip.device.device_id
+    assert a.gossip.membership is not None
+    await a.gossip.membership.add(phone, "phone")
+    with LinkProxy(target_port=port_of(b)) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}"
+        assert await a.gossip.add_peer(url, learned=False)
+        dial = a.gossip.runners[f"url:{url}"]
+        await until(lambda: phone in a.gossip.linked_devices())
+        yield ProxiedPhone(a, phone, proxy, dial)
+
+
+async def forgotten(node: RunningNode, url: str) -> bool:
+    """Wait until ``node`` no longer dials ``url``; False if it still does at the deadline."""
+    async with asyncio.timeout(DEADLINE_S):
+        while f"url:{url}" in node.gossip.runners:
+            await asyncio.sleep(0.01)
+    return url not in node.gossip.learning.members
+
+
+async def add_member(node: RunningNode, name: str, address: str | None = None, *,
+                     device_id: str | None = None) -> str:
+    """Add a device (``device_id``, or a new one), advertising ``address`` if given, to
+    ``node``'s cluster by ``POST /v1/devices``; its id."""
+    member = device_id or new_device_id()
+    body = {"device_id": member, "name": name}
+    if address is not None:
+        body["address"] = address
+    async with aiohttp.ClientSession() as http, \
+            http.post(node.url + "/v1/devices", json=body) as reply:
+        assert reply.status == 201
+    return member
+
+
+@contextlib.asynccontextmanager
+async def recording_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A server that answers 404 to everything: its URL and the headers it was sent."""
+    seen: list[dict[str, str]] = []
+
+    async def grab(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(status=404)
+
+    async with serving(grab) as url:
+        yield url, seen
+
+
+async def all_taken(one: PeerSync, other: PeerSync) -> None:
+    """Wait until the two ends of a link have taken every message the other sent (a
+    dialer's hello may be said again once it learns what the other reads), twice in a
+    row: a message that comes later would be handled, and answered, on the writer."""
+    def counts() -> tuple[int, int, int, int]:
+        return (one.counters.messages_in, one.counters.messages_out,
+                other.counters.messages_in, other.counters.messages_out)
+
+    async with asyncio.timeout(DEADLINE_S):
+        while True:
+            before = counts()
+            await asyncio.sleep(0.05)
+            if counts() == before and before[0] == before[3] and before[1] == before[2]:
+                return
+
+
+def rows_of(node: RunningNode, peer: RunningNode) -> list[dict[str, Any]]:
+    """``node``'s ``/v1/peers`` rows for the node ``peer``."""
+    return [row for row in node.gossip.peers() if row["node_id"] == peer.astore.node_id]
+
+
+async def listed_as(node: RunningNode, peer: RunningNode, state: str) -> None:
+    """Wait until ``node`` lists ``peer`` once, in ``state``."""
+    async with asyncio.timeout(DEADLINE_S):
+        while [row["state"] for row in rows_of(node, peer)] != [state]:
+            await asyncio.sleep(0.01)
+
+
+async def hub_and_laptop_gone(make_node: NodeFactory
+                              ) -> tuple[RunningNode, RunningNode, str]:
+    """A hub and a laptop that advertised its address to it, then stopped (``stopped_laptop``):
+    both, and the laptop's dead address."""
+    hub = await make_node(cluster_secret=SECRET)
+    laptop = await stopped_laptop(make_node, hub)
+    assert laptop.config.advertise_url is not None
+    return hub, laptop, laptop.config.advertise_url
+
+
+async def stopped_laptop(make_node: NodeFactory, hub: RunningNode) -> RunningNode:
+    """A laptop that advertised its address to ``hub``, then stopped: the hub lists the
+    address still (its link is down)."""
+    port = free_port()
+    laptop = await make_node(cluster_secret=hub.config.cluster_secret, port=port,
+                             advertise_url=f"http://127.0.0.1:{port}", peers=[hub.url])
+    await listed_as(hub, laptop, "up")
+    await laptop.stop()
+    await listed_as(hub, laptop, "down")
+    assert laptop.config.advertise_url in [p["url"] for p in hub.gossip.member_list()["peers"]]
+    return laptop
+
+
+async def laptop_back(make_node: NodeFactory, hub: RunningNode,
+                      laptop: RunningNode) -> RunningNode:
+    """``laptop`` started again, at its address and on its data, linked with ``hub``."""
+    again = await make_node(cluster_secret=hub.config.cluster_secret,
+                            port=laptop.config.port, data_dir=laptop.config.data_dir,
+                            advertise_url=laptop.config.advertise_url, peers=[hub.url])
+    await listed_as(hub, again, "up")
+    return again
+
+
+async def ordered(make_node: NodeFactory, *, smaller_first: bool, **config: Any
+                  ) -> tuple[RunningNode, RunningNode]:
+    """Two nodes of the cluster ``"s" * 32``, neither dialing nor advertising: the one
+    with the smaller node id first, or last."""
+    one, two = [await make_node(cluster_secret=SECRET, **config) for _ in range(2)]
+    low, high = sorted([one, two], key=lambda node: node.astore.node_id)
+    return (low, high) if smaller_first else (high, low)

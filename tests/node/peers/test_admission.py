@@ -1,0 +1,113 @@
+"""node.peers.admission with real nodes in this process: a wrong cluster secret, the
+refusals of this device remembered (and bounded), and a removal said by a device not
+trusted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import structlog
+
+from crdt import device as crdt_device
+from node.peers.admission import REFUSALS_KEPT_MAX, WRONG_SECRETS_KEPT_MAX
+from node.peers.transport import DEVICE_REMOVED, LinkRefused, Refusal
+from tests.node.peers.support import (
+    DEADLINE_S,
+    FAST,
+    NodeFactory,
+)
+from tests.support.processes import free_port
+
+
+async def test_a_wrong_cluster_secret_is_named_not_taken_for_a_device_to_add(
+        make_node: NodeFactory) -> None:
+    """A node of a cluster-secret cluster given a wrong secret was told it waits to be
+    added as a device; its operator is now told the secret does not match, and the
+    node it dialed warns once."""
+    hub = await make_node(cluster_secret="s" * 32)
+    newcomer = await make_node(cluster_secret="w" * 32, sync=FAST)
+    assert await newcomer.gossip.add_peer(hub.url, learned=False)
+    runner = newcomer.gossip.runners[f"url:{hub.url}"]
+    async with asyncio.timeout(DEADLINE_S):
+        while runner.refused is None:
+            await asyncio.sleep(0.01)
+    assert "the cluster secret this node gave does not match" in runner.refused
+    assert newcomer.gossip.device_status()["waiting"] == []
+    assert newcomer.gossip.device.device_id in hub.gossip.admission._wrong_secret  # warned once
+
+
+async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(
+        make_node: NodeFactory) -> None:
+    """Each device that gives a wrong cluster secret is warned of once; those remembered
+    for it are at most ``WRONG_SECRETS_KEPT_MAX`` (a dialer making a new key at each dial
+    cannot grow the set): past the bound all are forgotten, and each refusal still
+    names the secret."""
+    admission = (await make_node(cluster_secret="s" * 32)).gossip.admission
+    for n in range(WRONG_SECRETS_KEPT_MAX):
+        admission.admit(f"DEVICE{n}", shared=False, wrong_secret=True)
+    assert len(admission._wrong_secret) == WRONG_SECRETS_KEPT_MAX
+    refused = admission.admit("ONE-MORE", shared=False, wrong_secret=True)
+    assert refused is not None and refused[1] == {"secret": "wrong"}
+    assert admission._wrong_secret == {"ONE-MORE"}
+
+
+async def test_the_addresses_whose_refusal_is_remembered_are_bounded(
+        make_node: NodeFactory) -> None:
+    """A refusal of this device is warned of once per address, until it changes, kept
+    when the address's runner is forgotten; the addresses remembered for it are at most
+    ``REFUSALS_KEPT_MAX`` (peers' lists naming ever new addresses that refuse cannot
+    grow the map): past the bound all are forgotten, and each is warned of again."""
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(dead, learned=True)
+    template = node.gossip.runners[f"url:{dead}"]
+    admission = node.gossip.admission
+
+    def refuse(n: int) -> None:
+        url = f"http://refusing-{n}.invalid:7878"  # a new runner each time: none is kept
+        admission.refused_by_peer(dataclasses.replace(template, key=f"url:{url}", url=url,
+                                                      refused=None),
+                                  LinkRefused("refused: not a member"))
+
+    with structlog.testing.capture_logs() as said:
+        for n in range(REFUSALS_KEPT_MAX):
+            refuse(n)
+        refuse(0)  # remembered: not warned of again
+        assert len(admission._refusals) == REFUSALS_KEPT_MAX
+        refuse(REFUSALS_KEPT_MAX)
+        assert list(admission._refusals) == [f"http://refusing-{REFUSALS_KEPT_MAX}.invalid:7878"]
+        refuse(0)  # forgotten past the bound: news again
+    warned = [entry["peer"] for entry in said if entry["event"] == "peer refused this device"]
+    assert len(warned) == REFUSALS_KEPT_MAX + 2
+    assert warned[-1] == "http://refusing-0.invalid:7878"
+
+
+async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
+        make_node: NodeFactory) -> None:
+    """A learned peer that is no member known here says this device was removed: its
+    operator reads what it says and that it is not taken; once a trusted peer (a
+    ``--peer`` address) says the same removal, every refusal reads as that removal."""
+
+    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    learned, given = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
+    assert await node.gossip.add_peer(learned, learned=True)
+    assert await node.gossip.add_peer(given, learned=False)
+    stranger, member = (crdt_device.device_id(crdt_device.public_bytes(
+        crdt_device.generate())) for _ in range(2))
+    detail = {"by": member, "at_ms": 1_000, "reason": "lost"}
+    untrusted = node.gossip.runners[f"url:{learned}"]
+    node.gossip.admission.refused_by_peer(untrusted, LinkRefused(
+        "refused", Refusal(DEVICE_REMOVED, detail, stranger)))
+    assert not node.gossip.removed.known and node.gossip.own_removal() is None
+    assert untrusted.refused is not None
+    assert untrusted.refused.startswith(f"refused by {stranger}: it says this device was "
+                                        f"removed from the cluster by {member} at ")
+    assert "(lost)" in untrusted.refused and "not taken as this device's removal" \
+        in untrusted.refused
+    trusted = node.gossip.runners[f"url:{given}"]
+    node.gossip.admission.refused_by_peer(trusted, LinkRefused(
+        "refused", Refusal(DEVICE_REMOVED, detail, member)))
+    assert node.gossip.own_removal() is not None
+    assert trusted.refused == untrusted.refused \
+        == node.gossip.device_status()["removed_text"]

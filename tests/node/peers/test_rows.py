@@ -1,0 +1,189 @@
+"""What people see of the links (``node.peers.rows``: ``GET /v1/peers``, ``status``,
+``GET /v1/devices``), with real nodes in this process: peers down, addresses held off,
+member addresses not reached yet, devices linked by the cluster secret."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from crdt import device as crdt_device
+from node.peers.learning import awake_s
+from node.peers.rows import HELD_OFF_LISTED_MAX
+from tests.node.peers.support import (
+    DEADLINE_S,
+    FAST,
+    NodeFactory,
+    add_member,
+    listed_as,
+    rows_of,
+    stopped_laptop,
+)
+from tests.support.processes import free_port
+
+
+async def test_a_peer_whose_link_ended_stays_listed_as_down(make_node: NodeFactory) -> None:
+    """A phone that only dials out stops: the laptop still lists it, down, with its
+    device and last contact (it used to vanish from ``clawsync status``), until a link to
+    it is up again, when that link's row takes its place."""
+    secret = "s" * 32
+    laptop = await make_node(cluster_secret=secret, sync=FAST)
+    phone = await make_node(cluster_secret=secret, sync=FAST)
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    await listed_as(laptop, phone, "up")
+    await phone.stop()
+    await listed_as(laptop, phone, "down")
+    [down] = rows_of(laptop, phone)
+    assert down["direction"] == "in" and down["device_id"] == phone.gossip.device.device_id
+    assert down["last_contact_s_ago"] is not None and down["bytes_in"] > 0
+    assert down["events_we_lack"] is None and down["events_peer_lacks"] is None
+    again = await make_node(cluster_secret=secret, sync=FAST, data_dir=phone.config.data_dir)
+    assert await again.gossip.add_peer(laptop.url, learned=False)
+    await listed_as(laptop, phone, "up")
+
+
+async def test_a_dial_that_fails_does_not_hide_a_peer_down(make_node: NodeFactory) -> None:
+    """A phone that dialed in stops; the laptop then adds it with its address and dials
+    it there, in vain: the phone stays listed as down (its accepted link's last row) as
+    well as by the dial in backoff that names its device. Only a link up supersedes it."""
+    secret = "s" * 32
+    laptop = await make_node(cluster_secret=secret, sync=FAST)
+    phone = await make_node(cluster_secret=secret, sync=FAST)
+    assert laptop.gossip.membership is not None
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    await listed_as(laptop, phone, "up")
+    address, device = phone.url, phone.gossip.device.device_id
+    await phone.stop()
+    await listed_as(laptop, phone, "down")
+    await laptop.gossip.membership.add(device, "phone", address)
+    async with asyncio.timeout(DEADLINE_S):
+        while not any(row["url"] == address and row["state"] == "backoff"
+                      for row in laptop.gossip.peers()):
+            await asyncio.sleep(0.01)
+    states = sorted(row["state"] for row in laptop.gossip.peers() if row["device_id"] == device)
+    assert states == ["backoff", "down"]
+
+
+async def test_a_node_back_from_the_same_address_with_a_new_node_id_replaces_its_row(
+        make_node: NodeFactory) -> None:
+    """A node upgraded in place may come back with another node id: the link from the
+    address it gives takes the place of the old id's ``down`` row (which stayed until
+    the laptop restarted)."""
+    secret, address = "s" * 32, "http://phone.example:7878"
+    laptop = await make_node(cluster_secret=secret, sync=FAST)
+    old = await make_node(cluster_secret=secret, sync=FAST, advertise_url=address)
+    assert await old.gossip.add_peer(laptop.url, learned=False)
+    await listed_as(laptop, old, "up")
+    await old.stop()
+    await listed_as(laptop, old, "down")
+    new = await make_node(cluster_secret=secret, sync=FAST, advertise_url=address)
+    assert await new.gossip.add_peer(laptop.url, learned=False)
+    await listed_as(laptop, new, "up")
+    assert [row["node_id"] for row in laptop.gossip.peers() if row["url"] == address] \
+        == [new.astore.node_id]
+
+
+async def test_the_addresses_held_off_longest_are_listed_and_all_counted(
+        make_node: NodeFactory) -> None:
+    """``/v1/peers`` lists ``HELD_OFF_LISTED_MAX`` addresses held off, those whose hold-off
+    runs longest, and counts them all (``held_off_total``)."""
+    node = await make_node()
+    forgotten = node.gossip.learning.forgotten
+    now = awake_s()
+    for n in range(HELD_OFF_LISTED_MAX + 1):  # each forgotten a moment later than the last
+        forgotten.forgot(f"http://gone-{n}:8765", None, now + n)
+    async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
+        answer = await reply.json()
+    assert answer["held_off_total"] == HELD_OFF_LISTED_MAX + 1
+    listed = [row["url"] for row in answer["held_off"]]
+    assert listed == [f"http://gone-{n}:8765" for n in range(HELD_OFF_LISTED_MAX, 0, -1)]
+    assert answer["peers"] == []
+
+
+async def test_an_address_held_off_is_listed_as_such(make_node: NodeFactory) -> None:
+    """A node that wonders why an address its peer lists is not dialed sees it in
+    ``/v1/peers``: held off, for how long still, after how many forgettings, apart from
+    the links (``Forgotten.held_off``: not once its hold-off has passed)."""
+    hub = await make_node(cluster_secret="s" * 32)
+    laptop = await stopped_laptop(make_node, hub)
+    gone = laptop.config.advertise_url
+    node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    async with asyncio.timeout(DEADLINE_S):
+        while not node.gossip.learning.forgotten.held_off(0.0) \
+                or f"url:{gone}" in node.gossip.runners:
+            await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
+        answer = await reply.json()
+    [held] = answer["held_off"]
+    assert answer["held_off_total"] == 1
+    assert (held["url"], held["times_forgotten"]) == (gone, 1)
+    assert 0 < held["held_off_s"] <= FAST.forgotten_hold_s
+    # The links stay one row per link: an address held off is none.
+    assert [(row["url"], row["state"]) for row in answer["peers"]] == [(hub.url, "up")]
+
+
+async def test_a_member_address_not_reached_yet_names_its_device(
+        make_node: NodeFactory) -> None:
+    """Before the first link to a member's address comes up (the member is down since
+    this node started), ``status`` names the device that advertises that address."""
+    node = await make_node()
+    dead = f"http://127.0.0.1:{free_port()}"
+    member = await add_member(node, "phone", dead)
+    await node.gossip.dial_members()
+    [row] = [row for row in node.gossip.status() if row["url"] == dead]
+    assert row["node_id"] is None
+    assert (row["device_id"], row["device_name"]) == (member, "phone")
+
+
+async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFactory) -> None:
+    """No record adds them, so they are no members; ``linked`` says they are linked, and
+    by what. The members and removed stay as the records say."""
+    secret = "s" * 32
+    a = await make_node(cluster_secret=secret, sync=FAST, name="a")
+    b = await make_node(cluster_secret=secret, sync=FAST, name="b",
+                        advertise_url=None)
+    assert await b.gossip.add_peer(a.url, learned=False)
+    # A link is up once it proved the peer's key; the row names the peer's node once
+    # the peer's hello has come too.
+    async with asyncio.timeout(DEADLINE_S):
+        while not a.gossip.linked_not_members().get(b.device.device_id, {}).get("node_id") \
+                or not b.gossip.linked_not_members().get(a.device.device_id, {}).get("node_id"):
+            await asyncio.sleep(0.01)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(a.url + "/v1/devices") as reply:
+            on_a = await reply.json()
+        async with http.get(b.url + "/v1/devices") as reply:
+            on_b = await reply.json()
+    assert [row["device_id"] for row in on_a["members"]] == [a.device.device_id]
+    assert on_a["removed"] == [] and on_b["removed"] == []
+    [linked] = on_a["linked"]
+    assert linked["device_id"] == b.device.device_id and linked["via"] == "cluster_secret"
+    assert linked["node_id"] == b.gossip.astore.node_id
+    [linked] = on_b["linked"]
+    assert (linked["device_id"], linked["address"], linked["via"]) \
+        == (a.device.device_id, a.url, "cluster_secret")
+    # Once a member, it is listed as one, not twice.
+    await add_member(a, "b", device_id=b.device.device_id)
+    async with aiohttp.ClientSession() as http, http.get(a.url + "/v1/devices") as reply:
+        on_a = await reply.json()
+    assert on_a["linked"] == []
+    assert b.device.device_id in {row["device_id"] for row in on_a["members"]}
+
+
+async def test_removing_a_device_linked_by_the_secret_says_how(make_node: NodeFactory) -> None:
+    """It is no member (no record adds it): a removal finds nothing to remove."""
+    secret = "s" * 32
+    a = await make_node(cluster_secret=secret, sync=FAST)
+    b = await make_node(cluster_secret=secret, sync=FAST)
+    assert await a.gossip.add_peer(b.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while b.device.device_id not in a.gossip.linked_devices():
+            await asyncio.sleep(0.01)
+    stranger = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+    async with aiohttp.ClientSession() as http:
+        for device_id, said in ((b.device.device_id, "links with the cluster secret"),
+                                (stranger, f"no device {stranger} is a member here")):
+            async with http.delete(f"{a.url}/v1/devices/{device_id}") as reply:
+                assert reply.status == 404
+                assert said in (await reply.json())["error"]["message"]

@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from crdt import device as crdt_device
+from crdt.events import Event
 from node.cli.linkproxy import LinkProxy
 from node.peers.runner import Runner
 from node.server.run import RunningNode
@@ -42,6 +43,12 @@ async def until(check: Callable[[], bool]) -> None:
 def new_device_id() -> str:
     """The id of a device key made now, held by no node."""
     return crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+
+
+async def own_events(node: RunningNode) -> list[tuple[Event, str, int, bytes | None]]:
+    """The events ``node`` wrote itself (up to 100), as another store ingests them."""
+    return await node.astore.read(lambda s: [
+        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
 
 
 def port_of(node: RunningNode) -> int:

@@ -9,13 +9,14 @@ import dataclasses
 
 import structlog
 
-from crdt import device as crdt_device
 from node.peers.admission import REFUSALS_KEPT_MAX, WRONG_SECRETS_KEPT_MAX
 from node.peers.transport import DEVICE_REMOVED, LinkRefused, Refusal
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    SECRET,
     NodeFactory,
+    new_device_id,
 )
 from tests.support.processes import free_port
 
@@ -25,7 +26,7 @@ async def test_a_wrong_cluster_secret_is_named_not_taken_for_a_device_to_add(
     """A node of a cluster-secret cluster given a wrong secret was told it waits to be
     added as a device; its operator is now told the secret does not match, and the
     node it dialed warns once."""
-    hub = await make_node(cluster_secret="s" * 32)
+    hub = await make_node(cluster_secret=SECRET)
     newcomer = await make_node(cluster_secret="w" * 32, sync=FAST)
     assert await newcomer.gossip.add_peer(hub.url, learned=False)
     runner = newcomer.gossip.runners[f"url:{hub.url}"]
@@ -43,7 +44,7 @@ async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(
     for it are at most ``WRONG_SECRETS_KEPT_MAX`` (a dialer making a new key at each dial
     cannot grow the set): past the bound all are forgotten, and each refusal still
     names the secret."""
-    admission = (await make_node(cluster_secret="s" * 32)).gossip.admission
+    admission = (await make_node(cluster_secret=SECRET)).gossip.admission
     for n in range(WRONG_SECRETS_KEPT_MAX):
         admission.admit(f"DEVICE{n}", shared=False, wrong_secret=True)
     assert len(admission._wrong_secret) == WRONG_SECRETS_KEPT_MAX
@@ -58,7 +59,7 @@ async def test_the_addresses_whose_refusal_is_remembered_are_bounded(
     when the address's runner is forgotten; the addresses remembered for it are at most
     ``REFUSALS_KEPT_MAX`` (peers' lists naming ever new addresses that refuse cannot
     grow the map): past the bound all are forgotten, and each is warned of again."""
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     dead = f"http://127.0.0.1:{free_port()}"
     assert await node.gossip.add_peer(dead, learned=True)
     template = node.gossip.runners[f"url:{dead}"]
@@ -89,12 +90,11 @@ async def test_a_removal_said_by_a_device_not_trusted_is_shown_not_recorded(
     operator reads what it says and that it is not taken; once a trusted peer (a
     ``--peer`` address) says the same removal, every refusal reads as that removal."""
 
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     learned, given = (f"http://127.0.0.1:{free_port()}" for _ in range(2))
     assert await node.gossip.add_peer(learned, learned=True)
     assert await node.gossip.add_peer(given, learned=False)
-    stranger, member = (crdt_device.device_id(crdt_device.public_bytes(
-        crdt_device.generate())) for _ in range(2))
+    stranger, member = (new_device_id() for _ in range(2))
     detail = {"by": member, "at_ms": 1_000, "reason": "lost"}
     untrusted = node.gossip.runners[f"url:{learned}"]
     node.gossip.admission.refused_by_peer(untrusted, LinkRefused(

@@ -11,14 +11,17 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from node.cli.linkproxy import LinkProxy
 from node.peers.runner import Runner
-from sync.peer.config import SyncConfig
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    PATIENT,
+    SECRET,
     NodeFactory,
     forgotten,
+    phone_behind_proxy,
+    serving,
+    until,
 )
 from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
@@ -27,7 +30,7 @@ from tests.support.processes import free_port
 async def test_one_address_added_twice_at_once_is_dialed_once(
         make_node: NodeFactory) -> None:
     """Two peers' member lists that name one address, learned at the same moment."""
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     dead = f"http://127.0.0.1:{free_port()}"
     added = await asyncio.gather(*(node.gossip.add_peer(dead, learned=True)
                                    for _ in range(2)))
@@ -37,13 +40,11 @@ async def test_one_address_added_twice_at_once_is_dialed_once(
 
 
 async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None:
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     dead = f"http://127.0.0.1:{free_port()}"  # perhaps a peer that is down for now
     assert await node.gossip.add_peer(dead, learned=False)
     runner = node.gossip.runners[f"url:{dead}"]
-    async with asyncio.timeout(DEADLINE_S):
-        while runner.machine.failures < 2 * FAST.learned_failures_max:
-            await asyncio.sleep(0.01)
+    await until(lambda: runner.machine.failures >= 2 * FAST.learned_failures_max)
     assert f"url:{dead}" in node.gossip.runners
     # Said in the system's words, not aiohttp's (which named the address again, and
     # "ssl:default" on a plain http:// dial).
@@ -105,26 +106,15 @@ async def test_a_dial_answered_101_without_a_websocket_says_what_was_wrong(
     Upgrade header: the failure says the handshake failed and why, not just "it answered
     HTTP 101", which reads as success."""
     # Dialed once: a redial under way would hold up the server's clean-up.
-    node = await make_node(sync=SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0))
+    node = await make_node(sync=PATIENT)
 
     async def switch(_request: web.Request) -> web.Response:
         return web.Response(status=101, headers={"Upgrade": "h2c", "Connection": "Upgrade"})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", switch)
-    server = web.AppRunner(app)
-    await server.setup()
-    port = free_port()
-    await web.TCPSite(server, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(switch) as url:
         assert await node.gossip.add_peer(url, learned=False)
         runner = node.gossip.runners[f"url:{url}"]
-        async with asyncio.timeout(DEADLINE_S):
-            while runner.state != "backoff":
-                await asyncio.sleep(0.01)
-    finally:
-        await server.cleanup()
+        await until(lambda: runner.state == "backoff")
     assert runner.failure == (f"cannot link with {url}: it answered HTTP 101 but the "
                               "websocket handshake failed (invalid upgrade header)")
 
@@ -132,29 +122,24 @@ async def test_a_dial_answered_101_without_a_websocket_says_what_was_wrong(
 async def test_reaching_one_peer_redials_the_others_at_once(make_node: NodeFactory) -> None:
     """A laptop that wakes up reaches its first peer: the peers it gave up on for a while
     are dialed again then, not at the end of their back-off (ten minutes here)."""
-    secret, patient = "s" * 32, SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0)
-    laptop = await make_node(cluster_secret=secret, sync=patient)
+    laptop = await make_node(cluster_secret=SECRET, sync=PATIENT)
     phone_port = free_port()
     phone_url = f"http://127.0.0.1:{phone_port}"
     assert await laptop.gossip.add_peer(phone_url, learned=False)  # the phone is off
     to_phone = laptop.gossip.runners[f"url:{phone_url}"]
-    async with asyncio.timeout(DEADLINE_S):
-        while to_phone.state != "backoff":
-            await asyncio.sleep(0.01)
+    await until(lambda: to_phone.state == "backoff")
     waiting_s = to_phone.machine.wakeup_at - asyncio.get_running_loop().time()
     assert waiting_s > 60  # half the back-off at least: the test cannot pass by waiting
-    phone = await make_node(cluster_secret=secret, port=phone_port)
-    server = await make_node(cluster_secret=secret)
+    phone = await make_node(cluster_secret=SECRET, port=phone_port)
+    server = await make_node(cluster_secret=SECRET)
     assert await laptop.gossip.add_peer(server.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while to_phone.state != "up" or to_phone.node != phone.astore.node_id:
-            await asyncio.sleep(0.01)
+    await until(lambda: to_phone.state == "up" and to_phone.node == phone.astore.node_id)
     assert laptop.gossip.runners[f"url:{server.url}"].state == "up"
 
 
 async def test_a_configured_address_of_this_very_node_is_dropped_at_once(
         make_node: NodeFactory) -> None:
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     itself = node.url.replace("127.0.0.1", "localhost")
     assert await node.gossip.add_peer(itself, learned=False)
     runner = node.gossip.runners[f"url:{itself}"]
@@ -173,35 +158,23 @@ async def test_a_dial_under_way_when_its_last_device_is_removed_is_dialed_on(
     back-off is. It was marked as the removed device's and forgotten until restart,
     though a member (the phone given a new key and added again, say) may answer there;
     a link there that proves the removed device is what drops the address."""
-    secret = "s" * 32
-    a = await make_node(cluster_secret=secret, sync=dataclasses.replace(
-        FAST, connect_timeout_s=600.0))
-    b = await make_node(cluster_secret=secret, sync=FAST)
-    phone = b.gossip.device.device_id
-    assert a.gossip.membership is not None
-    await a.gossip.membership.add(phone, "phone")
-    with LinkProxy(target_port=int(b.url.rsplit(":", 1)[1])) as proxy:
-        url = f"http://127.0.0.1:{proxy.port}"
-        assert await a.gossip.add_peer(url, learned=False)
-        dial = a.gossip.runners[f"url:{url}"]
-        async with asyncio.timeout(DEADLINE_S):
-            while phone not in a.gossip.linked_devices():
-                await asyncio.sleep(0.01)
+    async with phone_behind_proxy(make_node, dataclasses.replace(
+            FAST, connect_timeout_s=600.0)) as linked:
+        a, phone, proxy, dial = linked.a, linked.phone, linked.proxy, linked.dial
+        assert a.gossip.membership is not None
         proxy.cut()
         forwarded = proxy.bytes_forwarded
         proxy.hold_replies()
         proxy.heal()
-        async with asyncio.timeout(DEADLINE_S):  # a redial's request went through
-            while dial.state != "connecting" or proxy.bytes_forwarded == forwarded:
-                await asyncio.sleep(0.01)
+        # A redial's request went through.
+        await until(lambda: dial.state == "connecting" and proxy.bytes_forwarded != forwarded)
         assert dial.device is not None and dial.device.device_id == phone  # its last link's
         stored, _ = await a.gossip.membership.remove(phone, "lost")
         assert stored is not None
         failures = dial.machine.failures
         proxy.cut()  # the dial fails
-        async with asyncio.timeout(DEADLINE_S):
-            while a.gossip.runners.get(dial.key) is dial and dial.machine.failures == failures:
-                await asyncio.sleep(0.01)
+        await until(lambda: a.gossip.runners.get(dial.key) is not dial
+                    or dial.machine.failures != failures)
         assert a.gossip.runners.get(dial.key) is dial
         assert dial.failure is not None and dial.drop is None
 
@@ -212,35 +185,25 @@ async def test_a_removal_stored_while_a_failed_dial_saves_its_checkpoint_is_dial
     checkpoint is saved (a save awaits the store when there is news to keep; here the
     removal is stored in that place): the dial is over, its ``device`` still the last
     link's. It is not marked as the removed device's, and the address is dialed on."""
-    secret = "s" * 32
-    a = await make_node(cluster_secret=secret, sync=FAST)
-    b = await make_node(cluster_secret=secret, sync=FAST)
-    phone = b.gossip.device.device_id
-    members = a.gossip.membership
-    assert members is not None
-    await members.add(phone, "phone")
-    save = a.gossip.driver.save_checkpoint
-    removed = asyncio.Event()
+    async with phone_behind_proxy(make_node, FAST) as linked:
+        a, phone, dial = linked.a, linked.phone, linked.dial
+        members = a.gossip.membership
+        assert members is not None
+        save = a.gossip.driver.save_checkpoint
+        removed = asyncio.Event()
 
-    async def save_removing(runner: Runner, force: bool = False) -> None:
-        if runner.failure is not None and not removed.is_set():  # after a failed dial
-            removed.set()
-            stored, _ = await members.remove(phone, "lost")
-            assert stored is not None
-        await save(runner, force)
+        async def save_removing(runner: Runner, force: bool = False) -> None:
+            if runner.failure is not None and not removed.is_set():  # after a failed dial
+                removed.set()
+                stored, _ = await members.remove(phone, "lost")
+                assert stored is not None
+            await save(runner, force)
 
-    with LinkProxy(target_port=int(b.url.rsplit(":", 1)[1])) as proxy:
-        url = f"http://127.0.0.1:{proxy.port}"
-        assert await a.gossip.add_peer(url, learned=False)
-        dial = a.gossip.runners[f"url:{url}"]
-        async with asyncio.timeout(DEADLINE_S):
-            while phone not in a.gossip.linked_devices():
-                await asyncio.sleep(0.01)
         a.gossip.driver.save_checkpoint = save_removing  # type: ignore[method-assign]
-        proxy.cut()  # the link ends, and the redials fail
+        linked.proxy.cut()  # the link ends, and the redials fail
         async with asyncio.timeout(DEADLINE_S):
             await removed.wait()
-            while a.gossip.runners.get(dial.key) is dial and dial.state != "backoff":
-                await asyncio.sleep(0.01)
+        await until(lambda: a.gossip.runners.get(dial.key) is not dial
+                    or dial.state == "backoff")
         assert dial.device is not None and dial.device.device_id == phone  # its last link's
         assert a.gossip.runners.get(dial.key) is dial and dial.drop is None

@@ -12,14 +12,16 @@ import structlog
 from node.cli.linkproxy import LinkProxy
 from node.peers.learning import awake_s
 from node.server.run import RunningNode
-from sync.peer.config import SyncConfig
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    PATIENT,
+    SECRET,
     NodeFactory,
+    hub_and_laptop_gone,
     laptop_back,
     listed_as,
-    stopped_laptop,
+    until,
 )
 from tests.support.processes import free_port
 
@@ -29,7 +31,7 @@ async def learns_and_holds_off(make_node: NodeFactory, hub: RunningNode, gone: s
     list, forgets it after its failures, and leaves it alone at three members rounds
     that follow (learned once, forgotten once)."""
     with structlog.testing.capture_logs() as said:
-        node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+        node = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
 
         def forgettings() -> int:
             return len([entry for entry in said if entry["event"] == "forgetting learned peer"
@@ -57,17 +59,12 @@ async def test_a_dead_address_a_peer_lists_is_not_learned_again_round_after_roun
     there dials it until it gives up, and then leaves it alone at the members rounds
     that follow (it was learned again and dialed at each), until the hub says it is
     linked to the laptop again: then it is dialed at once."""
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await stopped_laptop(make_node, hub)
-    gone = laptop.config.advertise_url
-    assert gone is not None
+    hub, laptop, gone = await hub_and_laptop_gone(make_node)
     node = await learns_and_holds_off(make_node, hub, gone)
     again = await laptop_back(make_node, hub, laptop)
     await node.gossip.learn_once()
     runner = node.gossip.runners[f"url:{gone}"]
-    async with asyncio.timeout(DEADLINE_S):
-        while runner.state != "up" or runner.node != again.astore.node_id:
-            await asyncio.sleep(0.01)
+    await until(lambda: runner.state == "up" and runner.node == again.astore.node_id)
 
 
 async def test_the_old_address_of_a_node_that_moved_stays_held_off(
@@ -78,11 +75,8 @@ async def test_the_old_address_of_a_node_that_moved_stays_held_off(
     leaves it alone at the rounds that follow (it took it up again at each when lists
     said "linked" of every address of a node linked), and ``/v1/peers`` names the node
     the address stood for."""
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await stopped_laptop(make_node, hub)
-    gone = laptop.config.advertise_url
-    assert gone is not None
-    moved = await make_node(cluster_secret="s" * 32, data_dir=laptop.config.data_dir,
+    hub, laptop, gone = await hub_and_laptop_gone(make_node)
+    moved = await make_node(cluster_secret=SECRET, data_dir=laptop.config.data_dir,
                             advertise_url=None, peers=[hub.url])
     await listed_as(hub, moved, "up")
     [row] = [row for row in hub.gossip.member_list()["peers"] if row["url"] == gone]
@@ -100,15 +94,12 @@ async def test_the_address_a_node_advertises_is_listed_linked_when_dialed_by_ano
     be): the address the laptop advertises is live, and the hub's list says so, so a node
     that held it off dials it again at once (it waited up to an hour when only the link's
     own address was said linked, and the other name does not reach the laptop from it)."""
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await stopped_laptop(make_node, hub)
-    advertised = laptop.config.advertise_url
-    assert advertised is not None
-    node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    hub, laptop, advertised = await hub_and_laptop_gone(make_node)
+    node = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
     async with asyncio.timeout(DEADLINE_S):
         while [one.url for one in node.gossip.learning.held_off()] != [advertised]:
             await asyncio.sleep(0.01)
-    again = await make_node(cluster_secret="s" * 32, port=laptop.config.port,
+    again = await make_node(cluster_secret=SECRET, port=laptop.config.port,
                             data_dir=laptop.config.data_dir, advertise_url=advertised)
     with LinkProxy(target_port=laptop.config.port) as proxy:
         other_name = f"http://127.0.0.1:{proxy.port}"
@@ -140,16 +131,14 @@ async def test_a_link_with_a_node_that_moved_leaves_its_old_address_held_off(
     comes back at a new address and dials that node itself. The link ends the hold-off of
     its own address, not of the old, dead one (dialed again at the next round when a
     link with the node let every address it was forgotten under go)."""
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await stopped_laptop(make_node, hub)
-    gone = laptop.config.advertise_url
-    node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    hub, laptop, gone = await hub_and_laptop_gone(make_node)
+    node = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
     async with asyncio.timeout(DEADLINE_S):
         while [(one.url, one.node) for one in node.gossip.learning.held_off()] \
                 != [(gone, laptop.astore.node_id)]:
             await asyncio.sleep(0.01)
     port = free_port()
-    moved = await make_node(cluster_secret="s" * 32, data_dir=laptop.config.data_dir,
+    moved = await make_node(cluster_secret=SECRET, data_dir=laptop.config.data_dir,
                             port=port, advertise_url=f"http://127.0.0.1:{port}",
                             peers=[node.url])
     await listed_as(node, moved, "up")
@@ -163,11 +152,8 @@ async def test_a_dial_backing_off_is_made_at_once_when_a_peer_lists_its_node_lin
     with the laptop again, and its list says so: the node dials the laptop then, not at
     the end of its back-off (a relearned address did that before: now a forgotten one
     is held off)."""
-    patient = SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0)
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await stopped_laptop(make_node, hub)
-    gone = laptop.config.advertise_url
-    node = await make_node(cluster_secret="s" * 32, sync=patient, peers=[hub.url])
+    hub, laptop, gone = await hub_and_laptop_gone(make_node)
+    node = await make_node(cluster_secret=SECRET, sync=PATIENT, peers=[hub.url])
     async with asyncio.timeout(DEADLINE_S):
         while (runner := node.gossip.runners.get(f"url:{gone}")) is None \
                 or runner.state != "backoff":
@@ -176,6 +162,4 @@ async def test_a_dial_backing_off_is_made_at_once_when_a_peer_lists_its_node_lin
     assert waiting_s > 60  # half the back-off at least: the test cannot pass by waiting
     again = await laptop_back(make_node, hub, laptop)
     await node.gossip.learn_once()
-    async with asyncio.timeout(DEADLINE_S):
-        while runner.state != "up" or runner.node != again.astore.node_id:
-            await asyncio.sleep(0.01)
+    await until(lambda: runner.state == "up" and runner.node == again.astore.node_id)

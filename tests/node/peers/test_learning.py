@@ -20,6 +20,7 @@ from tests.node.conftest import EventFactory
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    SECRET,
     NodeFactory,
     add_member,
     forgotten,
@@ -27,6 +28,7 @@ from tests.node.peers.support import (
     ordered,
     recording_server,
     stopped_laptop,
+    until,
 )
 from tests.node.peers.test_links import own_link
 from tests.support.certs import make_ca, make_cert
@@ -35,14 +37,14 @@ from tests.support.processes import free_port
 
 async def test_a_learned_address_of_this_very_node_is_forgotten(
         make_node: NodeFactory) -> None:
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     itself = node.url.replace("127.0.0.1", "localhost")  # every dial connects
     assert await node.gossip.add_peer(itself, learned=True)
     assert await forgotten(node, itself)
 
 
 async def test_a_dead_learned_address_is_forgotten(make_node: NodeFactory) -> None:
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     dead = f"http://127.0.0.1:{free_port()}"
     assert await node.gossip.add_peer(dead, learned=True)
     assert await forgotten(node, dead)
@@ -55,7 +57,7 @@ async def test_a_learned_address_that_refuses_is_warned_of_once(
     after its failures and learned again at every members round: its refusal is
     warned of once, not at every round."""
     stranger = await make_node(cluster_secret="w" * 32)
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     with structlog.testing.capture_logs() as said:
         for _ in range(3):
             assert await node.gossip.add_peer(stranger.url, learned=True)
@@ -69,7 +71,7 @@ async def test_a_learned_address_is_not_held_off_while_this_node_reaches_no_peer
         make_node: NodeFactory) -> None:
     """Its own network down, a node finds every learned address failing: none is held
     off for that, so a peer's list brings them back at the next round once it is up."""
-    node = await make_node(cluster_secret="s" * 32, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
     dead = f"http://127.0.0.1:{free_port()}"
     assert await node.gossip.add_peer(dead, learned=True)
     assert await forgotten(node, dead)
@@ -92,9 +94,8 @@ async def test_a_learned_address_gets_the_secret_only_if_a_secret_holder_gave_it
     """x lists the address a device's link advertised and an address it was given
     (``--peer``); y, which learns both from x, gives the cluster secret to the second
     only: the first could be a server of whoever holds a device key."""
-    secret = "s" * 32
-    x = await make_node(cluster_secret=secret, sync=FAST)
-    y = await make_node(cluster_secret=secret, sync=FAST)
+    x = await make_node(cluster_secret=SECRET, sync=FAST)
+    y = await make_node(cluster_secret=SECRET, sync=FAST)
     async with recording_server() as (advertised, to_advertised), \
             recording_server() as (configured, to_configured), \
             own_link(x, advertise=advertised):
@@ -113,7 +114,7 @@ async def test_a_learned_address_gets_the_secret_only_if_a_secret_holder_gave_it
                 await y.gossip.learn_once()
                 await asyncio.sleep(0.05)
     assert all("Authorization" not in headers for headers in from_y(to_advertised))
-    assert all(headers.get("Authorization") == f"Bearer {secret}"
+    assert all(headers.get("Authorization") == f"Bearer {SECRET}"
                for headers in from_y(to_configured))
 
 
@@ -122,21 +123,15 @@ async def test_a_peer_dialed_without_the_secret_is_asked_for_members_without_it(
     """x links with z on device keys alone (z's address came from a member, not from a
     holder of the secret): asking z which nodes it knows, x does not give the secret.
     z holds it too, so with it z would list the address it was given, and x dial it."""
-    secret = "s" * 32
-    x = await make_node(cluster_secret=secret, sync=FAST)
-    z = await make_node(cluster_secret=secret, sync=FAST)
-    async with aiohttp.ClientSession() as http:
-        for node, other in ((x, z), (z, x)):
-            async with http.post(node.url + "/v1/devices", json={
-                    "device_id": other.device.device_id, "name": "other"}) as reply:
-                assert reply.status == 201
+    x = await make_node(cluster_secret=SECRET, sync=FAST)
+    z = await make_node(cluster_secret=SECRET, sync=FAST)
+    for node, other in ((x, z), (z, x)):
+        await add_member(node, "other", device_id=other.device.device_id)
     async with recording_server() as (listed, _seen):
         assert await z.gossip.add_peer(listed, learned=False)
         assert await x.gossip.add_peer(z.url, learned=True, secret=False)
         runner = x.gossip.runners[f"url:{z.url}"]
-        async with asyncio.timeout(DEADLINE_S):
-            while runner.state != "up":
-                await asyncio.sleep(0.01)
+        await until(lambda: runner.state == "up")
         for _ in range(5):
             await x.gossip.learn_once()
         assert f"url:{listed}" not in x.gossip.runners
@@ -151,7 +146,7 @@ async def test_a_member_address_is_dialed_without_the_cluster_secret(
     """Any member may write the address in its membership record: dialing it, a node
     proves its key and does not hand the cluster secret to whoever answers there."""
     async with recording_server() as (address, seen):
-        node = await make_node(cluster_secret="s" * 32)
+        node = await make_node(cluster_secret=SECRET)
         await add_member(node, "phone", address)
         async with asyncio.timeout(10):
             while not seen:
@@ -170,9 +165,7 @@ async def test_a_member_address_is_dialed_on_however_often_it_fails(
     await add_member(node, "laptop", dead)
     await node.gossip.dial_members()
     runner = node.gossip.runners[f"url:{dead}"]
-    async with asyncio.timeout(DEADLINE_S):
-        while runner.machine.failures < 2 * FAST.learned_failures_max:
-            await asyncio.sleep(0.01)
+    await until(lambda: runner.machine.failures >= 2 * FAST.learned_failures_max)
     assert node.gossip.runners.get(f"url:{dead}") is runner
 
 
@@ -216,9 +209,9 @@ async def test_a_peer_that_takes_a_new_origin_mid_link_is_listed_under_it(
     """A node whose origin is retired takes a new one and names it in its next hello, on
     the same link: the node that dialed it lists its address under the new id (and
     checks it against its other links), not the retired one."""
-    secret, hellos = "s" * 32, dataclasses.replace(FAST, pull_interval_s=0.1)
-    x = await make_node(cluster_secret=secret, sync=hellos)
-    y = await make_node(cluster_secret=secret, sync=hellos)
+    hellos = dataclasses.replace(FAST, pull_interval_s=0.1)
+    x = await make_node(cluster_secret=SECRET, sync=hellos)
+    y = await make_node(cluster_secret=SECRET, sync=hellos)
     old = y.astore.node_id
     async with aiohttp.ClientSession(base_url=y.url) as http, \
             http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
@@ -246,7 +239,7 @@ async def test_what_a_node_advertises_is_let_go_when_its_last_link_ends(
     """A laptop advertised an address to the hub, then stopped: what it said goes with
     its link (it may come back advertising another; the hub's list said linked of the
     old one, dead, until it next read the laptop's own list)."""
-    hub = await make_node(cluster_secret="s" * 32)
+    hub = await make_node(cluster_secret=SECRET)
     laptop = await stopped_laptop(make_node, hub)
     assert laptop.astore.node_id not in hub.gossip.learning.advertised_by
 
@@ -255,8 +248,8 @@ async def test_what_nodes_advertise_is_kept_first_for_those_linked(
         make_node: NodeFactory) -> None:
     """Past ``peers_max`` nodes, what a node with no link up advertised goes first (an
     id a node left, say), not the oldest entry, a node linked now."""
-    hub = await make_node(cluster_secret="s" * 32, sync=SyncConfig(peers_max=2))
-    laptop = await make_node(cluster_secret="s" * 32, peers=[hub.url])
+    hub = await make_node(cluster_secret=SECRET, sync=SyncConfig(peers_max=2))
+    laptop = await make_node(cluster_secret=SECRET, peers=[hub.url])
     await listed_as(hub, laptop, "up")
     learning = hub.gossip.learning
     assert list(learning.advertised_by) == [laptop.astore.node_id]

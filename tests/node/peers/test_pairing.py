@@ -23,10 +23,13 @@ from tests.node.conftest import EventFactory
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    SECRET,
     NodeFactory,
     all_taken,
     listed_as,
     ordered,
+    own_events,
+    port_of,
     stopped_laptop,
 )
 from tests.support.processes import free_port
@@ -104,8 +107,8 @@ async def test_a_dial_closed_as_a_second_link_says_nothing_once_the_last_link_en
     link ends). Once x's last link ends, that close is of its time only: x's next link
     does not count the dial's address as reaching x (it may have died meanwhile; a
     learner would take it up again)."""
-    hub = await make_node(cluster_secret="s" * 32)
-    x = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    hub = await make_node(cluster_secret=SECRET)
+    x = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
     x_id = x.astore.node_id
     async with asyncio.timeout(DEADLINE_S):
         while x_id not in linked_nodes(hub.gossip.runners.values()):
@@ -137,9 +140,9 @@ async def test_a_dial_another_device_closed_as_a_second_link_is_not_counted(
     address now, and kept another link to the hub). Once x's link is named, the first
     counts as reaching x; the second reached y, not x, whether x's link is named after
     its close or before its end: it was counted for x too."""
-    hub = await make_node(cluster_secret="s" * 32)
-    x = await make_node(cluster_secret="s" * 32, sync=FAST)
-    y = await make_node(cluster_secret="s" * 32)
+    hub = await make_node(cluster_secret=SECRET)
+    x = await make_node(cluster_secret=SECRET, sync=FAST)
+    y = await make_node(cluster_secret=SECRET)
     x_id = x.astore.node_id
     dials = []
     for device in (x.gossip.device, y.gossip.device):
@@ -266,7 +269,7 @@ async def test_a_dial_dropped_by_the_peer_says_nothing_of_the_next_link(
     x, hub = await ordered(make_node, smaller_first=True,
                            sync=SyncConfig(pull_interval_s=60.0))
     x_id = x.astore.node_id
-    with LinkProxy(target_port=int(x.url.rsplit(":", 1)[1])) as proxy:
+    with LinkProxy(target_port=port_of(x)) as proxy:
         url = f"http://127.0.0.1:{proxy.port}"
         await dial_dropped_before_named(x, hub, url)
         assert hub.gossip.learning.reached_as == {x_id: {url}}
@@ -294,9 +297,9 @@ async def test_a_redial_up_before_its_hello_keeps_nothing_of_a_node_gone(
     """The laptop's link ends while a dial of the hub's is "up" with the laptop's id
     left from an earlier link, its hello not back: that dial names no one yet, so what
     the laptop advertised goes all the same (it may come back elsewhere)."""
-    hub = await make_node(cluster_secret="s" * 32)
+    hub = await make_node(cluster_secret=SECRET)
     port = free_port()
-    laptop = await make_node(cluster_secret="s" * 32, port=port,
+    laptop = await make_node(cluster_secret=SECRET, port=port,
                              advertise_url=f"http://127.0.0.1:{port}", peers=[hub.url])
     await listed_as(hub, laptop, "up")
     assert await hub.gossip.add_peer(f"http://127.0.0.1:{free_port()}", learned=False)
@@ -319,7 +322,7 @@ async def test_a_redial_up_before_its_hello_is_no_link_to_the_node_it_had_before
     link to the laptop. Its member list says the laptop linked nowhere, a learned
     address of the laptop is no address of a node linked, another dial of the laptop
     waits on no standby, and the dial's row connects."""
-    hub = await make_node(cluster_secret="s" * 32)
+    hub = await make_node(cluster_secret=SECRET)
     laptop = await stopped_laptop(make_node, hub)
     node = laptop.astore.node_id
     redial, other = [await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
@@ -342,8 +345,8 @@ async def test_a_new_id_on_a_link_lets_go_of_what_the_old_one_said(
         make_node: NodeFactory) -> None:
     """A hello names the peer anew on the same link (its origin retired): what the old
     id advertised, and where our dials reached it, go; the new id's is kept."""
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await make_node(cluster_secret="s" * 32, peers=[hub.url])
+    hub = await make_node(cluster_secret=SECRET)
+    laptop = await make_node(cluster_secret=SECRET, peers=[hub.url])
     await listed_as(hub, laptop, "up")
     old = laptop.astore.node_id
     async with asyncio.timeout(DEADLINE_S):
@@ -363,9 +366,9 @@ async def test_a_link_dropped_while_it_waits_ends_without_pushing(
     """A link dropped (as ``Pairing.identified`` drops a duplicate: ``drop`` set, then
     woken) while a commit's wake is pending ends at once: what the commit stored, which
     the peer lacks, is not pushed on it first."""
-    secret, quiet = "s" * 32, dataclasses.replace(FAST, pull_interval_s=600.0)
-    a = await make_node(cluster_secret=secret, sync=quiet)
-    b = await make_node(cluster_secret=secret, sync=quiet)
+    quiet = dataclasses.replace(FAST, pull_interval_s=600.0)
+    a = await make_node(cluster_secret=SECRET, sync=quiet)
+    b = await make_node(cluster_secret=SECRET, sync=quiet)
     third = await make_node()  # linked to no one: its events reach a by hand
     async with aiohttp.ClientSession(base_url=third.url) as http, \
             http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
@@ -380,8 +383,7 @@ async def test_a_link_dropped_while_it_waits_ends_without_pushing(
     assert link.task is not None
     await all_taken(link.machine, b.gossip.runners[f"url:{a.url}"].machine)
     sent = link.machine.counters.events_sent
-    items = await third.astore.read(lambda s: [
-        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
+    items = await own_events(third)
     await a.astore.write(lambda store: store.ingest(items))  # wakes the link: b lacks them
     assert link.wake.is_set()
     link.drop = "duplicate link"

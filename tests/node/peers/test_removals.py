@@ -32,12 +32,15 @@ from tests.node.conftest import EventFactory
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    SECRET,
     NodeFactory,
     all_taken,
+    new_device_id,
+    own_events,
+    port_of,
 )
 from tests.support.processes import free_port
 
-SECRET = "s" * 32
 QUIET = dataclasses.replace(FAST, pull_interval_s=600.0)
 #: A link whose next call of its own (a pull, a resend) is this far off is quiet for a test.
 QUIET_AFTER_S = 60.0
@@ -67,6 +70,52 @@ async def accepted(node: RunningNode) -> Runner:
             await asyncio.sleep(0.01)
     [runner] = up
     return runner
+
+
+async def phone_and_stranger(a: RunningNode, b: RunningNode, make_node: NodeFactory,
+                             event_body: EventFactory) -> tuple[RunningNode, str, str]:
+    """b added on a as "phone", and a third node linked to no one (its events reach a by
+    hand); b and the third each hold one event. Returns the third, b's device id and
+    b's origin."""
+    third = await make_node()
+    assert a.gossip.membership is not None
+    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
+    for node in (b, third):
+        async with aiohttp.ClientSession(base_url=node.url) as http, \
+                http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
+            assert answer.status == 201
+    await a.gossip.membership.add(phone, "phone")
+    return third, phone, b_origin
+
+
+async def dial_until_even(a: RunningNode, b: RunningNode, phone: str, b_origin: str) -> None:
+    """a dials b until linked to b's device, each holding all the other's events."""
+    assert await a.gossip.add_peer(b.url, learned=False)
+    async with asyncio.timeout(DEADLINE_S):
+        while phone not in a.gossip.linked_devices() or (held := [
+                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
+                != held[1] or b_origin not in held[0]:
+            await asyncio.sleep(0.01)
+
+
+async def told_only_its_removal(a: RunningNode, b: RunningNode, third: RunningNode,
+                                link: Runner, b_origin: str) -> None:
+    """b learns its removal (and takes a new origin) from a's last push on ``link``,
+    which went through the retirement of b's origin, and holds nothing of the third's."""
+    async with asyncio.timeout(DEADLINE_S):
+        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
+            await asyncio.sleep(0.01)
+    held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
+    own = a.astore.node_id
+    assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
+    assert third.astore.node_id not in held_b  # nothing else it lacked
+
+
+def link_to(node: RunningNode, device_id: str) -> Runner:
+    """``node``'s one link to the device ``device_id``."""
+    [link] = [runner for runner in node.gossip.runners.values()
+              if runner.device is not None and runner.device.device_id == device_id]
+    return link
 
 
 class HeldWriter:
@@ -165,8 +214,7 @@ async def test_a_push_a_hello_of_the_removed_device_asked_for_sends_nothing_else
     await dial_until_even(a, b, phone, b_origin)
     link = a.gossip.runners[f"url:{b.url}"]
     other_end = await accepted(b)
-    items = await third.astore.read(lambda s: [
-        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
+    items = await own_events(third)
     asked: list[str] = []  # the calls asked of a's writer, by name
     write = a.astore.write
 
@@ -212,8 +260,7 @@ async def test_links_read_the_devices_session_on_the_writer_only_after_it_grew(
     a = await make_node(cluster_secret=SECRET, sync=QUIET, data_dir=tmp_path / "a")
     assert a.gossip.membership is not None
     for n in range(3):
-        await a.gossip.membership.add(crdt_device.device_id(crdt_device.public_bytes(
-            crdt_device.generate())), f"tablet {n}")
+        await a.gossip.membership.add(new_device_id(), f"tablet {n}")
     await a.gossip.membership.add(b.gossip.device.device_id, "phone")
     await a.stop()
     reads: list[tuple[str, int]] = []  # (node, position) of each read on a writer
@@ -253,7 +300,7 @@ def test_a_start_read_right_after_the_commit_that_bound_the_removals_origin_coun
     """A peer's first records (its key, a removal) arrive in one commit. A start read on
     a reader thread after that commit, before the writer has taken in the binding it
     made, counts the removal: ``Removals`` started from it never reads below it again."""
-    phone = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+    phone = new_device_id()
     with EventStore.open("memory:", signer=Signer(crdt_device.generate(), "b")) as b:
         b.append(membership.added(phone, "phone"))
         b.append(membership.removed(phone, "lost"))
@@ -281,45 +328,6 @@ def test_a_start_read_right_after_the_commit_that_bound_the_removals_origin_coun
         assert following.removed(a, phone)
 
 
-async def phone_and_stranger(a: RunningNode, b: RunningNode, make_node: NodeFactory,
-                             event_body: EventFactory) -> tuple[RunningNode, str, str]:
-    """b added on a as "phone", and a third node linked to no one (its events reach a by
-    hand); b and the third each hold one event. Returns the third, b's device id and
-    b's origin."""
-    third = await make_node()
-    assert a.gossip.membership is not None
-    phone, b_origin = b.gossip.device.device_id, b.astore.node_id
-    for node in (b, third):
-        async with aiohttp.ClientSession(base_url=node.url) as http, \
-                http.post("/v1/sessions/s/events", json=event_body(1)) as answer:
-            assert answer.status == 201
-    await a.gossip.membership.add(phone, "phone")
-    return third, phone, b_origin
-
-
-async def dial_until_even(a: RunningNode, b: RunningNode, phone: str, b_origin: str) -> None:
-    """a dials b until linked to b's device, each holding all the other's events."""
-    assert await a.gossip.add_peer(b.url, learned=False)
-    async with asyncio.timeout(DEADLINE_S):
-        while phone not in a.gossip.linked_devices() or (held := [
-                await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
-                != held[1] or b_origin not in held[0]:
-            await asyncio.sleep(0.01)
-
-
-async def told_only_its_removal(a: RunningNode, b: RunningNode, third: RunningNode,
-                                link: Runner, b_origin: str) -> None:
-    """b learns its removal (and takes a new origin) from a's last push on ``link``,
-    which went through the retirement of b's origin, and holds nothing of the third's."""
-    async with asyncio.timeout(DEADLINE_S):
-        while b.gossip.own_removal() is None or b.astore.node_id == b_origin:
-            await asyncio.sleep(0.01)
-    held_b = await b.astore.read(lambda s: {**s.version, **s.retired})
-    own = a.astore.node_id
-    assert held_b[own] == link.removal_push[own]  # through the retirement of its origin
-    assert third.astore.node_id not in held_b  # nothing else it lacked
-
-
 async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
         make_node: NodeFactory, event_body: EventFactory) -> None:
     """The link to a device removed ends with a push of the removal record (and what
@@ -327,32 +335,27 @@ async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
     not of whatever else the device lacks. Here it is the only way the device learns
     its removal: it dials no one, and the remover's ordinary push is held back by a
     full window (one batch, whose ack the link holds)."""
-    secret = "s" * 32
-    a = await make_node(cluster_secret=secret, sync=dataclasses.replace(
+    a = await make_node(cluster_secret=SECRET, sync=dataclasses.replace(
         FAST, inflight_batches_max=1, ack_timeout_s=600.0))
-    b = await make_node(cluster_secret=secret, sync=FAST)
+    b = await make_node(cluster_secret=SECRET, sync=FAST)
     third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
 
     async def versions() -> list[dict[str, int]]:
         return [await node.astore.read(lambda s: s.version) for node in (a, b)]
 
-    with LinkProxy(target_port=int(b.url.rsplit(":", 1)[1])) as proxy:
+    with LinkProxy(target_port=port_of(b)) as proxy:
         assert await a.gossip.add_peer(f"http://127.0.0.1:{proxy.port}", learned=False)
         async with asyncio.timeout(DEADLINE_S):  # linked, each holding all the other's
             while phone not in a.gossip.linked_devices() \
                     or (held := await versions())[0] != held[1] or b_origin not in held[0]:
                 await asyncio.sleep(0.01)
-        [link] = [runner for runner in a.gossip.runners.values()
-                  if runner.device is not None and runner.device.device_id == phone]
+        link = link_to(a, phone)
         proxy.hold_replies()
-        await a.gossip.membership.add(crdt_device.device_id(crdt_device.public_bytes(
-            crdt_device.generate())), "tablet")  # the one batch the window holds
+        await a.gossip.membership.add(new_device_id(), "tablet")  # the one batch the window holds
         async with asyncio.timeout(DEADLINE_S):
             while link.machine.status()["inflight_batches"] != 1:
                 await asyncio.sleep(0.01)
-        items = await third.astore.read(lambda s: [
-            (x.event, x.origin, x.seq, x.signature)
-            for x in s.origin_after(s.node_id, 0, 100)])
+        items = await own_events(third)
         await a.astore.write(lambda store: store.ingest(items))  # b lacks it: window full
         stored, _ = await a.gossip.membership.remove(phone, "lost")
         assert stored is not None
@@ -374,34 +377,21 @@ async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothin
     runs right after the commit that stored it (ahead of the node's reading it): it
     pushes none of what the removed device lacks, neither the events of the same commit
     nor the record; the last push alone carries the record (and the retirement)."""
-    secret, quiet = "s" * 32, dataclasses.replace(FAST, pull_interval_s=600.0)
-    a = await make_node(cluster_secret=secret, sync=quiet)
-    b = await make_node(cluster_secret=secret, sync=quiet)
+    a = await make_node(cluster_secret=SECRET, sync=QUIET)
+    b = await make_node(cluster_secret=SECRET, sync=QUIET)
     third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
     await dial_until_even(a, b, phone, b_origin)
-    [link] = [runner for runner in a.gossip.runners.values()
-              if runner.device is not None and runner.device.device_id == phone]
-    [other_end] = [runner for runner in b.gossip.runners.values()
-                   if runner.direction == "in" and runner.state == "up"]
-    await all_taken(link.machine, other_end.machine)
-    items = await third.astore.read(lambda s: [
-        (x.event, x.origin, x.seq, x.signature) for x in s.origin_after(s.node_id, 0, 100)])
+    link = link_to(a, phone)
+    await all_taken(link.machine, (await accepted(b)).machine)
+    items = await own_events(third)
     # The writer, held, takes in order: the removal with events b lacks, then the push.
-    entered, go = threading.Event(), threading.Event()
-
-    def hold(_store: EventStore) -> None:
-        entered.set()
-        go.wait(DEADLINE_S)
-
-    holding = asyncio.ensure_future(a.astore.write(hold))
-    assert await asyncio.to_thread(entered.wait, DEADLINE_S)
-    removing = asyncio.ensure_future(a.astore.write(lambda store: (
-        store.ingest(items), store.append(membership.removed(phone, "lost")))))
-    await asyncio.sleep(0)  # its write is queued
+    writer = HeldWriter()
+    removing = await writer.hold(a, lambda store: (
+        store.ingest(items), store.append(membership.removed(phone, "lost"))))
     link.wake.set()
     async with asyncio.timeout(DEADLINE_S):
         while link.wake.is_set():  # the link took it, and asked the writer to push
             await asyncio.sleep(0.01)
-    go.set()
-    await asyncio.gather(holding, removing)
+    await writer.release()
+    await removing
     await told_only_its_removal(a, b, third, link, b_origin)

@@ -5,40 +5,51 @@ member addresses not reached yet, devices linked by the cluster secret."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 
-from crdt import device as crdt_device
 from node.peers.learning import awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
+from node.server.run import RunningNode
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    SECRET,
     NodeFactory,
     add_member,
+    hub_and_laptop_gone,
     listed_as,
+    new_device_id,
     rows_of,
-    stopped_laptop,
 )
 from tests.support.processes import free_port
+
+
+async def dialed_in_and_stopped(make_node: NodeFactory, laptop: RunningNode,
+                                **settings: Any) -> tuple[RunningNode, str]:
+    """A node of the cluster (``settings`` given) that dialed ``laptop``, was listed there
+    as up, and stopped: the laptop lists it as down. The node, and the URL it served."""
+    phone = await make_node(cluster_secret=SECRET, sync=FAST, **settings)
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    await listed_as(laptop, phone, "up")
+    url = phone.url
+    await phone.stop()
+    await listed_as(laptop, phone, "down")
+    return phone, url
 
 
 async def test_a_peer_whose_link_ended_stays_listed_as_down(make_node: NodeFactory) -> None:
     """A phone that only dials out stops: the laptop still lists it, down, with its
     device and last contact (it used to vanish from ``clawsync status``), until a link to
     it is up again, when that link's row takes its place."""
-    secret = "s" * 32
-    laptop = await make_node(cluster_secret=secret, sync=FAST)
-    phone = await make_node(cluster_secret=secret, sync=FAST)
-    assert await phone.gossip.add_peer(laptop.url, learned=False)
-    await listed_as(laptop, phone, "up")
-    await phone.stop()
-    await listed_as(laptop, phone, "down")
+    laptop = await make_node(cluster_secret=SECRET, sync=FAST)
+    phone, _ = await dialed_in_and_stopped(make_node, laptop)
     [down] = rows_of(laptop, phone)
     assert down["direction"] == "in" and down["device_id"] == phone.gossip.device.device_id
     assert down["last_contact_s_ago"] is not None and down["bytes_in"] > 0
     assert down["events_we_lack"] is None and down["events_peer_lacks"] is None
-    again = await make_node(cluster_secret=secret, sync=FAST, data_dir=phone.config.data_dir)
+    again = await make_node(cluster_secret=SECRET, sync=FAST, data_dir=phone.config.data_dir)
     assert await again.gossip.add_peer(laptop.url, learned=False)
     await listed_as(laptop, phone, "up")
 
@@ -47,15 +58,10 @@ async def test_a_dial_that_fails_does_not_hide_a_peer_down(make_node: NodeFactor
     """A phone that dialed in stops; the laptop then adds it with its address and dials
     it there, in vain: the phone stays listed as down (its accepted link's last row) as
     well as by the dial in backoff that names its device. Only a link up supersedes it."""
-    secret = "s" * 32
-    laptop = await make_node(cluster_secret=secret, sync=FAST)
-    phone = await make_node(cluster_secret=secret, sync=FAST)
+    laptop = await make_node(cluster_secret=SECRET, sync=FAST)
     assert laptop.gossip.membership is not None
-    assert await phone.gossip.add_peer(laptop.url, learned=False)
-    await listed_as(laptop, phone, "up")
-    address, device = phone.url, phone.gossip.device.device_id
-    await phone.stop()
-    await listed_as(laptop, phone, "down")
+    phone, address = await dialed_in_and_stopped(make_node, laptop)
+    device = phone.gossip.device.device_id
     await laptop.gossip.membership.add(device, "phone", address)
     async with asyncio.timeout(DEADLINE_S):
         while not any(row["url"] == address and row["state"] == "backoff"
@@ -70,14 +76,10 @@ async def test_a_node_back_from_the_same_address_with_a_new_node_id_replaces_its
     """A node upgraded in place may come back with another node id: the link from the
     address it gives takes the place of the old id's ``down`` row (which stayed until
     the laptop restarted)."""
-    secret, address = "s" * 32, "http://phone.example:7878"
-    laptop = await make_node(cluster_secret=secret, sync=FAST)
-    old = await make_node(cluster_secret=secret, sync=FAST, advertise_url=address)
-    assert await old.gossip.add_peer(laptop.url, learned=False)
-    await listed_as(laptop, old, "up")
-    await old.stop()
-    await listed_as(laptop, old, "down")
-    new = await make_node(cluster_secret=secret, sync=FAST, advertise_url=address)
+    address = "http://phone.example:7878"
+    laptop = await make_node(cluster_secret=SECRET, sync=FAST)
+    await dialed_in_and_stopped(make_node, laptop, advertise_url=address)
+    new = await make_node(cluster_secret=SECRET, sync=FAST, advertise_url=address)
     assert await new.gossip.add_peer(laptop.url, learned=False)
     await listed_as(laptop, new, "up")
     assert [row["node_id"] for row in laptop.gossip.peers() if row["url"] == address] \
@@ -105,10 +107,8 @@ async def test_an_address_held_off_is_listed_as_such(make_node: NodeFactory) -> 
     """A node that wonders why an address its peer lists is not dialed sees it in
     ``/v1/peers``: held off, for how long still, after how many forgettings, apart from
     the links (``Forgotten.held_off``: not once its hold-off has passed)."""
-    hub = await make_node(cluster_secret="s" * 32)
-    laptop = await stopped_laptop(make_node, hub)
-    gone = laptop.config.advertise_url
-    node = await make_node(cluster_secret="s" * 32, sync=FAST, peers=[hub.url])
+    hub, _laptop, gone = await hub_and_laptop_gone(make_node)
+    node = await make_node(cluster_secret=SECRET, sync=FAST, peers=[hub.url])
     async with asyncio.timeout(DEADLINE_S):
         while not node.gossip.learning.forgotten.held_off(0.0) \
                 or f"url:{gone}" in node.gossip.runners:
@@ -139,9 +139,8 @@ async def test_a_member_address_not_reached_yet_names_its_device(
 async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFactory) -> None:
     """No record adds them, so they are no members; ``linked`` says they are linked, and
     by what. The members and removed stay as the records say."""
-    secret = "s" * 32
-    a = await make_node(cluster_secret=secret, sync=FAST, name="a")
-    b = await make_node(cluster_secret=secret, sync=FAST, name="b",
+    a = await make_node(cluster_secret=SECRET, sync=FAST, name="a")
+    b = await make_node(cluster_secret=SECRET, sync=FAST, name="b",
                         advertise_url=None)
     assert await b.gossip.add_peer(a.url, learned=False)
     # A link is up once it proved the peer's key; the row names the peer's node once
@@ -173,14 +172,13 @@ async def test_devices_lists_the_devices_linked_by_the_secret(make_node: NodeFac
 
 async def test_removing_a_device_linked_by_the_secret_says_how(make_node: NodeFactory) -> None:
     """It is no member (no record adds it): a removal finds nothing to remove."""
-    secret = "s" * 32
-    a = await make_node(cluster_secret=secret, sync=FAST)
-    b = await make_node(cluster_secret=secret, sync=FAST)
+    a = await make_node(cluster_secret=SECRET, sync=FAST)
+    b = await make_node(cluster_secret=SECRET, sync=FAST)
     assert await a.gossip.add_peer(b.url, learned=False)
     async with asyncio.timeout(DEADLINE_S):
         while b.device.device_id not in a.gossip.linked_devices():
             await asyncio.sleep(0.01)
-    stranger = crdt_device.device_id(crdt_device.public_bytes(crdt_device.generate()))
+    stranger = new_device_id()
     async with aiohttp.ClientSession() as http:
         for device_id, said in ((b.device.device_id, "links with the cluster secret"),
                                 (stranger, f"no device {stranger} is a member here")):

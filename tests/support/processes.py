@@ -29,7 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from node.ports import PORTS_FROM, is_free, kernel_port, local_ports_start
+from tests.support.ports import free_port as free_port  # tests import it from here
 
 if TYPE_CHECKING:  # scripts outside the test tools import this module too
     import pytest
@@ -45,47 +45,6 @@ STOP_TIMEOUT_S = 10.0
 CLI_TIMEOUT_S = 60.0
 #: Pause between /healthz polls while a node starts.
 POLL_INTERVAL_S = 0.05
-
-
-#: Test nodes listen on ports from here up to the kernel's range for the local ends of
-#: outgoing connections (``ip_local_port_range``). A port the kernel hands out (bind to
-#: port 0) lies in that range: while a node is down between a kill and its restart, any
-#: connection of the run could take it as its local end, and the restart would find its
-#: port in use.
-TEST_PORTS_FROM = PORTS_FROM
-_next_port: int | None = None
-
-
-def _test_ports() -> range:
-    """This process's share of the test ports: an xdist worker's own slice, so two
-    workers never hand out the same port; empty where there is no room below the range."""
-    below = local_ports_start()
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    share = max(0, below - TEST_PORTS_FROM) // max(1, workers)
-    start = TEST_PORTS_FROM + share * (int(worker) if worker.isdigit() else 0)
-    return range(start, start + share)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now, of this process's test ports, each
-    handed out once before any is again (the kernel picks one where there are none).
-
-    >>> free_port() != free_port()
-    True
-    """
-    global _next_port
-    ports = _test_ports()
-    if len(ports) < 1000:
-        return kernel_port()
-    if _next_port is None:  # a random start: runs one after another use other ports
-        _next_port = int.from_bytes(os.urandom(4), "big") % len(ports)
-    for _ in range(len(ports)):
-        port = ports[_next_port % len(ports)]
-        _next_port += 1
-        if is_free(port):  # not in use, nor in TIME_WAIT
-            return port
-    raise RuntimeError(f"no free port in {ports}")
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:

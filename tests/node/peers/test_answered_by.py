@@ -10,7 +10,7 @@ import asyncio
 from node.peers.learning import ANSWERED_BY_HOLD_ROUNDS
 from sync.peer.config import SyncConfig
 from tests.node.conftest import NodeFactory
-from tests.node.peers.test_gossip import DEADLINE_S
+from tests.node.peers.support import DEADLINE_S
 
 SECRET = "s" * 32
 

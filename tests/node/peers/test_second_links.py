@@ -8,7 +8,7 @@ import asyncio
 from node.peers.runner import SecondLink, linked_nodes
 from node.peers.transport import Proven
 from tests.node.conftest import NodeFactory
-from tests.node.peers.test_gossip import DEADLINE_S, FAST
+from tests.node.peers.support import DEADLINE_S, FAST
 from tests.support.processes import free_port
 
 

@@ -9,7 +9,7 @@ import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
-from node.cli.output import print_rows
+from node.cli.output import minute, print_rows
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -22,19 +22,25 @@ def _who(device_id: str, names: dict[str, str], own: str) -> str:
     return names.get(device_id) or device_id[:7]
 
 
-def device_rows(view: dict[str, Any]) -> list[list[str]]:
-    """One row per device, members first: id, name, state, address, by whom and when."""
+def device_rows(view: dict[str, Any], *, short: bool = False) -> list[list[str]]:
+    """One row per device, members first: id, name, state, address, by whom and when.
+    ``short``, for the table: the times to the minute, as the tokens table gives them;
+    else, for the plain lines scripts read, as the node wrote them."""
     own = view["device_id"]
     names = {row["device_id"]: row["name"] for row in view["members"] + view["removed"]
              if row["name"]}
+
+    def time(timestamp: str) -> str:
+        return minute(timestamp) if short else timestamp
+
     rows = [[row["device_id"], row["name"] + (" (this device)" if row["device_id"] == own
                                               else ""),
              "member", row["address"] or "-",
-             f"added by {_who(row['added_by'], names, own)}, {row['added_at']}"
+             f"added by {_who(row['added_by'], names, own)}, {time(row['added_at'])}"
              if row["added_at"] else "-"]
             for row in view["members"]]
     rows += [[row["device_id"], row["name"] or "-", "removed", "-",
-              f"removed by {_who(row['removed_by'], names, own)}, {row['removed_at']}"
+              f"removed by {_who(row['removed_by'], names, own)}, {time(row['removed_at'])}"
               + (f": {row['reason']}" if row["reason"] else "")]
              for row in view["removed"]]
     rows += [[row["device_id"], row["name"] or "-", "linked", row["address"] or "-",
@@ -72,8 +78,8 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     if view is None:
         return
     # The name and who added it when may wrap (free text); the id and address stay whole.
-    print_rows(device_rows(view), ["device", "name", "state", "address", "since"], headed=True,
-               whole=True, wrap=(1, 4))
+    print_rows(device_rows(view, short=True), ["device", "name", "state", "address", "since"],
+               headed=True, whole=True, wrap=(1, 4), plain=device_rows(view))
     members, linked = len(view["members"]), len(view.get("linked", []))
     note(f"{members} member{'' if members == 1 else 's'}, {len(view['removed'])} removed"
          + (f", {linked} linked but no member{'' if linked == 1 else 's'} "

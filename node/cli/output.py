@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:  # rich is loaded where a terminal is written to
+    from rich.console import Console
 
 # The event kinds (``crdt.kinds``, ``crdt.log``) are imported where events are printed:
 # they load cbor2 and the crypto libraries, which a command's --help needs none of.
@@ -39,9 +43,17 @@ def terminal_width() -> int | None:
     """The columns of the terminal stdout is, or None where it is none (piped)."""
     if not is_terminal():
         return None
+    return console().width
+
+
+def console() -> Console:
+    """A rich console on stdout, as wide as the terminal: rich takes a TERM=dumb
+    terminal (an editor's shell, say) for 80 columns whatever its size and COLUMNS say,
+    so the size is given (COLUMNS, else the terminal's, as ``shutil`` reads them)."""
     from rich.console import Console
 
-    return Console().width
+    width, height = shutil.get_terminal_size()
+    return Console(width=width, height=height)
 
 
 #: C0 and C1 control characters and DEL: a terminal obeys escape sequences made of them.
@@ -175,13 +187,13 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     for row in rows:
         cells = [cell + " " * (width - cell_len(cell))
                  for cell, width in zip(row, widths, strict=False)]
-        click.echo("  ".join([*cells, row[-1]]))
+        # An empty last cell left the padding of the one before it at the line's end.
+        click.echo("  ".join([*cells, row[-1]]).rstrip())
 
 
 def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                  whole: bool, wrap: tuple[int, ...], optional: tuple[int, ...]) -> bool:
     """``print_rows``'s table, if it has one for this terminal (see there)."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -191,10 +203,14 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
         if layout is None:
             return False
         kept, widths = layout
-    console = Console()
+    out = console()
     # No padding at the table's edges: its first column starts where a line does, as
-    # the plain lines' do, and two more columns of the terminal are the cells'.
-    table = Table(title=title, header_style="bold cyan", box=None, pad_edge=False)
+    # the plain lines' do, and two more columns of the terminal are the cells'. The
+    # title (a session key) is Text, as the cells are: rich reads a string as markup,
+    # and a key "a[/b]" stopped the command with a MarkupError, "[link=URL]" put a
+    # hyperlink on the reader's screen.
+    table = Table(title=Text(printable(title)) if title is not None else None,
+                  header_style="bold cyan", box=None, pad_edge=False)
     for at, index in enumerate(kept):
         # A whole table's cells come broken into lines here (``wrapped``): rich's own
         # wrapping breaks a time between its date and its clock, and rich 15 kept the
@@ -208,13 +224,13 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                              else row[index]) for at, index in enumerate(kept)))
     # rich pads each line to the table's width: the spaces after its last cell are cut,
     # so that a copied line or a terminal's scrollback holds none.
-    for line in console.render_lines(table, pad=False, new_lines=False):
+    for line in out.render_lines(table, pad=False, new_lines=False):
         text = Text()
         for part in line:
             if not part.control:
                 text.append(part.text, part.style)
         text.rstrip()
-        console.print(text, no_wrap=True, overflow="ignore", crop=False)
+        out.print(text, no_wrap=True, overflow="ignore", crop=False)
     left_out = [headers[index] for index in range(len(headers)) if index not in kept]
     if left_out:
         click.echo(f"(left out for want of room: {', '.join(left_out)}; piped or with "
@@ -257,8 +273,9 @@ def _layout(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
 #: A date and time as ``when`` writes it (``2026-12-01 10:00:00.000Z``), or as a minute.
 _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
 #: A word where a cell may be broken into lines: a time is one (its date on one line and
-#: its clock on the next would read as two values).
-_WORD = re.compile(rf"{_TIME}|\S+")
+#: its clock on the next would read as two values), with what follows it up to a space
+#: ("05:04Z:" before a reason), which would else be a word of its own.
+_WORD = re.compile(rf"{_TIME}\S*|\S+")
 
 
 def wrapped(cell: str, width: int) -> str:
@@ -268,6 +285,10 @@ def wrapped(cell: str, width: int) -> str:
     >>> print(wrapped("revoked 2026-12-02 12:00:00.000Z", 24))
     revoked
     2026-12-02 12:00:00.000Z
+    >>> print(wrapped("removed by home, 2026-12-02 12:00Z: lost", 17))
+    removed by home,
+    2026-12-02 12:00Z:
+    lost
     >>> print(wrapped("家族のノート アプリ", 12))
     家族のノート
     アプリ
@@ -326,15 +347,14 @@ def print_lines(lines: list[tuple[str, str]]) -> None:
         for label, value in lines:
             click.echo(f"{label:<{width}}  {value}".rstrip())
         return
-    from rich.console import Console
     from rich.text import Text
 
-    console = Console()
+    out = console()
     for label, value in lines:
         line = Text()
         line.append(f"{label:<{width}}  ", style="bold cyan")
         line.append(value)
-        console.print(line)
+        out.print(line)
 
 
 def projection_lines(view: dict[str, Any], messages_max: int) -> list[tuple[str, str]]:

@@ -7,10 +7,13 @@ characters."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import struct
 import subprocess
+import termios
 from pathlib import Path
 
 import pytest
@@ -30,13 +33,19 @@ CJK_NAME = "家族のタブレット"
 
 
 def on_terminal(node: NodeProcess, *args: str, columns: int,
-                notes: list[str] | None = None) -> list[str]:
+                notes: list[str] | None = None, dumb: bool = False,
+                raw: list[str] | None = None) -> list[str]:
     """Run ``clawsync ARGS`` with its stdout on a pseudo-terminal ``columns`` wide; the
-    lines it printed there, escape sequences removed (and those of stderr in ``notes``)."""
+    lines it printed there, escape sequences removed (and those of stderr in ``notes``,
+    what it wrote to the terminal in ``raw``). ``dumb``: TERM=dumb, the width given by
+    the terminal's size alone (no COLUMNS), as an editor's shell has it."""
     primary, secondary = os.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = child_env({"TERM": "dumb"} if dumb else {"COLUMNS": str(columns)})
+    if dumb:
+        env.pop("COLUMNS", None)
     process = subprocess.Popen(cli_args(node, *args), stdin=subprocess.DEVNULL,
-                               stdout=secondary, stderr=subprocess.PIPE,
-                               env=child_env({"COLUMNS": str(columns)}))
+                               stdout=secondary, stderr=subprocess.PIPE, env=env)
     os.close(secondary)
     chunks = []
     try:
@@ -54,6 +63,8 @@ def on_terminal(node: NodeProcess, *args: str, columns: int,
     assert process.returncode == 0, err
     if notes is not None:
         notes.extend(err.decode().splitlines())
+    if raw is not None:
+        raw.append(b"".join(chunks).decode())
     text = _ESCAPES.sub("", b"".join(chunks).decode()).replace("\r", "")
     return text.splitlines()
 
@@ -186,3 +197,39 @@ def test_piped_lines_line_up_with_a_cjk_device_name(listed_node: NodeProcess) ->
     assert len(lines) == 2 and CJK_NAME in lines[1], lines
     assert cell_len(lines[0][:lines[0].index("STATE")]) == \
         cell_len(lines[1][:lines[1].index("member")]), lines
+
+
+@pytest.mark.parametrize("key", ["a[/b]", "s1[link=https://evil.example]x[/link]",
+                                 "tg:[bold]alice"])
+def test_a_session_key_titles_the_events_table_as_typed(node: NodeProcess, key: str) -> None:
+    """rich read the title as markup: "a[/b]" stopped the command with a MarkupError,
+    "[link=URL]" put a hyperlink (OSC 8) to URL on the reader's screen."""
+    ok(run_cli(node, "append", key, "message_received", "content=[red]hi[/red]"))
+    raw: list[str] = []
+    lines = on_terminal(node, "events", key, columns=100, raw=raw)
+    assert lines[0].strip() == key, lines
+    assert "[red]hi[/red]" in lines[-1], lines
+    assert "\x1b]8;" not in raw[0], raw
+    listed = on_terminal(node, "sessions", columns=100)
+    assert listed[-1].split()[-1] == key, listed
+
+
+def test_a_dumb_terminal_gets_a_table_as_wide_as_it_is(listed_node: NodeProcess) -> None:
+    """rich takes a TERM=dumb terminal for 80 columns whatever its size (and COLUMNS):
+    on 200 the tokens table left out the time issued, and wrapped the long name."""
+    lines = on_terminal(listed_node, "tokens", columns=200, dumb=True)
+    assert lines[0].split() == HEADERS, lines
+    assert "notes app for the whole family" in "\n".join(lines), lines
+
+
+def test_the_devices_table_gives_its_times_to_the_minute(listed_node: NodeProcess) -> None:
+    """As the tokens table does: the table showed the node's 2026-12-06T05:04:02.685Z;
+    the plain lines, which scripts read, keep it so."""
+    (member,) = listed_node.get("/v1/devices")["members"]
+    stamp = member["added_at"]
+    lines = on_terminal(listed_node, "devices", columns=200)
+    assert lines[0].split() == ["device", "name", "state", "address", "since"], lines
+    assert lines[1].endswith(f"added by this device, {minute(stamp)}"), lines
+    assert stamp not in "\n".join(lines), lines
+    piped = ok(run_cli(listed_node, "devices")).splitlines()
+    assert piped[1].endswith(f"added by this device, {stamp}"), piped

@@ -275,3 +275,9 @@ def test_a_table_too_wide_leaves_out_its_optional_columns_first(
                          "(left out for want of room: issuer, issued; piped or with "
                          "--json, every column is there)\n")
     assert shown[60] == ([word.upper() for word in " ".join(HEADERS).split()], "")
+
+
+def test_plain_lines_end_without_spaces(capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty last cell left the padding of the column before it at the line's end."""
+    print_rows([["tg:alice", ""], ["tg:bob", "x"]], ["session", "note"])
+    assert capsys.readouterr().out.splitlines() == ["tg:alice", "tg:bob    x"]

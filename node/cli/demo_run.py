@@ -36,6 +36,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -228,7 +229,8 @@ class Demo:
         self.out.print("  B and C can reach neither A nor each other. Both keep accepting writes:")
         for name, kind in DURING_SPLIT:
             await self.clients[name].append(SESSION, [_event(kind)])
-            self.out.print(f"  wrote on {name}: [cyan]{kind['content']}[/]", soft_wrap=True)
+            self.out.print(f"  wrote on {name}: [cyan]{escape(kind['content'])}[/]",
+                           soft_wrap=True)
         self.out.print("\n  What each node sees now:")
         for each in (a, b, c):
             await self.show_messages(each)
@@ -331,12 +333,15 @@ class Demo:
         self.out.print("\n[bold]The nodes keep running[/] (with their links) until Ctrl-C:")
         for each in self.cluster.nodes.values():
             self.out.print(f"  {each.label:<12} {each.url}", soft_wrap=True)
-        b, me = self.cluster.b.url, invoked_as()
+        # The command's path and the folder (under TMPDIR) are the user's: escaped, as
+        # rich reads what it prints as markup ("[/x]" in a path stopped the demo).
+        b, me = self.cluster.b.url, escape(invoked_as())
         self.out.print(f"\n  {me} --node {b} projection {SESSION}\n"
                        f"  {me} --node {b} append {SESSION} message_received "
                        "content=hello\n"
                        f"  {me} --node {self.cluster.a.url} status\n"
-                       f"\n  Logs and data: {self.cluster.folder} (deleted when they stop)",
+                       f"\n  Logs and data: {escape(str(self.cluster.folder))} (deleted when "
+                       "they stop)",
                        soft_wrap=True)
         self.out.print("Press Ctrl-C to stop the nodes.")
         self.cluster.keeping = True
@@ -348,7 +353,8 @@ class Demo:
         messages = (await self.projection(each.name)).get("messages", [])
         self.out.print(f"  [bold]{each.label}[/] sees {len(messages)} message(s):")
         for message in messages:
-            self.out.print(f"      {message['role']:<9} {message['content']}", soft_wrap=True)
+            self.out.print(f"      {message['role']:<9} {escape(message['content'])}",
+                           soft_wrap=True)
 
     async def show_merged(self) -> None:
         view = await self.projection("A")
@@ -366,7 +372,7 @@ class Demo:
             at = message["timestamp"][11:23]
             by = names.get(origin.get(message["id"], ""), "?")
             self.out.print(f"  {number}. {at}  from {by}  {message['role']:<9} "
-                           f"{message['content']}", soft_wrap=True)
+                           f"{escape(message['content'])}", soft_wrap=True)
 
     async def show_summary(self) -> None:
         reference = await self.projection("A")

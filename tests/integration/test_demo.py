@@ -163,3 +163,17 @@ def test_demo_stopped_midway_stops_its_nodes_and_dies_of_the_signal(
         assert process.wait(CLI_TIMEOUT_S) == -stopped, reader.seen
         reader.wait_for("All nodes stopped")
     assert not list(tmp_path.glob("clawsync-demo-*"))
+
+
+def test_demo_keep_prints_a_folder_named_like_markup_as_it_is(tmp_path: Path) -> None:
+    """rich reads what it prints as markup: a TMPDIR with "[/x]" in its path stopped the
+    kept demo with a MarkupError where it names its folder."""
+    folder = tmp_path / "a[" / "x]"  # .../a[/x]/clawsync-demo-...
+    folder.mkdir(parents=True)
+    with running_demo(folder, "--keep") as (process, reader):
+        reader.wait_for("Press Ctrl-C")
+        assert any(f"Logs and data: {folder}{os.sep}clawsync-demo-" in line
+                   for line in reader.seen), reader.seen
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(CLI_TIMEOUT_S) == 0, reader.seen
+    assert not list(folder.glob("clawsync-demo-*"))

@@ -181,7 +181,8 @@ class Learning:
         try:
             listed = await fetch_members(
                 http, runner.url, tls=self.tls, config=self.config.sync,
-                secret=self.config.cluster_secret if runner.secret else None)
+                secret=self.config.cluster_secret if runner.secret else None,
+                hide=(self.config.cluster_secret, self.config.token))
         except LinkClosed as exc:
             log.info("members not listed", peer=runner.url, reason=str(exc))
             return

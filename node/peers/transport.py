@@ -24,7 +24,7 @@ import os
 import socket
 import ssl
 import unicodedata
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -349,7 +349,7 @@ def _refused(url: str, headers: Mapping[str, str], own_id: str, nonce: bytes) ->
                                      detail_text):
             detail.pop("code")
             refusal = Refusal(code, detail, by)
-    except (InvalidInput, ValueError):
+    except (InvalidInput, ValueError, RecursionError):  # nested too deep: not JSON of ours
         pass
     return LinkRefused(f"{url} refused this device ({code or 'no reason'})", refusal)
 
@@ -441,13 +441,17 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
 #: or a flood does not.
 REFUSAL_CHARS_MAX = 200
 REFUSAL_BYTES_MAX = 4096
+#: What a credential of ours is shown as where a peer's refusal repeats it.
+HIDDEN_TEXT = "(hidden)"
 
 
-def refusal_text(body: bytes) -> str:
+def refusal_text(body: bytes, hide: Iterable[str | None] = ()) -> str:
     """What a peer's refusal ``body`` says, for people and the log: the message of a
     node's JSON error (``error_body``), else its first line that says something; control
     characters removed (a peer's bytes must not forge log lines or move a terminal's
-    cursor), at most ``REFUSAL_CHARS_MAX`` characters ("…" ends one cut short).
+    cursor), at most ``REFUSAL_CHARS_MAX`` characters ("…" ends one cut short), of its
+    first ``REFUSAL_BYTES_MAX`` bytes. The credentials ``hide`` (ours, which the request
+    sent) are shown as ``HIDDEN_TEXT``: a proxy may repeat our headers in its page.
 
     >>> refusal_text(error_body("unauthorized", "peer credentials missing or wrong"))
     'peer credentials missing or wrong'
@@ -457,17 +461,42 @@ def refusal_text(body: bytes) -> str:
     ('no[2Jpe', '\ufffd\ufffd', '')
     >>> len(refusal_text(b"x" * 1000)), refusal_text(b"x" * 1000)[-1]
     (200, '…')
+    >>> refusal_text(b"Authorization: Bearer s3cret-s3cret", hide=["s3cret-s3cret"])
+    'Authorization: Bearer (hidden)'
+    >>> refusal_text(b"[" * 4096) == "[" * (REFUSAL_CHARS_MAX - 1) + "…"  # too deep for JSON
+    True
     """
+    secrets = [secret for secret in hide if secret]
+    cut, body = len(body) > REFUSAL_BYTES_MAX, body[:REFUSAL_BYTES_MAX]
+    for secret in secrets:
+        body = _masked(body, secret.encode(), cut)
     text = body.decode(errors="replace")
     try:
         said = json.loads(text)["error"]["message"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):  # nested too deep: no error
         said = None
     if isinstance(said, str):
         text = said
     line = next((kept for kept in (_printable(line) for line in text.splitlines()) if kept),
                 "")
+    for secret in secrets:  # also as a JSON string held it, escaped; before any cut
+        line = line.replace(secret, HIDDEN_TEXT)
     return line if len(line) <= REFUSAL_CHARS_MAX else line[:REFUSAL_CHARS_MAX - 1] + "…"
+
+
+def _masked(body: bytes, secret: bytes, cut: bool) -> bytes:
+    """``body`` with ``secret`` shown as ``HIDDEN_TEXT``; also its first bytes, where a
+    body ``cut`` short ends with them (the rest of it was not read).
+
+    >>> _masked(b"a KEY b KE", b"KEY", cut=True), _masked(b"a KE", b"KEY", cut=False)
+    (b'a (hidden) b (hidden)', b'a KE')
+    """
+    body = body.replace(secret, HIDDEN_TEXT.encode())
+    if cut:
+        for size in range(len(secret) - 1, 0, -1):
+            if body.endswith(secret[:size]):
+                return body[:-size] + HIDDEN_TEXT.encode()
+    return body
 
 
 def _printable(line: str) -> str:
@@ -477,31 +506,49 @@ def _printable(line: str) -> str:
         .strip()
 
 
-async def _refusal(reply: aiohttp.ClientResponse) -> str:
-    """``refusal_text`` of the first ``REFUSAL_BYTES_MAX`` bytes of ``reply``'s body;
-    none if it could not be read: the status says enough."""
+async def read_most(reply: aiohttp.ClientResponse, most: int) -> bytes:
+    """The first ``most`` bytes of ``reply``'s body, fewer only if it ends before: a
+    body comes in pieces, and ``content.read(n)`` gives only what has come so far."""
+    pieces, size = [], 0
+    while size < most:
+        piece = await reply.content.read(most - size)
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
+
+
+async def _refusal(reply: aiohttp.ClientResponse, hide: Iterable[str | None]) -> str:
+    """``refusal_text`` of ``reply``'s body (a byte more than it reads, to know a body
+    cut short); none if it could not be read: the status says enough."""
     try:
-        return refusal_text(await reply.content.read(REFUSAL_BYTES_MAX))
+        return refusal_text(await read_most(reply, REFUSAL_BYTES_MAX + 1), hide)
     except (aiohttp.ClientError, OSError, TimeoutError):
         return ""
 
 
 async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,
-                        tls: ssl.SSLContext | None, config: SyncConfig) -> object:
-    """The peer's member list as decoded JSON (checked by the caller)."""
+                        tls: ssl.SSLContext | None, config: SyncConfig,
+                        hide: Iterable[str | None] = ()) -> object:
+    """The peer's member list as decoded JSON (checked by the caller). A refusal's words
+    show neither ``secret`` nor the credentials ``hide``."""
     headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
     try:
         async with http.get(url.rstrip("/") + MEMBERS_PATH, headers=headers,
                             ssl=tls if tls is not None else True,
                             timeout=aiohttp.ClientTimeout(total=config.connect_timeout_s)) as reply:
             if reply.status >= 400:
-                refusal = await _refusal(reply)
+                refusal = await _refusal(reply, (secret, *hide))
                 raise LinkClosed(f"cannot list members of {url}: it answered HTTP "
                                  f"{reply.status}" + (f": {refusal}" if refusal else ""))
-            body = await reply.content.read(config.members_bytes_max + 1)
+            body = await read_most(reply, config.members_bytes_max + 1)
             if len(body) > config.members_bytes_max:
                 raise ValueError(f"member list over {config.members_bytes_max} bytes")
-            return json.loads(body)
+            try:
+                return json.loads(body)
+            except RecursionError:
+                raise ValueError("member list nested too deep") from None
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
         raise LinkClosed(f"cannot list members of {url}: "
                          f"{_why(exc, config.connect_timeout_s)}") from None

@@ -14,12 +14,14 @@ member moved, and a device that is no member, or a removed one, took its port): 
 dial there is refused (``Admission.dialed_refusal``) and given up. That member is not
 dialed there again, round after round, until its record changes or a link with it comes
 up (``answered_by``): the device there, if it holds the cluster secret, may dial us, and
-the member, once back, dials us or announces its address anew. Nor for ever: after
-``ANSWERED_BY_HOLD_ROUNDS`` rounds it is dialed once more (DHCP may have given its
-address back to the member, which cannot dial a node that advertises none), and held off
-again if another device still answers. An address from a peer's list where another
-device answered (no member, or a removed one) is held off so too: the lister's word that
-a node is linked there says that something answers, not which device.
+the member, once back, may dial us (if it has our address); back at the same address
+under the same name it writes no new record. Nor for ever: after
+``ANSWERED_BY_HOLD_ROUNDS`` rounds, or ``ANSWERED_BY_HOLD_S`` seconds if sooner, it is
+dialed once more (DHCP may have given its address back to the member, which cannot dial
+a node that advertises none), and held off again if another device still answers. An
+address from a peer's list where another device answered (no member, or a removed one)
+is held off so too: the lister's word that a node is linked there says that something
+answers, not which device; until that device is a member.
 
 This node's own list (``member_list``) is what peers learn from in turn.
 """
@@ -51,14 +53,33 @@ log = structlog.get_logger(__name__)
 #: which an address where another device answered our dial is not dialed again, then
 #: dialed once more (``answered_by``): ten minutes at the default 30 s.
 ANSWERED_BY_HOLD_ROUNDS = 20
+#: Seconds (counted while the machine sleeps too) after which such an address is dialed
+#: once more, however few rounds went by: a long ``members_interval_s`` would hold it
+#: off for days.
+ANSWERED_BY_HOLD_S = 600.0
+
+
+class Hold(NamedTuple):
+    """Until when an address where another device answered is not dialed again: the
+    members round, and the time (``awake_s``), whichever comes first."""
+
+    round: int
+    at_s: float
 
 
 class Held(NamedTuple):
-    """A member's record whose address another device answered at, and the members
-    round from which it is dialed there once more (``Learning.answered_by``)."""
+    """A member's record whose address another device answered at, and the hold
+    (``Learning.answered_by``)."""
 
     member: Member
-    until: int
+    until: Hold
+
+
+class Answered(NamedTuple):
+    """The device that answered our dial of an address, and the hold."""
+
+    device: str
+    until: Hold
 
 
 class Learning:
@@ -119,13 +140,13 @@ class Learning:
         #: Per member device, its record when another device (no member, or a removed
         #: one) answered our dial at the address it names (``answered_by``): not dialed
         #: there again until that record changes, a link with the member comes up, or
-        #: ``ANSWERED_BY_HOLD_ROUNDS`` rounds went by. At most ``peers_max``, the oldest
-        #: dropped.
+        #: ``ANSWERED_BY_HOLD_ROUNDS`` rounds (or ``ANSWERED_BY_HOLD_S``) went by. At
+        #: most ``peers_max``, the oldest dropped.
         self.elsewhere: dict[str, Held] = {}
-        #: Per address where another device answered our dial, the members round from
-        #: which a peer's list may have it dialed again (``answered_by``). At most
-        #: ``peers_max``, the oldest dropped.
-        self.answered: dict[str, int] = {}
+        #: Per address where another device answered our dial, that device and until
+        #: when a peer's list may not have the address dialed (``answered_by``), unless
+        #: that device is a member now. At most ``peers_max``, the oldest dropped.
+        self.answered: dict[str, Answered] = {}
         #: Members rounds run (``run``): what the hold-offs above count.
         self.rounds = 0
 
@@ -157,7 +178,7 @@ class Learning:
             held = self.elsewhere.get(device_id)
             if device_id == self.device_id or device_id in linked or member.address is None:
                 continue
-            if held is not None and held.member == member and self.rounds < held.until:
+            if held is not None and held.member == member and self._holds(held.until):
                 continue  # another device answered there, and the hold still runs
             # A member proves its key: the secret is not sent to an address any member
             # may have written in a record (it would hand the secret to whoever is there).
@@ -200,7 +221,7 @@ class Learning:
                 self.listed_linked(url, node)
             if not self.forgotten.may_learn(url, awake_s(), linked=linked):
                 continue  # forgotten after its failures, and no news that it is back
-            if self.rounds < self.answered.get(url, 0):
+            if self._answered_holds(url):
                 continue  # another device answered there: linked, but not to be ours
             # The secret goes where a holder of it says one gave the address, and only
             # if that holder was itself given it: a peer we do not send the secret to
@@ -214,13 +235,15 @@ class Learning:
         """Our dial of ``url`` reached ``device_id``, which may not stay linked (no
         member, or removed): each member whose record names ``url`` is not dialed there
         again until its record changes (``dial_members``), and no peer's list has it
-        dialed (``learn_from``), for ``ANSWERED_BY_HOLD_ROUNDS`` rounds; then it is
-        dialed once more, and held off again if another device still answers (logged
-        once per record). A device that is no member but holds the cluster secret is not
-        sent it at an address a record names (anyone who may write a record could
-        collect it): it is kept only on a dial of its own."""
-        until, most = self.rounds + ANSWERED_BY_HOLD_ROUNDS, self.config.sync.peers_max
-        _put(self.answered, url.rstrip("/"), until, most)
+        dialed (``learn_from``) until ``device_id`` is a member, for
+        ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S`` seconds, whichever
+        ends first; then it is dialed once more, and held off again if another device
+        still answers (logged once per record). A device that is no member but holds
+        the cluster secret is not sent it at an address a record names (anyone who may
+        write a record could collect it): it is kept only on a dial of its own."""
+        until = Hold(self.rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S)
+        most = self.config.sync.peers_max
+        _put(self.answered, url.rstrip("/"), Answered(device_id, until), most)
         if self.membership is None:
             return
         for member_id, member in self.membership.members().items():
@@ -233,6 +256,23 @@ class Learning:
                              device_id=member_id, url=url, answered_by=device_id,
                              rounds=ANSWERED_BY_HOLD_ROUNDS)
                 _put(self.elsewhere, member_id, Held(member, until), most)
+
+    def _holds(self, until: Hold) -> bool:
+        return self.rounds < until.round and awake_s() < until.at_s
+
+    def _answered_holds(self, url: str) -> bool:
+        """Whether a peer's list may not have ``url`` dialed: another device answered
+        there, the hold runs, and that device is no member (it may be one since: a
+        record added it; then the hold ends)."""
+        answered = self.answered.get(url)
+        if answered is None:
+            return False
+        if self._holds(answered.until) and not (
+                self.membership is not None
+                and answered.device in self.membership.members()):
+            return True
+        del self.answered[url]
+        return False
 
     def advertises(self, node: str, url: str | None) -> None:
         """``node`` said itself that it advertises ``url`` (None: no address). Past

@@ -1,15 +1,19 @@
 """node.peers.learning with real nodes in this process: an address from a peer's list
 where another device answers, one this node refuses (no member), is not dialed again at
 each members round, whatever the list says of it, but once more after
-``ANSWERED_BY_HOLD_ROUNDS`` rounds (``Learning.answered_by``)."""
+``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S`` seconds, whichever ends
+first, and at once when that device is a member (``Learning.answered_by``)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from node.peers.learning import ANSWERED_BY_HOLD_ROUNDS
+import pytest
+
+from node.peers import learning as learning_module
+from node.peers.learning import ANSWERED_BY_HOLD_ROUNDS, ANSWERED_BY_HOLD_S, Learning
 from sync.peer.config import SyncConfig
-from tests.node.conftest import NodeFactory
+from tests.node.conftest import NodeFactory, RunningNode
 from tests.node.peers.support import DEADLINE_S
 
 SECRET = "s" * 32
@@ -43,3 +47,67 @@ async def test_a_listed_address_where_a_device_refused_answers_is_held_off_for_r
         while x.gossip._accepted < 2:
             await asyncio.sleep(0.01)
     assert learning.rounds >= first + ANSWERED_BY_HOLD_ROUNDS - 1
+
+
+async def refused_once(make_node: NodeFactory, **sync: float) -> tuple[RunningNode,
+                                                                       RunningNode]:
+    """A hub (``SyncConfig(**sync)``) that learned x's address from a lister, dialed it
+    and refused x (no member on the hub; the hub is one on x): the address is held."""
+    lister = await make_node(cluster_secret=SECRET)
+    hub = await make_node(cluster_secret=SECRET, peers=[lister.url],
+                          sync=SyncConfig(**sync))
+    x = await make_node(cluster_secret=SECRET)
+    assert x.gossip.membership is not None
+    await x.gossip.membership.add(hub.gossip.device.device_id, "hub", None)
+    lister.gossip.learning.members[x.url] = x.astore.node_id
+    async with asyncio.timeout(DEADLINE_S):
+        while not any(runner.state == "up" for runner in hub.gossip.runners.values()):
+            await asyncio.sleep(0.01)
+    hub.gossip.learning.changed.set()  # a round, which asks the lister
+    async with asyncio.timeout(DEADLINE_S):
+        while x.gossip._accepted < 1 or f"url:{x.url}" in hub.gossip.runners \
+                or x.url not in hub.gossip.learning.answered:
+            await asyncio.sleep(0.01)
+    return hub, x
+
+
+async def test_a_listed_address_is_dialed_again_once_the_device_there_is_a_member(
+        make_node: NodeFactory) -> None:
+    """Rounds an hour apart: the record that adds x starts a round, which dials x's
+    address again at once (x links), though the hold's rounds have not gone by."""
+    hub, x = await refused_once(make_node, members_interval_s=3600)
+    assert hub.gossip.membership is not None
+    await hub.gossip.membership.add(x.gossip.device.device_id, "x", None)
+    async with asyncio.timeout(DEADLINE_S):
+        while x.gossip._accepted < 2:
+            await asyncio.sleep(0.01)
+    assert hub.gossip.learning.rounds < ANSWERED_BY_HOLD_ROUNDS
+    assert x.url not in hub.gossip.learning.answered
+
+
+async def test_a_listed_address_is_dialed_again_after_the_hold_s_whatever_the_rounds(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rounds an hour apart (made here one at a time, on a clock of the test's): a round
+    within ``ANSWERED_BY_HOLD_S`` does not dial x's address; the first one after it
+    does, though far fewer than ``ANSWERED_BY_HOLD_ROUNDS`` rounds went by."""
+    now = [1000.0]
+    monkeypatch.setattr(learning_module, "awake_s", lambda: now[0])
+    hub, x = await refused_once(make_node, members_interval_s=3600)
+    learning = hub.gossip.learning
+    now[0] += ANSWERED_BY_HOLD_S - 1
+    await one_round(learning)
+    assert f"url:{x.url}" not in hub.gossip.runners  # held: not dialed
+    now[0] += 1
+    await one_round(learning)
+    assert f"url:{x.url}" in hub.gossip.runners  # dialed once more
+    async with asyncio.timeout(DEADLINE_S):
+        while x.gossip._accepted < 2 or x.url not in learning.answered:
+            await asyncio.sleep(0.01)  # refused again, and held again
+    assert learning.rounds < ANSWERED_BY_HOLD_ROUNDS
+
+
+async def one_round(learning: Learning) -> None:
+    """What a members round does with peers' lists (``Learning.run``), made here: the
+    rounds of the node itself are an hour apart."""
+    learning.rounds += 1
+    await learning.learn_once()

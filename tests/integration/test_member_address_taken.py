@@ -14,7 +14,7 @@ import pytest
 
 from crdt.device import device_id, private_key_from_seed, public_bytes
 from node.peers.learning import ANSWERED_BY_HOLD_ROUNDS
-from tests.support.cluster import SECRET, wait_until
+from tests.support.cluster import SECRET, request, wait_until
 from tests.support.processes import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.integration
@@ -85,19 +85,42 @@ def test_a_member_address_where_another_device_answers_is_not_redialed_each_roun
 def test_a_member_address_where_another_device_answers_is_dialed_again_after_the_hold(
         tmp_path: Path) -> None:
     """The member's record stays; its address, where the other device answers, is held
-    off for ``ANSWERED_BY_HOLD_ROUNDS`` members rounds (short ones here), then dialed
-    once more (the member may be back there), and held off again: the hold is logged once,
-    not at each dial."""
+    off for ``ANSWERED_BY_HOLD_ROUNDS`` members rounds (each made here by a record of
+    another member: the node's own rounds are an hour apart): not dialed at the rounds
+    before, dialed once more after them (the member may be back there), and held off
+    again: the hold is logged once, not at each dial."""
     args = ["--cluster-secret", SECRET, "--log-format", "json"]
     with NodeProcess(tmp_path, name="node",
-                     extra_args=[*args, "--members-interval", "0.1"]) as node, \
+                     extra_args=[*args, "--members-interval", "3600"]) as node, \
             NodeProcess(tmp_path, name="other",
                         extra_args=[*args, "--peer", node.url]) as other:
         ok(run_cli(node, "devices", "add", MOVED, "--name", "laptop",
                    "--address", other.url))
-        for times in (1, 2, 3):
-            wait_until(lambda times=times: logged(
-                node, "dialed device refused", peer=other.url, code="not_member") >= times
-                or None, DEADLINE_S, f"the address dialed and refused {times} times")
+        wait_until(lambda: logged(node, "dialed device refused", peer=other.url,
+                                  code="not_member") or None, DEADLINE_S,
+                   "the address dialed and refused")
+        made = 0
+
+        def a_round() -> None:
+            nonlocal made
+            dead = f"http://127.0.0.1:{free_port()}"
+            seed = private_key_from_seed(bytes([100 + made]) * 32)
+            request(node, "POST", "/v1/devices", {"device_id": device_id(public_bytes(seed)),
+                                                  "name": f"dead{made}", "address": dead})
+            wait_until(lambda: dialed(node, dead) or None, DEADLINE_S,
+                       f"members round {made} made")
+            made += 1
+
+        while made < ANSWERED_BY_HOLD_ROUNDS - 2:
+            a_round()
+        assert dialed(node, other.url) == 1  # held through those rounds
+        while dialed(node, other.url) < 2:
+            assert made < ANSWERED_BY_HOLD_ROUNDS + 2, "not dialed again after the hold"
+            a_round()
+        wait_until(lambda: logged(node, "dialed device refused", peer=other.url,
+                                  code="not_member") >= 2 or None, DEADLINE_S,
+                   "the address dialed and refused again")
+        a_round()
+        assert dialed(node, other.url) == 2  # held again
         assert logged(node, "member's address answered by another device",
                       url=other.url) == 1

@@ -20,10 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import socket
 import ssl
-import unicodedata
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +34,7 @@ from crdt import linkproof
 from crdt.errors import InvalidInput
 from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
+from node.peers.dial_words import REFUSAL_BYTES_MAX, refusal_text, why
 from sync.peer.config import SyncConfig
 from sync.peer.messages import MESSAGE_BYTES_MAX
 
@@ -179,63 +177,6 @@ class Link:
                 await self._ws.close(message=close_reason(reason))
 
 
-#: A name lookup that found the name but no address for it (none at all, or none of
-#: the family asked for): not "not known", and looked up. Not every system has both.
-_NO_ADDRESS = frozenset(getattr(socket, name) for name in ("EAI_NODATA", "EAI_ADDRFAMILY")
-                        if hasattr(socket, name))
-
-
-def _why(error: BaseException, timeout_s: float | None = None) -> str:
-    """Why a dial of a peer, or a request to it, failed, for people: the operating
-    system's reason where it gave one, not aiohttp's text, which names the address
-    again (the caller names it) and says "ssl:default" on a plain http:// dial. What
-    helps stays: a name lookup's reason, a certificate's, a status the peer answered.
-    ``timeout_s``: the time an answer was waited for.
-
-    >>> import errno, socket
-    >>> _why(aiohttp.ClientConnectorError(None, ConnectionRefusedError(errno.ECONNREFUSED, "")))
-    'connection refused'
-    >>> _why(aiohttp.ClientConnectorDNSError(None, socket.gaierror(socket.EAI_NONAME, "")))
-    'name not known'
-    >>> _why(aiohttp.ClientConnectorDNSError(None, socket.gaierror(
-    ...     socket.EAI_AGAIN, "Temporary failure in name resolution")))
-    'name not looked up: temporary failure in name resolution'
-    >>> {_why(aiohttp.ClientConnectorDNSError(None, socket.gaierror(code, "")))
-    ...  for code in (socket.EAI_NODATA, socket.EAI_ADDRFAMILY)}
-    {'name has no address'}
-    >>> _why(TimeoutError(), 10.0)
-    'no answer within 10 s'
-    """
-    if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        cause = error.certificate_error
-        return f"its certificate did not verify ({getattr(cause, 'verify_message', cause)})"
-    if isinstance(error, aiohttp.ClientConnectorError):
-        cause = error.os_error
-        if isinstance(cause, socket.gaierror):
-            # The OS's words differ by system ("Name or service not known", "nodename
-            # nor servname provided, or not known"): the common cases are said one way.
-            if cause.errno == socket.EAI_NONAME:
-                return "name not known"
-            if cause.errno in _NO_ADDRESS:
-                return "name has no address"
-            return f"name not looked up: {(cause.strerror or str(cause)).lower()}"
-        if isinstance(cause, ssl.SSLError):
-            return f"TLS failed ({cause.reason or cause})"
-        if cause.errno:
-            return os.strerror(cause.errno).lower()
-    if isinstance(error, TimeoutError):  # ours, or aiohttp's (a TimeoutError too)
-        return f"no answer within {timeout_s:g} s" if timeout_s else "no answer in time"
-    if isinstance(error, aiohttp.WSServerHandshakeError) \
-            and error.message != "Invalid response status":
-        # A status that took a websocket (101) with headers that do not: aiohttp's
-        # words say which ("Invalid upgrade header"), the status alone reads as success.
-        said = error.message[:1].lower() + error.message[1:]
-        return f"it answered HTTP {error.status} but the websocket handshake failed ({said})"
-    if isinstance(error, aiohttp.ClientResponseError):
-        return f"it answered HTTP {error.status}"
-    return str(error) or type(error).__name__
-
-
 #: Most bytes of a close frame's reason (RFC 6455 allows 123).
 CLOSE_REASON_BYTES_MAX = 120
 
@@ -281,9 +222,9 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
         if exc.status == 403 and exc.headers is not None and device is not None \
                 and exc.headers.get(REFUSED_HEADER):
             raise _refused(url, exc.headers, device.device_id, nonce) from None
-        raise LinkClosed(f"cannot link with {url}: {_why(exc)}") from None
+        raise LinkClosed(f"cannot link with {url}: {why(exc)}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise LinkClosed(f"cannot reach {url}: {_why(exc, config.connect_timeout_s)}") \
+        raise LinkClosed(f"cannot reach {url}: {why(exc, config.connect_timeout_s)}") \
             from None
     link = Link(ws, None, url, config)
     # The context verifies the peer against our CA alone; a certificate shown is one it
@@ -436,76 +377,6 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
     return Proven(dialer, key)
 
 
-#: Most characters of a peer's refusal shown with its status (``refusal_text``), and
-#: most bytes of its body read to find them: its operator's words help, a page of HTML
-#: or a flood does not.
-REFUSAL_CHARS_MAX = 200
-REFUSAL_BYTES_MAX = 4096
-#: What a credential of ours is shown as where a peer's refusal repeats it.
-HIDDEN_TEXT = "(hidden)"
-
-
-def refusal_text(body: bytes, hide: Iterable[str | None] = ()) -> str:
-    """What a peer's refusal ``body`` says, for people and the log: the message of a
-    node's JSON error (``error_body``), else its first line that says something; control
-    characters removed (a peer's bytes must not forge log lines or move a terminal's
-    cursor), at most ``REFUSAL_CHARS_MAX`` characters ("…" ends one cut short), of its
-    first ``REFUSAL_BYTES_MAX`` bytes. The credentials ``hide`` (ours, which the request
-    sent) are shown as ``HIDDEN_TEXT``: a proxy may repeat our headers in its page.
-
-    >>> refusal_text(error_body("unauthorized", "peer credentials missing or wrong"))
-    'peer credentials missing or wrong'
-    >>> refusal_text(b"\\r\\n  Forbidden by policy\\r\\n<p>details</p>")
-    'Forbidden by policy'
-    >>> refusal_text(b"no\\x1b[2Jpe\\x00"), refusal_text(b"\\xff\\xfe"), refusal_text(b"")
-    ('no[2Jpe', '\ufffd\ufffd', '')
-    >>> len(refusal_text(b"x" * 1000)), refusal_text(b"x" * 1000)[-1]
-    (200, '…')
-    >>> refusal_text(b"Authorization: Bearer s3cret-s3cret", hide=["s3cret-s3cret"])
-    'Authorization: Bearer (hidden)'
-    >>> refusal_text(b"[" * 4096) == "[" * (REFUSAL_CHARS_MAX - 1) + "…"  # too deep for JSON
-    True
-    """
-    secrets = [secret for secret in hide if secret]
-    cut, body = len(body) > REFUSAL_BYTES_MAX, body[:REFUSAL_BYTES_MAX]
-    for secret in secrets:
-        body = _masked(body, secret.encode(), cut)
-    text = body.decode(errors="replace")
-    try:
-        said = json.loads(text)["error"]["message"]
-    except (ValueError, TypeError, KeyError, RecursionError):  # nested too deep: no error
-        said = None
-    if isinstance(said, str):
-        text = said
-    line = next((kept for kept in (_printable(line) for line in text.splitlines()) if kept),
-                "")
-    for secret in secrets:  # also as a JSON string held it, escaped; before any cut
-        line = line.replace(secret, HIDDEN_TEXT)
-    return line if len(line) <= REFUSAL_CHARS_MAX else line[:REFUSAL_CHARS_MAX - 1] + "…"
-
-
-def _masked(body: bytes, secret: bytes, cut: bool) -> bytes:
-    """``body`` with ``secret`` shown as ``HIDDEN_TEXT``; also its first bytes, where a
-    body ``cut`` short ends with them (the rest of it was not read).
-
-    >>> _masked(b"a KEY b KE", b"KEY", cut=True), _masked(b"a KE", b"KEY", cut=False)
-    (b'a (hidden) b (hidden)', b'a KE')
-    """
-    body = body.replace(secret, HIDDEN_TEXT.encode())
-    if cut:
-        for size in range(len(secret) - 1, 0, -1):
-            if body.endswith(secret[:size]):
-                return body[:-size] + HIDDEN_TEXT.encode()
-    return body
-
-
-def _printable(line: str) -> str:
-    """``line`` without control characters (Unicode's category C: C0, C1, format
-    characters such as a direction override), its ends' blanks stripped."""
-    return "".join(char for char in line if not unicodedata.category(char).startswith("C")) \
-        .strip()
-
-
 async def read_most(reply: aiohttp.ClientResponse, most: int) -> bytes:
     """The first ``most`` bytes of ``reply``'s body, fewer only if it ends before: a
     body comes in pieces, and ``content.read(n)`` gives only what has come so far."""
@@ -551,4 +422,4 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
                 raise ValueError("member list nested too deep") from None
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
         raise LinkClosed(f"cannot list members of {url}: "
-                         f"{_why(exc, config.connect_timeout_s)}") from None
+                         f"{why(exc, config.connect_timeout_s)}") from None

@@ -1,7 +1,7 @@
 """What a node says of a dial that fails, with real node processes: the address and
-the reason, as ``/v1/peers`` shows it in ``failure`` (``node.peers.transport._why``);
+the reason, as ``/v1/peers`` shows it in ``failure`` (``node.peers.dial_words.why``);
 and of a peer that refuses to list its members: its status and what its answer says
-(``node.peers.transport.refusal_text``)."""
+(``node.peers.dial_words.refusal_text``)."""
 
 from __future__ import annotations
 

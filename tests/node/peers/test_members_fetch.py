@@ -17,13 +17,12 @@ from aiohttp import web
 
 from crdt import linkproof
 from crdt.device import PUBLIC_KEY_BYTES
+from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_BYTES_MAX
 from node.peers.transport import (
     DETAIL_HEADER,
-    HIDDEN_TEXT,
     KEY_HEADER,
     MEMBERS_PATH,
     NONCE_HEADER,
-    REFUSAL_BYTES_MAX,
     REFUSED_HEADER,
     SIGNATURE_HEADER,
     LinkClosed,

@@ -1,5 +1,5 @@
 """node.peers.transport.fetch_members against a server on loopback that refuses: what it
-says is the status and a bounded part of the answer (``refusal_text``), read from the
+says is the status and a bounded part of the answer (``dial_words.refusal_text``), read from the
 first ``REFUSAL_BYTES_MAX`` bytes only."""
 
 from __future__ import annotations
@@ -11,13 +11,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from node.peers.transport import (
-    MEMBERS_PATH,
-    REFUSAL_BYTES_MAX,
-    REFUSAL_CHARS_MAX,
-    LinkClosed,
-    fetch_members,
-)
+from node.peers.dial_words import REFUSAL_BYTES_MAX, REFUSAL_CHARS_MAX
+from node.peers.transport import MEMBERS_PATH, LinkClosed, fetch_members
 from sync.peer.config import SyncConfig
 from tests.support.processes import free_port
 

@@ -20,6 +20,7 @@ that enforce them, listed in the README beside these.
 from __future__ import annotations
 
 import json
+import re
 import socket
 from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
@@ -29,12 +30,22 @@ from typing import Any
 from crdt.device import check_device_name
 from crdt.errors import InvalidInput
 from crdt.storage.backends import backend_of
-from node.checks import HIDDEN, api_path_base, check_token, holds_credentials, is_loopback
+from node.checks import (
+    HIDDEN,
+    address_problem,
+    api_path_base,
+    check_token,
+    holds_credentials,
+    is_loopback,
+)
 from node.limits import ClientLimits, Limits, check_order
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import Rule
 
+#: An address with a scheme, maybe mistyped ("ftp://x", "http:/h", "http//h"): the
+#: refusal of one that is not http(s):// suggests no "http://" before it.
+_SCHEME_LIKE = re.compile(r".*://|[a-z][a-z0-9+.-]*:[/\\]|https?[/\\]", re.IGNORECASE)
 #: Where the event log lives unless ``--data-dir`` says otherwise: a folder beside you.
 DATA_DIR_DEFAULT = Path("clawsync-data")
 #: Loopback only by default: the API is open without a token only to this machine.
@@ -183,9 +194,13 @@ class Config:
                                  "would show and log: peers prove themselves with device "
                                  "keys, --cluster-secret or --tls-ca")
             if not url.startswith(("http://", "https://")):
-                # A suggestion for an address without a scheme only: not "http://ftp://x".
-                guess = "" if "://" in url else f" ('http://{url}'?)"
+                # A suggestion for an address without a scheme only: not "http://ftp://x",
+                # nor "http://http:/h" for a mistyped one.
+                guess = "" if _SCHEME_LIKE.match(url) else f" ('http://{url}'?)"
                 raise ValueError(f"{what} {url!r} must start with http:// or https://{guess}")
+            problem = address_problem(url)
+            if problem is not None:  # dialed, it would fail at every retry
+                raise ValueError(f"{what} {url!r} {problem}")
             base = api_path_base(url)
             if base is not None:  # dialed, it would be refused "Not Found" for good
                 raise ValueError(f"{what} {url!r} names an API path; give the node's own "

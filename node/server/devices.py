@@ -30,7 +30,7 @@ from crdt.errors import InvalidInput
 from crdt.log import bound
 from crdt.log.store import EventStore
 from crdt.membership import Member, Removal, check_reason
-from node.checks import api_path_base, holds_credentials
+from node.checks import address_problem, api_path_base, holds_credentials
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import KEEP, Devices, RemovalIsFinal, UnknownDevice
@@ -74,6 +74,10 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         if isinstance(address, str) and holds_credentials(address):
             raise InvalidInput("holds a user name or password, which every node would "
                                "show and log: give the node's address alone", field="address")
+        problem = address_problem(address) if isinstance(address, str) and \
+            address.startswith(("http://", "https://")) else None
+        if problem is not None:  # every peer would dial it, and fail, for good
+            raise InvalidInput(f"{address!r} {problem}", field="address")
         base = api_path_base(address) if isinstance(address, str) else None
         if base is not None:  # every peer would dial it, and get 404, for good
             raise InvalidInput(f"{address!r} names an API path; give the node's own "

@@ -91,6 +91,20 @@ def test_the_devices_commands(node: NodeProcess) -> None:
     assert sets(node) == ({me: name}, {PHONE: (me, "lost on the train")})
 
 
+@pytest.mark.parametrize("address", ["http:///me:hunter2@phone:7878", "http:/me:hunter2@phone",
+                                     "me:hunter2@phone:7878/?next=http://x"])
+def test_an_address_with_a_password_is_refused_and_never_shown(node: NodeProcess,
+                                                                address: str) -> None:
+    """Such an address was taken for one with a path and no host (or for no http(s) URL,
+    shown whole): every node would have shown it, and logged it at each redial."""
+    refused = run_cli(node, "devices", "add", PHONE, "--name", "phone", "--address", address)
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    assert "user name or password" in refused.stderr
+    assert "hunter2" not in refused.stdout + refused.stderr
+    assert "hunter2" not in node.log_path.read_text(errors="replace")
+    assert PHONE not in sets(node)[0]
+
+
 def test_renaming_this_device_shows_in_clawsync_device(node: NodeProcess) -> None:
     me = own_id(node)
     started = node.get("/v1/node")["name"]

@@ -19,6 +19,7 @@ from node.config import Config
 from node.limits import LIMIT_TABLES, ClientLimits, Limits, limits_from
 from node.main import main
 from sync.peer.config import SyncConfig
+from tests.support.addresses import HIDDEN_PASSWORDS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -360,12 +361,46 @@ def test_a_peer_address_that_could_never_link_is_a_usage_error(args: list[str],
 
 
 @pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
-def test_an_address_with_a_password_is_refused_without_printing_it(option: str) -> None:
+@pytest.mark.parametrize("url", HIDDEN_PASSWORDS)
+def test_an_address_with_a_password_is_refused_without_printing_it(option: str,
+                                                                   url: str) -> None:
     """It would be shown by --print-config and logged at every redial."""
-    result = CliRunner().invoke(main, ["serve", option, "http://user:hunter2@hub:7878",
-                                       "--print-config"])
+    result = CliRunner().invoke(main, ["serve", option, url, "--print-config"])
     assert result.exit_code == 2 and "holds a user name or password" in result.output
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
+@pytest.mark.parametrize(("url", "said"), [
+    ("http:///hub:7878", "'http:///hub:7878' names no host"),
+    ("https://:7878", "'https://:7878' names no host"),
+    ("http://hub:99999", "'http://hub:99999' has a port that is not between 1 and 65535"),
+    ("http://hub:0", "'http://hub:0' has a port that is not between 1 and 65535"),
+    ("http://hub:78x", "'http://hub:78x' has a port that is not between 1 and 65535"),
+    ("http://[hub:7878", "'http://[hub:7878' is not a URL")])
+def test_an_address_no_node_could_dial_is_a_usage_error(option: str, url: str,
+                                                        said: str) -> None:
+    """Dialed, it would fail at every retry (and be passed on to every node)."""
+    result = CliRunner().invoke(main, ["serve", option, url, "--print-config"])
+    assert result.exit_code == 2 and said in result.output, result.output
+
+
+@pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
+@pytest.mark.parametrize("url", [
+    "http://[::1]:7878", "http://[fe80::1%eth0]:7878", "http://[fe80::1%25eth0]:7878",
+    "http://hub/", "https://sync.example/cs/", "http://hub:7878/a@b",
+    "http://hub:7878/?x=a@b", "http://hub:7878/#a@b"])
+def test_an_at_sign_beyond_the_host_is_no_password(option: str, url: str) -> None:
+    result = CliRunner().invoke(main, ["serve", option, url, "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert url in result.output
+
+
+@pytest.mark.parametrize("url", ["http:/hub:7878", "http//hub:7878", "HTTP:/hub"])
+def test_an_address_with_a_mistyped_scheme_gets_no_suggestion(url: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--peer", url, "--print-config"])
+    assert result.exit_code == 2 and "must start with http://" in result.output
+    assert "?)" not in result.output  # not "('http://http:/hub:7878'?)"
 
 
 def test_an_address_of_another_scheme_gets_no_suggestion() -> None:

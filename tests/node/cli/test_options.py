@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from node.cli.options import node_url
 from node.main import main
+from tests.support.addresses import HIDDEN_PASSWORDS
 from tests.support.processes import NodeProcess, free_port
 
 #: An address no request could use: a usage error wherever it is given.
@@ -127,10 +129,26 @@ def test_a_bad_command_node_is_named_as_the_commands() -> None:
 
 
 @pytest.mark.parametrize("node", ["ftp://me:hunter2@sync.example",
-                                  "http://me:hunter2@[sync.example"])
+                                  "http://me:hunter2@[sync.example",
+                                  # "http:/u:pw@h:7878" was "cannot reach the node at
+                                  # http://http:7878/u:pw@h".
+                                  "http:/me:hunter2@sync.example:7878", *HIDDEN_PASSWORDS])
 def test_a_password_in_a_node_address_is_not_shown(node: str) -> None:
     """Such an address was refused for its scheme first, or as no URL, shown whole."""
     result = clawsync("events", "s1", "--node", node)
     assert result.exit_code == 2, result.output
     assert "holds a user name or password" in result.output, result.output
     assert "hunter2" not in result.output, result.output
+
+
+@pytest.mark.parametrize(("typed", "url"), [
+    ("[::1]:7878", "http://[::1]:7878"), ("http://[::1]:7878", "http://[::1]:7878"),
+    ("[fe80::1%eth0]:7878", "http://[fe80::1%eth0]:7878"),
+    ("http://[fe80::1%25eth0]:7878", "http://[fe80::1%25eth0]:7878"),
+    ("http://host/", "http://host"), ("https://sync.example/cs/", "https://sync.example/cs"),
+    # An "@" in a path or a query is no user name.
+    ("http://h:7878/a@b", "http://h:7878/a@b"), ("h:7878/a@b", "http://h:7878/a@b"),
+    ("h:7878/?x=a@b", "http://h:7878/?x=a@b")])
+def test_an_address_with_an_at_sign_beyond_its_host_is_a_node_address(typed: str,
+                                                                        url: str) -> None:
+    assert node_url(typed) == url

@@ -16,6 +16,7 @@ from crdt.device import device_id, private_key_from_seed, public_bytes
 from crdt.membership import DEVICES_SESSION
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
+from tests.support.addresses import HIDDEN_PASSWORDS
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
@@ -108,6 +109,15 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
         ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
                                           "address": "http://me:pw@phone:7878"}}, 400,
          "user name or password"),
+        *[("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
+                                            "address": address}}, 400,
+           "user name or password") for address in HIDDEN_PASSWORDS],
+        ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
+                                          "address": "http:///phone:7878"}}, 400,
+         "'http:///phone:7878' names no host"),
+        ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
+                                          "address": "http://phone:99999"}}, 400,
+         "port that is not between 1 and 65535"),
         # Copied whole from an API call: every peer would dial it and get 404, for good.
         ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
                                           "address": "http://phone:7878/v1/node"}}, 400,
@@ -132,6 +142,19 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
         assert (status, says in body["error"]["message"]) == (expected, True), \
             (method, path, body)
     assert node.astore.head == head
+    for address in HIDDEN_PASSWORDS:  # nor is it shown
+        _, body = await call(client, "POST", "/v1/devices",
+                             json={"device_id": PHONE, "name": "p", "address": address})
+        assert "hunter2" not in json.dumps(body), body
+
+
+async def test_an_at_sign_beyond_the_host_is_no_password(client: aiohttp.ClientSession
+                                                         ) -> None:
+    for address in ("http://[fe80::1%eth0]:7878", "http://[::1]:7878/", "http://phone/",
+                    "http://phone:7878/a@b", "http://phone:7878/?x=a@b"):
+        status, body = await call(client, "POST", "/v1/devices",
+                                  json={"device_id": PHONE, "name": "p", "address": address})
+        assert status in (200, 201) and body["device"]["address"] == address, body
 
 
 async def test_a_token_is_needed(make_node: NodeFactory) -> None:

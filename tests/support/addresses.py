@@ -1,0 +1,11 @@
+"""Addresses that hold a password a URL parser would not read as one, for the tests of
+each place an address is given (``--peer``, ``--advertise-url``, ``--node``, a device's
+address): each is refused without the password ("hunter2") being shown."""
+
+#: A path to a parser ("http:///", "http:/", "http//", "http:\\"), or a scheme "user" when
+#: a "://" comes later; or a password with a "/" typed as it is, which ends the host early.
+HIDDEN_PASSWORDS = ["http://user:hunter2@hub:7878", "http:///user:hunter2@hub:7878",
+                    "user:hunter2@hub:7878/?next=http://x", "user:hunter2@hub#http://x",
+                    "http:/user:hunter2@hub", "HTTP:/user:hunter2@hub:7878",
+                    "http//user:hunter2@hub", "http:\\\\user:hunter2@hub",
+                    "http://user:hunter2/x@hub", "user:hunter2/x@hub:7878"]

@@ -156,7 +156,8 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
 
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
                headed: bool = False, whole: bool = False,
-               wrap: tuple[int, ...] = (), optional: tuple[int, ...] = (),
+               wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
+               optional: tuple[int, ...] = (),
                plain: list[list[str]] | None = None) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
@@ -165,15 +166,18 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     remove ID``): on a terminal too narrow for the table, the plain lines, which the
     terminal wraps; but the cells of the columns ``wrap`` (by index: free text, never
     ids or times) may take more than one line of the table, broken between words, so
-    that it fits a narrower terminal, as may the headers. ``optional``: the columns (by
+    that it fits a narrower terminal, as may the headers; those of the columns ``fold``
+    (free text that may hold a long URL) as well, a word wider than the column broken
+    between characters. ``optional``: the columns (by
     index) a whole table leaves out, in this order, where it would not fit the terminal
     with them (the plain lines and --json keep every column); a note on stderr names
     them. ``plain``: the rows of the plain lines, where they say more than the table has
-    room for (a whole device id, where the table has the first group of it)."""
+    room for (a whole device id, where the table has the first group of it). A
+    ``title`` is a line of its own over the table, whole: the terminal wraps it."""
     if not rows:
         return
     rows = [[printable(cell) for cell in row] for row in rows]
-    if is_terminal() and _print_table(rows, headers, title, whole, wrap, optional):
+    if is_terminal() and _print_table(rows, headers, title, whole, wrap, fold, optional):
         return
     if plain is not None:
         rows = [[printable(cell) for cell in row] for row in plain]
@@ -192,25 +196,22 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 
 
 def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
-                 whole: bool, wrap: tuple[int, ...], optional: tuple[int, ...]) -> bool:
+                 whole: bool, wrap: tuple[int, ...], fold: tuple[int, ...],
+                 optional: tuple[int, ...]) -> bool:
     """``print_rows``'s table, if it has one for this terminal (see there)."""
     from rich.table import Table
     from rich.text import Text
 
     kept, widths = list(range(len(headers))), None
     if whole:
-        layout = _layout(headers, rows, wrap, optional)
+        layout = _layout(headers, rows, wrap, fold, optional)
         if layout is None:
             return False
         kept, widths = layout
     out = console()
     # No padding at the table's edges: its first column starts where a line does, as
-    # the plain lines' do, and two more columns of the terminal are the cells'. The
-    # title (a session key) is Text, as the cells are: rich reads a string as markup,
-    # and a key "a[/b]" stopped the command with a MarkupError, "[link=URL]" put a
-    # hyperlink on the reader's screen.
-    table = Table(title=Text(printable(title)) if title is not None else None,
-                  header_style="bold cyan", box=None, pad_edge=False)
+    # the plain lines' do, and two more columns of the terminal are the cells'.
+    table = Table(header_style="bold cyan", box=None, pad_edge=False)
     for at, index in enumerate(kept):
         # A whole table's cells come broken into lines here (``wrapped``): rich's own
         # wrapping breaks a time between its date and its clock, and rich 15 kept the
@@ -220,8 +221,17 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                          width=widths[at] if widths else None)
     for row in rows:
         # Text(), not markup strings: a message containing "[bold]" must print as typed.
-        table.add_row(*(Text(wrapped(row[index], widths[at]) if widths and index in wrap
+        table.add_row(*(Text(wrapped(row[index], widths[at], fold=index in fold)
+                             if widths and (index in wrap or index in fold)
                              else row[index]) for at, index in enumerate(kept)))
+    if title is not None:
+        # A line of its own, not rich's title: that one was centred over the table (the
+        # line started with spaces) and broken at the table's width, a session key
+        # people copy among them. Text, as the cells are: rich reads a string as markup,
+        # and a key "a[/b]" stopped the command with a MarkupError, "[link=URL]" put a
+        # hyperlink on the reader's screen.
+        out.print(Text(printable(title), style="table.title"), no_wrap=True,
+                  overflow="ignore", crop=False)
     # rich pads each line to the table's width: the spaces after its last cell are cut,
     # so that a copied line or a terminal's scrollback holds none.
     for line in out.render_lines(table, pad=False, new_lines=False):
@@ -239,16 +249,18 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
 
 
 def prints_table(rows: list[list[str]], headers: list[str], *, whole: bool = False,
-                 wrap: tuple[int, ...] = (), optional: tuple[int, ...] = ()) -> bool:
+                 wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
+                 optional: tuple[int, ...] = ()) -> bool:
     """Whether ``print_rows`` prints these rows as a table, not as the plain lines: a
     command asks the node for what only the plain lines show when they will be printed."""
     if not rows or not is_terminal():
         return False
     rows = [[printable(cell) for cell in row] for row in rows]
-    return not whole or _layout(headers, rows, wrap, optional) is not None
+    return not whole or _layout(headers, rows, wrap, fold, optional) is not None
 
 
 def _layout(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
+            fold: tuple[int, ...],
             optional: tuple[int, ...]) -> tuple[list[int], list[int]] | None:
     """The columns a whole table shows on this terminal (all, else fewer of the
     ``optional`` ones, in their order) and their widths (``_column_widths``, with the
@@ -264,7 +276,8 @@ def _layout(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
         widths = _column_widths([headers[index] for index in kept],
                                 [[row[index] for index in kept] for row in rows],
                                 tuple(at for at, index in enumerate(kept) if index in wrap),
-                                width, left + right)
+                                width, left + right,
+                                tuple(at for at, index in enumerate(kept) if index in fold))
         if widths is not None:
             return kept, widths
     return None
@@ -278,9 +291,10 @@ _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
 _WORD = re.compile(rf"{_TIME}\S*|\S+")
 
 
-def wrapped(cell: str, width: int) -> str:
+def wrapped(cell: str, width: int, *, fold: bool = False) -> str:
     """``cell`` broken into lines of at most ``width`` terminal cells, between words,
-    none of which is broken (a word wider than ``width`` takes a line of its own).
+    none of which is broken (a word wider than ``width`` takes a line of its own), unless
+    ``fold``: then such a word is broken between characters.
 
     >>> print(wrapped("revoked 2026-12-02 12:00:00.000Z", 24))
     revoked
@@ -292,26 +306,43 @@ def wrapped(cell: str, width: int) -> str:
     >>> print(wrapped("家族のノート アプリ", 12))
     家族のノート
     アプリ
+    >>> print(wrapped("see https://example.com/a/b ok", 12, fold=True))
+    see
+    https://exam
+    ple.com/a/b
+    ok
     """
     from rich.cells import cell_len
 
+    def pieces(word: str) -> list[str]:
+        if not fold or cell_len(word) <= width:
+            return [word]
+        found = [""]
+        for char in word:  # by terminal cells: 家 takes two
+            if found[-1] and cell_len(found[-1] + char) > width:
+                found.append("")
+            found[-1] += char
+        return found
+
     lines: list[str] = []
     for word in _WORD.findall(cell):
-        if lines and cell_len(lines[-1]) + 1 + cell_len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
+        for piece in pieces(word):
+            if lines and cell_len(lines[-1]) + 1 + cell_len(piece) <= width:
+                lines[-1] += " " + piece
+            else:
+                lines.append(piece)
     return "\n".join(lines)
 
 
 def _column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
-                   width: int, padding: int) -> list[int] | None:
+                   width: int, padding: int, fold: tuple[int, ...] = ()) -> list[int] | None:
     """The width of each column of a table of whole cells that fits ``width`` (``padding``
     between two columns, none at the edges), or None if none does. A column takes its
     widest cell; the columns in ``wrap`` give up columns, the widest first, down to
-    their longest word (a time is one), and any column down to its header's longest
-    word ("bytes out" over two lines). rich's own shrinking takes no minimum: it
-    narrowed the widest column below a word's width, and cut the word with "…".
+    their longest word (a time is one), those in ``fold`` further, and any column down to
+    its header's longest word ("bytes out" over two lines). rich's own shrinking takes no
+    minimum: it narrowed the widest column below a word's width, and cut the word with
+    "…".
 
     >>> _column_widths(["id", "bytes out"], [["3f9c0a1b", "1331"]], (), 15, 2)
     [8, 5]
@@ -324,9 +355,10 @@ def _column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, .
 
     widths = [max(cell_len(cell) for cell in [header, *(row[index] for row in rows)])
               for index, header in enumerate(headers)]
-    least = [max(longest_word([header]),
-                 longest_word([row[index] for row in rows]) if index in wrap
-                 else max((cell_len(row[index]) for row in rows), default=0))
+    least = [longest_word([header]) if index in fold
+             else max(longest_word([header]),
+                      longest_word([row[index] for row in rows]) if index in wrap
+                      else max((cell_len(row[index]) for row in rows), default=0))
              for index, header in enumerate(headers)]
     excess = sum(widths) + padding * (len(widths) - 1) - width
     while excess > 0:

@@ -85,8 +85,11 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
     if as_json:
         print_json_lines(found)
     else:
+        # Whole positions and times: on a terminal too narrow for them, the plain lines.
+        # A kind breaks before "(unknown kind)", a summary anywhere (a long URL).
         print_rows([event_row(event) for event in found],
-                   ["position", "time", "kind", "summary"], title=session)
+                   ["position", "time", "kind", "summary"], title=session, whole=True,
+                   wrap=(2,), fold=(3,))
         if not found:
             note(f"no events in {session} after position {after or 0}")
     more_hint(more, following, "events")
@@ -141,8 +144,10 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
         print_json_lines([session_row(item) for item in found])
     else:
         shown = [item for item in found if not item.get("forgotten")]
+        # Whole keys, which people copy into `events KEY`: one too long for the
+        # terminal gets the plain lines, which the terminal wraps (a copy takes it whole).
         print_rows([[str(item.get("index")), str(item.get("session_key"))] for item in shown],
-                   ["index", "session"])
+                   ["index", "session"], whole=True)
         hidden = len(found) - len(shown)
         if hidden:
             note(f"{hidden} {'session' if hidden == 1 else 'sessions'} whose every event "

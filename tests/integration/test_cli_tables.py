@@ -233,3 +233,41 @@ def test_the_devices_table_gives_its_times_to_the_minute(listed_node: NodeProces
     assert stamp not in "\n".join(lines), lines
     piped = ok(run_cli(listed_node, "devices")).splitlines()
     assert piped[1].endswith(f"added by this device, {stamp}"), piped
+
+
+#: A session key too long for an 80-column table beside its index (111 characters).
+LONG_KEY = "tg:" + "verylongsessionkey" * 6
+
+
+def test_a_long_session_key_and_the_times_stay_whole(node: NodeProcess) -> None:
+    """People copy a key from ``sessions`` into ``events KEY``: on 80 columns the table
+    cut it with "…"; ``events`` on 40 cut the time, and its title (the key, centred)
+    broke at the table's width. Too narrow for a whole cell, the plain lines."""
+    ok(run_cli(node, "append", LONG_KEY, "agent_response", "content=ok", "model=m1"))
+    (event,) = [json.loads(line) for line in
+                ok(run_cli(node, "events", LONG_KEY, "--json")).splitlines()]
+    (session,) = [json.loads(line) for line in
+                  ok(run_cli(node, "sessions", "--json")).splitlines()]
+    listed = on_terminal(node, "sessions", columns=80)
+    assert listed == [f"{session['index']}  {LONG_KEY}"], listed
+    wide = on_terminal(node, "events", LONG_KEY, columns=120)
+    assert wide[0] == LONG_KEY, wide  # a line of its own, whole: the terminal wraps it
+    assert wide[1].split() == ["position", "time", "kind", "summary"], wide
+    assert when(event["timestamp"]) in wide[2] and "…" not in "\n".join(wide), wide
+    narrow = on_terminal(node, "events", LONG_KEY, columns=40)
+    assert narrow == [f"{event['position']}  {when(event['timestamp'])}  agent_response  "
+                      "ok [m1]"], narrow
+
+
+def test_a_long_word_in_a_summary_is_broken_not_cut(node: NodeProcess) -> None:
+    """A URL wider than the summary column goes on over lines, between characters; the
+    position, time and kind beside it stay whole."""
+    content = "see https://example.com/" + "a" * 60
+    ok(run_cli(node, "append", "s1", "message_received", f"content={content}"))
+    lines = on_terminal(node, "events", "s1", columns=80)
+    assert lines[0] == "s1", lines
+    assert max(cell_len(line) for line in lines) <= 80, lines
+    start = lines[1].index("summary")
+    assert "".join(line[start:].strip() for line in lines[2:]) == content.replace(" ", ""), \
+        lines
+    assert "…" not in "\n".join(lines), lines

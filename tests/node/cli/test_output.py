@@ -41,6 +41,8 @@ def test_control_characters_in_content_are_shown_not_obeyed(
     """Content comes from whoever can write to a session: an escape sequence in it would
     retitle, clear or rewrite the terminal of whoever lists the events."""
     monkeypatch.setattr("node.cli.output.is_terminal", lambda: terminal)
+    # Room for the escapes in the table's summary: the runner's COLUMNS (20 to 60) cut it.
+    monkeypatch.setenv("COLUMNS", "120")
     hostile = "T\x1b]0;PWNED\x07\x1b[2J\x9b31m"
     event = {"position": 1, "timestamp": "2026-12-01T10:00:00.000Z",
              "kind": {"type": "message_received", "content": hostile}}

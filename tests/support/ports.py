@@ -13,7 +13,10 @@ another checkout) claims blocks of ``PORT_BLOCK`` ports for as long as it lives,
 out ports of its own blocks only. A claim is an abstract Unix socket bound to the block's
 name: the kernel lets one process at a time hold it, across users and checkouts, in the
 network namespace the ports belong to, and lets it go when the process ends, however it
-ends. Where there are no abstract sockets (not Linux), ports are handed out unclaimed.
+ends. Where there are no abstract sockets (not Linux), a claim is a lock (``lockf``) on
+the block's file in ``CLAIMS_DIR``, which the system lets go when the process ends too
+(a block whose file another user made, not open to this one, counts as held). Where
+there are neither (no ``fcntl``), ports are handed out unclaimed.
 
     >>> free_port() != free_port()
     True
@@ -24,16 +27,28 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
+import tempfile
+from typing import IO
 
 from node.ports import PORTS_FROM, is_free, kernel_port, local_ports_start
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks either
+    fcntl = None  # type: ignore[assignment]
 
 TEST_PORTS_FROM = PORTS_FROM
 #: Ports claimed at a time by one test process.
 PORT_BLOCK = 100
 #: The abstract socket name of a claim, ``%d`` the block's first port.
 CLAIM_NAME = "\0clawsync-test-ports-%d"
+#: Whether claims are abstract Unix sockets (Linux's own); else locks on files.
+ABSTRACT_CLAIMS = sys.platform.startswith("linux")
+#: Where claims are locks: the folder of the blocks' files, one per block.
+CLAIMS_DIR = os.path.join(tempfile.gettempdir(), "clawsync-test-ports")
 
-_claims: list[socket.socket] = []  # held open: the claims last as long as the process
+_claims: list[socket.socket | IO[bytes]] = []  # held open: the claims last as long as the process
 _blocks: list[int] = []  # first ports of this process's blocks, in the order claimed
 _next = 0  # index, in this process's blocks' ports, of the next port to try
 
@@ -41,6 +56,8 @@ _next = 0  # index, in this process's blocks' ports, of the next port to try
 def _claim(start: int) -> bool | None:
     """Claim the block from ``start``: True if this process now holds it, False if
     another does, None where claims cannot be made."""
+    if not ABSTRACT_CLAIMS:
+        return _lock(start)
     try:
         claim = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     except (AttributeError, OSError):
@@ -54,14 +71,41 @@ def _claim(start: int) -> bool | None:
     return True
 
 
+def _lock(start: int) -> bool | None:
+    """Claim the block from ``start`` by a lock on its file in ``CLAIMS_DIR``."""
+    if fcntl is None:
+        return None
+    try:
+        os.makedirs(CLAIMS_DIR, exist_ok=True)
+        claim = open(os.path.join(CLAIMS_DIR, str(start)), "ab")  # noqa: SIM115 (held)
+    except PermissionError:
+        return False  # another user's file: held or not, not ours to lock
+    except OSError:
+        return None
+    try:
+        fcntl.lockf(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        # Closing it lets go of no lock of ours: this process holds none on a block
+        # it does not count as its own.
+        claim.close()
+        return False if error.errno in (errno.EACCES, errno.EAGAIN) else None
+    _claims.append(claim)
+    return True
+
+
+def _first_block(starts: list[int]) -> int:
+    """The index, in ``starts``, of the block the search for one to claim starts at: at
+    random, so runs one after another use other ports."""
+    return int.from_bytes(os.urandom(4), "big") % len(starts)
+
+
 def _claim_a_block(ports: range) -> bool:
-    """Claim one more block of ``ports`` not held by any process, starting the search at a
-    random block (runs one after another use other ports); False if there is none."""
+    """Claim one more block of ``ports`` not held by any process; False if there is none."""
     starts = [start for start in range(ports.start, ports.stop - PORT_BLOCK + 1, PORT_BLOCK)
               if start not in _blocks]
     if not starts:
         return False
-    first = int.from_bytes(os.urandom(4), "big") % len(starts)
+    first = _first_block(starts)
     for start in starts[first:] + starts[:first]:
         claimed = _claim(start)
         if claimed is False:
@@ -80,8 +124,12 @@ def free_port() -> int:
     if len(ports) < 1000:
         return kernel_port()
     while True:
-        if _next >= len(_blocks) * PORT_BLOCK and not _claim_a_block(ports):
-            break  # no block left to claim: the ports of this process's own again
+        if _next >= len(_blocks) * PORT_BLOCK:
+            if not _claim_a_block(ports):
+                break  # no block left to claim: the ports of this process's own again
+            # From the new block's first port: while every block was taken, the ports
+            # of this process's own were gone through again, past the end of them.
+            _next = (len(_blocks) - 1) * PORT_BLOCK
         while _next < len(_blocks) * PORT_BLOCK:
             block, offset = divmod(_next, PORT_BLOCK)
             _next += 1

@@ -200,7 +200,16 @@ class Driver:
                     out = await self.on_link(runner, machine.local_appended, self._now())
                 else:
                     out = await self.on_link(runner, machine.tick, self._now())
-                await self._send(link, out)
+                try:
+                    await self._send(link, out)
+                except LinkClosed:
+                    if link.closed:
+                        # The peer closed the link: its close frame, read ahead of this
+                        # loop, was answered, and that closed ours. What it sent before
+                        # is taken in still: a removed device's last push may be among
+                        # it, the only word of its removal a device that dials no one gets.
+                        await self._take_in(runner, ahead, receiving)
+                    raise
                 await self.save_checkpoint(runner)
         except PeerFault as fault:
             await link.close(f"protocol fault: {fault}")  # so its operator sees why
@@ -215,6 +224,19 @@ class Driver:
                 await ahead.close()
             finally:
                 await link.close(runner.drop or "")
+
+    async def _take_in(self, runner: Runner, ahead: Ahead,
+                       receiving: asyncio.Future[tuple[Prepared, float]]) -> None:
+        """Handle the messages ``ahead`` read before the link ended (``receiving``, the
+        next of them), answering none: the link is closed."""
+        while True:
+            try:
+                received = await receiving
+            except LinkClosed:
+                return
+            ahead.taken()
+            await self._received(runner, received)
+            receiving = asyncio.ensure_future(ahead.next())
 
     async def _received(self, runner: Runner, received: tuple[Prepared, float]
                         ) -> list[bytes]:

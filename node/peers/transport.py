@@ -136,6 +136,11 @@ class Link:
         #: on a plain http:// address, where no certificate is asked for.
         self.peer_certified = False
 
+    @property
+    def closed(self) -> bool:
+        """Whether the websocket is closing or closed (by either side)."""
+        return self._ws.closed
+
     async def send(self, data: bytes) -> None:
         try:
             async with asyncio.timeout(self._send_timeout_s):

@@ -111,6 +111,13 @@ async def told_only_its_removal(a: RunningNode, b: RunningNode, third: RunningNo
     assert third.astore.node_id not in held_b  # nothing else it lacked
 
 
+async def woken_no_more(link: Runner) -> None:
+    """Wait until ``link`` took its wake (the last commit's): it pushes nothing unasked."""
+    async with asyncio.timeout(DEADLINE_S):
+        while link.wake.is_set():
+            await asyncio.sleep(0.01)
+
+
 def link_to(node: RunningNode, device_id: str) -> Runner:
     """``node``'s one link to the device ``device_id``."""
     [link] = [runner for runner in node.gossip.runners.values()
@@ -369,6 +376,47 @@ async def test_a_removed_devices_last_push_goes_up_to_its_removal_record(
     held = await b.astore.read(lambda s: {**s.version, **s.retired})
     assert held[own] == link.removal_push[own]  # through the retirement of its origin
     assert third.astore.node_id not in held  # nothing else it lacked
+
+
+async def test_a_removed_device_takes_in_the_last_push_though_its_own_send_failed(
+        make_node: NodeFactory, event_body: EventFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The removed device reads the last push and the close after it ahead of its link's
+    loop, and answers the close: its next message fails to go out (a hello, its pull).
+    What the peer sent before closing is taken in still: it learns its removal."""
+    a = await make_node(cluster_secret=SECRET, sync=QUIET)
+    b = await make_node(cluster_secret=SECRET, sync=dataclasses.replace(
+        FAST, pull_interval_s=0.05))  # it pulls, with a hello, all the time
+    third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
+    await dial_until_even(a, b, phone, b_origin)
+    link = a.gossip.runners[f"url:{b.url}"]
+    other_end = await accepted(b)
+    await woken_no_more(other_end)  # its next call on the writer is a tick: a pull
+    asked: list[str] = []  # the calls asked of b's writer, by name
+    write = b.astore.write
+
+    async def recorded(call: Callable[[EventStore], T]) -> T:
+        asked.append(getattr(call, "__qualname__", ""))
+        return await write(call)
+
+    monkeypatch.setattr(b.astore, "write", recorded)
+    async with asyncio.timeout(DEADLINE_S):
+        while True:  # b's link waits for the writer, with a pull (not a's answer to one)
+            asked.clear()
+            writer = HeldWriter()
+            await writer.hold(b, lambda _store: None)
+            while not (calls := [name for name in asked if name.startswith("Driver.")]):
+                await asyncio.sleep(0.01)
+            if calls[0] == "Driver.on_link.<locals>.call":
+                break
+            await writer.release()
+    stored, _ = await a.gossip.membership.remove(phone, "lost")
+    assert stored is not None
+    async with asyncio.timeout(DEADLINE_S):  # the last push sent, and the close answered
+        while link.state != "down":
+            await asyncio.sleep(0.01)
+    await writer.release()
+    await told_only_its_removal(a, b, third, link, b_origin)
 
 
 async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothing_else(

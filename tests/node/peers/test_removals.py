@@ -222,6 +222,7 @@ async def test_a_push_a_hello_of_the_removed_device_asked_for_sends_nothing_else
     link = a.gossip.runners[f"url:{b.url}"]
     other_end = await accepted(b)
     items = await own_events(third)
+    await woken_no_more(link)  # nor is its next call a push of what a commit stored
     asked: list[str] = []  # the calls asked of a's writer, by name
     write = a.astore.write
 

@@ -30,7 +30,7 @@ from node.peers.transport import (
     fetch_members,
 )
 from sync.peer.config import SyncConfig
-from tests.support.processes import free_port
+from tests.node.peers.support import serving
 
 SECRET = "cluster-secret-" + "k" * 24
 TOKEN = "api-token-" + "t" * 24
@@ -53,16 +53,8 @@ async def answering(status: int, pieces: Sequence[bytes]) -> AsyncIterator[str]:
         await reply.write_eof()
         return reply
 
-    app = web.Application()
-    app.router.add_get(MEMBERS_PATH, members)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(members) as url:
+        yield url
 
 
 async def fetch(status: int, pieces: Sequence[bytes]) -> object:

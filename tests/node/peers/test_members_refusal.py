@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 
 from node.peers.dial_words import REFUSAL_BYTES_MAX, REFUSAL_CHARS_MAX
-from node.peers.transport import MEMBERS_PATH, LinkClosed, fetch_members
+from node.peers.transport import LinkClosed, fetch_members
 from sync.peer.config import SyncConfig
-from tests.support.processes import free_port
+from tests.node.peers.support import serving
 
 
 @contextlib.asynccontextmanager
@@ -24,16 +24,8 @@ async def refusing(status: int, body: bytes) -> AsyncIterator[str]:
     async def members(request: web.Request) -> web.Response:
         return web.Response(status=status, body=body, content_type="text/html")
 
-    app = web.Application()
-    app.router.add_get(MEMBERS_PATH, members)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(members) as url:
+        yield url
 
 
 async def refusal(status: int, body: bytes) -> str:

@@ -289,19 +289,7 @@ def test_a_second_export_at_once_is_named_as_such(
     """A second ``clawsync openclaw export`` into the same folder while one writes: it is
     refused as another export, not as an OpenClaw process, and writes nothing."""
     data, b = imported(tmp_path)
-    second: list[subprocess.CompletedProcess[str]] = []
-    write = node.cli.openclaw_run.export_transcript
-
-    def write_beside_another(*args: Any) -> Any:
-        second.append(subprocess.run(
-            [sys.executable, "-m", "tests.support.private_locks", str(locks), "openclaw",
-             "export", KEY, "--state-dir", str(b), "--data-dir", str(data)],
-            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S,
-            check=False))
-        assert not (b / "agents" / "main" / "sessions").exists()
-        return write(*args)
-
-    monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_beside_another)
+    second = export_beside_another(monkeypatch, b, data, locks)
     code, output = export(b, data)
     assert code == 0, output
     [refused] = second
@@ -319,19 +307,7 @@ def test_two_exports_are_kept_apart_where_the_lock_folder_cannot_be_made(
     export, by the lock on the state folder itself; it writes nothing."""
     data, b = imported(tmp_path)
     monkeypatch.setattr("node.openclaw.state_locks.LOCKS_ROOT", Path("/proc"))
-    second: list[subprocess.CompletedProcess[str]] = []
-    write = node.cli.openclaw_run.export_transcript
-
-    def write_beside_another(*args: Any) -> Any:
-        second.append(subprocess.run(
-            [sys.executable, "-m", "tests.support.private_locks", "/proc", "openclaw",
-             "export", KEY, "--state-dir", str(b), "--data-dir", str(data)],
-            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S,
-            check=False))
-        assert not (b / "agents" / "main" / "sessions").exists()
-        return write(*args)
-
-    monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_beside_another)
+    second = export_beside_another(monkeypatch, b, data, Path("/proc"))
     code, output = export(b, data)
     assert code == 0, output
     assert "cannot be made (No such file or directory)" in output
@@ -405,6 +381,27 @@ def test_a_writer_holding_the_locks_is_named_when_they_are_taken(
             in output)
     assert "it holds a lock on the folder itself): let it finish, then export" in output
     assert not (b / "agents" / "main" / "sessions").exists()
+
+
+def export_beside_another(monkeypatch: pytest.MonkeyPatch, b: Path, data: Path,
+                          locks: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Makes the next export into ``b`` run, once it writes, a second export of it in
+    another process (its lock root ``locks``), which must have written nothing by then;
+    what that second export gave, once the first is done."""
+    second: list[subprocess.CompletedProcess[str]] = []
+    write = node.cli.openclaw_run.export_transcript
+
+    def write_beside_another(*args: Any) -> Any:
+        second.append(subprocess.run(
+            [sys.executable, "-m", "tests.support.private_locks", str(locks), "openclaw",
+             "export", KEY, "--state-dir", str(b), "--data-dir", str(data)],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S,
+            check=False))
+        assert not (b / "agents" / "main" / "sessions").exists()
+        return write(*args)
+
+    monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_beside_another)
+    return second
 
 
 #: A writer holding the locks of a state folder (argv[1]) under a lock root (argv[2]).

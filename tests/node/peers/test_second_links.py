@@ -4,10 +4,12 @@ link belongs to the device that closed it, not to the node its address stood for
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
-from node.peers.runner import SecondLink, linked_nodes
+from node.peers.runner import Runner, SecondLink, linked_nodes
 from node.peers.transport import Proven
-from tests.node.conftest import NodeFactory
+from tests.node.conftest import NodeFactory, RunningNode
 from tests.node.peers.support import DEADLINE_S, FAST
 from tests.support.processes import free_port
 
@@ -25,13 +27,7 @@ async def test_a_second_link_closed_by_another_device_outlives_the_old_nodes_lin
     async with asyncio.timeout(DEADLINE_S):
         while not {x_id, y_id} <= linked_nodes(hub.gossip.runners.values()):
             await asyncio.sleep(0.01)
-    url = f"http://127.0.0.1:{free_port()}"
-    dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
-    try:
-        device = y.gossip.device
-        dial.state, dial.second_link = "down", SecondLink(device.device_id, x_id)
-        dial.device = Proven(device.device_id, device.public_key)
-        dial.machine.peer_node = hub.gossip.learning.members[url] = x_id
+    async with closed_by(hub, y, x_id) as (url, dial):
         [x_link] = [r for r in hub.gossip.runners.values() if r.linked_to == x_id]
         x_link.drop = "test: the link ends"
         x_link.wake.set()
@@ -41,8 +37,6 @@ async def test_a_second_link_closed_by_another_device_outlives_the_old_nodes_lin
         assert dial.second_link is not None
         hub.gossip.pairing.dial_ended(dial)  # its end handled now
         assert hub.gossip.learning.reached_as == {y_id: {url}}
-    finally:
-        hub.gossip.runners.pop(dial.key)
 
 
 async def test_a_second_link_closed_by_a_device_is_not_held_by_a_keyless_node(
@@ -62,6 +56,18 @@ async def test_a_second_link_closed_by_a_device_is_not_held_by_a_keyless_node(
             await asyncio.sleep(0.01)
     [x_link] = [r for r in hub.gossip.runners.values() if r.linked_to == x_id]
     x_link.device = None
+    async with closed_by(hub, y, x_id) as (_url, dial):
+        hub.gossip.pairing.dial_ended(dial)
+        assert hub.gossip.learning.reached_as == {}
+        assert dial.second_link is None
+
+
+@contextlib.asynccontextmanager
+async def closed_by(hub: RunningNode, y: RunningNode,
+                    x_id: str) -> AsyncIterator[tuple[str, Runner]]:
+    """A dial of the hub's, down, at a fresh address where x (``x_id``) was reached before,
+    whose last link y's device closed as a second link; its address and runner, dropped
+    from the hub's runners after."""
     url = f"http://127.0.0.1:{free_port()}"
     dial = await hub.gossip._new_runner(f"url:{url}", url, "out", checkpoint_key=None)
     try:
@@ -69,8 +75,6 @@ async def test_a_second_link_closed_by_a_device_is_not_held_by_a_keyless_node(
         dial.state, dial.second_link = "down", SecondLink(device.device_id, x_id)
         dial.device = Proven(device.device_id, device.public_key)
         dial.machine.peer_node = hub.gossip.learning.members[url] = x_id
-        hub.gossip.pairing.dial_ended(dial)
-        assert hub.gossip.learning.reached_as == {}
-        assert dial.second_link is None
+        yield url, dial
     finally:
         hub.gossip.runners.pop(dial.key)

@@ -31,7 +31,8 @@ _EMPTY_EFFECTS = {
     "cluster_secret": "no cluster secret: peers linking by the secret are refused"}
 
 
-def _param(ctx: click.Context, name: str) -> click.Parameter:
+def param_named(ctx: click.Context, name: str) -> click.Parameter:
+    """The parameter of ``ctx``'s command that sets ``name``."""
     return next(param for param in ctx.command.params if param.name == name)
 
 
@@ -44,7 +45,7 @@ def _is_set_empty(ctx: click.Context, param: click.Parameter) -> bool:
 def set_empty(ctx: click.Context, name: str) -> bool:
     """Whether setting ``name``'s variable is set but empty and would be read (the option
     was not typed)."""
-    return _is_set_empty(ctx, _param(ctx, name))
+    return _is_set_empty(ctx, param_named(ctx, name))
 
 
 def _refusal(ctx: click.Context, param: click.Parameter) -> click.UsageError:
@@ -84,7 +85,7 @@ def refuse_set_empty(ctx: click.Context, name: str) -> None:
     for a command that reads it only now and then (``CLAWSYNC_NODE``: not when the
     command's own ``--node`` replaces it, nor by a command that contacts no node)."""
     if set_empty(ctx, name):
-        raise _refusal(ctx, _param(ctx, name))
+        raise _refusal(ctx, param_named(ctx, name))
 
 
 def empty_overrides(ctx: click.Context, config: Config, sources: dict[str, str],
@@ -95,7 +96,7 @@ def empty_overrides(ctx: click.Context, config: Config, sources: dict[str, str],
     mistake would otherwise open the API, or stop links with peers, with nothing said.
     ``sources``: where the token and the secret came from (``env``, ...)."""
     given = ctx.default_map or {}
-    return [{"variable": str(_param(ctx, name).envvar), "file": str(file),
+    return [{"variable": str(param_named(ctx, name).envvar), "file": str(file),
              "effect": _EMPTY_EFFECTS[name]}
             for name in EMPTY_MEANS_NONE
             if sources[name] == "env" and getattr(config, name) is None and given.get(name)]

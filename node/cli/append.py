@@ -20,6 +20,7 @@ from node.cli.common import InputError, NodeError, note, with_client
 from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines
 from node.client.errors import ClientError
+from node.empty_variables import param_named
 
 if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor aiohttp)
     from node.client.api import Client
@@ -350,9 +351,9 @@ def missing(ctx: click.Context, name: str) -> click.MissingParameter:
     """The error for SESSION or KIND left out without --file (click cannot find it: both
     are optional, as --file needs neither): ``Missing argument``, as other commands say
     it, with the kinds to choose from."""
-    [param] = [param for param in ctx.command.params if param.name == name]
     return click.MissingParameter(f"Give SESSION and KIND (or --file). The kinds and "
-                                  f"their fields:\n{kinds_table()}", ctx=ctx, param=param,
+                                  f"their fields:\n{kinds_table()}", ctx=ctx,
+                                  param=param_named(ctx, name),
                                   param_hint=f"'{name.upper()}'")  # not its metavar, '[SESSION]'
 
 

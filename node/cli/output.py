@@ -43,7 +43,7 @@ def terminal_width() -> int | None:
     """The columns of the terminal stdout is, or None where it is none (piped)."""
     if not is_terminal():
         return None
-    return console().width
+    return shutil.get_terminal_size().columns  # what ``console`` gives rich
 
 
 def console() -> Console:

@@ -19,7 +19,12 @@ from crdt.keys import type_name
 from node import checks
 from node import config as node_config
 from node import limits as node_limits
-from node.empty_variables import empty_overrides, refuse_empty_variables, set_empty
+from node.empty_variables import (
+    empty_overrides,
+    param_named,
+    refuse_empty_variables,
+    set_empty,
+)
 from node.interrupt import die_of
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
@@ -52,9 +57,8 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         values = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"cannot read {path}: {error}") from None
-    tables: dict[str, set[str]] = {}
+    tables: dict[str, dict[str, str]] = {}  # per table: its settings -> the keys that gave them
     ctx.meta[_FILE_TABLES] = tables
-    sync_keys: dict[str, str] = {}  # [sync]'s settings -> the keys that gave them
     for name, kind in node_limits.LIMIT_TABLES.items():
         # A table's name, like its keys, may be written with - for _ ([automerge-limits]);
         # errors name it as written.
@@ -67,15 +71,13 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
             table = values.pop(where)
             if not isinstance(table, dict):
                 raise click.BadParameter(f"{path}: {where} must be a table: [{where}]")
-            tables[name] = {key.replace("-", "_") for key in table}
-            if name == "sync":
-                sync_keys = {key.replace("-", "_"): key for key in table}
+            tables[name] = {key.replace("-", "_"): key for key in table}
         else:
             table = {}
         try:
             ctx.meta[name] = node_limits.limits_from(table, kind, where)
             if name == "sync":
-                _check_sync_ranges(ctx, ctx.meta[name], sync_keys)
+                _check_sync_ranges(ctx, ctx.meta[name], tables.get(name, {}))
         except ValueError as error:
             raise click.BadParameter(f"{path}: {error}") from None
     # Not settings: a file that said print_config = true would print and exit, never
@@ -83,6 +85,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     params = {param.name: param for param in ctx.command.params
               if param.name not in ("config", "print_config")}
     named: dict[str, str] = {}  # setting -> the key of the file that gave it
+    sync_keys = tables.get("sync", {})
     for key in values:
         name = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
         if name in named:  # TOML keeps both: which one was meant is not known
@@ -205,7 +208,7 @@ def _source_hint(ctx: click.Context, option: click.Option) -> str:
 
 def _option(ctx: click.Context, name: str) -> click.Option:
     """The option of ``ctx``'s command that sets ``name``."""
-    found = next(param for param in ctx.command.params if param.name == name)
+    found = param_named(ctx, name)
     assert isinstance(found, click.Option)
     return found
 
@@ -476,7 +479,7 @@ def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dic
         for param in ctx.command.params
         if param.name is not None and param.name not in ("config", "print_config")}
     sources.update(decided)
-    tables: dict[str, set[str]] = ctx.meta.get(_FILE_TABLES, {})
+    tables: dict[str, dict[str, str]] = ctx.meta.get(_FILE_TABLES, {})
     keys = {name: {field.name: "file" if field.name in tables.get(name, ()) else "default"
                    for field in fields(kind)}
             for name, kind in node_limits.LIMIT_TABLES.items()}

@@ -43,9 +43,6 @@ READER_GONE = (errno.EIO, errno.EPIPE)
 #: EAGAIN); any other write error (a log file's disk failing or full). The last two try
 #: the next line again.
 REASONS = ("reader_gone", "would_block", "write_error")
-#: Seconds the process waits as it exits for the lines still queued: a reader that
-#: stalled takes none of them, and the node must still exit.
-EXIT_FLUSH_S = 2.0
 #: Seconds the writer thread waits for a line before it ends (the next line starts
 #: another): a stream no longer logged to (a test's, one replaced) keeps no thread.
 WRITER_IDLE_S = 5.0

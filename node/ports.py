@@ -16,6 +16,8 @@ from pathlib import Path
 PORTS_FROM = 20000
 #: Random ports tried before the kernel is asked for one.
 PORT_TRIES = 50
+#: The fewest ports below the kernel's range worth picking from; fewer, and the kernel picks.
+ROOM_MIN = 1000
 _PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
@@ -53,7 +55,7 @@ def free_port() -> int:
     True
     """
     below = local_ports_start()
-    if below - PORTS_FROM >= 1000:
+    if below - PORTS_FROM >= ROOM_MIN:
         for _ in range(PORT_TRIES):
             port = random.randrange(PORTS_FROM, below)
             if is_free(port):

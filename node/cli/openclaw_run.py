@@ -323,11 +323,9 @@ def _let_go(state: Path, error: StateLockHeld) -> InputError:
     ``/proc/locks``): any process may hold it."""
     if error.folder:
         return _folder_held(state, "")
-    who = ("another `clawsync openclaw export` was writing into" if error.writer
-           else "an OpenClaw process was working on")
     return InputError(
-        f"{who} {state} (it held {error.path} when this export tried to take it, and has "
-        "let go since): nothing was written; export again")
+        f"an OpenClaw process was working on {state} (it held {error.path} when this "
+        "export tried to take it, and has let go since): nothing was written; export again")
 
 
 def _unreadable_lock(error: StateLockUnreadable) -> InputError:

@@ -120,11 +120,8 @@ def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
         mark = _ask(fd, state, WRITER_MARK_OFFSET, 1)
         if mark is not None and mark.pid == pid:
             return True
-    for path in paths:
-        with contextlib.suppress(StateLockUnreadable):
-            mark = _held(path, WRITER_MARK_OFFSET)
-            if mark is not None and mark.pid == pid:
-                return True
+    if any(_marked_by(path, pid) for path in paths):
+        return True
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -236,15 +233,18 @@ def _flock_pid(locks: str, device: int, inode: int) -> int | None:
 def _marked_writer(held: HeldLock) -> HeldLock:
     """``held``, marked a writer's if its process holds a writer's mark on its file
     (``state_locks._mark``), whether or not that writer holds the state folder's lock."""
-    if held.pid <= 0:
-        return held  # no process to compare with
-    try:
-        mark = _held(held.path, WRITER_MARK_OFFSET)
-    except StateLockUnreadable:
-        return held
-    if mark is None or mark.pid != held.pid:
-        return held
+    if held.pid <= 0 or not _marked_by(held.path, held.pid):
+        return held  # no process to compare with, or not a writer's
     return HeldLock(held.path, held.pid, writer=True)
+
+
+def _marked_by(path: Path, pid: int) -> bool:
+    """Whether the process ``pid`` holds the writer's mark on the lock file ``path``."""
+    try:
+        mark = _held(path, WRITER_MARK_OFFSET)
+    except StateLockUnreadable:
+        return False
+    return mark is not None and mark.pid == pid
 
 
 def _held(path: Path, start: int = 0) -> HeldLock | None:

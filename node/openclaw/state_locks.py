@@ -89,16 +89,19 @@ class StateLockHeld(StateFolderError):
     """Another process held one of the per-machine locks, or the state folder's own
     (``path`` the folder then, and ``folder`` true), when this one tried to take it:
     ``held``, that process, unless it let go before it could be named, or the system does
-    not say (``flock`` where there is no ``/proc/locks``). ``writer``: it is another
+    not say (``flock`` where there is no ``/proc/locks``). ``writer``: ``held`` is another
     writer (``holding_state_locks``), not an OpenClaw process; for the folder's lock,
     only when that is known, as any process may take it."""
 
-    def __init__(self, path: Path, held: HeldLock | None, *, writer: bool = False,
-                 folder: bool = False) -> None:
-        who = ("another writer" if writer else "a process" if folder
+    def __init__(self, path: Path, held: HeldLock | None, *, folder: bool = False) -> None:
+        self.path, self.held, self.folder = path, held, folder
+        who = ("another writer" if self.writer else "a process" if folder
                else "an OpenClaw process")
         super().__init__(f"{who} holds {'a lock on ' if folder else ''}{path}")
-        self.path, self.held, self.writer, self.folder = path, held, writer, folder
+
+    @property
+    def writer(self) -> bool:
+        return self.held is not None and self.held.writer
 
 
 def lock_paths(state: Path, uid: int, root: Path = LOCKS_ROOT) -> list[Path]:
@@ -257,8 +260,7 @@ def _take_folder_lock(state: Path, paths: list[Path]) -> tuple[int | None, str |
         try:
             if error.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
                 held = folder_lock_holder(state, fd, paths)
-                raise StateLockHeld(state, held, writer=held is not None and held.writer,
-                                    folder=True) from None
+                raise StateLockHeld(state, held, folder=True) from None
             return None, _folder_lock_lost(state, error)
         finally:
             os.close(fd)
@@ -301,7 +303,7 @@ def _take(path: Path) -> sqlite3.Connection:
         connection.close()
         if error.sqlite_errorcode == sqlite3.SQLITE_BUSY:
             held = lock_file_holder(path)
-            raise StateLockHeld(path, held, writer=held is not None and held.writer) from None
+            raise StateLockHeld(path, held) from None
         raise unreadable(path, OSError(None, str(error))) from None
     return connection
 

@@ -31,7 +31,7 @@ import sys
 import tempfile
 from typing import IO
 
-from node.ports import PORTS_FROM, is_free, kernel_port, local_ports_start
+from node.ports import PORTS_FROM, ROOM_MIN, is_free, kernel_port, local_ports_start
 
 try:
     import fcntl
@@ -121,7 +121,7 @@ def free_port() -> int:
     below its range, or every port of this process's blocks is in use)."""
     global _next
     ports = range(TEST_PORTS_FROM, local_ports_start())
-    if len(ports) < 1000:
+    if len(ports) < ROOM_MIN:
         return kernel_port()
     while True:
         if _next >= len(_blocks) * PORT_BLOCK:

@@ -229,14 +229,17 @@ class Driver:
                        receiving: asyncio.Future[tuple[Prepared, float]]) -> None:
         """Handle the messages ``ahead`` read before the link ended (``receiving``, the
         next of them), answering none: the link is closed."""
-        while True:
-            try:
-                received = await receiving
-            except LinkClosed:
-                return
-            ahead.taken()
-            await self._received(runner, received)
-            receiving = asyncio.ensure_future(ahead.next())
+        try:
+            while True:
+                try:
+                    received = await receiving
+                except LinkClosed:
+                    return
+                ahead.taken()
+                await self._received(runner, received)
+                receiving = asyncio.ensure_future(ahead.next())
+        finally:
+            receiving.cancel()  # the one made here, if handling a message failed
 
     async def _received(self, runner: Runner, received: tuple[Prepared, float]
                         ) -> list[bytes]:

@@ -94,13 +94,6 @@ class Gossip:
         #: What this node runs, told to peers in the hello.
         self.about = About(software_version(), SCHEMA_VERSION, retires=True,
                            forgets=True, signs=True)
-        # The link's loop tells the pairing, made below once the parts it tells are.
-        self.driver = Driver(config, astore,
-                             identified=lambda runner: self.pairing.identified(runner),
-                             ended=lambda runner, node: self.pairing.ended(runner, node),
-                             stopping=lambda: self.stopping)
-        #: Checks peers' batches of signatures in a worker process, started on the first.
-        self.verifier = self.driver.verifier
         self.admission = Admission(config, tls, device, membership, self.runners)
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = self.admission.removed
@@ -115,6 +108,11 @@ class Gossip:
             astore, self.runners, self.learning, self.rows, self.admission,
             reached=self._reached, stopping=lambda: self.stopping,
             learn=self._learn_from)
+        # The link's loop tells the pairing.
+        self.driver = Driver(config, astore, identified=self.pairing.identified,
+                             ended=self.pairing.ended, stopping=lambda: self.stopping)
+        #: Checks peers' batches of signatures in a worker process, started on the first.
+        self.verifier = self.driver.verifier
 
     # -- life cycle --------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -244,11 +244,8 @@ class Learning:
         until = Hold(self.rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S)
         most = self.config.sync.peers_max
         _put(self.answered, url.rstrip("/"), Answered(device_id, until), most)
-        if self.membership is None:
-            return
-        for member_id, member in self.membership.members().items():
-            if member_id != device_id and member.address is not None \
-                    and member.address.rstrip("/") == url.rstrip("/"):
+        for member_id, member in self._members_at(url):
+            if member_id != device_id:
                 held = self.elsewhere.get(member_id)
                 if held is None or held.member != member:
                     log.info("member's address answered by another device; not dialed "
@@ -323,9 +320,16 @@ class Learning:
         address is dialed on, backing off, however often it fails (a laptop that is shut
         for the night), not forgotten like one a peer listed and taken up again at the
         next members round with a fresh back-off."""
-        return self.membership is not None and any(
-            member.address is not None and member.address.rstrip("/") == url.rstrip("/")
-            for member in self.membership.members().values())
+        return any(self._members_at(url))
+
+    def _members_at(self, url: str) -> Iterator[tuple[str, Member]]:
+        """The member devices whose membership record names the address ``url``."""
+        if self.membership is None:
+            return
+        url = url.rstrip("/")
+        for member_id, member in self.membership.members().items():
+            if member.address is not None and member.address.rstrip("/") == url:
+                yield member_id, member
 
     def hold_off(self, url: str, node: str | None) -> float | None:
         """Forget the learned address ``url`` (of ``node``, if known) after its failures:

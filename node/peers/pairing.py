@@ -154,10 +154,10 @@ class Pairing:
 
     def linked_elsewhere(self, runner: Runner) -> bool:
         """Whether another link is up to the node this address last reached."""
-        return bool(self._linked(runner.node, besides=runner))
+        return self._linked(runner.node, besides=runner)
 
-    def _linked(self, node: str | None, *, besides: Runner) -> list[Runner]:
-        """The links up to ``node`` other than ``besides``."""
-        return [other for other in self.runners.values()
-                if other is not besides and other.linked_to == node]
+    def _linked(self, node: str | None, *, besides: Runner) -> bool:
+        """Whether a link other than ``besides`` is up to ``node``."""
+        return any(other is not besides and other.linked_to == node
+                   for other in self.runners.values())
 

@@ -71,17 +71,19 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         device_id = parse_device_id(value["device_id"])
         # No "address": a member keeps its own; null clears it.
         name, address = value["name"], value.get("address", KEEP)
-        if isinstance(address, str) and holds_credentials(address):
-            raise InvalidInput("holds a user name or password, which every node would "
-                               "show and log: give the node's address alone", field="address")
-        problem = address_problem(address) if isinstance(address, str) and \
-            address.startswith(("http://", "https://")) else None
-        if problem is not None:  # every peer would dial it, and fail, for good
-            raise InvalidInput(f"{address!r} {problem}", field="address")
-        base = api_path_base(address) if isinstance(address, str) else None
-        if base is not None:  # every peer would dial it, and get 404, for good
-            raise InvalidInput(f"{address!r} names an API path; give the node's own "
-                               f"address ({base!r}?)", field="address")
+        if isinstance(address, str):
+            if holds_credentials(address):
+                raise InvalidInput("holds a user name or password, which every node would "
+                                   "show and log: give the node's address alone",
+                                   field="address")
+            problem = address_problem(address) \
+                if address.startswith(("http://", "https://")) else None
+            if problem is not None:  # every peer would dial it, and fail, for good
+                raise InvalidInput(f"{address!r} {problem}", field="address")
+            base = api_path_base(address)
+            if base is not None:  # every peer would dial it, and get 404, for good
+                raise InvalidInput(f"{address!r} names an API path; give the node's own "
+                                   f"address ({base!r}?)", field="address")
         refuse_if_removed(request)
         try:
             stored, member = await devices.add(device_id, name, address)

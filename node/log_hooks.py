@@ -26,8 +26,9 @@ UNRAISABLE = "py.unraisable"
 #: and in the main thread, which ends the process (``sys.excepthook``).
 THREAD_ERRORS = "py.threading"
 UNCAUGHT = "py.uncaught"
-#: The logger of a logging handler's report of a record it failed to write (a message
-#: whose arguments do not fit it: ``logging.Handler.handleError``).
+#: The name (a logger's) of a logging handler's report of a record it failed to write
+#: (a message whose arguments do not fit it: ``logging.Handler.handleError``), which
+#: that handler writes itself (``log_handler_error``).
 LOGGING_ERRORS = "py.logging"
 #: How deep warnings are logged inside one another on one thread. A warning raised
 #: while one is being logged (by a filter, a formatter, a library's handler) is logged
@@ -77,14 +78,19 @@ def _safe_repr(value: object) -> str:
         return f"<{type(value).__name__} object>"
 
 
-def log_handler_error(record: logging.LogRecord) -> None:
-    """``handleError`` of ``node.logs``' handler: a record it failed to write (a message
-    whose arguments do not fit it) reported as a line of its own (``LOGGING_ERRORS``),
-    through the log's stream. The report names the message and where it was logged,
-    and the types of its arguments, not their values: they were never logged, and may
-    hold a secret (so may a message that is not a string: only its type is named). It
-    is logged at the record's level, ``ERROR`` at least, wherever the record got to the
-    handler (whatever the loggers' levels): the record is lost, and that is said. Its
+def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> None:
+    """``handleError`` of ``node.logs``' handler: a record ``handler`` failed to write (a
+    message whose arguments do not fit it) reported as a line of its own, named
+    ``LOGGING_ERRORS``, through that same handler: its filters, its format, its stream.
+    Not through the ``LOGGING_ERRORS`` logger: the record may have come from a logger
+    that does not propagate (``propagate = False``) and has this handler of its own,
+    whose report would then go to the root's handlers, another stream or none at all
+    (``logging.lastResort``, stderr, written from the thread that logged). The report
+    names the message and where it was logged, and the types of its arguments, not
+    their values: they were never logged, and may hold a secret (so may a message that
+    is not a string: only its type is named). It is logged at the record's level,
+    ``ERROR`` at least, wherever the record got to the handler (whatever the loggers'
+    levels): the record is lost, and that is said. Its
     traceback names the error's type and where it was raised, not its text
     (``TEXT_LEFT_OUT``), and is that error's alone, not what it was raised while
     handling: a bad log call in an ``except`` block would print the exception being
@@ -106,10 +112,11 @@ def log_handler_error(record: logging.LogRecord) -> None:
         reporter = logging.getLogger(LOGGING_ERRORS)
         path, line, function, _ = reporter.findCaller()
         # At the record's level, ERROR at least, and past the loggers' levels as the
-        # record itself was (``handle``, not ``error``): at ERROR alone, a CRITICAL
-        # record under ``--log-level critical`` would be lost with its report, unseen
-        # and uncounted; so would one of a logger set lower than the root.
-        reporter.handle(reporter.makeRecord(
+        # record itself was (straight to the handler): at ERROR alone, a CRITICAL record
+        # under ``--log-level critical`` would be lost with its report, unseen and
+        # uncounted; so would one of a logger set lower than the root. The handler's own
+        # level let the record through, so it lets the report through too.
+        handler.handle(reporter.makeRecord(
             reporter.name, max(logging.ERROR, record.levelno), path, line,
             "a record of %s logged at %s:%s could not be written: message %s, "
             "arguments of types %s", (record.name, record.pathname, record.lineno,

@@ -65,7 +65,8 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     process exits, and by ``node.interrupt.die_of``), it waits for the queued lines,
     at most ``EXIT_FLUSH_S``, so that "stopped" and what came before it are written;
     the lines after it are written at once (``LogStream.finish``). A record it fails to
-    write is reported as a line of its own (``log_hooks.log_handler_error``), not by
+    write is reported as a line of its own (``log_hooks.log_handler_error``), through
+    this handler, wherever it is (a logger that does not propagate may have it), not by
     logging to stderr from the thread that logged, which a stalled reader would hold."""
 
     def close(self) -> None:
@@ -74,7 +75,7 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
             self.stream.finish(EXIT_FLUSH_S)
 
     def handleError(self, record: logging.LogRecord) -> None:
-        log_hooks.log_handler_error(record)
+        log_hooks.log_handler_error(self, record)
 
 
 def lines_dropped() -> dict[str, int]:

@@ -393,3 +393,29 @@ def test_a_record_the_handler_cannot_write_is_reported_where_it_got(
     assert "a record of node.peers.loud logged at " in reported["event"]
     assert SECRET not in json.dumps(reported)
     assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0)
+
+
+def test_a_record_of_a_logger_that_does_not_propagate_is_reported_by_its_handler(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A logger that does not propagate, with the log's handler of its own (here writing
+    elsewhere than the root's): the report of a record that handler cannot write is
+    written by it too, where the record would have gone, not by the root's handler."""
+    logs.configure("info", "json")
+    [root_handler] = logging.getLogger().handlers
+    written = io.StringIO()
+    own = logs._Handler(written)
+    own.setFormatter(root_handler.formatter)
+    logger = logging.getLogger("node.quiet")
+    logger.propagate = False
+    logger.addHandler(own)
+    try:
+        logger.warning("dialed %d times", SECRET)
+    finally:
+        logger.removeHandler(own)
+        logger.propagate = True
+    logs.drain()
+    assert capsys.readouterr().err == ""
+    [reported] = [json.loads(line) for line in written.getvalue().splitlines()]
+    assert (reported["logger"], reported["level"]) == (log_hooks.LOGGING_ERRORS, "error")
+    assert "a record of node.quiet logged at " in reported["event"]
+    assert SECRET not in written.getvalue()

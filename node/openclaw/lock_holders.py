@@ -8,10 +8,12 @@ folder itself, it does not see: ``/proc/locks`` names that process (Linux), matc
 the device of the folder's mount as that file numbers it (``/proc/self/fdinfo`` and
 ``/proc/self/mountinfo``; not ``st_dev``, which differs on btrfs subvolumes).
 
-A writer marks what it holds with a shared record lock of its own on a byte far past
-SQLite's (``WRITER_MARK_OFFSET``): each of OpenClaw's lock files whose transaction it
-holds, and the state folder once it holds the folder's lock (``state_locks``). A lock
-held by the process holding the mark on the same file is a writer's. OpenClaw takes no
+A writer marks what it holds with a shared lock of its own on a byte far past SQLite's
+(``WRITER_MARK_OFFSET``): each of OpenClaw's lock files whose transaction it holds (a
+record lock: a lock held by the process holding the mark on the same file is a
+writer's), and the state folder once it holds the folder's lock (``mark_folder``: a
+lock of the descriptor holding the folder's, which names no process; only a holder of
+the folder's lock takes it). OpenClaw takes no
 lock on the folder, but any other process may (``flock STATE command``): the process
 holding it is named a writer's only when it is known to be one: it holds a writer's
 mark, or its command line is an export's (``is_export_command``).
@@ -32,7 +34,7 @@ from node.openclaw.state import StateFolderError
 
 #: The byte of each of OpenClaw's lock files a writer holds a shared record lock on
 #: while it holds the file's transaction: its mark (``state_locks._mark``); and of the
-#: state folder while it holds the folder's lock (``state_locks._take_folder_lock``).
+#: state folder while it holds the folder's lock (``mark_folder``).
 #: SQLite locks the bytes from 2**30 to 2**30 + 511 (pending, reserved, shared); this
 #: one is far past them, so that it is in no one's way, and a look at it tells a writer
 #: apart without its own lock.
@@ -111,15 +113,20 @@ def folder_lock_holder(state: Path, fd: int, paths: list[Path]) -> HeldLock | No
 def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
     """Whether the process ``pid``, holding the lock on the state folder (open at
     ``fd``), is a writer of it, not any process taking a lock there (``flock STATE
-    command``): it holds the writer's mark on the folder, or on one of OpenClaw's lock
-    files of this user (``paths``), or its command line is an export's
+    command``): the writer's mark on the folder is held (in another pid namespace too),
+    or it holds the mark on one of OpenClaw's lock files of this user (``paths``), or
+    its command line is an export's
     (``is_export_command``), as far as ``/proc`` shows it."""
-    if pid <= 0:
-        return False  # another pid namespace: no process here to look at
     with contextlib.suppress(OSError):
         mark = _ask(fd, state, WRITER_MARK_OFFSET, 1)
-        if mark is not None and mark.pid == pid:
+        # A writer's mark is taken only by the holder of the folder's lock, and let go
+        # before it: an open file description's, named -1 (``mark_folder``), or the
+        # record lock of an older writer, named as its process. Still the same holder
+        # after the look: the one before may have let go, and a writer taken both since.
+        if mark is not None and mark.pid in (pid, -1) and _flock_holder(fd) == pid:
             return True
+    if pid <= 0:
+        return False  # another pid namespace: no process here to look at
     if any(_marked_by(path, pid) for path in paths):
         return True
     try:
@@ -264,16 +271,35 @@ def _held(path: Path, start: int = 0) -> HeldLock | None:
         os.close(fd)
 
 
+def mark_folder(fd: int) -> None:
+    """Take the writer's mark on the state folder open at ``fd`` (whose lock it holds): a
+    shared lock on ``WRITER_MARK_OFFSET``, of the open file description where the system
+    has such locks (``F_OFD_SETLK``, Linux), as the folder's lock (``flock``) is. A record
+    lock of the process (``lockf``, elsewhere) is dropped as soon as the process closes
+    any descriptor of the folder, however it opened it (a listing of the folder, say);
+    this one lasts until ``fd`` is closed. ``OSError`` if it cannot be taken."""
+    command = getattr(fcntl, "F_OFD_SETLK", None)
+    if command is None:
+        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, WRITER_MARK_OFFSET)
+    else:
+        fcntl.fcntl(fd, command, _flock_struct(fcntl.F_RDLCK, WRITER_MARK_OFFSET, 1))
+
+
+def _flock_struct(kind: int, start: int, length: int) -> bytes:
+    """``struct flock`` for a lock of ``kind`` on ``length`` bytes from ``start``."""
+    if sys.platform != "linux":
+        return struct.pack(_FLOCK_BSD, start, length, 0, kind, os.SEEK_SET)
+    return struct.pack(_FLOCK_LINUX, kind, os.SEEK_SET, start, length, 0)
+
+
 def _ask(fd: int, path: Path, start: int = 0, length: int = 0) -> HeldLock | None:
     """F_GETLK for a write lock on ``length`` bytes from ``start`` (0: to the end, the
     whole file by default): the first lock another process holds that would be in its
-    way (any lock, as a write lock conflicts with every other)."""
+    way (any lock, as a write lock conflicts with every other); or any open file
+    description's lock (``F_OFD_SETLK``), this process's too, named -1."""
     bsd = sys.platform != "linux"
     layout = _FLOCK_BSD if bsd else _FLOCK_LINUX
-    if bsd:
-        asked = struct.pack(layout, start, length, 0, fcntl.F_WRLCK, os.SEEK_SET)
-    else:
-        asked = struct.pack(layout, fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+    asked = _flock_struct(fcntl.F_WRLCK, start, length)
     answer = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, asked))
     kind, pid = (answer[3], answer[2]) if bsd else (answer[0], answer[4])
     if kind == fcntl.F_UNLCK:

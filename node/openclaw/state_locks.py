@@ -50,7 +50,8 @@ OpenClaw processes and other writers alike. So that another writer is told apart
 too, and an older writer without the folder lock, a writer also marks each of OpenClaw's
 lock files it holds with a record lock of its own on a byte past those SQLite locks
 (``lock_holders.WRITER_MARK_OFFSET``); and the state folder so too, once it holds the
-folder's lock.
+folder's lock, with a lock of the descriptor that holds it (``lock_holders.mark_folder``):
+that one lasts however the writer opens and closes the folder meanwhile.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ from node.openclaw.lock_holders import (
     StateLockUnreadable,
     folder_lock_holder,
     lock_file_holder,
+    mark_folder,
     unreadable,
 )
 from node.openclaw.state import StateFolderError
@@ -183,9 +185,8 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     holding it, is gone without. Gives None when every lock is held, or else, for a
     person, what is not held and what still keeps out whom. Within the block, look at
     the other users' locks with ``held_state_lock(..., own_held=True)``, and open no
-    lock file of this user's (opening the state folder and closing it drops only its
-    writer's mark, which names this process to another writer: its command line still
-    does, where it is an export's).
+    lock file of this user's: closing it would drop SQLite's lock on it. The state
+    folder may be opened and closed: its lock and its mark are the descriptor's.
 
     >>> with holding_state_locks(Path("."), Path("/proc")) as none_held:
     ...     print(none_held)  # doctest: +ELLIPSIS
@@ -243,7 +244,7 @@ def _lock_folder_made(folder: Path) -> str | None:
 
 def _take_folder_lock(state: Path, paths: list[Path]) -> tuple[int | None, str | None]:
     """Hold the lock on the state folder itself (``flock``, exclusive, through the folder
-    opened read-only), then marked as a writer's (a shared record lock on
+    opened read-only), then marked as a writer's (``mark_folder``: a shared lock on
     ``WRITER_MARK_OFFSET`` of the folder, through the same descriptor): that descriptor,
     which holds both until closed, and None; or None and why it cannot be taken (for a
     person): the folder cannot be opened so (no read permission) or its file system has
@@ -268,7 +269,7 @@ def _take_folder_lock(state: Path, paths: list[Path]) -> tuple[int | None, str |
     # file (NFS), a mark taken first would be in its way. Unmarked (there, say), a
     # writer is told apart by its command line only.
     with contextlib.suppress(OSError):
-        fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, WRITER_MARK_OFFSET)
+        mark_folder(fd)
     return fd, None
 
 

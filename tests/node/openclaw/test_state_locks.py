@@ -322,3 +322,31 @@ held = [(_take(Path(path)), _mark(Path(path))) for path in sys.argv[1:]]
 print(flush=True)
 sys.stdin.read()
 """
+
+
+def test_a_writer_that_opens_the_state_folder_keeps_its_mark(tmp_path: Path) -> None:
+    """A writer that opens the state folder and closes it while it holds the folder's
+    lock (a listing of it, here) is still told a writer by its mark alone: no OpenClaw
+    lock of its to mark (its lock folder cannot be made), and a command line that is not
+    an export's. A record lock of the process would be gone with that close; the mark is
+    the lock's own descriptor's."""
+    state = state_folder(tmp_path, None)
+    with stand_in(sys.executable, "-c", LISTING_PY, str(state), "/proc") as pid, \
+            pytest.raises(StateLockHeld) as refused, \
+            holding_state_locks(state, tmp_path / "locks"):
+        pass
+    assert refused.value.folder and refused.value.writer
+    assert refused.value.held is not None
+    assert (refused.value.held.pid, refused.value.held.writer) == (pid, True)
+
+
+#: A writer of a state folder (argv[1]) under a lock root (argv[2]) that lists the
+#: folder once it holds the locks, as any code of the writer's may open it.
+LISTING_PY = """import os, sys
+from pathlib import Path
+from node.openclaw.state_locks import holding_state_locks
+with holding_state_locks(Path(sys.argv[1]), Path(sys.argv[2])):
+    os.listdir(sys.argv[1])
+    print(flush=True)
+    sys.stdin.read()
+"""

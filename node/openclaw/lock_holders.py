@@ -43,6 +43,8 @@ WRITER_MARK_OFFSET = 2**31
 #: (start, length, pid, type, whence) on the BSDs and macOS.
 _FLOCK_LINUX = "@hhqqi4x"
 _FLOCK_BSD = "@qqihh"
+#: This process in ``/proc``: there, a pid with no folder is one that has ended.
+_PROC_SELF = Path("/proc/self")
 
 
 class StateLockUnreadable(StateFolderError):
@@ -64,7 +66,10 @@ class StateLockUnreadable(StateFolderError):
 class HeldLock:
     """A lock some live process holds: the file, and that process as ``F_GETLK`` names
     it: its pid; 0 for one in another pid namespace; -1 for a lock held through an open
-    file description (``F_OFD_SETLK``), which belongs to no one process. ``writer``:
+    file description (``F_OFD_SETLK``), which belongs to no one process. For a
+    ``flock``, the pid of the process that took it, which may have ended since, having
+    handed its descriptor on to a process it started (``flock STATE command``, flock
+    killed): ``holder`` says so. ``writer``:
     that process is a writer (``state_locks.holding_state_locks``), not an OpenClaw
     process."""
 
@@ -85,6 +90,13 @@ class HeldLock:
         try:  # argv[0], as the process sets it: comm cuts "openclaw-gateway" short
             argv0 = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[0]
             name = os.path.basename(argv0.decode(errors="replace"))
+        except FileNotFoundError:
+            if not _PROC_SELF.exists():
+                return f"pid {self.pid}"  # no /proc to tell by
+            # The lock outlives the process that took it when it handed its descriptor
+            # on (``flock STATE command``, flock killed): /proc/locks names the taker.
+            return (f"pid {self.pid}, which has ended: a process it handed the lock to, "
+                    "one it started, may hold it")
         except OSError:
             name = ""
         return f"pid {self.pid}" + (f", {name}" if name else "")
@@ -118,7 +130,7 @@ def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
     its command line is an export's
     (``is_export_command``), as far as ``/proc`` shows it."""
     with contextlib.suppress(OSError):
-        mark = _ask(fd, state, WRITER_MARK_OFFSET, 1)
+        mark = _ask(fd, state, WRITER_MARK_OFFSET, 1, mark=True)
         # A writer's mark is taken only by the holder of the folder's lock, and let go
         # before it: an open file description's, named -1 (``mark_folder``), or the
         # record lock of an older writer, named as its process. Still the same holder
@@ -292,17 +304,25 @@ def _flock_struct(kind: int, start: int, length: int) -> bytes:
     return struct.pack(_FLOCK_LINUX, kind, os.SEEK_SET, start, length, 0)
 
 
-def _ask(fd: int, path: Path, start: int = 0, length: int = 0) -> HeldLock | None:
+def _ask(fd: int, path: Path, start: int = 0, length: int = 0, *,
+         mark: bool = False) -> HeldLock | None:
     """F_GETLK for a write lock on ``length`` bytes from ``start`` (0: to the end, the
     whole file by default): the first lock another process holds that would be in its
     way (any lock, as a write lock conflicts with every other); or any open file
-    description's lock (``F_OFD_SETLK``), this process's too, named -1."""
+    description's lock (``F_OFD_SETLK``), this process's too, named -1. ``mark``: only
+    if that lock is a writer's mark (shared, on ``WRITER_MARK_OFFSET`` alone); another
+    lock over it, which any process may take, is none, and may hide one."""
     bsd = sys.platform != "linux"
     layout = _FLOCK_BSD if bsd else _FLOCK_LINUX
     asked = _flock_struct(fcntl.F_WRLCK, start, length)
     answer = struct.unpack(layout, fcntl.fcntl(fd, fcntl.F_GETLK, asked))
-    kind, pid = (answer[3], answer[2]) if bsd else (answer[0], answer[4])
+    if bsd:
+        (held_start, held_length, pid, kind, _whence) = answer
+    else:
+        (kind, _whence, held_start, held_length, pid) = answer
     if kind == fcntl.F_UNLCK:
+        return None
+    if mark and (kind, held_start, held_length) != (fcntl.F_RDLCK, WRITER_MARK_OFFSET, 1):
         return None
     return HeldLock(path, pid)
 

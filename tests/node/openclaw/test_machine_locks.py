@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -340,6 +341,27 @@ def test_any_other_lock_on_the_state_folder_is_named_by_its_process(
     assert "OpenClaw process" not in output
     assert not (b / "agents" / "main" / "sessions").exists()
     code, output = export(b, data)  # let go: export writes
+    assert code == 0, output
+
+
+def test_a_lock_on_the_state_folder_whose_taker_ended_is_not_named_as_alive(
+        tmp_path: Path, locks: Path) -> None:
+    """``flock`` took the lock on the state folder for the command it runs, and was
+    killed: the command holds the lock on, and ``/proc/locks`` still names the pid of
+    ``flock``, of a process that is no more. Export is refused, nothing written,
+    saying that process has ended, rather than naming its pid as a live holder (or
+    whatever process took that pid since)."""
+    data, b = imported(tmp_path)
+    with stand_in("flock", "-x", str(b.resolve()), sys.executable, "-c", WAIT_PY) as pid:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        code, output = export(b, data)
+    assert code == 2 and "Usage:" not in output, output
+    assert (f"a process holds a lock on the state folder {b.resolve()} itself (pid {pid}, "
+            "which has ended: a process it handed the lock to, one it started, may hold "
+            "it), which export takes while it writes: nothing was written") in output
+    assert not (b / "agents" / "main" / "sessions").exists()
+    code, output = export(b, data)  # its command ended too: export writes
     assert code == 0, output
 
 

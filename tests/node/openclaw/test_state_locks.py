@@ -8,6 +8,7 @@ Other users are made with ``chown`` and, to look as one, a real process run as t
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 import subprocess
@@ -218,6 +219,38 @@ def test_holding_goes_on_without_the_folders_lock_where_it_cannot_be_taken(
     assert writer.returncode == 0
 
 
+def test_holding_goes_on_with_no_lock_where_none_can_be_had(
+        shared: Path, other_user: OtherUser) -> None:
+    """Neither this user's lock folder (not there and not to be made: here under
+    ``/proc``) nor the lock on the state folder itself (a folder its user may write but
+    not read, so not open) can be had: the block runs all the same, holding nothing,
+    told that nothing keeps out another export at once. Run as ``nobody``: root opens
+    any folder."""
+    state = shared / "claw"
+    (state / "agents").mkdir(parents=True)
+    for folder in (state, state / "agents"):
+        os.chown(folder, OTHER, OTHER)
+    state.chmod(0o300)
+    writer = subprocess.Popen(
+        ["setpriv", f"--reuid={OTHER}", f"--regid={OTHER}", "--clear-groups",
+         other_user.python, "-c", HOLDING_TOLD_PY, str(state), "/proc"],
+        cwd=other_user.cwd, env=other_user.env, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None
+        told = writer.stdout.readline()
+        assert told.startswith(f"/proc/openclaw-state-locks-{OTHER} cannot be made ("), told
+        assert told.rstrip("\n").endswith(
+            f"; and the lock on the state folder {state} itself cannot be taken "
+            "(Permission denied): nothing keeps out another export at once"), told
+        state.chmod(0o700)  # readable again, to root only: its lock is not held
+        with holding_state_locks(state, Path("/proc")) as none_held:
+            assert none_held is not None and "keeps out another export" in none_held
+    finally:
+        writer.communicate()
+    assert writer.returncode == 0
+
+
 #: A writer (``holding_state_locks``) of a state folder (argv[1]) under a lock root
 #: (argv[2]), saying what it is told, until its stdin closes.
 HOLDING_TOLD_PY = """import sys
@@ -338,6 +371,32 @@ def test_a_writer_that_opens_the_state_folder_keeps_its_mark(tmp_path: Path) -> 
     assert refused.value.folder and refused.value.writer
     assert refused.value.held is not None
     assert (refused.value.held.pid, refused.value.held.writer) == (pid, True)
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_OFD_SETLK"), reason="Linux's F_OFD_SETLK")
+def test_a_lock_through_an_open_file_description_on_the_folder_is_no_mark(
+        tmp_path: Path) -> None:
+    """A process that is no writer holds the folder's lock, and another a shared lock on
+    the whole folder through an open file description (which names no pid, as a
+    writer's mark does): that lock is in the way of the look at the mark, but is none,
+    and the holder of the folder's lock is not told a writer for it."""
+    state = state_folder(tmp_path, None)
+    with stand_in(sys.executable, "-c", OFD_SHARED_PY, str(state)), \
+            stand_in("flock", "-x", str(state), sys.executable, "-c", WAIT_PY) as pid, \
+            pytest.raises(StateLockHeld) as refused, \
+            holding_state_locks(state, tmp_path / "locks"):
+        pass
+    assert refused.value.folder and refused.value.held is not None
+    assert (refused.value.held.pid, refused.value.held.writer) == (pid, False)
+
+
+#: A shared lock on a whole folder (argv[1]), through an open file description.
+OFD_SHARED_PY = """import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)
+fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("@hhqqi4x", fcntl.F_RDLCK, 0, 0, 0, 0))
+print(flush=True)
+sys.stdin.read()
+"""
 
 
 #: A writer of a state folder (argv[1]) under a lock root (argv[2]) that lists the

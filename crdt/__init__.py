@@ -4,7 +4,8 @@ The modules here are what every room below shares, the event itself: ``errors`` 
 base error; the sender's fault apart from ours), ``codec`` (canonical CBOR), ``clock``
 (hybrid logical clock), ``keys`` (session keys and names), ``kinds`` (the kinds this
 version knows, and how events evolve), ``events`` (validation, content addressing),
-``device`` (device keys and the device ids people compare) and ``signing`` (signatures
+``device`` (device keys and the device ids people compare), ``addresses`` (whether
+an address could be dialed) and ``signing`` (signatures
 of origin over an event's id, origin and seq), ``membership`` (which devices belong to
 the cluster: a fold of the records that add and remove them), ``tokens`` (the records
 that issue and revoke Automerge app tokens) and ``linkproof`` (how two devices prove

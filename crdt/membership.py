@@ -35,7 +35,14 @@ The rule, the same on every node (a 2P-set of device ids):
   Of several removals, the first gives who removed it, when and why.
 
 A record that only looks like one (a wrong field type, an id not in its written form) is
-kept as any event, and counts for nothing.
+kept as any event, and counts for nothing. So does an add whose address no node could
+dial (``check_address``: a user name or password, no host, a port not between 1 and
+65535), whether it arrives now or was stored by a node whose check was only
+``http(s)://``: reading it refuses nothing and raises nothing, it is just not counted, on
+every node alike. Counting the add without its address instead would keep a device of
+such a record a member, but would make the address rule differ by the record's origin.
+No node of this version writes one (its own ``--advertise-url`` and ``POST /v1/devices``
+are checked the same way), and a device it added comes back with ``devices add``.
 
 >>> from crdt.clock import Hlc
 >>> from crdt.device import device_id, private_key_from_seed, public_bytes
@@ -72,6 +79,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
+from crdt.addresses import address_refusal
 from crdt.device import check_device_name, parse_device_id
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import Draft, Event
@@ -129,12 +137,21 @@ UNSAID: Final = Unsaid.UNSAID
 
 
 def check_address(value: object, field: str = "address") -> str | None:
-    """An advertised address: None, or an ``http://`` / ``https://`` URL."""
+    """An advertised address: None, or one a node could dial, as a node's own
+    ``--advertise-url`` must be (``crdt.addresses``: ``http(s)://``, a host, a port
+    between 1 and 65535, no user name or password); the error never shows it.
+
+    >>> check_address("http://u:hunter2@hub:7878")
+    Traceback (most recent call last):
+    ...
+    crdt.errors.InvalidInput: address: holds a user name or password
+    """
     if value is None:
         return None
     address = check_name(value, field, bytes_max=ADDRESS_BYTES_MAX)
-    if not address.startswith(("http://", "https://")) or len(address.split("//", 1)[1]) == 0:
-        raise InvalidInput("must be an http:// or https:// URL", field=field)
+    refusal = address_refusal(address)
+    if refusal is not None:
+        raise InvalidInput(refusal, field=field)
     return address
 
 

@@ -1,12 +1,13 @@
 """Checks of the values a person gives a node and the client commands that no setting's
 type says enough about: tokens and secrets (``check_token``), addresses (a node's own
-route copied into one, a user name or password in one), loopback hosts.
+route copied into one), loopback hosts. Whether an address could be dialed at all (a
+user name or password in it, no host, a port no connection could use) is
+``crdt.addresses``': membership records that other nodes send hold addresses too.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from urllib.parse import urlsplit
 
 #: The first segment of each of the node's own routes: an address holding one is a page or
@@ -64,77 +65,6 @@ def check_token(token: str, what: str = "the token") -> None:
     if token != token.strip():
         raise ValueError(f"{what} begins or ends with white space, which HTTP takes off "
                          "a header: no request could match it")
-
-
-def holds_credentials(url: str) -> bool:
-    """Whether ``url`` holds a user name or password (``http://user:pw@host``), also one
-    without a scheme (``user:pw@host``) or with a mistyped one (``http:/u:pw@h``,
-    ``http:///u:pw@h``, ``http//u:pw@h``), which a URL parser would read as a path, or
-    as a scheme ``u`` when a "://" comes later (``u:pw@h/?next=http://x``): the errors
-    about such an address would show it whole. Read as text, not parsed: whatever
-    follows a scheme (a leading ``name:``, or ``http`` and a slash) and slashes, up to
-    the first of ``/?#\\``, is where a user name would be; an ``@`` there is one. So is
-    an ``@`` further on when that part is no host[:port]: a password with a ``/`` typed as
-    it is ends it early (``http://u:p/w@h``; ``u:p/w@h``, whose ``u:`` is no scheme).
-
-    >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
-    (True, False)
-    >>> holds_credentials("u:pw@h:7878"), holds_credentials("h:7878")
-    (True, False)
-    >>> holds_credentials("http:///u:pw@h"), holds_credentials("u:pw@h#http://x")
-    (True, True)
-    >>> holds_credentials("http://h:7878/a@b"), holds_credentials("h:7878/?x=a@b")
-    (False, False)
-    >>> holds_credentials("u:p/w@h"), holds_credentials("h:7878/a@b")
-    (True, False)
-    """
-    scheme = _SCHEME.match(url)
-    rest = url[scheme.end():] if scheme else url
-    places = [_authority(rest.lstrip("/\\"))]
-    if scheme and not rest.startswith(("/", "\\")):  # "u:pw@h", "h:7878": maybe no scheme
-        places.append(_authority(url))
-    if any("@" in place for place in places):
-        return True
-    before_query = re.split(r"[?#]", url, maxsplit=1)[0]
-    return "@" in before_query and not all(_HOST_PORT.fullmatch(place) for place in places)
-
-
-#: A scheme before an address (``http:``, ``u:`` of ``u:pw@h``; a port is no scheme: it
-#: begins with a digit), or ``http``/``https`` whose colon was left out (``http//h``).
-_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:|https?(?=[/\\])", re.IGNORECASE)
-#: A host (a name, or an IP address in brackets) and maybe a port: no user name there.
-_HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(:[0-9]*)?")
-
-
-def _authority(text: str) -> str:
-    """Where the user name, password, host and port are in ``text``, an address without
-    its scheme: all before the first of ``/?#\\``."""
-    return re.split(r"[/?#\\]", text, maxsplit=1)[0]
-
-
-def address_problem(url: str) -> str | None:
-    """What keeps an ``http(s)://`` address (one without credentials:
-    ``holds_credentials``) from being dialed, else None: no host (``http:///h``), or a
-    port no connection could use.
-
-    >>> address_problem("http://[fe80::1%25eth0]:7878"), address_problem("http:///h:7878")
-    (None, 'names no host')
-    >>> address_problem("http://h:99999")
-    'has a port that is not between 1 and 65535'
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # "http://[x"
-        return "is not a URL"
-    if not parts.hostname:
-        return "names no host"
-    try:
-        port = parts.port
-    except ValueError:  # a port that is not a number, or beyond 65535
-        port = -1
-    if port is not None and not 1 <= port <= 65535:
-        return "has a port that is not between 1 and 65535"
-    return None
 
 
 def is_loopback(host: str) -> bool:

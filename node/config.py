@@ -10,7 +10,7 @@ commands' (with ``node.limits.ClientLimits``). The command line (``clawsync serv
 fill the same ``Config``: its top-level keys are the options, its ``[limits]``,
 ``[sync]`` and ``[automerge_limits]`` tables the dataclasses (``node.limits``). Nothing
 else reads the environment. The checks of single values (tokens, addresses) that the
-client commands share are in ``node.checks``.
+client commands share are in ``node.checks`` and ``crdt.addresses``.
 
 Bounds of the formats and protocols (event size, nesting, batch sizes between nodes)
 are not settings: every node must agree on them, so they are constants of the modules
@@ -27,17 +27,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from crdt.addresses import address_problem, holds_credentials
 from crdt.device import check_device_name
 from crdt.errors import InvalidInput
 from crdt.storage.backends import backend_of
-from node.checks import (
-    HIDDEN,
-    address_problem,
-    api_path_base,
-    check_token,
-    holds_credentials,
-    is_loopback,
-)
+from node.checks import HIDDEN, api_path_base, check_token, is_loopback
 from node.limits import ClientLimits, Limits, check_order
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig

@@ -30,7 +30,8 @@ def node_url(text: str) -> str:
     """
     from yarl import URL
 
-    from node.checks import api_path_base, holds_credentials
+    from crdt.addresses import holds_credentials
+    from node.checks import api_path_base
     from node.config import PORT_DEFAULT
 
     text = text.strip().rstrip("/")

@@ -24,13 +24,14 @@ from typing import Any
 
 from aiohttp import web
 
+from crdt.addresses import address_problem, holds_credentials
 from crdt.clock import Hlc
 from crdt.device import parse_device_id
 from crdt.errors import InvalidInput
 from crdt.log import bound
 from crdt.log.store import EventStore
 from crdt.membership import Member, Removal, check_reason
-from node.checks import address_problem, api_path_base, holds_credentials
+from node.checks import api_path_base
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import KEEP, Devices, RemovalIsFinal, UnknownDevice

@@ -152,7 +152,7 @@ def test_a_null_address_clears_and_the_last_said_wins() -> None:
     assert view.add("o-b", membership.added(phone, "p", "http://p:2").seal(Hlc(3, 0)))
     # An earlier address arriving late (it changes the adder only), and a later add
     # saying none: the address stays.
-    assert view.add("o-a", membership.added(phone, "p", "http://p:0").seal(Hlc(0, 5)))
+    assert view.add("o-a", membership.added(phone, "p", "http://p:9").seal(Hlc(0, 5)))
     assert view.add("o-a", membership.added(phone, "q", membership.UNSAID).seal(Hlc(4, 0)))
     assert view.members()[phone].address == "http://p:2"
     assert view.members()[phone].name == "q"
@@ -170,3 +170,32 @@ def test_an_add_without_an_address_key_is_read_as_saying_none() -> None:
     found = membership.read(event)
     assert found is not None and found[2] == {"name": "x"}
     assert event.payload.get("address") is None
+
+
+#: Addresses that passed the older check (``http(s)://`` and anything after it), and that
+#: no node could dial, or that hold a password ("hunter2") no error may show.
+UNDIALABLE = ["http://u:hunter2@hub:7878", "http:///hub", "http://hub:0", "http://hub:65536",
+              "https://hub:x"]
+
+
+@pytest.mark.parametrize("address", UNDIALABLE)
+def test_an_address_no_node_could_dial_is_refused_without_showing_it(address: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        membership.added(DEVICES[0], "x", address)
+    assert caught.value.field == "address" and "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("address", UNDIALABLE)
+def test_a_record_with_such_an_address_counts_for_nothing(address: str) -> None:
+    """Sent by another node, or stored by one whose check was only ``http(s)://``: read
+    without raising, and not counted (the module's rule), on every node alike."""
+    phone = DEVICES[2]
+    view = Membership(BOUND.get)
+    assert view.add("o-a", membership.added(phone, "p", "http://p:1").seal(Hlc(1, 0)))
+    bad = Draft(membership.DEVICES_SESSION, membership.AGENT_ID, membership.DEVICE_ADDED,
+                {"device_id": phone, "name": "q", "address": address}).seal(Hlc(2, 0))
+    assert membership.read(bad) is None
+    assert not view.add("o-a", bad)
+    assert view.members()[phone].name == "p" and view.members()[phone].address == "http://p:1"
+    alone = Membership.of([("o-a", bad)], BOUND.get)
+    assert alone.members() == {} and not alone.recorded()

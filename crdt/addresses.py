@@ -35,8 +35,12 @@ def holds_credentials(url: str) -> bool:
     about such an address would show it whole. Read as text, not parsed: whatever
     follows a scheme (a leading ``name:``, or ``http`` and a slash) and slashes, up to
     the first of ``/?#\\``, is where a user name would be; an ``@`` there is one. So is
-    an ``@`` further on when that part is no host[:port]: a password with a ``/`` typed as
-    it is ends it early (``http://u:p/w@h``; ``u:p/w@h``, whose ``u:`` is no scheme).
+    an ``@`` further on when that part is no host[:port]: a password with a ``/``, ``?``
+    or ``#`` typed as it is ends it early (``http://u:p/w@h``, ``http://u:p?w@h``;
+    ``u:p/w@h``, whose ``u:`` is no scheme); or when a ``?`` or ``#`` follows that part
+    at once, which a password of digits would make look like a port (``http://u:1?w@h``).
+    A node's address has no query, so an ``@`` in one is taken for a password too;
+    after a path (``http://h/?x=a@b``) it is not.
 
     >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
     (True, False)
@@ -48,16 +52,22 @@ def holds_credentials(url: str) -> bool:
     (False, False)
     >>> holds_credentials("u:p/w@h"), holds_credentials("h:7878/a@b")
     (True, False)
+    >>> holds_credentials("http://u:p?w@h/"), holds_credentials("http://u:1#w@h")
+    (True, True)
     """
     scheme = _SCHEME.match(url)
     rest = url[scheme.end():] if scheme else url
-    places = [_authority(rest.lstrip("/\\"))]
+    texts = [rest.lstrip("/\\")]
     if scheme and not rest.startswith(("/", "\\")):  # "u:pw@h", "h:7878": maybe no scheme
-        places.append(_authority(url))
-    if any("@" in place for place in places):
-        return True
-    before_query = re.split(r"[?#]", url, maxsplit=1)[0]
-    return "@" in before_query and not all(_HOST_PORT.fullmatch(place) for place in places)
+        texts.append(url)
+    for text in texts:
+        place = _authority(text)
+        after = text[len(place):]
+        if "@" in place:
+            return True
+        if "@" in after and (not _HOST_PORT.fullmatch(place) or after.startswith(("?", "#"))):
+            return True
+    return False
 
 
 #: A scheme before an address (``http:``, ``u:`` of ``u:pw@h``; a port is no scheme: it

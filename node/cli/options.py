@@ -30,7 +30,7 @@ def node_url(text: str) -> str:
     """
     from yarl import URL
 
-    from crdt.addresses import holds_credentials
+    from crdt.addresses import address_problem, holds_credentials
     from node.checks import api_path_base
     from node.config import PORT_DEFAULT
 
@@ -52,6 +52,11 @@ def node_url(text: str) -> str:
     if url.scheme not in ("http", "https") or not url.host:
         raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
                                  param_hint="--node")
+    # yarl takes port 0, which no connection can use: every command would fail to
+    # connect, saying only that the node could not be reached.
+    problem = address_problem(text)
+    if problem is not None:
+        raise click.BadParameter(f"{text!r} {problem}", param_hint="--node")
     if short and url.explicit_port is None:  # a bare host: the node's port, not port 80
         text = str(url.with_port(PORT_DEFAULT)).rstrip("/")
     # A path may be a reverse proxy's prefix, but one that names the API itself would be

@@ -128,6 +128,16 @@ def test_a_bad_command_node_is_named_as_the_commands() -> None:
                         "http(s)://host:port URL"
 
 
+@pytest.mark.parametrize("node", ["http://h:0", "h:0", "http://h:65536", "https://h:0/cs"])
+def test_a_node_address_with_a_port_no_connection_could_use_is_a_usage_error(
+        node: str) -> None:
+    result = clawsync("events", "s1", "--node", node)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --node" in result.output, result.output
+    assert ("not between 1 and 65535" in result.output or "is not a URL" in result.output), \
+        result.output
+
+
 @pytest.mark.parametrize("node", ["ftp://me:hunter2@sync.example",
                                   "http://me:hunter2@[sync.example",
                                   # "http:/u:pw@h:7878" was "cannot reach the node at

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from crdt.device import check_device_name
+from crdt.errors import InvalidInput
 from crdt.keys import type_name
 from node import checks
 from node import config as node_config
@@ -359,6 +361,8 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     show = options.pop("print_config")
     token, token_from = _token(ctx, options.pop("token"))
     options["cluster_secret"], secret_from = _cluster_secret(ctx, options["cluster_secret"])
+    _check_named(ctx, "name", options["name"])
+    _check_named(ctx, "cluster_secret", options["cluster_secret"])
     automerge = options.pop("automerge_tokens")
     options["automerge"] = replace(automerge, limits=ctx.meta.get("automerge_limits",
                                                                   automerge.limits))
@@ -417,6 +421,28 @@ def _cluster_secret(ctx: click.Context, given: str | None) -> tuple[str | None, 
         return None, "env"
     source = ctx.get_parameter_source("cluster_secret") or click.core.ParameterSource.DEFAULT
     return given or None, _SOURCES.get(source, "default")
+
+
+def _check_named(ctx: click.Context, name: str, value: str | None) -> None:
+    """The check ``Config.check`` makes of the device name or the cluster secret, made
+    first so that its error names where the value came from (``_source_hint``:
+    ``CLAWSYNC_NAME (the environment's --name)``, the file's key), as a bad token's does.
+    Neither error shows the value: a secret must never be, and a name's shows only what
+    is wrong with it."""
+    if value is None:
+        return
+    try:
+        if name == "name":
+            check_device_name(value)
+        else:
+            checks.check_token(value, "the cluster secret")
+    except InvalidInput as error:
+        said = error.reason
+    except ValueError as error:
+        said = str(error)
+    else:
+        return
+    raise click.BadParameter(said, ctx=ctx, param_hint=_source_hint(ctx, _option(ctx, name)))
 
 
 def _empty_token_note(token: str | None, source: str, file: Path | None) -> str:

@@ -324,6 +324,32 @@ def test_a_token_no_request_could_match_is_named_where_it_came_from(
     assert "s3cret" not in result.output
 
 
+@pytest.mark.parametrize(("args", "env", "named"), [
+    pytest.param(["--cluster-secret", "s3cret\r"], {}, "'--cluster-secret'", id="option"),
+    pytest.param([], {"CLAWSYNC_CLUSTER_SECRET": "s3cret\r"},
+                 "CLAWSYNC_CLUSTER_SECRET (the environment's --cluster-secret)",
+                 id="environment")])
+def test_a_secret_no_header_could_carry_is_named_where_it_came_from(
+        args: list[str], env: dict[str, str], named: str) -> None:
+    result = CliRunner().invoke(main, ["serve", *args, "--print-config"], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {named}: the cluster secret holds a control character" \
+        in " ".join(result.output.split())
+    assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize(("args", "env", "named"), [
+    pytest.param(["--name", "lap\x01top"], {}, "'--name'", id="option"),
+    pytest.param([], {"CLAWSYNC_NAME": "lap\x01top"},
+                 "CLAWSYNC_NAME (the environment's --name)", id="environment")])
+def test_a_name_with_a_control_character_is_named_where_it_came_from(
+        args: list[str], env: dict[str, str], named: str) -> None:
+    result = CliRunner().invoke(main, ["serve", *args, "--print-config"], env=env)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {named}: must not contain control characters" \
+        in " ".join(result.output.split())
+
+
 def test_a_padded_token_or_secret_in_the_file_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "clawsync.toml"
     for text, what in (('token = "s3cret "\n', "the token"),
@@ -332,7 +358,7 @@ def test_a_padded_token_or_secret_in_the_file_is_refused(tmp_path: Path) -> None
         result = CliRunner().invoke(main, ["serve", "--config", str(file), "--print-config"])
         assert result.exit_code == 2, result.output
         assert f"{what} begins or ends with white space" in result.output
-        assert str(file) in result.output  # the settings came from it
+        assert str(file) in result.output  # the setting came from it
         assert "s3cret" not in result.output
 
 

@@ -1,0 +1,85 @@
+"""``serve``'s peer and advertised addresses (``--peer``, ``--advertise-url``): one no
+node could dial, or holding a password, is a usage error, which never shows the
+password."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from node.main import main
+from tests.support.addresses import HIDDEN_PASSWORDS
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--peer", "http://hub:7878/v1/sessions"],
+     "peer URL 'http://hub:7878/v1/sessions' names an API path; give the node's own "
+     "address, 'http://hub:7878'"),
+    (["--peer", "https://sync.example/cs/peer/v1/ws"], "address, 'https://sync.example/cs'"),
+    (["--peer", "hub:7878"], "peer URL 'hub:7878' must start with http:// or https:// "
+                             "('http://hub:7878'?)"),
+    (["--advertise-url", "phone:7878"], "--advertise-url 'phone:7878' must start with"),
+    (["--advertise-url", "http://phone:7878/console/"], "--advertise-url "
+     "'http://phone:7878/console/' names an API path"),
+])
+def test_a_peer_address_that_could_never_link_is_a_usage_error(args: list[str],
+                                                                said: str) -> None:
+    """Dialed, an API path is refused "Not Found" for good, in a log line a minute."""
+    result = CliRunner().invoke(main, ["serve", *args, "--print-config"])
+    assert result.exit_code == 2 and said in " ".join(result.output.split()), result.output
+
+
+@pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
+@pytest.mark.parametrize("url", HIDDEN_PASSWORDS)
+def test_an_address_with_a_password_is_refused_without_printing_it(option: str,
+                                                                   url: str) -> None:
+    """It would be shown by --print-config and logged at every redial."""
+    result = CliRunner().invoke(main, ["serve", option, url, "--print-config"])
+    assert result.exit_code == 2 and "holds a user name or password" in result.output
+    assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
+@pytest.mark.parametrize(("url", "said"), [
+    ("http:///hub:7878", "'http:///hub:7878' names no host"),
+    ("https://:7878", "'https://:7878' names no host"),
+    ("http://hub:99999", "'http://hub:99999' has a port that is not between 1 and 65535"),
+    ("http://hub:0", "'http://hub:0' has a port that is not between 1 and 65535"),
+    ("http://hub:78x", "'http://hub:78x' has a port that is not between 1 and 65535"),
+    ("http://[hub:7878", "'http://[hub:7878' is not a URL")])
+def test_an_address_no_node_could_dial_is_a_usage_error(option: str, url: str,
+                                                        said: str) -> None:
+    """Dialed, it would fail at every retry (and be passed on to every node)."""
+    result = CliRunner().invoke(main, ["serve", option, url, "--print-config"])
+    assert result.exit_code == 2 and said in result.output, result.output
+
+
+@pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
+@pytest.mark.parametrize("url", [
+    "http://[::1]:7878", "http://[fe80::1%eth0]:7878", "http://[fe80::1%25eth0]:7878",
+    "http://hub/", "https://sync.example/cs/", "http://hub:7878/a@b",
+    "http://hub:7878/?x=a@b", "http://hub:7878/#a@b"])
+def test_an_at_sign_beyond_the_host_is_no_password(option: str, url: str) -> None:
+    result = CliRunner().invoke(main, ["serve", option, url, "--print-config"])
+    assert result.exit_code == 0, result.output
+    assert url in result.output
+
+
+@pytest.mark.parametrize("url", ["http:/hub:7878", "http//hub:7878", "HTTP:/hub"])
+def test_an_address_with_a_mistyped_scheme_gets_no_suggestion(url: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--peer", url, "--print-config"])
+    assert result.exit_code == 2 and "must start with http://" in result.output
+    assert "?)" not in result.output  # not "('http://http:/hub:7878'?)"
+
+
+def test_an_address_of_another_scheme_gets_no_suggestion() -> None:
+    result = CliRunner().invoke(main, ["serve", "--advertise-url", "ftp://phone",
+                                       "--print-config"])
+    assert result.exit_code == 2 and "'ftp://phone' must start with http://" in result.output
+    assert "http://ftp" not in result.output  # not "('http://ftp://phone'?)"
+
+
+def test_a_reverse_proxy_prefix_is_a_peer_address() -> None:
+    result = CliRunner().invoke(main, ["serve", "--peer", "https://sync.example/cs",
+                                       "--print-config"])
+    assert result.exit_code == 0, result.output

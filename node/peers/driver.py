@@ -32,7 +32,7 @@ from node.peers.ahead import PARSE_THREADS, VERIFY_THREADS, Ahead
 from node.peers.budget import CLIENTS_QUIET_S
 from node.peers.removals import Removals
 from node.peers.runner import Runner, second_link
-from node.peers.transport import DEVICE_REMOVED, Link, LinkClosed
+from node.peers.transport import DEVICE_REMOVED, Link, LinkClosed, SendFailed
 from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.store import AsyncStore
 from sync.errors import PeerFault
@@ -202,13 +202,15 @@ class Driver:
                     out = await self.on_link(runner, machine.tick, self._now())
                 try:
                     await self._send(link, out)
-                except LinkClosed:
-                    if link.closed:
-                        # The peer closed the link: its close frame, read ahead of this
-                        # loop, was answered, and that closed ours. What it sent before
-                        # is taken in still: a removed device's last push may be among
-                        # it, the only word of its removal a device that dials no one gets.
-                        await self._take_in(runner, ahead, receiving)
+                except SendFailed:
+                    # The link closed under the send, not a stall: the peer closed it
+                    # (its close frame read ahead of this loop and answered, or, behind
+                    # messages read ahead, left unread until the peer gave up waiting
+                    # and dropped the connection), or the connection was lost. What the
+                    # peer sent before is taken in still: a removed device's last push
+                    # may be among it, the only word of its removal a device that dials
+                    # no one gets. The connection reads nothing new any more.
+                    await self._take_in(runner, ahead, receiving)
                     raise
                 await self.save_checkpoint(runner)
         except PeerFault as fault:
@@ -228,7 +230,8 @@ class Driver:
     async def _take_in(self, runner: Runner, ahead: Ahead,
                        receiving: asyncio.Future[tuple[Prepared, float]]) -> None:
         """Handle the messages ``ahead`` read before the link ended (``receiving``, the
-        next of them), answering none: the link is closed."""
+        next of them), answering none: the link is closed. They end where the link's
+        input does (its close frame, or the end of the connection)."""
         try:
             while True:
                 try:

@@ -74,6 +74,13 @@ class LinkClosed(Exception):
     """The link is gone (closed by either side, reset, or stalled)."""
 
 
+class SendFailed(LinkClosed):
+    """A message failed to go out other than by time-out: the link closed under it (the
+    peer closed it, or the connection was lost). The connection reads nothing more than
+    what it had received (aiohttp fails a send so only once its connection is closing or
+    gone, or its close frame went out), which may be read still."""
+
+
 class SelfLink(LinkClosed):
     """The address dialed reaches this very node (it answered with our node id)."""
 
@@ -138,7 +145,11 @@ class Link:
 
     @property
     def closed(self) -> bool:
-        """Whether the websocket is closing or closed (by either side)."""
+        """Whether this end of the websocket has closed, or begun to: its close frame
+        went out or is going (``close``, or the answer to the peer's close frame once
+        read), or a lost connection or a missing pong was found. Not when the peer's
+        close frame, or the loss of the connection, waits unread behind messages not
+        yet received: a send then fails (``SendFailed``) while this is still false."""
         return self._ws.closed
 
     async def send(self, data: bytes) -> None:
@@ -155,7 +166,7 @@ class Link:
             # only: the reason people read says what happened to the link.
             log.debug("sending failed", peer=self.peer_url or self.peer_node,
                       error=str(exc) or type(exc).__name__)
-            raise LinkClosed("the link closed while sending") from None
+            raise SendFailed("the link closed while sending") from None
 
     async def receive(self) -> bytes:
         """The next message; raises ``LinkClosed`` when the link ends. A text frame is

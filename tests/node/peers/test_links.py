@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crdt import codec, linkproof
@@ -36,13 +37,18 @@ from node.peers.transport import (
     Link,
     LinkClosed,
     Refusal,
+    SendFailed,
 )
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from sync.peer.messages import Ack, Events, Hello, Item, encode, parse
+from tests.node.peers.support import serving, until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 DEADLINE_S = 10.0
+#: Messages of ``STALL_SEND_BYTES`` sent to a peer that reads none, at most: far more
+#: than loopback sockets' buffers hold, so that a send waits and times out.
+STALL_SENDS_MAX, STALL_SEND_BYTES = 256, 1024 * 1024
 
 
 def headers(device_id: str, nonce: bytes) -> dict[str, str]:
@@ -206,9 +212,53 @@ async def test_a_link_closed_under_a_send_says_so_in_its_own_words(
     node = await make_node()
     async with own_link(node) as ws:
         await ws.close()
-        with pytest.raises(LinkClosed) as ended:
+        with pytest.raises(SendFailed) as ended:  # what was read before is taken in
             await Link(ws, None, None, SyncConfig()).send(b"x")
     assert str(ended.value) == "the link closed while sending"
+
+
+async def test_a_send_lost_with_the_connection_fails_though_the_link_is_not_seen_closed(
+        ) -> None:
+    """The peer dropped the connection, its close frame unread: the link does not know
+    it is closed, and its send fails as one closed under it (``SendFailed``), so that
+    what the peer sent before is taken in."""
+    async def drop(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(timeout=0.05)
+        await ws.prepare(request)
+        await ws.send_bytes(b"before")
+        await ws.close()  # no answer read: it gives up and drops the connection
+        return ws
+
+    async with serving(drop) as url, aiohttp.ClientSession() as http, \
+            http.ws_connect(url) as ws:
+        link = Link(ws, None, url, SyncConfig())
+        await until(lambda: ws.get_extra_info("peername") is None)  # the connection lost
+        assert not link.closed
+        with pytest.raises(SendFailed):
+            await link.send(b"x")
+        assert await link.receive() == b"before"  # read still, after the failed send
+
+
+async def test_a_stalled_send_is_no_send_failed() -> None:
+    """A peer that takes in nothing: the send times out, a stall, not a link closed
+    under it (``SendFailed``): nothing is taken in after it."""
+    stalled = asyncio.Event()
+
+    async def unread(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await stalled.wait()  # reads nothing until the test ends
+        return ws
+
+    async with serving(unread) as url, aiohttp.ClientSession() as http, \
+            http.ws_connect(url) as ws:
+        link = Link(ws, None, url, SyncConfig(send_timeout_s=0.05))
+        with pytest.raises(LinkClosed) as ended:
+            for _ in range(STALL_SENDS_MAX):  # until the socket's buffers are full
+                await link.send(bytes(STALL_SEND_BYTES))
+        stalled.set()
+    assert not isinstance(ended.value, SendFailed)
+    assert "sending took over" in str(ended.value)
 
 
 def cbor_map_of_type(kind: str) -> bytes:

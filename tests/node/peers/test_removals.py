@@ -25,9 +25,11 @@ from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 from node.cli.linkproxy import LinkProxy
 from node.peers import removals
+from node.peers.ahead import AHEAD
 from node.peers.runner import Runner
 from node.peers.transport import DEVICE_REMOVED
 from node.server.run import RunningNode
+from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
 from tests.node.peers.support import (
     DEADLINE_S,
@@ -385,7 +387,29 @@ async def test_a_removed_device_takes_in_the_last_push_though_its_own_send_faile
     """The removed device reads the last push and the close after it ahead of its link's
     loop, and answers the close: its next message fails to go out (a hello, its pull).
     What the peer sent before closing is taken in still: it learns its removal."""
-    a = await make_node(cluster_secret=SECRET, sync=QUIET)
+    await removed_while_pulling(make_node, event_body, monkeypatch, QUIET)
+
+
+async def test_a_removed_device_takes_in_a_last_push_of_batches_whose_close_went_unread(
+        make_node: NodeFactory, event_body: EventFactory,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last push comes as batches that fill the removed device's read-ahead: the
+    close after them is left unread, the member gives up waiting for its answer and
+    drops the connection, and the device's next message fails to go out on a link not
+    yet seen closed. What the peer sent is taken in still: it learns its removal."""
+    a_sync = dataclasses.replace(QUIET, batch_events_max=1, close_timeout_s=0.05)
+    sent = await removed_while_pulling(make_node, event_body, monkeypatch, a_sync)
+    assert sent >= AHEAD  # batches enough to fill the read-ahead
+
+
+async def removed_while_pulling(make_node: NodeFactory, event_body: EventFactory,
+                                monkeypatch: pytest.MonkeyPatch, a_sync: SyncConfig
+                                ) -> int:
+    """a (with ``a_sync``) removes b, which pulls all the time, while b's link waits for
+    b's writer with a pull; a's last push and close come meanwhile. The writer let go
+    once a's link is down, b learns its removal. Returns the messages a sent b from the
+    removal on."""
+    a = await make_node(cluster_secret=SECRET, sync=a_sync)
     b = await make_node(cluster_secret=SECRET, sync=dataclasses.replace(
         FAST, pull_interval_s=0.05))  # it pulls, with a hello, all the time
     third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
@@ -411,13 +435,16 @@ async def test_a_removed_device_takes_in_the_last_push_though_its_own_send_faile
             if calls[0] == "Driver.on_link.<locals>.call":
                 break
             await writer.release()
+    sent_before = link.machine.counters.messages_out
     stored, _ = await a.gossip.membership.remove(phone, "lost")
     assert stored is not None
-    async with asyncio.timeout(DEADLINE_S):  # the last push sent, and the close answered
+    async with asyncio.timeout(DEADLINE_S):  # the last push sent, and the close ended
         while link.state != "down":
             await asyncio.sleep(0.01)
+    sent = link.machine.counters.messages_out - sent_before
     await writer.release()
     await told_only_its_removal(a, b, third, link, b_origin)
+    return sent
 
 
 async def test_a_push_asked_of_the_writer_before_a_removal_was_read_sends_nothing_else(

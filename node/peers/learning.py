@@ -12,10 +12,11 @@ a while (``sync.peer.forgotten``).
 A member's record may still name an address where another device answers now (the
 member moved, and a device that is no member, or a removed one, took its port): our
 dial there is refused (``Admission.dialed_refusal``) and given up. That member is not
-dialed there again, round after round, until its record changes or a link with it comes
-up (``answered_by``): the device there, if it holds the cluster secret, may dial us, and
-the member, once back, may dial us (if it has our address); back at the same address
-under the same name it writes no new record. Nor for ever: after
+dialed there again, round after round, until its record changes, a link with it comes
+up (``answered_by``), or the device that answered is a member (a dial there then stays
+linked): the device there, if it holds the cluster secret, may dial us, and the member,
+once back, may dial us (if it has our address); back at the same address under the
+same name it writes no new record. Nor for ever: after
 ``ANSWERED_BY_HOLD_ROUNDS`` rounds, or ``ANSWERED_BY_HOLD_S`` seconds if sooner, it is
 dialed once more (DHCP may have given its address back to the member, which cannot dial
 a node that advertises none), and held off again if another device still answers. An
@@ -57,6 +58,12 @@ ANSWERED_BY_HOLD_ROUNDS = 20
 #: once more, however few rounds went by: a long ``members_interval_s`` would hold it
 #: off for days.
 ANSWERED_BY_HOLD_S = 600.0
+#: What is logged when a member's address is held so, the first time for its record.
+HELD_TEXT = (
+    "member's address answered by another device; not dialed there again until its "
+    "record changes or the device there is a member, and for "
+    f"{ANSWERED_BY_HOLD_ROUNDS} members rounds or {ANSWERED_BY_HOLD_S / 60:g} minutes "
+    "at most, whichever ends first")
 
 
 class Hold(NamedTuple):
@@ -68,10 +75,11 @@ class Hold(NamedTuple):
 
 
 class Held(NamedTuple):
-    """A member's record whose address another device answered at, and the hold
-    (``Learning.answered_by``)."""
+    """A member's record whose address another device answered at, that device, and
+    the hold (``Learning.answered_by``)."""
 
     member: Member
+    device: str
     until: Hold
 
 
@@ -139,9 +147,9 @@ class Learning:
         self.listed_nodes: dict[str, str] = {}
         #: Per member device, its record when another device (no member, or a removed
         #: one) answered our dial at the address it names (``answered_by``): not dialed
-        #: there again until that record changes, a link with the member comes up, or
-        #: ``ANSWERED_BY_HOLD_ROUNDS`` rounds (or ``ANSWERED_BY_HOLD_S``) went by. At
-        #: most ``peers_max``, the oldest dropped.
+        #: there again until that record changes, a link with the member comes up, that
+        #: device is a member, or ``ANSWERED_BY_HOLD_ROUNDS`` rounds (or
+        #: ``ANSWERED_BY_HOLD_S``) went by. At most ``peers_max``, the oldest dropped.
         self.elsewhere: dict[str, Held] = {}
         #: Per address where another device answered our dial, that device and until
         #: when a peer's list may not have the address dialed (``answered_by``), unless
@@ -174,11 +182,11 @@ class Learning:
         if self.membership is None or self.admission.own_removal() is not None:
             return
         linked = linked_devices(self.runners.values())
-        for device_id, member in list(self.membership.members().items()):
-            held = self.elsewhere.get(device_id)
+        members = self.membership.members()
+        for device_id, member in list(members.items()):
             if device_id == self.device_id or device_id in linked or member.address is None:
                 continue
-            if held is not None and held.member == member and self._holds(held.until):
+            if self._member_held(device_id, member, members):
                 continue  # another device answered there, and the hold still runs
             # A member proves its key: the secret is not sent to an address any member
             # may have written in a record (it would hand the secret to whoever is there).
@@ -235,7 +243,7 @@ class Learning:
         """Our dial of ``url`` reached ``device_id``, which may not stay linked (no
         member, or removed): each member whose record names ``url`` is not dialed there
         again until its record changes (``dial_members``), and no peer's list has it
-        dialed (``learn_from``) until ``device_id`` is a member, for
+        dialed (``learn_from``), until ``device_id`` is a member, for
         ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S`` seconds, whichever
         ends first; then it is dialed once more, and held off again if another device
         still answers (logged once per record). A device that is no member but holds
@@ -248,11 +256,24 @@ class Learning:
             if member_id != device_id:
                 held = self.elsewhere.get(member_id)
                 if held is None or held.member != member:
-                    log.info("member's address answered by another device; not dialed "
-                             "there again until its record changes, or for some rounds",
-                             device_id=member_id, url=url, answered_by=device_id,
-                             rounds=ANSWERED_BY_HOLD_ROUNDS)
-                _put(self.elsewhere, member_id, Held(member, until), most)
+                    log.info(HELD_TEXT, device_id=member_id, url=url,
+                             answered_by=device_id, rounds=ANSWERED_BY_HOLD_ROUNDS,
+                             hold_s=ANSWERED_BY_HOLD_S)
+                _put(self.elsewhere, member_id, Held(member, device_id, until), most)
+
+    def _member_held(self, device_id: str, member: Member,
+                     members: dict[str, Member]) -> bool:
+        """Whether the member ``device_id`` is not dialed at the address its record
+        ``member`` names: another device answered there, the record is the same, the
+        hold runs, and that device is no member (it may be one since: a record added
+        it, and a dial there now stays linked; then the hold ends)."""
+        held = self.elsewhere.get(device_id)
+        if held is None or held.member != member or not self._holds(held.until):
+            return False  # kept: dialed, refused again, it is not logged anew
+        if held.device in members:
+            del self.elsewhere[device_id]
+            return False
+        return True
 
     def _holds(self, until: Hold) -> bool:
         return self.rounds < until.round and awake_s() < until.at_s

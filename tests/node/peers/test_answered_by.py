@@ -2,19 +2,21 @@
 where another device answers, one this node refuses (no member), is not dialed again at
 each members round, whatever the list says of it, but once more after
 ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S`` seconds, whichever ends
-first, and at once when that device is a member (``Learning.answered_by``)."""
+first, and at once when that device is a member (``Learning.answered_by``); so is a
+member's address where that device answered."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
+import structlog
 
 from node.peers import learning as learning_module
 from node.peers.learning import ANSWERED_BY_HOLD_ROUNDS, ANSWERED_BY_HOLD_S, Learning
 from sync.peer.config import SyncConfig
 from tests.node.conftest import NodeFactory, RunningNode
-from tests.node.peers.support import DEADLINE_S
+from tests.node.peers.support import DEADLINE_S, add_member
 
 SECRET = "s" * 32
 
@@ -111,3 +113,33 @@ async def one_round(learning: Learning) -> None:
     rounds of the node itself are an hour apart."""
     learning.rounds += 1
     await learning.learn_once()
+
+
+async def test_a_members_address_is_dialed_again_once_the_device_there_is_a_member(
+        make_node: NodeFactory) -> None:
+    """A member's record names x's address; x, no member, answers the hub's dial there
+    and is refused: the record is held. Rounds an hour apart: the record that adds x
+    starts a round, which dials the address again at once (x links), though the
+    member's record is the same and the hold's rounds have not gone by."""
+    hub = await make_node(cluster_secret=SECRET, sync=SyncConfig(members_interval_s=3600))
+    x = await make_node(cluster_secret=SECRET)
+    assert hub.gossip.membership is not None and x.gossip.membership is not None
+    await x.gossip.membership.add(hub.gossip.device.device_id, "hub", None)
+    learning = hub.gossip.learning
+    with structlog.testing.capture_logs() as said:
+        moved = await add_member(hub, "laptop", x.url)  # a device that never runs here
+        async with asyncio.timeout(DEADLINE_S):
+            while x.gossip._accepted < 1 or f"url:{x.url}" in hub.gossip.runners \
+                    or moved not in learning.elsewhere:
+                await asyncio.sleep(0.01)  # dialed, refused and given up: held
+    [held] = [line["event"] for line in said if line.get("device_id") == moved
+              and str(line["event"]).startswith("member's address answered by another")]
+    assert f"for {ANSWERED_BY_HOLD_ROUNDS} members rounds or 10 minutes at most" in held
+    device = x.gossip.device.device_id
+    await hub.gossip.membership.add(device, "x", None)
+    async with asyncio.timeout(DEADLINE_S):
+        while device not in hub.gossip.linked_devices():
+            await asyncio.sleep(0.01)
+    assert x.gossip._accepted == 2
+    assert learning.rounds < ANSWERED_BY_HOLD_ROUNDS
+    assert moved not in learning.elsewhere

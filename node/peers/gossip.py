@@ -48,6 +48,7 @@ from node.peers.transport import (
     LinkRefused,
     SelfLink,
     dial,
+    refusals_read,
 )
 from node.store import AsyncStore, Commit
 from sync.peer.machine import PeerSync
@@ -118,7 +119,7 @@ class Gossip:
 
     async def start(self) -> None:
         await self.driver.follow_removals(self.membership)
-        self._http = aiohttp.ClientSession()
+        self._http = aiohttp.ClientSession(trace_configs=[refusals_read()])
         self.astore.add_commit_listener(self._on_commit)
         for url in self.config.peers:
             await self.add_peer(url, learned=False)

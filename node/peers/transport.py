@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import ssl
 from collections.abc import Awaitable, Iterable, Mapping
@@ -207,6 +208,38 @@ def close_reason(reason: str) -> bytes:
     return reason.encode()[:CLOSE_REASON_BYTES_MAX].decode(errors="ignore").encode()
 
 
+class _Refusing:
+    """The words of one dial's refused handshake (``refusals_read``), and the
+    credentials they must not show."""
+
+    def __init__(self, hide: Iterable[str | None]) -> None:
+        self.hide = tuple(hide)
+        self.text = ""
+
+
+#: The refusal ``dial`` waits on, in its own task (a request of another task, a member
+#: list say, reads its refusal itself).
+_refusing: contextvars.ContextVar[_Refusing | None] = contextvars.ContextVar(
+    "refusing", default=None)
+
+
+def refusals_read() -> aiohttp.TraceConfig:
+    """What the session that ``dial`` uses is made with (``trace_configs``), so that a
+    refused handshake says why: aiohttp drops the body of an answer other than 101
+    before it raises. Read once the answer came, up to ``REFUSAL_BYTES_MAX`` bytes and
+    within the dial's time-out; no other request is made. A session without it gives
+    the status alone."""
+    async def ended(_session: aiohttp.ClientSession, _context: Any,
+                    params: aiohttp.TraceRequestEndParams) -> None:
+        refusing = _refusing.get()
+        if refusing is not None and params.response.status >= 400:
+            refusing.text = await _refusal(params.response, refusing.hide)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(ended)
+    return trace
+
+
 async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
                secret: str | None, advertise: str | None,
                tls: ssl.SSLContext | None, config: SyncConfig,
@@ -224,6 +257,8 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
         headers["Authorization"] = f"Bearer {secret}"
     if advertise is not None:
         headers[ADVERTISE_HEADER] = advertise
+    refusing = _Refusing((secret,))
+    reset = _refusing.set(refusing)
     try:
         async with asyncio.timeout(config.connect_timeout_s):
             ws = await http.ws_connect(
@@ -238,10 +273,13 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
         if exc.status == 403 and exc.headers is not None and device is not None \
                 and exc.headers.get(REFUSED_HEADER):
             raise _refused(url, exc.headers, device.device_id, nonce) from None
-        raise LinkClosed(f"cannot link with {url}: {why(exc)}") from None
+        said = f": {refusing.text}" if refusing.text else ""
+        raise LinkClosed(f"cannot link with {url}: {why(exc)}{said}") from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise LinkClosed(f"cannot reach {url}: {why(exc, config.connect_timeout_s)}") \
             from None
+    finally:
+        _refusing.reset(reset)
     link = Link(ws, None, url, config)
     # The context verifies the peer against our CA alone; a certificate shown is one it
     # verified. A plain connection shows none, whatever the context.

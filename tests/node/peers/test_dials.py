@@ -11,6 +11,7 @@ import aiohttp
 import structlog
 from aiohttp import web
 
+from node.peers.dial_words import HIDDEN_TEXT
 from node.peers.runner import Runner
 from tests.node.peers.support import (
     DEADLINE_S,
@@ -120,6 +121,24 @@ async def test_a_dial_answered_101_without_a_websocket_says_what_was_wrong(
         await until(lambda: runner.state == "backoff")
     assert runner.failure == (f"cannot link with {url}: it answered HTTP 101 but the "
                               "websocket handshake failed (invalid upgrade header)")
+
+
+async def test_a_refused_dial_says_what_the_refusal_said(make_node: NodeFactory) -> None:
+    """A proxy in front of the peer refuses the websocket with a page: the failure says
+    its words with the status (aiohttp drops the body before it raises), the cluster
+    secret it repeats hidden."""
+    node = await make_node(cluster_secret=SECRET, sync=PATIENT)  # dialed once
+
+    async def blocked(request: web.Request) -> web.Response:
+        return web.Response(status=403, text="Blocked by the proxy: "
+                            + request.headers.get("Authorization", "") + "\nmore")
+
+    async with serving(blocked) as url:
+        assert await node.gossip.add_peer(url, learned=False)
+        runner = node.gossip.runners[f"url:{url}"]
+        await until(lambda: runner.state == "backoff")
+    assert runner.failure == (f"cannot link with {url}: it answered HTTP 403: "
+                              f"Blocked by the proxy: Bearer {HIDDEN_TEXT}")
 
 
 async def test_reaching_one_peer_redials_the_others_at_once(make_node: NodeFactory) -> None:

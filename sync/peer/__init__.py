@@ -1,6 +1,8 @@
 """Anti-entropy between nodes: one ``PeerSync`` machine per peer link.
 
     messages  hello / events / ack, canonical CBOR, and their strict parser
+    limits    what one message, batch and version vector may hold
+    plain_items  a quick reader of the common events message
     outbox    what one peer is known to hold, and the next batch of what it lacks
     machine   ``PeerSync``: feed it bytes and time, send what it returns
     config    ``SyncConfig``: timing and window of a link, back-off

@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass
 
 from sync.errors import ProtocolMisuse
-from sync.peer.messages import BATCH_EVENTS_MAX
+from sync.peer.limits import BATCH_EVENTS_MAX
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,7 @@ from crdt.events import Event
 from sync.errors import PeerFault
 from sync.peer import messages, signatures
 from sync.peer.config import SyncConfig, backoff_delay_s
+from sync.peer.limits import ORIGINS_MAX
 from sync.peer.messages import About, Ack, Events, Hello
 from sync.peer.outbox import Log, Outbox
 from sync.peer.quota import OriginQuota
@@ -507,7 +508,7 @@ class PeerSync:
         from a record that is then not stored only wastes a check: ``judge`` reuses a
         result only if it was checked with the key it would use itself. A peer naming
         ever new origins only makes the memory start again."""
-        if len(self._keys) > messages.ORIGINS_MAX:
+        if len(self._keys) > ORIGINS_MAX:
             self._keys = {}
         self._keys.update((origin, key) for origin, key in keys.items() if key is not None)
 
@@ -573,7 +574,7 @@ class PeerSync:
                 return version
         else:
             told = [item for item in retired.items() if item[0] not in version]
-        room = messages.ORIGINS_MAX - len(version)
+        room = ORIGINS_MAX - len(version)
         return {**dict(told[:max(room, 0)]), **version}
 
     def _give_up_stalled(self, now: float) -> None:

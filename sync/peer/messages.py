@@ -62,55 +62,34 @@ from typing import Any, NamedTuple
 from crdt import codec
 from crdt.clock import Hlc
 from crdt.errors import InvalidInput
-from crdt.events import EVENT_BYTES_MAX, ID_BYTES, Event
+from crdt.events import ID_BYTES, Event
 from crdt.keys import check_name, check_session_key
 from crdt.log import forget
 from crdt.signing import SIGNATURE_BYTES
 from sync.errors import PeerFault, ProtocolMisuse
+from sync.peer.limits import (
+    BATCH_BYTES_MAX,
+    BATCH_EVENTS_MAX,
+    ITEMS_MAX,
+    MESSAGE_BYTES_MAX,
+    ORIGIN_BYTES_MAX,
+    ORIGINS_MAX,
+    ORIGINS_RESERVED,
+    PROOF_OVERHEAD,
+    SEQ_MAX,
+    SOFTWARE_CHARS_MAX,
+)
+from sync.peer.plain_items import Shaped, plain_items
 
 #: The protocol this module speaks. A peer that says another number in its hello is
 #: refused rather than half-understood.
 PROTOCOL = 1
-#: Most events in one ``events`` message. Larger batches amortise per-message cost and
-#: round trips during a catch-up; smaller ones bound the work (re-hashing, one commit)
-#: a single message can cause and how much a lost message costs to resend.
-BATCH_EVENTS_MAX = 512
-#: Most canonical event bytes in one ``events`` message (1 MiB). At least one event of
-#: the largest allowed size always fits, so a batch can always make progress.
-BATCH_BYTES_MAX = 1024 * 1024
-#: Most origins (node ids) in a version vector. Every node that ever wrote an event is
-#: an origin, so this bounds the size of a hello and of an ack (about 80 bytes each).
-ORIGINS_MAX = 4096
-#: Origins kept for nodes themselves: a node holding ``ORIGINS_MAX - ORIGINS_RESERVED``
-#: origins takes a new one only from the node it names (a peer's own events), so that a
-#: peer sending events of made-up origins cannot fill the table and shut out every node
-#: that joins later (``takes_origin``).
-ORIGINS_RESERVED = 256
-#: Longest origin name, in UTF-8 bytes (node ids are 16 hex digits).
-ORIGIN_BYTES_MAX = 64
-#: Longest software version a peer may name in its hello.
-SOFTWARE_CHARS_MAX = 64
-#: Largest sequence number accepted (CBOR and SQLite integers are 64-bit).
-SEQ_MAX = 2**63 - 1
-#: Worst-case framing of one item beside its event bytes: array header, origin, seq, the
-#: byte-string header and a signature.
-_ITEM_OVERHEAD_MAX = 1 + (2 + ORIGIN_BYTES_MAX) + 9 + 5 + (2 + SIGNATURE_BYTES)
-#: Largest message accepted, in bytes; checked before anything is decoded. It holds a
-#: full batch with worst-case framing and a hello with ``ORIGINS_MAX`` origins.
-MESSAGE_BYTES_MAX = BATCH_BYTES_MAX + BATCH_EVENTS_MAX * _ITEM_OVERHEAD_MAX + 1024
-#: Most CBOR data items in one message (each map key and value, array entry, scalar).
-#: A full batch has about 5 per event, a hello 2 per origin; the pre-scan stops there,
-#: so a small message of millions of tiny items is refused before it is built in memory.
-ITEMS_MAX = 5 * BATCH_EVENTS_MAX + 2 * ORIGINS_MAX + 64
-#: A skeleton (a map of six fields) is 18 items, its signature and proof two more: a full
-#: batch of them fits too.
-assert 20 * BATCH_EVENTS_MAX + 64 <= ITEMS_MAX
-#: Framing of one proof beside its bytes, counted in ``BATCH_BYTES_MAX``.
-PROOF_OVERHEAD = 5
+# Besides what is defined here: the limits the README's table of limits names here
+# (``sync.peer.limits`` holds them).
+__all__ = ["BATCH_BYTES_MAX", "BATCH_EVENTS_MAX", "MESSAGE_BYTES_MAX", "ORIGINS_MAX",
+           "ORIGINS_RESERVED", "PROTOCOL", "About", "Ack", "Events", "Hello", "Item",
+           "Message", "encode", "item_bytes", "parse", "takes_origin"]
 _SKELETON_FIELDS = {"id", "session_key", "agent_id", "timestamp", "kind", "forgotten_by"}
-
-assert EVENT_BYTES_MAX <= BATCH_BYTES_MAX, "one event must always fit in a batch"
-assert ORIGINS_MAX * (3 + ORIGIN_BYTES_MAX + 9) + 256 <= MESSAGE_BYTES_MAX
 
 
 def takes_origin(held: int, origin: str, sender: str | None) -> bool:
@@ -236,12 +215,13 @@ def parse(data: bytes) -> Message:
     Limits are checked first (length, then a scan of the CBOR item headers), so an
     oversized message costs no decoding. Events are re-hashed last, once the whole
     message is known to be well-formed. An events message framed as ``encode`` frames
-    one is read straight from its bytes, within the same limits (``_plain_items``).
+    one is read straight from its bytes, within the same limits
+    (``sync.peer.plain_items``).
     """
     if len(data) > MESSAGE_BYTES_MAX:
         raise PeerFault(f"message is {len(data)} bytes; the limit is {MESSAGE_BYTES_MAX}")
     # The quick reading slices ``bytes``; a bytearray or memoryview takes the strict way.
-    shaped = _plain_items(data) if type(data) is bytes else None
+    shaped = plain_items(data) if type(data) is bytes else None
     if shaped is not None:  # most messages of a catch-up
         return _checked_events(shaped, {})
     return _parse_strictly(data)
@@ -303,7 +283,7 @@ def _events(raw: dict[str, Any]) -> Events:
         raise PeerFault(f"{len(items)} items; the limit is {BATCH_EVENTS_MAX}",
                         field="events.items")
     proofs = _proofs(raw.get("proofs", []))
-    shaped: list[tuple[str, int, bytes | dict[str, Any], bytes | None]] = []
+    shaped: Shaped = []
     last: dict[str, int] = {}
     for i, item in enumerate(items):
         where = f"events.items[{i}]"
@@ -322,9 +302,6 @@ def _events(raw: dict[str, Any]) -> Events:
         last[origin] = seq
         shaped.append((origin, seq, data, signature))
     return _checked_events(shaped, proofs)
-
-
-Shaped = list[tuple[str, int, bytes | dict[str, Any], bytes | None]]
 
 
 def _checked_events(shaped: Shaped, proofs: dict[bytes, Event]) -> Events:
@@ -437,108 +414,6 @@ def _version(value: Any, field: str) -> dict[str, int]:
             raise PeerFault(f"must be an integer from 0 to {SEQ_MAX}", field=where)
         out[_origin(origin, field)] = seq
     return out
-
-
-#: How an events message without proofs starts, canonically framed: its map of two, the
-#: type, and the key of its items.
-_EVENTS_START = codec.encode({"type": "events", "items": []})[:-1]
-
-
-def _plain_items(data: bytes) -> Shaped | None:
-    """The items of an events message, read straight from its bytes: what ``_events``
-    makes of it, for a message framed as this module encodes one (no proofs, every
-    item ``[origin, seq, event bytes]`` or with a signature) and valid but for its
-    events (``_checked_events``). None for any other message, in doubt included: the
-    strict decoder then reads it, and names the fault. The pre-scan and the decoder
-    cost several times this walk, which visits each item's few heads once.
-    """
-    if not data.startswith(_EVENTS_START):
-        return None
-    try:
-        return _read_items(data)
-    except (_InDoubt, IndexError):
-        return None
-
-
-class _InDoubt(Exception):
-    """``_plain_items`` leaves the message to the strict decoder."""
-
-
-def _read_items(data: bytes) -> Shaped:
-    count, offset = _argument(data, len(_EVENTS_START), 4)
-    if not 0 < count <= BATCH_EVENTS_MAX:
-        raise _InDoubt
-    shaped: Shaped = []
-    origins: dict[bytes, str] = {}  # the checked name of each origin's bytes
-    last: dict[str, int] = {}
-    # The array head and origin of the item before, as encoded: most items of a batch
-    # repeat them, and are then read at once.
-    start, elements, origin = b"", 0, ""
-    for _ in range(count):
-        if start and data.startswith(start, offset):
-            offset += len(start)
-        else:
-            begun = offset
-            elements = data[offset] - 0x80
-            if elements not in (3, 4):
-                raise _InDoubt
-            origin_size, offset = _argument(data, offset + 1, 3)
-            raw_origin = data[offset:offset + origin_size]
-            offset += origin_size
-            known = origins.get(raw_origin)
-            if known is None:
-                try:
-                    known = check_name(raw_origin.decode("utf-8"), "origin",
-                                       bytes_max=ORIGIN_BYTES_MAX)
-                except (InvalidInput, UnicodeDecodeError):
-                    raise _InDoubt from None
-                origins[raw_origin] = known
-            origin, start = known, data[begun:offset]
-        # The sequence number and the event's length, read in line (a call costs as
-        # much as the reading): each is a head of its type with a definite argument.
-        initial = data[offset]
-        if initial < 24:
-            seq, offset = initial, offset + 1
-        else:
-            seq, offset = _argument(data, offset, 0)
-        if not last.get(origin, 0) < seq <= SEQ_MAX:
-            raise _InDoubt
-        last[origin] = seq
-        initial = data[offset]
-        if initial == 0x58:  # a byte string of 24 to 255 bytes
-            event_size, offset = data[offset + 1], offset + 2
-        else:
-            event_size, offset = _argument(data, offset, 2)
-        event = data[offset:offset + event_size]
-        offset += event_size
-        signature = None
-        if elements == 4:
-            if data[offset:offset + 2] != _SIGNATURE_HEAD:
-                raise _InDoubt
-            signature = data[offset + 2:offset + 2 + SIGNATURE_BYTES]
-            offset += 2 + SIGNATURE_BYTES
-        shaped.append((origin, seq, event, signature))
-    if offset != len(data):  # trailing bytes, or a string that ran past the end
-        raise _InDoubt
-    return shaped
-
-
-_SIGNATURE_HEAD = codec.head(2, SIGNATURE_BYTES)
-
-
-def _argument(data: bytes, offset: int, major: int) -> tuple[int, int]:
-    """The argument of the head at ``offset``, of type ``major`` with a definite
-    argument, and the offset after the head."""
-    initial = data[offset]
-    info = initial & 0x1F
-    if initial >> 5 != major or info > 27:
-        raise _InDoubt
-    if info < 24:
-        return info, offset + 1
-    end = offset + 1 + (1 << (info - 24))
-    if end > len(data):
-        raise _InDoubt
-    return int.from_bytes(data[offset + 1:end], "big"), end
 
 
 def _prescan(data: bytes) -> None:

@@ -16,17 +16,8 @@ from typing import NamedTuple, Protocol
 from crdt.events import Event
 from crdt.log.records import Appended, StoredEvent
 from sync.errors import ProtocolMisuse
-from sync.peer.messages import (
-    BATCH_BYTES_MAX,
-    BATCH_EVENTS_MAX,
-    ORIGINS_MAX,
-    PROOF_OVERHEAD,
-    SEQ_MAX,
-    Events,
-    Item,
-    item_bytes,
-    takes_origin,
-)
+from sync.peer.limits import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, ORIGINS_MAX, PROOF_OVERHEAD, SEQ_MAX
+from sync.peer.messages import Events, Item, item_bytes, takes_origin
 from sync.peer.quota import OriginQuota
 from sync.peer.retired import sendable
 

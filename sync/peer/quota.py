@@ -1,7 +1,7 @@
 """``OriginQuota``: how many new origins one peer link may bring per interval.
 
 Every origin takes a row of every node's version vector, a table shared by the whole
-cluster (``messages.ORIGINS_MAX``). A quota per link keeps a single peer from filling
+cluster (``limits.ORIGINS_MAX``). A quota per link keeps a single peer from filling
 it in one go; a node joining a cluster of fewer origins than the quota takes them all at
 once. Both ends keep one: the receiver skips events of new origins past it, the sender
 does not send them, so that an honest link does not wait on batches sent in vain.

@@ -20,7 +20,8 @@ from typing import TypeVar
 import aiohttp
 
 from node.peers.transport import NODE_HEADER, PEER_PATH
-from sync.peer.messages import ORIGINS_MAX, Hello, encode
+from sync.peer.limits import ORIGINS_MAX
+from sync.peer.messages import Hello, encode
 
 #: The flooder's node id: any well-formed one the victim does not have.
 FLOODER = "f100d00000000000"

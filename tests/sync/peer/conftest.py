@@ -10,7 +10,7 @@ import pytest
 
 from crdt import codec
 from crdt.events import EVENT_BYTES_MAX
-from sync.peer.messages import BATCH_EVENTS_MAX, MESSAGE_BYTES_MAX, ORIGINS_MAX
+from sync.peer.limits import BATCH_EVENTS_MAX, MESSAGE_BYTES_MAX, ORIGINS_MAX
 from tests.support.events import event
 from tests.support.mesh import Mesh
 

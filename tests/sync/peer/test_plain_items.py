@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from crdt.events import Event
 from sync.errors import PeerFault
 from sync.peer import messages
+from sync.peer.limits import MESSAGE_BYTES_MAX
 from sync.peer.messages import Events, Item, encode, parse
+from sync.peer.plain_items import plain_items
 from tests.crdt.cbor_variants import mutated, variant
 from tests.support.events import event
 
@@ -33,7 +35,7 @@ def outcome(work: Any, data: bytes) -> Any:
 
 def strictly(data: bytes) -> Any:
     """``parse`` as it was: the pre-scan and the strict decoder read every message."""
-    if len(data) > messages.MESSAGE_BYTES_MAX:
+    if len(data) > MESSAGE_BYTES_MAX:
         return parse(data)
     return messages._parse_strictly(data)
 
@@ -87,7 +89,7 @@ def test_a_batch_we_encode_is_read_quickly(chosen: list[tuple[Event, bool]]) -> 
     items = tuple(Item(ORIGINS[seq % 2], seq, chosen_event, SIGNATURE if signed else None)
                   for seq, (chosen_event, signed) in enumerate(chosen, 1))
     data = encode(Events(items))
-    assert messages._plain_items(data) is not None
+    assert plain_items(data) is not None
     assert parse(data) == strictly(data) == Events(items)
 
 

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from crdt.events import Event
 from crdt.log.store import EventStore
 from sync.peer.config import SyncConfig
+from sync.peer.limits import ORIGINS_MAX, ORIGINS_RESERVED
 from sync.peer.machine import PeerSync
-from sync.peer.messages import ORIGINS_MAX, ORIGINS_RESERVED, Events, Hello, Item, encode
+from sync.peer.messages import Events, Hello, Item, encode
 from tests.support.mesh import all_ids
 from tests.sync.peer.test_convergence import OPS, run
 
@@ -134,10 +135,10 @@ def test_the_table_counts_active_origins_only(open_store: OpenStore, ev: Ev) -> 
 
 def test_the_log_and_the_protocol_agree_on_origins() -> None:
     from crdt.log import retire
-    from sync.peer import messages
+    from sync.peer import limits
     assert retire.ROOM_DEFAULT == ORIGINS_MAX - ORIGINS_RESERVED
-    assert retire.ORIGIN_BYTES_MAX == messages.ORIGIN_BYTES_MAX
-    assert retire.SEQ_MAX == messages.SEQ_MAX
+    assert retire.ORIGIN_BYTES_MAX == limits.ORIGIN_BYTES_MAX
+    assert retire.SEQ_MAX == limits.SEQ_MAX
     assert retire.RETIRED_MAX == ORIGINS_MAX
 
 

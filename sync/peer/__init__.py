@@ -5,6 +5,8 @@
     plain_items  a quick reader of the common events message
     outbox    what one peer is known to hold, and the next batch of what it lacks
     machine   ``PeerSync``: feed it bytes and time, send what it returns
+    intake    which events of a peer's batch ``PeerSync`` stores
+    counters  ``Counters``: the traffic of one link, for metrics
     config    ``SyncConfig``: timing and window of a link, back-off
     quota     ``OriginQuota``: new origins one link may bring
     retired   retired origins on a link: what is sent of them, what is taken

@@ -1,8 +1,9 @@
-"""Fixtures of the peer protocol tests: stores joined by a ``Mesh``, and a catalogue of
-messages a peer must never get away with."""
+"""Fixtures of the peer protocol tests: stores joined by a ``Mesh``, stores that sign, and
+a catalogue of messages a peer must never get away with."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import cbor2
@@ -10,9 +11,12 @@ import pytest
 
 from crdt import codec
 from crdt.events import EVENT_BYTES_MAX
+from crdt.log.store import EventStore
+from crdt.signing import Signer
 from sync.peer.limits import BATCH_EVENTS_MAX, MESSAGE_BYTES_MAX, ORIGINS_MAX
 from tests.support.events import event
 from tests.support.mesh import Mesh
+from tests.sync.peer.support import KEYS
 
 ORIGIN = "0123456789abcdef"
 
@@ -20,6 +24,21 @@ ORIGIN = "0123456789abcdef"
 @pytest.fixture(scope="session")
 def mesh() -> type[Mesh]:
     return Mesh
+
+
+@pytest.fixture
+def keyed() -> Iterator[Callable[[int], EventStore]]:
+    """``keyed(n)``: an in-memory store that signs with key n."""
+    opened: list[EventStore] = []
+
+    def open_one(n: int) -> EventStore:
+        store = EventStore.open("memory:", signer=Signer(KEYS[n], f"device {n}"))
+        opened.append(store)
+        return store
+
+    yield open_one
+    for store in opened:
+        store.close()
 
 
 # -- messages a peer must not get away with ---------------------------------------------

@@ -6,18 +6,13 @@ events of unbound origins (written before events were signed) are taken as befor
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from crdt import device, signing
-from crdt.events import Draft, Event
-from crdt.linkproof import b64
 from crdt.log import bound
 from crdt.log.store import EventStore
-from crdt.membership import AGENT_ID, DEVICES_SESSION
 from crdt.signing import Signer
 from sync.errors import PeerFault
 from sync.peer.config import SyncConfig
@@ -26,50 +21,14 @@ from sync.peer.messages import (
     BATCH_EVENTS_MAX,
     ORIGINS_MAX,
     ORIGINS_RESERVED,
-    About,
     Events,
     Hello,
     Item,
     encode,
     parse,
 )
-from sync.peer.signatures import judge, raw_keys, verify_ahead
-from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.mesh import Mesh, all_ids
-
-Ev = Callable[..., Event]
-SIGNS = About("0.3.0", 1, retires=True, forgets=True, signs=True)
-OLD = About("0.2.0", 1, retires=True, forgets=True)
-KEYS = [device.private_key_from_seed(bytes([n]) * 32) for n in range(4)]
-
-
-@pytest.fixture
-def keyed() -> Iterator[Callable[[int], EventStore]]:
-    """``keyed(n)``: an in-memory store that signs with key n."""
-    opened: list[EventStore] = []
-
-    def open_one(n: int) -> EventStore:
-        store = EventStore.open("memory:", signer=Signer(KEYS[n], f"device {n}"))
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        store.close()
-
-
-def messages(ev: Ev, count: int, tag: str = "m") -> list[Event]:
-    return [ev(ms=1_000 + n, content=f"{tag} {n}") for n in range(count)]
-
-
-def link(store: EventStore, peer_about: About | None, *,
-         require: bool = False) -> PeerSync:
-    """A machine of ``store`` that has heard the hello of a peer saying ``peer_about``."""
-    machine = PeerSync(store, "peer", now=0.0, rng=random.Random(0), about=SIGNS,
-                       require_signatures=require)
-    machine.start(0.0, peer_reads_about=True)
-    machine.receive(encode(Hello("ffffffffffffffff", {}, about=peer_about)), 0.0)
-    return machine
+from tests.sync.peer.support import KEYS, OLD, SIGNS, Ev, link, messages
 
 
 def test_keyed_nodes_converge_and_every_event_keeps_a_valid_signature(
@@ -260,172 +219,6 @@ def test_a_store_without_its_key_refuses_to_write_under_a_bound_origin(
         store.append_batch(messages(ev, 1, "unsigned"))
 
 
-@settings(max_examples=40)
-@given(byte=st.integers(0, 63), bit=st.integers(0, 7), seq=st.integers(1, 5))
-def test_any_flipped_bit_of_a_signature_is_forged(byte: int, bit: int, seq: int) -> None:
-    from tests.support.events import event
-
-    signer = Signer(KEYS[2], "phone")
-    origin = signer.origin(0)
-    record = bound.device_key(signer, 0).seal(event().timestamp)
-    chain = [Item(origin, 1, record, signer.sign(record.id, origin, 1))]
-    for n in range(2, 6):
-        body = event(ms=n, content=str(n))
-        chain.append(Item(origin, n, body, signer.sign(body.id, origin, n)))
-    tampered = bytearray(chain[seq - 1].signature or b"")
-    tampered[byte] ^= 1 << bit
-    chain[seq - 1] = chain[seq - 1]._replace(signature=bytes(tampered))
-    verdicts = judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(),
-                     require=True)
-    assert verdicts == ["forged" if n == seq else "take" for n in range(1, 6)]
-
-
-def test_signatures_verified_ahead_decide_only_for_the_key_they_were_checked_with() -> None:
-    from tests.support.events import event
-
-    signer = Signer(KEYS[2], "phone")
-    origin = signer.origin(0)
-    record = bound.device_key(signer, 0).seal(event().timestamp)
-    chain = [Item(origin, 1, record, signer.sign(record.id, origin, 1)),
-             Item(origin, 2, event(ms=2), bytes(64))]  # the second forged
-    ahead = verify_ahead(chain, raw_keys(chain, lambda _o: None))  # the key comes with seq 1
-    assert sorted(ahead.values()) == [False, True]
-    verdicts = judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(),
-                     require=True, verified=ahead)
-    assert verdicts == ["take", "forged"]
-    other = device.public_bytes(KEYS[3])  # results for another key are not used
-    lies = {(other, item.signature or b"", item.event.id, origin, item.seq): True
-            for item in chain}
-    assert judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(),
-                 require=True, verified=lies) == ["take", "forged"]
-
-
-def signed_chain(n: int, count: int) -> list[Item]:
-    """Key n's first origin: its device_key record, then ``count`` events, all signed."""
-    from tests.support.events import event
-
-    signer = Signer(KEYS[n], f"device {n}")
-    origin = signer.origin(0)
-    record = bound.device_key(signer, 0).seal(event().timestamp)
-    chain = [Item(origin, 1, record, signer.sign(record.id, origin, 1))]
-    for seq in range(2, count + 2):
-        body = event(ms=seq, content=f"{n} {seq}")
-        chain.append(Item(origin, seq, body, signer.sign(body.id, origin, seq)))
-    return chain
-
-
-def test_keys_are_asked_once_per_origin_and_may_be_passed_resolved() -> None:
-    chains = [signed_chain(2, 3), signed_chain(3, 3)]
-    items = [item for pair in zip(*chains, strict=True) for item in pair]  # interleaved
-    items += [Item("0123456789abcdef", seq, chains[0][seq].event, None)  # unbound
-              for seq in (1, 2)]
-    asked: list[str] = []
-
-    def key_of(origin: str) -> bytes | None:
-        asked.append(origin)
-        return None
-
-    keys = raw_keys(items, key_of)
-    assert sorted(asked) == sorted({item.origin for item in items})  # each once
-    assert keys == {chains[0][0].origin: device.public_bytes(KEYS[2]),
-                    chains[1][0].origin: device.public_bytes(KEYS[3]),
-                    "0123456789abcdef": None}
-    expected = ["take"] * 8 + ["unsigned"] * 2
-    assert judge(items, keys=raw_keys(items, key_of), held=set(),
-                 require=True) == expected
-    asked.clear()
-    assert judge(items, keys=keys, held=set(), require=True) == expected
-    assert asked == []
-
-
-def test_crafted_signatures_are_forged_never_an_error() -> None:
-    # Signatures that OpenSSL takes and libsodium refuses (crdt.device's docstring): a
-    # node of an earlier version takes these events, this one refuses them.
-    chain = signed_chain(2, 2)
-    origin = chain[0].origin
-    crafted = crafted_by_holder(bytes([2]) * 32,
-                                signing.signed_bytes(chain[2].event.id, origin, 3))
-    chain[2] = chain[2]._replace(signature=crafted)
-    assert judge(chain, keys=raw_keys(chain, lambda _o: None), held=set(),
-                 require=True) == ["take", "take", "forged"]
-    ahead = verify_ahead(chain, raw_keys(chain, lambda _o: None))
-    assert sorted(ahead.values()) == [False, True, True]
-    # An origin bound to a small-order key, with a signature that fits any message.
-    origin = signing.bound_origin(IDENTITY, 0)
-    record = Draft(DEVICES_SESSION, AGENT_ID, bound.KIND, {
-        "device_id": device.device_id(IDENTITY), "public_key": b64(IDENTITY),
-        "name": "nobody", "origin": origin, "n": 0}).seal(chain[0].event.timestamp)
-    assert bound.read(record) is not None  # it binds: its events must be signed
-    anything = IDENTITY + bytes(32)
-    rogue = [Item(origin, 1, record, anything), Item(origin, 2, chain[1].event, anything)]
-    assert judge(rogue, keys=raw_keys(rogue, lambda _o: None), held=set(),
-                 require=False) == ["forged", "forged"]
-
-
-def test_a_batch_is_verified_in_one_call_with_the_results_of_each_check() -> None:
-    chain = signed_chain(2, 4)
-    chain[3] = chain[3]._replace(signature=bytes(64))  # forged
-    chain.append(Item("0123456789abcdef", 1, chain[1].event, None))  # unbound: not checked
-    calls: list[int] = []
-
-    def counted(keys: Sequence[bytes], sigs: Sequence[bytes], signed: Sequence[bytes]
-                ) -> list[bool]:
-        calls.append(len(keys))
-        return device.verifies_many(keys, sigs, signed)
-
-    keys = raw_keys(chain, lambda _o: None)
-    ahead = verify_ahead(chain, keys, counted)
-    assert calls == [5]
-    assert ahead == verify_ahead(chain, keys) == {
-        (keys[item.origin], item.signature, item.event.id, item.origin, item.seq):
-            signing.verify(keys[item.origin] or b"", item.signature or b"", item.event.id,
-                           item.origin, item.seq) for item in chain[:5]}
-    assert sorted(ahead.values()) == [False, True, True, True, True]
-    assert verify_ahead(chain[5:], keys, counted) == {} and calls == [5]  # nothing to check
-    with pytest.raises(ValueError, match="4 answers for 5 signatures"):
-        verify_ahead(chain, keys, lambda k, s, m: device.verifies_many(k, s, m)[1:])
-
-
-def signed_link(keyed: Callable[[int], EventStore], ev: Ev
-                ) -> tuple[EventStore, list[Item], PeerSync]:
-    """B, A's first four signed items (seq 1: A's device_key record), and B's machine
-    for a link to a signing peer."""
-    a, b = keyed(0), keyed(1)
-    a.append_batch(messages(ev, 4))
-    items = [Item(a.node_id, s.seq, s.event, s.signature)
-             for s in a.origin_after(a.node_id, 0, 10)]
-    return b, items, link(b, SIGNS)
-
-
-def test_a_message_prepared_ahead_is_handled_as_its_bytes_are(
-        keyed: Callable[[int], EventStore], ev: Ev) -> None:
-    b, items, machine = signed_link(keyed, ev)
-    first = machine.prepare(encode(Events(tuple(items[:2]))))
-    assert len(first.verified) == 2
-    machine.receive(first, 0.0)
-    forged = items[3]._replace(signature=items[2].signature)
-    second = machine.prepare(encode(Events((items[2], forged))))
-    assert len(second.verified) == 2  # a's key, remembered from the store
-    machine.receive(second, 0.0)
-    assert b.version[items[0].origin] == 3 and machine.counters.events_forged == 1
-    refused = machine.prepare(b"\x01")
-    with pytest.raises(PeerFault):
-        machine.receive(refused, 0.0)
-    assert machine.counters.faults == 1 and b.version[items[0].origin] == 3
-
-
-def test_the_next_batch_prepared_before_the_binding_is_stored_is_checked_ahead(
-        keyed: Callable[[int], EventStore], ev: Ev) -> None:
-    b, items, machine = signed_link(keyed, ev)
-    first = machine.prepare(encode(Events(tuple(items[:2]))))
-    forged = items[3]._replace(signature=items[2].signature)
-    second = machine.prepare(encode(Events((items[2], forged))))  # a's key: not stored yet
-    assert sorted(second.verified.values()) == [False, True]
-    machine.receive(first, 0.0)
-    machine.receive(second, 0.0)
-    assert b.version[items[0].origin] == 3 and machine.counters.events_forged == 1
-
-
 def test_batches_sent_before_the_peer_said_it_signs_go_again_signed(
         keyed: Callable[[int], EventStore], ev: Ev) -> None:
     a, b = keyed(0), keyed(1)
@@ -440,27 +233,6 @@ def test_batches_sent_before_the_peer_said_it_signs_go_again_signed(
         other = to_a if machine is to_b else to_b
         queue += [(other, reply) for reply in machine.receive(data, 0.0)]
     assert b.version[a.node_id] == 4  # with no ack timeout passed
-
-
-def test_messages_parsed_in_order_may_be_verified_in_any_order(
-        keyed: Callable[[int], EventStore], ev: Ev) -> None:
-    """``prepare`` in two steps, as a node's pipeline runs them: the second batch is
-    parsed after the first (whose record binds a's key) and verified before it."""
-    b, items, machine = signed_link(keyed, ev)
-    forged = items[3]._replace(signature=items[2].signature)
-    first = machine.parse(encode(Events(tuple(items[:2]))))
-    second = machine.parse(encode(Events((items[2], forged))))
-    assert second.keys == {items[0].origin: first.keys[items[0].origin]}
-    later = machine.verify(second)
-    assert sorted(later.verified.values()) == [False, True]
-    machine.receive(machine.verify(first), 0.0)
-    machine.receive(later, 0.0)
-    assert b.version[items[0].origin] == 3 and machine.counters.events_forged == 1
-    refused = machine.parse(b"\x01")
-    assert refused.message is None and refused.keys == {}
-    with pytest.raises(PeerFault):
-        machine.receive(machine.verify(refused), 0.0)
-    assert machine.counters.faults == 1
 
 
 @pytest.mark.parametrize(("proved", "refusal"), [

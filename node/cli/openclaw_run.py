@@ -1,8 +1,8 @@
 """What the ``clawsync openclaw`` commands do once they run (``node.cli.openclaw``
-declares them): the node they write to or read from, over HTTP or as a data folder opened
-here (``Sink``), the state folder checked, and the import, the watch and the export.
-Apart from the commands' declarations, so that their ``--help`` loads none of this (the
-HTTP client, the event log, the crypto libraries).
+declares them): the state folder checked, and the import, the watch and the export, each
+against the node that ``node.cli.openclaw_sink`` opens. Apart from the commands'
+declarations, so that their ``--help`` loads none of this (the HTTP client, the event log,
+the crypto libraries).
 """
 
 from __future__ import annotations
@@ -10,25 +10,19 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from crdt.errors import CrdtError, InvalidInput, NotFound
-from crdt.events import Event, parse_event
-from crdt.log.cursors import read_cursor, save_cursor
-from crdt.log.store import EventStore
-from crdt.storage.disk import holds_storage
-from node.cli.append import batches
-from node.cli.common import InputError, NodeError, failure, note, store_refusal
-from node.cli.options import client_limits, settings
-from node.client.api import Client, ClientError
-from node.config import Settings, host_name
-from node.device import DeviceKeyError, folder_signer
-from node.limits import ClientLimits
+from crdt.errors import NotFound
+from crdt.events import Event
+from node.cli.common import InputError, NodeError, note
+from node.cli.openclaw_sink import with_sink
+from node.cli.options import settings
+from node.client.api import ClientError
 from node.openclaw.bridge import Bridge, Sink, Tally
 from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript
@@ -50,81 +44,6 @@ from node.openclaw.state_locks import (
     holding_state_locks,
 )
 
-T = TypeVar("T")
-
-
-class HttpSink:
-    """A node over HTTP (``node.client``)."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    async def cursor(self, name: str) -> dict[str, int] | None:
-        return await self.client.cursor(name)
-
-    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
-        await self.client.save_cursor(name, cursor)
-
-    async def events(self, session_key: str) -> tuple[list[Event], int]:
-        """The session's events, but for forgotten ones, which are only counted: their
-        content is gone, so they cannot be rebuilt (nor hold an OpenClaw record)."""
-        found: list[Event] = []
-        forgotten = 0
-        after = 0
-        while True:
-            page = await self.client.events(session_key, after=after)
-            for item in page["events"]:
-                if item.get("forgotten_by") is None:
-                    found.append(_sealed(item))
-                else:
-                    forgotten += 1
-            after = int(page["next"])
-            if not page.get("more"):
-                return found, forgotten
-
-    async def append(self, events: list[Event]) -> int:
-        created = 0
-        bodies = [event.to_json() for event in events]
-        for _numbers, key, batch in batches(bodies, self.client.limits):
-            created += int((await self.client.append(key, batch)).get("created", 0))
-        return created
-
-
-class EmbeddedSink:
-    """A node's data folder, opened here (the node must not be running)."""
-
-    def __init__(self, store: EventStore, limits: ClientLimits = ClientLimits()) -> None:
-        self.store, self.limits = store, limits
-
-    async def cursor(self, name: str) -> dict[str, int] | None:
-        return read_cursor(self.store, name)
-
-    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
-        save_cursor(self.store, name, cursor)
-
-    async def events(self, session_key: str) -> tuple[list[Event], int]:
-        events = [stored.event for stored in self.store.get_events(session_key)]
-        held = [event for event in events if event.forgotten_by is None]
-        return held, len(events) - len(held)
-
-    async def append(self, events: list[Event]) -> int:
-        # Ctrl-C only cancels the task that asyncio.run runs, at its next await: without
-        # one here an embedded import, which never waits, would ignore Ctrl-C to its end.
-        await asyncio.sleep(0)
-        created = 0
-        for start in range(0, len(events), self.limits.import_batch_events_max):
-            batch = events[start:start + self.limits.import_batch_events_max]
-            created += sum(1 for result in self.store.append_batch(batch) if result.created)
-        return created
-
-
-def _sealed(item: dict[str, Any]) -> Event:
-    """An event as the node sent it (its id checked), its own records too."""
-    event = parse_event(item, records_ok=True)
-    if not isinstance(event, Event):
-        raise ClientError("the node sent an event without its timestamp")
-    return event
-
 
 def _not_writable(filename: str | bytes | None) -> str:
     """What to do about a file or folder of the state folder this user may not write: run
@@ -145,41 +64,6 @@ def _not_writable(filename: str | bytes | None) -> str:
         return advice
     return (f"{folder} is this user's but not writable (its mode, or an immutable flag: "
             "lsattr shows one); make it writable, and export again")
-
-
-def _with_sink(ctx: click.Context, data_dir: Path | None,
-               work: Callable[[Sink], Coroutine[Any, Any, T]], *,
-               reach_first: bool = False, reads_only: bool = False) -> T:
-    """Run ``work`` against the node (HTTP) or the data folder (embedded); with
-    ``reach_first``, ask the node for its status before (an address or token that is
-    wrong is an error even when ``work`` has nothing to send); ``reads_only``: a folder
-    that holds no node's data is refused, not made one (it has nothing to read). With a
-    data folder no node is contacted: the group's --node and --token are not looked at."""
-
-    async def over_http(options: Settings) -> T:
-        async with Client(options.node, options.token, limits=options.limits) as client:
-            if reach_first:
-                await client.node()
-            return await work(HttpSink(client))
-
-    try:
-        if data_dir is None:
-            return asyncio.run(over_http(settings(ctx)))
-        if not holds_storage(data_dir):  # a mistyped path must not pass unseen
-            if reads_only:
-                raise click.UsageError(f"--data-dir {data_dir} holds no node's data")
-            note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
-        signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
-        with EventStore.open(data_dir, signer=signer) as store:
-            return asyncio.run(work(EmbeddedSink(store, client_limits(ctx))))
-    except ClientError as error:
-        raise failure(error) from None
-    except InvalidInput as error:  # refused an event: exit as the node's refusal would
-        if data_dir is None:
-            raise NodeError(str(error)) from None
-        raise store_refusal(error, data_dir) from None
-    except (CrdtError, DeviceKeyError) as error:  # the folder is in use
-        raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None
 
 
 def _state(path: Path, agents: tuple[str, ...], *, present: bool) -> StateFolder:
@@ -218,7 +102,7 @@ def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
         finally:
             state.close()
 
-    tally = _with_sink(ctx, data_dir, work, reach_first=True)
+    tally = with_sink(ctx, data_dir, work, reach_first=True)
     note(_summary(tally))
     if tally.problems:
         raise NodeError(f"{len(tally.problems)} records or files were skipped (named above); "
@@ -259,7 +143,7 @@ def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
          f"{data_dir if data_dir is not None else settings(ctx).node}")
     # Until Ctrl-C, which ends it by SIGINT as every command (nothing is left half-done: a
     # cursor is saved only after its events are stored).
-    _with_sink(ctx, data_dir, work)
+    with_sink(ctx, data_dir, work)
 
 
 def refuse_if_openclaw_runs(state: Path, *, own_held: bool = False) -> None:
@@ -422,7 +306,7 @@ def _read_session(ctx: click.Context, data_dir: Path | None, session: str,
                         + (f" nor {prefixed!r}" if prefixed != session else "")
                         + " on the node")
 
-    return _with_sink(ctx, data_dir, work, reads_only=True)
+    return with_sink(ctx, data_dir, work, reads_only=True)
 
 
 def _chosen_transcript(key: str, events: list[Event], forgotten: int,

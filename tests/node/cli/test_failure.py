@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.cli.common import failure
 from node.cli.group import main
-from node.cli.openclaw_run import _with_sink
+from node.cli.openclaw_sink import with_sink
 from node.client.api import ClientError
 from node.config import Settings
 from node.openclaw.bridge import Sink
@@ -59,7 +59,7 @@ def test_a_refusal_of_a_data_folder_exits_as_the_nodes_refusal(tmp_path: Path) -
         ctx = click.Context(main, obj=Settings(node=node.url, token=node.token))
         for data_dir in (None, tmp_path / "data"):
             with pytest.raises(click.ClickException) as caught:
-                _with_sink(ctx, data_dir, work)
+                with_sink(ctx, data_dir, work)
             assert "20000" in str(caught.value.message), caught.value.message
             codes.append(caught.value.exit_code)
     assert codes == [2, 2]

@@ -11,7 +11,7 @@ from typing import Any
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.projection import rebuild
 from crdt.log.store import EventStore
-from node.cli.openclaw_run import EmbeddedSink
+from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw import sqlite
 from node.openclaw.bridge import Bridge, Tally
 from node.openclaw.mapping import session_key_for

@@ -1,0 +1,136 @@
+"""The node the ``clawsync openclaw`` commands write to or read from: over HTTP
+(``HttpSink``) or as a data folder opened here (``EmbeddedSink``), and ``with_sink``, which
+runs a command's work against the one chosen and turns what fails into the CLI's exits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from crdt.errors import CrdtError, InvalidInput
+from crdt.events import Event, parse_event
+from crdt.log.cursors import read_cursor, save_cursor
+from crdt.log.store import EventStore
+from crdt.storage.disk import holds_storage
+from node.cli.append import batches
+from node.cli.common import NodeError, failure, note, store_refusal
+from node.cli.options import client_limits, settings
+from node.client.api import Client, ClientError
+from node.config import Settings, host_name
+from node.device import DeviceKeyError, folder_signer
+from node.limits import ClientLimits
+from node.openclaw.bridge import Sink
+
+T = TypeVar("T")
+
+
+class HttpSink:
+    """A node over HTTP (``node.client``)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        return await self.client.cursor(name)
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        await self.client.save_cursor(name, cursor)
+
+    async def events(self, session_key: str) -> tuple[list[Event], int]:
+        """The session's events, but for forgotten ones, which are only counted: their
+        content is gone, so they cannot be rebuilt (nor hold an OpenClaw record)."""
+        found: list[Event] = []
+        forgotten = 0
+        after = 0
+        while True:
+            page = await self.client.events(session_key, after=after)
+            for item in page["events"]:
+                if item.get("forgotten_by") is None:
+                    found.append(_sealed(item))
+                else:
+                    forgotten += 1
+            after = int(page["next"])
+            if not page.get("more"):
+                return found, forgotten
+
+    async def append(self, events: list[Event]) -> int:
+        created = 0
+        bodies = [event.to_json() for event in events]
+        for _numbers, key, batch in batches(bodies, self.client.limits):
+            created += int((await self.client.append(key, batch)).get("created", 0))
+        return created
+
+
+class EmbeddedSink:
+    """A node's data folder, opened here (the node must not be running)."""
+
+    def __init__(self, store: EventStore, limits: ClientLimits = ClientLimits()) -> None:
+        self.store, self.limits = store, limits
+
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        return read_cursor(self.store, name)
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        save_cursor(self.store, name, cursor)
+
+    async def events(self, session_key: str) -> tuple[list[Event], int]:
+        events = [stored.event for stored in self.store.get_events(session_key)]
+        held = [event for event in events if event.forgotten_by is None]
+        return held, len(events) - len(held)
+
+    async def append(self, events: list[Event]) -> int:
+        # Ctrl-C only cancels the task that asyncio.run runs, at its next await: without
+        # one here an embedded import, which never waits, would ignore Ctrl-C to its end.
+        await asyncio.sleep(0)
+        created = 0
+        for start in range(0, len(events), self.limits.import_batch_events_max):
+            batch = events[start:start + self.limits.import_batch_events_max]
+            created += sum(1 for result in self.store.append_batch(batch) if result.created)
+        return created
+
+
+def _sealed(item: dict[str, Any]) -> Event:
+    """An event as the node sent it (its id checked), its own records too."""
+    event = parse_event(item, records_ok=True)
+    if not isinstance(event, Event):
+        raise ClientError("the node sent an event without its timestamp")
+    return event
+
+
+def with_sink(ctx: click.Context, data_dir: Path | None,
+               work: Callable[[Sink], Coroutine[Any, Any, T]], *,
+               reach_first: bool = False, reads_only: bool = False) -> T:
+    """Run ``work`` against the node (HTTP) or the data folder (embedded); with
+    ``reach_first``, ask the node for its status before (an address or token that is
+    wrong is an error even when ``work`` has nothing to send); ``reads_only``: a folder
+    that holds no node's data is refused, not made one (it has nothing to read). With a
+    data folder no node is contacted: the group's --node and --token are not looked at."""
+
+    async def over_http(options: Settings) -> T:
+        async with Client(options.node, options.token, limits=options.limits) as client:
+            if reach_first:
+                await client.node()
+            return await work(HttpSink(client))
+
+    try:
+        if data_dir is None:
+            return asyncio.run(over_http(settings(ctx)))
+        if not holds_storage(data_dir):  # a mistyped path must not pass unseen
+            if reads_only:
+                raise click.UsageError(f"--data-dir {data_dir} holds no node's data")
+            note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
+        signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
+        with EventStore.open(data_dir, signer=signer) as store:
+            return asyncio.run(work(EmbeddedSink(store, client_limits(ctx))))
+    except ClientError as error:
+        raise failure(error) from None
+    except InvalidInput as error:  # refused an event: exit as the node's refusal would
+        if data_dir is None:
+            raise NodeError(str(error)) from None
+        raise store_refusal(error, data_dir) from None
+    except (CrdtError, DeviceKeyError) as error:  # the folder is in use
+        raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None

@@ -1,0 +1,1 @@
+"""The web console in a real headless Chromium, against real node processes."""

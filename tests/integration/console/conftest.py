@@ -1,0 +1,64 @@
+"""The console tests' fixtures: a fresh headless Chromium and its page, two nodes that
+dial each other, and the pictures a test saves (``--screenshots``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.browser import headless_chromium
+from tests.support.cluster import Cluster
+from tests.support.console import MISSING, WAIT_MS
+from tests.support.processes import NodeProcess
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext, Page
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+    """A fresh headless Chromium (its own profile folder)."""
+    if MISSING is not None:
+        pytest.fail(f"the console tests need a browser: {MISSING}", pytrace=False)
+    with headless_chromium(tmp_path / "profile") as context:
+        yield context
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Page:
+    from playwright.sync_api import expect  # only once a browser runs
+
+    page = browser.new_page()
+    page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    return page
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Nodes A and B, each dialing the other, with the cluster secret."""
+    with Cluster(tmp_path) as cluster:
+        b = cluster.node("b", start=False)
+        a = cluster.node("a", peers=[b.url])
+        b.extra_args += ["--peer", a.url]
+        b.start()
+        yield a, b
+
+
+@pytest.fixture
+def screenshot(page: Page, request: pytest.FixtureRequest,
+               tmp_path: Path) -> Callable[[str], None]:
+    """``screenshot(name)`` saves the page as ``<name>.png``, in the folder given with
+    ``--screenshots``, else in the test's temporary folder: a run leaves the checkout's
+    files as they were, and refreshing the README's pictures is a choice."""
+    chosen: Path | None = request.config.getoption("screenshots")
+    folder = chosen if chosen is not None else tmp_path
+
+    def take(name: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / f"{name}.png"))
+
+    return take

@@ -1,0 +1,130 @@
+"""The console of a node that needs a token, in a real headless Chromium against a real
+node process: the token form, what it says of a wrong or an app's token, and where the
+token is kept. The form is saved as a picture: in the test's temporary folder, or with
+``--screenshots DIR`` in DIR (``tests/screenshots`` holds the README's).
+
+Nothing sleeps: Playwright's ``expect`` waits for each condition, with a generous
+deadline, and fails with what the page last showed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.browser import in_ci
+from tests.support.console import MISSING, node_id
+from tests.support.processes import NodeProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+if MISSING is not None and not in_ci():
+    pytest.skip(f"no headless browser: {MISSING}", allow_module_level=True)
+if MISSING is None:
+    from playwright.sync_api import expect
+if TYPE_CHECKING:
+    from playwright.sync_api import Page, Route
+
+
+TOKEN = "s3cret"
+
+def test_an_app_token_gets_the_form_back_with_the_nodes_words(token_node: NodeProcess,
+                                                               page: Page) -> None:
+    """An Automerge app's token is known to the node, which answers 403: the console
+    says so under the form, instead of "Cannot reach the node" and asking again every
+    2 s for good."""
+    made = run_cli(token_node, "tokens", "create", "--sessions", "*", "--json")
+    assert made.returncode == 0, made.stderr
+    page.goto(token_node.url + "/")
+    form = page.locator("form[data-testid=token-form]")
+    form.locator("input[name=token]").fill(json.loads(made.stdout)["token"])
+    form.locator("[type=submit]").click()
+    expect(page.get_by_test_id("token-error")).to_contain_text("this is an app token")
+    expect(page.get_by_test_id("live-status")).to_have_text("token needed")
+    expect(form).to_be_visible()
+    expect(page.get_by_test_id("this-node")).to_be_hidden()
+    assert page.evaluate("Object.values(sessionStorage)") == []
+
+
+def test_a_node_with_a_token_asks_for_it_and_keeps_it_out_of_the_url(
+        token_node: NodeProcess, page: Page, screenshot: Callable[[str], None]) -> None:
+    page.goto(token_node.url + "/")
+    form = page.locator("form[data-testid=token-form]")
+    expect(form).to_be_visible()
+    expect(page.get_by_test_id("this-node")).to_be_hidden()
+    screenshot("token-form")
+
+    form.locator("input[name=token]").fill("wrong-token")
+    form.locator("[type=submit]").click()
+    # The error line is there (empty) from the start: wait for words in it.
+    expect(page.get_by_test_id("token-error")).to_have_text(re.compile(r"\w"))
+    expect(page.get_by_test_id("this-node")).to_be_hidden()
+
+    form.locator("input[name=token]").fill(TOKEN)
+    form.locator("[type=submit]").click()
+    expect(page.get_by_test_id("this-node").get_by_test_id("node-id")) \
+        .to_contain_text(node_id(token_node))
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    assert TOKEN not in page.url
+    assert TOKEN in page.evaluate("Object.values(sessionStorage)")
+    assert TOKEN not in page.evaluate("Object.values(localStorage)")
+
+    # Kept for the browser session: a reload and a move to another view ask no more.
+    page.reload()
+    page.locator("a[data-view=sessions]").click()
+    expect(page.get_by_test_id("session-filter")).to_be_visible()
+    expect(form).to_be_hidden()
+    assert TOKEN not in page.url
+
+
+def test_a_pasted_token_is_taken_without_the_white_space_around_it(
+        token_node: NodeProcess, page: Page) -> None:
+    """A token copied with the spaces or the line end around it is the token: the node
+    refuses to start on one that begins or ends with white space, so that is never part
+    of it, and the console keeps and sends the token alone."""
+    sent: list[str | None] = []
+    page.on("request", lambda request: sent.append(request.headers.get("authorization"))
+            if request.url.endswith("/v1/node") else None)
+    page.goto(token_node.url + "/")
+    form = page.locator("form[data-testid=token-form]")
+    form.locator("input[name=token]").fill(f" \t{TOKEN} \u00a0\n")
+    form.locator("[type=submit]").click()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    assert page.evaluate("Object.values(sessionStorage)") == [TOKEN]
+    assert sent[-1] == f"Bearer {TOKEN}", sent
+
+
+def test_a_late_refusal_of_an_earlier_token_does_not_undo_the_current_one(
+        token_node: NodeProcess, page: Page) -> None:
+    held: list[Route] = []
+
+    def hold_the_wrong_token(route: Route) -> None:
+        if route.request.header_value("authorization") == "Bearer wrong-token":
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/v1/node", hold_the_wrong_token)
+    page.goto(token_node.url + "/")
+    form = page.locator("form[data-testid=token-form]")
+    form.locator("input[name=token]").fill("wrong-token")
+    form.locator("[type=submit]").click()
+    # Its answer is held back: the form is still there for the right token.
+    form.locator("input[name=token]").fill(TOKEN)
+    form.locator("[type=submit]").click()
+    expect(page.get_by_test_id("live-status")).to_have_text("live")
+    assert len(held) == 1
+
+    # The node's 401 to the first token arrives now, after the second was accepted.
+    with page.expect_response(lambda response: response.status == 401):
+        held[0].continue_()
+    page.evaluate("() => new Promise((resolve) => setTimeout(resolve))")  # let it land
+    expect(form).to_be_hidden()
+    expect(page.get_by_test_id("token-error")).to_have_text("")
+    assert TOKEN in page.evaluate("Object.values(sessionStorage)")
+    page.locator("a[data-view=sessions]").click()
+    expect(page.get_by_test_id("session-filter")).to_be_visible()

@@ -1,0 +1,33 @@
+"""What the console tests share besides their fixtures (``tests/integration/console/
+conftest.py``): whether a browser can run here, how long a page gets, and opening the
+console of a node."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tests.support.browser import browser_missing
+from tests.support.processes import NodeProcess
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+#: Why no browser can run here (None when one can): a skip on a developer's machine, a
+#: failure of every console test in CI, where a skipped browser test would hide a broken
+#: console.
+MISSING = browser_missing()
+
+#: Milliseconds a page gets to show what we wait for: a peer that was down redials after
+#: a back-off, and CI machines are slow.
+WAIT_MS = 60_000
+
+
+def node_id(node: NodeProcess) -> str:
+    return str(node.get("/healthz")["node_id"])
+
+
+def open_console(page: Page, node: NodeProcess, route: str = "#/devices") -> None:
+    from playwright.sync_api import expect  # only once a browser runs
+
+    page.goto(f"{node.url}/{route}")
+    expect(page.get_by_test_id("live-status")).to_have_text("live")

@@ -23,7 +23,6 @@ from crdt.events import parse_event
 from crdt.log.store import EventStore
 from crdt.signing import Signer
 from sync.peer.messages import About, Ack, Events, Hello, Item, encode, parse
-from tests.integration.test_peer_security import attack, sealed
 from tests.support.cluster import (
     Cluster,
     all_events,
@@ -33,6 +32,7 @@ from tests.support.cluster import (
     wait_converged,
     wait_until,
 )
+from tests.support.peer_attack import attack, sealed
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
-from node.cli.output import minute, print_rows
+from node.cli.output import minute, print_rows, printable
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -121,14 +121,16 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     device = answer["device"]
     was = next((row for row in members if row["device_id"] == device["device_id"]), None)
     shown = f"{device['device_id']} ({device['name']})"
+    # Names are anyone's text (the old one comes from the node): escaped, as in the tables.
     if not answer["created"]:
-        click.echo(f"is a member already: {shown}")
+        said = f"is a member already: {shown}"
     elif was is None:
-        click.echo(f"added {shown}")
+        said = f"added {shown}"
     elif was.get("name") != device["name"]:
-        click.echo(f"renamed {device['device_id']} ({was.get('name')} -> {device['name']})")
+        said = f"renamed {device['device_id']} ({was.get('name')} -> {device['name']})"
     else:
-        click.echo(f"updated {shown}: address {device.get('address') or 'none'}")
+        said = f"updated {shown}: address {device.get('address') or 'none'}"
+    click.echo(printable(said))
 
 
 @devices.command()
@@ -153,8 +155,8 @@ def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     answer = with_client(ctx, run)
     device = answer["device"]
     said = "removed" if answer["created"] else "was removed already:"
-    click.echo(f"{said} {device['device_id']}" + (f" ({device['name']})"
-                                                   if device["name"] else ""))
+    click.echo(printable(f"{said} {device['device_id']}"
+                         + (f" ({device['name']})" if device["name"] else "")))
     if answer["created"]:  # (a removal said again writes nothing new)
         note("every node that receives the removal refuses what this device writes from "
              "now on, and the tokens it issued (clawsync tokens)")

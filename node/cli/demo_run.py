@@ -42,6 +42,7 @@ from rich.table import Table
 
 import node
 from node.cli.linkproxy import LinkProxy
+from node.cli.output import console as terminal_console
 from node.client.api import Client, ClientError
 from node.interrupt import die_of
 from node.ports import free_port
@@ -431,7 +432,8 @@ def _stops_as_ctrl_c() -> Iterator[list[int]]:
 def run_demo(keep: bool) -> None:
     """``clawsync demo``: start the cluster, tell the story, stop every node; ``keep``:
     wait for Ctrl-C (or SIGTERM, SIGHUP) before stopping them."""
-    console = Console(highlight=False)
+    # As wide as the terminal, TERM=dumb too, as the other commands' tables (``console``).
+    console = terminal_console(highlight=False)
     folder = Path(tempfile.mkdtemp(prefix="clawsync-demo-"))
     cluster = Cluster(folder)
     failed = False

@@ -46,14 +46,15 @@ def terminal_width() -> int | None:
     return shutil.get_terminal_size().columns  # what ``console`` gives rich
 
 
-def console() -> Console:
+def console(*, highlight: bool = True) -> Console:
     """A rich console on stdout, as wide as the terminal: rich takes a TERM=dumb
     terminal (an editor's shell, say) for 80 columns whatever its size and COLUMNS say,
-    so the size is given (COLUMNS, else the terminal's, as ``shutil`` reads them)."""
+    so the size is given (COLUMNS, else the terminal's, as ``shutil`` reads them).
+    ``highlight``: rich's colouring of numbers and such in what is printed."""
     from rich.console import Console
 
     width, height = shutil.get_terminal_size()
-    return Console(width=width, height=height)
+    return Console(width=width, height=height, highlight=highlight)
 
 
 #: C0 and C1 control characters and DEL: a terminal obeys escape sequences made of them.

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import shlex
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.cells import cell_len
 
 from node.cli.demo_run import DURING_SPLIT, OPENING
 from node.ports import local_ports_start
@@ -177,3 +181,39 @@ def test_demo_keep_prints_a_folder_named_like_markup_as_it_is(tmp_path: Path) ->
         process.send_signal(signal.SIGTERM)
         assert process.wait(CLI_TIMEOUT_S) == 0, reader.seen
     assert not list(folder.glob("clawsync-demo-*"))
+
+
+#: The escape sequences rich writes on a terminal (colours, cursor moves).
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def test_the_demo_on_a_dumb_terminal_is_as_wide_as_it_is(tmp_path: Path) -> None:
+    """rich takes a TERM=dumb terminal (an editor's shell) for 80 columns whatever its
+    size: the demo's rules and tables were 80 columns wide on a 120-column one, as the
+    other commands' tables were before (``node.cli.output.console``)."""
+    columns = 120
+    primary, secondary = os.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = demo_env(tmp_path)
+    env.pop("COLUMNS")
+    env["TERM"] = "dumb"
+    process = subprocess.Popen(demo_command(), stdin=subprocess.DEVNULL, stdout=secondary,
+                               stderr=subprocess.PIPE, env=env)
+    os.close(secondary)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the demo exited and closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+    _out, err = process.communicate(timeout=CLI_TIMEOUT_S)
+    assert process.returncode == 0, err
+    lines = _ESCAPES.sub("", b"".join(chunks).decode()).replace("\r", "\n").splitlines()
+    rules = [line for line in lines if line.startswith("5. The merged session ─")]
+    assert rules and all(cell_len(line.rstrip()) == columns for line in rules), lines

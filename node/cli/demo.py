@@ -13,7 +13,10 @@ import click
 @click.option("--keep", is_flag=True,
               help="Keep the nodes (and their links) running after the demo, print their "
                    "URLs, and stop them on Ctrl-C.")
-def demo(keep: bool) -> None:
+@click.option("--port", type=click.IntRange(1, 65535 - 2), metavar="PORT",
+              help="A listens on PORT, B and C on the two ports after it. Default: free "
+                   "ports, below the system's range for outgoing connections.")
+def demo(keep: bool, port: int | None) -> None:
     """See replication heal a partition, on this machine, in seconds.
 
     Starts three nodes (A, the hub; B and C dial it), cuts B and C off, writes to one
@@ -24,7 +27,8 @@ def demo(keep: bool) -> None:
     Examples:
       clawsync demo
       clawsync demo --keep
+      clawsync demo --keep --port 7901
     """
     from node.cli.demo_run import run_demo
 
-    run_demo(keep)
+    run_demo(keep, port)

@@ -45,9 +45,11 @@ from node.cli.linkproxy import LinkProxy
 from node.cli.output import console as terminal_console
 from node.client.api import Client, ClientError
 from node.interrupt import die_of
-from node.ports import free_port
+from node.ports import free_port, is_free
 
 SESSION = "demo:alice"
+#: The demo's nodes: A, B and C (``--port`` takes as many ports from the one given).
+NODES = 3
 #: The nodes' ``--pull-interval``: short, so a lost push is repaired within the demo.
 PULL_INTERVAL_S = 0.5
 #: Seconds a node may take to answer /healthz after starting (imports, opening the log).
@@ -119,7 +121,7 @@ class DemoNode:
         return self.folder / f"{self.name.lower()}.log"
 
     def start(self, secret: str) -> None:
-        self.port = free_port()
+        self.port = self.port or free_port()
         command = [sys.executable, "-m", "node.main", "serve", "--host", "127.0.0.1",
                    "--port", str(self.port), "--data-dir", f"{self.name.lower()}-data",
                    "--pull-interval", str(PULL_INTERVAL_S)]
@@ -165,7 +167,11 @@ class Cluster:
     def links(self) -> list[LinkProxy]:
         return [n.link for n in self.nodes.values() if n.link is not None]
 
-    def start(self) -> None:
+    def start(self, port: int | None = None) -> None:
+        """Start the nodes: on ``port`` and the two after it, else on free ports."""
+        if port is not None:
+            for offset, each in enumerate(self.nodes.values()):
+                each.port = port + offset
         self.a.start(self.secret)
         for dialer in (self.b, self.c):
             dialer.link = LinkProxy(target_port=self.a.port).start()
@@ -429,18 +435,24 @@ def _stops_as_ctrl_c() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, interrupt)
 
 
-def run_demo(keep: bool) -> None:
-    """``clawsync demo``: start the cluster, tell the story, stop every node; ``keep``:
-    wait for Ctrl-C (or SIGTERM, SIGHUP) before stopping them."""
+def run_demo(keep: bool, port: int | None = None) -> None:
+    """``clawsync demo``: start the cluster (on ``port`` and the two after it, if given),
+    tell the story, stop every node; ``keep``: wait for Ctrl-C (or SIGTERM, SIGHUP)
+    before stopping them."""
     # As wide as the terminal, TERM=dumb too, as the other commands' tables (``console``).
     console = terminal_console(highlight=False)
+    if port is not None:  # said before anything starts, nor any folder is made
+        taken = [each for each in range(port, port + NODES) if not is_free(each)]
+        if taken:
+            raise click.ClickException(f"port {taken[0]} is in use (--port {port} takes "
+                                       f"{port} to {port + NODES - 1})")
     folder = Path(tempfile.mkdtemp(prefix="clawsync-demo-"))
     cluster = Cluster(folder)
     failed = False
     ended_by: int | None = None
     with _stops_as_ctrl_c() as stopped_by:
         try:
-            cluster.start()
+            cluster.start(port)
             asyncio.run(Demo(console, cluster, keep).run())
         except KeyboardInterrupt:
             # A closed terminal cannot be written to (EIO): the nodes stop all the same.

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -20,8 +21,10 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 
-from node.cli.demo_run import DURING_SPLIT, OPENING
-from node.ports import local_ports_start
+from node.cli.demo_run import DURING_SPLIT, NODES, OPENING
+from node.ports import PORTS_FROM, ROOM_MIN, local_ports_start
+from node.ports import free_port as product_free_port
+from tests.support.ports import PORT_BLOCK, free_port
 from tests.support.processes import CLI_TIMEOUT_S, LineReader, child_env
 
 pytestmark = pytest.mark.integration
@@ -37,8 +40,23 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
     return child_env({"TMPDIR": str(tmp_path), "COLUMNS": "120"})
 
 
-def demo_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "node.main", "demo", *args]
+def ports_in_a_row(count: int = NODES) -> int:
+    """The first of ``count`` free ports in a row, of this test process's claimed blocks
+    (``tests.support.ports``): the demo's nodes listen on them (``--port``), where no other
+    test process's nodes do."""
+    row = [free_port()]
+    for _ in range(PORT_BLOCK):
+        if len(row) == count:
+            return row[0]
+        port = free_port()
+        row = [*row, port] if port == row[-1] + 1 else [port]
+    raise AssertionError(f"no {count} free ports in a row: {row}")
+
+
+def demo_command(*args: str, port: int | None = None) -> list[str]:
+    """``clawsync demo ARGS``, its nodes on ports claimed for this test process."""
+    return [sys.executable, "-m", "node.main", "demo", "--port",
+            str(port or ports_in_a_row()), *args]
 
 
 def answers(url: str) -> bool:
@@ -53,7 +71,8 @@ def test_demo_merges_both_sides_of_a_partition(tmp_path: Path) -> None:
     # The demo runs nodes of its own: a CLAWSYNC_NODE no client command could use
     # (README, Configuration) is not looked at.
     env = {**demo_env(tmp_path), "CLAWSYNC_NODE": "http://127.0.0.1:47300/v1"}
-    result = subprocess.run(demo_command(), capture_output=True, text=True,
+    port = ports_in_a_row()
+    result = subprocess.run(demo_command(port=port), capture_output=True, text=True,
                             env=env, timeout=CLI_TIMEOUT_S, check=False)
     assert result.returncode == 0, (result.stdout, result.stderr)
     out = result.stdout
@@ -78,9 +97,8 @@ def test_demo_merges_both_sides_of_a_partition(tmp_path: Path) -> None:
     urls = URL_LINE.findall(out)
     assert len(urls) == 3, out
     assert not any(answers(url) for url in urls)
-    # Its nodes listened below the kernel's range for outgoing connections' local ends,
-    # where no connection of the machine could take a port before its node listened.
-    assert all(int(url.rsplit(":", 1)[1]) < local_ports_start() for url in urls), urls
+    # Its nodes listened on the ports given, A on the first.
+    assert [int(url.rsplit(":", 1)[1]) for url in urls] == [port, port + 1, port + 2], urls
     assert not list(tmp_path.glob("clawsync-demo-*"))
 
 
@@ -217,3 +235,24 @@ def test_the_demo_on_a_dumb_terminal_is_as_wide_as_it_is(tmp_path: Path) -> None
     lines = _ESCAPES.sub("", b"".join(chunks).decode()).replace("\r", "\n").splitlines()
     rules = [line for line in lines if line.startswith("5. The merged session ─")]
     assert rules and all(cell_len(line.rstrip()) == columns for line in rules), lines
+
+
+def test_a_port_in_use_is_named_before_anything_starts(tmp_path: Path) -> None:
+    port = ports_in_a_row()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port + 1))
+        taken.listen()
+        result = subprocess.run(demo_command(port=port), capture_output=True, text=True,
+                                env=demo_env(tmp_path), timeout=CLI_TIMEOUT_S, check=False)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert f"port {port + 1} is in use (--port {port} takes {port} to {port + 2})" \
+        in result.stderr, result.stderr
+    assert not list(tmp_path.glob("clawsync-demo-*"))
+
+
+def test_the_demos_own_ports_lie_below_the_kernels_range() -> None:
+    """Without --port: below the kernel's range for outgoing connections' local ends,
+    where no connection of the machine could take a port before its node listened."""
+    if local_ports_start() - PORTS_FROM < ROOM_MIN:
+        pytest.skip("no room below the kernel's range here")
+    assert PORTS_FROM <= product_free_port() < local_ports_start()

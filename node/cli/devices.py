@@ -77,9 +77,10 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     view = listing(ctx, as_json, lambda client: client.devices())
     if view is None:
         return
-    # The name and who added it when may wrap (free text); the id and address stay whole.
+    # The name and who added it when may wrap (free text); the id and address stay whole,
+    # the id (63 columns) on a line of its own over its row where the table is narrower.
     print_rows(device_rows(view, short=True), ["device", "name", "state", "address", "since"],
-               headed=True, whole=True, wrap=(1, 4), plain=device_rows(view))
+               headed=True, whole=True, wrap=(1, 4), apart=0, plain=device_rows(view))
     members, linked = len(view["members"]), len(view.get("linked", []))
     note(f"{members} member{'' if members == 1 else 's'}, {len(view['removed'])} removed"
          + (f", {linked} linked but no member{'' if linked == 1 else 's'} "

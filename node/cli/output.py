@@ -158,7 +158,7 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
                headed: bool = False, whole: bool = False,
                wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
-               optional: tuple[int, ...] = (),
+               optional: tuple[int, ...] = (), apart: int | None = None,
                plain: list[list[str]] | None = None) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
@@ -172,13 +172,19 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     between characters. ``optional``: the columns (by
     index) a whole table leaves out, in this order, where it would not fit the terminal
     with them (the plain lines and --json keep every column); a note on stderr names
-    them. ``plain``: the rows of the plain lines, where they say more than the table has
+    them. ``apart``: the column (by index: an id too wide to share a line, as a device's)
+    that, where a whole table would not fit the terminal with it, goes on a line of its
+    own over each row's other cells, whole, before any ``optional`` column is left out.
+    ``plain``: the rows of the plain lines, where they say more than the table has
     room for (a whole device id, where the table has the first group of it). A
     ``title`` is a line of its own over the table, whole: the terminal wraps it."""
     if not rows:
         return
     rows = [[printable(cell) for cell in row] for row in rows]
-    if is_terminal() and _print_table(rows, headers, title, whole, wrap, fold, optional):
+    if apart is not None:
+        optional = (apart, *optional)
+    if is_terminal() and _print_table(rows, headers, title, whole, wrap, fold, optional,
+                                      apart):
         return
     if plain is not None:
         rows = [[printable(cell) for cell in row] for row in plain]
@@ -198,7 +204,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 
 def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                  whole: bool, wrap: tuple[int, ...], fold: tuple[int, ...],
-                 optional: tuple[int, ...]) -> bool:
+                 optional: tuple[int, ...], apart: int | None = None) -> bool:
     """``print_rows``'s table, if it has one for this terminal (see there)."""
     from rich.table import Table
     from rich.text import Text
@@ -210,21 +216,28 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
             return False
         kept, widths = layout
     out = console()
-    # No padding at the table's edges: its first column starts where a line does, as
-    # the plain lines' do, and two more columns of the terminal are the cells'.
-    table = Table(header_style="bold cyan", box=None, pad_edge=False)
-    for at, index in enumerate(kept):
-        # A whole table's cells come broken into lines here (``wrapped``): rich's own
-        # wrapping breaks a time between its date and its clock, and rich 15 kept the
-        # space a wrapped line of double-width characters ends with, one cell too wide.
-        table.add_column(wrapped(headers[index], widths[at]) if widths else headers[index],
-                         no_wrap=whole, overflow="ellipsis",
-                         width=widths[at] if widths else None)
-    for row in rows:
-        # Text(), not markup strings: a message containing "[bold]" must print as typed.
-        table.add_row(*(Text(wrapped(row[index], widths[at], fold=index in fold)
-                             if widths and (index in wrap or index in fold)
-                             else row[index]) for at, index in enumerate(kept)))
+
+    def table(shown: list[list[str]], *, header: bool = True) -> Table:
+        # No padding at the table's edges: its first column starts where a line does,
+        # as the plain lines' do, and two more columns of the terminal are the cells'.
+        made = Table(header_style="bold cyan", box=None, pad_edge=False,
+                     show_header=header)
+        for at, index in enumerate(kept):
+            # A whole table's cells come broken into lines here (``wrapped``): rich's
+            # own wrapping breaks a time between its date and its clock, and rich 15
+            # kept the space a wrapped line of double-width characters ends with, one
+            # cell too wide.
+            made.add_column(wrapped(headers[index], widths[at]) if widths
+                            else headers[index], no_wrap=whole, overflow="ellipsis",
+                            width=widths[at] if widths else None)
+        for row in shown:
+            # Text(), not markup strings: a message containing "[bold]" must print as
+            # typed.
+            made.add_row(*(Text(wrapped(row[index], widths[at], fold=index in fold)
+                                if widths and (index in wrap or index in fold)
+                                else row[index]) for at, index in enumerate(kept)))
+        return made
+
     if title is not None:
         # A line of its own, not rich's title: that one was centred over the table (the
         # line started with spaces) and broken at the table's width, a session key
@@ -233,8 +246,31 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
         # hyperlink on the reader's screen.
         out.print(Text(printable(title), style="table.title"), no_wrap=True,
                   overflow="ignore", crop=False)
-    # rich pads each line to the table's width: the spaces after its last cell are cut,
-    # so that a copied line or a terminal's scrollback holds none.
+    if apart is None or apart in kept:
+        _print_lines_of(out, table(rows))
+    else:  # the column ``apart`` on a line of its own over each row: the columns the same
+        # Its header on a line of its own over the others', as its cells over theirs.
+        out.print(Text(headers[apart], style="bold cyan"), no_wrap=True, overflow="ignore",
+                  crop=False)
+        _print_lines_of(out, table([]))  # the other headers alone
+        for row in rows:
+            out.print(Text(row[apart], style="bold"), no_wrap=True, overflow="ignore",
+                      crop=False)
+            _print_lines_of(out, table([row], header=False))
+    left_out = [headers[index] for index in range(len(headers))
+                if index not in kept and index != apart]
+    if left_out:
+        click.echo(f"(left out for want of room: {', '.join(left_out)}; piped or with "
+                   "--json, every column is there)", err=True)
+    return True
+
+
+def _print_lines_of(out: Console, table: Any) -> None:
+    """``table``'s lines, as rendered on ``out``. rich pads
+    each line to the table's width: the spaces after its last cell are cut, so that a
+    copied line or a terminal's scrollback holds none."""
+    from rich.text import Text
+
     for line in out.render_lines(table, pad=False, new_lines=False):
         text = Text()
         for part in line:
@@ -242,11 +278,6 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                 text.append(part.text, part.style)
         text.rstrip()
         out.print(text, no_wrap=True, overflow="ignore", crop=False)
-    left_out = [headers[index] for index in range(len(headers)) if index not in kept]
-    if left_out:
-        click.echo(f"(left out for want of room: {', '.join(left_out)}; piped or with "
-                   "--json, every column is there)", err=True)
-    return True
 
 
 def prints_table(rows: list[list[str]], headers: list[str], *, whole: bool = False,

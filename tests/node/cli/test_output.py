@@ -72,6 +72,34 @@ def test_a_narrow_terminal_keeps_the_ids_people_copy_whole(
     assert f"{device}  laptop (this device)  member  http://192.168.1.20:7878" in out
 
 
+def test_80_columns_hold_the_devices_table_each_id_on_a_line_of_its_own(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A device id takes 63 columns: beside the other cells no table fitted 80, and the
+    terminal got the plain lines. The id goes on a line of its own over its row, whole,
+    as `status` gives its own; the other columns line up under their headers."""
+    monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "80")
+    device, lost = device_id(bytes(range(32))), device_id(bytes(range(1, 33)))
+    view = {"device_id": device, "members": [
+        {"device_id": device, "name": "laptop", "address": "http://192.168.1.20:7878",
+         "added_by": device, "added_at": "2026-12-01T10:00:00.000Z"}], "removed": [
+        {"device_id": lost, "name": "phone", "removed_by": device,
+         "removed_at": "2026-12-02T12:00:00.000Z", "reason": "lost on the train"}]}
+    print_rows(device_rows(view, short=True), ["device", "name", "state", "address", "since"],
+               headed=True, whole=True, wrap=(1, 4), apart=0, plain=device_rows(view))
+    out = capsys.readouterr().out.splitlines()
+    assert max(cell_len(line) for line in out) <= 80, out
+    assert out[:3] == ["device", "name                  state    address                   "
+                       "since", device], out
+    assert out[3].split()[:5] == ["laptop", "(this", "device)", "member",
+                                  "http://192.168.1.20:7878"], out
+    assert lost in out and "…" not in "\n".join(out), out
+    at = out.index(lost)
+    assert out[at + 1].split()[:3] == ["phone", "removed", "-"], out
+    assert [line[out[1].index("since"):] for line in out[at + 1:]] == [
+        "removed by this device,", "2026-12-02 12:00Z: lost", "on the train"], out
+
+
 def test_free_text_wraps_and_ids_and_times_never_do(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Where the terminal is narrower than the tokens table, names, patterns, the issuer

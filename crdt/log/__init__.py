@@ -7,7 +7,8 @@ numbers, and each session's projection kept up to date in the same commit.
     batch       one commit's reads and writes, and the chunks sessions are stored in
     records     how events, indexes, sessions and the meta record are laid out
     projection  the fold of a session's events into its state
-    store       ``EventStore``, the embedded API (append, read, checkpoints)
+    store       ``EventStore``, the embedded API (append, forget, retire, checkpoints)
+    reads       its reads (events, sessions, origins, projections), paged by ``PAGE_MAX``
     retire      retiring origins: the retirement event and the rules every node applies
     bound       origins bound to a device key: the ``device_key`` record, what it binds
     forget      forgetting: the forget record and the rule of what it covers

@@ -16,7 +16,7 @@ import structlog
 
 from crdt import codec
 from crdt.events import parse_event
-from crdt.log import store as log_store
+from crdt.log import reads as log_reads
 from crdt.log.retire import ORIGINS_SESSION
 from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
@@ -203,7 +203,7 @@ def test_a_page_beyond_what_the_store_reads_at_once_is_still_whole(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A node configured with ``page_max`` past the store's ``PAGE_MAX``: the list is
     read in several reads, and neither ends early nor says "no more" too soon."""
-    monkeypatch.setattr(log_store, "PAGE_MAX", 3)
+    monkeypatch.setattr(log_reads, "PAGE_MAX", 3)
     monkeypatch.setattr(sessions, "PAGE_MAX", 3)
     keys = ["a", DEVICES_SESSION, "b", "c", ORIGINS_SESSION, "d", "e"]
     with EventStore.open(tmp_path) as store:

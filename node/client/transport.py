@@ -1,0 +1,313 @@
+"""``Transport``: how ``Client`` (``node.client.api``) talks HTTP to a node: requests, the
+live stream's connection, and every failure turned into a ``ClientError``.
+
+Connection failures, timeouts, 4xx answers (with the node's own explanation of what was
+wrong) and unexpected bodies are all translated in exactly one place, ``_Translate``
+(with ``_refuse`` for the answers a node gave).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+from yarl import URL
+
+from node.client.errors import ClientError
+from node.config import software_version
+from node.limits import ClientLimits
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One event from the live stream: its position and the event object."""
+
+    position: int
+    event: dict[str, Any]
+
+
+#: Statuses that say "no such route or method here" (not found, method not allowed, not
+#: implemented): without a node's JSON error body, the address serves no clawsync API.
+NO_ROUTE = frozenset({404, 405, 501})
+
+
+class Transport:
+    """The HTTP side of ``Client``: its connection pool, its requests and their failures."""
+
+    def __init__(self, base_url: str, token: str | None = None, *,
+                 limits: ClientLimits = ClientLimits()) -> None:
+        self.base_url = base_url.rstrip("/")
+        try:
+            URL(self.base_url)
+        except ValueError as error:
+            raise ClientError(f"{base_url!r} is not a node URL: {error}") from None
+        self.token = token
+        self.limits = limits
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        headers = {"Accept": "application/json", "User-Agent": "clawsync-cli"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        self._session = aiohttp.ClientSession(headers=headers)
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _stream_once(self, after: int) -> AsyncIterator[StreamEvent | None]:
+        """One SSE connection: yields None once the node accepted it, then its events
+        until the node closes it or it fails."""
+        # ``after`` only, no ``Last-Event-ID``: it is what the caller gave (a refusal
+        # names it), and each reconnect gives the position reached.
+        headers = {"Accept": "text/event-stream"}
+        timeout = aiohttp.ClientTimeout(total=None, connect=self.limits.connect_timeout_s,
+                                        sock_read=self.limits.stream_idle_s)
+        # In one `with`, the request starts inside _translate, which explains its failures.
+        async with (self._translate("the live stream"),
+                    self._http().get(self._url("/v1/events"), params={"after": str(after)},
+                                     headers=headers, timeout=timeout) as response):
+            if response.status >= 400:
+                await self._refuse(response, "the live stream", None)
+            yield None
+            async for fields in _sse_messages(response.content):
+                item = _stream_event(fields)
+                if item is not None:
+                    yield item
+
+    async def _request(self, method: str, path: str, *, what: str,
+                       params: Mapping[str, str] | None = None, json_body: Any = None,
+                       missing: str | None = None) -> dict[str, Any]:
+        """Send one request and return its JSON object, or raise ``ClientError``."""
+        timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s,
+                                        connect=self.limits.connect_timeout_s)
+        data = None if json_body is None else json.dumps(json_body).encode()
+        headers = None if data is None else {"Content-Type": "application/json"}
+        async with (self._translate(what),
+                    self._http().request(method, self._url(path), params=params, data=data,
+                                         headers=headers, timeout=timeout) as response):
+            if response.status >= 400:
+                await self._refuse(response, what, missing)
+            body = await _json_object(response)
+        return body
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("use the client as `async with Client(url) as node:`")
+        return self._session
+
+    def _url(self, path: str) -> URL:
+        # encoded=True keeps %2F in session keys as it is instead of decoding it to "/".
+        return URL(self.base_url + path, encoded=True)
+
+    def _translate(self, what: str) -> _Translate:
+        return _Translate(self.base_url, what, self.limits)
+
+    async def _refuse(self, response: aiohttp.ClientResponse, what: str,
+                      missing: str | None) -> None:
+        """Raise the ``ClientError`` that explains an error answer."""
+        status = response.status
+        try:
+            error = (await response.json(content_type=None))["error"]
+            code, message, field = error.get("code"), str(error["message"]), error.get("field")
+        except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+            code, message, field = None, response.reason or "no explanation given", None
+        said = message.removeprefix(f"{field}: ") if field else message  # the words alone
+        bearer = response.headers.get("WWW-Authenticate", "").lower().startswith("bearer")
+        if status in (401, 403) and code is None and not bearer:
+            # Every refusal of a node carries its JSON error, and its 401 asks for a Bearer
+            # token: this one is probably from something in between (a reverse proxy's
+            # own login, a firewall), not about the token. (A proxy that swaps the node's
+            # error page keeps its 401 and that header: told as the node's, below.)
+            raise ClientError(f"{self.base_url} refused {what} ({status} {message}) without "
+                              "a clawsync answer: a reverse proxy or another service in "
+                              "between? Probably not the node's token",
+                              status=status, code=None, field=None, said=said)
+        if status == 403:  # a valid token, that does not open this: the node says why
+            raise ClientError(f"the node refused {what} (this token does not allow it): "
+                              f"{message}",
+                              status=status, code=code, field=field, said=said)
+        if field and not message.startswith(f"{field}:"):
+            message = f"{field}: {message}"
+        if status == 401:
+            text = ("the node refused the token: check --token or CLAWSYNC_TOKEN"
+                    if self.token else
+                    "the node needs a token: pass it with --token or CLAWSYNC_TOKEN")
+        elif (status == 404 and message == "Not Found") or (status in NO_ROUTE
+                                                             and code is None):
+            # Not a node's "no such session" (which says what is missing): no route here.
+            text = await self._no_route(response, what, node_said=code is not None)
+            code = None  # no node said what is missing
+        elif status == 404 and missing is not None:
+            text = missing
+        elif status == 405 and code == "method_not_allowed" and (
+                gap := await self._version_gap(response)) is not None:
+            text = f"{gap} ({message})"  # the path, but not the method: an older node
+        elif status >= 500:
+            text = f"the node failed to handle {what} (HTTP {status}): {message}"
+        else:
+            text = f"the node refused {what}: {message}"
+        raise ClientError(text, status=status, code=code, field=field, said=said)
+
+    async def _no_route(self, response: aiohttp.ClientResponse, what: str,
+                        node_said: bool) -> str:
+        """Why ``response`` found no route: a node's own JSON error comes from a node of
+        another version (asked), or from a prefix that does not lead to its API; an
+        answer without it comes from something else at that address."""
+        if node_said and (gap := await self._version_gap(response)) is not None:
+            return gap
+        return (f"{self.base_url} has no clawsync API ({response.status} for {what}): is it a "
+                "node's address (a reverse proxy's prefix, another service"
+                + (", or a node too old to say its version" if node_said else "") + ")?")
+
+    async def _version_gap(self, response: aiohttp.ClientResponse) -> str | None:
+        """What a node says when it lacks a route this client asked for: the versions of
+        both, and which to upgrade; None if nothing answers as a node there."""
+        software = await self._software()
+        if software is None:
+            return None
+        route = f"{response.method} {response.url.raw_path} ({response.status})"
+        ours = software_version()
+        if software == ours:
+            return f"the node at {self.base_url} has no {route}"
+        text = (f"the node at {self.base_url} runs clawsync {software}, which has no "
+                f"{route}; this is clawsync {ours}")
+        theirs_release, our_release = _release(software), _release(ours)
+        if theirs_release is None or our_release is None:
+            return text
+        return text + (": upgrade the node" if theirs_release < our_release
+                       else ", older than the node: use a clawsync of the node's version")
+
+    async def _software(self) -> str | None:
+        """The clawsync version the node at ``base_url`` says it runs (``GET /v1/node``),
+        or None if nothing there answers as a node. Only a short wait: the error it
+        explains came already."""
+        timeout = aiohttp.ClientTimeout(total=self.limits.connect_timeout_s)
+        try:
+            async with self._http().get(self._url("/v1/node"), timeout=timeout) as response:
+                body = await response.json(content_type=None) \
+                    if response.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
+        software = body.get("software") if isinstance(body, dict) else None
+        return software if isinstance(software, str) else None
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    """A release number to compare; None for what is none (a source tree).
+
+    >>> _release("0.3.0") < _release("0.10.0"), _release("(source tree)")
+    (True, None)
+    """
+    parts = version.split(".")
+    return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) \
+        else None
+
+
+class _Translate:
+    """The one place where aiohttp's and asyncio's exceptions become ``ClientError``."""
+
+    def __init__(self, base_url: str, what: str, limits: ClientLimits) -> None:
+        self.base_url, self.what, self.limits = base_url, what, limits
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        if error is None or isinstance(error, ClientError):
+            return
+        if not isinstance(error, aiohttp.ClientError | TimeoutError):
+            return  # our own bug or a cancellation: let it through unchanged
+        raise ClientError(self._explain(error)) from error
+
+    def _explain(self, error: BaseException) -> str:
+        where = f"the node at {self.base_url}"
+        if isinstance(error, aiohttp.ConnectionTimeoutError):
+            return f"cannot reach {where} within {self.limits.connect_timeout_s:g} s — is it up?"
+        if isinstance(error, aiohttp.ClientConnectorCertificateError):
+            return (f"{where} presented a certificate this machine does not trust ({error}); "
+                    "point SSL_CERT_FILE at the cluster's CA, e.g. SSL_CERT_FILE=ca.pem")
+        if isinstance(error, aiohttp.ClientSSLError):
+            if "WRONG_VERSION_NUMBER" in str(error):  # a plain HTTP server answered
+                return (f"{where} does not speak TLS: a node serves https:// only with "
+                        "--tls-cert; try http://")
+            return f"TLS with {where} failed ({error})"
+        if isinstance(error, aiohttp.ClientConnectorDNSError):
+            return (f"cannot reach {where}: its host name does not resolve "
+                    f"({error.os_error.strerror})")
+        if isinstance(error, aiohttp.ClientConnectorError):
+            code = error.os_error.errno  # asyncio's text names the address again
+            why = os.strerror(code).lower() if code and code > 0 else error.os_error.strerror
+            return f"cannot reach {where} ({why}) — is `clawsync serve` running?"
+        if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+            return f"{where} closed the connection during {self.what}"
+        if isinstance(error, TimeoutError):
+            return f"{where} did not answer {self.what} within {self.limits.request_timeout_s:g} s"
+        if isinstance(error, aiohttp.InvalidURL):
+            return f"{self.base_url!r} is not a node URL (expected http://host:port)"
+        return f"talking to {where} failed during {self.what}: {error or type(error).__name__}"
+
+
+async def _json_object(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The response body as a JSON object, or a ``ClientError`` saying what came instead."""
+    raw = await response.read()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise ClientError(f"the node answered HTTP {response.status} with a body that is not "
+                          f"a JSON object: {raw[:80]!r}", status=response.status)
+    return body
+
+
+async def _sse_messages(content: aiohttp.StreamReader) -> AsyncIterator[dict[str, str]]:
+    """Parse a ``text/event-stream`` body into messages (``{"id", "event", "data"}``).
+
+    Follows the WHATWG rules that matter here: ``:`` lines are comments (keep-alives),
+    several ``data:`` lines join with newlines, a blank line ends a message.
+    """
+    fields: dict[str, str] = {}
+    async for raw in content:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not line:
+            if "data" in fields:
+                yield fields
+            fields = {}
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data" and "data" in fields:
+            fields["data"] += "\n" + value
+        else:
+            fields[name] = value
+
+
+def _stream_event(fields: dict[str, str]) -> StreamEvent | None:
+    """Turn one SSE message into a ``StreamEvent``; other message types are skipped."""
+    if fields.get("event", "message") not in ("event", "message"):
+        return None
+    try:
+        event = json.loads(fields["data"])
+    except ValueError as error:
+        raise ClientError(f"the live stream sent data that is not JSON: {error}") from None
+    if not isinstance(event, dict):
+        return None
+    raw_position = fields.get("id", event.get("position"))
+    try:
+        position = int(str(raw_position))
+    except ValueError:
+        raise ClientError(f"the live stream sent an event without a position: "
+                          f"{fields.get('id')!r}") from None
+    return StreamEvent(position, event)

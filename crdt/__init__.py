@@ -3,7 +3,8 @@
 The modules here are what every room below shares, the event itself: ``errors`` (one
 base error; the sender's fault apart from ours), ``codec`` (canonical CBOR), ``clock``
 (hybrid logical clock), ``keys`` (session keys and names), ``kinds`` (the kinds this
-version knows, and how events evolve), ``events`` (validation, content addressing),
+version knows, and how events evolve), ``events`` (validation, content addressing;
+``quick_checks``: the cheap checks it reads canonical bytes with first),
 ``device`` (device keys and the device ids people compare), ``addresses`` (whether
 an address could be dialed) and ``signing`` (signatures
 of origin over an event's id, origin and seq), ``membership`` (which devices belong to

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeGuard
+from typing import Any
 
 from crdt import codec
 from crdt.clock import COUNTER_MAX, MS_MAX, Hlc
@@ -41,11 +41,11 @@ from crdt.kinds import (
     KINDS,
     NODES_AGENT_ID,
     RECORD_KINDS,
-    Validator,
     check_payload,
     parse_kind,
     written_by_nodes,
 )
+from crdt.quick_checks import NAMES, SESSION_KEYS, encoded_name, plain_only
 
 #: Version of the hashed content layout; part of every id.
 SCHEMA_VERSION = 1
@@ -229,7 +229,7 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
     canonical if they are that layout of their decoded fields, with the payload as
     validation leaves it, canonically encoded (``codec.encode_json``). Decoding checks no
     types: the payload's are those its validators take, which must be the ones of this
-    module (``_plain_only``).
+    module (``crdt.quick_checks.plain_only``).
     """
     if len(data) > EVENT_BYTES_MAX or not data.startswith(_UP_TO_KIND):
         return None
@@ -250,11 +250,11 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
     if type(ms) is not int or type(counter) is not int or not 0 <= ms <= MS_MAX \
             or not 0 <= counter <= COUNTER_MAX:
         return None
-    kind_bytes = _encoded_name(kind, NAME_BYTES_MAX, _NAMES)
-    agent_id_bytes = _encoded_name(agent_id, NAME_BYTES_MAX, _NAMES)
-    session_key_bytes = _encoded_name(session_key, SESSION_KEY_BYTES_MAX, _SESSION_KEYS)
+    kind_bytes = encoded_name(kind, NAME_BYTES_MAX, NAMES)
+    agent_id_bytes = encoded_name(agent_id, NAME_BYTES_MAX, NAMES)
+    session_key_bytes = encoded_name(session_key, SESSION_KEY_BYTES_MAX, SESSION_KEYS)
     if kind_bytes is None or agent_id_bytes is None or session_key_bytes is None \
-            or not _plain_only(kind):
+            or not plain_only(kind):
         return None
     try:
         checked = check_payload(kind, payload, "payload", fill_defaults=False)
@@ -267,62 +267,6 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
         return None
     return _new_event(session_key, agent_id, _new_hlc(Hlc, (ms, counter)), kind, checked,
                       data, hashlib.blake2b(data, digest_size=ID_BYTES).digest())
-
-
-def _encoded_name(value: object, bytes_max: int, known: dict[str, bytes]) -> bytes | None:
-    """``codec.encode_text(value)`` if ``_is_name(value, bytes_max)``, else None. A
-    catch-up repeats a few kinds, agents and session keys many times: ``known`` keeps
-    the encodings of the names it took with this ``bytes_max``."""
-    if type(value) is not str:
-        return None
-    encoded = known.get(value)
-    if encoded is None:
-        if not _is_name(value, bytes_max):
-            return None
-        if len(known) >= _NAMES_KEPT_MAX:
-            known.clear()
-        encoded = known[value] = codec.encode_text(value)
-    return encoded
-
-
-#: Names taken by ``_encoded_name``, by the limit they were checked with: kinds and
-#: agent ids, and session keys. Each holds at most ``_NAMES_KEPT_MAX`` names (at most
-#: about 2 MiB), and starts again empty when full.
-_NAMES: dict[str, bytes] = {}
-_SESSION_KEYS: dict[str, bytes] = {}
-_NAMES_KEPT_MAX = 2048
-
-
-def _is_name(value: object, bytes_max: int) -> TypeGuard[str]:
-    """Whether ``check_name`` takes ``value``; printable ASCII is told at once."""
-    if type(value) is not str:
-        return False
-    if value.isascii():  # then a control character is what is not printable
-        return 0 < len(value) <= bytes_max and value.isprintable()
-    try:
-        check_name(value, "", bytes_max=bytes_max)
-    except InvalidInput:
-        return False
-    return True
-
-
-def _plain_only(kind: str) -> bool:
-    """Whether the validators of ``kind`` refuse what ``codec.check_plain`` refuses
-    (types other than JSON-like ones and bytes, keys other than text): those of
-    ``crdt.kinds`` do, with the depth that ``_from_canonical_quickly`` decodes at. A
-    kind registered with validators of its own takes the long way."""
-    spec = KINDS.get(kind)
-    if spec is None:  # every field a JSON value
-        return True
-    known = _PLAIN_ONLY.get(kind)
-    if known is None or known[0] is not spec:
-        known = (spec, all(getattr(check, "__module__", None) == "crdt.kinds"
-                           for check in spec.values()))
-        _PLAIN_ONLY[kind] = known
-    return known[1]
-
-
-_PLAIN_ONLY: dict[str, tuple[dict[str, Validator], bool]] = {}
 
 
 @dataclass(frozen=True, slots=True)

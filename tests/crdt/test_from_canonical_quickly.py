@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crdt import codec
-from crdt import events as events_module
+from crdt import codec, quick_checks
 from crdt.clock import COUNTER_MAX, MS_MAX, Hlc
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import Draft, Event, _from_canonical_quickly
@@ -170,10 +169,10 @@ def test_a_name_taken_as_a_session_key_is_still_too_long_for_an_agent() -> None:
 
 
 def test_the_names_kept_are_bounded() -> None:
-    for n in range(events_module._NAMES_KEPT_MAX + 10):
+    for n in range(quick_checks.NAMES_KEPT_MAX + 10):
         data = codec.encode({"v": 1, "session_key": f"s{n}", "agent_id": f"a{n}",
                              "timestamp": [1, 2], "kind": "session_ended",
                              "payload": {"reason": "done"}})
         assert _from_canonical_quickly(data) is not None
-    assert 0 < len(events_module._NAMES) <= events_module._NAMES_KEPT_MAX
-    assert 0 < len(events_module._SESSION_KEYS) <= events_module._NAMES_KEPT_MAX
+    assert 0 < len(quick_checks.NAMES) <= quick_checks.NAMES_KEPT_MAX
+    assert 0 < len(quick_checks.SESSION_KEYS) <= quick_checks.NAMES_KEPT_MAX

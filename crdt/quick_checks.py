@@ -1,0 +1,67 @@
+"""The cheap checks ``Event.from_canonical`` tries first (``crdt.events``): names, with the
+encodings of those it took kept, and whether a kind's validators take plain values only."""
+
+from __future__ import annotations
+
+from typing import TypeGuard
+
+from crdt import codec
+from crdt.errors import InvalidInput
+from crdt.keys import check_name
+from crdt.kinds import KINDS, Validator
+
+
+def encoded_name(value: object, bytes_max: int, known: dict[str, bytes]) -> bytes | None:
+    """``codec.encode_text(value)`` if ``is_name(value, bytes_max)``, else None. A
+    catch-up repeats a few kinds, agents and session keys many times: ``known`` keeps
+    the encodings of the names it took with this ``bytes_max``."""
+    if type(value) is not str:
+        return None
+    encoded = known.get(value)
+    if encoded is None:
+        if not is_name(value, bytes_max):
+            return None
+        if len(known) >= NAMES_KEPT_MAX:
+            known.clear()
+        encoded = known[value] = codec.encode_text(value)
+    return encoded
+
+
+#: Names taken by ``encoded_name``, by the limit they were checked with: kinds and
+#: agent ids, and session keys. Each holds at most ``NAMES_KEPT_MAX`` names (at most
+#: about 2 MiB), and starts again empty when full.
+NAMES: dict[str, bytes] = {}
+SESSION_KEYS: dict[str, bytes] = {}
+NAMES_KEPT_MAX = 2048
+
+
+def is_name(value: object, bytes_max: int) -> TypeGuard[str]:
+    """Whether ``check_name`` takes ``value``; printable ASCII is told at once."""
+    if type(value) is not str:
+        return False
+    if value.isascii():  # then a control character is what is not printable
+        return 0 < len(value) <= bytes_max and value.isprintable()
+    try:
+        check_name(value, "", bytes_max=bytes_max)
+    except InvalidInput:
+        return False
+    return True
+
+
+def plain_only(kind: str) -> bool:
+    """Whether the validators of ``kind`` refuse what ``codec.check_plain`` refuses
+    (types other than JSON-like ones and bytes, keys other than text): those of
+    ``crdt.kinds`` do, with the depth that ``crdt.events._from_canonical_quickly``
+    decodes at. A kind registered with validators of its own takes the long way."""
+    spec = KINDS.get(kind)
+    if spec is None:  # every field a JSON value
+        return True
+    known = _PLAIN_ONLY.get(kind)
+    if known is None or known[0] is not spec:
+        known = (spec, all(getattr(check, "__module__", None) == "crdt.kinds"
+                           for check in spec.values()))
+        _PLAIN_ONLY[kind] = known
+    return known[1]
+
+
+_PLAIN_ONLY: dict[str, tuple[dict[str, Validator], bool]] = {}

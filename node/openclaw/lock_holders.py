@@ -16,7 +16,8 @@ lock of the descriptor holding the folder's, which names no process; only a hold
 the folder's lock takes it). OpenClaw takes no
 lock on the folder, but any other process may (``flock STATE command``): the process
 holding it is named a writer's only when it is known to be one: it holds a writer's
-mark, or its command line is an export's (``is_export_command``).
+mark, or its command line is an export's (``is_export_command``). A writer of another
+pid namespace, whose lock ``/proc/locks`` leaves out, is told by the folder's mark alone.
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ WRITER_MARK_OFFSET = 2**31
 #: (start, length, pid, type, whence) on the BSDs and macOS.
 _FLOCK_LINUX = "@hhqqi4x"
 _FLOCK_BSD = "@qqihh"
-#: This process in ``/proc``: there, a pid with no folder is one that has ended.
-_PROC_SELF = Path("/proc/self")
 
 
 class StateLockUnreadable(StateFolderError):
@@ -64,18 +63,19 @@ class StateLockUnreadable(StateFolderError):
 
 @dataclass(frozen=True)
 class HeldLock:
-    """A lock some live process holds: the file, and that process as ``F_GETLK`` names
-    it: its pid; 0 for one in another pid namespace; -1 for a lock held through an open
-    file description (``F_OFD_SETLK``), which belongs to no one process. For a
-    ``flock``, the pid of the process that took it, which may have ended since, having
-    handed its descriptor on to a process it started (``flock STATE command``, flock
-    killed): ``holder`` says so. ``writer``:
-    that process is a writer (``state_locks.holding_state_locks``), not an OpenClaw
-    process."""
+    """A lock held on a file, and who holds it: the pid of a process, as ``F_GETLK``
+    names the holder of a record lock (which was alive when it was asked); 0 for one of
+    another pid namespace; -1 for a lock held through an open file description
+    (``F_OFD_SETLK``), which belongs to no one process. ``taker``: the pid is that of
+    the process that took a ``flock``, as ``/proc/locks`` names it, which may have ended
+    since, having handed its descriptor on to a process it started (``flock STATE
+    command``, flock killed): ``holder`` says so. ``writer``: the holder is a writer
+    (``state_locks.holding_state_locks``), not an OpenClaw process."""
 
     path: Path
     pid: int
     writer: bool = False
+    taker: bool = False
 
     def holder(self) -> str:
         """The process, for a person: its pid and its name (``openclaw-agent``).
@@ -87,18 +87,20 @@ class HeldLock:
             return "a process of another pid namespace"
         if self.pid < 0:
             return "a process, through an open file description (no pid)"
+        try:  # the system says whether it has ended; /proc may hide a live one (hidepid)
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            if self.taker:  # the lock outlives its taker when it was handed on
+                return (f"pid {self.pid}, which has ended: a process it handed the lock "
+                        "to, one it started, may hold it")
+            return f"pid {self.pid}, which has ended since"
+        except OSError:
+            pass  # alive, and another user's (EPERM)
         try:  # argv[0], as the process sets it: comm cuts "openclaw-gateway" short
             argv0 = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[0]
             name = os.path.basename(argv0.decode(errors="replace"))
-        except FileNotFoundError:
-            if not _PROC_SELF.exists():
-                return f"pid {self.pid}"  # no /proc to tell by
-            # The lock outlives the process that took it when it handed its descriptor
-            # on (``flock STATE command``, flock killed): /proc/locks names the taker.
-            return (f"pid {self.pid}, which has ended: a process it handed the lock to, "
-                    "one it started, may hold it")
         except OSError:
-            name = ""
+            name = ""  # no /proc, or one that hides another user's processes
         return f"pid {self.pid}" + (f", {name}" if name else "")
 
 
@@ -115,19 +117,32 @@ def folder_lock_holder(state: Path, fd: int, paths: list[Path]) -> HeldLock | No
     """The process holding the ``flock`` on the state folder ``state`` (open at ``fd``),
     as ``/proc/locks`` names it; None if the system does not say (not Linux), or it let
     go meanwhile. Named a writer's only if it is known to be one (``_is_writer``;
-    ``paths``: OpenClaw's lock files of this user)."""
+    ``paths``: OpenClaw's lock files of this user). A writer of another pid namespace,
+    whose lock ``/proc/locks`` leaves out (it lists only the locks of processes it can
+    name), is told by its mark alone (``mark_folder``), which names no process: pid 0."""
     pid = _flock_holder(fd)
     if pid is None:
+        if _marked_folder(state, fd):
+            return HeldLock(state, 0, writer=True)
         return None
-    return HeldLock(state, pid, writer=_is_writer(state, fd, pid, paths))
+    return HeldLock(state, pid, writer=_is_writer(state, fd, pid, paths), taker=True)
+
+
+def _marked_folder(state: Path, fd: int) -> bool:
+    """Whether the state folder (open at ``fd``) holds a writer's mark of an open file
+    description (``mark_folder``, Linux), which only a holder of the folder's lock takes."""
+    try:
+        mark = _ask(fd, state, WRITER_MARK_OFFSET, 1, mark=True)
+    except OSError:
+        return False
+    return mark is not None and mark.pid == -1
 
 
 def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
     """Whether the process ``pid``, holding the lock on the state folder (open at
     ``fd``), is a writer of it, not any process taking a lock there (``flock STATE
-    command``): the writer's mark on the folder is held (in another pid namespace too),
-    or it holds the mark on one of OpenClaw's lock files of this user (``paths``), or
-    its command line is an export's
+    command``): the writer's mark on the folder is held, or it holds the mark on one of
+    OpenClaw's lock files of this user (``paths``), or its command line is an export's
     (``is_export_command``), as far as ``/proc`` shows it."""
     with contextlib.suppress(OSError):
         mark = _ask(fd, state, WRITER_MARK_OFFSET, 1, mark=True)
@@ -137,8 +152,6 @@ def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
         # after the look: the one before may have let go, and a writer taken both since.
         if mark is not None and mark.pid in (pid, -1) and _flock_holder(fd) == pid:
             return True
-    if pid <= 0:
-        return False  # another pid namespace: no process here to look at
     if any(_marked_by(path, pid) for path in paths):
         return True
     try:
@@ -184,8 +197,11 @@ def is_export_command(argv: list[str]) -> bool:
 
 def _flock_holder(fd: int) -> int | None:
     """The process holding a ``flock`` on the file open at ``fd``, as ``/proc/locks``
-    names it (0 for one of another pid namespace); None without ``/proc/locks`` (not
-    Linux), or if it let go meanwhile, or if no line there can be told to be this file."""
+    names it; None without ``/proc/locks`` (not Linux), or if it let go meanwhile, or if
+    no line there can be told to be this file, or if that file leaves it out: it lists
+    the locks of the processes of its reader's pid namespace only (a lock of a process
+    outside it, or one whose taker has ended, is not there for a reader in a
+    container)."""
     try:
         lines = Path("/proc/locks").read_text()
     except OSError:

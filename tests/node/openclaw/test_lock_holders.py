@@ -5,8 +5,14 @@ another writer apart through them, is tested in ``test_state_locks``."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+
+import pytest
 
 from node.openclaw.lock_holders import _flock_pid, _mount_device
+from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 
 #: ``/proc/self/mountinfo`` with a btrfs mount, whose superblock's device (0:33), the one
 #: ``/proc/locks`` prints, is not the ``st_dev`` of a file in a subvolume (0:52 here).
@@ -30,3 +36,46 @@ def test_the_folders_lock_holder_is_found_by_its_mounts_device() -> None:
     assert _flock_pid(BTRFS_LOCKS, os.makedev(0, 52), 256) is None
     assert _mount_device("pos:\t0\nflags:\t0200000\n", BTRFS_MOUNTINFO) is None
     assert _mount_device(BTRFS_FDINFO.replace("98", "99"), BTRFS_MOUNTINFO) is None
+
+
+#: Name the holder of a lock, a pid (argv[1]), as ``HeldLock.holder`` does: for a lock
+#: file, and for the lock on the state folder (``taker``).
+HOLDER_PY = """import sys
+from pathlib import Path
+from node.openclaw.lock_holders import HeldLock
+pid = int(sys.argv[1])
+print(HeldLock(Path("lock"), pid).holder())
+print(HeldLock(Path("state"), pid, taker=True).holder())
+"""
+
+
+@pytest.mark.skipif(os.name != "posix" or os.getuid() != 0
+                    or not (shutil.which("unshare") and shutil.which("setpriv")),
+                    reason="needs root, unshare and setpriv to mount /proc with hidepid")
+def test_a_live_holder_hidden_by_proc_is_not_said_to_have_ended() -> None:
+    """``/proc`` mounted with ``hidepid=2`` shows a user none of another user's
+    processes: a live holder (this test's process, root's) has no ``/proc/<pid>`` for
+    the one looking (another user, here with no right to signal it either: ``EPERM``).
+    It is named by its pid, not as a process that has ended; one that has ended is."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    look = [sys.executable, "-c", HOLDER_PY]
+    as_another_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                       "--inh-caps=-all,+dac_read_search",
+                       "--ambient-caps=+dac_read_search"]  # to reach this Python
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c",
+         'mount -t proc -o hidepid=2 proc /proc && exec "$@"', "sh",
+         *as_another_user, *look, str(os.getpid())],
+        capture_output=True, text=True, env=child_env(), cwd=ROOT,
+        timeout=CLI_TIMEOUT_S, check=False)
+    if result.returncode != 0 and "mount" in result.stderr:
+        pytest.skip(f"/proc cannot be mounted here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"pid {os.getpid()}"] * 2
+    result = subprocess.run([*look, str(ended.pid)], capture_output=True, text=True,
+                            env=child_env(), timeout=CLI_TIMEOUT_S, check=True)
+    assert result.stdout.splitlines() == [
+        f"pid {ended.pid}, which has ended since",
+        f"pid {ended.pid}, which has ended: a process it handed the lock to, one it "
+        "started, may hold it"]

@@ -349,8 +349,9 @@ def test_a_lock_on_the_state_folder_whose_taker_ended_is_not_named_as_alive(
     """``flock`` took the lock on the state folder for the command it runs, and was
     killed: the command holds the lock on, and ``/proc/locks`` still names the pid of
     ``flock``, of a process that is no more. Export is refused, nothing written,
-    saying that process has ended, rather than naming its pid as a live holder (or
-    whatever process took that pid since)."""
+    saying that process has ended (the system has no such pid), rather than naming its
+    pid as a live holder. Should another process take that pid meanwhile, it would be
+    named instead: nothing tells the two apart."""
     data, b = imported(tmp_path)
     with stand_in("flock", "-x", str(b.resolve()), sys.executable, "-c", WAIT_PY) as pid:
         os.kill(pid, signal.SIGKILL)
@@ -402,6 +403,31 @@ def test_a_writer_holding_the_locks_is_named_when_they_are_taken(
     assert (f"another `clawsync openclaw export` is writing into {b.resolve()} (pid {pid}, "
             in output)
     assert "it holds a lock on the folder itself): let it finish, then export" in output
+    assert not (b / "agents" / "main" / "sessions").exists()
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_OFD_SETLK") or os.getuid() != 0
+                    or shutil.which("unshare") is None,
+                    reason="needs Linux, root and unshare for a pid namespace of its own")
+def test_a_writer_of_another_pid_namespace_is_named_as_an_export(
+        tmp_path: Path, locks: Path) -> None:
+    """An export in a pid namespace of its own (a container) while another export, of
+    a pid namespace it cannot see into (the machine's), holds the lock on the state
+    folder (its lock folder cannot be made: only that one is held): ``/proc/locks``
+    there leaves that lock out, and only its mark on the folder shows. Refused, named
+    as an export (with no pid), nothing written."""
+    data, b = imported(tmp_path)
+    with stand_in(sys.executable, "-c", HOLDING_PY, str(b), "/proc"):
+        refused = subprocess.run(
+            ["unshare", "-pf", "--mount-proc", sys.executable, "-m",
+             "tests.support.private_locks", str(locks), "openclaw", "export", KEY,
+             "--state-dir", str(b), "--data-dir", str(data)],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S,
+            check=False)
+    assert refused.returncode == 2, refused.stderr
+    assert (f"another `clawsync openclaw export` is writing into {b.resolve()} (a process "
+            "of another pid namespace; it holds a lock on the folder itself)") \
+        in refused.stderr
     assert not (b / "agents" / "main" / "sessions").exists()
 
 

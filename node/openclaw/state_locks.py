@@ -51,7 +51,7 @@ too, and an older writer without the folder lock, a writer also marks each of Op
 lock files it holds with a record lock of its own on a byte past those SQLite locks
 (``lock_holders.WRITER_MARK_OFFSET``); and the state folder so too, once it holds the
 folder's lock, with a lock of the descriptor that holds it (``lock_holders.mark_folder``):
-that one lasts however the writer opens and closes the folder meanwhile.
+on Linux that one lasts however the writer opens and closes the folder meanwhile.
 """
 
 from __future__ import annotations
@@ -186,7 +186,10 @@ def holding_state_locks(state: Path, root: Path | None = None) -> Iterator[str |
     person, what is not held and what still keeps out whom. Within the block, look at
     the other users' locks with ``held_state_lock(..., own_held=True)``, and open no
     lock file of this user's: closing it would drop SQLite's lock on it. The state
-    folder may be opened and closed: its lock and its mark are the descriptor's.
+    folder may be opened and closed: its lock is the descriptor's, and so is its mark on
+    Linux (``F_OFD_SETLK``); elsewhere the mark is a record lock of the process
+    (``lockf``), which closing any descriptor of the folder drops (the lock holds, the
+    writer is then told apart by its command line only).
 
     >>> with holding_state_locks(Path("."), Path("/proc")) as none_held:
     ...     print(none_held)  # doctest: +ELLIPSIS

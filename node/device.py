@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from crdt import device
 from crdt.errors import InvalidInput
 from crdt.signing import Signer
+from node.folder import fsync_folder
 
 #: The key's file in the data folder.
 KEY_FILE = "device.key"
@@ -152,7 +153,7 @@ def _create(path: Path) -> bool:
             made = True
         except FileExistsError:
             made = False
-        _fsync_folder(path.parent)
+        fsync_folder(path.parent)
     except OSError as error:
         raise DeviceKeyError(f"cannot write the device key {path}: "
                              f"{error.strerror or error}") from None
@@ -161,13 +162,3 @@ def _create(path: Path) -> bool:
             os.unlink(spare)
     return made
 
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the new name durable (POSIX; elsewhere folders cannot be opened)."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -1,5 +1,6 @@
 """The size of the node's data folder, and of its log's if kept elsewhere (``GET /v1/node``;
-metrics may show it too); folders made, and removed again while empty.
+metrics may show it too); folders made, and removed again while empty; a folder's new
+names made durable (``fsync_folder``).
 
 It is a walk of the folder on a worker thread, done at most once every
 ``STORAGE_SIZE_TTL_S``: consoles polling every two seconds, however many, cost one walk
@@ -72,7 +73,9 @@ def make_folders(folder: Path) -> list[Path]:
     """Make ``folder`` and its missing parents; exactly the ones this call made,
     outermost first. Each is made by name, as the path is written: ``new/../log`` makes
     ``new`` and nothing else when ``log`` exists, and a folder made meanwhile by someone
-    else is theirs, not listed. On failure, what it made is removed and the error raised.
+    else is theirs, not listed. Each one made is made durable in its parent
+    (``fsync_folder``): a crash does not lose it once files are written in it. On
+    failure, what it made is removed and the error raised.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
@@ -93,6 +96,7 @@ def make_folders(folder: Path) -> list[Path]:
             except FileExistsError:  # made meanwhile by someone else, or a ``..``: not ours
                 continue
             made.append(one)
+            fsync_folder(one.parent)  # its name on disk before anything is written in it
     except BaseException:
         remove_empty(made)
         raise
@@ -118,3 +122,20 @@ def remove_empty(made: list[Path]) -> None:
             one.rmdir()
         except OSError:
             continue  # not empty (or not ours to remove): those inside it stay too
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the names made or replaced in ``folder`` durable (a rename into place, a link,
+    a folder made): ``fsync`` of a file makes its data so, not its name. Nothing where
+    folders cannot be opened (not POSIX). ``OSError`` if it cannot be done.
+
+    >>> import tempfile
+    >>> fsync_folder(Path(tempfile.mkdtemp()))
+    """
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from node.folder import make_folders, remove_empty
+from node.folder import fsync_folder, make_folders, remove_empty
 from node.openclaw.records import Transcript
 
 
@@ -138,7 +138,9 @@ def _one_header(records: list[Any]) -> list[Any]:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, rename it into place."""
+    """Write to a temporary file beside ``path``, flush it to disk, rename it into place,
+    and flush that rename to disk (``fsync_folder``): the files reach the disk in the
+    order they are written, the index before its transcript."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -150,3 +152,4 @@ def _write_whole(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+    fsync_folder(path.parent)

@@ -288,6 +288,41 @@ def test_a_watch_looking_midway_through_an_export_sees_no_other_key(
     assert all(set(keys) <= {KEY} for keys in seen)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="folders are fsynced where they open")
+def test_each_name_export_makes_reaches_the_disk_before_the_next_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash may lose a rename not yet flushed to its folder: the transcript's could
+    reach the disk before the index's, which the index's going first is there to stop.
+    Each folder export makes, and each rename into place, is flushed to the folder
+    holding it before the next file is written."""
+    data, b = imported(tmp_path)
+    done: list[tuple[str, int | str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        done.append(("fsync", os.fstat(fd).st_ino))
+
+    def replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        done.append(("replace", Path(dst).name))
+
+    monkeypatch.setattr("os.fsync", fsync)
+    monkeypatch.setattr("node.openclaw.export.os.replace", replace)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    sessions = b / "agents" / "main" / "sessions"
+    # A file renamed into place keeps the inode of the temporary file written.
+    names = {path.stat().st_ino: path.name for path in [
+        b / "agents", sessions.parent, sessions, sessions / "sessions.json",
+        sessions / f"{SID}.jsonl"]}
+    assert [(what, names.get(one, one) if what == "fsync" else one)
+            for what, one in done if what == "replace" or one in names] == [
+        ("fsync", "agents"), ("fsync", "main"),  # main made in agents, sessions in main
+        ("fsync", "sessions.json"), ("replace", "sessions.json"), ("fsync", "sessions"),
+        ("fsync", f"{SID}.jsonl"), ("replace", f"{SID}.jsonl"), ("fsync", "sessions")]
+
+
 def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data, b = imported(tmp_path)

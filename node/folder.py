@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -127,7 +128,9 @@ def remove_empty(made: list[Path]) -> None:
 def fsync_folder(folder: Path) -> None:
     """Make the names made or replaced in ``folder`` durable (a rename into place, a link,
     a folder made): ``fsync`` of a file makes its data so, not its name. Nothing where
-    folders cannot be opened (not POSIX). ``OSError`` if it cannot be done.
+    folders cannot be opened (not POSIX) or a file system does not sync folders (it
+    answers ``EINVAL``, as some network and FUSE ones do: SQLite goes on there too).
+    ``OSError`` if it cannot be done otherwise.
 
     >>> import tempfile
     >>> fsync_folder(Path(tempfile.mkdtemp()))
@@ -137,5 +140,8 @@ def fsync_folder(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as error:
+        if error.errno != errno.EINVAL:
+            raise
     finally:
         os.close(fd)

@@ -38,9 +38,12 @@ def holds_credentials(url: str) -> bool:
     an ``@`` further on when that part is no host[:port]: a password with a ``/``, ``?``
     or ``#`` typed as it is ends it early (``http://u:p/w@h``, ``http://u:p?w@h``;
     ``u:p/w@h``, whose ``u:`` is no scheme); or when a ``?`` or ``#`` follows that part
-    at once, which a password of digits would make look like a port (``http://u:1?w@h``).
+    at once, which a password of digits would make look like a port (``http://u:1?w@h``),
+    or a ``\\`` (``http://u:1\\w@h``: a parser reads the backslash as part of the password).
     A node's address has no query, so an ``@`` in one is taken for a password too;
-    after a path (``http://h/?x=a@b``) it is not.
+    after a path (``http://h/?x=a@b``) it is not. And, whatever the text checks missed,
+    one a parser reads with a user name or password (``urlsplit``, also with ``http://``
+    put before one without a scheme, as ``--node`` does) holds them.
 
     >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
     (True, False)
@@ -54,6 +57,8 @@ def holds_credentials(url: str) -> bool:
     (True, False)
     >>> holds_credentials("http://u:p?w@h/"), holds_credentials("http://u:1#w@h")
     (True, True)
+    >>> holds_credentials("http://u:1\\\\w@h:7878"), holds_credentials("u:1\\\\w@h")
+    (True, True)
     """
     scheme = _SCHEME.match(url)
     rest = url[scheme.end():] if scheme else url
@@ -65,7 +70,21 @@ def holds_credentials(url: str) -> bool:
         after = text[len(place):]
         if "@" in place:
             return True
-        if "@" in after and (not _HOST_PORT.fullmatch(place) or after.startswith(("?", "#"))):
+        if "@" in after and (not _HOST_PORT.fullmatch(place)
+                             or after.startswith(("?", "#", "\\"))):
+            return True
+    return _parsed_with_credentials(url)
+
+
+def _parsed_with_credentials(url: str) -> bool:
+    """Whether a URL parser reads a user name or password in ``url`` (or in
+    ``http://url`` when it has no ``://``): the backstop of ``holds_credentials``."""
+    for text in (url, f"http://{url}") if "://" not in url else (url,):
+        try:
+            parts = urlsplit(text)
+        except ValueError:  # "http://[x": no URL, so no user name in one either
+            continue
+        if parts.username is not None or parts.password is not None:
             return True
     return False
 

@@ -47,8 +47,9 @@ def node_url(text: str) -> str:
     text = f"http://{text}" if short else text
     try:
         url = URL(text)
-    except ValueError as error:
-        raise click.BadParameter(f"{text!r} is not a URL: {error}", param_hint="--node") from None
+    except ValueError:  # yarl's message may quote the address: it is not passed on
+        raise click.BadParameter(f"{text!r} {address_problem(text) or 'is not a URL'}",
+                                 param_hint="--node") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
                                  param_hint="--node")

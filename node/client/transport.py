@@ -44,8 +44,8 @@ class Transport:
         self.base_url = base_url.rstrip("/")
         try:
             URL(self.base_url)
-        except ValueError as error:
-            raise ClientError(f"{base_url!r} is not a node URL: {error}") from None
+        except ValueError:  # yarl's message may quote the address: it is not passed on
+            raise ClientError(f"{base_url!r} is not a node URL") from None
         self.token = token
         self.limits = limits
         self._session: aiohttp.ClientSession | None = None

@@ -4,7 +4,8 @@ address): each is refused without the password ("hunter2") being shown."""
 
 #: A path to a parser ("http:///", "http:/", "http//", "http:\\"), or a scheme "user" when
 #: a "://" comes later; or a password with a "/", "?" or "#" typed as it is, which ends the
-#: host early (a password of digits before a "?" would read as a port).
+#: host early (a password of digits before a "?" would read as a port), or a "\\" after a
+#: password of digits, which a parser keeps in the password.
 HIDDEN_PASSWORDS = ["http://user:hunter2@hub:7878", "http:///user:hunter2@hub:7878",
                     "user:hunter2@hub:7878/?next=http://x", "user:hunter2@hub#http://x",
                     "http:/user:hunter2@hub", "HTTP:/user:hunter2@hub:7878",
@@ -12,4 +13,7 @@ HIDDEN_PASSWORDS = ["http://user:hunter2@hub:7878", "http:///user:hunter2@hub:78
                     "http://user:hunter2/x@hub", "user:hunter2/x@hub:7878",
                     "http://user:hunter2?x@hub/", "http://user:hunter2#x@hub/",
                     "user:hunter2?x@hub:7878", "http://user:1?hunter2@hub:7878",
-                    "http://user:hunter2/?x@hub"]
+                    "http://user:hunter2/?x@hub", "http://user:1\\hunter2@hub:7878",
+                    "user:1\\hunter2@hub:7878", "http:\\\\user:1\\hunter2@hub",
+                    "http://user:1\\\\hunter2@hub/", "http://user:1\\hunter2\\x@hub",
+                    "http://user:1;hunter2@hub", "http://user:1 hunter2@hub"]

@@ -138,6 +138,19 @@ def test_a_node_address_with_a_port_no_connection_could_use_is_a_usage_error(
         result.output
 
 
+@pytest.mark.parametrize(("node", "said"), [
+    ("http://[hub:7878", "'http://[hub:7878' is not a URL"),
+    ("http://hub:78x", "'http://hub:78x' has a port that is not between 1 and 65535"),
+    ("http://hub:99999", "'http://hub:99999' has a port that is not between 1 and 65535")])
+def test_a_node_address_the_url_parser_refuses_is_said_in_our_words(node: str,
+                                                                    said: str) -> None:
+    """The parser's own message may quote the address, so it is not passed on."""
+    result = clawsync("events", "s1", "--node", node)
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == f"Error: Invalid value for --node: {said}", \
+        result.output
+
+
 @pytest.mark.parametrize("node", ["ftp://me:hunter2@sync.example",
                                   "http://me:hunter2@[sync.example",
                                   # "http:/u:pw@h:7878" was "cannot reach the node at

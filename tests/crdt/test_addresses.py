@@ -1,0 +1,29 @@
+"""Addresses a node could dial (crdt.addresses): every way a password hides in one is
+found, by the text checks or, for what they miss, by the URL parser's own reading."""
+
+from __future__ import annotations
+
+import pytest
+
+from crdt.addresses import address_refusal, holds_credentials
+from tests.support.addresses import HIDDEN_PASSWORDS
+
+
+@pytest.mark.parametrize("url", HIDDEN_PASSWORDS)
+def test_a_hidden_password_is_found(url: str) -> None:
+    assert holds_credentials(url) and address_refusal(url) == "holds a user name or password"
+
+
+#: A tab or line ending inside "//", which the parser drops before reading the address:
+#: the text checks see a path, the parser a user name and password.
+@pytest.mark.parametrize("url", ["http:/\t/user:hunter2@hub:7878", "http:/\n/user:hunter2@hub",
+                                 "https:/\r/user@hub", "\thttp://user:hunter2@hub"])
+def test_what_the_parser_reads_as_a_password_is_one(url: str) -> None:
+    assert holds_credentials(url)
+
+
+@pytest.mark.parametrize("url", ["http://hub:7878", "https://sync.example/cs",
+                                 "http://[fe80::1%25eth0]:7878", "http://hub:7878/a@b",
+                                 "http://hub/?x=a@b", "http://hub/a\\b@c"])
+def test_an_address_without_one_is_no_address_with_one(url: str) -> None:
+    assert not holds_credentials(url) and address_refusal(url) is None

@@ -34,15 +34,16 @@ The rule, the same on every node (a 2P-set of device ids):
   the last add's: they may show no address where a newer node shows one, as they did.)
   Of several removals, the first gives who removed it, when and why.
 
-A record that only looks like one (a wrong field type, an id not in its written form) is
-kept as any event, and counts for nothing. So does an add whose address no node could
-dial (``check_address``: a user name or password, no host, a port not between 1 and
-65535), whether it arrives now or was stored by a node whose check was only
-``http(s)://``: reading it refuses nothing and raises nothing, it is just not counted, on
-every node alike. Counting the add without its address instead would keep a device of
-such a record a member, but would make the address rule differ by the record's origin.
-No node of this version writes one (its own ``--advertise-url`` and ``POST /v1/devices``
-are checked the same way), and a device it added comes back with ``devices add``.
+A record that only looks like one (a wrong field type, an id not in its written form, an
+address that is no ``http(s)://`` text) is kept as any event, and counts for nothing.
+An add whose address is one of those but no node could dial (``check_address``: a user
+name or password, no host, a port not between 1 and 65535), whether it arrives now or
+was stored by a node whose check was only ``http(s)://``, counts, with its address read
+as unsaid (``UNSAID``): left out of the record's fields, so never shown and never
+dialed. It must count: nodes whose check was only ``http(s)://`` count it, and who is a
+member decides what a node admits, so all must agree on that; only the address shown
+may differ from theirs. No node of this version writes one (its own
+``--advertise-url`` and ``POST /v1/devices`` are checked the same way).
 
 >>> from crdt.clock import Hlc
 >>> from crdt.device import device_id, private_key_from_seed, public_bytes
@@ -193,10 +194,27 @@ def _written_id(value: Any) -> str | None:
     return parsed if parsed == value else None
 
 
+def _said_address(value: object) -> str | Unsaid | None:
+    """The address an add's record says: ``InvalidInput`` if it is no address at all, as
+    every version has read it (no text of at most ``ADDRESS_BYTES_MAX`` bytes, or not
+    ``http(s)://`` and more); ``UNSAID`` if it is one no node could dial
+    (``check_address``), which is never shown or dialed but leaves the add counted.
+
+    >>> _said_address("http://u:hunter2@hub"), _said_address("http://hub:7878")
+    (<Unsaid.UNSAID: 'unsaid'>, 'http://hub:7878')
+    """
+    if value is None:
+        return None
+    address = check_name(value, "address", bytes_max=ADDRESS_BYTES_MAX)
+    if not address.startswith(("http://", "https://")) or not address.split("//", 1)[1]:
+        raise InvalidInput("must be an http:// or https:// URL", field="address")
+    return address if address_refusal(address) is None else UNSAID
+
+
 def read(event: Event) -> tuple[str, str, dict[str, Any]] | None:
     """``(kind, device_id, fields)`` if ``event`` is a well-formed membership record
-    (fields: ``name`` and, if the record says one, ``address`` of an add; ``reason`` of
-    a removal), else None."""
+    (fields: ``name`` and, if the record says one a node could dial, or null,
+    ``address`` of an add; ``reason`` of a removal), else None."""
     if event.session_key != DEVICES_SESSION or event.kind not in MEMBERSHIP_KINDS:
         return None
     payload = event.payload
@@ -208,7 +226,9 @@ def read(event: Event) -> tuple[str, str, dict[str, Any]] | None:
         if event.kind == DEVICE_ADDED:
             fields = {"name": check_device_name(payload.get("name"))}
             if "address" in payload:
-                fields["address"] = check_address(payload["address"])
+                address = _said_address(payload["address"])
+                if address is not UNSAID:
+                    fields["address"] = address
         else:
             fields = {"reason": check_reason(payload.get("reason"))}
     except InvalidInput:

@@ -187,16 +187,33 @@ def test_an_address_no_node_could_dial_is_refused_without_showing_it(address: st
 
 
 @pytest.mark.parametrize("address", UNDIALABLE)
-def test_a_record_with_such_an_address_counts_for_nothing(address: str) -> None:
+def test_a_record_with_such_an_address_counts_without_it(address: str) -> None:
     """Sent by another node, or stored by one whose check was only ``http(s)://``: read
-    without raising, and not counted (the module's rule), on every node alike."""
-    phone = DEVICES[2]
+    without raising, and counted as the add of a member (as those nodes count it), with
+    its address unsaid: the address another add gave stays, and none is shown."""
+    phone, tablet = DEVICES[2], DEVICES[3]
     view = Membership(BOUND.get)
     assert view.add("o-a", membership.added(phone, "p", "http://p:1").seal(Hlc(1, 0)))
-    bad = Draft(membership.DEVICES_SESSION, membership.AGENT_ID, membership.DEVICE_ADDED,
-                {"device_id": phone, "name": "q", "address": address}).seal(Hlc(2, 0))
-    assert membership.read(bad) is None
-    assert not view.add("o-a", bad)
-    assert view.members()[phone].name == "p" and view.members()[phone].address == "http://p:1"
-    alone = Membership.of([("o-a", bad)], BOUND.get)
-    assert alone.members() == {} and not alone.recorded()
+    bad = _add_saying(phone, "q", address, Hlc(2, 0))
+    assert membership.read(bad) == (membership.DEVICE_ADDED, phone, {"name": "q"})
+    assert view.add("o-a", bad)
+    assert view.members()[phone].name == "q" and view.members()[phone].address == "http://p:1"
+    alone = Membership.of([("o-a", _add_saying(tablet, "t", address, Hlc(3, 0)))], BOUND.get)
+    assert alone.is_member(tablet) and alone.recorded()
+    assert alone.members()[tablet].address is None
+    assert "hunter2" not in repr(alone.members())
+
+
+@pytest.mark.parametrize("address", [5, "ftp://hub", "http://", "hub:7878", "x" * 3000])
+def test_a_record_whose_address_is_no_address_at_all_counts_for_nothing(
+        address: object) -> None:
+    """As every version has read it: no text, or not ``http(s)://`` and more."""
+    view = Membership.of([("o-a", _add_saying(DEVICES[2], "q", address, Hlc(1, 0)))],
+                         BOUND.get)
+    assert view.members() == {} and not view.recorded()
+
+
+def _add_saying(device: str, name: str, address: object, at: Hlc) -> Event:
+    """An add written as another node would, its address not checked here."""
+    return Draft(membership.DEVICES_SESSION, membership.AGENT_ID, membership.DEVICE_ADDED,
+                 {"device_id": device, "name": name, "address": address}).seal(at)

@@ -34,11 +34,12 @@ import contextlib
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 import aiohttp
 import structlog
 
+from crdt.addresses import address_refusal
 from crdt.membership import Member
 from node.config import Config
 from node.devices import Devices
@@ -430,19 +431,18 @@ def _member_urls(listed: object) -> list[Listed]:
     the address and whether the lister is linked to that node now, there and at all
     (``sync.peer.forgotten.said``; the lister's own address: all three) from a members
     answer, without a trailing slash (as ``add_peer`` keys them); anything malformed is
-    skipped. A list without ``cluster_secret`` or ``linked`` (an older node's) does not
-    say so: its addresses are dialed without the secret, and a forgotten one waits out
-    its hold-off."""
+    skipped, and so is an address no node could dial (``_dialable``). A list without
+    ``cluster_secret`` or ``linked`` (an older node's) does not say so: its addresses
+    are dialed without the secret, and a forgotten one waits out its hold-off."""
     if not isinstance(listed, dict):
         return []
     found = []
     advertise, lister = listed.get("advertise_url"), listed.get("node_id")
-    if isinstance(advertise, str) and advertise.startswith(("http://", "https://")):
+    if _dialable(advertise, lister):
         found.append(Listed(advertise.rstrip("/"), lister if isinstance(lister, str) else None,
                             secret=True, linked=True, node_linked=True))
     for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
-        if isinstance(peer, dict) and isinstance(peer.get("url"), str) \
-                and peer["url"].startswith(("http://", "https://")):
+        if isinstance(peer, dict) and _dialable(peer.get("url"), lister):
             node = peer.get("node_id")
             linked, node_linked = said(peer)
             found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
@@ -457,8 +457,20 @@ def _advertised(listed: object) -> tuple[str, str | None] | None:
     if not isinstance(listed, dict) or not isinstance(listed.get("node_id"), str):
         return None
     url = listed.get("advertise_url")
-    ok = isinstance(url, str) and url.startswith(("http://", "https://"))
-    return listed["node_id"], url if ok else None
+    return listed["node_id"], url if _dialable(url, listed["node_id"]) else None
+
+
+def _dialable(url: object, lister: object) -> TypeGuard[str]:
+    """Whether ``url``, an address a peer's members answer gives, is one a node could
+    dial (``crdt.addresses``: the check of ``--peer``). One that is not is logged by
+    why only: it may hold a password (``http://user:pw@host``)."""
+    if not isinstance(url, str):
+        return False
+    refusal = address_refusal(url)
+    if refusal is not None:
+        log.debug("listed address skipped", lister=lister if isinstance(lister, str) else None,
+                  reason=refusal)
+    return refusal is None
 
 
 def _put(kept: dict[str, Any], key: str, value: Any, most: int) -> None:

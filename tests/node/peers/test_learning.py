@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import structlog
 
-from node.peers.learning import _member_urls
+from node.peers.learning import _advertised, _member_urls
 from node.peers.runner import linked_nodes
 from node.peers.transport import DEVICE_HEADER, NODE_HEADER
 from sync.peer.config import SyncConfig
@@ -31,6 +32,7 @@ from tests.node.peers.support import (
     until,
 )
 from tests.node.peers.test_links import own_link
+from tests.support.addresses import HIDDEN_PASSWORDS
 from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
 
@@ -87,6 +89,21 @@ def test_a_members_list_says_a_peer_is_linked_only_with_true() -> None:
     assert [(one.url, one.linked) for one in _member_urls(listed)] == [
         ("http://a:1", True), ("http://b:1", False), ("http://c:1", False),
         ("http://d:1", True)]
+
+
+@pytest.mark.parametrize("url", [*HIDDEN_PASSWORDS, "http:///hub:7878", "http://hub:0",
+                                 "http://hub:99999", "http://[hub:7878"])
+def test_an_address_a_members_list_gives_is_checked_as_a_peer_url(url: str) -> None:
+    """None could be dialed, and the first ones hold a password ("hunter2"): such an
+    address is skipped (neither dialed nor said to be the lister's own) and logged by
+    why only."""
+    listed = {"node_id": "n0", "advertise_url": url,
+              "peers": [{"url": url, "node_id": "n1"}, {"url": "http://b:1", "node_id": "n2"}]}
+    with structlog.testing.capture_logs() as said:
+        assert [one.url for one in _member_urls(listed)] == ["http://b:1"]
+        assert _advertised(listed) == ("n0", None)
+    assert said and all(entry["event"] == "listed address skipped" for entry in said)
+    assert "hunter2" not in repr(said)
 
 
 async def test_a_learned_address_gets_the_secret_only_if_a_secret_holder_gave_it(

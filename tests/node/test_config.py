@@ -22,6 +22,7 @@ from node.config import Config
 from node.limits import LIMIT_TABLES, ClientLimits, Limits, limits_from
 from node.main import main
 from sync.peer.config import SyncConfig
+from tests.support.config import print_config
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -110,14 +111,6 @@ def test_a_table_fills_its_dataclass_and_names_what_is_wrong() -> None:
         limits_from({"batch_events_max": 513}, SyncConfig, "sync")
     with pytest.raises(ValueError, match=r"\[limits\] has no setting 'peers_max'"):
         limits_from({"peers_max": 3}, Limits, "limits")
-
-
-def print_config(args: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    result = CliRunner().invoke(main, ["serve", *args, "--print-config"], env=env or {},
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    printed: dict[str, Any] = json.loads(result.output)
-    return printed
 
 
 def test_options_the_environment_and_the_file_fill_one_config(tmp_path: Path) -> None:

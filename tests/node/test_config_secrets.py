@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.main import main
-from tests.node.test_config import print_config
+from tests.support.config import print_config
 
 
 @pytest.mark.parametrize(("args", "env", "named"), [

@@ -209,6 +209,9 @@ def test_a_page_beyond_what_the_store_reads_at_once_is_still_whole(
     with EventStore.open(tmp_path) as store:
         for key in keys:
             store.append(parse_event(event_body(len(key), content=key), session_key=key))
+        # The store's own reads are limited too: its limit is looked up in crdt.log.reads,
+        # not where crdt.log.store names it again.
+        assert len(store.list_sessions(0, 10)) == 3
         first = sessions.session_page(store, after=0, limit=4, prefix=None, detail=False)
         assert [row["session_key"] for row in first["sessions"]] == ["a", "b", "c", "d"]
         assert first["more"] is True

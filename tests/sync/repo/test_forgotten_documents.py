@@ -13,7 +13,7 @@ from crdt.log.records import key
 from crdt.log.store import EventStore
 from sync.repo.host import CLOSE_POLICY
 from tests.support.automerge import put_text, set_custom
-from tests.sync.repo.test_connection import (
+from tests.sync.repo.support import (
     S1,
     Link,
     OpenStore,

@@ -45,6 +45,9 @@ from crdt.kinds import (
     parse_kind,
     written_by_nodes,
 )
+
+# NAMES and SESSION_KEYS are bound here once, for the quick path: they are fixed objects,
+# to clear (as ``encoded_name`` does when one is full), never to rebind.
 from crdt.quick_checks import NAMES, SESSION_KEYS, encoded_name, plain_only
 
 #: Version of the hashed content layout; part of every id.
@@ -228,8 +231,8 @@ def _from_canonical_quickly(data: bytes) -> Event | None:
     Canonical bytes are laid out as ``Draft.parts`` lays them out, so they are
     canonical if they are that layout of their decoded fields, with the payload as
     validation leaves it, canonically encoded (``codec.encode_json``). Decoding checks no
-    types: the payload's are those its validators take, which must be the ones of this
-    module (``crdt.quick_checks.plain_only``).
+    types: the payload's are those its validators take, which must be those of
+    ``crdt.kinds``, see ``crdt.quick_checks.plain_only``.
     """
     if len(data) > EVENT_BYTES_MAX or not data.startswith(_UP_TO_KIND):
         return None

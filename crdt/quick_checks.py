@@ -12,14 +12,21 @@ from crdt.kinds import KINDS, Validator
 
 
 def encoded_name(value: object, bytes_max: int, known: dict[str, bytes]) -> bytes | None:
-    """``codec.encode_text(value)`` if ``is_name(value, bytes_max)``, else None. A
+    """``codec.encode_text(value)`` if ``check_name`` takes ``value``, else None. A
     catch-up repeats a few kinds, agents and session keys many times: ``known`` keeps
-    the encodings of the names it took with this ``bytes_max``."""
+    the encodings of the names it took with this ``bytes_max``.
+
+    >>> known: dict[str, bytes] = {}
+    >>> encoded_name("main", 64, known), known
+    (b'dmain', {'main': b'dmain'})
+    >>> encoded_name("a\\nb", 64, known) is None, encoded_name("x" * 65, 64, known) is None
+    (True, True)
+    """
     if type(value) is not str:
         return None
     encoded = known.get(value)
     if encoded is None:
-        if not is_name(value, bytes_max):
+        if not _is_name(value, bytes_max):
             return None
         if len(known) >= NAMES_KEPT_MAX:
             known.clear()
@@ -29,13 +36,14 @@ def encoded_name(value: object, bytes_max: int, known: dict[str, bytes]) -> byte
 
 #: Names taken by ``encoded_name``, by the limit they were checked with: kinds and
 #: agent ids, and session keys. Each holds at most ``NAMES_KEPT_MAX`` names (at most
-#: about 2 MiB), and starts again empty when full.
+#: about 2 MiB), and starts again empty when full. ``crdt.events`` binds both once:
+#: clear them, never rebind them.
 NAMES: dict[str, bytes] = {}
 SESSION_KEYS: dict[str, bytes] = {}
 NAMES_KEPT_MAX = 2048
 
 
-def is_name(value: object, bytes_max: int) -> TypeGuard[str]:
+def _is_name(value: object, bytes_max: int) -> TypeGuard[str]:
     """Whether ``check_name`` takes ``value``; printable ASCII is told at once."""
     if type(value) is not str:
         return False
@@ -52,7 +60,11 @@ def plain_only(kind: str) -> bool:
     """Whether the validators of ``kind`` refuse what ``codec.check_plain`` refuses
     (types other than JSON-like ones and bytes, keys other than text): those of
     ``crdt.kinds`` do, with the depth that ``crdt.events._from_canonical_quickly``
-    decodes at. A kind registered with validators of its own takes the long way."""
+    decodes at. A kind registered with validators of its own takes the long way.
+
+    >>> plain_only("message_received"), plain_only("not_registered")
+    (True, True)
+    """
     spec = KINDS.get(kind)
     if spec is None:  # every field a JSON value
         return True

@@ -107,8 +107,8 @@ def test_a_command_loads_its_own_module_not_the_others(command: str, module: str
 #: crypto libraries, and its ``node.limits`` and ``node.checks``), the HTTP client, and what
 #: the demo and the OpenClaw commands do.
 RUNNING_ONLY = {"node.config", "node.limits", "node.checks", "node.client.api",
-                "node.device", "node.cli.demo_run", "node.cli.openclaw_run",
-                "node.cli.openclaw_sink", "node.openclaw.bridge"}
+                "node.client.transport", "node.device", "node.cli.demo_run",
+                "node.cli.openclaw_run", "node.cli.openclaw_sink", "node.openclaw.bridge"}
 
 
 @pytest.mark.parametrize("command", [

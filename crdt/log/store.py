@@ -423,7 +423,6 @@ class EventStore(Reads):
         self._check_open()
         self._log.renumber(event_ids)
 
-
     def flush(self) -> None:
         """Nothing to do: every append is durable when it returns. Kept for the seed API."""
         self._check_open()

@@ -14,7 +14,6 @@ from crdt.log.records import StoredEvent
 from crdt.log.store import EventStore
 
 MakeEvent = Callable[..., Event]  # the ``ev`` fixture of conftest.py
-SQLITE_FILES = {"cache.db", "cache.db-wal", "cache.db-shm", "clawsync.lock"}
 
 
 def ids(stored: Iterable[StoredEvent]) -> list[bytes]:

@@ -47,7 +47,7 @@ ORIGINS_SESSION = "clawsync:origins"
 KIND = "origin_retired"
 AGENT_ID = NODES_AGENT_ID
 #: Longest origin a retirement may name (node ids are 16 hex digits), and the highest
-#: seq: as the peer protocol's (``sync.peer.messages``).
+#: seq: as the peer protocol's (``sync.peer.limits``).
 ORIGIN_BYTES_MAX = 64
 SEQ_MAX = 2**63 - 1
 #: Retired origins a node keeps (dropped or not yet): the entries live in the log's meta
@@ -55,7 +55,7 @@ SEQ_MAX = 2**63 - 1
 #: (it stays an event like any other); the table of active origins is as large.
 RETIRED_MAX = 4096
 #: Active origins beyond which an origin known only from a retirement is not asked for
-#: (``sync.peer.messages``: the table's part any peer may fill).
+#: (``sync.peer.limits``: the table's part any peer may fill).
 ROOM_DEFAULT = 4096 - 256
 
 

@@ -37,7 +37,7 @@ from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
 from node.peers.dial_words import REFUSAL_BYTES_MAX, refusal_text, why
 from sync.peer.config import SyncConfig
-from sync.peer.messages import MESSAGE_BYTES_MAX
+from sync.peer.limits import MESSAGE_BYTES_MAX
 
 log = structlog.get_logger(__name__)
 

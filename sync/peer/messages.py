@@ -84,11 +84,6 @@ from sync.peer.plain_items import Shaped, plain_items
 #: The protocol this module speaks. A peer that says another number in its hello is
 #: refused rather than half-understood.
 PROTOCOL = 1
-# Besides what is defined here: the limits the README's table of limits names here
-# (``sync.peer.limits`` holds them).
-__all__ = ["BATCH_BYTES_MAX", "BATCH_EVENTS_MAX", "MESSAGE_BYTES_MAX", "ORIGINS_MAX",
-           "ORIGINS_RESERVED", "PROTOCOL", "About", "Ack", "Events", "Hello", "Item",
-           "Message", "encode", "item_bytes", "parse", "takes_origin"]
 _SKELETON_FIELDS = {"id", "session_key", "agent_id", "timestamp", "kind", "forgotten_by"}
 
 

@@ -23,18 +23,13 @@ import aiohttp
 import pytest
 
 from sync.peer.config import SyncConfig
-from sync.peer.messages import (
+from sync.peer.limits import (
     BATCH_EVENTS_MAX,
     MESSAGE_BYTES_MAX,
     ORIGINS_MAX,
     ORIGINS_RESERVED,
-    Ack,
-    Events,
-    Hello,
-    Item,
-    encode,
-    parse,
 )
+from sync.peer.messages import Ack, Events, Hello, Item, encode, parse
 from tests.support.cluster import (
     SECRET,
     Cluster,

@@ -15,17 +15,9 @@ from sync.peer import config as sync_config
 from sync.peer import machine as sync_peer
 from sync.peer import messages
 from sync.peer.config import SyncConfig
+from sync.peer.limits import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, ORIGINS_MAX
 from sync.peer.machine import PeerSync
-from sync.peer.messages import (
-    BATCH_BYTES_MAX,
-    BATCH_EVENTS_MAX,
-    ORIGINS_MAX,
-    Ack,
-    Events,
-    Hello,
-    encode,
-    parse,
-)
+from sync.peer.messages import Ack, Events, Hello, encode, parse
 from tests.sync.peer.support import Ev, OpenStore, filled, kinds
 
 

@@ -11,17 +11,9 @@ from crdt import codec
 from sync.errors import PeerFault
 from sync.peer import messages
 from sync.peer.config import SyncConfig
+from sync.peer.limits import BATCH_EVENTS_MAX, ORIGINS_MAX, ORIGINS_RESERVED
 from sync.peer.machine import PeerSync
-from sync.peer.messages import (
-    BATCH_EVENTS_MAX,
-    ORIGINS_MAX,
-    ORIGINS_RESERVED,
-    Events,
-    Hello,
-    Item,
-    encode,
-    parse,
-)
+from sync.peer.messages import Events, Hello, Item, encode, parse
 from tests.sync.peer.support import Ev, OpenStore, filled
 
 

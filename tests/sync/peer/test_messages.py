@@ -11,18 +11,8 @@ from crdt import codec
 from crdt.events import Event
 from sync.errors import PeerFault, ProtocolMisuse, SyncError
 from sync.peer import messages
-from sync.peer.messages import (
-    BATCH_BYTES_MAX,
-    BATCH_EVENTS_MAX,
-    MESSAGE_BYTES_MAX,
-    About,
-    Ack,
-    Events,
-    Hello,
-    Item,
-    encode,
-    parse,
-)
+from sync.peer.limits import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, MESSAGE_BYTES_MAX, ORIGINS_MAX
+from sync.peer.messages import About, Ack, Events, Hello, Item, encode, parse
 
 
 def test_hello_round_trip_and_wire_form() -> None:
@@ -163,7 +153,7 @@ def test_a_full_batch_of_small_events_and_a_full_hello_are_accepted(
     event = ev()
     batch = Events(tuple(Item("o" * 64, 2**62 + n, event) for n in range(BATCH_EVENTS_MAX)))
     assert len(parse(encode(batch)).items) == BATCH_EVENTS_MAX  # type: ignore[union-attr]
-    version = {f"{n:064d}": 2**62 for n in range(messages.ORIGINS_MAX)}
+    version = {f"{n:064d}": 2**62 for n in range(ORIGINS_MAX)}
     hello = Hello(node="n" * 64, version=version)
     assert parse(encode(hello)) == hello
 
@@ -177,7 +167,7 @@ def test_we_refuse_to_build_what_a_peer_would_refuse(ev: Callable[..., Event]) -
     big = ev(content="x" * 120_000)
     with pytest.raises(ProtocolMisuse):
         encode(Events(tuple(Item("o", n + 1, big) for n in range(9))))
-    too_many = {f"o{n}": 1 for n in range(messages.ORIGINS_MAX + 1)}
+    too_many = {f"o{n}": 1 for n in range(ORIGINS_MAX + 1)}
     with pytest.raises(ProtocolMisuse):
         encode(Hello(node="n", version=too_many))
     with pytest.raises(ProtocolMisuse):

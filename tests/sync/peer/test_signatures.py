@@ -16,17 +16,9 @@ from crdt.log.store import EventStore
 from crdt.signing import Signer
 from sync.errors import PeerFault
 from sync.peer.config import SyncConfig
+from sync.peer.limits import BATCH_EVENTS_MAX, ORIGINS_MAX, ORIGINS_RESERVED
 from sync.peer.machine import PeerSync
-from sync.peer.messages import (
-    BATCH_EVENTS_MAX,
-    ORIGINS_MAX,
-    ORIGINS_RESERVED,
-    Events,
-    Hello,
-    Item,
-    encode,
-    parse,
-)
+from sync.peer.messages import Events, Hello, Item, encode, parse
 from tests.support.mesh import Mesh, all_ids
 from tests.sync.peer.support import KEYS, OLD, SIGNS, Ev, link, messages
 

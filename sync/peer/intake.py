@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from crdt.events import Event
 from sync.peer import messages, signatures
 from sync.peer.counters import Counters
-from sync.peer.limits import ORIGINS_MAX
 from sync.peer.messages import Ack, Events
 from sync.peer.outbox import Log, Outbox
 from sync.peer.quota import OriginQuota
@@ -16,8 +15,9 @@ from sync.peer.retired import Verdict, verdict
 
 class Intake:
     """The part of ``PeerSync`` (``sync.peer.machine``) that handles an ``events``
-    message: the machine's state it reads and writes is declared here, and set by
-    ``PeerSync``."""
+    message: the machine's state it reads and writes, and the machine's methods it
+    calls, are declared here, and set by ``PeerSync`` (mypy cannot see that they are:
+    ``tests/sync/peer/test_intake.py`` checks that a new ``PeerSync`` has them all)."""
 
     store: Log
     counters: Counters
@@ -29,6 +29,8 @@ class Intake:
     _outbox: Outbox
     #: Our version vector for the peer (``PeerSync._vector``), which an ack carries.
     _vector: Callable[[Set[str]], dict[str, int]]
+    #: Keep bound origins' keys for ``prepare`` (``PeerSync._remember``).
+    _remember: Callable[[Mapping[str, bytes | None]], None]
 
     def _on_events(self, batch: Events, now: float,
                    verified: signatures.Verified) -> list[messages.Message]:
@@ -143,16 +145,6 @@ class Intake:
         dropped = {id(item) for item, said in zip(checked, judged, strict=True)
                    if said != "take"}
         return [pair for pair in items if id(pair[0]) not in dropped]
-
-    def _remember(self, keys: Mapping[str, bytes | None]) -> None:
-        """Keep bound origins' keys for ``prepare`` (which reads them on other threads).
-        A bound origin's key never changes (its hash names it), and a key remembered
-        from a record that is then not stored only wastes a check: ``judge`` reuses a
-        result only if it was checked with the key it would use itself. A peer naming
-        ever new origins only makes the memory start again."""
-        if len(self._keys) > ORIGINS_MAX:
-            self._keys = {}
-        self._keys.update((origin, key) for origin, key in keys.items() if key is not None)
 
     def _take_proofs(self, batch: Events) -> set[bytes]:
         """Store the forget records that prove the batch's skeletons, if we lack them

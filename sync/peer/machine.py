@@ -185,6 +185,17 @@ class PeerSync(Intake):
             self._remember(keys)
         return Parsed(len(data), message, None, keys)
 
+    def _remember(self, keys: Mapping[str, bytes | None]) -> None:
+        """Keep bound origins' keys for ``prepare`` (which reads them on other threads):
+        those ``parse`` finds in a batch, and those the intake reads from the store
+        (``Intake._verified``). A bound origin's key never changes (its hash names it),
+        and a key remembered from a record that is then not stored only wastes a check:
+        ``judge`` reuses a result only if it was checked with the key it would use
+        itself. A peer naming ever new origins only makes the memory start again."""
+        if len(self._keys) > ORIGINS_MAX:
+            self._keys = {}
+        self._keys.update((origin, key) for origin, key in keys.items() if key is not None)
+
     def verify(self, parsed: Parsed,
                verify_many: signatures.VerifyMany = device.verifies_many) -> Prepared:
         """``prepare``'s second step: verify a parsed batch's signatures ahead with

@@ -30,7 +30,8 @@ def filled(store: EventStore, ev: Ev, count: int, *, sessions: int = 3, tag: str
     return store
 
 
-def messages(ev: Ev, count: int, tag: str = "m") -> list[Event]:
+def message_events(ev: Ev, count: int, tag: str = "m") -> list[Event]:
+    """``count`` message events (not peer protocol messages: ``sync.peer.messages``)."""
     return [ev(ms=1_000 + n, content=f"{tag} {n}") for n in range(count)]
 
 

@@ -20,7 +20,7 @@ from sync.peer.limits import BATCH_EVENTS_MAX, ORIGINS_MAX, ORIGINS_RESERVED
 from sync.peer.machine import PeerSync
 from sync.peer.messages import Events, Hello, Item, encode, parse
 from tests.support.mesh import Mesh, all_ids
-from tests.sync.peer.support import KEYS, OLD, SIGNS, Ev, link, messages
+from tests.sync.peer.support import KEYS, OLD, SIGNS, Ev, link, message_events
 
 
 def test_keyed_nodes_converge_and_every_event_keeps_a_valid_signature(
@@ -28,8 +28,8 @@ def test_keyed_nodes_converge_and_every_event_keeps_a_valid_signature(
     a, b, c = keyed(0), keyed(1), keyed(2)
     net = Mesh([a, b, c], about=SIGNS)
     net.start()
-    net.append(0, *messages(ev, 5, "a"))
-    net.append(1, *messages(ev, 3, "b"))
+    net.append(0, *message_events(ev, 5, "a"))
+    net.append(1, *message_events(ev, 3, "b"))
     net.converge()
     net.assert_converged()
     for store in (a, b, c):
@@ -51,7 +51,7 @@ def test_an_event_of_a_bound_origin_without_its_signature_is_refused(
     a, b = keyed(0), keyed(1)
     net = Mesh([a, b], about=SIGNS)
     net.start()
-    net.append(0, *messages(ev, 2))
+    net.append(0, *message_events(ev, 2))
     net.converge()
     forged = ev(ms=5_000, content="written as a, by someone else")
     seq = a.version[a.node_id] + 1
@@ -76,7 +76,7 @@ def test_an_event_of_a_bound_origin_without_its_signature_is_refused(
 def test_a_relay_that_does_not_sign_is_not_at_fault_and_its_copy_is_not_taken(
         keyed: Callable[[int], EventStore], ev: Ev) -> None:
     a, b = keyed(0), keyed(1)
-    a.append_batch(messages(ev, 3))
+    a.append_batch(message_events(ev, 3))
     held = a.origin_after(a.node_id, 0, 10)
     machine = link(b, OLD)
     machine.receive(encode(Events(tuple(Item(a.node_id, s.seq, s.event) for s in held))), 0.0)
@@ -95,7 +95,7 @@ def test_unsigned_copies_of_an_origin_bound_after_they_were_stored_are_not_forge
     in good faith. A peer takes none of them, counts none as forged, whether it holds
     them already or not, and still gets them all, signed, from the device."""
     writer, held_already, lacking = keyed(0), keyed(1), keyed(2)
-    writer.append_batch(messages(ev, 3))
+    writer.append_batch(message_events(ev, 3))
     relay = EventStore.open("memory:")  # its key does not matter: it relays only
     try:
         relay.ingest([(s.event, writer.node_id, s.seq)
@@ -130,12 +130,12 @@ def test_a_node_holding_a_bound_origin_unsigned_does_not_offer_it_to_a_signing_p
     batches that were never acknowledged, sent again at every ack timeout. A peer that
     does not sign still gets it (it takes unsigned events)."""
     writer, signing = keyed(0), keyed(1)
-    writer.append_batch(messages(ev, 3))
+    writer.append_batch(message_events(ev, 3))
     relay = EventStore.open("memory:")
     try:
         relay.ingest([(s.event, writer.node_id, s.seq)
                       for s in writer.origin_after(writer.node_id, 0, 10)])
-        relay.append_batch(messages(ev, 2, "relay"))
+        relay.append_batch(message_events(ev, 2, "relay"))
         net = Mesh([relay, signing], about=SIGNS)
         net.start()
         net.converge()
@@ -158,8 +158,8 @@ def test_unsigned_origins_are_taken_as_before_and_require_refuses_only_new_ones(
         open_store: Callable[[str], EventStore], keyed: Callable[[int], EventStore],
         ev: Ev) -> None:
     legacy, newer = open_store("legacy"), open_store("newer")
-    legacy.append_batch(messages(ev, 2, "legacy"))
-    newer.append_batch(messages(ev, 2, "newer"))
+    legacy.append_batch(message_events(ev, 2, "legacy"))
+    newer.append_batch(message_events(ev, 2, "newer"))
     receiver = keyed(1)
     taken = link(receiver, OLD)
     held = legacy.origin_after(legacy.node_id, 0, 10)
@@ -179,13 +179,13 @@ def test_a_folder_written_before_signing_retires_its_origin_and_its_events_stay_
         tmp_path: object, keyed: Callable[[int], EventStore], ev: Ev) -> None:
     folder = f"{tmp_path}/old"
     with EventStore.open(folder) as old:
-        old.append_batch(messages(ev, 3, "before"))
+        old.append_batch(message_events(ev, 3, "before"))
         random_origin = old.node_id
     upgraded = EventStore.open(folder, signer=Signer(KEYS[0], "laptop"))
     try:
         assert upgraded.node_id == Signer(KEYS[0], "x").origin(0)
         assert upgraded.retired == {random_origin: 3}
-        upgraded.append_batch(messages(ev, 2, "after"))
+        upgraded.append_batch(message_events(ev, 2, "after"))
         fresh = keyed(1)
         net = Mesh([upgraded, fresh], about=SIGNS)
         net.start()
@@ -206,15 +206,15 @@ def test_a_store_without_its_key_refuses_to_write_under_a_bound_origin(
         tmp_path: object, ev: Ev) -> None:
     folder = f"{tmp_path}/bound"
     with EventStore.open(folder, signer=Signer(KEYS[0], "laptop")) as store:
-        store.append_batch(messages(ev, 1))
+        store.append_batch(message_events(ev, 1))
     with EventStore.open(folder) as store, pytest.raises(Exception, match="bound"):
-        store.append_batch(messages(ev, 1, "unsigned"))
+        store.append_batch(message_events(ev, 1, "unsigned"))
 
 
 def test_batches_sent_before_the_peer_said_it_signs_go_again_signed(
         keyed: Callable[[int], EventStore], ev: Ev) -> None:
     a, b = keyed(0), keyed(1)
-    a.append_batch(messages(ev, 3))
+    a.append_batch(message_events(ev, 3))
     to_b = PeerSync(a, "b", now=0.0, rng=random.Random(0), about=SIGNS,
                     checkpoint={})  # a checkpoint: a sends at once, before any hello
     to_a = PeerSync(b, "a", now=0.0, rng=random.Random(1), about=SIGNS)
@@ -239,7 +239,7 @@ def test_a_hello_naming_another_devices_origin_is_refused(
     a, b, c = keyed(0), keyed(1), keyed(2)
     net = Mesh([a, c], about=SIGNS)
     net.start()
-    net.append(0, *messages(ev, 2))
+    net.append(0, *message_events(ev, 2))
     net.converge()
     assert c.origin_key(a.node_id) == device.public_bytes(KEYS[0])
     machine = PeerSync(c, "peer", now=0.0, rng=random.Random(0), about=SIGNS)

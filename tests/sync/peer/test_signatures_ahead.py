@@ -11,7 +11,7 @@ from crdt.log.store import EventStore
 from sync.errors import PeerFault
 from sync.peer.machine import PeerSync
 from sync.peer.messages import Events, Item, encode
-from tests.sync.peer.support import SIGNS, Ev, link, messages
+from tests.sync.peer.support import SIGNS, Ev, link, message_events
 
 
 def signed_link(keyed: Callable[[int], EventStore], ev: Ev
@@ -19,7 +19,7 @@ def signed_link(keyed: Callable[[int], EventStore], ev: Ev
     """B, A's first four signed items (seq 1: A's device_key record), and B's machine
     for a link to a signing peer."""
     a, b = keyed(0), keyed(1)
-    a.append_batch(messages(ev, 4))
+    a.append_batch(message_events(ev, 4))
     items = [Item(a.node_id, s.seq, s.event, s.signature)
              for s in a.origin_after(a.node_id, 0, 10)]
     return b, items, link(b, SIGNS)

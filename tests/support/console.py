@@ -4,13 +4,21 @@ console of a node."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.support.browser import browser_missing
 from tests.support.processes import NodeProcess
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, expect
+else:
+    def expect(*args: Any, **kwargs: Any) -> Any:
+        """Playwright's ``expect``, imported once a test calls it: the console tests'
+        modules import this one without Playwright installed, and then skip (or fail in
+        CI: ``MISSING``)."""
+        from playwright.sync_api import expect as playwright_expect
+
+        return playwright_expect(*args, **kwargs)
 
 #: Why no browser can run here (None when one can): a skip on a developer's machine, a
 #: failure of every console test in CI, where a skipped browser test would hide a broken
@@ -27,7 +35,5 @@ def node_id(node: NodeProcess) -> str:
 
 
 def open_console(page: Page, node: NodeProcess, route: str = "#/devices") -> None:
-    from playwright.sync_api import expect  # only once a browser runs
-
     page.goto(f"{node.url}/{route}")
     expect(page.get_by_test_id("live-status")).to_have_text("live")

@@ -9,13 +9,21 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.browser import headless_chromium
+from tests.support.browser import headless_chromium, in_ci
 from tests.support.cluster import Cluster
 from tests.support.console import MISSING, WAIT_MS
 from tests.support.processes import NodeProcess
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
+
+
+@pytest.fixture(autouse=True)
+def need_browser() -> None:
+    """Without a browser, the console tests skip on a developer's machine (before any
+    other fixture starts nodes), and fail in CI (``browser``): ``MISSING``."""
+    if MISSING is not None and not in_ci():
+        pytest.skip(f"no headless browser: {MISSING}")
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.browser import in_ci
 from tests.support.cluster import (
     Cluster,
     append,
@@ -26,15 +25,11 @@ from tests.support.cluster import (
     request,
     wait_until,
 )
-from tests.support.console import MISSING, WAIT_MS, node_id, open_console
+from tests.support.console import WAIT_MS, expect, node_id, open_console
 from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
 
-if MISSING is not None and not in_ci():
-    pytest.skip(f"no headless browser: {MISSING}", allow_module_level=True)
-if MISSING is None:
-    from playwright.sync_api import expect
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Route
 

@@ -20,7 +20,6 @@ from urllib.parse import quote
 import pytest
 
 from crdt.membership import DEVICES_SESSION
-from tests.support.browser import in_ci
 from tests.support.cluster import (
     append,
     head,
@@ -28,15 +27,11 @@ from tests.support.cluster import (
     request,
     session_path,
 )
-from tests.support.console import MISSING, open_console
+from tests.support.console import expect, open_console
 from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
 
-if MISSING is not None and not in_ci():
-    pytest.skip(f"no headless browser: {MISSING}", allow_module_level=True)
-if MISSING is None:
-    from playwright.sync_api import expect
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Route
 

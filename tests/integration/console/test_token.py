@@ -16,16 +16,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.browser import in_ci
-from tests.support.console import MISSING, node_id
+from tests.support.console import expect, node_id
 from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration
 
-if MISSING is not None and not in_ci():
-    pytest.skip(f"no headless browser: {MISSING}", allow_module_level=True)
-if MISSING is None:
-    from playwright.sync_api import expect
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Route
 

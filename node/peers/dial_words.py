@@ -78,6 +78,12 @@ def why(error: BaseException, timeout_s: float | None = None) -> str:
 #: or a flood does not.
 REFUSAL_CHARS_MAX = 200
 REFUSAL_BYTES_MAX = 4096
+#: Longest wait, in seconds, for those bytes once the status came; a dial's read also
+#: ends ``REFUSAL_READ_MARGIN_S`` before the dial's own time-out. A body that stalls
+#: (a proxy, a peer that stopped) is given up and the status alone is shown: the refusal
+#: is said at once, not taken, at the dial's time-out, for a peer that did not answer.
+REFUSAL_READ_S = 1.0
+REFUSAL_READ_MARGIN_S = 0.1
 #: What a credential of ours is shown as where a peer's refusal repeats it.
 HIDDEN_TEXT = "(hidden)"
 

@@ -35,7 +35,13 @@ from crdt import linkproof
 from crdt.errors import InvalidInput
 from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
-from node.peers.dial_words import REFUSAL_BYTES_MAX, refusal_text, why
+from node.peers.dial_words import (
+    REFUSAL_BYTES_MAX,
+    REFUSAL_READ_MARGIN_S,
+    REFUSAL_READ_S,
+    refusal_text,
+    why,
+)
 from sync.peer.config import SyncConfig
 from sync.peer.limits import MESSAGE_BYTES_MAX
 
@@ -215,6 +221,8 @@ class _Refusing:
     def __init__(self, hide: Iterable[str | None]) -> None:
         self.hide = tuple(hide)
         self.text = ""
+        #: When the dial gives up (the event loop's clock), set once it is under way.
+        self.deadline = float("inf")
 
 
 #: The refusal ``dial`` waits on, in its own task (a request of another task, a member
@@ -226,14 +234,20 @@ _refusing: contextvars.ContextVar[_Refusing | None] = contextvars.ContextVar(
 def refusals_read() -> aiohttp.TraceConfig:
     """What the session that ``dial`` uses is made with (``trace_configs``), so that a
     refused handshake says why: aiohttp drops the body of an answer other than 101
-    before it raises. Read once the answer came, up to ``REFUSAL_BYTES_MAX`` bytes and
-    within the dial's time-out; no other request is made. A session without it gives
-    the status alone."""
+    before it raises. Read once the answer came, up to ``REFUSAL_BYTES_MAX`` bytes, for
+    ``REFUSAL_READ_S`` at most and ending ``REFUSAL_READ_MARGIN_S`` before the dial's
+    time-out (so that a body that stalls leaves the status said, not "no answer"); no
+    other request is made. Only a body whose length is known (``Content-Length``, or
+    chunks) is read: aiohttp reads a handshake's answer as one that ends with its
+    headers, so a body that ends where the connection closes reads as empty. A session
+    without it gives the status alone."""
     async def ended(_session: aiohttp.ClientSession, _context: Any,
                     params: aiohttp.TraceRequestEndParams) -> None:
         refusing = _refusing.get()
         if refusing is not None and params.response.status >= 400:
-            refusing.text = await _refusal(params.response, refusing.hide)
+            left_s = refusing.deadline - asyncio.get_running_loop().time()
+            refusing.text = await _refusal(params.response, refusing.hide,
+                                           left_s - REFUSAL_READ_MARGIN_S)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(ended)
@@ -260,7 +274,8 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
     refusing = _Refusing((secret,))
     reset = _refusing.set(refusing)
     try:
-        async with asyncio.timeout(config.connect_timeout_s):
+        async with asyncio.timeout(config.connect_timeout_s) as within:
+            refusing.deadline = within.when() or refusing.deadline
             ws = await http.ws_connect(
                 url.rstrip("/") + PEER_PATH, headers=headers, heartbeat=config.heartbeat_s,
                 max_msg_size=MESSAGE_BYTES_MAX, ssl=tls if tls is not None else True,
@@ -444,11 +459,16 @@ async def read_most(reply: aiohttp.ClientResponse, most: int) -> bytes:
     return b"".join(pieces)
 
 
-async def _refusal(reply: aiohttp.ClientResponse, hide: Iterable[str | None]) -> str:
+async def _refusal(reply: aiohttp.ClientResponse, hide: Iterable[str | None],
+                   within_s: float = REFUSAL_READ_S) -> str:
     """``refusal_text`` of ``reply``'s body (a byte more than it reads, to know a body
-    cut short); none if it could not be read: the status says enough."""
+    cut short), read within ``within_s`` and ``REFUSAL_READ_S`` seconds; none if it
+    could not be read in time: the status says enough."""
+    if within_s <= 0:
+        return ""
     try:
-        return refusal_text(await read_most(reply, REFUSAL_BYTES_MAX + 1), hide)
+        async with asyncio.timeout(min(within_s, REFUSAL_READ_S)):
+            return refusal_text(await read_most(reply, REFUSAL_BYTES_MAX + 1), hide)
     except (aiohttp.ClientError, OSError, TimeoutError):
         return ""
 

@@ -1,5 +1,5 @@
 """What the peer tests share: real nodes' settings for quick tests, waits on what a node
-shows, a server that records what a dial sends, and the set-ups several tests start
+shows, a server that records what a dial sends, one that stalls, and the set-ups several tests start
 from (a laptop that stopped, a phone linked through a proxy)."""
 
 from __future__ import annotations
@@ -69,6 +69,32 @@ async def serving(handler: Callable[[web.Request], Any]) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def stalling(answer: bytes) -> AsyncIterator[str]:
+    """A server on a free loopback port that reads a request's head, writes ``answer``
+    (a status line, headers and less of a body than they promise) and stops there,
+    the connection held open; its URL."""
+    taken: list[asyncio.StreamWriter] = []
+
+    async def answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        taken.append(writer)
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+
+    server = await asyncio.start_server(answering, "127.0.0.1", free_port())
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        for writer in taken:
+            writer.close()
+
+
+#: A refusal whose body stops after 12 of the 1000 bytes it promises (``stalling``).
+STALLED_REFUSAL = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+                   b"Content-Length: 1000\r\n\r\nBlocked here")
 
 
 @dataclass

@@ -8,20 +8,23 @@ import dataclasses
 from pathlib import Path
 
 import aiohttp
+import pytest
 import structlog
 from aiohttp import web
 
-from node.peers.dial_words import HIDDEN_TEXT
+from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_READ_S
 from node.peers.runner import Runner
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
     PATIENT,
     SECRET,
+    STALLED_REFUSAL,
     NodeFactory,
     forgotten,
     phone_behind_proxy,
     serving,
+    stalling,
     until,
 )
 from tests.support.certs import make_ca, make_cert
@@ -139,6 +142,23 @@ async def test_a_refused_dial_says_what_the_refusal_said(make_node: NodeFactory)
         await until(lambda: runner.state == "backoff")
     assert runner.failure == (f"cannot link with {url}: it answered HTTP 403: "
                               f"Blocked by the proxy: Bearer {HIDDEN_TEXT}")
+
+
+@pytest.mark.parametrize("connect_timeout_s", [3 * DEADLINE_S, REFUSAL_READ_S / 2])
+async def test_a_refusal_whose_body_stalls_says_its_status(make_node: NodeFactory,
+                                                           connect_timeout_s: float) -> None:
+    """A server answers 403 saying its body has 1000 bytes, sends 12, and stops: the
+    failure says the status, not "no answer" (what it said at the end of the dial's
+    time-out, when the body's read was cut off by it): at once where that time-out is
+    longer than the test waits, and before it where it is shorter than
+    ``REFUSAL_READ_S``."""
+    node = await make_node(sync=dataclasses.replace(PATIENT,  # dialed once
+                                                    connect_timeout_s=connect_timeout_s))
+    async with stalling(STALLED_REFUSAL) as url:
+        assert await node.gossip.add_peer(url, learned=False)
+        runner = node.gossip.runners[f"url:{url}"]
+        await until(lambda: runner.state == "backoff")
+    assert runner.failure == f"cannot link with {url}: it answered HTTP 403"
 
 
 async def test_reaching_one_peer_redials_the_others_at_once(make_node: NodeFactory) -> None:

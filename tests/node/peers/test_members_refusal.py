@@ -4,6 +4,7 @@ first ``REFUSAL_BYTES_MAX`` bytes only."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -14,7 +15,7 @@ from aiohttp import web
 from node.peers.dial_words import REFUSAL_BYTES_MAX, REFUSAL_CHARS_MAX
 from node.peers.transport import LinkClosed, fetch_members
 from sync.peer.config import SyncConfig
-from tests.node.peers.support import serving
+from tests.node.peers.support import DEADLINE_S, STALLED_REFUSAL, serving, stalling
 
 
 @contextlib.asynccontextmanager
@@ -53,3 +54,14 @@ async def test_only_the_first_bytes_of_the_answer_are_read() -> None:
     assert await refusal(401, b" " * REFUSAL_BYTES_MAX + b"unseen") == "it answered HTTP 401"
     cut = await refusal(401, b" " * (REFUSAL_BYTES_MAX - 4) + b"seen, not this")
     assert cut == "it answered HTTP 401: seen"
+
+
+async def test_a_refusal_whose_body_stalls_says_its_status_in_time() -> None:
+    """A 403 whose body stops short: the status is said once ``REFUSAL_READ_S`` is over,
+    not at the end of the request's time-out (longer here than the test waits)."""
+    config = SyncConfig(connect_timeout_s=3 * DEADLINE_S)
+    async with stalling(STALLED_REFUSAL) as url, aiohttp.ClientSession() as http:
+        with pytest.raises(LinkClosed) as raised:
+            async with asyncio.timeout(DEADLINE_S):
+                await fetch_members(http, url, secret=None, tls=None, config=config)
+    assert str(raised.value) == f"cannot list members of {url}: it answered HTTP 403"

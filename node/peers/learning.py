@@ -62,7 +62,7 @@ ANSWERED_BY_HOLD_S = 600.0
 #: What is logged when a member's address is held so, the first time for its record.
 HELD_TEXT = (
     "member's address answered by another device; not dialed there again until its "
-    "record changes or the device there is a member, and for "
+    "record changes, a link with it comes up or the device there is a member, and for "
     f"{ANSWERED_BY_HOLD_ROUNDS} members rounds or {ANSWERED_BY_HOLD_S / 60:g} minutes "
     "at most, whichever ends first")
 

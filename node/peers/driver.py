@@ -166,7 +166,7 @@ class Driver:
                 # Refused while starting (``Admission.recheck``): not even a hello. A
                 # removed device gets the last push below, which goes after one.
                 raise LinkDropped(runner.drop)
-            await self._send(link, start)
+            await self._send_taking_in(runner, link, start, ahead, receiving)
             runner.state = "up"
             while True:
                 if runner.drop == DEVICE_REMOVED:
@@ -200,18 +200,7 @@ class Driver:
                     out = await self.on_link(runner, machine.local_appended, self._now())
                 else:
                     out = await self.on_link(runner, machine.tick, self._now())
-                try:
-                    await self._send(link, out)
-                except SendFailed:
-                    # The link closed under the send, not a stall: the peer closed it
-                    # (its close frame read ahead of this loop and answered, or, behind
-                    # messages read ahead, left unread until the peer gave up waiting
-                    # and dropped the connection), or the connection was lost. What the
-                    # peer sent before is taken in still: a removed device's last push
-                    # may be among it, the only word of its removal a device that dials
-                    # no one gets. The connection reads nothing new any more.
-                    await self._take_in(runner, ahead, receiving)
-                    raise
+                await self._send_taking_in(runner, link, out, ahead, receiving)
                 await self.save_checkpoint(runner)
         except PeerFault as fault:
             await link.close(f"protocol fault: {fault}")  # so its operator sees why
@@ -226,6 +215,23 @@ class Driver:
                 await ahead.close()
             finally:
                 await link.close(runner.drop or "")
+
+    async def _send_taking_in(self, runner: Runner, link: Link, messages: list[bytes],
+                              ahead: Ahead,
+                              receiving: asyncio.Future[tuple[Prepared, float]]) -> None:
+        """Send ``messages`` (the hello a link starts with, or an answer); if the link
+        closed under the send, not a stall (``SendFailed``), take in what the peer sent
+        before, then raise: the peer closed it (its close frame read ahead of the loop
+        and answered, or, behind messages read ahead, left unread until the peer gave up
+        waiting and dropped the connection), or the connection was lost. A removed
+        device's last push may be among it, the only word of its removal a device that
+        dials no one gets; it may come as the link comes up, ahead of this node's hello.
+        The connection reads nothing new any more."""
+        try:
+            await self._send(link, messages)
+        except SendFailed:
+            await self._take_in(runner, ahead, receiving)
+            raise
 
     async def _take_in(self, runner: Runner, ahead: Ahead,
                        receiving: asyncio.Future[tuple[Prepared, float]]) -> None:

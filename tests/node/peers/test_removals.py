@@ -90,9 +90,11 @@ async def phone_and_stranger(a: RunningNode, b: RunningNode, make_node: NodeFact
     return third, phone, b_origin
 
 
-async def dial_until_even(a: RunningNode, b: RunningNode, phone: str, b_origin: str) -> None:
-    """a dials b until linked to b's device, each holding all the other's events."""
-    assert await a.gossip.add_peer(b.url, learned=False)
+async def dial_until_even(a: RunningNode, b: RunningNode, phone: str, b_origin: str,
+                          url: str | None = None) -> None:
+    """a dials b (at ``url``, else its own) until linked to b's device, each holding all
+    the other's events."""
+    assert await a.gossip.add_peer(url or b.url, learned=False)
     async with asyncio.timeout(DEADLINE_S):
         while phone not in a.gossip.linked_devices() or (held := [
                 await node.astore.read(lambda s: s.version) for node in (a, b)])[0] \
@@ -400,6 +402,38 @@ async def test_a_removed_device_takes_in_a_last_push_of_batches_whose_close_went
     a_sync = dataclasses.replace(QUIET, batch_events_max=1, close_timeout_s=0.05)
     sent = await removed_while_pulling(make_node, event_body, monkeypatch, a_sync)
     assert sent >= AHEAD  # batches enough to fill the read-ahead
+
+
+async def test_a_removed_device_takes_in_a_last_push_that_came_before_its_hello_went_out(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """a dials b again while b's writer is held: b's link waits for it to start, and a
+    removes b meanwhile, sending its hello, its last push and its close. b's hello, once
+    the writer lets go, fails to go out: what a sent is taken in still, b learns its
+    removal."""
+    a = await make_node(cluster_secret=SECRET, sync=QUIET)
+    b = await make_node(cluster_secret=SECRET, sync=QUIET)
+    third, phone, b_origin = await phone_and_stranger(a, b, make_node, event_body)
+    with LinkProxy(target_port=port_of(b)) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}"
+        await dial_until_even(a, b, phone, b_origin, url)
+        link = a.gossip.runners[f"url:{url}"]
+        proxy.cut()
+        async with asyncio.timeout(DEADLINE_S):
+            while link.state == "up" or any(runner.state == "up"
+                                            for runner in b.gossip.runners.values()):
+                await asyncio.sleep(0.01)
+        writer = HeldWriter()
+        await writer.hold(b, lambda _store: None)
+        proxy.heal()
+        await linked(a, url, phone)  # b's end waits for its writer, its hello not sent
+        assert a.gossip.membership is not None
+        stored, _ = await a.gossip.membership.remove(phone, "lost")
+        assert stored is not None
+        async with asyncio.timeout(DEADLINE_S):  # the last push sent, and the close ended
+            while link.state != "down":
+                await asyncio.sleep(0.01)
+        await writer.release()
+        await told_only_its_removal(a, b, third, link, b_origin)
 
 
 async def removed_while_pulling(make_node: NodeFactory, event_body: EventFactory,

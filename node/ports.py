@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Container
 from pathlib import Path
 
 #: Nodes started by a program listen from here up to the kernel's range.
@@ -19,6 +20,7 @@ PORT_TRIES = 50
 #: The fewest ports below the kernel's range worth picking from; fewer, and the kernel picks.
 ROOM_MIN = 1000
 _PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_UNPRIVILEGED_FROM = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
 
 def local_ports_start() -> int:
@@ -28,6 +30,15 @@ def local_ports_start() -> int:
         return int(_PORT_RANGE.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768
+
+
+def unprivileged_ports_start() -> int:
+    """The first port a user without privileges may listen on (Linux's default, 1024,
+    where it cannot be read)."""
+    try:
+        return int(_UNPRIVILEGED_FROM.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 1024
 
 
 def kernel_port() -> int:
@@ -47,9 +58,28 @@ def is_free(port: int) -> bool:
         return True
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now, below the kernel's range where
-    there is room (else as the kernel picks it).
+def listen_error(port: int) -> OSError | None:
+    """Why a server could not listen on loopback ``port`` now, None if it could. Tried as
+    a node binds (aiohttp sets SO_REUSEADDR): a connection of an earlier listener there,
+    closed and left in TIME_WAIT, does not stand in its way, as it does in ``is_free``'s.
+
+    >>> listen_error(free_port()) is None
+    True
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError as error:
+            return error
+    return None
+
+
+def free_port(avoid: Container[int] = ()) -> int:
+    """A loopback port nothing listens on right now, and none of ``avoid`` (ports meant
+    for something else), below the kernel's range where there is room (else as the
+    kernel picks it).
 
     >>> is_free(free_port())
     True
@@ -58,6 +88,10 @@ def free_port() -> int:
     if below - PORTS_FROM >= ROOM_MIN:
         for _ in range(PORT_TRIES):
             port = random.randrange(PORTS_FROM, below)
-            if is_free(port):
+            if port not in avoid and is_free(port):
                 return port
-    return kernel_port()
+    for _ in range(PORT_TRIES):
+        port = kernel_port()
+        if port not in avoid:
+            return port
+    raise OSError(f"no free loopback port in {PORT_TRIES} tries")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 import shlex
@@ -45,7 +46,7 @@ from node.cli.linkproxy import LinkProxy
 from node.cli.output import console as terminal_console
 from node.client.api import Client, ClientError
 from node.interrupt import die_of
-from node.ports import free_port, is_free
+from node.ports import free_port, listen_error, unprivileged_ports_start
 
 SESSION = "demo:alice"
 #: The demo's nodes: A, B and C (``--port`` takes as many ports from the one given).
@@ -172,9 +173,12 @@ class Cluster:
         if port is not None:
             for offset, each in enumerate(self.nodes.values()):
                 each.port = port + offset
+        # The links listen on free ports too, not on ports the kernel picks: those could
+        # be B's or C's, given (--port in the kernel's range) but not yet listened on.
+        given = range(port, port + NODES) if port is not None else range(0)
         self.a.start(self.secret)
         for dialer in (self.b, self.c):
-            dialer.link = LinkProxy(target_port=self.a.port).start()
+            dialer.link = LinkProxy(target_port=self.a.port, port=free_port(given)).start()
             dialer.start(self.secret)
 
     def stop(self) -> None:
@@ -435,17 +439,32 @@ def _stops_as_ctrl_c() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, interrupt)
 
 
+def port_refusal(port: int) -> str | None:
+    """Why the nodes cannot listen on ``port`` and the ports after it (``--port``), or
+    None if they can: tried as a node binds them (``listen_error``), so that ports left
+    in TIME_WAIT by a demo that just ended (``--keep``) are taken again."""
+    given = f"(--port {port} takes {port} to {port + NODES - 1})"
+    for each in range(port, port + NODES):
+        error = listen_error(each)
+        if error is None:
+            continue
+        if error.errno in (errno.EACCES, errno.EPERM):
+            return (f"port {each} needs privileges: only root (or CAP_NET_BIND_SERVICE) "
+                    f"listens below port {unprivileged_ports_start()} {given}")
+        if error.errno == errno.EADDRINUSE:
+            return f"port {each} is in use {given}"
+        return f"port {each} cannot be listened on: {error.strerror or error} {given}"
+    return None
+
+
 def run_demo(keep: bool, port: int | None = None) -> None:
     """``clawsync demo``: start the cluster (on ``port`` and the two after it, if given),
     tell the story, stop every node; ``keep``: wait for Ctrl-C (or SIGTERM, SIGHUP)
     before stopping them."""
     # As wide as the terminal, TERM=dumb too, as the other commands' tables (``console``).
     console = terminal_console(highlight=False)
-    if port is not None:  # said before anything starts, nor any folder is made
-        taken = [each for each in range(port, port + NODES) if not is_free(each)]
-        if taken:
-            raise click.ClickException(f"port {taken[0]} is in use (--port {port} takes "
-                                       f"{port} to {port + NODES - 1})")
+    if port is not None and (refusal := port_refusal(port)) is not None:
+        raise click.ClickException(refusal)  # before anything starts or a folder is made
     folder = Path(tempfile.mkdtemp(prefix="clawsync-demo-"))
     cluster = Cluster(folder)
     failed = False

@@ -41,12 +41,14 @@ LOOP_TIMEOUT_S = 10.0
 class LinkProxy:
     """Forwards 127.0.0.1:``port`` to 127.0.0.1:``target_port`` until cut; with
     ``bytes_per_s``, at most that many bytes per second each way (a slow link, so that a
-    transfer lasts long enough to be interrupted)."""
+    transfer lasts long enough to be interrupted). ``port``: where it listens (0: a
+    port the kernel picks)."""
 
-    def __init__(self, target_port: int, bytes_per_s: int | None = None) -> None:
+    def __init__(self, target_port: int, bytes_per_s: int | None = None,
+                 port: int = 0) -> None:
         self.target_port = target_port
         self.bytes_per_s = bytes_per_s
-        self.port = 0
+        self.port = port
         self.bytes_forwarded = 0
         self._up = True
         self._open = True  # new connections taken (``shut``)
@@ -65,7 +67,7 @@ class LinkProxy:
         return self
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0,
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port,
                                                   family=socket.AF_INET)
         self.port = self._server.sockets[0].getsockname()[1]
 

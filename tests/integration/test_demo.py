@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 
-from node.cli.demo_run import DURING_SPLIT, NODES, OPENING
-from node.ports import PORTS_FROM, ROOM_MIN, local_ports_start
+from node.cli.demo_run import DURING_SPLIT, NODES, OPENING, Cluster, port_refusal
+from node.ports import PORTS_FROM, ROOM_MIN, is_free, local_ports_start, unprivileged_ports_start
 from node.ports import free_port as product_free_port
 from tests.support.ports import PORT_BLOCK, free_port
 from tests.support.processes import CLI_TIMEOUT_S, LineReader, child_env
@@ -59,6 +59,20 @@ def demo_command(*args: str, port: int | None = None) -> list[str]:
             str(port or ports_in_a_row()), *args]
 
 
+def leave_time_wait(port: int) -> None:
+    """A connection to a listener on ``port``, closed from the listener's side first: the
+    port stays in TIME_WAIT after the listener is gone, as after a demo's nodes stopped
+    (``--keep``: they close their peers' connections)."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()
+            assert client.recv(1) == b""  # the listener's side closed first
+
+
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url + "/healthz", timeout=2):
@@ -72,6 +86,10 @@ def test_demo_merges_both_sides_of_a_partition(tmp_path: Path) -> None:
     # (README, Configuration) is not looked at.
     env = {**demo_env(tmp_path), "CLAWSYNC_NODE": "http://127.0.0.1:47300/v1"}
     port = ports_in_a_row()
+    # A's port was just used, as a kept demo's stopped nodes leave theirs: --port takes
+    # it all the same, as the node binds it (the check refused it, as "in use").
+    leave_time_wait(port)
+    assert not is_free(port)
     result = subprocess.run(demo_command(port=port), capture_output=True, text=True,
                             env=env, timeout=CLI_TIMEOUT_S, check=False)
     assert result.returncode == 0, (result.stdout, result.stderr)
@@ -208,14 +226,18 @@ _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def test_the_demo_on_a_dumb_terminal_is_as_wide_as_it_is(tmp_path: Path) -> None:
     """rich takes a TERM=dumb terminal (an editor's shell) for 80 columns whatever its
     size: the demo's rules and tables were 80 columns wide on a 120-column one, as the
-    other commands' tables were before (``node.cli.output.console``)."""
+    other commands' tables were before (``node.cli.output.console``). Without --port,
+    as most run it: its nodes listen below the kernel's range for outgoing connections'
+    local ends, where no connection of the machine could take a port before its node
+    listened (``node.ports``)."""
     columns = 120
     primary, secondary = os.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = demo_env(tmp_path)
     env.pop("COLUMNS")
     env["TERM"] = "dumb"
-    process = subprocess.Popen(demo_command(), stdin=subprocess.DEVNULL, stdout=secondary,
+    process = subprocess.Popen([sys.executable, "-m", "node.main", "demo"],
+                               stdin=subprocess.DEVNULL, stdout=secondary,
                                stderr=subprocess.PIPE, env=env)
     os.close(secondary)
     chunks = []
@@ -235,6 +257,9 @@ def test_the_demo_on_a_dumb_terminal_is_as_wide_as_it_is(tmp_path: Path) -> None
     lines = _ESCAPES.sub("", b"".join(chunks).decode()).replace("\r", "\n").splitlines()
     rules = [line for line in lines if line.startswith("5. The merged session ─")]
     assert rules and all(cell_len(line.rstrip()) == columns for line in rules), lines
+    ports = [int(url.rsplit(":", 1)[1]) for url in URL_LINE.findall("\n".join(lines))]
+    assert len(ports) == NODES, lines
+    assert all(port < local_ports_start() for port in ports), ports
 
 
 def test_a_port_in_use_is_named_before_anything_starts(tmp_path: Path) -> None:
@@ -250,9 +275,60 @@ def test_a_port_in_use_is_named_before_anything_starts(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("clawsync-demo-*"))
 
 
-def test_the_demos_own_ports_lie_below_the_kernels_range() -> None:
-    """Without --port: below the kernel's range for outgoing connections' local ends,
-    where no connection of the machine could take a port before its node listened."""
+def test_free_port_picks_below_the_kernels_range() -> None:
+    """``node.ports.free_port`` (the demo's nodes without --port, and its links): below
+    the kernel's range for outgoing connections' local ends."""
     if local_ports_start() - PORTS_FROM < ROOM_MIN:
         pytest.skip("no room below the kernel's range here")
     assert PORTS_FROM <= product_free_port() < local_ports_start()
+    # None it is told to avoid: where all of that room is, the kernel picks.
+    room = range(PORTS_FROM, local_ports_start())
+    assert product_free_port(avoid=room) not in room
+
+
+def test_the_links_listen_on_none_of_the_ports_given(tmp_path: Path) -> None:
+    """The links B and C dial A through listened on ports the kernel picked, started
+    before B and C: with --port in the kernel's range, one could take B's or C's."""
+    if local_ports_start() - PORTS_FROM < ROOM_MIN:
+        pytest.skip("no room below the kernel's range here")
+    port = ports_in_a_row()
+    cluster = Cluster(tmp_path)
+    try:
+        cluster.start(port)
+        links = [link.port for link in cluster.links]
+    finally:
+        cluster.stop()
+    assert len(links) == NODES - 1
+    # As the nodes' own ports without --port: below the kernel's range.
+    assert all(PORTS_FROM <= each < local_ports_start() and each not in range(port, port + NODES)
+               for each in links), (port, links)
+
+
+#: A port below the first one a user without privileges may listen on (Linux: 1024).
+PRIVILEGED = 80
+
+
+@pytest.mark.skipif(unprivileged_ports_start() <= PRIVILEGED,
+                    reason="any user may listen on every port here")
+def test_a_privileged_port_is_not_told_as_in_use() -> None:
+    """``demo --port 80`` as a user without privileges: the bind fails with EACCES, which
+    was reported as "port 80 is in use". Root checks as ``nobody`` (a child process)."""
+    if os.geteuid() != 0:
+        told = port_refusal(PRIVILEGED)
+    else:
+        reading, writing = os.pipe()
+        child = os.fork()
+        if child == 0:  # the child only: as nobody, tell what the check says, and end
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                os.write(writing, str(port_refusal(PRIVILEGED)).encode())
+            finally:
+                os._exit(0)
+        os.close(writing)
+        with os.fdopen(reading, "rb") as pipe:
+            told = pipe.read().decode()
+        os.waitpid(child, 0)
+    assert told == (f"port {PRIVILEGED} needs privileges: only root (or "
+                    f"CAP_NET_BIND_SERVICE) listens below port {unprivileged_ports_start()} "
+                    f"(--port {PRIVILEGED} takes {PRIVILEGED} to {PRIVILEGED + 2})"), told

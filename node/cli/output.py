@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from node.text import printable as printable  # the commands print with it
+
 if TYPE_CHECKING:  # rich is loaded where a terminal is written to
     from rich.console import Console
 
@@ -55,21 +57,6 @@ def console(*, highlight: bool = True) -> Console:
 
     width, height = shutil.get_terminal_size()
     return Console(width=width, height=height, highlight=highlight)
-
-
-#: C0 and C1 control characters and DEL: a terminal obeys escape sequences made of them.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """``text`` with each control character shown as an escape (``\\x1b``): content
-    comes from whoever can write to a session, and printed raw, an escape sequence in
-    it would retitle, clear or rewrite the reader's terminal.
-
-    >>> printable("T\\x1b]0;PWNED\\x07")
-    'T\\\\x1b]0;PWNED\\\\x07'
-    """
-    return _CONTROLS.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def shorten(text: str, chars_max: int = TEXT_CHARS_MAX) -> str:

@@ -21,6 +21,7 @@ from yarl import URL
 from node.client.errors import ClientError
 from node.config import software_version
 from node.limits import ClientLimits
+from node.text import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,11 @@ class Transport:
             code, message, field = error.get("code"), str(error["message"]), error.get("field")
         except (ValueError, KeyError, TypeError, aiohttp.ClientError):
             code, message, field = None, response.reason or "no explanation given", None
+        # The node's words go into every command's error, printed on a terminal: a hostile
+        # or broken node's control characters are escaped here, once for all of them.
+        message = printable(message)
+        if isinstance(field, str):
+            field = printable(field)
         said = message.removeprefix(f"{field}: ") if field else message  # the words alone
         bearer = response.headers.get("WWW-Authenticate", "").lower().startswith("bearer")
         if status in (401, 403) and code is None and not bearer:
@@ -198,7 +204,7 @@ class Transport:
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
         software = body.get("software") if isinstance(body, dict) else None
-        return software if isinstance(software, str) else None
+        return printable(software) if isinstance(software, str) else None
 
 
 def _release(version: str) -> tuple[int, ...] | None:

@@ -335,3 +335,47 @@ def test_a_refusal_by_something_in_between_is_not_blamed_on_the_token(status: in
     finally:
         server.shutdown()
         server.server_close()
+
+
+#: What a hostile (or broken) node says in its refusal: a terminal title, a bell, a line
+#: of its own, a screen cleared.
+HOSTILE_WORDS = "taken\x1b]0;PWNED\x07\nError: forged line\x1b[2J"
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """A node that refuses every request (409) with control characters in its words."""
+
+    def _refuse(self) -> None:
+        body = json.dumps({"error": {"code": "conflict", "message": HOSTILE_WORDS,
+                                     "field": "key\x1b[31m"}}).encode()
+        self.send_response(409)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _refuse
+
+    def log_message(self, *args: Any) -> None:  # quiet in the test's output
+        pass
+
+
+def test_a_nodes_words_reach_the_terminal_escaped() -> None:
+    """A refusal's message is printed by every command: its escape sequences would
+    retitle or clear the terminal, its newline forge a line of the command's own."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        hostile = f"http://127.0.0.1:{server.server_address[1]}"
+        for args in (("sessions",), ("append", "s1", "message_received", "content=x"),
+                     ("forget", "s1")):
+            result = run_cli(hostile, *args)
+            assert result.returncode == 1, (args, result.stderr)
+            assert not any(char in result.stderr for char in "\x1b\x07"), result.stderr
+            assert result.stderr.count("\n") == 1, result.stderr  # its own line end only
+            assert "key\\x1b[31m: taken\\x1b]0;PWNED\\x07\\x0aError: forged line" \
+                "\\x1b[2J" in result.stderr, result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

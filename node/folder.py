@@ -75,8 +75,8 @@ def make_folders(folder: Path) -> list[Path]:
     outermost first. Each is made by name, as the path is written: ``new/../log`` makes
     ``new`` and nothing else when ``log`` exists, and a folder made meanwhile by someone
     else is theirs, not listed. Each one made is made durable in its parent
-    (``fsync_folder``): a crash does not lose it once files are written in it. On
-    failure, what it made is removed and the error raised.
+    (``fsync_folder``), where this process may open that: a crash does not lose it once
+    files are written in it. On failure, what it made is removed and the error raised.
 
     >>> import tempfile
     >>> root = Path(tempfile.mkdtemp())
@@ -97,7 +97,10 @@ def make_folders(folder: Path) -> list[Path]:
             except FileExistsError:  # made meanwhile by someone else, or a ``..``: not ours
                 continue
             made.append(one)
-            fsync_folder(one.parent)  # its name on disk before anything is written in it
+            # Its name on disk before anything is written in it; where the parent may
+            # not be opened (write and search permission make a folder in it, reading
+            # opens it), it is made all the same, its name left to the file system.
+            fsync_folder(one.parent, openable_only=True)
     except BaseException:
         remove_empty(made)
         raise
@@ -125,23 +128,34 @@ def remove_empty(made: list[Path]) -> None:
             continue  # not empty (or not ours to remove): those inside it stay too
 
 
-def fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path, *, openable_only: bool = False) -> None:
     """Make the names made or replaced in ``folder`` durable (a rename into place, a link,
     a folder made): ``fsync`` of a file makes its data so, not its name. Nothing where
     folders cannot be opened (not POSIX) or a file system does not sync folders (it
-    answers ``EINVAL``, as some network and FUSE ones do: SQLite goes on there too).
-    ``OSError`` if it cannot be done otherwise.
+    answers ``EINVAL``, as some network and FUSE ones do). With ``openable_only``,
+    nothing either for a folder this process may not open (``EACCES``, ``EPERM``: one it
+    may write and search in but not read). SQLite goes on in both cases too: its
+    ``unixSync`` leaves out a folder it cannot open, and ignores what the folder's
+    ``fsync`` answers (here only ``EINVAL`` is). ``OSError`` naming ``folder`` if it
+    cannot be done otherwise.
 
     >>> import tempfile
     >>> fsync_folder(Path(tempfile.mkdtemp()))
     """
     if os.name != "posix":
         return
-    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except PermissionError:
+        if openable_only:
+            return
+        raise
     try:
         os.fsync(fd)
     except OSError as error:
         if error.errno != errno.EINVAL:
-            raise
+            # fsync names no file: the folder is named, for the person told of it.
+            raise OSError(error.errno, f"{error.strerror} (flushing the names in a folder "
+                          "to disk)", str(folder)) from None
     finally:
         os.close(fd)

@@ -7,15 +7,16 @@
 ``openclaw doctor --session-sqlite import`` (gateway stopped) then moves them into its
 SQLite store. Each file is written whole to a temporary name and renamed into place, so a
 failure leaves the old file or the new one, never half of one, and no folder it made;
-``sessions.json`` goes first (and back if the transcript fails), so a reader never meets
-a transcript its index does not name yet. An existing transcript is replaced only by one
-that continues it (its records first, in order; headers after the first, which an
-earlier export wrote, do not count); an existing ``sessions.json`` is merged into, and a
-key it points at another session is refused.
+``sessions.json`` goes first (and back if the transcript is not put in place), so a
+reader never meets a transcript its index does not name yet. An existing transcript is
+replaced only by one that continues it (its records first, in order; headers after the
+first, which an earlier export wrote, do not count); an existing ``sessions.json`` is
+merged into, and a key it points at another session is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -72,6 +73,7 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
         # without its entry would import it under a key made of its session id, for good.
         _write_whole(index_path,
                      json.dumps(index, ensure_ascii=False, indent=2).encode() + b"\n")
+        fsync_folder(folder)  # the index's name on disk before the transcript's
         if not unchanged:
             try:
                 _write_whole(path, data)
@@ -80,7 +82,17 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
                     index_path.unlink(missing_ok=True)
                 else:
                     _write_whole(index_path, old_index)
+                with contextlib.suppress(OSError):  # what failed first is what is told
+                    fsync_folder(folder)
                 raise
+            # Not undone if it fails: both are in place, the index naming the transcript;
+            # the old index back would leave a transcript that no entry names.
+            try:
+                fsync_folder(folder)
+            except OSError as error:
+                raise OSError(error.errno, f"{error.strerror}; {path.name} and its entry "
+                              f"in {index_path.name} are written there, but a crash may "
+                              "lose them", error.filename) from None
     except BaseException:
         remove_empty(made)  # a refused or failed write leaves no folder behind either
         raise
@@ -138,9 +150,10 @@ def _one_header(records: list[Any]) -> list[Any]:
 
 
 def _write_whole(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk, rename it into place,
-    and flush that rename to disk (``fsync_folder``): the files reach the disk in the
-    order they are written, the index before its transcript."""
+    """Write to a temporary file beside ``path``, flush it to disk, and rename it into
+    place; the caller flushes the rename to disk (``fsync_folder``) before it writes the
+    next file: the files reach the disk in the order they are written, the index before
+    its transcript."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -152,4 +165,3 @@ def _write_whole(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    fsync_folder(path.parent)

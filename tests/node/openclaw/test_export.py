@@ -344,6 +344,39 @@ def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
     assert (sessions / "sessions.json").read_bytes() == before
 
 
+
+@pytest.mark.skipif(os.name != "posix", reason="folders are fsynced where they open")
+def test_a_transcript_whose_rename_cannot_be_flushed_keeps_its_index_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transcript is in place, and the index naming it, when the flush of its
+    folder fails (EIO): putting the old index back would leave a transcript that no
+    entry names, what writing the index first is there to stop. Both stay; the error
+    names the folder."""
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "sessions.json").write_bytes(
+        json.dumps({"agent:main:other": {"sessionId": "x"}}).encode())
+    flushes = []
+    real_fsync = os.fsync
+
+    def failing_second_flush(fd: int) -> None:
+        if os.fstat(fd).st_ino == sessions.stat().st_ino:
+            flushes.append(fd)
+            if len(flushes) == 2:  # the index's went through, the transcript's fails
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr("os.fsync", failing_second_flush)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1, result.output
+    assert sorted(p.name for p in sessions.iterdir()) == [f"{SID}.jsonl", "sessions.json"]
+    index = json.loads((sessions / "sessions.json").read_bytes())
+    assert index[KEY]["sessionId"] == SID and index["agent:main:other"] == {"sessionId": "x"}
+    assert os.strerror(errno.EIO) in result.output and str(sessions) in result.output
+    assert f"{SID}.jsonl and its entry in sessions.json are written there" in result.output
+
+
 #: A user id other than this one's, for a folder of another user's.
 NOBODY_UID = 65534
 

@@ -72,9 +72,10 @@ class OtherUser:
 
 
 def _unavailable(reason: str) -> None:
-    """Skip, or fail in CI (``CI=true``), where the tests as another user must run."""
+    """Skip, or fail in CI (``CI=true``), where a test that cannot run here (as another
+    user, in a namespace of its own) must run."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}: the tests run as another user must run in CI")
+        pytest.fail(f"{reason}: this test must run in CI")
     pytest.skip(reason)
 
 

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from node.openclaw.lock_holders import _flock_pid, _mount_device
+from tests.node.openclaw.conftest import _unavailable
 from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 
 #: ``/proc/self/mountinfo`` with a btrfs mount, whose superblock's device (0:33), the one
@@ -47,16 +48,22 @@ pid = int(sys.argv[1])
 print(HeldLock(Path("lock"), pid).holder())
 print(HeldLock(Path("state"), pid, taker=True).holder())
 """
+#: The exit of the shell that mounts ``/proc`` with ``hidepid`` when the mount fails.
+MOUNT_FAILED = 97
+#: How ``unshare`` and ``setpriv`` (util-linux) begin what they say when refused (no
+#: ``CAP_SYS_ADMIN`` for a namespace, in a container; a user that cannot be changed to).
+REFUSED_BY = ("unshare: ", "setpriv: ")
 
 
-@pytest.mark.skipif(os.name != "posix" or os.getuid() != 0
-                    or not (shutil.which("unshare") and shutil.which("setpriv")),
-                    reason="needs root, unshare and setpriv to mount /proc with hidepid")
+@pytest.mark.skipif(os.name != "posix", reason="/proc is Linux's")
 def test_a_live_holder_hidden_by_proc_is_not_said_to_have_ended() -> None:
     """``/proc`` mounted with ``hidepid=2`` shows a user none of another user's
     processes: a live holder (this test's process, root's) has no ``/proc/<pid>`` for
     the one looking (another user, here with no right to signal it either: ``EPERM``).
-    It is named by its pid, not as a process that has ended; one that has ended is."""
+    It is named by its pid, not as a process that has ended; one that has ended is.
+    Where that cannot be set up, skipped, and failed in CI."""
+    if os.getuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
+        _unavailable("needs root, unshare and setpriv to mount /proc with hidepid")
     ended = subprocess.Popen(["true"])
     ended.wait()
     look = [sys.executable, "-c", HOLDER_PY]
@@ -65,12 +72,14 @@ def test_a_live_holder_hidden_by_proc_is_not_said_to_have_ended() -> None:
                        "--ambient-caps=+dac_read_search"]  # to reach this Python
     result = subprocess.run(
         ["unshare", "-m", "sh", "-c",
-         'mount -t proc -o hidepid=2 proc /proc && exec "$@"', "sh",
+         f'mount -t proc -o hidepid=2 proc /proc || exit {MOUNT_FAILED}; exec "$@"', "sh",
          *as_another_user, *look, str(os.getpid())],
         capture_output=True, text=True, env=child_env(), cwd=ROOT,
         timeout=CLI_TIMEOUT_S, check=False)
-    if result.returncode != 0 and ("mount" in result.stderr or "setpriv:" in result.stderr):
-        pytest.skip(f"/proc cannot be mounted, or the user changed, here: {result.stderr}")
+    if result.returncode == MOUNT_FAILED or (result.returncode != 0
+                                             and result.stderr.startswith(REFUSED_BY)):
+        _unavailable("a mount namespace cannot be had, /proc mounted in it, or the user "
+                     f"changed, here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"pid {os.getpid()}"] * 2
     result = subprocess.run([*look, str(ended.pid)], capture_output=True, text=True,

@@ -64,8 +64,11 @@ class StateLockUnreadable(StateFolderError):
 @dataclass(frozen=True)
 class HeldLock:
     """A lock held on a file, and who holds it: the pid of a process, as ``F_GETLK``
-    names the holder of a record lock (which was alive when it was asked); 0 for one of
-    another pid namespace; -1 for a lock held through an open file description
+    names the holder of a record lock (which was alive when it was asked); 0 for one
+    this process cannot see (of another pid namespace, as ``F_GETLK`` says; or a writer
+    that only the folder's mark shows, which ``/proc/locks`` did not name: of another pid
+    namespace, or that file could not be read or matched); -1 for a lock held through an
+    open file description
     (``F_OFD_SETLK``), which belongs to no one process. ``taker``: the pid is that of
     the process that took a ``flock``, as ``/proc/locks`` names it, which may have ended
     since, having handed its descriptor on to a process it started (``flock STATE
@@ -82,9 +85,11 @@ class HeldLock:
 
         >>> HeldLock(Path("x"), -1).holder()
         'a process, through an open file description (no pid)'
+        >>> HeldLock(Path("x"), 0).holder()
+        'a process this one cannot see, of another pid namespace perhaps'
         """
-        if self.pid == 0:
-            return "a process of another pid namespace"
+        if self.pid == 0:  # of another pid namespace, likely, but not known to be (``pid``)
+            return "a process this one cannot see, of another pid namespace perhaps"
         if self.pid < 0:
             return "a process, through an open file description (no pid)"
         try:  # the system says whether it has ended; /proc may hide a live one (hidepid)
@@ -119,7 +124,9 @@ def folder_lock_holder(state: Path, fd: int, paths: list[Path]) -> HeldLock | No
     go meanwhile. Named a writer's only if it is known to be one (``_is_writer``;
     ``paths``: OpenClaw's lock files of this user). A writer of another pid namespace,
     whose lock ``/proc/locks`` leaves out (it lists only the locks of processes it can
-    name), is told by its mark alone (``mark_folder``), which names no process: pid 0."""
+    name), is told by its mark alone (``mark_folder``), which names no process: pid 0; so
+    is one that file does not name for another reason (it cannot be read, no line of it
+    can be told to be this folder's)."""
     pid = _flock_holder(fd)
     if pid is None:
         if _marked_folder(state, fd):

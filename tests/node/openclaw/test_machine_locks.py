@@ -432,8 +432,8 @@ def test_a_writer_of_another_pid_namespace_is_named_as_an_export(
         _unavailable(f"a pid namespace cannot be had here: {refused.stderr.strip()}")
     assert refused.returncode == 2, refused.stderr
     assert (f"another `clawsync openclaw export` is writing into {b.resolve()} (a process "
-            "of another pid namespace; it holds a lock on the folder itself)") \
-        in refused.stderr
+            "this one cannot see, of another pid namespace perhaps; it holds a lock on the "
+            "folder itself)") in refused.stderr
     assert not (b / "agents" / "main" / "sessions").exists()
 
 

@@ -346,7 +346,7 @@ def _write_transcript(state: Path, transcript: Transcript, updated_ms: int) -> W
         # id for the key, a file that does not read): as for a running gateway, the
         # person has to change something there first.
         raise InputError(str(error)) from None
-    except OSError as error:  # writing failed: nothing was left half-done
+    except OSError as error:  # nothing half-done (or both written: its message says so)
         if error.errno in (errno.EACCES, errno.EPERM):
             raise InputError(f"{error}: {_not_writable(error.filename)}") from None
         if error.errno == errno.EROFS:

@@ -73,30 +73,42 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
         # without its entry would import it under a key made of its session id, for good.
         _write_whole(index_path,
                      json.dumps(index, ensure_ascii=False, indent=2).encode() + b"\n")
-        fsync_folder(folder)  # the index's name on disk before the transcript's
-        if not unchanged:
-            try:
-                _write_whole(path, data)
-            except BaseException:  # leave the index as it was: nothing half-written
-                if old_index is None:
-                    index_path.unlink(missing_ok=True)
-                else:
-                    _write_whole(index_path, old_index)
-                with contextlib.suppress(OSError):  # what failed first is what is told
-                    fsync_folder(folder)
-                raise
-            # Not undone if it fails: both are in place, the index naming the transcript;
-            # the old index back would leave a transcript that no entry names.
-            try:
-                fsync_folder(folder)
-            except OSError as error:
-                raise OSError(error.errno, f"{error.strerror}; {path.name} and its entry "
-                              f"in {index_path.name} are written there, but a crash may "
-                              "lose them", error.filename) from None
+        if unchanged:  # the transcript its entry names is there already
+            fsync_folder(folder)
+        else:
+            _write_transcript(folder, path, data, index_path, old_index)
     except BaseException:
         remove_empty(made)  # a refused or failed write leaves no folder behind either
         raise
     return Written(path, len(transcript.records), unchanged)
+
+
+def _write_transcript(folder: Path, path: Path, data: bytes, index_path: Path,
+                      old_index: bytes | None) -> None:
+    """Flush the index's rename, then write the transcript ``data`` to ``path`` and flush
+    its rename. If the index's flush or the transcript's write fails, the index is put
+    back as it was (``old_index``; removed if there was none): it would otherwise name a
+    transcript never written."""
+    try:
+        fsync_folder(folder)  # the index's name on disk before the transcript's
+        _write_whole(path, data)
+    except BaseException:  # leave the index as it was: nothing half-written
+        if old_index is None:
+            index_path.unlink(missing_ok=True)
+        else:
+            _write_whole(index_path, old_index)
+        with contextlib.suppress(OSError):  # what failed first is what is told
+            fsync_folder(folder)
+        raise
+    # Not undone if it fails: both are in place, the index naming the transcript; the
+    # old index back would leave a transcript that no entry names. Exporting again
+    # finds the transcript there and flushes the folder anew.
+    try:
+        fsync_folder(folder)
+    except OSError as error:
+        raise OSError(error.errno, f"{error.strerror}: {folder}: {path.name} and its entry "
+                      f"in {index_path.name} are written in that folder, but a crash may "
+                      "lose them; run the export again to finish it") from None
 
 
 def _index(path: Path) -> dict[str, Any]:
@@ -156,10 +168,14 @@ def _write_whole(path: Path, data: bytes) -> None:
     its transcript."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+        except OSError as error:  # a write names no file: the one being written is named
+            raise OSError(error.errno, f"{error.strerror} (writing it to disk)",
+                          str(path)) from None
         os.chmod(temporary, 0o600)  # as OpenClaw keeps its transcripts
         os.replace(temporary, path)
     except BaseException:

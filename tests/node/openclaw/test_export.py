@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -374,7 +375,64 @@ def test_a_transcript_whose_rename_cannot_be_flushed_keeps_its_index_entry(
     index = json.loads((sessions / "sessions.json").read_bytes())
     assert index[KEY]["sessionId"] == SID and index["agent:main:other"] == {"sessionId": "x"}
     assert os.strerror(errno.EIO) in result.output and str(sessions) in result.output
-    assert f"{SID}.jsonl and its entry in sessions.json are written there" in result.output
+    assert (f"{sessions}: {SID}.jsonl and its entry in sessions.json are written in that "
+            "folder, but a crash may lose them; run the export again to finish it"
+            ) in result.output
+    monkeypatch.setattr("os.fsync", real_fsync)
+    again = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert again.exit_code == 0, again.output
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folders are fsynced where they open")
+@pytest.mark.parametrize("index_before", [True, False])
+def test_an_index_whose_rename_cannot_be_flushed_is_put_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, index_before: bool) -> None:
+    """The index is renamed into place, and the flush of its folder fails (EIO) before
+    the transcript is written: the index would name a transcript never written. It is
+    put back as it was (removed if there was none), and so is the folder export made."""
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    before = json.dumps({"agent:main:other": {"sessionId": "x"}}).encode()
+    if index_before:
+        sessions.mkdir(parents=True)
+        (sessions / "sessions.json").write_bytes(before)
+    real_fsync = os.fsync
+
+    def failing_flushes_of_sessions(fd: int) -> None:
+        if sessions.is_dir() and os.path.samestat(os.fstat(fd), sessions.stat()):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr("os.fsync", failing_flushes_of_sessions)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1, result.output
+    assert os.strerror(errno.EIO) in result.output and str(sessions) in result.output
+    if index_before:
+        assert [p.name for p in sessions.iterdir()] == ["sessions.json"]
+        assert (sessions / "sessions.json").read_bytes() == before
+    else:
+        assert [p.name for p in (b / "agents").iterdir()] == []
+
+
+def test_a_file_that_cannot_be_written_is_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk fails the write of a file's temporary copy, whose error names no
+    file: the file being written is named."""
+    data, b = imported(tmp_path)
+    sessions = b / "agents" / "main" / "sessions"
+    real_fsync = os.fsync
+
+    def disk_full(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 1, result.output
+    assert (f"{os.strerror(errno.ENOSPC)} (writing it to disk): "
+            f"'{sessions / 'sessions.json'}'") in result.output
+    assert [p.name for p in (b / "agents").iterdir()] == []
 
 
 #: A user id other than this one's, for a folder of another user's.

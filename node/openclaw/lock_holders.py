@@ -65,10 +65,10 @@ class StateLockUnreadable(StateFolderError):
 class HeldLock:
     """A lock held on a file, and who holds it: the pid of a process, as ``F_GETLK``
     names the holder of a record lock (which was alive when it was asked); 0 for one
-    this process cannot see (of another pid namespace, as ``F_GETLK`` says; or a writer
-    that only the folder's mark shows, which ``/proc/locks`` did not name: of another pid
-    namespace, or that file could not be read or matched); -1 for a lock held through an
-    open file description
+    this process cannot see, of another pid namespace perhaps (``F_GETLK`` gives 0 for
+    one of another pid namespace; a writer that only the folder's mark shows, which
+    ``/proc/locks`` did not name, is of another pid namespace, or that file could not be
+    read or matched); -1 for a lock held through an open file description
     (``F_OFD_SETLK``), which belongs to no one process. ``taker``: the pid is that of
     the process that took a ``flock``, as ``/proc/locks`` names it, which may have ended
     since, having handed its descriptor on to a process it started (``flock STATE

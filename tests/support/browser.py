@@ -10,8 +10,9 @@ gets a fresh profile folder, so no state leaks between runs.
         page.goto(node.url + "/")
 
 ``browser_missing()`` says why no browser can run (or ``None``); the tests turn that into
-a skip on a developer's machine and a failure in CI (``CI=true``), where a silently
-skipped browser test would hide a broken console.
+a skip on a developer's machine and a failure in CI (``CI=true``:
+``tests.support.unavailable``), where a silently skipped browser test would hide a broken
+console.
 """
 
 from __future__ import annotations
@@ -46,10 +47,6 @@ def browser_missing() -> str | None:
     if not os.access(CHROMIUM, os.X_OK):
         return f"{CHROMIUM} is missing (run tests/support/install-tools as root)"
     return None
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
 
 
 @contextmanager

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.browser import headless_chromium, in_ci
+from tests.support.browser import headless_chromium
 from tests.support.cluster import Cluster
 from tests.support.console import MISSING, WAIT_MS
 from tests.support.processes import NodeProcess
+from tests.support.unavailable import unavailable
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Page
@@ -20,17 +21,16 @@ if TYPE_CHECKING:
 
 @pytest.fixture(autouse=True)
 def need_browser() -> None:
-    """Without a browser, the console tests skip on a developer's machine (before any
-    other fixture starts nodes), and fail in CI (``browser``): ``MISSING``."""
-    if MISSING is not None and not in_ci():
-        pytest.skip(f"no headless browser: {MISSING}")
+    """Without a browser, the console tests skip on a developer's machine, and fail in
+    CI, before any other fixture starts nodes: ``MISSING``."""
+    if MISSING is not None:
+        unavailable(f"no headless browser: {MISSING}")
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    """A fresh headless Chromium (its own profile folder)."""
-    if MISSING is not None:
-        pytest.fail(f"the console tests need a browser: {MISSING}", pytrace=False)
+    """A fresh headless Chromium (its own profile folder); ``need_browser`` has made
+    sure there is one."""
     with headless_chromium(tmp_path / "profile") as context:
         yield context
 

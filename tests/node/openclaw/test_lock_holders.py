@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from node.openclaw.lock_holders import _flock_pid, _mount_device
-from tests.node.openclaw.conftest import _unavailable
 from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
+from tests.support.unavailable import unavailable
 
 #: ``/proc/self/mountinfo`` with a btrfs mount, whose superblock's device (0:33), the one
 #: ``/proc/locks`` prints, is not the ``st_dev`` of a file in a subvolume (0:52 here).
@@ -63,7 +63,7 @@ def test_a_live_holder_hidden_by_proc_is_not_said_to_have_ended() -> None:
     It is named by its pid, not as a process that has ended; one that has ended is.
     Where that cannot be set up, skipped, and failed in CI."""
     if os.getuid() != 0 or not (shutil.which("unshare") and shutil.which("setpriv")):
-        _unavailable("needs root, unshare and setpriv to mount /proc with hidepid")
+        unavailable("needs root, unshare and setpriv to mount /proc with hidepid")
     ended = subprocess.Popen(["true"])
     ended.wait()
     look = [sys.executable, "-c", HOLDER_PY]
@@ -78,8 +78,8 @@ def test_a_live_holder_hidden_by_proc_is_not_said_to_have_ended() -> None:
         timeout=CLI_TIMEOUT_S, check=False)
     if result.returncode == MOUNT_FAILED or (result.returncode != 0
                                              and result.stderr.startswith(REFUSED_BY)):
-        _unavailable("a mount namespace cannot be had, /proc mounted in it, or the user "
-                     f"changed, here: {result.stderr.strip()}")
+        unavailable("a mount namespace cannot be had, /proc mounted in it, or the user "
+                    f"changed, here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"pid {os.getpid()}"] * 2
     result = subprocess.run([*look, str(ended.pid)], capture_output=True, text=True,

@@ -24,7 +24,6 @@ import pytest
 
 import node.cli.openclaw_run
 from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths
-from tests.node.openclaw.conftest import _unavailable
 from tests.node.openclaw.test_export import KEY, SID, imported
 from tests.node.openclaw.test_gateway import (
     WAIT_PY,
@@ -34,6 +33,7 @@ from tests.node.openclaw.test_gateway import (
     start_ticks,
 )
 from tests.support.processes import CLI_TIMEOUT_S, child_env
+from tests.support.unavailable import unavailable
 
 #: A stand-in for an OpenClaw process at work: it holds the lock file as OpenClaw does
 #: (an open transaction on an empty SQLite file: exclusive, or a read for
@@ -417,7 +417,7 @@ def test_a_writer_of_another_pid_namespace_is_named_as_an_export(
     as an export (with no pid), nothing written. Where a pid namespace cannot be had,
     skipped, and failed in CI."""
     if os.getuid() != 0 or shutil.which("unshare") is None:
-        _unavailable("needs root and unshare for a pid namespace of its own")
+        unavailable("needs root and unshare for a pid namespace of its own")
     data, b = imported(tmp_path)
     with stand_in(sys.executable, "-c", HOLDING_PY, str(b), "/proc"):
         refused = subprocess.run(
@@ -429,7 +429,7 @@ def test_a_writer_of_another_pid_namespace_is_named_as_an_export(
     # unshare says why it cannot (no CAP_SYS_ADMIN in a container, /proc not mounted)
     # in its own name; the export, in its own words.
     if refused.returncode != 2 and refused.stderr.startswith("unshare: "):
-        _unavailable(f"a pid namespace cannot be had here: {refused.stderr.strip()}")
+        unavailable(f"a pid namespace cannot be had here: {refused.stderr.strip()}")
     assert refused.returncode == 2, refused.stderr
     assert (f"another `clawsync openclaw export` is writing into {b.resolve()} (a process "
             "this one cannot see, of another pid namespace perhaps; it holds a lock on the "

@@ -19,9 +19,18 @@ from node.config import Config
 from node.limits import Limits
 from node.server.run import RunningNode, start
 from tests.support.events import event_body as body_of
+from tests.support.other_user import OtherUser, as_other_user
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
+
+
+@pytest.fixture(scope="session")
+def other_user() -> Iterator[OtherUser]:
+    """``nobody``, able to run this checkout's code (``tests.support.other_user``);
+    skipped where it cannot be, failed so in CI."""
+    with as_other_user() as user:
+        yield user
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.node.openclaw.conftest import OtherUser
 from tests.node.openclaw.test_export import KEY, cli, imported
+from tests.support.other_user import OtherUser
 
 #: A stand-in's code: says it runs (its command line is its own by then), then waits.
 WAIT_PY = "import sys; print(flush=True); sys.stdin.read()"

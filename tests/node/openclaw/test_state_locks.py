@@ -25,9 +25,9 @@ from node.openclaw.state_locks import (
     holding_state_locks,
     lock_paths,
 )
-from tests.node.openclaw.conftest import OTHER, OtherUser
 from tests.node.openclaw.test_gateway import WAIT_PY, stand_in
 from tests.node.openclaw.test_machine_locks import HOLD_PY, HOLDING_PY, take
+from tests.support.other_user import OTHER, OtherUser
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
 

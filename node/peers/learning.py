@@ -243,13 +243,14 @@ class Learning:
     def answered_by(self, url: str, device_id: str) -> None:
         """Our dial of ``url`` reached ``device_id``, which may not stay linked (no
         member, or removed): each member whose record names ``url`` is not dialed there
-        again until its record changes (``dial_members``), and no peer's list has it
-        dialed (``learn_from``), until ``device_id`` is a member, for
-        ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S`` seconds, whichever
-        ends first; then it is dialed once more, and held off again if another device
-        still answers (logged once per record). A device that is no member but holds
-        the cluster secret is not sent it at an address a record names (anyone who may
-        write a record could collect it): it is kept only on a dial of its own."""
+        again until its record changes or a link with it comes up (``dial_members``),
+        and no peer's list has it dialed (``learn_from``), until ``device_id`` is a
+        member, for ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S``
+        seconds, whichever ends first; then it is dialed once more, and held off again
+        if another device still answers (logged once per record). A device that is no
+        member but holds the cluster secret is not sent it at an address a record names
+        (anyone who may write a record could collect it): it is kept only on a dial of
+        its own."""
         until = Hold(self.rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S)
         most = self.config.sync.peers_max
         _put(self.answered, url.rstrip("/"), Answered(device_id, until), most)

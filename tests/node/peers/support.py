@@ -90,6 +90,7 @@ async def stalling(answer: bytes) -> AsyncIterator[str]:
         server.close()
         for writer in taken:
             writer.close()
+        await server.wait_closed()
 
 
 #: A refusal whose body stops after 12 of the 1000 bytes it promises (``stalling``).

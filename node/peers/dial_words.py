@@ -80,21 +80,24 @@ REFUSAL_CHARS_MAX = 200
 REFUSAL_BYTES_MAX = 4096
 #: Longest wait, in seconds, for those bytes once the status came; a dial's read also
 #: ends ``REFUSAL_READ_MARGIN_S`` before the dial's own time-out. A body that stalls
-#: (a proxy, a peer that stopped) is given up and the status alone is shown: the refusal
-#: is said at once, not taken, at the dial's time-out, for a peer that did not answer.
+#: (a proxy, a peer that stopped) is given up and the status is shown with what came of
+#: it: the refusal is said at once, not taken, at the dial's time-out, for a peer that
+#: did not answer.
 REFUSAL_READ_S = 1.0
 REFUSAL_READ_MARGIN_S = 0.1
 #: What a credential of ours is shown as where a peer's refusal repeats it.
 HIDDEN_TEXT = "(hidden)"
 
 
-def refusal_text(body: bytes, hide: Iterable[str | None] = ()) -> str:
+def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = True) -> str:
     """What a peer's refusal ``body`` says, for people and the log: the message of a
     node's JSON error (``error_body``), else its first line that says something; control
     characters removed (a peer's bytes must not forge log lines or move a terminal's
     cursor), at most ``REFUSAL_CHARS_MAX`` characters ("…" ends one cut short), of its
     first ``REFUSAL_BYTES_MAX`` bytes. The credentials ``hide`` (ours, which the request
-    sent) are shown as ``HIDDEN_TEXT``: a proxy may repeat our headers in its page.
+    sent) are shown as ``HIDDEN_TEXT``: a proxy may repeat our headers in its page;
+    where ``body`` is not ``whole`` (the rest of it did not come), also a credential's
+    first bytes that end it.
 
     >>> from node.http.wire import error_body
     >>> refusal_text(error_body("unauthorized", "peer credentials missing or wrong"))
@@ -107,11 +110,13 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = ()) -> str:
     (200, '…')
     >>> refusal_text(b"Authorization: Bearer s3cret-s3cret", hide=["s3cret-s3cret"])
     'Authorization: Bearer (hidden)'
+    >>> refusal_text(b"Bearer s3cret-s3", hide=["s3cret-s3cret"], whole=False)
+    'Bearer (hidden)'
     >>> refusal_text(b"[" * 4096) == "[" * (REFUSAL_CHARS_MAX - 1) + "…"  # too deep for JSON
     True
     """
     secrets = [secret for secret in hide if secret]
-    cut, body = len(body) > REFUSAL_BYTES_MAX, body[:REFUSAL_BYTES_MAX]
+    cut, body = len(body) > REFUSAL_BYTES_MAX or not whole, body[:REFUSAL_BYTES_MAX]
     for secret in secrets:
         body = _masked(body, secret.encode(), cut)
     text = body.decode(errors="replace")

@@ -215,14 +215,24 @@ def close_reason(reason: str) -> bytes:
 
 
 class _Refusing:
-    """The words of one dial's refused handshake (``refusals_read``), and the
-    credentials they must not show."""
+    """One dial's refused handshake as far as it came (``refusals_read``): its status
+    and the bytes of its body read, and the credentials its words must not show."""
 
     def __init__(self, hide: Iterable[str | None]) -> None:
         self.hide = tuple(hide)
-        self.text = ""
+        #: The answer's status and headers, kept before its body is read: a dial whose
+        #: time-out ends that read still says the status came.
+        self.status: int | None = None
+        self.headers: Mapping[str, str] | None = None
+        self.body = bytearray()
+        #: Whether ``body`` was read to its end, or to ``REFUSAL_BYTES_MAX`` and a byte.
+        self.whole = False
         #: When the dial gives up (the event loop's clock), set once it is under way.
         self.deadline = float("inf")
+
+    def text(self) -> str:
+        """What the body read so far says (``refusal_text``)."""
+        return refusal_text(bytes(self.body), self.hide, whole=self.whole)
 
 
 #: The refusal ``dial`` waits on, in its own task (a request of another task, a member
@@ -236,18 +246,19 @@ def refusals_read() -> aiohttp.TraceConfig:
     refused handshake says why: aiohttp drops the body of an answer other than 101
     before it raises. Read once the answer came, up to ``REFUSAL_BYTES_MAX`` bytes, for
     ``REFUSAL_READ_S`` at most and ending ``REFUSAL_READ_MARGIN_S`` before the dial's
-    time-out (so that a body that stalls leaves the status said, not "no answer"); no
-    other request is made. Only a body whose length is known (``Content-Length``, or
-    chunks) is read: aiohttp reads a handshake's answer as one that ends with its
-    headers, so a body that ends where the connection closes reads as empty. A session
-    without it gives the status alone."""
+    time-out (so that a body that stalls leaves the status said, not "no answer", with
+    what came of it); no other request is made. Only a body whose length is known
+    (``Content-Length``, or chunks) is read: aiohttp reads a handshake's answer as one
+    that ends with its headers, so a body that ends where the connection closes reads
+    as empty. A session without it gives the status alone."""
     async def ended(_session: aiohttp.ClientSession, _context: Any,
                     params: aiohttp.TraceRequestEndParams) -> None:
         refusing = _refusing.get()
         if refusing is not None and params.response.status >= 400:
+            refusing.status, refusing.headers = params.response.status, params.response.headers
             left_s = refusing.deadline - asyncio.get_running_loop().time()
-            refusing.text = await _refusal(params.response, refusing.hide,
-                                           left_s - REFUSAL_READ_MARGIN_S)
+            refusing.whole = await _read_refusal(params.response, refusing.body,
+                                                 left_s - REFUSAL_READ_MARGIN_S)
 
     trace = aiohttp.TraceConfig()
     trace.on_request_end.append(ended)
@@ -282,15 +293,15 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
                 protocols=(LINK_PROTOCOL,) if device is not None else (),
                 timeout=aiohttp.ClientWSTimeout(ws_close=config.close_timeout_s), compress=0)
     except aiohttp.WSServerHandshakeError as exc:
-        if exc.status == 409 and exc.headers is not None \
-                and exc.headers.get(NODE_HEADER) == node_id:
-            raise SelfLink(f"{url} is this node") from None
-        if exc.status == 403 and exc.headers is not None and device is not None \
-                and exc.headers.get(REFUSED_HEADER):
-            raise _refused(url, exc.headers, device.device_id, nonce) from None
-        said = f": {refusing.text}" if refusing.text else ""
-        raise LinkClosed(f"cannot link with {url}: {why(exc)}{said}") from None
+        raise _not_linked(url, exc.status, exc.headers, why(exc), refusing, node_id,
+                          device, nonce) from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        if isinstance(exc, TimeoutError) and refusing.status is not None:
+            # The time-out ended the read of a refusal's body (a loop held past both
+            # its deadlines, and the read's own time-out was passed on as ours).
+            raise _not_linked(url, refusing.status, refusing.headers,
+                              f"it answered HTTP {refusing.status}", refusing, node_id,
+                              device, nonce) from None
         raise LinkClosed(f"cannot reach {url}: {why(exc, config.connect_timeout_s)}") \
             from None
     finally:
@@ -302,6 +313,20 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
     if device is not None and ws.protocol == LINK_PROTOCOL:
         await _proven(link, _prove_dialed(link, device, nonce, config))
     return link
+
+
+def _not_linked(url: str, status: int, headers: Mapping[str, str] | None, said: str,
+                refusing: _Refusing, node_id: str, device: DeviceKey | None,
+                nonce: bytes) -> LinkClosed:
+    """What a handshake answered with ``status`` (not 101) raises: ``SelfLink``,
+    ``LinkRefused``, else ``LinkClosed`` with ``said`` and what its body said."""
+    if status == 409 and headers is not None and headers.get(NODE_HEADER) == node_id:
+        return SelfLink(f"{url} is this node")
+    if status == 403 and headers is not None and device is not None \
+            and headers.get(REFUSED_HEADER):
+        return _refused(url, headers, device.device_id, nonce)
+    text = refusing.text()
+    return LinkClosed(f"cannot link with {url}: {said}" + (f": {text}" if text else ""))
 
 
 async def _proven(link: Link, proof: Awaitable[Proven]) -> None:
@@ -446,31 +471,41 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
     return Proven(dialer, key)
 
 
-async def read_most(reply: aiohttp.ClientResponse, most: int) -> bytes:
+async def read_most(reply: aiohttp.ClientResponse, most: int,
+                    into: bytearray | None = None) -> bytes:
     """The first ``most`` bytes of ``reply``'s body, fewer only if it ends before: a
-    body comes in pieces, and ``content.read(n)`` gives only what has come so far."""
-    pieces, size = [], 0
-    while size < most:
-        piece = await reply.content.read(most - size)
+    body comes in pieces, and ``content.read(n)`` gives only what has come so far.
+    ``into`` holds the bytes as they come, for a reader whose read is cut off."""
+    read = bytearray() if into is None else into
+    while len(read) < most:
+        piece = await reply.content.read(most - len(read))
         if not piece:
             break
-        pieces.append(piece)
-        size += len(piece)
-    return b"".join(pieces)
+        read += piece
+    return bytes(read)
 
 
-async def _refusal(reply: aiohttp.ClientResponse, hide: Iterable[str | None],
-                   within_s: float = REFUSAL_READ_S) -> str:
-    """``refusal_text`` of ``reply``'s body (a byte more than it reads, to know a body
-    cut short), read within ``within_s`` and ``REFUSAL_READ_S`` seconds; none if it
-    could not be read in time: the status says enough."""
+async def _read_refusal(reply: aiohttp.ClientResponse, into: bytearray,
+                        within_s: float = REFUSAL_READ_S) -> bool:
+    """Read ``reply``'s body into ``into`` (a byte more than ``refusal_text`` reads, to
+    know a body cut short) within ``within_s`` and ``REFUSAL_READ_S`` seconds; whether
+    it was read whole. What came in time is kept: the status, and those words, say
+    enough."""
     if within_s <= 0:
-        return ""
+        return False
     try:
         async with asyncio.timeout(min(within_s, REFUSAL_READ_S)):
-            return refusal_text(await read_most(reply, REFUSAL_BYTES_MAX + 1), hide)
+            await read_most(reply, REFUSAL_BYTES_MAX + 1, into)
     except (aiohttp.ClientError, OSError, TimeoutError):
-        return ""
+        return False
+    return True
+
+
+async def _refusal(reply: aiohttp.ClientResponse, hide: Iterable[str | None]) -> str:
+    """``refusal_text`` of what of ``reply``'s body came in time (``_read_refusal``)."""
+    body = bytearray()
+    whole = await _read_refusal(reply, body)
+    return refusal_text(bytes(body), hide, whole=whole)
 
 
 async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from pathlib import Path
 
 import aiohttp
@@ -14,6 +15,8 @@ from aiohttp import web
 
 from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_READ_S
 from node.peers.runner import Runner
+from node.peers.transport import LinkClosed, dial, refusals_read
+from sync.peer.config import SyncConfig
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
@@ -148,9 +151,9 @@ async def test_a_refused_dial_says_what_the_refusal_said(make_node: NodeFactory)
 async def test_a_refusal_whose_body_stalls_says_its_status(make_node: NodeFactory,
                                                            connect_timeout_s: float) -> None:
     """A server answers 403 saying its body has 1000 bytes, sends 12, and stops: the
-    failure says the status, not "no answer" (what it said at the end of the dial's
-    time-out, when the body's read was cut off by it): at once where that time-out is
-    longer than the test waits, and before it where it is shorter than
+    failure says the status and those 12 bytes, not "no answer" (what it said at the
+    end of the dial's time-out, when the body's read was cut off by it): at once where
+    that time-out is longer than the test waits, and before it where it is shorter than
     ``REFUSAL_READ_S``."""
     node = await make_node(sync=dataclasses.replace(PATIENT,  # dialed once
                                                     connect_timeout_s=connect_timeout_s))
@@ -158,7 +161,32 @@ async def test_a_refusal_whose_body_stalls_says_its_status(make_node: NodeFactor
         assert await node.gossip.add_peer(url, learned=False)
         runner = node.gossip.runners[f"url:{url}"]
         await until(lambda: runner.state == "backoff")
-    assert runner.failure == f"cannot link with {url}: it answered HTTP 403"
+    assert runner.failure == f"cannot link with {url}: it answered HTTP 403: Blocked here"
+
+
+async def test_a_refusal_read_on_a_loop_held_past_the_dials_time_out_says_its_status() -> None:
+    """The status of a refusal came, and its body's read waits (5 of 100 bytes came)
+    when the event loop is held past the read's deadline and the dial's at once (a busy
+    node): both time-outs end in one turn of the loop, and the read's is passed on as
+    the dial's. The dial still says the status and what came, not "no answer"."""
+    config = SyncConfig(connect_timeout_s=REFUSAL_READ_S / 2)
+    loop = asyncio.get_running_loop()
+
+    async def holding(_session: aiohttp.ClientSession, _context: object,
+                      _params: aiohttp.TraceRequestEndParams) -> None:
+        # Once the read waits for the rest of the body: a task that blocks the loop.
+        loop.call_soon(time.sleep, config.connect_timeout_s)
+
+    held = aiohttp.TraceConfig()
+    held.on_request_end.append(holding)
+    answer = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n"
+              b"Content-Length: 100\r\n\r\nGone.")
+    async with stalling(answer) as url, \
+            aiohttp.ClientSession(trace_configs=[held, refusals_read()]) as http:
+        with pytest.raises(LinkClosed) as raised:
+            await dial(http, url, node_id="n" * 32, secret=SECRET, advertise=None, tls=None,
+                       config=config)
+    assert str(raised.value) == f"cannot link with {url}: it answered HTTP 403: Gone."
 
 
 async def test_reaching_one_peer_redials_the_others_at_once(make_node: NodeFactory) -> None:

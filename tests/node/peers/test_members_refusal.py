@@ -57,11 +57,13 @@ async def test_only_the_first_bytes_of_the_answer_are_read() -> None:
 
 
 async def test_a_refusal_whose_body_stalls_says_its_status_in_time() -> None:
-    """A 403 whose body stops short: the status is said once ``REFUSAL_READ_S`` is over,
-    not at the end of the request's time-out (longer here than the test waits)."""
+    """A 403 whose body stops short: the status, with what came of the body, is said
+    once ``REFUSAL_READ_S`` is over, not at the end of the request's time-out (longer
+    here than the test waits)."""
     config = SyncConfig(connect_timeout_s=3 * DEADLINE_S)
     async with stalling(STALLED_REFUSAL) as url, aiohttp.ClientSession() as http:
         with pytest.raises(LinkClosed) as raised:
             async with asyncio.timeout(DEADLINE_S):
                 await fetch_members(http, url, secret=None, tls=None, config=config)
-    assert str(raised.value) == f"cannot list members of {url}: it answered HTTP 403"
+    assert str(raised.value) == (f"cannot list members of {url}: it answered HTTP 403: "
+                                 "Blocked here")

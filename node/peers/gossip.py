@@ -37,6 +37,7 @@ from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
 from node.peers.pairing import Pairing
+from node.peers.refusals import refusals_read
 from node.peers.rows import Rows
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import (
@@ -48,7 +49,6 @@ from node.peers.transport import (
     LinkRefused,
     SelfLink,
     dial,
-    refusals_read,
 )
 from node.store import AsyncStore, Commit
 from sync.peer.machine import PeerSync

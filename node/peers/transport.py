@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import json
 import ssl
 from collections.abc import Awaitable, Iterable, Mapping
@@ -35,13 +34,8 @@ from crdt import linkproof
 from crdt.errors import InvalidInput
 from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
-from node.peers.dial_words import (
-    REFUSAL_BYTES_MAX,
-    REFUSAL_READ_MARGIN_S,
-    REFUSAL_READ_S,
-    refusal_text,
-    why,
-)
+from node.peers.dial_words import why
+from node.peers.refusals import Refusing, read_most, refusal_words, refusing_now
 from sync.peer.config import SyncConfig
 from sync.peer.limits import MESSAGE_BYTES_MAX
 
@@ -214,57 +208,6 @@ def close_reason(reason: str) -> bytes:
     return reason.encode()[:CLOSE_REASON_BYTES_MAX].decode(errors="ignore").encode()
 
 
-class _Refusing:
-    """One dial's refused handshake as far as it came (``refusals_read``): its status
-    and the bytes of its body read, and the credentials its words must not show."""
-
-    def __init__(self, hide: Iterable[str | None]) -> None:
-        self.hide = tuple(hide)
-        #: The answer's status and headers, kept before its body is read: a dial whose
-        #: time-out ends that read still says the status came.
-        self.status: int | None = None
-        self.headers: Mapping[str, str] | None = None
-        self.body = bytearray()
-        #: Whether ``body`` was read to its end, or to ``REFUSAL_BYTES_MAX`` and a byte.
-        self.whole = False
-        #: When the dial gives up (the event loop's clock), set once it is under way.
-        self.deadline = float("inf")
-
-    def text(self) -> str:
-        """What the body read so far says (``refusal_text``)."""
-        return refusal_text(bytes(self.body), self.hide, whole=self.whole)
-
-
-#: The refusal ``dial`` waits on, in its own task (a request of another task, a member
-#: list say, reads its refusal itself).
-_refusing: contextvars.ContextVar[_Refusing | None] = contextvars.ContextVar(
-    "refusing", default=None)
-
-
-def refusals_read() -> aiohttp.TraceConfig:
-    """What the session that ``dial`` uses is made with (``trace_configs``), so that a
-    refused handshake says why: aiohttp drops the body of an answer other than 101
-    before it raises. Read once the answer came, up to ``REFUSAL_BYTES_MAX`` bytes, for
-    ``REFUSAL_READ_S`` at most and ending ``REFUSAL_READ_MARGIN_S`` before the dial's
-    time-out (so that a body that stalls leaves the status said, not "no answer", with
-    what came of it); no other request is made. Only a body whose length is known
-    (``Content-Length``, or chunks) is read: aiohttp reads a handshake's answer as one
-    that ends with its headers, so a body that ends where the connection closes reads
-    as empty. A session without it gives the status alone."""
-    async def ended(_session: aiohttp.ClientSession, _context: Any,
-                    params: aiohttp.TraceRequestEndParams) -> None:
-        refusing = _refusing.get()
-        if refusing is not None and params.response.status >= 400:
-            refusing.status, refusing.headers = params.response.status, params.response.headers
-            left_s = refusing.deadline - asyncio.get_running_loop().time()
-            refusing.whole = await _read_refusal(params.response, refusing.body,
-                                                 left_s - REFUSAL_READ_MARGIN_S)
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_end.append(ended)
-    return trace
-
-
 async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
                secret: str | None, advertise: str | None,
                tls: ssl.SSLContext | None, config: SyncConfig,
@@ -282,8 +225,8 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
         headers["Authorization"] = f"Bearer {secret}"
     if advertise is not None:
         headers[ADVERTISE_HEADER] = advertise
-    refusing = _Refusing((secret,))
-    reset = _refusing.set(refusing)
+    refusing = Refusing((secret,))
+    reset = refusing_now.set(refusing)
     try:
         async with asyncio.timeout(config.connect_timeout_s) as within:
             refusing.deadline = within.when() or refusing.deadline
@@ -305,7 +248,7 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
         raise LinkClosed(f"cannot reach {url}: {why(exc, config.connect_timeout_s)}") \
             from None
     finally:
-        _refusing.reset(reset)
+        refusing_now.reset(reset)
     link = Link(ws, None, url, config)
     # The context verifies the peer against our CA alone; a certificate shown is one it
     # verified. A plain connection shows none, whatever the context.
@@ -316,7 +259,7 @@ async def dial(http: aiohttp.ClientSession, url: str, *, node_id: str,
 
 
 def _not_linked(url: str, status: int, headers: Mapping[str, str] | None, said: str,
-                refusing: _Refusing, node_id: str, device: DeviceKey | None,
+                refusing: Refusing, node_id: str, device: DeviceKey | None,
                 nonce: bytes) -> LinkClosed:
     """What a handshake answered with ``status`` (not 101) raises: ``SelfLink``,
     ``LinkRefused``, else ``LinkClosed`` with ``said`` and what its body said."""
@@ -471,43 +414,6 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
     return Proven(dialer, key)
 
 
-async def read_most(reply: aiohttp.ClientResponse, most: int,
-                    into: bytearray | None = None) -> bytes:
-    """The first ``most`` bytes of ``reply``'s body, fewer only if it ends before: a
-    body comes in pieces, and ``content.read(n)`` gives only what has come so far.
-    ``into`` holds the bytes as they come, for a reader whose read is cut off."""
-    read = bytearray() if into is None else into
-    while len(read) < most:
-        piece = await reply.content.read(most - len(read))
-        if not piece:
-            break
-        read += piece
-    return bytes(read)
-
-
-async def _read_refusal(reply: aiohttp.ClientResponse, into: bytearray,
-                        within_s: float = REFUSAL_READ_S) -> bool:
-    """Read ``reply``'s body into ``into`` (a byte more than ``refusal_text`` reads, to
-    know a body cut short) within ``within_s`` and ``REFUSAL_READ_S`` seconds; whether
-    it was read whole. What came in time is kept: the status, and those words, say
-    enough."""
-    if within_s <= 0:
-        return False
-    try:
-        async with asyncio.timeout(min(within_s, REFUSAL_READ_S)):
-            await read_most(reply, REFUSAL_BYTES_MAX + 1, into)
-    except (aiohttp.ClientError, OSError, TimeoutError):
-        return False
-    return True
-
-
-async def _refusal(reply: aiohttp.ClientResponse, hide: Iterable[str | None]) -> str:
-    """``refusal_text`` of what of ``reply``'s body came in time (``_read_refusal``)."""
-    body = bytearray()
-    whole = await _read_refusal(reply, body)
-    return refusal_text(bytes(body), hide, whole=whole)
-
-
 async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | None,
                         tls: ssl.SSLContext | None, config: SyncConfig,
                         hide: Iterable[str | None] = ()) -> object:
@@ -519,7 +425,7 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
                             ssl=tls if tls is not None else True,
                             timeout=aiohttp.ClientTimeout(total=config.connect_timeout_s)) as reply:
             if reply.status >= 400:
-                refusal = await _refusal(reply, (secret, *hide))
+                refusal = await refusal_words(reply, (secret, *hide))
                 raise LinkClosed(f"cannot list members of {url}: it answered HTTP "
                                  f"{reply.status}" + (f": {refusal}" if refusal else ""))
             body = await read_most(reply, config.members_bytes_max + 1)

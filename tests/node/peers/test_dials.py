@@ -14,8 +14,9 @@ import structlog
 from aiohttp import web
 
 from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_READ_S
+from node.peers.refusals import refusals_read
 from node.peers.runner import Runner
-from node.peers.transport import LinkClosed, dial, refusals_read
+from node.peers.transport import LinkClosed, dial
 from sync.peer.config import SyncConfig
 from tests.node.peers.support import (
     DEADLINE_S,

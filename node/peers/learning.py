@@ -34,15 +34,15 @@ import contextlib
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple
 
 import aiohttp
 import structlog
 
-from crdt.addresses import address_refusal
 from crdt.membership import Member
 from node.config import Config
 from node.devices import Devices
+from node.peers.addresses import dialable
 from node.peers.admission import Admission
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import LinkClosed, fetch_members
@@ -219,11 +219,11 @@ class Learning:
         except Exception:  # run as a task of its own too: nothing else would log it
             log.exception("learning members failed", peer=runner.url)
             return
-        own = _advertised(listed)
-        if own is not None and own[0] == runner.linked_to:
-            self.advertises(*own)  # the peer's own word, while its link is up
-            self.forgotten.reached(own[1])  # live: linked, there or where we dialed it
-        for url, node, secret, linked, node_linked in _member_urls(listed):
+        own = _lister(listed)  # its address checked (and a bad one logged) once
+        if own.node is not None and own.node == runner.linked_to:
+            self.advertises(own.node, own.url)  # the peer's own word, while its link is up
+            self.forgotten.reached(own.url)  # live: linked, there or where we dialed it
+        for url, node, secret, linked, node_linked in _member_urls(listed, own):
             if node == self.astore.node_id or node in linked_nodes(self.runners.values()):
                 continue
             if node_linked:
@@ -427,23 +427,25 @@ def awake_s() -> float:
     return time.clock_gettime(_AWAKE_CLOCK)
 
 
-def _member_urls(listed: object) -> list[Listed]:
+def _member_urls(listed: object, own: Lister | None = None) -> list[Listed]:
     """Peer URLs, node ids (when known), whether a holder of the cluster secret gave
     the address and whether the lister is linked to that node now, there and at all
     (``sync.peer.forgotten.said``; the lister's own address: all three) from a members
     answer, without a trailing slash (as ``add_peer`` keys them); anything malformed is
-    skipped, and so is an address no node could dial (``_dialable``). A list without
-    ``cluster_secret`` or ``linked`` (an older node's) does not say so: its addresses
-    are dialed without the secret, and a forgotten one waits out its hold-off."""
+    skipped, and so is an address no node could dial (``dialable``). ``own``: the
+    lister, as ``_lister`` read it from this answer (read here if not given). A list
+    without ``cluster_secret`` or ``linked`` (an older node's) does not say so: its
+    addresses are dialed without the secret, and a forgotten one waits out its
+    hold-off."""
     if not isinstance(listed, dict):
         return []
+    lister, advertise = own if own is not None else _lister(listed)
     found = []
-    advertise, lister = listed.get("advertise_url"), listed.get("node_id")
-    if _dialable(advertise, lister):
-        found.append(Listed(advertise.rstrip("/"), lister if isinstance(lister, str) else None,
-                            secret=True, linked=True, node_linked=True))
+    if advertise is not None:
+        found.append(Listed(advertise.rstrip("/"), lister, secret=True, linked=True,
+                            node_linked=True))
     for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
-        if isinstance(peer, dict) and _dialable(peer.get("url"), lister):
+        if isinstance(peer, dict) and dialable(peer.get("url"), lister, SKIPPED):
             node = peer.get("node_id")
             linked, node_linked = said(peer)
             found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
@@ -452,26 +454,26 @@ def _member_urls(listed: object) -> list[Listed]:
     return found
 
 
-def _advertised(listed: object) -> tuple[str, str | None] | None:
-    """The lister's node id and the address it advertises (None: none) from its own
-    members answer, or None if the answer does not name the lister."""
-    if not isinstance(listed, dict) or not isinstance(listed.get("node_id"), str):
-        return None
-    url = listed.get("advertise_url")
-    return listed["node_id"], url if _dialable(url, listed["node_id"]) else None
+class Lister(NamedTuple):
+    """The node a members answer is from, as it names itself."""
+
+    node: str | None  # its node id; None if it names none
+    url: str | None  # the address it advertises, if one a node could dial (``dialable``)
 
 
-def _dialable(url: object, lister: object) -> TypeGuard[str]:
-    """Whether ``url``, an address a peer's members answer gives, is one a node could
-    dial (``crdt.addresses``: the check of ``--peer``). One that is not is logged by
-    why only: it may hold a password (``http://user:pw@host``)."""
-    if not isinstance(url, str):
-        return False
-    refusal = address_refusal(url)
-    if refusal is not None:
-        log.debug("listed address skipped", lister=lister if isinstance(lister, str) else None,
-                  reason=refusal)
-    return refusal is None
+#: What is logged of an address in a members answer that no node could dial.
+SKIPPED = "listed address skipped"
+
+
+def _lister(listed: object) -> Lister:
+    """The lister's node id and the address it advertises, from its own members answer:
+    the address is checked here once (a bad one is logged once a round, not once for
+    each use)."""
+    if not isinstance(listed, dict):
+        return Lister(None, None)
+    node, url = listed.get("node_id"), listed.get("advertise_url")
+    node = node if isinstance(node, str) else None
+    return Lister(node, url if dialable(url, node, SKIPPED) else None)
 
 
 def _put(kept: dict[str, Any], key: str, value: Any, most: int) -> None:

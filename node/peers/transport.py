@@ -34,6 +34,7 @@ from crdt import linkproof
 from crdt.errors import InvalidInput
 from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
+from node.peers.addresses import dialable
 from node.peers.dial_words import why
 from node.peers.refusals import Refusing, read_most, refusal_words, refusing_now
 from sync.peer.config import SyncConfig
@@ -380,7 +381,8 @@ async def accept(request: web.Request, config: SyncConfig, *,
                  claimed: tuple[str, bytes] | None = None) -> Link:
     """Upgrade an (already authenticated) request to a link; ``LinkClosed`` if the peer
     went away during the handshake. With ``claimed`` (``claimed_device``), both sides
-    prove their keys first; ``LinkRefused`` if the dialer's proof does not verify."""
+    prove their keys first; ``LinkRefused`` if the dialer's proof does not verify. The
+    address the dialer gives for itself is kept only if a node could dial it."""
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_s, max_msg_size=MESSAGE_BYTES_MAX,
                                compress=False, timeout=config.close_timeout_s,
                                protocols=(LINK_PROTOCOL,) if claimed is not None else ())
@@ -388,7 +390,8 @@ async def accept(request: web.Request, config: SyncConfig, *,
         await ws.prepare(request)
     except NETWORK_ERRORS as exc:
         raise LinkClosed(f"handshake failed: {exc or type(exc).__name__}") from None
-    link = Link(ws, request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER),
+    node, said = request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER)
+    link = Link(ws, node, said if dialable(said, node, "advertised address dropped") else None,
                 config, peer_reads_about=request.headers.get(HELLO_HEADER) == HELLO_ABOUT)
     if claimed is not None and device is not None:
         await _proven(link, _prove_accepted(link, device, claimed, config))

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import structlog
 
-from node.peers.learning import _advertised, _member_urls
+from node.peers.learning import _lister, _member_urls
 from node.peers.runner import linked_nodes
 from node.peers.transport import DEVICE_HEADER, NODE_HEADER
 from sync.peer.config import SyncConfig
@@ -96,13 +96,15 @@ def test_a_members_list_says_a_peer_is_linked_only_with_true() -> None:
 def test_an_address_a_members_list_gives_is_checked_as_a_peer_url(url: str) -> None:
     """None could be dialed, and the first ones hold a password ("hunter2"): such an
     address is skipped (neither dialed nor said to be the lister's own) and logged by
-    why only."""
+    why only, once for each place the list gives it (the lister's own address is read
+    once, for both its uses)."""
     listed = {"node_id": "n0", "advertise_url": url,
               "peers": [{"url": url, "node_id": "n1"}, {"url": "http://b:1", "node_id": "n2"}]}
     with structlog.testing.capture_logs() as said:
-        assert [one.url for one in _member_urls(listed)] == ["http://b:1"]
-        assert _advertised(listed) == ("n0", None)
-    assert said and all(entry["event"] == "listed address skipped" for entry in said)
+        own = _lister(listed)
+        assert [one.url for one in _member_urls(listed, own)] == ["http://b:1"]
+        assert own == ("n0", None)
+    assert [entry["event"] for entry in said] == ["listed address skipped"] * 2
     assert "hunter2" not in repr(said)
 
 

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -381,3 +382,27 @@ async def test_a_secret_holder_may_not_pass_itself_off_as_a_keyed_node(
             async with asyncio.timeout(DEADLINE_S):
                 while own not in {r.node for r in node.gossip.runners.values()}:
                     await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("address", ["http://me:hunter2@phone:7878", "http://phone:7878"])
+async def test_the_address_a_link_gives_for_itself_is_kept_only_if_a_node_could_dial_it(
+        make_node: NodeFactory, address: str) -> None:
+    """The address a dialer advertises (``X-Clawsync-Advertise``) is checked as a
+    ``--peer`` is: one with a password is dropped, so it is neither listed to peers nor
+    shown in ``GET /v1/peers`` nor logged (the reason is); the link stays, with no
+    address. One a node could dial is kept."""
+    node = await make_node()
+    with structlog.testing.capture_logs() as said:
+        async with own_link(node, advertise=address), aiohttp.ClientSession() as http:
+            async with http.get(node.url + "/v1/peers") as reply:
+                body = await reply.text()
+            listed = node.gossip.member_list()
+            urls = [runner.url for runner in node.gossip.runners.values()]
+    dropped = [entry["reason"] for entry in said
+               if entry["event"] == "advertised address dropped"]
+    if "hunter2" in address:
+        assert urls == [None] and dropped == ["holds a user name or password"]
+        assert "hunter2" not in body + repr(listed) + repr(said)
+    else:
+        assert urls == [address] and not dropped
+        assert address in body and address in repr(listed)

@@ -18,6 +18,7 @@ from typing import Any, Self
 import aiohttp
 from yarl import URL
 
+from crdt.addresses import holds_credentials
 from node.client.errors import ClientError
 from node.config import software_version
 from node.limits import ClientLimits
@@ -42,6 +43,11 @@ class Transport:
 
     def __init__(self, base_url: str, token: str | None = None, *,
                  limits: ClientLimits = ClientLimits()) -> None:
+        # First: every error below and later names the address, and a password in it
+        # must not be shown (the token goes in a header, not in the URL).
+        if holds_credentials(base_url):
+            raise ClientError("the node URL holds a user name or password, which errors "
+                              "would show; give the token as token= instead")
         self.base_url = base_url.rstrip("/")
         try:
             URL(self.base_url)

@@ -179,6 +179,29 @@ def added(device_id: str, name: str, address: str | Unsaid | None = None) -> Dra
     return Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, payload)
 
 
+def shown(event: Event) -> dict[str, Any]:
+    """``event.to_json()`` as clients are shown it: an add's address that no node could
+    dial (``address_refusal``; an older node stored it, and it may hold a password) is
+    left out, as the add is read (``UNSAID``: it says nothing of the address). Only
+    what is shown changes: the stored bytes, and what peers are sent, stay the record's
+    own, whose id the shown event carries (so its JSON no longer hashes to that id).
+
+    >>> from crdt.clock import Hlc
+    >>> said = Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, {"device_id": "D" * 52,
+    ...     "name": "q", "address": "http://u:hunter2@hub"}).seal(Hlc(1, 0))
+    >>> shown(said)["kind"]["name"], "address" in shown(said)["kind"]
+    ('q', False)
+    >>> shown(said)["id"] == said.id.hex(), said.payload["address"]
+    (True, 'http://u:hunter2@hub')
+    """
+    out = event.to_json()
+    address = event.payload.get("address")
+    if event.session_key == DEVICES_SESSION and event.kind == DEVICE_ADDED \
+            and isinstance(address, str) and address_refusal(address) is not None:
+        out["kind"] = {key: value for key, value in out["kind"].items() if key != "address"}
+    return out
+
+
 def removed(device_id: str, reason: str = "") -> Draft:
     """The record that removes ``device_id`` for good."""
     payload = {"device_id": parse_device_id(device_id), "reason": check_reason(reason)}

@@ -36,6 +36,7 @@ from crdt.clock import HLC_ZERO, Hlc
 from crdt.errors import StoreError
 from crdt.events import Event
 from crdt.log.projection import Header, Message
+from crdt.membership import shown
 
 SEP = "\x1f"
 LOG_FORMAT = 1
@@ -73,7 +74,9 @@ class StoredEvent(NamedTuple):
     signature: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.event.to_json(), "position": self.position, "origin": self.origin,
+        """The event as clients are shown it (``crdt.membership.shown``), and where this
+        node keeps it."""
+        return {**shown(self.event), "position": self.position, "origin": self.origin,
                 "seq": self.seq}
 
     @classmethod

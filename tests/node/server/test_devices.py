@@ -5,6 +5,7 @@ refusals write nothing, and the membership survives a restart."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -12,10 +13,13 @@ from urllib.parse import quote
 
 import aiohttp
 
+from crdt import codec
 from crdt.device import device_id, private_key_from_seed, public_bytes
-from crdt.membership import DEVICES_SESSION
+from crdt.events import Draft
+from crdt.membership import AGENT_ID, DEVICE_ADDED, DEVICES_SESSION
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
+from tests.node.server.test_app import read_sse
 from tests.support.addresses import HIDDEN_PASSWORDS
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -231,3 +235,34 @@ async def test_a_removal_told_to_another_key_of_the_folder_holds_nothing_back(
             assert body["removed"] is None
     finally:
         await again.stop()
+
+
+async def test_an_address_an_older_node_stored_with_a_password_is_never_shown(
+        client: aiohttp.ClientSession, node: RunningNode) -> None:
+    """An older node checked only ``http(s)://``: its add holds a password. The add is
+    shown to clients (events pages, JSON and CBOR, and the live stream) without that
+    address, as it is read, under its own id; the stored record, which peers are sent
+    and verify by that id, keeps it."""
+    stored = Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, {
+        "device_id": PHONE, "name": "p", "address": "http://me:hunter2@phone:7878"})
+    [written] = await node.astore.append([stored])
+    event = written.stored.event
+    devices = f"/v1/sessions/{quote(DEVICES_SESSION)}/events"
+    shown = []
+    for path in (devices, "/v1/events"):
+        for accept in ("application/json", "application/cbor"):
+            async with client.get(path, headers={"Accept": accept}) as reply:
+                body = await reply.read()
+            assert reply.status == 200 and b"hunter2" not in body
+            page = json.loads(body) if accept.endswith("json") else codec.decode(body)
+            shown += [one for one in page["events"] if one["id"] == event.id.hex()]
+    async with client.get(f"/v1/events?after={written.stored.position - 1}",
+                          headers={"Accept": "text/event-stream"}) as reply:
+        [streamed] = await read_sse(reply, 1)
+    shown.append(json.loads(streamed["data"]))
+    assert len(shown) == 5
+    assert all(one["kind"] == {"type": DEVICE_ADDED, "device_id": PHONE, "name": "p"}
+               for one in shown), shown
+    kept = await node.astore.read(lambda store: store.get_event(event.id))
+    assert kept.event.payload["address"] == "http://me:hunter2@phone:7878"
+    assert hashlib.blake2b(kept.event.canonical, digest_size=32).digest() == event.id

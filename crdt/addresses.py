@@ -1,9 +1,13 @@
 """Whether an address is one a node could dial: an ``http://`` or ``https://`` URL with a
-host, a port (if any) between 1 and 65535, and no user name or password. Pure text
-checks, shared by every place an address comes in: a node's own ``--peer``,
-``--advertise-url`` and ``--node`` (``node.config``, ``node.cli.options``), a device's
-address typed at ``POST /v1/devices``, and the membership records other nodes send
-(``crdt.membership``). No error here shows the address: it may hold a password.
+host, a port (if any) between 1 and 65535, and no user name or password. Checks of
+text and of what a URL parser reads in it (``urlsplit``; no lookup, no connection),
+shared by every place an address comes in: a node's own ``--peer``, ``--advertise-url``
+and ``--node`` (``node.config``, ``node.cli.options``), a device's address typed at
+``POST /v1/devices``, the membership records other nodes send (``crdt.membership``), the
+addresses peers give of themselves and in their member lists (``node.peers.addresses``,
+for ``node.peers.transport`` and ``node.peers.learning``), and the node URL a Python
+caller gives ``Client`` (``node.client.transport``). No error here shows the address:
+it may hold a password.
 
 >>> address_refusal("http://hub:7878"), address_refusal("http://u:hunter2@hub")
 (None, 'holds a user name or password')
@@ -32,7 +36,7 @@ def holds_credentials(url: str) -> bool:
     without a scheme (``user:pw@host``) or with a mistyped one (``http:/u:pw@h``,
     ``http:///u:pw@h``, ``http//u:pw@h``), which a URL parser would read as a path, or
     as a scheme ``u`` when a "://" comes later (``u:pw@h/?next=http://x``): the errors
-    about such an address would show it whole. Read as text, not parsed: whatever
+    about such an address would show it whole. Read as text first: whatever
     follows a scheme (a leading ``name:``, or ``http`` and a slash) and slashes, up to
     the first of ``/?#\\``, is where a user name would be; an ``@`` there is one. So is
     an ``@`` further on when that part is no host[:port]: a password with a ``/``, ``?``
@@ -41,9 +45,10 @@ def holds_credentials(url: str) -> bool:
     at once, which a password of digits would make look like a port (``http://u:1?w@h``),
     or a ``\\`` (``http://u:1\\w@h``: a parser reads the backslash as part of the password).
     A node's address has no query, so an ``@`` in one is taken for a password too;
-    after a path (``http://h/?x=a@b``) it is not. And, whatever the text checks missed,
-    one a parser reads with a user name or password (``urlsplit``, also with ``http://``
-    put before one without a scheme, as ``--node`` does) holds them.
+    after a path (``http://h/?x=a@b``) it is not. Then parsed, as a backstop: whatever
+    the text checks missed, one a parser reads with a user name or password
+    (``urlsplit``, also with ``http://`` put before one without a scheme, as ``--node``
+    does) holds them.
 
     >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
     (True, False)

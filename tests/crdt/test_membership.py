@@ -204,10 +204,12 @@ def test_a_record_with_such_an_address_counts_without_it(address: str) -> None:
     assert "hunter2" not in repr(alone.members())
 
 
-@pytest.mark.parametrize("address", [5, "ftp://hub", "http://", "hub:7878", "x" * 3000])
+@pytest.mark.parametrize("address", [5, "ftp://hub", "http://", "hub:7878", "x" * 3000,
+                                     "http://" + "h" * (membership.ADDRESS_BYTES_MAX - 6)])
 def test_a_record_whose_address_is_no_address_at_all_counts_for_nothing(
         address: object) -> None:
-    """As every version has read it: no text, or not ``http(s)://`` and more."""
+    """As every version has read it: no text, not ``http(s)://`` and more, or longer
+    than ``ADDRESS_BYTES_MAX`` bytes (the last, an address but for its length)."""
     view = Membership.of([("o-a", _add_saying(DEVICES[2], "q", address, Hlc(1, 0)))],
                          BOUND.get)
     assert view.members() == {} and not view.recorded()

@@ -18,7 +18,7 @@ from crdt.errors import InvalidInput
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
 from node.cli.common import InputError, NodeError, note, with_client
 from node.cli.options import client_options, session_key
-from node.cli.output import print_json_lines
+from node.cli.output import print_json_lines, printable
 from node.client.errors import ClientError
 from node.empty_variables import param_named
 
@@ -239,9 +239,10 @@ def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None
             # skeleton is kept, which the person appending must not take for a success.
             erased = f", forgotten by {event['forgotten_by']}: its content was not kept" \
                 if event.get("forgotten_by") else ""
-            click.echo(f"{status}: position {event.get('position')} id {event.get('id')} "
-                       f"({event.get('kind', {}).get('type')} in {event.get('session_key')})"
-                       f"{erased}")
+            click.echo(printable(
+                f"{status}: position {event.get('position')} id {event.get('id')} "
+                f"({event.get('kind', {}).get('type')} in {event.get('session_key')})"
+                f"{erased}"))
     if from_file:
         created = sum(1 for event in stored if event.get("created", True))
         sessions = len({event.get("session_key") for event in stored})

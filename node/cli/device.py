@@ -11,6 +11,7 @@ import click
 
 from node.cli.common import InputError, with_client
 from node.cli.options import client_options
+from node.cli.output import printable
 
 
 @click.command()
@@ -60,10 +61,10 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         click.echo(json.dumps(view, indent=2))
         return
     if id_only:
-        click.echo(view["device_id"])
+        click.echo(printable(view["device_id"]))
         return
-    click.echo(f"device {view['device_id']}")
-    click.echo(f"name   {view['name']}")
+    click.echo(printable(f"device {view['device_id']}"))
+    click.echo(printable(f"name   {view['name']}"))
 
 
 def _name(ctx: click.Context, name: str | None) -> str:

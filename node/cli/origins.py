@@ -9,7 +9,7 @@ import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
-from node.cli.output import print_rows
+from node.cli.output import print_rows, printable
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -70,4 +70,5 @@ def retire(ctx: click.Context, origin: str, force: bool) -> None:
     answer = with_client(ctx, run)
     row = answer["origin"]
     done = "retired" if answer["event"] is not None else "already retired"
-    click.echo(f"{row['origin']} {done} at seq {row['final_seq']} ({row['state']} here)")
+    click.echo(printable(f"{row['origin']} {done} at seq {row['final_seq']} "
+                         f"({row['state']} here)"))

@@ -124,15 +124,17 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
     from crdt.kinds import RECORD_KINDS
 
     kind = event.get("kind") or {}
-    row = [str(event.get("position", "")), when(event.get("timestamp"))]
+    # Each cell printable: ``tail`` prints them as they are, around its colours.
+    row = [printable(str(event.get("position", ""))), printable(when(event.get("timestamp")))]
     if with_session:
-        row.append(str(event.get("session_key", "")))
-    kind_name = str(kind.get("type", "?"))
+        row.append(printable(str(event.get("session_key", ""))))
+    kind_name = printable(str(kind.get("type", "?")))
     # Written by a newer version than the node's (a node before 0.3 flags its records).
     if event.get("known_kind") is False and kind_name not in RECORD_KINDS:
         kind_name += " (unknown kind)"
     if event.get("forgotten_by"):  # its content was forgotten (``crdt.log.forget``)
-        return [*row, kind_name, f"(forgotten by {str(event['forgotten_by'])[:16]})"]
+        return [*row, kind_name,
+                f"(forgotten by {printable(str(event['forgotten_by'])[:16])})"]
     return [*row, kind_name, event_text(kind)]
 
 

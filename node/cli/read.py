@@ -15,6 +15,7 @@ from node.cli.output import (
     print_json_lines,
     print_lines,
     print_rows,
+    printable,
     projection_lines,
 )
 from node.client.errors import ClientError
@@ -196,7 +197,7 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
              "this URL now; the document fills once the session's first event is stored")
         click.echo(automerge_url(session))
     elif url_only:
-        click.echo(view.get("automerge_url") or "")
+        click.echo(printable(str(view.get("automerge_url") or "")))
     elif as_json:
         click.echo(json.dumps(view, indent=2, ensure_ascii=False))
     else:

@@ -134,7 +134,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(view, indent=2))
         return
-    click.echo(headline(view))
+    click.echo(printable(headline(view)))
     device = view.get("device") or {}
     if device.get("device_id"):
         for line in device_lines(device["device_id"], terminal_width()):

@@ -10,7 +10,7 @@ import click
 
 from node.cli.common import listing, note, with_client
 from node.cli.options import client_options
-from node.cli.output import minute, print_rows, prints_table, when
+from node.cli.output import minute, print_rows, printable, prints_table, when
 from node.client.errors import ClientError
 
 if TYPE_CHECKING:  # the commands get a client from with_client
@@ -121,9 +121,9 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
-    click.echo(answer["token"])
-    note(f"token {answer['id']} ({answer['name']}): shown once; keep it secret. "
-         f"Apps connect to ws://NODE/automerge?token=TOKEN")
+    click.echo(printable(answer["token"]))
+    note(printable(f"token {answer['id']} ({answer['name']}): shown once; keep it secret. ")
+         + "Apps connect to ws://NODE/automerge?token=TOKEN")
 
 
 @tokens.command()
@@ -150,10 +150,10 @@ def revoke(ctx: click.Context, token_id: str) -> None:
     before, row = with_client(ctx, run)
     before = before or {}
     if before.get("revoked_at"):
-        click.echo(f"token {row['id']} ({row['name']}) was already revoked "
-                   f"{before['revoked_at']}")
+        click.echo(printable(f"token {row['id']} ({row['name']}) was already revoked "
+                             f"{before['revoked_at']}"))
     elif before.get("state", "valid") != "valid":
-        click.echo(f"token {row['id']} ({row['name']}) was already refused "
-                   f"({before['state']}); now revoked too")
+        click.echo(printable(f"token {row['id']} ({row['name']}) was already refused "
+                             f"({before['state']}); now revoked too"))
     else:
-        click.echo(f"token {row['id']} ({row['name']}) revoked")
+        click.echo(printable(f"token {row['id']} ({row['name']}) revoked"))

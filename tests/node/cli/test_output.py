@@ -22,6 +22,23 @@ def test_only_a_newer_versions_kind_is_marked_unknown() -> None:
     assert event_row(record)[2] == "forget"
 
 
+#: A terminal title, a bell, a line of its own: what a hostile node may put in a field.
+EVIL = "\x1b]0;PWNED\x07\n"
+
+
+@pytest.mark.parametrize("forgotten", [False, True])
+def test_every_cell_of_an_event_is_printable(forgotten: bool) -> None:
+    """``tail`` prints ``event_row``'s cells on a line of its own, not through a table
+    (which escapes its cells): a node's session key, kind or time must be escaped there."""
+    event = {"position": f"3{EVIL}", "timestamp": f"2026{EVIL}", "session_key": f"s1{EVIL}",
+             "kind": {"type": f"message_received{EVIL}", "content": f"hi{EVIL}"},
+             "forgotten_by": f"{EVIL}abc" if forgotten else None}
+    row = event_row(event, with_session=True)
+    assert len(row) == 5
+    assert not any(char in cell for cell in row for char in "\x1b\x07\n"), row
+    assert row[2] == "s1\\x1b]0;PWNED\\x07\\x0a", row
+
+
 def test_piped_tables_of_numbers_name_their_columns(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [["http://b:7878", "up", "0", "12"], ["http://c:7878", "backoff", "3", "0"]]
     print_rows(rows, ["peer", "state", "we lack", "peer lacks"], headed=True)

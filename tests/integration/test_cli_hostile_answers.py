@@ -1,0 +1,94 @@
+"""What a hostile (or broken) node says in its SUCCESSFUL answers reaches the terminal
+escaped: names, ids, versions, keys and times are printed on the commands' own lines,
+where an escape sequence would retitle or clear the reader's terminal, and a newline
+forge a line of the command's own."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.support.processes import run_cli
+
+#: A terminal title and a bell, a line of its own, a screen cleared.
+EVIL = "x\x1b]0;PWNED\x07\nforged\x1b[2J"
+#: How ``node.text.printable`` shows it.
+SHOWN = "x\\x1b]0;PWNED\\x07\\x0aforged\\x1b[2J"
+
+#: The answers of the node, by method and path: 200 JSON, with ``EVIL`` in every field
+#: a command echoes on a line of its own.
+ANSWERS: dict[tuple[str, str], Any] = {
+    ("GET", "/v1/node"): {"device_id": f"dev{EVIL}", "name": f"name{EVIL}",
+                          "node_id": f"node{EVIL}", "software": f"0.9{EVIL}"},
+    ("GET", "/healthz"): {"status": "ok", "node_id": f"node{EVIL}", "head": 3,
+                          "software": f"0.9{EVIL}"},
+    ("GET", "/v1/peers"): {"peers": []},
+    ("GET", "/v1/tokens"): {"tokens": [{"id": "abc", "name": f"app{EVIL}",
+                                        "state": f"expired{EVIL}",
+                                        "revoked_at": f"2026{EVIL}"}]},
+    ("DELETE", "/v1/tokens/abc"): {"id": f"abc{EVIL}", "name": f"app{EVIL}"},
+    ("POST", "/v1/tokens"): {"token": f"secret{EVIL}", "id": f"abc{EVIL}",
+                             "name": f"app{EVIL}"},
+    ("DELETE", "/v1/origins/o1"): {"origin": {"origin": f"o1{EVIL}", "final_seq": 3,
+                                              "state": f"retired{EVIL}"}, "event": {}},
+    ("GET", "/v1/sessions/s1"): {"session_key": "s1", "automerge_url": f"automerge:{EVIL}"},
+    ("POST", "/v1/sessions/s1/events"): {"created": 1, "events": [
+        {"position": 1, "id": f"id{EVIL}", "session_key": f"s1{EVIL}", "created": True,
+         "kind": {"type": f"message_received{EVIL}"}, "forgotten_by": f"f{EVIL}"}]},
+}
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        found = ANSWERS.get((self.command, self.path.split("?")[0]))
+        body = json.dumps(found if found is not None else
+                          {"error": {"code": "not_found", "message": "no"}}).encode()
+        self.send_response(200 if found is not None else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args: Any) -> None:  # quiet in the test's output
+        pass
+
+
+@pytest.fixture(scope="module")
+def hostile() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("args", "lines"), [
+    (("device",), 2),
+    (("device", "--id"), 1),
+    (("status",), 1),
+    (("tokens", "revoke", "abc"), 1),
+    (("tokens", "create", "--sessions", "s1"), 1),
+    (("origins", "retire", "o1"), 1),
+    (("projection", "s1", "--url"), 1),
+    (("append", "s1", "message_received", "content=hi"), 1),
+])
+def test_a_nodes_answers_reach_the_terminal_escaped(hostile: str, args: tuple[str, ...],
+                                                      lines: int) -> None:
+    result = run_cli(hostile, *args)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    for said in (result.stdout, result.stderr):
+        assert not any(char in said for char in "\x1b\x07"), (args, said)
+    assert result.stdout.count("\n") == lines, (args, result.stdout)  # its own lines only
+    assert SHOWN in result.stdout + result.stderr, (args, result.stdout, result.stderr)

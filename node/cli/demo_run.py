@@ -83,6 +83,15 @@ class DemoFailed(Exception):
     """The demo could not go on; the message says why."""
 
 
+def _free_port(avoid: list[int]) -> int:
+    """``free_port``, none of ``avoid``; none found is the demo's failure, said plainly."""
+    try:
+        return free_port(avoid)
+    except OSError as error:
+        raise DemoFailed(f"no free loopback port for the demo's nodes and links ({error})"
+                         ) from None
+
+
 def invoked_as() -> str:
     """This command as the user can type it again, for the commands the demo suggests:
     ``clawsync`` when the shell finds this one by that name; else the path it was run
@@ -122,7 +131,6 @@ class DemoNode:
         return self.folder / f"{self.name.lower()}.log"
 
     def start(self, secret: str) -> None:
-        self.port = self.port or free_port()
         command = [sys.executable, "-m", "node.main", "serve", "--host", "127.0.0.1",
                    "--port", str(self.port), "--data-dir", f"{self.name.lower()}-data",
                    "--pull-interval", str(PULL_INTERVAL_S)]
@@ -170,15 +178,17 @@ class Cluster:
 
     def start(self, port: int | None = None) -> None:
         """Start the nodes: on ``port`` and the two after it, else on free ports."""
-        if port is not None:
-            for offset, each in enumerate(self.nodes.values()):
-                each.port = port + offset
-        # The links listen on free ports too, not on ports the kernel picks: those could
-        # be B's or C's, given (--port in the kernel's range) but not yet listened on.
-        given = range(port, port + NODES) if port is not None else range(0)
+        # Every node's port is chosen before anything listens, each avoiding those
+        # chosen before it, and the links avoid them all: a port found free is not
+        # taken until its node listens, and a link started first could take it.
+        chosen: list[int] = []
+        for offset, each in enumerate(self.nodes.values()):
+            each.port = port + offset if port is not None else _free_port(chosen)
+            chosen.append(each.port)
         self.a.start(self.secret)
         for dialer in (self.b, self.c):
-            dialer.link = LinkProxy(target_port=self.a.port, port=free_port(given)).start()
+            dialer.link = LinkProxy(target_port=self.a.port, port=_free_port(chosen)).start()
+            chosen.append(dialer.link.port)
             dialer.start(self.secret)
 
     def stop(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from rich.cells import cell_len
 
-from node.cli.demo_run import DURING_SPLIT, NODES, OPENING, Cluster, port_refusal
+from node.cli.demo_run import DURING_SPLIT, NODES, OPENING, Cluster, DemoFailed, port_refusal
 from node.ports import PORTS_FROM, ROOM_MIN, is_free, local_ports_start, unprivileged_ports_start
 from node.ports import free_port as product_free_port
 from tests.support.ports import PORT_BLOCK, free_port
@@ -286,22 +286,41 @@ def test_free_port_picks_below_the_kernels_range() -> None:
     assert product_free_port(avoid=room) not in room
 
 
-def test_the_links_listen_on_none_of_the_ports_given(tmp_path: Path) -> None:
-    """The links B and C dial A through listened on ports the kernel picked, started
-    before B and C: with --port in the kernel's range, one could take B's or C's."""
+@pytest.mark.parametrize("given", [False, True], ids=["free ports", "--port"])
+def test_no_link_takes_a_nodes_port_before_it_listens(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: bool) -> None:
+    """A node's port, found free, is not taken until the node listens: a link (started
+    before B and C, and before A has listened) picked without avoiding it could take it,
+    and the node then fails with "Address already in use". The random pick is made to
+    repeat itself, as it may by chance: every later pick lands on the first node's port."""
     if local_ports_start() - PORTS_FROM < ROOM_MIN:
         pytest.skip("no room below the kernel's range here")
-    port = ports_in_a_row()
+    port = ports_in_a_row() if given else free_port()
+    monkeypatch.setattr("node.ports.random.randrange", lambda _start, _stop: port)
     cluster = Cluster(tmp_path)
     try:
-        cluster.start(port)
+        cluster.start(port if given else None)
+        nodes = [each.port for each in cluster.nodes.values()]
         links = [link.port for link in cluster.links]
     finally:
         cluster.stop()
+    assert nodes[0] == port
     assert len(links) == NODES - 1
-    # As the nodes' own ports without --port: below the kernel's range.
-    assert all(PORTS_FROM <= each < local_ports_start() and each not in range(port, port + NODES)
-               for each in links), (port, links)
+    assert len(set(nodes + links)) == NODES + len(links), (nodes, links)
+
+
+def test_no_free_port_is_the_demos_own_clear_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``free_port``'s OSError, none found, ended the demo in a traceback: ``run_demo``
+    says a ``DemoFailed`` plainly. Nothing is started."""
+    monkeypatch.setattr("node.ports.PORT_TRIES", 0)
+    cluster = Cluster(tmp_path)
+    try:
+        with pytest.raises(DemoFailed, match="no free loopback port for the demo"):
+            cluster.start()
+    finally:
+        cluster.stop()
+    assert all(each.process is None for each in cluster.nodes.values())
 
 
 #: A port below the first one a user without privileges may listen on (Linux: 1024).

@@ -60,8 +60,9 @@ def is_free(port: int) -> bool:
 
 def listen_error(port: int) -> OSError | None:
     """Why a server could not listen on loopback ``port`` now, None if it could. Tried as
-    a node binds (aiohttp sets SO_REUSEADDR): a connection of an earlier listener there,
-    closed and left in TIME_WAIT, does not stand in its way, as it does in ``is_free``'s.
+    a node binds (``node.http.listener.bind`` sets SO_REUSEADDR, as here; this module
+    may not import ``node.http``): a connection of an earlier listener there, closed and
+    left in TIME_WAIT, does not stand in its way, as it does in ``is_free``'s.
 
     >>> listen_error(free_port()) is None
     True

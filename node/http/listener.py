@@ -295,6 +295,7 @@ def bind(host: str, port: int) -> list[socket.socket]:
             socks.append(sock)
             # As socket.create_server: a restarted node takes its port back at once,
             # and an IPv6 socket serves IPv6 only (the IPv4 address has its own).
+            # node.ports.listen_error (the demo's --port check) binds as this does.
             if os.name == "posix":
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:

@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import threading
 from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,6 +22,7 @@ from tests.support.processes import (
     free_port,
     run_cli,
 )
+from tests.support.stand_in import Quiet, serving
 
 pytestmark = pytest.mark.integration
 
@@ -277,12 +276,7 @@ def test_a_route_the_node_lacks_at_its_own_version_is_named_plainly(
 def test_another_service_is_named_for_writes_as_for_reads(tmp_path: Path) -> None:
     """Python's own file server answers a POST or DELETE 501, without a node's JSON
     error body: not a node that failed, an address with no clawsync API."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 partial(SimpleHTTPRequestHandler, directory=str(tmp_path)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        elsewhere = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(partial(SimpleHTTPRequestHandler, directory=str(tmp_path))) as elsewhere:
         for args, status in ((("sessions",), 404),
                              (("append", "s1", "message_received", "content=x"), 501),
                              (("forget", "s1"), 501)):
@@ -290,12 +284,9 @@ def test_another_service_is_named_for_writes_as_for_reads(tmp_path: Path) -> Non
             assert result.returncode == 1, (args, result.stderr)
             assert f"{elsewhere} has no clawsync API ({status} for" in result.stderr, \
                 result.stderr
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
-class _Gate(BaseHTTPRequestHandler):
+class _Gate(Quiet):
     """A reverse proxy's own login in front of a node: 401 or 403 as plain text, before
     any request reaches the node (``/401/...``, ``/403/...``)."""
 
@@ -308,20 +299,14 @@ class _Gate(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"login required\n")
 
-    def log_message(self, *args: Any) -> None:  # quiet in the test's output
-        pass
-
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_refusal_by_something_in_between_is_not_blamed_on_the_token(status: int) -> None:
     """Every refusal of a node carries its JSON error: a plain 401/403 is from a proxy or
     firewall in front, and saying the token was refused would send the user the wrong
     way."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Gate)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        gate = f"http://127.0.0.1:{server.server_address[1]}/{status}"
+    with serving(_Gate) as base:
+        gate = f"{base}/{status}"
         result = run_cli(gate, "sessions", token="t" * 32)
         assert result.returncode == 1, result.stderr
         assert f"{gate} refused" in result.stderr and "without a clawsync answer" \
@@ -332,9 +317,6 @@ def test_a_refusal_by_something_in_between_is_not_blamed_on_the_token(status: in
             swapped = run_cli(f"{gate}/bearer", "sessions", token="t" * 32)
             assert swapped.returncode == 1, swapped.stderr
             assert "the node refused the token" in swapped.stderr, swapped.stderr
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 #: What a hostile (or broken) node says in its refusal: a terminal title, a bell, a line
@@ -342,32 +324,20 @@ def test_a_refusal_by_something_in_between_is_not_blamed_on_the_token(status: in
 HOSTILE_WORDS = "taken\x1b]0;PWNED\x07\nError: forged line\x1b[2J"
 
 
-class _Hostile(BaseHTTPRequestHandler):
+class _Hostile(Quiet):
     """A node that refuses every request (409) with control characters in its words."""
 
     def _refuse(self) -> None:
-        body = json.dumps({"error": {"code": "conflict", "message": HOSTILE_WORDS,
-                                     "field": "key\x1b[31m"}}).encode()
-        self.send_response(409)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.answer(409, {"error": {"code": "conflict", "message": HOSTILE_WORDS,
+                                    "field": "key\x1b[31m"}})
 
     do_GET = do_POST = do_DELETE = _refuse
-
-    def log_message(self, *args: Any) -> None:  # quiet in the test's output
-        pass
 
 
 def test_a_nodes_words_reach_the_terminal_escaped() -> None:
     """A refusal's message is printed by every command: its escape sequences would
     retitle or clear the terminal, its newline forge a line of the command's own."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        hostile = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(_Hostile) as hostile:
         for args in (("sessions",), ("append", "s1", "message_received", "content=x"),
                      ("forget", "s1")):
             result = run_cli(hostile, *args)
@@ -376,6 +346,3 @@ def test_a_nodes_words_reach_the_terminal_escaped() -> None:
             assert result.stderr.count("\n") == 1, result.stderr  # its own line end only
             assert "key\\x1b[31m: taken\\x1b]0;PWNED\\x07\\x0aError: forged line" \
                 "\\x1b[2J" in result.stderr, result.stderr
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -5,15 +5,13 @@ forge a line of the command's own."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from tests.support.processes import run_cli
+from tests.support.stand_in import Quiet, serving
 
 #: A terminal title and a bell, a line of its own, a screen cleared.
 EVIL = "x\x1b]0;PWNED\x07\nforged\x1b[2J"
@@ -43,35 +41,23 @@ ANSWERS: dict[tuple[str, str], Any] = {
 }
 
 
-class _Hostile(BaseHTTPRequestHandler):
+class _Hostile(Quiet):
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         found = ANSWERS.get((self.command, self.path.split("?")[0]))
-        body = json.dumps(found if found is not None else
-                          {"error": {"code": "not_found", "message": "no"}}).encode()
-        self.send_response(200 if found is not None else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        if found is None:
+            self.answer(404, {"error": {"code": "not_found", "message": "no"}})
+        else:
+            self.answer(200, found)
 
     do_GET = do_POST = do_DELETE = _answer
-
-    def log_message(self, *args: Any) -> None:  # quiet in the test's output
-        pass
 
 
 @pytest.fixture(scope="module")
 def hostile() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Hostile) as url:
+        yield url
 
 
 @pytest.mark.parametrize(("args", "lines"), [

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from tests.support.processes import run_cli
+from tests.support.stand_in import Quiet, serving
 
 DEVICE = "KZDVVJ2-UMNDUYL-" + "A" * 47  # the shape only: this "node" checks nothing
 #: Names with control characters: a current node refuses them, but whatever answers at
@@ -19,42 +16,25 @@ OLD_NAME = "phone\x1b]0;PWNED\x07"
 NEW_NAME = "tablet\nadded EVIL"
 
 
-class _Node(BaseHTTPRequestHandler):
+class _Node(Quiet):
     """Answers as a node would, with names no current node keeps."""
 
-    def answer(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
     def do_GET(self) -> None:  # the members before a rename
-        self.answer({"device_id": "own", "removed": [], "linked": [],
+        self.answer(200, {"device_id": "own", "removed": [], "linked": [],
                      "members": [{"device_id": DEVICE, "name": OLD_NAME, "address": None}]})
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
-        self.answer({"created": True, "device": {"device_id": DEVICE, "name": NEW_NAME}})
+        self.answer(200, {"created": True, "device": {"device_id": DEVICE, "name": NEW_NAME}})
 
     def do_DELETE(self) -> None:
-        self.answer({"created": True, "device": {"device_id": DEVICE, "name": OLD_NAME}})
-
-    def log_message(self, *args: Any) -> None:  # quiet in the test's output
-        pass
+        self.answer(200, {"created": True, "device": {"device_id": DEVICE, "name": OLD_NAME}})
 
 
 @pytest.fixture
 def node_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Node)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Node) as url:
+        yield url
 
 
 def test_names_are_printed_escaped(node_url: str) -> None:

@@ -3,10 +3,8 @@ its order, whatever the node's version; the table hides sessions forgotten whole
 
 from __future__ import annotations
 
-import http.server
 import json
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ import pytest
 
 from node.cli.read import SESSION_FIELDS
 from tests.support.processes import NodeProcess, run_cli
+from tests.support.stand_in import Quiet, serving
 
 README = Path(__file__).parents[3] / "README.md"
 #: A ``detail=1`` row as a node before ``forgotten`` (0.2) answered it, and one as a
@@ -33,7 +32,7 @@ def stand_in() -> Iterator[str]:
     page = json.dumps({"sessions": [OLDER_ROW, NEWER_ROW], "next": 2,
                        "more": False}).encode()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_GET(self) -> None:
             found = self.path.startswith("/v1/sessions?")
             self.send_response(200 if found else 404)
@@ -43,17 +42,8 @@ def stand_in() -> Iterator[str]:
             if found:
                 self.wfile.write(page)
 
-        def log_message(self, *_args: Any) -> None:
-            pass  # not into the test's output
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def json_rows(stdout: str) -> list[dict[str, Any]]:

@@ -7,13 +7,8 @@ characters."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import re
-import struct
 import subprocess
-import termios
 from pathlib import Path
 
 import pytest
@@ -22,12 +17,11 @@ from rich.cells import cell_len
 from node.cli.output import when
 from node.cli.tokens import HEADERS
 from tests.support.cluster import wait_until
-from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, cli_args, run_cli
+from tests.support.processes import NodeProcess, child_env, cli_args, run_cli
+from tests.support.terminal import ESCAPES, on_a_terminal
 
 pytestmark = pytest.mark.integration
 
-#: The escape sequences rich writes on a terminal (colours, bold).
-_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: A device name of double-width characters: 8 characters, 16 columns of the screen.
 CJK_NAME = "家族のタブレット"
 
@@ -39,33 +33,15 @@ def on_terminal(node: NodeProcess, *args: str, columns: int,
     lines it printed there, escape sequences removed (and those of stderr in ``notes``,
     what it wrote to the terminal in ``raw``). ``dumb``: TERM=dumb, the width given by
     the terminal's size alone (no COLUMNS), as an editor's shell has it."""
-    primary, secondary = os.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = child_env({"TERM": "dumb"} if dumb else {"COLUMNS": str(columns)})
     if dumb:
         env.pop("COLUMNS", None)
-    process = subprocess.Popen(cli_args(node, *args), stdin=subprocess.DEVNULL,
-                               stdout=secondary, stderr=subprocess.PIPE, env=env)
-    os.close(secondary)
-    chunks = []
-    try:
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO: the command exited and closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(primary)
-    _out, err = process.communicate(timeout=CLI_TIMEOUT_S)
-    assert process.returncode == 0, err
+    shown, err = on_a_terminal(cli_args(node, *args), env, columns)
     if notes is not None:
         notes.extend(err.decode().splitlines())
     if raw is not None:
-        raw.append(b"".join(chunks).decode())
-    text = _ESCAPES.sub("", b"".join(chunks).decode()).replace("\r", "")
+        raw.append(shown)
+    text = ESCAPES.sub("", shown).replace("\r", "")
     return text.splitlines()
 
 

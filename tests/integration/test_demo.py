@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import shlex
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import termios
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +23,7 @@ from node.ports import PORTS_FROM, ROOM_MIN, is_free, local_ports_start, unprivi
 from node.ports import free_port as product_free_port
 from tests.support.ports import PORT_BLOCK, free_port
 from tests.support.processes import CLI_TIMEOUT_S, LineReader, child_env
+from tests.support.terminal import ESCAPES, on_a_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -219,8 +217,6 @@ def test_demo_keep_prints_a_folder_named_like_markup_as_it_is(tmp_path: Path) ->
     assert not list(folder.glob("clawsync-demo-*"))
 
 
-#: The escape sequences rich writes on a terminal (colours, cursor moves).
-_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def test_the_demo_on_a_dumb_terminal_is_as_wide_as_it_is(tmp_path: Path) -> None:
@@ -231,30 +227,11 @@ def test_the_demo_on_a_dumb_terminal_is_as_wide_as_it_is(tmp_path: Path) -> None
     local ends, where no connection of the machine could take a port before its node
     listened (``node.ports``)."""
     columns = 120
-    primary, secondary = os.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = demo_env(tmp_path)
     env.pop("COLUMNS")
     env["TERM"] = "dumb"
-    process = subprocess.Popen([sys.executable, "-m", "node.main", "demo"],
-                               stdin=subprocess.DEVNULL, stdout=secondary,
-                               stderr=subprocess.PIPE, env=env)
-    os.close(secondary)
-    chunks = []
-    try:
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO: the demo exited and closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(primary)
-    _out, err = process.communicate(timeout=CLI_TIMEOUT_S)
-    assert process.returncode == 0, err
-    lines = _ESCAPES.sub("", b"".join(chunks).decode()).replace("\r", "\n").splitlines()
+    shown, _err = on_a_terminal([sys.executable, "-m", "node.main", "demo"], env, columns)
+    lines = ESCAPES.sub("", shown).replace("\r", "\n").splitlines()
     rules = [line for line in lines if line.startswith("5. The merged session ─")]
     assert rules and all(cell_len(line.rstrip()) == columns for line in rules), lines
     ports = [int(url.rsplit(":", 1)[1]) for url in URL_LINE.findall("\n".join(lines))]

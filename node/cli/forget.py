@@ -10,6 +10,7 @@ import click
 
 from node.cli.common import note, with_client
 from node.cli.options import client_options, session_key
+from node.text import printable
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -54,8 +55,9 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
         return
     record = answer["forget"]
     if answer.get("created") is False:  # (an older node answers without "created")
-        click.echo(f"already forgotten: the event(s) of {session} (record {record['id']})")
+        click.echo(printable(f"already forgotten: the event(s) of {session} "
+                             f"(record {record['id']})"))
         return
     what = f"{len(events)} event(s) of" if events else "the session"
-    click.echo(f"forgot {what} {session} (record {record['id']})")
+    click.echo(printable(f"forgot {what} {session} (record {record['id']})"))
     note("every node that receives the record erases the content it covers")

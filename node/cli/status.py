@@ -138,7 +138,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     device = view.get("device") or {}
     if device.get("device_id"):
         for line in device_lines(device["device_id"], terminal_width()):
-            click.echo(line)
+            click.echo(printable(line))
     if device.get("removed_text"):  # a reason a member wrote: shown, never obeyed
         click.echo(printable(f"REMOVED: this device was {device['removed_text']}; no "
                              "member links with it any more"))

@@ -25,7 +25,8 @@ ANSWERS: dict[tuple[str, str], Any] = {
                           "node_id": f"node{EVIL}", "software": f"0.9{EVIL}"},
     ("GET", "/healthz"): {"status": "ok", "node_id": f"node{EVIL}", "head": 3,
                           "software": f"0.9{EVIL}"},
-    ("GET", "/v1/peers"): {"peers": []},
+    ("GET", "/v1/peers"): {"peers": [], "device": {"device_id": f"dev{EVIL}",
+                                                   "removed_text": f"removed{EVIL}"}},
     ("GET", "/v1/tokens"): {"tokens": [{"id": "abc", "name": f"app{EVIL}",
                                         "state": f"expired{EVIL}",
                                         "revoked_at": f"2026{EVIL}"}]},
@@ -35,6 +36,8 @@ ANSWERS: dict[tuple[str, str], Any] = {
     ("DELETE", "/v1/origins/o1"): {"origin": {"origin": f"o1{EVIL}", "final_seq": 3,
                                               "state": f"retired{EVIL}"}, "event": {}},
     ("GET", "/v1/sessions/s1"): {"session_key": "s1", "automerge_url": f"automerge:{EVIL}"},
+    ("DELETE", "/v1/sessions/s1"): {"session_key": "s1", "created": True,
+                                    "forget": {"id": f"rec{EVIL}"}},
     ("POST", "/v1/sessions/s1/events"): {"created": 1, "events": [
         {"position": 1, "id": f"id{EVIL}", "session_key": f"s1{EVIL}", "created": True,
          "kind": {"type": f"message_received{EVIL}"}, "forgotten_by": f"f{EVIL}"}]},
@@ -63,12 +66,13 @@ def hostile() -> Iterator[str]:
 @pytest.mark.parametrize(("args", "lines"), [
     (("device",), 2),
     (("device", "--id"), 1),
-    (("status",), 1),
+    (("status",), 3),  # its headline, this device, its removal
     (("tokens", "revoke", "abc"), 1),
     (("tokens", "create", "--sessions", "s1"), 1),
     (("origins", "retire", "o1"), 1),
     (("projection", "s1", "--url"), 1),
     (("append", "s1", "message_received", "content=hi"), 1),
+    (("forget", "s1"), 1),
 ])
 def test_a_nodes_answers_reach_the_terminal_escaped(hostile: str, args: tuple[str, ...],
                                                       lines: int) -> None:

@@ -182,15 +182,16 @@ def added(device_id: str, name: str, address: str | Unsaid | None = None) -> Dra
 def shown(event: Event) -> dict[str, Any]:
     """``event.to_json()`` as clients are shown it: an add's address that no node could
     dial (``address_refusal``; an older node stored it, and it may hold a password) is
-    left out, as the add is read (``UNSAID``: it says nothing of the address). Only
-    what is shown changes: the stored bytes, and what peers are sent, stay the record's
-    own, whose id the shown event carries (so its JSON no longer hashes to that id).
+    left out, as the add is read (``UNSAID``: it says nothing of the address), and
+    ``withheld`` names it, as ``forgotten_by`` marks a skeleton. Only what is shown
+    changes: the stored bytes, and what peers are sent, stay the record's own, whose id
+    the shown event carries (so its JSON, marked so, no longer hashes to that id).
 
     >>> from crdt.clock import Hlc
     >>> said = Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, {"device_id": "D" * 52,
     ...     "name": "q", "address": "http://u:hunter2@hub"}).seal(Hlc(1, 0))
-    >>> shown(said)["kind"]["name"], "address" in shown(said)["kind"]
-    ('q', False)
+    >>> shown(said)["kind"]["name"], "address" in shown(said)["kind"], shown(said)["withheld"]
+    ('q', False, ['address'])
     >>> shown(said)["id"] == said.id.hex(), said.payload["address"]
     (True, 'http://u:hunter2@hub')
     """
@@ -199,6 +200,7 @@ def shown(event: Event) -> dict[str, Any]:
     if event.session_key == DEVICES_SESSION and event.kind == DEVICE_ADDED \
             and isinstance(address, str) and address_refusal(address) is not None:
         out["kind"] = {key: value for key, value in out["kind"].items() if key != "address"}
+        out["withheld"] = ["address"]
     return out
 
 

@@ -49,6 +49,11 @@ class HttpSink:
         while True:
             page = await self.client.events(session_key, after=after)
             for item in page["events"]:
+                if item.get("withheld"):
+                    # A membership record shown without its address (``withheld``): its
+                    # id is the stored record's, which this JSON does not hash to; and no
+                    # record of this node's own is an OpenClaw record to export.
+                    continue
                 if item.get("forgotten_by") is None:
                     found.append(_sealed(item))
                 else:

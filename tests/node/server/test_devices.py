@@ -17,6 +17,8 @@ from crdt import codec
 from crdt.device import device_id, private_key_from_seed, public_bytes
 from crdt.events import Draft
 from crdt.membership import AGENT_ID, DEVICE_ADDED, DEVICES_SESSION
+from node.cli.openclaw_sink import HttpSink
+from node.client.api import Client
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
 from tests.node.server.test_app import read_sse
@@ -262,7 +264,12 @@ async def test_an_address_an_older_node_stored_with_a_password_is_never_shown(
     shown.append(json.loads(streamed["data"]))
     assert len(shown) == 5
     assert all(one["kind"] == {"type": DEVICE_ADDED, "device_id": PHONE, "name": "p"}
-               for one in shown), shown
+               and one["withheld"] == ["address"] for one in shown), shown
+    # What reads a session's events to rebuild them (an export over HTTP) passes over it:
+    # its JSON does not hash to its id, which told of a forged event.
+    async with Client(node.url) as reader:
+        found, forgotten = await HttpSink(reader).events(DEVICES_SESSION)
+    assert event.id not in [one.id for one in found] and forgotten == 0
     kept = await node.astore.read(lambda store: store.get_event(event.id))
     assert kept.event.payload["address"] == "http://me:hunter2@phone:7878"
     assert hashlib.blake2b(kept.event.canonical, digest_size=32).digest() == event.id

@@ -97,7 +97,8 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     first ``REFUSAL_BYTES_MAX`` bytes. The credentials ``hide`` (ours, which the request
     sent) are shown as ``HIDDEN_TEXT``: a proxy may repeat our headers in its page;
     where ``body`` is not ``whole`` (the rest of it did not come), also a credential's
-    first bytes that end it.
+    first bytes that end it. A JSON body cut short says nothing (its raw first line
+    would be braces and keys): the status is told alone.
 
     >>> from node.http.wire import error_body
     >>> refusal_text(error_body("unauthorized", "peer credentials missing or wrong"))
@@ -112,6 +113,8 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     'Authorization: Bearer (hidden)'
     >>> refusal_text(b"Bearer s3cret-s3", hide=["s3cret-s3cret"], whole=False)
     'Bearer (hidden)'
+    >>> refusal_text(b'{"error": {"code": "x", "message": "cut he', whole=False)
+    ''
     >>> refusal_text(b"[" * 4096) == "[" * (REFUSAL_CHARS_MAX - 1) + "…"  # too deep for JSON
     True
     """
@@ -126,6 +129,8 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
         said = None
     if isinstance(said, str):
         text = said
+    elif cut and text.lstrip().startswith("{"):
+        return ""  # a JSON error cut short: its raw first line says nothing plain
     line = next((kept for kept in (_printable(line) for line in text.splitlines()) if kept),
                 "")
     for secret in secrets:  # also as a JSON string held it, escaped; before any cut

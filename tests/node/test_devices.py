@@ -182,9 +182,13 @@ async def test_a_clients_append_between_removal_and_retirement_stays_out_of_its_
     def client(commit: Commit) -> None:
         # Queued on the writer as the removal commits, before the retirement's write
         # (which comes after a read of the record): a busy node's next client append.
-        if commit.touches(membership.DEVICES_SESSION) and not between:
-            between.append(asyncio.ensure_future(
-                a.astore.write(lambda store: store.append(private))))
+        # Handed to the writer's thread here, in the commit's own turn of the loop: a
+        # task would start a turn later, and a read of the membership records begun
+        # before the removal (the follower of an earlier commit), finishing first under
+        # load, could have the retirement queued ahead of it.
+        if commit.appends and commit.touches(membership.DEVICES_SESSION) and not between:
+            between.append(asyncio.get_running_loop().run_in_executor(
+                a.astore._writer, a.store.append, private))
 
     a.astore.add_commit_listener(client)
     stored, _ = await a.devices.remove(c.key.device_id, "stolen")

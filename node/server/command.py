@@ -42,11 +42,13 @@ _FILE_TABLES = "clawsync.file_tables"
 _FILE_KEYS = "clawsync.file_keys"
 #: ``ctx.meta`` key of the ``--automerge-tokens`` file's path (``--print-config``).
 _TOKENS_FILE = "clawsync.automerge_tokens"
+#: The options that override a setting of the ``[sync]`` table, and its name there.
+_SYNC_FIELDS = {"pull_interval": "pull_interval_s", "members_interval": "members_interval_s"}
 #: Other names the file may give a setting, kept so that files written with them still
-#: load: ``members_interval_s`` was --members-interval's before it took the option's name,
-#: as every other setting does; ``pull_interval_s`` is the name of ``[sync]``'s key.
-ALIASES = MappingProxyType({"members_interval_s": "members_interval",
-                            "pull_interval_s": "pull_interval"})
+#: load: the ``[sync]`` names of the options that have one (``_SYNC_FIELDS``).
+#: ``members_interval_s`` was --members-interval's before it took the option's name, as
+#: every other setting does; ``pull_interval_s`` is the name of ``[sync]``'s key.
+ALIASES = MappingProxyType({field: option for option, field in _SYNC_FIELDS.items()})
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
@@ -518,10 +520,6 @@ def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dic
             keys["sync"][field] = str(sources[option])
     sources.update({f"[{name}]": table for name, table in keys.items()})
     return sources
-
-
-#: The options that override a setting of the ``[sync]`` table, and its name there.
-_SYNC_FIELDS = {"pull_interval": "pull_interval_s", "members_interval": "members_interval_s"}
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,

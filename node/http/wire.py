@@ -55,8 +55,6 @@ CBOR_TYPE = "application/cbor"
 #: Bodies nest three levels above an event's payload values (list, event, kind), and
 #: ``parse_event`` bounds those values at ``codec.DEPTH_MAX`` itself.
 BODY_DEPTH_MAX = codec.DEPTH_MAX + 3
-#: How many bytes to take from the socket at a time while reading a body.
-READ_CHUNK_BYTES = 64 * 1024
 #: Content codings a request body may come in (RFC 9110 8.4.1), as zlib's window bits:
 #: gzip with its header and trailer, deflate in the zlib format.
 CODINGS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS,

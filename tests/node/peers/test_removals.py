@@ -129,6 +129,19 @@ def link_to(node: RunningNode, device_id: str) -> Runner:
     return link
 
 
+def writer_calls(node: RunningNode, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The calls asked of ``node``'s writer from now on, by name, in the order asked."""
+    asked: list[str] = []
+    write = node.astore.write
+
+    async def recorded(call: Callable[[EventStore], T]) -> T:
+        asked.append(getattr(call, "__qualname__", ""))
+        return await write(call)
+
+    monkeypatch.setattr(node.astore, "write", recorded)
+    return asked
+
+
 class HeldWriter:
     """Holds a node's writer thread until ``release``: calls asked of it meanwhile run
     afterwards, in the order they were asked."""
@@ -227,14 +240,7 @@ async def test_a_push_a_hello_of_the_removed_device_asked_for_sends_nothing_else
     other_end = await accepted(b)
     items = await own_events(third)
     await woken_no_more(link)  # nor is its next call a push of what a commit stored
-    asked: list[str] = []  # the calls asked of a's writer, by name
-    write = a.astore.write
-
-    async def recorded(call: Callable[[EventStore], T]) -> T:
-        asked.append(getattr(call, "__qualname__", ""))
-        return await write(call)
-
-    monkeypatch.setattr(a.astore, "write", recorded)
+    asked = writer_calls(a, monkeypatch)
     # The writer, held, takes in order: the removal with events b lacks, then a message
     # from b (a hello, or an ack: each is answered with a push of what b lacks).
     writer = HeldWriter()
@@ -451,14 +457,7 @@ async def removed_while_pulling(make_node: NodeFactory, event_body: EventFactory
     link = a.gossip.runners[f"url:{b.url}"]
     other_end = await accepted(b)
     await woken_no_more(other_end)  # its next call on the writer is a tick: a pull
-    asked: list[str] = []  # the calls asked of b's writer, by name
-    write = b.astore.write
-
-    async def recorded(call: Callable[[EventStore], T]) -> T:
-        asked.append(getattr(call, "__qualname__", ""))
-        return await write(call)
-
-    monkeypatch.setattr(b.astore, "write", recorded)
+    asked = writer_calls(b, monkeypatch)
     async with asyncio.timeout(DEADLINE_S):
         while True:  # b's link waits for the writer, with a pull (not a's answer to one)
             asked.clear()

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import ssl
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from node.peers.transport import KEY_REQUIRED, PEER_PATH, Link, LinkClosed, acce
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
-from tests.node.peers.support import DEADLINE_S, FAST, NodeFactory
+from tests.node.peers.support import DEADLINE_S, FAST, NodeFactory, until
 from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
 
@@ -213,12 +213,6 @@ async def test_a_record_stored_while_a_keyless_link_is_accepted_ends_it_before_i
         async with asyncio.timeout(DEADLINE_S):
             with pytest.raises(LinkClosed, match=f"close: {KEY_REQUIRED}"):
                 await link.receive()  # not its hello
-
-
-async def until(check: Callable[[], bool]) -> None:
-    async with asyncio.timeout(DEADLINE_S):
-        while not check():
-            await asyncio.sleep(0.01)
 
 
 async def test_the_keyless_peers_logged_are_bounded(make_node: NodeFactory) -> None:

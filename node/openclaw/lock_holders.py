@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.openclaw.state import StateFolderError
+from node.openclaw.state import StateFolderError, command_line
 
 #: The byte of each of OpenClaw's lock files a writer holds a shared record lock on
 #: while it holds the file's transaction: its mark (``state_locks._mark``); and of the
@@ -102,8 +102,7 @@ class HeldLock:
         except OSError:
             pass  # alive, and another user's (EPERM)
         try:  # argv[0], as the process sets it: comm cuts "openclaw-gateway" short
-            argv0 = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")[0]
-            name = os.path.basename(argv0.decode(errors="replace"))
+            name = os.path.basename(command_line(self.pid)[0])
         except OSError:
             name = ""  # no /proc, or one that hides another user's processes
         return f"pid {self.pid}" + (f", {name}" if name else "")
@@ -162,10 +161,9 @@ def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
     if any(_marked_by(path, pid) for path in paths):
         return True
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return is_export_command(command_line(pid))
     except OSError:
         return False
-    return is_export_command([arg.decode(errors="replace") for arg in argv])
 
 
 def is_export_command(argv: list[str]) -> bool:

@@ -171,12 +171,20 @@ def _openclaw_command(pid: int) -> bool:
     """Whether ``pid`` runs OpenClaw, by its command line: for a lock without a start
     time (written elsewhere than on Linux, or by another version)."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        argv = command_line(pid)
     except FileNotFoundError:
         return False
     except OSError:  # hidden (hidepid): taken for the gateway, which may be
         return True
-    return openclaw_argv([arg.decode(errors="replace") for arg in argv])
+    return openclaw_argv(argv)
+
+
+def command_line(pid: int) -> list[str]:
+    """The command line of the process ``pid``, as ``/proc`` shows it (``argv[0]`` as the
+    process sets it). ``OSError`` if it cannot be read: no such process, no ``/proc``,
+    or one that hides another user's processes (hidepid)."""
+    return [arg.decode(errors="replace")
+            for arg in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
 
 
 def openclaw_argv(argv: list[str]) -> bool:

@@ -128,20 +128,21 @@ def folder_lock_holder(state: Path, fd: int, paths: list[Path]) -> HeldLock | No
     can be told to be this folder's)."""
     pid = _flock_holder(fd)
     if pid is None:
-        if _marked_folder(state, fd):
+        mark = _folder_mark(state, fd)  # only a holder of the folder's lock takes it
+        if mark is not None and mark.pid == -1:
             return HeldLock(state, 0, writer=True)
         return None
     return HeldLock(state, pid, writer=_is_writer(state, fd, pid, paths), taker=True)
 
 
-def _marked_folder(state: Path, fd: int) -> bool:
-    """Whether the state folder (open at ``fd``) holds a writer's mark of an open file
-    description (``mark_folder``, Linux), which only a holder of the folder's lock takes."""
+def _folder_mark(state: Path, fd: int) -> HeldLock | None:
+    """The writer's mark on the state folder (open at ``fd``): of an open file
+    description, named -1 (``mark_folder``, Linux), or the record lock of a process;
+    None if there is none, or it cannot be looked at."""
     try:
-        mark = _ask(fd, state, WRITER_MARK_OFFSET, 1, mark=True)
+        return _ask(fd, state, WRITER_MARK_OFFSET, 1, mark=True)
     except OSError:
-        return False
-    return mark is not None and mark.pid == -1
+        return None
 
 
 def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
@@ -150,8 +151,8 @@ def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
     command``): the writer's mark on the folder is held, or it holds the mark on one of
     OpenClaw's lock files of this user (``paths``), or its command line is an export's
     (``is_export_command``), as far as ``/proc`` shows it."""
+    mark = _folder_mark(state, fd)
     with contextlib.suppress(OSError):
-        mark = _ask(fd, state, WRITER_MARK_OFFSET, 1, mark=True)
         # A writer's mark is taken only by the holder of the folder's lock, and let go
         # before it: an open file description's, named -1 (``mark_folder``), or the
         # record lock of an older writer, named as its process. Still the same holder

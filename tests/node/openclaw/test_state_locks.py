@@ -328,9 +328,15 @@ def test_an_export_without_its_mark_is_told_by_its_command_line(tmp_path: Path) 
     state = state_folder(tmp_path, None)
     script = tmp_path / "clawsync"
     script.write_text(FOLDER_LOCK_PY)
-    with stand_in(sys.executable, str(script), "openclaw", "export", str(state)) as pid, \
-            pytest.raises(StateLockHeld) as refused, \
-            holding_state_locks(state, tmp_path / "locks"):
+    assert_refused_by_a_writer(state, tmp_path / "locks",
+                               sys.executable, str(script), "openclaw", "export", str(state))
+
+
+def assert_refused_by_a_writer(state: Path, root: Path, *command: str) -> None:
+    """Taking the locks on ``state`` (lock root ``root``) is refused at the folder's,
+    held by the process ``command`` runs (``stand_in``), told a writer."""
+    with stand_in(*command) as pid, pytest.raises(StateLockHeld) as refused, \
+            holding_state_locks(state, root):
         pass
     assert refused.value.folder and refused.value.writer
     assert refused.value.held is not None
@@ -364,13 +370,8 @@ def test_a_writer_that_opens_the_state_folder_keeps_its_mark(tmp_path: Path) -> 
     an export's. A record lock of the process would be gone with that close; the mark is
     the lock's own descriptor's."""
     state = state_folder(tmp_path, None)
-    with stand_in(sys.executable, "-c", LISTING_PY, str(state), "/proc") as pid, \
-            pytest.raises(StateLockHeld) as refused, \
-            holding_state_locks(state, tmp_path / "locks"):
-        pass
-    assert refused.value.folder and refused.value.writer
-    assert refused.value.held is not None
-    assert (refused.value.held.pid, refused.value.held.writer) == (pid, True)
+    assert_refused_by_a_writer(state, tmp_path / "locks",
+                               sys.executable, "-c", LISTING_PY, str(state), "/proc")
 
 
 @pytest.mark.skipif(not hasattr(fcntl, "F_OFD_SETLK"), reason="Linux's F_OFD_SETLK")

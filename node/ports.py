@@ -26,19 +26,21 @@ _UNPRIVILEGED_FROM = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 def local_ports_start() -> int:
     """The first port of the kernel's range for the local ends of outgoing connections
     (Linux's default, 32768, where it cannot be read)."""
-    try:
-        return int(_PORT_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
+    return _first_number(_PORT_RANGE, 32768)
 
 
 def unprivileged_ports_start() -> int:
     """The first port a user without privileges may listen on (Linux's default, 1024,
     where it cannot be read)."""
+    return _first_number(_UNPRIVILEGED_FROM, 1024)
+
+
+def _first_number(setting: Path, default: int) -> int:
+    """The first number a kernel setting's file holds; ``default`` if it cannot be read."""
     try:
-        return int(_UNPRIVILEGED_FROM.read_text().split()[0])
+        return int(setting.read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return 1024
+        return default
 
 
 def kernel_port() -> int:

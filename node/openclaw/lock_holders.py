@@ -31,7 +31,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.openclaw.state import StateFolderError, command_line
+from node.openclaw.state import ZOMBIE, StateFolderError, command_line, stat_fields
 
 #: The byte of each of OpenClaw's lock files a writer holds a shared record lock on
 #: while it holds the file's transaction: its mark (``state_locks._mark``); and of the
@@ -72,8 +72,9 @@ class HeldLock:
     (``F_OFD_SETLK``), which belongs to no one process. ``taker``: the pid is that of
     the process that took a ``flock``, as ``/proc/locks`` names it, which may have ended
     since, having handed its descriptor on to a process it started (``flock STATE
-    command``, flock killed): ``holder`` says so. ``writer``: the holder is a writer
-    (``state_locks.holding_state_locks``), not an OpenClaw process."""
+    command``, flock killed), its pid taken by another process since: ``holder`` says
+    so, and names no process that does not have ``path`` open. ``writer``: the holder
+    is a writer (``state_locks.holding_state_locks``), not an OpenClaw process."""
 
     path: Path
     pid: int
@@ -92,20 +93,72 @@ class HeldLock:
             return "a process this one cannot see, of another pid namespace perhaps"
         if self.pid < 0:
             return "a process, through an open file description (no pid)"
-        try:  # the system says whether it has ended; /proc may hide a live one (hidepid)
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+        handed_on = "a process it handed the lock to, one it started, may hold it"
+        if _ended(self.pid):
             if self.taker:  # the lock outlives its taker when it was handed on
-                return (f"pid {self.pid}, which has ended: a process it handed the lock "
-                        "to, one it started, may hold it")
+                return f"pid {self.pid}, which has ended: {handed_on}"
             return f"pid {self.pid}, which has ended since"
-        except OSError:
-            pass  # alive, and another user's (EPERM)
+        if has_open(self.pid, self.path) is False:
+            # Not the process that took the lock: that one ended, and its pid is another
+            # process's now (or it closed its descriptor), which is not to be named.
+            if self.taker:
+                return (f"pid {self.pid}, which no longer has it open (it has ended, or "
+                        f"closed it): {handed_on}")
+            return f"pid {self.pid}, which has let go of it since"
         try:  # argv[0], as the process sets it: comm cuts "openclaw-gateway" short
             name = os.path.basename(command_line(self.pid)[0])
         except OSError:
             name = ""  # no /proc, or one that hides another user's processes
         return f"pid {self.pid}" + (f", {name}" if name else "")
+
+
+def _ended(pid: int) -> bool:
+    """Whether the process ``pid`` has ended, as the system says: it is gone, or it has
+    exited and is not reaped yet (``ZOMBIE``: a killed ``flock`` whose parent has not
+    waited for it), whose files are closed. A live one that ``/proc`` hides (hidepid),
+    or another user's (``EPERM``), has not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass  # alive, and another user's (EPERM)
+    try:
+        return stat_fields(pid)[:1] == [ZOMBIE]
+    except OSError:
+        return False  # no /proc, or hidden: alive, as the signal said
+
+
+def has_open(pid: int, path: Path) -> bool | None:
+    """Whether the process ``pid`` has ``path`` open: a descriptor of it among
+    ``/proc/<pid>/fd`` (the same file, however it was opened); None if that cannot be
+    told: no ``/proc``, a process of another user (``EACCES``) or hidden (hidepid), or
+    ``path`` not there. A process holding a lock has the file open (``flock``, or a
+    record lock, which closing any of its descriptors of the file drops), unless it
+    handed its descriptor on to a process it started and closed its own.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as file:
+    ...     has_open(os.getpid(), Path(file.name))
+    True
+    >>> has_open(os.getpid(), Path("/"))
+    False
+    """
+    try:
+        wanted = os.stat(path)
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            found = os.stat(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue  # closed meanwhile
+        except OSError:
+            return None
+        if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
+            return True
+    return False
 
 
 def lock_file_holder(path: Path) -> HeldLock | None:
@@ -150,7 +203,8 @@ def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
     ``fd``), is a writer of it, not any process taking a lock there (``flock STATE
     command``): the writer's mark on the folder is held, or it holds the mark on one of
     OpenClaw's lock files of this user (``paths``), or its command line is an export's
-    (``is_export_command``), as far as ``/proc`` shows it."""
+    (``is_export_command``) and it has the folder open (``has_open``), as far as
+    ``/proc`` shows it."""
     mark = _folder_mark(state, fd)
     with contextlib.suppress(OSError):
         # A writer's mark is taken only by the holder of the folder's lock, and let go
@@ -161,8 +215,8 @@ def _is_writer(state: Path, fd: int, pid: int, paths: list[Path]) -> bool:
             return True
     if any(_marked_by(path, pid) for path in paths):
         return True
-    try:
-        return is_export_command(command_line(pid))
+    try:  # and has it open: not a process that took the pid of the one that ended
+        return is_export_command(command_line(pid)) and has_open(pid, state) is not False
     except OSError:
         return False
 

@@ -25,6 +25,9 @@ SESSIONS = Path("sessions")
 #: when it is killed.
 GATEWAY_LOCK_FOLDERS = "openclaw-"  # the start of their names, inside <state>/tmp
 GATEWAY_LOCK = "gateway.state.lock"
+#: The state ``/proc/<pid>/stat`` gives a process that has exited and is not reaped yet:
+#: its files are closed, it holds no lock, and no longer runs anything.
+ZOMBIE = b"Z"
 #: Node's options that take their value as the next argument (``--require ./x.js``):
 #: skipped with it when looking for the script node runs.
 NODE_VALUE_OPTIONS = frozenset({
@@ -147,15 +150,12 @@ def _gateway_alive(pid: int, start_ticks: object) -> bool:
             return True  # another user's: taken for the gateway, which may be
         return True
     try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        fields = stat_fields(pid)
     except FileNotFoundError:
         return False
     except OSError:  # hidden (hidepid): taken for the gateway, which may be
         return True
-    # The fields after the command name (which may hold spaces and parentheses): the
-    # state first, the start time 20th (field 22 of proc(5)), in clock ticks since boot.
-    fields = stat[stat.rfind(b")") + 2:].split()
-    if fields[:1] == [b"Z"]:
+    if fields[:1] == [ZOMBIE]:
         return False  # exited, not yet reaped: it holds nothing any more
     if type(start_ticks) is int and len(fields) > 19 and fields[19].isdigit():
         # On Linux the gateway writes its own start time as this very field (OpenClaw's
@@ -165,6 +165,19 @@ def _gateway_alive(pid: int, start_ticks: object) -> bool:
         # decides whether its lock is stale the same way.
         return int(fields[19]) == start_ticks
     return _openclaw_command(pid)
+
+
+def stat_fields(pid: int) -> list[bytes]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (which may hold spaces
+    and parentheses): the state first (``ZOMBIE``, say), the start time 20th (field 22
+    of proc(5)), in clock ticks since boot. ``OSError`` if it cannot be read: no such
+    process, no ``/proc``, or one that hides another user's processes (hidepid).
+
+    >>> stat_fields(os.getpid())[0] in (b"R", b"S")
+    True
+    """
+    stat = Path(f"/proc/{pid}/stat").read_bytes()
+    return stat[stat.rfind(b")") + 2:].split()
 
 
 def _openclaw_command(pid: int) -> bool:

@@ -8,10 +8,21 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from node.openclaw.lock_holders import _flock_pid, _mount_device
+from node.openclaw.lock_holders import (
+    HeldLock,
+    _flock_pid,
+    _is_writer,
+    _mount_device,
+    lock_file_holder,
+)
+from node.openclaw.state import ZOMBIE, stat_fields
+from tests.node.openclaw.test_gateway import WAIT_PY, stand_in
+from tests.node.openclaw.test_machine_locks import HOLD_PY
+from tests.support.other_user import OtherUser
 from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 from tests.support.unavailable import unavailable
 
@@ -88,3 +99,85 @@ def test_a_live_holder_hidden_by_proc_is_not_said_to_have_ended() -> None:
         f"pid {ended.pid}, which has ended since",
         f"pid {ended.pid}, which has ended: a process it handed the lock to, one it "
         "started, may hold it"]
+
+
+#: The wording of ``HeldLock.holder`` for a ``flock``'s taker that has ended, or that is
+#: not the process with its pid now, which is not named.
+HANDED_ON = "a process it handed the lock to, one it started, may hold it"
+#: A process that has the file (or folder) named last among its arguments open, says
+#: so, then waits.
+OPEN_PY = """import os, sys
+fd = os.open(sys.argv[-1], os.O_RDONLY)
+print(flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_pid_without_the_file_open_is_not_named_as_its_holder(tmp_path: Path) -> None:
+    """The pid a lock's holder had, now another process's (the taker of a ``flock``
+    ended, and its pid was taken; a record lock's holder let go meanwhile): a live
+    process that does not have the folder or the lock file open is not named as the
+    holder, whatever it runs. A process that has it open, a real ``flock`` holder or a
+    lock file's, is named. Nor is such a process told a writer for its command line."""
+    state, lock = tmp_path / "claw", tmp_path / "lock.sqlite"
+    state.mkdir()
+    lock.write_bytes(b"")
+    with stand_in(sys.executable, "-c", WAIT_PY) as other:
+        assert HeldLock(state, other, taker=True).holder() == (
+            f"pid {other}, which no longer has it open (it has ended, or closed it): "
+            f"{HANDED_ON}")
+        assert HeldLock(lock, other).holder() == f"pid {other}, which has let go of it since"
+    with stand_in("flock", str(state), sys.executable, "-c", WAIT_PY) as taker:
+        assert HeldLock(state, taker, taker=True).holder() == f"pid {taker}, flock"
+    with stand_in(sys.executable, "-c", HOLD_PY, str(lock), "state-lifecycle") as holder:
+        held = lock_file_holder(lock)
+        assert held is not None and held.pid == holder
+        assert held.holder() == f"pid {holder}, {os.path.basename(sys.executable)}"
+    script = tmp_path / "clawsync"  # its command line is an export's
+    fd = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for code, writer in ((WAIT_PY, False), (OPEN_PY, True)):
+            script.write_text(code)
+            with stand_in(sys.executable, str(script), "openclaw", "export",
+                          str(state)) as pid:
+                assert _is_writer(state, fd, pid, []) is writer
+    finally:
+        os.close(fd)
+
+
+#: Name the holder of a lock on the file argv[2], a pid (argv[1]), as ``HeldLock.holder``
+#: does for the taker of a ``flock``.
+TAKER_PY = """import sys
+from pathlib import Path
+from node.openclaw.lock_holders import HeldLock
+print(HeldLock(Path(sys.argv[2]), int(sys.argv[1]), taker=True).holder())
+"""
+
+
+def test_a_holder_whose_files_cannot_be_listed_is_named(other_user: OtherUser) -> None:
+    """Another user's process, whose open files this one may not list (``EACCES`` on
+    ``/proc/<pid>/fd``): whether it has the file open cannot be told, and it is named
+    as before. This user, who may list them, sees it does not and names it not."""
+    with stand_in(sys.executable, "-c", WAIT_PY) as other:
+        looked = other_user.run("-c", TAKER_PY, str(other), "/")
+        assert looked.returncode == 0, looked.stderr
+        assert looked.stdout == f"pid {other}, {os.path.basename(sys.executable)}\n"
+        assert HeldLock(Path("/"), other, taker=True).holder().startswith(
+            f"pid {other}, which no longer has it open")
+
+
+def test_a_holder_not_yet_reaped_has_ended(tmp_path: Path) -> None:
+    """A holder that has exited and is not waited for yet (a zombie: a killed ``flock``
+    whose parent has not reaped it) still answers a signal; it has ended all the same,
+    and is said to have."""
+    lock = tmp_path / "lock.sqlite"
+    lock.write_bytes(b"")
+    child = subprocess.Popen(["true"])
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+        assert stat_fields(child.pid)[0] == ZOMBIE
+        assert HeldLock(tmp_path, child.pid, taker=True).holder() == (
+            f"pid {child.pid}, which has ended: {HANDED_ON}")
+        assert HeldLock(lock, child.pid).holder() == f"pid {child.pid}, which has ended since"
+    finally:
+        child.wait()

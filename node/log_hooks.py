@@ -5,6 +5,16 @@ Python writes them from the thread they happen in, the event loop's too: once a 
 reader filled stderr's pipe, that write would hold the node. Logged, they are queued
 like every line (``node.log_stream``). ``install`` sets the hooks
 (``node.logs.configure`` calls it).
+
+A record a handler fails to write is reported by ``log_handler_error``, for the node's
+handler and for every other handler too (one a library or a logger that does not
+propagate has of its own, a plain ``logging.StreamHandler``), unless it has a
+``handleError`` of its own: Python's ``logging.Handler.handleError``, which ``install``
+replaces for the process, writes the record's arguments (``Arguments: (...)``) and the
+error's text to stderr, the log's stream, where a secret the record was never to show
+would be read; and it writes from the thread that logged. ``logging.raiseExceptions =
+False`` would not do: it silences the reports, so a lost record would go unseen and
+uncounted.
 """
 
 from __future__ import annotations
@@ -79,8 +89,10 @@ def _safe_repr(value: object) -> str:
 
 
 def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> None:
-    """``handleError`` of ``node.logs``' handler: a record ``handler`` failed to write (a
-    message whose arguments do not fit it) reported as a line of its own, named
+    """``handleError`` of ``node.logs``' handler, and of every handler without one of its
+    own once ``install`` ran (``logging.Handler.handleError``): a record ``handler``
+    failed to write (a message whose arguments do not fit it) reported as a line of its
+    own, named
     ``LOGGING_ERRORS``, through that same handler: its filters, its format, its stream.
     Not through the ``LOGGING_ERRORS`` logger: the record may have come from a logger
     that does not propagate (``propagate = False``) and has this handler of its own,
@@ -216,7 +228,8 @@ def log_uncaught(kind: type[BaseException], error: BaseException,
 
 
 def install() -> None:
-    """Route what Python would write to stderr itself through logging; the counts of
+    """Route what Python would write to stderr itself through logging, a handler's
+    report of a record it failed to write included (whichever handler); the counts of
     reports dropped start at 0 again, as those of ``configure``'s new stream do."""
     # Python writes its warnings, the exceptions it can only report and those nothing
     # caught to stderr itself, from the thread they happen in, the event loop's too:
@@ -238,3 +251,7 @@ def install() -> None:
     sys.unraisablehook = log_unraisable
     threading.excepthook = log_thread_error
     sys.excepthook = log_uncaught
+    # A handler of another's (a library's, a logger's that does not propagate) that
+    # fails a record would report it as Python does: its arguments' values and the
+    # error's text to stderr. A handler with its own ``handleError`` keeps it.
+    logging.Handler.handleError = log_handler_error  # type: ignore[method-assign,assignment]

@@ -4,7 +4,8 @@ Library logs that go through the standard ``logging`` module (aiohttp's) are rou
 the same stream at the same level, so one setting controls everything; so is what
 Python would write to stderr itself: its warnings, the exceptions it can only report (a
 finalizer's), an exception nothing caught (in a thread, or at the top, as the process
-ends) and a logging handler's report of a record it failed to write. Call
+ends) and a logging handler's report of a record it failed to write (any handler's: a
+library's own ``StreamHandler`` too, see ``node.log_hooks``). Call
 ``configure`` once, at start-up (``node.server.run.run`` does).
 
 aiohttp logs every request its HTTP parser refuses at ERROR with a traceback (a

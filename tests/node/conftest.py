@@ -74,14 +74,17 @@ async def client(node: RunningNode) -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """Logging as it was before the test, which configures it (``node.logs``), and where
-    Python's warnings, unraisable exceptions and uncaught exceptions go."""
+    Python's warnings, unraisable exceptions, uncaught exceptions and handlers' failures
+    go."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     hooks = (warnings._showwarnmsg_impl,  # type: ignore[attr-defined]
              sys.unraisablehook, sys.excepthook, threading.excepthook)
+    handle_error = logging.Handler.handleError
     yield
     structlog.reset_defaults()
     root.handlers[:] = handlers
     root.setLevel(level)
+    logging.Handler.handleError = handle_error  # type: ignore[method-assign]
     (warnings._showwarnmsg_impl,  # type: ignore[attr-defined]
      sys.unraisablehook, sys.excepthook, threading.excepthook) = hooks

@@ -419,3 +419,30 @@ def test_a_record_of_a_logger_that_does_not_propagate_is_reported_by_its_handler
     assert (reported["logger"], reported["level"]) == (log_hooks.LOGGING_ERRORS, "error")
     assert "a record of node.quiet logged at " in reported["event"]
     assert SECRET not in written.getvalue()
+
+
+def test_a_record_a_handler_of_anothers_cannot_write_is_reported_so_too(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A logger that does not propagate, with a plain ``logging.StreamHandler`` of its own
+    (a library's, writing to stderr): a record it cannot write is reported as the log's
+    handler reports its own, through it, with the arguments' types but not their values;
+    not as Python does (``--- Logging error ---``, the arguments and the error's text)."""
+    logs.configure("info", "json")
+    own = logging.StreamHandler()
+    logger = logging.getLogger("node.foreign")
+    logger.propagate = False
+    logger.addHandler(own)
+    try:
+        logger.warning("dialed %d times", SECRET)
+        logger.warning("linked to %s", Leaky())
+    finally:
+        logger.removeHandler(own)
+        logger.propagate = True
+    logs.drain()
+    logged = capsys.readouterr().err
+    assert "--- Logging error ---" not in logged and SECRET not in logged
+    assert logged.count("a record of node.foreign logged at ") == 2
+    assert "message 'dialed %d times', arguments of types str" in logged
+    assert f"TypeError: {log_hooks.TEXT_LEFT_OUT}" in logged
+    assert f"ValueError: {log_hooks.TEXT_LEFT_OUT}" in logged
+    assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0)

@@ -12,7 +12,7 @@ import os
 import socket
 import ssl
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import aiohttp
 
@@ -97,8 +97,9 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     first ``REFUSAL_BYTES_MAX`` bytes. The credentials ``hide`` (ours, which the request
     sent) are shown as ``HIDDEN_TEXT``: a proxy may repeat our headers in its page;
     where ``body`` is not ``whole`` (the rest of it did not come), also a credential's
-    first bytes that end it. A JSON body cut short says nothing (its raw first line
-    would be braces and keys): the status is told alone.
+    first bytes that end it. A JSON body cut short shows the message it held where that
+    came whole (``_cut_message``), else nothing (its raw first line would be braces and
+    keys): the status is told alone.
 
     >>> from node.http.wire import error_body
     >>> refusal_text(error_body("unauthorized", "peer credentials missing or wrong"))
@@ -115,6 +116,10 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     'Bearer (hidden)'
     >>> refusal_text(b'{"error": {"code": "x", "message": "cut he', whole=False)
     ''
+    >>> refusal_text(b'{"error": {"code": "x", "message": "said", "field": "a', whole=False)
+    'said'
+    >>> refusal_text(b'{"error": "Forbidden", "detail": "Bearer s3cr', whole=False)
+    'Forbidden'
     >>> refusal_text(b"[" * 4096) == "[" * (REFUSAL_CHARS_MAX - 1) + "…"  # too deep for JSON
     True
     """
@@ -123,10 +128,7 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     for secret in secrets:
         body = _masked(body, secret.encode(), cut)
     text = body.decode(errors="replace")
-    try:
-        said = json.loads(text)["error"]["message"]
-    except (ValueError, TypeError, KeyError, RecursionError):  # nested too deep: no error
-        said = None
+    said = _cut_message(text) if cut else _message(text)
     if isinstance(said, str):
         text = said
     elif cut and text.lstrip().startswith("{"):
@@ -136,6 +138,83 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     for secret in secrets:  # also as a JSON string held it, escaped; before any cut
         line = line.replace(secret, HIDDEN_TEXT)
     return line if len(line) <= REFUSAL_CHARS_MAX else line[:REFUSAL_CHARS_MAX - 1] + "…"
+
+
+def _message(text: str) -> object:
+    """The message of a node's JSON error (``error_body``: ``error.message``), or of
+    another server's (``error`` a string), in the JSON ``text``; None if none."""
+    try:
+        error = json.loads(text)["error"]
+        return error if isinstance(error, str) else error["message"]
+    except (ValueError, TypeError, KeyError, RecursionError):  # nested too deep: no error
+        return None
+
+
+def _cut_message(text: str) -> str | None:
+    """``_message`` of the JSON ``text`` cut short: read as far as it came whole, the
+    string of ``error`` or of its ``message``, where that string ended before the cut.
+
+    >>> _cut_message('{"error": {"code": "x", "message": "bad\\\\u0021"}, "more": [1, 2')
+    'bad!'
+    >>> _cut_message('{"id": [1, {"error": "no"}], "error": "yes", "x'), _cut_message('{"er')
+    ('yes', None)
+    """
+    start = _blanks_end(text, 0)
+    if not text.startswith("{", start):
+        return None
+    for key, at in _keys(text, start):
+        if key != "error":
+            continue
+        if text.startswith("{", at):
+            at = next((inner_at for inner, inner_at in _keys(text, at) if inner == "message"),
+                      len(text))
+        said = _string_at(text, at)  # None: no string, or one cut short
+        return None if said is None else said[0]
+    return None
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _keys(text: str, start: int) -> Iterator[tuple[str, int]]:
+    """The keys of the JSON object that begins at ``text[start]``, each with where its
+    value begins, as far as the object came whole: a value, or the object, cut short
+    (or malformed) ends it."""
+    at = _blanks_end(text, start + 1)
+    while (named := _string_at(text, at)) is not None:
+        key, at = named
+        at = _blanks_end(text, at)
+        if not text.startswith(":", at):
+            return
+        at = _blanks_end(text, at + 1)
+        yield key, at
+        try:
+            at = _DECODER.raw_decode(text, at)[1]
+        except (ValueError, RecursionError):
+            return
+        at = _blanks_end(text, at)
+        if not text.startswith(",", at):
+            return
+        at = _blanks_end(text, at + 1)
+
+
+def _string_at(text: str, at: int) -> tuple[str, int] | None:
+    """The JSON string that begins at ``text[at]`` and where it ends; None if none
+    begins there or it is cut short."""
+    if not text.startswith('"', at):
+        return None
+    try:
+        said, end = _DECODER.raw_decode(text, at)
+    except ValueError:
+        return None
+    return str(said), end
+
+
+def _blanks_end(text: str, at: int) -> int:
+    """Where the JSON white space at ``text[at:]`` ends."""
+    while at < len(text) and text[at] in " \t\n\r":
+        at += 1
+    return at
 
 
 def _masked(body: bytes, secret: bytes, cut: bool) -> bytes:

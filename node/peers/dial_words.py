@@ -7,12 +7,16 @@ characters and our credentials taken out). Pure text: the bytes come from
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import os
+import re
 import socket
 import ssl
 import unicodedata
 from collections.abc import Iterable, Iterator
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 
@@ -95,11 +99,12 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     characters removed (a peer's bytes must not forge log lines or move a terminal's
     cursor), at most ``REFUSAL_CHARS_MAX`` characters ("…" ends one cut short), of its
     first ``REFUSAL_BYTES_MAX`` bytes. The credentials ``hide`` (ours, which the request
-    sent) are shown as ``HIDDEN_TEXT``: a proxy may repeat our headers in its page;
-    where ``body`` is not ``whole`` (the rest of it did not come), also a credential's
-    first bytes that end it. A JSON body cut short shows the message it held where that
-    came whole (``_cut_message``), else nothing (its raw first line would be braces and
-    keys): the status is told alone.
+    sent) are shown as ``HIDDEN_TEXT``, as they are and in the forms a page may repeat
+    them in (``secret_forms``): a proxy may repeat our headers in its page, or in a
+    link, a JSON or HTML escape, base64; where ``body`` is not ``whole`` (the rest of it
+    did not come), also a credential's first bytes that end it. A JSON body cut short
+    shows the message it held where that came whole (``_cut_message``), else nothing
+    (its raw first line would be braces and keys): the status is told alone.
 
     >>> from node.http.wire import error_body
     >>> refusal_text(error_body("unauthorized", "peer credentials missing or wrong"))
@@ -123,10 +128,13 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     >>> refusal_text(b"[" * 4096) == "[" * (REFUSAL_CHARS_MAX - 1) + "…"  # too deep for JSON
     True
     """
-    secrets = [secret for secret in hide if secret]
+    # Each form once per refusal; the longest first, so that one holding another is
+    # found whole.
+    forms = sorted({form for secret in hide if secret for form in secret_forms(secret)},
+                   key=len, reverse=True)
     cut, body = len(body) > REFUSAL_BYTES_MAX or not whole, body[:REFUSAL_BYTES_MAX]
-    for secret in secrets:
-        body = _masked(body, secret.encode(), cut)
+    for form in forms:
+        body = _masked(body, form.encode(), cut)
     text = body.decode(errors="replace")
     said = _cut_message(text) if cut else _message(text)
     if isinstance(said, str):
@@ -135,9 +143,68 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
         return ""  # a JSON error cut short: its raw first line says nothing plain
     line = next((kept for kept in (_printable(line) for line in text.splitlines()) if kept),
                 "")
-    for secret in secrets:  # also as a JSON string held it, escaped; before any cut
-        line = line.replace(secret, HIDDEN_TEXT)
+    for form in forms:  # also as a JSON string held it, escaped; before any cut
+        line = line.replace(form, HIDDEN_TEXT)
     return line if len(line) <= REFUSAL_CHARS_MAX else line[:REFUSAL_CHARS_MAX - 1] + "…"
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The forms a page may repeat ``secret`` in: as it is; URL-encoded (``%XX``, its
+    hex in either case; ``+`` for a space in a form's encoding; ``/`` kept as in a
+    path); base64 and URL-safe base64 (``_base64_cores``); HTML-escaped (where HTML
+    needs it, or every character a numeric reference); a JSON string's insides (escaped
+    where JSON needs it, ASCII only or not, ``<>&`` escaped as Go does, or every
+    character a ``\\uXXXX`` escape, in either case). None empty.
+
+    >>> sorted(form for form in secret_forms("a&b") if "&" in form or "%" in form)
+    ['%61%26%62', '&#97;&#38;&#98;', '&#x61;&#x26;&#x62;', 'a%26b', 'a&amp;b', 'a&b']
+    >>> print(*sorted(form for form in secret_forms("a<b") if "u00" in form))
+    \\u0061\\u003C\\u0062 \\u0061\\u003c\\u0062 a\\u003cb
+    """
+    units = secret.encode("utf-16-be")  # a JSON escape names UTF-16 code units
+    escaped = [f"\\u{int.from_bytes(units[n:n + 2], 'big'):04x}"
+               for n in range(0, len(units), 2)]
+    as_json = json.dumps(secret)[1:-1]
+    forms = {
+        secret,
+        quote(secret, safe=""), quote(secret), quote_plus(secret, safe=""),
+        "".join(f"%{byte:02X}" for byte in secret.encode()),
+        html.escape(secret), html.escape(secret, quote=False),
+        "".join(f"&#{ord(char)};" for char in secret),
+        "".join(f"&#x{ord(char):x};" for char in secret),
+        as_json, json.dumps(secret, ensure_ascii=False)[1:-1],
+        as_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
+        "".join(escaped), "".join(escaped).upper().replace("\\U", "\\u"),
+        *_base64_cores(secret.encode()),
+    }
+    forms |= {_lower_hex(form) for form in forms if "%" in form}
+    return {form for form in forms if form}
+
+
+def _lower_hex(form: str) -> str:
+    """``form`` with the hex of its ``%XX`` escapes in lower case."""
+    return re.sub(r"%[0-9A-F]{2}", lambda escape: escape[0].lower(), form)
+
+
+def _base64_cores(secret: bytes) -> list[str]:
+    """What base64 (and URL-safe base64) of a text holding ``secret`` shows of it,
+    wherever in a group of three bytes it begins: only the characters that stand for
+    ``secret``'s bytes alone. A character at either end that stands for a byte around
+    it too stays shown: it tells a few bits, not the secret.
+
+    >>> import base64
+    >>> page = base64.b64encode(b"Authorization: Bearer s3cret-s3cret").decode()
+    >>> {core for core in _base64_cores(b"s3cret-s3cret") if core in page}
+    {'MzY3JldC1zM2NyZX'}
+    """
+    cores = []
+    for lead in range(3):  # the bytes of the group before the secret's first
+        coded = base64.b64encode(bytes(lead) + secret).decode().rstrip("=")
+        # A character holds 6 bits: the first ones hold those lead bytes' bits too, and
+        # in a last group short of three bytes, the last one the next bytes' bits.
+        start, end = (0, 2, 3)[lead], len(coded) - ((lead + len(secret)) % 3 != 0)
+        cores.append(coded[start:end])
+    return cores + [core.replace("+", "-").replace("/", "_") for core in cores]
 
 
 def _message(text: str) -> object:

@@ -1,7 +1,8 @@
 """Peer links: the websocket transport (``transport``), one ``sync.peer`` machine per link
 driven on the store's writer (``driver``), the links' life (``gossip``, which wires the
-rest: who may link, ``admission``; member addresses learned and listed, ``learning``;
-status rows, ``rows``), and the peer API with its authentication (``api``).
+rest: who may link, ``admission``; member addresses learned and listed, ``learning``, with
+``member_lists`` and ``holds``; status rows, ``rows``), and the peer API with its
+authentication (``api``).
 
 May import: crdt, sync, node, node.http
 """

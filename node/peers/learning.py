@@ -24,7 +24,9 @@ address from a peer's list where another device answered (no member, or a remove
 is held off so too: the lister's word that a node is linked there says that something
 answers, not which device; until that device is a member.
 
-This node's own list (``member_list``) is what peers learn from in turn.
+This node's own list (``member_list``) is what peers learn from in turn. A peer's list is
+read in ``node.peers.member_lists``; the holds' lengths and records, and the clock they
+count in, are ``node.peers.holds``.
 """
 
 from __future__ import annotations
@@ -32,9 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiohttp
 import structlog
@@ -42,53 +43,23 @@ import structlog
 from crdt.membership import Member
 from node.config import Config
 from node.devices import Devices
-from node.peers.addresses import dialable
 from node.peers.admission import Admission
+from node.peers.holds import (
+    ANSWERED_BY_HOLD_ROUNDS,
+    ANSWERED_BY_HOLD_S,
+    HELD_TEXT,
+    Answered,
+    Held,
+    Hold,
+    awake_s,
+)
+from node.peers.member_lists import _lister, _member_urls
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import LinkClosed, fetch_members
 from node.store import AsyncStore
-from sync.peer.forgotten import Forgotten, HeldOff, linked_at, said
+from sync.peer.forgotten import Forgotten, HeldOff, linked_at
 
 log = structlog.get_logger(__name__)
-
-#: Members rounds (every ``members_interval_s``, and one at each membership change) for
-#: which an address where another device answered our dial is not dialed again, then
-#: dialed once more (``answered_by``): ten minutes at the default 30 s.
-ANSWERED_BY_HOLD_ROUNDS = 20
-#: Seconds (counted while the machine sleeps too) after which such an address is dialed
-#: once more, however few rounds went by: a long ``members_interval_s`` would hold it
-#: off for days.
-ANSWERED_BY_HOLD_S = 600.0
-#: What is logged when a member's address is held so, the first time for its record.
-HELD_TEXT = (
-    "member's address answered by another device; not dialed there again until its "
-    "record changes, a link with it comes up or the device there is a member, and for "
-    f"{ANSWERED_BY_HOLD_ROUNDS} members rounds or {ANSWERED_BY_HOLD_S / 60:g} minutes "
-    "at most, whichever ends first")
-
-
-class Hold(NamedTuple):
-    """Until when an address where another device answered is not dialed again: the
-    members round, and the time (``awake_s``), whichever comes first."""
-
-    round: int
-    at_s: float
-
-
-class Held(NamedTuple):
-    """A member's record whose address another device answered at, that device, and
-    the hold (``Learning.answered_by``)."""
-
-    member: Member
-    device: str
-    until: Hold
-
-
-class Answered(NamedTuple):
-    """The device that answered our dial of an address, and the hold."""
-
-    device: str
-    until: Hold
 
 
 class Learning:
@@ -405,75 +376,6 @@ class Learning:
                  for url, node in sorted(self.members.items()) if url not in self.own_urls]
         return {"node_id": self.astore.node_id, "advertise_url": self.config.advertise_url,
                 "peers": peers}
-
-
-class Listed(NamedTuple):
-    """One address of a members answer."""
-
-    url: str
-    node: str | None  # the node id there, when the lister knows it
-    secret: bool  # a holder of the cluster secret gave the address
-    linked: bool  # the lister has a link up to that node at this address now
-    node_linked: bool  # the lister has a link up to that node now, at whatever address
-
-
-#: A clock that goes on while the machine sleeps (Linux's boot time; the monotonic clock
-#: elsewhere): a hold-off of learned addresses is of the world's time, not of this
-#: process's, or a laptop asleep most of the day would hold one for days.
-_AWAKE_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
-
-
-def awake_s() -> float:
-    return time.clock_gettime(_AWAKE_CLOCK)
-
-
-def _member_urls(listed: object, own: Lister | None = None) -> list[Listed]:
-    """Peer URLs, node ids (when known), whether a holder of the cluster secret gave
-    the address and whether the lister is linked to that node now, there and at all
-    (``sync.peer.forgotten.said``; the lister's own address: all three) from a members
-    answer, without a trailing slash (as ``add_peer`` keys them); anything malformed is
-    skipped, and so is an address no node could dial (``dialable``). ``own``: the
-    lister, as ``_lister`` read it from this answer (read here if not given). A list
-    without ``cluster_secret`` or ``linked`` (an older node's) does not say so: its
-    addresses are dialed without the secret, and a forgotten one waits out its
-    hold-off."""
-    if not isinstance(listed, dict):
-        return []
-    lister, advertise = own if own is not None else _lister(listed)
-    found = []
-    if advertise is not None:
-        found.append(Listed(advertise.rstrip("/"), lister, secret=True, linked=True,
-                            node_linked=True))
-    for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
-        if isinstance(peer, dict) and dialable(peer.get("url"), lister, SKIPPED):
-            node = peer.get("node_id")
-            linked, node_linked = said(peer)
-            found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
-                                secret=peer.get("cluster_secret") is True,
-                                linked=linked, node_linked=node_linked))
-    return found
-
-
-class Lister(NamedTuple):
-    """The node a members answer is from, as it names itself."""
-
-    node: str | None  # its node id; None if it names none
-    url: str | None  # the address it advertises, if one a node could dial (``dialable``)
-
-
-#: What is logged of an address in a members answer that no node could dial.
-SKIPPED = "listed address skipped"
-
-
-def _lister(listed: object) -> Lister:
-    """The lister's node id and the address it advertises, from its own members answer:
-    the address is checked here once (a bad one is logged once a round, not once for
-    each use)."""
-    if not isinstance(listed, dict):
-        return Lister(None, None)
-    node, url = listed.get("node_id"), listed.get("advertise_url")
-    node = node if isinstance(node, str) else None
-    return Lister(node, url if dialable(url, node, SKIPPED) else None)
 
 
 def _put(kept: dict[str, Any], key: str, value: Any, most: int) -> None:

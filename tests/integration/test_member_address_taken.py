@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crdt.device import device_id, private_key_from_seed, public_bytes
-from node.peers.learning import ANSWERED_BY_HOLD_ROUNDS
+from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from tests.support.cluster import SECRET, request, wait_until
 from tests.support.processes import NodeProcess, free_port, run_cli
 

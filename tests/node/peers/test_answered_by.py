@@ -13,7 +13,8 @@ import pytest
 import structlog
 
 from node.peers import learning as learning_module
-from node.peers.learning import ANSWERED_BY_HOLD_ROUNDS, ANSWERED_BY_HOLD_S, Learning
+from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS, ANSWERED_BY_HOLD_S
+from node.peers.learning import Learning
 from sync.peer.config import SyncConfig
 from tests.node.conftest import NodeFactory, RunningNode
 from tests.node.peers.support import DEADLINE_S, add_member

@@ -10,7 +10,7 @@ import asyncio
 import structlog
 
 from node.cli.linkproxy import LinkProxy
-from node.peers.learning import awake_s
+from node.peers.holds import awake_s
 from node.server.run import RunningNode
 from tests.node.peers.support import (
     DEADLINE_S,

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 import structlog
 
-from node.peers.learning import _lister, _member_urls
+from node.peers.member_lists import _lister, _member_urls
 from node.peers.runner import linked_nodes
 from node.peers.transport import DEVICE_HEADER, NODE_HEADER
 from sync.peer.config import SyncConfig

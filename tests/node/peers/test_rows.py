@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from node.peers.learning import awake_s
+from node.peers.holds import awake_s
 from node.peers.rows import HELD_OFF_LISTED_MAX
 from node.server.run import RunningNode
 from tests.node.peers.support import (

@@ -129,9 +129,12 @@ class PeerSync(Intake):
         self._next_pull_at = now
         self._failures = 0
         self._retry_at = now
-        #: Public keys of bound origins seen in batches, for ``prepare`` to read on
-        #: other threads.
+        #: Public keys of bound origins, for ``prepare`` to read on other threads: those
+        #: the writer read from the store or a batch it took in (``_remember``), and
+        #: those ``parse`` found in batches (``_parsed_keys``). Each memory is changed
+        #: by one thread only (``_kept``).
         self._keys: dict[str, bytes] = {}
+        self._parsed_keys: dict[str, bytes] = {}
         #: Whether calls send the peer events (pushes, resends, answers to its hellos
         #: and acks). A node sets it False while the peer's device is removed, before
         #: each call, where the store's writes run, so that nothing decided after the
@@ -181,20 +184,19 @@ class PeerSync(Intake):
         if isinstance(message, Events):
             # A key the batch binds (its origin's seq 1) is remembered now, not once the
             # writer has stored the batch: the next one, parsed meanwhile, uses it.
-            keys = signatures.raw_keys(message.items, self._keys.get)
-            self._remember(keys)
+            keys = signatures.raw_keys(message.items, self._known_key)
+            self._parsed_keys = _kept(self._parsed_keys, keys)
         return Parsed(len(data), message, None, keys)
 
+    def _known_key(self, origin: str) -> bytes | None:
+        """The key ``parse`` found for ``origin`` in a batch before, or the writer read."""
+        return self._parsed_keys.get(origin) or self._keys.get(origin)
+
     def _remember(self, keys: Mapping[str, bytes | None]) -> None:
-        """Keep bound origins' keys for ``prepare`` (which reads them on other threads):
-        those ``parse`` finds in a batch, and those the intake reads from the store
-        (``Intake._verified``). A bound origin's key never changes (its hash names it),
-        and a key remembered from a record that is then not stored only wastes a check:
-        ``judge`` reuses a result only if it was checked with the key it would use
-        itself. A peer naming ever new origins only makes the memory start again."""
-        if len(self._keys) > ORIGINS_MAX:
-            self._keys = {}
-        self._keys.update((origin, key) for origin, key in keys.items() if key is not None)
+        """Keep the bound origins' keys the intake read from the store or the batch
+        (``Intake._verified``), on the writer thread, for ``prepare`` (which reads them
+        on other threads) and for the intake's own ``_sender`` right after."""
+        self._keys = _kept(self._keys, keys)
 
     def verify(self, parsed: Parsed,
                verify_many: signatures.VerifyMany = device.verifies_many) -> Prepared:
@@ -433,3 +435,22 @@ def _lacking(claimed: Mapping[str, int], ours: Mapping[str, int],
     numbers are refused."""
     return sum(max(0, min(seq, final.get(origin, seq)) - ours.get(origin, final.get(origin, 0)))
                for origin, seq in claimed.items())
+
+
+def _kept(memory: dict[str, bytes], keys: Mapping[str, bytes | None]) -> dict[str, bytes]:
+    """``memory`` with the bound origins' keys of ``keys`` added. A bound origin's key
+    never changes (its hash names it), and a key remembered from a record that is then
+    not stored only wastes a check: ``judge`` reuses a result only if it was checked with
+    the key it would use itself. A peer naming ever new origins only makes the memory
+    start again: it holds at most ``ORIGINS_MAX`` keys and those of one call.
+
+    Each memory is changed on one thread only, ``parse``'s (one call at a time, in
+    order) or the writer's, and read with ``get`` on the other: a check of its size, a
+    new start and an update made by two threads at once could leave it past its bound
+    (both passing the check) or lose one's keys in a memory the other had just replaced
+    (``_sender`` would miss the key the writer had just read). A new memory is filled
+    before it replaces the old one: a reader sees one or the other, whole."""
+    if len(memory) > ORIGINS_MAX:
+        memory = {}
+    memory.update((origin, key) for origin, key in keys.items() if key is not None)
+    return memory

@@ -344,8 +344,8 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
         raise NodeError("the node answered without the stored events")
     report(stored, as_json, source is not None)
     if removed:
-        note(printable(f"warning: this device was {removed}: the events stay on this node, "
-                       "as every other device refuses what it writes now"))
+        note(f"warning: this device was {removed}: the events stay on this node, "
+             "as every other device refuses what it writes now")
 
 
 def missing(ctx: click.Context, name: str) -> click.MissingParameter:

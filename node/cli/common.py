@@ -16,6 +16,7 @@ import click
 from crdt.errors import InvalidInput, LimitExceeded
 from node.cli.options import settings
 from node.client.errors import ClientError
+from node.text import printable
 
 if TYPE_CHECKING:  # loaded by ``with_client``, when a command runs: not for its --help
     from node.client.api import Client
@@ -142,5 +143,8 @@ def listing(ctx: click.Context, as_json: bool,
 
 
 def note(message: str) -> None:
-    """A remark for the person at the terminal: stderr, so stdout stays parseable."""
-    click.echo(message, err=True)
+    """A remark for the person at the terminal: stderr, so stdout stays parseable.
+    Escaped here, once for every note: many quote the node (its next position, its
+    counts, a removal's words), and a hostile node's control characters would rewrite
+    the terminal or forge a line of the command's own."""
+    click.echo(printable(message), err=True)

@@ -122,8 +122,8 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
         click.echo(json.dumps(answer, indent=2))
         return
     click.echo(printable(answer["token"]))
-    note(printable(f"token {answer['id']} ({answer['name']}): shown once; keep it secret. ")
-         + "Apps connect to ws://NODE/automerge?token=TOKEN")
+    note(f"token {answer['id']} ({answer['name']}): shown once; keep it secret. "
+         "Apps connect to ws://NODE/automerge?token=TOKEN")
 
 
 @tokens.command()

@@ -1,7 +1,7 @@
 """What a hostile (or broken) node says in its SUCCESSFUL answers reaches the terminal
 escaped: names, ids, versions, keys and times are printed on the commands' own lines,
-where an escape sequence would retitle or clear the reader's terminal, and a newline
-forge a line of the command's own."""
+and positions and counts in their notes on stderr, where an escape sequence would
+retitle or clear the reader's terminal, and a newline forge a line of the command's own."""
 
 from __future__ import annotations
 
@@ -38,6 +38,10 @@ ANSWERS: dict[tuple[str, str], Any] = {
     ("GET", "/v1/sessions/s1"): {"session_key": "s1", "automerge_url": f"automerge:{EVIL}"},
     ("DELETE", "/v1/sessions/s1"): {"session_key": "s1", "created": True,
                                     "forget": {"id": f"rec{EVIL}"}},
+    # Pages that say there is more after a "next" of the node's: its note names it.
+    ("GET", "/v1/sessions/s1/events"): {"events": [], "next": f"7{EVIL}", "more": True},
+    ("GET", "/v1/sessions"): {"sessions": [], "next": f"7{EVIL}", "more": True},
+    ("GET", "/v1/origins"): {"origins": [], "active": f"2{EVIL}"},
     ("POST", "/v1/sessions/s1/events"): {"created": 1, "events": [
         {"position": 1, "id": f"id{EVIL}", "session_key": f"s1{EVIL}", "created": True,
          "kind": {"type": f"message_received{EVIL}"}, "forgotten_by": f"f{EVIL}"}]},
@@ -82,3 +86,19 @@ def test_a_nodes_answers_reach_the_terminal_escaped(hostile: str, args: tuple[st
         assert not any(char in said for char in "\x1b\x07"), (args, said)
     assert result.stdout.count("\n") == lines, (args, result.stdout)  # its own lines only
     assert SHOWN in result.stdout + result.stderr, (args, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize(("args", "notes"), [
+    (("events", "s1"), 2),  # there are none after 0; more after the node's "next"
+    (("sessions",), 2),  # no sessions; more after the node's "next"
+    (("origins",), 1),  # how many are active
+])
+def test_a_nodes_words_in_a_note_reach_stderr_escaped(hostile: str, args: tuple[str, ...],
+                                                      notes: int) -> None:
+    """The remarks a command prints on stderr around its output (more pages, counts)
+    quote the node too: escaped as its output lines are."""
+    result = run_cli(hostile, *args)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert not any(char in result.stderr for char in "\x1b\x07"), (args, result.stderr)
+    assert result.stderr.count("\n") == notes, (args, result.stderr)  # no forged line
+    assert SHOWN in result.stderr, (args, result.stderr)

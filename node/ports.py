@@ -8,6 +8,7 @@ the node finds its port in use. Ports below that range are not handed out so.
 
 from __future__ import annotations
 
+import errno
 import random
 import socket
 from collections.abc import Container
@@ -77,6 +78,28 @@ def listen_error(port: int) -> OSError | None:
         except OSError as error:
             return error
     return None
+
+
+def listen_refusal(port: int, error: OSError) -> str:
+    """Why a listener on loopback ``port`` failed with ``error``, said for the person who
+    chose it (``clawsync demo --port``) or who may free it (a demo's link). An errno
+    without words of its own here is named (to look it up) with the system's text.
+
+    >>> listen_refusal(7901, OSError(errno.EADDRINUSE, "Address already in use"))
+    'port 7901 is in use'
+    >>> listen_refusal(7901, OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"))
+    'port 7901 cannot be listened on at 127.0.0.1: EADDRNOTAVAIL, cannot assign requested address'
+    """
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return (f"port {port} needs privileges: only root (or CAP_NET_BIND_SERVICE) "
+                f"listens below port {unprivileged_ports_start()}")
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} is in use"
+    said = str(error)
+    if error.errno is not None and error.strerror:
+        name = errno.errorcode.get(error.errno, f"errno {error.errno}")
+        said = f"{name}, {error.strerror[:1].lower()}{error.strerror[1:]}"
+    return f"port {port} cannot be listened on at 127.0.0.1: {said}"
 
 
 def free_port(avoid: Container[int] = ()) -> int:

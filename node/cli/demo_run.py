@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import secrets
 import shlex
@@ -46,7 +45,7 @@ from node.cli.linkproxy import LinkProxy
 from node.cli.output import console as terminal_console
 from node.client.api import Client, ClientError
 from node.interrupt import die_of
-from node.ports import free_port, listen_error, unprivileged_ports_start
+from node.ports import free_port, listen_error, listen_refusal
 
 SESSION = "demo:alice"
 #: The demo's nodes: A, B and C (``--port`` takes as many ports from the one given).
@@ -453,17 +452,11 @@ def port_refusal(port: int) -> str | None:
     """Why the nodes cannot listen on ``port`` and the ports after it (``--port``), or
     None if they can: tried as a node binds them (``listen_error``), so that ports left
     in TIME_WAIT by a demo that just ended (``--keep``) are taken again."""
-    given = f"(--port {port} takes {port} to {port + NODES - 1})"
     for each in range(port, port + NODES):
         error = listen_error(each)
-        if error is None:
-            continue
-        if error.errno in (errno.EACCES, errno.EPERM):
-            return (f"port {each} needs privileges: only root (or CAP_NET_BIND_SERVICE) "
-                    f"listens below port {unprivileged_ports_start()} {given}")
-        if error.errno == errno.EADDRINUSE:
-            return f"port {each} is in use {given}"
-        return f"port {each} cannot be listened on: {error.strerror or error} {given}"
+        if error is not None:
+            return (f"{listen_refusal(each, error)} "
+                    f"(--port {port} takes {port} to {port + NODES - 1})")
     return None
 
 

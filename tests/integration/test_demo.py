@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -328,3 +329,29 @@ def test_a_privileged_port_is_not_told_as_in_use() -> None:
     assert told == (f"port {PRIVILEGED} needs privileges: only root (or "
                     f"CAP_NET_BIND_SERVICE) listens below port {unprivileged_ports_start()} "
                     f"(--port {PRIVILEGED} takes {PRIVILEGED} to {PRIVILEGED + 2})"), told
+
+
+#: A network of its own whose loopback is up without 127.0.0.1 (a container's odd
+#: network): binding there fails with EADDRNOTAVAIL, neither in use nor privileged.
+WITHOUT_LOOPBACK_ADDRESS = ["unshare", "--map-root-user", "--net", "sh", "-ec",
+                            'ip link set lo up; ip addr del 127.0.0.1/8 dev lo; exec "$@"',
+                            "sh"]
+
+
+def test_a_port_refused_for_another_reason_is_named_with_the_systems_words(
+        tmp_path: Path) -> None:
+    """``port_refusal``'s last branch, for an errno it has no words of its own for: the
+    port, the address, the errno's name and the system's text, before anything starts."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None or subprocess.run(
+            [*WITHOUT_LOOPBACK_ADDRESS, "true"], capture_output=True, check=False
+    ).returncode != 0:
+        pytest.skip("no network namespace of its own can be made here")
+    port = ports_in_a_row()
+    result = subprocess.run([*WITHOUT_LOOPBACK_ADDRESS, *demo_command(port=port)],
+                            capture_output=True, text=True, env=demo_env(tmp_path),
+                            timeout=CLI_TIMEOUT_S, check=False)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr == (f"Error: port {port} cannot be listened on at 127.0.0.1: "
+                             "EADDRNOTAVAIL, cannot assign requested address "
+                             f"(--port {port} takes {port} to {port + 2})\n"), result.stderr
+    assert not list(tmp_path.glob("clawsync-demo-*"))

@@ -186,7 +186,12 @@ class Cluster:
             chosen.append(each.port)
         self.a.start(self.secret)
         for dialer in (self.b, self.c):
-            dialer.link = LinkProxy(target_port=self.a.port, port=_free_port(chosen)).start()
+            link_port = _free_port(chosen)
+            try:
+                dialer.link = LinkProxy(target_port=self.a.port, port=link_port).start()
+            except OSError as error:  # found free, taken since: the demo's failure
+                raise DemoFailed(f"the link from {dialer.label} to A cannot listen: "
+                                 f"{listen_refusal(link_port, error)}") from None
             chosen.append(dialer.link.port)
             dialer.start(self.secret)
 

@@ -61,9 +61,15 @@ class LinkProxy:
         self._replies.set()
 
     def start(self) -> LinkProxy:
+        """Listen on ``port`` and forward. Its ``OSError`` (the port in use) is raised
+        with the proxy's thread ended: nothing of a proxy that did not start runs on."""
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
-        future.result(LOOP_TIMEOUT_S)
+        try:
+            future.result(LOOP_TIMEOUT_S)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     async def _listen(self) -> None:

@@ -11,15 +11,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from rich.cells import cell_len
 
 from node.cli.demo_run import DURING_SPLIT, NODES, OPENING, Cluster, DemoFailed, port_refusal
+from node.cli.group import main
 from node.ports import PORTS_FROM, ROOM_MIN, is_free, local_ports_start, unprivileged_ports_start
 from node.ports import free_port as product_free_port
 from tests.support.ports import PORT_BLOCK, free_port
@@ -329,6 +333,38 @@ def test_a_privileged_port_is_not_told_as_in_use() -> None:
     assert told == (f"port {PRIVILEGED} needs privileges: only root (or "
                     f"CAP_NET_BIND_SERVICE) listens below port {unprivileged_ports_start()} "
                     f"(--port {PRIVILEGED} takes {PRIVILEGED} to {PRIVILEGED + 2})"), told
+
+
+def running_in(folder: Path) -> list[str]:
+    """The processes whose working folder is ``folder`` or under it (a demo's nodes)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                found.append((proc / "cmdline").read_text().replace("\0", " "))
+    return found
+
+
+def test_a_links_port_taken_is_the_demos_clear_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link's port, found free, taken before the link listens (by anything of the
+    machine): the demo ended in a traceback. It says which link and port, once, and stops
+    what it started (A, B and B's link), keeping its folder as other failures do. C's
+    link is given a port held here, as it would be by chance."""
+    port = ports_in_a_row()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        held = taken.getsockname()[1]
+        picks = iter([free_port(), held])  # B's link, then C's
+        monkeypatch.setattr("node.cli.demo_run.free_port", lambda _avoid: next(picks))
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        result = CliRunner().invoke(main, ["demo", "--port", str(port)])
+    assert result.exit_code == 1, (result.output, result.exception)
+    [folder] = tmp_path.glob("clawsync-demo-*")  # with A's and B's logs
+    assert result.stderr == (f"Error: the link from C (phone) to A cannot listen: port "
+                             f"{held} is in use\n(node logs are in {folder})\n")
+    assert running_in(folder) == []
+    assert not [thread.name for thread in threading.enumerate()
+                if thread.name.startswith("link-proxy-")]
 
 
 #: A network of its own whose loopback is up without 127.0.0.1 (a container's odd

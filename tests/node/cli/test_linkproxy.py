@@ -39,3 +39,14 @@ def test_stop_ends_connections_whose_replies_are_held(caplog: pytest.LogCaptureF
                 gc.collect()
         server.join(5)
     assert "Task was destroyed" not in caplog.text
+
+
+def test_a_proxy_that_cannot_listen_raises_and_leaves_nothing_running() -> None:
+    """Its port taken: the bind's OSError, and no thread of the proxy left running (its
+    loop would run on until the process ends)."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        proxy = LinkProxy(target_port=port, port=port)
+        with pytest.raises(OSError, match="address already in use"):
+            proxy.start()
+    assert f"link-proxy-{port}" not in [thread.name for thread in threading.enumerate()]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import note, with_client
+from node.cli.common import NodeError, note, with_client
 from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
     event_row,
@@ -51,7 +51,24 @@ async def collect(fetch: Fetch, items: str, after: int | None,
         # A node that says "more" without moving on would loop forever: stop instead.
         if not (everything and more) or following is None or following == after:
             return found, following, more
-        after = int(following)
+        after = _position(following)
+
+
+def _position(following: Any) -> int:
+    """A page's ``next``, the position the following page starts after: a node sends a
+    whole number; anything else (a broken or hostile node's) is said, not a traceback.
+
+    >>> _position(7)
+    7
+    >>> _position("7\x1b[2J")
+    Traceback (most recent call last):
+    ...
+    node.cli.common.NodeError: the node's next page starts after '7\\x1b[2J', which is not ...
+    """
+    if isinstance(following, int) and not isinstance(following, bool) and following >= 0:
+        return following
+    raise NodeError(printable(f"the node's next page starts after {following!r}, which "
+                              "is not a position"))
 
 
 def more_hint(more: bool, following: Any, noun: str) -> None:

@@ -102,3 +102,17 @@ def test_a_nodes_words_in_a_note_reach_stderr_escaped(hostile: str, args: tuple[
     assert not any(char in result.stderr for char in "\x1b\x07"), (args, result.stderr)
     assert result.stderr.count("\n") == notes, (args, result.stderr)  # no forged line
     assert SHOWN in result.stderr, (args, result.stderr)
+
+
+@pytest.mark.parametrize("args", [("events", "s1", "--all"), ("sessions", "--all")])
+def test_a_next_page_after_no_position_is_said_not_a_traceback(
+        hostile: str, args: tuple[str, ...]) -> None:
+    """--all follows the pages from the node's "next": one that is no position ended the
+    command in a ValueError's traceback."""
+    result = run_cli(hostile, *args)
+    assert result.returncode == 1, (args, result.stdout, result.stderr)
+    said = result.stderr
+    assert said.startswith("Error: the node's next page starts after '7x\\x1b]0;"), said
+    assert said.endswith("forged\\x1b[2J', which is not a position\n"), said
+    assert said.count("\n") == 1, said  # one line, escaped
+    assert not any(char in said for char in "\x1b\x07"), said

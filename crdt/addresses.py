@@ -38,14 +38,18 @@ def holds_credentials(url: str) -> bool:
     as a scheme ``u`` when a "://" comes later (``u:pw@h/?next=http://x``): the errors
     about such an address would show it whole. Read as text first: whatever
     follows a scheme (a leading ``name:``, or ``http`` and a slash) and slashes, up to
-    the first of ``/?#\\``, is where a user name would be; an ``@`` there is one. So is
-    an ``@`` further on when that part is no host[:port]: a password with a ``/``, ``?``
-    or ``#`` typed as it is ends it early (``http://u:p/w@h``, ``http://u:p?w@h``;
-    ``u:p/w@h``, whose ``u:`` is no scheme); or when a ``?`` or ``#`` follows that part
-    at once, which a password of digits would make look like a port (``http://u:1?w@h``),
-    or a ``\\`` (``http://u:1\\w@h``: a parser reads the backslash as part of the password).
-    A node's address has no query, so an ``@`` in one is taken for a password too;
-    after a path (``http://h/?x=a@b``) it is not. Then parsed, as a backstop: whatever
+    the first of ``/?#\\``, is where a user name would be (the authority: yarl, urllib,
+    curl and browsers end it at the first of ``/?#``); an ``@`` there is one. So is an
+    ``@`` further on when that part is no host[:port]: a password with a ``/``, ``?`` or
+    ``#`` typed as it is ends it early (``http://u:p/w@h``, ``http://u:p?w@h``;
+    ``u:p/w@h``, whose ``u:`` is no scheme), and what is left is no address either (its
+    port is no number); or when a ``\\`` follows that part at once (``http://u:1\\w@h``:
+    urllib and curl read the backslash as part of the password). An ``@`` after a
+    host[:port] and a ``/``, ``?`` or ``#`` is in a path, query or fragment
+    (``http://h/a@b``, ``http://h:7878?x=a@b``, ``http://h#a@b``), where no parser reads
+    a user name: it is none. (So a password of digits cut short by a ``?`` or ``#``,
+    ``http://u:1?w@h``, reads as host ``u``, port 1 and a query, to every parser as
+    here: no text tells it from an address with a query.) Then parsed, as a backstop: whatever
     the text checks missed, one a parser reads with a user name or password
     (``urlsplit``, also with ``http://`` put before one without a scheme, as ``--node``
     does) holds them.
@@ -60,8 +64,10 @@ def holds_credentials(url: str) -> bool:
     (False, False)
     >>> holds_credentials("u:p/w@h"), holds_credentials("h:7878/a@b")
     (True, False)
-    >>> holds_credentials("http://u:p?w@h/"), holds_credentials("http://u:1#w@h")
+    >>> holds_credentials("http://u:p?w@h/"), holds_credentials("http://u:p#w@h")
     (True, True)
+    >>> holds_credentials("http://h:7878?x=a@b"), holds_credentials("http://h#a@b")
+    (False, False)
     >>> holds_credentials("http://u:1\\\\w@h:7878"), holds_credentials("u:1\\\\w@h")
     (True, True)
     """
@@ -75,8 +81,7 @@ def holds_credentials(url: str) -> bool:
         after = text[len(place):]
         if "@" in place:
             return True
-        if "@" in after and (not _HOST_PORT.fullmatch(place)
-                             or after.startswith(("?", "#", "\\"))):
+        if "@" in after and (not _HOST_PORT.fullmatch(place) or after.startswith("\\")):
             return True
     return _parsed_with_credentials(url)
 

@@ -24,6 +24,11 @@ def test_what_the_parser_reads_as_a_password_is_one(url: str) -> None:
 
 @pytest.mark.parametrize("url", ["http://hub:7878", "https://sync.example/cs",
                                  "http://[fe80::1%25eth0]:7878", "http://hub:7878/a@b",
-                                 "http://hub/?x=a@b", "http://hub/a\\b@c"])
+                                 "http://hub/?x=a@b", "http://hub/a\\b@c",
+                                 "http://hub:7878?x=a@b", "http://hub#a@b", "http://hub?a@b",
+                                 "https://hub:7878#x=a@b", "hub:7878?x=a@b"])
 def test_an_address_without_one_is_no_address_with_one(url: str) -> None:
-    assert not holds_credentials(url) and address_refusal(url) is None
+    """An "@" after the host (and port), past a "/", "?" or "#", is in a path, query or
+    fragment: no URL parser reads a user name there."""
+    assert not holds_credentials(url)
+    assert address_refusal(url) is None or "://" not in url

@@ -175,7 +175,7 @@ def test_an_add_without_an_address_key_is_read_as_saying_none() -> None:
 #: Addresses that passed the older check (``http(s)://`` and anything after it), and that
 #: no node could dial, or that hold a password ("hunter2") no error may show.
 UNDIALABLE = ["http://u:hunter2@hub:7878", "http://u:hunter2?x@hub/", "http://u:hunter2#x@hub",
-              "http://u:1?hunter2@hub", "http:///hub", "http://hub:0", "http://hub:65536",
+              "http://u:1\\hunter2@hub", "http:///hub", "http://hub:0", "http://hub:65536",
               "https://hub:x"]
 
 

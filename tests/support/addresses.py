@@ -4,15 +4,15 @@ address): each is refused without the password ("hunter2") being shown."""
 
 #: A path to a parser ("http:///", "http:/", "http//", "http:\\"), or a scheme "user" when
 #: a "://" comes later; or a password with a "/", "?" or "#" typed as it is, which ends the
-#: host early (a password of digits before a "?" would read as a port), or a "\\" after a
-#: password of digits, which a parser keeps in the password.
+#: host early (its port is then no number), or a "\\" after a password of digits, which
+#: a parser keeps in the password.
 HIDDEN_PASSWORDS = ["http://user:hunter2@hub:7878", "http:///user:hunter2@hub:7878",
                     "user:hunter2@hub:7878/?next=http://x", "user:hunter2@hub#http://x",
                     "http:/user:hunter2@hub", "HTTP:/user:hunter2@hub:7878",
                     "http//user:hunter2@hub", "http:\\\\user:hunter2@hub",
                     "http://user:hunter2/x@hub", "user:hunter2/x@hub:7878",
                     "http://user:hunter2?x@hub/", "http://user:hunter2#x@hub/",
-                    "user:hunter2?x@hub:7878", "http://user:1?hunter2@hub:7878",
+                    "user:hunter2?x@hub:7878", "HTTPS://user:hunter2@hub:7878",
                     "http://user:hunter2/?x@hub", "http://user:1\\hunter2@hub:7878",
                     "user:1\\hunter2@hub:7878", "http:\\\\user:1\\hunter2@hub",
                     "http://user:1\\\\hunter2@hub/", "http://user:1\\hunter2\\x@hub",

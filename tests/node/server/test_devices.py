@@ -157,7 +157,8 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
 async def test_an_at_sign_beyond_the_host_is_no_password(client: aiohttp.ClientSession
                                                          ) -> None:
     for address in ("http://[fe80::1%eth0]:7878", "http://[::1]:7878/", "http://phone/",
-                    "http://phone:7878/a@b", "http://phone:7878/?x=a@b"):
+                    "http://phone:7878/a@b", "http://phone:7878/?x=a@b",
+                    "http://phone:7878?x=a@b", "http://phone#a@b"):
         status, body = await call(client, "POST", "/v1/devices",
                                   json={"device_id": PHONE, "name": "p", "address": address})
         assert status in (200, 201) and body["device"]["address"] == address, body

@@ -1,5 +1,6 @@
-"""Whether an address is one a node could dial: an ``http://`` or ``https://`` URL with a
-host, a port (if any) between 1 and 65535, and no user name or password. Checks of
+"""Whether an address is one a node could dial: an ``http://`` or ``https://`` URL (the
+scheme in any case, as RFC 3986 reads it: ``normal_address`` writes it in lower case) with
+a host, a port (if any) between 1 and 65535, and no user name or password. Checks of
 text and of what a URL parser reads in it (``urlsplit``; no lookup, no connection),
 shared by every place an address comes in: a node's own ``--peer``, ``--advertise-url``
 and ``--node`` (``node.config``, ``node.cli.options``), a device's address typed at
@@ -13,6 +14,8 @@ it may hold a password.
 (None, 'holds a user name or password')
 >>> address_refusal("ftp://hub"), address_refusal("http://hub:0")
 ('must be an http:// or https:// URL', 'has a port that is not between 1 and 65535')
+>>> address_refusal("HTTPS://hub"), normal_address("HTTPS://hub")
+(None, 'https://hub')
 """
 
 from __future__ import annotations
@@ -26,9 +29,25 @@ def address_refusal(url: str) -> str | None:
     ``http(s)://``, ``address_problem``), said without showing it; None if it is one."""
     if holds_credentials(url):  # first: the other checks may read a password as a host
         return "holds a user name or password"
-    if not url.startswith(("http://", "https://")):
+    if not _HTTP.match(url):
         return "must be an http:// or https:// URL"
     return address_problem(url)
+
+
+def normal_address(url: str) -> str:
+    """``url`` with its scheme in lower case (``HTTP://h`` is ``http://h``: schemes are
+    case-insensitive), as an address is kept, listed, shown and dialed, so that one node
+    typed two ways is one address. Only the scheme: the rest is left as it was given.
+
+    >>> normal_address("HTTP://Hub:7878/Path"), normal_address("hub:7878")
+    ('http://Hub:7878/Path', 'hub:7878')
+    """
+    scheme = _HTTP.match(url)
+    return url if scheme is None else scheme.group().lower() + url[scheme.end():]
+
+
+#: The scheme of an address a node could dial, in any case.
+_HTTP = re.compile(r"https?://", re.IGNORECASE)
 
 
 def holds_credentials(url: str) -> bool:

@@ -35,7 +35,8 @@ The rule, the same on every node (a 2P-set of device ids):
   Of several removals, the first gives who removed it, when and why.
 
 A record that only looks like one (a wrong field type, an id not in its written form, an
-address that is no ``http(s)://`` text) is kept as any event, and counts for nothing.
+address that is no ``http(s)://`` text, in lower case: ``HTTP://h`` too, as every version
+has read it) is kept as any event, and counts for nothing.
 An add whose address is one of those but no node could dial (``check_address``: a user
 name or password, no host, a port not between 1 and 65535), whether it arrives now or
 was stored by a node whose check was only ``http(s)://``, counts, with its address read
@@ -80,7 +81,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
-from crdt.addresses import address_refusal
+from crdt.addresses import address_refusal, normal_address
 from crdt.device import check_device_name, parse_device_id
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import Draft, Event
@@ -146,6 +147,8 @@ def check_address(value: object, field: str = "address") -> str | None:
     Traceback (most recent call last):
     ...
     crdt.errors.InvalidInput: address: holds a user name or password
+    >>> check_address("HTTP://hub:7878")  # as ``added`` writes it
+    'http://hub:7878'
     """
     if value is None:
         return None
@@ -153,7 +156,9 @@ def check_address(value: object, field: str = "address") -> str | None:
     refusal = address_refusal(address)
     if refusal is not None:
         raise InvalidInput(refusal, field=field)
-    return address
+    # Written with its scheme in lower case: every version reads an add whose address
+    # does not start "http://" or "https://" as no record (``_said_address``).
+    return normal_address(address)
 
 
 def check_reason(value: object, field: str = "reason") -> str:
@@ -231,6 +236,9 @@ def _said_address(value: object) -> str | Unsaid | None:
     if value is None:
         return None
     address = check_name(value, "address", bytes_max=ADDRESS_BYTES_MAX)
+    # In lower case only, as every version has read it: an add saying "HTTP://h" is no
+    # record to older nodes, so it counts for nothing here either (who is a member must
+    # be the same on every node); no node of this version writes one (``check_address``).
     if not address.startswith(("http://", "https://")) or not address.split("//", 1)[1]:
         raise InvalidInput("must be an http:// or https:// URL", field="address")
     return address if address_refusal(address) is None else UNSAID

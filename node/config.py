@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from crdt.addresses import address_problem, holds_credentials
+from crdt.addresses import address_problem, holds_credentials, normal_address
 from crdt.device import check_device_name
 from crdt.errors import InvalidInput
 from crdt.storage.backends import backend_of
@@ -147,6 +147,14 @@ class Config:
     def log_location(self) -> str | Path:
         """Where the event log is opened: ``storage``, or else the data folder."""
         return self.storage if self.storage is not None else self.data_dir
+
+    def __post_init__(self) -> None:
+        # Schemes are case-insensitive: "HTTP://h" is kept, shown, told to peers and
+        # dialed as "http://h", so that one node is not two addresses in a peer list.
+        object.__setattr__(self, "peers", tuple(dict.fromkeys(
+            normal_address(url) if isinstance(url, str) else url for url in self.peers)))
+        if isinstance(self.advertise_url, str):
+            object.__setattr__(self, "advertise_url", normal_address(self.advertise_url))
 
     def check(self) -> Config:
         """Refuse settings that would expose an unprotected API."""

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import structlog
 
 from crdt import membership
+from crdt.addresses import normal_address
 from crdt.device import parse_device_id
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft
@@ -201,8 +202,8 @@ class Devices:
             # so that an address another device gives concurrently is not cleared.
             address = held.address if held is not None else None
             said = address if address is not None else membership.UNSAID
-        else:
-            said = address
+        else:  # as the record says it: the scheme in lower case
+            said = address = normal_address(address) if isinstance(address, str) else None
         draft = membership.added(device_id, name, said)  # InvalidInput
         removal = self.removed().get(device_id)
         if removal is not None:

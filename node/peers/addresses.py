@@ -3,6 +3,9 @@
 list names (``node.peers.learning``). Each is checked as a ``--peer`` is
 (``crdt.addresses``) before it is kept, listed, shown or dialed; one that fails is
 dropped and logged by why only: it may hold a password (``http://user:pw@host``).
+An address whose scheme is not in lower case (``HTTP://h``) is dropped too: a node
+writes its own and those it lists in lower case (``node.config``), so one that does not
+comes from no node of this project, and kept it would be a second address of a node.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import TypeGuard
 
 import structlog
 
-from crdt.addresses import address_refusal
+from crdt.addresses import address_refusal, normal_address
 
 log = structlog.get_logger(__name__)
 
@@ -23,6 +26,8 @@ def dialable(url: object, said_by: object, dropped: str) -> TypeGuard[str]:
     if not isinstance(url, str):
         return False
     refusal = address_refusal(url)
+    if refusal is None and normal_address(url) != url:
+        refusal = "has a scheme not in lower case"
     if refusal is not None:
         log.debug(dropped, said_by=said_by if isinstance(said_by, str) else None,
                   reason=refusal)

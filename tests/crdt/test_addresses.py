@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from crdt.addresses import address_refusal, holds_credentials
+from crdt.addresses import address_refusal, holds_credentials, normal_address
 from tests.support.addresses import HIDDEN_PASSWORDS
 
 
@@ -32,3 +32,13 @@ def test_an_address_without_one_is_no_address_with_one(url: str) -> None:
     fragment: no URL parser reads a user name there."""
     assert not holds_credentials(url)
     assert address_refusal(url) is None or "://" not in url
+
+
+@pytest.mark.parametrize("url", ["HTTP://hub:7878", "HTTPS://hub", "Http://hub:7878/cs"])
+def test_a_scheme_in_upper_case_is_one_in_lower_case(url: str) -> None:
+    """Schemes are case-insensitive (RFC 3986): the address is kept, shown and dialed
+    with its scheme in lower case, so that one node is not listed twice."""
+    assert address_refusal(url) is None
+    normal = normal_address(url)
+    assert normal.startswith(("http://", "https://")) and normal.lower() == url.lower()
+    assert normal_address(normal) == normal

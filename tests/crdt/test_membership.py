@@ -205,11 +205,14 @@ def test_a_record_with_such_an_address_counts_without_it(address: str) -> None:
 
 
 @pytest.mark.parametrize("address", [5, "ftp://hub", "http://", "hub:7878", "x" * 3000,
-                                     "http://" + "h" * (membership.ADDRESS_BYTES_MAX - 6)])
+                                     "http://" + "h" * (membership.ADDRESS_BYTES_MAX - 6),
+                                     "HTTP://hub:7878", "Https://hub"])
 def test_a_record_whose_address_is_no_address_at_all_counts_for_nothing(
         address: object) -> None:
-    """As every version has read it: no text, not ``http(s)://`` and more, or longer
-    than ``ADDRESS_BYTES_MAX`` bytes (the last, an address but for its length)."""
+    """As every version has read it: no text, not ``http(s)://`` (in lower case) and
+    more, or longer than ``ADDRESS_BYTES_MAX`` bytes (the last, an address but for its
+    length). Who is a member decides admission, so nodes must agree on it: an upper-case
+    scheme, which older nodes read as no record, is none here either."""
     view = Membership.of([("o-a", _add_saying(DEVICES[2], "q", address, Hlc(1, 0)))],
                          BOUND.get)
     assert view.members() == {} and not view.recorded()
@@ -219,3 +222,14 @@ def _add_saying(device: str, name: str, address: object, at: Hlc) -> Event:
     """An add written as another node would, its address not checked here."""
     return Draft(membership.DEVICES_SESSION, membership.AGENT_ID, membership.DEVICE_ADDED,
                  {"device_id": device, "name": name, "address": address}).seal(at)
+
+
+@pytest.mark.parametrize("address", ["HTTP://hub:7878", "HTTPS://hub/cs"])
+def test_an_address_given_with_an_upper_case_scheme_is_written_in_lower_case(
+        address: str) -> None:
+    """Schemes are case-insensitive: the address is taken, and written as every version
+    reads a record (``http(s)://``), so that the add counts on older nodes too."""
+    add = membership.added(DEVICES[2], "p", address).seal(Hlc(1, 0))
+    assert add.payload["address"] == address.lower()
+    view = Membership.of([("o-a", add)], BOUND.get)
+    assert view.members()[DEVICES[2]].address == address.lower()

@@ -4,6 +4,8 @@ password."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 
@@ -83,3 +85,15 @@ def test_a_reverse_proxy_prefix_is_a_peer_address() -> None:
     result = CliRunner().invoke(main, ["serve", "--peer", "https://sync.example/cs",
                                        "--print-config"])
     assert result.exit_code == 0, result.output
+
+
+def test_an_address_with_an_upper_case_scheme_is_kept_in_lower_case() -> None:
+    """Schemes are case-insensitive: the address is taken, and kept, shown and told to
+    peers with its scheme in lower case, so that one node typed two ways is one peer."""
+    result = CliRunner().invoke(main, ["serve", "--peer", "HTTP://hub:7878", "--peer",
+                                       "http://hub:7878", "--advertise-url",
+                                       "HTTPS://phone:7878", "--print-config"])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.output)
+    assert config["peers"] == ["http://hub:7878"]
+    assert config["advertise_url"] == "https://phone:7878"

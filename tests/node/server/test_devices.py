@@ -164,6 +164,18 @@ async def test_an_at_sign_beyond_the_host_is_no_password(client: aiohttp.ClientS
         assert status in (200, 201) and body["device"]["address"] == address, body
 
 
+async def test_an_upper_case_scheme_is_taken_and_written_in_lower_case(
+        client: aiohttp.ClientSession, node: RunningNode) -> None:
+    """Schemes are case-insensitive; the record says it in lower case, as every version
+    reads one (an add saying "HTTP://" is no record to them), and saying it again in
+    either case writes nothing more."""
+    for address in ("HTTP://phone:7878", "http://phone:7878", "Http://phone:7878"):
+        status, body = await call(client, "POST", "/v1/devices",
+                                  json={"device_id": PHONE, "name": "p", "address": address})
+        assert status in (200, 201) and body["device"]["address"] == "http://phone:7878"
+        assert body["created"] is (address == "HTTP://phone:7878"), body
+
+
 async def test_a_token_is_needed(make_node: NodeFactory) -> None:
     node = await make_node(token="s3cret")
     async with aiohttp.ClientSession(base_url=node.url) as client:

@@ -21,7 +21,10 @@ the token may not see (the protocol does not tell the two apart). A forget gives
 session a new document (its ``automerge_url`` changes): the subscription asks the node
 for the new one (``GET /v1/sessions/{key}``, with the token) and follows it from
 scratch. A node that refuses the token raises ``SubscribeError``, as does one that sends
-an error (the message says why: a closed connection, a session too large to serve).
+an error (the message says why: a closed connection, a session too large to serve). A
+node URL no node could be reached at (a user name or password in it, no host, a bad
+port, not ``http(s)://``) raises ``ClientError`` at once, as ``Client`` does, without
+showing the URL.
 Each change costs a read of the whole document: fine for a notebook, not for following
 thousands of sessions.
 """
@@ -39,6 +42,7 @@ import aiohttp
 
 from crdt.automerge.document import Replica, automerge_url, new_sync_state
 from crdt.errors import CrdtError
+from node.client.transport import checked_node_url
 from node.limits import ClientLimits
 from sync.errors import PeerFault
 from sync.repo.messages import (
@@ -79,13 +83,18 @@ def projection_of(view: dict[str, Any], url: str | None = None) -> dict[str, Any
 
 
 def socket_url(node: str, token: str | None) -> str:
-    """The websocket URL of a node's ``/automerge``, from its HTTP base URL.
+    """The websocket URL of a node's ``/automerge``, from its HTTP base URL;
+    ``ClientError`` (never showing it) for one no node could be reached at, as
+    ``Client`` says it (``checked_node_url``).
 
     >>> socket_url("https://phone.local:7878/", "t k")
     'wss://phone.local:7878/automerge?token=t%20k'
+    >>> socket_url("ftp://phone.local", None)
+    Traceback (most recent call last):
+    node.client.errors.ClientError: the node URL must be an http:// or https:// URL: give http(s)://host:port
     """
-    parts = urlsplit(node)
-    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    parts = urlsplit(checked_node_url(node))
+    scheme = {"http": "ws", "https": "wss"}[parts.scheme]
     query = f"token={quote(token, safe='')}" if token else ""
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + SOCKET_PATH, query, ""))
 
@@ -97,6 +106,7 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
     after every change, until the caller stops iterating. A whole session arrives in one
     frame: a node configured to serve larger sessions than its default needs a larger
     ``limits.subscribe_frame_bytes_max``."""
+    node = checked_node_url(node)  # first: the errors below name it
     replica = Replica()
     failures = 0
     async with aiohttp.ClientSession() as http:

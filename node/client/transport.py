@@ -18,7 +18,7 @@ from typing import Any, Self
 import aiohttp
 from yarl import URL
 
-from crdt.addresses import holds_credentials
+from crdt.addresses import address_refusal, holds_credentials, normal_address
 from node.client.errors import ClientError
 from node.config import software_version
 from node.limits import ClientLimits
@@ -38,21 +38,40 @@ class StreamEvent:
 NO_ROUTE = frozenset({404, 405, 501})
 
 
+def checked_node_url(url: str) -> str:
+    """``url``, the address of a node a Python caller gives (``Client``,
+    ``node.client.subscribe``), with its scheme in lower case; ``ClientError`` if no node
+    could be reached there (``crdt.addresses``: a user name or password, not
+    ``http(s)://``, no host, a port not between 1 and 65535). The error never shows it:
+    it may hold a password (the token goes in a header, not in the URL).
+
+    >>> checked_node_url("HTTP://hub:7878")
+    'http://hub:7878'
+    >>> checked_node_url("http://hub:0")
+    Traceback (most recent call last):
+    node.client.errors.ClientError: the node URL has a port that is not between 1 and 65535: give http(s)://host:port
+    """
+    # First: every error later names the address, and a password must not be shown.
+    if holds_credentials(url):
+        raise ClientError("the node URL holds a user name or password, which errors "
+                          "would show; give the token as token= instead")
+    refusal = address_refusal(url)
+    if refusal is None:
+        try:
+            URL(url)
+        except ValueError:  # yarl's message may quote the address: it is not passed on
+            refusal = "is not a URL"
+    if refusal is not None:
+        raise ClientError(f"the node URL {refusal}: give http(s)://host:port")
+    return normal_address(url)
+
+
 class Transport:
     """The HTTP side of ``Client``: its connection pool, its requests and their failures."""
 
     def __init__(self, base_url: str, token: str | None = None, *,
                  limits: ClientLimits = ClientLimits()) -> None:
-        # First: every error below and later names the address, and a password in it
-        # must not be shown (the token goes in a header, not in the URL).
-        if holds_credentials(base_url):
-            raise ClientError("the node URL holds a user name or password, which errors "
-                              "would show; give the token as token= instead")
-        self.base_url = base_url.rstrip("/")
-        try:
-            URL(self.base_url)
-        except ValueError:  # yarl's message may quote the address: it is not passed on
-            raise ClientError(f"{base_url!r} is not a node URL") from None
+        self.base_url = checked_node_url(base_url).rstrip("/")
         self.token = token
         self.limits = limits
         self._session: aiohttp.ClientSession | None = None

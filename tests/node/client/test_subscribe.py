@@ -10,9 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.client.subscribe import SubscribeError, projections
+from node.client.api import Client, ClientError
+from node.client.subscribe import SubscribeError, projections, socket_url
 from node.server.run import RunningNode, start
 from sync.repo.config import Access, RepoConfig, RepoLimits
+from tests.node.client.test_transport import NO_NODE_URLS
+from tests.support.addresses import HIDDEN_PASSWORDS
 from tests.support.nodes import post
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -100,3 +103,25 @@ async def test_it_reconnects_to_a_restarted_node(make_node: NodeFactory,
     finally:
         await views.aclose()
     assert [m["content"] for m in view["messages"]] == ["message 1", "message 2"]
+
+
+@pytest.mark.parametrize(("url", "why"), [*NO_NODE_URLS, *(
+    (url, "holds a user name or password") for url in HIDDEN_PASSWORDS)])
+async def test_a_node_url_no_node_is_at_is_refused_as_the_client_refuses_it(
+        url: str, why: str) -> None:
+    """At once, before any connection, with ``Client``'s error, which never shows the
+    URL (it may hold a password, "hunter2")."""
+    with pytest.raises(ClientError) as by_client:
+        Client(url)
+    with pytest.raises(ClientError) as by_socket_url:
+        socket_url(url, "token")
+    with pytest.raises(ClientError) as by_projections:
+        async for _ in projections(url, "s1", reconnect=False):
+            pass
+    said = {str(by_client.value), str(by_socket_url.value), str(by_projections.value)}
+    assert len(said) == 1 and why in str(by_client.value) and url not in str(said)
+    assert "hunter2" not in str(said)
+
+
+def test_an_upper_case_scheme_is_taken() -> None:
+    assert socket_url("HTTPS://hub:7878", None) == "wss://hub:7878/automerge"

@@ -18,10 +18,24 @@ def test_a_node_url_with_a_password_is_refused_without_showing_it(url: str) -> N
     assert "hunter2" not in str(refused.value)
 
 
-def test_a_node_url_that_is_no_url_is_refused() -> None:
+#: Node URLs no node could be reached at, and what the refusal says (never the URL).
+NO_NODE_URLS = [("http://[hub:7878", "is not a URL"), ("http:///hub:7878", "names no host"),
+                ("http://hub:0", "has a port that is not between 1 and 65535"),
+                ("http://hub:99999", "has a port that is not between 1 and 65535"),
+                ("ftp://hub:7878", "must be an http:// or https:// URL"),
+                ("ws://hub:7878", "must be an http:// or https:// URL")]
+
+
+@pytest.mark.parametrize(("url", "why"), NO_NODE_URLS)
+def test_a_node_url_that_is_no_node_url_is_refused_without_showing_it(url: str,
+                                                                      why: str) -> None:
     with pytest.raises(ClientError) as refused:
-        Client("http://[hub:7878")
-    assert str(refused.value) == "'http://[hub:7878' is not a node URL"
+        Client(url)
+    assert str(refused.value) == f"the node URL {why}: give http(s)://host:port"
+
+
+def test_a_node_url_with_an_upper_case_scheme_is_taken() -> None:
+    assert Client("HTTP://hub:7878/").base_url == "http://hub:7878"
 
 
 def test_a_node_url_is_kept_without_its_trailing_slash() -> None:

@@ -1,5 +1,5 @@
 """node.peers.addresses: the addresses peers give, as a members round reads them
-(``node.peers.learning``): one no node could dial is dropped and logged once, by why
+(``node.peers.member_lists``): one no node could dial is dropped and logged once, by why
 only, not every round; the log's memory of what it said is bounded and holds no
 address."""
 
@@ -11,7 +11,7 @@ import structlog
 
 from node.peers import addresses
 from node.peers.addresses import REFUSALS_LOGGED_MAX, dialable
-from node.peers.learning import SKIPPED, _member_urls
+from node.peers.member_lists import SKIPPED, _member_urls
 
 
 def _listed(lister: str, url: str) -> dict[str, object]:

@@ -5,9 +5,10 @@ base error; the sender's fault apart from ours), ``codec`` (canonical CBOR), ``c
 (hybrid logical clock), ``keys`` (session keys and names), ``kinds`` (the kinds this
 version knows, and how events evolve), ``events`` (validation, content addressing;
 ``quick_checks``: the cheap checks it reads canonical bytes with first),
-``device`` (device keys and the device ids people compare), ``addresses`` (whether
-an address could be dialed) and ``signing`` (signatures
-of origin over an event's id, origin and seq), ``membership`` (which devices belong to
+``device`` (device keys and the device ids people compare), ``ed25519`` (signing
+and checking on raw bytes, all that a process checking signatures imports),
+``addresses`` (whether an address could be dialed) and ``signing`` (signatures of
+origin over an event's id, origin and seq), ``membership`` (which devices belong to
 the cluster: a fold of the records that add and remove them), ``tokens`` (the records
 that issue and revoke Automerge app tokens) and ``linkproof`` (how two devices prove
 their keys to each other when a peer link opens).

@@ -27,7 +27,8 @@ crdt.errors.InvalidInput: device_id: check character 4 does not match: ... group
 Two libraries, each for what it does best. ``cryptography`` holds a key as an object:
 it makes new keys and reads and writes the key file (PKCS #8 PEM, and it names what
 else a file holds: an encrypted key, a key of another kind). Signing and verifying go
-through libsodium (PyNaCl's ``nacl.bindings``), which takes raw bytes and is faster:
+through libsodium (PyNaCl's ``nacl.bindings``, in ``crdt.ed25519``), which takes raw
+bytes and is faster:
 measured with 20,000 signatures of 80 bytes, the best of 8 rounds of CPU time, 24 us
 per signature against 40, and 67 us per verification against 128 (``cryptography``
 50, OpenSSL 3; PyNaCl 1.6.2). Both are Ed25519 as RFC 8032 defines it and make the
@@ -57,14 +58,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
 
-import nacl.bindings
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from nacl.exceptions import BadSignatureError
 
+# Signing and checking on raw bytes live in a module of their own, which a process that
+# only checks signatures imports without ``cryptography``; offered here as well.
+from crdt.ed25519 import PUBLIC_KEY_BYTES as PUBLIC_KEY_BYTES
+from crdt.ed25519 import SECRET_KEY_BYTES as SECRET_KEY_BYTES
+from crdt.ed25519 import SIGNATURE_BYTES as SIGNATURE_BYTES
+from crdt.ed25519 import sign_bytes as sign_bytes
+from crdt.ed25519 import verifies as verifies
+from crdt.ed25519 import verifies_many as verifies_many
 from crdt.errors import InvalidInput
 from crdt.keys import check_name
 
@@ -75,10 +81,6 @@ RUN_CHARS = 13
 GROUP_CHARS = 7
 GROUPS = 8
 ID_CHARS = GROUP_CHARS * GROUPS
-PUBLIC_KEY_BYTES = 32
-#: libsodium's secret key: the 32-byte RFC 8032 seed, then the public key.
-SECRET_KEY_BYTES = 64
-SIGNATURE_BYTES = 64
 #: Longest device name (``--name``), in UTF-8 bytes: shown beside ids in lists and hellos.
 DEVICE_NAME_BYTES_MAX = 64
 #: Characters people type for base32 letters that look alike.
@@ -105,48 +107,6 @@ def secret_key(key: Ed25519PrivateKey) -> bytes:
     """``key`` in the form ``sign_bytes`` takes (libsodium's 64-byte secret key): made
     once per key, since reading the seed out of the object costs a few microseconds."""
     return key.private_bytes_raw() + public_bytes(key)
-
-
-def sign_bytes(secret: bytes, message: bytes) -> bytes:
-    """The 64-byte Ed25519 signature of ``message`` by the key whose ``secret_key`` this is."""
-    if len(secret) != SECRET_KEY_BYTES:  # libsodium would read past a shorter one
-        raise ValueError(f"a secret key is {SECRET_KEY_BYTES} bytes, not {len(secret)}")
-    return nacl.bindings.crypto_sign(message, secret)[:SIGNATURE_BYTES]
-
-
-def verifies(public_key: bytes, signature: bytes, message: bytes) -> bool:
-    """True if ``signature`` is the Ed25519 signature of ``message`` by the raw 32-byte
-    ``public_key`` (libsodium's rules, the module's docstring). Anything else is False,
-    whatever is wrong with it: a peer's bytes never make it raise."""
-    if not isinstance(public_key, bytes) or len(public_key) != PUBLIC_KEY_BYTES \
-            or not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
-        return False
-    try:
-        # The combined form (signature, then message) is the one PyNaCl binds; its
-        # detached functions are not exposed. The copy costs well under a microsecond.
-        nacl.bindings.crypto_sign_open(signature + message, public_key)
-    except BadSignatureError:
-        return False
-    return True
-
-
-def verifies_many(public_keys: Sequence[bytes], signatures: Sequence[bytes],
-                  messages: Sequence[bytes]) -> list[bool]:
-    """``verifies`` of each (public key, signature, message) of three lists of the same
-    length, in order: one call for a peer's batch, which a node makes in a worker
-    process (``node.peers.verifying``) so that its own threads do not wait for the GIL
-    between checks. The lists pickle as bytes; nothing else crosses.
-
-    >>> key = public_bytes(private_key_from_seed(bytes(32)))
-    >>> signature = sign_bytes(secret_key(private_key_from_seed(bytes(32))), b"a")
-    >>> verifies_many([key, key, key[:5]], [signature] * 3, [b"a", b"b", b"a"])
-    [True, False, False]
-    """
-    if not len(public_keys) == len(signatures) == len(messages):
-        raise ValueError(f"lists of {len(public_keys)} keys, {len(signatures)} signatures "
-                         f"and {len(messages)} messages")
-    return [verifies(key, signature, message)
-            for key, signature, message in zip(public_keys, signatures, messages, strict=True)]
 
 
 def private_pem(key: Ed25519PrivateKey) -> bytes:

@@ -15,6 +15,7 @@ the event loop. Nothing imports ``node``.
                 stored; not the peer address list of ``peers/``
     retention.py  forgets sessions past their ``retain_days``, checked every hour
     workers.py  worker processes that run a function under a time and a memory limit
+    worker_loop.py  what such a worker process runs; imports little, as each start costs
     interrupt.py  ending the process by SIGINT after Ctrl-C, so a shell script stops too
     http/       what every HTTP endpoint shares: bodies, answers, errors, the listener, metrics
     server/     the client API, live streams, starting and stopping a node, ``clawsync serve``

@@ -10,24 +10,23 @@ space is capped with ``RLIMIT_AS``; a call that overruns its time is answered wi
 ``WorkerTimeout`` and its worker killed; a worker that dies (out of memory, a crash in
 native code) gives ``WorkerDied``. Either way a fresh worker takes its place on the next
 call, and the node carries on. A pool's ``stop`` ends every worker, one still starting
-too (``Start.cancel``), without waiting for its start: no child process is left.
+too (``Start.cancel``), without waiting for its start: no child process is left. A
+worker process runs ``node.worker_loop``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import os
-import pickle
-import resource
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
+
+from node import worker_loop
 
 #: How long a stopping pool waits for a worker to exit before killing it.
 STOP_WAIT_S = 1.0
@@ -222,12 +221,13 @@ class Worker:
     def __init__(self, memory_bytes: int, preload: tuple[str, ...],
                  start: Start | None = None) -> None:
         # A child of its own command, not multiprocessing's spawn: that one re-imports the
-        # parent's main module, which a node started from a script may not allow.
+        # parent's main module, which a node started from a script may not allow. The
+        # command runs ``node.worker_loop``, which imports little: a start costs CPU.
         self._stopping = threading.Lock()
         self._stopped = False
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(memory_bytes), *preload], env=env,
+            [sys.executable, "-m", worker_loop.__name__, str(memory_bytes), *preload], env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
         if start is not None:
             start.began(self.process)
@@ -293,41 +293,3 @@ async def _reap(worker: Worker, call: asyncio.Future[Any] | None) -> None:
         if not call.cancelled():
             call.exception()  # read: its caller has gone, and asyncio would log it
     await asyncio.to_thread(worker.stop, 0.0)
-
-
-def _serve(memory_bytes: int, preload: list[str]) -> None:
-    """The worker's loop: limit memory, import ``preload``, say so, then answer calls
-    until the pipe closes."""
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    # Ctrl-C in a terminal, and the terminal closing (SIGHUP), reach the whole process
-    # group: the node stops on them, and its worker ends when the node closes its pipe
-    # (or exits), not in the middle of a call, with a traceback on the node's terminal.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    calls = Connection(os.dup(0), writable=False)
-    answers = Connection(os.dup(1), readable=False)
-    os.dup2(2, 1)  # stray prints must not corrupt the answers
-    for module in preload:
-        importlib.import_module(module)
-    try:
-        answers.send_bytes(b"ready")
-    except OSError:
-        return  # the node is gone (killed while this worker started): nothing to serve
-    while True:
-        try:
-            call = calls.recv_bytes()
-        except (EOFError, OSError):
-            return
-        try:
-            fn, args = pickle.loads(call)
-            answer: tuple[bool, Any] = (True, fn(*args))
-        except Exception as exc:  # the caller decides; the worker stays usable
-            answer = (False, (type(exc).__name__, str(exc)[:200]))
-        try:
-            answers.send(answer)
-        except OSError:
-            return
-
-
-if __name__ == "__main__":
-    _serve(int(sys.argv[1]), sys.argv[2:])

@@ -8,7 +8,7 @@ interval. So in threads the checks do not overlap that work, and a catch-up took
 the sum of the two on one core while the second stayed mostly idle. In a process of its
 own a batch's checks take no GIL time here: the node sends the keys, signatures and
 signed bytes (about 200 bytes per event) and gets a list of booleans back
-(``crdt.device.verifies_many``), one round trip per batch.
+(``crdt.ed25519.verifies_many``), one round trip per batch.
 
 What it must never do is lose or wrongly accept anything, so whenever the worker cannot
 answer, the batch is checked in the calling thread instead, by the same function:
@@ -38,7 +38,7 @@ from typing import Literal
 
 import structlog
 
-from crdt import device
+from crdt import ed25519
 from node.workers import STOP_WAIT_S, Start, Worker, WorkerError, WorkerRaised
 
 log = structlog.get_logger(__name__)
@@ -52,18 +52,19 @@ WORKER_SIGNATURES_MIN = 8
 #: Longest a batch's checks may take in the worker before it is killed and the batch
 #: checked here: the longest batch (4,096 events) takes about 0.25 s.
 CALL_TIME_S = 10.0
-#: The worker's address space: Python with libsodium and cryptography takes about 45 MiB;
+#: The worker's address space: Python with libsodium takes about 20 MiB;
 #: a batch's data is well under 2 MiB.
 MEMORY_BYTES = 256 * 1024 * 1024
 #: Failed starts in a row after which no worker is tried again (a start costs a Python
 #: process, about 0.1 s of CPU); one that fails by chance is tried again.
 START_FAILURES_MAX = 3
-#: What the worker imports before it says it is ready.
-PRELOAD = ("crdt.device",)
+#: What the worker imports before it says it is ready: the check and libsodium, and no
+#: more (``crdt.device`` would add ``cryptography``: some 40 ms of CPU per start).
+PRELOAD = (ed25519.__name__,)
 
 
 class Verifier:
-    """``crdt.device.verifies_many`` for the node's threads, answered by a worker process
+    """``crdt.ed25519.verifies_many`` for the node's threads, answered by a worker process
     when it can (the module's rules); safe to call from several threads at once (calls
     take turns at the worker)."""
 
@@ -130,14 +131,14 @@ class Verifier:
 
     def __call__(self, public_keys: Sequence[bytes], signatures: Sequence[bytes],
                  messages: Sequence[bytes]) -> list[bool]:
-        """Whether each signature verifies (as ``crdt.device.verifies_many``)."""
+        """Whether each signature verifies (as ``crdt.ed25519.verifies_many``)."""
         if len(public_keys) >= WORKER_SIGNATURES_MIN:
             worker = self._take()
             if worker is not None:
                 answer = self._call(worker, public_keys, signatures, messages)
                 if answer is not None:
                     return answer
-        return device.verifies_many(public_keys, signatures, messages)
+        return ed25519.verifies_many(public_keys, signatures, messages)
 
     def stop(self) -> None:
         """End the worker (a call in it falls back to its thread) and start no more.
@@ -229,7 +230,7 @@ class Verifier:
         keep = True
         started = time.monotonic()
         try:
-            answer = worker.call(device.verifies_many, args, self.call_time_s)
+            answer = worker.call(ed25519.verifies_many, args, self.call_time_s)
             if not (isinstance(answer, list) and len(answer) == len(args[0])
                     and all(type(valid) is bool for valid in answer)):
                 raise WorkerError(f"it answered a {type(answer).__name__}, not "

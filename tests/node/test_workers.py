@@ -275,7 +275,7 @@ def test_a_worker_whose_node_is_gone_before_it_is_ready_ends_quietly() -> None:
     ready: the worker ends without a traceback in the log it shares with the node."""
     read_end, write_end = os.pipe()
     os.close(read_end)  # the node's end of the answers: gone
-    worker = subprocess.Popen([sys.executable, "-m", "node.workers", str(MEMORY_BYTES)],
+    worker = subprocess.Popen([sys.executable, "-m", "node.worker_loop", str(MEMORY_BYTES)],
                               stdin=subprocess.PIPE, stdout=write_end, stderr=subprocess.PIPE,
                               env=child_env())
     os.close(write_end)

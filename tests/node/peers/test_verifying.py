@@ -118,14 +118,12 @@ def mapped_libraries(pid: int) -> set[str]:
 
 def test_the_worker_loads_what_the_check_needs_and_no_more(verifier: Verifier) -> None:
     """Each start costs the node's host CPU on a catch-up: the worker loads libsodium,
-    and neither ``cryptography`` (key files), asyncio (the worker pool's) nor
-    multiprocessing (the node's end of the pipes)."""
+    and neither ``cryptography`` (key files) nor asyncio (the worker pool's)."""
     checks = batch(WORKER_SIGNATURES_MIN)
     assert in_worker(verifier, checks) == here(checks)
     names = mapped_libraries(worker_pid(verifier))
     assert any(name.startswith("_sodium.") for name in names)
-    unneeded = ("_rust.", "_asyncio.", "_multiprocessing.")
-    assert not [name for name in names if name.startswith(unneeded)]
+    assert not [name for name in names if name.startswith(("_rust.", "_asyncio."))]
 
 
 def test_a_short_batch_is_checked_here_and_starts_no_worker(verifier: Verifier) -> None:

@@ -107,7 +107,9 @@ def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> No
     (``TEXT_LEFT_OUT``), and is that error's alone, not what it was raised while
     handling: a bad log call in an ``except`` block would print the exception being
     handled, which the caller never logged (a URL with its token, say). A report that
-    fails in turn is dropped, and so is the record: both are counted (``report_failed``)."""
+    fails in turn (its handler's filter too, which raises outside ``emit``) is dropped,
+    and so is the record: both are counted (``report_failed``). Never raises but a
+    ``RecursionError``, as Python's own report."""
     error = sys.exc_info()[1]
     if not logging.raiseExceptions or error is None:
         return  # reports turned off (as Python's own are), or nothing to report
@@ -128,13 +130,23 @@ def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> No
         # under ``--log-level critical`` would be lost with its report, unseen and
         # uncounted; so would one of a logger set lower than the root. The handler's own
         # level let the record through, so it lets the report through too.
-        handler.handle(reporter.makeRecord(
+        report = reporter.makeRecord(
             reporter.name, max(logging.ERROR, record.levelno), path, line,
             "a record of %s logged at %s:%s could not be written: message %s, "
             "arguments of types %s", (record.name, record.pathname, record.lineno,
                                       message, ", ".join(type(arg).__name__ for arg in args)
                                       or "none"),
-            (type(stand_in), stand_in, error.__traceback__), function))
+            (type(stand_in), stand_in, error.__traceback__), function)
+        try:
+            # ``handle`` runs the handler's filters outside ``emit``'s guard: one that
+            # reads what its records carry (``extra=``) fails on the report, and that
+            # must not reach the caller, for whom logging never raises.
+            handler.handle(report)
+        except RecursionError:  # as Python's own report: the stack is spent
+            raise
+        except Exception:
+            _reporting.report_failed = True
+            _drop("report_failed")  # the report, failed: it never became a line
         if _reporting.report_failed:
             _drop("report_failed")  # the record it reported: lost with its report
     finally:

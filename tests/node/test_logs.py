@@ -446,3 +446,38 @@ def test_a_record_a_handler_of_anothers_cannot_write_is_reported_so_too(
     assert f"TypeError: {log_hooks.TEXT_LEFT_OUT}" in logged
     assert f"ValueError: {log_hooks.TEXT_LEFT_OUT}" in logged
     assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0)
+
+
+def blocks_tenant(record: logging.LogRecord) -> bool:
+    """A filter as a library's: it reads what its records carry (``extra=``), and fails
+    on a record without it."""
+    return bool(record.tenant != "blocked")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("whose", ["the log's", "another's"])
+def test_a_handlers_filter_that_fails_on_the_report_does_not_raise_into_the_caller(
+        whose: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A record a handler cannot write, whose report its filter fails on (the filter
+    reads an attribute its records are given with ``extra=``): the log call returns, as
+    logging's never raises into what logged, and the record the log lost with its
+    report is counted."""
+    logs.configure("info", "json")
+    [root_handler] = logging.getLogger().handlers
+    handler = root_handler if whose == "the log's" else logging.StreamHandler()
+    handler.addFilter(blocks_tenant)
+    logger = logging.getLogger("node.tenants")
+    if handler is not root_handler:
+        logger.propagate = False
+        logger.addHandler(handler)
+    try:
+        logger.warning("dialed %d times", SECRET, extra={"tenant": "t1"})
+        logger.warning("logged after it", extra={"tenant": "t1"})
+    finally:
+        handler.removeFilter(blocks_tenant)
+        logger.removeHandler(handler)
+        logger.propagate = True
+    logs.drain()
+    logged = capsys.readouterr().err
+    assert SECRET not in logged and "logged after it" in logged
+    if whose == "the log's":
+        assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0) | {"report_failed": 2}

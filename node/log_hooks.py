@@ -7,14 +7,15 @@ like every line (``node.log_stream``). ``install`` sets the hooks
 (``node.logs.configure`` calls it).
 
 A record a handler fails to write is reported by ``log_handler_error``, for the node's
-handler and for every other handler too (one a library or a logger that does not
-propagate has of its own, a plain ``logging.StreamHandler``), unless it has a
-``handleError`` of its own: Python's ``logging.Handler.handleError``, which ``install``
-replaces for the process, writes the record's arguments (``Arguments: (...)``) and the
-error's text to stderr, the log's stream, where a secret the record was never to show
-would be read; and it writes from the thread that logged. ``logging.raiseExceptions =
-False`` would not do: it silences the reports, so a lost record would go unseen and
-uncounted.
+handler, and by ``log_foreign_handler_error`` for every other handler (one a library or
+a logger that does not propagate has of its own, a plain ``logging.StreamHandler``),
+unless it has a ``handleError`` of its own: Python's ``logging.Handler.handleError``,
+which ``install`` replaces for the process, writes the record's arguments (``Arguments:
+(...)``) and the error's text to stderr, the log's stream, where a secret the record was
+never to show would be read; and it writes from the thread that logged. The report of
+another's handler's record is written by the node's handler, not by the one that failed
+(which would fail again). ``logging.raiseExceptions = False`` would not do: it silences
+the reports, so a lost record would go unseen and uncounted.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ WARNINGS_NESTED_MAX = 2
 #: Why a report was dropped before it became a line, counted as one line each (as the
 #: stream's are, ``node.log_stream.REASONS``): a record the handler could not write
 #: whose report failed in turn (``report_failed``: it would fail again; the record and
-#: its report are lost, two lines); a warning raised deeper than ``WARNINGS_NESTED_MAX``
-#: (``warning_nested``).
+#: its report are lost, two lines; the report alone, one line, for a record of a
+#: handler not the log's, which was never the log's line and is not counted); a
+#: warning raised deeper than ``WARNINGS_NESTED_MAX`` (``warning_nested``).
 REASONS = ("report_failed", "warning_nested")
 #: What a handler's report shows of the error it reports in place of its text: the error
 #: may come from an argument's own code (a ``__str__`` that fails), which may have put
@@ -68,6 +70,9 @@ _dropped_lock = threading.RLock()
 #: The warnings' hook ``install`` replaced (Python's own): it records the warnings of a
 #: ``catch_warnings(record=True)`` that left the hook in place (see ``install``).
 _python_showwarnmsg: Callable[[warnings.WarningMessage], None] | None = None
+#: The log's handler (``install``'s), which writes the reports of the records other
+#: handlers failed to write (``log_foreign_handler_error``).
+_own: logging.Handler | None = None
 
 
 def lines_dropped() -> dict[str, int]:
@@ -89,10 +94,8 @@ def _safe_repr(value: object) -> str:
 
 
 def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> None:
-    """``handleError`` of ``node.logs``' handler, and of every handler without one of its
-    own once ``install`` ran (``logging.Handler.handleError``): a record ``handler``
-    failed to write (a message whose arguments do not fit it) reported as a line of its
-    own, named
+    """``handleError`` of ``node.logs``' handler: a record ``handler`` failed to write (a
+    message whose arguments do not fit it) reported as a line of its own, named
     ``LOGGING_ERRORS``, through that same handler: its filters, its format, its stream.
     Not through the ``LOGGING_ERRORS`` logger: the record may have come from a logger
     that does not propagate (``propagate = False``) and has this handler of its own,
@@ -110,6 +113,27 @@ def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> No
     fails in turn (its handler's filter too, which raises outside ``emit``) is dropped,
     and so is the record: both are counted (``report_failed``). Never raises but a
     ``RecursionError``, as Python's own report."""
+    _report(handler, record, own=True)
+
+
+def log_foreign_handler_error(handler: logging.Handler, record: logging.LogRecord) -> None:
+    """``handleError`` of every handler without one of its own once ``install`` ran
+    (``logging.Handler.handleError``): a handler not the log's (a library's, that of a
+    logger that does not propagate) failed to write ``record``. Reported as the log's
+    handler reports its own (``log_handler_error``), but written by the log's handler
+    (``install``'s), not by ``handler``: one that failed on I/O (an ``HTTPHandler`` to a
+    collector that is down, a file on a full disk, a closed stream) would fail on the
+    report too, a second blocking attempt on the thread that logged, and write nothing.
+    The record was never the log's line: it is not counted among the lines the log
+    dropped (the report says it was lost); a report the log's handler fails to write is,
+    once (``report_failed``)."""
+    _report(handler if _own is None else _own, record, own=_own is None)
+
+
+def _report(handler: logging.Handler, record: logging.LogRecord, *, own: bool) -> None:
+    """The report of ``record``, which a handler failed to write, written by ``handler``
+    (``log_handler_error``); ``own``: ``record`` was a line of the log, counted with its
+    report if that fails too."""
     error = sys.exc_info()[1]
     if not logging.raiseExceptions or error is None:
         return  # reports turned off (as Python's own are), or nothing to report
@@ -147,7 +171,7 @@ def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> No
         except Exception:
             _reporting.report_failed = True
             _drop("report_failed")  # the report, failed: it never became a line
-        if _reporting.report_failed:
+        if _reporting.report_failed and own:
             _drop("report_failed")  # the record it reported: lost with its report
     finally:
         _reporting.handler_error = _reporting.report_failed = False
@@ -239,9 +263,10 @@ def log_uncaught(kind: type[BaseException], error: BaseException,
     logging.getLogger(UNCAUGHT).error("Uncaught exception", exc_info=(kind, error, traceback))
 
 
-def install() -> None:
+def install(handler: logging.Handler) -> None:
     """Route what Python would write to stderr itself through logging, a handler's
-    report of a record it failed to write included (whichever handler); the counts of
+    report of a record it failed to write included (whichever handler: one not the
+    log's ``handler`` is reported by it, ``log_foreign_handler_error``); the counts of
     reports dropped start at 0 again, as those of ``configure``'s new stream do."""
     # Python writes its warnings, the exceptions it can only report and those nothing
     # caught to stderr itself, from the thread they happen in, the event loop's too:
@@ -253,7 +278,7 @@ def install() -> None:
     # context_aware_warnings``, the default when free-threaded), it leaves it in place
     # and sets its context's ``log``, which Python's own hook appends to: that hook is
     # kept, for ``log_warning`` to hand it those warnings.
-    global _python_showwarnmsg
+    global _python_showwarnmsg, _own
     with _dropped_lock:
         _dropped.update(dict.fromkeys(REASONS, 0))
     current = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
@@ -266,4 +291,5 @@ def install() -> None:
     # A handler of another's (a library's, a logger's that does not propagate) that
     # fails a record would report it as Python does: its arguments' values and the
     # error's text to stderr. A handler with its own ``handleError`` keeps it.
-    logging.Handler.handleError = log_handler_error  # type: ignore[method-assign,assignment]
+    _own = handler
+    logging.Handler.handleError = log_foreign_handler_error  # type: ignore[method-assign,assignment]

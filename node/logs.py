@@ -192,7 +192,7 @@ def configure(level: str = "info", log_format: str = "console",
         handler.setFormatter(logging.Formatter(
             "%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
-    log_hooks.install()
+    log_hooks.install(handler)
     server = logging.getLogger(AIOHTTP_SERVER)
     for old in [f for f in server.filters if isinstance(f, RefusedRequests)]:
         server.removeFilter(old)

@@ -5,6 +5,7 @@ one short line each, a bounded number. The stream the lines go through:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -425,7 +426,7 @@ def test_a_record_a_handler_of_anothers_cannot_write_is_reported_so_too(
         capsys: pytest.CaptureFixture[str]) -> None:
     """A logger that does not propagate, with a plain ``logging.StreamHandler`` of its own
     (a library's, writing to stderr): a record it cannot write is reported as the log's
-    handler reports its own, through it, with the arguments' types but not their values;
+    handler reports its own, by the log's handler, with the arguments' types but not their values;
     not as Python does (``--- Logging error ---``, the arguments and the error's text)."""
     logs.configure("info", "json")
     own = logging.StreamHandler()
@@ -441,10 +442,13 @@ def test_a_record_a_handler_of_anothers_cannot_write_is_reported_so_too(
     logs.drain()
     logged = capsys.readouterr().err
     assert "--- Logging error ---" not in logged and SECRET not in logged
-    assert logged.count("a record of node.foreign logged at ") == 2
-    assert "message 'dialed %d times', arguments of types str" in logged
-    assert f"TypeError: {log_hooks.TEXT_LEFT_OUT}" in logged
-    assert f"ValueError: {log_hooks.TEXT_LEFT_OUT}" in logged
+    reported = [json.loads(line) for line in logged.splitlines()]  # by the log's handler
+    assert [line["logger"] for line in reported] == [log_hooks.LOGGING_ERRORS] * 2
+    assert all("a record of node.foreign logged at " in line["event"] for line in reported)
+    assert "message 'dialed %d times', arguments of types str" in reported[0]["event"]
+    assert [(line["exception"][0]["exc_type"], line["exception"][0]["exc_value"])
+            for line in reported] == [("TypeError", log_hooks.TEXT_LEFT_OUT),
+                                      ("ValueError", log_hooks.TEXT_LEFT_OUT)]
     assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0)
 
 
@@ -481,3 +485,74 @@ def test_a_handlers_filter_that_fails_on_the_report_does_not_raise_into_the_call
     assert SECRET not in logged and "logged after it" in logged
     if whose == "the log's":
         assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0) | {"report_failed": 2}
+
+
+class Seen(logging.Filter):
+    """Counts the records a handler is handed (each an attempt to write one)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[str] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record.name)
+        return True
+
+
+@pytest.mark.parametrize("failing", ["full disk", "closed stream"])
+def test_a_handler_of_anothers_failing_on_io_has_its_report_written_by_the_log(
+        failing: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A library's handler that fails on every write (a file on a full disk, a closed
+    stream): its records' reports are written by the log's handler, not handed back to
+    it (a second blocking attempt, failing again, writing nothing); its records were
+    never the log's lines, so the log counts none dropped."""
+    logs.configure("info", "json")
+    if failing == "full disk":
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full here")
+        handler: logging.Handler = logging.FileHandler("/dev/full")
+    else:
+        stream = (tmp_path / "closed.log").open("w")
+        stream.close()
+        handler = logging.StreamHandler(stream)
+    seen = Seen()
+    handler.addFilter(seen)
+    logger = logging.getLogger("node.shipped")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("shipped %s", SECRET)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        with contextlib.suppress(OSError):  # what it holds is flushed, to the full disk
+            handler.close()
+    logs.drain()
+    assert seen.records == ["node.shipped"]  # one attempt: the report went elsewhere
+    [reported] = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert (reported["logger"], reported["level"]) == (log_hooks.LOGGING_ERRORS, "error")
+    assert "a record of node.shipped logged at " in reported["event"]
+    assert SECRET not in json.dumps(reported)
+    assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0)
+
+
+def test_a_report_the_log_fails_to_write_for_anothers_handler_counts_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The report of a record a library's handler failed to write, which the log's handler
+    fails to write in turn: one line of the log dropped (the report); the record was the
+    library's."""
+    logs.configure("info", "json")
+    [root_handler] = logging.getLogger().handlers
+    root_handler.setFormatter(FailingFormatter())
+    handler = logging.StreamHandler(io.StringIO())
+    logger = logging.getLogger("node.shipped")
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        logger.warning("shipped %d", SECRET)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    logs.drain()
+    assert capsys.readouterr().err == ""
+    assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0) | {"report_failed": 1}

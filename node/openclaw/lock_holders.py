@@ -16,7 +16,8 @@ lock of the descriptor holding the folder's, which names no process; only a hold
 the folder's lock takes it). OpenClaw takes no
 lock on the folder, but any other process may (``flock STATE command``): the process
 holding it is named a writer's only when it is known to be one: it holds a writer's
-mark, or its command line is an export's (``is_export_command``). A writer of another
+mark, or its command line is an export's (``is_export_command``) and it has the folder
+open (``has_open``). A writer of another
 pid namespace, whose lock ``/proc/locks`` leaves out, is told by the folder's mark alone.
 """
 

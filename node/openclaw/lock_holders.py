@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import struct
 import sys
@@ -43,6 +44,12 @@ from node.openclaw.state import ZOMBIE, StateFolderError, command_line, stat_fie
 WRITER_MARK_OFFSET = 2**31
 #: ``struct flock`` as F_GETLK fills it: (type, whence, start, length, pid) on Linux;
 #: (start, length, pid, type, whence) on the BSDs and macOS.
+#: How many of a process's open descriptors ``has_open`` looks at (``/proc/<pid>/fd``),
+#: each a ``stat`` that may wait on a hung network mount: past them, whether it has a
+#: file open is not told (None), and the holder is named as where ``/proc`` does not
+#: say. An export holds a few dozen; a server may hold tens of thousands, and looking
+#: at each would hold up the refusal for as long.
+PROC_FDS_SCANNED_MAX = 4096
 _FLOCK_LINUX = "@hhqqi4x"
 _FLOCK_BSD = "@qqihh"
 
@@ -133,8 +140,9 @@ def _ended(pid: int) -> bool:
 def has_open(pid: int, path: Path) -> bool | None:
     """Whether the process ``pid`` has ``path`` open: a descriptor of it among
     ``/proc/<pid>/fd`` (the same file, however it was opened); None if that cannot be
-    told: no ``/proc``, a process of another user (``EACCES``) or hidden (hidepid), or
-    ``path`` not there. A process holding a lock has the file open (``flock``, or a
+    told: no ``/proc``, a process of another user (``EACCES``) or hidden (hidepid),
+    ``path`` not there, or not among the first ``PROC_FDS_SCANNED_MAX`` descriptors of a
+    process with more. A process holding a lock has the file open (``flock``, or a
     record lock, which closing any of its descriptors of the file drops), unless it
     handed its descriptor on to a process it started and closed its own.
 
@@ -147,19 +155,21 @@ def has_open(pid: int, path: Path) -> bool | None:
     """
     try:
         wanted = os.stat(path)
-        fds = os.listdir(f"/proc/{pid}/fd")
+        with os.scandir(f"/proc/{pid}/fd") as listing:
+            # One past the bound: whether there were more than it is told.
+            fds = [entry.path for entry in itertools.islice(listing, PROC_FDS_SCANNED_MAX + 1)]
     except OSError:
         return None
-    for fd in fds:
+    for fd in fds[:PROC_FDS_SCANNED_MAX]:
         try:
-            found = os.stat(f"/proc/{pid}/fd/{fd}")
+            found = os.stat(fd)
         except FileNotFoundError:
             continue  # closed meanwhile
         except OSError:
             return None
         if (found.st_dev, found.st_ino) == (wanted.st_dev, wanted.st_ino):
             return True
-    return False
+    return None if len(fds) > PROC_FDS_SCANNED_MAX else False
 
 
 def lock_file_holder(path: Path) -> HeldLock | None:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from node.openclaw import lock_holders
 from node.openclaw.lock_holders import (
     HeldLock,
     _flock_pid,
     _is_writer,
     _mount_device,
+    has_open,
     lock_file_holder,
 )
 from node.openclaw.state import ZOMBIE, stat_fields
@@ -181,3 +183,31 @@ def test_a_holder_not_yet_reaped_has_ended(tmp_path: Path) -> None:
         assert HeldLock(lock, child.pid).holder() == f"pid {child.pid}, which has ended since"
     finally:
         child.wait()
+
+
+#: Open the file argv[-1] as many times as argv[-2] says, and wait (stdin).
+MANY_OPEN_PY = """import os, sys
+fds = [os.open(sys.argv[-1], os.O_RDONLY) for _ in range(int(sys.argv[-2]))]
+print(flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_descriptors_looked_at_for_a_holder_are_bounded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a process has a file open is told from at most ``PROC_FDS_SCANNED_MAX``
+    of its descriptors (each a ``stat``, which may wait on a hung mount): past them,
+    not found is not said (None), and the holder is named as where ``/proc`` does not
+    say, not said to have let go."""
+    held, other = tmp_path / "held", tmp_path / "other"
+    held.write_bytes(b"")
+    other.write_bytes(b"")
+    opened = 40
+    with stand_in(sys.executable, "-c", MANY_OPEN_PY, str(opened), str(held)) as pid:
+        assert has_open(pid, held) is True
+        assert has_open(pid, other) is False
+        assert HeldLock(other, pid).holder() == f"pid {pid}, which has let go of it since"
+        monkeypatch.setattr(lock_holders, "PROC_FDS_SCANNED_MAX", opened // 2)
+        assert has_open(pid, other) is None
+        assert HeldLock(other, pid).holder() == (
+            f"pid {pid}, {os.path.basename(sys.executable)}")

@@ -39,7 +39,8 @@ THREAD_ERRORS = "py.threading"
 UNCAUGHT = "py.uncaught"
 #: The name (a logger's) of a logging handler's report of a record it failed to write
 #: (a message whose arguments do not fit it: ``logging.Handler.handleError``), which
-#: that handler writes itself (``log_handler_error``).
+#: the log's handler writes itself (``log_handler_error``), and the log's handler writes
+#: for any other (``log_foreign_handler_error``).
 LOGGING_ERRORS = "py.logging"
 #: How deep warnings are logged inside one another on one thread. A warning raised
 #: while one is being logged (by a filter, a formatter, a library's handler) is logged

@@ -175,7 +175,9 @@ class PeerSync(Intake):
         remembering those a batch binds for the messages after it. Call it for the
         link's messages one at a time and in the order they arrived (on any thread, and
         while ``receive`` or ``verify`` handle earlier ones): a batch's keys may come from
-        the batch before it."""
+        the batch before it. Parse a link's messages on one thread at a time: ``receive``
+        given bytes parses them on the writer's, so do not give it bytes while another
+        thread parses for the same machine (a node gives it ``Prepared``)."""
         try:
             message = messages.parse(data)
         except PeerFault as exc:
@@ -211,7 +213,9 @@ class PeerSync(Intake):
 
     def receive(self, data: bytes | Prepared, now: float) -> list[bytes]:
         """Handle one message from the peer (its bytes, or what ``prepare`` made of
-        them); return the replies.
+        them); return the replies. Given bytes, it parses them itself, on this thread:
+        give it ``Prepared`` instead while another thread parses for this machine (as a
+        node does), or the two would change the memory of parsed keys at once (``_kept``).
 
         Raises ``PeerFault`` if the message is refused (nothing from it is stored).
         """
@@ -445,11 +449,12 @@ def _kept(memory: dict[str, bytes], keys: Mapping[str, bytes | None]) -> dict[st
     start again: it holds at most ``ORIGINS_MAX`` keys and those of one call.
 
     Each memory is changed on one thread only, ``parse``'s (one call at a time, in
-    order) or the writer's, and read with ``get`` on the other: a check of its size, a
-    new start and an update made by two threads at once could leave it past its bound
-    (both passing the check) or lose one's keys in a memory the other had just replaced
-    (``_sender`` would miss the key the writer had just read). A new memory is filled
-    before it replaces the old one: a reader sees one or the other, whole."""
+    order) or the writer's (``receive`` parses on it only if given bytes, which a caller
+    parsing on another thread does not do), and read with ``get`` on the other: a check
+    of its size, a new start and an update made by two threads at once could leave it
+    past its bound (both passing the check) or lose one's keys in a memory the other had
+    just replaced (``_sender`` would miss the key the writer had just read). A new memory
+    is filled before it replaces the old one: a reader sees one or the other, whole."""
     if len(memory) > ORIGINS_MAX:
         memory = {}
     memory.update((origin, key) for origin, key in keys.items() if key is not None)

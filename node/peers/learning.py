@@ -53,7 +53,7 @@ from node.peers.holds import (
     Hold,
     awake_s,
 )
-from node.peers.member_lists import _lister, _member_urls
+from node.peers.member_lists import lister, member_urls
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import LinkClosed, fetch_members
 from node.store import AsyncStore
@@ -190,11 +190,11 @@ class Learning:
         except Exception:  # run as a task of its own too: nothing else would log it
             log.exception("learning members failed", peer=runner.url)
             return
-        own = _lister(listed)  # its address checked (and a bad one logged) once
+        own = lister(listed)  # its address checked (and a bad one logged) once
         if own.node is not None and own.node == runner.linked_to:
             self.advertises(own.node, own.url)  # the peer's own word, while its link is up
             self.forgotten.reached(own.url)  # live: linked, there or where we dialed it
-        for url, node, secret, linked, node_linked in _member_urls(listed, own):
+        for url, node, secret, linked, node_linked in member_urls(listed, own):
             if node == self.astore.node_id or node in linked_nodes(self.runners.values()):
                 continue
             if node_linked:

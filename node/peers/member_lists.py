@@ -1,5 +1,5 @@
 """A peer's member list (``/peer/v1/members``), read: the node that answers
-(``Lister``, ``_lister``) and the addresses it names (``Listed``, ``_member_urls``),
+(``Lister``, ``lister``) and the addresses it names (``Listed``, ``member_urls``),
 malformed entries and addresses no node could dial left out (and logged). It keeps no
 state and dials nothing: ``node.peers.learning`` dials what it finds here.
 """
@@ -22,25 +22,25 @@ class Listed(NamedTuple):
     node_linked: bool  # the lister has a link up to that node now, at whatever address
 
 
-def _member_urls(listed: object, own: Lister | None = None) -> list[Listed]:
+def member_urls(listed: object, own: Lister | None = None) -> list[Listed]:
     """Peer URLs, node ids (when known), whether a holder of the cluster secret gave
     the address and whether the lister is linked to that node now, there and at all
     (``sync.peer.forgotten.said``; the lister's own address: all three) from a members
     answer, without a trailing slash (as ``add_peer`` keys them); anything malformed is
     skipped, and so is an address no node could dial (``dialable``). ``own``: the
-    lister, as ``_lister`` read it from this answer (read here if not given). A list
+    lister, as ``lister`` read it from this answer (read here if not given). A list
     without ``cluster_secret`` or ``linked`` (an older node's) does not say so: its
     addresses are dialed without the secret, and a forgotten one waits out its
     hold-off."""
     if not isinstance(listed, dict):
         return []
-    lister, advertise = own if own is not None else _lister(listed)
+    lister_node, advertise = own if own is not None else lister(listed)
     found = []
     if advertise is not None:
-        found.append(Listed(advertise.rstrip("/"), lister, secret=True, linked=True,
+        found.append(Listed(advertise.rstrip("/"), lister_node, secret=True, linked=True,
                             node_linked=True))
     for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
-        if isinstance(peer, dict) and dialable(peer.get("url"), lister, SKIPPED):
+        if isinstance(peer, dict) and dialable(peer.get("url"), lister_node, SKIPPED):
             node = peer.get("node_id")
             linked, node_linked = said(peer)
             found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
@@ -60,7 +60,7 @@ class Lister(NamedTuple):
 SKIPPED = "listed address skipped"
 
 
-def _lister(listed: object) -> Lister:
+def lister(listed: object) -> Lister:
     """The lister's node id and the address it advertises, from its own members answer:
     the address is checked here once (a bad one is logged once a round, not once for
     each use)."""

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import structlog
 
-from node.peers.member_lists import _lister, _member_urls
+from node.peers.member_lists import lister, member_urls
 from node.peers.runner import linked_nodes
 from node.peers.transport import DEVICE_HEADER, NODE_HEADER
 from sync.peer.config import SyncConfig
@@ -87,7 +87,7 @@ def test_a_members_list_says_a_peer_is_linked_only_with_true() -> None:
         {"url": "http://b:1", "node_id": "n1"},
         {"url": "http://c:1", "node_id": "n2", "linked": "true"},
         {"url": "http://d:1", "node_id": "n3", "linked": True}]}
-    assert [(one.url, one.linked) for one in _member_urls(listed)] == [
+    assert [(one.url, one.linked) for one in member_urls(listed)] == [
         ("http://a:1", True), ("http://b:1", False), ("http://c:1", False),
         ("http://d:1", True)]
 
@@ -98,13 +98,13 @@ def test_an_address_a_members_list_gives_is_checked_as_a_peer_url(url: str) -> N
     """None could be dialed, and the first ones hold a password ("hunter2"): such an
     address is skipped (neither dialed nor said to be the lister's own) and logged by
     why only, once for the lister and the reason (``node.peers.addresses``)."""
-    lister = f"n0-{secrets.token_hex(8)}"  # logged once only: a lister of its own
-    listed = {"node_id": lister, "advertise_url": url,
+    lister_id = f"n0-{secrets.token_hex(8)}"  # logged once only: a lister of its own
+    listed = {"node_id": lister_id, "advertise_url": url,
               "peers": [{"url": url, "node_id": "n1"}, {"url": "http://b:1", "node_id": "n2"}]}
     with structlog.testing.capture_logs() as said:
-        own = _lister(listed)
-        assert [one.url for one in _member_urls(listed, own)] == ["http://b:1"]
-        assert own == (lister, None)
+        own = lister(listed)
+        assert [one.url for one in member_urls(listed, own)] == ["http://b:1"]
+        assert own == (lister_id, None)
     assert [entry["event"] for entry in said] == ["listed address skipped"]
     assert "hunter2" not in repr(said)
 

@@ -11,7 +11,7 @@ import structlog
 
 from node.peers import addresses
 from node.peers.addresses import REFUSALS_LOGGED_MAX, dialable
-from node.peers.member_lists import SKIPPED, _member_urls
+from node.peers.member_lists import SKIPPED, member_urls
 
 
 def _listed(lister: str, url: str) -> dict[str, object]:
@@ -23,9 +23,9 @@ def test_a_refused_address_is_logged_once_not_every_members_round() -> None:
     lister = f"n-{secrets.token_hex(8)}"
     listed = _listed(lister, "http://u:hunter2@hub:7878")
     with structlog.testing.capture_logs() as first:
-        assert [one.url for one in _member_urls(listed)] == ["http://a:1", "http://b:1"]
+        assert [one.url for one in member_urls(listed)] == ["http://a:1", "http://b:1"]
     with structlog.testing.capture_logs() as second:
-        assert [one.url for one in _member_urls(listed)] == ["http://a:1", "http://b:1"]
+        assert [one.url for one in member_urls(listed)] == ["http://a:1", "http://b:1"]
     assert [(entry["event"], entry["said_by"], entry["reason"]) for entry in first] == [
         (SKIPPED, lister, "holds a user name or password")]
     assert second == []
@@ -53,6 +53,6 @@ def test_an_address_a_peer_gives_with_an_upper_case_scheme_is_dropped() -> None:
     (``node.config``): kept, "HTTP://b:1" would be a second address of "http://b:1"."""
     lister = f"n-{secrets.token_hex(8)}"
     with structlog.testing.capture_logs() as said:
-        assert [one.url for one in _member_urls(_listed(lister, "HTTP://b:1"))] == [
+        assert [one.url for one in member_urls(_listed(lister, "HTTP://b:1"))] == [
             "http://a:1", "http://b:1"]
     assert [entry["reason"] for entry in said] == ["has a scheme not in lower case"]

@@ -8,7 +8,7 @@ characters and our credentials taken out). Pure text: the bytes come from
 from __future__ import annotations
 
 import base64
-import html
+import bisect
 import json
 import os
 import re
@@ -100,9 +100,11 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     cursor), at most ``REFUSAL_CHARS_MAX`` characters ("…" ends one cut short), of its
     first ``REFUSAL_BYTES_MAX`` bytes. The credentials ``hide`` (ours, which the request
     sent) are shown as ``HIDDEN_TEXT``, as they are and in the forms a page may repeat
-    them in (``secret_forms``): a proxy may repeat our headers in its page, or in a
-    link, a JSON or HTML escape, base64; where ``body`` is not ``whole`` (the rest of it
-    did not come), also a credential's first bytes that end it. A JSON body cut short
+    them in (``secret_forms``, the hex of an escape in either case): a proxy may repeat
+    our headers in its page, or in a link, a JSON or HTML escape, base64; also a
+    credential's start that ends a line (the last one too where ``body`` is not
+    ``whole``: the rest of it did not come) and its end that begins the next (``_hidden``),
+    where that tells two characters of it or an escape of one. A JSON body cut short
     shows the message it held where that came whole (``_cut_message``), else nothing
     (its raw first line would be braces and keys): the status is told alone.
 
@@ -119,6 +121,11 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     'Authorization: Bearer (hidden)'
     >>> refusal_text(b"Bearer s3cret-s3", hide=["s3cret-s3cret"], whole=False)
     'Bearer (hidden)'
+    >>> secret = "jc9_uBIbfsRRiHpAjHJkV1yZlxAz3rcyv86AoxTcfaU"
+    >>> refusal_text(f"Bearer {secret[:42]}".encode(), [secret], whole=False)
+    'Bearer (hidden)'
+    >>> refusal_text(b"see %", ["s3c"], whole=False), refusal_text(b"&#X73;&#x33;&#X63;!", ["s3c"])
+    ('see %', '(hidden)!')
     >>> refusal_text(b'{"error": {"code": "x", "message": "cut he', whole=False)
     ''
     >>> refusal_text(b'{"error": {"code": "x", "message": "said", "field": "a', whole=False)
@@ -128,13 +135,9 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     >>> refusal_text(b"[" * 4096) == "[" * (REFUSAL_CHARS_MAX - 1) + "…"  # too deep for JSON
     True
     """
-    # Each form once per refusal; the longest first, so that one holding another is
-    # found whole.
-    forms = sorted({form for secret in hide if secret for form in secret_forms(secret)},
-                   key=len, reverse=True)
+    forms = _forms(hide)
     cut, body = len(body) > REFUSAL_BYTES_MAX or not whole, body[:REFUSAL_BYTES_MAX]
-    for form in forms:
-        body = _masked(body, form.encode(), cut)
+    body = _hidden(body, forms, cut)
     text = body.decode(errors="replace")
     said = _cut_message(text) if cut else _message(text)
     if isinstance(said, str):
@@ -143,47 +146,49 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
         return ""  # a JSON error cut short: its raw first line says nothing plain
     line = next((kept for kept in (_printable(line) for line in text.splitlines()) if kept),
                 "")
-    for form in forms:  # also as a JSON string held it, escaped; before any cut
-        line = line.replace(form, HIDDEN_TEXT)
+    # Also as a JSON string held it, escaped; before any cut.
+    line = _hidden(line.encode(), forms, cut=False).decode()
     return line if len(line) <= REFUSAL_CHARS_MAX else line[:REFUSAL_CHARS_MAX - 1] + "…"
 
 
 def secret_forms(secret: str) -> set[str]:
-    """The forms a page may repeat ``secret`` in: as it is; URL-encoded (``%XX``, its
-    hex in either case; ``+`` for a space in a form's encoding; ``/`` kept as in a
-    path); base64 and URL-safe base64 (``_base64_cores``); HTML-escaped (where HTML
-    needs it, or every character a numeric reference); a JSON string's insides (escaped
-    where JSON needs it, ASCII only or not, ``<>&`` escaped as Go does, or every
-    character a ``\\uXXXX`` escape, in either case). None empty.
+    """The forms a page may repeat ``secret`` in: as it is; URL-encoded (``%XX``; ``+``
+    for a space in a form's encoding; ``/`` kept as in a path); base64 and URL-safe
+    base64 (``_base64_cores``); HTML-escaped (where HTML needs it, as Python, Go's
+    html/template or PHP write it, or every character a numeric reference); a JSON
+    string's insides (escaped where JSON needs it, ASCII only or not, ``<>&`` escaped
+    as Go does, ``/`` as PHP does, or every character a ``\\uXXXX`` escape). None empty.
+    The case of hex digits is not told apart: ``_hidden`` matches them folded.
 
     >>> sorted(form for form in secret_forms("a&b") if "&" in form or "%" in form)
     ['%61%26%62', '&#97;&#38;&#98;', '&#x61;&#x26;&#x62;', 'a%26b', 'a&amp;b', 'a&b']
     >>> print(*sorted(form for form in secret_forms("a<b") if "u00" in form))
-    \\u0061\\u003C\\u0062 \\u0061\\u003c\\u0062 a\\u003cb
+    \\u0061\\u003c\\u0062 a\\u003cb
     """
     units = secret.encode("utf-16-be")  # a JSON escape names UTF-16 code units
-    escaped = [f"\\u{int.from_bytes(units[n:n + 2], 'big'):04x}"
-               for n in range(0, len(units), 2)]
     as_json = json.dumps(secret)[1:-1]
     forms = {
         secret,
         quote(secret, safe=""), quote(secret), quote_plus(secret, safe=""),
-        "".join(f"%{byte:02X}" for byte in secret.encode()),
-        html.escape(secret), html.escape(secret, quote=False),
+        "".join(f"%{byte:02x}" for byte in secret.encode()),
+        *(secret.translate(escapes) for escapes in _HTML_ESCAPES),
         "".join(f"&#{ord(char)};" for char in secret),
         "".join(f"&#x{ord(char):x};" for char in secret),
-        as_json, json.dumps(secret, ensure_ascii=False)[1:-1],
+        as_json, json.dumps(secret, ensure_ascii=False)[1:-1], as_json.replace("/", "\\/"),
         as_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
-        "".join(escaped), "".join(escaped).upper().replace("\\U", "\\u"),
+        "".join(f"\\u{int.from_bytes(units[n:n + 2], 'big'):04x}"
+                for n in range(0, len(units), 2)),
         *_base64_cores(secret.encode()),
     }
-    forms |= {_lower_hex(form) for form in forms if "%" in form}
     return {form for form in forms if form}
 
 
-def _lower_hex(form: str) -> str:
-    """``form`` with the hex of its ``%XX`` escapes in lower case."""
-    return re.sub(r"%[0-9A-F]{2}", lambda escape: escape[0].lower(), form)
+#: How pages escape HTML's special characters: Python's ``html.escape`` (and with
+#: ``quote=False``), Go's html/template, PHP's ``htmlspecialchars``.
+_HTML_ESCAPES = [str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", **quotes})
+                 for quotes in ({'"': "&quot;", "'": "&#x27;"}, {},
+                                {'"': "&#34;", "'": "&#39;", "+": "&#43;"},
+                                {'"': "&quot;", "'": "&#039;"})]
 
 
 def _base64_cores(secret: bytes) -> list[str]:
@@ -284,19 +289,99 @@ def _blanks_end(text: str, at: int) -> int:
     return at
 
 
-def _masked(body: bytes, secret: bytes, cut: bool) -> bytes:
-    """``body`` with ``secret`` shown as ``HIDDEN_TEXT``; also its first bytes, where a
-    body ``cut`` short ends with them (the rest of it was not read).
+#: A form of a credential (``secret_forms``), its case folded, with where its escapes
+#: are (``_ESCAPE``): a part of it is hidden where it tells something (``_telling``).
+_Form = tuple[bytes, list[tuple[int, int]]]
+#: One escaped character, its case folded: URL, HTML, JSON.
+_ESCAPE = re.compile(rb"%[0-9a-f]{2}|&#x[0-9a-f]+;|&#[0-9]+;|&[a-z]+;|\\u[0-9a-f]{4}|\\.")
+_LINE = re.compile(rb"[^\r\n]+")
 
-    >>> _masked(b"a KEY b KE", b"KEY", cut=True), _masked(b"a KE", b"KEY", cut=False)
-    (b'a (hidden) b (hidden)', b'a KE')
+
+def _forms(hide: Iterable[str | None]) -> list[_Form]:
+    """The forms of the credentials ``hide`` (``secret_forms``), each once, folded."""
+    folded = {form.encode().lower() for secret in hide if secret
+              for form in secret_forms(secret)}
+    return [(form, [escape.span() for escape in _ESCAPE.finditer(form)])
+            for form in sorted(folded)]
+
+
+def _hidden(body: bytes, forms: list[_Form], cut: bool) -> bytes:
+    """``body`` with the ``forms`` of our credentials shown as ``HIDDEN_TEXT``, each
+    stretch of them once: found with the case folded (a page may write the hex of an
+    escape in either case, ``&#X``); also where a line of ``body`` that another follows
+    (or the last line, where ``body`` was ``cut`` short) ends with a form's start, or a
+    line after another begins with a form's end (a form wrapped, as MIME base64 is).
+    Hidden first, then shown: one form's match never keeps another's from being found.
+
+    >>> forms = _forms(["KEY-abc"])
+    >>> _hidden(b"a key-abc b KEY-a", forms, cut=True), _hidden(b"a KEY-a", forms, cut=False)
+    (b'a (hidden) b (hidden)', b'a KEY-a')
+    >>> _hidden(b"see %", forms, cut=True), _hidden(b"Bearer KEY\\n-abc!", forms, cut=False)
+    (b'see %', b'Bearer (hidden)\\n(hidden)!')
     """
-    body = body.replace(secret, HIDDEN_TEXT.encode())
-    if cut:
-        for size in range(len(secret) - 1, 0, -1):
-            if body.endswith(secret[:size]):
-                return body[:-size] + HIDDEN_TEXT.encode()
-    return body
+    folded = body.lower()  # of the same length: what is found there is hidden in body
+    spans = []
+    for form, _escapes in forms:
+        at = folded.find(form)
+        while at >= 0:
+            spans.append((at, at + len(form)))
+            at = folded.find(form, at + 1)
+    for line in _LINE.finditer(folded):
+        start, end = line.span()
+        if end < len(folded) or cut:
+            spans.append((min((_start_ending(folded, start, end, form) for form in forms),
+                              default=end), end))
+        if start > 0:
+            spans.append((start, max((_end_starting(folded, start, end, form)
+                                      for form in forms), default=start)))
+    merged: list[list[int]] = []
+    for start, end in sorted(span for span in spans if span[0] < span[1]):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts, shown = [], 0
+    for start, end in merged:
+        parts += [body[shown:start], HIDDEN_TEXT.encode()]
+        shown = end
+    return b"".join(parts) + body[shown:]
+
+
+def _start_ending(folded: bytes, start: int, end: int, form: _Form) -> int:
+    """Where the longest start of ``form`` that ends ``folded[start:end]`` begins, if it
+    tells something (``_telling``); else ``end``. Only where its first two bytes are is
+    it compared, without a copy, in the line only: about linear in the line's length."""
+    text, escapes = form
+    at = folded.find(text[:2], max(start, end - len(text) + 1), end)
+    while at >= 0 and not text.startswith(memoryview(folded)[at:end]):  # no copy
+        at = folded.find(text[:2], at + 1, end)
+    return at if at >= 0 and _telling(escapes, 0, end - at) else end
+
+
+def _end_starting(folded: bytes, start: int, end: int, form: _Form) -> int:
+    """Where the longest end of ``form`` that begins ``folded[start:end]`` ends, if it
+    tells something (``_telling``); else ``start``."""
+    text, escapes = form
+    head = folded[start:start + 2]
+    at = text.find(head, max(1, len(text) - (end - start))) if len(head) == 2 else -1
+    while at >= 0 and not folded.startswith(memoryview(text)[at:], start):
+        at = text.find(head, at + 1)
+    return start + len(text) - at if at >= 0 and _telling(escapes, at, len(text)) else start
+
+
+def _telling(escapes: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``form[start:end]`` tells something of the credential: an escape of it
+    whole, or two characters that are no part of an escape. Less is hidden only where it
+    is whole: a character tells little, and a cut body often ends with ``%``, ``&``."""
+    # The escapes it touches, if none is whole in it: one its start cuts, one its end
+    # cuts. Only those are looked at: a long form has many.
+    first = bisect.bisect_right(escapes, start, key=lambda span: span[1])
+    near = escapes[first:first + 2]
+    if any(start <= escape_start and escape_end <= end for escape_start, escape_end in near):
+        return True
+    inside = sum(max(0, min(escape_end, end) - max(escape_start, start))
+                 for escape_start, escape_end in near)
+    return end - start - inside >= 2
 
 
 def _printable(line: str) -> str:

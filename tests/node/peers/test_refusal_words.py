@@ -9,14 +9,17 @@ import base64
 import html
 import json
 import re
+import string
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus
 
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_BYTES_MAX
+from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_BYTES_MAX, refusal_text
 from node.peers.refusals import refusals_read
 from node.peers.transport import LinkClosed, dial
 from sync.peer.config import SyncConfig
@@ -78,39 +81,146 @@ def _lower_hex(text: str) -> str:
     return re.sub(r"%[0-9A-F]{2}", lambda escape: escape[0].lower(), text)
 
 
+def _hex_in_either_case(text: str) -> str:
+    """``text``'s escapes with their hex in lower case, every other one in upper case."""
+    escapes = iter(range(len(text)))
+    return re.sub(r"(?<=%)[0-9A-Fa-f]{2}|(?<=\\u)[0-9A-Fa-f]{4}|(?<=&#x)[0-9A-Fa-f]+",
+                  lambda hex_: hex_[0].upper() if next(escapes) % 2 else hex_[0].lower(), text)
+
+
+def _html(escapes: dict[str, str]) -> Callable[[str], str]:
+    table = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", **escapes})
+    return lambda text: text.translate(table)
+
+
 ENCODINGS: dict[str, Callable[[str], str]] = {
     "url": lambda text: quote(text, safe=""),
     "url, lower-case hex": lambda text: _lower_hex(quote(text, safe="")),
+    "url, hex in either case": lambda text: _hex_in_either_case(
+        "".join(f"%{byte:02x}" for byte in text.encode())),
     "url, a form's": lambda text: quote_plus(text, safe=""),
     "base64": _b64,  # "Bearer " is 7 bytes: the secret begins a group's second byte
     "base64, after a byte": lambda text: _b64("x" + text),  # its third
     "base64, after two bytes": lambda text: _b64("xy" + text),  # its first
     "url-safe base64": lambda text: base64.urlsafe_b64encode(text.encode()).decode(),
     "html": html.escape,
+    "html, Go's": _html({'"': "&#34;", "'": "&#39;", "+": "&#43;"}),
+    "html, PHP's": _html({'"': "&quot;", "'": "&#039;"}),
     "html, numeric": lambda text: "".join(f"&#{ord(char)};" for char in text),
+    "html, numeric hex in upper case": lambda text: "".join(f"&#x{ord(char):X};"
+                                                            for char in text),
+    "html, numeric hex after &#X": lambda text: "".join(f"&#X{ord(char):x};" for char in text),
     "json": lambda text: json.dumps(text)[1:-1],
+    "json, / escaped": lambda text: json.dumps(text)[1:-1].replace("/", "\\/"),
     "json, every character escaped": lambda text: "".join(f"\\u{ord(char):04x}"
                                                           for char in text),
+    "json, every character escaped, hex in either case": lambda text: _hex_in_either_case(
+        "".join(f"\\u{ord(char):04x}" for char in text)),
 }
 
+#: Where a refusal's body is cut (``REFUSAL_BYTES_MAX``), in characters of the encoded
+#: secret that came before the cut; None: it came whole.
+CUTS = [None, 1, 2, 3, 0.5, -1]
 
+
+@pytest.mark.parametrize("cut", CUTS)
 @pytest.mark.parametrize("encoding", ENCODINGS)
-async def test_a_refusal_repeating_the_secret_encoded_does_not_show_it(encoding: str) -> None:
+async def test_a_refusal_repeating_the_secret_encoded_does_not_show_it(
+        encoding: str, cut: float | None) -> None:
     """A proxy refuses with a page that repeats the request's Authorization header
-    encoded: the secret is shown as ``HIDDEN_TEXT``, in every encoding; at most a
-    character at either end of it stays, in base64, where one stands for the bytes
-    around it too."""
+    encoded, whole or cut short inside the secret: the secret is shown as
+    ``HIDDEN_TEXT``, in every encoding; at most two characters of it stay, a character at
+    either end in base64, where one stands for the bytes around it too. A first line of
+    NUL bytes, which says nothing, puts the cut where the test wants it."""
     encode = ENCODINGS[encoding]
+    # Base64's padding left out: it stands for no byte.
+    encoded = encode(f"Bearer {ODD_SECRET}").rstrip("=")
+    before_secret = len(encode("Bearer ").rstrip("="))
+    came = len(encoded) if cut is None else before_secret + round(
+        cut * (len(encoded) - before_secret) if isinstance(cut, float) else cut) % (
+        len(encoded) - before_secret)
+    assert cut is None or came < len(encoded)
 
     async def echo(request: web.Request) -> web.Response:
-        return web.Response(status=403, text="echo " + encode(request.headers["Authorization"]))
+        page = "echo " + encode(request.headers["Authorization"])
+        assert page.startswith("echo " + encoded[:came])
+        if cut is not None:
+            page = "\0" * (REFUSAL_BYTES_MAX - len("\necho ") - came) + "\necho " + page[5:]
+        return web.Response(status=403, text=page)
 
     async with serving(echo) as url:
         said = await dial_refused(url, ODD_SECRET)
-    # Base64's padding left out: it stands for no byte.
-    encoded = encode(f"Bearer {ODD_SECRET}").rstrip("=")
     before, hidden, after = said.removeprefix("it answered HTTP 403: echo ").rstrip(
         "=").partition(HIDDEN_TEXT)
-    assert hidden and encoded.startswith(before) and encoded.endswith(after)
-    # Shown: what stands for the text before the secret, and two characters more at most.
-    assert len(before) + len(after) <= len(encode("Bearer ").rstrip("=")) + 2
+    assert encoded[:came].startswith(before) and encoded[:came].endswith(after)
+    assert hidden or cut is not None
+    # Shown: what stands for the text before the secret, and two characters of it at
+    # most (a part of an escape tells none); after it, a base64 character at most.
+    assert _shown(encode, ODD_SECRET, before) <= 2 and len(after) <= 1
+
+
+#: What a cluster secret may be: as ``secrets.token_urlsafe`` makes them, and with
+#: characters each encoding writes otherwise.
+SECRETS = st.one_of(
+    st.binary(min_size=3, max_size=40).map(
+        lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")),
+    st.text(string.ascii_letters + string.digits + "-_~+/=&<\"'> ", min_size=3, max_size=40))
+
+ANY_ENCODING: dict[str, Callable[[str], str]] = {
+    "as it is": lambda text: text,
+    **ENCODINGS,
+    "base64 in lines of 76 (MIME)": lambda text: base64.encodebytes(text.encode()).decode(),
+}
+
+
+def _shown(encode: Callable[[str], str], secret: str, text: str) -> int:
+    """How many characters of ``secret`` a page's start ``text``, ``encode``'s of
+    "Bearer " and the secret, tells: those whose encoding it holds whole."""
+    def length(told: int) -> int:
+        return len(encode("Bearer " + secret[:told]).rstrip("=\n"))
+    return max((told for told in range(len(secret) + 1) if length(told) <= len(text)),
+               default=0)
+
+
+@pytest.mark.parametrize("encoding", ANY_ENCODING)
+@settings(max_examples=15, deadline=None)
+@given(secret=SECRETS)
+def test_a_refusal_cut_anywhere_shows_two_characters_of_the_secret_at_most(
+        encoding: str, secret: str) -> None:
+    """A page repeating the Authorization header, cut at every place: wherever the cut
+    is, the secret's start that ends it, in whichever form, is hidden, unless it tells
+    no more than two of its characters (a cut body that ends with ``%`` shows it)."""
+    encode = ANY_ENCODING[encoding]
+    page = "echo " + encode(f"Bearer {secret}")
+    for cut in range(len(page) + 1):
+        said = refusal_text(page[:cut].encode(), [secret], whole=False).removesuffix("…")
+        before, _hidden, after = said.partition(HIDDEN_TEXT)
+        assert page.startswith(before) and len(after.rstrip("=")) <= 1, (cut, said)
+        assert _shown(encode, secret, before.removeprefix("echo ")) <= 2, (cut, said)
+
+
+def test_base64_in_lines_shows_no_more_of_the_secret_on_either_line() -> None:
+    """MIME's base64 (``base64.encodebytes``) breaks its lines every 76 characters, in
+    the secret too: a line's end that starts the secret and the next line's start that
+    ends it are hidden; shown alone (the lines before it saying nothing), each tells two
+    characters of it at most."""
+    secret = "jc9_uBIbfsRRiHpAjHJkV1yZlxAz3rcyv86AoxTcfaU"
+    lines = base64.encodebytes(("Authorization: Bearer " + secret).encode() * 3).decode() \
+        .splitlines()
+    coded = base64.b64encode(secret.encode()).decode()
+    for shown in range(len(lines)):
+        # The lines before it of as many NUL bytes, which say nothing.
+        page = "\n".join(["\0" * len(line) for line in lines[:shown]] + lines[shown:])
+        said = refusal_text(page.encode(), [secret])
+        assert HIDDEN_TEXT in said
+        for part in said.split(HIDDEN_TEXT):
+            assert not any(coded[at:at + 4] in part for at in range(len(coded) - 3)), said
+
+
+def test_a_cut_body_ending_in_an_escape_s_first_character_is_shown() -> None:
+    """A cut body that ends with ``%``, ``&`` or a backslash, or with one character of
+    the secret, tells nothing of it: shown; two characters are hidden."""
+    assert [refusal_text(f"see {end}".encode(), ["s3cret"], whole=False)
+            for end in ("%", "&", "\\", "s", "s3", "%73")] == \
+        ["see %", "see &", "see \\", "see s", "see " + HIDDEN_TEXT, "see " + HIDDEN_TEXT]
+

@@ -230,19 +230,31 @@ def _cut_message(text: str) -> str | None:
     'bad!'
     >>> _cut_message('{"id": [1, {"error": "no"}], "error": "yes", "x'), _cut_message('{"er')
     ('yes', None)
+    >>> _cut_message('{"error": "first", "error": {"message": "a", "message": "last"}, "x')
+    'last'
     """
     start = _blanks_end(text, 0)
     if not text.startswith("{", start):
         return None
-    for key, at in _keys(text, start):
+    said = None
+    for key, at in _keys(text, start):  # a key said twice: the last, as json.loads reads
         if key != "error":
             continue
         if text.startswith("{", at):
-            at = next((inner_at for inner, inner_at in _keys(text, at) if inner == "message"),
-                      len(text))
-        said = _string_at(text, at)  # None: no string, or one cut short
-        return None if said is None else said[0]
-    return None
+            at = _last_value(text, at, "message")
+        found = _string_at(text, at)  # None: no string, or one cut short
+        said = None if found is None else found[0]
+    return said
+
+
+def _last_value(text: str, start: int, name: str) -> int:
+    """Where the value of the last ``name`` key of the JSON object that begins at
+    ``text[start]`` begins, as far as it came whole; ``len(text)`` if none came."""
+    at = len(text)
+    for key, value_at in _keys(text, start):
+        if key == name:
+            at = value_at
+    return at
 
 
 _DECODER = json.JSONDecoder()

@@ -224,3 +224,9 @@ def test_a_cut_body_ending_in_an_escape_s_first_character_is_shown() -> None:
             for end in ("%", "&", "\\", "s", "s3", "%73")] == \
         ["see %", "see &", "see \\", "see s", "see " + HIDDEN_TEXT, "see " + HIDDEN_TEXT]
 
+
+def test_a_cut_json_refusal_saying_error_twice_says_the_last() -> None:
+    """A JSON error cut short that has ``error`` twice says the last, as the whole one."""
+    body = b'{"error": "first", "error": {"code": "x", "message": "last"}'
+    assert refusal_text(body + b', "more": "', whole=False) == refusal_text(body + b"}") \
+        == "last"

@@ -28,10 +28,9 @@ Two libraries, each for what it does best. ``cryptography`` holds a key as an ob
 it makes new keys and reads and writes the key file (PKCS #8 PEM, and it names what
 else a file holds: an encrypted key, a key of another kind). Signing and verifying go
 through libsodium (PyNaCl's ``nacl.bindings``, in ``crdt.ed25519``), which takes raw
-bytes and is faster:
-measured with 20,000 signatures of 80 bytes, the best of 8 rounds of CPU time, 24 us
-per signature against 40, and 67 us per verification against 128 (``cryptography``
-50, OpenSSL 3; PyNaCl 1.6.2). Both are Ed25519 as RFC 8032 defines it and make the
+bytes and is faster: measured with 20,000 signatures of 80 bytes, the best of 8 rounds
+of CPU time, 24 us per signature against 40, and 67 us per verification against 128
+(``cryptography`` 50, OpenSSL 3; PyNaCl 1.6.2). Both are Ed25519 as RFC 8032 defines it and make the
 same signature of the same key and bytes (signatures are deterministic), so keys,
 signatures and files are what they were. ``cryptography`` costs about 40 ms of import
 at start and is used nowhere per event.

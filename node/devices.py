@@ -202,8 +202,8 @@ class Devices:
             # so that an address another device gives concurrently is not cleared.
             address = held.address if held is not None else None
             said = address if address is not None else membership.UNSAID
-        else:  # as the record says it: the scheme in lower case
-            said = address = normal_address(address) if isinstance(address, str) else None
+        else:  # as the record says it: the scheme in lower case; not a string: refused
+            said = address = normal_address(address) if isinstance(address, str) else address
         draft = membership.added(device_id, name, said)  # InvalidInput
         removal = self.removed().get(device_id)
         if removal is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from crdt.addresses import address_problem, holds_credentials, normal_address
+from crdt.addresses import address_problem, holds_credentials
 from crdt.clock import Hlc
 from crdt.device import parse_device_id
 from crdt.errors import InvalidInput
@@ -77,9 +77,9 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
                 raise InvalidInput("holds a user name or password, which every node would "
                                    "show and log: give the node's address alone",
                                    field="address")
-            address = normal_address(address)  # as the record says it ("HTTP://" too)
+            # Its scheme in any case ("HTTP://"): Devices.add writes it in lower case.
             problem = address_problem(address) \
-                if address.startswith(("http://", "https://")) else None
+                if address.lower().startswith(("http://", "https://")) else None
             if problem is not None:  # every peer would dial it, and fail, for good
                 raise InvalidInput(f"{address!r} {problem}", field="address")
             base = api_path_base(address)

@@ -129,6 +129,12 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
                                           "address": "http://phone:7878/v1/node"}}, 400,
          "('http://phone:7878'?)"),
         ("POST", "/v1/devices", {"json": [PHONE]}, 400, "must be an object"),
+        # Not a string: refused as the record would be, not taken as null (cleared).
+        *[("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
+                                            "address": address}}, 400,
+           f"must be a string, not {kind}")
+          for address, kind in [(42, "integer"), (True, "boolean"), ([], "array"),
+                                ({}, "object")]],
         ("DELETE", f"/v1/devices/{mistyped}", {}, 400, "check character"),
         ("DELETE", f"/v1/devices/{TABLET}", {}, 404, "no device"),
         ("DELETE", f"/v1/devices/{node.device.device_id}", {}, 400, "own device"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from sync.repo.config import Access, RepoConfig, RepoLimits
 from tests.node.client.test_transport import NO_NODE_URLS
 from tests.support.addresses import HIDDEN_PASSWORDS
 from tests.support.nodes import post
+from tests.support.ports import free_port
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
@@ -110,7 +112,27 @@ async def test_it_reconnects_to_a_restarted_node(make_node: NodeFactory,
 async def test_a_node_url_no_node_is_at_is_refused_as_the_client_refuses_it(
         url: str, why: str) -> None:
     """At once, before any connection, with ``Client``'s error, which never shows the
-    URL (it may hold a password, "hunter2")."""
+    URL (it may hold a password, "hunter2"). The host is a real listener on loopback,
+    which no connection reaches: a request would carry the password to it."""
+    arrived: list[bytes] = []
+
+    async def reached(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        arrived.append(await reader.read(4096))
+        writer.close()
+
+    port = free_port()
+    listener = await asyncio.start_server(reached, "127.0.0.1", port)
+    # "hub" and "hub:7878" are the listener; "hub:0", "hub:99999" keep their port.
+    url = re.sub(r"\bhub(:7878)?\b(?!:)", f"127.0.0.1:{port}", url)
+    try:
+        await _refused_as_the_client_refuses_it(url, why)
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    assert arrived == []
+
+
+async def _refused_as_the_client_refuses_it(url: str, why: str) -> None:
     with pytest.raises(ClientError) as by_client:
         Client(url)
     with pytest.raises(ClientError) as by_socket_url:

@@ -8,11 +8,15 @@ writes its own and those it lists in lower case (``node.config``), so one that d
 comes from no node of this project, and kept it would be a second address of a node.
 
 A peer says the same list every members round: each (what, who said it, why) is logged
-once, not every round, as long as it stays among the last ``REFUSALS_LOGGED_MAX`` logged.
+once, not every round, while it stays among the last ``REFUSALS_LOGGED_MAX`` seen by the
+node (``RefusalsLogged``, which each node's ``node.peers.learning`` holds). A peer that
+names no node id is not told from another: what it says is logged every time. The address
+a link gives for itself is logged at each link that gives it, not each round.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from typing import TypeGuard
 
@@ -22,36 +26,66 @@ from crdt.addresses import address_refusal, normal_address
 
 log = structlog.get_logger(__name__)
 
-#: How many (what, who said it, why) refusals are remembered as logged already: a
-#: peer's refused address is logged again only after this many others were (a bound on
-#: memory, whatever peers say; no address is kept, only who and why).
+#: How many (what, who said it, why) refusals a node remembers as logged already, the
+#: one seen longest ago forgotten first: a peer's refused address is logged again only
+#: after this many others were seen since (a bound on memory, whatever peers say).
 REFUSALS_LOGGED_MAX = 256
 
-_logged: OrderedDict[tuple[str, str | None, str], None] = OrderedDict()
+#: Bytes of the digest a peer's node id is remembered by: the id is the peer's to
+#: choose, up to a members answer long (``members_bytes_max``).
+SAID_BY_DIGEST_BYTES = 16
 
 
-def dialable(url: object, said_by: object, dropped: str) -> TypeGuard[str]:
+class RefusalsLogged:
+    """The refused addresses a node logged, as (what, a digest of who said it, why):
+    at most ``entries_max``, and no address nor peer's word kept whole.
+
+    >>> logged = RefusalsLogged()
+    >>> logged.first("listed address skipped", "n1", "names no host")
+    True
+    >>> logged.first("listed address skipped", "n1", "names no host")
+    False
+    >>> logged.first("listed address skipped", None, "names no host")  # who: unknown
+    True
+    """
+
+    def __init__(self, entries_max: int = REFUSALS_LOGGED_MAX) -> None:
+        self.entries_max = entries_max
+        self._seen: OrderedDict[tuple[str, bytes, str], None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def first(self, dropped: str, said_by: str | None, reason: str) -> bool:
+        """Whether ``dropped`` is news: not seen for this peer and reason lately (a
+        peer that names itself not: ``said_by`` None, always news)."""
+        if said_by is None:
+            return True
+        digest = hashlib.blake2b(said_by.encode("utf-8", "surrogatepass"),
+                                 digest_size=SAID_BY_DIGEST_BYTES).digest()
+        key = (dropped, digest, reason)
+        if key in self._seen:
+            self._seen.move_to_end(key)  # said every round: stays remembered
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self.entries_max:
+            self._seen.popitem(last=False)
+        return True
+
+
+def dialable(url: object, said_by: object, dropped: str,
+             logged: RefusalsLogged | None = None) -> TypeGuard[str]:
     """Whether ``url``, an address the peer ``said_by`` (its node id, if it gave one)
     gives, is one a node could dial; if it is not, ``dropped`` is logged with the
-    reason, never the address, once (``REFUSALS_LOGGED_MAX``). None (no address given)
-    is not, and is not logged."""
+    reason, never the address: once while ``logged`` remembers it, every time without
+    ``logged``. None (no address given) is not, and is not logged."""
     if not isinstance(url, str):
         return False
     refusal = address_refusal(url)
     if refusal is None and normal_address(url) != url:
         refusal = "has a scheme not in lower case"
     if refusal is not None:
-        _log_once(dropped, said_by if isinstance(said_by, str) else None, refusal)
+        who = said_by if isinstance(said_by, str) else None
+        if logged is None or logged.first(dropped, who, refusal):
+            log.debug(dropped, said_by=who, reason=refusal)
     return refusal is None
-
-
-def _log_once(dropped: str, said_by: str | None, reason: str) -> None:
-    """Log ``dropped`` unless it was logged for this peer and reason lately."""
-    key = (dropped, said_by, reason)
-    if key in _logged:
-        _logged.move_to_end(key)
-        return
-    _logged[key] = None
-    if len(_logged) > REFUSALS_LOGGED_MAX:
-        _logged.popitem(last=False)
-    log.debug(dropped, said_by=said_by, reason=reason)

@@ -43,6 +43,7 @@ import structlog
 from crdt.membership import Member
 from node.config import Config
 from node.devices import Devices
+from node.peers.addresses import RefusalsLogged
 from node.peers.admission import Admission
 from node.peers.holds import (
     ANSWERED_BY_HOLD_ROUNDS,
@@ -98,6 +99,9 @@ class Learning:
         #: lists for a while unless a lister says it is linked to the node there now
         #: (``sync.peer.forgotten``; at most ``forgotten_kept_max``).
         self.forgotten = Forgotten(config.sync)
+        #: The addresses in peers' lists no node could dial that this node logged: each
+        #: logged once, not every round (``node.peers.addresses``).
+        self.refusals = RefusalsLogged()
         #: Per node, the address it advertises itself (None: none), as its hello gave it
         #: on a link it opened, or its own member list on one we dialed: a list says
         #: ``linked`` of it, and of the addresses the links use, not of others remembered
@@ -190,11 +194,11 @@ class Learning:
         except Exception:  # run as a task of its own too: nothing else would log it
             log.exception("learning members failed", peer=runner.url)
             return
-        own = lister(listed)  # its address checked (and a bad one logged) once
+        own = lister(listed, self.refusals)  # its address checked (a bad one logged) once
         if own.node is not None and own.node == runner.linked_to:
             self.advertises(own.node, own.url)  # the peer's own word, while its link is up
             self.forgotten.reached(own.url)  # live: linked, there or where we dialed it
-        for url, node, secret, linked, node_linked in member_urls(listed, own):
+        for url, node, secret, linked, node_linked in member_urls(listed, own, self.refusals):
             if node == self.astore.node_id or node in linked_nodes(self.runners.values()):
                 continue
             if node_linked:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from node.peers.addresses import dialable
+from node.peers.addresses import RefusalsLogged, dialable
 from sync.peer.forgotten import said
 
 
@@ -22,25 +22,27 @@ class Listed(NamedTuple):
     node_linked: bool  # the lister has a link up to that node now, at whatever address
 
 
-def member_urls(listed: object, own: Lister | None = None) -> list[Listed]:
+def member_urls(listed: object, own: Lister | None = None,
+                logged: RefusalsLogged | None = None) -> list[Listed]:
     """Peer URLs, node ids (when known), whether a holder of the cluster secret gave
     the address and whether the lister is linked to that node now, there and at all
     (``sync.peer.forgotten.said``; the lister's own address: all three) from a members
     answer, without a trailing slash (as ``add_peer`` keys them); anything malformed is
-    skipped, and so is an address no node could dial (``dialable``). ``own``: the
-    lister, as ``lister`` read it from this answer (read here if not given). A list
+    skipped, and so is an address no node could dial (``dialable``: logged, once while
+    the node's ``logged`` remembers it). ``own``: the lister, as ``lister`` read it
+    from this answer (read here if not given). A list
     without ``cluster_secret`` or ``linked`` (an older node's) does not say so: its
     addresses are dialed without the secret, and a forgotten one waits out its
     hold-off."""
     if not isinstance(listed, dict):
         return []
-    lister_node, advertise = own if own is not None else lister(listed)
+    lister_node, advertise = own if own is not None else lister(listed, logged)
     found = []
     if advertise is not None:
         found.append(Listed(advertise.rstrip("/"), lister_node, secret=True, linked=True,
                             node_linked=True))
     for peer in listed.get("peers", []) if isinstance(listed.get("peers"), list) else []:
-        if isinstance(peer, dict) and dialable(peer.get("url"), lister_node, SKIPPED):
+        if isinstance(peer, dict) and dialable(peer.get("url"), lister_node, SKIPPED, logged):
             node = peer.get("node_id")
             linked, node_linked = said(peer)
             found.append(Listed(peer["url"].rstrip("/"), node if isinstance(node, str) else None,
@@ -60,12 +62,12 @@ class Lister(NamedTuple):
 SKIPPED = "listed address skipped"
 
 
-def lister(listed: object) -> Lister:
+def lister(listed: object, logged: RefusalsLogged | None = None) -> Lister:
     """The lister's node id and the address it advertises, from its own members answer:
-    the address is checked here once (a bad one is logged once a round, not once for
-    each use)."""
+    the address is checked here, once for both its uses (a bad one is logged once, while
+    ``logged`` remembers it: ``dialable``)."""
     if not isinstance(listed, dict):
         return Lister(None, None)
     node, url = listed.get("node_id"), listed.get("advertise_url")
     node = node if isinstance(node, str) else None
-    return Lister(node, url if dialable(url, node, SKIPPED) else None)
+    return Lister(node, url if dialable(url, node, SKIPPED, logged) else None)

@@ -1,58 +1,106 @@
 """node.peers.addresses: the addresses peers give, as a members round reads them
 (``node.peers.member_lists``): one no node could dial is dropped and logged once, by why
-only, not every round; the log's memory of what it said is bounded and holds no
-address."""
+only, not every round; the node's memory of what it logged is its own, bounded, and
+holds neither an address nor a peer's node id."""
 
 from __future__ import annotations
 
-import secrets
-
 import structlog
 
-from node.peers import addresses
-from node.peers.addresses import REFUSALS_LOGGED_MAX, dialable
+from node.peers.addresses import REFUSALS_LOGGED_MAX, RefusalsLogged, dialable
 from node.peers.member_lists import SKIPPED, member_urls
 
 
-def _listed(lister: str, url: str) -> dict[str, object]:
+def _listed(lister: str | None, url: str) -> dict[str, object]:
     return {"node_id": lister, "advertise_url": "http://a:1",
             "peers": [{"url": url, "node_id": "n1"}, {"url": "http://b:1", "node_id": "n2"}]}
 
 
 def test_a_refused_address_is_logged_once_not_every_members_round() -> None:
-    lister = f"n-{secrets.token_hex(8)}"
-    listed = _listed(lister, "http://u:hunter2@hub:7878")
+    listed, logged = _listed("n0", "http://u:hunter2@hub:7878"), RefusalsLogged()
     with structlog.testing.capture_logs() as first:
-        assert [one.url for one in member_urls(listed)] == ["http://a:1", "http://b:1"]
+        assert [one.url for one in member_urls(listed, logged=logged)] == [
+            "http://a:1", "http://b:1"]
     with structlog.testing.capture_logs() as second:
-        assert [one.url for one in member_urls(listed)] == ["http://a:1", "http://b:1"]
+        assert [one.url for one in member_urls(listed, logged=logged)] == [
+            "http://a:1", "http://b:1"]
     assert [(entry["event"], entry["said_by"], entry["reason"]) for entry in first] == [
-        (SKIPPED, lister, "holds a user name or password")]
+        (SKIPPED, "n0", "holds a user name or password")]
     assert second == []
-    assert "hunter2" not in repr(first) + repr(addresses._logged)
+    assert "hunter2" not in repr(first) + repr(logged._seen)
+
+
+def test_each_node_remembers_what_it_logged_itself() -> None:
+    """Two nodes in one process: one's log does not silence the other's."""
+    listed = _listed("n0", "http:///hub")
+    with structlog.testing.capture_logs() as said:
+        for node in (RefusalsLogged(), RefusalsLogged()):
+            member_urls(listed, logged=node)
+            member_urls(listed, logged=node)
+    assert [entry["said_by"] for entry in said] == ["n0", "n0"]
+
+
+def test_a_lister_that_names_no_node_is_logged_every_time() -> None:
+    """Not told from another such lister: one's log would silence the others'."""
+    logged = RefusalsLogged()
+    with structlog.testing.capture_logs() as said:
+        for _round in range(3):
+            member_urls(_listed(None, "http:///hub"), logged=logged)
+    assert [entry["said_by"] for entry in said] == [None] * 3
+    assert len(logged) == 0
 
 
 def test_another_reason_or_lister_is_logged_and_the_memory_is_bounded() -> None:
-    lister = f"n-{secrets.token_hex(8)}"
+    logged = RefusalsLogged()
     with structlog.testing.capture_logs() as said:
-        assert not dialable("http://hub:0", lister, SKIPPED)
-        assert not dialable("http:///hub", lister, SKIPPED)  # another reason
-        assert not dialable("http://hub:0", f"{lister}-2", SKIPPED)  # another lister
-        assert not dialable("http://hub:0", lister, SKIPPED)  # said already
+        assert not dialable("http://hub:0", "n0", SKIPPED, logged)
+        assert not dialable("http:///hub", "n0", SKIPPED, logged)  # another reason
+        assert not dialable("http://hub:0", "n1", SKIPPED, logged)  # another lister
+        assert not dialable("http://hub:0", "n0", SKIPPED, logged)  # said already
     assert len(said) == 3
     for n in range(REFUSALS_LOGGED_MAX):  # as many others: the first is forgotten
-        dialable("http://hub:0", f"{lister}-other-{n}", SKIPPED)
-    assert len(addresses._logged) == REFUSALS_LOGGED_MAX
+        dialable("http://hub:0", f"other-{n}", SKIPPED, logged)
+    assert len(logged) == REFUSALS_LOGGED_MAX
     with structlog.testing.capture_logs() as again:
-        assert not dialable("http://hub:0", lister, SKIPPED)
-    assert [entry["said_by"] for entry in again] == [lister]
+        assert not dialable("http://hub:0", "n0", SKIPPED, logged)
+    assert [entry["said_by"] for entry in again] == ["n0"]
+
+
+def test_a_refusal_said_again_is_remembered_from_then() -> None:
+    """Forgotten after ``REFUSALS_LOGGED_MAX`` others were seen since it was last seen,
+    not since it was logged: a peer that says it every round is not logged again for
+    others said meanwhile."""
+    logged = RefusalsLogged()
+    dialable("http://hub:0", "n0", SKIPPED, logged)
+    for n in range(REFUSALS_LOGGED_MAX - 1):
+        dialable("http://hub:0", f"other-{n}", SKIPPED, logged)
+    dialable("http://hub:0", "n0", SKIPPED, logged)  # seen again: the newest
+    dialable("http://hub:0", "one-more", SKIPPED, logged)
+    with structlog.testing.capture_logs() as again:
+        assert not dialable("http://hub:0", "n0", SKIPPED, logged)
+    assert again == []
+
+
+def test_the_memory_holds_a_digest_of_a_peers_node_id_not_the_id() -> None:
+    """A node id is the peer's to choose, as long as a members answer."""
+    logged, long_id = RefusalsLogged(), "n" * 100_000
+    dialable("http://hub:0", long_id, SKIPPED, logged)
+    dialable("http://hub:0", "\ud800", SKIPPED, logged)  # JSON may hold a lone surrogate
+    assert len(logged) == 2
+    assert all(len(said_by) == 16 for _dropped, said_by, _reason in logged._seen)
+
+
+def test_without_a_memory_each_refusal_is_logged() -> None:
+    with structlog.testing.capture_logs() as said:
+        assert not dialable("http://hub:0", "n0", "advertised address dropped")
+        assert not dialable("http://hub:0", "n0", "advertised address dropped")
+    assert len(said) == 2
 
 
 def test_an_address_a_peer_gives_with_an_upper_case_scheme_is_dropped() -> None:
     """A node of this project lists addresses with their scheme in lower case
     (``node.config``): kept, "HTTP://b:1" would be a second address of "http://b:1"."""
-    lister = f"n-{secrets.token_hex(8)}"
     with structlog.testing.capture_logs() as said:
-        assert [one.url for one in member_urls(_listed(lister, "HTTP://b:1"))] == [
+        assert [one.url for one in member_urls(_listed("n0", "HTTP://b:1"))] == [
             "http://a:1", "http://b:1"]
     assert [entry["reason"] for entry in said] == ["has a scheme not in lower case"]

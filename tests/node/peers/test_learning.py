@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import aiohttp
 import pytest
 import structlog
 
+from node.peers.addresses import RefusalsLogged
 from node.peers.member_lists import lister, member_urls
 from node.peers.runner import linked_nodes
 from node.peers.transport import DEVICE_HEADER, NODE_HEADER
@@ -98,13 +98,13 @@ def test_an_address_a_members_list_gives_is_checked_as_a_peer_url(url: str) -> N
     """None could be dialed, and the first ones hold a password ("hunter2"): such an
     address is skipped (neither dialed nor said to be the lister's own) and logged by
     why only, once for the lister and the reason (``node.peers.addresses``)."""
-    lister_id = f"n0-{secrets.token_hex(8)}"  # logged once only: a lister of its own
-    listed = {"node_id": lister_id, "advertise_url": url,
+    listed = {"node_id": "n0", "advertise_url": url,
               "peers": [{"url": url, "node_id": "n1"}, {"url": "http://b:1", "node_id": "n2"}]}
+    logged = RefusalsLogged()
     with structlog.testing.capture_logs() as said:
-        own = lister(listed)
-        assert [one.url for one in member_urls(listed, own)] == ["http://b:1"]
-        assert own == (lister_id, None)
+        own = lister(listed, logged)
+        assert [one.url for one in member_urls(listed, own, logged)] == ["http://b:1"]
+        assert own == ("n0", None)
     assert [entry["event"] for entry in said] == ["listed address skipped"]
     assert "hunter2" not in repr(said)
 

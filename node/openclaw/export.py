@@ -12,6 +12,13 @@ reader never meets a transcript its index does not name yet. An existing transcr
 replaced only by one that continues it (its records first, in order; headers after the
 first, which an earlier export wrote, do not count); an existing ``sessions.json`` is
 merged into, and a key it points at another session is refused.
+
+The agent id and the session id become names in those paths, and both come from events
+that any device of the cluster may write (a damaged one, or an event made by hand): a
+transcript whose ids are not names OpenClaw itself makes (``checked_names``), or whose
+folder leads out of the state folder's ``agents/`` through a symbolic link, is refused
+like any other, with nothing written: export writes one transcript, and a person who
+asked for it should hear why it is not there rather than find another one written.
 """
 
 from __future__ import annotations
@@ -19,13 +26,31 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from node.folder import fsync_folder, make_folders, remove_empty
 from node.openclaw.records import Transcript
+from node.text import printable
+
+#: Longest session id, in characters, and longest transcript file name
+#: (``<session id>.jsonl``), in UTF-8 bytes: OpenClaw 2026.9.6's own bounds
+#: (``validateSessionId``); 255 bytes is also the longest name most file systems take.
+SESSION_ID_CHARS_MAX = 128
+FILE_NAME_BYTES_MAX = 255
+#: Longest agent id, in characters: OpenClaw's own bound (``isValidAgentId``).
+AGENT_ID_CHARS_MAX = 64
+#: OpenClaw's agent ids: ASCII letters and digits, then also ``_`` and ``-``. ASCII only:
+#: ignoring case in Unicode would take the Kelvin sign for a ``k``.
+_AGENT_ID = re.compile(f"[a-z0-9][a-z0-9_-]{{0,{AGENT_ID_CHARS_MAX - 1}}}",
+                       re.IGNORECASE | re.ASCII)
+#: Characters of a refused name shown in its error: an id may be long, and is quoted
+#: escaped (``printable``), as anyone in the cluster may have written it.
+SHOWN_CHARS_MAX = 80
 
 
 class ExportRefused(Exception):
@@ -47,9 +72,11 @@ def transcript_bytes(records: list[dict[str, Any]]) -> bytes:
 
 def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) -> Written:
     """Write ``transcript`` for agent ``agent_id`` of the state folder ``state``."""
+    checked_names(agent_id, transcript.session_id)
     folder = state / "agents" / agent_id / "sessions"
     path = folder / f"{transcript.session_id}.jsonl"
     index_path = folder / "sessions.json"
+    _check_inside(state / "agents", folder, index_path, path)
     index = _index(index_path)
     entry = index.get(transcript.session_key)
     if isinstance(entry, dict) and entry.get("sessionId") not in (None, transcript.session_id):
@@ -81,6 +108,65 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
         remove_empty(made)  # a refused or failed write leaves no folder behind either
         raise
     return Written(path, len(transcript.records), unchanged)
+
+
+def checked_names(agent_id: str, session_id: str) -> None:
+    """Refuse an agent id or a session id that is not a name OpenClaw makes: in a path,
+    ``..``, ``/``, an absolute path, NUL or a control character would write elsewhere
+    than in the agent's sessions folder, or fail halfway.
+
+    >>> checked_names("main", "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0")
+    >>> checked_names("main", "../../.bashrc")
+    Traceback (most recent call last):
+    ...
+    node.openclaw.export.ExportRefused: session id '../../.bashrc' is not one OpenClaw makes (...
+    """
+    if not (isinstance(agent_id, str) and _AGENT_ID.fullmatch(agent_id)):
+        raise ExportRefused(
+            f"agent id {_shown(agent_id)} is not one OpenClaw makes (ASCII letters, digits, "
+            f"'_' and '-', a letter or digit first, at most {AGENT_ID_CHARS_MAX} "
+            "characters), so not a folder name to write in; nothing was written")
+    if not _session_id_fits(session_id):
+        raise ExportRefused(
+            f"session id {_shown(session_id)} is not one OpenClaw makes (a letter or digit, "
+            "then letters, digits, marks, '.', '_' or '-', at most "
+            f"{SESSION_ID_CHARS_MAX} characters, NFC; '<id>.jsonl' at most "
+            f"{FILE_NAME_BYTES_MAX} UTF-8 bytes), so not a file name to write; nothing "
+            "was written")
+
+
+def _session_id_fits(value: object) -> bool:
+    """OpenClaw's ``validateSessionId``: ``[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}._-]{0,127}``,
+    NFC, the file name within bounds."""
+    if not isinstance(value, str) or not 0 < len(value) <= SESSION_ID_CHARS_MAX:
+        return False
+    if unicodedata.category(value[0])[0] not in "LN" or not all(
+            unicodedata.category(char)[0] in "LNM" or char in "._-" for char in value[1:]):
+        return False  # lone surrogates (category Cs) too, before they are encoded
+    return (unicodedata.is_normalized("NFC", value)
+            and len(f"{value}.jsonl".encode()) <= FILE_NAME_BYTES_MAX)
+
+
+def _check_inside(agents: Path, *paths: Path) -> None:
+    """Refuse if one of ``paths`` leads out of the folder ``agents`` once its symbolic
+    links are followed (an ``agents/<id>`` or a ``sessions`` folder linked elsewhere):
+    the names are checked already; this is the last word on where files are written."""
+    root = agents.resolve()
+    for path in paths:
+        where = path.resolve()
+        if not where.is_relative_to(root):
+            raise ExportRefused(
+                f"{printable(str(path))} leads out of {printable(str(root))} (to "
+                f"{printable(str(where))}) through a symbolic link; nothing was written")
+
+
+def _shown(value: object) -> str:
+    """``value`` quoted, escaped and cut short, for an error message."""
+    if not isinstance(value, str):
+        return f"of type {type(value).__name__}"
+    if len(value) <= SHOWN_CHARS_MAX:
+        return printable(repr(value))
+    return f"{printable(repr(value[:SHOWN_CHARS_MAX]))}... ({len(value)} characters)"
 
 
 def _write_transcript(folder: Path, path: Path, data: bytes, index_path: Path,

@@ -1,0 +1,202 @@
+"""``clawsync openclaw export`` writes only where OpenClaw keeps its sessions: the agent
+id and the session id, which any device of the cluster may have written into events,
+become a folder and a file name only if they are names OpenClaw makes, and a symbolic
+link out of ``agents/`` is not followed. A refused transcript writes nothing, anywhere."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from crdt.log.store import EventStore
+from node.main import main
+from node.openclaw.export import (
+    AGENT_ID_CHARS_MAX,
+    FILE_NAME_BYTES_MAX,
+    SESSION_ID_CHARS_MAX,
+    SHOWN_CHARS_MAX,
+    ExportRefused,
+    export,
+)
+from node.openclaw.mapping import SessionRef, events_for, session_key_for
+from node.openclaw.records import Transcript, transcripts_for
+from tests.node.openclaw import transcript
+
+KEY = transcript.SESSION_KEY
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, ["openclaw", *args], catch_exceptions=False)
+
+
+def stored(data: Path, agent_id: str, session_id: str) -> str:
+    """A transcript's events, as OpenClaw's import would make them but for its ids,
+    written into the data folder ``data`` (as a device of the cluster may write them);
+    the clawsync session key they are under."""
+    records = transcript.records()[:3]
+    records[0] = {**records[0], "id": session_id}
+    with EventStore.open(data) as store:
+        for record in records:
+            for event in events_for(record, SessionRef(agent_id, KEY, session_id)).events:
+                store.append(event)
+    return session_key_for(agent_id, KEY)
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {Path(root) / name for root, folders, names in os.walk(folder)
+            for name in [*folders, *names]}
+
+
+def a_transcript(agent_id: str = "main", session_id: str = transcript.SESSION_ID
+                 ) -> Transcript:
+    records = transcript.records()
+    records[0] = {**records[0], "id": session_id}
+    events = [event for record in records
+              for event in events_for(record, SessionRef("main", KEY, "s")).events]
+    (made,) = transcripts_for(events)
+    return Transcript(agent_id, KEY, session_id, made.records)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """An OpenClaw state folder with an agents/ folder, and beside it (in ``tmp_path``)
+    a folder ``outside`` an escape would write into."""
+    (tmp_path / "state" / "agents").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    return tmp_path / "state"
+
+
+ESCAPING_SESSION_IDS = [
+    pytest.param("../../../../outside/x", id="up-and-out"),
+    pytest.param("../x", id="up-one"),
+    pytest.param("a/b", id="slash"),
+    pytest.param("a\\b", id="backslash"),
+    pytest.param("..", id="dotdot"),
+    pytest.param(".", id="dot"),
+    pytest.param(".hidden", id="dot-first"),
+    pytest.param("", id="empty"),
+    pytest.param("a\x00b", id="nul"),
+    pytest.param("a\x1b]0;owned\x07", id="escape-sequence"),
+    pytest.param("a\nb", id="newline"),
+    pytest.param(" s1", id="space-first"),
+    pytest.param("s 1", id="space"),
+    pytest.param("s1\u202e", id="bidi-override"),
+    pytest.param("e\u0301", id="not-nfc"),
+    pytest.param("s\ud800", id="lone-surrogate"),
+    pytest.param("x" * (SESSION_ID_CHARS_MAX + 1), id="too-many-characters"),
+    # Within the characters, beyond the bytes: 3 bytes each.
+    pytest.param("\u4e2d" * ((FILE_NAME_BYTES_MAX - len(".jsonl")) // 3 + 1),
+                 id="too-many-bytes"),
+]
+
+
+@pytest.mark.parametrize("session_id", ESCAPING_SESSION_IDS)
+def test_a_session_id_that_is_not_a_plain_name_writes_nothing(
+        tmp_path: Path, state: Path, session_id: str) -> None:
+    before = files_under(tmp_path)
+    with pytest.raises(ExportRefused, match="is not one OpenClaw makes") as refused:
+        export(state, a_transcript(session_id=session_id), "main", 1)
+    assert "nothing was written" in str(refused.value)
+    assert files_under(tmp_path) == before
+
+
+def test_an_absolute_session_id_writes_nothing(tmp_path: Path, state: Path) -> None:
+    before = files_under(tmp_path)
+    with pytest.raises(ExportRefused, match="is not one OpenClaw makes"):
+        export(state, a_transcript(session_id=str(tmp_path / "outside" / "x")), "main", 1)
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize("agent_id", [
+    "..", ".", "../../outside", "a/b", "a\\b", "", "-main", "_main", "main agent", "m.a",
+    "\u212a", "\u00e9", "x" * (AGENT_ID_CHARS_MAX + 1)])
+def test_an_agent_id_that_is_not_a_plain_name_writes_nothing(
+        tmp_path: Path, state: Path, agent_id: str) -> None:
+    before = files_under(tmp_path)
+    with pytest.raises(ExportRefused, match=r"^agent id .* is not one OpenClaw makes"):
+        export(state, a_transcript(agent_id=agent_id), agent_id, 1)
+    assert files_under(tmp_path) == before
+
+
+@pytest.mark.parametrize(("agent_id", "session_id"), [
+    ("main", transcript.SESSION_ID),
+    ("Work_2-b", "s1"),
+    ("x" * AGENT_ID_CHARS_MAX, "x" * SESSION_ID_CHARS_MAX),
+    ("main", "\u00e9t\u00e9.2026_12-01"),  # letters of any script, NFC
+    ("main", "\u0915\u093f"),  # a mark after the first character
+])
+def test_names_openclaw_makes_are_written(state: Path, agent_id: str, session_id: str) -> None:
+    written = export(state, a_transcript(agent_id, session_id), agent_id, 1)
+    assert written.path == state / "agents" / agent_id / "sessions" / f"{session_id}.jsonl"
+    assert written.path.is_file()
+
+
+@pytest.mark.parametrize("link", ["agents/main", "agents/main/sessions"])
+def test_a_folder_linked_out_of_agents_is_not_written_into(
+        tmp_path: Path, state: Path, link: str) -> None:
+    """The names are fine, but a symbolic link leads elsewhere: not followed."""
+    (state / link).parent.mkdir(parents=True, exist_ok=True)
+    (state / link).symlink_to(tmp_path / "outside", target_is_directory=True)
+    before = files_under(tmp_path)
+    with pytest.raises(ExportRefused, match="through a symbolic link; nothing was written"):
+        export(state, a_transcript(), "main", 1)
+    assert files_under(tmp_path) == before
+    assert list((tmp_path / "outside").iterdir()) == []
+
+
+def test_a_state_folder_reached_through_a_link_is_written(tmp_path: Path, state: Path) -> None:
+    """A link to the state folder itself (~/.openclaw on another disk) is no escape."""
+    (tmp_path / "linked").symlink_to(state, target_is_directory=True)
+    written = export(tmp_path / "linked", a_transcript(), "main", 1)
+    assert (state / "agents" / "main" / "sessions" / written.path.name).is_file()
+
+
+def test_the_cli_refuses_a_session_id_made_to_escape(tmp_path: Path, state: Path) -> None:
+    """Through the command, from events in a data folder: exit 2, the id named escaped
+    (it holds a terminal escape sequence), nothing written in the state folder nor
+    where the id leads."""
+    data = tmp_path / "data"
+    hostile = "../../../../outside/x\x1b]0;owned\x07"
+    session = stored(data, "main", hostile)
+    before = files_under(tmp_path)
+    result = cli("export", session, "--state-dir", str(state), "--data-dir", str(data))
+    assert result.exit_code == 2, result.output
+    assert "session id '../../../../outside/x\\x1b]0;owned\\x07' is not one OpenClaw " \
+        "makes" in result.output
+    assert "\x1b" not in result.output and "Traceback" not in result.output
+    assert {path for path in files_under(tmp_path) - before
+            if not path.is_relative_to(data)} == set()
+    assert list((tmp_path / "outside").iterdir()) == []
+    assert list((state / "agents").iterdir()) == []
+
+
+def test_the_cli_refuses_an_agent_id_made_to_escape(tmp_path: Path, state: Path) -> None:
+    data = tmp_path / "data"
+    agent = "../../outside/" + "a" * (2 * SHOWN_CHARS_MAX)
+    session = stored(data, agent, "s1")
+    before = files_under(tmp_path)
+    result = cli("export", session, "--state-dir", str(state), "--data-dir", str(data))
+    assert result.exit_code == 2, result.output
+    # Named, cut short: the whole id may be far longer than a line.
+    assert f"agent id {agent[:SHOWN_CHARS_MAX]!r}... ({len(agent)} characters) is not " \
+        "one OpenClaw makes" in result.output
+    assert {path for path in files_under(tmp_path) - before
+            if not path.is_relative_to(data)} == set()
+    assert list((tmp_path / "outside").iterdir()) == []
+    assert list((state / "agents").iterdir()) == []
+
+
+def test_the_cli_still_exports_a_plain_session_beside_them(tmp_path: Path, state: Path) -> None:
+    """Refusing one session's transcript leaves the others exportable."""
+    data = tmp_path / "data"
+    stored(data, "main", "../x")
+    session = stored(data, "main", "s2")
+    result = cli("export", session, "--state-dir", str(state), "--data-dir", str(data),
+                 "--session-id", "s2")
+    assert result.exit_code == 0, result.output
+    index = json.loads((state / "agents" / "main" / "sessions" / "sessions.json").read_text())
+    assert index[KEY]["sessionId"] == "s2"

@@ -42,6 +42,9 @@ from node.text import printable
 #: (``validateSessionId``); 255 bytes is also the longest name most file systems take.
 SESSION_ID_CHARS_MAX = 128
 FILE_NAME_BYTES_MAX = 255
+#: Random characters ``tempfile`` puts after a temporary file's prefix (Python's own
+#: choice, 8 since 2.x): room kept for them in the temporary name beside a transcript.
+TEMPORARY_RANDOM_CHARS = 8
 #: Longest agent id, in characters: OpenClaw's own bound (``isValidAgentId``).
 AGENT_ID_CHARS_MAX = 64
 #: OpenClaw's agent ids: ASCII letters and digits, then also ``_`` and ``-``. ASCII only:
@@ -247,12 +250,26 @@ def _one_header(records: list[Any]) -> list[Any]:
             if n == first or not (isinstance(record, dict) and record.get("type") == "session")]
 
 
+def _temporary_prefix(name: str) -> str:
+    """``.<name>.``, ``name`` cut short (whole characters) so that the temporary file's
+    name, the prefix and ``tempfile``'s random characters, is no longer than a name the
+    file system takes: a session id within bounds makes a name of up to 255 bytes.
+
+    >>> _temporary_prefix("s1.jsonl")
+    '.s1.jsonl.'
+    >>> len(_temporary_prefix("\u4e2d" * 83 + ".jsonl").encode()) + TEMPORARY_RANDOM_CHARS
+    253
+    """
+    room = FILE_NAME_BYTES_MAX - len("..") - TEMPORARY_RANDOM_CHARS
+    return f".{name.encode()[:room].decode(errors='ignore')}."
+
+
 def _write_whole(path: Path, data: bytes) -> None:
     """Write to a temporary file beside ``path``, flush it to disk, and rename it into
     place; the caller flushes the rename to disk (``fsync_folder``) before it writes the
     next file: the files reach the disk in the order they are written, the index before
     its transcript."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path.name))
     try:
         try:
             with os.fdopen(handle, "wb") as file:

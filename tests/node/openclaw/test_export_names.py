@@ -128,6 +128,9 @@ def test_an_agent_id_that_is_not_a_plain_name_writes_nothing(
     ("x" * AGENT_ID_CHARS_MAX, "x" * SESSION_ID_CHARS_MAX),
     ("main", "\u00e9t\u00e9.2026_12-01"),  # letters of any script, NFC
     ("main", "\u0915\u093f"),  # a mark after the first character
+    # The longest name in bytes: its temporary name (``.<name>.`` and random characters)
+    # is cut to fit too.
+    ("main", "\u4e2d" * ((FILE_NAME_BYTES_MAX - len(".jsonl")) // 3)),
 ])
 def test_names_openclaw_makes_are_written(state: Path, agent_id: str, session_id: str) -> None:
     written = export(state, a_transcript(agent_id, session_id), agent_id, 1)

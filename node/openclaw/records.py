@@ -56,10 +56,12 @@ def transcripts_for(events: Iterable[Event], *, reattach: bool = False) -> list[
     not there was forgotten; its children follow the record before them instead."""
     bases: dict[str, Event] = {}
     parts: dict[str, list[Event]] = defaultdict(list)
+    group_of: dict[str, tuple[str, str, str]] = {}  # event id -> (agent, key, session id)
     for event in events:
         extra = event.payload.get(EXTRA)
-        if not isinstance(extra, dict):
+        if not isinstance(extra, dict) or (group := _group(event.agent_id, extra)) is None:
             continue
+        group_of[event.id.hex()] = group
         if isinstance(extra.get("record"), dict):
             bases[event.id.hex()] = event
         elif isinstance(extra.get("part_of"), str):
@@ -70,16 +72,13 @@ def transcripts_for(events: Iterable[Event], *, reattach: bool = False) -> list[
         record = copy.deepcopy(extra["record"])
         for event in sorted([base, *parts.get(event_id, [])], key=lambda e: e.sort_key):
             _put_back(record, event)
-        group = (base.agent_id, str(extra.get("session_key")), str(extra.get("session_id")))
-        groups[group].append((base, record))
+        groups[group_of[event_id]].append((base, record))
     by_first = sorted(groups.items(), key=lambda item: min(e.sort_key for e, _ in item[1]))
     orphans: dict[tuple[str, str, str], int] = defaultdict(int)
     for base_id, events_of in parts.items():
         if base_id not in bases:
             for event in events_of:
-                extra = event.payload[EXTRA]
-                orphans[(event.agent_id, str(extra.get("session_key")),
-                         str(extra.get("session_id")))] += 1
+                orphans[group_of[event.id.hex()]] += 1
     transcripts = []
     for group, members in by_first:
         kept = _one_header(members)
@@ -88,6 +87,16 @@ def transcripts_for(events: Iterable[Event], *, reattach: bool = False) -> list[
         transcripts.append(Transcript(*group, _ordered(kept), orphans.get(group, 0),
                                       reattached, len(members) - len(kept)))
     return transcripts
+
+
+def _group(agent_id: str, extra: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The agent id, session key and session id of an event from OpenClaw (``extra``:
+    its ``openclaw`` field); None if its ids are not texts: ``mapping`` always sets
+    both, and a missing one read as text would make a session named ``None``."""
+    key, session_id = extra.get("session_key"), extra.get("session_id")
+    if isinstance(key, str) and isinstance(session_id, str):
+        return agent_id, key, session_id
+    return None
 
 
 def records_for(events: Iterable[Event], session_id: str | None = None) -> list[dict[str, Any]]:

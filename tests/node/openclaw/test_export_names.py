@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from crdt.events import parse_event
 from crdt.log.store import EventStore
 from node.main import main
 from node.openclaw.export import (
@@ -203,3 +204,26 @@ def test_the_cli_still_exports_a_plain_session_beside_them(tmp_path: Path, state
     assert result.exit_code == 0, result.output
     index = json.loads((state / "agents" / "main" / "sessions" / "sessions.json").read_text())
     assert index[KEY]["sessionId"] == "s2"
+
+
+@pytest.mark.parametrize("session_id", [None, 5, ["s1"]], ids=["missing", "number", "list"])
+def test_events_whose_session_id_is_not_text_are_not_a_transcript(
+        tmp_path: Path, state: Path, session_id: object) -> None:
+    """OpenClaw's import always names the session id as text: without one, read as text,
+    the events were exported as a session named 'None' (or '5')."""
+    data = tmp_path / "data"
+    with EventStore.open(data) as store:
+        for record in transcript.records()[:3]:
+            for event in events_for(record, SessionRef("main", KEY, "s1")).events:
+                extra = {**event.payload["openclaw"], "session_id": session_id}
+                if session_id is None:
+                    del extra["session_id"]
+                store.append(parse_event({
+                    "agent_id": event.agent_id, "hlc": [event.timestamp.ms, 0],
+                    "kind": {"type": event.kind, **event.payload, "openclaw": extra}},
+                    session_key=event.session_key))
+    result = cli("export", KEY, "--state-dir", str(state), "--data-dir", str(data))
+    assert result.exit_code == 1, result.output
+    assert f"session {session_key_for('main', KEY)!r} holds no OpenClaw records" \
+        in result.output
+    assert list((state / "agents").iterdir()) == []

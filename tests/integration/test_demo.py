@@ -29,6 +29,7 @@ from node.ports import free_port as product_free_port
 from tests.support.ports import PORT_BLOCK, free_port
 from tests.support.processes import CLI_TIMEOUT_S, LineReader, child_env
 from tests.support.terminal import ESCAPES, on_a_terminal
+from tests.support.unavailable import unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -374,6 +375,22 @@ WITHOUT_LOOPBACK_ADDRESS = ["unshare", "--map-root-user", "--net", "sh", "-ec",
                             "sh"]
 
 
+def test_in_ci_a_machine_without_network_namespaces_fails_the_test_above(
+        tmp_path: Path) -> None:
+    """Where no network namespace can be made (here: no ``unshare`` on the PATH), the
+    test that needs one is skipped on a developer's machine, but fails in CI, which must
+    run it: it was skipped there too, in silence."""
+    test = (f"{Path(__file__).relative_to(Path.cwd())}::"
+            "test_a_port_refused_for_another_reason_is_named_with_the_systems_words")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-p", "no:randomly", "-n", "0", test],
+                            capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False,
+                            env={**child_env(), "CI": "true", "PATH": str(tmp_path)})
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "no network namespace of its own can be made here: this test must run in CI" \
+        in result.stdout, result.stdout
+
+
 def test_a_port_refused_for_another_reason_is_named_with_the_systems_words(
         tmp_path: Path) -> None:
     """``port_refusal``'s last branch, for an errno it has no words of its own for: the
@@ -381,7 +398,7 @@ def test_a_port_refused_for_another_reason_is_named_with_the_systems_words(
     if shutil.which("unshare") is None or shutil.which("ip") is None or subprocess.run(
             [*WITHOUT_LOOPBACK_ADDRESS, "true"], capture_output=True, check=False
     ).returncode != 0:
-        pytest.skip("no network namespace of its own can be made here")
+        unavailable("no network namespace of its own can be made here")
     port = ports_in_a_row()
     result = subprocess.run([*WITHOUT_LOOPBACK_ADDRESS, *demo_command(port=port)],
                             capture_output=True, text=True, env=demo_env(tmp_path),

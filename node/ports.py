@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import random
+import re
 import socket
 from collections.abc import Container
 from pathlib import Path
@@ -89,17 +90,27 @@ def listen_refusal(port: int, error: OSError) -> str:
     'port 7901 is in use'
     >>> listen_refusal(7901, OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"))
     'port 7901 cannot be listened on at 127.0.0.1: EADDRNOTAVAIL, cannot assign requested address'
+
+    An error with no text (a listener's start that timed out) is said by its kind:
+
+    >>> listen_refusal(7901, TimeoutError())
+    'port 7901 cannot be listened on at 127.0.0.1: timeout error'
     """
     if error.errno in (errno.EACCES, errno.EPERM):
         return (f"port {port} needs privileges: only root (or CAP_NET_BIND_SERVICE) "
                 f"listens below port {unprivileged_ports_start()}")
     if error.errno == errno.EADDRINUSE:
         return f"port {port} is in use"
-    said = str(error)
+    said = str(error) or _words(type(error).__name__)
     if error.errno is not None and error.strerror:
         name = errno.errorcode.get(error.errno, f"errno {error.errno}")
         said = f"{name}, {error.strerror[:1].lower()}{error.strerror[1:]}"
     return f"port {port} cannot be listened on at 127.0.0.1: {said}"
+
+
+def _words(name: str) -> str:
+    """A class's name as plain words: ``ConnectionResetError``, connection reset error."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
 
 
 def free_port(avoid: Container[int] = ()) -> int:

@@ -53,16 +53,20 @@ class LinkProxy:
         self._up = True
         self._open = True  # new connections taken (``shut``)
         self._loop = asyncio.new_event_loop()
+        # Named after the port it listens on once it does (0 until then): the target's
+        # is shared by every proxy to one node.
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name=f"link-proxy-{target_port}")
+                                        name=f"link-proxy-{port}")
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._replies = threading.Event()  # set: what the target sends goes through
         self._replies.set()
 
     def start(self) -> LinkProxy:
-        """Listen on ``port`` and forward. Its ``OSError`` (the port in use) is raised
-        with the proxy's thread ended: nothing of a proxy that did not start runs on."""
+        """Listen on ``port`` and forward. An ``OSError`` (the port in use or refused
+        for another reason; a ``TimeoutError`` if the loop does not listen within
+        ``LOOP_TIMEOUT_S``) is raised with the proxy's thread ended: nothing of a proxy
+        that did not start runs on."""
         self._thread.start()
         future = asyncio.run_coroutine_threadsafe(self._listen(), self._loop)
         try:
@@ -76,6 +80,7 @@ class LinkProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port,
                                                   family=socket.AF_INET)
         self.port = self._server.sockets[0].getsockname()[1]
+        self._thread.name = f"link-proxy-{self.port}"
 
     async def _accept(self, reader: asyncio.StreamReader,
                       writer: asyncio.StreamWriter) -> None:

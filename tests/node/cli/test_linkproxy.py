@@ -50,3 +50,13 @@ def test_a_proxy_that_cannot_listen_raises_and_leaves_nothing_running() -> None:
         with pytest.raises(OSError, match="address already in use"):
             proxy.start()
     assert f"link-proxy-{port}" not in [thread.name for thread in threading.enumerate()]
+
+
+def test_a_proxys_thread_is_named_after_the_port_it_listens_on() -> None:
+    """Two proxies to one node had threads of the same name, the target's port."""
+    with socket.create_server(("127.0.0.1", 0)) as target:
+        port = target.getsockname()[1]
+        with LinkProxy(target_port=port) as one, LinkProxy(target_port=port) as two:
+            names = {thread.name for thread in threading.enumerate()}
+            assert {f"link-proxy-{one.port}", f"link-proxy-{two.port}"} <= names
+            assert f"link-proxy-{port}" not in names

@@ -43,6 +43,7 @@ from node.openclaw.state_locks import (
     held_state_lock,
     holding_state_locks,
 )
+from node.text import printable
 
 
 def _not_writable(filename: str | bytes | None) -> str:
@@ -276,7 +277,7 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
                      if _session_id(event) == transcript.session_id)
     written = _write_transcript(state, transcript, updated_ms)
     what = "already there, unchanged" if written.unchanged else "written"
-    click.echo(f"{written.path}: {written.records} records {what}")
+    click.echo(printable(f"{written.path}: {written.records} records {what}"))
     _note_what_is_missing(key, forgotten, transcript)
     held = rows_of_session(state / "agents" / transcript.agent_id / DATABASE,
                            transcript.session_id)

@@ -248,6 +248,24 @@ def test_export_from_a_node_after_a_forget(node: NodeProcess, tmp_path: Path) ->
     assert f"1 event(s) of {CLAWSYNC_KEY!r} were forgotten" in result.stderr
 
 
+def test_the_path_an_export_wrote_is_printed_escaped(node: NodeProcess,
+                                                    tmp_path: Path) -> None:
+    """The line that names the file written quotes the OpenClaw folder and the session's
+    agent and id: a control character in them reaches the terminal escaped."""
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.add(SID, transcript.records())
+    assert run_cli(node, "openclaw", "import", "--state-dir", str(state)).returncode == 0
+    other = tmp_path / "other\x1b]0;PWNED\x07"
+    (other / "agents").mkdir(parents=True)
+    result = export(node, tmp_path / "locks", KEY, "--state-dir", str(other))
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout, result.stdout
+    assert result.stdout.startswith(f"{tmp_path}/other\\x1b]0;PWNED\\x07/agents/main/"), \
+        result.stdout
+
+
 def test_mistyped_agents_and_folders_are_caught(node: NodeProcess,
                                                       tmp_path: Path) -> None:
     """A typo writes nothing, or not unseen: an --agent the folder does not hold, a

@@ -6,10 +6,11 @@ read their command line is in ``node.cli.options``.)"""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
@@ -22,6 +23,11 @@ if TYPE_CHECKING:  # loaded by ``with_client``, when a command runs: not for its
     from node.client.api import Client
 
 T = TypeVar("T")
+P = ParamSpec("P")
+
+#: How much of a value of the node's an error line quotes: a broken or hostile node's
+#: ``next`` may be a string of 200,000 digits, which would make a line of 200 KB.
+QUOTED_CHARS_MAX = 80
 
 
 class NodeError(click.ClickException):
@@ -148,3 +154,58 @@ def note(message: str) -> None:
     counts, a removal's words), and a hostile node's control characters would rewrite
     the terminal or forge a line of the command's own."""
     click.echo(printable(message), err=True)
+
+
+def quoted(value: Any) -> str:
+    """``value`` as Python writes it, cut to ``QUOTED_CHARS_MAX`` characters (then
+    ending in "..."), for an error line that quotes a node.
+
+    >>> quoted("7" * 100) == repr("7" * 100)[:QUOTED_CHARS_MAX] + "..."
+    True
+    >>> quoted(7)
+    '7'
+    """
+    text = repr(value)
+    return text if len(text) <= QUOTED_CHARS_MAX else f"{text[:QUOTED_CHARS_MAX]}..."
+
+
+def next_position(following: Any, after: int | None) -> int:
+    """A page's ``next``, the position the page after it starts after: a node sends a
+    whole number past ``after``, where this page started (None: at the start). Anything
+    else (a broken or hostile node's) is said, not a traceback; and one that does not
+    move on, which a command following the pages would follow forever (5, 6, 5, 6...),
+    gathering without bound, is refused.
+
+    >>> next_position(7, 3)
+    7
+    >>> next_position("7\x1b[2J", None)
+    Traceback (most recent call last):
+    ...
+    node.cli.common.NodeError: the node's next page starts after '7\\x1b[2J', which is not ...
+    >>> next_position(5, 6)
+    Traceback (most recent call last):
+    ...
+    node.cli.common.NodeError: the node's next page starts after 5, not past 6, where its ...
+    """
+    if not isinstance(following, int) or isinstance(following, bool) or following < 0:
+        raise NodeError(printable(f"the node's next page starts after {quoted(following)}, "
+                                  "which is not a position"))
+    if after is not None and following <= after:
+        raise NodeError(printable(f"the node's next page starts after {quoted(following)}, "
+                                  f"not past {after}, where its page started: following "
+                                  "its pages would never end"))
+    return following
+
+
+def node_answers(command: Callable[P, T]) -> Callable[P, T]:
+    """A command that reads fields of the node's answers: one the node left out (a
+    broken node's answer, or something else's at its address) ends it with a
+    ``NodeError`` line naming the field (exit 1), not a ``KeyError``'s traceback."""
+    @functools.wraps(command)
+    def reading(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except KeyError as error:
+            field = quoted(error.args[0]) if error.args else "?"
+            raise NodeError(printable(f"the node's answer has no field {field}")) from None
+    return reading

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from node.cli.common import InputError, with_client
+from node.cli.common import InputError, node_answers, with_client
 from node.cli.options import client_options
 from node.cli.output import printable
 
@@ -27,6 +27,7 @@ from node.cli.output import printable
               help="Print the device id alone, for scripts (as `devices add` takes it).")
 @client_options
 @click.pass_context
+@node_answers
 def device(ctx: click.Context, data_dir: Path | None, name: str | None,
            as_json: bool, id_only: bool) -> None:
     """Show this device's id and name. The id is derived from the device's key (made

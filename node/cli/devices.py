@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import listing, note, with_client
+from node.cli.common import listing, node_answers, note, with_client
 from node.cli.options import client_options
 from node.cli.output import minute, print_rows, printable
 
@@ -58,6 +58,7 @@ _VIA = {"cluster_secret": "the cluster secret", "certificate": "a CA certificate
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
+@node_answers
 def devices(ctx: click.Context, as_json: bool) -> None:
     """List the cluster's devices: the members, the devices removed for good, and the
     devices linked now that are no members (by the cluster secret, a certificate, or, while
@@ -96,6 +97,7 @@ def devices(ctx: click.Context, as_json: bool) -> None:
               help="Clear the address a member has: peers stop dialing it there.")
 @client_options
 @click.pass_context
+@node_answers
 def add(ctx: click.Context, device_id: str, name: str, address: str | None,
         no_address: bool) -> None:
     """Add the device ID (as `clawsync device` shows it on that device) to the
@@ -139,6 +141,7 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
 @click.option("--reason", default="", metavar="TEXT", help="Why, kept in the record.")
 @client_options
 @click.pass_context
+@node_answers
 def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     """Remove the device ID for good. The removal replicates to every node; its
     events stay, what it writes after the removal is refused, and the Automerge tokens

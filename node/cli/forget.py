@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import note, with_client
+from node.cli.common import node_answers, note, with_client
 from node.cli.options import client_options, session_key
 from node.text import printable
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the commands get a client from with_client
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
+@node_answers
 def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: str | None,
            as_json: bool) -> None:
     """Forget SESSION, or only the events given with --event, on every node.

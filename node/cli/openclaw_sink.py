@@ -17,7 +17,7 @@ from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from crdt.storage.disk import holds_storage
 from node.cli.append import batches
-from node.cli.common import NodeError, failure, note, store_refusal
+from node.cli.common import NodeError, failure, next_position, note, store_refusal
 from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
 from node.config import Settings, host_name
@@ -48,6 +48,8 @@ class HttpSink:
         after = 0
         while True:
             page = await self.client.events(session_key, after=after)
+            if not isinstance(page.get("events"), list):
+                raise ClientError("the node's page of events has no list of events")
             for item in page["events"]:
                 if item.get("withheld"):
                     # A membership record shown without its address (``withheld``): its
@@ -58,9 +60,11 @@ class HttpSink:
                     found.append(_sealed(item))
                 else:
                     forgotten += 1
-            after = int(page["next"])
             if not page.get("more"):
                 return found, forgotten
+            # A "next" that is no position, or does not move on, is refused: one that
+            # went back and forth (5, 6, 5...) was followed forever, gathering events.
+            after = next_position(page.get("next"), after)
 
     async def append(self, events: list[Event]) -> int:
         created = 0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import listing, note, with_client
+from node.cli.common import listing, node_answers, note, with_client
 from node.cli.options import client_options
 from node.cli.output import print_rows, printable
 
@@ -27,6 +27,7 @@ def origin_rows(origins: list[dict[str, Any]]) -> list[list[str]]:
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
+@node_answers
 def origins(ctx: click.Context, as_json: bool) -> None:
     """List the origins the node knows: highest seq held, events, last activity, and
     whether each is active (in the version vector every hello carries) or retired.
@@ -52,6 +53,7 @@ def origins(ctx: click.Context, as_json: bool) -> None:
                    "origin, or a linked peer's): that node then writes under a new one.")
 @client_options
 @click.pass_context
+@node_answers
 def retire(ctx: click.Context, origin: str, force: bool) -> None:
     """Retire ORIGIN, which must never write again (a wiped device's old data folder),
     at the highest seq this node holds of it. The retirement replicates; every node

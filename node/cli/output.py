@@ -138,10 +138,28 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
     return [*row, kind_name, event_text(kind)]
 
 
+#: What ``json.dumps(..., ensure_ascii=False)`` leaves raw and a terminal may obey: DEL
+#: and the C1 controls (U+009B starts an escape sequence, as ESC [ does).
+_RAW_CONTROLS = re.compile("[\x7f-\x9f]")
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """``value`` as JSON, its text readable (not ``\\u`` escapes), but for the control
+    characters, escaped all: JSON escapes C0 ones itself, these are escaped here. Only a
+    string holds them, where ``\\u009b`` stands for the same character: still valid JSON,
+    with the same value.
+
+    >>> json_text({"text": "é\x9b2J"})
+    '{"text": "é\\\\u009b2J"}'
+    """
+    text = json.dumps(value, indent=indent, ensure_ascii=False)
+    return _RAW_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+
+
 def print_json_lines(items: list[dict[str, Any]]) -> None:
     """One JSON object per line: easy to pipe into ``jq`` or back into ``append --file``."""
     for item in items:
-        click.echo(json.dumps(item, ensure_ascii=False))
+        click.echo(json_text(item))
 
 
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import NodeError, note, with_client
+from node.cli.common import next_position, note, with_client
 from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
     event_row,
+    json_text,
     print_json_lines,
     print_lines,
     print_rows,
@@ -48,27 +48,10 @@ async def collect(fetch: Fetch, items: str, after: int | None,
         page = await fetch(after)
         found.extend(page.get(items, []))
         following, more = page.get("next"), bool(page.get("more"))
-        # A node that says "more" without moving on would loop forever: stop instead.
-        if not (everything and more) or following is None or following == after:
+        if not (everything and more) or following is None:
             return found, following, more
-        after = _position(following)
-
-
-def _position(following: Any) -> int:
-    """A page's ``next``, the position the following page starts after: a node sends a
-    whole number; anything else (a broken or hostile node's) is said, not a traceback.
-
-    >>> _position(7)
-    7
-    >>> _position("7\x1b[2J")
-    Traceback (most recent call last):
-    ...
-    node.cli.common.NodeError: the node's next page starts after '7\\x1b[2J', which is not ...
-    """
-    if isinstance(following, int) and not isinstance(following, bool) and following >= 0:
-        return following
-    raise NodeError(printable(f"the node's next page starts after {following!r}, which "
-                              "is not a position"))
+        # A node whose "next" does not move on would be followed forever: refused.
+        after = next_position(following, after)
 
 
 def more_hint(more: bool, following: Any, noun: str) -> None:
@@ -216,7 +199,7 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
     elif url_only:
         click.echo(printable(str(view.get("automerge_url") or "")))
     elif as_json:
-        click.echo(json.dumps(view, indent=2, ensure_ascii=False))
+        click.echo(json_text(view, indent=2))
     else:
         print_lines(projection_lines(view, messages_max))
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import with_client
+from node.cli.common import node_answers, with_client
 from node.cli.options import client_options
 from node.cli.output import print_rows, printable, terminal_width
 
@@ -116,6 +116,7 @@ def version(peer: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
+@node_answers
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the node's id, version and head, this device (removed? waiting to be added?),
     and per peer: its device, state, last contact, how many events each side still lacks,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import listing, note, with_client
+from node.cli.common import listing, node_answers, note, with_client
 from node.cli.options import client_options
 from node.cli.output import minute, print_rows, printable, prints_table, when
 from node.client.errors import ClientError
@@ -58,6 +58,7 @@ def _issuer(device_id: str, devices: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
+@node_answers
 def tokens(ctx: click.Context, as_json: bool) -> None:
     """List the tokens Automerge apps connect with (ws://NODE/automerge?token=...) that
     any device of the cluster issued: id, name, session patterns, read-only, which
@@ -103,6 +104,7 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
+@node_answers
 def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
            name: str | None, as_json: bool) -> None:
     """Issue a token on this device; it prints the secret this once (the nodes keep
@@ -130,6 +132,7 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
 @click.argument("token_id", metavar="ID")
 @client_options
 @click.pass_context
+@node_answers
 def revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke token ID on every node, for good: apps connected with it are disconnected
     as the revocation reaches their node. ID is the first column of `clawsync tokens`.

@@ -1,0 +1,148 @@
+"""What the commands do with a broken (or hostile) node's answers that are not what a node
+sends: pages whose ``next`` goes back and forth, a ``next`` of 200,000 digits, answers
+without a field the command reads, control characters that JSON leaves raw. Each is one
+clear error line (exit 1) or escaped output, never a traceback nor a command that runs
+forever."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from node.cli.common import QUOTED_CHARS_MAX
+from tests.support.processes import CLI_TIMEOUT_S, child_env, cli_args, run_cli
+from tests.support.stand_in import Quiet, serving
+
+#: What a page's "next" is, by where the page starts ("after"): 5, 6, 5, 6... for ever.
+BACK_AND_FORTH = {None: 5, "0": 5, "5": 6, "6": 5}
+
+#: A "next" no node sends: a string of 200,000 digits.
+LONG_NEXT = "9" * 200_000
+
+#: A C1 control (CSI: ESC [ in one character), which JSON leaves raw.
+CSI = "\x9b2J"
+
+#: Answers without a field the commands read, by method and path.
+LACKING: dict[tuple[str, str], Any] = {
+    ("GET", "/v1/origins"): {"origins": []},  # no "active"
+    ("DELETE", "/v1/origins/o1"): {"event": None},  # no "origin"
+    ("GET", "/v1/devices"): {"device_id": "d", "members": []},  # no "removed"
+    ("GET", "/v1/node"): {"device_id": "d"},  # no "name"
+    ("GET", "/v1/tokens"): {},  # no "tokens"
+    ("DELETE", "/v1/sessions/s1"): {"created": True},  # no "forget"
+}
+
+
+class _Broken(Quiet):
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        url = urlsplit(self.path)
+        after = parse_qs(url.query).get("after", [None])[0]
+        mode = url.path.split("/")[2] if url.path.startswith("/m/") else ""
+        path = url.path.removeprefix(f"/m/{mode}") if mode else url.path
+        if (self.command, path) in LACKING:
+            self.answer(200, LACKING[(self.command, path)])
+        elif mode == "c1":
+            self.answer(200, {"events": [{"position": 1, "kind": {"type": "x", "text": CSI}}],
+                              "next": 1, "more": False})
+        elif path.endswith("/events") or path == "/v1/sessions":
+            items = "events" if path.endswith("/events") else "sessions"
+            following: Any = LONG_NEXT if mode == "long" else (
+                "7x" if mode == "word" else BACK_AND_FORTH.get(after, 5))
+            self.answer(200, {items: [], "next": following, "more": True})
+        elif path == "/v1/sessions/s1":
+            self.answer(200, {"session_key": "s1", "custom_state": {"text": f"a{CSI}"}})
+        else:
+            self.answer(404, {"error": {"code": "not_found", "message": "no"}})
+
+    do_GET = do_POST = do_DELETE = _answer
+
+
+@pytest.fixture(scope="module")
+def broken() -> Iterator[str]:
+    with serving(_Broken) as url:
+        yield url
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The command's error line, after checking it ended with exit 1 and said only that."""
+    assert result.returncode == 1, (result.stdout, result.stderr[:1000])
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), \
+        result.stderr[:1000]
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("args", [("events", "s1", "--all"), ("sessions", "--all")])
+def test_all_refuses_pages_that_go_back_and_forth(broken: str, args: tuple[str, ...]) -> None:
+    """A node whose "next" went 5, 6, 5, 6... with "more": --all followed it forever,
+    gathering what each page held without bound."""
+    said = one_error_line(run_cli(broken, *args))
+    assert said == ("Error: the node's next page starts after 5, not past 6, where its "
+                    "page started: following its pages would never end\n"), said
+
+
+def test_a_long_next_is_quoted_short(broken: str) -> None:
+    """The error quotes the node's "next" up to a bound, not its 200,000 digits."""
+    said = one_error_line(run_cli(f"{broken}/m/long", "events", "s1", "--all"))
+    assert said == (f"Error: the node's next page starts after "
+                    f"{repr(LONG_NEXT)[:QUOTED_CHARS_MAX]}..., which is not a position\n")
+
+
+def export(node: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``clawsync openclaw export s1`` into an empty OpenClaw folder, with OpenClaw's
+    per-machine lock folders under ``tmp_path`` (``tests.support.private_locks``)."""
+    state = tmp_path / "openclaw"
+    (state / "agents").mkdir(parents=True, exist_ok=True)
+    python, _, _, *rest = cli_args(node, "openclaw", "export", "s1", "--state-dir", str(state))
+    return subprocess.run([python, "-m", "tests.support.private_locks",
+                           str(tmp_path / "locks"), *rest],
+                          text=True, capture_output=True, env=child_env(),
+                          timeout=CLI_TIMEOUT_S, check=False)
+
+
+def test_an_export_refuses_pages_that_go_back_and_forth(broken: str,
+                                                        tmp_path: Path) -> None:
+    """The export's own paging followed a "next" that went back and forth forever."""
+    said = one_error_line(export(broken, tmp_path))
+    assert "starts after 5, not past 6" in said, said
+
+
+def test_an_export_says_a_next_that_is_no_position(broken: str, tmp_path: Path) -> None:
+    """It ended in a ValueError's traceback (``int("7x")``)."""
+    said = one_error_line(export(f"{broken}/m/word", tmp_path))
+    assert said == "Error: the node's next page starts after '7x', which is not a position\n"
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (("origins",), "active"),
+    (("origins", "retire", "o1"), "origin"),
+    (("devices",), "removed"),
+    (("device",), "name"),
+    (("tokens",), "tokens"),
+    (("forget", "s1"), "forget"),
+])
+def test_an_answer_without_a_field_read_is_said(broken: str, args: tuple[str, ...],
+                                                field: str) -> None:
+    """A KeyError's traceback, before."""
+    said = one_error_line(run_cli(broken, *args))
+    assert said == f"Error: the node's answer has no field '{field}'\n", said
+
+
+def test_json_escapes_c1_controls(broken: str) -> None:
+    """``ensure_ascii=False`` left U+009B (CSI, which a terminal obeys as ESC [) raw on
+    stdout; escaped, the JSON is still valid and holds the same text."""
+    result = run_cli(broken, "projection", "s1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert "\x9b" not in result.stdout and "\\u009b2J" in result.stdout, result.stdout
+    assert json.loads(result.stdout)["custom_state"]["text"] == f"a{CSI}"
+    lines = run_cli(f"{broken}/m/c1", "events", "s1", "--json")
+    assert lines.returncode == 0, lines.stderr
+    assert "\x9b" not in lines.stdout and "\\u009b2J" in lines.stdout, lines.stdout
+    assert json.loads(lines.stdout)["kind"]["text"] == CSI

@@ -56,7 +56,7 @@ from node.peers.holds import (
 )
 from node.peers.member_lists import lister, member_urls
 from node.peers.runner import Runner, linked_devices, linked_nodes
-from node.peers.transport import LinkClosed, fetch_members
+from node.peers.transport import LinkClosed, MembersRefused, fetch_members
 from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff, linked_at
 
@@ -181,7 +181,7 @@ class Learning:
         reaches at an http:// address, where no certificate is shown."""
         http = self._http()
         if runner.state != "up" or runner.url is None or http is None or self._stopping() \
-                or not self.admission.linked_shared(runner):
+                or not self.admission.linked_shared(runner) or runner.members_refused:
             return
         try:
             listed = await fetch_members(
@@ -189,6 +189,8 @@ class Learning:
                 secret=self.config.cluster_secret if runner.secret else None,
                 hide=(self.config.cluster_secret, self.config.token))
         except LinkClosed as exc:
+            # Refused: said once for the link, which is not asked again (``Runner``).
+            runner.members_refused = isinstance(exc, MembersRefused)
             log.info("members not listed", peer=runner.url, reason=str(exc))
             return
         except Exception:  # run as a task of its own too: nothing else would log it

@@ -46,6 +46,10 @@ class Runner:
     #: Dialed: the current link's peer showed a certificate our CA verified
     #: (``Link.peer_certified``).
     certified: bool = False
+    #: The peer refused its member list on the current link (401 or 403): what it takes
+    #: (the cluster secret, a certificate of its own CA) is its configuration, which
+    #: changes only with a restart, which ends the link. Not asked again on it.
+    members_refused: bool = False
     #: The current link proved no device key and was let in: from then on, starting or
     #: up, each membership change checks it again (``Admission.sweep``).
     keyless: bool = False

@@ -83,6 +83,11 @@ class SendFailed(LinkClosed):
     gone, or its close frame went out), which may be read still."""
 
 
+class MembersRefused(LinkClosed):
+    """The peer refused to list its members to us (401, 403): the credential we gave
+    is not one it takes."""
+
+
 class SelfLink(LinkClosed):
     """The address dialed reaches this very node (it answered with our node id)."""
 
@@ -429,8 +434,9 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
                             timeout=aiohttp.ClientTimeout(total=config.connect_timeout_s)) as reply:
             if reply.status >= 400:
                 refusal = await refusal_words(reply, (secret, *hide))
-                raise LinkClosed(f"cannot list members of {url}: it answered HTTP "
-                                 f"{reply.status}" + (f": {refusal}" if refusal else ""))
+                said = f"cannot list members of {url}: it answered HTTP {reply.status}" \
+                    + (f": {refusal}" if refusal else "")
+                raise (MembersRefused if reply.status in (401, 403) else LinkClosed)(said)
             body = await read_most(reply, config.members_bytes_max + 1)
             if len(body) > config.members_bytes_max:
                 raise ValueError(f"member list over {config.members_bytes_max} bytes")
@@ -438,6 +444,8 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
                 return json.loads(body)
             except RecursionError:
                 raise ValueError("member list nested too deep") from None
+    except MembersRefused:
+        raise
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
         raise LinkClosed(f"cannot list members of {url}: "
                          f"{why(exc, config.connect_timeout_s)}") from None

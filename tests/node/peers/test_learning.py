@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -296,3 +297,35 @@ async def test_a_learned_address_dropped_as_a_second_link_names_no_node_from_a_l
         assert not await forgotten(node, x.url)  # listed still: the list names it
     assert "peer address not dialed again" in [entry["event"] for entry in said]
     assert x.url not in node.gossip.learning.listed_nodes
+
+
+async def test_a_peer_that_refuses_its_member_list_is_not_asked_again_on_that_link(
+        make_node: NodeFactory, tmp_path: Path) -> None:
+    """A node with a CA and no cluster secret dials ``peer``, which took it as a member:
+    ``peer``'s certificate is of that CA, so the link rests on a verified certificate,
+    but ``peer`` has no ``--tls-ca`` and takes none of ours, and answers its member list
+    401. The answer cannot change while the link is up (it is ``peer``'s configuration):
+    asked and said once, not at every round."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = make_ca(certs, "ca")
+    cert, key = make_cert(certs, "node", ca)
+    node = await make_node(sync=FAST, tls_cert=cert, tls_key=key, tls_ca=ca[0])
+    peer_cert, peer_key = make_cert(certs, "peer", ca)
+    peer = await make_node(sync=FAST, tls_cert=peer_cert, tls_key=peer_key)  # no CA
+    trusted = ssl.create_default_context(cafile=str(ca[0]))
+    async with aiohttp.ClientSession() as http, http.post(
+            peer.url + "/v1/devices", ssl=trusted,
+            json={"device_id": node.device.device_id, "name": "node"}) as reply:
+        assert reply.status == 201
+    with structlog.testing.capture_logs() as said:
+        assert await node.gossip.add_peer(peer.url, learned=False)
+        await until(lambda: linked_nodes(node.gossip.runners.values())
+                    == {peer.astore.node_id})
+        await asyncio.gather(*[task for task in node.gossip._tasks
+                               if task.get_name() == "learn-members"])
+        for _ in range(3):
+            await node.gossip.learn_once()
+    refused = [entry["reason"] for entry in said if entry["event"] == "members not listed"]
+    assert refused == [f"cannot list members of {peer.url}: it answered HTTP 401: "
+                       "peer credentials missing or wrong"]

@@ -36,6 +36,7 @@ from node.peers.admission import Admission
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
+from node.peers.lookups import PeerResolver
 from node.peers.pairing import Pairing
 from node.peers.refusals import refusals_read
 from node.peers.rows import Rows
@@ -78,6 +79,8 @@ class Gossip:
         #: a caller that returned before the other's runner was there would not see it.
         self._adding = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
+        #: Looks up peers' host names for ``_http`` on threads of its own (``lookups``).
+        self._resolver: PeerResolver | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: Handlers of links peers opened to us, from their handshake on (``inbound``).
         self._inbound: set[asyncio.Task[Any]] = set()
@@ -119,7 +122,10 @@ class Gossip:
 
     async def start(self) -> None:
         await self.driver.follow_removals(self.membership)
-        self._http = aiohttp.ClientSession(trace_configs=[refusals_read()])
+        self._resolver = PeerResolver()
+        self._http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(resolver=self._resolver),
+            trace_configs=[refusals_read()])
         self.astore.add_commit_listener(self._on_commit)
         for url in self.config.peers:
             await self.add_peer(url, learned=False)
@@ -148,6 +154,8 @@ class Gossip:
                 await self.driver.save_checkpoint(runner, force=True)
         if self._http is not None:
             await self._http.close()
+        if self._resolver is not None:  # a lookup still hanging ends on its own
+            await self._resolver.close()
         await self.driver.close()
 
     @property

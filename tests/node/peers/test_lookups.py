@@ -1,0 +1,140 @@
+"""node.peers.lookups with a real node in this process: peers' host names are looked up
+on threads of their own, and a lookup that hangs holds up nothing else.
+
+``socket.getaddrinfo`` is what aiohttp's ``ThreadedResolver`` calls, on whatever
+threads: these tests hold it for some names, in this process only."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from node.peers.lookups import LOOKUP_THREADS_MAX, LookupThreads
+from tests.node.peers.support import (
+    DEADLINE_S,
+    FAST,
+    SECRET,
+    NodeFactory,
+    port_of,
+    until,
+)
+
+#: Peers whose names hang: more than the lookup threads, and than the threads of the
+#: loop's default executor the test gives it (its own size depends on the CPUs), which
+#: their lookups would fill without threads of their own.
+HANGING_PEERS = 2 * LOOKUP_THREADS_MAX
+
+
+@dataclass
+class Names:
+    """Lookups of names ending ``.hang`` wait for ``released``; of ``.nowhere`` fail."""
+    released: threading.Event = field(default_factory=threading.Event)
+    begun: list[str] = field(default_factory=list)
+    hanging: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def names(monkeypatch: pytest.MonkeyPatch) -> Iterator[Names]:
+    held = Names()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".nowhere"):
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        if not (isinstance(host, str) and host.endswith(".hang")):
+            return real(host, *args, **kwargs)
+        with held.lock:
+            held.begun.append(host)
+            held.hanging += 1
+        try:
+            held.released.wait()
+        finally:
+            with held.lock:
+                held.hanging -= 1
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    try:
+        yield held
+    finally:
+        held.released.set()  # whatever the test did, no lookup hangs past it
+
+
+async def test_a_node_stops_while_lookups_of_peers_names_hang(
+        make_node: NodeFactory, names: Names) -> None:
+    """Peers whose names never resolve: as many lookups as there are lookup threads
+    hang, the others wait for one; the node's stop (its verifier's and its store's
+    closes run on the loop's default executor) ends all the same, its lookups still
+    hanging, and the lookup threads end once they return."""
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=LOOKUP_THREADS_MAX))
+    node = await make_node(sync=FAST)
+    urls = [f"http://peer{i}.hang:{port_of(node)}" for i in range(HANGING_PEERS)]
+    for url in urls:
+        assert await node.gossip.add_peer(url, learned=False)
+    await until(lambda: len(names.begun) == LOOKUP_THREADS_MAX
+                and all(node.gossip.runners[f"url:{url}"].state == "connecting" for url in urls))
+    stopping = asyncio.create_task(node.stop())
+    await asyncio.wait([stopping], timeout=DEADLINE_S)
+    stopped, hanging = stopping.done(), names.hanging
+    names.released.set()  # a stop still waiting for them can end now
+    await stopping
+    assert stopped and hanging == LOOKUP_THREADS_MAX  # stopped while they hung
+    resolver = node.gossip._resolver
+    assert resolver is not None
+    await until(lambda: not any(thread.is_alive() for thread in resolver.lookups.threads))
+    # At most that many at once; those queued were not made: the node stopped first.
+    assert len(names.begun) == LOOKUP_THREADS_MAX
+
+
+async def test_peers_names_are_looked_up_and_their_failures_said(
+        make_node: NodeFactory, names: Names) -> None:
+    """A name that resolves links (while another lookup hangs); one that fails is said
+    as a name not looked up."""
+    peer = await make_node(cluster_secret=SECRET, sync=FAST)
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
+    hanging = f"http://peer.hang:{port_of(peer)}"
+    assert await node.gossip.add_peer(hanging, learned=False)
+    await until(lambda: len(names.begun) == 1)
+    failing = f"http://peer.nowhere:{port_of(peer)}"
+    for url in (f"http://localhost:{port_of(peer)}", failing):
+        assert await node.gossip.add_peer(url, learned=False)
+    await until(lambda: peer.astore.node_id in {
+        runner.linked_to for runner in node.gossip.runners.values()})
+    await until(lambda: node.gossip.runners[f"url:{failing}"].failure is not None)
+    assert node.gossip.runners[f"url:{failing}"].failure == (
+        f"cannot reach {failing}: name not looked up: temporary failure in name resolution")
+    assert names.hanging == 1
+
+
+async def test_lookup_threads_make_at_most_their_bound_at_once_and_skip_cancelled() -> None:
+    """Two threads, three lookups that wait: two run, the third waits for a thread; a
+    lookup cancelled before a thread took it is never made."""
+    lookups = LookupThreads(threads_max=2)
+    go = threading.Event()
+    made: list[int] = []
+
+    def lookup(n: int) -> int:
+        made.append(n)
+        go.wait()
+        return n
+
+    first, second = lookups.run(lambda: lookup(1)), lookups.run(lambda: lookup(2))
+    third, fourth = lookups.run(lambda: lookup(3)), lookups.run(lambda: lookup(4))
+    await until(lambda: len(made) == 2)
+    third.cancel()
+    go.set()
+    assert await asyncio.gather(first, second, fourth) == [1, 2, 4]
+    assert sorted(made) == [1, 2, 4] and len(lookups.threads) == 2
+    lookups.close()
+    await until(lambda: not any(thread.is_alive() for thread in lookups.threads))
+    with pytest.raises(RuntimeError, match="lookups closed"):
+        lookups.run(lambda: 0)

@@ -42,14 +42,14 @@ from node.openclaw.state import ZOMBIE, StateFolderError, command_line, stat_fie
 #: one is far past them, so that it is in no one's way, and a look at it tells a writer
 #: apart without its own lock.
 WRITER_MARK_OFFSET = 2**31
-#: ``struct flock`` as F_GETLK fills it: (type, whence, start, length, pid) on Linux;
-#: (start, length, pid, type, whence) on the BSDs and macOS.
 #: How many of a process's open descriptors ``has_open`` looks at (``/proc/<pid>/fd``),
 #: each a ``stat`` that may wait on a hung network mount: past them, whether it has a
 #: file open is not told (None), and the holder is named as where ``/proc`` does not
 #: say. An export holds a few dozen; a server may hold tens of thousands, and looking
 #: at each would hold up the refusal for as long.
 PROC_FDS_SCANNED_MAX = 4096
+#: ``struct flock`` as F_GETLK fills it: (type, whence, start, length, pid) on Linux;
+#: (start, length, pid, type, whence) on the BSDs and macOS.
 _FLOCK_LINUX = "@hhqqi4x"
 _FLOCK_BSD = "@qqihh"
 

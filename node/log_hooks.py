@@ -1,26 +1,32 @@
 """What Python would write to stderr itself, logged instead: its warnings, the exceptions
 it can only report (a finalizer's), an exception nothing caught (in a thread, or at the
-top, as the process ends) and a logging handler's report of a record it failed to write.
+top, as the process ends) and the log's handler's report of a record it failed to write.
 Python writes them from the thread they happen in, the event loop's too: once a stalled
 reader filled stderr's pipe, that write would hold the node. Logged, they are queued
 like every line (``node.log_stream``). ``install`` sets the hooks
 (``node.logs.configure`` calls it).
 
-A record a handler fails to write is reported by ``log_handler_error``, for the node's
-handler, and by ``log_foreign_handler_error`` for every other handler (one a library or
-a logger that does not propagate has of its own, a plain ``logging.StreamHandler``),
-unless it has a ``handleError`` of its own: Python's ``logging.Handler.handleError``,
-which ``install`` replaces for the process, writes the record's arguments (``Arguments:
-(...)``) and the error's text to stderr, the log's stream, where a secret the record was
-never to show would be read; and it writes from the thread that logged. The report of
-another's handler's record is written by the node's handler, not by the one that failed
-(which would fail again). ``logging.raiseExceptions = False`` would not do: it silences
-the reports, so a lost record would go unseen and uncounted.
+A record the node's handler fails to write is reported by ``log_handler_error``. One
+that any other handler fails to write (one a library or a logger that does not propagate
+has of its own, a plain ``logging.StreamHandler``), unless it has a ``handleError`` of its
+own, is counted by ``log_foreign_handler_error``, and nothing more: Python's
+``logging.Handler.handleError``, which ``install`` replaces for the process, writes the
+record's arguments (``Arguments: (...)``) and the error's text to stderr, the log's
+stream, where a secret the record was never to show would be read; and it writes from
+the thread that logged. A report of that record written by the node's handler instead
+would show a library's own text on the node's log (a message it formatted itself, a
+token in it), one line with a traceback per record it fails (a collector that is down
+fails them all), and take the node's handler's lock inside the failing handler's, while
+the node's handler, formatting, may log to that handler (a warning an argument's
+``__str__`` raises): each thread holding the lock the other waits for.
+``logging.raiseExceptions = False`` would not do: it silences the reports, so a lost
+record would go unseen and uncounted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import sys
 import threading
@@ -37,10 +43,9 @@ UNRAISABLE = "py.unraisable"
 #: and in the main thread, which ends the process (``sys.excepthook``).
 THREAD_ERRORS = "py.threading"
 UNCAUGHT = "py.uncaught"
-#: The name (a logger's) of a logging handler's report of a record it failed to write
-#: (a message whose arguments do not fit it: ``logging.Handler.handleError``), which
-#: the log's handler writes itself (``log_handler_error``), and the log's handler writes
-#: for any other (``log_foreign_handler_error``).
+#: The name (a logger's) of the log's handler's report of a record it failed to write
+#: (a message whose arguments do not fit it: ``logging.Handler.handleError``), which it
+#: writes itself (``log_handler_error``).
 LOGGING_ERRORS = "py.logging"
 #: How deep warnings are logged inside one another on one thread. A warning raised
 #: while one is being logged (by a filter, a formatter, a library's handler) is logged
@@ -50,10 +55,11 @@ WARNINGS_NESTED_MAX = 2
 #: Why a report was dropped before it became a line, counted as one line each (as the
 #: stream's are, ``node.log_stream.REASONS``): a record the handler could not write
 #: whose report failed in turn (``report_failed``: it would fail again; the record and
-#: its report are lost, two lines; the report alone, one line, for a record of a
-#: handler not the log's, which was never the log's line and is not counted); a
-#: warning raised deeper than ``WARNINGS_NESTED_MAX`` (``warning_nested``).
-REASONS = ("report_failed", "warning_nested")
+#: its report are lost, two lines); a warning raised deeper than
+#: ``WARNINGS_NESTED_MAX`` (``warning_nested``). And a record another's handler (a
+#: library's) could not write (``foreign_failed``): never one of the log's lines, only
+#: counted (``log_foreign_handler_error``).
+REASONS = ("report_failed", "warning_nested", "foreign_failed")
 #: What a handler's report shows of the error it reports in place of its text: the error
 #: may come from an argument's own code (a ``__str__`` that fails), which may have put
 #: the value that was never logged, a token say, in its message.
@@ -64,22 +70,31 @@ TEXT_LEFT_OUT = "(its text is left out: it may hold a value that was never logge
 #: whether a handler's failure (``handler_error``; ``report_failed`` once its report
 #: failed too); reports made inside them are bounded.
 _reporting = threading.local()
-#: Reports dropped since ``install``, by reason (``REASONS``), under ``_dropped_lock``:
-#: reentrant, as the stream's lock, for a finalizer that warns while it is held.
-_dropped = dict.fromkeys(REASONS, 0)
+#: Reports dropped since ``install``, by reason (``REASONS``, ``foreign_failed`` apart),
+#: under ``_dropped_lock``: reentrant, as the stream's lock, for a finalizer that warns
+#: while it is held.
+_dropped = {reason: 0 for reason in REASONS if reason != "foreign_failed"}
 _dropped_lock = threading.RLock()
+#: Records other handlers failed to write since ``install`` (``foreign_failed``): each
+#: failure takes the next number, and no lock but the interpreter's (``next`` of a
+#: ``count`` is one step, which ``+= 1`` is not): it is taken inside the failing
+#: handler's own lock (``log_foreign_handler_error``). ``lines_dropped`` reads it by
+#: taking a number too, under ``_dropped_lock``, and counts the numbers it took
+#: (``_foreign_reads``).
+_foreign_failures = itertools.count()
+_foreign_reads = 0
 #: The warnings' hook ``install`` replaced (Python's own): it records the warnings of a
 #: ``catch_warnings(record=True)`` that left the hook in place (see ``install``).
 _python_showwarnmsg: Callable[[warnings.WarningMessage], None] | None = None
-#: The log's handler (``install``'s), which writes the reports of the records other
-#: handlers failed to write (``log_foreign_handler_error``).
-_own: logging.Handler | None = None
 
 
 def lines_dropped() -> dict[str, int]:
     """Reports dropped since ``install``, by reason (``REASONS``)."""
+    global _foreign_reads
     with _dropped_lock:
-        return dict(_dropped)
+        foreign = next(_foreign_failures) - _foreign_reads  # the numbers reads took too
+        _foreign_reads += 1
+        return dict(_dropped) | {"foreign_failed": foreign}
 
 
 def _drop(reason: str) -> None:
@@ -114,27 +129,6 @@ def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> No
     fails in turn (its handler's filter too, which raises outside ``emit``) is dropped,
     and so is the record: both are counted (``report_failed``). Never raises but a
     ``RecursionError``, as Python's own report."""
-    _report(handler, record, own=True)
-
-
-def log_foreign_handler_error(handler: logging.Handler, record: logging.LogRecord) -> None:
-    """``handleError`` of every handler without one of its own once ``install`` ran
-    (``logging.Handler.handleError``): a handler not the log's (a library's, that of a
-    logger that does not propagate) failed to write ``record``. Reported as the log's
-    handler reports its own (``log_handler_error``), but written by the log's handler
-    (``install``'s), not by ``handler``: one that failed on I/O (an ``HTTPHandler`` to a
-    collector that is down, a file on a full disk, a closed stream) would fail on the
-    report too, a second blocking attempt on the thread that logged, and write nothing.
-    The record was never the log's line: it is not counted among the lines the log
-    dropped (the report says it was lost); a report the log's handler fails to write is,
-    once (``report_failed``)."""
-    _report(handler if _own is None else _own, record, own=_own is None)
-
-
-def _report(handler: logging.Handler, record: logging.LogRecord, *, own: bool) -> None:
-    """The report of ``record``, which a handler failed to write, written by ``handler``
-    (``log_handler_error``); ``own``: ``record`` was a line of the log, counted with its
-    report if that fails too."""
     error = sys.exc_info()[1]
     if not logging.raiseExceptions or error is None:
         return  # reports turned off (as Python's own are), or nothing to report
@@ -172,10 +166,25 @@ def _report(handler: logging.Handler, record: logging.LogRecord, *, own: bool) -
         except Exception:
             _reporting.report_failed = True
             _drop("report_failed")  # the report, failed: it never became a line
-        if _reporting.report_failed and own:
+        if _reporting.report_failed:
             _drop("report_failed")  # the record it reported: lost with its report
     finally:
         _reporting.handler_error = _reporting.report_failed = False
+
+
+def log_foreign_handler_error(handler: logging.Handler, record: logging.LogRecord) -> None:
+    """``handleError`` of every handler without one of its own once ``install`` ran
+    (``logging.Handler.handleError``): a handler not the log's (a library's, that of a
+    logger that does not propagate) failed to write ``record``, which is counted
+    (``foreign_failed``), and nothing more. Nothing is written: not by ``handler``, which
+    failed (on I/O, an ``HTTPHandler`` to a collector that is down, a file on a full
+    disk, it would fail again, a second blocking attempt on the thread that logged), nor
+    by the log's handler, whose lock would be taken inside ``handler``'s (see the
+    module's docstring), and which would show a library's text, its own secrets
+    included, a line per record it fails. Nothing is called that could log or take a
+    lock: a ``RecursionError``, the stack spent, reaches the caller, as from Python's
+    own report."""
+    next(_foreign_failures)
 
 
 def _text_left_out(error: BaseException) -> BaseException:
@@ -264,11 +273,12 @@ def log_uncaught(kind: type[BaseException], error: BaseException,
     logging.getLogger(UNCAUGHT).error("Uncaught exception", exc_info=(kind, error, traceback))
 
 
-def install(handler: logging.Handler) -> None:
-    """Route what Python would write to stderr itself through logging, a handler's
-    report of a record it failed to write included (whichever handler: one not the
-    log's ``handler`` is reported by it, ``log_foreign_handler_error``); the counts of
-    reports dropped start at 0 again, as those of ``configure``'s new stream do."""
+def install() -> None:
+    """Route what Python would write to stderr itself through logging (the log's
+    handler reports a record it failed to write itself, ``log_handler_error``); a record
+    any other handler fails to write is counted instead of reported
+    (``log_foreign_handler_error``); the counts of reports dropped start at 0 again, as
+    those of ``configure``'s new stream do."""
     # Python writes its warnings, the exceptions it can only report and those nothing
     # caught to stderr itself, from the thread they happen in, the event loop's too:
     # once a stalled reader filled the pipe, that write would hold the node. Through
@@ -279,9 +289,10 @@ def install(handler: logging.Handler) -> None:
     # context_aware_warnings``, the default when free-threaded), it leaves it in place
     # and sets its context's ``log``, which Python's own hook appends to: that hook is
     # kept, for ``log_warning`` to hand it those warnings.
-    global _python_showwarnmsg, _own
+    global _python_showwarnmsg, _foreign_failures, _foreign_reads
     with _dropped_lock:
-        _dropped.update(dict.fromkeys(REASONS, 0))
+        _dropped.update(dict.fromkeys(_dropped, 0))
+        _foreign_failures, _foreign_reads = itertools.count(), 0
     current = warnings._showwarnmsg_impl  # type: ignore[attr-defined]
     if current is not log_warning:  # installed twice: the first kept Python's
         _python_showwarnmsg = current
@@ -291,6 +302,6 @@ def install(handler: logging.Handler) -> None:
     sys.excepthook = log_uncaught
     # A handler of another's (a library's, a logger's that does not propagate) that
     # fails a record would report it as Python does: its arguments' values and the
-    # error's text to stderr. A handler with its own ``handleError`` keeps it.
-    _own = handler
+    # error's text to stderr. It is counted instead. A handler with its own
+    # ``handleError`` keeps it.
     logging.Handler.handleError = log_foreign_handler_error  # type: ignore[method-assign,assignment]

@@ -4,8 +4,9 @@ Library logs that go through the standard ``logging`` module (aiohttp's) are rou
 the same stream at the same level, so one setting controls everything; so is what
 Python would write to stderr itself: its warnings, the exceptions it can only report (a
 finalizer's), an exception nothing caught (in a thread, or at the top, as the process
-ends) and a logging handler's report of a record it failed to write (any handler's: a
-library's own ``StreamHandler`` too, see ``node.log_hooks``). Call
+ends) and the log's handler's report of a record it failed to write (one another
+handler fails to write, a library's own ``StreamHandler``'s, is only counted, see
+``node.log_hooks``). Call
 ``configure`` once, at start-up (``node.server.run.run`` does).
 
 aiohttp logs every request its HTTP parser refuses at ERROR with a traceback (a
@@ -17,7 +18,8 @@ what logged and never blocks it: a line it cannot write is dropped and counted
 (``lines_dropped``, the metric ``clawsync_log_lines_dropped_total`` by ``reason``).
 What Python reports itself is logged by the hooks of ``node.log_hooks``; a report they
 drop (one that failed in turn, with the record it reported; a warning nested too
-deep) is counted there too.
+deep) is counted there too, and so is a record another handler (a library's) failed to
+write, which is never written.
 """
 
 from __future__ import annotations
@@ -192,7 +194,7 @@ def configure(level: str = "info", log_format: str = "console",
         handler.setFormatter(logging.Formatter(
             "%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
-    log_hooks.install(handler)
+    log_hooks.install()
     server = logging.getLogger(AIOHTTP_SERVER)
     for old in [f for f in server.filters if isinstance(f, RefusedRequests)]:
         server.removeFilter(old)

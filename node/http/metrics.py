@@ -138,17 +138,18 @@ class LogCollector(Collector):
     for it filled the queue, or a non-blocking stderr was full), or the write failed (a
     log file's disk failing or full); or a report of Python's was dropped before it
     became a line (the report of a record the handler could not write failed in turn,
-    a warning raised while warnings were logged too deep). A record a handler not the
-    node's failed to write is not counted: it was never the node's line (its report is
-    one). Read when scraped."""
+    a warning raised while warnings were logged too deep); or a record another library's
+    handler could not write (never one of the node's lines, counted and not written).
+    Read when scraped."""
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
             "clawsync_log_lines_dropped", "Log lines not written: nobody could read them "
             "(reader_gone), stderr's reader was slow or stalled (would_block), the write "
             "failed (write_error), a record that could not be written and its report, "
-            "which failed in turn (report_failed; of a handler not the node's, the report "
-            "alone), or a warning was raised too deep within warnings (warning_nested)",
+            "which failed in turn (report_failed), a warning was raised too deep within "
+            "warnings (warning_nested), or a record another library's handler could not "
+            "write; never one of the node's lines (foreign_failed)",
             labels=["reason"])
         for reason, lines in logs.lines_dropped().items():
             family.add_metric([reason], lines)

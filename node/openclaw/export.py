@@ -16,9 +16,10 @@ merged into, and a key it points at another session is refused.
 The agent id and the session id become names in those paths, and both come from events
 that any device of the cluster may write (a damaged one, or an event made by hand): a
 transcript whose ids are not names OpenClaw itself makes (``checked_names``), or whose
-folder leads out of the state folder's ``agents/`` through a symbolic link, is refused
-like any other, with nothing written: export writes one transcript, and a person who
-asked for it should hear why it is not there rather than find another one written.
+folder or files lead out of the state folder's ``agents/`` through a symbolic link (or
+round in a loop of links), is refused like any other, with nothing written: export
+writes one transcript, and a person who asked for it should hear why it is not there
+rather than find another one written.
 """
 
 from __future__ import annotations
@@ -152,15 +153,30 @@ def _session_id_fits(value: object) -> bool:
 
 def _check_inside(agents: Path, *paths: Path) -> None:
     """Refuse if one of ``paths`` leads out of the folder ``agents`` once its symbolic
-    links are followed (an ``agents/<id>`` or a ``sessions`` folder linked elsewhere):
-    the names are checked already; this is the last word on where files are written."""
-    root = agents.resolve()
+    links are followed (an ``agents/<id>`` or a ``sessions`` folder, ``sessions.json``
+    or the transcript linked elsewhere), or if its links go round in a loop. Checked
+    before writing: a process that may write in the state folder could swap a link
+    after the check, but such a process can write OpenClaw's files itself, so that is
+    no threat this check is for."""
+    root = _resolved(agents)
     for path in paths:
-        where = path.resolve()
+        where = _resolved(path)
         if not where.is_relative_to(root):
             raise ExportRefused(
                 f"{printable(str(path))} leads out of {printable(str(root))} (to "
                 f"{printable(str(where))}) through a symbolic link; nothing was written")
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with its symbolic links followed; refused if they go round in a loop
+    (``agents/main`` linked to itself): Python 3.11 says so with a RuntimeError, later
+    ones with an OSError (ELOOP)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as error:
+        raise ExportRefused(
+            f"{printable(str(path))} cannot be followed ({printable(str(error))}): a "
+            "symbolic link loop; nothing was written") from None
 
 
 def _shown(value: object) -> str:

@@ -22,6 +22,7 @@ from node.openclaw.export import (
     SHOWN_CHARS_MAX,
     ExportRefused,
     export,
+    transcript_bytes,
 )
 from node.openclaw.mapping import SessionRef, events_for, session_key_for
 from node.openclaw.records import Transcript, transcripts_for
@@ -150,6 +151,44 @@ def test_a_folder_linked_out_of_agents_is_not_written_into(
         export(state, a_transcript(), "main", 1)
     assert files_under(tmp_path) == before
     assert list((tmp_path / "outside").iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["sessions.json", f"{transcript.SESSION_ID}.jsonl"])
+def test_a_file_linked_out_of_agents_is_neither_read_nor_written(
+        tmp_path: Path, state: Path, name: str) -> None:
+    """The folder is inside, but the index or the transcript is a link to a file
+    outside: the index would be read and merged into, the transcript read and replaced;
+    neither is, and the file outside stays as it was."""
+    sessions = state / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    target = tmp_path / "outside" / "file"
+    if name == "sessions.json":
+        target.write_text(json.dumps({"someone:else": {"sessionId": "other"}}))
+    else:  # the transcript's beginning: an export would continue it
+        target.write_bytes(transcript_bytes(a_transcript().records[:2]))
+    held = target.read_bytes()
+    (sessions / name).symlink_to(target)
+    before = files_under(tmp_path)
+    with pytest.raises(ExportRefused, match="through a symbolic link; nothing was written"):
+        export(state, a_transcript(), "main", 1)
+    assert files_under(tmp_path) == before
+    assert (sessions / name).is_symlink() and target.read_bytes() == held
+
+
+def test_a_loop_of_links_is_refused(tmp_path: Path, state: Path) -> None:
+    """agents/main linked to itself: Python 3.11's resolve() raises a RuntimeError,
+    which must be a refusal like the others, not a traceback."""
+    (state / "agents" / "main").symlink_to(state / "agents" / "main")
+    before = files_under(tmp_path)
+    with pytest.raises(ExportRefused, match="symbolic link loop; nothing was written"):
+        export(state, a_transcript(), "main", 1)
+    assert files_under(tmp_path) == before
+    data = tmp_path / "data"
+    session = stored(data, "main", "s1")
+    result = cli("export", session, "--state-dir", str(state), "--data-dir", str(data))
+    assert result.exit_code == 2, result.output
+    assert "symbolic link loop; nothing was written" in result.output
+    assert (state / "agents" / "main").is_symlink()
 
 
 def test_a_state_folder_reached_through_a_link_is_written(tmp_path: Path, state: Path) -> None:

@@ -28,7 +28,7 @@ from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript
 from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
 from node.openclaw.mapping import EXTRA, session_key_for
-from node.openclaw.records import Transcript, transcripts_for
+from node.openclaw.records import Transcript, openclaw_ids, transcripts_for
 from node.openclaw.sqlite import rows_of_session
 from node.openclaw.state import (
     DATABASE,
@@ -375,8 +375,10 @@ def _note_what_is_missing(key: str, forgotten: int, transcript: Transcript) -> N
 
 
 def _session_id(event: Event) -> str | None:
-    extra = event.payload.get(EXTRA)
-    return str(extra.get("session_id")) if isinstance(extra, dict) else None
+    """The OpenClaw session id of ``event`` as its transcript is grouped
+    (``openclaw_ids``): None if it names none as text."""
+    ids = openclaw_ids(event.payload.get(EXTRA))
+    return None if ids is None else ids[1]
 
 
 def _latest_first(events: list[Event]) -> list[str | None]:

@@ -91,11 +91,27 @@ def transcripts_for(events: Iterable[Event], *, reattach: bool = False) -> list[
 
 def _group(agent_id: str, extra: dict[str, Any]) -> tuple[str, str, str] | None:
     """The agent id, session key and session id of an event from OpenClaw (``extra``:
-    its ``openclaw`` field); None if its ids are not texts: ``mapping`` always sets
-    both, and a missing one read as text would make a session named ``None``."""
+    its ``openclaw`` field); None if its ids are not texts (``openclaw_ids``)."""
+    ids = openclaw_ids(extra)
+    return None if ids is None else (agent_id, *ids)
+
+
+def openclaw_ids(extra: object) -> tuple[str, str] | None:
+    """OpenClaw's session key and session id named by an event's ``openclaw`` field
+    (``extra``); None if it names them not both as texts: ``mapping`` always sets both,
+    and a missing one read as text would make a session named ``None`` (a number 5, one
+    named ``5``, mixed with a real one).
+
+    >>> openclaw_ids({"session_key": "k", "session_id": "s1"})
+    ('k', 's1')
+    >>> openclaw_ids({"session_key": "k", "session_id": 5}) is None
+    True
+    """
+    if not isinstance(extra, dict):
+        return None
     key, session_id = extra.get("session_key"), extra.get("session_id")
     if isinstance(key, str) and isinstance(session_id, str):
-        return agent_id, key, session_id
+        return key, session_id
     return None
 
 

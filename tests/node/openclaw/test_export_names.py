@@ -249,8 +249,38 @@ def test_the_cli_still_exports_a_plain_session_beside_them(tmp_path: Path, state
 def test_events_whose_session_id_is_not_text_are_not_a_transcript(
         tmp_path: Path, state: Path, session_id: object) -> None:
     """OpenClaw's import always names the session id as text: without one, read as text,
-    the events were exported as a session named 'None' (or '5')."""
+    the events were exported as a session named 'None' (or '5'), and were named so when
+    the session id asked for was not there."""
     data = tmp_path / "data"
+    stored_with_session_id(data, session_id)
+    for asked in ([], ["--session-id", "x"], ["--session-id", str(session_id)]):
+        result = cli("export", KEY, "--state-dir", str(state), "--data-dir", str(data),
+                     *asked)
+        assert result.exit_code == 1, (asked, result.output)
+        assert f"session {session_key_for('main', KEY)!r} holds no OpenClaw records" \
+            in result.output
+    assert list((state / "agents").iterdir()) == []
+
+
+def test_a_number_as_session_id_does_not_date_a_text_one(tmp_path: Path, state: Path) -> None:
+    """Events naming the session id 5 (a number), later than those of the real session
+    '5': the index's updatedAt is the real session's latest event, not theirs."""
+    data = tmp_path / "data"
+    stored(data, "main", "5")
+    later_ms = 10 ** 6
+    stored_with_session_id(data, 5, later_ms)
+    result = cli("export", KEY, "--state-dir", str(state), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    index = json.loads((state / "agents" / "main" / "sessions" / "sessions.json").read_text())
+    assert index[KEY]["sessionId"] == "5"
+    assert index[KEY]["updatedAt"] == max(
+        event.timestamp.ms for record in transcript.records()[:3]
+        for event in events_for(record, SessionRef("main", KEY, "5")).events)
+
+
+def stored_with_session_id(data: Path, session_id: object, later_ms: int = 0) -> None:
+    """A transcript's events whose ``openclaw.session_id`` is ``session_id`` (left out
+    if None), ``later_ms`` after the transcript's own times, into the data folder."""
     with EventStore.open(data) as store:
         for record in transcript.records()[:3]:
             for event in events_for(record, SessionRef("main", KEY, "s1")).events:
@@ -258,11 +288,6 @@ def test_events_whose_session_id_is_not_text_are_not_a_transcript(
                 if session_id is None:
                     del extra["session_id"]
                 store.append(parse_event({
-                    "agent_id": event.agent_id, "hlc": [event.timestamp.ms, 0],
+                    "agent_id": event.agent_id, "hlc": [event.timestamp.ms + later_ms, 0],
                     "kind": {"type": event.kind, **event.payload, "openclaw": extra}},
                     session_key=event.session_key))
-    result = cli("export", KEY, "--state-dir", str(state), "--data-dir", str(data))
-    assert result.exit_code == 1, result.output
-    assert f"session {session_key_for('main', KEY)!r} holds no OpenClaw records" \
-        in result.output
-    assert list((state / "agents").iterdir()) == []

@@ -48,10 +48,15 @@ FILE_NAME_BYTES_MAX = 255
 TEMPORARY_RANDOM_CHARS = 8
 #: Longest agent id, in characters: OpenClaw's own bound (``isValidAgentId``).
 AGENT_ID_CHARS_MAX = 64
-#: OpenClaw's agent ids: ASCII letters and digits, then also ``_`` and ``-``. ASCII only:
-#: ignoring case in Unicode would take the Kelvin sign for a ``k``.
-_AGENT_ID = re.compile(f"[a-z0-9][a-z0-9_-]{{0,{AGENT_ID_CHARS_MAX - 1}}}",
-                       re.IGNORECASE | re.ASCII)
+#: OpenClaw's agent folders: lower-case ASCII letters and digits, then also ``_`` and
+#: ``-``. ``isValidAgentId`` takes upper case too, but the folder is named after
+#: ``normalizeAgentId``, which lowers it: an upper-case id is no folder OpenClaw writes.
+_AGENT_ID = re.compile(f"[a-z0-9][a-z0-9_-]{{0,{AGENT_ID_CHARS_MAX - 1}}}", re.ASCII)
+#: OpenClaw's compaction checkpoints, ``<session id>.checkpoint.<uuid>.jsonl``, which
+#: ``validateSessionId`` refuses as session ids (``isCompactionCheckpointTranscript
+#: FileName``; JavaScript's ``/i`` without ``/u`` folds ASCII only, as ``re.ASCII``).
+_CHECKPOINT = re.compile(r"(.+)\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-"
+                         r"[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
 #: Characters of a refused name shown in its error: an id may be long, and is quoted
 #: escaped (``printable``), as anyone in the cluster may have written it.
 SHOWN_CHARS_MAX = 80
@@ -127,28 +132,41 @@ def checked_names(agent_id: str, session_id: str) -> None:
     """
     if not (isinstance(agent_id, str) and _AGENT_ID.fullmatch(agent_id)):
         raise ExportRefused(
-            f"agent id {_shown(agent_id)} is not one OpenClaw makes (ASCII letters, digits, "
-            f"'_' and '-', a letter or digit first, at most {AGENT_ID_CHARS_MAX} "
-            "characters), so not a folder name to write in; nothing was written")
+            f"agent id {_shown(agent_id)} is not one OpenClaw makes (lower-case ASCII "
+            "letters, digits, '_' and '-', a letter or digit first, at most "
+            f"{AGENT_ID_CHARS_MAX} characters: OpenClaw names agent folders in lower "
+            "case), so not a folder name to write in; nothing was written")
     if not _session_id_fits(session_id):
         raise ExportRefused(
             f"session id {_shown(session_id)} is not one OpenClaw makes (a letter or digit, "
             "then letters, digits, marks, '.', '_' or '-', at most "
             f"{SESSION_ID_CHARS_MAX} characters, NFC; '<id>.jsonl' at most "
-            f"{FILE_NAME_BYTES_MAX} UTF-8 bytes), so not a file name to write; nothing "
+            f"{FILE_NAME_BYTES_MAX} UTF-8 bytes; not '<id>.checkpoint.<uuid>', a "
+            "compaction checkpoint's name), so not a file name to write; nothing "
             "was written")
 
 
 def _session_id_fits(value: object) -> bool:
     """OpenClaw's ``validateSessionId``: ``[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}._-]{0,127}``,
-    NFC, the file name within bounds."""
+    NFC, the file name within bounds, not a compaction checkpoint's name.
+
+    The categories are Python's (``unicodedata``: Unicode 14.0 in Python 3.11), not
+    those of the Node that runs OpenClaw (newer: Unicode 17.0 in Node 26): an id with a
+    letter added to Unicode since is refused here though OpenClaw takes it. That way is
+    the safe one: refusing writes nothing, while taking a name OpenClaw refuses would
+    write a file it does not import.
+
+    >>> _session_id_fits("s1.checkpoint.0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0")
+    False
+    """
     if not isinstance(value, str) or not 0 < len(value) <= SESSION_ID_CHARS_MAX:
         return False
     if unicodedata.category(value[0])[0] not in "LN" or not all(
             unicodedata.category(char)[0] in "LNM" or char in "._-" for char in value[1:]):
         return False  # lone surrogates (category Cs) too, before they are encoded
     return (unicodedata.is_normalized("NFC", value)
-            and len(f"{value}.jsonl".encode()) <= FILE_NAME_BYTES_MAX)
+            and len(f"{value}.jsonl".encode()) <= FILE_NAME_BYTES_MAX
+            and not _CHECKPOINT.fullmatch(value))
 
 
 def _check_inside(agents: Path, *paths: Path) -> None:

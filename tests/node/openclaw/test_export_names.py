@@ -93,6 +93,11 @@ ESCAPING_SESSION_IDS = [
     # Within the characters, beyond the bytes: 3 bytes each.
     pytest.param("\u4e2d" * ((FILE_NAME_BYTES_MAX - len(".jsonl")) // 3 + 1),
                  id="too-many-bytes"),
+    # OpenClaw's compaction checkpoints: ``validateSessionId`` refuses their names, in
+    # either case.
+    pytest.param("s1.checkpoint.0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", id="checkpoint"),
+    pytest.param("s1.CHECKPOINT.0F1E2D3C-4B5A-1968-B776-A5B4C3D2E1F0",
+                 id="checkpoint-upper-case"),
 ]
 
 
@@ -115,18 +120,27 @@ def test_an_absolute_session_id_writes_nothing(tmp_path: Path, state: Path) -> N
 
 @pytest.mark.parametrize("agent_id", [
     "..", ".", "../../outside", "a/b", "a\\b", "", "-main", "_main", "main agent", "m.a",
-    "\u212a", "\u00e9", "x" * (AGENT_ID_CHARS_MAX + 1)])
+    "\u212a", "\u00e9", "x" * (AGENT_ID_CHARS_MAX + 1),
+    # OpenClaw lowers an agent id for its folder's name: an upper-case one is no folder
+    # it writes.
+    "Work_2-b", "MAIN"])
 def test_an_agent_id_that_is_not_a_plain_name_writes_nothing(
         tmp_path: Path, state: Path, agent_id: str) -> None:
     before = files_under(tmp_path)
-    with pytest.raises(ExportRefused, match=r"^agent id .* is not one OpenClaw makes"):
+    with pytest.raises(ExportRefused, match=r"^agent id .* is not one OpenClaw makes") \
+            as refused:
         export(state, a_transcript(agent_id=agent_id), agent_id, 1)
+    assert "OpenClaw names agent folders in lower case" in str(refused.value)
     assert files_under(tmp_path) == before
 
 
 @pytest.mark.parametrize(("agent_id", "session_id"), [
     ("main", transcript.SESSION_ID),
-    ("Work_2-b", "s1"),
+    ("work_2-b", "s1"),
+    # Not a compaction checkpoint's name: its uuid's version is 7, which OpenClaw's
+    # pattern (versions 1 to 5) does not take.
+    ("main", "s1.checkpoint.0f1e2d3c-4b5a-7968-8776-a5b4c3d2e1f0"),
+    ("main", "s1.checkpoint.x"),
     ("x" * AGENT_ID_CHARS_MAX, "x" * SESSION_ID_CHARS_MAX),
     ("main", "\u00e9t\u00e9.2026_12-01"),  # letters of any script, NFC
     ("main", "\u0915\u093f"),  # a mark after the first character

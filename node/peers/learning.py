@@ -196,11 +196,14 @@ class Learning:
         except Exception:  # run as a task of its own too: nothing else would log it
             log.exception("learning members failed", peer=runner.url)
             return
-        own = lister(listed, self.refusals)  # its address checked (a bad one logged) once
+        # Its address checked (a bad one logged) once; a lister that names no node id is
+        # told from others by the address dialed.
+        own = lister(listed, self.refusals, runner.url)
         if own.node is not None and own.node == runner.linked_to:
             self.advertises(own.node, own.url)  # the peer's own word, while its link is up
             self.forgotten.reached(own.url)  # live: linked, there or where we dialed it
-        for url, node, secret, linked, node_linked in member_urls(listed, own, self.refusals):
+        named = member_urls(listed, own, self.refusals, runner.url)
+        for url, node, secret, linked, node_linked in named:
             if node == self.astore.node_id or node in linked_nodes(self.runners.values()):
                 continue
             if node_linked:

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import structlog
 
-from node.peers.addresses import REFUSALS_LOGGED_MAX, RefusalsLogged, dialable
+from node.peers.addresses import (
+    REFUSALS_LOGGED_MAX,
+    SAID_BY_SHOWN_MAX,
+    RefusalsLogged,
+    dialable,
+)
 from node.peers.member_lists import SKIPPED, member_urls
 
 
@@ -40,14 +45,41 @@ def test_each_node_remembers_what_it_logged_itself() -> None:
     assert [entry["said_by"] for entry in said] == ["n0", "n0"]
 
 
-def test_a_lister_that_names_no_node_is_logged_every_time() -> None:
-    """Not told from another such lister: one's log would silence the others'."""
+def test_a_lister_that_names_no_node_is_told_by_the_address_it_was_dialed_at() -> None:
+    """Logged once, not every round, as a lister that names its node id; a lister
+    dialed at another address is another."""
     logged = RefusalsLogged()
     with structlog.testing.capture_logs() as said:
-        for _round in range(3):
-            member_urls(_listed(None, "http:///hub"), logged=logged)
-    assert [entry["said_by"] for entry in said] == [None] * 3
+        for dialed in ("http://p:1", "http://p:1", "http://q:1", "http://q:1"):
+            member_urls(_listed(None, "http:///hub"), logged=logged, dialed=dialed)
+    assert [(entry["said_by"], entry["peer"]) for entry in said] == [
+        (None, "http://p:1"), (None, "http://q:1")]
+
+
+def test_an_answer_told_from_no_other_logs_each_reason_once() -> None:
+    """A lister that names no node id, read with no address it was dialed at (or with
+    no memory): each reason is logged once for the answer, not once per entry (an
+    answer ``members_bytes_max`` long holds tens of thousands), and the node's memory
+    keeps nothing of it, so other such listers are not silenced."""
+    flood = {"advertise_url": "http://a:1",
+             "peers": [{"url": "x"}] * 20_000 + [{"url": "http:///hub"}] * 20_000}
+    logged = RefusalsLogged()
+    with structlog.testing.capture_logs() as said:
+        for _round in range(2):
+            assert [one.url for one in member_urls(flood, logged=logged)] == ["http://a:1"]
+        member_urls({**flood, "node_id": "n0"})  # no memory
+    assert [entry["reason"] for entry in said] == [
+        "must be an http:// or https:// URL", "names no host"] * 3
     assert len(logged) == 0
+
+
+def test_a_line_shows_a_long_node_id_cut() -> None:
+    """The id is the peer's to choose, up to a members answer long."""
+    with structlog.testing.capture_logs() as said:
+        member_urls(_listed("n" * 100_000, "http:///hub"), logged=RefusalsLogged())
+        member_urls(_listed("n" * SAID_BY_SHOWN_MAX, "http:///hub"))
+    assert [entry["said_by"] for entry in said] == [
+        "n" * SAID_BY_SHOWN_MAX + "…", "n" * SAID_BY_SHOWN_MAX]
 
 
 def test_another_reason_or_lister_is_logged_and_the_memory_is_bounded() -> None:

@@ -15,9 +15,10 @@ import pytest
 import structlog
 
 from node.peers.addresses import RefusalsLogged
-from node.peers.member_lists import lister, member_urls
+from node.peers.member_lists import SKIPPED, lister, member_urls
 from node.peers.runner import linked_nodes
 from node.peers.transport import DEVICE_HEADER, NODE_HEADER
+from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
 from tests.node.peers.support import (
@@ -329,3 +330,64 @@ async def test_a_peer_that_refuses_its_member_list_is_not_asked_again_on_that_li
     refused = [entry["reason"] for entry in said if entry["event"] == "members not listed"]
     assert refused == [f"cannot list members of {peer.url}: it answered HTTP 401: "
                        "peer credentials missing or wrong"]
+
+
+async def _listing_an_address_no_node_could_dial(make_node: NodeFactory) -> RunningNode:
+    lister_node = await make_node(cluster_secret=SECRET, sync=FAST)
+    lister_node.gossip.learning.members["http:///hub"] = None  # listed, as a peer's may be
+    return lister_node
+
+
+async def _members_rounds(learner: RunningNode, lister_node: RunningNode,
+                          rounds: int) -> None:
+    """``learner`` dials ``lister_node`` and asks for its members: as the link comes up,
+    then at ``rounds`` rounds."""
+    assert await learner.gossip.add_peer(lister_node.url, learned=False)
+    await until(lambda: lister_node.astore.node_id
+                in linked_nodes(learner.gossip.runners.values()))
+    await asyncio.gather(*[task for task in learner.gossip._tasks
+                           if task.get_name() == "learn-members"])
+    for _ in range(rounds):
+        await learner.gossip.learn_once()
+
+
+async def test_an_address_a_members_answer_gives_that_no_node_could_dial_is_logged_once(
+        make_node: NodeFactory) -> None:
+    """Asked round after round, the lister says it again: logged once, by why and its
+    node id (``node.peers.addresses``), not at every round."""
+    x = await _listing_an_address_no_node_could_dial(make_node)
+    y = await make_node(cluster_secret=SECRET, sync=FAST)
+    with structlog.testing.capture_logs() as said:
+        await _members_rounds(y, x, 3)
+    assert [(entry["said_by"], entry["reason"]) for entry in said
+            if entry["event"] == SKIPPED] == [(x.astore.node_id, "names no host")]
+
+
+async def test_two_nodes_asking_one_lister_each_log_what_it_lists_once(
+        make_node: NodeFactory) -> None:
+    """Each node remembers what it logged itself: one's line does not silence the
+    other's, nor does either log at every round."""
+    x = await _listing_an_address_no_node_could_dial(make_node)
+    y = await make_node(cluster_secret=SECRET, sync=FAST)
+    z = await make_node(cluster_secret=SECRET, sync=FAST)
+    with structlog.testing.capture_logs() as said:
+        for learner in (y, z):
+            await _members_rounds(learner, x, 2)
+    assert [entry["said_by"] for entry in said if entry["event"] == SKIPPED] == [
+        x.astore.node_id] * 2
+
+
+async def test_a_lister_that_names_no_node_is_logged_once_by_the_address_dialed(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A members answer that names no node id (not one of this project's nodes, which
+    all name theirs): told from other listers by the address this node dialed, it is
+    logged once too, not at every round."""
+    x = await _listing_an_address_no_node_could_dial(make_node)
+    answer = x.gossip.learning.member_list
+    monkeypatch.setattr(x.gossip.learning, "member_list",
+                        lambda: {**answer(), "node_id": None})
+    y = await make_node(cluster_secret=SECRET, sync=FAST)
+    with structlog.testing.capture_logs() as said:
+        await _members_rounds(y, x, 3)
+    assert [(entry["said_by"], entry["peer"]) for entry in said
+            if entry["event"] == SKIPPED] == [(None, x.url)]

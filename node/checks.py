@@ -17,6 +17,10 @@ API_ROOTS = ("v1", "automerge", "peer", "console", "healthz", "metrics")
 #: secret (``check_token``): copied from a printout into a file, it would be a token
 #: anyone can guess, one that even passes the check for a token beyond loopback.
 HIDDEN = "(set)"
+#: Most characters of a token or the cluster secret (``check_token``): far more than a
+#: made one needs (``secrets.token_urlsafe(32)`` makes 43), far within one HTTP header
+#: (8 KiB); it bounds the work of hiding them in a peer's refusal (``node.peers.hiding``).
+TOKEN_CHARS_MAX = 1024
 
 
 def api_path_base(url: str) -> str | None:
@@ -41,9 +45,10 @@ def check_token(token: str, what: str = "the token") -> None:
     no request could match: one that begins or ends with white space, which a node
     takes off the token a request gives (``node.http.auth.bearer``), as HTTP takes it off
     a header's value. ``HIDDEN``, --print-config's placeholder, is refused too: it is
-    no secret. No command passes an empty one: typed, in the environment or in the
-    file, an empty token or secret means none (``serve`` says so when a check then
-    wants a token); the refusal is for a ``Config`` made in code.
+    no secret; and one longer than ``TOKEN_CHARS_MAX`` characters. No command passes an
+    empty one: typed, in the environment or in the file, an empty token or secret means
+    none (``serve`` says so when a check then wants a token); the refusal is for a
+    ``Config`` made in code.
 
     >>> check_token("")
     Traceback (most recent call last):
@@ -56,6 +61,9 @@ def check_token(token: str, what: str = "the token") -> None:
     """
     if not token:
         raise ValueError(f"{what} is empty: a request without one would match it")
+    if len(token) > TOKEN_CHARS_MAX:
+        raise ValueError(f"{what} is longer than {TOKEN_CHARS_MAX} characters: "
+                         "make a shorter one")
     if token == HIDDEN:
         raise ValueError(f"{what} is {HIDDEN!r}, the placeholder --print-config shows for "
                          "a secret it hides, not a secret: give the real one")

@@ -13,6 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from node.checks import TOKEN_CHARS_MAX
 from node.main import main
 from tests.support.config import print_config
 
@@ -238,3 +239,18 @@ def test_print_configs_placeholder_is_refused_as_a_token_or_secret(tmp_path: Pat
                                            "--print-config"], env=env)
         assert result.exit_code == 2, (text, args, env, result.output)
         assert placeholder in " ".join(result.output.split()), (text, args, env)
+
+
+def test_a_secret_longer_than_the_limit_is_refused() -> None:
+    """A token or cluster secret longer than ``TOKEN_CHARS_MAX`` is refused, unshown:
+    hiding it in a peer's refusal is bounded by its length."""
+    for args, what in ((["--token", "s" * (TOKEN_CHARS_MAX + 1)], "the token"),
+                       (["--cluster-secret", "s" * (TOKEN_CHARS_MAX + 1)], "the cluster secret")):
+        result = CliRunner().invoke(main, ["serve", *args, "--print-config"])
+        assert result.exit_code == 2, result.output
+        assert f"{what} is longer than {TOKEN_CHARS_MAX} characters" \
+            in " ".join(result.output.split())
+        assert "ssss" not in result.output
+    result = CliRunner().invoke(main, ["serve", "--cluster-secret", "s" * TOKEN_CHARS_MAX,
+                                       "--print-config"])
+    assert result.exit_code == 0, result.output

@@ -7,18 +7,17 @@ characters and our credentials taken out). Pure text: the bytes come from
 
 from __future__ import annotations
 
-import base64
-import bisect
 import json
 import os
-import re
 import socket
 import ssl
 import unicodedata
 from collections.abc import Iterable, Iterator
-from urllib.parse import quote, quote_plus
 
 import aiohttp
+
+from node.peers.hiding import HIDDEN_TEXT as HIDDEN_TEXT  # the refusals' readers name it
+from node.peers.hiding import hidden
 
 #: A name lookup that found the name but no address for it (none at all, or none of
 #: the family asked for): not "not known", and looked up. Not every system has both.
@@ -89,8 +88,6 @@ REFUSAL_BYTES_MAX = 4096
 #: did not answer.
 REFUSAL_READ_S = 1.0
 REFUSAL_READ_MARGIN_S = 0.1
-#: What a credential of ours is shown as where a peer's refusal repeats it.
-HIDDEN_TEXT = "(hidden)"
 
 
 def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = True) -> str:
@@ -99,14 +96,11 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     characters removed (a peer's bytes must not forge log lines or move a terminal's
     cursor), at most ``REFUSAL_CHARS_MAX`` characters ("…" ends one cut short), of its
     first ``REFUSAL_BYTES_MAX`` bytes. The credentials ``hide`` (ours, which the request
-    sent) are shown as ``HIDDEN_TEXT``, as they are and in the forms a page may repeat
-    them in (``secret_forms``, the hex of an escape in either case): a proxy may repeat
-    our headers in its page, or in a link, a JSON or HTML escape, base64; also a
-    credential's start that ends a line (the last one too where ``body`` is not
-    ``whole``: the rest of it did not come) and its end that begins the next (``_hidden``),
-    where that tells two characters of it or an escape of one. A JSON body cut short
-    shows the message it held where that came whole (``_cut_message``), else nothing
-    (its raw first line would be braces and keys): the status is told alone.
+    sent) are shown as ``HIDDEN_TEXT`` where it repeats them (``node.peers.hiding``: a
+    proxy may echo our headers, as they are or encoded): in the body, where the message
+    is read from it, and again in what is shown. A JSON body cut short shows the message
+    it held where that came whole (``_cut_message``), else nothing (its raw first line
+    would be braces and keys): the status is told alone.
 
     >>> from node.http.wire import error_body
     >>> refusal_text(error_body("unauthorized", "peer credentials missing or wrong"))
@@ -124,8 +118,14 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     >>> secret = "jc9_uBIbfsRRiHpAjHJkV1yZlxAz3rcyv86AoxTcfaU"
     >>> refusal_text(f"Bearer {secret[:42]}".encode(), [secret], whole=False)
     'Bearer (hidden)'
-    >>> refusal_text(b"see %", ["s3c"], whole=False), refusal_text(b"&#X73;&#x33;&#X63;!", ["s3c"])
-    ('see %', '(hidden)!')
+    >>> refusal_text(b"see %", ["s3cr3t"], whole=False)
+    'see %'
+    >>> refusal_text(f"Bearer {secret[:30]}\\x0c{secret[30:]}".encode(), [secret])
+    'Bearer (hidden)'
+    >>> refusal_text(f"Bearer {secret[:3]}\\x00{secret[3:6]}".encode(), [secret])
+    'Bearer (hidden)'
+    >>> refusal_text(b"&#X73;&#x33;&#X63;&#114;&#x33;&#0116;!", ["s3cr3t"])
+    '(hidden)!'
     >>> refusal_text(b'{"error": {"code": "x", "message": "cut he', whole=False)
     ''
     >>> refusal_text(b'{"error": {"code": "x", "message": "said", "field": "a', whole=False)
@@ -135,81 +135,19 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     >>> refusal_text(b"[" * 4096) == "[" * (REFUSAL_CHARS_MAX - 1) + "…"  # too deep for JSON
     True
     """
-    forms = _forms(hide)
+    hide = tuple(hide)
     cut, body = len(body) > REFUSAL_BYTES_MAX or not whole, body[:REFUSAL_BYTES_MAX]
-    body = _hidden(body, forms, cut)
-    text = body.decode(errors="replace")
+    # Hidden in the body, escapes and all, where the message is read from it; and in
+    # what is shown, where taking out control characters joined pieces of a secret.
+    text = hidden(body.decode(errors="replace"), hide, cut)
     said = _cut_message(text) if cut else _message(text)
     if isinstance(said, str):
         text = said
     elif cut and text.lstrip().startswith("{"):
         return ""  # a JSON error cut short: its raw first line says nothing plain
-    line = next((kept for kept in (_printable(line) for line in text.splitlines()) if kept),
-                "")
-    # Also as a JSON string held it, escaped; before any cut.
-    line = _hidden(line.encode(), forms, cut=False).decode()
+    line = hidden(next((kept for kept in (_printable(line) for line in text.splitlines())
+                        if kept), ""), hide)
     return line if len(line) <= REFUSAL_CHARS_MAX else line[:REFUSAL_CHARS_MAX - 1] + "…"
-
-
-def secret_forms(secret: str) -> set[str]:
-    """The forms a page may repeat ``secret`` in: as it is; URL-encoded (``%XX``; ``+``
-    for a space in a form's encoding; ``/`` kept as in a path); base64 and URL-safe
-    base64 (``_base64_cores``); HTML-escaped (where HTML needs it, as Python, Go's
-    html/template or PHP write it, or every character a numeric reference); a JSON
-    string's insides (escaped where JSON needs it, ASCII only or not, ``<>&`` escaped
-    as Go does, ``/`` as PHP does, or every character a ``\\uXXXX`` escape). None empty.
-    The case of hex digits is not told apart: ``_hidden`` matches them folded.
-
-    >>> sorted(form for form in secret_forms("a&b") if "&" in form or "%" in form)
-    ['%61%26%62', '&#97;&#38;&#98;', '&#x61;&#x26;&#x62;', 'a%26b', 'a&amp;b', 'a&b']
-    >>> print(*sorted(form for form in secret_forms("a<b") if "u00" in form))
-    \\u0061\\u003c\\u0062 a\\u003cb
-    """
-    units = secret.encode("utf-16-be")  # a JSON escape names UTF-16 code units
-    as_json = json.dumps(secret)[1:-1]
-    forms = {
-        secret,
-        quote(secret, safe=""), quote(secret), quote_plus(secret, safe=""),
-        "".join(f"%{byte:02x}" for byte in secret.encode()),
-        *(secret.translate(escapes) for escapes in _HTML_ESCAPES),
-        "".join(f"&#{ord(char)};" for char in secret),
-        "".join(f"&#x{ord(char):x};" for char in secret),
-        as_json, json.dumps(secret, ensure_ascii=False)[1:-1], as_json.replace("/", "\\/"),
-        as_json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
-        "".join(f"\\u{int.from_bytes(units[n:n + 2], 'big'):04x}"
-                for n in range(0, len(units), 2)),
-        *_base64_cores(secret.encode()),
-    }
-    return {form for form in forms if form}
-
-
-#: How pages escape HTML's special characters: Python's ``html.escape`` (and with
-#: ``quote=False``), Go's html/template, PHP's ``htmlspecialchars``.
-_HTML_ESCAPES = [str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", **quotes})
-                 for quotes in ({'"': "&quot;", "'": "&#x27;"}, {},
-                                {'"': "&#34;", "'": "&#39;", "+": "&#43;"},
-                                {'"': "&quot;", "'": "&#039;"})]
-
-
-def _base64_cores(secret: bytes) -> list[str]:
-    """What base64 (and URL-safe base64) of a text holding ``secret`` shows of it,
-    wherever in a group of three bytes it begins: only the characters that stand for
-    ``secret``'s bytes alone. A character at either end that stands for a byte around
-    it too stays shown: it tells a few bits, not the secret.
-
-    >>> import base64
-    >>> page = base64.b64encode(b"Authorization: Bearer s3cret-s3cret").decode()
-    >>> {core for core in _base64_cores(b"s3cret-s3cret") if core in page}
-    {'MzY3JldC1zM2NyZX'}
-    """
-    cores = []
-    for lead in range(3):  # the bytes of the group before the secret's first
-        coded = base64.b64encode(bytes(lead) + secret).decode().rstrip("=")
-        # A character holds 6 bits: the first ones hold those lead bytes' bits too, and
-        # in a last group short of three bytes, the last one the next bytes' bits.
-        start, end = (0, 2, 3)[lead], len(coded) - ((lead + len(secret)) % 3 != 0)
-        cores.append(coded[start:end])
-    return cores + [core.replace("+", "-").replace("/", "_") for core in cores]
 
 
 def _message(text: str) -> object:
@@ -299,101 +237,6 @@ def _blanks_end(text: str, at: int) -> int:
     while at < len(text) and text[at] in " \t\n\r":
         at += 1
     return at
-
-
-#: A form of a credential (``secret_forms``), its case folded, with where its escapes
-#: are (``_ESCAPE``): a part of it is hidden where it tells something (``_telling``).
-_Form = tuple[bytes, list[tuple[int, int]]]
-#: One escaped character, its case folded: URL, HTML, JSON.
-_ESCAPE = re.compile(rb"%[0-9a-f]{2}|&#x[0-9a-f]+;|&#[0-9]+;|&[a-z]+;|\\u[0-9a-f]{4}|\\.")
-_LINE = re.compile(rb"[^\r\n]+")
-
-
-def _forms(hide: Iterable[str | None]) -> list[_Form]:
-    """The forms of the credentials ``hide`` (``secret_forms``), each once, folded."""
-    folded = {form.encode().lower() for secret in hide if secret
-              for form in secret_forms(secret)}
-    return [(form, [escape.span() for escape in _ESCAPE.finditer(form)])
-            for form in sorted(folded)]
-
-
-def _hidden(body: bytes, forms: list[_Form], cut: bool) -> bytes:
-    """``body`` with the ``forms`` of our credentials shown as ``HIDDEN_TEXT``, each
-    stretch of them once: found with the case folded (a page may write the hex of an
-    escape in either case, ``&#X``); also where a line of ``body`` that another follows
-    (or the last line, where ``body`` was ``cut`` short) ends with a form's start, or a
-    line after another begins with a form's end (a form wrapped, as MIME base64 is).
-    Hidden first, then shown: one form's match never keeps another's from being found.
-
-    >>> forms = _forms(["KEY-abc"])
-    >>> _hidden(b"a key-abc b KEY-a", forms, cut=True), _hidden(b"a KEY-a", forms, cut=False)
-    (b'a (hidden) b (hidden)', b'a KEY-a')
-    >>> _hidden(b"see %", forms, cut=True), _hidden(b"Bearer KEY\\n-abc!", forms, cut=False)
-    (b'see %', b'Bearer (hidden)\\n(hidden)!')
-    """
-    folded = body.lower()  # of the same length: what is found there is hidden in body
-    spans = []
-    for form, _escapes in forms:
-        at = folded.find(form)
-        while at >= 0:
-            spans.append((at, at + len(form)))
-            at = folded.find(form, at + 1)
-    for line in _LINE.finditer(folded):
-        start, end = line.span()
-        if end < len(folded) or cut:
-            spans.append((min((_start_ending(folded, start, end, form) for form in forms),
-                              default=end), end))
-        if start > 0:
-            spans.append((start, max((_end_starting(folded, start, end, form)
-                                      for form in forms), default=start)))
-    merged: list[list[int]] = []
-    for start, end in sorted(span for span in spans if span[0] < span[1]):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    parts, shown = [], 0
-    for start, end in merged:
-        parts += [body[shown:start], HIDDEN_TEXT.encode()]
-        shown = end
-    return b"".join(parts) + body[shown:]
-
-
-def _start_ending(folded: bytes, start: int, end: int, form: _Form) -> int:
-    """Where the longest start of ``form`` that ends ``folded[start:end]`` begins, if it
-    tells something (``_telling``); else ``end``. Only where its first two bytes are is
-    it compared, without a copy, in the line only: about linear in the line's length."""
-    text, escapes = form
-    at = folded.find(text[:2], max(start, end - len(text) + 1), end)
-    while at >= 0 and not text.startswith(memoryview(folded)[at:end]):  # no copy
-        at = folded.find(text[:2], at + 1, end)
-    return at if at >= 0 and _telling(escapes, 0, end - at) else end
-
-
-def _end_starting(folded: bytes, start: int, end: int, form: _Form) -> int:
-    """Where the longest end of ``form`` that begins ``folded[start:end]`` ends, if it
-    tells something (``_telling``); else ``start``."""
-    text, escapes = form
-    head = folded[start:start + 2]
-    at = text.find(head, max(1, len(text) - (end - start))) if len(head) == 2 else -1
-    while at >= 0 and not folded.startswith(memoryview(text)[at:], start):
-        at = text.find(head, at + 1)
-    return start + len(text) - at if at >= 0 and _telling(escapes, at, len(text)) else start
-
-
-def _telling(escapes: list[tuple[int, int]], start: int, end: int) -> bool:
-    """Whether ``form[start:end]`` tells something of the credential: an escape of it
-    whole, or two characters that are no part of an escape. Less is hidden only where it
-    is whole: a character tells little, and a cut body often ends with ``%``, ``&``."""
-    # The escapes it touches, if none is whole in it: one its start cuts, one its end
-    # cuts. Only those are looked at: a long form has many.
-    first = bisect.bisect_right(escapes, start, key=lambda span: span[1])
-    near = escapes[first:first + 2]
-    if any(start <= escape_start and escape_end <= end for escape_start, escape_end in near):
-        return True
-    inside = sum(max(0, min(escape_end, end) - max(escape_start, start))
-                 for escape_start, escape_end in near)
-    return end - start - inside >= 2
 
 
 def _printable(line: str) -> str:

@@ -99,9 +99,10 @@ async def test_a_refusal_repeating_our_credentials_shows_neither() -> None:
     said = await failure(401, [page.replace(b"\r", b"").replace(b"\n", b" ")])
     assert SECRET not in said and TOKEN not in said
     assert f"Bearer {HIDDEN_TEXT}" in said and f"X-Note: {HIDDEN_TEXT}" in said
-    # In a JSON error's message too, and where it is cut short after the bytes read.
-    error = json.dumps({"error": {"code": "x", "message": f"bad token {SECRET}"}}).encode()
-    assert await failure(401, [error]) == f"it answered HTTP 401: bad token {HIDDEN_TEXT}"
+    # In a JSON error's message too, and where it is cut short after the bytes read. (Not
+    # "bad token": five characters in a row of TOKEN, which holds the word, are hidden.)
+    error = json.dumps({"error": {"code": "x", "message": f"bad key {SECRET}"}}).encode()
+    assert await failure(401, [error]) == f"it answered HTTP 401: bad key {HIDDEN_TEXT}"
     start = REFUSAL_BYTES_MAX - 10 - len("Bearer ")
     cut = b" " * start + f"Bearer {SECRET}".encode()
     assert await failure(401, [cut]) == f"it answered HTTP 401: Bearer {HIDDEN_TEXT}"

@@ -6,6 +6,7 @@ form the refusal repeats it."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import re
@@ -160,11 +161,12 @@ async def test_a_refusal_repeating_the_secret_encoded_does_not_show_it(
 
 
 #: What a cluster secret may be: as ``secrets.token_urlsafe`` makes them, and with
-#: characters each encoding writes otherwise.
+#: characters each encoding writes otherwise; no shorter than a run hidden
+#: (``node.peers.hiding.SHOWN_IN_A_ROW_MAX``), which is not found.
 SECRETS = st.one_of(
-    st.binary(min_size=3, max_size=40).map(
+    st.binary(min_size=4, max_size=40).map(
         lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")),
-    st.text(string.ascii_letters + string.digits + "-_~+/=&<\"'> ", min_size=3, max_size=40))
+    st.text(string.ascii_letters + string.digits + "-_~+/=&<\"'> ", min_size=5, max_size=40))
 
 ANY_ENCODING: dict[str, Callable[[str], str]] = {
     "as it is": lambda text: text,
@@ -176,8 +178,10 @@ ANY_ENCODING: dict[str, Callable[[str], str]] = {
 def _shown(encode: Callable[[str], str], secret: str, text: str) -> int:
     """How many characters of ``secret`` a page's start ``text``, ``encode``'s of
     "Bearer " and the secret, tells: those whose encoding it holds whole."""
+    padding = "\n" if encode("=") == "=" else "=\n"  # base64's: it stands for no byte
+
     def length(told: int) -> int:
-        return len(encode("Bearer " + secret[:told]).rstrip("=\n"))
+        return len(encode("Bearer " + secret[:told]).rstrip(padding))
     return max((told for told in range(len(secret) + 1) if length(told) <= len(text)),
                default=0)
 
@@ -218,11 +222,12 @@ def test_base64_in_lines_shows_no_more_of_the_secret_on_either_line() -> None:
 
 
 def test_a_cut_body_ending_in_an_escape_s_first_character_is_shown() -> None:
-    """A cut body that ends with ``%``, ``&`` or a backslash, or with one character of
-    the secret, tells nothing of it: shown; two characters are hidden."""
+    """A cut body that ends with ``%``, ``&`` or a backslash, or with two characters of
+    the secret, tells nothing of it: shown; three characters, or one escaped, are hidden,
+    with an escape's start after them."""
     assert [refusal_text(f"see {end}".encode(), ["s3cret"], whole=False)
-            for end in ("%", "&", "\\", "s", "s3", "%73")] == \
-        ["see %", "see &", "see \\", "see s", "see " + HIDDEN_TEXT, "see " + HIDDEN_TEXT]
+            for end in ("%", "&", "\\", "s", "s3", "s3c", "%73", "s3c%7", "&#x73;&#")] == \
+        ["see %", "see &", "see \\", "see s", "see s3"] + ["see " + HIDDEN_TEXT] * 4
 
 
 def test_a_cut_json_refusal_saying_error_twice_says_the_last() -> None:
@@ -230,3 +235,67 @@ def test_a_cut_json_refusal_saying_error_twice_says_the_last() -> None:
     body = b'{"error": "first", "error": {"code": "x", "message": "last"}'
     assert refusal_text(body + b', "more": "', whole=False) == refusal_text(body + b"}") \
         == "last"
+
+
+#: A cluster secret as ``secrets.token_urlsafe(32)`` makes one.
+MADE = "jc9_uBIbfsRRiHpAjHJkV1yZlxAz3rcyv86AoxTcfaU"
+
+
+def _tells(said: str, secret: str = MADE, run: int = 5) -> bool:
+    """Whether ``said`` shows ``run`` characters of ``secret`` in a row, in either case."""
+    return any(secret[at:at + run].lower() in said.lower()
+               for at in range(len(secret) - run + 1))
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e",
+                                       "\x85", "\u2028", "\u2029"])
+def test_a_secret_split_by_any_line_break_is_hidden_on_either_side(separator: str) -> None:
+    """``str.splitlines`` breaks lines at more than CR and LF: either side of a secret
+    split by any of them is hidden, in a page and in a JSON error's message."""
+    page = f"Bearer {MADE[:30]}{separator}{MADE[30:]}"
+    assert refusal_text(page.encode(), [MADE]) == f"Bearer {HIDDEN_TEXT}"
+    assert refusal_text(json.dumps({"error": "bad " + page}).encode(), [MADE]) \
+        == f"bad Bearer {HIDDEN_TEXT}"
+
+
+@pytest.mark.parametrize("between", ["\x00", "\x1b", "\u200b", "\u202e", "\ufeff"])
+def test_a_secret_split_by_a_control_character_is_hidden_once_it_is_taken_out(
+        between: str) -> None:
+    """Control and format characters are taken out of what is shown, joining what was
+    around them: pieces of a secret so joined are hidden, in a body cut short too."""
+    cut = f"Bearer {MADE[:20]}{between}{MADE[20:35]}".encode()
+    said = refusal_text(cut, [MADE], whole=False)
+    assert said.startswith(f"Bearer {HIDDEN_TEXT}") and not _tells(said), said
+    # Pieces shorter than a run hidden, each shown alone: joined, they are one.
+    pieces = between.join(MADE[at:at + 2] for at in range(0, len(MADE), 2))
+    assert refusal_text(f"Bearer {pieces}!".encode(), [MADE]) == f"Bearer {HIDDEN_TEXT}!"
+    assert refusal_text(json.dumps({"error": f"Bearer {pieces}!"}).encode(), [MADE]) \
+        == f"Bearer {HIDDEN_TEXT}!"
+
+
+def test_a_secret_s_start_inside_a_line_is_hidden() -> None:
+    """A proxy that cuts the header it echoes short, in the middle of a line."""
+    assert refusal_text(f"Authorization: Bearer {MADE[:24]}... (truncated)".encode(), [MADE]) \
+        == f"Authorization: Bearer {HIDDEN_TEXT}... (truncated)"
+    assert refusal_text(f"Bearer {MADE[:30]}\u2026 <br>".encode(), [MADE]) \
+        == f"Bearer {HIDDEN_TEXT}\u2026 <br>"
+
+
+def test_a_middle_line_of_base64_inside_a_long_secret_is_hidden() -> None:
+    """MIME base64 of a long secret: a line wholly inside it is hidden whole."""
+    secret = hashlib.sha256(b"one").hexdigest() + hashlib.sha256(b"two").hexdigest()
+    lines = base64.encodebytes(f"Authorization: Bearer {secret}".encode()).decode() \
+        .splitlines()
+    inside = lines[1]
+    assert any(inside in base64.b64encode(bytes(lead) + secret.encode()).decode()
+               for lead in range(3))  # the secret's alone
+    page = "\n".join(["\0" * len(lines[0]), *lines[1:]])
+    assert refusal_text(page.encode(), [secret]) == HIDDEN_TEXT
+
+
+@pytest.mark.parametrize("reference", ["&#{:04d};", "&#{:08d};", "&#x{:04x};", "&#X{:06X};"])
+def test_zero_padded_html_references_of_the_secret_are_hidden(reference: str) -> None:
+    """An HTML numeric reference may have zeros before its number."""
+    page = "".join(reference.format(ord(char)) for char in f"Bearer {MADE}")
+    said = refusal_text(page.encode(), [MADE])
+    assert said.endswith(HIDDEN_TEXT) and said.count(";") <= len("Bearer ") + 4, said

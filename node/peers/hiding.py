@@ -1,0 +1,213 @@
+"""Our credentials taken out of a peer's refusal before it is shown (``hidden``, for
+``node.peers.dial_words.refusal_text``).
+
+What it protects against: a proxy or a server that echoes our ``Authorization``
+header, or the cluster secret or token, in its page: as they are, URL-encoded, HTML-
+or JSON-escaped (any mix of escapes, hex in either case, numeric references
+zero-padded), base64 (also in MIME's lines), cut short by the bytes read or by the
+page's own ``...``, split by line breaks or control characters. The rule is one, and
+simple: at most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row are shown,
+each escape counted as the character it stands for, and so for a base64 character;
+every longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential
+(more than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped) that ends a body cut
+short, whose rest did not come. A credential shorter than the run hidden is not found:
+it would be found in ordinary words, and protects little.
+
+What not: a peer that holds our secret and splits it on purpose into pieces shorter
+than that (a character between every four) shows them. Such a peer could publish the
+secret anyway: the hiding keeps an honest page's echo out of a log, it is no barrier
+against the secret's holder.
+
+The work is linear in the text shown: one look-up per character in a set of the
+credentials' runs of ``SHOWN_IN_A_ROW_MAX + 1`` characters, whose size follows from
+the credentials' length (``node.checks.TOKEN_CHARS_MAX``).
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import functools
+import re
+from collections.abc import Iterable
+
+#: What a credential of ours is shown as where a peer's refusal repeats it.
+HIDDEN_TEXT = "(hidden)"
+#: Most characters of a credential shown in a row: a run of one more is hidden. Four
+#: characters of a 43-character secret tell too little to guess the rest, and a
+#: run of five characters of a random secret is rare enough in ordinary words that
+#: an ordinary refusal is practically never changed.
+SHOWN_IN_A_ROW_MAX = 4
+_RUN = SHOWN_IN_A_ROW_MAX + 1
+#: Most characters of a credential's start shown at the end of a body cut short, whose
+#: rest did not come: fewer than in a row elsewhere, as a cut may come anywhere; more
+#: than one, as many an ordinary word ends with a character of it. An escape is hidden.
+SHOWN_AT_A_CUT_MAX = 2
+
+#: One escaped character, its case folded: URL (``%XX``), an HTML numeric reference
+#: (zero-padded or not) or named one, a JSON ``\\uXXXX`` or short escape. Each stands
+#: for one character when runs are counted (``_decoded``).
+_ESCAPE = re.compile(r"%[0-9a-f]{2}|&#x0*[0-9a-f]{1,6};|&#0*[0-9]{1,7};|&(?:amp|lt|gt|quot|apos);"
+                     r"|\\u[0-9a-f]{4}|\\[\"\\/bfnrt]")
+#: The start of an escape that a cut body ends with: the rest of it did not come.
+_ESCAPE_START = re.compile(r"(?:%[0-9a-f]?|&#?x?[0-9a-f]*|&[a-z]*|\\u?[0-9a-f]{0,3})\Z")
+_NAMED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
+_SHORT = {'\\"': '"', "\\\\": "\\", "\\/": "/", "\\b": "\b", "\\f": "\f", "\\n": "\n",
+          "\\r": "\r", "\\t": "\t"}
+#: ASCII's capital letters folded, each to one character: where the folded text holds a
+#: run, the text holds it (``str.lower`` may make two characters of one).
+_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
+    """``text`` with every run of more than ``SHOWN_IN_A_ROW_MAX`` characters of the
+    credentials ``hide`` (or of their base64) shown as ``HIDDEN_TEXT``, escapes counted
+    as the character they stand for, case folded; where ``text`` was ``cut`` short, also
+    a credential's start that ends it (two characters, or one escaped).
+
+    >>> hidden("Authorization: Bearer s3cret-s3cret", ["s3cret-s3cret"])
+    'Authorization: Bearer (hidden)'
+    >>> hidden("a %73%33%43ret-s3cret, page &#0115;&#x33;c", ["s3cret-s3cret"])
+    'a (hidden), page &#0115;&#x33;c'
+    >>> hidden("Bearer s3c", ["s3cret"], cut=True), hidden("see s3", ["s3cret"], cut=True)
+    ('Bearer (hidden)', 'see s3')
+    >>> hidden("Service unavailable", ["s3cret"])
+    'Service unavailable'
+    """
+    runs, whole = _runs(tuple(secret for secret in hide if secret))
+    if not runs:
+        return text
+    folded = text.translate(_FOLD)
+    decoded, starts, ends = _decoded(folded)
+    spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
+             if decoded[at:at + _RUN] in runs]
+    if cut:
+        spans += _cut_start(folded, decoded, starts, whole, spans)
+    return _replaced(text, spans)
+
+
+@functools.lru_cache(maxsize=4)
+def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """The runs of ``_RUN`` characters of ``secrets``' plain forms (``_plain_forms``),
+    folded, and those forms: kept for the few credentials a node has, not made again
+    for each refusal."""
+    forms = tuple(sorted({form.translate(_FOLD) for secret in secrets
+                          for form in _plain_forms(secret)}))
+    return frozenset(form[at:at + _RUN] for form in forms
+                     for at in range(len(form) - _RUN + 1)), forms
+
+
+def _plain_forms(secret: str) -> list[str]:
+    """The forms a page may repeat ``secret`` in, its escapes read as the characters
+    they stand for (``_decoded``): as it is; with ``+`` for a space, as a form's URL
+    encoding writes it; base64 and URL-safe base64 (``_base64_cores``).
+
+    >>> _plain_forms("a b")[:2]
+    ['a b', 'a+b']
+    """
+    return [secret, secret.replace(" ", "+"), *_base64_cores(secret.encode())]
+
+
+def _base64_cores(secret: bytes) -> list[str]:
+    """What base64 (and URL-safe base64) of a text holding ``secret`` shows of it,
+    wherever in a group of three bytes it begins: only the characters that stand for
+    ``secret``'s bytes alone. A character at either end that stands for a byte around
+    it too stays shown: it tells a few bits, not the secret.
+
+    >>> import base64
+    >>> page = base64.b64encode(b"Authorization: Bearer s3cret-s3cret").decode()
+    >>> {core for core in _base64_cores(b"s3cret-s3cret") if core in page}
+    {'MzY3JldC1zM2NyZX'}
+    """
+    cores = []
+    for lead in range(3):  # the bytes of the group before the secret's first
+        coded = base64.b64encode(bytes(lead) + secret).decode().rstrip("=")
+        # A character holds 6 bits: the first ones hold those lead bytes' bits too, and
+        # in a last group short of three bytes, the last one the next bytes' bits.
+        start, end = (0, 2, 3)[lead], len(coded) - ((lead + len(secret)) % 3 != 0)
+        cores.append(coded[start:end])
+    return cores + [core.replace("+", "-").replace("/", "_") for core in cores]
+
+
+def _decoded(folded: str) -> tuple[str, list[int], list[int]]:
+    """``folded`` with each escape (``_ESCAPE``) read as the character it stands for,
+    and where in ``folded`` each character of it begins and ends: a run found there is
+    hidden whole, escapes and all, and a JSON string stays one.
+
+    >>> _decoded("a%41&#066;")  # folded first: "A" only in a secret's base64
+    ('aab', [0, 1, 4], [1, 4, 10])
+    """
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    shown = 0
+    for escape in _ESCAPE.finditer(folded):
+        start, end = escape.span()
+        char = _character(escape[0])
+        if char is None:
+            continue
+        chars.append(folded[shown:start])
+        starts += range(shown, start)
+        ends += range(shown + 1, start + 1)
+        chars.append(char)
+        starts.append(start)
+        ends.append(end)
+        shown = end
+    chars.append(folded[shown:])
+    starts += range(shown, len(folded))
+    ends += range(shown + 1, len(folded) + 1)
+    return "".join(chars), starts, ends
+
+
+def _character(escape: str) -> str | None:
+    """The character ``escape`` stands for, folded; None if it stands for none."""
+    if escape in _NAMED:
+        return _NAMED[escape]
+    if escape in _SHORT:
+        return _SHORT[escape]
+    if escape.startswith("&#x"):
+        code = int(escape[3:-1], 16)
+    elif escape.startswith("&#"):
+        code = int(escape[2:-1])
+    else:  # %XX, \uXXXX
+        code = int(escape[1:].removeprefix("u"), 16)
+    return chr(code).translate(_FOLD) if code <= 0x10FFFF else None
+
+
+def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[str, ...],
+               spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Where ``folded``, cut short, ends with a start of one of the ``forms`` (its
+    ``decoded`` reading) that tells something: more than ``SHOWN_AT_A_CUT_MAX``
+    characters, or escaped ones. An
+    escape's start that ends it, whose rest did not come, goes with that start, or with
+    a run hidden just before it (the last of ``spans``, in order): it is part of them."""
+    partial = _ESCAPE_START.search(folded)
+    tails = [len(decoded)]  # "&" may be a character of the secret, or an escape's start
+    if partial is not None:
+        if spans and spans[-1][1] >= partial.start():
+            return [(partial.start(), len(folded))]
+        tails.append(bisect.bisect_left(starts, partial.start()))
+    for tail in tails:
+        for length in range(min(tail, _RUN - 1), 0, -1):
+            at = tail - length
+            end = starts[tail] if tail < len(decoded) else len(folded)
+            told = length > SHOWN_AT_A_CUT_MAX or end - starts[at] > length  # or escaped
+            if told and any(form.startswith(decoded[at:tail]) for form in forms):
+                return [(starts[at], len(folded))]
+    return []
+
+
+def _replaced(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with ``spans`` shown as ``HIDDEN_TEXT``, those that overlap or touch as
+    one."""
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    parts, shown = [], 0
+    for start, end in merged:
+        parts += [text[shown:start], HIDDEN_TEXT]
+        shown = end
+    return "".join(parts) + text[shown:]

@@ -1,0 +1,116 @@
+"""Our credentials in a peer's refusal (``node.peers.hiding``, through
+``node.peers.dial_words.refusal_text``): never more than ``SHOWN_IN_A_ROW_MAX``
+characters of them in a row, wherever line breaks and control characters are put; and
+an ordinary refusal is shown as it is."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from collections.abc import Callable
+from urllib.parse import unquote
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.peers.dial_words import HIDDEN_TEXT, refusal_text
+from node.peers.hiding import SHOWN_IN_A_ROW_MAX
+from tests.node.peers.test_refusal_words import ENCODINGS, SECRETS
+
+_RUN = SHOWN_IN_A_ROW_MAX + 1
+#: Where ``str.splitlines`` breaks a line, and characters of Unicode's category C (C0,
+#: C1, format): what a shown line is cut at, and what is taken out of it.
+BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+CONTROLS = "\x00\x01\x1b\x7f\x9b\u200b\u200e\u202e\u2066\ufeff"
+
+#: The encodings that write each character of the secret alone (the test reads them
+#: back, ``_plain``), and base64's, read by its characters.
+CHARACTER_WISE = {name: encode for name, encode in ENCODINGS.items() if "base64" not in name}
+CHARACTER_WISE["as it is"] = lambda text: text
+BASE64 = {name: encode for name, encode in ENCODINGS.items() if "base64" in name}
+BASE64["base64 in lines of 76 (MIME)"] = lambda text: base64.encodebytes(text.encode()).decode()
+
+
+def _plain(text: str) -> str:
+    """``text`` with its escapes read: HTML references, URL's and JSON's."""
+    text = unquote(html.unescape(text))
+    return re.sub(r"\\u([0-9a-fA-F]{4})|\\(.)", lambda escape: chr(int(escape[1], 16))
+                  if escape[1] else {"n": "\n", "t": "\t"}.get(escape[2], escape[2]), text)
+
+
+def _runs(text: str, length: int = _RUN) -> set[str]:
+    return {text[at:at + length].lower() for at in range(len(text) - length + 1)}
+
+
+@st.composite
+def _inserted(draw: st.DrawFn, text: str) -> str:
+    """``text`` with a few line breaks and control characters put anywhere in it."""
+    for _ in range(draw(st.integers(0, 6))):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(BREAKS + CONTROLS)) + text[at:]
+    return text
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=SECRETS, encoding=st.sampled_from(sorted(CHARACTER_WISE)), data=st.data(),
+       whole=st.booleans())
+def test_no_run_of_the_secret_is_shown_wherever_breaks_and_controls_are_put(
+        secret: str, encoding: str, data: st.DataObject, whole: bool) -> None:
+    """A page repeating the Authorization header, encoded, with line breaks and control
+    characters anywhere (in escapes too), whole or cut short: what is shown, read back
+    from its escapes, holds no run of more than ``SHOWN_IN_A_ROW_MAX`` characters of the
+    secret (as a form's URL encoding writes it, too)."""
+    page = data.draw(_inserted("echo " + CHARACTER_WISE[encoding](f"Bearer {secret}")))
+    said = refusal_text(page.encode(), [secret], whole=whole)
+    secret_runs = _runs(secret) | _runs(secret.replace(" ", "+"))
+    for piece in said.split(HIDDEN_TEXT):
+        assert not _runs(_plain(piece)) & secret_runs, (page, said)
+
+
+@settings(max_examples=150, deadline=None)
+@given(secret=SECRETS, encoding=st.sampled_from(sorted(BASE64)), data=st.data(),
+       whole=st.booleans())
+def test_no_run_of_the_secret_s_base64_is_shown_wherever_breaks_and_controls_are_put(
+        secret: str, encoding: str, data: st.DataObject, whole: bool) -> None:
+    """As above, for base64: no run of more than ``SHOWN_IN_A_ROW_MAX`` of the base64
+    characters that stand for the secret's bytes alone."""
+    encode: Callable[[str], str] = BASE64[encoding]
+    coded = encode(f"Bearer {secret}").replace("\n", "").rstrip("=")
+    # The characters that stand for the secret's bytes alone, with none of "Bearer ".
+    alone = coded[len(encode("Bearer ").replace("\n", "").rstrip("=")) + 1:len(coded) - 1]
+    page = data.draw(_inserted("echo " + encode(f"Bearer {secret}")))
+    said = refusal_text(page.encode(), [secret], whole=whole)
+    for piece in said.split(HIDDEN_TEXT):
+        assert not _runs(piece) & _runs(alone), (page, said)
+
+
+#: Refusals as servers and proxies write them, and words.
+ORDINARY = [
+    "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 "
+    "Forbidden</h1></center>\r\n<hr><center>nginx/1.24.0</center>\r\n</body>\r\n</html>",
+    "Service unavailable\r\n<p>details</p>",
+    "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>401 "
+    "Unauthorized</title>\n</head><body>\n<h1>Unauthorized</h1>\n<p>This server could not "
+    "verify that you\nare authorized to access the document\nrequested.</p>\n</body></html>",
+    '{"error": {"code": "forbidden", "message": "peer credentials missing or wrong"}}',
+    '{"message":"expected \\u003cname\\u003e \\u0026 a value","code":403}',
+    "Too Many Requests: retry after 30 seconds &amp; slow down",
+    "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+]
+WORDS = ["access", "denied", "forbidden", "unauthorized", "request", "rejected", "by",
+         "policy", "gateway", "proxy", "server", "error", "timeout", "bad", "token",
+         "missing", "wrong", "credentials", "service", "unavailable", "please", "try",
+         "again", "later", "the", "this", "node", "cluster", "secret", "bearer", "header"]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(secret=SECRETS,
+       body=st.one_of(st.sampled_from(ORDINARY),
+                      st.lists(st.sampled_from(WORDS), min_size=1, max_size=40).map(" ".join)),
+       whole=st.booleans())
+def test_an_ordinary_refusal_is_shown_as_it_is(secret: str, body: str, whole: bool) -> None:
+    """A refusal that does not repeat the secret is shown as it would be with nothing
+    to hide: a run of five characters of a secret is not found in ordinary words."""
+    assert refusal_text(body.encode(), [secret], whole=whole) \
+        == refusal_text(body.encode(), whole=whole)

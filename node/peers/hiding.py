@@ -63,7 +63,8 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     """``text`` with every run of more than ``SHOWN_IN_A_ROW_MAX`` characters of the
     credentials ``hide`` (or of their base64) shown as ``HIDDEN_TEXT``, escapes counted
     as the character they stand for, case folded; where ``text`` was ``cut`` short, also
-    a credential's start that ends it (two characters, or one escaped).
+    a credential's start that ends it (more than ``SHOWN_AT_A_CUT_MAX`` characters, or
+    escaped ones).
 
     >>> hidden("Authorization: Bearer s3cret-s3cret", ["s3cret-s3cret"])
     'Authorization: Bearer (hidden)'
@@ -74,7 +75,7 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     >>> hidden("Service unavailable", ["s3cret"])
     'Service unavailable'
     """
-    runs, whole = _runs(tuple(secret for secret in hide if secret))
+    runs, forms = _runs(tuple(secret for secret in hide if secret))
     if not runs:
         return text
     folded = text.translate(_FOLD)
@@ -82,7 +83,7 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
              if decoded[at:at + _RUN] in runs]
     if cut:
-        spans += _cut_start(folded, decoded, starts, whole, spans)
+        spans += _cut_start(folded, decoded, starts, forms, spans)
     return _replaced(text, spans)
 
 

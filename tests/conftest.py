@@ -23,8 +23,10 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Hypothesis fails an example that takes longer than 200 ms by default: a check of
-# wall-clock time, which a loaded machine (two cores, two pytest processes) trips.
-settings.register_profile("clawsync", deadline=None)
+# wall-clock time, which a loaded machine (two cores, two pytest processes) trips. And
+# each run draws the same examples: a failure is the same on every run and machine,
+# never a run's luck (a property worth searching further gets its own larger run).
+settings.register_profile("clawsync", deadline=None, derandomize=True)
 settings.load_profile("clawsync")
 
 

@@ -90,7 +90,10 @@ class LookupThreads:
                 # A loop closed meanwhile has nobody waiting for the answer.
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, future, result, error)
-                del job, future, call, result, error  # no answer kept alive while waiting
+                del result, error
+            # Nothing of the job (its loop, future, call) kept alive while waiting, made
+            # or skipped.
+            del job, loop, future, call
             self._idle.release()
 
 
@@ -104,10 +107,16 @@ def _settle(future: asyncio.Future[Any], result: Any, error: Exception | None) -
 
 
 class _LookupLoop:
-    """The two event-loop calls ``ThreadedResolver`` makes, on ``LookupThreads``."""
+    """What ``ThreadedResolver`` takes for its event loop. The two calls it makes of it
+    that block, ``getaddrinfo`` and ``getnameinfo``, run on ``LookupThreads``; any other
+    (one a later aiohttp may make) goes to the running loop itself, as it did before
+    there were lookup threads, rather than failing every dial."""
 
     def __init__(self, threads: LookupThreads) -> None:
         self._threads = threads
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio.get_running_loop(), name)
 
     async def getaddrinfo(self, host: str, port: int | str | None, *, family: int = 0,
                           type: int = 0, proto: int = 0, flags: int = 0) -> Any:

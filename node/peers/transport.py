@@ -444,8 +444,6 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
                 return json.loads(body)
             except RecursionError:
                 raise ValueError("member list nested too deep") from None
-    except MembersRefused:
-        raise
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
         raise LinkClosed(f"cannot list members of {url}: "
                          f"{why(exc, config.connect_timeout_s)}") from None

@@ -7,8 +7,10 @@ threads: these tests hold it for some names, in this process only."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from node.peers.lookups import LOOKUP_THREADS_MAX, LookupThreads
+from node.peers.lookups import LOOKUP_THREADS_MAX, LookupThreads, _LookupLoop
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
@@ -138,3 +140,33 @@ async def test_lookup_threads_make_at_most_their_bound_at_once_and_skip_cancelle
     await until(lambda: not any(thread.is_alive() for thread in lookups.threads))
     with pytest.raises(RuntimeError, match="lookups closed"):
         lookups.run(lambda: 0)
+
+
+async def test_a_cancelled_lookup_is_not_kept_alive_while_its_thread_waits() -> None:
+    """The call of a lookup skipped (cancelled before a thread took it) goes once the
+    thread moved past it, not when the next lookup comes."""
+    lookups = LookupThreads(threads_max=1)
+    go = threading.Event()
+    first = lookups.run(go.wait)
+
+    def skipped() -> int:
+        return 0
+
+    ref = weakref.ref(skipped)
+    lookups.run(skipped).cancel()
+    del skipped
+    go.set()
+    assert await first is True
+    await until(lambda: gc.collect() >= 0 and ref() is None)
+    lookups.close()
+
+
+async def test_the_lookup_loop_hands_other_calls_to_the_running_loop() -> None:
+    """``ThreadedResolver`` makes two calls of its loop, both on the lookup threads; any
+    other a later aiohttp may make reaches the running loop, as before those threads."""
+    lookups = LookupThreads()
+    stand_in = _LookupLoop(lookups)
+    loop = asyncio.get_running_loop()
+    assert stand_in.time.__self__ is loop
+    assert await stand_in.run_in_executor(None, lambda: 5) == 5
+    lookups.close()

@@ -316,7 +316,8 @@ class Gossip:
         """Whether the device at the other end of a link we dialed may stay; closes it
         if not."""
         runner.device, runner.drop = link.peer_device, None
-        runner.certified, runner.members_refused = link.peer_certified, False
+        runner.certified, runner.links = link.peer_certified, runner.links + 1
+        runner.members_refused = None  # a refusal was of a link before
         if link.peer_device is None:  # the admission logs why, once per address
             why = KEY_REQUIRED if self.admission.keyless_refusal(
                 shared=self.admission.linked_shared(runner), peer=runner.url) else None

@@ -55,7 +55,7 @@ from node.peers.holds import (
     awake_s,
 )
 from node.peers.member_lists import lister, member_urls
-from node.peers.runner import Runner, linked_devices, linked_nodes
+from node.peers.runner import MembersRefusal, Runner, linked_devices, linked_nodes
 from node.peers.transport import LinkClosed, MembersRefused, fetch_members
 from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff, linked_at
@@ -181,16 +181,18 @@ class Learning:
         reaches at an http:// address, where no certificate is shown."""
         http = self._http()
         if runner.state != "up" or runner.url is None or http is None or self._stopping() \
-                or not self.admission.linked_shared(runner) or runner.members_refused:
+                or not self.admission.linked_shared(runner) or self._refusal_holds(runner):
             return
+        link = runner.links
         try:
             listed = await fetch_members(
                 http, runner.url, tls=self.tls, config=self.config.sync,
                 secret=self.config.cluster_secret if runner.secret else None,
                 hide=(self.config.cluster_secret, self.config.token))
+        except MembersRefused as exc:
+            self._members_refused(runner, link, str(exc))
+            return
         except LinkClosed as exc:
-            # Refused: said once for the link, which is not asked again (``Runner``).
-            runner.members_refused = isinstance(exc, MembersRefused)
             log.info("members not listed", peer=runner.url, reason=str(exc))
             return
         except Exception:  # run as a task of its own too: nothing else would log it
@@ -219,6 +221,29 @@ class Learning:
                 log.info("learned peer", url=url, via=runner.url)
                 if node is not None:
                     _put(self.listed_nodes, url, node, self.config.sync.peers_max)
+
+    def _refusal_holds(self, runner: Runner) -> bool:
+        """Whether the peer of ``runner`` refused its member list on the current link
+        and is not asked again yet (``_members_refused``)."""
+        refused = runner.members_refused
+        return refused is not None and refused.link == runner.links \
+            and self._holds(refused.until)
+
+    def _members_refused(self, runner: Runner, link: int, reason: str) -> None:
+        """The peer of ``runner`` refused its member list (401, 403) to the ask made on
+        its link number ``link``: not asked again on that link for
+        ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S`` seconds, whichever
+        ends first (the list is a request of its own to the address, which another
+        node may answer by then). Logged once for the link, a repeat after the hold at
+        debug; nothing for a link gone since the ask, or an ask that overlapped another
+        already refused (the one as the link came up, and a round's)."""
+        if link != runner.links or self._refusal_holds(runner):
+            return
+        before = runner.members_refused
+        runner.members_refused = MembersRefusal(link, Hold(
+            self.rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S))
+        said = log.debug if before is not None and before.link == link else log.info
+        said("members not listed", peer=runner.url, reason=reason)
 
     def answered_by(self, url: str, device_id: str) -> None:
         """Our dial of ``url`` reached ``device_id``, which may not stay linked (no

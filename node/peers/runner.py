@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from node.peers.budget import WriterBudget
+from node.peers.holds import Hold
 from node.peers.transport import DUPLICATE_LINK, Proven, Refusal
 from sync.peer.machine import PeerSync
 
@@ -46,10 +47,15 @@ class Runner:
     #: Dialed: the current link's peer showed a certificate our CA verified
     #: (``Link.peer_certified``).
     certified: bool = False
-    #: The peer refused its member list on the current link (401 or 403): what it takes
-    #: (the cluster secret, a certificate of its own CA) is its configuration, which
-    #: changes only with a restart, which ends the link. Not asked again on it.
-    members_refused: bool = False
+    #: Dialed: the links that came up at this address so far, the number of the current
+    #: one; what an answer was asked on (``members_refused``).
+    links: int = 0
+    #: The peer refused its member list on a link (401 or 403), and until when it is not
+    #: asked again on it (``Learning.learn_from``): what it takes (the cluster secret, a
+    #: certificate of its own CA) is its configuration, which changes with a restart,
+    #: which ends the link. But the list is asked of ``url`` anew, which a load balancer,
+    #: or a name now pointing elsewhere, may have another node answer.
+    members_refused: MembersRefusal | None = None
     #: The current link proved no device key and was let in: from then on, starting or
     #: up, each membership change checks it again (``Admission.sweep``).
     keyless: bool = False
@@ -96,6 +102,15 @@ def linked_devices(runners: Iterable[Runner]) -> set[str]:
 def linked_nodes(runners: Iterable[Runner]) -> set[str]:
     """Nodes with a link up, named by its hello (``Runner.linked_to``)."""
     return {r.linked_to for r in runners if r.linked_to is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class MembersRefusal:
+    """A peer's refusal of its member list (``Runner.members_refused``): the link it was
+    asked on (``Runner.links``), and until when it is not asked again."""
+
+    link: int
+    until: Hold
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ import pytest
 import structlog
 
 from node.peers.addresses import RefusalsLogged
+from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.member_lists import SKIPPED, lister, member_urls
-from node.peers.runner import linked_nodes
+from node.peers.runner import Runner, linked_nodes
 from node.peers.transport import DEVICE_HEADER, NODE_HEADER
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
@@ -300,13 +301,15 @@ async def test_a_learned_address_dropped_as_a_second_link_names_no_node_from_a_l
     assert x.url not in node.gossip.learning.listed_nodes
 
 
-async def test_a_peer_that_refuses_its_member_list_is_not_asked_again_on_that_link(
-        make_node: NodeFactory, tmp_path: Path) -> None:
-    """A node with a CA and no cluster secret dials ``peer``, which took it as a member:
-    ``peer``'s certificate is of that CA, so the link rests on a verified certificate,
-    but ``peer`` has no ``--tls-ca`` and takes none of ours, and answers its member list
-    401. The answer cannot change while the link is up (it is ``peer``'s configuration):
-    asked and said once, not at every round."""
+#: What a node with a CA is told when its peer refuses it its member list.
+LIST_REFUSED = "cannot list members of {}: it answered HTTP 401: peer credentials missing or wrong"
+
+
+async def refusing_peer(make_node: NodeFactory, tmp_path: Path) -> tuple[Any, Any]:
+    """A node with a CA and no cluster secret, and ``peer``, which took it as a member,
+    linked by the node's dial: ``peer``'s certificate is of that CA, so the link rests
+    on a verified certificate, but ``peer`` has no ``--tls-ca`` and takes none of ours,
+    and answers its member list 401."""
     certs = tmp_path / "certs"
     certs.mkdir()
     ca = make_ca(certs, "ca")
@@ -319,17 +322,67 @@ async def test_a_peer_that_refuses_its_member_list_is_not_asked_again_on_that_li
             peer.url + "/v1/devices", ssl=trusted,
             json={"device_id": node.device.device_id, "name": "node"}) as reply:
         assert reply.status == 201
+    assert await node.gossip.add_peer(peer.url, learned=False)
+    await until(lambda: linked_nodes(node.gossip.runners.values()) == {peer.astore.node_id})
+    return node, peer
+
+
+def refusals(said: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The ``members not listed`` lines logged: level and reason."""
+    return [(entry["log_level"], entry["reason"]) for entry in said
+            if entry["event"] == "members not listed"]
+
+
+async def test_a_peer_that_refuses_its_member_list_is_asked_again_only_after_a_hold(
+        make_node: NodeFactory, tmp_path: Path) -> None:
+    """The refusal cannot change while the link is up (it is ``peer``'s configuration):
+    asked and said once, not at every round. But the list is a request of its own to
+    the address, which another node may answer (a load balancer, a name pointing
+    elsewhere now): after ``ANSWERED_BY_HOLD_ROUNDS`` rounds it is asked again, the
+    refusal said again at debug, and held again."""
     with structlog.testing.capture_logs() as said:
-        assert await node.gossip.add_peer(peer.url, learned=False)
-        await until(lambda: linked_nodes(node.gossip.runners.values())
-                    == {peer.astore.node_id})
+        node, peer = await refusing_peer(make_node, tmp_path)
         await asyncio.gather(*[task for task in node.gossip._tasks
                                if task.get_name() == "learn-members"])
         for _ in range(3):
             await node.gossip.learn_once()
-    refused = [entry["reason"] for entry in said if entry["event"] == "members not listed"]
-    assert refused == [f"cannot list members of {peer.url}: it answered HTTP 401: "
-                       "peer credentials missing or wrong"]
+        assert refusals(said) == [("info", LIST_REFUSED.format(peer.url))]
+        node.gossip.learning.rounds += ANSWERED_BY_HOLD_ROUNDS
+        for _ in range(3):
+            await node.gossip.learn_once()
+    assert refusals(said) == [("info", LIST_REFUSED.format(peer.url)),
+                              ("debug", LIST_REFUSED.format(peer.url))]
+
+
+def link_anew(runner: Runner) -> None:
+    """What a dialed link coming up anew at the address does to ``runner``
+    (``Gossip._keep_dialed``)."""
+    runner.links, runner.members_refused = runner.links + 1, None
+
+
+async def test_a_member_list_refused_is_said_once_for_overlapping_asks_and_not_of_a_new_link(
+        make_node: NodeFactory, tmp_path: Path) -> None:
+    """Two asks on one link at once (the one as it came up and a round's) say the
+    refusal once; a refusal that answers an ask of a link gone since (redialed) neither
+    holds the new link nor is said: the new link is asked, and said once."""
+    node, peer = await refusing_peer(make_node, tmp_path)
+    await asyncio.gather(*[task for task in node.gossip._tasks
+                           if task.get_name() == "learn-members"])
+    runner = node.gossip.runners[f"url:{peer.url}"]
+    learning = node.gossip.learning
+    with structlog.testing.capture_logs() as said:
+        link_anew(runner)
+        await asyncio.gather(learning.learn_from(runner), learning.learn_once())
+        assert refusals(said) == [("info", LIST_REFUSED.format(peer.url))]
+        link_anew(runner)
+        old = asyncio.create_task(learning.learn_from(runner))
+        await asyncio.sleep(0)  # asked on that link, not answered yet
+        link_anew(runner)
+        await old
+        assert runner.members_refused is None
+        await learning.learn_once()
+        await learning.learn_once()
+    assert refusals(said) == [("info", LIST_REFUSED.format(peer.url))] * 2
 
 
 async def _listing_an_address_no_node_could_dial(make_node: NodeFactory) -> RunningNode:

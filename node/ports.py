@@ -109,8 +109,12 @@ def listen_refusal(port: int, error: OSError) -> str:
 
 
 def _words(name: str) -> str:
-    """A class's name as plain words: ``ConnectionResetError``, connection reset error."""
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+    """A class's name as plain words, a run of capitals (an acronym) one word.
+
+    >>> [_words(name) for name in ("ConnectionResetError", "OSError", "TimeoutError")]
+    ['connection reset error', 'os error', 'timeout error']
+    """
+    return re.sub(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name).lower()
 
 
 def free_port(avoid: Container[int] = ()) -> int:

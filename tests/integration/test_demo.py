@@ -24,7 +24,14 @@ from rich.cells import cell_len
 
 from node.cli.demo_run import DURING_SPLIT, NODES, OPENING, Cluster, DemoFailed, port_refusal
 from node.cli.group import main
-from node.ports import PORTS_FROM, ROOM_MIN, is_free, local_ports_start, unprivileged_ports_start
+from node.ports import (
+    PORTS_FROM,
+    ROOM_MIN,
+    is_free,
+    listen_refusal,
+    local_ports_start,
+    unprivileged_ports_start,
+)
 from node.ports import free_port as product_free_port
 from tests.support.ports import PORT_BLOCK, free_port
 from tests.support.processes import CLI_TIMEOUT_S, LineReader, child_env
@@ -336,6 +343,15 @@ def test_a_privileged_port_is_not_told_as_in_use() -> None:
                     f"(--port {PRIVILEGED} takes {PRIVILEGED} to {PRIVILEGED + 2})"), told
 
 
+def test_an_error_without_text_is_said_by_its_kinds_words() -> None:
+    """A bare ``OSError()`` (no errno, no text) read "o s error": a run of capitals is
+    one word."""
+    assert listen_refusal(7901, OSError()) == \
+        "port 7901 cannot be listened on at 127.0.0.1: os error"
+    assert listen_refusal(7901, ConnectionResetError()) == \
+        "port 7901 cannot be listened on at 127.0.0.1: connection reset error"
+
+
 def running_in(folder: Path) -> list[str]:
     """The processes whose working folder is ``folder`` or under it (a demo's nodes)."""
     found = []
@@ -380,7 +396,7 @@ def test_in_ci_a_machine_without_network_namespaces_fails_the_test_above(
     """Where no network namespace can be made (here: no ``unshare`` on the PATH), the
     test that needs one is skipped on a developer's machine, but fails in CI, which must
     run it: it was skipped there too, in silence."""
-    test = (f"{Path(__file__).relative_to(Path.cwd())}::"
+    test = (f"{Path(__file__)}::"
             "test_a_port_refused_for_another_reason_is_named_with_the_systems_words")
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              "-p", "no:randomly", "-n", "0", test],

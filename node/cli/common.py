@@ -6,11 +6,11 @@ read their command line is in ``node.cli.options``.)"""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # loaded by ``with_client``, when a command runs: not for its
     from node.client.api import Client
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 #: How much of a value of the node's an error line quotes: a broken or hostile node's
 #: ``next`` may be a string of 200,000 digits, which would make a line of 200 KB.
@@ -35,6 +34,11 @@ class NodeError(click.ClickException):
     found before any request, exit with 2)."""
 
     exit_code = 1
+
+
+class AnswerError(NodeError):
+    """The node's answer lacks a field a command reads, or holds one of another type (a
+    broken node's answer, or something else's at its address): exit code 1."""
 
 
 class InputError(click.ClickException):
@@ -197,15 +201,89 @@ def next_position(following: Any, after: int | None) -> int:
     return following
 
 
-def node_answers(command: Callable[P, T]) -> Callable[P, T]:
-    """A command that reads fields of the node's answers: one the node left out (a
-    broken node's answer, or something else's at its address) ends it with a
-    ``NodeError`` line naming the field (exit 1), not a ``KeyError``'s traceback."""
-    @functools.wraps(command)
-    def reading(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return command(*args, **kwargs)
-        except KeyError as error:
-            field = quoted(error.args[0]) if error.args else "?"
-            raise NodeError(printable(f"the node's answer has no field {field}")) from None
-    return reading
+#: How an error line names the type a field of the node's answer should have.
+_TYPE_NAMES: dict[type, str] = {dict: "an object", list: "a list", str: "a string",
+                                int: "a whole number", float: "a number",
+                                bool: "true or false"}
+
+
+def field(answer: Any, name: str, kind: type[T]) -> T:
+    """The field ``name`` of a node's answer (``answer``, a JSON object), which must be
+    there and be a ``kind`` (``float`` takes whole numbers too; ``int`` and ``float``
+    take no ``bool``); else an ``AnswerError`` names it and what it should be.
+
+    >>> field({"members": []}, "members", list)
+    []
+    >>> field({"members": None}, "members", list)
+    Traceback (most recent call last):
+    ...
+    node.cli.common.AnswerError: the node's answer has None as 'members', not a list
+    >>> field({}, "members", list)
+    Traceback (most recent call last):
+    ...
+    node.cli.common.AnswerError: the node's answer has no field 'members'
+    """
+    if not isinstance(answer, dict) or name not in answer:
+        raise AnswerError(printable(f"the node's answer has no field {quoted(name)}"))
+    return _typed(answer[name], name, kind)
+
+
+def maybe(answer: Any, name: str, kind: type[T]) -> T | None:
+    """``field``, for one the node may leave out or send as null (an older node's
+    answer, a row without a name): None then.
+
+    >>> maybe({"name": None}, "name", str) is None
+    True
+    >>> maybe({}, "name", str) is None
+    True
+    """
+    if not isinstance(answer, dict):
+        raise AnswerError(printable(f"the node's answer has no field {quoted(name)}"))
+    value = answer.get(name)
+    return None if value is None else _typed(value, name, kind)
+
+
+def _typed(value: Any, name: str, kind: type[T]) -> T:
+    wanted = (int, float) if kind is float else kind
+    if isinstance(value, wanted) and not (kind in (int, float)
+                                          and isinstance(value, bool)):
+        return value  # type: ignore[return-value]  # an int where a float is asked for
+    raise AnswerError(printable(f"the node's answer has {quoted(value)} as {quoted(name)}, "
+                                f"not {_TYPE_NAMES.get(kind, kind.__name__)}"))
+
+
+def rows(answer: Any, name: str, *, absent_ok: bool = False) -> list[dict[str, Any]]:
+    """The list of objects a node's answer holds as ``name`` (a page's events or
+    sessions, the rows of a listing), checked to be one: anything else is an
+    ``AnswerError``, not a traceback where an item is read. ``absent_ok``: an answer
+    without it (an older node's) has none.
+
+    >>> rows({"events": [{"position": 1}]}, "events")
+    [{'position': 1}]
+    >>> rows({"events": "abc"}, "events")
+    Traceback (most recent call last):
+    ...
+    node.cli.common.AnswerError: the node's answer has 'abc' as 'events', not a list
+    >>> rows({"events": [1]}, "events")
+    Traceback (most recent call last):
+    ...
+    node.cli.common.AnswerError: the node's answer has 1 in 'events', not an object
+    """
+    found = maybe(answer, name, list) if absent_ok else field(answer, name, list)
+    for item in found or []:
+        if not isinstance(item, dict):
+            raise AnswerError(printable(f"the node's answer has {quoted(item)} in "
+                                        f"{quoted(name)}, not an object"))
+    return found or []
+
+
+@contextmanager
+def written(done: str) -> Iterator[None]:
+    """Around the reading of a write's answer: a malformed one says the write was
+    ``done`` (the node answered 2xx: it is not to be taken for a failed write, nor
+    made again in haste) and what its answer lacks."""
+    try:
+        yield
+    except AnswerError as error:
+        raise NodeError(printable(f"{done}, but its answer is malformed: "
+                                  f"{error.message}")) from None

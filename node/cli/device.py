@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from node.cli.common import InputError, node_answers, with_client
+from node.cli.common import InputError, field, with_client
 from node.cli.options import client_options
 from node.cli.output import printable
 
@@ -27,7 +27,6 @@ from node.cli.output import printable
               help="Print the device id alone, for scripts (as `devices add` takes it).")
 @client_options
 @click.pass_context
-@node_answers
 def device(ctx: click.Context, data_dir: Path | None, name: str | None,
            as_json: bool, id_only: bool) -> None:
     """Show this device's id and name. The id is derived from the device's key (made
@@ -57,7 +56,8 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         view: dict[str, Any] = {"device_id": key.device_id, "name": shown}
     else:
         answer = with_client(ctx, lambda client: client.node())
-        view = {"device_id": answer["device_id"], "name": answer["name"]}
+        view = {"device_id": field(answer, "device_id", str),
+                "name": field(answer, "name", str)}
     if as_json:
         click.echo(json.dumps(view, indent=2))
         return

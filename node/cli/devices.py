@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import listing, node_answers, note, with_client
+from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
 from node.cli.output import minute, print_rows, printable
 
@@ -26,27 +26,36 @@ def device_rows(view: dict[str, Any], *, short: bool = False) -> list[list[str]]
     """One row per device, members first: id, name, state, address, by whom and when.
     ``short``, for the table: the times to the minute, as the tokens table gives them;
     else, for the plain lines scripts read, as the node wrote them."""
-    own = view["device_id"]
-    names = {row["device_id"]: row["name"] for row in view["members"] + view["removed"]
-             if row["name"]}
+    own = field(view, "device_id", str)
+    members, removed = rows(view, "members"), rows(view, "removed")
+    names = {field(row, "device_id", str): name for row in members + removed
+             if (name := maybe(row, "name", str))}
 
     def time(timestamp: str) -> str:
         return minute(timestamp) if short else timestamp
 
-    rows = [[row["device_id"], row["name"] + (" (this device)" if row["device_id"] == own
-                                              else ""),
-             "member", row["address"] or "-",
-             f"added by {_who(row['added_by'], names, own)}, {time(row['added_at'])}"
-             if row["added_at"] else "-"]
-            for row in view["members"]]
-    rows += [[row["device_id"], row["name"] or "-", "removed", "-",
-              f"removed by {_who(row['removed_by'], names, own)}, {time(row['removed_at'])}"
-              + (f": {row['reason']}" if row["reason"] else "")]
-             for row in view["removed"]]
-    rows += [[row["device_id"], row["name"] or "-", "linked", row["address"] or "-",
-              f"by {_VIA.get(row['via'], row['via'])}, not a member"]
-             for row in view.get("linked", [])]  # absent from older nodes
-    return rows
+    def member(row: dict[str, Any]) -> list[str]:
+        device_id, added_at = field(row, "device_id", str), maybe(row, "added_at", str)
+        return [device_id, field(row, "name", str) + (" (this device)" if device_id == own
+                                                      else ""),
+                "member", maybe(row, "address", str) or "-",
+                f"added by {_who(field(row, 'added_by', str), names, own)}, {time(added_at)}"
+                if added_at else "-"]
+
+    def gone(row: dict[str, Any]) -> list[str]:
+        reason = maybe(row, "reason", str)
+        return [field(row, "device_id", str), maybe(row, "name", str) or "-", "removed", "-",
+                f"removed by {_who(field(row, 'removed_by', str), names, own)}, "
+                f"{time(field(row, 'removed_at', str))}" + (f": {reason}" if reason else "")]
+
+    def linked(row: dict[str, Any]) -> list[str]:
+        via = maybe(row, "via", str)
+        return [field(row, "device_id", str), maybe(row, "name", str) or "-", "linked",
+                maybe(row, "address", str) or "-",
+                f"by {_VIA.get(via or '', via)}, not a member"]
+
+    return ([member(row) for row in members] + [gone(row) for row in removed]
+            + [linked(row) for row in rows(view, "linked", absent_ok=True)])  # older: none
 
 
 #: What links a device that is no member (``GET /v1/devices``'s ``linked``).
@@ -58,7 +67,6 @@ _VIA = {"cluster_secret": "the cluster secret", "certificate": "a CA certificate
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
-@node_answers
 def devices(ctx: click.Context, as_json: bool) -> None:
     """List the cluster's devices: the members, the devices removed for good, and the
     devices linked now that are no members (by the cluster secret, a certificate, or, while
@@ -82,8 +90,9 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     # the id (63 columns) on a line of its own over its row where the table is narrower.
     print_rows(device_rows(view, short=True), ["device", "name", "state", "address", "since"],
                headed=True, whole=True, wrap=(1, 4), apart=0, plain=device_rows(view))
-    members, linked = len(view["members"]), len(view.get("linked", []))
-    note(f"{members} member{'' if members == 1 else 's'}, {len(view['removed'])} removed"
+    members = len(rows(view, "members"))
+    linked = len(rows(view, "linked", absent_ok=True))
+    note(f"{members} member{'' if members == 1 else 's'}, {len(rows(view, 'removed'))} removed"
          + (f", {linked} linked but no member{'' if linked == 1 else 's'} "
             "(`clawsync devices add` makes one a member)" if linked else ""))
 
@@ -97,7 +106,6 @@ def devices(ctx: click.Context, as_json: bool) -> None:
               help="Clear the address a member has: peers stop dialing it there.")
 @client_options
 @click.pass_context
-@node_answers
 def add(ctx: click.Context, device_id: str, name: str, address: str | None,
         no_address: bool) -> None:
     """Add the device ID (as `clawsync device` shows it on that device) to the
@@ -116,24 +124,30 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
 
     async def run(client: Client) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         # The members before, so that a rename or a new address is called so, not "added".
-        members = (await client.devices())["members"]
+        members = rows(await client.devices(), "members")
         return members, await client.add_device(device_id, name, address,
                                                 clear_address=no_address)
 
     members, answer = with_client(ctx, run)
-    device = answer["device"]
-    was = next((row for row in members if row["device_id"] == device["device_id"]), None)
-    shown = f"{device['device_id']} ({device['name']})"
-    # Names are anyone's text (the old one comes from the node): escaped, as in the tables.
-    if not answer["created"]:
-        said = f"is a member already: {shown}"
-    elif was is None:
-        said = f"added {shown}"
-    elif was.get("name") != device["name"]:
-        said = f"renamed {device['device_id']} ({was.get('name')} -> {device['name']})"
-    else:
-        said = f"updated {shown}: address {device.get('address') or 'none'}"
+    with written(f"the node accepted the device {device_id}"):
+        said = _added(members, answer)
     click.echo(printable(said))
+
+
+def _added(members: list[dict[str, Any]], answer: dict[str, Any]) -> str:
+    """What ``devices add`` did, by the members before and the node's answer."""
+    device = field(answer, "device", dict)
+    device_id, name = field(device, "device_id", str), field(device, "name", str)
+    was = next((row for row in members if maybe(row, "device_id", str) == device_id), None)
+    shown = f"{device_id} ({name})"
+    # Names are anyone's text (the old one comes from the node): escaped, as in the tables.
+    if not field(answer, "created", bool):
+        return f"is a member already: {shown}"
+    if was is None:
+        return f"added {shown}"
+    if maybe(was, "name", str) != name:
+        return f"renamed {device_id} ({maybe(was, 'name', str)} -> {name})"
+    return f"updated {shown}: address {maybe(device, 'address', str) or 'none'}"
 
 
 @devices.command()
@@ -141,7 +155,6 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
 @click.option("--reason", default="", metavar="TEXT", help="Why, kept in the record.")
 @client_options
 @click.pass_context
-@node_answers
 def remove(ctx: click.Context, device_id: str, reason: str) -> None:
     """Remove the device ID for good. The removal replicates to every node; its
     events stay, what it writes after the removal is refused, and the Automerge tokens
@@ -157,10 +170,13 @@ def remove(ctx: click.Context, device_id: str, reason: str) -> None:
         return await client.remove_device(device_id, reason)
 
     answer = with_client(ctx, run)
-    device = answer["device"]
-    said = "removed" if answer["created"] else "was removed already:"
-    click.echo(printable(f"{said} {device['device_id']}"
-                         + (f" ({device['name']})" if device["name"] else "")))
-    if answer["created"]:  # (a removal said again writes nothing new)
+    with written(f"the node accepted the removal of {device_id}"):
+        device = field(answer, "device", dict)
+        created = field(answer, "created", bool)
+        name = maybe(device, "name", str)
+        said = ("removed" if created else "was removed already:") + \
+            f" {field(device, 'device_id', str)}" + (f" ({name})" if name else "")
+    click.echo(printable(said))
+    if created:  # (a removal said again writes nothing new)
         note("every node that receives the removal refuses what this device writes from "
              "now on, and the tokens it issued (clawsync tokens)")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import node_answers, note, with_client
+from node.cli.common import field, maybe, note, with_client, written
 from node.cli.options import client_options, session_key
 from node.text import printable
 
@@ -26,7 +26,6 @@ if TYPE_CHECKING:  # the commands get a client from with_client
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
-@node_answers
 def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: str | None,
            as_json: bool) -> None:
     """Forget SESSION, or only the events given with --event, on every node.
@@ -54,11 +53,13 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
-    record = answer["forget"]
-    if answer.get("created") is False:  # (an older node answers without "created")
+    with written(f"the node accepted the forget of {session}"):
+        record_id = field(field(answer, "forget", dict), "id", str)
+        created = maybe(answer, "created", bool)
+    if created is False:  # (an older node answers without "created")
         click.echo(printable(f"already forgotten: the event(s) of {session} "
-                             f"(record {record['id']})"))
+                             f"(record {record_id})"))
         return
     what = f"{len(events)} event(s) of" if events else "the session"
-    click.echo(printable(f"forgot {what} {session} (record {record['id']})"))
+    click.echo(printable(f"forgot {what} {session} (record {record_id})"))
     note("every node that receives the record erases the content it covers")

@@ -17,7 +17,7 @@ from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from crdt.storage.disk import holds_storage
 from node.cli.append import batches
-from node.cli.common import NodeError, failure, next_position, note, store_refusal
+from node.cli.common import NodeError, failure, next_position, note, rows, store_refusal
 from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
 from node.config import Settings, host_name
@@ -48,9 +48,7 @@ class HttpSink:
         after = 0
         while True:
             page = await self.client.events(session_key, after=after)
-            if not isinstance(page.get("events"), list):
-                raise ClientError("the node's page of events has no list of events")
-            for item in page["events"]:
+            for item in rows(page, "events"):
                 if item.get("withheld"):
                     # A membership record shown without its address (``withheld``): its
                     # id is the stored record's, which this JSON does not hash to; and no

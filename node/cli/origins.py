@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import listing, node_answers, note, with_client
+from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
 from node.cli.output import print_rows, printable
 
@@ -16,18 +16,23 @@ if TYPE_CHECKING:  # the commands get a client from with_client
 
 
 def origin_rows(origins: list[dict[str, Any]]) -> list[list[str]]:
-    return [[
-        row["origin"] + (" (this node)" if row["own"] else ""), str(row["seq"]),
-        str(row["events"]), row["last_activity"] or "-",
-        row["state"] + (f" at {row['final_seq']}" if row["final_seq"] is not None else ""),
-    ] for row in origins]
+    return [_origin_row(row) for row in origins]
+
+
+def _origin_row(row: dict[str, Any]) -> list[str]:
+    final_seq = maybe(row, "final_seq", int)
+    return [
+        field(row, "origin", str) + (" (this node)" if field(row, "own", bool) else ""),
+        str(field(row, "seq", int)), str(field(row, "events", int)),
+        maybe(row, "last_activity", str) or "-",
+        field(row, "state", str) + (f" at {final_seq}" if final_seq is not None else ""),
+    ]
 
 
 @click.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
-@node_answers
 def origins(ctx: click.Context, as_json: bool) -> None:
     """List the origins the node knows: highest seq held, events, last activity, and
     whether each is active (in the version vector every hello carries) or retired.
@@ -40,10 +45,10 @@ def origins(ctx: click.Context, as_json: bool) -> None:
     view = listing(ctx, as_json, lambda client: client.origins())
     if view is None:
         return
-    print_rows(origin_rows(view["origins"]),
+    print_rows(origin_rows(rows(view, "origins")),
                ["origin", "seq", "events", "last activity", "state"], headed=True,
                whole=True)
-    note(f"{view['active']} active origins")
+    note(f"{field(view, 'active', int)} active origins")
 
 
 @origins.command()
@@ -53,7 +58,6 @@ def origins(ctx: click.Context, as_json: bool) -> None:
                    "origin, or a linked peer's): that node then writes under a new one.")
 @client_options
 @click.pass_context
-@node_answers
 def retire(ctx: click.Context, origin: str, force: bool) -> None:
     """Retire ORIGIN, which must never write again (a wiped device's old data folder),
     at the highest seq this node holds of it. The retirement replicates; every node
@@ -70,7 +74,9 @@ def retire(ctx: click.Context, origin: str, force: bool) -> None:
         return await client.retire_origin(origin, force=force)
 
     answer = with_client(ctx, run)
-    row = answer["origin"]
-    done = "retired" if answer["event"] is not None else "already retired"
-    click.echo(printable(f"{row['origin']} {done} at seq {row['final_seq']} "
-                         f"({row['state']} here)"))
+    with written(f"the node accepted the retirement of {origin}"):
+        row = field(answer, "origin", dict)
+        done = "retired" if maybe(answer, "event", dict) is not None else "already retired"
+        said = (f"{field(row, 'origin', str)} {done} at seq {maybe(row, 'final_seq', int)} "
+                f"({field(row, 'state', str)} here)")
+    click.echo(printable(said))

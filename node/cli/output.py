@@ -139,8 +139,10 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
 
 
 #: What ``json.dumps(..., ensure_ascii=False)`` leaves raw and a terminal may obey: DEL
-#: and the C1 controls (U+009B starts an escape sequence, as ESC [ does).
-_RAW_CONTROLS = re.compile("[\x7f-\x9f]")
+#: and the C1 controls (U+009B starts an escape sequence, as ESC [ does); and the lone
+#: surrogates (U+D800-U+DFFF) a node's JSON may hold (``"\\ud800"``), which no UTF-8
+#: output can write: escaped, the same string on ``json.loads``.
+_RAW_CONTROLS = re.compile("[\x7f-\x9f\ud800-\udfff]")
 
 
 def json_text(value: Any, *, indent: int | None = None) -> str:
@@ -151,6 +153,8 @@ def json_text(value: Any, *, indent: int | None = None) -> str:
 
     >>> json_text({"text": "é\x9b2J"})
     '{"text": "é\\\\u009b2J"}'
+    >>> json_text("a\\ud800b")
+    '"a\\\\ud800b"'
     """
     text = json.dumps(value, indent=indent, ensure_ascii=False)
     return _RAW_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import next_position, note, with_client
+from node.cli.common import next_position, note, rows, with_client
 from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
     event_row,
@@ -41,21 +41,26 @@ _JSON = click.option("--json", "as_json", is_flag=True,
 
 
 async def collect(fetch: Fetch, items: str, after: int | None,
-                  everything: bool) -> tuple[list[dict[str, Any]], Any, bool]:
-    """Fetch one page, or every page with ``everything``; returns (items, next, more)."""
+                  everything: bool) -> tuple[list[dict[str, Any]], int | None, bool]:
+    """Fetch one page, or every page with ``everything``; returns (items, next, more),
+    next None where no more follow."""
     found: list[dict[str, Any]] = []
     while True:
         page = await fetch(after)
-        found.extend(page.get(items, []))
-        following, more = page.get("next"), bool(page.get("more"))
-        if not (everything and more) or following is None:
-            return found, following, more
-        # A node whose "next" does not move on would be followed forever: refused.
-        after = next_position(following, after)
+        found.extend(rows(page, items))
+        if not page.get("more"):
+            return found, None, False
+        # With more to come, "next" must be a position past this page's start: a null
+        # one left the list cut short in silence; one that does not move on would be
+        # followed forever.
+        following = next_position(page.get("next"), after)
+        if not everything:
+            return found, following, True
+        after = following
 
 
-def more_hint(more: bool, following: Any, noun: str) -> None:
-    if more:
+def more_hint(following: int | None, noun: str) -> None:
+    if following is not None:
         note(f"more {noun} after {following}: use --after {following} or --all")
 
 
@@ -81,7 +86,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
     def fetch_with(client: Client) -> Fetch:
         return lambda start: client.events(session, after=start, limit=limit)
 
-    found, following, more = with_client(
+    found, following, _more = with_client(
         ctx, lambda client: collect(fetch_with(client), "events", after, everything))
     if as_json:
         print_json_lines(found)
@@ -93,7 +98,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
                    wrap=(2,), fold=(3,))
         if not found:
             note(f"no events in {session} after position {after or 0}")
-    more_hint(more, following, "events")
+    more_hint(following, "events")
 
 
 #: The fields of a ``clawsync sessions --json`` line, in this order, whatever the node's
@@ -139,7 +144,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
         return lambda start: client.sessions(after=start, limit=limit,
                                              include_cluster=include_cluster, detail=True)
 
-    found, following, more = with_client(
+    found, following, _more = with_client(
         ctx, lambda client: collect(fetch_with(client), "sessions", after, everything))
     if as_json:
         print_json_lines([session_row(item) for item in found])
@@ -155,7 +160,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
                  "was forgotten not shown (--json lists them)")
         elif not found:
             note("no sessions")
-    more_hint(more, following, "sessions")
+    more_hint(following, "sessions")
 
 
 @click.command()

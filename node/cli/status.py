@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import node_answers, with_client
+from node.cli.common import field, maybe, rows, with_client
 from node.cli.options import client_options
 from node.cli.output import print_rows, printable, terminal_width
 
@@ -22,9 +22,10 @@ def _cell(value: Any, unit: str = "") -> str:
 
 def _device(peer: dict[str, Any]) -> str:
     """The peer's device: its name, else the first group of its id."""
-    if peer.get("device_id") is None:
+    device_id = maybe(peer, "device_id", str)
+    if device_id is None:
         return "-"
-    return str(peer.get("device_name") or peer["device_id"][:7])
+    return maybe(peer, "device_name", str) or device_id[:7]
 
 
 #: The columns of the peer links' table; those whose cells may wrap on a terminal (free
@@ -54,16 +55,23 @@ def device_lines(device_id: str, width: int | None) -> list[str]:
 def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
     """One row per link. What each side lacks is known only on a link that is up: on
     another, the counts are as of its last contact, so "-" instead of stale figures."""
-    return [[
-        peer["url"] or peer["link"], peer["direction"], _device(peer), _cell(peer["node_id"]),
+    return [_peer_row(peer) for peer in peers]
+
+
+def _peer_row(peer: dict[str, Any]) -> list[str]:
+    state = field(peer, "state", str)
+    retry_in_s = maybe(peer, "retry_in_s", float)
+    return [
+        maybe(peer, "url", str) or field(peer, "link", str), field(peer, "direction", str),
+        _device(peer), _cell(maybe(peer, "node_id", str)),
         # Rounded up: "retry in 0s" for a retry still to come reads as a stuck one.
-        peer["state"] + (f" (retry in {math.ceil(peer['retry_in_s'])}s)"
-                         if peer.get("retry_in_s") else ""),
-        seconds_ago(peer["last_contact_s_ago"]),
-        *((_cell(peer["events_we_lack"]), _cell(peer["events_peer_lacks"]))
-          if peer["state"] == "up" else ("-", "-")),
-        str(peer["bytes_in"]), str(peer["bytes_out"]), version(peer),
-    ] for peer in peers]
+        state + (f" (retry in {math.ceil(retry_in_s)}s)" if retry_in_s else ""),
+        seconds_ago(maybe(peer, "last_contact_s_ago", float)),
+        *((_cell(maybe(peer, "events_we_lack", int)),
+           _cell(maybe(peer, "events_peer_lacks", int)))
+          if state == "up" else ("-", "-")),
+        str(field(peer, "bytes_in", int)), str(field(peer, "bytes_out", int)), version(peer),
+    ]
 
 
 def seconds_ago(seconds: float | None) -> str:
@@ -88,17 +96,19 @@ def _round(value: float) -> int:
 
 def headline(view: dict[str, Any]) -> str:
     """The node, its head and how many peer links it has."""
-    return (f"node {view['node_id']} ({view.get('software', '?')})  head {view['head']}  "
-            f"peers {len(view['peers'])}")
+    return (f"node {field(view, 'node_id', str)} ({maybe(view, 'software', str) or '?'})  "
+            f"head {field(view, 'head', int)}  peers {len(rows(view, 'peers'))}")
 
 
 def held_off_lines(view: dict[str, Any]) -> list[str]:
     """The learned addresses held off after their failures, each with how much longer
     and how often it was forgotten (absent from older nodes' answers)."""
-    held = view.get("held_off") or []
-    lines = [f"{one['url']}: held off {math.ceil(one['held_off_s'])}s more (a peer lists it; "
-             f"forgotten {one['times_forgotten']}x after failing)" for one in held]
-    more = view.get("held_off_total", len(held)) - len(held)
+    held = rows(view, "held_off", absent_ok=True)
+    lines = [f"{field(one, 'url', str)}: held off {math.ceil(field(one, 'held_off_s', float))}s "
+             f"more (a peer lists it; forgotten {field(one, 'times_forgotten', int)}x after "
+             "failing)" for one in held]
+    total = maybe(view, "held_off_total", int)
+    more = (len(held) if total is None else total) - len(held)
     if more > 0:
         lines.append(f"... and {more} more addresses held off (--json lists the first "
                      f"{len(held)})")
@@ -107,16 +117,16 @@ def held_off_lines(view: dict[str, Any]) -> list[str]:
 
 def version(peer: dict[str, Any]) -> str:
     """What the peer runs, as its hello said; a node of 0.1 does not say."""
-    if peer.get("software") is None:
-        return "-" if peer["state"] != "up" else "0.1 or older"
-    return f"{peer['software']} (schema {peer['schema']})"
+    software = maybe(peer, "software", str)
+    if software is None:
+        return "-" if field(peer, "state", str) != "up" else "0.1 or older"
+    return f"{software} (schema {maybe(peer, 'schema', int)})"
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
-@node_answers
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the node's id, version and head, this device (removed? waiting to be added?),
     and per peer: its device, state, last contact, how many events each side still lacks,
@@ -136,24 +146,28 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(view, indent=2))
         return
     click.echo(printable(headline(view)))
-    device = view.get("device") or {}
-    if device.get("device_id"):
-        for line in device_lines(device["device_id"], terminal_width()):
+    device = maybe(view, "device", dict) or {}
+    device_id = maybe(device, "device_id", str)
+    if device_id:
+        for line in device_lines(device_id, terminal_width()):
             click.echo(printable(line))
-    if device.get("removed_text"):  # a reason a member wrote: shown, never obeyed
-        click.echo(printable(f"REMOVED: this device was {device['removed_text']}; no "
+    removed_text = maybe(device, "removed_text", str)
+    if removed_text:  # a reason a member wrote: shown, never obeyed
+        click.echo(printable(f"REMOVED: this device was {removed_text}; no "
                              "member links with it any more"))
-    for waiting in device.get("waiting", []):
-        click.echo(printable(waiting))
-    for url in device.get("own_peers", []):  # absent from older nodes
+    waiting = maybe(device, "waiting", list) or []
+    for line in waiting:
+        click.echo(printable(str(line)))
+    for url in maybe(device, "own_peers", list) or []:  # absent from older nodes
         click.echo(printable(f"--peer {url} is this node's own address: it is not dialed"))
-    print_rows(peer_rows(view["peers"]), PEER_HEADERS, headed=True, whole=True,
+    peers = rows(view, "peers")
+    print_rows(peer_rows(peers), PEER_HEADERS, headed=True, whole=True,
                wrap=PEER_WRAPPED, optional=PEER_OPTIONAL)
-    for peer in view["peers"]:  # other refusals than the waiting said above
-        if peer.get("refused") and peer["state"] != "up" \
-                and peer["refused"] not in device.get("waiting", []):
-            click.echo(printable(f"{peer['url'] or peer['link']}: {peer['refused']}"))
-        elif peer.get("failure"):  # why a dial backs off (absent from older nodes)
-            click.echo(printable(f"{peer['url']}: {peer['failure']}"))
+    for peer in peers:  # other refusals than the waiting said above
+        refused, url = maybe(peer, "refused", str), maybe(peer, "url", str)
+        if refused and field(peer, "state", str) != "up" and refused not in waiting:
+            click.echo(printable(f"{url or field(peer, 'link', str)}: {refused}"))
+        elif maybe(peer, "failure", str):  # why a dial backs off (absent from older nodes)
+            click.echo(printable(f"{url}: {peer['failure']}"))
     for line in held_off_lines(view):
         click.echo(printable(line))

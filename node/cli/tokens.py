@@ -4,11 +4,12 @@ tokens create`` to issue one on this device, ``clawsync tokens revoke ID`` (for 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import listing, node_answers, note, with_client
+from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
 from node.cli.output import minute, print_rows, printable, prints_table, when
 from node.client.errors import ClientError
@@ -35,22 +36,29 @@ def token_rows(rows: list[dict[str, Any]], devices: dict[str, Any] | None = None
     id (which `devices remove` takes), and its name where ``devices`` (``GET
     /v1/devices``) knows it, the times whole."""
     time = minute if short else when
-    return [[
-        row["id"], row["name"], " ".join(row["sessions"]),
-        "read-only" if row["read_only"] else "read-write",
-        (row["device_id"][:7] if short else _issuer(row["device_id"], devices or {}))
-        if row["device_id"] else f"origin {row['origin']}",
-        time(row["issued_at"]),
-        f"revoked {time(row['revoked_at'])}" if row["revoked_at"]
-        else row.get("state", "valid"),
-    ] for row in rows]
+    return [_token_row(row, devices, short, time) for row in rows]
+
+
+def _token_row(row: dict[str, Any], devices: dict[str, Any] | None, short: bool,
+               time: Callable[[Any], str]) -> list[str]:
+    device_id, revoked_at = maybe(row, "device_id", str), maybe(row, "revoked_at", str)
+    return [
+        field(row, "id", str), field(row, "name", str),
+        " ".join(str(pattern) for pattern in field(row, "sessions", list)),
+        "read-only" if field(row, "read_only", bool) else "read-write",
+        (device_id[:7] if short else _issuer(device_id, devices or {}))
+        if device_id else f"origin {maybe(row, 'origin', str)}",
+        time(field(row, "issued_at", str)),
+        f"revoked {time(revoked_at)}" if revoked_at else maybe(row, "state", str) or "valid",
+    ]
 
 
 def _issuer(device_id: str, devices: dict[str, Any]) -> str:
     """``ID (name)``, ``ID (this device)``, or the id alone, as `devices` says who."""
-    names = {row["device_id"]: row["name"] for key in ("members", "removed")
-             for row in devices.get(key, []) if row.get("name")}
-    who = "this device" if device_id == devices.get("device_id") else names.get(device_id)
+    names = {field(row, "device_id", str): maybe(row, "name", str)
+             for key in ("members", "removed") for row in rows(devices, key, absent_ok=True)}
+    who = "this device" if device_id == maybe(devices, "device_id", str) \
+        else names.get(device_id)
     return f"{device_id} ({who})" if who else device_id
 
 
@@ -58,7 +66,6 @@ def _issuer(device_id: str, devices: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
-@node_answers
 def tokens(ctx: click.Context, as_json: bool) -> None:
     """List the tokens Automerge apps connect with (ws://NODE/automerge?token=...) that
     any device of the cluster issued: id, name, session patterns, read-only, which
@@ -76,8 +83,8 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         view = await client.tokens()
         # --json prints the node's answer as it came; the names of the devices that
         # issued the tokens are for the plain lines alone (the table has no room).
-        if as_json or not any(row["device_id"] for row in view["tokens"]) \
-                or prints_table(token_rows(view["tokens"]), HEADERS, whole=True,
+        if as_json or not any(maybe(row, "device_id", str) for row in rows(view, "tokens")) \
+                or prints_table(token_rows(rows(view, "tokens")), HEADERS, whole=True,
                                 wrap=WRAPPED, optional=OPTIONAL):
             return view
         try:
@@ -89,10 +96,10 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
     view = listing(ctx, as_json, fetch)
     if view is None:
         return
-    print_rows(token_rows(view["tokens"]), HEADERS, headed=True, whole=True, wrap=WRAPPED,
-               optional=OPTIONAL,
-               plain=token_rows(view["tokens"], view.get("devices"), short=False))
-    if not view["tokens"]:
+    listed = rows(view, "tokens")
+    print_rows(token_rows(listed), HEADERS, headed=True, whole=True, wrap=WRAPPED,
+               optional=OPTIONAL, plain=token_rows(listed, view.get("devices"), short=False))
+    if not listed:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 
 
@@ -104,7 +111,6 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
 @client_options
 @click.pass_context
-@node_answers
 def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
            name: str | None, as_json: bool) -> None:
     """Issue a token on this device; it prints the secret this once (the nodes keep
@@ -123,8 +129,11 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
-    click.echo(printable(answer["token"]))
-    note(f"token {answer['id']} ({answer['name']}): shown once; keep it secret. "
+    with written("the node issued a token"):
+        secret, token_id = field(answer, "token", str), field(answer, "id", str)
+        name = field(answer, "name", str)
+    click.echo(printable(secret))
+    note(f"token {token_id} ({name}): shown once; keep it secret. "
          "Apps connect to ws://NODE/automerge?token=TOKEN")
 
 
@@ -132,7 +141,6 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
 @click.argument("token_id", metavar="ID")
 @client_options
 @click.pass_context
-@node_answers
 def revoke(ctx: click.Context, token_id: str) -> None:
     """Revoke token ID on every node, for good: apps connected with it are disconnected
     as the revocation reaches their node. ID is the first column of `clawsync tokens`.
@@ -146,17 +154,18 @@ def revoke(ctx: click.Context, token_id: str) -> None:
     async def run(client: Client) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         # The API answers a repeated revocation as the first (DELETE is idempotent); the
         # listing before it tells people which of the two this was.
-        before = next((row for row in (await client.tokens())["tokens"]
-                       if row["id"] == token_id), None)
+        before = next((row for row in rows(await client.tokens(), "tokens")
+                       if field(row, "id", str) == token_id), None)
         return before, await client.revoke_token(token_id)
 
-    before, row = with_client(ctx, run)
+    before, answer = with_client(ctx, run)
     before = before or {}
-    if before.get("revoked_at"):
-        click.echo(printable(f"token {row['id']} ({row['name']}) was already revoked "
-                             f"{before['revoked_at']}"))
-    elif before.get("state", "valid") != "valid":
-        click.echo(printable(f"token {row['id']} ({row['name']}) was already refused "
-                             f"({before['state']}); now revoked too"))
+    with written(f"the node accepted the revocation of token {token_id}"):
+        shown = f"token {field(answer, 'id', str)} ({field(answer, 'name', str)})"
+        revoked_at, state = maybe(before, "revoked_at", str), maybe(before, "state", str)
+    if revoked_at:
+        click.echo(printable(f"{shown} was already revoked {revoked_at}"))
+    elif (state or "valid") != "valid":
+        click.echo(printable(f"{shown} was already refused ({state}); now revoked too"))
     else:
-        click.echo(printable(f"token {row['id']} ({row['name']}) revoked"))
+        click.echo(printable(f"{shown} revoked"))

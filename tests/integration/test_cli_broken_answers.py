@@ -1,6 +1,8 @@
 """What the commands do with a broken (or hostile) node's answers that are not what a node
-sends: pages whose ``next`` goes back and forth, a ``next`` of 200,000 digits, answers
-without a field the command reads, control characters that JSON leaves raw. Each is one
+sends: pages whose ``next`` goes back and forth, a ``next`` of 200,000 digits or none
+where more follow, answers without a field the command reads or with one of another type,
+lists of something else than objects, control characters and lone surrogates that JSON
+leaves raw. Each is one
 clear error line (exit 1) or escaped output, never a traceback nor a command that runs
 forever."""
 
@@ -38,6 +40,28 @@ LACKING: dict[tuple[str, str], Any] = {
     ("DELETE", "/v1/sessions/s1"): {"created": True},  # no "forget"
 }
 
+#: Answers with a field of another type than the command reads, or a list of other
+#: things than objects, by method and path (under /m/typed).
+MISTYPED: dict[tuple[str, str], Any] = {
+    ("GET", "/v1/devices"): {"device_id": "d", "members": None, "removed": []},
+    ("GET", "/v1/origins"): {"origins": "abc", "active": 1},
+    ("GET", "/v1/tokens"): {"tokens": [1]},
+    ("GET", "/v1/sessions/s1/events"): {"events": "abc", "next": 1, "more": False},
+    ("GET", "/v1/sessions"): {"sessions": [[1]], "next": 1, "more": False},
+    ("GET", "/v1/node"): {"device_id": "d", "name": 7},
+}
+
+#: Answers of writes the node made, without what the command reads of them (under
+#: /m/written).
+WRITTEN: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/devices"): {"device": {"device_id": "d", "name": "phone"}},  # "created"?
+    ("DELETE", "/v1/devices/d"): {"device": None, "created": True},
+    ("POST", "/v1/tokens"): {"id": "t1", "name": "app"},  # no "token"
+}
+
+#: A string with a lone surrogate, which a node's JSON may hold ("a\\ud800b").
+SURROGATE = "a\ud800b"
+
 
 class _Broken(Quiet):
     def _answer(self) -> None:
@@ -46,11 +70,23 @@ class _Broken(Quiet):
         after = parse_qs(url.query).get("after", [None])[0]
         mode = url.path.split("/")[2] if url.path.startswith("/m/") else ""
         path = url.path.removeprefix(f"/m/{mode}") if mode else url.path
-        if (self.command, path) in LACKING:
+        if mode == "typed" and (self.command, path) in MISTYPED:
+            self.answer(200, MISTYPED[(self.command, path)])
+        elif mode == "written" and (self.command, path) in WRITTEN:
+            self.answer(200, WRITTEN[(self.command, path)])
+        elif (self.command, path) in LACKING:
             self.answer(200, LACKING[(self.command, path)])
         elif mode == "c1":
             self.answer(200, {"events": [{"position": 1, "kind": {"type": "x", "text": CSI}}],
                               "next": 1, "more": False})
+        elif mode == "surrogate":  # json.dumps sends it as \\ud800, as a node may
+            self.answer(200, {"events": [{"position": 1,
+                                          "kind": {"type": "x", "text": SURROGATE}}],
+                              "next": 1, "more": False})
+        elif mode == "endless" and path.endswith("/events"):
+            self.answer(200, {"events": [{"position": 1}], "next": None, "more": True})
+        elif mode == "items" and path.endswith("/events"):  # for the export's paging
+            self.answer(200, {"events": ["abc"], "next": 1, "more": False})
         elif path.endswith("/events") or path == "/v1/sessions":
             items = "events" if path.endswith("/events") else "sessions"
             following: Any = LONG_NEXT if mode == "long" else (
@@ -122,17 +158,102 @@ def test_an_export_says_a_next_that_is_no_position(broken: str, tmp_path: Path) 
 
 @pytest.mark.parametrize(("args", "field"), [
     (("origins",), "active"),
-    (("origins", "retire", "o1"), "origin"),
     (("devices",), "removed"),
     (("device",), "name"),
     (("tokens",), "tokens"),
-    (("forget", "s1"), "forget"),
 ])
 def test_an_answer_without_a_field_read_is_said(broken: str, args: tuple[str, ...],
                                                 field: str) -> None:
     """A KeyError's traceback, before."""
     said = one_error_line(run_cli(broken, *args))
     assert said == f"Error: the node's answer has no field '{field}'\n", said
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("devices",), "has None as 'members', not a list"),
+    (("origins",), "has 'abc' as 'origins', not a list"),
+    (("tokens",), "has 1 in 'tokens', not an object"),
+    (("events", "s1"), "has 'abc' as 'events', not a list"),
+    (("sessions",), "has [1] in 'sessions', not an object"),
+    (("device",), "has 7 as 'name', not a string"),
+])
+def test_a_field_of_another_type_is_said(broken: str, args: tuple[str, ...],
+                                         said: str) -> None:
+    """A present field of another type than read was a TypeError's or AttributeError's
+    traceback (``devices`` with "members": null, ``events`` with "events": "abc"), and
+    a list of other things than objects was taken as it came."""
+    line = one_error_line(run_cli(f"{broken}/m/typed", *args))
+    assert line == f"Error: the node's answer {said}\n", line
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("origins", "retire", "o1"),
+     "the node accepted the retirement of o1, but its answer is malformed: the node's "
+     "answer has no field 'origin'"),
+    (("forget", "s1"),
+     "the node accepted the forget of s1, but its answer is malformed: the node's answer "
+     "has no field 'forget'"),
+])
+def test_a_write_whose_answer_lacks_a_field_is_said_done(broken: str,
+                                                         args: tuple[str, ...],
+                                                         said: str) -> None:
+    """The write was made (the node answered 200): the error says so, and what its
+    answer lacks, instead of reading as a failed write."""
+    line = one_error_line(run_cli(broken, *args))
+    assert line == f"Error: {said}\n", line
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("devices", "add", "d", "--name", "phone"),
+     "the node accepted the device d, but its answer is malformed: the node's answer has "
+     "no field 'created'"),
+    (("devices", "remove", "d"),
+     "the node accepted the removal of d, but its answer is malformed: the node's answer "
+     "has None as 'device', not an object"),
+    (("tokens", "create", "--sessions", "*"),
+     "the node issued a token, but its answer is malformed: the node's answer has no "
+     "field 'token'"),
+])
+def test_a_write_whose_answer_is_malformed_is_said_done(broken: str,
+                                                        args: tuple[str, ...],
+                                                        said: str) -> None:
+    """A KeyError's or TypeError's traceback, before, after the write was made."""
+    line = one_error_line(run_cli(f"{broken}/m/written", *args))
+    assert line == f"Error: {said}\n", line
+
+
+def test_more_without_a_next_is_refused(broken: str) -> None:
+    """A page with "more": true and "next": null was taken as the last one: the list
+    stopped short in silence, and the note said "--after None"."""
+    said = one_error_line(run_cli(f"{broken}/m/endless", "events", "s1", "--all"))
+    assert said == "Error: the node's next page starts after None, which is not a position\n"
+    said = one_error_line(run_cli(f"{broken}/m/endless", "events", "s1"))
+    assert "after None, which is not a position" in said, said
+
+
+def test_a_long_next_of_one_page_is_quoted_short(broken: str) -> None:
+    """Without --all, the note on the next page quoted the node's "next" whole (200 KB on
+    one line)."""
+    said = one_error_line(run_cli(f"{broken}/m/long", "events", "s1"))
+    assert said == (f"Error: the node's next page starts after "
+                    f"{repr(LONG_NEXT)[:QUOTED_CHARS_MAX]}..., which is not a position\n")
+
+
+def test_an_export_refuses_a_page_of_other_things_than_events(broken: str,
+                                                              tmp_path: Path) -> None:
+    """The export's paging took a list of strings as events: an AttributeError's
+    traceback."""
+    said = one_error_line(export(f"{broken}/m/items", tmp_path))
+    assert said == "Error: the node's answer has 'abc' in 'events', not an object\n", said
+
+
+def test_json_escapes_lone_surrogates(broken: str) -> None:
+    """A node's "a\\ud800b" ended ``--json`` in a UnicodeEncodeError's traceback:
+    escaped, the JSON is valid and holds the same string."""
+    result = run_cli(f"{broken}/m/surrogate", "events", "s1", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "\\ud800" in result.stdout, result.stdout
+    assert json.loads(result.stdout)["kind"]["text"] == "a\ud800b"
 
 
 def test_json_escapes_c1_controls(broken: str) -> None:

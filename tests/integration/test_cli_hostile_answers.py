@@ -1,7 +1,8 @@
 """What a hostile (or broken) node says in its SUCCESSFUL answers reaches the terminal
 escaped: names, ids, versions, keys and times are printed on the commands' own lines,
-and positions and counts in their notes on stderr, where an escape sequence would
-retitle or clear the reader's terminal, and a newline forge a line of the command's own."""
+and positions and counts that are no numbers in an error line on stderr, where an escape
+sequence would retitle or clear the reader's terminal, and a newline forge a line of the
+command's own."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ ANSWERS: dict[tuple[str, str], Any] = {
     ("GET", "/v1/sessions/s1"): {"session_key": "s1", "automerge_url": f"automerge:{EVIL}"},
     ("DELETE", "/v1/sessions/s1"): {"session_key": "s1", "created": True,
                                     "forget": {"id": f"rec{EVIL}"}},
-    # Pages that say there is more after a "next" of the node's: its note names it.
+    # Pages that say there is more after a "next" of the node's that is no position.
     ("GET", "/v1/sessions/s1/events"): {"events": [], "next": f"7{EVIL}", "more": True},
     ("GET", "/v1/sessions"): {"sessions": [], "next": f"7{EVIL}", "more": True},
     ("GET", "/v1/origins"): {"origins": [], "active": f"2{EVIL}"},
@@ -88,20 +89,18 @@ def test_a_nodes_answers_reach_the_terminal_escaped(hostile: str, args: tuple[st
     assert SHOWN in result.stdout + result.stderr, (args, result.stdout, result.stderr)
 
 
-@pytest.mark.parametrize(("args", "notes"), [
-    (("events", "s1"), 2),  # there are none after 0; more after the node's "next"
-    (("sessions",), 2),  # no sessions; more after the node's "next"
-    (("origins",), 1),  # how many are active
-])
-def test_a_nodes_words_in_a_note_reach_stderr_escaped(hostile: str, args: tuple[str, ...],
-                                                      notes: int) -> None:
-    """The remarks a command prints on stderr around its output (more pages, counts)
-    quote the node too: escaped as its output lines are."""
+@pytest.mark.parametrize("args", [("events", "s1"), ("sessions",), ("origins",)])
+def test_a_nodes_words_where_a_number_goes_are_refused_escaped(
+        hostile: str, args: tuple[str, ...]) -> None:
+    """A node's "next" or count that is no number (which the notes around a command's
+    output, more pages, counts, would quote) is refused on one error line, escaped as
+    the output lines are."""
     result = run_cli(hostile, *args)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    assert result.returncode == 1, (args, result.stdout, result.stderr)
     assert not any(char in result.stderr for char in "\x1b\x07"), (args, result.stderr)
-    assert result.stderr.count("\n") == notes, (args, result.stderr)  # no forged line
-    assert SHOWN in result.stderr, (args, result.stderr)
+    assert result.stderr.count("\n") == 1, (args, result.stderr)  # no forged line
+    assert result.stderr.startswith("Error: "), (args, result.stderr)
+    assert "PWNED\\x07" in result.stderr, (args, result.stderr)  # quoted (repr)
 
 
 @pytest.mark.parametrize("args", [("events", "s1", "--all"), ("sessions", "--all")])

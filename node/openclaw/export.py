@@ -25,6 +25,7 @@ rather than find another one written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -53,10 +54,12 @@ AGENT_ID_CHARS_MAX = 64
 #: ``normalizeAgentId``, which lowers it: an upper-case id is no folder OpenClaw writes.
 _AGENT_ID = re.compile(f"[a-z0-9][a-z0-9_-]{{0,{AGENT_ID_CHARS_MAX - 1}}}", re.ASCII)
 #: OpenClaw's compaction checkpoints, ``<session id>.checkpoint.<uuid>.jsonl``, which
-#: ``validateSessionId`` refuses as session ids (``isCompactionCheckpointTranscript
-#: FileName``; JavaScript's ``/i`` without ``/u`` folds ASCII only, as ``re.ASCII``).
-_CHECKPOINT = re.compile(r"(.+)\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[1-5][0-9a-f]{3}-"
-                         r"[89ab][0-9a-f]{3}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
+#: ``validateSessionId`` refuses as session ids for uuid versions 1 to 5, and which its
+#: listing of transcripts (``isPrimarySessionTranscriptFileName``) leaves out for any
+#: uuid's shape: refused for any, as a session OpenClaw would never list (JavaScript's
+#: ``/i`` without ``/u`` folds ASCII only, as ``re.ASCII``).
+_CHECKPOINT = re.compile(r"(.+)\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                         r"[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
 #: Characters of a refused name shown in its error: an id may be long, and is quoted
 #: escaped (``printable``), as anyone in the cluster may have written it.
 SHOWN_CHARS_MAX = 80
@@ -186,15 +189,17 @@ def _check_inside(agents: Path, *paths: Path) -> None:
 
 
 def _resolved(path: Path) -> Path:
-    """``path`` with its symbolic links followed; refused if they go round in a loop
-    (``agents/main`` linked to itself): Python 3.11 says so with a RuntimeError, later
-    ones with an OSError (ELOOP)."""
+    """``path`` with its symbolic links followed; refused if they cannot be: a loop
+    (``agents/main`` linked to itself: Python 3.11 says so with a RuntimeError, later
+    ones with an OSError, ELOOP), or another error of the system's, named as it is."""
     try:
         return path.resolve()
     except (RuntimeError, OSError) as error:
+        loop = isinstance(error, RuntimeError) or getattr(error, "errno", None) == errno.ELOOP
+        cause = "a symbolic link loop" if loop else "it could not be read"
         raise ExportRefused(
-            f"{printable(str(path))} cannot be followed ({printable(str(error))}): a "
-            "symbolic link loop; nothing was written") from None
+            f"{printable(str(path))} cannot be followed ({printable(str(error))}): "
+            f"{cause}; nothing was written") from None
 
 
 def _shown(value: object) -> str:

@@ -94,10 +94,12 @@ ESCAPING_SESSION_IDS = [
     pytest.param("\u4e2d" * ((FILE_NAME_BYTES_MAX - len(".jsonl")) // 3 + 1),
                  id="too-many-bytes"),
     # OpenClaw's compaction checkpoints: ``validateSessionId`` refuses their names, in
-    # either case.
+    # either case; its listing of transcripts leaves out any uuid's shape (version 7).
     pytest.param("s1.checkpoint.0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0", id="checkpoint"),
     pytest.param("s1.CHECKPOINT.0F1E2D3C-4B5A-1968-B776-A5B4C3D2E1F0",
                  id="checkpoint-upper-case"),
+    pytest.param("s1.checkpoint.0f1e2d3c-4b5a-7968-8776-a5b4c3d2e1f0",
+                 id="checkpoint-of-uuid-7"),
 ]
 
 
@@ -137,10 +139,7 @@ def test_an_agent_id_that_is_not_a_plain_name_writes_nothing(
 @pytest.mark.parametrize(("agent_id", "session_id"), [
     ("main", transcript.SESSION_ID),
     ("work_2-b", "s1"),
-    # Not a compaction checkpoint's name: its uuid's version is 7, which OpenClaw's
-    # pattern (versions 1 to 5) does not take.
-    ("main", "s1.checkpoint.0f1e2d3c-4b5a-7968-8776-a5b4c3d2e1f0"),
-    ("main", "s1.checkpoint.x"),
+    ("main", "s1.checkpoint.x"),  # no uuid: not a compaction checkpoint's name
     ("x" * AGENT_ID_CHARS_MAX, "x" * SESSION_ID_CHARS_MAX),
     ("main", "\u00e9t\u00e9.2026_12-01"),  # letters of any script, NFC
     ("main", "\u0915\u093f"),  # a mark after the first character

@@ -44,11 +44,11 @@ _RUN = SHOWN_IN_A_ROW_MAX + 1
 #: than one, as many an ordinary word ends with a character of it. An escape is hidden.
 SHOWN_AT_A_CUT_MAX = 2
 
-#: One escaped character, its case folded: URL (``%XX``), an HTML numeric reference
+#: One escaped character, in either case: URL (``%XX``), an HTML numeric reference
 #: (zero-padded or not) or named one, a JSON ``\\uXXXX`` or short escape. Each stands
 #: for one character when runs are counted (``_decoded``).
 _ESCAPE = re.compile(r"%[0-9a-f]{2}|&#x0*[0-9a-f]{1,6};|&#0*[0-9]{1,7};|&(?:amp|lt|gt|quot|apos);"
-                     r"|\\u[0-9a-f]{4}|\\[\"\\/bfnrt]")
+                     r"|\\u[0-9a-f]{4}|\\[\"\\/bfnrt]", re.IGNORECASE)
 #: The start of an escape that a cut body ends with: the rest of it did not come.
 _ESCAPE_START = re.compile(r"(?:%[0-9a-f]?|&#?x?[0-9a-f]*|&[a-z]*|\\u?[0-9a-f]{0,3})\Z")
 _NAMED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
@@ -62,9 +62,9 @@ _FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     """``text`` with every run of more than ``SHOWN_IN_A_ROW_MAX`` characters of the
     credentials ``hide`` (or of their base64) shown as ``HIDDEN_TEXT``, escapes counted
-    as the character they stand for, case folded; where ``text`` was ``cut`` short, also
-    a credential's start that ends it (more than ``SHOWN_AT_A_CUT_MAX`` characters, or
-    escaped ones).
+    as the character they stand for, case folded (base64's kept); where ``text`` was
+    ``cut`` short, also a credential's start that ends it (more than
+    ``SHOWN_AT_A_CUT_MAX`` characters, or escaped ones).
 
     >>> hidden("Authorization: Bearer s3cret-s3cret", ["s3cret-s3cret"])
     'Authorization: Bearer (hidden)'
@@ -75,38 +75,56 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     >>> hidden("Service unavailable", ["s3cret"])
     'Service unavailable'
     """
-    runs, forms = _runs(tuple(secret for secret in hide if secret))
+    runs, base64_runs, forms = _runs(tuple(secret for secret in hide if secret))
     if not runs:
         return text
-    folded = text.translate(_FOLD)
-    decoded, starts, ends = _decoded(folded)
+    decoded, starts, ends = _decoded(text)
+    folded = decoded.translate(_FOLD)  # one character for one: ``starts`` still hold
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
-             if decoded[at:at + _RUN] in runs]
+             if folded[at:at + _RUN] in runs or decoded[at:at + _RUN] in base64_runs]
     if cut:
-        spans += _cut_start(folded, decoded, starts, forms, spans)
+        spans += _cut_start(text.translate(_FOLD), folded, starts, forms, spans)
     return _replaced(text, spans)
 
 
 @functools.lru_cache(maxsize=4)
-def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
     """The runs of ``_RUN`` characters of ``secrets``' plain forms (``_plain_forms``),
-    folded, and those forms: kept for the few credentials a node has, not made again
-    for each refusal."""
-    forms = tuple(sorted({form.translate(_FOLD) for secret in secrets
-                          for form in _plain_forms(secret)}))
-    return frozenset(form[at:at + _RUN] for form in forms
-                     for at in range(len(form) - _RUN + 1)), forms
+    folded; those of their base64 (``_base64_cores``), whose case is kept, as base64's
+    letters differ by case (folded, "reset" would be one of many a secret's); and all
+    those forms, folded, for a cut's start: kept for the few credentials a node has,
+    not made again for each refusal."""
+    plain = {form.translate(_FOLD) for secret in secrets for form in _plain_forms(secret)}
+    coded = {core for secret in secrets for core in _base64_cores(secret.encode())}
+    forms = tuple(sorted(plain | {core.translate(_FOLD) for core in coded}))
+    return _runs_of(plain), _runs_of(coded), forms
+
+
+def _runs_of(forms: Iterable[str]) -> frozenset[str]:
+    return frozenset(form[at:at + _RUN] for form in forms for at in range(len(form) - _RUN + 1))
 
 
 def _plain_forms(secret: str) -> list[str]:
     """The forms a page may repeat ``secret`` in, its escapes read as the characters
-    they stand for (``_decoded``): as it is; with ``+`` for a space, as a form's URL
-    encoding writes it; base64 and URL-safe base64 (``_base64_cores``).
+    they stand for (``_decoded``): as it is; as it is read where it holds escape-like
+    text itself (``%41``, ``&amp;``, ``\\n``); its UTF-8 bytes each read as a character,
+    as ``%XX`` is read; its characters beyond the BMP as JSON's surrogate pairs; each
+    also with ``+`` for a space, as a form's URL encoding writes it.
 
     >>> _plain_forms("a b")[:2]
     ['a b', 'a+b']
+    >>> _plain_forms("%41ä")[::2], [hex(ord(char)) for char in _plain_forms(chr(0x1F600))[6]]
+    (['%41ä', '%41Ã¤', 'Aä', '%41ä'], ['0xd83d', '0xde00'])
     """
-    return [secret, secret.replace(" ", "+"), *_base64_cores(secret.encode())]
+    read = [secret, secret.encode().decode("latin-1"), _decoded(secret)[0],
+            "".join(_surrogates(char) for char in secret)]
+    return [form for text in read for form in (text, text.replace(" ", "+"))]
+
+
+def _surrogates(char: str) -> str:
+    """``char`` as UTF-16 writes it: two surrogates beyond the BMP, as JSON escapes it."""
+    code = ord(char) - 0x10000
+    return char if code < 0 else chr(0xD800 + (code >> 10)) + chr(0xDC00 + (code & 0x3FF))
 
 
 def _base64_cores(secret: bytes) -> list[str]:
@@ -130,38 +148,39 @@ def _base64_cores(secret: bytes) -> list[str]:
     return cores + [core.replace("+", "-").replace("/", "_") for core in cores]
 
 
-def _decoded(folded: str) -> tuple[str, list[int], list[int]]:
-    """``folded`` with each escape (``_ESCAPE``) read as the character it stands for,
-    and where in ``folded`` each character of it begins and ends: a run found there is
+def _decoded(text: str) -> tuple[str, list[int], list[int]]:
+    """``text`` with each escape (``_ESCAPE``) read as the character it stands for,
+    and where in ``text`` each character of it begins and ends: a run found there is
     hidden whole, escapes and all, and a JSON string stays one.
 
-    >>> _decoded("a%41&#066;")  # folded first: "A" only in a secret's base64
-    ('aab', [0, 1, 4], [1, 4, 10])
+    >>> _decoded("a%41&#066;&AMP;")
+    ('aAB&', [0, 1, 4, 10], [1, 4, 10, 15])
     """
     chars: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
     shown = 0
-    for escape in _ESCAPE.finditer(folded):
+    for escape in _ESCAPE.finditer(text):
         start, end = escape.span()
         char = _character(escape[0])
         if char is None:
             continue
-        chars.append(folded[shown:start])
+        chars.append(text[shown:start])
         starts += range(shown, start)
         ends += range(shown + 1, start + 1)
         chars.append(char)
         starts.append(start)
         ends.append(end)
         shown = end
-    chars.append(folded[shown:])
-    starts += range(shown, len(folded))
-    ends += range(shown + 1, len(folded) + 1)
+    chars.append(text[shown:])
+    starts += range(shown, len(text))
+    ends += range(shown + 1, len(text) + 1)
     return "".join(chars), starts, ends
 
 
 def _character(escape: str) -> str | None:
-    """The character ``escape`` stands for, folded; None if it stands for none."""
+    """The character ``escape`` stands for; None if it stands for none."""
+    escape = escape.translate(_FOLD)
     if escape in _NAMED:
         return _NAMED[escape]
     if escape in _SHORT:
@@ -172,7 +191,7 @@ def _character(escape: str) -> str | None:
         code = int(escape[2:-1])
     else:  # %XX, \uXXXX
         code = int(escape[1:].removeprefix("u"), 16)
-    return chr(code).translate(_FOLD) if code <= 0x10FFFF else None
+    return chr(code) if code <= 0x10FFFF else None
 
 
 def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[str, ...],

@@ -166,7 +166,9 @@ async def test_a_refusal_repeating_the_secret_encoded_does_not_show_it(
 SECRETS = st.one_of(
     st.binary(min_size=4, max_size=40).map(
         lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")),
-    st.text(string.ascii_letters + string.digits + "-_~+/=&<\"'> ", min_size=5, max_size=40))
+    # Escape-like text (%41, &amp;, \n) and characters beyond ASCII and the BMP too.
+    st.text(string.ascii_letters + string.digits + "-_~+/=&<\"'> %\\#;äöé€\U0001F600",
+            min_size=5, max_size=40))
 
 ANY_ENCODING: dict[str, Callable[[str], str]] = {
     "as it is": lambda text: text,

@@ -124,6 +124,8 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
     'Bearer (hidden)'
     >>> refusal_text(f"Bearer {secret[:3]}\\x00{secret[3:6]}".encode(), [secret])
     'Bearer (hidden)'
+    >>> refusal_text(b"Bearer s3\\x00c", ["s3cr3t"], whole=False)
+    'Bearer (hidden)'
     >>> refusal_text(b"&#X73;&#x33;&#X63;&#114;&#x33;&#0116;!", ["s3cr3t"])
     '(hidden)!'
     >>> refusal_text(b'{"error": {"code": "x", "message": "cut he', whole=False)
@@ -145,8 +147,12 @@ def refusal_text(body: bytes, hide: Iterable[str | None] = (), *, whole: bool = 
         text = said
     elif cut and text.lstrip().startswith("{"):
         return ""  # a JSON error cut short: its raw first line says nothing plain
-    line = hidden(next((kept for kept in (_printable(line) for line in text.splitlines())
-                        if kept), ""), hide)
+    lines = [_printable(line) for line in text.splitlines()]
+    at = next((at for at, kept in enumerate(lines) if kept), len(lines))
+    # The body's last line, cut short: a start of a secret that taking out control
+    # characters joined may end it.
+    line = hidden(lines[at] if lines[at:] else "", hide,
+                  cut and not isinstance(said, str) and at == len(lines) - 1)
     return line if len(line) <= REFUSAL_CHARS_MAX else line[:REFUSAL_CHARS_MAX - 1] + "…"
 
 

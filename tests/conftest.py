@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,9 +26,11 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # Hypothesis fails an example that takes longer than 200 ms by default: a check of
 # wall-clock time, which a loaded machine (two cores, two pytest processes) trips. And
 # each run draws the same examples: a failure is the same on every run and machine,
-# never a run's luck (a property worth searching further gets its own larger run).
+# never a run's luck. A search further is its own run: HYPOTHESIS_PROFILE=search draws
+# new examples each time, and more where a test sets no count.
 settings.register_profile("clawsync", deadline=None, derandomize=True)
-settings.load_profile("clawsync")
+settings.register_profile("search", deadline=None, derandomize=False, max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "clawsync")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

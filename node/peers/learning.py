@@ -198,6 +198,9 @@ class Learning:
         except Exception:  # run as a task of its own too: nothing else would log it
             log.exception("learning members failed", peer=runner.url)
             return
+        if link == runner.links:
+            # Listed now: a refusal later on this link is news (``_members_refused``).
+            runner.members_refused = None
         # Its address checked (a bad one logged) once; a lister that names no node id is
         # told from others by the address dialed.
         own = lister(listed, self.refusals, runner.url)
@@ -235,8 +238,9 @@ class Learning:
         ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S`` seconds, whichever
         ends first (the list is a request of its own to the address, which another
         node may answer by then). Logged once for the link, a repeat after the hold at
-        debug; nothing for a link gone since the ask, or an ask that overlapped another
-        already refused (the one as the link came up, and a round's)."""
+        debug (at info if the list was read on the link since: ``learn_from``); nothing
+        for a link gone since the ask, or an ask that overlapped another already
+        refused (the one as the link came up, and a round's)."""
         if link != runner.links or self._refusal_holds(runner):
             return
         before = runner.members_refused

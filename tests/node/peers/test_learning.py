@@ -5,6 +5,7 @@ cluster secret, and what each node is said to advertise."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ssl
 from pathlib import Path
@@ -17,8 +18,8 @@ import structlog
 from node.peers.addresses import RefusalsLogged
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.member_lists import SKIPPED, lister, member_urls
-from node.peers.runner import Runner, linked_nodes
-from node.peers.transport import DEVICE_HEADER, NODE_HEADER
+from node.peers.runner import linked_nodes
+from node.peers.transport import DEVICE_HEADER, NODE_HEADER, fetch_members
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
@@ -354,35 +355,98 @@ async def test_a_peer_that_refuses_its_member_list_is_asked_again_only_after_a_h
                               ("debug", LIST_REFUSED.format(peer.url))]
 
 
-def link_anew(runner: Runner) -> None:
-    """What a dialed link coming up anew at the address does to ``runner``
-    (``Gossip._keep_dialed``)."""
-    runner.links, runner.members_refused = runner.links + 1, None
+async def rounds_by_hand(node: RunningNode) -> None:
+    """End ``node``'s members rounds: the test runs them (``learn_once``), and no round
+    of its own asks at a moment the test does not choose."""
+    [rounds] = [task for task in node.gossip._tasks if task.get_name() == "members"]
+    rounds.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await rounds
 
 
 async def test_a_member_list_refused_is_said_once_for_overlapping_asks_and_not_of_a_new_link(
-        make_node: NodeFactory, tmp_path: Path) -> None:
-    """Two asks on one link at once (the one as it came up and a round's) say the
-    refusal once; a refusal that answers an ask of a link gone since (redialed) neither
-    holds the new link nor is said: the new link is asked, and said once."""
+        make_node: NodeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two asks on one link at once (a round's and another) say the refusal once. The
+    link ends and is dialed anew: a refusal that answers an ask of the link gone, taken
+    in only then, neither holds the new link nor is said; the new link is asked, and its
+    refusal said once (at info: news of that link)."""
     node, peer = await refusing_peer(make_node, tmp_path)
+    await rounds_by_hand(node)
     await asyncio.gather(*[task for task in node.gossip._tasks
                            if task.get_name() == "learn-members"])
     runner = node.gossip.runners[f"url:{peer.url}"]
     learning = node.gossip.learning
+    first = runner.links
+    refused = LIST_REFUSED.format(peer.url)
+    # Per link, what lets the peer's answer to an ask made on it be taken in.
+    late = {first: asyncio.Event(), first + 1: asyncio.Event()}
+    asked_on: list[int] = []
+
+    async def answered_late(*args: Any, **kwargs: Any) -> object:
+        link = runner.links  # what ``learn_from`` read just before
+        asked_on.append(link)
+        try:
+            return await fetch_members(*args, **kwargs)
+        finally:
+            if link in late:
+                await late[link].wait()
+
     with structlog.testing.capture_logs() as said:
-        link_anew(runner)
+        learning.rounds += ANSWERED_BY_HOLD_ROUNDS  # the hold of the first refusal ends
         await asyncio.gather(learning.learn_from(runner), learning.learn_once())
-        assert refusals(said) == [("info", LIST_REFUSED.format(peer.url))]
-        link_anew(runner)
+        assert refusals(said) == [("debug", refused)]
+        learning.rounds += ANSWERED_BY_HOLD_ROUNDS
+        monkeypatch.setattr("node.peers.learning.fetch_members", answered_late)
         old = asyncio.create_task(learning.learn_from(runner))
-        await asyncio.sleep(0)  # asked on that link, not answered yet
-        link_anew(runner)
+        await until(lambda: first in asked_on)
+        runner.drop = "test: the link ends"
+        runner.wake.set()
+        await until(lambda: runner.state != "up" or runner.links != first)
+        await until(lambda: runner.linked_to == peer.astore.node_id)  # the dial loop's
+        assert runner.links == first + 1
+        await until(lambda: first + 1 in asked_on)  # asked as the new link came up
+        late[first].set()
         await old
         assert runner.members_refused is None
-        await learning.learn_once()
-        await learning.learn_once()
-    assert refusals(said) == [("info", LIST_REFUSED.format(peer.url))] * 2
+        assert refusals(said) == [("debug", refused)]
+        late[first + 1].set()
+        await asyncio.gather(*[task for task in node.gossip._tasks
+                               if task.get_name() == "learn-members"])
+        for _ in range(2):
+            await learning.learn_once()
+    assert refusals(said) == [("debug", refused), ("info", refused)]
+    assert runner.members_refused is not None and runner.members_refused.link == first + 1
+
+
+async def test_a_member_list_refused_again_after_one_was_read_is_news(
+        make_node: NodeFactory) -> None:
+    """The list is a request of its own to the address, whose answer may change on one
+    link (another node answering there): refused, then read once the hold ended, then
+    refused again, the second refusal is said at info like the first, not as a repeat
+    at debug."""
+    x = await make_node(cluster_secret=SECRET, sync=FAST)
+    y = await make_node(cluster_secret=SECRET, sync=FAST)
+    assert await x.gossip.add_peer(y.url, learned=False)
+    await until(lambda: linked_nodes(x.gossip.runners.values()) == {y.astore.node_id})
+    await rounds_by_hand(x)
+    await asyncio.gather(*[task for task in x.gossip._tasks
+                           if task.get_name() == "learn-members"])
+    runner = x.gossip.runners[f"url:{y.url}"]
+    learning = x.gossip.learning
+    link = runner.links
+    answering = y.gossip.config
+    refusing = dataclasses.replace(answering, cluster_secret="w" * 32)
+    try:
+        with structlog.testing.capture_logs() as said:
+            for config in (refusing, answering, refusing):
+                y.gossip.config = config
+                learning.rounds += ANSWERED_BY_HOLD_ROUNDS
+                await learning.learn_once()
+                assert (runner.members_refused is None) == (config is answering)
+    finally:
+        y.gossip.config = answering
+    assert runner.links == link
+    assert refusals(said) == [("info", LIST_REFUSED.format(y.url))] * 2
 
 
 async def _listing_an_address_no_node_could_dial(make_node: NodeFactory) -> RunningNode:

@@ -343,6 +343,7 @@ async def test_a_peer_that_refuses_its_member_list_is_asked_again_only_after_a_h
     refusal said again at debug, and held again."""
     with structlog.testing.capture_logs() as said:
         node, peer = await refusing_peer(make_node, tmp_path)
+        await rounds_by_hand(node)  # a round of its own would ask past the hold too
         await asyncio.gather(*[task for task in node.gossip._tasks
                                if task.get_name() == "learn-members"])
         for _ in range(3):

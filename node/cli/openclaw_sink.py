@@ -17,7 +17,15 @@ from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
 from crdt.storage.disk import holds_storage
 from node.cli.append import batches
-from node.cli.common import NodeError, failure, next_position, note, rows, store_refusal
+from node.cli.common import (
+    InputError,
+    NodeError,
+    failure,
+    next_position,
+    note,
+    rows,
+    store_refusal,
+)
 from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
 from node.config import Settings, host_name
@@ -139,5 +147,10 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         if data_dir is None:
             raise NodeError(str(error)) from None
         raise store_refusal(error, data_dir) from None
-    except (CrdtError, DeviceKeyError) as error:  # the folder is in use
+    except DeviceKeyError as error:
+        # A folder whose key cannot be used (damaged, open to others, not a file) is
+        # input this command cannot use, as for ``clawsync device --data-dir``: exit 2,
+        # in the same words (they name the file, never what it holds).
+        raise InputError(str(error)) from None
+    except CrdtError as error:  # the folder is in use
         raise NodeError(str(error) if data_dir is None else f"{data_dir}: {error}") from None

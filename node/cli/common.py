@@ -6,7 +6,6 @@ read their command line is in ``node.cli.options``.)"""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ import click
 
 from crdt.errors import InvalidInput, LimitExceeded
 from node.cli.options import settings
+from node.cli.output import print_json
 from node.client.errors import ClientError
 from node.text import printable
 
@@ -147,7 +147,7 @@ def listing(ctx: click.Context, as_json: bool,
         return None
     view = with_client(ctx, fetch)
     if as_json:
-        click.echo(json.dumps(view, indent=2))
+        print_json(view)
         return None
     return view
 

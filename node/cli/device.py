@@ -3,7 +3,6 @@ compare with what it shows. From the running node, or from a data folder directl
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import click
 
 from node.cli.common import InputError, field, with_client
 from node.cli.options import client_options
-from node.cli.output import printable
+from node.cli.output import print_json, printable
 
 
 @click.command()
@@ -59,7 +58,7 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         view = {"device_id": field(answer, "device_id", str),
                 "name": field(answer, "name", str)}
     if as_json:
-        click.echo(json.dumps(view, indent=2))
+        print_json(view)
         return
     if id_only:
         click.echo(printable(view["device_id"]))

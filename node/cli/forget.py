@@ -3,13 +3,13 @@ on every node (``crdt.log.forget``)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from node.cli.common import field, maybe, note, with_client, written
 from node.cli.options import client_options, session_key
+from node.cli.output import print_json
 from node.text import printable
 
 if TYPE_CHECKING:  # the commands get a client from with_client
@@ -51,7 +51,7 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
 
     answer = with_client(ctx, run)
     if as_json:
-        click.echo(json.dumps(answer, indent=2))
+        print_json(answer)
         return
     with written(f"the node accepted the forget of {session}"):
         record_id = field(field(answer, "forget", dict), "id", str)

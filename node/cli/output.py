@@ -160,6 +160,26 @@ def json_text(value: Any, *, indent: int | None = None) -> str:
     return _RAW_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
+#: How far ``print_json`` indents each level: the commands that print one JSON value
+#: (``status``, ``tokens``, ``devices``, ``origins``, ``forget``, ``device``,
+#: ``projection``) have always printed it indented by 2, and a script may read it line
+#: by line (``grep '"name"'``); a parser reads any indent alike.
+JSON_INDENT = 2
+
+
+def print_json(value: Any) -> None:
+    """A command's ``--json`` answer, one value over several lines, escaped as
+    ``json_text`` escapes (every ``--json`` is printed through it: a name is shown as
+    typed, "Zoë" not "Zo\\u00eb", and a control character never reaches the terminal raw).
+
+    >>> print_json({"name": "Zoë\x9b"})
+    {
+      "name": "Zoë\\u009b"
+    }
+    """
+    click.echo(json_text(value, indent=JSON_INDENT))
+
+
 def print_json_lines(items: list[dict[str, Any]]) -> None:
     """One JSON object per line: easy to pipe into ``jq`` or back into ``append --file``."""
     for item in items:

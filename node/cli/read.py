@@ -11,7 +11,7 @@ from node.cli.common import next_position, note, rows, with_client
 from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
     event_row,
-    json_text,
+    print_json,
     print_json_lines,
     print_lines,
     print_rows,
@@ -204,7 +204,7 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
     elif url_only:
         click.echo(printable(str(view.get("automerge_url") or "")))
     elif as_json:
-        click.echo(json_text(view, indent=2))
+        print_json(view)
     else:
         print_lines(projection_lines(view, messages_max))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +9,7 @@ import click
 
 from node.cli.common import field, maybe, rows, with_client
 from node.cli.options import client_options
-from node.cli.output import print_rows, printable, terminal_width
+from node.cli.output import print_json, print_rows, printable, terminal_width
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -143,7 +142,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     view = with_client(ctx, fetch)
     if as_json:
-        click.echo(json.dumps(view, indent=2))
+        print_json(view)
         return
     click.echo(printable(headline(view)))
     device = maybe(view, "device", dict) or {}

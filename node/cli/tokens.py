@@ -3,7 +3,6 @@ tokens create`` to issue one on this device, ``clawsync tokens revoke ID`` (for 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,7 @@ import click
 
 from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
-from node.cli.output import minute, print_rows, printable, prints_table, when
+from node.cli.output import minute, print_json, print_rows, printable, prints_table, when
 from node.client.errors import ClientError
 
 if TYPE_CHECKING:  # the commands get a client from with_client
@@ -127,7 +126,7 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
 
     answer = with_client(ctx, run)
     if as_json:
-        click.echo(json.dumps(answer, indent=2))
+        print_json(answer)
         return
     with written("the node issued a token"):
         secret, token_id = field(answer, "token", str), field(answer, "id", str)

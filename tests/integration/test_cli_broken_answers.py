@@ -62,6 +62,15 @@ WRITTEN: dict[tuple[str, str], Any] = {
 #: A string with a lone surrogate, which a node's JSON may hold ("a\\ud800b").
 SURROGATE = "a\ud800b"
 
+#: A device's name with a letter outside ASCII and a C1 control, as a broken node may
+#: send it, by method and path (under /m/names).
+NAME = f"Zoë{CSI}"
+NAMED: dict[tuple[str, str], Any] = {
+    ("GET", "/v1/node"): {"device_id": "d", "name": NAME},
+    ("GET", "/v1/devices"): {"device_id": "d", "members": [{"device_id": "d", "name": NAME}],
+                             "removed": []},
+}
+
 
 class _Broken(Quiet):
     def _answer(self) -> None:
@@ -74,6 +83,8 @@ class _Broken(Quiet):
             self.answer(200, MISTYPED[(self.command, path)])
         elif mode == "written" and (self.command, path) in WRITTEN:
             self.answer(200, WRITTEN[(self.command, path)])
+        elif mode == "names" and (self.command, path) in NAMED:
+            self.answer(200, NAMED[(self.command, path)])
         elif (self.command, path) in LACKING:
             self.answer(200, LACKING[(self.command, path)])
         elif mode == "c1":
@@ -267,3 +278,18 @@ def test_json_escapes_c1_controls(broken: str) -> None:
     assert lines.returncode == 0, lines.stderr
     assert "\x9b" not in lines.stdout and "\\u009b2J" in lines.stdout, lines.stdout
     assert json.loads(lines.stdout)["kind"]["text"] == CSI
+
+
+@pytest.mark.parametrize("args", [("device", "--json"), ("devices", "--json")])
+def test_json_shows_names_as_typed_and_escapes_c1_controls(broken: str,
+                                                           args: tuple[str, ...]) -> None:
+    """``device --json`` and ``devices --json`` (as ``status``, ``tokens``, ``origins``
+    and ``forget``) printed "Zo\\u00eb", where ``events --json`` prints "Zoë"; and a
+    C1 control is escaped by each, as ``events`` escapes it. Indented by 2, as before."""
+    result = run_cli(f"{broken}/m/names", *args)
+    assert result.returncode == 0, result.stderr
+    assert '"Zoë\\u009b2J"' in result.stdout, result.stdout
+    assert "\x9b" not in result.stdout and "\\u00eb" not in result.stdout, result.stdout
+    assert result.stdout.startswith('{\n  "device_id": "d"'), result.stdout
+    answer = json.loads(result.stdout)
+    assert NAME in (answer.get("name"), answer.get("members", [{}])[0].get("name"))

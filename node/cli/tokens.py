@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import field, listing, maybe, note, rows, with_client, written
+from node.cli.common import AnswerError, field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
 from node.cli.output import minute, print_json, print_rows, printable, prints_table, when
 from node.client.errors import ClientError
@@ -27,37 +27,47 @@ WRAPPED = (1, 2, 4, 6)
 OPTIONAL = (5, 4)
 
 
-def token_rows(rows: list[dict[str, Any]], devices: dict[str, Any] | None = None, *,
+def token_rows(rows: list[dict[str, Any]], devices: Any = None, *,
                short: bool = True) -> list[list[str]]:
     """One row per token. ``short``, for the table: the issuing device by the first group
     of its id, as `clawsync status` names a peer's (the whole id took 63 of a terminal's
     columns), the times to the minute; else, for the plain lines scripts read, its whole
     id (which `devices remove` takes), and its name where ``devices`` (``GET
-    /v1/devices``) knows it, the times whole."""
+    /v1/devices``'s answer, read by ``issuer_names``) knows it, the times whole."""
     time = minute if short else when
-    return [_token_row(row, devices, short, time) for row in rows]
+    names = issuer_names(devices) if devices is not None and not short else {}
+    return [_token_row(row, names, short, time) for row in rows]
 
 
-def _token_row(row: dict[str, Any], devices: dict[str, Any] | None, short: bool,
+def issuer_names(devices: Any) -> dict[str, str]:
+    """Who each device is, by id, as ``devices`` (``GET /v1/devices``'s answer) says:
+    its name, or "this device" for the node's own. Read as every answer is (``maybe``,
+    ``rows``): anything but an object with lists of device objects is an
+    ``AnswerError``, not a traceback, nor, for an empty one, no names in silence."""
+    this = maybe(devices, "device_id", str)
+    names = {field(row, "device_id", str): maybe(row, "name", str)
+             for key in ("members", "removed") for row in rows(devices, key, absent_ok=True)}
+    known = {device_id: name for device_id, name in names.items() if name}
+    return {**known, this: "this device"} if this else known
+
+
+def _token_row(row: dict[str, Any], names: dict[str, str], short: bool,
                time: Callable[[Any], str]) -> list[str]:
     device_id, revoked_at = maybe(row, "device_id", str), maybe(row, "revoked_at", str)
     return [
         field(row, "id", str), field(row, "name", str),
         " ".join(str(pattern) for pattern in field(row, "sessions", list)),
         "read-only" if field(row, "read_only", bool) else "read-write",
-        (device_id[:7] if short else _issuer(device_id, devices or {}))
+        (device_id[:7] if short else _issuer(device_id, names))
         if device_id else f"origin {maybe(row, 'origin', str)}",
         time(field(row, "issued_at", str)),
         f"revoked {time(revoked_at)}" if revoked_at else maybe(row, "state", str) or "valid",
     ]
 
 
-def _issuer(device_id: str, devices: dict[str, Any]) -> str:
+def _issuer(device_id: str, names: dict[str, str]) -> str:
     """``ID (name)``, ``ID (this device)``, or the id alone, as `devices` says who."""
-    names = {field(row, "device_id", str): maybe(row, "name", str)
-             for key in ("members", "removed") for row in rows(devices, key, absent_ok=True)}
-    who = "this device" if device_id == maybe(devices, "device_id", str) \
-        else names.get(device_id)
+    who = names.get(device_id)
     return f"{device_id} ({who})" if who else device_id
 
 
@@ -78,26 +88,34 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
       clawsync tokens create --sessions 'tg:*' --read-only --name dashboard
       clawsync tokens revoke 3f9c0a1b2c3d4e5f
     """
+    # GET /v1/devices's answer, for the names of the devices that issued the tokens:
+    # kept apart from the node's answer (--json prints that as it came), and asked for
+    # the plain lines alone (the table has no room for the names).
+    devices: Any = None
+
     async def fetch(client: Client) -> dict[str, Any]:
+        nonlocal devices
         view = await client.tokens()
-        # --json prints the node's answer as it came; the names of the devices that
-        # issued the tokens are for the plain lines alone (the table has no room).
         if as_json or not any(maybe(row, "device_id", str) for row in rows(view, "tokens")) \
                 or prints_table(token_rows(rows(view, "tokens")), HEADERS, whole=True,
                                 wrap=WRAPPED, optional=OPTIONAL):
             return view
+        # A timeout, a 5xx, an answer that is not a list of devices: the tokens are
+        # what was asked, shown with their issuers' ids alone.
         try:
-            return {**view, "devices": await client.devices()}
-        except ClientError as error:  # a timeout, a 5xx: the tokens are what was asked
+            answer = await client.devices()
+            issuer_names(answer)  # read here, so that a malformed one is said so
+            devices = answer
+        except (ClientError, AnswerError) as error:
             note(f"the issuing devices by id alone, without their names: {error}")
-            return view
+        return view
 
     view = listing(ctx, as_json, fetch)
     if view is None:
         return
     listed = rows(view, "tokens")
     print_rows(token_rows(listed), HEADERS, headed=True, whole=True, wrap=WRAPPED,
-               optional=OPTIONAL, plain=token_rows(listed, view.get("devices"), short=False))
+               optional=OPTIONAL, plain=token_rows(listed, devices, short=False))
     if not listed:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 

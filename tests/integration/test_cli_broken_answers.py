@@ -62,6 +62,22 @@ WRITTEN: dict[tuple[str, str], Any] = {
 #: A string with a lone surrogate, which a node's JSON may hold ("a\\ud800b").
 SURROGATE = "a\ud800b"
 
+#: A device that issued a token, and the tokens listing that names it (under
+#: /m/issuers/N, whose devices answer is ``BROKEN_DEVICES[N]``).
+ISSUER = "f" * 52
+ISSUED = {"tokens": [{"id": "t1", "name": "app", "sessions": ["*"], "read_only": True,
+                      "device_id": ISSUER, "issued_at": "2026-12-01T10:00:00.000Z"}]}
+#: Answers to GET /v1/devices that are no list of devices, and why the note says so.
+BROKEN_DEVICES: list[tuple[Any, str]] = [
+    ({"members": "abc"}, "the node's answer has 'abc' as 'members', not a list"),
+    ({"members": [1]}, "the node's answer has 1 in 'members', not an object"),
+    ({"device_id": 5, "members": []}, "the node's answer has 5 as 'device_id', not a string"),
+    ({"members": [{"device_id": ISSUER, "name": 7}]},
+     "the node's answer has 7 as 'name', not a string"),
+    # Not an object: the client says so (it was said so before, too).
+    ([], "the node answered HTTP 200 with a body that is not a JSON object: b'[]'"),
+]
+
 #: A device's name with a letter outside ASCII and a C1 control, as a broken node may
 #: send it, by method and path (under /m/names).
 NAME = f"Zoë{CSI}"
@@ -83,6 +99,10 @@ class _Broken(Quiet):
             self.answer(200, MISTYPED[(self.command, path)])
         elif mode == "written" and (self.command, path) in WRITTEN:
             self.answer(200, WRITTEN[(self.command, path)])
+        elif mode == "issuers" and path.endswith("/v1/tokens"):
+            self.answer(200, ISSUED)
+        elif mode == "issuers" and path.endswith("/v1/devices"):
+            self.answer(200, BROKEN_DEVICES[int(path.split("/")[1])][0])
         elif mode == "names" and (self.command, path) in NAMED:
             self.answer(200, NAMED[(self.command, path)])
         elif (self.command, path) in LACKING:
@@ -293,3 +313,18 @@ def test_json_shows_names_as_typed_and_escapes_c1_controls(broken: str,
     assert result.stdout.startswith('{\n  "device_id": "d"'), result.stdout
     answer = json.loads(result.stdout)
     assert NAME in (answer.get("name"), answer.get("members", [{}])[0].get("name"))
+
+
+@pytest.mark.parametrize("case", range(len(BROKEN_DEVICES)))
+def test_tokens_says_a_devices_answer_it_cannot_read(broken: str, case: int) -> None:
+    """The devices answer ``tokens`` asks for its issuers' names was read as the
+    listing printed, after the node's failures to answer were dealt with: a field of
+    another type ended the listing with an error about the devices, not the tokens
+    asked for. It is said, as an unreachable node's is, and the tokens are listed."""
+    result = run_cli(f"{broken}/m/issuers/{case}", "tokens")
+    assert result.returncode == 0, result.stderr
+    said = BROKEN_DEVICES[case][1]
+    assert result.stderr == ("the issuing devices by id alone, without their names: "
+                             f"{said}\n"), result.stderr
+    assert result.stdout.splitlines()[1].split()[:5] == [
+        "t1", "app", "*", "read-only", ISSUER], result.stdout

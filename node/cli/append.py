@@ -7,6 +7,7 @@ before anything is sent, so a typo costs no request and gets exit code 2.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -98,7 +99,7 @@ def _split_field(kind: str, item: str) -> tuple[str, Any, bool]:
                                f"write {name}={value} to pass it as text") from None
 
 
-def read_events(source: IO[str], session: str | None, agent: str
+def read_events(source: IO[bytes], session: str | None, agent: str
                 ) -> tuple[list[dict[str, Any]], list[int]]:
     """Events from a JSON object, a JSON array or JSON lines, each with its session key
     and agent filled in from SESSION and ``--agent`` when it carries none, and each
@@ -106,7 +107,7 @@ def read_events(source: IO[str], session: str | None, agent: str
     --json`` shows them, are left out (with a note): no node takes them from a client,
     and the rest of a copy still goes."""
     name = getattr(source, "name", "the file")
-    text = source.read()
+    text = decoded(source.read(), name)
     events = _parse_document(text, name)
     if not events:
         raise InputError(f"{name} holds no events")
@@ -128,6 +129,26 @@ def read_events(source: IO[str], session: str | None, agent: str
         if not numbers:
             raise InputError(f"{name} holds no events a client can append")
     return [events[number - 1] for number in numbers], numbers
+
+
+def decoded(data: bytes, name: str) -> str:
+    """``data`` as UTF-8 text, without a leading byte order mark: JSON forbids one, but
+    editors write it (Windows Notepad), and the events after it are no less events.
+
+    >>> decoded(codecs.BOM_UTF8 + b'{}', "f")
+    '{}'
+    >>> decoded(b'ok\\xff', "f")
+    Traceback (most recent call last):
+    ...
+    node.cli.common.InputError: f is not UTF-8 text (its byte 3, 0xff, begins no UTF-8 character)
+    """
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        at = start + error.start
+        raise InputError(f"{name} is not UTF-8 text (its byte {at + 1}, 0x{data[at]:02x}, "
+                         "begins no UTF-8 character)") from None
 
 
 def only_nodes_write(event: dict[str, Any]) -> bool:
@@ -262,7 +283,8 @@ node stored the event at, or "already stored" when it had the event (an event wi
 same --timestamp and content is the same event, so retries are safe), and "forgotten by"
 when its content was not kept (it is dated before a forget of its session).
 
-With --file, events come from a JSON object, a JSON array or JSON lines, for example a
+With --file, events come from a JSON object, a JSON array or JSON lines in UTF-8 (a
+leading byte order mark is skipped), for example a
 seed export (its array-of-numbers ids are ignored), `events --json` or a page of `GET
 /v1/sessions/KEY/events`; events without a session_key go to SESSION. They are sent
 in batches of at most {IMPORT_BATCH_EVENTS_MAX}.
@@ -315,13 +337,14 @@ def timestamp_value(_ctx: click.Context, _param: click.Parameter, text: str | No
 @click.option("--timestamp", metavar="TIME", callback=timestamp_value,
               help="RFC 3339 time or integer milliseconds. Default: the node's clock. "
                    "Giving one makes a retry store nothing new.")
-@click.option("--file", "source", type=click.File("r", encoding="utf-8"), metavar="PATH|-",
+@click.option("--file", "source", type=click.File("rb"), metavar="PATH|-",
               help="Read events from a file (- for stdin) instead of the arguments.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored events as JSON lines.")
 @client_options
 @click.pass_context
 def append(ctx: click.Context, session: str | None, kind: str | None, fields: tuple[str, ...],
-           agent: str, timestamp: str | int | None, source: IO[str] | None, as_json: bool) -> None:
+           agent: str, timestamp: str | int | None, source: IO[bytes] | None,
+           as_json: bool) -> None:
     if source is not None:
         if kind is not None or timestamp is not None:
             raise click.UsageError("with --file, give no KIND, FIELDs or --timestamp: the "

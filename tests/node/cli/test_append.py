@@ -1,8 +1,10 @@
 """Which events ``clawsync append --file`` leaves out of a copy (``only_nodes_write``), and
-what ``clawsync append`` says when SESSION or KIND is left out."""
+what ``clawsync append`` says when SESSION or KIND is left out or the file is not UTF-8
+text (and that a byte order mark before it is read past)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,3 +48,33 @@ def test_a_missing_argument_is_said_as_every_command_says_it(args: list[str],
     assert "  message_received  content=TEXT [attachments:=JSON]" in lines
     assert "Examples:" not in result.stderr  # the usage lines, not the help
     assert other.stderr.splitlines()[-1] == "Error: Missing argument 'SESSION'."
+
+
+@pytest.mark.parametrize("data", [b"\xff\xfe", b'{"kind": "\xe9t\xe9"}'])
+def test_a_file_that_is_not_utf8_is_an_input_error(tmp_path: Path, data: bytes) -> None:
+    # It was a UnicodeDecodeError's traceback, exit code 1.
+    path = tmp_path / "bin.dat"
+    path.write_bytes(data)
+    result = CliRunner().invoke(main, ["append", "s2", "--file", str(path)])
+    at = next(index for index, byte in enumerate(data) if byte >= 0x80) + 1
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (f"Error: {path} is not UTF-8 text (its byte {at}, "
+                             f"0x{data[at - 1]:02x}, begins no UTF-8 character)\n")
+    piped = CliRunner().invoke(main, ["append", "s2", "--file", "-"], input=b"[]\n\xff")
+    assert piped.exit_code == 2
+    assert "is not UTF-8 text (its byte 4, 0xff, begins no UTF-8 character)" in piped.stderr
+
+
+def test_a_leading_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    # Editors write one; json.loads refused it ("Unexpected UTF-8 BOM"). The file is read
+    # as events: this one lacks only the session_key SESSION would give.
+    path = tmp_path / "events.json"
+    path.write_bytes(b'\xef\xbb\xbf{"kind": {"type": "session_ended"}}\n')
+    result = CliRunner().invoke(main, ["append", "--file", str(path)])
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: event #1 in {path} has no session_key: give SESSION "
+                             "for events without one\n")
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xef\xbb\xbf[\xff]")  # the position counts the mark's bytes
+    said = CliRunner().invoke(main, ["append", "s1", "--file", str(bad)]).stderr
+    assert "(its byte 5, 0xff," in said

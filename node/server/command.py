@@ -58,7 +58,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         return
     ctx.meta[_CONFIG_FILE] = path
     try:
-        values = tomllib.loads(path.read_text())
+        # TOML is UTF-8, whatever the locale says.
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise click.BadParameter(f"cannot read {path}: it is not UTF-8 text (its byte "
+                                 f"{error.start + 1}, 0x{error.object[error.start]:02x}, "
+                                 "begins no UTF-8 character)") from None
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"cannot read {path}: {error}") from None
     tables: dict[str, dict[str, str]] = {}  # per table: its settings -> the keys that gave them

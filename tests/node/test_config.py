@@ -332,6 +332,20 @@ def test_one_setting_given_twice_in_the_file_is_refused(tmp_path: Path) -> None:
         assert said in " ".join(result.output.split())
 
 
+def test_a_config_file_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    # It was a UnicodeDecodeError's traceback, where broken TOML is a usage error.
+    file = tmp_path / "bad.toml"
+    file.write_bytes(b'name = "caf\xe9"\n')
+    said = (f"cannot read {file}: it is not UTF-8 text (its byte 12, 0xe9, begins no "
+            "UTF-8 character)")
+    for args, env, blamed in ((["--config", str(file)], {}, "'--config'"),
+                              ([], {"CLAWSYNC_CONFIG": str(file)}, "CLAWSYNC_CONFIG")):
+        result = CliRunner().invoke(main, ["serve", *args, "--print-config"], env=env)
+        assert result.exit_code == 2, result.output
+        shown = " ".join(result.stderr.split())
+        assert f"Error: Invalid value for {blamed}" in shown and said in shown, shown
+
+
 def test_the_first_byte_limit_may_not_exceed_the_headers_limit() -> None:
     limits = Limits(first_byte_timeout_s=20, headers_timeout_s=10)
     with pytest.raises(ValueError, match=r"\[limits\] first_byte_timeout_s \(20\) is above "

@@ -33,7 +33,13 @@ import structlog
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
-from node.peers.links import Removed, refusal_for, removal_text, waiting_text
+from node.peers.links import (
+    Removed,
+    member_name,
+    refusal_for,
+    removal_text,
+    waiting_text,
+)
 from node.peers.runner import Runner
 from node.peers.transport import (
     DEVICE_REMOVED,
@@ -98,7 +104,9 @@ class Admission:
             return None
         waiting = waiting_text(self.device.device_id, device_id)
         if not (wrong_secret and self.config.cluster_secret is not None):
-            return (NOT_MEMBER, {}, waiting)
+            # Our name, so that the waiting device names us to its user by it (signed).
+            own = self.membership.name if self.membership else self.config.name
+            return (NOT_MEMBER, {"name": own} if own else {}, waiting)
         if device_id not in self._wrong_secret:
             log.warning("a peer gave a wrong cluster secret", device_id=device_id,
                         peer=remote)
@@ -228,7 +236,9 @@ class Admission:
                               "does not match that node's (check --cluster-secret on both)")
         elif refusal.code == NOT_MEMBER:
             name = self.membership.name if self.membership else self.config.name
-            runner.refused = waiting_text(refusal.by, self.device.device_id, name)
+            runner.refused = waiting_text(refusal.by, self.device.device_id, name,
+                                          member_name=member_name(refusal.detail),
+                                          address=runner.url)
         else:
             runner.refused = f"refused by {refusal.by} ({refusal.code})"
         if runner.refused != said:

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from crdt.device import check_device_name
+from crdt.errors import InvalidInput
 from crdt.membership import Removal
 from node.peers.transport import DEVICE_REMOVED, Refusal
 
@@ -38,18 +40,44 @@ def when(at_ms: int) -> str:
         return f"{at_ms} ms since 1970"
 
 
-def waiting_text(member: str, new: str, name: str | None = None) -> str:
+def waiting_text(member: str, new: str, name: str | None = None, *,
+                 member_name: str | None = None, address: str | None = None) -> str:
     """What a device not yet added is told, and says in ``clawsync status``: the command
     to run on the member, whole (``devices add`` needs ``--name``; the member that refuses
-    does not know it, the waiting device does).
+    does not know it, the waiting device does). The member is named by ``member_name``
+    too when its refusal gave one; ``address``, the member's as this device dialed it,
+    goes in the command as ``--node``, so that it reaches that node and not whichever
+    answers at the default address where it is run.
 
     >>> waiting_text("AAA", "BBB", "my phone")
     "waiting to be added on AAA: run `clawsync devices add BBB --name 'my phone'` there"
     >>> waiting_text("AAA", "BBB")
     'waiting to be added on AAA: run `clawsync devices add BBB --name NAME` there'
+    >>> said = waiting_text("AAA", "BBB", "phone", member_name="laptop",
+    ...                     address="http://laptop:7878")
+    >>> said.partition(": ")[0]
+    'waiting to be added on laptop (AAA)'
+    >>> said.partition(": ")[2]
+    'run `clawsync devices add BBB --name phone --node http://laptop:7878` there'
     """
     named = shlex.quote(name) if name else "NAME"
-    return f"waiting to be added on {member}: run `clawsync devices add {new} --name {named}` there"
+    on = f"{member_name} ({member})" if member_name else member
+    node = f" --node {shlex.quote(address)}" if address else ""
+    return (f"waiting to be added on {on}: run `clawsync devices add {new} --name {named}"
+            f"{node}` there")
+
+
+def member_name(detail: Mapping[str, Any]) -> str | None:
+    """The name a member's refusal gives itself, if it gives one that is a device's name
+    (printable, bounded); older nodes give none.
+
+    >>> member_name({"name": "laptop"}), member_name({}), member_name({"name": "a\\x1b[2J"})
+    ('laptop', None, None)
+    """
+    try:
+        return check_device_name(detail["name"]) if "name" in detail else None
+    except InvalidInput:
+        return None
 
 
 def removal_text(removal: Mapping[str, Any]) -> str:

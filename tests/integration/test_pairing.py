@@ -60,8 +60,9 @@ def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
         b = device_node(cluster, "b", peers=[a.url])
         ids = {node.name: device_id(node) for node in (a, b)}
         # Until a member adds it, the new device is refused, and says what to do.
-        command = f"clawsync devices add {ids['b']} --name b"
-        told = f"waiting to be added on {ids['a']}: run `{command}` there"
+        # It names the member, and the command reaches it: --node is the address b dialed.
+        command = f"clawsync devices add {ids['b']} --name b --node {a.url}"
+        told = f"waiting to be added on a ({ids['a']}): run `{command}` there"
         wait_until(lambda: told in device_view(b)["waiting"], LINK_TIMEOUT_S, "b told to wait")
         shown = run_cli(b, "status")
         assert shown.returncode == 0 and told in shown.stdout, shown

@@ -143,7 +143,9 @@ async def test_a_device_that_is_no_member_is_told_so_signed(make_node: NodeFacto
             refused = error.headers
     assert refused[REFUSED_HEADER] == "not_member"
     detail = refused[DETAIL_HEADER]
-    assert json.loads(detail) == {"code": "not_member"}
+    # With the member's name, for the refused device to name it by (its signature too).
+    named = node.gossip.membership.name if node.gossip.membership else node.config.name
+    assert named and json.loads(detail) == {"code": "not_member", "name": named}
     key = linkproof.unb64(refused[KEY_HEADER], 32, "key")
     assert linkproof.proven(key, linkproof.unb64(refused[SIGNATURE_HEADER], 64, "signature"),
                             node.device.device_id, "refuse", nonce,

@@ -11,7 +11,8 @@ failure leaves the old file or the new one, never half of one, and no folder it 
 reader never meets a transcript its index does not name yet. An existing transcript is
 replaced only by one that continues it (its records first, in order; headers after the
 first, which an earlier export wrote, do not count); an existing ``sessions.json`` is
-merged into, and a key it points at another session is refused.
+merged into, and a key it points at another session is refused, as is a session id
+another key of it points at (that key's transcript).
 
 The agent id and the session id become names in those paths, and both come from events
 that any device of the cluster may write (a damaged one, or an event made by hand): a
@@ -93,10 +94,11 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
     entry = index.get(transcript.session_key)
     if isinstance(entry, dict) and entry.get("sessionId") not in (None, transcript.session_id):
         raise ExportRefused(
-            f"{index_path} already maps session key {transcript.session_key!r} to session "
-            f"{entry.get('sessionId')!r}, not {transcript.session_id!r}: finish OpenClaw's "
-            "import of it first (openclaw doctor --session-sqlite import), or move the file "
-            "away; nothing was written")
+            f"{index_path} already maps session key {_shown(transcript.session_key)} to "
+            f"session {_shown(entry.get('sessionId'))}, not {_shown(transcript.session_id)}: "
+            "finish OpenClaw's import of it first (openclaw doctor --session-sqlite import), "
+            "or move the file away; nothing was written")
+    _check_unclaimed(index_path, index, transcript.session_key, transcript.session_id)
     data = transcript_bytes(transcript.records)
     unchanged = _check_existing(path, transcript.records, data)
     made = make_folders(folder)
@@ -170,6 +172,19 @@ def _session_id_fits(value: object) -> bool:
     return (unicodedata.is_normalized("NFC", value)
             and len(f"{value}.jsonl".encode()) <= FILE_NAME_BYTES_MAX
             and not _CHECKPOINT.fullmatch(value))
+
+
+def _check_unclaimed(index_path: Path, index: dict[str, Any], key: str,
+                     session_id: str) -> None:
+    """Refuse if another key of the index maps to ``session_id``: its transcript is that
+    key's, and events under ``key`` (any device may write them, with any session id)
+    would otherwise write over it, and leave two keys naming one transcript."""
+    for other, entry in index.items():
+        if other != key and isinstance(entry, dict) and entry.get("sessionId") == session_id:
+            raise ExportRefused(
+                f"{index_path} maps session key {_shown(other)} to session "
+                f"{_shown(session_id)} already, which {_shown(key)} would write over; "
+                "nothing was written")
 
 
 def _check_inside(agents: Path, *paths: Path) -> None:

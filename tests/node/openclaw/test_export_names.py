@@ -304,3 +304,23 @@ def stored_with_session_id(data: Path, session_id: object, later_ms: int = 0) ->
                     "agent_id": event.agent_id, "hlc": [event.timestamp.ms + later_ms, 0],
                     "kind": {"type": event.kind, **event.payload, "openclaw": extra}},
                     session_key=event.session_key))
+
+
+def test_a_session_id_another_key_maps_to_is_not_written_over(state: Path) -> None:
+    """Events under another key (any device may write them) carrying a session id the
+    index gives to a key already would write over that key's transcript: refused, with
+    both keys named escaped, and nothing written."""
+    victim = a_transcript()
+    export(state, Transcript("main", KEY, victim.session_id, victim.records[:2]), "main", 1)
+    sessions = state / "agents" / "main" / "sessions"
+    before = {path: path.read_bytes() for path in files_under(state)
+              if path.is_file()}
+    other_key = "agent:main:evil\x1b]0;x\x07"
+    with pytest.raises(ExportRefused) as refused:
+        export(state, Transcript("main", other_key, victim.session_id, victim.records),
+               "main", 2)
+    assert repr(KEY) in str(refused.value) and "\\x1b]0;x\\x07" in str(refused.value)
+    assert "\x1b" not in str(refused.value) and "nothing was written" in str(refused.value)
+    assert {path: path.read_bytes() for path in files_under(state)
+            if path.is_file()} == before
+    assert list(json.loads((sessions / "sessions.json").read_text())) == [KEY]

@@ -8,18 +8,33 @@ from __future__ import annotations
 import re
 
 #: C0 and C1 control characters and DEL: a terminal obeys escape sequences made of them.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Then Unicode's bidirectional controls (the Arabic letter mark, the left-to-right and
+#: right-to-left marks, embeddings, overrides and isolates): a terminal that reorders
+#: text by them shows it in another order than it is read (a name shown as another's,
+#: words after them shown before). Not every format character (category Cf): the zero
+#: width joiner, U+200D, joins the emoji of a name, and changes no order.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:
-    """``text`` with each control character shown as an escape (``\\x1b``): content
-    comes from whoever can write to a session, or from a node (its error messages), and
-    printed raw, an escape sequence in it would retitle, clear or rewrite the reader's
-    terminal. Escaping twice changes nothing more.
+    """``text`` with each control character shown as an escape (``\\x1b``, or ``\\u202e``
+    for a bidirectional one): content comes from whoever can write to a session, or from
+    a node (its error messages), and printed raw, an escape sequence in it would retitle,
+    clear or rewrite the reader's terminal, and a direction override reorder what it
+    shows. Escaping twice changes nothing more.
 
     >>> printable("T\\x1b]0;PWNED\\x07")
     'T\\\\x1b]0;PWNED\\\\x07'
+    >>> printable("file\\u202egpj.exe")
+    'file\\\\u202egpj.exe'
+    >>> printable("\\U0001f469\\u200d\\U0001f4bb") == "\\U0001f469\\u200d\\U0001f4bb"
+    True
     >>> printable(printable("a\\nb")) == printable("a\\nb")
     True
     """
-    return _CONTROLS.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+    return _CONTROLS.sub(_escaped, text)
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code <= 0xff else f"\\u{code:04x}"

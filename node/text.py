@@ -13,7 +13,8 @@ import re
 #: text by them shows it in another order than it is read (a name shown as another's,
 #: words after them shown before). Not every format character (category Cf): the zero
 #: width joiner, U+200D, joins the emoji of a name, and changes no order.
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROLS = re.compile(rf"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 
 
 def printable(text: str) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from node.text import BIDI_CONTROLS
 from node.text import printable as printable  # the commands print with it
 
 if TYPE_CHECKING:  # rich is loaded where a terminal is written to
@@ -139,10 +140,11 @@ def event_row(event: dict[str, Any], *, with_session: bool = False) -> list[str]
 
 
 #: What ``json.dumps(..., ensure_ascii=False)`` leaves raw and a terminal may obey: DEL
-#: and the C1 controls (U+009B starts an escape sequence, as ESC [ does); and the lone
-#: surrogates (U+D800-U+DFFF) a node's JSON may hold (``"\\ud800"``), which no UTF-8
-#: output can write: escaped, the same string on ``json.loads``.
-_RAW_CONTROLS = re.compile("[\x7f-\x9f\ud800-\udfff]")
+#: and the C1 controls (U+009B starts an escape sequence, as ESC [ does), and the
+#: bidirectional controls ``printable`` escapes (``node.text.BIDI_CONTROLS``); and the
+#: lone surrogates (U+D800-U+DFFF) a node's JSON may hold (``"\\ud800"``), which no
+#: UTF-8 output can write: escaped, the same string on ``json.loads``.
+_RAW_CONTROLS = re.compile(rf"[\x7f-\x9f{BIDI_CONTROLS}\ud800-\udfff]")
 
 
 def json_text(value: Any, *, indent: int | None = None) -> str:
@@ -155,6 +157,8 @@ def json_text(value: Any, *, indent: int | None = None) -> str:
     '{"text": "é\\\\u009b2J"}'
     >>> json_text("a\\ud800b")
     '"a\\\\ud800b"'
+    >>> json_text("file\\u202egpj.exe")
+    '"file\\\\u202egpj.exe"'
     """
     text = json.dumps(value, indent=indent, ensure_ascii=False)
     return _RAW_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

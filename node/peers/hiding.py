@@ -4,23 +4,29 @@
 What it protects against: a proxy or a server that echoes our ``Authorization``
 header, or the cluster secret or token, in its page: as they are, URL-encoded, HTML-
 or JSON-escaped (any mix of escapes, hex in either case, numeric references
-zero-padded), base64 (also in MIME's lines), cut short by the bytes read or by the
-page's own ``...``, split by line breaks or control characters. The rule is one, and
-simple: at most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row are shown,
-each escape counted as the character it stands for, and so for a base64 character;
-every longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential
-(more than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped) that ends a body cut
-short, whose rest did not come. A credential shorter than the run hidden is not found:
-it would be found in ordinary words, and protects little.
+zero-padded or without their ``;``), base64 (also in MIME's lines), its UTF-8 bytes in
+hex (a dump, in either case), cut short by the bytes read or by the page's own ``...``,
+split by line breaks or control characters. The rule is one, and simple: at most
+``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row are shown, each escape
+counted as the character it stands for, and so for a base64 character and for two hex
+digits (``HEX_HIDDEN_IN_A_ROW``); every longer run is shown as ``HIDDEN_TEXT``. Also
+hidden: the start of a credential (more than ``SHOWN_AT_A_CUT_MAX`` characters of it,
+or one escaped) that ends a body cut short, whose rest did not come. A credential
+shorter than the run hidden is not found: it would be found in ordinary words, and
+protects little.
 
-What not: a peer that holds our secret and splits it on purpose into pieces shorter
-than that (a character between every four) shows them. Such a peer could publish the
-secret anyway: the hiding keeps an honest page's echo out of a log, it is no barrier
-against the secret's holder.
+What not: a page that writes it in another form: base32; base64 of its UTF-16; hex with
+a space or ``\\x`` between bytes; octal escapes; JavaScript's ``\\u{...}``; URL encoding
+done twice (``%2541``). A hex dump's start that ends a body cut short is hidden only as
+a run is: up to ``SHOWN_IN_A_ROW_MAX`` bytes' digits of it show. Nor a peer that holds
+our secret and splits it on purpose into pieces shorter than the run hidden (a
+character between every four): it shows them. Such a peer could publish the secret
+anyway: the hiding keeps an honest page's echo out of a log, it is no barrier against
+the secret's holder.
 
-The work is linear in the text shown: one look-up per character in a set of the
-credentials' runs of ``SHOWN_IN_A_ROW_MAX + 1`` characters, whose size follows from
-the credentials' length (``node.checks.TOKEN_CHARS_MAX``).
+The work is linear in the text shown: a few look-ups per character in sets of the
+credentials' runs (of ``SHOWN_IN_A_ROW_MAX + 1`` characters, of hex digits), whose
+size follows from the credentials' length (``node.checks.TOKEN_CHARS_MAX``).
 """
 
 from __future__ import annotations
@@ -43,11 +49,18 @@ _RUN = SHOWN_IN_A_ROW_MAX + 1
 #: rest did not come: fewer than in a row elsewhere, as a cut may come anywhere; more
 #: than one, as many an ordinary word ends with a character of it. An escape is hidden.
 SHOWN_AT_A_CUT_MAX = 2
+#: Hex digits of a credential's bytes in a row that are hidden (a hex dump, in either
+#: case): two stand for a byte, so a run one digit longer than ``SHOWN_IN_A_ROW_MAX``
+#: bytes' worth holds at least that many bytes whole, wherever it begins. Fewer would
+#: be found in ordinary numbers and ids: hex has but 16 digits.
+HEX_HIDDEN_IN_A_ROW = 2 * SHOWN_IN_A_ROW_MAX + 1
 
 #: One escaped character, in either case: URL (``%XX``), an HTML numeric reference
-#: (zero-padded or not) or named one, a JSON ``\\uXXXX`` or short escape. Each stands
+#: (zero-padded or not, its ``;`` left out or not, as HTML's parsers read it: up to
+#: the last digit) or named one, a JSON ``\\uXXXX`` or short escape. Each stands
 #: for one character when runs are counted (``_decoded``).
-_ESCAPE = re.compile(r"%[0-9a-f]{2}|&#x0*[0-9a-f]{1,6};|&#0*[0-9]{1,7};|&(?:amp|lt|gt|quot|apos);"
+_ESCAPE = re.compile(r"%[0-9a-f]{2}|&#x0*[0-9a-f]{1,6}(?:;|(?![0-9a-f]))"
+                     r"|&#0*[0-9]{1,7}(?:;|(?![0-9]))|&(?:amp|lt|gt|quot|apos);"
                      r"|\\u[0-9a-f]{4}|\\[\"\\/bfnrt]", re.IGNORECASE)
 #: The start of an escape that a cut body ends with: the rest of it did not come.
 _ESCAPE_START = re.compile(r"(?:%[0-9a-f]?|&#?x?[0-9a-f]*|&[a-z]*|\\u?[0-9a-f]{0,3})\Z")
@@ -75,33 +88,40 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     >>> hidden("Service unavailable", ["s3cret"])
     'Service unavailable'
     """
-    runs, base64_runs, forms = _runs(tuple(secret for secret in hide if secret))
+    runs, base64_runs, hex_runs, forms = _runs(tuple(secret for secret in hide if secret))
     if not runs:
         return text
     decoded, starts, ends = _decoded(text)
     folded = decoded.translate(_FOLD)  # one character for one: ``starts`` still hold
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
              if folded[at:at + _RUN] in runs or decoded[at:at + _RUN] in base64_runs]
+    spans += [(starts[at], ends[at + HEX_HIDDEN_IN_A_ROW - 1])
+              for at in range(len(decoded) - HEX_HIDDEN_IN_A_ROW + 1)
+              if folded[at:at + HEX_HIDDEN_IN_A_ROW] in hex_runs]
     if cut:
         spans += _cut_start(text.translate(_FOLD), folded, starts, forms, spans)
     return _replaced(text, spans)
 
 
 @functools.lru_cache(maxsize=4)
-def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str], tuple[str, ...]]:
+def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str], frozenset[str],
+                                             tuple[str, ...]]:
     """The runs of ``_RUN`` characters of ``secrets``' plain forms (``_plain_forms``),
     folded; those of their base64 (``_base64_cores``), whose case is kept, as base64's
-    letters differ by case (folded, "reset" would be one of many a secret's); and all
-    those forms, folded, for a cut's start: kept for the few credentials a node has,
-    not made again for each refusal."""
+    letters differ by case (folded, "reset" would be one of many a secret's); the runs
+    of ``HEX_HIDDEN_IN_A_ROW`` digits of their UTF-8 bytes' hex, folded (a dump's case is
+    either); and the plain and base64 forms, folded, for a cut's start: kept for the few
+    credentials a node has, not made again for each refusal."""
     plain = {form.translate(_FOLD) for secret in secrets for form in _plain_forms(secret)}
     coded = {core for secret in secrets for core in _base64_cores(secret.encode())}
+    hexed = {secret.encode().hex() for secret in secrets}
     forms = tuple(sorted(plain | {core.translate(_FOLD) for core in coded}))
-    return _runs_of(plain), _runs_of(coded), forms
+    return _runs_of(plain), _runs_of(coded), _runs_of(hexed, HEX_HIDDEN_IN_A_ROW), forms
 
 
-def _runs_of(forms: Iterable[str]) -> frozenset[str]:
-    return frozenset(form[at:at + _RUN] for form in forms for at in range(len(form) - _RUN + 1))
+def _runs_of(forms: Iterable[str], length: int = _RUN) -> frozenset[str]:
+    return frozenset(form[at:at + length] for form in forms
+                     for at in range(len(form) - length + 1))
 
 
 def _plain_forms(secret: str) -> list[str]:
@@ -186,9 +206,9 @@ def _character(escape: str) -> str | None:
     if escape in _SHORT:
         return _SHORT[escape]
     if escape.startswith("&#x"):
-        code = int(escape[3:-1], 16)
+        code = int(escape[3:].removesuffix(";"), 16)
     elif escape.startswith("&#"):
-        code = int(escape[2:-1])
+        code = int(escape[2:].removesuffix(";"))
     else:  # %XX, \uXXXX
         code = int(escape[1:].removeprefix("u"), 16)
     return chr(code) if code <= 0x10FFFF else None

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.peers.dial_words import HIDDEN_TEXT, refusal_text
-from node.peers.hiding import SHOWN_IN_A_ROW_MAX
+from node.peers.hiding import HEX_HIDDEN_IN_A_ROW, SHOWN_IN_A_ROW_MAX
 from tests.node.peers.test_refusal_words import ENCODINGS, SECRETS
 
 _RUN = SHOWN_IN_A_ROW_MAX + 1
@@ -104,6 +104,32 @@ def test_a_secret_holding_escape_like_or_non_ascii_text_is_hidden(
     assert refusal_text(page.encode(), [secret]) == "echo Bearer (hidden) here"
 
 
+@settings(max_examples=150, deadline=None)
+@given(secret=SECRETS, upper=st.booleans(), data=st.data(), whole=st.booleans())
+def test_no_run_of_the_secret_s_hex_is_shown_wherever_breaks_and_controls_are_put(
+        secret: str, upper: bool, data: st.DataObject, whole: bool) -> None:
+    """A hex dump of the Authorization header, in either case, with line breaks and
+    control characters anywhere: no run of ``HEX_HIDDEN_IN_A_ROW`` digits of the
+    secret's bytes is shown, so no more than ``SHOWN_IN_A_ROW_MAX`` of its bytes."""
+    dump = f"Bearer {secret}".encode().hex()
+    page = data.draw(_inserted("echo " + (dump.upper() if upper else dump)))
+    said = refusal_text(page.encode(), [secret], whole=whole)
+    secret_hex = secret.encode().hex()
+    for piece in said.split(HIDDEN_TEXT):
+        assert not _runs(piece, HEX_HIDDEN_IN_A_ROW) & _runs(secret_hex, HEX_HIDDEN_IN_A_ROW), \
+            (page, said)
+
+
+def test_a_hex_run_one_digit_short_is_shown() -> None:
+    """The limit: ``SHOWN_IN_A_ROW_MAX`` bytes' digits of a secret's hex are shown, as
+    ordinary ids and numbers may hold them; one digit more is hidden."""
+    secret_hex = b"s3cret-s3cret".hex()
+    shown = secret_hex[:HEX_HIDDEN_IN_A_ROW - 1]
+    assert refusal_text(f"id {shown}".encode(), ["s3cret-s3cret"]) == f"id {shown}"
+    longer = secret_hex[1:HEX_HIDDEN_IN_A_ROW + 1].upper()
+    assert refusal_text(f"id {longer}".encode(), ["s3cret-s3cret"]) == "id (hidden)"
+
+
 def test_base64_runs_are_matched_in_their_own_case() -> None:
     """Base64 tells its letters apart by case: a run of a secret's base64 in another
     case is ordinary text, shown (a secret's base64 holds words such as "reset" in
@@ -125,6 +151,7 @@ ORDINARY = [
     '{"error": {"code": "forbidden", "message": "peer credentials missing or wrong"}}',
     '{"message":"expected \\u003cname\\u003e \\u0026 a value","code":403}',
     "Too Many Requests: retry after 30 seconds &amp; slow down",
+    "502 Bad Gateway: request 7f3a9c2e4b1d8a6f5e0c3b2a1d9e8f7c at 1733480000123 &#169 2026",
     "upstream connect error or disconnect/reset before headers. reset reason: overflow",
 ]
 WORDS = ["access", "denied", "forbidden", "unauthorized", "request", "rejected", "by",

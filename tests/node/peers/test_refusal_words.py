@@ -111,6 +111,9 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "html, numeric hex in upper case": lambda text: "".join(f"&#x{ord(char):X};"
                                                             for char in text),
     "html, numeric hex after &#X": lambda text: "".join(f"&#X{ord(char):x};" for char in text),
+    # HTML's parsers read a numeric reference without its ";" too.
+    "html, numeric without ;": lambda text: "".join(f"&#{ord(char)}" for char in text),
+    "html, numeric hex without ;": lambda text: "".join(f"&#x{ord(char):x}" for char in text),
     "json": lambda text: json.dumps(text)[1:-1],
     "json, / escaped": lambda text: json.dumps(text)[1:-1].replace("/", "\\/"),
     "json, every character escaped": lambda text: "".join(f"\\u{ord(char):04x}"

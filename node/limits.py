@@ -154,6 +154,15 @@ class ClientLimits:
     #: Largest frame the projection follower accepts: the node's default
     #: ``served_bytes_max`` and the frame around it.
     subscribe_frame_bytes_max: int = RepoLimits().served_bytes_max + 64 * 1024
+    #: Largest body of one answer the client reads; past it the node is said to send
+    #: more than a node does (an endless body would fill this machine's memory). A page
+    #: is the node's ``page_bytes_max`` plus one event (within ``body_bytes_max``); a
+    #: session's projection is bounded as ``served_bytes_max`` is: 64 MiB holds each.
+    answer_bytes_max: int = RepoLimits().served_bytes_max + 64 * 1024
+    #: Largest message of the live stream (one event: within the node's
+    #: ``body_bytes_max``, with room for its JSON around it); past it the stream ends
+    #: with an error instead of gathering it.
+    stream_message_bytes_max: int = Limits().body_bytes_max + 64 * 1024
 
 
 #: Tables of a ``--config`` file that set limits, and what each fills.

@@ -25,7 +25,7 @@ from urllib.parse import quote
 # Re-exported: the commands that run requests catch it from here too.
 from node.client.errors import ClientError as ClientError
 from node.client.transport import StreamEvent as StreamEvent  # what ``stream`` yields, too
-from node.client.transport import Transport
+from node.client.transport import Transport, UnreadableStream
 
 
 def session_path(session_key: str) -> str:
@@ -189,8 +189,9 @@ class Client(Transport):
         A dropped connection is reopened after the last position seen, so no event is
         missed or repeated. ``on_news(what, position, reason)`` hears ``"open"`` when the first
         connection is accepted, and once per outage ``"lost"`` and ``"back"``. Only a
-        failure of the first connection, or a refusal (4xx), is raised: a node that is
-        restarting comes back, a wrong token or URL does not.
+        failure of the first connection, a refusal (4xx), or what the client cannot read
+        (``UnreadableStream``) is raised: a node that is restarting comes back, a wrong
+        token or URL, or a node that sends what no node does, does not.
         """
         delay_s = self.limits.reconnect_delay_min_s
         connected, outage = False, False
@@ -206,7 +207,9 @@ class Client(Transport):
                     yield item
                 reason = "the node closed the stream"
             except ClientError as error:
-                if not connected or (error.status is not None and error.status < 500):
+                # Unreadable: what the node sends, which a reconnection sends again.
+                if not connected or isinstance(error, UnreadableStream) or (
+                        error.status is not None and error.status < 500):
                     raise
                 reason = str(error)
             if not outage:

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from crdt.addresses import address_refusal, holds_credentials, normal_address
@@ -104,7 +105,8 @@ class Transport:
             if response.status >= 400:
                 await self._refuse(response, "the live stream", None)
             yield None
-            async for fields in _sse_messages(response.content):
+            async for fields in _sse_messages(response.content,
+                                              self.limits.stream_message_bytes_max):
                 item = _stream_event(fields)
                 if item is not None:
                     yield item
@@ -122,7 +124,7 @@ class Transport:
                                          headers=headers, timeout=timeout) as response):
             if response.status >= 400:
                 await self._refuse(response, what, missing)
-            body = await _json_object(response)
+            body = await _json_object(response, self.limits.answer_bytes_max)
         return body
 
     def _http(self) -> aiohttp.ClientSession:
@@ -142,9 +144,10 @@ class Transport:
         """Raise the ``ClientError`` that explains an error answer."""
         status = response.status
         try:
-            error = (await response.json(content_type=None))["error"]
+            error = json.loads(await _body(response, self.limits.answer_bytes_max))["error"]
             code, message, field = error.get("code"), str(error["message"]), error.get("field")
-        except (ValueError, KeyError, TypeError, aiohttp.ClientError):
+        # RecursionError: JSON nested deeper than Python's parser goes (``[`` x 200,000).
+        except (ValueError, RecursionError, KeyError, TypeError, aiohttp.ClientError):
             code, message, field = None, response.reason or "no explanation given", None
         # The node's words go into every command's error, printed on a terminal: a hostile
         # or broken node's control characters are escaped here, once for all of them.
@@ -224,9 +227,9 @@ class Transport:
         timeout = aiohttp.ClientTimeout(total=self.limits.connect_timeout_s)
         try:
             async with self._http().get(self._url("/v1/node"), timeout=timeout) as response:
-                body = await response.json(content_type=None) \
+                body = json.loads(await _body(response, self.limits.answer_bytes_max)) \
                     if response.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError, ValueError):
+        except (aiohttp.ClientError, ClientError, TimeoutError, ValueError, RecursionError):
             return None
         software = body.get("software") if isinstance(body, dict) else None
         return printable(software) if isinstance(software, str) else None
@@ -256,8 +259,12 @@ class _Translate:
                         trace: TracebackType | None) -> None:
         if error is None or isinstance(error, ClientError):
             return
-        if not isinstance(error, aiohttp.ClientError | TimeoutError):
+        # HttpProcessingError: an answer aiohttp cannot parse (a line of the live stream
+        # past its longest, LineTooLong), which is no aiohttp.ClientError.
+        if not isinstance(error, aiohttp.ClientError | TimeoutError | HttpProcessingError):
             return  # our own bug or a cancellation: let it through unchanged
+        if isinstance(error, HttpProcessingError):  # the same comes again on a retry
+            raise UnreadableStream(self._explain(error)) from error
         raise ClientError(self._explain(error)) from error
 
     def _explain(self, error: BaseException) -> str:
@@ -283,17 +290,49 @@ class _Translate:
             return f"{where} closed the connection during {self.what}"
         if isinstance(error, TimeoutError):
             return f"{where} did not answer {self.what} within {self.limits.request_timeout_s:g} s"
+        if isinstance(error, HttpProcessingError):
+            # Not its message: it quotes the node's bytes.
+            return (f"{where} sent {self.what} in a form this client cannot read "
+                    f"({type(error).__name__}: a line past what it reads, or not HTTP)")
         if isinstance(error, aiohttp.InvalidURL):
             return f"{self.base_url!r} is not a node URL (expected http://host:port)"
         return f"talking to {where} failed during {self.what}: {error or type(error).__name__}"
 
 
-async def _json_object(response: aiohttp.ClientResponse) -> dict[str, Any]:
+class UnreadableStream(ClientError):
+    """The live stream sent what this client cannot read (not JSON, nested too deep, a
+    line or a message past its limit): the same comes again on a reconnection, so the
+    stream ends with it instead of reconnecting for ever."""
+
+
+class _TooLarge(ClientError):
+    """An answer past the client's ``answer_bytes_max``."""
+
+
+async def _body(response: aiohttp.ClientResponse, limit_bytes: int) -> bytes:
+    """The response body, read up to ``limit_bytes`` (``ClientLimits.answer_bytes_max``):
+    a ``ClientError`` past it, before it fills memory."""
+    if (response.content_length or 0) > limit_bytes:
+        raise _TooLarge(f"the node's answer is {response.content_length} bytes, more than "
+                        f"the {limit_bytes} this client reads (answer_bytes_max)",
+                        status=response.status)
+    parts, size = [], 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit_bytes:
+            raise _TooLarge(f"the node's answer is longer than the {limit_bytes} bytes this "
+                            "client reads (answer_bytes_max)", status=response.status)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _json_object(response: aiohttp.ClientResponse, limit_bytes: int) -> dict[str, Any]:
     """The response body as a JSON object, or a ``ClientError`` saying what came instead."""
-    raw = await response.read()
+    raw = await _body(response, limit_bytes)
     try:
         body = json.loads(raw)
-    except ValueError:
+    # RecursionError: JSON nested deeper than Python's parser goes (``[`` x 200,000).
+    except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
         raise ClientError(f"the node answered HTTP {response.status} with a body that is not "
@@ -301,11 +340,14 @@ async def _json_object(response: aiohttp.ClientResponse) -> dict[str, Any]:
     return body
 
 
-async def _sse_messages(content: aiohttp.StreamReader) -> AsyncIterator[dict[str, str]]:
+async def _sse_messages(content: aiohttp.StreamReader,
+                        limit_bytes: int) -> AsyncIterator[dict[str, str]]:
     """Parse a ``text/event-stream`` body into messages (``{"id", "event", "data"}``).
 
     Follows the WHATWG rules that matter here: ``:`` lines are comments (keep-alives),
-    several ``data:`` lines join with newlines, a blank line ends a message.
+    several ``data:`` lines join with newlines, a blank line ends a message. A message
+    whose data passes ``limit_bytes`` (``ClientLimits.stream_message_bytes_max``) is a
+    ``ClientError``: gathered, an endless one would fill memory.
     """
     fields: dict[str, str] = {}
     async for raw in content:
@@ -321,6 +363,10 @@ async def _sse_messages(content: aiohttp.StreamReader) -> AsyncIterator[dict[str
         value = value.removeprefix(" ")
         if name == "data" and "data" in fields:
             fields["data"] += "\n" + value
+            if len(fields["data"]) > limit_bytes:  # characters: at most as many as bytes
+                raise UnreadableStream(f"the live stream sent a message longer than the "
+                                  f"{limit_bytes} bytes this client reads "
+                                  "(stream_message_bytes_max)")
         else:
             fields[name] = value
 
@@ -331,14 +377,17 @@ def _stream_event(fields: dict[str, str]) -> StreamEvent | None:
         return None
     try:
         event = json.loads(fields["data"])
+    except RecursionError:  # nested deeper than Python's parser goes (``[`` x 100,000)
+        raise UnreadableStream("the live stream sent data that is not JSON this client reads: "
+                          "nested too deep") from None
     except ValueError as error:
-        raise ClientError(f"the live stream sent data that is not JSON: {error}") from None
+        raise UnreadableStream(f"the live stream sent data that is not JSON: {error}") from None
     if not isinstance(event, dict):
         return None
     raw_position = fields.get("id", event.get("position"))
     try:
         position = int(str(raw_position))
     except ValueError:
-        raise ClientError(f"the live stream sent an event without a position: "
+        raise UnreadableStream(f"the live stream sent an event without a position: "
                           f"{fields.get('id')!r}") from None
     return StreamEvent(position, event)

@@ -17,7 +17,7 @@ import click
 
 from crdt.errors import InvalidInput
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
-from node.cli.common import InputError, NodeError, note, with_client
+from node.cli.common import InputError, NodeError, maybe, note, rows, with_client, written
 from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines, printable
 from node.client.errors import ClientError
@@ -245,7 +245,11 @@ async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool
                 f"{key!r} sent with it is stored; {len(stored)} events of the file are. "
                 "Running the import again is safe: stored events are recognised)",
                 status=error.status, code=error.code, field=error.field) from None
-        stored.extend(answer.get("events", []))
+        with written(f"the node stored {len(batch)} events of session {key!r}"):
+            found = rows(answer, "events")
+            for event in found:  # the report reads its type
+                maybe(event, "kind", dict)
+            stored.extend(found)
     return stored
 
 

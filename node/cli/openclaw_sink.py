@@ -21,10 +21,12 @@ from node.cli.common import (
     InputError,
     NodeError,
     failure,
+    field,
     next_position,
     note,
     rows,
     store_refusal,
+    written,
 )
 from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
@@ -76,7 +78,9 @@ class HttpSink:
         created = 0
         bodies = [event.to_json() for event in events]
         for _numbers, key, batch in batches(bodies, self.client.limits):
-            created += int((await self.client.append(key, batch)).get("created", 0))
+            answer = await self.client.append(key, batch)
+            with written(f"the node stored {len(batch)} events of session {key!r}"):
+                created += field(answer, "created", int)
         return created
 
 

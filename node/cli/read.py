@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import next_position, note, rows, with_client
+from node.cli.common import field, maybe, next_position, note, rows, with_client
 from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
     event_row,
@@ -93,12 +93,19 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
     else:
         # Whole positions and times: on a terminal too narrow for them, the plain lines.
         # A kind breaks before "(unknown kind)", a summary anywhere (a long URL).
-        print_rows([event_row(event) for event in found],
+        print_rows([event_row(_kind_checked(event)) for event in found],
                    ["position", "time", "kind", "summary"], title=session, whole=True,
                    wrap=(2,), fold=(3,))
         if not found:
             note(f"no events in {session} after position {after or 0}")
     more_hint(following, "events")
+
+
+def _kind_checked(event: dict[str, Any]) -> dict[str, Any]:
+    """``event``, whose ``kind`` (if there) is checked to be an object before its row is
+    made of it: an ``AnswerError`` if it is not, as for any other field of another type."""
+    maybe(event, "kind", dict)
+    return event
 
 
 #: The fields of a ``clawsync sessions --json`` line, in this order, whatever the node's
@@ -250,7 +257,7 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
         if as_json:
             print_json_lines([event])
             return
-        position, moment, key, kind, text = event_row(event, with_session=True)
+        position, moment, key, kind, text = event_row(_kind_checked(event), with_session=True)
         # click.echo drops the colour when stdout is not a terminal.
         click.echo(f"{click.style(position, dim=True)}  {moment}  {key}  "
                    f"{click.style(kind, fg='cyan')}  {text}")
@@ -264,7 +271,7 @@ def tail(ctx: click.Context, after: int | None, session_key: str | None,
             note(f"reconnected; following after position {position}")
 
     async def follow(client: Client) -> None:
-        start = after if after is not None else int((await client.health()).get("head", 0))
+        start = after if after is not None else field(await client.health(), "head", int)
         if session_key is not None:
             await say_if_missing(client, session_key)
         async for item in client.stream(start, on_news=news):

@@ -99,9 +99,14 @@ class Transport:
         timeout = aiohttp.ClientTimeout(total=None, connect=self.limits.connect_timeout_s,
                                         sock_read=self.limits.stream_idle_s)
         # In one `with`, the request starts inside _translate, which explains its failures.
+        # aiohttp reads a line of at most twice its read buffer (LineTooLong past it: 512
+        # KiB by default), and a node sends each event on one ``data:`` line, of up to
+        # ``body_bytes_max``: lines as long as a message this client reads are taken.
         async with (self._translate("the live stream"),
                     self._http().get(self._url("/v1/events"), params={"after": str(after)},
-                                     headers=headers, timeout=timeout) as response):
+                                     headers=headers, timeout=timeout,
+                                     read_bufsize=self.limits.stream_message_bytes_max // 2
+                                     ) as response):
             if response.status >= 400:
                 await self._refuse(response, "the live stream", None)
             yield None

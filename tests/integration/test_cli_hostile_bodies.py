@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -27,8 +28,11 @@ from tests.support.stand_in import Quiet, serving
 
 #: JSON nested deeper than Python's parser goes.
 DEEP = b"[" * 200_000
-#: A live stream's line longer than aiohttp reads as one (512 KiB at least).
-LONG_LINE = 1024 * 1024
+#: A live stream's line longer than the client reads as one (a message's most).
+LONG_LINE = ClientLimits().stream_message_bytes_max + 1024
+#: An event's content on one line longer than aiohttp reads by default (512 KiB), within
+#: what a node sends (``body_bytes_max``).
+BIG_EVENT_CHARS = 1024 * 1024
 #: What an endless answer sends before the test gives up on the client (past
 #: ``answer_bytes_max``, which the client must stop at).
 ENDLESS_BYTES = 80 * 1024 * 1024
@@ -92,6 +96,10 @@ class _Hostile(Quiet):
             body = b"id: 1\ndata: " + DEEP + b"\n\n"
         elif mode == "sse-line":
             body = b"data: " + b"x" * LONG_LINE + b"\n\n"
+        elif mode == "sse-big":
+            event = {"position": 1, "session_key": "s1", "kind": {
+                "type": "message_received", "content": "x" * BIG_EVENT_CHARS}}
+            body = b"id: 1\ndata: " + json.dumps(event).encode() + b"\n\n"
         elif mode == "sse-kind":
             body = b'id: 1\ndata: {"position": 1, "kind": 5}\n\n'
         else:  # many short data lines of one message that never ends
@@ -196,3 +204,19 @@ def test_the_client_says_deep_json_in_a_stream(hostile: str) -> None:
 
     with pytest.raises(ClientError, match="nested too deep"):
         asyncio.run(first())
+
+
+def test_the_client_reads_an_event_on_a_line_longer_than_aiohttps_default(
+        hostile: str) -> None:
+    """A node sends each event on one ``data:`` line, up to its ``body_bytes_max``: the
+    client takes lines as long as a message it reads (aiohttp's default stops at 512 KiB
+    with LineTooLong)."""
+    async def first() -> Any:
+        async with Client(f"{hostile}/m/sse-big") as client:
+            async for item in client.stream(0):
+                return item
+        return None
+
+    item = asyncio.run(first())
+    assert item is not None and item.position == 1
+    assert len(item.event["kind"]["content"]) == BIG_EVENT_CHARS

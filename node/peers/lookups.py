@@ -13,6 +13,13 @@ lookup can only delay other lookups. The threads are daemon threads nobody joins
 lookup still hanging holds neither a stop nor the process's exit. A lookup still queued
 when the session closes (aiohttp cancels its lookups then) is not made.
 
+A name is looked up once at a time: asked for again (the next members round dials it
+again) while its lookup hangs, the ask waits for that lookup's answer, so a hanging name
+holds one thread, not one a round. At most ``LOOKUP_QUEUED_MAX`` lookups wait for a
+thread; one given up leaves the queue, one more is refused as a failed lookup. What
+remains: as many distinct names that hang as there are threads hold them all, and other
+peers' lookups then wait (or are refused) until one returns.
+
 >>> async def localhost() -> list[str]:
 ...     resolver = PeerResolver()
 ...     try:
@@ -26,11 +33,11 @@ True
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import queue
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, cast
 
 from aiohttp.resolver import ThreadedResolver
@@ -41,47 +48,140 @@ from aiohttp.resolver import ThreadedResolver
 #: up, and lookups beyond them wait for one to be free.
 LOOKUP_THREADS_MAX = 8
 
-#: A lookup to make: the loop and future awaiting it, and the call.
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
+#: Lookups waiting for a thread; one more is refused with the lookup error a name
+#: server that does not answer gives (``EAI_AGAIN``), so a dial fails at once instead
+#: of queueing without end behind names that hang. A lookup given up (its dial timed
+#: out) leaves the queue then, so only lookups still awaited count.
+LOOKUP_QUEUED_MAX = 64
+
+
+class _Job:
+    """A lookup to make: the loop and future awaiting it, and the call."""
+
+    __slots__ = ("call", "future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any],
+                 call: Callable[[], Any]) -> None:
+        self.loop, self.future, self.call = loop, future, call
+
+
+class _Shared:
+    """A lookup in flight and how many ask for its answer."""
+
+    __slots__ = ("job", "waiting")
+
+    def __init__(self, job: _Job) -> None:
+        self.job, self.waiting = job, 0
 
 
 class LookupThreads:
     """At most ``threads_max`` daemon threads making blocking lookups for one loop, in
-    the order asked. ``close`` ends each thread once its lookup returned."""
+    the order asked, at most ``queued_max`` of them waiting for a thread. ``close`` ends
+    each thread once its lookup returned.
 
-    def __init__(self, threads_max: int = LOOKUP_THREADS_MAX) -> None:
-        self._threads_max = threads_max
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        #: Released by a thread each time it finished a lookup and waits for the next.
-        self._idle = threading.Semaphore(0)
+    ``share`` makes one lookup at a time of the same thing: a name that hangs holds one
+    thread however often it is asked for (each members round dials it again), not one a
+    round until all are taken."""
+
+    def __init__(self, threads_max: int = LOOKUP_THREADS_MAX,
+                 queued_max: int = LOOKUP_QUEUED_MAX) -> None:
+        self._threads_max, self._queued_max = threads_max, queued_max
+        #: Guards ``_queued``, ``_waiting`` and ``_closed``, shared with the threads.
+        self._ready = threading.Condition()
+        self._queued: collections.deque[_Job] = collections.deque()
+        #: Threads waiting for a lookup to make.
+        self._waiting = 0
+        self._closed = False
         #: The threads started, oldest first; each ends once closed and idle.
         self.threads: list[threading.Thread] = []
-        self._closed = False
+        #: Lookups of ``share`` in flight by what they look up; the loop's only.
+        self._in_flight: dict[Hashable, _Shared] = {}
+
+    @property
+    def queued(self) -> int:
+        """Lookups waiting for a thread."""
+        with self._ready:
+            return len(self._queued)
 
     def run(self, call: Callable[[], Any]) -> asyncio.Future[Any]:
         """``call()`` on one of the threads; its result or exception in the future.
-        Cancelling the future before a thread took the call skips it."""
-        if self._closed:
-            raise RuntimeError("lookups closed")
+        Cancelling the future before a thread took the call skips it. Raises
+        ``socket.gaierror`` if ``queued_max`` lookups already wait."""
+        return self._put(call).future
+
+    async def share(self, key: Hashable, call: Callable[[], Any]) -> Any:
+        """The answer of ``call()``, made on one of the threads unless a lookup of the
+        same ``key`` is in flight: then its answer. One whose askers all gave up is
+        dropped if still queued; if a thread makes it, it stays in flight (a name that
+        hangs keeps its one thread) and a later ask waits for its answer."""
+        shared = self._in_flight.get(key)
+        if shared is None:
+            shared = self._in_flight[key] = _Shared(self._put(call))
+            shared.job.future.add_done_callback(
+                lambda future: self._settled(key, shared, future))
+        shared.waiting += 1
+        try:
+            return await asyncio.shield(shared.job.future)
+        finally:
+            shared.waiting -= 1
+            if not shared.waiting and not shared.job.future.done():
+                self._drop(shared.job)
+
+    def close(self) -> None:
+        """No more lookups; each thread ends after the one it is making, and those
+        still queued."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify_all()
+
+    def _put(self, call: Callable[[], Any]) -> _Job:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._jobs.put((loop, future, call))
-        if not self._idle.acquire(blocking=False) and len(self.threads) < self._threads_max:
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("lookups closed")
+            if len(self._queued) >= self._queued_max:
+                raise socket.gaierror(socket.EAI_AGAIN, "too many names waiting to be "
+                                                        "looked up")
+            job = _Job(loop, loop.create_future(), call)
+            self._queued.append(job)
+            start = (len(self._queued) > self._waiting
+                     and len(self.threads) < self._threads_max)
+            self._ready.notify()
+        # Cancelled (its dial gave up) while queued: out of the queue at once.
+        job.future.add_done_callback(lambda _: self._drop(job))
+        if start:
             thread = threading.Thread(target=self._work, daemon=True,
                                       name=f"peer-lookup-{len(self.threads) + 1}")
             thread.start()
             self.threads.append(thread)
-        return future
+        return job
 
-    def close(self) -> None:
-        """No more lookups; each thread ends after the one it is making."""
-        self._closed = True
-        for _ in self.threads:
-            self._jobs.put(None)
+    def _drop(self, job: _Job) -> None:
+        """``job`` out of the queue and cancelled, unless a thread took it already."""
+        with self._ready:
+            try:
+                self._queued.remove(job)
+            except ValueError:
+                return  # taken (or done)
+        job.future.cancel()
+
+    def _settled(self, key: Hashable, shared: _Shared, future: asyncio.Future[Any]) -> None:
+        if self._in_flight.get(key) is shared:
+            del self._in_flight[key]
+        if not future.cancelled():
+            future.exception()  # asked for by nobody perhaps: not "never retrieved"
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            loop, future, call = job
+        while True:
+            with self._ready:
+                self._waiting += 1
+                while not self._queued and not self._closed:
+                    self._ready.wait()
+                self._waiting -= 1
+                if not self._queued:
+                    return
+                job = self._queued.popleft()
+            loop, future, call = job.loop, job.future, job.call
             if not future.cancelled():  # a read only: its dial may have given up
                 try:
                     result, error = call(), None
@@ -94,7 +194,6 @@ class LookupThreads:
             # Nothing of the job (its loop, future, call) kept alive while waiting, made
             # or skipped.
             del job, loop, future, call
-            self._idle.release()
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: Exception | None) -> None:
@@ -120,11 +219,13 @@ class _LookupLoop:
 
     async def getaddrinfo(self, host: str, port: int | str | None, *, family: int = 0,
                           type: int = 0, proto: int = 0, flags: int = 0) -> Any:
-        return await self._threads.run(
+        return await self._threads.share(
+            ("getaddrinfo", host, port, family, type, proto, flags),
             lambda: socket.getaddrinfo(host, port, family, type, proto, flags))
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> Any:
-        return await self._threads.run(lambda: socket.getnameinfo(sockaddr, flags))
+        return await self._threads.share(("getnameinfo", sockaddr, flags),
+                                         lambda: socket.getnameinfo(sockaddr, flags))
 
 
 class PeerResolver(ThreadedResolver):
@@ -133,8 +234,9 @@ class PeerResolver(ThreadedResolver):
     which dials word as before), but through an object that stands for its loop in the
     two calls it makes of it."""
 
-    def __init__(self, threads_max: int = LOOKUP_THREADS_MAX) -> None:
-        self.lookups = LookupThreads(threads_max)
+    def __init__(self, threads_max: int = LOOKUP_THREADS_MAX,
+                 queued_max: int = LOOKUP_QUEUED_MAX) -> None:
+        self.lookups = LookupThreads(threads_max, queued_max)
         super().__init__(loop=cast(asyncio.AbstractEventLoop, _LookupLoop(self.lookups)))
 
     async def close(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from node.peers.lookups import LOOKUP_THREADS_MAX, LookupThreads, _LookupLoop
+from node.peers.lookups import LOOKUP_THREADS_MAX, LookupThreads, PeerResolver, _LookupLoop
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
@@ -170,3 +170,53 @@ async def test_the_lookup_loop_hands_other_calls_to_the_running_loop() -> None:
     assert stand_in.time.__self__ is loop
     assert await stand_in.run_in_executor(None, lambda: 5) == 5
     lookups.close()
+
+
+async def test_a_name_asked_for_again_while_its_lookup_hangs_takes_no_other_thread(
+        names: Names) -> None:
+    """Two threads; a name that hangs asked for twice, and again in a later round after
+    its dials gave up: one lookup of it is made, on one thread, and the other thread is
+    free for a name that resolves. Rounds queue nothing behind it."""
+    resolver = PeerResolver(threads_max=2)
+    for _ in range(3):  # members rounds: each dials the hanging name again
+        asks = [asyncio.create_task(resolver.resolve("peer.hang", 80)) for _ in range(2)]
+        good = asyncio.create_task(resolver.resolve("localhost", 80))
+        await until(good.done)
+        assert "127.0.0.1" in [found["host"] for found in good.result()]
+        assert names.begun == ["peer.hang"] and resolver.lookups.queued == 0
+        for ask in asks:  # their dials time out
+            ask.cancel()
+        await asyncio.gather(*asks, return_exceptions=True)
+    assert len(resolver.lookups.threads) == 2
+    asks = [asyncio.create_task(resolver.resolve("peer.hang", 80)) for _ in range(2)]
+    await until(lambda: sum(shared.waiting
+                            for shared in resolver.lookups._in_flight.values()) == 2)
+    names.released.set()  # its one answer reaches every one still asking
+    for result in await asyncio.gather(*asks, return_exceptions=True):
+        assert isinstance(result, socket.gaierror)
+    assert names.begun == ["peer.hang"]
+    await resolver.close()
+
+
+async def test_lookups_beyond_the_queue_bound_are_refused_and_given_up_ones_leave_it(
+        names: Names) -> None:
+    """One thread held by a name that hangs, two lookups queued behind it: a third is
+    refused with the lookup error at once; one queued given up makes room again."""
+    resolver = PeerResolver(threads_max=1, queued_max=2)
+    held = asyncio.create_task(resolver.resolve("held.hang", 80))
+    await until(lambda: names.begun == ["held.hang"])
+    queued = [asyncio.create_task(resolver.resolve(f"q{i}.hang", 80)) for i in range(2)]
+    await until(lambda: resolver.lookups.queued == 2)
+    one_more = asyncio.create_task(resolver.resolve("one.more.hang", 80))
+    await until(one_more.done)
+    with pytest.raises(socket.gaierror, match="too many names waiting to be looked up"):
+        one_more.result()
+    queued[0].cancel()  # its dial timed out
+    await asyncio.gather(queued[0], return_exceptions=True)
+    assert resolver.lookups.queued == 1
+    later = asyncio.create_task(resolver.resolve("later.hang", 80))
+    await until(lambda: resolver.lookups.queued == 2)
+    names.released.set()
+    await asyncio.gather(held, queued[1], later, return_exceptions=True)
+    assert names.begun == ["held.hang", "q1.hang", "later.hang"]  # q0 never made
+    await resolver.close()

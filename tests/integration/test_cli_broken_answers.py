@@ -18,7 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from node.cli.common import QUOTED_CHARS_MAX
-from tests.support.processes import CLI_TIMEOUT_S, child_env, cli_args, run_cli
+from tests.support.processes import (
+    CLI_TIMEOUT_S,
+    child_env,
+    cli_args,
+    one_error_line,
+    run_cli,
+)
 from tests.support.stand_in import Quiet, serving
 
 #: What a page's "next" is, by where the page starts ("after"): 5, 6, 5, 6... for ever.
@@ -135,15 +141,6 @@ class _Broken(Quiet):
 def broken() -> Iterator[str]:
     with serving(_Broken) as url:
         yield url
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The command's error line, after checking it ended with exit 1 and said only that."""
-    assert result.returncode == 1, (result.stdout, result.stderr[:1000])
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), \
-        result.stderr[:1000]
-    assert "Traceback" not in result.stderr
-    return result.stderr
 
 
 @pytest.mark.parametrize("args", [("events", "s1", "--all"), ("sessions", "--all")])

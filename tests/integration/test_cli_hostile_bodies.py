@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +22,7 @@ from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
 from node.client.errors import ClientError
 from node.limits import ClientLimits
-from tests.support.processes import run_cli
+from tests.support.processes import one_error_line, run_cli
 from tests.support.stand_in import Quiet, serving
 
 #: JSON nested deeper than Python's parser goes.
@@ -114,15 +113,6 @@ class _Hostile(Quiet):
 def hostile() -> Iterator[str]:
     with serving(_Hostile) as url:
         yield url
-
-
-def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The command's error line, after checking it ended with exit 1 and said only that."""
-    assert result.returncode == 1, (result.stdout, result.stderr[-1000:])
-    assert "Traceback" not in result.stderr, result.stderr[-1000:]
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), \
-        result.stderr[-1000:]
-    return result.stderr
 
 
 @pytest.mark.parametrize("args", [("status",), ("events", "s1"), ("sessions",),

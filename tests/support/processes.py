@@ -212,6 +212,16 @@ def run_cli(node: NodeProcess | str, *args: str, input: str | None = None,
                           check=False)
 
 
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """A command's error line, after checking it ended with exit 1 and said only that,
+    without a traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr[-1000:])
+    assert "Traceback" not in result.stderr, result.stderr[-1000:]
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), \
+        result.stderr[-1000:]
+    return result.stderr
+
+
 def spawn_cli(node: NodeProcess | str, *args: str) -> subprocess.Popen[str]:
     """Start a long-running CLI command (``tail``) with piped, line-buffered output."""
     return subprocess.Popen(cli_args(node, *args), stdout=subprocess.PIPE,

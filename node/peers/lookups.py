@@ -56,22 +56,14 @@ LOOKUP_QUEUED_MAX = 64
 
 
 class _Job:
-    """A lookup to make: the loop and future awaiting it, and the call."""
+    """A lookup to make: the loop and future awaiting it, the call, and how many ask
+    for its answer (``LookupThreads.share``)."""
 
-    __slots__ = ("call", "future", "loop")
+    __slots__ = ("call", "future", "loop", "waiting")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any],
                  call: Callable[[], Any]) -> None:
-        self.loop, self.future, self.call = loop, future, call
-
-
-class _Shared:
-    """A lookup in flight and how many ask for its answer."""
-
-    __slots__ = ("job", "waiting")
-
-    def __init__(self, job: _Job) -> None:
-        self.job, self.waiting = job, 0
+        self.loop, self.future, self.call, self.waiting = loop, future, call, 0
 
 
 class LookupThreads:
@@ -95,7 +87,7 @@ class LookupThreads:
         #: The threads started, oldest first; each ends once closed and idle.
         self.threads: list[threading.Thread] = []
         #: Lookups of ``share`` in flight by what they look up; the loop's only.
-        self._in_flight: dict[Hashable, _Shared] = {}
+        self._in_flight: dict[Hashable, _Job] = {}
 
     @property
     def queued(self) -> int:
@@ -114,18 +106,17 @@ class LookupThreads:
         same ``key`` is in flight: then its answer. One whose askers all gave up is
         dropped if still queued; if a thread makes it, it stays in flight (a name that
         hangs keeps its one thread) and a later ask waits for its answer."""
-        shared = self._in_flight.get(key)
-        if shared is None:
-            shared = self._in_flight[key] = _Shared(self._put(call))
-            shared.job.future.add_done_callback(
-                lambda future: self._settled(key, shared, future))
-        shared.waiting += 1
+        job = self._in_flight.get(key)
+        if job is None:
+            job = self._in_flight[key] = self._put(call)
+            job.future.add_done_callback(lambda _: self._settled(key, job))
+        job.waiting += 1
         try:
-            return await asyncio.shield(shared.job.future)
+            return await asyncio.shield(job.future)
         finally:
-            shared.waiting -= 1
-            if not shared.waiting and not shared.job.future.done():
-                self._drop(shared.job)
+            job.waiting -= 1
+            if not job.waiting and not job.future.done():
+                self._drop(job)
 
     def close(self) -> None:
         """No more lookups; each thread ends after the one it is making, and those
@@ -165,11 +156,11 @@ class LookupThreads:
                 return  # taken (or done)
         job.future.cancel()
 
-    def _settled(self, key: Hashable, shared: _Shared, future: asyncio.Future[Any]) -> None:
-        if self._in_flight.get(key) is shared:
+    def _settled(self, key: Hashable, job: _Job) -> None:
+        if self._in_flight.get(key) is job:
             del self._in_flight[key]
-        if not future.cancelled():
-            future.exception()  # asked for by nobody perhaps: not "never retrieved"
+        if not job.future.cancelled():
+            job.future.exception()  # asked for by nobody perhaps: not "never retrieved"
 
     def _work(self) -> None:
         while True:

@@ -244,8 +244,7 @@ class Learning:
         if link != runner.links or self._refusal_holds(runner):
             return
         before = runner.members_refused
-        runner.members_refused = MembersRefusal(link, Hold(
-            self.rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S))
+        runner.members_refused = MembersRefusal(link, self._hold_from_now())
         said = log.debug if before is not None and before.link == link else log.info
         said("members not listed", peer=runner.url, reason=reason)
 
@@ -260,7 +259,7 @@ class Learning:
         member but holds the cluster secret is not sent it at an address a record names
         (anyone who may write a record could collect it): it is kept only on a dial of
         its own."""
-        until = Hold(self.rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S)
+        until = self._hold_from_now()
         most = self.config.sync.peers_max
         _put(self.answered, url.rstrip("/"), Answered(device_id, until), most)
         for member_id, member in self._members_at(url):
@@ -285,6 +284,11 @@ class Learning:
             del self.elsewhere[device_id]
             return False
         return True
+
+    def _hold_from_now(self) -> Hold:
+        """A hold that ends ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S``
+        seconds from now, whichever comes first (``_holds``)."""
+        return Hold(self.rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S)
 
     def _holds(self, until: Hold) -> bool:
         return self.rounds < until.round and awake_s() < until.at_s

@@ -89,6 +89,10 @@ class Admission:
             return True
         return self.membership is not None and self.membership.is_member(device_id)
 
+    def _own_name(self) -> str:
+        """This device's name: as the membership names it, else the configured one."""
+        return self.membership.name if self.membership else self.config.name
+
     def admit(self, device_id: str, *, shared: bool, wrong_secret: bool = False,
               remote: str | None = None) -> tuple[str, dict[str, Any], str] | None:
         """Why the device ``device_id`` may not link with us (code, signed detail, text
@@ -105,7 +109,7 @@ class Admission:
         waiting = waiting_text(self.device.device_id, device_id)
         if not (wrong_secret and self.config.cluster_secret is not None):
             # Our name, so that the waiting device names us to its user by it (signed).
-            own = self.membership.name if self.membership else self.config.name
+            own = self._own_name()
             return (NOT_MEMBER, {"name": own} if own else {}, waiting)
         if device_id not in self._wrong_secret:
             log.warning("a peer gave a wrong cluster secret", device_id=device_id,
@@ -235,8 +239,8 @@ class Admission:
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
                               "does not match that node's (check --cluster-secret on both)")
         elif refusal.code == NOT_MEMBER:
-            name = self.membership.name if self.membership else self.config.name
-            runner.refused = waiting_text(refusal.by, self.device.device_id, name,
+            runner.refused = waiting_text(refusal.by, self.device.device_id,
+                                          self._own_name(),
                                           member_name=member_name(refusal.detail),
                                           address=runner.url)
         else:

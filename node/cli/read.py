@@ -41,21 +41,21 @@ _JSON = click.option("--json", "as_json", is_flag=True,
 
 
 async def collect(fetch: Fetch, items: str, after: int | None,
-                  everything: bool) -> tuple[list[dict[str, Any]], int | None, bool]:
-    """Fetch one page, or every page with ``everything``; returns (items, next, more),
-    next None where no more follow."""
+                  everything: bool) -> tuple[list[dict[str, Any]], int | None]:
+    """Fetch one page, or every page with ``everything``; returns (items, next), next
+    None where no more follow."""
     found: list[dict[str, Any]] = []
     while True:
         page = await fetch(after)
         found.extend(rows(page, items))
         if not page.get("more"):
-            return found, None, False
+            return found, None
         # With more to come, "next" must be a position past this page's start: a null
         # one left the list cut short in silence; one that does not move on would be
         # followed forever.
         following = next_position(page.get("next"), after)
         if not everything:
-            return found, following, True
+            return found, following
         after = following
 
 
@@ -86,7 +86,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
     def fetch_with(client: Client) -> Fetch:
         return lambda start: client.events(session, after=start, limit=limit)
 
-    found, following, _more = with_client(
+    found, following = with_client(
         ctx, lambda client: collect(fetch_with(client), "events", after, everything))
     if as_json:
         print_json_lines(found)
@@ -151,7 +151,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
         return lambda start: client.sessions(after=start, limit=limit,
                                              include_cluster=include_cluster, detail=True)
 
-    found, following, _more = with_client(
+    found, following = with_client(
         ctx, lambda client: collect(fetch_with(client), "sessions", after, everything))
     if as_json:
         print_json_lines([session_row(item) for item in found])

@@ -310,23 +310,19 @@ class UnreadableStream(ClientError):
     stream ends with it instead of reconnecting for ever."""
 
 
-class _TooLarge(ClientError):
-    """An answer past the client's ``answer_bytes_max``."""
-
-
 async def _body(response: aiohttp.ClientResponse, limit_bytes: int) -> bytes:
     """The response body, read up to ``limit_bytes`` (``ClientLimits.answer_bytes_max``):
     a ``ClientError`` past it, before it fills memory."""
     if (response.content_length or 0) > limit_bytes:
-        raise _TooLarge(f"the node's answer is {response.content_length} bytes, more than "
-                        f"the {limit_bytes} this client reads (answer_bytes_max)",
-                        status=response.status)
+        raise ClientError(f"the node's answer is {response.content_length} bytes, more than "
+                          f"the {limit_bytes} this client reads (answer_bytes_max)",
+                          status=response.status)
     parts, size = [], 0
     async for chunk in response.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit_bytes:
-            raise _TooLarge(f"the node's answer is longer than the {limit_bytes} bytes this "
-                            "client reads (answer_bytes_max)", status=response.status)
+            raise ClientError(f"the node's answer is longer than the {limit_bytes} bytes this "
+                              "client reads (answer_bytes_max)", status=response.status)
         parts.append(chunk)
     return b"".join(parts)
 

@@ -39,3 +39,18 @@ def printable(text: str) -> str:
 def _escaped(found: re.Match[str]) -> str:
     code = ord(found.group())
     return f"\\x{code:02x}" if code <= 0xff else f"\\u{code:04x}"
+
+
+def not_utf8(error: UnicodeDecodeError, skipped: int = 0) -> str:
+    """Where bytes that were to be UTF-8 text are not, for an error line that names
+    their file: the first byte that begins no UTF-8 character, counted from 1 (and from
+    the file's start: ``skipped`` bytes before what was decoded, a byte order mark).
+
+    >>> try:
+    ...     b"ok\\xff".decode("utf-8")
+    ... except UnicodeDecodeError as error:
+    ...     not_utf8(error, skipped=3)
+    'not UTF-8 text (its byte 6, 0xff, begins no UTF-8 character)'
+    """
+    return (f"not UTF-8 text (its byte {skipped + error.start + 1}, "
+            f"0x{error.object[error.start]:02x}, begins no UTF-8 character)")

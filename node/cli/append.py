@@ -22,6 +22,7 @@ from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines, printable
 from node.client.errors import ClientError
 from node.empty_variables import param_named
+from node.text import not_utf8
 
 if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor aiohttp)
     from node.client.api import Client
@@ -146,9 +147,7 @@ def decoded(data: bytes, name: str) -> str:
     try:
         return data[start:].decode("utf-8")
     except UnicodeDecodeError as error:
-        at = start + error.start
-        raise InputError(f"{name} is not UTF-8 text (its byte {at + 1}, 0x{data[at]:02x}, "
-                         "begins no UTF-8 character)") from None
+        raise InputError(f"{name} is {not_utf8(error, skipped=start)}") from None
 
 
 def only_nodes_write(event: dict[str, Any]) -> bool:

@@ -28,6 +28,7 @@ from node.empty_variables import (
     set_empty,
 )
 from node.interrupt import die_of
+from node.text import not_utf8
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import parse_rules
@@ -61,9 +62,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         # TOML is UTF-8, whatever the locale says.
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as error:
-        raise click.BadParameter(f"cannot read {path}: it is not UTF-8 text (its byte "
-                                 f"{error.start + 1}, 0x{error.object[error.start]:02x}, "
-                                 "begins no UTF-8 character)") from None
+        raise click.BadParameter(f"cannot read {path}: it is {not_utf8(error)}") from None
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"cannot read {path}: {error}") from None
     tables: dict[str, dict[str, str]] = {}  # per table: its settings -> the keys that gave them

@@ -166,7 +166,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         refused, url = maybe(peer, "refused", str), maybe(peer, "url", str)
         if refused and field(peer, "state", str) != "up" and refused not in waiting:
             click.echo(printable(f"{url or field(peer, 'link', str)}: {refused}"))
-        elif maybe(peer, "failure", str):  # why a dial backs off (absent from older nodes)
-            click.echo(printable(f"{url}: {peer['failure']}"))
+        # Why a dial backs off (absent from older nodes).
+        elif failure := maybe(peer, "failure", str):
+            click.echo(printable(f"{url}: {failure}"))
     for line in held_off_lines(view):
         click.echo(printable(line))

@@ -193,6 +193,12 @@ async def test_a_member_address_is_dialed_on_however_often_it_fails(
     assert node.gossip.runners.get(f"url:{dead}") is runner
 
 
+async def link_up_asks(node: RunningNode) -> None:
+    """Wait for ``node``'s asks for member lists made as its links came up."""
+    await asyncio.gather(*[task for task in node.gossip._tasks
+                           if task.get_name() == "learn-members"])
+
+
 async def test_member_lists_are_asked_for_only_over_links_that_open_them(
         make_node: NodeFactory, tmp_path: Path) -> None:
     """A node with a CA and no cluster secret dials ``plain``, which took it as a
@@ -220,8 +226,7 @@ async def test_member_lists_are_asked_for_only_over_links_that_open_them(
             while linked_nodes(node.gossip.runners.values()) != peers:
                 await asyncio.sleep(0.01)
         # The asks made as the links came up, then a round's.
-        await asyncio.gather(*[task for task in node.gossip._tasks
-                               if task.get_name() == "learn-members"])
+        await link_up_asks(node)
         await node.gossip.learn_once()
     assert [entry for entry in said if entry["event"] == "members not listed"] == []
     assert tls.astore.node_id in node.gossip.learning.advertised_by  # its list's word
@@ -344,8 +349,7 @@ async def test_a_peer_that_refuses_its_member_list_is_asked_again_only_after_a_h
     with structlog.testing.capture_logs() as said:
         node, peer = await refusing_peer(make_node, tmp_path)
         await rounds_by_hand(node)  # a round of its own would ask past the hold too
-        await asyncio.gather(*[task for task in node.gossip._tasks
-                               if task.get_name() == "learn-members"])
+        await link_up_asks(node)
         for _ in range(3):
             await node.gossip.learn_once()
         assert refusals(said) == [("info", LIST_REFUSED.format(peer.url))]
@@ -373,8 +377,7 @@ async def test_a_member_list_refused_is_said_once_for_overlapping_asks_and_not_o
     refusal said once (at info: news of that link)."""
     node, peer = await refusing_peer(make_node, tmp_path)
     await rounds_by_hand(node)
-    await asyncio.gather(*[task for task in node.gossip._tasks
-                           if task.get_name() == "learn-members"])
+    await link_up_asks(node)
     runner = node.gossip.runners[f"url:{peer.url}"]
     learning = node.gossip.learning
     first = runner.links
@@ -411,8 +414,7 @@ async def test_a_member_list_refused_is_said_once_for_overlapping_asks_and_not_o
         assert runner.members_refused is None
         assert refusals(said) == [("debug", refused)]
         late[first + 1].set()
-        await asyncio.gather(*[task for task in node.gossip._tasks
-                               if task.get_name() == "learn-members"])
+        await link_up_asks(node)
         for _ in range(2):
             await learning.learn_once()
     assert refusals(said) == [("debug", refused), ("info", refused)]
@@ -430,8 +432,7 @@ async def test_a_member_list_refused_again_after_one_was_read_is_news(
     assert await x.gossip.add_peer(y.url, learned=False)
     await until(lambda: linked_nodes(x.gossip.runners.values()) == {y.astore.node_id})
     await rounds_by_hand(x)
-    await asyncio.gather(*[task for task in x.gossip._tasks
-                           if task.get_name() == "learn-members"])
+    await link_up_asks(x)
     runner = x.gossip.runners[f"url:{y.url}"]
     learning = x.gossip.learning
     link = runner.links
@@ -463,8 +464,7 @@ async def _members_rounds(learner: RunningNode, lister_node: RunningNode,
     assert await learner.gossip.add_peer(lister_node.url, learned=False)
     await until(lambda: lister_node.astore.node_id
                 in linked_nodes(learner.gossip.runners.values()))
-    await asyncio.gather(*[task for task in learner.gossip._tasks
-                           if task.get_name() == "learn-members"])
+    await link_up_asks(learner)
     for _ in range(rounds):
         await learner.gossip.learn_once()
 

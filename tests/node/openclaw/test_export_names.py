@@ -53,6 +53,15 @@ def files_under(folder: Path) -> set[Path]:
             for name in [*folders, *names]}
 
 
+def nothing_written(tmp_path: Path, before: set[Path], data: Path, state: Path) -> None:
+    """No file appeared under ``tmp_path`` since ``before`` but the node's own in
+    ``data``: none outside, none in the state folder's ``agents``."""
+    assert {path for path in files_under(tmp_path) - before
+            if not path.is_relative_to(data)} == set()
+    assert list((tmp_path / "outside").iterdir()) == []
+    assert list((state / "agents").iterdir()) == []
+
+
 def a_transcript(agent_id: str = "main", session_id: str = transcript.SESSION_ID
                  ) -> Transcript:
     records = transcript.records()
@@ -224,10 +233,7 @@ def test_the_cli_refuses_a_session_id_made_to_escape(tmp_path: Path, state: Path
     assert "session id '../../../../outside/x\\x1b]0;owned\\x07' is not one OpenClaw " \
         "makes" in result.output
     assert "\x1b" not in result.output and "Traceback" not in result.output
-    assert {path for path in files_under(tmp_path) - before
-            if not path.is_relative_to(data)} == set()
-    assert list((tmp_path / "outside").iterdir()) == []
-    assert list((state / "agents").iterdir()) == []
+    nothing_written(tmp_path, before, data, state)
 
 
 def test_the_cli_refuses_an_agent_id_made_to_escape(tmp_path: Path, state: Path) -> None:
@@ -240,10 +246,7 @@ def test_the_cli_refuses_an_agent_id_made_to_escape(tmp_path: Path, state: Path)
     # Named, cut short: the whole id may be far longer than a line.
     assert f"agent id {agent[:SHOWN_CHARS_MAX]!r}... ({len(agent)} characters) is not " \
         "one OpenClaw makes" in result.output
-    assert {path for path in files_under(tmp_path) - before
-            if not path.is_relative_to(data)} == set()
-    assert list((tmp_path / "outside").iterdir()) == []
-    assert list((state / "agents").iterdir()) == []
+    nothing_written(tmp_path, before, data, state)
 
 
 def test_the_cli_still_exports_a_plain_session_beside_them(tmp_path: Path, state: Path) -> None:

@@ -51,6 +51,7 @@ from node.peers.transport import (
     SelfLink,
     dial,
 )
+from node.peers.waits import set_or_timeout
 from node.store import AsyncStore, Commit
 from sync.peer.machine import PeerSync
 from sync.peer.messages import About
@@ -308,9 +309,7 @@ class Gossip:
                 # Waiting to be added: ask again soon, not after the back-off's minute.
                 retry_at = min(retry_at, self._loop.time() + self.config.sync.pull_interval_s)
             runner.redial.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(runner.redial.wait(),
-                                       max(0.0, retry_at - self._loop.time()))
+            await set_or_timeout(runner.redial, max(0.0, retry_at - self._loop.time()))
 
     async def _keep_dialed(self, runner: Runner, link: Link) -> bool:
         """Whether the device at the other end of a link we dialed may stay; closes it

@@ -32,7 +32,6 @@ count in, are ``node.peers.holds``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -57,6 +56,7 @@ from node.peers.holds import (
 from node.peers.member_lists import lister, member_urls
 from node.peers.runner import MembersRefusal, Runner, linked_devices, linked_nodes
 from node.peers.transport import LinkClosed, MembersRefused, fetch_members
+from node.peers.waits import set_or_timeout
 from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff, linked_at
 
@@ -139,9 +139,7 @@ class Learning:
         once when the membership changes) dial member devices at their addresses, and
         close links of devices removed (``sweep``, in case a change was not told)."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(),
-                                       self.config.sync.members_interval_s)
+            await set_or_timeout(self.changed, self.config.sync.members_interval_s)
             self.changed.clear()
             self.rounds += 1
             try:

@@ -47,6 +47,23 @@ async def test_one_address_added_twice_at_once_is_dialed_once(
     assert len(dialing) == 1
 
 
+async def test_a_dial_backing_off_ends_when_cancelled_as_it_is_told_to_dial_now(
+        make_node: NodeFactory) -> None:
+    """The node's stop cancels a dial waiting out its back-off; a redial asked at that
+    moment (a peer's list says the node is back) dials no more after the cancel."""
+    node = await make_node(cluster_secret=SECRET, sync=PATIENT)
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(dead, learned=False)
+    runner = node.gossip.runners[f"url:{dead}"]
+    await until(lambda: runner.state == "backoff")
+    assert runner.task is not None
+    runner.redial.set()
+    runner.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(DEADLINE_S):
+            await runner.task
+
+
 async def test_a_configured_address_is_dialed_on(make_node: NodeFactory) -> None:
     node = await make_node(cluster_secret=SECRET, sync=FAST)
     dead = f"http://127.0.0.1:{free_port()}"  # perhaps a peer that is down for now

@@ -360,6 +360,21 @@ async def test_a_peer_that_refuses_its_member_list_is_asked_again_only_after_a_h
                               ("debug", LIST_REFUSED.format(peer.url))]
 
 
+async def test_the_members_rounds_end_when_cancelled_as_the_membership_changes(
+        make_node: NodeFactory) -> None:
+    """The node's stop cancels its members rounds, waiting for the next change or
+    round; a change told at that moment (a record arriving) starts no round after the
+    cancel: ``asyncio.wait_for`` returned the change and the rounds ran on."""
+    node = await make_node(sync=FAST)
+    [rounds] = [task for task in node.gossip._tasks if task.get_name() == "members"]
+    await asyncio.sleep(0)  # waiting for the next round, no peer to ask
+    node.gossip.learning.changed.set()
+    rounds.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(DEADLINE_S):
+            await rounds
+
+
 async def rounds_by_hand(node: RunningNode) -> None:
     """End ``node``'s members rounds: the test runs them (``learn_once``), and no round
     of its own asks at a moment the test does not choose."""

@@ -20,7 +20,9 @@ Tokens: the node's ``--token`` opens every session; ``Config.automerge.tokens`` 
 tokens limited to some sessions, or read-only, and so do tokens issued by a device of
 the cluster (``node.automerge.tokens``), whose clients are disconnected when the token
 is revoked. A node without any token (loopback only) lets every local client open every
-session (a client presenting an issued token gets what that token allows).
+session (a client presenting an issued token gets what that token allows). A token no
+node takes (longer than ``node.checks.TOKEN_CHARS_MAX``, or with a control character,
+which only ``?token=`` can carry) is refused with a 401 that says why, never showing it.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from node.automerge.library import StoreLibrary
 from node.automerge.metrics import UNAUTHORIZED, Counts, RepoCollector
 from node.automerge.tokens import IssuedTokens
 from node.automerge.trials import Trials
-from node.checks import HIDDEN
+from node.checks import HIDDEN, TOKEN_CHARS_MAX, check_token
 from node.config import Config
 from node.http import auth
 from node.http.errors import HttpError, unauthorized
@@ -126,6 +128,9 @@ class RepoHub:
         """What the request's token opens, with the id of the issued token it is (if
         one); else why it opens nothing."""
         token = request.query.get("token") or auth.bearer(request)
+        fault = token_fault(token)
+        if fault is not None:
+            return fault
         issued = self.tokens.find(token) if self.tokens is not None and token else None
         if issued is not None:
             assert self.tokens is not None
@@ -300,10 +305,29 @@ def _drop_all_replaced(_store: object, documents: Documents,
     return (keys[-1] if keys else None), documents.drop_all_replaced(keys)
 
 
+def token_fault(token: str) -> str | None:
+    """Why a presented token is none a node takes (the node's own, a file's, an issued
+    one: each is at most ``TOKEN_CHARS_MAX`` characters, none with a control character),
+    without showing it; None for any other, matched or not. Said before any comparison.
+
+    >>> token_fault("app-token-1"), token_fault("x" * 2000)
+    (None, 'the token is longer than 1024 characters (TOKEN_CHARS_MAX): no token is')
+    """
+    if len(token) > TOKEN_CHARS_MAX:
+        return (f"the token is longer than {TOKEN_CHARS_MAX} characters (TOKEN_CHARS_MAX): "
+                "no token is")
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
+        return "the token holds a control character: no token does"
+    return None
+
+
 def load_tokens(path: Path) -> dict[str, Access]:
     """The token table in a JSON file (``serve --automerge-tokens``); ``ValueError``
-    saying what is wrong with it. ``HIDDEN``, --print-config's placeholder for a secret,
-    is refused as a token: it is no secret (refused for being short too, but said so)."""
+    saying what is wrong with it, naming a token by its place, never showing it.
+    ``HIDDEN``, --print-config's placeholder for a secret, is refused as a token: it is
+    no secret (refused for being short too, but said so). A token is held to what the
+    node's own is (``node.checks.check_token``): at most ``TOKEN_CHARS_MAX`` characters,
+    no control character."""
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -311,4 +335,7 @@ def load_tokens(path: Path) -> dict[str, Access]:
     if isinstance(raw, dict) and HIDDEN in raw:
         raise ValueError(f"{path}: a token is {HIDDEN!r}, the placeholder --print-config "
                          "shows for a secret it hides, not a secret: give the real one")
-    return parse_tokens(raw)
+    table = parse_tokens(raw)
+    for number, token in enumerate(table, 1):
+        check_token(token, f"{path}: token {number} of the table")
+    return table

@@ -61,6 +61,12 @@ _AGENT_ID = re.compile(f"[a-z0-9][a-z0-9_-]{{0,{AGENT_ID_CHARS_MAX - 1}}}", re.A
 #: ``/i`` without ``/u`` folds ASCII only, as ``re.ASCII``).
 _CHECKPOINT = re.compile(r"(.+)\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
                          r"[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
+#: What JavaScript's ``String.prototype.trim`` takes off both ends (ECMAScript's
+#: WhiteSpace and LineTerminator: Unicode's spaces, category Zs, and these), which
+#: OpenClaw's ``validateSessionId`` applies before its checks. Not Python's
+#: ``str.strip``: that also takes U+001C to U+001F and U+0085, and leaves U+FEFF.
+JS_TRIMMED = ("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
 #: Characters of a refused name shown in its error: an id may be long, and is quoted
 #: escaped (``printable``), as anyone in the cluster may have written it.
 SHOWN_CHARS_MAX = 80
@@ -84,21 +90,23 @@ def transcript_bytes(records: list[dict[str, Any]]) -> bytes:
 
 
 def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) -> Written:
-    """Write ``transcript`` for agent ``agent_id`` of the state folder ``state``."""
+    """Write ``transcript`` for agent ``agent_id`` of the state folder ``state``, into
+    the file OpenClaw reads for its session id (``openclaw_session_id``)."""
     checked_names(agent_id, transcript.session_id)
+    session_id = openclaw_session_id(transcript.session_id)
     folder = state / "agents" / agent_id / "sessions"
-    path = folder / f"{transcript.session_id}.jsonl"
+    path = folder / f"{session_id}.jsonl"
     index_path = folder / "sessions.json"
     _check_inside(state / "agents", folder, index_path, path)
     index = _index(index_path)
     entry = index.get(transcript.session_key)
-    if isinstance(entry, dict) and entry.get("sessionId") not in (None, transcript.session_id):
+    if isinstance(entry, dict) and _entry_session_id(entry) not in (None, session_id):
         raise ExportRefused(
             f"{index_path} already maps session key {_shown(transcript.session_key)} to "
             f"session {_shown(entry.get('sessionId'))}, not {_shown(transcript.session_id)}: "
             "finish OpenClaw's import of it first (openclaw doctor --session-sqlite import), "
             "or move the file away; nothing was written")
-    _check_unclaimed(index_path, index, transcript.session_key, transcript.session_id)
+    _check_unclaimed(index_path, index, transcript.session_key, session_id)
     data = transcript_bytes(transcript.records)
     unchanged = _check_existing(path, transcript.records, data)
     made = make_folders(folder)
@@ -122,6 +130,37 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
         remove_empty(made)  # a refused or failed write leaves no folder behind either
         raise
     return Written(path, len(transcript.records), unchanged)
+
+
+def openclaw_session_id(value: str) -> str:
+    """The session id ``value`` as OpenClaw's ``validateSessionId`` checks it and names
+    its file, ``<trimmed>.jsonl``: trimmed as JavaScript's ``trim`` does
+    (``JS_TRIMMED``). Its import keeps the index's ``sessionId`` as it is, spaces and
+    all, as the session's id in its store (and gives it to the header): so the index
+    names the id as the events do, and only the file's name is trimmed.
+
+    >>> openclaw_session_id("\\u3000 s1\\n\\ufeff")
+    's1'
+    >>> openclaw_session_id("s1\\x85")  # NEL: Python's strip takes it, JavaScript's not
+    's1\\x85'
+    """
+    return js_trimmed(value)
+
+
+def js_trimmed(value: str) -> str:
+    """``value`` trimmed as JavaScript's ``String.prototype.trim`` does, as OpenClaw
+    trims ids and paths.
+
+    >>> js_trimmed("\\u2028 a b\\u00a0")
+    'a b'
+    """
+    return value.strip(JS_TRIMMED)
+
+
+def _entry_session_id(entry: dict[str, Any]) -> object:
+    """An index entry's ``sessionId`` as OpenClaw reads it (trimmed, if text)."""
+    value = entry.get("sessionId")
+    return openclaw_session_id(value) if isinstance(value, str) else value
 
 
 def checked_names(agent_id: str, session_id: str) -> None:
@@ -152,8 +191,9 @@ def checked_names(agent_id: str, session_id: str) -> None:
 
 
 def _session_id_fits(value: object) -> bool:
-    """OpenClaw's ``validateSessionId``: ``[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}._-]{0,127}``,
-    NFC, the file name within bounds, not a compaction checkpoint's name.
+    """OpenClaw's ``validateSessionId``: trimmed (``openclaw_session_id``), then
+    ``[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}._-]{0,127}``, NFC, the file name within bounds,
+    not a compaction checkpoint's name.
 
     The categories are Python's (``unicodedata``: Unicode 14.0 in Python 3.11), not
     those of the Node that runs OpenClaw (newer: Unicode 17.0 in Node 26): an id with a
@@ -164,7 +204,10 @@ def _session_id_fits(value: object) -> bool:
     >>> _session_id_fits("s1.checkpoint.0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0")
     False
     """
-    if not isinstance(value, str) or not 0 < len(value) <= SESSION_ID_CHARS_MAX:
+    if not isinstance(value, str):
+        return False
+    value = openclaw_session_id(value)  # as validateSessionId does first
+    if not 0 < len(value) <= SESSION_ID_CHARS_MAX:
         return False
     if unicodedata.category(value[0])[0] not in "LN" or not all(
             unicodedata.category(char)[0] in "LNM" or char in "._-" for char in value[1:]):
@@ -180,7 +223,7 @@ def _check_unclaimed(index_path: Path, index: dict[str, Any], key: str,
     key's, and events under ``key`` (any device may write them, with any session id)
     would otherwise write over it, and leave two keys naming one transcript."""
     for other, entry in index.items():
-        if other != key and isinstance(entry, dict) and entry.get("sessionId") == session_id:
+        if other != key and isinstance(entry, dict) and _entry_session_id(entry) == session_id:
             raise ExportRefused(
                 f"{index_path} maps session key {_shown(other)} to session "
                 f"{_shown(session_id)} already, which {_shown(key)} would write over; "

@@ -93,7 +93,10 @@ ESCAPING_SESSION_IDS = [
     pytest.param("a\x00b", id="nul"),
     pytest.param("a\x1b]0;owned\x07", id="escape-sequence"),
     pytest.param("a\nb", id="newline"),
-    pytest.param(" s1", id="space-first"),
+    # Trimmed as JavaScript trims, not as Python's strip: these stay, and are refused.
+    pytest.param("\x85s1", id="next-line-first"),
+    pytest.param("\u180es1", id="mongolian-vowel-separator-first"),
+    pytest.param(" \u3000\n", id="only-spaces"),
     pytest.param("s 1", id="space"),
     pytest.param("s1\u202e", id="bidi-override"),
     pytest.param("e\u0301", id="not-nfc"),
@@ -327,3 +330,52 @@ def test_a_session_id_another_key_maps_to_is_not_written_over(state: Path) -> No
     assert {path: path.read_bytes() for path in files_under(state)
             if path.is_file()} == before
     assert list(json.loads((sessions / "sessions.json").read_text())) == [KEY]
+
+
+TRIMMED_SESSION_IDS = [
+    pytest.param(" s1 ", id="spaces"),
+    pytest.param("\u3000\ufeffs1\u2028\t", id="ideographic-space-bom-line-separator-tab"),
+    pytest.param("\u00a0s1\u202f", id="no-break-spaces"),
+]
+
+
+@pytest.mark.parametrize("session_id", TRIMMED_SESSION_IDS)
+def test_a_session_id_with_spaces_around_is_written_where_openclaw_reads_it(
+        state: Path, session_id: str) -> None:
+    """OpenClaw's ``validateSessionId`` trims (JavaScript's trim) before its checks and
+    reads ``<trimmed>.jsonl``; its import keeps the index's ``sessionId`` as it is, as
+    the session's id in its store: so the file is named trimmed, the index and header
+    name the id as the events do."""
+    written = export(state, a_transcript(session_id=session_id), "main", 1)
+    sessions = state / "agents" / "main" / "sessions"
+    assert written.path == sessions / "s1.jsonl" and not written.unchanged
+    index = json.loads((sessions / "sessions.json").read_text())
+    assert index[KEY]["sessionId"] == session_id
+    assert index[KEY]["sessionFile"] == str(sessions / "s1.jsonl")
+    header = json.loads(written.path.read_bytes().split(b"\n")[0])
+    assert header["id"] == session_id
+    assert sorted(path.name for path in sessions.iterdir()) == ["s1.jsonl", "sessions.json"]
+
+
+def test_the_cli_exports_a_session_id_with_spaces_around(tmp_path: Path, state: Path) -> None:
+    data = tmp_path / "data"
+    session = stored(data, "main", "\u3000s1 ")
+    result = cli("export", session, "--state-dir", str(state), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    sessions = state / "agents" / "main" / "sessions"
+    assert (sessions / "s1.jsonl").is_file()
+    assert json.loads((sessions / "sessions.json").read_text())[KEY]["sessionId"] \
+        == "\u3000s1 "
+
+
+def test_a_session_id_another_key_maps_to_once_trimmed_is_not_written_over(
+        state: Path) -> None:
+    """' s1 ' and 's1' are one file to OpenClaw: another key's 's1' is not written over
+    by events naming ' s1 '."""
+    victim = a_transcript(session_id="s1")
+    export(state, Transcript("main", "agent:main:other", "s1", victim.records[:2]), "main", 1)
+    before = {path: path.read_bytes() for path in files_under(state) if path.is_file()}
+    with pytest.raises(ExportRefused, match="'agent:main:other' to session 's1' already"):
+        export(state, a_transcript(session_id=" s1 "), "main", 2)
+    assert {path: path.read_bytes() for path in files_under(state) if path.is_file()} \
+        == before

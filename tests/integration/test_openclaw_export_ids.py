@@ -1,0 +1,44 @@
+"""The real OpenClaw (``tests/openclaw/install``) importing what ``export`` wrote for a
+session id with spaces around it: its import reads ``<trimmed id>.jsonl`` and keeps the
+id as the index names it, so the session comes back under the id its events carry.
+Skipped where OpenClaw is not installed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from node.openclaw.export import export
+from node.openclaw.records import Transcript
+from tests.node.openclaw import transcript
+from tests.openclaw.device import Device, installed
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(not installed(), reason="run tests/openclaw/install")]
+
+#: Spaces JavaScript's trim takes off (an ideographic space, a byte order mark, a line
+#: separator, a tab) around a plain id.
+SPACED_ID = "\u3000\ufeffs1\u2028\t"
+
+
+def test_openclaw_imports_a_session_id_with_spaces_around_as_exported(tmp_path: Path) -> None:
+    # The model is never asked: an unused loopback port.
+    device = Device(tmp_path / "device", "http://127.0.0.1:9/v1").setup()
+    records = transcript.records()
+    records[0] = {**records[0], "id": SPACED_ID}
+    written = export(device.state_dir, Transcript("main", transcript.SESSION_KEY, SPACED_ID,
+                                                  records), "main", 1796500801000)
+    assert written.path.name == "s1.jsonl"
+    done = device.run("doctor", "--session-sqlite", "import", "--json")
+    assert not written.path.exists(), done.stdout  # imported, and moved to its archive
+    with sqlite3.connect(f"file:{device.store_path}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT session_key, current_session_id FROM session_nodes"
+                          ).fetchall() == [(transcript.SESSION_KEY, SPACED_ID)]
+        rows = db.execute("SELECT event_json FROM transcript_events WHERE session_id = ? "
+                          "AND event_json IS NOT NULL ORDER BY seq", (SPACED_ID,)).fetchall()
+        count, = db.execute("SELECT count(*) FROM transcript_events").fetchone()
+    assert count == len(records)
+    assert json.loads(rows[0][0])["id"] == SPACED_ID

@@ -12,7 +12,8 @@ reader never meets a transcript its index does not name yet. An existing transcr
 replaced only by one that continues it (its records first, in order; headers after the
 first, which an earlier export wrote, do not count); an existing ``sessions.json`` is
 merged into, and a key it points at another session is refused, as is a session id
-another key of it points at (that key's transcript).
+another key of it points at (that key's transcript), and an entry whose ``sessionFile``
+makes OpenClaw read another file than its session id's (``_check_session_files``).
 
 The agent id and the session id become names in those paths, and both come from events
 that any device of the cluster may write (a damaged one, or an event made by hand): a
@@ -67,6 +68,8 @@ _CHECKPOINT = re.compile(r"(.+)\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}
 #: ``str.strip``: that also takes U+001C to U+001F and U+0085, and leaves U+FEFF.
 JS_TRIMMED = ("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
               "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
+#: ``sessionFile``'s start when the transcript is in OpenClaw's SQLite store, no file.
+SQLITE_SESSION_FILE = "sqlite:"
 #: Characters of a refused name shown in its error: an id may be long, and is quoted
 #: escaped (``printable``), as anyone in the cluster may have written it.
 SHOWN_CHARS_MAX = 80
@@ -107,6 +110,7 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
             "finish OpenClaw's import of it first (openclaw doctor --session-sqlite import), "
             "or move the file away; nothing was written")
     _check_unclaimed(index_path, index, transcript.session_key, session_id)
+    _check_session_files(index_path, index, transcript.session_key, path)
     data = transcript_bytes(transcript.records)
     unchanged = _check_existing(path, transcript.records, data)
     made = make_folders(folder)
@@ -228,6 +232,55 @@ def _check_unclaimed(index_path: Path, index: dict[str, Any], key: str,
                 f"{index_path} maps session key {_shown(other)} to session "
                 f"{_shown(session_id)} already, which {_shown(key)} would write over; "
                 "nothing was written")
+
+
+def _check_session_files(index_path: Path, index: dict[str, Any], key: str,
+                         path: Path) -> None:
+    """Refuse if an entry's ``sessionFile`` (hand-edited, or left by a copy) makes OpenClaw
+    read another file than its session id's: its import reads the file an entry names,
+    whatever session that file holds, and gives its header the entry's session id.
+    Another key naming ``path`` would import the events written there as its own
+    session; ``key`` naming another file that is there would leave that file, which
+    OpenClaw reads as this session until now, unnamed by the index (its import then
+    archives it unread). Both were hand-made, so which session is meant cannot be told."""
+    for other, entry in index.items():
+        if not isinstance(entry, dict):
+            continue
+        named = _session_files(path.parent, entry)
+        if other != key and path.name in named:
+            raise ExportRefused(
+                f"{index_path} maps session key {_shown(other)} (session "
+                f"{_shown(entry.get('sessionId'))}) to the file {_shown(path.name)} through "
+                f"its sessionFile {_shown(entry.get('sessionFile'))}: OpenClaw would import "
+                f"what {_shown(key)} writes there as that session; nothing was written")
+        others = sorted(name for name in named - {path.name} if (path.parent / name).is_file())
+        if other == key and others:
+            raise ExportRefused(
+                f"{index_path} maps session key {_shown(key)} to the file "
+                f"{_shown(others[0])} through its sessionFile "
+                f"{_shown(entry.get('sessionFile'))}, not to {_shown(path.name)}: OpenClaw "
+                "reads that file as the session; import it first (openclaw doctor "
+                "--session-sqlite import) or move it away; nothing was written")
+
+
+def _session_files(folder: Path, entry: dict[str, Any]) -> set[str]:
+    """The names of the files in ``folder`` that OpenClaw's import may read for an
+    index entry (``resolveLegacyTranscriptPaths``): the file ``sessionFile`` names
+    (trimmed) if it is in the folder once links are followed, a file of the folder with
+    its last name (``sessionFile`` moved with the folder), else ``<sessionId>.jsonl``."""
+    names: set[str] = set()
+    file = entry.get("sessionFile")
+    if isinstance(file, str) and (file := js_trimmed(file)) \
+            and not file.startswith(SQLITE_SESSION_FILE):
+        names.add(os.path.basename(file))
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            where = (folder / file).resolve()
+            if where.parent == folder.resolve():
+                names.add(where.name)
+    session_id = _entry_session_id(entry)
+    if isinstance(session_id, str):
+        names.add(f"{session_id}.jsonl")
+    return names
 
 
 def _check_inside(agents: Path, *paths: Path) -> None:

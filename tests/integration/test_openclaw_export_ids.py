@@ -42,3 +42,23 @@ def test_openclaw_imports_a_session_id_with_spaces_around_as_exported(tmp_path: 
         count, = db.execute("SELECT count(*) FROM transcript_events").fetchone()
     assert count == len(records)
     assert json.loads(rows[0][0])["id"] == SPACED_ID
+
+
+def test_openclaw_imports_the_file_an_entry_names_as_that_entrys_session(
+        tmp_path: Path) -> None:
+    """Why export refuses an index whose ``sessionFile`` names another session's
+    transcript (``_check_session_files``): OpenClaw's import reads the file an entry
+    names, whatever session it holds, and imports it under the entry's session id."""
+    device = Device(tmp_path / "device", "http://127.0.0.1:9/v1").setup()
+    written = export(device.state_dir, Transcript("main", transcript.SESSION_KEY, "s1",
+                                                  transcript.records()), "main", 1)
+    index_path = device.sessions_dir / "sessions.json"
+    index = json.loads(index_path.read_text())
+    index["agent:main:explicit:other"] = {"sessionId": "s2", "updatedAt": 2,
+                                          "sessionFile": str(written.path)}
+    index_path.write_text(json.dumps(index))
+    device.run("doctor", "--session-sqlite", "import", "--json")
+    with sqlite3.connect(f"file:{device.store_path}?mode=ro", uri=True) as db:
+        counts = dict(db.execute("SELECT session_id, count(*) FROM transcript_events "
+                                 "GROUP BY session_id").fetchall())
+    assert counts == {"s1": len(transcript.records()), "s2": len(transcript.records())}

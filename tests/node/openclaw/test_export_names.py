@@ -379,3 +379,99 @@ def test_a_session_id_another_key_maps_to_once_trimmed_is_not_written_over(
         export(state, a_transcript(session_id=" s1 "), "main", 2)
     assert {path: path.read_bytes() for path in files_under(state) if path.is_file()} \
         == before
+
+
+def index_of(state: Path, entries: dict[str, dict[str, object]]) -> dict[Path, bytes]:
+    """A hand-written ``sessions.json`` holding ``entries``, and a transcript 's2.jsonl'
+    beside it; the files under ``state`` as they are then."""
+    sessions = state / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    (sessions / "s2.jsonl").write_bytes(transcript_bytes(a_transcript(session_id="s2").records))
+    (sessions / "sessions.json").write_text(json.dumps(entries))
+    return {path: path.read_bytes() for path in files_under(state) if path.is_file()}
+
+
+OTHER_KEY = "agent:main:evil\x1b]0;x\x07"
+
+
+@pytest.mark.parametrize("session_file", [
+    pytest.param("{sessions}/s1.jsonl", id="absolute"),
+    pytest.param("s1.jsonl", id="relative"),
+    pytest.param(" {sessions}/s1.jsonl\n", id="spaces-around"),
+    # OpenClaw's import also reads a file of the folder with the path's last name.
+    pytest.param("/elsewhere/agents/main/sessions/s1.jsonl", id="moved"),
+    pytest.param("{sessions}/link.jsonl", id="a-link-to-it"),
+])
+def test_another_keys_session_file_naming_the_transcript_is_refused(
+        state: Path, session_file: str) -> None:
+    """OpenClaw's import reads the file an entry's ``sessionFile`` names and gives it the
+    entry's session id: another key naming the transcript would import what export
+    writes there as that key's session. Refused, both keys named escaped, nothing
+    written."""
+    sessions = state / "agents" / "main" / "sessions"
+    before = index_of(state, {OTHER_KEY: {
+        "sessionId": "s2", "updatedAt": 1,
+        "sessionFile": session_file.format(sessions=sessions)}})
+    if "link" in session_file:
+        (sessions / "link.jsonl").symlink_to("s1.jsonl")
+        before = {path: path.read_bytes() for path in files_under(state) if path.is_file()}
+    with pytest.raises(ExportRefused) as refused:
+        export(state, a_transcript(session_id="s1"), "main", 2)
+    message = str(refused.value)
+    assert "'agent:main:evil\\x1b]0;x\\x07' (session 's2') to the file 's1.jsonl'" \
+        in message, message
+    assert repr(KEY) in message and "nothing was written" in message
+    assert "\x1b" not in message
+    assert {path: path.read_bytes() for path in files_under(state) if path.is_file()} \
+        == before
+    assert not (sessions / "s1.jsonl").exists()
+
+
+def test_the_keys_own_session_file_naming_another_transcript_is_refused(state: Path) -> None:
+    """The key's entry names another file that is there: OpenClaw reads that one as the
+    session until now; rewriting the entry would leave it unnamed (its import archives
+    it unread)."""
+    sessions = state / "agents" / "main" / "sessions"
+    before = index_of(state, {KEY: {"sessionId": "s1", "updatedAt": 1,
+                                    "sessionFile": str(sessions / "s2.jsonl")}})
+    with pytest.raises(ExportRefused) as refused:
+        export(state, a_transcript(session_id="s1"), "main", 2)
+    assert "to the file 's2.jsonl' through its sessionFile" in str(refused.value)
+    assert "nothing was written" in str(refused.value)
+    assert {path: path.read_bytes() for path in files_under(state) if path.is_file()} \
+        == before
+
+
+def test_the_cli_refuses_a_session_file_naming_the_transcript(
+        tmp_path: Path, state: Path) -> None:
+    data = tmp_path / "data"
+    session = stored(data, "main", "s1")
+    sessions = state / "agents" / "main" / "sessions"
+    before = index_of(state, {OTHER_KEY: {"sessionId": "s2", "updatedAt": 1,
+                                          "sessionFile": str(sessions / "s1.jsonl")}})
+    result = cli("export", session, "--state-dir", str(state), "--data-dir", str(data))
+    assert result.exit_code == 2, result.output
+    assert "'agent:main:evil\\x1b]0;x\\x07' (session 's2') to the file 's1.jsonl'" \
+        in result.output
+    assert "\x1b" not in result.output and "Traceback" not in result.output
+    assert {path: path.read_bytes() for path in files_under(state) if path.is_file()} \
+        == before
+
+
+@pytest.mark.parametrize("session_file", [
+    pytest.param("/old/place/agents/main/sessions/s1.jsonl", id="folder-moved"),
+    pytest.param("sqlite:main:s2", id="in-openclaws-store"),
+    pytest.param("{sessions}/s3.jsonl", id="a-file-not-there"),
+])
+def test_session_files_that_name_no_other_transcript_are_written_beside(
+        state: Path, session_file: str) -> None:
+    """The key's own entry naming its transcript where the folder was before, an entry
+    whose transcript is in OpenClaw's store, a file that is not there: exported."""
+    sessions = state / "agents" / "main" / "sessions"
+    key = KEY if "s1" in session_file or "s3" in session_file else OTHER_KEY
+    index_of(state, {key: {"sessionId": "s1" if key == KEY else "s2", "updatedAt": 1,
+                           "sessionFile": session_file.format(sessions=sessions)}})
+    written = export(state, a_transcript(session_id="s1"), "main", 2)
+    assert written.path == sessions / "s1.jsonl"
+    index = json.loads((sessions / "sessions.json").read_text())
+    assert index[KEY]["sessionFile"] == str(sessions / "s1.jsonl")

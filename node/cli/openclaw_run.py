@@ -87,9 +87,11 @@ def _state(path: Path, agents: tuple[str, ...], *, present: bool) -> StateFolder
 
 
 def _summary(tally: Tally) -> str:
+    waiting = (f", {len(tally.waiting)} records waiting for the node's clock"
+               if tally.waiting else "")
     return (f"{tally.records} records read: {tally.created} new events, "
             f"{tally.events - tally.created} already stored, "
-            f"{len(tally.problems)} records or files skipped")
+            f"{len(tally.problems)} records or files skipped{waiting}")
 
 
 def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
@@ -108,6 +110,12 @@ def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
     if tally.problems:
         raise NodeError(f"{len(tally.problems)} records or files were skipped (named above); "
                         "the rest is imported")
+    if tally.waiting:
+        # Not bad input: the same import takes them once the node's clock has caught up.
+        raise NodeError(f"{len(tally.waiting)} records are dated ahead of the node's clock "
+                        "(named above): they and the records after them in their sessions "
+                        "are not imported yet, the rest is; import again later, or use "
+                        "`clawsync openclaw watch`, which waits for them")
 
 
 def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],

@@ -6,16 +6,26 @@ the append and the cursor save reads those records again on restart; their event
 the same ids (the mapping is deterministic), so the node answers "already stored" and
 nothing is duplicated. A record that cannot be read or mapped is reported (file and
 record named) and skipped; the rest is imported.
+
+A record the node refuses for its time (dated further ahead of the node's clock than
+``[limits] clock_drift_max_ms``: the gateway's clock is fast, or the node's slow) is not
+bad input and is never skipped: it waits, named once, with the records after it in its
+session (the cursor never passes it), and is tried again at every pass until the node's
+clock has caught up with it; the other sessions' records go in meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from crdt.clock import Hlc
+from crdt.errors import InvalidInput, TimestampAhead
 from crdt.events import Event
+from node.client.errors import ClientError
 from node.openclaw.mapping import Mapped, SessionRef, copy_ms_of, events_for
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.state import Source, StateFolder, cursor_name
@@ -45,13 +55,15 @@ class Sink(Protocol):
 @dataclass
 class Tally:
     """What passes did: records read, events new and already stored, problems (what
-    was skipped) and warnings (what was imported in a stated, lesser form)."""
+    was skipped), warnings (what was imported in a stated, lesser form) and what waits
+    for the node's clock (``waiting``: records not imported yet, each named once)."""
 
     records: int = 0
     events: int = 0
     created: int = 0
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
 
     def add(self, other: Tally) -> None:
         self.records += other.records
@@ -59,6 +71,7 @@ class Tally:
         self.created += other.created
         self.problems += other.problems
         self.warnings += other.warnings
+        self.waiting += other.waiting
 
 
 class Bridge:
@@ -72,6 +85,9 @@ class Bridge:
         # Stores to read again even if unchanged: a pass over them failed (the node was
         # down) or met something that may mend (a line still being written).
         self._again: set[object] = set()
+        # (cursor name, entry) -> where: the sessions whose next record the node refused
+        # for its time, told once; they are tried again at every pass.
+        self._waiting: dict[tuple[str, str], str] = {}
 
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
@@ -90,7 +106,7 @@ class Bridge:
                 step = await self._step(name, source)
                 tally.add(step)
                 unsettled = unsettled or step.unsettled
-                if step.records == 0 and not step.moved:
+                if not step.moved:  # nothing new, or only what waits for the node's clock
                     break
             if not unsettled:
                 self._again.discard(source)
@@ -105,8 +121,8 @@ class Bridge:
 
     async def _step(self, name: str, source: Source) -> _Step:
         cursor = self._cursors[name]
-        events: list[Event] = []
-        moves: dict[str, int] = {}
+        units: list[_Unit] = []
+        moves: dict[str, int] = {}  # as read: the copy times of rewinds for what follows
         step = _Step()
         items = list(source.read(cursor))
         for n, item in enumerate(items):
@@ -114,25 +130,84 @@ class Bridge:
                 self._tell(step.problems, str(item))
                 if item.entry is not None:
                     moves[item.entry] = item.after
+                    units.append(_Unit(item.entry, {item.entry: item.after}))
                 else:
                     step.unsettled = True
                 continue
-            step.records += 1
             copy_ms = _copy_ms(item, items[n + 1:], cursor, moves)
             mapped = mapping_events(item, copy_ms)
-            events += mapped.events
             for warning in mapped.warnings:
                 self._tell(step.warnings, f"{item.where}: {warning}")
             moves[item.entry] = item.after
-        if events:
-            step.events = len(events)
-            step.created = await self.sink.append(events)
-        moved = {entry: after for entry, after in moves.items() if cursor.get(entry) != after}
+            unit_moves = {item.entry: item.after}
+            if item.value.get("type") == "session" and copy_ms is not None:
+                unit_moves[COPY_PREFIX + item.entry] = copy_ms
+            units.append(_Unit(item.entry, unit_moves, item, mapped.events))
+        held = await self._append(name, units, step)
+        # The cursor moves past what is stored, never past a record that waits.
+        moved: dict[str, int] = {}
+        for n, unit in enumerate(units):
+            if n < held.get(unit.entry, n + 1):
+                moved.update(unit.moves)
+                step.records += unit.record is not None
+                step.events += len(unit.events)
+        moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
+        step.unsettled = step.unsettled or bool(held)
         if moved:
             cursor.update(moved)
             await self.sink.save_cursor(name, cursor)
             step.moved = True
         return step
+
+    async def _append(self, name: str, units: list[_Unit], step: _Step) -> dict[str, int]:
+        """Append the units' events; the entries (sessions) held back, each with the
+        index of the unit the node refused for its time (it and the entry's later units
+        wait). A session that waited is tried with its first record alone first; the
+        rest go in one append, and record by record only if the node refuses it for a
+        time (to find which record, and let the others in)."""
+        held: dict[str, int] = {}
+        for entry in dict.fromkeys(unit.entry for unit in units):
+            if (name, entry) in self._waiting:
+                first = next((n for n, unit in enumerate(units)
+                              if unit.entry == entry and unit.events), None)
+                if first is not None and not await self._try(name, units[first], step):
+                    held[entry] = first
+        rest = [(n, unit) for n, unit in enumerate(units)
+                if unit.entry not in held and unit.events]
+        try:
+            if rest:
+                step.created += await self.sink.append(
+                    [event for _n, unit in rest for event in unit.events])
+            return held
+        except (ClientError, InvalidInput) as error:
+            if _refused_time(error) is None:
+                raise
+        for n, unit in rest:
+            if unit.entry not in held and not await self._try(name, unit, step):
+                held[unit.entry] = n
+        return held
+
+    async def _try(self, name: str, unit: _Unit, step: _Step) -> bool:
+        """Append one record's events: False if the node refuses them for their time
+        (said once per session while it waits), True once stored (said if it waited)."""
+        assert unit.record is not None or not unit.events
+        try:
+            if unit.events:
+                step.created += await self.sink.append(unit.events)
+        except (ClientError, InvalidInput) as error:
+            refused = _refused_time(error)
+            if refused is None or unit.record is None:
+                raise
+            if (name, unit.entry) not in self._waiting:
+                self._waiting[name, unit.entry] = unit.record.where
+                text = _waits(unit.record, unit.events, refused, str(error))
+                step.waiting.append(text)
+                self.tell(text)
+            return False
+        where = self._waiting.pop((name, unit.entry), None)
+        if where is not None:
+            self.tell(f"{where}: the node has taken it now")
+        return True
 
     def _tell(self, into: list[str], text: str) -> None:
         """Say it once (a file still being written is seen again at every look)."""
@@ -140,6 +215,52 @@ class Bridge:
             self._told.add(text)
             into.append(text)
             self.tell(text)
+
+
+@dataclass
+class _Unit:
+    """What one item read adds: the cursor entries to move once it is handled, and the
+    record and its events (none for a problem skipped)."""
+
+    entry: str
+    moves: dict[str, int]
+    record: Record | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+#: The node's words refusing a time (``crdt.clock.Clock.check_ahead``): its bound and
+#: its clock, to say by how much the clocks differ.
+_AHEAD = re.compile(r"more than (\d+) ms ahead of this node's clock \(([^)]+)\)")
+
+
+def _refused_time(error: ClientError | InvalidInput) -> str | None:
+    """The node's refusal of an event dated too far ahead of its clock (over HTTP, or by
+    a data folder opened here), as its words; None for any other error."""
+    if isinstance(error, TimestampAhead) or (
+            isinstance(error, ClientError) and error.code == TimestampAhead.code):
+        return str(error)
+    return None
+
+
+def _waits(record: Record, events: list[Event], refused: str, words: str) -> str:
+    """What to tell of a record that waits for the node's clock: which, by how much the
+    clocks differ (if the node said its clock), and what happens to it."""
+    dated = max(events, key=lambda event: event.timestamp).timestamp
+    said = _AHEAD.search(refused)
+    if said is not None:
+        try:
+            node_ms = Hlc.parse_rfc3339(said.group(2)).ms
+        except InvalidInput:
+            said = None
+    if said is None:
+        lead = f"ahead of the node's clock ({words})"
+    else:
+        lead = (f"{(dated.ms - node_ms) / 1000:.1f} s ahead of the node's clock "
+                f"({said.group(2)}), which takes events at most {said.group(1)} ms ahead")
+    return (f"{record.where}: dated {dated.rfc3339()}, {lead}: the clock of OpenClaw's "
+            "machine is fast or the node's is slow; the record and those after it in its "
+            "session wait, not skipped, and are tried again until the node takes them "
+            "(set the clocks right, or raise the node's [limits] clock_drift_max_ms)")
 
 
 @dataclass

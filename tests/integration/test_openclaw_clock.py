@@ -1,0 +1,101 @@
+"""``clawsync openclaw import`` and ``watch`` meeting a record dated ahead of the node's
+clock (the gateway's clock fast): never skipped, the cursor never past it, the rest
+imported, and the record taken once the node's clock has caught up."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from node.openclaw.state import cursor_name
+from tests.support.cluster import all_events, wait_until
+from tests.support.openclaw import FakeGateway
+from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
+
+pytestmark = pytest.mark.integration
+
+#: The node's bound (``[limits] clock_drift_max_ms``), small so that the test's record
+#: dated ahead is taken within seconds.
+DRIFT_MS = 1000
+#: How far ahead of the clock the record is dated: the node takes it about this less
+#: DRIFT_MS later, after the import and the watch's first look have met it.
+AHEAD_MS = 15_000
+SID, KEY = "5a5a5a5a-0000-4000-8000-000000000001", "agent:main:explicit:fast"
+OTHER_SID, OTHER_KEY = "5a5a5a5a-0000-4000-8000-000000000002", "agent:main:explicit:other"
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def records(session_id: str, times_ms: list[int]) -> list[dict[str, Any]]:
+    """A header, then one user message per time."""
+    out: list[dict[str, Any]] = [{"type": "session", "version": 3, "id": session_id,
+                                  "timestamp": _iso(times_ms[0]), "cwd": "/w"}]
+    for n, ms in enumerate(times_ms):
+        out.append({"type": "message", "id": f"{session_id[-4:]}{n:04x}",
+                    "parentId": out[-1]["id"] if n else None, "timestamp": _iso(ms),
+                    "message": {"role": "user", "content": f"turn {n}", "timestamp": ms}})
+    return out
+
+
+def record_ids(node: NodeProcess) -> set[str]:
+    return {e["kind"].get("openclaw", {}).get("record", {}).get("id")
+            for e in all_events(node)} - {None}
+
+
+def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path) -> None:
+    config = tmp_path / "node.toml"
+    config.write_text(f"[limits]\nclock_drift_max_ms = {DRIFT_MS}\n")
+    state = tmp_path / "openclaw"
+    now_ms = int(time.time() * 1000)
+    # Session "fast": two turns, one from a clock ahead, and one after it.
+    fast = records(SID, [now_ms - 3000, now_ms - 2000, now_ms + AHEAD_MS, now_ms - 1000])
+    other = records(OTHER_SID, [now_ms - 3000, now_ms - 2000])
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    gateway.open_session(OTHER_KEY, OTHER_SID)
+    gateway.add(SID, fast)
+    gateway.add(OTHER_SID, other)
+    gateway.close()
+    ahead = f"{state}/agents/main/agent/openclaw-agent.sqlite, session {SID}, seq 3"
+    waiting = {r["id"] for r in fast[3:]}
+
+    with NodeProcess(tmp_path, extra_args=["--config", str(config)]) as node:
+        done = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+        assert done.returncode == 1, done.stderr
+        assert "Traceback" not in done.stderr
+        assert f"{ahead}: dated {_iso(now_ms + AHEAD_MS)}" in done.stderr
+        assert f"which takes events at most {DRIFT_MS} ms ahead" in done.stderr
+        assert "1 records are dated ahead of the node's clock (named above)" in done.stderr
+        # What came before it, and the other session, are imported; it is not lost:
+        # the cursor stays before it.
+        held = record_ids(node)
+        assert held >= {r["id"] for r in fast[:3] + other}
+        assert not held & waiting
+        name = cursor_name(state, "main")
+        cursor = node.get(f"/v1/cursors/{quote(name, safe='')}")["cursor"]
+        assert [after for entry, after in cursor.items() if entry.endswith(SID)] == [3]
+
+        watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+        try:
+            said = LineReader(watch.stderr)  # type: ignore[arg-type]
+            said.wait_for(f"{ahead}: dated")
+            assert watch.poll() is None  # it keeps watching
+            said.wait_for(f"{ahead}: the node has taken it now", AHEAD_MS / 1000 + 30)
+            wait_until(lambda: record_ids(node) >= waiting, 30, "the waiting records")
+        finally:
+            watch.send_signal(signal.SIGTERM)
+            try:
+                watch.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                watch.kill()
+        assert sum(f"{ahead}: dated" in line for line in said.seen) == 1  # said once
+        again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
+        assert again.returncode == 0 and "0 records read" in again.stderr, again.stderr

@@ -81,7 +81,9 @@ layout (agents/ID/sessions/*.jsonl) read-only, from where the last import or wat
 this folder stopped (a cursor the node keeps), so running it again imports nothing twice.
 A record that cannot be read or mapped (a truncated line, a row that does not decode, a
 newer transcript version) is named on stderr and skipped; the rest is imported and the
-exit code is 1.
+exit code is 1. A record dated further ahead of the node's clock than it takes (a fast
+clock) is named and not skipped: it and the records after it in its session are left
+for a later import (exit code 1), the rest is imported.
 
 \b
 Examples:
@@ -112,7 +114,10 @@ Looks at the stores every {POLL_S:g} s (--poll) without locking them, reading on
 that changed. Resumes after a restart from the cursor the node keeps. While the node
 cannot be reached it retries (up to every {RETRY_MAX_S:g} s); a refusal (a wrong token)
 stops it with exit code 1, and each retry says so on stderr. A record or file that
-cannot be read is named once and skipped.
+cannot be read is named once and skipped. A record dated further ahead of the node's
+clock than it takes (a fast clock) is named once, with by how much, and never skipped:
+it and the records after it in its session wait, tried again at every look until the
+node takes them, while the rest goes on.
 
 \b
 Examples:

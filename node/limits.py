@@ -156,8 +156,11 @@ class ClientLimits:
     subscribe_frame_bytes_max: int = RepoLimits().served_bytes_max + 64 * 1024
     #: Largest body of one answer the client reads; past it the node is said to send
     #: more than a node does (an endless body would fill this machine's memory). A page
-    #: is the node's ``page_bytes_max`` plus one event (within ``body_bytes_max``); a
-    #: session's projection is bounded as ``served_bytes_max`` is: 64 MiB holds each.
+    #: is the node's ``page_bytes_max`` plus one event (within ``body_bytes_max``): 64
+    #: MiB holds it. A session's projection is bounded by nothing the node sets (its JSON
+    #: may be six times its text, the text far more than its compressed Automerge
+    #: document): ``Client`` refuses one past this, ``node.client.subscribe`` follows the
+    #: document its key names instead of reading it.
     answer_bytes_max: int = RepoLimits().served_bytes_max + 64 * 1024
     #: Largest message of the live stream (one event: within the node's
     #: ``body_bytes_max``, with room for its JSON around it); past it the stream ends

@@ -22,11 +22,13 @@ session a new document (its ``automerge_url`` changes): the subscription asks th
 for the new one (``GET /v1/sessions/{key}``, with the token) and follows it from
 scratch. A node that refuses the token raises ``SubscribeError``, as does one that sends
 an error (the message says why: a closed connection, a session too large to serve), and
-so does an answer to ``GET /v1/sessions/{key}`` that no node sends: one past
-``ClientLimits.answer_bytes_max``, not a JSON object, or nested too deep. A
-node URL no node could be reached at (a user name or password in it, no host, a bad
-port, not ``http(s)://``) raises ``ClientError`` at once, as ``Client`` does, without
-showing the URL.
+so does, without ``reconnect``, an answer to ``GET /v1/sessions/{key}`` that is not a
+JSON object (with it, the subscription follows the document the key names and tries
+again later, as it does a node out of reach). A session whose answer passes
+``ClientLimits.answer_bytes_max`` is followed under the document its key names: until a
+forget, its document. A node URL no node could be reached at (a user name or password in
+it, no host, a bad port, not ``http(s)://``) raises ``ClientError`` at once, as
+``Client`` does, without showing the URL.
 Each change costs a read of the whole document: fine for a notebook, not for following
 thousands of sessions.
 """
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -45,7 +46,8 @@ import aiohttp
 
 from crdt.automerge.document import Replica, automerge_url, new_sync_state
 from crdt.errors import CrdtError
-from node.client.transport import checked_node_url
+from node.client.errors import ClientError
+from node.client.transport import AnswerTooLong, checked_node_url, json_object
 from node.limits import ClientLimits
 from sync.errors import PeerFault
 from sync.repo.messages import (
@@ -113,8 +115,7 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
     replica = Replica()
     failures = 0
     async with aiohttp.ClientSession() as http:
-        doc_text = await _document_text(http, node, session_key, token,
-                                        limits.answer_bytes_max)
+        doc_text = await _document_text(http, node, session_key, token, limits, reconnect)
         while True:
             try:
                 async with http.ws_connect(socket_url(node, token),
@@ -124,8 +125,8 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
                         failures = 0
                         yield view
             except _Replaced:
-                replaced = await _document_text(http, node, session_key, token,
-                                                limits.answer_bytes_max)
+                replaced = await _document_text(http, node, session_key, token, limits,
+                                                reconnect)
                 replica = Replica()  # the old one holds what the forget removed
                 if replaced != doc_text:
                     doc_text = replaced
@@ -147,12 +148,17 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
 
 
 async def _document_text(http: aiohttp.ClientSession, node: str, session_key: str,
-                         token: str | None, limit_bytes: int) -> str:
+                         token: str | None, limits: ClientLimits, reconnect: bool) -> str:
     """The id of the session's document as the node names it now (after a forget it is
     another); the id derived from the key while the node does not say (no such session
-    yet, a token for Automerge only, a node out of reach). ``SubscribeError`` for an
-    answer no node sends: longer than ``limit_bytes`` (``ClientLimits.answer_bytes_max``),
-    not a JSON object, or nested deeper than Python parses."""
+    yet, a token for Automerge only, a node out of reach, an answer longer than
+    ``ClientLimits.answer_bytes_max``). Only ``GET /v1/sessions/{key}`` names it, at the
+    end of the whole projection, whose JSON may be six times the document's text (a
+    control character is sent as ``\\u0001``) and far more than its compressed Automerge
+    form: a session too long to read is followed under the derived id, which is its
+    document until a forget. An answer that is not a JSON object (nested deeper than
+    Python parses, a proxy's page) is a ``SubscribeError`` without ``reconnect``; with it,
+    the derived id too, as for a node out of reach."""
     url = automerge_url(session_key)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with contextlib.suppress(aiohttp.ClientError, ConnectionError, TimeoutError):
@@ -160,36 +166,18 @@ async def _document_text(http: aiohttp.ClientSession, node: str, session_key: st
                             headers=headers, timeout=aiohttp.ClientTimeout(total=30)
                             ) as response:
             if response.status == 200:
-                found = (await _answer_object(response, limit_bytes)).get("automerge_url")
+                try:
+                    found = (await json_object(response, limits.answer_bytes_max)
+                             ).get("automerge_url")
+                except AnswerTooLong:
+                    found = None
+                except ClientError as exc:
+                    if not reconnect:
+                        raise SubscribeError(f"the node's session answer: {exc}") from None
+                    found = None
                 if isinstance(found, str) and found.startswith("automerge:"):
                     url = found
     return url.removeprefix("automerge:")
-
-
-async def _answer_object(response: aiohttp.ClientResponse, limit_bytes: int) -> dict[str, Any]:
-    """The answer as a JSON object, read up to ``limit_bytes`` (before it fills memory),
-    or a ``SubscribeError`` saying what came instead (as ``Client`` says it)."""
-    too_long = SubscribeError(f"the node's session answer is longer than the {limit_bytes} "
-                              "bytes this client reads (answer_bytes_max)")
-    if (response.content_length or 0) > limit_bytes:
-        raise too_long
-    parts, size = [], 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit_bytes:
-            raise too_long
-        parts.append(chunk)
-    try:
-        body = json.loads(b"".join(parts))
-    except RecursionError:  # nested deeper than Python's parser goes (``[`` x 200,000)
-        raise SubscribeError("the node's session answer is JSON nested too deep to "
-                             "read") from None
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise SubscribeError(f"the node answered HTTP {response.status} with a session "
-                             "answer that is not a JSON object")
-    return body
 
 
 async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,

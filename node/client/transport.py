@@ -67,6 +67,10 @@ def checked_node_url(url: str) -> str:
     return normal_address(url)
 
 
+class AnswerTooLong(ClientError):
+    """An answer longer than the client reads (``ClientLimits.answer_bytes_max``)."""
+
+
 class Transport:
     """The HTTP side of ``Client``: its connection pool, its requests and their failures."""
 
@@ -129,7 +133,7 @@ class Transport:
                                          headers=headers, timeout=timeout) as response):
             if response.status >= 400:
                 await self._refuse(response, what, missing)
-            body = await _json_object(response, self.limits.answer_bytes_max)
+            body = await json_object(response, self.limits.answer_bytes_max)
         return body
 
     def _http(self) -> aiohttp.ClientSession:
@@ -312,23 +316,25 @@ class UnreadableStream(ClientError):
 
 async def _body(response: aiohttp.ClientResponse, limit_bytes: int) -> bytes:
     """The response body, read up to ``limit_bytes`` (``ClientLimits.answer_bytes_max``):
-    a ``ClientError`` past it, before it fills memory."""
+    an ``AnswerTooLong`` past it, before it fills memory."""
     if (response.content_length or 0) > limit_bytes:
-        raise ClientError(f"the node's answer is {response.content_length} bytes, more than "
+        raise AnswerTooLong(f"the node's answer is {response.content_length} bytes, more than "
                           f"the {limit_bytes} this client reads (answer_bytes_max)",
                           status=response.status)
     parts, size = [], 0
     async for chunk in response.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit_bytes:
-            raise ClientError(f"the node's answer is longer than the {limit_bytes} bytes this "
+            raise AnswerTooLong(f"the node's answer is longer than the {limit_bytes} bytes this "
                               "client reads (answer_bytes_max)", status=response.status)
         parts.append(chunk)
     return b"".join(parts)
 
 
-async def _json_object(response: aiohttp.ClientResponse, limit_bytes: int) -> dict[str, Any]:
-    """The response body as a JSON object, or a ``ClientError`` saying what came instead."""
+async def json_object(response: aiohttp.ClientResponse, limit_bytes: int) -> dict[str, Any]:
+    """The response body as a JSON object, or a ``ClientError`` saying what came instead
+    (``AnswerTooLong`` past ``limit_bytes``); ``Client`` and ``node.client.subscribe``
+    read their answers with it."""
     raw = await _body(response, limit_bytes)
     try:
         body = json.loads(raw)

@@ -11,8 +11,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from crdt.automerge.document import automerge_url
 from node.client.api import Client, ClientError
 from node.client.subscribe import SubscribeError, projections, socket_url
+from node.limits import ClientLimits
 from node.server.run import RunningNode, start
 from sync.repo.config import Access, RepoConfig, RepoLimits
 from tests.node.client.test_transport import NO_NODE_URLS
@@ -147,3 +149,24 @@ async def _refused_as_the_client_refuses_it(url: str, why: str) -> None:
 
 def test_an_upper_case_scheme_is_taken() -> None:
     assert socket_url("HTTPS://hub:7878", None) == "wss://hub:7878/automerge"
+
+
+async def test_a_session_whose_json_passes_the_answer_cap_is_followed(
+        make_node: NodeFactory) -> None:
+    # JSON sends a control character as six bytes (\u0001): the projection's answer
+    # passes the cap while its text, and its Automerge document, are far within it.
+    limits = ClientLimits(answer_bytes_max=256 * 1024)
+    content = "\x01" * 20_000
+    node = await make_node()
+    await post(node, "s1", *[{"agent_id": "main", "kind": {"type": "message_received",
+                                                           "content": content}}] * 5)
+    async with aiohttp.ClientSession() as session, session.get(
+            f"{node.url}/v1/sessions/s1") as response:
+        assert len(await response.read()) > limits.answer_bytes_max > 5 * len(content)
+    views = projections(node.url, "s1", limits=limits)
+    try:
+        view = await until(views, lambda v: len(v["messages"]) == 5)
+    finally:
+        await views.aclose()
+    assert [m["content"] for m in view["messages"]] == [content] * 5
+    assert view["automerge_url"] == automerge_url("s1")

@@ -1,12 +1,19 @@
 """node.client.subscribe against a stand-in node on loopback whose answer to
-``GET /v1/sessions/{key}`` (the document a subscription follows) no node sends: longer
-than ``ClientLimits.answer_bytes_max``, not a JSON object, nested deeper than Python
-parses. Each is a ``SubscribeError`` saying so, never a raw exception nor a full memory."""
+``GET /v1/sessions/{key}`` (the document a subscription follows) no node sends: not a JSON
+object, nested deeper than Python parses, longer than ``ClientLimits.answer_bytes_max``.
+Without ``reconnect``, one that is not a JSON object is a ``SubscribeError`` saying so;
+with it, the subscription goes on as it does with a node out of reach. One too long is
+neither read whole (a full memory) nor an error: the subscription goes on with the
+document the key names."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
@@ -20,6 +27,12 @@ ANSWER_BYTES_MAX = 64 * 1024
 #: What the endless answer sends before giving up on the client (past the cap).
 ENDLESS_BYTES = 4 * ANSWER_BYTES_MAX
 DEADLINE_S = 10.0
+#: The stand-in's endless answer goes past the cap, and the cap is the test's own.
+assert ANSWER_BYTES_MAX < ENDLESS_BYTES
+assert ClientLimits().answer_bytes_max > ANSWER_BYTES_MAX
+#: Quick retries: the stand-in refuses every websocket.
+LIMITS = ClientLimits(answer_bytes_max=ANSWER_BYTES_MAX, subscribe_retry_base_s=0.01,
+                      subscribe_retry_max_s=0.01)
 
 
 async def _session(request: web.Request) -> web.StreamResponse:
@@ -46,37 +59,71 @@ async def _session(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@dataclass
+class StandIn:
+    url: str
+    #: Websocket handshakes asked for, by mode (each refused with a 503).
+    sockets: Counter[str] = field(default_factory=Counter)
+
+
 @pytest.fixture
-async def hostile() -> AsyncIterator[str]:
+async def hostile() -> AsyncIterator[StandIn]:
     app = web.Application()
     app.router.add_get("/m/{mode}/v1/sessions/{key}", _session)
+    port = free_port()
+    stand_in = StandIn(f"http://127.0.0.1:{port}")
+
+    async def socket(request: web.Request) -> web.Response:
+        stand_in.sockets[request.match_info["mode"]] += 1
+        return web.Response(status=503)
+
+    app.router.add_get("/m/{mode}/automerge", socket)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield stand_in
     finally:
         await runner.cleanup()
 
 
 @pytest.mark.parametrize(("mode", "said"), [
-    ("deep", "nested too deep"),
+    ("deep", "not a JSON object"),
     ("list", "not a JSON object"),
-    ("text", "not a JSON object"),
-    ("endless", "answer_bytes_max"),
-    ("declared", "answer_bytes_max"),
+    ("text", "not a JSON object: b'<html>a login page"),
 ])
-async def test_an_answer_no_node_sends_is_a_subscribe_error(hostile: str, mode: str,
-                                                            said: str) -> None:
-    limits = ClientLimits(answer_bytes_max=ANSWER_BYTES_MAX)
-    with pytest.raises(SubscribeError, match=said):
+async def test_without_reconnect_an_answer_not_json_is_a_subscribe_error(
+        hostile: StandIn, mode: str, said: str) -> None:
+    with pytest.raises(SubscribeError, match=re.escape(said)):
         async with asyncio.timeout(DEADLINE_S):
-            async for _ in projections(f"{hostile}/m/{mode}", "s1", limits=limits):
+            async for _ in projections(f"{hostile.url}/m/{mode}", "s1", limits=LIMITS,
+                                       reconnect=False):
                 pass
+    assert not hostile.sockets[mode]
 
 
-def test_the_stand_in_sends_more_than_the_cap() -> None:
-    assert ENDLESS_BYTES > ANSWER_BYTES_MAX
-    assert ClientLimits().answer_bytes_max > ANSWER_BYTES_MAX  # the test's cap is its own
+@pytest.mark.parametrize(("mode", "reconnect"), [
+    ("text", True), ("deep", True), ("endless", True), ("declared", True),
+    ("endless", False), ("declared", False),
+])
+async def test_the_subscription_goes_on_to_the_document(
+        hostile: StandIn, mode: str, reconnect: bool) -> None:
+    # With reconnect, a proxy's page or an answer too long is no reason to end: the
+    # subscription backs off and tries again (here, the websocket the stand-in refuses).
+    views = projections(f"{hostile.url}/m/{mode}", "s1", limits=LIMITS, reconnect=reconnect)
+    task = asyncio.ensure_future(anext(views))
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while hostile.sockets[mode] < (3 if reconnect else 1) and not task.done():
+                await asyncio.sleep(0.01)
+        if reconnect:
+            assert not task.done()
+        else:  # no retry: the refused websocket ends it, not the answer
+            with pytest.raises(SubscribeError, match="cannot open"):
+                await task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, SubscribeError):
+            await task
+        await views.aclose()

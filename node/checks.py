@@ -37,11 +37,19 @@ def api_path_base(url: str) -> str | None:
     return None if at is None else f"{scheme}://{netloc}{'/'.join(parts[:at])}"
 
 
-def check_token(token: str, what: str = "the token") -> None:
+#: What ``check_token`` guesses a control character in a typed token or a file's came
+#: from; a caller that knows better (a JSON table, where a line end is no part of a
+#: string) gives none.
+CONTROL_HINT = "a line ending, from a file with CRLF line ends?"
+
+
+def check_token(token: str, what: str = "the token", *,
+                control_hint: str | None = CONTROL_HINT) -> None:
     """``ValueError`` for a token (or ``what`` else a header carries: the cluster secret)
     that cannot protect anything: an empty one, which a request without the header
-    matches, or one no header could carry: one with a control character (a line ending
-    kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends); or one that
+    matches, or one with a control character, which no token of a node holds (mostly a
+    line ending kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends,
+    ``control_hint`` guesses; a tab alone a header may carry); or one that
     no request could match: one that begins or ends with white space, which a node
     takes off the token a request gives (``node.http.auth.bearer``), as HTTP takes it off
     a header's value. ``HIDDEN``, --print-config's placeholder, is refused too: it is
@@ -68,8 +76,9 @@ def check_token(token: str, what: str = "the token") -> None:
         raise ValueError(f"{what} is {HIDDEN!r}, the placeholder --print-config shows for "
                          "a secret it hides, not a secret: give the real one")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
-        raise ValueError(f"{what} holds a control character (a line ending, from a file "
-                         "with CRLF line ends?), which no header can carry")
+        guess = f" ({control_hint})" if control_hint else ""
+        raise ValueError(f"{what} holds a control character{guess}, which no token may "
+                         "hold")
     if token != token.strip():
         raise ValueError(f"{what} begins or ends with white space, which HTTP takes off "
                          "a header: no request could match it")

@@ -21,8 +21,9 @@ tokens limited to some sessions, or read-only, and so do tokens issued by a devi
 the cluster (``node.automerge.tokens``), whose clients are disconnected when the token
 is revoked. A node without any token (loopback only) lets every local client open every
 session (a client presenting an issued token gets what that token allows). A token no
-node takes (longer than ``node.checks.TOKEN_CHARS_MAX``, or with a control character,
-which only ``?token=`` can carry) is refused with a 401 that says why, never showing it.
+node takes (longer than ``node.checks.TOKEN_CHARS_MAX``, or with a control character:
+any in ``?token=``, a tab in an ``Authorization`` header, which HTTP allows in a value) is
+refused with a 401 that says why, never showing it.
 """
 
 from __future__ import annotations
@@ -337,5 +338,6 @@ def load_tokens(path: Path) -> dict[str, Access]:
                          "shows for a secret it hides, not a secret: give the real one")
     table = parse_tokens(raw)
     for number, token in enumerate(table, 1):
-        check_token(token, f"{path}: token {number} of the table")
+        # A JSON string holds a control character only as written: no line end to guess.
+        check_token(token, f"{path}: token {number} of the table", control_hint=None)
     return table

@@ -38,7 +38,8 @@ export function devicesView(context) {
     const nodeAndPeers = (signal) => Promise.all([
       context.api("/v1/node", { signal }), context.api("/v1/peers", { signal })]);
     show("node", nodeAndPeers, ".node-error", "Cannot read the node", ([node, peers]) => {
-      patchChildren(root.querySelector("[data-testid=this-node]"), [thisNode(node, note)]);
+      patchChildren(root.querySelector("[data-testid=this-node]"),
+        [thisNode(node, peers.device || {}, note)]);
       const rows = peerRows(peers.peers || [], Date.now(), note);
       patchChildren(root.querySelector("[data-testid=peers]"), rows);
       root.querySelector(".no-peers").hidden = rows.length > 0;
@@ -119,9 +120,17 @@ export function devicesView(context) {
   };
 }
 
-function thisNode(node, note) {
+// ``device`` is ``GET /v1/peers``'s, which says, as `clawsync status` does, whether a
+// member told this device it was removed: its text names the remover and the reason a
+// member wrote (shown, never obeyed).
+function thisNode(node, device, note) {
   const fact = (name, value, attrs = {}) => [h("dt", {}, name), h("dd", attrs, value)];
   return h("div", { class: "card" },
+    device.removed_text
+      ? h("p", { class: "error", dataset: { testid: "node-removed" } },
+        "Removed: this device was ", named(device.removed_text),
+        "; no member links with it any more.")
+      : null,
     h("dl", { class: "facts" },
       fact("Name", named(node.name), { dataset: { testid: "node-name" } }),
       fact("Device", deviceId(node.device_id, note)),
@@ -187,20 +196,44 @@ function stateText(peer) {
   return peer.state;
 }
 
-// "in sync", or how many events the two sides are apart (the larger direction).
+// "in sync", or how many events the two sides are apart (the larger direction). A
+// refused link syncs nothing until the refusal ends: no catch-up to count.
 function syncText(peer) {
+  if (peer.state === "refused") return "not syncing";
   const behind = Math.max(peer.events_we_lack || 0, peer.events_peer_lacks || 0);
   if (behind === 0) return "in sync";
   return `${counted(behind, "event")} behind`;
 }
 
 function syncTitle(peer) {
+  if (peer.state === "refused") return "the peer refuses this link: nothing syncs over it";
   const theirs = peer.events_peer_lacks === null ? "not known yet" : peer.events_peer_lacks;
-  return `this node lacks ${peer.events_we_lack}; the peer lacks ${theirs}`;
+  const lacks = `this node lacks ${peer.events_we_lack}; the peer lacks ${theirs}`;
+  return peer.state === "up" ? lacks : `as of the last contact, ${lacks}`;
+}
+
+// What each side lacks is known only on a link that is up: on another the counts are as
+// of its last contact, so "–", as `clawsync status` shows them.
+function lackCell(peer, count, testid) {
+  if (peer.state !== "up") {
+    return h("td", { class: "num muted", title: "known only while the link is up",
+      dataset: { testid } }, "–");
+  }
+  return h("td", { class: "num", dataset: { testid } }, count ?? "?");
+}
+
+// Why a link that is not up is refused (``refused``: the peer's words), or why its dials
+// back off (``failure``), as `clawsync status` says under its table.
+function whyNotUp(peer) {
+  if (peer.state === "up") return null;
+  const why = peer.refused || peer.failure;
+  return why ? h("div", { class: "muted", dataset: { testid: "peer-why" } }, named(why)) : null;
 }
 
 function peerRow(peer, links, device, note) {
   const sync = syncText(peer);
+  const syncClass = sync === "in sync" ? "sync-ok"
+    : peer.state === "refused" ? "state-refused" : "sync-behind";
   const where = (link) => link.url || `${link.direction} link`;
   return h("tr", { dataset: { testid: "peer-row", nodeId: peer.node_id || "", state: peer.state } },
     h("td", {},
@@ -209,11 +242,13 @@ function peerRow(peer, links, device, note) {
       h("div", { class: "muted" }, links.length > 1
         ? links.flatMap((link, index) => [index ? ", " : null, named(where(link)), ` (${link.state})`])
         : named(where(peer)))),
-    h("td", { class: `state-${peer.state}`, dataset: { testid: "peer-state" } }, stateText(peer)),
-    h("td", { class: sync === "in sync" ? "sync-ok" : "sync-behind", title: syncTitle(peer),
-      dataset: { testid: "peer-sync" } }, sync),
-    h("td", { class: "num" }, peer.events_we_lack),
-    h("td", { class: "num" }, peer.events_peer_lacks ?? "?"),
+    h("td", {},
+      h("div", { class: `state-${peer.state}`, dataset: { testid: "peer-state" } },
+        stateText(peer)),
+      whyNotUp(peer)),
+    h("td", { class: syncClass, title: syncTitle(peer), dataset: { testid: "peer-sync" } }, sync),
+    lackCell(peer, peer.events_we_lack, "peer-we-lack"),
+    lackCell(peer, peer.events_peer_lacks, "peer-lacks"),
     h("td", {}, secondsAgo(peer.last_contact_s_ago)),
     h("td", { class: "num" }, bytes(peer.bytes_in)),
     h("td", { class: "num" }, bytes(peer.bytes_out)),

@@ -65,6 +65,8 @@ def test_b_going_down_and_coming_back_shows_in_a_devices_view(
     # device-key record, which A writes before its first event.
     append(a, "while-b-was-away", [message("catch up on this")])
     expect(peer_rows(page, b_id).get_by_test_id("peer-sync")).to_have_text("2 events behind")
+    # A's dials back off, and its row says why, as `clawsync status` does.
+    expect(peer_rows(page, b_id, "backoff").get_by_test_id("peer-why")).not_to_be_empty()
 
     b.start()
     expect_back_in_sync(page, b_id)

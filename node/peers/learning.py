@@ -55,7 +55,7 @@ from node.peers.holds import (
 )
 from node.peers.member_lists import lister, member_urls
 from node.peers.runner import MembersRefusal, Runner, linked_devices, linked_nodes
-from node.peers.transport import LinkClosed, MembersRefused, fetch_members
+from node.peers.transport import LinkClosed, MembersUnlisted, fetch_members
 from node.peers.waits import set_or_timeout
 from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff, linked_at
@@ -187,17 +187,21 @@ class Learning:
                 http, runner.url, tls=self.tls, config=self.config.sync,
                 secret=self.config.cluster_secret if runner.secret else None,
                 hide=(self.config.cluster_secret, self.config.token))
-        except MembersRefused as exc:
-            self._members_refused(runner, link, str(exc))
+        except MembersUnlisted as exc:  # refused (401, 403), or answered with no list
+            self._members_failed(runner, link, str(exc), hold=True)
             return
-        except LinkClosed as exc:
-            log.info("members not listed", peer=runner.url, reason=str(exc))
+        except LinkClosed as exc:  # no answer: a time-out, a reset
+            self._members_failed(runner, link, str(exc), hold=False)
             return
-        except Exception:  # run as a task of its own too: nothing else would log it
-            log.exception("learning members failed", peer=runner.url)
+        except Exception as exc:  # run as a task of its own too: nothing else would log it
+            self._members_failed(runner, link, repr(exc), hold=False, unexpected=True)
+            return
+        if not isinstance(listed, dict):  # JSON, but no member list: the same next time
+            self._members_failed(runner, link, f"cannot list members of {runner.url}: "
+                                 "its answer is no member list", hold=True)
             return
         if link == runner.links:
-            # Listed now: a refusal later on this link is news (``_members_refused``).
+            # Listed now: a failure later on this link is news (``_members_failed``).
             runner.members_refused = None
         # Its address checked (a bad one logged) once; a lister that names no node id is
         # told from others by the address dialed.
@@ -224,27 +228,39 @@ class Learning:
                     _put(self.listed_nodes, url, node, self.config.sync.peers_max)
 
     def _refusal_holds(self, runner: Runner) -> bool:
-        """Whether the peer of ``runner`` refused its member list on the current link
-        and is not asked again yet (``_members_refused``)."""
+        """Whether the peer of ``runner`` refused its member list on the current link,
+        or answered it with none, and is not asked again yet (``_members_failed``)."""
         refused = runner.members_refused
-        return refused is not None and refused.link == runner.links \
-            and self._holds(refused.until)
+        return refused is not None and refused.until is not None \
+            and refused.link == runner.links and self._holds(refused.until)
 
-    def _members_refused(self, runner: Runner, link: int, reason: str) -> None:
-        """The peer of ``runner`` refused its member list (401, 403) to the ask made on
-        its link number ``link``: not asked again on that link for
-        ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S`` seconds, whichever
-        ends first (the list is a request of its own to the address, which another
-        node may answer by then). Logged once for the link, a repeat after the hold at
-        debug (at info if the list was read on the link since: ``learn_from``); nothing
-        for a link gone since the ask, or an ask that overlapped another already
-        refused (the one as the link came up, and a round's)."""
+    def _members_failed(self, runner: Runner, link: int, reason: str, *, hold: bool,
+                        unexpected: bool = False) -> None:
+        """The ask for the member list of the peer of ``runner``, made on its link
+        number ``link``, failed. Logged once for the link, a repeat at debug (at info if
+        the list was read on the link since: ``learn_from``); ``unexpected`` (no failure
+        of the ask itself, a fault of ours) with its traceback, at error the first time.
+        Nothing for a link gone since the ask, or an ask that overlapped another already
+        held off (the one as the link came up, and a round's).
+
+        With ``hold`` (refused, 401 or 403: what it takes is its configuration; or
+        answered with no list: a 404 from an older node or a server of another kind, a
+        500, a body that is no list, which it answers again at every round) not asked
+        again on that link for ``ANSWERED_BY_HOLD_ROUNDS`` rounds or
+        ``ANSWERED_BY_HOLD_S`` seconds, whichever ends first (the list is a request of
+        its own to the address, which another node may answer by then). No hold for
+        no answer (a time-out, a reset): the link is up, so the peer is likely reached
+        at the next round, and a list read then may name nodes to dial."""
         if link != runner.links or self._refusal_holds(runner):
             return
         before = runner.members_refused
-        runner.members_refused = MembersRefusal(link, self._hold_from_now())
-        said = log.debug if before is not None and before.link == link else log.info
-        said("members not listed", peer=runner.url, reason=reason)
+        runner.members_refused = MembersRefusal(link, self._hold_from_now() if hold else None)
+        if before is not None and before.link == link:
+            log.debug("members not listed", peer=runner.url, reason=reason)
+        elif unexpected:
+            log.exception("learning members failed", peer=runner.url)
+        else:
+            log.info("members not listed", peer=runner.url, reason=reason)
 
     def answered_by(self, url: str, device_id: str) -> None:
         """Our dial of ``url`` reached ``device_id``, which may not stay linked (no

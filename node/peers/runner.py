@@ -50,11 +50,12 @@ class Runner:
     #: Dialed: the links that came up at this address so far, the number of the current
     #: one; what an answer was asked on (``members_refused``).
     links: int = 0
-    #: The peer refused its member list on a link (401 or 403), and until when it is not
-    #: asked again on it (``Learning.learn_from``): what it takes (the cluster secret, a
-    #: certificate of its own CA) is its configuration, which changes with a restart,
-    #: which ends the link. But the list is asked of ``url`` anew, which a load balancer,
-    #: or a name now pointing elsewhere, may have another node answer.
+    #: The peer refused its member list on a link (401 or 403), or the ask failed
+    #: otherwise (``Learning._members_failed``: logged once for the link), and until when
+    #: it is not asked again on it (``Learning.learn_from``): what it takes (the cluster
+    #: secret, a certificate of its own CA) is its configuration, which changes with a
+    #: restart, which ends the link. But the list is asked of ``url`` anew, which a load
+    #: balancer, or a name now pointing elsewhere, may have another node answer.
     members_refused: MembersRefusal | None = None
     #: The current link proved no device key and was let in: from then on, starting or
     #: up, each membership change checks it again (``Admission.sweep``).
@@ -106,11 +107,13 @@ def linked_nodes(runners: Iterable[Runner]) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class MembersRefusal:
-    """A peer's refusal of its member list (``Runner.members_refused``): the link it was
-    asked on (``Runner.links``), and until when it is not asked again."""
+    """A peer's refusal of its member list, or another failure to list it
+    (``Runner.members_refused``): the link it was asked on (``Runner.links``), and until
+    when it is not asked again (None: asked at the next round; it is logged once for
+    the link all the same)."""
 
     link: int
-    until: Hold
+    until: Hold | None
 
 
 @dataclass(frozen=True, slots=True)

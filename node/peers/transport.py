@@ -83,7 +83,14 @@ class SendFailed(LinkClosed):
     gone, or its close frame went out), which may be read still."""
 
 
-class MembersRefused(LinkClosed):
+class MembersUnlisted(LinkClosed):
+    """The peer answered the ask for its member list, with no list: an error status (a
+    404 from a server of another kind or an older one, a 500) or a body that is not
+    one (not JSON, too long, too deep). Unlike a time-out or a reset, the same server
+    answers the same to the next ask."""
+
+
+class MembersRefused(MembersUnlisted):
     """The peer refused to list its members to us (401, 403): the credential we gave
     is not one it takes."""
 
@@ -436,14 +443,18 @@ async def fetch_members(http: aiohttp.ClientSession, url: str, *, secret: str | 
                 refusal = await refusal_words(reply, (secret, *hide))
                 said = f"cannot list members of {url}: it answered HTTP {reply.status}" \
                     + (f": {refusal}" if refusal else "")
-                raise (MembersRefused if reply.status in (401, 403) else LinkClosed)(said)
+                raise (MembersRefused if reply.status in (401, 403) else MembersUnlisted)(said)
             body = await read_most(reply, config.members_bytes_max + 1)
-            if len(body) > config.members_bytes_max:
-                raise ValueError(f"member list over {config.members_bytes_max} bytes")
-            try:
-                return json.loads(body)
-            except RecursionError:
-                raise ValueError("member list nested too deep") from None
     except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
         raise LinkClosed(f"cannot list members of {url}: "
                          f"{why(exc, config.connect_timeout_s)}") from None
+    if len(body) > config.members_bytes_max:
+        raise MembersUnlisted(f"cannot list members of {url}: "
+                              f"member list over {config.members_bytes_max} bytes")
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise MembersUnlisted(f"cannot list members of {url}: "
+                              "member list nested too deep") from None
+    except ValueError:  # not UTF-8 or not JSON: no words of it are shown
+        raise MembersUnlisted(f"cannot list members of {url}: member list not JSON") from None

@@ -1,0 +1,111 @@
+"""node.peers.learning with real nodes in this process: an ask for a peer's member list
+that fails other than by a refusal (401, 403) is logged once for the link, repeats at
+debug, and a list read on the link makes the next failure news again. One the peer
+answers (a 404 of an older node, a body that is no member list) holds asks off as a
+refusal does; no answer (the connection refused, a time-out) does not."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import structlog
+from aiohttp import web
+
+from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
+from node.peers.transport import fetch_members
+from node.server.run import RunningNode
+from tests.node.peers.support import FAST, SECRET, NodeFactory, serving, until
+from tests.node.peers.test_learning import link_up_asks, refusals, rounds_by_hand
+from tests.support.processes import free_port
+
+#: Rounds asked in a row: enough to see a line logged at each, were it so.
+ROUNDS = 3
+
+
+async def linked(make_node: NodeFactory) -> tuple[RunningNode, RunningNode]:
+    """A node that dialed ``peer`` on the cluster secret, its members rounds run by the
+    test, the asks made as its link came up answered."""
+    node = await make_node(cluster_secret=SECRET, sync=FAST)
+    peer = await make_node(cluster_secret=SECRET, sync=FAST)
+    await rounds_by_hand(node)
+    assert await node.gossip.add_peer(peer.url, learned=False)
+    await until(lambda: node.gossip.runners[f"url:{peer.url}"].state == "up")
+    await link_up_asks(node)
+    return node, peer
+
+
+def asked_at(monkeypatch: pytest.MonkeyPatch, where: Callable[[], str]) -> None:
+    """The node's asks for member lists go, over HTTP, to the address ``where()`` gives
+    at the time of each ask, not to the peer's (a server there answers as an older node
+    or another server would at the peer's own)."""
+    async def elsewhere(http: Any, url: str, **kwargs: Any) -> object:
+        return await fetch_members(http, where(), **kwargs)
+
+    monkeypatch.setattr("node.peers.learning.fetch_members", elsewhere)
+
+
+async def test_a_404_is_logged_once_for_the_link_and_held_off_until_a_list_is_read(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    node, peer = await linked(make_node)
+    asks: list[str] = []
+
+    async def not_found(request: web.Request) -> web.Response:
+        asks.append(request.path)
+        return web.Response(status=404, text="Not Found")
+
+    async with serving(not_found) as older:
+        answering = [older]
+        asked_at(monkeypatch, lambda: answering[0])
+        said404 = f"cannot list members of {older}: it answered HTTP 404: Not Found"
+        with structlog.testing.capture_logs() as said:
+            for _ in range(ROUNDS):
+                await node.gossip.learn_once()
+            # Asked once: the same server answers the same at every round.
+            assert refusals(said) == [("info", said404)] and len(asks) == 1
+            node.gossip.learning.rounds += ANSWERED_BY_HOLD_ROUNDS
+            await node.gossip.learn_once()
+            assert refusals(said) == [("info", said404), ("debug", said404)]
+            # A list read on the link: a failure after it is news again.
+            answering[0] = peer.url
+            node.gossip.learning.rounds += ANSWERED_BY_HOLD_ROUNDS
+            await node.gossip.learn_once()
+            answering[0] = older
+            await node.gossip.learn_once()
+        assert refusals(said) == [("info", said404), ("debug", said404), ("info", said404)]
+
+
+async def test_a_body_that_is_no_member_list_is_logged_once_and_held_off(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    node, peer = await linked(make_node)
+    asks: list[str] = []
+
+    async def listing_nothing(request: web.Request) -> web.Response:
+        asks.append(request.path)
+        return web.Response(text=json.dumps(["not", "a", "member", "list"]))
+
+    async with serving(listing_nothing) as other:
+        asked_at(monkeypatch, lambda: other)
+        with structlog.testing.capture_logs() as said:
+            for _ in range(ROUNDS):
+                await node.gossip.learn_once()
+    assert refusals(said) == [("info", f"cannot list members of {peer.url}: "
+                                        "its answer is no member list")]
+    assert len(asks) == 1
+
+
+async def test_no_answer_is_logged_once_for_the_link_and_asked_again_each_round(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection refused (as a time-out, no answer): it may pass by the next round,
+    so it is asked then, but said at info only once for the link."""
+    node, _ = await linked(make_node)
+    dead = f"http://127.0.0.1:{free_port()}"
+    asked_at(monkeypatch, lambda: dead)
+    with structlog.testing.capture_logs() as said:
+        for _ in range(ROUNDS):
+            await node.gossip.learn_once()
+    levels = [level for level, reason in refusals(said)
+              if reason.startswith(f"cannot list members of {dead}: ")]
+    assert levels == ["info"] + ["debug"] * (ROUNDS - 1)

@@ -11,9 +11,10 @@ A peer says the same list every members round: each (what, who said it, why) is 
 once, not every round, while it stays among the last ``REFUSALS_LOGGED_MAX`` seen by the
 node (``RefusalsLogged``, which each node's ``node.peers.learning`` holds). Who said it is
 the peer's node id, or, for a peer that names none, the address this node dialed it at
-(``dialed``). The address a link gives for itself is logged at each link that gives it,
-not each round. A line shows at most ``SAID_BY_SHOWN_MAX`` characters of the node id a
-peer gives (it chooses it, up to a members answer long).
+(``dialed``). The address a link gives for itself is logged once too, by the node id
+the link names (``node.peers.transport.accept``): a peer gives the same at each link.
+A line shows at most ``SAID_BY_SHOWN_MAX`` characters of the node id a peer gives (it
+chooses it, up to a members answer long).
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
     with gossip.inbound():
         try:
             link = await accept(request, gossip.config.sync, device=gossip.device,
-                                claimed=claimed)
+                                claimed=claimed, logged=gossip.learning.refusals)
         except LinkRefused as exc:  # a forged or replayed proof
             log.warning("peer link proof refused", peer=request.remote, reason=str(exc))
         except LinkClosed as exc:  # the peer went away mid-handshake: a network fault

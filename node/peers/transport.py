@@ -34,7 +34,7 @@ from crdt import linkproof
 from crdt.errors import InvalidInput
 from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
-from node.peers.addresses import dialable
+from node.peers.addresses import RefusalsLogged, dialable
 from node.peers.dial_words import why
 from node.peers.refusals import Refusing, read_most, refusal_words, refusing_now
 from sync.peer.config import SyncConfig
@@ -390,11 +390,14 @@ def claimed_device(request: web.Request) -> tuple[str, bytes] | None:
 
 async def accept(request: web.Request, config: SyncConfig, *,
                  device: DeviceKey | None = None,
-                 claimed: tuple[str, bytes] | None = None) -> Link:
+                 claimed: tuple[str, bytes] | None = None,
+                 logged: RefusalsLogged | None = None) -> Link:
     """Upgrade an (already authenticated) request to a link; ``LinkClosed`` if the peer
     went away during the handshake. With ``claimed`` (``claimed_device``), both sides
     prove their keys first; ``LinkRefused`` if the dialer's proof does not verify. The
-    address the dialer gives for itself is kept only if a node could dial it."""
+    address the dialer gives for itself is kept only if a node could dial it; one that
+    is not is logged once per node id and reason while ``logged`` remembers it (a peer
+    gives the same at each of its links), at every link of a dialer that names no node."""
     ws = web.WebSocketResponse(heartbeat=config.heartbeat_s, max_msg_size=MESSAGE_BYTES_MAX,
                                compress=False, timeout=config.close_timeout_s,
                                protocols=(LINK_PROTOCOL,) if claimed is not None else ())
@@ -403,8 +406,10 @@ async def accept(request: web.Request, config: SyncConfig, *,
     except NETWORK_ERRORS as exc:
         raise LinkClosed(f"handshake failed: {exc or type(exc).__name__}") from None
     node, said = request.headers.get(NODE_HEADER), request.headers.get(ADVERTISE_HEADER)
-    link = Link(ws, node, said if dialable(said, node, "advertised address dropped") else None,
-                config, peer_reads_about=request.headers.get(HELLO_HEADER) == HELLO_ABOUT)
+    kept = dialable(said, node, "advertised address dropped",
+                    logged if node is not None else None)
+    link = Link(ws, node, said if kept else None, config,
+                peer_reads_about=request.headers.get(HELLO_HEADER) == HELLO_ABOUT)
     if claimed is not None and device is not None:
         await _proven(link, _prove_accepted(link, device, claimed, config))
     return link

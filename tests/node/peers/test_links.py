@@ -84,16 +84,20 @@ async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
 
 
 @contextlib.asynccontextmanager
-async def own_link(node: RunningNode, advertise: str | None = None
+async def own_link(node: RunningNode, advertise: str | None = None,
+                   node_id: str | None = None
                    ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     """A link to ``node`` proven with its own device key (as another process of the same
     device would), open past the proofs: the node's hello is read, ours not sent.
-    ``advertise``: the address the link says it is reached at."""
+    ``advertise``: the address the link says it is reached at; ``node_id``: the node it
+    names itself."""
     own = read_key(node.config.data_dir).private_key
     nonce = linkproof.new_nonce()
     sent = headers(node.device.device_id, nonce)
     if advertise is not None:
         sent[ADVERTISE_HEADER] = advertise
+    if node_id is not None:
+        sent[NODE_HEADER] = node_id
     async with aiohttp.ClientSession() as http, http.ws_connect(
             node.url + PEER_PATH, headers=sent, protocols=(LINK_PROTOCOL,)) as ws:
         first = await ws.receive_bytes(timeout=DEADLINE_S)
@@ -408,3 +412,22 @@ async def test_the_address_a_link_gives_for_itself_is_kept_only_if_a_node_could_
     else:
         assert urls == [address] and not dropped
         assert address in body and address in repr(listed)
+
+
+async def test_an_address_a_node_gives_for_itself_that_no_node_could_dial_is_logged_once(
+        make_node: NodeFactory) -> None:
+    """A peer gives the same address at each of its links (each handshake): dropped
+    each time, logged once for the node and reason; another node's is news, and so is
+    another reason."""
+    node = await make_node()
+    given = [("n-laptop", "http://laptop:0"), ("n-laptop", "http://laptop:0"),
+             ("n-laptop", "http:///laptop"), ("n-phone", "http://phone:0"),
+             ("n-laptop", "http://laptop:0")]
+    with structlog.testing.capture_logs() as said:
+        for named, address in given:
+            async with own_link(node, advertise=address, node_id=named):
+                pass
+    dropped = [(entry["said_by"], entry["reason"]) for entry in said
+               if entry["event"] == "advertised address dropped"]
+    port = "has a port that is not between 1 and 65535"
+    assert dropped == [("n-laptop", port), ("n-laptop", "names no host"), ("n-phone", port)]

@@ -1,6 +1,7 @@
 """Whether an address is one a node could dial: an ``http://`` or ``https://`` URL (the
 scheme in any case, as RFC 3986 reads it: ``normal_address`` writes it in lower case) with
-a host, a port (if any) between 1 and 65535, and no user name or password. Checks of
+a host, a port (if any) between 1 and 65535, and no user name or password, nor a
+credential in its query (``?access_token=...``: ``query_credential``). Checks of
 text and of what a URL parser reads in it (``urlsplit``; no lookup, no connection),
 shared by every place an address comes in: a node's own ``--peer``, ``--advertise-url``
 and ``--node`` (``node.config``, ``node.cli.options``), a device's address typed at
@@ -10,25 +11,37 @@ for ``node.peers.transport`` and ``node.peers.learning``), and the node URL a Py
 caller gives ``Client`` (``node.client.transport``). No error here shows the address:
 it may hold a password.
 
+A credential in the query is refused, not kept with its value hidden: a node dials an
+address with its paths put after it (``/peer/v1/ws``), which lands in such a query, so
+the address reaches no node's peer API anyway; and every node it is listed to, by
+records or member lists, would show and log it. A membership record an older node wrote
+with one is read as one with an address no node could dial (``crdt.membership``): the
+device counts as a member on every node, its address is withheld.
+
 >>> address_refusal("http://hub:7878"), address_refusal("http://u:hunter2@hub")
 (None, 'holds a user name or password')
 >>> address_refusal("ftp://hub"), address_refusal("http://hub:0")
 ('must be an http:// or https:// URL', 'has a port that is not between 1 and 65535')
 >>> address_refusal("HTTPS://hub"), normal_address("HTTPS://hub")
 (None, 'https://hub')
+>>> address_refusal("http://hub:7878/?access_token=abc")
+'holds a credential in its query (access_token=...)'
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit  # text only: crdt does no networking
+from urllib.parse import unquote_plus, urlsplit  # text only: crdt does no networking
 
 
 def address_refusal(url: str) -> str | None:
     """Why ``url`` is no address a node could dial (``holds_credentials``, not
     ``http(s)://``, ``address_problem``), said without showing it; None if it is one."""
-    if holds_credentials(url):  # first: the other checks may read a password as a host
+    if _user_or_password(url):  # first: the other checks may read a password as a host
         return "holds a user name or password"
+    named = query_credential(url)
+    if named is not None:
+        return f"holds a credential in its query ({named}=...)"
     if not _HTTP.match(url):
         return "must be an http:// or https:// URL"
     return address_problem(url)
@@ -51,6 +64,39 @@ _HTTP = re.compile(r"https?://", re.IGNORECASE)
 
 
 def holds_credentials(url: str) -> bool:
+    """Whether ``url`` holds a user name or password (``_user_or_password``) or a
+    credential in its query (``query_credential``): what no error, log or list may show.
+
+    >>> holds_credentials("http://h:7878/?token=abc"), holds_credentials("http://h/?page=2")
+    (True, False)
+    """
+    return _user_or_password(url) or query_credential(url) is not None
+
+
+#: The names of query parameters (in any case) that carry a credential: what an address
+#: with one would show to every node and log it is listed to (``query_credential``).
+CREDENTIAL_QUERY_NAMES = frozenset({"access_token", "token", "key", "secret", "password"})
+
+
+def query_credential(url: str) -> str | None:
+    """The name (in lower case) of the first query parameter of ``url`` that carries a
+    credential (``CREDENTIAL_QUERY_NAMES``), else None: read as text, from the first
+    ``?`` to a ``#``, so an address no parser takes is read too.
+
+    >>> query_credential("http://h:7878/?Access_Token=abc&x=1"), query_credential("h?key")
+    ('access_token', 'key')
+    >>> query_credential("http://h/?tokens=1#token=x"), query_credential("http://h/a?b")
+    (None, None)
+    """
+    query = url.split("#", 1)[0].partition("?")[2]
+    for pair in re.split(r"[&;]", query):
+        name = unquote_plus(pair.split("=", 1)[0]).strip().lower()
+        if name in CREDENTIAL_QUERY_NAMES:
+            return name
+    return None
+
+
+def _user_or_password(url: str) -> bool:
     """Whether ``url`` holds a user name or password (``http://user:pw@host``), also one
     without a scheme (``user:pw@host``) or with a mistyped one (``http:/u:pw@h``,
     ``http:///u:pw@h``, ``http//u:pw@h``), which a URL parser would read as a path, or

@@ -192,9 +192,10 @@ class Config:
         for what, url in named:
             # First: the errors below show the URL, and a password must not be shown.
             if holds_credentials(url):
-                raise ValueError(f"{what} holds a user name or password, which the node "
-                                 "would show and log: peers prove themselves with device "
-                                 "keys, --cluster-secret or --tls-ca")
+                raise ValueError(f"{what} holds a user name or password (or a token in "
+                                 "its query), which the node would show and log: peers "
+                                 "prove themselves with device keys, --cluster-secret or "
+                                 "--tls-ca")
             if not url.startswith(("http://", "https://")):
                 # A suggestion for an address without a scheme only: not "http://ftp://x",
                 # nor "http://http:/h" for a mistyped one.

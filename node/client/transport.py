@@ -54,8 +54,9 @@ def checked_node_url(url: str) -> str:
     """
     # First: every error later names the address, and a password must not be shown.
     if holds_credentials(url):
-        raise ClientError("the node URL holds a user name or password, which errors "
-                          "would show; give the token as token= instead")
+        raise ClientError("the node URL holds a user name or password (or a token in "
+                          "its query), which errors would show; give the token as token= "
+                          "instead")
     refusal = address_refusal(url)
     if refusal is None:
         try:

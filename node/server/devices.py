@@ -74,8 +74,9 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         name, address = value["name"], value.get("address", KEEP)
         if isinstance(address, str):
             if holds_credentials(address):
-                raise InvalidInput("holds a user name or password, which every node would "
-                                   "show and log: give the node's address alone",
+                raise InvalidInput("holds a user name or password (or a token in its "
+                                   "query), which every node would show and log: give "
+                                   "the node's address alone",
                                    field="address")
             # Its scheme in any case ("HTTP://"): Devices.add writes it in lower case.
             problem = address_problem(address) \

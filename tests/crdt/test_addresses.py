@@ -6,12 +6,28 @@ from __future__ import annotations
 import pytest
 
 from crdt.addresses import address_refusal, holds_credentials, normal_address
-from tests.support.addresses import HIDDEN_PASSWORDS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 
 
 @pytest.mark.parametrize("url", HIDDEN_PASSWORDS)
 def test_a_hidden_password_is_found(url: str) -> None:
     assert holds_credentials(url) and address_refusal(url) == "holds a user name or password"
+
+
+@pytest.mark.parametrize("url", HIDDEN_TOKENS)
+def test_a_credential_in_the_query_is_found_and_named_without_its_value(url: str) -> None:
+    """Refused as a password is: the address reaches no peer API (its paths would land in
+    the query) and every node it is listed to would show it."""
+    refusal = address_refusal(url)
+    assert holds_credentials(url) and refusal is not None
+    assert refusal.startswith("holds a credential in its query (") and "hunter2" not in refusal
+
+
+@pytest.mark.parametrize("url", ["http://hub:7878/?page=2", "http://hub/?tokens=1",
+                                 "http://hub/?x=token", "http://hub/#token=x",
+                                 "http://hub/token?a=1"])
+def test_a_query_without_a_credential_is_none(url: str) -> None:
+    assert not holds_credentials(url) and address_refusal(url) is None
 
 
 #: A tab or line ending inside "//", which the parser drops before reading the address:

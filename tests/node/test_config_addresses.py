@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.main import main
-from tests.support.addresses import HIDDEN_PASSWORDS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 
 
 @pytest.mark.parametrize(("args", "said"), [
@@ -32,7 +32,7 @@ def test_a_peer_address_that_could_never_link_is_a_usage_error(args: list[str],
 
 
 @pytest.mark.parametrize("option", ["--peer", "--advertise-url"])
-@pytest.mark.parametrize("url", HIDDEN_PASSWORDS)
+@pytest.mark.parametrize("url", HIDDEN_PASSWORDS + HIDDEN_TOKENS)
 def test_an_address_with_a_password_is_refused_without_printing_it(option: str,
                                                                    url: str) -> None:
     """It would be shown by --print-config and logged at every redial."""

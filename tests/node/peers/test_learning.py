@@ -37,7 +37,7 @@ from tests.node.peers.support import (
     until,
 )
 from tests.node.peers.test_links import own_link
-from tests.support.addresses import HIDDEN_PASSWORDS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port
 
@@ -96,8 +96,8 @@ def test_a_members_list_says_a_peer_is_linked_only_with_true() -> None:
         ("http://d:1", True)]
 
 
-@pytest.mark.parametrize("url", [*HIDDEN_PASSWORDS, "http:///hub:7878", "http://hub:0",
-                                 "http://hub:99999", "http://[hub:7878"])
+@pytest.mark.parametrize("url", [*HIDDEN_PASSWORDS, *HIDDEN_TOKENS, "http:///hub:7878",
+                                 "http://hub:0", "http://hub:99999", "http://[hub:7878"])
 def test_an_address_a_members_list_gives_is_checked_as_a_peer_url(url: str) -> None:
     """None could be dialed, and the first ones hold a password ("hunter2"): such an
     address is skipped (neither dialed nor said to be the lister's own) and logged by

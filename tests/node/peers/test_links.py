@@ -390,13 +390,14 @@ async def test_a_secret_holder_may_not_pass_itself_off_as_a_keyed_node(
                     await asyncio.sleep(0.01)
 
 
-@pytest.mark.parametrize("address", ["http://me:hunter2@phone:7878", "http://phone:7878"])
+@pytest.mark.parametrize("address", ["http://me:hunter2@phone:7878", "http://phone:7878",
+                                     "http://phone:7878/?access_token=hunter2"])
 async def test_the_address_a_link_gives_for_itself_is_kept_only_if_a_node_could_dial_it(
         make_node: NodeFactory, address: str) -> None:
     """The address a dialer advertises (``X-Clawsync-Advertise``) is checked as a
-    ``--peer`` is: one with a password is dropped, so it is neither listed to peers nor
-    shown in ``GET /v1/peers`` nor logged (the reason is); the link stays, with no
-    address. One a node could dial is kept."""
+    ``--peer`` is: one with a password (or a token in its query) is dropped, so it is
+    neither listed to peers nor shown in ``GET /v1/peers`` nor logged (the reason is);
+    the link stays, with no address. One a node could dial is kept."""
     node = await make_node()
     with structlog.testing.capture_logs() as said:
         async with own_link(node, advertise=address), aiohttp.ClientSession() as http:
@@ -407,7 +408,9 @@ async def test_the_address_a_link_gives_for_itself_is_kept_only_if_a_node_could_
     dropped = [entry["reason"] for entry in said
                if entry["event"] == "advertised address dropped"]
     if "hunter2" in address:
-        assert urls == [None] and dropped == ["holds a user name or password"]
+        assert urls == [None] and dropped in (["holds a user name or password"],
+                                              ["holds a credential in its query "
+                                               "(access_token=...)"])
         assert "hunter2" not in body + repr(listed) + repr(said)
     else:
         assert urls == [address] and not dropped

@@ -2,7 +2,8 @@
 that fails other than by a refusal (401, 403) is logged once for the link, repeats at
 debug, and a list read on the link makes the next failure news again. One the peer
 answers (a 404 of an older node, a body that is no member list) holds asks off as a
-refusal does; no answer (the connection refused, a time-out) does not."""
+refusal does; no answer (the connection refused, a time-out) does not. An address with
+a credential in its query, in a peer's list, is skipped."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
 import structlog
 from aiohttp import web
 
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
+from node.peers.member_lists import SKIPPED
+from node.peers.runner import linked_nodes
 from node.peers.transport import fetch_members
 from node.server.run import RunningNode
 from tests.node.peers.support import FAST, SECRET, NodeFactory, serving, until
@@ -32,7 +36,7 @@ async def linked(make_node: NodeFactory) -> tuple[RunningNode, RunningNode]:
     peer = await make_node(cluster_secret=SECRET, sync=FAST)
     await rounds_by_hand(node)
     assert await node.gossip.add_peer(peer.url, learned=False)
-    await until(lambda: node.gossip.runners[f"url:{peer.url}"].state == "up")
+    await until(lambda: linked_nodes(node.gossip.runners.values()) == {peer.astore.node_id})
     await link_up_asks(node)
     return node, peer
 
@@ -109,3 +113,21 @@ async def test_no_answer_is_logged_once_for_the_link_and_asked_again_each_round(
     levels = [level for level, reason in refusals(said)
               if reason.startswith(f"cannot list members of {dead}: ")]
     assert levels == ["info"] + ["debug"] * (ROUNDS - 1)
+
+
+async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(
+        make_node: NodeFactory) -> None:
+    """``peer`` (an older node, say) lists an address with a credential in its query: the
+    node skips it, by why only, and it reaches neither its dials, its own list nor its
+    status."""
+    node, peer = await linked(make_node)
+    token = "http://127.0.0.1:7/?access_token=hunter2"
+    peer.gossip.learning.members[token] = "n-tokened"
+    with structlog.testing.capture_logs() as said:
+        await node.gossip.learn_once()
+    skipped = [entry["reason"] for entry in said if entry["event"] == SKIPPED]
+    assert skipped == ["holds a credential in its query (access_token=...)"]
+    assert [runner.url for runner in node.gossip.runners.values()] == [peer.url]
+    async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
+        status = await reply.text()
+    assert "hunter2" not in status + repr(node.gossip.member_list()) + repr(said)

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from crdt import codec
 from crdt.device import device_id, private_key_from_seed, public_bytes
@@ -22,7 +23,7 @@ from node.client.api import Client
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
 from tests.node.server.test_app import read_sse
-from tests.support.addresses import HIDDEN_PASSWORDS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 
@@ -117,7 +118,7 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
          "user name or password"),
         *[("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
                                             "address": address}}, 400,
-           "user name or password") for address in HIDDEN_PASSWORDS],
+           "user name or password") for address in HIDDEN_PASSWORDS + HIDDEN_TOKENS],
         ("POST", "/v1/devices", {"json": {"device_id": PHONE, "name": "p",
                                           "address": "http:///phone:7878"}}, 400,
          "'http:///phone:7878' names no host"),
@@ -154,7 +155,7 @@ async def test_refusals_say_why_and_write_nothing(client: aiohttp.ClientSession,
         assert status == expected, (method, path, body)  # first: a 2xx body has no error
         assert says in body["error"]["message"], (method, path, body)
     assert node.astore.head == head
-    for address in HIDDEN_PASSWORDS:  # nor is it shown
+    for address in HIDDEN_PASSWORDS + HIDDEN_TOKENS:  # nor is it shown
         _, body = await call(client, "POST", "/v1/devices",
                              json={"device_id": PHONE, "name": "p", "address": address})
         assert "hunter2" not in json.dumps(body), body
@@ -258,14 +259,16 @@ async def test_a_removal_told_to_another_key_of_the_folder_holds_nothing_back(
         await again.stop()
 
 
+@pytest.mark.parametrize("address", ["http://me:hunter2@phone:7878",
+                                     "http://phone:7878/?access_token=hunter2"])
 async def test_an_address_an_older_node_stored_with_a_password_is_never_shown(
-        client: aiohttp.ClientSession, node: RunningNode) -> None:
+        client: aiohttp.ClientSession, node: RunningNode, address: str) -> None:
     """An older node checked only ``http(s)://``: its add holds a password. The add is
     shown to clients (events pages, JSON and CBOR, and the live stream) without that
     address, as it is read, under its own id; the stored record, which peers are sent
     and verify by that id, keeps it."""
     stored = Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, {
-        "device_id": PHONE, "name": "p", "address": "http://me:hunter2@phone:7878"})
+        "device_id": PHONE, "name": "p", "address": address})
     [written] = await node.astore.append([stored])
     event = written.stored.event
     devices = f"/v1/sessions/{quote(DEVICES_SESSION)}/events"
@@ -290,5 +293,11 @@ async def test_an_address_an_older_node_stored_with_a_password_is_never_shown(
         found, forgotten = await HttpSink(reader).events(DEVICES_SESSION)
     assert event.id not in [one.id for one in found] and forgotten == 0
     kept = await node.astore.read(lambda store: store.get_event(event.id))
-    assert kept.event.payload["address"] == "http://me:hunter2@phone:7878"
+    assert kept.event.payload["address"] == address
+    # A member on this node as on the older one: only its address is not taken.
+    async with client.get("/v1/devices") as reply:
+        listed = await reply.json()
+    assert reply.status == 200 and "hunter2" not in json.dumps(listed)
+    assert [(one["name"], one["address"]) for one in listed["members"]
+            if one["device_id"] == PHONE] == [("p", None)], listed
     assert hashlib.blake2b(kept.event.canonical, digest_size=32).digest() == event.id

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from node.peers.dial_words import HIDDEN_TEXT, refusal_text
 from node.peers.hiding import HEX_HIDDEN_IN_A_ROW, SHOWN_IN_A_ROW_MAX
-from tests.node.peers.test_refusal_words import ENCODINGS, SECRETS
+from tests.node.peers.echoed import ENCODINGS, SECRETS
 
 _RUN = SHOWN_IN_A_ROW_MAX + 1
 #: Where ``str.splitlines`` breaks a line, and characters of Unicode's category C (C0,

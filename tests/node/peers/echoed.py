@@ -1,0 +1,96 @@
+"""What a proxy's page may make of our credentials, shared by the tests of their hiding
+(``node.peers.hiding``): the encodings a page may repeat the Authorization header in,
+and the secrets drawn for the property tests."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+import string
+from collections.abc import Callable
+from urllib.parse import quote, quote_plus
+
+from hypothesis import strategies as st
+
+from node.peers.hiding import SHOWN_IN_A_ROW_MAX
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _lower_hex(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda escape: escape[0].lower(), text)
+
+
+def _hex_in_either_case(text: str) -> str:
+    """``text``'s escapes with their hex in lower case, every other one in upper case."""
+    escapes = iter(range(len(text)))
+    return re.sub(r"(?<=%)[0-9A-Fa-f]{2}|(?<=\\u)[0-9A-Fa-f]{4}|(?<=&#x)[0-9A-Fa-f]+",
+                  lambda hex_: hex_[0].upper() if next(escapes) % 2 else hex_[0].lower(), text)
+
+
+def _html(escapes: dict[str, str]) -> Callable[[str], str]:
+    table = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", **escapes})
+    return lambda text: text.translate(table)
+
+
+def _every_escaped(text: str) -> str:
+    """``text`` with every character a JSON ``\\uXXXX`` escape: one beyond the BMP as
+    its two UTF-16 halves, as JSON writes it."""
+    units = text.encode("utf-16-be")
+    return "".join(f"\\u{int.from_bytes(units[at:at + 2]):04x}"
+                   for at in range(0, len(units), 2))
+
+
+ENCODINGS: dict[str, Callable[[str], str]] = {
+    "url": lambda text: quote(text, safe=""),
+    "url, lower-case hex": lambda text: _lower_hex(quote(text, safe="")),
+    "url, hex in either case": lambda text: _hex_in_either_case(
+        "".join(f"%{byte:02x}" for byte in text.encode())),
+    "url, a form's": lambda text: quote_plus(text, safe=""),
+    "base64": _b64,  # "Bearer " is 7 bytes: the secret begins a group's second byte
+    "base64, after a byte": lambda text: _b64("x" + text),  # its third
+    "base64, after two bytes": lambda text: _b64("xy" + text),  # its first
+    "url-safe base64": lambda text: base64.urlsafe_b64encode(text.encode()).decode(),
+    "html": html.escape,
+    "html, Go's": _html({'"': "&#34;", "'": "&#39;", "+": "&#43;"}),
+    "html, PHP's": _html({'"': "&quot;", "'": "&#039;"}),
+    "html, numeric": lambda text: "".join(f"&#{ord(char)};" for char in text),
+    "html, numeric hex in upper case": lambda text: "".join(f"&#x{ord(char):X};"
+                                                            for char in text),
+    "html, numeric hex after &#X": lambda text: "".join(f"&#X{ord(char):x};" for char in text),
+    # HTML's parsers read a numeric reference without its ";" too.
+    "html, numeric without ;": lambda text: "".join(f"&#{ord(char)}" for char in text),
+    "html, numeric hex without ;": lambda text: "".join(f"&#x{ord(char):x}" for char in text),
+    "json": lambda text: json.dumps(text)[1:-1],
+    "json, / escaped": lambda text: json.dumps(text)[1:-1].replace("/", "\\/"),
+    "json, every character escaped": lambda text: _every_escaped(text),
+    "json, every character escaped, hex in either case": lambda text: _hex_in_either_case(
+        _every_escaped(text)),
+}
+
+#: The words the pages of these tests hold around the secret.
+_PAGE_WORDS = "echo Authorization: Bearer ".casefold()
+
+
+def _apart_from_the_page(secret: str) -> bool:
+    """Whether no run the hiding would find of ``secret`` (as long as one hidden) is
+    also in the pages' own words: a secret ``BEARE`` hides the ``Beare`` of ``Bearer``,
+    rightly, and the count of what is shown around it no longer means anything."""
+    folded, run = secret.casefold(), SHOWN_IN_A_ROW_MAX + 1
+    return not any(folded[at:at + run] in _PAGE_WORDS
+                   for at in range(len(folded) - run + 1))
+
+
+#: What a cluster secret may be: as ``secrets.token_urlsafe`` makes them, and with
+#: characters each encoding writes otherwise; no shorter than a run hidden
+#: (``node.peers.hiding.SHOWN_IN_A_ROW_MAX``), which is not found.
+SECRETS = st.one_of(
+    st.binary(min_size=4, max_size=40).map(
+        lambda raw: base64.urlsafe_b64encode(raw).decode().rstrip("=")),
+    # Escape-like text (%41, &amp;, \n) and characters beyond ASCII and the BMP too.
+    st.text(string.ascii_letters + string.digits + "-_~+/=&<\"'> %\\#;äöé€\U0001F600",
+            min_size=5, max_size=40)).filter(_apart_from_the_page)

@@ -2,31 +2,36 @@
 ``node.peers.dial_words.refusal_text``).
 
 What it protects against: a proxy or a server that echoes our ``Authorization``
-header, or the cluster secret or token, in its page: as they are, URL-encoded, HTML-
-or JSON-escaped (any mix of escapes, hex in either case, numeric references
-zero-padded or without their ``;``), base64 (also in MIME's lines), its UTF-8 bytes in
-hex (a dump, in either case), cut short by the bytes read or by the page's own ``...``,
-split by line breaks or control characters. The rule is one, and simple: at most
-``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row are shown, each escape
-counted as the character it stands for, and so for a base64 character and for two hex
-digits (``HEX_HIDDEN_IN_A_ROW``); every longer run is shown as ``HIDDEN_TEXT``. Also
-hidden: the start of a credential (more than ``SHOWN_AT_A_CUT_MAX`` characters of it,
-or one escaped) that ends a body cut short, whose rest did not come. A credential
-shorter than the run hidden is not found: it would be found in ordinary words, and
-protects little.
+header, or the cluster secret or token, in its page: as they are, URL-encoded (once or
+twice: ``%2541``), HTML- or JSON-escaped, or as JavaScript (``\\u{41}``) or C
+(``\\x41``, its UTF-8 bytes) escape it (any mix of escapes, hex in either case, numeric
+references zero-padded or without their ``;``), base64 (also in MIME's lines, and of its
+UTF-16 in either byte order), base32, its UTF-8 bytes in hex (a dump, in either case,
+with a space between bytes or not), cut short by the bytes read or by the page's own
+``...``, split by line breaks or control characters. The rule is one, and simple: at
+most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row are shown, each escape
+counted as the character it stands for, and so for a base64 or base32 character and for
+two hex digits (``HEX_HIDDEN_IN_A_ROW``, ``SPACED_HEX_HIDDEN_IN_A_ROW``); the base64 of
+its UTF-16 is twice as long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``);
+every longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential
+(more than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped) that ends a body cut
+short, whose rest did not come. A credential shorter than the run hidden is not found:
+it would be found in ordinary words, and protects little.
 
-What not: a page that writes it in another form: base32; base64 of its UTF-16; hex with
-a space or ``\\x`` between bytes; octal escapes; JavaScript's ``\\u{...}``; URL encoding
-done twice (``%2541``). A hex dump's start that ends a body cut short is hidden only as
-a run is: up to ``SHOWN_IN_A_ROW_MAX`` bytes' digits of it show. Nor a peer that holds
-our secret and splits it on purpose into pieces shorter than the run hidden (a
-character between every four): it shows them. Such a peer could publish the secret
-anyway: the hiding keeps an honest page's echo out of a log, it is no barrier against
-the secret's holder.
+What not: a page that writes it in another form: base32 in small letters (ordinary words
+are, and a run of five would be found in them); hex with another separator than a space
+between bytes (``73:33``, ``73-33``); octal escapes; a JSON ``\\u`` escape of each UTF-8
+byte; URL encoding done three times. A hex dump's start that ends a body cut short is
+hidden only as a run is: up to ``SHOWN_IN_A_ROW_MAX`` bytes' digits of it show. Nor a
+peer that holds our secret and splits it on purpose into pieces shorter than the run
+hidden (a character between every four): it shows them. Such a peer could publish the
+secret anyway: the hiding keeps an honest page's echo out of a log, it is no barrier
+against the secret's holder.
 
 The work is linear in the text shown: a few look-ups per character in sets of the
-credentials' runs (of ``SHOWN_IN_A_ROW_MAX + 1`` characters, of hex digits), whose
-size follows from the credentials' length (``node.checks.TOKEN_CHARS_MAX``).
+credentials' runs (of ``SHOWN_IN_A_ROW_MAX + 1`` characters; of hex digits and of
+UTF-16's base64 only where the text has a run of such characters), whose size follows
+from the credentials' length (``node.checks.TOKEN_CHARS_MAX``).
 """
 
 from __future__ import annotations
@@ -54,16 +59,31 @@ SHOWN_AT_A_CUT_MAX = 2
 #: bytes' worth holds at least that many bytes whole, wherever it begins. Fewer would
 #: be found in ordinary numbers and ids: hex has but 16 digits.
 HEX_HIDDEN_IN_A_ROW = 2 * SHOWN_IN_A_ROW_MAX + 1
+#: Characters of a hex dump with a space between bytes (``73 33 63``) in a row that are
+#: hidden: three stand for a byte, and a run one longer than ``SHOWN_IN_A_ROW_MAX``
+#: bytes' worth (less the last space) holds that many bytes whole, wherever it begins.
+SPACED_HEX_HIDDEN_IN_A_ROW = 3 * SHOWN_IN_A_ROW_MAX + 1
+#: Characters of the base64 of a credential's UTF-16 in a row that are hidden: UTF-16
+#: spends two bytes on each of its characters (one of them zero, for ASCII), so twice
+#: as many as of its UTF-8's base64 tell as much. Fewer would be found in ordinary words.
+UTF16_BASE64_HIDDEN_IN_A_ROW = 2 * _RUN
+#: Most characters of the start of a credential's UTF-16's base64 shown at the end of a
+#: body cut short: fewer than tell one more character than ``SHOWN_AT_A_CUT_MAX`` (16
+#: bits each, 6 to a base64 character).
+UTF16_BASE64_SHOWN_AT_A_CUT_MAX = 16 * (SHOWN_AT_A_CUT_MAX + 1) // 6 - 1
 
-#: One escaped character, in either case: URL (``%XX``), an HTML numeric reference
-#: (zero-padded or not, its ``;`` left out or not, as HTML's parsers read it: up to
-#: the last digit) or named one, a JSON ``\\uXXXX`` or short escape. Each stands
-#: for one character when runs are counted (``_decoded``).
-_ESCAPE = re.compile(r"%[0-9a-f]{2}|&#x0*[0-9a-f]{1,6}(?:;|(?![0-9a-f]))"
+#: One escaped character, in either case: URL (``%XX``, and ``%25XX``: done twice), an
+#: HTML numeric reference (zero-padded or not, its ``;`` left out or not, as HTML's
+#: parsers read it: up to the last digit) or named one, a JSON ``\\uXXXX`` or short
+#: escape, JavaScript's ``\\u{X...}``, ``\\xXX`` (a byte, as ``%XX``). Each stands for
+#: one character when runs are counted (``_decoded``).
+_ESCAPE = re.compile(r"%(?:25)?[0-9a-f]{2}|&#x0*[0-9a-f]{1,6}(?:;|(?![0-9a-f]))"
                      r"|&#0*[0-9]{1,7}(?:;|(?![0-9]))|&(?:amp|lt|gt|quot|apos);"
-                     r"|\\u[0-9a-f]{4}|\\[\"\\/bfnrt]", re.IGNORECASE)
+                     r"|\\u[0-9a-f]{4}|\\u\{0*[0-9a-f]{1,6}\}|\\x[0-9a-f]{2}"
+                     r"|\\[\"\\/bfnrt]", re.IGNORECASE)
 #: The start of an escape that a cut body ends with: the rest of it did not come.
-_ESCAPE_START = re.compile(r"(?:%[0-9a-f]?|&#?x?[0-9a-f]*|&[a-z]*|\\u?[0-9a-f]{0,3})\Z")
+_ESCAPE_START = re.compile(r"(?:%(?:25)?[0-9a-f]?|&#?x?[0-9a-f]*|&[a-z]*"
+                           r"|\\(?:u[0-9a-f]{0,3}|u\{[0-9a-f]*|x[0-9a-f]?)?)\Z")
 _NAMED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
 _SHORT = {'\\"': '"', "\\\\": "\\", "\\/": "/", "\\b": "\b", "\\f": "\f", "\\n": "\n",
           "\\r": "\r", "\\t": "\t"}
@@ -74,8 +94,9 @@ _FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"
 
 def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     """``text`` with every run of more than ``SHOWN_IN_A_ROW_MAX`` characters of the
-    credentials ``hide`` (or of their base64) shown as ``HIDDEN_TEXT``, escapes counted
-    as the character they stand for, case folded (base64's kept); where ``text`` was
+    credentials ``hide`` (or of their base64, base32, hex: ``_runs``) shown as
+    ``HIDDEN_TEXT``, escapes counted as the character they stand for, case folded
+    (base64's and base32's kept); where ``text`` was
     ``cut`` short, also a credential's start that ends it (more than
     ``SHOWN_AT_A_CUT_MAX`` characters, or escaped ones).
 
@@ -88,35 +109,82 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     >>> hidden("Service unavailable", ["s3cret"])
     'Service unavailable'
     """
-    runs, base64_runs, hex_runs, forms = _runs(tuple(secret for secret in hide if secret))
-    if not runs:
+    plain, coded, searches, forms = _runs(tuple(secret for secret in hide if secret))
+    if not plain:
         return text
     decoded, starts, ends = _decoded(text)
     folded = decoded.translate(_FOLD)  # one character for one: ``starts`` still hold
+    # The runs of the plain forms and of base64's and base32's in one pass: as long.
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
-             if folded[at:at + _RUN] in runs or decoded[at:at + _RUN] in base64_runs]
-    spans += [(starts[at], ends[at + HEX_HIDDEN_IN_A_ROW - 1])
-              for at in range(len(decoded) - HEX_HIDDEN_IN_A_ROW + 1)
-              if folded[at:at + HEX_HIDDEN_IN_A_ROW] in hex_runs]
+             if folded[at:at + _RUN] in plain or decoded[at:at + _RUN] in coded]
+    spans += [(starts[at], ends[at + length - 1])
+              for runs, length, fold, where in searches
+              for at in _found(folded if fold else decoded, runs, length, where)]
     if cut:
         spans += _cut_start(text.translate(_FOLD), folded, starts, forms, spans)
     return _replaced(text, spans)
 
 
+#: Where a run of a credential's hex (with a space between bytes or not) or of its
+#: UTF-16's base64 may be: in a run of hex digits, of hex digits and spaces, of base64's
+#: characters. Only there are those runs looked for: an ordinary page has few such, and
+#: the look-ups, one for each character, are the most of the work.
+_HEX_DIGITS = re.compile(rf"[0-9a-f]{{{HEX_HIDDEN_IN_A_ROW},}}")
+_HEX_BYTES = re.compile(rf"[0-9a-f ]{{{SPACED_HEX_HIDDEN_IN_A_ROW},}}")
+_BASE64_CHARACTERS = re.compile(rf"[0-9a-z+/_-]{{{UTF16_BASE64_HIDDEN_IN_A_ROW},}}",
+                                re.IGNORECASE)
+
+
+def _found(text: str, runs: frozenset[str], length: int, where: re.Pattern[str]) -> list[int]:
+    """Where in ``text`` (in the parts of it ``where`` matches) a run of ``length``
+    characters of ``runs`` begins."""
+    return [at for part in where.finditer(text)
+            for at in range(part.start(), part.end() - length + 1)
+            if text[at:at + length] in runs]
+
+
+#: A search (``_runs``): the runs looked for, their length, whether in the text folded
+#: (else in its own case), where in the text.
+_Search = tuple[frozenset[str], int, bool, re.Pattern[str]]
+#: Forms whose start is hidden at a cut (``_cut_start``), folded: the forms, the most
+#: characters of a start shown, the longest start looked for (a longer one is a run).
+_CutForms = tuple[tuple[str, ...], int, int]
+
+
 @functools.lru_cache(maxsize=4)
-def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str], frozenset[str],
-                                             tuple[str, ...]]:
-    """The runs of ``_RUN`` characters of ``secrets``' plain forms (``_plain_forms``),
-    folded; those of their base64 (``_base64_cores``), whose case is kept, as base64's
-    letters differ by case (folded, "reset" would be one of many a secret's); the runs
-    of ``HEX_HIDDEN_IN_A_ROW`` digits of their UTF-8 bytes' hex, folded (a dump's case is
-    either); and the plain and base64 forms, folded, for a cut's start: kept for the few
-    credentials a node has, not made again for each refusal."""
+def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
+                                             tuple[_Search, ...], tuple[_CutForms, ...]]:
+    """The runs of ``secrets`` looked for in a text, anywhere: of ``_RUN`` characters of
+    their plain forms (``_plain_forms``), folded, and of their base64 and base32
+    (``_base64_cores``, ``_base32_cores``), whose case is kept, as base64's letters
+    differ by case (folded, "reset" would be one of many a secret's). The searches for
+    runs of other forms, in the parts of a text that may hold them: of
+    ``UTF16_BASE64_HIDDEN_IN_A_ROW`` characters of their UTF-16's base64 (either byte
+    order); of ``HEX_HIDDEN_IN_A_ROW`` digits of their UTF-8 bytes' hex, and
+    ``SPACED_HEX_HIDDEN_IN_A_ROW`` characters of it with a space between bytes, folded
+    (a dump's case is either). And the plain, base64 and base32 forms, folded, for a
+    cut's start (and UTF-16's base64). Empty if no secrets. Kept for the few credentials
+    a node has, not made again for each refusal."""
+    if not secrets:
+        return frozenset(), frozenset(), (), ()
     plain = {form.translate(_FOLD) for secret in secrets for form in _plain_forms(secret)}
-    coded = {core for secret in secrets for core in _base64_cores(secret.encode())}
+    coded = {core for secret in secrets
+             for core in _base64_cores(secret.encode()) + _base32_cores(secret.encode())}
+    wide = {core for secret in secrets for encoding in ("utf-16-le", "utf-16-be")
+            for core in _base64_cores(secret.encode(encoding))}
     hexed = {secret.encode().hex() for secret in secrets}
-    forms = tuple(sorted(plain | {core.translate(_FOLD) for core in coded}))
-    return _runs_of(plain), _runs_of(coded), _runs_of(hexed, HEX_HIDDEN_IN_A_ROW), forms
+    spaced = {secret.encode().hex(" ") for secret in secrets}
+    forms = ((tuple(sorted(plain | {core.translate(_FOLD) for core in coded})),
+              SHOWN_AT_A_CUT_MAX, _RUN - 1),
+             (tuple(sorted(core.translate(_FOLD) for core in wide)),
+              UTF16_BASE64_SHOWN_AT_A_CUT_MAX, UTF16_BASE64_HIDDEN_IN_A_ROW - 1))
+    searches: list[_Search] = [
+        (_runs_of(wide, UTF16_BASE64_HIDDEN_IN_A_ROW), UTF16_BASE64_HIDDEN_IN_A_ROW, False,
+         _BASE64_CHARACTERS),
+        (_runs_of(hexed, HEX_HIDDEN_IN_A_ROW), HEX_HIDDEN_IN_A_ROW, True, _HEX_DIGITS),
+        (_runs_of(spaced, SPACED_HEX_HIDDEN_IN_A_ROW), SPACED_HEX_HIDDEN_IN_A_ROW, True,
+         _HEX_BYTES)]
+    return _runs_of(plain), _runs_of(coded), tuple(searches), forms
 
 
 def _runs_of(forms: Iterable[str], length: int = _RUN) -> frozenset[str]:
@@ -145,6 +213,24 @@ def _surrogates(char: str) -> str:
     """``char`` as UTF-16 writes it: two surrogates beyond the BMP, as JSON escapes it."""
     code = ord(char) - 0x10000
     return char if code < 0 else chr(0xD800 + (code >> 10)) + chr(0xDC00 + (code & 0x3FF))
+
+
+def _base32_cores(secret: bytes) -> list[str]:
+    """As ``_base64_cores``, for base32 (RFC 4648's alphabet, in its capitals): a
+    character holds 5 bits, a group 5 bytes.
+
+    >>> import base64
+    >>> page = base64.b32encode(b"Bearer s3cret-s3cret").decode()
+    >>> {core for core in _base32_cores(b"s3cret-s3cret") if core in page}
+    {'GM3DOJSXILLTGNRXEZLU'}
+    """
+    cores = []
+    for lead in range(5):  # the bytes of the group before the secret's first
+        coded = base64.b32encode(bytes(lead) + secret).decode().rstrip("=")
+        bits = 8 * (lead + len(secret))
+        start, end = -(-8 * lead // 5), len(coded) - (bits % 5 != 0)
+        cores.append(coded[start:end])
+    return cores
 
 
 def _base64_cores(secret: bytes) -> list[str]:
@@ -198,6 +284,7 @@ def _decoded(text: str) -> tuple[str, list[int], list[int]]:
     return "".join(chars), starts, ends
 
 
+@functools.lru_cache(maxsize=1024)  # a page repeats its escapes: read each once
 def _character(escape: str) -> str | None:
     """The character ``escape`` stands for; None if it stands for none."""
     escape = escape.translate(_FOLD)
@@ -209,31 +296,33 @@ def _character(escape: str) -> str | None:
         code = int(escape[3:].removesuffix(";"), 16)
     elif escape.startswith("&#"):
         code = int(escape[2:].removesuffix(";"))
-    else:  # %XX, \uXXXX
-        code = int(escape[1:].removeprefix("u"), 16)
+    else:  # %XX, %25XX (URL encoding done twice), \uXXXX, \u{X...}, \xXX
+        code = int(escape[-2:] if escape[0] == "%" else escape[2:].strip("{}"), 16)
     return chr(code) if code <= 0x10FFFF else None
 
 
-def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[str, ...],
+def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutForms, ...],
                spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Where ``folded``, cut short, ends with a start of one of the ``forms`` (its
-    ``decoded`` reading) that tells something: more than ``SHOWN_AT_A_CUT_MAX``
-    characters, or escaped ones. An
-    escape's start that ends it, whose rest did not come, goes with that start, or with
-    a run hidden just before it (the last of ``spans``, in order): it is part of them."""
+    ``decoded`` reading) that tells something: more characters than those forms' shown
+    at a cut (``SHOWN_AT_A_CUT_MAX``, and as many in UTF-16's base64), or escaped ones;
+    each of them looked for up to its longest start not already a run. An escape's
+    start that ends it, whose rest did not come, goes with that start, or with a run
+    hidden just before it (one of ``spans``): it is part of them."""
     partial = _ESCAPE_START.search(folded)
     tails = [len(decoded)]  # "&" may be a character of the secret, or an escape's start
     if partial is not None:
-        if spans and spans[-1][1] >= partial.start():
+        if max((end for _start, end in spans), default=-1) >= partial.start():
             return [(partial.start(), len(folded))]
         tails.append(bisect.bisect_left(starts, partial.start()))
     for tail in tails:
-        for length in range(min(tail, _RUN - 1), 0, -1):
-            at = tail - length
-            end = starts[tail] if tail < len(decoded) else len(folded)
-            told = length > SHOWN_AT_A_CUT_MAX or end - starts[at] > length  # or escaped
-            if told and any(form.startswith(decoded[at:tail]) for form in forms):
-                return [(starts[at], len(folded))]
+        end = starts[tail] if tail < len(decoded) else len(folded)
+        for starts_of, shown_max, longest in forms:
+            for length in range(min(tail, longest), 0, -1):
+                at = tail - length
+                told = length > shown_max or end - starts[at] > length  # or escaped
+                if told and any(form.startswith(decoded[at:tail]) for form in starts_of):
+                    return [(starts[at], len(folded))]
     return []
 
 

@@ -70,6 +70,15 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "json, every character escaped": lambda text: _every_escaped(text),
     "json, every character escaped, hex in either case": lambda text: _hex_in_either_case(
         _every_escaped(text)),
+    "url, twice": lambda text: quote(quote(text, safe=""), safe=""),
+    "javascript's \\u{...}": lambda text: "".join(f"\\u{{{ord(char):x}}}" for char in text),
+    "\\x, its bytes": lambda text: "".join(f"\\x{byte:02x}" for byte in text.encode()),
+    "base32": lambda text: base64.b32encode(text.encode()).decode(),
+    "base32, after a byte": lambda text: base64.b32encode(b"x" + text.encode()).decode(),
+    "base64 of its UTF-16 (LE)": lambda text: base64.b64encode(text.encode("utf-16-le"))
+    .decode(),
+    "base64 of its UTF-16 (BE), after a byte": lambda text: base64.b64encode(
+        b"x" + text.encode("utf-16-be")).decode(),
 }
 
 #: The words the pages of these tests hold around the secret.

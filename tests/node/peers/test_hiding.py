@@ -17,7 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.peers.dial_words import HIDDEN_TEXT, refusal_text
-from node.peers.hiding import HEX_HIDDEN_IN_A_ROW, SHOWN_IN_A_ROW_MAX
+from node.peers.hiding import (
+    HEX_HIDDEN_IN_A_ROW,
+    SHOWN_IN_A_ROW_MAX,
+    SPACED_HEX_HIDDEN_IN_A_ROW,
+    UTF16_BASE64_HIDDEN_IN_A_ROW,
+)
 from tests.node.peers.echoed import ENCODINGS, SECRETS
 
 _RUN = SHOWN_IN_A_ROW_MAX + 1
@@ -27,18 +32,23 @@ BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 CONTROLS = "\x00\x01\x1b\x7f\x9b\u200b\u200e\u202e\u2066\ufeff"
 
 #: The encodings that write each character of the secret alone (the test reads them
-#: back, ``_plain``), and base64's, read by its characters.
-CHARACTER_WISE = {name: encode for name, encode in ENCODINGS.items() if "base64" not in name}
+#: back, ``_readings``), and base64's and base32's, read by their characters.
+CHARACTER_WISE = {name: encode for name, encode in ENCODINGS.items() if "base" not in name}
 CHARACTER_WISE["as it is"] = lambda text: text
-BASE64 = {name: encode for name, encode in ENCODINGS.items() if "base64" in name}
+BASE64 = {name: encode for name, encode in ENCODINGS.items() if "base" in name}
 BASE64["base64 in lines of 76 (MIME)"] = lambda text: base64.encodebytes(text.encode()).decode()
 
 
-def _plain(text: str) -> str:
-    """``text`` with its escapes read: HTML references, URL's and JSON's."""
-    text = unquote(html.unescape(text))
-    return re.sub(r"\\u([0-9a-fA-F]{4})|\\(.)", lambda escape: chr(int(escape[1], 16))
-                  if escape[1] else {"n": "\n", "t": "\t"}.get(escape[2], escape[2]), text)
+def _readings(text: str) -> list[str]:
+    """``text`` with its escapes read: HTML references, URL's (once, and twice), JSON's,
+    JavaScript's ``\\u{...}``, and ``\\x`` escapes of UTF-8 bytes."""
+    text = re.sub(r"(?:\\x[0-9a-fA-F]{2})+", lambda escapes: bytes.fromhex(
+        escapes[0].replace("\\x", "")).decode(errors="replace"), text)
+    text = re.sub(r"\\u\{([0-9a-fA-F]+)\}", lambda escape: chr(int(escape[1], 16)), text)
+    once = unquote(html.unescape(text))
+    return [re.sub(r"\\u([0-9a-fA-F]{4})|\\(.)", lambda escape: chr(int(escape[1], 16))
+                   if escape[1] else {"n": "\n", "t": "\t"}.get(escape[2], escape[2]), read)
+            for read in (once, unquote(once))]
 
 
 def _runs(text: str, length: int = _RUN) -> set[str]:
@@ -67,7 +77,8 @@ def test_no_run_of_the_secret_is_shown_wherever_breaks_and_controls_are_put(
     said = refusal_text(page.encode(), [secret], whole=whole)
     secret_runs = _runs(secret) | _runs(secret.replace(" ", "+"))
     for piece in said.split(HIDDEN_TEXT):
-        assert not _runs(_plain(piece)) & secret_runs, (page, said)
+        for reading in _readings(piece):
+            assert not _runs(reading) & secret_runs, (page, said)
 
 
 @settings(max_examples=150, deadline=None)
@@ -75,16 +86,18 @@ def test_no_run_of_the_secret_is_shown_wherever_breaks_and_controls_are_put(
        whole=st.booleans())
 def test_no_run_of_the_secret_s_base64_is_shown_wherever_breaks_and_controls_are_put(
         secret: str, encoding: str, data: st.DataObject, whole: bool) -> None:
-    """As above, for base64: no run of more than ``SHOWN_IN_A_ROW_MAX`` of the base64
-    characters that stand for the secret's bytes alone."""
+    """As above, for base64 and base32: no run of more than ``SHOWN_IN_A_ROW_MAX`` of the
+    characters that stand for the secret's bytes alone; of the base64 of its UTF-16, no
+    run of ``UTF16_BASE64_HIDDEN_IN_A_ROW``."""
     encode: Callable[[str], str] = BASE64[encoding]
+    run = UTF16_BASE64_HIDDEN_IN_A_ROW if "UTF-16" in encoding else _RUN
     coded = encode(f"Bearer {secret}").replace("\n", "").rstrip("=")
     # The characters that stand for the secret's bytes alone, with none of "Bearer ".
     alone = coded[len(encode("Bearer ").replace("\n", "").rstrip("=")) + 1:len(coded) - 1]
     page = data.draw(_inserted("echo " + encode(f"Bearer {secret}")))
     said = refusal_text(page.encode(), [secret], whole=whole)
     for piece in said.split(HIDDEN_TEXT):
-        assert not _runs(piece) & _runs(alone), (page, said)
+        assert not _runs(piece, run) & _runs(alone, run), (page, said)
 
 
 @pytest.mark.parametrize("secret", [
@@ -105,19 +118,21 @@ def test_a_secret_holding_escape_like_or_non_ascii_text_is_hidden(
 
 
 @settings(max_examples=150, deadline=None)
-@given(secret=SECRETS, upper=st.booleans(), data=st.data(), whole=st.booleans())
+@given(secret=SECRETS, upper=st.booleans(), spaced=st.booleans(), data=st.data(),
+       whole=st.booleans())
 def test_no_run_of_the_secret_s_hex_is_shown_wherever_breaks_and_controls_are_put(
-        secret: str, upper: bool, data: st.DataObject, whole: bool) -> None:
-    """A hex dump of the Authorization header, in either case, with line breaks and
-    control characters anywhere: no run of ``HEX_HIDDEN_IN_A_ROW`` digits of the
+        secret: str, upper: bool, spaced: bool, data: st.DataObject, whole: bool) -> None:
+    """A hex dump of the Authorization header, in either case, with a space between
+    bytes or not, with line breaks and control characters anywhere: no run of
+    ``HEX_HIDDEN_IN_A_ROW`` digits (``SPACED_HEX_HIDDEN_IN_A_ROW`` characters) of the
     secret's bytes is shown, so no more than ``SHOWN_IN_A_ROW_MAX`` of its bytes."""
-    dump = f"Bearer {secret}".encode().hex()
+    separator, run = (" ", SPACED_HEX_HIDDEN_IN_A_ROW) if spaced else ("", HEX_HIDDEN_IN_A_ROW)
+    dump = separator.join(f"{byte:02x}" for byte in f"Bearer {secret}".encode())
     page = data.draw(_inserted("echo " + (dump.upper() if upper else dump)))
     said = refusal_text(page.encode(), [secret], whole=whole)
-    secret_hex = secret.encode().hex()
+    secret_hex = separator.join(f"{byte:02x}" for byte in secret.encode())
     for piece in said.split(HIDDEN_TEXT):
-        assert not _runs(piece, HEX_HIDDEN_IN_A_ROW) & _runs(secret_hex, HEX_HIDDEN_IN_A_ROW), \
-            (page, said)
+        assert not _runs(piece, run) & _runs(secret_hex, run), (page, said)
 
 
 def test_a_hex_run_one_digit_short_is_shown() -> None:

@@ -36,6 +36,17 @@ def printable(text: str) -> str:
     return _CONTROLS.sub(_escaped, text)
 
 
+def without_controls(text: str) -> str:
+    """``text`` without the control characters ``printable`` escapes, for a line of the
+    log or a status where an escape would be noise (a peer's refusal): the same ones
+    taken out, the zero width joiner of an emoji kept.
+
+    >>> without_controls("no\x1b[2Jpe\u202e \U0001f469\u200d\U0001f4bb")
+    'no[2Jpe \U0001f469\u200d\U0001f4bb'
+    """
+    return _CONTROLS.sub("", text)
+
+
 def _escaped(found: re.Match[str]) -> str:
     code = ord(found.group())
     return f"\\x{code:02x}" if code <= 0xff else f"\\u{code:04x}"

@@ -11,13 +11,13 @@ import json
 import os
 import socket
 import ssl
-import unicodedata
 from collections.abc import Iterable, Iterator
 
 import aiohttp
 
 from node.peers.hiding import HIDDEN_TEXT as HIDDEN_TEXT  # the refusals' readers name it
 from node.peers.hiding import hidden
+from node.text import without_controls
 
 #: A name lookup that found the name but no address for it (none at all, or none of
 #: the family asked for): not "not known", and looked up. Not every system has both.
@@ -246,7 +246,8 @@ def _blanks_end(text: str, at: int) -> int:
 
 
 def _printable(line: str) -> str:
-    """``line`` without control characters (Unicode's category C: C0, C1, format
-    characters such as a direction override), its ends' blanks stripped."""
-    return "".join(char for char in line if not unicodedata.category(char).startswith("C")) \
-        .strip()
+    """``line`` without the control characters ``node.text.printable`` escapes (C0, C1,
+    the bidirectional controls: the zero width joiner of an emoji is kept, as there),
+    its ends' blanks stripped. A credential split by a format character kept is still
+    found (``node.peers.hiding.FORMAT_CHARACTERS``)."""
+    return without_controls(line).strip()

@@ -72,6 +72,17 @@ UTF16_BASE64_HIDDEN_IN_A_ROW = 2 * _RUN
 #: bits each, 6 to a base64 character).
 UTF16_BASE64_SHOWN_AT_A_CUT_MAX = 16 * (SHOWN_AT_A_CUT_MAX + 1) // 6 - 1
 
+#: Unicode's format characters (category Cf; Unicode 15): the zero width space, joiners
+#: and non-joiners, the soft hyphen, the byte order mark, invisible operators, tags, the
+#: bidirectional controls. Unseen, or nearly: a line shown keeps those ``node.text``
+#: keeps (the zero width joiner of an emoji), so runs and escapes are read as if they
+#: were not there (``_seen``), and a credential split by them is found.
+FORMAT_CHARACTERS = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+                     "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+                     "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
+                     "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+                     "\U000e0020-\U000e007f")
+_FORMAT = re.compile(f"[{FORMAT_CHARACTERS}]")
 #: One escaped character, in either case: URL (``%XX``, and ``%25XX``: done twice), an
 #: HTML numeric reference (zero-padded or not, its ``;`` left out or not, as HTML's
 #: parsers read it: up to the last digit) or named one, a JSON ``\\uXXXX`` or short
@@ -112,7 +123,8 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     plain, coded, searches, forms = _runs(tuple(secret for secret in hide if secret))
     if not plain:
         return text
-    decoded, starts, ends = _decoded(text)
+    seen, where = _seen(text)
+    decoded, starts, ends = _decoded(seen)
     folded = decoded.translate(_FOLD)  # one character for one: ``starts`` still hold
     # The runs of the plain forms and of base64's and base32's in one pass: as long.
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
@@ -121,8 +133,24 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
               for runs, length, fold, where in searches
               for at in _found(folded if fold else decoded, runs, length, where)]
     if cut:
-        spans += _cut_start(text.translate(_FOLD), folded, starts, forms, spans)
+        spans += _cut_start(seen.translate(_FOLD), folded, starts, forms, spans)
+    if where is not None:  # format characters in or at the end of a span go with it
+        spans = [(where[start], where[end - 1] + 1 if end < len(seen) else len(text))
+                 for start, end in spans]
     return _replaced(text, spans)
+
+
+def _seen(text: str) -> tuple[str, list[int] | None]:
+    """``text`` without format characters (``FORMAT_CHARACTERS``), and where in
+    ``text`` each character of it is; None where it had none (nothing to map back).
+
+    >>> _seen("a\u200db"), _seen("ab")
+    (('ab', [0, 2]), ('ab', None))
+    """
+    if _FORMAT.search(text) is None:
+        return text, None
+    where = [at for at, char in enumerate(text) if not _FORMAT.match(char)]
+    return "".join(text[at] for at in where), where
 
 
 #: Where a run of a credential's hex (with a space between bytes or not) or of its

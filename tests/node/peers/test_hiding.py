@@ -9,6 +9,8 @@ import base64
 import html
 import json
 import re
+import sys
+import unicodedata
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus, unquote
 
@@ -23,13 +25,14 @@ from node.peers.hiding import (
     SPACED_HEX_HIDDEN_IN_A_ROW,
     UTF16_BASE64_HIDDEN_IN_A_ROW,
 )
+from node.text import printable
 from tests.node.peers.echoed import ENCODINGS, SECRETS
 
 _RUN = SHOWN_IN_A_ROW_MAX + 1
 #: Where ``str.splitlines`` breaks a line, and characters of Unicode's category C (C0,
 #: C1, format): what a shown line is cut at, and what is taken out of it.
 BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-CONTROLS = "\x00\x01\x1b\x7f\x9b\u200b\u200e\u202e\u2066\ufeff"
+CONTROLS = "\x00\x01\x1b\x7f\x9b\u200b\u200d\u200e\u202e\u2066\ufeff"
 
 #: The encodings that write each character of the secret alone (the test reads them
 #: back, ``_readings``), and base64's and base32's, read by their characters.
@@ -49,6 +52,11 @@ def _readings(text: str) -> list[str]:
     return [re.sub(r"\\u([0-9a-fA-F]{4})|\\(.)", lambda escape: chr(int(escape[1], 16))
                    if escape[1] else {"n": "\n", "t": "\t"}.get(escape[2], escape[2]), read)
             for read in (once, unquote(once))]
+
+
+def _seen(text: str) -> str:
+    """``text`` as a reader sees it: without format characters (a zero width joiner)."""
+    return "".join(char for char in text if unicodedata.category(char) != "Cf")
 
 
 def _runs(text: str, length: int = _RUN) -> set[str]:
@@ -77,7 +85,7 @@ def test_no_run_of_the_secret_is_shown_wherever_breaks_and_controls_are_put(
     said = refusal_text(page.encode(), [secret], whole=whole)
     secret_runs = _runs(secret) | _runs(secret.replace(" ", "+"))
     for piece in said.split(HIDDEN_TEXT):
-        for reading in _readings(piece):
+        for reading in _readings(_seen(piece)):
             assert not _runs(reading) & secret_runs, (page, said)
 
 
@@ -97,7 +105,7 @@ def test_no_run_of_the_secret_s_base64_is_shown_wherever_breaks_and_controls_are
     page = data.draw(_inserted("echo " + encode(f"Bearer {secret}")))
     said = refusal_text(page.encode(), [secret], whole=whole)
     for piece in said.split(HIDDEN_TEXT):
-        assert not _runs(piece, run) & _runs(alone, run), (page, said)
+        assert not _runs(_seen(piece), run) & _runs(alone, run), (page, said)
 
 
 @pytest.mark.parametrize("secret", [
@@ -132,7 +140,7 @@ def test_no_run_of_the_secret_s_hex_is_shown_wherever_breaks_and_controls_are_pu
     said = refusal_text(page.encode(), [secret], whole=whole)
     secret_hex = separator.join(f"{byte:02x}" for byte in secret.encode())
     for piece in said.split(HIDDEN_TEXT):
-        assert not _runs(piece, run) & _runs(secret_hex, run), (page, said)
+        assert not _runs(_seen(piece), run) & _runs(secret_hex, run), (page, said)
 
 
 def test_a_hex_run_one_digit_short_is_shown() -> None:
@@ -191,3 +199,32 @@ def test_an_ordinary_refusal_is_shown_as_it_is(secret: str, body: str, whole: bo
     to hide: a run of five characters of a secret is not found in ordinary words."""
     assert refusal_text(body.encode(), [secret], whole=whole) \
         == refusal_text(body.encode(), whole=whole)
+
+
+#: Unicode's format characters (category Cf), as this Python knows them.
+FORMATS = [chr(code) for code in range(sys.maxunicode + 1)
+           if unicodedata.category(chr(code)) == "Cf"]
+
+
+def test_a_refusal_takes_out_the_characters_printable_escapes_and_only_those() -> None:
+    """What a refusal's line shown takes out is what ``node.text.printable`` escapes
+    (C0, C1, the bidirectional controls): one rule, not two. The zero width joiner of
+    an emoji is kept; line breaks end the line shown, and are not asked."""
+    emoji = "\U0001f469\u200d\U0001f4bb"
+    assert refusal_text(f"{emoji} says no".encode()) == f"{emoji} says no"
+    for char in [chr(code) for code in range(0xa0)] + FORMATS:
+        if char in BREAKS:
+            continue
+        kept = char in refusal_text(f"a{char}b".encode())
+        assert kept == (printable(char) == char), hex(ord(char))
+
+
+def test_a_secret_split_by_format_characters_is_hidden() -> None:
+    """A format character kept in a line shown (a zero width joiner) is unseen: a
+    secret with one between every two of its characters is hidden, as it would be
+    without them."""
+    secret = "jc9_uBIbfsRRiHpAjHJkV1yZlxAz3rcyv86AoxTcfaU"
+    for char in FORMATS:
+        pieces = char.join(secret[at:at + 2] for at in range(0, len(secret), 2))
+        assert refusal_text(f"Bearer {pieces}!".encode(), [secret]) == f"Bearer {HIDDEN_TEXT}!", \
+            hex(ord(char))

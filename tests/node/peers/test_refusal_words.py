@@ -204,8 +204,9 @@ def test_a_secret_split_by_any_line_break_is_hidden_on_either_side(separator: st
 @pytest.mark.parametrize("between", ["\x00", "\x1b", "\u200b", "\u202e", "\ufeff"])
 def test_a_secret_split_by_a_control_character_is_hidden_once_it_is_taken_out(
         between: str) -> None:
-    """Control and format characters are taken out of what is shown, joining what was
-    around them: pieces of a secret so joined are hidden, in a body cut short too."""
+    """Control characters are taken out of what is shown, joining what was around them,
+    and format characters kept (a zero width space) are unseen: pieces of a secret so
+    joined are hidden, in a body cut short too."""
     cut = f"Bearer {MADE[:20]}{between}{MADE[20:35]}".encode()
     said = refusal_text(cut, [MADE], whole=False)
     assert said.startswith(f"Bearer {HIDDEN_TEXT}") and not _tells(said), said

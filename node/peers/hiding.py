@@ -343,6 +343,7 @@ def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutFo
         if max((end for _start, end in spans), default=-1) >= partial.start():
             return [(partial.start(), len(folded))]
         tails.append(bisect.bisect_left(starts, partial.start()))
+    found = []  # the earliest start told, of either tail: the other may tell less
     for tail in tails:
         end = starts[tail] if tail < len(decoded) else len(folded)
         for starts_of, shown_max, longest in forms:
@@ -350,8 +351,9 @@ def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutFo
                 at = tail - length
                 told = length > shown_max or end - starts[at] > length  # or escaped
                 if told and any(form.startswith(decoded[at:tail]) for form in starts_of):
-                    return [(starts[at], len(folded))]
-    return []
+                    found.append(starts[at])
+                    break
+    return [(min(found), len(folded))] if found else []
 
 
 def _replaced(text: str, spans: list[tuple[int, int]]) -> str:

@@ -243,3 +243,15 @@ def test_zero_padded_html_references_of_the_secret_are_hidden(reference: str) ->
     page = "".join(reference.format(ord(char)) for char in f"Bearer {MADE}")
     said = refusal_text(page.encode(), [MADE])
     assert said.endswith(HIDDEN_TEXT) and said.count(";") <= len("Bearer ") + 4, said
+
+
+def test_a_cut_body_s_end_read_as_an_escape_s_start_hides_as_much_as_read_whole() -> None:
+    """A cut body whose end reads two ways: ``%25`` (a ``%``, or the start of
+    ``%252F``, done twice): whichever reading tells more of the secret's start is
+    hidden."""
+    said = refusal_text(b"see 0%252500%25", ["0%00/"], whole=False)
+    assert said == f"see {HIDDEN_TEXT}", said
+    # "&#8" is a whole reference (a backspace, as the secret's "\\b" reads) or the start
+    # of "&#80;" ("P"): "\\B00" before it is hidden.
+    said = refusal_text(b"see &#92;&#66;&#48;&#48;&#8", ["\\B00P"], whole=False)
+    assert said == f"see {HIDDEN_TEXT}", said

@@ -16,7 +16,10 @@ its UTF-16 is twice as long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_
 every longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential
 (more than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped) that ends a body cut
 short, whose rest did not come. A credential shorter than the run hidden is not found:
-it would be found in ordinary words, and protects little.
+it would be found in ordinary words, and protects little. A word-like credential
+(``gateway1``) hides the words of a page that share a run with it (``Bad Gateway``): a
+run is hidden whatever the credential's length, as a rule that asked a longer run of a
+short one would show a good part of it wherever a page splits it in lines.
 
 What not: a page that writes it in another form: base32 in small letters (ordinary words
 are, and a run of five would be found in them); hex with another separator than a space

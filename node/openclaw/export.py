@@ -94,9 +94,9 @@ def transcript_bytes(records: list[dict[str, Any]]) -> bytes:
 
 def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) -> Written:
     """Write ``transcript`` for agent ``agent_id`` of the state folder ``state``, into
-    the file OpenClaw reads for its session id (``openclaw_session_id``)."""
+    the file OpenClaw reads for its session id (``js_trimmed``)."""
     checked_names(agent_id, transcript.session_id)
-    session_id = openclaw_session_id(transcript.session_id)
+    session_id = js_trimmed(transcript.session_id)
     folder = state / "agents" / agent_id / "sessions"
     path = folder / f"{session_id}.jsonl"
     index_path = folder / "sessions.json"
@@ -136,27 +136,18 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
     return Written(path, len(transcript.records), unchanged)
 
 
-def openclaw_session_id(value: str) -> str:
-    """The session id ``value`` as OpenClaw's ``validateSessionId`` checks it and names
-    its file, ``<trimmed>.jsonl``: trimmed as JavaScript's ``trim`` does
-    (``JS_TRIMMED``). Its import keeps the index's ``sessionId`` as it is, spaces and
-    all, as the session's id in its store (and gives it to the header): so the index
-    names the id as the events do, and only the file's name is trimmed.
-
-    >>> openclaw_session_id("\\u3000 s1\\n\\ufeff")
-    's1'
-    >>> openclaw_session_id("s1\\x85")  # NEL: Python's strip takes it, JavaScript's not
-    's1\\x85'
-    """
-    return js_trimmed(value)
-
-
 def js_trimmed(value: str) -> str:
-    """``value`` trimmed as JavaScript's ``String.prototype.trim`` does, as OpenClaw
-    trims ids and paths.
+    """``value`` trimmed as JavaScript's ``String.prototype.trim`` does (``JS_TRIMMED``),
+    as OpenClaw trims ids and paths: its ``validateSessionId`` checks a session id
+    trimmed and names its file ``<trimmed>.jsonl``. Its import keeps the index's
+    ``sessionId`` as it is, spaces and all, as the session's id in its store (and gives
+    it to the header): so the index names the id as the events do, and only the file's
+    name is trimmed.
 
-    >>> js_trimmed("\\u2028 a b\\u00a0")
-    'a b'
+    >>> js_trimmed("\\u3000 s1\\n\\ufeff")
+    's1'
+    >>> js_trimmed("s1\\x85")  # NEL: Python's strip takes it, JavaScript's not
+    's1\\x85'
     """
     return value.strip(JS_TRIMMED)
 
@@ -164,7 +155,7 @@ def js_trimmed(value: str) -> str:
 def _entry_session_id(entry: dict[str, Any]) -> object:
     """An index entry's ``sessionId`` as OpenClaw reads it (trimmed, if text)."""
     value = entry.get("sessionId")
-    return openclaw_session_id(value) if isinstance(value, str) else value
+    return js_trimmed(value) if isinstance(value, str) else value
 
 
 def checked_names(agent_id: str, session_id: str) -> None:
@@ -195,7 +186,7 @@ def checked_names(agent_id: str, session_id: str) -> None:
 
 
 def _session_id_fits(value: object) -> bool:
-    """OpenClaw's ``validateSessionId``: trimmed (``openclaw_session_id``), then
+    """OpenClaw's ``validateSessionId``: trimmed (``js_trimmed``), then
     ``[\\p{L}\\p{N}][\\p{L}\\p{N}\\p{M}._-]{0,127}``, NFC, the file name within bounds,
     not a compaction checkpoint's name.
 
@@ -210,7 +201,7 @@ def _session_id_fits(value: object) -> bool:
     """
     if not isinstance(value, str):
         return False
-    value = openclaw_session_id(value)  # as validateSessionId does first
+    value = js_trimmed(value)  # as validateSessionId does first
     if not 0 < len(value) <= SESSION_ID_CHARS_MAX:
         return False
     if unicodedata.category(value[0])[0] not in "LN" or not all(

@@ -147,12 +147,17 @@ OpenClaw continues it.
 
 SESSION is the clawsync session key (`clawsync sessions` lists them; OpenClaw's own key
 `agent:main:...` is the same) or OpenClaw's key without its `agent:<id>:` prefix. Writes
-agents/AGENT/sessions/<sessionId>.jsonl (header first) for the OpenClaw session id with
-the latest records (after /new, a reset or a rewind a key has several; sessions.json names
-one per key; --session-id picks another), and its entry in sessions.json (merged with
-what is there). A transcript
-file holding something else, or a sessions.json entry naming another session id, is
-refused and nothing is written.
+the transcript (header first) of the OpenClaw session id with the latest records (after
+/new, a reset or a rewind a key has several; sessions.json names one per key;
+--session-id picks another), and its entry in sessions.json (merged with what is there).
+The transcript goes to agents/AGENT/sessions/<sessionId>.jsonl, the id trimmed of spaces
+around it as OpenClaw trims it, or into the file the key's entry names (its sessionFile)
+if that file is there and is this session's (older OpenClaw's <id>-topic-<n>.jsonl,
+for instance), which it continues. Refused, with nothing written: a transcript file
+holding something else; a sessions.json entry of the key naming another session id;
+another key naming the same session id, or naming the transcript's file through its
+sessionFile (OpenClaw would import it as that key's session); the key's own sessionFile
+naming a file there that holds another session.
 
 Stop the OpenClaw gateway first, and let any `openclaw agent --local` turn finish (export
 refuses while the gateway's lock names a running one, or while an OpenClaw process holds

@@ -4,6 +4,12 @@
     agents/<agent id>/sessions/sessions.json         {"<session key>": {"sessionId",
                                                       "updatedAt" (ms), "sessionFile"}}
 
+The transcript's file is named after the session id trimmed as OpenClaw trims it
+(``js_trimmed``), or is the file the key's own entry names through its ``sessionFile``
+if that file is there and is this session's (``_own_file``: older OpenClaw's forum
+topic ``<id>-topic-<n>.jsonl``, a fork's ``<ISO time>_<id>.jsonl``, or a header naming
+the id): OpenClaw reads that one as the session, so it is continued and stays named.
+
 ``openclaw doctor --session-sqlite import`` (gateway stopped) then moves them into its
 SQLite store. Each file is written whole to a temporary name and renamed into place, so a
 failure leaves the old file or the new one, never half of one, and no folder it made;
@@ -11,9 +17,11 @@ failure leaves the old file or the new one, never half of one, and no folder it 
 reader never meets a transcript its index does not name yet. An existing transcript is
 replaced only by one that continues it (its records first, in order; headers after the
 first, which an earlier export wrote, do not count); an existing ``sessions.json`` is
-merged into, and a key it points at another session is refused, as is a session id
-another key of it points at (that key's transcript), and an entry whose ``sessionFile``
-makes OpenClaw read another file than its session id's (``_check_session_files``).
+merged into. Refused, with nothing written: a key it points at another session; a
+session id another key of it points at (that key's transcript); another key whose
+``sessionFile`` names the transcript's file (``_check_session_files``: OpenClaw would
+import it as that key's session); the key's own ``sessionFile`` naming a file there that
+is another session's (``_own_file``).
 
 The agent id and the session id become names in those paths, and both come from events
 that any device of the cluster may write (a damaged one, or an event made by hand): a
@@ -39,6 +47,7 @@ from typing import Any
 
 from node.folder import fsync_folder, make_folders, remove_empty
 from node.openclaw.records import Transcript
+from node.openclaw.source import RECORD_BYTES_MAX
 from node.text import printable
 
 #: Longest session id, in characters, and longest transcript file name
@@ -68,6 +77,12 @@ _CHECKPOINT = re.compile(r"(.+)\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}
 #: ``str.strip``: that also takes U+001C to U+001F and U+0085, and leaves U+FEFF.
 JS_TRIMMED = ("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
               "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
+#: OpenClaw's generated session ids (``looksLikeGeneratedSessionId``: a uuid of
+#: versions 1 to 8, either case) and a fork's transcript name, ``<ISO time>_<id>``
+#: (JavaScript's ``\w`` and ``\d`` are ASCII, as ``re.ASCII``).
+_GENERATED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                           r"[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
+_FORK = re.compile(r"\d{4}-\d{2}-\d{2}T[\w-]+(?:Z|[+-]\d{2}(?:-\d{2})?)?_(.+)", re.ASCII)
 #: ``sessionFile``'s start when the transcript is in OpenClaw's SQLite store, no file.
 SQLITE_SESSION_FILE = "sqlite:"
 #: Characters of a refused name shown in its error: an id may be long, and is quoted
@@ -94,11 +109,12 @@ def transcript_bytes(records: list[dict[str, Any]]) -> bytes:
 
 def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) -> Written:
     """Write ``transcript`` for agent ``agent_id`` of the state folder ``state``, into
-    the file OpenClaw reads for its session id (``js_trimmed``)."""
+    the file OpenClaw reads for it: ``<trimmed session id>.jsonl`` (``js_trimmed``), or
+    the key's own entry's file (``_own_file``)."""
     checked_names(agent_id, transcript.session_id)
     session_id = js_trimmed(transcript.session_id)
     folder = state / "agents" / agent_id / "sessions"
-    path = folder / f"{session_id}.jsonl"
+    path = default = folder / f"{session_id}.jsonl"
     index_path = folder / "sessions.json"
     _check_inside(state / "agents", folder, index_path, path)
     index = _index(index_path)
@@ -110,6 +126,10 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
             "finish OpenClaw's import of it first (openclaw doctor --session-sqlite import), "
             "or move the file away; nothing was written")
     _check_unclaimed(index_path, index, transcript.session_key, session_id)
+    if isinstance(entry, dict) and (own := _own_file(index_path, transcript.session_key,
+                                                     entry, session_id)) is not None:
+        path = own  # the file OpenClaw reads as the session: continued, still named
+        _check_inside(state / "agents", path)
     _check_session_files(index_path, index, transcript.session_key, path)
     data = transcript_bytes(transcript.records)
     unchanged = _check_existing(path, transcript.records, data)
@@ -119,9 +139,10 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
             old_index: bytes | None = index_path.read_bytes()
         except FileNotFoundError:
             old_index = None
-        index[transcript.session_key] = {**(entry if isinstance(entry, dict) else {}),
-                                         "sessionId": transcript.session_id,
-                                         "updatedAt": updated_ms, "sessionFile": str(path)}
+        kept = entry if isinstance(entry, dict) else {}
+        index[transcript.session_key] = {
+            **kept, "sessionId": transcript.session_id, "updatedAt": updated_ms,
+            "sessionFile": kept["sessionFile"] if path != default else str(path)}
         # The index first: a reader (a running ``watch``) that found the transcript
         # without its entry would import it under a key made of its session id, for good.
         _write_whole(index_path,
@@ -227,31 +248,82 @@ def _check_unclaimed(index_path: Path, index: dict[str, Any], key: str,
 
 def _check_session_files(index_path: Path, index: dict[str, Any], key: str,
                          path: Path) -> None:
-    """Refuse if an entry's ``sessionFile`` (hand-edited, or left by a copy) makes OpenClaw
-    read another file than its session id's: its import reads the file an entry names,
-    whatever session that file holds, and gives its header the entry's session id.
-    Another key naming ``path`` would import the events written there as its own
-    session; ``key`` naming another file that is there would leave that file, which
-    OpenClaw reads as this session until now, unnamed by the index (its import then
-    archives it unread). Both were hand-made, so which session is meant cannot be told."""
+    """Refuse if another key's ``sessionFile`` (hand-edited, or left by a copy) names
+    ``path``: OpenClaw's import reads the file an entry names, whatever session that
+    file holds, and gives its header the entry's session id, so it would import the
+    events written there as that key's session."""
     for other, entry in index.items():
-        if not isinstance(entry, dict):
-            continue
-        named = _session_files(path.parent, entry)
-        if other != key and path.name in named:
+        if other != key and isinstance(entry, dict) \
+                and path.name in _session_files(path.parent, entry):
             raise ExportRefused(
                 f"{index_path} maps session key {_shown(other)} (session "
                 f"{_shown(entry.get('sessionId'))}) to the file {_shown(path.name)} through "
                 f"its sessionFile {_shown(entry.get('sessionFile'))}: OpenClaw would import "
                 f"what {_shown(key)} writes there as that session; nothing was written")
-        others = sorted(name for name in named - {path.name} if (path.parent / name).is_file())
-        if other == key and others:
-            raise ExportRefused(
-                f"{index_path} maps session key {_shown(key)} to the file "
-                f"{_shown(others[0])} through its sessionFile "
-                f"{_shown(entry.get('sessionFile'))}, not to {_shown(path.name)}: OpenClaw "
-                "reads that file as the session; import it first (openclaw doctor "
-                "--session-sqlite import) or move it away; nothing was written")
+
+
+def _own_file(index_path: Path, key: str, entry: dict[str, Any],
+              session_id: str) -> Path | None:
+    """The file of the folder that ``key``'s own entry names through its ``sessionFile``,
+    other than ``<session id>.jsonl``, if one is there: None if none is. OpenClaw reads
+    that file as the session (older OpenClaw wrote ``<id>-topic-<n>.jsonl`` for a forum
+    topic, and a fork ``<ISO time>_<id>.jsonl``), so export continues it and keeps the
+    entry naming it; written beside it, the file would be left unnamed (OpenClaw's
+    import then archives it unread). Refused if that file is another session's: its
+    header names another id and its name is not one OpenClaw makes for this one."""
+    folder = index_path.parent
+    named = sorted(name for name in _session_files(folder, entry) - {f"{session_id}.jsonl"}
+                   if (folder / name).is_file())
+    # A link's own name and the file it leads to: the file is written, the link kept.
+    ours = [name for name in named if not (folder / name).is_symlink()
+            and _holds_session(folder / name, session_id)]
+    if named and not ours:
+        raise ExportRefused(
+            f"{index_path} maps session key {_shown(key)} to the file "
+            f"{_shown(named[0])} through its sessionFile "
+            f"{_shown(entry.get('sessionFile'))}, which holds another session than "
+            f"{_shown(session_id)}: OpenClaw reads that file as the session; import it "
+            "first (openclaw doctor --session-sqlite import) or move it away; nothing "
+            "was written")
+    return folder / ours[0] if ours else None
+
+
+def _holds_session(path: Path, session_id: str) -> bool:
+    """True if OpenClaw takes the file ``path`` for session ``session_id``: its name is
+    one OpenClaw makes for it (``generated_session_id``), or its header names it
+    (trimmed)."""
+    if generated_session_id(path.name) == session_id:
+        return True
+    try:
+        with path.open("rb") as file:
+            header = json.loads(file.readline(RECORD_BYTES_MAX))
+    except (OSError, ValueError):
+        return False
+    return (isinstance(header, dict) and header.get("type") == "session"
+            and isinstance(header.get("id"), str) and js_trimmed(header["id"]) == session_id)
+
+
+def generated_session_id(name: str) -> str | None:
+    """The session id OpenClaw 2026.9.6 takes a transcript's file name ``name`` for
+    (``extractGeneratedTranscriptSessionId``): ``<uuid>.jsonl``, a forum topic's
+    ``<uuid>-topic-<n>.jsonl`` or a fork's ``<ISO time>_<uuid>.jsonl``, for a uuid of
+    the shape it makes; None for any other name.
+
+    >>> generated_session_id("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0-topic-42.jsonl")
+    '0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0'
+    >>> generated_session_id("2026-01-02T03-04-05-678Z_0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0.jsonl")
+    '0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0'
+    >>> generated_session_id("s1-topic-42.jsonl") is None
+    True
+    """
+    if not name.endswith(".jsonl"):
+        return None
+    stem = name[:-len(".jsonl")]
+    if (topic := stem.find("-topic-")) > 0:
+        stem = stem[:topic]
+    elif fork := _FORK.fullmatch(stem):
+        stem = fork[1]
+    return stem if _GENERATED_ID.fullmatch(stem) else None
 
 
 def _session_files(folder: Path, entry: dict[str, Any]) -> set[str]:

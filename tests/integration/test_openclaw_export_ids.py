@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from node.openclaw.export import export
+from node.openclaw.export import export, transcript_bytes
 from node.openclaw.records import Transcript
 from tests.node.openclaw import transcript
 from tests.openclaw.device import Device, installed
@@ -62,3 +62,30 @@ def test_openclaw_imports_the_file_an_entry_names_as_that_entrys_session(
         counts = dict(db.execute("SELECT session_id, count(*) FROM transcript_events "
                                  "GROUP BY session_id").fetchall())
     assert counts == {"s1": len(transcript.records()), "s2": len(transcript.records())}
+
+
+def test_openclaw_imports_a_topic_file_export_continued(tmp_path: Path) -> None:
+    """Older OpenClaw named a forum topic's transcript ``<id>-topic-<n>.jsonl``, and its
+    entry names that file: export continues it there, and OpenClaw imports the whole
+    session from it."""
+    device = Device(tmp_path / "device", "http://127.0.0.1:9/v1").setup()
+    sessions = device.sessions_dir
+    sessions.mkdir(parents=True, exist_ok=True)
+    key = "agent:main:telegram:group:-1001:topic:42"
+    sid = transcript.SESSION_ID
+    records = transcript.records()
+    topic = sessions / f"{sid}-topic-42.jsonl"
+    topic.write_bytes(transcript_bytes(records[:2]))
+    (sessions / "sessions.json").write_text(json.dumps(
+        {key: {"sessionId": sid, "updatedAt": 1, "sessionFile": str(topic)}}))
+    written = export(device.state_dir, Transcript("main", key, sid, records), "main", 2)
+    assert written.path == topic
+    assert sorted(path.name for path in sessions.iterdir()) == [topic.name, "sessions.json"]
+    done = device.run("doctor", "--session-sqlite", "import", "--json")
+    assert not topic.exists(), done.stdout  # imported, and moved to its archive
+    with sqlite3.connect(f"file:{device.store_path}?mode=ro", uri=True) as db:
+        assert db.execute("SELECT session_key, current_session_id FROM session_nodes"
+                          ).fetchall() == [(key, sid)]
+        counts = dict(db.execute("SELECT session_id, count(*) FROM transcript_events "
+                                 "GROUP BY session_id").fetchall())
+    assert counts == {sid: len(records)}

@@ -475,3 +475,71 @@ def test_session_files_that_name_no_other_transcript_are_written_beside(
     assert written.path == sessions / "s1.jsonl"
     index = json.loads((sessions / "sessions.json").read_text())
     assert index[KEY]["sessionFile"] == str(sessions / "s1.jsonl")
+
+
+SID = transcript.SESSION_ID
+
+
+@pytest.mark.parametrize("name, session_id", [
+    # Older OpenClaw's forum topic and a fork: their names are OpenClaw's for the id.
+    pytest.param(f"{SID}-topic-42.jsonl", SID, id="topic"),
+    pytest.param(f"2026-01-02T03-04-05-678Z_{SID}.jsonl", SID, id="fork"),
+    # Any name, its header naming the id (trimmed, as OpenClaw reads it).
+    pytest.param("renamed.jsonl", " s1 ", id="header"),
+])
+def test_the_file_the_keys_own_entry_names_for_its_session_is_continued(
+        state: Path, name: str, session_id: str) -> None:
+    """OpenClaw reads the file the key's own entry names as the session: export writes
+    into it, continuing it, and the entry keeps naming it; nothing is written beside."""
+    sessions = state / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    whole = a_transcript(session_id=session_id)
+    (sessions / name).write_bytes(transcript_bytes(whole.records[:2]))
+    (sessions / "sessions.json").write_text(json.dumps({KEY: {
+        "sessionId": session_id, "updatedAt": 1, "sessionFile": str(sessions / name)}}))
+    written = export(state, whole, "main", 2)
+    assert written.path == sessions / name and not written.unchanged
+    assert (sessions / name).read_bytes() == transcript_bytes(whole.records)
+    index = json.loads((sessions / "sessions.json").read_text())
+    assert index[KEY] == {"sessionId": session_id, "updatedAt": 2,
+                          "sessionFile": str(sessions / name)}
+    assert sorted(path.name for path in sessions.iterdir()) == [name, "sessions.json"]
+    assert export(state, whole, "main", 3).unchanged  # exported again: the same file
+
+
+def test_a_topic_file_holding_another_transcript_is_not_written_over(state: Path) -> None:
+    """The entry's topic file is the session's, but holds other records: refused as a
+    transcript file holding something else is."""
+    sessions = state / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    name = f"{SID}-topic-42.jsonl"
+    other = transcript.records()[:2]
+    other[1] = {**other[1], "id": "elsewhere"}
+    (sessions / name).write_bytes(transcript_bytes(other))
+    (sessions / "sessions.json").write_text(json.dumps({KEY: {
+        "sessionId": SID, "updatedAt": 1, "sessionFile": name}}))
+    before = {path: path.read_bytes() for path in files_under(state) if path.is_file()}
+    with pytest.raises(ExportRefused, match="holds a different transcript"):
+        export(state, a_transcript(), "main", 2)
+    assert {path: path.read_bytes() for path in files_under(state) if path.is_file()} \
+        == before
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f1-topic-42.jsonl", id="another-topic"),
+    pytest.param("s1-topic-42.jsonl", id="not-a-generated-id"),
+])
+def test_a_file_the_keys_own_entry_names_for_another_session_is_refused(
+        state: Path, name: str) -> None:
+    """A name OpenClaw makes for another id, or none it makes, and a header naming
+    another session: that file is another session's."""
+    sessions = state / "agents" / "main" / "sessions"
+    index_of(state, {KEY: {"sessionId": SID, "updatedAt": 1,
+                           "sessionFile": str(sessions / name)}})
+    (sessions / "s2.jsonl").rename(sessions / name)
+    before = {path: path.read_bytes() for path in files_under(state) if path.is_file()}
+    with pytest.raises(ExportRefused) as refused:
+        export(state, a_transcript(), "main", 2)
+    assert f"to the file {name!r} through its sessionFile" in str(refused.value)
+    assert {path: path.read_bytes() for path in files_under(state) if path.is_file()} \
+        == before

@@ -1,5 +1,7 @@
 """Reading the older layout: ``agents/<id>/sessions/sessions.json`` (session key ->
-``sessionId``, ``sessionFile``) and one ``<sessionId>.jsonl`` per session.
+``sessionId``, ``sessionFile``) and one transcript file per session: the one its entry
+names, as OpenClaw reads it, else ``<sessionId>.jsonl``; a file no entry names is read
+as a session of its own, its name the session id.
 
 The cursor entry of a session (``jsonl:<session id>``) is the byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from node.openclaw.export import SQLITE_SESSION_FILE, js_trimmed
 from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_record
 
 #: Bytes read from one file in one pass at most (a following pass goes on).
@@ -48,17 +51,28 @@ class AgentSessions:
             # good (the cursor moves on): wait for an index that reads.
             yield problem
             return
-        files = {path.stem: path for path in sorted(self.folder.glob("*.jsonl"))}
-        for session_id, (_key, path) in index.items():
-            if session_id not in files and path.is_file():  # an entry may outlive its file
-                files[session_id] = path
-        keys = {session_id: key for session_id, (key, _path) in index.items()}
-        for session_id, path in files.items():
-            yield from self._read_file(path, session_id, keys.get(session_id),
+        # Each entry's file as OpenClaw reads it (``_entry_file``); a file is keyless,
+        # read under its name's session id, only when no entry names it: the file of an
+        # entry whose id has spaces around it ('<trimmed>.jsonl') or a forum topic's
+        # ('<id>-topic-<n>.jsonl') would otherwise be read twice, once as a session
+        # of its own. Nor is one whose name is an entry's session id though the entry
+        # names another file: OpenClaw archives it unread, and it would share the
+        # entry's cursor.
+        files: dict[str, tuple[Path, str | None]] = {}
+        named: set[Path] = set()
+        for session_id, (key, path) in index.items():
+            if path is not None:  # an entry may outlive its file
+                files[session_id] = (path, key)
+                named.add(_where(path))
+        for path in sorted(self.folder.glob("*.jsonl")):
+            if path.stem not in files and _where(path) not in named:
+                files[path.stem] = (path, None)
+        for session_id, (file, session_key) in files.items():
+            yield from self._read_file(file, session_id, session_key,
                                        cursor.get("jsonl:" + session_id, 0))
 
-    def _index(self) -> tuple[dict[str, tuple[str, Path]], Problem | None]:
-        """``sessions.json`` as session id -> (session key, file)."""
+    def _index(self) -> tuple[dict[str, tuple[str, Path | None]], Problem | None]:
+        """``sessions.json`` as session id -> (session key, its file if it is there)."""
         path = self.folder / "sessions.json"
         shown = f"{self.shown}/sessions.json"
         try:
@@ -71,14 +85,25 @@ class AgentSessions:
         if not isinstance(document, dict):
             return {}, Problem(shown, "is not a JSON object; this agent's transcripts are "
                                       "read again on the next pass")
-        index: dict[str, tuple[str, Path]] = {}
+        index: dict[str, tuple[str, Path | None]] = {}
         for key, entry in document.items():
             if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):
-                file = entry.get("sessionFile")
-                session_id = entry["sessionId"]
-                index[session_id] = (key, Path(file) if isinstance(file, str)
-                                     else self.folder / f"{session_id}.jsonl")
+                index[entry["sessionId"]] = (key, self._entry_file(entry))
         return index, None
+
+    def _entry_file(self, entry: dict[str, object]) -> Path | None:
+        """The file OpenClaw reads for an index entry, if it is there: its ``sessionFile``
+        trimmed (as JavaScript trims; relative to the folder), a file of the folder with
+        that path's last name (the folder moved), else ``<trimmed session id>.jsonl``."""
+        places = []
+        file = entry.get("sessionFile")
+        if isinstance(file, str) and (file := js_trimmed(file)) \
+                and not file.startswith(SQLITE_SESSION_FILE):
+            places += [self.folder / file, self.folder / Path(file).name]
+        session_id = js_trimmed(str(entry["sessionId"]))
+        if session_id:
+            places.append(self.folder / f"{session_id}.jsonl")
+        return next((place for place in places if place.is_file()), None)
 
     def _read_file(self, path: Path, session_id: str, session_key: str | None,
                    start: int) -> Iterator[Item]:
@@ -125,6 +150,14 @@ class AgentSessions:
             yield Problem(f"{shown}, line at byte {offset}",
                           "ends without a newline (still being written, or cut short); "
                           "left for the next pass")
+
+
+def _where(path: Path) -> Path:
+    """``path`` with its links followed, to tell whether two paths are one file."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a loop of links: a file of its own
+        return path
 
 
 def _line_end(file: BinaryIO) -> int | None:

@@ -543,3 +543,29 @@ def test_a_file_the_keys_own_entry_names_for_another_session_is_refused(
     assert f"to the file {name!r} through its sessionFile" in str(refused.value)
     assert {path: path.read_bytes() for path in files_under(state) if path.is_file()} \
         == before
+
+
+def test_the_cli_imports_an_exported_spaced_id_and_topic_once(
+        tmp_path: Path, state: Path) -> None:
+    """Exported, then read back by ``openclaw import`` on another data folder: each
+    session's records once, under its key, and no session made of a file's name."""
+    data = tmp_path / "data"
+    session = stored(data, "main", "\u3000s1 ")
+    assert cli("export", session, "--state-dir", str(state),
+               "--data-dir", str(data)).exit_code == 0
+    sessions = state / "agents" / "main" / "sessions"
+    topic_key = "agent:main:telegram:group:-1001:topic:42"
+    topic = sessions / f"{SID}-topic-42.jsonl"
+    whole = a_transcript()
+    topic.write_bytes(transcript_bytes(whole.records[:1]))
+    index = json.loads((sessions / "sessions.json").read_text())
+    index[topic_key] = {"sessionId": SID, "updatedAt": 1, "sessionFile": str(topic)}
+    (sessions / "sessions.json").write_text(json.dumps(index))
+    export(state, Transcript("main", topic_key, SID, whole.records[:3]), "main", 2)
+    other = tmp_path / "other"
+    result = cli("import", "--state-dir", str(state), "--data-dir", str(other))
+    assert result.exit_code == 0, result.output
+    assert "6 records read" in result.output, result.output
+    with EventStore.open(other) as store:
+        keys = sorted(key for _, key in store.log.session_keys(0, 100))
+    assert keys == sorted([session, session_key_for("main", topic_key)])

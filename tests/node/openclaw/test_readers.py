@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from node.openclaw.export import export
 from node.openclaw.jsonl import AgentSessions
+from node.openclaw.records import Transcript
 from node.openclaw.source import Problem, Record
 from node.openclaw.sqlite import ROWS_PER_READ, AgentDatabase
 from node.openclaw.state import StateFolder, StateFolderError, check_state_folder
@@ -267,3 +269,72 @@ def test_a_damaged_sessions_json_holds_its_transcripts_back(tmp_path: Path) -> N
     index.write_bytes(whole)
     got, problems = read_all(source, cursor)
     assert problems == [] and [r.session_key for r in got] == [KEY] * 3
+
+
+def exported(state: Path, key: str, session_id: str, records: list[dict[str, object]],
+             session_file: str | None = None) -> Path:
+    """``records`` under ``key`` and ``session_id`` as ``export`` writes them, into the
+    file ``session_file`` if the key's entry names one already (older OpenClaw's forum
+    topic); the agent's sessions folder."""
+    sessions = state / "agents" / "main" / "sessions"
+    records = [{**records[0], "id": session_id}, *records[1:]]
+    if session_file is not None:  # its header there, as OpenClaw began it
+        sessions.mkdir(parents=True, exist_ok=True)
+        (sessions / session_file).write_text(json.dumps(records[0]) + "\n")
+        index = json.loads((sessions / "sessions.json").read_text()) \
+            if (sessions / "sessions.json").exists() else {}
+        index[key] = {"sessionId": session_id, "updatedAt": 1,
+                      "sessionFile": str(sessions / session_file)}
+        (sessions / "sessions.json").write_text(json.dumps(index))
+    export(state, Transcript("main", key, session_id, records), "main", 2)
+    return sessions
+
+
+def test_exported_files_are_read_once_under_their_entries(tmp_path: Path) -> None:
+    """A session id with spaces around it is written to '<trimmed>.jsonl', a forum
+    topic's into '<id>-topic-<n>.jsonl': each file is the entry's, read once under its
+    key and id, not a second time as a session of its own."""
+    records = transcript.records()[:3]
+    topic_key = "agent:main:telegram:group:-1001:topic:42"
+    exported(tmp_path, KEY, "\u3000s1 ", records)
+    sessions = exported(tmp_path, topic_key, SID, records, f"{SID}-topic-42.jsonl")
+    assert sorted(path.name for path in sessions.iterdir()) \
+        == [f"{SID}-topic-42.jsonl", "s1.jsonl", "sessions.json"]
+    got, problems = read_all(AgentSessions(sessions, "main", "sessions"), {})
+    assert problems == []
+    assert sorted((r.session_key, r.session_id, r.value["id"]) for r in got) == sorted(
+        (key, session_id, record_id) for key, session_id in
+        [(KEY, "\u3000s1 "), (topic_key, SID)]
+        for record_id in [session_id, *(r["id"] for r in records[1:])])
+
+
+def test_cursors_of_an_earlier_reading_neither_read_again_nor_skip(tmp_path: Path) -> None:
+    """Read before, an exported file moved both its entry's cursor and its own name's
+    ('jsonl:s1', 'jsonl:<id>-topic-42'): the entry's goes on where it was, the other is
+    left; a record written since is read, once."""
+    records = transcript.records()[:4]
+    sessions = exported(tmp_path, KEY, " s1 ", records[:3])
+    size = (sessions / "s1.jsonl").stat().st_size
+    cursor = {"jsonl: s1 ": size, "jsonl:s1": size}
+    source = AgentSessions(sessions, "main", "sessions")
+    assert read_all(source, cursor) == ([], [])
+    with (sessions / "s1.jsonl").open("ab") as file:
+        file.write(json.dumps(records[3]).encode() + b"\n")
+    got, _ = read_all(source, cursor)
+    assert [(r.session_key, r.session_id, r.value["id"]) for r in got] \
+        == [(KEY, " s1 ", records[3]["id"])]
+    assert cursor["jsonl:s1"] == size  # the earlier reading's, no longer moved
+
+
+def test_a_file_no_entry_names_is_still_its_own_session(tmp_path: Path) -> None:
+    """Beside entries naming their files, one no entry names is read under its name;
+    one named like an entry's session id whose entry names another file is not (its
+    cursor is the entry's; OpenClaw archives it unread)."""
+    records = transcript.records()[:2]
+    sessions = exported(tmp_path, KEY, "s1", records, "renamed.jsonl")
+    (sessions / "loose.jsonl").write_bytes((sessions / "renamed.jsonl").read_bytes())
+    (sessions / "s1.jsonl").write_bytes(b'{"type": "session", "id": "stale"}\n')
+    got, _ = read_all(AgentSessions(sessions, "main", "sessions"), {})
+    assert sorted({(r.session_key, r.session_id) for r in got}, key=str) \
+        == [("agent:main:explicit:s1", "s1"), (None, "loose")]
+    assert "stale" not in {r.value["id"] for r in got}

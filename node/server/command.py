@@ -4,6 +4,7 @@ over the environment, which wins over the file."""
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import signal
@@ -58,11 +59,18 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     if path is None:
         return
     ctx.meta[_CONFIG_FILE] = path
+    skipped = 0
     try:
+        data = path.read_bytes()
+        # A byte order mark, which editors write (Windows Notepad) and TOML forbids, is
+        # read past, as the JSON files of ``append --file`` are: tomllib took it for a
+        # key and refused the file with "Invalid statement (at line 1, column 1)".
+        skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
         # TOML is UTF-8, whatever the locale says.
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
+        values = tomllib.loads(data[skipped:].decode("utf-8"))
     except UnicodeDecodeError as error:
-        raise click.BadParameter(f"cannot read {path}: it is {not_utf8(error)}") from None
+        raise click.BadParameter(
+            f"cannot read {path}: it is {not_utf8(error, skipped=skipped)}") from None
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"cannot read {path}: {error}") from None
     tables: dict[str, dict[str, str]] = {}  # per table: its settings -> the keys that gave them

@@ -3,6 +3,7 @@ the command line, the environment or the ``--config`` file."""
 
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -193,3 +194,25 @@ def test_a_password_in_an_address_is_not_shown(args: list[str]) -> None:
     assert result.exit_code == 2, result.output
     assert "holds a user name or password" in result.output, result.output
     assert SECRET not in result.output, result.output
+
+
+def test_a_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Notepad writes UTF-8 with a byte order mark: tomllib refused the file with
+    "Invalid statement (at line 1, column 1)"; it is read past, as ``append --file``
+    reads past one in JSON."""
+    config = tmp_path / "clawsync.toml"
+    config.write_bytes(codecs.BOM_UTF8 + b"[automerge-limits]\ndocuments-max = 9\n")
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"],
+                                env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["automerge_limits"]["documents_max"] == 9
+
+
+def test_a_byte_not_utf8_after_a_byte_order_mark_is_counted_from_the_files_start(
+        tmp_path: Path) -> None:
+    config = tmp_path / "clawsync.toml"
+    config.write_bytes(codecs.BOM_UTF8 + b"ok\xff")
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"],
+                                env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 2, result.output
+    assert "its byte 6, 0xff" in " ".join(result.output.split()), result.output

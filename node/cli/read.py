@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client, StreamEvent
 
 Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
+#: What a command does with a page's items: prints them.
+Show = Callable[[list[dict[str, Any]]], None]
 
 def _after(help_text: str) -> Callable[[Any], Any]:
     """``--after N``, with what N counts in that command."""
@@ -40,22 +42,33 @@ _JSON = click.option("--json", "as_json", is_flag=True,
                      help="Print JSON (one object per line) instead of text.")
 
 
-async def collect(fetch: Fetch, items: str, after: int | None,
-                  everything: bool) -> tuple[list[dict[str, Any]], int | None]:
-    """Fetch one page, or every page with ``everything``; returns (items, next), next
-    None where no more follow."""
-    found: list[dict[str, Any]] = []
+async def follow_pages(fetch: Fetch, items: str, after: int | None, everything: bool,
+                       show: Show) -> int | None:
+    """Fetch one page, or every page with ``everything``, and ``show`` the items of each
+    as it comes: a session of a million events is never held whole, and the first lines
+    are out before the last page is asked for. Returns the position the next page
+    starts after, None where no more follow. A page that fails after others were shown
+    says first that what is above is cut short, and from where the rest follows."""
+    shown = False
     while True:
-        page = await fetch(after)
-        found.extend(rows(page, items))
+        try:
+            page = await fetch(after)
+            found = rows(page, items)
+        except (ClientError, click.ClickException):
+            if shown:  # lines above, each whole: the error says they are not all
+                note(f"the {items} above are cut short by the error below: the rest "
+                     f"follow --after {after}")
+            raise
+        show(found)
+        shown = shown or bool(found)
         if not page.get("more"):
-            return found, None
+            return None
         # With more to come, "next" must be a position past this page's start: a null
         # one left the list cut short in silence; one that does not move on would be
         # followed forever.
         following = next_position(page.get("next"), after)
         if not everything:
-            return found, following
+            return following
         after = following
 
 
@@ -86,18 +99,27 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
     def fetch_with(client: Client) -> Fetch:
         return lambda start: client.events(session, after=start, limit=limit)
 
-    found, following = with_client(
-        ctx, lambda client: collect(fetch_with(client), "events", after, everything))
-    if as_json:
-        print_json_lines(found)
-    else:
-        # Whole positions and times: on a terminal too narrow for them, the plain lines.
-        # A kind breaks before "(unknown kind)", a summary anywhere (a long URL).
-        print_rows([event_row(_kind_checked(event)) for event in found],
-                   ["position", "time", "kind", "summary"], title=session, whole=True,
-                   wrap=(2,), fold=(3,))
-        if not found:
-            note(f"no events in {session} after position {after or 0}")
+    count = 0
+
+    def show(found: list[dict[str, Any]]) -> None:
+        nonlocal count
+        if as_json:
+            print_json_lines(found)
+        else:
+            # Whole positions and times: on a terminal too narrow for them, the plain
+            # lines. A kind breaks before "(unknown kind)", a summary anywhere (a long
+            # URL). Each page is its own table (its columns as wide as its cells): the
+            # lines of a page are printed before the next is asked for.
+            print_rows([event_row(_kind_checked(event)) for event in found],
+                       ["position", "time", "kind", "summary"],
+                       title=None if count else session, whole=True, wrap=(2,), fold=(3,))
+        count += len(found)
+
+    following = with_client(
+        ctx, lambda client: follow_pages(fetch_with(client), "events", after, everything,
+                                         show))
+    if not count and not as_json:
+        note(f"no events in {session} after position {after or 0}")
     more_hint(following, "events")
 
 
@@ -151,22 +173,29 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
         return lambda start: client.sessions(after=start, limit=limit,
                                              include_cluster=include_cluster, detail=True)
 
-    found, following = with_client(
-        ctx, lambda client: collect(fetch_with(client), "sessions", after, everything))
-    if as_json:
-        print_json_lines([session_row(item) for item in found])
-    else:
+    listed = hidden = 0
+
+    def show(found: list[dict[str, Any]]) -> None:
+        nonlocal listed, hidden
+        listed += len(found)
+        if as_json:
+            print_json_lines([session_row(item) for item in found])
+            return
         shown = [item for item in found if not item.get("forgotten")]
         # Whole keys, which people copy into `events KEY`: one too long for the
         # terminal gets the plain lines, which the terminal wraps (a copy takes it whole).
         print_rows([[str(item.get("index")), str(item.get("session_key"))] for item in shown],
                    ["index", "session"], whole=True)
-        hidden = len(found) - len(shown)
-        if hidden:
-            note(f"{hidden} {'session' if hidden == 1 else 'sessions'} whose every event "
-                 "was forgotten not shown (--json lists them)")
-        elif not found:
-            note("no sessions")
+        hidden += len(found) - len(shown)
+
+    following = with_client(
+        ctx, lambda client: follow_pages(fetch_with(client), "sessions", after, everything,
+                                         show))
+    if hidden:
+        note(f"{hidden} {'session' if hidden == 1 else 'sessions'} whose every event "
+             "was forgotten not shown (--json lists them)")
+    elif not listed and not as_json:
+        note("no sessions")
     more_hint(following, "sessions")
 
 

@@ -28,13 +28,18 @@ def _device(peer: dict[str, Any]) -> str:
 
 
 #: The columns of the peer links' table; those whose cells may wrap on a terminal (free
-#: text: the device's name, the state, the version), the ids and addresses staying whole;
-#: and those it leaves out, in this order, on a terminal too narrow for all: the node's
-#: id (the device names the peer), the version, the bytes out and in.
+#: text: the device's name, the state, the last contact, the version), the ids and
+#: addresses staying whole; the peer's address, which goes on a line of its own over its
+#: row's other cells where the table would not fit with it; and the columns left out, in
+#: this order, on a terminal too narrow for all: the bytes out and in. Never the node's
+#: id and the version, which say which node a peer is and what it runs (they were left
+#: out first, and an 80-column terminal never showed them): a terminal with no room for
+#: them gets the plain lines, which the terminal wraps.
 PEER_HEADERS = ["peer", "dir", "device", "node", "state", "contact", "we lack", "peer lacks",
                 "bytes in", "bytes out", "version"]
-PEER_WRAPPED = (2, 4, 10)
-PEER_OPTIONAL = (3, 10, 9, 8)
+PEER_WRAPPED = (2, 4, 5, 10)
+PEER_APART = 0
+PEER_OPTIONAL = (9, 8)
 
 
 def device_lines(device_id: str, width: int | None) -> list[str]:
@@ -161,7 +166,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(printable(f"--peer {url} is this node's own address: it is not dialed"))
     peers = rows(view, "peers")
     print_rows(peer_rows(peers), PEER_HEADERS, headed=True, whole=True,
-               wrap=PEER_WRAPPED, optional=PEER_OPTIONAL)
+               wrap=PEER_WRAPPED, optional=PEER_OPTIONAL, apart=PEER_APART)
     for peer in peers:  # other refusals than the waiting said above
         refused, url = maybe(peer, "refused", str), maybe(peer, "url", str)
         if refused and field(peer, "state", str) != "up" and refused not in waiting:

@@ -155,13 +155,27 @@ def test_status_keeps_ids_and_device_names_whole(tmp_path: Path, columns: int) -
         if columns == 80:
             assert f"device {laptop_device}" in lines, lines
             assert max(cell_len(line) for line in lines) <= 80, lines
-            at = next(index for index, line in enumerate(lines) if line.startswith("peer "))
-            assert lines[at].split()[:3] == ["peer", "dir", "device"], lines
-            rows = lines[at + 1:]
-            assert rows[0].split()[:2] == [hub.url, "out"], lines
-            start, end = lines[at].index("device"), lines[at].index("state")
+            # The address on a line of its own over its row: room for the node's id and
+            # the version, which 80 columns left out.
+            at = lines.index("peer") + 2
+            assert lines[at].split()[:4] == ["dir", "device", "node", "state"], lines
+            assert lines[at].split()[-1] == "version", lines
+            assert lines[at + 1] == hub.url, lines
+            rows = lines[at + 2:]
+            assert rows[0].split()[:3] == ["out", "home", hub_node], lines
+            start, end = lines[at].index("device"), lines[at].index("node")
             assert " ".join(line[start:end].strip() for line in rows) == \
                 "home server in the attic", lines
+            version = lines[at].index("version")
+            (link,) = laptop.get("/v1/peers")["peers"]
+            assert rows[0][version:].strip() == link["software"], lines
+            # Wide, one line: the address, the device's name, the node's id, the version.
+            (wide,) = [line for line in on_terminal(laptop, "status", columns=200)
+                       if line.startswith(hub.url)]
+            assert wide.split()[:7] == [hub.url, "out", "home", "server", "in", "the",
+                                        "attic"], wide
+            assert hub_node in wide.split() and wide.endswith(
+                f"{link['software']} (schema {link['schema']})"), wide
         else:
             assert lines[lines.index("device") + 1] == laptop_device, lines
             (row,) = [line for line in lines if line.startswith(hub.url)]

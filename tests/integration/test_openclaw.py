@@ -115,18 +115,25 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
     first = len(gateway.db.execute("SELECT 1 FROM transcript_events").fetchall())
     later_count = len(gateway.rows) - 30
 
-    def ids_on_node() -> set[str]:
-        return {e["kind"].get("openclaw", {}).get("record", {}).get("id")
-                for e in all_events(node)}
+    def on_node() -> set[tuple[str, str]]:
+        """(session id, record id) of each record on the node: the recording's sessions
+        share record ids (one was copied from another), so an id alone may stand for a
+        row not read yet."""
+        return {(extra.get("session_id"), extra.get("record", {}).get("id"))
+                for e in all_events(node) if (extra := e["kind"].get("openclaw"))}
+
+    def rows_of(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(row["session_id"], row["record"]["id"]) for row in rows}
 
     watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
     try:
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
         said.wait_for(f"{first} records read")
-        turn = gateway.replay(30)  # OpenClaw commits, zstd rows among them
+        turn = rows_of(gateway.rows[:30])
+        gateway.replay(30)  # OpenClaw commits, zstd rows among them
         assert gateway.db.execute("SELECT COUNT(*) FROM transcript_events "
                                   "WHERE event_zstd IS NOT NULL").fetchone()[0] > 0
-        wait_until(lambda: ids_on_node() >= {r["id"] for r in turn}, 30,
+        wait_until(lambda: on_node() >= turn, 30,
                    "the new records on the node")
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=30)
@@ -134,14 +141,15 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
         if watch.poll() is None:
             watch.kill()
     before = len(all_events(node))
-    later = gateway.replay(len(gateway.rows))  # committed while watch is down
+    later = rows_of(gateway.rows)
+    gateway.replay(len(gateway.rows))  # committed while watch is down
     watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
     try:
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
         line = said.wait_for("records read")
         assert line.startswith(f"{later_count} records read: ")  # only what is new
         assert ", 0 already stored" in line
-        assert ids_on_node() >= {r["id"] for r in later}
+        assert on_node() >= later
         assert len(all_events(node)) > before
     finally:
         watch.send_signal(signal.SIGTERM)

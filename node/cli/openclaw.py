@@ -24,9 +24,12 @@ from node.cli.options import client_options, session_key
 
 #: Seconds ``watch`` waits before trying an unreachable node again, at most.
 RETRY_MAX_S = 30.0
-#: ``node.openclaw.bridge.POLL_S``, which the help shows without loading the bridge
-#: (tests/node/cli/test_loading.py holds the two together).
+#: ``node.openclaw.bridge.POLL_S``, ``AHEAD_RETRY_MIN_S`` and ``AHEAD_RETRY_MAX_S``, which
+#: the help shows without loading the bridge (tests/node/cli/test_loading.py holds them
+#: together).
 POLL_S = 0.2
+AHEAD_RETRY_MIN_S = 1.0
+AHEAD_RETRY_MAX_S = 60.0
 
 #: What ``--agent`` means to import and watch; export has one agent (``EXPORT_AGENT``).
 AGENTS = "Only this OpenClaw agent (repeatable). Default: every agent of the folder."
@@ -116,8 +119,9 @@ cannot be reached it retries (up to every {RETRY_MAX_S:g} s); a refusal (a wrong
 stops it with exit code 1, and each retry says so on stderr. A record or file that
 cannot be read is named once and skipped. A record dated further ahead of the node's
 clock than it takes (a fast clock) is named once, with by how much, and never skipped:
-it and the records after it in its session wait, tried again at every look until the
-node takes them, while the rest goes on.
+it and the records after it in its session wait, while the rest goes on, tried again
+when the node's clock should take them (from its refusal; at most every
+{AHEAD_RETRY_MIN_S:g} s, at least every {AHEAD_RETRY_MAX_S:g} s) until the node does.
 
 \b
 Examples:

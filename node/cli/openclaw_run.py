@@ -107,15 +107,27 @@ def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
 
     tally = with_sink(ctx, data_dir, work, reach_first=True)
     note(_summary(tally))
+    failed = import_failure(tally)
+    if failed is not None:
+        raise NodeError(failed)
+
+
+def import_failure(tally: Tally) -> str | None:
+    """What an import closes with when it did not import everything: what was skipped
+    and what waits, both when both happened."""
+    said = []
     if tally.problems:
-        raise NodeError(f"{len(tally.problems)} records or files were skipped (named above); "
-                        "the rest is imported")
+        said.append(f"{len(tally.problems)} records or files were skipped (named above)")
     if tally.waiting:
         # Not bad input: the same import takes them once the node's clock has caught up.
-        raise NodeError(f"{len(tally.waiting)} records are dated ahead of the node's clock "
-                        "(named above): they and the records after them in their sessions "
-                        "are not imported yet, the rest is; import again later, or use "
-                        "`clawsync openclaw watch`, which waits for them")
+        said.append(f"{len(tally.waiting)} records are dated ahead of the node's clock "
+                    "(named above): they and the records after them in their sessions "
+                    "are not imported yet")
+    if not said:
+        return None
+    advice = ("; import again later, or use `clawsync openclaw watch`, which waits for them"
+              if tally.waiting else "")
+    return "; ".join(said) + "; the rest is imported" + advice
 
 
 def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],

@@ -10,14 +10,17 @@ record named) and skipped; the rest is imported.
 A record the node refuses for its time (dated further ahead of the node's clock than
 ``[limits] clock_drift_max_ms``: the gateway's clock is fast, or the node's slow) is not
 bad input and is never skipped: it waits, named once, with the records after it in its
-session (the cursor never passes it), and is tried again at every pass until the node's
-clock has caught up with it; the other sessions' records go in meanwhile.
+session (the cursor never passes it), and is tried again once the node's clock should
+have caught up with it (``AHEAD_RETRY_MIN_S``, ``AHEAD_RETRY_MAX_S``); the other
+sessions' records go in meanwhile. A problem after it in its session is reported once
+the cursor passes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,11 +31,22 @@ from crdt.events import Event
 from node.client.errors import ClientError
 from node.openclaw.mapping import Mapped, SessionRef, copy_ms_of, events_for
 from node.openclaw.source import Item, Problem, Record
+from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
 
 #: Seconds between two looks at the stores while watching: a commit reaches the node
 #: within about this plus one append.
 POLL_S = 0.2
+#: The soonest (s) a record the node refused for its time is tried again, even if the
+#: node's words say its clock allows it sooner: at most one refused append per second
+#: per waiting session, however many looks.
+AHEAD_RETRY_MIN_S = 1.0
+#: The latest (s): a record is tried again when the node's clock should allow it (its
+#: time, less the node's bound and clock, from the refusal), but no later than this, as
+#: the node's clock may be set right (or its bound raised) meanwhile; also the wait when
+#: the refusal does not say the node's clock. A record waits at most this much longer
+#: than it must; a waiting session costs one refused append per this much at least.
+AHEAD_RETRY_MAX_S = 60.0
 
 
 class Sink(Protocol):
@@ -78,16 +92,17 @@ class Bridge:
     """Feeds a node from a state folder. ``tell`` hears each problem, once."""
 
     def __init__(self, state: StateFolder, sink: Sink,
-                 tell: Callable[[str], None] = lambda _text: None) -> None:
-        self.state, self.sink, self.tell = state, sink, tell
+                 tell: Callable[[str], None] = lambda _text: None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.state, self.sink, self.tell, self._monotonic = state, sink, tell, monotonic
         self._cursors: dict[str, dict[str, int]] = {}
         self._told: set[str] = set()
         # Stores to read again even if unchanged: a pass over them failed (the node was
         # down) or met something that may mend (a line still being written).
         self._again: set[object] = set()
-        # (cursor name, entry) -> where: the sessions whose next record the node refused
-        # for its time, told once; they are tried again at every pass.
-        self._waiting: dict[tuple[str, str], str] = {}
+        # (cursor name, entry) -> the sessions whose next record the node refused for its
+        # time, told once: where, and when to try it again.
+        self._waiting: dict[tuple[str, str], _Wait] = {}
 
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
@@ -124,33 +139,43 @@ class Bridge:
         units: list[_Unit] = []
         moves: dict[str, int] = {}  # as read: the copy times of rewinds for what follows
         step = _Step()
-        items = list(source.read(cursor))
+        waits = {entry for cursor_of, entry in self._waiting if cursor_of == name}
+        # A waiting session is read again at every pass: of SQLite's, only what is tried,
+        # so that it does not take the read's row budget from the sessions after it (a
+        # JSONL file is read on a budget of its own).
+        items = list(source.read(cursor, waits) if isinstance(source, AgentDatabase)
+                     else source.read(cursor))
         for n, item in enumerate(items):
             if isinstance(item, Problem):
-                self._tell(step.problems, str(item))
                 if item.entry is not None:
                     moves[item.entry] = item.after
-                    units.append(_Unit(item.entry, {item.entry: item.after}))
+                    units.append(_Unit(item.entry, {item.entry: item.after},
+                                       problem=str(item)))
                 else:
+                    self._tell(step.problems, str(item))
                     step.unsettled = True
                 continue
             copy_ms = _copy_ms(item, items[n + 1:], cursor, moves)
             mapped = mapping_events(item, copy_ms)
-            for warning in mapped.warnings:
-                self._tell(step.warnings, f"{item.where}: {warning}")
             moves[item.entry] = item.after
             unit_moves = {item.entry: item.after}
             if item.value.get("type") == "session" and copy_ms is not None:
                 unit_moves[COPY_PREFIX + item.entry] = copy_ms
-            units.append(_Unit(item.entry, unit_moves, item, mapped.events))
+            units.append(_Unit(item.entry, unit_moves, item, mapped.events,
+                               [f"{item.where}: {warning}" for warning in mapped.warnings]))
         held = await self._append(name, units, step)
-        # The cursor moves past what is stored, never past a record that waits.
+        # The cursor moves past what is stored, never past a record that waits; what is
+        # said of a record (skipped, imported in a lesser form) is said once it is passed.
         moved: dict[str, int] = {}
         for n, unit in enumerate(units):
             if n < held.get(unit.entry, n + 1):
                 moved.update(unit.moves)
                 step.records += unit.record is not None
                 step.events += len(unit.events)
+                if unit.problem is not None:
+                    self._tell(step.problems, unit.problem)
+                for warning in unit.warnings:
+                    self._tell(step.warnings, warning)
         moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
         step.unsettled = step.unsettled or bool(held)
         if moved:
@@ -162,18 +187,27 @@ class Bridge:
     async def _append(self, name: str, units: list[_Unit], step: _Step) -> dict[str, int]:
         """Append the units' events; the entries (sessions) held back, each with the
         index of the unit the node refused for its time (it and the entry's later units
-        wait). A session that waited is tried with its first record alone first; the
-        rest go in one append, and record by record only if the node refuses it for a
-        time (to find which record, and let the others in)."""
+        wait). A session that waits is tried with its first record alone, once its time
+        to try again has come (else it is held untried); the rest go in one append, and
+        record by record only if the node refuses it for a time (to find which record,
+        and let the others in)."""
         held: dict[str, int] = {}
+        taken: set[int] = set()  # waiting records the node took now: not sent again
         for entry in dict.fromkeys(unit.entry for unit in units):
-            if (name, entry) in self._waiting:
-                first = next((n for n, unit in enumerate(units)
-                              if unit.entry == entry and unit.events), None)
-                if first is not None and not await self._try(name, units[first], step):
-                    held[entry] = first
+            wait = self._waiting.get((name, entry))
+            if wait is None:
+                continue
+            first = next((n for n, unit in enumerate(units)
+                          if unit.entry == entry and unit.events), None)
+            if first is None:
+                continue
+            if self._monotonic() < wait.retry_s or not await self._try(name, units[first],
+                                                                       step):
+                held[entry] = first
+            else:
+                taken.add(first)
         rest = [(n, unit) for n, unit in enumerate(units)
-                if unit.entry not in held and unit.events]
+                if unit.entry not in held and unit.events and n not in taken]
         try:
             if rest:
                 step.created += await self.sink.append(
@@ -199,14 +233,15 @@ class Bridge:
             if refused is None or unit.record is None:
                 raise
             if (name, unit.entry) not in self._waiting:
-                self._waiting[name, unit.entry] = unit.record.where
                 text = _waits(unit.record, unit.events, refused, str(error))
                 step.waiting.append(text)
                 self.tell(text)
+            self._waiting[name, unit.entry] = _Wait(
+                unit.record.where, self._monotonic() + _retry_s(unit.events, refused))
             return False
-        where = self._waiting.pop((name, unit.entry), None)
-        if where is not None:
-            self.tell(f"{where}: the node has taken it now")
+        wait = self._waiting.pop((name, unit.entry), None)
+        if wait is not None:
+            self.tell(f"{wait.where}: the node has taken it now")
         return True
 
     def _tell(self, into: list[str], text: str) -> None:
@@ -219,18 +254,52 @@ class Bridge:
 
 @dataclass
 class _Unit:
-    """What one item read adds: the cursor entries to move once it is handled, and the
-    record and its events (none for a problem skipped)."""
+    """What one item read adds: the cursor entries to move once it is handled, the
+    record and its events (none for a problem skipped), and what to say once passed."""
 
     entry: str
     moves: dict[str, int]
     record: Record | None = None
     events: list[Event] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    problem: str | None = None
+
+
+@dataclass
+class _Wait:
+    """A session whose next record the node refused for its time."""
+
+    where: str  # that record
+    retry_s: float  # when (``monotonic``) to try it again
 
 
 #: The node's words refusing a time (``crdt.clock.Clock.check_ahead``): its bound and
 #: its clock, to say by how much the clocks differ.
 _AHEAD = re.compile(r"more than (\d+) ms ahead of this node's clock \(([^)]+)\)")
+
+
+def _node_clock(refused: str) -> tuple[int, int, str] | None:
+    """The node's bound (ms), clock (ms) and clock as it wrote it, from its refusal;
+    None if it does not say them."""
+    said = _AHEAD.search(refused)
+    if said is None:
+        return None
+    try:
+        return int(said.group(1)), Hlc.parse_rfc3339(said.group(2)).ms, said.group(2)
+    except InvalidInput:
+        return None
+
+
+def _retry_s(events: list[Event], refused: str) -> float:
+    """Seconds until the node's clock should take ``events`` (the latest of them less
+    the node's bound), within ``AHEAD_RETRY_MIN_S`` and ``AHEAD_RETRY_MAX_S``."""
+    clock = _node_clock(refused)
+    if clock is None:
+        return AHEAD_RETRY_MAX_S
+    bound_ms, node_ms, _shown = clock
+    dated_ms = max(event.timestamp.ms for event in events)
+    due_s = (dated_ms - bound_ms - node_ms) / 1000
+    return min(AHEAD_RETRY_MAX_S, max(AHEAD_RETRY_MIN_S, due_s))
 
 
 def _refused_time(error: ClientError | InvalidInput) -> str | None:
@@ -246,17 +315,13 @@ def _waits(record: Record, events: list[Event], refused: str, words: str) -> str
     """What to tell of a record that waits for the node's clock: which, by how much the
     clocks differ (if the node said its clock), and what happens to it."""
     dated = max(events, key=lambda event: event.timestamp).timestamp
-    said = _AHEAD.search(refused)
-    if said is not None:
-        try:
-            node_ms = Hlc.parse_rfc3339(said.group(2)).ms
-        except InvalidInput:
-            said = None
-    if said is None:
+    clock = _node_clock(refused)
+    if clock is None:
         lead = f"ahead of the node's clock ({words})"
     else:
+        bound_ms, node_ms, shown = clock
         lead = (f"{(dated.ms - node_ms) / 1000:.1f} s ahead of the node's clock "
-                f"({said.group(2)}), which takes events at most {said.group(1)} ms ahead")
+                f"({shown}), which takes events at most {bound_ms} ms ahead")
     return (f"{record.where}: dated {dated.rfc3339()}, {lead}: the clock of OpenClaw's "
             "machine is fast or the node's is slow; the record and those after it in its "
             "session wait, not skipped, and are tried again until the node takes them "

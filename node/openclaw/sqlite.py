@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +31,10 @@ from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_
 
 #: Rows one read transaction takes at most (keeps it short, and memory bounded).
 ROWS_PER_READ = 500
+#: Rows read of a session whose next record waits (for the node's clock): that record
+#: and the one after it (a header's copy time needs it), so that the waiting session,
+#: read again at every pass, leaves the rest of ``ROWS_PER_READ`` to the others.
+ROWS_OF_WAITING = 2
 #: How long a read waits on a lock before giving up until the next pass (ms).
 BUSY_TIMEOUT_MS = 200
 #: Errors of a database being created, migrated or recovered: read it again later.
@@ -82,11 +86,13 @@ class AgentDatabase:
         seen, self._version = self._version, version
         return seen != version
 
-    def read(self, cursor: dict[str, int]) -> Iterator[Item]:
+    def read(self, cursor: dict[str, int],
+             waiting: Collection[str] = ()) -> Iterator[Item]:
         """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
-        ``ROWS_PER_READ`` of them; problems in their place."""
+        ``ROWS_PER_READ`` of them, and ``ROWS_OF_WAITING`` of each session whose entry is
+        in ``waiting``; problems in their place."""
         try:
-            rows, keys = self._fetch(cursor)
+            rows, keys = self._fetch(cursor, waiting)
         except (sqlite3.Error, OSError) as error:
             self.close()
             yield Problem(self.shown, _explain(error))
@@ -112,7 +118,8 @@ class AgentDatabase:
             self._db = db
         return self._db
 
-    def _fetch(self, cursor: dict[str, int]) -> tuple[list[Any], dict[str, str]]:
+    def _fetch(self, cursor: dict[str, int],
+               waiting: Collection[str]) -> tuple[list[Any], dict[str, str]]:
         db = self._connection()
         db.execute("BEGIN")
         try:
@@ -127,11 +134,12 @@ class AgentDatabase:
                     continue
                 # Two rows at least: a header comes with the record after it, which
                 # tells whether it begins a rewind's copy (mapping.copy_ms_of).
+                limit = (ROWS_OF_WAITING if "db:" + session_id in waiting
+                         else max(2, ROWS_PER_READ - len(rows)))
                 rows += db.execute(
                     "SELECT session_id, seq, event_json, event_zstd, created_at "
                     "FROM transcript_events WHERE session_id = ? AND seq >= ? "
-                    "ORDER BY seq LIMIT ?",
-                    (session_id, start, max(2, ROWS_PER_READ - len(rows)))).fetchall()
+                    "ORDER BY seq LIMIT ?", (session_id, start, limit)).fetchall()
         finally:
             db.execute("COMMIT")
         return rows, {str(k): str(v) for k, v in keys.items() if v}

@@ -131,6 +131,8 @@ def test_the_figures_a_help_shows_are_the_ones_the_command_uses() -> None:
     """Copies, kept where a ``--help`` reads them without loading what holds them."""
     assert limits.ClientLimits().import_batch_events_max == append.IMPORT_BATCH_EVENTS_MAX
     assert openclaw.POLL_S == bridge.POLL_S
+    assert openclaw.AHEAD_RETRY_MIN_S == bridge.AHEAD_RETRY_MIN_S
+    assert openclaw.AHEAD_RETRY_MAX_S == bridge.AHEAD_RETRY_MAX_S
     output, _loaded = run("append", "--help")
     assert f"batches of at most {limits.ClientLimits().import_batch_events_max}." in \
         " ".join(output.split())

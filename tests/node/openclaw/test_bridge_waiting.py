@@ -1,0 +1,191 @@
+"""Records the node refuses for their time (dated ahead of its clock): they wait without
+holding back other sessions, are not tried again at every look, are sent once taken, and
+what follows them in their session is neither imported nor reported before them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from crdt.events import Event
+from crdt.log.cursors import read_cursor
+from crdt.log.store import EventStore
+from node.cli.openclaw_run import import_failure
+from node.cli.openclaw_sink import EmbeddedSink
+from node.openclaw import sqlite
+from node.openclaw.bridge import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, Bridge, Tally
+from node.openclaw.state import StateFolder, cursor_name
+from tests.integration.test_openclaw_clock import records
+from tests.support.openclaw import FakeGateway, write_jsonl
+
+#: The store's bound (``clock_drift_max_ms``) in these tests.
+DRIFT_MS = 1000
+A, KEY_A = "00000000-0000-4000-8000-00000000000a", "agent:main:explicit:a"
+B, KEY_B = "ffffffff-0000-4000-8000-00000000000b", "agent:main:explicit:b"
+
+
+class CountingSink(EmbeddedSink):
+    """An embedded store that keeps the ids of the events of each append asked of it."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store)
+        self.sent: list[list[str]] = []
+
+    async def append(self, events: list[Event]) -> int:
+        self.sent.append([event.id for event in events])
+        return await super().append(events)
+
+
+class Clock:
+    """The bridge's monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def _bridge(state: Path, store: EventStore, told: list[str],
+            clock: Clock) -> tuple[Bridge, CountingSink, StateFolder]:
+    sink = CountingSink(store)
+    folder = StateFolder(state)
+    return Bridge(folder, sink, told.append, monotonic=clock), sink, folder
+
+
+def _cursor(state: Path, store: EventStore) -> dict[str, int]:
+    return read_cursor(store, cursor_name(state.resolve(), "main")) or {}
+
+
+def _pass(bridge: Bridge, only_changed: bool = True) -> Tally:
+    return asyncio.run(bridge.run_pass(only_changed=only_changed))
+
+
+def test_a_waiting_session_leaves_the_read_to_the_sessions_after_it(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    # A sorts first; its second turn is an hour ahead, with more rows after it than a
+    # read takes.
+    a = records(A, [now_ms - 5000, now_ms + 3_600_000]
+                + [now_ms - 4000] * (sqlite.ROWS_PER_READ + 10))
+    b = records(B, [now_ms - 3000, now_ms - 2000])
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY_A, A)
+    gateway.open_session(KEY_B, B)
+    gateway.add(A, a)
+    gateway.add(B, b)
+    gateway.close()
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            tally = _pass(bridge, only_changed=False)
+        finally:
+            folder.close()
+        assert len(tally.waiting) == 1 and tally.problems == []
+        assert _cursor(tmp_path, store) == {f"db:{A}": 2, f"db:{B}": len(b)}
+
+
+def test_a_waiting_session_is_tried_again_when_the_node_should_take_it(
+        tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    ahead_s = 30  # well within AHEAD_RETRY_MAX_S: tried again after about this, not before
+    assert ahead_s - 10 > AHEAD_RETRY_MIN_S and ahead_s + 10 < AHEAD_RETRY_MAX_S
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY_A, A)
+    gateway.add(A, records(A, [now_ms - 5000, now_ms + ahead_s * 1000]))
+    gateway.close()
+    told: list[str] = []
+    clock = Clock()
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, sink, folder = _bridge(tmp_path, store, told, clock)
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            sent = len(sink.sent)
+            for _look in range(5):  # looks before its time: no request
+                clock.now_s += (ahead_s - 10) / 5
+                assert _pass(bridge).waiting == []
+            assert len(sink.sent) == sent
+            clock.now_s += 20  # its time has come: tried once, refused (the store's
+            _pass(bridge)      # clock has not moved on), and not said again
+            assert len(sink.sent) == sent + 1
+            _pass(bridge)
+            assert len(sink.sent) == sent + 1
+            assert sum("dated" in text for text in told) == 1
+        finally:
+            folder.close()
+
+
+def _taken_once(state: Path, done: dict[str, int]) -> None:
+    """Import ``state`` (one record waits), then let a store with a wider bound take it:
+    every event is sent once, none twice, and the cursor ends at ``done``."""
+    told: list[str] = []
+    clock = Clock()
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store, \
+            EventStore.open("memory:", clock_drift_max_ms=10 * 3_600_000) as wide:
+        bridge, _sink, folder = _bridge(state, store, told, clock)
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            bridge.sink = later = CountingSink(wide)
+            clock.now_s += AHEAD_RETRY_MAX_S
+            tally = _pass(bridge)
+        finally:
+            folder.close()
+        sent = [event for events in later.sent for event in events]
+        assert len(sent) == len(set(sent)) == tally.created == tally.events > 0
+        assert _cursor(state, wide) == done
+        assert any(text.endswith("the node has taken it now") for text in told)
+
+
+def test_a_waiting_record_once_taken_is_sent_once(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    a = records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY_A, A)
+    gateway.add(A, a)
+    gateway.close()
+    _taken_once(tmp_path, {f"db:{A}": len(a)})
+
+
+def test_a_waiting_record_in_a_jsonl_transcript(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    a = records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
+    write_jsonl(tmp_path, KEY_A, A, a)
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, [], Clock())
+        try:
+            tally = _pass(bridge)
+        finally:
+            folder.close()
+        assert len(tally.waiting) == 1 and tally.records == 2
+        lines = (tmp_path / "agents/main/sessions" / f"{A}.jsonl").read_bytes().split(b"\n")
+        assert _cursor(tmp_path, store) == {f"jsonl:{A}": len(lines[0]) + len(lines[1]) + 2}
+    _taken_once(tmp_path, {f"jsonl:{A}": len(b"\n".join(lines))})
+
+
+def test_a_problem_after_a_waiting_record_is_reported_once_passed(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY_A, A)
+    gateway.add(A, records(A, [now_ms - 5000, now_ms + 3_600_000]))
+    gateway.add_row(A, 3, "{not json", None)
+    gateway.close()
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            tally = _pass(bridge)
+        finally:
+            folder.close()
+        assert tally.problems == [] and len(tally.waiting) == 1
+        assert not any("seq 3" in text for text in told)
+        assert _cursor(tmp_path, store) == {f"db:{A}": 2}
+
+
+def test_an_import_that_skipped_and_waits_says_both() -> None:
+    said = import_failure(Tally(problems=["p"], waiting=["w", "v"]))
+    assert said is not None
+    assert said.startswith("1 records or files were skipped (named above); 2 records are "
+                           "dated ahead of the node's clock (named above)")
+    assert "the rest is imported" in said and "openclaw watch" in said
+    assert import_failure(Tally(records=3)) is None

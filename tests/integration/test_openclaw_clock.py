@@ -54,20 +54,21 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
     config = tmp_path / "node.toml"
     config.write_text(f"[limits]\nclock_drift_max_ms = {DRIFT_MS}\n")
     state = tmp_path / "openclaw"
-    now_ms = int(time.time() * 1000)
-    # Session "fast": two turns, one from a clock ahead, and one after it.
-    fast = records(SID, [now_ms - 3000, now_ms - 2000, now_ms + AHEAD_MS, now_ms - 1000])
-    other = records(OTHER_SID, [now_ms - 3000, now_ms - 2000])
-    gateway = FakeGateway(state)
-    gateway.open_session(KEY, SID)
-    gateway.open_session(OTHER_KEY, OTHER_SID)
-    gateway.add(SID, fast)
-    gateway.add(OTHER_SID, other)
-    gateway.close()
     ahead = f"{state}/agents/main/agent/openclaw-agent.sqlite, session {SID}, seq 3"
-    waiting = {r["id"] for r in fast[3:]}
 
     with NodeProcess(tmp_path, extra_args=["--config", str(config)]) as node:
+        # Written once the node runs: its start, however slow, eats none of AHEAD_MS.
+        now_ms = int(time.time() * 1000)
+        # Session "fast": two turns, one from a clock ahead, and one after it.
+        fast = records(SID, [now_ms - 3000, now_ms - 2000, now_ms + AHEAD_MS, now_ms - 1000])
+        other = records(OTHER_SID, [now_ms - 3000, now_ms - 2000])
+        gateway = FakeGateway(state)
+        gateway.open_session(KEY, SID)
+        gateway.open_session(OTHER_KEY, OTHER_SID)
+        gateway.add(SID, fast)
+        gateway.add(OTHER_SID, other)
+        gateway.close()
+        waiting = {r["id"] for r in fast[3:]}
         done = run_cli(node, "openclaw", "import", "--state-dir", str(state))
         assert done.returncode == 1, done.stderr
         assert "Traceback" not in done.stderr
@@ -90,6 +91,10 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
             assert watch.poll() is None  # it keeps watching
             said.wait_for(f"{ahead}: the node has taken it now", AHEAD_MS / 1000 + 30)
             wait_until(lambda: record_ids(node) >= waiting, 30, "the waiting records")
+            # Stored comes before the cursor's save: stopped between the two, the watch
+            # would leave them to be read again (as already stored).
+            wait_until(lambda: node.get(f"/v1/cursors/{quote(name, safe='')}")["cursor"]
+                       .get(f"db:{SID}") == len(fast), 30, "the cursor past them")
         finally:
             watch.send_signal(signal.SIGTERM)
             try:

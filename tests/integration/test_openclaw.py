@@ -16,6 +16,7 @@ import pytest
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
+from node.openclaw.state import cursor_name
 from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import all_events, wait_until
@@ -130,11 +131,20 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
         said = LineReader(watch.stderr)  # type: ignore[arg-type]
         said.wait_for(f"{first} records read")
         turn = rows_of(gateway.rows[:30])
+        # Per session, the next seq its cursor names once the turn is read.
+        read_to: dict[str, int] = {}
+        for row in gateway.rows[:30]:
+            read_to[row["session_id"]] = max(read_to.get(row["session_id"], 0), row["seq"] + 1)
         gateway.replay(30)  # OpenClaw commits, zstd rows among them
         assert gateway.db.execute("SELECT COUNT(*) FROM transcript_events "
                                   "WHERE event_zstd IS NOT NULL").fetchone()[0] > 0
         wait_until(lambda: on_node() >= turn, 30,
                    "the new records on the node")
+        # Stored comes before the cursor's save: stopped between the two, the watch
+        # would read them again (as already stored) after its restart.
+        cursor = f"/v1/cursors/{quote(cursor_name(state, 'main'), safe='')}"
+        wait_until(lambda: all(node.get(cursor)["cursor"].get(f"db:{sid}", 0) >= seq
+                               for sid, seq in read_to.items()), 30, "the cursor past them")
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=30)
     finally:

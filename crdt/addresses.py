@@ -1,22 +1,24 @@
 """Whether an address is one a node could dial: an ``http://`` or ``https://`` URL (the
 scheme in any case, as RFC 3986 reads it: ``normal_address`` writes it in lower case) with
-a host, a port (if any) between 1 and 65535, and no user name or password, nor a
-credential in its query (``?access_token=...``: ``query_credential``). Checks of
-text and of what a URL parser reads in it (``urlsplit``; no lookup, no connection),
-shared by every place an address comes in: a node's own ``--peer``, ``--advertise-url``
-and ``--node`` (``node.config``, ``node.cli.options``), a device's address typed at
-``POST /v1/devices``, the membership records other nodes send (``crdt.membership``), the
-addresses peers give of themselves and in their member lists (``node.peers.addresses``,
-for ``node.peers.transport`` and ``node.peers.learning``), and the node URL a Python
-caller gives ``Client`` (``node.client.transport``). No error here shows the address:
-it may hold a password.
+a host, a port (if any) between 1 and 65535, no user name or password, and no query or
+fragment (``query_or_fragment``). Checks of text and of what a URL parser reads in it
+(``urlsplit``; no lookup, no connection), shared by every place an address comes in: a
+node's own ``--peer``, ``--advertise-url`` and ``--node`` (``node.config``,
+``node.cli.options``), a device's address typed at ``POST /v1/devices``, the membership
+records other nodes send (``crdt.membership``), the addresses peers give of themselves
+and in their member lists (``node.peers.addresses``, for ``node.peers.transport`` and
+``node.peers.learning``), and the node URL a Python caller gives ``Client``
+(``node.client.transport``). No error here shows the address: it may hold a password,
+or a token in its query.
 
-A credential in the query is refused, not kept with its value hidden: a node dials an
-address with its paths put after it (``/peer/v1/ws``), which lands in such a query, so
-the address reaches no node's peer API anyway; and every node it is listed to, by
-records or member lists, would show and log it. A membership record an older node wrote
-with one is read as one with an address no node could dial (``crdt.membership``): the
-device counts as a member on every node, its address is withheld.
+Any query or fragment is refused, whatever it holds, and never shown: a node (and
+``Client``) puts its paths after an address (``/peer/v1/ws``), which land in the query
+(``http://h/?page=2/peer/v1/ws``: the node there answers 400) or the fragment, so such
+an address reaches no node's API; and a query may carry a credential under any name
+(``?sig=``, ``?X-Amz-Signature=``), which every node it is listed to would show and log.
+A membership record an older node wrote with one is read as one with an address no node
+could dial (``crdt.membership``): the device counts as a member on every node, its
+address is withheld.
 
 >>> address_refusal("http://hub:7878"), address_refusal("http://u:hunter2@hub")
 (None, 'holds a user name or password')
@@ -24,24 +26,22 @@ device counts as a member on every node, its address is withheld.
 ('must be an http:// or https:// URL', 'has a port that is not between 1 and 65535')
 >>> address_refusal("HTTPS://hub"), normal_address("HTTPS://hub")
 (None, 'https://hub')
->>> address_refusal("http://hub:7878/?access_token=abc")
-'holds a credential in its query (access_token=...)'
+>>> address_refusal("http://hub:7878/?page=2"), address_refusal("http://hub#top")
+("has a query: the node's paths would land in it", 'has a fragment')
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import unquote_plus, urlsplit  # text only: crdt does no networking
+from urllib.parse import urlsplit  # text only: crdt does no networking
 
 
 def address_refusal(url: str) -> str | None:
-    """Why ``url`` is no address a node could dial (``holds_credentials``, not
+    """Why ``url`` is no address a node could dial (``unshown_refusal``, not
     ``http(s)://``, ``address_problem``), said without showing it; None if it is one."""
-    if _user_or_password(url):  # first: the other checks may read a password as a host
-        return "holds a user name or password"
-    named = query_credential(url)
-    if named is not None:
-        return f"holds a credential in its query ({named}=...)"
+    unshown = unshown_refusal(url)
+    if unshown is not None:
+        return unshown
     if not _HTTP.match(url):
         return "must be an http:// or https:// URL"
     return address_problem(url)
@@ -64,35 +64,40 @@ _HTTP = re.compile(r"https?://", re.IGNORECASE)
 
 
 def holds_credentials(url: str) -> bool:
-    """Whether ``url`` holds a user name or password (``_user_or_password``) or a
-    credential in its query (``query_credential``): what no error, log or list may show.
+    """Whether ``url`` holds a user name or password (``_user_or_password``).
 
-    >>> holds_credentials("http://h:7878/?token=abc"), holds_credentials("http://h/?page=2")
+    >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h/?page=2")
     (True, False)
     """
-    return _user_or_password(url) or query_credential(url) is not None
+    return _user_or_password(url)
 
 
-#: The names of query parameters (in any case) that carry a credential: what an address
-#: with one would show to every node and log it is listed to (``query_credential``).
-CREDENTIAL_QUERY_NAMES = frozenset({"access_token", "token", "key", "secret", "password"})
+def unshown_refusal(url: str) -> str | None:
+    """Why ``url`` is no address a node could dial, for what no error, log or list may
+    show of it (a user name or password, a query, a fragment: ``query_or_fragment``),
+    else None: checked first wherever an address comes in, before any error that names it.
 
-
-def query_credential(url: str) -> str | None:
-    """The name (in lower case) of the first query parameter of ``url`` that carries a
-    credential (``CREDENTIAL_QUERY_NAMES``), else None: read as text, from the first
-    ``?`` to a ``#``, so an address no parser takes is read too.
-
-    >>> query_credential("http://h:7878/?Access_Token=abc&x=1"), query_credential("h?key")
-    ('access_token', 'key')
-    >>> query_credential("http://h/?tokens=1#token=x"), query_credential("http://h/a?b")
-    (None, None)
+    >>> unshown_refusal("h:7878?token=x"), unshown_refusal("http://h:7878/cs")
+    ("has a query: the node's paths would land in it", None)
     """
-    query = url.split("#", 1)[0].partition("?")[2]
-    for pair in re.split(r"[&;]", query):
-        name = unquote_plus(pair.split("=", 1)[0]).strip().lower()
-        if name in CREDENTIAL_QUERY_NAMES:
-            return name
+    if _user_or_password(url):  # first: the other checks may read a password as a host
+        return "holds a user name or password"
+    return query_or_fragment(url)
+
+
+def query_or_fragment(url: str) -> str | None:
+    """Why ``url``, read as text, has a query or a fragment (a ``?`` before any ``#``, or a
+    ``#``; empty ones too, ``http://h/?``: the paths a node appends land after it), else
+    None. Read as text, not parsed, so an address no parser takes is read too.
+
+    >>> query_or_fragment("http://h/?"), query_or_fragment("http://h/a#b?c")
+    ("has a query: the node's paths would land in it", 'has a fragment')
+    >>> query_or_fragment("http://h:7878/cs")
+    """
+    if "?" in url.split("#", 1)[0]:
+        return "has a query: the node's paths would land in it"
+    if "#" in url:
+        return "has a fragment"
     return None
 
 
@@ -114,7 +119,8 @@ def _user_or_password(url: str) -> bool:
     (``http://h/a@b``, ``http://h:7878?x=a@b``, ``http://h#a@b``), where no parser reads
     a user name: it is none. (So a password of digits cut short by a ``?`` or ``#``,
     ``http://u:1?w@h``, reads as host ``u``, port 1 and a query, to every parser as
-    here: no text tells it from an address with a query.) Then parsed, as a backstop: whatever
+    here; it is refused all the same, unshown, as an address with a query:
+    ``unshown_refusal``.) Then parsed, as a backstop: whatever
     the text checks missed, one a parser reads with a user name or password
     (``urlsplit``, also with ``http://`` put before one without a scheme, as ``--node``
     does) holds them.

@@ -141,7 +141,8 @@ UNSAID: Final = Unsaid.UNSAID
 def check_address(value: object, field: str = "address") -> str | None:
     """An advertised address: None, or one a node could dial, as a node's own
     ``--advertise-url`` must be (``crdt.addresses``: ``http(s)://``, a host, a port
-    between 1 and 65535, no user name or password); the error never shows it.
+    between 1 and 65535, no user name or password, no query or fragment); the error
+    never shows it.
 
     >>> check_address("http://u:hunter2@hub:7878")
     Traceback (most recent call last):

@@ -1,8 +1,8 @@
 """Checks of the values a person gives a node and the client commands that no setting's
 type says enough about: tokens and secrets (``check_token``), addresses (a node's own
 route copied into one), loopback hosts. Whether an address could be dialed at all (a
-user name or password in it, no host, a port no connection could use) is
-``crdt.addresses``': membership records that other nodes send hold addresses too.
+user name or password in it, a query or a fragment, no host, a port no connection could
+use) is ``crdt.addresses``': membership records that other nodes send hold addresses too.
 """
 
 from __future__ import annotations

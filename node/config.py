@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from crdt.addresses import address_problem, holds_credentials, normal_address
+from crdt.addresses import address_problem, normal_address, query_or_fragment, unshown_refusal
 from crdt.device import check_device_name
 from crdt.errors import InvalidInput
 from crdt.storage.backends import backend_of
@@ -191,11 +191,13 @@ class Config:
             named.append(("--advertise-url", self.advertise_url))
         for what, url in named:
             # First: the errors below show the URL, and a password must not be shown.
-            if holds_credentials(url):
-                raise ValueError(f"{what} holds a user name or password (or a token in "
-                                 "its query), which the node would show and log: peers "
-                                 "prove themselves with device keys, --cluster-secret or "
-                                 "--tls-ca")
+            unshown = unshown_refusal(url)
+            if unshown is not None and query_or_fragment(url) is None:
+                raise ValueError(f"{what} {unshown}, which the node would show and log: "
+                                 "peers prove themselves with device keys, "
+                                 "--cluster-secret or --tls-ca")
+            if unshown is not None:  # not shown: a query may hold a token
+                raise ValueError(f"{what} {unshown}: give the node's address alone")
             if not url.startswith(("http://", "https://")):
                 # A suggestion for an address without a scheme only: not "http://ftp://x",
                 # nor "http://http:/h" for a mistyped one.

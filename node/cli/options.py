@@ -30,7 +30,7 @@ def node_url(text: str) -> str:
     """
     from yarl import URL
 
-    from crdt.addresses import address_problem, holds_credentials
+    from crdt.addresses import address_problem, query_or_fragment, unshown_refusal
     from node.checks import api_path_base
     from node.config import PORT_DEFAULT
 
@@ -39,9 +39,13 @@ def node_url(text: str) -> str:
         raise click.BadParameter("is empty: give the node's address, host:port or a URL",
                                  param_hint="--node")
     # First: the errors below show the address, and a password must not be shown.
-    if holds_credentials(text):
-        raise click.BadParameter("holds a user name or password, which errors would show; "
-                                 "give the token with --token (or CLAWSYNC_TOKEN)",
+    unshown = unshown_refusal(text)
+    if unshown is not None and query_or_fragment(text) is None:
+        raise click.BadParameter(f"{unshown}, which errors would show; give the token "
+                                 "with --token (or CLAWSYNC_TOKEN)", param_hint="--node")
+    if unshown is not None:  # not shown: a query may hold a token
+        raise click.BadParameter(f"{unshown} (the client's paths go after the address): "
+                                 "give the node's address alone, a token with --token",
                                  param_hint="--node")
     short = "://" not in text
     text = f"http://{text}" if short else text

@@ -27,8 +27,8 @@ JSON object (with it, the subscription follows the document the key names and tr
 again later, as it does a node out of reach). A session whose answer passes
 ``ClientLimits.answer_bytes_max`` is followed under the document its key names: until a
 forget, its document. A node URL no node could be reached at (a user name or password in
-it, no host, a bad port, not ``http(s)://``) raises ``ClientError`` at once, as
-``Client`` does, without showing the URL.
+it, a query or a fragment, no host, a bad port, not ``http(s)://``) raises
+``ClientError`` at once, as ``Client`` does, without showing the URL.
 Each change costs a read of the whole document: fine for a notebook, not for following
 thousands of sessions.
 """

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from crdt.addresses import address_refusal, holds_credentials, normal_address
+from crdt.addresses import address_refusal, normal_address, query_or_fragment, unshown_refusal
 from node.client.errors import ClientError
 from node.config import software_version
 from node.limits import ClientLimits
@@ -42,9 +42,10 @@ NO_ROUTE = frozenset({404, 405, 501})
 def checked_node_url(url: str) -> str:
     """``url``, the address of a node a Python caller gives (``Client``,
     ``node.client.subscribe``), with its scheme in lower case; ``ClientError`` if no node
-    could be reached there (``crdt.addresses``: a user name or password, not
-    ``http(s)://``, no host, a port not between 1 and 65535). The error never shows it:
-    it may hold a password (the token goes in a header, not in the URL).
+    could be reached there (``crdt.addresses``: a user name or password, a query or a
+    fragment, where the client's paths would land, not ``http(s)://``, no host, a port
+    not between 1 and 65535). The error never shows it: it may hold a password, or a
+    token in its query (the token goes in a header, not in the URL).
 
     >>> checked_node_url("HTTP://hub:7878")
     'http://hub:7878'
@@ -53,10 +54,13 @@ def checked_node_url(url: str) -> str:
     node.client.errors.ClientError: the node URL has a port that is not between 1 and 65535: give http(s)://host:port
     """
     # First: every error later names the address, and a password must not be shown.
-    if holds_credentials(url):
-        raise ClientError("the node URL holds a user name or password (or a token in "
-                          "its query), which errors would show; give the token as token= "
-                          "instead")
+    unshown = unshown_refusal(url)
+    if unshown is not None and query_or_fragment(url) is None:
+        raise ClientError(f"the node URL {unshown}, which errors would show; give the "
+                          "token as token= instead")
+    if unshown is not None:  # not shown: a query may hold a token
+        raise ClientError(f"the node URL {unshown} (the client's paths go after it): give "
+                          "http(s)://host:port, and a token as token=")
     refusal = address_refusal(url)
     if refusal is None:
         try:

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from crdt.addresses import address_problem, holds_credentials
+from crdt.addresses import address_problem, query_or_fragment, unshown_refusal
 from crdt.clock import Hlc
 from crdt.device import parse_device_id
 from crdt.errors import InvalidInput
@@ -73,10 +73,11 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         # No "address": a member keeps its own; null clears it.
         name, address = value["name"], value.get("address", KEEP)
         if isinstance(address, str):
-            if holds_credentials(address):
-                raise InvalidInput("holds a user name or password (or a token in its "
-                                   "query), which every node would show and log: give "
-                                   "the node's address alone",
+            unshown = unshown_refusal(address)
+            if unshown is not None:  # not shown: a password, or a token in a query
+                said = "every node would show and log it" if query_or_fragment(address) \
+                    is None else "no node would reach its API"
+                raise InvalidInput(f"{unshown}, so {said}: give the node's address alone",
                                    field="address")
             # Its scheme in any case ("HTTP://"): Devices.add writes it in lower case.
             problem = address_problem(address) \

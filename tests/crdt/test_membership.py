@@ -173,10 +173,12 @@ def test_an_add_without_an_address_key_is_read_as_saying_none() -> None:
 
 
 #: Addresses that passed the older check (``http(s)://`` and anything after it), and that
-#: no node could dial, or that hold a password ("hunter2") no error may show.
+#: no node could dial, or that hold a password ("hunter2") no error may show (or a token
+#: in a query or fragment, which the node's paths would land in).
 UNDIALABLE = ["http://u:hunter2@hub:7878", "http://u:hunter2?x@hub/", "http://u:hunter2#x@hub",
               "http://u:1\\hunter2@hub", "http:///hub", "http://hub:0", "http://hub:65536",
-              "https://hub:x"]
+              "https://hub:x", "http://hub:7878/?sig=hunter2", "http://hub:7878/?page=2",
+              "http://hub#hunter2"]
 
 
 @pytest.mark.parametrize("address", UNDIALABLE)

@@ -18,9 +18,12 @@ HIDDEN_PASSWORDS = ["http://user:hunter2@hub:7878", "http:///user:hunter2@hub:78
                     "http://user:1\\\\hunter2@hub/", "http://user:1\\hunter2\\x@hub",
                     "http://user:1;hunter2@hub", "http://user:1 hunter2@hub"]
 
-#: Addresses with a credential in their query ("hunter2"), by each name that carries one
-#: (``crdt.addresses.CREDENTIAL_QUERY_NAMES``), in any case, among other parameters, or
-#: before a fragment.
+#: Addresses with a credential ("hunter2") in their query or fragment, under any name
+#: (every query and fragment is refused, never shown: ``crdt.addresses.query_or_fragment``).
 HIDDEN_TOKENS = ["http://hub:7878/?access_token=hunter2", "http://hub:7878?token=hunter2",
                  "https://hub/?page=2&Key=hunter2", "http://hub:7878/?SECRET=hunter2#top",
-                 "http://hub/?password=hunter2", "HTTP://hub:7878/?x=1;token=hunter2"]
+                 "http://hub/?password=hunter2", "HTTP://hub:7878/?x=1;token=hunter2",
+                 "http://hub/?api_key=hunter2", "http://hub/?apikey=hunter2",
+                 "http://hub/?access-token=hunter2", "http://hub/?auth=hunter2",
+                 "http://hub/?sig=hunter2", "https://hub/?X-Amz-Signature=hunter2",
+                 "http://hub:7878/#token=hunter2", "http://hub#hunter2", "hub:7878?hunter2"]

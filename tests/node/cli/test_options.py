@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from node.cli.options import node_url
 from node.main import main
-from tests.support.addresses import HIDDEN_PASSWORDS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 from tests.support.processes import NodeProcess, free_port
 
 #: An address no request could use: a usage error wherever it is given.
@@ -164,14 +164,26 @@ def test_a_password_in_a_node_address_is_not_shown(node: str) -> None:
     assert "hunter2" not in result.output, result.output
 
 
+@pytest.mark.parametrize("node", [*HIDDEN_TOKENS, "h:7878/?x=a@b", "http://h:7878/?page=2"])
+def test_a_node_address_with_a_query_or_fragment_is_refused_without_showing_it(
+        node: str) -> None:
+    """The commands' paths would land in it (``http://h/?page=2/v1/node``), and it may
+    hold a token: a usage error that does not show it."""
+    result = clawsync("events", "s1", "--node", node)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "has a query: the node's paths would land in it" in said \
+        or "has a fragment" in said, said
+    assert "hunter2" not in said and "page" not in said and "a@b" not in said
+
+
 @pytest.mark.parametrize(("typed", "url"), [
     ("[::1]:7878", "http://[::1]:7878"), ("http://[::1]:7878", "http://[::1]:7878"),
     ("[fe80::1%eth0]:7878", "http://[fe80::1%eth0]:7878"),
     ("http://[fe80::1%25eth0]:7878", "http://[fe80::1%25eth0]:7878"),
     ("http://host/", "http://host"), ("https://sync.example/cs/", "https://sync.example/cs"),
-    # An "@" in a path or a query is no user name.
-    ("http://h:7878/a@b", "http://h:7878/a@b"), ("h:7878/a@b", "http://h:7878/a@b"),
-    ("h:7878/?x=a@b", "http://h:7878/?x=a@b")])
+    # An "@" in a path is no user name.
+    ("http://h:7878/a@b", "http://h:7878/a@b"), ("h:7878/a@b", "http://h:7878/a@b")])
 def test_an_address_with_an_at_sign_beyond_its_host_is_a_node_address(typed: str,
                                                                         url: str) -> None:
     assert node_url(typed) == url

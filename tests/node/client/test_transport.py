@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from node.client.api import Client, ClientError
-from tests.support.addresses import HIDDEN_PASSWORDS
+from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 
 
 @pytest.mark.parametrize("url", HIDDEN_PASSWORDS)
@@ -16,6 +16,18 @@ def test_a_node_url_with_a_password_is_refused_without_showing_it(url: str) -> N
         Client(url)
     assert "holds a user name or password" in str(refused.value)
     assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", [*HIDDEN_TOKENS, "http://hub:7878/?page=2"])
+def test_a_node_url_with_a_query_or_fragment_is_refused_without_showing_it(url: str) -> None:
+    """The client's paths would land in it (``http://hub/?page=2/v1/node``), and it may
+    hold a token: refused at once, not shown."""
+    with pytest.raises(ClientError) as refused:
+        Client(url)
+    said = str(refused.value)
+    assert said.startswith(("the node URL has a query: the node's paths would land in it",
+                            "the node URL has a fragment")), said
+    assert "hunter2" not in said and "page" not in said
 
 
 #: Node URLs no node could be reached at, and what the refusal says (never the URL).

@@ -117,16 +117,17 @@ async def test_no_answer_is_logged_once_for_the_link_and_asked_again_each_round(
 
 async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(
         make_node: NodeFactory) -> None:
-    """``peer`` (an older node, say) lists an address with a credential in its query: the
+    """``peer`` (an older node, say) lists an address with a credential in its query
+    (any query is refused, under whatever name a credential goes): the
     node skips it, by why only, and it reaches neither its dials, its own list nor its
     status."""
     node, peer = await linked(make_node)
-    token = "http://127.0.0.1:7/?access_token=hunter2"
+    token = "http://127.0.0.1:7/?sig=hunter2"
     peer.gossip.learning.members[token] = "n-tokened"
     with structlog.testing.capture_logs() as said:
         await node.gossip.learn_once()
     skipped = [entry["reason"] for entry in said if entry["event"] == SKIPPED]
-    assert skipped == ["holds a credential in its query (access_token=...)"]
+    assert skipped == ["has a query: the node's paths would land in it"]
     assert [runner.url for runner in node.gossip.runners.values()] == [peer.url]
     async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
         status = await reply.text()

@@ -316,7 +316,7 @@ class Gossip:
         if not."""
         runner.device, runner.drop = link.peer_device, None
         runner.certified, runner.links = link.peer_certified, runner.links + 1
-        runner.members_refused = None  # a refusal was of a link before
+        runner.members_failure = None  # a failure was of a link before
         if link.peer_device is None:  # the admission logs why, once per address
             why = KEY_REQUIRED if self.admission.keyless_refusal(
                 shared=self.admission.linked_shared(runner), peer=runner.url) else None

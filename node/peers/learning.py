@@ -54,13 +54,17 @@ from node.peers.holds import (
     awake_s,
 )
 from node.peers.member_lists import lister, member_urls
-from node.peers.runner import MembersRefusal, Runner, linked_devices, linked_nodes
-from node.peers.transport import LinkClosed, MembersUnlisted, fetch_members
+from node.peers.runner import MembersFailure, Runner, linked_devices, linked_nodes
+from node.peers.transport import LinkClosed, MembersRefused, MembersUnlisted, fetch_members
 from node.peers.waits import set_or_timeout
 from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff, linked_at
 
 log = structlog.get_logger(__name__)
+
+#: The kinds of failure of an ask for a peer's member list (``Learning._members_failed``):
+#: each logged at info the first time on a link, a repeat of the same kind at debug.
+REFUSED, UNLISTED, NO_ANSWER, UNEXPECTED = "refused", "unlisted", "no answer", "unexpected"
 
 
 class Learning:
@@ -179,7 +183,7 @@ class Learning:
         reaches at an http:// address, where no certificate is shown."""
         http = self._http()
         if runner.state != "up" or runner.url is None or http is None or self._stopping() \
-                or not self.admission.linked_shared(runner) or self._refusal_holds(runner):
+                or not self.admission.linked_shared(runner) or self._failure_holds(runner):
             return
         link = runner.links
         try:
@@ -187,22 +191,21 @@ class Learning:
                 http, runner.url, tls=self.tls, config=self.config.sync,
                 secret=self.config.cluster_secret if runner.secret else None,
                 hide=(self.config.cluster_secret, self.config.token))
-        except MembersUnlisted as exc:  # refused (401, 403), or answered with no list
-            self._members_failed(runner, link, str(exc), hold=True)
+        except MembersRefused as exc:  # 401, 403
+            self._members_failed(runner, link, str(exc), REFUSED, hold=True)
+            return
+        except MembersUnlisted as exc:  # answered with no list
+            self._members_failed(runner, link, str(exc), UNLISTED, hold=exc.lasting)
             return
         except LinkClosed as exc:  # no answer: a time-out, a reset
-            self._members_failed(runner, link, str(exc), hold=False)
+            self._members_failed(runner, link, str(exc), NO_ANSWER, hold=False)
             return
         except Exception as exc:  # run as a task of its own too: nothing else would log it
-            self._members_failed(runner, link, repr(exc), hold=False, unexpected=True)
-            return
-        if not isinstance(listed, dict):  # JSON, but no member list: the same next time
-            self._members_failed(runner, link, f"cannot list members of {runner.url}: "
-                                 "its answer is no member list", hold=True)
+            self._members_failed(runner, link, repr(exc), UNEXPECTED, hold=False)
             return
         if link == runner.links:
             # Listed now: a failure later on this link is news (``_members_failed``).
-            runner.members_refused = None
+            runner.members_failure = None
         # Its address checked (a bad one logged) once; a lister that names no node id is
         # told from others by the address dialed.
         own = lister(listed, self.refusals, runner.url)
@@ -227,37 +230,43 @@ class Learning:
                 if node is not None:
                     _put(self.listed_nodes, url, node, self.config.sync.peers_max)
 
-    def _refusal_holds(self, runner: Runner) -> bool:
-        """Whether the peer of ``runner`` refused its member list on the current link,
-        or answered it with none, and is not asked again yet (``_members_failed``)."""
-        refused = runner.members_refused
-        return refused is not None and refused.until is not None \
-            and refused.link == runner.links and self._holds(refused.until)
+    def _failure_holds(self, runner: Runner) -> bool:
+        """Whether the last ask for the member list of the peer of ``runner`` failed on
+        the current link in a way that holds asks off, and the hold still runs
+        (``_members_failed``)."""
+        failure = runner.members_failure
+        return failure is not None and failure.until is not None \
+            and failure.link == runner.links and self._holds(failure.until)
 
-    def _members_failed(self, runner: Runner, link: int, reason: str, *, hold: bool,
-                        unexpected: bool = False) -> None:
+    def _members_failed(self, runner: Runner, link: int, reason: str, kind: str, *,
+                        hold: bool) -> None:
         """The ask for the member list of the peer of ``runner``, made on its link
-        number ``link``, failed. Logged once for the link, a repeat at debug (at info if
-        the list was read on the link since: ``learn_from``); ``unexpected`` (no failure
-        of the ask itself, a fault of ours) with its traceback, at error the first time.
-        Nothing for a link gone since the ask, or an ask that overlapped another already
-        held off (the one as the link came up, and a round's).
+        number ``link``, failed, of ``kind`` (``REFUSED``, ``UNLISTED``, ``NO_ANSWER``,
+        ``UNEXPECTED``). Logged at info the first time on the link, and whenever the kind
+        differs from the last failure's (a time-out, then a 401 for a wrong secret: news);
+        a repeat of the same kind at debug (at info again if the list was read on the
+        link since: ``learn_from``). ``UNEXPECTED`` (no failure of the ask itself, a
+        fault of ours; called while it is handled) at error with its traceback, the first
+        time on the link as after another kind. Nothing for a link gone since the ask, or
+        an ask that overlapped another already held off (the one as the link came up,
+        and a round's).
 
-        With ``hold`` (refused, 401 or 403: what it takes is its configuration; or
-        answered with no list: a 404 from an older node or a server of another kind, a
-        500, a body that is no list, which it answers again at every round) not asked
-        again on that link for ``ANSWERED_BY_HOLD_ROUNDS`` rounds or
-        ``ANSWERED_BY_HOLD_S`` seconds, whichever ends first (the list is a request of
-        its own to the address, which another node may answer by then). No hold for
-        no answer (a time-out, a reset): the link is up, so the peer is likely reached
-        at the next round, and a list read then may name nodes to dial."""
-        if link != runner.links or self._refusal_holds(runner):
+        With ``hold`` (an answer that will not change: refused, 401 or 403, whose cause
+        is its configuration; a route it does not have, 404, 405, 501, from an older
+        node or a server of another kind; a body that is no list) not asked again on
+        that link for ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S``
+        seconds, whichever ends first (the list is a request of its own to the address,
+        which another node may answer by then). No hold for what may pass by the next
+        round (no answer, a time-out, a reset; a 502, 503, 504, a node's 503 when busy,
+        a 500): the link is up, so a list read then may name nodes to dial."""
+        if link != runner.links or self._failure_holds(runner):
             return
-        before = runner.members_refused
-        runner.members_refused = MembersRefusal(link, self._hold_from_now() if hold else None)
-        if before is not None and before.link == link:
+        before = runner.members_failure
+        runner.members_failure = MembersFailure(link, kind,
+                                                self._hold_from_now() if hold else None)
+        if before is not None and before.link == link and before.kind == kind:
             log.debug("members not listed", peer=runner.url, reason=reason)
-        elif unexpected:
+        elif kind == UNEXPECTED:
             log.exception("learning members failed", peer=runner.url)
         else:
             log.info("members not listed", peer=runner.url, reason=reason)

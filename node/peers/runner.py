@@ -48,15 +48,16 @@ class Runner:
     #: (``Link.peer_certified``).
     certified: bool = False
     #: Dialed: the links that came up at this address so far, the number of the current
-    #: one; what an answer was asked on (``members_refused``).
+    #: one; what an answer was asked on (``members_failure``).
     links: int = 0
-    #: The peer refused its member list on a link (401 or 403), or the ask failed
-    #: otherwise (``Learning._members_failed``: logged once for the link), and until when
-    #: it is not asked again on it (``Learning.learn_from``): what it takes (the cluster
-    #: secret, a certificate of its own CA) is its configuration, which changes with a
-    #: restart, which ends the link. But the list is asked of ``url`` anew, which a load
-    #: balancer, or a name now pointing elsewhere, may have another node answer.
-    members_refused: MembersRefusal | None = None
+    #: The last ask for the peer's member list failed (refused, answered with no list,
+    #: no answer, a fault of ours: ``Learning._members_failed``, logged once for the link
+    #: and kind of failure), and until when it is not asked again on that link
+    #: (``Learning.learn_from``): a refusal holds until what it takes (the cluster
+    #: secret, a certificate of its own CA), its configuration, changes, with a restart,
+    #: which ends the link. But the list is asked of ``url`` anew, which a load balancer,
+    #: or a name now pointing elsewhere, may have another node answer.
+    members_failure: MembersFailure | None = None
     #: The current link proved no device key and was let in: from then on, starting or
     #: up, each membership change checks it again (``Admission.sweep``).
     keyless: bool = False
@@ -106,13 +107,14 @@ def linked_nodes(runners: Iterable[Runner]) -> set[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class MembersRefusal:
-    """A peer's refusal of its member list, or another failure to list it
-    (``Runner.members_refused``): the link it was asked on (``Runner.links``), and until
-    when it is not asked again (None: asked at the next round; it is logged once for
-    the link all the same)."""
+class MembersFailure:
+    """A failed ask for a peer's member list (``Runner.members_failure``): the link it
+    was asked on (``Runner.links``), the kind of failure (``Learning._members_failed``),
+    and until when it is not asked again (None: asked at the next round; it is logged
+    once for the link and kind all the same)."""
 
     link: int
+    kind: str
     until: Hold | None
 
 

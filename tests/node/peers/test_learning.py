@@ -426,14 +426,14 @@ async def test_a_member_list_refused_is_said_once_for_overlapping_asks_and_not_o
         await until(lambda: first + 1 in asked_on)  # asked as the new link came up
         late[first].set()
         await old
-        assert runner.members_refused is None
+        assert runner.members_failure is None
         assert refusals(said) == [("debug", refused)]
         late[first + 1].set()
         await link_up_asks(node)
         for _ in range(2):
             await learning.learn_once()
     assert refusals(said) == [("debug", refused), ("info", refused)]
-    assert runner.members_refused is not None and runner.members_refused.link == first + 1
+    assert runner.members_failure is not None and runner.members_failure.link == first + 1
 
 
 async def test_a_member_list_refused_again_after_one_was_read_is_news(
@@ -459,7 +459,7 @@ async def test_a_member_list_refused_again_after_one_was_read_is_news(
                 y.gossip.config = config
                 learning.rounds += ANSWERED_BY_HOLD_ROUNDS
                 await learning.learn_once()
-                assert (runner.members_refused is None) == (config is answering)
+                assert (runner.members_failure is None) == (config is answering)
     finally:
         y.gossip.config = answering
     assert runner.links == link

@@ -1,9 +1,11 @@
 """node.peers.learning with real nodes in this process: an ask for a peer's member list
-that fails other than by a refusal (401, 403) is logged once for the link, repeats at
-debug, and a list read on the link makes the next failure news again. One the peer
-answers (a 404 of an older node, a body that is no member list) holds asks off as a
-refusal does; no answer (the connection refused, a time-out) does not. An address with
-a credential in its query, in a peer's list, is skipped."""
+that fails other than by a refusal (401, 403) is logged once for the link and kind of
+failure, repeats at debug, and a list read on the link makes the next failure news
+again; a fault of ours is logged at error with its traceback. An answer that will not
+change (a 404 of an older node, a 405, a 501, a body that is no member list) holds asks
+off as a refusal does; one that may pass by (a 502, 503, 504), or no answer (the
+connection refused, a time-out), does not. An address with a credential in its query,
+in a peer's list, is skipped."""
 
 from __future__ import annotations
 
@@ -83,7 +85,7 @@ async def test_a_404_is_logged_once_for_the_link_and_held_off_until_a_list_is_re
 
 async def test_a_body_that_is_no_member_list_is_logged_once_and_held_off(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    node, peer = await linked(make_node)
+    node, _ = await linked(make_node)
     asks: list[str] = []
 
     async def listing_nothing(request: web.Request) -> web.Response:
@@ -95,7 +97,7 @@ async def test_a_body_that_is_no_member_list_is_logged_once_and_held_off(
         with structlog.testing.capture_logs() as said:
             for _ in range(ROUNDS):
                 await node.gossip.learn_once()
-    assert refusals(said) == [("info", f"cannot list members of {peer.url}: "
+    assert refusals(said) == [("info", f"cannot list members of {other}: "
                                         "its answer is no member list")]
     assert len(asks) == 1
 
@@ -113,6 +115,82 @@ async def test_no_answer_is_logged_once_for_the_link_and_asked_again_each_round(
     levels = [level for level, reason in refusals(said)
               if reason.startswith(f"cannot list members of {dead}: ")]
     assert levels == ["info"] + ["debug"] * (ROUNDS - 1)
+
+
+@pytest.mark.parametrize(("status", "held"), [
+    (404, True), (405, True), (501, True), (500, False), (502, False), (503, False),
+    (504, False)])
+async def test_only_an_answer_that_will_not_change_holds_asks_off(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch, status: int,
+        held: bool) -> None:
+    """A route or method the server does not have (404, 405, 501) is answered again at
+    every round: asked once. A proxy's 502, 503 or 504, a busy node's 503, may pass by
+    the next round: asked at each, said at info once for the link all the same."""
+    node, _ = await linked(make_node)
+    asks: list[str] = []
+
+    async def failing(request: web.Request) -> web.Response:
+        asks.append(request.path)
+        return web.Response(status=status, text="no list here")
+
+    async with serving(failing) as other:
+        asked_at(monkeypatch, lambda: other)
+        with structlog.testing.capture_logs() as said:
+            for _ in range(ROUNDS):
+                await node.gossip.learn_once()
+    assert len(asks) == (1 if held else ROUNDS)
+    assert [level for level, _ in refusals(said)] == \
+        ["info"] + ([] if held else ["debug"] * (ROUNDS - 1))
+
+
+async def test_a_failure_of_another_kind_on_the_link_is_said_at_info(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No answer first (the peer's address in a restart, say), then a 401: the wrong
+    secret is news, said at info, not taken for a repeat of the first failure."""
+    node, _ = await linked(make_node)
+    dead = f"http://127.0.0.1:{free_port()}"
+
+    async def unauthorized(_request: web.Request) -> web.Response:
+        return web.Response(status=401, text="wrong secret")
+
+    async with serving(unauthorized) as refusing:
+        answering = [dead]
+        asked_at(monkeypatch, lambda: answering[0])
+        with structlog.testing.capture_logs() as said:
+            await node.gossip.learn_once()
+            await node.gossip.learn_once()
+            answering[0] = refusing
+            await node.gossip.learn_once()
+            await node.gossip.learn_once()  # held off: the refusal will not change
+    assert [(level, reason.split(": ", 1)[0]) for level, reason in refusals(said)] == [
+        ("info", f"cannot list members of {dead}"), ("debug", f"cannot list members of {dead}"),
+        ("info", f"cannot list members of {refusing}")]
+    assert "HTTP 401" in refusals(said)[-1][1]
+
+
+async def test_a_fault_of_ours_after_no_answer_is_logged_at_error_with_its_traceback(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception the ask does not raise of itself (a bug of ours) after a time-out on
+    the same link: at error, with the traceback, the first time; a repeat at debug."""
+    node, _ = await linked(make_node)
+    dead = f"http://127.0.0.1:{free_port()}"
+    broken = [False]
+
+    async def faulty(http: Any, url: str, **kwargs: Any) -> object:
+        if broken[0]:
+            raise KeyError("a bug of ours")
+        return await fetch_members(http, dead, **kwargs)
+
+    monkeypatch.setattr("node.peers.learning.fetch_members", faulty)
+    with structlog.testing.capture_logs() as said:
+        await node.gossip.learn_once()
+        broken[0] = True
+        await node.gossip.learn_once()
+        await node.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == "learning members failed"]
+    assert [(entry["log_level"], entry.get("exc_info")) for entry in failed] == [
+        ("error", True)]
+    assert [level for level, _ in refusals(said)] == ["info", "debug"]
 
 
 async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(

@@ -3,8 +3,8 @@
 // after each new event. A device shows by its name and the first group of its id.
 
 import {
-  bytes, copyNote, counted, deviceId, h, localTime, named, patchChildren, secondsAgo, shortId,
-  throttled,
+  bytes, copyNote, counted, deviceId, h, localTime, named, patchChildren, printable, secondsAgo,
+  shortId, throttled,
 } from "./dom.js";
 
 const REFRESH_MS = 2000;
@@ -12,8 +12,9 @@ const REFRESH_MS = 2000;
 // then it is not asked again: a node that hangs gets no pile of requests, and an answer
 // cannot overtake an older one.
 const READ_TIMEOUT_MS = 10000;
-// Link states, best first: a peer's row shows its best link.
-const RANK = ["up", "connecting", "backoff", "standby", "down"];
+// Link states, best first: a peer's row shows its best link. A refused link syncs
+// nothing, so one of the peer's links on standby or backing off ranks above it.
+const RANK = ["up", "connecting", "backoff", "standby", "refused", "down"];
 // Peers seen since the console was opened: node id -> when last heard from (ms) and its
 // device. A peer the node lists no more (it restarted since, say) stays as a down row.
 const seen = new Map();
@@ -70,7 +71,7 @@ export function devicesView(context) {
     } catch (problem) {
       error = problem.name === "TimeoutError"
         ? `${failure}: no answer within ${READ_TIMEOUT_MS / 1000} s`
-        : `${failure}: ${problem.message}`;
+        : `${failure}: ${printable(problem.message)}`; // a node's words, maybe a peer's
     } finally {
       pending.delete(part);
     }
@@ -134,12 +135,12 @@ function thisNode(node, device, note) {
     h("dl", { class: "facts" },
       fact("Name", named(node.name), { dataset: { testid: "node-name" } }),
       fact("Device", deviceId(node.device_id, note)),
-      fact("Node id", node.node_id, { class: "mono", dataset: { testid: "node-id" } }),
+      fact("Node id", printable(node.node_id), { class: "mono", dataset: { testid: "node-id" } }),
       fact("Head", node.head, { dataset: { testid: "node-head" } }),
       fact("Events", node.events),
       fact("Sessions", sessionsFact(node), { dataset: { testid: "node-sessions" } }),
       fact("Storage", bytes(node.storage_bytes), { title: `${node.storage_bytes} bytes` }),
-      fact("Software", node.software)));
+      fact("Software", printable(node.software))));
 }
 
 // Every session listed, as the session list shows them, saying how many of them were
@@ -158,7 +159,7 @@ function peerRows(links, nowMs, note) {
   });
   const rows = [];
   for (const group of groups.values()) {
-    group.sort((x, y) => RANK.indexOf(x.state) - RANK.indexOf(y.state));
+    group.sort(byRank);
     const best = group[0];
     // A link that has not proved the peer's key yet may not name its device: another may.
     const device = group.find((link) => link.device_id) || best;
@@ -179,6 +180,11 @@ function peerRows(links, nowMs, note) {
   return rows;
 }
 
+// Orders a peer's links best first (`RANK`).
+export function byRank(x, y) {
+  return RANK.indexOf(x.state) - RANK.indexOf(y.state);
+}
+
 // The peer's device: its name (a member's) and id, if the peer proved its key.
 function peerDevice(link, note) {
   if (!link.device_id) return null;
@@ -189,20 +195,21 @@ function peerDevice(link, note) {
     " ", deviceId(link.device_id, note));
 }
 
+// The state, and the seconds to the next dial of any state that has one (a refused
+// link whose dials back off, too), rounded up as `clawsync status` rounds them.
 function stateText(peer) {
-  if (peer.state === "backoff" && peer.retry_in_s !== null) {
-    return `backoff, retry in ${Math.ceil(peer.retry_in_s)} s`;
-  }
-  return peer.state;
+  if (peer.retry_in_s === null || peer.retry_in_s === undefined) return peer.state;
+  return `${peer.state}, retry in ${Math.ceil(peer.retry_in_s)} s`;
 }
 
-// "in sync", or how many events the two sides are apart (the larger direction). A
-// refused link syncs nothing until the refusal ends: no catch-up to count.
+// "in sync", or how many events the two sides are apart (the larger direction); on a
+// link that is not up, as of its last contact, which the cell says. A refused link
+// syncs nothing until the refusal ends: no catch-up to count.
 function syncText(peer) {
   if (peer.state === "refused") return "not syncing";
   const behind = Math.max(peer.events_we_lack || 0, peer.events_peer_lacks || 0);
-  if (behind === 0) return "in sync";
-  return `${counted(behind, "event")} behind`;
+  const text = behind === 0 ? "in sync" : `${counted(behind, "event")} behind`;
+  return peer.state === "up" ? text : `${text} as of last contact`;
 }
 
 function syncTitle(peer) {
@@ -232,13 +239,14 @@ function whyNotUp(peer) {
 
 function peerRow(peer, links, device, note) {
   const sync = syncText(peer);
-  const syncClass = sync === "in sync" ? "sync-ok"
+  const syncClass = sync.startsWith("in sync") ? "sync-ok"
     : peer.state === "refused" ? "state-refused" : "sync-behind";
   const where = (link) => link.url || `${link.direction} link`;
   return h("tr", { dataset: { testid: "peer-row", nodeId: peer.node_id || "", state: peer.state } },
     h("td", {},
       peerDevice(device, note),
-      h("div", { class: "mono", title: "node id" }, peer.node_id || "(not yet known)"),
+      h("div", { class: "mono", title: "node id" },
+        peer.node_id ? printable(peer.node_id) : "(not yet known)"),
       h("div", { class: "muted" }, links.length > 1
         ? links.flatMap((link, index) => [index ? ", " : null, named(where(link)), ` (${link.state})`])
         : named(where(peer)))),
@@ -260,7 +268,8 @@ function gonePeerRow(nodeId, last, nowMs, note) {
   const secondsSince = (nowMs - last.lastMs) / 1000;
   return h("tr", { dataset: { testid: "peer-row", nodeId, state: "down" } },
     h("td", {}, peerDevice(last.device, note),
-      h("div", { class: "mono", title: "node id" }, nodeId), h("div", { class: "muted" }, "no link")),
+      h("div", { class: "mono", title: "node id" }, printable(nodeId)),
+      h("div", { class: "muted" }, "no link")),
     h("td", { class: "state-down", dataset: { testid: "peer-state" } },
       `down, last seen ${secondsAgo(secondsSince)}`),
     h("td", { class: "muted", dataset: { testid: "peer-sync" } }, "not known"),
@@ -285,7 +294,7 @@ function deviceRows(view, note) {
     h("td", {}, deviceId(device.device_id, note)), ...cells);
   return [
     ...members.map((device) => row(device, "member",
-      h("td", {}, "member"), h("td", {}, device.address || "–"),
+      h("td", {}, "member"), h("td", {}, device.address ? printable(device.address) : "–"),
       h("td", {}, device.added_at
         ? ["added by ", who(device.added_by), `, ${localTime(device.added_at)}`] : "–"))),
     ...removed.map((device) => row(device, "removed",
@@ -294,6 +303,7 @@ function deviceRows(view, note) {
         device.reason ? [": ", named(device.reason)] : null))),
     ...linked.map((device) => row(device, "linked",
       h("td", { class: "state-connecting" }, "linked, not a member"),
-      h("td", {}, device.address || "–"), h("td", {}, `by ${VIA[device.via] || device.via}`))),
+      h("td", {}, device.address ? printable(device.address) : "–"),
+      h("td", {}, `by ${VIA[device.via] || printable(device.via)}`))),
   ];
 }

@@ -145,11 +145,28 @@ export function deviceId(id, note) {
       onclick: () => note.copy(id) }, "Copy"));
 }
 
-// A name a device or a person chose, isolated from the text around it: right-to-left
-// letters or a bidi override (U+202E) in it cannot reorder the id, the button or the
-// words beside it.
+// A name a device or a person chose, isolated from the text around it (right-to-left
+// letters in it cannot reorder the id, the button or the words beside it), and
+// `printable`: a bidi control in it is shown, not obeyed.
 export function named(name, attrs = {}) {
-  return h("bdi", attrs, name);
+  return h("bdi", attrs, printable(name));
+}
+
+// The characters node.text.printable escapes (node.text.BIDI_CONTROLS after the C0 and
+// C1 controls and DEL): a <bdi> keeps a name's override from reordering what is beside
+// it, not what follows it inside a sentence a peer wrote ("removed by mallory\u202e
+// (id) at ... (reason)" would read backwards from the name on).
+const CONTROLS = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+// `text` with each of those shown as an escape, as `clawsync status` shows it: `\x1b`,
+// or `\u202e` for a bidi control. For every text a peer or a device gave (names,
+// reasons, refusals, addresses, a node's error words).
+export function printable(text) {
+  return String(text).replace(CONTROLS, (found) => {
+    const code = found.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  });
 }
 
 export function shortId(id) {

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from node.text import printable
 from tests.support.cluster import (
     Cluster,
     append,
@@ -64,15 +65,43 @@ def test_b_going_down_and_coming_back_shows_in_a_devices_view(
     # Written while B is away: B lacks it until the link is back, and with it A's
     # device-key record, which A writes before its first event.
     append(a, "while-b-was-away", [message("catch up on this")])
-    expect(peer_rows(page, b_id).get_by_test_id("peer-sync")).to_have_text("2 events behind")
+    # Counted at the last contact, which the cell says: the link is not up.
+    expect(peer_rows(page, b_id).get_by_test_id("peer-sync")) \
+        .to_have_text("2 events behind as of last contact")
     # A's dials back off, and its row says why, as `clawsync status` does.
-    expect(peer_rows(page, b_id, "backoff").get_by_test_id("peer-why")).not_to_be_empty()
+    failure = backoff_failure(a, b_id)
+    expect(peer_rows(page, b_id, "backoff").get_by_test_id("peer-why")) \
+        .to_contain_text(failure)
 
     b.start()
     expect_back_in_sync(page, b_id)
     wait_until(lambda: b.get("/v1/sessions/while-b-was-away")["message_count"] == 1,
                WAIT_MS / 1000, "B caught up on what A wrote while it was away")
     screenshot("devices")
+
+
+def backoff_failure(node: NodeProcess, peer_id: str) -> str:
+    """Why ``node``'s dials to the peer back off: its link's ``failure`` in
+    ``GET /v1/peers``, once it has one."""
+    def failure() -> str | None:
+        return next((str(link["failure"]) for link in node.get("/v1/peers")["peers"]
+                     if link["node_id"] == peer_id and link["failure"]), None)
+
+    wait_until(lambda: failure() is not None, WAIT_MS / 1000, "a link to the peer backs off")
+    return printable(failure() or "")
+
+
+def test_a_peer_s_links_rank_refused_below_standby_and_above_down(
+        node: NodeProcess, page: Page) -> None:
+    """A peer's row shows its best link: one refused syncs nothing, so a link on
+    standby or backing off outranks it, and it outranks a link that ended."""
+    open_console(page, node)
+    ranked = page.evaluate("""async () => {
+        const { byRank } = await import("/console/devices.js");
+        const links = ["down", "refused", "standby", "up", "backoff", "connecting"];
+        return links.map((state) => ({ state })).sort(byRank).map((link) => link.state);
+    }""")
+    assert ranked == ["up", "connecting", "backoff", "standby", "refused", "down"]
 
 
 def expect_back_in_sync(page: Page, peer_id: str) -> None:
@@ -207,21 +236,22 @@ def x_of(widget: Locator, text: str) -> float:
 
 def test_a_name_with_a_bidi_override_reorders_nothing_beside_it(
         pair: tuple[NodeProcess, NodeProcess], page: Page) -> None:
-    """A device named with U+202E (right-to-left override) shows its name reversed, as
-    written, but the id, the Copy button and the words after it stay in order."""
+    """A device named with U+202E (right-to-left override) shows its name with the
+    override escaped, as `clawsync status` shows it, and the id, the Copy button and the
+    words after it stay in order."""
     a, b = pair
     a_device, b_device = device_of(a), device_of(b)
     request(a, "POST", "/v1/devices", {"device_id": a_device, "name": "\u202eevil"})
     request(a, "POST", "/v1/devices", {"device_id": b_device, "name": "phone"})
     open_console(page, b)
     peer = peer_rows(page, node_id(a))
-    expect(peer.get_by_test_id("peer-name")).to_have_text("\u202eevil")
+    expect(peer.get_by_test_id("peer-name")).to_have_text(printable("\u202eevil"))
     shown = peer.get_by_test_id("device-id")
     code, button = shown.locator("code"), shown.get_by_role("button", name="Copy")
     assert x_of(peer.get_by_test_id("peer-device"), "evil") < x_of(code, a_device[0]) \
         < x_of(code, "…") < (button.bounding_box() or {"x": 0})["x"]
     since = page.locator(f'[data-testid=device-row][data-device-id="{b_device}"] td').last
-    expect(since).to_contain_text("added by \u202eevil, ")
+    expect(since).to_contain_text(f"added by {printable(chr(0x202e))}evil, ")
     assert x_of(since, "added") < x_of(since, "evil") < x_of(since, ", ")
 
 

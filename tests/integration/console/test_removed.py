@@ -1,16 +1,21 @@
 """A removed device's console, in a real headless Chromium against real node processes:
 it says what ``clawsync status`` says (removed, by whom, why), the peer row says why the
-peer refuses it, and shows no catch-up that will never come."""
+peer refuses it and when it dials again, and shows no catch-up that will never come. The
+remover's name and the reason carry a right-to-left override, shown escaped as the
+command shows it, not obeyed."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from node.text import printable
 from tests.integration.console.test_devices import peer_rows
 from tests.integration.test_pairing import (
+    FAST,
     LINK_TIMEOUT_S,
     add_device,
     device_id,
@@ -29,36 +34,50 @@ if TYPE_CHECKING:
 
 #: What the console shows for a count it does not know (an en dash).
 NOT_KNOWN = "\u2013"
+#: A remover's name and a reason whose override (U+202E), obeyed, would show the device
+#: id, the date and the reason after it backwards.
+REMOVER = "mallory\u202e"
+REASON = "lost\u202e on the train"
 
 
 def test_a_removed_device_says_so_and_its_refused_peer_shows_why(
         tmp_path: Path, page: Page) -> None:
     with Cluster(tmp_path) as cluster:
-        a = device_node(cluster, "a")
+        a = cluster.node("a", secret=None, advertise=True,
+                         extra_args=[*FAST, "--name", REMOVER])
         phone = device_node(cluster, "phone", peers=[a.url])
         add_device(a, phone, "phone")
         wait_until(lambda: device_id(phone) in linked_devices(a), LINK_TIMEOUT_S,
                    "the phone linked with a")
-        done = run_cli(a, "devices", "remove", device_id(phone), "--reason", "lost on the train")
+        done = run_cli(a, "devices", "remove", device_id(phone), "--reason", REASON)
         assert done.returncode == 0, done.stderr
         wait_until(lambda: device_view(phone)["removed"], LINK_TIMEOUT_S,
                    "the phone told it was removed")
         # Stored on the phone, and never taken by A: the counts of the link's last
         # contact say A lacks it.
         append(phone, "chat", [message("written after the removal")])
-        removed = f"removed from the cluster by a ({device_id(a)}) at "
+        removed = f"removed from the cluster by {printable(REMOVER)} ({device_id(a)}) at "
+        reason = f"({printable(REASON)})"
         status = run_cli(phone, "status").stdout
         assert f"REMOVED: this device was {removed}" in status, status
+        assert reason in status, status
 
         open_console(page, phone)
         said = page.get_by_test_id("this-node").get_by_test_id("node-removed")
         expect(said).to_contain_text(f"Removed: this device was {removed}")
-        expect(said).to_contain_text("(lost on the train); no member links with it any more")
+        expect(said).to_contain_text(f"{reason}; no member links with it any more")
         row = peer_rows(page, node_id(a))
         expect(row).to_have_attribute("data-state", "refused")
-        expect(row.get_by_test_id("peer-state")).to_have_text("refused")
+        # As `clawsync status` shows the link: refused, and when it dials again.
+        wait_until(lambda: any(
+            peer["node_id"] == node_id(a) and peer["state"] == "refused"
+            and peer["retry_in_s"] is not None for peer in phone.get("/v1/peers")["peers"]),
+            LINK_TIMEOUT_S, "the phone's refused link to a waits to dial again")
+        expect(row.get_by_test_id("peer-state")).to_have_text(
+            re.compile(r"^refused, retry in \d+ s$"))
+        expect(row.get_by_test_id("peer-name")).to_have_text(printable(REMOVER))
         expect(row.get_by_test_id("peer-why")).to_contain_text(removed)
-        expect(row.get_by_test_id("peer-why")).to_contain_text("(lost on the train)")
+        expect(row.get_by_test_id("peer-why")).to_contain_text(reason)
         expect(row.get_by_test_id("peer-sync")).to_have_text("not syncing")
         # A dash, as `clawsync status` shows them: not the counts of the last contact.
         expect(row.get_by_test_id("peer-we-lack")).to_have_text(NOT_KNOWN)

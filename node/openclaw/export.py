@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from node.folder import fsync_folder, make_folders, remove_empty
+from node.openclaw.legacy_files import candidates, js_trimmed, transcript_file
 from node.openclaw.records import Transcript
 from node.openclaw.source import RECORD_BYTES_MAX
 from node.text import printable
@@ -71,20 +72,12 @@ _AGENT_ID = re.compile(f"[a-z0-9][a-z0-9_-]{{0,{AGENT_ID_CHARS_MAX - 1}}}", re.A
 #: ``/i`` without ``/u`` folds ASCII only, as ``re.ASCII``).
 _CHECKPOINT = re.compile(r"(.+)\.checkpoint\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
                          r"[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
-#: What JavaScript's ``String.prototype.trim`` takes off both ends (ECMAScript's
-#: WhiteSpace and LineTerminator: Unicode's spaces, category Zs, and these), which
-#: OpenClaw's ``validateSessionId`` applies before its checks. Not Python's
-#: ``str.strip``: that also takes U+001C to U+001F and U+0085, and leaves U+FEFF.
-JS_TRIMMED = ("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
 #: OpenClaw's generated session ids (``looksLikeGeneratedSessionId``: a uuid of
 #: versions 1 to 8, either case) and a fork's transcript name, ``<ISO time>_<id>``
 #: (JavaScript's ``\w`` and ``\d`` are ASCII, as ``re.ASCII``).
 _GENERATED_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                            r"[0-9a-f]{12}", re.IGNORECASE | re.ASCII)
 _FORK = re.compile(r"\d{4}-\d{2}-\d{2}T[\w-]+(?:Z|[+-]\d{2}(?:-\d{2})?)?_(.+)", re.ASCII)
-#: ``sessionFile``'s start when the transcript is in OpenClaw's SQLite store, no file.
-SQLITE_SESSION_FILE = "sqlite:"
 #: Characters of a refused name shown in its error: an id may be long, and is quoted
 #: escaped (``printable``), as anyone in the cluster may have written it.
 SHOWN_CHARS_MAX = 80
@@ -127,7 +120,7 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
             "or move the file away; nothing was written")
     _check_unclaimed(index_path, index, transcript.session_key, session_id)
     if isinstance(entry, dict) and (own := _own_file(index_path, transcript.session_key,
-                                                     entry, session_id)) is not None:
+                                                     entry, default)) is not None:
         path = own  # the file OpenClaw reads as the session: continued, still named
         _check_inside(state / "agents", path)
     _check_session_files(index_path, index, transcript.session_key, path)
@@ -155,22 +148,6 @@ def export(state: Path, transcript: Transcript, agent_id: str, updated_ms: int) 
         remove_empty(made)  # a refused or failed write leaves no folder behind either
         raise
     return Written(path, len(transcript.records), unchanged)
-
-
-def js_trimmed(value: str) -> str:
-    """``value`` trimmed as JavaScript's ``String.prototype.trim`` does (``JS_TRIMMED``),
-    as OpenClaw trims ids and paths: its ``validateSessionId`` checks a session id
-    trimmed and names its file ``<trimmed>.jsonl``. Its import keeps the index's
-    ``sessionId`` as it is, spaces and all, as the session's id in its store (and gives
-    it to the header): so the index names the id as the events do, and only the file's
-    name is trimmed.
-
-    >>> js_trimmed("\\u3000 s1\\n\\ufeff")
-    's1'
-    >>> js_trimmed("s1\\x85")  # NEL: Python's strip takes it, JavaScript's not
-    's1\\x85'
-    """
-    return value.strip(JS_TRIMMED)
 
 
 def _entry_session_id(entry: dict[str, Any]) -> object:
@@ -248,13 +225,15 @@ def _check_unclaimed(index_path: Path, index: dict[str, Any], key: str,
 
 def _check_session_files(index_path: Path, index: dict[str, Any], key: str,
                          path: Path) -> None:
-    """Refuse if another key's ``sessionFile`` (hand-edited, or left by a copy) names
-    ``path``: OpenClaw's import reads the file an entry names, whatever session that
-    file holds, and gives its header the entry's session id, so it would import the
-    events written there as that key's session."""
+    """Refuse if another key's entry (its ``sessionFile`` hand-edited, or left by a copy)
+    may be read from ``path`` (``legacy_files.candidates``): OpenClaw's import reads the
+    file an entry names, whatever session that file holds, and gives its header the
+    entry's session id, so it would import the events written there as that key's
+    session."""
+    here = _where(path)
     for other, entry in index.items():
-        if other != key and isinstance(entry, dict) \
-                and path.name in _session_files(path.parent, entry):
+        if other != key and isinstance(entry, dict) and any(
+                _where(place) == here for place in candidates(path.parent, entry)):
             raise ExportRefused(
                 f"{index_path} maps session key {_shown(other)} (session "
                 f"{_shown(entry.get('sessionId'))}) to the file {_shown(path.name)} through "
@@ -263,29 +242,38 @@ def _check_session_files(index_path: Path, index: dict[str, Any], key: str,
 
 
 def _own_file(index_path: Path, key: str, entry: dict[str, Any],
-              session_id: str) -> Path | None:
-    """The file of the folder that ``key``'s own entry names through its ``sessionFile``,
-    other than ``<session id>.jsonl``, if one is there: None if none is. OpenClaw reads
-    that file as the session (older OpenClaw wrote ``<id>-topic-<n>.jsonl`` for a forum
-    topic, and a fork ``<ISO time>_<id>.jsonl``), so export continues it and keeps the
-    entry naming it; written beside it, the file would be left unnamed (OpenClaw's
-    import then archives it unread). Refused if that file is another session's: its
-    header names another id and its name is not one OpenClaw makes for this one."""
-    folder = index_path.parent
-    named = sorted(name for name in _session_files(folder, entry) - {f"{session_id}.jsonl"}
-                   if (folder / name).is_file())
-    # A link's own name and the file it leads to: the file is written, the link kept.
-    ours = [name for name in named if not (folder / name).is_symlink()
-            and _holds_session(folder / name, session_id)]
-    if named and not ours:
+              default: Path) -> Path | None:
+    """The file OpenClaw's import reads for ``key``'s own entry
+    (``legacy_files.transcript_file``) if it is one other than ``default``
+    (``<session id>.jsonl``, or a link to it), None otherwise. OpenClaw reads that file
+    as the session (older OpenClaw wrote ``<id>-topic-<n>.jsonl`` for a forum topic, in
+    a subfolder too, and a fork ``<ISO time>_<id>.jsonl``), so export continues it
+    (where its links lead: a link is kept) and keeps the entry naming it; written beside
+    it, the file would be left unnamed (OpenClaw's import then archives it unread).
+    Refused if that file is another session's: its header names another id and its
+    name is not one OpenClaw makes for this one."""
+    file = transcript_file(index_path.parent, entry)
+    if file is None or _where(file) == _where(default):
+        return None
+    session_id = js_trimmed(default.name[:-len(".jsonl")])
+    if not _holds_session(file, session_id):
         raise ExportRefused(
             f"{index_path} maps session key {_shown(key)} to the file "
-            f"{_shown(named[0])} through its sessionFile "
+            f"{_shown(str(file.relative_to(index_path.parent)))} through its sessionFile "
             f"{_shown(entry.get('sessionFile'))}, which holds another session than "
             f"{_shown(session_id)}: OpenClaw reads that file as the session; import it "
             "first (openclaw doctor --session-sqlite import) or move it away; nothing "
             "was written")
-    return folder / ours[0] if ours else None
+    return _where(file)
+
+
+def _where(path: Path) -> Path:
+    """``path`` with its links followed, to tell whether two paths are one file (a loop
+    of links is refused by ``_check_inside`` before)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
 
 
 def _holds_session(path: Path, session_id: str) -> bool:
@@ -324,26 +312,6 @@ def generated_session_id(name: str) -> str | None:
     elif fork := _FORK.fullmatch(stem):
         stem = fork[1]
     return stem if _GENERATED_ID.fullmatch(stem) else None
-
-
-def _session_files(folder: Path, entry: dict[str, Any]) -> set[str]:
-    """The names of the files in ``folder`` that OpenClaw's import may read for an
-    index entry (``resolveLegacyTranscriptPaths``): the file ``sessionFile`` names
-    (trimmed) if it is in the folder once links are followed, a file of the folder with
-    its last name (``sessionFile`` moved with the folder), else ``<sessionId>.jsonl``."""
-    names: set[str] = set()
-    file = entry.get("sessionFile")
-    if isinstance(file, str) and (file := js_trimmed(file)) \
-            and not file.startswith(SQLITE_SESSION_FILE):
-        names.add(os.path.basename(file))
-        with contextlib.suppress(OSError, ValueError, RuntimeError):
-            where = (folder / file).resolve()
-            if where.parent == folder.resolve():
-                names.add(where.name)
-    session_id = _entry_session_id(entry)
-    if isinstance(session_id, str):
-        names.add(f"{session_id}.jsonl")
-    return names
 
 
 def _check_inside(agents: Path, *paths: Path) -> None:

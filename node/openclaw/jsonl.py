@@ -1,9 +1,10 @@
 """Reading the older layout: ``agents/<id>/sessions/sessions.json`` (session key ->
 ``sessionId``, ``sessionFile``) and one transcript file per session: the one its entry
-names, as OpenClaw reads it, else ``<sessionId>.jsonl``; a file no entry names is read
-as a session of its own, its name the session id.
+names, as OpenClaw's import reads it (``legacy_files``: none if that file is not
+there); a file no entry names is read as a session of its own, its name the session id.
 
-The cursor entry of a session (``jsonl:<session id>``) is the byte offset read up to.
+The cursor entry of a session (``cursor_entry``: its id and its file's name) is the
+byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
 shorter than its offset was replaced: it is read again from the start (the events it
 maps to are recognised, so nothing is stored twice).
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from node.openclaw.export import SQLITE_SESSION_FILE, js_trimmed
+from node.openclaw.legacy_files import js_trimmed, transcript_file
 from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_record
 
 #: Bytes read from one file in one pass at most (a following pass goes on).
@@ -51,13 +52,12 @@ class AgentSessions:
             # good (the cursor moves on): wait for an index that reads.
             yield problem
             return
-        # Each entry's file as OpenClaw reads it (``_entry_file``); a file is keyless,
+        # Each entry's file as OpenClaw reads it (``transcript_file``); a file is keyless,
         # read under its name's session id, only when no entry names it: the file of an
         # entry whose id has spaces around it ('<trimmed>.jsonl') or a forum topic's
         # ('<id>-topic-<n>.jsonl') would otherwise be read twice, once as a session
         # of its own. Nor is one whose name is an entry's session id though the entry
-        # names another file: OpenClaw archives it unread, and it would share the
-        # entry's cursor.
+        # names another file, or one that is not there: OpenClaw archives it unread.
         files: dict[str, tuple[Path, str | None]] = {}
         named: set[Path] = set()
         for session_id, (key, path) in index.items():
@@ -65,11 +65,12 @@ class AgentSessions:
                 files[session_id] = (path, key)
                 named.add(_where(path))
         for path in sorted(self.folder.glob("*.jsonl")):
-            if path.stem not in files and _where(path) not in named:
+            if path.stem not in index and _where(path) not in named:
                 files[path.stem] = (path, None)
         for session_id, (file, session_key) in files.items():
-            yield from self._read_file(file, session_id, session_key,
-                                       cursor.get("jsonl:" + session_id, 0))
+            entry = cursor_entry(self.folder, session_id, file)
+            yield from self._read_file(file, session_id, session_key, entry,
+                                       cursor.get(entry, 0))
 
     def _index(self) -> tuple[dict[str, tuple[str, Path | None]], Problem | None]:
         """``sessions.json`` as session id -> (session key, its file if it is there)."""
@@ -88,27 +89,12 @@ class AgentSessions:
         index: dict[str, tuple[str, Path | None]] = {}
         for key, entry in document.items():
             if isinstance(entry, dict) and isinstance(entry.get("sessionId"), str):
-                index[entry["sessionId"]] = (key, self._entry_file(entry))
+                index[entry["sessionId"]] = (key, transcript_file(self.folder, entry))
         return index, None
 
-    def _entry_file(self, entry: dict[str, object]) -> Path | None:
-        """The file OpenClaw reads for an index entry, if it is there: its ``sessionFile``
-        trimmed (as JavaScript trims; relative to the folder), a file of the folder with
-        that path's last name (the folder moved), else ``<trimmed session id>.jsonl``."""
-        places = []
-        file = entry.get("sessionFile")
-        if isinstance(file, str) and (file := js_trimmed(file)) \
-                and not file.startswith(SQLITE_SESSION_FILE):
-            places += [self.folder / file, self.folder / Path(file).name]
-        session_id = js_trimmed(str(entry["sessionId"]))
-        if session_id:
-            places.append(self.folder / f"{session_id}.jsonl")
-        return next((place for place in places if place.is_file()), None)
-
     def _read_file(self, path: Path, session_id: str, session_key: str | None,
-                   start: int) -> Iterator[Item]:
-        shown = f"{self.shown}/{path.name}"
-        entry = "jsonl:" + session_id
+                   entry: str, start: int) -> Iterator[Item]:
+        shown = f"{self.shown}/{path.relative_to(self.folder)}"
         try:
             with path.open("rb") as file:
                 size = file.seek(0, 2)
@@ -150,6 +136,24 @@ class AgentSessions:
             yield Problem(f"{shown}, line at byte {offset}",
                           "ends without a newline (still being written, or cut short); "
                           "left for the next pass")
+
+
+def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
+    """The cursor entry of session ``session_id`` read from the file ``path``: the
+    offset is one in that file, so the file's name is kept with it. ``jsonl:<id>`` for
+    ``<trimmed id>.jsonl`` (as a cursor written before names were kept means), else
+    ``jsonl-file:<length of the name>:<name>:<id>`` (the name's length first, as a name
+    and an id may both hold ':'). An entry that comes to name another file is read
+    from that file's start, not from the other file's offset (its records are
+    recognised, so nothing is stored twice).
+
+    >>> cursor_entry(Path("s"), "a", Path("s/sub/a-topic-4.jsonl"))
+    'jsonl-file:19:sub/a-topic-4.jsonl:a'
+    """
+    name = str(path.relative_to(folder))
+    if name == f"{js_trimmed(session_id)}.jsonl":
+        return "jsonl:" + session_id
+    return f"jsonl-file:{len(name)}:{name}:{session_id}"
 
 
 def _where(path: Path) -> Path:

@@ -569,3 +569,36 @@ def test_the_cli_imports_an_exported_spaced_id_and_topic_once(
     with EventStore.open(other) as store:
         keys = sorted(key for _, key in store.log.session_keys(0, 100))
     assert keys == sorted([session, session_key_for("main", topic_key)])
+
+
+def test_a_topic_file_in_a_subfolder_the_entry_names_is_continued(state: Path) -> None:
+    """A relative sessionFile in a subfolder of the sessions folder, which OpenClaw reads:
+    continued there, the entry still naming it; nothing written beside it."""
+    sessions = state / "agents" / "main" / "sessions"
+    name = f"sub/{SID}-topic-42.jsonl"
+    (sessions / "sub").mkdir(parents=True)
+    whole = a_transcript()
+    (sessions / name).write_bytes(transcript_bytes(whole.records[:2]))
+    (sessions / "sessions.json").write_text(json.dumps({KEY: {
+        "sessionId": SID, "updatedAt": 1, "sessionFile": name}}))
+    written = export(state, whole, "main", 2)
+    assert written.path == sessions / name
+    assert (sessions / name).read_bytes() == transcript_bytes(whole.records)
+    assert json.loads((sessions / "sessions.json").read_text())[KEY]["sessionFile"] == name
+    assert sorted(path.name for path in sessions.iterdir()) == ["sessions.json", "sub"]
+
+
+def test_a_session_file_linked_to_the_default_file_names_that_file(state: Path) -> None:
+    """sessionFile names a link in the folder to '<id>.jsonl' itself: that is the file
+    written; the link is left as it is."""
+    sessions = state / "agents" / "main" / "sessions"
+    sessions.mkdir(parents=True)
+    whole = a_transcript()
+    (sessions / f"{SID}.jsonl").write_bytes(transcript_bytes(whole.records[:2]))
+    (sessions / "link.jsonl").symlink_to(f"{SID}.jsonl")
+    (sessions / "sessions.json").write_text(json.dumps({KEY: {
+        "sessionId": SID, "updatedAt": 1, "sessionFile": "link.jsonl"}}))
+    written = export(state, whole, "main", 2)
+    assert written.path == sessions / f"{SID}.jsonl"
+    assert (sessions / f"{SID}.jsonl").read_bytes() == transcript_bytes(whole.records)
+    assert (sessions / "link.jsonl").is_symlink()

@@ -338,3 +338,59 @@ def test_a_file_no_entry_names_is_still_its_own_session(tmp_path: Path) -> None:
     assert sorted({(r.session_key, r.session_id) for r in got}, key=str) \
         == [("agent:main:explicit:s1", "s1"), (None, "loose")]
     assert "stale" not in {r.value["id"] for r in got}
+
+
+def lines_at(path: Path, records: list[dict[str, object]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+
+
+def tagged(session_id: str, tag: str) -> list[dict[str, object]]:
+    """A header for ``session_id`` and two records, the first of them ``tag``'s."""
+    records = transcript.records()[:3]
+    return [{**records[0], "id": session_id}, {**records[1], "id": tag}, records[2]]
+
+
+@pytest.mark.parametrize("session_file, read", [
+    # OpenClaw's resolvePathWithinSessionsDir refuses these: it reads '<id>.jsonl'.
+    pytest.param("../escape.jsonl", "in-s1-file", id="leading-out"),
+    pytest.param("{outside}", "in-s1-file", id="absolute-elsewhere"),
+    pytest.param("sub/../../escape.jsonl", "in-s1-file", id="out-through-a-subfolder"),
+    # Within the folder but not there: OpenClaw reads nothing for that entry.
+    pytest.param("gone.jsonl", None, id="not-there"),
+    # Within the folder, in a subfolder: read.
+    pytest.param("sub/t.jsonl", "in-sub-file", id="subfolder"),
+])
+def test_an_entry_is_read_from_the_file_openclaw_reads_for_it(
+        tmp_path: Path, session_file: str, read: str | None) -> None:
+    sessions = tmp_path / "agents" / "main" / "sessions"
+    lines_at(sessions / "s1.jsonl", tagged("s1", "in-s1-file"))
+    outside = sessions.parent / "escape.jsonl"
+    lines_at(outside, tagged("s1", "in-outside-file"))
+    lines_at(sessions / "sub" / "t.jsonl", tagged("s1", "in-sub-file"))
+    (sessions / "sessions.json").write_text(json.dumps({KEY: {
+        "sessionId": "s1", "updatedAt": 1,
+        "sessionFile": session_file.format(outside=outside)}}))
+    got, problems = read_all(AgentSessions(sessions, "main", "sessions"), {})
+    assert problems == []
+    assert [r.value["id"] for r in got if r.value["id"].startswith("in-")] \
+        == ([read] if read else [])
+    assert {(r.session_key, r.session_id) for r in got} <= {(KEY, "s1")}
+
+
+def test_a_cursor_of_another_file_is_not_read_from(tmp_path: Path) -> None:
+    """Read before from '<id>.jsonl' (its cursor 'jsonl:<id>'), the entry now names a
+    forum topic's file: that file is read from its start, not from the other file's
+    offset, which would skip its records or begin in the middle of a line."""
+    sessions = tmp_path / "agents" / "main" / "sessions"
+    records = tagged(SID, "in-topic-file")
+    lines_at(sessions / f"{SID}.jsonl", [{**records[0], "stale": "x" * 7}])
+    topic = f"{SID}-topic-42.jsonl"
+    lines_at(sessions / topic, records)
+    (sessions / "sessions.json").write_text(json.dumps({KEY: {
+        "sessionId": SID, "updatedAt": 1, "sessionFile": topic}}))
+    cursor = {"jsonl:" + SID: (sessions / f"{SID}.jsonl").stat().st_size}
+    got, problems = read_all(AgentSessions(sessions, "main", "sessions"), cursor)
+    assert problems == []
+    assert [r.value["id"] for r in got] == [r["id"] for r in records]
+    assert cursor["jsonl:" + SID] == (sessions / f"{SID}.jsonl").stat().st_size

@@ -1,0 +1,99 @@
+"""Which transcript file OpenClaw's import reads for an entry of the older layout's
+``sessions.json`` (``resolveLegacyTranscriptPaths``, OpenClaw 2026.9.6), written once
+for the reader (``jsonl``) and the writer (``export``).
+
+Its candidates, in order: the entry's ``sessionFile`` (trimmed as JavaScript trims) if
+it is within the sessions folder (``resolvePathWithinSessionsDir``: a relative path not
+leading out of it, or an absolute one whose real path is in it), else
+``<trimmed session id>.jsonl``; then a file of the folder with ``sessionFile``'s last
+name (the folder moved). The first that is there is read; if none is, nothing is.
+
+OpenClaw also follows an absolute ``sessionFile`` into another agent's sessions folder;
+that is left out here: an agent's files are read only from its own folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: What JavaScript's ``String.prototype.trim`` takes off both ends (ECMAScript's
+#: WhiteSpace and LineTerminator: Unicode's spaces, category Zs, and these), which
+#: OpenClaw's ``validateSessionId`` applies before its checks. Not Python's
+#: ``str.strip``: that also takes U+001C to U+001F and U+0085, and leaves U+FEFF.
+JS_TRIMMED = ("\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+              "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff")
+#: ``sessionFile``'s start when the transcript is in OpenClaw's SQLite store, no file.
+SQLITE_SESSION_FILE = "sqlite:"
+
+
+def js_trimmed(value: str) -> str:
+    """``value`` trimmed as JavaScript's ``String.prototype.trim`` does (``JS_TRIMMED``),
+    as OpenClaw trims ids and paths: its ``validateSessionId`` checks a session id
+    trimmed and names its file ``<trimmed>.jsonl``. Its import keeps the index's
+    ``sessionId`` as it is, spaces and all, as the session's id in its store (and gives
+    it to the header): so the index names the id as the events do, and only the file's
+    name is trimmed.
+
+    >>> js_trimmed("\\u3000 s1\\n\\ufeff")
+    's1'
+    >>> js_trimmed("s1\\x85")  # NEL: Python's strip takes it, JavaScript's not
+    's1\\x85'
+    """
+    return value.strip(JS_TRIMMED)
+
+
+def candidates(folder: Path, entry: dict[str, object]) -> list[Path]:
+    """The files OpenClaw's import may read for ``entry``, in its order (none for a
+    transcript in its SQLite store)."""
+    file = entry.get("sessionFile")
+    file = file if isinstance(file, str) else None
+    if file is not None and js_trimmed(file).startswith(SQLITE_SESSION_FILE):
+        return []
+    places = []
+    within = _within(folder, js_trimmed(file)) if file is not None else None
+    session_id = entry.get("sessionId")
+    if within is not None:
+        places.append(within)
+    elif isinstance(session_id, str) and (default := _within(
+            folder, f"{js_trimmed(session_id)}.jsonl")) is not None:
+        places.append(default)
+    if file is not None and js_trimmed(file):
+        # JavaScript's path.basename of the untrimmed value, as OpenClaw takes it.
+        name = file.rstrip("/").rsplit("/", 1)[-1]
+        if name not in ("", ".", ".."):
+            places.append(folder / name)
+    return places
+
+
+def transcript_file(folder: Path, entry: dict[str, object]) -> Path | None:
+    """The file OpenClaw's import reads for ``entry``: its first candidate that is there,
+    else None (it reads nothing for that entry)."""
+    return next((place for place in candidates(folder, entry) if _is_file(place)), None)
+
+
+def _within(folder: Path, file: str) -> Path | None:
+    """``file`` as a path within ``folder`` (``resolvePathWithinSessionsDir``), or None
+    where OpenClaw's throws: empty, leading out, a NUL."""
+    if not file or "\0" in file:
+        return None
+    if os.path.isabs(file):
+        try:
+            real, base = Path(file).resolve(), folder.resolve()
+        except (OSError, RuntimeError):
+            return None
+        if not real.is_relative_to(base) or real == base:
+            return None
+        return folder / real.relative_to(base)
+    # Relative: taken as it is written (links not followed), refused if it leads out.
+    normal = os.path.normpath(file)
+    if normal == "." or normal.startswith("..") or file.startswith(".."):
+        return None
+    return folder / normal
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

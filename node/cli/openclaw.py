@@ -154,10 +154,11 @@ SESSION is the clawsync session key (`clawsync sessions` lists them; OpenClaw's 
 the transcript (header first) of the OpenClaw session id with the latest records (after
 /new, a reset or a rewind a key has several; sessions.json names one per key;
 --session-id picks another), and its entry in sessions.json (merged with what is there).
-The transcript goes to agents/AGENT/sessions/<sessionId>.jsonl, the id trimmed of spaces
-around it as OpenClaw trims it, or into the file the key's entry names (its sessionFile)
-if that file is there and is this session's (older OpenClaw's <id>-topic-<n>.jsonl,
-for instance), which it continues. Refused, with nothing written: a transcript file
+The transcript goes into the file OpenClaw's import reads for the key's entry (its
+sessionFile, if within the sessions folder) if that file is there and is this session's
+(older OpenClaw's <id>-topic-<n>.jsonl, in a subfolder too, for instance), which it
+continues; else to agents/AGENT/sessions/<sessionId>.jsonl, the id trimmed of spaces
+around it as OpenClaw trims it. Refused, with nothing written: a transcript file
 holding something else; a sessions.json entry of the key naming another session id;
 another key naming the same session id, or naming the transcript's file through its
 sessionFile (OpenClaw would import it as that key's session); the key's own sessionFile

@@ -4,7 +4,8 @@ for the reader (``jsonl``) and the writer (``export``).
 
 Its candidates, in order: the entry's ``sessionFile`` (trimmed as JavaScript trims) if
 it is within the sessions folder (``resolvePathWithinSessionsDir``: a relative path not
-leading out of it, or an absolute one whose real path is in it), else
+leading out of it, an absolute one whose real path is in it, or one under another
+``agents/<id>/sessions/`` whose rest is a file of it), else
 ``<trimmed session id>.jsonl``; then a file of the folder with ``sessionFile``'s last
 name (the folder moved). The first that is there is read; if none is, nothing is.
 
@@ -82,14 +83,30 @@ def _within(folder: Path, file: str) -> Path | None:
             real, base = Path(file).resolve(), folder.resolve()
         except (OSError, RuntimeError):
             return None
-        if not real.is_relative_to(base) or real == base:
-            return None
-        return folder / real.relative_to(base)
+        if real.is_relative_to(base) and real != base:
+            return folder / real.relative_to(base)
+        return _rerooted(folder, file)
     # Relative: taken as it is written (links not followed), refused if it leads out.
     normal = os.path.normpath(file)
     if normal == "." or normal.startswith("..") or file.startswith(".."):
         return None
     return folder / normal
+
+
+def _rerooted(folder: Path, file: str) -> Path | None:
+    """An absolute ``file`` under some ``agents/<id>/sessions/`` (the state folder moved
+    or copied from elsewhere) taken as the same path under ``folder``, if that file is
+    there (OpenClaw's ``resolveRerootedSessionPath``), else None.
+
+    >>> _rerooted(Path("/nowhere"), "/old/agents/main/sessions/sub/t.jsonl") is None
+    True
+    """
+    parts = Path(os.path.normpath(file)).parts
+    at = max((n for n, part in enumerate(parts) if part == "sessions"), default=-1)
+    if at < 2 or parts[at - 2] != "agents" or at == len(parts) - 1:
+        return None
+    place = folder.joinpath(*parts[at + 1:])
+    return place if _is_file(place) else None
 
 
 def _is_file(path: Path) -> bool:

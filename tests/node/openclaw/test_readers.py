@@ -360,6 +360,9 @@ def tagged(session_id: str, tag: str) -> list[dict[str, object]]:
     pytest.param("gone.jsonl", None, id="not-there"),
     # Within the folder, in a subfolder: read.
     pytest.param("sub/t.jsonl", "in-sub-file", id="subfolder"),
+    # Written where the state folder was before: the same path in this folder.
+    pytest.param("/old/home/agents/main/sessions/sub/t.jsonl", "in-sub-file",
+                 id="folder-moved"),
 ])
 def test_an_entry_is_read_from_the_file_openclaw_reads_for_it(
         tmp_path: Path, session_file: str, read: str | None) -> None:

@@ -248,6 +248,7 @@ def _blanks_end(text: str, at: int) -> int:
 def _printable(line: str) -> str:
     """``line`` without the control characters ``node.text.printable`` escapes (C0, C1,
     the bidirectional controls: the zero width joiner of an emoji is kept, as there),
-    its ends' blanks stripped. A credential split by a format character kept is still
-    found (``node.peers.hiding.FORMAT_CHARACTERS``)."""
+    its ends' blanks stripped. A credential split by a character kept that shows as
+    nothing (a format character, one of private use, an unassigned one) is still found
+    (``node.peers.hiding.FORMAT_CHARACTERS``)."""
     return without_controls(line).strip()

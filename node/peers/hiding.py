@@ -6,35 +6,39 @@ header, or the cluster secret or token, in its page: as they are, URL-encoded (o
 twice: ``%2541``), HTML- or JSON-escaped, or as JavaScript (``\\u{41}``) or C
 (``\\x41``, its UTF-8 bytes) escape it (any mix of escapes, hex in either case, numeric
 references zero-padded or without their ``;``), base64 (also in MIME's lines, and of its
-UTF-16 in either byte order), base32, its UTF-8 bytes in hex (a dump, in either case,
-with a space between bytes or not), cut short by the bytes read or by the page's own
-``...``, split by line breaks or control characters. The rule is one, and simple: at
-most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row are shown, each escape
-counted as the character it stands for, and so for a base64 or base32 character and for
-two hex digits (``HEX_HIDDEN_IN_A_ROW``, ``SPACED_HEX_HIDDEN_IN_A_ROW``); the base64 of
-its UTF-16 is twice as long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``);
-every longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential
-(more than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped) that ends a body cut
-short, whose rest did not come. A credential shorter than the run hidden is not found:
-it would be found in ordinary words, and protects little. A word-like credential
-(``gateway1``) hides the words of a page that share a run with it (``Bad Gateway``): a
-run is hidden whatever the credential's length, as a rule that asked a longer run of a
-short one would show a good part of it wherever a page splits it in lines.
+UTF-16 in either byte order), base32 (in its capitals), its UTF-8 bytes in hex (a dump,
+in either case, with separators between bytes or groups of them or not: ``73 33``,
+``73:33``, xxd's ``7333 6372``, and little-endian 16-bit words as ``hexdump`` and
+``od -x`` show them) or in decimal (``[115, 51]``: Node's JSON of a Buffer), cut short
+by the bytes read or by the page's own ``...``, split by line breaks, control
+characters, format characters, characters of private use or unassigned ones. The rule
+is one, and simple: at most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row
+are shown, each escape counted as the character it stands for, and so for a base64
+character and for two hex digits (``HEX_HIDDEN_IN_A_ROW``); the base64 of its UTF-16 is
+twice as long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``); of base32,
+a run of ``BASE32_HIDDEN_IN_A_ROW``, as capitals' words would hold shorter ones; every
+longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential (more
+than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped, or as many bytes' worth of
+its other forms) that ends a body cut short, whose rest did not come. A credential
+shorter than the run hidden is not found: it would be found in ordinary words, and
+protects little. A word-like credential (``gateway1``) hides the words of a page that
+share a run with it (``Bad Gateway``): a run is hidden whatever the credential's
+length, as a rule that asked a longer run of a short one would show a good part of it
+wherever a page splits it in lines.
 
 What not: a page that writes it in another form: base32 in small letters (ordinary words
-are, and a run of five would be found in them); hex with another separator than a space
-between bytes (``73:33``, ``73-33``); octal escapes; a JSON ``\\u`` escape of each UTF-8
-byte; URL encoding done three times. A hex dump's start that ends a body cut short is
-hidden only as a run is: up to ``SHOWN_IN_A_ROW_MAX`` bytes' digits of it show. Nor a
-peer that holds our secret and splits it on purpose into pieces shorter than the run
-hidden (a character between every four): it shows them. Such a peer could publish the
-secret anyway: the hiding keeps an honest page's echo out of a log, it is no barrier
-against the secret's holder.
+are, and a run would be found in them); hex bytes written ``0x73`` or ``\\x73`` with
+anything between them; octal escapes; a JSON ``\\u`` escape of each UTF-8 byte; URL
+encoding done three times. A credential of fewer than 6 bytes in base32. Nor a peer
+that holds our secret and splits it on purpose into pieces shorter than the run hidden
+(a character between every four): it shows them. Such a peer could publish the secret
+anyway: the hiding keeps an honest page's echo out of a log, it is no barrier against
+the secret's holder.
 
 The work is linear in the text shown: a few look-ups per character in sets of the
-credentials' runs (of ``SHOWN_IN_A_ROW_MAX + 1`` characters; of hex digits and of
-UTF-16's base64 only where the text has a run of such characters), whose size follows
-from the credentials' length (``node.checks.TOKEN_CHARS_MAX``).
+credentials' runs (of ``SHOWN_IN_A_ROW_MAX + 1`` characters; of hex digits, of base32
+and of UTF-16's base64 only where the text has a run of such characters), whose size
+follows from the credentials' length (``node.checks.TOKEN_CHARS_MAX``).
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ import base64
 import bisect
 import functools
 import re
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Iterator
 
 #: What a credential of ours is shown as where a peer's refusal repeats it.
 HIDDEN_TEXT = "(hidden)"
@@ -62,10 +67,16 @@ SHOWN_AT_A_CUT_MAX = 2
 #: bytes' worth holds at least that many bytes whole, wherever it begins. Fewer would
 #: be found in ordinary numbers and ids: hex has but 16 digits.
 HEX_HIDDEN_IN_A_ROW = 2 * SHOWN_IN_A_ROW_MAX + 1
-#: Characters of a hex dump with a space between bytes (``73 33 63``) in a row that are
-#: hidden: three stand for a byte, and a run one longer than ``SHOWN_IN_A_ROW_MAX``
-#: bytes' worth (less the last space) holds that many bytes whole, wherever it begins.
-SPACED_HEX_HIDDEN_IN_A_ROW = 3 * SHOWN_IN_A_ROW_MAX + 1
+#: Characters of a credential's base32 in a row that are hidden: one holds 5 bits, so a
+#: run of five (25 bits) of a 43-character secret is found in a page of capitals ("403
+#: FORBIDDEN: REQUEST BLOCKED") for a few in every 10,000 secrets; eight (40 bits, as many as
+#: five bytes) practically never. Fewer would hide a shouted page's words. A credential
+#: of fewer than 6 bytes may hold no such run (of the characters that stand for its
+#: bytes alone): its base32 is not found, nor, at a cut, its start.
+BASE32_HIDDEN_IN_A_ROW = 8
+#: Most characters of the start of a credential's base32 shown at the end of a body cut
+#: short: fewer than tell one more character than ``SHOWN_AT_A_CUT_MAX`` (5 bits each).
+BASE32_SHOWN_AT_A_CUT_MAX = 8 * (SHOWN_AT_A_CUT_MAX + 1) // 5 - 1
 #: Characters of the base64 of a credential's UTF-16 in a row that are hidden: UTF-16
 #: spends two bytes on each of its characters (one of them zero, for ASCII), so twice
 #: as many as of its UTF-8's base64 tell as much. Fewer would be found in ordinary words.
@@ -79,7 +90,9 @@ UTF16_BASE64_SHOWN_AT_A_CUT_MAX = 16 * (SHOWN_AT_A_CUT_MAX + 1) // 6 - 1
 #: and non-joiners, the soft hyphen, the byte order mark, invisible operators, tags, the
 #: bidirectional controls. Unseen, or nearly: a line shown keeps those ``node.text``
 #: keeps (the zero width joiner of an emoji), so runs and escapes are read as if they
-#: were not there (``_seen``), and a credential split by them is found.
+#: were not there (``_seen``), and a credential split by them is found. So are the
+#: characters of private use (category Co) and those Unicode has not assigned (Cn):
+#: kept too, and shown as nothing, or as a box, by most fonts.
 FORMAT_CHARACTERS = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
                      "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
                      "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f"
@@ -123,7 +136,7 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     >>> hidden("Service unavailable", ["s3cret"])
     'Service unavailable'
     """
-    plain, coded, searches, forms = _runs(tuple(secret for secret in hide if secret))
+    plain, coded, searches, hexed, forms = _runs(tuple(secret for secret in hide if secret))
     if not plain:
         return text
     seen, where = _seen(text)
@@ -133,8 +146,9 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
              if folded[at:at + _RUN] in plain or decoded[at:at + _RUN] in coded]
     spans += [(starts[at], ends[at + length - 1])
-              for runs, length, fold, where in searches
-              for at in _found(folded if fold else decoded, runs, length, where)]
+              for runs, length, where in searches
+              for at in _found(decoded, runs, length, where)]
+    spans += [(starts[start], ends[end - 1]) for start, end in _hex_found(folded, hexed, cut)]
     if cut:
         spans += _cut_start(seen.translate(_FOLD), folded, starts, forms, spans)
     if where is not None:  # format characters in or at the end of a span go with it
@@ -144,26 +158,40 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
 
 
 def _seen(text: str) -> tuple[str, list[int] | None]:
-    """``text`` without format characters (``FORMAT_CHARACTERS``), and where in
-    ``text`` each character of it is; None where it had none (nothing to map back).
+    """``text`` without format characters (``FORMAT_CHARACTERS``), characters of
+    private use and unassigned ones, and where in ``text`` each character of it is;
+    None where it had none (nothing to map back).
 
-    >>> _seen("a\u200db"), _seen("ab")
-    (('ab', [0, 2]), ('ab', None))
+    >>> _seen("a\u200db"), _seen("a\ue000b"), _seen("ab")
+    (('ab', [0, 2]), ('ab', [0, 2]), ('ab', None))
     """
-    if _FORMAT.search(text) is None:
+    if _FORMAT.search(text) is None and (text.isascii() or not any(map(_unassigned, text))):
         return text, None
-    where = [at for at, char in enumerate(text) if not _FORMAT.match(char)]
+    where = [at for at, char in enumerate(text)
+             if not _FORMAT.match(char) and not _unassigned(char)]
     return "".join(text[at] for at in where), where
 
 
-#: Where a run of a credential's hex (with a space between bytes or not) or of its
-#: UTF-16's base64 may be: in a run of hex digits, of hex digits and spaces, of base64's
-#: characters. Only there are those runs looked for: an ordinary page has few such, and
-#: the look-ups, one for each character, are the most of the work.
-_HEX_DIGITS = re.compile(rf"[0-9a-f]{{{HEX_HIDDEN_IN_A_ROW},}}")
-_HEX_BYTES = re.compile(rf"[0-9a-f ]{{{SPACED_HEX_HIDDEN_IN_A_ROW},}}")
+def _unassigned(char: str) -> bool:
+    """Whether ``char`` is of private use (Co) or unassigned (Cn)."""
+    return not char.isascii() and unicodedata.category(char) in ("Co", "Cn")
+
+
+#: Where a run of a credential's UTF-16's base64, or of its base32, may be: in a run of
+#: base64's characters, of base32's. Only there are those runs looked for: an ordinary
+#: page has few such, and the look-ups, one for each character, are the most of the work.
 _BASE64_CHARACTERS = re.compile(rf"[0-9a-z+/_-]{{{UTF16_BASE64_HIDDEN_IN_A_ROW},}}",
                                 re.IGNORECASE)
+_BASE32_CHARACTERS = re.compile(rf"[A-Z2-7]{{{BASE32_HIDDEN_IN_A_ROW},}}")
+#: Where a credential's bytes may be in hex (the text folded): groups of hex digits, with
+#: separators between them or not, as dumps write them (``73 33``, xxd's ``7333 6372``,
+#: ``73:33``, ``73-33``, ``0x73, 0x33`` read as ``0`` and ``73``: a run is found anyway);
+#: and a list of bytes in decimal (``[115, 51]``: Node's JSON of a Buffer).
+_HEX_GROUPS = re.compile(r"[0-9a-f]+(?:[ :,-]+[0-9a-f]+)*")
+_HEX_SEPARATORS = frozenset(" :,-")
+_DECIMAL_BYTES = re.compile(r"(?<![0-9])[0-9]{1,3}(?:, ?[0-9]{1,3})+(?![0-9])")
+_NUMBER = re.compile(r"[0-9]+")
+_HEX_DIGIT_GROUP = re.compile(r"[0-9a-f]+")
 
 
 def _found(text: str, runs: frozenset[str], length: int, where: re.Pattern[str]) -> list[int]:
@@ -174,9 +202,98 @@ def _found(text: str, runs: frozenset[str], length: int, where: re.Pattern[str])
             if text[at:at + length] in runs]
 
 
-#: A search (``_runs``): the runs looked for, their length, whether in the text folded
-#: (else in its own case), where in the text.
-_Search = tuple[frozenset[str], int, bool, re.Pattern[str]]
+def _hex_found(folded: str, forms: _HexForms, cut: bool) -> list[tuple[int, int]]:
+    """Where in ``folded`` a run of ``HEX_HIDDEN_IN_A_ROW`` hex digits of a credential
+    is (from its first digit to past its last: ``_hex_parts``); where ``folded`` was
+    ``cut`` short, also a start of its hex that ends it: more than
+    ``SHOWN_AT_A_CUT_MAX`` bytes' digits (where the last digits may be misread, a
+    decimal list's last number cut, a word cut, the start before them is looked for).
+
+    >>> page = "7333 6372 6574 and [115, 51, 99, 114, 101]"
+    >>> forms = (_runs_of(["7333637265"], HEX_HIDDEN_IN_A_ROW), ("7333637265",))
+    >>> [page[start:end] for start, end in _hex_found(page, forms, False)]
+    ['7333 6372 6', '333 6372 65', '115, 51, 99, 114, 101', '115, 51, 99, 114, 101']
+    >>> cut = "id 73 33 6"
+    >>> [cut[start:end] for start, end in _hex_found(cut, forms, True)]
+    ['73 33 6']
+    """
+    runs, starts_of = forms
+    found = []
+    length = HEX_HIDDEN_IN_A_ROW
+    shown_end = len(folded.rstrip(" :,-"))  # a cut after a separator is after digits
+    for digits, starts, ends, unsure in _hex_parts(folded):
+        found += [(starts[at], ends[at + length - 1])
+                  for at in range(len(digits) - length + 1) if digits[at:at + length] in runs]
+        if not (cut and ends and ends[-1] == shown_end):
+            continue
+        for tail in dict.fromkeys((len(digits), len(digits) - unsure)):  # either reading
+            if unsure and tail >= length and digits[tail - length:tail] in runs:
+                found.append((starts[tail - length], len(folded)))  # a run, then misread
+                continue
+            for told in range(min(tail, length - 1), 2 * SHOWN_AT_A_CUT_MAX, -1):
+                if any(form.startswith(digits[tail - told:tail]) for form in starts_of):
+                    found.append((starts[tail - told], len(folded)))
+                    break
+    return found
+
+
+def _hex_parts(folded: str) -> Iterator[tuple[str, list[int], list[int], int]]:
+    """The hex digits in ``folded`` that may be a credential's bytes, part by part, each
+    with where its digits begin and end in ``folded``, and how many digits at its end
+    may be misread where ``folded`` was cut short: groups of hex digits read without the
+    separators between them (``_HEX_GROUPS``), and again with the bytes of each 16-bit
+    word swapped where they are in groups of four digits (as ``hexdump`` and ``od -x``
+    show little-endian words: each digit of a word is where the word is); lists of bytes
+    in decimal, each byte read as two hex digits, both where its number is.
+
+    >>> [digits for digits, *_ in _hex_parts("id 3373 6372, [115, 51]")]
+    ['d33736372', 'd73337263', '11551', '7333']
+    """
+    for part in _HEX_GROUPS.finditer(folded):
+        if part.end() - part.start() <= 2 * SHOWN_AT_A_CUT_MAX:  # fewer tell nothing
+            continue
+        at_digits = [at for at in range(part.start(), part.end())
+                     if folded[at] not in _HEX_SEPARATORS]
+        yield ("".join(folded[at] for at in at_digits), at_digits,
+               [at + 1 for at in at_digits], 0)
+        groups = list(_HEX_DIGIT_GROUP.finditer(folded, part.start(), part.end()))
+        if len(groups) > 1 and any(len(group[0]) % 4 == 0 for group in groups):
+            yield _words_swapped(groups)
+    for part in _DECIMAL_BYTES.finditer(folded):
+        chars, starts, ends = [], [], []
+        for number in _NUMBER.finditer(part[0]):
+            value = int(number[0])  # more than a byte: no hex digits, a run ends there
+            chars.append(f"{value:02x}" if value < 256 else "..")
+            starts += [part.start() + number.start()] * 2
+            ends += [part.start() + number.end()] * 2
+        yield "".join(chars), starts, ends, 2
+
+
+def _words_swapped(groups: list[re.Match[str]]) -> tuple[str, list[int], list[int], int]:
+    """The digits of ``groups`` of hex digits, the two bytes of each 16-bit word swapped
+    in those of a multiple of four digits, as ``_hex_parts`` yields them."""
+    chars: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for group in groups:
+        digits, at = group[0], group.start()
+        if len(digits) % 4:
+            chars.append(digits)
+            starts += range(at, at + len(digits))
+            ends += range(at + 1, at + len(digits) + 1)
+            continue
+        for word in range(0, len(digits), 4):
+            chars += [digits[word + 2:word + 4], digits[word:word + 2]]
+            starts += [at + word] * 4
+            ends += [at + word + 4] * 4
+    return "".join(chars), starts, ends, len(groups[-1][0]) % 4  # a word cut short
+
+
+#: A search (``_runs``): the runs looked for, their length, where in the text (in its
+#: own case).
+_Search = tuple[frozenset[str], int, re.Pattern[str]]
+#: The hex of credentials (``_runs``): its runs, and the forms whose start is hidden at a cut.
+_HexForms = tuple[frozenset[str], tuple[str, ...]]
 #: Forms whose start is hidden at a cut (``_cut_start``), folded: the forms, the most
 #: characters of a start shown, the longest start looked for (a longer one is a run).
 _CutForms = tuple[tuple[str, ...], int, int]
@@ -184,38 +301,40 @@ _CutForms = tuple[tuple[str, ...], int, int]
 
 @functools.lru_cache(maxsize=4)
 def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
-                                             tuple[_Search, ...], tuple[_CutForms, ...]]:
+                                             tuple[_Search, ...], _HexForms,
+                                             tuple[_CutForms, ...]]:
     """The runs of ``secrets`` looked for in a text, anywhere: of ``_RUN`` characters of
-    their plain forms (``_plain_forms``), folded, and of their base64 and base32
-    (``_base64_cores``, ``_base32_cores``), whose case is kept, as base64's letters
-    differ by case (folded, "reset" would be one of many a secret's). The searches for
-    runs of other forms, in the parts of a text that may hold them: of
+    their plain forms (``_plain_forms``), folded, and of their base64
+    (``_base64_cores``), whose case is kept, as base64's letters differ by case
+    (folded, "reset" would be one of many a secret's). The searches for runs of other
+    forms, in their own case, in the parts of a text that may hold them: of
     ``UTF16_BASE64_HIDDEN_IN_A_ROW`` characters of their UTF-16's base64 (either byte
-    order); of ``HEX_HIDDEN_IN_A_ROW`` digits of their UTF-8 bytes' hex, and
-    ``SPACED_HEX_HIDDEN_IN_A_ROW`` characters of it with a space between bytes, folded
-    (a dump's case is either). And the plain, base64 and base32 forms, folded, for a
-    cut's start (and UTF-16's base64). Empty if no secrets. Kept for the few credentials
-    a node has, not made again for each refusal."""
+    order), of ``BASE32_HIDDEN_IN_A_ROW`` of their base32 (``_base32_cores``). The runs
+    of ``HEX_HIDDEN_IN_A_ROW`` digits of their UTF-8 bytes' hex, folded (a dump's case
+    is either). And the forms, folded, for a cut's start: the
+    plain and base64 ones, UTF-16's base64, base32. Empty if no secrets. Kept for the
+    few credentials a node has, not made again for each refusal."""
     if not secrets:
-        return frozenset(), frozenset(), (), ()
+        return frozenset(), frozenset(), (), (frozenset(), ()), ()
     plain = {form.translate(_FOLD) for secret in secrets for form in _plain_forms(secret)}
-    coded = {core for secret in secrets
-             for core in _base64_cores(secret.encode()) + _base32_cores(secret.encode())}
+    coded = {core for secret in secrets for core in _base64_cores(secret.encode())}
     wide = {core for secret in secrets for encoding in ("utf-16-le", "utf-16-be")
             for core in _base64_cores(secret.encode(encoding))}
+    base32 = {core for secret in secrets for core in _base32_cores(secret.encode())}
     hexed = {secret.encode().hex() for secret in secrets}
-    spaced = {secret.encode().hex(" ") for secret in secrets}
     forms = ((tuple(sorted(plain | {core.translate(_FOLD) for core in coded})),
               SHOWN_AT_A_CUT_MAX, _RUN - 1),
              (tuple(sorted(core.translate(_FOLD) for core in wide)),
-              UTF16_BASE64_SHOWN_AT_A_CUT_MAX, UTF16_BASE64_HIDDEN_IN_A_ROW - 1))
+              UTF16_BASE64_SHOWN_AT_A_CUT_MAX, UTF16_BASE64_HIDDEN_IN_A_ROW - 1),
+             (tuple(sorted(core.translate(_FOLD) for core in base32)),
+              BASE32_SHOWN_AT_A_CUT_MAX, BASE32_HIDDEN_IN_A_ROW - 1))
     searches: list[_Search] = [
-        (_runs_of(wide, UTF16_BASE64_HIDDEN_IN_A_ROW), UTF16_BASE64_HIDDEN_IN_A_ROW, False,
+        (_runs_of(wide, UTF16_BASE64_HIDDEN_IN_A_ROW), UTF16_BASE64_HIDDEN_IN_A_ROW,
          _BASE64_CHARACTERS),
-        (_runs_of(hexed, HEX_HIDDEN_IN_A_ROW), HEX_HIDDEN_IN_A_ROW, True, _HEX_DIGITS),
-        (_runs_of(spaced, SPACED_HEX_HIDDEN_IN_A_ROW), SPACED_HEX_HIDDEN_IN_A_ROW, True,
-         _HEX_BYTES)]
-    return _runs_of(plain), _runs_of(coded), tuple(searches), forms
+        (_runs_of(base32, BASE32_HIDDEN_IN_A_ROW), BASE32_HIDDEN_IN_A_ROW,
+         _BASE32_CHARACTERS)]
+    return (_runs_of(plain), _runs_of(coded), tuple(searches),
+            (_runs_of(hexed, HEX_HIDDEN_IN_A_ROW), tuple(sorted(hexed))), forms)
 
 
 def _runs_of(forms: Iterable[str], length: int = _RUN) -> frozenset[str]:

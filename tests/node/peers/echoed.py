@@ -45,6 +45,14 @@ def _every_escaped(text: str) -> str:
                    for at in range(0, len(units), 2))
 
 
+def _little_endian_words(text: str) -> str:
+    """``text``'s UTF-8 bytes as ``hexdump`` and ``od -x`` show them: 16-bit words in
+    little-endian order (the last byte alone in one, with a zero)."""
+    raw = text.encode() + bytes(len(text.encode()) % 2)
+    return " ".join(f"{int.from_bytes(raw[at:at + 2], 'little'):04x}"
+                    for at in range(0, len(raw), 2))
+
+
 ENCODINGS: dict[str, Callable[[str], str]] = {
     "url": lambda text: quote(text, safe=""),
     "url, lower-case hex": lambda text: _lower_hex(quote(text, safe="")),
@@ -79,7 +87,19 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     .decode(),
     "base64 of its UTF-16 (BE), after a byte": lambda text: base64.b64encode(
         b"x" + text.encode("utf-16-be")).decode(),
+    "hex": lambda text: text.encode().hex(),
+    "hex, upper case, a space between bytes": lambda text: text.encode().hex(" ").upper(),
+    "hex, : between bytes": lambda text: text.encode().hex(":"),
+    "hex, - between bytes": lambda text: text.encode().hex("-"),
+    "hex, xxd's groups of two bytes": lambda text: text.encode().hex(" ", 2),
+    "hex, hexdump's little-endian words": _little_endian_words,
+    "hex, after a byte, hexdump's little-endian words": lambda text: _little_endian_words(
+        "x" + text),
+    "decimal bytes, a Buffer's JSON": lambda text: ",".join(map(str, text.encode())),
+    "decimal bytes, a list's": lambda text: ", ".join(map(str, text.encode())),
 }
+#: The encodings of the bytes, in hex or decimal, whose runs are counted in hex digits.
+HEX = frozenset(name for name in ENCODINGS if name.startswith(("hex", "decimal")))
 
 #: The words the pages of these tests hold around the secret.
 _PAGE_WORDS = "echo Authorization: Bearer ".casefold()

@@ -20,23 +20,26 @@ from hypothesis import strategies as st
 
 from node.peers.dial_words import HIDDEN_TEXT, refusal_text
 from node.peers.hiding import (
+    BASE32_HIDDEN_IN_A_ROW,
     HEX_HIDDEN_IN_A_ROW,
     SHOWN_IN_A_ROW_MAX,
-    SPACED_HEX_HIDDEN_IN_A_ROW,
     UTF16_BASE64_HIDDEN_IN_A_ROW,
 )
 from node.text import printable
-from tests.node.peers.echoed import ENCODINGS, SECRETS
+from tests.node.peers.echoed import ENCODINGS, HEX, SECRETS
 
 _RUN = SHOWN_IN_A_ROW_MAX + 1
 #: Where ``str.splitlines`` breaks a line, and characters of Unicode's category C (C0,
-#: C1, format): what a shown line is cut at, and what is taken out of it.
+#: C1, format, private use, unassigned): what a shown line is cut at; what is taken out
+#: of it (C0, C1, the bidirectional controls) or kept and read through (the others).
 BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-CONTROLS = "\x00\x01\x1b\x7f\x9b\u200b\u200d\u200e\u202e\u2066\ufeff"
+CONTROLS = ("\x00\x01\x1b\x7f\x9b\u200b\u200d\u200e\u202e\u2066\ufeff\ue000\U000f0000"
+            "\u0378\U000e0080")
 
 #: The encodings that write each character of the secret alone (the test reads them
 #: back, ``_readings``), and base64's and base32's, read by their characters.
-CHARACTER_WISE = {name: encode for name, encode in ENCODINGS.items() if "base" not in name}
+CHARACTER_WISE = {name: encode for name, encode in ENCODINGS.items()
+                  if "base" not in name and name not in HEX}
 CHARACTER_WISE["as it is"] = lambda text: text
 BASE64 = {name: encode for name, encode in ENCODINGS.items() if "base" in name}
 BASE64["base64 in lines of 76 (MIME)"] = lambda text: base64.encodebytes(text.encode()).decode()
@@ -55,8 +58,10 @@ def _readings(text: str) -> list[str]:
 
 
 def _seen(text: str) -> str:
-    """``text`` as a reader sees it: without format characters (a zero width joiner)."""
-    return "".join(char for char in text if unicodedata.category(char) != "Cf")
+    """``text`` as a reader sees it: without format characters (a zero width joiner),
+    characters of private use and unassigned ones."""
+    return "".join(char for char in text
+                   if unicodedata.category(char) not in ("Cf", "Co", "Cn"))
 
 
 def _runs(text: str, length: int = _RUN) -> set[str]:
@@ -95,10 +100,12 @@ def test_no_run_of_the_secret_is_shown_wherever_breaks_and_controls_are_put(
 def test_no_run_of_the_secret_s_base64_is_shown_wherever_breaks_and_controls_are_put(
         secret: str, encoding: str, data: st.DataObject, whole: bool) -> None:
     """As above, for base64 and base32: no run of more than ``SHOWN_IN_A_ROW_MAX`` of the
-    characters that stand for the secret's bytes alone; of the base64 of its UTF-16, no
-    run of ``UTF16_BASE64_HIDDEN_IN_A_ROW``."""
+    characters that stand for the secret's bytes alone; of base32, no run of
+    ``BASE32_HIDDEN_IN_A_ROW``; of the base64 of its UTF-16, no run of
+    ``UTF16_BASE64_HIDDEN_IN_A_ROW``."""
     encode: Callable[[str], str] = BASE64[encoding]
-    run = UTF16_BASE64_HIDDEN_IN_A_ROW if "UTF-16" in encoding else _RUN
+    run = UTF16_BASE64_HIDDEN_IN_A_ROW if "UTF-16" in encoding \
+        else BASE32_HIDDEN_IN_A_ROW if "base32" in encoding else _RUN
     coded = encode(f"Bearer {secret}").replace("\n", "").rstrip("=")
     # The characters that stand for the secret's bytes alone, with none of "Bearer ".
     alone = coded[len(encode("Bearer ").replace("\n", "").rstrip("=")) + 1:len(coded) - 1]
@@ -125,22 +132,34 @@ def test_a_secret_holding_escape_like_or_non_ascii_text_is_hidden(
     assert refusal_text(page.encode(), [secret]) == "echo Bearer (hidden) here"
 
 
-@settings(max_examples=150, deadline=None)
-@given(secret=SECRETS, upper=st.booleans(), spaced=st.booleans(), data=st.data(),
+def _hex_read(text: str, encoding: str) -> str:
+    """The hex digits of the bytes ``text`` shows in ``encoding`` (``HEX``): its hex
+    digits, whatever is between them; of little-endian words, each group of four
+    digits with its two bytes swapped; of decimal, each number's byte in hex."""
+    if encoding.startswith("decimal"):
+        return "".join(f"{int(number):02x}" if int(number) < 256 else ".."
+                       for number in re.findall(r"[0-9]+", text))
+    if "little-endian" in encoding:
+        return "".join(word[2:] + word[:2] for word in re.findall(r"[0-9a-f]{4}", text.lower()))
+    return re.sub(r"[^0-9a-f]", "", text.lower())
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=SECRETS, encoding=st.sampled_from(sorted(HEX)), data=st.data(),
        whole=st.booleans())
 def test_no_run_of_the_secret_s_hex_is_shown_wherever_breaks_and_controls_are_put(
-        secret: str, upper: bool, spaced: bool, data: st.DataObject, whole: bool) -> None:
-    """A hex dump of the Authorization header, in either case, with a space between
-    bytes or not, with line breaks and control characters anywhere: no run of
-    ``HEX_HIDDEN_IN_A_ROW`` digits (``SPACED_HEX_HIDDEN_IN_A_ROW`` characters) of the
-    secret's bytes is shown, so no more than ``SHOWN_IN_A_ROW_MAX`` of its bytes."""
-    separator, run = (" ", SPACED_HEX_HIDDEN_IN_A_ROW) if spaced else ("", HEX_HIDDEN_IN_A_ROW)
-    dump = separator.join(f"{byte:02x}" for byte in f"Bearer {secret}".encode())
-    page = data.draw(_inserted("echo " + (dump.upper() if upper else dump)))
+        secret: str, encoding: str, data: st.DataObject, whole: bool) -> None:
+    """A dump of the Authorization header's bytes, in hex (in either case, with
+    separators between bytes or groups of them, or none, in little-endian words) or
+    decimal, with line breaks and control characters anywhere: read back, no run of
+    ``HEX_HIDDEN_IN_A_ROW`` digits of the secret's bytes is shown, so no more than
+    ``SHOWN_IN_A_ROW_MAX`` of its bytes."""
+    page = data.draw(_inserted("echo " + ENCODINGS[encoding](f"Bearer {secret}")))
     said = refusal_text(page.encode(), [secret], whole=whole)
-    secret_hex = separator.join(f"{byte:02x}" for byte in secret.encode())
+    secret_runs = _runs(secret.encode().hex(), HEX_HIDDEN_IN_A_ROW)
     for piece in said.split(HIDDEN_TEXT):
-        assert not _runs(_seen(piece), run) & _runs(secret_hex, run), (page, said)
+        assert not _runs(_hex_read(_seen(piece), encoding), HEX_HIDDEN_IN_A_ROW) \
+            & secret_runs, (page, said)
 
 
 def test_a_hex_run_one_digit_short_is_shown() -> None:
@@ -148,9 +167,9 @@ def test_a_hex_run_one_digit_short_is_shown() -> None:
     ordinary ids and numbers may hold them; one digit more is hidden."""
     secret_hex = b"s3cret-s3cret".hex()
     shown = secret_hex[:HEX_HIDDEN_IN_A_ROW - 1]
-    assert refusal_text(f"id {shown}".encode(), ["s3cret-s3cret"]) == f"id {shown}"
+    assert refusal_text(f"at {shown}".encode(), ["s3cret-s3cret"]) == f"at {shown}"
     longer = secret_hex[1:HEX_HIDDEN_IN_A_ROW + 1].upper()
-    assert refusal_text(f"id {longer}".encode(), ["s3cret-s3cret"]) == "id (hidden)"
+    assert refusal_text(f"at {longer}".encode(), ["s3cret-s3cret"]) == "at (hidden)"
 
 
 def test_base64_runs_are_matched_in_their_own_case() -> None:
@@ -228,3 +247,25 @@ def test_a_secret_split_by_format_characters_is_hidden() -> None:
         pieces = char.join(secret[at:at + 2] for at in range(0, len(secret), 2))
         assert refusal_text(f"Bearer {pieces}!".encode(), [secret]) == f"Bearer {HIDDEN_TEXT}!", \
             hex(ord(char))
+
+
+@pytest.mark.parametrize("char", ["\ue000", "\U000f0000", "\u0378", "\U000e0080"])
+def test_a_secret_split_by_private_use_or_unassigned_characters_is_hidden(char: str) -> None:
+    """Characters of private use (category Co) and unassigned ones (Cn) are kept in a
+    line shown, and most fonts show them as nothing or a box: a secret with one between
+    each of its characters is hidden, as it would be without them."""
+    secret = "jc9_uBIbfsRRiHpAjHJkV1yZlxAz3rcyv86AoxTcfaU"
+    assert refusal_text(f"Bearer {char.join(secret)}!".encode(), [secret]) \
+        == f"Bearer {HIDDEN_TEXT}!"
+
+
+def test_a_page_in_capitals_is_not_taken_for_base32() -> None:
+    """A run of ``BASE32_HIDDEN_IN_A_ROW`` characters of a secret's base32 is hidden, not
+    a shorter one: this secret's base32 holds "QUEST", which a page in capitals says."""
+    secret = "V-NU1ZFfy9z_t9mNlycYKXpU2vaBJb0-mm-ZnD085qY"
+    page = "403 FORBIDDEN: REQUEST BLOCKED BY SECURITY POLICY. REFERENCE ID 7F3A9C2E"
+    assert refusal_text(page.encode(), [secret]) == page
+    coded = base64.b32encode(f"Bearer {secret}".encode()).decode()
+    run = coded[20:20 + BASE32_HIDDEN_IN_A_ROW]
+    assert refusal_text(f"see {run[:-1]}".encode(), [secret]) == f"see {run[:-1]}"
+    assert refusal_text(f"see {run}".encode(), [secret]) == f"see {HIDDEN_TEXT}"

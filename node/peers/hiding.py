@@ -192,6 +192,8 @@ _HEX_SEPARATORS = frozenset(" :,-")
 _DECIMAL_BYTES = re.compile(r"(?<![0-9])[0-9]{1,3}(?:, ?[0-9]{1,3})+(?![0-9])")
 _NUMBER = re.compile(r"[0-9]+")
 _HEX_DIGIT_GROUP = re.compile(r"[0-9a-f]+")
+_BYTE_HEX = {str(byte): f"{byte:02x}" for byte in range(256)} | {
+    f"{byte:0{width}d}": f"{byte:02x}" for byte in range(100) for width in (2, 3)}  # padded
 
 
 def _found(text: str, runs: frozenset[str], length: int, where: re.Pattern[str]) -> list[int]:
@@ -260,13 +262,12 @@ def _hex_parts(folded: str) -> Iterator[tuple[str, list[int], list[int], int]]:
         if len(groups) > 1 and any(len(group[0]) % 4 == 0 for group in groups):
             yield _words_swapped(groups)
     for part in _DECIMAL_BYTES.finditer(folded):
-        chars, starts, ends = [], [], []
-        for number in _NUMBER.finditer(part[0]):
-            value = int(number[0])  # more than a byte: no hex digits, a run ends there
-            chars.append(f"{value:02x}" if value < 256 else "..")
-            starts += [part.start() + number.start()] * 2
-            ends += [part.start() + number.end()] * 2
-        yield "".join(chars), starts, ends, 2
+        numbers = [(number[0], number.start(), number.end())
+                   for number in _NUMBER.finditer(folded, part.start(), part.end())]
+        # A number more than a byte has no hex digits: a run ends there.
+        yield ("".join(_BYTE_HEX.get(number, "..") for number, _start, _end in numbers),
+               [start for _number, start, _end in numbers for _digit in "xx"],
+               [end for _number, _start, end in numbers for _digit in "xx"], 2)
 
 
 def _words_swapped(groups: list[re.Match[str]]) -> tuple[str, list[int], list[int], int]:

@@ -8,12 +8,12 @@ twice: ``%2541``), HTML- or JSON-escaped, or as JavaScript (``\\u{41}``) or C
 references zero-padded or without their ``;``), base64 (also in MIME's lines, and of its
 UTF-16 in either byte order), base32 (in its capitals), its UTF-8 bytes in hex (a dump,
 in either case, with separators between bytes or groups of them or not: ``73 33``,
-``73:33``, xxd's ``7333 6372``, and little-endian 16-bit words as ``hexdump`` and
-``od -x`` show them) or in decimal (``[115, 51]``: Node's JSON of a Buffer), cut short
-by the bytes read or by the page's own ``...``, split by line breaks, control
-characters, format characters, characters of private use or unassigned ones. The rule
-is one, and simple: at most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row
-are shown, each escape counted as the character it stands for, and so for a base64
+``73:33``, xxd's ``7333 6372``, a C array's ``0x73, 0x33``, and little-endian 16-bit
+words as ``hexdump`` and ``od -x`` show them) or in decimal (``[115, 51]``: Node's
+JSON of a Buffer), cut short by the bytes read or by the page's own ``...``, split by
+line breaks, control characters, format characters, characters of private use or
+unassigned ones. The rule is one, and simple: at most ``SHOWN_IN_A_ROW_MAX``
+characters of a credential in a row are shown, each escape counted as the character it stands for, and so for a base64
 character and for two hex digits (``HEX_HIDDEN_IN_A_ROW``); the base64 of its UTF-16 is
 twice as long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``); of base32,
 a run of ``BASE32_HIDDEN_IN_A_ROW``, as capitals' words would hold shorter ones; every
@@ -27,8 +27,8 @@ length, as a rule that asked a longer run of a short one would show a good part 
 wherever a page splits it in lines.
 
 What not: a page that writes it in another form: base32 in small letters (ordinary words
-are, and a run would be found in them); hex bytes written ``0x73`` or ``\\x73`` with
-anything between them; octal escapes; a JSON ``\\u`` escape of each UTF-8 byte; URL
+are, and a run would be found in them); hex bytes written ``\\x73`` with anything
+between them; octal escapes; a JSON ``\\u`` escape of each UTF-8 byte; URL
 encoding done three times. A credential of fewer than 6 bytes in base32. Nor a peer
 that holds our secret and splits it on purpose into pieces shorter than the run hidden
 (a character between every four): it shows them. Such a peer could publish the secret
@@ -185,13 +185,12 @@ _BASE64_CHARACTERS = re.compile(rf"[0-9a-z+/_-]{{{UTF16_BASE64_HIDDEN_IN_A_ROW},
 _BASE32_CHARACTERS = re.compile(rf"[A-Z2-7]{{{BASE32_HIDDEN_IN_A_ROW},}}")
 #: Where a credential's bytes may be in hex (the text folded): groups of hex digits, with
 #: separators between them or not, as dumps write them (``73 33``, xxd's ``7333 6372``,
-#: ``73:33``, ``73-33``, ``0x73, 0x33`` read as ``0`` and ``73``: a run is found anyway);
+#: ``73:33``, ``73-33``, ``0x73, 0x33``: a C array's);
 #: and a list of bytes in decimal (``[115, 51]``: Node's JSON of a Buffer).
-_HEX_GROUPS = re.compile(r"[0-9a-f]+(?:[ :,-]+[0-9a-f]+)*")
-_HEX_SEPARATORS = frozenset(" :,-")
+_HEX_GROUPS = re.compile(r"(?:0x)?[0-9a-f]+(?:[ :,-]+(?:0x)?[0-9a-f]+)*")
 _DECIMAL_BYTES = re.compile(r"(?<![0-9])[0-9]{1,3}(?:, ?[0-9]{1,3})+(?![0-9])")
 _NUMBER = re.compile(r"[0-9]+")
-_HEX_DIGIT_GROUP = re.compile(r"[0-9a-f]+")
+_HEX_DIGIT_GROUP = re.compile(r"(?:0x)?([0-9a-f]+)")
 _BYTE_HEX = {str(byte): f"{byte:02x}" for byte in range(256)} | {
     f"{byte:0{width}d}": f"{byte:02x}" for byte in range(100) for width in (2, 3)}  # padded
 
@@ -222,7 +221,7 @@ def _hex_found(folded: str, forms: _HexForms, cut: bool) -> list[tuple[int, int]
     runs, starts_of = forms
     found = []
     length = HEX_HIDDEN_IN_A_ROW
-    shown_end = len(folded.rstrip(" :,-"))  # a cut after a separator is after digits
+    shown_end = len(folded.rstrip(" :,-x"))  # a cut after a separator is after digits
     for digits, starts, ends, unsure in _hex_parts(folded):
         found += [(starts[at], ends[at + length - 1])
                   for at in range(len(digits) - length + 1) if digits[at:at + length] in runs]
@@ -254,12 +253,11 @@ def _hex_parts(folded: str) -> Iterator[tuple[str, list[int], list[int], int]]:
     for part in _HEX_GROUPS.finditer(folded):
         if part.end() - part.start() <= 2 * SHOWN_AT_A_CUT_MAX:  # fewer tell nothing
             continue
-        at_digits = [at for at in range(part.start(), part.end())
-                     if folded[at] not in _HEX_SEPARATORS]
-        yield ("".join(folded[at] for at in at_digits), at_digits,
-               [at + 1 for at in at_digits], 0)
         groups = list(_HEX_DIGIT_GROUP.finditer(folded, part.start(), part.end()))
-        if len(groups) > 1 and any(len(group[0]) % 4 == 0 for group in groups):
+        at_digits = [at for group in groups for at in range(group.start(1), group.end(1))]
+        yield ("".join(folded[at] for at in at_digits), at_digits,
+               [at + 1 for at in at_digits], int(len(groups[-1][1]) == 1))  # "0x" cut?
+        if len(groups) > 1 and any(len(group[1]) % 4 == 0 for group in groups):
             yield _words_swapped(groups)
     for part in _DECIMAL_BYTES.finditer(folded):
         numbers = [(number[0], number.start(), number.end())
@@ -277,7 +275,7 @@ def _words_swapped(groups: list[re.Match[str]]) -> tuple[str, list[int], list[in
     starts: list[int] = []
     ends: list[int] = []
     for group in groups:
-        digits, at = group[0], group.start()
+        digits, at = group[1], group.start(1)
         if len(digits) % 4:
             chars.append(digits)
             starts += range(at, at + len(digits))
@@ -287,7 +285,7 @@ def _words_swapped(groups: list[re.Match[str]]) -> tuple[str, list[int], list[in
             chars += [digits[word + 2:word + 4], digits[word:word + 2]]
             starts += [at + word] * 4
             ends += [at + word + 4] * 4
-    return "".join(chars), starts, ends, len(groups[-1][0]) % 4  # a word cut short
+    return "".join(chars), starts, ends, len(groups[-1][1]) % 4  # a word cut short
 
 
 #: A search (``_runs``): the runs looked for, their length, where in the text (in its

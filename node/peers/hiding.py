@@ -1,34 +1,34 @@
 """Our credentials taken out of a peer's refusal before it is shown (``hidden``, for
 ``node.peers.dial_words.refusal_text``).
 
-What it protects against: a proxy or a server that echoes our ``Authorization``
-header, or the cluster secret or token, in its page: as they are, URL-encoded (once or
-twice: ``%2541``), HTML- or JSON-escaped, or as JavaScript (``\\u{41}``) or C
-(``\\x41``, its UTF-8 bytes) escape it (any mix of escapes, hex in either case, numeric
-references zero-padded or without their ``;``), base64 (also in MIME's lines, and of its
-UTF-16 in either byte order), base32 (in its capitals), its UTF-8 bytes in hex (a dump,
-in either case, with separators between bytes or groups of them or not: ``73 33``,
-``73:33``, xxd's ``7333 6372``, a C array's ``0x73, 0x33``, and little-endian 16-bit
-words as ``hexdump`` and ``od -x`` show them) or in decimal (``[115, 51]``: Node's
-JSON of a Buffer), cut short by the bytes read or by the page's own ``...``, split by
-line breaks, control characters, format characters, characters of private use or
-unassigned ones. The rule is one, and simple: at most ``SHOWN_IN_A_ROW_MAX``
-characters of a credential in a row are shown, each escape counted as the character it stands for, and so for a base64
+What it protects against: a proxy or a server that echoes our ``Authorization`` header,
+or the cluster secret or token, in its page: as they are, URL-encoded (once or twice:
+``%2541``), HTML- or JSON-escaped, or as JavaScript (``\\u{41}``) or C (``\\x41``, its
+UTF-8 bytes) escape it (any mix of escapes, hex in either case, numeric references
+zero-padded or without their ``;``), base64 (also in MIME's lines, and of its UTF-16 in
+either byte order), base32 (in its capitals), its UTF-8 bytes in hex (a dump, in either
+case, with separators between bytes or groups of them or not: ``73 33``, ``73:33``,
+xxd's ``7333 6372``, a C array's ``0x73, 0x33``, and little-endian 16-bit words as
+``hexdump`` and ``od -x`` show them) or in decimal (``[115, 51]``: Node's JSON of a
+Buffer), cut short by the bytes read or by the page's own ``...``, split by line breaks,
+control characters, format characters, characters of private use or unassigned ones. The
+rule is one, and simple: at most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a
+row are shown, each escape counted as the character it stands for, and so for a base64
 character and for two hex digits (``HEX_HIDDEN_IN_A_ROW``); the base64 of its UTF-16 is
-twice as long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``); of base32,
-a run of ``BASE32_HIDDEN_IN_A_ROW``, as capitals' words would hold shorter ones; every
+twice as long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``); of base32, a
+run of ``BASE32_HIDDEN_IN_A_ROW``, as capitals' words would hold shorter ones; every
 longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential (more
 than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped, or as many bytes' worth of
 its other forms) that ends a body cut short, whose rest did not come. A credential
 shorter than the run hidden is not found: it would be found in ordinary words, and
 protects little. A word-like credential (``gateway1``) hides the words of a page that
-share a run with it (``Bad Gateway``): a run is hidden whatever the credential's
-length, as a rule that asked a longer run of a short one would show a good part of it
-wherever a page splits it in lines.
+share a run with it (``Bad Gateway``): a run is hidden whatever the credential's length,
+as a rule that asked a longer run of a short one would show a good part of it wherever a
+page splits it in lines.
 
 What not: a page that writes it in another form: base32 in small letters (ordinary words
 are, and a run would be found in them); hex bytes written ``\\x73`` with anything
-between them; octal escapes; a JSON ``\\u`` escape of each UTF-8 byte; URL
+between them; ``%u0073`` escapes; octal escapes; a JSON ``\\u`` escape of each UTF-8 byte; URL
 encoding done three times. A credential of fewer than 6 bytes in base32. Nor a peer
 that holds our secret and splits it on purpose into pieces shorter than the run hidden
 (a character between every four): it shows them. Such a peer could publish the secret

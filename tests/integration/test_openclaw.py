@@ -16,11 +16,10 @@ import pytest
 
 from crdt.log.cursors import CURSOR_ENTRIES_MAX
 from node.openclaw.mapping import session_key_for
-from node.openclaw.state import cursor_name
 from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import all_events, wait_until
-from tests.support.openclaw import FakeGateway, RecordedGateway
+from tests.support.openclaw import FakeGateway, RecordedGateway, cursor_read_to
 from tests.support.processes import (
     CLI_TIMEOUT_S,
     LineReader,
@@ -140,11 +139,7 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
                                   "WHERE event_zstd IS NOT NULL").fetchone()[0] > 0
         wait_until(lambda: on_node() >= turn, 30,
                    "the new records on the node")
-        # Stored comes before the cursor's save: stopped between the two, the watch
-        # would read them again (as already stored) after its restart.
-        cursor = f"/v1/cursors/{quote(cursor_name(state, 'main'), safe='')}"
-        wait_until(lambda: all(node.get(cursor)["cursor"].get(f"db:{sid}", 0) >= seq
-                               for sid, seq in read_to.items()), 30, "the cursor past them")
+        wait_until(lambda: cursor_read_to(node, state, read_to), 30, "the cursor past them")
         watch.send_signal(signal.SIGTERM)
         watch.wait(timeout=30)
     finally:

@@ -15,7 +15,7 @@ import pytest
 
 from node.openclaw.state import cursor_name
 from tests.support.cluster import all_events, wait_until
-from tests.support.openclaw import FakeGateway
+from tests.support.openclaw import FakeGateway, cursor_read_to
 from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
 
 pytestmark = pytest.mark.integration
@@ -91,10 +91,8 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
             assert watch.poll() is None  # it keeps watching
             said.wait_for(f"{ahead}: the node has taken it now", AHEAD_MS / 1000 + 30)
             wait_until(lambda: record_ids(node) >= waiting, 30, "the waiting records")
-            # Stored comes before the cursor's save: stopped between the two, the watch
-            # would leave them to be read again (as already stored).
-            wait_until(lambda: node.get(f"/v1/cursors/{quote(name, safe='')}")["cursor"]
-                       .get(f"db:{SID}") == len(fast), 30, "the cursor past them")
+            wait_until(lambda: cursor_read_to(node, state, {SID: len(fast)}), 30,
+                       "the cursor past them")
         finally:
             watch.send_signal(signal.SIGTERM)
             try:

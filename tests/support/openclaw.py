@@ -9,8 +9,12 @@ import json
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import zstandard
+
+from node.openclaw.state import cursor_name
+from tests.support.processes import NodeProcess
 
 SCHEMA = """
 CREATE TABLE session_nodes (session_key TEXT PRIMARY KEY, current_session_id TEXT,
@@ -25,6 +29,17 @@ CREATE TABLE transcript_events (session_id TEXT NOT NULL, seq INTEGER NOT NULL,
 CREATE TABLE transcript_event_identities (session_id TEXT, event_id TEXT, seq INTEGER,
     event_type TEXT, parent_id TEXT, PRIMARY KEY (session_id, event_id));
 """
+
+
+def cursor_read_to(node: NodeProcess, state: Path, next_seqs: dict[str, int],
+                   agent_id: str = "main") -> bool:
+    """Whether the cursor ``node`` keeps for the agent's SQLite store names, for each
+    session id of ``next_seqs``, that seq as the next to read or a later one. Stored
+    comes before the cursor's save: a watch stopped between the two reads those
+    records again (as already stored)."""
+    name = quote(cursor_name(state, agent_id), safe="")
+    cursor = node.get(f"/v1/cursors/{name}")["cursor"]
+    return all(cursor.get(f"db:{sid}", 0) >= seq for sid, seq in next_seqs.items())
 
 
 def database_path(state: Path, agent_id: str = "main") -> Path:

@@ -9,6 +9,8 @@ the event loop. Nothing imports ``node``.
     log_stream.py  the stream the lines go to: never raises, never blocks, counts drops
     log_hooks.py   what Python would write to stderr itself (warnings, errors), logged
     store.py    ``AsyncStore``: the log on the event loop (writer thread, group commit)
+    lookups.py  host names looked up on daemon threads of their own, bounded: a name that
+                hangs holds neither other work nor the process's exit (peers, client)
     folder.py   the data folder's size, measured off the event loop every few seconds
     device.py   this node's device key: made on first start, refused if others may read it
     devices.py  the cluster's devices (``crdt.membership``), kept up to date as records are

@@ -23,6 +23,7 @@ from crdt.addresses import address_refusal, normal_address, query_or_fragment, u
 from node.client.errors import ClientError
 from node.config import software_version
 from node.limits import ClientLimits
+from node.lookups import LookupResolver
 from node.text import printable
 
 
@@ -85,12 +86,18 @@ class Transport:
         self.token = token
         self.limits = limits
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: LookupResolver | None = None
 
     async def __aenter__(self) -> Self:
         headers = {"Accept": "application/json", "User-Agent": "clawsync-cli"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        self._session = aiohttp.ClientSession(headers=headers)
+        # The node's host name looked up on a daemon thread of its own: a lookup that
+        # hangs past the connect timeout would otherwise hold the loop's default executor,
+        # and the command's exit with it (``asyncio.run`` joins that executor's threads).
+        self._resolver = LookupResolver()
+        self._session = aiohttp.ClientSession(
+            headers=headers, connector=aiohttp.TCPConnector(resolver=self._resolver))
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -98,6 +105,9 @@ class Transport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:  # the connector does not close a resolver it was given
+            await self._resolver.close()
+            self._resolver = None
 
     async def _stream_once(self, after: int) -> AsyncIterator[StreamEvent | None]:
         """One SSE connection: yields None once the node accepted it, then its events

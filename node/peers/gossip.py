@@ -32,11 +32,11 @@ from crdt.events import SCHEMA_VERSION
 from node.config import Config, software_version
 from node.device import DeviceKey
 from node.devices import Devices
+from node.lookups import LookupResolver
 from node.peers.admission import Admission
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
-from node.peers.lookups import PeerResolver
 from node.peers.pairing import Pairing
 from node.peers.refusals import refusals_read
 from node.peers.rows import Rows
@@ -81,7 +81,7 @@ class Gossip:
         self._adding = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
         #: Looks up peers' host names for ``_http`` on threads of its own (``lookups``).
-        self._resolver: PeerResolver | None = None
+        self._resolver: LookupResolver | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         #: Handlers of links peers opened to us, from their handshake on (``inbound``).
         self._inbound: set[asyncio.Task[Any]] = set()
@@ -123,7 +123,7 @@ class Gossip:
 
     async def start(self) -> None:
         await self.driver.follow_removals(self.membership)
-        self._resolver = PeerResolver()
+        self._resolver = LookupResolver()
         self._http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(resolver=self._resolver),
             trace_configs=[refusals_read()])

@@ -1,4 +1,4 @@
-"""node.peers.lookups with a real node in this process: peers' host names are looked up
+"""node.lookups with a real node in this process: peers' host names are looked up
 on threads of their own, and a lookup that hangs holds up nothing else.
 
 ``socket.getaddrinfo`` is what aiohttp's ``ThreadedResolver`` calls, on whatever
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from node.peers.lookups import LOOKUP_THREADS_MAX, LookupThreads, PeerResolver, _LookupLoop
+from node.lookups import LOOKUP_THREADS_MAX, LookupResolver, LookupThreads, _LookupLoop
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
@@ -177,7 +177,7 @@ async def test_a_name_asked_for_again_while_its_lookup_hangs_takes_no_other_thre
     """Two threads; a name that hangs asked for twice, and again in a later round after
     its dials gave up: one lookup of it is made, on one thread, and the other thread is
     free for a name that resolves. Rounds queue nothing behind it."""
-    resolver = PeerResolver(threads_max=2)
+    resolver = LookupResolver(threads_max=2)
     for _ in range(3):  # members rounds: each dials the hanging name again
         asks = [asyncio.create_task(resolver.resolve("peer.hang", 80)) for _ in range(2)]
         good = asyncio.create_task(resolver.resolve("localhost", 80))
@@ -202,7 +202,7 @@ async def test_lookups_beyond_the_queue_bound_are_refused_and_given_up_ones_leav
         names: Names) -> None:
     """One thread held by a name that hangs, two lookups queued behind it: a third is
     refused with the lookup error at once; one queued given up makes room again."""
-    resolver = PeerResolver(threads_max=1, queued_max=2)
+    resolver = LookupResolver(threads_max=1, queued_max=2)
     held = asyncio.create_task(resolver.resolve("held.hang", 80))
     await until(lambda: names.begun == ["held.hang"])
     queued = [asyncio.create_task(resolver.resolve(f"q{i}.hang", 80)) for i in range(2)]

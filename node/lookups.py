@@ -1,4 +1,5 @@
-"""Looking up peers' host names on threads of their own.
+"""Looking up host names on threads of their own: peers' (``node.peers.gossip``) and the
+node a client command talks to (``node.client.transport``).
 
 ``getaddrinfo`` blocks, and a name server that does not answer holds it for as long as
 the system's resolver keeps retrying, minutes where it is set so. aiohttp's
@@ -8,9 +9,10 @@ calls (Automerge changes, signature checks). A few peers whose names hang would 
 it, all of that would queue behind them, and ``asyncio.run`` would wait for them at
 exit.
 
-Here the peers' lookups run on ``LOOKUP_THREADS_MAX`` threads of their own: a hanging
+Here the lookups run on ``LOOKUP_THREADS_MAX`` threads of their own: a hanging
 lookup can only delay other lookups. The threads are daemon threads nobody joins: a
-lookup still hanging holds neither a stop nor the process's exit. A lookup still queued
+lookup still hanging holds neither a stop nor the process's exit (a client command that
+gave up on a name that hangs ends at once). A lookup still queued
 when the session closes (aiohttp cancels its lookups then) is not made.
 
 A name is looked up once at a time: asked for again (the next members round dials it
@@ -21,7 +23,7 @@ remains: as many distinct names that hang as there are threads hold them all, an
 peers' lookups then wait (or are refused) until one returns.
 
 >>> async def localhost() -> list[str]:
-...     resolver = PeerResolver()
+...     resolver = LookupResolver()
 ...     try:
 ...         return [found["host"] for found in await resolver.resolve("localhost", 80)]
 ...     finally:
@@ -142,7 +144,7 @@ class LookupThreads:
         job.future.add_done_callback(lambda _: self._drop(job))
         if start:
             thread = threading.Thread(target=self._work, daemon=True,
-                                      name=f"peer-lookup-{len(self.threads) + 1}")
+                                      name=f"lookup-{len(self.threads) + 1}")
             thread.start()
             self.threads.append(thread)
         return job
@@ -219,7 +221,7 @@ class _LookupLoop:
                                          lambda: socket.getnameinfo(sockaddr, flags))
 
 
-class PeerResolver(ThreadedResolver):
+class LookupResolver(ThreadedResolver):
     """aiohttp's ``ThreadedResolver``, its lookups on ``LookupThreads``: it reads the
     answers as ever (the address families asked, link-local IPv6 scopes, its errors,
     which dials word as before), but through an object that stands for its loop in the

@@ -17,7 +17,17 @@ import click
 
 from crdt.errors import InvalidInput
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
-from node.cli.common import InputError, NodeError, maybe, note, rows, with_client, written
+from node.cli.common import (
+    InputError,
+    NodeError,
+    maybe,
+    note,
+    removal,
+    rows,
+    warn_removed,
+    with_client,
+    written,
+)
 from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines, printable
 from node.client.errors import ClientError
@@ -370,8 +380,7 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
         raise NodeError("the node answered without the stored events")
     report(stored, as_json, source is not None)
     if removed:
-        note(f"warning: this device was {removed}: the events stay on this node, "
-             "as every other device refuses what it writes now")
+        warn_removed(removed, "the events stay")
 
 
 def missing(ctx: click.Context, name: str) -> click.MissingParameter:
@@ -383,11 +392,3 @@ def missing(ctx: click.Context, name: str) -> click.MissingParameter:
                                   param=param_named(ctx, name),
                                   param_hint=f"'{name.upper()}'")  # not its metavar, '[SESSION]'
 
-
-async def removal(client: Client) -> str | None:
-    """How this node's device was removed, if it was. The node stores a removed device's
-    appends (its own apps still read them), so only this says they will not replicate."""
-    try:
-        return ((await client.peers()).get("device") or {}).get("removed_text")
-    except ClientError:
-        return None  # a token that may append but not read the status: nothing to add

@@ -160,6 +160,23 @@ def note(message: str) -> None:
     click.echo(printable(message), err=True)
 
 
+async def removal(client: Client) -> str | None:
+    """How this node's device was removed, if it was. The node stores what a removed
+    device writes (appends, forget records: its own apps still read them), so only this
+    says none of it will replicate."""
+    try:
+        return ((await client.peers()).get("device") or {}).get("removed_text")
+    except ClientError:
+        return None  # a token that may write but not read the status: nothing to add
+
+
+def warn_removed(removed: str, kept: str) -> None:
+    """The warning after a write on a removed device's node (``removal``): ``kept``
+    stays on this node, as no other device takes what this one writes."""
+    note(f"warning: this device was {removed}: {kept} on this node, as every other "
+         "device refuses what it writes now")
+
+
 def quoted(value: Any) -> str:
     """``value`` as Python writes it, cut to ``QUOTED_CHARS_MAX`` characters (then
     ending in "..."), for an error line that quotes a node.

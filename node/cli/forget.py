@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from node.cli.common import field, maybe, note, with_client, written
+from node.cli.common import field, maybe, note, removal, warn_removed, with_client, written
 from node.cli.options import client_options, session_key
 from node.cli.output import print_json
 from node.text import printable
@@ -46,10 +46,11 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
         raise click.UsageError("--reason goes with --event (a whole session is "
                                "forgotten for the reason 'user')")
 
-    async def run(client: Client) -> dict[str, Any]:
-        return await client.forget(session, list(events), reason=reason)
+    async def run(client: Client) -> tuple[dict[str, Any], str | None]:
+        answer = await client.forget(session, list(events), reason=reason)
+        return answer, await removal(client)
 
-    answer = with_client(ctx, run)
+    answer, removed = with_client(ctx, run)
     if as_json:
         print_json(answer)
         return
@@ -62,4 +63,7 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
         return
     what = f"{len(events)} event(s) of" if events else "the session"
     click.echo(printable(f"forgot {what} {session} (record {record_id})"))
-    note("every node that receives the record erases the content it covers")
+    if removed:
+        warn_removed(removed, "the record and what it erased stay")
+    else:
+        note("every node that receives the record erases the content it covers")

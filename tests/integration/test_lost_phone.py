@@ -69,6 +69,15 @@ def test_a_lost_phone_is_shut_out_and_its_past_events_stay(tmp_path: Path) -> No
         assert late.returncode == 0 and late.stdout.startswith("stored: "), late.stderr
         assert "warning: this device was removed from the cluster by " in late.stderr
         assert "every other device refuses what it writes now" in late.stderr
+        # So does a forget there: its record stays on P, no other node takes it.
+        assert run_cli(p, "append", "scratch", "message_received",
+                       "content=x").returncode == 0
+        forgot = run_cli(p, "forget", "scratch")
+        assert forgot.returncode == 0 and "forgot the session" in forgot.stdout, forgot.stderr
+        assert "warning: this device was removed from the cluster by " in forgot.stderr
+        assert "the record and what it erased stay on this node" in forgot.stderr
+        assert "every other device refuses what it writes now" in forgot.stderr
+        assert "every node that receives the record" not in forgot.stderr
         after |= {e["id"] for e in all_events(p) if e["kind"].get("content") == "late again"}
 
         more = {e["id"] for e in append(a, "chat", [message("a after")])}

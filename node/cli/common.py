@@ -6,7 +6,7 @@ read their command line is in ``node.cli.options``.)"""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -113,8 +113,12 @@ def store_refusal(error: InvalidInput, where: Path) -> click.ClickException:
     return InputError(message) if _blames_input(code, error.field) else NodeError(message)
 
 
-def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T:
-    """Run ``work`` against the node; a ``ClientError`` becomes ``failure(error)``."""
+def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
+                named: Mapping[str, str] | None = None) -> T:
+    """Run ``work`` against the node; a ``ClientError`` becomes ``failure(error)``.
+    ``named`` maps fields of the API to the command's options that give them: the
+    node's refusal of one as malformed is a usage error naming the option (``--limit``,
+    not ``limit``), as click's own are."""
     from node.client.api import Client
 
     options = settings(ctx)
@@ -126,7 +130,12 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]]) -> T
     try:
         return asyncio.run(session())
     except ClientError as error:
-        raise failure(error) from None
+        exit_with = failure(error)
+        option = (named or {}).get(error.field or "")
+        if option is not None and isinstance(exit_with, InputError):
+            raise click.BadParameter(error.said or str(error), ctx=ctx,
+                                     param_hint=f"'{option}'") from None
+        raise exit_with from None
 
 
 def listing(ctx: click.Context, as_json: bool,

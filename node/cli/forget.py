@@ -16,9 +16,28 @@ if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
 
 
+def event_ids(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+              ) -> tuple[str, ...]:
+    """The callback of ``--event``: the ids checked as the node checks them
+    (``crdt.log.forget.parse_ids``, its words and its ``EVENTS_MAX``), before any request,
+    so a bad one is named as the option it came with, not as the API's field."""
+    if not value:
+        return value
+    from crdt.errors import InvalidInput
+    from crdt.log.forget import parse_ids
+
+    try:
+        parse_ids(list(value))
+    except InvalidInput as error:
+        which = error.field.removeprefix("events[").removesuffix("]") if error.field else ""
+        given = f"{printable(value[int(which)])!r}: " if which.isdigit() else ""
+        raise click.BadParameter(f"{given}{error.reason}") from None
+    return value
+
+
 @click.command()
 @click.argument("session", callback=session_key)
-@click.option("--event", "events", multiple=True, metavar="ID",
+@click.option("--event", "events", multiple=True, metavar="ID", callback=event_ids,
               help="Forget only this event (its 64-hex-digit id); repeat for more.")
 @click.option("--reason", metavar="TEXT",
               help="Why, kept in the record; with --event only (a whole session is "
@@ -50,7 +69,7 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
         answer = await client.forget(session, list(events), reason=reason)
         return answer, await removal(client)
 
-    answer, removed = with_client(ctx, run)
+    answer, removed = with_client(ctx, run, named={"reason": "--reason"})
     if as_json:
         print_json(answer)
         return

@@ -36,6 +36,9 @@ def _after(help_text: str) -> Callable[[Any], Any]:
 _LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
                       help="How many per page, up to the node's page_max (1000 unless "
                            "configured). Default: the node's page size (100).")
+#: The API's fields the paging options give: a node's refusal of one names the option. The
+#: largest ``--limit`` is the node's configured ``page_max``, which only the node knows.
+PAGE_OPTIONS = {"limit": "--limit", "after": "--after"}
 _ALL = click.option("--all", "everything", is_flag=True,
                     help="Follow the pages to the end instead of stopping after one.")
 _JSON = click.option("--json", "as_json", is_flag=True,
@@ -117,7 +120,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
 
     following = with_client(
         ctx, lambda client: follow_pages(fetch_with(client), "events", after, everything,
-                                         show))
+                                         show), named=PAGE_OPTIONS)
     if not count and not as_json:
         note(f"no events in {session} after position {after or 0}")
     more_hint(following, "events")
@@ -190,7 +193,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
 
     following = with_client(
         ctx, lambda client: follow_pages(fetch_with(client), "sessions", after, everything,
-                                         show))
+                                         show), named=PAGE_OPTIONS)
     if hidden:
         note(f"{hidden} {'session' if hidden == 1 else 'sessions'} whose every event "
              "was forgotten not shown (--json lists them)")

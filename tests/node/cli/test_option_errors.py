@@ -1,0 +1,60 @@
+"""A command's input the node would refuse is named as the command's own option, not as
+the API's field: an event id is checked here, as the node checks it, before any request;
+a page size past what the node takes is the node's to say (its ``page_max`` is
+configured), and its refusal names ``--limit``."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from crdt.log.forget import EVENTS_MAX
+from node.limits import Limits
+from tests.support.processes import NodeProcess, run_cli
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    with NodeProcess(tmp_path_factory.mktemp("node")) as started:
+        appended = run_cli(started, "append", "s1", "message_received", "content=hi")
+        assert appended.returncode == 0, appended.stderr
+        yield started
+
+
+def usage_error(done: subprocess.CompletedProcess[str], option: str) -> str:
+    """The error line of a usage error about ``option``, after checking it came as click
+    says its own: exit 2, the usage lines, the option named."""
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.startswith("Usage: "), done.stderr
+    [line] = [text for text in done.stderr.splitlines() if text.startswith("Error: ")]
+    assert line.startswith(f"Error: Invalid value for '{option}': "), line
+    return line
+
+
+def test_a_malformed_event_id_is_named_as_the_option_before_any_request(
+        node: NodeProcess) -> None:
+    good = "ab" * 32
+    for session in ("s1", "missing"):  # a missing session is not what is wrong
+        done = run_cli(node, "forget", session, "--event", good, "--event", "abc")
+        line = usage_error(done, "--event")
+        assert line.endswith("'abc': must be 64 hex digits"), line
+        assert "events[" not in done.stderr and "no session" not in done.stderr
+
+
+def test_more_event_ids_than_a_forget_takes_are_refused_here(node: NodeProcess) -> None:
+    ids = [f"{n:064x}" for n in range(EVENTS_MAX + 1)]
+    done = run_cli(node, "forget", "s1", *[arg for id_ in ids for arg in ("--event", id_)])
+    assert f"one forget lists at most {EVENTS_MAX}" in usage_error(done, "--event")
+
+
+@pytest.mark.parametrize("command", [("events", "s1"), ("sessions",)])
+def test_a_page_past_the_nodes_page_max_is_named_as_limit(node: NodeProcess,
+                                                          command: tuple[str, ...]) -> None:
+    page_max = Limits().page_max
+    done = run_cli(node, *command, "--limit", str(page_max + 1))
+    line = usage_error(done, "--limit")
+    assert line.endswith(f"must be an integer from 1 to {page_max}"), line
+    assert "limit: " not in done.stderr
+    assert run_cli(node, *command, "--limit", str(page_max)).returncode == 0

@@ -53,6 +53,30 @@ class Lazy:
         return command
 
 
+def _parsed_in_context(command: click.Command) -> None:
+    """``command`` (and a group's subcommands) with its parse errors tied to its context.
+
+    click raises an option given without its value ("Option '--session' requires an
+    argument.") with no context, so it shows no usage lines, though every other usage
+    error does (README, "Exit codes"): the context it was read in is given to it here."""
+    if getattr(command, "_parsed_in_context", False):
+        return
+    parse = command.parse_args
+
+    def parse_args(ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return parse(ctx, args)
+        except click.UsageError as error:
+            if error.ctx is None:
+                error.ctx = ctx
+            raise
+
+    command.parse_args = parse_args  # type: ignore[method-assign]
+    command._parsed_in_context = True  # type: ignore[attr-defined]
+    for sub in getattr(command, "commands", {}).values():
+        _parsed_in_context(sub)
+
+
 class _Commands(click.Group):
     """The group, with one answer to Ctrl-C for every command it runs, whenever it comes:
     ``interrupted``, then death by SIGINT (a shell shows 130 and stops a script running
@@ -90,7 +114,10 @@ class _Commands(click.Group):
             except KeyboardInterrupt:
                 interrupted()
             self.add_command(command, cmd_name)
-        return super().get_command(ctx, cmd_name)
+        found = super().get_command(ctx, cmd_name)
+        if found is not None:
+            _parsed_in_context(found)
+        return found
 
     def resolve_command(self, ctx: click.Context,
                         args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
@@ -127,6 +154,14 @@ class _Commands(click.Group):
                  for name in self.list_commands(ctx)
                  if name.startswith(incomplete) and not listed[name].hidden]
         return names + click.Command.shell_complete(self, ctx, incomplete)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:  # as for the commands: ``_parsed_in_context``
+            if error.ctx is None:
+                error.ctx = ctx
+            raise
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:

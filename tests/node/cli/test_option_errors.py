@@ -58,3 +58,19 @@ def test_a_page_past_the_nodes_page_max_is_named_as_limit(node: NodeProcess,
     assert line.endswith(f"must be an integer from 1 to {page_max}"), line
     assert "limit: " not in done.stderr
     assert run_cli(node, *command, "--limit", str(page_max)).returncode == 0
+
+
+#: Options given without their value, at each level: the group's, a command's, a
+#: subcommand's of a group. click raises that error with no context of its own.
+VALUE_MISSING = [("tail", "--session"), ("events", "s1", "--limit"),
+                 ("tokens", "create", "--name"), ("serve", "--port"), ("--token",)]
+
+
+@pytest.mark.parametrize("args", VALUE_MISSING)
+def test_an_option_without_its_value_comes_with_the_usage_lines(args: tuple[str, ...]
+                                                                ) -> None:
+    done = run_cli("http://127.0.0.1:1", *args)  # no node is asked
+    command = " ".join(arg for arg in args if not arg.startswith("-") and arg != "s1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"Usage: clawsync {command}".rstrip() + " "), done.stderr
+    assert done.stderr.rstrip().endswith(f"Error: Option '{args[-1]}' requires an argument.")

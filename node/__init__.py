@@ -11,6 +11,7 @@ the event loop. Nothing imports ``node``.
     store.py    ``AsyncStore``: the log on the event loop (writer thread, group commit)
     lookups.py  host names looked up on daemon threads of their own, bounded: a name that
                 hangs holds neither other work nor the process's exit (peers, client)
+    whole_numbers.py  click's IntRange, its refusal of what is no number worded for people
     folder.py   the data folder's size, measured off the event loop every few seconds
     device.py   this node's device key: made on first start, refused if others may read it
     devices.py  the cluster's devices (``crdt.membership``), kept up to date as records are

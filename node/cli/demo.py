@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import click
 
+from node.whole_numbers import WholeRange
+
 
 @click.command()
 @click.option("--keep", is_flag=True,
               help="Keep the nodes (and their links) running after the demo, print their "
                    "URLs, and stop them on Ctrl-C.")
-@click.option("--port", type=click.IntRange(1, 65535 - 2), metavar="PORT",
+@click.option("--port", type=WholeRange(1, 65535 - 2), metavar="PORT",
               help="A listens on PORT, B and C on the two ports after it (the links "
                    "between them, on free ports). Default: free ports, below the "
                    "system's range for outgoing connections.")

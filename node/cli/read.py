@@ -19,6 +19,7 @@ from node.cli.output import (
     projection_lines,
 )
 from node.client.errors import ClientError
+from node.whole_numbers import WholeRange
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client, StreamEvent
@@ -31,9 +32,9 @@ def _after(help_text: str) -> Callable[[Any], Any]:
     """``--after N``, with what N counts in that command."""
     # Up to what the node takes: a larger N is the user's mistake (exit 2), told here; a
     # node refusing one it takes means past its newest (exit 1: ``STATE_REFUSALS``).
-    return click.option("--after", type=click.IntRange(min=0, max=2**63 - 1), metavar="N",
+    return click.option("--after", type=WholeRange(min=0, max=2**63 - 1), metavar="N",
                         help=help_text)
-_LIMIT = click.option("--limit", type=click.IntRange(min=1), metavar="N",
+_LIMIT = click.option("--limit", type=WholeRange(min=1), metavar="N",
                       help="How many per page, up to the node's page_max (1000 unless "
                            "configured). Default: the node's page size (100).")
 #: The API's fields the paging options give: a node's refusal of one names the option. The
@@ -207,7 +208,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
 @click.option("--json", "as_json", is_flag=True, help="Print the whole projection as JSON.")
 @click.option("--url", "url_only", is_flag=True,
               help="Print only the session's automerge: URL (for automerge-repo clients).")
-@click.option("--messages", "messages_max", type=click.IntRange(min=0), default=10,
+@click.option("--messages", "messages_max", type=WholeRange(min=0), default=10,
               show_default=True, metavar="N", help="How many of the last messages to show.")
 @client_options
 @click.pass_context

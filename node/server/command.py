@@ -30,6 +30,7 @@ from node.empty_variables import (
 )
 from node.interrupt import die_of
 from node.text import not_utf8
+from node.whole_numbers import WholeRange
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import parse_rules
@@ -271,7 +272,7 @@ class _Serve(click.Command):
               help="Address to listen on. Default: 127.0.0.1, reachable only from this "
                    "machine, where a token is optional. 0.0.0.0 (or a LAN address) lets "
                    "other devices sync but then requires --token.")
-@click.option("--port", type=click.IntRange(0, 65535), default=node_config.PORT_DEFAULT,
+@click.option("--port", type=WholeRange(0, 65535), default=node_config.PORT_DEFAULT,
               envvar="CLAWSYNC_PORT", show_envvar=True,
               help=f"TCP port of the API. Default: {node_config.PORT_DEFAULT}, where the "
                    "client commands look unless --node says otherwise.")

@@ -6,13 +6,14 @@ configured), and its refusal names ``--limit``."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from crdt.log.forget import EVENTS_MAX
 from node.limits import Limits
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +75,23 @@ def test_an_option_without_its_value_comes_with_the_usage_lines(args: tuple[str,
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"Usage: clawsync {command}".rstrip() + " "), done.stderr
     assert done.stderr.rstrip().endswith(f"Error: Option '{args[-1]}' requires an argument.")
+
+
+#: How a number option's value that is no number is given, and how the refusal names it.
+NOT_NUMBERS = [({"CLAWSYNC_PORT": "abc"}, ("serve", "--print-config"),
+                "CLAWSYNC_PORT (the environment's --port)", "from 0 to 65535"),
+               ({}, ("serve", "--port", "abc", "--print-config"), "'--port'",
+                "from 0 to 65535"),
+               ({}, ("events", "s1", "--limit", "abc"), "'--limit'", "of at least 1"),
+               ({}, ("demo", "--port", "abc"), "'--port'", "from 1 to 65533")]
+
+
+@pytest.mark.parametrize(("env", "args", "named", "wanted"), NOT_NUMBERS)
+def test_a_number_option_given_no_number_says_what_it_takes(
+        env: dict[str, str], args: tuple[str, ...], named: str, wanted: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "node.main", *args], env=child_env(env),
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.rstrip().endswith(
+        f"Error: Invalid value for {named}: 'abc' is not a whole number {wanted}."), \
+        done.stderr

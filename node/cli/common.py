@@ -117,8 +117,7 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
                 named: Mapping[str, str] | None = None) -> T:
     """Run ``work`` against the node; a ``ClientError`` becomes ``failure(error)``.
     ``named`` maps fields of the API to the command's options that give them: the
-    node's refusal of one as malformed is a usage error naming the option (``--limit``,
-    not ``limit``), as click's own are."""
+    node's refusal of one as malformed names the option (``--limit``, not ``limit``)."""
     from node.client.api import Client
 
     options = settings(ctx)
@@ -132,9 +131,10 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
     except ClientError as error:
         exit_with = failure(error)
         option = (named or {}).get(error.field or "")
-        if option is not None and isinstance(exit_with, InputError):
-            raise click.BadParameter(error.said or str(error), ctx=ctx,
-                                     param_hint=f"'{option}'") from None
+        blamed = f": {error.field}: "
+        if option is not None and isinstance(exit_with, InputError) \
+                and blamed in str(error):  # without usage lines, as the node found it
+            exit_with = InputError(str(error).replace(blamed, f": {option}: ", 1))
         raise exit_with from None
 
 

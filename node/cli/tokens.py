@@ -120,6 +120,31 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 
 
+#: What an issued token does not do on a node started without ``--token`` (README,
+#: "Automerge clients").
+OPEN_API_WARNING = (
+    "warning: the node runs without --token: the token limits the app that presents it, "
+    "but any local client may connect to /automerge without one, and /v1 (forgets "
+    "included) is open to every local client; start the node with --token to make "
+    "tokens limit access")
+
+
+async def api_open(client: Client) -> bool:
+    """Whether the node answers its API without a token: it was started without
+    ``--token``. Asked without the one this command may carry (a node without
+    ``--token`` takes any)."""
+    from node.client.api import Client
+
+    if client.token is None:
+        return True  # it just answered this command without one
+    async with Client(client.base_url, limits=client.limits) as bare:
+        try:
+            await bare.node()
+        except ClientError:
+            return False  # 401: the API needs the node's token
+    return True
+
+
 @tokens.command()
 @click.option("--sessions", "sessions", multiple=True, required=True, metavar="PATTERN",
               help="Sessions the token opens (fnmatch: 'tg:*', '*' for all); repeat for more.")
@@ -139,10 +164,13 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
       clawsync tokens create --sessions 'tg:alice' --sessions 'web:*' --name notes
       TOKEN=$(clawsync tokens create --sessions '*' --name sync-app)
     """
-    async def run(client: Client) -> dict[str, Any]:
-        return await client.create_token(list(sessions), read_only=read_only, name=name)
+    async def run(client: Client) -> tuple[dict[str, Any], bool]:
+        answer = await client.create_token(list(sessions), read_only=read_only, name=name)
+        return answer, await api_open(client)
 
-    answer = with_client(ctx, run)
+    answer, open_api = with_client(ctx, run)
+    if open_api:
+        note(OPEN_API_WARNING)
     if as_json:
         print_json(answer)
         return

@@ -11,12 +11,14 @@ from node.cli.common import field, maybe, next_position, note, rows, with_client
 from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
     event_row,
+    minute,
     print_json,
     print_json_lines,
     print_lines,
     print_rows,
     printable,
     projection_lines,
+    when,
 )
 from node.client.errors import ClientError
 from node.whole_numbers import WholeRange
@@ -147,6 +149,24 @@ def session_row(item: dict[str, Any]) -> dict[str, Any]:
     return {name: item.get(name) for name in SESSION_FIELDS}
 
 
+#: The columns of plain ``clawsync sessions``: the key and what the console shows of it.
+SESSION_HEADERS = ["index", "session", "state", "messages", "last activity"]
+
+
+def session_cells(item: dict[str, Any], time: Callable[[Any], str]) -> list[str]:
+    """A row of plain ``clawsync sessions``: empty where the node said nothing.
+
+    >>> session_cells({"index": 3, "session_key": "tg:a", "state": "active",
+    ...                "message_count": 2, "last_activity": "2026-12-01T10:00:59.999Z"},
+    ...               minute)
+    ['3', 'tg:a', 'active', '2', '2026-12-01 10:00Z']
+    """
+    count = item.get("message_count")
+    return [str(item.get("index")), str(item.get("session_key")),
+            str(item.get("state") or ""), "" if count is None else str(count),
+            time(item.get("last_activity"))]
+
+
 @click.command()
 @_after("Start after this session index, the first column of the output.")
 @_LIMIT
@@ -188,8 +208,11 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
         shown = [item for item in found if not item.get("forgotten")]
         # Whole keys, which people copy into `events KEY`: one too long for the
         # terminal gets the plain lines, which the terminal wraps (a copy takes it whole).
-        print_rows([[str(item.get("index")), str(item.get("session_key"))] for item in shown],
-                   ["index", "session"], whole=True)
+        # What the console shows of each too; a narrow terminal's table leaves out the
+        # last activity, then the count, then the state, never the key.
+        print_rows([session_cells(item, minute) for item in shown], SESSION_HEADERS,
+                   whole=True, optional=(4, 3, 2),
+                   plain=[session_cells(item, when) for item in shown])
         hidden += len(found) - len(shown)
 
     following = with_client(

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from node.cli.read import SESSION_FIELDS
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.processes import NodeProcess, child_env, cli_args, run_cli
 from tests.support.stand_in import Quiet, serving
+from tests.support.terminal import ESCAPES, on_a_terminal
 
 README = Path(__file__).parents[3] / "README.md"
 #: A ``detail=1`` row as a node before ``forgotten`` (0.2) answered it, and one as a
@@ -86,3 +87,20 @@ def test_a_json_line_of_this_nodes_has_the_fields_and_says_forgotten(
         assert (about["sessions_live"], about["sessions"]) == (1, 2)
         shown = run_cli(node, "projection", "gone")
         assert "state          forgotten (every event of it)" in shown.stdout.splitlines()
+
+
+def test_the_plain_list_shows_what_the_console_shows(stand_in: str) -> None:
+    """State, message count and last activity beside each key, as the console shows
+    them; the plain lines (piped) give the time whole."""
+    listed = run_cli(stand_in, "sessions")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[0].split("  ") == [
+        "1", "tg:alice", "active", "2", "2026-11-21 05:10:34.002Z"]
+
+
+def test_the_table_of_sessions_fits_80_columns(stand_in: str) -> None:
+    shown, _said = on_a_terminal(cli_args(stand_in, "sessions"), child_env(), 80)
+    lines = ESCAPES.sub("", shown).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert any("tg:alice" in line and "active" in line and "2026-11-21 05:10Z" in line
+               for line in lines), lines

@@ -155,14 +155,6 @@ class _Commands(click.Group):
                  if name.startswith(incomplete) and not listed[name].hidden]
         return names + click.Command.shell_complete(self, ctx, incomplete)
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as error:  # as for the commands: ``_parsed_in_context``
-            if error.ctx is None:
-                error.ctx = ctx
-            raise
-
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:
         # Reading the command line (the options' callbacks run here) is before invoke.
@@ -219,6 +211,9 @@ def main(ctx: click.Context, node: str, token: str | None) -> None:
     # command's own --node or --token overrides these unchecked.
     ctx.obj = Typed(node=node, token=token or None)
 
+
+# The group's own options too (``--node`` given no value): its class keeps click's parsing.
+_parsed_in_context(main)
 
 # Each command: where it is defined and the first sentence of its help, which
 # tests/node/cli/test_loading.py holds to the command's own.

@@ -81,7 +81,8 @@ def parse(args: list[str]) -> tuple[str, ...]:
     """The command ``clawsync ARGS`` names (``("tokens", "create")``), its arguments and
     options parsed as click would (a usage error raises); nothing is run. A path option
     naming a file or folder this machine lacks (``--data-dir /var/lib/clawsync``) is
-    taken as written: the example shows another machine's."""
+    taken as written: the example shows another machine's; so is a value cut short
+    (``--event 3f9c...e1``), which stands for a real one."""
     ctx, rest = group_context(main, "clawsync", list(args), None)
     command: click.Command = main
     path: tuple[str, ...] = ()
@@ -96,7 +97,8 @@ def parse(args: list[str]) -> tuple[str, ...]:
                 ctx, rest = command.make_context(name, rest, parent=ctx), []
         except click.BadParameter as error:
             if isinstance(error, click.MissingParameter) or error.param is None \
-                    or not isinstance(error.param.type, click.Path | click.File):
+                    or not (isinstance(error.param.type, click.Path | click.File)
+                            or "..." in error.message):
                 raise
             return path
     return path

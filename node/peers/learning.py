@@ -63,8 +63,12 @@ from sync.peer.forgotten import Forgotten, HeldOff, linked_at
 log = structlog.get_logger(__name__)
 
 #: The kinds of failure of an ask for a peer's member list (``Learning._members_failed``):
-#: each logged at info the first time on a link, a repeat of the same kind at debug.
-REFUSED, UNLISTED, NO_ANSWER, UNEXPECTED = "refused", "unlisted", "no answer", "unexpected"
+#: each logged at info the first time on a link (since a list was last read on it), again
+#: at debug. Refused (401, 403) and not served (404, 405, 501, a body that is no list),
+#: answers that will not change, hold asks off; unlisted (500, 502, 503, 504) and no
+#: answer may pass by the next round.
+REFUSED, NOT_SERVED, UNLISTED = "refused", "not served", "unlisted"
+NO_ANSWER, UNEXPECTED = "no answer", "unexpected"
 
 
 class Learning:
@@ -195,7 +199,8 @@ class Learning:
             self._members_failed(runner, link, str(exc), REFUSED, hold=True)
             return
         except MembersUnlisted as exc:  # answered with no list
-            self._members_failed(runner, link, str(exc), UNLISTED, hold=exc.lasting)
+            self._members_failed(runner, link, str(exc),
+                                 NOT_SERVED if exc.lasting else UNLISTED, hold=exc.lasting)
             return
         except LinkClosed as exc:  # no answer: a time-out, a reset
             self._members_failed(runner, link, str(exc), NO_ANSWER, hold=False)
@@ -241,15 +246,15 @@ class Learning:
     def _members_failed(self, runner: Runner, link: int, reason: str, kind: str, *,
                         hold: bool) -> None:
         """The ask for the member list of the peer of ``runner``, made on its link
-        number ``link``, failed, of ``kind`` (``REFUSED``, ``UNLISTED``, ``NO_ANSWER``,
-        ``UNEXPECTED``). Logged at info the first time on the link, and whenever the kind
-        differs from the last failure's (a time-out, then a 401 for a wrong secret: news);
-        a repeat of the same kind at debug (at info again if the list was read on the
-        link since: ``learn_from``). ``UNEXPECTED`` (no failure of the ask itself, a
-        fault of ours; called while it is handled) at error with its traceback, the first
-        time on the link as after another kind. Nothing for a link gone since the ask, or
-        an ask that overlapped another already held off (the one as the link came up,
-        and a round's).
+        number ``link``, failed, of ``kind`` (``REFUSED``, ``NOT_SERVED``, ``UNLISTED``,
+        ``NO_ANSWER``, ``UNEXPECTED``). Logged at info the first time of its kind on the
+        link (a time-out, then a 401 for a wrong secret: news; a 503, then a 404 that
+        starts a hold), again at debug (a time-out and a 503 in turn are each said once;
+        at info again once the list was read on the link: ``learn_from``).
+        ``UNEXPECTED`` (no failure of the ask itself, a fault of ours; called while it is
+        handled) at error with its traceback, the first time on the link. Nothing for a
+        link gone since the ask, or an ask that overlapped another already held off (the
+        one as the link came up, and a round's).
 
         With ``hold`` (an answer that will not change: refused, 401 or 403, whose cause
         is its configuration; a route it does not have, 404, 405, 501, from an older
@@ -262,9 +267,11 @@ class Learning:
         if link != runner.links or self._failure_holds(runner):
             return
         before = runner.members_failure
-        runner.members_failure = MembersFailure(link, kind,
+        logged = before.logged if before is not None and before.link == link \
+            else frozenset()
+        runner.members_failure = MembersFailure(link, logged | {kind},
                                                 self._hold_from_now() if hold else None)
-        if before is not None and before.link == link and before.kind == kind:
+        if kind in logged:
             log.debug("members not listed", peer=runner.url, reason=reason)
         elif kind == UNEXPECTED:
             log.exception("learning members failed", peer=runner.url)

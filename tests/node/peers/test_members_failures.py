@@ -4,13 +4,14 @@ failure, repeats at debug, and a list read on the link makes the next failure ne
 again; a fault of ours is logged at error with its traceback. An answer that will not
 change (a 404 of an older node, a 405, a 501, a body that is no member list) holds asks
 off as a refusal does; one that may pass by (a 502, 503, 504), or no answer (the
-connection refused, a time-out), does not. An address with a credential in its query,
-in a peer's list, is skipped."""
+connection refused, a time-out), does not. Each kind of failure is said at info the
+first time on the link, whatever came between. An address with a query (a credential
+may be in it), in a peer's list, is skipped."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -53,16 +54,22 @@ def asked_at(monkeypatch: pytest.MonkeyPatch, where: Callable[[], str]) -> None:
     monkeypatch.setattr("node.peers.learning.fetch_members", elsewhere)
 
 
+def answer(asks: list[str], status: int, text: str) -> Callable[
+        [web.Request], Awaitable[web.Response]]:
+    """A server's handler that answers every ask ``status`` and ``text``, each ask's
+    path put in ``asks``."""
+    async def answering(request: web.Request) -> web.Response:
+        asks.append(request.path)
+        return web.Response(status=status, text=text)
+
+    return answering
+
+
 async def test_a_404_is_logged_once_for_the_link_and_held_off_until_a_list_is_read(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     node, peer = await linked(make_node)
     asks: list[str] = []
-
-    async def not_found(request: web.Request) -> web.Response:
-        asks.append(request.path)
-        return web.Response(status=404, text="Not Found")
-
-    async with serving(not_found) as older:
+    async with serving(answer(asks, 404, "Not Found")) as older:
         answering = [older]
         asked_at(monkeypatch, lambda: answering[0])
         said404 = f"cannot list members of {older}: it answered HTTP 404: Not Found"
@@ -87,12 +94,8 @@ async def test_a_body_that_is_no_member_list_is_logged_once_and_held_off(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     node, _ = await linked(make_node)
     asks: list[str] = []
-
-    async def listing_nothing(request: web.Request) -> web.Response:
-        asks.append(request.path)
-        return web.Response(text=json.dumps(["not", "a", "member", "list"]))
-
-    async with serving(listing_nothing) as other:
+    async with serving(answer(asks, 200, json.dumps(["not", "a", "member", "list"]))) \
+            as other:
         asked_at(monkeypatch, lambda: other)
         with structlog.testing.capture_logs() as said:
             for _ in range(ROUNDS):
@@ -128,12 +131,7 @@ async def test_only_an_answer_that_will_not_change_holds_asks_off(
     the next round: asked at each, said at info once for the link all the same."""
     node, _ = await linked(make_node)
     asks: list[str] = []
-
-    async def failing(request: web.Request) -> web.Response:
-        asks.append(request.path)
-        return web.Response(status=status, text="no list here")
-
-    async with serving(failing) as other:
+    async with serving(answer(asks, status, "no list here")) as other:
         asked_at(monkeypatch, lambda: other)
         with structlog.testing.capture_logs() as said:
             for _ in range(ROUNDS):
@@ -168,6 +166,48 @@ async def test_a_failure_of_another_kind_on_the_link_is_said_at_info(
     assert "HTTP 401" in refusals(said)[-1][1]
 
 
+async def test_no_answer_and_a_503_in_turn_are_each_said_at_info_once(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer's address that times out and answers 503 by turns (a proxy before a node
+    that restarts): each kind is said at info the first time on the link, not at every
+    round because it differs from the last one."""
+    node, _ = await linked(make_node)
+    dead = f"http://127.0.0.1:{free_port()}"
+    async with serving(answer([], 503, "busy")) as busy:
+        answering = [dead]
+        asked_at(monkeypatch, lambda: answering[0])
+        with structlog.testing.capture_logs() as said:
+            for where in [dead, busy, dead, busy, dead]:
+                answering[0] = where
+                await node.gossip.learn_once()
+    assert [(level, reason.split(": ", 1)[0]) for level, reason in refusals(said)] == [
+        ("info", f"cannot list members of {dead}"), ("info", f"cannot list members of {busy}"),
+        ("debug", f"cannot list members of {dead}"), ("debug", f"cannot list members of {busy}"),
+        ("debug", f"cannot list members of {dead}")]
+
+
+async def test_a_404_after_a_503_is_said_at_info_and_held_off(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy's 503, then the 404 of a server of another kind behind it: the 404, an
+    answer that will not change, starts a hold, which is news at info, not a repeat of
+    the 503 at debug."""
+    node, _ = await linked(make_node)
+    asks: list[str] = []
+    async with serving(answer(asks, 503, "busy")) as busy, \
+            serving(answer(asks, 404, "Not Found")) as other:
+        answering = [busy]
+        asked_at(monkeypatch, lambda: answering[0])
+        with structlog.testing.capture_logs() as said:
+            await node.gossip.learn_once()
+            answering[0] = other
+            for _ in range(ROUNDS):
+                await node.gossip.learn_once()
+    assert refusals(said) == [
+        ("info", f"cannot list members of {busy}: it answered HTTP 503: busy"),
+        ("info", f"cannot list members of {other}: it answered HTTP 404: Not Found")]
+    assert len(asks) == 2  # the 404 held asks off
+
+
 async def test_a_fault_of_ours_after_no_answer_is_logged_at_error_with_its_traceback(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """An exception the ask does not raise of itself (a bug of ours) after a time-out on
@@ -195,10 +235,9 @@ async def test_a_fault_of_ours_after_no_answer_is_logged_at_error_with_its_trace
 
 async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(
         make_node: NodeFactory) -> None:
-    """``peer`` (an older node, say) lists an address with a credential in its query
-    (any query is refused, under whatever name a credential goes): the
-    node skips it, by why only, and it reaches neither its dials, its own list nor its
-    status."""
+    """``peer`` (an older node, say) lists an address with a query, here a credential
+    in it (any query is refused: the node's paths would land in it): the node skips it,
+    by why only, and it reaches neither its dials, its own list nor its status."""
     node, peer = await linked(make_node)
     token = "http://127.0.0.1:7/?sig=hunter2"
     peer.gossip.learning.members[token] = "n-tokened"

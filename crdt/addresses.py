@@ -33,6 +33,7 @@ address is withheld.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 from urllib.parse import urlsplit  # text only: crdt does no networking
 
 
@@ -41,7 +42,7 @@ def address_refusal(url: str) -> str | None:
     ``http(s)://``, ``address_problem``), said without showing it; None if it is one."""
     unshown = unshown_refusal(url)
     if unshown is not None:
-        return unshown
+        return unshown.why
     if not _HTTP.match(url):
         return "must be an http:// or https:// URL"
     return address_problem(url)
@@ -63,26 +64,31 @@ def normal_address(url: str) -> str:
 _HTTP = re.compile(r"https?://", re.IGNORECASE)
 
 
-def holds_credentials(url: str) -> bool:
-    """Whether ``url`` holds a user name or password (``_user_or_password``).
+class Unshown(NamedTuple):
+    """Why an address is refused without being shown (``unshown_refusal``): ``why``, and
+    ``password``, whether for a user name or password (which every node it reached would
+    show and log) rather than a query or a fragment (where the node's paths would land:
+    it reaches no node's API), so that each caller says what to give instead."""
 
-    >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h/?page=2")
-    (True, False)
-    """
-    return _user_or_password(url)
+    why: str
+    password: bool
 
 
-def unshown_refusal(url: str) -> str | None:
+def unshown_refusal(url: str) -> Unshown | None:
     """Why ``url`` is no address a node could dial, for what no error, log or list may
     show of it (a user name or password, a query, a fragment: ``query_or_fragment``),
-    else None: checked first wherever an address comes in, before any error that names it.
+    and which of them, else None: checked first wherever an address comes in, before
+    any error that names it.
 
     >>> unshown_refusal("h:7878?token=x"), unshown_refusal("http://h:7878/cs")
-    ("has a query: the node's paths would land in it", None)
+    (Unshown(why="has a query: the node's paths would land in it", password=False), None)
+    >>> unshown_refusal("http://u:pw@h")
+    Unshown(why='holds a user name or password', password=True)
     """
-    if _user_or_password(url):  # first: the other checks may read a password as a host
-        return "holds a user name or password"
-    return query_or_fragment(url)
+    if user_or_password(url):  # first: the other checks may read a password as a host
+        return Unshown("holds a user name or password", password=True)
+    said = query_or_fragment(url)
+    return None if said is None else Unshown(said, password=False)
 
 
 def query_or_fragment(url: str) -> str | None:
@@ -101,7 +107,7 @@ def query_or_fragment(url: str) -> str | None:
     return None
 
 
-def _user_or_password(url: str) -> bool:
+def user_or_password(url: str) -> bool:
     """Whether ``url`` holds a user name or password (``http://user:pw@host``), also one
     without a scheme (``user:pw@host``) or with a mistyped one (``http:/u:pw@h``,
     ``http:///u:pw@h``, ``http//u:pw@h``), which a URL parser would read as a path, or
@@ -125,21 +131,21 @@ def _user_or_password(url: str) -> bool:
     (``urlsplit``, also with ``http://`` put before one without a scheme, as ``--node``
     does) holds them.
 
-    >>> holds_credentials("http://u:pw@h:7878"), holds_credentials("http://h:7878")
+    >>> user_or_password("http://u:pw@h:7878"), user_or_password("http://h:7878")
     (True, False)
-    >>> holds_credentials("u:pw@h:7878"), holds_credentials("h:7878")
+    >>> user_or_password("u:pw@h:7878"), user_or_password("h:7878")
     (True, False)
-    >>> holds_credentials("http:///u:pw@h"), holds_credentials("u:pw@h#http://x")
+    >>> user_or_password("http:///u:pw@h"), user_or_password("u:pw@h#http://x")
     (True, True)
-    >>> holds_credentials("http://h:7878/a@b"), holds_credentials("h:7878/?x=a@b")
+    >>> user_or_password("http://h:7878/a@b"), user_or_password("h:7878/?x=a@b")
     (False, False)
-    >>> holds_credentials("u:p/w@h"), holds_credentials("h:7878/a@b")
+    >>> user_or_password("u:p/w@h"), user_or_password("h:7878/a@b")
     (True, False)
-    >>> holds_credentials("http://u:p?w@h/"), holds_credentials("http://u:p#w@h")
+    >>> user_or_password("http://u:p?w@h/"), user_or_password("http://u:p#w@h")
     (True, True)
-    >>> holds_credentials("http://h:7878?x=a@b"), holds_credentials("http://h#a@b")
+    >>> user_or_password("http://h:7878?x=a@b"), user_or_password("http://h#a@b")
     (False, False)
-    >>> holds_credentials("http://u:1\\\\w@h:7878"), holds_credentials("u:1\\\\w@h")
+    >>> user_or_password("http://u:1\\\\w@h:7878"), user_or_password("u:1\\\\w@h")
     (True, True)
     """
     scheme = _SCHEME.match(url)
@@ -154,12 +160,12 @@ def _user_or_password(url: str) -> bool:
             return True
         if "@" in after and (not _HOST_PORT.fullmatch(place) or after.startswith("\\")):
             return True
-    return _parsed_with_credentials(url)
+    return _parsed_user_or_password(url)
 
 
-def _parsed_with_credentials(url: str) -> bool:
+def _parsed_user_or_password(url: str) -> bool:
     """Whether a URL parser reads a user name or password in ``url`` (or in
-    ``http://url`` when it has no ``://``): the backstop of ``holds_credentials``."""
+    ``http://url`` when it has no ``://``): the backstop of ``user_or_password``."""
     for text in (url, f"http://{url}") if "://" not in url else (url,):
         try:
             parts = urlsplit(text)
@@ -184,8 +190,8 @@ def _authority(text: str) -> str:
 
 
 def address_problem(url: str) -> str | None:
-    """What keeps an ``http(s)://`` address (one without credentials:
-    ``holds_credentials``) from being dialed, else None: no host (``http:///h``), or a
+    """What keeps an ``http(s)://`` address (one without a user name or password:
+    ``user_or_password``) from being dialed, else None: no host (``http:///h``), or a
     port no connection could use.
 
     >>> address_problem("http://[fe80::1%25eth0]:7878"), address_problem("http:///h:7878")

@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from crdt.addresses import address_problem, normal_address, query_or_fragment, unshown_refusal
+from crdt.addresses import address_problem, normal_address, unshown_refusal
 from crdt.device import check_device_name
 from crdt.errors import InvalidInput
 from crdt.storage.backends import backend_of
@@ -53,6 +53,16 @@ NODE_DEFAULT = f"http://{HOST_DEFAULT}:{PORT_DEFAULT}"
 class TokenNeeded(ValueError):
     """``Config.check``'s refusal of settings that need ``--token`` when none was given:
     ``serve`` then says if one was given empty, which means none."""
+
+
+class AddressRefused(ValueError):
+    """``Config.check``'s refusal of an address it may not show (a user name or
+    password, a query, a fragment): ``setting`` (``peers``, ``advertise_url``) lets
+    ``serve`` say where it came from (a flag, the environment, the config file)."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,18 +196,23 @@ class Config:
         self._check_limits()
         if self.storage is not None:
             backend_of(self.storage)  # a URL of no known backend: say so now
-        named = [("peer URL", url) for url in self.peers]
+        # A peer URL refused unshown is named by its place among them, the only way to
+        # tell which one (its host is not shown either: in "http://u:1?w@h" it is "u",
+        # the user name).
+        count = len(self.peers)
+        named = [("peer URL" if count == 1 else f"peer URL {place} of {count}", "peers", url)
+                 for place, url in enumerate(self.peers, 1)]
         if self.advertise_url is not None:
-            named.append(("--advertise-url", self.advertise_url))
-        for what, url in named:
+            named.append(("--advertise-url", "advertise_url", self.advertise_url))
+        for what, setting, url in named:
             # First: the errors below show the URL, and a password must not be shown.
             unshown = unshown_refusal(url)
-            if unshown is not None and query_or_fragment(url) is None:
-                raise ValueError(f"{what} {unshown}, which the node would show and log: "
-                                 "peers prove themselves with device keys, "
-                                 "--cluster-secret or --tls-ca")
-            if unshown is not None:  # not shown: a query may hold a token
-                raise ValueError(f"{what} {unshown}: give the node's address alone")
+            if unshown is not None:  # not shown: a password, or a token in a query
+                raise AddressRefused(
+                    f"{what} {unshown.why}, which the node would show and log: peers prove "
+                    "themselves with device keys, --cluster-secret or --tls-ca"
+                    if unshown.password else
+                    f"{what} {unshown.why}: give the node's address alone", setting)
             if not url.startswith(("http://", "https://")):
                 # A suggestion for an address without a scheme only: not "http://ftp://x",
                 # nor "http://http:/h" for a mistyped one.

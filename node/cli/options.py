@@ -30,7 +30,7 @@ def node_url(text: str) -> str:
     """
     from yarl import URL
 
-    from crdt.addresses import address_problem, query_or_fragment, unshown_refusal
+    from crdt.addresses import address_problem, unshown_refusal
     from node.checks import api_path_base
     from node.config import PORT_DEFAULT
 
@@ -40,13 +40,12 @@ def node_url(text: str) -> str:
                                  param_hint="--node")
     # First: the errors below show the address, and a password must not be shown.
     unshown = unshown_refusal(text)
-    if unshown is not None and query_or_fragment(text) is None:
-        raise click.BadParameter(f"{unshown}, which errors would show; give the token "
-                                 "with --token (or CLAWSYNC_TOKEN)", param_hint="--node")
-    if unshown is not None:  # not shown: a query may hold a token
-        raise click.BadParameter(f"{unshown} (the client's paths go after the address): "
-                                 "give the node's address alone, a token with --token",
-                                 param_hint="--node")
+    if unshown is not None:  # not shown: a password, or a token in a query
+        raise click.BadParameter(
+            f"{unshown.why}, which errors would show; give the token with --token (or "
+            "CLAWSYNC_TOKEN)" if unshown.password else
+            f"{unshown.why} (the client's paths go after the address): give the node's "
+            "address alone, a token with --token", param_hint="--node")
     short = "://" not in text
     text = f"http://{text}" if short else text
     try:

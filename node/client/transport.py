@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
-from crdt.addresses import address_refusal, normal_address, query_or_fragment, unshown_refusal
+from crdt.addresses import address_refusal, normal_address, unshown_refusal
 from node.client.errors import ClientError
 from node.config import software_version
 from node.limits import ClientLimits
@@ -56,12 +56,12 @@ def checked_node_url(url: str) -> str:
     """
     # First: every error later names the address, and a password must not be shown.
     unshown = unshown_refusal(url)
-    if unshown is not None and query_or_fragment(url) is None:
-        raise ClientError(f"the node URL {unshown}, which errors would show; give the "
-                          "token as token= instead")
-    if unshown is not None:  # not shown: a query may hold a token
-        raise ClientError(f"the node URL {unshown} (the client's paths go after it): give "
-                          "http(s)://host:port, and a token as token=")
+    if unshown is not None:  # not shown: a password, or a token in a query
+        raise ClientError(
+            f"the node URL {unshown.why}, which errors would show; give the token as "
+            "token= instead" if unshown.password else
+            f"the node URL {unshown.why} (the client's paths go after it): give "
+            "http(s)://host:port, and a token as token=")
     refusal = address_refusal(url)
     if refusal is None:
         try:

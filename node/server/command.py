@@ -395,6 +395,9 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         said = str(error)
         if isinstance(error, node_config.TokenNeeded):
             said += _empty_token_note(token, token_from, file)
+        if isinstance(error, node_config.AddressRefused):  # the address is not shown
+            hint = _source_hint(ctx, _option(ctx, error.setting))
+            raise click.UsageError(f"{said}; it came from {hint}") from None
         raise click.UsageError(said if file is None else
                                f"{said} (settings from the command line, the environment "
                                f"and {file})") from None

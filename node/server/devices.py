@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from crdt.addresses import address_problem, query_or_fragment, unshown_refusal
+from crdt.addresses import address_problem, unshown_refusal
 from crdt.clock import Hlc
 from crdt.device import parse_device_id
 from crdt.errors import InvalidInput
@@ -75,10 +75,10 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         if isinstance(address, str):
             unshown = unshown_refusal(address)
             if unshown is not None:  # not shown: a password, or a token in a query
-                said = "every node would show and log it" if query_or_fragment(address) \
-                    is None else "no node would reach its API"
-                raise InvalidInput(f"{unshown}, so {said}: give the node's address alone",
-                                   field="address")
+                said = "every node would show and log it" if unshown.password \
+                    else "no node would reach its API"
+                raise InvalidInput(f"{unshown.why}, so {said}: give the node's address "
+                                   "alone", field="address")
             # Its scheme in any case ("HTTP://"): Devices.add writes it in lower case.
             problem = address_problem(address) \
                 if address.lower().startswith(("http://", "https://")) else None

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from crdt.addresses import address_refusal, holds_credentials, normal_address, unshown_refusal
+from crdt.addresses import address_refusal, normal_address, unshown_refusal, user_or_password
 from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 
 
 @pytest.mark.parametrize("url", HIDDEN_PASSWORDS)
 def test_a_hidden_password_is_found(url: str) -> None:
-    assert holds_credentials(url) and address_refusal(url) == "holds a user name or password"
+    assert user_or_password(url) and address_refusal(url) == "holds a user name or password"
 
 
 @pytest.mark.parametrize("url", HIDDEN_TOKENS)
@@ -21,7 +21,7 @@ def test_a_query_or_fragment_is_refused_without_being_shown(url: str) -> None:
     show it."""
     refusal = address_refusal(url)
     assert refusal in ("has a query: the node's paths would land in it", "has a fragment")
-    assert unshown_refusal(url) == refusal and "hunter2" not in refusal
+    assert unshown_refusal(url) == (refusal, False) and "hunter2" not in refusal
 
 
 @pytest.mark.parametrize(("url", "said"), [
@@ -33,7 +33,7 @@ def test_a_query_or_fragment_is_refused_without_being_shown(url: str) -> None:
 def test_any_query_or_fragment_is_refused(url: str, said: str) -> None:
     """A query without a credential is refused too: a dial of ``http://hub/?page=2``
     asks ``http://hub/?page=2/peer/v1/ws``, which a node answers 400."""
-    assert not holds_credentials(url) and address_refusal(url) == said
+    assert not user_or_password(url) and address_refusal(url) == said
 
 
 #: A tab or line ending inside "//", which the parser drops before reading the address:
@@ -41,7 +41,7 @@ def test_any_query_or_fragment_is_refused(url: str, said: str) -> None:
 @pytest.mark.parametrize("url", ["http:/\t/user:hunter2@hub:7878", "http:/\n/user:hunter2@hub",
                                  "https:/\r/user@hub", "\thttp://user:hunter2@hub"])
 def test_what_the_parser_reads_as_a_password_is_one(url: str) -> None:
-    assert holds_credentials(url)
+    assert user_or_password(url)
 
 
 @pytest.mark.parametrize("url", ["http://hub:7878", "https://sync.example/cs",
@@ -52,7 +52,7 @@ def test_what_the_parser_reads_as_a_password_is_one(url: str) -> None:
 def test_an_address_without_one_is_no_address_with_one(url: str) -> None:
     """An "@" after the host (and port), past a "/", "?" or "#", is in a path, query or
     fragment: no URL parser reads a user name there."""
-    assert not holds_credentials(url)
+    assert not user_or_password(url)
     assert address_refusal(url) in (None, "has a query: the node's paths would land in it",
                                     "has a fragment") or "://" not in url
 

@@ -5,6 +5,7 @@ password."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -111,3 +112,30 @@ def test_an_address_with_an_upper_case_scheme_is_kept_in_lower_case() -> None:
     config = json.loads(result.output)
     assert config["peers"] == ["http://hub:7878"]
     assert config["advertise_url"] == "https://phone:7878"
+
+
+@pytest.mark.parametrize(("given", "came_from"), [
+    ("flag", "it came from '--peer'"),
+    ("env", "it came from CLAWSYNC_PEERS (the environment's --peer)"),
+    ("file", "peers in {file} (the file's --peer)")])
+def test_which_of_several_peer_urls_has_a_query_is_said_by_its_place_and_source(
+        given: str, came_from: str, tmp_path: Path) -> None:
+    """Several peers, one with a query: the address is not shown, nor its host (in
+    ``http://u:1?w@h`` the host read is the user name ``u``), so the error names its
+    place among them and where they came from."""
+    peers = ["http://hub:7878", "http://u:1?hunter2@h", "http://other:7878"]
+    file = tmp_path / "clawsync.toml"
+    file.write_text(f"peers = {json.dumps(peers)}\n")
+    args, env = ["serve", "--print-config"], {}
+    if given == "flag":
+        args += [arg for url in peers for arg in ("--peer", url)]
+    elif given == "env":
+        env["CLAWSYNC_PEERS"] = " ".join(peers)
+    else:
+        args += ["--config", str(file)]
+    result = CliRunner().invoke(main, args, env=env)
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "peer URL 2 of 3 has a query: the node's paths would land in it" in said, said
+    assert came_from.format(file=file) in said, said
+    assert "hunter2" not in said and "'u'" not in said and " u " not in said

@@ -38,10 +38,11 @@ A record that only looks like one (a wrong field type, an id not in its written 
 address that is no ``http(s)://`` text, in lower case: ``HTTP://h`` too, as every version
 has read it) is kept as any event, and counts for nothing.
 An add whose address is one of those but no node could dial (``check_address``: a user
-name or password, no host, a port not between 1 and 65535), whether it arrives now or
-was stored by a node whose check was only ``http(s)://``, counts, with its address read
-as unsaid (``UNSAID``): left out of the record's fields, so never shown and never
-dialed. It must count: nodes whose check was only ``http(s)://`` count it, and who is a
+name or password, a query or a fragment, no host, a port not between 1 and 65535),
+whether it arrives now or was stored by a node whose check was only ``http(s)://``,
+counts, with its address read as unsaid (``UNSAID``): left out of the record's fields,
+so never shown and never dialed. It must count: nodes whose check was only
+``http(s)://`` count it, and who is a
 member decides what a node admits, so all must agree on that; only the address shown
 may differ from theirs. No node of this version writes one (its own
 ``--advertise-url`` and ``POST /v1/devices`` are checked the same way).

@@ -42,10 +42,10 @@ name or password, a query or a fragment, no host, a port not between 1 and 65535
 whether it arrives now or was stored by a node whose check was only ``http(s)://``,
 counts, with its address read as unsaid (``UNSAID``): left out of the record's fields,
 so never shown and never dialed. It must count: nodes whose check was only
-``http(s)://`` count it, and who is a
-member decides what a node admits, so all must agree on that; only the address shown
-may differ from theirs. No node of this version writes one (its own
-``--advertise-url`` and ``POST /v1/devices`` are checked the same way).
+``http(s)://`` count it, and who is a member decides what a node admits, so all must
+agree on that; only the address shown may differ from theirs. No node of this version
+writes one (its own ``--advertise-url`` and ``POST /v1/devices`` are checked the same
+way).
 
 >>> from crdt.clock import Hlc
 >>> from crdt.device import device_id, private_key_from_seed, public_bytes

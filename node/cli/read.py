@@ -27,8 +27,9 @@ if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client, StreamEvent
 
 Fetch = Callable[[int | None], Awaitable[dict[str, Any]]]
-#: What a command does with a page's items: prints them.
-Show = Callable[[list[dict[str, Any]]], None]
+#: What a command does with a page's items: prints them, and says whether it printed
+#: any (a page of sessions whose every event was forgotten prints none).
+Show = Callable[[list[dict[str, Any]]], bool]
 
 def _after(help_text: str) -> Callable[[Any], Any]:
     """``--after N``, with what N counts in that command."""
@@ -60,19 +61,27 @@ async def follow_pages(fetch: Fetch, items: str, after: int | None, everything: 
         try:
             page = await fetch(after)
             found = rows(page, items)
+            # Each item is checked before a line of the page is printed: one that fails
+            # (an event whose kind is no object) leaves the page unprinted, and the rest
+            # follow --after where it started.
+            printed = show(found)
         except (ClientError, click.ClickException):
             if shown:  # lines above, each whole: the error says they are not all
                 note(f"the {items} above are cut short by the error below: the rest "
                      f"follow --after {after}")
             raise
-        show(found)
-        shown = shown or bool(found)
+        shown = shown or printed
         if not page.get("more"):
             return None
         # With more to come, "next" must be a position past this page's start: a null
         # one left the list cut short in silence; one that does not move on would be
-        # followed forever.
-        following = next_position(page.get("next"), after)
+        # followed forever. Where the rest follow is then unknown: the note names none.
+        try:
+            following = next_position(page.get("next"), after)
+        except click.ClickException:
+            if shown:
+                note(f"the {items} above are cut short by the error below")
+            raise
         if not everything:
             return following
         after = following
@@ -107,7 +116,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
 
     count = 0
 
-    def show(found: list[dict[str, Any]]) -> None:
+    def show(found: list[dict[str, Any]]) -> bool:
         nonlocal count
         if as_json:
             print_json_lines(found)
@@ -120,6 +129,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
                        ["position", "time", "kind", "summary"],
                        title=None if count else session, whole=True, wrap=(2,), fold=(3,))
         count += len(found)
+        return bool(found)
 
     following = with_client(
         ctx, lambda client: follow_pages(fetch_with(client), "events", after, everything,
@@ -199,12 +209,12 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
 
     listed = hidden = 0
 
-    def show(found: list[dict[str, Any]]) -> None:
+    def show(found: list[dict[str, Any]]) -> bool:
         nonlocal listed, hidden
         listed += len(found)
         if as_json:
             print_json_lines([session_row(item) for item in found])
-            return
+            return bool(found)
         shown = [item for item in found if not item.get("forgotten")]
         # Whole keys, which people copy into `events KEY`: one too long for the
         # terminal gets the plain lines, which the terminal wraps (a copy takes it whole).
@@ -214,6 +224,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
                    whole=True, optional=(4, 3, 2),
                    plain=[session_cells(item, when) for item in shown])
         hidden += len(found) - len(shown)
+        return bool(shown)
 
     following = with_client(
         ctx, lambda client: follow_pages(fetch_with(client), "sessions", after, everything,

@@ -94,6 +94,24 @@ NAMED: dict[tuple[str, str], Any] = {
 }
 
 
+def _midway(mode: str, path: str, after: str | None) -> Any:
+    """The pages of a node whose second page goes wrong after the first was printed
+    (under /m/kind, /m/stuck, /m/forgotten): an event whose kind is no object, a
+    "next" that does not move on, a failing page after one of forgotten sessions only."""
+    if mode == "kind" and path.endswith("/events"):
+        return ({"events": [{"position": 1, "kind": {"type": "x"}}], "next": 1, "more": True}
+                if after is None else
+                {"events": [{"position": 2, "kind": "abc"}], "next": 2, "more": False})
+    if mode == "stuck" and path.endswith("/events"):
+        return {"events": [{"position": 1 if after is None else 2, "kind": {"type": "x"}}],
+                "next": 1, "more": True}
+    if mode == "forgotten" and path == "/v1/sessions":
+        return ({"sessions": [{"index": 1, "session_key": "gone", "forgotten": True}],
+                 "next": 1, "more": True}
+                if after is None else {"sessions": "abc", "next": 2, "more": False})
+    return None
+
+
 class _Broken(Quiet):
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -101,7 +119,10 @@ class _Broken(Quiet):
         after = parse_qs(url.query).get("after", [None])[0]
         mode = url.path.split("/")[2] if url.path.startswith("/m/") else ""
         path = url.path.removeprefix(f"/m/{mode}") if mode else url.path
-        if mode == "typed" and (self.command, path) in MISTYPED:
+        midway = _midway(mode, path, after)
+        if midway is not None:
+            self.answer(200, midway)
+        elif mode == "typed" and (self.command, path) in MISTYPED:
             self.answer(200, MISTYPED[(self.command, path)])
         elif mode == "written" and (self.command, path) in WRITTEN:
             self.answer(200, WRITTEN[(self.command, path)])
@@ -253,10 +274,14 @@ def test_a_write_whose_answer_is_malformed_is_said_done(broken: str,
 def test_more_without_a_next_is_refused(broken: str) -> None:
     """A page with "more": true and "next": null was taken as the last one: the list
     stopped short in silence, and the note said "--after None"."""
-    said = one_error_line(run_cli(f"{broken}/m/endless", "events", "s1", "--all"))
-    assert said == "Error: the node's next page starts after None, which is not a position\n"
-    said = one_error_line(run_cli(f"{broken}/m/endless", "events", "s1"))
-    assert "after None, which is not a position" in said, said
+    for args in (("--all",), ()):
+        result = run_cli(f"{broken}/m/endless", "events", "s1", *args)
+        assert result.returncode == 1, result.stderr
+        # The page holding that "next" was printed: the list is said to be cut short.
+        assert result.stderr.splitlines() == [
+            CUT_SHORT,
+            "Error: the node's next page starts after None, which is not a position"], \
+            result.stderr
 
 
 def test_a_long_next_of_one_page_is_quoted_short(broken: str) -> None:
@@ -325,3 +350,43 @@ def test_tokens_says_a_devices_answer_it_cannot_read(broken: str, case: int) -> 
                              f"{said}\n"), result.stderr
     assert result.stdout.splitlines()[1].split()[:5] == [
         "t1", "app", "*", "read-only", ISSUER], result.stdout
+
+
+#: What a command says when a page fails after the lines of others were printed.
+CUT_SHORT = "the events above are cut short by the error below"
+
+
+def test_an_event_of_a_later_page_that_is_no_event_cuts_the_list_short(broken: str) -> None:
+    """An event whose kind is no object, on the second page, failed after the first
+    page was printed without a word that the lines above are not all: they are said
+    cut short, and the rest to follow from where the failing page started."""
+    result = run_cli(f"{broken}/m/kind", "events", "s1", "--all")
+    assert result.returncode == 1, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["1"], \
+        result.stdout
+    assert result.stderr.splitlines() == [
+        f"{CUT_SHORT}: the rest follow --after 1",
+        "Error: the node's answer has 'abc' as 'kind', not an object"], result.stderr
+
+
+@pytest.mark.parametrize("args", [("--all",), ("--after", "1")], ids=["all", "one-page"])
+def test_a_next_that_does_not_move_on_after_printed_pages_cuts_the_list_short(
+        broken: str, args: tuple[str, ...]) -> None:
+    """A "next" refused after the page holding it was printed (with --all, after
+    others too) ended the list without a word that it is not all: it is said cut short,
+    without an --after, as where the rest follow is not known."""
+    result = run_cli(f"{broken}/m/stuck", "events", "s1", *args)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.strip(), result.stdout
+    said = result.stderr.splitlines()
+    assert said[0] == CUT_SHORT, said
+    assert said[1].startswith("Error: the node's next page starts after 1, not past "), said
+    assert len(said) == 2, said
+
+
+def test_a_page_of_forgotten_sessions_alone_is_not_said_cut_short(broken: str) -> None:
+    """A page whose sessions were all forgotten prints no line (plain ``sessions`` leaves
+    them out): a failure after it said the sessions "above" were cut short, above
+    nothing."""
+    said = one_error_line(run_cli(f"{broken}/m/forgotten", "sessions", "--all"))
+    assert said == "Error: the node's answer has 'abc' as 'sessions', not a list\n", said

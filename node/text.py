@@ -52,6 +52,21 @@ def _escaped(found: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xff else f"\\u{code:04x}"
 
 
+#: The UTF-8 byte order mark, which editors write at a file's start (Windows Notepad).
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def bom_length(data: bytes) -> int:
+    """How many of the first bytes of ``data`` are a UTF-8 byte order mark: 3, or 0. A
+    file read as UTF-8 text is read past them (JSON and TOML forbid one, but editors
+    write it); a body sent over a network is refused for one.
+
+    >>> bom_length(b"\\xef\\xbb\\xbf{}"), bom_length(b"{}")
+    (3, 0)
+    """
+    return len(UTF8_BOM) if data.startswith(UTF8_BOM) else 0
+
+
 def not_utf8(error: UnicodeDecodeError, skipped: int = 0) -> str:
     """Where bytes that were to be UTF-8 text are not, for an error line that names
     their file: the first byte that begins no UTF-8 character, counted from 1 (and from

@@ -7,7 +7,6 @@ before anything is sent, so a typo costs no request and gets exit code 2.
 
 from __future__ import annotations
 
-import codecs
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,7 @@ from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines, printable
 from node.client.errors import ClientError
 from node.empty_variables import param_named
-from node.text import not_utf8
+from node.text import bom_length, not_utf8
 
 if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor aiohttp)
     from node.client.api import Client
@@ -146,14 +145,14 @@ def decoded(data: bytes, name: str) -> str:
     """``data`` as UTF-8 text, without a leading byte order mark: JSON forbids one, but
     editors write it (Windows Notepad), and the events after it are no less events.
 
-    >>> decoded(codecs.BOM_UTF8 + b'{}', "f")
+    >>> decoded(b'\\xef\\xbb\\xbf{}', "f")
     '{}'
     >>> decoded(b'ok\\xff', "f")
     Traceback (most recent call last):
     ...
     node.cli.common.InputError: f is not UTF-8 text (its byte 3, 0xff, begins no UTF-8 character)
     """
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    start = bom_length(data)
     try:
         return data[start:].decode("utf-8")
     except UnicodeDecodeError as error:

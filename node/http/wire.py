@@ -47,6 +47,7 @@ from crdt.errors import (
 from node.http.errors import HttpError, invalid_encoding
 from node.http.params import refuse_unknown_params
 from node.store import StoreBusy, StoreClosing
+from node.text import bom_length
 
 log = structlog.get_logger(__name__)
 
@@ -231,7 +232,7 @@ def parse_json(body: bytes) -> Any:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"JSON: not valid UTF-8 at byte {exc.start}", field="body") from None
-    if text.startswith("\ufeff"):  # else "Expecting value: line 1 column 1"
+    if bom_length(body):  # else "Expecting value: line 1 column 1"
         raise InvalidInput("JSON: starts with a byte order mark (U+FEFF), which JSON sent "
                            "over a network must not carry", field="body")
     try:

@@ -4,7 +4,6 @@ over the environment, which wins over the file."""
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import signal
@@ -29,7 +28,7 @@ from node.empty_variables import (
     set_empty,
 )
 from node.interrupt import die_of
-from node.text import not_utf8
+from node.text import bom_length, not_utf8
 from node.whole_numbers import WholeRange
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
@@ -66,7 +65,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
         # A byte order mark, which editors write (Windows Notepad) and TOML forbids, is
         # read past, as the JSON files of ``append --file`` are: tomllib took it for a
         # key and refused the file with "Invalid statement (at line 1, column 1)".
-        skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        skipped = bom_length(data)
         # TOML is UTF-8, whatever the locale says.
         values = tomllib.loads(data[skipped:].decode("utf-8"))
     except UnicodeDecodeError as error:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import codecs
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from node.main import main
+from tests.support.processes import CLI_TIMEOUT_S, child_env
 
 
 @pytest.mark.parametrize(("args", "env", "named"), [
@@ -210,9 +213,52 @@ def test_a_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
 
 def test_a_byte_not_utf8_after_a_byte_order_mark_is_counted_from_the_files_start(
         tmp_path: Path) -> None:
+    """Not a fix (it passed when the file was decoded from its start, mark and all): it
+    guards the count now that the mark is read past, from the file's start, not from
+    the mark's end."""
     config = tmp_path / "clawsync.toml"
     config.write_bytes(codecs.BOM_UTF8 + b"ok\xff")
     result = CliRunner().invoke(main, ["serve", "--config", str(config), "--print-config"],
                                 env={"CLAWSYNC_PORT": None})
     assert result.exit_code == 2, result.output
     assert "its byte 6, 0xff" in " ".join(result.output.split()), result.output
+
+
+#: A token for ``--automerge-tokens``, which needs the node's own ``--token``.
+NODE_TOKEN = "node-token-0123456789"
+
+
+def _tokens_file(tmp_path: Path, data: bytes) -> list[str]:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_bytes(data)
+    return ["serve", "--token", NODE_TOKEN, "--automerge-tokens", str(tokens),
+            "--print-config"]
+
+
+def test_a_tokens_file_starting_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """json refused it: "Unexpected UTF-8 BOM (decode using utf-8-sig)"; it is read past,
+    as serve --config and append --file read past one."""
+    args = _tokens_file(tmp_path, codecs.BOM_UTF8 + b'{"app-token-0123": {"sessions": ["*"]}}')
+    result = CliRunner().invoke(main, args, env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 0, result.output
+
+
+def test_a_tokens_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    """It was read in the locale's encoding: under an ASCII locale, a session pattern
+    with a letter outside ASCII ended in "'ascii' codec can't decode byte 0xc3"."""
+    args = _tokens_file(tmp_path, '{"app-token-0123": {"sessions": ["tg:zoë*"]}}'.encode())
+    env = {**child_env(), "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    env.pop("CLAWSYNC_PORT", None)
+    result = subprocess.run([sys.executable, "-m", "node.main", *args], env=env,
+                            capture_output=True, check=False, timeout=CLI_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_tokens_file_not_utf8_is_said_so(tmp_path: Path) -> None:
+    """Its first byte that begins no UTF-8 character, counted from the file's start
+    (past a byte order mark), as serve --config says it."""
+    args = _tokens_file(tmp_path, codecs.BOM_UTF8 + b'{"ok\xff": {}}')
+    result = CliRunner().invoke(main, args, env={"CLAWSYNC_PORT": None})
+    assert result.exit_code == 2, result.output
+    assert "is not UTF-8 text (its byte 8, 0xff" in " ".join(result.output.split()), \
+        result.output

@@ -44,7 +44,9 @@ _LIMIT = click.option("--limit", type=WholeRange(min=1), metavar="N",
 #: largest ``--limit`` is the node's configured ``page_max``, which only the node knows.
 PAGE_OPTIONS = {"limit": "--limit", "after": "--after"}
 _ALL = click.option("--all", "everything", is_flag=True,
-                    help="Follow the pages to the end instead of stopping after one.")
+                    help="Follow the pages to the end instead of stopping after one, "
+                         "printing each as it comes: the plain lines (and a terminal's "
+                         "table, with its column names) are lined up page by page.")
 _JSON = click.option("--json", "as_json", is_flag=True,
                      help="Print JSON (one object per line) instead of text.")
 

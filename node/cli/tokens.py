@@ -169,17 +169,18 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
         return answer, await api_open(client)
 
     answer, open_api = with_client(ctx, run)
-    if open_api:
-        note(OPEN_API_WARNING)
     if as_json:
         print_json(answer)
-        return
-    with written("the node issued a token"):
-        secret, token_id = field(answer, "token", str), field(answer, "id", str)
-        name = field(answer, "name", str)
-    click.echo(printable(secret))
-    note(f"token {token_id} ({name}): shown once; keep it secret. "
-         "Apps connect to ws://NODE/automerge?token=TOKEN")
+    else:
+        with written("the node issued a token"):
+            secret, token_id = field(answer, "token", str), field(answer, "id", str)
+            name = field(answer, "name", str)
+        click.echo(printable(secret))
+        note(f"token {token_id} ({name}): shown once; keep it secret. "
+             "Apps connect to ws://NODE/automerge?token=TOKEN")
+    # After the token: an answer that cannot be read ends with its one error line.
+    if open_api:
+        note(OPEN_API_WARNING)
 
 
 @tokens.command()

@@ -44,10 +44,11 @@ from typing import Any, cast
 
 from aiohttp.resolver import ThreadedResolver
 
-#: Threads that look up peers' host names, each started when a lookup finds none idle.
-#: More let more names be looked up at once while some hang (a peer list full of dead
-#: names); each hanging one holds a thread (its stack) until the system's resolver gives
-#: up, and lookups beyond them wait for one to be free.
+#: Threads that look up host names (peers', and the node a client command talks to),
+#: each started when a lookup finds none idle. More let more names be looked up at once
+#: while some hang (a peer list full of dead names); each hanging one holds a thread (its
+#: stack) until the system's resolver gives up, and lookups beyond them wait for one to be
+#: free.
 LOOKUP_THREADS_MAX = 8
 
 #: Lookups waiting for a thread; one more is refused with the lookup error a name

@@ -99,3 +99,18 @@ def test_a_number_option_given_no_number_says_what_it_takes(
     assert done.stderr.rstrip().endswith(
         f"Error: Invalid value for {named}: 'abc' is not a whole number {wanted}."), \
         done.stderr
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("serve", "--port", "70000", "--print-config"),
+     "Invalid value for '--port': '70000' is not a whole number from 0 to 65535."),
+    (("events", "s1", "--limit", "0"),
+     "Invalid value for '--limit': '0' is not a whole number of at least 1.")])
+def test_a_number_out_of_its_range_says_what_the_option_takes(args: tuple[str, ...],
+                                                             said: str) -> None:
+    """In the same words as a value that is no number (click said "70000 is not in the
+    range 0<=x<=65535")."""
+    done = subprocess.run([sys.executable, "-m", "node.main", *args], env=child_env({}),
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.rstrip().endswith(f"Error: {said}"), done.stderr

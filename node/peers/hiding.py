@@ -48,7 +48,7 @@ import bisect
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 #: What a credential of ours is shown as where a peer's refusal repeats it.
 HIDDEN_TEXT = "(hidden)"
@@ -364,42 +364,45 @@ def _surrogates(char: str) -> str:
     return char if code < 0 else chr(0xD800 + (code >> 10)) + chr(0xDC00 + (code & 0x3FF))
 
 
+def _cores(secret: bytes, encode: Callable[[bytes], bytes], group: int,
+           char_bits: int) -> list[str]:
+    """What ``encode`` (base64, base32) of a text holding ``secret`` shows of it,
+    wherever in a group of ``group`` bytes it begins: only the characters that stand for
+    ``secret``'s bytes alone. A character at either end that stands for a byte around
+    it too (it holds ``char_bits`` bits: the first ones hold the lead bytes' bits too,
+    and in a last group short of ``group`` bytes, the last one the next bytes' bits)
+    stays shown: it tells a few bits, not the secret."""
+    cores = []
+    for lead in range(group):  # the bytes of the group before the secret's first
+        coded = encode(bytes(lead) + secret).decode().rstrip("=")
+        bits = 8 * (lead + len(secret))
+        start, end = -(-8 * lead // char_bits), len(coded) - (bits % char_bits != 0)
+        cores.append(coded[start:end])
+    return cores
+
+
 def _base32_cores(secret: bytes) -> list[str]:
-    """As ``_base64_cores``, for base32 (RFC 4648's alphabet, in its capitals): a
-    character holds 5 bits, a group 5 bytes.
+    """``_cores`` of base32 (RFC 4648's alphabet, in its capitals): a character holds
+    5 bits, a group 5 bytes.
 
     >>> import base64
     >>> page = base64.b32encode(b"Bearer s3cret-s3cret").decode()
     >>> {core for core in _base32_cores(b"s3cret-s3cret") if core in page}
     {'GM3DOJSXILLTGNRXEZLU'}
     """
-    cores = []
-    for lead in range(5):  # the bytes of the group before the secret's first
-        coded = base64.b32encode(bytes(lead) + secret).decode().rstrip("=")
-        bits = 8 * (lead + len(secret))
-        start, end = -(-8 * lead // 5), len(coded) - (bits % 5 != 0)
-        cores.append(coded[start:end])
-    return cores
+    return _cores(secret, base64.b32encode, 5, 5)
 
 
 def _base64_cores(secret: bytes) -> list[str]:
-    """What base64 (and URL-safe base64) of a text holding ``secret`` shows of it,
-    wherever in a group of three bytes it begins: only the characters that stand for
-    ``secret``'s bytes alone. A character at either end that stands for a byte around
-    it too stays shown: it tells a few bits, not the secret.
+    """``_cores`` of base64 and URL-safe base64: a character holds 6 bits, a group
+    3 bytes.
 
     >>> import base64
     >>> page = base64.b64encode(b"Authorization: Bearer s3cret-s3cret").decode()
     >>> {core for core in _base64_cores(b"s3cret-s3cret") if core in page}
     {'MzY3JldC1zM2NyZX'}
     """
-    cores = []
-    for lead in range(3):  # the bytes of the group before the secret's first
-        coded = base64.b64encode(bytes(lead) + secret).decode().rstrip("=")
-        # A character holds 6 bits: the first ones hold those lead bytes' bits too, and
-        # in a last group short of three bytes, the last one the next bytes' bits.
-        start, end = (0, 2, 3)[lead], len(coded) - ((lead + len(secret)) % 3 != 0)
-        cores.append(coded[start:end])
+    cores = _cores(secret, base64.b64encode, 3, 6)
     return cores + [core.replace("+", "-").replace("/", "_") for core in cores]
 
 

@@ -29,6 +29,7 @@ from tests.support.processes import (
     free_port,
     run_cli,
     spawn_cli,
+    stop_cli,
 )
 
 pytestmark = pytest.mark.integration
@@ -157,11 +158,7 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
         assert on_node() >= later
         assert len(all_events(node)) > before
     finally:
-        watch.send_signal(signal.SIGTERM)
-        try:
-            watch.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            watch.kill()
+        stop_cli(watch, timeout_s=30)
 
 
 def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,

@@ -4,8 +4,6 @@ imported, and the record taken once the node's clock has caught up."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import pytest
 from node.openclaw.state import cursor_name
 from tests.support.cluster import all_events, wait_until
 from tests.support.openclaw import FakeGateway, cursor_read_to
-from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli
+from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli, stop_cli
 
 pytestmark = pytest.mark.integration
 
@@ -94,11 +92,7 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
             wait_until(lambda: cursor_read_to(node, state, {SID: len(fast)}), 30,
                        "the cursor past them")
         finally:
-            watch.send_signal(signal.SIGTERM)
-            try:
-                watch.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                watch.kill()
+            stop_cli(watch, timeout_s=30)
         assert sum(f"{ahead}: dated" in line for line in said.seen) == 1  # said once
         again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
         assert again.returncode == 0 and "0 records read" in again.stderr, again.stderr

@@ -228,6 +228,17 @@ def spawn_cli(node: NodeProcess | str, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, bufsize=1, env=child_env())
 
 
+def stop_cli(process: subprocess.Popen[str], sig: int = signal.SIGTERM,
+             timeout_s: float = CLI_TIMEOUT_S) -> None:
+    """End a long-running CLI command (``spawn_cli``) with ``sig``; killed if it has not
+    ended within ``timeout_s``."""
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 class LineReader:
     """Reads a pipe in a thread so a test can wait for a line with a deadline (a plain
     ``readline`` on a silent pipe would block the test forever)."""

@@ -69,6 +69,8 @@ log = structlog.get_logger(__name__)
 #: answer may pass by the next round.
 REFUSED, NOT_SERVED, UNLISTED = "refused", "not served", "unlisted"
 NO_ANSWER, UNEXPECTED = "no answer", "unexpected"
+#: The kinds that hold asks off on the link (``Learning._members_failed``).
+HOLDING = frozenset({REFUSED, NOT_SERVED})
 
 
 class Learning:
@@ -196,17 +198,16 @@ class Learning:
                 secret=self.config.cluster_secret if runner.secret else None,
                 hide=(self.config.cluster_secret, self.config.token))
         except MembersRefused as exc:  # 401, 403
-            self._members_failed(runner, link, str(exc), REFUSED, hold=True)
+            self._members_failed(runner, link, str(exc), REFUSED)
             return
         except MembersUnlisted as exc:  # answered with no list
-            self._members_failed(runner, link, str(exc),
-                                 NOT_SERVED if exc.lasting else UNLISTED, hold=exc.lasting)
+            self._members_failed(runner, link, str(exc), NOT_SERVED if exc.lasting else UNLISTED)
             return
         except LinkClosed as exc:  # no answer: a time-out, a reset
-            self._members_failed(runner, link, str(exc), NO_ANSWER, hold=False)
+            self._members_failed(runner, link, str(exc), NO_ANSWER)
             return
         except Exception as exc:  # run as a task of its own too: nothing else would log it
-            self._members_failed(runner, link, repr(exc), UNEXPECTED, hold=False)
+            self._members_failed(runner, link, repr(exc), UNEXPECTED)
             return
         if link == runner.links:
             # Listed now: a failure later on this link is news (``_members_failed``).
@@ -243,8 +244,7 @@ class Learning:
         return failure is not None and failure.until is not None \
             and failure.link == runner.links and self._holds(failure.until)
 
-    def _members_failed(self, runner: Runner, link: int, reason: str, kind: str, *,
-                        hold: bool) -> None:
+    def _members_failed(self, runner: Runner, link: int, reason: str, kind: str) -> None:
         """The ask for the member list of the peer of ``runner``, made on its link
         number ``link``, failed, of ``kind`` (``REFUSED``, ``NOT_SERVED``, ``UNLISTED``,
         ``NO_ANSWER``, ``UNEXPECTED``). Logged at info the first time of its kind on the
@@ -256,10 +256,10 @@ class Learning:
         link gone since the ask, or an ask that overlapped another already held off (the
         one as the link came up, and a round's).
 
-        With ``hold`` (an answer that will not change: refused, 401 or 403, whose cause
-        is its configuration; a route it does not have, 404, 405, 501, from an older
-        node or a server of another kind; a body that is no list) not asked again on
-        that link for ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S``
+        Of a kind in ``HOLDING`` (an answer that will not change: refused, 401 or 403,
+        whose cause is its configuration; a route it does not have, 404, 405, 501, from
+        an older node or a server of another kind; a body that is no list) not asked
+        again on that link for ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S``
         seconds, whichever ends first (the list is a request of its own to the address,
         which another node may answer by then). No hold for what may pass by the next
         round (no answer, a time-out, a reset; a 502, 503, 504, a node's 503 when busy,
@@ -269,8 +269,8 @@ class Learning:
         before = runner.members_failure
         logged = before.logged if before is not None and before.link == link \
             else frozenset()
-        runner.members_failure = MembersFailure(link, logged | {kind},
-                                                self._hold_from_now() if hold else None)
+        runner.members_failure = MembersFailure(
+            link, logged | {kind}, self._hold_from_now() if kind in HOLDING else None)
         if kind in logged:
             log.debug("members not listed", peer=runner.url, reason=reason)
         elif kind == UNEXPECTED:

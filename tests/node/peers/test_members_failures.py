@@ -147,11 +147,7 @@ async def test_a_failure_of_another_kind_on_the_link_is_said_at_info(
     secret is news, said at info, not taken for a repeat of the first failure."""
     node, _ = await linked(make_node)
     dead = f"http://127.0.0.1:{free_port()}"
-
-    async def unauthorized(_request: web.Request) -> web.Response:
-        return web.Response(status=401, text="wrong secret")
-
-    async with serving(unauthorized) as refusing:
+    async with serving(answer([], 401, "wrong secret")) as refusing:
         answering = [dead]
         asked_at(monkeypatch, lambda: answering[0])
         with structlog.testing.capture_logs() as said:

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator
 
 import aiohttp
 
-from node.peers.hiding import HIDDEN_TEXT as HIDDEN_TEXT  # the refusals' readers name it
 from node.peers.hiding import hidden
 from node.text import without_controls
 

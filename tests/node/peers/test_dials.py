@@ -13,7 +13,8 @@ import pytest
 import structlog
 from aiohttp import web
 
-from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_READ_S
+from node.peers.dial_words import REFUSAL_READ_S
+from node.peers.hiding import HIDDEN_TEXT
 from node.peers.refusals import refusals_read
 from node.peers.runner import Runner
 from node.peers.transport import LinkClosed, dial

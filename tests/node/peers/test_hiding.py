@@ -18,10 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.peers.dial_words import HIDDEN_TEXT, refusal_text
+from node.peers.dial_words import refusal_text
 from node.peers.hiding import (
     BASE32_HIDDEN_IN_A_ROW,
     HEX_HIDDEN_IN_A_ROW,
+    HIDDEN_TEXT,
     SHOWN_IN_A_ROW_MAX,
     UTF16_BASE64_HIDDEN_IN_A_ROW,
 )

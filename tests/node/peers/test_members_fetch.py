@@ -17,7 +17,8 @@ from aiohttp import web
 
 from crdt import linkproof
 from crdt.device import PUBLIC_KEY_BYTES
-from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_BYTES_MAX
+from node.peers.dial_words import REFUSAL_BYTES_MAX
+from node.peers.hiding import HIDDEN_TEXT
 from node.peers.transport import (
     DETAIL_HEADER,
     KEY_HEADER,

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 from hypothesis import assume, given, settings
 
-from node.peers.dial_words import HIDDEN_TEXT, REFUSAL_BYTES_MAX, refusal_text
+from node.peers.dial_words import REFUSAL_BYTES_MAX, refusal_text
+from node.peers.hiding import HIDDEN_TEXT
 from node.peers.refusals import refusals_read
 from node.peers.transport import LinkClosed, dial
 from sync.peer.config import SyncConfig

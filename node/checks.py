@@ -37,19 +37,23 @@ def api_path_base(url: str) -> str | None:
     return None if at is None else f"{scheme}://{netloc}{'/'.join(parts[:at])}"
 
 
-#: What ``check_token`` guesses a control character in a typed token or a file's came
-#: from; a caller that knows better (a JSON table, where a line end is no part of a
-#: string) gives none.
-CONTROL_HINT = "a line ending, from a file with CRLF line ends?"
+def holds_control(token: str) -> bool:
+    """Whether ``token`` holds a C0 control character or DEL, which no token of a node
+    holds (``check_token``; ``node.automerge.hub.token_fault`` for a presented one).
+
+    >>> holds_control("s3cret\\r"), holds_control("s3cret")
+    (True, False)
+    """
+    return any(ord(char) < 0x20 or ord(char) == 0x7F for char in token)
 
 
-def check_token(token: str, what: str = "the token", *,
-                control_hint: str | None = CONTROL_HINT) -> None:
+def check_token(token: str, what: str = "the token", *, from_lines: bool = True) -> None:
     """``ValueError`` for a token (or ``what`` else a header carries: the cluster secret)
     that cannot protect anything: an empty one, which a request without the header
     matches, or one with a control character, which no token of a node holds (mostly a
     line ending kept from a file: ``$(cat token.txt)`` of a file with CRLF line ends,
-    ``control_hint`` guesses; a tab alone a header may carry); or one that
+    the refusal guesses, unless ``from_lines`` is false: a JSON table's string holds a
+    control character only as written; a tab alone a header may carry); or one that
     no request could match: one that begins or ends with white space, which a node
     takes off the token a request gives (``node.http.auth.bearer``), as HTTP takes it off
     a header's value. ``HIDDEN``, --print-config's placeholder, is refused too: it is
@@ -75,8 +79,8 @@ def check_token(token: str, what: str = "the token", *,
     if token == HIDDEN:
         raise ValueError(f"{what} is {HIDDEN!r}, the placeholder --print-config shows for "
                          "a secret it hides, not a secret: give the real one")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
-        guess = f" ({control_hint})" if control_hint else ""
+    if holds_control(token):
+        guess = " (a line ending, from a file with CRLF line ends?)" if from_lines else ""
         raise ValueError(f"{what} holds a control character{guess}, which no token may "
                          "hold")
     if token != token.strip():

@@ -47,7 +47,7 @@ from node.automerge.library import StoreLibrary
 from node.automerge.metrics import UNAUTHORIZED, Counts, RepoCollector
 from node.automerge.tokens import IssuedTokens
 from node.automerge.trials import Trials
-from node.checks import HIDDEN, TOKEN_CHARS_MAX, check_token
+from node.checks import HIDDEN, TOKEN_CHARS_MAX, check_token, holds_control
 from node.config import Config
 from node.http import auth
 from node.http.errors import HttpError, unauthorized
@@ -318,7 +318,7 @@ def token_fault(token: str) -> str | None:
     if len(token) > TOKEN_CHARS_MAX:
         return (f"the token is longer than {TOKEN_CHARS_MAX} characters (TOKEN_CHARS_MAX): "
                 "no token is")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in token):
+    if holds_control(token):
         return "the token holds a control character: no token does"
     return None
 
@@ -348,5 +348,5 @@ def load_tokens(path: Path) -> dict[str, Access]:
     table = parse_tokens(raw)
     for number, token in enumerate(table, 1):
         # A JSON string holds a control character only as written: no line end to guess.
-        check_token(token, f"{path}: token {number} of the table", control_hint=None)
+        check_token(token, f"{path}: token {number} of the table", from_lines=False)
     return table

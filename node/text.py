@@ -80,3 +80,27 @@ def not_utf8(error: UnicodeDecodeError, skipped: int = 0) -> str:
     """
     return (f"not UTF-8 text (its byte {skipped + error.start + 1}, "
             f"0x{error.object[error.start]:02x}, begins no UTF-8 character)")
+
+
+class NotUtf8(ValueError):
+    """A file's bytes are not UTF-8 text: its text says where (``not_utf8``)."""
+
+
+def file_text(data: bytes) -> str:
+    """``data``, a file's bytes, as UTF-8 text (whatever the locale says), read past a
+    leading byte order mark (``bom_length``); ``NotUtf8`` saying where they are not,
+    counted from the file's start. ``append --file``, ``serve --config`` and
+    ``--automerge-tokens`` read their files with it.
+
+    >>> file_text(b"\\xef\\xbb\\xbf{}")
+    '{}'
+    >>> file_text(b"\\xef\\xbb\\xbfok\\xff")
+    Traceback (most recent call last):
+    ...
+    node.text.NotUtf8: not UTF-8 text (its byte 6, 0xff, begins no UTF-8 character)
+    """
+    skipped = bom_length(data)
+    try:
+        return data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotUtf8(not_utf8(error, skipped=skipped)) from None

@@ -53,7 +53,7 @@ from node.http import auth
 from node.http.errors import HttpError, unauthorized
 from node.http.params import takes_params
 from node.store import AsyncStore, StoreClosing
-from node.text import bom_length, not_utf8
+from node.text import NotUtf8, file_text
 from sync.repo.config import FULL_ACCESS, Access, parse_tokens
 from sync.repo.connection import RepoConnection
 from sync.repo.host import CLOSE_GOING_AWAY, Edit, Outcome
@@ -330,16 +330,12 @@ def load_tokens(path: Path) -> dict[str, Access]:
     no secret (refused for being short too, but said so). A token is held to what the
     node's own is (``node.checks.check_token``): at most ``TOKEN_CHARS_MAX`` characters,
     no control character."""
-    skipped = 0
     try:
-        data = path.read_bytes()
-        # JSON is UTF-8, whatever the locale says; a byte order mark, which editors
-        # write (Windows Notepad), is read past, as serve --config's TOML reads past one.
-        skipped = bom_length(data)
-        raw = json.loads(data[skipped:].decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise ValueError(f"cannot read {path}: it is {not_utf8(error, skipped=skipped)}") \
-            from None
+        # A byte order mark, which editors write (Windows Notepad), is read past, as
+        # serve --config's TOML reads past one.
+        raw = json.loads(file_text(path.read_bytes()))
+    except NotUtf8 as error:
+        raise ValueError(f"cannot read {path}: it is {error}") from None
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read {path}: {error}") from None
     if isinstance(raw, dict) and HIDDEN in raw:

@@ -31,7 +31,7 @@ from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines, printable
 from node.client.errors import ClientError
 from node.empty_variables import param_named
-from node.text import bom_length, not_utf8
+from node.text import NotUtf8, file_text
 
 if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor aiohttp)
     from node.client.api import Client
@@ -152,11 +152,10 @@ def decoded(data: bytes, name: str) -> str:
     ...
     node.cli.common.InputError: f is not UTF-8 text (its byte 3, 0xff, begins no UTF-8 character)
     """
-    start = bom_length(data)
     try:
-        return data[start:].decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InputError(f"{name} is {not_utf8(error, skipped=start)}") from None
+        return file_text(data)
+    except NotUtf8 as error:
+        raise InputError(f"{name} is {error}") from None
 
 
 def only_nodes_write(event: dict[str, Any]) -> bool:

@@ -28,7 +28,7 @@ from node.empty_variables import (
     set_empty,
 )
 from node.interrupt import die_of
-from node.text import bom_length, not_utf8
+from node.text import NotUtf8, file_text
 from node.whole_numbers import WholeRange
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
@@ -59,18 +59,13 @@ def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None)
     if path is None:
         return
     ctx.meta[_CONFIG_FILE] = path
-    skipped = 0
     try:
-        data = path.read_bytes()
         # A byte order mark, which editors write (Windows Notepad) and TOML forbids, is
         # read past, as the JSON files of ``append --file`` are: tomllib took it for a
         # key and refused the file with "Invalid statement (at line 1, column 1)".
-        skipped = bom_length(data)
-        # TOML is UTF-8, whatever the locale says.
-        values = tomllib.loads(data[skipped:].decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise click.BadParameter(
-            f"cannot read {path}: it is {not_utf8(error, skipped=skipped)}") from None
+        values = tomllib.loads(file_text(path.read_bytes()))
+    except NotUtf8 as error:
+        raise click.BadParameter(f"cannot read {path}: it is {error}") from None
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise click.BadParameter(f"cannot read {path}: {error}") from None
     tables: dict[str, dict[str, str]] = {}  # per table: its settings -> the keys that gave them

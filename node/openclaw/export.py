@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from node.folder import fsync_folder, make_folders, remove_empty
-from node.openclaw.legacy_files import candidates, js_trimmed, transcript_file
+from node.openclaw.legacy_files import candidates, followed, js_trimmed, transcript_file
 from node.openclaw.records import Transcript
 from node.openclaw.source import RECORD_BYTES_MAX
 from node.text import printable
@@ -230,10 +230,10 @@ def _check_session_files(index_path: Path, index: dict[str, Any], key: str,
     file an entry names, whatever session that file holds, and gives its header the
     entry's session id, so it would import the events written there as that key's
     session."""
-    here = _where(path)
+    here = followed(path)
     for other, entry in index.items():
         if other != key and isinstance(entry, dict) and any(
-                _where(place) == here for place in candidates(path.parent, entry)):
+                followed(place) == here for place in candidates(path.parent, entry)):
             raise ExportRefused(
                 f"{index_path} maps session key {_shown(other)} (session "
                 f"{_shown(entry.get('sessionId'))}) to the file {_shown(path.name)} through "
@@ -253,7 +253,7 @@ def _own_file(index_path: Path, key: str, entry: dict[str, Any],
     Refused if that file is another session's: its header names another id and its
     name is not one OpenClaw makes for this one."""
     file = transcript_file(index_path.parent, entry)
-    if file is None or _where(file) == _where(default):
+    if file is None or followed(file) == followed(default):
         return None
     session_id = js_trimmed(default.name[:-len(".jsonl")])
     if not _holds_session(file, session_id):
@@ -264,16 +264,7 @@ def _own_file(index_path: Path, key: str, entry: dict[str, Any],
             f"{_shown(session_id)}: OpenClaw reads that file as the session; import it "
             "first (openclaw doctor --session-sqlite import) or move it away; nothing "
             "was written")
-    return _where(file)
-
-
-def _where(path: Path) -> Path:
-    """``path`` with its links followed, to tell whether two paths are one file (a loop
-    of links is refused by ``_check_inside`` before)."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path
+    return followed(file)
 
 
 def _holds_session(path: Path, session_id: str) -> bool:

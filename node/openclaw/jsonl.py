@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from node.openclaw.legacy_files import js_trimmed, transcript_file
+from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
 from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_record
 
 #: Bytes read from one file in one pass at most (a following pass goes on).
@@ -63,9 +63,9 @@ class AgentSessions:
         for session_id, (key, path) in index.items():
             if path is not None:  # an entry may outlive its file
                 files[session_id] = (path, key)
-                named.add(_where(path))
+                named.add(followed(path))
         for path in sorted(self.folder.glob("*.jsonl")):
-            if path.stem not in index and _where(path) not in named:
+            if path.stem not in index and followed(path) not in named:
                 files[path.stem] = (path, None)
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
@@ -154,14 +154,6 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     if name == f"{js_trimmed(session_id)}.jsonl":
         return "jsonl:" + session_id
     return f"jsonl-file:{len(name)}:{name}:{session_id}"
-
-
-def _where(path: Path) -> Path:
-    """``path`` with its links followed, to tell whether two paths are one file."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):  # a loop of links: a file of its own
-        return path
 
 
 def _line_end(file: BinaryIO) -> int | None:

@@ -109,6 +109,15 @@ def _rerooted(folder: Path, file: str) -> Path | None:
     return place if _is_file(place) else None
 
 
+def followed(path: Path) -> Path:
+    """``path`` with its links followed, to tell whether two paths are one file (a loop
+    of links: a file of its own)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
+
+
 def _is_file(path: Path) -> bool:
     try:
         return path.is_file()

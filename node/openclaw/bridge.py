@@ -233,7 +233,7 @@ class Bridge:
             if refused is None or unit.record is None:
                 raise
             if (name, unit.entry) not in self._waiting:
-                text = _waits(unit.record, unit.events, refused, str(error))
+                text = _waits(unit.record, unit.events, refused)
                 step.waiting.append(text)
                 self.tell(text)
             self._waiting[name, unit.entry] = _Wait(
@@ -311,13 +311,13 @@ def _refused_time(error: ClientError | InvalidInput) -> str | None:
     return None
 
 
-def _waits(record: Record, events: list[Event], refused: str, words: str) -> str:
+def _waits(record: Record, events: list[Event], refused: str) -> str:
     """What to tell of a record that waits for the node's clock: which, by how much the
     clocks differ (if the node said its clock), and what happens to it."""
     dated = max(events, key=lambda event: event.timestamp).timestamp
     clock = _node_clock(refused)
     if clock is None:
-        lead = f"ahead of the node's clock ({words})"
+        lead = f"ahead of the node's clock ({refused})"
     else:
         bound_ms, node_ms, shown = clock
         lead = (f"{(dated.ms - node_ms) / 1000:.1f} s ahead of the node's clock "

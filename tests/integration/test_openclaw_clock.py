@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 from node.openclaw.state import cursor_name
 from tests.support.cluster import all_events, wait_until
-from tests.support.openclaw import FakeGateway, cursor_read_to
+from tests.support.openclaw import FakeGateway, cursor_read_to, iso_ms, turn_records
 from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli, stop_cli
 
 pytestmark = pytest.mark.integration
@@ -26,21 +25,6 @@ DRIFT_MS = 1000
 AHEAD_MS = 15_000
 SID, KEY = "5a5a5a5a-0000-4000-8000-000000000001", "agent:main:explicit:fast"
 OTHER_SID, OTHER_KEY = "5a5a5a5a-0000-4000-8000-000000000002", "agent:main:explicit:other"
-
-
-def _iso(ms: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
-def records(session_id: str, times_ms: list[int]) -> list[dict[str, Any]]:
-    """A header, then one user message per time."""
-    out: list[dict[str, Any]] = [{"type": "session", "version": 3, "id": session_id,
-                                  "timestamp": _iso(times_ms[0]), "cwd": "/w"}]
-    for n, ms in enumerate(times_ms):
-        out.append({"type": "message", "id": f"{session_id[-4:]}{n:04x}",
-                    "parentId": out[-1]["id"] if n else None, "timestamp": _iso(ms),
-                    "message": {"role": "user", "content": f"turn {n}", "timestamp": ms}})
-    return out
 
 
 def record_ids(node: NodeProcess) -> set[str]:
@@ -58,8 +42,8 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
         # Written once the node runs: its start, however slow, eats none of AHEAD_MS.
         now_ms = int(time.time() * 1000)
         # Session "fast": two turns, one from a clock ahead, and one after it.
-        fast = records(SID, [now_ms - 3000, now_ms - 2000, now_ms + AHEAD_MS, now_ms - 1000])
-        other = records(OTHER_SID, [now_ms - 3000, now_ms - 2000])
+        fast = turn_records(SID, [now_ms - 3000, now_ms - 2000, now_ms + AHEAD_MS, now_ms - 1000])
+        other = turn_records(OTHER_SID, [now_ms - 3000, now_ms - 2000])
         gateway = FakeGateway(state)
         gateway.open_session(KEY, SID)
         gateway.open_session(OTHER_KEY, OTHER_SID)
@@ -70,7 +54,7 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
         done = run_cli(node, "openclaw", "import", "--state-dir", str(state))
         assert done.returncode == 1, done.stderr
         assert "Traceback" not in done.stderr
-        assert f"{ahead}: dated {_iso(now_ms + AHEAD_MS)}" in done.stderr
+        assert f"{ahead}: dated {iso_ms(now_ms + AHEAD_MS)}" in done.stderr
         assert f"which takes events at most {DRIFT_MS} ms ahead" in done.stderr
         assert "1 records are dated ahead of the node's clock (named above)" in done.stderr
         # What came before it, and the other session, are imported; it is not lost:

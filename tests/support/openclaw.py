@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -110,6 +111,22 @@ def write_jsonl(state: Path, session_key: str, session_id: str, records: list[di
     index[session_key] = {"sessionId": session_id, "updatedAt": 0, "sessionFile": str(path)}
     index_path.write_text(json.dumps(index))
     return path
+
+
+def iso_ms(ms: int) -> str:
+    """``ms`` (since the epoch) as a record's ``timestamp``: UTC, to the millisecond."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def turn_records(session_id: str, times_ms: list[int]) -> list[dict[str, Any]]:
+    """A header, then one user message per time."""
+    out: list[dict[str, Any]] = [{"type": "session", "version": 3, "id": session_id,
+                                  "timestamp": iso_ms(times_ms[0]), "cwd": "/w"}]
+    for n, ms in enumerate(times_ms):
+        out.append({"type": "message", "id": f"{session_id[-4:]}{n:04x}",
+                    "parentId": out[-1]["id"] if n else None, "timestamp": iso_ms(ms),
+                    "message": {"role": "user", "content": f"turn {n}", "timestamp": ms}})
+    return out
 
 
 #: Transcripts recorded from a real OpenClaw 2026.9.6 (tests/data/openclaw/README.md).

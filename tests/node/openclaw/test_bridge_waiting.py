@@ -16,8 +16,7 @@ from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw import sqlite
 from node.openclaw.bridge import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, Bridge, Tally
 from node.openclaw.state import StateFolder, cursor_name
-from tests.integration.test_openclaw_clock import records
-from tests.support.openclaw import FakeGateway, write_jsonl
+from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
 
 #: The store's bound (``clock_drift_max_ms``) in these tests.
 DRIFT_MS = 1000
@@ -66,9 +65,9 @@ def test_a_waiting_session_leaves_the_read_to_the_sessions_after_it(tmp_path: Pa
     now_ms = int(time.time() * 1000)
     # A sorts first; its second turn is an hour ahead, with more rows after it than a
     # read takes.
-    a = records(A, [now_ms - 5000, now_ms + 3_600_000]
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000]
                 + [now_ms - 4000] * (sqlite.ROWS_PER_READ + 10))
-    b = records(B, [now_ms - 3000, now_ms - 2000])
+    b = turn_records(B, [now_ms - 3000, now_ms - 2000])
     gateway = FakeGateway(tmp_path)
     gateway.open_session(KEY_A, A)
     gateway.open_session(KEY_B, B)
@@ -93,7 +92,7 @@ def test_a_waiting_session_is_tried_again_when_the_node_should_take_it(
     assert ahead_s - 10 > AHEAD_RETRY_MIN_S and ahead_s + 10 < AHEAD_RETRY_MAX_S
     gateway = FakeGateway(tmp_path)
     gateway.open_session(KEY_A, A)
-    gateway.add(A, records(A, [now_ms - 5000, now_ms + ahead_s * 1000]))
+    gateway.add(A, turn_records(A, [now_ms - 5000, now_ms + ahead_s * 1000]))
     gateway.close()
     told: list[str] = []
     clock = Clock()
@@ -139,7 +138,7 @@ def _taken_once(state: Path, done: dict[str, int]) -> None:
 
 def test_a_waiting_record_once_taken_is_sent_once(tmp_path: Path) -> None:
     now_ms = int(time.time() * 1000)
-    a = records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
     gateway = FakeGateway(tmp_path)
     gateway.open_session(KEY_A, A)
     gateway.add(A, a)
@@ -149,7 +148,7 @@ def test_a_waiting_record_once_taken_is_sent_once(tmp_path: Path) -> None:
 
 def test_a_waiting_record_in_a_jsonl_transcript(tmp_path: Path) -> None:
     now_ms = int(time.time() * 1000)
-    a = records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
     write_jsonl(tmp_path, KEY_A, A, a)
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
         bridge, _sink, folder = _bridge(tmp_path, store, [], Clock())
@@ -167,7 +166,7 @@ def test_a_problem_after_a_waiting_record_is_reported_once_passed(tmp_path: Path
     now_ms = int(time.time() * 1000)
     gateway = FakeGateway(tmp_path)
     gateway.open_session(KEY_A, A)
-    gateway.add(A, records(A, [now_ms - 5000, now_ms + 3_600_000]))
+    gateway.add(A, turn_records(A, [now_ms - 5000, now_ms + 3_600_000]))
     gateway.add_row(A, 3, "{not json", None)
     gateway.close()
     told: list[str] = []

@@ -27,7 +27,7 @@ from node.empty_variables import (
     refuse_empty_variables,
     set_empty,
 )
-from node.interrupt import die_of
+from node.interrupt import die_of, end_now
 from node.text import NotUtf8, file_text
 from node.whole_numbers import WholeRange
 from sync.peer.config import SyncConfig
@@ -413,9 +413,11 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     # Stopped gracefully either way. SIGTERM is a service manager's stop, SIGHUP a
     # terminal that closed or a HUP sent to it (no reload: nothing failed): 0. Ctrl-C
     # (SIGINT) ends serve as it ends every command: by SIGINT, so that a script running
-    # it stops too (README, Exit codes).
+    # it stops too (README, Exit codes). Either way without Python's teardown: the node
+    # has written all it must.
     if stopped_by == signal.SIGINT:
         die_of(signal.SIGINT)
+    end_now(0)
 
 
 #: ``--print-config``'s word for where a setting came from.

@@ -6,6 +6,7 @@ variables set but empty."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,8 @@ def test_a_token_typed_before_serve_wins_over_the_environment_and_the_file(
     the line the token is typed (it lost to both before `serve`)."""
     started: list[Any] = []
     monkeypatch.setattr("node.server.run.run", lambda config, **_: started.append(config))
+    # A stopped node ends its process at once (node.interrupt.end_now): here, this one.
+    monkeypatch.setattr("node.server.command.end_now", sys.exit)
     config = tmp_path / "clawsync.toml"
     config.write_text(f'token = "{file_token}"\n' if file_token else "")
     result = CliRunner().invoke(main, [*args, "--config", str(config),

@@ -20,8 +20,11 @@ import threading
 import warnings
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
+from node.interrupt import end_now
 from node.main import main
+from node.server import command
 
 #: The environment variable naming the file created once a signal's work is done.
 DONE_ENV = "WARNING_NODE_DONE"
@@ -77,11 +80,15 @@ def report(signum: int, frame: FrameType | None) -> None:
     Path(os.environ[DONE_ENV]).touch()
 
 
+def end_uncaught(code: int = 0) -> NoReturn:
+    """``serve``'s end once its node stopped (``node.interrupt.end_now``), which under
+    ``uncaught`` raises instead: the process ends with a long traceback."""
+    if uncaught_asked:
+        raise Uncaught("u" * REPORTS * MESSAGE_CHARS)
+    end_now(code)
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGUSR1, report)
-    try:
-        main(prog_name="clawsync")
-    except SystemExit:
-        if uncaught_asked:  # the node stopped; its process ends with a long traceback
-            raise Uncaught("u" * REPORTS * MESSAGE_CHARS) from None
-        raise
+    command.end_now = end_uncaught  # type: ignore[attr-defined]  # imported there by name
+    main(prog_name="clawsync")

@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,35 @@ def traceback_samples(nodes: Iterable[NodeProcess], limit: int = 3) -> list[str]
                 samples.append(f"{node.name}: {lines[max(0, n - 1)][:200]} ... "
                                f"{lines[end][:200] if end < len(lines) else ''}")
     return samples
+
+
+def log_lines_between(node: NodeProcess, start: float, end: float,
+                      limit: int = 40) -> list[str]:
+    """Up to ``limit`` lines of the node's log written from ``start`` to ``end`` (Unix
+    times), by the time each line begins with, and the lines without one among them
+    (a traceback's), to show what a slow step did."""
+    shown: list[str] = []
+    inside = False
+    for line in node_log(node).decode(errors="replace").splitlines():
+        when = _line_time(line)
+        if when is not None:
+            if when > end:
+                break
+            inside = when >= start
+        if inside and len(shown) < limit:
+            shown.append(line[:240])
+    return shown
+
+
+def _line_time(line: str) -> float | None:
+    """The Unix time a log line begins with (``2026-12-06T14:42:28.801151Z``), if any."""
+    stamp = line.split(" ", 1)[0]
+    if not stamp.endswith("Z"):
+        return None
+    try:
+        return datetime.fromisoformat(stamp[:-1]).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
 
 
 def secrets_in_logs(nodes: Iterable[NodeProcess], secrets: Sequence[str]) -> int:

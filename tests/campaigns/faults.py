@@ -43,6 +43,7 @@ from crdt.log.projection import rebuild
 from tests.campaigns.common import (
     CampaignNode,
     faketime_lib,
+    log_lines_between,
     print_table,
     run,
     secrets_in_logs,
@@ -104,8 +105,19 @@ class Run:
     forced_stops: int = 0
     busy_nodes: set[int] = field(default_factory=set)
     busy_links: set[str] = field(default_factory=set)
-    stop_times_s: list[float] = field(default_factory=list)
+    stops: list[Stop] = field(default_factory=list)
     stopping: bool = False
+
+
+@dataclass(frozen=True)
+class Stop:
+    """A SIGTERM stop: of which node, when (Unix time, by this process's clock and by
+    the node's, which libfaketime may set apart), and how long it took."""
+
+    node: CampaignNode
+    started: float
+    skew_s: float
+    took_s: float
 
 
 def build(tmp: Path, count: int, rng: random.Random, skew: bool) -> Run:
@@ -196,13 +208,13 @@ def new_skew(run: Run, node: CampaignNode) -> None:
     run.faults["clock skew change"] += 1
 
 
-def timed_kill(node: CampaignNode, sig: int) -> tuple[int, float]:
-    """``node.kill``'s exit code, and the seconds from the signal to the exit: timed in
-    the thread that waits, not in this busy event loop, which may take its time to
-    resume the faults task afterwards."""
-    started = time.monotonic()
+def timed_kill(node: CampaignNode, sig: int) -> tuple[int, Stop]:
+    """``node.kill``'s exit code, and the stop it made: timed in the thread that waits,
+    not in this busy event loop, which may take its time to resume the faults task
+    afterwards."""
+    started, wall = time.monotonic(), time.time()
     code = node.kill(sig)
-    return code, time.monotonic() - started
+    return code, Stop(node, wall, node.skew_s, time.monotonic() - started)
 
 
 async def kill(run: Run, sig: int) -> None:
@@ -211,9 +223,9 @@ async def kill(run: Run, sig: int) -> None:
         return
     node = run.nodes[index]
     try:
-        code, took_s = await asyncio.to_thread(timed_kill, node, sig)
+        code, stop = await asyncio.to_thread(timed_kill, node, sig)
         if sig == signal.SIGTERM:
-            run.stop_times_s.append(took_s)
+            run.stops.append(stop)
             run.forced_stops += code == -signal.SIGKILL  # outlived the harness's timeout
             run.faults["SIGTERM + restart"] += 1
         else:
@@ -314,6 +326,20 @@ def check(run: Run) -> dict[str, int]:
     return result
 
 
+def show_slow_stops(run: Run, bound_s: float) -> None:
+    """Each stop over ``bound_s``, with what its node logged meanwhile (by its own
+    clock), to show which step took the time."""
+    for stop in run.stops:
+        if stop.took_s <= bound_s:
+            continue
+        at = time.strftime("%H:%M:%S", time.gmtime(stop.started))
+        print(f"slow stop: {stop.node.name}, SIGTERM at {at} UTC, {stop.took_s:.1f} s; "
+              f"its log meanwhile:", file=sys.stderr)
+        start = stop.started + stop.skew_s
+        for line in log_lines_between(stop.node, start - 0.5, start + stop.took_s + 0.5):
+            print(f"  {line}", file=sys.stderr)
+
+
 def report(run: Run, args: argparse.Namespace, converged_s: float | None,
            counts: dict[str, int], logged: int) -> bool:
     skew = "" if faketime_lib() is not None else " (skipped: no libfaketime)"
@@ -325,7 +351,7 @@ def report(run: Run, args: argparse.Namespace, converged_s: float | None,
     for fault in (*FAULTS, "clock skew change"):
         name = fault + (skew if fault == "clock skew change" else "")
         rows.append((f"faults: {name}", run.faults[fault], ""))
-    stop_s = max(run.stop_times_s, default=0.0)
+    stop_s = max((stop.took_s for stop in run.stops), default=0.0)
     rows.append((f"graceful stop, max s (bound {args.stop_max_s:g})", f"{stop_s:.1f}",
                  verdict(stop_s <= args.stop_max_s)))
     rows.append(("graceful stops killed after 10 s", run.forced_stops,
@@ -372,6 +398,7 @@ async def campaign(args: argparse.Namespace, tmp: Path) -> bool:
         logged = tracebacks(run.nodes)
         for sample in traceback_samples(run.nodes):
             print(f"traceback: {sample}", file=sys.stderr)
+        show_slow_stops(run, args.stop_max_s)
         return report(run, args, converged_s, counts, logged)
     finally:
         for node in reversed(run.nodes):

@@ -5,6 +5,7 @@
 
 import { EventStream, Refused, Unauthorized, get, setToken, token } from "./api.js";
 import { devicesView } from "./devices.js";
+import { printable } from "./dom.js";
 import { sessionView } from "./session.js";
 import { sessionsView } from "./sessions.js";
 
@@ -88,9 +89,9 @@ async function boot() {
       // A token the node knows that does not open the console (an app's): asking
       // again with it would be refused again, for good.
       setToken(null);
-      showLogin(`The node refused this token here: ${error.message}`);
+      showLogin(`The node refused this token here: ${printable(error.message)}`);
     } else {
-      viewRoot.replaceChildren(`Cannot reach the node (${error.message}); trying again…`);
+      viewRoot.replaceChildren(`Cannot reach the node (${printable(error.message)}); trying again…`);
       setTimeout(boot, 2000);
     }
     return;

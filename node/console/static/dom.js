@@ -160,13 +160,20 @@ const CONTROLS = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u206
 
 // `text` with each of those shown as an escape, as `clawsync status` shows it: `\x1b`,
 // or `\u202e` for a bidi control. For every text a peer or a device gave (names,
-// reasons, refusals, addresses, a node's error words).
+// reasons, refusals, addresses, a node's error words, session keys, a transcript's text).
 export function printable(text) {
   return String(text).replace(CONTROLS, (found) => {
     const code = found.charCodeAt(0);
     return code <= 0xff ? `\\x${code.toString(16).padStart(2, "0")}`
       : `\\u${code.toString(16).padStart(4, "0")}`;
   });
+}
+
+// `printable`, keeping a text's line breaks and tabs: a message's content, or a tool's
+// JSON, is laid out by them (its box keeps white space), and they hide or reorder
+// nothing. Every other character printable escapes is shown escaped.
+export function printableLines(text) {
+  return String(text).replace(/[^\n\t]+/g, (part) => printable(part));
 }
 
 export function shortId(id) {

@@ -3,7 +3,7 @@
 // events of the session come from the live stream, whichever device wrote them.
 
 import { Refused, sessionPath } from "./api.js";
-import { counted, h, localTime, throttled } from "./dom.js";
+import { counted, h, localTime, printable, throttled } from "./dom.js";
 import { Transcript, byOrder, render } from "./transcript.js";
 
 const EVENTS_PAGE = 1000;
@@ -96,12 +96,12 @@ export function sessionView(context, { key }) {
       if (stopped) return "failed";
       const missing = error instanceof Refused && error.status === 404;
       if (missing) root.querySelector(".summary").textContent = "Not on this node (yet): it shows when its first event arrives.";
-      else root.querySelector(".error").textContent = `Cannot read the session: ${error.message}`;
+      else root.querySelector(".error").textContent = `Cannot read the session: ${printable(error.message)}`;
       return missing ? "missing" : "failed";
     }
     if (stopped) return "failed";
     root.querySelector(".error").textContent = "";
-    root.querySelector(".summary").replaceChildren(summary(projection));
+    root.querySelector(".summary").replaceChildren(printable(summary(projection)));
     root.querySelector("[data-testid=automerge-url]").textContent = projection.automerge_url;
     return "found";
   }
@@ -137,7 +137,7 @@ export function sessionView(context, { key }) {
     } catch (error) {
       if (generation !== forgets) return;
       if (stopped) return;
-      root.querySelector(".error").textContent = `Cannot read the events: ${error.message}`;
+      root.querySelector(".error").textContent = `Cannot read the events: ${printable(error.message)}`;
       setTimeout(load, RETRY_MS);
       return;
     }
@@ -150,7 +150,7 @@ export function sessionView(context, { key }) {
       root = element;
       const url = h("code", { dataset: { testid: "automerge-url" } });
       element.append(
-        h("h1", {}, h("span", { class: "mono" }, key)),
+        h("h1", {}, h("span", { class: "mono" }, printable(key))),
         h("p", { class: "summary muted" }, "Loading…"),
         h("p", {}, "Automerge URL ", url, " ",
           h("button", { type: "button", onclick: () => copy(url) }, "Copy"),

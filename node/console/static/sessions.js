@@ -1,7 +1,7 @@
 // Sessions: the session list a page at a time, filtered by key prefix on the node, read
 // again soon after each new event (a new session, or one that changed).
 
-import { throttled, h, localTime, since } from "./dom.js";
+import { throttled, h, localTime, printable, since } from "./dom.js";
 
 const PAGE_SIZE = 50;
 // Requests one page may take when a filter leaves the node's reads short of a page.
@@ -37,7 +37,7 @@ export function sessionsView(context) {
         if (!more) break;
       }
     } catch (error) {
-      if (!stopped && mine === latest) root.querySelector(".error").textContent = `Cannot read sessions: ${error.message}`;
+      if (!stopped && mine === latest) root.querySelector(".error").textContent = `Cannot read sessions: ${printable(error.message)}`;
       return;
     }
     if (stopped || mine !== latest) return;
@@ -89,7 +89,7 @@ export function sessionsView(context) {
 function sessionRow(session) {
   return h("a", { class: "session-row", href: `#/session/${encodeURIComponent(session.session_key)}`,
     dataset: { testid: "session-row", key: session.session_key } },
-    h("span", { class: "mono key" }, session.session_key),
+    h("span", { class: "mono key" }, printable(session.session_key)),
     // Every event forgotten: its header says nothing left ("active", no counts).
     h("span", { class: session.forgotten ? "muted" : "", dataset: { testid: "session-state" } },
       session.forgotten ? "forgotten" : session.state),

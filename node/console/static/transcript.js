@@ -2,7 +2,7 @@
 // call with its result, state changes, in the session's order (timestamp, then id).
 // Entries are plain objects; only those drawn become elements (``render``).
 
-import { h, localTime } from "./dom.js";
+import { h, localTime, printable, printableLines } from "./dom.js";
 
 export function byOrder(a, b) {
   return a.hlc[0] - b.hlc[0] || a.hlc[1] - b.hlc[1] || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -92,28 +92,29 @@ function message(event, direction, body, meta = "") {
   return h("div", { class: "message", dataset: { testid: "message", direction, id: event.id } },
     h("div", { class: "meta" },
       h("time", { datetime: event.timestamp }, localTime(event.timestamp)),
-      ` · ${direction}`, meta ? ` · ${meta}` : ""),
+      ` · ${direction}`, meta ? ` · ${printable(meta)}` : ""),
     body);
 }
 
 // call: the tool_called event's kind, or null for a result whose call this node lacks.
 function toolCall(name, call, result) {
   return h("div", { class: "tool-call", dataset: { testid: "tool-call" } },
-    h("div", {}, h("strong", {}, name),
+    h("div", {}, h("strong", {}, printable(name)),
       call === null ? h("span", { class: "muted" }, " (call not recorded)") : ""),
-    call === null ? "" : h("pre", { class: "params" }, JSON.stringify(call.params, null, 2)),
+    call === null ? ""
+      : h("pre", { class: "params" }, printableLines(JSON.stringify(call.params, null, 2))),
     result);
 }
 
 function toolResult(kind) {
   return h("div", { class: `tool-result${kind.success ? "" : " failed"}`, dataset: { testid: "tool-result" } },
     h("div", { class: "muted" }, kind.success ? "result" : "failed"),
-    h("pre", {}, JSON.stringify(kind.result, null, 2)));
+    h("pre", {}, printableLines(JSON.stringify(kind.result, null, 2))));
 }
 
 export function render(entry) {
   const body = entry.direction === "tool"
     ? toolCall((entry.call || entry.result).tool_name, entry.call, entry.result && toolResult(entry.result))
-    : h("div", { class: "body" }, entry.text);
+    : h("div", { class: "body" }, printableLines(entry.text));
   return message(entry.event, entry.direction, body, entry.meta);
 }

@@ -190,11 +190,30 @@ def print_json_lines(items: list[dict[str, Any]]) -> None:
         click.echo(json_text(item))
 
 
+class Pages:
+    """One table printed page by page (``events --all``, ``sessions --all``), each page as
+    it comes: its column names once, over the first page's rows, and each later page's
+    columns as wide as those of the pages before it, or wider where its cells need it
+    (see ``print_rows``). A page printed is never printed again: what a later page
+    needs cannot move the lines above."""
+
+    def __init__(self) -> None:
+        #: Whether a page printed rows: the later ones have no header nor title.
+        self.started = False
+        #: The terminal table's columns (by index) and their widths, as the last page
+        #: printed them; None: the plain lines (piped, or a terminal too narrow for the
+        #: table), which the later pages print too.
+        self.kept: list[int] | None = None
+        self.table_widths: list[int] = []
+        #: The plain lines' widths (every column but the last), as the last page had them.
+        self.plain_widths: list[int] = []
+
+
 def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None = None,
                headed: bool = False, whole: bool = False,
                wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
                optional: tuple[int, ...] = (), apart: int | None = None,
-               plain: list[list[str]] | None = None) -> None:
+               plain: list[list[str]] | None = None, pages: Pages | None = None) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
     say nothing without them; a list of events or sessions reads without). ``whole``: no
@@ -212,15 +231,25 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     own over each row's other cells, whole, before any ``optional`` column is left out.
     ``plain``: the rows of the plain lines, where they say more than the table has
     room for (a whole device id, where the table has the first group of it). A
-    ``title`` is a line of its own over the table, whole: the terminal wraps it."""
+    ``title`` is a line of its own over the table, whole: the terminal wraps it.
+    ``pages``: these rows are a page of a table printed page by page (``Pages``), which
+    prints the header, the title and the note of columns left out with the first page
+    alone."""
     if not rows:
         return
+    if pages is not None and pages.started:
+        title, headed = None, False
     rows = [[printable(cell) for cell in row] for row in rows]
     if apart is not None:
         optional = (apart, *optional)
-    if is_terminal() and _print_table(rows, headers, title, whole, wrap, fold, optional,
-                                      apart):
+    table = is_terminal() and (pages is None or not pages.started or pages.kept is not None)
+    if table and _print_table(rows, headers, title, whole, wrap, fold, optional, apart,
+                              pages):
+        if pages is not None:
+            pages.started = True
         return
+    if pages is not None:  # the plain lines from here on: no header in their middle
+        pages.kept = None
     if plain is not None:
         rows = [[printable(cell) for cell in row] for row in plain]
     if headed:
@@ -228,8 +257,15 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     from rich.cells import cell_len
 
     # Pad every column but the last, so the lines read as a table but stay greppable;
-    # by terminal cells, not characters: 家 takes two columns of the screen.
+    # by terminal cells, not characters: 家 takes two columns of the screen. A later
+    # page's columns are at least as wide as the pages' before it, so that they line up
+    # under them; one cell wider than its column widens it from that page on, the lines
+    # above printed already (a plain line has no width to keep: the terminal wraps it).
     widths = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    if pages is not None:
+        before = pages.plain_widths or [0] * len(widths)
+        widths = [max(width, at_least) for width, at_least in zip(widths, before, strict=True)]
+        pages.plain_widths, pages.started = widths, True
     for row in rows:
         cells = [cell + " " * (width - cell_len(cell))
                  for cell, width in zip(row, widths, strict=False)]
@@ -239,17 +275,26 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 
 def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                  whole: bool, wrap: tuple[int, ...], fold: tuple[int, ...],
-                 optional: tuple[int, ...], apart: int | None = None) -> bool:
+                 optional: tuple[int, ...], apart: int | None = None,
+                 pages: Pages | None = None) -> bool:
     """``print_rows``'s table, if it has one for this terminal (see there)."""
     from rich.table import Table
     from rich.text import Text
 
+    later = pages is not None and pages.started
     kept, widths = list(range(len(headers))), None
-    if whole:
+    if later and pages is not None and pages.kept is not None:
+        kept, widths = pages.kept, (_later_widths(pages.kept, pages.table_widths, headers,
+                                                  rows, wrap, fold) if whole else None)
+        if whole and widths is None:
+            return False
+    elif whole:
         layout = _layout(headers, rows, wrap, fold, optional)
         if layout is None:
             return False
         kept, widths = layout
+    if pages is not None:
+        pages.kept, pages.table_widths = kept, widths or []
     out = console()
 
     def table(shown: list[list[str]], *, header: bool = True) -> Table:
@@ -282,19 +327,20 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
         out.print(Text(printable(title), style="table.title"), no_wrap=True,
                   overflow="ignore", crop=False)
     if apart is None or apart in kept:
-        _print_lines_of(out, table(rows))
+        _print_lines_of(out, table(rows, header=not later))
     else:  # the column ``apart`` on a line of its own over each row: the columns the same
-        # Its header on a line of its own over the others', as its cells over theirs.
-        out.print(Text(headers[apart], style="bold cyan"), no_wrap=True, overflow="ignore",
-                  crop=False)
-        _print_lines_of(out, table([]))  # the other headers alone
+        if not later:
+            # Its header on a line of its own over the others', as its cells over theirs.
+            out.print(Text(headers[apart], style="bold cyan"), no_wrap=True,
+                      overflow="ignore", crop=False)
+            _print_lines_of(out, table([]))  # the other headers alone
         for row in rows:
             out.print(Text(row[apart], style="bold"), no_wrap=True, overflow="ignore",
                       crop=False)
             _print_lines_of(out, table([row], header=False))
     left_out = [headers[index] for index in range(len(headers))
                 if index not in kept and index != apart]
-    if left_out:
+    if left_out and not later:  # said with the first page: the later ones leave out the same
         click.echo(f"(left out for want of room: {', '.join(left_out)}; piped or with "
                    "--json, every column is there)", err=True)
     return True
@@ -350,6 +396,28 @@ def _layout(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
     return None
 
 
+def _later_widths(kept: list[int], before: list[int], headers: list[str],
+                  rows: list[list[str]], wrap: tuple[int, ...],
+                  fold: tuple[int, ...]) -> list[int] | None:
+    """The widths of the columns ``kept`` for a later page of a whole table whose pages
+    before it had the widths ``before``: each at least as wide as before, so that the page
+    lines up under the header, unless its cells need more (a longer key, a position of
+    more digits) or the terminal has not the room. Such a column then takes what its cells
+    need, shifting those right of it on this page and the later ones: a page printed
+    cannot be redrawn, and a whole cell (an id people copy) cut short with "…" to keep
+    the column would be worse. The line still fits the terminal (``_column_widths``
+    shrinks the free text first); None where no such line does: the plain lines then."""
+    from rich.table import Table
+
+    _top, right, _bottom, left = Table(box=None).padding
+    return _column_widths([headers[index] for index in kept],
+                          [[row[index] for index in kept] for row in rows],
+                          tuple(at for at, index in enumerate(kept) if index in wrap),
+                          terminal_width() or 0, left + right,
+                          tuple(at for at, index in enumerate(kept) if index in fold),
+                          floor=before)
+
+
 #: A date and time as ``when`` writes it (``2026-12-01 10:00:00.000Z``), or as a minute.
 _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
 #: A word where a cell may be broken into lines: a time is one (its date on one line and
@@ -402,17 +470,23 @@ def wrapped(cell: str, width: int, *, fold: bool = False) -> str:
 
 
 def _column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
-                   width: int, padding: int, fold: tuple[int, ...] = ()) -> list[int] | None:
+                   width: int, padding: int, fold: tuple[int, ...] = (),
+                   floor: list[int] | None = None) -> list[int] | None:
     """The width of each column of a table of whole cells that fits ``width`` (``padding``
     between two columns, none at the edges), or None if none does. A column takes its
     widest cell; the columns in ``wrap`` give up columns, the widest first, down to
     their longest word (a time is one), those in ``fold`` further, and any column down to
     its header's longest word ("bytes out" over two lines). rich's own shrinking takes no
     minimum: it narrowed the widest column below a word's width, and cut the word with
-    "…".
+    "…". ``floor``: the widths each column takes at the least while there is room (those
+    of a table's pages before, ``_later_widths``).
 
     >>> _column_widths(["id", "bytes out"], [["3f9c0a1b", "1331"]], (), 15, 2)
     [8, 5]
+    >>> _column_widths(["id", "note"], [["3f9c", "a b"]], (1,), 20, 2, floor=[8, 6])
+    [8, 6]
+    >>> _column_widths(["id", "note"], [["3f9c", "a b"]], (1,), 12, 2, floor=[4, 10])
+    [4, 6]
     """
     from rich.cells import cell_len
 
@@ -422,6 +496,8 @@ def _column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, .
 
     widths = [max(cell_len(cell) for cell in [header, *(row[index] for row in rows)])
               for index, header in enumerate(headers)]
+    if floor is not None:
+        widths = [max(width, below) for width, below in zip(widths, floor, strict=True)]
     least = [longest_word([header]) if index in fold
              else max(longest_word([header]),
                       longest_word([row[index] for row in rows]) if index in wrap

@@ -10,6 +10,7 @@ import click
 from node.cli.common import field, maybe, next_position, note, rows, with_client
 from node.cli.options import client_options, session_key, settings
 from node.cli.output import (
+    Pages,
     event_row,
     minute,
     print_json,
@@ -45,8 +46,9 @@ _LIMIT = click.option("--limit", type=WholeRange(min=1), metavar="N",
 PAGE_OPTIONS = {"limit": "--limit", "after": "--after"}
 _ALL = click.option("--all", "everything", is_flag=True,
                     help="Follow the pages to the end instead of stopping after one, "
-                         "printing each as it comes: the plain lines (and a terminal's "
-                         "table, with its column names) are lined up page by page.")
+                         "printing each as it comes, under one line of column names on "
+                         "a terminal: a later page's columns line up with the first's "
+                         "where its cells fit them.")
 _JSON = click.option("--json", "as_json", is_flag=True,
                      help="Print JSON (one object per line) instead of text.")
 
@@ -116,7 +118,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
     def fetch_with(client: Client) -> Fetch:
         return lambda start: client.events(session, after=start, limit=limit)
 
-    count = 0
+    count, pages = 0, Pages()
 
     def show(found: list[dict[str, Any]]) -> bool:
         nonlocal count
@@ -125,11 +127,12 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
         else:
             # Whole positions and times: on a terminal too narrow for them, the plain
             # lines. A kind breaks before "(unknown kind)", a summary anywhere (a long
-            # URL). Each page is its own table (its columns as wide as its cells): the
-            # lines of a page are printed before the next is asked for.
+            # URL). The lines of a page are printed before the next is asked for: the
+            # title and column names over the first, the later ones lined up with it
+            # (``Pages``).
             print_rows([event_row(_kind_checked(event)) for event in found],
                        ["position", "time", "kind", "summary"],
-                       title=None if count else session, whole=True, wrap=(2,), fold=(3,))
+                       title=session, whole=True, wrap=(2,), fold=(3,), pages=pages)
         count += len(found)
         return bool(found)
 
@@ -210,6 +213,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
                                              include_cluster=include_cluster, detail=True)
 
     listed = hidden = 0
+    pages = Pages()  # one header over every page, the later ones lined up with the first
 
     def show(found: list[dict[str, Any]]) -> bool:
         nonlocal listed, hidden
@@ -224,7 +228,7 @@ def sessions(ctx: click.Context, after: int | None, limit: int | None, everythin
         # last activity, then the count, then the state, never the key.
         print_rows([session_cells(item, minute) for item in shown], SESSION_HEADERS,
                    whole=True, optional=(4, 3, 2),
-                   plain=[session_cells(item, when) for item in shown])
+                   plain=[session_cells(item, when) for item in shown], pages=pages)
         hidden += len(found) - len(shown)
         return bool(shown)
 

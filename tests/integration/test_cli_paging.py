@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env, cli_args, run_cli
+from tests.support.terminal import ESCAPES, on_a_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +83,51 @@ def test_the_pages_of_all_are_the_lines_of_one(node: NodeProcess, tmp_path: Path
     keys = [json.loads(line)["session_key"] for line in listed.stdout.splitlines()]
     # The cluster's own sessions and s1, each once: a page per session.
     assert len(keys) == len(set(keys)) > 1 and keys[-1] == "s1", keys
+
+
+#: Sessions of one event each, the last key longer than any before it: a later page's
+#: cell wider than the first page's column.
+KEYS = ["k1", "k2", "k3", "k4", "tg:a-key-longer-than-the-first-pages"]
+
+
+def on_terminal(node: NodeProcess, *args: str) -> list[str]:
+    """The lines ``clawsync ARGS`` prints on a terminal 120 columns wide."""
+    shown, _said = on_a_terminal(cli_args(node, *args), child_env({"COLUMNS": "120"}), 120)
+    return ESCAPES.sub("", shown).replace("\r", "").splitlines()
+
+
+@pytest.fixture
+def sessions_of(node: NodeProcess, tmp_path: Path) -> NodeProcess:
+    """A node holding a session of one event for each of ``KEYS``, and three more in k1."""
+    lines = tmp_path / "events.jsonl"
+    lines.write_text("".join(
+        json.dumps({"session_key": key, "agent_id": "main",
+                    "kind": {"type": "message_received", "content": f"hello {at}"}})
+        + "\n" for at, key in enumerate(["k1", "k1", "k1", *KEYS])))
+    assert run_cli(node, "append", "--file", str(lines)).returncode == 0
+    return node
+
+
+def test_sessions_all_on_a_terminal_names_the_columns_once(sessions_of: NodeProcess) -> None:
+    """On a terminal each page was a table of its own under its own line of column
+    names, repeated every --limit rows: one line of them now, over the first page, and
+    every row once, whole (a later page's longer key too)."""
+    listed = on_terminal(sessions_of, "sessions", "--all", "--limit", "2")
+    assert [line for line in listed if line.split()[:2] == ["index", "session"]] == [
+        listed[0]], listed
+    assert sorted(line.split()[1] for line in listed[1:]) == sorted(KEYS), listed
+
+
+def test_events_all_on_a_terminal_names_the_columns_once(sessions_of: NodeProcess) -> None:
+    """The title and the column names over the first page alone, each later page's rows
+    lined up under them, every event once."""
+    printed = on_terminal(sessions_of, "events", "k1", "--all", "--limit", "1")
+    positions = [event["position"]
+                 for event in sessions_of.get("/v1/sessions/k1/events")["events"]]
+    assert printed[0] == "k1", printed  # the title, once
+    assert printed[1].split() == ["position", "time", "kind", "summary"], printed
+    assert len(positions) == 4, positions
+    assert [line.split()[0] for line in printed[2:]] == [str(at) for at in positions]
+    # Lined up: each row's kind where the header's is.
+    column = printed[1].index("kind")
+    assert all(line[column:].startswith("message_received") for line in printed[2:]), printed

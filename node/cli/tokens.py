@@ -27,16 +27,16 @@ WRAPPED = (1, 2, 4, 6)
 OPTIONAL = (5, 4)
 
 
-def token_rows(rows: list[dict[str, Any]], devices: Any = None, *,
+def token_rows(rows: list[dict[str, Any]], names: dict[str, str] | None = None, *,
                short: bool = True) -> list[list[str]]:
     """One row per token. ``short``, for the table: the issuing device by the first group
     of its id, as `clawsync status` names a peer's (the whole id took 63 of a terminal's
     columns), the times to the minute; else, for the plain lines scripts read, its whole
-    id (which `devices remove` takes), and its name where ``devices`` (``GET
-    /v1/devices``'s answer, read by ``issuer_names``) knows it, the times whole."""
+    id (which `devices remove` takes), and its name where ``names`` (``issuer_names`` of
+    ``GET /v1/devices``'s answer) knows it, the times whole."""
     time = minute if short else when
-    names = issuer_names(devices) if devices is not None and not short else {}
-    return [_token_row(row, names, short, time) for row in rows]
+    known = {} if short or names is None else names  # the table has no room for names
+    return [_token_row(row, known, short, time) for row in rows]
 
 
 def issuer_names(devices: Any) -> dict[str, str]:
@@ -88,13 +88,13 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
       clawsync tokens create --sessions 'tg:*' --read-only --name dashboard
       clawsync tokens revoke 3f9c0a1b2c3d4e5f
     """
-    # GET /v1/devices's answer, for the names of the devices that issued the tokens:
+    # The names of the devices that issued the tokens, as GET /v1/devices's answer says:
     # kept apart from the node's answer (--json prints that as it came), and asked for
     # the plain lines alone (the table has no room for the names).
-    devices: Any = None
+    names: dict[str, str] = {}
 
     async def fetch(client: Client) -> dict[str, Any]:
-        nonlocal devices
+        nonlocal names
         view = await client.tokens()
         if as_json or not any(maybe(row, "device_id", str) for row in rows(view, "tokens")) \
                 or prints_table(token_rows(rows(view, "tokens")), HEADERS, whole=True,
@@ -103,9 +103,8 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         # A timeout, a 5xx, an answer that is not a list of devices: the tokens are
         # what was asked, shown with their issuers' ids alone.
         try:
-            answer = await client.devices()
-            issuer_names(answer)  # read here, so that a malformed one is said so
-            devices = answer
+            # Read once, here, so that a malformed answer is said so before any line.
+            names = issuer_names(await client.devices())
         except (ClientError, AnswerError) as error:
             note(f"the issuing devices by id alone, without their names: {error}")
         return view
@@ -115,7 +114,7 @@ def tokens(ctx: click.Context, as_json: bool) -> None:
         return
     listed = rows(view, "tokens")
     print_rows(token_rows(listed), HEADERS, headed=True, whole=True, wrap=WRAPPED,
-               optional=OPTIONAL, plain=token_rows(listed, devices, short=False))
+               optional=OPTIONAL, plain=token_rows(listed, names, short=False))
     if not listed:
         note("no tokens issued (clawsync tokens create --sessions PATTERN)")
 

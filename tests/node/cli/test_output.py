@@ -10,7 +10,7 @@ from rich.cells import cell_len
 from crdt.device import device_id
 from node.cli.devices import device_rows
 from node.cli.output import event_row, print_lines, print_rows, prints_table
-from node.cli.tokens import HEADERS, OPTIONAL, WRAPPED, token_rows
+from node.cli.tokens import HEADERS, OPTIONAL, WRAPPED, issuer_names, token_rows
 
 
 def test_only_a_newer_versions_kind_is_marked_unknown() -> None:
@@ -245,7 +245,7 @@ def test_no_cell_of_the_tokens_table_is_cut_at_any_width(
     monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
     tokens, devices = _token_listing()
     tokens[1]["name"] = name
-    rows, plain = token_rows(tokens), token_rows(tokens, devices, short=False)
+    rows, plain = token_rows(tokens), token_rows(tokens, issuer_names(devices), short=False)
     tables = set()
     for columns in range(60, 201):
         monkeypatch.setenv("COLUMNS", str(columns))
@@ -278,7 +278,7 @@ def test_the_plain_lines_of_tokens_give_the_issuers_whole_id_and_name(
     tokens, devices = _token_listing()
     laptop, phone = tokens[0]["device_id"], tokens[2]["device_id"]
     print_rows(token_rows(tokens), HEADERS, headed=True, whole=True, wrap=WRAPPED,
-               plain=token_rows(tokens, devices, short=False))
+               plain=token_rows(tokens, issuer_names(devices), short=False))
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[4] == "ISSUER"
     issuers = [line.split("read-")[1].split(None, 1)[1] for line in out[1:]]
@@ -300,7 +300,7 @@ def test_a_table_too_wide_leaves_out_its_optional_columns_first(
     monkeypatch.setattr("node.cli.output.is_terminal", lambda: True)
     tokens, devices = _token_listing()
     tokens[0]["sessions"] = ["tg:*"]
-    rows, plain = token_rows(tokens), token_rows(tokens, devices, short=False)
+    rows, plain = token_rows(tokens), token_rows(tokens, issuer_names(devices), short=False)
     shown = {}
     for columns in (80, 70, 60):
         monkeypatch.setenv("COLUMNS", str(columns))

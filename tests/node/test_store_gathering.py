@@ -1,0 +1,117 @@
+"""AsyncStore's gathering of appends before a commit (``GATHER_TURNS_MAX``, the wait for
+the callers of the previous commit), counted in commits on a real store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from crdt.events import Draft, Event, parse_event
+from node.store import GATHER_TURNS_MAX, AsyncStore, Commit, StoreClosing
+
+#: Generous bound on anything that could hang: a test fails instead of waiting forever.
+HANG_S = 30
+
+
+def draft(n: int) -> Draft | Event:
+    return parse_event({"agent_id": "main", "hlc": [1_700_000_000_000 + n, 0],
+                        "kind": {"type": "message_received", "content": f"m{n}"}},
+                       session_key="s1")
+
+
+async def turns(n: int) -> None:
+    """Let the event loop run ``n`` turns."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def astore(tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    store = await AsyncStore.open(tmp_path / "data")
+    yield store
+    await store.close()
+
+
+def commit_sizes(astore: AsyncStore) -> list[int]:
+    """The number of events of each commit from now on."""
+    sizes: list[int] = []
+
+    def seen(commit: Commit) -> None:
+        sizes.append(commit.events)
+
+    astore.add_commit_listener(seen)
+    return sizes
+
+
+async def test_appends_of_one_loop_turn_share_one_commit(astore: AsyncStore) -> None:
+    sizes = commit_sizes(astore)
+    await asyncio.gather(*(astore.append([draft(n)]) for n in range(8)))
+    # Fewer callers than the commit before answered: one commit still, once the wait for
+    # the missing ones ended.
+    await asyncio.gather(*(astore.append([draft(n)]) for n in range(8, 13)))
+    assert sizes == [8, 5]
+
+
+async def commit_sizes_of(location: Path, arrivals: list[int]) -> list[int]:
+    """On a new store, one append of one event at each of the ``arrivals`` (loop turns
+    counted from the first): the number of events of each commit."""
+    astore = await AsyncStore.open(location)
+    sizes = commit_sizes(astore)
+
+    async def append_after(turns_before: int, n: int) -> None:
+        await turns(turns_before)
+        await astore.append([draft(n)])
+
+    try:
+        await asyncio.wait_for(asyncio.gather(
+            *(append_after(turn, n) for n, turn in enumerate(arrivals))), HANG_S)
+    finally:
+        await astore.close()
+    return sizes
+
+
+async def test_appends_ready_over_a_few_turns_join_one_commit(tmp_path: Path) -> None:
+    # One more append every turn, for fewer turns than GATHER_TURNS_MAX.
+    arrivals = list(range(GATHER_TURNS_MAX))
+    assert await commit_sizes_of(tmp_path, arrivals) == [len(arrivals)]
+
+
+async def test_an_append_after_the_queue_stopped_growing_does_not_hold_the_commit(
+        tmp_path: Path) -> None:
+    # Nothing queues in turn 2: the commit is taken without the append of turn 3.
+    assert await commit_sizes_of(tmp_path, [0, 1, 3]) == [2, 1]
+
+
+async def test_a_steady_stream_does_not_hold_the_commit_for_ever(tmp_path: Path) -> None:
+    arrivals = list(range(4 * GATHER_TURNS_MAX))
+    sizes = await commit_sizes_of(tmp_path, arrivals)
+    assert sum(sizes) == len(arrivals)
+    assert sizes[0] <= GATHER_TURNS_MAX + 1  # the turn that woke it, and the turns gathered
+
+
+async def test_a_lone_caller_gets_one_commit_per_append(astore: AsyncStore) -> None:
+    """Each commit expects its one caller back, who is already queued: never held."""
+    sizes = commit_sizes(astore)
+    for n in range(5):
+        await asyncio.wait_for(astore.append([draft(n)]), HANG_S)
+    assert sizes == [1] * 5
+
+
+async def test_closing_while_a_commit_waits_for_callers_leaves_nobody_waiting(
+        astore: AsyncStore) -> None:
+    callers = 4
+    await asyncio.gather(*(astore.append([draft(n)]) for n in range(callers)))
+    # Two of the four callers come back: the next commit waits for the other two, and the
+    # store closes meanwhile. It commits the two appends that wait (``close``).
+    back = [asyncio.ensure_future(astore.append([draft(n)])) for n in (10, 11)]
+    await turns(GATHER_TURNS_MAX + 2)
+    await asyncio.wait_for(astore.close(), HANG_S)
+    for append in back:
+        [appended] = await asyncio.wait_for(append, HANG_S)
+        assert appended.created
+    assert astore.head == callers + 2
+    with pytest.raises(StoreClosing):
+        await astore.append([draft(12)])

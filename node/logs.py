@@ -65,7 +65,7 @@ def drain(timeout_s: float = EXIT_FLUSH_S) -> bool:
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """logging's handler for a ``LogStream``: closed by ``logging.shutdown`` (as the
-    process exits, and by ``node.interrupt.die_of``), it waits for the queued lines,
+    process exits, and by ``node.interrupt.die_of`` and ``end_now``), it waits for the queued lines,
     at most ``EXIT_FLUSH_S``, so that "stopped" and what came before it are written;
     the lines after it are written at once (``LogStream.finish``). A record it fails to
     write is reported as a line of its own (``log_hooks.log_handler_error``), through

@@ -10,7 +10,6 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,33 +82,27 @@ def traceback_samples(nodes: Iterable[NodeProcess], limit: int = 3) -> list[str]
     return samples
 
 
-def log_lines_between(node: NodeProcess, start: float, end: float,
-                      limit: int = 40) -> list[str]:
-    """Up to ``limit`` lines of the node's log written from ``start`` to ``end`` (Unix
-    times), by the time each line begins with, and the lines without one among them
-    (a traceback's), to show what a slow step did."""
-    shown: list[str] = []
-    inside = False
-    for line in node_log(node).decode(errors="replace").splitlines():
-        when = _line_time(line)
-        if when is not None:
-            if when > end:
-                break
-            inside = when >= start
-        if inside and len(shown) < limit:
-            shown.append(line[:240])
-    return shown
-
-
-def _line_time(line: str) -> float | None:
-    """The Unix time a log line begins with (``2026-12-06T14:42:28.801151Z``), if any."""
-    stamp = line.split(" ", 1)[0]
-    if not stamp.endswith("Z"):
-        return None
+def log_size(node: NodeProcess) -> int:
+    """Bytes of the node's log so far: where what it writes next begins."""
     try:
-        return datetime.fromisoformat(stamp[:-1]).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
+        return node.log_path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def log_lines_from(node: NodeProcess, start: int, end: int, limit: int = 40) -> list[str]:
+    """The lines the node logged between the byte offsets ``start`` and ``end`` of its
+    log (``log_size`` before and after a step: offsets, not the lines' times, since a
+    restart may set the node's clock elsewhere), from its "stopping" line if it has one;
+    of more than ``limit``, the first and last halves."""
+    with open(node.log_path, "rb") as file:
+        file.seek(start)
+        lines = file.read(max(0, end - start)).decode(errors="replace").splitlines()
+    first = next((n for n, line in enumerate(lines) if "] stopping" in line), 0)
+    lines = [line[:240] for line in lines[first:]]
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit // 2], f"... {len(lines) - limit} lines ...", *lines[-(limit // 2):]]
 
 
 def secrets_in_logs(nodes: Iterable[NodeProcess], secrets: Sequence[str]) -> int:

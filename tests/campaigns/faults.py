@@ -43,7 +43,8 @@ from crdt.log.projection import rebuild
 from tests.campaigns.common import (
     CampaignNode,
     faketime_lib,
-    log_lines_between,
+    log_lines_from,
+    log_size,
     print_table,
     run,
     secrets_in_logs,
@@ -111,13 +112,14 @@ class Run:
 
 @dataclass(frozen=True)
 class Stop:
-    """A SIGTERM stop: of which node, when (Unix time, by this process's clock and by
-    the node's, which libfaketime may set apart), and how long it took."""
+    """A SIGTERM stop: of which node, when (Unix time), how long it took, and where in
+    the node's log what it logged meanwhile lies (byte offsets)."""
 
     node: CampaignNode
     started: float
-    skew_s: float
     took_s: float
+    log_from: int
+    log_to: int
 
 
 def build(tmp: Path, count: int, rng: random.Random, skew: bool) -> Run:
@@ -212,9 +214,9 @@ def timed_kill(node: CampaignNode, sig: int) -> tuple[int, Stop]:
     """``node.kill``'s exit code, and the stop it made: timed in the thread that waits,
     not in this busy event loop, which may take its time to resume the faults task
     afterwards."""
-    started, wall = time.monotonic(), time.time()
+    log_from, started, wall = log_size(node), time.monotonic(), time.time()
     code = node.kill(sig)
-    return code, Stop(node, wall, node.skew_s, time.monotonic() - started)
+    return code, Stop(node, wall, time.monotonic() - started, log_from, log_size(node))
 
 
 async def kill(run: Run, sig: int) -> None:
@@ -327,16 +329,15 @@ def check(run: Run) -> dict[str, int]:
 
 
 def show_slow_stops(run: Run, bound_s: float) -> None:
-    """Each stop over ``bound_s``, with what its node logged meanwhile (by its own
-    clock), to show which step took the time."""
+    """Each stop over ``bound_s``, with what its node logged meanwhile, to show which
+    step took the time."""
     for stop in run.stops:
         if stop.took_s <= bound_s:
             continue
         at = time.strftime("%H:%M:%S", time.gmtime(stop.started))
         print(f"slow stop: {stop.node.name}, SIGTERM at {at} UTC, {stop.took_s:.1f} s; "
               f"its log meanwhile:", file=sys.stderr)
-        start = stop.started + stop.skew_s
-        for line in log_lines_between(stop.node, start - 0.5, start + stop.took_s + 0.5):
+        for line in log_lines_from(stop.node, stop.log_from, stop.log_to):
             print(f"  {line}", file=sys.stderr)
 
 

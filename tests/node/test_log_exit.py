@@ -212,7 +212,7 @@ log.warning("late")
 
 
 def test_logging_shutdown_makes_later_lines_written_by_the_thread_that_logs() -> None:
-    """``logging.shutdown`` (at exit, and in ``node.interrupt.die_of``) ends the queue:
+    """``logging.shutdown`` (at exit, in ``node.interrupt.die_of`` and ``end_now``) ends the queue:
     a line logged after it is written at once by its own thread, not queued for a
     writer thread the exit does not wait for."""
     done = subprocess.run([sys.executable, "-c", LOGGING_AFTER_SHUTDOWN],

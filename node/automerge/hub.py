@@ -169,7 +169,13 @@ class RepoHub:
             raise HttpError(400, "websocket_required", "this is the Automerge sync "
                             "websocket: connect an automerge-repo client to "
                             "ws://HOST:PORT/automerge (see the README's Automerge clients)")
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionError:
+            # The client left before the handshake's answer went: its fault, not ours,
+            # and no one reads this answer (as a body cut short, node.http.wire).
+            raise HttpError(400, "connection_closed",
+                            "the connection closed during the websocket handshake") from None
         machine = RepoConnection(peer_id=self.peer_id, storage_id=self.peer_id,
                                  access=access, limits=self.limits, now=time.monotonic(),
                                  trials=True)

@@ -285,9 +285,9 @@ async def get_session(request: web.Request) -> web.StreamResponse:
     limits = _limits(request)
     response = web.StreamResponse(headers={hdrs.VARY: hdrs.ACCEPT})
     response.content_type = JSON_TYPE
-    await response.prepare(request)
     pieces = pages.projection_json(projection, extra, limits.stream_write_bytes_max)
     try:
+        await response.prepare(request)
         for piece in pieces:
             async with asyncio.timeout(limits.stream_send_timeout_s):
                 await response.write(piece)
@@ -296,7 +296,7 @@ async def get_session(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.abort()
     except ConnectionError:
-        pass  # the client left; the answer had begun
+        pass  # the client left (before the headers went too: aiohttp ends it quietly)
     return response
 
 

@@ -123,8 +123,8 @@ async def stream_events(request: web.Request, astore: AsyncStore, after: int,
             hdrs.CACHE_CONTROL: "no-cache",
             "X-Accel-Buffering": "no",  # nginx would otherwise hold events back
         })
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             await _follow(request, response, astore, after, limits)
         except TimeoutError:
             # A reader who stopped reading: drop it now rather than hold what it has
@@ -132,7 +132,9 @@ async def stream_events(request: web.Request, astore: AsyncStore, after: int,
             if request.transport is not None:
                 request.transport.abort()
         except (ConnectionError, StoreClosing):
-            pass  # the client went away or the node stops; the answer has already begun
+            # The client went away (before the headers went too: aiohttp then ends the
+            # connection quietly), or the node stops; the answer has already begun.
+            pass
         return response
 
 

@@ -1,14 +1,17 @@
 """Live streams: a reader that stops reading is dropped after ``stream_send_timeout_s``
-and its slot counts again; pages are cut by bytes without losing or repeating events."""
+and its slot counts again; a reader gone before the answer began is no error; pages are
+cut by bytes without losing or repeating events."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import structlog
 
 from crdt.log.projection import rebuild
 from crdt.log.records import StoredEvent
@@ -20,6 +23,9 @@ from tests.support.events import event
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 STREAM = b"GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+WEBSOCKET = (b"GET /automerge HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+             b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             b"Sec-WebSocket-Version: 13\r\n\r\n")
 
 
 async def open_stream(node: RunningNode, rcvbuf: int | None = None
@@ -127,3 +133,27 @@ def test_pages_end_at_the_count_and_tell_whether_more_follow() -> None:
     assert (len(page.parts), page.next, page.more) == (20, 40, False)
     page = pages.build(fetch_from(log), encode, 40, limit=20, bytes_max=10**6)
     assert (page.parts, page.next, page.more) == ([], 40, False)
+
+
+async def test_a_client_gone_before_the_answer_begins_is_no_error(
+        make_node: NodeFactory, event_body: EventFactory) -> None:
+    """A client that asks for the stream (or a projection, or the Automerge websocket)
+    and resets the connection before the node has written the answer's headers: the
+    node writes to a closing transport, which is the client leaving, not a fault (it
+    logged "unexpected error" with a traceback, dozens a second under a flood)."""
+    node = await make_node()
+    async with aiohttp.ClientSession(base_url=node.url) as client, \
+            client.post("/v1/sessions/s1/events", json=[event_body(0)]) as resp:
+        assert resp.status == 201
+    host, port = node.url.removeprefix("http://").rsplit(":", 1)
+    asks = [STREAM, b"GET /v1/sessions/s1 HTTP/1.1\r\nHost: x\r\n\r\n", WEBSOCKET]
+    with structlog.testing.capture_logs() as said:
+        for ask in asks * 5:
+            # Blocking calls, so the loop serving the node sees the request and the
+            # reset together: it starts the handler on a transport that is closing.
+            with socket.create_connection((host, int(port))) as sock:
+                sock.sendall(ask)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                struct.pack("ii", 1, 0))  # close with a reset
+            await asyncio.sleep(0.1)
+    assert [line for line in said if line["log_level"] in ("error", "critical")] == []

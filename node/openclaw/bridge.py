@@ -13,7 +13,8 @@ bad input and is never skipped: it waits, named once, with the records after it 
 session (the cursor never passes it), and is tried again once the node's clock should
 have caught up with it (``AHEAD_RETRY_MIN_S``, ``AHEAD_RETRY_MAX_S``); the other
 sessions' records go in meanwhile. A problem after it in its session is reported once
-the cursor passes it.
+the cursor passes it. A waiting session that is gone (its file deleted, its rows
+removed) waits no longer; what was imported of it stays.
 """
 
 from __future__ import annotations
@@ -139,12 +140,17 @@ class Bridge:
         units: list[_Unit] = []
         moves: dict[str, int] = {}  # as read: the copy times of rewinds for what follows
         step = _Step()
-        waits = {entry for cursor_of, entry in self._waiting if cursor_of == name}
+        # This store's waiting sessions: an agent's two stores share its cursor, whose
+        # entries are "db:" for its SQLite store, others for its JSONL files.
+        database = isinstance(source, AgentDatabase)
+        waits = {entry for cursor_of, entry in self._waiting
+                 if cursor_of == name and entry.startswith("db:") == database}
         # A waiting session is read again at every pass: of SQLite's, only what is tried,
         # so that it does not take the read's row budget from the sessions after it (a
         # JSONL file is read on a budget of its own).
         items = list(source.read(cursor, waits) if isinstance(source, AgentDatabase)
                      else source.read(cursor))
+        self._forget_gone(name, waits, items)
         for n, item in enumerate(items):
             if isinstance(item, Problem):
                 if item.entry is not None:
@@ -243,6 +249,19 @@ class Bridge:
         if wait is not None:
             self.tell(f"{wait.where}: the node has taken it now")
         return True
+
+    def _forget_gone(self, name: str, waits: set[str], items: list[Item]) -> None:
+        """A waiting session of which a whole read found nothing is gone (its file
+        deleted or moved away, its rows removed): it waits no longer, said once. What was
+        stored of it stays, and so does its cursor: if it comes back, it is read (and may
+        wait) again from there. A read that met trouble of its own (an entry-less problem)
+        may have missed it: it waits on."""
+        if any(isinstance(item, Problem) and item.entry is None for item in items):
+            return
+        for entry in sorted(waits - {item.entry for item in items}):
+            wait = self._waiting.pop((name, entry))
+            self.tell(f"{wait.where}: its session is gone from the store (deleted or moved "
+                      "away); it no longer waits, and what was imported of it stays")
 
     def _tell(self, into: list[str], text: str) -> None:
         """Say it once (a file still being written is seen again at every look)."""

@@ -33,7 +33,9 @@ from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_
 ROWS_PER_READ = 500
 #: Rows read of a session whose next record waits (for the node's clock): that record
 #: and the one after it (a header's copy time needs it), so that the waiting session,
-#: read again at every pass, leaves the rest of ``ROWS_PER_READ`` to the others.
+#: read again at every pass, leaves the rest of ``ROWS_PER_READ`` to the others. These
+#: are read even past ``ROWS_PER_READ`` (so a read may take this many more rows per
+#: waiting session): a waiting session a read finds no row of is taken for one gone.
 ROWS_OF_WAITING = 2
 #: How long a read waits on a lock before giving up until the next pass (ms).
 BUSY_TIMEOUT_MS = 200
@@ -90,7 +92,7 @@ class AgentDatabase:
              waiting: Collection[str] = ()) -> Iterator[Item]:
         """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
         ``ROWS_PER_READ`` of them, and ``ROWS_OF_WAITING`` of each session whose entry is
-        in ``waiting``; problems in their place."""
+        in ``waiting`` (past ``ROWS_PER_READ`` too); problems in their place."""
         try:
             rows, keys = self._fetch(cursor, waiting)
         except (sqlite3.Error, OSError) as error:
@@ -130,12 +132,12 @@ class AgentDatabase:
             tops = db.execute(_TOPS).fetchall()
             for session_id, top in tops:
                 start = cursor.get("db:" + session_id, 0)
-                if top < start or len(rows) >= ROWS_PER_READ:
+                waits = "db:" + session_id in waiting
+                if top < start or (len(rows) >= ROWS_PER_READ and not waits):
                     continue
                 # Two rows at least: a header comes with the record after it, which
                 # tells whether it begins a rewind's copy (mapping.copy_ms_of).
-                limit = (ROWS_OF_WAITING if "db:" + session_id in waiting
-                         else max(2, ROWS_PER_READ - len(rows)))
+                limit = ROWS_OF_WAITING if waits else max(2, ROWS_PER_READ - len(rows))
                 rows += db.execute(
                     "SELECT session_id, seq, event_json, event_zstd, created_at "
                     "FROM transcript_events WHERE session_id = ? AND seq >= ? "

@@ -188,3 +188,78 @@ def test_an_import_that_skipped_and_waits_says_both() -> None:
                            "dated ahead of the node's clock (named above)")
     assert "the rest is imported" in said and "openclaw watch" in said
     assert import_failure(Tally(records=3)) is None
+
+
+GONE = "it no longer waits"
+
+
+def test_a_waiting_transcript_whose_file_is_deleted_no_longer_waits(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
+    path = write_jsonl(tmp_path, KEY_A, A, a)
+    write_jsonl(tmp_path, KEY_B, B, turn_records(B, [now_ms - 3000]))
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            cursor, stored = _cursor(tmp_path, store), dict(store.version)
+            path.unlink()  # its index entry outlives it
+            _pass(bridge)
+            assert sum(GONE in text and f"{A}.jsonl" in text for text in told) == 1
+            # Nothing stored is undone, nor any cursor moved.
+            assert _cursor(tmp_path, store) == cursor and dict(store.version) == stored
+            _pass(bridge)
+            assert sum(GONE in text for text in told) == 1
+            # Back again, its record waits again, and is said to.
+            write_jsonl(tmp_path, KEY_A, A, a)
+            assert len(_pass(bridge).waiting) == 1
+        finally:
+            folder.close()
+
+
+def test_a_waiting_session_whose_rows_are_removed_no_longer_waits(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY_A, A)
+    gateway.add(A, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            stored = dict(store.version)
+            gateway.db.execute("DELETE FROM transcript_events WHERE session_id = ?", (A,))
+            _pass(bridge)
+            assert sum(GONE in text and f"session {A}" in text for text in told) == 1
+            assert _cursor(tmp_path, store) == {f"db:{A}": 2} and dict(store.version) == stored
+            gateway.add(A, a)
+            assert len(_pass(bridge).waiting) == 1
+        finally:
+            folder.close()
+            gateway.close()
+
+
+def test_a_waiting_session_past_a_full_read_still_waits(tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    first = "00000000-0000-4000-8000-000000000009"  # sorts before A: read first
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session("agent:main:explicit:first", first)
+    gateway.open_session(KEY_A, A)
+    gateway.add(first, turn_records(first, [now_ms - 6000]))
+    gateway.add(A, turn_records(A, [now_ms - 5000, now_ms + 3_600_000]))
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            # More rows before A than a read takes: A is still read, and still waits.
+            gateway.add(first, [{"type": "custom", "id": f"x{n}"}
+                                for n in range(sqlite.ROWS_PER_READ + 10)])
+            _pass(bridge)
+            assert not any(GONE in text for text in told)
+            assert _pass(bridge).waiting == []
+        finally:
+            folder.close()
+            gateway.close()

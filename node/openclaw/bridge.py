@@ -145,11 +145,10 @@ class Bridge:
         database = isinstance(source, AgentDatabase)
         waits = {entry for cursor_of, entry in self._waiting
                  if cursor_of == name and entry.startswith("db:") == database}
-        # A waiting session is read again at every pass: of SQLite's, only what is tried,
-        # so that it does not take the read's row budget from the sessions after it (a
-        # JSONL file is read on a budget of its own).
-        items = list(source.read(cursor, waits) if isinstance(source, AgentDatabase)
-                     else source.read(cursor))
+        # A waiting session is looked at at every pass: of SQLite's, only what is tried
+        # is read, so that it does not take the read's row budget from the sessions after
+        # it; a JSONL file (read on a budget of its own) only once it changed.
+        items = list(source.read(cursor, waits))
         self._forget_gone(name, waits, items)
         for n, item in enumerate(items):
             if isinstance(item, Problem):

@@ -7,13 +7,15 @@ The cursor entry of a session (``cursor_entry``: its id and its file's name) is 
 byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
 shorter than its offset was replaced: it is read again from the start (the events it
-maps to are recognised, so nothing is stored twice).
+maps to are recognised, so nothing is stored twice). The file of a session whose next
+record waits (for the node's clock) is read again only once it changed (size, time or
+inode); until then, what its last read found of it is given again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -22,6 +24,10 @@ from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_
 
 #: Bytes read from one file in one pass at most (a following pass goes on).
 BYTES_PER_READ = 8 * 1024 * 1024
+#: Records kept of the last read of a waiting session's file, given again while it does
+#: not change: the one that waits and the one after it (a header's copy time needs it),
+#: all that is tried of it (as ``sqlite.ROWS_OF_WAITING``).
+RECORDS_OF_WAITING = 2
 
 
 class AgentSessions:
@@ -30,6 +36,9 @@ class AgentSessions:
     def __init__(self, folder: Path, agent_id: str, shown: str) -> None:
         self.folder, self.agent_id, self.shown = folder, agent_id, shown
         self._stamp: tuple[int, ...] = ()
+        # Waiting entry -> (its offset and file's inode, size and time at its last read,
+        # what that read found of it).
+        self._kept: dict[str, tuple[tuple[int, ...], list[Item]]] = {}
 
     def changed(self) -> bool:
         """True if a file of the folder changed size or time since the last call."""
@@ -45,7 +54,12 @@ class AgentSessions:
     def close(self) -> None:
         pass
 
-    def read(self, cursor: dict[str, int]) -> Iterator[Item]:
+    def read(self, cursor: dict[str, int],
+             waiting: Collection[str] = ()) -> Iterator[Item]:
+        """The records after ``cursor``, problems in their place; of a session whose
+        entry is in ``waiting``, its file unchanged since its last read, what that read
+        found (its first ``RECORDS_OF_WAITING`` records), without reading it again."""
+        self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
         index, problem = self._index()
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
@@ -69,8 +83,43 @@ class AgentSessions:
                 files[path.stem] = (path, None)
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
-            yield from self._read_file(file, session_id, session_key, entry,
-                                       cursor.get(entry, 0))
+            start = cursor.get(entry, 0)
+            if entry in waiting:
+                yield from self._read_waiting(file, session_id, session_key, entry, start)
+            else:
+                yield from self._read_file(file, session_id, session_key, entry, start)
+
+    def _read_waiting(self, path: Path, session_id: str, session_key: str | None,
+                      entry: str, start: int) -> Iterator[Item]:
+        """A waiting session's file, read only if it changed since its last read: a
+        waiting session is looked at at every pass, and its file read up to
+        ``BYTES_PER_READ`` each time otherwise."""
+        try:
+            # Taken before the read: a change during it is seen at the next look.
+            info = path.stat()
+            stamp: tuple[int, ...] | None = (start, info.st_ino, info.st_size,
+                                             info.st_mtime_ns)
+        except OSError:
+            stamp = None  # read, which says what is wrong
+        kept = self._kept.get(entry)
+        if kept is not None and kept[0] == stamp:
+            yield from kept[1]
+            return
+        items = list(self._read_file(path, session_id, session_key, entry, start))
+        self._kept.pop(entry, None)
+        if stamp is not None and any(isinstance(item, Record) for item in items):
+            # What the bridge tries of it; a problem of the whole file (a line still
+            # being written) was said by this read.
+            first: list[Item] = []
+            records = 0
+            for item in items:
+                if records == RECORDS_OF_WAITING:
+                    break
+                if item.entry is not None:
+                    first.append(item)
+                    records += isinstance(item, Record)
+            self._kept[entry] = (stamp, first)
+        yield from items
 
     def _index(self) -> tuple[dict[str, tuple[str, Path | None]], Problem | None]:
         """``sessions.json`` as session id -> (session key, its file if it is there)."""

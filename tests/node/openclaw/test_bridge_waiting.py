@@ -5,6 +5,7 @@ what follows them in their session is neither imported nor reported before them.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -115,9 +116,10 @@ def test_a_waiting_session_is_tried_again_when_the_node_should_take_it(
             folder.close()
 
 
-def _taken_once(state: Path, done: dict[str, int]) -> None:
-    """Import ``state`` (one record waits), then let a store with a wider bound take it:
-    every event is sent once, none twice, and the cursor ends at ``done``."""
+def _taken_once(state: Path, done: dict[str, int], looks: int = 1) -> None:
+    """Import ``state`` (one record waits; ``looks`` passes), then let a store with a
+    wider bound take it: every event is sent once, none twice, and the cursor ends at
+    ``done``."""
     told: list[str] = []
     clock = Clock()
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store, \
@@ -125,6 +127,8 @@ def _taken_once(state: Path, done: dict[str, int]) -> None:
         bridge, _sink, folder = _bridge(state, store, told, clock)
         try:
             assert len(_pass(bridge).waiting) == 1
+            for _look in range(looks - 1):
+                assert _pass(bridge).waiting == []
             bridge.sink = later = CountingSink(wide)
             clock.now_s += AHEAD_RETRY_MAX_S
             tally = _pass(bridge)
@@ -160,6 +164,8 @@ def test_a_waiting_record_in_a_jsonl_transcript(tmp_path: Path) -> None:
         lines = (tmp_path / "agents/main/sessions" / f"{A}.jsonl").read_bytes().split(b"\n")
         assert _cursor(tmp_path, store) == {f"jsonl:{A}": len(lines[0]) + len(lines[1]) + 2}
     _taken_once(tmp_path, {f"jsonl:{A}": len(b"\n".join(lines))})
+    # Taken from what an earlier look kept of its unchanged file: the same.
+    _taken_once(tmp_path, {f"jsonl:{A}": len(b"\n".join(lines))}, looks=3)
 
 
 def test_a_problem_after_a_waiting_record_is_reported_once_passed(tmp_path: Path) -> None:
@@ -263,3 +269,36 @@ def test_a_waiting_session_past_a_full_read_still_waits(tmp_path: Path) -> None:
         finally:
             folder.close()
             gateway.close()
+
+
+def test_a_waiting_transcript_is_read_again_only_once_its_file_changes(
+        tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
+    path = write_jsonl(tmp_path, KEY_A, A, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            _pass(bridge)  # a look at it as waiting, which reads it
+            cursor = _cursor(tmp_path, store)
+            # The waiting line rewritten in place, its file's size, inode and time kept:
+            # seen only by a read.
+            lines = path.read_bytes().split(b"\n")
+            lines[2] = b"{" + b"x" * (len(lines[2]) - 1)
+            info = path.stat()
+            with path.open("r+b") as file:
+                file.write(b"\n".join(lines))
+            os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+            assert path.stat().st_ino == info.st_ino
+            for _look in range(3):
+                _pass(bridge, only_changed=False)
+            assert not any("not JSON" in text for text in told)
+            assert _cursor(tmp_path, store) == cursor
+            # Its time moved: it is read again.
+            os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
+            _pass(bridge)
+            assert sum("not JSON" in text for text in told) == 1
+        finally:
+            folder.close()

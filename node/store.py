@@ -139,7 +139,7 @@ class AsyncStore:
         #: that appends arriving then cost it no wake-up each.
         self._wake_at = 1
         #: Callers a commit can expect under steady load: those the previous commit
-        #: answered plus those that queued while it ran (``_gather``).
+        #: stored the events of plus those that queued while it ran (``_gather``).
         self._expected_callers = 0
         self._last_commit_s = 0.0
         self._head = store.head
@@ -364,6 +364,9 @@ class AsyncStore:
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
+            # Callers answered with an error do not come straight back as the answered
+            # ones do: the next commit waits for none of them, only for those queued.
+            self._expected_callers = len(self._queue)
             return
         self.commits += 1
         self._last_commit_s = self._loop.time() - started_s

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from crdt.errors import StorageFull
 from crdt.events import Draft, Event, parse_event
+from crdt.log.store import EventStore
+from crdt.storage.backends import open_storage
 from node.store import GATHER_TURNS_MAX, AsyncStore, Commit, StoreClosing
+from tests.support.storage import FailingStorage
 
 #: Generous bound on anything that could hang: a test fails instead of waiting forever.
 HANG_S = 30
@@ -115,3 +120,28 @@ async def test_closing_while_a_commit_waits_for_callers_leaves_nobody_waiting(
     assert astore.head == callers + 2
     with pytest.raises(StoreClosing):
         await astore.append([draft(12)])
+
+
+async def test_callers_of_a_failed_commit_are_not_waited_for(tmp_path: Path) -> None:
+    """A commit that failed (a full disk) answered its callers with the error: the next
+    commit does not wait for them, as it waits for callers answered with success."""
+    storage = FailingStorage(open_storage(tmp_path / "data"))
+    astore = AsyncStore(EventStore(storage), ThreadPoolExecutor(max_workers=1))
+    try:
+        await asyncio.gather(*(astore.append([draft(n)]) for n in range(2)))
+        storage.failing = ""  # every write: the disk is full
+        failed = await asyncio.gather(*(astore.append([draft(n)]) for n in (2, 3)),
+                                      return_exceptions=True)
+        assert all(isinstance(result, StorageFull) for result in failed)
+        storage.failing = None
+        sizes = commit_sizes(astore)
+        # One append, and another once the queue stopped growing: the first is committed
+        # alone, not held for the second as for a caller of the failed commit.
+        first = asyncio.ensure_future(astore.append([draft(4)]))
+        await turns(GATHER_TURNS_MAX + 2)
+        second = asyncio.ensure_future(astore.append([draft(5)]))
+        await asyncio.wait_for(asyncio.gather(first, second), HANG_S)
+        assert sizes == [1, 1]
+        assert astore.commits == 3
+    finally:
+        await astore.close()

@@ -128,12 +128,16 @@ OPEN_API_WARNING = (
     "tokens limit access")
 
 
-async def api_open(client: Client) -> bool:
+async def api_open(client: Client, answer: Any) -> bool:
     """Whether the node answers its API without a token: it was started without
-    ``--token``. Asked without the one this command may carry (a node without
-    ``--token`` takes any)."""
+    ``--token``. A new token's ``answer`` says so (``node_token_required``); a node older
+    than that field is asked, without the token this command may carry (a node without
+    ``--token`` takes any): on a node with ``--token`` that request is refused, 401."""
     from node.client.api import Client
 
+    required = answer.get("node_token_required") if isinstance(answer, dict) else None
+    if isinstance(required, bool):
+        return not required
     if client.token is None:
         return True  # it just answered this command without one
     async with Client(client.base_url, limits=client.limits) as bare:
@@ -165,7 +169,7 @@ def create(ctx: click.Context, sessions: tuple[str, ...], read_only: bool,
     """
     async def run(client: Client) -> tuple[dict[str, Any], bool]:
         answer = await client.create_token(list(sessions), read_only=read_only, name=name)
-        return answer, await api_open(client)
+        return answer, await api_open(client, answer)
 
     answer, open_api = with_client(ctx, run)
     if as_json:

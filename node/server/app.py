@@ -144,7 +144,7 @@ def make_app(config: Config, astore: AsyncStore, device: DeviceKey) -> web.Appli
     cursors.setup(app, astore, config.limits)
     devices.setup(app, config, astore, device)
     tokens.setup(app, astore, issued, device, config.limits.body_bytes_max,
-                 config.limits.read_timeout_s)
+                 config.limits.read_timeout_s, node_token_required=config.token is not None)
     metrics.registry.register(repo_ws.setup(app, config, astore, issued).collector())
     console.setup(app)
     retention.setup(app, config, astore)

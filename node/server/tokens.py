@@ -5,7 +5,8 @@
                              state (valid, revoked, or issuer removed: the device that
                              issued it was removed, which revokes its tokens)
     POST   /v1/tokens        {"sessions": [pattern, ...], "read_only": false, "name": "app"}
-                             issues one: 201 with the secret, shown this once
+                             issues one: 201 with the secret, shown this once, and
+                             whether /v1 needs the node's own token
     DELETE /v1/tokens/{id}   revokes it, for good, on every node
 
 They take the client token, as every /v1 route (``node.server.app``); a valid issued
@@ -40,10 +41,12 @@ NAME_DEFAULT = "app"
 
 
 def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: DeviceKey,
-          body_bytes_max: int, read_timeout_s: float) -> None:
+          body_bytes_max: int, read_timeout_s: float, *, node_token_required: bool) -> None:
     """Add the three routes; ``own`` is this node's device. With the cluster's devices
     (``node.server.devices``, set up first), their removals revoke the tokens they
-    issued, here as on every node that learns of them."""
+    issued, here as on every node that learns of them. ``node_token_required``: the
+    node has a client token (``--token``); a new token's answer says so, and the issuer
+    learns whether that token limits much (no secret: any client learns it from a 401)."""
     creating = asyncio.Lock()  # so that concurrent requests cannot pass TOKENS_MAX
     if DEVICES in app:
         devices = app[DEVICES]
@@ -85,7 +88,8 @@ def setup(app: web.Application, astore: AsyncStore, issued: IssuedTokens, own: D
             await astore.append([draft])
             await issued.catch_up()
         [row] = rows([issued.book.issued[draft.payload["token_id"]]])
-        return respond(request, {**row, "token": secret}, status=201)
+        return respond(request, {**row, "token": secret,
+                                 "node_token_required": node_token_required}, status=201)
 
     async def revoke(request: web.Request) -> web.Response:
         token_id = tokens.check_token_id(request.match_info["token_id"], "token_id")

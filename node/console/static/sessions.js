@@ -86,13 +86,17 @@ export function sessionsView(context) {
   };
 }
 
+// `data-key` holds the key itself (set as an attribute, never parsed as markup, never
+// shown); every text shown is `printable`.
 function sessionRow(session) {
   return h("a", { class: "session-row", href: `#/session/${encodeURIComponent(session.session_key)}`,
     dataset: { testid: "session-row", key: session.session_key } },
     h("span", { class: "mono key" }, printable(session.session_key)),
     // Every event forgotten: its header says nothing left ("active", no counts).
+    // The state is the node's word ("active", "ended"), a later version's maybe: shown
+    // as `clawsync sessions` shows it, a control in it escaped.
     h("span", { class: session.forgotten ? "muted" : "", dataset: { testid: "session-state" } },
-      session.forgotten ? "forgotten" : session.state),
+      session.forgotten ? "forgotten" : printable(session.state)),
     h("span", { class: "num" }, session.message_count),
     h("span", { class: "num" }, session.event_count),
     h("span", { title: localTime(session.last_activity) }, since(session.last_activity)));

@@ -74,6 +74,30 @@ def test_a_session_s_key_and_transcript_show_their_controls_escaped(
     no_raw_controls(page.locator("main"))
 
 
+#: A session's state as a later node might word it, with an override and an escape
+#: sequence in it (this version's are "active" and "ended").
+STATE = "act\u202eive \x1b[2J"
+
+
+def test_a_session_s_state_shows_its_controls_escaped(node: NodeProcess, page: Page) -> None:
+    append(node, "chat", [message("hello")])
+
+    def later(route: Route) -> None:
+        answer = route.fetch()
+        listed = answer.json()
+        for session in listed["sessions"]:
+            session["state"] = STATE
+        route.fulfill(response=answer, json=listed)
+
+    page.route("**/v1/sessions?*", later)
+    open_console(page, node, "#/sessions")
+    state = page.locator('[data-testid=session-row][data-key="chat"]') \
+        .get_by_test_id("session-state")
+    expect(state).to_have_text(printable(STATE))
+    assert printable(STATE) == "act\\u202eive \\x1b[2J"
+    no_raw_controls(state)
+
+
 #: What the node says when it refuses: its words may quote what a peer or a client
 #: sent, controls and all.
 REFUSAL = "not now\u202e (\x1b[2J)"

@@ -196,10 +196,11 @@ function peerDevice(link, note) {
 }
 
 // The state, and the seconds to the next dial of any state that has one (a refused
-// link whose dials back off, too), rounded up as `clawsync status` rounds them.
+// link whose dials back off, too), in `clawsync status`'s words: "refused (retry in
+// 2s)", rounded up (a retry still to come never reads "0s"), and none when it is due.
 function stateText(peer) {
-  if (peer.retry_in_s === null || peer.retry_in_s === undefined) return peer.state;
-  return `${peer.state}, retry in ${Math.ceil(peer.retry_in_s)} s`;
+  if (!peer.retry_in_s) return peer.state;
+  return `${peer.state} (retry in ${Math.ceil(peer.retry_in_s)}s)`;
 }
 
 // "in sync", or how many events the two sides are apart (the larger direction); on a

@@ -68,13 +68,14 @@ def test_a_removed_device_says_so_and_its_refused_peer_shows_why(
         expect(said).to_contain_text(f"{reason}; no member links with it any more")
         row = peer_rows(page, node_id(a))
         expect(row).to_have_attribute("data-state", "refused")
-        # As `clawsync status` shows the link: refused, and when it dials again.
+        # As `clawsync status` shows the link: refused, and when it dials again, in its
+        # words, rounded up (never "0s" for a dial still to come).
         wait_until(lambda: any(
             peer["node_id"] == node_id(a) and peer["state"] == "refused"
             and peer["retry_in_s"] is not None for peer in phone.get("/v1/peers")["peers"]),
             LINK_TIMEOUT_S, "the phone's refused link to a waits to dial again")
         expect(row.get_by_test_id("peer-state")).to_have_text(
-            re.compile(r"^refused, retry in \d+ s$"))
+            re.compile(r"^refused \(retry in [1-9]\d*s\)$"))
         expect(row.get_by_test_id("peer-name")).to_have_text(printable(REMOVER))
         expect(row.get_by_test_id("peer-why")).to_contain_text(removed)
         expect(row.get_by_test_id("peer-why")).to_contain_text(reason)

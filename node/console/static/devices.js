@@ -132,6 +132,7 @@ function thisNode(node, device, note) {
         "Removed: this device was ", named(device.removed_text),
         "; no member links with it any more.")
       : null,
+    ...deviceNotes(device),
     h("dl", { class: "facts" },
       fact("Name", named(node.name), { dataset: { testid: "node-name" } }),
       fact("Device", deviceId(node.device_id, note)),
@@ -141,6 +142,19 @@ function thisNode(node, device, note) {
       fact("Sessions", sessionsFact(node), { dataset: { testid: "node-sessions" } }),
       fact("Storage", bytes(node.storage_bytes), { title: `${node.storage_bytes} bytes` }),
       fact("Software", printable(node.software))));
+}
+
+// What `clawsync status` says under the device: the members this device waits to be
+// added on, each with the command to run there (a member's words: shown, never obeyed),
+// and the ``--peer`` addresses that are this node's own (absent from older nodes).
+function deviceNotes(device) {
+  return [
+    ...(device.waiting || []).map((line) =>
+      h("p", { dataset: { testid: "node-waiting" } }, named(line))),
+    ...(device.own_peers || []).map((url) =>
+      h("p", { dataset: { testid: "node-own-peer" } },
+        "--peer ", named(url), " is this node's own address: it is not dialed")),
+  ];
 }
 
 // Every session listed, as the session list shows them, saying how many of them were

@@ -71,6 +71,12 @@ REFUSED, NOT_SERVED, UNLISTED = "refused", "not served", "unlisted"
 NO_ANSWER, UNEXPECTED = "no answer", "unexpected"
 #: The kinds that hold asks off on the link (``Learning._members_failed``).
 HOLDING = frozenset({REFUSED, NOT_SERVED})
+#: How many peers' member lists a members round asks for at once (``learn_once``): a
+#: peer slow to answer (up to ``connect_timeout_s``, a peer paused or behind a dead
+#: route) holds up no other's ask in the round, while a node with many links opens no
+#: more requests than this at a time. Higher ends a round with many slow peers sooner,
+#: lower opens fewer connections at once.
+MEMBER_ASKS_AT_ONCE = 4
 
 
 class Learning:
@@ -178,8 +184,24 @@ class Learning:
                 log.info("dialing member", device_id=device_id, url=member.address)
 
     async def learn_once(self) -> None:
-        for runner in [r for r in self.runners.values() if r.direction == "out"]:
-            await self.learn_from(runner)
+        """Ask each peer this node dialed for its member list (``learn_from``),
+        ``MEMBER_ASKS_AT_ONCE`` at a time: one whose answer is slow delays no other's.
+        A fault of one ask is logged and ends no other; a cancel (the node's stop)
+        ends them all, and is raised."""
+        slots = asyncio.Semaphore(MEMBER_ASKS_AT_ONCE)
+
+        async def ask(runner: Runner) -> None:
+            async with slots:
+                try:
+                    await self.learn_from(runner)
+                except Exception:  # a fault of ours after the list was read
+                    log.exception("learning members failed", peer=runner.url)
+
+        # A task group: a cancel of the round cancels every ask and is raised once all
+        # ended (each ask logs its own faults: a fault raised would cancel the others).
+        async with asyncio.TaskGroup() as asks:
+            for runner in [r for r in self.runners.values() if r.direction == "out"]:
+                asks.create_task(ask(runner), name="members-ask")
 
     async def learn_from(self, runner: Runner) -> None:
         """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked.

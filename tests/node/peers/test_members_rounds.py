@@ -1,0 +1,191 @@
+"""node.peers.learning with real nodes in this process: a members round asks its peers
+for their lists at once, ``MEMBER_ASKS_AT_ONCE`` at most, so a peer slow to answer (paused
+mid-answer, behind a route that accepts and says nothing) delays no other peer's list;
+a fault of one ask ends no other, and a cancel (the node's stop) ends them all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import structlog
+from aiohttp import web
+
+from node.peers import learning as learning_module
+from node.peers.learning import MEMBER_ASKS_AT_ONCE
+from node.peers.runner import linked_nodes
+from node.peers.transport import fetch_members
+from node.server.run import RunningNode
+from tests.node.peers.support import FAST, SECRET, NodeFactory, serving, until
+from tests.node.peers.test_learning import link_up_asks, rounds_by_hand
+
+#: Longer than the tests' deadline (``DEADLINE_S``): a held ask does not end by its
+#: time-out while a test waits.
+PATIENT_ASKS = dataclasses.replace(FAST, connect_timeout_s=600.0)
+
+
+@dataclasses.dataclass
+class Held:
+    """The asks for the member lists of some peers, sent to a server that answers each
+    only once the test releases it (``release``): with the list ``lists`` gives for the
+    peer, else a 503. What the learner's asks did so far, by peer URL: ``asked``,
+    ``asking`` (in flight now), ``peak`` (the most in flight at once), ``cancelled``."""
+
+    server: str
+    peers: list[str]
+    released: dict[str, asyncio.Event]
+    lists: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    asking: set[str] = dataclasses.field(default_factory=set)
+    asked: list[str] = dataclasses.field(default_factory=list)
+    peak: int = 0
+    cancelled: list[str] = dataclasses.field(default_factory=list)
+
+    def release(self, url: str) -> None:
+        self.released[url].set()
+
+
+@contextlib.asynccontextmanager
+async def held(monkeypatch: pytest.MonkeyPatch, peers: list[str]) -> AsyncIterator[Held]:
+    """The asks of the learner for the lists of ``peers`` are held (``Held``); those of
+    any other peer go to it. Every ask is released as the block ends."""
+    released = {url: asyncio.Event() for url in peers}
+
+    async def answering(request: web.Request) -> web.Response:
+        url = peers[int(request.path.split("/")[1])]
+        await released[url].wait()
+        if url in holding.lists:
+            return web.json_response(holding.lists[url])
+        return web.Response(status=503, text="busy")
+
+    async def asked(http: Any, url: str, **kwargs: Any) -> object:
+        if url not in peers:
+            return await fetch_members(http, url, **kwargs)
+        holding.asked.append(url)
+        holding.asking.add(url)
+        holding.peak = max(holding.peak, len(holding.asking))
+        try:
+            return await fetch_members(http, f"{holding.server}/{peers.index(url)}", **kwargs)
+        except asyncio.CancelledError:
+            holding.cancelled.append(url)
+            raise
+        finally:
+            holding.asking.discard(url)
+
+    async with serving(answering) as server:
+        holding = Held(server, peers, released)
+        monkeypatch.setattr("node.peers.learning.fetch_members", asked)
+        try:
+            yield holding
+        finally:
+            for event in released.values():
+                event.set()  # the server's stop waits for the answers it owes
+
+
+async def linked_to(make_node: NodeFactory, count: int) -> tuple[RunningNode, list[RunningNode]]:
+    """A learner that dialed ``count`` peers on the cluster secret, its members rounds
+    run by the test, the asks made as its links came up answered."""
+    learner = await make_node(cluster_secret=SECRET, sync=PATIENT_ASKS)
+    peers = [await make_node(cluster_secret=SECRET, sync=FAST) for _ in range(count)]
+    await rounds_by_hand(learner)
+    for peer in peers:
+        assert await learner.gossip.add_peer(peer.url, learned=False)
+    await until(lambda: linked_nodes(learner.gossip.runners.values())
+                == {peer.astore.node_id for peer in peers})
+    await link_up_asks(learner)
+    return learner, peers
+
+
+def listing(node: RunningNode) -> dict[str, Any]:
+    """A member list that names ``node`` at its address."""
+    return {"node_id": "n-lister", "advertise_url": None,
+            "peers": [{"url": node.url, "node_id": node.astore.node_id}]}
+
+
+async def test_a_peer_slow_to_list_its_members_delays_no_other_peers_list(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``slow``, dialed first, is asked first and does not answer: ``lister``'s list,
+    asked in the same round, names ``third``, dialed while ``slow``'s ask is pending."""
+    learner, [slow, lister] = await linked_to(make_node, 2)
+    third = await make_node(cluster_secret=SECRET, sync=FAST)
+    lister.gossip.learning.members[third.url] = third.astore.node_id
+    async with held(monkeypatch, [slow.url]) as holding:
+        round_ = asyncio.create_task(learner.gossip.learn_once())
+        try:
+            await until(lambda: f"url:{third.url}" in learner.gossip.runners)
+            assert holding.asking == {slow.url} and not round_.done()
+        finally:
+            holding.release(slow.url)
+            await round_
+    assert holding.asking == set() and holding.cancelled == []
+
+
+async def test_a_fault_of_one_ask_ends_no_other_ask_of_the_round(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list of ``faulty`` meets a fault of ours (logged at error, with the peer)
+    while ``slow``'s ask is pending: that ask goes on, and the node its list names,
+    once it answers, is dialed."""
+    learner, [slow, faulty] = await linked_to(make_node, 2)
+    third = await make_node(cluster_secret=SECRET, sync=FAST)
+    member_urls = learning_module.member_urls
+
+    def failing(listed: Any, own: Any, refusals: Any, url: str | None) -> Any:
+        if url == faulty.url:
+            raise KeyError("a bug of ours")
+        return member_urls(listed, own, refusals, url)
+
+    monkeypatch.setattr("node.peers.learning.member_urls", failing)
+    with structlog.testing.capture_logs() as said:
+        async with held(monkeypatch, [slow.url]) as holding:
+            holding.lists[slow.url] = listing(third)
+            round_ = asyncio.create_task(learner.gossip.learn_once())
+            await until(lambda: any(entry["event"] == "learning members failed"
+                                    for entry in said))
+            assert holding.asking == {slow.url}
+            holding.release(slow.url)
+            await round_
+    assert f"url:{third.url}" in learner.gossip.runners
+    assert [(entry["log_level"], entry["peer"], entry.get("exc_info")) for entry in said
+            if entry["event"] == "learning members failed"] == [("error", faulty.url, True)]
+    assert holding.cancelled == []
+
+
+async def test_a_cancelled_round_ends_every_ask_and_is_raised(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node's stop cancels its members round while two peers' asks are pending:
+    both end, and the round raises the cancel (it is not taken for an ask's failure)."""
+    learner, peers = await linked_to(make_node, 2)
+    urls = [peer.url for peer in peers]
+    async with held(monkeypatch, urls) as holding:
+        round_ = asyncio.create_task(learner.gossip.learn_once())
+        await until(lambda: holding.asking == set(urls))
+        round_.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await round_
+        assert holding.asking == set() and sorted(holding.cancelled) == sorted(urls)
+    assert all(runner.members_failure is None for runner in learner.gossip.runners.values())
+
+
+async def test_no_more_than_member_asks_at_once_are_in_flight(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One peer more than ``MEMBER_ASKS_AT_ONCE``, none answering: that many are asked;
+    the last is asked once one of them answered."""
+    learner, peers = await linked_to(make_node, MEMBER_ASKS_AT_ONCE + 1)
+    urls = [peer.url for peer in peers]
+    async with held(monkeypatch, urls) as holding:
+        for url in urls:
+            holding.lists[url] = {"node_id": "n-lister", "advertise_url": None, "peers": []}
+        round_ = asyncio.create_task(learner.gossip.learn_once())
+        await until(lambda: len(holding.asking) == MEMBER_ASKS_AT_ONCE)
+        first = next(iter(holding.asking))
+        holding.release(first)
+        await until(lambda: len(holding.asking) == MEMBER_ASKS_AT_ONCE
+                    and first not in holding.asking)
+        for url in urls:
+            holding.release(url)
+        await round_
+    assert holding.peak == MEMBER_ASKS_AT_ONCE
+    assert sorted(holding.asked) == sorted(urls) and holding.cancelled == []

@@ -66,7 +66,8 @@ log = structlog.get_logger(__name__)
 #: each logged at info the first time on a link (since a list was last read on it), again
 #: at debug. Refused (401, 403) and not served (404, 405, 501, a body that is no list),
 #: answers that will not change, hold asks off; unlisted (500, 502, 503, 504) and no
-#: answer may pass by the next round.
+#: answer may pass by the next round. Unexpected ones (faults of ours) are told apart
+#: by the exception's type: a fault of another type is news.
 REFUSED, NOT_SERVED, UNLISTED = "refused", "not served", "unlisted"
 NO_ANSWER, UNEXPECTED = "no answer", "unexpected"
 #: The kinds that hold asks off on the link (``Learning._members_failed``).
@@ -229,7 +230,7 @@ class Learning:
             self._members_failed(runner, link, str(exc), NO_ANSWER)
             return
         except Exception as exc:  # run as a task of its own too: nothing else would log it
-            self._members_failed(runner, link, repr(exc), UNEXPECTED)
+            self._members_failed(runner, link, repr(exc), UNEXPECTED, fault=type(exc))
             return
         if link == runner.links:
             # Listed now: a failure later on this link is news (``_members_failed``).
@@ -266,15 +267,17 @@ class Learning:
         return failure is not None and failure.until is not None \
             and failure.link == runner.links and self._holds(failure.until)
 
-    def _members_failed(self, runner: Runner, link: int, reason: str, kind: str) -> None:
+    def _members_failed(self, runner: Runner, link: int, reason: str, kind: str, *,
+                        fault: type[BaseException] | None = None) -> None:
         """The ask for the member list of the peer of ``runner``, made on its link
         number ``link``, failed, of ``kind`` (``REFUSED``, ``NOT_SERVED``, ``UNLISTED``,
         ``NO_ANSWER``, ``UNEXPECTED``). Logged at info the first time of its kind on the
         link (a time-out, then a 401 for a wrong secret: news; a 503, then a 404 that
         starts a hold), again at debug (a time-out and a 503 in turn are each said once;
         at info again once the list was read on the link: ``learn_from``).
-        ``UNEXPECTED`` (no failure of the ask itself, a fault of ours; called while it is
-        handled) at error with its traceback, the first time on the link. Nothing for a
+        ``UNEXPECTED`` (no failure of the ask itself, a fault of ours, of type ``fault``;
+        called while it is handled) at error with its traceback, the first time of that
+        type on the link: a fault of another type is another bug. Nothing for a
         link gone since the ask, or an ask that overlapped another already held off (the
         one as the link came up, and a round's).
 
@@ -291,9 +294,10 @@ class Learning:
         before = runner.members_failure
         logged = before.logged if before is not None and before.link == link \
             else frozenset()
+        said = kind if fault is None else f"{kind} {fault.__module__}.{fault.__qualname__}"
         runner.members_failure = MembersFailure(
-            link, logged | {kind}, self._hold_from_now() if kind in HOLDING else None)
-        if kind in logged:
+            link, logged | {said}, self._hold_from_now() if kind in HOLDING else None)
+        if said in logged:
             log.debug("members not listed", peer=runner.url, reason=reason)
         elif kind == UNEXPECTED:
             log.exception("learning members failed", peer=runner.url)

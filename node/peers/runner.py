@@ -110,9 +110,10 @@ def linked_nodes(runners: Iterable[Runner]) -> set[str]:
 class MembersFailure:
     """A failed ask for a peer's member list (``Runner.members_failure``): the link it
     was asked on (``Runner.links``), the kinds of failure logged on that link since a
-    list was last read on it (``Learning._members_failed``: a kind in it is logged again
-    at debug), and until when it is not asked again (None: asked at the next round; it
-    is logged once for the link and kind all the same)."""
+    list was last read on it (``Learning._members_failed``: a kind in it, a fault of
+    ours with its exception's type, is logged again at debug), and until when it is not
+    asked again (None: asked at the next round; it is logged once for the link and kind
+    all the same)."""
 
     link: int
     logged: frozenset[str]

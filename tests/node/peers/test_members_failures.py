@@ -1,12 +1,12 @@
 """node.peers.learning with real nodes in this process: an ask for a peer's member list
 that fails other than by a refusal (401, 403) is logged once for the link and kind of
 failure, repeats at debug, and a list read on the link makes the next failure news
-again; a fault of ours is logged at error with its traceback. An answer that will not
-change (a 404 of an older node, a 405, a 501, a body that is no member list) holds asks
-off as a refusal does; one that may pass by (a 502, 503, 504), or no answer (the
-connection refused, a time-out), does not. Each kind of failure is said at info the
-first time on the link, whatever came between. An address with a query (a credential
-may be in it), in a peer's list, is skipped."""
+again; a fault of ours is logged at error with its traceback, once per type. An
+answer that will not change (a 404 of an older node, a 405, a 501, a body that is no
+member list) holds asks off as a refusal does; one that may pass by (a 502, 503, 504),
+or no answer (the connection refused, a time-out), does not. Each kind of failure is
+said at info the first time on the link, whatever came between. An address with a query
+(a credential may be in it), in a peer's list, is skipped."""
 
 from __future__ import annotations
 
@@ -227,6 +227,29 @@ async def test_a_fault_of_ours_after_no_answer_is_logged_at_error_with_its_trace
     assert [(entry["log_level"], entry.get("exc_info")) for entry in failed] == [
         ("error", True)]
     assert [level for level, _ in refusals(said)] == ["info", "debug"]
+
+
+async def test_a_fault_of_ours_of_another_type_is_logged_at_error_again(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two different faults of ours in a row on one link are two bugs: each is logged
+    at error with its traceback the first time, a repeat of either at debug."""
+    node, _ = await linked(make_node)
+    faults: list[Exception] = []
+
+    async def faulty(http: Any, url: str, **kwargs: Any) -> object:
+        raise faults[0]
+
+    monkeypatch.setattr("node.peers.learning.fetch_members", faulty)
+    with structlog.testing.capture_logs() as said:
+        for fault in (KeyError("a bug of ours"), TypeError("another bug of ours"),
+                      KeyError("the first bug again"), TypeError("the second again")):
+            faults[:] = [fault]
+            await node.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == "learning members failed"]
+    assert [(entry["log_level"], entry.get("exc_info")) for entry in failed] == [
+        ("error", True), ("error", True)]
+    assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
+        ("debug", "KeyError"), ("debug", "TypeError")]
 
 
 async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(

@@ -214,7 +214,8 @@ class Driver:
             try:
                 await ahead.close()
             finally:
-                await link.close(runner.drop or "")
+                # A stopping node waits on no peer's answer (``STOP_CLOSE_WAIT_S``).
+                await link.close(runner.drop or "", stopping=self._stopping())
 
     async def _send_taking_in(self, runner: Runner, link: Link, messages: list[bytes],
                               ahead: Ahead,

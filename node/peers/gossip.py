@@ -133,8 +133,9 @@ class Gossip:
         self._spawn(self.learning.run(), "members")
 
     async def stop(self) -> None:
-        """Take no more links, end every link (each close waits ``close_timeout_s`` at
-        most for its peer, which may be paused or gone), save checkpoints."""
+        """Take no more links, end every link (each close waits for its peer's answer,
+        which a paused or unreachable peer never gives, ``STOP_CLOSE_WAIT_S`` at most,
+        not ``close_timeout_s``), save checkpoints."""
         self.stopping = True
         self.astore.remove_commit_listener(self._on_commit)
         current = asyncio.current_task()
@@ -146,7 +147,8 @@ class Gossip:
         for task in tasks:
             task.cancel()
         if tasks:
-            # Closes are bounded; the margin covers a checkpoint write per link.
+            # Closes are bounded (by ``STOP_CLOSE_WAIT_S`` here, at most
+            # ``close_timeout_s``); the margin covers a checkpoint write per link.
             _, late = await asyncio.wait(tasks, timeout=2 * self.config.sync.close_timeout_s)
             for task in late:
                 log.warning("peer link did not end in time", link=task.get_name())

@@ -152,6 +152,13 @@ class Refusal:
 #: What a lost connection raises, in aiohttp and below it: an ordinary network fault.
 NETWORK_ERRORS = (ConnectionError, aiohttp.ClientError, TimeoutError)
 
+#: Most seconds a stopping node waits for a peer's answer to its close frame, in place of
+#: ``close_timeout_s``: the answer is of no use to a node that stops, and a paused or
+#: unreachable peer would hold every link's close, and so the stop, that long. Long
+#: enough for a peer that answers at once to close cleanly; one that does not answer by
+#: then finds the connection dropped, as after a crash (``close_timeout_s`` when shorter).
+STOP_CLOSE_WAIT_S = 0.2
+
 
 class Link:
     """One open websocket to a peer, dialed or accepted."""
@@ -216,11 +223,19 @@ class Link:
         said = f": {self.peer_reason}" if self.peer_reason else ""
         raise LinkClosed(f"link ended ({message.type.name.lower()}{said})")
 
-    async def close(self, reason: str = "") -> None:
-        """Close, waiting at most ``close_timeout_s`` for the peer (which may be paused
-        or gone): a stopping node must not wait on it."""
+    async def close(self, reason: str = "", *, stopping: bool = False) -> None:
+        """Close, waiting at most ``close_timeout_s`` for the peer's answer to our close
+        frame (the peer may be paused or gone); ``stopping``, the node is stopping: at
+        most ``STOP_CLOSE_WAIT_S``. A wait cut short drops the connection. (A dialed
+        link whose read was cancelled, as a link's end does, waits not at all: aiohttp's
+        client takes that close as abnormal and drops the connection once the frame
+        went out; an accepted link waits.)"""
+        wait_s = min(STOP_CLOSE_WAIT_S, self._close_timeout_s) if stopping \
+            else self._close_timeout_s
         with contextlib.suppress(*NETWORK_ERRORS, RuntimeError):
-            async with asyncio.timeout(self._close_timeout_s):
+            # aiohttp bounds its own wait by ``close_timeout_s``; cut short here, it
+            # drops the connection.
+            async with asyncio.timeout(wait_s):
                 await self._ws.close(message=close_reason(reason))
 
 
@@ -307,6 +322,10 @@ async def _proven(link: Link, proof: Awaitable[Proven]) -> None:
     exchange fails is closed before the error goes on."""
     try:
         link.peer_device = await proof
+    except asyncio.CancelledError:
+        # Only a stopping node cancels a link's task (``Gossip.stop``).
+        await link.close(stopping=True)
+        raise
     except BaseException:
         await link.close("link proof refused")
         raise

@@ -9,6 +9,7 @@ import contextlib
 import signal
 import socket
 import struct
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,44 @@ def test_a_stop_is_short_while_a_peer_is_paused(tmp_path: Path) -> None:
         # The node's own shutdown_timeout_s is 10 s: a stop must not lean on it.
         assert stop_s < 10.0, f"stop took {stop_s:.1f} s"
         assert _bug_lines(first) == []
+
+
+#: A wait for the peer's answer to our close far longer than a stop may take: a stopping
+#: node must not wait it out (``node.peers.transport.STOP_CLOSE_WAIT_S``).
+LONG_CLOSE_TIMEOUT_S = 30.0
+
+
+def test_a_stop_does_not_wait_out_close_timeout_s_on_paused_peers(tmp_path: Path) -> None:
+    """A node linked both ways (a link it dialed, one it accepted) to peers that are
+    paused stops long before ``close_timeout_s``: it does not wait for their answers to
+    its close frames (the accepted link's close did). Pings come too seldom to end the
+    links first."""
+    settings = tmp_path / "slow-close.toml"
+    settings.write_text(f"[sync]\nclose_timeout_s = {LONG_CLOSE_TIMEOUT_S:g}\n"
+                        f"heartbeat_s = {4 * LONG_CLOSE_TIMEOUT_S:g}\n")
+    with Cluster(tmp_path) as cluster:
+        dialed = cluster.node("dialed")
+        node = cluster.node("node", peers=[dialed.url], extra_args=["--config", str(settings)])
+        dialer = cluster.node("dialer", peers=[node.url])
+        wait_until(lambda: len({r["node_id"] for r in _up_links(node)}) == 2, 30,
+                   "the node linked to both peers")
+        paused = [peer.process for peer in (dialed, dialer) if peer.process is not None]
+        for process in paused:
+            process.send_signal(signal.SIGSTOP)
+        try:
+            assert node.process is not None
+            node.process.send_signal(signal.SIGTERM)
+            try:
+                # Generous, yet short of what waiting on the peers would take.
+                code = node.process.wait(LONG_CLOSE_TIMEOUT_S / 2)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"still running {LONG_CLOSE_TIMEOUT_S / 2:g} s after SIGTERM: "
+                            f"{node.log_tail()}")
+        finally:
+            for process in paused:
+                process.send_signal(signal.SIGCONT)
+        assert code == 0, node.log_tail()
+        assert _bug_lines(node) == []
 
 
 def test_one_link_per_pair_of_nodes_whatever_their_addresses(tmp_path: Path) -> None:

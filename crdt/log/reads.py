@@ -11,7 +11,7 @@ from typing import Any
 
 from crdt.log.eventlog import EventLog
 from crdt.log.projection import Projection
-from crdt.log.records import Session, StoredEvent
+from crdt.log.records import Outgoing, Session, StoredEvent
 
 #: Largest page a read returns, whatever ``limit`` asks for.
 PAGE_MAX = 10_000
@@ -70,6 +70,11 @@ class Reads:
         """Events numbered by ``origin`` after ``seq``, in order, up to the first gap
         (what a peer whose version vector says ``seq`` for that origin lacks)."""
         return self._log.origin_after(origin, seq, _page(limit))
+
+    def origin_outgoing(self, origin: str, seq: int, limit: int = 100) -> list[Outgoing]:
+        """``origin_after`` as a peer is sent the events (``Outgoing``): their content
+        is not decoded, which sending does not look at."""
+        return self._log.origin_outgoing(origin, seq, _page(limit))
 
     def origin_key(self, origin: str) -> bytes | None:
         """The public key ``origin`` is bound to (``crdt.log.bound``); None: unbound."""

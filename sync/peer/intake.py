@@ -33,7 +33,7 @@ class Intake:
     _remember: Callable[[Mapping[str, bytes | None]], None]
 
     def _on_events(self, batch: Events, now: float,
-                   verified: signatures.Verified) -> list[messages.Message]:
+                   verified: signatures.Verified) -> list[messages.Message | messages.Batch]:
         """Store a batch: each event in its (origin, seq) slot when the slot is free.
 
         Sequence numbers are not signed: a faulty or hostile peer can put a valid event

@@ -259,7 +259,7 @@ class PeerSync(Intake):
         """Call at ``wakeup_at`` (or more often): pulls and resends when they are due."""
         if not self._up:
             return []
-        out: list[messages.Message] = []
+        out: list[messages.Message | messages.Batch] = []
         if now >= self._next_pull_at:
             self._next_pull_at = now + self.config.pull_interval_s
             out.append(self._hello())
@@ -320,7 +320,7 @@ class PeerSync(Intake):
 
     # -- handlers ----------------------------------------------------------------------
 
-    def _on_hello(self, hello: Hello, now: float) -> list[messages.Message]:
+    def _on_hello(self, hello: Hello, now: float) -> list[messages.Message | messages.Batch]:
         if hello.node == self.store.node_id:
             raise PeerFault("the peer has our own node id (is it this node?)",
                             field="hello.node")
@@ -354,7 +354,7 @@ class PeerSync(Intake):
             self._outbox.ready = True  # we know whether it takes signatures
         self._outbox.replace(self._claims(hello.version))
         self._give_up_stalled(now)
-        out: list[messages.Message] = []
+        out: list[messages.Message | messages.Batch] = []
         # The peer reached us first, or it has just shown that it reads ``about`` (which
         # our first hello left out): tell it what we hold, and run.
         learned = hello.about is not None and not self._peer_reads_about
@@ -381,21 +381,22 @@ class PeerSync(Intake):
 
     # An ``events`` message: ``Intake._on_events`` (``sync.peer.intake``).
 
-    def _on_ack(self, ack: Ack, now: float) -> list[messages.Message]:
+    def _on_ack(self, ack: Ack, now: float) -> list[messages.Message | messages.Batch]:
         self._outbox.learn(ack.version)
         self._give_up_stalled(now)
         return self._pump(now)
 
     # -- sending -----------------------------------------------------------------------
 
-    def _pump(self, now: float) -> list[messages.Message]:
+    def _pump(self, now: float) -> list[messages.Message | messages.Batch]:
         return list(self._outbox.batches(now)) if self.pushing else []
 
-    def _send(self, out: Sequence[messages.Message]) -> list[bytes]:
+    def _send(self, out: Sequence[messages.Message | messages.Batch]) -> list[bytes]:
         data = [messages.encode(message) for message in out]
         self.counters.messages_out += len(data)
         self.counters.bytes_out += sum(map(len, data))
-        self.counters.events_sent += sum(len(m.items) for m in out if isinstance(m, Events))
+        self.counters.events_sent += sum(len(m.items) for m in out
+                                         if isinstance(m, messages.Batch))
         return data
 
     def _hello(self) -> Hello:

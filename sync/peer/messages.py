@@ -65,6 +65,7 @@ from crdt.errors import InvalidInput
 from crdt.events import ID_BYTES, Event
 from crdt.keys import check_name, check_session_key
 from crdt.log import forget
+from crdt.log.records import Outgoing, Sealed
 from crdt.signing import SIGNATURE_BYTES
 from sync.errors import PeerFault, ProtocolMisuse
 from sync.peer.limits import (
@@ -148,7 +149,17 @@ class Events:
     proofs: tuple[Event, ...] = ()
 
 
-def item_bytes(event: Event) -> int:
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """An ``events`` message as this node sends it from its log (``Outbox``): each event
+    as read for sending (``Outgoing``, its content not decoded). A peer parses the bytes
+    as ``Events``."""
+
+    items: tuple[Outgoing, ...]
+    proofs: tuple[Event, ...] = ()
+
+
+def item_bytes(event: Event | Sealed) -> int:
     """What one event counts for in ``BATCH_BYTES_MAX``: its bytes, or its skeleton's."""
     if event.forgotten_by is None:
         return len(event.canonical)
@@ -165,7 +176,7 @@ class Ack:
 Message = Hello | Events | Ack
 
 
-def encode(message: Message) -> bytes:
+def encode(message: Message | Batch) -> bytes:
     """The canonical CBOR bytes of ``message``; ``ProtocolMisuse`` if a peer would refuse
     them (we never send what we would not accept).
 
@@ -173,7 +184,7 @@ def encode(message: Message) -> bytes:
     'a264747970656361636b6776657273696f6ea1616101'
     """
     raw: dict[str, Any]
-    if not isinstance(message, Events) and len(message.version) > ORIGINS_MAX:
+    if not isinstance(message, Events | Batch) and len(message.version) > ORIGINS_MAX:
         raise ProtocolMisuse(f"{len(message.version)} origins; the limit is {ORIGINS_MAX}")
     if isinstance(message, Hello):
         raw = {"type": "hello", "protocol": message.protocol, "node": message.node,

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from crdt.events import Event
-from crdt.log.records import Appended, StoredEvent
+from crdt.log.records import Appended, Outgoing, Sealed, StoredEvent
 from sync.errors import ProtocolMisuse
 from sync.peer.limits import BATCH_BYTES_MAX, BATCH_EVENTS_MAX, ORIGINS_MAX, PROOF_OVERHEAD, SEQ_MAX
-from sync.peer.messages import Events, Item, item_bytes, takes_origin
+from sync.peer.messages import Batch, item_bytes, takes_origin
 from sync.peer.quota import OriginQuota
 from sync.peer.retired import sendable
 
@@ -41,7 +41,7 @@ class Log(Protocol):
     @property
     def retiring(self) -> dict[str, int]: ...
 
-    def origin_after(self, origin: str, seq: int, limit: int = ...) -> list[StoredEvent]: ...
+    def origin_outgoing(self, origin: str, seq: int, limit: int = ...) -> list[Outgoing]: ...
 
     def ingest(self, items: Iterable[tuple[Event, str, int, bytes | None]]
                ) -> list[Appended]: ...
@@ -147,14 +147,14 @@ class Outbox:
         self.inflight = []
         self.sent = {}
 
-    def batches(self, now: float, through: Mapping[str, int] | None = None) -> list[Events]:
+    def batches(self, now: float, through: Mapping[str, int] | None = None) -> list[Batch]:
         """Batches of what the peer lacks, while the window has room (none while we do
         not know what it holds). That includes the peer's own events, if it lost them.
         ``through``: a link's last push (``PeerSync.push_through``): only of those
         origins, up to those seqs (what an event there needs to be stored: the peer
         takes none beyond a gap); up to a window of batches past those in flight, whose
         acks the link will not wait for."""
-        out: list[Events] = []
+        out: list[Batch] = []
         while self.known is not None and self.ready \
                 and len(self.inflight if through is None else out) < self.window:
             items, proofs = self._next_batch(self.known, now, through)
@@ -163,12 +163,12 @@ class Outbox:
             ends = {item.origin: item.seq for item in items}  # seqs rise within an origin
             self.sent.update(ends)
             self.inflight.append(InFlight(now, ends))
-            out.append(Events(tuple(items), tuple(proofs.values())))
+            out.append(Batch(tuple(items), tuple(proofs.values())))
         return out
 
     def _next_batch(self, known: dict[str, int], now: float,
                     through: Mapping[str, int] | None = None
-                    ) -> tuple[list[Item], dict[bytes, Event]]:
+                    ) -> tuple[list[Outgoing], dict[bytes, Event]]:
         """Up to the batch limits of events past what the peer holds or was sent, origin
         by origin (sorted, so successive batches walk every origin), and the forget
         records that prove its skeletons. Only events within our own version are sent,
@@ -184,7 +184,7 @@ class Outbox:
             ours = {origin: min(seq, through[origin]) for origin, seq in ours.items()
                     if origin in through}
         final = self.store.retired.keys() | self.store.retiring.keys()
-        items: list[Item] = []
+        items: list[Outgoing] = []
         proofs: dict[bytes, Event] = {}
         size = 0
         for origin in sorted(ours, key=lambda o: (o in final, o)):
@@ -197,7 +197,7 @@ class Outbox:
             bound: bool | None = None  # the origin's binding, read once if needed
             while cursor < ours[origin] and len(items) < self.batch_events_max:
                 limit = min(ours[origin] - cursor, self.batch_events_max - len(items), READ_PAGE)
-                page = self.store.origin_after(origin, cursor, limit)
+                page = self.store.origin_outgoing(origin, cursor, limit)
                 if not page:
                     break
                 for stored in page:
@@ -218,8 +218,8 @@ class Outbox:
                         return items, proofs
                     if proof is not None:
                         proofs[proof.id] = proof
-                    items.append(Item(origin, stored.seq, stored.event,
-                                      stored.signature if self.signatures else None))
+                    items.append(stored if self.signatures or stored.signature is None
+                                 else stored._replace(signature=None))
                 else:
                     cursor = page[-1].seq
                     continue
@@ -228,7 +228,7 @@ class Outbox:
                 break
         return items, proofs
 
-    def _proof(self, event: Event, proofs: dict[bytes, Event]
+    def _proof(self, event: Event | Sealed, proofs: dict[bytes, Event]
                ) -> tuple[bool, Event | None]:
         """Whether ``event`` can be sent (a skeleton cannot when the peer does not take
         them, or we lack its forget record), and the record that proves a skeleton if

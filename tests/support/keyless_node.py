@@ -21,11 +21,11 @@ if __name__ == "__main__":
     from node.main import main
     from node.peers.transport import Link, dial
     from sync.peer.machine import PeerSync
-    from sync.peer.messages import Hello, Message
+    from sync.peer.messages import Batch, Hello, Message
 
     checked_hello = PeerSync._on_hello
 
-    def unbound_hello(machine: PeerSync, hello: Hello, now: float) -> list[Message]:
+    def unbound_hello(machine: PeerSync, hello: Hello, now: float) -> list[Message | Batch]:
         """The hello taken as if the key its origin is bound to were proven."""
         proven, machine.peer_key = machine.peer_key, machine.store.origin_key(hello.node)
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crdt.log.records import INDEX_CHUNK, META
+from crdt.log.records import INDEX_CHUNK, META, Sealed
 from crdt.log.store import EventStore
 from tests.crdt.log.support import MakeEvent, all_events, ids, positions
 
@@ -76,6 +76,28 @@ def test_an_event_under_two_origin_seq_pairs_is_stored_once(store: EventStore,
     assert back.created is False
     assert store.version["peerB"] == 2
     assert ids(store.origin_after("peerB", 1)) == [mine.event.id]
+
+
+def test_origin_outgoing_reads_what_origin_after_does_but_the_content(
+        store: EventStore, ev: MakeEvent) -> None:
+    """What a peer is sent: each event's bytes, id, numbering and signature as
+    ``origin_after`` reads them (under a second origin too), a skeleton in full."""
+    relayed = ev(content="relayed", ms=1)
+    store.ingest([(relayed, "peerA", 1), (relayed, "peerB", 1)])
+    for n in range(3):
+        store.append(ev(content=f"own {n}", ms=10 + n, session="s2"))
+    store.forget("s2", [store.origin_after(store.node_id, 0)[1].event.id.hex()])
+    for origin in ("peerA", "peerB", store.node_id):
+        full, sent = store.origin_after(origin, 0), store.origin_outgoing(origin, 0)
+        assert [(s.origin, s.seq, s.signature) for s in sent] == \
+            [(s.origin, s.seq, s.signature) for s in full]
+        for read, stored in zip(sent, full, strict=True):
+            event = stored.event
+            if event.forgotten_by is None:
+                assert read.event == Sealed(event.canonical, event.id)
+            else:
+                assert read.event == event
+    assert any(s.event.forgotten_by for s in store.origin_outgoing(store.node_id, 0))
 
 
 def test_own_events_coming_back_from_a_peer_do_not_reuse_sequence_numbers(

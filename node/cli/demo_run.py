@@ -43,6 +43,7 @@ from rich.table import Table
 import node
 from node.cli.linkproxy import LinkProxy
 from node.cli.output import console as terminal_console
+from node.cli.status import link_state
 from node.client.api import Client, ClientError
 from node.interrupt import die_of
 from node.ports import free_port, listen_error, listen_refusal
@@ -350,8 +351,7 @@ class Demo:
         peers = (await self.clients[name].peers())["peers"]
         if name == "A":
             return f"{sum(p['state'] == 'up' for p in peers)} of 2 links up"
-        texts = [p["state"] + (f" (retry in {p['retry_in_s']:.1f} s)" if p.get("retry_in_s")
-                               else "") for p in peers]
+        texts = [link_state(p["state"], p.get("retry_in_s")) for p in peers]
         return "link to A: " + (", ".join(texts) or "none")
 
     async def wait_for_ctrl_c(self) -> None:

@@ -62,14 +62,23 @@ def peer_rows(peers: list[dict[str, Any]]) -> list[list[str]]:
     return [_peer_row(peer) for peer in peers]
 
 
+def link_state(state: str, retry_in_s: float | None) -> str:
+    """A link's state as ``status`` (and the demo, and the console) words it.
+
+    >>> link_state("backoff", 0.2), link_state("up", None)
+    ('backoff (retry in 1s)', 'up')
+    """
+    # Rounded up: "retry in 0s" for a retry still to come reads as a stuck one.
+    return state + (f" (retry in {math.ceil(retry_in_s)}s)" if retry_in_s else "")
+
+
 def _peer_row(peer: dict[str, Any]) -> list[str]:
     state = field(peer, "state", str)
     retry_in_s = maybe(peer, "retry_in_s", float)
     return [
         maybe(peer, "url", str) or field(peer, "link", str), field(peer, "direction", str),
         _device(peer), _cell(maybe(peer, "node_id", str)),
-        # Rounded up: "retry in 0s" for a retry still to come reads as a stuck one.
-        state + (f" (retry in {math.ceil(retry_in_s)}s)" if retry_in_s else ""),
+        link_state(state, retry_in_s),
         seconds_ago(maybe(peer, "last_contact_s_ago", float)),
         *((_cell(maybe(peer, "events_we_lack", int)),
            _cell(maybe(peer, "events_peer_lacks", int)))

@@ -14,7 +14,7 @@ session (the cursor never passes it), and is tried again once the node's clock s
 have caught up with it (``AHEAD_RETRY_MIN_S``, ``AHEAD_RETRY_MAX_S``); the other
 sessions' records go in meanwhile. A problem after it in its session is reported once
 the cursor passes it. A waiting session that is gone (its file deleted, its rows
-removed) waits no longer; what was imported of it stays.
+removed, its whole store deleted) waits no longer; what was imported of it stays.
 """
 
 from __future__ import annotations
@@ -109,7 +109,9 @@ class Bridge:
         """Import everything new now; with ``only_changed``, skip stores that did not
         change since the last look."""
         tally = Tally()
-        for agent_id, source in self.state.sources():
+        sources = self.state.sources()
+        self._forget_stores_gone(sources)
+        for agent_id, source in sources:
             changed = source.changed()
             if only_changed and not changed and source not in self._again:
                 continue
@@ -258,9 +260,22 @@ class Bridge:
         if any(isinstance(item, Problem) and item.entry is None for item in items):
             return
         for entry in sorted(waits - {item.entry for item in items}):
-            wait = self._waiting.pop((name, entry))
-            self.tell(f"{wait.where}: its session is gone from the store (deleted or moved "
-                      "away); it no longer waits, and what was imported of it stays")
+            self._stop_waiting(name, entry)
+
+    def _forget_stores_gone(self, sources: list[tuple[str, Source]]) -> None:
+        """A waiting session whose whole store is gone (the agent's SQLite file deleted,
+        its ``sessions`` folder removed) is never read again to find it gone: it waits no
+        longer, as in ``_forget_gone``."""
+        listed = {(cursor_name(self.state.path, agent_id), isinstance(source, AgentDatabase))
+                  for agent_id, source in sources}
+        for name, entry in sorted(self._waiting):
+            if (name, entry.startswith("db:")) not in listed:
+                self._stop_waiting(name, entry)
+
+    def _stop_waiting(self, name: str, entry: str) -> None:
+        wait = self._waiting.pop((name, entry))
+        self.tell(f"{wait.where}: its session is gone from the store (deleted or moved "
+                  "away); it no longer waits, and what was imported of it stays")
 
     def _tell(self, into: list[str], text: str) -> None:
         """Say it once (a file still being written is seen again at every look)."""

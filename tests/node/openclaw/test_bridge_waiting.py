@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 from pathlib import Path
+
+import pytest
 
 from crdt.events import Event
 from crdt.log.cursors import read_cursor
@@ -17,7 +20,7 @@ from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw import sqlite
 from node.openclaw.bridge import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, Bridge, Tally
 from node.openclaw.state import StateFolder, cursor_name
-from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
+from tests.support.openclaw import FakeGateway, database_path, turn_records, write_jsonl
 
 #: The store's bound (``clock_drift_max_ms``) in these tests.
 DRIFT_MS = 1000
@@ -300,5 +303,48 @@ def test_a_waiting_transcript_is_read_again_only_once_its_file_changes(
             os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
             _pass(bridge)
             assert sum("not JSON" in text for text in told) == 1
+        finally:
+            folder.close()
+
+
+@pytest.mark.parametrize("kind", ["db", "jsonl"])
+def test_a_waiting_session_whose_whole_store_is_deleted_no_longer_waits(
+        tmp_path: Path, kind: str) -> None:
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
+    if kind == "db":
+        gateway = FakeGateway(tmp_path)
+        gateway.open_session(KEY_A, A)
+        gateway.add(A, a)
+        gateway.close()
+    else:
+        write_jsonl(tmp_path, KEY_A, A, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            cursor = _cursor(tmp_path, store)
+            if kind == "db":
+                for path in database_path(tmp_path).parent.glob("openclaw-agent.sqlite*"):
+                    path.unlink()
+            else:
+                shutil.rmtree(tmp_path / "agents/main/sessions")
+            _pass(bridge)
+            _pass(bridge)
+            assert sum(GONE in text for text in told) == 1
+            assert _cursor(tmp_path, store) == cursor
+            # Back with a record ahead where the cursor is: it waits, said anew; nothing
+            # is said taken of the record deleted.
+            if kind == "db":
+                gateway = FakeGateway(tmp_path)
+                gateway.open_session(KEY_A, A)
+                gateway.add(A, turn_records(A, [now_ms - 5000, now_ms + 7_200_000]))
+                gateway.close()
+            else:
+                write_jsonl(tmp_path, KEY_A, A, turn_records(A, [now_ms - 5000,
+                                                                 now_ms + 7_200_000]))
+            assert len(_pass(bridge).waiting) == 1
+            assert not any("taken it now" in text for text in told)
         finally:
             folder.close()

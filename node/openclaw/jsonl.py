@@ -9,7 +9,8 @@ A last line without its newline is being written: it is left for the next pass. 
 shorter than its offset was replaced: it is read again from the start (the events it
 maps to are recognised, so nothing is stored twice). The file of a session whose next
 record waits (for the node's clock) is read again only once it changed (size, time or
-inode); until then, what its last read found of it is given again.
+inode) or the index gives it another key; until then, what its last read found of it is
+given again.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ class AgentSessions:
     def __init__(self, folder: Path, agent_id: str, shown: str) -> None:
         self.folder, self.agent_id, self.shown = folder, agent_id, shown
         self._stamp: tuple[int, ...] = ()
-        # Waiting entry -> (its offset and file's inode, size and time at its last read,
-        # what that read found of it).
-        self._kept: dict[str, tuple[tuple[int, ...], list[Item]]] = {}
+        # Waiting entry -> (its session's key and id as the index gave them, its offset
+        # and file's inode, size and time at its last read; what that read found of it).
+        self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
 
     def changed(self) -> bool:
         """True if a file of the folder changed size or time since the last call."""
@@ -91,14 +92,16 @@ class AgentSessions:
 
     def _read_waiting(self, path: Path, session_id: str, session_key: str | None,
                       entry: str, start: int) -> Iterator[Item]:
-        """A waiting session's file, read only if it changed since its last read: a
-        waiting session is looked at at every pass, and its file read up to
+        """A waiting session's file, read only if it (or its key) changed since its last
+        read: a waiting session is looked at at every pass, and its file read up to
         ``BYTES_PER_READ`` each time otherwise."""
         try:
             # Taken before the read: a change during it is seen at the next look.
             info = path.stat()
-            stamp: tuple[int, ...] | None = (start, info.st_ino, info.st_size,
-                                             info.st_mtime_ns)
+            # The records carry the session's key (part of their events' ids): an index
+            # that names the file anew is a change too.
+            stamp: tuple[object, ...] | None = (session_key, session_id, start, info.st_ino,
+                                                info.st_size, info.st_mtime_ns)
         except OSError:
             stamp = None  # read, which says what is wrong
         kept = self._kept.get(entry)

@@ -5,6 +5,7 @@ what follows them in their session is neither imported nor reported before them.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import time
@@ -348,3 +349,32 @@ def test_a_waiting_session_whose_whole_store_is_deleted_no_longer_waits(
             assert not any("taken it now" in text for text in told)
         finally:
             folder.close()
+
+
+def test_a_waiting_transcript_named_anew_by_the_index_goes_in_under_its_key(
+        tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    folder_path = tmp_path / "agents/main/sessions"
+    folder_path.mkdir(parents=True)
+    path = folder_path / f"{A}.jsonl"  # no index entry: keyed by its session id
+    path.write_bytes(b"".join(json.dumps(record).encode() + b"\n" for record in
+                              turn_records(A, [now_ms - 5000, now_ms + 3_600_000])))
+    told: list[str] = []
+    clock = Clock()
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store, \
+            EventStore.open("memory:", clock_drift_max_ms=10 * 3_600_000) as wide:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, clock)
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            _pass(bridge, only_changed=False)  # read as waiting: what it found is kept
+            # The transcript unchanged, the index now names it under a key.
+            (folder_path / "sessions.json").write_text(json.dumps(
+                {KEY_A: {"sessionId": A, "updatedAt": 0, "sessionFile": str(path)}}))
+            bridge.sink = later = CountingSink(wide)
+            clock.now_s += AHEAD_RETRY_MAX_S
+            _pass(bridge)
+        finally:
+            folder.close()
+        sent = {event for events in later.sent for event in events}
+        keyed, _forgotten = asyncio.run(later.events(KEY_A))
+        assert sent and sent <= {event.id for event in keyed}

@@ -378,3 +378,26 @@ def test_a_waiting_transcript_named_anew_by_the_index_goes_in_under_its_key(
         sent = {event for events in later.sent for event in events}
         keyed, _forgotten = asyncio.run(later.events(KEY_A))
         assert sent and sent <= {event.id for event in keyed}
+
+
+def test_a_waiting_transcript_is_not_gone_from_its_agents_sqlite_store(
+        tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    # One agent, both stores (one cursor): A waits in its transcript, B grows in SQLite.
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, [now_ms - 5000, now_ms + 3_600_000]))
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY_B, B)
+    gateway.add(B, turn_records(B, [now_ms - 3000]))
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            for n in range(3):
+                gateway.add(B, [{"type": "custom", "id": f"x{n}"}])
+                tally = _pass(bridge)
+                assert tally.records == 1 and tally.waiting == []
+            assert not any(GONE in text for text in told)
+        finally:
+            folder.close()
+            gateway.close()

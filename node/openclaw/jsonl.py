@@ -21,14 +21,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 from node.openclaw.legacy_files import followed, js_trimmed, transcript_file
-from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_record
+from node.openclaw.source import (
+    RECORD_BYTES_MAX,
+    RECORDS_OF_WAITING,
+    Item,
+    Problem,
+    Record,
+    parse_record,
+)
 
 #: Bytes read from one file in one pass at most (a following pass goes on).
 BYTES_PER_READ = 8 * 1024 * 1024
-#: Records kept of the last read of a waiting session's file, given again while it does
-#: not change: the one that waits and the one after it (a header's copy time needs it),
-#: all that is tried of it (as ``sqlite.ROWS_OF_WAITING``).
-RECORDS_OF_WAITING = 2
 
 
 class AgentSessions:

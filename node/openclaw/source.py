@@ -15,6 +15,12 @@ from typing import Any
 
 #: A record (one row or line) larger than this is reported, not read.
 RECORD_BYTES_MAX = 64 * 1024 * 1024
+#: Records read of a session whose next record waits (for the node's clock), all that
+#: is tried of it: that record and the one after it (a header's copy time needs it). The
+#: SQLite reader reads this many rows of it, even past its ``ROWS_PER_READ``; the JSONL
+#: reader keeps this many of its file's last read, given again while the file does not
+#: change.
+RECORDS_OF_WAITING = 2
 
 
 @dataclass(frozen=True, slots=True)

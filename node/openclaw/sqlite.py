@@ -27,16 +27,22 @@ from urllib.parse import quote
 
 import zstandard
 
-from node.openclaw.source import RECORD_BYTES_MAX, Item, Problem, Record, parse_record
+from node.openclaw.source import (
+    RECORD_BYTES_MAX,
+    RECORDS_OF_WAITING,
+    Item,
+    Problem,
+    Record,
+    parse_record,
+)
 
 #: Rows one read transaction takes at most (keeps it short, and memory bounded).
 ROWS_PER_READ = 500
-#: Rows read of a session whose next record waits (for the node's clock): that record
-#: and the one after it (a header's copy time needs it), so that the waiting session,
-#: read again at every pass, leaves the rest of ``ROWS_PER_READ`` to the others. These
-#: are read even past ``ROWS_PER_READ`` (so a read may take this many more rows per
-#: waiting session): a waiting session a read finds no row of is taken for one gone.
-ROWS_OF_WAITING = 2
+#: Of a session whose next record waits (for the node's clock), ``RECORDS_OF_WAITING``
+#: rows are read, so that the waiting session, read again at every pass, leaves the rest
+#: of ``ROWS_PER_READ`` to the others. These are read even past ``ROWS_PER_READ`` (so a
+#: read may take that many more rows per waiting session): a waiting session a read
+#: finds no row of is taken for one gone.
 #: How long a read waits on a lock before giving up until the next pass (ms).
 BUSY_TIMEOUT_MS = 200
 #: Errors of a database being created, migrated or recovered: read it again later.
@@ -91,7 +97,7 @@ class AgentDatabase:
     def read(self, cursor: dict[str, int],
              waiting: Collection[str] = ()) -> Iterator[Item]:
         """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
-        ``ROWS_PER_READ`` of them, and ``ROWS_OF_WAITING`` of each session whose entry is
+        ``ROWS_PER_READ`` of them, and ``RECORDS_OF_WAITING`` of each session whose entry is
         in ``waiting`` (past ``ROWS_PER_READ`` too); problems in their place."""
         try:
             rows, keys = self._fetch(cursor, waiting)
@@ -137,7 +143,7 @@ class AgentDatabase:
                     continue
                 # Two rows at least: a header comes with the record after it, which
                 # tells whether it begins a rewind's copy (mapping.copy_ms_of).
-                limit = ROWS_OF_WAITING if waits else max(2, ROWS_PER_READ - len(rows))
+                limit = RECORDS_OF_WAITING if waits else max(2, ROWS_PER_READ - len(rows))
                 rows += db.execute(
                     "SELECT session_id, seq, event_json, event_zstd, created_at "
                     "FROM transcript_events WHERE session_id = ? AND seq >= ? "

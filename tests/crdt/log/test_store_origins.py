@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crdt import device
 from crdt.log.records import INDEX_CHUNK, META, Sealed
 from crdt.log.store import EventStore
+from crdt.signing import Signer
 from tests.crdt.log.support import MakeEvent, all_events, ids, positions
+from tests.support.storage import open_backend
 
 # -- remote events: (origin, seq) ----------------------------------------------------------
 
@@ -79,25 +82,37 @@ def test_an_event_under_two_origin_seq_pairs_is_stored_once(store: EventStore,
 
 
 def test_origin_outgoing_reads_what_origin_after_does_but_the_content(
-        store: EventStore, ev: MakeEvent) -> None:
+        backend: str, store_path: Path, ev: MakeEvent) -> None:
     """What a peer is sent: each event's bytes, id, numbering and signature as
     ``origin_after`` reads them (under a second origin too), a skeleton in full."""
-    relayed = ev(content="relayed", ms=1)
-    store.ingest([(relayed, "peerA", 1), (relayed, "peerB", 1)])
-    for n in range(3):
-        store.append(ev(content=f"own {n}", ms=10 + n, session="s2"))
-    store.forget("s2", [store.origin_after(store.node_id, 0)[1].event.id.hex()])
-    for origin in ("peerA", "peerB", store.node_id):
-        full, sent = store.origin_after(origin, 0), store.origin_outgoing(origin, 0)
-        assert [(s.origin, s.seq, s.signature) for s in sent] == \
-            [(s.origin, s.seq, s.signature) for s in full]
-        for read, stored in zip(sent, full, strict=True):
-            event = stored.event
-            if event.forgotten_by is None:
-                assert read.event == Sealed(event.canonical, event.id)
-            else:
-                assert read.event == event
-    assert any(s.event.forgotten_by for s in store.origin_outgoing(store.node_id, 0))
+    signer = Signer(device.generate(), "laptop")
+    with EventStore(open_backend(backend, store_path), signer=signer) as store:
+        relayed = ev(content="relayed", ms=1)
+        # One event under two origins, each with its own signature: the second is read
+        # from its slot, not from the event's record.
+        signed = {"peerA": b"A" * 64, "peerB": b"B" * 64}
+        store.ingest([(relayed, origin, 1, signature) for origin, signature in signed.items()])
+        for n in range(3):
+            store.append(ev(content=f"own {n}", ms=10 + n, session="s2"))
+        own = store.origin_after(store.node_id, 0)
+        store.forget("s2", [own[-2].event.id.hex()])
+        for origin in ("peerA", "peerB", store.node_id):
+            full, sent = store.origin_after(origin, 0), store.origin_outgoing(origin, 0)
+            assert [(s.origin, s.seq, s.signature) for s in sent] == \
+                [(s.origin, s.seq, s.signature) for s in full]
+            assert all(s.signature is not None for s in sent)
+            for read, stored in zip(sent, full, strict=True):
+                event = stored.event
+                if event.forgotten_by is None:
+                    assert read.event == Sealed(event.canonical, event.id)
+                else:
+                    assert read.event == event
+        for origin, signature in signed.items():
+            assert [s.signature for s in store.origin_outgoing(origin, 0)] == [signature]
+        outgoing = store.origin_outgoing(store.node_id, 0)
+        assert [s.signature for s in outgoing] == [
+            signer.sign(s.event.id, store.node_id, s.seq) for s in outgoing]
+        assert any(s.event.forgotten_by for s in outgoing)
 
 
 def test_own_events_coming_back_from_a_peer_do_not_reuse_sequence_numbers(

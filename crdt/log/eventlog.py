@@ -263,15 +263,19 @@ class EventLog:
 
     @staticmethod
     def _stored(raw: bytes | None, event_id: bytes) -> StoredEvent:
-        if raw is None:
-            raise NotFound(f"no event {event_id.hex()} on this node")
-        return StoredEvent.from_record(raw, event_id)
+        return StoredEvent.from_record(_held(raw, event_id), event_id)
 
     def stored_many(self, event_ids: Sequence[bytes]) -> list[StoredEvent]:
         """The stored events with these ids, in their order (all must exist)."""
+        return self._read_many(event_ids, StoredEvent.from_record)
+
+    def _read_many(self, event_ids: Sequence[bytes],
+                   read: Callable[[bytes, bytes], Read]) -> list[Read]:
+        """The records of these events in one ``get_many``, in their order, each made by
+        ``read``; ``NotFound`` if one is not stored."""
         raws = self.storage.get_many([event_key(event_id) for event_id in event_ids])
-        return [self._stored(raw, event_id) for raw, event_id in zip(raws, event_ids,
-                                                                     strict=True)]
+        return [read(_held(raw, event_id), event_id)
+                for raw, event_id in zip(raws, event_ids, strict=True)]
 
     def holds(self, event_id: bytes) -> bool:
         return self.storage.has(event_key(event_id))
@@ -323,9 +327,9 @@ class EventLog:
         """Events of ``origin`` with a sequence number above ``seq``, in sequence order,
         stopping at the first gap (the rest is not held yet).
 
-        A peer's catch-up reads this page after page: each index chunk it spans is read
-        and decoded once, and the events in one ``get_many``, rather than three reads
-        per event."""
+        Each index chunk the page spans is read and decoded once, and the events in one
+        ``get_many``, rather than three reads per event (``origin_outgoing``, what a
+        peer's catch-up is sent, reads the same way)."""
         return self._origin_read(origin, seq, limit, StoredEvent.from_record)
 
     def origin_outgoing(self, origin: str, seq: int, limit: int) -> list[Outgoing]:
@@ -339,17 +343,13 @@ class EventLog:
             if position is None:
                 break
             positions.append(position)
-        ids = self._ids_at(positions)
-        raws = self.storage.get_many([event_key(event_id) for event_id in ids])
-        found: list[Read] = []
-        for number, (raw, event_id) in enumerate(zip(raws, ids, strict=True), start=seq + 1):
-            if raw is None:
-                raise NotFound(f"no event {event_id.hex()} on this node")
-            stored = read(raw, event_id)
+        found = self._read_many(self._ids_at(positions), read)
+        for index, stored in enumerate(found):
+            number = seq + 1 + index
             if (stored.origin, stored.seq) != (origin, number):  # numbered again: its own
-                stored = stored._replace(origin=origin, seq=number,
-                                         signature=self.storage.get(key("g", origin, number)))
-            found.append(stored)
+                found[index] = stored._replace(
+                    origin=origin, seq=number,
+                    signature=self.storage.get(key("g", origin, number)))
         return found
 
     def ids_at(self, origin: str, seqs: Sequence[int]) -> list[bytes | None]:
@@ -471,3 +471,10 @@ class EventLog:
 
     def close(self) -> None:
         self.storage.close()
+
+
+def _held(raw: bytes | None, event_id: bytes) -> bytes:
+    """An event's record as read from storage; ``NotFound`` if it is not stored."""
+    if raw is None:
+        raise NotFound(f"no event {event_id.hex()} on this node")
+    return raw

@@ -212,9 +212,10 @@ function peerDevice(link, note) {
 // The state, and the seconds to the next dial of any state that has one (a refused
 // link whose dials back off, too), in `clawsync status`'s words: "refused (retry in
 // 2s)", rounded up (a retry still to come never reads "0s"), and none when it is due.
+// A later node's state may be any text: escaped, as status escapes every cell.
 function stateText(peer) {
-  if (!peer.retry_in_s) return peer.state;
-  return `${peer.state} (retry in ${Math.ceil(peer.retry_in_s)}s)`;
+  if (!peer.retry_in_s) return printable(peer.state);
+  return `${printable(peer.state)} (retry in ${Math.ceil(peer.retry_in_s)}s)`;
 }
 
 // "in sync", or how many events the two sides are apart (the larger direction); on a
@@ -263,7 +264,8 @@ function peerRow(peer, links, device, note) {
       h("div", { class: "mono", title: "node id" },
         peer.node_id ? printable(peer.node_id) : "(not yet known)"),
       h("div", { class: "muted" }, links.length > 1
-        ? links.flatMap((link, index) => [index ? ", " : null, named(where(link)), ` (${link.state})`])
+        ? links.flatMap((link, index) => [index ? ", " : null, named(where(link)),
+          ` (${printable(link.state)})`])
         : named(where(peer)))),
     h("td", {},
       h("div", { class: `state-${peer.state}`, dataset: { testid: "peer-state" } },

@@ -7,7 +7,7 @@ a message's lines are kept. In a real headless Chromium against a real node proc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
@@ -135,3 +135,43 @@ def test_a_node_s_refusal_of_the_console_shows_its_controls_escaped(
     shown = page.locator(shown_in)
     expect(shown).to_contain_text(said + printable(REFUSAL))
     no_raw_controls(shown)
+
+
+#: A peer link's state as a later node might word it, with an override and an escape
+#: sequence in it.
+PEER_STATE = "ref\u202eused\x1b[2J"
+
+
+def peer_link(url: str, state: str, retry_in_s: float | None) -> dict[str, Any]:
+    """One link of ``GET /v1/peers``, not up, to the peer node ``peer-1``."""
+    return {"link": url, "url": url, "direction": "out", "node_id": "peer-1",
+            "device_id": None, "device_name": None, "refused": None, "failure": None,
+            "state": state, "retry_in_s": retry_in_s, "last_contact_s_ago": None,
+            "events_we_lack": None, "events_peer_lacks": None, "bytes_in": 0,
+            "bytes_out": 0, "faults": 0}
+
+
+def route_peers(page: Page, links: list[dict[str, Any]]) -> None:
+    """Answers the console's ``GET /v1/peers`` with the node's own answer, its peers
+    ``links``."""
+    def peers(route: Route) -> None:
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "peers": links})
+
+    page.route("**/v1/peers", peers)
+
+
+def test_a_peer_s_state_shows_its_controls_escaped(node: NodeProcess, page: Page) -> None:
+    # Two links to the one peer: the row lists both, each with its state.
+    route_peers(page, [peer_link("http://127.0.0.1:1/", PEER_STATE, 0.2),
+                       peer_link("http://127.0.0.1:2/", PEER_STATE, None)])
+    open_console(page, node, "#/devices")
+    row = page.get_by_test_id("peer-row")
+    expect(row.get_by_test_id("peer-state")).to_have_text(
+        f"{printable(PEER_STATE)} (retry in 1s)")
+    assert printable(PEER_STATE) == "ref\\u202eused\\x1b[2J"
+    expect(row.locator("td").first).to_contain_text(
+        f"http://127.0.0.1:1/ ({printable(PEER_STATE)}), "
+        f"http://127.0.0.1:2/ ({printable(PEER_STATE)})")
+    no_raw_controls(row)
+

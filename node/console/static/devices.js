@@ -41,7 +41,8 @@ export function devicesView(context) {
     show("node", nodeAndPeers, ".node-error", "Cannot read the node", ([node, peers]) => {
       patchChildren(root.querySelector("[data-testid=this-node]"),
         [thisNode(node, peers.device || {}, note)]);
-      const rows = peerRows(peers.peers || [], Date.now(), note);
+      const rows = peerRows(peers.peers || [], (peers.device || {}).waiting || [], Date.now(),
+        note);
       patchChildren(root.querySelector("[data-testid=peers]"), rows);
       root.querySelector(".no-peers").hidden = rows.length > 0;
     });
@@ -165,7 +166,8 @@ function sessionsFact(node) {
 }
 
 // One row per peer node (a peer both nodes dial has two links), then the gone peers.
-function peerRows(links, nowMs, note) {
+// ``waiting``: the lines this node's card says already (`deviceNotes`).
+function peerRows(links, waiting, nowMs, note) {
   const groups = new Map();
   links.forEach((link, index) => {
     const key = link.node_id || `link ${index}`; // not yet known: a row of its own
@@ -186,7 +188,7 @@ function peerRows(links, nowMs, note) {
     // counts are as of its last contact.
     rows.push(best.state === "down" && best.node_id
       ? gonePeerRow(best.node_id, seen.get(best.node_id), nowMs, note)
-      : peerRow(best, group, device, note));
+      : peerRow(best, group, device, waiting, note));
   }
   for (const [nodeId, last] of seen) {
     if (!groups.has(nodeId)) rows.push(gonePeerRow(nodeId, last, nowMs, note));
@@ -246,14 +248,16 @@ function lackCell(peer, count, testid) {
 }
 
 // Why a link that is not up is refused (``refused``: the peer's words), or why its dials
-// back off (``failure``), as `clawsync status` says under its table.
-function whyNotUp(peer) {
+// back off (``failure``), as `clawsync status` says under its table: a refusal that is
+// one of the ``waiting`` lines this node's card shows already is not said twice.
+function whyNotUp(peer, waiting) {
   if (peer.state === "up") return null;
-  const why = peer.refused || peer.failure;
+  const refused = waiting.includes(peer.refused) ? null : peer.refused;
+  const why = refused || peer.failure;
   return why ? h("div", { class: "muted", dataset: { testid: "peer-why" } }, named(why)) : null;
 }
 
-function peerRow(peer, links, device, note) {
+function peerRow(peer, links, device, waiting, note) {
   const sync = syncText(peer);
   const syncClass = sync.startsWith("in sync") ? "sync-ok"
     : peer.state === "refused" ? "state-refused" : "sync-behind";
@@ -270,7 +274,7 @@ function peerRow(peer, links, device, note) {
     h("td", {},
       h("div", { class: `state-${peer.state}`, dataset: { testid: "peer-state" } },
         stateText(peer)),
-      whyNotUp(peer)),
+      whyNotUp(peer, waiting)),
     h("td", { class: syncClass, title: syncTitle(peer), dataset: { testid: "peer-sync" } }, sync),
     lackCell(peer, peer.events_we_lack, "peer-we-lack"),
     lackCell(peer, peer.events_peer_lacks, "peer-lacks"),

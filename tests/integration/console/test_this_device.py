@@ -48,3 +48,7 @@ def test_a_device_not_yet_added_says_what_to_run_and_which_peer_is_its_own(
         shown = page.get_by_test_id("this-node")
         expect(shown.get_by_test_id("node-waiting")).to_have_text(printable(told))
         expect(shown.get_by_test_id("node-own-peer")).to_have_text(own)
+        # The member's refusal of the link is that line: said once, above, as `clawsync
+        # status` says it, not again under the peer's row.
+        expect(page.locator('[data-testid=peer-row][data-state="refused"]')).to_have_count(1)
+        assert (page.locator("main").text_content() or "").count(printable(told)) == 1

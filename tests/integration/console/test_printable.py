@@ -175,3 +175,14 @@ def test_a_peer_s_state_shows_its_controls_escaped(node: NodeProcess, page: Page
         f"http://127.0.0.1:2/ ({printable(PEER_STATE)})")
     no_raw_controls(row)
 
+
+@pytest.mark.parametrize(("retry_in_s", "shown"), [
+    (0, "refused"),  # due now: the state alone, never "retry in 0s"
+    (0.2, "refused (retry in 1s)"),  # rounded up
+    (None, "refused"),
+])
+def test_a_peer_s_next_dial_reads_as_clawsync_status_says_it(
+        node: NodeProcess, page: Page, retry_in_s: float | None, shown: str) -> None:
+    route_peers(page, [peer_link("http://127.0.0.1:1/", "refused", retry_in_s)])
+    open_console(page, node, "#/devices")
+    expect(page.get_by_test_id("peer-row").get_by_test_id("peer-state")).to_have_text(shown)

@@ -160,7 +160,8 @@ class Clock:
         if self.ahead(timestamp, wall):
             raise TimestampAhead(
                 f"{timestamp.rfc3339()} is more than {self.drift_max_ms} ms ahead of this "
-                f"node's clock ({Hlc(wall, 0).rfc3339()})", field=field)
+                f"node's clock ({Hlc(wall, 0).rfc3339()})", field=field,
+                bound_ms=self.drift_max_ms, clock_ms=wall)
 
     def may_repeat(self, timestamp: Hlc) -> bool:
         """True if ``now`` may have issued ``timestamp`` before (it lies at or below the

@@ -42,9 +42,25 @@ class IdMismatch(InvalidInput):
 class TimestampAhead(InvalidInput):
     """An event's timestamp lies further ahead of this node's wall clock than its clock
     allows (``[limits] clock_drift_max_ms``): stored now, it would win every
-    last-writer-wins field until that time. Nothing of the request is stored."""
+    last-writer-wins field until that time. Nothing of the request is stored.
+
+    ``bound_ms`` is that bound and ``clock_ms`` the wall clock (ms since the epoch) it was
+    held against, so that a sender can tell when the node will take the timestamp (once
+    its clock passes the timestamp less the bound) without reading the message.
+
+    >>> error = TimestampAhead("too far ahead", field="timestamp", bound_ms=60_000,
+    ...                        clock_ms=1_700_000_000_000)
+    >>> error.code, error.bound_ms, error.clock_ms
+    ('timestamp_ahead', 60000, 1700000000000)
+    """
 
     code = "timestamp_ahead"
+
+    def __init__(self, message: str, *, field: str | None = None, bound_ms: int,
+                 clock_ms: int) -> None:
+        super().__init__(message, field=field)
+        self.bound_ms = bound_ms
+        self.clock_ms = clock_ms
 
 
 class NotFound(CrdtError):

@@ -105,7 +105,8 @@ def store_refusal(error: InvalidInput, where: Path) -> click.ClickException:
     ...               Path("d")).exit_code
     2
     >>> from crdt.errors import TimestampAhead
-    >>> store_refusal(TimestampAhead("ahead", field="timestamp"), Path("d")).exit_code
+    >>> store_refusal(TimestampAhead("ahead", field="timestamp", bound_ms=60_000,
+    ...                              clock_ms=0), Path("d")).exit_code
     1
     """
     code = "limit_exceeded" if isinstance(error, LimitExceeded) else error.code

@@ -10,17 +10,21 @@ class ClientError(Exception):
 
     ``status`` is the HTTP status (None when no answer came); ``code``, ``field`` and
     ``said`` are the node's error code, the field it blamed and its own words, when it
-    said so.
+    said so. ``details`` holds the other fields of its error object, as it sent them
+    (such as a ``timestamp_ahead`` refusal's ``bound_ms`` and ``clock_ms``): whoever reads
+    one checks its type, as any node may send anything there.
 
     >>> error = ClientError("the node refused", status=400, code="invalid_field")
-    >>> str(error), error.status, error.code, error.field
-    ('the node refused', 400, 'invalid_field', None)
+    >>> str(error), error.status, error.code, error.field, error.details
+    ('the node refused', 400, 'invalid_field', None, {})
     """
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 field: str | None = None, said: str | None = None) -> None:
+                 field: str | None = None, said: str | None = None,
+                 details: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.field = field
         self.said = said
+        self.details = details or {}

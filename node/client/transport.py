@@ -170,9 +170,12 @@ class Transport:
         try:
             error = json.loads(await _body(response, self.limits.answer_bytes_max))["error"]
             code, message, field = error.get("code"), str(error["message"]), error.get("field")
+            details = {name: value for name, value in error.items()
+                       if name not in ("code", "message", "field")}
         # RecursionError: JSON nested deeper than Python's parser goes (``[`` x 200,000).
         except (ValueError, RecursionError, KeyError, TypeError, aiohttp.ClientError):
             code, message, field = None, response.reason or "no explanation given", None
+            details = {}
         # The node's words go into every command's error, printed on a terminal: a hostile
         # or broken node's control characters are escaped here, once for all of them.
         message = printable(message)
@@ -213,7 +216,8 @@ class Transport:
             text = f"the node failed to handle {what} (HTTP {status}): {message}"
         else:
             text = f"the node refused {what}: {message}"
-        raise ClientError(text, status=status, code=code, field=field, said=said)
+        raise ClientError(text, status=status, code=code, field=field, said=said,
+                          details=details)
 
     async def _no_route(self, response: aiohttp.ClientResponse, what: str,
                         node_said: bool) -> str:

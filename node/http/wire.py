@@ -43,6 +43,7 @@ from crdt.errors import (
     StorageDamaged,
     StorageFull,
     StorageUnavailable,
+    TimestampAhead,
 )
 from node.http.errors import HttpError, invalid_encoding
 from node.http.params import refuse_unknown_params
@@ -305,13 +306,18 @@ _JSON_HEADERS = {hdrs.CONTENT_TYPE: JSON_TYPE, hdrs.VARY: hdrs.ACCEPT}
 _CBOR_HEADERS = {hdrs.CONTENT_TYPE: CBOR_TYPE, hdrs.VARY: hdrs.ACCEPT}
 
 
-def error_body(code: str, message: str, field: str | None = None) -> bytes:
-    return to_json_bytes({"error": {"code": code, "message": message, "field": field}})
+def error_body(code: str, message: str, field: str | None = None,
+               details: Mapping[str, Any] | None = None) -> bytes:
+    """The JSON error object; ``details`` are fields of it beyond the three every error
+    has, for a client to act on without reading the message."""
+    return to_json_bytes({"error": {"code": code, "message": message, "field": field,
+                                    **(details or {})}})
 
 
 def _error(status: int, code: str, message: str, field: str | None = None,
-           headers: Mapping[str, str] | None = None) -> web.Response:
-    response = web.Response(body=error_body(code, message, field), status=status,
+           headers: Mapping[str, str] | None = None,
+           details: Mapping[str, Any] | None = None) -> web.Response:
+    response = web.Response(body=error_body(code, message, field, details), status=status,
                             content_type=JSON_TYPE, headers=headers)
     if status in (408, 413):
         # The rest of the body may still be arriving: do not wait for it on this
@@ -330,6 +336,11 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
         return _error(400, "id_mismatch", exc.reason, exc.field)
     if isinstance(exc, LimitExceeded):
         return _error(413, "limit_exceeded", exc.reason, exc.field)
+    if isinstance(exc, TimestampAhead):
+        # When the node will take it, for a sender to wait that long (its clock and
+        # bound, in numbers: the message's words may change).
+        return _error(400, exc.code, exc.reason, exc.field,
+                      details={"bound_ms": exc.bound_ms, "clock_ms": exc.clock_ms})
     if isinstance(exc, InvalidInput):
         return _error(400, exc.code, exc.reason, exc.field)
     if isinstance(exc, NotFound):

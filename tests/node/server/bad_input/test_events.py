@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from crdt.events import EVENT_BYTES_MAX
+from node.limits import Limits
 from node.server.run import RunningNode
 from tests.node.server.bad_input.refusals import BATCH_EVENTS_MAX, URL, post_json, refused
 
@@ -91,6 +92,20 @@ async def test_a_timestamp_far_ahead_of_the_node_clock(client: aiohttp.ClientSes
     events = [event_body(5), {**late, **when}]
     await post_json(client, events, 400, "timestamp_ahead", "events[1].timestamp",
                     "ms ahead of this node's clock")
+
+
+async def test_a_timestamp_far_ahead_is_refused_with_the_nodes_bound_and_clock(
+        client: aiohttp.ClientSession, event_body: EventFactory) -> None:
+    """In numbers beside the words, so that a client can tell when the node will take
+    the event without reading them."""
+    before_ms = int(time.time() * 1000)
+    late = {name: value for name, value in event_body(6).items() if name != "hlc"}
+    async with client.post(URL, json=[{**late, "hlc": [before_ms + 3_600_000, 0]}]) as resp:
+        after_ms = int(time.time() * 1000)
+        await refused(resp, 400, "timestamp_ahead", "events[0].timestamp", "ms ahead")
+        error = (await resp.json())["error"]
+    assert error["bound_ms"] == Limits().clock_drift_max_ms
+    assert before_ms <= error["clock_ms"] <= after_ms
 
 
 async def test_session_key_in_body_differs_from_url(client: aiohttp.ClientSession,

@@ -24,9 +24,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeGuard
 
-from crdt.clock import Hlc
+from crdt.clock import MS_MAX, Hlc
 from crdt.errors import InvalidInput, TimestampAhead
 from crdt.events import Event
 from node.client.errors import ClientError
@@ -307,54 +307,72 @@ class _Wait:
 
 
 #: The node's words refusing a time (``crdt.clock.Clock.check_ahead``): its bound and
-#: its clock, to say by how much the clocks differ.
+#: its clock, read from them only when the refusal does not give them as numbers (a node
+#: older than ``TimestampAhead.bound_ms``).
 _AHEAD = re.compile(r"more than (\d+) ms ahead of this node's clock \(([^)]+)\)")
 
 
-def _node_clock(refused: str) -> tuple[int, int, str] | None:
-    """The node's bound (ms), clock (ms) and clock as it wrote it, from its refusal;
-    None if it does not say them."""
-    said = _AHEAD.search(refused)
+@dataclass(frozen=True)
+class _Refusal:
+    """The node's refusal of an event dated too far ahead of its clock."""
+
+    said: str  # its words
+    clock: tuple[int, int] | None  # its bound (ms) and clock (ms), if it says them
+
+
+def _node_clock(error: ClientError | TimestampAhead) -> tuple[int, int] | None:
+    """The node's bound (ms) and clock (ms) from its refusal: the numbers it gives
+    (``bound_ms``, ``clock_ms``), else read from its words; None if it says neither."""
+    if isinstance(error, TimestampAhead):
+        return error.bound_ms, error.clock_ms
+    bound_ms, clock_ms = error.details.get("bound_ms"), error.details.get("clock_ms")
+    if _whole(bound_ms) and _whole(clock_ms):
+        return bound_ms, clock_ms
+    said = _AHEAD.search(str(error))
     if said is None:
         return None
     try:
-        return int(said.group(1)), Hlc.parse_rfc3339(said.group(2)).ms, said.group(2)
+        return int(said.group(1)), Hlc.parse_rfc3339(said.group(2)).ms
     except InvalidInput:
         return None
 
 
-def _retry_s(events: list[Event], refused: str) -> float:
+def _whole(value: object) -> TypeGuard[int]:
+    """A number of ms as a node gives one (JSON's ``true`` is no number)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MS_MAX
+
+
+def _retry_s(events: list[Event], refused: _Refusal) -> float:
     """Seconds until the node's clock should take ``events`` (the latest of them less
     the node's bound), within ``AHEAD_RETRY_MIN_S`` and ``AHEAD_RETRY_MAX_S``."""
-    clock = _node_clock(refused)
-    if clock is None:
+    if refused.clock is None:
         return AHEAD_RETRY_MAX_S
-    bound_ms, node_ms, _shown = clock
+    bound_ms, node_ms = refused.clock
     dated_ms = max(event.timestamp.ms for event in events)
     due_s = (dated_ms - bound_ms - node_ms) / 1000
     return min(AHEAD_RETRY_MAX_S, max(AHEAD_RETRY_MIN_S, due_s))
 
 
-def _refused_time(error: ClientError | InvalidInput) -> str | None:
+def _refused_time(error: ClientError | InvalidInput) -> _Refusal | None:
     """The node's refusal of an event dated too far ahead of its clock (over HTTP, or by
-    a data folder opened here), as its words; None for any other error."""
+    a data folder opened here); None for any other error."""
     if isinstance(error, TimestampAhead) or (
             isinstance(error, ClientError) and error.code == TimestampAhead.code):
-        return str(error)
+        return _Refusal(str(error), _node_clock(error))
     return None
 
 
-def _waits(record: Record, events: list[Event], refused: str) -> str:
+def _waits(record: Record, events: list[Event], refused: _Refusal) -> str:
     """What to tell of a record that waits for the node's clock: which, by how much the
     clocks differ (if the node said its clock), and what happens to it."""
     dated = max(events, key=lambda event: event.timestamp).timestamp
-    clock = _node_clock(refused)
-    if clock is None:
-        lead = f"ahead of the node's clock ({refused})"
+    if refused.clock is None:
+        lead = f"ahead of the node's clock ({refused.said})"
     else:
-        bound_ms, node_ms, shown = clock
+        bound_ms, node_ms = refused.clock
         lead = (f"{(dated.ms - node_ms) / 1000:.1f} s ahead of the node's clock "
-                f"({shown}), which takes events at most {bound_ms} ms ahead")
+                f"({Hlc(node_ms, 0).rfc3339()}), which takes events at most {bound_ms} "
+                "ms ahead")
     return (f"{record.where}: dated {dated.rfc3339()}, {lead}: the clock of OpenClaw's "
             "machine is fast or the node's is slow; the record and those after it in its "
             "session wait, not skipped, and are tried again until the node takes them "

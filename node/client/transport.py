@@ -172,8 +172,11 @@ class Transport:
             code, message, field = error.get("code"), str(error["message"]), error.get("field")
             details = {name: value for name, value in error.items()
                        if name not in ("code", "message", "field")}
-        # RecursionError: JSON nested deeper than Python's parser goes (``[`` x 200,000).
-        except (ValueError, RecursionError, KeyError, TypeError, aiohttp.ClientError):
+        # RecursionError: JSON nested deeper than Python's parser goes (``[`` x 200,000);
+        # AttributeError: an "error" that is no object (``{"error": "Bad Request"}``, as
+        # some web servers and proxies answer).
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError,
+                aiohttp.ClientError):
             code, message, field = None, response.reason or "no explanation given", None
             details = {}
         # The node's words go into every command's error, printed on a terminal: a hostile

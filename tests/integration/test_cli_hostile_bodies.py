@@ -61,6 +61,8 @@ class _Hostile(Quiet):
             self._send(200, DEEP)
         elif mode == "deeperror":
             self._send(400, DEEP)
+        elif mode == "texterror":  # as some web servers and proxies word a refusal
+            self._send(400, b'{"error": "Bad Request"}')
         elif mode == "declared":  # a length no answer has, and nothing after it
             self._send(200, b"", length=2**40)
         elif mode == "endless":
@@ -125,6 +127,11 @@ def test_deeply_nested_json_is_said(hostile: str, args: tuple[str, ...]) -> None
 def test_deeply_nested_json_in_a_refusal_is_said(hostile: str) -> None:
     said = one_error_line(run_cli(f"{hostile}/m/deeperror", "events", "s1"))
     assert "the node refused" in said, said
+
+
+def test_a_refusal_whose_error_is_no_object_is_said(hostile: str) -> None:
+    said = one_error_line(run_cli(f"{hostile}/m/texterror", "events", "s1"))
+    assert "the node refused" in said and "Traceback" not in said, said
 
 
 def test_the_stand_in_sends_more_than_the_limits() -> None:

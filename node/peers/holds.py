@@ -63,3 +63,14 @@ _AWAKE_CLOCK = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 def awake_s() -> float:
     return time.clock_gettime(_AWAKE_CLOCK)
+
+
+def hold_from(rounds: int) -> Hold:
+    """A hold that ends ``ANSWERED_BY_HOLD_ROUNDS`` rounds after members round
+    ``rounds``, or ``ANSWERED_BY_HOLD_S`` seconds from now, whichever comes first."""
+    return Hold(rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S)
+
+
+def holds(until: Hold, rounds: int) -> bool:
+    """Whether the hold ``until`` still runs at members round ``rounds``, now."""
+    return rounds < until.round and awake_s() < until.at_s

@@ -25,8 +25,9 @@ is held off so too: the lister's word that a node is linked there says that some
 answers, not which device; until that device is a member.
 
 This node's own list (``member_list``) is what peers learn from in turn. A peer's list is
-read in ``node.peers.member_lists``; the holds' lengths and records, and the clock they
-count in, are ``node.peers.holds``.
+read in ``node.peers.member_lists``, and a failed ask for one is judged (its kind, a
+hold, news or a repeat) in ``node.peers.list_failures``; the holds' lengths and records,
+and the clock they count in, are ``node.peers.holds``.
 """
 
 from __future__ import annotations
@@ -50,28 +51,20 @@ from node.peers.holds import (
     HELD_TEXT,
     Answered,
     Held,
-    Hold,
     awake_s,
+    hold_from,
+    holds,
 )
+from node.peers.list_failures import failure_holds, members_failed
 from node.peers.member_lists import lister, member_urls
-from node.peers.runner import MembersFailure, Runner, linked_devices, linked_nodes
-from node.peers.transport import LinkClosed, MembersRefused, MembersUnlisted, fetch_members
+from node.peers.runner import Runner, linked_devices, linked_nodes
+from node.peers.transport import fetch_members
 from node.peers.waits import set_or_timeout
 from node.store import AsyncStore
 from sync.peer.forgotten import Forgotten, HeldOff, linked_at
 
 log = structlog.get_logger(__name__)
 
-#: The kinds of failure of an ask for a peer's member list (``Learning._members_failed``):
-#: each logged at info the first time on a link (since a list was last read on it), again
-#: at debug. Refused (401, 403) and not served (404, 405, 501, a body that is no list),
-#: answers that will not change, hold asks off; unlisted (500, 502, 503, 504) and no
-#: answer may pass by the next round. Unexpected ones (faults of ours) are told apart
-#: by the exception's type: a fault of another type is news.
-REFUSED, NOT_SERVED, UNLISTED = "refused", "not served", "unlisted"
-NO_ANSWER, UNEXPECTED = "no answer", "unexpected"
-#: The kinds that hold asks off on the link (``Learning._members_failed``).
-HOLDING = frozenset({REFUSED, NOT_SERVED})
 #: How many peers' member lists a members round asks for at once (``learn_once``): a
 #: peer slow to answer (up to ``connect_timeout_s``, a peer paused or behind a dead
 #: route) holds up no other's ask in the round, while a node with many links opens no
@@ -212,7 +205,8 @@ class Learning:
         reaches at an http:// address, where no certificate is shown."""
         http = self._http()
         if runner.state != "up" or runner.url is None or http is None or self._stopping() \
-                or not self.admission.linked_shared(runner) or self._failure_holds(runner):
+                or not self.admission.linked_shared(runner) \
+                or failure_holds(runner, self.rounds):
             return
         link = runner.links
         try:
@@ -220,20 +214,12 @@ class Learning:
                 http, runner.url, tls=self.tls, config=self.config.sync,
                 secret=self.config.cluster_secret if runner.secret else None,
                 hide=(self.config.cluster_secret, self.config.token))
-        except MembersRefused as exc:  # 401, 403
-            self._members_failed(runner, link, str(exc), REFUSED)
-            return
-        except MembersUnlisted as exc:  # answered with no list
-            self._members_failed(runner, link, str(exc), NOT_SERVED if exc.lasting else UNLISTED)
-            return
-        except LinkClosed as exc:  # no answer: a time-out, a reset
-            self._members_failed(runner, link, str(exc), NO_ANSWER)
-            return
-        except Exception as exc:  # run as a task of its own too: nothing else would log it
-            self._members_failed(runner, link, repr(exc), UNEXPECTED, fault=type(exc))
+        except Exception as exc:  # a fault of ours too: in a task of its own, nothing
+            # else would log it (each kind told and logged in ``list_failures``)
+            members_failed(runner, link, exc, self.rounds)
             return
         if link == runner.links:
-            # Listed now: a failure later on this link is news (``_members_failed``).
+            # Listed now: a failure later on this link is news (``members_failed``).
             runner.members_failure = None
         # Its address checked (a bad one logged) once; a lister that names no node id is
         # told from others by the address dialed.
@@ -259,51 +245,6 @@ class Learning:
                 if node is not None:
                     _put(self.listed_nodes, url, node, self.config.sync.peers_max)
 
-    def _failure_holds(self, runner: Runner) -> bool:
-        """Whether the last ask for the member list of the peer of ``runner`` failed on
-        the current link in a way that holds asks off, and the hold still runs
-        (``_members_failed``)."""
-        failure = runner.members_failure
-        return failure is not None and failure.until is not None \
-            and failure.link == runner.links and self._holds(failure.until)
-
-    def _members_failed(self, runner: Runner, link: int, reason: str, kind: str, *,
-                        fault: type[BaseException] | None = None) -> None:
-        """The ask for the member list of the peer of ``runner``, made on its link
-        number ``link``, failed, of ``kind`` (``REFUSED``, ``NOT_SERVED``, ``UNLISTED``,
-        ``NO_ANSWER``, ``UNEXPECTED``). Logged at info the first time of its kind on the
-        link (a time-out, then a 401 for a wrong secret: news; a 503, then a 404 that
-        starts a hold), again at debug (a time-out and a 503 in turn are each said once;
-        at info again once the list was read on the link: ``learn_from``).
-        ``UNEXPECTED`` (no failure of the ask itself, a fault of ours, of type ``fault``;
-        called while it is handled) at error with its traceback, the first time of that
-        type on the link: a fault of another type is another bug. Nothing for a
-        link gone since the ask, or an ask that overlapped another already held off (the
-        one as the link came up, and a round's).
-
-        Of a kind in ``HOLDING`` (an answer that will not change: refused, 401 or 403,
-        whose cause is its configuration; a route it does not have, 404, 405, 501, from
-        an older node or a server of another kind; a body that is no list) not asked
-        again on that link for ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S``
-        seconds, whichever ends first (the list is a request of its own to the address,
-        which another node may answer by then). No hold for what may pass by the next
-        round (no answer, a time-out, a reset; a 502, 503, 504, a node's 503 when busy,
-        a 500): the link is up, so a list read then may name nodes to dial."""
-        if link != runner.links or self._failure_holds(runner):
-            return
-        before = runner.members_failure
-        logged = before.logged if before is not None and before.link == link \
-            else frozenset()
-        said = kind if fault is None else f"{kind} {fault.__module__}.{fault.__qualname__}"
-        runner.members_failure = MembersFailure(
-            link, logged | {said}, self._hold_from_now() if kind in HOLDING else None)
-        if said in logged:
-            log.debug("members not listed", peer=runner.url, reason=reason)
-        elif kind == UNEXPECTED:
-            log.exception("learning members failed", peer=runner.url)
-        else:
-            log.info("members not listed", peer=runner.url, reason=reason)
-
     def answered_by(self, url: str, device_id: str) -> None:
         """Our dial of ``url`` reached ``device_id``, which may not stay linked (no
         member, or removed): each member whose record names ``url`` is not dialed there
@@ -315,7 +256,7 @@ class Learning:
         member but holds the cluster secret is not sent it at an address a record names
         (anyone who may write a record could collect it): it is kept only on a dial of
         its own."""
-        until = self._hold_from_now()
+        until = hold_from(self.rounds)
         most = self.config.sync.peers_max
         _put(self.answered, url.rstrip("/"), Answered(device_id, until), most)
         for member_id, member in self._members_at(url):
@@ -334,20 +275,12 @@ class Learning:
         hold runs, and that device is no member (it may be one since: a record added
         it, and a dial there now stays linked; then the hold ends)."""
         held = self.elsewhere.get(device_id)
-        if held is None or held.member != member or not self._holds(held.until):
+        if held is None or held.member != member or not holds(held.until, self.rounds):
             return False  # kept: dialed, refused again, it is not logged anew
         if held.device in members:
             del self.elsewhere[device_id]
             return False
         return True
-
-    def _hold_from_now(self) -> Hold:
-        """A hold that ends ``ANSWERED_BY_HOLD_ROUNDS`` rounds or ``ANSWERED_BY_HOLD_S``
-        seconds from now, whichever comes first (``_holds``)."""
-        return Hold(self.rounds + ANSWERED_BY_HOLD_ROUNDS, awake_s() + ANSWERED_BY_HOLD_S)
-
-    def _holds(self, until: Hold) -> bool:
-        return self.rounds < until.round and awake_s() < until.at_s
 
     def _answered_holds(self, url: str) -> bool:
         """Whether a peer's list may not have ``url`` dialed: another device answered
@@ -356,7 +289,7 @@ class Learning:
         answered = self.answered.get(url)
         if answered is None:
             return False
-        if self._holds(answered.until) and not (
+        if holds(answered.until, self.rounds) and not (
                 self.membership is not None
                 and answered.device in self.membership.members()):
             return True

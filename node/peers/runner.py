@@ -51,7 +51,7 @@ class Runner:
     #: one; what an answer was asked on (``members_failure``).
     links: int = 0
     #: The last ask for the peer's member list failed (refused, answered with no list,
-    #: no answer, a fault of ours: ``Learning._members_failed``, logged once for the link
+    #: no answer, a fault of ours: ``node.peers.list_failures``, logged once for the link
     #: and kind of failure), and until when it is not asked again on that link
     #: (``Learning.learn_from``): a refusal holds until what it takes (the cluster
     #: secret, a certificate of its own CA), its configuration, changes, with a restart,
@@ -110,7 +110,7 @@ def linked_nodes(runners: Iterable[Runner]) -> set[str]:
 class MembersFailure:
     """A failed ask for a peer's member list (``Runner.members_failure``): the link it
     was asked on (``Runner.links``), the kinds of failure logged on that link since a
-    list was last read on it (``Learning._members_failed``: a kind in it, a fault of
+    list was last read on it (``list_failures.members_failed``: a kind in it, a fault of
     ours with its exception's type, is logged again at debug), and until when it is not
     asked again (None: asked at the next round; it is logged once for the link and kind
     all the same)."""

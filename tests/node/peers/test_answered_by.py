@@ -12,6 +12,7 @@ import asyncio
 import pytest
 import structlog
 
+from node.peers import holds as holds_module
 from node.peers import learning as learning_module
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS, ANSWERED_BY_HOLD_S
 from node.peers.learning import Learning
@@ -94,7 +95,8 @@ async def test_a_listed_address_is_dialed_again_after_the_hold_s_whatever_the_ro
     within ``ANSWERED_BY_HOLD_S`` does not dial x's address; the first one after it
     does, though far fewer than ``ANSWERED_BY_HOLD_ROUNDS`` rounds went by."""
     now = [1000.0]
-    monkeypatch.setattr(learning_module, "awake_s", lambda: now[0])
+    for module in (learning_module, holds_module):  # the holds count in it, and so
+        monkeypatch.setattr(module, "awake_s", lambda: now[0])  # do learned addresses
     hub, x = await refused_once(make_node, members_interval_s=3600)
     learning = hub.gossip.learning
     now[0] += ANSWERED_BY_HOLD_S - 1

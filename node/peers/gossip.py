@@ -173,6 +173,8 @@ class Gossip:
         return task
 
     def _learn_from(self, runner: Runner) -> None:
+        """Ask the peer of a link just up for its member list, in a task of its own,
+        within the bound of a round's asks (``MEMBER_ASKS_AT_ONCE``)."""
         self._spawn(self.learning.learn_from(runner), "learn-members")
 
     def _on_commit(self, commit: Commit) -> None:

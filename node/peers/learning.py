@@ -65,11 +65,12 @@ from sync.peer.forgotten import Forgotten, HeldOff, linked_at
 
 log = structlog.get_logger(__name__)
 
-#: How many peers' member lists a members round asks for at once (``learn_once``): a
-#: peer slow to answer (up to ``connect_timeout_s``, a peer paused or behind a dead
-#: route) holds up no other's ask in the round, while a node with many links opens no
-#: more requests than this at a time. Higher ends a round with many slow peers sooner,
-#: lower opens fewer connections at once.
+#: How many peers' member lists this node asks for at once (``Learning.asks``), a
+#: members round's asks (``learn_once``) and those made as links come up
+#: (``Gossip._learn_from``) together: a peer slow to answer (up to ``connect_timeout_s``,
+#: a peer paused or behind a dead route) holds up no other's ask, while a node with many
+#: links, or many coming up at its start, opens no more requests than this at a time.
+#: Higher ends a round with many slow peers sooner, lower opens fewer connections at once.
 MEMBER_ASKS_AT_ONCE = 4
 
 
@@ -143,6 +144,9 @@ class Learning:
         self.answered: dict[str, Answered] = {}
         #: Members rounds run (``run``): what the hold-offs above count.
         self.rounds = 0
+        #: Held by each ask for a peer's member list (``learn_from``), whoever makes it:
+        #: ``MEMBER_ASKS_AT_ONCE`` at most in flight.
+        self.asks = asyncio.Semaphore(MEMBER_ASKS_AT_ONCE)
 
     async def run(self) -> None:
         """Ask dialed peers which nodes they know; dial the ones we do not. Also (and at
@@ -178,18 +182,16 @@ class Learning:
                 log.info("dialing member", device_id=device_id, url=member.address)
 
     async def learn_once(self) -> None:
-        """Ask each peer this node dialed for its member list (``learn_from``),
-        ``MEMBER_ASKS_AT_ONCE`` at a time: one whose answer is slow delays no other's.
+        """Ask each peer this node dialed for its member list (``learn_from``, at once
+        but for ``MEMBER_ASKS_AT_ONCE``): one whose answer is slow delays no other's.
         A fault of one ask is logged and ends no other; a cancel (the node's stop)
         ends them all, and is raised."""
-        slots = asyncio.Semaphore(MEMBER_ASKS_AT_ONCE)
 
         async def ask(runner: Runner) -> None:
-            async with slots:
-                try:
-                    await self.learn_from(runner)
-                except Exception:  # a fault of ours after the list was read
-                    log.exception("learning members failed", peer=runner.url)
+            try:
+                await self.learn_from(runner)
+            except Exception:  # a fault of ours after the list was read
+                log.exception("learning members failed", peer=runner.url)
 
         # A task group: a cancel of the round cancels every ask and is raised once all
         # ended (each ask logs its own faults: a fault raised would cancel the others).
@@ -198,11 +200,19 @@ class Learning:
                 asks.create_task(ask(runner), name="members-ask")
 
     async def learn_from(self, runner: Runner) -> None:
-        """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked.
-        Only over a link that rests on the cluster secret or a certificate our CA
-        verified (``Admission.linked_shared``): the peer lists its members for no one
-        else, and a node with a CA would be answered 401 at every round by each peer it
-        reaches at an http:// address, where no certificate is shown."""
+        """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked
+        (``_learn_from``), once one of the ``MEMBER_ASKS_AT_ONCE`` slots (``asks``) is
+        free: asks made as links come up wait with a round's. Its checks are made once
+        the slot is taken: the link may have ended while the ask waited."""
+        async with self.asks:
+            await self._learn_from(runner)
+
+    async def _learn_from(self, runner: Runner) -> None:
+        """Ask for the list, and dial what it names (``learn_from``). Only over a link
+        that rests on the cluster secret or a certificate our CA verified
+        (``Admission.linked_shared``): the peer lists its members for no one else, and a
+        node with a CA would be answered 401 at every round by each peer it reaches at
+        an http:// address, where no certificate is shown."""
         http = self._http()
         if runner.state != "up" or runner.url is None or http is None or self._stopping() \
                 or not self.admission.linked_shared(runner) \

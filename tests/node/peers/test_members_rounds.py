@@ -1,7 +1,8 @@
 """node.peers.learning with real nodes in this process: a members round asks its peers
 for their lists at once, ``MEMBER_ASKS_AT_ONCE`` at most, so a peer slow to answer (paused
 mid-answer, behind a route that accepts and says nothing) delays no other peer's list;
-a fault of one ask ends no other, and a cancel (the node's stop) ends them all."""
+a fault of one ask ends no other, and a cancel (the node's stop) ends them all. The asks
+made as links come up count in the same bound."""
 
 from __future__ import annotations
 
@@ -187,5 +188,31 @@ async def test_no_more_than_member_asks_at_once_are_in_flight(
         for url in urls:
             holding.release(url)
         await round_
+    assert holding.peak == MEMBER_ASKS_AT_ONCE
+    assert sorted(holding.asked) == sorted(urls) and holding.cancelled == []
+
+
+async def test_asks_made_as_links_come_up_share_the_bound_of_member_asks_at_once(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One peer more than ``MEMBER_ASKS_AT_ONCE`` linked, each asked for its list as its
+    link comes up, none answering: that many are asked; the last once one answered (a
+    node dialing many peers at its start opens no more asks at once than a round)."""
+    learner = await make_node(cluster_secret=SECRET, sync=PATIENT_ASKS)
+    peers = [await make_node(cluster_secret=SECRET, sync=FAST)
+             for _ in range(MEMBER_ASKS_AT_ONCE + 1)]
+    await rounds_by_hand(learner)
+    urls = [peer.url for peer in peers]
+    async with held(monkeypatch, urls) as holding:
+        for url in urls:
+            holding.lists[url] = {"node_id": "n-lister", "advertise_url": None, "peers": []}
+        for url in urls:
+            assert await learner.gossip.add_peer(url, learned=False)
+        # Each link's ask is made once its hello is taken in, before it counts as linked.
+        await until(lambda: len(linked_nodes(learner.gossip.runners.values())) == len(peers)
+                    and len(holding.asking) >= MEMBER_ASKS_AT_ONCE)
+        for url in urls:
+            holding.release(url)
+        await until(lambda: len(holding.asked) == len(peers))
+        await link_up_asks(learner)
     assert holding.peak == MEMBER_ASKS_AT_ONCE
     assert sorted(holding.asked) == sorted(urls) and holding.cancelled == []

@@ -1,12 +1,14 @@
 """What the peer tests share: real nodes' settings for quick tests, waits on what a node
-shows, a server that records what a dial sends, one that stalls, and the set-ups several tests start
-from (a laptop that stopped, a phone linked through a proxy)."""
+shows, a server that records what a dial sends, one that stalls, one that answers the
+same to every ask, and the set-ups several tests start from (a laptop that stopped, a
+phone linked through a proxy, a learner linked to peers, its members rounds run by
+hand)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from aiohttp import web
 from crdt import device as crdt_device
 from crdt.events import Event
 from node.cli.linkproxy import LinkProxy
-from node.peers.runner import Runner
+from node.peers.runner import Runner, linked_nodes
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
@@ -229,3 +231,47 @@ async def ordered(make_node: NodeFactory, *, smaller_first: bool, **config: Any
     one, two = [await make_node(cluster_secret=SECRET, **config) for _ in range(2)]
     low, high = sorted([one, two], key=lambda node: node.astore.node_id)
     return (low, high) if smaller_first else (high, low)
+
+
+def answer(status: int, body: str | bytes, *, asks: list[str] | None = None,
+           content_type: str = "text/plain") -> Callable[[web.Request],
+                                                         Awaitable[web.Response]]:
+    """A server's handler (``serving``) that answers every ask ``status`` with ``body``,
+    each ask's path put in ``asks`` if given."""
+    async def answering(request: web.Request) -> web.Response:
+        if asks is not None:
+            asks.append(request.path)
+        return web.Response(status=status, content_type=content_type,
+                            body=body.encode() if isinstance(body, str) else body)
+
+    return answering
+
+
+async def rounds_by_hand(node: RunningNode) -> None:
+    """End ``node``'s members rounds: the test runs them (``learn_once``), and no round
+    of its own asks at a moment the test does not choose."""
+    [rounds] = [task for task in node.gossip._tasks if task.get_name() == "members"]
+    rounds.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await rounds
+
+
+async def link_up_asks(node: RunningNode) -> None:
+    """Wait for ``node``'s asks for member lists made as its links came up."""
+    await asyncio.gather(*[task for task in node.gossip._tasks
+                           if task.get_name() == "learn-members"])
+
+
+async def linked_to(make_node: NodeFactory, count: int, sync: SyncConfig = FAST
+                    ) -> tuple[RunningNode, list[RunningNode]]:
+    """A learner (with ``sync``) that dialed ``count`` peers on the cluster secret, its
+    members rounds run by the test, the asks made as its links came up answered."""
+    learner = await make_node(cluster_secret=SECRET, sync=sync)
+    peers = [await make_node(cluster_secret=SECRET, sync=FAST) for _ in range(count)]
+    await rounds_by_hand(learner)
+    for peer in peers:
+        assert await learner.gossip.add_peer(peer.url, learned=False)
+    await until(lambda: linked_nodes(learner.gossip.runners.values())
+                == {peer.astore.node_id for peer in peers})
+    await link_up_asks(learner)
+    return learner, peers

@@ -5,7 +5,6 @@ cluster secret, and what each node is said to advertise."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import ssl
 from pathlib import Path
@@ -30,9 +29,11 @@ from tests.node.peers.support import (
     NodeFactory,
     add_member,
     forgotten,
+    link_up_asks,
     listed_as,
     ordered,
     recording_server,
+    rounds_by_hand,
     stopped_laptop,
     until,
 )
@@ -192,11 +193,6 @@ async def test_a_member_address_is_dialed_on_however_often_it_fails(
     await until(lambda: runner.machine.failures >= 2 * FAST.learned_failures_max)
     assert node.gossip.runners.get(f"url:{dead}") is runner
 
-
-async def link_up_asks(node: RunningNode) -> None:
-    """Wait for ``node``'s asks for member lists made as its links came up."""
-    await asyncio.gather(*[task for task in node.gossip._tasks
-                           if task.get_name() == "learn-members"])
 
 
 async def test_member_lists_are_asked_for_only_over_links_that_open_them(
@@ -374,14 +370,6 @@ async def test_the_members_rounds_end_when_cancelled_as_the_membership_changes(
         async with asyncio.timeout(DEADLINE_S):
             await rounds
 
-
-async def rounds_by_hand(node: RunningNode) -> None:
-    """End ``node``'s members rounds: the test runs them (``learn_once``), and no round
-    of its own asks at a moment the test does not choose."""
-    [rounds] = [task for task in node.gossip._tasks if task.get_name() == "members"]
-    rounds.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await rounds
 
 
 async def test_a_member_list_refused_is_said_once_for_overlapping_asks_and_not_of_a_new_link(

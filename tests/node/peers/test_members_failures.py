@@ -11,37 +11,22 @@ said at info the first time on the link, whatever came between. An address with 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 import structlog
-from aiohttp import web
 
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.member_lists import SKIPPED
-from node.peers.runner import linked_nodes
 from node.peers.transport import fetch_members
-from node.server.run import RunningNode
-from tests.node.peers.support import FAST, SECRET, NodeFactory, serving, until
-from tests.node.peers.test_learning import link_up_asks, refusals, rounds_by_hand
+from tests.node.peers.support import NodeFactory, answer, linked_to, serving
+from tests.node.peers.test_learning import refusals
 from tests.support.processes import free_port
 
 #: Rounds asked in a row: enough to see a line logged at each, were it so.
 ROUNDS = 3
-
-
-async def linked(make_node: NodeFactory) -> tuple[RunningNode, RunningNode]:
-    """A node that dialed ``peer`` on the cluster secret, its members rounds run by the
-    test, the asks made as its link came up answered."""
-    node = await make_node(cluster_secret=SECRET, sync=FAST)
-    peer = await make_node(cluster_secret=SECRET, sync=FAST)
-    await rounds_by_hand(node)
-    assert await node.gossip.add_peer(peer.url, learned=False)
-    await until(lambda: linked_nodes(node.gossip.runners.values()) == {peer.astore.node_id})
-    await link_up_asks(node)
-    return node, peer
 
 
 def asked_at(monkeypatch: pytest.MonkeyPatch, where: Callable[[], str]) -> None:
@@ -54,22 +39,12 @@ def asked_at(monkeypatch: pytest.MonkeyPatch, where: Callable[[], str]) -> None:
     monkeypatch.setattr("node.peers.learning.fetch_members", elsewhere)
 
 
-def answer(asks: list[str], status: int, text: str) -> Callable[
-        [web.Request], Awaitable[web.Response]]:
-    """A server's handler that answers every ask ``status`` and ``text``, each ask's
-    path put in ``asks``."""
-    async def answering(request: web.Request) -> web.Response:
-        asks.append(request.path)
-        return web.Response(status=status, text=text)
-
-    return answering
-
 
 async def test_a_404_is_logged_once_for_the_link_and_held_off_until_a_list_is_read(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    node, peer = await linked(make_node)
+    node, [peer] = await linked_to(make_node, 1)
     asks: list[str] = []
-    async with serving(answer(asks, 404, "Not Found")) as older:
+    async with serving(answer(404, "Not Found", asks=asks)) as older:
         answering = [older]
         asked_at(monkeypatch, lambda: answering[0])
         said404 = f"cannot list members of {older}: it answered HTTP 404: Not Found"
@@ -92,9 +67,9 @@ async def test_a_404_is_logged_once_for_the_link_and_held_off_until_a_list_is_re
 
 async def test_a_body_that_is_no_member_list_is_logged_once_and_held_off(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    node, _ = await linked(make_node)
+    node, _ = await linked_to(make_node, 1)
     asks: list[str] = []
-    async with serving(answer(asks, 200, json.dumps(["not", "a", "member", "list"]))) \
+    async with serving(answer(200, json.dumps(["not", "a", "member", "list"]), asks=asks)) \
             as other:
         asked_at(monkeypatch, lambda: other)
         with structlog.testing.capture_logs() as said:
@@ -109,7 +84,7 @@ async def test_no_answer_is_logged_once_for_the_link_and_asked_again_each_round(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The connection refused (as a time-out, no answer): it may pass by the next round,
     so it is asked then, but said at info only once for the link."""
-    node, _ = await linked(make_node)
+    node, _ = await linked_to(make_node, 1)
     dead = f"http://127.0.0.1:{free_port()}"
     asked_at(monkeypatch, lambda: dead)
     with structlog.testing.capture_logs() as said:
@@ -129,9 +104,9 @@ async def test_only_an_answer_that_will_not_change_holds_asks_off(
     """A route or method the server does not have (404, 405, 501) is answered again at
     every round: asked once. A proxy's 502, 503 or 504, a busy node's 503, may pass by
     the next round: asked at each, said at info once for the link all the same."""
-    node, _ = await linked(make_node)
+    node, _ = await linked_to(make_node, 1)
     asks: list[str] = []
-    async with serving(answer(asks, status, "no list here")) as other:
+    async with serving(answer(status, "no list here", asks=asks)) as other:
         asked_at(monkeypatch, lambda: other)
         with structlog.testing.capture_logs() as said:
             for _ in range(ROUNDS):
@@ -145,9 +120,9 @@ async def test_a_failure_of_another_kind_on_the_link_is_said_at_info(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No answer first (the peer's address in a restart, say), then a 401: the wrong
     secret is news, said at info, not taken for a repeat of the first failure."""
-    node, _ = await linked(make_node)
+    node, _ = await linked_to(make_node, 1)
     dead = f"http://127.0.0.1:{free_port()}"
-    async with serving(answer([], 401, "wrong secret")) as refusing:
+    async with serving(answer(401, "wrong secret")) as refusing:
         answering = [dead]
         asked_at(monkeypatch, lambda: answering[0])
         with structlog.testing.capture_logs() as said:
@@ -167,9 +142,9 @@ async def test_no_answer_and_a_503_in_turn_are_each_said_at_info_once(
     """A peer's address that times out and answers 503 by turns (a proxy before a node
     that restarts): each kind is said at info the first time on the link, not at every
     round because it differs from the last one."""
-    node, _ = await linked(make_node)
+    node, _ = await linked_to(make_node, 1)
     dead = f"http://127.0.0.1:{free_port()}"
-    async with serving(answer([], 503, "busy")) as busy:
+    async with serving(answer(503, "busy")) as busy:
         answering = [dead]
         asked_at(monkeypatch, lambda: answering[0])
         with structlog.testing.capture_logs() as said:
@@ -187,10 +162,10 @@ async def test_a_404_after_a_503_is_said_at_info_and_held_off(
     """A proxy's 503, then the 404 of a server of another kind behind it: the 404, an
     answer that will not change, starts a hold, which is news at info, not a repeat of
     the 503 at debug."""
-    node, _ = await linked(make_node)
+    node, _ = await linked_to(make_node, 1)
     asks: list[str] = []
-    async with serving(answer(asks, 503, "busy")) as busy, \
-            serving(answer(asks, 404, "Not Found")) as other:
+    async with serving(answer(503, "busy", asks=asks)) as busy, \
+            serving(answer(404, "Not Found", asks=asks)) as other:
         answering = [busy]
         asked_at(monkeypatch, lambda: answering[0])
         with structlog.testing.capture_logs() as said:
@@ -208,7 +183,7 @@ async def test_a_fault_of_ours_after_no_answer_is_logged_at_error_with_its_trace
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """An exception the ask does not raise of itself (a bug of ours) after a time-out on
     the same link: at error, with the traceback, the first time; a repeat at debug."""
-    node, _ = await linked(make_node)
+    node, _ = await linked_to(make_node, 1)
     dead = f"http://127.0.0.1:{free_port()}"
     broken = [False]
 
@@ -233,7 +208,7 @@ async def test_a_fault_of_ours_of_another_type_is_logged_at_error_again(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two different faults of ours in a row on one link are two bugs: each is logged
     at error with its traceback the first time, a repeat of either at debug."""
-    node, _ = await linked(make_node)
+    node, _ = await linked_to(make_node, 1)
     faults: list[Exception] = []
 
     async def faulty(http: Any, url: str, **kwargs: Any) -> object:
@@ -257,7 +232,7 @@ async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_sho
     """``peer`` (an older node, say) lists an address with a query, here a credential
     in it (any query is refused: the node's paths would land in it): the node skips it,
     by why only, and it reaches neither its dials, its own list nor its status."""
-    node, peer = await linked(make_node)
+    node, [peer] = await linked_to(make_node, 1)
     token = "http://127.0.0.1:7/?sig=hunter2"
     peer.gossip.learning.members[token] = "n-tokened"
     with structlog.testing.capture_logs() as said:

@@ -5,32 +5,19 @@ first ``REFUSAL_BYTES_MAX`` bytes only."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from node.peers.dial_words import REFUSAL_BYTES_MAX, REFUSAL_CHARS_MAX
 from node.peers.transport import LinkClosed, fetch_members
 from sync.peer.config import SyncConfig
-from tests.node.peers.support import DEADLINE_S, STALLED_REFUSAL, serving, stalling
-
-
-@contextlib.asynccontextmanager
-async def refusing(status: int, body: bytes) -> AsyncIterator[str]:
-    """The address of a server that answers ``status`` with ``body`` at the members
-    path."""
-    async def members(request: web.Request) -> web.Response:
-        return web.Response(status=status, body=body, content_type="text/html")
-
-    async with serving(members) as url:
-        yield url
+from tests.node.peers.support import DEADLINE_S, STALLED_REFUSAL, answer, serving, stalling
 
 
 async def refusal(status: int, body: bytes) -> str:
-    async with refusing(status, body) as url, aiohttp.ClientSession() as http:
+    async with serving(answer(status, body, content_type="text/html")) as url, \
+            aiohttp.ClientSession() as http:
         with pytest.raises(LinkClosed) as raised:
             await fetch_members(http, url, secret=None, tls=None, config=SyncConfig())
     said = str(raised.value)

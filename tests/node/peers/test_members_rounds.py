@@ -21,8 +21,16 @@ from node.peers.learning import MEMBER_ASKS_AT_ONCE
 from node.peers.runner import linked_nodes
 from node.peers.transport import fetch_members
 from node.server.run import RunningNode
-from tests.node.peers.support import FAST, SECRET, NodeFactory, serving, until
-from tests.node.peers.test_learning import link_up_asks, rounds_by_hand
+from tests.node.peers.support import (
+    FAST,
+    SECRET,
+    NodeFactory,
+    link_up_asks,
+    linked_to,
+    rounds_by_hand,
+    serving,
+    until,
+)
 
 #: Longer than the tests' deadline (``DEADLINE_S``): a held ask does not end by its
 #: time-out while a test waits.
@@ -86,19 +94,6 @@ async def held(monkeypatch: pytest.MonkeyPatch, peers: list[str]) -> AsyncIterat
                 event.set()  # the server's stop waits for the answers it owes
 
 
-async def linked_to(make_node: NodeFactory, count: int) -> tuple[RunningNode, list[RunningNode]]:
-    """A learner that dialed ``count`` peers on the cluster secret, its members rounds
-    run by the test, the asks made as its links came up answered."""
-    learner = await make_node(cluster_secret=SECRET, sync=PATIENT_ASKS)
-    peers = [await make_node(cluster_secret=SECRET, sync=FAST) for _ in range(count)]
-    await rounds_by_hand(learner)
-    for peer in peers:
-        assert await learner.gossip.add_peer(peer.url, learned=False)
-    await until(lambda: linked_nodes(learner.gossip.runners.values())
-                == {peer.astore.node_id for peer in peers})
-    await link_up_asks(learner)
-    return learner, peers
-
 
 def listing(node: RunningNode) -> dict[str, Any]:
     """A member list that names ``node`` at its address."""
@@ -110,7 +105,7 @@ async def test_a_peer_slow_to_list_its_members_delays_no_other_peers_list(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """``slow``, dialed first, is asked first and does not answer: ``lister``'s list,
     asked in the same round, names ``third``, dialed while ``slow``'s ask is pending."""
-    learner, [slow, lister] = await linked_to(make_node, 2)
+    learner, [slow, lister] = await linked_to(make_node, 2, PATIENT_ASKS)
     third = await make_node(cluster_secret=SECRET, sync=FAST)
     lister.gossip.learning.members[third.url] = third.astore.node_id
     async with held(monkeypatch, [slow.url]) as holding:
@@ -129,7 +124,7 @@ async def test_a_fault_of_one_ask_ends_no_other_ask_of_the_round(
     """The list of ``faulty`` meets a fault of ours (logged at error, with the peer)
     while ``slow``'s ask is pending: that ask goes on, and the node its list names,
     once it answers, is dialed."""
-    learner, [slow, faulty] = await linked_to(make_node, 2)
+    learner, [slow, faulty] = await linked_to(make_node, 2, PATIENT_ASKS)
     third = await make_node(cluster_secret=SECRET, sync=FAST)
     member_urls = learning_module.member_urls
 
@@ -158,7 +153,7 @@ async def test_a_cancelled_round_ends_every_ask_and_is_raised(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The node's stop cancels its members round while two peers' asks are pending:
     both end, and the round raises the cancel (it is not taken for an ask's failure)."""
-    learner, peers = await linked_to(make_node, 2)
+    learner, peers = await linked_to(make_node, 2, PATIENT_ASKS)
     urls = [peer.url for peer in peers]
     async with held(monkeypatch, urls) as holding:
         round_ = asyncio.create_task(learner.gossip.learn_once())
@@ -174,7 +169,7 @@ async def test_no_more_than_member_asks_at_once_are_in_flight(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """One peer more than ``MEMBER_ASKS_AT_ONCE``, none answering: that many are asked;
     the last is asked once one of them answered."""
-    learner, peers = await linked_to(make_node, MEMBER_ASKS_AT_ONCE + 1)
+    learner, peers = await linked_to(make_node, MEMBER_ASKS_AT_ONCE + 1, PATIENT_ASKS)
     urls = [peer.url for peer in peers]
     async with held(monkeypatch, urls) as holding:
         for url in urls:

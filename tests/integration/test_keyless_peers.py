@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_pairing import device_id, linked_devices
 from tests.support.cluster import (
     Cluster,
     all_events,
@@ -24,6 +23,7 @@ from tests.support.cluster import (
     serve_args,
     wait_until,
 )
+from tests.support.devices import device_id, linked_devices
 from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration

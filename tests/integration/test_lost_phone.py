@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_pairing import (
+from tests.support.cluster import Cluster, all_events, append, message, wait_converged, wait_until
+from tests.support.devices import (
     FAST,
     LINK_TIMEOUT_S,
     add_device,
@@ -17,8 +18,9 @@ from tests.integration.test_pairing import (
     device_node,
     device_view,
     linked_devices,
+    remove_device,
+    told_removed,
 )
-from tests.support.cluster import Cluster, all_events, append, message, wait_converged, wait_until
 from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration
@@ -48,15 +50,13 @@ def test_a_lost_phone_is_shut_out_and_its_past_events_stay(tmp_path: Path) -> No
         wait_converged([a, b, p], must_hold=before)
 
         p.stop()
-        done = run_cli(b, "devices", "remove", phone, "--reason", "lost on the train")
-        assert done.returncode == 0, done.stderr
+        remove_device(b, phone, "lost on the train")
         wait_until(lambda: removed_here(a, phone), LINK_TIMEOUT_S, "a learned the removal")
 
         p.start()
         after = {e["id"] for e in append(p, "chat", [message(f"late{n}") for n in range(5)])}
         # P dials A and B (its --peer addresses): each refuses it, signed; P says so.
-        wait_until(lambda: device_view(p)["removed"], LINK_TIMEOUT_S, "p told it was removed")
-        removal = device_view(p)["removed"]
+        removal = told_removed(p)
         assert removal["by"] == device_id(b) and removal["reason"] == "lost on the train"
         assert p.get("/v1/node")["removed"]["by"] == device_id(b)
         shown = run_cli(p, "status")
@@ -94,13 +94,11 @@ def test_a_removal_closes_the_links_of_a_device_online(tmp_path: Path) -> None:
     with Cluster(tmp_path) as cluster:
         a, b, p = paired(cluster)
         phone = device_id(p)
-        done = run_cli(a, "devices", "remove", phone)
-        assert done.returncode == 0, done.stderr
+        remove_device(a, phone)
         for node in (a, b):
             wait_until(lambda node=node: phone not in linked_devices(node), LINK_TIMEOUT_S,
                        f"{node.name} closed its links with p")
-        wait_until(lambda: device_view(p)["removed"], LINK_TIMEOUT_S, "p told it was removed")
-        assert device_view(p)["removed"]["by"] == device_id(a)
+        assert told_removed(p)["by"] == device_id(a)
 
 
 def test_a_removed_device_comes_back_with_a_new_key(tmp_path: Path) -> None:
@@ -115,9 +113,9 @@ def test_a_removed_device_comes_back_with_a_new_key(tmp_path: Path) -> None:
         old = device_id(p)
         wait_until(lambda: device_id(b) in linked_devices(p), LINK_TIMEOUT_S, "p dialed b")
         p.stop()
-        assert run_cli(a, "devices", "remove", old).returncode == 0
+        remove_device(a, old)
         p.start()
-        wait_until(lambda: device_view(p)["removed"], LINK_TIMEOUT_S, "p told it was removed")
+        told_removed(p)
         # As its status says, its list of devices says it was removed.
         listed = p.get("/v1/devices")
         assert old in {row["device_id"] for row in listed["removed"]}
@@ -151,8 +149,7 @@ def test_a_removed_hub_that_dials_no_one_says_it_was_removed(tmp_path: Path) -> 
                          extra_args=[*FAST, "--name", "b"])
         add_device(hub, b, "b")
         wait_until(lambda: device_id(b) in linked_devices(hub), LINK_TIMEOUT_S, "b linked")
-        done = run_cli(b, "devices", "remove", device_id(hub), "--reason", "retired")
-        assert done.returncode == 0, done.stderr
+        remove_device(b, device_id(hub), "retired")
         wait_until(lambda: removed_here(hub, device_id(hub)), LINK_TIMEOUT_S,
                    "the hub stored its removal")
         removal = hub.get("/v1/node")["removed"]

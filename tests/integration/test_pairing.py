@@ -8,7 +8,6 @@ import ipaddress
 import shlex
 import socket
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -22,37 +21,17 @@ from tests.support.cluster import (
     wait_converged,
     wait_until,
 )
+from tests.support.devices import (
+    LINK_TIMEOUT_S,
+    add_device,
+    device_id,
+    device_node,
+    device_view,
+    linked_devices,
+)
 from tests.support.processes import NodeProcess, free_port, run_cli
 
 pytestmark = pytest.mark.integration
-
-FAST = ["--members-interval", "0.5"]
-LINK_TIMEOUT_S = 60.0
-
-
-def device_id(node: NodeProcess) -> str:
-    found: str = node.get("/v1/node")["device_id"]
-    return found
-
-
-def add_device(member: NodeProcess, new: NodeProcess, name: str) -> None:
-    done = run_cli(member, "devices", "add", device_id(new), "--name", name)
-    assert done.returncode == 0, done.stderr
-
-
-def linked_devices(node: NodeProcess) -> set[str]:
-    return {row["device_id"] for row in peer_rows(node) if row["state"] == "up"}
-
-
-def device_view(node: NodeProcess) -> dict[str, Any]:
-    view: dict[str, Any] = node.get("/v1/peers")["device"]
-    return view
-
-
-def device_node(cluster: Cluster, name: str, peers: list[str] = ()) -> NodeProcess:  # type: ignore[assignment]
-    return cluster.node(name, secret=None, peers=peers, advertise=True,
-                        extra_args=[*FAST, "--name", name])
-
 
 def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
     with Cluster(tmp_path) as cluster:

@@ -14,17 +14,18 @@ import pytest
 
 from node.text import printable
 from tests.integration.console.test_devices import peer_rows
-from tests.integration.test_pairing import (
+from tests.support.cluster import Cluster, append, message, wait_until
+from tests.support.console import expect, node_id, open_console
+from tests.support.devices import (
     FAST,
     LINK_TIMEOUT_S,
     add_device,
     device_id,
     device_node,
-    device_view,
     linked_devices,
+    remove_device,
+    told_removed,
 )
-from tests.support.cluster import Cluster, append, message, wait_until
-from tests.support.console import expect, node_id, open_console
 from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.integration
@@ -49,10 +50,8 @@ def test_a_removed_device_says_so_and_its_refused_peer_shows_why(
         add_device(a, phone, "phone")
         wait_until(lambda: device_id(phone) in linked_devices(a), LINK_TIMEOUT_S,
                    "the phone linked with a")
-        done = run_cli(a, "devices", "remove", device_id(phone), "--reason", REASON)
-        assert done.returncode == 0, done.stderr
-        wait_until(lambda: device_view(phone)["removed"], LINK_TIMEOUT_S,
-                   "the phone told it was removed")
+        remove_device(a, device_id(phone), REASON)
+        told_removed(phone)
         # Stored on the phone, and never taken by A: the counts of the link's last
         # contact say A lacks it.
         append(phone, "chat", [message("written after the removal")])

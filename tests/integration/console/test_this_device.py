@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from node.text import printable
-from tests.integration.test_pairing import FAST, LINK_TIMEOUT_S, device_view
 from tests.support.cluster import Cluster, wait_until
 from tests.support.console import expect, open_console
+from tests.support.devices import FAST, LINK_TIMEOUT_S, device_view
 from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,54 @@
+"""Devices paired without a shared secret, for the tests of real node processes: a node
+named as a device (``device_node``), its id and what it shows of itself, the devices
+linked with it, and the ``devices add`` and ``devices remove`` commands run on a member."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.cluster import Cluster, peer_rows, wait_until
+from tests.support.processes import NodeProcess, run_cli
+
+#: Members rounds twice a second: a device learns the others' addresses soon.
+FAST = ["--members-interval", "0.5"]
+#: Seconds a test waits for links to come up or close, and for a device to be told.
+LINK_TIMEOUT_S = 60.0
+
+
+def device_id(node: NodeProcess) -> str:
+    found: str = node.get("/v1/node")["device_id"]
+    return found
+
+
+def add_device(member: NodeProcess, new: NodeProcess, name: str) -> None:
+    done = run_cli(member, "devices", "add", device_id(new), "--name", name)
+    assert done.returncode == 0, done.stderr
+
+
+def remove_device(member: NodeProcess, device: str, reason: str | None = None) -> None:
+    """``devices remove`` of the device id ``device`` on ``member``, which succeeds."""
+    why = ["--reason", reason] if reason is not None else []
+    done = run_cli(member, "devices", "remove", device, *why)
+    assert done.returncode == 0, done.stderr
+
+
+def linked_devices(node: NodeProcess) -> set[str]:
+    return {row["device_id"] for row in peer_rows(node) if row["state"] == "up"}
+
+
+def device_view(node: NodeProcess) -> dict[str, Any]:
+    view: dict[str, Any] = node.get("/v1/peers")["device"]
+    return view
+
+
+def told_removed(node: NodeProcess) -> dict[str, Any]:
+    """Wait until ``node`` says it was removed; its removal as it shows it."""
+    wait_until(lambda: device_view(node)["removed"], LINK_TIMEOUT_S,
+               f"{node.name} told it was removed")
+    removal: dict[str, Any] = device_view(node)["removed"]
+    return removal
+
+
+def device_node(cluster: Cluster, name: str, peers: list[str] = ()) -> NodeProcess:  # type: ignore[assignment]
+    return cluster.node(name, secret=None, peers=peers, advertise=True,
+                        extra_args=[*FAST, "--name", name])

@@ -19,7 +19,13 @@ from node.openclaw.mapping import session_key_for
 from node.server.cursors import BODY_BYTES_MAX
 from tests.node.openclaw import transcript
 from tests.support.cluster import all_events, wait_until
-from tests.support.openclaw import FakeGateway, RecordedGateway, cursor_read_to
+from tests.support.openclaw import (
+    WATCH_STOP_S,
+    FakeGateway,
+    RecordedGateway,
+    cursor_read_to,
+    watching,
+)
 from tests.support.processes import (
     CLI_TIMEOUT_S,
     LineReader,
@@ -29,7 +35,6 @@ from tests.support.processes import (
     free_port,
     run_cli,
     spawn_cli,
-    stop_cli,
 )
 
 pytestmark = pytest.mark.integration
@@ -126,9 +131,7 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
     def rows_of(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
         return {(row["session_id"], row["record"]["id"]) for row in rows}
 
-    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
-    try:
-        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+    with watching(node, state) as (watch, said):
         said.wait_for(f"{first} records read")
         turn = rows_of(gateway.rows[:30])
         # Per session, the next seq its cursor names once the turn is read.
@@ -142,23 +145,16 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
                    "the new records on the node")
         wait_until(lambda: cursor_read_to(node, state, read_to), 30, "the cursor past them")
         watch.send_signal(signal.SIGTERM)
-        watch.wait(timeout=30)
-    finally:
-        if watch.poll() is None:
-            watch.kill()
+        watch.wait(timeout=WATCH_STOP_S)  # it ends when told to
     before = len(all_events(node))
     later = rows_of(gateway.rows)
     gateway.replay(len(gateway.rows))  # committed while watch is down
-    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
-    try:
-        said = LineReader(watch.stderr)  # type: ignore[arg-type]
+    with watching(node, state) as (_, said):
         line = said.wait_for("records read")
         assert line.startswith(f"{later_count} records read: ")  # only what is new
         assert ", 0 already stored" in line
         assert on_node() >= later
         assert len(all_events(node)) > before
-    finally:
-        stop_cli(watch, timeout_s=30)
 
 
 def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,

@@ -12,8 +12,8 @@ import pytest
 
 from node.openclaw.state import cursor_name
 from tests.support.cluster import all_events, wait_until
-from tests.support.openclaw import FakeGateway, cursor_read_to, iso_ms, turn_records
-from tests.support.processes import LineReader, NodeProcess, run_cli, spawn_cli, stop_cli
+from tests.support.openclaw import cursor_read_to, iso_ms, turn_records, watching, write_sessions
+from tests.support.processes import NodeProcess, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +44,7 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
         # Session "fast": two turns, one from a clock ahead, and one after it.
         fast = turn_records(SID, [now_ms - 3000, now_ms - 2000, now_ms + AHEAD_MS, now_ms - 1000])
         other = turn_records(OTHER_SID, [now_ms - 3000, now_ms - 2000])
-        gateway = FakeGateway(state)
-        gateway.open_session(KEY, SID)
-        gateway.open_session(OTHER_KEY, OTHER_SID)
-        gateway.add(SID, fast)
-        gateway.add(OTHER_SID, other)
-        gateway.close()
+        write_sessions(state, {(KEY, SID): fast, (OTHER_KEY, OTHER_SID): other})
         waiting = {r["id"] for r in fast[3:]}
         done = run_cli(node, "openclaw", "import", "--state-dir", str(state))
         assert done.returncode == 1, done.stderr
@@ -66,17 +61,13 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
         cursor = node.get(f"/v1/cursors/{quote(name, safe='')}")["cursor"]
         assert [after for entry, after in cursor.items() if entry.endswith(SID)] == [3]
 
-        watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
-        try:
-            said = LineReader(watch.stderr)  # type: ignore[arg-type]
+        with watching(node, state) as (watch, said):
             said.wait_for(f"{ahead}: dated")
             assert watch.poll() is None  # it keeps watching
             said.wait_for(f"{ahead}: the node has taken it now", AHEAD_MS / 1000 + 30)
             wait_until(lambda: record_ids(node) >= waiting, 30, "the waiting records")
             wait_until(lambda: cursor_read_to(node, state, {SID: len(fast)}), 30,
                        "the cursor past them")
-        finally:
-            stop_cli(watch, timeout_s=30)
         assert sum(f"{ahead}: dated" in line for line in said.seen) == 1  # said once
         again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
         assert again.returncode == 0 and "0 records read" in again.stderr, again.stderr

@@ -1,13 +1,17 @@
 """OpenClaw state folders for tests: the per-agent SQLite store with OpenClaw 2026.9.6's
 tables (the columns the bridge reads, and a few beside them), written in WAL mode by a
-separate connection as OpenClaw's gateway does, and the older JSONL layout."""
+separate connection as OpenClaw's gateway does (``FakeGateway``, ``write_sessions``),
+and the older JSONL layout; and ``clawsync openclaw watch`` run on one (``watching``)."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sqlite3
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +19,7 @@ from urllib.parse import quote
 import zstandard
 
 from node.openclaw.state import cursor_name
-from tests.support.processes import NodeProcess
+from tests.support.processes import LineReader, NodeProcess, spawn_cli, stop_cli
 
 SCHEMA = """
 CREATE TABLE session_nodes (session_key TEXT PRIMARY KEY, current_session_id TEXT,
@@ -41,6 +45,35 @@ def cursor_read_to(node: NodeProcess, state: Path, next_seqs: dict[str, int],
     name = quote(cursor_name(state, agent_id), safe="")
     cursor = node.get(f"/v1/cursors/{name}")["cursor"]
     return all(cursor.get(f"db:{sid}", 0) >= seq for sid, seq in next_seqs.items())
+
+
+#: Seconds a watch has to end once told to stop (``watching``), before it is killed.
+WATCH_STOP_S = 30.0
+
+
+@contextlib.contextmanager
+def watching(node: NodeProcess, state: Path
+             ) -> Iterator[tuple[subprocess.Popen[str], LineReader]]:
+    """``clawsync openclaw watch`` of ``state`` into ``node``, running, and what it says
+    on its standard error, read as it comes; stopped (SIGTERM, killed after
+    ``WATCH_STOP_S``) as the block ends, if it has not ended."""
+    watch = spawn_cli(node, "openclaw", "watch", "--state-dir", str(state))
+    try:
+        yield watch, LineReader(watch.stderr)  # type: ignore[arg-type]
+    finally:
+        stop_cli(watch, timeout_s=WATCH_STOP_S)
+
+
+def write_sessions(state: Path, sessions: dict[tuple[str, str], list[dict[str, Any]]]
+                   ) -> None:
+    """An agent's SQLite store in ``state`` (``FakeGateway``) with ``sessions``, by session
+    key and id, each with its records; all opened, then their records added in order."""
+    gateway = FakeGateway(state)
+    for key, session_id in sessions:
+        gateway.open_session(key, session_id)
+    for (_, session_id), records in sessions.items():
+        gateway.add(session_id, records)
+    gateway.close()
 
 
 def database_path(state: Path, agent_id: str = "main") -> Path:

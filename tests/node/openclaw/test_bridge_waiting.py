@@ -21,7 +21,13 @@ from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw import sqlite
 from node.openclaw.bridge import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, Bridge, Tally
 from node.openclaw.state import StateFolder, cursor_name
-from tests.support.openclaw import FakeGateway, database_path, turn_records, write_jsonl
+from tests.support.openclaw import (
+    FakeGateway,
+    database_path,
+    turn_records,
+    write_jsonl,
+    write_sessions,
+)
 
 #: The store's bound (``clock_drift_max_ms``) in these tests.
 DRIFT_MS = 1000
@@ -73,12 +79,7 @@ def test_a_waiting_session_leaves_the_read_to_the_sessions_after_it(tmp_path: Pa
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000]
                 + [now_ms - 4000] * (sqlite.ROWS_PER_READ + 10))
     b = turn_records(B, [now_ms - 3000, now_ms - 2000])
-    gateway = FakeGateway(tmp_path)
-    gateway.open_session(KEY_A, A)
-    gateway.open_session(KEY_B, B)
-    gateway.add(A, a)
-    gateway.add(B, b)
-    gateway.close()
+    write_sessions(tmp_path, {(KEY_A, A): a, (KEY_B, B): b})
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
         bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
@@ -95,10 +96,8 @@ def test_a_waiting_session_is_tried_again_when_the_node_should_take_it(
     now_ms = int(time.time() * 1000)
     ahead_s = 30  # well within AHEAD_RETRY_MAX_S: tried again after about this, not before
     assert ahead_s - 10 > AHEAD_RETRY_MIN_S and ahead_s + 10 < AHEAD_RETRY_MAX_S
-    gateway = FakeGateway(tmp_path)
-    gateway.open_session(KEY_A, A)
-    gateway.add(A, turn_records(A, [now_ms - 5000, now_ms + ahead_s * 1000]))
-    gateway.close()
+    write_sessions(tmp_path, {(KEY_A, A): turn_records(A, [now_ms - 5000,
+                                                            now_ms + ahead_s * 1000])})
     told: list[str] = []
     clock = Clock()
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
@@ -147,10 +146,7 @@ def _taken_once(state: Path, done: dict[str, int], looks: int = 1) -> None:
 def test_a_waiting_record_once_taken_is_sent_once(tmp_path: Path) -> None:
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
-    gateway = FakeGateway(tmp_path)
-    gateway.open_session(KEY_A, A)
-    gateway.add(A, a)
-    gateway.close()
+    write_sessions(tmp_path, {(KEY_A, A): a})
     _taken_once(tmp_path, {f"db:{A}": len(a)})
 
 
@@ -314,10 +310,7 @@ def test_a_waiting_session_whose_whole_store_is_deleted_no_longer_waits(
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
     if kind == "db":
-        gateway = FakeGateway(tmp_path)
-        gateway.open_session(KEY_A, A)
-        gateway.add(A, a)
-        gateway.close()
+        write_sessions(tmp_path, {(KEY_A, A): a})
     else:
         write_jsonl(tmp_path, KEY_A, A, a)
     told: list[str] = []
@@ -337,14 +330,11 @@ def test_a_waiting_session_whose_whole_store_is_deleted_no_longer_waits(
             assert _cursor(tmp_path, store) == cursor
             # Back with a record ahead where the cursor is: it waits, said anew; nothing
             # is said taken of the record deleted.
+            later = turn_records(A, [now_ms - 5000, now_ms + 7_200_000])
             if kind == "db":
-                gateway = FakeGateway(tmp_path)
-                gateway.open_session(KEY_A, A)
-                gateway.add(A, turn_records(A, [now_ms - 5000, now_ms + 7_200_000]))
-                gateway.close()
+                write_sessions(tmp_path, {(KEY_A, A): later})
             else:
-                write_jsonl(tmp_path, KEY_A, A, turn_records(A, [now_ms - 5000,
-                                                                 now_ms + 7_200_000]))
+                write_jsonl(tmp_path, KEY_A, A, later)
             assert len(_pass(bridge).waiting) == 1
             assert not any("taken it now" in text for text in told)
         finally:

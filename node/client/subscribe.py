@@ -19,15 +19,17 @@ Made for apps and notebooks:
 A session that does not exist yet yields nothing until it appears; so does a session
 the token may not see (the protocol does not tell the two apart). A forget gives a
 session a new document (its ``automerge_url`` changes): the subscription asks the node
-for the new one (``GET /v1/sessions/{key}``, with the token) and follows it from
+for the new one (``GET /v1/sessions/{key}``, with the token: the id from its
+``X-Clawsync-Automerge-Url`` header, the projection left unread) and follows it from
 scratch. A node that refuses the token raises ``SubscribeError``, as does one that sends
-an error (the message says why: a closed connection, a session too large to serve), and
-so does, without ``reconnect``, an answer to ``GET /v1/sessions/{key}`` that is not a
-JSON object (with it, the subscription follows the document the key names and tries
-again later, as it does a node out of reach). A session whose answer passes
-``ClientLimits.answer_bytes_max`` is followed under the document its key names: until a
-forget, its document. A node URL no node could be reached at (a user name or password in
-it, a query or a fragment, no host, a bad port, not ``http(s)://``) raises
+an error (the message says why: a closed connection, a session too large to serve). A
+node without that header (an older one) names the document only at the end of the
+projection, which is then read: without ``reconnect``, one that is not a JSON object is a
+``SubscribeError`` too (with it, the subscription follows the document the key names and
+tries again later, as it does a node out of reach), and one longer than
+``ClientLimits.answer_bytes_max`` is followed under the document its key names, which is
+its document until a forget. A node URL no node could be reached at (a user name or
+password in it, a query or a fragment, no host, a bad port, not ``http(s)://``) raises
 ``ClientError`` at once, as ``Client`` does, without showing the URL.
 Each change costs a read of the whole document: fine for a notebook, not for following
 thousands of sessions.
@@ -39,7 +41,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
@@ -48,6 +50,7 @@ from crdt.automerge.document import Replica, automerge_url, new_sync_state
 from crdt.errors import CrdtError
 from node.client.errors import ClientError
 from node.client.transport import AnswerTooLong, checked_node_url, json_object
+from node.headers import AUTOMERGE_URL_HEADER
 from node.limits import ClientLimits
 from sync.errors import PeerFault
 from sync.repo.messages import (
@@ -151,14 +154,15 @@ async def _document_text(http: aiohttp.ClientSession, node: str, session_key: st
                          token: str | None, limits: ClientLimits, reconnect: bool) -> str:
     """The id of the session's document as the node names it now (after a forget it is
     another); the id derived from the key while the node does not say (no such session
-    yet, a token for Automerge only, a node out of reach, an answer longer than
-    ``ClientLimits.answer_bytes_max``). Only ``GET /v1/sessions/{key}`` names it, at the
-    end of the whole projection, whose JSON may be six times the document's text (a
-    control character is sent as ``\\u0001``) and far more than its compressed Automerge
-    form: a session too long to read is followed under the derived id, which is its
-    document until a forget. An answer that is not a JSON object (nested deeper than
-    Python parses, a proxy's page) is a ``SubscribeError`` without ``reconnect``; with it,
-    the derived id too, as for a node out of reach."""
+    yet, a token for Automerge only, a node out of reach). ``GET /v1/sessions/{key}``
+    names it in a header (``AUTOMERGE_URL_HEADER``), ahead of the projection, which is
+    then closed unread: its JSON may be six times the document's text (a control
+    character is sent as ``\\u0001``) and far more than its compressed Automerge form.
+    A node without the header (an older one) names it only at the end of the projection:
+    one longer than ``ClientLimits.answer_bytes_max`` is followed under the derived id,
+    which is its document until a forget; one that is not a JSON object (nested deeper
+    than Python parses, a proxy's page) is a ``SubscribeError`` without ``reconnect``;
+    with it, the derived id too, as for a node out of reach."""
     url = automerge_url(session_key)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with contextlib.suppress(aiohttp.ClientError, ConnectionError, TimeoutError):
@@ -166,18 +170,36 @@ async def _document_text(http: aiohttp.ClientSession, node: str, session_key: st
                             headers=headers, timeout=aiohttp.ClientTimeout(total=30)
                             ) as response:
             if response.status == 200:
-                try:
-                    found = (await json_object(response, limits.answer_bytes_max)
-                             ).get("automerge_url")
-                except AnswerTooLong:
-                    found = None
-                except ClientError as exc:
-                    if not reconnect:
-                        raise SubscribeError(f"the node's session answer: {exc}") from None
-                    found = None
-                if isinstance(found, str) and found.startswith("automerge:"):
+                found: object = response.headers.get(AUTOMERGE_URL_HEADER)
+                if _is_document_url(found):
+                    response.close()  # the id is all it needs: the projection stays unread
+                else:
+                    found = await _url_in_body(response, limits, reconnect)
+                if _is_document_url(found):
                     url = found
     return url.removeprefix("automerge:")
+
+
+def _is_document_url(found: object) -> TypeGuard[str]:
+    """Whether the node named a document (an Automerge URL) in ``found``.
+
+    >>> _is_document_url("automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu"), _is_document_url(None)
+    (True, False)
+    """
+    return isinstance(found, str) and found.startswith("automerge:")
+
+
+async def _url_in_body(response: aiohttp.ClientResponse, limits: ClientLimits,
+                       reconnect: bool) -> object:
+    """``automerge_url`` at the end of the projection: a node without the header."""
+    try:
+        return (await json_object(response, limits.answer_bytes_max)).get("automerge_url")
+    except AnswerTooLong:
+        return None
+    except ClientError as exc:
+        if not reconnect:
+            raise SubscribeError(f"the node's session answer: {exc}") from None
+        return None
 
 
 async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,

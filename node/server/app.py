@@ -5,7 +5,8 @@ Routes (session keys are percent-encoded in paths: ``a%2Fb`` is the key ``a/b``)
     POST /v1/sessions/{key}/events     append one event or a list of them
     GET  /v1/sessions/{key}/events     a session's events after a position (?after=&limit=)
     GET  /v1/sessions/{key}            the session's projection, plus its automerge_url
-                                       and forgotten
+                                       (in the X-Clawsync-Automerge-Url header too,
+                                       ``node.headers``) and forgotten
     GET  /v1/sessions/{key}/automerge  the session's saved Automerge document
     DELETE /v1/sessions/{key}          forget the session; POST .../forget some events
                                        (``node.server.forget``)
@@ -57,6 +58,7 @@ from node.automerge.tokens import IssuedTokens
 from node.config import Config, software_version
 from node.device import DeviceKey
 from node.folder import FolderSize
+from node.headers import AUTOMERGE_URL_HEADER
 from node.http import auth
 from node.http.errors import HttpError, bad_parameter, forbidden, unauthorized
 from node.http.metrics import Metrics
@@ -279,11 +281,14 @@ async def get_session(request: web.Request) -> web.StreamResponse:
 
     astore = request.app[STORE]
     projection, extra = await astore.read(read)
+    # The document's id in a header too, ahead of the body: a client that wants only
+    # the id need not read a projection that may be longer than it reads.
+    headers = {hdrs.VARY: hdrs.ACCEPT, AUTOMERGE_URL_HEADER: extra["automerge_url"]}
     if wants_cbor(request):  # CBOR does not escape: about the size of the projection
         body = await astore.read(lambda _store: codec.encode({**projection.to_json(), **extra}))
-        return web.Response(body=body, content_type=CBOR_TYPE, headers={hdrs.VARY: hdrs.ACCEPT})
+        return web.Response(body=body, content_type=CBOR_TYPE, headers=headers)
     limits = _limits(request)
-    response = web.StreamResponse(headers={hdrs.VARY: hdrs.ACCEPT})
+    response = web.StreamResponse(headers=headers)
     response.content_type = JSON_TYPE
     pieces = pages.projection_json(projection, extra, limits.stream_write_bytes_max)
     try:

@@ -1,6 +1,9 @@
 """node.client.subscribe against a stand-in node on loopback whose answer to
-``GET /v1/sessions/{key}`` (the document a subscription follows) no node sends: not a JSON
-object, nested deeper than Python parses, longer than ``ClientLimits.answer_bytes_max``.
+``GET /v1/sessions/{key}`` (the document a subscription follows) is one no node sends
+(not a JSON object, nested deeper than Python parses, longer than
+``ClientLimits.answer_bytes_max``), or names the document only in its body, as a node
+from before the ``X-Clawsync-Automerge-Url`` header does, or in that header ahead of a
+body never read.
 Without ``reconnect``, one that is not a JSON object is a ``SubscribeError`` saying so;
 with it, the subscription goes on as it does with a node out of reach. One too long is
 neither read whole (a full memory) nor an error: the subscription goes on with the
@@ -18,8 +21,11 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
+from crdt.automerge.document import automerge_url
 from node.client.subscribe import SubscribeError, projections
+from node.headers import AUTOMERGE_URL_HEADER
 from node.limits import ClientLimits
+from sync.repo.messages import Sync, encode_peer, parse_frame
 from tests.support.ports import free_port
 
 #: The cap the tests give the client: small, so an answer past it is quick to send.
@@ -35,8 +41,17 @@ LIMITS = ClientLimits(answer_bytes_max=ANSWER_BYTES_MAX, subscribe_retry_base_s=
                       subscribe_retry_max_s=0.01)
 
 
+#: The document the stand-in names in the modes that name one (not the key's own).
+NAMED = automerge_url("another")
+
+
 async def _session(request: web.Request) -> web.StreamResponse:
     mode = request.match_info["mode"]
+    if mode == "older":  # a node from before the header: the id only in the body
+        return web.json_response({"session_key": "s1", "automerge_url": NAMED})
+    if mode == "headed":  # the header, and a body that is not read (it would be refused)
+        return web.Response(text="<html>not read</html>", content_type="text/html",
+                            headers={AUTOMERGE_URL_HEADER: NAMED})
     if mode == "deep":  # deeper than Python parses, within the cap
         return web.Response(body=b"[" * 50_000, content_type="application/json")
     if mode == "list":
@@ -62,8 +77,11 @@ async def _session(request: web.Request) -> web.StreamResponse:
 @dataclass
 class StandIn:
     url: str
-    #: Websocket handshakes asked for, by mode (each refused with a 503).
+    #: Websocket handshakes asked for, by mode (each refused with a 503 but in the
+    #: modes that name a document).
     sockets: Counter[str] = field(default_factory=Counter)
+    #: The document each accepted websocket asked for, by mode.
+    asked: dict[str, list[str]] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -73,9 +91,21 @@ async def hostile() -> AsyncIterator[StandIn]:
     port = free_port()
     stand_in = StandIn(f"http://127.0.0.1:{port}")
 
-    async def socket(request: web.Request) -> web.Response:
-        stand_in.sockets[request.match_info["mode"]] += 1
-        return web.Response(status=503)
+    async def socket(request: web.Request) -> web.StreamResponse:
+        mode = request.match_info["mode"]
+        stand_in.sockets[mode] += 1
+        if mode not in ("older", "headed"):
+            return web.Response(status=503)
+        # Answer the join, note the document the first request names, and hang up.
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        join = parse_frame(await ws.receive_bytes())
+        await ws.send_bytes(encode_peer("stand-in", join.sender, {}))
+        request_frame = parse_frame(await ws.receive_bytes())
+        assert isinstance(request_frame, Sync)
+        stand_in.asked.setdefault(mode, []).append(request_frame.document_id)
+        await ws.close()
+        return ws
 
     app.router.add_get("/m/{mode}/automerge", socket)
     runner = web.AppRunner(app)
@@ -127,3 +157,15 @@ async def test_the_subscription_goes_on_to_the_document(
         with contextlib.suppress(asyncio.CancelledError, SubscribeError):
             await task
         await views.aclose()
+
+
+@pytest.mark.parametrize("mode", ["older", "headed"])
+async def test_the_subscription_asks_for_the_document_the_node_names(
+        hostile: StandIn, mode: str) -> None:
+    # An older node names it in the body, read as before; a newer one in the header,
+    # and the body (here one that, read, would be refused) stays unread.
+    async with asyncio.timeout(DEADLINE_S):
+        async for _ in projections(f"{hostile.url}/m/{mode}", "s1", limits=LIMITS,
+                                   reconnect=False):
+            pass
+    assert hostile.asked[mode] == [NAMED.removeprefix("automerge:")]

@@ -174,8 +174,9 @@ class Gossip:
 
     def _learn_from(self, runner: Runner) -> None:
         """Ask the peer of a link just up for its member list, in a task of its own,
-        within the bound of a round's asks (``MEMBER_ASKS_AT_ONCE``)."""
-        self._spawn(self.learning.learn_from(runner), "learn-members")
+        within the bound of a round's asks (``MEMBER_ASKS_AT_ONCE``), on this link only
+        (it may wait for a slot while the link ends and another comes up)."""
+        self._spawn(self.learning.learn_from(runner, link=runner.links), "learn-members")
 
     def _on_commit(self, commit: Commit) -> None:
         if commit.appends:  # clients are writing: links pay for the writer a while

@@ -199,12 +199,17 @@ class Learning:
             for runner in [r for r in self.runners.values() if r.direction == "out"]:
                 asks.create_task(ask(runner), name="members-ask")
 
-    async def learn_from(self, runner: Runner) -> None:
+    async def learn_from(self, runner: Runner, link: int | None = None) -> None:
         """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked
         (``_learn_from``), once one of the ``MEMBER_ASKS_AT_ONCE`` slots (``asks``) is
         free: asks made as links come up wait with a round's. Its checks are made once
-        the slot is taken: the link may have ended while the ask waited."""
+        the slot is taken: the link may have ended while the ask waited. An ask made as
+        link number ``link`` came up (``Runner.links``) is dropped if another link is up
+        by then: that link made its own ask, and a peer whose links come and go would
+        pile up asks (a round's asks, ``link`` None, take the link up then)."""
         async with self.asks:
+            if link is not None and runner.links != link:
+                return
             await self._learn_from(runner)
 
     async def _learn_from(self, runner: Runner) -> None:

@@ -2,7 +2,8 @@
 for their lists at once, ``MEMBER_ASKS_AT_ONCE`` at most, so a peer slow to answer (paused
 mid-answer, behind a route that accepts and says nothing) delays no other peer's list;
 a fault of one ask ends no other, and a cancel (the node's stop) ends them all. The asks
-made as links come up count in the same bound."""
+made as links come up count in the same bound, and one whose link ended while it waited
+is dropped."""
 
 from __future__ import annotations
 
@@ -211,3 +212,33 @@ async def test_asks_made_as_links_come_up_share_the_bound_of_member_asks_at_once
         await link_up_asks(learner)
     assert holding.peak == MEMBER_ASKS_AT_ONCE
     assert sorted(holding.asked) == sorted(urls) and holding.cancelled == []
+
+
+async def test_an_ask_made_as_a_link_came_up_is_dropped_once_another_link_is_up(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every slot taken by a round's held asks, ``flapping`` links, and its ask waits;
+    the link ends and the next comes up, whose ask waits too. Once the slots are free
+    ``flapping`` is asked once, on the link up: the first link's ask is dropped (it
+    would ask on the new link again, a second slot taken for one link)."""
+    learner, peers = await linked_to(make_node, MEMBER_ASKS_AT_ONCE, PATIENT_ASKS)
+    flapping = await make_node(cluster_secret=SECRET, sync=FAST)
+    urls = [peer.url for peer in peers]
+    async with held(monkeypatch, [*urls, flapping.url]) as holding:
+        for url in [*urls, flapping.url]:
+            holding.lists[url] = {"node_id": "n-lister", "advertise_url": None, "peers": []}
+        round_ = asyncio.create_task(learner.gossip.learn_once())
+        await until(lambda: holding.asking == set(urls))
+        assert await learner.gossip.add_peer(flapping.url, learned=False)
+        runner = learner.gossip.runners[f"url:{flapping.url}"]
+        node = flapping.astore.node_id
+        await until(lambda: runner.linked_to == node)
+        runner.drop = "test: the link ends"
+        runner.wake.set()
+        await until(lambda: runner.links == 2 and runner.linked_to == node)
+        assert holding.asking == set(urls)  # both of its asks wait for a slot
+        for url in [*urls, flapping.url]:
+            holding.release(url)
+        await round_
+        await link_up_asks(learner)
+    assert holding.asked.count(flapping.url) == 1
+    assert sorted(holding.asked) == sorted([*urls, flapping.url])

@@ -18,6 +18,7 @@ from tests.support.devices import (
     device_node,
     device_view,
     linked_devices,
+    paired,
     remove_device,
     told_removed,
 )
@@ -28,18 +29,6 @@ pytestmark = pytest.mark.integration
 
 def removed_here(node: NodeProcess, device: str) -> bool:
     return any(row["device_id"] == device for row in node.get("/v1/devices")["removed"])
-
-
-def paired(cluster: Cluster) -> tuple[NodeProcess, NodeProcess, NodeProcess]:
-    """A, B and P, each added on A, all linked with A."""
-    a = device_node(cluster, "a")
-    b = device_node(cluster, "b", peers=[a.url])
-    add_device(a, b, "b")
-    p = device_node(cluster, "p", peers=[a.url, b.url])
-    add_device(a, p, "phone")
-    wait_until(lambda: {device_id(b), device_id(p)} <= linked_devices(a), LINK_TIMEOUT_S,
-               "b and p linked with a")
-    return a, b, p
 
 
 def test_a_lost_phone_is_shut_out_and_its_past_events_stay(tmp_path: Path) -> None:

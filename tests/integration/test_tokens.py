@@ -21,9 +21,8 @@ from click.testing import CliRunner
 from crdt.automerge.document import automerge_url
 from node.cli.group import main
 from node.cli.tokens import HEADERS
-from tests.integration.test_lost_phone import paired
 from tests.support.cluster import Cluster
-from tests.support.devices import device_id
+from tests.support.devices import device_id, paired
 from tests.support.interop import append, message, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess, run_cli

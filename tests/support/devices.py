@@ -1,6 +1,7 @@
 """Devices paired without a shared secret, for the tests of real node processes: a node
 named as a device (``device_node``), its id and what it shows of itself, the devices
-linked with it, and the ``devices add`` and ``devices remove`` commands run on a member."""
+linked with it, the ``devices add`` and ``devices remove`` commands run on a member, and
+three devices added on the first (``paired``)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,15 @@ def told_removed(node: NodeProcess) -> dict[str, Any]:
 def device_node(cluster: Cluster, name: str, peers: list[str] = ()) -> NodeProcess:  # type: ignore[assignment]
     return cluster.node(name, secret=None, peers=peers, advertise=True,
                         extra_args=[*FAST, "--name", name])
+
+
+def paired(cluster: Cluster) -> tuple[NodeProcess, NodeProcess, NodeProcess]:
+    """A, B and P, each added on A, all linked with A."""
+    a = device_node(cluster, "a")
+    b = device_node(cluster, "b", peers=[a.url])
+    add_device(a, b, "b")
+    p = device_node(cluster, "p", peers=[a.url, b.url])
+    add_device(a, p, "phone")
+    wait_until(lambda: {device_id(b), device_id(p)} <= linked_devices(a), LINK_TIMEOUT_S,
+               "b and p linked with a")
+    return a, b, p

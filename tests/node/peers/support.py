@@ -1,8 +1,8 @@
 """What the peer tests share: real nodes' settings for quick tests, waits on what a node
 shows, a server that records what a dial sends, one that stalls, one that answers the
-same to every ask, and the set-ups several tests start from (a laptop that stopped, a
-phone linked through a proxy, a learner linked to peers, its members rounds run by
-hand)."""
+same to every ask, the member lists a node logs as refused, and the set-ups several
+tests start from (a laptop that stopped, a phone linked through a proxy, a learner
+linked to peers, its members rounds run by hand)."""
 
 from __future__ import annotations
 
@@ -245,6 +245,12 @@ def answer(status: int, body: str | bytes, *, asks: list[str] | None = None,
                             body=body.encode() if isinstance(body, str) else body)
 
     return answering
+
+
+def refusals(said: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The ``members not listed`` lines logged: level and reason."""
+    return [(entry["log_level"], entry["reason"]) for entry in said
+            if entry["event"] == "members not listed"]
 
 
 async def rounds_by_hand(node: RunningNode) -> None:

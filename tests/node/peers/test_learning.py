@@ -33,6 +33,7 @@ from tests.node.peers.support import (
     listed_as,
     ordered,
     recording_server,
+    refusals,
     rounds_by_hand,
     stopped_laptop,
     until,
@@ -194,7 +195,6 @@ async def test_a_member_address_is_dialed_on_however_often_it_fails(
     assert node.gossip.runners.get(f"url:{dead}") is runner
 
 
-
 async def test_member_lists_are_asked_for_only_over_links_that_open_them(
         make_node: NodeFactory, tmp_path: Path) -> None:
     """A node with a CA and no cluster secret dials ``plain``, which took it as a
@@ -329,12 +329,6 @@ async def refusing_peer(make_node: NodeFactory, tmp_path: Path) -> tuple[Any, An
     return node, peer
 
 
-def refusals(said: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """The ``members not listed`` lines logged: level and reason."""
-    return [(entry["log_level"], entry["reason"]) for entry in said
-            if entry["event"] == "members not listed"]
-
-
 async def test_a_peer_that_refuses_its_member_list_is_asked_again_only_after_a_hold(
         make_node: NodeFactory, tmp_path: Path) -> None:
     """The refusal cannot change while the link is up (it is ``peer``'s configuration):
@@ -369,7 +363,6 @@ async def test_the_members_rounds_end_when_cancelled_as_the_membership_changes(
     with pytest.raises(asyncio.CancelledError):
         async with asyncio.timeout(DEADLINE_S):
             await rounds
-
 
 
 async def test_a_member_list_refused_is_said_once_for_overlapping_asks_and_not_of_a_new_link(

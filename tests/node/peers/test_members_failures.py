@@ -21,8 +21,7 @@ import structlog
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.member_lists import SKIPPED
 from node.peers.transport import fetch_members
-from tests.node.peers.support import NodeFactory, answer, linked_to, serving
-from tests.node.peers.test_learning import refusals
+from tests.node.peers.support import NodeFactory, answer, linked_to, refusals, serving
 from tests.support.processes import free_port
 
 #: Rounds asked in a row: enough to see a line logged at each, were it so.
@@ -37,7 +36,6 @@ def asked_at(monkeypatch: pytest.MonkeyPatch, where: Callable[[], str]) -> None:
         return await fetch_members(http, where(), **kwargs)
 
     monkeypatch.setattr("node.peers.learning.fetch_members", elsewhere)
-
 
 
 async def test_a_404_is_logged_once_for_the_link_and_held_off_until_a_list_is_read(

@@ -95,7 +95,6 @@ async def held(monkeypatch: pytest.MonkeyPatch, peers: list[str]) -> AsyncIterat
                 event.set()  # the server's stop waits for the answers it owes
 
 
-
 def listing(node: RunningNode) -> dict[str, Any]:
     """A member list that names ``node`` at its address."""
     return {"node_id": "n-lister", "advertise_url": None,

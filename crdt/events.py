@@ -127,8 +127,8 @@ class Event:
         """Rebuild an event that this node verified before it stored it (no re-validation)."""
         content = codec.decode_trusted(data)
         ms, counter = content["timestamp"]
-        # Made as a peer's events are (``_new_event``): every event read back from the
-        # log (``StoredEvent.from_record``) is made this way.
+        # Made as a peer's events are (``_new_event``): every event read back with its
+        # content (``StoredEvent.from_record``) is made this way.
         return _new_event(content["session_key"], content["agent_id"],
                           _new_hlc(Hlc, (ms, counter)), content["kind"], content["payload"],
                           data, event_id)

@@ -9,6 +9,7 @@ wrong) and unexpected bodies are all translated in exactly one place, ``_Transla
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,25 @@ class StreamEvent:
 #: Statuses that say "no such route or method here" (not found, method not allowed, not
 #: implemented): without a node's JSON error body, the address serves no clawsync API.
 NO_ROUTE = frozenset({404, 405, 501})
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+# Python's json takes NaN, Infinity and numbers past a float's range (1e999 as inf),
+# which no node sends and on which the commands' arithmetic fails (``math.ceil``): they
+# are a ValueError like any answer that is not JSON, as the node's own decoder refuses
+# them in requests (``node.http.wire``). One decoder: ``json.loads`` with hooks builds
+# a new one per call.
+_ANSWERS = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def checked_node_url(url: str) -> str:
@@ -168,8 +188,11 @@ class Transport:
         """Raise the ``ClientError`` that explains an error answer."""
         status = response.status
         try:
-            error = json.loads(await _body(response, self.limits.answer_bytes_max))["error"]
-            code, message, field = error.get("code"), str(error["message"]), error.get("field")
+            error = _parse(await _body(response, self.limits.answer_bytes_max))["error"]
+            # Only text is a code or a field: ``failure`` looks them up in sets.
+            code, field = (value if isinstance(value, str) else None
+                           for value in (error.get("code"), error.get("field")))
+            message = str(error["message"])
             details = {name: value for name, value in error.items()
                        if name not in ("code", "message", "field")}
         # RecursionError: JSON nested deeper than Python's parser goes (``[`` x 200,000);
@@ -258,7 +281,7 @@ class Transport:
         timeout = aiohttp.ClientTimeout(total=self.limits.connect_timeout_s)
         try:
             async with self._http().get(self._url("/v1/node"), timeout=timeout) as response:
-                body = json.loads(await _body(response, self.limits.answer_bytes_max)) \
+                body = _parse(await _body(response, self.limits.answer_bytes_max)) \
                     if response.status == 200 else None
         except (aiohttp.ClientError, ClientError, TimeoutError, ValueError, RecursionError):
             return None
@@ -353,13 +376,32 @@ async def _body(response: aiohttp.ClientResponse, limit_bytes: int) -> bytes:
     return b"".join(parts)
 
 
+def _parse(raw: bytes | str) -> Any:
+    """A node's answer parsed as JSON: a ValueError for what is not JSON, or holds NaN,
+    Infinity or a number past a float's range.
+
+    >>> _parse(b'{"retry_in_s": 1.5}')
+    {'retry_in_s': 1.5}
+    >>> _parse(b'{"retry_in_s": Infinity}')
+    Traceback (most recent call last):
+    ValueError: Infinity is not a JSON number
+    >>> _parse(b'[1e400]')
+    Traceback (most recent call last):
+    ValueError: number 1e400 is out of range
+    """
+    # As ``json.loads`` reads bytes (UTF-8, -16 or -32).
+    text = raw.decode(json.detect_encoding(raw), "surrogatepass") \
+        if isinstance(raw, bytes) else raw
+    return _ANSWERS.decode(text)
+
+
 async def json_object(response: aiohttp.ClientResponse, limit_bytes: int) -> dict[str, Any]:
     """The response body as a JSON object, or a ``ClientError`` saying what came instead
     (``AnswerTooLong`` past ``limit_bytes``); ``Client`` and ``node.client.subscribe``
     read their answers with it."""
     raw = await _body(response, limit_bytes)
     try:
-        body = json.loads(raw)
+        body = _parse(raw)
     # RecursionError: JSON nested deeper than Python's parser goes (``[`` x 200,000).
     except (ValueError, RecursionError):
         body = None
@@ -405,7 +447,7 @@ def _stream_event(fields: dict[str, str]) -> StreamEvent | None:
     if fields.get("event", "message") not in ("event", "message"):
         return None
     try:
-        event = json.loads(fields["data"])
+        event = _parse(fields["data"])
     except RecursionError:  # nested deeper than Python's parser goes (``[`` x 100,000)
         raise UnreadableStream("the live stream sent data that is not JSON this client reads: "
                           "nested too deep") from None

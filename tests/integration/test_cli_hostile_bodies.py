@@ -37,6 +37,20 @@ BIG_EVENT_CHARS = 1024 * 1024
 ENDLESS_BYTES = 80 * 1024 * 1024
 #: A live stream's message of many short lines, past ``stream_message_bytes_max``.
 LONG_MESSAGE = 8 * 1024 * 1024
+#: 400 bodies whose "error" is not the node's shape, by mode: no object (as some web
+#: servers and proxies word a refusal), a code or a field that is no text.
+REFUSALS: dict[str, Any] = {
+    "texterror": {"error": "Bad Request"},
+    "codelist": {"error": {"code": ["x"], "message": "m"}},
+    "codeobject": {"error": {"code": {}, "message": "m"}},
+    "fieldlist": {"error": {"code": "invalid_field", "message": "m", "field": ["f"]}},
+}
+#: A link of ``GET /v1/peers`` that backs off for ever: JSON has no Infinity, Python's
+#: ``json.dumps`` writes it all the same.
+ENDLESS_BACKOFF = {"link": "http://127.0.0.1:1/", "url": "http://127.0.0.1:1/",
+                   "direction": "out", "node_id": "peer-1", "state": "backoff",
+                   "retry_in_s": float("inf"), "last_contact_s_ago": None,
+                   "bytes_in": 0, "bytes_out": 0}
 
 
 class _Hostile(Quiet):
@@ -61,8 +75,12 @@ class _Hostile(Quiet):
             self._send(200, DEEP)
         elif mode == "deeperror":
             self._send(400, DEEP)
-        elif mode == "texterror":  # as some web servers and proxies word a refusal
-            self._send(400, b'{"error": "Bad Request"}')
+        elif mode in REFUSALS:
+            self.answer(400, REFUSALS[mode])
+        elif mode == "infinity" and path == "/healthz":
+            self.answer(200, {"status": "ok", "node_id": "n1", "head": 0})
+        elif mode == "infinity":
+            self.answer(200, {"peers": [ENDLESS_BACKOFF]})
         elif mode == "declared":  # a length no answer has, and nothing after it
             self._send(200, b"", length=2**40)
         elif mode == "endless":
@@ -129,9 +147,23 @@ def test_deeply_nested_json_in_a_refusal_is_said(hostile: str) -> None:
     assert "the node refused" in said, said
 
 
-def test_a_refusal_whose_error_is_no_object_is_said(hostile: str) -> None:
-    said = one_error_line(run_cli(f"{hostile}/m/texterror", "events", "s1"))
-    assert "the node refused" in said and "Traceback" not in said, said
+@pytest.mark.parametrize("mode", sorted(REFUSALS))
+@pytest.mark.parametrize("args", [("events", "s1"),
+                                  ("append", "s1", "message_received", "content=hi")])
+def test_a_refusal_of_another_shape_is_said(hostile: str, mode: str,
+                                            args: tuple[str, ...]) -> None:
+    result = run_cli(f"{hostile}/m/{mode}", *args)
+    # A code that is text blames the input (2); the others are no clawsync answer (1).
+    assert result.returncode == (2 if mode == "fieldlist" else 1), result.stderr[-1000:]
+    assert "Traceback" not in result.stderr, result.stderr[-1000:]
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), \
+        result.stderr[-1000:]
+    assert "the node refused" in result.stderr, result.stderr
+
+
+def test_status_says_a_number_json_has_not(hostile: str) -> None:
+    said = one_error_line(run_cli(f"{hostile}/m/infinity", "status"))
+    assert "not a JSON object" in said, said
 
 
 def test_the_stand_in_sends_more_than_the_limits() -> None:

@@ -10,6 +10,9 @@ may work. ``crdt.storage`` raises it in place of every error of SQLite or diskca
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 
 class CrdtError(Exception):
     """Base of every error raised by ``crdt``."""
@@ -52,6 +55,10 @@ class TimestampAhead(InvalidInput):
     ...                        clock_ms=1_700_000_000_000)
     >>> error.code, error.bound_ms, error.clock_ms
     ('timestamp_ahead', 60000, 1700000000000)
+    >>> import copy, pickle
+    >>> all(vars(twin) == vars(error) and str(twin) == str(error)
+    ...     for twin in (pickle.loads(pickle.dumps(error)), copy.copy(error)))
+    True
     """
 
     code = "timestamp_ahead"
@@ -61,6 +68,13 @@ class TimestampAhead(InvalidInput):
         super().__init__(message, field=field)
         self.bound_ms = bound_ms
         self.clock_ms = clock_ms
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # An exception pickles and copies as ``cls(*args)``, args being the message
+        # alone: the other errors of InvalidInput round-trip so, this one lacks its
+        # required bounds.
+        return (partial(type(self), self.reason, field=self.field, bound_ms=self.bound_ms,
+                        clock_ms=self.clock_ms), (), self.__dict__)
 
 
 class NotFound(CrdtError):

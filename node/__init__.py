@@ -5,6 +5,7 @@ the event loop. Nothing imports ``node``.
     limits.py   the limits of a node and of its clients, the tables of the --config file
     checks.py   checks of tokens, secrets and addresses, shared with the client commands
     headers.py  the names of the client API's own headers, sent by the node, read by clients
+    json_numbers.py  NaN, Infinity and overflowing numbers refused by the node and its client
     empty_variables.py  variables set but empty, refused by serve and the client commands
     logs.py     logging (structlog), one setting for the node's lines and libraries'
     log_stream.py  the stream the lines go to: never raises, never blocks, counts drops

@@ -9,7 +9,6 @@ wrong) and unexpected bodies are all translated in exactly one place, ``_Transla
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from yarl import URL
 from crdt.addresses import address_refusal, normal_address, unshown_refusal
 from node.client.errors import ClientError
 from node.config import software_version
+from node.json_numbers import finite_float, refuse_constant
 from node.limits import ClientLimits
 from node.lookups import LookupResolver
 from node.text import printable
@@ -41,23 +41,10 @@ class StreamEvent:
 NO_ROUTE = frozenset({404, 405, 501})
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text[:40]} is out of range")
-    return value
-
-
-# Python's json takes NaN, Infinity and numbers past a float's range (1e999 as inf),
-# which no node sends and on which the commands' arithmetic fails (``math.ceil``): they
-# are a ValueError like any answer that is not JSON, as the node's own decoder refuses
-# them in requests (``node.http.wire``). One decoder: ``json.loads`` with hooks builds
-# a new one per call.
-_ANSWERS = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+# NaN, Infinity and numbers past a float's range are a ValueError like any answer that
+# is not JSON (``node.json_numbers``). One decoder: ``json.loads`` with hooks builds a
+# new one per call.
+_ANSWERS = json.JSONDecoder(parse_constant=refuse_constant, parse_float=finite_float)
 
 
 def checked_node_url(url: str) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import zlib
 from collections.abc import Callable, Mapping
@@ -47,6 +46,7 @@ from crdt.errors import (
 )
 from node.http.errors import HttpError, invalid_encoding
 from node.http.params import refuse_unknown_params
+from node.json_numbers import finite_float, refuse_constant
 from node.store import StoreBusy, StoreClosing
 from node.text import bom_length
 
@@ -200,17 +200,6 @@ def _too_deep(syntax: str) -> LimitExceeded:
                          f"(an event's values may nest {codec.DEPTH_MAX})", field="body")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise InvalidInput(f"JSON: {name} is not a JSON number", field="body")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise InvalidInput(f"JSON: number {text[:40]} is out of range", field="body")
-    return value
-
-
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in pairs:
@@ -221,7 +210,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # One decoder for every body: ``json.loads`` with hooks builds a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
+_DECODER = json.JSONDecoder(parse_constant=refuse_constant, parse_float=finite_float,
                             object_pairs_hook=_object)
 
 

@@ -46,8 +46,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 
-from crdt.automerge.document import Replica, automerge_url, new_sync_state
-from crdt.errors import CrdtError
+from crdt.automerge.document import Replica, automerge_url, new_sync_state, parse_automerge_url
+from crdt.errors import CrdtError, InvalidInput
 from node.client.errors import ClientError
 from node.client.transport import AnswerTooLong, checked_node_url, json_object
 from node.headers import AUTOMERGE_URL_HEADER
@@ -158,7 +158,8 @@ async def _document_text(http: aiohttp.ClientSession, node: str, session_key: st
     names it in a header (``AUTOMERGE_URL_HEADER``), ahead of the projection, which is
     then closed unread: its JSON may be six times the document's text (a control
     character is sent as ``\\u0001``) and far more than its compressed Automerge form.
-    A node without the header (an older one) names it only at the end of the projection:
+    A node without the header (an older one), or a header that is not a valid document
+    URL (mangled on the way), leaves it to the end of the projection:
     one longer than ``ClientLimits.answer_bytes_max`` is followed under the derived id,
     which is its document until a forget; one that is not a JSON object (nested deeper
     than Python parses, a proxy's page) is a ``SubscribeError`` without ``reconnect``;
@@ -181,12 +182,20 @@ async def _document_text(http: aiohttp.ClientSession, node: str, session_key: st
 
 
 def _is_document_url(found: object) -> TypeGuard[str]:
-    """Whether the node named a document (an Automerge URL) in ``found``.
+    """Whether the node named a document (an Automerge URL) in ``found``. The id itself
+    is checked, not only the prefix: a proxy may mangle the header, and a subscription
+    that asked for a malformed id would end on the node's refusal, not the document.
 
     >>> _is_document_url("automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu"), _is_document_url(None)
     (True, False)
+    >>> _is_document_url("automerge:"), _is_document_url("automerge:4NMNnkMhL8jXrdJ9jamS58PAVdXu!")
+    (False, False)
     """
-    return isinstance(found, str) and found.startswith("automerge:")
+    try:
+        parse_automerge_url(found)
+    except InvalidInput:
+        return False
+    return True
 
 
 async def _url_in_body(response: aiohttp.ClientResponse, limits: ClientLimits,

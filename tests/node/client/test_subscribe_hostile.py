@@ -3,7 +3,8 @@
 (not a JSON object, nested deeper than Python parses, longer than
 ``ClientLimits.answer_bytes_max``), or names the document only in its body, as a node
 from before the ``X-Clawsync-Automerge-Url`` header does, or in that header ahead of a
-body never read.
+body never read (one that never ends), or in the body behind a header that an
+``automerge:`` prefix does not make a document URL (read as an older node's).
 Without ``reconnect``, one that is not a JSON object is a ``SubscribeError`` saying so;
 with it, the subscription goes on as it does with a node out of reach. One too long is
 neither read whole (a full memory) nor an error: the subscription goes on with the
@@ -43,15 +44,28 @@ LIMITS = ClientLimits(answer_bytes_max=ANSWER_BYTES_MAX, subscribe_retry_base_s=
 
 #: The document the stand-in names in the modes that name one (not the key's own).
 NAMED = automerge_url("another")
+#: Headers a proxy might leave behind, by mode: an automerge: prefix and no valid id.
+MANGLED = {"bogus": "automerge:bogus!", "bare": "automerge:", "junk": NAMED + "junk"}
 
 
 async def _session(request: web.Request) -> web.StreamResponse:
     mode = request.match_info["mode"]
     if mode == "older":  # a node from before the header: the id only in the body
         return web.json_response({"session_key": "s1", "automerge_url": NAMED})
-    if mode == "headed":  # the header, and a body that is not read (it would be refused)
-        return web.Response(text="<html>not read</html>", content_type="text/html",
-                            headers={AUTOMERGE_URL_HEADER: NAMED})
+    if mode == "headed":  # the header, and a body that never ends: read, it would hang
+        response = web.StreamResponse(headers={AUTOMERGE_URL_HEADER: NAMED})
+        response.content_type = "text/html"
+        await response.prepare(request)
+        try:
+            while True:  # until the client hangs up
+                await response.write(b"<html>" + b" " * (16 * 1024))
+                await asyncio.sleep(0.01)  # slow: a client that reads holds little
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
+    if mode in MANGLED:  # a header that is no document URL, and the id in the body
+        return web.json_response({"session_key": "s1", "automerge_url": NAMED},
+                                 headers={AUTOMERGE_URL_HEADER: MANGLED[mode]})
     if mode == "deep":  # deeper than Python parses, within the cap
         return web.Response(body=b"[" * 50_000, content_type="application/json")
     if mode == "list":
@@ -94,7 +108,7 @@ async def hostile() -> AsyncIterator[StandIn]:
     async def socket(request: web.Request) -> web.StreamResponse:
         mode = request.match_info["mode"]
         stand_in.sockets[mode] += 1
-        if mode not in ("older", "headed"):
+        if mode not in ("older", "headed", *MANGLED):
             return web.Response(status=503)
         # Answer the join, note the document the first request names, and hang up.
         ws = web.WebSocketResponse()
@@ -163,9 +177,29 @@ async def test_the_subscription_goes_on_to_the_document(
 async def test_the_subscription_asks_for_the_document_the_node_names(
         hostile: StandIn, mode: str) -> None:
     # An older node names it in the body, read as before; a newer one in the header,
-    # and the body (here one that, read, would be refused) stays unread.
+    # and the body (here one that never ends) stays unread.
     async with asyncio.timeout(DEADLINE_S):
         async for _ in projections(f"{hostile.url}/m/{mode}", "s1", limits=LIMITS,
                                    reconnect=False):
             pass
     assert hostile.asked[mode] == [NAMED.removeprefix("automerge:")]
+
+
+@pytest.mark.parametrize("mode", sorted(MANGLED))
+async def test_a_header_naming_no_document_leaves_it_to_the_body(
+        hostile: StandIn, mode: str) -> None:
+    # The header's id is checked, not only its prefix: asked for, a malformed one would
+    # end even a reconnecting subscription on the node's refusal.
+    views = projections(f"{hostile.url}/m/{mode}", "s1", limits=LIMITS, reconnect=True)
+    task = asyncio.ensure_future(anext(views))
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            while len(hostile.asked.get(mode, [])) < 2 and not task.done():
+                await asyncio.sleep(0.01)
+        assert not task.done()
+        assert set(hostile.asked[mode]) == {NAMED.removeprefix("automerge:")}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, SubscribeError):
+            await task
+        await views.aclose()

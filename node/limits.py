@@ -159,8 +159,9 @@ class ClientLimits:
     #: is the node's ``page_bytes_max`` plus one event (within ``body_bytes_max``): 64
     #: MiB holds it. A session's projection is bounded by nothing the node sets (its JSON
     #: may be six times its text, the text far more than its compressed Automerge
-    #: document): ``Client`` refuses one past this, ``node.client.subscribe`` follows the
-    #: document its key names instead of reading it.
+    #: document): ``Client`` refuses one past this. ``node.client.subscribe`` takes the
+    #: document's name from the answer's header and reads no body; only an older node's
+    #: answer (no header) past this is followed under the document its key names.
     answer_bytes_max: int = RepoLimits().served_bytes_max + 64 * 1024
     #: Largest message of the live stream (one event: within the node's
     #: ``body_bytes_max``, with room for its JSON around it); past it the stream ends

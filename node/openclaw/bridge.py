@@ -110,6 +110,8 @@ class Bridge:
         change since the last look."""
         tally = Tally()
         sources = self.state.sources()
+        if sources is None:  # not listed: no store is known gone, none read; next look
+            return tally
         self._forget_stores_gone(sources)
         for agent_id, source in sources:
             changed = source.changed()

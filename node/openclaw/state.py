@@ -265,14 +265,18 @@ class StateFolder:
     agents: list[str] | None = None  # only these; None: every agent found
     _sources: dict[tuple[str, str], Source] = field(default_factory=dict)
 
-    def sources(self) -> list[tuple[str, Source]]:
-        """(agent id, reader) for every store now present; new agents are picked up."""
+    def sources(self) -> list[tuple[str, Source]] | None:
+        """(agent id, reader) for every store now present; new agents are picked up.
+        None if the ``agents`` folder is there but could not be listed (a passing error,
+        say): what is present is then unknown, which is not the same as nothing."""
         found: list[tuple[str, Source]] = []
         try:
             folders = sorted(entry for entry in (self.path / "agents").iterdir()
                              if entry.is_dir())
-        except OSError:
+        except FileNotFoundError:
             folders = []
+        except OSError:
+            return None
         for folder in folders:
             agent_id = folder.name
             if self.agents is not None and agent_id not in self.agents:

@@ -341,6 +341,36 @@ def test_a_waiting_session_whose_whole_store_is_deleted_no_longer_waits(
             folder.close()
 
 
+@pytest.mark.parametrize("kind", ["db", "jsonl"])
+def test_a_waiting_session_outlives_a_look_that_could_not_list_the_agents(
+        tmp_path: Path, kind: str) -> None:
+    """The agents folder not listed for one look (here a file in its place; root reads
+    a folder whatever its mode) says nothing of what is gone: the session waits on."""
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
+    if kind == "db":
+        write_sessions(tmp_path, {(KEY_A, A): a})
+    else:
+        write_jsonl(tmp_path, KEY_A, A, a)
+    told: list[str] = []
+    agents = tmp_path / "agents"
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            cursor = _cursor(tmp_path, store)
+            agents.rename(tmp_path / "away")
+            agents.write_text("")
+            assert _pass(bridge) == Tally()
+            agents.unlink()
+            (tmp_path / "away").rename(agents)
+            _pass(bridge, only_changed=False)
+            assert not any(GONE in text for text in told)
+            assert _cursor(tmp_path, store) == cursor
+        finally:
+            folder.close()
+
+
 def test_a_waiting_transcript_named_anew_by_the_index_goes_in_under_its_key(
         tmp_path: Path) -> None:
     now_ms = int(time.time() * 1000)

@@ -190,9 +190,11 @@ def test_state_folder_checks(tmp_path: Path) -> None:
     FakeGateway(tmp_path, "main")
     write_jsonl(tmp_path, "k", "s", transcript.records()[:1], agent_id="other")
     state = StateFolder(check_state_folder(tmp_path))
-    assert [(agent, type(source).__name__) for agent, source in state.sources()] == [
+    assert [(agent, type(source).__name__) for agent, source in state.sources() or []] == [
         ("main", "AgentDatabase"), ("other", "AgentSessions")]
-    assert [agent for agent, _ in StateFolder(tmp_path, ["other"]).sources()] == ["other"]
+    assert [agent for agent, _ in StateFolder(tmp_path, ["other"]).sources() or []] == [
+        "other"]
+    assert StateFolder(tmp_path / "nope").sources() == []  # no agents folder: no stores
 
 
 @pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))

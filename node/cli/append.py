@@ -31,6 +31,7 @@ from node.cli.options import client_options, session_key
 from node.cli.output import print_json_lines, printable
 from node.client.errors import ClientError
 from node.empty_variables import param_named
+from node.json_numbers import finite_float, refuse_constant
 from node.text import NotUtf8, file_text
 
 if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor aiohttp)
@@ -40,6 +41,9 @@ if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor
 #: ``ClientLimits().import_batch_events_max``, which the help shows without loading
 #: ``node.config`` (tests/node/cli/test_loading.py holds the two together).
 IMPORT_BATCH_EVENTS_MAX = 1000
+
+# Python's json takes NaN, Infinity and 1e999 (as inf); no node does (node.json_numbers).
+_DECODER = json.JSONDecoder(parse_constant=refuse_constant, parse_float=finite_float)
 
 #: How each field type is written on the command line, by validator (crdt/kinds.py).
 _FIELD_FORMS = {"text": "=TEXT", "_state_key": "=TEXT", "_boolean": ":=true|false"}
@@ -103,7 +107,7 @@ def _split_field(kind: str, item: str) -> tuple[str, Any, bool]:
     if not is_json:
         return name, value, False
     try:
-        return name, json.loads(value), True
+        return name, _DECODER.decode(value), True
     except ValueError as error:
         raise click.UsageError(f"{name}:= needs a JSON value ({error}); "
                                f"write {name}={value} to pass it as text") from None
@@ -172,24 +176,53 @@ def only_nodes_write(event: dict[str, Any]) -> bool:
 def _parse_document(text: str, name: str) -> list[Any]:
     """One JSON document (object or array), or else JSON lines."""
     try:
-        document = json.loads(text)
-    except ValueError as error:
+        return _events_of(_DECODER.decode(text))
+    except json.JSONDecodeError as error:
         if text.lstrip().startswith("["):
             raise InputError(f"{name} is not valid JSON: {error}") from None
         return list(_json_lines(text, name))
+    except ValueError as error:
+        raise InputError(_refused_number(text, name, error)) from None
+
+
+def _events_of(document: Any) -> list[Any]:
     if isinstance(document, dict) and "kind" not in document \
             and isinstance(document.get("events"), list):
         return list(document["events"])  # a page, as GET .../events answers
     return document if isinstance(document, list) else [document]
 
 
+def _refused_number(text: str, name: str, error: ValueError) -> str:
+    """Where a number no node takes (NaN, Infinity, 1e999) sits in JSON that is valid
+    otherwise: its event's number, as Python's own ``json`` reads them."""
+    try:
+        events = _events_of(json.loads(text))
+    except ValueError:  # JSON lines, the number on the first (later ones fail as extra data)
+        first = next(number for number, line in enumerate(text.splitlines(), 1)
+                     if line.strip())
+        return f"line {first} of {name}: {error}"
+    number = next((number for number, event in enumerate(events, 1)
+                   if not _finite(event)), None)
+    return f"{name}: {error}" if number is None else f"event #{number} in {name}: {error}"
+
+
+def _finite(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _json_lines(text: str, name: str) -> Iterator[Any]:
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
-                yield json.loads(line)
-            except ValueError as error:
+                yield _DECODER.decode(line)
+            except json.JSONDecodeError as error:
                 raise InputError(f"line {number} of {name} is not JSON: {error}") from None
+            except ValueError as error:  # NaN, Infinity, 1e999: no node takes them
+                raise InputError(f"line {number} of {name}: {error}") from None
 
 
 def batches(events: list[dict[str, Any]], limits: ClientLimits,

@@ -140,6 +140,29 @@ def test_node_refusal_is_shown(node: NodeProcess, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no session 'no-such-session'" in missing.stderr
 
 
+def test_a_number_json_has_not_is_said_where_it_was_written(node: NodeProcess,
+                                                            tmp_path: Path) -> None:
+    """NaN, Infinity and 1e999 (Python's json reads it as inf) are the input's fault, said
+    as its other mistakes are: the node refused them as "body: JSON: Infinity is not a
+    JSON number", naming neither what was written nor where."""
+    head = node.get("/healthz")["head"]
+    said = run_cli(node, "append", "s1", "tool_called", "tool_name=x", 'params:={"a": 1e999}')
+    assert (said.returncode, said.stderr.splitlines()[-1]) == (
+        2, 'Error: params:= needs a JSON value (number 1e999 is out of range); write '
+           'params={"a": 1e999} to pass it as text'), said.stderr
+    good = '{"kind": {"type": "message_received", "content": "hi"}}'
+    for text, where in (
+            (f'{good}\n{{"kind": {{"type": "message_received", "content": NaN}}}}\n',
+             "line 2 of <stdin>: NaN is not a JSON number"),
+            ('{"kind": {"type": "message_received", "content": -Infinity}}\n' + good,
+             "line 1 of <stdin>: -Infinity is not a JSON number"),
+            (f'[{good},\n {{"kind": {{"type": "message_received", "content": 1e999}}}}]',
+             "event #2 in <stdin>: number 1e999 is out of range")):
+        result = run_cli(node, "append", "s1", "--file", "-", input=text)
+        assert (result.returncode, result.stderr) == (2, f"Error: {where}\n"), result.stderr
+    assert node.get("/healthz")["head"] == head  # nothing was sent, not even line 1
+
+
 def test_a_malformed_argument_the_node_refuses_exits_2_and_changes_nothing(
         node: NodeProcess) -> None:
     """Usage mistakes only the node can find exit as those click finds do (2), with the

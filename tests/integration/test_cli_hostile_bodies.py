@@ -45,6 +45,11 @@ REFUSALS: dict[str, Any] = {
     "codeobject": {"error": {"code": {}, "message": "m"}},
     "fieldlist": {"error": {"code": "invalid_field", "message": "m", "field": ["f"]}},
 }
+#: A refusal whose detail is a number JSON has not (``json.dumps`` writes ``Infinity``):
+#: the client reads it as no refusal of the node's shape, as any body that is not JSON.
+ENDLESS_BOUND = {"error": {"code": "timestamp_ahead", "field": "timestamp",
+                           "message": "timestamp: past the bound", "bound_ms": float("inf"),
+                           "clock_ms": 0}}
 #: A link of ``GET /v1/peers`` that backs off for ever: JSON has no Infinity, Python's
 #: ``json.dumps`` writes it all the same.
 ENDLESS_BACKOFF = {"link": "http://127.0.0.1:1/", "url": "http://127.0.0.1:1/",
@@ -77,6 +82,8 @@ class _Hostile(Quiet):
             self._send(400, DEEP)
         elif mode in REFUSALS:
             self.answer(400, REFUSALS[mode])
+        elif mode == "endlessbound":
+            self.answer(400, ENDLESS_BOUND)
         elif mode == "infinity" and path == "/healthz":
             self.answer(200, {"status": "ok", "node_id": "n1", "head": 0})
         elif mode == "infinity":
@@ -121,6 +128,9 @@ class _Hostile(Quiet):
             body = b"id: 1\ndata: " + json.dumps(event).encode() + b"\n\n"
         elif mode == "sse-kind":
             body = b'id: 1\ndata: {"position": 1, "kind": 5}\n\n'
+        elif mode == "sse-nan":
+            body = b'id: 1\ndata: {"position": 1, "session_key": "s1", "kind": ' \
+                b'{"type": "message_received", "content": NaN}}\n\n'
         else:  # many short data lines of one message that never ends
             line = b"data: " + b"x" * 1000 + b"\n"
             body = line * (LONG_MESSAGE // len(line))
@@ -164,6 +174,14 @@ def test_a_refusal_of_another_shape_is_said(hostile: str, mode: str,
 def test_status_says_a_number_json_has_not(hostile: str) -> None:
     said = one_error_line(run_cli(f"{hostile}/m/infinity", "status"))
     assert "not a JSON object" in said, said
+
+
+def test_a_refusal_with_a_number_json_has_not_is_said_without_it(hostile: str) -> None:
+    result = run_cli(f"{hostile}/m/endlessbound", "append", "s1", "message_received",
+                     "content=hi")
+    # Its words ("past the bound") are not shown: its body is no refusal of a node's.
+    assert (result.returncode, result.stderr) == (
+        1, "Error: the node refused the event: Bad Request\n"), result.stderr
 
 
 def test_the_stand_in_sends_more_than_the_limits() -> None:
@@ -233,6 +251,19 @@ def test_the_client_says_deep_json_in_a_stream(hostile: str) -> None:
 
     with pytest.raises(ClientError, match="nested too deep"):
         asyncio.run(first())
+
+
+def test_the_client_says_a_number_json_has_not_in_a_stream(hostile: str) -> None:
+    async def first() -> Any:
+        async with Client(f"{hostile}/m/sse-nan") as client:
+            async for item in client.stream(0):
+                return item
+        return None
+
+    with pytest.raises(ClientError) as raised:
+        asyncio.run(first())
+    assert str(raised.value) == "the live stream sent data that is not JSON: NaN is not a " \
+        "JSON number"
 
 
 def test_the_client_reads_an_event_on_a_line_longer_than_aiohttps_default(

@@ -39,9 +39,9 @@ async def test_malformed_json(client: aiohttp.ClientSession) -> None:
 
 
 @pytest.mark.parametrize(("body", "says"), [
-    (b"[NaN]", "NaN"),
-    (b'{"a": Infinity}', "Infinity"),
-    (b"[1e999]", "out of range"),
+    (b"[NaN]", "JSON: NaN is not a JSON number"),
+    (b'{"a": Infinity}', "JSON: Infinity is not a JSON number"),
+    (b"[1e999]", "JSON: number 1e999 is out of range"),
     (b"[" + b"9" * 5000 + b"]", "JSON"),
     (b'{"agent_id": "\xff"}', "UTF-8"),
     (b'{"a": 1, "a": 2}', "duplicate key"),

@@ -161,7 +161,8 @@ class ClientLimits:
     #: may be six times its text, the text far more than its compressed Automerge
     #: document): ``Client`` refuses one past this. ``node.client.subscribe`` takes the
     #: document's name from the answer's header and reads no body; only an older node's
-    #: answer (no header) past this is followed under the document its key names.
+    #: answer (no header), or one whose header names no valid document (mangled on the
+    #: way), past this is followed under the document its key names.
     answer_bytes_max: int = RepoLimits().served_bytes_max + 64 * 1024
     #: Largest message of the live stream (one event: within the node's
     #: ``body_bytes_max``, with room for its JSON around it); past it the stream ends

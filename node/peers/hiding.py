@@ -50,6 +50,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 
+from node.peers import escapes
+from node.peers.escapes import ESCAPE_START, FOLD
+
 #: What a credential of ours is shown as where a peer's refusal repeats it.
 HIDDEN_TEXT = "(hidden)"
 #: Most characters of a credential shown in a row: a run of one more is hidden. Four
@@ -99,24 +102,6 @@ FORMAT_CHARACTERS = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u1
                      "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
                      "\U000e0020-\U000e007f")
 _FORMAT = re.compile(f"[{FORMAT_CHARACTERS}]")
-#: One escaped character, in either case: URL (``%XX``, and ``%25XX``: done twice), an
-#: HTML numeric reference (zero-padded or not, its ``;`` left out or not, as HTML's
-#: parsers read it: up to the last digit) or named one, a JSON ``\\uXXXX`` or short
-#: escape, JavaScript's ``\\u{X...}``, ``\\xXX`` (a byte, as ``%XX``). Each stands for
-#: one character when runs are counted (``_decoded``).
-_ESCAPE = re.compile(r"%(?:25)?[0-9a-f]{2}|&#x0*[0-9a-f]{1,6}(?:;|(?![0-9a-f]))"
-                     r"|&#0*[0-9]{1,7}(?:;|(?![0-9]))|&(?:amp|lt|gt|quot|apos);"
-                     r"|\\u[0-9a-f]{4}|\\u\{0*[0-9a-f]{1,6}\}|\\x[0-9a-f]{2}"
-                     r"|\\[\"\\/bfnrt]", re.IGNORECASE)
-#: The start of an escape that a cut body ends with: the rest of it did not come.
-_ESCAPE_START = re.compile(r"(?:%(?:25)?[0-9a-f]?|&#?x?[0-9a-f]*|&[a-z]*"
-                           r"|\\(?:u[0-9a-f]{0,3}|u\{[0-9a-f]*|x[0-9a-f]?)?)\Z")
-_NAMED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
-_SHORT = {'\\"': '"', "\\\\": "\\", "\\/": "/", "\\b": "\b", "\\f": "\f", "\\n": "\n",
-          "\\r": "\r", "\\t": "\t"}
-#: ASCII's capital letters folded, each to one character: where the folded text holds a
-#: run, the text holds it (``str.lower`` may make two characters of one).
-_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
@@ -140,8 +125,8 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     if not plain:
         return text
     seen, where = _seen(text)
-    decoded, starts, ends = _decoded(seen)
-    folded = decoded.translate(_FOLD)  # one character for one: ``starts`` still hold
+    decoded, starts, ends = escapes.decoded(seen)
+    folded = decoded.translate(FOLD)  # one character for one: ``starts`` still hold
     # The runs of the plain forms and of base64's and base32's in one pass: as long.
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
              if folded[at:at + _RUN] in plain or decoded[at:at + _RUN] in coded]
@@ -150,7 +135,7 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
               for at in _found(decoded, runs, length, where)]
     spans += [(starts[start], ends[end - 1]) for start, end in _hex_found(folded, hexed, cut)]
     if cut:
-        spans += _cut_start(seen.translate(_FOLD), folded, starts, forms, spans)
+        spans += _cut_start(seen.translate(FOLD), folded, starts, forms, spans)
     if where is not None:  # format characters in or at the end of a span go with it
         spans = [(where[start], where[end - 1] + 1 if end < len(seen) else len(text))
                  for start, end in spans]
@@ -315,17 +300,17 @@ def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
     few credentials a node has, not made again for each refusal."""
     if not secrets:
         return frozenset(), frozenset(), (), (frozenset(), ()), ()
-    plain = {form.translate(_FOLD) for secret in secrets for form in _plain_forms(secret)}
+    plain = {form.translate(FOLD) for secret in secrets for form in _plain_forms(secret)}
     coded = {core for secret in secrets for core in _base64_cores(secret.encode())}
     wide = {core for secret in secrets for encoding in ("utf-16-le", "utf-16-be")
             for core in _base64_cores(secret.encode(encoding))}
     base32 = {core for secret in secrets for core in _base32_cores(secret.encode())}
     hexed = {secret.encode().hex() for secret in secrets}
-    forms = ((tuple(sorted(plain | {core.translate(_FOLD) for core in coded})),
+    forms = ((tuple(sorted(plain | {core.translate(FOLD) for core in coded})),
               SHOWN_AT_A_CUT_MAX, _RUN - 1),
-             (tuple(sorted(core.translate(_FOLD) for core in wide)),
+             (tuple(sorted(core.translate(FOLD) for core in wide)),
               UTF16_BASE64_SHOWN_AT_A_CUT_MAX, UTF16_BASE64_HIDDEN_IN_A_ROW - 1),
-             (tuple(sorted(core.translate(_FOLD) for core in base32)),
+             (tuple(sorted(core.translate(FOLD) for core in base32)),
               BASE32_SHOWN_AT_A_CUT_MAX, BASE32_HIDDEN_IN_A_ROW - 1))
     searches: list[_Search] = [
         (_runs_of(wide, UTF16_BASE64_HIDDEN_IN_A_ROW), UTF16_BASE64_HIDDEN_IN_A_ROW,
@@ -343,17 +328,17 @@ def _runs_of(forms: Iterable[str], length: int = _RUN) -> frozenset[str]:
 
 def _plain_forms(secret: str) -> list[str]:
     """The forms a page may repeat ``secret`` in, its escapes read as the characters
-    they stand for (``_decoded``): as it is; as it is read where it holds escape-like
-    text itself (``%41``, ``&amp;``, ``\\n``); its UTF-8 bytes each read as a character,
-    as ``%XX`` is read; its characters beyond the BMP as JSON's surrogate pairs; each
-    also with ``+`` for a space, as a form's URL encoding writes it.
+    they stand for (``node.peers.escapes.decoded``): as it is; as it is read where it
+    holds escape-like text itself (``%41``, ``&amp;``, ``\\n``); its UTF-8 bytes each
+    read as a character, as ``%XX`` is read; its characters beyond the BMP as JSON's
+    surrogate pairs; each also with ``+`` for a space, as a form's URL encoding writes it.
 
     >>> _plain_forms("a b")[:2]
     ['a b', 'a+b']
     >>> _plain_forms("%41ä")[::2], [hex(ord(char)) for char in _plain_forms(chr(0x1F600))[6]]
     (['%41ä', '%41Ã¤', 'Aä', '%41ä'], ['0xd83d', '0xde00'])
     """
-    read = [secret, secret.encode().decode("latin-1"), _decoded(secret)[0],
+    read = [secret, secret.encode().decode("latin-1"), escapes.decoded(secret)[0],
             "".join(_surrogates(char) for char in secret)]
     return [form for text in read for form in (text, text.replace(" ", "+"))]
 
@@ -406,52 +391,6 @@ def _base64_cores(secret: bytes) -> list[str]:
     return cores + [core.replace("+", "-").replace("/", "_") for core in cores]
 
 
-def _decoded(text: str) -> tuple[str, list[int], list[int]]:
-    """``text`` with each escape (``_ESCAPE``) read as the character it stands for,
-    and where in ``text`` each character of it begins and ends: a run found there is
-    hidden whole, escapes and all, and a JSON string stays one.
-
-    >>> _decoded("a%41&#066;&AMP;")
-    ('aAB&', [0, 1, 4, 10], [1, 4, 10, 15])
-    """
-    chars: list[str] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    shown = 0
-    for escape in _ESCAPE.finditer(text):
-        start, end = escape.span()
-        char = _character(escape[0])
-        if char is None:
-            continue
-        chars.append(text[shown:start])
-        starts += range(shown, start)
-        ends += range(shown + 1, start + 1)
-        chars.append(char)
-        starts.append(start)
-        ends.append(end)
-        shown = end
-    chars.append(text[shown:])
-    starts += range(shown, len(text))
-    ends += range(shown + 1, len(text) + 1)
-    return "".join(chars), starts, ends
-
-
-@functools.lru_cache(maxsize=1024)  # a page repeats its escapes: read each once
-def _character(escape: str) -> str | None:
-    """The character ``escape`` stands for; None if it stands for none."""
-    escape = escape.translate(_FOLD)
-    if escape in _NAMED:
-        return _NAMED[escape]
-    if escape in _SHORT:
-        return _SHORT[escape]
-    if escape.startswith("&#x"):
-        code = int(escape[3:].removesuffix(";"), 16)
-    elif escape.startswith("&#"):
-        code = int(escape[2:].removesuffix(";"))
-    else:  # %XX, %25XX (URL encoding done twice), \uXXXX, \u{X...}, \xXX
-        code = int(escape[-2:] if escape[0] == "%" else escape[2:].strip("{}"), 16)
-    return chr(code) if code <= 0x10FFFF else None
-
 
 def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutForms, ...],
                spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -461,7 +400,7 @@ def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutFo
     each of them looked for up to its longest start not already a run. An escape's
     start that ends it, whose rest did not come, goes with that start, or with a run
     hidden just before it (one of ``spans``): it is part of them."""
-    partial = _ESCAPE_START.search(folded)
+    partial = ESCAPE_START.search(folded)
     tails = [len(decoded)]  # "&" may be a character of the secret, or an escape's start
     if partial is not None:
         if max((end for _start, end in spans), default=-1) >= partial.start():

@@ -10,14 +10,15 @@ import re
 #: HTML numeric reference (zero-padded or not, its ``;`` left out or not, as HTML's
 #: parsers read it: up to the last digit) or named one, a JSON ``\\uXXXX`` or short
 #: escape, JavaScript's ``\\u{X...}``, ``\\xXX`` (a byte, as ``%XX``). Each stands for
-#: one character when runs are counted (``decoded``).
+#: one character when runs are counted (``decoded``). ASCII's case only: Unicode's
+#: would take the long s of "&apo\u017f;" for an "s".
 ESCAPE = re.compile(r"%(?:25)?[0-9a-f]{2}|&#x0*[0-9a-f]{1,6}(?:;|(?![0-9a-f]))"
-              r"|&#0*[0-9]{1,7}(?:;|(?![0-9]))|&(?:amp|lt|gt|quot|apos);"
-              r"|\\u[0-9a-f]{4}|\\u\{0*[0-9a-f]{1,6}\}|\\x[0-9a-f]{2}"
-              r"|\\[\"\\/bfnrt]", re.IGNORECASE)
+                    r"|&#0*[0-9]{1,7}(?:;|(?![0-9]))|&(?:amp|lt|gt|quot|apos);"
+                    r"|\\u[0-9a-f]{4}|\\u\{0*[0-9a-f]{1,6}\}|\\x[0-9a-f]{2}"
+                    r"|\\[\"\\/bfnrt]", re.IGNORECASE | re.ASCII)
 #: The start of an escape that a cut body ends with: the rest of it did not come.
 ESCAPE_START = re.compile(r"(?:%(?:25)?[0-9a-f]?|&#?x?[0-9a-f]*|&[a-z]*"
-                     r"|\\(?:u[0-9a-f]{0,3}|u\{[0-9a-f]*|x[0-9a-f]?)?)\Z")
+                          r"|\\(?:u[0-9a-f]{0,3}|u\{[0-9a-f]*|x[0-9a-f]?)?)\Z", re.ASCII)
 _NAMED = {"&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'"}
 _SHORT = {'\\"': '"', "\\\\": "\\", "\\/": "/", "\\b": "\b", "\\f": "\f", "\\n": "\n",
           "\\r": "\r", "\\t": "\t"}

@@ -270,3 +270,10 @@ def test_a_page_in_capitals_is_not_taken_for_base32() -> None:
     run = coded[20:20 + BASE32_HIDDEN_IN_A_ROW]
     assert refusal_text(f"see {run[:-1]}".encode(), [secret]) == f"see {run[:-1]}"
     assert refusal_text(f"see {run}".encode(), [secret]) == f"see {HIDDEN_TEXT}"
+
+
+@pytest.mark.parametrize("page", ["x &apo\u017f; y", "x &#\u212a; y", "x \\u{\u212a} y"])
+def test_letters_that_fold_to_ascii_are_no_escape(page: str) -> None:
+    """Unicode folds "\u017f" (long s) to "s" and "\u212a" (Kelvin) to "k": in an escape's
+    place they are ordinary text: shown as they are, the page read without error."""
+    assert refusal_text(page.encode(), ["s3cret-s3cret"]) == page

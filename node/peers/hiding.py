@@ -3,9 +3,10 @@
 
 What it protects against: a proxy or a server that echoes our ``Authorization`` header,
 or the cluster secret or token, in its page: as they are, URL-encoded (once or twice:
-``%2541``), HTML- or JSON-escaped, or as JavaScript (``\\u{41}``) or C (``\\x41``, its
-UTF-8 bytes) escape it (any mix of escapes, hex in either case, numeric references
-zero-padded or without their ``;``), base64 (also in MIME's lines, and of its UTF-16 in
+``%2541``; JavaScript's ``escape``: ``%u0041``), HTML- or JSON-escaped, or as
+JavaScript (``\\u{41}``) or C (``\\x41``, ``\\101``: its UTF-8 bytes) escape it (any
+mix of escapes, hex in either case, numeric references zero-padded or without their
+``;``), base64 (also in MIME's lines, and of its UTF-16 in
 either byte order), base32 (in its capitals), its UTF-8 bytes in hex (a dump, in either
 case, with separators between bytes or groups of them or not: ``73 33``, ``73:33``,
 xxd's ``7333 6372``, a C array's ``0x73, 0x33``, and little-endian 16-bit words as
@@ -28,8 +29,8 @@ page splits it in lines.
 
 What not: a page that writes it in another form: base32 in small letters (ordinary words
 are, and a run would be found in them); hex bytes written ``\\x73`` with anything
-between them; ``%u0073`` escapes; octal escapes; a JSON ``\\u`` escape of each UTF-8 byte; URL
-encoding done three times. A credential of fewer than 6 bytes in base32. Nor a peer
+between them; a JSON ``\\u`` escape of each UTF-8 byte; URL encoding done three
+times. A credential of fewer than 6 bytes in base32. Nor a peer
 that holds our secret and splits it on purpose into pieces shorter than the run hidden
 (a character between every four): it shows them. Such a peer could publish the secret
 anyway: the hiding keeps an honest page's echo out of a log, it is no barrier against

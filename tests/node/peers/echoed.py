@@ -81,6 +81,9 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "url, twice": lambda text: quote(quote(text, safe=""), safe=""),
     "javascript's \\u{...}": lambda text: "".join(f"\\u{{{ord(char):x}}}" for char in text),
     "\\x, its bytes": lambda text: "".join(f"\\x{byte:02x}" for byte in text.encode()),
+    "%u, each UTF-16 unit (JavaScript's escape)": lambda text: _every_escaped(text)
+    .replace("\\u", "%u"),
+    "octal, its bytes": lambda text: "".join(f"\\{byte:o}" for byte in text.encode()),
     "base32": lambda text: base64.b32encode(text.encode()).decode(),
     "base32, after a byte": lambda text: base64.b32encode(b"x" + text.encode()).decode(),
     "base64 of its UTF-16 (LE)": lambda text: base64.b64encode(text.encode("utf-16-le"))

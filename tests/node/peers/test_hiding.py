@@ -48,14 +48,22 @@ BASE64["base64 in lines of 76 (MIME)"] = lambda text: base64.encodebytes(text.en
 
 def _readings(text: str) -> list[str]:
     """``text`` with its escapes read: HTML references, URL's (once, and twice), JSON's,
-    JavaScript's ``\\u{...}``, and ``\\x`` escapes of UTF-8 bytes."""
+    JavaScript's ``\\u{...}``, and ``\\x`` escapes of UTF-8 bytes; and again with
+    ``%uXXXX`` and octal escapes of UTF-8 bytes read too (a reading of its own: a JSON
+    ``\\\\`` before digits is no octal escape)."""
     text = re.sub(r"(?:\\x[0-9a-fA-F]{2})+", lambda escapes: bytes.fromhex(
         escapes[0].replace("\\x", "")).decode(errors="replace"), text)
     text = re.sub(r"\\u\{([0-9a-fA-F]+)\}", lambda escape: chr(int(escape[1], 16)), text)
-    once = unquote(html.unescape(text))
-    return [re.sub(r"\\u([0-9a-fA-F]{4})|\\(.)", lambda escape: chr(int(escape[1], 16))
-                   if escape[1] else {"n": "\n", "t": "\t"}.get(escape[2], escape[2]), read)
-            for read in (once, unquote(once))]
+    octal = re.sub(r"(?:\\[0-7]{1,3})+", lambda escapes: bytes(
+        int(byte, 8) % 256 for byte in escapes[0].split("\\")[1:]).decode(errors="replace"),
+        re.sub(r"%u([0-9a-fA-F]{4})", lambda escape: chr(int(escape[1], 16)), text))
+    readings = []
+    for read in (text, octal):
+        once = unquote(html.unescape(read))
+        readings += [re.sub(r"\\u([0-9a-fA-F]{4})|\\(.)", lambda escape: chr(int(escape[1], 16))
+                            if escape[1] else {"n": "\n", "t": "\t"}.get(escape[2], escape[2]),
+                            twice) for twice in (once, unquote(once))]
+    return readings
 
 
 def _seen(text: str) -> str:

@@ -290,11 +290,11 @@ def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
                                              tuple[_CutForms, ...]]:
     """The runs of ``secrets`` looked for in a text, anywhere: of ``_RUN`` characters of
     their plain forms (``_plain_forms``), folded, and of their base64
-    (``_base64_cores``), whose case is kept, as base64's letters differ by case
+    (``_cores``), whose case is kept, as base64's letters differ by case
     (folded, "reset" would be one of many a secret's). The searches for runs of other
     forms, in their own case, in the parts of a text that may hold them: of
     ``UTF16_BASE64_HIDDEN_IN_A_ROW`` characters of their UTF-16's base64 (either byte
-    order), of ``BASE32_HIDDEN_IN_A_ROW`` of their base32 (``_base32_cores``). The runs
+    order), of ``BASE32_HIDDEN_IN_A_ROW`` of their base32 (``_cores``). The runs
     of ``HEX_HIDDEN_IN_A_ROW`` digits of their UTF-8 bytes' hex, folded (a dump's case
     is either). And the forms, folded, for a cut's start: the
     plain and base64 ones, UTF-16's base64, base32. Empty if no secrets. Kept for the
@@ -302,10 +302,10 @@ def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
     if not secrets:
         return frozenset(), frozenset(), (), (frozenset(), ()), ()
     plain = {form.translate(FOLD) for secret in secrets for form in _plain_forms(secret)}
-    coded = {core for secret in secrets for core in _base64_cores(secret.encode())}
+    coded = {core for secret in secrets for core in _cores(secret.encode(), 64)}
     wide = {core for secret in secrets for encoding in ("utf-16-le", "utf-16-be")
-            for core in _base64_cores(secret.encode(encoding))}
-    base32 = {core for secret in secrets for core in _base32_cores(secret.encode())}
+            for core in _cores(secret.encode(encoding), 64)}
+    base32 = {core for secret in secrets for core in _cores(secret.encode(), 32)}
     hexed = {secret.encode().hex() for secret in secrets}
     forms = ((tuple(sorted(plain | {core.translate(FOLD) for core in coded})),
               SHOWN_AT_A_CUT_MAX, _RUN - 1),
@@ -350,47 +350,38 @@ def _surrogates(char: str) -> str:
     return char if code < 0 else chr(0xD800 + (code >> 10)) + chr(0xDC00 + (code & 0x3FF))
 
 
-def _cores(secret: bytes, encode: Callable[[bytes], bytes], group: int,
-           char_bits: int) -> list[str]:
-    """What ``encode`` (base64, base32) of a text holding ``secret`` shows of it,
-    wherever in a group of ``group`` bytes it begins: only the characters that stand for
-    ``secret``'s bytes alone. A character at either end that stands for a byte around
-    it too (it holds ``char_bits`` bits: the first ones hold the lead bytes' bits too,
-    and in a last group short of ``group`` bytes, the last one the next bytes' bits)
-    stays shown: it tells a few bits, not the secret."""
+#: The bases a credential's bytes may be written in (``_cores``): how each encodes, how
+#: many bytes make a group, how many bits a character holds, and the other alphabet a
+#: page may write the same characters in.
+_BASES: dict[int, tuple[Callable[[bytes], bytes], int, int, Callable[[str], str]]] = {
+    64: (base64.b64encode, 3, 6, lambda core: core.replace("+", "-").replace("/", "_")),
+    32: (base64.b32encode, 5, 5, lambda core: core),  # RFC 4648's, in its capitals
+}
+
+
+def _cores(secret: bytes, base: int) -> list[str]:
+    """What base64 or base32 (``base``, ``_BASES``) of a text holding ``secret`` shows
+    of it, wherever in a group it begins, in either alphabet (base64's URL-safe one):
+    only the characters that stand for ``secret``'s bytes alone. A character at either
+    end that stands for a byte around it too (the first ones hold the lead bytes' bits
+    too, and in a last group short of a whole one, the last one the next bytes' bits)
+    stays shown: it tells a few bits, not the secret.
+
+    >>> page = base64.b64encode(b"Authorization: Bearer s3cret-s3cret").decode()
+    >>> {core for core in _cores(b"s3cret-s3cret", 64) if core in page}
+    {'MzY3JldC1zM2NyZX'}
+    >>> page = base64.b32encode(b"Bearer s3cret-s3cret").decode()
+    >>> {core for core in _cores(b"s3cret-s3cret", 32) if core in page}
+    {'GM3DOJSXILLTGNRXEZLU'}
+    """
+    encode, group, char_bits, other = _BASES[base]
     cores = []
     for lead in range(group):  # the bytes of the group before the secret's first
         coded = encode(bytes(lead) + secret).decode().rstrip("=")
         bits = 8 * (lead + len(secret))
         start, end = -(-8 * lead // char_bits), len(coded) - (bits % char_bits != 0)
         cores.append(coded[start:end])
-    return cores
-
-
-def _base32_cores(secret: bytes) -> list[str]:
-    """``_cores`` of base32 (RFC 4648's alphabet, in its capitals): a character holds
-    5 bits, a group 5 bytes.
-
-    >>> import base64
-    >>> page = base64.b32encode(b"Bearer s3cret-s3cret").decode()
-    >>> {core for core in _base32_cores(b"s3cret-s3cret") if core in page}
-    {'GM3DOJSXILLTGNRXEZLU'}
-    """
-    return _cores(secret, base64.b32encode, 5, 5)
-
-
-def _base64_cores(secret: bytes) -> list[str]:
-    """``_cores`` of base64 and URL-safe base64: a character holds 6 bits, a group
-    3 bytes.
-
-    >>> import base64
-    >>> page = base64.b64encode(b"Authorization: Bearer s3cret-s3cret").decode()
-    >>> {core for core in _base64_cores(b"s3cret-s3cret") if core in page}
-    {'MzY3JldC1zM2NyZX'}
-    """
-    cores = _cores(secret, base64.b64encode, 3, 6)
-    return cores + [core.replace("+", "-").replace("/", "_") for core in cores]
-
+    return list(dict.fromkeys(cores + [other(core) for core in cores]))
 
 
 def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutForms, ...],

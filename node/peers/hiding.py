@@ -3,38 +3,37 @@
 
 What it protects against: a proxy or a server that echoes our ``Authorization`` header,
 or the cluster secret or token, in its page: as they are, URL-encoded (once or twice:
-``%2541``; JavaScript's ``escape``: ``%u0041``), HTML- or JSON-escaped, or as
-JavaScript (``\\u{41}``) or C (``\\x41``, ``\\101``: its UTF-8 bytes) escape it (any
-mix of escapes, hex in either case, numeric references zero-padded or without their
-``;``), base64 (also in MIME's lines, and of its UTF-16 in
-either byte order), base32 (in its capitals), its UTF-8 bytes in hex (a dump, in either
-case, with separators between bytes or groups of them or not: ``73 33``, ``73:33``,
-xxd's ``7333 6372``, a C array's ``0x73, 0x33``, and little-endian 16-bit words as
-``hexdump`` and ``od -x`` show them) or in decimal (``[115, 51]``: Node's JSON of a
-Buffer), cut short by the bytes read or by the page's own ``...``, split by line breaks,
-control characters, format characters, characters of private use or unassigned ones. The
-rule is one, and simple: at most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a
-row are shown, each escape counted as the character it stands for, and so for a base64
-character and for two hex digits (``HEX_HIDDEN_IN_A_ROW``); the base64 of its UTF-16 is
-twice as long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``); of base32, a
-run of ``BASE32_HIDDEN_IN_A_ROW``, as capitals' words would hold shorter ones; every
-longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential (more
-than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped, or as many bytes' worth of
-its other forms) that ends a body cut short, whose rest did not come. A credential
-shorter than the run hidden is not found: it would be found in ordinary words, and
-protects little. A word-like credential (``gateway1``) hides the words of a page that
-share a run with it (``Bad Gateway``): a run is hidden whatever the credential's length,
-as a rule that asked a longer run of a short one would show a good part of it wherever a
-page splits it in lines.
+``%2541``; JavaScript's ``escape``: ``%u0041``), HTML- or JSON-escaped, or as JavaScript
+(``\\u{41}``) or C (``\\x41``, ``\\101``: its UTF-8 bytes) escape it (any mix of
+escapes, hex in either case, numeric references zero-padded or without their ``;``),
+base64 (also in MIME's lines, and of its UTF-16 in either byte order), base32 (in
+capitals or in small letters), its UTF-8 bytes in hex (a dump, in either case, with
+separators between bytes or groups of them or not: ``73 33``, ``73:33``, xxd's
+``7333 6372``, a C array's ``0x73, 0x33``, and little-endian 16-bit words as ``hexdump`` and
+``od -x`` show them) or in decimal (``[115, 51]``: Node's JSON of a Buffer), cut short
+by the bytes read or by the page's own ``...``, split by line breaks, control
+characters, format characters, characters of private use or unassigned ones. The rule is
+one, and simple: at most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row are
+shown, each escape counted as the character it stands for, and so for a base64 character
+and for two hex digits (``HEX_HIDDEN_IN_A_ROW``); the base64 of its UTF-16 is twice as
+long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``); of base32, a run of
+``BASE32_HIDDEN_IN_A_ROW``, as words would hold shorter ones (of a credential of 5
+bytes, all of it); every longer run
+is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential (more than
+``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped, or as many bytes' worth of its
+other forms) that ends a body cut short, whose rest did not come. A credential shorter
+than the run hidden is not found: it would be found in ordinary words, and protects
+little. A word-like credential (``gateway1``) hides the words of a page that share a run
+with it (``Bad Gateway``): a run is hidden whatever the credential's length, as a rule
+that asked a longer run of a short one would show a good part of it wherever a page
+splits it in lines.
 
-What not: a page that writes it in another form: base32 in small letters (ordinary words
-are, and a run would be found in them); hex bytes written ``\\x73`` with anything
-between them; a JSON ``\\u`` escape of each UTF-8 byte; URL encoding done three
-times. A credential of fewer than 6 bytes in base32. Nor a peer
-that holds our secret and splits it on purpose into pieces shorter than the run hidden
-(a character between every four): it shows them. Such a peer could publish the secret
-anyway: the hiding keeps an honest page's echo out of a log, it is no barrier against
-the secret's holder.
+What not: a page that writes it in another form: hex bytes written ``\\x73`` with
+anything between them; a JSON ``\\u`` escape of each UTF-8 byte; URL encoding done three
+times. Nor a peer that holds our secret and splits it on purpose into pieces shorter
+than the run hidden (a character between every four): it shows them. Such a peer could
+publish the secret anyway: the hiding keeps an honest page's echo out of a log, it is no
+barrier against the secret's holder.
 
 The work is linear in the text shown: a few look-ups per character in sets of the
 credentials' runs (of ``SHOWN_IN_A_ROW_MAX + 1`` characters; of hex digits, of base32
@@ -74,9 +73,10 @@ HEX_HIDDEN_IN_A_ROW = 2 * SHOWN_IN_A_ROW_MAX + 1
 #: Characters of a credential's base32 in a row that are hidden: one holds 5 bits, so a
 #: run of five (25 bits) of a 43-character secret is found in a page of capitals ("403
 #: FORBIDDEN: REQUEST BLOCKED") for a few in every 10,000 secrets; eight (40 bits, as many as
-#: five bytes) practically never. Fewer would hide a shouted page's words. A credential
-#: of fewer than 6 bytes may hold no such run (of the characters that stand for its
-#: bytes alone): its base32 is not found, nor, at a cut, its start.
+#: five bytes) practically never. Fewer would hide a shouted page's words. Of a credential
+#: of fewer than 6 bytes, whose base32 may hold no such run (of the characters that
+#: stand for its bytes alone: 7 of a 5-byte one, wherever it begins in a group), those
+#: characters are hidden all together: as the whole of a 5-character one is.
 BASE32_HIDDEN_IN_A_ROW = 8
 #: Most characters of the start of a credential's base32 shown at the end of a body cut
 #: short: fewer than tell one more character than ``SHOWN_AT_A_CUT_MAX`` (5 bits each).
@@ -131,9 +131,8 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     # The runs of the plain forms and of base64's and base32's in one pass: as long.
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
              if folded[at:at + _RUN] in plain or decoded[at:at + _RUN] in coded]
-    spans += [(starts[at], ends[at + length - 1])
-              for runs, length, where in searches
-              for at in _found(decoded, runs, length, where)]
+    spans += [(starts[at], ends[end - 1])
+              for search in searches for at, end in _found(decoded, search)]
     spans += [(starts[start], ends[end - 1]) for start, end in _hex_found(folded, hexed, cut)]
     if cut:
         spans += _cut_start(seen.translate(FOLD), folded, starts, forms, spans)
@@ -168,7 +167,15 @@ def _unassigned(char: str) -> bool:
 #: page has few such, and the look-ups, one for each character, are the most of the work.
 _BASE64_CHARACTERS = re.compile(rf"[0-9a-z+/_-]{{{UTF16_BASE64_HIDDEN_IN_A_ROW},}}",
                                 re.IGNORECASE)
-_BASE32_CHARACTERS = re.compile(rf"[A-Z2-7]{{{BASE32_HIDDEN_IN_A_ROW},}}")
+
+
+@functools.lru_cache(maxsize=8)
+def _base32_characters(length: int) -> re.Pattern[str]:
+    """Where a run of ``length`` characters of base32 may be: in capitals or in small
+    letters, not in a mix (``Gateway``)."""
+    return re.compile(rf"[A-Z2-7]{{{length},}}|[a-z2-7]{{{length},}}")
+
+
 #: Where a credential's bytes may be in hex (the text folded): groups of hex digits, with
 #: separators between them or not, as dumps write them (``73 33``, xxd's ``7333 6372``,
 #: ``73:33``, ``73-33``, ``0x73, 0x33``: a C array's);
@@ -181,12 +188,15 @@ _BYTE_HEX = {str(byte): f"{byte:02x}" for byte in range(256)} | {
     f"{byte:0{width}d}": f"{byte:02x}" for byte in range(100) for width in (2, 3)}  # padded
 
 
-def _found(text: str, runs: frozenset[str], length: int, where: re.Pattern[str]) -> list[int]:
-    """Where in ``text`` (in the parts of it ``where`` matches) a run of ``length``
-    characters of ``runs`` begins."""
-    return [at for part in where.finditer(text)
-            for at in range(part.start(), part.end() - length + 1)
-            if text[at:at + length] in runs]
+def _found(text: str, search: _Search) -> list[tuple[int, int]]:
+    """Where in ``text`` a run of ``search`` begins and ends: one look-up for each
+    character of the parts of ``text`` that may hold one, of the runs' starts as long
+    as the shortest run; only where one is found, of the runs of each length."""
+    heads, shortest, runs, where = search
+    return [(at, at + length) for part in where.finditer(text)
+            for at in range(part.start(), part.end() - shortest + 1)
+            if text[at:at + shortest] in heads
+            for found, length in runs if text[at:at + length] in found]
 
 
 def _hex_found(folded: str, forms: _HexForms, cut: bool) -> list[tuple[int, int]]:
@@ -274,9 +284,10 @@ def _words_swapped(groups: list[re.Match[str]]) -> tuple[str, list[int], list[in
     return "".join(chars), starts, ends, len(groups[-1][1]) % 4  # a word cut short
 
 
-#: A search (``_runs``): the runs looked for, their length, where in the text (in its
-#: own case).
-_Search = tuple[frozenset[str], int, re.Pattern[str]]
+#: A search (``_runs``, ``_found``): the runs' starts as long as the shortest run, that
+#: length, the runs looked for (each set with their length), and where in the text (in
+#: its own case): the parts of it are found once for all those lengths.
+_Search = tuple[frozenset[str], int, tuple[tuple[frozenset[str], int], ...], re.Pattern[str]]
 #: The hex of credentials (``_runs``): its runs, and the forms whose start is hidden at a cut.
 _HexForms = tuple[frozenset[str], tuple[str, ...]]
 #: Forms whose start is hidden at a cut (``_cut_start``), folded: the forms, the most
@@ -294,7 +305,8 @@ def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
     (folded, "reset" would be one of many a secret's). The searches for runs of other
     forms, in their own case, in the parts of a text that may hold them: of
     ``UTF16_BASE64_HIDDEN_IN_A_ROW`` characters of their UTF-16's base64 (either byte
-    order), of ``BASE32_HIDDEN_IN_A_ROW`` of their base32 (``_cores``). The runs
+    order), of ``BASE32_HIDDEN_IN_A_ROW`` of their base32 (``_cores``; of a short one,
+    all the characters that stand for its bytes alone). The runs
     of ``HEX_HIDDEN_IN_A_ROW`` digits of their UTF-8 bytes' hex, folded (a dump's case
     is either). And the forms, folded, for a cut's start: the
     plain and base64 ones, UTF-16's base64, base32. Empty if no secrets. Kept for the
@@ -306,20 +318,29 @@ def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
     wide = {core for secret in secrets for encoding in ("utf-16-le", "utf-16-be")
             for core in _cores(secret.encode(encoding), 64)}
     base32 = {core for secret in secrets for core in _cores(secret.encode(), 32)}
+    short = {core for secret in secrets if len(secret.encode()) >= _RUN
+             for core in _cores(secret.encode(), 32) if len(core) < BASE32_HIDDEN_IN_A_ROW}
     hexed = {secret.encode().hex() for secret in secrets}
     forms = ((tuple(sorted(plain | {core.translate(FOLD) for core in coded})),
               SHOWN_AT_A_CUT_MAX, _RUN - 1),
              (tuple(sorted(core.translate(FOLD) for core in wide)),
               UTF16_BASE64_SHOWN_AT_A_CUT_MAX, UTF16_BASE64_HIDDEN_IN_A_ROW - 1),
-             (tuple(sorted(core.translate(FOLD) for core in base32)),
+             (tuple(sorted({core.translate(FOLD) for core in base32})),
               BASE32_SHOWN_AT_A_CUT_MAX, BASE32_HIDDEN_IN_A_ROW - 1))
-    searches: list[_Search] = [
-        (_runs_of(wide, UTF16_BASE64_HIDDEN_IN_A_ROW), UTF16_BASE64_HIDDEN_IN_A_ROW,
-         _BASE64_CHARACTERS),
-        (_runs_of(base32, BASE32_HIDDEN_IN_A_ROW), BASE32_HIDDEN_IN_A_ROW,
-         _BASE32_CHARACTERS)]
-    return (_runs_of(plain), _runs_of(coded), tuple(searches),
+    lengths = sorted({len(core) for core in short} | {BASE32_HIDDEN_IN_A_ROW})
+    searches = (_search(((_runs_of(wide, UTF16_BASE64_HIDDEN_IN_A_ROW),
+                          UTF16_BASE64_HIDDEN_IN_A_ROW),), _BASE64_CHARACTERS),
+                _search(((_runs_of(base32, BASE32_HIDDEN_IN_A_ROW), BASE32_HIDDEN_IN_A_ROW),
+                         *((frozenset(core for core in short if len(core) == length), length)
+                           for length in lengths[:-1])), _base32_characters(lengths[0])))
+    return (_runs_of(plain), _runs_of(coded), searches,
             (_runs_of(hexed, HEX_HIDDEN_IN_A_ROW), tuple(sorted(hexed))), forms)
+
+
+def _search(runs: tuple[tuple[frozenset[str], int], ...], where: re.Pattern[str]) -> _Search:
+    shortest = min(length for _runs, length in runs)
+    return (frozenset(run[:shortest] for found, _length in runs for run in found), shortest,
+            runs, where)
 
 
 def _runs_of(forms: Iterable[str], length: int = _RUN) -> frozenset[str]:
@@ -355,7 +376,7 @@ def _surrogates(char: str) -> str:
 #: page may write the same characters in.
 _BASES: dict[int, tuple[Callable[[bytes], bytes], int, int, Callable[[str], str]]] = {
     64: (base64.b64encode, 3, 6, lambda core: core.replace("+", "-").replace("/", "_")),
-    32: (base64.b32encode, 5, 5, lambda core: core),  # RFC 4648's, in its capitals
+    32: (base64.b32encode, 5, 5, str.lower),  # RFC 4648's, or as onion addresses write it
 }
 
 

@@ -86,6 +86,7 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "octal, its bytes": lambda text: "".join(f"\\{byte:o}" for byte in text.encode()),
     "base32": lambda text: base64.b32encode(text.encode()).decode(),
     "base32, after a byte": lambda text: base64.b32encode(b"x" + text.encode()).decode(),
+    "base32, small letters": lambda text: base64.b32encode(text.encode()).decode().lower(),
     "base64 of its UTF-16 (LE)": lambda text: base64.b64encode(text.encode("utf-16-le"))
     .decode(),
     "base64 of its UTF-16 (BE), after a byte": lambda text: base64.b64encode(

@@ -285,3 +285,17 @@ def test_letters_that_fold_to_ascii_are_no_escape(page: str) -> None:
     """Unicode folds "\u017f" (long s) to "s" and "\u212a" (Kelvin) to "k": in an escape's
     place they are ordinary text: shown as they are, the page read without error."""
     assert refusal_text(page.encode(), ["s3cret-s3cret"]) == page
+
+
+@pytest.mark.parametrize("lead", range(5))
+@pytest.mark.parametrize("case", [str.upper, str.lower])
+def test_the_base32_of_a_five_byte_secret_is_hidden(lead: int, case: Callable[[str], str]) -> None:
+    """A secret of 5 bytes holds a run of ``BASE32_HIDDEN_IN_A_ROW`` characters of its
+    base32 only where it begins a group of 5 bytes: wherever it begins, the characters
+    that stand for its bytes alone (7 of them elsewhere) are hidden, in either case."""
+    secret = "k9Xq2"
+    before = "Bearer "[:3 + lead]  # the secret begins at byte (3 + lead) % 5 of a group
+    coded = case(base64.b32encode(f"{before}{secret}".encode()).decode())
+    said = refusal_text(f"echo {coded}".encode(), [secret])
+    alone = coded[-(-8 * len(before) // 5):(8 * len(before + secret)) // 5]
+    assert HIDDEN_TEXT in said and alone not in said, (coded, said)

@@ -9,27 +9,27 @@ escapes, hex in either case, numeric references zero-padded or without their ``;
 base64 (also in MIME's lines, and of its UTF-16 in either byte order), base32 (in
 capitals or in small letters), its UTF-8 bytes in hex (a dump, in either case, with
 separators between bytes or groups of them or not: ``73 33``, ``73:33``, xxd's
-``7333 6372``, a C array's ``0x73, 0x33``, and little-endian 16-bit words as ``hexdump`` and
-``od -x`` show them) or in decimal (``[115, 51]``: Node's JSON of a Buffer), cut short
-by the bytes read or by the page's own ``...``, split by line breaks, control
-characters, format characters, characters of private use or unassigned ones. The rule is
-one, and simple: at most ``SHOWN_IN_A_ROW_MAX`` characters of a credential in a row are
-shown, each escape counted as the character it stands for, and so for a base64 character
-and for two hex digits (``HEX_HIDDEN_IN_A_ROW``); the base64 of its UTF-16 is twice as
-long, and so is the run hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``); of base32, a run of
+``7333 6372``, a C array's ``0x73, 0x33``, C's escapes ``\\x73 \\x33``, and little-endian
+16-bit words as ``hexdump`` and ``od -x`` show them) or in decimal (``[115, 51]``:
+Node's JSON of a Buffer), cut short by the bytes read or by the page's own ``...``,
+split by line breaks, control characters, format characters, characters of private use
+or unassigned ones. The rule is one, and simple: at most ``SHOWN_IN_A_ROW_MAX``
+characters of a credential in a row are shown, each escape counted as the character it
+stands for, and so for a base64 character and for two hex digits
+(``HEX_HIDDEN_IN_A_ROW``); the base64 of its UTF-16 is twice as long, and so is the run
+hidden (``UTF16_BASE64_HIDDEN_IN_A_ROW``); of base32, a run of
 ``BASE32_HIDDEN_IN_A_ROW``, as words would hold shorter ones (of a credential of 5
-bytes, all of it); every longer run
-is shown as ``HIDDEN_TEXT``. Also hidden: the start of a credential (more than
-``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped, or as many bytes' worth of its
-other forms) that ends a body cut short, whose rest did not come. A credential shorter
-than the run hidden is not found: it would be found in ordinary words, and protects
-little. A word-like credential (``gateway1``) hides the words of a page that share a run
-with it (``Bad Gateway``): a run is hidden whatever the credential's length, as a rule
-that asked a longer run of a short one would show a good part of it wherever a page
-splits it in lines.
+bytes, all of it); every longer run is shown as ``HIDDEN_TEXT``. Also hidden: the start
+of a credential (more than ``SHOWN_AT_A_CUT_MAX`` characters of it, or one escaped, or
+as many bytes' worth of its other forms) that ends a body cut short, whose rest did not
+come. A credential shorter than the run hidden is not found: it would be found in
+ordinary words, and protects little. A word-like credential (``gateway1``) hides the
+words of a page that share a run with it (``Bad Gateway``): a run is hidden whatever the
+credential's length, as a rule that asked a longer run of a short one would show a good
+part of it wherever a page splits it in lines.
 
 What not: a page that writes it in another form: hex bytes written ``\\x73`` with
-anything between them; a JSON ``\\u`` escape of each UTF-8 byte; URL encoding done three
+words between them; a JSON ``\\u`` escape of each UTF-8 byte; URL encoding done three
 times. Nor a peer that holds our secret and splits it on purpose into pieces shorter
 than the run hidden (a character between every four): it shows them. Such a peer could
 publish the secret anyway: the hiding keeps an honest page's echo out of a log, it is no
@@ -134,8 +134,10 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     spans += [(starts[at], ends[end - 1])
               for search in searches for at, end in _found(decoded, search)]
     spans += [(starts[start], ends[end - 1]) for start, end in _hex_found(folded, hexed, cut)]
+    seen_folded = seen.translate(FOLD)
+    spans += _hex_found(seen_folded, hexed, cut, _escaped_bytes, _AFTER_BYTE_ESCAPES)
     if cut:
-        spans += _cut_start(seen.translate(FOLD), folded, starts, forms, spans)
+        spans += _cut_start(seen_folded, folded, starts, forms, spans)
     if where is not None:  # format characters in or at the end of a span go with it
         spans = [(where[start], where[end - 1] + 1 if end < len(seen) else len(text))
                  for start, end in spans]
@@ -184,6 +186,14 @@ _HEX_GROUPS = re.compile(r"(?:0x)?[0-9a-f]+(?:[ :,-]+(?:0x)?[0-9a-f]+)*")
 _DECIMAL_BYTES = re.compile(r"(?<![0-9])[0-9]{1,3}(?:, ?[0-9]{1,3})+(?![0-9])")
 _NUMBER = re.compile(r"[0-9]+")
 _HEX_DIGIT_GROUP = re.compile(r"(?:0x)?([0-9a-f]+)")
+#: Where a credential's bytes may be C's ``\\xXX`` escapes with something between them
+#: (``\\x73 \\x33``, ``\\x73,\\x33``; side by side, they are escapes, read as
+#: characters): in the text as seen, folded; the last one may be cut short.
+_BYTE_ESCAPES = re.compile(r"\\x[0-9a-f]{2}(?:[ ,:;'\"-]*\\x[0-9a-f]{2})+"
+                           r"(?:[ ,:;'\"-]*\\x[0-9a-f]?\Z)?")
+_BYTE_ESCAPE = re.compile(r"\\x([0-9a-f]{0,2})")
+#: What a cut body may end with after the digits of ``_BYTE_ESCAPES``.
+_AFTER_BYTE_ESCAPES = " ,:;'\"-x\\"
 _BYTE_HEX = {str(byte): f"{byte:02x}" for byte in range(256)} | {
     f"{byte:0{width}d}": f"{byte:02x}" for byte in range(100) for width in (2, 3)}  # padded
 
@@ -199,9 +209,12 @@ def _found(text: str, search: _Search) -> list[tuple[int, int]]:
             for found, length in runs if text[at:at + length] in found]
 
 
-def _hex_found(folded: str, forms: _HexForms, cut: bool) -> list[tuple[int, int]]:
+def _hex_found(folded: str, forms: _HexForms, cut: bool,
+               parts: Callable[[str], Iterator[_HexPart]] | None = None,
+               after: str = " :,-x") -> list[tuple[int, int]]:
     """Where in ``folded`` a run of ``HEX_HIDDEN_IN_A_ROW`` hex digits of a credential
-    is (from its first digit to past its last: ``_hex_parts``); where ``folded`` was
+    is (from its first digit to past its last: ``_hex_parts``, or ``parts``); where
+    ``folded`` was
     ``cut`` short, also a start of its hex that ends it: more than
     ``SHOWN_AT_A_CUT_MAX`` bytes' digits (where the last digits may be misread, a
     decimal list's last number cut, a word cut, the start before them is looked for).
@@ -217,12 +230,14 @@ def _hex_found(folded: str, forms: _HexForms, cut: bool) -> list[tuple[int, int]
     runs, starts_of = forms
     found = []
     length = HEX_HIDDEN_IN_A_ROW
-    shown_end = len(folded.rstrip(" :,-x"))  # a cut after a separator is after digits
-    for digits, starts, ends, unsure in _hex_parts(folded):
+    shown_end = len(folded.rstrip(after))  # a cut ``after`` digits is after digits
+    for digits, starts, ends, unsure in (parts or _hex_parts)(folded):
         found += [(starts[at], ends[at + length - 1])
                   for at in range(len(digits) - length + 1) if digits[at:at + length] in runs]
         if not (cut and ends and ends[-1] == shown_end):
             continue
+        # What ends the cut body after a run is part of it: a separator, an escape's start.
+        found = [(start, len(folded) if end == shown_end else end) for start, end in found]
         for tail in dict.fromkeys((len(digits), len(digits) - unsure)):  # either reading
             if unsure and tail >= length and digits[tail - length:tail] in runs:
                 found.append((starts[tail - length], len(folded)))  # a run, then misread
@@ -234,7 +249,7 @@ def _hex_found(folded: str, forms: _HexForms, cut: bool) -> list[tuple[int, int]
     return found
 
 
-def _hex_parts(folded: str) -> Iterator[tuple[str, list[int], list[int], int]]:
+def _hex_parts(folded: str) -> Iterator[_HexPart]:
     """The hex digits in ``folded`` that may be a credential's bytes, part by part, each
     with where its digits begin and end in ``folded``, and how many digits at its end
     may be misread where ``folded`` was cut short: groups of hex digits read without the
@@ -264,7 +279,21 @@ def _hex_parts(folded: str) -> Iterator[tuple[str, list[int], list[int], int]]:
                [end for _number, _start, end in numbers for _digit in "xx"], 2)
 
 
-def _words_swapped(groups: list[re.Match[str]]) -> tuple[str, list[int], list[int], int]:
+def _escaped_bytes(folded: str) -> Iterator[_HexPart]:
+    """The hex digits of ``\\xXX`` escapes with something between them in ``folded``
+    (``_BYTE_ESCAPES``), as ``_hex_parts`` yields them.
+
+    >>> [digits for digits, *_ in _escaped_bytes(r"a \\x73, \\x33 \\x6")]
+    ['73336']
+    """
+    for part in _BYTE_ESCAPES.finditer(folded):
+        groups = list(_BYTE_ESCAPE.finditer(folded, part.start(), part.end()))
+        at_digits = [at for group in groups for at in range(group.start(1), group.end(1))]
+        yield ("".join(folded[at] for at in at_digits), at_digits,
+               [at + 1 for at in at_digits], int(len(groups[-1][1]) == 1))
+
+
+def _words_swapped(groups: list[re.Match[str]]) -> _HexPart:
     """The digits of ``groups`` of hex digits, the two bytes of each 16-bit word swapped
     in those of a multiple of four digits, as ``_hex_parts`` yields them."""
     chars: list[str] = []
@@ -288,6 +317,9 @@ def _words_swapped(groups: list[re.Match[str]]) -> tuple[str, list[int], list[in
 #: length, the runs looked for (each set with their length), and where in the text (in
 #: its own case): the parts of it are found once for all those lengths.
 _Search = tuple[frozenset[str], int, tuple[tuple[frozenset[str], int], ...], re.Pattern[str]]
+#: Hex digits that may be a credential's bytes (``_hex_parts``): the digits, where each
+#: begins and ends in the text, how many at its end may be misread at a cut.
+_HexPart = tuple[str, list[int], list[int], int]
 #: The hex of credentials (``_runs``): its runs, and the forms whose start is hidden at a cut.
 _HexForms = tuple[frozenset[str], tuple[str, ...]]
 #: Forms whose start is hidden at a cut (``_cut_start``), folded: the forms, the most

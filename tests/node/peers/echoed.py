@@ -97,6 +97,10 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "hex, - between bytes": lambda text: text.encode().hex("-"),
     "hex, xxd's groups of two bytes": lambda text: text.encode().hex(" ", 2),
     "hex, a C array's": lambda text: ", ".join(f"0x{byte:02x}" for byte in text.encode()),
+    "hex, \\x escapes, a space between": lambda text: " ".join(
+        f"\\x{byte:02x}" for byte in text.encode()),
+    "hex, \\x escapes, a comma between": lambda text: ",".join(
+        f"\\x{byte:02X}" for byte in text.encode()),
     "hex, hexdump's little-endian words": _little_endian_words,
     "hex, after a byte, hexdump's little-endian words": lambda text: _little_endian_words(
         "x" + text),

@@ -131,10 +131,14 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
     # The runs of the plain forms and of base64's and base32's in one pass: as long.
     spans = [(starts[at], ends[at + _RUN - 1]) for at in range(len(decoded) - _RUN + 1)
              if folded[at:at + _RUN] in plain or decoded[at:at + _RUN] in coded]
+    seen_folded = seen.translate(FOLD)
+    # And as written, where escapes were read: a stray backslash makes one of "\123".
+    if len(decoded) < len(seen):
+        spans += [(at, at + _RUN) for at in range(len(seen) - _RUN + 1)
+                  if seen_folded[at:at + _RUN] in plain]
     spans += [(starts[at], ends[end - 1])
               for search in searches for at, end in _found(decoded, search)]
     spans += [(starts[start], ends[end - 1]) for start, end in _hex_found(folded, hexed, cut)]
-    seen_folded = seen.translate(FOLD)
     spans += _hex_found(seen_folded, hexed, cut, _escaped_bytes, _AFTER_BYTE_ESCAPES)
     if cut:
         spans += _cut_start(seen_folded, folded, starts, forms, spans)

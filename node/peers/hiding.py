@@ -176,10 +176,11 @@ _BASE64_CHARACTERS = re.compile(rf"[0-9a-z+/_-]{{{UTF16_BASE64_HIDDEN_IN_A_ROW},
 
 
 @functools.lru_cache(maxsize=8)
-def _base32_characters(length: int) -> re.Pattern[str]:
+def _base32_characters(length: int) -> tuple[re.Pattern[str], ...]:
     """Where a run of ``length`` characters of base32 may be: in capitals or in small
-    letters, not in a mix (``Gateway``)."""
-    return re.compile(rf"[A-Z2-7]{{{length},}}|[a-z2-7]{{{length},}}")
+    letters, not in a mix (``Gateway``). Each looked for alone: digits between the two
+    belong to both (``2222zz``), and one pattern's match would take them from the other."""
+    return (re.compile(rf"[A-Z2-7]{{{length},}}"), re.compile(rf"[a-z2-7]{{{length},}}"))
 
 
 #: Where a credential's bytes may be in hex (the text folded): groups of hex digits, with
@@ -207,7 +208,7 @@ def _found(text: str, search: _Search) -> list[tuple[int, int]]:
     character of the parts of ``text`` that may hold one, of the runs' starts as long
     as the shortest run; only where one is found, of the runs of each length."""
     heads, shortest, runs, where = search
-    return [(at, at + length) for part in where.finditer(text)
+    return [(at, at + length) for pattern in where for part in pattern.finditer(text)
             for at in range(part.start(), part.end() - shortest + 1)
             if text[at:at + shortest] in heads
             for found, length in runs if text[at:at + length] in found]
@@ -319,8 +320,9 @@ def _words_swapped(groups: list[re.Match[str]]) -> _HexPart:
 
 #: A search (``_runs``, ``_found``): the runs' starts as long as the shortest run, that
 #: length, the runs looked for (each set with their length), and where in the text (in
-#: its own case): the parts of it are found once for all those lengths.
-_Search = tuple[frozenset[str], int, tuple[tuple[frozenset[str], int], ...], re.Pattern[str]]
+#: its own case; each pattern's parts): the parts are found once for all those lengths.
+_Search = tuple[frozenset[str], int, tuple[tuple[frozenset[str], int], ...],
+                tuple[re.Pattern[str], ...]]
 #: Hex digits that may be a credential's bytes (``_hex_parts``): the digits, where each
 #: begins and ends in the text, how many at its end may be misread at a cut.
 _HexPart = tuple[str, list[int], list[int], int]
@@ -365,7 +367,7 @@ def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
               BASE32_SHOWN_AT_A_CUT_MAX, BASE32_HIDDEN_IN_A_ROW - 1))
     lengths = sorted({len(core) for core in short} | {BASE32_HIDDEN_IN_A_ROW})
     searches = (_search(((_runs_of(wide, UTF16_BASE64_HIDDEN_IN_A_ROW),
-                          UTF16_BASE64_HIDDEN_IN_A_ROW),), _BASE64_CHARACTERS),
+                          UTF16_BASE64_HIDDEN_IN_A_ROW),), (_BASE64_CHARACTERS,)),
                 _search(((_runs_of(base32, BASE32_HIDDEN_IN_A_ROW), BASE32_HIDDEN_IN_A_ROW),
                          *((frozenset(core for core in short if len(core) == length), length)
                            for length in lengths[:-1])), _base32_characters(lengths[0])))
@@ -373,7 +375,8 @@ def _runs(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str],
             (_runs_of(hexed, HEX_HIDDEN_IN_A_ROW), tuple(sorted(hexed))), forms)
 
 
-def _search(runs: tuple[tuple[frozenset[str], int], ...], where: re.Pattern[str]) -> _Search:
+def _search(runs: tuple[tuple[frozenset[str], int], ...],
+            where: tuple[re.Pattern[str], ...]) -> _Search:
     shortest = min(length for _runs, length in runs)
     return (frozenset(run[:shortest] for found, _length in runs for run in found), shortest,
             runs, where)

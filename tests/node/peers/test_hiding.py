@@ -309,3 +309,14 @@ def test_a_run_read_into_an_escape_by_a_stray_backslash_is_hidden(
     """A backslash before digits makes an octal escape of them ("\\123"): a run of the
     secret in the page as written is hidden all the same."""
     assert refusal_text(page.encode(), [secret]) == said
+
+
+@pytest.mark.parametrize("page", ["echo 22222222zzlbyte", "echo abcdefg2ZZLBYTE"])
+def test_base32_after_a_run_in_the_other_case_is_hidden(page: str) -> None:
+    """Digits are base32's in capitals and in small letters: a run in the one case that
+    ends with them takes none from a run in the other that begins with them. "2ZZLBYT"
+    stands for the bytes of "k9Xq2" alone (after "Bea")."""
+    assert "2zzlbyt" in base64.b32encode(b"Beak9Xq2").decode().lower()
+    said = refusal_text(page.encode(), ["k9Xq2"])
+    assert "zzlbyt" not in said.lower()
+    assert HIDDEN_TEXT in said

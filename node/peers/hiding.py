@@ -133,9 +133,11 @@ def hidden(text: str, hide: Iterable[str | None], cut: bool = False) -> str:
              if folded[at:at + _RUN] in plain or decoded[at:at + _RUN] in coded]
     seen_folded = seen.translate(FOLD)
     # And as written, where escapes were read: a stray backslash makes one of "\123".
+    # Widened to the escapes it begins or ends in: a JSON string stays one.
     if len(decoded) < len(seen):
-        spans += [(at, at + _RUN) for at in range(len(seen) - _RUN + 1)
-                  if seen_folded[at:at + _RUN] in plain]
+        spans += [(starts[bisect.bisect_right(starts, at) - 1],
+                   ends[bisect.bisect_right(starts, at + _RUN - 1) - 1])
+                  for at in range(len(seen) - _RUN + 1) if seen_folded[at:at + _RUN] in plain]
     spans += [(starts[at], ends[end - 1])
               for search in searches for at, end in _found(decoded, search)]
     spans += [(starts[start], ends[end - 1]) for start, end in _hex_found(folded, hexed, cut)]

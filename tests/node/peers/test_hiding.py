@@ -302,12 +302,12 @@ def test_the_base32_of_a_five_byte_secret_is_hidden(lead: int, case: Callable[[s
 
 
 @pytest.mark.parametrize(("page", "secret", "said"), [
-    ("token: \\1234567 end", "1234567", f"token: \\{HIDDEN_TEXT} end"),
-    ("x \\73cret y", "s3cret-s3cret", f"x \\7{HIDDEN_TEXT} y")])
+    ("token: \\1234567 end", "1234567", f"token: {HIDDEN_TEXT} end"),
+    ("x \\73cret y", "s3cret-s3cret", f"x {HIDDEN_TEXT} y")])
 def test_a_run_read_into_an_escape_by_a_stray_backslash_is_hidden(
         page: str, secret: str, said: str) -> None:
     """A backslash before digits makes an octal escape of them ("\\123"): a run of the
-    secret in the page as written is hidden all the same."""
+    secret in the page as written is hidden all the same, with the escape it begins in."""
     assert refusal_text(page.encode(), [secret]) == said
 
 

@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -151,6 +152,10 @@ def run(main: Callable[[], None]) -> None:
         # Futures of a stopped browser driver, collected at exit, would each log that
         # their exception was never retrieved.
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        # Likewise a coroutine made just before the interrupt and never awaited: its
+        # warning, written at exit, would come after the one line said here.
+        warnings.filterwarnings("ignore", message="coroutine .* was never awaited",
+                                category=RuntimeWarning)
         said, status = STOPS[signal.Signals(stopped_by[0])]
         print(said, file=sys.stderr)
         sys.exit(status)

@@ -242,26 +242,22 @@ def test_an_export_says_a_count_of_created_that_is_no_number(hostile: str) -> No
         asyncio.run(append())
 
 
-def test_the_client_says_deep_json_in_a_stream(hostile: str) -> None:
-    async def first() -> Any:
-        async with Client(f"{hostile}/m/sse-deep") as client:
-            async for item in client.stream(0):
-                return item
-        return None
+async def _first_streamed(node: str) -> Any:
+    """The first item the client's live stream from ``node`` gives, None if none."""
+    async with Client(node) as client:
+        async for item in client.stream(0):
+            return item
+    return None
 
+
+def test_the_client_says_deep_json_in_a_stream(hostile: str) -> None:
     with pytest.raises(ClientError, match="nested too deep"):
-        asyncio.run(first())
+        asyncio.run(_first_streamed(f"{hostile}/m/sse-deep"))
 
 
 def test_the_client_says_a_number_json_has_not_in_a_stream(hostile: str) -> None:
-    async def first() -> Any:
-        async with Client(f"{hostile}/m/sse-nan") as client:
-            async for item in client.stream(0):
-                return item
-        return None
-
     with pytest.raises(ClientError) as raised:
-        asyncio.run(first())
+        asyncio.run(_first_streamed(f"{hostile}/m/sse-nan"))
     assert str(raised.value) == "the live stream sent data that is not JSON: NaN is not a " \
         "JSON number"
 
@@ -271,12 +267,6 @@ def test_the_client_reads_an_event_on_a_line_longer_than_aiohttps_default(
     """A node sends each event on one ``data:`` line, up to its ``body_bytes_max``: the
     client takes lines as long as a message it reads (aiohttp's default stops at 512 KiB
     with LineTooLong)."""
-    async def first() -> Any:
-        async with Client(f"{hostile}/m/sse-big") as client:
-            async for item in client.stream(0):
-                return item
-        return None
-
-    item = asyncio.run(first())
+    item = asyncio.run(_first_streamed(f"{hostile}/m/sse-big"))
     assert item is not None and item.position == 1
     assert len(item.event["kind"]["content"]) == BIG_EVENT_CHARS

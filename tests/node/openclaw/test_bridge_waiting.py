@@ -10,6 +10,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,14 @@ def _cursor(state: Path, store: EventStore) -> dict[str, int]:
 
 def _pass(bridge: Bridge, only_changed: bool = True) -> Tally:
     return asyncio.run(bridge.run_pass(only_changed=only_changed))
+
+
+def _write(state: Path, kind: str, records: list[dict[str, Any]]) -> None:
+    """Session A's ``records`` in the agent's SQLite store (``kind`` "db") or its JSONL."""
+    if kind == "db":
+        write_sessions(state, {(KEY_A, A): records})
+    else:
+        write_jsonl(state, KEY_A, A, records)
 
 
 def test_a_waiting_session_leaves_the_read_to_the_sessions_after_it(tmp_path: Path) -> None:
@@ -309,10 +318,7 @@ def test_a_waiting_session_whose_whole_store_is_deleted_no_longer_waits(
         tmp_path: Path, kind: str) -> None:
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
-    if kind == "db":
-        write_sessions(tmp_path, {(KEY_A, A): a})
-    else:
-        write_jsonl(tmp_path, KEY_A, A, a)
+    _write(tmp_path, kind, a)
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
         bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
@@ -331,10 +337,7 @@ def test_a_waiting_session_whose_whole_store_is_deleted_no_longer_waits(
             # Back with a record ahead where the cursor is: it waits, said anew; nothing
             # is said taken of the record deleted.
             later = turn_records(A, [now_ms - 5000, now_ms + 7_200_000])
-            if kind == "db":
-                write_sessions(tmp_path, {(KEY_A, A): later})
-            else:
-                write_jsonl(tmp_path, KEY_A, A, later)
+            _write(tmp_path, kind, later)
             assert len(_pass(bridge).waiting) == 1
             assert not any("taken it now" in text for text in told)
         finally:
@@ -348,10 +351,7 @@ def test_a_waiting_session_outlives_a_look_that_could_not_list_the_agents(
     a folder whatever its mode) says nothing of what is gone: the session waits on."""
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
-    if kind == "db":
-        write_sessions(tmp_path, {(KEY_A, A): a})
-    else:
-        write_jsonl(tmp_path, KEY_A, A, a)
+    _write(tmp_path, kind, a)
     told: list[str] = []
     agents = tmp_path / "agents"
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:

@@ -450,8 +450,9 @@ def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutFo
                spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Where ``folded``, cut short, ends with a start of one of the ``forms`` (its
     ``decoded`` reading) that tells something: more characters than those forms' shown
-    at a cut (``SHOWN_AT_A_CUT_MAX``, and as many in UTF-16's base64), or escaped ones;
-    each of them looked for up to its longest start not already a run. An escape's
+    at a cut (``SHOWN_AT_A_CUT_MAX``, and as many in UTF-16's base64), or escaped ones,
+    or begun in a run hidden before it (one of ``spans``: a page's word may end with the
+    secret's first characters); each looked for up to its longest start. An escape's
     start that ends it, whose rest did not come, goes with that start, or with a run
     hidden just before it (one of ``spans``): it is part of them."""
     partial = ESCAPE_START.search(folded)
@@ -460,13 +461,17 @@ def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutFo
         if max((end for _start, end in spans), default=-1) >= partial.start():
             return [(partial.start(), len(folded))]
         tails.append(bisect.bisect_left(starts, partial.start()))
+    # What the run hid of such a start and what follows it tell together more than
+    # the few characters shown at a cut.
+    hidden_end = max((end for _start, end in spans), default=-1)
     found = []  # the earliest start told, of either tail: the other may tell less
     for tail in tails:
         end = starts[tail] if tail < len(decoded) else len(folded)
         for starts_of, shown_max, longest in forms:
             for length in range(min(tail, longest), 0, -1):
                 at = tail - length
-                told = length > shown_max or end - starts[at] > length  # or escaped
+                told = (length > shown_max or end - starts[at] > length  # or escaped
+                        or starts[at] < hidden_end)
                 if told and any(form.startswith(decoded[at:tail]) for form in starts_of):
                     found.append(starts[at])
                     break

@@ -256,3 +256,13 @@ def test_a_cut_body_s_end_read_as_an_escape_s_start_hides_as_much_as_read_whole(
     # of "&#80;" ("P"): "\\B00" before it is hidden.
     said = refusal_text(b"see &#92;&#66;&#48;&#48;&#8", ["\\B00P"], whole=False)
     assert said == f"see {HIDDEN_TEXT}", said
+
+
+def test_a_start_of_the_secret_begun_in_a_hidden_run_goes_with_it() -> None:
+    """``Bearer 0er 0`` in UTF-16's base64, cut after the secret's ``0e``: ``er 0`` of
+    ``Bearer 0`` is a run of the secret, hidden, and ends in the secret's first character;
+    the start that follows it goes with it, nothing shown after ``(hidden)``."""
+    page = "echo " + base64.b64encode("Bearer 0er 0".encode("utf-16-le")).decode()
+    assert page[:28] == "echo QgBlAGEAcgBlAHIAIAAwAGU"
+    assert [refusal_text(page[:cut].encode(), ["0er 0"], whole=False)
+            for cut in (27, 28, 30)] == ["echo QgBlAGEAcg" + HIDDEN_TEXT] * 3

@@ -55,7 +55,13 @@ from node.peers.holds import (
     hold_from,
     holds,
 )
-from node.peers.list_failures import failure_holds, members_failed
+from node.peers.list_failures import (
+    failure_holds,
+    fault_after_listing,
+    members_failed,
+    members_listed,
+    members_taken_up,
+)
 from node.peers.member_lists import lister, member_urls
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import fetch_members
@@ -190,7 +196,7 @@ class Learning:
         async def ask(runner: Runner) -> None:
             try:
                 await self.learn_from(runner)
-            except Exception:  # a fault of ours after the list was read
+            except Exception:  # a fault of ours before the ask (those after: told repeats)
                 log.exception("learning members failed", peer=runner.url)
 
         # A task group: a cancel of the round cancels every ask and is raised once all
@@ -233,9 +239,18 @@ class Learning:
             # else would log it (each kind told and logged in ``list_failures``)
             members_failed(runner, link, exc, self.rounds)
             return
-        if link == runner.links:
-            # Listed now: a failure later on this link is news (``members_failed``).
-            runner.members_failure = None
+        # Listed now: a failure of an ask later on this link is news (``members_failed``).
+        members_listed(runner, link)
+        try:
+            await self._take_up(runner, listed)
+        except Exception as exc:  # a fault of ours: each round would meet it again
+            fault_after_listing(runner, link, exc)
+            return
+        members_taken_up(runner, link)
+
+    async def _take_up(self, runner: Runner, listed: dict[str, Any]) -> None:
+        """Dial the nodes the list ``listed``, read from the peer of ``runner``, names
+        and no link reaches (``_learn_from``)."""
         # Its address checked (a bad one logged) once; a lister that names no node id is
         # told from others by the address dialed.
         own = lister(listed, self.refusals, runner.url)

@@ -1,8 +1,10 @@
 """Failed asks for a peer's member list (``Learning.learn_from``): the kind of each
 failure, which kinds hold asks off on the link, and which are news (logged at info)
-rather than repeats (at debug). What is kept per link is a
-``node.peers.runner.MembersFailure`` (``Runner.members_failure``); a list read on the
-link clears it.
+rather than repeats (at debug); and faults of ours while a list read is taken up
+(``fault_after_listing``), told apart so too. What is kept per link is a
+``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a list read on the
+link clears the failures of the ask (``members_listed``), a list taken up whole all
+(``members_taken_up``).
 """
 
 from __future__ import annotations
@@ -74,13 +76,64 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     kind = kind_of(exc)
     before = runner.members_failure
     logged = before.logged if before is not None and before.link == link else frozenset()
-    fault = type(exc)
-    said = kind if kind != UNEXPECTED else f"{kind} {fault.__module__}.{fault.__qualname__}"
+    said = _said(kind, exc)
     runner.members_failure = MembersFailure(
         link, logged | {said}, hold_from(rounds) if kind in HOLDING else None)
+    _log(runner, exc, kind, repeat=said in logged)
+
+
+def members_listed(runner: Runner, link: int) -> None:
+    """A list was read on the link number ``link`` of ``runner``: a failure of the ask
+    after it is news again (``members_failed``), and no hold runs. The faults of ours
+    logged stay until the list is taken up whole (``members_taken_up``): one met while
+    taking up each round's list (``fault_after_listing``) is read anew every round, and
+    is not news for that."""
+    failure = runner.members_failure
+    if link != runner.links or failure is None or failure.link != link:
+        return
+    ours = frozenset(said for said in failure.logged if said.startswith(UNEXPECTED))
+    runner.members_failure = MembersFailure(link, ours, None) if ours else None
+
+
+def members_taken_up(runner: Runner, link: int) -> None:
+    """The list read on the link number ``link`` of ``runner`` was taken up with no
+    fault: any failure or fault after it is news again."""
+    if link == runner.links:
+        runner.members_failure = None
+
+
+def fault_after_listing(runner: Runner, link: int, exc: Exception) -> None:
+    """A fault of ours (``exc``, called while it is handled) while the list read on the
+    link number ``link`` of ``runner`` was taken up (its addresses checked, dialed): at
+    error with its traceback the first time of its type on the link since a list was
+    taken up whole on it, again at debug, as a fault of ours in the ask
+    (``members_failed``): each round reads the list anew and would meet it again. On a
+    link gone since, at error all the same: a fault of ours is never passed over."""
+    failure = runner.members_failure
+    if link != runner.links:
+        _log(runner, exc, UNEXPECTED, repeat=False)
+        return
+    said = _said(UNEXPECTED, exc)
+    kept = failure if failure is not None and failure.link == link else None
+    runner.members_failure = MembersFailure(
+        link, (kept.logged if kept else frozenset()) | {said}, kept.until if kept else None)
+    _log(runner, exc, UNEXPECTED, repeat=kept is not None and said in kept.logged)
+
+
+def _said(kind: str, exc: Exception) -> str:
+    """What ``logged`` keeps of a failure of kind ``kind``: the kind, and for a fault
+    of ours, its exception's type (a fault of another type is another bug)."""
+    fault = type(exc)
+    return kind if kind != UNEXPECTED else f"{kind} {fault.__module__}.{fault.__qualname__}"
+
+
+def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool) -> None:
+    """Log a failure ``exc`` of kind ``kind`` for the peer of ``runner``: a repeat at
+    debug, news of a fault of ours at error with its traceback (called while ``exc``
+    is handled), other news at info."""
     # A fault of ours says what it is (its repr); a failure of the ask, why it failed.
     reason = repr(exc) if kind == UNEXPECTED else str(exc)
-    if said in logged:
+    if repeat:
         log.debug("members not listed", peer=runner.url, reason=reason)
     elif kind == UNEXPECTED:
         log.exception("learning members failed", peer=runner.url)

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import structlog
 
+from node.peers import learning as learning_module
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.member_lists import SKIPPED
 from node.peers.transport import fetch_members
@@ -223,6 +224,34 @@ async def test_a_fault_of_ours_of_another_type_is_logged_at_error_again(
         ("error", True), ("error", True)]
     assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
         ("debug", "KeyError"), ("debug", "TypeError")]
+
+
+async def test_a_fault_of_ours_taking_up_a_list_is_logged_at_error_once_per_type(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list is read at every round, and a fault of ours while its addresses are
+    taken up met at each: at error with its traceback the first time, a repeat of its
+    type at debug, one of another type at error; once a list was taken up whole, the
+    first type is news again."""
+    node, [peer] = await linked_to(make_node, 1)
+    member_urls = learning_module.member_urls
+    faults: list[Exception] = []
+
+    def failing(listed: Any, own: Any, refusals: Any, url: str | None) -> Any:
+        if faults:
+            raise faults[0]
+        return member_urls(listed, own, refusals, url)
+
+    monkeypatch.setattr("node.peers.learning.member_urls", failing)
+    with structlog.testing.capture_logs() as said:
+        for fault in (KeyError("a bug of ours"), KeyError("the same bug"),
+                      TypeError("another bug of ours"), None, KeyError("the bug again")):
+            faults[:] = [fault] if fault is not None else []
+            await node.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == "learning members failed"]
+    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
+            for entry in failed] == [("error", peer.url, True)] * 3
+    assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
+        ("debug", "KeyError")]
 
 
 async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(

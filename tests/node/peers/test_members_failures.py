@@ -1,7 +1,8 @@
 """node.peers.learning with real nodes in this process: an ask for a peer's member list
 that fails other than by a refusal (401, 403) is logged once for the link and kind of
 failure, repeats at debug, and a list read on the link makes the next failure news
-again; a fault of ours is logged at error with its traceback, once per type. An
+again; a fault of ours, in the ask or taking up a list read, is logged at error with
+its traceback, once per type (never passed over on a link gone since). An
 answer that will not change (a 404 of an older node, a 405, a 501, a body that is no
 member list) holds asks off as a refusal does; one that may pass by (a 502, 503, 504),
 or no answer (the connection refused, a time-out), does not. Each kind of failure is
@@ -18,11 +19,25 @@ import aiohttp
 import pytest
 import structlog
 
+from node.cli.linkproxy import LinkProxy
 from node.peers import learning as learning_module
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.member_lists import SKIPPED
+from node.peers.runner import linked_nodes
 from node.peers.transport import fetch_members
-from tests.node.peers.support import NodeFactory, answer, linked_to, refusals, serving
+from tests.node.peers.support import (
+    FAST,
+    SECRET,
+    NodeFactory,
+    answer,
+    link_up_asks,
+    linked_to,
+    port_of,
+    refusals,
+    rounds_by_hand,
+    serving,
+    until,
+)
 from tests.support.processes import free_port
 
 #: Rounds asked in a row: enough to see a line logged at each, were it so.
@@ -252,6 +267,44 @@ async def test_a_fault_of_ours_taking_up_a_list_is_logged_at_error_once_per_type
             for entry in failed] == [("error", peer.url, True)] * 3
     assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
         ("debug", "KeyError")]
+
+
+async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_at_error(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link the list was read on ends, and another comes up, while an address it
+    names is dialed, which then meets a fault of ours: logged at error all the same
+    (no failure is kept for a link gone, nor passed over)."""
+    learner = await make_node(cluster_secret=SECRET, sync=FAST)
+    peer, third = [await make_node(cluster_secret=SECRET, sync=FAST) for _ in range(2)]
+    await rounds_by_hand(learner)
+    peer.gossip.learning.members[third.url] = third.astore.node_id
+    armed: list[bool] = []
+
+    with LinkProxy(target_port=port_of(peer)) as proxy:
+        url = f"http://127.0.0.1:{proxy.port}"
+
+        async def relinked_then_faulty(*args: Any, **kwargs: Any) -> bool:
+            if not armed:
+                return False  # third is not dialed: each ask finds it to dial
+            armed.clear()
+            runner = learner.gossip.runners[f"url:{url}"]
+            link = runner.links
+            proxy.cut()
+            proxy.heal()
+            await until(lambda: runner.links == link + 1 and runner.state == "up")
+            raise KeyError("a bug of ours")
+
+        monkeypatch.setattr(learner.gossip.learning, "_dial", relinked_then_faulty)
+        assert await learner.gossip.add_peer(url, learned=False)
+        await until(lambda: linked_nodes(learner.gossip.runners.values())
+                    == {peer.astore.node_id})
+        await link_up_asks(learner)
+        armed.append(True)
+        with structlog.testing.capture_logs() as said:
+            await learner.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == "learning members failed"]
+    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
+            for entry in failed] == [("error", url, True)]
 
 
 async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(

@@ -31,6 +31,10 @@ tries again later, as it does a node out of reach), and one longer than
 its document until a forget. A node URL no node could be reached at (a user name or
 password in it, a query or a fragment, no host, a bad port, not ``http(s)://``) raises
 ``ClientError`` at once, as ``Client`` does, without showing the URL.
+A node whose answer is for another session (the body's ``session_key``, or the
+``session_key`` the followed document was born with, which its genesis change holds)
+raises ``SubscribeError`` naming the session it got, ``reconnect`` or not: the document
+is never followed in the asked one's name.
 Each change costs a read of the whole document: fine for a notebook, not for following
 thousands of sessions.
 """
@@ -48,6 +52,7 @@ import aiohttp
 
 from crdt.automerge.document import Replica, automerge_url, new_sync_state, parse_automerge_url
 from crdt.errors import CrdtError, InvalidInput
+from crdt.keys import SESSION_KEY_BYTES_MAX
 from node.client.errors import ClientError
 from node.client.transport import AnswerTooLong, checked_node_url, json_object
 from node.headers import AUTOMERGE_URL_HEADER
@@ -67,6 +72,17 @@ from sync.repo.messages import (
 
 class SubscribeError(Exception):
     """The node refused the subscription (token, session) or closed it with an error."""
+
+
+def _other_session(got: object, asked: str, where: str) -> SubscribeError:
+    """The error for an answer for another session than ``asked``: it says which one
+    came, cut to the length of the longest key (what is longer names no session).
+
+    >>> _other_session("s2", "s1", "the node's document")
+    SubscribeError("the node's document is for session 's2', not 's1'")
+    """
+    return SubscribeError(f"{where} is for session {repr(got)[:SESSION_KEY_BYTES_MAX]}, "
+                          f"not {asked!r}")
 
 
 class _Replaced(Exception):
@@ -124,7 +140,7 @@ async def projections(node: str, session_key: str, *, token: str | None = None,
                 async with http.ws_connect(socket_url(node, token),
                                            max_msg_size=limits.subscribe_frame_bytes_max,
                                            heartbeat=30.0) as ws:
-                    async for view in _follow(ws, replica, doc_text):
+                    async for view in _follow(ws, replica, doc_text, session_key):
                         failures = 0
                         yield view
             except _Replaced:
@@ -175,7 +191,7 @@ async def _document_text(http: aiohttp.ClientSession, node: str, session_key: st
                 if _is_document_url(found):
                     response.close()  # the id is all it needs: the projection stays unread
                 else:
-                    found = await _url_in_body(response, limits, reconnect)
+                    found = await _url_in_body(response, session_key, limits, reconnect)
                 if _is_document_url(found):
                     url = found
     return url.removeprefix("automerge:")
@@ -198,22 +214,30 @@ def _is_document_url(found: object) -> TypeGuard[str]:
     return True
 
 
-async def _url_in_body(response: aiohttp.ClientResponse, limits: ClientLimits,
-                       reconnect: bool) -> object:
-    """``automerge_url`` at the end of the projection: a node without the header."""
+async def _url_in_body(response: aiohttp.ClientResponse, session_key: str,
+                       limits: ClientLimits, reconnect: bool) -> object:
+    """``automerge_url`` at the end of the projection: a node without the header. A
+    projection of another session is a ``SubscribeError`` (its document is not this
+    session's); one without ``session_key`` is left to the document's own check."""
     try:
-        return (await json_object(response, limits.answer_bytes_max)).get("automerge_url")
+        body = await json_object(response, limits.answer_bytes_max)
     except AnswerTooLong:
         return None
     except ClientError as exc:
         if not reconnect:
             raise SubscribeError(f"the node's session answer: {exc}") from None
         return None
+    if "session_key" in body and body["session_key"] != session_key:
+        raise _other_session(body["session_key"], session_key, "the node's session answer")
+    return body.get("automerge_url")
 
 
-async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,
-                  doc_text: str) -> AsyncIterator[dict[str, Any]]:
-    """One connection: join, ask for the document, yield on every change."""
+async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica, doc_text: str,
+                  session_key: str) -> AsyncIterator[dict[str, Any]]:
+    """One connection: join, ask for the document, yield on every change. Each view is
+    checked to be ``session_key``'s: the node named the document (after a forget its id
+    is not the key's), and its genesis change, the first any sync brings, holds the key
+    it was born for; a document of another session (or of none) is a ``SubscribeError``."""
     me = f"clawsync-py-{secrets.token_hex(4)}"
     state = new_sync_state()
     server: str | None = None
@@ -243,6 +267,9 @@ async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica,
                 await ws.send_bytes(encode_sync(me, server, doc_text, reply))
             view = replica.to_python() if changed else None
             if view is not None:
+                if view.get("session_key") != session_key:
+                    raise _other_session(view.get("session_key"), session_key,
+                                         "the node's document")
                 yield projection_of(view, f"automerge:{doc_text}")
         elif isinstance(frame, Unavailable):
             if frame.document_id == doc_text and replica.heads:

@@ -74,16 +74,25 @@ def _state(path: Path, agents: tuple[str, ...], *, present: bool) -> StateFolder
         state = StateFolder(check_state_folder(path), list(agents) or None)
     except StateFolderError as error:
         raise click.UsageError(str(error)) from None
-    missing = [agent for agent in agents if not (state.path / "agents" / agent).is_dir()]
+    missing = [agent for agent in agents if not _is_folder(state.path / "agents" / agent)]
     if missing:
         there = sorted(entry.name for entry in (state.path / "agents").iterdir()
-                       if entry.is_dir())
+                       if _is_folder(entry))
         said = (f"no agent {', '.join(map(repr, missing))} in {state.path}/agents "
                 f"(there: {', '.join(there) or 'none'})")
         if present:
             raise click.UsageError(said)
         note(f"{said}; followed once it appears")
     return state
+
+
+def _is_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder; one that cannot be looked into (Python 3.11's
+    ``is_dir`` raises for it) counts as one: it is there, and each pass names it."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return True
 
 
 def _summary(tally: Tally) -> str:

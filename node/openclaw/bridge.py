@@ -104,6 +104,8 @@ class Bridge:
         # (cursor name, entry) -> the sessions whose next record the node refused for its
         # time, told once: where, and when to try it again.
         self._waiting: dict[tuple[str, str], _Wait] = {}
+        # Agent id -> its folder that could not be read, and why, as last said.
+        self._unreadable: dict[str, tuple[str, str]] = {}
 
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
@@ -112,6 +114,7 @@ class Bridge:
         sources = self.state.sources()
         if sources is None:  # not listed: no store is known gone, none read; next look
             return tally
+        self._say_unreadable(sources, tally)
         self._forget_stores_gone(sources)
         for agent_id, source in sources:
             changed = source.changed()
@@ -253,6 +256,23 @@ class Bridge:
             self.tell(f"{wait.where}: the node has taken it now")
         return True
 
+    def _say_unreadable(self, sources: list[tuple[str, Source]], tally: Tally) -> None:
+        """Name each agent folder that cannot be read (``StateFolder.unreadable``) and
+        why, as a problem: once, and again only if why changes or it was read meanwhile
+        (said too, so that a log shows when it mended)."""
+        now = self.state.unreadable
+        for agent_id, (shown, why) in sorted(now.items()):
+            if self._unreadable.get(agent_id) != (shown, why):
+                text = (f"{shown}: cannot be read ({why}); this agent's stores are skipped "
+                        "until it can be (run clawsync as the user OpenClaw runs as)")
+                tally.problems.append(text)
+                self.tell(text)
+        read = {agent_id for agent_id, _source in sources}
+        for agent_id, (shown, _why) in sorted(self._unreadable.items()):
+            if agent_id not in now and agent_id in read:
+                self.tell(f"{shown}: can be read again; its stores are read")
+        self._unreadable = dict(now)
+
     def _forget_gone(self, name: str, waits: set[str], items: list[Item]) -> None:
         """A waiting session of which a whole read found nothing is gone (its file
         deleted or moved away, its rows removed): it waits no longer, said once. What was
@@ -267,11 +287,13 @@ class Bridge:
     def _forget_stores_gone(self, sources: list[tuple[str, Source]]) -> None:
         """A waiting session whose whole store is gone (the agent's SQLite file deleted,
         its ``sessions`` folder removed) is never read again to find it gone: it waits no
-        longer, as in ``_forget_gone``."""
+        longer, as in ``_forget_gone``. One of an agent whose folder could not be looked
+        into is not known gone: it waits on."""
         listed = {(cursor_name(self.state.path, agent_id), isinstance(source, AgentDatabase))
                   for agent_id, source in sources}
+        unknown = {cursor_name(self.state.path, agent_id) for agent_id in self.state.unreadable}
         for name, entry in sorted(self._waiting):
-            if (name, entry.startswith("db:")) not in listed:
+            if name not in unknown and (name, entry.startswith("db:")) not in listed:
                 self._stop_waiting(name, entry)
 
     def _stop_waiting(self, name: str, entry: str) -> None:

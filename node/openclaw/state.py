@@ -263,6 +263,10 @@ class StateFolder:
 
     path: Path
     agents: list[str] | None = None  # only these; None: every agent found
+    #: The agents whose folder the last ``sources`` could not look into (another user's,
+    #: say), each with its shown path and why: skipped, their stores neither read nor
+    #: known gone, while the others are read.
+    unreadable: dict[str, tuple[str, str]] = field(default_factory=dict)
     _sources: dict[tuple[str, str], Source] = field(default_factory=dict)
 
     def sources(self) -> list[tuple[str, Source]] | None:
@@ -271,24 +275,34 @@ class StateFolder:
         say): what is present is then unknown, which is not the same as nothing."""
         found: list[tuple[str, Source]] = []
         try:
-            folders = sorted(entry for entry in (self.path / "agents").iterdir()
-                             if entry.is_dir())
+            folders = sorted((self.path / "agents").iterdir())
         except FileNotFoundError:
             folders = []
         except OSError:
             return None
+        self.unreadable = {}
         for folder in folders:
             agent_id = folder.name
             if self.agents is not None and agent_id not in self.agents:
                 continue
             shown = f"{self.path}/agents/{agent_id}"
-            if (folder / DATABASE).exists():
+            # Python 3.11's exists() and is_dir() raise rather than say False for a folder
+            # that cannot be looked into (PermissionError): one such agent is skipped,
+            # not every agent with it.
+            try:
+                if not folder.is_dir():
+                    continue
+                database, sessions = (folder / DATABASE).exists(), (folder / SESSIONS).is_dir()
+            except OSError as error:
+                self.unreadable[agent_id] = (shown, error.strerror or str(error))
+                continue
+            if database:
                 key = (agent_id, "db")
                 if key not in self._sources:
                     self._sources[key] = AgentDatabase(folder / DATABASE, agent_id,
                                                        f"{shown}/{DATABASE}")
                 found.append((agent_id, self._sources[key]))
-            if (folder / SESSIONS).is_dir():
+            if sessions:
                 key = (agent_id, "jsonl")
                 if key not in self._sources:
                     self._sources[key] = AgentSessions(folder / SESSIONS, agent_id,

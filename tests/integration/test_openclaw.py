@@ -157,6 +157,31 @@ def test_watch_follows_new_rows_and_resumes_after_a_restart(node: NodeProcess,
         assert len(all_events(node)) > before
 
 
+def test_an_agent_that_cannot_be_read_is_named_and_the_watch_goes_on(
+        node: NodeProcess, tmp_path: Path) -> None:
+    """Agent b's folder cannot be looked into (a link to a name too long to be one: root
+    looks into any folder whatever its mode, as it would not into another user's): it is
+    named once, main's records go in, and the watch follows main on."""
+    state = tmp_path / "openclaw"
+    gateway = FakeGateway(state)
+    gateway.open_session(KEY, SID)
+    records = transcript.records()
+    gateway.add(SID, records[:4])
+    (state / "agents" / "b").symlink_to("x" * 300)
+    unreadable = f"{state}/agents/b: cannot be read (File name too long)"
+    with watching(node, state) as (watch, said):
+        said.wait_for(unreadable)
+        said.wait_for("4 records read")
+        gateway.add(SID, records[4:])
+        said.wait_for(f"{len(records) - 4} records read")
+        assert watch.poll() is None
+        assert sum(unreadable in line for line in said.seen) == 1
+    # An --agent whose folder cannot be read is there: named, and skipped.
+    only = run_cli(node, "openclaw", "import", "--state-dir", str(state), "--agent", "b")
+    assert only.returncode == 1 and unreadable in only.stderr, only.stderr
+    assert "Traceback" not in only.stderr
+
+
 def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,
                                                          tmp_path: Path) -> None:
     state = tmp_path / "openclaw"

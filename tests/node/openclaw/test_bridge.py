@@ -162,3 +162,46 @@ def test_a_rewinds_copy_read_in_small_pieces_maps_the_same(tmp_path: Path,
         assert sorted(e.event.id for e in pieces.get_events(key)) == expected
         kept = read_cursor(pieces, cursor_name((tmp_path / "pieces").resolve(), "main"))
         assert kept is not None and kept[f"copy:db:{COPY}"] == 1796283647793  # its header
+
+
+#: A name longer than a file system takes (255 bytes): a link to it fails every look
+#: through it with an OSError (ENAMETOOLONG), as another user's closed folder fails with
+#: PermissionError; root looks into a folder whatever its mode, so the tests use this.
+TOO_LONG = "x" * 300
+
+
+def test_an_agent_folder_that_cannot_be_read_is_skipped_and_the_others_imported(
+        tmp_path: Path) -> None:
+    records = transcript.records()
+    FakeGateway(tmp_path, "a").add(SID, records)
+    broken = tmp_path / "agents" / "b"
+    broken.mkdir()
+    (broken / "agent").symlink_to(TOO_LONG)
+    told: list[str] = []
+    with EventStore.open("memory:") as store:
+        folder = StateFolder(tmp_path)
+        bridge = Bridge(folder, EmbeddedSink(store), told.append)
+        try:
+            first = asyncio.run(bridge.run_pass(only_changed=True))
+            assert first.records == len(records)
+            [problem] = first.problems
+            assert problem.startswith(f"{tmp_path}/agents/b: cannot be read (File name too "
+                                      "long); this agent's stores are skipped")
+            assert told == [problem]
+            # Said once: the following looks say nothing of it.
+            for _look in range(2):
+                assert asyncio.run(bridge.run_pass(only_changed=True)) == Tally()
+            assert told == [problem]
+            # Mended: said, and read.
+            (broken / "agent").unlink()
+            FakeGateway(tmp_path, "b").add(SID, records[:3])
+            mended = asyncio.run(bridge.run_pass(only_changed=True))
+            assert mended.records == 3 and mended.problems == []
+            assert told[1:] == [f"{tmp_path}/agents/b: can be read again; its stores are read"]
+            # Broken again (its sessions folder, now): said again.
+            (broken / "sessions").symlink_to(TOO_LONG)
+            again = asyncio.run(bridge.run_pass(only_changed=True))
+            assert again.problems == [problem] and told[2:] == [problem]
+        finally:
+            folder.close()
+        assert len(store.list_sessions()) == 2  # a's and b's

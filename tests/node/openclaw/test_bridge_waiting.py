@@ -371,6 +371,34 @@ def test_a_waiting_session_outlives_a_look_that_could_not_list_the_agents(
             folder.close()
 
 
+@pytest.mark.parametrize("kind", ["db", "jsonl"])
+def test_a_waiting_session_outlives_a_look_that_could_not_read_its_agent(
+        tmp_path: Path, kind: str) -> None:
+    """The agent's folder not looked into for one look (here a link to a name too long
+    to be one, in its place: root looks into a folder whatever its mode) says nothing of
+    what is gone: the session waits on, and the agent is read again once it can be."""
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
+    _write(tmp_path, kind, a)
+    told: list[str] = []
+    agent = tmp_path / "agents" / "main"
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            cursor = _cursor(tmp_path, store)
+            agent.rename(tmp_path / "away")
+            agent.symlink_to("x" * 300)
+            assert len(_pass(bridge).problems) == 1
+            agent.unlink()
+            (tmp_path / "away").rename(agent)
+            _pass(bridge, only_changed=False)
+            assert not any(GONE in text for text in told)
+            assert _cursor(tmp_path, store) == cursor
+        finally:
+            folder.close()
+
+
 def test_a_waiting_transcript_named_anew_by_the_index_goes_in_under_its_key(
         tmp_path: Path) -> None:
     now_ms = int(time.time() * 1000)

@@ -8,9 +8,9 @@ byte offset read up to.
 A last line without its newline is being written: it is left for the next pass. A file
 shorter than its offset was replaced: it is read again from the start (the events it
 maps to are recognised, so nothing is stored twice). The file of a session whose next
-record waits (for the node's clock) is read again only once it changed (size, time or
-inode) or the index gives it another key; until then, what its last read found of it is
-given again.
+record waits (for the node's clock) is read again only once it changed (inode, size,
+modification or change time) or the index gives it another key; until then, what its
+last read found of it is given again.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class AgentSessions:
         self.folder, self.agent_id, self.shown = folder, agent_id, shown
         self._stamp: tuple[int, ...] = ()
         # Waiting entry -> (its session's key and id as the index gave them, its offset
-        # and file's inode, size and time at its last read; what that read found of it).
+        # and file's inode, size and times at its last read; what that read found of it).
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
 
     def changed(self) -> bool:
@@ -103,8 +103,12 @@ class AgentSessions:
             info = path.stat()
             # The records carry the session's key (part of their events' ids): an index
             # that names the file anew is a change too.
+            # The change time too: a file rewritten in place at the same size and its
+            # modification time put back (os.utime) differs only in it, which no one
+            # can set back.
             stamp: tuple[object, ...] | None = (session_key, session_id, start, info.st_ino,
-                                                info.st_size, info.st_mtime_ns)
+                                                info.st_size, info.st_mtime_ns,
+                                                info.st_ctime_ns)
         except OSError:
             stamp = None  # read, which says what is wrong
         kept = self._kept.get(entry)

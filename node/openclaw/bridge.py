@@ -14,7 +14,10 @@ session (the cursor never passes it), and is tried again once the node's clock s
 have caught up with it (``AHEAD_RETRY_MIN_S``, ``AHEAD_RETRY_MAX_S``); the other
 sessions' records go in meanwhile. A problem after it in its session is reported once
 the cursor passes it. A waiting session that is gone (its file deleted, its rows
-removed, its whole store deleted) waits no longer; what was imported of it stays.
+removed, its whole store deleted) waits no longer; what was imported of it stays. A
+record that waits replaced by one that does not read (its line rewritten, its row
+damaged) is skipped and said as any such, and the wait ends with it: the record after it
+is tried at once, and waits in its own name if the node refuses it too.
 """
 
 from __future__ import annotations
@@ -208,6 +211,13 @@ class Bridge:
         for entry in dict.fromkeys(unit.entry for unit in units):
             wait = self._waiting.get((name, entry))
             if wait is None:
+                continue
+            if next(unit for unit in units if unit.entry == entry).problem is not None:
+                # Where the record that waited was, one that does not read (its line
+                # rewritten, its row damaged): skipped and said as any such, and the
+                # wait ends with it. The record after it is tried now, and waits (said
+                # anew) if the node refuses it too.
+                del self._waiting[name, entry]
                 continue
             first = next((n for n, unit in enumerate(units)
                           if unit.entry == entry and unit.events), None)

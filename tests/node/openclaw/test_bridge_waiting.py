@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator
@@ -479,3 +480,53 @@ def test_a_waiting_transcript_is_not_gone_from_its_agents_sqlite_store(
         finally:
             folder.close()
             gateway.close()
+
+
+@pytest.mark.parametrize("kind", ["db", "jsonl"])
+@pytest.mark.parametrize("after", ["due", "ahead", "nothing"])
+def test_a_waiting_record_replaced_by_a_damaged_one_is_skipped_and_the_wait_ends(
+        tmp_path: Path, kind: str, after: str) -> None:
+    """The damaged record is named and skipped as any such; the record after it is tried
+    at once (not when the one replaced was to be tried again), and, if it is ahead too,
+    waits in its own name; with none after it, the session is not said gone."""
+    now_ms = int(time.time() * 1000)
+    then_ms = {"due": [now_ms - 4000], "ahead": [now_ms + 7_200_000], "nothing": []}[after]
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, *then_ms])
+    _write(tmp_path, kind, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            [waits] = _pass(bridge).waiting
+            if kind == "db":
+                with sqlite3.connect(database_path(tmp_path)) as db:
+                    db.execute("PRAGMA ignore_check_constraints = ON")
+                    db.execute("UPDATE transcript_events SET event_json = '{not json', "
+                               "event_zstd = NULL WHERE session_id = ? AND seq = 2", (A,))
+                db.close()
+                damaged, next_where = f"session {A}, seq 2: ", f"session {A}, seq 3: "
+            else:
+                path = tmp_path / "agents/main/sessions" / f"{A}.jsonl"
+                lines = path.read_bytes().split(b"\n")
+                at = len(lines[0]) + len(lines[1]) + 2
+                lines[2] = b"{not json"
+                path.write_bytes(b"\n".join(lines))
+                damaged = f"{A}.jsonl, line at byte {at}: "
+                next_where = f"{A}.jsonl, line at byte {at + len(lines[2]) + 1}: "
+            tally = _pass(bridge)  # before the record replaced was to be tried again
+            [problem] = tally.problems
+            assert damaged in problem and "not JSON" in problem
+            assert not any("taken it now" in text or GONE in text for text in told)
+            done = _cursor(tmp_path, store)
+            if after != "ahead":
+                assert tally.waiting == [] and tally.records == len(then_ms)
+                end = len(a) if kind == "db" else path.stat().st_size
+                assert done == {f"{'db' if kind == 'db' else 'jsonl'}:{A}": end}
+            else:
+                [anew] = tally.waiting
+                assert next_where in anew and anew != waits
+            said = len(told)
+            _pass(bridge)
+            assert len(told) == said and _cursor(tmp_path, store) == done
+        finally:
+            folder.close()

@@ -1,0 +1,139 @@
+"""A waiting session whose transcript changes under it: its file is read again only once
+it changed (in place, its time put back, too), and a waiting record replaced by a
+damaged one ends the wait."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crdt.log.store import EventStore
+from tests.node.openclaw.test_bridge_waiting import (
+    DRIFT_MS,
+    GONE,
+    KEY_A,
+    A,
+    Clock,
+    _bridge,
+    _cursor,
+    _pass,
+    _write,
+)
+from tests.support.openclaw import database_path, turn_records, write_jsonl
+
+#: The paths ``opened`` watches, and each open of one seen (by Python's audit hook,
+#: which once added stays for the process: it does nothing while none is watched).
+_WATCHED: set[str] = set()
+_OPENS: list[str] = []
+
+
+def _count_open(event: str, args: tuple[Any, ...]) -> None:
+    if (event == "open" and _WATCHED and isinstance(args[0], (str, os.PathLike))
+            and os.fspath(args[0]) in _WATCHED):
+        _OPENS.append(os.fspath(args[0]))
+
+
+sys.addaudithook(_count_open)
+
+
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[list[str]]:
+    """Each time ``path`` is opened within the block."""
+    _WATCHED.add(os.fspath(path))
+    _OPENS.clear()
+    try:
+        yield _OPENS
+    finally:
+        _WATCHED.clear()
+
+
+def test_a_waiting_transcript_is_read_again_only_once_its_file_changes(
+        tmp_path: Path) -> None:
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
+    path = write_jsonl(tmp_path, KEY_A, A, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(_pass(bridge).waiting) == 1
+            _pass(bridge)  # a look at it as waiting, which reads it
+            cursor = _cursor(tmp_path, store)
+            with opened(path) as opens:
+                for _look in range(3):
+                    _pass(bridge, only_changed=False)
+            assert opens == []  # unchanged: not read again
+            assert _cursor(tmp_path, store) == cursor
+            # The waiting line rewritten in place, its file's size, inode and
+            # modification time kept: its change time tells, and it is read again.
+            lines = path.read_bytes().split(b"\n")
+            lines[2] = b"{" + b"x" * (len(lines[2]) - 1)
+            info = path.stat()
+            with path.open("r+b") as file:
+                file.write(b"\n".join(lines))
+            os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+            now = path.stat()
+            assert (now.st_ino, now.st_size, now.st_mtime_ns) == (
+                info.st_ino, info.st_size, info.st_mtime_ns)
+            _pass(bridge)
+            assert sum("not JSON" in text for text in told) == 1
+        finally:
+            folder.close()
+
+
+@pytest.mark.parametrize("kind", ["db", "jsonl"])
+@pytest.mark.parametrize("after", ["due", "ahead", "nothing"])
+def test_a_waiting_record_replaced_by_a_damaged_one_is_skipped_and_the_wait_ends(
+        tmp_path: Path, kind: str, after: str) -> None:
+    """The damaged record is named and skipped as any such; the record after it is tried
+    at once (not when the one replaced was to be tried again), and, if it is ahead too,
+    waits in its own name; with none after it, the session is not said gone."""
+    now_ms = int(time.time() * 1000)
+    then_ms = {"due": [now_ms - 4000], "ahead": [now_ms + 7_200_000], "nothing": []}[after]
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, *then_ms])
+    _write(tmp_path, kind, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        try:
+            [waits] = _pass(bridge).waiting
+            if kind == "db":
+                with sqlite3.connect(database_path(tmp_path)) as db:
+                    db.execute("PRAGMA ignore_check_constraints = ON")
+                    db.execute("UPDATE transcript_events SET event_json = '{not json', "
+                               "event_zstd = NULL WHERE session_id = ? AND seq = 2", (A,))
+                db.close()
+                damaged, next_where = f"session {A}, seq 2: ", f"session {A}, seq 3: "
+            else:
+                path = tmp_path / "agents/main/sessions" / f"{A}.jsonl"
+                lines = path.read_bytes().split(b"\n")
+                at = len(lines[0]) + len(lines[1]) + 2
+                lines[2] = b"{not json"
+                path.write_bytes(b"\n".join(lines))
+                damaged = f"{A}.jsonl, line at byte {at}: "
+                next_where = f"{A}.jsonl, line at byte {at + len(lines[2]) + 1}: "
+            tally = _pass(bridge)  # before the record replaced was to be tried again
+            [problem] = tally.problems
+            assert damaged in problem and "not JSON" in problem
+            assert not any("taken it now" in text or GONE in text for text in told)
+            done = _cursor(tmp_path, store)
+            if after != "ahead":
+                assert tally.waiting == [] and tally.records == len(then_ms)
+                end = len(a) if kind == "db" else path.stat().st_size
+                assert done == {f"{'db' if kind == 'db' else 'jsonl'}:{A}": end}
+            else:
+                [anew] = tally.waiting
+                assert next_where in anew and anew != waits
+            said = len(told)
+            _pass(bridge)
+            assert len(told) == said and _cursor(tmp_path, store) == done
+        finally:
+            folder.close()

@@ -1,5 +1,6 @@
-"""Real nodes in the test process, from outside: posting and reading over HTTP, and an
-automerge-repo test client (``tests.support.automerge.App``) on a real websocket."""
+"""Real nodes in the test process, from outside: posting and reading over HTTP (server-sent
+events too), and an automerge-repo test client (``tests.support.automerge.App``) on a real
+websocket."""
 
 from __future__ import annotations
 
@@ -103,3 +104,24 @@ async def events(node: RunningNode, key: str, token: str | None = None
             headers=headers) as response:
         body: dict[str, Any] = await response.json()
         return list(body["events"])
+
+
+async def read_sse(resp: aiohttp.ClientResponse, count: int) -> list[dict[str, str]]:
+    """The next ``count`` server-sent events (comments skipped), as field dicts."""
+    events: list[dict[str, str]] = []
+    fields: dict[str, str] = {}
+    while len(events) < count:
+        line = (await resp.content.readline()).decode()
+        assert line, "stream ended"
+        line = line.rstrip("\n")
+        if not line:
+            if fields:
+                events.append(fields)
+            fields = {}
+        elif line.startswith(":"):
+            fields.setdefault("comment", line)
+        else:
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    return events
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -17,7 +17,7 @@ from node.client.subscribe import SubscribeError, projections, socket_url
 from node.limits import ClientLimits
 from node.server.run import RunningNode, start
 from sync.repo.config import Access, RepoConfig, RepoLimits
-from tests.node.client.test_transport import NO_NODE_URLS
+from tests.node.client.support import NO_NODE_URLS, until
 from tests.support.addresses import HIDDEN_PASSWORDS
 from tests.support.nodes import post
 from tests.support.ports import free_port
@@ -25,15 +25,6 @@ from tests.support.ports import free_port
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
 DEADLINE_S = 10.0
-
-
-async def until(views: AsyncIterator[dict[str, Any]],
-                done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    async with asyncio.timeout(DEADLINE_S):
-        async for view in views:
-            if done(view):
-                return view
-    raise AssertionError("the subscription ended")
 
 
 async def test_projections_follow_appends(make_node: NodeFactory,

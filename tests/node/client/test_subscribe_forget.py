@@ -18,7 +18,7 @@ from node.client.subscribe import projections
 from node.headers import AUTOMERGE_URL_HEADER
 from node.limits import ClientLimits
 from node.server.run import RunningNode
-from tests.node.client.test_subscribe import until
+from tests.node.client.support import until
 from tests.support.nodes import post
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from node.client.api import Client, ClientError
+from tests.node.client.support import NO_NODE_URLS
 from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 
 
@@ -28,14 +29,6 @@ def test_a_node_url_with_a_query_or_fragment_is_refused_without_showing_it(url: 
     assert said.startswith(("the node URL has a query: the node's paths would land in it",
                             "the node URL has a fragment")), said
     assert "hunter2" not in said and "page" not in said
-
-
-#: Node URLs no node could be reached at, and what the refusal says (never the URL).
-NO_NODE_URLS = [("http://[hub:7878", "is not a URL"), ("http:///hub:7878", "names no host"),
-                ("http://hub:0", "has a port that is not between 1 and 65535"),
-                ("http://hub:99999", "has a port that is not between 1 and 65535"),
-                ("ftp://hub:7878", "must be an http:// or https:// URL"),
-                ("ws://hub:7878", "must be an http:// or https:// URL")]
 
 
 @pytest.mark.parametrize(("url", "why"), NO_NODE_URLS)

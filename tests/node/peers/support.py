@@ -2,7 +2,8 @@
 shows, a server that records what a dial sends, one that stalls, one that answers the
 same to every ask, the member lists a node logs as refused, and the set-ups several
 tests start from (a laptop that stopped, a phone linked through a proxy, a learner
-linked to peers, its members rounds run by hand)."""
+linked to peers, its members rounds run by hand), and a link a node's own device key
+proves."""
 
 from __future__ import annotations
 
@@ -16,9 +17,19 @@ import aiohttp
 from aiohttp import web
 
 from crdt import device as crdt_device
+from crdt import linkproof
 from crdt.events import Event
 from node.cli.linkproxy import LinkProxy
+from node.device import read_key
 from node.peers.runner import Runner, linked_nodes
+from node.peers.transport import (
+    ADVERTISE_HEADER,
+    DEVICE_HEADER,
+    LINK_PROTOCOL,
+    NODE_HEADER,
+    NONCE_HEADER,
+    PEER_PATH,
+)
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
@@ -281,3 +292,37 @@ async def linked_to(make_node: NodeFactory, count: int, sync: SyncConfig = FAST
                 == {peer.astore.node_id for peer in peers})
     await link_up_asks(learner)
     return learner, peers
+
+
+def headers(device_id: str, nonce: bytes) -> dict[str, str]:
+    """The headers a dial opens with: the device it claims to be and its nonce."""
+    return {DEVICE_HEADER: device_id, NONCE_HEADER: linkproof.b64(nonce)}
+
+
+@contextlib.asynccontextmanager
+async def own_link(node: RunningNode, advertise: str | None = None,
+                   node_id: str | None = None
+                   ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A link to ``node`` proven with its own device key (as another process of the same
+    device would), open past the proofs: the node's hello is read, ours not sent.
+    ``advertise``: the address the link says it is reached at; ``node_id``: the node it
+    names itself."""
+    own = read_key(node.config.data_dir).private_key
+    nonce = linkproof.new_nonce()
+    sent = headers(node.device.device_id, nonce)
+    if advertise is not None:
+        sent[ADVERTISE_HEADER] = advertise
+    if node_id is not None:
+        sent[NODE_HEADER] = node_id
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers=sent, protocols=(LINK_PROTOCOL,)) as ws:
+        first = await ws.receive_bytes(timeout=DEADLINE_S)
+        _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
+        assert theirs is not None
+        await ws.send_bytes(linkproof.encode_frame(
+            crdt_device.public_bytes(own),
+            linkproof.sign(own, "dial", nonce, theirs, node.device.device_id,
+                           node.device.device_id)))
+        assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
+        yield ws
+

@@ -32,13 +32,13 @@ from tests.node.peers.support import (
     link_up_asks,
     listed_as,
     ordered,
+    own_link,
     recording_server,
     refusals,
     rounds_by_hand,
     stopped_laptop,
     until,
 )
-from tests.node.peers.test_links import own_link
 from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 from tests.support.certs import make_ca, make_cert
 from tests.support.processes import free_port

@@ -4,10 +4,9 @@ websocket client plays a device, honest or forging."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -25,7 +24,6 @@ from node.config import Config
 from node.device import read_key
 from node.peers.links import REASON_CHARS_MAX, refusal_for
 from node.peers.transport import (
-    ADVERTISE_HEADER,
     DETAIL_HEADER,
     DEVICE_HEADER,
     KEY_HEADER,
@@ -43,17 +41,13 @@ from node.peers.transport import (
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from sync.peer.messages import Ack, Events, Hello, Item, encode, parse
-from tests.node.peers.support import serving, until
+from tests.node.peers.support import headers, own_link, serving, until
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 DEADLINE_S = 10.0
 #: Messages of ``STALL_SEND_BYTES`` sent to a peer that reads none, at most: far more
 #: than loopback sockets' buffers hold, so that a send waits and times out.
 STALL_SENDS_MAX, STALL_SEND_BYTES = 256, 1024 * 1024
-
-
-def headers(device_id: str, nonce: bytes) -> dict[str, str]:
-    return {DEVICE_HEADER: device_id, NONCE_HEADER: linkproof.b64(nonce)}
 
 
 async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
@@ -81,34 +75,6 @@ async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
         if answer.type == aiohttp.WSMsgType.BINARY:
             return "open", ours, nonce  # the node's hello: the link is up
         return str(ws.close_code and answer.extra), ours, nonce
-
-
-@contextlib.asynccontextmanager
-async def own_link(node: RunningNode, advertise: str | None = None,
-                   node_id: str | None = None
-                   ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    """A link to ``node`` proven with its own device key (as another process of the same
-    device would), open past the proofs: the node's hello is read, ours not sent.
-    ``advertise``: the address the link says it is reached at; ``node_id``: the node it
-    names itself."""
-    own = read_key(node.config.data_dir).private_key
-    nonce = linkproof.new_nonce()
-    sent = headers(node.device.device_id, nonce)
-    if advertise is not None:
-        sent[ADVERTISE_HEADER] = advertise
-    if node_id is not None:
-        sent[NODE_HEADER] = node_id
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-            node.url + PEER_PATH, headers=sent, protocols=(LINK_PROTOCOL,)) as ws:
-        first = await ws.receive_bytes(timeout=DEADLINE_S)
-        _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
-        assert theirs is not None
-        await ws.send_bytes(linkproof.encode_frame(
-            crdt_device.public_bytes(own),
-            linkproof.sign(own, "dial", nonce, theirs, node.device.device_id,
-                           node.device.device_id)))
-        assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
-        yield ws
 
 
 async def test_a_member_proves_its_key_and_a_forger_does_not(

@@ -19,6 +19,7 @@ from crdt import codec
 from crdt.automerge.document import automerge_url
 from crdt.log.store import EventStore
 from node.server.run import RunningNode
+from tests.support.nodes import read_sse
 
 EventFactory = Callable[..., dict[str, Any]]
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -203,26 +204,6 @@ async def test_node_events_page(client: aiohttp.ClientSession,
     assert status == 200
     assert [e["position"] for e in page["events"]] == [2]
     assert (page["next"], page["more"]) == (2, True)
-
-
-async def read_sse(resp: aiohttp.ClientResponse, count: int) -> list[dict[str, str]]:
-    """The next ``count`` server-sent events (comments skipped), as field dicts."""
-    events: list[dict[str, str]] = []
-    fields: dict[str, str] = {}
-    while len(events) < count:
-        line = (await resp.content.readline()).decode()
-        assert line, "stream ended"
-        line = line.rstrip("\n")
-        if not line:
-            if fields:
-                events.append(fields)
-            fields = {}
-        elif line.startswith(":"):
-            fields.setdefault("comment", line)
-        else:
-            name, _, value = line.partition(": ")
-            fields[name] = value
-    return events
 
 
 async def test_sse_delivers_and_resumes(client: aiohttp.ClientSession,

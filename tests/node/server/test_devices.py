@@ -22,8 +22,8 @@ from node.cli.openclaw_sink import HttpSink
 from node.client.api import Client
 from node.server.devices import DEVICES
 from node.server.run import RunningNode, start
-from tests.node.server.test_app import read_sse
 from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
+from tests.support.nodes import read_sse
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 

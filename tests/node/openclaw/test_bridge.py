@@ -18,7 +18,7 @@ from node.openclaw.mapping import session_key_for
 from node.openclaw.records import records_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw import transcript
-from tests.node.openclaw.test_recorded import DATA, _from_sqlite
+from tests.node.openclaw.support import DATA, from_sqlite
 from tests.support.openclaw import FakeGateway, write_jsonl
 
 SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
@@ -132,7 +132,7 @@ def test_a_rewinds_copy_reads_once_and_exports_equal(tmp_path: Path) -> None:
     same key: the projection shows the conversation once, r1 stays the peer, and each
     session id exports back equal to its source."""
     sources = {ref.session_id: records
-               for ref, records in _from_sqlite(DATA / "rich" / "openclaw-agent.sqlite")}
+               for ref, records in from_sqlite(DATA / "rich" / "openclaw-agent.sqlite")}
     with EventStore.open("memory:") as store:
         _import_rich(tmp_path, store)
         key = session_key_for("main", "agent:main:explicit:r1")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from crdt.events import parse_event
 from crdt.log.store import EventStore
@@ -23,27 +23,8 @@ from node.main import main
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.source import Record
 from tests.node.openclaw import transcript
+from tests.node.openclaw.support import KEY, SID, cli, imported
 from tests.support.openclaw import RECORDED, FakeGateway, RecordedGateway
-
-SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
-
-
-def cli(*args: str) -> Result:
-    return CliRunner().invoke(main, ["openclaw", *args], catch_exceptions=False)
-
-
-def imported(tmp_path: Path) -> tuple[Path, Path]:
-    """Device A's OpenClaw store imported into a data folder; device B's empty state."""
-    gateway = FakeGateway(tmp_path / "a")
-    gateway.open_session(KEY, SID)
-    gateway.add(SID, transcript.records()[:5])
-    gateway.add(SID, transcript.records()[5:], zstd=True)
-    data = tmp_path / "data"
-    result = cli("import", "--state-dir", str(tmp_path / "a"), "--data-dir", str(data))
-    assert result.exit_code == 0, result.output
-    (tmp_path / "b" / "agents").mkdir(parents=True)
-    return data, tmp_path / "b"
-
 
 #: A node address and a token no request could use (a CR kept from a token file).
 UNUSABLE = {"node": "ftp://sync.example", "token": "s3cret\r"}

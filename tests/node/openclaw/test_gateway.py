@@ -8,66 +8,26 @@ or a real ``node`` running a script named as OpenClaw's."""
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.node.openclaw.test_export import KEY, cli, imported
+from tests.node.openclaw.support import (
+    KEY,
+    WAIT_PY,
+    export,
+    gateway_lock,
+    imported,
+    stand_in,
+    start_ticks,
+)
 from tests.support.other_user import OtherUser
 
-#: A stand-in's code: says it runs (its command line is its own by then), then waits.
-WAIT_PY = "import sys; print(flush=True); sys.stdin.read()"
 WAIT_JS = ('process.stdout.write("\\n"); process.stdin.resume(); '
            'process.stdin.on("end", () => process.exit(0));')
-
-
-def start_ticks(pid: int) -> int:
-    """When ``pid`` started, as OpenClaw writes it in the lock on Linux: field 22 of
-    ``/proc/<pid>/stat``."""
-    stat = Path(f"/proc/{pid}/stat").read_bytes()
-    return int(stat[stat.rfind(b")") + 2:].split()[19])
-
-
-def gateway_lock(state: Path, pid: int, start: int | None, state_dir: Path | str | None = None
-                 ) -> Path:
-    """The lock OpenClaw 2026.9's gateway holds while it runs, as one wrote it (its
-    ``startTime`` left out as an older or non-Linux one may)."""
-    lock = state / "tmp" / f"openclaw-{os.getuid()}" / "gateway.state.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"pid": pid, "ownerId": "6778bf67-e0a2-4f1c-8d27-26d23ef18194",
-               "cronOwnerProjection": "dynamic-default-v1",
-               "createdAt": "2026-12-05T13:20:18.608Z",
-               "configPath": str(state / "openclaw.json"),
-               "stateDir": str(state if state_dir is None else state_dir),
-               "port": 58005, **({} if start is None else {"startTime": start})}
-    lock.write_text(json.dumps(payload, indent=2) + "\n" + "\t \t\t " * 16)
-    return lock
-
-
-@contextmanager
-def stand_in(*argv: str, executable: str | None = None) -> Iterator[int]:
-    """A process running ``argv``, once it runs its own code (it has exec'd: its command
-    line and start time are its own); its pid. Ended (stdin closed) on exit."""
-    process = subprocess.Popen(list(argv), executable=executable, stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE)
-    try:
-        assert process.stdout is not None
-        assert process.stdout.readline() == b"\n"
-        yield process.pid
-    finally:
-        process.communicate()
-
-
-def export(state: Path, data: Path) -> tuple[int, str]:
-    result = cli("export", KEY, "--state-dir", str(state), "--data-dir", str(data))
-    return result.exit_code, result.output
 
 
 def refused(state: Path, data: Path, pid: int) -> bool:

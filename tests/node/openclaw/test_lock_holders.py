@@ -22,8 +22,7 @@ from node.openclaw.lock_holders import (
     lock_file_holder,
 )
 from node.openclaw.state import ZOMBIE, stat_fields
-from tests.node.openclaw.test_gateway import WAIT_PY, stand_in
-from tests.node.openclaw.test_machine_locks import HOLD_PY
+from tests.node.openclaw.support import HOLD_PY, WAIT_PY, stand_in
 from tests.support.other_user import OtherUser
 from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 from tests.support.unavailable import unavailable

@@ -24,31 +24,21 @@ import pytest
 
 import node.cli.openclaw_run
 from node.openclaw.state_locks import LOCK_FAMILIES, lock_paths
-from tests.node.openclaw.test_export import KEY, SID, imported
-from tests.node.openclaw.test_gateway import (
+from tests.node.openclaw.support import (
+    HOLD_PY,
+    HOLDING_PY,
+    KEY,
+    SID,
     WAIT_PY,
     export,
     gateway_lock,
+    imported,
     stand_in,
     start_ticks,
+    take,
 )
 from tests.support.processes import CLI_TIMEOUT_S, child_env
 from tests.support.unavailable import unavailable
-
-#: A stand-in for an OpenClaw process at work: it holds the lock file as OpenClaw does
-#: (an open transaction on an empty SQLite file: exclusive, or a read for
-#: ``state-handles``), says so, then waits.
-HOLD_PY = """import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
-db.execute("PRAGMA journal_mode = MEMORY")
-if sys.argv[2] == "state-handles":
-    db.execute("BEGIN")
-    db.execute("SELECT rootpage FROM sqlite_schema LIMIT 1").fetchall()
-else:
-    db.execute("BEGIN EXCLUSIVE")
-print(flush=True)
-sys.stdin.read()
-"""
 
 
 @pytest.fixture
@@ -168,18 +158,6 @@ def test_a_lock_folder_openclaw_would_refuse_stops_nothing(
         assert code == 2 and "an OpenClaw process is working on" in output, output
 
 
-#: Try to take a lock as OpenClaw does, waiting for no one: prints "taken" or why not.
-TAKE_PY = """import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
-try:
-    db.execute("PRAGMA journal_mode = MEMORY")
-    db.execute("BEGIN EXCLUSIVE")
-    print("taken")
-except sqlite3.OperationalError as error:
-    print(error)
-"""
-
-
 def test_export_holds_the_machine_locks_while_it_writes(
         tmp_path: Path, locks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A look at the locks holds only when it is made: an OpenClaw process started
@@ -202,12 +180,6 @@ def test_export_holds_the_machine_locks_while_it_writes(
     assert seen == dict.fromkeys(LOCK_FAMILIES, "database is locked")
     assert {family: take(path) for family, path in zip(LOCK_FAMILIES, paths, strict=True)} \
         == dict.fromkeys(LOCK_FAMILIES, "taken")
-
-
-def take(path: Path) -> str:
-    """Whether another process can take the lock ``path`` now."""
-    return subprocess.run([sys.executable, "-c", TAKE_PY, str(path)], check=True,
-                          capture_output=True, text=True).stdout.strip()
 
 
 def test_a_machine_lock_taken_after_the_last_look_refuses(
@@ -457,12 +429,3 @@ def export_beside_another(monkeypatch: pytest.MonkeyPatch, b: Path, data: Path,
     monkeypatch.setattr("node.cli.openclaw_run.export_transcript", write_beside_another)
     return second
 
-
-#: A writer holding the locks of a state folder (argv[1]) under a lock root (argv[2]).
-HOLDING_PY = """import sys
-from pathlib import Path
-from node.openclaw.state_locks import holding_state_locks
-with holding_state_locks(Path(sys.argv[1]), Path(sys.argv[2])):
-    print(flush=True)
-    sys.stdin.read()
-"""

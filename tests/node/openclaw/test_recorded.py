@@ -4,40 +4,17 @@ SQLite stores and any ``.jsonl`` transcripts) maps onto events and comes back eq
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import zstandard
 
 from crdt.events import EVENT_BYTES_MAX
 from crdt.log.projection import rebuild
 from node.openclaw.mapping import SessionRef, events_for
 from node.openclaw.records import records_for
-
-DATA = Path(__file__).resolve().parents[2] / "data" / "openclaw"
-Recorded = tuple[SessionRef, list[Any]]
-
-
-def _agent_of(path: Path) -> str:
-    parts = path.parts
-    return parts[parts.index("agents") + 1] if "agents" in parts[:-1] else "main"
-
-
-def _from_sqlite(path: Path) -> Iterator[Recorded]:
-    with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True) as db:
-        keys = dict(db.execute("SELECT session_id, session_key FROM session_windows"))
-        rows = db.execute("SELECT session_id, event_json, event_zstd FROM transcript_events "
-                          "ORDER BY session_id, seq").fetchall()
-    sessions: dict[str, list[Any]] = {}
-    for session_id, text, packed in rows:
-        if text is None:
-            text = zstandard.ZstdDecompressor().decompressobj().decompress(packed)
-        sessions.setdefault(session_id, []).append(json.loads(text))
-    for session_id, records in sessions.items():
-        yield SessionRef(_agent_of(path), keys.get(session_id, session_id), session_id), records
+from tests.node.openclaw.support import DATA, Recorded, agent_of, from_sqlite
 
 
 def _from_jsonl(path: Path) -> Iterator[Recorded]:
@@ -45,14 +22,14 @@ def _from_jsonl(path: Path) -> Iterator[Recorded]:
     index = path.parent / "sessions.json"
     keys = {entry.get("sessionId"): key for key, entry in
             (json.loads(index.read_text()).items() if index.exists() else [])}
-    yield SessionRef(_agent_of(path), keys.get(path.stem, path.stem), path.stem), records
+    yield SessionRef(agent_of(path), keys.get(path.stem, path.stem), path.stem), records
 
 
 def recorded() -> list[Recorded]:
     found: list[Recorded] = []
     for path in sorted(DATA.rglob("*")) if DATA.exists() else []:
         if path.suffix == ".sqlite":
-            found += _from_sqlite(path)
+            found += from_sqlite(path)
         elif path.suffix == ".jsonl":
             found += _from_jsonl(path)
     return found

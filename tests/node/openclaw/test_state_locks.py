@@ -25,8 +25,7 @@ from node.openclaw.state_locks import (
     holding_state_locks,
     lock_paths,
 )
-from tests.node.openclaw.test_gateway import WAIT_PY, stand_in
-from tests.node.openclaw.test_machine_locks import HOLD_PY, HOLDING_PY, take
+from tests.node.openclaw.support import HOLD_PY, HOLDING_PY, WAIT_PY, stand_in, take
 from tests.support.other_user import OTHER, OtherUser
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")

@@ -18,15 +18,13 @@ import pytest
 
 from crdt.automerge.document import automerge_url
 from crdt.automerge.outline import summarize_sync_message
-from tests.support.interop import BASE_MS, append, message, projection, ws_url
+from tests.support.interop import BASE_MS, append, message, projection, wait_converged, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess, child_env
 
 pytestmark = pytest.mark.integration
 
 SECRET = "cluster-secret-for-tests"
-#: Seconds replication between two local nodes may take in these tests.
-CONVERGE_TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -138,20 +136,6 @@ def has_replication() -> bool:
     help_text = subprocess.run([sys.executable, "-m", "node.main", "serve", "--help"],
                                capture_output=True, text=True, env=child_env()).stdout
     return "--peer" in help_text
-
-
-def wait_converged(a: NodeProcess, b: NodeProcess, key: str) -> None:
-    async def poll() -> None:
-        async with asyncio.timeout(CONVERGE_TIMEOUT_S):
-            while True:
-                try:
-                    if projection(a, key) == projection(b, key):
-                        return
-                except OSError:
-                    pass
-                await asyncio.sleep(0.1)
-
-    asyncio.run(poll())
 
 
 def test_two_nodes_one_client(tmp_path: Path, js: JsClient) -> None:

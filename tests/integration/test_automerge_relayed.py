@@ -19,8 +19,7 @@ import pytest
 from automerge.core import Document
 
 from crdt.automerge.document import automerge_url
-from tests.integration.test_automerge_js import wait_converged
-from tests.support.interop import BASE_MS, append, message, projection, ws_url
+from tests.support.interop import BASE_MS, append, message, projection, wait_converged, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess
 

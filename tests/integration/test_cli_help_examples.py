@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from node.main import main
-from tests.node.cli.test_help import commands
+from tests.support.commands import commands
 from tests.support.processes import CLI_TIMEOUT_S, NodeProcess, child_env
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """What the console tests share besides their fixtures (``tests/integration/console/
-conftest.py``): whether a browser can run here, how long a page gets, and opening the
-console of a node."""
+conftest.py``): whether a browser can run here, how long a page gets, opening the
+console of a node, and a peer's rows in it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.support.browser import browser_missing
 from tests.support.processes import NodeProcess
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import Locator, Page, expect
 else:
     def expect(*args: Any, **kwargs: Any) -> Any:
         """Playwright's ``expect``, imported once a test calls it: the console tests'
@@ -37,3 +37,12 @@ def node_id(node: NodeProcess) -> str:
 def open_console(page: Page, node: NodeProcess, route: str = "#/devices") -> None:
     page.goto(f"{node.url}/{route}")
     expect(page.get_by_test_id("live-status")).to_have_text("live")
+
+
+def peer_rows(page: Page, peer_id: str, state: str = "") -> Locator:
+    """``peer``'s rows (one per peer, however many links), only those in ``state`` if
+    given, or in any other state with ``state="!up"``."""
+    rows = f'[data-testid=peer-row][data-node-id="{peer_id}"]'
+    if state.startswith("!"):
+        return page.locator(f'{rows}:not([data-state="{state[1:]}"])')
+    return page.locator(f'{rows}[data-state="{state}"]' if state else rows)

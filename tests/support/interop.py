@@ -1,8 +1,9 @@
 """Node helpers the Automerge interop tests share: an event, an append, a projection and
-the websocket URL of a real node process."""
+the websocket URL of a real node process, and a wait until two nodes' projections agree."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from typing import Any
@@ -11,6 +12,8 @@ from urllib.parse import quote
 from tests.support.processes import NodeProcess
 
 BASE_MS = 1_790_000_000_000
+#: Seconds replication between two local nodes may take in these tests.
+CONVERGE_TIMEOUT_S = 30.0
 
 
 def ws_url(node: NodeProcess, token: str | None = None) -> str:
@@ -36,3 +39,19 @@ def append(node: NodeProcess, key: str, *events: dict[str, Any],
 
 def projection(node: NodeProcess, key: str) -> dict[str, Any]:
     return node.get(f"/v1/sessions/{quote(key, safe='')}")
+
+
+def wait_converged(a: NodeProcess, b: NodeProcess, key: str) -> None:
+    """Wait until ``a`` and ``b`` show the same projection of ``key``; fail after
+    ``CONVERGE_TIMEOUT_S``."""
+    async def poll() -> None:
+        async with asyncio.timeout(CONVERGE_TIMEOUT_S):
+            while True:
+                try:
+                    if projection(a, key) == projection(b, key):
+                        return
+                except OSError:
+                    pass
+                await asyncio.sleep(0.1)
+
+    asyncio.run(poll())

@@ -26,22 +26,13 @@ from tests.support.cluster import (
     request,
     wait_until,
 )
-from tests.support.console import WAIT_MS, expect, node_id, open_console
+from tests.support.console import WAIT_MS, expect, node_id, open_console, peer_rows
 from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page, Route
-
-
-def peer_rows(page: Page, peer_id: str, state: str = "") -> Locator:
-    """``peer``'s rows (one per peer, however many links), only those in ``state`` if
-    given, or in any other state with ``state="!up"``."""
-    rows = f'[data-testid=peer-row][data-node-id="{peer_id}"]'
-    if state.startswith("!"):
-        return page.locator(f'{rows}:not([data-state="{state[1:]}"])')
-    return page.locator(f'{rows}[data-state="{state}"]' if state else rows)
 
 
 def test_b_going_down_and_coming_back_shows_in_a_devices_view(

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from node.text import printable
-from tests.integration.console.test_devices import peer_rows
 from tests.support.cluster import Cluster, append, message, wait_until
-from tests.support.console import expect, node_id, open_console
+from tests.support.console import expect, node_id, open_console, peer_rows
 from tests.support.devices import (
     FAST,
     LINK_TIMEOUT_S,

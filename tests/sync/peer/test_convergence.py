@@ -11,7 +11,6 @@ events, once each, with the same projections.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,60 +18,12 @@ from hypothesis import strategies as st
 from crdt.events import Event
 from crdt.log.store import EventStore
 from sync.peer.config import SyncConfig
+from tests.sync.peer.support import OPS, run, topology
 
 Ev = Callable[..., Event]
 
 #: Schedules tried. Each runs three or four nodes to convergence (about 30 ms).
 CONVERGENCE_EXAMPLES = 500
-#: Operation kinds, repeated to weight them: deliveries are the most common.
-OPS = ["append"] * 4 + ["append_same"] + ["deliver"] * 8 + ["drop"] * 2 + ["duplicate"] \
-    + ["tick"] * 2 + ["fail", "restart"]
-
-
-def topology(nodes: int, shape: str) -> list[tuple[int, int]] | None:
-    if shape == "line":  # no direct link between the ends: events travel through others
-        return [(i, i + 1) for i in range(nodes - 1)]
-    return None  # every pair
-
-
-def run(mesh: Any, ev: Ev, ops: list[tuple[str, int]]) -> set[bytes]:
-    """Apply the schedule; return the ids of every event appended anywhere."""
-    n, appended, serial = len(mesh.stores), set(), 0
-    links = sorted(mesh.machines)
-    for kind, x in ops:
-        queue = mesh.queue
-        if kind == "append":
-            node, count = x % n, 1 + (x >> 10) % 3
-            events = []
-            for _ in range(count):
-                serial += 1
-                events.append(ev(ms=(x >> 4) % 50, session=f"s{(x >> 2) % 3}",
-                                 content=f"e{serial}"))
-            mesh.append(node, *events)
-            appended.update(e.id for e in events)
-        elif kind == "append_same":  # one client retrying the same event on two nodes
-            serial += 1
-            event = ev(kind="message_sent", ms=(x >> 4) % 50, session=f"s{x % 3}",
-                       content=f"same{serial}")
-            first = x % n
-            mesh.append(first, event)
-            mesh.append((first + 1 + (x >> 2) % (n - 1)) % n, event)
-            appended.add(event.id)
-        elif kind == "deliver" and queue:
-            mesh.deliver(x % len(queue))
-        elif kind == "drop" and queue:
-            queue.pop(x % len(queue))
-        elif kind == "duplicate" and queue:
-            queue.insert((x >> 8) % len(queue), queue[x % len(queue)])
-        elif kind == "tick":
-            mesh.tick((x % 100) / 10)
-        elif kind == "fail":
-            i, j = links[x % len(links)]
-            mesh.machines[i, j].connection_failed(mesh.now)
-            mesh.machines[j, i].connection_failed(mesh.now)
-        elif kind == "restart":  # a node restarts its link from the saved checkpoint
-            mesh.restart(*links[x % len(links)])
-    return appended
 
 
 @settings(max_examples=CONVERGENCE_EXAMPLES)

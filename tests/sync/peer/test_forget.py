@@ -21,7 +21,7 @@ from sync.peer.config import SyncConfig
 from sync.peer.messages import About, Events, Item, encode, parse
 from tests.support.events import event
 from tests.support.mesh import Mesh, all_ids
-from tests.sync.peer.test_convergence import OPS, run, topology
+from tests.sync.peer.support import OPS, run, topology
 
 OpenStore = Callable[[str], EventStore]
 Ev = Callable[..., Event]

@@ -18,19 +18,10 @@ from sync.peer.limits import ORIGINS_MAX, ORIGINS_RESERVED
 from sync.peer.machine import PeerSync
 from sync.peer.messages import Events, Hello, Item, encode
 from tests.support.mesh import all_ids
-from tests.sync.peer.test_convergence import OPS, run
+from tests.sync.peer.support import OPS, RETIRED, hold, old_events, run
 
 OpenStore = Callable[[str], EventStore]
 Ev = Callable[..., Event]
-OLD = "0123456789abcdef"
-
-
-def old_events(ev: Ev, count: int) -> list[Event]:
-    return [ev(ms=1_000 + n, session="old", content=f"old {n}") for n in range(1, count + 1)]
-
-
-def hold(store: EventStore, events: list[Event], first_seq: int = 1) -> None:
-    store.ingest([(e, OLD, seq) for seq, e in enumerate(events, start=first_seq)])
 
 
 def converged(mesh: type, stores: list[EventStore]) -> Any:
@@ -48,11 +39,11 @@ def test_every_node_drops_a_retired_origin_and_a_new_node_still_gets_its_events(
     events = old_events(ev, 5)
     hold(a, events)
     hold(b, events[:3])  # b lacks 4 and 5: it keeps the origin active until it has them
-    a.retire(OLD)
+    a.retire(RETIRED)
     net = converged(mesh, [a, b, fresh])
     for store in (a, b, fresh):
-        assert OLD not in store.version and store.retired == {OLD: 5}
-        assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]
+        assert RETIRED not in store.version and store.retired == {RETIRED: 5}
+        assert [s.event.id for s in store.origin_after(RETIRED, 0)] == [e.id for e in events]
     assert all(m.counters.faults == 0 for m in net.machines.values())
 
 
@@ -61,17 +52,17 @@ def test_a_late_copy_is_acknowledged_and_not_stored_again(open_store: OpenStore,
     node = open_store("node")
     events = old_events(ev, 3)
     hold(node, events)
-    node.retire(OLD)
+    node.retire(RETIRED)
     head, ids = node.head, all_ids(node)
     link = PeerSync(node, "restored", now=0.0, rng=random.Random(0))
-    link.receive(encode(Hello("restored-node", {OLD: 4})), 0.0)
+    link.receive(encode(Hello("restored-node", {RETIRED: 4})), 0.0)
     beyond = ev(ms=5_000, session="old", content="written after the retirement")
-    items = [Item(OLD, seq, e) for seq, e in enumerate(events, start=1)]
-    out = link.receive(encode(Events((*items, Item(OLD, 4, beyond)))), 0.0)
+    items = [Item(RETIRED, seq, e) for seq, e in enumerate(events, start=1)]
+    out = link.receive(encode(Events((*items, Item(RETIRED, 4, beyond)))), 0.0)
     assert node.head == head and all_ids(node) == ids and not node.holds(beyond.id)
     assert link.counters.events_late == 3 and link.counters.events_refused == 1
     assert link.counters.faults == 0 and len(out) == 1  # the ack, without the origin
-    assert OLD not in node.version
+    assert RETIRED not in node.version
 
 
 def test_concurrent_retirements_converge_on_the_highest_final_seq(
@@ -80,12 +71,12 @@ def test_concurrent_retirements_converge_on_the_highest_final_seq(
     events = old_events(ev, 5)
     hold(a, events[:3])
     hold(b, events)
-    a.retire(OLD)  # at 3
-    b.retire(OLD)  # at 5
+    a.retire(RETIRED)  # at 3
+    b.retire(RETIRED)  # at 5
     converged(mesh, [a, b, c])
     for store in (a, b, c):
-        assert store.retired == {OLD: 5} and not store.retiring
-        assert store.id_at(OLD, 5) == events[4].id
+        assert store.retired == {RETIRED: 5} and not store.retiring
+        assert store.id_at(RETIRED, 5) == events[4].id
 
 
 def test_a_node_whose_origin_is_retired_writes_on_under_a_new_one(
@@ -150,11 +141,11 @@ def test_events_past_a_final_seq_held_by_one_node_reach_every_node(
     events = old_events(ev, 6)
     hold(a, events[:2])
     hold(b, events)
-    a.retire(OLD)  # at 2
+    a.retire(RETIRED)  # at 2
     converged(mesh, [a, b, c])
     for store in (a, b, c):
-        assert store.retired == {OLD: 6}
-        assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]
+        assert store.retired == {RETIRED: 6}
+        assert [s.event.id for s in store.origin_after(RETIRED, 0)] == [e.id for e in events]
 
 
 def test_a_peer_of_an_earlier_version_is_told_the_retired_origins(
@@ -165,15 +156,15 @@ def test_a_peer_of_an_earlier_version_is_told_the_retired_origins(
     from sync.peer.messages import About
     node = open_store("node")
     hold(node, old_events(ev, 3))
-    node.retire(OLD)
+    node.retire(RETIRED)
     for about, told in ((None, True), (About("0.2.0", 1), True),
                         (About("0.3.0", 1, retires=True), False)):
         link = PeerSync(node, "peer", now=0.0, rng=random.Random(0),
                         about=About("0.3.0", 1, retires=True))
         out = link.receive(encode(Hello("peer-node", {}, about=about)), 0.0)
         hello = next(codec.decode(m) for m in out if codec.decode(m)["type"] == "hello")
-        assert (hello["version"].get(OLD) == 3) is told
-        assert OLD not in node.version
+        assert (hello["version"].get(RETIRED) == 3) is told
+        assert RETIRED not in node.version
 
 
 def test_a_node_catching_up_a_retired_origin_sends_none_of_it_back(
@@ -185,21 +176,21 @@ def test_a_node_catching_up_a_retired_origin_sends_none_of_it_back(
     a, b, c = open_store("a"), open_store("b"), open_store("c")
     events = old_events(ev, 40)
     hold(a, events)
-    a.retire(OLD)
+    a.retire(RETIRED)
     net = mesh([a, b, c], links=[(0, 1), (1, 2)], about=About("0.3.0", 1, retires=True),
                config=SyncConfig(batch_events_max=4, inflight_batches_max=1))
     net.start()
     while net.queue:
         to, sender, _ = net.queue[0]
         net.deliver(0)
-        if (to, sender) == (1, 0) and OLD in b.retiring:
+        if (to, sender) == (1, 0) and RETIRED in b.retiring:
             # a pulls (a hello without the origin) while b is fetching it
             net.now += net.config.pull_interval_s
             net.post(0, 1, net.machines[0, 1].tick(net.now))
     net.converge()
     net.assert_converged()
-    assert a.retired == b.retired == c.retired == {OLD: 40}
-    assert [s.event.id for s in c.origin_after(OLD, 0)] == [e.id for e in events]
+    assert a.retired == b.retired == c.retired == {RETIRED: 40}
+    assert [s.event.id for s in c.origin_after(RETIRED, 0)] == [e.id for e in events]
     assert net.machines[0, 1].counters.events_late == 0
     assert net.machines[1, 0].counters.events_sent == 0
     assert all(m.counters.faults == 0 for m in net.machines.values())
@@ -213,14 +204,14 @@ def test_a_batch_that_completes_a_retired_origin_is_acknowledged(
     a, b = open_store("a"), open_store("b")
     events = old_events(ev, 40)
     hold(a, events)
-    a.retire(OLD)
+    a.retire(RETIRED)
     net = mesh(
         [a, b], about=About("0.3.0", 1, retires=True),
         config=SyncConfig(batch_events_max=16))
     net.start()
     net.converge()
     net.assert_converged()
-    assert b.retired == {OLD: 40}
+    assert b.retired == {RETIRED: 40}
     assert net.machines[0, 1].counters.resends == 0
     assert net.machines[1, 0].counters.events_late == 0
 
@@ -248,7 +239,7 @@ def test_retirements_converge_under_chaos(mesh: type, ev: Ev, held: list[int],
         for store, count, retires in zip(stores, held, retirers, strict=True):
             hold(store, events[:count])
             if retires and count:
-                store.retire(OLD)
+                store.retire(RETIRED)
         net = mesh(stores, config=SyncConfig(batch_events_max=3), seed=seed,
                    about=About("0.3.0", 1, retires=True) if retires else None)
         net.start()
@@ -256,7 +247,7 @@ def test_retirements_converge_under_chaos(mesh: type, ev: Ev, held: list[int],
         net.converge()
         net.assert_converged()
         for store in stores:
-            assert store.retired == {OLD: max(held)} and not store.retiring
+            assert store.retired == {RETIRED: max(held)} and not store.retiring
             assert set(all_ids(store)) >= appended | {e.id for e in events[:max(held)]}
     finally:
         for store in stores:

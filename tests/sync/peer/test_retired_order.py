@@ -11,7 +11,7 @@ import pytest
 from crdt.events import Event
 from crdt.log.store import EventStore
 from sync.peer.messages import About
-from tests.sync.peer.test_retired import OLD, hold, old_events
+from tests.sync.peer.support import RETIRED, hold, old_events
 
 OpenStore = Callable[[str], EventStore]
 Ev = Callable[..., Event]
@@ -30,14 +30,14 @@ def test_a_higher_retirement_travels_before_the_events_it_lets_in(
     stores = [open_store(f"n{n}") for n in range(len(held))]
     for store, count in zip(stores, held, strict=True):
         hold(store, events[:count])
-        store.retire(OLD)
+        store.retire(RETIRED)
     net = mesh(stores, about=about)
     net.start()
     net.converge()
     net.assert_converged()
     for store in stores:
-        assert store.retired == {OLD: max(held)} and not store.retiring
-        assert [s.event.id for s in store.origin_after(OLD, 0)] == [e.id for e in events]
+        assert store.retired == {RETIRED: max(held)} and not store.retiring
+        assert [s.event.id for s in store.origin_after(RETIRED, 0)] == [e.id for e in events]
     for machine in net.machines.values():
         assert machine.counters.events_refused == 0
         assert machine.counters.resends == 0

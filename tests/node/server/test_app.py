@@ -397,8 +397,11 @@ async def test_a_step_of_stop_that_fails_leaves_the_others_done(make_node: NodeF
     end: the node still stops serving, closes its store and lets go of its folder."""
     node = await make_node()
     before = address(node)
+    end_links = node.gossip.stop
 
     async def links_end_with_a_log_error() -> None:
+        # The links end (and their HTTP session closes) before the log line fails.
+        await end_links()
         raise OSError(errno.ENOSPC, "No space left on device")
 
     node.gossip.stop = links_end_with_a_log_error  # type: ignore[method-assign]

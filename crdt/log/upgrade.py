@@ -133,7 +133,6 @@ def close_own_gap(log: Log) -> None:
     log.meta = meta
 
 
-
 def count_forgotten_sessions(log: Log) -> None:
     """Count the sessions of which nothing but forget records is left, once, in a
     log written before the count was kept (or whose meta record an older node wrote

@@ -230,8 +230,6 @@ def test_demo_keep_prints_a_folder_named_like_markup_as_it_is(tmp_path: Path) ->
     assert not list(folder.glob("clawsync-demo-*"))
 
 
-
-
 def test_the_demo_on_a_dumb_terminal_is_as_wide_as_it_is(tmp_path: Path) -> None:
     """rich takes a TERM=dumb terminal (an editor's shell) for 80 columns whatever its
     size: the demo's rules and tables were 80 columns wide on a 120-column one, as the

@@ -249,7 +249,6 @@ async def test_a_background_writer_lets_queued_appends_commit_first(
     await astore.after_queued_appends()  # nothing queued: no wait
 
 
-
 async def test_a_forget_shares_a_commit_once_while_every_log_line_fails(
         restore_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """The log's writes fail (its disk full: /dev/full) while a client append and a

@@ -88,7 +88,6 @@ def test_stored_bytes_grow_with_increments(store: EventStore, ev: MakeEvent) -> 
     assert docs.stored_bytes("s1") > first
 
 
-
 #: The first message of an automerge 3.5 (JS) client with nothing: another capability
 #: list than this binding's, the same answer.
 JS_BLANK_REQUEST = bytes.fromhex("42000001000000020284")

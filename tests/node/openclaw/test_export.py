@@ -326,7 +326,6 @@ def test_a_transcript_that_cannot_be_written_leaves_the_index_as_it_was(
     assert (sessions / "sessions.json").read_bytes() == before
 
 
-
 @pytest.mark.skipif(os.name != "posix", reason="folders are fsynced where they open")
 def test_a_transcript_whose_rename_cannot_be_flushed_keeps_its_index_entry(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

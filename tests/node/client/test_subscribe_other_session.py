@@ -19,7 +19,7 @@ from crdt.automerge.document import automerge_url
 from node.client.subscribe import SubscribeError, projections
 from node.headers import AUTOMERGE_URL_HEADER
 from node.server.run import RunningNode
-from tests.node.client.test_subscribe import DEADLINE_S, until
+from tests.node.client.support import DEADLINE_S, until
 from tests.support.nodes import post
 from tests.support.stand_in import Quiet, serving
 

@@ -9,18 +9,27 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from crdt.events import Event
-from crdt.log.cursors import read_cursor
 from crdt.log.store import EventStore
 from node.cli.openclaw_run import import_failure
-from node.cli.openclaw_sink import EmbeddedSink
 from node.openclaw import sqlite
-from node.openclaw.bridge import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, Bridge, Tally
-from node.openclaw.state import StateFolder, cursor_name
+from node.openclaw.bridge import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, Tally
+from tests.node.openclaw.waiting import (
+    DRIFT_MS,
+    GONE,
+    KEY_A,
+    KEY_B,
+    A,
+    B,
+    Clock,
+    CountingSink,
+    one_pass,
+    saved_cursor,
+    waiting_bridge,
+    write_a,
+)
 from tests.support.openclaw import (
     FakeGateway,
     database_path,
@@ -28,56 +37,6 @@ from tests.support.openclaw import (
     write_jsonl,
     write_sessions,
 )
-
-#: The store's bound (``clock_drift_max_ms``) in these tests.
-DRIFT_MS = 1000
-A, KEY_A = "00000000-0000-4000-8000-00000000000a", "agent:main:explicit:a"
-B, KEY_B = "ffffffff-0000-4000-8000-00000000000b", "agent:main:explicit:b"
-
-
-class CountingSink(EmbeddedSink):
-    """An embedded store that keeps the ids of the events of each append asked of it."""
-
-    def __init__(self, store: EventStore) -> None:
-        super().__init__(store)
-        self.sent: list[list[str]] = []
-
-    async def append(self, events: list[Event]) -> int:
-        self.sent.append([event.id for event in events])
-        return await super().append(events)
-
-
-class Clock:
-    """The bridge's monotonic clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-def _bridge(state: Path, store: EventStore, told: list[str],
-            clock: Clock) -> tuple[Bridge, CountingSink, StateFolder]:
-    sink = CountingSink(store)
-    folder = StateFolder(state)
-    return Bridge(folder, sink, told.append, monotonic=clock), sink, folder
-
-
-def _cursor(state: Path, store: EventStore) -> dict[str, int]:
-    return read_cursor(store, cursor_name(state.resolve(), "main")) or {}
-
-
-def _pass(bridge: Bridge, only_changed: bool = True) -> Tally:
-    return asyncio.run(bridge.run_pass(only_changed=only_changed))
-
-
-def _write(state: Path, kind: str, records: list[dict[str, Any]]) -> None:
-    """Session A's ``records`` in the agent's SQLite store (``kind`` "db") or its JSONL."""
-    if kind == "db":
-        write_sessions(state, {(KEY_A, A): records})
-    else:
-        write_jsonl(state, KEY_A, A, records)
 
 
 def test_a_waiting_session_leaves_the_read_to_the_sessions_after_it(tmp_path: Path) -> None:
@@ -90,13 +49,13 @@ def test_a_waiting_session_leaves_the_read_to_the_sessions_after_it(tmp_path: Pa
     write_sessions(tmp_path, {(KEY_A, A): a, (KEY_B, B): b})
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            tally = _pass(bridge, only_changed=False)
+            tally = one_pass(bridge, only_changed=False)
         finally:
             folder.close()
         assert len(tally.waiting) == 1 and tally.problems == []
-        assert _cursor(tmp_path, store) == {f"db:{A}": 2, f"db:{B}": len(b)}
+        assert saved_cursor(tmp_path, store) == {f"db:{A}": 2, f"db:{B}": len(b)}
 
 
 def test_a_waiting_session_is_tried_again_when_the_node_should_take_it(
@@ -109,18 +68,18 @@ def test_a_waiting_session_is_tried_again_when_the_node_should_take_it(
     told: list[str] = []
     clock = Clock()
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, sink, folder = _bridge(tmp_path, store, told, clock)
+        bridge, sink, folder = waiting_bridge(tmp_path, store, told, clock)
         try:
-            assert len(_pass(bridge).waiting) == 1
+            assert len(one_pass(bridge).waiting) == 1
             sent = len(sink.sent)
             for _look in range(5):  # looks before its time: no request
                 clock.now_s += (ahead_s - 10) / 5
-                assert _pass(bridge).waiting == []
+                assert one_pass(bridge).waiting == []
             assert len(sink.sent) == sent
             clock.now_s += 20  # its time has come: tried once, refused (the store's
-            _pass(bridge)      # clock has not moved on), and not said again
+            one_pass(bridge)      # clock has not moved on), and not said again
             assert len(sink.sent) == sent + 1
-            _pass(bridge)
+            one_pass(bridge)
             assert len(sink.sent) == sent + 1
             assert sum("dated" in text for text in told) == 1
         finally:
@@ -135,19 +94,19 @@ def _taken_once(state: Path, done: dict[str, int], looks: int = 1) -> None:
     clock = Clock()
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store, \
             EventStore.open("memory:", clock_drift_max_ms=10 * 3_600_000) as wide:
-        bridge, _sink, folder = _bridge(state, store, told, clock)
+        bridge, _sink, folder = waiting_bridge(state, store, told, clock)
         try:
-            assert len(_pass(bridge).waiting) == 1
+            assert len(one_pass(bridge).waiting) == 1
             for _look in range(looks - 1):
-                assert _pass(bridge).waiting == []
+                assert one_pass(bridge).waiting == []
             bridge.sink = later = CountingSink(wide)
             clock.now_s += AHEAD_RETRY_MAX_S
-            tally = _pass(bridge)
+            tally = one_pass(bridge)
         finally:
             folder.close()
         sent = [event for events in later.sent for event in events]
         assert len(sent) == len(set(sent)) == tally.created == tally.events > 0
-        assert _cursor(state, wide) == done
+        assert saved_cursor(state, wide) == done
         assert any(text.endswith("the node has taken it now") for text in told)
 
 
@@ -163,14 +122,14 @@ def test_a_waiting_record_in_a_jsonl_transcript(tmp_path: Path) -> None:
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
     write_jsonl(tmp_path, KEY_A, A, a)
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, [], Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, [], Clock())
         try:
-            tally = _pass(bridge)
+            tally = one_pass(bridge)
         finally:
             folder.close()
         assert len(tally.waiting) == 1 and tally.records == 2
         lines = (tmp_path / "agents/main/sessions" / f"{A}.jsonl").read_bytes().split(b"\n")
-        assert _cursor(tmp_path, store) == {f"jsonl:{A}": len(lines[0]) + len(lines[1]) + 2}
+        assert saved_cursor(tmp_path, store) == {f"jsonl:{A}": len(lines[0]) + len(lines[1]) + 2}
     _taken_once(tmp_path, {f"jsonl:{A}": len(b"\n".join(lines))})
     # Taken from what an earlier look kept of its unchanged file: the same.
     _taken_once(tmp_path, {f"jsonl:{A}": len(b"\n".join(lines))}, looks=3)
@@ -185,14 +144,14 @@ def test_a_problem_after_a_waiting_record_is_reported_once_passed(tmp_path: Path
     gateway.close()
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            tally = _pass(bridge)
+            tally = one_pass(bridge)
         finally:
             folder.close()
         assert tally.problems == [] and len(tally.waiting) == 1
         assert not any("seq 3" in text for text in told)
-        assert _cursor(tmp_path, store) == {f"db:{A}": 2}
+        assert saved_cursor(tmp_path, store) == {f"db:{A}": 2}
 
 
 def test_an_import_that_skipped_and_waits_says_both() -> None:
@@ -204,9 +163,6 @@ def test_an_import_that_skipped_and_waits_says_both() -> None:
     assert import_failure(Tally(records=3)) is None
 
 
-GONE = "it no longer waits"
-
-
 def test_a_waiting_transcript_whose_file_is_deleted_no_longer_waits(tmp_path: Path) -> None:
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
@@ -214,20 +170,20 @@ def test_a_waiting_transcript_whose_file_is_deleted_no_longer_waits(tmp_path: Pa
     write_jsonl(tmp_path, KEY_B, B, turn_records(B, [now_ms - 3000]))
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            assert len(_pass(bridge).waiting) == 1
-            cursor, stored = _cursor(tmp_path, store), dict(store.version)
+            assert len(one_pass(bridge).waiting) == 1
+            cursor, stored = saved_cursor(tmp_path, store), dict(store.version)
             path.unlink()  # its index entry outlives it
-            _pass(bridge)
+            one_pass(bridge)
             assert sum(GONE in text and f"{A}.jsonl" in text for text in told) == 1
             # Nothing stored is undone, nor any cursor moved.
-            assert _cursor(tmp_path, store) == cursor and dict(store.version) == stored
-            _pass(bridge)
+            assert saved_cursor(tmp_path, store) == cursor and dict(store.version) == stored
+            one_pass(bridge)
             assert sum(GONE in text for text in told) == 1
             # Back again, its record waits again, and is said to.
             write_jsonl(tmp_path, KEY_A, A, a)
-            assert len(_pass(bridge).waiting) == 1
+            assert len(one_pass(bridge).waiting) == 1
         finally:
             folder.close()
 
@@ -240,16 +196,16 @@ def test_a_waiting_session_whose_rows_are_removed_no_longer_waits(tmp_path: Path
     gateway.add(A, a)
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            assert len(_pass(bridge).waiting) == 1
+            assert len(one_pass(bridge).waiting) == 1
             stored = dict(store.version)
             gateway.db.execute("DELETE FROM transcript_events WHERE session_id = ?", (A,))
-            _pass(bridge)
+            one_pass(bridge)
             assert sum(GONE in text and f"session {A}" in text for text in told) == 1
-            assert _cursor(tmp_path, store) == {f"db:{A}": 2} and dict(store.version) == stored
+            assert saved_cursor(tmp_path, store) == {f"db:{A}": 2} and dict(store.version) == stored
             gateway.add(A, a)
-            assert len(_pass(bridge).waiting) == 1
+            assert len(one_pass(bridge).waiting) == 1
         finally:
             folder.close()
             gateway.close()
@@ -265,15 +221,15 @@ def test_a_waiting_session_past_a_full_read_still_waits(tmp_path: Path) -> None:
     gateway.add(A, turn_records(A, [now_ms - 5000, now_ms + 3_600_000]))
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            assert len(_pass(bridge).waiting) == 1
+            assert len(one_pass(bridge).waiting) == 1
             # More rows before A than a read takes: A is still read, and still waits.
             gateway.add(first, [{"type": "custom", "id": f"x{n}"}
                                 for n in range(sqlite.ROWS_PER_READ + 10)])
-            _pass(bridge)
+            one_pass(bridge)
             assert not any(GONE in text for text in told)
-            assert _pass(bridge).waiting == []
+            assert one_pass(bridge).waiting == []
         finally:
             folder.close()
             gateway.close()
@@ -284,27 +240,27 @@ def test_a_waiting_session_whose_whole_store_is_deleted_no_longer_waits(
         tmp_path: Path, kind: str) -> None:
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
-    _write(tmp_path, kind, a)
+    write_a(tmp_path, kind, a)
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            assert len(_pass(bridge).waiting) == 1
-            cursor = _cursor(tmp_path, store)
+            assert len(one_pass(bridge).waiting) == 1
+            cursor = saved_cursor(tmp_path, store)
             if kind == "db":
                 for path in database_path(tmp_path).parent.glob("openclaw-agent.sqlite*"):
                     path.unlink()
             else:
                 shutil.rmtree(tmp_path / "agents/main/sessions")
-            _pass(bridge)
-            _pass(bridge)
+            one_pass(bridge)
+            one_pass(bridge)
             assert sum(GONE in text for text in told) == 1
-            assert _cursor(tmp_path, store) == cursor
+            assert saved_cursor(tmp_path, store) == cursor
             # Back with a record ahead where the cursor is: it waits, said anew; nothing
             # is said taken of the record deleted.
             later = turn_records(A, [now_ms - 5000, now_ms + 7_200_000])
-            _write(tmp_path, kind, later)
-            assert len(_pass(bridge).waiting) == 1
+            write_a(tmp_path, kind, later)
+            assert len(one_pass(bridge).waiting) == 1
             assert not any("taken it now" in text for text in told)
         finally:
             folder.close()
@@ -317,22 +273,22 @@ def test_a_waiting_session_outlives_a_look_that_could_not_list_the_agents(
     a folder whatever its mode) says nothing of what is gone: the session waits on."""
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
-    _write(tmp_path, kind, a)
+    write_a(tmp_path, kind, a)
     told: list[str] = []
     agents = tmp_path / "agents"
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            assert len(_pass(bridge).waiting) == 1
-            cursor = _cursor(tmp_path, store)
+            assert len(one_pass(bridge).waiting) == 1
+            cursor = saved_cursor(tmp_path, store)
             agents.rename(tmp_path / "away")
             agents.write_text("")
-            assert _pass(bridge) == Tally()
+            assert one_pass(bridge) == Tally()
             agents.unlink()
             (tmp_path / "away").rename(agents)
-            _pass(bridge, only_changed=False)
+            one_pass(bridge, only_changed=False)
             assert not any(GONE in text for text in told)
-            assert _cursor(tmp_path, store) == cursor
+            assert saved_cursor(tmp_path, store) == cursor
         finally:
             folder.close()
 
@@ -345,22 +301,22 @@ def test_a_waiting_session_outlives_a_look_that_could_not_read_its_agent(
     what is gone: the session waits on, and the agent is read again once it can be."""
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
-    _write(tmp_path, kind, a)
+    write_a(tmp_path, kind, a)
     told: list[str] = []
     agent = tmp_path / "agents" / "main"
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            assert len(_pass(bridge).waiting) == 1
-            cursor = _cursor(tmp_path, store)
+            assert len(one_pass(bridge).waiting) == 1
+            cursor = saved_cursor(tmp_path, store)
             agent.rename(tmp_path / "away")
             agent.symlink_to("x" * 300)
-            assert len(_pass(bridge).problems) == 1
+            assert len(one_pass(bridge).problems) == 1
             agent.unlink()
             (tmp_path / "away").rename(agent)
-            _pass(bridge, only_changed=False)
+            one_pass(bridge, only_changed=False)
             assert not any(GONE in text for text in told)
-            assert _cursor(tmp_path, store) == cursor
+            assert saved_cursor(tmp_path, store) == cursor
         finally:
             folder.close()
 
@@ -377,16 +333,16 @@ def test_a_waiting_transcript_named_anew_by_the_index_goes_in_under_its_key(
     clock = Clock()
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store, \
             EventStore.open("memory:", clock_drift_max_ms=10 * 3_600_000) as wide:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, clock)
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, clock)
         try:
-            assert len(_pass(bridge).waiting) == 1
-            _pass(bridge, only_changed=False)  # read as waiting: what it found is kept
+            assert len(one_pass(bridge).waiting) == 1
+            one_pass(bridge, only_changed=False)  # read as waiting: what it found is kept
             # The transcript unchanged, the index now names it under a key.
             (folder_path / "sessions.json").write_text(json.dumps(
                 {KEY_A: {"sessionId": A, "updatedAt": 0, "sessionFile": str(path)}}))
             bridge.sink = later = CountingSink(wide)
             clock.now_s += AHEAD_RETRY_MAX_S
-            _pass(bridge)
+            one_pass(bridge)
         finally:
             folder.close()
         sent = {event for events in later.sent for event in events}
@@ -404,12 +360,12 @@ def test_a_waiting_transcript_is_not_gone_from_its_agents_sqlite_store(
     gateway.add(B, turn_records(B, [now_ms - 3000]))
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            assert len(_pass(bridge).waiting) == 1
+            assert len(one_pass(bridge).waiting) == 1
             for n in range(3):
                 gateway.add(B, [{"type": "custom", "id": f"x{n}"}])
-                tally = _pass(bridge)
+                tally = one_pass(bridge)
                 assert tally.records == 1 and tally.waiting == []
             assert not any(GONE in text for text in told)
         finally:

@@ -16,16 +16,16 @@ from typing import Any
 import pytest
 
 from crdt.log.store import EventStore
-from tests.node.openclaw.test_bridge_waiting import (
+from tests.node.openclaw.waiting import (
     DRIFT_MS,
     GONE,
     KEY_A,
     A,
     Clock,
-    _bridge,
-    _cursor,
-    _pass,
-    _write,
+    one_pass,
+    saved_cursor,
+    waiting_bridge,
+    write_a,
 )
 from tests.support.openclaw import database_path, turn_records, write_jsonl
 
@@ -62,16 +62,16 @@ def test_a_waiting_transcript_is_read_again_only_once_its_file_changes(
     path = write_jsonl(tmp_path, KEY_A, A, a)
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            assert len(_pass(bridge).waiting) == 1
-            _pass(bridge)  # a look at it as waiting, which reads it
-            cursor = _cursor(tmp_path, store)
+            assert len(one_pass(bridge).waiting) == 1
+            one_pass(bridge)  # a look at it as waiting, which reads it
+            cursor = saved_cursor(tmp_path, store)
             with opened(path) as opens:
                 for _look in range(3):
-                    _pass(bridge, only_changed=False)
+                    one_pass(bridge, only_changed=False)
             assert opens == []  # unchanged: not read again
-            assert _cursor(tmp_path, store) == cursor
+            assert saved_cursor(tmp_path, store) == cursor
             # The waiting line rewritten in place, its file's size, inode and
             # modification time kept: its change time tells, and it is read again.
             lines = path.read_bytes().split(b"\n")
@@ -83,7 +83,7 @@ def test_a_waiting_transcript_is_read_again_only_once_its_file_changes(
             now = path.stat()
             assert (now.st_ino, now.st_size, now.st_mtime_ns) == (
                 info.st_ino, info.st_size, info.st_mtime_ns)
-            _pass(bridge)
+            one_pass(bridge)
             assert sum("not JSON" in text for text in told) == 1
         finally:
             folder.close()
@@ -99,12 +99,12 @@ def test_a_waiting_record_replaced_by_a_damaged_one_is_skipped_and_the_wait_ends
     now_ms = int(time.time() * 1000)
     then_ms = {"due": [now_ms - 4000], "ahead": [now_ms + 7_200_000], "nothing": []}[after]
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, *then_ms])
-    _write(tmp_path, kind, a)
+    write_a(tmp_path, kind, a)
     told: list[str] = []
     with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
-        bridge, _sink, folder = _bridge(tmp_path, store, told, Clock())
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
         try:
-            [waits] = _pass(bridge).waiting
+            [waits] = one_pass(bridge).waiting
             if kind == "db":
                 with sqlite3.connect(database_path(tmp_path)) as db:
                     db.execute("PRAGMA ignore_check_constraints = ON")
@@ -120,11 +120,11 @@ def test_a_waiting_record_replaced_by_a_damaged_one_is_skipped_and_the_wait_ends
                 path.write_bytes(b"\n".join(lines))
                 damaged = f"{A}.jsonl, line at byte {at}: "
                 next_where = f"{A}.jsonl, line at byte {at + len(lines[2]) + 1}: "
-            tally = _pass(bridge)  # before the record replaced was to be tried again
+            tally = one_pass(bridge)  # before the record replaced was to be tried again
             [problem] = tally.problems
             assert damaged in problem and "not JSON" in problem
             assert not any("taken it now" in text or GONE in text for text in told)
-            done = _cursor(tmp_path, store)
+            done = saved_cursor(tmp_path, store)
             if after != "ahead":
                 assert tally.waiting == [] and tally.records == len(then_ms)
                 end = len(a) if kind == "db" else path.stat().st_size
@@ -133,7 +133,7 @@ def test_a_waiting_record_replaced_by_a_damaged_one_is_skipped_and_the_wait_ends
                 [anew] = tally.waiting
                 assert next_where in anew and anew != waits
             said = len(told)
-            _pass(bridge)
-            assert len(told) == said and _cursor(tmp_path, store) == done
+            one_pass(bridge)
+            assert len(told) == said and saved_cursor(tmp_path, store) == done
         finally:
             folder.close()

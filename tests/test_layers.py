@@ -197,3 +197,40 @@ def test_the_checks_catch_forbidden_imports(tmp_path: Path) -> None:
     assert room_of("node.config") == "node"
     assert forbidden("urllib.request", "crdt", set())
     assert not forbidden("urllib.parse.urlsplit", "crdt", set())
+
+
+def imported_test_modules(path: Path, text: str | None = None) -> set[str]:
+    """The test modules (``tests/**/test_*.py``) that ``path`` imports (``text``: its
+    source, if not read from it), relative imports resolved."""
+    package = path.relative_to(ROOT).parent.parts
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text() if text is None else text)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else ()
+            module = ".".join((*base, *(node.module or "").split("."))).strip(".")
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.startswith("tests.")
+            and name.split(".")[-1].startswith("test_")
+            and (ROOT / name.replace(".", "/")).with_suffix(".py").is_file()}
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in support modules (``tests/support``, a package's
+    ``support.py``), as ``tests/support`` says: a test module imports from those, never
+    from another test module."""
+    found = {str(path.relative_to(ROOT)): sorted(imported)
+             for path in sorted((ROOT / "tests").rglob("*.py"))
+             if (imported := imported_test_modules(path))}
+    assert found == {}
+
+
+def test_the_check_finds_a_test_module_imported() -> None:
+    sample = ROOT / "tests" / "node" / "sample.py"
+    text = ("from tests.node.peers.test_links import own_link\nfrom .test_store import x\n"
+            "from tests.node import test_devices\nfrom tests.node.peers.support import until\n"
+            "from tests.node.peers.support import test_nothing\n")
+    assert imported_test_modules(sample, text) == {
+        "tests.node.peers.test_links", "tests.node.test_store", "tests.node.test_devices"}

@@ -6,15 +6,44 @@ store, a broken invariant) and must never be blamed on the caller. Among ours,
 ``StorageUnavailable`` says the storage cannot serve right now (a full disk, a database
 locked past its timeout, a damaged file): nothing was written, and asking again later
 may work. ``crdt.storage`` raises it in place of every error of SQLite or diskcache.
+
+Every error here, and those of ``sync`` and ``node`` that take more than a message,
+derive from ``Picklable``: they pickle and copy as they are.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 
-class CrdtError(Exception):
+def _rebuilt(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    # ``BaseException.__new__`` sets ``args`` and calls no ``__init__``; the attributes
+    # come back from the pickled ``__dict__``.
+    error: BaseException = cls.__new__(cls, *args)
+    return error
+
+
+class Picklable(Exception):
+    """An error that pickles and copies as it is, whatever its ``__init__`` takes.
+
+    An exception pickles and copies as ``cls(*args)``, ``args`` being what it passed
+    to ``Exception.__init__`` (its message, mostly): an error whose ``__init__`` takes
+    other required arguments fails to come back, and one that builds its message from
+    its arguments comes back with another. This one comes back with the same ``args``
+    and attributes, without calling ``__init__`` again.
+
+    >>> import copy, pickle
+    >>> error = StorageFull("disk full", location="/data/log")
+    >>> all(vars(twin) == vars(error) and str(twin) == str(error)
+    ...     for twin in (pickle.loads(pickle.dumps(error)), copy.copy(error)))
+    True
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), self.args), self.__dict__)
+
+
+class CrdtError(Picklable):
     """Base of every error raised by ``crdt``."""
 
 
@@ -68,13 +97,6 @@ class TimestampAhead(InvalidInput):
         super().__init__(message, field=field)
         self.bound_ms = bound_ms
         self.clock_ms = clock_ms
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # An exception pickles and copies as ``cls(*args)``, args being the message
-        # alone: the other errors of InvalidInput round-trip so, this one lacks its
-        # required bounds.
-        return (partial(type(self), self.reason, field=self.field, bound_ms=self.bound_ms,
-                        clock_ms=self.clock_ms), (), self.__dict__)
 
 
 class NotFound(CrdtError):

@@ -29,7 +29,7 @@ from typing import Any
 
 from crdt.addresses import address_problem, normal_address, unshown_refusal
 from crdt.device import check_device_name
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, Picklable
 from crdt.storage.backends import backend_of
 from node.checks import HIDDEN, api_path_base, check_token, is_loopback
 from node.limits import ClientLimits, Limits, check_order
@@ -55,7 +55,7 @@ class TokenNeeded(ValueError):
     ``serve`` then says if one was given empty, which means none."""
 
 
-class AddressRefused(ValueError):
+class AddressRefused(Picklable, ValueError):
     """``Config.check``'s refusal of an address it may not show (a user name or
     password, a query, a fragment): ``setting`` (``peers``, ``advertise_url``) lets
     ``serve`` say where it came from (a flag, the environment, the config file)."""

@@ -26,6 +26,7 @@ from collections.abc import Callable, Coroutine
 from multiprocessing.connection import Connection
 from typing import Any
 
+from crdt.errors import Picklable
 from node import worker_loop
 
 #: How long a stopping pool waits for a worker to exit before killing it.
@@ -35,7 +36,7 @@ STOP_WAIT_S = 1.0
 START_TIMEOUT_S = 60.0
 
 
-class WorkerError(Exception):
+class WorkerError(Picklable):
     """A call did not complete in its worker."""
 
 

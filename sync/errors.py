@@ -9,8 +9,10 @@ message we built ourselves that breaks a limit): a bug here, never the peer's fa
 
 from __future__ import annotations
 
+from crdt.errors import Picklable
 
-class SyncError(Exception):
+
+class SyncError(Picklable):
     """Base of every error raised by ``sync``."""
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from crdt.errors import Picklable
 
-class HttpError(Exception):
+
+class HttpError(Picklable):
     """An error that is about HTTP itself (headers, parameters), not about the data."""
 
     def __init__(self, status: int, code: str, message: str, *, field: str | None = None,

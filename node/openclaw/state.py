@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crdt.errors import Picklable
 from node.openclaw.jsonl import AgentSessions
 from node.openclaw.sqlite import AgentDatabase
 
@@ -43,7 +44,7 @@ NODE_NO_SCRIPT = frozenset({"-e", "--eval", "-p", "--print", "-", "-c", "--check
 Source = AgentDatabase | AgentSessions
 
 
-class StateFolderError(Exception):
+class StateFolderError(Picklable):
     """The state folder is missing, unreadable or not an OpenClaw state folder."""
 
 

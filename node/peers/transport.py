@@ -31,7 +31,7 @@ from aiohttp import web
 
 from crdt import device as crdt_device
 from crdt import linkproof
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, Picklable
 from node.device import DeviceKey
 from node.http.wire import JSON_TYPE, error_body
 from node.peers.addresses import RefusalsLogged, dialable
@@ -72,7 +72,7 @@ KEY_REQUIRED = "device_key_required"
 DUPLICATE_LINK = "duplicate link"
 
 
-class LinkClosed(Exception):
+class LinkClosed(Picklable):
     """The link is gone (closed by either side, reset, or stalled)."""
 
 

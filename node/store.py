@@ -347,7 +347,8 @@ class AsyncStore:
         self._queued_events -= size
         return batch
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending]) -> int:
+        """Commit ``batch`` and answer its callers; how many had their events stored."""
         items = [item for pending in batch for item in pending.items]
         started_s = self._loop.time()
         try:
@@ -358,16 +359,22 @@ class AsyncStore:
                 # Commit each caller alone, so one caller's failure is not blamed on the
                 # others whose events would have been fine. (A full or failing disk fails
                 # them all alike: they all hear of it at once.)
+                kept = 0
                 for pending in batch:
-                    await self._commit([pending])
-                return
+                    kept += await self._commit([pending])
+                # The next commit expects the callers of the whole batch that were
+                # answered with success, as after one commit, not those of its last
+                # part alone. One answered early may have queued again already and
+                # count twice: the next commit then waits out its bound at most.
+                self._expected_callers = kept + len(self._queue)
+                return kept
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             # Callers answered with an error do not come straight back as the answered
             # ones do: the next commit waits for none of them, only for those queued.
             self._expected_callers = len(self._queue)
-            return
+            return 0
         self.commits += 1
         self._last_commit_s = self._loop.time() - started_s
         self._expected_callers = len(batch) + len(self._queue)
@@ -385,6 +392,7 @@ class AsyncStore:
         self._move_head(head)
         self._notify(Commit(len(items) + max(0, added), stored, head, seconds,
                             frozenset(item.session_key for item in items), appends=True))
+        return len(batch)
 
     def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):

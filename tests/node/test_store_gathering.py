@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from crdt.errors import StorageFull
+from crdt.errors import IdMismatch, StorageFull
 from crdt.events import Draft, Event, parse_event
 from crdt.log.store import EventStore
 from crdt.storage.backends import open_storage
@@ -145,3 +145,29 @@ async def test_callers_of_a_failed_commit_are_not_waited_for(tmp_path: Path) -> 
         assert astore.commits == 3
     finally:
         await astore.close()
+
+
+def forged(n: int) -> Draft:
+    """An append the store refuses (its claimed id is not its hash) once it commits it,
+    failing the group commit it shares with others."""
+    good = draft(n)
+    return Draft(good.session_key, good.agent_id, good.kind, {"content": "x",
+                 "attachments": []}, good.timestamp, claimed_id=bytes(32))
+
+
+async def test_callers_of_a_split_commit_are_waited_for(astore: AsyncStore) -> None:
+    """A group commit that one caller failed is committed caller by caller: the next
+    commit waits for every caller answered with success, not for the last one's
+    commit alone (which failed, and expected none)."""
+    results = await asyncio.gather(*(astore.append([draft(n)]) for n in range(3)),
+                                   astore.append([forged(3)]), return_exceptions=True)
+    assert isinstance(results[3], IdMismatch)
+    assert astore.commits == 3  # one per caller stored
+    sizes = commit_sizes(astore)
+    # The three come back, one at once and two once the queue stopped growing.
+    first = asyncio.ensure_future(astore.append([draft(10)]))
+    await turns(GATHER_TURNS_MAX + 2)
+    rest = [asyncio.ensure_future(astore.append([draft(n)])) for n in (11, 12)]
+    await asyncio.wait_for(asyncio.gather(first, *rest), HANG_S)
+    assert sizes == [3]
+

@@ -1,5 +1,6 @@
 """AsyncStore's gathering of appends before a commit (``GATHER_TURNS_MAX``, the wait for
-the callers of the previous commit), counted in commits on a real store."""
+the callers of the previous commit and its bound ``RETURN_WAIT_MAX_S``), counted in
+commits on a real store."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from crdt.errors import IdMismatch, StorageFull
 from crdt.events import Draft, Event, parse_event
 from crdt.log.store import EventStore
 from crdt.storage.backends import open_storage
+from node import store
 from node.store import GATHER_TURNS_MAX, AsyncStore, Commit, StoreClosing
 from tests.support.storage import FailingStorage
 
@@ -171,3 +173,33 @@ async def test_callers_of_a_split_commit_are_waited_for(astore: AsyncStore) -> N
     await asyncio.wait_for(asyncio.gather(first, *rest), HANG_S)
     assert sizes == [3]
 
+
+async def test_a_caller_whose_expected_company_never_comes_is_answered(
+        astore: AsyncStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commit expects the eight callers of the one before; only one comes back, and
+    no other: the wait ends at its bound and that one is committed and answered."""
+    monkeypatch.setattr(store, "RETURN_WAIT_MAX_S", 0.001)
+    sizes = commit_sizes(astore)
+    await asyncio.gather(*(astore.append([draft(n)]) for n in range(8)))
+    [appended] = await asyncio.wait_for(astore.append([draft(8)]), HANG_S)
+    assert appended.created
+    assert sizes == [8, 1]
+
+
+@pytest.mark.parametrize(("bound_s", "expected"), [
+    (store.RETURN_WAIT_MAX_S, [8, 8]),
+    # No wait at all: those that came back first are committed without the others.
+    (0, [8, 5, 3]),
+])
+async def test_the_wait_for_returning_callers_is_the_bound(
+        astore: AsyncStore, monkeypatch: pytest.MonkeyPatch, bound_s: float,
+        expected: list[int]) -> None:
+    monkeypatch.setattr(store, "RETURN_WAIT_MAX_S", bound_s)
+    sizes = commit_sizes(astore)
+    await asyncio.gather(*(astore.append([draft(n)]) for n in range(8)))
+    # The eight come back: five at once, three once the queue stopped growing.
+    first = [asyncio.ensure_future(astore.append([draft(n)])) for n in range(8, 13)]
+    await turns(GATHER_TURNS_MAX + 2)
+    rest = [asyncio.ensure_future(astore.append([draft(n)])) for n in range(13, 16)]
+    await asyncio.wait_for(asyncio.gather(*first, *rest), HANG_S)
+    assert sizes == expected

@@ -13,10 +13,11 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 from aiohttp import web
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 
 from node.peers.dial_words import REFUSAL_BYTES_MAX, refusal_text
-from node.peers.hiding import HIDDEN_TEXT
+from node.peers.escapes import FOLD
+from node.peers.hiding import HIDDEN_TEXT, SHOWN_IN_A_ROW_MAX
 from node.peers.refusals import refusals_read
 from node.peers.transport import LinkClosed, dial
 from sync.peer.config import SyncConfig
@@ -130,6 +131,14 @@ def _shown(encode: Callable[[str], str], secret: str, text: str) -> int:
                default=0)
 
 
+def _written(secret: str, page: str) -> bool:
+    """Whether ``page`` holds more than ``SHOWN_IN_A_ROW_MAX`` characters of ``secret`` in a
+    row as they are, case folded."""
+    run, folded = SHOWN_IN_A_ROW_MAX + 1, secret.translate(FOLD)
+    return any(folded[at:at + run] in page.translate(FOLD)
+               for at in range(len(folded) - run + 1))
+
+
 @pytest.mark.parametrize("encoding", ANY_ENCODING)
 @settings(max_examples=15, deadline=None)
 @given(secret=SECRETS)
@@ -140,6 +149,9 @@ def test_a_refusal_cut_anywhere_shows_two_characters_of_the_secret_at_most(
     no more than two of its characters (a cut body that ends with ``%`` shows it)."""
     encode = ANY_ENCODING[encoding]
     page = "echo " + encode(f"Bearer {secret}")
+    # Not a secret that the encoding of "Bearer " writes by chance ("061\\U" in the
+    # "\\u0061\\u0072" of "ar"): hidden there too, before the cut this looks at.
+    assume(not _written(secret, encode("Bearer ")))
     for cut in range(len(page) + 1):
         said = refusal_text(page[:cut].encode(), [secret], whole=False).removesuffix("…")
         before, _hidden, after = said.partition(HIDDEN_TEXT)

@@ -16,6 +16,7 @@ last read found of it is given again.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -45,13 +46,16 @@ class AgentSessions:
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
 
     def changed(self) -> bool:
-        """True if a file of the folder changed size or time since the last call."""
+        """True if a file of the folder changed since the last call: its inode, size,
+        modification or change time. The change time too: ``sessions.json`` rewritten
+        at the same size with its modification time put back (os.utime, as a restore or
+        a sync tool does) differs only in it (or in its inode, if it was replaced), which
+        no one can set back."""
         try:
-            stamp = tuple(sorted((entry.stat().st_mtime_ns, entry.stat().st_size)
-                                 for entry in self.folder.iterdir()))
+            stamp = tuple(sorted(_stamp(entry.stat()) for entry in self.folder.iterdir()))
         except OSError:
             stamp = ()
-        flat = tuple(number for pair in stamp for number in pair)
+        flat = tuple(number for numbers in stamp for number in numbers)
         seen, self._stamp = self._stamp, flat
         return seen != flat
 
@@ -102,13 +106,11 @@ class AgentSessions:
             # Taken before the read: a change during it is seen at the next look.
             info = path.stat()
             # The records carry the session's key (part of their events' ids): an index
-            # that names the file anew is a change too.
-            # The change time too: a file rewritten in place at the same size and its
-            # modification time put back (os.utime) differs only in it, which no one
-            # can set back.
-            stamp: tuple[object, ...] | None = (session_key, session_id, start, info.st_ino,
-                                                info.st_size, info.st_mtime_ns,
-                                                info.st_ctime_ns)
+            # that names the file anew is a change too. The file's change time as well
+            # (``_stamp``): one rewritten in place at the same size and its modification
+            # time put back differs only in it.
+            stamp: tuple[object, ...] | None = (session_key, session_id, start,
+                                                *_stamp(info))
         except OSError:
             stamp = None  # read, which says what is wrong
         kept = self._kept.get(entry)
@@ -213,6 +215,12 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     if name == f"{js_trimmed(session_id)}.jsonl":
         return "jsonl:" + session_id
     return f"jsonl-file:{len(name)}:{name}:{session_id}"
+
+
+def _stamp(info: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells that a file changed: its inode, size, modification and change time
+    (which any write, and os.utime, moves and nothing sets back)."""
+    return info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns
 
 
 def _line_end(file: BinaryIO) -> int | None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.projection import rebuild
@@ -19,7 +23,7 @@ from node.openclaw.records import records_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw import transcript
 from tests.node.openclaw.support import DATA, from_sqlite
-from tests.support.openclaw import FakeGateway, write_jsonl
+from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
 
 SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
 COPY = "d6122d99-743c-43ec-ae7b-5cc2965385df"  # the session id sessions.rewind gave rich's copy
@@ -205,3 +209,46 @@ def test_an_agent_folder_that_cannot_be_read_is_skipped_and_the_others_imported(
         finally:
             folder.close()
         assert len(store.list_sessions()) == 2  # a's and b's
+
+
+@pytest.mark.parametrize("how", ["in place", "replaced"])
+def test_watch_sees_sessions_json_rewritten_at_its_size_with_its_time_put_back(
+        tmp_path: Path, how: str) -> None:
+    """``sessions.json`` comes to name another file for a session, the only change in
+    the folder, its size and modification time as they were (a restore, a sync tool):
+    its change time (or inode) tells, and ``watch`` reads the file it names now."""
+    now_ms = int(time.time() * 1000)
+    sessions = tmp_path / "agents" / "main" / "sessions"
+    (sessions / "sub").mkdir(parents=True)
+    one, two = turn_records(SID, [now_ms - 5000]), turn_records(SID, [now_ms - 5000,
+                                                                      now_ms - 4000])
+    for name, records in (("one", one), ("two", two)):
+        (sessions / "sub" / f"{name}.jsonl").write_bytes(
+            b"".join(json.dumps(r).encode() + b"\n" for r in records))
+    index = sessions / "sessions.json"
+    index.write_text(json.dumps({KEY: {"sessionId": SID, "sessionFile": "sub/one.jsonl"}}))
+    with EventStore.open("memory:") as store:
+        folder = StateFolder(tmp_path)
+        bridge = Bridge(folder, EmbeddedSink(store))
+        try:
+            assert asyncio.run(bridge.run_pass(only_changed=True)).records == len(one)
+            assert asyncio.run(bridge.run_pass(only_changed=True)) == Tally()
+            info = index.stat()
+            text = index.read_bytes().replace(b"sub/one.jsonl", b"sub/two.jsonl")
+            if how == "in place":
+                with index.open("r+b") as file:
+                    file.write(text)
+                os.utime(index, ns=(info.st_atime_ns, info.st_mtime_ns))
+            else:
+                new = sessions / "sessions.json.new"
+                new.write_bytes(text)
+                os.utime(new, ns=(info.st_atime_ns, info.st_mtime_ns))
+                new.replace(index)
+            now = index.stat()
+            assert (now.st_size, now.st_mtime_ns) == (info.st_size, info.st_mtime_ns)
+            seen = asyncio.run(bridge.run_pass(only_changed=True))
+            assert seen.records == len(two) and seen.created > 0  # its second turn
+        finally:
+            folder.close()
+        assert records_for(e.event for e in store.get_events(
+            session_key_for("main", KEY))) == two

@@ -17,7 +17,9 @@ the cursor passes it. A waiting session that is gone (its file deleted, its rows
 removed, its whole store deleted) waits no longer; what was imported of it stays. A
 record that waits replaced by one that does not read (its line rewritten, its row
 damaged) is skipped and said as any such, and the wait ends with it: the record after it
-is tried at once, and waits in its own name if the node refuses it too.
+is tried at once, and waits in its own name if the node refuses it too. So does a wait
+whose session is read again from elsewhere (its file cut shorter than the cursor, read
+from its start): the wait ends, said, and what is read is tried at once.
 """
 
 from __future__ import annotations
@@ -223,6 +225,17 @@ class Bridge:
                           if unit.entry == entry and unit.events), None)
             if first is None:
                 continue
+            record = units[first].record
+            if record is not None and record.where != wait.where:
+                # What is read of it no longer begins at the record that waited: its
+                # file was cut shorter than where it was read up to (replaced), and is
+                # read from its start. The wait was that record's: it ends, and what is
+                # read is tried now (a record ahead in it waits, said in its own name).
+                del self._waiting[name, entry]
+                self.tell(f"{wait.where}: its session is no longer read on from there "
+                          "(its transcript was cut short or replaced); the wait ends, "
+                          f"and it is read again from {record.where}")
+                continue
             if self._monotonic() < wait.retry_s or not await self._try(name, units[first],
                                                                        step):
                 held[entry] = first
@@ -263,7 +276,10 @@ class Bridge:
             return False
         wait = self._waiting.pop((name, unit.entry), None)
         if wait is not None:
-            self.tell(f"{wait.where}: the node has taken it now")
+            # Named by the record taken, which is the one that waited: a session read
+            # again from another record had its wait ended before (``_append``).
+            where = unit.record.where if unit.record is not None else wait.where
+            self.tell(f"{where}: the node has taken it now")
         return True
 
     def _say_unreadable(self, sources: list[tuple[str, Source]], tally: Tally) -> None:

@@ -1,10 +1,11 @@
 """A waiting session whose transcript changes under it: its file is read again only once
-it changed (in place, its time put back, too), and a waiting record replaced by a
-damaged one ends the wait."""
+it changed (in place, its time put back, too), a waiting record replaced by a damaged
+one ends the wait, and so does a file cut shorter than where it was read up to."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import sys
@@ -27,7 +28,7 @@ from tests.node.openclaw.waiting import (
     waiting_bridge,
     write_a,
 )
-from tests.support.openclaw import database_path, turn_records, write_jsonl
+from tests.support.openclaw import database_path, iso_ms, turn_records, write_jsonl
 
 #: The paths ``opened`` watches, and each open of one seen (by Python's audit hook,
 #: which once added stays for the process: it does nothing while none is watched).
@@ -135,5 +136,57 @@ def test_a_waiting_record_replaced_by_a_damaged_one_is_skipped_and_the_wait_ends
             said = len(told)
             one_pass(bridge)
             assert len(told) == said and saved_cursor(tmp_path, store) == done
+        finally:
+            folder.close()
+
+
+@pytest.mark.parametrize("held", ["due", "ahead"])
+def test_a_waiting_transcript_cut_shorter_is_read_from_its_start_and_waits_anew(
+        tmp_path: Path, held: str) -> None:
+    """Its file cut shorter than where it was read up to (replaced) is read from its
+    start: the wait for the old record ends, said, and what the file holds is tried at
+    once (not when the old record was to be tried again); a record ahead in it waits,
+    named where it is now. Nothing names the old record as taken."""
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms - 4000, now_ms + 3_600_000])
+    path = write_jsonl(tmp_path, KEY_A, A, a)
+    cut_at = sum(len(json.dumps(record)) + 1 for record in a[:3])
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        clock = Clock()
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, clock)
+        try:
+            [waits] = one_pass(bridge).waiting
+            old = f"{A}.jsonl, line at byte {cut_at}: "
+            assert old in waits and saved_cursor(tmp_path, store) == {f"jsonl:{A}": cut_at}
+            if held == "due":
+                last = {"type": "message", "id": "000affff", "parentId": a[1]["id"],
+                        "timestamp": iso_ms(now_ms - 3000),
+                        "message": {"role": "user", "content": "t", "timestamp": 0}}
+            else:
+                last = {**a[3], "parentId": a[1]["id"]}
+            # The header and first turn as they were, then a record after them; cut
+            # shorter than where the file was read up to.
+            rest = [a[0], a[1], last] if held == "due" else [a[0], last]
+            path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rest))
+            size = path.stat().st_size
+            assert size < cut_at
+            tally = one_pass(bridge)  # before the old record was to be tried again
+            [ended] = [text for text in told if "the wait ends" in text]
+            assert old in ended
+            assert ended.endswith(f"read again from {path}, line at byte 0")
+            if held == "due":
+                assert tally.waiting == [] and tally.records == len(rest)
+                assert saved_cursor(tmp_path, store) == {f"jsonl:{A}": size}
+            else:
+                at = len(json.dumps(a[0])) + 1
+                [anew] = tally.waiting
+                assert f"{A}.jsonl, line at byte {at}: " in anew
+                assert saved_cursor(tmp_path, store) == {f"jsonl:{A}": at}
+            said = len(told)
+            clock.now_s += 3600
+            one_pass(bridge, only_changed=False)
+            assert len(told) == said  # said once; nothing taken, nothing new
+            assert not any("taken it now" in text for text in told)
         finally:
             folder.close()

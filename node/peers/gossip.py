@@ -175,7 +175,9 @@ class Gossip:
     def _learn_from(self, runner: Runner) -> None:
         """Ask the peer of a link just up for its member list, in a task of its own,
         within the bound of a round's asks (``MEMBER_ASKS_AT_ONCE``), on this link only
-        (it may wait for a slot while the link ends and another comes up)."""
+        (it may wait for a slot while the link ends and another comes up). The task is
+        kept (``_tasks``), so stopping cancels it; its faults are logged in the ask
+        (``Learning.learn_from`` raises nothing but a cancel)."""
         self._spawn(self.learning.learn_from(runner, link=runner.links), "learn-members")
 
     def _on_commit(self, commit: Commit) -> None:

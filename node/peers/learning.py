@@ -57,7 +57,7 @@ from node.peers.holds import (
 )
 from node.peers.list_failures import (
     failure_holds,
-    fault_after_listing,
+    fault_of_ours,
     members_failed,
     members_listed,
     members_taken_up,
@@ -192,18 +192,12 @@ class Learning:
         but for ``MEMBER_ASKS_AT_ONCE``): one whose answer is slow delays no other's.
         A fault of one ask is logged and ends no other; a cancel (the node's stop)
         ends them all, and is raised."""
-
-        async def ask(runner: Runner) -> None:
-            try:
-                await self.learn_from(runner)
-            except Exception:  # a fault of ours before the ask (those after: told repeats)
-                log.exception("learning members failed", peer=runner.url)
-
         # A task group: a cancel of the round cancels every ask and is raised once all
-        # ended (each ask logs its own faults: a fault raised would cancel the others).
+        # ended (each ask logs its own faults, ``learn_from``: a fault raised would
+        # cancel the others).
         async with asyncio.TaskGroup() as asks:
             for runner in [r for r in self.runners.values() if r.direction == "out"]:
-                asks.create_task(ask(runner), name="members-ask")
+                asks.create_task(self.learn_from(runner), name="members-ask")
 
     async def learn_from(self, runner: Runner, link: int | None = None) -> None:
         """Ask the peer ``runner`` dialed which nodes it knows; dial those not linked
@@ -212,11 +206,22 @@ class Learning:
         the slot is taken: the link may have ended while the ask waited. An ask made as
         link number ``link`` came up (``Runner.links``) is dropped if another link is up
         by then: that link made its own ask, and a peer whose links come and go would
-        pile up asks (a round's asks, ``link`` None, take the link up then)."""
-        async with self.asks:
-            if link is not None and runner.links != link:
-                return
-            await self._learn_from(runner)
+        pile up asks (a round's asks, ``link`` None, take the link up then).
+
+        Raises nothing but a cancel: a fault of ours, before the ask too (the link's
+        checks), is logged at error once per type on the link, again at debug
+        (``fault_of_ours``): each round, and each ask as a link comes up, would meet it
+        again, and an ask in a task of its own would pass it to no one."""
+        try:
+            async with self.asks:
+                if link is not None and runner.links != link:
+                    return
+                await self._learn_from(runner)
+        except Exception as exc:  # those of the ask and after it are told in _learn_from
+            try:
+                fault_of_ours(runner, runner.links, exc)
+            except Exception:  # judging the fault failed: logged whole all the same
+                log.exception("learning members failed", peer=runner.url)
 
     async def _learn_from(self, runner: Runner) -> None:
         """Ask for the list, and dial what it names (``learn_from``). Only over a link
@@ -244,7 +249,7 @@ class Learning:
         try:
             await self._take_up(runner, listed)
         except Exception as exc:  # a fault of ours: each round would meet it again
-            fault_after_listing(runner, link, exc)
+            fault_of_ours(runner, link, exc)
             return
         members_taken_up(runner, link)
 

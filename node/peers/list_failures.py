@@ -1,7 +1,7 @@
 """Failed asks for a peer's member list (``Learning.learn_from``): the kind of each
 failure, which kinds hold asks off on the link, and which are news (logged at info)
-rather than repeats (at debug); and faults of ours while a list read is taken up
-(``fault_after_listing``), told apart so too. What is kept per link is a
+rather than repeats (at debug); and faults of ours before the ask or while a list read
+is taken up (``fault_of_ours``), told apart so too. What is kept per link is a
 ``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a list read on the
 link clears the failures of the ask (``members_listed``), a list taken up whole all
 (``members_taken_up``).
@@ -86,8 +86,8 @@ def members_listed(runner: Runner, link: int) -> None:
     """A list was read on the link number ``link`` of ``runner``: a failure of the ask
     after it is news again (``members_failed``), and no hold runs. The faults of ours
     logged stay until the list is taken up whole (``members_taken_up``): one met while
-    taking up each round's list (``fault_after_listing``) is read anew every round, and
-    is not news for that."""
+    taking up each round's list (``fault_of_ours``) is read anew every round, and is
+    not news for that."""
     failure = runner.members_failure
     if link != runner.links or failure is None or failure.link != link:
         return
@@ -102,13 +102,14 @@ def members_taken_up(runner: Runner, link: int) -> None:
         runner.members_failure = None
 
 
-def fault_after_listing(runner: Runner, link: int, exc: Exception) -> None:
-    """A fault of ours (``exc``, called while it is handled) while the list read on the
-    link number ``link`` of ``runner`` was taken up (its addresses checked, dialed): at
-    error with its traceback the first time of its type on the link since a list was
-    taken up whole on it, again at debug, as a fault of ours in the ask
-    (``members_failed``): each round reads the list anew and would meet it again. On a
-    link gone since, at error all the same: a fault of ours is never passed over."""
+def fault_of_ours(runner: Runner, link: int, exc: Exception) -> None:
+    """A fault of ours (``exc``, called while it is handled) on the link number ``link``
+    of ``runner``, before its ask (the link's checks) or while the list read on it was
+    taken up (its addresses checked, dialed): at error with its traceback the first time
+    of its type on the link since a list was taken up whole on it, again at debug, as a
+    fault of ours in the ask (``members_failed``): each round, and each link coming up,
+    meets it again. On a link gone since, at error all the same: a fault of ours is
+    never passed over."""
     failure = runner.members_failure
     if link != runner.links:
         _log(runner, exc, UNEXPECTED, repeat=False)

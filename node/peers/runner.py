@@ -112,7 +112,7 @@ class MembersFailure:
     was asked on (``Runner.links``), the kinds of failure logged on that link since a
     list was last read on it (``list_failures.members_failed``: a kind in it, a fault of
     ours with its exception's type, is logged again at debug; a fault of ours stays
-    until a list read is taken up whole, ``fault_after_listing``), and until when it is not
+    until a list read is taken up whole, ``fault_of_ours``), and until when it is not
     asked again (None: asked at the next round; it is logged once for the link and kind
     all the same)."""
 

@@ -1,8 +1,9 @@
 """node.peers.learning with real nodes in this process: an ask for a peer's member list
 that fails other than by a refusal (401, 403) is logged once for the link and kind of
 failure, repeats at debug, and a list read on the link makes the next failure news
-again; a fault of ours, in the ask or taking up a list read, is logged at error with
-its traceback, once per type (never passed over on a link gone since). An
+again; a fault of ours, before the ask (in a round's, or one made as a link comes up),
+in it or taking up a list read, is logged at error with its traceback, once per type
+(never passed over on a link gone since). An
 answer that will not change (a 404 of an older node, a 405, a 501, a body that is no
 member list) holds asks off as a refusal does; one that may pass by (a 502, 503, 504),
 or no answer (the connection refused, a time-out), does not. Each kind of failure is
@@ -305,6 +306,61 @@ async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_a
     failed = [entry for entry in said if entry["event"] == "learning members failed"]
     assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
             for entry in failed] == [("error", url, True)]
+
+
+async def test_a_fault_of_ours_before_the_ask_as_a_link_comes_up_is_logged_once(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ask made as a link comes up, in a task of its own, meets a fault of ours
+    before it asks (in the link's checks): logged at error with its traceback and the
+    peer, not raised from the task; each round that meets it again, at debug."""
+    learner = await make_node(cluster_secret=SECRET, sync=FAST)
+    peer = await make_node(cluster_secret=SECRET, sync=FAST)
+    await rounds_by_hand(learner)
+
+    def faulty(runner: Any, rounds: int) -> bool:
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr("node.peers.learning.failure_holds", faulty)
+    with structlog.testing.capture_logs() as said:
+        assert await learner.gossip.add_peer(peer.url, learned=False)
+        await until(lambda: linked_nodes(learner.gossip.runners.values())
+                    == {peer.astore.node_id})
+        await link_up_asks(learner)  # raised the fault were it not handled
+        for _ in range(ROUNDS):
+            await learner.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == "learning members failed"]
+    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
+            for entry in failed] == [("error", peer.url, True)]
+    assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
+        ("debug", "KeyError")] * ROUNDS
+
+
+async def test_a_fault_of_ours_before_a_rounds_ask_is_logged_at_error_once_per_type(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault of ours in the link's checks, before the ask, met at every round: at
+    error with its traceback the first time, a repeat at debug, one of another type at
+    error; once a list was taken up whole, the first type is news again."""
+    node, [peer] = await linked_to(make_node, 1)
+    admission = node.gossip.admission
+    linked_shared = admission.linked_shared
+    faults: list[Exception] = []
+
+    def failing(runner: Any) -> bool:
+        if faults:
+            raise faults[0]
+        return linked_shared(runner)
+
+    monkeypatch.setattr(admission, "linked_shared", failing)
+    with structlog.testing.capture_logs() as said:
+        for fault in (KeyError("a bug of ours"), KeyError("the same bug"),
+                      TypeError("another bug of ours"), None, KeyError("the bug again")):
+            faults[:] = [fault] if fault is not None else []
+            await node.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == "learning members failed"]
+    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
+            for entry in failed] == [("error", peer.url, True)] * 3
+    assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
+        ("debug", "KeyError")]
 
 
 async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(

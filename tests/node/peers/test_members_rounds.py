@@ -3,7 +3,7 @@ for their lists at once, ``MEMBER_ASKS_AT_ONCE`` at most, so a peer slow to answ
 mid-answer, behind a route that accepts and says nothing) delays no other peer's list;
 a fault of one ask ends no other, and a cancel (the node's stop) ends them all. The asks
 made as links come up count in the same bound, and one whose link ended while it waited
-is dropped."""
+is dropped; the node's stop ends those too."""
 
 from __future__ import annotations
 
@@ -241,3 +241,27 @@ async def test_an_ask_made_as_a_link_came_up_is_dropped_once_another_link_is_up(
         await link_up_asks(learner)
     assert holding.asked.count(flapping.url) == 1
     assert sorted(holding.asked) == sorted([*urls, flapping.url])
+
+
+async def test_the_nodes_stop_ends_the_asks_made_as_links_came_up(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One peer more than ``MEMBER_ASKS_AT_ONCE`` linked, none answering its ask made
+    as its link came up: the node keeps each ask's task, and its stop ends them all,
+    those in flight and the one waiting for a slot (none is left running, nor ends
+    with a fault)."""
+    learner = await make_node(cluster_secret=SECRET, sync=PATIENT_ASKS)
+    peers = [await make_node(cluster_secret=SECRET, sync=FAST)
+             for _ in range(MEMBER_ASKS_AT_ONCE + 1)]
+    await rounds_by_hand(learner)
+    urls = [peer.url for peer in peers]
+    async with held(monkeypatch, urls) as holding:
+        for url in urls:
+            assert await learner.gossip.add_peer(url, learned=False)
+        await until(lambda: len(linked_nodes(learner.gossip.runners.values())) == len(peers)
+                    and len(holding.asking) == MEMBER_ASKS_AT_ONCE)
+        asks = [task for task in learner.gossip._tasks if task.get_name() == "learn-members"]
+        assert len(asks) == len(peers) and not any(task.done() for task in asks)
+        await learner.stop()
+    assert all(task.cancelled() for task in asks)
+    assert len(holding.cancelled) == MEMBER_ASKS_AT_ONCE
+    assert sorted(holding.asked) == sorted(holding.cancelled)

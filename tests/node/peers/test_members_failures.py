@@ -306,6 +306,9 @@ async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_a
     failed = [entry for entry in said if entry["event"] == "learning members failed"]
     assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
             for entry in failed] == [("error", url, True)]
+    # The old link's fault took no place of the new link's failure (none, or its own).
+    runner = learner.gossip.runners[f"url:{url}"]
+    assert runner.members_failure is None or runner.members_failure.link == runner.links
 
 
 async def test_a_fault_of_ours_before_the_ask_as_a_link_comes_up_is_logged_once(

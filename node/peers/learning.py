@@ -56,6 +56,9 @@ from node.peers.holds import (
     holds,
 )
 from node.peers.list_failures import (
+    BEFORE_THE_ASK,
+    FAULT_TEXT,
+    TAKING_UP,
     failure_holds,
     fault_of_ours,
     members_failed,
@@ -167,7 +170,7 @@ class Learning:
                 await self.dial_members()
                 await self.learn_once()
             except Exception:
-                log.exception("learning members failed")
+                log.exception(FAULT_TEXT)
 
     async def dial_members(self) -> None:
         """Dial each member device's advertised address that no link reaches yet (the
@@ -208,20 +211,22 @@ class Learning:
         by then: that link made its own ask, and a peer whose links come and go would
         pile up asks (a round's asks, ``link`` None, take the link up then).
 
-        Raises nothing but a cancel: a fault of ours, before the ask too (the link's
-        checks), is logged at error once per type on the link, again at debug
-        (``fault_of_ours``): each round, and each ask as a link comes up, would meet it
-        again, and an ask in a task of its own would pass it to no one."""
+        Raises nothing but a cancel: a fault of ours, before the ask (the link's checks),
+        in it or taking up the list read, is logged at error once per type and place on
+        the link, again at debug (``fault_of_ours``, ``members_failed``): each round, and
+        each ask as a link comes up, would meet it again, and an ask in a task of its own
+        would pass it to no one."""
         try:
             async with self.asks:
                 if link is not None and runner.links != link:
                     return
                 await self._learn_from(runner)
-        except Exception as exc:  # those of the ask and after it are told in _learn_from
+        except Exception as exc:  # before the ask: those of the ask and of taking up its
+            # list are told in _learn_from
             try:
-                fault_of_ours(runner, runner.links, exc)
+                fault_of_ours(runner, runner.links, exc, BEFORE_THE_ASK)
             except Exception:  # judging the fault failed: logged whole all the same
-                log.exception("learning members failed", peer=runner.url)
+                log.exception(FAULT_TEXT, peer=runner.url)
 
     async def _learn_from(self, runner: Runner) -> None:
         """Ask for the list, and dial what it names (``learn_from``). Only over a link
@@ -249,7 +254,7 @@ class Learning:
         try:
             await self._take_up(runner, listed)
         except Exception as exc:  # a fault of ours: each round would meet it again
-            fault_of_ours(runner, link, exc)
+            fault_of_ours(runner, link, exc, TAKING_UP)
             return
         members_taken_up(runner, link)
 

@@ -1,10 +1,10 @@
 """Failed asks for a peer's member list (``Learning.learn_from``): the kind of each
 failure, which kinds hold asks off on the link, and which are news (logged at info)
 rather than repeats (at debug); and faults of ours before the ask or while a list read
-is taken up (``fault_of_ours``), told apart so too. What is kept per link is a
-``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a list read on the
-link clears the failures of the ask (``members_listed``), a list taken up whole all
-(``members_taken_up``).
+is taken up (``fault_of_ours``), told apart so too, each by where it was met. What is
+kept per link is a ``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a
+list read on the link clears the failures of the ask, faults of ours in it too
+(``members_listed``), a list taken up whole all (``members_taken_up``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,15 @@ REFUSED, NOT_SERVED, UNLISTED = "refused", "not served", "unlisted"
 NO_ANSWER, UNEXPECTED = "no answer", "unexpected"
 #: The kinds that hold asks off on the link (``members_failed``).
 HOLDING = frozenset({REFUSED, NOT_SERVED})
+#: Where a fault of ours was met: in the ask itself (``members_failed``), before it (the
+#: link's checks) or taking up the list read (``fault_of_ours``). A fault met in one is
+#: another bug than one of the same type met in another, and news.
+IN_THE_ASK, BEFORE_THE_ASK, TAKING_UP = "in the ask", "before the ask", "taking up"
+#: The event of a fault of ours, logged at error with its traceback the first time.
+FAULT_TEXT = "learning members failed"
+#: The event of a repeat of a fault of ours, at debug: no failure of the ask (the list
+#: may have been read).
+FAULT_REPEAT_TEXT = "learning members failed (repeat)"
 
 
 def kind_of(exc: Exception) -> str:
@@ -59,7 +68,8 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     time-out and a 503 in turn are each said once; at info again once the list was read
     on the link: ``Learning.learn_from``). ``UNEXPECTED`` (no failure of the ask itself,
     a fault of ours; called while it is handled) at error with its traceback, the first
-    time of that type on the link: a fault of another type is another bug. Nothing for a
+    time of that type in the ask on the link: a fault of another type, or met elsewhere
+    (``fault_of_ours``), is another bug. Nothing for a
     link gone since the ask, or an ask that overlapped another already held off (the one
     as the link came up, and a round's).
 
@@ -76,7 +86,7 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     kind = kind_of(exc)
     before = runner.members_failure
     logged = before.logged if before is not None and before.link == link else frozenset()
-    said = _said(kind, exc)
+    said = _said(kind, exc, IN_THE_ASK)
     runner.members_failure = MembersFailure(
         link, logged | {said}, hold_from(rounds) if kind in HOLDING else None)
     _log(runner, exc, kind, repeat=said in logged)
@@ -84,14 +94,17 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
 
 def members_listed(runner: Runner, link: int) -> None:
     """A list was read on the link number ``link`` of ``runner``: a failure of the ask
-    after it is news again (``members_failed``), and no hold runs. The faults of ours
-    logged stay until the list is taken up whole (``members_taken_up``): one met while
-    taking up each round's list (``fault_of_ours``) is read anew every round, and is
-    not news for that."""
+    after it is news again (``members_failed``), a fault of ours in the ask too, and no
+    hold runs. The faults of ours logged before the ask or taking up a list
+    (``fault_of_ours``) stay until the list is taken up whole (``members_taken_up``):
+    one met while taking up each round's list is read anew every round, and is not news
+    for that."""
     failure = runner.members_failure
     if link != runner.links or failure is None or failure.link != link:
         return
-    ours = frozenset(said for said in failure.logged if said.startswith(UNEXPECTED))
+    ask = f"{UNEXPECTED} {IN_THE_ASK} "
+    ours = frozenset(said for said in failure.logged
+                     if said.startswith(UNEXPECTED) and not said.startswith(ask))
     runner.members_failure = MembersFailure(link, ours, None) if ours else None
 
 
@@ -102,30 +115,45 @@ def members_taken_up(runner: Runner, link: int) -> None:
         runner.members_failure = None
 
 
-def fault_of_ours(runner: Runner, link: int, exc: Exception) -> None:
+def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None:
     """A fault of ours (``exc``, called while it is handled) on the link number ``link``
-    of ``runner``, before its ask (the link's checks) or while the list read on it was
-    taken up (its addresses checked, dialed): at error with its traceback the first time
-    of its type on the link since a list was taken up whole on it, again at debug, as a
-    fault of ours in the ask (``members_failed``): each round, and each link coming up,
-    meets it again. On a link gone since, at error all the same: a fault of ours is
-    never passed over."""
+    of ``runner``, met ``where``: ``BEFORE_THE_ASK`` (the link's checks) or
+    ``TAKING_UP`` the list read on it (its addresses checked, dialed). At error with its
+    traceback the first time of its type and place on the link since a list was taken up
+    whole on it, again at debug, as a fault of ours in the ask (``members_failed``):
+    each round, and each link coming up, meets it again. On a link gone since, at error
+    all the same, and nothing kept (the current link's failure stays its own): a fault
+    of ours is never passed over."""
     failure = runner.members_failure
     if link != runner.links:
         _log(runner, exc, UNEXPECTED, repeat=False)
         return
-    said = _said(UNEXPECTED, exc)
+    said = _said(UNEXPECTED, exc, where)
     kept = failure if failure is not None and failure.link == link else None
     runner.members_failure = MembersFailure(
         link, (kept.logged if kept else frozenset()) | {said}, kept.until if kept else None)
     _log(runner, exc, UNEXPECTED, repeat=kept is not None and said in kept.logged)
 
 
-def _said(kind: str, exc: Exception) -> str:
+def _said(kind: str, exc: Exception, where: str) -> str:
     """What ``logged`` keeps of a failure of kind ``kind``: the kind, and for a fault
-    of ours, its exception's type (a fault of another type is another bug)."""
+    of ours, where it was met (``IN_THE_ASK`` ...) and its exception's type (a fault of
+    another type, or met elsewhere, is another bug).
+
+    >>> _said(UNEXPECTED, KeyError("k"), TAKING_UP)
+    'unexpected taking up builtins.KeyError'
+    >>> _said(NO_ANSWER, TimeoutError(), IN_THE_ASK)
+    'no answer'
+    """
+    if kind != UNEXPECTED:
+        return kind
+    return f"{kind} {where} {_type_of(exc)}"
+
+
+def _type_of(exc: BaseException) -> str:
+    """The full name of the type of ``exc``."""
     fault = type(exc)
-    return kind if kind != UNEXPECTED else f"{kind} {fault.__module__}.{fault.__qualname__}"
+    return f"{fault.__module__}.{fault.__qualname__}"
 
 
 def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool) -> None:
@@ -135,8 +163,9 @@ def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool) -> None:
     # A fault of ours says what it is (its repr); a failure of the ask, why it failed.
     reason = repr(exc) if kind == UNEXPECTED else str(exc)
     if repeat:
-        log.debug("members not listed", peer=runner.url, reason=reason)
+        log.debug(FAULT_REPEAT_TEXT if kind == UNEXPECTED else "members not listed",
+                  peer=runner.url, reason=reason)
     elif kind == UNEXPECTED:
-        log.exception("learning members failed", peer=runner.url)
+        log.exception(FAULT_TEXT, peer=runner.url)
     else:
         log.info("members not listed", peer=runner.url, reason=reason)

@@ -51,8 +51,9 @@ class Runner:
     #: one; what an answer was asked on (``members_failure``).
     links: int = 0
     #: The last ask for the peer's member list failed (refused, answered with no list,
-    #: no answer, a fault of ours: ``node.peers.list_failures``, logged once for the link
-    #: and kind of failure), and until when it is not asked again on that link
+    #: no answer, a fault of ours in it, before it or taking up its list:
+    #: ``node.peers.list_failures``, logged once for the link and kind of failure), and
+    #: until when it is not asked again on that link
     #: (``Learning.learn_from``): a refusal holds until what it takes (the cluster
     #: secret, a certificate of its own CA), its configuration, changes, with a restart,
     #: which ends the link. But the list is asked of ``url`` anew, which a load balancer,
@@ -108,13 +109,15 @@ def linked_nodes(runners: Iterable[Runner]) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class MembersFailure:
-    """A failed ask for a peer's member list (``Runner.members_failure``): the link it
-    was asked on (``Runner.links``), the kinds of failure logged on that link since a
-    list was last read on it (``list_failures.members_failed``: a kind in it, a fault of
-    ours with its exception's type, is logged again at debug; a fault of ours stays
-    until a list read is taken up whole, ``fault_of_ours``), and until when it is not
-    asked again (None: asked at the next round; it is logged once for the link and kind
-    all the same)."""
+    """What went wrong asking a peer for its member list (``Runner.members_failure``): a
+    failed ask, or a fault of ours before it or taking up the list read. The link it was
+    on (``Runner.links``); the kinds of failure logged on that link
+    (``node.peers.list_failures``: one in it is logged again at debug), a fault of ours
+    with where it was met and its exception's type; and until when the list is not asked
+    again (None: asked at the next round; a failure is logged once for the link and kind
+    all the same). A list read on the link clears the failures of the ask, a fault of
+    ours in it too (``members_listed``); a list taken up whole clears all
+    (``members_taken_up``)."""
 
     link: int
     logged: frozenset[str]

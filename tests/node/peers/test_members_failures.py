@@ -3,7 +3,7 @@ that fails other than by a refusal (401, 403) is logged once for the link and ki
 failure, repeats at debug, and a list read on the link makes the next failure news
 again; a fault of ours, before the ask (in a round's, or one made as a link comes up),
 in it or taking up a list read, is logged at error with its traceback, once per type
-(never passed over on a link gone since). An
+and place (never passed over on a link gone since), a repeat at debug. An
 answer that will not change (a 404 of an older node, a 405, a 501, a body that is no
 member list) holds asks off as a refusal does; one that may pass by (a 502, 503, 504),
 or no answer (the connection refused, a time-out), does not. Each kind of failure is
@@ -23,6 +23,7 @@ import structlog
 from node.cli.linkproxy import LinkProxy
 from node.peers import learning as learning_module
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
+from node.peers.list_failures import FAULT_REPEAT_TEXT, FAULT_TEXT
 from node.peers.member_lists import SKIPPED
 from node.peers.runner import linked_nodes
 from node.peers.transport import fetch_members
@@ -43,6 +44,12 @@ from tests.support.processes import free_port
 
 #: Rounds asked in a row: enough to see a line logged at each, were it so.
 ROUNDS = 3
+
+
+def repeats(said: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The repeats of faults of ours logged: level and reason."""
+    return [(entry["log_level"], entry["reason"]) for entry in said
+            if entry["event"] == FAULT_REPEAT_TEXT]
 
 
 def asked_at(monkeypatch: pytest.MonkeyPatch, where: Callable[[], str]) -> None:
@@ -216,7 +223,9 @@ async def test_a_fault_of_ours_after_no_answer_is_logged_at_error_with_its_trace
     failed = [entry for entry in said if entry["event"] == "learning members failed"]
     assert [(entry["log_level"], entry.get("exc_info")) for entry in failed] == [
         ("error", True)]
-    assert [level for level, _ in refusals(said)] == ["info", "debug"]
+    assert [level for level, _ in refusals(said)] == ["info"]
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
+        ("debug", "KeyError")]
 
 
 async def test_a_fault_of_ours_of_another_type_is_logged_at_error_again(
@@ -238,7 +247,7 @@ async def test_a_fault_of_ours_of_another_type_is_logged_at_error_again(
     failed = [entry for entry in said if entry["event"] == "learning members failed"]
     assert [(entry["log_level"], entry.get("exc_info")) for entry in failed] == [
         ("error", True), ("error", True)]
-    assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
         ("debug", "KeyError"), ("debug", "TypeError")]
 
 
@@ -266,8 +275,45 @@ async def test_a_fault_of_ours_taking_up_a_list_is_logged_at_error_once_per_type
     failed = [entry for entry in said if entry["event"] == "learning members failed"]
     assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
             for entry in failed] == [("error", peer.url, True)] * 3
-    assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
         ("debug", "KeyError")]
+
+
+@pytest.mark.parametrize(("places", "errors"), [
+    (["the ask"] + ["taking up"] * 5, 2), (["taking up", "the ask"] + ["taking up"] * 4, 2),
+    (["the ask", "taking up", "the ask"] + ["taking up"] * 3, 3)])
+async def test_a_fault_of_ours_in_the_ask_and_one_taking_up_a_list_are_two_bugs(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch, places: list[str],
+        errors: int) -> None:
+    """A fault of ours in the ask once, and one of the same type taking up the list
+    read at every round, in either order: two bugs, each logged at error the first
+    time, the repeats at debug. A list read clears the first, not the second: the
+    fault in the ask after it is news again."""
+    node, _ = await linked_to(make_node, 1)
+    member_urls = learning_module.member_urls
+    place = [""]
+
+    async def asking(http: Any, url: str, **kwargs: Any) -> object:
+        if place[0] == "the ask":
+            raise KeyError("a bug in the ask")
+        return await fetch_members(http, url, **kwargs)
+
+    def taking_up(listed: Any, own: Any, refusals: Any, url: str | None) -> Any:
+        if place[0] == "taking up":
+            raise KeyError("a bug taking up the list")
+        return member_urls(listed, own, refusals, url)
+
+    monkeypatch.setattr("node.peers.learning.fetch_members", asking)
+    monkeypatch.setattr("node.peers.learning.member_urls", taking_up)
+    with structlog.testing.capture_logs() as said:
+        for where in places:
+            place[0] = where
+            await node.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == FAULT_TEXT]
+    assert [(entry["log_level"], entry.get("exc_info")) for entry in failed] == [
+        ("error", True)] * errors
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
+        ("debug", "KeyError")] * (len(places) - errors)
 
 
 async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_at_error(
@@ -334,7 +380,7 @@ async def test_a_fault_of_ours_before_the_ask_as_a_link_comes_up_is_logged_once(
     failed = [entry for entry in said if entry["event"] == "learning members failed"]
     assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
             for entry in failed] == [("error", peer.url, True)]
-    assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
         ("debug", "KeyError")] * ROUNDS
 
 
@@ -362,7 +408,7 @@ async def test_a_fault_of_ours_before_a_rounds_ask_is_logged_at_error_once_per_t
     failed = [entry for entry in said if entry["event"] == "learning members failed"]
     assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
             for entry in failed] == [("error", peer.url, True)] * 3
-    assert [(level, reason.split("(")[0]) for level, reason in refusals(said)] == [
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
         ("debug", "KeyError")]
 
 

@@ -59,6 +59,7 @@ from node.peers.list_failures import (
     BEFORE_THE_ASK,
     FAULT_TEXT,
     TAKING_UP,
+    RoundFaults,
     failure_holds,
     fault_of_ours,
     members_failed,
@@ -156,6 +157,8 @@ class Learning:
         #: Held by each ask for a peer's member list (``learn_from``), whoever makes it:
         #: ``MEMBER_ASKS_AT_ONCE`` at most in flight.
         self.asks = asyncio.Semaphore(MEMBER_ASKS_AT_ONCE)
+        #: Faults of ours in a round, outside any link's ask (``one_round``).
+        self.round_faults = RoundFaults()
 
     async def run(self) -> None:
         """Ask dialed peers which nodes they know; dial the ones we do not. Also (and at
@@ -164,13 +167,21 @@ class Learning:
         while True:
             await set_or_timeout(self.changed, self.config.sync.members_interval_s)
             self.changed.clear()
-            self.rounds += 1
-            try:
-                self.admission.sweep()
-                await self.dial_members()
-                await self.learn_once()
-            except Exception:
-                log.exception(FAULT_TEXT)
+            await self.one_round()
+
+    async def one_round(self) -> None:
+        """One members round (``run``). A fault of ours in it is logged at error the
+        first time of its type, a repeat at debug, until a round meets none
+        (``RoundFaults``): each round would meet it again."""
+        self.rounds += 1
+        try:
+            self.admission.sweep()
+            await self.dial_members()
+            await self.learn_once()
+        except Exception as exc:
+            self.round_faults.fault(exc)
+        else:
+            self.round_faults.clean()
 
     async def dial_members(self) -> None:
         """Dial each member device's advertised address that no link reaches yet (the

@@ -4,7 +4,8 @@ rather than repeats (at debug); and faults of ours before the ask or while a lis
 is taken up (``fault_of_ours``), told apart so too, each by where it was met. What is
 kept per link is a ``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a
 list read on the link clears the failures of the ask, faults of ours in it too
-(``members_listed``), a list taken up whole all (``members_taken_up``).
+(``members_listed``), a list taken up whole all (``members_taken_up``). Faults of ours in
+a members round outside any link's ask (``RoundFaults``) are told apart so too.
 """
 
 from __future__ import annotations
@@ -169,3 +170,27 @@ def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool) -> None:
         log.exception(FAULT_TEXT, peer=runner.url)
     else:
         log.info("members not listed", peer=runner.url, reason=reason)
+
+
+class RoundFaults:
+    """Faults of ours in a members round outside any link's ask (``Learning.run``: the
+    sweep of links, the dials of members), met again at each round that follows: logged
+    at error with its traceback the first time of its type, a repeat at debug, and news
+    again after a round with no fault. Holds the types of the faults met since the last
+    round with none: few, one per bug."""
+
+    def __init__(self) -> None:
+        self.met: set[str] = set()
+
+    def fault(self, exc: Exception) -> None:
+        """The round met the fault ``exc`` (called while it is handled)."""
+        fault = _type_of(exc)
+        if fault in self.met:
+            log.debug(FAULT_REPEAT_TEXT, reason=repr(exc))
+        else:
+            self.met.add(fault)
+            log.exception(FAULT_TEXT)
+
+    def clean(self) -> None:
+        """A round met no fault: the next is news."""
+        self.met.clear()

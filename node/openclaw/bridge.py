@@ -19,7 +19,8 @@ record that waits replaced by one that does not read (its line rewritten, its ro
 damaged) is skipped and said as any such, and the wait ends with it: the record after it
 is tried at once, and waits in its own name if the node refuses it too. So does a wait
 whose session is read again from elsewhere (its file cut shorter than the cursor, read
-from its start): the wait ends, said, and what is read is tried at once.
+from its start), or whose row is deleted (the rows after it are read): the wait ends,
+said, and what is read is tried at once.
 """
 
 from __future__ import annotations
@@ -227,14 +228,19 @@ class Bridge:
                 continue
             record = units[first].record
             if record is not None and record.where != wait.where:
-                # What is read of it no longer begins at the record that waited: its
-                # file was cut shorter than where it was read up to (replaced), and is
-                # read from its start. The wait was that record's: it ends, and what is
-                # read is tried now (a record ahead in it waits, said in its own name).
+                # What is read of it no longer begins at the record that waited: its row
+                # was deleted (the rows after it are read), or its file was cut shorter
+                # than where it was read up to (replaced), and is read from its start.
+                # The wait was that record's: it ends, and what is read is tried now (a
+                # record ahead in it waits, said in its own name).
                 del self._waiting[name, entry]
-                self.tell(f"{wait.where}: its session is no longer read on from there "
-                          "(its transcript was cut short or replaced); the wait ends, "
-                          f"and it is read again from {record.where}")
+                if entry.startswith("db:"):
+                    self.tell(f"{wait.where}: its row is gone (deleted); the wait ends, "
+                              f"and its session is read on from {record.where}")
+                else:
+                    self.tell(f"{wait.where}: its session is no longer read on from "
+                              "there (its transcript was cut short or replaced); the "
+                              f"wait ends, and it is read again from {record.where}")
                 continue
             if self._monotonic() < wait.retry_s or not await self._try(name, units[first],
                                                                        step):

@@ -1,6 +1,7 @@
 """A waiting session whose transcript changes under it: its file is read again only once
 it changed (in place, its time put back, too), a waiting record replaced by a damaged
-one ends the wait, and so does a file cut shorter than where it was read up to."""
+one ends the wait, and so do a file cut shorter than where it was read up to and a
+waiting row deleted."""
 
 from __future__ import annotations
 
@@ -188,5 +189,39 @@ def test_a_waiting_transcript_cut_shorter_is_read_from_its_start_and_waits_anew(
             one_pass(bridge, only_changed=False)
             assert len(told) == said  # said once; nothing taken, nothing new
             assert not any("taken it now" in text for text in told)
+        finally:
+            folder.close()
+
+
+def test_a_waiting_row_deleted_lets_the_row_after_it_in_at_once(tmp_path: Path) -> None:
+    """The row that waits deleted (not damaged), the row after it already due: the wait
+    ends, said as the row's, and that row is taken at the next look (not when the
+    deleted one was to be tried again); nothing names the deleted row as taken."""
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000, now_ms - 4000])
+    write_a(tmp_path, "db", a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
+        try:
+            [waits] = one_pass(bridge).waiting
+            assert f"session {A}, seq 2: " in waits
+            with sqlite3.connect(database_path(tmp_path)) as db:
+                db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq = 2",
+                           (A,))
+            db.close()
+            tally = one_pass(bridge)  # before the deleted row was to be tried again
+            assert tally.waiting == [] and tally.problems == []
+            assert tally.records == 1  # seq 3
+            assert saved_cursor(tmp_path, store) == {f"db:{A}": len(a)}
+            assert not any("taken it now" in text or GONE in text for text in told)
+            [ended] = [text for text in told if "the wait ends" in text]
+            assert ended.startswith(f"{database_path(tmp_path)}, session {A}, seq 2: its "
+                                    "row is gone (deleted)")
+            assert ended.endswith(f"read on from {database_path(tmp_path)}, session {A}, "
+                                  "seq 3")
+            said = len(told)
+            one_pass(bridge, only_changed=False)
+            assert len(told) == said
         finally:
             folder.close()

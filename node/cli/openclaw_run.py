@@ -36,6 +36,7 @@ from node.openclaw.state import (
     StateFolder,
     StateFolderError,
     check_state_folder,
+    path_there,
     running_gateway,
 )
 from node.openclaw.state_locks import (
@@ -87,10 +88,11 @@ def _state(path: Path, agents: tuple[str, ...], *, present: bool) -> StateFolder
 
 
 def _is_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder; one that cannot be looked into (Python 3.11's
-    ``is_dir`` raises for it) counts as one: it is there, and each pass names it."""
+    """Whether ``path`` is a folder; one that cannot be looked into counts as one: it
+    is there, and each pass names it (``path_there``: ``is_dir`` says False for it
+    from Python 3.14 on)."""
     try:
-        return path.is_dir()
+        return path_there(path, folder=True)
     except OSError:
         return True
 

@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISDIR
 
 from crdt.errors import Picklable
 from node.openclaw.jsonl import AgentSessions
@@ -250,6 +251,21 @@ def _openclaw_name(arg: str) -> bool:
             or path.endswith(("openclaw/dist/index.js", "openclaw/dist/entry.js")))
 
 
+def path_there(path: Path, folder: bool) -> bool:
+    """Whether ``path`` is there (a folder, with ``folder``). False only if it is not
+    (or a parent is no folder); ``OSError`` if it cannot be told (a folder on the way
+    cannot be looked into, a link loops), which is not the same as not there.
+
+    >>> path_there(Path("/"), True), path_there(Path("/nowhere/at/all"), False)
+    (True, False)
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return S_ISDIR(mode) or not folder
+
+
 def cursor_name(state: Path, agent_id: str) -> str:
     """The node-kept cursor of one agent of one state folder: ``openclaw:<folder
     digest>:<agent digest>`` (digests, as paths and ids may hold any character)."""
@@ -287,13 +303,15 @@ class StateFolder:
             if self.agents is not None and agent_id not in self.agents:
                 continue
             shown = f"{self.path}/agents/{agent_id}"
-            # Python 3.11's exists() and is_dir() raise rather than say False for a folder
-            # that cannot be looked into (PermissionError): one such agent is skipped,
-            # not every agent with it.
+            # Looked at with stat(), not exists() or is_dir(), which say False for a
+            # folder that cannot be looked into (PermissionError) from Python 3.14 on:
+            # such an agent is named and skipped, not taken for one without stores (its
+            # waiting sessions told gone), and not every agent with it.
             try:
-                if not folder.is_dir():
+                if not path_there(folder, folder=True):
                     continue
-                database, sessions = (folder / DATABASE).exists(), (folder / SESSIONS).is_dir()
+                database = path_there(folder / DATABASE, folder=False)
+                sessions = path_there(folder / SESSIONS, folder=True)
             except OSError as error:
                 self.unreadable[agent_id] = (shown, error.strerror or str(error))
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import zstandard
 from click.testing import CliRunner, Result
 
@@ -159,3 +161,25 @@ def from_sqlite(path: Path) -> Iterator[Recorded]:
         sessions.setdefault(session_id, []).append(json.loads(text))
     for session_id, records in sessions.items():
         yield SessionRef(agent_of(path), keys.get(session_id, session_id), session_id), records
+
+
+def look_as_python_314(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Path.exists`` and ``Path.is_dir`` as from Python 3.14 on: False for any
+    ``OSError`` (a folder that cannot be looked into too), where 3.11 to 3.13 raise it."""
+
+    def exists(path: Path, *, follow_symlinks: bool = True) -> bool:
+        try:
+            path.stat() if follow_symlinks else path.lstat()
+        except OSError:
+            return False
+        return True
+
+    def is_dir(path: Path, *, follow_symlinks: bool = True) -> bool:
+        try:
+            mode = path.stat().st_mode if follow_symlinks else path.lstat().st_mode
+        except OSError:
+            return False
+        return stat.S_ISDIR(mode)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    monkeypatch.setattr(Path, "is_dir", is_dir)

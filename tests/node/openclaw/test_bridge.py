@@ -22,7 +22,7 @@ from node.openclaw.mapping import session_key_for
 from node.openclaw.records import records_for
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw import transcript
-from tests.node.openclaw.support import DATA, from_sqlite
+from tests.node.openclaw.support import DATA, cli, from_sqlite, look_as_python_314
 from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
 
 SID, KEY = transcript.SESSION_ID, transcript.SESSION_KEY
@@ -174,8 +174,14 @@ def test_a_rewinds_copy_read_in_small_pieces_maps_the_same(tmp_path: Path,
 TOO_LONG = "x" * 300
 
 
+@pytest.mark.parametrize("python", ["this", "3.14"])
 def test_an_agent_folder_that_cannot_be_read_is_skipped_and_the_others_imported(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: str) -> None:
+    """Named, also where ``Path.exists`` and ``Path.is_dir`` say False for a folder that
+    cannot be looked into (Python 3.14 on), rather than taken for an agent without
+    stores."""
+    if python == "3.14":
+        look_as_python_314(monkeypatch)
     records = transcript.records()
     FakeGateway(tmp_path, "a").add(SID, records)
     broken = tmp_path / "agents" / "b"
@@ -209,6 +215,21 @@ def test_an_agent_folder_that_cannot_be_read_is_skipped_and_the_others_imported(
         finally:
             folder.close()
         assert len(store.list_sessions()) == 2  # a's and b's
+
+
+@pytest.mark.parametrize("python", ["this", "3.14"])
+def test_an_agent_asked_for_whose_folder_cannot_be_read_is_named_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: str) -> None:
+    """``import --agent b``, b's folder there but not to be looked into: the import
+    names it unreadable and fails, rather than saying there is no agent b."""
+    if python == "3.14":
+        look_as_python_314(monkeypatch)
+    FakeGateway(tmp_path, "a").add(SID, transcript.records())
+    (tmp_path / "agents" / "b").symlink_to(TOO_LONG)
+    result = cli("import", "--state-dir", str(tmp_path), "--agent", "b",
+                 "--data-dir", str(tmp_path / "data"))
+    assert result.exit_code != 0 and "no agent" not in result.output
+    assert f"{tmp_path}/agents/b: cannot be read (File name too long)" in result.output
 
 
 @pytest.mark.parametrize("how", ["in place", "replaced"])

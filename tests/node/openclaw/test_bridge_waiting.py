@@ -16,6 +16,7 @@ from crdt.log.store import EventStore
 from node.cli.openclaw_run import import_failure
 from node.openclaw import sqlite
 from node.openclaw.bridge import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, Tally
+from tests.node.openclaw.support import look_as_python_314
 from tests.node.openclaw.waiting import (
     DRIFT_MS,
     GONE,
@@ -293,12 +294,16 @@ def test_a_waiting_session_outlives_a_look_that_could_not_list_the_agents(
             folder.close()
 
 
+@pytest.mark.parametrize("python", ["this", "3.14"])
 @pytest.mark.parametrize("kind", ["db", "jsonl"])
 def test_a_waiting_session_outlives_a_look_that_could_not_read_its_agent(
-        tmp_path: Path, kind: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, python: str) -> None:
     """The agent's folder not looked into for one look (here a link to a name too long
     to be one, in its place: root looks into a folder whatever its mode) says nothing of
-    what is gone: the session waits on, and the agent is read again once it can be."""
+    what is gone: the session waits on, and the agent is read again once it can be. So
+    too where ``Path.is_dir`` says False for it (Python 3.14 on)."""
+    if python == "3.14":
+        look_as_python_314(monkeypatch)
     now_ms = int(time.time() * 1000)
     a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
     write_a(tmp_path, kind, a)

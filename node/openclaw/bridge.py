@@ -291,7 +291,9 @@ class Bridge:
     def _say_unreadable(self, sources: list[tuple[str, Source]], tally: Tally) -> None:
         """Name each agent folder that cannot be read (``StateFolder.unreadable``) and
         why, as a problem: once, and again only if why changes or it was read meanwhile
-        (said too, so that a log shows when it mended)."""
+        (said too, so that a log shows when it mended). One readable again but with no
+        store yet is said read once it has one (the log says it skipped till then); one
+        no longer listed is forgotten."""
         now = self.state.unreadable
         for agent_id, (shown, why) in sorted(now.items()):
             if self._unreadable.get(agent_id) != (shown, why):
@@ -300,10 +302,15 @@ class Bridge:
                 tally.problems.append(text)
                 self.tell(text)
         read = {agent_id for agent_id, _source in sources}
-        for agent_id, (shown, _why) in sorted(self._unreadable.items()):
-            if agent_id not in now and agent_id in read:
+        kept = {}
+        for agent_id, (shown, why) in sorted(self._unreadable.items()):
+            if agent_id in now:
+                continue
+            if agent_id in read:
                 self.tell(f"{shown}: can be read again; its stores are read")
-        self._unreadable = dict(now)
+            elif agent_id in self.state.listed:
+                kept[agent_id] = (shown, why)
+        self._unreadable = {**kept, **now}
 
     def _forget_gone(self, name: str, waits: set[str], items: list[Item]) -> None:
         """A waiting session of which a whole read found nothing is gone (its file

@@ -284,6 +284,9 @@ class StateFolder:
     #: say), each with its shown path and why: skipped, their stores neither read nor
     #: known gone, while the others are read.
     unreadable: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: The agents the last ``sources`` found a folder of (or an entry that may be one),
+    #: whether they hold stores, could be read or not.
+    listed: set[str] = field(default_factory=set)
     _sources: dict[tuple[str, str], Source] = field(default_factory=dict)
 
     def sources(self) -> list[tuple[str, Source]] | None:
@@ -297,11 +300,12 @@ class StateFolder:
             folders = []
         except OSError:
             return None
-        self.unreadable = {}
+        self.unreadable, self.listed = {}, set()
         for folder in folders:
             agent_id = folder.name
             if self.agents is not None and agent_id not in self.agents:
                 continue
+            self.listed.add(agent_id)
             shown = f"{self.path}/agents/{agent_id}"
             # Looked at with stat(), not exists() or is_dir(), which say False for a
             # folder that cannot be looked into (PermissionError) from Python 3.14 on:

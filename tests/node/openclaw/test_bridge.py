@@ -217,6 +217,42 @@ def test_an_agent_folder_that_cannot_be_read_is_skipped_and_the_others_imported(
         assert len(store.list_sessions()) == 2  # a's and b's
 
 
+def test_an_agent_folder_read_again_before_it_holds_a_store_is_said_read_once_it_does(
+        tmp_path: Path) -> None:
+    """Readable again with no store yet: nothing said then; once a store appears, it is
+    said read (the last word of it is no longer that it is skipped). Removed, it is
+    forgotten: unreadable anew, it is named again."""
+    FakeGateway(tmp_path, "a").add(SID, transcript.records())
+    broken = tmp_path / "agents" / "b"
+    broken.symlink_to(TOO_LONG)
+    told: list[str] = []
+    unreadable = f"{tmp_path}/agents/b: cannot be read (File name too long)"
+    with EventStore.open("memory:") as store:
+        folder = StateFolder(tmp_path)
+        bridge = Bridge(folder, EmbeddedSink(store), told.append)
+        try:
+            asyncio.run(bridge.run_pass(only_changed=True))
+            assert len(told) == 1 and told[0].startswith(unreadable)
+            broken.unlink()
+            broken.mkdir()
+            assert asyncio.run(bridge.run_pass(only_changed=True)) == Tally()
+            assert len(told) == 1
+            FakeGateway(tmp_path, "b").add(SID, transcript.records()[:3])
+            assert asyncio.run(bridge.run_pass(only_changed=True)).records == 3
+            assert told[1:] == [f"{tmp_path}/agents/b: can be read again; its stores are read"]
+            # Unreadable, then removed, then unreadable again: named twice.
+            shutil.rmtree(broken)
+            broken.symlink_to(TOO_LONG)
+            asyncio.run(bridge.run_pass(only_changed=True))
+            broken.unlink()
+            asyncio.run(bridge.run_pass(only_changed=True))
+            broken.symlink_to(TOO_LONG)
+            asyncio.run(bridge.run_pass(only_changed=True))
+            assert [text.startswith(unreadable) for text in told[2:]] == [True, True]
+        finally:
+            folder.close()
+
+
 @pytest.mark.parametrize("python", ["this", "3.14"])
 def test_an_agent_asked_for_whose_folder_cannot_be_read_is_named_so(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, python: str) -> None:

@@ -17,13 +17,10 @@ from node.client.errors import ClientError
 from node.openclaw.bridge import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S, Bridge
 from node.openclaw.state import StateFolder
 from node.server.run import RunningNode
+from tests.node.openclaw.waiting import DRIFT_MS, KEY_A, A, Clock
 from tests.support.openclaw import FakeGateway, turn_records
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
-
-#: The node's bound (``clock_drift_max_ms``) in these tests.
-DRIFT_MS = 1000
-A, KEY_A = "00000000-0000-4000-8000-00000000000a", "agent:main:explicit:a"
 
 
 class RefusalsAs(HttpSink):
@@ -47,16 +44,6 @@ class RefusalsAs(HttpSink):
                                   details=error.details) from None
             raise ClientError(str(error), status=error.status, code=error.code,
                               field=error.field, said=error.said) from None
-
-
-class Clock:
-    """The bridge's monotonic clock, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 @pytest.mark.parametrize("keep", ["numbers", "words"])

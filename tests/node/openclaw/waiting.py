@@ -27,7 +27,7 @@ class CountingSink(EmbeddedSink):
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)
-        self.sent: list[list[str]] = []
+        self.sent: list[list[bytes]] = []
 
     async def append(self, events: list[Event]) -> int:
         self.sent.append([event.id for event in events])
@@ -45,7 +45,7 @@ class Clock:
 
 
 def waiting_bridge(state: Path, store: EventStore, told: list[str],
-            clock: Clock) -> tuple[Bridge, CountingSink, StateFolder]:
+                   clock: Clock) -> tuple[Bridge, CountingSink, StateFolder]:
     sink = CountingSink(store)
     folder = StateFolder(state)
     return Bridge(folder, sink, told.append, monotonic=clock), sink, folder

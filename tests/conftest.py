@@ -10,10 +10,16 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from crdt.events import Event
-from crdt.log.store import EventStore
-from tests.support.events import event
-from tests.support.storage import BACKENDS, open_backend
+# The support modules' asserts say what differed, as the tests' own do: registered before
+# any of them is imported (pytest rewrites only test modules and conftest files itself).
+pytest.register_assert_rewrite("tests.support", "tests.node.client.support",
+                               "tests.node.openclaw.support", "tests.node.peers.support",
+                               "tests.sync.peer.support")
+
+from crdt.events import Event  # noqa: E402
+from crdt.log.store import EventStore  # noqa: E402
+from tests.support.events import event  # noqa: E402
+from tests.support.storage import BACKENDS, open_backend  # noqa: E402
 
 OpenStore = Callable[[str], EventStore]
 

@@ -75,7 +75,8 @@ def topology(nodes: int, shape: str) -> list[tuple[int, int]] | None:
 
 def run(mesh: Any, ev: Ev, ops: list[tuple[str, int]]) -> set[bytes]:
     """Apply the schedule; return the ids of every event appended anywhere."""
-    n, appended, serial = len(mesh.stores), set(), 0
+    n, serial = len(mesh.stores), 0
+    appended: set[bytes] = set()
     links = sorted(mesh.machines)
     for kind, x in ops:
         queue = mesh.queue

@@ -372,25 +372,11 @@ class AsyncStore:
 
     async def _commit(self, batch: list[_Pending]) -> int:
         """Commit ``batch`` and answer its callers; how many had their events stored."""
-        items = [item for pending in batch for item in pending.items]
-        started_s = self._loop.time()
         try:
-            results, head, seconds = await self._loop.run_in_executor(
-                self._writer, self._append_batch, items)
+            results = await self._store_batch(batch)
         except Exception as exc:
             if len(batch) > 1 and not isinstance(exc, StorageUnavailable):
-                # Commit each caller alone, so one caller's failure is not blamed on the
-                # others whose events would have been fine. (A full or failing disk fails
-                # them all alike: they all hear of it at once.)
-                kept = 0
-                for pending in batch:
-                    kept += await self._commit([pending])
-                # The next commit expects the callers of the whole batch that were
-                # answered with success, as after one commit, not those of its last
-                # part alone. One answered early may have queued again already and
-                # count twice: the next commit then waits out its bound at most.
-                self._expected_callers = kept + len(self._queue)
-                return kept
+                return await self._commit_split(batch)
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
@@ -398,8 +384,7 @@ class AsyncStore:
             # ones do: the next commit waits for none of them, only for those queued.
             self._expected_callers = len(self._queue)
             return 0
-        self.commits += 1
-        self._last_commit_s = self._loop.time() - started_s
+        # Set before the callers are answered: none of them is queued yet.
         self._expected_callers = len(batch) + len(self._queue)
         start = 0
         for pending in batch:
@@ -408,6 +393,49 @@ class AsyncStore:
             if not pending.future.done():
                 pending.future.set_result(results[start:end])
             start = end
+        return len(batch)
+
+    async def _commit_split(self, batch: list[_Pending]) -> int:
+        """Commit each caller of a failed group commit alone, so one caller's failure is
+        not blamed on the others whose events would have been fine (a full or failing
+        disk fails them all alike: they all hear of it at once, in ``_commit``).
+
+        The callers are answered only once every part ran, as one commit answers them:
+        one answered as soon as its own part was stored could queue its next append
+        while later parts still write, and count both as stored and as queued, so the
+        next commit would wait out its bound for a caller that never comes."""
+        answers: list[tuple[_Pending, list[Appended] | Exception]] = []
+        try:
+            for pending in batch:
+                try:
+                    answers.append((pending, await self._store_batch([pending])))
+                except Exception as exc:
+                    answers.append((pending, exc))
+        finally:
+            # Also when the writer died in a later part: the callers stored before hear
+            # of their events, not of the failure (the commit loop fails the others).
+            stored = sum(1 for _, answer in answers if not isinstance(answer, Exception))
+            # The next commit expects the callers answered with success, as after one
+            # commit, plus those queued meanwhile (none of the batch's callers yet).
+            self._expected_callers = stored + len(self._queue)
+            for pending, answer in answers:
+                if pending.future.done():
+                    continue
+                if isinstance(answer, Exception):
+                    pending.future.set_exception(answer)
+                else:
+                    pending.future.set_result(answer)
+        return stored
+
+    async def _store_batch(self, batch: list[_Pending]) -> list[Appended]:
+        """Store the events of ``batch`` in one transaction on the writer thread, move the
+        head and tell the commit listeners; the callers are not answered here."""
+        items = [item for pending in batch for item in pending.items]
+        started_s = self._loop.time()
+        results, head, seconds = await self._loop.run_in_executor(
+            self._writer, self._append_batch, items)
+        self.commits += 1
+        self._last_commit_s = self._loop.time() - started_s
         # New positions, with the records the store adds before the items (a first
         # append's ``device_key``): what ``clawsync_events_appended_total`` counts.
         stored = max(0, head - self._head)
@@ -415,7 +443,7 @@ class AsyncStore:
         self._move_head(head)
         self._notify(Commit(len(items) + max(0, added), stored, head, seconds,
                             frozenset(item.session_key for item in items), appends=True))
-        return len(batch)
+        return results
 
     def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):

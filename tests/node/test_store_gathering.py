@@ -203,3 +203,30 @@ async def test_the_wait_for_returning_callers_is_the_bound(
     rest = [asyncio.ensure_future(astore.append([draft(n)])) for n in range(13, 16)]
     await asyncio.wait_for(asyncio.gather(*first, *rest), HANG_S)
     assert sizes == expected
+
+
+async def test_callers_of_a_split_commit_back_at_once_are_expected_once(
+        astore: AsyncStore) -> None:
+    """Callers of a split commit that append again as soon as they are answered are
+    counted once by the next commit: all of them queued, it waits for nobody more."""
+    taken: list[tuple[int, int]] = []  # (callers queued, callers expected) at each commit
+    take_batch = astore._take_batch
+
+    def take_and_count() -> list[store._Pending]:
+        taken.append((len(astore._queue), astore._expected_callers))
+        return take_batch()
+
+    astore._take_batch = take_and_count  # type: ignore[method-assign]
+
+    async def twice(n: int) -> None:
+        await astore.append([draft(n)])
+        await astore.append([draft(n + 10)])
+
+    results = await asyncio.wait_for(asyncio.gather(
+        *(twice(n) for n in range(3)), astore.append([forged(3)]),
+        return_exceptions=True), HANG_S)
+    assert results[:3] == [None] * 3
+    assert isinstance(results[3], IdMismatch)
+    assert taken == [(4, 0), (3, 3)]
+    assert astore.commits == 4  # three parts of the split, then one for all three
+    assert astore.head == 6

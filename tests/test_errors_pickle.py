@@ -31,6 +31,8 @@ from node.peers.transport import LinkRefused, MembersRefused, MembersUnlisted, R
 from node.workers import WorkerRaised
 from sync.errors import FAULT_CHARS_MAX, PeerFault
 from sync.peer.live import OriginLive
+from sync.repo.connection import _Refuse
+from sync.repo.host import CLOSE_POLICY
 
 ERRORS: list[BaseException] = [
     StorageUnavailable("cannot open", location="/data/log"),
@@ -51,6 +53,7 @@ ERRORS: list[BaseException] = [
     StateLockHeld(Path("/state/agent.lock"), HeldLock(Path("/state/agent.lock"), 42)),
     WorkerRaised("MemoryError", "out of memory"),
     OriginLive("origin-1", "a member device", "dev-b"),
+    _Refuse(CLOSE_POLICY, "joined twice"),
     # Both cut: built again from its message, it would be cut once more.
     PeerFault("x" * FAULT_CHARS_MAX * 2, field="y" * FAULT_CHARS_MAX * 2),
 ]

@@ -55,7 +55,7 @@ from crdt.automerge.chunks import UnpackLimits
 from crdt.automerge.document import SessionDoc, decode_document_id, new_sync_state
 from crdt.automerge.outline import summarize_sync_message
 from crdt.automerge.trial import Tried
-from crdt.errors import InvalidInput, LimitExceeded, StoreError
+from crdt.errors import InvalidInput, LimitExceeded, Picklable, StoreError
 from crdt.log.forget import UNFORGETTABLE
 from sync.errors import PeerFault
 from sync.repo.config import Access, RepoLimits
@@ -86,7 +86,9 @@ from sync.repo.messages import (
 )
 
 
-class _Refuse(Exception):
+class _Refuse(Picklable):
+    """The client's fault: the connection closes with ``code`` and says ``reason``."""
+
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
         self.code = code

@@ -7,8 +7,9 @@ store, a broken invariant) and must never be blamed on the caller. Among ours,
 locked past its timeout, a damaged file): nothing was written, and asking again later
 may work. ``crdt.storage`` raises it in place of every error of SQLite or diskcache.
 
-Every error here, and those of ``sync`` and ``node`` that take more than a message,
-derive from ``Picklable``: they pickle and copy as they are.
+Every error here, and those of ``sync`` and ``node`` whose ``__init__`` requires more
+than a message, derive from ``Picklable``: they pickle and copy as they are
+(tests/test_errors_pickle.py walks the packages for them).
 """
 
 from __future__ import annotations

@@ -89,9 +89,8 @@ class Commit(NamedTuple):
     created: int  # of which were new
     head: int  # head position after the commit
     seconds: float | None = None  # time of a group commit (transaction and fsync)
-    #: The sessions of the commit's events; None when unknown (a ``write`` that stored
-    #: events its commits did not list, such as a first own event's key record), which
-    #: listeners must read as "any session".
+    #: The sessions of the commit's events; None when unknown (a ``write``, such as a
+    #: peer's batch), which listeners must read as "any session".
     sessions: frozenset[str] | None = None
     #: A group commit of client appends, not a ``write`` (a peer's batch, a forget):
     #: peer links pay for the writer only while clients append (``node.peers.budget``).
@@ -104,19 +103,6 @@ class Commit(NamedTuple):
 
 
 CommitListener = Callable[[Commit], None]
-
-
-def _sessions_stored(commits: list[list[Appended]], positions: int) -> frozenset[str] | None:
-    """The sessions of the events that the commits of a ``write`` created, as its
-    ``Commit`` names them; None unless they account for every position it added (a
-    commit may add records it does not list: a first own event's ``device_key``
-    record, a retirement it writes itself). A peer's batch names its sessions, so that
-    followers of one session (the membership records' readers) skip the catch-up
-    batches that hold none of its events, as they skip client appends (each read
-    the membership session after every batch: about 0.9 ms of CPU per batch)."""
-    created = [appended.stored.event.session_key for results in commits
-               for appended in results if appended.created]
-    return frozenset(created) if len(created) == positions else None
 
 
 @dataclass(slots=True)
@@ -249,28 +235,19 @@ class AsyncStore:
         if self._closed:
             raise StoreClosing("the store is closed")
 
-        def run(store: EventStore) -> tuple[T, int, float, frozenset[str] | None]:
+        def run(store: EventStore) -> tuple[T, int, float]:
             started = time.perf_counter()
-            head_before, origin_before = store.head, store.node_id
-            commits: list[list[Appended]] = []
-            store.stored_listeners.append(commits.append)
-            try:
-                result = call(store)
-            finally:
-                store.stored_listeners.remove(commits.append)
-            # Our origin moved (retired): its records moved too, whatever the sessions.
-            sessions = _sessions_stored(commits, store.head - head_before) \
-                if store.node_id == origin_before else None
-            return result, store.head, time.perf_counter() - started, sessions
+            result = call(store)
+            return result, store.head, time.perf_counter() - started
 
-        result, head, seconds, sessions = await self._loop.run_in_executor(
-            self._writer, run, self._store)
+        result, head, seconds = await self._loop.run_in_executor(self._writer, run,
+                                                                 self._store)
         if head > self._head:
             stored = head - self._head
             self._move_head(head)
             # Timed as a group commit is: a node that mostly stores peers' batches (a
             # hub) shows its disk's latency too.
-            self._notify(Commit(stored, stored, head, seconds, sessions))
+            self._notify(Commit(stored, stored, head, seconds))
         return result
 
     async def forget(self, session_key: str, events: Sequence[str] | None = None, *,

@@ -115,10 +115,13 @@ def test_renaming_this_device_shows_in_clawsync_device(node: NodeProcess) -> Non
     assert "name   renamed laptop" in ok(run_cli(node, "device"))
     assert node.get("/v1/node")["name"] == "renamed laptop" != started
     assert sets(node)[0] == {me: "renamed laptop"}
+    def serving() -> list[str]:
+        return [line for line in node.log_path.read_text().splitlines() if "serving" in line]
+    before = len(serving())
     node.restart()  # its first log line names it as the records do, not as --name did
-    [serving] = [line for line in node.log_path.read_text().splitlines()
-                 if "serving" in line][-1:]
-    assert "renamed laptop" in serving, serving
+    # Answering comes before its line reaches the log file.
+    wait_until(lambda: len(serving()) > before, 30, "the restarted node's serving line")
+    assert "renamed laptop" in serving()[-1], serving()[-1]
 
 
 #: b's longest pause between dials of a (``[sync] backoff_max_s``; 60 s by default). The

@@ -455,21 +455,21 @@ def _cut_start(folded: str, decoded: str, starts: list[int], forms: tuple[_CutFo
     secret's first characters); each looked for up to its longest start. An escape's
     start that ends it, whose rest did not come, goes with that start, or with a run
     hidden just before it (one of ``spans``): it is part of them."""
+    hidden_end = max((end for _start, end in spans), default=-1)
     partial = ESCAPE_START.search(folded)
     tails = [len(decoded)]  # "&" may be a character of the secret, or an escape's start
     if partial is not None:
-        if max((end for _start, end in spans), default=-1) >= partial.start():
+        if hidden_end >= partial.start():
             return [(partial.start(), len(folded))]
         tails.append(bisect.bisect_left(starts, partial.start()))
-    # What the run hid of such a start and what follows it tell together more than
-    # the few characters shown at a cut.
-    hidden_end = max((end for _start, end in spans), default=-1)
     found = []  # the earliest start told, of either tail: the other may tell less
     for tail in tails:
         end = starts[tail] if tail < len(decoded) else len(folded)
         for starts_of, shown_max, longest in forms:
             for length in range(min(tail, longest), 0, -1):
                 at = tail - length
+                # Begun in a run hidden before it: what the run hid of the start and
+                # what follows tell together more than the few characters shown.
                 told = (length > shown_max or end - starts[at] > length  # or escaped
                         or starts[at] < hidden_end)
                 if told and any(form.startswith(decoded[at:tail]) for form in starts_of):

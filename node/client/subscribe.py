@@ -80,9 +80,14 @@ def _other_session(got: object, asked: str, where: str) -> SubscribeError:
 
     >>> _other_session("s2", "s1", "the node's document")
     SubscribeError("the node's document is for session 's2', not 's1'")
+    >>> str(_other_session("é" * 400, "s1", "it")).count("é")
+    256
     """
-    return SubscribeError(f"{where} is for session {repr(got)[:SESSION_KEY_BYTES_MAX]}, "
-                          f"not {asked!r}")
+    if isinstance(got, str):  # cut by its UTF-8 bytes, as keys are bounded
+        got = got.encode()[:SESSION_KEY_BYTES_MAX].decode(errors="ignore")
+    else:
+        got = repr(got)[:SESSION_KEY_BYTES_MAX]
+    return SubscribeError(f"{where} is for session {got!r}, not {asked!r}")
 
 
 class _Replaced(Exception):
@@ -179,7 +184,8 @@ async def _document_text(http: aiohttp.ClientSession, node: str, session_key: st
     one longer than ``ClientLimits.answer_bytes_max`` is followed under the derived id,
     which is its document until a forget; one that is not a JSON object (nested deeper
     than Python parses, a proxy's page) is a ``SubscribeError`` without ``reconnect``;
-    with it, the derived id too, as for a node out of reach."""
+    with it, the derived id too, as for a node out of reach. A body for another session
+    than ``session_key`` is a ``SubscribeError`` with or without ``reconnect``."""
     url = automerge_url(session_key)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with contextlib.suppress(aiohttp.ClientError, ConnectionError, TimeoutError):

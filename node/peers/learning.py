@@ -56,8 +56,11 @@ from node.peers.holds import (
     holds,
 )
 from node.peers.list_failures import (
+    ASKING,
     BEFORE_THE_ASK,
+    DIALING_MEMBERS,
     FAULT_TEXT,
+    SWEEPING,
     TAKING_UP,
     RoundFaults,
     failure_holds,
@@ -170,18 +173,23 @@ class Learning:
             await self.one_round()
 
     async def one_round(self) -> None:
-        """One members round (``run``). A fault of ours in it is logged at error the
-        first time of its type, a repeat at debug, until a round meets none
-        (``RoundFaults``): each round would meet it again."""
+        """One members round (``run``): sweep, dial members, ask. A fault of ours in a
+        step ends no other (a bug in the sweep stops no dial nor ask), and is logged at
+        error the first time of its type in that step, a repeat at debug, until the step
+        meets none in a round (``RoundFaults``): each round would meet it again."""
         self.rounds += 1
-        try:
-            self.admission.sweep()
-            await self.dial_members()
-            await self.learn_once()
-        except Exception as exc:
-            self.round_faults.fault(exc)
-        else:
-            self.round_faults.clean()
+        for where, step in ((SWEEPING, self._sweep), (DIALING_MEMBERS, self.dial_members),
+                            (ASKING, self.learn_once)):
+            try:
+                await step()
+            except Exception as exc:
+                self.round_faults.fault(exc, where)
+            else:
+                self.round_faults.clean(where)
+
+    async def _sweep(self) -> None:
+        """Close the links of devices removed (``Admission.sweep``), a round's first step."""
+        self.admission.sweep()
 
     async def dial_members(self) -> None:
         """Dial each member device's advertised address that no link reaches yet (the

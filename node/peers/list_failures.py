@@ -32,6 +32,10 @@ HOLDING = frozenset({REFUSED, NOT_SERVED})
 #: link's checks) or taking up the list read (``fault_of_ours``). A fault met in one is
 #: another bug than one of the same type met in another, and news.
 IN_THE_ASK, BEFORE_THE_ASK, TAKING_UP = "in the ask", "before the ask", "taking up"
+#: Where a fault of ours in a members round, outside any link's ask, was met
+#: (``RoundFaults``): sweeping the links of devices removed, dialing member devices,
+#: making the round's asks. Each step runs though one before it failed.
+SWEEPING, DIALING_MEMBERS, ASKING = "sweeping links", "dialing members", "asking"
 #: The event of a fault of ours, logged at error with its traceback the first time.
 FAULT_TEXT = "learning members failed"
 #: The event of a repeat of a fault of ours, at debug: no failure of the ask (the list
@@ -173,24 +177,26 @@ def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool) -> None:
 
 
 class RoundFaults:
-    """Faults of ours in a members round outside any link's ask (``Learning.run``: the
-    sweep of links, the dials of members), met again at each round that follows: logged
-    at error with its traceback the first time of its type, a repeat at debug, and news
-    again after a round with no fault. Holds the types of the faults met since the last
-    round with none: few, one per bug."""
+    """Faults of ours in a members round outside any link's ask (``Learning.one_round``:
+    the sweep of links, the dials of members, the round's asks), met again at each round
+    that follows: logged at error with its traceback the first time of its type and
+    place (``SWEEPING`` ...), a repeat at debug, and news again after that place met no
+    fault in a round. A fault of the same type met in another place is another bug.
+    Holds the places and types of the faults met since each place last met none: few,
+    one per bug."""
 
     def __init__(self) -> None:
-        self.met: set[str] = set()
+        self.met: set[tuple[str, str]] = set()
 
-    def fault(self, exc: Exception) -> None:
-        """The round met the fault ``exc`` (called while it is handled)."""
-        fault = _type_of(exc)
+    def fault(self, exc: Exception, where: str) -> None:
+        """The round met the fault ``exc`` ``where`` (called while it is handled)."""
+        fault = (where, _type_of(exc))
         if fault in self.met:
-            log.debug(FAULT_REPEAT_TEXT, reason=repr(exc))
+            log.debug(FAULT_REPEAT_TEXT, where=where, reason=repr(exc))
         else:
             self.met.add(fault)
-            log.exception(FAULT_TEXT)
+            log.exception(FAULT_TEXT, where=where)
 
-    def clean(self) -> None:
-        """A round met no fault: the next is news."""
-        self.met.clear()
+    def clean(self, where: str) -> None:
+        """The round met no fault ``where``: the next one there is news."""
+        self.met = {fault for fault in self.met if fault[0] != where}

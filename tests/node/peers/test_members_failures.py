@@ -3,8 +3,9 @@ that fails other than by a refusal (401, 403) is logged once for the link and ki
 failure, repeats at debug, and a list read on the link makes the next failure news
 again; a fault of ours, before the ask (in a round's, or one made as a link comes up),
 in it or taking up a list read, is logged at error with its traceback, once per type
-and place (never passed over on a link gone since), a repeat at debug; one in a round
-outside any link's ask, once per type until a round meets none. An
+and place (never passed over on a link gone since), a repeat
+at debug; one in a round outside any link's ask, once per type and step until the step
+meets none in a round, and ends no other step. An
 answer that will not change (a 404 of an older node, a 405, a 501, a body that is no
 member list) holds asks off as a refusal does; one that may pass by (a 502, 503, 504),
 or no answer (the connection refused, a time-out), does not. Each kind of failure is
@@ -319,31 +320,50 @@ async def test_a_fault_of_ours_in_the_ask_and_one_taking_up_a_list_are_two_bugs(
 
 async def test_a_fault_of_ours_in_a_round_outside_any_ask_is_logged_once_per_type(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A fault of ours in a members round outside any link's ask (sweeping the links),
-    met at every round: at error with its traceback the first time, a repeat of its
-    type at debug, one of another type at error; after a round with no fault, the first
-    type is news again."""
+    """A fault of ours in a members round outside any link's ask (sweeping the links,
+    dialing members), met at every round: at error with its traceback the first time, a
+    repeat of its type and step at debug, one of another type at error; after a round
+    whose sweep met no fault, the first type is news again there; one of the same type
+    dialing members, after it, is another bug. A step's fault ends no other: the
+    round's asks are made all the same."""
     node, _ = await linked_to(make_node, 1)
     learning = node.gossip.learning
-    sweep = learning.admission.sweep
-    faults: list[Exception] = []
+    sweep, learn_once = learning.admission.sweep, learning.learn_once
+    faults: list[tuple[str, Exception]] = []
+    asked: list[int] = []
 
-    def failing() -> None:
-        if faults:
-            raise faults[0]
+    def sweeping() -> None:
+        if faults and faults[0][0] == "sweeping":
+            raise faults[0][1]
         sweep()
 
-    monkeypatch.setattr(learning.admission, "sweep", failing)
+    async def dialing() -> None:
+        if faults and faults[0][0] == "dialing":
+            raise faults[0][1]
+
+    async def asking() -> None:
+        asked.append(learning.rounds)
+        await learn_once()
+
+    monkeypatch.setattr(learning.admission, "sweep", sweeping)
+    monkeypatch.setattr(learning, "dial_members", dialing)
+    monkeypatch.setattr(learning, "learn_once", asking)
+    rounds: list[tuple[str, Exception] | None] = [
+        ("sweeping", KeyError("a bug of ours")), ("sweeping", KeyError("the same bug")),
+        ("sweeping", TypeError("another bug of ours")), None,
+        ("sweeping", KeyError("the bug again")),
+        *[("dialing", KeyError("a bug dialing members"))] * ROUNDS]
     with structlog.testing.capture_logs() as said:
-        for fault in (KeyError("a bug of ours"), KeyError("the same bug"),
-                      TypeError("another bug of ours"), None, KeyError("the bug again")):
+        for fault in rounds:
             faults[:] = [fault] if fault is not None else []
             await learning.one_round()
     failed = [entry for entry in said if entry["event"] == FAULT_TEXT]
-    assert [(entry["log_level"], entry.get("exc_info")) for entry in failed] == [
-        ("error", True)] * 3
+    assert [(entry["log_level"], entry.get("where"), entry.get("exc_info"))
+            for entry in failed] == [("error", "sweeping links", True)] * 3 + [
+        ("error", "dialing members", True)]
     assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
-        ("debug", "KeyError")]
+        ("debug", "KeyError")] * ROUNDS
+    assert len(asked) == len(rounds)
 
 
 async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_at_error(

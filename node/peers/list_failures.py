@@ -74,9 +74,10 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     on the link: ``Learning.learn_from``). ``UNEXPECTED`` (no failure of the ask itself,
     a fault of ours; called while it is handled) at error with its traceback, the first
     time of that type in the ask on the link: a fault of another type, or met elsewhere
-    (``fault_of_ours``), is another bug. Nothing for a
-    link gone since the ask, or an ask that overlapped another already held off (the one
-    as the link came up, and a round's).
+    (``fault_of_ours``), is another bug. Nothing kept for a link gone since the ask, or
+    an ask that overlapped another already held off (the one as the link came up, and a
+    round's), and nothing logged but a fault of ours, at error all the same (never
+    passed over).
 
     Of a kind in ``HOLDING`` (an answer that will not change: refused, 401 or 403, whose
     cause is its configuration; a route it does not have, 404, 405, 501, from an older
@@ -86,9 +87,11 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     node may answer by then). No hold for what may pass by the next round (no answer, a
     time-out, a reset; a 502, 503, 504, a node's 503 when busy, a 500): the link is up,
     so a list read then may name nodes to dial."""
-    if link != runner.links or failure_holds(runner, rounds):
-        return
     kind = kind_of(exc)
+    if link != runner.links or failure_holds(runner, rounds):
+        if kind == UNEXPECTED:  # a fault of ours is never passed over (``fault_of_ours``)
+            _log(runner, exc, UNEXPECTED, repeat=False)
+        return
     before = runner.members_failure
     logged = before.logged if before is not None and before.link == link else frozenset()
     said = _said(kind, exc, IN_THE_ASK)

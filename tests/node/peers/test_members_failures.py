@@ -366,6 +366,26 @@ async def test_a_fault_of_ours_in_a_round_outside_any_ask_is_logged_once_per_typ
     assert len(asked) == len(rounds)
 
 
+async def test_a_fault_of_ours_in_an_ask_on_a_link_gone_since_is_logged_at_error(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link ends, and another comes up, during the ask, which then meets a fault of
+    ours: logged at error all the same (nothing kept for a link gone, nor passed over)."""
+    node, [peer] = await linked_to(make_node, 1)
+    runner = node.gossip.runners[f"url:{peer.url}"]
+
+    async def relinked_then_faulty(*args: Any, **kwargs: Any) -> object:
+        runner.links += 1  # another link is up by the time the ask fails
+        raise KeyError("a bug of ours")
+
+    monkeypatch.setattr("node.peers.learning.fetch_members", relinked_then_faulty)
+    with structlog.testing.capture_logs() as said:
+        await node.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == FAULT_TEXT]
+    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
+            for entry in failed] == [("error", peer.url, True)]
+    assert runner.members_failure is None or runner.members_failure.link == runner.links
+
+
 async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_at_error(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The link the list was read on ends, and another comes up, while an address it

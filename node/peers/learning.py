@@ -60,6 +60,7 @@ from node.peers.list_failures import (
     BEFORE_THE_ASK,
     DIALING_MEMBERS,
     FAULT_TEXT,
+    LEARNING,
     SWEEPING,
     TAKING_UP,
     RoundFaults,
@@ -231,7 +232,8 @@ class Learning:
         pile up asks (a round's asks, ``link`` None, take the link up then).
 
         Raises nothing but a cancel: a fault of ours, before the ask (the link's checks),
-        in it or taking up the list read, is logged at error once per type and place on
+        in it, taking up the list read or telling how the ask went (``LEARNING``: judging
+        a failure, clearing old ones), is logged at error once per type and place on
         the link, again at debug (``fault_of_ours``, ``members_failed``): each round, and
         each ask as a link comes up, would meet it again, and an ask in a task of its own
         would pass it to no one."""
@@ -240,10 +242,11 @@ class Learning:
                 if link is not None and runner.links != link:
                     return
                 await self._learn_from(runner)
-        except Exception as exc:  # before the ask: those of the ask and of taking up its
-            # list are told in _learn_from
+        except Exception as exc:  # telling how the ask went (judging a failure, clearing
+            # old ones): those before the ask, in it and taking up its list are told in
+            # _learn_from, each by its place
             try:
-                fault_of_ours(runner, runner.links, exc, BEFORE_THE_ASK)
+                fault_of_ours(runner, runner.links, exc, LEARNING)
             except Exception:  # judging the fault failed: logged whole all the same
                 log.exception(FAULT_TEXT, peer=runner.url)
 
@@ -253,10 +256,14 @@ class Learning:
         (``Admission.linked_shared``): the peer lists its members for no one else, and a
         node with a CA would be answered 401 at every round by each peer it reaches at
         an http:// address, where no certificate is shown."""
-        http = self._http()
-        if runner.state != "up" or runner.url is None or http is None or self._stopping() \
-                or not self.admission.linked_shared(runner) \
-                or failure_holds(runner, self.rounds):
+        try:
+            http = self._http()
+            if runner.state != "up" or runner.url is None or http is None \
+                    or self._stopping() or not self.admission.linked_shared(runner) \
+                    or failure_holds(runner, self.rounds):
+                return
+        except Exception as exc:  # a fault of ours before the ask: each round meets it
+            fault_of_ours(runner, runner.links, exc, BEFORE_THE_ASK)
             return
         link = runner.links
         try:

@@ -29,9 +29,11 @@ NO_ANSWER, UNEXPECTED = "no answer", "unexpected"
 #: The kinds that hold asks off on the link (``members_failed``).
 HOLDING = frozenset({REFUSED, NOT_SERVED})
 #: Where a fault of ours was met: in the ask itself (``members_failed``), before it (the
-#: link's checks) or taking up the list read (``fault_of_ours``). A fault met in one is
-#: another bug than one of the same type met in another, and news.
+#: link's checks), taking up the list read, or telling how the ask went (``LEARNING``:
+#: judging a failure, clearing those a list read made old) (``fault_of_ours``). A fault
+#: met in one is another bug than one of the same type met in another, and news.
 IN_THE_ASK, BEFORE_THE_ASK, TAKING_UP = "in the ask", "before the ask", "taking up"
+LEARNING = "learning"
 #: Where a fault of ours in a members round, outside any link's ask, was met
 #: (``RoundFaults``): sweeping the links of devices removed, dialing member devices,
 #: making the round's asks. Each step runs though one before it failed.
@@ -125,13 +127,13 @@ def members_taken_up(runner: Runner, link: int) -> None:
 
 def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None:
     """A fault of ours (``exc``, called while it is handled) on the link number ``link``
-    of ``runner``, met ``where``: ``BEFORE_THE_ASK`` (the link's checks) or
-    ``TAKING_UP`` the list read on it (its addresses checked, dialed). At error with its
-    traceback the first time of its type and place on the link since a list was taken up
-    whole on it, again at debug, as a fault of ours in the ask (``members_failed``):
-    each round, and each link coming up, meets it again. On a link gone since, at error
-    all the same, and nothing kept (the current link's failure stays its own): a fault
-    of ours is never passed over."""
+    of ``runner``, met ``where``: ``BEFORE_THE_ASK`` (the link's checks), ``TAKING_UP``
+    the list read on it (its addresses checked, dialed) or ``LEARNING`` (telling how the
+    ask went). At error with its traceback the first time of its type and place on the
+    link since a list was taken up whole on it, again at debug, as a fault of ours in the
+    ask (``members_failed``): each round, and each link coming up, meets it again. On a
+    link gone since, at error all the same, and nothing kept (the current link's failure
+    stays its own): a fault of ours is never passed over."""
     failure = runner.members_failure
     if link != runner.links:
         _log(runner, exc, UNEXPECTED, repeat=False)

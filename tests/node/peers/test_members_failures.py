@@ -2,8 +2,8 @@
 that fails other than by a refusal (401, 403) is logged once for the link and kind of
 failure, repeats at debug, and a list read on the link makes the next failure news
 again; a fault of ours, before the ask (in a round's, or one made as a link comes up),
-in it or taking up a list read, is logged at error with its traceback, once per type
-and place (never passed over on a link gone since), a repeat
+in it, taking up a list read or telling how the ask went, is logged at error with its
+traceback, once per type and place (never passed over on a link gone since), a repeat
 at debug; one in a round outside any link's ask, once per type and step until the step
 meets none in a round, and ends no other step. An
 answer that will not change (a 404 of an older node, a 405, a 501, a body that is no
@@ -384,6 +384,38 @@ async def test_a_fault_of_ours_in_an_ask_on_a_link_gone_since_is_logged_at_error
     assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
             for entry in failed] == [("error", peer.url, True)]
     assert runner.members_failure is None or runner.members_failure.link == runner.links
+
+
+async def test_a_fault_of_ours_telling_how_an_ask_went_is_not_one_before_the_ask(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault of ours in the link's checks, then one of the same type met telling how
+    the ask went (clearing the failures a list read made old), at every round: two
+    bugs, each logged at error the first time, the repeats at debug."""
+    node, [peer] = await linked_to(make_node, 1)
+    admission = node.gossip.admission
+    linked_shared = admission.linked_shared
+    place = [""]
+
+    def checking(runner: Any) -> bool:
+        if place[0] == "checks":
+            raise KeyError("a bug in the checks")
+        return linked_shared(runner)
+
+    def listed(runner: Any, link: int) -> None:
+        if place[0] == "listed":
+            raise KeyError("a bug telling the list read")
+
+    monkeypatch.setattr(admission, "linked_shared", checking)
+    monkeypatch.setattr("node.peers.learning.members_listed", listed)
+    with structlog.testing.capture_logs() as said:
+        for where in ["checks"] + ["listed"] * ROUNDS:
+            place[0] = where
+            await node.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == FAULT_TEXT]
+    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
+            for entry in failed] == [("error", peer.url, True)] * 2
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
+        ("debug", "KeyError")] * (ROUNDS - 1)
 
 
 async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_at_error(

@@ -109,7 +109,6 @@ def required_beyond_message(error: type[BaseException]) -> list[str]:
     return required[1:]
 
 
-
 def test_every_error_that_requires_more_than_a_message_is_picklable() -> None:
     """Found by walking the packages, so that a new error is held to it too. (One that
     builds its message from optional arguments is not found: list it in ``ERRORS``.)"""

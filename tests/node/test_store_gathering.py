@@ -230,3 +230,32 @@ async def test_callers_of_a_split_commit_back_at_once_are_expected_once(
     assert taken == [(4, 0), (3, 3)]
     assert astore.commits == 4  # three parts of the split, then one for all three
     assert astore.head == 6
+
+
+class WriterDied(BaseException):
+    """What kills the writer, as a crash of the thread would: not an ``Exception``."""
+
+
+async def test_callers_stored_before_the_writer_died_in_a_split_hear_of_their_events(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A split commit whose writer dies in a later part: the callers stored before hear
+    of their events (they are stored: told of the failure, a client would append them
+    again), the forged one of its own error, the rest that the store is closing."""
+    astore = await AsyncStore.open(tmp_path / "data")
+    real, calls = astore._append_batch, []
+
+    def append_batch(items: list[Draft | Event]) -> object:
+        calls.append(len(items))
+        if len(calls) == 4:  # the whole batch, then its parts: the third part dies
+            raise WriterDied
+        return real(items)
+    monkeypatch.setattr(astore, "_append_batch", append_batch)
+    answers = await asyncio.wait_for(asyncio.gather(
+        *(astore.append([item]) for item in (draft(0), forged(1), draft(2), draft(3))),
+        return_exceptions=True), HANG_S)
+    assert calls == [4, 1, 1, 1]
+    assert not isinstance(answers[0], BaseException) and astore.head == 1
+    assert isinstance(answers[1], IdMismatch)
+    assert [type(answer) for answer in answers[2:]] == [StoreClosing, StoreClosing]
+    with pytest.raises(StoreClosing):
+        await astore.append([draft(9)])

@@ -310,8 +310,15 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
     what = "already there, unchanged" if written.unchanged else "written"
     click.echo(printable(f"{written.path}: {written.records} records {what}"))
     _note_what_is_missing(key, forgotten, transcript)
-    held = rows_of_session(state / "agents" / transcript.agent_id / DATABASE,
-                           transcript.session_id)
+    store = state / "agents" / transcript.agent_id / DATABASE
+    try:
+        held = rows_of_session(store, transcript.session_id)
+    except OSError as error:
+        held = 0
+        note(f"note: whether OpenClaw's store already holds session "
+             f"{transcript.session_id} cannot be told ({store}: {error.strerror or error}); "
+             "check what its import would do first: "
+             "openclaw doctor --session-sqlite dry-run --json")
     if held:
         note(f"note: OpenClaw's store already holds session {transcript.session_id} "
              f"({held} records); check what its import would do with it first: "

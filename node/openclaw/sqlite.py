@@ -155,8 +155,12 @@ class AgentDatabase:
 
 def rows_of_session(path: Path, session_id: str) -> int:
     """How many transcript rows OpenClaw's store at ``path`` holds for ``session_id``
-    (0 if it has no such store or table); read-only, as everything here."""
-    if not path.exists():
+    (0 if it has no such store or table); read-only, as everything here. ``OSError`` if
+    whether the store is there cannot be told (a folder on the way cannot be looked into):
+    looked at with ``stat()``, as ``exists()`` says False for that from Python 3.14 on."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
         return 0
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     try:

@@ -55,23 +55,32 @@ class GatewayLockUnreadable(StateFolderError):
 
 
 def check_state_folder(path: Path) -> Path:
-    """``path`` resolved, if it looks like an OpenClaw state folder; else a clear error."""
-    if not path.exists():
-        raise StateFolderError(f"{path} does not exist (give OpenClaw's state folder, "
-                               "$OPENCLAW_STATE_DIR, by default ~/.openclaw)")
-    if not path.is_dir():
-        raise StateFolderError(f"{path} is not a folder")
-    if not os.access(path, os.R_OK | os.X_OK):
-        raise StateFolderError(f"{path} cannot be read: run clawsync as the user OpenClaw "
-                               "runs as")
+    """``path`` resolved, if it looks like an OpenClaw state folder; else a clear error.
+
+    Looked at with ``path_there``, not ``exists()`` or ``is_dir()``: a folder that cannot
+    be looked into (a link to a name too long, a loop) raises ``OSError`` on Python 3.11
+    to 3.13 and is "not there" from 3.14 on; both are told as what they are."""
     agents = path / "agents"
-    if not agents.is_dir():
-        raise StateFolderError(f"{path} holds no agents/ folder: is it OpenClaw's state "
-                               "folder ($OPENCLAW_STATE_DIR)?")
-    if not os.access(agents, os.R_OK | os.X_OK):
-        raise StateFolderError(f"{agents} cannot be read: run clawsync as the user OpenClaw "
-                               "runs as")
-    return path.resolve()
+    try:
+        if not path_there(path, folder=False):
+            raise StateFolderError(f"{path} does not exist (give OpenClaw's state folder, "
+                                   "$OPENCLAW_STATE_DIR, by default ~/.openclaw)")
+        if not path_there(path, folder=True):
+            raise StateFolderError(f"{path} is not a folder")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise StateFolderError(f"{path} cannot be read: run clawsync as the user "
+                                   "OpenClaw runs as")
+        if not path_there(agents, folder=True):
+            raise StateFolderError(f"{path} holds no agents/ folder: is it OpenClaw's "
+                                   "state folder ($OPENCLAW_STATE_DIR)?")
+        if not os.access(agents, os.R_OK | os.X_OK):
+            raise StateFolderError(f"{agents} cannot be read: run clawsync as the user "
+                                   "OpenClaw runs as")
+        return path.resolve()
+    except OSError as error:
+        shown = error.filename or path
+        raise StateFolderError(f"{shown} cannot be read ({error.strerror or error}): give "
+                               "OpenClaw's state folder, one this user can look into") from None
 
 
 @dataclass(frozen=True)

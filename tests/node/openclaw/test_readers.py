@@ -15,6 +15,7 @@ from node.openclaw.source import Problem, Record
 from node.openclaw.sqlite import ROWS_PER_READ, AgentDatabase
 from node.openclaw.state import StateFolder, StateFolderError, check_state_folder
 from tests.node.openclaw import transcript
+from tests.node.openclaw.support import cli, imported, look_as_python_314
 from tests.support.openclaw import (
     RECORDED,
     FakeGateway,
@@ -195,6 +196,48 @@ def test_state_folder_checks(tmp_path: Path) -> None:
     assert [agent for agent, _ in StateFolder(tmp_path, ["other"]).sources() or []] == [
         "other"]
     assert StateFolder(tmp_path / "nope").sources() == []  # no agents folder: no stores
+
+
+#: A link whose target's name is longer than any file name may be: looking through it
+#: fails with ENAMETOOLONG, which is neither "there" nor "not there".
+UNREADABLE_LINK_TARGET = "x" * 300
+
+
+@pytest.mark.parametrize("python_314", [False, True], ids=["3.11", "3.14"])
+@pytest.mark.parametrize("which", ["state", "agents"])
+def test_a_state_folder_that_cannot_be_looked_into_is_a_usage_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str, python_314: bool) -> None:
+    """Neither a traceback (3.11 to 3.13 raise) nor "does not exist" (3.14 says False):
+    exit 2, naming the folder and why."""
+    if python_314:
+        look_as_python_314(monkeypatch)
+    state = tmp_path / "state"
+    if which == "state":
+        state.symlink_to(UNREADABLE_LINK_TARGET)
+    else:
+        state.mkdir()
+        (state / "agents").symlink_to(UNREADABLE_LINK_TARGET)
+    for args in (["import"], ["export", KEY]):
+        result = cli(*args, "--state-dir", str(state), "--data-dir", str(tmp_path / "data"))
+        assert result.exit_code == 2, result.output
+        shown = state if which == "state" else state / "agents"
+        assert f"{shown} cannot be read (File name too long)" in result.output
+        assert "does not exist" not in result.output and "Traceback" not in result.output
+
+
+def test_an_export_tells_when_openclaws_store_cannot_be_looked_at(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether OpenClaw's store holds the session already cannot be told: said so, not
+    taken for "it does not" (as ``exists()`` would from Python 3.14 on)."""
+    data, b = imported(tmp_path)
+    (b / "agents" / "main").mkdir()
+    (b / "agents" / "main" / "agent").symlink_to(UNREADABLE_LINK_TARGET)
+    look_as_python_314(monkeypatch)
+    result = cli("export", KEY, "--state-dir", str(b), "--data-dir", str(data))
+    assert result.exit_code == 0, result.output
+    assert (f"whether OpenClaw's store already holds session {SID} cannot be told "
+            f"({b}/agents/main/agent/openclaw-agent.sqlite: File name too long)"
+            ) in result.output
 
 
 @pytest.mark.parametrize("scenario", sorted(p.name for p in RECORDED.iterdir() if p.is_dir()))

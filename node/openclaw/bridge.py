@@ -162,13 +162,13 @@ class Bridge:
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
         items = list(source.read(cursor, waits))
-        self._forget_gone(name, waits, items)
+        self._forget_gone(name, waits, items, source)
         for n, item in enumerate(items):
             if isinstance(item, Problem):
                 if item.entry is not None:
                     moves[item.entry] = item.after
                     units.append(_Unit(item.entry, {item.entry: item.after},
-                                       problem=str(item)))
+                                       problem=str(item), where=item.where))
                 else:
                     self._tell(step.problems, str(item))
                     step.unsettled = True
@@ -180,7 +180,8 @@ class Bridge:
             if item.value.get("type") == "session" and copy_ms is not None:
                 unit_moves[COPY_PREFIX + item.entry] = copy_ms
             units.append(_Unit(item.entry, unit_moves, item, mapped.events,
-                               [f"{item.where}: {warning}" for warning in mapped.warnings]))
+                               [f"{item.where}: {warning}" for warning in mapped.warnings],
+                               where=item.where))
         held = await self._append(name, units, step)
         # The cursor moves past what is stored, never past a record that waits; what is
         # said of a record (skipped, imported in a lesser form) is said once it is passed.
@@ -215,12 +216,17 @@ class Bridge:
             wait = self._waiting.get((name, entry))
             if wait is None:
                 continue
-            if next(unit for unit in units if unit.entry == entry).problem is not None:
-                # Where the record that waited was, one that does not read (its line
-                # rewritten, its row damaged): skipped and said as any such, and the
-                # wait ends with it. The record after it is tried now, and waits (said
-                # anew) if the node refuses it too.
+            head = next(unit for unit in units if unit.entry == entry)
+            if head.problem is not None:
+                # A record that does not read (its line rewritten, its row damaged):
+                # skipped and said as any such, and the wait ends with it. The record
+                # after it is tried now, and waits (said anew) if the node refuses it
+                # too. Where the record that waited was, nothing more is said; read from
+                # elsewhere (its row deleted, its file cut shorter and read from its
+                # start), that is said as below.
                 del self._waiting[name, entry]
+                if head.where != wait.where:
+                    self._say_moved(entry, wait, head.where)
                 continue
             first = next((n for n, unit in enumerate(units)
                           if unit.entry == entry and unit.events), None)
@@ -234,13 +240,7 @@ class Bridge:
                 # The wait was that record's: it ends, and what is read is tried now (a
                 # record ahead in it waits, said in its own name).
                 del self._waiting[name, entry]
-                if entry.startswith("db:"):
-                    self.tell(f"{wait.where}: its row is gone (deleted); the wait ends, "
-                              f"and its session is read on from {record.where}")
-                else:
-                    self.tell(f"{wait.where}: its session is no longer read on from "
-                              "there (its transcript was cut short or replaced); the "
-                              f"wait ends, and it is read again from {record.where}")
+                self._say_moved(entry, wait, record.where)
                 continue
             if self._monotonic() < wait.retry_s or not await self._try(name, units[first],
                                                                        step):
@@ -262,6 +262,17 @@ class Bridge:
                 held[unit.entry] = n
         return held
 
+    def _say_moved(self, entry: str, wait: _Wait, where: str) -> None:
+        """Say that a session's wait ended as it is now read on from ``where``, not from
+        the record that waited."""
+        if entry.startswith("db:"):
+            self.tell(f"{wait.where}: its row is gone (deleted); the wait ends, and its "
+                      f"session is read on from {where}")
+        else:
+            self.tell(f"{wait.where}: its session is no longer read on from there (its "
+                      "transcript was cut short or replaced); the wait ends, and it is read "
+                      f"again from {where}")
+
     async def _try(self, name: str, unit: _Unit, step: _Step) -> bool:
         """Append one record's events: False if the node refuses them for their time
         (said once per session while it waits), True once stored (said if it waited)."""
@@ -282,10 +293,9 @@ class Bridge:
             return False
         wait = self._waiting.pop((name, unit.entry), None)
         if wait is not None:
-            # Named by the record taken, which is the one that waited: a session read
-            # again from another record had its wait ended before (``_append``).
-            where = unit.record.where if unit.record is not None else wait.where
-            self.tell(f"{where}: the node has taken it now")
+            # The record taken is the one that waited: a session read on from another
+            # record (or problem) had its wait ended before it was tried (``_append``).
+            self.tell(f"{wait.where}: the node has taken it now")
         return True
 
     def _say_unreadable(self, sources: list[tuple[str, Source]], tally: Tally) -> None:
@@ -312,16 +322,19 @@ class Bridge:
                 kept[agent_id] = (shown, why)
         self._unreadable = {**kept, **now}
 
-    def _forget_gone(self, name: str, waits: set[str], items: list[Item]) -> None:
-        """A waiting session of which a whole read found nothing is gone (its file
-        deleted or moved away, its rows removed): it waits no longer, said once. What was
-        stored of it stays, and so does its cursor: if it comes back, it is read (and may
-        wait) again from there. A read that met trouble of its own (an entry-less problem)
-        may have missed it: it waits on."""
+    def _forget_gone(self, name: str, waits: set[str], items: list[Item],
+                     source: Source) -> None:
+        """A waiting session of which a whole read found nothing waits no longer, said
+        once: gone (its file deleted or moved away, its rows removed), or still there
+        with nothing from its waiting record on (``source.emptied``: that row deleted,
+        the last of its session; its file emptied), said so. What was stored of it
+        stays, and so does its cursor: if it comes back, it is read (and may wait)
+        again from there. A read that met trouble of its own (an entry-less problem) may
+        have missed it: it waits on."""
         if any(isinstance(item, Problem) and item.entry is None for item in items):
             return
         for entry in sorted(waits - {item.entry for item in items}):
-            self._stop_waiting(name, entry)
+            self._stop_waiting(name, entry, source.emptied.get(entry))
 
     def _forget_stores_gone(self, sources: list[tuple[str, Source]]) -> None:
         """A waiting session whose whole store is gone (the agent's SQLite file deleted,
@@ -335,10 +348,16 @@ class Bridge:
             if name not in unknown and (name, entry.startswith("db:")) not in listed:
                 self._stop_waiting(name, entry)
 
-    def _stop_waiting(self, name: str, entry: str) -> None:
+    def _stop_waiting(self, name: str, entry: str, why: str | None = None) -> None:
+        """End a session's wait; ``why``: what became of its record, its session still
+        in the store (else the session is gone)."""
         wait = self._waiting.pop((name, entry))
-        self.tell(f"{wait.where}: its session is gone from the store (deleted or moved "
-                  "away); it no longer waits, and what was imported of it stays")
+        if why is not None:
+            self.tell(f"{wait.where}: {why}; the wait ends, and what was imported of its "
+                      "session stays")
+        else:
+            self.tell(f"{wait.where}: its session is gone from the store (deleted or "
+                      "moved away); it no longer waits, and what was imported of it stays")
 
     def _tell(self, into: list[str], text: str) -> None:
         """Say it once (a file still being written is seen again at every look)."""
@@ -359,6 +378,7 @@ class _Unit:
     events: list[Event] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     problem: str | None = None
+    where: str = ""  # of its record or problem
 
 
 @dataclass

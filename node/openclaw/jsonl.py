@@ -41,6 +41,9 @@ class AgentSessions:
     def __init__(self, folder: Path, agent_id: str, shown: str) -> None:
         self.folder, self.agent_id, self.shown = folder, agent_id, shown
         self._stamp: tuple[int, ...] = ()
+        #: Of the waiting entries the last read was given, those whose file is there but
+        #: holds nothing from their offset on, each with what became of it.
+        self.emptied: dict[str, str] = {}
         # Waiting entry -> (its session's key and id as the index gave them, its offset
         # and file's inode, size and times at its last read; what that read found of it).
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
@@ -68,6 +71,7 @@ class AgentSessions:
         entry is in ``waiting``, its file unchanged since its last read, what that read
         found (its first ``RECORDS_OF_WAITING`` records), without reading it again."""
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
+        self.emptied = {}
         index, problem = self._index()
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
@@ -93,7 +97,10 @@ class AgentSessions:
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)
             if entry in waiting:
-                yield from self._read_waiting(file, session_id, session_key, entry, start)
+                items = list(self._read_waiting(file, session_id, session_key, entry, start))
+                if not items:
+                    self._emptied(file, entry)
+                yield from items
             else:
                 yield from self._read_file(file, session_id, session_key, entry, start)
 
@@ -132,6 +139,16 @@ class AgentSessions:
                     records += isinstance(item, Record)
             self._kept[entry] = (stamp, first)
         yield from items
+
+    def _emptied(self, path: Path, entry: str) -> None:
+        """A waiting session's file read with nothing found: if it is there, say what
+        became of it in ``emptied`` (else it is gone)."""
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        self.emptied[entry] = ("its transcript was emptied" if size == 0 else
+                               "its transcript was cut short before it and holds no record")
 
     def _index(self) -> tuple[dict[str, tuple[str, Path | None]], Problem | None]:
         """``sessions.json`` as session id -> (session key, its file if it is there)."""

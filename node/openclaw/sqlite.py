@@ -70,6 +70,9 @@ class AgentDatabase:
         self._db: sqlite3.Connection | None = None
         self._version: int | None = None
         self._inode = 0  # of the file opened: a new file (restored, recreated) is reopened
+        #: Of the waiting entries the last read was given, those of sessions still in the
+        #: store with no row from their cursor on, each with what became of that row.
+        self.emptied: dict[str, str] = {}
 
     def close(self) -> None:
         if self._db is not None:
@@ -99,6 +102,7 @@ class AgentDatabase:
         """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
         ``ROWS_PER_READ`` of them, and ``RECORDS_OF_WAITING`` of each session whose entry is
         in ``waiting`` (past ``ROWS_PER_READ`` too); problems in their place."""
+        self.emptied = {}
         try:
             rows, keys = self._fetch(cursor, waiting)
         except (sqlite3.Error, OSError) as error:
@@ -139,6 +143,10 @@ class AgentDatabase:
             for session_id, top in tops:
                 start = cursor.get("db:" + session_id, 0)
                 waits = "db:" + session_id in waiting
+                if top < start and waits:
+                    self.emptied["db:" + session_id] = (
+                        "its row is gone (deleted), the last of its session, whose earlier "
+                        "rows are still there")
                 if top < start or (len(rows) >= ROWS_PER_READ and not waits):
                     continue
                 # Two rows at least: a header comes with the record after it, which

@@ -225,3 +225,72 @@ def test_a_waiting_row_deleted_lets_the_row_after_it_in_at_once(tmp_path: Path) 
             assert len(told) == said
         finally:
             folder.close()
+
+
+@pytest.mark.parametrize("kind", ["db", "jsonl"])
+def test_a_waiting_record_removed_from_its_session_is_not_said_gone_with_it(
+        tmp_path: Path, kind: str) -> None:
+    """The waiting row deleted, the last of its session (its earlier rows still there),
+    or the waiting transcript emptied (its file still there): the wait ends, said as
+    what happened, not as the whole session gone from the store."""
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
+    write_a(tmp_path, kind, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
+        try:
+            [waits] = one_pass(bridge).waiting
+            cursor, stored = saved_cursor(tmp_path, store), dict(store.version)
+            if kind == "db":
+                assert f"session {A}, seq {len(a) - 1}: " in waits
+                with sqlite3.connect(database_path(tmp_path)) as db:
+                    db.execute("DELETE FROM transcript_events WHERE session_id = ? AND "
+                               "seq = ?", (A, len(a) - 1))
+                db.close()
+                what = "its row is gone (deleted), the last of its session"
+            else:
+                (tmp_path / "agents/main/sessions" / f"{A}.jsonl").write_bytes(b"")
+                what = "its transcript was emptied"
+            tally = one_pass(bridge)
+            assert tally.waiting == [] and tally.problems == []
+            [ended] = [text for text in told if "wait ends" in text or GONE in text]
+            where = waits.split(": ")[0]
+            assert ended.startswith(f"{where}: {what}") and "; the wait ends" in ended
+            assert "gone from the store" not in ended
+            assert saved_cursor(tmp_path, store) == cursor and dict(store.version) == stored
+            said = len(told)
+            one_pass(bridge, only_changed=False)
+            assert len(told) == said
+        finally:
+            folder.close()
+
+
+def test_a_waiting_transcript_cut_shorter_to_a_damaged_line_says_its_wait_ends(
+        tmp_path: Path) -> None:
+    """Cut shorter than where it was read up to, the file now begins with a line that
+    does not read: that line is not the record that waited, so the wait's end is said
+    as the cut's (the line is skipped and said as any such), not passed over."""
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms - 4000, now_ms + 3_600_000])
+    path = write_jsonl(tmp_path, KEY_A, A, a)
+    cut_at = sum(len(json.dumps(record)) + 1 for record in a[:3])
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
+        try:
+            [waits] = one_pass(bridge).waiting
+            old = f"{A}.jsonl, line at byte {cut_at}: "
+            assert old in waits
+            path.write_bytes(b"{not json\n" + json.dumps(a[0]).encode() + b"\n")
+            assert path.stat().st_size < cut_at
+            tally = one_pass(bridge)
+            [problem] = tally.problems
+            assert f"{A}.jsonl, line at byte 0: " in problem and "not JSON" in problem
+            [ended] = [text for text in told if "the wait ends" in text]
+            assert old in ended and "cut short or replaced" in ended
+            assert ended.endswith(f"read again from {path}, line at byte 0")
+            assert tally.waiting == []
+            assert saved_cursor(tmp_path, store) == {f"jsonl:{A}": path.stat().st_size}
+        finally:
+            folder.close()

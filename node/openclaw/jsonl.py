@@ -44,6 +44,9 @@ class AgentSessions:
         #: Of the waiting entries the last read was given, those whose file is there but
         #: holds nothing from their offset on, each with what became of it.
         self.emptied: dict[str, str] = {}
+        #: The files the index named at the last read that are not among the folder's
+        #: own entries (``sub/one.jsonl``): stamped by ``changed`` too.
+        self._named_elsewhere: list[Path] = []
         # Waiting entry -> (its session's key and id as the index gave them, its offset
         # and file's inode, size and times at its last read; what that read found of it).
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
@@ -53,12 +56,18 @@ class AgentSessions:
         modification or change time. The change time too: ``sessions.json`` rewritten
         at the same size with its modification time put back (os.utime, as a restore or
         a sync tool does) differs only in it (or in its inode, if it was replaced), which
-        no one can set back."""
+        no one can set back. The files the index names in a subfolder as well: growing,
+        they change nothing of the folder's own entries."""
         try:
             stamp = tuple(sorted(_stamp(entry.stat()) for entry in self.folder.iterdir()))
         except OSError:
             stamp = ()
         flat = tuple(number for numbers in stamp for number in numbers)
+        for path in self._named_elsewhere:
+            try:
+                flat += _stamp(path.stat())
+            except OSError:
+                flat += (-1,) * 4  # gone or unreadable since: read, which says so
         seen, self._stamp = self._stamp, flat
         return seen != flat
 
@@ -93,6 +102,8 @@ class AgentSessions:
         for path in sorted(self.folder.glob("*.jsonl")):
             if path.stem not in index and followed(path) not in named:
                 files[path.stem] = (path, None)
+        self._named_elsewhere = sorted({path for path, _key in files.values()
+                                        if path.parent != self.folder})
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)

@@ -268,6 +268,32 @@ def test_an_agent_asked_for_whose_folder_cannot_be_read_is_named_so(
     assert f"{tmp_path}/agents/b: cannot be read (File name too long)" in result.output
 
 
+def test_watch_sees_a_transcript_in_a_subfolder_grow(tmp_path: Path) -> None:
+    """A transcript the index places in a subfolder (``sub/one.jsonl``) grows: nothing
+    of the folder's own entries changes, yet ``watch`` reads its new records."""
+    now_ms = int(time.time() * 1000)
+    sessions = tmp_path / "agents" / "main" / "sessions"
+    (sessions / "sub").mkdir(parents=True)
+    records = turn_records(SID, [now_ms - 5000, now_ms - 4000])
+    path = sessions / "sub" / "one.jsonl"
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in records[:2]))
+    (sessions / "sessions.json").write_text(
+        json.dumps({KEY: {"sessionId": SID, "sessionFile": "sub/one.jsonl"}}))
+    with EventStore.open("memory:") as store:
+        folder = StateFolder(tmp_path)
+        bridge = Bridge(folder, EmbeddedSink(store))
+        try:
+            assert asyncio.run(bridge.run_pass(only_changed=True)).records == 2
+            asyncio.run(bridge.run_pass(only_changed=True))
+            assert asyncio.run(bridge.run_pass(only_changed=True)) == Tally()
+            with path.open("ab") as file:
+                file.write(json.dumps(records[2]).encode() + b"\n")
+            seen = asyncio.run(bridge.run_pass(only_changed=True))
+            assert seen.records == 1 and seen.created > 0
+        finally:
+            folder.close()
+
+
 @pytest.mark.parametrize("how", ["in place", "replaced"])
 def test_watch_sees_sessions_json_rewritten_at_its_size_with_its_time_put_back(
         tmp_path: Path, how: str) -> None:

@@ -90,7 +90,8 @@ class Commit(NamedTuple):
     head: int  # head position after the commit
     seconds: float | None = None  # time of a group commit (transaction and fsync)
     #: The sessions of the commit's events; None when unknown (a ``write``, such as a
-    #: peer's batch), which listeners must read as "any session".
+    #: peer's batch, or records the callers did not list, such as a first own event's
+    #: key record), which listeners must read as "any session".
     sessions: frozenset[str] | None = None
     #: A group commit of client appends, not a ``write`` (a peer's batch, a forget):
     #: peer links pay for the writer only while clients append (``node.peers.budget``).
@@ -416,10 +417,13 @@ class AsyncStore:
         # New positions, with the records the store adds before the items (a first
         # append's ``device_key``): what ``clawsync_events_appended_total`` counts.
         stored = max(0, head - self._head)
-        added = stored - sum(1 for result in results if result.created)
+        unlisted = stored - sum(1 for result in results if result.created)
         self._move_head(head)
-        self._notify(Commit(len(items) + max(0, added), stored, head, seconds,
-                            frozenset(item.session_key for item in items), appends=True))
+        # The items' sessions name the commit only if they hold every new position:
+        # not a key record (in the membership session), nor an earlier write's.
+        self._notify(Commit(len(items) + max(0, unlisted), stored, head, seconds,
+                            frozenset(item.session_key for item in items)
+                            if unlisted == 0 else None, appends=True))
         return results
 
     def _notify(self, commit: Commit) -> None:

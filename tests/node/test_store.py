@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from crdt.device import private_key_from_seed
 from crdt.errors import IdMismatch, NotFound, TimestampAhead
 from crdt.events import Draft, Event, parse_event
 from crdt.log import forget
 from crdt.log.forget import Forget
 from crdt.log.store import EventStore
+from crdt.signing import Signer
 from node import logs
 from node.limits import Limits
 from node.store import AsyncStore, Commit, StoreBusy, StoreClosing
@@ -92,6 +94,23 @@ async def test_a_commit_names_the_sessions_of_its_events(astore: AsyncStore) -> 
     assert seen[0].touches("tg:a") and not seen[0].touches("clawsync:devices")
     # A write does not say what it stored: its listeners must read it as any session.
     assert seen[1].sessions is None and seen[1].touches("clawsync:devices")
+
+
+async def test_a_first_append_of_a_signing_store_is_any_session(tmp_path: Path) -> None:
+    # A group commit of client appends that also stored the device's key record (in
+    # the membership session) cannot name only its callers' sessions.
+    astore = await AsyncStore.open(tmp_path / "data",
+                                   signer=Signer(private_key_from_seed(bytes(32)), "d0"))
+    seen: list[Commit] = []
+    astore.add_commit_listener(seen.append)
+    try:
+        await astore.append([draft(1, "tg:a")])
+        await astore.append([draft(2, "tg:a")])
+    finally:
+        await astore.close()
+    assert [commit.created for commit in seen] == [2, 1]
+    assert seen[0].sessions is None and seen[0].touches("clawsync:devices")
+    assert seen[1].sessions == {"tg:a"}
 
 
 async def test_failing_caller_does_not_fail_the_others(astore: AsyncStore) -> None:

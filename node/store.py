@@ -348,20 +348,21 @@ class AsyncStore:
         self._queued_events -= size
         return batch
 
-    async def _commit(self, batch: list[_Pending]) -> int:
-        """Commit ``batch`` and answer its callers; how many had their events stored."""
+    async def _commit(self, batch: list[_Pending]) -> None:
+        """Commit ``batch`` and answer its callers."""
         try:
             results = await self._store_batch(batch)
         except Exception as exc:
             if len(batch) > 1 and not isinstance(exc, StorageUnavailable):
-                return await self._commit_split(batch)
+                await self._commit_split(batch)
+                return
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(exc)
             # Callers answered with an error do not come straight back as the answered
             # ones do: the next commit waits for none of them, only for those queued.
             self._expected_callers = len(self._queue)
-            return 0
+            return
         # Set before the callers are answered: none of them is queued yet.
         self._expected_callers = len(batch) + len(self._queue)
         start = 0
@@ -371,9 +372,8 @@ class AsyncStore:
             if not pending.future.done():
                 pending.future.set_result(results[start:end])
             start = end
-        return len(batch)
 
-    async def _commit_split(self, batch: list[_Pending]) -> int:
+    async def _commit_split(self, batch: list[_Pending]) -> None:
         """Commit each caller of a failed group commit alone, so one caller's failure is
         not blamed on the others whose events would have been fine (a full or failing
         disk fails them all alike: they all hear of it at once, in ``_commit``).
@@ -403,7 +403,6 @@ class AsyncStore:
                     pending.future.set_exception(answer)
                 else:
                     pending.future.set_result(answer)
-        return stored
 
     async def _store_batch(self, batch: list[_Pending]) -> list[Appended]:
         """Store the events of ``batch`` in one transaction on the writer thread, move the

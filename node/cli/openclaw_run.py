@@ -29,6 +29,7 @@ from node.openclaw.export import export as export_transcript
 from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
 from node.openclaw.mapping import EXTRA, session_key_for
 from node.openclaw.records import Transcript, openclaw_ids, transcripts_for
+from node.openclaw.source import path_there
 from node.openclaw.sqlite import rows_of_session
 from node.openclaw.state import (
     DATABASE,
@@ -36,7 +37,6 @@ from node.openclaw.state import (
     StateFolder,
     StateFolderError,
     check_state_folder,
-    path_there,
     running_gateway,
 )
 from node.openclaw.state_locks import (

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 #: A record (one row or line) larger than this is reported, not read.
@@ -63,3 +65,18 @@ def parse_record(text: str | bytes, skipped: str) -> dict[str, Any] | str:
     if not isinstance(value, dict):
         return f"the record is not a JSON object; {skipped}"
     return value
+
+
+def path_there(path: Path, folder: bool) -> bool:
+    """Whether ``path`` is there (a folder, with ``folder``). False only if it is not
+    (or a parent is no folder); ``OSError`` if it cannot be told (a folder on the way
+    cannot be looked into, a link loops), which is not the same as not there.
+
+    >>> path_there(Path("/"), True), path_there(Path("/nowhere/at/all"), False)
+    (True, False)
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return S_ISDIR(mode) or not folder

@@ -34,6 +34,7 @@ from node.openclaw.source import (
     Problem,
     Record,
     parse_record,
+    path_there,
 )
 
 #: Rows one read transaction takes at most (keeps it short, and memory bounded).
@@ -165,10 +166,8 @@ def rows_of_session(path: Path, session_id: str) -> int:
     """How many transcript rows OpenClaw's store at ``path`` holds for ``session_id``
     (0 if it has no such store or table); read-only, as everything here. ``OSError`` if
     whether the store is there cannot be told (a folder on the way cannot be looked into):
-    looked at with ``stat()``, as ``exists()`` says False for that from Python 3.14 on."""
-    try:
-        path.stat()
-    except (FileNotFoundError, NotADirectoryError):
+    looked at with ``path_there``, as ``exists()`` says False for that from Python 3.14 on."""
+    if not path_there(path, folder=False):
         return 0
     uri = f"file:{quote(str(path.resolve()))}?mode=ro"
     try:

@@ -13,10 +13,10 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from stat import S_ISDIR
 
 from crdt.errors import Picklable
 from node.openclaw.jsonl import AgentSessions
+from node.openclaw.source import path_there
 from node.openclaw.sqlite import AgentDatabase
 
 DATABASE = Path("agent") / "openclaw-agent.sqlite"
@@ -258,21 +258,6 @@ def _openclaw_name(arg: str) -> bool:
     path = arg.replace("\\", "/")
     return (os.path.basename(path).startswith("openclaw")
             or path.endswith(("openclaw/dist/index.js", "openclaw/dist/entry.js")))
-
-
-def path_there(path: Path, folder: bool) -> bool:
-    """Whether ``path`` is there (a folder, with ``folder``). False only if it is not
-    (or a parent is no folder); ``OSError`` if it cannot be told (a folder on the way
-    cannot be looked into, a link loops), which is not the same as not there.
-
-    >>> path_there(Path("/"), True), path_there(Path("/nowhere/at/all"), False)
-    (True, False)
-    """
-    try:
-        mode = path.stat().st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    return S_ISDIR(mode) or not folder
 
 
 def cursor_name(state: Path, agent_id: str) -> str:

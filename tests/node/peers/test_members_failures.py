@@ -29,6 +29,7 @@ from node.peers.list_failures import FAULT_REPEAT_TEXT, FAULT_TEXT
 from node.peers.member_lists import SKIPPED
 from node.peers.runner import linked_nodes
 from node.peers.transport import fetch_members
+from node.server.run import RunningNode
 from tests.node.peers.support import (
     FAST,
     SECRET,
@@ -253,6 +254,24 @@ async def test_a_fault_of_ours_of_another_type_is_logged_at_error_again(
         ("debug", "KeyError"), ("debug", "TypeError")]
 
 
+async def _logged_once_per_type(node: RunningNode, peer: RunningNode,
+                                faults: list[Exception]) -> None:
+    """Five rounds of ``node``, each meeting in turn (in ``faults``, which the test's
+    patch raises) a fault of ours, the same type again, another type, none and the
+    first type again: logged at error for the first, the other type and the first again
+    (after a list taken up whole), the repeat at debug."""
+    with structlog.testing.capture_logs() as said:
+        for fault in (KeyError("a bug of ours"), KeyError("the same bug"),
+                      TypeError("another bug of ours"), None, KeyError("the bug again")):
+            faults[:] = [fault] if fault is not None else []
+            await node.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == "learning members failed"]
+    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
+            for entry in failed] == [("error", peer.url, True)] * 3
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
+        ("debug", "KeyError")]
+
+
 async def test_a_fault_of_ours_taking_up_a_list_is_logged_at_error_once_per_type(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The list is read at every round, and a fault of ours while its addresses are
@@ -269,16 +288,7 @@ async def test_a_fault_of_ours_taking_up_a_list_is_logged_at_error_once_per_type
         return member_urls(listed, own, refusals, url)
 
     monkeypatch.setattr("node.peers.learning.member_urls", failing)
-    with structlog.testing.capture_logs() as said:
-        for fault in (KeyError("a bug of ours"), KeyError("the same bug"),
-                      TypeError("another bug of ours"), None, KeyError("the bug again")):
-            faults[:] = [fault] if fault is not None else []
-            await node.gossip.learn_once()
-    failed = [entry for entry in said if entry["event"] == "learning members failed"]
-    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
-            for entry in failed] == [("error", peer.url, True)] * 3
-    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
-        ("debug", "KeyError")]
+    await _logged_once_per_type(node, peer, faults)
 
 
 @pytest.mark.parametrize(("places", "errors"), [
@@ -502,16 +512,7 @@ async def test_a_fault_of_ours_before_a_rounds_ask_is_logged_at_error_once_per_t
         return linked_shared(runner)
 
     monkeypatch.setattr(admission, "linked_shared", failing)
-    with structlog.testing.capture_logs() as said:
-        for fault in (KeyError("a bug of ours"), KeyError("the same bug"),
-                      TypeError("another bug of ours"), None, KeyError("the bug again")):
-            faults[:] = [fault] if fault is not None else []
-            await node.gossip.learn_once()
-    failed = [entry for entry in said if entry["event"] == "learning members failed"]
-    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
-            for entry in failed] == [("error", peer.url, True)] * 3
-    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
-        ("debug", "KeyError")]
+    await _logged_once_per_type(node, peer, faults)
 
 
 async def test_an_address_with_a_token_in_a_peers_list_is_neither_dialed_nor_shown(

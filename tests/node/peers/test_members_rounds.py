@@ -187,15 +187,23 @@ async def test_no_more_than_member_asks_at_once_are_in_flight(
     assert sorted(holding.asked) == sorted(urls) and holding.cancelled == []
 
 
+async def _one_peer_more_than_asks(make_node: NodeFactory
+                                   ) -> tuple[RunningNode, list[RunningNode]]:
+    """A learner whose rounds the test runs by hand, patient with its asks, and one peer
+    more than ``MEMBER_ASKS_AT_ONCE``, not yet linked."""
+    learner = await make_node(cluster_secret=SECRET, sync=PATIENT_ASKS)
+    peers = [await make_node(cluster_secret=SECRET, sync=FAST)
+             for _ in range(MEMBER_ASKS_AT_ONCE + 1)]
+    await rounds_by_hand(learner)
+    return learner, peers
+
+
 async def test_asks_made_as_links_come_up_share_the_bound_of_member_asks_at_once(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """One peer more than ``MEMBER_ASKS_AT_ONCE`` linked, each asked for its list as its
     link comes up, none answering: that many are asked; the last once one answered (a
     node dialing many peers at its start opens no more asks at once than a round)."""
-    learner = await make_node(cluster_secret=SECRET, sync=PATIENT_ASKS)
-    peers = [await make_node(cluster_secret=SECRET, sync=FAST)
-             for _ in range(MEMBER_ASKS_AT_ONCE + 1)]
-    await rounds_by_hand(learner)
+    learner, peers = await _one_peer_more_than_asks(make_node)
     urls = [peer.url for peer in peers]
     async with held(monkeypatch, urls) as holding:
         for url in urls:
@@ -249,10 +257,7 @@ async def test_the_nodes_stop_ends_the_asks_made_as_links_came_up(
     as its link came up: the node keeps each ask's task, and its stop ends them all,
     those in flight and the one waiting for a slot (none is left running, nor ends
     with a fault)."""
-    learner = await make_node(cluster_secret=SECRET, sync=PATIENT_ASKS)
-    peers = [await make_node(cluster_secret=SECRET, sync=FAST)
-             for _ in range(MEMBER_ASKS_AT_ONCE + 1)]
-    await rounds_by_hand(learner)
+    learner, peers = await _one_peer_more_than_asks(make_node)
     urls = [peer.url for peer in peers]
     async with held(monkeypatch, urls) as holding:
         for url in urls:

@@ -363,15 +363,18 @@ class AsyncStore:
             # ones do: the next commit waits for none of them, only for those queued.
             self._expected_callers = len(self._queue)
             return
-        # Set before the callers are answered: none of them is queued yet.
-        self._expected_callers = len(batch) + len(self._queue)
+        # A caller that gave up (client disconnected, cancelled) still had its events
+        # stored, but is not answered and does not come back: the next commit expects
+        # only those answered (none of whom runs, and queues again, before the count).
+        answered = 0
         start = 0
         for pending in batch:
             end = start + len(pending.items)
-            # A caller that gave up (client disconnected) still had its events stored.
             if not pending.future.done():
                 pending.future.set_result(results[start:end])
+                answered += 1
             start = end
+        self._expected_callers = answered + len(self._queue)
 
     async def _commit_split(self, batch: list[_Pending]) -> None:
         """Commit each caller of a failed group commit alone, so one caller's failure is
@@ -392,10 +395,10 @@ class AsyncStore:
         finally:
             # Also when the writer died in a later part: the callers stored before hear
             # of their events, not of the failure (the commit loop fails the others).
-            stored = sum(1 for _, answer in answers if not isinstance(answer, Exception))
             # The next commit expects the callers answered with success, as after one
-            # commit, plus those queued meanwhile (none of the batch's callers yet).
-            self._expected_callers = stored + len(self._queue)
+            # commit (not those that gave up), plus those queued meanwhile (none of the
+            # batch's callers yet).
+            answered = 0
             for pending, answer in answers:
                 if pending.future.done():
                     continue
@@ -403,6 +406,8 @@ class AsyncStore:
                     pending.future.set_exception(answer)
                 else:
                     pending.future.set_result(answer)
+                    answered += 1
+            self._expected_callers = answered + len(self._queue)
 
     async def _store_batch(self, batch: list[_Pending]) -> list[Appended]:
         """Store the events of ``batch`` in one transaction on the writer thread, move the

@@ -259,3 +259,36 @@ async def test_callers_stored_before_the_writer_died_in_a_split_hear_of_their_ev
     assert [type(answer) for answer in answers[2:]] == [StoreClosing, StoreClosing]
     with pytest.raises(StoreClosing):
         await astore.append([draft(9)])
+
+
+@pytest.mark.parametrize("split", [False, True])
+async def test_callers_that_gave_up_are_not_expected(astore: AsyncStore,
+                                                     split: bool) -> None:
+    """Callers cancelled while they wait (their client disconnected) have their events
+    stored, but are not answered and do not come back: the next commit expects only
+    the two answered, in one commit or in a split one."""
+    taken: list[tuple[int, int]] = []  # (callers queued, callers expected) at each commit
+    take_batch = astore._take_batch
+
+    def take_and_count() -> list[store._Pending]:
+        taken.append((len(astore._queue), astore._expected_callers))
+        return take_batch()
+
+    astore._take_batch = take_and_count  # type: ignore[method-assign]
+
+    async def twice(n: int) -> None:
+        await astore.append([draft(n)])
+        await astore.append([draft(n + 10)])
+
+    staying = [asyncio.ensure_future(twice(n)) for n in range(2)]
+    leaving = [asyncio.ensure_future(astore.append([draft(n)])) for n in (2, 3)]
+    failing = [asyncio.ensure_future(astore.append([forged(4)]))] if split else []
+    await turns(1)  # all queued, none committed yet
+    for append in leaving:
+        append.cancel()
+    await asyncio.wait_for(asyncio.gather(*staying), HANG_S)
+    if split:
+        with pytest.raises(IdMismatch):
+            await failing[0]
+    assert taken == [(4 + len(failing), 0), (2, 2)]
+    assert astore.head == 6

@@ -232,24 +232,33 @@ class AsyncStore:
     async def write(self, call: Callable[[EventStore], T]) -> T:
         """Run ``call(store)`` on the writer thread (for writes other than appends, such
         as events ingested from a peer). If it stored events, waiters and commit
-        listeners hear of them as of a group commit."""
+        listeners hear of them as of a group commit: also when ``call`` raised after
+        storing some, or its caller was cancelled meanwhile (a peer link cut), and
+        before the caller resumes."""
         if self._closed:
             raise StoreClosing("the store is closed")
 
-        def run(store: EventStore) -> tuple[T, int, float]:
+        def run(store: EventStore) -> T:
             started = time.perf_counter()
-            result = call(store)
-            return result, store.head, time.perf_counter() - started
+            try:
+                return call(store)
+            finally:
+                # From the writer thread, not after the await below: that never runs
+                # for a cancelled caller. Scheduled before the call's result is, so
+                # the head has moved when the caller resumes.
+                self._loop.call_soon_threadsafe(self._written, store.head,
+                                                time.perf_counter() - started)
 
-        result, head, seconds = await self._loop.run_in_executor(self._writer, run,
-                                                                 self._store)
+        return await self._loop.run_in_executor(self._writer, run, self._store)
+
+    def _written(self, head: int, seconds: float) -> None:
+        """On the event loop, after each ``write``: tell of the events it stored."""
         if head > self._head:
             stored = head - self._head
             self._move_head(head)
             # Timed as a group commit is: a node that mostly stores peers' batches (a
             # hub) shows its disk's latency too.
             self._notify(Commit(stored, stored, head, seconds))
-        return result
 
     async def forget(self, session_key: str, events: Sequence[str] | None = None, *,
                      reason: str = "user", by: str = "") -> Appended:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from crdt.signing import Signer
 from node import logs
 from node.limits import Limits
 from node.store import AsyncStore, Commit, StoreBusy, StoreClosing
+
+#: Generous bound on anything that could hang: a test fails instead of waiting forever.
+HANG_S = 30
 
 
 def draft(n: int, session_key: str = "s1") -> Draft | Event:
@@ -154,6 +158,47 @@ async def test_automerge_runs_on_the_writer(astore: AsyncStore) -> None:
     assert isinstance(await astore.automerge("s1"), bytes)
     with pytest.raises(NotFound):
         await astore.automerge("nobody")
+
+
+class Refused(Exception):
+    """What a write raises after it stored events (a peer's batch refused in part)."""
+
+
+async def test_a_write_that_stores_then_raises_is_told_at_once(astore: AsyncStore) -> None:
+    heard: list[Commit] = []
+    astore.add_commit_listener(heard.append)
+
+    def store_then_raise(store: EventStore) -> None:
+        store.append_batch([draft(1), draft(2)])
+        raise Refused
+
+    with pytest.raises(Refused):
+        await astore.write(store_then_raise)
+    assert astore.head == 2
+    assert [(commit.created, commit.head) for commit in heard] == [(2, 2)]
+
+
+async def test_a_write_whose_caller_was_cancelled_is_told_at_once(
+        astore: AsyncStore) -> None:
+    """The caller (a peer link, cut) is cancelled while its write runs on the writer:
+    the write still stores its events, and waiters and listeners hear of them without
+    waiting for another commit."""
+    running, release = threading.Event(), threading.Event()
+    heard = asyncio.Event()
+    astore.add_commit_listener(lambda commit: heard.set())
+
+    def blocked_write(store: EventStore) -> None:
+        running.set()
+        release.wait(HANG_S)
+        store.append_batch([draft(1)])
+
+    writing = asyncio.ensure_future(astore.write(blocked_write))
+    await asyncio.to_thread(running.wait, HANG_S)
+    writing.cancel()
+    release.set()
+    await asyncio.wait_for(heard.wait(), HANG_S)
+    assert astore.head == 1
+    assert writing.cancelled()
 
 
 async def test_wait_for_head_wakes_on_append(astore: AsyncStore) -> None:

@@ -4,10 +4,11 @@
 SQLite and fsync. ``AsyncStore`` keeps all of that off the event loop:
 
 * one dedicated writer thread runs every write;
-* appends use *group commit*: concurrent ``append`` calls queue up, and one committer task
-  takes everything queued (up to ``commit_events_max`` events) and commits it with ONE
-  ``append_batch`` call, so N waiting clients share one fsync. Each caller is answered
-  with its own slice of the result, and only after the commit returned (durable);
+* appends use *group commit* (``node.group_commit``): concurrent ``append`` calls queue
+  up, and one committer task takes everything queued (up to ``commit_events_max``
+  events) and commits it with ONE ``append_batch`` call, so N waiting clients share one
+  fsync. Each caller is answered with its own slice of the result, and only after the
+  commit returned (durable);
 * reads run on a small separate thread pool (reads are safe from any thread);
 * it tracks the head position, and ``wait_for_head`` lets long polls and live streams
   sleep until a commit moves the head past their cursor.
@@ -30,56 +31,33 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 import structlog
 
 from crdt.automerge.documents import Documents
-from crdt.errors import StorageUnavailable, StoreError
 from crdt.events import Draft, Event
 from crdt.log.forget import Forget
 from crdt.log.projection import Projection
 from crdt.log.records import Appended, StoredEvent
 from crdt.log.store import EventStore, SessionRef
 from crdt.signing import Signer
+from node.group_commit import GroupCommit, StoreBusy, StoreClosing
 from node.limits import Limits
+
+# The errors of appends are raised by the group commit; callers know them from here.
+__all__ = ["AsyncStore", "Commit", "CommitListener", "StoreBusy", "StoreClosing"]
 
 T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
-#: Turns of the event loop a commit waits, at most, for appends that are ready to queue.
-GATHER_TURNS_MAX = 4
-#: Longest wait, in seconds, of a commit for the callers the previous commit answered
-#: (and never longer than that commit took): under load they come back at once with
-#: their next append, and one commit for all of them shares one fsync, where otherwise
-#: they would wait for the commit in flight first. A caller alone never waits. Not
-#: waiting (0) was measured against this with 32 HTTP clients (``bench.http_append``):
-#: commits of 10-16 events instead of 20-30, 20-55 us more CPU per event in every round
-#: (the writer then commits while the event loop is busy, and waits for the GIL), and
-#: a lower rate in 8 of 11 paired rounds at load averages from 1.4 to 5.
-RETURN_WAIT_MAX_S = 0.02
-
-
-#: ``_wake_at`` while the committer does not wait for appends.
-_NEVER = 2**62
-
 
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
-
-
-class StoreClosing(StoreError):
-    """The store is shutting down and takes no more writes."""
-
-
-class StoreBusy(StoreError):
-    """More events wait for a commit than ``queue_events_max``: try again shortly."""
 
 
 class Commit(NamedTuple):
@@ -106,14 +84,6 @@ class Commit(NamedTuple):
 CommitListener = Callable[[Commit], None]
 
 
-@dataclass(slots=True)
-class _Pending:
-    """One caller's append, waiting for the committer."""
-
-    items: Sequence[Draft | Event]
-    future: asyncio.Future[list[Appended]]
-
-
 class AsyncStore:
     """Group-committing, non-blocking facade over one ``EventStore``.
 
@@ -130,33 +100,18 @@ class AsyncStore:
         self._readers = ThreadPoolExecutor(max_workers=limits.read_threads,
                                            thread_name_prefix="clawsync-read")
         self._loop = asyncio.get_running_loop()
-        self._commit_events_max = limits.commit_events_max
-        self._queue: deque[_Pending] = deque()
-        self._queue_events_max = limits.queue_events_max
-        self._queued_events = 0
-        self._queued = asyncio.Event()
-        #: Queued callers at which an ``append`` wakes the committer (``_queued``): 1
-        #: while it is idle, the callers it gathers for, and never while it commits, so
-        #: that appends arriving then cost it no wake-up each.
-        self._wake_at = 1
-        #: Callers a commit can expect under steady load: those the previous commit
-        #: stored the events of plus those that queued while it ran (``_gather``).
-        self._expected_callers = 0
-        self._last_commit_s = 0.0
         self._head = store.head
         #: ``wait_for_head`` callers, woken together when the head moves.
         self._head_waiters: dict[asyncio.Future[None], None] = {}
-        self._committed = asyncio.Event()  # set (and replaced) after each group commit
         self._listeners: list[CommitListener] = []
-        self._closing = False
         self._released = False
         self._closed = False
         #: Number of ``append_batch`` calls made so far (group commit makes it smaller
         #: than the number of ``append`` calls).
         self.commits = 0
         store.erased_listeners.append(self._forgotten)
-        self._committer = asyncio.create_task(self._commit_loop(), name="clawsync-commit")
-        self._committer.add_done_callback(self._committer_ended)
+        self._appends = GroupCommit(self._store_batch, limits.commit_events_max,
+                                    limits.queue_events_max)
 
     @classmethod
     async def open(cls, location: str | os.PathLike[str],
@@ -214,20 +169,12 @@ class AsyncStore:
         too far ahead of the clock raises ``TimestampAhead`` before anything is queued,
         so that it never fails a group commit shared with other callers.
         """
-        if self._closing:
+        if self._appends.closing:
             raise StoreClosing("the node is shutting down")
         if not items:
             return []
         self._store.check_timestamps(items)
-        if self._queued_events + len(items) > self._queue_events_max:
-            raise StoreBusy(f"{self._queued_events} events already wait for the disk; "
-                            "try again shortly")
-        future: asyncio.Future[list[Appended]] = self._loop.create_future()
-        self._queue.append(_Pending(list(items), future))
-        self._queued_events += len(items)
-        if len(self._queue) >= self._wake_at:
-            self._queued.set()
-        return await future
+        return await self._appends.add(items)
 
     async def write(self, call: Callable[[EventStore], T]) -> T:
         """Run ``call(store)`` on the writer thread (for writes other than appends, such
@@ -279,154 +226,22 @@ class AsyncStore:
         """If client appends wait for a commit, wait for that one commit: background
         writers (peer links) call this first so that appends do not queue behind them.
         Only one commit, so that a steady stream of appends cannot starve them."""
-        if self._queue and not self._closing and not self._committer.done():
-            committed = self._committed
-            await committed.wait()
+        await self._appends.after_queued()
 
     async def automerge(self, session_key: str) -> bytes:
         """The session's saved Automerge document (materialising it is a write)."""
         return await self.write(lambda _store: self.documents.saved(session_key))
 
-    async def _commit_loop(self) -> None:
-        """Take everything queued, commit it in one batch, repeat until closed."""
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                self._queued.clear()
-                self._wake_at = 1
-                await self._queued.wait()
-                continue
-            await self._gather()
-            self._wake_at = _NEVER
-            batch = self._take_batch()
-            try:
-                await self._commit(batch)
-            except BaseException:
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(StoreClosing("the writer failed"))
-                raise
-            finally:
-                self._committed.set()
-                self._committed = asyncio.Event()
-
-    async def _gather(self) -> None:
-        """Let requests that are ready to run (read, parsed) queue their events before
-        a commit is taken: bigger commits share one fsync and the per-commit work. A few
-        turns of the event loop at most, and none once the queue stops growing."""
-        for _ in range(GATHER_TURNS_MAX):
-            queued = self._queued_events
-            await asyncio.sleep(0)
-            if self._queued_events == queued:
-                break
-        if len(self._queue) >= self._expected_callers or self._closing:
-            return
-        # One wake-up: once the expected callers have all queued, at the deadline (one
-        # timer for the whole wait), or at shutdown.
-        self._queued.clear()
-        self._wake_at = self._expected_callers
-        timer = self._loop.call_later(min(self._last_commit_s, RETURN_WAIT_MAX_S),
-                                      self._queued.set)
-        try:
-            await self._queued.wait()
-        finally:
-            timer.cancel()
-
-    def _committer_ended(self, task: asyncio.Task[None]) -> None:
-        """If the committer died of a bug, fail its waiting callers instead of leaving
-        them hanging, and refuse further appends."""
-        if task.cancelled() or task.exception() is None:
-            return
-        # Callers first, the log after: nothing that logging does may leave them waiting.
-        self._closing = True
-        while self._queue:
-            pending = self._queue.popleft()
-            if not pending.future.done():
-                pending.future.set_exception(StoreClosing("the writer failed"))
-        log.error("committer failed", exc_info=task.exception())
-
-    def _take_batch(self) -> list[_Pending]:
-        """Queued appends up to ``commit_events_max`` events; never split one caller."""
-        batch = [self._queue.popleft()]
-        size = len(batch[0].items)
-        while self._queue and size + len(self._queue[0].items) <= self._commit_events_max:
-            pending = self._queue.popleft()
-            size += len(pending.items)
-            batch.append(pending)
-        self._queued_events -= size
-        return batch
-
-    async def _commit(self, batch: list[_Pending]) -> None:
-        """Commit ``batch`` and answer its callers."""
-        try:
-            results = await self._store_batch(batch)
-        except Exception as exc:
-            if len(batch) > 1 and not isinstance(exc, StorageUnavailable):
-                await self._commit_split(batch)
-                return
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
-            # Callers answered with an error do not come straight back as the answered
-            # ones do: the next commit waits for none of them, only for those queued.
-            self._expected_callers = len(self._queue)
-            return
-        # A caller that gave up (client disconnected, cancelled) still had its events
-        # stored, but is not answered and does not come back: the next commit expects
-        # only those answered (none of whom runs, and queues again, before the count).
-        answered = 0
-        start = 0
-        for pending in batch:
-            end = start + len(pending.items)
-            if not pending.future.done():
-                pending.future.set_result(results[start:end])
-                answered += 1
-            start = end
-        self._expected_callers = answered + len(self._queue)
-
-    async def _commit_split(self, batch: list[_Pending]) -> None:
-        """Commit each caller of a failed group commit alone, so one caller's failure is
-        not blamed on the others whose events would have been fine (a full or failing
-        disk fails them all alike: they all hear of it at once, in ``_commit``).
-
-        The callers are answered only once every part ran, as one commit answers them:
-        one answered as soon as its own part was stored could queue its next append
-        while later parts still write, and count both as stored and as queued, so the
-        next commit would wait out its bound for a caller that never comes."""
-        answers: list[tuple[_Pending, list[Appended] | Exception]] = []
-        try:
-            for pending in batch:
-                try:
-                    answers.append((pending, await self._store_batch([pending])))
-                except Exception as exc:
-                    answers.append((pending, exc))
-        finally:
-            # Also when the writer died in a later part: the callers stored before hear
-            # of their events, not of the failure (the commit loop fails the others).
-            # The next commit expects the callers answered with success, as after one
-            # commit (not those that gave up), plus those queued meanwhile (none of the
-            # batch's callers yet).
-            answered = 0
-            for pending, answer in answers:
-                if pending.future.done():
-                    continue
-                if isinstance(answer, Exception):
-                    pending.future.set_exception(answer)
-                else:
-                    pending.future.set_result(answer)
-                    answered += 1
-            self._expected_callers = answered + len(self._queue)
-
-    async def _store_batch(self, batch: list[_Pending]) -> list[Appended]:
-        """Store the events of ``batch`` in one transaction on the writer thread, move the
-        head and tell the commit listeners; the callers are not answered here."""
-        items = [item for pending in batch for item in pending.items]
+    async def _store_batch(self, items: list[Draft | Event]
+                           ) -> tuple[list[Appended], float]:
+        """Store the events of one group commit in one transaction on the writer thread,
+        move the head and tell the commit listeners; the results, and the seconds the
+        commit took as the event loop saw it (``node.group_commit.StoreBatch``)."""
         started_s = self._loop.time()
         results, head, seconds = await self._loop.run_in_executor(
             self._writer, self._append_batch, items)
         self.commits += 1
-        self._last_commit_s = self._loop.time() - started_s
+        commit_s = self._loop.time() - started_s
         # New positions, with the records the store adds before the items (a first
         # append's ``device_key``): what ``clawsync_events_appended_total`` counts.
         stored = max(0, head - self._head)
@@ -437,7 +252,7 @@ class AsyncStore:
         self._notify(Commit(len(items) + max(0, unlisted), stored, head, seconds,
                             frozenset(item.session_key for item in items)
                             if unlisted == 0 else None, appends=True))
-        return results
+        return results, commit_s
 
     def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):
@@ -529,9 +344,7 @@ class AsyncStore:
         """Refuse new appends, commit the queued ones, then close the store."""
         if self._closed:
             return
-        self._closing = True
-        self._queued.set()
-        await self._committer
+        await self._appends.close()
         self.release_waiters()
         self._closed = True
         # Let reads in flight finish before the store under them closes.

@@ -1,6 +1,6 @@
-"""AsyncStore's gathering of appends before a commit (``GATHER_TURNS_MAX``, the wait for
-the callers of the previous commit and its bound ``RETURN_WAIT_MAX_S``), counted in
-commits on a real store."""
+"""The group commit's gathering of appends before a commit (``GATHER_TURNS_MAX``, the wait
+for the callers of the previous commit and its bound ``RETURN_WAIT_MAX_S``), and its
+split commits, counted in commits on a real store (``node.group_commit``)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from crdt.errors import IdMismatch, StorageFull
 from crdt.events import Draft, Event, parse_event
 from crdt.log.store import EventStore
 from crdt.storage.backends import open_storage
-from node import store
-from node.store import GATHER_TURNS_MAX, AsyncStore, Commit, StoreClosing
+from node import group_commit
+from node.group_commit import GATHER_TURNS_MAX, GroupCommit
+from node.store import AsyncStore, Commit, StoreClosing
 from tests.support.storage import FailingStorage
 
 #: Generous bound on anything that could hang: a test fails instead of waiting forever.
@@ -178,7 +179,7 @@ async def test_a_caller_whose_expected_company_never_comes_is_answered(
         astore: AsyncStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The commit expects the eight callers of the one before; only one comes back, and
     no other: the wait ends at its bound and that one is committed and answered."""
-    monkeypatch.setattr(store, "RETURN_WAIT_MAX_S", 0.001)
+    monkeypatch.setattr(group_commit, "RETURN_WAIT_MAX_S", 0.001)
     sizes = commit_sizes(astore)
     await asyncio.gather(*(astore.append([draft(n)]) for n in range(8)))
     [appended] = await asyncio.wait_for(astore.append([draft(8)]), HANG_S)
@@ -187,14 +188,14 @@ async def test_a_caller_whose_expected_company_never_comes_is_answered(
 
 
 @pytest.mark.parametrize(("bound_s", "expected"), [
-    (store.RETURN_WAIT_MAX_S, [8, 8]),
+    (group_commit.RETURN_WAIT_MAX_S, [8, 8]),
     # No wait at all: those that came back first are committed without the others.
     (0, [8, 5, 3]),
 ])
 async def test_the_wait_for_returning_callers_is_the_bound(
         astore: AsyncStore, monkeypatch: pytest.MonkeyPatch, bound_s: float,
         expected: list[int]) -> None:
-    monkeypatch.setattr(store, "RETURN_WAIT_MAX_S", bound_s)
+    monkeypatch.setattr(group_commit, "RETURN_WAIT_MAX_S", bound_s)
     sizes = commit_sizes(astore)
     await asyncio.gather(*(astore.append([draft(n)]) for n in range(8)))
     # The eight come back: five at once, three once the queue stopped growing.
@@ -205,18 +206,24 @@ async def test_the_wait_for_returning_callers_is_the_bound(
     assert sizes == expected
 
 
+def counted_at_each_commit(appends: GroupCommit) -> list[tuple[int, int]]:
+    """(callers queued, callers expected) as each commit from now on takes its batch."""
+    taken: list[tuple[int, int]] = []
+    take_batch = appends._take_batch
+
+    def take_and_count() -> list[group_commit._Pending]:
+        taken.append((len(appends._queue), appends._expected_callers))
+        return take_batch()
+
+    appends._take_batch = take_and_count  # type: ignore[method-assign]
+    return taken
+
+
 async def test_callers_of_a_split_commit_back_at_once_are_expected_once(
         astore: AsyncStore) -> None:
     """Callers of a split commit that append again as soon as they are answered are
     counted once by the next commit: all of them queued, it waits for nobody more."""
-    taken: list[tuple[int, int]] = []  # (callers queued, callers expected) at each commit
-    take_batch = astore._take_batch
-
-    def take_and_count() -> list[store._Pending]:
-        taken.append((len(astore._queue), astore._expected_callers))
-        return take_batch()
-
-    astore._take_batch = take_and_count  # type: ignore[method-assign]
+    taken = counted_at_each_commit(astore._appends)
 
     async def twice(n: int) -> None:
         await astore.append([draft(n)])
@@ -267,14 +274,7 @@ async def test_callers_that_gave_up_are_not_expected(astore: AsyncStore,
     """Callers cancelled while they wait (their client disconnected) have their events
     stored, but are not answered and do not come back: the next commit expects only
     the two answered, in one commit or in a split one."""
-    taken: list[tuple[int, int]] = []  # (callers queued, callers expected) at each commit
-    take_batch = astore._take_batch
-
-    def take_and_count() -> list[store._Pending]:
-        taken.append((len(astore._queue), astore._expected_callers))
-        return take_batch()
-
-    astore._take_batch = take_and_count  # type: ignore[method-assign]
+    taken = counted_at_each_commit(astore._appends)
 
     async def twice(n: int) -> None:
         await astore.append([draft(n)])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import tomllib
 from dataclasses import fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -17,7 +16,6 @@ import click
 
 from crdt.device import check_device_name
 from crdt.errors import InvalidInput
-from crdt.keys import type_name
 from node import checks
 from node import config as node_config
 from node import limits as node_limits
@@ -28,148 +26,11 @@ from node.empty_variables import (
     set_empty,
 )
 from node.interrupt import die_of, end_now
-from node.text import NotUtf8, file_text
+from node.server.config_file import CONFIG_FILE, FILE_KEYS, FILE_TABLES, SYNC_FIELDS, load_config
 from node.whole_numbers import WholeRange
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import parse_rules
-
-#: ``ctx.meta`` key of the ``--config`` file's path, for errors that may concern it.
-_CONFIG_FILE = "clawsync.config_file"
-#: ``ctx.meta`` key of the tables the file holds, each with the settings it names
-#: (``--print-config``).
-_FILE_TABLES = "clawsync.file_tables"
-#: ``ctx.meta`` key of the file's keys, by the setting each gives (``automerge_tokens``:
-#: ``automerge-tokens``), so that an error names a setting as the file wrote it.
-_FILE_KEYS = "clawsync.file_keys"
-#: ``ctx.meta`` key of the ``--automerge-tokens`` file's path (``--print-config``).
-_TOKENS_FILE = "clawsync.automerge_tokens"
-#: The options that override a setting of the ``[sync]`` table, and its name there.
-_SYNC_FIELDS = {"pull_interval": "pull_interval_s", "members_interval": "members_interval_s"}
-#: Other names the file may give a setting, kept so that files written with them still
-#: load: the ``[sync]`` names of the options that have one (``_SYNC_FIELDS``).
-#: ``members_interval_s`` was --members-interval's before it took the option's name, as
-#: every other setting does; ``pull_interval_s`` is the name of ``[sync]``'s key.
-ALIASES = MappingProxyType({field: option for option, field in _SYNC_FIELDS.items()})
-
-
-def _load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) -> None:
-    """Read the TOML file into click's defaults, so options and env vars still override;
-    its limit tables go to ``ctx.meta`` (they have no options)."""
-    if path is None:
-        return
-    ctx.meta[_CONFIG_FILE] = path
-    try:
-        # A byte order mark, which editors write (Windows Notepad) and TOML forbids, is
-        # read past, as the JSON files of ``append --file`` are: tomllib took it for a
-        # key and refused the file with "Invalid statement (at line 1, column 1)".
-        values = tomllib.loads(file_text(path.read_bytes()))
-    except NotUtf8 as error:
-        raise click.BadParameter(f"cannot read {path}: it is {error}") from None
-    except (OSError, tomllib.TOMLDecodeError) as error:
-        raise click.BadParameter(f"cannot read {path}: {error}") from None
-    tables: dict[str, dict[str, str]] = {}  # per table: its settings -> the keys that gave them
-    ctx.meta[_FILE_TABLES] = tables
-    for name, kind in node_limits.LIMIT_TABLES.items():
-        # A table's name, like its keys, may be written with - for _ ([automerge-limits]);
-        # errors name it as written.
-        written = [key for key in values if key.replace("-", "_") == name]
-        if len(written) > 1:
-            raise click.BadParameter(f"{path}: [{written[0]}] and [{written[1]}] are two "
-                                     f"names of one table, [{name}]: give one")
-        where = written[0] if written else name
-        if written:
-            table = values.pop(where)
-            if not isinstance(table, dict):
-                raise click.BadParameter(f"{path}: {where} must be a table: [{where}]")
-            tables[name] = {key.replace("-", "_"): key for key in table}
-        else:
-            table = {}
-        try:
-            ctx.meta[name] = node_limits.limits_from(table, kind, where)
-            if name == "sync":
-                _check_sync_ranges(ctx, ctx.meta[name], tables.get(name, {}))
-        except ValueError as error:
-            raise click.BadParameter(f"{path}: {error}") from None
-    # Not settings: a file that said print_config = true would print and exit, never
-    # serve, and say nothing of it; config = "other.toml" would be ignored.
-    params = {param.name: param for param in ctx.command.params
-              if param.name not in ("config", "print_config")}
-    named: dict[str, str] = {}  # setting -> the key of the file that gave it
-    sync_keys = tables.get("sync", {})
-    for key in values:
-        name = ALIASES.get(key.replace("-", "_"), key.replace("-", "_"))
-        if name in named:  # TOML keeps both: which one was meant is not known
-            raise click.BadParameter(f"{path}: {named[name]!r} and {key!r} are two names "
-                                     f"of one setting, {name}: give one")
-        named[name] = key
-        # A top-level interval beside its [sync] key: in a file, neither wins.
-        field = _SYNC_FIELDS.get(name)
-        if field in sync_keys:
-            raise click.BadParameter(f"{path}: {key!r} and '[sync] {sync_keys[field]}' are "
-                                     f"two names of one setting, {name}: give one")
-    unknown = sorted(key for name, key in named.items() if name not in params)
-    if unknown:
-        settings = sorted(params)
-        raise click.BadParameter(f"{path}: unknown setting {unknown[0]!r}; the settings "
-                                 f"are: {', '.join(settings)} and the tables "
-                                 f"{', '.join(f'[{t}]' for t in node_limits.LIMIT_TABLES)}")
-    for name, key in named.items():  # checked here, so the error names the file
-        try:
-            param = params[name]
-            _check_toml_type(param, values[key])
-            param.type_cast_value(ctx, values[key])
-        except click.BadParameter as error:
-            raise click.BadParameter(f"{path}: {key}: {error.message}") from None
-    ctx.meta[_FILE_KEYS] = named
-    ctx.default_map = {name: values[key] for name, key in named.items()}
-
-
-#: Settings whose value may be or hold a credential, which an error must never show: the
-#: token and the cluster secret; ``automerge_tokens``, a path, but a table of tokens
-#: written inline by mistake; peers' and the advertised URLs, which may hold a user name
-#: and password (refused by ``Config.check`` without showing them). Their errors give the
-#: wrong value's type alone.
-_UNSHOWN = frozenset({"token", "cluster_secret", "automerge_tokens", "peers", "advertise_url"})
-
-
-def _check_toml_type(param: click.Parameter, value: Any) -> None:
-    """A file's value must have its option's TOML type: click converts whatever it is
-    given (``port = true`` is port 1, ``token = true`` the token "True"). The error shows
-    the value as the file wrote it, near enough, unless it may be a secret (``_UNSHOWN``).
-
-    >>> secret = next(param for param in serve.params if param.name == "cluster_secret")
-    >>> _check_toml_type(secret, ["hunter2-secret"])
-    Traceback (most recent call last):
-    click.exceptions.BadParameter: must be a string, not array
-    """
-    kind = param.type
-    types: tuple[type, ...]
-    if isinstance(kind, click.types.BoolParamType):
-        wanted, types = "true or false", (bool,)
-    elif isinstance(kind, click.types.IntParamType):
-        wanted, types = "a whole number", (int,)
-    elif isinstance(kind, click.types.FloatParamType):
-        wanted, types = "a number", (int, float)
-    else:
-        wanted, types = "a string", (str,)
-
-    def fits(item: Any) -> bool:
-        return type(item) in types  # exactly: a bool is an int to isinstance
-    if param.name in _UNSHOWN:
-        shown = type_name(value)
-        if isinstance(value, list) and param.multiple:
-            wrong = next((at for at, item in enumerate(value, 1) if not fits(item)), None)
-            shown = "" if wrong is None else \
-                f"an array whose item {wrong} is of type {type_name(value[wrong - 1])}"
-    else:
-        shown = json.dumps(value, default=str)  # as the file wrote it, near enough
-        shown = shown if param.multiple else f"{type_name(value)} {shown}"
-    if param.multiple:
-        if not (isinstance(value, list) and all(fits(item) for item in value)):
-            raise click.BadParameter(f"must be an array, each item {wanted}, not {shown}")
-    elif not fits(value):
-        raise click.BadParameter(f"must be {wanted}, not {shown}")
 
 
 class _Seconds(click.FloatRange):
@@ -184,6 +45,8 @@ class _Seconds(click.FloatRange):
 
 
 _PATH = click.Path(dir_okay=False, exists=True, path_type=Path)
+#: ``ctx.meta`` key of the ``--automerge-tokens`` file's path (``--print-config``).
+_TOKENS_FILE = "clawsync.automerge_tokens"
 
 
 def _load_tokens(ctx: click.Context, _param: click.Parameter,
@@ -210,9 +73,9 @@ def _source_hint(ctx: click.Context, option: click.Option) -> str:
     sources = click.core.ParameterSource
     if source is sources.ENVIRONMENT and isinstance(option.envvar, str):
         return f"{option.envvar} (the environment's {flag})"
-    file = ctx.meta.get(_CONFIG_FILE)
+    file = ctx.meta.get(CONFIG_FILE)
     if source is sources.DEFAULT_MAP and file is not None and option.name:
-        key = ctx.meta.get(_FILE_KEYS, {}).get(option.name, option.name)
+        key = ctx.meta.get(FILE_KEYS, {}).get(option.name, option.name)
         return f"{key} in {file} (the file's {flag})"
     return f"'{flag}'"
 
@@ -241,7 +104,7 @@ class _Serve(click.Command):
 
 @click.command(cls=_Serve)
 @click.option("--config", type=_PATH, is_eager=True, expose_value=False,
-              callback=_load_config, envvar="CLAWSYNC_CONFIG", show_envvar=True,
+              callback=load_config, envvar="CLAWSYNC_CONFIG", show_envvar=True,
               metavar="FILE",
               help="TOML file with any of these settings, e.g. `peers = [\"http://hub:7878\"]` "
                    "and `cluster_secret = \"...\"`, and the limits of the README in tables "
@@ -385,7 +248,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     except ValueError as error:
         # A setting's own check: it may have come from the file (its checks against the
         # others, and its values' syntax, run only here).
-        file = ctx.meta.get(_CONFIG_FILE)
+        file = ctx.meta.get(CONFIG_FILE)
         said = str(error)
         if isinstance(error, node_config.TokenNeeded):
             said += _empty_token_note(token, token_from, file)
@@ -402,7 +265,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         shown = {**config.shown(), "automerge_tokens": None if tokens is None else str(tokens)}
         click.echo(json.dumps({**shown, "sources": sources}, indent=2))
         return
-    overridden = empty_overrides(ctx, config, decided, ctx.meta.get(_CONFIG_FILE))
+    overridden = empty_overrides(ctx, config, decided, ctx.meta.get(CONFIG_FILE))
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run
 
@@ -519,13 +382,13 @@ def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dic
         for param in ctx.command.params
         if param.name is not None and param.name not in ("config", "print_config")}
     sources.update(decided)
-    tables: dict[str, dict[str, str]] = ctx.meta.get(_FILE_TABLES, {})
+    tables: dict[str, dict[str, str]] = ctx.meta.get(FILE_TABLES, {})
     keys = {name: {field.name: "file" if field.name in tables.get(name, ()) else "default"
                    for field in fields(kind)}
             for name, kind in node_limits.LIMIT_TABLES.items()}
     # The intervals of [sync] that have options: the option's source when it was given
     # (it wins over the table), and the option's is the table's when it was not.
-    for option, field in _SYNC_FIELDS.items():
+    for option, field in SYNC_FIELDS.items():
         if sources[option] == "default":
             sources[option] = keys["sync"][field]
         else:
@@ -547,17 +410,3 @@ def _sync_config(ctx: click.Context, pull_interval_s: float,
     if ctx.get_parameter_source("members_interval") in given:
         sync = replace(sync, members_interval_s=members_interval_s)
     return sync
-
-
-def _check_sync_ranges(ctx: click.Context, sync: SyncConfig, keys: dict[str, str]) -> None:
-    """The ``[sync]`` table's intervals hold to their options' ranges too (``SyncConfig``
-    checks only that they are positive): a pull interval of 0.01 s would be a busy loop
-    per peer. ``keys``: the table's keys by the setting each gives, as the file wrote them."""
-    for param in ctx.command.params:
-        if param.name in _SYNC_FIELDS:
-            assert isinstance(param.type, click.FloatRange)
-            field = _SYNC_FIELDS[param.name]
-            value, low, high = getattr(sync, field), param.type.min, param.type.max
-            if low is not None and high is not None and not low <= value <= high:
-                raise ValueError(f"[sync] {keys.get(field, field)} = {value:g} is not "
-                                 f"between {low:g} and {high:g} (as {param.opts[0]})")

@@ -22,7 +22,8 @@ import pytest
 from click.testing import CliRunner
 from rich.cells import cell_len
 
-from node.cli.demo_run import DURING_SPLIT, NODES, OPENING, Cluster, DemoFailed, port_refusal
+from node.cli.demo_cluster import NODES, Cluster, DemoFailed, port_refusal
+from node.cli.demo_run import DURING_SPLIT, OPENING
 from node.cli.group import main
 from node.ports import (
     PORTS_FROM,
@@ -370,7 +371,7 @@ def test_a_links_port_taken_is_the_demos_clear_failure(
     with socket.create_server(("127.0.0.1", 0)) as taken:
         held = taken.getsockname()[1]
         picks = iter([free_port(), held])  # B's link, then C's
-        monkeypatch.setattr("node.cli.demo_run.free_port", lambda _avoid: next(picks))
+        monkeypatch.setattr("node.cli.demo_cluster.free_port", lambda _avoid: next(picks))
         monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
         result = CliRunner().invoke(main, ["demo", "--port", str(port)])
     assert result.exit_code == 1, (result.output, result.exception)

@@ -98,8 +98,8 @@ def test_a_command_loads_its_own_module_not_the_others(command: str, module: str
     assert output.startswith(f"Usage: clawsync {command} ")
     assert module in loaded
     others = {"node.cli.status", "node.cli.demo", "node.cli.openclaw", "node.cli.append",
-              "node.server.command", "node.cli.demo_run", "node.cli.openclaw_run",
-              "node.cli.openclaw_sink"} - {module}
+              "node.server.command", "node.cli.demo_run", "node.cli.demo_cluster",
+              "node.cli.openclaw_run", "node.cli.openclaw_sink"} - {module}
     assert not others & loaded
 
 
@@ -108,7 +108,8 @@ def test_a_command_loads_its_own_module_not_the_others(command: str, module: str
 #: the demo and the OpenClaw commands do.
 RUNNING_ONLY = {"node.config", "node.limits", "node.checks", "node.client.api",
                 "node.client.transport", "node.device", "node.cli.demo_run",
-                "node.cli.openclaw_run", "node.cli.openclaw_sink", "node.openclaw.bridge"}
+                "node.cli.demo_cluster", "node.cli.openclaw_run", "node.cli.openclaw_sink",
+                "node.openclaw.bridge"}
 
 
 @pytest.mark.parametrize("command", [

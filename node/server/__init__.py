@@ -1,6 +1,7 @@
 """The node as a server: the client API (``app``), live event streams (``streams``),
 starting and stopping a node with its peer links and Automerge clients (``run``),
-``clawsync serve`` (``command``), the web console's files (``console``).
+``clawsync serve`` (``command``, its ``--config`` file: ``config_file``), the web
+console's files (``console``).
 
 May import: crdt, sync, node, node.http, node.peers, node.automerge, node.console
 """

@@ -29,6 +29,7 @@ from node.http.params import flag_param, takes_params
 from node.http.wire import respond
 from node.peers import live
 from node.peers.gossip import Gossip
+from node.peers.handshake import claimed_device, refuse, refuse_keyless, refuse_self
 from node.peers.transport import (
     MEMBERS_PATH,
     NODE_HEADER,
@@ -36,10 +37,6 @@ from node.peers.transport import (
     LinkClosed,
     LinkRefused,
     accept,
-    claimed_device,
-    refuse,
-    refuse_keyless,
-    refuse_self,
 )
 from sync.peer.live import OriginLive
 

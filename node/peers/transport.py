@@ -12,7 +12,9 @@ it away answers 403 with the reason and its signed refusal in headers (``Refusal
 that takes it picks the subprotocol, and the first frame each way is a proof: the
 acceptor's key, nonce and signature, then the dialer's key and signature. Only then
 does the peer protocol start. A node of 0.2 ignores the headers and does not pick the
-subprotocol: such a link is authenticated by the cluster secret alone, as before.
+subprotocol: such a link is authenticated by the cluster secret alone, as before. What
+the acceptor reads of the handshake and answers before the upgrade, a refusal among
+them, is ``node.peers.handshake``'s.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from crdt import device as crdt_device
 from crdt import linkproof
 from crdt.errors import InvalidInput, Picklable
 from node.device import DeviceKey
-from node.http.wire import JSON_TYPE, error_body
 from node.peers.addresses import RefusalsLogged, dialable
 from node.peers.dial_words import why
 from node.peers.refusals import Refusing, read_most, refusal_words, refusing_now
@@ -400,56 +401,15 @@ def _refused(url: str, headers: Mapping[str, str], own_id: str, nonce: bytes) ->
     return LinkRefused(f"{url} refused this device ({code or 'no reason'})", refusal)
 
 
-def refuse(device: DeviceKey, code: str, detail: dict[str, Any], dialer_id: str,
-           dialer_nonce: bytes, text: str) -> web.Response:
-    """The 403 answer that turns the device ``dialer_id`` away, signed by ``device``."""
-    refusal = Refusal(code, detail, device.device_id)
-    ours = linkproof.new_nonce()
-    signature = linkproof.sign(device.private_key, "refuse", dialer_nonce, ours, dialer_id,
-                               device.device_id, refusal.text())
-    return web.Response(status=403, body=error_body(code, text), content_type=JSON_TYPE, headers={
-        REFUSED_HEADER: code, DETAIL_HEADER: refusal.text(),
-        KEY_HEADER: linkproof.b64(device.public_key), NONCE_HEADER: linkproof.b64(ours),
-        SIGNATURE_HEADER: linkproof.b64(signature)})
-
-
-def refuse_keyless(text: str) -> web.Response:
-    """The 403 answer that turns away a dialer that proved no device key: its code in
-    ``REFUSED_HEADER`` as in every refusal, unsigned (the dialer sent no nonce to sign)."""
-    return web.Response(status=403, body=error_body(KEY_REQUIRED, text),
-                        content_type=JSON_TYPE, headers={REFUSED_HEADER: KEY_REQUIRED})
-
-
-def refuse_self(node_id: str) -> web.Response:
-    """The answer to a dialer that names this very node: 409 with our node id, which
-    ``dial`` turns into ``SelfLink`` so that the address is not dialed again."""
-    return web.Response(status=409, text="that address is the dialing node itself",
-                        headers={NODE_HEADER: node_id})
-
-
-def claimed_device(request: web.Request) -> tuple[str, bytes] | None:
-    """The device id and nonce a dialer named, None if it named none (a node of 0.2);
-    ``InvalidInput`` if they are malformed or the dialer did not offer ``LINK_PROTOCOL``."""
-    named = request.headers.get(DEVICE_HEADER)
-    if named is None:
-        return None
-    device_id = crdt_device.parse_device_id(named, field=DEVICE_HEADER)
-    nonce = linkproof.unb64(request.headers.get(NONCE_HEADER), linkproof.NONCE_BYTES,
-                            NONCE_HEADER)
-    offered = request.headers.get("Sec-WebSocket-Protocol", "")
-    if LINK_PROTOCOL not in (part.strip() for part in offered.split(",")):
-        raise InvalidInput(f"a device must offer the subprotocol {LINK_PROTOCOL}",
-                           field="Sec-WebSocket-Protocol")
-    return device_id, nonce
-
 
 async def accept(request: web.Request, config: SyncConfig, *,
                  device: DeviceKey | None = None,
                  claimed: tuple[str, bytes] | None = None,
                  logged: RefusalsLogged | None = None) -> Link:
     """Upgrade an (already authenticated) request to a link; ``LinkClosed`` if the peer
-    went away during the handshake. With ``claimed`` (``claimed_device``), both sides
-    prove their keys first; ``LinkRefused`` if the dialer's proof does not verify. The
+    went away during the handshake. With ``claimed``
+    (``node.peers.handshake.claimed_device``), both sides prove their keys first;
+    ``LinkRefused`` if the dialer's proof does not verify. The
     address the dialer gives for itself is kept only if a node could dial it; one that
     is not is logged once per node id and reason while ``logged`` remembers it (a peer
     gives the same at each of its links), at every link of a dialer that names no node."""

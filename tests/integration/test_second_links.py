@@ -21,13 +21,13 @@ from aiohttp import web
 
 from crdt.device import private_key_from_seed
 from node.device import DeviceKey
+from node.peers.handshake import claimed_device
 from node.peers.transport import (
     DUPLICATE_LINK,
     MEMBERS_PATH,
     PEER_PATH,
     Link,
     accept,
-    claimed_device,
     dial,
 )
 from sync.peer.config import SyncConfig

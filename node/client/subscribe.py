@@ -243,7 +243,11 @@ async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica, doc_tex
     """One connection: join, ask for the document, yield on every change. Each view is
     checked to be ``session_key``'s: the node named the document (after a forget its id
     is not the key's), and its genesis change, the first any sync brings, holds the key
-    it was born for; a document of another session (or of none) is a ``SubscribeError``."""
+    it was born for; a document of another session (or of none) is a ``SubscribeError``,
+    as soon as a sync brought it in: before any answer to that sync goes back to the
+    node. (Not before it is applied: the node's first answer is the whole document saved
+    as one chunk, whose key only automerge reads; the replica is in memory, and dropped
+    with the subscription the error ends.)"""
     me = f"clawsync-py-{secrets.token_hex(4)}"
     state = new_sync_state()
     server: str | None = None
@@ -268,14 +272,15 @@ async def _follow(ws: aiohttp.ClientWebSocketResponse, replica: Replica, doc_tex
                 changed = replica.receive_sync_message(state, frame.data)
             except CrdtError as exc:
                 raise SubscribeError(f"the node sent a bad sync message: {exc}") from None
+            view = replica.to_python() if changed else None
+            # Checked before the reply, which would tell the node we hold what it sent.
+            if view is not None and view.get("session_key") != session_key:
+                raise _other_session(view.get("session_key"), session_key,
+                                     "the node's document")
             reply = replica.generate_sync_message(state)
             if reply is not None:
                 await ws.send_bytes(encode_sync(me, server, doc_text, reply))
-            view = replica.to_python() if changed else None
             if view is not None:
-                if view.get("session_key") != session_key:
-                    raise _other_session(view.get("session_key"), session_key,
-                                         "the node's document")
                 yield projection_of(view, f"automerge:{doc_text}")
         elif isinstance(frame, Unavailable):
             if frame.document_id == doc_text and replica.heads:

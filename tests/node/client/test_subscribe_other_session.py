@@ -3,7 +3,9 @@ stand-in answers ``GET /v1/sessions/s1`` as a node would, but naming the documen
 ``s2`` (a real session of the real node behind it), in the ``X-Clawsync-Automerge-Url``
 header or, as an older node, in its body; its ``/automerge`` sends the websocket on to
 the real node. The subscription refuses it with a ``SubscribeError`` naming ``s2``, even
-while it reconnects; it never yields ``s2``'s projection as ``s1``'s."""
+while it reconnects; it never yields ``s2``'s projection as ``s1``'s. A stand-in that
+plays the node's websocket too, recording what the client sends, shows that the refusal
+comes before the client answers the sync that brought ``s2``'s document."""
 
 from __future__ import annotations
 
@@ -13,14 +15,19 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
-from crdt.automerge.document import automerge_url
+from crdt.automerge.document import EMPTY_FIELDS, SessionDoc, automerge_url, node_actor
+from crdt.automerge.syncing import new_sync_state
 from node.client.subscribe import SubscribeError, projections
 from node.headers import AUTOMERGE_URL_HEADER
 from node.server.run import RunningNode
+from sync.repo.messages import Join, Sync, encode_peer, encode_sync, parse_frame
 from tests.node.client.support import DEADLINE_S, until
 from tests.support.nodes import post
+from tests.support.ports import free_port
 from tests.support.stand_in import Quiet, serving
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -112,3 +119,52 @@ async def test_a_document_of_another_session_is_refused(
                                              f"{view['messages']}")
         finally:
             await views.aclose()
+
+
+async def test_the_sync_that_brings_another_session_gets_no_answer() -> None:
+    """The node names ``s1``'s document and syncs ``s2``'s under its id: the client
+    applies that sync, refuses the document and closes, without the answer that would
+    tell the node it holds it (an honest document gets one: ``Replica``'s doctest)."""
+    other = SessionDoc.new(OTHER, node_actor("n1"))
+    other.update(dict(EMPTY_FIELDS, session_key=OTHER, state="active"), [], {})
+    doc_text = automerge_url(ASKED).removeprefix("automerge:")
+    sent: list[str] = []  # the kinds of the frames the client sent, in order
+    closed = asyncio.Event()  # the client closed the websocket: all it sent is read
+
+    async def socket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        state = new_sync_state()
+        async for message in ws:
+            if message.type != aiohttp.WSMsgType.BINARY:
+                break
+            frame = parse_frame(message.data)
+            sent.append(type(frame).__name__)
+            if isinstance(frame, Join):
+                await ws.send_bytes(encode_peer("stand-in", frame.sender, {}))
+            elif isinstance(frame, Sync):
+                other.receive_sync_message(state, frame.data)
+                answer = other.generate_sync_message(state)
+                if answer is not None:
+                    await ws.send_bytes(encode_sync("stand-in", frame.sender, doc_text,
+                                                    answer))
+        closed.set()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/automerge", socket)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        with pytest.raises(SubscribeError, match=f"^the node's document is for session "
+                                                 f"'{OTHER}', not '{ASKED}'$"):
+            async with asyncio.timeout(DEADLINE_S):
+                async for view in projections(f"http://127.0.0.1:{port}", ASKED):
+                    raise AssertionError(f"followed {view['session_key']!r}")
+        async with asyncio.timeout(DEADLINE_S):
+            await closed.wait()
+    finally:
+        await runner.cleanup()
+    assert sent == ["Join", "Sync"]  # the join and the request for the document

@@ -1,11 +1,12 @@
 """Failed asks for a peer's member list (``Learning.learn_from``): the kind of each
 failure, which kinds hold asks off on the link, and which are news (logged at info)
-rather than repeats (at debug); and faults of ours before the ask or while a list read
-is taken up (``fault_of_ours``), told apart so too, each by where it was met. What is
-kept per link is a ``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a
-list read on the link clears the failures of the ask, faults of ours in it too
-(``members_listed``), a list taken up whole all (``members_taken_up``). Faults of ours in
-a members round outside any link's ask (``RoundFaults``) are told apart so too.
+rather than repeats (at debug); and faults of ours before the ask, in it, while a list
+read is taken up or telling how the ask went (``fault_of_ours``), told apart so too,
+each by where it was met and its type. What is kept per link is a
+``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a list read on the
+link clears the failures of the ask, faults of ours in it too (``members_listed``), a
+list taken up whole all (``members_taken_up``). Faults of ours in a members round
+outside any link's ask (``RoundFaults``) are told apart so too.
 """
 
 from __future__ import annotations
@@ -74,12 +75,11 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     wrong secret: news; a 503, then a 404 that starts a hold), again at debug (a
     time-out and a 503 in turn are each said once; at info again once the list was read
     on the link: ``Learning.learn_from``). ``UNEXPECTED`` (no failure of the ask itself,
-    a fault of ours; called while it is handled) at error with its traceback, the first
-    time of that type in the ask on the link: a fault of another type, or met elsewhere
-    (``fault_of_ours``), is another bug. Nothing kept for a link gone since the ask, or
-    an ask that overlapped another already held off (the one as the link came up, and a
-    round's), and nothing logged but a fault of ours, at error all the same (never
-    passed over).
+    a fault of ours; called while it is handled) is one met ``IN_THE_ASK``
+    (``fault_of_ours``): at error with its traceback the first time of its type in the
+    ask on the link. Nothing kept for a link gone since the ask, or an ask that
+    overlapped another already held off (the one as the link came up, and a round's),
+    and nothing logged but a fault of ours, at error all the same (never passed over).
 
     Of a kind in ``HOLDING`` (an answer that will not change: refused, 401 or 403, whose
     cause is its configuration; a route it does not have, 404, 405, 501, from an older
@@ -94,12 +94,15 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
         if kind == UNEXPECTED:  # a fault of ours is never passed over (``fault_of_ours``)
             _log(runner, exc, UNEXPECTED, repeat=False)
         return
-    before = runner.members_failure
-    logged = before.logged if before is not None and before.link == link else frozenset()
-    said = _said(kind, exc, IN_THE_ASK)
+    if kind == UNEXPECTED:
+        fault_of_ours(runner, link, exc, IN_THE_ASK)
+        return
+    before = _kept(runner, link)
+    kinds = before.kinds if before is not None else frozenset()
     runner.members_failure = MembersFailure(
-        link, logged | {said}, hold_from(rounds) if kind in HOLDING else None)
-    _log(runner, exc, kind, repeat=said in logged)
+        link, kinds | {kind}, before.faults if before is not None else (),
+        hold_from(rounds) if kind in HOLDING else None)
+    _log(runner, exc, kind, repeat=kind in kinds)
 
 
 def members_listed(runner: Runner, link: int) -> None:
@@ -109,13 +112,11 @@ def members_listed(runner: Runner, link: int) -> None:
     (``fault_of_ours``) stay until the list is taken up whole (``members_taken_up``):
     one met while taking up each round's list is read anew every round, and is not news
     for that."""
-    failure = runner.members_failure
-    if link != runner.links or failure is None or failure.link != link:
+    failure = _kept(runner, link)
+    if link != runner.links or failure is None:
         return
-    ask = f"{UNEXPECTED} {IN_THE_ASK} "
-    ours = frozenset(said for said in failure.logged
-                     if said.startswith(UNEXPECTED) and not said.startswith(ask))
-    runner.members_failure = MembersFailure(link, ours, None) if ours else None
+    ours = tuple(fault for fault in failure.faults if fault[0] != IN_THE_ASK)
+    runner.members_failure = MembersFailure(link, frozenset(), ours, None) if ours else None
 
 
 def members_taken_up(runner: Runner, link: int) -> None:
@@ -127,58 +128,54 @@ def members_taken_up(runner: Runner, link: int) -> None:
 
 def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None:
     """A fault of ours (``exc``, called while it is handled) on the link number ``link``
-    of ``runner``, met ``where``: ``BEFORE_THE_ASK`` (the link's checks), ``TAKING_UP``
-    the list read on it (its addresses checked, dialed) or ``LEARNING`` (telling how the
-    ask went). At error with its traceback the first time of its type and place on the
-    link since a list was taken up whole on it, again at debug, as a fault of ours in the
-    ask (``members_failed``): each round, and each link coming up, meets it again. On a
-    link gone since, at error all the same, and nothing kept (the current link's failure
-    stays its own): a fault of ours is never passed over."""
-    failure = runner.members_failure
+    of ``runner``, met ``where``: ``BEFORE_THE_ASK`` (the link's checks), ``IN_THE_ASK``
+    (``members_failed``), ``TAKING_UP`` the list read on it (its addresses checked,
+    dialed) or ``LEARNING`` (telling how the ask went). At error with its traceback the
+    first time of its type and place on the link since a list was taken up whole on it
+    (one in the ask: read), again at debug: each round, and each link coming up, meets
+    it again. On a link gone since, at error all the same, and nothing kept (the
+    current link's failure stays its own): a fault of ours is never passed over."""
     if link != runner.links:
         _log(runner, exc, UNEXPECTED, repeat=False)
         return
-    said = _said(UNEXPECTED, exc, where)
-    kept = failure if failure is not None and failure.link == link else None
+    fault = (where, _type_of(exc))
+    kept = _kept(runner, link)
+    faults = kept.faults if kept is not None else ()
     runner.members_failure = MembersFailure(
-        link, (kept.logged if kept else frozenset()) | {said}, kept.until if kept else None)
-    _log(runner, exc, UNEXPECTED, repeat=kept is not None and said in kept.logged)
+        link, kept.kinds if kept is not None else frozenset(),
+        faults if fault in faults else (*faults, fault),
+        kept.until if kept is not None else None)
+    _log(runner, exc, UNEXPECTED, repeat=fault in faults)
 
 
-def _said(kind: str, exc: Exception, where: str) -> str:
-    """What ``logged`` keeps of a failure of kind ``kind``: the kind, and for a fault
-    of ours, where it was met (``IN_THE_ASK`` ...) and its exception's type (a fault of
-    another type, or met elsewhere, is another bug).
-
-    >>> _said(UNEXPECTED, KeyError("k"), TAKING_UP)
-    'unexpected taking up builtins.KeyError'
-    >>> _said(NO_ANSWER, TimeoutError(), IN_THE_ASK)
-    'no answer'
-    """
-    if kind != UNEXPECTED:
-        return kind
-    return f"{kind} {where} {_type_of(exc)}"
+def _kept(runner: Runner, link: int) -> MembersFailure | None:
+    """What is kept of the asks on the link number ``link`` of ``runner``, if any."""
+    failure = runner.members_failure
+    return failure if failure is not None and failure.link == link else None
 
 
 def _type_of(exc: BaseException) -> str:
-    """The full name of the type of ``exc``."""
+    """The full name of the type of ``exc``.
+
+    >>> _type_of(KeyError("k"))
+    'builtins.KeyError'
+    """
     fault = type(exc)
     return f"{fault.__module__}.{fault.__qualname__}"
 
 
 def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool) -> None:
     """Log a failure ``exc`` of kind ``kind`` for the peer of ``runner``: a repeat at
-    debug, news of a fault of ours at error with its traceback (called while ``exc``
-    is handled), other news at info."""
-    # A fault of ours says what it is (its repr); a failure of the ask, why it failed.
-    reason = repr(exc) if kind == UNEXPECTED else str(exc)
-    if repeat:
-        log.debug(FAULT_REPEAT_TEXT if kind == UNEXPECTED else "members not listed",
-                  peer=runner.url, reason=reason)
-    elif kind == UNEXPECTED:
-        log.exception(FAULT_TEXT, peer=runner.url)
-    else:
-        log.info("members not listed", peer=runner.url, reason=reason)
+    debug, news of a fault of ours at error with its traceback (called
+    while ``exc`` is handled), other news at info."""
+    if kind == UNEXPECTED:  # a fault of ours says what it is (its repr)
+        if repeat:
+            log.debug(FAULT_REPEAT_TEXT, peer=runner.url, reason=repr(exc))
+        else:
+            log.exception(FAULT_TEXT, peer=runner.url)
+    else:  # a failure of the ask, why it failed
+        (log.debug if repeat else log.info)("members not listed", peer=runner.url,
+                                            reason=str(exc))
 
 
 class RoundFaults:

@@ -110,17 +110,20 @@ def linked_nodes(runners: Iterable[Runner]) -> set[str]:
 @dataclass(frozen=True, slots=True)
 class MembersFailure:
     """What went wrong asking a peer for its member list (``Runner.members_failure``): a
-    failed ask, or a fault of ours before it or taking up the list read. The link it was
-    on (``Runner.links``); the kinds of failure logged on that link
-    (``node.peers.list_failures``: one in it is logged again at debug), a fault of ours
-    with where it was met and its exception's type; and until when the list is not asked
+    failed ask, or a fault of ours before it, in it, taking up the list read or telling
+    how the ask went. The link it was on (``Runner.links``); the kinds of failure of the
+    ask logged on that link (``node.peers.list_failures``: one in it is logged again at
+    debug); the faults of ours logged on it, each where it was met and its exception's
+    type, the one met longest ago first (at most
+    ``node.peers.list_failures.FAULTS_KEPT_MAX``); and until when the list is not asked
     again (None: asked at the next round; a failure is logged once for the link and kind
     all the same). A list read on the link clears the failures of the ask, a fault of
     ours in it too (``members_listed``); a list taken up whole clears all
     (``members_taken_up``)."""
 
     link: int
-    logged: frozenset[str]
+    kinds: frozenset[str]
+    faults: tuple[tuple[str, str], ...]
     until: Hold | None
 
 

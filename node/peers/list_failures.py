@@ -92,7 +92,7 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     kind = kind_of(exc)
     if link != runner.links or failure_holds(runner, rounds):
         if kind == UNEXPECTED:  # a fault of ours is never passed over (``fault_of_ours``)
-            _log(runner, exc, UNEXPECTED, repeat=False)
+            _log(runner, exc, UNEXPECTED, repeat=False, where=IN_THE_ASK)
         return
     if kind == UNEXPECTED:
         fault_of_ours(runner, link, exc, IN_THE_ASK)
@@ -136,7 +136,7 @@ def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None
     it again. On a link gone since, at error all the same, and nothing kept (the
     current link's failure stays its own): a fault of ours is never passed over."""
     if link != runner.links:
-        _log(runner, exc, UNEXPECTED, repeat=False)
+        _log(runner, exc, UNEXPECTED, repeat=False, where=where)
         return
     fault = (where, _type_of(exc))
     kept = _kept(runner, link)
@@ -145,7 +145,7 @@ def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None
         link, kept.kinds if kept is not None else frozenset(),
         faults if fault in faults else (*faults, fault),
         kept.until if kept is not None else None)
-    _log(runner, exc, UNEXPECTED, repeat=fault in faults)
+    _log(runner, exc, UNEXPECTED, repeat=fault in faults, where=where)
 
 
 def _kept(runner: Runner, link: int) -> MembersFailure | None:
@@ -164,15 +164,16 @@ def _type_of(exc: BaseException) -> str:
     return f"{fault.__module__}.{fault.__qualname__}"
 
 
-def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool) -> None:
+def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool,
+         where: str | None = None) -> None:
     """Log a failure ``exc`` of kind ``kind`` for the peer of ``runner``: a repeat at
-    debug, news of a fault of ours at error with its traceback (called
+    debug, news of a fault of ours (met ``where``) at error with its traceback (called
     while ``exc`` is handled), other news at info."""
-    if kind == UNEXPECTED:  # a fault of ours says what it is (its repr)
+    if kind == UNEXPECTED:  # a fault of ours says what it is (its repr), and where
         if repeat:
-            log.debug(FAULT_REPEAT_TEXT, peer=runner.url, reason=repr(exc))
+            log.debug(FAULT_REPEAT_TEXT, peer=runner.url, where=where, reason=repr(exc))
         else:
-            log.exception(FAULT_TEXT, peer=runner.url)
+            log.exception(FAULT_TEXT, peer=runner.url, where=where)
     else:  # a failure of the ask, why it failed
         (log.debug if repeat else log.info)("members not listed", peer=runner.url,
                                             reason=str(exc))

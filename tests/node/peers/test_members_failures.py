@@ -3,14 +3,14 @@ that fails other than by a refusal (401, 403) is logged once for the link and ki
 failure, repeats at debug, and a list read on the link makes the next failure news
 again; a fault of ours, before the ask (in a round's, or one made as a link comes up),
 in it, taking up a list read or telling how the ask went, is logged at error with its
-traceback, once per type and place (never passed over on a link gone since), a repeat
-at debug; one in a round outside any link's ask, once per type and step until the step
-meets none in a round, and ends no other step. An
-answer that will not change (a 404 of an older node, a 405, a 501, a body that is no
-member list) holds asks off as a refusal does; one that may pass by (a 502, 503, 504),
-or no answer (the connection refused, a time-out), does not. Each kind of failure is
-said at info the first time on the link, whatever came between. An address with a query
-(a credential may be in it), in a peer's list, is skipped."""
+traceback and where it was met, once per type and place (never passed over on a link
+gone since), a repeat at debug; one in a round outside any link's ask, once per type
+and step until the step meets none in a round, and ends no other step. An answer that
+will not change (a 404 of an older node, a 405, a 501, a body that is no member list)
+holds asks off as a refusal does; one that may pass by (a 502, 503, 504), or no answer
+(the connection refused, a time-out), does not. Each kind of failure is said at info
+the first time on the link, whatever came between. An address with a query (a
+credential may be in it), in a peer's list, is skipped."""
 
 from __future__ import annotations
 
@@ -25,7 +25,14 @@ import structlog
 from node.cli.linkproxy import LinkProxy
 from node.peers import learning as learning_module
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
-from node.peers.list_failures import FAULT_REPEAT_TEXT, FAULT_TEXT
+from node.peers.list_failures import (
+    BEFORE_THE_ASK,
+    FAULT_REPEAT_TEXT,
+    FAULT_TEXT,
+    IN_THE_ASK,
+    LEARNING,
+    TAKING_UP,
+)
 from node.peers.member_lists import SKIPPED
 from node.peers.runner import linked_nodes
 from node.peers.transport import fetch_members
@@ -326,6 +333,9 @@ async def test_a_fault_of_ours_in_the_ask_and_one_taking_up_a_list_are_two_bugs(
         ("error", True)] * errors
     assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
         ("debug", "KeyError")] * (len(places) - errors)
+    assert [entry["where"] for entry in said if entry["event"] in (
+        FAULT_TEXT, FAULT_REPEAT_TEXT)] == [
+        IN_THE_ASK if place == "the ask" else TAKING_UP for place in places]
 
 
 async def test_a_fault_of_ours_in_a_round_outside_any_ask_is_logged_once_per_type(
@@ -426,6 +436,9 @@ async def test_a_fault_of_ours_telling_how_an_ask_went_is_not_one_before_the_ask
             for entry in failed] == [("error", peer.url, True)] * 2
     assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
         ("debug", "KeyError")] * (ROUNDS - 1)
+    # Each line says where it was met, telling how the ask went too.
+    assert [entry["where"] for entry in said if entry["event"] in (
+        FAULT_TEXT, FAULT_REPEAT_TEXT)] == [BEFORE_THE_ASK] + [LEARNING] * ROUNDS
 
 
 async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_at_error(

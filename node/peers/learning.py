@@ -59,7 +59,7 @@ from node.peers.list_failures import (
     ASKING,
     BEFORE_THE_ASK,
     DIALING_MEMBERS,
-    FAULT_TEXT,
+    HANDLING,
     LEARNING,
     SWEEPING,
     TAKING_UP,
@@ -161,7 +161,8 @@ class Learning:
         #: Held by each ask for a peer's member list (``learn_from``), whoever makes it:
         #: ``MEMBER_ASKS_AT_ONCE`` at most in flight.
         self.asks = asyncio.Semaphore(MEMBER_ASKS_AT_ONCE)
-        #: Faults of ours in a round, outside any link's ask (``one_round``).
+        #: Faults of ours in a round, outside any link's ask (``one_round``), and in
+        #: handling the fault of an ask (``learn_from``).
         self.round_faults = RoundFaults()
 
     async def run(self) -> None:
@@ -234,9 +235,10 @@ class Learning:
         Raises nothing but a cancel: a fault of ours, before the ask (the link's checks),
         in it, taking up the list read or telling how the ask went (``LEARNING``: judging
         a failure, clearing old ones), is logged at error once per type and place on
-        the link, again at debug (``fault_of_ours``, ``members_failed``): each round, and
-        each ask as a link comes up, would meet it again, and an ask in a task of its own
-        would pass it to no one."""
+        the link, again at debug (``fault_of_ours``, ``members_failed``); one met
+        handling such a fault, once per type for the node (``RoundFaults``,
+        ``HANDLING``): each round, and each ask as a link comes up, would meet it again,
+        and an ask in a task of its own would pass it to no one."""
         try:
             async with self.asks:
                 if link is not None and runner.links != link:
@@ -247,8 +249,9 @@ class Learning:
             # _learn_from, each by its place
             try:
                 fault_of_ours(runner, runner.links, exc, LEARNING)
-            except Exception:  # judging the fault failed: logged whole all the same
-                log.exception(FAULT_TEXT, peer=runner.url)
+            except Exception as fault:  # judging the fault failed: the link's memory
+                # of faults is no place to keep it, and each round would meet it again
+                self.round_faults.fault(fault, HANDLING, peer=runner.url)
 
     async def _learn_from(self, runner: Runner) -> None:
         """Ask for the list, and dial what it names (``learn_from``). Only over a link

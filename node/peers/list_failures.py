@@ -6,7 +6,8 @@ each by where it was met and its type. What is kept per link is a
 ``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a list read on the
 link clears the failures of the ask, faults of ours in it too (``members_listed``), a
 list taken up whole all (``members_taken_up``). Faults of ours in a members round
-outside any link's ask (``RoundFaults``) are told apart so too.
+outside any link's ask, or met handling the fault of an ask (``RoundFaults``), are told
+apart so too.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ LEARNING = "learning"
 #: (``RoundFaults``): sweeping the links of devices removed, dialing member devices,
 #: making the round's asks. Each step runs though one before it failed.
 SWEEPING, DIALING_MEMBERS, ASKING = "sweeping links", "dialing members", "asking"
+#: Where a fault of ours met handling a fault of an ask was met (``RoundFaults``): the
+#: link's memory of faults (``fault_of_ours``) is no place to keep it.
+HANDLING = "handling a fault"
 #: The event of a fault of ours, logged at error with its traceback the first time.
 FAULT_TEXT = "learning members failed"
 #: The event of a repeat of a fault of ours, at debug: no failure of the ask (the list
@@ -76,10 +80,11 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     time-out and a 503 in turn are each said once; at info again once the list was read
     on the link: ``Learning.learn_from``). ``UNEXPECTED`` (no failure of the ask itself,
     a fault of ours; called while it is handled) is one met ``IN_THE_ASK``
-    (``fault_of_ours``): at error with its traceback the first time of its type in the
-    ask on the link. Nothing kept for a link gone since the ask, or an ask that
-    overlapped another already held off (the one as the link came up, and a round's),
-    and nothing logged but a fault of ours, at error all the same (never passed over).
+    (``fault_of_ours``), in an ask that overlapped another already held off too: at
+    error with its traceback the first time of its type in the ask on the link. Nothing
+    kept for a link gone since the ask, or an ask that overlapped another already held
+    off (the one as the link came up, and a round's), and nothing logged but a fault of
+    ours.
 
     Of a kind in ``HOLDING`` (an answer that will not change: refused, 401 or 403, whose
     cause is its configuration; a route it does not have, 404, 405, 501, from an older
@@ -90,12 +95,10 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     time-out, a reset; a 502, 503, 504, a node's 503 when busy, a 500): the link is up,
     so a list read then may name nodes to dial."""
     kind = kind_of(exc)
-    if link != runner.links or failure_holds(runner, rounds):
-        if kind == UNEXPECTED:  # a fault of ours is never passed over (``fault_of_ours``)
-            _log(runner, exc, UNEXPECTED, repeat=False, where=IN_THE_ASK)
-        return
     if kind == UNEXPECTED:
         fault_of_ours(runner, link, exc, IN_THE_ASK)
+        return
+    if link != runner.links or failure_holds(runner, rounds):
         return
     before = _kept(runner, link)
     kinds = before.kinds if before is not None else frozenset()
@@ -180,26 +183,30 @@ def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool,
 
 
 class RoundFaults:
-    """Faults of ours in a members round outside any link's ask (``Learning.one_round``:
-    the sweep of links, the dials of members, the round's asks), met again at each round
-    that follows: logged at error with its traceback the first time of its type and
-    place (``SWEEPING`` ...), a repeat at debug, and news again after that place met no
-    fault in a round. A fault of the same type met in another place is another bug.
-    Holds the places and types of the faults met since each place last met none: few,
-    one per bug."""
+    """Faults of ours outside any link's memory of its asks, met again at each round
+    that follows: in a members round outside any link's ask (``Learning.one_round``:
+    the sweep of links, the dials of members, the round's asks), and handling the fault
+    of an ask (``HANDLING``, ``Learning.learn_from``). Logged at error with its
+    traceback the first time of its type and place (``SWEEPING`` ...), a repeat at
+    debug, and news again after that place met no fault in a round (``clean``; never,
+    for ``HANDLING``). A fault of the same type met in another place is another bug."""
 
     def __init__(self) -> None:
-        self.met: set[tuple[str, str]] = set()
+        #: The places and types of the faults met since each place last met none, the
+        #: one met longest ago first: few, one per bug.
+        self.met: tuple[tuple[str, str], ...] = ()
 
-    def fault(self, exc: Exception, where: str) -> None:
-        """The round met the fault ``exc`` ``where`` (called while it is handled)."""
+    def fault(self, exc: Exception, where: str, peer: str | None = None) -> None:
+        """The fault ``exc`` was met ``where`` (called while it is handled), in an ask
+        of the peer at ``peer`` if one."""
         fault = (where, _type_of(exc))
+        said = {"where": where} if peer is None else {"where": where, "peer": peer}
         if fault in self.met:
-            log.debug(FAULT_REPEAT_TEXT, where=where, reason=repr(exc))
+            log.debug(FAULT_REPEAT_TEXT, **said, reason=repr(exc))
         else:
-            self.met.add(fault)
-            log.exception(FAULT_TEXT, where=where)
+            log.exception(FAULT_TEXT, **said)
+            self.met = (*self.met, fault)
 
     def clean(self, where: str) -> None:
         """The round met no fault ``where``: the next one there is news."""
-        self.met = {fault for fault in self.met if fault[0] != where}
+        self.met = tuple(fault for fault in self.met if fault[0] != where)

@@ -1,0 +1,86 @@
+"""node.peers.list_failures with real nodes in this process: a fault of ours in an ask
+that overlapped another already held off, and one met handling a fault, are logged at
+error once per type too, each line saying where it was met."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import structlog
+
+from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
+from node.peers.list_failures import (
+    FAULT_REPEAT_TEXT,
+    FAULT_TEXT,
+    HANDLING,
+    IN_THE_ASK,
+    failure_holds,
+)
+from node.peers.transport import fetch_members
+from tests.node.peers.support import NodeFactory, answer, linked_to, serving, until
+
+#: Rounds asked in a row: enough to see a line logged at each, were it so.
+ROUNDS = 3
+
+
+def faults_said(said: list[dict[str, Any]]) -> list[tuple[str, str | None, str]]:
+    """The faults of ours logged, news and repeats: level, where, and the traceback
+    (``True``) or the type the repeat names."""
+    return [(entry["log_level"], entry.get("where"),
+             str(entry.get("exc_info")) if entry["event"] == FAULT_TEXT
+             else entry["reason"].split("(")[0])
+            for entry in said if entry["event"] in (FAULT_TEXT, FAULT_REPEAT_TEXT)]
+
+
+async def test_a_fault_of_ours_in_an_ask_that_overlapped_a_hold_is_logged_once(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two asks on a link at once (one as it came up, a round's): one answered 404,
+    which holds asks off, the other meeting a fault of ours after that, at each round
+    the hold ends: at error with its traceback the first time, a repeat at debug."""
+    node, [peer] = await linked_to(make_node, 1)
+    learning = node.gossip.learning
+    runner = node.gossip.runners[f"url:{peer.url}"]
+    asks = [0]
+    async with serving(answer(404, "Not Found")) as older:
+
+        async def overlapping(http: Any, url: str, **kwargs: Any) -> object:
+            asks[0] += 1
+            if asks[0] % 2:
+                return await fetch_members(http, older, **kwargs)
+            await until(lambda: failure_holds(runner, learning.rounds))
+            raise KeyError("a bug in the ask")
+
+        monkeypatch.setattr("node.peers.learning.fetch_members", overlapping)
+        with structlog.testing.capture_logs() as said:
+            for _ in range(ROUNDS):
+                await asyncio.gather(learning.learn_from(runner), learning.learn_from(runner))
+                learning.rounds += ANSWERED_BY_HOLD_ROUNDS  # the hold ends
+    assert asks[0] == 2 * ROUNDS
+    assert faults_said(said) == [("error", IN_THE_ASK, "True")] + [
+        ("debug", IN_THE_ASK, "KeyError")] * (ROUNDS - 1)
+
+
+async def test_a_fault_of_ours_handling_a_fault_is_logged_once_per_type(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handling of a fault of ours before the ask (the link's checks) itself fails,
+    at each round: at error with its traceback and the peer the first time, a repeat at
+    debug."""
+    node, [peer] = await linked_to(make_node, 1)
+    admission = node.gossip.admission
+
+    def checking(runner: Any) -> bool:
+        raise KeyError("a bug in the checks")
+
+    def handling(*args: Any) -> None:
+        raise TypeError("a bug handling a fault")
+
+    monkeypatch.setattr(admission, "linked_shared", checking)
+    monkeypatch.setattr("node.peers.learning.fault_of_ours", handling)
+    with structlog.testing.capture_logs() as said:
+        for _ in range(ROUNDS):
+            await node.gossip.learn_once()
+    assert faults_said(said) == [("error", HANDLING, "True")] + [
+        ("debug", HANDLING, "TypeError")] * (ROUNDS - 1)
+    assert {entry["peer"] for entry in said if "where" in entry} == {peer.url}

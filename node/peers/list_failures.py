@@ -7,7 +7,8 @@ each by where it was met and its type. What is kept per link is a
 link clears the failures of the ask, faults of ours in it too (``members_listed``), a
 list taken up whole all (``members_taken_up``). Faults of ours in a members round
 outside any link's ask, or met handling the fault of an ask (``RoundFaults``), are told
-apart so too.
+apart so too. At most ``FAULTS_KEPT_MAX`` faults are remembered per link, and for the
+rounds.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ from node.peers.runner import MembersFailure, Runner
 from node.peers.transport import LinkClosed, MembersRefused, MembersUnlisted
 
 log = structlog.get_logger(__name__)
+
+#: The faults of ours remembered as logged (each a place and an exception's type), per
+#: link (``MembersFailure.faults``) and for the node's members rounds and fault handling
+#: (``RoundFaults``): one per bug, so few; past this many, the one met longest ago is
+#: forgotten, and logged at error again when met. Bounded all the same: nothing else
+#: caps the types a fault may have. Higher logs fewer tracebacks again for a node with
+#: many bugs at once, lower keeps less per link.
+FAULTS_KEPT_MAX = 16
 
 #: The kinds of failure of an ask for a peer's member list (``members_failed``): each
 #: logged at info the first time on a link (since a list was last read on it), again at
@@ -136,8 +145,10 @@ def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None
     dialed) or ``LEARNING`` (telling how the ask went). At error with its traceback the
     first time of its type and place on the link since a list was taken up whole on it
     (one in the ask: read), again at debug: each round, and each link coming up, meets
-    it again. On a link gone since, at error all the same, and nothing kept (the
-    current link's failure stays its own): a fault of ours is never passed over."""
+    it again. Past ``FAULTS_KEPT_MAX`` of them on the link, the one met longest ago is
+    forgotten (news again). On a link gone since, at error all the same, and nothing
+    kept (the current link's failure stays its own): a fault of ours is never passed
+    over."""
     if link != runner.links:
         _log(runner, exc, UNEXPECTED, repeat=False, where=where)
         return
@@ -145,10 +156,23 @@ def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None
     kept = _kept(runner, link)
     faults = kept.faults if kept is not None else ()
     runner.members_failure = MembersFailure(
-        link, kept.kinds if kept is not None else frozenset(),
-        faults if fault in faults else (*faults, fault),
+        link, kept.kinds if kept is not None else frozenset(), _remembered(faults, fault),
         kept.until if kept is not None else None)
     _log(runner, exc, UNEXPECTED, repeat=fault in faults, where=where)
+
+
+def _remembered(faults: tuple[tuple[str, str], ...], fault: tuple[str, str]
+               ) -> tuple[tuple[str, str], ...]:
+    """``faults`` (the one met longest ago first) with ``fault`` met now: the last,
+    and past ``FAULTS_KEPT_MAX`` the first forgotten.
+
+    >>> _remembered((("a", "KeyError"), ("b", "KeyError")), ("a", "KeyError"))
+    (('b', 'KeyError'), ('a', 'KeyError'))
+    >>> full = tuple((str(n), "KeyError") for n in range(FAULTS_KEPT_MAX))
+    >>> _remembered(full, ("x", "KeyError")) == (*full[1:], ("x", "KeyError"))
+    True
+    """
+    return (*(met for met in faults if met != fault), fault)[-FAULTS_KEPT_MAX:]
 
 
 def _kept(runner: Runner, link: int) -> MembersFailure | None:
@@ -189,11 +213,12 @@ class RoundFaults:
     of an ask (``HANDLING``, ``Learning.learn_from``). Logged at error with its
     traceback the first time of its type and place (``SWEEPING`` ...), a repeat at
     debug, and news again after that place met no fault in a round (``clean``; never,
-    for ``HANDLING``). A fault of the same type met in another place is another bug."""
+    for ``HANDLING``), or once forgotten past ``FAULTS_KEPT_MAX``. A fault of the same
+    type met in another place is another bug."""
 
     def __init__(self) -> None:
         #: The places and types of the faults met since each place last met none, the
-        #: one met longest ago first: few, one per bug.
+        #: one met longest ago first: few, one per bug (at most ``FAULTS_KEPT_MAX``).
         self.met: tuple[tuple[str, str], ...] = ()
 
     def fault(self, exc: Exception, where: str, peer: str | None = None) -> None:
@@ -205,7 +230,7 @@ class RoundFaults:
             log.debug(FAULT_REPEAT_TEXT, **said, reason=repr(exc))
         else:
             log.exception(FAULT_TEXT, **said)
-            self.met = (*self.met, fault)
+        self.met = _remembered(self.met, fault)
 
     def clean(self, where: str) -> None:
         """The round met no fault ``where``: the next one there is news."""

@@ -1,6 +1,8 @@
-"""node.peers.list_failures with real nodes in this process: a fault of ours in an ask
-that overlapped another already held off, and one met handling a fault, are logged at
-error once per type too, each line saying where it was met."""
+"""node.peers.list_failures with real nodes in this process: what is remembered of the
+faults of ours met learning members. At most ``FAULTS_KEPT_MAX`` per link and for the
+node's rounds, the one met longest ago forgotten first (logged at error again when met);
+a fault of ours in an ask that overlapped another already held off, and one met handling
+a fault, are logged at error once per type too; each line says where it was met."""
 
 from __future__ import annotations
 
@@ -10,12 +12,17 @@ from typing import Any
 import pytest
 import structlog
 
+from node.peers import learning as learning_module
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.list_failures import (
     FAULT_REPEAT_TEXT,
     FAULT_TEXT,
+    FAULTS_KEPT_MAX,
     HANDLING,
     IN_THE_ASK,
+    SWEEPING,
+    TAKING_UP,
+    RoundFaults,
     failure_holds,
 )
 from node.peers.transport import fetch_members
@@ -25,6 +32,20 @@ from tests.node.peers.support import NodeFactory, answer, linked_to, serving, un
 ROUNDS = 3
 
 
+class Bug(Exception):
+    """A fault of ours, of a type of its own per ``bugs``."""
+
+
+def bugs() -> tuple[list[type[Bug]], list[str]]:
+    """Faults of ``FAULTS_KEPT_MAX`` + 1 types met in turn, each once, with the first met
+    again before the last (then the one met longest ago is the second) and after it;
+    and how each is logged: the first again at debug, the second, forgotten for the
+    last, at error again."""
+    types = [type(f"Bug{n}", (Bug,), {}) for n in range(FAULTS_KEPT_MAX + 1)]
+    met = [*types[:-1], types[0], types[-1], types[1], types[0]]
+    return met, ["error"] * FAULTS_KEPT_MAX + ["debug", "error", "error", "debug"]
+
+
 def faults_said(said: list[dict[str, Any]]) -> list[tuple[str, str | None, str]]:
     """The faults of ours logged, news and repeats: level, where, and the traceback
     (``True``) or the type the repeat names."""
@@ -32,6 +53,47 @@ def faults_said(said: list[dict[str, Any]]) -> list[tuple[str, str | None, str]]
              str(entry.get("exc_info")) if entry["event"] == FAULT_TEXT
              else entry["reason"].split("(")[0])
             for entry in said if entry["event"] in (FAULT_TEXT, FAULT_REPEAT_TEXT)]
+
+
+async def test_past_the_bound_a_links_fault_met_longest_ago_is_news_again(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault of ours of another type taking up the list read at each round: past
+    ``FAULTS_KEPT_MAX`` types on the link, the one met longest ago is forgotten, and
+    logged at error when met again; one met again since is not."""
+    node, _ = await linked_to(make_node, 1)
+    member_urls = learning_module.member_urls
+    fault: list[Bug] = []
+
+    def failing(listed: Any, own: Any, refusals: Any, url: str | None) -> Any:
+        if fault:
+            raise fault[0]
+        return member_urls(listed, own, refusals, url)
+
+    monkeypatch.setattr("node.peers.learning.member_urls", failing)
+    met, levels = bugs()
+    with structlog.testing.capture_logs() as said:
+        for bug in met:
+            fault[:] = [bug("a bug taking up the list")]
+            await node.gossip.learn_once()
+    assert [(level, where) for level, where, _ in faults_said(said)] == [
+        (level, TAKING_UP) for level in levels]
+    runner = next(iter(node.gossip.runners.values()))
+    assert runner.members_failure is not None
+    assert len(runner.members_failure.faults) == FAULTS_KEPT_MAX
+
+
+def test_past_the_bound_a_rounds_fault_met_longest_ago_is_news_again() -> None:
+    """The same in a members round, outside any link's ask."""
+    faults = RoundFaults()
+    met, levels = bugs()
+    with structlog.testing.capture_logs() as said:
+        for bug in met:
+            try:
+                raise bug("a bug sweeping")
+            except Bug as exc:
+                faults.fault(exc, SWEEPING)
+    assert [level for level, _, _ in faults_said(said)] == levels
+    assert len(faults.met) == FAULTS_KEPT_MAX
 
 
 async def test_a_fault_of_ours_in_an_ask_that_overlapped_a_hold_is_logged_once(

@@ -22,13 +22,12 @@ from crdt.automerge.document import automerge_url
 from tests.support.interop import BASE_MS, append, message, projection, wait_converged, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess
+from tests.support.waits import PROCESS_DEADLINE_S
 
 pytestmark = pytest.mark.integration
 
 SECRET = "cluster-secret-for-tests"
 IGNORED = "automerge client edits ignored"
-#: Seconds a node may take to hold what a client sent it.
-RECEIVE_TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,7 +60,7 @@ def saved(node: NodeProcess, key: str) -> Document:
 def wait_holds(node: NodeProcess, key: str, heads: list[bytes]) -> None:
     """Wait until ``node``'s document of ``key`` holds the changes ``heads`` name."""
     async def poll() -> None:
-        async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+        async with asyncio.timeout(PROCESS_DEADLINE_S):
             while not set(heads) <= {c.hash for c in saved(node, key).get_changes([])}:
                 await asyncio.sleep(0.1)
 
@@ -70,7 +69,7 @@ def wait_holds(node: NodeProcess, key: str, heads: list[bytes]) -> None:
 
 def wait_logged(node: NodeProcess, event: str) -> list[dict[str, Any]]:
     async def poll() -> list[dict[str, Any]]:
-        async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+        async with asyncio.timeout(PROCESS_DEADLINE_S):
             while not (found := logged(node, event)):
                 await asyncio.sleep(0.05)
             return found
@@ -146,7 +145,7 @@ def edits(node: NodeProcess, key: str) -> list[tuple[str, Any]]:
 
 def wait_events(node: NodeProcess, key: str, holds: Any) -> None:
     async def poll() -> None:
-        async with asyncio.timeout(RECEIVE_TIMEOUT_S):
+        async with asyncio.timeout(PROCESS_DEADLINE_S):
             while not holds(events(node, key)):
                 await asyncio.sleep(0.1)
 

@@ -14,9 +14,7 @@ import pytest
 from tests.support.certs import make_ca, make_cert
 from tests.support.cluster import SECRET, wait_until
 from tests.support.processes import NodeProcess, run_cli
-
-#: Seconds a node gets to try its dial and say why it failed.
-DEADLINE_S = 30.0
+from tests.support.waits import PROCESS_DEADLINE_S
 
 
 def failure(node: NodeProcess, url: str) -> str | None:
@@ -44,7 +42,7 @@ def test_https_dialed_at_a_plain_http_node_says_tls_failed(tmp_path: Path,
             args += ["--tls-cert", str(cert[0]), "--tls-key", str(cert[1]),
                      "--tls-ca", str(ca_path)]
         with NodeProcess(tmp_path, name="dialer", extra_args=args, tls_ca=ca_path) as node:
-            said = wait_until(lambda: failure(node, address), DEADLINE_S,
+            said = wait_until(lambda: failure(node, address), PROCESS_DEADLINE_S,
                               "the dial failed and says why")
     # OpenSSL's reason code, e.g. WRONG_VERSION_NUMBER (its words differ by version).
     assert re.fullmatch(rf"cannot reach {re.escape(address)}: TLS failed \([A-Z_]+\)",
@@ -72,7 +70,7 @@ def test_a_peer_refusing_its_member_list_says_why_with_its_status(tmp_path: Path
         added = run_cli(peer, "devices", "add", node.get("/v1/node")["device_id"],
                         "--name", "node")
         assert added.returncode == 0, (added.stdout, added.stderr)
-        said = wait_until(lambda: members_not_listed(node), DEADLINE_S,
+        said = wait_until(lambda: members_not_listed(node), PROCESS_DEADLINE_S,
                           "the node asked for members and was refused")
     assert said == (f"cannot list members of {peer.url}: it answered HTTP 401: "
                     "peer credentials missing or wrong")

@@ -23,7 +23,9 @@ from tests.support.rawfiles import files_holding
 pytestmark = pytest.mark.integration
 
 SECRET = "cluster-secret-for-tests"
-#: Seconds replication, a forget and its effects may take to reach a node here.
+#: Seconds replication, a forget and its effects may take to reach a node here: longer
+#: than ``tests.support.waits.PROCESS_DEADLINE_S``, as each wait spans several steps (a
+#: node restarted 40 days ahead under libfaketime, its retention pass, then replication).
 CONVERGE_TIMEOUT_S = 60.0
 MARKER = "my-password-is-hunter2"
 DAY_S = 86_400

@@ -25,12 +25,12 @@ from tests.support.cluster import (
 )
 from tests.support.devices import device_id, linked_devices
 from tests.support.processes import NodeProcess, run_cli
+from tests.support.waits import PROCESS_DEADLINE_S
 
 pytestmark = pytest.mark.integration
 
 KEYLESS = "tests.support.keyless_node"
 REFUSED = "peer refused: no device key"
-TIMEOUT_S = 30.0
 #: Redials within a fraction of a second, so that a node back from a stop is dialed soon.
 FAST_SYNC = "[sync]\nbackoff_base_s = 0.05\nbackoff_max_s = 0.2\n"
 
@@ -104,7 +104,7 @@ def test_a_removed_device_leaving_its_key_out_is_refused_both_ways(tmp_path: Pat
         p = node(cluster, "p", [a.url])
         phone = device_id(p)
         request(a, "POST", "/v1/devices", {"device_id": phone, "name": "phone"})
-        wait_until(lambda: phone in linked_devices(a), TIMEOUT_S, "a linked with p")
+        wait_until(lambda: phone in linked_devices(a), PROCESS_DEADLINE_S, "a linked with p")
         p.stop()
         done = run_cli(a, "devices", "remove", phone, "--reason", "lost")
         assert done.returncode == 0, done.stderr
@@ -119,13 +119,13 @@ def test_a_removed_device_leaving_its_key_out_is_refused_both_ways(tmp_path: Pat
         a.stop()
         a.extra_args += ["--peer", p.url]
         a.start()
-        wait_until(lambda: refused_both_ways(a, p.url), TIMEOUT_S,
+        wait_until(lambda: refused_both_ways(a, p.url), PROCESS_DEADLINE_S,
                    "a refused p both ways")
         assert {line["code"] for line in refusals(a)} == {"device_key_required"}
         assert not holds(p, after) and links_up(a) == 0
         # Its dial is answered 403; a's dial of it closes with the code.
         wait_until(lambda: told(p, "403") and told(p, "close: device_key_required"),
-                   TIMEOUT_S, "p told why, both ways")
+                   PROCESS_DEADLINE_S, "p told why, both ways")
         assert not faulted(p)
 
 
@@ -141,14 +141,14 @@ def test_keyless_peers_link_until_a_device_is_recorded(tmp_path: Path) -> None:
         a = node(cluster, "a", [dialed.url])
         dialing = node(cluster, "dialing", [a.url], program=KEYLESS, extra=old)
         first = append(a, "s1", [message("before any device")])[0]["id"]
-        wait_until(lambda: holds(dialed, first) and holds(dialing, first), TIMEOUT_S,
+        wait_until(lambda: holds(dialed, first) and holds(dialing, first), PROCESS_DEADLINE_S,
                    "both keyless nodes took a's event")
 
         other = device_id(dialed)  # any device id will do: a record now counts
         request(a, "POST", "/v1/devices", {"device_id": other, "name": "a device"})
-        wait_until(lambda: refused_both_ways(a, dialed.url), TIMEOUT_S,
+        wait_until(lambda: refused_both_ways(a, dialed.url), PROCESS_DEADLINE_S,
                    "a closed and refused both keyless nodes")
-        wait_until(lambda: links_up(a) == 0, TIMEOUT_S, "a's links with them closed")
+        wait_until(lambda: links_up(a) == 0, PROCESS_DEADLINE_S, "a's links with them closed")
         # a closed them, up, with the code: the link it dialed, and the one dialed to it
         # (the keyless nodes take a's hello and records as they come). A link is said
         # down before its close is done and logged: the log is waited for.
@@ -159,7 +159,8 @@ def test_keyless_peers_link_until_a_device_is_recorded(tmp_path: Path) -> None:
             return all(any(peer == url or peer.startswith(f"in:{node_id}:") for peer in ended)
                        for url, node_id in ids.items())  # a link each kept
 
-        wait_until(each_closed_by_a, TIMEOUT_S, "a logged closing a link of each keyless node")
+        wait_until(each_closed_by_a, PROCESS_DEADLINE_S,
+                   "a logged closing a link of each keyless node")
         assert not faulted(dialed) and not faulted(dialing)
         second = append(a, "s1", [message("after the first device")])[0]["id"]
         assert not holds(dialed, second) and not holds(dialing, second)
@@ -167,8 +168,8 @@ def test_keyless_peers_link_until_a_device_is_recorded(tmp_path: Path) -> None:
         # c takes a's records and events over a keyed link, and relays them to a keyless
         # node it dials and to one that dials it, once it holds the records too.
         c = node(cluster, "c", [a.url, dialed.url], extra=("--keyless-peers",))
-        wait_until(lambda: holds(c, second), TIMEOUT_S, "c took a's records and events")
+        wait_until(lambda: holds(c, second), PROCESS_DEADLINE_S, "c took a's records and events")
         late = node(cluster, "late", [c.url], program=KEYLESS, extra=old)
-        wait_until(lambda: holds(dialed, second) and holds(late, second), TIMEOUT_S,
+        wait_until(lambda: holds(dialed, second) and holds(late, second), PROCESS_DEADLINE_S,
                    "both keyless nodes took a's later event through c")
         assert refusals(c) == []

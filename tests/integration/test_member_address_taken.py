@@ -16,6 +16,7 @@ from crdt.device import device_id, private_key_from_seed, public_bytes
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from tests.support.cluster import SECRET, request, wait_until
 from tests.support.processes import NodeProcess, free_port, run_cli
+from tests.support.waits import PROCESS_DEADLINE_S
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +25,6 @@ MOVED = device_id(public_bytes(private_key_from_seed(bytes([21]) * 32)))
 #: Members rounds made (by adding a member at an address where no one listens) while
 #: the address is not to be dialed again.
 ROUNDS = 3
-#: Seconds the node gets for each step.
-DEADLINE_S = 30.0
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -61,10 +60,10 @@ def test_a_member_address_where_another_device_answers_is_not_redialed_each_roun
                         extra_args=[*args, "--peer", node.url]) as other:
         ok(run_cli(node, "devices", "add", MOVED, "--name", "laptop",
                    "--address", other.url))
-        wait_until(lambda: dialed(node, other.url) == 1 or None, DEADLINE_S,
+        wait_until(lambda: dialed(node, other.url) == 1 or None, PROCESS_DEADLINE_S,
                    "the member's address dialed")
         wait_until(lambda: logged(node, "dialed device refused", peer=other.url,
-                                  code="not_member") or None, DEADLINE_S,
+                                  code="not_member") or None, PROCESS_DEADLINE_S,
                    "the device there refused as no member")
         for round_ in range(ROUNDS):
             # Each record starts a members round at once; its dial says the round ran.
@@ -72,13 +71,13 @@ def test_a_member_address_where_another_device_answers_is_not_redialed_each_roun
             seed = private_key_from_seed(bytes([40 + round_]) * 32)
             ok(run_cli(node, "devices", "add", device_id(public_bytes(seed)),
                        "--name", f"dead{round_}", "--address", dead))
-            wait_until(lambda dead=dead: dialed(node, dead) or None, DEADLINE_S,
+            wait_until(lambda dead=dead: dialed(node, dead) or None, PROCESS_DEADLINE_S,
                        f"members round {round_} made")
         assert dialed(node, other.url) == 1
         # The member's record changes (renamed): its address is dialed again.
         ok(run_cli(node, "devices", "add", MOVED, "--name", "old laptop",
                    "--address", other.url))
-        wait_until(lambda: dialed(node, other.url) == 2 or None, DEADLINE_S,
+        wait_until(lambda: dialed(node, other.url) == 2 or None, PROCESS_DEADLINE_S,
                    "the address dialed again once the record changed")
 
 
@@ -97,7 +96,7 @@ def test_a_member_address_where_another_device_answers_is_dialed_again_after_the
         ok(run_cli(node, "devices", "add", MOVED, "--name", "laptop",
                    "--address", other.url))
         wait_until(lambda: logged(node, "dialed device refused", peer=other.url,
-                                  code="not_member") or None, DEADLINE_S,
+                                  code="not_member") or None, PROCESS_DEADLINE_S,
                    "the address dialed and refused")
         made = 0
 
@@ -107,7 +106,7 @@ def test_a_member_address_where_another_device_answers_is_dialed_again_after_the
             seed = private_key_from_seed(bytes([100 + made]) * 32)
             request(node, "POST", "/v1/devices", {"device_id": device_id(public_bytes(seed)),
                                                   "name": f"dead{made}", "address": dead})
-            wait_until(lambda: dialed(node, dead) or None, DEADLINE_S,
+            wait_until(lambda: dialed(node, dead) or None, PROCESS_DEADLINE_S,
                        f"members round {made} made")
             made += 1
 
@@ -118,7 +117,7 @@ def test_a_member_address_where_another_device_answers_is_dialed_again_after_the
             assert made < ANSWERED_BY_HOLD_ROUNDS + 2, "not dialed again after the hold"
             a_round()
         wait_until(lambda: logged(node, "dialed device refused", peer=other.url,
-                                  code="not_member") >= 2 or None, DEADLINE_S,
+                                  code="not_member") >= 2 or None, PROCESS_DEADLINE_S,
                    "the address dialed and refused again")
         a_round()
         assert dialed(node, other.url) == 2  # held again

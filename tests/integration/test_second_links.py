@@ -34,11 +34,10 @@ from sync.peer.config import SyncConfig
 from sync.peer.messages import Hello, encode
 from tests.support.cluster import SECRET
 from tests.support.processes import NodeProcess, free_port
+from tests.support.waits import PROCESS_DEADLINE_S
 
 #: The node id the played peer names in its hellos (bound to no key: any may be named).
 PEER_NODE = "b0b0b0b0b0b0b0b0"
-#: Seconds the test waits for the node to do each thing.
-DEADLINE_S = 20.0
 CONFIG = SyncConfig()
 
 
@@ -65,7 +64,7 @@ class PlayedPeer:
 
     async def close_accepted(self) -> None:
         """Close the link the node dialed as a second link to this peer."""
-        link, done = await asyncio.wait_for(self._accepted.get(), DEADLINE_S)
+        link, done = await asyncio.wait_for(self._accepted.get(), PROCESS_DEADLINE_S)
         await link.close(DUPLICATE_LINK)
         done.set()
 
@@ -74,7 +73,7 @@ class PlayedPeer:
         it is there)."""
         link = await dial(http, node.url, node_id=PEER_NODE, secret=SECRET, advertise=None,
                           tls=None, config=CONFIG, device=self.device)
-        await asyncio.wait_for(link.receive(), DEADLINE_S)
+        await asyncio.wait_for(link.receive(), PROCESS_DEADLINE_S)
         return link
 
     @contextlib.asynccontextmanager
@@ -96,7 +95,7 @@ async def poll(http: aiohttp.ClientSession, url: str, check: Any, what: str,
                headers: dict[str, str] | None = None) -> Any:
     """GET ``url`` until ``check(body)`` is truthy; its value."""
     last = None
-    async with asyncio.timeout(DEADLINE_S):
+    async with asyncio.timeout(PROCESS_DEADLINE_S):
         while True:
             async with http.get(url, headers=headers or {}) as reply:
                 last = await reply.json()

@@ -26,13 +26,12 @@ from tests.support.devices import device_id, paired
 from tests.support.interop import append, message, projection, ws_url
 from tests.support.jsclient import JsClient, require_npm_packages
 from tests.support.processes import NodeProcess, run_cli
+from tests.support.waits import PROCESS_DEADLINE_S
 
 pytestmark = pytest.mark.integration
 
 CLUSTER_SECRET = "cluster-secret-for-tests"
 NODE_TOKEN = "node-token-for-tests"
-#: Seconds replication between two local nodes may take in these tests.
-CONVERGE_TIMEOUT_S = 30.0
 
 
 @pytest.fixture
@@ -42,7 +41,7 @@ def js(tmp_path: Path) -> Iterator[JsClient]:
         yield client
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float = CONVERGE_TIMEOUT_S) -> None:
+def wait_until(check: Callable[[], bool], timeout_s: float = PROCESS_DEADLINE_S) -> None:
     async def poll() -> None:
         async with asyncio.timeout(timeout_s):
             while not check():
@@ -70,7 +69,7 @@ async def revoked_while_connected(a: NodeProcess, secret: str,
                                          "supportedProtocolVersions": ["1"]}))
         assert (await ws.receive()).type == aiohttp.WSMsgType.BINARY  # peer: joined
         await asyncio.to_thread(revoke)
-        async with asyncio.timeout(CONVERGE_TIMEOUT_S):
+        async with asyncio.timeout(PROCESS_DEADLINE_S):
             while (frame := await ws.receive()).type == aiohttp.WSMsgType.BINARY:
                 pass  # the error message saying why comes first
         assert frame.type == aiohttp.WSMsgType.CLOSE

@@ -20,13 +20,13 @@ import pytest
 
 from node.lookups import LOOKUP_THREADS_MAX, LookupResolver, LookupThreads, _LookupLoop
 from tests.node.peers.support import (
-    DEADLINE_S,
     FAST,
     SECRET,
     NodeFactory,
     port_of,
     until,
 )
+from tests.support.waits import DEADLINE_S
 
 #: Peers whose names hang: more than the lookup threads, and than the threads of the
 #: loop's default executor the test gives it (its own size depends on the CPUs), which

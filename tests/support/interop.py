@@ -10,10 +10,9 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.support.processes import NodeProcess
+from tests.support.waits import PROCESS_DEADLINE_S
 
 BASE_MS = 1_790_000_000_000
-#: Seconds replication between two local nodes may take in these tests.
-CONVERGE_TIMEOUT_S = 30.0
 
 
 def ws_url(node: NodeProcess, token: str | None = None) -> str:
@@ -43,9 +42,9 @@ def projection(node: NodeProcess, key: str) -> dict[str, Any]:
 
 def wait_converged(a: NodeProcess, b: NodeProcess, key: str) -> None:
     """Wait until ``a`` and ``b`` show the same projection of ``key``; fail after
-    ``CONVERGE_TIMEOUT_S``."""
+    ``PROCESS_DEADLINE_S``."""
     async def poll() -> None:
-        async with asyncio.timeout(CONVERGE_TIMEOUT_S):
+        async with asyncio.timeout(PROCESS_DEADLINE_S):
             while True:
                 try:
                     if projection(a, key) == projection(b, key):

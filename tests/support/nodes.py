@@ -13,10 +13,9 @@ import aiohttp
 
 from node.server.run import RunningNode
 from tests.support.automerge import App, text_id
+from tests.support.waits import DEADLINE_S
 
 S1 = text_id("s1")
-#: Seconds a test waits for a node or a client before it fails.
-DEADLINE_S = 10.0
 
 
 class WsApp:

@@ -30,10 +30,10 @@ from sync.repo.host import (
 )
 from tests.support.automerge import App, set_custom, set_state, text_id
 from tests.support.nodes import S1, WsApp, connect, contents, events, has_messages, post
+from tests.support.waits import DEADLINE_S
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
-DEADLINE_S = 10.0
 
 
 async def test_find_live_and_edit(make_node: NodeFactory, event_body: EventFactory,

@@ -16,11 +16,11 @@ from node.server.run import RunningNode
 from sync.repo.config import RepoConfig, RepoLimits
 from tests.support.metrics import label_values, scrape, value
 from tests.support.nodes import S1, WsApp, connect, has_messages, post
+from tests.support.waits import DEADLINE_S
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
 TOKEN = "s3cret-token"
-DEADLINE_S = 10.0
 FAMILIES = {
     "clawsync_automerge_clients": "gauge",
     "clawsync_automerge_documents": "gauge",

@@ -6,8 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-#: Seconds a wait on a subscription may take before the test fails.
-DEADLINE_S = 10.0
+from tests.support.waits import DEADLINE_S
 
 #: Node URLs no node could be reached at, and what the refusal says (never the URL).
 NO_NODE_URLS = [("http://[hub:7878", "is not a URL"), ("http:///hub:7878", "names no host"),

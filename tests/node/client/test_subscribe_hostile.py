@@ -28,12 +28,12 @@ from node.headers import AUTOMERGE_URL_HEADER
 from node.limits import ClientLimits
 from sync.repo.messages import Sync, encode_peer, parse_frame
 from tests.support.ports import free_port
+from tests.support.waits import DEADLINE_S
 
 #: The cap the tests give the client: small, so an answer past it is quick to send.
 ANSWER_BYTES_MAX = 64 * 1024
 #: What the endless answer sends before giving up on the client (past the cap).
 ENDLESS_BYTES = 4 * ANSWER_BYTES_MAX
-DEADLINE_S = 10.0
 #: The stand-in's endless answer goes past the cap, and the cap is the test's own.
 assert ANSWER_BYTES_MAX < ENDLESS_BYTES
 assert ClientLimits().answer_bytes_max > ANSWER_BYTES_MAX

@@ -1,0 +1,15 @@
+"""How long tests wait for what they expect before they fail, one bound per kind of wait.
+
+A bound is generous on purpose: a test passes as soon as what it waits for holds, so a
+long bound costs nothing when all is well, and a loaded machine (two cores, two pytest
+workers) never fails a test that would pass. Tests never assert on wall-clock time."""
+
+from __future__ import annotations
+
+#: Seconds a test waits for a node running in the test's own process (``node.server.run``), or
+#: a client of it, to do one thing.
+DEADLINE_S = 10.0
+#: Seconds a test waits for a node process on loopback (``tests.support.processes``) to do
+#: one thing: longer than ``DEADLINE_S``, as a process first starts Python and its imports,
+#: and two processes on a busy machine take turns.
+PROCESS_DEADLINE_S = 30.0

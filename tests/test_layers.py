@@ -82,13 +82,33 @@ def room_of(module: str) -> str:
     return max(matches, key=len)
 
 
+#: The calls that import a module named by their first argument: ``importlib.import_module``
+#: (also imported by itself) and the builtin ``__import__``.
+IMPORT_CALLS = {"importlib.import_module", "import_module", "__import__"}
+
+
+def imported_by_call(node: ast.AST) -> str | None:
+    """The module a call such as ``importlib.import_module("x.y")`` imports, when its
+    name is a literal (a name computed at run time is for the code around it to bound)."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    called = ast.unparse(node.func)
+    name = node.args[0]
+    if called in IMPORT_CALLS and isinstance(name, ast.Constant) and isinstance(name.value, str):
+        return name.value
+    return None
+
+
 def imports_of(path: Path) -> set[str]:
     """Every module named by an import statement, also inside functions (absolute only:
-    the project uses no relative imports in its packages)."""
+    the project uses no relative imports in its packages), or by an import call with a
+    literal name (``IMPORT_CALLS``)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        if (called := imported_by_call(node)) is not None:
+            names.add(called)
+        elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             assert node.level == 0, f"{path}: relative import"
@@ -185,11 +205,28 @@ def test_each_room_says_what_it_may_import(room: str) -> None:
     assert said - {"nothing of this project but the modules here."} == ROOMS[room]
 
 
+def forbidden_in(room: str, folder: Path, source: str) -> set[str]:
+    """What a module of ``room`` with ``source`` imports that it must not."""
+    sample = folder / "dynamic.py"
+    sample.write_text(source)
+    return {name for name in imports_of(sample) if forbidden(name, room, project_modules())}
+
+
 def test_the_checks_catch_forbidden_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text("import aiohttp\nfrom node.server import app\n"
                       "def later():\n    import time\n")
     assert imports_of(sample) >= {"aiohttp", "node.server.app", "time"}
+    assert "socket" in forbidden_in("crdt", tmp_path, "import importlib\n"
+                                    "sock = importlib.import_module('socket')\n")
+    assert "node.server" in forbidden_in("node.cli", tmp_path,
+                                         "from importlib import import_module\n"
+                                         "def later():\n"
+                                         "    return import_module('node.server')\n")
+    assert "asyncio" in forbidden_in("sync", tmp_path, "loop = __import__('asyncio')\n")
+    # A name computed at run time is not a module name the check can know.
+    assert forbidden_in("crdt", tmp_path, "import importlib\n"
+                        "name = 'socket'\nimportlib.import_module(name)\n") == set()
     assert "node.server" not in allowed("node.cli")
     assert "crdt.automerge" not in allowed("crdt.log")
     assert "sync.repo" not in allowed("sync.peer")

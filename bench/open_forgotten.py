@@ -76,7 +76,7 @@ def timed_open(folder: Path, sessions: int, label: str) -> None:
         counted = store.stats()["sessions_forgotten"]
     finally:
         store.close()
-    print(f"{label:<32} {open_s * 1000:8.1f} ms {open_s / sessions * 1e6:6.2f} µs/session"
+    print(f"{label:<32} {open_s * 1000:8.1f} ms {open_s / sessions * 1e6:6.2f} μs/session"
           f"  read {read['f']} forget keys, {read['h']} headers (count {counted})")
 
 

@@ -316,7 +316,6 @@ class SyncingDoc(AutomergeDoc):
                     tx.delete(ROOT, name)
             return b"".join(change.bytes for change in doc.get_changes(before))
 
-
     def receive_tried(self, state: Any, data: bytes, after: bytes,
                       received: Received) -> Received | None:
         """``receive_sync_message`` for a message already applied to a copy of this

@@ -59,7 +59,6 @@ class KeylessAcceptor:
             self.ended.append(str(exc))
         return web.Response()
 
-
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[KeylessAcceptor]:
         app = web.Application()

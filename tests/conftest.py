@@ -12,7 +12,7 @@ from hypothesis import settings
 
 # The support modules' asserts say what differed, as the tests' own do: registered before
 # any of them is imported (pytest rewrites only test modules and conftest files itself).
-pytest.register_assert_rewrite("tests.support", "tests.node.client.support",
+pytest.register_assert_rewrite("tests.support", "tests.crdt.support", "tests.node.client.support",
                                "tests.node.openclaw.support", "tests.node.peers.support",
                                "tests.sync.peer.support")
 

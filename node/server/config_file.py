@@ -102,7 +102,7 @@ def load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) 
     for name, key in named.items():  # checked here, so the error names the file
         try:
             param = params[name]
-            check_toml_type(param, values[key])
+            _check_toml_type(param, values[key])
             param.type_cast_value(ctx, values[key])
         except click.BadParameter as error:
             raise click.BadParameter(f"{path}: {key}: {error.message}") from None
@@ -118,14 +118,14 @@ def load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) 
 _UNSHOWN = frozenset({"token", "cluster_secret", "automerge_tokens", "peers", "advertise_url"})
 
 
-def check_toml_type(param: click.Parameter, value: Any) -> None:
+def _check_toml_type(param: click.Parameter, value: Any) -> None:
     """A file's value must have its option's TOML type: click converts whatever it is
     given (``port = true`` is port 1, ``token = true`` the token "True"). The error shows
     the value as the file wrote it, near enough, unless it may be a secret (``_UNSHOWN``).
 
     >>> from node.server.command import serve
     >>> secret = next(param for param in serve.params if param.name == "cluster_secret")
-    >>> check_toml_type(secret, ["hunter2-secret"])
+    >>> _check_toml_type(secret, ["hunter2-secret"])
     Traceback (most recent call last):
     click.exceptions.BadParameter: must be a string, not array
     """

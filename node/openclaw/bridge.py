@@ -195,6 +195,8 @@ class Bridge:
                     self._tell(step.problems, unit.problem)
                 for warning in unit.warnings:
                     self._tell(step.warnings, warning)
+        if isinstance(source, AgentDatabase):  # rows removed from a session's end:
+            moved.update(source.lowered)  # read on after its last row, where seqs go on
         moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
         step.unsettled = step.unsettled or bool(held)
         if moved:

@@ -14,6 +14,12 @@ OpenClaw writes ``agents/<id>/agent/openclaw-agent.sqlite`` in WAL mode. This re
 
 Rows are ``transcript_events(session_id, seq, event_json | event_zstd)``; a session's key
 comes from ``session_windows`` (or ``session_nodes.current_session_id``).
+
+OpenClaw gives a session's next row the seq after its last, and may delete rows from a
+session's end (rewriting it): the cursor of a session whose last row is now before it is
+moved back to after that row (``lowered``), so that the rows taking those seqs again are
+read. A session with no row left keeps its cursor: OpenClaw's cold storage moves all of
+a session's rows out and puts them back with their seqs.
 """
 
 from __future__ import annotations
@@ -74,6 +80,10 @@ class AgentDatabase:
         #: Of the waiting entries the last read was given, those of sessions still in the
         #: store with no row from their cursor on, each with what became of that row.
         self.emptied: dict[str, str] = {}
+        #: Of the last read, the entries of sessions whose last row is now before their
+        #: cursor less one (rows removed from their end), each with the seq after that
+        #: row: the cursor to save, so that the rows OpenClaw appends next are read.
+        self.lowered: dict[str, int] = {}
 
     def close(self) -> None:
         if self._db is not None:
@@ -103,7 +113,7 @@ class AgentDatabase:
         """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
         ``ROWS_PER_READ`` of them, and ``RECORDS_OF_WAITING`` of each session whose entry is
         in ``waiting`` (past ``ROWS_PER_READ`` too); problems in their place."""
-        self.emptied = {}
+        self.emptied, self.lowered = {}, {}
         try:
             rows, keys = self._fetch(cursor, waiting)
         except (sqlite3.Error, OSError) as error:
@@ -148,6 +158,13 @@ class AgentDatabase:
                     self.emptied["db:" + session_id] = (
                         "its row is gone (deleted), the last of its session, whose earlier "
                         "rows are still there")
+                # OpenClaw numbers a session's next row MAX(seq) + 1 (readNextTranscriptSeq)
+                # and rewrites a session's end by deleting its rows from a seq on
+                # (replaceSqliteTranscriptSuffixInTransaction) or all of them (replace,
+                # from seq 0 again): a seq is given again once its rows are gone. A
+                # cursor past the last row would miss the rows that take those seqs.
+                if top + 1 < start:
+                    self.lowered["db:" + session_id] = top + 1
                 if top < start or (len(rows) >= ROWS_PER_READ and not waits):
                     continue
                 # Two rows at least: a header comes with the record after it, which

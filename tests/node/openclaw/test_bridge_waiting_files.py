@@ -1,7 +1,7 @@
 """A waiting session whose transcript changes under it: its file is read again only once
 it changed (in place, its time put back, too), a waiting record replaced by a damaged
 one ends the wait, and so do a file cut shorter than where it was read up to and a
-waiting row deleted."""
+waiting row deleted; rows appended after rows removed from a session's end are read."""
 
 from __future__ import annotations
 
@@ -29,7 +29,13 @@ from tests.node.openclaw.waiting import (
     waiting_bridge,
     write_a,
 )
-from tests.support.openclaw import database_path, iso_ms, turn_records, write_jsonl
+from tests.support.openclaw import (
+    FakeGateway,
+    database_path,
+    iso_ms,
+    turn_records,
+    write_jsonl,
+)
 
 #: The paths ``opened`` watches, and each open of one seen (by Python's audit hook,
 #: which once added stays for the process: it does nothing while none is watched).
@@ -294,3 +300,37 @@ def test_a_waiting_transcript_cut_shorter_to_a_damaged_line_says_its_wait_ends(
             assert saved_cursor(tmp_path, store) == {f"jsonl:{A}": path.stat().st_size}
         finally:
             folder.close()
+
+
+@pytest.mark.parametrize("waits", [True, False])
+def test_rows_appended_after_a_sessions_end_was_removed_are_read(
+        tmp_path: Path, waits: bool) -> None:
+    """OpenClaw numbers a session's next row after its last one: rows removed from its
+    end (a rewrite of it, or the waiting row and the one before it deleted) give their
+    seqs again. The rows appended then are read, though before where it was read up to."""
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms - 4000,
+                         now_ms + 3_600_000 if waits else now_ms - 3000])
+    gateway = FakeGateway(tmp_path)
+    gateway.open_session(KEY_A, A)
+    gateway.add(A, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(one_pass(bridge).waiting) == int(waits)
+            assert saved_cursor(tmp_path, store) == {f"db:{A}": len(a) - int(waits)}
+            gateway.db.execute("DELETE FROM transcript_events WHERE session_id = ? AND "
+                               "seq >= ?", (A, len(a) - 2))
+            one_pass(bridge)
+            assert saved_cursor(tmp_path, store) == {f"db:{A}": len(a) - 2}
+            later = {"type": "message", "id": "000affff", "parentId": a[1]["id"],
+                     "timestamp": iso_ms(now_ms - 2000),
+                     "message": {"role": "user", "content": "again", "timestamp": 0}}
+            gateway.add(A, [later])  # seq len(a) - 2 again
+            tally = one_pass(bridge)
+            assert tally.records == 1 and tally.waiting == [] and tally.problems == []
+            assert saved_cursor(tmp_path, store) == {f"db:{A}": len(a) - 1}
+        finally:
+            folder.close()
+            gateway.close()

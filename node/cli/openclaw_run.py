@@ -152,7 +152,7 @@ def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
     def on_pass(tally: Tally) -> None:
         nonlocal delay_s
         delay_s = poll_s  # the node answers again
-        if tally.records:
+        if tally.records or tally.problems:  # a pass that skipped something counts it too
             note(_summary(tally))
 
     async def work(sink: Sink) -> None:

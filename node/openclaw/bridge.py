@@ -20,7 +20,9 @@ damaged) is skipped and said as any such, and the wait ends with it: the record 
 is tried at once, and waits in its own name if the node refuses it too. So does a wait
 whose session is read again from elsewhere (its file cut shorter than the cursor, read
 from its start), or whose row is deleted (the rows after it are read): the wait ends,
-said, and what is read is tried at once.
+said, and what is read is tried at once. Each wait that ends so, or with its session
+gone, is said once and counted with what was skipped (``Tally.problems``): the record
+that waited is not imported.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ class Bridge:
         if sources is None:  # not listed: no store is known gone, none read; next look
             return tally
         self._say_unreadable(sources, tally)
-        self._forget_stores_gone(sources)
+        self._forget_stores_gone(sources, tally)
         for agent_id, source in sources:
             changed = source.changed()
             if only_changed and not changed and source not in self._again:
@@ -162,7 +164,7 @@ class Bridge:
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
         items = list(source.read(cursor, waits))
-        self._forget_gone(name, waits, items, source)
+        self._forget_gone(name, waits, items, source, step)
         for n, item in enumerate(items):
             if isinstance(item, Problem):
                 if item.entry is not None:
@@ -228,7 +230,7 @@ class Bridge:
                 # start), that is said as below.
                 del self._waiting[name, entry]
                 if head.where != wait.where:
-                    self._say_moved(entry, wait, head.where)
+                    self._say_moved(entry, wait, head.where, step)
                 continue
             first = next((n for n, unit in enumerate(units)
                           if unit.entry == entry and unit.events), None)
@@ -242,7 +244,7 @@ class Bridge:
                 # The wait was that record's: it ends, and what is read is tried now (a
                 # record ahead in it waits, said in its own name).
                 del self._waiting[name, entry]
-                self._say_moved(entry, wait, record.where)
+                self._say_moved(entry, wait, record.where, step)
                 continue
             if self._monotonic() < wait.retry_s or not await self._try(name, units[first],
                                                                        step):
@@ -264,16 +266,19 @@ class Bridge:
                 held[unit.entry] = n
         return held
 
-    def _say_moved(self, entry: str, wait: _Wait, where: str) -> None:
-        """Say that a session's wait ended as it is now read on from ``where``, not from
-        the record that waited."""
+    def _say_moved(self, entry: str, wait: _Wait, where: str, tally: Tally) -> None:
+        """Say that a session's wait ended as it is now read on from ``where`` (in the
+        same file), not from the record that waited, which is not imported: a problem."""
+        place = where.rsplit(", ", 1)[-1]  # "seq 3", "line at byte 0": its file is named
         if entry.startswith("db:"):
-            self.tell(f"{wait.where}: its row is gone (deleted); the wait ends, and its "
-                      f"session is read on from {where}")
+            text = (f"{wait.where}: its row is gone (deleted); the wait ends, and its "
+                    f"session is read on from {place}")
         else:
-            self.tell(f"{wait.where}: its session is no longer read on from there (its "
-                      "transcript was cut short or replaced); the wait ends, and it is read "
-                      f"again from {where}")
+            text = (f"{wait.where}: its session is no longer read on from there (its "
+                    "transcript was cut short or replaced); the wait ends, and it is read "
+                    f"again from {place}")
+        tally.problems.append(text)
+        self.tell(text)
 
     async def _try(self, name: str, unit: _Unit, step: _Step) -> bool:
         """Append one record's events: False if the node refuses them for their time
@@ -325,7 +330,7 @@ class Bridge:
         self._unreadable = {**kept, **now}
 
     def _forget_gone(self, name: str, waits: set[str], items: list[Item],
-                     source: Source) -> None:
+                     source: Source, tally: Tally) -> None:
         """A waiting session of which a whole read found nothing waits no longer, said
         once: gone (its file deleted or moved away, its rows removed), or still there
         with nothing from its waiting record on (``source.emptied``: that row deleted,
@@ -336,9 +341,9 @@ class Bridge:
         if any(isinstance(item, Problem) and item.entry is None for item in items):
             return
         for entry in sorted(waits - {item.entry for item in items}):
-            self._stop_waiting(name, entry, source.emptied.get(entry))
+            self._stop_waiting(name, entry, tally, source.emptied.get(entry))
 
-    def _forget_stores_gone(self, sources: list[tuple[str, Source]]) -> None:
+    def _forget_stores_gone(self, sources: list[tuple[str, Source]], tally: Tally) -> None:
         """A waiting session whose whole store is gone (the agent's SQLite file deleted,
         its ``sessions`` folder removed) is never read again to find it gone: it waits no
         longer, as in ``_forget_gone``. One of an agent whose folder could not be looked
@@ -348,18 +353,22 @@ class Bridge:
         unknown = {cursor_name(self.state.path, agent_id) for agent_id in self.state.unreadable}
         for name, entry in sorted(self._waiting):
             if name not in unknown and (name, entry.startswith("db:")) not in listed:
-                self._stop_waiting(name, entry)
+                self._stop_waiting(name, entry, tally)
 
-    def _stop_waiting(self, name: str, entry: str, why: str | None = None) -> None:
-        """End a session's wait; ``why``: what became of its record, its session still
-        in the store (else the session is gone)."""
+    def _stop_waiting(self, name: str, entry: str, tally: Tally,
+                      why: str | None = None) -> None:
+        """End a session's wait, said and counted as a problem (its record is not
+        imported); ``why``: what became of that record, its session still in the store
+        (else the session is gone)."""
         wait = self._waiting.pop((name, entry))
         if why is not None:
-            self.tell(f"{wait.where}: {why}; the wait ends, and what was imported of its "
-                      "session stays")
+            text = (f"{wait.where}: {why}; the wait ends, and what was imported of its "
+                    "session stays")
         else:
-            self.tell(f"{wait.where}: its session is gone from the store (deleted or "
-                      "moved away); it no longer waits, and what was imported of it stays")
+            text = (f"{wait.where}: its session is gone from the store (deleted or moved "
+                    "away); it no longer waits, and what was imported of it stays")
+        tally.problems.append(text)
+        self.tell(text)
 
     def _tell(self, into: list[str], text: str) -> None:
         """Say it once (a file still being written is seen again at every look)."""

@@ -4,6 +4,8 @@ imported, and the record taken once the node's clock has caught up."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -71,3 +73,43 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
         assert sum(f"{ahead}: dated" in line for line in said.seen) == 1  # said once
         again = run_cli(node, "openclaw", "import", "--state-dir", str(state))
         assert again.returncode == 0 and "0 records read" in again.stderr, again.stderr
+
+
+def test_a_wait_that_ends_is_said_and_counted_as_what_was_skipped(tmp_path: Path) -> None:
+    """``watch``: a waiting row deleted, with a row after it (read on from there) or as
+    the last of its session: the wait's end is named once, its file once, and counted in
+    the pass's summary with what was skipped, as a damaged row is."""
+    config = tmp_path / "node.toml"
+    config.write_text(f"[limits]\nclock_drift_max_ms = {DRIFT_MS}\n")
+    state = tmp_path / "openclaw"
+    store = f"{state}/agents/main/agent/openclaw-agent.sqlite"
+    with NodeProcess(tmp_path, extra_args=["--config", str(config)]) as node:
+        now_ms = int(time.time() * 1000)
+        hour_ms = 3_600_000
+        fast = turn_records(SID, [now_ms - 3000, now_ms + hour_ms, now_ms - 1000])
+        other = turn_records(OTHER_SID, [now_ms - 3000, now_ms + hour_ms])
+        write_sessions(state, {(KEY, SID): fast, (OTHER_KEY, OTHER_SID): other})
+        with watching(node, state) as (watch, said):
+            said.wait_for(f"{store}, session {SID}, seq 2: dated")
+            said.wait_for(f"{store}, session {OTHER_SID}, seq 2: dated")
+            said.wait_for("2 records waiting for the node's clock")  # the pass has ended
+            with contextlib.closing(sqlite3.connect(store)) as db, db:
+                db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq = 2",
+                           (SID,))
+            ended = said.wait_for("the wait ends")
+            assert ended == (f"{store}, session {SID}, seq 2: its row is gone (deleted); "
+                             "the wait ends, and its session is read on from seq 3")
+            summary = said.wait_for("records read:")
+            assert summary.endswith("1 records read: 1 new events, 0 already stored, "
+                                    "1 records or files skipped"), summary
+            with contextlib.closing(sqlite3.connect(store)) as db, db:
+                db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq = 2",
+                           (OTHER_SID,))
+            ended = said.wait_for("the wait ends")
+            assert ended.startswith(f"{store}, session {OTHER_SID}, seq 2: its row is gone "
+                                    "(deleted), the last of its session")
+            assert ended.count(store) == 1
+            summary = said.wait_for("records read:")
+            assert summary.endswith("0 records read: 0 new events, 0 already stored, "
+                                    "1 records or files skipped"), summary
+            assert watch.poll() is None  # it keeps watching

@@ -20,7 +20,8 @@ damaged) is skipped and said as any such, and the wait ends with it: the record 
 is tried at once, and waits in its own name if the node refuses it too. So does a wait
 whose session is read again from elsewhere (its file cut shorter than the cursor, read
 from its start), or whose row is deleted (the rows after it are read): the wait ends,
-said, and what is read is tried at once. Each wait that ends so, or with its session
+said, and what is read is tried at once; as does a waiting record rewritten in place as
+another record that reads. Each wait that ends so, or with its session
 gone, is said once and counted with what was skipped (``Tally.problems``): the record
 that waited is not imported.
 """
@@ -32,7 +33,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 from crdt.clock import MS_MAX, Hlc
 from crdt.errors import InvalidInput, TimestampAhead
@@ -237,12 +238,14 @@ class Bridge:
             if first is None:
                 continue
             record = units[first].record
-            if record is not None and record.where != wait.where:
+            if record is not None and (record.where, record.value) != (wait.where, wait.value):
                 # What is read of it no longer begins at the record that waited: its row
                 # was deleted (the rows after it are read), or its file was cut shorter
-                # than where it was read up to (replaced), and is read from its start.
-                # The wait was that record's: it ends, and what is read is tried now (a
-                # record ahead in it waits, said in its own name).
+                # than where it was read up to (replaced), and is read from its start;
+                # or it was rewritten in place as another record (OpenClaw rewrites a
+                # session's end at the same seqs). The wait was that record's: it ends,
+                # and what is read is tried now (a record ahead in it waits, said in its
+                # own name).
                 del self._waiting[name, entry]
                 self._say_moved(entry, wait, record.where, step)
                 continue
@@ -268,9 +271,13 @@ class Bridge:
 
     def _say_moved(self, entry: str, wait: _Wait, where: str, tally: Tally) -> None:
         """Say that a session's wait ended as it is now read on from ``where`` (in the
-        same file), not from the record that waited, which is not imported: a problem."""
+        same file), not from the record that waited (or there, but another record now),
+        which is not imported: a problem."""
         place = where.rsplit(", ", 1)[-1]  # "seq 3", "line at byte 0": its file is named
-        if entry.startswith("db:"):
+        if where == wait.where:
+            text = (f"{wait.where}: its record was replaced by another; the wait ends, and "
+                    "the record there now is tried")
+        elif entry.startswith("db:"):
             text = (f"{wait.where}: its row is gone (deleted); the wait ends, and its "
                     f"session is read on from {place}")
         else:
@@ -296,7 +303,8 @@ class Bridge:
                 step.waiting.append(text)
                 self.tell(text)
             self._waiting[name, unit.entry] = _Wait(
-                unit.record.where, self._monotonic() + _retry_s(unit.events, refused))
+                unit.record.where, unit.record.value,
+                self._monotonic() + _retry_s(unit.events, refused))
             return False
         wait = self._waiting.pop((name, unit.entry), None)
         if wait is not None:
@@ -397,6 +405,7 @@ class _Wait:
     """A session whose next record the node refused for its time."""
 
     where: str  # that record
+    value: dict[str, Any]  # and what it held: one rewritten there is another record
     retry_s: float  # when (``monotonic``) to try it again
 
 

@@ -338,3 +338,48 @@ def test_rows_appended_after_a_sessions_end_was_removed_are_read(
         finally:
             folder.close()
             gateway.close()
+
+
+@pytest.mark.parametrize("kind", ["db", "jsonl"])
+@pytest.mark.parametrize("held", ["due", "ahead"])
+def test_a_waiting_record_replaced_by_another_ends_the_wait(
+        tmp_path: Path, kind: str, held: str) -> None:
+    """The waiting record rewritten in place as a different record that reads (OpenClaw
+    rewrites a session's end at the same seqs): the first record read is not the one that
+    waited. The wait ends, said and counted once; the new record is tried at once (not
+    when the old one was to be tried again) and, ahead too, waits in its own name."""
+    now_ms = int(time.time() * 1000)
+    a = turn_records(A, [now_ms - 5000, now_ms + 3_600_000])
+    write_a(tmp_path, kind, a)
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
+        try:
+            [waits] = one_pass(bridge).waiting
+            when = now_ms - 4000 if held == "due" else now_ms + 7_200_000
+            other = {**a[2], "id": "000affff", "timestamp": iso_ms(when),
+                     "message": {"role": "user", "content": "instead", "timestamp": when}}
+            if kind == "db":
+                with contextlib.closing(sqlite3.connect(database_path(tmp_path))) as db, db:
+                    db.execute("UPDATE transcript_events SET event_json = ? WHERE "
+                               "session_id = ? AND seq = 2", (json.dumps(other), A))
+                entry, end = f"db:{A}", len(a)
+            else:
+                path = write_jsonl(tmp_path, KEY_A, A, [*a[:2], other])
+                entry, end = f"jsonl:{A}", path.stat().st_size
+            tally = one_pass(bridge)  # before the old record was to be tried again
+            [ended] = [text for text in told if "the wait ends" in text]
+            assert ended.startswith(waits.split(": ")[0] + ": ")
+            assert tally.problems == [ended]
+            assert not any("taken it now" in text for text in told)
+            if held == "due":
+                assert tally.waiting == [] and tally.records == 1
+                assert saved_cursor(tmp_path, store)[entry] == end
+            else:
+                [anew] = tally.waiting
+                assert anew != waits and iso_ms(when) in anew
+            said = len(told)
+            one_pass(bridge, only_changed=False)
+            assert len(told) == said
+        finally:
+            folder.close()

@@ -13,8 +13,8 @@ from hypothesis import settings
 # The support modules' asserts say what differed, as the tests' own do: registered before
 # any of them is imported (pytest rewrites only test modules and conftest files itself).
 pytest.register_assert_rewrite("tests.support", "tests.crdt.support", "tests.node.client.support",
-                               "tests.node.openclaw.support", "tests.node.peers.support",
-                               "tests.sync.peer.support")
+                               "tests.node.openclaw.support", "tests.node.openclaw.exporting",
+                               "tests.node.peers.support", "tests.sync.peer.support")
 
 from crdt.events import Event  # noqa: E402
 from crdt.log.store import EventStore  # noqa: E402

@@ -1,7 +1,7 @@
 """Every test here looks for OpenClaw's per-machine lock folders, and an export makes
 its own, under a private folder instead of the shared ``/tmp`` (a test's ``locks``
 fixture gives one of its own). The tests that run a command as another user have
-``other_user`` (``tests/node/conftest.py``)."""
+``other_user`` (``tests/node/conftest.py``); those of where an export writes, ``state``."""
 
 from __future__ import annotations
 
@@ -34,3 +34,12 @@ def shared() -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    """An OpenClaw state folder with an agents/ folder, and beside it (in ``tmp_path``)
+    a folder ``outside`` an escape would write into."""
+    (tmp_path / "state" / "agents").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    return tmp_path / "state"

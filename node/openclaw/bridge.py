@@ -11,8 +11,8 @@ A record the node refuses for its time (dated further ahead of the node's clock 
 ``[limits] clock_drift_max_ms``: the gateway's clock is fast, or the node's slow) is not
 bad input and is never skipped: it waits, named once, with the records after it in its
 session (the cursor never passes it), and is tried again once the node's clock should
-have caught up with it (``AHEAD_RETRY_MIN_S``, ``AHEAD_RETRY_MAX_S``); the other
-sessions' records go in meanwhile. A problem after it in its session is reported once
+have caught up with it (``node.openclaw.refusals``); the other sessions' records go in
+meanwhile. A problem after it in its session is reported once
 the cursor passes it. A waiting session that is gone (its file deleted, its rows
 removed, its whole store deleted) waits no longer; what was imported of it stays. A
 record that waits replaced by one that does not read (its line rewritten, its row
@@ -29,17 +29,20 @@ that waited is not imported.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol
 
-from crdt.clock import MS_MAX, Hlc
-from crdt.errors import InvalidInput, TimestampAhead
+from crdt.errors import InvalidInput
 from crdt.events import Event
 from node.client.errors import ClientError
 from node.openclaw.mapping import Mapped, SessionRef, copy_ms_of, events_for
+from node.openclaw.refusals import (
+    refused_time,
+    retry_s,
+    said_waiting,
+)
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
@@ -47,16 +50,6 @@ from node.openclaw.state import Source, StateFolder, cursor_name
 #: Seconds between two looks at the stores while watching: a commit reaches the node
 #: within about this plus one append.
 POLL_S = 0.2
-#: The soonest (s) a record the node refused for its time is tried again, even if the
-#: node's words say its clock allows it sooner: at most one refused append per second
-#: per waiting session, however many looks.
-AHEAD_RETRY_MIN_S = 1.0
-#: The latest (s): a record is tried again when the node's clock should allow it (its
-#: time, less the node's bound and clock, from the refusal), but no later than this, as
-#: the node's clock may be set right (or its bound raised) meanwhile; also the wait when
-#: the refusal does not say the node's clock. A record waits at most this much longer
-#: than it must; a waiting session costs one refused append per this much at least.
-AHEAD_RETRY_MAX_S = 60.0
 
 
 class Sink(Protocol):
@@ -262,7 +255,7 @@ class Bridge:
                     [event for _n, unit in rest for event in unit.events])
             return held
         except (ClientError, InvalidInput) as error:
-            if _refused_time(error) is None:
+            if refused_time(error) is None:
                 raise
         for n, unit in rest:
             if unit.entry not in held and not await self._try(name, unit, step):
@@ -295,16 +288,16 @@ class Bridge:
             if unit.events:
                 step.created += await self.sink.append(unit.events)
         except (ClientError, InvalidInput) as error:
-            refused = _refused_time(error)
+            refused = refused_time(error)
             if refused is None or unit.record is None:
                 raise
             if (name, unit.entry) not in self._waiting:
-                text = _waits(unit.record, unit.events, refused)
+                text = said_waiting(unit.record, unit.events, refused)
                 step.waiting.append(text)
                 self.tell(text)
             self._waiting[name, unit.entry] = _Wait(
                 unit.record.where, unit.record.value,
-                self._monotonic() + _retry_s(unit.events, refused))
+                self._monotonic() + retry_s(unit.events, refused))
             return False
         wait = self._waiting.pop((name, unit.entry), None)
         if wait is not None:
@@ -407,79 +400,6 @@ class _Wait:
     where: str  # that record
     value: dict[str, Any]  # and what it held: one rewritten there is another record
     retry_s: float  # when (``monotonic``) to try it again
-
-
-#: The node's words refusing a time (``crdt.clock.Clock.check_ahead``): its bound and
-#: its clock, read from them only when the refusal does not give them as numbers (a node
-#: older than ``TimestampAhead.bound_ms``).
-_AHEAD = re.compile(r"more than (\d+) ms ahead of this node's clock \(([^)]+)\)")
-
-
-@dataclass(frozen=True)
-class _Refusal:
-    """The node's refusal of an event dated too far ahead of its clock."""
-
-    said: str  # its words
-    clock: tuple[int, int] | None  # its bound (ms) and clock (ms), if it says them
-
-
-def _node_clock(error: ClientError | TimestampAhead) -> tuple[int, int] | None:
-    """The node's bound (ms) and clock (ms) from its refusal: the numbers it gives
-    (``bound_ms``, ``clock_ms``), else read from its words; None if it says neither."""
-    if isinstance(error, TimestampAhead):
-        return error.bound_ms, error.clock_ms
-    bound_ms, clock_ms = error.details.get("bound_ms"), error.details.get("clock_ms")
-    if _whole(bound_ms) and _whole(clock_ms):
-        return bound_ms, clock_ms
-    said = _AHEAD.search(str(error))
-    if said is None:
-        return None
-    try:
-        return int(said.group(1)), Hlc.parse_rfc3339(said.group(2)).ms
-    except InvalidInput:
-        return None
-
-
-def _whole(value: object) -> TypeGuard[int]:
-    """A number of ms as a node gives one (JSON's ``true`` is no number)."""
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MS_MAX
-
-
-def _retry_s(events: list[Event], refused: _Refusal) -> float:
-    """Seconds until the node's clock should take ``events`` (the latest of them less
-    the node's bound), within ``AHEAD_RETRY_MIN_S`` and ``AHEAD_RETRY_MAX_S``."""
-    if refused.clock is None:
-        return AHEAD_RETRY_MAX_S
-    bound_ms, node_ms = refused.clock
-    dated_ms = max(event.timestamp.ms for event in events)
-    due_s = (dated_ms - bound_ms - node_ms) / 1000
-    return min(AHEAD_RETRY_MAX_S, max(AHEAD_RETRY_MIN_S, due_s))
-
-
-def _refused_time(error: ClientError | InvalidInput) -> _Refusal | None:
-    """The node's refusal of an event dated too far ahead of its clock (over HTTP, or by
-    a data folder opened here); None for any other error."""
-    if isinstance(error, TimestampAhead) or (
-            isinstance(error, ClientError) and error.code == TimestampAhead.code):
-        return _Refusal(str(error), _node_clock(error))
-    return None
-
-
-def _waits(record: Record, events: list[Event], refused: _Refusal) -> str:
-    """What to tell of a record that waits for the node's clock: which, by how much the
-    clocks differ (if the node said its clock), and what happens to it."""
-    dated = max(events, key=lambda event: event.timestamp).timestamp
-    if refused.clock is None:
-        lead = f"ahead of the node's clock ({refused.said})"
-    else:
-        bound_ms, node_ms = refused.clock
-        lead = (f"{(dated.ms - node_ms) / 1000:.1f} s ahead of the node's clock "
-                f"({Hlc(node_ms, 0).rfc3339()}), which takes events at most {bound_ms} "
-                "ms ahead")
-    return (f"{record.where}: dated {dated.rfc3339()}, {lead}: the clock of OpenClaw's "
-            "machine is fast or the node's is slow; the record and those after it in its "
-            "session wait, not skipped, and are tried again until the node takes them "
-            "(set the clocks right, or raise the node's [limits] clock_drift_max_ms)")
 
 
 @dataclass

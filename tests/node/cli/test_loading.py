@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from node import config, limits
 from node.cli import append, group, openclaw
 from node.main import main
-from node.openclaw import bridge
+from node.openclaw import bridge, refusals
 from tests.support.processes import CLI_TIMEOUT_S, ROOT, child_env
 
 #: Libraries no listing needs, each a tenth of a second or more to import.
@@ -109,7 +109,7 @@ def test_a_command_loads_its_own_module_not_the_others(command: str, module: str
 RUNNING_ONLY = {"node.config", "node.limits", "node.checks", "node.client.api",
                 "node.client.transport", "node.device", "node.cli.demo_run",
                 "node.cli.demo_cluster", "node.cli.openclaw_run", "node.cli.openclaw_sink",
-                "node.openclaw.bridge"}
+                "node.openclaw.bridge", "node.openclaw.refusals"}
 
 
 @pytest.mark.parametrize("command", [
@@ -132,8 +132,8 @@ def test_the_figures_a_help_shows_are_the_ones_the_command_uses() -> None:
     """Copies, kept where a ``--help`` reads them without loading what holds them."""
     assert limits.ClientLimits().import_batch_events_max == append.IMPORT_BATCH_EVENTS_MAX
     assert openclaw.POLL_S == bridge.POLL_S
-    assert openclaw.AHEAD_RETRY_MIN_S == bridge.AHEAD_RETRY_MIN_S
-    assert openclaw.AHEAD_RETRY_MAX_S == bridge.AHEAD_RETRY_MAX_S
+    assert openclaw.AHEAD_RETRY_MIN_S == refusals.AHEAD_RETRY_MIN_S
+    assert openclaw.AHEAD_RETRY_MAX_S == refusals.AHEAD_RETRY_MAX_S
     output, _loaded = run("append", "--help")
     assert f"batches of at most {limits.ClientLimits().import_batch_events_max}." in \
         " ".join(output.split())

@@ -1,0 +1,99 @@
+"""A node's refusal of events dated too far ahead of its clock, as the OpenClaw bridge
+meets it (``node.openclaw.bridge``): recognised over HTTP or from a data folder opened
+here, when to try the record again, and what to say of it while it waits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TypeGuard
+
+from crdt.clock import MS_MAX, Hlc
+from crdt.errors import InvalidInput, TimestampAhead
+from crdt.events import Event
+from node.client.errors import ClientError
+from node.openclaw.source import Record
+
+#: The soonest (s) a record the node refused for its time is tried again, even if the
+#: node's words say its clock allows it sooner: at most one refused append per second
+#: per waiting session, however many looks.
+AHEAD_RETRY_MIN_S = 1.0
+#: The latest (s): a record is tried again when the node's clock should allow it (its
+#: time, less the node's bound and clock, from the refusal), but no later than this, as
+#: the node's clock may be set right (or its bound raised) meanwhile; also the wait when
+#: the refusal does not say the node's clock. A record waits at most this much longer
+#: than it must; a waiting session costs one refused append per this much at least.
+AHEAD_RETRY_MAX_S = 60.0
+
+
+#: The node's words refusing a time (``crdt.clock.Clock.check_ahead``): its bound and
+#: its clock, read from them only when the refusal does not give them as numbers (a node
+#: older than ``TimestampAhead.bound_ms``).
+_AHEAD = re.compile(r"more than (\d+) ms ahead of this node's clock \(([^)]+)\)")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The node's refusal of an event dated too far ahead of its clock."""
+
+    said: str  # its words
+    clock: tuple[int, int] | None  # its bound (ms) and clock (ms), if it says them
+
+
+def node_clock(error: ClientError | TimestampAhead) -> tuple[int, int] | None:
+    """The node's bound (ms) and clock (ms) from its refusal: the numbers it gives
+    (``bound_ms``, ``clock_ms``), else read from its words; None if it says neither."""
+    if isinstance(error, TimestampAhead):
+        return error.bound_ms, error.clock_ms
+    bound_ms, clock_ms = error.details.get("bound_ms"), error.details.get("clock_ms")
+    if _whole(bound_ms) and _whole(clock_ms):
+        return bound_ms, clock_ms
+    said = _AHEAD.search(str(error))
+    if said is None:
+        return None
+    try:
+        return int(said.group(1)), Hlc.parse_rfc3339(said.group(2)).ms
+    except InvalidInput:
+        return None
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    """A number of ms as a node gives one (JSON's ``true`` is no number)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MS_MAX
+
+
+def retry_s(events: list[Event], refused: Refusal) -> float:
+    """Seconds until the node's clock should take ``events`` (the latest of them less
+    the node's bound), within ``AHEAD_RETRY_MIN_S`` and ``AHEAD_RETRY_MAX_S``."""
+    if refused.clock is None:
+        return AHEAD_RETRY_MAX_S
+    bound_ms, node_ms = refused.clock
+    dated_ms = max(event.timestamp.ms for event in events)
+    due_s = (dated_ms - bound_ms - node_ms) / 1000
+    return min(AHEAD_RETRY_MAX_S, max(AHEAD_RETRY_MIN_S, due_s))
+
+
+def refused_time(error: ClientError | InvalidInput) -> Refusal | None:
+    """The node's refusal of an event dated too far ahead of its clock (over HTTP, or by
+    a data folder opened here); None for any other error."""
+    if isinstance(error, TimestampAhead) or (
+            isinstance(error, ClientError) and error.code == TimestampAhead.code):
+        return Refusal(str(error), node_clock(error))
+    return None
+
+
+def said_waiting(record: Record, events: list[Event], refused: Refusal) -> str:
+    """What to tell of a record that waits for the node's clock: which, by how much the
+    clocks differ (if the node said its clock), and what happens to it."""
+    dated = max(events, key=lambda event: event.timestamp).timestamp
+    if refused.clock is None:
+        lead = f"ahead of the node's clock ({refused.said})"
+    else:
+        bound_ms, node_ms = refused.clock
+        lead = (f"{(dated.ms - node_ms) / 1000:.1f} s ahead of the node's clock "
+                f"({Hlc(node_ms, 0).rfc3339()}), which takes events at most {bound_ms} "
+                "ms ahead")
+    return (f"{record.where}: dated {dated.rfc3339()}, {lead}: the clock of OpenClaw's "
+            "machine is fast or the node's is slow; the record and those after it in its "
+            "session wait, not skipped, and are tried again until the node takes them "
+            "(set the clocks right, or raise the node's [limits] clock_drift_max_ms)")

@@ -192,7 +192,8 @@ class AsyncStore:
             finally:
                 # From the writer thread, not after the await below: that never runs
                 # for a cancelled caller. Scheduled before the call's result is, so
-                # the head has moved when the caller resumes.
+                # the head has moved when the caller resumes; and in the writer's
+                # order with the group commits' notices (``_append_batch``).
                 self._loop.call_soon_threadsafe(self._written, store.head,
                                                 time.perf_counter() - started)
 
@@ -234,25 +235,31 @@ class AsyncStore:
 
     async def _store_batch(self, items: list[Draft | Event]
                            ) -> tuple[list[Appended], float]:
-        """Store the events of one group commit in one transaction on the writer thread,
-        move the head and tell the commit listeners; the results, and the seconds the
-        commit took as the event loop saw it (``node.group_commit.StoreBatch``)."""
+        """Store the events of one group commit in one transaction on the writer thread
+        (which has the head moved and the commit listeners told: ``_append_batch``); the
+        results, and the seconds the commit took as the event loop saw it
+        (``node.group_commit.StoreBatch``)."""
         started_s = self._loop.time()
-        results, head, seconds = await self._loop.run_in_executor(
-            self._writer, self._append_batch, items)
+        results = await self._loop.run_in_executor(self._writer, self._append_batch, items)
+        return results, self._loop.time() - started_s
+
+    def _appended(self, items: list[Draft | Event], results: list[Appended], head: int,
+                  seconds: float) -> None:
+        """On the event loop, after each group commit: move the head and tell of the
+        events it stored."""
         self.commits += 1
-        commit_s = self._loop.time() - started_s
         # New positions, with the records the store adds before the items (a first
         # append's ``device_key``): what ``clawsync_events_appended_total`` counts.
+        # Every earlier write's notice ran before this one (both are scheduled by the
+        # writer thread, in its order), so none of these positions is a write's.
         stored = max(0, head - self._head)
         unlisted = stored - sum(1 for result in results if result.created)
         self._move_head(head)
         # The items' sessions name the commit only if they hold every new position:
-        # not a key record (in the membership session), nor an earlier write's.
+        # not if the store added a key record (in the membership session).
         self._notify(Commit(len(items) + max(0, unlisted), stored, head, seconds,
                             frozenset(item.session_key for item in items)
                             if unlisted == 0 else None, appends=True))
-        return results, commit_s
 
     def _notify(self, commit: Commit) -> None:
         for listener in list(self._listeners):
@@ -262,13 +269,17 @@ class AsyncStore:
                 # A broken metrics hook must not stop the committer: appends would hang.
                 log.exception("commit listener failed")
 
-    def _append_batch(self, items: list[Draft | Event]
-                      ) -> tuple[list[Appended], int, float]:
-        """On the writer thread: one transaction, the head it left behind, and the
-        seconds it took (on this thread: the wait for the writer is not counted)."""
+    def _append_batch(self, items: list[Draft | Event]) -> list[Appended]:
+        """On the writer thread: one transaction, whose notice (``_appended``) is
+        scheduled from here, as a ``write``'s is: the loop then runs the notices in the
+        order the writer stored their events, and the head never moves back; and before
+        the results reach the loop, so the head has moved when the callers resume. Timed
+        on this thread: the wait for the writer is not counted."""
         started = time.perf_counter()
         results = self._store.append_batch(items)
-        return results, self._store.head, time.perf_counter() - started
+        self._loop.call_soon_threadsafe(self._appended, items, results, self._store.head,
+                                        time.perf_counter() - started)
+        return results
 
     def _move_head(self, head: int) -> None:
         if head > self._head:

@@ -201,6 +201,34 @@ async def test_a_write_whose_caller_was_cancelled_is_told_at_once(
     assert writing.cancelled()
 
 
+async def test_commits_are_told_in_the_order_the_writer_stored_them(
+        astore: AsyncStore) -> None:
+    """The writer stores a group commit, then a write, while the event loop is busy:
+    the loop hears of them in that order, each with its own events, and the head never
+    moves back."""
+    heard: list[Commit] = []
+    astore.add_commit_listener(heard.append)
+    gate = threading.Event()
+    blocking = asyncio.ensure_future(astore.write(lambda store: gate.wait(HANG_S)))
+    appending = asyncio.ensure_future(astore.append([draft(1)]))
+
+    async def handed_to_the_writer() -> None:
+        await asyncio.sleep(0)  # the append queued
+        while astore._appends._queue:
+            await asyncio.sleep(0)
+    await asyncio.wait_for(handed_to_the_writer(), HANG_S)
+    writing = asyncio.ensure_future(
+        astore.write(lambda store: store.append_batch([draft(2, "s2")])))
+    await asyncio.sleep(0)  # the write waits for the writer too
+    idle = astore._writer.submit(lambda: None)
+    gate.set()
+    idle.result(HANG_S)  # the loop is held while the writer stores both
+    await asyncio.wait_for(asyncio.gather(blocking, appending, writing), HANG_S)
+    assert [(commit.head, commit.created, commit.appends, commit.sessions)
+            for commit in heard] == [(1, 1, True, frozenset({"s1"})), (2, 1, False, None)]
+    assert astore.head == 2
+
+
 async def test_wait_for_head_wakes_on_append(astore: AsyncStore) -> None:
     waiter = asyncio.create_task(astore.wait_for_head(0, timeout_s=60))
     await asyncio.sleep(0)

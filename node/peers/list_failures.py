@@ -191,6 +191,25 @@ def _type_of(exc: BaseException) -> str:
     return f"{fault.__module__}.{fault.__qualname__}"
 
 
+def _reason(exc: BaseException) -> str:
+    """What the fault ``exc`` says it is, for its repeat's line: its repr, else (a repr
+    that fails is a bug of its own, and would end the round or the ask that logs it)
+    the full name of its type.
+
+    >>> _reason(KeyError("k"))
+    "KeyError('k')"
+    >>> class Broken(Exception):
+    ...     def __repr__(self) -> str:
+    ...         return self.missing
+    >>> _reason(Broken())
+    '...Broken'
+    """
+    try:
+        return repr(exc)
+    except Exception:
+        return _type_of(exc)
+
+
 def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool,
          where: str | None = None) -> None:
     """Log a failure ``exc`` of kind ``kind`` for the peer of ``runner``: a repeat at
@@ -198,7 +217,8 @@ def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool,
     while ``exc`` is handled), other news at info."""
     if kind == UNEXPECTED:  # a fault of ours says what it is (its repr), and where
         if repeat:
-            log.debug(FAULT_REPEAT_TEXT, peer=runner.url, where=where, reason=repr(exc))
+            log.debug(FAULT_REPEAT_TEXT, peer=runner.url, where=where,
+                      reason=_reason(exc))
         else:
             log.exception(FAULT_TEXT, peer=runner.url, where=where)
     else:  # a failure of the ask, why it failed
@@ -227,7 +247,7 @@ class RoundFaults:
         fault = (where, _type_of(exc))
         said = {"where": where} if peer is None else {"where": where, "peer": peer}
         if fault in self.met:
-            log.debug(FAULT_REPEAT_TEXT, **said, reason=repr(exc))
+            log.debug(FAULT_REPEAT_TEXT, **said, reason=_reason(exc))
         else:
             log.exception(FAULT_TEXT, **said)
         self.met = _remembered(self.met, fault)

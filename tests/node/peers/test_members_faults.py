@@ -2,7 +2,8 @@
 faults of ours met learning members. At most ``FAULTS_KEPT_MAX`` per link and for the
 node's rounds, the one met longest ago forgotten first (logged at error again when met);
 a fault of ours in an ask that overlapped another already held off, and one met handling
-a fault, are logged at error once per type too; each line says where it was met."""
+a fault, are logged at error once per type too; each line says where it was met. A
+fault whose repr fails is repeated by its type's name, and ends no members round."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import structlog
 from node.peers import learning as learning_module
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.list_failures import (
+    BEFORE_THE_ASK,
     FAULT_REPEAT_TEXT,
     FAULT_TEXT,
     FAULTS_KEPT_MAX,
@@ -26,7 +28,14 @@ from node.peers.list_failures import (
     failure_holds,
 )
 from node.peers.transport import fetch_members
-from tests.node.peers.support import NodeFactory, answer, linked_to, serving, until
+from tests.node.peers.support import (
+    SECRET,
+    NodeFactory,
+    answer,
+    linked_to,
+    serving,
+    until,
+)
 
 #: Rounds asked in a row: enough to see a line logged at each, were it so.
 ROUNDS = 3
@@ -34,6 +43,13 @@ ROUNDS = 3
 
 class Bug(Exception):
     """A fault of ours, of a type of its own per ``bugs``."""
+
+
+class BadRepr(Exception):
+    """A fault of ours whose repr is a bug of its own: it reads an attribute never set."""
+
+    def __repr__(self) -> str:
+        return str(self.never_set)  # type: ignore[attr-defined]
 
 
 def bugs() -> tuple[list[type[Bug]], list[str]]:
@@ -146,3 +162,44 @@ async def test_a_fault_of_ours_handling_a_fault_is_logged_once_per_type(
     assert faults_said(said) == [("error", HANDLING, "True")] + [
         ("debug", HANDLING, "TypeError")] * (ROUNDS - 1)
     assert {entry["peer"] for entry in said if "where" in entry} == {peer.url}
+
+
+async def test_a_fault_whose_repr_fails_met_again_ends_no_members_round(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A round's sweep meets, round after round, a fault of ours whose repr raises: the
+    repeat names its type, and the node's members rounds go on (the repr's own fault
+    would end them for good, logged nowhere)."""
+    node = await make_node(cluster_secret=SECRET)
+    learning = node.gossip.learning
+
+    def sweeping() -> None:
+        raise BadRepr("a bug sweeping")
+
+    monkeypatch.setattr(learning.admission, "sweep", sweeping)
+    with structlog.testing.capture_logs() as said:
+        for _ in range(ROUNDS + 1):  # a round starts once the one before it ended
+            ran = learning.rounds
+            learning.changed.set()
+            await until(lambda ran=ran: learning.rounds > ran)
+    lines = faults_said(said)
+    assert lines[0] == ("error", SWEEPING, "True")
+    assert set(lines[1:]) == {("debug", SWEEPING, f"{__name__}.BadRepr")}
+    assert len(lines) >= ROUNDS
+    assert [task for task in node.gossip._tasks if task.get_name() == "members"]
+
+
+async def test_a_fault_whose_repr_fails_before_the_ask_is_told_as_met_there(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault of ours whose repr raises, in the link's checks at each round: logged
+    where it was met, its repeats at debug naming its type; no fault met handling it."""
+    node, _ = await linked_to(make_node, 1)
+
+    def checking(runner: Any) -> bool:
+        raise BadRepr("a bug in the checks")
+
+    monkeypatch.setattr(node.gossip.admission, "linked_shared", checking)
+    with structlog.testing.capture_logs() as said:
+        for _ in range(ROUNDS):
+            await node.gossip.learn_once()
+    assert faults_said(said) == [("error", BEFORE_THE_ASK, "True")] + [
+        ("debug", BEFORE_THE_ASK, f"{__name__}.BadRepr")] * (ROUNDS - 1)

@@ -401,8 +401,8 @@ async def test_a_fault_of_ours_in_an_ask_on_a_link_gone_since_is_logged_at_error
     with structlog.testing.capture_logs() as said:
         await node.gossip.learn_once()
     failed = [entry for entry in said if entry["event"] == FAULT_TEXT]
-    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
-            for entry in failed] == [("error", peer.url, True)]
+    assert [(entry["log_level"], entry["peer"], entry.get("where"), entry.get("exc_info"))
+            for entry in failed] == [("error", peer.url, IN_THE_ASK, True)]
     assert runner.members_failure is None or runner.members_failure.link == runner.links
 
 
@@ -475,8 +475,8 @@ async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_a
         with structlog.testing.capture_logs() as said:
             await learner.gossip.learn_once()
     failed = [entry for entry in said if entry["event"] == "learning members failed"]
-    assert [(entry["log_level"], entry["peer"], entry.get("exc_info"))
-            for entry in failed] == [("error", url, True)]
+    assert [(entry["log_level"], entry["peer"], entry.get("where"), entry.get("exc_info"))
+            for entry in failed] == [("error", url, TAKING_UP, True)]
     # The old link's fault took no place of the new link's failure (none, or its own).
     runner = learner.gossip.runners[f"url:{url}"]
     assert runner.members_failure is None or runner.members_failure.link == runner.links

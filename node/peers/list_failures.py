@@ -89,11 +89,11 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     time-out and a 503 in turn are each said once; at info again once the list was read
     on the link: ``Learning.learn_from``). ``UNEXPECTED`` (no failure of the ask itself,
     a fault of ours; called while it is handled) is one met ``IN_THE_ASK``
-    (``fault_of_ours``), in an ask that overlapped another already held off too: at
-    error with its traceback the first time of its type in the ask on the link. Nothing
-    kept for a link gone since the ask, or an ask that overlapped another already held
-    off (the one as the link came up, and a round's), and nothing logged but a fault of
-    ours.
+    (``fault_of_ours``): at error with its traceback the first time of its type in the
+    ask on the link, and kept so in an ask that overlapped another already held off too
+    (logged, not kept, on a link gone since). A failure of the ask itself is neither
+    kept nor logged for a link gone since the ask, or in an ask that overlapped another
+    already held off (the one as the link came up, and a round's).
 
     Of a kind in ``HOLDING`` (an answer that will not change: refused, 401 or 403, whose
     cause is its configuration; a route it does not have, 404, 405, 501, from an older

@@ -25,8 +25,9 @@ log = structlog.get_logger(__name__)
 #: link (``MembersFailure.faults``) and for the node's members rounds and fault handling
 #: (``RoundFaults``): one per bug, so few; past this many, the one met longest ago is
 #: forgotten, and logged at error again when met. Bounded all the same: nothing else
-#: caps the types a fault may have. Higher logs fewer tracebacks again for a node with
-#: many bugs at once, lower keeps less per link.
+#: caps the types a fault may have. More than this many different faults met in turn
+#: are each logged at error, with its traceback, each time. Higher logs fewer
+#: tracebacks again for a node with many bugs at once, lower keeps less per link.
 FAULTS_KEPT_MAX = 16
 
 #: The kinds of failure of an ask for a peer's member list (``members_failed``): each

@@ -9,7 +9,8 @@ from __future__ import annotations
 #: Seconds a test waits for a node running in the test's own process (``node.server.run``), or
 #: a client of it, to do one thing.
 DEADLINE_S = 10.0
-#: Seconds a test waits for a node process on loopback (``tests.support.processes``) to do
-#: one thing: longer than ``DEADLINE_S``, as a process first starts Python and its imports,
-#: and two processes on a busy machine take turns.
+#: Seconds a test waits for a process of its own to do one thing, be it a node on loopback
+#: (``tests.support.processes``) or a node's signature worker (``node.peers.verifying``):
+#: longer than ``DEADLINE_S``, as a process first starts Python and its imports, and two
+#: processes on a busy machine take turns.
 PROCESS_DEADLINE_S = 30.0

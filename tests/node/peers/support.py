@@ -35,19 +35,18 @@ from sync.peer.config import SyncConfig
 from sync.peer.machine import PeerSync
 from tests.node.conftest import NodeFactory
 from tests.support.processes import free_port
+from tests.support.waits import DEADLINE_S as DEADLINE_S  # the peer tests take it here
 
 #: Back-off short enough that a test sees many redials.
 FAST = SyncConfig(backoff_base_s=0.01, backoff_max_s=0.02)
 #: Back-off long enough that a dial that failed is not made again within a test.
 PATIENT = SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0)
-#: Seconds any wait of a test may take before it fails.
-DEADLINE_S = 10.0
 #: The cluster secret of the tests' clusters.
 SECRET = "s" * 32
 
 
 async def until(check: Callable[[], bool]) -> None:
-    """Wait until ``check()`` is true; fail at the deadline."""
+    """Wait until ``check()`` is true; fail after ``DEADLINE_S``."""
     async with asyncio.timeout(DEADLINE_S):
         while not check():
             await asyncio.sleep(0.01)

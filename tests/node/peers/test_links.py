@@ -42,9 +42,9 @@ from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from sync.peer.messages import Ack, Events, Hello, Item, encode, parse
 from tests.node.peers.support import headers, own_link, serving, until
+from tests.support.waits import DEADLINE_S
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
-DEADLINE_S = 10.0
 #: Messages of ``STALL_SEND_BYTES`` sent to a peer that reads none, at most: far more
 #: than loopback sockets' buffers hold, so that a send waits and times out.
 STALL_SENDS_MAX, STALL_SEND_BYTES = 256, 1024 * 1024

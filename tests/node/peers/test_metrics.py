@@ -15,12 +15,12 @@ from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from tests.support.metrics import label_values, scrape, value
 from tests.support.nodes import post
+from tests.support.waits import DEADLINE_S
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
 SECRET = "s" * 32
 FAST = SyncConfig(backoff_base_s=0.05, backoff_max_s=0.1, pull_interval_s=0.2)
-DEADLINE_S = 10.0
 PEER_FAMILIES = {
     "clawsync_peer_up": "gauge",
     "clawsync_peer_state": "gauge",

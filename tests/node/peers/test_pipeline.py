@@ -27,12 +27,12 @@ from node.peers.verifying import WORKER_SIGNATURES_MIN, Verifier
 from node.server.run import RunningNode
 from sync.peer.machine import Parsed, PeerSync
 from sync.peer.messages import Ack, Events, Hello, Item, Message, encode, parse
+from tests.support.waits import PROCESS_DEADLINE_S  # most waits are on the signature worker
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 Ev = Callable[..., Event]
 SECRET = "s" * 32
 PEER_WS = "/peer/v1/ws"
-DEADLINE_S = 20.0
 #: Events per batch: long enough for the signature worker.
 PER_BATCH = 2 * WORKER_SIGNATURES_MIN
 #: How long nothing more may happen once the pipeline is full, to call it full.
@@ -61,7 +61,7 @@ def warm(verifier: Verifier) -> None:
     key = device.secret_key(device.private_key_from_seed(bytes(32)))
     checks = ([key[32:]] * PER_BATCH, [device.sign_bytes(key, b"x")] * PER_BATCH,
               [b"x"] * PER_BATCH)
-    done, deadline = verifier.batches_in_worker, time.monotonic() + DEADLINE_S
+    done, deadline = verifier.batches_in_worker, time.monotonic() + PROCESS_DEADLINE_S
     while verifier.batches_in_worker == done:
         assert verifier(*checks) == [True] * PER_BATCH
         assert time.monotonic() < deadline and not verifier.broken
@@ -76,10 +76,10 @@ async def writer_held(node: RunningNode) -> AsyncIterator[threading.Event]:
 
     def hold(_store: EventStore) -> None:
         entered.set()
-        release.wait(DEADLINE_S)
+        release.wait(PROCESS_DEADLINE_S)
 
     holding = asyncio.ensure_future(node.astore.write(hold))
-    async with asyncio.timeout(DEADLINE_S):
+    async with asyncio.timeout(PROCESS_DEADLINE_S):
         while not entered.is_set():
             await asyncio.sleep(0.01)
     try:
@@ -103,7 +103,7 @@ async def peer(node: RunningNode) -> AsyncIterator[aiohttp.ClientWebSocketRespon
 
 async def answer(ws: aiohttp.ClientWebSocketResponse) -> Message | None:
     """The node's next message, or None once it closed the link."""
-    got = await ws.receive(timeout=DEADLINE_S)
+    got = await ws.receive(timeout=PROCESS_DEADLINE_S)
     if got.type != aiohttp.WSMsgType.BINARY:
         return None
     return parse(got.data)
@@ -123,7 +123,7 @@ async def acks(ws: aiohttp.ClientWebSocketResponse, origin: str) -> list[int | N
 
 async def checked_ahead(verifier: Verifier, done: int, count: int) -> None:
     """Wait until ``count`` more batches were checked in the worker, and no more come."""
-    async with asyncio.timeout(DEADLINE_S):
+    async with asyncio.timeout(PROCESS_DEADLINE_S):
         while verifier.batches_in_worker < done + count:
             await asyncio.sleep(0.01)
     await asyncio.sleep(SETTLE_S)
@@ -217,7 +217,7 @@ async def test_stopping_in_mid_pipeline_leaves_no_task_or_thread_work(
         stopping = asyncio.ensure_future(gossip.stop())
         await asyncio.sleep(SETTLE_S)  # the link's task is cancelled meanwhile
         release.set()
-        async with asyncio.timeout(DEADLINE_S):
+        async with asyncio.timeout(PROCESS_DEADLINE_S):
             await stopping
     ahead = [task for task in asyncio.all_tasks() if task.get_name() == "peer-read-ahead"]
     assert ahead == []
@@ -244,7 +244,7 @@ async def test_a_hello_announcing_a_backlog_starts_the_signature_worker_before_i
 
 async def worker_running(verifier: Verifier) -> None:
     """Wait until the node's signature worker runs."""
-    async with asyncio.timeout(DEADLINE_S):
+    async with asyncio.timeout(PROCESS_DEADLINE_S):
         while verifier.worker_state != "running":
             await asyncio.sleep(0.02)
 
@@ -276,7 +276,7 @@ async def test_later_messages_of_a_link_do_not_warm_the_signature_worker(
             await ws.send_bytes(encode(Hello("ffffffffffffffff", {origin: len(signed)})))
             await ws.send_bytes(encode(Events(tuple(first))))
             await acked(ws, origin, short)  # so the hello was handled, before it
-            async with asyncio.timeout(DEADLINE_S):
+            async with asyncio.timeout(PROCESS_DEADLINE_S):
                 while verifier.worker_state != "none":
                     await asyncio.sleep(0.01)
         finally:
@@ -301,7 +301,7 @@ def held(monkeypatch: pytest.MonkeyPatch, step: str) -> Iterator[threading.Event
         batch = message.message if isinstance(message, Parsed) else parse(message)
         if isinstance(batch, Events) and not entered.is_set():
             entered.set()
-            release.wait(DEADLINE_S)
+            release.wait(PROCESS_DEADLINE_S)
         return real(machine, message, *args)
 
     monkeypatch.setattr(PeerSync, step, waiting)
@@ -312,7 +312,7 @@ def held(monkeypatch: pytest.MonkeyPatch, step: str) -> Iterator[threading.Event
 
 
 async def entered_(event: threading.Event) -> None:
-    async with asyncio.timeout(DEADLINE_S):
+    async with asyncio.timeout(PROCESS_DEADLINE_S):
         while not event.is_set():
             await asyncio.sleep(0.01)
 

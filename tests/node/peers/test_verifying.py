@@ -24,11 +24,11 @@ from node.workers import Worker
 from tests.support.ed25519 import IDENTITY, crafted_by_holder
 from tests.support.nodes import events, post
 from tests.support.processes import children, never_ready_module
+from tests.support.waits import PROCESS_DEADLINE_S  # the signature worker is a process
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
 EventFactory = Callable[..., dict[str, Any]]
 SECRET = "s" * 32
-DEADLINE_S = 30.0
 Batch = tuple[list[bytes], list[bytes], list[bytes]]
 
 
@@ -75,7 +75,7 @@ def verifier() -> Iterator[Verifier]:
 def in_worker(verifier: Verifier, checks: Batch) -> list[bool]:
     """``verifier(*checks)`` once its worker answers (it starts on the first call)."""
     done = verifier.batches_in_worker
-    deadline = time.monotonic() + DEADLINE_S
+    deadline = time.monotonic() + PROCESS_DEADLINE_S
     while True:
         answer = verifier(*checks)
         if verifier.batches_in_worker > done:
@@ -156,7 +156,7 @@ def test_a_worker_that_overruns_is_killed_and_its_batch_checked_here() -> None:
         verifier.call_time_s = 1e-6
         assert verifier(*checks) == here(checks)
         assert verifier.batches_failed == 1 and verifier.worker_state == "none"
-        deadline = time.monotonic() + DEADLINE_S
+        deadline = time.monotonic() + PROCESS_DEADLINE_S
         while not ended(pid):
             assert time.monotonic() < deadline
             time.sleep(0.01)
@@ -168,7 +168,7 @@ def test_without_a_worker_every_batch_is_checked_here() -> None:
     verifier = Verifier(memory_bytes=1024 * 1024)  # Python cannot start in 1 MiB
     try:
         checks = batch(100)
-        deadline = time.monotonic() + DEADLINE_S
+        deadline = time.monotonic() + PROCESS_DEADLINE_S
         while not verifier.broken:
             assert verifier(*checks) == here(checks)
             assert time.monotonic() < deadline
@@ -214,7 +214,7 @@ def test_stopping_while_the_worker_starts_ends_it_too() -> None:
     assert verifier(*checks) == here(checks)  # starts one
     assert verifier.worker_starting
     verifier.stop()
-    deadline = time.monotonic() + DEADLINE_S
+    deadline = time.monotonic() + PROCESS_DEADLINE_S
     # The stop waits a moment only; the start ends its worker anyway.
     while verifier.worker_state != "none" or children() - before:
         assert time.monotonic() < deadline
@@ -229,7 +229,7 @@ def test_stopping_while_the_worker_starts_slowly_kills_it_and_counts_no_failure(
     before = children()
     verifier = Verifier()
     verifier.warm()
-    deadline = time.monotonic() + DEADLINE_S
+    deadline = time.monotonic() + PROCESS_DEADLINE_S
     while not children() - before:
         assert time.monotonic() < deadline
         time.sleep(0.01)
@@ -289,7 +289,7 @@ async def test_nodes_replicate_through_the_worker_and_stop_leaves_none(
     b = await make_node(cluster_secret=SECRET, peers=(a.url,))
     verifier = b.gossip.verifier
     sent = 0
-    async with asyncio.timeout(DEADLINE_S):  # until B's worker has checked a batch
+    async with asyncio.timeout(PROCESS_DEADLINE_S):  # until B's worker has checked a batch
         while verifier.batches_in_worker == 0:
             await post(a, "s1", *(event_body(n, content=f"message {n}")
                                   for n in range(sent, sent + POSTED)))
@@ -308,7 +308,7 @@ async def test_nodes_replicate_through_the_worker_and_stop_leaves_none(
 def test_warming_starts_the_worker_before_the_first_long_batch(verifier: Verifier) -> None:
     verifier.warm()
     assert verifier.worker_starting
-    deadline = time.monotonic() + DEADLINE_S
+    deadline = time.monotonic() + PROCESS_DEADLINE_S
     while verifier.worker_state != "running":
         assert time.monotonic() < deadline and not verifier.broken
         time.sleep(0.01)

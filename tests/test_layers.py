@@ -82,36 +82,80 @@ def room_of(module: str) -> str:
     return max(matches, key=len)
 
 
-#: The calls that import a module named by their first argument: ``importlib.import_module``
-#: (also imported by itself) and the builtin ``__import__``.
-IMPORT_CALLS = {"importlib.import_module", "import_module", "__import__"}
+#: The functions that import the module their first argument names, as (module, name):
+#: a call of one is an import as much as a statement is.
+IMPORT_FUNCTIONS = {("importlib", "import_module"), ("importlib", "__import__"),
+                    ("builtins", "__import__")}
 
 
-def imported_by_call(node: ast.AST) -> str | None:
-    """The module a call such as ``importlib.import_module("x.y")`` imports, when its
-    name is a literal (a name computed at run time is for the code around it to bound)."""
-    if not isinstance(node, ast.Call) or not node.args:
+def import_functions(tree: ast.AST) -> tuple[dict[str, str], set[str]]:
+    """What a module binds the import functions' modules to (``import importlib as il``:
+    il -> importlib), and the names it calls an import function by (``from importlib
+    import import_module as load``: load; the builtin ``__import__`` always). Read from the
+    whole module, whatever the scope: a local ``def import_module`` is no import function,
+    but an import function's name bound in one function counts in all."""
+    owners = {module for module, _ in IMPORT_FUNCTIONS}
+    modules: dict[str, str] = {}
+    functions = {"__import__"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                # ``import importlib.util`` binds importlib; ``import importlib.util as u``
+                # binds a module that is no owner.
+                module = alias.name if alias.asname else alias.name.split(".")[0]
+                if module in owners:
+                    modules[alias.asname or module] = module
+        elif isinstance(node, ast.ImportFrom):
+            functions.update(alias.asname or alias.name for alias in node.names
+                             if (node.module, alias.name) in IMPORT_FUNCTIONS)
+    return modules, functions
+
+
+def argument(call: ast.Call, position: int, keyword: str) -> ast.expr | None:
+    """The argument a call passes at ``position`` or as ``keyword``, if any."""
+    if len(call.args) > position:
+        return call.args[position]
+    return next((passed.value for passed in call.keywords if passed.arg == keyword), None)
+
+
+def imported_by_call(node: ast.AST, modules: dict[str, str], functions: set[str]) -> str | None:
+    """The module a call such as ``importlib.import_module("x.y")`` imports (``modules``
+    and ``functions``: what ``import_functions`` found), when its name is a literal (a
+    name computed at run time is for the code around it to bound). A relative import
+    comes back with its leading dots (``__import__``'s ``level``), for the caller to
+    refuse."""
+    if not isinstance(node, ast.Call):
         return None
-    called = ast.unparse(node.func)
-    name = node.args[0]
-    if called in IMPORT_CALLS and isinstance(name, ast.Constant) and isinstance(name.value, str):
-        return name.value
-    return None
+    called = node.func
+    if isinstance(called, ast.Name):
+        imports = called.id in functions
+    elif isinstance(called, ast.Attribute) and isinstance(called.value, ast.Name):
+        imports = (modules.get(called.value.id), called.attr) in IMPORT_FUNCTIONS
+    else:
+        return None
+    name = argument(node, 0, "name")
+    if not imports or not isinstance(name, ast.Constant) or not isinstance(name.value, str):
+        return None  # no import, or a name computed at run time
+    level = argument(node, 4, "level")
+    dots = level.value if isinstance(level, ast.Constant) and isinstance(level.value, int) else 0
+    return "." * dots + name.value
 
 
 def imports_of(path: Path) -> set[str]:
     """Every module named by an import statement, also inside functions (absolute only:
     the project uses no relative imports in its packages), or by an import call with a
-    literal name (``IMPORT_CALLS``)."""
+    literal name (``IMPORT_FUNCTIONS``)."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    modules, functions = import_functions(tree)
     names: set[str] = set()
     for node in ast.walk(tree):
-        if (called := imported_by_call(node)) is not None:
+        if (called := imported_by_call(node, modules, functions)) is not None:
+            assert not called.startswith("."), f"{path}: relative import"
             names.add(called)
         elif isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            assert node.level == 0, f"{path}: relative import"
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module, f"{path}: relative import"
             names.add(node.module)
             # ``from crdt.log import eventlog`` imports the module crdt.log.eventlog
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
@@ -224,6 +268,26 @@ def test_the_checks_catch_forbidden_imports(tmp_path: Path) -> None:
                                          "def later():\n"
                                          "    return import_module('node.server')\n")
     assert "asyncio" in forbidden_in("sync", tmp_path, "loop = __import__('asyncio')\n")
+    # Whatever name the import function or its module is bound to, and however it is called.
+    for source in ("import importlib as il\nil.import_module('socket')\n",
+                   "from importlib import import_module as load\nload('socket')\n",
+                   "import importlib\nimportlib.import_module(name='socket')\n",
+                   "import importlib.util\nimportlib.import_module('socket')\n",
+                   "import importlib\nimportlib.__import__('socket')\n",
+                   "import builtins\nbuiltins.__import__('socket')\n",
+                   "from builtins import __import__ as load\nload('socket')\n"):
+        assert "socket" in forbidden_in("crdt", tmp_path, source), source
+    # A function of the module's own is no import, though it bears the name.
+    assert forbidden_in("crdt", tmp_path, "def import_module(name: str) -> None: ...\n"
+                        "import_module('socket')\n") == set()
+    # A relative import is refused, by a call as by a statement.
+    for source in ("import importlib\nimportlib.import_module('.server', 'node')\n",
+                   "import importlib\nimportlib.import_module('.server', package='node')\n",
+                   "__import__('server', globals(), None, [], 1)\n",
+                   "__import__('server', level=2)\n",
+                   "from . import server\n"):
+        with pytest.raises(AssertionError, match="relative import"):
+            forbidden_in("node.cli", tmp_path, source)
     # A name computed at run time is not a module name the check can know.
     assert forbidden_in("crdt", tmp_path, "import importlib\n"
                         "name = 'socket'\nimportlib.import_module(name)\n") == set()

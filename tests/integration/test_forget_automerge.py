@@ -24,8 +24,9 @@ pytestmark = pytest.mark.integration
 
 SECRET = "cluster-secret-for-tests"
 #: Seconds replication, a forget and its effects may take to reach a node here: longer
-#: than ``tests.support.waits.PROCESS_DEADLINE_S``, as each wait spans several steps (a
-#: node restarted 40 days ahead under libfaketime, its retention pass, then replication).
+#: than ``tests.support.waits.PROCESS_DEADLINE_S`` for the waits after b's restart 40 days
+#: ahead (libfaketime), which span several steps: b's retention pass, its link with a
+#: made again, then replication. The waits before the restart need less, and share it.
 CONVERGE_TIMEOUT_S = 60.0
 MARKER = "my-password-is-hunter2"
 DAY_S = 86_400

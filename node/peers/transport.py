@@ -181,8 +181,6 @@ class Link:
         #: Dialed over TLS, the peer showed a certificate our CA verified (``dial``): not
         #: on a plain http:// address, where no certificate is asked for.
         self.peer_certified = False
-        #: A dialed link's read still going on (``_read``); None when none is.
-        self._reading: asyncio.Future[aiohttp.WSMessage] | None = None
 
     @property
     def closed(self) -> bool:
@@ -213,7 +211,7 @@ class Link:
         """The next message; raises ``LinkClosed`` when the link ends. A text frame is
         returned as its UTF-8 bytes, for the protocol to refuse."""
         try:
-            message = await self._read()
+            message = await self._ws.receive()
         except NETWORK_ERRORS as exc:  # a reset while reading, or while answering a ping
             raise LinkClosed(f"receiving failed: {exc or type(exc).__name__}") from None
         if message.type == aiohttp.WSMsgType.BINARY:
@@ -226,30 +224,13 @@ class Link:
         said = f": {self.peer_reason}" if self.peer_reason else ""
         raise LinkClosed(f"link ended ({message.type.name.lower()}{said})")
 
-    async def _read(self) -> aiohttp.WSMessage:
-        """The websocket's next message. On a dialed link the read goes on when the
-        caller is cancelled (a link's end cancels its read), for the next ``receive`` or
-        for ``close`` to end: aiohttp's client takes a cancelled read for a lost
-        connection, and its close would then drop the connection as soon as its frame
-        went out, without waiting for the peer's answer. An accepted link reads in the
-        caller: aiohttp's server waits for the answer only when no read is going on."""
-        if not isinstance(self._ws, aiohttp.ClientWebSocketResponse):
-            return await self._ws.receive()
-        reading = self._reading
-        if reading is None:
-            reading = self._reading = asyncio.ensure_future(self._ws.receive())
-            # Retrieved even when no one takes it: a read left to ``close`` may fail.
-            reading.add_done_callback(lambda done: done.cancelled() or done.exception())
-        try:
-            return await asyncio.shield(reading)
-        finally:
-            if reading.done():
-                self._reading = None
-
     async def close(self, reason: str = "", *, stopping: bool = False) -> None:
         """Close, waiting at most ``close_timeout_s`` for the peer's answer to our close
         frame (the peer may be paused or gone); ``stopping``, the node is stopping: at
-        most ``STOP_CLOSE_WAIT_S``. A wait cut short drops the connection."""
+        most ``STOP_CLOSE_WAIT_S``. A wait cut short drops the connection. (A dialed
+        link whose read was cancelled, as a link's end does, waits not at all: aiohttp's
+        client takes that close as abnormal and drops the connection once the frame
+        went out; an accepted link waits.)"""
         wait_s = min(STOP_CLOSE_WAIT_S, self._close_timeout_s) if stopping \
             else self._close_timeout_s
         with contextlib.suppress(*NETWORK_ERRORS, RuntimeError):

@@ -3,10 +3,7 @@ for the peer's answer to its close frame. A link a running node closes (here an 
 link of a device removed) waits up to ``close_timeout_s``, as a refusal or a protocol
 fault does: the answer lets the peer read all that was sent before the close. A stopping
 node waits at most ``STOP_CLOSE_WAIT_S``. The bound each close was given is read off the
-time-outs the link's closes enter, not off the clock. A dialed link waits for the answer
-as an accepted one does, after its read was cancelled too (as a link's end cancels it):
-whether it did is read off the code it closed with, the peer's or a dropped
-connection's."""
+time-outs the link's closes enter, not off the clock."""
 
 from __future__ import annotations
 
@@ -14,15 +11,13 @@ import asyncio
 import dataclasses
 from typing import Any
 
-import aiohttp
 import pytest
 
 from node.peers import transport
-from node.peers.transport import STOP_CLOSE_WAIT_S, dial
+from node.peers.transport import STOP_CLOSE_WAIT_S
 from node.server.run import RunningNode
-from sync.peer.config import SyncConfig
 from tests.node.peers.removing import accepted
-from tests.node.peers.support import DEADLINE_S, FAST, SECRET, NodeFactory, until
+from tests.node.peers.support import FAST, SECRET, NodeFactory, until
 
 #: The accepting node's ``close_timeout_s``, and the dialer's: set apart from each other,
 #: from ``STOP_CLOSE_WAIT_S`` and from the other time-outs a link enters, so that each
@@ -85,24 +80,3 @@ async def test_a_stopping_node_waits_at_most_stop_close_wait_s_for_the_answer(
     a, _, entered = await linked_phone(make_node, monkeypatch)
     await a.stop()
     assert entered.closes() == {STOP_CLOSE_WAIT_S}
-
-
-async def test_a_dialed_link_whose_read_was_cancelled_waits_for_the_answer(
-        make_node: NodeFactory) -> None:
-    """A link this side dialed, its read cancelled as a link's end cancels it, then closed
-    while running: the close waits for the peer's answer (its code, 1000), rather than
-    drop the connection once its frame went out (aiohttp's client takes a cancelled
-    read for a lost connection: 1006)."""
-    node = await make_node(cluster_secret=SECRET, sync=FAST)
-    async with aiohttp.ClientSession() as http:
-        link = await dial(http, node.url, node_id="d" * 32, secret=SECRET, advertise=None,
-                          tls=None, config=SyncConfig(close_timeout_s=DEADLINE_S))
-        async with asyncio.timeout(DEADLINE_S):
-            await link.receive()  # the node's hello: the link is up
-        reading = asyncio.ensure_future(link.receive())
-        await asyncio.sleep(0)  # the read is waiting on the connection
-        reading.cancel()
-        await asyncio.wait([reading])
-        await link.close("done here")
-        assert link.closed
-        assert link._ws.close_code == aiohttp.WSCloseCode.OK

@@ -116,7 +116,9 @@ class GroupCommit:
         """Take no more appends, commit the queued ones, and end the committer."""
         self.closing = True
         self._queued.set()
-        await self._committer
+        # Not ``await``: a committer that died was logged and failed its callers
+        # (``_committer_ended``); raising it again here would leave the store unclosed.
+        await asyncio.wait([self._committer])
 
     async def _commit_loop(self) -> None:
         """Take everything queued, commit it in one batch, repeat until closed."""

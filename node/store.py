@@ -250,8 +250,8 @@ class AsyncStore:
         self.commits += 1
         # New positions, with the records the store adds before the items (a first
         # append's ``device_key``): what ``clawsync_events_appended_total`` counts.
-        # Every earlier write's notice ran before this one (both are scheduled by the
-        # writer thread, in its order), so none of these positions is a write's.
+        # Every earlier notice ran before this one (all are scheduled by the writer
+        # thread, in its order), so none of these positions is an earlier write's.
         stored = max(0, head - self._head)
         unlisted = stored - sum(1 for result in results if result.created)
         self._move_head(head)
@@ -276,7 +276,15 @@ class AsyncStore:
         the results reach the loop, so the head has moved when the callers resume. Timed
         on this thread: the wait for the writer is not counted."""
         started = time.perf_counter()
-        results = self._store.append_batch(items)
+        try:
+            results = self._store.append_batch(items)
+        except BaseException:
+            # Raised after its transaction committed (a listener's panic: ``_after``
+            # lets only ``Exception`` pass by): the events are durable all the same, so
+            # they are told of as a ``write``'s are; no stored events, no notice.
+            self._loop.call_soon_threadsafe(self._written, self._store.head,
+                                            time.perf_counter() - started)
+            raise
         self._loop.call_soon_threadsafe(self._appended, items, results, self._store.head,
                                         time.perf_counter() - started)
         return results

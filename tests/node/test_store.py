@@ -16,6 +16,7 @@ from crdt.errors import IdMismatch, NotFound, TimestampAhead
 from crdt.events import Draft, Event, parse_event
 from crdt.log import forget
 from crdt.log.forget import Forget
+from crdt.log.records import Appended
 from crdt.log.store import EventStore
 from crdt.signing import Signer
 from node import logs
@@ -176,6 +177,30 @@ async def test_a_write_that_stores_then_raises_is_told_at_once(astore: AsyncStor
         await astore.write(store_then_raise)
     assert astore.head == 2
     assert [(commit.created, commit.head) for commit in heard] == [(2, 2)]
+
+
+class Panic(BaseException):
+    """What a panicking extension raises: no ``Exception``, so nothing on the way
+    catches it."""
+
+
+async def test_an_append_that_stores_then_panics_is_told_at_once(
+        astore: AsyncStore) -> None:
+    """A stored-listener's panic after the transaction committed fails the caller and
+    the committer, but the stored event is told of: the head moves, waiters wake."""
+    heard: list[Commit] = []
+    astore.add_commit_listener(heard.append)
+
+    def panic(_results: list[Appended]) -> None:
+        raise Panic
+
+    store = astore._store
+    store.stored_listeners.append(panic)
+    with pytest.raises(StoreClosing):
+        await astore.append([draft(1)])
+    await astore.wait_for_head(0, HANG_S)
+    assert astore.head == store.head == 1
+    assert [(commit.created, commit.head) for commit in heard] == [(1, 1)]
 
 
 async def test_a_write_whose_caller_was_cancelled_is_told_at_once(

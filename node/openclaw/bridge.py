@@ -182,6 +182,8 @@ class Bridge:
         # The cursor moves past what is stored, never past a record that waits; what is
         # said of a record (skipped, imported in a lesser form) is said once it is passed.
         moved: dict[str, int] = {}
+        if isinstance(source, AgentDatabase):  # rewritten sessions: read again from 0,
+            moved.update(source.reread)  # and on from what of them is stored now
         for n, unit in enumerate(units):
             if n < held.get(unit.entry, n + 1):
                 moved.update(unit.moves)
@@ -191,8 +193,6 @@ class Bridge:
                     self._tell(step.problems, unit.problem)
                 for warning in unit.warnings:
                     self._tell(step.warnings, warning)
-        if isinstance(source, AgentDatabase):  # rows removed from a session's end:
-            moved.update(source.lowered)  # read on after its last row, where seqs go on
         moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
         step.unsettled = step.unsettled or bool(held)
         if moved:

@@ -11,6 +11,7 @@ import json
 import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,22 @@ CREATE TABLE transcript_events (session_id TEXT NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (session_id, seq));
 CREATE TABLE transcript_event_identities (session_id TEXT, event_id TEXT, seq INTEGER,
     event_type TEXT, parent_id TEXT, PRIMARY KEY (session_id, event_id));
+"""
+
+#: OpenClaw 2026.9.6's tables of rewrites and cold storage, as its schema has them (less
+#: the foreign keys): a rewrite puts a new generation in one transaction with its rows
+#: (``rotateTranscriptGenerationInTransaction``), an append keeps the one there.
+REWRITE_SCHEMA = """
+CREATE TABLE session_transcript_cold_archives (session_id TEXT NOT NULL PRIMARY KEY,
+    generation TEXT NOT NULL, archive_name TEXT NOT NULL UNIQUE,
+    archive_sha256 TEXT NOT NULL CHECK (length(archive_sha256) = 64),
+    event_count INTEGER NOT NULL CHECK (event_count >= 1),
+    raw_bytes INTEGER NOT NULL CHECK (raw_bytes >= 0),
+    archive_bytes INTEGER NOT NULL CHECK (archive_bytes >= 0),
+    last_seq INTEGER NOT NULL, archived_at INTEGER NOT NULL,
+    storage TEXT NOT NULL CHECK (storage IN ('file', 'sqlite')), archive_blob BLOB) STRICT;
+CREATE TABLE transcript_rewrite_watermarks (session_id TEXT NOT NULL PRIMARY KEY,
+    generation TEXT NOT NULL, updated_at INTEGER NOT NULL) STRICT;
 """
 
 
@@ -81,15 +98,21 @@ def database_path(state: Path, agent_id: str = "main") -> Path:
 
 
 class FakeGateway:
-    """Writes an agent's SQLite store as OpenClaw does: WAL mode, one commit per call."""
+    """Writes an agent's SQLite store as OpenClaw does: WAL mode, one commit per call.
+    With ``rewrites``, it has OpenClaw 2026.9.6's rewrite generations and cold storage
+    too (``REWRITE_SCHEMA``); without, it is the layout of the stores before them."""
 
-    def __init__(self, state: Path, agent_id: str = "main") -> None:
+    def __init__(self, state: Path, agent_id: str = "main", *, rewrites: bool = False
+                 ) -> None:
         path = database_path(state, agent_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         if not self.db.execute("SELECT 1 FROM sqlite_master").fetchone():
-            self.db.executescript(SCHEMA)
+            self.db.executescript(SCHEMA + (REWRITE_SCHEMA if rewrites else ""))
+        self.rewrites = bool(self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'transcript_rewrite_watermarks'"
+        ).fetchone())
         path.chmod(0o600)
 
     def open_session(self, session_key: str, session_id: str) -> None:
@@ -117,6 +140,50 @@ class FakeGateway:
                 self.add_row(session_id, seq, None, packed, commit=False)
             else:
                 self.add_row(session_id, seq, text, None, commit=False)
+        if self.rewrites:  # ensureTranscriptGenerationInTransaction: an append keeps it
+            self.db.execute("INSERT OR IGNORE INTO transcript_rewrite_watermarks VALUES "
+                            "(?, ?, 0)", (session_id, uuid.uuid4().hex))
+        self.db.execute("COMMIT")
+
+    def rewrite(self, session_id: str, start_seq: int, records: list[dict[str, Any]]
+                ) -> None:
+        """Replace a session's rows from ``start_seq`` on (all of them from 0) by
+        ``records`` from that seq, and give it a new generation, in one commit: as
+        OpenClaw's replaceSqliteTranscriptSuffixInTransaction and
+        replaceSqliteTranscriptEventsInTransaction do."""
+        self.db.execute("BEGIN")
+        self.db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq >= ?",
+                        (session_id, start_seq))
+        for seq, record in enumerate(records, start_seq):
+            self.add_row(session_id, seq, json.dumps(record), None, commit=False)
+        if self.rewrites:
+            self.db.execute("INSERT OR REPLACE INTO transcript_rewrite_watermarks VALUES "
+                            "(?, ?, 0)", (session_id, uuid.uuid4().hex))
+        self.db.execute("COMMIT")
+
+    def archive_cold(self, session_id: str) -> list[tuple[Any, ...]]:
+        """Move a session's rows to cold storage as OpenClaw does (its archive row in, its
+        rows out, its generation untouched, in one commit); the rows, to put back."""
+        rows = self.db.execute("SELECT * FROM transcript_events WHERE session_id = ? "
+                               "ORDER BY seq", (session_id,)).fetchall()
+        generation = self.db.execute("SELECT generation FROM transcript_rewrite_watermarks "
+                                     "WHERE session_id = ?", (session_id,)).fetchone()[0]
+        self.db.execute("BEGIN")
+        self.db.execute("INSERT INTO session_transcript_cold_archives VALUES (?, ?, ?, ?, ?, "
+                        "0, 0, ?, 0, 'file', NULL)",
+                        (session_id, generation, session_id + ".jsonl.zst", "0" * 64,
+                         len(rows), rows[-1][1]))
+        self.db.execute("DELETE FROM transcript_events WHERE session_id = ?", (session_id,))
+        self.db.execute("COMMIT")
+        return rows
+
+    def restore_cold(self, session_id: str, rows: list[tuple[Any, ...]]) -> None:
+        """Put a cold session's rows back with their seqs, its archive row out."""
+        self.db.execute("BEGIN")
+        self.db.executemany(f"INSERT INTO transcript_events VALUES "
+                            f"({', '.join('?' * len(rows[0]))})", rows)
+        self.db.execute("DELETE FROM session_transcript_cold_archives WHERE session_id = ?",
+                        (session_id,))
         self.db.execute("COMMIT")
 
     def add_row(self, session_id: str, seq: int, text: str | None, packed: bytes | None,

@@ -24,8 +24,8 @@ except KeyboardInterrupt:
     interrupted()
 
 main.add_lazy_command("serve", "node.server.command:serve",
-                      "Run a node: keep the event log in DIR and serve the HTTP API until "
-                      "stopped (SIGTERM, or SIGHUP when its terminal closes: exit 0; Ctrl-C: "
+                      "Run a node: keep the event log in --data-dir DIR and serve the HTTP API "
+                      "until stopped (SIGTERM, or SIGHUP when its terminal closes: exit 0; Ctrl-C: "
                       "dies by SIGINT, a shell shows 130; started with SIGHUP ignored, as by "
                       "nohup, it keeps running).")
 

@@ -218,7 +218,7 @@ class _Serve(click.Command):
                    "flag, env, file or default; for a table, per key of it), and exit.")
 @click.pass_context
 def serve(ctx: click.Context, /, **options: Any) -> None:
-    """Run a node: keep the event log in DIR and serve the HTTP API until stopped
+    """Run a node: keep the event log in --data-dir DIR and serve the HTTP API until stopped
     (SIGTERM, or SIGHUP when its terminal closes: exit 0; Ctrl-C: dies by SIGINT, a shell
     shows 130; started with SIGHUP ignored, as by nohup, it keeps running).
 

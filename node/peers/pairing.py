@@ -92,9 +92,26 @@ class Pairing:
                     # Our dial reached it there: a live address, though the link kept is
                     # the one it dialed, which may name none (it advertises nothing).
                     self.learning.reached_as_duplicate(node, loser.url.rstrip("/"))
+        if first and runner.drop is None:
+            self._log_up(runner, node)
         if first and runner.direction == "out" and runner.drop is None \
                 and self.admission.linked_shared(runner) and not self._stopping():
             self._learn(runner)
+
+    def _log_up(self, runner: Runner, node: str | None) -> None:
+        """Say that a link is up, once per link: at its first hello, the one that names
+        the peer, and not for a second link to the same node, dropped above. After a
+        refusal (``peer refused this device``), this line is the news that the device
+        was added. Named as the link's ``peer link down`` names it (a dialed address, or
+        an accepted link's key), with the device as the records name it; never a
+        credential."""
+        device = runner.device.device_id if runner.device is not None else None
+        members = self.admission.membership.members() \
+            if device is not None and self.admission.membership is not None else {}
+        member = members.get(device) if device is not None else None
+        log.info("peer link up", peer=runner.url if runner.direction == "out" else runner.key,
+                 direction=runner.direction, url=runner.url, node_id=node,
+                 device_id=device, device_name=member.name if member else None)
 
     def ended(self, runner: Runner, node: str | None) -> None:
         """A link ended, which named ``node`` (None: its hello was not taken in): if it

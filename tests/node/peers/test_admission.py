@@ -16,7 +16,9 @@ from tests.node.peers.support import (
     FAST,
     SECRET,
     NodeFactory,
+    add_member,
     new_device_id,
+    until,
 )
 from tests.support.processes import free_port
 
@@ -36,6 +38,40 @@ async def test_a_wrong_cluster_secret_is_named_not_taken_for_a_device_to_add(
     assert "the cluster secret this node gave does not match" in runner.refused
     assert newcomer.gossip.device_status()["waiting"] == []
     assert newcomer.gossip.device.device_id in hub.gossip.admission._wrong_secret  # warned once
+
+
+async def test_a_device_added_after_its_refusal_is_told_its_link_is_up(
+        make_node: NodeFactory) -> None:
+    """A new device dials a member and is refused (waiting to be added); once added, its
+    next dial links. Both ends log ``peer link up`` at info, once for the link (not for
+    the refused dials before it), naming the peer and its device, and no credential."""
+    laptop = await make_node(name="laptop", sync=FAST)
+    # Advertising no address, the phone is dialed by no one: one link, its own.
+    phone = await make_node(name="phone", sync=FAST, advertise_url=None)
+    with structlog.testing.capture_logs() as said:
+        assert await phone.gossip.add_peer(laptop.url, learned=False)
+        runner = phone.gossip.runners[f"url:{laptop.url}"]
+        await until(lambda: runner.refused is not None)
+        await add_member(laptop, "phone", device_id=phone.device.device_id)
+
+        def up(direction: str) -> list[dict[str, object]]:
+            return [entry for entry in said if entry["event"] == "peer link up"
+                    and entry["direction"] == direction]
+
+        await until(lambda: bool(up("out")) and bool(up("in")))
+        await until(lambda: phone.gossip.device_status()["waiting"] == [])  # it synced
+    [dialed], [accepted] = up("out"), up("in")
+    assert dialed["log_level"] == accepted["log_level"] == "info"
+    assert (dialed["peer"], dialed["url"]) == (laptop.url, laptop.url)
+    assert (dialed["node_id"], dialed["device_id"]) == (laptop.astore.node_id,
+                                                         laptop.device.device_id)
+    assert accepted["peer"].startswith(f"in:{phone.astore.node_id}:")
+    assert (accepted["node_id"], accepted["device_id"], accepted["device_name"]) == (
+        phone.astore.node_id, phone.device.device_id, "phone")
+    # Named by these alone: no credential (a key, the cluster secret, a token) rides along.
+    for entry in (dialed, accepted):
+        assert set(entry) == {"event", "log_level", "peer", "direction", "url", "node_id",
+                              "device_id", "device_name"}
 
 
 async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(

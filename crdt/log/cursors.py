@@ -29,8 +29,7 @@ from crdt.log.store import EventStore
 
 #: A cursor's name: what a URL path carries without escaping.
 NAME = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-#: Entries one cursor holds at most (an OpenClaw agent: one per session, and one more for
-#: the rewrite generation of a session in its SQLite store).
+#: Entries one cursor holds at most (an OpenClaw agent: one per session).
 CURSOR_ENTRIES_MAX = 20_000
 #: A cursor's encoded size at most (CBOR): bounded, as every stored thing is.
 CURSOR_BYTES_MAX = 1024 * 1024

@@ -158,6 +158,16 @@ class Bridge:
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
         items = list(source.read(cursor, waits))
+        if isinstance(source, AgentDatabase):
+            for entry in sorted(waits & source.reread.keys()):
+                # Got shorter than its waiting row (rewritten, or its end deleted): that
+                # row is gone from OpenClaw's store, so there is nothing left to import of
+                # it, and the session is read again from its first row. No problem.
+                wait = self._waiting.pop((name, entry))
+                waits.discard(entry)
+                self.tell(f"{wait.where}: its session got shorter (OpenClaw rewrote or cut "
+                          "it) and the row is gone; the wait ends, and the session is read "
+                          "again from its first row")
         self._forget_gone(name, waits, items, source, step)
         for n, item in enumerate(items):
             if isinstance(item, Problem):

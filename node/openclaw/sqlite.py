@@ -18,24 +18,20 @@ comes from ``session_windows`` (or ``session_nodes.current_session_id``).
 OpenClaw rewrites a session's transcript in one transaction: it deletes its rows from a
 seq on (``replaceSqliteTranscriptSuffixInTransaction``) or all of them
 (``replaceSqliteTranscriptEventsInTransaction``) and inserts the new ones from that seq
-(0 for all), so new rows may take seqs below the cursor, or the very seqs read. Each
-rewrite gives the session a new ``transcript_rewrite_watermarks.generation``, which
-appends leave as it is; the cursor keeps a digest of the last one seen
-(``GENERATION_PREFIX``), and a session whose generation changed is read again from seq 0
-(``reread``). Its records map to the same events as before, which the node answers as
-already stored; a rewritten record that differs maps to new events. A session whose last
-row is now before its cursor less one is read again from 0 too: all that a store without
-that table (an older layout) shows of a rewrite. A session with no row left is not read
-and keeps its cursor and generation: OpenClaw's cold storage
-(``session_transcript_cold_archives``) moves all of a session's rows out and puts them
-back with their seqs and its generation untouched; one emptied by a replace got a new
-generation, which is seen once it has rows again.
+(0 for all), so new rows may take seqs below the cursor. A session whose last row is now
+before its cursor less one (it got shorter than what was read) is read again from seq 0
+(``reread``); its records map to the same events as before, which the node answers as
+already stored. A rewrite that leaves a session as long as what was read, or longer, and
+a record edited in place at its seq (OpenClaw does that to an assistant reply after a
+media reply) are not seen: such an edit is not imported, and the records read before
+stay. A session with no row left is not read and keeps its cursor: OpenClaw's cold
+storage (``session_transcript_cold_archives``) moves all of a session's rows out and puts
+them back with their seqs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import sqlite3
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -63,9 +59,6 @@ ROWS_PER_READ = 500
 #: finds no row of is taken for one gone.
 #: How long a read waits on a lock before giving up until the next pass (ms).
 BUSY_TIMEOUT_MS = 200
-#: The cursor entry (before ``db:<session id>``) keeping a digest of the session's rewrite
-#: generation as last read: cursors hold integers, and 56 bits tell two generations apart.
-GENERATION_PREFIX = "generation:"
 #: Errors of a database being created, migrated or recovered: read it again later.
 _TRANSIENT = ("no such table", "no such column", "locked", "busy", "schema")
 
@@ -94,9 +87,9 @@ class AgentDatabase:
         #: Of the waiting entries the last read was given, those of sessions still in the
         #: store with no row from their cursor on, each with what became of that row.
         self.emptied: dict[str, str] = {}
-        #: Of the last read, the cursor entries to save whatever its records become: 0 for
-        #: a session read again from its first row (rewritten), and the digest of each
-        #: session's generation under ``GENERATION_PREFIX`` where it changed or is new.
+        #: Of the last read, the entries of sessions read again from their first row (rows
+        #: removed from before their last row read: rewritten shorter), each with 0: the
+        #: cursor to save whatever their records become.
         self.reread: dict[str, int] = {}
 
     def close(self) -> None:
@@ -163,14 +156,16 @@ class AgentDatabase:
             keys = dict(db.execute("SELECT current_session_id, session_key FROM session_nodes "
                                    "WHERE current_session_id IS NOT NULL"))
             keys.update(db.execute("SELECT session_id, session_key FROM session_windows"))
-            generations = _generations(db)
             rows: list[Any] = []
             tops = db.execute(_TOPS).fetchall()
             for session_id, top in tops:
                 entry = "db:" + session_id
                 start = cursor.get(entry, 0)
                 waits = entry in waiting
-                if self._rewritten(entry, top, start, cursor, generations.get(session_id)):
+                # OpenClaw numbers a session's next row MAX(seq) + 1 (readNextTranscriptSeq):
+                # rows removed from before the last one read give their seqs again, maybe
+                # to rows a rewrite inserts in the same commit, below the cursor.
+                if top + 1 < start:
                     start = self.reread[entry] = 0
                 elif top < start and waits:
                     self.emptied[entry] = (
@@ -188,33 +183,6 @@ class AgentDatabase:
         finally:
             db.execute("COMMIT")
         return rows, {str(k): str(v) for k, v in keys.items() if v}
-
-    def _rewritten(self, entry: str, top: int, start: int, cursor: dict[str, int],
-                   generation: int | None) -> bool:
-        """Whether a session read up to ``start`` was rewritten since: its generation is
-        not the one kept (noted in ``reread`` to be kept), or rows were removed from
-        before its last row read (a store without generations: OpenClaw numbers a
-        session's next row MAX(seq) + 1, readNextTranscriptSeq, so their seqs are given
-        again)."""
-        if generation is not None:
-            kept = cursor.get(GENERATION_PREFIX + entry)
-            if kept != generation:
-                self.reread[GENERATION_PREFIX + entry] = generation
-                if kept is not None and start > 0:
-                    return True
-        return top + 1 < start
-
-
-def _generations(db: sqlite3.Connection) -> dict[str, int]:
-    """Each session's rewrite generation, as a digest (``GENERATION_PREFIX``); none in a
-    store without ``transcript_rewrite_watermarks`` (a layout older than 2026.9.6)."""
-    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
-                      "name = 'transcript_rewrite_watermarks'").fetchall():
-        return {}
-    return {str(session_id): int.from_bytes(hashlib.blake2b(
-                str(generation).encode(), digest_size=7).digest(), "big")
-            for session_id, generation in db.execute(
-                "SELECT session_id, generation FROM transcript_rewrite_watermarks")}
 
 
 def rows_of_session(path: Path, session_id: str) -> int:

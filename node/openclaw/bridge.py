@@ -158,16 +158,15 @@ class Bridge:
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
         items = list(source.read(cursor, waits))
-        if isinstance(source, AgentDatabase):
-            for entry in sorted(waits & source.reread.keys()):
-                # Got shorter than its waiting row (rewritten, or its end deleted): that
-                # row is gone from OpenClaw's store, so there is nothing left to import of
-                # it, and the session is read again from its first row. No problem.
-                wait = self._waiting.pop((name, entry))
-                waits.discard(entry)
-                self.tell(f"{wait.where}: its session got shorter (OpenClaw rewrote or cut "
-                          "it) and the row is gone; the wait ends, and the session is read "
-                          "again from its first row")
+        for entry in sorted(waits & source.reread):
+            # Got shorter than its waiting row (rewritten, or its end deleted): that row
+            # is gone from OpenClaw's store, so there is nothing left to import of it, and
+            # the session is read again from its first row. No problem.
+            wait = self._waiting.pop((name, entry))
+            waits.discard(entry)
+            self.tell(f"{wait.where}: its session got shorter (OpenClaw rewrote or cut it) "
+                      "and the row is gone; the wait ends, and the session is read again "
+                      "from its first row")
         self._forget_gone(name, waits, items, source, step)
         for n, item in enumerate(items):
             if isinstance(item, Problem):
@@ -192,8 +191,8 @@ class Bridge:
         # The cursor moves past what is stored, never past a record that waits; what is
         # said of a record (skipped, imported in a lesser form) is said once it is passed.
         moved: dict[str, int] = {}
-        if isinstance(source, AgentDatabase):  # rewritten sessions: read again from 0,
-            moved.update(source.reread)  # and on from what of them is stored now
+        # Sessions read again from their first row: on from what of them is stored now.
+        moved.update(dict.fromkeys(source.reread, 0))
         for n, unit in enumerate(units):
             if n < held.get(unit.entry, n + 1):
                 moved.update(unit.moves)

@@ -44,6 +44,9 @@ class AgentSessions:
         #: Of the waiting entries the last read was given, those whose file is there but
         #: holds nothing from their offset on, each with what became of it.
         self.emptied: dict[str, str] = {}
+        #: Never any: a file cut shorter than its offset is read again from its start
+        #: through its own record's place (``AgentDatabase.reread`` is the rows' case).
+        self.reread: frozenset[str] = frozenset()
         #: The files the index named at the last read that are not among the folder's
         #: own entries (``sub/one.jsonl``): stamped by ``changed`` too.
         self._named_elsewhere: list[Path] = []

@@ -88,9 +88,9 @@ class AgentDatabase:
         #: store with no row from their cursor on, each with what became of that row.
         self.emptied: dict[str, str] = {}
         #: Of the last read, the entries of sessions read again from their first row (rows
-        #: removed from before their last row read: rewritten shorter), each with 0: the
-        #: cursor to save whatever their records become.
-        self.reread: dict[str, int] = {}
+        #: removed from before their last row read: rewritten shorter): their cursor is
+        #: saved from 0 on, whatever their records become.
+        self.reread: set[str] = set()
 
     def close(self) -> None:
         if self._db is not None:
@@ -120,7 +120,7 @@ class AgentDatabase:
         """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
         ``ROWS_PER_READ`` of them, and ``RECORDS_OF_WAITING`` of each session whose entry is
         in ``waiting`` (past ``ROWS_PER_READ`` too); problems in their place."""
-        self.emptied, self.reread = {}, {}
+        self.emptied, self.reread = {}, set()
         try:
             rows, keys = self._fetch(cursor, waiting)
         except (sqlite3.Error, OSError) as error:
@@ -166,7 +166,8 @@ class AgentDatabase:
                 # rows removed from before the last one read give their seqs again, maybe
                 # to rows a rewrite inserts in the same commit, below the cursor.
                 if top + 1 < start:
-                    start = self.reread[entry] = 0
+                    start = 0
+                    self.reread.add(entry)
                 elif top < start and waits:
                     self.emptied[entry] = (
                         "its row is gone (deleted), the last of its session, whose earlier "

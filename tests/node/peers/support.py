@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from crdt import device as crdt_device
@@ -21,6 +22,7 @@ from crdt import linkproof
 from crdt.events import Event
 from node.cli.linkproxy import LinkProxy
 from node.device import read_key
+from node.peers.member_lists import member_urls
 from node.peers.runner import Runner, linked_nodes
 from node.peers.transport import (
     ADVERTISE_HEADER,
@@ -325,3 +327,17 @@ async def own_link(node: RunningNode, advertise: str | None = None,
         assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
         yield ws
 
+
+def failing_taking_up(monkeypatch: pytest.MonkeyPatch) -> list[Exception]:
+    """Have a peer's member list taken up (``node.peers.learning.member_urls``) raise the
+    fault the returned list holds, put there by the test; the real one while it is
+    empty."""
+    faults: list[Exception] = []
+
+    def failing(listed: Any, own: Any, refusals: Any, url: str | None) -> Any:
+        if faults:
+            raise faults[0]
+        return member_urls(listed, own, refusals, url)
+
+    monkeypatch.setattr("node.peers.learning.member_urls", failing)
+    return faults

@@ -42,6 +42,7 @@ from tests.node.peers.support import (
     SECRET,
     NodeFactory,
     answer,
+    failing_taking_up,
     link_up_asks,
     linked_to,
     port_of,
@@ -286,15 +287,7 @@ async def test_a_fault_of_ours_taking_up_a_list_is_logged_at_error_once_per_type
     type at debug, one of another type at error; once a list was taken up whole, the
     first type is news again."""
     node, [peer] = await linked_to(make_node, 1)
-    member_urls = learning_module.member_urls
-    faults: list[Exception] = []
-
-    def failing(listed: Any, own: Any, refusals: Any, url: str | None) -> Any:
-        if faults:
-            raise faults[0]
-        return member_urls(listed, own, refusals, url)
-
-    monkeypatch.setattr("node.peers.learning.member_urls", failing)
+    faults = failing_taking_up(monkeypatch)
     await _logged_once_per_type(node, peer, faults)
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import structlog
 
-from node.peers import learning as learning_module
 from node.peers.holds import ANSWERED_BY_HOLD_ROUNDS
 from node.peers.list_failures import (
     BEFORE_THE_ASK,
@@ -32,6 +31,7 @@ from tests.node.peers.support import (
     SECRET,
     NodeFactory,
     answer,
+    failing_taking_up,
     linked_to,
     serving,
     until,
@@ -77,15 +77,7 @@ async def test_past_the_bound_a_links_fault_met_longest_ago_is_news_again(
     ``FAULTS_KEPT_MAX`` types on the link, the one met longest ago is forgotten, and
     logged at error when met again; one met again since is not."""
     node, _ = await linked_to(make_node, 1)
-    member_urls = learning_module.member_urls
-    fault: list[Bug] = []
-
-    def failing(listed: Any, own: Any, refusals: Any, url: str | None) -> Any:
-        if fault:
-            raise fault[0]
-        return member_urls(listed, own, refusals, url)
-
-    monkeypatch.setattr("node.peers.learning.member_urls", failing)
+    fault = failing_taking_up(monkeypatch)
     met, levels = bugs()
     with structlog.testing.capture_logs() as said:
         for bug in met:

@@ -45,6 +45,8 @@ FAST = SyncConfig(backoff_base_s=0.01, backoff_max_s=0.02)
 PATIENT = SyncConfig(backoff_base_s=600.0, backoff_max_s=600.0)
 #: The cluster secret of the tests' clusters.
 SECRET = "s" * 32
+#: Members rounds asked in a row: enough to see a line logged at each, were it so.
+ROUNDS = 3
 
 
 async def until(check: Callable[[], bool]) -> None:

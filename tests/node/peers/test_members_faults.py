@@ -28,6 +28,7 @@ from node.peers.list_failures import (
 )
 from node.peers.transport import fetch_members
 from tests.node.peers.support import (
+    ROUNDS,
     SECRET,
     NodeFactory,
     answer,
@@ -36,9 +37,6 @@ from tests.node.peers.support import (
     serving,
     until,
 )
-
-#: Rounds asked in a row: enough to see a line logged at each, were it so.
-ROUNDS = 3
 
 
 class Bug(Exception):

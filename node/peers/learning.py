@@ -161,8 +161,9 @@ class Learning:
         #: Held by each ask for a peer's member list (``learn_from``), whoever makes it:
         #: ``MEMBER_ASKS_AT_ONCE`` at most in flight.
         self.asks = asyncio.Semaphore(MEMBER_ASKS_AT_ONCE)
-        #: Faults of ours in a round, outside any link's ask (``one_round``), and in
-        #: handling the fault of an ask (``learn_from``).
+        #: Faults of ours in a round, outside any link's ask (``one_round``), in
+        #: handling the fault of an ask (``learn_from``), and on a link gone since its
+        #: ask (``fault_of_ours``).
         self.round_faults = RoundFaults()
 
     async def run(self) -> None:
@@ -235,10 +236,11 @@ class Learning:
         Raises nothing but a cancel: a fault of ours, before the ask (the link's checks),
         in it, taking up the list read or telling how the ask went (``LEARNING``: judging
         a failure, clearing old ones), is logged at error once per type and place on
-        the link, again at debug (``fault_of_ours``, ``members_failed``); one met
-        handling such a fault, once per type for the node (``RoundFaults``,
-        ``HANDLING``): each round, and each ask as a link comes up, would meet it again,
-        and an ask in a task of its own would pass it to no one."""
+        the link, again at debug (``fault_of_ours``, ``members_failed``); one met on a
+        link gone since the ask, or handling such a fault (``HANDLING``), once per type
+        and place for the node (``RoundFaults``): each round, and each ask as a link
+        comes up, would meet it again, and an ask in a task of its own would pass it to
+        no one."""
         try:
             async with self.asks:
                 if link is not None and runner.links != link:
@@ -248,7 +250,7 @@ class Learning:
             # old ones): those before the ask, in it and taking up its list are told in
             # _learn_from, each by its place
             try:
-                fault_of_ours(runner, runner.links, exc, LEARNING)
+                fault_of_ours(runner, runner.links, exc, LEARNING, self.round_faults)
             except Exception as fault:  # judging the fault failed: the link's memory
                 # of faults is no place to keep it, and each round would meet it again
                 self.round_faults.fault(fault, HANDLING, peer=runner.url)
@@ -266,7 +268,8 @@ class Learning:
                     or failure_holds(runner, self.rounds):
                 return
         except Exception as exc:  # a fault of ours before the ask: each round meets it
-            fault_of_ours(runner, runner.links, exc, BEFORE_THE_ASK)
+            fault_of_ours(runner, runner.links, exc, BEFORE_THE_ASK,
+                          self.round_faults)
             return
         link = runner.links
         try:
@@ -276,14 +279,14 @@ class Learning:
                 hide=(self.config.cluster_secret, self.config.token))
         except Exception as exc:  # a fault of ours too: in a task of its own, nothing
             # else would log it (each kind told and logged in ``list_failures``)
-            members_failed(runner, link, exc, self.rounds)
+            members_failed(runner, link, exc, self.rounds, self.round_faults)
             return
         # Listed now: a failure of an ask later on this link is news (``members_failed``).
         members_listed(runner, link)
         try:
             await self._take_up(runner, listed)
         except Exception as exc:  # a fault of ours: each round would meet it again
-            fault_of_ours(runner, link, exc, TAKING_UP)
+            fault_of_ours(runner, link, exc, TAKING_UP, self.round_faults)
             return
         members_taken_up(runner, link)
 

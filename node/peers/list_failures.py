@@ -6,9 +6,9 @@ each by where it was met and its type. What is kept per link is a
 ``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a list read on the
 link clears the failures of the ask, faults of ours in it too (``members_listed``), a
 list taken up whole all (``members_taken_up``). Faults of ours in a members round
-outside any link's ask, or met handling the fault of an ask (``RoundFaults``), are told
-apart so too. At most ``FAULTS_KEPT_MAX`` faults are remembered per link, and for the
-rounds.
+outside any link's ask, met handling the fault of an ask, or met on a link gone since
+the ask (``RoundFaults``), are told apart so too. At most ``FAULTS_KEPT_MAX`` faults
+are remembered per link, and for the node.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from node.peers.transport import LinkClosed, MembersRefused, MembersUnlisted
 log = structlog.get_logger(__name__)
 
 #: The faults of ours remembered as logged (each a place and an exception's type), per
-#: link (``MembersFailure.faults``) and for the node's members rounds and fault handling
-#: (``RoundFaults``): one per bug, so few; past this many, the one met longest ago is
-#: forgotten, and logged at error again when met. Bounded all the same: nothing else
-#: caps the types a fault may have. More than this many different faults met in turn
-#: are each logged at error, with its traceback, each time. Higher logs fewer
-#: tracebacks again for a node with many bugs at once, lower keeps less per link.
+#: link (``MembersFailure.faults``) and for the node (``RoundFaults``): one per bug, so
+#: few; past this many, the one met longest ago is forgotten, and logged at error again
+#: when met. Bounded all the same: nothing else caps the types a fault may have. More
+#: than this many different faults met in turn are each logged at error, with its
+#: traceback, each time. Higher logs fewer tracebacks again for a node with many bugs at
+#: once, lower keeps less per link.
 FAULTS_KEPT_MAX = 16
 
 #: The kinds of failure of an ask for a peer's member list (``members_failed``): each
@@ -82,7 +82,8 @@ def failure_holds(runner: Runner, rounds: int) -> bool:
         and failure.link == runner.links and holds(failure.until, rounds)
 
 
-def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> None:
+def members_failed(runner: Runner, link: int, exc: Exception, rounds: int,
+                   gone: RoundFaults) -> None:
     """The ask for the member list of the peer of ``runner``, made on its link number
     ``link`` at members round ``rounds``, failed with ``exc``, of its kind (``kind_of``).
     Logged at info the first time of its kind on the link (a time-out, then a 401 for a
@@ -92,7 +93,7 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     a fault of ours; called while it is handled) is one met ``IN_THE_ASK``
     (``fault_of_ours``): at error with its traceback the first time of its type in the
     ask on the link, and kept so in an ask that overlapped another already held off too
-    (logged, not kept, on a link gone since). A failure of the ask itself is neither
+    (on a link gone since, kept in ``gone``). A failure of the ask itself is neither
     kept nor logged for a link gone since the ask, or in an ask that overlapped another
     already held off (the one as the link came up, and a round's).
 
@@ -106,7 +107,7 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int) -> No
     so a list read then may name nodes to dial."""
     kind = kind_of(exc)
     if kind == UNEXPECTED:
-        fault_of_ours(runner, link, exc, IN_THE_ASK)
+        fault_of_ours(runner, link, exc, IN_THE_ASK, gone)
         return
     if link != runner.links or failure_holds(runner, rounds):
         return
@@ -139,7 +140,8 @@ def members_taken_up(runner: Runner, link: int) -> None:
         runner.members_failure = None
 
 
-def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None:
+def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str,
+                  gone: RoundFaults) -> None:
     """A fault of ours (``exc``, called while it is handled) on the link number ``link``
     of ``runner``, met ``where``: ``BEFORE_THE_ASK`` (the link's checks), ``IN_THE_ASK``
     (``members_failed``), ``TAKING_UP`` the list read on it (its addresses checked,
@@ -147,11 +149,12 @@ def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str) -> None
     first time of its type and place on the link since a list was taken up whole on it
     (one in the ask: read), again at debug: each round, and each link coming up, meets
     it again. Past ``FAULTS_KEPT_MAX`` of them on the link, the one met longest ago is
-    forgotten (news again). On a link gone since, at error all the same, and nothing
-    kept (the current link's failure stays its own): a fault of ours is never passed
-    over."""
+    forgotten (news again). On a link gone since (a fault in the ask or taking up its
+    list), remembered in ``gone`` instead, once per type and place for the node: the
+    current link's failure stays its own, and a peer whose links come and go would
+    meet it on each."""
     if link != runner.links:
-        _log(runner, exc, UNEXPECTED, repeat=False, where=where)
+        gone.fault(exc, where, peer=runner.url)
         return
     fault = (where, _type_of(exc))
     kept = _kept(runner, link)
@@ -230,16 +233,18 @@ def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool,
 class RoundFaults:
     """Faults of ours outside any link's memory of its asks, met again at each round
     that follows: in a members round outside any link's ask (``Learning.one_round``:
-    the sweep of links, the dials of members, the round's asks), and handling the fault
-    of an ask (``HANDLING``, ``Learning.learn_from``). Logged at error with its
-    traceback the first time of its type and place (``SWEEPING`` ...), a repeat at
-    debug, and news again after that place met no fault in a round (``clean``; never,
-    for ``HANDLING``), or once forgotten past ``FAULTS_KEPT_MAX``. A fault of the same
-    type met in another place is another bug."""
+    the sweep of links, the dials of members, the round's asks), handling the fault of
+    an ask (``HANDLING``, ``Learning.learn_from``), and in an ask or taking up its list
+    on a link gone since (``fault_of_ours``). Logged at error with its traceback the
+    first time of its type and place (``SWEEPING`` ...), a repeat at debug, and news
+    again after that place met no fault in a round (``clean``, for a round's steps
+    only), or once forgotten past ``FAULTS_KEPT_MAX``. A fault of the same type met in
+    another place is another bug."""
 
     def __init__(self) -> None:
-        #: The places and types of the faults met since each place last met none, the
-        #: one met longest ago first: few, one per bug (at most ``FAULTS_KEPT_MAX``).
+        #: The places and types of the faults met (a round's step: since it last met
+        #: none), the one met longest ago first: few, one per bug (at most
+        #: ``FAULTS_KEPT_MAX``).
         self.met: tuple[tuple[str, str], ...] = ()
 
     def fault(self, exc: Exception, where: str, peer: str | None = None) -> None:

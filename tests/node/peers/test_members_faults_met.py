@@ -215,10 +215,11 @@ async def test_a_fault_of_ours_in_a_round_outside_any_ask_is_logged_once_per_typ
     assert len(asked) == len(rounds)
 
 
-async def test_a_fault_of_ours_in_an_ask_on_a_link_gone_since_is_logged_at_error(
+async def test_a_fault_of_ours_in_an_ask_on_a_link_gone_since_is_logged_at_error_once(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The link ends, and another comes up, during the ask, which then meets a fault of
-    ours: logged at error all the same (nothing kept for a link gone, nor passed over)."""
+    ours, at each round (a peer whose links come and go): logged at error with its
+    traceback the first time, a repeat at debug, nothing kept for a link gone."""
     node, [peer] = await linked_to(make_node, 1)
     runner = node.gossip.runners[f"url:{peer.url}"]
 
@@ -228,10 +229,13 @@ async def test_a_fault_of_ours_in_an_ask_on_a_link_gone_since_is_logged_at_error
 
     monkeypatch.setattr("node.peers.learning.fetch_members", relinked_then_faulty)
     with structlog.testing.capture_logs() as said:
-        await node.gossip.learn_once()
+        for _ in range(ROUNDS):
+            await node.gossip.learn_once()
     failed = [entry for entry in said if entry["event"] == FAULT_TEXT]
     assert [(entry["log_level"], entry["peer"], entry.get("where"), entry.get("exc_info"))
             for entry in failed] == [("error", peer.url, IN_THE_ASK, True)]
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
+        ("debug", "KeyError")] * (ROUNDS - 1)
     assert runner.members_failure is None or runner.members_failure.link == runner.links
 
 
@@ -270,11 +274,12 @@ async def test_a_fault_of_ours_telling_how_an_ask_went_is_not_one_before_the_ask
         FAULT_TEXT, FAULT_REPEAT_TEXT)] == [BEFORE_THE_ASK] + [LEARNING] * ROUNDS
 
 
-async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_at_error(
+async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_once(
         make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """The link the list was read on ends, and another comes up, while an address it
-    names is dialed, which then meets a fault of ours: logged at error all the same
-    (no failure is kept for a link gone, nor passed over)."""
+    names is dialed, which then meets a fault of ours, at two rounds: logged at error
+    with its traceback the first time, a repeat at debug (no failure is kept for a
+    link gone)."""
     learner = await make_node(cluster_secret=SECRET, sync=FAST)
     peer, third = [await make_node(cluster_secret=SECRET, sync=FAST) for _ in range(2)]
     await rounds_by_hand(learner)
@@ -299,13 +304,16 @@ async def test_a_fault_of_ours_taking_up_a_list_on_a_link_gone_since_is_logged_a
         assert await learner.gossip.add_peer(url, learned=False)
         await until(lambda: linked_nodes(learner.gossip.runners.values())
                     == {peer.astore.node_id})
-        await link_up_asks(learner)
-        armed.append(True)
         with structlog.testing.capture_logs() as said:
-            await learner.gossip.learn_once()
-    failed = [entry for entry in said if entry["event"] == "learning members failed"]
+            for _ in range(2):
+                await link_up_asks(learner)  # the new link's own, not armed
+                armed.append(True)
+                await learner.gossip.learn_once()
+    failed = [entry for entry in said if entry["event"] == FAULT_TEXT]
     assert [(entry["log_level"], entry["peer"], entry.get("where"), entry.get("exc_info"))
             for entry in failed] == [("error", url, TAKING_UP, True)]
+    assert [(level, reason.split("(")[0]) for level, reason in repeats(said)] == [
+        ("debug", "KeyError")]
     # The old link's fault took no place of the new link's failure (none, or its own).
     runner = learner.gossip.runners[f"url:{url}"]
     assert runner.members_failure is None or runner.members_failure.link == runner.links

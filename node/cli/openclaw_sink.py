@@ -33,7 +33,7 @@ from node.client.api import Client, ClientError
 from node.config import Settings, host_name
 from node.device import DeviceKeyError, folder_signer
 from node.limits import ClientLimits
-from node.openclaw.bridge import Sink
+from node.openclaw.bridge import CursorFull, Sink
 
 T = TypeVar("T")
 
@@ -147,6 +147,8 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
             return asyncio.run(work(EmbeddedSink(store, client_limits(ctx))))
     except ClientError as error:
         raise failure(error) from None
+    except CursorFull as error:  # an agent with more sessions than its cursor holds: 1
+        raise NodeError(str(error)) from None
     except InvalidInput as error:  # refused an event: exit as the node's refusal would
         if data_dir is None:
             raise NodeError(str(error)) from None

@@ -24,6 +24,13 @@ said, and what is read is tried at once; as does a waiting record rewritten in p
 another record that reads. Each wait that ends so, or with its session
 gone, is said once and counted with what was skipped (``Tally.problems``): the record
 that waited is not imported.
+
+The cursor keeps an entry per session (``crdt.log.cursors``, whose limits bound how many
+sessions an agent may have): the entries of a session OpenClaw deleted (its file gone,
+its rows gone and not moved to cold storage: the readers' ``present``) are dropped as a
+pass sees it, so a long-lived agent holds only its sessions'. One that comes back under
+the same id is read from its start; what was stored of it is answered as stored. An
+agent with more sessions than the cursor can hold stops the command (``CursorFull``).
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from crdt import codec
 from crdt.errors import InvalidInput
 from crdt.events import Event
+from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
 from node.client.errors import ClientError
 from node.openclaw.mapping import Mapped, SessionRef, copy_ms_of, events_for
 from node.openclaw.refusals import (
@@ -46,6 +55,12 @@ from node.openclaw.refusals import (
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
+
+
+class CursorFull(Exception):
+    """An agent's cursor would be over its limits: it has more sessions than the node
+    keeps where they were read up to. Said with the agent, the figure and what to do."""
+
 
 #: Seconds between two looks at the stores while watching: a commit reaches the node
 #: within about this plus one append.
@@ -168,6 +183,7 @@ class Bridge:
                       "and the row is gone; the wait ends, and the session is read again "
                       "from its first row")
         self._forget_gone(name, waits, items, source, step)
+        gone = self._gone(name, cursor, source)
         for n, item in enumerate(items):
             if isinstance(item, Problem):
                 if item.entry is not None:
@@ -204,11 +220,31 @@ class Bridge:
                     self._tell(step.warnings, warning)
         moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
         step.unsettled = step.unsettled or bool(held)
-        if moved:
+        if moved or gone:
+            for entry in gone:
+                del cursor[entry]
             cursor.update(moved)
+            _check_room(source, cursor)
             await self.sink.save_cursor(name, cursor)
-            step.moved = True
+            step.moved = bool(moved)
         return step
+
+    def _gone(self, name: str, cursor: dict[str, int], source: Source) -> list[str]:
+        """The entries of ``cursor`` of sessions of ``source`` it no longer holds (deleted
+        by OpenClaw: ``source.present``), their rewinds' copy times with them. A session
+        that still waits keeps its entry: its wait ends first (``_forget_gone``, which a
+        read that met trouble of its own puts off), and the entry goes at the next pass."""
+        present = source.present
+        if present is None:
+            return []
+        database = isinstance(source, AgentDatabase)
+        gone = []
+        for entry in cursor:
+            session = entry.removeprefix(COPY_PREFIX)
+            if session.startswith("db:") == database and session not in present \
+                    and (name, session) not in self._waiting:
+                gone.append(entry)
+        return gone
 
     async def _append(self, name: str, units: list[_Unit], step: _Step) -> dict[str, int]:
         """Append the units' events; the entries (sessions) held back, each with the
@@ -345,9 +381,11 @@ class Bridge:
         once: gone (its file deleted or moved away, its rows removed), or still there
         with nothing from its waiting record on (``source.emptied``: that row deleted,
         the last of its session; its file emptied), said so. What was stored of it
-        stays, and so does its cursor: if it comes back, it is read (and may wait)
-        again from there. A read that met trouble of its own (an entry-less problem) may
-        have missed it: it waits on."""
+        stays, and so does its cursor entry while its session is in the store (emptied,
+        or in cold storage): if it comes back, it is read (and may wait) again from
+        there; one deleted loses its entry (``_gone``) and is read from its start. A
+        read that met trouble of its own (an entry-less problem) may have missed it: it
+        waits on."""
         if any(isinstance(item, Problem) and item.entry is None for item in items):
             return
         for entry in sorted(waits - {item.entry for item in items}):
@@ -444,3 +482,26 @@ def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:
     ref = SessionRef(record.agent_id, record.session_key or record.session_id,
                      record.session_id)
     return events_for(record.value, ref, fallback_ms=record.written_ms, copy_ms=copy_ms)
+
+
+def _check_room(source: Source, cursor: dict[str, int]) -> None:
+    """``CursorFull`` if ``cursor`` is over what the node keeps (``crdt.log.cursors``):
+    found here, before the node refuses it in its own words (a cursor, a number), so
+    that the agent is named and what to do said."""
+    entries = len(cursor)
+    if entries > CURSOR_ENTRIES_MAX:
+        figure = f"{entries} entries (about one per session), over the limit of " \
+                 f"{CURSOR_ENTRIES_MAX}"
+    else:
+        size = len(codec.encode_fast(cursor))
+        if size <= CURSOR_BYTES_MAX:
+            return
+        figure = f"{size} bytes encoded (about one entry per session, longer for long " \
+                 f"session ids), over the limit of {CURSOR_BYTES_MAX}"
+    raise CursorFull(
+        f"agent {source.agent_id!r} ({source.shown}): where its sessions were read up to "
+        f"would take {figure}, so it cannot be saved; delete in OpenClaw the sessions of "
+        "this agent it no longer needs (a deleted session's entry is dropped at the next "
+        "import or watch pass), or start new sessions under another agent, then import "
+        "again. What is stored stays; the records read since the last save are read "
+        "again, and answered as already stored")

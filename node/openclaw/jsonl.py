@@ -10,7 +10,9 @@ shorter than its offset was replaced: it is read again from the start (the event
 maps to are recognised, so nothing is stored twice). The file of a session whose next
 record waits (for the node's clock) is read again only once it changed (inode, size,
 modification or change time) or the index gives it another key; until then, what its
-last read found of it is given again.
+last read found of it is given again. The entry of a session whose file a read no longer
+finds (deleted, or renamed aside as OpenClaw does) is not in ``present``: the bridge drops
+it, and the file is read from its start if it comes back.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class AgentSessions:
         #: The files the index named at the last read that are not among the folder's
         #: own entries (``sub/one.jsonl``): stamped by ``changed`` too.
         self._named_elsewhere: list[Path] = []
+        #: Of the last read, the entries of every session file it found; None if it
+        #: could not tell (the index or the folder did not read): none is known gone.
+        self.present: set[str] | None = None
         # Waiting entry -> (its session's key and id as the index gave them, its offset
         # and file's inode, size and times at its last read; what that read found of it).
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
@@ -83,7 +88,7 @@ class AgentSessions:
         entry is in ``waiting``, its file unchanged since its last read, what that read
         found (its first ``RECORDS_OF_WAITING`` records), without reading it again."""
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
-        self.emptied = {}
+        self.emptied, self.present = {}, None
         index, problem = self._index()
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
@@ -102,11 +107,23 @@ class AgentSessions:
             if path is not None:  # an entry may outlive its file
                 files[session_id] = (path, key)
                 named.add(followed(path))
-        for path in sorted(self.folder.glob("*.jsonl")):
+        try:
+            # Listed so, not by glob alone, which takes a folder it cannot list for one
+            # without files: its sessions would be taken for deleted.
+            listed = sorted(entry for entry in self.folder.iterdir()
+                            if entry.name.endswith(".jsonl"))
+        except OSError:
+            listed, known = [], False
+        else:
+            known = True
+        for path in listed:
             if path.stem not in index and followed(path) not in named:
                 files[path.stem] = (path, None)
         self._named_elsewhere = sorted({path for path, _key in files.values()
                                         if path.parent != self.folder})
+        if known:
+            self.present = {cursor_entry(self.folder, session_id, file)
+                            for session_id, (file, _key) in files.items()}
         for session_id, (file, session_key) in files.items():
             entry = cursor_entry(self.folder, session_id, file)
             start = cursor.get(entry, 0)

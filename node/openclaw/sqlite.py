@@ -24,9 +24,11 @@ before its cursor less one (it got shorter than what was read) is read again fro
 already stored. A rewrite that leaves a session as long as what was read, or longer, and
 a record edited in place at its seq (OpenClaw does that to an assistant reply after a
 media reply) are not seen: such an edit is not imported, and the records read before
-stay. A session with no row left is not read and keeps its cursor: OpenClaw's cold
-storage (``session_transcript_cold_archives``) moves all of a session's rows out and puts
-them back with their seqs.
+stay. A session with no row left that OpenClaw's cold storage holds
+(``session_transcript_cold_archives``, which moves all of a session's rows out and puts
+them back with their seqs) is not read and keeps its cursor; one with no row left that
+cold storage does not hold either was deleted (``present``: the bridge drops its cursor
+entry, and reads it from seq 0 if it comes back).
 """
 
 from __future__ import annotations
@@ -91,6 +93,9 @@ class AgentDatabase:
         #: removed from before their last row read: rewritten shorter): their cursor is
         #: saved from 0 on, whatever their records become.
         self.reread: set[str] = set()
+        #: Of the last read, the entries of every session the store holds (rows, or in
+        #: cold storage); None if that read failed: which sessions are gone is unknown.
+        self.present: set[str] | None = None
 
     def close(self) -> None:
         if self._db is not None:
@@ -120,13 +125,14 @@ class AgentDatabase:
         """The records after ``cursor`` (entries ``db:<session id>`` -> next seq), at most
         ``ROWS_PER_READ`` of them, and ``RECORDS_OF_WAITING`` of each session whose entry is
         in ``waiting`` (past ``ROWS_PER_READ`` too); problems in their place."""
-        self.emptied, self.reread = {}, set()
+        self.emptied, self.reread, self.present = {}, set(), None
         try:
-            rows, keys = self._fetch(cursor, waiting)
+            rows, keys, present = self._fetch(cursor, waiting)
         except (sqlite3.Error, OSError) as error:
             self.close()
             yield Problem(self.shown, _explain(error))
             return
+        self.present = present
         for session_id, seq, text, packed, created in rows:
             where = f"{self.shown}, session {session_id}, seq {seq}"
             entry = "db:" + session_id
@@ -149,7 +155,7 @@ class AgentDatabase:
         return self._db
 
     def _fetch(self, cursor: dict[str, int],
-               waiting: Collection[str]) -> tuple[list[Any], dict[str, str]]:
+               waiting: Collection[str]) -> tuple[list[Any], dict[str, str], set[str]]:
         db = self._connection()
         db.execute("BEGIN")
         try:
@@ -158,6 +164,13 @@ class AgentDatabase:
             keys.update(db.execute("SELECT session_id, session_key FROM session_windows"))
             rows: list[Any] = []
             tops = db.execute(_TOPS).fetchall()
+            # Read in the same transaction as the rows: a session moved to cold storage
+            # (its archive row in, its rows out, in one commit) is never seen in neither.
+            present = {"db:" + str(session_id) for session_id, _top in tops}
+            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                          "'session_transcript_cold_archives'").fetchall():
+                present.update("db:" + str(session_id) for (session_id,) in db.execute(
+                    "SELECT session_id FROM session_transcript_cold_archives"))
             for session_id, top in tops:
                 entry = "db:" + session_id
                 start = cursor.get(entry, 0)
@@ -183,7 +196,7 @@ class AgentDatabase:
                     "ORDER BY seq LIMIT ?", (session_id, start, limit)).fetchall()
         finally:
             db.execute("COMMIT")
-        return rows, {str(k): str(v) for k, v in keys.items() if v}
+        return rows, {str(k): str(v) for k, v in keys.items() if v}, present
 
 
 def rows_of_session(path: Path, session_id: str) -> int:

@@ -179,7 +179,8 @@ def test_a_waiting_transcript_whose_file_is_deleted_no_longer_waits(tmp_path: Pa
             path.unlink()  # its index entry outlives it
             one_pass(bridge)
             assert sum(GONE in text and f"{A}.jsonl" in text for text in told) == 1
-            # Nothing stored is undone, nor any cursor moved.
+            # Nothing stored is undone; the deleted session's cursor entry is dropped.
+            del cursor[f"jsonl:{A}"]
             assert saved_cursor(tmp_path, store) == cursor and dict(store.version) == stored
             one_pass(bridge)
             assert sum(GONE in text for text in told) == 1
@@ -206,8 +207,9 @@ def test_a_waiting_session_whose_rows_are_removed_no_longer_waits(tmp_path: Path
             [gone] = one_pass(bridge).problems  # counted with what a pass skipped
             assert sum(GONE in text and f"session {A}" in text for text in told) == 1
             assert GONE in gone and gone in told
-            assert saved_cursor(tmp_path, store) == {f"db:{A}": 2} and dict(store.version) == stored
-            gateway.add(A, a)
+            # Its cursor entry is dropped, and nothing stored is undone.
+            assert saved_cursor(tmp_path, store) == {} and dict(store.version) == stored
+            gateway.add(A, a)  # back again: read from its start, and waits again
             assert len(one_pass(bridge).waiting) == 1
         finally:
             folder.close()

@@ -22,8 +22,9 @@ whose session is read again from elsewhere (its file cut shorter than the cursor
 from its start), or whose row is deleted (the rows after it are read): the wait ends,
 said, and what is read is tried at once; as does a waiting record rewritten in place as
 another record that reads. Each wait that ends so, or with its session
-gone, is said once and counted with what was skipped (``Tally.problems``): the record
-that waited is not imported.
+gone, is said once, and not counted with what was skipped (``Tally.problems``): the
+record that waited is not imported, but OpenClaw deleted or replaced it, which is
+nothing for the user to mend; as for a session read again as it got shorter.
 
 The cursor keeps an entry per session (``crdt.log.cursors``, whose limits bound how many
 sessions an agent may have): the entries of a session OpenClaw deleted (its file gone,
@@ -132,7 +133,7 @@ class Bridge:
         if sources is None:  # not listed: no store is known gone, none read; next look
             return tally
         self._say_unreadable(sources, tally)
-        self._forget_stores_gone(sources, tally)
+        self._forget_stores_gone(sources)
         for agent_id, source in sources:
             changed = source.changed()
             if only_changed and not changed and source not in self._again:
@@ -182,7 +183,7 @@ class Bridge:
             self.tell(f"{wait.where}: its session got shorter (OpenClaw rewrote or cut it) "
                       "and the row is gone; the wait ends, and the session is read again "
                       "from its first row")
-        self._forget_gone(name, waits, items, source, step)
+        self._forget_gone(name, waits, items, source)
         gone = self._gone(name, cursor, source)
         for n, item in enumerate(items):
             if isinstance(item, Problem):
@@ -269,7 +270,7 @@ class Bridge:
                 # start), that is said as below.
                 del self._waiting[name, entry]
                 if head.where != wait.where:
-                    self._say_moved(entry, wait, head.where, step)
+                    self._say_moved(entry, wait, head.where)
                 continue
             first = next((n for n, unit in enumerate(units)
                           if unit.entry == entry and unit.events), None)
@@ -285,7 +286,7 @@ class Bridge:
                 # and what is read is tried now (a record ahead in it waits, said in its
                 # own name).
                 del self._waiting[name, entry]
-                self._say_moved(entry, wait, record.where, step)
+                self._say_moved(entry, wait, record.where)
                 continue
             if self._monotonic() < wait.retry_s or not await self._try(name, units[first],
                                                                        step):
@@ -307,10 +308,12 @@ class Bridge:
                 held[unit.entry] = n
         return held
 
-    def _say_moved(self, entry: str, wait: _Wait, where: str, tally: Tally) -> None:
+    def _say_moved(self, entry: str, wait: _Wait, where: str) -> None:
         """Say that a session's wait ended as it is now read on from ``where`` (in the
         same file), not from the record that waited (or there, but another record now),
-        which is not imported: a problem."""
+        which is not imported. Not counted as a problem (with what was skipped): OpenClaw
+        deleted or replaced that record, as when a session got shorter (``_step``); the
+        user has nothing to mend, and a summary that counted it would say otherwise."""
         place = where.rsplit(", ", 1)[-1]  # "seq 3", "line at byte 0": its file is named
         if where == wait.where:
             text = (f"{wait.where}: its record was replaced by another; the wait ends, and "
@@ -322,7 +325,6 @@ class Bridge:
             text = (f"{wait.where}: its session is no longer read on from there (its "
                     "transcript was cut short or replaced); the wait ends, and it is read "
                     f"again from {place}")
-        tally.problems.append(text)
         self.tell(text)
 
     async def _try(self, name: str, unit: _Unit, step: _Step) -> bool:
@@ -376,7 +378,7 @@ class Bridge:
         self._unreadable = {**kept, **now}
 
     def _forget_gone(self, name: str, waits: set[str], items: list[Item],
-                     source: Source, tally: Tally) -> None:
+                     source: Source) -> None:
         """A waiting session of which a whole read found nothing waits no longer, said
         once: gone (its file deleted or moved away, its rows removed), or still there
         with nothing from its waiting record on (``source.emptied``: that row deleted,
@@ -389,9 +391,9 @@ class Bridge:
         if any(isinstance(item, Problem) and item.entry is None for item in items):
             return
         for entry in sorted(waits - {item.entry for item in items}):
-            self._stop_waiting(name, entry, tally, source.emptied.get(entry))
+            self._stop_waiting(name, entry, source.emptied.get(entry))
 
-    def _forget_stores_gone(self, sources: list[tuple[str, Source]], tally: Tally) -> None:
+    def _forget_stores_gone(self, sources: list[tuple[str, Source]]) -> None:
         """A waiting session whose whole store is gone (the agent's SQLite file deleted,
         its ``sessions`` folder removed) is never read again to find it gone: it waits no
         longer, as in ``_forget_gone``. One of an agent whose folder could not be looked
@@ -401,13 +403,12 @@ class Bridge:
         unknown = {cursor_name(self.state.path, agent_id) for agent_id in self.state.unreadable}
         for name, entry in sorted(self._waiting):
             if name not in unknown and (name, entry.startswith("db:")) not in listed:
-                self._stop_waiting(name, entry, tally)
+                self._stop_waiting(name, entry)
 
-    def _stop_waiting(self, name: str, entry: str, tally: Tally,
-                      why: str | None = None) -> None:
-        """End a session's wait, said and counted as a problem (its record is not
-        imported); ``why``: what became of that record, its session still in the store
-        (else the session is gone)."""
+    def _stop_waiting(self, name: str, entry: str, why: str | None = None) -> None:
+        """End a session's wait, said (its record is not imported) but not counted as a
+        problem: OpenClaw deleted it (``_say_moved``); ``why``: what became of that
+        record, its session still in the store (else the session is gone)."""
         wait = self._waiting.pop((name, entry))
         if why is not None:
             text = (f"{wait.where}: {why}; the wait ends, and what was imported of its "
@@ -415,7 +416,6 @@ class Bridge:
         else:
             text = (f"{wait.where}: its session is gone from the store (deleted or moved "
                     "away); it no longer waits, and what was imported of it stays")
-        tally.problems.append(text)
         self.tell(text)
 
     def _tell(self, into: list[str], text: str) -> None:

@@ -5,6 +5,7 @@ imported, and the record taken once the node's clock has caught up."""
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -75,10 +76,12 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
         assert again.returncode == 0 and "0 records read" in again.stderr, again.stderr
 
 
-def test_a_wait_that_ends_is_said_and_counted_as_what_was_skipped(tmp_path: Path) -> None:
+def test_a_wait_that_ends_is_said_and_not_counted_as_what_was_skipped(tmp_path: Path
+                                                                     ) -> None:
     """``watch``: a waiting row deleted, with a row after it (read on from there) or as
-    the last of its session: the wait's end is named once, its file once, and counted in
-    the pass's summary with what was skipped, as a damaged row is."""
+    the last of its session: the wait's end is named once, its file once, and not counted
+    in the pass's summary with what was skipped (OpenClaw deleted the row: nothing for
+    the user to mend), as a session read again because it got shorter is not."""
     config = tmp_path / "node.toml"
     config.write_text(f"[limits]\nclock_drift_max_ms = {DRIFT_MS}\n")
     state = tmp_path / "openclaw"
@@ -101,7 +104,7 @@ def test_a_wait_that_ends_is_said_and_counted_as_what_was_skipped(tmp_path: Path
                              "the wait ends, and its session is read on from seq 3")
             summary = said.wait_for("records read:")
             assert summary.endswith("1 records read: 1 new events, 0 already stored, "
-                                    "1 records or files skipped"), summary
+                                    "0 records or files skipped"), summary
             with contextlib.closing(sqlite3.connect(store)) as db, db:
                 db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq = 2",
                            (OTHER_SID,))
@@ -109,7 +112,14 @@ def test_a_wait_that_ends_is_said_and_counted_as_what_was_skipped(tmp_path: Path
             assert ended.startswith(f"{store}, session {OTHER_SID}, seq 2: its row is gone "
                                     "(deleted), the last of its session")
             assert ended.count(store) == 1
+            # A pass that reads or skips nothing prints no summary: a row appended after
+            # it is read by that pass or the next, whose summary skips nothing either.
+            with contextlib.closing(sqlite3.connect(store)) as db, db:
+                db.execute("INSERT INTO transcript_events (session_id, seq, event_json, "
+                           "created_at) VALUES (?, 4, ?, 0)",
+                           (SID, json.dumps({**fast[3], "id": "0000beef"})))
             summary = said.wait_for("records read:")
-            assert summary.endswith("0 records read: 0 new events, 0 already stored, "
-                                    "1 records or files skipped"), summary
+            assert summary.endswith("1 records read: 1 new events, 0 already stored, "
+                                    "0 records or files skipped"), summary
+            assert not any("1 records or files skipped" in line for line in said.seen)
             assert watch.poll() is None  # it keeps watching

@@ -37,6 +37,7 @@ from node.peers.admission import Admission
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
+from node.peers.list_failures import members_link_up
 from node.peers.pairing import Pairing
 from node.peers.refusals import refusals_read
 from node.peers.rows import Rows
@@ -323,7 +324,7 @@ class Gossip:
         if not."""
         runner.device, runner.drop = link.peer_device, None
         runner.certified, runner.links = link.peer_certified, runner.links + 1
-        runner.members_failure = None  # a failure was of a link before
+        members_link_up(runner)  # a failure was of a link before; faults of ours stay
         if link.peer_device is None:  # the admission logs why, once per address
             why = KEY_REQUIRED if self.admission.keyless_refusal(
                 shared=self.admission.linked_shared(runner), peer=runner.url) else None

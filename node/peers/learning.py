@@ -235,12 +235,12 @@ class Learning:
 
         Raises nothing but a cancel: a fault of ours, before the ask (the link's checks),
         in it, taking up the list read or telling how the ask went (``LEARNING``: judging
-        a failure, clearing old ones), is logged at error once per type and place on
-        the link, again at debug (``fault_of_ours``, ``members_failed``); one met on a
-        link gone since the ask, or handling such a fault (``HANDLING``), once per type
-        and place for the node (``RoundFaults``): each round, and each ask as a link
-        comes up, would meet it again, and an ask in a task of its own would pass it to
-        no one."""
+        a failure, clearing old ones), is logged at error once per type and place for
+        the peer, on whichever of its links, again at debug (``fault_of_ours``,
+        ``members_failed``); one met on a link gone since the ask, or handling such a
+        fault (``HANDLING``), once per type and place for the node (``RoundFaults``):
+        each round, and each ask as a link comes up, would meet it again, and an ask in
+        a task of its own would pass it to no one."""
         try:
             async with self.asks:
                 if link is not None and runner.links != link:
@@ -251,7 +251,7 @@ class Learning:
             # _learn_from, each by its place
             try:
                 fault_of_ours(runner, runner.links, exc, LEARNING, self.round_faults)
-            except Exception as fault:  # judging the fault failed: the link's memory
+            except Exception as fault:  # judging the fault failed: the peer's memory
                 # of faults is no place to keep it, and each round would meet it again
                 self.round_faults.fault(fault, HANDLING, peer=runner.url)
 

@@ -2,13 +2,14 @@
 failure, which kinds hold asks off on the link, and which are news (logged at info)
 rather than repeats (at debug); and faults of ours before the ask, in it, while a list
 read is taken up or telling how the ask went (``fault_of_ours``), told apart so too,
-each by where it was met and its type. What is kept per link is a
+each by where it was met and its type. What is kept per peer is a
 ``node.peers.runner.MembersFailure`` (``Runner.members_failure``): a list read on the
-link clears the failures of the ask, faults of ours in it too (``members_listed``), a
-list taken up whole all (``members_taken_up``). Faults of ours in a members round
-outside any link's ask, met handling the fault of an ask, or met on a link gone since
-the ask (``RoundFaults``), are told apart so too. At most ``FAULTS_KEPT_MAX`` faults
-are remembered per link, and for the node.
+current link clears the failures of the ask, faults of ours in it too
+(``members_listed``), a list taken up whole all (``members_taken_up``); a new link, the
+failures of the ask and its hold only (``members_link_up``). Faults of ours in a members
+round outside any link's ask, met handling the fault of an ask, or met on a link gone
+since the ask (``RoundFaults``), are told apart so too. At most ``FAULTS_KEPT_MAX``
+faults are remembered per peer, and for the node.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from node.peers.transport import LinkClosed, MembersRefused, MembersUnlisted
 log = structlog.get_logger(__name__)
 
 #: The faults of ours remembered as logged (each a place and an exception's type), per
-#: link (``MembersFailure.faults``) and for the node (``RoundFaults``): one per bug, so
-#: few; past this many, the one met longest ago is forgotten, and logged at error again
-#: when met. Bounded all the same: nothing else caps the types a fault may have. More
-#: than this many different faults met in turn are each logged at error, with its
-#: traceback, each time. Higher logs fewer tracebacks again for a node with many bugs at
-#: once, lower keeps less per link.
+#: peer across its links (``MembersFailure.faults``) and for the node (``RoundFaults``):
+#: one per bug, so few; past this many, the one met longest ago is forgotten, and logged
+#: at error again when met. Bounded all the same: nothing else caps the types a fault
+#: may have. More than this many different faults met in turn are each logged at error,
+#: with its traceback, each time. Higher logs fewer tracebacks again for a node with many
+#: bugs at once, lower keeps less per peer.
 FAULTS_KEPT_MAX = 16
 
 #: The kinds of failure of an ask for a peer's member list (``members_failed``): each
@@ -51,7 +52,7 @@ LEARNING = "learning"
 #: making the round's asks. Each step runs though one before it failed.
 SWEEPING, DIALING_MEMBERS, ASKING = "sweeping links", "dialing members", "asking"
 #: Where a fault of ours met handling a fault of an ask was met (``RoundFaults``): the
-#: link's memory of faults (``fault_of_ours``) is no place to keep it.
+#: peer's memory of faults (``fault_of_ours``) is no place to keep it.
 HANDLING = "handling a fault"
 #: The event of a fault of ours, logged at error with its traceback the first time.
 FAULT_TEXT = "learning members failed"
@@ -92,7 +93,7 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int,
     on the link: ``Learning.learn_from``). ``UNEXPECTED`` (no failure of the ask itself,
     a fault of ours; called while it is handled) is one met ``IN_THE_ASK``
     (``fault_of_ours``): at error with its traceback the first time of its type in the
-    ask on the link, and kept so in an ask that overlapped another already held off too
+    ask for the peer, and kept so in an ask that overlapped another already held off too
     (on a link gone since, kept in ``gone``). A failure of the ask itself is neither
     kept nor logged for a link gone since the ask, or in an ask that overlapped another
     already held off (the one as the link came up, and a round's).
@@ -146,11 +147,12 @@ def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str,
     of ``runner``, met ``where``: ``BEFORE_THE_ASK`` (the link's checks), ``IN_THE_ASK``
     (``members_failed``), ``TAKING_UP`` the list read on it (its addresses checked,
     dialed) or ``LEARNING`` (telling how the ask went). At error with its traceback the
-    first time of its type and place on the link since a list was taken up whole on it
-    (one in the ask: read), again at debug: each round, and each link coming up, meets
-    it again. Past ``FAULTS_KEPT_MAX`` of them on the link, the one met longest ago is
-    forgotten (news again). On a link gone since (a fault in the ask or taking up its
-    list), remembered in ``gone`` instead, once per type and place for the node: the
+    first time of its type and place for the peer since a list was taken up whole from
+    it (one in the ask: read), on whichever of its links, again at debug: each round,
+    and each link coming up, meets it again (kept across links: ``members_link_up``).
+    Past ``FAULTS_KEPT_MAX`` of them for the peer, the one met longest ago is forgotten
+    (news again). On a link gone since (a fault in the ask or taking up its list),
+    remembered in ``gone`` instead, once per type and place for the node: the
     current link's failure stays its own, and a peer whose links come and go would
     meet it on each."""
     if link != runner.links:
@@ -163,6 +165,16 @@ def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str,
         link, kept.kinds if kept is not None else frozenset(), _remembered(faults, fault),
         kept.until if kept is not None else None)
     _log(runner, exc, UNEXPECTED, repeat=fault in faults, where=where)
+
+
+def members_link_up(runner: Runner) -> None:
+    """A new link of ``runner`` came up (its number, ``Runner.links``): the failures of
+    the ask and a hold were of the link before, and are dropped; the faults of ours
+    logged stay, now kept for this link (``fault_of_ours``): a bug met on one link is
+    met again on the next, and is no news for that."""
+    failure = runner.members_failure
+    runner.members_failure = None if failure is None or not failure.faults else \
+        MembersFailure(runner.links, frozenset(), failure.faults, None)
 
 
 def _remembered(faults: tuple[tuple[str, str], ...], fault: tuple[str, str]
@@ -231,7 +243,7 @@ def _log(runner: Runner, exc: Exception, kind: str, *, repeat: bool,
 
 
 class RoundFaults:
-    """Faults of ours outside any link's memory of its asks, met again at each round
+    """Faults of ours outside any peer's memory of its asks, met again at each round
     that follows: in a members round outside any link's ask (``Learning.one_round``:
     the sweep of links, the dials of members, the round's asks), handling the fault of
     an ask (``HANDLING``, ``Learning.learn_from``), and in an ask or taking up its list
@@ -239,7 +251,10 @@ class RoundFaults:
     first time of its type and place (``SWEEPING`` ...), a repeat at debug, and news
     again after that place met no fault in a round (``clean``, for a round's steps
     only), or once forgotten past ``FAULTS_KEPT_MAX``. A fault of the same type met in
-    another place is another bug."""
+    another place is another bug. One met on a link gone since is never cleared: no
+    later ask on that link can tell it passed, and a bug of ours is fixed by new code,
+    so a restart, which starts this memory anew; a reset would only log its traceback
+    again."""
 
     def __init__(self) -> None:
         #: The places and types of the faults met (a round's step: since it last met

@@ -52,7 +52,8 @@ class Runner:
     links: int = 0
     #: The last ask for the peer's member list failed (refused, answered with no list,
     #: no answer, a fault of ours in it, before it or taking up its list:
-    #: ``node.peers.list_failures``, logged once for the link and kind of failure), and
+    #: ``node.peers.list_failures``, logged once for the link and kind of failure, a
+    #: fault of ours once for the peer, whichever of its links met it), and
     #: until when it is not asked again on that link
     #: (``Learning.learn_from``): a refusal holds until what it takes (the cluster
     #: secret, a certificate of its own CA), its configuration, changes, with a restart,
@@ -113,13 +114,14 @@ class MembersFailure:
     failed ask, or a fault of ours before it, in it, taking up the list read or telling
     how the ask went. The link it was on (``Runner.links``); the kinds of failure of the
     ask logged on that link (``node.peers.list_failures``: one in it is logged again at
-    debug); the faults of ours logged on it, each where it was met and its exception's
-    type, the one met longest ago first (at most
+    debug); the faults of ours logged on it or a link before to the peer, each where it
+    was met and its exception's type, the one met longest ago first (at most
     ``node.peers.list_failures.FAULTS_KEPT_MAX``); and until when the list is not asked
     again (None: asked at the next round; a failure is logged once for the link and kind
     all the same). A list read on the link clears the failures of the ask, a fault of
     ours in it too (``members_listed``); a list taken up whole clears all
-    (``members_taken_up``)."""
+    (``members_taken_up``); a new link, all but the faults of ours
+    (``members_link_up``)."""
 
     link: int
     kinds: frozenset[str]

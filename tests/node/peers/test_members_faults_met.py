@@ -1,9 +1,10 @@
 """node.peers.learning with real nodes in this process: a fault of ours met learning
 members, before the ask (in a round's, or one made as a link comes up), in it, taking up
 a list read or telling how the ask went, is logged at error with its traceback and
-where it was met, once per type and place (on a link gone since, once for the node), a
-repeat at debug; one in a round outside any link's ask, once per type and step until
-the step meets none in a round, and ends no other step. What is remembered of them, and
+where it was met, once per type and place for the peer, whichever of its links (on a
+link gone since, once for the node), a repeat at debug; one in a round outside any
+link's ask, once per type and step until the step meets none in a round, and ends no
+other step. What is remembered of them, and
 its bounds: ``test_members_faults``."""
 
 from __future__ import annotations
@@ -363,3 +364,47 @@ async def test_a_fault_of_ours_before_a_rounds_ask_is_logged_at_error_once_per_t
 
     monkeypatch.setattr(admission, "linked_shared", failing)
     await _logged_once_per_type(node, peer, faults)
+
+
+
+async def test_a_fault_of_ours_in_the_ask_on_each_new_link_is_logged_at_error_once(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer whose link is cut and comes back, again and again, and whose ask meets
+    the same fault of ours on each link (as it comes up, and at a round): logged at
+    error with its traceback once, each repeat at debug, on whichever link. Once a list
+    was taken up whole from it, the fault is news again."""
+    learner = await make_node(cluster_secret=SECRET, sync=FAST)
+    peer = await make_node(cluster_secret=SECRET, sync=FAST)
+    await rounds_by_hand(learner)
+    broken = [True]
+
+    async def faulty(http: Any, url: str, **kwargs: Any) -> object:
+        if broken[0]:
+            raise KeyError("a bug of ours")
+        return await fetch_members(http, url, **kwargs)
+
+    def met() -> list[tuple[str, str]]:
+        return [(entry["log_level"], entry["where"]) for entry in said
+                if entry["event"] in (FAULT_TEXT, FAULT_REPEAT_TEXT)]
+
+    monkeypatch.setattr("node.peers.learning.fetch_members", faulty)
+    with LinkProxy(target_port=port_of(peer)) as proxy, \
+            structlog.testing.capture_logs() as said:
+        url = f"http://127.0.0.1:{proxy.port}"
+        assert await learner.gossip.add_peer(url, learned=False)
+        runner = learner.gossip.runners[f"url:{url}"]
+        await until(lambda: len(met()) == 1)  # the first link's own ask
+        for link in range(1, ROUNDS + 1):
+            await learner.gossip.learn_once()
+            proxy.cut()
+            proxy.heal()
+            # The next link's own ask met it too.
+            await until(lambda link=link: runner.links == link + 1
+                        and len(met()) == 2 * link + 1)
+        broken[0] = False
+        await learner.gossip.learn_once()  # a list taken up whole
+        broken[0] = True
+        await learner.gossip.learn_once()
+    assert met() == [("error", IN_THE_ASK)] + [("debug", IN_THE_ASK)] * (2 * ROUNDS) + [
+        ("error", IN_THE_ASK)]
+    assert all(entry.get("exc_info") for entry in said if entry["event"] == FAULT_TEXT)

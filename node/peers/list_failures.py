@@ -84,7 +84,7 @@ def failure_holds(runner: Runner, rounds: int) -> bool:
 
 
 def members_failed(runner: Runner, link: int, exc: Exception, rounds: int,
-                   gone: RoundFaults) -> None:
+                   node_faults: RoundFaults) -> None:
     """The ask for the member list of the peer of ``runner``, made on its link number
     ``link`` at members round ``rounds``, failed with ``exc``, of its kind (``kind_of``).
     Logged at info the first time of its kind on the link (a time-out, then a 401 for a
@@ -93,10 +93,10 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int,
     on the link: ``Learning.learn_from``). ``UNEXPECTED`` (no failure of the ask itself,
     a fault of ours; called while it is handled) is one met ``IN_THE_ASK``
     (``fault_of_ours``): at error with its traceback the first time of its type in the
-    ask for the peer, and kept so in an ask that overlapped another already held off too
-    (on a link gone since, kept in ``gone``). A failure of the ask itself is neither
-    kept nor logged for a link gone since the ask, or in an ask that overlapped another
-    already held off (the one as the link came up, and a round's).
+    ask for the peer, and kept so in an ask that overlapped another already held off
+    too (on a link gone since, kept in ``node_faults``). A failure of the ask
+    itself is neither kept nor logged for a link gone since the ask, or in an ask that
+    overlapped another already held off (the one as the link came up, and a round's).
 
     Of a kind in ``HOLDING`` (an answer that will not change: refused, 401 or 403, whose
     cause is its configuration; a route it does not have, 404, 405, 501, from an older
@@ -108,7 +108,7 @@ def members_failed(runner: Runner, link: int, exc: Exception, rounds: int,
     so a list read then may name nodes to dial."""
     kind = kind_of(exc)
     if kind == UNEXPECTED:
-        fault_of_ours(runner, link, exc, IN_THE_ASK, gone)
+        fault_of_ours(runner, link, exc, IN_THE_ASK, node_faults)
         return
     if link != runner.links or failure_holds(runner, rounds):
         return
@@ -142,7 +142,7 @@ def members_taken_up(runner: Runner, link: int) -> None:
 
 
 def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str,
-                  gone: RoundFaults) -> None:
+                  node_faults: RoundFaults) -> None:
     """A fault of ours (``exc``, called while it is handled) on the link number ``link``
     of ``runner``, met ``where``: ``BEFORE_THE_ASK`` (the link's checks), ``IN_THE_ASK``
     (``members_failed``), ``TAKING_UP`` the list read on it (its addresses checked,
@@ -152,11 +152,11 @@ def fault_of_ours(runner: Runner, link: int, exc: Exception, where: str,
     and each link coming up, meets it again (kept across links: ``members_link_up``).
     Past ``FAULTS_KEPT_MAX`` of them for the peer, the one met longest ago is forgotten
     (news again). On a link gone since (a fault in the ask or taking up its list),
-    remembered in ``gone`` instead, once per type and place for the node: the
+    remembered in ``node_faults`` instead, once per type and place for the node: the
     current link's failure stays its own, and a peer whose links come and go would
     meet it on each."""
     if link != runner.links:
-        gone.fault(exc, where, peer=runner.url)
+        node_faults.fault(exc, where, peer=runner.url)
         return
     fault = (where, _type_of(exc))
     kept = _kept(runner, link)

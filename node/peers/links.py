@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crdt.device import check_device_name
+from crdt.device import DEVICE_NAME_BYTES_MAX, check_device_name
 from crdt.errors import InvalidInput
 from crdt.membership import Removal
 from node.peers.transport import DEVICE_REMOVED, Refusal
@@ -47,7 +47,10 @@ def waiting_text(member: str, new: str, name: str | None = None, *,
     does not know it, the waiting device does). The member is named by ``member_name``
     too when its refusal gave one; ``address``, the member's as this device dialed it,
     goes in the command as ``--node``, so that it reaches that node and not whichever
-    answers at the default address where it is run.
+    answers at the default address where it is run. A name that is the member's own
+    (both default to the host name, the same for two nodes on one machine) is made to
+    differ (``distinct_name``): ``devices add`` takes a name twice, and lists of devices
+    all called alike would tell them apart by id alone.
 
     >>> waiting_text("AAA", "BBB", "my phone")
     "waiting to be added on AAA: run `clawsync devices add BBB --name 'my phone'` there"
@@ -59,12 +62,31 @@ def waiting_text(member: str, new: str, name: str | None = None, *,
     'waiting to be added on laptop (AAA)'
     >>> said.partition(": ")[2]
     'run `clawsync devices add BBB --name phone --node http://laptop:7878` there'
+    >>> waiting_text("AAA", "BBBBBBB-CCC", "vm", member_name="vm").partition(": ")[2]
+    'run `clawsync devices add BBBBBBB-CCC --name vm-BBBBBBB` there'
     """
+    if name and member_name and name.casefold() == member_name.casefold():
+        name = distinct_name(name, new)
     named = shlex.quote(name) if name else "NAME"
     on = f"{member_name} ({member})" if member_name else member
     node = f" --node {shlex.quote(address)}" if address else ""
     return (f"waiting to be added on {on}: run `clawsync devices add {new} --name {named}"
             f"{node}` there")
+
+
+def distinct_name(name: str, device_id: str) -> str:
+    """``name`` followed by the first group of ``device_id`` (which the user sees at the
+    start of the id), cut so that the whole is still a device's name.
+
+    >>> distinct_name("vm", "U7CO6AL-5T4CZ37")
+    'vm-U7CO6AL'
+    >>> len(distinct_name("é" * 32, "U7CO6AL-5T4CZ37").encode())
+    64
+    """
+    tail = "-" + device_id.partition("-")[0]
+    room = DEVICE_NAME_BYTES_MAX - len(tail.encode())
+    head = name.encode()[:room].decode(errors="ignore")  # not a character cut in two
+    return head + tail
 
 
 def member_name(detail: Mapping[str, Any]) -> str | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shlex
 
 import structlog
 
@@ -72,6 +73,24 @@ async def test_a_device_added_after_its_refusal_is_told_its_link_is_up(
     for entry in (dialed, accepted):
         assert set(entry) == {"event", "log_level", "peer", "direction", "url", "node_id",
                               "device_id", "device_name"}
+
+
+async def test_a_device_named_as_the_member_is_told_a_name_of_its_own_to_add_it_by(
+        make_node: NodeFactory) -> None:
+    """Two nodes on one machine both take its host name: the waiting device's command
+    gives another name (the first group of its id after its own), which the member
+    takes, so that the two are told apart in lists of devices."""
+    laptop = await make_node(name="vm", sync=FAST)
+    phone = await make_node(name="vm", sync=FAST, advertise_url=None)
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    runner = phone.gossip.runners[f"url:{laptop.url}"]
+    await until(lambda: runner.refused is not None)
+    assert runner.refused is not None
+    command = shlex.split(runner.refused.partition("run `")[2].partition("`")[0])
+    name = command[command.index("--name") + 1]
+    assert name == "vm-" + phone.device.device_id.partition("-")[0]
+    await add_member(laptop, name, device_id=phone.device.device_id)  # 201: taken
+    await until(lambda: phone.gossip.device_status()["waiting"] == [])
 
 
 async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(

@@ -81,6 +81,10 @@ class Admission:
         #: (a node of another cluster took a stopped node's port), which is forgotten
         #: after ``learned_failures_max`` refusals and learned again later.
         self._refusals: dict[str, str] = {}
+        #: Devices that refused this device as waiting to be added, until a link with
+        #: each is up: its ``peer link up`` says this device was added since
+        #: (``added_since_refused``).
+        self._waited_on: set[str] = set()
 
     # -- peers' devices ----------------------------------------------------------------
 
@@ -239,6 +243,9 @@ class Admission:
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
                               "does not match that node's (check --cluster-secret on both)")
         elif refusal.code == NOT_MEMBER:
+            if len(self._waited_on) >= REFUSALS_KEPT_MAX:
+                self._waited_on.clear()
+            self._waited_on.add(refusal.by)
             runner.refused = waiting_text(refusal.by, self.device.device_id,
                                           self._own_name(),
                                           member_name=member_name(refusal.detail),
@@ -251,6 +258,14 @@ class Admission:
                 if len(self._refusals) >= REFUSALS_KEPT_MAX:
                     self._refusals.clear()
                 self._refusals[runner.url] = runner.refused
+
+    def added_since_refused(self, device_id: str) -> bool:
+        """Whether ``device_id`` refused this device as waiting to be added before this
+        link with it came up (asked once: a later link is no news)."""
+        if device_id not in self._waited_on:
+            return False
+        self._waited_on.discard(device_id)
+        return True
 
     def removal_refused(self, runner: Runner, refusal: Refusal) -> str:
         """What a peer's refusal of this device as removed says, for people (and the

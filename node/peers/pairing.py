@@ -27,6 +27,9 @@ from node.peers.transport import DUPLICATE_LINK
 from node.store import AsyncStore
 
 log = structlog.get_logger(__name__)
+#: What ``peer link up`` adds on the first link with a device that refused this one as
+#: waiting to be added (``peer refused this device``).
+ADDED_NOTE = "this device was added since it was refused"
 
 
 class Pairing:
@@ -102,16 +105,19 @@ class Pairing:
         """Say that a link is up, once per link: at its first hello, the one that names
         the peer, and not for a second link to the same node, dropped above. After a
         refusal (``peer refused this device``), this line is the news that the device
-        was added. Named as the link's ``peer link down`` names it (a dialed address, or
-        an accepted link's key), with the device as the records name it; never a
+        was added, and says so (``note``) on the first link with the device that refused
+        it. Named as the link's ``peer link down`` names it (a dialed address, or an
+        accepted link's key), with the device as the records name it; never a
         credential."""
         device = runner.device.device_id if runner.device is not None else None
         members = self.admission.membership.members() \
             if device is not None and self.admission.membership is not None else {}
         member = members.get(device) if device is not None else None
+        added = device is not None and self.admission.added_since_refused(device)
         log.info("peer link up", peer=runner.url if runner.direction == "out" else runner.key,
                  direction=runner.direction, url=runner.url, node_id=node,
-                 device_id=device, device_name=member.name if member else None)
+                 device_id=device, device_name=member.name if member else None,
+                 **({"note": ADDED_NOTE} if added else {}))
 
     def ended(self, runner: Runner, node: str | None) -> None:
         """A link ended, which named ``node`` (None: its hello was not taken in): if it

@@ -11,6 +11,7 @@ import shlex
 import structlog
 
 from node.peers.admission import REFUSALS_KEPT_MAX, WRONG_SECRETS_KEPT_MAX
+from node.peers.pairing import ADDED_NOTE
 from node.peers.transport import DEVICE_REMOVED, LinkRefused, Refusal
 from tests.node.peers.support import (
     DEADLINE_S,
@@ -69,10 +70,13 @@ async def test_a_device_added_after_its_refusal_is_told_its_link_is_up(
     assert accepted["peer"].startswith(f"in:{phone.astore.node_id}:")
     assert (accepted["node_id"], accepted["device_id"], accepted["device_name"]) == (
         phone.astore.node_id, phone.device.device_id, "phone")
+    # The phone's line says it was added since the refusal it warned of; the laptop,
+    # refused by no one, says nothing of the kind.
+    assert dialed["note"] == ADDED_NOTE and "note" not in accepted
     # Named by these alone: no credential (a key, the cluster secret, a token) rides along.
-    for entry in (dialed, accepted):
-        assert set(entry) == {"event", "log_level", "peer", "direction", "url", "node_id",
-                              "device_id", "device_name"}
+    named = {"event", "log_level", "peer", "direction", "url", "node_id", "device_id",
+             "device_name"}
+    assert set(dialed) == named | {"note"} and set(accepted) == named
 
 
 async def test_a_device_named_as_the_member_is_told_a_name_of_its_own_to_add_it_by(

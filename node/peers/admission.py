@@ -56,6 +56,11 @@ WRONG_SECRETS_KEPT_MAX = 1024
 KEYLESS_KEPT_MAX = 1024
 #: Addresses whose last refusal of this device is remembered (``Admission._refusals``).
 REFUSALS_KEPT_MAX = 1024
+#: Devices remembered as logged waiting to be added here (each logged once).
+WAITING_KEPT_MAX = 1024
+#: Devices remembered as having refused this one as waiting to be added (``peer link
+#: up`` with each says it was added since).
+WAITED_ON_KEPT_MAX = 1024
 log = structlog.get_logger(__name__)
 
 
@@ -74,6 +79,8 @@ class Admission:
         self.removed = Removed(config.data_dir, device.device_id)
         #: Devices that gave a wrong cluster secret, logged once (``admit``).
         self._wrong_secret: set[str] = set()
+        #: Devices refused as waiting to be added, logged once (``refusing``).
+        self._waiting: set[str] = set()
         #: Peers refused for proving no device key, logged once (``keyless_refusal``).
         self._keyless: set[str] = set()
         #: The refusal last warned of, by dialed address, kept when its runner is
@@ -123,6 +130,20 @@ class Admission:
             self._wrong_secret.add(device_id)
         return (NOT_MEMBER, {"secret": "wrong"},
                 f"{waiting}; or the cluster secret it gave does not match this node's")
+
+    def refusing(self, device_id: str, code: str, detail: dict[str, Any], *,
+                 remote: str | None) -> None:
+        """A device that dialed us is refused (``admit``). One waiting to be added is
+        logged at info, once (it redials every few seconds): its own log and status give
+        the command to run here, and this node's user learns of it too."""
+        if code != NOT_MEMBER or "secret" in detail or device_id in self._waiting:
+            log.debug("peer device refused", device_id=device_id, code=code, peer=remote)
+            return
+        if len(self._waiting) >= WAITING_KEPT_MAX:
+            self._waiting.clear()
+        self._waiting.add(device_id)
+        # No command: its name is the new device's to give, and its log gives it whole.
+        log.info("device waiting to be added", device_id=device_id, peer=remote)
 
     def dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:
         """Why a device we dialed may not stay linked: removed; or not a member, at an
@@ -243,7 +264,7 @@ class Admission:
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
                               "does not match that node's (check --cluster-secret on both)")
         elif refusal.code == NOT_MEMBER:
-            if len(self._waited_on) >= REFUSALS_KEPT_MAX:
+            if len(self._waited_on) >= WAITED_ON_KEPT_MAX:
                 self._waited_on.clear()
             self._waited_on.add(refusal.by)
             runner.refused = waiting_text(refusal.by, self.device.device_id,

@@ -95,8 +95,7 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
                                wrong_secret=bool(auth.bearer(request)), remote=request.remote)
         if refused is not None:
             code, detail, text = refused
-            log.debug("peer device refused", device_id=claimed[0], code=code,
-                      peer=request.remote)
+            gossip.admission.refusing(claimed[0], code, detail, remote=request.remote)
             return refuse(gossip.device, code, detail, claimed[0], claimed[1], text)
     if gossip.stopping:  # a stopping node takes no new links: it would wait on them
         raise web.HTTPServiceUnavailable(text="this node is stopping")

@@ -10,9 +10,14 @@ import shlex
 
 import structlog
 
-from node.peers.admission import REFUSALS_KEPT_MAX, WRONG_SECRETS_KEPT_MAX
+from node.peers.admission import (
+    REFUSALS_KEPT_MAX,
+    WAITED_ON_KEPT_MAX,
+    WAITING_KEPT_MAX,
+    WRONG_SECRETS_KEPT_MAX,
+)
 from node.peers.pairing import ADDED_NOTE
-from node.peers.transport import DEVICE_REMOVED, LinkRefused, Refusal
+from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER, LinkRefused, Refusal
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
@@ -79,6 +84,23 @@ async def test_a_device_added_after_its_refusal_is_told_its_link_is_up(
     assert set(dialed) == named | {"note"} and set(accepted) == named
 
 
+async def test_a_member_says_once_that_a_device_waits_to_be_added(
+        make_node: NodeFactory) -> None:
+    """The member a new device dials says so at info, once however often it redials,
+    with the device's id and the address it dials from."""
+    laptop = await make_node(name="laptop", sync=FAST)
+    phone = await make_node(name="phone", sync=FAST, advertise_url=None)
+    with structlog.testing.capture_logs() as said:
+        assert await phone.gossip.add_peer(laptop.url, learned=False)
+        runner = phone.gossip.runners[f"url:{laptop.url}"]
+        await until(lambda: runner.machine.failures >= 3)  # refused, again and again
+    waiting = [entry for entry in said if entry["event"] == "device waiting to be added"]
+    [logged] = waiting
+    device = phone.device.device_id
+    assert (logged["log_level"], logged["device_id"]) == ("info", device)
+    assert set(logged) == {"event", "log_level", "device_id", "peer"}
+
+
 async def test_a_device_named_as_the_member_is_told_a_name_of_its_own_to_add_it_by(
         make_node: NodeFactory) -> None:
     """Two nodes on one machine both take its host name: the waiting device's command
@@ -110,6 +132,50 @@ async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(
     refused = admission.admit("ONE-MORE", shared=False, wrong_secret=True)
     assert refused is not None and refused[1] == {"secret": "wrong"}
     assert admission._wrong_secret == {"ONE-MORE"}
+
+
+async def test_the_devices_logged_waiting_to_be_added_are_bounded(
+        make_node: NodeFactory) -> None:
+    """Each device waiting to be added is logged once; those remembered for it are at
+    most ``WAITING_KEPT_MAX`` (a dialer making a new key at each dial cannot grow the
+    set): past the bound all are forgotten, and each is logged again."""
+    admission = (await make_node()).gossip.admission
+    with structlog.testing.capture_logs() as said:
+        for n in range(WAITING_KEPT_MAX):
+            admission.refusing(f"DEVICE{n}", NOT_MEMBER, {}, remote=None)
+        admission.refusing("DEVICE0", NOT_MEMBER, {}, remote=None)  # logged already
+        assert len(admission._waiting) == WAITING_KEPT_MAX
+        admission.refusing("ONE-MORE", NOT_MEMBER, {}, remote=None)
+        assert admission._waiting == {"ONE-MORE"}
+        admission.refusing("DEVICE0", NOT_MEMBER, {}, remote=None)  # forgotten: again
+    logged = [entry["device_id"] for entry in said
+              if entry["event"] == "device waiting to be added"]
+    assert len(logged) == WAITING_KEPT_MAX + 2 and logged[-1] == "DEVICE0"
+
+
+async def test_the_members_that_refused_this_device_are_bounded(
+        make_node: NodeFactory) -> None:
+    """The devices that refused this one as waiting to be added are at most
+    ``WAITED_ON_KEPT_MAX`` (peers' lists naming ever new nodes that refuse cannot grow
+    the set): past the bound all are forgotten, and a link with one says nothing of it."""
+    node = await make_node(sync=FAST)
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert await node.gossip.add_peer(dead, learned=True)
+    runner = node.gossip.runners[f"url:{dead}"]
+    admission = node.gossip.admission
+
+    def refused_by(device_id: str) -> None:
+        admission.refused_by_peer(runner, LinkRefused(
+            "refused", refusal=Refusal(NOT_MEMBER, {}, device_id)))
+
+    for n in range(WAITED_ON_KEPT_MAX):
+        refused_by(f"MEMBER{n}")
+    assert len(admission._waited_on) == WAITED_ON_KEPT_MAX
+    refused_by("ONE-MORE")
+    assert admission._waited_on == {"ONE-MORE"}
+    assert not admission.added_since_refused("MEMBER0")
+    assert admission.added_since_refused("ONE-MORE")
+    assert not admission.added_since_refused("ONE-MORE")  # said once
 
 
 async def test_the_addresses_whose_refusal_is_remembered_are_bounded(

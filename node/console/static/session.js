@@ -200,11 +200,15 @@ export function sessionView(context, { key }) {
   };
 }
 
+// A session forgotten whole reads "active" with no counts (its header is that of no
+// event): it says "forgotten", as the list and `clawsync projection` do. A session with no
+// activity (forgotten, or the cluster's own, whose records are none) says "–", as the list.
 function summary(projection) {
-  return `${projection.state} · ${projection.channel} · `
+  const state = projection.forgotten ? "forgotten" : projection.state;
+  return `${state} · ${projection.channel} · `
     + `${counted(projection.message_count, "message")} received · `
     + `${counted(projection.event_count, "event")} · `
-    + `last activity ${localTime(projection.last_activity)}`;
+    + `last activity ${localTime(projection.last_activity) || "–"}`;
 }
 
 async function copy(element) {

@@ -118,6 +118,16 @@ def test_a_forget_on_another_node_takes_the_content_off_an_open_session(
     expect(transcript).not_to_contain_text("see you")
 
 
+def test_a_session_forgotten_whole_says_so_not_active(node: NodeProcess, page: Page) -> None:
+    """Its header is that of no event ("active", no activity): the page says what the
+    list and ``clawsync projection`` say, and no time for an activity there is none of."""
+    append(node, "gone", [message("hello")])
+    request(node, "DELETE", session_path("gone"))
+    open_console(page, node, "#/session/gone")
+    expect(page.locator(".summary")).to_have_text(
+        "forgotten · unknown · 0 messages received · 0 events · last activity \u2013")
+
+
 def test_the_cluster_sessions_are_not_listed_but_open_by_key(node: NodeProcess,
                                                               page: Page) -> None:
     append(node, "chat", [message("hello")])

@@ -241,9 +241,13 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     options["limits"] = ctx.meta.get("limits", node_limits.Limits())
     options["peers"] = tuple(url for value in options["peers"] for url in value.split())
     try:
+        options["retain_days"] = parse_rules(options["retain_days"])
+    except ValueError as error:  # a rule's syntax: say whose rule it is
+        hint = _source_hint(ctx, _option(ctx, "retain_days"))
+        raise click.UsageError(f"{error}; it came from {hint}") from None
+    try:
         options["sync"] = _sync_config(ctx, options.pop("pull_interval"),
                                        options.pop("members_interval"))
-        options["retain_days"] = parse_rules(options["retain_days"])
         config = node_config.Config(token=token, **options).check()
     except ValueError as error:
         # A setting's own check: it may have come from the file (its checks against the

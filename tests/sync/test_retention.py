@@ -46,11 +46,26 @@ def test_the_record_is_a_whole_session_forget_just_after_the_last_activity() -> 
     assert retention_record("tg:bob", (LAST[0] + 1, 0, LAST[2])).id != record.id
 
 
-def test_serve_refuses_a_bad_rule_before_starting() -> None:
-    done = subprocess.run([sys.executable, "-m", "node.main", "serve", "--retain-days",
-                           "tg:*=soon", "--print-config"], capture_output=True, text=True,
-                          env=child_env(), timeout=60)
+@pytest.mark.parametrize(("given", "named"), [
+    ("flag", "it came from '--retain-days'"),
+    ("env", "it came from CLAWSYNC_RETAIN_DAYS (the environment's --retain-days)"),
+    ("file", "it came from retain_days in clawsync.toml (the file's --retain-days)"),
+])
+def test_serve_refuses_a_bad_rule_before_starting_naming_where_it_came_from(
+        tmp_path: Path, given: str, named: str) -> None:
+    args, env = ["--print-config"], child_env()
+    if given == "flag":
+        args += ["--retain-days", "tg:*=soon"]
+    elif given == "env":
+        env["CLAWSYNC_RETAIN_DAYS"] = "web:*=2 tg:*=soon"
+    else:
+        (tmp_path / "clawsync.toml").write_text('retain_days = ["tg:*=soon"]\n')
+        args += ["--config", "clawsync.toml"]
+    done = subprocess.run([sys.executable, "-m", "node.main", "serve", *args],
+                          capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert done.returncode == 2 and "retain-days 'tg:*=soon'" in done.stderr
+    assert named in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_rules_come_from_the_command_line_the_environment_or_the_file(tmp_path: Path) -> None:

@@ -120,9 +120,14 @@ def test_bad_token_tables(raw: Any) -> None:
         assert token.strip()[:4] not in str(refused.value)  # a secret: never shown
 
 
-def test_a_bad_entry_is_named_by_its_place() -> None:
-    with pytest.raises(ValueError, match=r"^token 2 of the table: 'read_only' must be"):
-        parse_tokens({"first-token": {}, "second-token": {"read_only": "yes"}})
+@pytest.mark.parametrize(("second", "said"), [
+    ({"second-token": {"read_only": "yes"}}, "'read_only' must be"),
+    ({"short": {}}, "a token must be a string of at least 8 characters"),
+    ({"second-token ": {}}, "begins or ends with white space"),
+])
+def test_a_bad_entry_is_named_by_its_place(second: dict[str, Any], said: str) -> None:
+    with pytest.raises(ValueError, match=rf"^token 2 of the table: {said}"):
+        parse_tokens({"first-token": {}, **second})
 
 
 def test_what_a_node_sends_a_client() -> None:

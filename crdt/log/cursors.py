@@ -53,7 +53,10 @@ def check_cursor(value: Any) -> dict[str, int]:
         raise LimitExceeded(f"holds {len(value)} entries; the limit is {CURSOR_ENTRIES_MAX}",
                             field="cursor")
     for entry, number in value.items():
-        check_name(entry, "cursor")
+        try:
+            check_name(entry, "cursor")
+        except InvalidInput as error:  # "is 300 bytes" alone reads as the whole cursor's
+            raise type(error)(f"an entry's name {error.reason}", field="cursor") from None
         if isinstance(number, bool) or not isinstance(number, int) \
                 or not 0 <= number <= VALUE_MAX:
             raise InvalidInput(f"{entry!r} must be an integer from 0 to {VALUE_MAX}",

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from crdt.errors import InvalidInput, LimitExceeded
+from crdt.keys import NAME_BYTES_MAX
 from crdt.log.cursors import (
     CURSOR_BYTES_MAX,
     CURSOR_ENTRIES_MAX,
@@ -36,4 +37,10 @@ def test_cursor_limits() -> None:
         for bad in ({"a": VALUE_MAX + 1}, {"a": True}, {"": 1}, {"a\n": 1}):
             with pytest.raises(InvalidInput):
                 save_cursor(store, "c", bad)
+        # An entry's name is bounded as an agent id is; the error says it is the name.
+        with pytest.raises(LimitExceeded,
+                           match=rf"^cursor: an entry's name is {NAME_BYTES_MAX + 1} bytes"):
+            save_cursor(store, "c", {"e" * (NAME_BYTES_MAX + 1): 1})
+        with pytest.raises(InvalidInput, match=r"^cursor: an entry's name must not be empty"):
+            save_cursor(store, "c", {"": 1})
         assert len(read_cursor(store, "c") or {}) == CURSOR_ENTRIES_MAX

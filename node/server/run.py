@@ -172,6 +172,14 @@ class _Tls:
 
 def _tls(config: Config) -> _Tls:
     """The TLS contexts, or ``StartError`` naming the file that cannot be used."""
+    if config.tls_ca is not None:
+        # Read alone first: the server's context loads it too, and its failure there
+        # would blame the certificate and key, which may be fine.
+        try:
+            ssl.create_default_context(cafile=config.tls_ca)
+        except (ssl.SSLError, OSError) as error:
+            raise StartError(f"cannot use --tls-ca {config.tls_ca}: "
+                             f"{_ca_reason(error)}") from None
     try:
         server = peering.server_tls(config)
     except (ssl.SSLError, OSError) as error:
@@ -182,6 +190,13 @@ def _tls(config: Config) -> _Tls:
     except (ssl.SSLError, OSError) as error:
         raise StartError(f"cannot use --tls-ca {config.tls_ca}: {_reason(error)}") from None
     return _Tls(server, client)
+
+
+def _ca_reason(error: OSError) -> str:
+    """Why a CA file cannot be used, in words."""
+    if isinstance(error, ssl.SSLError):
+        return f"not a PEM file of CA certificates ({error.reason or error})"
+    return error.strerror or str(error)
 
 
 def _reason(error: OSError) -> str:

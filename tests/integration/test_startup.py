@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.certs import make_ca, make_cert
 from tests.support.processes import (
     CLI_TIMEOUT_S,
     ROOT,
@@ -127,6 +128,21 @@ def test_tls_files_that_cannot_be_used_are_one_line_and_make_nothing(
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1, refused.stderr  # no traceback
     assert lines[0].startswith(f"Error: cannot use --tls-cert {junk} with --tls-key {junk}")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_ca_file_that_cannot_be_used_is_named_not_the_certificate(tmp_path: Path) -> None:
+    """The certificate and key are fine: the error names --tls-ca, which is not."""
+    cert, key = make_cert(tmp_path, "node", make_ca(tmp_path, "ca"))
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate")
+    refused = serve("--data-dir", str(tmp_path / "data"), "--port", str(free_port()),
+                    "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(junk))
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr  # no traceback
+    assert lines[0].startswith(f"Error: cannot use --tls-ca {junk}: not a PEM file of CA "
+                               "certificates"), lines
     assert not (tmp_path / "data").exists()
 
 

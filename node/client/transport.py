@@ -328,7 +328,12 @@ class _Translate:
             why = os.strerror(code).lower() if code and code > 0 else error.os_error.strerror
             return f"cannot reach {where} ({why}) — is `clawsync serve` running?"
         if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-            return f"{where} closed the connection during {self.what}"
+            said = f"{where} closed the connection during {self.what}"
+            if isinstance(error, aiohttp.ServerDisconnectedError) \
+                    and self.base_url.startswith("http://"):
+                # A node serving HTTPS (--tls-cert) hangs up on plain HTTP without a word.
+                said += "; if it was started with --tls-cert, it serves https:// only: try https://"
+            return said
         if isinstance(error, TimeoutError):
             return f"{where} did not answer {self.what} within {self.limits.request_timeout_s:g} s"
         if isinstance(error, HttpProcessingError):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from node.client.api import Client, ClientError
+from tests.support.certs import make_ca, make_cert
 from tests.support.older_node import OLDER_VERSION
 from tests.support.processes import (
     NodeProcess,
@@ -50,6 +51,20 @@ def test_unreachable_node_is_a_clear_error(node: NodeProcess) -> None:
     assert plain.returncode == 1, plain.stderr
     assert "does not speak TLS" in plain.stderr and "try http://" in plain.stderr
     assert "certificate" not in plain.stderr  # it said: trust the cluster's CA
+
+
+def test_http_to_a_node_serving_https_says_to_try_https(tmp_path: Path) -> None:
+    """A TLS server hangs up on plain HTTP without an answer: the command says why that
+    may be, as it does for https:// to a plain node."""
+    ca = make_ca(tmp_path, "ca")
+    cert = make_cert(tmp_path, "node", ca)
+    node = NodeProcess(tmp_path, name="tls", tls_ca=ca[0])
+    node.extra_args = ["--tls-cert", str(cert[0]), "--tls-key", str(cert[1])]
+    with node:
+        plain = run_cli(node.url.replace("https://", "http://"), "sessions")
+    assert plain.returncode == 1, plain.stderr
+    assert "closed the connection during" in plain.stderr
+    assert "try https://" in plain.stderr and "Traceback" not in plain.stderr
 
 
 @pytest.mark.parametrize("path, base", [("/v1", ""), ("/v1/sessions", ""),

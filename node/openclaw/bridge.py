@@ -27,11 +27,22 @@ record that waited is not imported, but OpenClaw deleted or replaced it, which i
 nothing for the user to mend; as for a session read again as it got shorter.
 
 The cursor keeps an entry per session (``crdt.log.cursors``, whose limits bound how many
-sessions an agent may have): the entries of a session OpenClaw deleted (its file gone,
-its rows gone and not moved to cold storage: the readers' ``present``) are dropped as a
-pass sees it, so a long-lived agent holds only its sessions'. One that comes back under
-the same id is read from its start; what was stored of it is answered as stored. An
-agent with more sessions than the cursor can hold stops the command (``CursorFull``).
+sessions an agent may have): the entries of a session with nothing left of it in its
+store (its file gone; no row left, deleted or emptied, and not moved to cold storage:
+the readers' ``present``) are dropped as a pass sees it, so the cursor holds only the
+sessions its stores hold. One that comes back under the same id, or fills again, is read
+from its start; what was stored of it is answered as stored. OpenClaw mostly archives
+sessions rather than deleting them, and an archived one keeps its entry: the cursor
+still grows by one per durable conversation.
+
+An agent's two stores share its cursor, and a session OpenClaw moves from one to the
+other (``openclaw doctor --session-sqlite import``: its rows in SQLite first, its file
+moved away after) is in both for a while: the SQLite store, read first, adds entries
+before the JSONL folder's read drops those of the files moved away. So a cursor over its
+limits is not saved but carried on in the pass, and saved once a later step brings it
+under them; an agent whose cursor is still over them at the end of the pass stops the
+command (``CursorFull``). A crash meanwhile loses nothing: the records read since the
+last save are read again, and answered as stored.
 """
 
 from __future__ import annotations
@@ -124,6 +135,8 @@ class Bridge:
         self._waiting: dict[tuple[str, str], _Wait] = {}
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
+        # Cursor name -> its agent: cursors over their limits, not saved (``_step``).
+        self._unsaved: dict[str, str] = {}
 
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
@@ -151,6 +164,11 @@ class Bridge:
                     break
             if not unsettled:
                 self._again.discard(source)
+        # Only now, each of the agent's stores read: one store's step may be over the
+        # limits until another's drops the entries of the sessions moved out of it.
+        for name, agent_id in sorted(self._unsaved.items()):
+            raise _cursor_full(f"{self.state.path}/agents/{agent_id}",
+                               agent_id, self._cursors[name])
         return tally
 
     async def watch(self, poll_s: float = POLL_S,
@@ -225,8 +243,11 @@ class Bridge:
             for entry in gone:
                 del cursor[entry]
             cursor.update(moved)
-            _check_room(source, cursor)
-            await self.sink.save_cursor(name, cursor)
+            if _room_over(cursor) is None:
+                await self.sink.save_cursor(name, cursor)
+                self._unsaved.pop(name, None)
+            else:  # not saved while over the limits: checked at the end of the pass
+                self._unsaved[name] = source.agent_id
             step.moved = bool(moved)
         return step
 
@@ -484,24 +505,31 @@ def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:
     return events_for(record.value, ref, fallback_ms=record.written_ms, copy_ms=copy_ms)
 
 
-def _check_room(source: Source, cursor: dict[str, int]) -> None:
-    """``CursorFull`` if ``cursor`` is over what the node keeps (``crdt.log.cursors``):
+def _room_over(cursor: dict[str, int]) -> str | None:
+    """How far ``cursor`` is over what the node keeps (``crdt.log.cursors``), or None:
     found here, before the node refuses it in its own words (a cursor, a number), so
-    that the agent is named and what to do said."""
+    that the agent is named and what to do said (``_cursor_full``)."""
     entries = len(cursor)
     if entries > CURSOR_ENTRIES_MAX:
-        figure = f"{entries} entries (about one per session), over the limit of " \
-                 f"{CURSOR_ENTRIES_MAX}"
-    else:
-        size = len(codec.encode_fast(cursor))
-        if size <= CURSOR_BYTES_MAX:
-            return
-        figure = f"{size} bytes encoded (about one entry per session, longer for long " \
-                 f"session ids), over the limit of {CURSOR_BYTES_MAX}"
-    raise CursorFull(
-        f"agent {source.agent_id!r} ({source.shown}): where its sessions were read up to "
+        return f"{entries} entries (about one per session), over the limit of " \
+               f"{CURSOR_ENTRIES_MAX}"
+    size = len(codec.encode_fast(cursor))
+    if size <= CURSOR_BYTES_MAX:
+        return None
+    return f"{size} bytes encoded (about one entry per session, longer for long " \
+           f"session ids), over the limit of {CURSOR_BYTES_MAX}"
+
+
+def _cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull:
+    """The agent's cursor is over the limits (``_room_over``): said with what to do."""
+    figure = _room_over(cursor)
+    assert figure is not None
+    return CursorFull(
+        f"agent {agent_id!r} ({shown}): where its sessions were read up to "
         f"would take {figure}, so it cannot be saved; delete in OpenClaw the sessions of "
         "this agent it no longer needs (a deleted session's entry is dropped at the next "
-        "import or watch pass), or start new sessions under another agent, then import "
-        "again. What is stored stays; the records read since the last save are read "
-        "again, and answered as already stored")
+        "import or watch pass; OpenClaw's own maintenance archives them, which keeps "
+        "them), or start new sessions under another agent, then import again; while "
+        "OpenClaw moves this agent's sessions into its SQLite store, each is in both "
+        "stores: import again once that is done. What is stored stays; the records read "
+        "since the last save are read again, and answered as already stored")

@@ -27,8 +27,10 @@ media reply) are not seen: such an edit is not imported, and the records read be
 stay. A session with no row left that OpenClaw's cold storage holds
 (``session_transcript_cold_archives``, which moves all of a session's rows out and puts
 them back with their seqs) is not read and keeps its cursor; one with no row left that
-cold storage does not hold either was deleted (``present``: the bridge drops its cursor
-entry, and reads it from seq 0 if it comes back).
+cold storage does not hold either (deleted, or emptied: replaced with no events, its
+``session_windows`` row left) is not in ``present``: the bridge drops its cursor entry,
+and reads it from seq 0 if rows come back, which for one emptied is harmless (what of
+it was stored is answered as stored).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The cursor keeps an entry per session of the agent: those of sessions OpenClaw deleted
 (a transcript file gone, a session's rows gone and not in cold storage) are dropped, so
-a long-lived agent does not creep to the cursor's limits; a session that comes back is
-read from its start, what was stored of it answered as stored. An agent whose sessions
-are still more than the cursor holds stops the import, named with what to do."""
+the cursor holds only the sessions the agent's stores hold (OpenClaw's own maintenance
+mostly archives sessions, which keep theirs); a session that comes back is read from its
+start, what was stored of it answered as stored. Sessions moved from the JSONL folder
+into SQLite leave the cursor under its limits once both stores are read. An agent whose
+sessions are still more than the cursor holds stops the import, named with what to do."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from typing import Any
 
 import pytest
 
+import node.openclaw.bridge as bridge_module
 from crdt import codec
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, save_cursor
 from crdt.log.store import EventStore
-from node.openclaw.state import cursor_name
+from node.openclaw.bridge import Bridge, CursorFull
+from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
 from tests.node.openclaw.waiting import (
     KEY_A,
@@ -24,11 +28,12 @@ from tests.node.openclaw.waiting import (
     A,
     B,
     Clock,
+    CountingSink,
     one_pass,
     saved_cursor,
     waiting_bridge,
 )
-from tests.support.openclaw import FakeGateway, database_path, turn_records, write_jsonl
+from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
 
 
 def records(session_id: str, turns: int = 2) -> list[dict[str, Any]]:
@@ -206,10 +211,128 @@ def test_an_agent_over_the_cursor_limits_is_named_with_what_to_do(tmp_path: Path
     result = cli("import", "--state-dir", str(state), "--data-dir", str(data))
     assert result.exit_code == 1
     said = result.output
-    assert f"agent 'main' ({database_path(state.resolve())})" in said
+    assert f"agent 'main' ({state.resolve()}/agents/main)" in said
     if figure == "entries":
         assert f"{CURSOR_ENTRIES_MAX + 1} entries" in said
         assert f"over the limit of {CURSOR_ENTRIES_MAX}" in said
     else:
         assert "bytes encoded" in said and f"over the limit of {CURSOR_BYTES_MAX}" in said
     assert "delete in OpenClaw the sessions of this agent it no longer needs" in said
+
+
+#: The cursor's limit of entries in the tests of sessions moved into SQLite: an agent of
+#: this many sessions fits, and each of them in both stores does not.
+SMALL = 4
+
+
+class SavingSink(CountingSink):
+    """An embedded store that keeps each cursor saved."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store)
+        self.saved: list[dict[str, int]] = []
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        self.saved.append(dict(cursor))
+        await super().save_cursor(name, cursor)
+
+
+def saving_bridge(state: Path, store: EventStore) -> tuple[Bridge, SavingSink, StateFolder]:
+    sink, folder = SavingSink(store), StateFolder(state)
+    return Bridge(folder, sink), sink, folder
+
+
+def small_agent(state: Path) -> list[str]:
+    """``SMALL`` sessions in the agent's JSONL folder."""
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(SMALL)]
+    for n, session_id in enumerate(ids):
+        write_jsonl(state, f"agent:main:s{n}", session_id, records(session_id))
+    return ids
+
+
+def into_sqlite(state: Path, ids: list[str]) -> FakeGateway:
+    """The first half of ``openclaw doctor --session-sqlite import``: each session's rows
+    in the agent's SQLite store (its JSONL file still there)."""
+    gateway = FakeGateway(state)
+    for n, session_id in enumerate(ids):
+        gateway.open_session(f"agent:main:s{n}", session_id)
+        gateway.add(session_id, records(session_id))
+    return gateway
+
+
+def files_moved_away(state: Path, ids: list[str]) -> None:
+    """Its second half: the JSONL files moved out of the sessions folder, the index
+    emptied."""
+    sessions = state / "agents" / "main" / "sessions"
+    for session_id in ids:
+        (sessions / f"{session_id}.jsonl").rename(state / f"{session_id}.jsonl.imported")
+    (sessions / "sessions.json").write_text("{}")
+
+
+@pytest.mark.parametrize("restarted", [False, True])
+def test_sessions_moved_into_sqlite_leave_a_cursor_under_its_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restarted: bool) -> None:
+    """The SQLite store is read before the JSONL folder: its step adds the moved
+    sessions' entries before the folder's drops their old ones, which together are over
+    the limits. Not an agent with too many sessions: the pass goes through, the cursor
+    saved holds the SQLite entries only, and no cursor over the limits is ever saved;
+    whether ``watch`` goes on or starts again after the move."""
+    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    ids = small_agent(tmp_path)
+    with EventStore.open("memory:") as store:
+        bridge, sink, folder = saving_bridge(tmp_path, store)
+        gateway = None
+        try:
+            assert one_pass(bridge).records == 3 * SMALL
+            assert set(saved_cursor(tmp_path, store)) == {f"jsonl:{sid}" for sid in ids}
+            gateway = into_sqlite(tmp_path, ids)
+            files_moved_away(tmp_path, ids)
+            if restarted:
+                folder.close()
+                bridge, sink, folder = saving_bridge(tmp_path, store)
+            sink.saved.clear()
+            tally = one_pass(bridge)
+            assert tally.records == 3 * SMALL and tally.problems == []
+            assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
+            assert sink.saved and all(len(cursor) <= SMALL for cursor in sink.saved)
+            assert one_pass(bridge, only_changed=False).records == 0  # and on from there
+        finally:
+            folder.close()
+            if gateway is not None:
+                gateway.close()
+
+
+def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Midway through the move (the rows in SQLite, the files not moved yet) the cursor
+    would hold each session twice: over the limits at the end of the pass, which stops
+    naming the agent's folder and what to do; the cursor saved stays as it was (what
+    was read is read again). Once the files are moved, a pass goes through."""
+    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    ids = small_agent(tmp_path)
+    with EventStore.open("memory:") as store:
+        bridge, sink, folder = saving_bridge(tmp_path, store)
+        gateway = None
+        try:
+            one_pass(bridge)
+            before = saved_cursor(tmp_path, store)
+            assert set(before) == {f"jsonl:{sid}" for sid in ids}
+            gateway = into_sqlite(tmp_path, ids)
+            sink.saved.clear()
+            with pytest.raises(CursorFull) as raised:
+                one_pass(bridge)
+            said = str(raised.value)
+            assert f"agent 'main' ({tmp_path}/agents/main)" in said
+            assert f"{2 * SMALL} entries" in said and f"over the limit of {SMALL}" in said
+            assert "moves this agent's sessions into its SQLite store" in said
+            assert saved_cursor(tmp_path, store) == before and sink.saved == []
+            files_moved_away(tmp_path, ids)
+            folder.close()
+            bridge, sink, folder = saving_bridge(tmp_path, store)
+            one_pass(bridge)
+            assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
+        finally:
+            folder.close()
+            if gateway is not None:
+                gateway.close()
+

@@ -23,6 +23,8 @@ from node.openclaw.bridge import Bridge, CursorFull
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
 from tests.node.openclaw.waiting import (
+    DRIFT_MS,
+    GONE,
     KEY_A,
     KEY_B,
     A,
@@ -33,7 +35,7 @@ from tests.node.openclaw.waiting import (
     saved_cursor,
     waiting_bridge,
 )
-from tests.support.openclaw import FakeGateway, turn_records, write_jsonl
+from tests.support.openclaw import FakeGateway, iso_ms, turn_records, write_jsonl
 
 
 def records(session_id: str, turns: int = 2) -> list[dict[str, Any]]:
@@ -336,3 +338,76 @@ def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
             if gateway is not None:
                 gateway.close()
 
+
+@pytest.mark.parametrize("kind", ["db", "jsonl"])
+def test_a_rewinds_copy_time_goes_with_its_deleted_session_only(tmp_path: Path,
+                                                                kind: str) -> None:
+    """A session beginning a rewind's copy has a second entry (``copy:``, its header's
+    time): dropped with its session when OpenClaw deletes it, kept for one still there."""
+    header_ms = int(time.time() * 1000)
+
+    def copied(session_id: str) -> list[dict[str, Any]]:
+        rows = records(session_id)  # the header newer than the records after it: a copy
+        return [{**rows[0], "timestamp": iso_ms(header_ms)}, *rows[1:]]
+
+    gateway = FakeGateway(tmp_path) if kind == "db" else None
+    for key, session_id in ((KEY_A, A), (KEY_B, B)):
+        if gateway is not None:
+            gateway.open_session(key, session_id)
+            gateway.add(session_id, copied(session_id))
+        else:
+            write_jsonl(tmp_path, key, session_id, copied(session_id))
+    with EventStore.open("memory:") as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, [], Clock())
+        try:
+            one_pass(bridge)
+            cursor = saved_cursor(tmp_path, store)
+            assert set(cursor) == {f"{kind}:{A}", f"copy:{kind}:{A}", f"{kind}:{B}",
+                                   f"copy:{kind}:{B}"}
+            assert cursor[f"copy:{kind}:{B}"] == header_ms
+            if gateway is not None:
+                delete_session(gateway, A)
+            else:
+                delete_transcript(tmp_path, KEY_A, A)
+            one_pass(bridge)
+            assert saved_cursor(tmp_path, store) == {
+                entry: after for entry, after in cursor.items() if entry.endswith(B)}
+        finally:
+            folder.close()
+            if gateway is not None:
+                gateway.close()
+
+
+def test_a_waiting_session_gone_keeps_its_entry_while_a_read_met_trouble(
+        tmp_path: Path) -> None:
+    """A's next record waits for the node's clock. Its file is deleted while B's last line
+    is still being written (no newline yet): a read that met that may have missed A, so A
+    waits on and keeps its entry; the next read without trouble ends the wait (said) and
+    drops the entry."""
+    now_ms = int(time.time() * 1000)
+    write_jsonl(tmp_path, KEY_A, A, turn_records(A, [now_ms - 5000, now_ms + 3_600_000]))
+    path_b = write_jsonl(tmp_path, KEY_B, B, records(B))
+    told: list[str] = []
+    with EventStore.open("memory:", clock_drift_max_ms=DRIFT_MS) as store:
+        bridge, _sink, folder = waiting_bridge(tmp_path, store, told, Clock())
+        try:
+            assert len(one_pass(bridge).waiting) == 1
+            kept = saved_cursor(tmp_path, store)
+            assert set(kept) == {f"jsonl:{A}", f"jsonl:{B}"}
+            delete_transcript(tmp_path, KEY_A, A)
+            line = json.dumps({"type": "message", "id": "b0000009", "parentId": None,
+                               "timestamp": iso_ms(now_ms - 1000),
+                               "message": {"role": "user", "content": "more",
+                                           "timestamp": now_ms - 1000}}).encode() + b"\n"
+            with path_b.open("ab") as file:
+                file.write(line[:20])
+            one_pass(bridge)
+            assert saved_cursor(tmp_path, store) == kept
+            assert not any(GONE in text for text in told)
+            with path_b.open("ab") as file:
+                file.write(line[20:])
+            assert one_pass(bridge).records == 1
+            assert set(saved_cursor(tmp_path, store)) == {f"jsonl:{B}"}
+            assert any(GONE in text for text in told)
+        finally:
+            folder.close()

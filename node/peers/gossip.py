@@ -317,6 +317,7 @@ class Gossip:
                 # Waiting to be added: ask again soon, not after the back-off's minute.
                 retry_at = min(retry_at, self._loop.time() + self.config.sync.pull_interval_s)
             runner.redial.clear()
+            runner.redial_at = retry_at
             await set_or_timeout(runner.redial, max(0.0, retry_at - self._loop.time()))
 
     async def _keep_dialed(self, runner: Runner, link: Link) -> bool:

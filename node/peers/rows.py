@@ -149,7 +149,9 @@ class Rows:
             "events_forged": machine["events_forged"],
             "events_unsigned": machine["events_unsigned"],
             "software": machine["peer_software"], "schema": machine["peer_schema"],
-            "retry_in_s": max(0.0, round(machine["retry_at"] - now, 3))
+            # When it really dials again: sooner than the back-off while it waits to be
+            # added (``Runner.redial_at``).
+            "retry_in_s": max(0.0, round((runner.redial_at or machine["retry_at"]) - now, 3))
             if runner.state == "backoff" else None,
             "failure": runner.failure if runner.state == "backoff" else None,
             "throttled_s": round(runner.budget.throttled_s, 3) if runner.budget else 0.0,

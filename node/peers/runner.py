@@ -70,6 +70,10 @@ class Runner:
     #: push goes, the records of the removal held here (``Devices.removal_records``).
     removal_push: dict[str, int] = field(default_factory=dict)
     failure: str | None = None  # why the last dial failed, until one connects
+    #: When a dialed address backing off is dialed again (the event loop's clock): the
+    #: back-off's time, or sooner while a member refuses this device as waiting to be
+    #: added (``Gossip``); what its status row's ``retry_in_s`` counts down to.
+    redial_at: float | None = None
     #: A dial of this address is under way: no link yet, nothing proven, and ``device``
     #: is still its last link's (``Admission.recheck`` leaves it to ``_keep_dialed``).
     dialing: bool = False

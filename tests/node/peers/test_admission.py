@@ -21,6 +21,7 @@ from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER, LinkRefused, Refusa
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
+    PATIENT,
     SECRET,
     NodeFactory,
     add_member,
@@ -99,6 +100,22 @@ async def test_a_member_says_once_that_a_device_waits_to_be_added(
     device = phone.device.device_id
     assert (logged["log_level"], logged["device_id"]) == ("info", device)
     assert set(logged) == {"event", "log_level", "device_id", "peer"}
+
+
+async def test_a_waiting_device_shows_when_it_really_dials_again(
+        make_node: NodeFactory) -> None:
+    """A device waiting to be added dials again within a pull interval, not after its
+    back-off (ten minutes here): its status row counts down to that dial."""
+    laptop = await make_node(name="laptop", sync=FAST)
+    patient = dataclasses.replace(PATIENT, pull_interval_s=0.5)
+    phone = await make_node(name="phone", sync=patient, advertise_url=None)
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    runner = phone.gossip.runners[f"url:{laptop.url}"]
+    await until(lambda: runner.refused is not None and runner.state == "backoff")
+    [row] = phone.gossip.rows.status()
+    assert row["state"] == "refused"
+    assert 0.0 <= row["retry_in_s"] <= patient.pull_interval_s
+    await until(lambda: runner.machine.failures >= 2)  # and so it did
 
 
 async def test_a_device_named_as_the_member_is_told_a_name_of_its_own_to_add_it_by(

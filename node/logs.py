@@ -37,6 +37,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from node import log_hooks, log_stream
 from node.limits import Limits
 from node.log_stream import LogStream
+from node.log_window import LineWindow
 
 FORMATS = ("console", "json")
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -109,34 +110,29 @@ class RefusedRequests(logging.Filter):
         self.lines_max = lines_max
         self.interval_s = interval_s
         self._clock = clock
-        self._window_start = clock()
-        self._lines = 0
-        self._dropped = 0
+        self._window = LineWindow(lines_max, interval_s)
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         if not refused_by_parser(error):
             return True
-        now = self._clock()
-        if now - self._window_start >= self.interval_s:
-            self._window_start, self._lines = now, 0
-        if self._lines >= self.lines_max:
-            self._dropped += 1
+        dropped = self._window.take(self._clock())
+        if dropped is None:
             return False
-        self._lines += 1
-        self._shorten(record, error)
+        self._shorten(record, error, dropped)
         return True
 
-    def _shorten(self, record: logging.LogRecord, error: BaseException | None) -> None:
+    @staticmethod
+    def _shorten(record: logging.LogRecord, error: BaseException | None,
+                 dropped: int) -> None:
         reason = str(getattr(error, "message", error)).strip().partition("\n")[0]
         reason = reason.partition(": b'")[0].partition(': b"')[0].rstrip(":")
         client = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
         record.msg = "refused a malformed request from %s: %s: %s"
         record.args = (client, type(error).__name__, reason[:REASON_CHARS_MAX])
-        if self._dropped:
+        if dropped:
             record.msg += " (%d more not logged before this)"
-            record.args += (self._dropped,)
-            self._dropped = 0
+            record.args += (dropped,)
         record.exc_info = record.exc_text = None
         if record.levelno > logging.WARNING:
             record.levelno, record.levelname = logging.WARNING, "WARNING"

@@ -26,6 +26,7 @@ then kept (``node.peers.links.Removed``).
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -33,6 +34,7 @@ import structlog
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
+from node.log_window import LineWindow
 from node.peers.links import (
     Removed,
     member_name,
@@ -61,6 +63,14 @@ WAITING_KEPT_MAX = 1024
 #: Devices remembered as having refused this one as waiting to be added (``peer link
 #: up`` with each says it was added since).
 WAITED_ON_KEPT_MAX = 1024
+#: ``device waiting to be added`` lines logged per ``CLAIMED_LINES_WINDOW_S``, and
+#: ``a peer gave a wrong cluster secret`` lines (each its own count): the device id and
+#: address in them are what a dialer claims, and a dialer claiming a new id at each
+#: request would have a line for each. The rest are counted, the count logged as the
+#: next window opens (``lines not logged``).
+CLAIMED_LINES_MAX = 10
+#: The window of ``CLAIMED_LINES_MAX``, in seconds.
+CLAIMED_LINES_WINDOW_S = 60.0
 log = structlog.get_logger(__name__)
 
 
@@ -69,12 +79,17 @@ class Admission:
     ``runners`` (``Gossip``'s, read and marked here)."""
 
     def __init__(self, config: Config, tls: ssl.SSLContext | None, device: DeviceKey,
-                 membership: Devices | None, runners: dict[str, Runner]) -> None:
+                 membership: Devices | None, runners: dict[str, Runner], *,
+                 now: Callable[[], float]) -> None:
         self.config = config
         self.tls = tls
         self.device = device
         self.membership = membership
         self.runners = runners
+        self._now = now  # the event loop's clock
+        #: The lines logged of a waiting device and of a wrong secret (``_may_log``).
+        self._waiting_lines = LineWindow(CLAIMED_LINES_MAX, CLAIMED_LINES_WINDOW_S)
+        self._wrong_secret_lines = LineWindow(CLAIMED_LINES_MAX, CLAIMED_LINES_WINDOW_S)
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = Removed(config.data_dir, device.device_id)
         #: Devices that gave a wrong cluster secret, logged once (``admit``).
@@ -88,9 +103,9 @@ class Admission:
         #: (a node of another cluster took a stopped node's port), which is forgotten
         #: after ``learned_failures_max`` refusals and learned again later.
         self._refusals: dict[str, str] = {}
-        #: Devices that refused this device as waiting to be added, until a link with
-        #: each is up: its ``peer link up`` says this device was added since
-        #: (``added_since_refused``).
+        #: Devices that refused this device as waiting to be added since this process
+        #: started (in memory only), until a link with each is up: its ``peer link up``
+        #: says this device was added since (``added_since_refused``).
         self._waited_on: set[str] = set()
 
     # -- peers' devices ----------------------------------------------------------------
@@ -111,7 +126,9 @@ class Admission:
         CA certificate (migration) that was not removed. ``wrong_secret``: it gave a
         cluster secret, not ours; if that is why it is refused, the refusal says so (its
         operator should hear of the secret, not of a device to add) and so does our log,
-        once per device (it redials every few seconds), with its address ``remote``."""
+        once per device (it redials every few seconds), with its address ``remote``:
+        both as the dialer claims them, nothing proven yet, so at most
+        ``CLAIMED_LINES_MAX`` such lines a minute."""
         removal = self.membership.removed().get(device_id) if self.membership else None
         if removal is not None:
             return refusal_for(removal)
@@ -123,8 +140,10 @@ class Admission:
             own = self._own_name()
             return (NOT_MEMBER, {"name": own} if own else {}, waiting)
         if device_id not in self._wrong_secret:
-            log.warning("a peer gave a wrong cluster secret", device_id=device_id,
-                        peer=remote)
+            if self._may_log(self._wrong_secret_lines, "a peer gave a wrong cluster secret",
+                             log.warning):
+                log.warning("a peer gave a wrong cluster secret", device_id=device_id,
+                            peer=remote)
             if len(self._wrong_secret) >= WRONG_SECRETS_KEPT_MAX:
                 self._wrong_secret.clear()
             self._wrong_secret.add(device_id)
@@ -135,7 +154,9 @@ class Admission:
                  remote: str | None) -> None:
         """A device that dialed us is refused (``admit``). One waiting to be added is
         logged at info, once (it redials every few seconds): its own log and status give
-        the command to run here, and this node's user learns of it too."""
+        the command to run here, and this node's user learns of it too. The id and the
+        address are what the dialer claims (it proves its key only once admitted), so
+        at most ``CLAIMED_LINES_MAX`` such lines a minute."""
         if code != NOT_MEMBER or "secret" in detail or device_id in self._waiting:
             log.debug("peer device refused", device_id=device_id, code=code, peer=remote)
             return
@@ -143,7 +164,18 @@ class Admission:
             self._waiting.clear()
         self._waiting.add(device_id)
         # No command: its name is the new device's to give, and its log gives it whole.
-        log.info("device waiting to be added", device_id=device_id, peer=remote)
+        if self._may_log(self._waiting_lines, "device waiting to be added", log.info):
+            log.info("device waiting to be added", device_id=device_id, peer=remote)
+
+    def _may_log(self, lines: LineWindow, event: str, say: Callable[..., Any]) -> bool:
+        """Whether a line ``event`` may be logged now (``lines`` bounds them); those not
+        logged before it are counted in a line of their own, first (said with ``say``,
+        at the line's level)."""
+        held = lines.take(self._now())
+        if held:
+            say("lines not logged", line=event, count=held,
+                    window_s=lines.window_s)
+        return held is not None
 
     def dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:
         """Why a device we dialed may not stay linked: removed; or not a member, at an
@@ -282,7 +314,9 @@ class Admission:
 
     def added_since_refused(self, device_id: str) -> bool:
         """Whether ``device_id`` refused this device as waiting to be added before this
-        link with it came up (asked once: a later link is no news)."""
+        link with it came up, since this process started (remembered in memory only:
+        restarted before it was added, this device says nothing of it), asked once: a
+        later link is no news."""
         if device_id not in self._waited_on:
             return False
         self._waited_on.discard(device_id)

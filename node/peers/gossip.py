@@ -100,7 +100,8 @@ class Gossip:
         #: What this node runs, told to peers in the hello.
         self.about = About(software_version(), SCHEMA_VERSION, retires=True,
                            forgets=True, signs=True)
-        self.admission = Admission(config, tls, device, membership, self.runners)
+        self.admission = Admission(config, tls, device, membership, self.runners,
+                                   now=self._now)
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = self.admission.removed
         self.learning = Learning(

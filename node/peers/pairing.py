@@ -28,7 +28,7 @@ from node.store import AsyncStore
 
 log = structlog.get_logger(__name__)
 #: What ``peer link up`` adds on the first link with a device that refused this one as
-#: waiting to be added (``peer refused this device``).
+#: waiting to be added (``peer refused this device``) since this process started.
 ADDED_NOTE = "this device was added since it was refused"
 
 

@@ -11,6 +11,8 @@ import shlex
 import structlog
 
 from node.peers.admission import (
+    CLAIMED_LINES_MAX,
+    CLAIMED_LINES_WINDOW_S,
     REFUSALS_KEPT_MAX,
     WAITED_ON_KEPT_MAX,
     WAITING_KEPT_MAX,
@@ -139,9 +141,9 @@ async def test_a_device_named_as_the_member_is_told_a_name_of_its_own_to_add_it_
 async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(
         make_node: NodeFactory) -> None:
     """Each device that gives a wrong cluster secret is warned of once; those remembered
-    for it are at most ``WRONG_SECRETS_KEPT_MAX`` (a dialer making a new key at each dial
-    cannot grow the set): past the bound all are forgotten, and each refusal still
-    names the secret."""
+    for it are at most ``WRONG_SECRETS_KEPT_MAX`` (a dialer claiming a new device id
+    at each dial cannot grow the set): past the bound all are forgotten, and each refusal
+    still names the secret."""
     admission = (await make_node(cluster_secret=SECRET)).gossip.admission
     for n in range(WRONG_SECRETS_KEPT_MAX):
         admission.admit(f"DEVICE{n}", shared=False, wrong_secret=True)
@@ -154,9 +156,11 @@ async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(
 async def test_the_devices_logged_waiting_to_be_added_are_bounded(
         make_node: NodeFactory) -> None:
     """Each device waiting to be added is logged once; those remembered for it are at
-    most ``WAITING_KEPT_MAX`` (a dialer making a new key at each dial cannot grow the
-    set): past the bound all are forgotten, and each is logged again."""
+    most ``WAITING_KEPT_MAX`` (a dialer claiming a new device id at each dial cannot grow
+    the set): past the bound all are forgotten, and each is logged again (here one a
+    window of ``CLAIMED_LINES_WINDOW_S``: ``CLAIMED_LINES_MAX`` bounds them too)."""
     admission = (await make_node()).gossip.admission
+    admission._now = Clock(step_s=CLAIMED_LINES_WINDOW_S)  # one line a window: all logged
     with structlog.testing.capture_logs() as said:
         for n in range(WAITING_KEPT_MAX):
             admission.refusing(f"DEVICE{n}", NOT_MEMBER, {}, remote=None)
@@ -168,6 +172,47 @@ async def test_the_devices_logged_waiting_to_be_added_are_bounded(
     logged = [entry["device_id"] for entry in said
               if entry["event"] == "device waiting to be added"]
     assert len(logged) == WAITING_KEPT_MAX + 2 and logged[-1] == "DEVICE0"
+
+
+class Clock:
+    """A clock that moves on ``step_s`` each time it is read."""
+
+    def __init__(self, step_s: float = 0.0) -> None:
+        self.now_s, self.step_s = 0.0, step_s
+
+    def __call__(self) -> float:
+        self.now_s += self.step_s
+        return self.now_s
+
+
+async def test_a_flood_of_claimed_device_ids_logs_a_bounded_number_of_lines(
+        make_node: NodeFactory) -> None:
+    """Each dialer claiming a device id of its own (nothing proves one before it is
+    admitted) is a device waiting to be added, or one giving a wrong secret: at most
+    ``CLAIMED_LINES_MAX`` lines of each are logged a window; the next window's first line
+    comes after one that counts those that were not."""
+    admission = (await make_node(cluster_secret=SECRET)).gossip.admission
+    clock = Clock()
+    admission._now = clock
+    flood = 1000
+    with structlog.testing.capture_logs() as said:
+        for n in range(flood):
+            admission.refusing(f"DEVICE{n}", NOT_MEMBER, {}, remote="10.0.0.1")
+            admission.admit(f"WRONG{n}", shared=False, wrong_secret=True, remote="10.0.0.1")
+        clock.now_s = CLAIMED_LINES_WINDOW_S  # the next window
+        admission.refusing("NEXT", NOT_MEMBER, {}, remote="10.0.0.1")
+        admission.admit("WRONG-NEXT", shared=False, wrong_secret=True, remote="10.0.0.1")
+    for event, level, last in (("device waiting to be added", "info", "NEXT"),
+                               ("a peer gave a wrong cluster secret", "warning",
+                                "WRONG-NEXT")):
+        lines = [entry for entry in said if entry["event"] == event
+                 or entry.get("line") == event]
+        assert [entry["event"] for entry in lines] \
+            == [event] * CLAIMED_LINES_MAX + ["lines not logged", event]
+        summary = lines[-2]
+        assert (summary["log_level"], summary["count"], summary["window_s"]) \
+            == (level, flood - CLAIMED_LINES_MAX, CLAIMED_LINES_WINDOW_S)
+        assert lines[-1]["device_id"] == last
 
 
 async def test_the_members_that_refused_this_device_are_bounded(

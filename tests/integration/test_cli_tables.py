@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,19 +56,22 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-@pytest.fixture
-def listed_node(node: NodeProcess) -> NodeProcess:
-    """A node with a session, three tokens (one revoked) and a CJK name for its device."""
-    ok(run_cli(node, "append", "s1", "message_received", "content=hello there"))
-    for args in (("--sessions", "tg:*", "--name", "notes app for the whole family"),
-                 ("--sessions", "tg:alice", "--sessions", "web:*", "--read-only",
-                  "--name", "dashboard"),
-                 ("--sessions", "*", "--name", "sync-app")):
-        issued = json.loads(ok(run_cli(node, "tokens", "create", *args, "--json")))
-    ok(run_cli(node, "tokens", "revoke", issued["id"]))
-    own = ok(run_cli(node, "device", "--id")).strip()
-    ok(run_cli(node, "devices", "add", own, "--name", CJK_NAME))
-    return node
+@pytest.fixture(scope="module")
+def listed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    """A node with a session, three tokens (one revoked) and a CJK name for its device.
+    One for the module's tests (each pytest worker starts its own): they only read it,
+    and its eight processes (the node and seven commands) took five seconds a test."""
+    with NodeProcess(tmp_path_factory.mktemp("listed")) as node:
+        ok(run_cli(node, "append", "s1", "message_received", "content=hello there"))
+        for args in (("--sessions", "tg:*", "--name", "notes app for the whole family"),
+                     ("--sessions", "tg:alice", "--sessions", "web:*", "--read-only",
+                      "--name", "dashboard"),
+                     ("--sessions", "*", "--name", "sync-app")):
+            issued = json.loads(ok(run_cli(node, "tokens", "create", *args, "--json")))
+        ok(run_cli(node, "tokens", "revoke", issued["id"]))
+        own = ok(run_cli(node, "device", "--id")).strip()
+        ok(run_cli(node, "devices", "add", own, "--name", CJK_NAME))
+        yield node
 
 
 @pytest.mark.parametrize("columns", [80, 60])

@@ -9,6 +9,10 @@ gets a fresh profile folder, so no state leaks between runs.
         page = context.new_page()
         page.goto(node.url + "/")
 
+``headless_browser()`` is one Chromium for many tests, each with a fresh context of its
+own (``browser.new_context(viewport=VIEWPORT)``): no cookies, storage, permissions or
+routes carry from one to the next, and the browser starts once.
+
 ``browser_missing()`` says why no browser can run (or ``None``); the tests turn that into
 a skip on a developer's machine and a failure in CI (``CI=true``:
 ``tests.support.unavailable``), where a silently skipped browser test would hide a broken
@@ -27,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, ViewportSize
+    from playwright.sync_api import Browser, BrowserContext, ViewportSize
 
 #: The Debian package's browser (``apt-get install chromium``).
 CHROMIUM = Path("/usr/bin/chromium")
@@ -68,5 +72,26 @@ def headless_chromium(profile_dir: Path) -> Iterator[BrowserContext]:
                 yield context
             finally:
                 context.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def headless_browser() -> Iterator[Browser]:
+    """A fresh headless Chromium (no profile kept), for ``browser.new_context()`` each
+    test; ended on exit."""
+    from playwright.sync_api import sync_playwright
+
+    # As in headless_chromium: Chromium's temporary folder, short and removed here.
+    scratch = tempfile.mkdtemp(prefix="chromium-")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+                env={**os.environ, "TMPDIR": scratch})
+            try:
+                yield browser
+            finally:
+                browser.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

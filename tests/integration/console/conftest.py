@@ -1,5 +1,6 @@
-"""The console tests' fixtures: a fresh headless Chromium and its page, two nodes that
-dial each other, and the pictures a test saves (``--screenshots``)."""
+"""The console tests' fixtures: a headless Chromium, a fresh context and page of it for
+each test, two nodes that dial each other, and the pictures a test saves
+(``--screenshots``)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.browser import headless_chromium
+from tests.support.browser import VIEWPORT, headless_browser
 from tests.support.cluster import Cluster
 from tests.support.console import MISSING, WAIT_MS
 from tests.support.processes import NodeProcess
 from tests.support.unavailable import unavailable
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext, Page
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def need_browser() -> None:
     """Without a browser, the console tests skip on a developer's machine, and fail in
     CI, before any other fixture starts nodes: ``MISSING``."""
@@ -27,12 +28,23 @@ def need_browser() -> None:
         unavailable(f"no headless browser: {MISSING}")
 
 
+@pytest.fixture(scope="module")
+def chromium(need_browser: None) -> Iterator[Browser]:
+    """One headless Chromium for the module's tests (each pytest worker starts its own):
+    a launch took about two seconds a test. ``need_browser`` has made sure there is one."""
+    with headless_browser() as started:
+        yield started
+
+
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[BrowserContext]:
-    """A fresh headless Chromium (its own profile folder); ``need_browser`` has made
-    sure there is one."""
-    with headless_chromium(tmp_path / "profile") as context:
+def browser(chromium: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser context of that Chromium for each test: no cookies, storage,
+    permissions or routes of another test's."""
+    context = chromium.new_context(viewport=VIEWPORT)
+    try:
         yield context
+    finally:
+        context.close()
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from yarl import URL
 
 from crdt.addresses import address_refusal, normal_address, unshown_refusal
 from node.client.errors import ClientError
+from node.client.tls_probe import answers_tls
 from node.config import software_version
 from node.json_numbers import finite_float, refuse_constant
 from node.limits import ClientLimits
@@ -306,7 +307,21 @@ class _Translate:
             return  # our own bug or a cancellation: let it through unchanged
         if isinstance(error, HttpProcessingError):  # the same comes again on a retry
             raise UnreadableStream(self._explain(error)) from error
-        raise ClientError(self._explain(error)) from error
+        said = self._explain(error)
+        if isinstance(error, aiohttp.ServerDisconnectedError) and await self._serves_tls():
+            # A node serving HTTPS (--tls-cert) hangs up on plain HTTP without a word.
+            said += ("; it speaks TLS there (a node started with --tls-cert serves "
+                     "https:// only): try https://")
+        raise ClientError(said) from error
+
+    async def _serves_tls(self) -> bool:
+        """Whether the server that hung up on this http:// address answers TLS there
+        (``node.client.tls_probe``): a node at its connection cap, or another server,
+        hangs up too."""
+        url = URL(self.base_url)
+        if url.scheme != "http" or url.host is None or url.port is None:
+            return False
+        return await answers_tls(url.host, url.port)
 
     def _explain(self, error: BaseException) -> str:
         where = f"the node at {self.base_url}"
@@ -328,12 +343,7 @@ class _Translate:
             why = os.strerror(code).lower() if code and code > 0 else error.os_error.strerror
             return f"cannot reach {where} ({why}) — is `clawsync serve` running?"
         if isinstance(error, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
-            said = f"{where} closed the connection during {self.what}"
-            if isinstance(error, aiohttp.ServerDisconnectedError) \
-                    and self.base_url.startswith("http://"):
-                # A node serving HTTPS (--tls-cert) hangs up on plain HTTP without a word.
-                said += "; if it was started with --tls-cert, it serves https:// only: try https://"
-            return said
+            return f"{where} closed the connection during {self.what}"
         if isinstance(error, TimeoutError):
             return f"{where} did not answer {self.what} within {self.limits.request_timeout_s:g} s"
         if isinstance(error, HttpProcessingError):

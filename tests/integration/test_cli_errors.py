@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import socketserver
 import subprocess
+import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
@@ -65,6 +68,45 @@ def test_http_to_a_node_serving_https_says_to_try_https(tmp_path: Path) -> None:
     assert plain.returncode == 1, plain.stderr
     assert "closed the connection during" in plain.stderr
     assert "try https://" in plain.stderr and "Traceback" not in plain.stderr
+
+
+def test_a_plain_node_at_its_connection_cap_is_not_said_to_serve_https(tmp_path: Path) -> None:
+    """A node at ``connections_per_address_max`` hangs up without a word too: it does not
+    speak TLS, so no "try https://"."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text("[limits]\nconnections_per_address_max = 1\n")
+    with NodeProcess(tmp_path, extra_args=["--config", str(config)]) as node, \
+            socket.create_connection(("127.0.0.1", node.port), timeout=10) as stream:
+        stream.sendall(b"GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                       b"Accept: text/event-stream\r\n\r\n")
+        heard = b""
+        while b"\r\n\r\n" not in heard:  # the stream is open: the address's one slot
+            heard += stream.recv(4096) or pytest.fail(f"the stream closed: {heard!r}")
+        assert heard.startswith(b"HTTP/1.1 200"), heard
+        capped = run_cli(node.url, "sessions")
+    assert capped.returncode == 1, capped.stderr
+    assert "closed the connection during" in capped.stderr
+    assert "https" not in capped.stderr and "Traceback" not in capped.stderr
+
+
+class _HangUp(socketserver.BaseRequestHandler):
+    """Reads what comes, then closes without a word (neither HTTP nor TLS)."""
+
+    def handle(self) -> None:
+        self.request.recv(4096)
+
+
+def test_another_server_that_hangs_up_is_not_said_to_serve_https() -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _HangUp) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            result = run_cli(f"http://127.0.0.1:{server.server_address[1]}", "sessions")
+        finally:
+            server.shutdown()
+    assert result.returncode == 1, result.stderr
+    assert "closed the connection during" in result.stderr
+    assert "https" not in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("path, base", [("/v1", ""), ("/v1/sessions", ""),

@@ -1,0 +1,41 @@
+"""Whether a server speaks TLS: asked when an http:// address hung up without a word.
+
+A node serving HTTPS (``--tls-cert``) closes a plain HTTP connection without an answer,
+but so does a node at its ``connections_per_address_max``, or another server at the
+address. Only a TLS handshake tells them apart, so the "try https://" advice is given
+only when one completes (or the server answers it with a TLS alert).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+#: Seconds the handshake may take. A loopback or LAN node answers in milliseconds; the
+#: probe runs only after a failure, so a slow or silent server costs the person at most
+#: this long before the error they would see anyway, just without the advice.
+TLS_PROBE_TIMEOUT_S = 1.0
+
+
+async def answers_tls(host: str, port: int, timeout_s: float = TLS_PROBE_TIMEOUT_S) -> bool:
+    """True when the server at ``host``:``port`` answers a TLS handshake within
+    ``timeout_s``. Its certificate is not checked (only whether it speaks TLS matters,
+    and nothing is sent); a TLS alert counts as an answer (it may want what a probe
+    does not present). Refused, reset, closed, not TLS or silent: False."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port, ssl=context)
+    except ssl.SSLError as error:
+        # SSLV3_ALERT_..., TLSV1_ALERT_...: the server sent an alert record, in TLS.
+        return "ALERT" in (error.reason or "")
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await writer.wait_closed()
+    return True

@@ -1,0 +1,37 @@
+"""``answers_tls``: whether an http:// address that hung up speaks TLS, against real
+servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+
+from node.client.tls_probe import TLS_PROBE_TIMEOUT_S, answers_tls
+from tests.support.certs import make_ca, make_cert
+
+
+async def test_a_tls_server_answers(tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path, "node", make_ca(tmp_path, "ca"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0, ssl=context)
+    async with server:
+        assert await answers_tls("127.0.0.1", server.sockets[0].getsockname()[1])
+
+
+async def test_a_plain_or_silent_server_does_not() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.close()
+
+    held: list[asyncio.StreamWriter] = []
+    plain = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    # Accepts and never says a word: the probe gives up after its timeout.
+    silent = await asyncio.start_server(lambda _r, w: held.append(w), "127.0.0.1", 0)
+    async with plain, silent:
+        assert not await answers_tls("127.0.0.1", plain.sockets[0].getsockname()[1])
+        assert not await answers_tls("127.0.0.1", silent.sockets[0].getsockname()[1],
+                                     timeout_s=TLS_PROBE_TIMEOUT_S / 10)
+        for writer in held:
+            writer.close()

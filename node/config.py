@@ -65,6 +65,11 @@ class AddressRefused(Picklable, ValueError):
         self.setting = setting
 
 
+#: The levels ``--log-level`` takes (``node.logs.configure`` too): no ``critical``, as
+#: the node logs problems at ``error``, and a level above them all would hide them.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything ``clawsync serve`` needs to run a node."""
@@ -117,6 +122,7 @@ class Config:
     #: many days; the first matching rule applies. Default: none, keep everything. What
     #: retention forgets is gone on every node, also from devices that were offline.
     retain_days: tuple[Rule, ...] = ()
+    #: Least severe level written, one of ``LOG_LEVELS``.
     log_level: str = "info"
     #: "console" for people, "json" for log collectors.
     log_format: str = "console"

@@ -144,11 +144,11 @@ def log_handler_error(handler: logging.Handler, record: logging.LogRecord) -> No
         stand_in = _text_left_out(error)
         reporter = logging.getLogger(LOGGING_ERRORS)
         path, line, function, _ = reporter.findCaller()
-        # At the record's level, ERROR at least, and past the loggers' levels as the
-        # record itself was (straight to the handler): at ERROR alone, a CRITICAL record
-        # under ``--log-level critical`` would be lost with its report, unseen and
-        # uncounted; so would one of a logger set lower than the root. The handler's own
-        # level let the record through, so it lets the report through too.
+        # At the record's level, ERROR at least (a CRITICAL record's report is CRITICAL,
+        # not ranked below what it reports), and past the loggers' levels as the record
+        # itself was (straight to the handler): a DEBUG record of a logger set lower than
+        # the root would otherwise be lost with its report, unseen and uncounted. The
+        # handler's own level let the record through, so it lets the report through too.
         report = reporter.makeRecord(
             reporter.name, max(logging.ERROR, record.levelno), path, line,
             "a record of %s logged at %s:%s could not be written: message %s, "

@@ -35,12 +35,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from node import log_hooks, log_stream
+from node.config import LOG_LEVELS
 from node.limits import Limits
 from node.log_stream import LogStream
 from node.log_window import LineWindow
 
 FORMATS = ("console", "json")
-LEVELS = ("debug", "info", "warning", "error", "critical")
+LEVELS = LOG_LEVELS
 #: The logger aiohttp's server logs refused requests to.
 AIOHTTP_SERVER = "aiohttp.server"
 #: Characters of the parser's reason that are logged (its first line; the rest quotes

@@ -203,7 +203,7 @@ class _Serve(click.Command):
                    "last activity is more than DAYS days old, on every node (repeatable; the "
                    "first matching pattern applies; checked hourly). Default: none, keep "
                    "everything. See README, Retention.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+@click.option("--log-level", type=click.Choice(node_config.LOG_LEVELS),
               default="info", envvar="CLAWSYNC_LOG_LEVEL", show_envvar=True,
               help="Least severe log level written. Default: info: start, stop and "
                    "problems. debug adds detail for diagnosis at the cost of volume.")

@@ -91,11 +91,10 @@ def test_the_report_of_a_record_leaves_out_its_errors_text(
 def test_a_record_the_handler_cannot_write_is_reported_where_it_got(
         logged_at: str, capsys: pytest.CaptureFixture[str]) -> None:
     """The report of a record the handler cannot write goes wherever the record went: at
-    the record's level, ERROR at least, and past the loggers' levels as the record was.
-    Under ``--log-level critical`` a CRITICAL record's report shows (at ERROR it was
-    filtered out: lost, unseen and uncounted); so does a DEBUG record's, of a logger set
-    lower than the root."""
-    logs.configure("critical", "json")
+    the record's level, ERROR at least, and past the loggers' levels as the record was:
+    a CRITICAL record's report is CRITICAL, and a DEBUG record's, of a logger set lower
+    than the root, shows (it is not filtered out: lost, unseen and uncounted)."""
+    logs.configure("error", "json")
     logger = logging.getLogger("node.peers.loud")
     if logged_at == "debug":
         logger.setLevel(logging.DEBUG)

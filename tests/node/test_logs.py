@@ -16,12 +16,14 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import click
 import pytest
 import structlog
 from aiohttp.http_exceptions import BadHttpMessage
 
 from node import log_hooks, log_stream, logs
 from node.logs import RefusedRequests
+from node.server.command import serve
 
 SECRET = "local-secret-4c1d"
 
@@ -113,6 +115,16 @@ def test_a_queue_bound_of_zero_is_kept() -> None:
     """0 bytes queued at most is a bound (every line dropped while one waits), not the
     default."""
     assert log_stream.LogStream(io.StringIO(), queued_bytes_max=0).queued_bytes_max == 0
+
+
+def test_the_levels_are_those_serve_takes() -> None:
+    """``configure`` takes the levels ``--log-level`` does, and no other (``critical``
+    is no choice of the option's, the environment's or the config file's)."""
+    [option] = [param for param in serve.params if param.name == "log_level"]
+    assert isinstance(option.type, click.Choice)
+    assert tuple(option.type.choices) == logs.LEVELS == ("debug", "info", "warning", "error")
+    with pytest.raises(ValueError, match="log level 'critical' is not one of debug, info,"):
+        logs.configure("critical")
 
 
 def refused_record(message: str = "Invalid header token:\n\n  b'Ho st: x'\n      ^"

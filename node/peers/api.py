@@ -16,6 +16,7 @@ cluster.
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -182,24 +183,81 @@ async def retire_origin(request: web.Request) -> web.StreamResponse:
     return respond(request, {"origin": row, "event": appended.stored.to_json()}, status=201)
 
 
-def server_tls(config: Config) -> ssl.SSLContext | None:
-    """HTTPS for the node; with a CA, client certificates are asked for (not required:
-    apps connect without one and use their token)."""
+class TlsFileError(Exception):
+    """A file of the node's TLS that cannot be used: ``option`` names it as it was given
+    (``--tls-ca PATH``, ``--tls-cert PATH with --tls-key PATH``), ``reason`` says why in
+    words."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"cannot use {option}: {reason}")
+        self.option, self.reason = option, reason
+
+
+def read_ca(config: Config) -> str | None:
+    """The certificates of ``--tls-ca`` (PEM), read once for both contexts: read again
+    for each, a file replaced in between (a certificate rotated) would make them trust
+    different CAs. ``TlsFileError`` for a file that cannot be read or holds no
+    certificate."""
+    if config.tls_ca is None:
+        return None
+    option = f"--tls-ca {config.tls_ca}"
+    try:
+        with open(config.tls_ca, "rb") as file:
+            data = file.read()
+    except OSError as error:
+        raise TlsFileError(option, error.strerror or str(error)) from None
+    # PEM is ASCII; a bundle's comments (outside the certificates, which OpenSSL skips
+    # as it reads) may not be, and ``cadata`` takes ASCII text only.
+    text = data.decode("ascii", errors="ignore")
+    if "-----BEGIN" not in text:  # ``cadata`` takes text without one as no CA at all
+        raise TlsFileError(option, "not a PEM file of CA certificates (no certificate in it)")
+    return text
+
+
+def server_tls(config: Config, ca: str | None) -> ssl.SSLContext | None:
+    """HTTPS for the node; with a CA (``read_ca``), client certificates are asked for
+    (not required: apps connect without one and use their token). ``TlsFileError`` for
+    a file that cannot be used."""
     if config.tls_cert is None or config.tls_key is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert, config.tls_key)
-    if config.tls_ca is not None:
-        context.load_verify_locations(config.tls_ca)
+    _load_cert_chain(context, config.tls_cert, config.tls_key)
+    if ca is not None:
+        try:
+            context.load_verify_locations(cadata=ca)
+        except ssl.SSLError as error:
+            raise _ca_error(config, error) from None
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
-def client_tls(config: Config) -> ssl.SSLContext | None:
-    """What this node presents and trusts when dialing peers over HTTPS."""
-    if config.tls_ca is None:
+def client_tls(config: Config, ca: str | None) -> ssl.SSLContext | None:
+    """What this node presents and trusts when dialing peers over HTTPS (with a CA:
+    ``read_ca``). ``TlsFileError`` for a file that cannot be used."""
+    if ca is None:
         return None
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.tls_ca)
+    try:  # with ``cadata``, only the cluster's CA is trusted, not the system's
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca)
+    except ssl.SSLError as error:
+        raise _ca_error(config, error) from None
     if config.tls_cert is not None and config.tls_key is not None:
-        context.load_cert_chain(config.tls_cert, config.tls_key)
+        _load_cert_chain(context, config.tls_cert, config.tls_key)
     return context
+
+
+def _ca_error(config: Config, error: ssl.SSLError) -> TlsFileError:
+    return TlsFileError(f"--tls-ca {config.tls_ca}", "not a PEM file of CA certificates "
+                        f"({error.reason or 'a certificate in it cannot be read'})")
+
+
+def _load_cert_chain(context: ssl.SSLContext, cert: Path, key: Path) -> None:
+    try:
+        context.load_cert_chain(cert, key)
+    except ssl.SSLError as error:
+        reason = ("not a PEM file of the right kind, or a key of another certificate "
+                  f"({error.reason or error})")
+    except OSError as error:
+        reason = error.strerror or str(error)
+    else:
+        return
+    raise TlsFileError(f"--tls-cert {cert} with --tls-key {key}", reason)

@@ -171,39 +171,17 @@ class _Tls:
 
 
 def _tls(config: Config) -> _Tls:
-    """The TLS contexts, or ``StartError`` naming the file that cannot be used."""
-    if config.tls_ca is not None:
-        # Read alone first: the server's context loads it too, and its failure there
-        # would blame the certificate and key, which may be fine.
-        try:
-            ssl.create_default_context(cafile=config.tls_ca)
-        except (ssl.SSLError, OSError) as error:
-            raise StartError(f"cannot use --tls-ca {config.tls_ca}: "
-                             f"{_ca_reason(error)}") from None
+    """The TLS contexts, or ``StartError`` naming the file that cannot be used (each is
+    loaded in a step of its own: a bad CA file does not blame the certificate)."""
     try:
-        server = peering.server_tls(config)
-    except (ssl.SSLError, OSError) as error:
-        raise StartError(f"cannot use --tls-cert {config.tls_cert} with --tls-key "
-                         f"{config.tls_key}: {_reason(error)}") from None
-    try:
-        client = peering.client_tls(config)
-    except (ssl.SSLError, OSError) as error:
-        raise StartError(f"cannot use --tls-ca {config.tls_ca}: {_reason(error)}") from None
-    return _Tls(server, client)
-
-
-def _ca_reason(error: OSError) -> str:
-    """Why a CA file cannot be used, in words."""
-    if isinstance(error, ssl.SSLError):
-        return f"not a PEM file of CA certificates ({error.reason or error})"
-    return error.strerror or str(error)
+        ca = peering.read_ca(config)
+        return _Tls(peering.server_tls(config, ca), peering.client_tls(config, ca))
+    except peering.TlsFileError as error:
+        raise StartError(str(error)) from None
 
 
 def _reason(error: OSError) -> str:
-    """An OS or TLS error in words (``os.strerror`` knows no name-lookup or TLS error)."""
-    if isinstance(error, ssl.SSLError):
-        return f"not a PEM file of the right kind, or a key of another certificate " \
-               f"({error.reason or error})"
+    """An OS error in words (``os.strerror`` knows no name-lookup error)."""
     return error.strerror or str(error)
 
 

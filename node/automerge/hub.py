@@ -347,7 +347,10 @@ def load_tokens(path: Path) -> dict[str, Access]:
     if isinstance(raw, dict) and HIDDEN in raw:
         raise ValueError(f"{path}: a token is {HIDDEN!r}, the placeholder --print-config "
                          "shows for a secret it hides, not a secret: give the real one")
-    table = parse_tokens(raw)
+    try:
+        table = parse_tokens(raw)
+    except ValueError as error:  # named by the file, as check_token's below are
+        raise ValueError(f"{path}: {error}") from None
     for number, token in enumerate(table, 1):
         # A JSON string holds a control character only as written: no line end to guess.
         check_token(token, f"{path}: token {number} of the table", from_lines=False)

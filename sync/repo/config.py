@@ -143,8 +143,9 @@ def parse_tokens(raw: object) -> dict[str, Access]:
         if not isinstance(token, str) or len(token) < 8:
             raise ValueError(f"{entry}: a token must be a string of at least 8 characters")
         if token != token.strip():  # as the node's own token (node.checks.check_token)
-            raise ValueError(f"{entry}: begins or ends with white space, which HTTP takes "
-                             "off an Authorization header: no request could match it there")
+            raise ValueError(f"{entry}: its token begins or ends with white space, which "
+                             "HTTP takes off an Authorization header: no request could "
+                             "match it there")
         if not isinstance(spec, dict) or set(spec) - {"sessions", "read_only"}:
             raise ValueError(f"{entry}: give an object with 'sessions' and "
                              "optionally 'read_only'")

@@ -48,6 +48,18 @@ def test_a_file_token_no_node_takes_is_refused_at_start_unshown(tmp_path: Path) 
         assert not (tmp_path / "data").exists()  # refused before anything opened
 
 
+def test_a_malformed_table_entry_is_named_by_the_file(tmp_path: Path) -> None:
+    """As a token no node takes is: the file, then the entry's place, never the token."""
+    for token, said in (("padded-app-token ", "its token begins or ends with white space"),
+                        ("short", "a token must be a string of at least 8 characters")):
+        refused = serve_with(tmp_path, {"good-app-token": {}, token: {}})
+        assert refused.returncode == 2, refused.stderr
+        words = " ".join(refused.stderr.split())
+        assert f"{tmp_path / 'tokens.json'}: token 2 of the table: {said}" in words, words
+        assert token.strip() not in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "data").exists()
+
+
 async def _status_and_body(url: URL, headers: dict[str, str] | None = None
                            ) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, \

@@ -123,7 +123,7 @@ def test_bad_token_tables(raw: Any) -> None:
 @pytest.mark.parametrize(("second", "said"), [
     ({"second-token": {"read_only": "yes"}}, "'read_only' must be"),
     ({"short": {}}, "a token must be a string of at least 8 characters"),
-    ({"second-token ": {}}, "begins or ends with white space"),
+    ({"second-token ": {}}, "its token begins or ends with white space"),
 ])
 def test_a_bad_entry_is_named_by_its_place(second: dict[str, Any], said: str) -> None:
     with pytest.raises(ValueError, match=rf"^token 2 of the table: {said}"):

@@ -37,12 +37,13 @@ still grows by one per durable conversation.
 
 An agent's two stores share its cursor, and a session OpenClaw moves from one to the
 other (``openclaw doctor --session-sqlite import``: its rows in SQLite first, its file
-moved away after) is in both for a while: the SQLite store, read first, adds entries
-before the JSONL folder's read drops those of the files moved away. So a cursor over its
-limits is not saved but carried on in the pass, and saved once a later step brings it
-under them; an agent whose cursor is still over them at the end of the pass stops the
-command (``CursorFull``). A crash meanwhile loses nothing: the records read since the
-last save are read again, and answered as stored.
+moved away after) is in both for a while. So each pass over an agent first looks which
+sessions each of its stores holds, and drops the entries of those none holds (the files
+moved away), before any step reads records; each step then saves the cursor only under
+its limits, and stops the command (``CursorFull``) at once otherwise: nothing over them
+is saved, nothing unsaved is kept, and the next run reads only that step's records
+again, answered as stored. A look midway through the move (rows in, files still there)
+counts those sessions twice, and is said so.
 """
 
 from __future__ import annotations
@@ -135,8 +136,6 @@ class Bridge:
         self._waiting: dict[tuple[str, str], _Wait] = {}
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
-        # Cursor name -> its agent: cursors over their limits, not saved (``_step``).
-        self._unsaved: dict[str, str] = {}
 
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
@@ -147,29 +146,61 @@ class Bridge:
             return tally
         self._say_unreadable(sources, tally)
         self._forget_stores_gone(sources)
+        stores: dict[str, list[Source]] = {}
+        due: dict[str, list[Source]] = {}
         for agent_id, source in sources:
-            changed = source.changed()
-            if only_changed and not changed and source not in self._again:
-                continue
-            self._again.add(source)
+            stores.setdefault(agent_id, []).append(source)
+            changed = source.changed()  # at every look: it compares with the last
+            if not only_changed or changed or source in self._again:
+                due.setdefault(agent_id, []).append(source)
+        full: list[str] = []
+        for agent_id, reads in due.items():
             name = cursor_name(self.state.path, agent_id)
             if name not in self._cursors:
                 self._cursors[name] = dict(await self.sink.cursor(name) or {})
-            unsettled = False
-            while True:
-                step = await self._step(name, source)
-                tally.add(step)
-                unsettled = unsettled or step.unsettled
-                if not step.moved:  # nothing new, or only what waits for the node's clock
-                    break
-            if not unsettled:
-                self._again.discard(source)
-        # Only now, each of the agent's stores read: one store's step may be over the
-        # limits until another's drops the entries of the sessions moved out of it.
-        for name, agent_id in sorted(self._unsaved.items()):
-            raise _cursor_full(f"{self.state.path}/agents/{agent_id}",
-                               agent_id, self._cursors[name])
+            self._again.update(reads)  # till read through: a failed save reads them again
+            # All the agent's stores, the unchanged too: the files OpenClaw's import
+            # moved out of the JSONL folder lose their entries before the SQLite step
+            # adds those of their rows, whichever store changed last.
+            await self._drop_gone(name, stores[agent_id])
+            try:
+                for source in reads:
+                    await self._read_store(name, source, tally)
+            except CursorFull as error:  # the other agents are imported, and named too
+                full.append(str(error))
+        if full:
+            raise CursorFull("\n".join(full))
         return tally
+
+    async def _read_store(self, name: str, source: Source, tally: Tally) -> None:
+        """Read one store step by step, each saving the cursor, till nothing moves."""
+        unsettled = False
+        while True:
+            step = await self._step(name, source)
+            tally.add(step)
+            unsettled = unsettled or step.unsettled
+            if not step.moved:  # nothing new, or only what waits for the node's clock
+                break
+        if not unsettled:
+            self._again.discard(source)
+
+    async def _drop_gone(self, name: str, stores: list[Source]) -> None:
+        """Drop, and save, the entries of the sessions none of the agent's stores holds
+        now (each store's ``sessions``, looked at in a snapshot of its own before any
+        step reads records), so that a session OpenClaw moved from one store to the
+        other is never counted twice against the limits (``_step``). A store that cannot
+        be read now drops nothing. A session created after this look has no entry to
+        drop: its step reads it as a new one. One deleted after it keeps its entry until
+        its store's step reads without it (``_gone``), or the next pass: one entry too
+        many for a while, which at worst stops a pass that the next lets through."""
+        cursor = self._cursors[name]
+        gone: set[str] = set()
+        for source in stores:
+            gone.update(self._gone(name, cursor, source, source.sessions()))
+        if gone:
+            kept = {entry: after for entry, after in cursor.items() if entry not in gone}
+            await self.sink.save_cursor(name, kept)  # fewer entries: under the limits
+            self._cursors[name] = kept
 
     async def watch(self, poll_s: float = POLL_S,
                     on_pass: Callable[[Tally], None] = lambda _tally: None) -> None:
@@ -202,7 +233,7 @@ class Bridge:
                       "and the row is gone; the wait ends, and the session is read again "
                       "from its first row")
         self._forget_gone(name, waits, items, source)
-        gone = self._gone(name, cursor, source)
+        gone = set(self._gone(name, cursor, source, source.present))
         for n, item in enumerate(items):
             if isinstance(item, Problem):
                 if item.entry is not None:
@@ -240,23 +271,27 @@ class Bridge:
         moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
         step.unsettled = step.unsettled or bool(held)
         if moved or gone:
-            for entry in gone:
-                del cursor[entry]
-            cursor.update(moved)
-            if _room_over(cursor) is None:
-                await self.sink.save_cursor(name, cursor)
-                self._unsaved.pop(name, None)
-            else:  # not saved while over the limits: checked at the end of the pass
-                self._unsaved[name] = source.agent_id
+            after = {entry: at for entry, at in cursor.items() if entry not in gone}
+            after.update(moved)
+            # Every entry of a session gone from any of the agent's stores was dropped
+            # before this pass's first step (``_drop_gone``): over the limits now is over
+            # them for good, or until OpenClaw's move between its stores is done. Never
+            # saved: stopped at once, this step's records read again at the next run.
+            if _room_over(after) is not None:
+                raise _cursor_full(f"{self.state.path}/agents/{source.agent_id}",
+                                   source.agent_id, after)
+            await self.sink.save_cursor(name, after)
+            self._cursors[name] = after  # once saved: a failed save reads them again
             step.moved = bool(moved)
         return step
 
-    def _gone(self, name: str, cursor: dict[str, int], source: Source) -> list[str]:
+    def _gone(self, name: str, cursor: dict[str, int], source: Source,
+              present: set[str] | None) -> list[str]:
         """The entries of ``cursor`` of sessions of ``source`` it no longer holds (deleted
-        by OpenClaw: ``source.present``), their rewinds' copy times with them. A session
-        that still waits keeps its entry: its wait ends first (``_forget_gone``, which a
-        read that met trouble of its own puts off), and the entry goes at the next pass."""
-        present = source.present
+        by OpenClaw, or moved to its other store: not in ``present``; None: unknown),
+        their rewinds' copy times with them. A session that still waits keeps its entry:
+        its wait ends first (``_forget_gone``, which a read that met trouble of its own
+        puts off), and the entry goes at the next pass."""
         if present is None:
             return []
         database = isinstance(source, AgentDatabase)
@@ -521,15 +556,47 @@ def _room_over(cursor: dict[str, int]) -> str | None:
 
 
 def _cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull:
-    """The agent's cursor is over the limits (``_room_over``): said with what to do."""
+    """The agent's cursor is over the limits (``_room_over``): said with what to do. If
+    it holds sessions twice, in both stores (``openclaw doctor --session-sqlite import``
+    under way: rows in SQLite, files not moved yet), and would fit with each once, the
+    move is said, to wait for; else, deleting sessions."""
     figure = _room_over(cursor)
     assert figure is not None
-    return CursorFull(
-        f"agent {agent_id!r} ({shown}): where its sessions were read up to "
-        f"would take {figure}, so it cannot be saved; delete in OpenClaw the sessions of "
-        "this agent it no longer needs (a deleted session's entry is dropped at the next "
-        "import or watch pass; OpenClaw's own maintenance archives them, which keeps "
-        "them), or start new sessions under another agent, then import again; while "
-        "OpenClaw moves this agent's sessions into its SQLite store, each is in both "
-        "stores: import again once that is done. What is stored stays; the records read "
-        "since the last save are read again, and answered as already stored")
+    said = (f"agent {agent_id!r} ({shown}): where its sessions were read up to would take "
+            f"{figure}, so it cannot be saved; ")
+    twice = _in_both_stores(cursor)
+    if twice and _room_over({entry: at for entry, at in cursor.items()
+                             if entry.removeprefix(COPY_PREFIX) not in twice}) is None:
+        said += (f"{len(twice)} of its sessions are in both its SQLite store and its "
+                 "sessions folder: OpenClaw is moving them into SQLite (openclaw doctor "
+                 "--session-sqlite import), and this agent fits once their files are "
+                 "moved away; run the command again once the move is done (the systemd "
+                 "unit restarts watch by itself)")
+    else:
+        said += ("delete in OpenClaw the sessions of this agent it no longer needs (a "
+                 "deleted session's entry is dropped at the next import or watch pass; "
+                 "OpenClaw's own maintenance archives them, which keeps them), or start new "
+                 "sessions under another agent, then import again")
+    return CursorFull(said + ". What is stored stays; the records of the last read are "
+                             "read again, and answered as already stored")
+
+
+def _in_both_stores(cursor: dict[str, int]) -> set[str]:
+    """The JSONL entries of ``cursor`` whose session has a SQLite entry too.
+
+    >>> sorted(_in_both_stores({"db:a": 3, "jsonl:a": 90, "jsonl:b": 40,
+    ...                         "jsonl-file:17:sub/c-topic.jsonl:c": 7, "db:c": 1}))
+    ['jsonl-file:17:sub/c-topic.jsonl:c', 'jsonl:a']
+    """
+    twice = set()
+    for entry in cursor:
+        if entry.startswith("jsonl:"):
+            session = entry.removeprefix("jsonl:")
+        elif entry.startswith("jsonl-file:"):  # jsonl-file:<length>:<name>:<id>
+            length, _colon, rest = entry.removeprefix("jsonl-file:").partition(":")
+            session = rest[int(length) + 1:] if length.isdigit() else ""
+        else:
+            continue
+        if "db:" + session in cursor:
+            twice.add(entry)
+    return twice

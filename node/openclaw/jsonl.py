@@ -95,6 +95,35 @@ class AgentSessions:
             # good (the cursor moves on): wait for an index that reads.
             yield problem
             return
+        files, known = self._files(index)
+        self._named_elsewhere = sorted({path for path, _key in files.values()
+                                        if path.parent != self.folder})
+        if known:
+            self.present = _entries(self.folder, files)
+        for session_id, (file, session_key) in files.items():
+            entry = cursor_entry(self.folder, session_id, file)
+            start = cursor.get(entry, 0)
+            if entry in waiting:
+                items = list(self._read_waiting(file, session_id, session_key, entry, start))
+                if not items:
+                    self._emptied(file, entry)
+                yield from items
+            else:
+                yield from self._read_file(file, session_id, session_key, entry, start)
+
+    def sessions(self) -> set[str] | None:
+        """The entries of every session file the folder holds now (the index and the
+        folder's listing read, no transcript); None if that cannot be told (the index or
+        the folder does not read): none is known gone. ``read`` says why."""
+        index, problem = self._index()
+        if problem is not None:
+            return None
+        files, known = self._files(index)
+        return _entries(self.folder, files) if known else None
+
+    def _files(self, index: dict[str, tuple[str, Path | None]]
+               ) -> tuple[dict[str, tuple[Path, str | None]], bool]:
+        """Session id -> (its file, its key), and whether the folder was listed."""
         # Each entry's file as OpenClaw reads it (``transcript_file``); a file is keyless,
         # read under its name's session id, only when no entry names it: the file of an
         # entry whose id has spaces around it ('<trimmed>.jsonl') or a forum topic's
@@ -119,21 +148,7 @@ class AgentSessions:
         for path in listed:
             if path.stem not in index and followed(path) not in named:
                 files[path.stem] = (path, None)
-        self._named_elsewhere = sorted({path for path, _key in files.values()
-                                        if path.parent != self.folder})
-        if known:
-            self.present = {cursor_entry(self.folder, session_id, file)
-                            for session_id, (file, _key) in files.items()}
-        for session_id, (file, session_key) in files.items():
-            entry = cursor_entry(self.folder, session_id, file)
-            start = cursor.get(entry, 0)
-            if entry in waiting:
-                items = list(self._read_waiting(file, session_id, session_key, entry, start))
-                if not items:
-                    self._emptied(file, entry)
-                yield from items
-            else:
-                yield from self._read_file(file, session_id, session_key, entry, start)
+        return files, known
 
     def _read_waiting(self, path: Path, session_id: str, session_key: str | None,
                       entry: str, start: int) -> Iterator[Item]:
@@ -263,6 +278,10 @@ def cursor_entry(folder: Path, session_id: str, path: Path) -> str:
     if name == f"{js_trimmed(session_id)}.jsonl":
         return "jsonl:" + session_id
     return f"jsonl-file:{len(name)}:{name}:{session_id}"
+
+
+def _entries(folder: Path, files: dict[str, tuple[Path, str | None]]) -> set[str]:
+    return {cursor_entry(folder, session_id, file) for session_id, (file, _key) in files.items()}
 
 
 def _stamp(info: os.stat_result) -> tuple[int, int, int, int]:

@@ -145,6 +145,21 @@ class AgentDatabase:
                 yield Record(self.agent_id, keys.get(session_id), session_id, where, entry,
                              seq + 1, value, created if isinstance(created, int) else 0)
 
+    def sessions(self) -> set[str] | None:
+        """The entries of every session the store holds now (rows, or in cold storage),
+        read in a short transaction of its own, no record read; None if the store cannot
+        be read now: none is known gone. ``read`` says why."""
+        try:
+            db = self._connection()
+            db.execute("BEGIN")
+            try:
+                return _present(db, db.execute(_TOPS).fetchall())
+            finally:
+                db.execute("COMMIT")
+        except (sqlite3.Error, OSError):
+            self.close()
+            return None
+
     # -- plumbing ----------------------------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
@@ -168,11 +183,7 @@ class AgentDatabase:
             tops = db.execute(_TOPS).fetchall()
             # Read in the same transaction as the rows: a session moved to cold storage
             # (its archive row in, its rows out, in one commit) is never seen in neither.
-            present = {"db:" + str(session_id) for session_id, _top in tops}
-            if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
-                          "'session_transcript_cold_archives'").fetchall():
-                present.update("db:" + str(session_id) for (session_id,) in db.execute(
-                    "SELECT session_id FROM session_transcript_cold_archives"))
+            present = _present(db, tops)
             for session_id, top in tops:
                 entry = "db:" + session_id
                 start = cursor.get(entry, 0)
@@ -199,6 +210,18 @@ class AgentDatabase:
         finally:
             db.execute("COMMIT")
         return rows, {str(k): str(v) for k, v in keys.items() if v}, present
+
+
+def _present(db: sqlite3.Connection, tops: list[Any]) -> set[str]:
+    """The entries of the sessions with rows (``tops``) or in cold storage; read in the
+    transaction ``tops`` was: a session moved to cold storage (its archive row in, its
+    rows out, in one commit) is never seen in neither."""
+    present = {"db:" + str(session_id) for session_id, _top in tops}
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                  "'session_transcript_cold_archives'").fetchall():
+        present.update("db:" + str(session_id) for (session_id,) in db.execute(
+            "SELECT session_id FROM session_transcript_cold_archives"))
+    return present
 
 
 def rows_of_session(path: Path, session_id: str) -> int:

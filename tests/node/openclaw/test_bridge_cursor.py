@@ -3,8 +3,9 @@
 the cursor holds only the sessions the agent's stores hold (OpenClaw's own maintenance
 mostly archives sessions, which keep theirs); a session that comes back is read from its
 start, what was stored of it answered as stored. Sessions moved from the JSONL folder
-into SQLite leave the cursor under its limits once both stores are read. An agent whose
-sessions are still more than the cursor holds stops the import, named with what to do."""
+into SQLite lose their old entries before the SQLite step adds their new ones. An agent
+whose sessions are more than the cursor holds stops the import at the step that would
+go over, named with what to do, and only that step is read again at the next run."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from typing import Any
 import pytest
 
 import node.openclaw.bridge as bridge_module
+import node.openclaw.sqlite as sqlite_module
 from crdt import codec
-from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, save_cursor
+from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, read_cursor, save_cursor
 from crdt.log.store import EventStore
+from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge, CursorFull
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
@@ -307,9 +310,10 @@ def test_sessions_moved_into_sqlite_leave_a_cursor_under_its_limits(
 def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Midway through the move (the rows in SQLite, the files not moved yet) the cursor
-    would hold each session twice: over the limits at the end of the pass, which stops
-    naming the agent's folder and what to do; the cursor saved stays as it was (what
-    was read is read again). Once the files are moved, a pass goes through."""
+    would hold each session twice: over the limits, which stops the pass naming the
+    agent's folder and the move under way, to wait for (not deleting sessions, which
+    the agent does not need); the cursor saved stays as it was (what was read is read
+    again). Once the files are moved, a pass goes through."""
     monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
@@ -326,7 +330,8 @@ def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
             said = str(raised.value)
             assert f"agent 'main' ({tmp_path}/agents/main)" in said
             assert f"{2 * SMALL} entries" in said and f"over the limit of {SMALL}" in said
-            assert "moves this agent's sessions into its SQLite store" in said
+            assert f"{SMALL} of its sessions are in both its SQLite store" in said
+            assert "once the move is done" in said and "delete" not in said
             assert saved_cursor(tmp_path, store) == before and sink.saved == []
             files_moved_away(tmp_path, ids)
             folder.close()
@@ -411,3 +416,106 @@ def test_a_waiting_session_gone_keeps_its_entry_while_a_read_met_trouble(
             assert any(GONE in text for text in told)
         finally:
             folder.close()
+
+
+class FailingSink(SavingSink):
+    """Its ``fail_at``-th cursor save from now (1: the next) fails as a node that is
+    down does; ``watch`` then runs the same bridge again."""
+
+    fail_at = 0
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        self.fail_at -= 1
+        if self.fail_at == 0:
+            raise ClientError("cannot reach the node", status=None)
+        await super().save_cursor(name, cursor)
+
+
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_failed_save_during_the_move_is_tried_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: int) -> None:
+    """The files moved away: the pass's first save drops their entries, its second saves
+    the SQLite step's. Either failing (the node down), the pass stops with the node's
+    error, and the same bridge's next pass goes through."""
+    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    ids = small_agent(tmp_path)
+    with EventStore.open("memory:") as store:
+        sink, folder = FailingSink(store), StateFolder(tmp_path)
+        bridge = Bridge(folder, sink)
+        gateway = None
+        try:
+            one_pass(bridge)
+            gateway = into_sqlite(tmp_path, ids)
+            files_moved_away(tmp_path, ids)
+            sink.fail_at = failing
+            with pytest.raises(ClientError):
+                one_pass(bridge)
+            tally = one_pass(bridge)
+            assert tally.problems == []
+            assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
+            assert all(len(cursor) <= SMALL for cursor in sink.saved)
+        finally:
+            folder.close()
+            if gateway is not None:
+                gateway.close()
+
+
+def test_an_agent_truly_over_the_limits_reads_one_step_again_per_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three times as many sessions as the cursor holds, one session per read: the first
+    run saves the cursor up to the limit and stops at the step that would go over it,
+    with the advice to delete sessions; each run after it (systemd restarts ``watch``
+    every 5 s) reads and sends that one step again, not all the sessions past the limit."""
+    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(sqlite_module, "ROWS_PER_READ", 3)  # a session's rows: one a read
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(3 * SMALL)]
+    gateway = FakeGateway(tmp_path)
+    for n, session_id in enumerate(ids):
+        gateway.open_session(f"agent:main:s{n}", session_id)
+        gateway.add(session_id, records(session_id))
+    sent: list[int] = []
+    with EventStore.open("memory:") as store:
+        try:
+            for _run in range(3):
+                bridge, sink, folder = saving_bridge(tmp_path, store)
+                try:
+                    with pytest.raises(CursorFull) as raised:
+                        one_pass(bridge)
+                finally:
+                    folder.close()
+                said = str(raised.value)
+                assert f"{SMALL + 1} entries" in said
+                assert "delete in OpenClaw the sessions" in said and "move" not in said
+                assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3
+                                                         for sid in ids[:SMALL]}
+                assert all(len(cursor) <= SMALL for cursor in sink.saved)
+                sent.append(sum(len(batch) for batch in sink.sent))
+        finally:
+            gateway.close()
+    one_session = sent[0] // (SMALL + 1)  # the first run: the sessions saved, and one
+    assert sent == [(SMALL + 1) * one_session, one_session, one_session]
+
+
+def test_every_agent_over_the_limits_is_named(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two agents over the limits: both named, the other agents imported all the same."""
+    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    gateways = [FakeGateway(tmp_path, agent_id) for agent_id in ("a", "b", "c")]
+    for gateway, sessions in zip(gateways, (SMALL + 1, SMALL, SMALL + 2), strict=True):
+        for n in range(sessions):
+            session_id = f"{n:08d}-0000-4000-8000-000000000000"
+            gateway.open_session(f"agent:x:s{n}", session_id)
+            gateway.add(session_id, records(session_id))
+    with EventStore.open("memory:") as store:
+        bridge, _sink, folder = saving_bridge(tmp_path, store)
+        try:
+            with pytest.raises(CursorFull) as raised:
+                one_pass(bridge)
+        finally:
+            folder.close()
+            for gateway in gateways:
+                gateway.close()
+        said = str(raised.value)
+        assert f"agent 'a' ({tmp_path}/agents/a)" in said
+        assert f"agent 'c' ({tmp_path}/agents/c)" in said and "agent 'b'" not in said
+        assert len(read_cursor(store, cursor_name(tmp_path.resolve(), "b")) or {}) == SMALL

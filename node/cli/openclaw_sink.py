@@ -33,7 +33,8 @@ from node.client.api import Client, ClientError
 from node.config import Settings, host_name
 from node.device import DeviceKeyError, folder_signer
 from node.limits import ClientLimits
-from node.openclaw.bridge import CursorFull, Sink
+from node.openclaw.bridge import Sink
+from node.openclaw.cursor_room import CursorFull
 
 T = TypeVar("T")
 

@@ -54,11 +54,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from crdt import codec
 from crdt.errors import InvalidInput
 from crdt.events import Event
-from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
 from node.client.errors import ClientError
+from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full, room_over
 from node.openclaw.mapping import Mapped, SessionRef, copy_ms_of, events_for
 from node.openclaw.refusals import (
     refused_time,
@@ -68,12 +67,6 @@ from node.openclaw.refusals import (
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
-
-
-class CursorFull(Exception):
-    """An agent's cursor would be over its limits: it has more sessions than the node
-    keeps where they were read up to. Said with the agent, the figure and what to do."""
-
 
 #: Seconds between two looks at the stores while watching: a commit reaches the node
 #: within about this plus one append.
@@ -277,8 +270,8 @@ class Bridge:
             # before this pass's first step (``_drop_gone``): over the limits now is over
             # them for good, or until OpenClaw's move between its stores is done. Never
             # saved: stopped at once, this step's records read again at the next run.
-            if _room_over(after) is not None:
-                raise _cursor_full(f"{self.state.path}/agents/{source.agent_id}",
+            if room_over(after) is not None:
+                raise cursor_full(f"{self.state.path}/agents/{source.agent_id}",
                                    source.agent_id, after)
             await self.sink.save_cursor(name, after)
             self._cursors[name] = after  # once saved: a failed save reads them again
@@ -511,11 +504,6 @@ class _Step(Tally):
     unsettled: bool = False  # something may mend by itself: look again next time
 
 
-#: The cursor entry keeping the time of a session's header that begins a rewind's copy:
-#: the copy may span several reads, and a restart between them.
-COPY_PREFIX = "copy:"
-
-
 def _copy_ms(record: Record, rest: list[Item], cursor: dict[str, int],
              moves: dict[str, int]) -> int | None:
     """The time of ``record``'s header if it begins a rewind's copy: found at the header
@@ -538,65 +526,3 @@ def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:
     ref = SessionRef(record.agent_id, record.session_key or record.session_id,
                      record.session_id)
     return events_for(record.value, ref, fallback_ms=record.written_ms, copy_ms=copy_ms)
-
-
-def _room_over(cursor: dict[str, int]) -> str | None:
-    """How far ``cursor`` is over what the node keeps (``crdt.log.cursors``), or None:
-    found here, before the node refuses it in its own words (a cursor, a number), so
-    that the agent is named and what to do said (``_cursor_full``)."""
-    entries = len(cursor)
-    if entries > CURSOR_ENTRIES_MAX:
-        return f"{entries} entries (about one per session), over the limit of " \
-               f"{CURSOR_ENTRIES_MAX}"
-    size = len(codec.encode_fast(cursor))
-    if size <= CURSOR_BYTES_MAX:
-        return None
-    return f"{size} bytes encoded (about one entry per session, longer for long " \
-           f"session ids), over the limit of {CURSOR_BYTES_MAX}"
-
-
-def _cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull:
-    """The agent's cursor is over the limits (``_room_over``): said with what to do. If
-    it holds sessions twice, in both stores (``openclaw doctor --session-sqlite import``
-    under way: rows in SQLite, files not moved yet), and would fit with each once, the
-    move is said, to wait for; else, deleting sessions."""
-    figure = _room_over(cursor)
-    assert figure is not None
-    said = (f"agent {agent_id!r} ({shown}): where its sessions were read up to would take "
-            f"{figure}, so it cannot be saved; ")
-    twice = _in_both_stores(cursor)
-    if twice and _room_over({entry: at for entry, at in cursor.items()
-                             if entry.removeprefix(COPY_PREFIX) not in twice}) is None:
-        said += (f"{len(twice)} of its sessions are in both its SQLite store and its "
-                 "sessions folder: OpenClaw is moving them into SQLite (openclaw doctor "
-                 "--session-sqlite import), and this agent fits once their files are "
-                 "moved away; run the command again once the move is done (the systemd "
-                 "unit restarts watch by itself)")
-    else:
-        said += ("delete in OpenClaw the sessions of this agent it no longer needs (a "
-                 "deleted session's entry is dropped at the next import or watch pass; "
-                 "OpenClaw's own maintenance archives them, which keeps them), or start new "
-                 "sessions under another agent, then import again")
-    return CursorFull(said + ". What is stored stays; the records of the last read are "
-                             "read again, and answered as already stored")
-
-
-def _in_both_stores(cursor: dict[str, int]) -> set[str]:
-    """The JSONL entries of ``cursor`` whose session has a SQLite entry too.
-
-    >>> sorted(_in_both_stores({"db:a": 3, "jsonl:a": 90, "jsonl:b": 40,
-    ...                         "jsonl-file:17:sub/c-topic.jsonl:c": 7, "db:c": 1}))
-    ['jsonl-file:17:sub/c-topic.jsonl:c', 'jsonl:a']
-    """
-    twice = set()
-    for entry in cursor:
-        if entry.startswith("jsonl:"):
-            session = entry.removeprefix("jsonl:")
-        elif entry.startswith("jsonl-file:"):  # jsonl-file:<length>:<name>:<id>
-            length, _colon, rest = entry.removeprefix("jsonl-file:").partition(":")
-            session = rest[int(length) + 1:] if length.isdigit() else ""
-        else:
-            continue
-        if "db:" + session in cursor:
-            twice.add(entry)
-    return twice

@@ -16,13 +16,14 @@ from typing import Any
 
 import pytest
 
-import node.openclaw.bridge as bridge_module
+import node.openclaw.cursor_room as cursor_room
 import node.openclaw.sqlite as sqlite_module
 from crdt import codec
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX, read_cursor, save_cursor
 from crdt.log.store import EventStore
 from node.client.errors import ClientError
-from node.openclaw.bridge import Bridge, CursorFull
+from node.openclaw.bridge import Bridge
+from node.openclaw.cursor_room import CursorFull
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
 from tests.node.openclaw.waiting import (
@@ -282,7 +283,7 @@ def test_sessions_moved_into_sqlite_leave_a_cursor_under_its_limits(
     the limits. Not an agent with too many sessions: the pass goes through, the cursor
     saved holds the SQLite entries only, and no cursor over the limits is ever saved;
     whether ``watch`` goes on or starts again after the move."""
-    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         bridge, sink, folder = saving_bridge(tmp_path, store)
@@ -314,7 +315,7 @@ def test_sessions_in_both_stores_over_the_limits_stop_the_pass_and_save_nothing(
     agent's folder and the move under way, to wait for (not deleting sessions, which
     the agent does not need); the cursor saved stays as it was (what was read is read
     again). Once the files are moved, a pass goes through."""
-    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         bridge, sink, folder = saving_bridge(tmp_path, store)
@@ -437,7 +438,7 @@ def test_a_failed_save_during_the_move_is_tried_again(
     """The files moved away: the pass's first save drops their entries, its second saves
     the SQLite step's. Either failing (the node down), the pass stops with the node's
     error, and the same bridge's next pass goes through."""
-    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     ids = small_agent(tmp_path)
     with EventStore.open("memory:") as store:
         sink, folder = FailingSink(store), StateFolder(tmp_path)
@@ -466,7 +467,7 @@ def test_an_agent_truly_over_the_limits_reads_one_step_again_per_run(
     run saves the cursor up to the limit and stops at the step that would go over it,
     with the advice to delete sessions; each run after it (systemd restarts ``watch``
     every 5 s) reads and sends that one step again, not all the sessions past the limit."""
-    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     monkeypatch.setattr(sqlite_module, "ROWS_PER_READ", 3)  # a session's rows: one a read
     ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(3 * SMALL)]
     gateway = FakeGateway(tmp_path)
@@ -499,7 +500,7 @@ def test_an_agent_truly_over_the_limits_reads_one_step_again_per_run(
 def test_every_agent_over_the_limits_is_named(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Two agents over the limits: both named, the other agents imported all the same."""
-    monkeypatch.setattr(bridge_module, "CURSOR_ENTRIES_MAX", SMALL)
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     gateways = [FakeGateway(tmp_path, agent_id) for agent_id in ("a", "b", "c")]
     for gateway, sessions in zip(gateways, (SMALL + 1, SMALL, SMALL + 2), strict=True):
         for n in range(sessions):

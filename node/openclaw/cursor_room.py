@@ -1,0 +1,83 @@
+"""Whether an agent's cursor fits what the node keeps (``crdt.log.cursors``), and what to
+say when it does not: the agent, the figure, and what to do (``CursorFull``).
+
+The cursor keeps an entry per session (and one per rewind's copy, ``COPY_PREFIX``), so
+its limits bound the sessions an agent may have. A cursor over them is never saved: the
+bridge stops the command at the step that would take it over (``node.openclaw.bridge``).
+"""
+
+from __future__ import annotations
+
+from crdt import codec
+from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
+
+#: The cursor entry keeping the time of a session's header that begins a rewind's copy:
+#: the copy may span several reads, and a restart between them.
+COPY_PREFIX = "copy:"
+
+
+class CursorFull(Exception):
+    """An agent's cursor would be over its limits: it has more sessions than the node
+    keeps where they were read up to. Said with the agent, the figure and what to do."""
+
+
+def room_over(cursor: dict[str, int]) -> str | None:
+    """How far ``cursor`` is over what the node keeps (``crdt.log.cursors``), or None:
+    found here, before the node refuses it in its own words (a cursor, a number), so
+    that the agent is named and what to do said (``cursor_full``)."""
+    entries = len(cursor)
+    if entries > CURSOR_ENTRIES_MAX:
+        return f"{entries} entries (about one per session), over the limit of " \
+               f"{CURSOR_ENTRIES_MAX}"
+    size = len(codec.encode_fast(cursor))
+    if size <= CURSOR_BYTES_MAX:
+        return None
+    return f"{size} bytes encoded (about one entry per session, longer for long " \
+           f"session ids), over the limit of {CURSOR_BYTES_MAX}"
+
+
+def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull:
+    """The agent's cursor is over the limits (``room_over``): said with what to do. If
+    it holds sessions twice, in both stores (``openclaw doctor --session-sqlite import``
+    under way: rows in SQLite, files not moved yet), and would fit with each once, the
+    move is said, to wait for; else, deleting sessions."""
+    figure = room_over(cursor)
+    assert figure is not None
+    said = (f"agent {agent_id!r} ({shown}): where its sessions were read up to would take "
+            f"{figure}, so it cannot be saved; ")
+    twice = in_both_stores(cursor)
+    if twice and room_over({entry: at for entry, at in cursor.items()
+                             if entry.removeprefix(COPY_PREFIX) not in twice}) is None:
+        said += (f"{len(twice)} of its sessions are in both its SQLite store and its "
+                 "sessions folder: OpenClaw is moving them into SQLite (openclaw doctor "
+                 "--session-sqlite import), and this agent fits once their files are "
+                 "moved away; run the command again once the move is done (the systemd "
+                 "unit restarts watch by itself)")
+    else:
+        said += ("delete in OpenClaw the sessions of this agent it no longer needs (a "
+                 "deleted session's entry is dropped at the next import or watch pass; "
+                 "OpenClaw's own maintenance archives them, which keeps them), or start new "
+                 "sessions under another agent, then import again")
+    return CursorFull(said + ". What is stored stays; the records of the last read are "
+                             "read again, and answered as already stored")
+
+
+def in_both_stores(cursor: dict[str, int]) -> set[str]:
+    """The JSONL entries of ``cursor`` whose session has a SQLite entry too.
+
+    >>> sorted(in_both_stores({"db:a": 3, "jsonl:a": 90, "jsonl:b": 40,
+    ...                         "jsonl-file:17:sub/c-topic.jsonl:c": 7, "db:c": 1}))
+    ['jsonl-file:17:sub/c-topic.jsonl:c', 'jsonl:a']
+    """
+    twice = set()
+    for entry in cursor:
+        if entry.startswith("jsonl:"):
+            session = entry.removeprefix("jsonl:")
+        elif entry.startswith("jsonl-file:"):  # jsonl-file:<length>:<name>:<id>
+            length, _colon, rest = entry.removeprefix("jsonl-file:").partition(":")
+            session = rest[int(length) + 1:] if length.isdigit() else ""
+        else:
+            continue
+        if "db:" + session in cursor:
+            twice.add(entry)
+    return twice

@@ -12,27 +12,37 @@ import asyncio
 import contextlib
 import ssl
 
-#: Seconds the handshake may take. A loopback or LAN node answers in milliseconds; the
-#: probe runs only after a failure, so a slow or silent server costs the person at most
-#: this long before the error they would see anyway, just without the advice.
+from aiohttp.abc import AbstractResolver
+
+#: Seconds the name lookup and the handshake may take, and then the close. A loopback
+#: or LAN node answers in milliseconds; the probe runs only after a failure, so a slow
+#: or silent server costs the person at most twice this before the error they would see
+#: anyway, just without the advice.
 TLS_PROBE_TIMEOUT_S = 1.0
 
 
-async def answers_tls(host: str, port: int, timeout_s: float = TLS_PROBE_TIMEOUT_S) -> bool:
+async def answers_tls(host: str, port: int, resolver: AbstractResolver,
+                      timeout_s: float = TLS_PROBE_TIMEOUT_S) -> bool:
     """True when the server at ``host``:``port`` answers a TLS handshake within
-    ``timeout_s``. Its certificate is not checked (only whether it speaks TLS matters,
-    and nothing is sent); a TLS alert counts as an answer (it may want what a probe
-    does not present). Refused, reset, closed, not TLS or silent: False."""
+    ``timeout_s``. The name is looked up by ``resolver``, the client's (its lookup
+    threads are not waited for at exit, as the loop's would be: a name server that
+    stalls does not hold the command). The certificate is not checked (only whether it
+    speaks TLS matters; a ClientHello is all that is sent); a TLS alert counts as an
+    answer (it may want what a probe does not present). Refused, reset, closed, not
+    TLS, silent or not found: False."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
         async with asyncio.timeout(timeout_s):
-            _, writer = await asyncio.open_connection(host, port, ssl=context)
+            found = await resolver.resolve(host, port)
+            _, writer = await asyncio.open_connection(found[0]["host"], port, ssl=context,
+                                                      server_hostname=host)
     except ssl.SSLError as error:
         # SSLV3_ALERT_..., TLSV1_ALERT_...: the server sent an alert record, in TLS.
         return "ALERT" in (error.reason or "")
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, RuntimeError, IndexError):
+        # RuntimeError: the client's lookups closed meanwhile; IndexError: no address.
         return False
     writer.close()
     with contextlib.suppress(OSError, TimeoutError):

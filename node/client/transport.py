@@ -169,7 +169,7 @@ class Transport:
         return URL(self.base_url + path, encoded=True)
 
     def _translate(self, what: str) -> _Translate:
-        return _Translate(self.base_url, what, self.limits)
+        return _Translate(self.base_url, what, self.limits, self._resolver)
 
     async def _refuse(self, response: aiohttp.ClientResponse, what: str,
                       missing: str | None) -> None:
@@ -291,8 +291,10 @@ def _release(version: str) -> tuple[int, ...] | None:
 class _Translate:
     """The one place where aiohttp's and asyncio's exceptions become ``ClientError``."""
 
-    def __init__(self, base_url: str, what: str, limits: ClientLimits) -> None:
+    def __init__(self, base_url: str, what: str, limits: ClientLimits,
+                 resolver: LookupResolver | None) -> None:
         self.base_url, self.what, self.limits = base_url, what, limits
+        self._resolver = resolver  # the client's name lookups, for the TLS probe
 
     async def __aenter__(self) -> None:
         return None
@@ -319,9 +321,10 @@ class _Translate:
         (``node.client.tls_probe``): a node at its connection cap, or another server,
         hangs up too."""
         url = URL(self.base_url)
-        if url.scheme != "http" or url.host is None or url.port is None:
+        if (url.scheme != "http" or url.host is None or url.port is None
+                or self._resolver is None):
             return False
-        return await answers_tls(url.host, url.port)
+        return await answers_tls(url.host, url.port, self._resolver)
 
     def _explain(self, error: BaseException) -> str:
         where = f"the node at {self.base_url}"

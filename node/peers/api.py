@@ -21,6 +21,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
+from crdt.errors import Picklable
 from crdt.log.records import Appended
 from crdt.log.store import EventStore
 from node.config import Config
@@ -183,7 +184,7 @@ async def retire_origin(request: web.Request) -> web.StreamResponse:
     return respond(request, {"origin": row, "event": appended.stored.to_json()}, status=201)
 
 
-class TlsFileError(Exception):
+class TlsFileError(Picklable):
     """A file of the node's TLS that cannot be used: ``option`` names it as it was given
     (``--tls-ca PATH``, ``--tls-cert PATH with --tls-key PATH``), ``reason`` says why in
     words."""
@@ -193,61 +194,45 @@ class TlsFileError(Exception):
         self.option, self.reason = option, reason
 
 
-def read_ca(config: Config) -> str | None:
-    """The certificates of ``--tls-ca`` (PEM), read once for both contexts: read again
-    for each, a file replaced in between (a certificate rotated) would make them trust
-    different CAs. ``TlsFileError`` for a file that cannot be read or holds no
-    certificate."""
-    if config.tls_ca is None:
-        return None
-    option = f"--tls-ca {config.tls_ca}"
-    try:
-        with open(config.tls_ca, "rb") as file:
-            data = file.read()
-    except OSError as error:
-        raise TlsFileError(option, error.strerror or str(error)) from None
-    # PEM is ASCII; a bundle's comments (outside the certificates, which OpenSSL skips
-    # as it reads) may not be, and ``cadata`` takes ASCII text only.
-    text = data.decode("ascii", errors="ignore")
-    if "-----BEGIN" not in text:  # ``cadata`` takes text without one as no CA at all
-        raise TlsFileError(option, "not a PEM file of CA certificates (no certificate in it)")
-    return text
-
-
-def server_tls(config: Config, ca: str | None) -> ssl.SSLContext | None:
-    """HTTPS for the node; with a CA (``read_ca``), client certificates are asked for
-    (not required: apps connect without one and use their token). ``TlsFileError`` for
-    a file that cannot be used."""
+def server_tls(config: Config) -> ssl.SSLContext | None:
+    """HTTPS for the node; with a CA, client certificates are asked for (not required:
+    apps connect without one and use their token). ``TlsFileError`` naming the file
+    that cannot be used."""
     if config.tls_cert is None or config.tls_key is None:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     _load_cert_chain(context, config.tls_cert, config.tls_key)
-    if ca is not None:
+    if config.tls_ca is not None:
+        # By path, as OpenSSL reads a CA file (``cadata`` would skip a bundle's
+        # ``TRUSTED CERTIFICATE`` blocks without a word).
         try:
-            context.load_verify_locations(cadata=ca)
-        except ssl.SSLError as error:
+            context.load_verify_locations(config.tls_ca)
+        except (ssl.SSLError, OSError) as error:
             raise _ca_error(config, error) from None
         context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 
-def client_tls(config: Config, ca: str | None) -> ssl.SSLContext | None:
-    """What this node presents and trusts when dialing peers over HTTPS (with a CA:
-    ``read_ca``). ``TlsFileError`` for a file that cannot be used."""
-    if ca is None:
+def client_tls(config: Config) -> ssl.SSLContext | None:
+    """What this node presents and trusts when dialing peers over HTTPS: the cluster's
+    CA alone, not the system's. ``TlsFileError`` naming the file that cannot be used."""
+    if config.tls_ca is None:
         return None
-    try:  # with ``cadata``, only the cluster's CA is trusted, not the system's
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca)
-    except ssl.SSLError as error:
+    try:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.tls_ca)
+    except (ssl.SSLError, OSError) as error:
         raise _ca_error(config, error) from None
     if config.tls_cert is not None and config.tls_key is not None:
         _load_cert_chain(context, config.tls_cert, config.tls_key)
     return context
 
 
-def _ca_error(config: Config, error: ssl.SSLError) -> TlsFileError:
-    return TlsFileError(f"--tls-ca {config.tls_ca}", "not a PEM file of CA certificates "
-                        f"({error.reason or 'a certificate in it cannot be read'})")
+def _ca_error(config: Config, error: OSError) -> TlsFileError:
+    if isinstance(error, ssl.SSLError):
+        reason = f"not a PEM file of CA certificates ({error.reason or error})"
+    else:
+        reason = error.strerror or str(error)
+    return TlsFileError(f"--tls-ca {config.tls_ca}", reason)
 
 
 def _load_cert_chain(context: ssl.SSLContext, cert: Path, key: Path) -> None:

@@ -174,8 +174,7 @@ def _tls(config: Config) -> _Tls:
     """The TLS contexts, or ``StartError`` naming the file that cannot be used (each is
     loaded in a step of its own: a bad CA file does not blame the certificate)."""
     try:
-        ca = peering.read_ca(config)
-        return _Tls(peering.server_tls(config, ca), peering.client_tls(config, ca))
+        return _Tls(peering.server_tls(config), peering.client_tls(config))
     except peering.TlsFileError as error:
         raise StartError(str(error)) from None
 

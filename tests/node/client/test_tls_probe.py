@@ -1,26 +1,41 @@
 """``answers_tls``: whether an http:// address that hung up speaks TLS, against real
-servers on loopback."""
+servers on loopback, names looked up as the client looks them up."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.abc import AbstractResolver
 
 from node.client.tls_probe import TLS_PROBE_TIMEOUT_S, answers_tls
+from node.lookups import LookupResolver
 from tests.support.certs import make_ca, make_cert
 
 
-async def test_a_tls_server_answers(tmp_path: Path) -> None:
+@pytest.fixture
+async def resolver() -> AsyncIterator[LookupResolver]:
+    lookups = LookupResolver()
+    yield lookups
+    await lookups.close()
+
+
+async def test_a_tls_server_answers(tmp_path: Path, resolver: LookupResolver) -> None:
     cert, key = make_cert(tmp_path, "node", make_ca(tmp_path, "ca"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     server = await asyncio.start_server(lambda _r, w: w.close(), "127.0.0.1", 0, ssl=context)
     async with server:
-        assert await answers_tls("127.0.0.1", server.sockets[0].getsockname()[1])
+        port = server.sockets[0].getsockname()[1]
+        assert await answers_tls("127.0.0.1", port, resolver)
+        assert await answers_tls("localhost", port, resolver)
 
 
-async def test_a_plain_or_silent_server_does_not() -> None:
+async def test_a_plain_or_silent_server_does_not(resolver: LookupResolver) -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(4096)
         writer.close()
@@ -30,8 +45,23 @@ async def test_a_plain_or_silent_server_does_not() -> None:
     # Accepts and never says a word: the probe gives up after its timeout.
     silent = await asyncio.start_server(lambda _r, w: held.append(w), "127.0.0.1", 0)
     async with plain, silent:
-        assert not await answers_tls("127.0.0.1", plain.sockets[0].getsockname()[1])
+        assert not await answers_tls("127.0.0.1", plain.sockets[0].getsockname()[1], resolver)
         assert not await answers_tls("127.0.0.1", silent.sockets[0].getsockname()[1],
-                                     timeout_s=TLS_PROBE_TIMEOUT_S / 10)
+                                     resolver, timeout_s=TLS_PROBE_TIMEOUT_S / 10)
         for writer in held:
             writer.close()
+
+
+class _Stalled(AbstractResolver):
+    """A name server that never answers."""
+
+    async def resolve(self, host: str, port: int = 0, family: Any = 0) -> Any:
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_name_whose_lookup_stalls_is_given_up_within_the_timeout() -> None:
+    assert not await answers_tls("stalls.example", 80, _Stalled(),
+                                 timeout_s=TLS_PROBE_TIMEOUT_S / 10)

@@ -1,5 +1,5 @@
-"""The node's TLS contexts from its files (``node.peers.api``): the CA file is read
-once for both, and a file that cannot be used is named by its option."""
+"""The node's TLS contexts from its files (``node.peers.api``): the CA file is read as
+OpenSSL reads it, and a file that cannot be used is named by its option."""
 
 from __future__ import annotations
 
@@ -9,36 +9,40 @@ from pathlib import Path
 import pytest
 
 from node.config import Config
-from node.peers.api import TlsFileError, client_tls, read_ca, server_tls
-from tests.support.certs import make_ca, make_cert
+from node.peers.api import TlsFileError, client_tls, server_tls
+from tests.support.certs import make_ca, make_cert, openssl
 
 
 def contexts(config: Config) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
-    ca = read_ca(config)
-    return server_tls(config, ca), client_tls(config, ca)
+    return server_tls(config), client_tls(config)
 
 
-def test_both_contexts_trust_the_ca_of_one_reading(tmp_path: Path) -> None:
-    ca = make_ca(tmp_path, "ca")
+def der(pem: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(pem.read_text())
+
+
+def test_both_contexts_trust_the_cas_of_a_bundle_as_openssl_writes_them(tmp_path: Path) -> None:
+    ca, other = make_ca(tmp_path, "ca"), make_ca(tmp_path, "other")
     cert, key = make_cert(tmp_path, "node", ca)
-    # A bundle's comments may be other than ASCII; the certificates are read all the same.
+    # ``openssl x509 -trustout`` writes a TRUSTED CERTIFICATE block (as some systems'
+    # bundles hold); a bundle's comments may be other than ASCII.
+    openssl("x509", "-in", "other.pem", "-trustout", "-addtrust", "serverAuth",
+            "-out", "other.trusted.pem", cwd=tmp_path)
     bundle = tmp_path / "bundle.pem"
-    bundle.write_bytes("# Émetteur: the cluster's CA\n".encode() + ca[0].read_bytes())
-    config = Config(tls_cert=cert, tls_key=key, tls_ca=bundle)
-    text = read_ca(config)
-    assert text is not None
-    bundle.write_text("replaced meanwhile")  # read once: the contexts never see this
-    server, client = server_tls(config, text), client_tls(config, text)
+    bundle.write_bytes("# Émetteur: the cluster's CAs\n".encode() + ca[0].read_bytes()
+                       + (tmp_path / "other.trusted.pem").read_bytes())
+    server, client = contexts(Config(tls_cert=cert, tls_key=key, tls_ca=bundle))
     assert server is not None and client is not None
     assert server.verify_mode == ssl.CERT_OPTIONAL
-    ours = ssl.PEM_cert_to_DER_cert(ca[0].read_text())
-    assert ours in server.get_ca_certs(binary_form=True)
-    assert client.get_ca_certs(binary_form=True) == [ours]  # the cluster's CA alone
+    ours = {der(ca[0]), der(other[0])}
+    assert ours <= set(server.get_ca_certs(binary_form=True))
+    assert set(client.get_ca_certs(binary_form=True)) == ours  # the cluster's CAs alone
 
 
 @pytest.mark.parametrize("content, reason", [
     (None, "No such file or directory"),
-    ("not a certificate", "not a PEM file of CA certificates (no certificate in it)"),
+    ("", "not a PEM file of CA certificates (NO_CERTIFICATE_OR_CRL_FOUND)"),
+    ("not a certificate", "not a PEM file of CA certificates (NO_CERTIFICATE_OR_CRL_FOUND)"),
     ("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
      "not a PEM file of CA certificates ("),
 ])
@@ -52,6 +56,10 @@ def test_a_ca_file_that_cannot_be_used_is_named(tmp_path: Path, content: str | N
         contexts(Config(tls_cert=cert, tls_key=key, tls_ca=path))
     assert raised.value.option == f"--tls-ca {path}"
     assert raised.value.reason.startswith(reason), raised.value.reason
+    # Without a certificate of its own, the node still dials with the CA alone.
+    with pytest.raises(TlsFileError) as raised:
+        client_tls(Config(tls_ca=path))
+    assert raised.value.option == f"--tls-ca {path}"
 
 
 def test_a_key_of_another_certificate_names_the_pair(tmp_path: Path) -> None:

@@ -139,11 +139,12 @@ class Admission:
             # Our name, so that the waiting device names us to its user by it (signed).
             own = self._own_name()
             return (NOT_MEMBER, {"name": own} if own else {}, waiting)
-        if device_id not in self._wrong_secret:
-            if self._may_log(self._wrong_secret_lines, "a peer gave a wrong cluster secret",
-                             log.warning):
-                log.warning("a peer gave a wrong cluster secret", device_id=device_id,
-                            peer=remote)
+        # Remembered only once logged: one held back by a full window is logged when
+        # it dials in a later one (it redials until its secret is fixed).
+        if device_id not in self._wrong_secret and self._may_log(
+                self._wrong_secret_lines, "a peer gave a wrong cluster secret", log.warning):
+            log.warning("a peer gave a wrong cluster secret", device_id=device_id,
+                        peer=remote)
             if len(self._wrong_secret) >= WRONG_SECRETS_KEPT_MAX:
                 self._wrong_secret.clear()
             self._wrong_secret.add(device_id)
@@ -160,12 +161,15 @@ class Admission:
         if code != NOT_MEMBER or "secret" in detail or device_id in self._waiting:
             log.debug("peer device refused", device_id=device_id, code=code, peer=remote)
             return
+        # No command: its name is the new device's to give, and its log gives it whole.
+        if not self._may_log(self._waiting_lines, "device waiting to be added", log.info):
+            # Not remembered: a real device dialing while forged ids fill the window is
+            # logged when it dials in a later one (it redials every few seconds).
+            return
+        log.info("device waiting to be added", device_id=device_id, peer=remote)
         if len(self._waiting) >= WAITING_KEPT_MAX:
             self._waiting.clear()
         self._waiting.add(device_id)
-        # No command: its name is the new device's to give, and its log gives it whole.
-        if self._may_log(self._waiting_lines, "device waiting to be added", log.info):
-            log.info("device waiting to be added", device_id=device_id, peer=remote)
 
     def _may_log(self, lines: LineWindow, event: str, say: Callable[..., Any]) -> bool:
         """Whether a line ``event`` may be logged now (``lines`` bounds them); those not
@@ -173,8 +177,7 @@ class Admission:
         at the line's level)."""
         held = lines.take(self._now())
         if held:
-            say("lines not logged", line=event, count=held,
-                    window_s=lines.window_s)
+            say("lines not logged", line=event, count=held, window_s=lines.window_s)
         return held is not None
 
     def dialed_refusal(self, runner: Runner, proven: Proven) -> str | None:

@@ -24,6 +24,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 from node import log_hooks, log_stream, logs
 from node.logs import RefusedRequests
 from node.server.command import serve
+from tests.support.clock import Clock
 
 SECRET = "local-secret-4c1d"
 
@@ -68,14 +69,6 @@ def test_library_records_are_json_lines_too_in_json(capsys: pytest.CaptureFixtur
     assert "fail_with_a_secret_local" in json.dumps(lines[1]["exception"])
     assert SECRET not in json.dumps(lines)
     assert (lines[2]["event"], lines[2]["port"]) == ("serving", 7878)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 class BrokenFinalizer:

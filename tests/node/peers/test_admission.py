@@ -30,6 +30,7 @@ from tests.node.peers.support import (
     new_device_id,
     until,
 )
+from tests.support.clock import Clock
 from tests.support.processes import free_port
 
 
@@ -143,8 +144,10 @@ async def test_the_devices_warned_of_for_a_wrong_secret_are_bounded(
     """Each device that gives a wrong cluster secret is warned of once; those remembered
     for it are at most ``WRONG_SECRETS_KEPT_MAX`` (a dialer claiming a new device id
     at each dial cannot grow the set): past the bound all are forgotten, and each refusal
-    still names the secret."""
+    still names the secret (here one a window of ``CLAIMED_LINES_WINDOW_S``:
+    ``CLAIMED_LINES_MAX`` bounds them too, and only those logged are remembered)."""
     admission = (await make_node(cluster_secret=SECRET)).gossip.admission
+    admission._now = Clock(step_s=CLAIMED_LINES_WINDOW_S)  # one line a window: all logged
     for n in range(WRONG_SECRETS_KEPT_MAX):
         admission.admit(f"DEVICE{n}", shared=False, wrong_secret=True)
     assert len(admission._wrong_secret) == WRONG_SECRETS_KEPT_MAX
@@ -172,17 +175,6 @@ async def test_the_devices_logged_waiting_to_be_added_are_bounded(
     logged = [entry["device_id"] for entry in said
               if entry["event"] == "device waiting to be added"]
     assert len(logged) == WAITING_KEPT_MAX + 2 and logged[-1] == "DEVICE0"
-
-
-class Clock:
-    """A clock that moves on ``step_s`` each time it is read."""
-
-    def __init__(self, step_s: float = 0.0) -> None:
-        self.now_s, self.step_s = 0.0, step_s
-
-    def __call__(self) -> float:
-        self.now_s += self.step_s
-        return self.now_s
 
 
 async def test_a_flood_of_claimed_device_ids_logs_a_bounded_number_of_lines(
@@ -213,6 +205,32 @@ async def test_a_flood_of_claimed_device_ids_logs_a_bounded_number_of_lines(
         assert (summary["log_level"], summary["count"], summary["window_s"]) \
             == (level, flood - CLAIMED_LINES_MAX, CLAIMED_LINES_WINDOW_S)
         assert lines[-1]["device_id"] == last
+
+
+async def test_a_device_held_back_by_a_full_window_is_logged_in_a_later_one(
+        make_node: NodeFactory) -> None:
+    """A real device that dials while forged ids fill the window is not logged then,
+    nor taken as logged: as it redials in the next window, it is, waiting to be added
+    or giving a wrong secret."""
+    admission = (await make_node(cluster_secret=SECRET)).gossip.admission
+    clock = Clock()
+    admission._now = clock
+    with structlog.testing.capture_logs() as said:
+        for n in range(CLAIMED_LINES_MAX):
+            admission.refusing(f"FORGED{n}", NOT_MEMBER, {}, remote="10.0.0.1")
+            admission.admit(f"FORGED-WRONG{n}", shared=False, wrong_secret=True)
+        for _ in range(3):  # redialing within the full window
+            admission.refusing("REAL", NOT_MEMBER, {}, remote="10.0.0.2")
+            admission.admit("REAL-WRONG", shared=False, wrong_secret=True)
+        clock.now_s = CLAIMED_LINES_WINDOW_S  # the next window
+        admission.refusing("REAL", NOT_MEMBER, {}, remote="10.0.0.2")
+        admission.admit("REAL-WRONG", shared=False, wrong_secret=True)
+    for event, real in (("device waiting to be added", "REAL"),
+                        ("a peer gave a wrong cluster secret", "REAL-WRONG")):
+        logged = [entry for entry in said if entry["event"] == event]
+        assert len(logged) == CLAIMED_LINES_MAX + 1 and logged[-1]["device_id"] == real
+        [summary] = [entry for entry in said if entry.get("line") == event]
+        assert summary["count"] == 3  # the redials held back
 
 
 async def test_the_members_that_refused_this_device_are_bounded(

@@ -108,8 +108,6 @@ class RefusedRequests(logging.Filter):
     def __init__(self, lines_max: int, interval_s: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.lines_max = lines_max
-        self.interval_s = interval_s
         self._clock = clock
         self._window = LineWindow(lines_max, interval_s)
 

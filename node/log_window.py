@@ -3,7 +3,10 @@
 A line logged for what a stranger sends (a malformed request, a device id a dialer
 claims) costs the stranger nothing and fills the disk: at most ``lines_max`` such lines
 per window of ``window_s`` are logged, and the count of those that were not is said
-once the next window opens, by its first line.
+once the next window opens, by its first line. A kind of line that stops coming says
+no count: every line held back is also counted in the process's lines not logged
+(``lines_held``, the metric ``clawsync_log_lines_dropped_total`` as ``held``), so none
+is lost unsaid.
 
 >>> lines = LineWindow(lines_max=2, window_s=60.0)
 >>> [lines.take(now=0.0) for _ in range(4)]
@@ -15,6 +18,31 @@ once the next window opens, by its first line.
 """
 
 from __future__ import annotations
+
+import threading
+
+#: Why the lines counted here were not logged (``node.logs.REASONS``): held back by a
+#: full window.
+REASONS = ("held",)
+
+#: Lines held back by every window since ``reset``, under ``_held_lock`` (a window's
+#: lines may be taken on any thread that logs: aiohttp's filter runs in the logging one).
+_held_total = 0
+_held_lock = threading.Lock()
+
+
+def lines_held() -> int:
+    """Lines held back by a window (of any kind) since ``reset``: the next line of a kind
+    says how many of its own, if one comes."""
+    with _held_lock:
+        return _held_total
+
+
+def reset() -> None:
+    """Count the lines held back from 0 again (``node.logs.configure``)."""
+    global _held_total
+    with _held_lock:
+        _held_total = 0
 
 
 class LineWindow:
@@ -35,6 +63,9 @@ class LineWindow:
             self._window_start, self._lines = now, 0
         if self._lines >= self.lines_max:
             self._held += 1
+            global _held_total
+            with _held_lock:
+                _held_total += 1
             return None
         self._lines += 1
         held, self._held = self._held, 0

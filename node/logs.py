@@ -15,7 +15,9 @@ send). ``RefusedRequests`` turns each into one short line, a bounded number per 
 
 The lines go to stderr through ``node.log_stream.LogStream``, which never raises into
 what logged and never blocks it: a line it cannot write is dropped and counted
-(``lines_dropped``, the metric ``clawsync_log_lines_dropped_total`` by ``reason``).
+(``lines_dropped``, the metric ``clawsync_log_lines_dropped_total`` by ``reason``), and
+so is a line a ``node.log_window.LineWindow`` held back (``held``), whose count the
+next line of its kind says, if one comes.
 What Python reports itself is logged by the hooks of ``node.log_hooks``; a report they
 drop (one that failed in turn, with the record it reported; a warning nested too
 deep) is counted there too, and so is a record another handler (a library's) failed to
@@ -34,7 +36,7 @@ import structlog
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from node import log_hooks, log_stream
+from node import log_hooks, log_stream, log_window
 from node.config import LOG_LEVELS
 from node.limits import Limits
 from node.log_stream import LogStream
@@ -48,8 +50,9 @@ AIOHTTP_SERVER = "aiohttp.server"
 #: the offending bytes, which are the sender's and could be anything).
 REASON_CHARS_MAX = 80
 #: Why log lines were dropped: the stream's reasons (it could not write them), then the
-#: hooks' (a report of Python's dropped before it became a line).
-REASONS = log_stream.REASONS + log_hooks.REASONS
+#: hooks' (a report of Python's dropped before it became a line), then the windows'
+#: (a line of a kind strangers can make this node log, over its bound: ``held``).
+REASONS = log_stream.REASONS + log_hooks.REASONS + log_window.REASONS
 #: Seconds the process waits as it exits for the lines still queued: a reader that
 #: stalled takes none of them, and the node must still exit.
 EXIT_FLUSH_S = 2.0
@@ -85,10 +88,10 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def lines_dropped() -> dict[str, int]:
     """Log lines this process dropped since ``configure``, by reason (``REASONS``);
-    all 0 before it."""
+    all 0 before it, but ``held`` (counted from the process's start until then)."""
     counts = dict.fromkeys(log_stream.REASONS, 0) if _stream is None else dict(
         _stream.lines_dropped)
-    return counts | log_hooks.lines_dropped()
+    return counts | log_hooks.lines_dropped() | {"held": log_window.lines_held()}
 
 
 def refused_by_parser(error: BaseException | None) -> bool:
@@ -190,6 +193,7 @@ def configure(level: str = "info", log_format: str = "console",
             "%(asctime)s [%(levelname)s] %(name)s: %(message)s"))
     logging.basicConfig(level=numeric, handlers=[handler], force=True)
     log_hooks.install()
+    log_window.reset()
     server = logging.getLogger(AIOHTTP_SERVER)
     for old in [f for f in server.filters if isinstance(f, RefusedRequests)]:
         server.removeFilter(old)

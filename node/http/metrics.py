@@ -139,8 +139,9 @@ class LogCollector(Collector):
     log file's disk failing or full); or a report of Python's was dropped before it
     became a line (the report of a record the handler could not write failed in turn,
     a warning raised while warnings were logged too deep); or a record another library's
-    handler could not write (never one of the node's lines, counted and not written).
-    Read when scraped."""
+    handler could not write (never one of the node's lines, counted and not written);
+    or a line of a kind strangers can make this node log, over its bound
+    (``node.log_window``). Read when scraped."""
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(
@@ -149,7 +150,9 @@ class LogCollector(Collector):
             "failed (write_error), a record that could not be written and its report, "
             "which failed in turn (report_failed), a warning was raised too deep within "
             "warnings (warning_nested), or a record another library's handler could not "
-            "write; never one of the node's lines (foreign_failed)",
+            "write; never one of the node's lines (foreign_failed), or a line of a kind "
+            "strangers can make this node log was over its bound for the window (held; "
+            "the next line of its kind says how many, if one comes)",
             labels=["reason"])
         for reason, lines in logs.lines_dropped().items():
             family.add_metric([reason], lines)

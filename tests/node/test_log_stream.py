@@ -108,7 +108,7 @@ def test_lines_dropped_are_counted_by_reason_in_metrics(monkeypatch: pytest.Monk
         assert logs.drain(DRAIN_S)
         assert logs.lines_dropped() == {"reader_gone": 0, "would_block": 0, "write_error": 2,
                                         "report_failed": 0, "warning_nested": 0,
-                                        "foreign_failed": 0}
+                                        "foreign_failed": 0, "held": 0}
 
 
 def test_two_threads_logging_json_never_share_a_line(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import structlog
 from aiohttp.http_exceptions import BadHttpMessage
 
 from node import log_hooks, log_stream, logs
+from node.http.metrics import LogCollector
 from node.logs import RefusedRequests
 from node.server.command import serve
 from tests.support.clock import Clock
@@ -142,6 +143,24 @@ def test_refused_requests_are_one_line_each_and_bounded() -> None:
     record = refused_record()
     assert refused.filter(record)
     assert record.getMessage().endswith("(97 more not logged before this)")
+
+
+def test_lines_held_back_are_counted_though_no_line_comes_after(tmp_path: Path) -> None:
+    """A flood that stops says its count with no next line: the lines held back are
+    counted among those not logged (``held``), and in the metric, as they are held."""
+    with open(tmp_path / "node.log", "w") as file:
+        logs.configure("info", stream=log_stream.LogStream(file))
+        refused = RefusedRequests(lines_max=3, interval_s=60.0, clock=Clock())
+        passed = [record for record in (refused_record() for _ in range(100))
+                  if refused.filter(record)]
+        assert len(passed) == 3
+        assert logs.lines_dropped() == dict.fromkeys(logs.REASONS, 0) | {"held": 97}
+        [family] = LogCollector().collect()
+        held = [sample.value for sample in family.samples
+                if sample.name.endswith("_total") and sample.labels["reason"] == "held"]
+        assert held == [97]
+        logs.configure("info", stream=log_stream.LogStream(file))
+        assert logs.lines_dropped()["held"] == 0  # counted since ``configure``
 
 
 def test_the_reason_leaves_out_the_bytes_sent() -> None:

@@ -71,6 +71,16 @@ WAITED_ON_KEPT_MAX = 1024
 CLAIMED_LINES_MAX = 10
 #: The window of ``CLAIMED_LINES_MAX``, in seconds.
 CLAIMED_LINES_WINDOW_S = 60.0
+#: ``peer link proof refused`` lines logged per ``UNPROVEN_LINES_WINDOW_S``, and ``peer
+#: link down`` lines of links that went away before they proved a key (each its own
+#: count): a dialer admitted on a device id it claims (a member's, told in refusals)
+#: proves nothing yet, and could have one for each request. The rest are counted, the
+#: count logged as the next window opens (``lines not logged``).
+UNPROVEN_LINES_MAX = 10
+#: The window of ``UNPROVEN_LINES_MAX``, in seconds.
+UNPROVEN_LINES_WINDOW_S = 60.0
+#: The lines ``Admission.unproven`` bounds.
+UNPROVEN_EVENTS = ("peer link proof refused", "peer link down")
 log = structlog.get_logger(__name__)
 
 
@@ -90,6 +100,11 @@ class Admission:
         #: The lines logged of a waiting device and of a wrong secret (``_may_log``).
         self._waiting_lines = LineWindow(CLAIMED_LINES_MAX, CLAIMED_LINES_WINDOW_S)
         self._wrong_secret_lines = LineWindow(CLAIMED_LINES_MAX, CLAIMED_LINES_WINDOW_S)
+        #: The lines logged of links that failed before they proved a key, by event
+        #: (``unproven``).
+        self._unproven_lines = {
+            event: LineWindow(UNPROVEN_LINES_MAX, UNPROVEN_LINES_WINDOW_S)
+            for event in UNPROVEN_EVENTS}
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = Removed(config.data_dir, device.device_id)
         #: Devices that gave a wrong cluster secret, logged once (``admit``).
@@ -170,6 +185,13 @@ class Admission:
         if len(self._waiting) >= WAITING_KEPT_MAX:
             self._waiting.clear()
         self._waiting.add(device_id)
+
+    def unproven(self, event: str, say: Callable[..., Any], **fields: Any) -> None:
+        """Log ``event`` (one of ``UNPROVEN_EVENTS``) with ``say`` for an accepted link
+        that failed before it proved a key: at most ``UNPROVEN_LINES_MAX`` a window of
+        each, as anyone reaching this node can make them."""
+        if self._may_log(self._unproven_lines[event], event, say):
+            say(event, **fields)
 
     def _may_log(self, lines: LineWindow, event: str, say: Callable[..., Any]) -> bool:
         """Whether a line ``event`` may be logged now (``lines`` bounds them); those not

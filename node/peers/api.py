@@ -8,7 +8,8 @@ certificate signed by that CA; a device that proves its key is refused once remo
 whatever else it holds. A peer that proves no key, with the secret or a certificate,
 gets 403 ``device_key_required`` once devices were added or removed here
 (``node.peers.admission``). Anything else gets 401 and no data; a device that is not a
-member, or was removed, gets 403 with the reason, signed. The client token does not open
+member, or was removed, gets 403 with the reason, signed; one claiming this node's own
+device (which every refusal names) gets 409 ``own_device``. The client token does not open
 the peer API, nor the cluster secret the client API: a leaked app token cannot join the
 cluster.
 """
@@ -33,6 +34,7 @@ from node.peers import live
 from node.peers.gossip import Gossip
 from node.peers.handshake import claimed_device, refuse, refuse_keyless, refuse_self
 from node.peers.transport import (
+    DEVICE_HEADER,
     MEMBERS_PATH,
     NODE_HEADER,
     PEER_PATH,
@@ -84,6 +86,15 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
     credential = _shared_credential(request)
     shared = credential is not None
     claimed = claimed_device(request)  # InvalidInput: 400
+    if claimed is not None and claimed[0] == gossip.device.device_id:
+        # Every refusal names this device, and it is a member here: a dialer claiming it
+        # would pass admission, to fail its proof (a line each) only once upgraded.
+        if request.headers.get(NODE_HEADER) == gossip.astore.node_id:
+            return refuse_self(gossip.astore.node_id)
+        raise HttpError(409, "own_device", "the device id the dialer claims is this "
+                        "node's own: a node links with other devices, not with its own "
+                        "(is this node's device key copied to the dialer's data folder?)",
+                        field=DEVICE_HEADER)
     if claimed is None and not shared:
         raise unauthorized("peer credentials missing or wrong: prove a device key "
                            "(a node of 0.3 or later) or give the cluster secret")
@@ -109,10 +120,14 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         try:
             link = await accept(request, gossip.config.sync, device=gossip.device,
                                 claimed=claimed, logged=gossip.learning.refusals)
+        # Nothing is proven of the dialer yet (it claimed a member's device id, or gave
+        # the cluster secret or a certificate): bounded lines.
         except LinkRefused as exc:  # a forged or replayed proof
-            log.warning("peer link proof refused", peer=request.remote, reason=str(exc))
+            gossip.admission.unproven("peer link proof refused", log.warning,
+                                      peer=request.remote, reason=str(exc))
         except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
-            log.info("peer link down", peer=request.remote, reason=str(exc))
+            gossip.admission.unproven("peer link down", log.info, peer=request.remote,
+                                      reason=str(exc))
         else:
             await gossip.serve_accepted(link, shared=shared, remote=request.remote,
                                         gave_secret=credential == "secret")

@@ -2,7 +2,7 @@
 shows, a server that records what a dial sends, one that stalls, one that answers the
 same to every ask, the member lists a node logs as refused, and the set-ups several
 tests start from (a laptop that stopped, a phone linked through a proxy, a learner
-linked to peers, its members rounds run by hand), and a link a node's own device key
+linked to peers, its members rounds run by hand), and a link a member's device key
 proves."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crdt import device as crdt_device
 from crdt import linkproof
 from crdt.events import Event
 from node.cli.linkproxy import LinkProxy
-from node.device import read_key
 from node.peers.member_lists import member_urls
 from node.peers.runner import Runner, linked_nodes
 from node.peers.transport import (
@@ -302,17 +302,24 @@ def headers(device_id: str, nonce: bytes) -> dict[str, str]:
     return {DEVICE_HEADER: device_id, NONCE_HEADER: linkproof.b64(nonce)}
 
 
+async def new_member(node: RunningNode) -> tuple[str, Ed25519PrivateKey]:
+    """A device key made now, added to ``node``'s cluster: its id and key."""
+    key = crdt_device.generate()
+    member = crdt_device.device_id(crdt_device.public_bytes(key))
+    await add_member(node, "member-" + member.partition("-")[0], device_id=member)
+    return member, key
+
+
 @contextlib.asynccontextmanager
-async def own_link(node: RunningNode, advertise: str | None = None,
-                   node_id: str | None = None
-                   ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
-    """A link to ``node`` proven with its own device key (as another process of the same
-    device would), open past the proofs: the node's hello is read, ours not sent.
-    ``advertise``: the address the link says it is reached at; ``node_id``: the node it
-    names itself."""
-    own = read_key(node.config.data_dir).private_key
+async def member_link(node: RunningNode, advertise: str | None = None,
+                      node_id: str | None = None
+                      ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A link to ``node`` proven with the key of a device added to its cluster now, open
+    past the proofs: the node's hello is read, ours not sent. ``advertise``: the address
+    the link says it is reached at; ``node_id``: the node it names itself."""
+    member, key = await new_member(node)
     nonce = linkproof.new_nonce()
-    sent = headers(node.device.device_id, nonce)
+    sent = headers(member, nonce)
     if advertise is not None:
         sent[ADVERTISE_HEADER] = advertise
     if node_id is not None:
@@ -323,9 +330,8 @@ async def own_link(node: RunningNode, advertise: str | None = None,
         _, _, theirs = linkproof.parse_frame(first, with_nonce=True)
         assert theirs is not None
         await ws.send_bytes(linkproof.encode_frame(
-            crdt_device.public_bytes(own),
-            linkproof.sign(own, "dial", nonce, theirs, node.device.device_id,
-                           node.device.device_id)))
+            crdt_device.public_bytes(key),
+            linkproof.sign(key, "dial", nonce, theirs, member, node.device.device_id)))
         assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.BINARY
         yield ws
 

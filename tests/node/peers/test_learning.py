@@ -31,8 +31,8 @@ from tests.node.peers.support import (
     forgotten,
     link_up_asks,
     listed_as,
+    member_link,
     ordered,
-    own_link,
     recording_server,
     refusals,
     rounds_by_hand,
@@ -124,7 +124,7 @@ async def test_a_learned_address_gets_the_secret_only_if_a_secret_holder_gave_it
     y = await make_node(cluster_secret=SECRET, sync=FAST)
     async with recording_server() as (advertised, to_advertised), \
             recording_server() as (configured, to_configured), \
-            own_link(x, advertise=advertised):
+            member_link(x, advertise=advertised):
         assert await x.gossip.add_peer(configured, learned=False)
         listed = {peer["url"]: peer["cluster_secret"]
                   for peer in x.gossip.member_list()["peers"]}

@@ -4,6 +4,7 @@ websocket client plays a device, honest or forging."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from crdt.log.store import EventStore
 from crdt.membership import Removal
 from crdt.signing import Signer
 from node.config import Config
-from node.device import read_key
+from node.peers.admission import UNPROVEN_LINES_MAX, UNPROVEN_LINES_WINDOW_S
 from node.peers.links import REASON_CHARS_MAX, refusal_for
 from node.peers.transport import (
     DETAIL_HEADER,
@@ -41,7 +42,8 @@ from node.peers.transport import (
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from sync.peer.messages import Ack, Events, Hello, Item, encode, parse
-from tests.node.peers.support import headers, own_link, serving, until
+from tests.node.peers.support import headers, member_link, new_member, serving, until
+from tests.support.clock import Clock
 from tests.support.waits import DEADLINE_S
 
 NodeFactory = Callable[..., Awaitable[RunningNode]]
@@ -80,17 +82,16 @@ async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
 async def test_a_member_proves_its_key_and_a_forger_does_not(
         make_node: NodeFactory) -> None:
     node = await make_node()
-    # The only member of a lone node is itself: play it, with its own key.
-    own = read_key(node.config.data_dir).private_key
-    answer, proof, nonce = await prove(node, node.device.device_id, own)
+    member, key = await new_member(node)
+    answer, proof, nonce = await prove(node, member, key)
     assert answer == "open"
     # The same id with another key: refused, and no link is made.
     forger = crdt_device.generate()
-    answer, _, _ = await prove(node, node.device.device_id, forger)
+    answer, _, _ = await prove(node, member, forger)
     assert answer == "link proof refused"
     # A recorded proof replayed, with the recorded nonce: the node's nonce is new, so
     # the recorded signature does not cover it.
-    answer, _, _ = await prove(node, node.device.device_id, forger, nonce=nonce, replay=proof)
+    answer, _, _ = await prove(node, member, forger, nonce=nonce, replay=proof)
     assert answer == "link proof refused"
     async with asyncio.timeout(DEADLINE_S):
         while node.gossip.runners:  # the honest link ended when we closed it
@@ -134,6 +135,64 @@ async def test_malformed_device_headers_are_a_clear_400(make_node: NodeFactory) 
                 assert (await reply.json())["error"]["code"] == "invalid_input"
 
 
+async def test_a_dialer_claiming_the_nodes_own_device_id_is_refused_before_linking(
+        make_node: NodeFactory) -> None:
+    """Every refusal names the node's own device, a member of its cluster: a dialer
+    claiming it gets a clear 409 before any upgrade, not a link whose proof fails (and
+    is logged) each time; the node dialing itself is still told so."""
+    node = await make_node()
+    sent = headers(node.device.device_id, linkproof.new_nonce()) | {
+        "Sec-WebSocket-Protocol": LINK_PROTOCOL, "Connection": "Upgrade",
+        "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(bytes(16)).decode()}
+    with structlog.testing.capture_logs() as said:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(node.url + PEER_PATH, headers=sent) as reply:
+                assert reply.status == 409
+                error = (await reply.json())["error"]
+                assert (error["code"], error["field"]) == ("own_device", DEVICE_HEADER)
+            itself = sent | {NODE_HEADER: node.gossip.astore.node_id}
+            async with http.get(node.url + PEER_PATH, headers=itself) as reply:
+                assert reply.status == 409  # the answer a dial of itself turns into
+                assert reply.headers[NODE_HEADER] == node.gossip.astore.node_id
+    assert not [entry for entry in said if entry["log_level"] != "debug"]
+
+
+async def test_links_that_fail_before_proving_a_key_log_a_bounded_number_of_lines(
+        make_node: NodeFactory) -> None:
+    """A dialer admitted on a member's device id it claims proves nothing before its
+    proof: a flood of bogus proofs, or of links closed at once, logs at most
+    ``UNPROVEN_LINES_MAX`` lines of each a window; the rest are counted, said first
+    thing in the next window."""
+    node = await make_node()
+    clock = Clock()
+    node.gossip.admission._now = clock
+    member, _ = await new_member(node)
+    flood = UNPROVEN_LINES_MAX * 3
+    with structlog.testing.capture_logs() as said:
+        async with aiohttp.ClientSession() as http:
+            for n in range(2 * flood + 2):
+                if n == 2 * flood:
+                    await until(lambda: not node.gossip._inbound)  # each logged, or not
+                    clock.now_s = UNPROVEN_LINES_WINDOW_S  # the next window
+                async with http.ws_connect(node.url + PEER_PATH,
+                                           headers=headers(member, linkproof.new_nonce()),
+                                           protocols=(LINK_PROTOCOL,)) as ws:
+                    if n % 2:
+                        continue  # closed at once: the node's proof is never read
+                    await ws.receive_bytes(timeout=DEADLINE_S)
+                    await ws.send_bytes(b"\xa0")  # no proof
+                    assert (await ws.receive(timeout=DEADLINE_S)).type \
+                        == aiohttp.WSMsgType.CLOSE
+        await until(lambda: not node.gossip._inbound)
+    for event in ("peer link proof refused", "peer link down"):
+        lines = [entry for entry in said if entry["event"] == event
+                 or entry.get("line") == event]
+        assert [entry["event"] for entry in lines] \
+            == [event] * UNPROVEN_LINES_MAX + ["lines not logged", event]
+        assert lines[-2]["count"] == flood - UNPROVEN_LINES_MAX
+
+
 def test_a_refusal_carries_a_bounded_reason() -> None:
     removal = Removal(by="B" * 63, at_ms=2**62, reason="\U0001F600" * 256)  # 12 bytes each
     code, detail, _ = refusal_for(removal)
@@ -153,10 +212,10 @@ async def test_stopping_ends_a_handshake_the_dialer_left_unfinished(
     dark) must not hold the node's stop until the handshake limit, for which the web
     server's shutdown would otherwise wait."""
     node = await make_node()
+    member, _ = await new_member(node)
     limit_s = node.config.sync.connect_timeout_s
     async with aiohttp.ClientSession() as http, http.ws_connect(
-            node.url + PEER_PATH, headers=headers(node.device.device_id,
-                                                  linkproof.new_nonce()),
+            node.url + PEER_PATH, headers=headers(member, linkproof.new_nonce()),
             protocols=(LINK_PROTOCOL,)) as ws:
         await ws.receive_bytes(timeout=DEADLINE_S)  # the node's proof; ours never comes
         async with asyncio.timeout(limit_s / 2):
@@ -169,7 +228,7 @@ async def test_a_peer_whose_message_is_refused_is_told_why(make_node: NodeFactor
     node = await make_node()
     for garbage, expected in ((b"\x01", "a message must be a CBOR map"),
                               (cbor_map_of_type("é" * 200), "type: unknown message type 'ééé")):
-        async with own_link(node) as ws:
+        async with member_link(node) as ws:
             await ws.send_bytes(garbage)
             # What the peer's own link loop logs, as its reason, when the link ends.
             with pytest.raises(LinkClosed) as ended:
@@ -183,7 +242,7 @@ async def test_a_link_closed_under_a_send_says_so_in_its_own_words(
     """The reason a removed device logs as its link goes down: what happened to the
     link, not the library's "Cannot write to closing transport"."""
     node = await make_node()
-    async with own_link(node) as ws:
+    async with member_link(node) as ws:
         await ws.close()
         with pytest.raises(SendFailed) as ended:  # what was read before is taken in
             await Link(ws, None, None, SyncConfig()).send(b"x")
@@ -324,7 +383,7 @@ async def test_a_device_may_not_pass_itself_off_as_another(make_node: NodeFactor
     protocol fault (it would take that node's place: its link, its checkpoint)."""
     node = await make_node()
     origin = await another_devices_origin(node)
-    async with own_link(node) as ws:
+    async with member_link(node) as ws:
         await ws.send_bytes(encode(Hello(origin, {})))
         answer = await ws.receive(timeout=DEADLINE_S)
         assert answer.type == aiohttp.WSMsgType.CLOSE, answer
@@ -369,7 +428,7 @@ async def test_the_address_a_link_gives_for_itself_is_kept_only_if_a_node_could_
     the link stays, with no address. One a node could dial is kept."""
     node = await make_node()
     with structlog.testing.capture_logs() as said:
-        async with own_link(node, advertise=address), aiohttp.ClientSession() as http:
+        async with member_link(node, advertise=address), aiohttp.ClientSession() as http:
             async with http.get(node.url + "/v1/peers") as reply:
                 body = await reply.text()
             listed = node.gossip.member_list()
@@ -395,7 +454,7 @@ async def test_an_address_a_node_gives_for_itself_that_no_node_could_dial_is_log
              ("n-laptop", "http://laptop:0")]
     with structlog.testing.capture_logs() as said:
         for named, address in given:
-            async with own_link(node, advertise=address, node_id=named):
+            async with member_link(node, advertise=address, node_id=named):
                 pass
     dropped = [(entry["said_by"], entry["reason"]) for entry in said
                if entry["event"] == "advertised address dropped"]

@@ -11,7 +11,9 @@ gets a fresh profile folder, so no state leaks between runs.
 
 ``headless_browser()`` is one Chromium for many tests, each with a fresh context of its
 own (``browser.new_context(viewport=VIEWPORT)``): no cookies, storage, permissions or
-routes carry from one to the next, and the browser starts once.
+routes carry from one to the next, and the browser starts once. The clipboard does carry
+(it is the browser's, not a context's): ``clipboard_eraser(browser)`` gives the
+``erase()`` to call before each test.
 
 ``browser_missing()`` says why no browser can run (or ``None``); the tests turn that into
 a skip on a developer's machine and a failure in CI (``CI=true``:
@@ -25,13 +27,13 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, ViewportSize
+    from playwright.sync_api import Browser, BrowserContext, BrowserType, ViewportSize
 
 #: The Debian package's browser (``apt-get install chromium``).
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,6 +44,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-component-update", "--disable-sync"]
 #: The page size of every screenshot and measurement.
 VIEWPORT: ViewportSize = {"width": 1200, "height": 800}
+#: Where ``clipboard_eraser``'s page is (never fetched: its context answers it).
+_ERASER_PAGE = "http://localhost/"
 
 
 def browser_missing() -> str | None:
@@ -54,44 +58,71 @@ def browser_missing() -> str | None:
 
 
 @contextmanager
-def headless_chromium(profile_dir: Path) -> Iterator[BrowserContext]:
-    """A browser context of a fresh Chromium with its profile in ``profile_dir``; closed
-    (and the browser ended) on exit."""
+def _launching() -> Iterator[tuple[BrowserType, dict[str, str | float | bool]]]:
+    """Playwright's Chromium and the environment a launch gets; Playwright stopped, and
+    Chromium's own temporary folder removed, on exit."""
     from playwright.sync_api import sync_playwright
 
-    profile_dir.mkdir(parents=True, exist_ok=True)
     # Chromium's own temporary folder, removed here: a browser stopped by Ctrl-C leaves
     # it behind. Short, in TMPDIR: it holds a socket, whose path has at most 107 bytes.
     scratch = tempfile.mkdtemp(prefix="chromium-")
     try:
         with sync_playwright() as playwright:
-            context = playwright.chromium.launch_persistent_context(
-                str(profile_dir), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                headless=True, viewport=VIEWPORT, env={**os.environ, "TMPDIR": scratch})
-            try:
-                yield context
-            finally:
-                context.close()
+            yield playwright.chromium, {**os.environ, "TMPDIR": scratch}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextmanager
+def headless_chromium(profile_dir: Path) -> Iterator[BrowserContext]:
+    """A browser context of a fresh Chromium with its profile in ``profile_dir``; closed
+    (and the browser ended) on exit."""
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    with _launching() as (chromium, env):
+        context = chromium.launch_persistent_context(
+            str(profile_dir), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+            headless=True, viewport=VIEWPORT, env=env)
+        try:
+            yield context
+        finally:
+            context.close()
 
 
 @contextmanager
 def headless_browser() -> Iterator[Browser]:
     """A fresh headless Chromium (no profile kept), for ``browser.new_context()`` each
     test; ended on exit."""
-    from playwright.sync_api import sync_playwright
+    with _launching() as (chromium, env):
+        browser = chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                  headless=True, env=env)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
-    # As in headless_chromium: Chromium's temporary folder, short and removed here.
-    scratch = tempfile.mkdtemp(prefix="chromium-")
+
+@contextmanager
+def clipboard_eraser(browser: Browser) -> Iterator[Callable[[], None]]:
+    """``erase()``, which empties ``browser``'s clipboard; for as long as the ``with``
+    lasts.
+
+    The clipboard is the browser's, not a context's: what one test's page copied, the
+    next test's page (in a context of its own) could read. ``erase()`` writes nothing
+    to it from a page of a context kept for that alone, a few milliseconds, where a
+    page opened each time took a third of a second."""
+    context = browser.new_context()
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-                env={**os.environ, "TMPDIR": scratch})
-            try:
-                yield browser
-            finally:
-                browser.close()
+        # A page of its own origin, which the route answers: the clipboard wants a
+        # secure context, and localhost is one over plain http.
+        context.route(_ERASER_PAGE, lambda route: route.fulfill(
+            body="", content_type="text/html"))
+        context.grant_permissions(["clipboard-write"], origin=_ERASER_PAGE)
+        page = context.new_page()
+        page.goto(_ERASER_PAGE)
+
+        def erase() -> None:
+            page.evaluate("navigator.clipboard.writeText('')")
+
+        yield erase
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        context.close()

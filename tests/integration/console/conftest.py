@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.browser import VIEWPORT, headless_browser
+from tests.support.browser import VIEWPORT, clipboard_eraser, headless_browser
 from tests.support.cluster import Cluster
 from tests.support.console import MISSING, WAIT_MS
 from tests.support.processes import NodeProcess
@@ -36,10 +36,23 @@ def chromium(need_browser: None) -> Iterator[Browser]:
         yield started
 
 
+@pytest.fixture(scope="module")
+def erase_clipboard(chromium: Browser) -> Iterator[Callable[[], None]]:
+    """Empties that Chromium's clipboard, which its contexts share."""
+    with clipboard_eraser(chromium) as erase:
+        yield erase
+
+
 @pytest.fixture
-def browser(chromium: Browser) -> Iterator[BrowserContext]:
+def browser(chromium: Browser,
+            erase_clipboard: Callable[[], None]) -> Iterator[BrowserContext]:
     """A fresh browser context of that Chromium for each test: no cookies, storage,
-    permissions or routes of another test's."""
+    permissions or routes of another test's, and an empty clipboard (the browser's, so
+    emptied here: a test could read what the one before copied)."""
+    if not chromium.is_connected():
+        # Else each later test fails with only "Target ... has been closed".
+        pytest.fail("this module's Chromium ended in an earlier test")
+    erase_clipboard()
     context = chromium.new_context(viewport=VIEWPORT)
     try:
         yield context

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 
 #: A device name of double-width characters: 8 characters, 16 columns of the screen.
 CJK_NAME = "家族のタブレット"
+#: What ``listed_node``'s tests may only read: its head (with /healthz), tokens, devices.
+LISTED_READS = ("/healthz", "/v1/tokens", "/v1/devices")
 
 
 def on_terminal(node: NodeProcess, *args: str, columns: int,
@@ -60,7 +62,8 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 def listed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     """A node with a session, three tokens (one revoked) and a CJK name for its device.
     One for the module's tests (each pytest worker starts its own): they only read it,
-    and its eight processes (the node and seven commands) took five seconds a test."""
+    and its eight processes (the node and seven commands) took five seconds a test. Its
+    head, tokens and devices are checked unchanged at the end."""
     with NodeProcess(tmp_path_factory.mktemp("listed")) as node:
         ok(run_cli(node, "append", "s1", "message_received", "content=hello there"))
         for args in (("--sessions", "tg:*", "--name", "notes app for the whole family"),
@@ -71,7 +74,11 @@ def listed_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProces
         ok(run_cli(node, "tokens", "revoke", issued["id"]))
         own = ok(run_cli(node, "device", "--id")).strip()
         ok(run_cli(node, "devices", "add", own, "--name", CJK_NAME))
+        before = [node.get(path) for path in LISTED_READS]
         yield node
+        # Shared by the module's tests, so none may change it: a test that does would
+        # change what the tests after it see.
+        assert [node.get(path) for path in LISTED_READS] == before
 
 
 @pytest.mark.parametrize("columns", [80, 60])

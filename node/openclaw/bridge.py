@@ -37,13 +37,15 @@ still grows by one per durable conversation.
 
 An agent's two stores share its cursor, and a session OpenClaw moves from one to the
 other (``openclaw doctor --session-sqlite import``: its rows in SQLite first, its file
-moved away after) is in both for a while. So each pass over an agent first looks which
-sessions each of its stores holds, and drops the entries of those none holds (the files
-moved away), before any step reads records; each step then saves the cursor only under
-its limits, and stops the command (``CursorFull``) at once otherwise: nothing over them
-is saved, nothing unsaved is kept, and the next run reads only that step's records
-again, answered as stored. A look midway through the move (rows in, files still there)
-counts those sessions twice, and is said so.
+moved away after) is in both for a while. So each pass over an agent with two stores
+first drops the entries of the sessions the store it reads second no longer holds (the
+files moved away), before any step reads records; the store read first drops its own in
+its step, as does an agent's only store (a look apart from the read would cost about as
+much again). Each step then saves the cursor only under its limits, and stops the
+command (``CursorFull``) at once otherwise: nothing over them is saved, nothing unsaved
+is kept, and the next run reads only that step's records again, answered as stored. A
+look midway through the move (rows in, files still there) counts those sessions twice,
+and is said so.
 """
 
 from __future__ import annotations
@@ -152,10 +154,13 @@ class Bridge:
             if name not in self._cursors:
                 self._cursors[name] = dict(await self.sink.cursor(name) or {})
             self._again.update(reads)  # till read through: a failed save reads them again
-            # All the agent's stores, the unchanged too: the files OpenClaw's import
-            # moved out of the JSONL folder lose their entries before the SQLite step
-            # adds those of their rows, whichever store changed last.
-            await self._drop_gone(name, stores[agent_id])
+            # The agent's stores but the one read first, the unchanged too: the files
+            # OpenClaw's import moved out of the JSONL folder lose their entries before the
+            # SQLite step adds those of their rows, whichever store changed last. The
+            # store read first (an agent's only one, mostly) drops its own in its step.
+            others = [source for source in stores[agent_id] if source is not reads[0]]
+            if others:
+                await self._drop_gone(name, others, reads)
             try:
                 for source in reads:
                     await self._read_store(name, source, tally)
@@ -177,19 +182,26 @@ class Bridge:
         if not unsettled:
             self._again.discard(source)
 
-    async def _drop_gone(self, name: str, stores: list[Source]) -> None:
-        """Drop, and save, the entries of the sessions none of the agent's stores holds
-        now (each store's ``sessions``, looked at in a snapshot of its own before any
-        step reads records), so that a session OpenClaw moved from one store to the
-        other is never counted twice against the limits (``_step``). A store that cannot
-        be read now drops nothing. A session created after this look has no entry to
-        drop: its step reads it as a new one. One deleted after it keeps its entry until
-        its store's step reads without it (``_gone``), or the next pass: one entry too
-        many for a while, which at worst stops a pass that the next lets through."""
+    async def _drop_gone(self, name: str, stores: list[Source], due: list[Source]) -> None:
+        """Drop, and save, the entries of the sessions that ``stores`` (the agent's other
+        stores than the one its pass reads first) no longer hold, before any step reads
+        records, so that a session OpenClaw moved from one store to the other is never
+        counted twice against the limits (``_step``). A store that changed since its last
+        read (``due``) is looked at now (``sessions``, in a snapshot of its own); one that
+        did not is what that read found (``present``), and looked at only if it has not
+        been read (its ``sessions`` folder empty since before the command started, say).
+        A store that cannot be read now drops nothing. A session created after this look
+        has no entry to drop: its step reads it as a new one. One deleted after it keeps
+        its entry until its store's step reads without it (``_gone``), or the next pass:
+        one entry too many for a while, which at worst stops a pass that the next lets
+        through."""
         cursor = self._cursors[name]
         gone: set[str] = set()
         for source in stores:
-            gone.update(self._gone(name, cursor, source, source.sessions()))
+            present = source.present
+            if source in due or present is None:
+                present = source.sessions()
+            gone.update(self._gone(name, cursor, source, present))
         if gone:
             kept = {entry: after for entry, after in cursor.items() if entry not in gone}
             await self.sink.save_cursor(name, kept)  # fewer entries: under the limits

@@ -24,6 +24,8 @@ from crdt.log.store import EventStore
 from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import CursorFull
+from node.openclaw.jsonl import AgentSessions
+from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
 from tests.node.openclaw.waiting import (
@@ -520,3 +522,56 @@ def test_every_agent_over_the_limits_is_named(tmp_path: Path,
         assert f"agent 'a' ({tmp_path}/agents/a)" in said
         assert f"agent 'c' ({tmp_path}/agents/c)" in said and "agent 'b'" not in said
         assert len(read_cursor(store, cursor_name(tmp_path.resolve(), "b")) or {}) == SMALL
+
+
+def test_a_pass_looks_across_stores_only_for_an_agent_with_two(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An agent with one store drops the entries of its gone sessions in its own step (its
+    read's ``present``): watch passes over it never look at which sessions a store holds
+    apart from that read, a look that costs about as much as the read (seconds for an
+    agent of 20,000 files). Nor does one over an agent with two stores of which only one
+    changed: the other's last read tells. Only a pass where both changed looks again,
+    at the one read second."""
+    looked: list[str] = []
+    for reader in (AgentDatabase, AgentSessions):
+        def counted(self: Any, _sessions: Any = reader.sessions) -> set[str] | None:
+            looked.append(self.agent_id)
+            return _sessions(self)  # type: ignore[no-any-return]
+        monkeypatch.setattr(reader, "sessions", counted)
+    db_only, files_only = FakeGateway(tmp_path, "d"), "f"
+    both = FakeGateway(tmp_path, "main")
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(4)]
+    with EventStore.open("memory:") as store:
+        bridge, _sink, folder = saving_bridge(tmp_path, store)
+        try:
+            for n, session_id in enumerate(ids):
+                db_only.open_session(f"agent:d:s{n}", session_id)
+                db_only.add(session_id, records(session_id))
+                write_jsonl(tmp_path, f"agent:f:s{n}", session_id, records(session_id),
+                            agent_id=files_only)
+                assert one_pass(bridge).records == 6
+            delete_session(db_only, ids[0])
+            (tmp_path / "agents" / "f" / "sessions" / f"{ids[0]}.jsonl").unlink()
+            one_pass(bridge)
+            assert looked == []
+            assert len(read_cursor(store, cursor_name(tmp_path.resolve(), "d")) or {}) == 3
+            assert len(read_cursor(store, cursor_name(tmp_path.resolve(), "f")) or {}) == 3
+            # Agent "main": rows in SQLite, then a file too; each pass changes one store.
+            both.open_session(KEY_A, A)
+            both.add(A, records(A))
+            one_pass(bridge)
+            write_jsonl(tmp_path, KEY_B, B, records(B))
+            one_pass(bridge)
+            both.add(A, records(A, 3)[-1:])
+            one_pass(bridge)
+            assert looked == []
+            assert set(saved_cursor(tmp_path, store)) == {f"db:{A}", f"jsonl:{B}"}
+            both.add(A, records(A, 4)[-1:])
+            write_jsonl(tmp_path, KEY_A, A, records(A))
+            one_pass(bridge)
+            assert looked == ["main"]
+        finally:
+            folder.close()
+            db_only.close()
+            both.close()
+

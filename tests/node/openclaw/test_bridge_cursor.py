@@ -575,3 +575,31 @@ def test_a_pass_looks_across_stores_only_for_an_agent_with_two(
             db_only.close()
             both.close()
 
+
+def test_a_files_entries_go_though_only_sqlite_changed_since_the_command_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files moved away and the index with them, the sessions folder left empty,
+    while clawsync was stopped: the first pass of the next run sees the SQLite store
+    changed but not the folder (nothing in it changed since it started looking), which it
+    never read. The folder is looked at all the same, and its sessions' entries dropped
+    before the SQLite step adds those of their rows: the cursor is under its limits."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    ids = small_agent(tmp_path)
+    with EventStore.open("memory:") as store:
+        bridge, _sink, folder = saving_bridge(tmp_path, store)
+        one_pass(bridge)
+        folder.close()
+        gateway = into_sqlite(tmp_path, ids)
+        try:
+            files_moved_away(tmp_path, ids)
+            (tmp_path / "agents" / "main" / "sessions" / "sessions.json").unlink()
+            bridge, sink, folder = saving_bridge(tmp_path, store)
+            try:
+                tally = one_pass(bridge)
+            finally:
+                folder.close()
+            assert tally.records == 3 * SMALL and tally.problems == []
+            assert saved_cursor(tmp_path, store) == {f"db:{sid}": 3 for sid in ids}
+            assert sink.saved and all(len(cursor) <= SMALL for cursor in sink.saved)
+        finally:
+            gateway.close()

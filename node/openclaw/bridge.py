@@ -42,10 +42,11 @@ first drops the entries of the sessions the store it reads second no longer hold
 files moved away), before any step reads records; the store read first drops its own in
 its step, as does an agent's only store (a look apart from the read would cost about as
 much again). Each step then saves the cursor only under its limits, and stops the
-command (``CursorFull``) at once otherwise: nothing over them is saved, nothing unsaved
-is kept, and the next run reads only that step's records again, answered as stored. A
-look midway through the move (rows in, files still there) counts those sessions twice,
-and is said so.
+command (``CursorFull``) at once otherwise: nothing over them is saved, but what fits is
+(the sessions already kept read on, new ones while they fit, ``what_fits``), nothing
+unsaved is kept, and the next run reads again only the records of the sessions that did
+not fit (one JSONL step reads every file), answered as stored. A look midway through
+the move (rows in, files still there) counts those sessions twice, and is said so.
 """
 
 from __future__ import annotations
@@ -59,7 +60,13 @@ from typing import Any, Protocol
 from crdt.errors import InvalidInput
 from crdt.events import Event
 from node.client.errors import ClientError
-from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full, room_over
+from node.openclaw.cursor_room import (
+    COPY_PREFIX,
+    CursorFull,
+    cursor_full,
+    room_over,
+    what_fits,
+)
 from node.openclaw.mapping import Mapped, SessionRef, copy_ms_of, events_for
 from node.openclaw.refusals import (
     refused_time,
@@ -276,13 +283,19 @@ class Bridge:
         moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
         step.unsettled = step.unsettled or bool(held)
         if moved or gone:
-            after = {entry: at for entry, at in cursor.items() if entry not in gone}
-            after.update(moved)
+            kept = {entry: at for entry, at in cursor.items() if entry not in gone}
+            after = {**kept, **moved}
             # Every entry of a session gone from any of the agent's stores was dropped
             # before this pass's first step (``_drop_gone``): over the limits now is over
             # them for good, or until OpenClaw's move between its stores is done. Never
-            # saved: stopped at once, this step's records read again at the next run.
+            # saved over them: what fits is (the sessions it had read on, new ones while
+            # they fit), and the command stops; each run after reads again only the
+            # records of the sessions that did not fit (one JSONL step reads them all).
             if room_over(after) is not None:
+                fits = what_fits(kept, after)
+                if fits != cursor:
+                    await self.sink.save_cursor(name, fits)
+                    self._cursors[name] = fits
                 raise cursor_full(f"{self.state.path}/agents/{source.agent_id}",
                                    source.agent_id, after)
             await self.sink.save_cursor(name, after)

@@ -3,7 +3,9 @@ say when it does not: the agent, the figure, and what to do (``CursorFull``).
 
 The cursor keeps an entry per session (and one per rewind's copy, ``COPY_PREFIX``), so
 its limits bound the sessions an agent may have. A cursor over them is never saved: the
-bridge stops the command at the step that would take it over (``node.openclaw.bridge``).
+bridge stops the command at the step that would take it over (``node.openclaw.bridge``),
+having saved of it what fits (``what_fits``): the sessions it kept read on, and new ones
+while they fit, so that each run after reads again only those that do not.
 """
 
 from __future__ import annotations
@@ -36,6 +38,46 @@ def room_over(cursor: dict[str, int]) -> str | None:
            f"session ids), over the limit of {CURSOR_BYTES_MAX}"
 
 
+def what_fits(kept: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Of ``after`` (``kept``, a cursor under the limits, with a step's moves), over the
+    limits: what can be saved. The moves of the sessions ``kept`` holds, then the new
+    sessions' entries in their order while they fit; a session's entry and its rewind's
+    copy time (``COPY_PREFIX``) go together or not at all, as the one read on without the
+    other would map the copy wrong. Only ``kept`` if even the moves do not fit (longer
+    integers, in bytes).
+    """
+    sessions: dict[str, dict[str, int]] = {}
+    for entry, at in after.items():
+        if kept.get(entry) != at:
+            sessions.setdefault(entry.removeprefix(COPY_PREFIX), {})[entry] = at
+    fits = dict(kept)
+    grows = []
+    for moves in sessions.values():
+        if moves.keys() <= kept.keys():
+            fits.update(moves)
+        else:
+            grows.append(moves)
+    if room_over(fits) is not None:
+        return dict(kept)
+    # The most new sessions that fit: more never fit better (a cursor only grows with
+    # them), so found in a few encodings, not one a session.
+    low, high = 0, len(grows)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if room_over(_with(fits, grows[:middle])) is None:
+            low = middle
+        else:
+            high = middle - 1
+    return _with(fits, grows[:low])
+
+
+def _with(cursor: dict[str, int], moves: list[dict[str, int]]) -> dict[str, int]:
+    added = dict(cursor)
+    for each in moves:
+        added.update(each)
+    return added
+
+
 def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull:
     """The agent's cursor is over the limits (``room_over``): said with what to do. If
     it holds sessions twice, in both stores (``openclaw doctor --session-sqlite import``
@@ -44,7 +86,7 @@ def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull
     figure = room_over(cursor)
     assert figure is not None
     said = (f"agent {agent_id!r} ({shown}): where its sessions were read up to would take "
-            f"{figure}, so it cannot be saved; ")
+            f"{figure}, more than can be saved; ")
     twice = in_both_stores(cursor)
     if twice and room_over({entry: at for entry, at in cursor.items()
                              if entry.removeprefix(COPY_PREFIX) not in twice}) is None:
@@ -58,8 +100,9 @@ def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull
                  "deleted session's entry is dropped at the next import or watch pass; "
                  "OpenClaw's own maintenance archives them, which keeps them), or start new "
                  "sessions under another agent, then import again")
-    return CursorFull(said + ". What is stored stays; the records of the last read are "
-                             "read again, and answered as already stored")
+    return CursorFull(said + ". What is stored stays, and so does where the sessions that "
+                             "fit were read up to: each run reads again the records of those "
+                             "that do not, answered as already stored")
 
 
 def in_both_stores(cursor: dict[str, int]) -> set[str]:

@@ -603,3 +603,54 @@ def test_a_files_entries_go_though_only_sqlite_changed_since_the_command_started
             assert sink.saved and all(len(cursor) <= SMALL for cursor in sink.saved)
         finally:
             gateway.close()
+
+
+def test_a_jsonl_agent_truly_over_the_limits_saves_the_sessions_that_fit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One JSONL step reads every file of the folder: an agent with three times as many
+    sessions as the cursor holds goes over in its first step. Where the sessions that fit
+    were read up to is saved all the same, and each run after (systemd restarts
+    ``watch``) reads and sends again only the sessions that do not fit."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(3 * SMALL)]
+    for n, session_id in enumerate(ids):
+        write_jsonl(tmp_path, f"agent:main:s{n}", session_id, records(session_id))
+    folder_of = tmp_path / "agents" / "main" / "sessions"
+    sent: list[int] = []
+    with EventStore.open("memory:") as store:
+        for _run in range(3):
+            bridge, sink, folder = saving_bridge(tmp_path, store)
+            try:
+                with pytest.raises(CursorFull) as raised:
+                    one_pass(bridge)
+            finally:
+                folder.close()
+            said = str(raised.value)
+            assert f"{3 * SMALL} entries" in said and "delete in OpenClaw" in said
+            assert "each run reads again the records of those that do not" in said
+            assert saved_cursor(tmp_path, store) == {
+                f"jsonl:{sid}": (folder_of / f"{sid}.jsonl").stat().st_size
+                for sid in ids[:SMALL]}
+            assert all(len(cursor) <= SMALL for cursor in sink.saved)
+            sent.append(sum(len(batch) for batch in sink.sent))
+    one_session = sent[0] // (3 * SMALL)
+    assert sent == [3 * SMALL * one_session, 2 * SMALL * one_session,
+                    2 * SMALL * one_session]
+
+
+@pytest.mark.parametrize(("limit", "fits"), [
+    (5, {"a": 5, "b": 1, "c": 2, "copy:c": 9, "d": 3}),
+    (4, {"a": 5, "b": 1, "c": 2, "copy:c": 9}),
+    (3, {"a": 5, "b": 1}),  # c does not fit with its copy time; d is not taken past it
+])
+def test_what_fits_keeps_a_sessions_copy_time_with_it(
+        monkeypatch: pytest.MonkeyPatch, limit: int, fits: dict[str, int]) -> None:
+    """Over the limits, the sessions kept are saved read on, and new ones in their order
+    while they fit, each with its rewind's copy time or not at all."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", limit)
+    after = {"a": 5, "b": 1, "c": 2, "copy:c": 9, "d": 3}
+    assert cursor_room.what_fits({"a": 1, "b": 1}, after) == fits
+    # A session kept whose move adds its copy time: both, or neither if that is over.
+    assert cursor_room.what_fits({"a": 1, "b": 1, "x": 1},
+                                 {"a": 1, "b": 1, "x": 4, "copy:x": 2}) == (
+        {"a": 1, "b": 1, "x": 4, "copy:x": 2} if limit >= 4 else {"a": 1, "b": 1, "x": 1})

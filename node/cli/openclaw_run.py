@@ -23,7 +23,7 @@ from node.cli.common import InputError, NodeError, note
 from node.cli.openclaw_sink import with_sink
 from node.cli.options import settings
 from node.client.api import ClientError
-from node.openclaw.bridge import Bridge, Sink, Tally
+from node.openclaw.bridge import Bridge, PassFull, Sink, Tally
 from node.openclaw.export import ExportRefused, Written
 from node.openclaw.export import export as export_transcript
 from node.openclaw.lock_holders import HeldLock, StateLockUnreadable
@@ -113,6 +113,9 @@ def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
     async def work(sink: Sink) -> Tally:
         try:
             return await Bridge(state, sink, note).run_pass()
+        except PassFull as error:  # what the other agents had is imported: said so
+            note(_summary(error.tally))
+            raise
         finally:
             state.close()
 

@@ -174,14 +174,21 @@ class Bridge:
             except CursorFull as error:  # the other agents are imported, and named too
                 full.append(str(error))
         if full:
-            raise CursorFull("\n".join(full))
+            said = "\n".join(full)
+            if len(due) > len(full):
+                said += "\nThe other agents are imported."
+            raise PassFull(said, tally)
         return tally
 
     async def _read_store(self, name: str, source: Source, tally: Tally) -> None:
         """Read one store step by step, each saving the cursor, till nothing moves."""
         unsettled = False
         while True:
-            step = await self._step(name, source)
+            try:
+                step = await self._step(name, source)
+            except _StepOver as over:  # what it stored is counted all the same
+                tally.add(over.step)
+                raise over.full from None
             tally.add(step)
             unsettled = unsettled or step.unsettled
             if not step.moved:  # nothing new, or only what waits for the node's clock
@@ -296,8 +303,8 @@ class Bridge:
                 if fits != cursor:
                     await self.sink.save_cursor(name, fits)
                     self._cursors[name] = fits
-                raise cursor_full(f"{self.state.path}/agents/{source.agent_id}",
-                                   source.agent_id, after)
+                raise _StepOver(step, cursor_full(f"{self.state.path}/agents/"
+                                                  f"{source.agent_id}", source.agent_id, after))
             await self.sink.save_cursor(name, after)
             self._cursors[name] = after  # once saved: a failed save reads them again
             step.moved = bool(moved)
@@ -498,6 +505,24 @@ class Bridge:
             self._told.add(text)
             into.append(text)
             self.tell(text)
+
+
+class PassFull(CursorFull):
+    """A pass stopped by agents over their cursor's limits (each named, with what to do),
+    and what it read (``tally``): the other agents' records, imported all the same."""
+
+    def __init__(self, said: str, tally: Tally) -> None:
+        super().__init__(said)
+        self.tally = tally
+
+
+class _StepOver(Exception):
+    """A step that stored its records but would take the cursor over its limits: what it
+    read (counted), and the words that stop the command."""
+
+    def __init__(self, step: _Step, full: CursorFull) -> None:
+        super().__init__(str(full))
+        self.step, self.full = step, full
 
 
 @dataclass

@@ -521,6 +521,7 @@ def test_every_agent_over_the_limits_is_named(tmp_path: Path,
         said = str(raised.value)
         assert f"agent 'a' ({tmp_path}/agents/a)" in said
         assert f"agent 'c' ({tmp_path}/agents/c)" in said and "agent 'b'" not in said
+        assert said.endswith("\nThe other agents are imported.")
         assert len(read_cursor(store, cursor_name(tmp_path.resolve(), "b")) or {}) == SMALL
 
 
@@ -654,3 +655,29 @@ def test_what_fits_keeps_a_sessions_copy_time_with_it(
     assert cursor_room.what_fits({"a": 1, "b": 1, "x": 1},
                                  {"a": 1, "b": 1, "x": 4, "copy:x": 2}) == (
         {"a": 1, "b": 1, "x": 4, "copy:x": 2} if limit >= 4 else {"a": 1, "b": 1, "x": 1})
+
+
+@pytest.mark.parametrize("others", [True, False])
+def test_import_sums_up_what_it_read_when_an_agent_is_over_the_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, others: bool) -> None:
+    """``clawsync openclaw import`` with an agent over the limits exits 1 naming it, after
+    the summary of what it read; its words end saying the other agents are imported, when
+    there are others."""
+    monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
+    state, data = tmp_path / "state", tmp_path / "data"
+    for agent_id, sessions in (("a", SMALL + 1), ("b", SMALL))[:2 if others else 1]:
+        gateway = FakeGateway(state, agent_id)
+        for n in range(sessions):
+            session_id = f"{n:08d}-0000-4000-8000-000000000000"
+            gateway.open_session(f"agent:{agent_id}:s{n}", session_id)
+            gateway.add(session_id, records(session_id))
+        gateway.close()
+    result = cli("import", "--state-dir", str(state), "--data-dir", str(data))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    summary = next(n for n, line in enumerate(lines) if " records read: " in line)
+    assert summary < next(n for n, line in enumerate(lines) if "agent 'a'" in line)
+    # Agent a's one step goes over: its records are stored all the same, and counted.
+    read = 3 * (2 * SMALL + 1 if others else SMALL + 1)
+    assert lines[summary].startswith(f"{read} records read: {read} new events")
+    assert result.output.rstrip().endswith("The other agents are imported.") == others

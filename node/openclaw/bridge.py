@@ -26,27 +26,14 @@ gone, is said once, and not counted with what was skipped (``Tally.problems``): 
 record that waited is not imported, but OpenClaw deleted or replaced it, which is
 nothing for the user to mend; as for a session read again as it got shorter.
 
-The cursor keeps an entry per session (``crdt.log.cursors``, whose limits bound how many
-sessions an agent may have): the entries of a session with nothing left of it in its
-store (its file gone; no row left, deleted or emptied, and not moved to cold storage:
-the readers' ``present``) are dropped as a pass sees it, so the cursor holds only the
-sessions its stores hold. One that comes back under the same id, or fills again, is read
-from its start; what was stored of it is answered as stored. OpenClaw mostly archives
-sessions rather than deleting them, and an archived one keeps its entry: the cursor
-still grows by one per durable conversation.
-
-An agent's two stores share its cursor, and a session OpenClaw moves from one to the
-other (``openclaw doctor --session-sqlite import``: its rows in SQLite first, its file
-moved away after) is in both for a while. So each pass over an agent with two stores
-first drops the entries of the sessions the store it reads second no longer holds (the
-files moved away), before any step reads records; the store read first drops its own in
-its step, as does an agent's only store (a look apart from the read would cost about as
-much again). Each step then saves the cursor only under its limits, and stops the
-command (``CursorFull``) at once otherwise: nothing over them is saved, but what fits is
-(the sessions already kept read on, new ones while they fit, ``what_fits``), nothing
-unsaved is kept, and the next run reads again only the records of the sessions that did
-not fit (one JSONL step reads every file), answered as stored. A look midway through
-the move (rows in, files still there) counts those sessions twice, and is said so.
+The cursor keeps an entry per session: those of sessions gone from their store are
+dropped as a pass sees them, before any step reads records for an agent with two stores
+(``node.openclaw.cursor_entries``). Each step then saves the cursor only under its limits,
+and stops the command (``CursorFull``) at once otherwise: nothing over them is saved, but
+what fits is (the sessions already kept read on, new ones while they fit,
+``cursor_room.what_fits``), nothing unsaved is kept, and the next run reads again only
+the records of the sessions that did not fit (one JSONL step reads every file), answered
+as stored.
 """
 
 from __future__ import annotations
@@ -60,19 +47,10 @@ from typing import Any, Protocol
 from crdt.errors import InvalidInput
 from crdt.events import Event
 from node.client.errors import ClientError
-from node.openclaw.cursor_room import (
-    COPY_PREFIX,
-    CursorFull,
-    cursor_full,
-    room_over,
-    what_fits,
-)
-from node.openclaw.mapping import Mapped, SessionRef, copy_ms_of, events_for
-from node.openclaw.refusals import (
-    refused_time,
-    retry_s,
-    said_waiting,
-)
+from node.openclaw.cursor_entries import gone_entries, rewind_copy_ms, step_cursor, without_gone
+from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
+from node.openclaw.mapping import Mapped, SessionRef, events_for
+from node.openclaw.refusals import refused_time, retry_s, said_waiting
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
@@ -161,13 +139,11 @@ class Bridge:
             if name not in self._cursors:
                 self._cursors[name] = dict(await self.sink.cursor(name) or {})
             self._again.update(reads)  # till read through: a failed save reads them again
-            # The agent's stores but the one read first, the unchanged too: the files
-            # OpenClaw's import moved out of the JSONL folder lose their entries before the
-            # SQLite step adds those of their rows, whichever store changed last. The
-            # store read first (an agent's only one, mostly) drops its own in its step.
             others = [source for source in stores[agent_id] if source is not reads[0]]
-            if others:
-                await self._drop_gone(name, others, reads)
+            kept = without_gone(self._cursors[name], others, reads, self._waits_of(name))
+            if kept is not None:  # fewer entries: under the limits
+                await self.sink.save_cursor(name, kept)
+                self._cursors[name] = kept
             try:
                 for source in reads:
                     await self._read_store(name, source, tally)
@@ -196,30 +172,9 @@ class Bridge:
         if not unsettled:
             self._again.discard(source)
 
-    async def _drop_gone(self, name: str, stores: list[Source], due: list[Source]) -> None:
-        """Drop, and save, the entries of the sessions that ``stores`` (the agent's other
-        stores than the one its pass reads first) no longer hold, before any step reads
-        records, so that a session OpenClaw moved from one store to the other is never
-        counted twice against the limits (``_step``). A store that changed since its last
-        read (``due``) is looked at now (``sessions``, in a snapshot of its own); one that
-        did not is what that read found (``present``), and looked at only if it has not
-        been read (its ``sessions`` folder empty since before the command started, say).
-        A store that cannot be read now drops nothing. A session created after this look
-        has no entry to drop: its step reads it as a new one. One deleted after it keeps
-        its entry until its store's step reads without it (``_gone``), or the next pass:
-        one entry too many for a while, which at worst stops a pass that the next lets
-        through."""
-        cursor = self._cursors[name]
-        gone: set[str] = set()
-        for source in stores:
-            present = source.present
-            if source in due or present is None:
-                present = source.sessions()
-            gone.update(self._gone(name, cursor, source, present))
-        if gone:
-            kept = {entry: after for entry, after in cursor.items() if entry not in gone}
-            await self.sink.save_cursor(name, kept)  # fewer entries: under the limits
-            self._cursors[name] = kept
+    def _waits_of(self, name: str) -> set[str]:
+        """The entries of cursor ``name`` whose session waits: they keep their entry."""
+        return {entry for cursor_of, entry in self._waiting if cursor_of == name}
 
     async def watch(self, poll_s: float = POLL_S,
                     on_pass: Callable[[Tally], None] = lambda _tally: None) -> None:
@@ -252,7 +207,7 @@ class Bridge:
                       "and the row is gone; the wait ends, and the session is read again "
                       "from its first row")
         self._forget_gone(name, waits, items, source)
-        gone = set(self._gone(name, cursor, source, source.present))
+        gone = set(gone_entries(cursor, source, source.present, self._waits_of(name)))
         for n, item in enumerate(items):
             if isinstance(item, Problem):
                 if item.entry is not None:
@@ -263,7 +218,7 @@ class Bridge:
                     self._tell(step.problems, str(item))
                     step.unsettled = True
                 continue
-            copy_ms = _copy_ms(item, items[n + 1:], cursor, moves)
+            copy_ms = rewind_copy_ms(item, items[n + 1:], cursor, moves)
             mapped = mapping_events(item, copy_ms)
             moves[item.entry] = item.after
             unit_moves = {item.entry: item.after}
@@ -290,43 +245,15 @@ class Bridge:
         moved = {entry: after for entry, after in moved.items() if cursor.get(entry) != after}
         step.unsettled = step.unsettled or bool(held)
         if moved or gone:
-            kept = {entry: at for entry, at in cursor.items() if entry not in gone}
-            after = {**kept, **moved}
-            # Every entry of a session gone from any of the agent's stores was dropped
-            # before this pass's first step (``_drop_gone``): over the limits now is over
-            # them for good, or until OpenClaw's move between its stores is done. Never
-            # saved over them: what fits is (the sessions it had read on, new ones while
-            # they fit), and the command stops; each run after reads again only the
-            # records of the sessions that did not fit (one JSONL step reads them all).
-            if room_over(after) is not None:
-                fits = what_fits(kept, after)
-                if fits != cursor:
-                    await self.sink.save_cursor(name, fits)
-                    self._cursors[name] = fits
+            saved, over = step_cursor(cursor, gone, moved)
+            if saved != cursor:
+                await self.sink.save_cursor(name, saved)
+                self._cursors[name] = saved  # once saved: a failed save reads them again
+            if over is not None:
                 raise _StepOver(step, cursor_full(f"{self.state.path}/agents/"
-                                                  f"{source.agent_id}", source.agent_id, after))
-            await self.sink.save_cursor(name, after)
-            self._cursors[name] = after  # once saved: a failed save reads them again
+                                                  f"{source.agent_id}", source.agent_id, over))
             step.moved = bool(moved)
         return step
-
-    def _gone(self, name: str, cursor: dict[str, int], source: Source,
-              present: set[str] | None) -> list[str]:
-        """The entries of ``cursor`` of sessions of ``source`` it no longer holds (deleted
-        by OpenClaw, or moved to its other store: not in ``present``; None: unknown),
-        their rewinds' copy times with them. A session that still waits keeps its entry:
-        its wait ends first (``_forget_gone``, which a read that met trouble of its own
-        puts off), and the entry goes at the next pass."""
-        if present is None:
-            return []
-        database = isinstance(source, AgentDatabase)
-        gone = []
-        for entry in cursor:
-            session = entry.removeprefix(COPY_PREFIX)
-            if session.startswith("db:") == database and session not in present \
-                    and (name, session) not in self._waiting:
-                gone.append(entry)
-        return gone
 
     async def _append(self, name: str, units: list[_Unit], step: _Step) -> dict[str, int]:
         """Append the units' events; the entries (sessions) held back, each with the
@@ -466,7 +393,7 @@ class Bridge:
         the last of its session; its file emptied), said so. What was stored of it
         stays, and so does its cursor entry while its session is in the store (emptied,
         or in cold storage): if it comes back, it is read (and may wait) again from
-        there; one deleted loses its entry (``_gone``) and is read from its start. A
+        there; one deleted loses its entry (``gone_entries``) and is read from its start. A
         read that met trouble of its own (an entry-less problem) may have missed it: it
         waits on."""
         if any(isinstance(item, Problem) and item.entry is None for item in items):
@@ -552,21 +479,6 @@ class _Wait:
 class _Step(Tally):
     moved: bool = False  # the cursor moved: read on
     unsettled: bool = False  # something may mend by itself: look again next time
-
-
-def _copy_ms(record: Record, rest: list[Item], cursor: dict[str, int],
-             moves: dict[str, int]) -> int | None:
-    """The time of ``record``'s header if it begins a rewind's copy: found at the header
-    (from the record after it; readers yield the two together) and kept in the cursor."""
-    name = COPY_PREFIX + record.entry
-    if record.value.get("type") == "session":
-        following = next((item.value for item in rest if isinstance(item, Record)
-                          and item.entry == record.entry), None)
-        copy_ms = copy_ms_of(record.value, following)
-        if copy_ms is not None:
-            moves[name] = copy_ms
-        return copy_ms
-    return moves.get(name, cursor.get(name))
 
 
 def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:

@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, Picklable
 from crdt.events import Event
 from node.client.errors import ClientError
 from node.openclaw.cursor_entries import gone_entries, rewind_copy_ms, step_cursor, without_gone
@@ -443,7 +443,7 @@ class PassFull(CursorFull):
         self.tally = tally
 
 
-class _StepOver(Exception):
+class _StepOver(Picklable):
     """A step that stored its records but would take the cursor over its limits: what it
     read (counted), and the words that stop the command."""
 

@@ -11,6 +11,7 @@ while they fit, so that each run after reads again only those that do not.
 from __future__ import annotations
 
 from crdt import codec
+from crdt.errors import Picklable
 from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
 
 #: The cursor entry keeping the time of a session's header that begins a rewind's copy:
@@ -18,7 +19,7 @@ from crdt.log.cursors import CURSOR_BYTES_MAX, CURSOR_ENTRIES_MAX
 COPY_PREFIX = "copy:"
 
 
-class CursorFull(Exception):
+class CursorFull(Picklable):
     """An agent's cursor would be over its limits: it has more sessions than the node
     keeps where they were read up to. Said with the agent, the figure and what to do."""
 

@@ -8,6 +8,7 @@ wrong) and unexpected bodies are all translated in exactly one place, ``_Transla
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -288,6 +289,14 @@ def _release(version: str) -> tuple[int, ...] | None:
         else None
 
 
+def _hung_up(error: BaseException) -> bool:
+    """Whether the server hung up without a word: closed, or reset (as the kernel does
+    for a server that closes with the request still unread, which of the two depends
+    on timing)."""
+    return isinstance(error, aiohttp.ServerDisconnectedError) or (
+        isinstance(error, aiohttp.ClientOSError) and error.errno == errno.ECONNRESET)
+
+
 class _Translate:
     """The one place where aiohttp's and asyncio's exceptions become ``ClientError``."""
 
@@ -310,7 +319,7 @@ class _Translate:
         if isinstance(error, HttpProcessingError):  # the same comes again on a retry
             raise UnreadableStream(self._explain(error)) from error
         said = self._explain(error)
-        if isinstance(error, aiohttp.ServerDisconnectedError) and await self._serves_tls():
+        if _hung_up(error) and await self._serves_tls():
             # A node serving HTTPS (--tls-cert) hangs up on plain HTTP without a word.
             said += ("; it speaks TLS there (a node started with --tls-cert serves "
                      "https:// only): try https://")

@@ -18,6 +18,7 @@ from node.peers.ahead import PARSE_THREADS
 from node.peers.runner import SecondLink, linked_nodes
 from node.peers.transport import DUPLICATE_LINK, PEER_PATH, Proven
 from node.server.run import RunningNode
+from node.store import Commit
 from sync.peer.config import SyncConfig
 from tests.node.conftest import EventFactory
 from tests.node.peers.support import (
@@ -384,9 +385,18 @@ async def test_a_link_dropped_while_it_waits_ends_without_pushing(
     await all_taken(link.machine, b.gossip.runners[f"url:{a.url}"].machine)
     sent = link.machine.counters.events_sent
     items = await own_events(third)
+    woken: list[bool] = []
+
+    def drop(commit: Commit) -> None:
+        # In the commit's notice, after the gossip's that wakes the link: dropped before
+        # the link's task runs again (the caller of the write resumes after it may have).
+        woken.append(link.wake.is_set())
+        link.drop = "duplicate link"
+
+    a.astore.add_commit_listener(drop)
     await a.astore.write(lambda store: store.ingest(items))  # wakes the link: b lacks them
-    assert link.wake.is_set()
-    link.drop = "duplicate link"
+    a.astore.remove_commit_listener(drop)
+    assert woken == [True]
     async with asyncio.timeout(DEADLINE_S):
         await asyncio.wait({link.task})
     assert link.machine.counters.events_sent == sent

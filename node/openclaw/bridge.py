@@ -44,10 +44,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from crdt.errors import InvalidInput, Picklable
+from crdt.errors import InvalidInput
 from crdt.events import Event
 from node.client.errors import ClientError
-from node.openclaw.cursor_entries import gone_entries, rewind_copy_ms, step_cursor, without_gone
+from node.openclaw.cursor_entries import (
+    gone_entries,
+    of_store,
+    rewind_copy_ms,
+    step_cursor,
+    without_gone,
+)
 from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.refusals import refused_time, retry_s, said_waiting
@@ -160,12 +166,10 @@ class Bridge:
         """Read one store step by step, each saving the cursor, till nothing moves."""
         unsettled = False
         while True:
-            try:
-                step = await self._step(name, source)
-            except _StepOver as over:  # what it stored is counted all the same
-                tally.add(over.step)
-                raise over.full from None
-            tally.add(step)
+            step = await self._step(name, source)
+            tally.add(step)  # what a step over the limits stored is counted all the same
+            if step.full is not None:
+                raise step.full
             unsettled = unsettled or step.unsettled
             if not step.moved:  # nothing new, or only what waits for the node's clock
                 break
@@ -188,11 +192,8 @@ class Bridge:
         units: list[_Unit] = []
         moves: dict[str, int] = {}  # as read: the copy times of rewinds for what follows
         step = _Step()
-        # This store's waiting sessions: an agent's two stores share its cursor, whose
-        # entries are "db:" for its SQLite store, others for its JSONL files.
-        database = isinstance(source, AgentDatabase)
-        waits = {entry for cursor_of, entry in self._waiting
-                 if cursor_of == name and entry.startswith("db:") == database}
+        waits = {entry for cursor_of, entry in self._waiting  # this store's waiting ones
+                 if cursor_of == name and of_store(entry, source)}
         # A waiting session is looked at at every pass: of SQLite's, only what is tried
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
@@ -250,8 +251,9 @@ class Bridge:
                 await self.sink.save_cursor(name, saved)
                 self._cursors[name] = saved  # once saved: a failed save reads them again
             if over is not None:
-                raise _StepOver(step, cursor_full(f"{self.state.path}/agents/"
-                                                  f"{source.agent_id}", source.agent_id, over))
+                step.full = cursor_full(f"{self.state.path}/agents/{source.agent_id}",
+                                        source.agent_id, over)
+                return step
             step.moved = bool(moved)
         return step
 
@@ -443,15 +445,6 @@ class PassFull(CursorFull):
         self.tally = tally
 
 
-class _StepOver(Picklable):
-    """A step that stored its records but would take the cursor over its limits: what it
-    read (counted), and the words that stop the command."""
-
-    def __init__(self, step: _Step, full: CursorFull) -> None:
-        super().__init__(str(full))
-        self.step, self.full = step, full
-
-
 @dataclass
 class _Unit:
     """What one item read adds: the cursor entries to move once it is handled, the
@@ -479,6 +472,7 @@ class _Wait:
 class _Step(Tally):
     moved: bool = False  # the cursor moved: read on
     unsettled: bool = False  # something may mend by itself: look again next time
+    full: CursorFull | None = None  # stored, but the cursor would be over its limits
 
 
 def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:

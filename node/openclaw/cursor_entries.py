@@ -86,18 +86,22 @@ def gone_entries(cursor: dict[str, int], source: Source, present: set[str] | Non
     that met trouble of its own puts off), and the entry goes at the next pass."""
     if present is None:
         return []
-    database = isinstance(source, AgentDatabase)
     gone = []
     for entry in cursor:
         session = entry.removeprefix(COPY_PREFIX)
-        if session.startswith("db:") == database and session not in present \
-                and session not in waiting:
+        if of_store(session, source) and session not in present and session not in waiting:
             gone.append(entry)
     return gone
 
 
+def of_store(entry: str, source: Source) -> bool:
+    """Whether cursor ``entry`` is a session of ``source``: an agent's two stores share
+    its cursor, whose entries are "db:" for its SQLite store, others for its files."""
+    return entry.startswith("db:") == isinstance(source, AgentDatabase)
+
+
 def rewind_copy_ms(record: Record, rest: list[Item], cursor: dict[str, int],
-            moves: dict[str, int]) -> int | None:
+                   moves: dict[str, int]) -> int | None:
     """The time of ``record``'s header if it begins a rewind's copy: found at the header
     (from the record after it; readers yield the two together) and kept in the cursor."""
     name = COPY_PREFIX + record.entry

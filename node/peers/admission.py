@@ -84,6 +84,14 @@ UNPROVEN_EVENTS = ("peer link proof refused", "peer link down")
 log = structlog.get_logger(__name__)
 
 
+def _keep(kept: set[str], item: str, kept_max: int) -> None:
+    """Remember ``item`` in ``kept``, emptied first once it holds ``kept_max``: what is
+    kept only spares lines, so forgetting all at once costs a line each again, no more."""
+    if len(kept) >= kept_max:
+        kept.clear()
+    kept.add(item)
+
+
 class Admission:
     """Admission of peers' devices, and the refusals of this one, over the links in
     ``runners`` (``Gossip``'s, read and marked here)."""
@@ -160,9 +168,7 @@ class Admission:
                 self._wrong_secret_lines, "a peer gave a wrong cluster secret", log.warning):
             log.warning("a peer gave a wrong cluster secret", device_id=device_id,
                         peer=remote)
-            if len(self._wrong_secret) >= WRONG_SECRETS_KEPT_MAX:
-                self._wrong_secret.clear()
-            self._wrong_secret.add(device_id)
+            _keep(self._wrong_secret, device_id, WRONG_SECRETS_KEPT_MAX)
         return (NOT_MEMBER, {"secret": "wrong"},
                 f"{waiting}; or the cluster secret it gave does not match this node's")
 
@@ -182,9 +188,7 @@ class Admission:
             # logged when it dials in a later one (it redials every few seconds).
             return
         log.info("device waiting to be added", device_id=device_id, peer=remote)
-        if len(self._waiting) >= WAITING_KEPT_MAX:
-            self._waiting.clear()
-        self._waiting.add(device_id)
+        _keep(self._waiting, device_id, WAITING_KEPT_MAX)
 
     def unproven(self, event: str, say: Callable[..., Any], **fields: Any) -> None:
         """Log ``event`` (one of ``UNPROVEN_EVENTS``) with ``say`` for an accepted link
@@ -232,9 +236,7 @@ class Admission:
         if peer not in self._keyless:
             log.warning("peer refused: no device key", peer=peer, code=KEY_REQUIRED,
                         reason=why)
-            if len(self._keyless) >= KEYLESS_KEPT_MAX:
-                self._keyless.clear()
-            self._keyless.add(peer)
+            _keep(self._keyless, peer, KEYLESS_KEPT_MAX)
         return why
 
     def credential(self, runner: Runner) -> str | None:
@@ -321,9 +323,7 @@ class Admission:
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
                               "does not match that node's (check --cluster-secret on both)")
         elif refusal.code == NOT_MEMBER:
-            if len(self._waited_on) >= WAITED_ON_KEPT_MAX:
-                self._waited_on.clear()
-            self._waited_on.add(refusal.by)
+            _keep(self._waited_on, refusal.by, WAITED_ON_KEPT_MAX)
             runner.refused = waiting_text(refusal.by, self.device.device_id,
                                           self._own_name(),
                                           member_name=member_name(refusal.detail),

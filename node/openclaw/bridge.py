@@ -30,7 +30,7 @@ The cursor keeps an entry per session: those of sessions gone from their store a
 dropped as a pass sees them, before any step reads records for an agent with two stores
 (``node.openclaw.cursor_entries``). Each step then saves the cursor only under its limits,
 and stops the command (``CursorFull``) at once otherwise: nothing over them is saved, but
-what fits is (the sessions already kept read on, new ones while they fit,
+what fits is (the sessions already kept read on, each new one that fits,
 ``cursor_room.what_fits``), nothing unsaved is kept, and the next run reads again only
 the records of the sessions that did not fit (one JSONL step reads every file), answered
 as stored.

@@ -67,7 +67,7 @@ def step_cursor(cursor: dict[str, int], gone: set[str], moved: dict[str, int]
     None), which is then not saved. Every entry of a session gone from any of the agent's
     stores was dropped before this pass's first step (``without_gone``): over the limits
     now is over them for good, or until OpenClaw's move between its stores is done. Never
-    saved over them: what fits is (the sessions it had read on, new ones while they fit,
+    saved over them: what fits is (the sessions it had read on, each new one that fits,
     ``cursor_room.what_fits``), and the command stops; each run after reads again only
     the records of the sessions that did not fit (one JSONL step reads them all)."""
     kept = {entry: at for entry, at in cursor.items() if entry not in gone}

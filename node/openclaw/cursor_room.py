@@ -4,8 +4,8 @@ say when it does not: the agent, the figure, and what to do (``CursorFull``).
 The cursor keeps an entry per session (and one per rewind's copy, ``COPY_PREFIX``), so
 its limits bound the sessions an agent may have. A cursor over them is never saved: the
 bridge stops the command at the step that would take it over (``node.openclaw.bridge``),
-having saved of it what fits (``what_fits``): the sessions it kept read on, and new ones
-while they fit, so that each run after reads again only those that do not.
+having saved of it what fits (``what_fits``): the sessions it kept read on, and each new
+one that fits, so that each run after reads again only those that do not.
 """
 
 from __future__ import annotations
@@ -41,11 +41,13 @@ def room_over(cursor: dict[str, int]) -> str | None:
 
 def what_fits(kept: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     """Of ``after`` (``kept``, a cursor under the limits, with a step's moves), over the
-    limits: what can be saved. The moves of the sessions ``kept`` holds, then the new
-    sessions' entries in their order while they fit; a session's entry and its rewind's
-    copy time (``COPY_PREFIX``) go together or not at all, as the one read on without the
-    other would map the copy wrong. Only ``kept`` if even the moves do not fit (longer
-    integers, in bytes).
+    limits: what can be saved. The moves of the sessions ``kept`` holds, then each new
+    session's entries, in their order, that fit with those taken before it: one that does
+    not fit is passed over, not stopped at, as a later one with a shorter id may fit still,
+    so that every session that fits is read on. A session's entry and its rewind's copy
+    time (``COPY_PREFIX``) go together or not at all, as the one read on without the other
+    would map the copy wrong. Only ``kept`` if even the moves do not fit (longer integers,
+    in bytes).
     """
     sessions: dict[str, dict[str, int]] = {}
     for entry, at in after.items():
@@ -60,23 +62,23 @@ def what_fits(kept: dict[str, int], after: dict[str, int]) -> dict[str, int]:
             grows.append(moves)
     if room_over(fits) is not None:
         return dict(kept)
-    # The most new sessions that fit: more never fit better (a cursor only grows with
-    # them), so found in a few encodings, not one a session.
-    low, high = 0, len(grows)
-    while low < high:
-        middle = (low + high + 1) // 2
-        if room_over(_with(fits, grows[:middle])) is None:
-            low = middle
-        else:
-            high = middle - 1
-    return _with(fits, grows[:low])
+    # A map's encoding is its head (its count) and each entry's key and value encoded in
+    # turn: its size is summed as sessions are taken, not encoded again for each.
+    body = len(codec.encode_fast(fits)) - len(codec.head(5, len(fits)))
+    for moves in grows:
+        count = len(fits) + sum(entry not in fits for entry in moves)
+        grown = body + sum(_size(entry, at) - (_size(entry, fits[entry]) if entry in fits
+                                               else 0) for entry, at in moves.items())
+        if count <= CURSOR_ENTRIES_MAX and \
+                grown + len(codec.head(5, count)) <= CURSOR_BYTES_MAX:
+            fits.update(moves)
+            body = grown
+    return fits
 
 
-def _with(cursor: dict[str, int], moves: list[dict[str, int]]) -> dict[str, int]:
-    added = dict(cursor)
-    for each in moves:
-        added.update(each)
-    return added
+def _size(entry: str, at: int) -> int:
+    """The bytes one cursor entry takes in the cursor's encoding."""
+    return len(codec.encode_fast(entry)) + len(codec.encode_fast(at))
 
 
 def cursor_full(shown: str, agent_id: str, cursor: dict[str, int]) -> CursorFull:

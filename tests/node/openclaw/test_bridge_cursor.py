@@ -639,15 +639,40 @@ def test_a_jsonl_agent_truly_over_the_limits_saves_the_sessions_that_fit(
                     2 * SMALL * one_session]
 
 
+def test_a_session_that_does_not_fit_is_passed_over_for_later_ones_that_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over the limits in bytes, a new session whose long id does not fit is passed over,
+    not stopped at: the shorter one after it fits, and is saved read on too; only the
+    long one is named as over and read again at the next run."""
+    ids = ["a-0000", "b-" + "x" * 120, "c-0000"]
+    for n, session_id in enumerate(ids):
+        write_jsonl(tmp_path, f"agent:main:s{n}", session_id, records(session_id))
+    folder_of = tmp_path / "agents" / "main" / "sessions"
+    fits = {f"jsonl:{sid}": (folder_of / f"{sid}.jsonl").stat().st_size
+            for sid in (ids[0], ids[2])}
+    monkeypatch.setattr(cursor_room, "CURSOR_BYTES_MAX", len(codec.encode_fast(fits)))
+    with EventStore.open("memory:") as store:
+        bridge, sink, folder = saving_bridge(tmp_path, store)
+        try:
+            with pytest.raises(CursorFull) as raised:
+                one_pass(bridge)
+        finally:
+            folder.close()
+        assert "bytes encoded" in str(raised.value)
+        assert saved_cursor(tmp_path, store) == fits
+        assert all(len(codec.encode_fast(cursor)) <= len(codec.encode_fast(fits))
+                   for cursor in sink.saved)
+
+
 @pytest.mark.parametrize(("limit", "fits"), [
     (5, {"a": 5, "b": 1, "c": 2, "copy:c": 9, "d": 3}),
     (4, {"a": 5, "b": 1, "c": 2, "copy:c": 9}),
-    (3, {"a": 5, "b": 1}),  # c does not fit with its copy time; d is not taken past it
+    (3, {"a": 5, "b": 1, "d": 3}),  # c does not fit with its copy time; d after it does
 ])
 def test_what_fits_keeps_a_sessions_copy_time_with_it(
         monkeypatch: pytest.MonkeyPatch, limit: int, fits: dict[str, int]) -> None:
-    """Over the limits, the sessions kept are saved read on, and new ones in their order
-    while they fit, each with its rewind's copy time or not at all."""
+    """Over the limits, the sessions kept are saved read on, and each new one in their
+    order that fits, each with its rewind's copy time or not at all."""
     monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", limit)
     after = {"a": 5, "b": 1, "c": 2, "copy:c": 9, "d": 3}
     assert cursor_room.what_fits({"a": 1, "b": 1}, after) == fits

@@ -165,6 +165,9 @@ def run_watch(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
             while True:
                 try:
                     await bridge.watch(poll_s, on_pass)
+                except PassFull as error:  # as import: what was read, then who is over
+                    note(_summary(error.tally))
+                    raise
                 except ClientError as error:
                     if error.status is not None and error.status < 500:
                         raise

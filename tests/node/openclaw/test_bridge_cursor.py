@@ -682,12 +682,13 @@ def test_what_fits_keeps_a_sessions_copy_time_with_it(
         {"a": 1, "b": 1, "x": 4, "copy:x": 2} if limit >= 4 else {"a": 1, "b": 1, "x": 1})
 
 
+@pytest.mark.parametrize("command", ["import", "watch"])
 @pytest.mark.parametrize("others", [True, False])
-def test_import_sums_up_what_it_read_when_an_agent_is_over_the_limits(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, others: bool) -> None:
-    """``clawsync openclaw import`` with an agent over the limits exits 1 naming it, after
-    the summary of what it read; its words end saying the other agents are imported, when
-    there are others."""
+def test_import_and_watch_sum_up_what_they_read_when_an_agent_is_over_the_limits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, others: bool, command: str) -> None:
+    """``clawsync openclaw import`` (and ``watch``, whose first pass stops it) with an
+    agent over the limits exits 1 naming it, after the summary of what it read; its words
+    end saying the other agents are imported, when there are others."""
     monkeypatch.setattr(cursor_room, "CURSOR_ENTRIES_MAX", SMALL)
     state, data = tmp_path / "state", tmp_path / "data"
     for agent_id, sessions in (("a", SMALL + 1), ("b", SMALL))[:2 if others else 1]:
@@ -697,7 +698,7 @@ def test_import_sums_up_what_it_read_when_an_agent_is_over_the_limits(
             gateway.open_session(f"agent:{agent_id}:s{n}", session_id)
             gateway.add(session_id, records(session_id))
         gateway.close()
-    result = cli("import", "--state-dir", str(state), "--data-dir", str(data))
+    result = cli(command, "--state-dir", str(state), "--data-dir", str(data))
     assert result.exit_code == 1
     lines = result.output.splitlines()
     summary = next(n for n, line in enumerate(lines) if " records read: " in line)

@@ -80,11 +80,12 @@ async def check(astore: AsyncStore, rules: tuple[Rule, ...], now_ms: int) -> int
         for record in records:
             # One forget per commit: erasing a session holds the writer for as long as
             # its events take to rewrite, and other writers take turns in between.
+            # Logged by the store as every forget it takes in is (``forgotten``, with
+            # ``reason`` and ``by`` "retention"): the line every node writes for it,
+            # this one and those it reaches.
             [appended] = await astore.append([record])
             if appended.created:
                 forgotten += 1
-                log.info("session forgotten", by="retention", session=record.session_key,
-                         record=record.id.hex())
     return forgotten
 
 

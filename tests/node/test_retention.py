@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog.testing
 
 from crdt.events import parse_event
 from crdt.log import forget
@@ -116,5 +117,22 @@ def test_only_the_headers_of_sessions_a_rule_matches_are_read(
             assert await forget_records(astore, "tg:old")
         finally:
             await astore.close()
+
+    asyncio.run(run())
+
+
+def test_a_retention_forget_is_logged_once_as_every_forget_is(tmp_path: Path) -> None:
+    """One line per forget, ``forgotten``, whoever decided it: a person searching the log
+    for what was forgotten finds each forget once, with its reason and who asked."""
+    async def run() -> None:
+        astore = await node_with_sessions(tmp_path)
+        try:
+            with structlog.testing.capture_logs() as said:
+                assert await check(astore, RULES, BASE_MS + 45 * DAY_MS) == 1
+        finally:
+            await astore.close()
+        told = [line for line in said if "forgotten" in line["event"]]
+        assert [(line["event"], line["session_key"], line["reason"], line["by"])
+                for line in told] == [("forgotten", "tg:old", "retention", "retention")]
 
     asyncio.run(run())

@@ -238,6 +238,7 @@ class Config:
         were read, naming their keys as written: ``node.limits.limits_from``)."""
         check_order(self.limits, "limits")
         check_order(self.automerge.limits, "automerge_limits")
+        check_order(self.sync, "sync")
 
     @property
     def signatures_required(self) -> bool:

@@ -195,28 +195,141 @@ def _high(name: str) -> int:
     return SECONDS_MAX if name.endswith("_s") and not name.endswith("_per_s") else NUMBER_MAX
 
 
-#: Limits of a table that only make sense in order: the first at most the second.
-ORDERED: dict[type, tuple[tuple[str, str], ...]] = {
-    Limits: (("page_default", "page_max"), ("batch_events_max", "queue_events_max"),
-             ("first_byte_timeout_s", "headers_timeout_s")),
-    RepoLimits: (("served_bytes_max", "outbox_bytes_max"),)}
+@dataclass(frozen=True, slots=True)
+class Order:
+    """Two limits of one table in order: ``low`` at most ``high`` (below it, if
+    ``strict``); ``why`` says what goes wrong otherwise, for people."""
+
+    low: str
+    high: str
+    why: str
+    strict: bool = False
+
+    def broken(self, values: Mapping[str, Any]) -> bool:
+        """Whether ``values`` (a table's, by setting) break this order."""
+        low, high = values[self.low], values[self.high]
+        return bool(low >= high if self.strict else low > high)
+
+
+#: Limits of a table that only work in order: out of it, a setting would promise what
+#: the node cannot keep, and the node refuses to start (``check_order``).
+ORDERED: dict[type, tuple[Order, ...]] = {
+    Limits: (
+        # The page size of a read that gives no limit= is not checked against the
+        # largest: reads would get pages past page_max.
+        Order("page_default", "page_max", "a read without limit= would get pages larger "
+              "than page_max allows"),
+        # A request is queued whole or refused: one of batch_events_max events could
+        # never be queued, and would be refused (503, "try again") at every try.
+        Order("batch_events_max", "queue_events_max", "a full batch could never be "
+              "queued, and would be refused (503) at every try"),
+        # The headers' deadline counts from the connection's start: a connection whose
+        # first byte came later than it would be closed as that byte arrives.
+        Order("first_byte_timeout_s", "headers_timeout_s", "a client whose first byte "
+              "came after headers_timeout_s would be waited for, then closed at once")),
+    RepoLimits: (
+        # A client's first sync of a document up to served_bytes_max is one frame: past
+        # the outbox it drops the client as too slow, at every try.
+        Order("served_bytes_max", "outbox_bytes_max", "a document's first sync would "
+              "drop its client as too slow, at every try"),
+        # Other clients' ephemeral messages are queued up to these only: at the outbox's
+        # own limits, their chatter alone would get a slow but honest client dropped.
+        Order("ephemeral_outbox_frames_max", "outbox_frames_max", "other clients' "
+              "ephemeral messages alone could get a client dropped as too slow", True),
+        Order("ephemeral_outbox_bytes_max", "outbox_bytes_max", "other clients' "
+              "ephemeral messages alone could get a client dropped as too slow", True)),
+    SyncConfig: (
+        # Also checked by SyncConfig itself; here so that the error says where each came
+        # from. A first delay above the cap is no back-off at all.
+        Order("backoff_base_s", "backoff_max_s", "the first retry delay would exceed "
+              "its cap"),
+        Order("forgotten_hold_s", "forgotten_hold_max_s", "the first hold-off would "
+              "exceed its cap"))}
+
+#: Limits of a table that are pointless out of order, but harmless: the node starts and
+#: logs a warning (``out_of_order``), since the second limit then does the first's work
+#: (a person may lower one of a pair and forget the other; a start is no place to fail
+#: for that).
+POINTLESS: dict[type, tuple[Order, ...]] = {
+    Limits: (
+        # Streams and connections still stop at the whole: one address may take them all.
+        Order("connections_per_address_max", "connections_max", "one address may take "
+              "every connection"),
+        Order("streams_per_address_max", "streams_max", "one address may take every "
+              "stream"),
+        # No more can wait than the queue holds: commits stop at queue_events_max.
+        Order("commit_events_max", "queue_events_max", "no commit can be larger than "
+              "queue_events_max"),
+        # One request is never split: a full batch is one commit past commit_events_max.
+        Order("batch_events_max", "commit_events_max", "one request's commit may be "
+              "larger than commit_events_max")),
+    RepoLimits: (
+        # Data above the burst never fits the token bucket: it is dropped, not passed on.
+        Order("ephemeral_bytes_max", "ephemeral_bytes_burst", "ephemeral data above "
+              "ephemeral_bytes_burst is always dropped"),
+        # The frame around it is refused first.
+        Order("ephemeral_bytes_max", "frame_bytes_max", "frame_bytes_max refuses such "
+              "data first"))}
+
+
+def _said(order: Order, values: Mapping[str, Any], where: str,
+          keys: Mapping[str, str] | None) -> str:
+    """``order`` broken, for people: each limit as the table wrote it, its value, and,
+    when ``keys`` (the table's keys by setting) is known, whether the file gave it."""
+    def named(name: str) -> str:
+        value = values[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # as a person writes it: 60, not 60.0 nor 6e+01
+        if keys is None:
+            return f"[{where}] {name} ({value})"
+        source = "from the file" if name in keys else "the default"
+        return f"[{where}] {keys.get(name, name)} ({value}, {source})"
+    relation = "is not below" if order.strict else "is above"
+    return f"{named(order.low)} {relation} {named(order.high)}: {order.why}"
 
 
 def check_order(limits: DataclassInstance, where: str,
                 keys: Mapping[str, str] | None = None) -> None:
     """``ValueError`` when two limits of the table ``where`` are out of order
-    (``ORDERED``), naming each as ``keys`` says the table wrote it (``page-max``), else
-    by its own name.
+    (``ORDERED``). ``keys``:
+    the table's keys by the setting each gave (``page-max``), when the limits were read
+    from a file; each limit is then named as written, and said to be from the file or
+    the default.
 
-    >>> check_order(Limits(page_default=500, page_max=100), "limits", {"page_max": "page-max"})
+    >>> check_order(Limits(page_default=500, page_max=100), "limits",
+    ...             {"page_default": "page-default"})  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
-    ValueError: [limits] page_default (500) is above [limits] page-max (100)
+    ValueError: [limits] page-default (500, from the file) is above [limits] page_max (100, the
+    default): a read without limit= would get pages larger than page_max allows
     """
-    keys = keys or {}
-    for low, high in ORDERED.get(type(limits), ()):
-        if getattr(limits, low) > getattr(limits, high):
-            raise ValueError(f"[{where}] {keys.get(low, low)} ({getattr(limits, low)}) is "
-                             f"above [{where}] {keys.get(high, high)} ({getattr(limits, high)})")
+    _refuse_disorder(type(limits), _values(limits), where, keys)
+
+
+def _refuse_disorder(kind: type, values: Mapping[str, Any], where: str,
+                     keys: Mapping[str, str] | None) -> None:
+    for order in ORDERED.get(kind, ()):
+        if order.broken(values):
+            raise ValueError(_said(order, values, where, keys))
+
+
+def out_of_order(limits: DataclassInstance, where: str,
+                 keys: Mapping[str, str] | None = None) -> list[str]:
+    """What is pointless in the table ``where`` (``POINTLESS``), one sentence each, for
+    a warning at start; ``keys`` as for ``check_order``.
+
+    >>> too_many = Limits(streams_per_address_max=500)
+    >>> print(*out_of_order(too_many, "limits"))  # doctest: +NORMALIZE_WHITESPACE
+    [limits] streams_per_address_max (500) is above [limits] streams_max (256): one address may
+    take every stream
+    """
+    values = _values(limits)
+    return [_said(order, values, where, keys) for order in POINTLESS.get(type(limits), ())
+            if order.broken(values)]
+
+
+def _values(limits: DataclassInstance) -> dict[str, Any]:
+    """A table's values by setting."""
+    return {field.name: getattr(limits, field.name) for field in fields(limits)}
 
 
 def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
@@ -229,9 +342,13 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
     >>> limits_from({"page-max": 0}, Limits, "limits")
     Traceback (most recent call last):
     ValueError: [limits] page-max must be positive and at most 9007199254740992, not 0
-    >>> limits_from({"backoff-base-s": 100}, SyncConfig, "sync")
+    >>> limits_from({"inflight-batches-max": 100}, SyncConfig, "sync")
     Traceback (most recent call last):
-    ValueError: [sync] backoff-base-s must not exceed backoff_max_s
+    ValueError: [sync] inflight-batches-max must be from 1 to 64
+    >>> limits_from({"backoff-base-s": 100}, SyncConfig, "sync")  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ValueError: [sync] backoff-base-s (100, from the file) is above [sync] backoff_max_s (60, the
+    default): the first retry delay would exceed its cap
     >>> limits_from({"page-max": 10, "page_max": 20}, Limits, "limits")
     Traceback (most recent call last):
     ValueError: [limits] 'page-max' and 'page_max' are two names of one setting, page_max: give one
@@ -258,11 +375,12 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
             raise ValueError(f"[{where}] {raw_name} must be positive and at most {high}, "
                              f"not {value}")
         values[name] = value if whole else float(value)
+    # Before the dataclass's own checks (SyncConfig's), which say less.
+    _refuse_disorder(kind, {**_values(defaults), **values}, where, keys)
     try:
         limits = replace(defaults, **values)
     except SyncError as error:  # a check of the dataclass itself (SyncConfig's)
         # It names settings by their fields' names: each the table gave, as it wrote it.
         said = re.sub(r"[a-z][a-z0-9_]*", lambda word: keys.get(word[0], word[0]), str(error))
         raise ValueError(f"[{where}] {said}") from None
-    check_order(limits, where, keys)
     return limits

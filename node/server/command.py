@@ -10,7 +10,7 @@ import signal
 from dataclasses import fields, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,9 @@ from node.whole_numbers import WholeRange
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
 from sync.retention import parse_rules
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class _Seconds(click.FloatRange):
@@ -269,12 +272,14 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
         shown = {**config.shown(), "automerge_tokens": None if tokens is None else str(tokens)}
         click.echo(json.dumps({**shown, "sources": sources}, indent=2))
         return
-    overridden = empty_overrides(ctx, config, decided, ctx.meta.get(CONFIG_FILE))
+    warnings = [("empty variable overrides the config file", fields)
+                for fields in empty_overrides(ctx, config, decided, ctx.meta.get(CONFIG_FILE))]
+    warnings += [("limits out of order", {"limits": said}) for said in _pointless(ctx, config)]
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run
 
     try:
-        stopped_by = run(config, warnings=overridden)
+        stopped_by = run(config, warnings=warnings)
     except StartError as error:
         raise click.ClickException(str(error)) from None
     # Stopped gracefully either way. SIGTERM is a service manager's stop, SIGHUP a
@@ -399,6 +404,18 @@ def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dic
             keys["sync"][field] = str(sources[option])
     sources.update({f"[{name}]": table for name, table in keys.items()})
     return sources
+
+
+def _pointless(ctx: click.Context, config: node_config.Config) -> list[str]:
+    """Limits the node starts with although they are out of an order that makes them
+    bite (``node.limits.POINTLESS``), each said with its table's keys as the ``--config``
+    file wrote them."""
+    keys: dict[str, dict[str, str]] = ctx.meta.get(FILE_TABLES, {})
+    tables: tuple[tuple[str, DataclassInstance], ...] = (
+        ("limits", config.limits), ("automerge_limits", config.automerge.limits),
+        ("sync", config.sync))
+    return [said for name, table in tables
+            for said in node_limits.out_of_order(table, name, keys.get(name, {}))]
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,

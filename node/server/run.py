@@ -388,13 +388,15 @@ def _hint_pairing(node: RunningNode) -> None:
     log.info(event, **fields)
 
 
-def run(config: Config, warnings: Sequence[Mapping[str, str]] = ()) -> signal.Signals:
+def run(config: Config,
+        warnings: Sequence[tuple[str, Mapping[str, str]]] = ()) -> signal.Signals:
     """Configure logging and serve ``config`` until told to stop (``clawsync serve``);
     the signal that stopped it. ``warnings``: what the command found wrong with its
-    settings but let through (an empty variable over the file's token), logged first."""
+    settings but let through (an empty variable over the file's token, limits that
+    cannot bite), each an event and its fields, logged first."""
     logs.configure(config.log_level, config.log_format, config.limits)
-    for fields in warnings:
-        log.warning("empty variable overrides the config file", **fields)
+    for event, fields in warnings:
+        log.warning(event, **fields)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     try:
         return asyncio.run(serve(config))

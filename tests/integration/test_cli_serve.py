@@ -76,12 +76,14 @@ async def automerge_flood(url: str, frames: int) -> str:
     ("[automerge_limits]\nframes_per_s = -1\n", "frames_per_s must be positive"),
     ("limits = 3\n", "limits must be a table"),
     ("[limits]\npage_default = 50\npage_max = 10\n",
-     "[limits] page_default (50) is above [limits] page_max (10)"),
+     "[limits] page_default (50, from the file) is above [limits] page_max (10, from the "
+     "file)"),
     ("[automerge_limits]\nframes_per_s = nan\n", "frames_per_s must be positive and at most"),
     ("[automerge_limits]\nframes_burst = 1" + "0" * 40 + "\n", "frames_burst must be positive"),
-    ("[limits]\nqueue_events_max = 10\n", "batch_events_max (1000) is above"),
+    ("[limits]\nqueue_events_max = 10\n", "batch_events_max (1000, the default) is above"),
     ("[automerge_limits]\nserved_bytes_max = 1000000000\n",
-     "served_bytes_max (1000000000) is above [automerge_limits] outbox_bytes_max"),
+     "served_bytes_max (1000000000, from the file) is above [automerge_limits] "
+     "outbox_bytes_max"),
 ])
 def test_config_file_errors_name_the_setting(tmp_path: Path, text: str, problem: str) -> None:
     config = tmp_path / "clawsync.toml"

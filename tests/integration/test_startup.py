@@ -474,3 +474,17 @@ def test_an_empty_variable_over_the_files_credential_is_warned_of(tmp_path: Path
                      env=empty) as other:
         assert other.get("/healthz")["status"] == "ok"
     assert "empty variable overrides" not in other.log_path.read_text()
+
+
+def test_limits_out_of_order_are_warned_of_at_start(tmp_path: Path) -> None:
+    """A per-address cap above the whole one can never bite: the node starts, and says
+    so once, naming both limits, their values and where each came from."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text("[limits]\nstreams-per-address-max = 300\n")
+    with NodeProcess(tmp_path, extra_args=["--config", str(file)]) as node:
+        assert node.get("/healthz")["status"] == "ok"
+    log = node.log_path.read_text()
+    warned = [line for line in log.splitlines() if "limits out of order" in line]
+    assert len(warned) == 1, log
+    assert ("streams-per-address-max (300, from the file) is above [limits] streams_max "
+            "(256, the default)") in warned[0], warned

@@ -19,7 +19,16 @@ import pytest
 from click.testing import CliRunner
 
 from node.config import Config
-from node.limits import LIMIT_TABLES, ClientLimits, Limits, limits_from
+from node.limits import (
+    LIMIT_TABLES,
+    ORDERED,
+    POINTLESS,
+    ClientLimits,
+    Limits,
+    check_order,
+    limits_from,
+    out_of_order,
+)
 from node.main import main
 from sync.peer.config import SyncConfig
 from tests.support.config import print_config
@@ -105,7 +114,8 @@ def test_every_setting_of_the_dataclasses_is_in_the_readme() -> None:
 
 def test_a_table_fills_its_dataclass_and_names_what_is_wrong() -> None:
     assert limits_from({"peers-max": 3}, SyncConfig, "sync").peers_max == 3
-    with pytest.raises(ValueError, match=r"\[sync\] backoff_base_s must not exceed"):
+    with pytest.raises(ValueError, match=r"\[sync\] backoff_base_s \(100, from the file\) "
+                                         r"is above \[sync\] backoff_max_s \(60, the default\)"):
         limits_from({"backoff_base_s": 100}, SyncConfig, "sync")
     with pytest.raises(ValueError, match=r"\[sync\] batch_events_max must be from 1 to 512"):
         limits_from({"batch_events_max": 513}, SyncConfig, "sync")
@@ -444,3 +454,33 @@ def test_a_check_of_a_value_the_file_may_have_set_names_the_file(tmp_path: Path)
            f"environment and {config})" in " ".join(result.output.split())
     alone = CliRunner().invoke(main, ["serve", "--peer", "ftp://hub", "--print-config"])
     assert alone.exit_code == 2 and "settings from" not in alone.output
+
+
+def test_the_defaults_keep_every_order_of_limits() -> None:
+    assert {*ORDERED, *POINTLESS} <= set(LIMIT_TABLES.values())
+    for kind in LIMIT_TABLES.values():
+        check_order(kind(), "table")
+        assert out_of_order(kind(), "table") == []
+        names = {field.name for field in dataclasses.fields(kind)}
+        for order in (*ORDERED.get(kind, ()), *POINTLESS.get(kind, ())):
+            assert {order.low, order.high} <= names, order  # two settings of its table
+
+
+@pytest.mark.parametrize(("table", "said"), [
+    # Per address above the whole: the per-address cap can never bite.
+    ({"streams-per-address-max": 300},
+     "[limits] streams-per-address-max (300, from the file) is above [limits] streams_max "
+     "(256, the default): one address may take every stream"),
+    ({"connections_max": 100},
+     "[limits] connections_per_address_max (256, the default) is above [limits] "
+     "connections_max (100, from the file): one address may take every connection"),
+    ({"commit_events_max": 500},
+     "[limits] batch_events_max (1000, the default) is above [limits] commit_events_max "
+     "(500, from the file)")])
+def test_limits_that_cannot_bite_are_let_through_and_said(
+        table: dict[str, int], said: str) -> None:
+    """A per-address cap above the whole one is pointless, not harmful: the node starts,
+    and the warning it logs names both settings, their values and where each came from."""
+    limits = limits_from(table, Limits, "limits")  # not refused
+    keys = {key.replace("-", "_"): key for key in table}
+    assert said in " ".join(out_of_order(limits, "limits", keys))

@@ -64,17 +64,31 @@ def test_a_bad_value_is_named_where_it_came_from(tmp_path: Path, args: list[str]
     ("[limits]\nbody-bytes-max = 1.5\n", "[limits] body-bytes-max must be a whole number"),
     ("[sync]\npull-interval-s = 0.01\n", "[sync] pull-interval-s = 0.01 is not between"),
     # Two limits out of order, and the checks of [sync]'s own dataclass, named them by
-    # their fields' names (page_max), whatever the file wrote.
+    # their fields' names (page_max), whatever the file wrote; limits out of order say
+    # their values and whether the file gave each.
     ("[limits]\npage-default = 500\npage-max = 100\n",
-     "[limits] page-default (500) is above [limits] page-max (100)"),
+     "[limits] page-default (500, from the file) is above [limits] page-max (100, from the "
+     "file): a read without limit="),
     ("[sync]\nbackoff-base-s = 100\nbackoff-max-s = 10\n",
-     "[sync] backoff-base-s must not exceed backoff-max-s"),
+     "[sync] backoff-base-s (100, from the file) is above [sync] backoff-max-s (10, from the "
+     "file)"),
     ("[sync]\nforgotten-hold-s = 4000\n",
-     "[sync] forgotten-hold-s must not exceed forgotten_hold_max_s"),
+     "[sync] forgotten-hold-s (4000, from the file) is above [sync] forgotten_hold_max_s "
+     "(3600, the default)"),
+    ("[sync]\ninflight-batches-max = 100\n",
+     "[sync] inflight-batches-max must be from 1 to 64"),
+    # Other clients' ephemeral messages filling a client's whole outbox would get it
+    # dropped: refused, as every pair whose order the node relies on is.
+    ("[automerge_limits]\nephemeral-outbox-frames-max = 256\n",
+     "[automerge_limits] ephemeral-outbox-frames-max (256, from the file) is not below "
+     "[automerge_limits] outbox_frames_max (256, the default): other clients' ephemeral"),
+    ("[automerge_limits]\noutbox-bytes-max = 1000000\nserved-bytes-max = 100000\n",
+     "[automerge_limits] ephemeral_outbox_bytes_max (1048576, the default) is not below "
+     "[automerge_limits] outbox-bytes-max (1000000, from the file)"),
     # A table's name with - for _, as its keys may be written: it was an unknown setting.
     ("[automerge-limits]\nserved-bytes-max = 1000000000\n",
-     "[automerge-limits] served-bytes-max (1000000000) is above [automerge-limits] "
-     "outbox_bytes_max"),
+     "[automerge-limits] served-bytes-max (1000000000, from the file) is above "
+     "[automerge-limits] outbox_bytes_max (134217728, the default)"),
     ("[automerge-limits]\ndocuments-max = 0\n",
      "[automerge-limits] documents-max must be positive"),
     ("[automerge-limits]\njoin-s = 5\n[automerge_limits]\nping-interval-s = 5\n",

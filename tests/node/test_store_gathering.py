@@ -292,3 +292,21 @@ async def test_callers_that_gave_up_are_not_expected(astore: AsyncStore,
             await failing[0]
     assert taken == [(4 + len(failing), 0), (2, 2)]
     assert astore.head == 6
+
+
+async def test_a_caller_that_gave_up_while_queued_is_answered_as_stored_when_it_retries(
+        astore: AsyncStore) -> None:
+    """Cancelled while its append waits for a commit (its client disconnected), a caller
+    was told nothing, yet its events are stored: its retry of the same events (same
+    timestamps, so the same ids) is answered as already stored, and each is stored once."""
+    events = [draft(0), draft(1)]
+    gave_up = asyncio.ensure_future(astore.append(events))
+    await turns(1)  # queued, not committed yet
+    gave_up.cancel()
+    await astore.after_queued_appends()  # the commit it was queued for
+    assert gave_up.cancelled()
+    assert astore.head == 2  # stored, though never answered
+    retried = await asyncio.wait_for(astore.append(events), HANG_S)
+    assert [appended.created for appended in retried] == [False, False]
+    assert [appended.stored.event.id for appended in retried] == [e.id for e in events]
+    assert astore.head == 2

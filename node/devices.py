@@ -75,6 +75,13 @@ class RemovalIsFinal(InvalidInput):
     code = "device_removed"
 
 
+class NameTaken(InvalidInput):
+    """Another member has that name: two devices listed under one name cannot be told
+    apart by people (``clawsync devices``, ``status``, the waiting lines)."""
+
+    code = "name_taken"
+
+
 class SelfRemoval(InvalidInput):
     """A node does not remove itself."""
 
@@ -212,8 +219,24 @@ class Devices:
                 "only with a new key (a new device id)", field="device_id")
         if held is not None and (held.name, held.address) == (name, address):
             return None, held
+        if held is None or held.name != name:
+            self._refuse_taken(device_id, name)
         stored = await self._append(draft)
         return stored, self.members()[device_id]
+
+    def _refuse_taken(self, device_id: str, name: str) -> None:
+        """``NameTaken`` if another member has ``name`` (in any case: "Phone" and "phone"
+        read alike). Only a new name is checked: members that came to share one (two
+        nodes adding concurrently, or a store of a version that let it) keep working,
+        and keep their address on an add that does not rename them. A removed device's
+        name is free again: the phone that replaces a lost one takes its name."""
+        wanted = name.casefold()
+        for other, member in sorted(self.members().items()):
+            if other != device_id and member.name.casefold() == wanted:
+                raise NameTaken(
+                    f"{name!r} is the name of the member {other}: give this device another "
+                    f"--name, or first rename that one (clawsync devices add {other} "
+                    "--name NEW)", field="name")
 
     async def remove(self, device_id: str, reason: str = "") -> tuple[StoredEvent | None,
                                                                          Removal]:

@@ -12,7 +12,9 @@ All take the client token (as every /v1 route: ``node.server.app``). A device id
 as a person types it (``crdt.device.parse_device_id``): a mistyped one is 400 saying which
 check character does not match. Removing an id that is no member here is 404; removing
 this node's own device is 400 (another device removes it); adding an id that was removed
-is 409: a removal is final, a device comes back only with a new key. A device that was
+is 409: a removal is final, a device comes back only with a new key. Adding a device, or
+renaming one, under a name another member has is 409 ``name_taken``, naming that member
+(members that came to share a name before keep it). A device that was
 removed itself gets 409 ``device_removed`` for adds and removals (and for tokens): no other
 device would take what it writes. Nothing is written on any refusal.
 """
@@ -34,7 +36,7 @@ from crdt.membership import Member, Removal, check_reason
 from node.checks import api_path_base
 from node.config import Config
 from node.device import DeviceKey
-from node.devices import KEEP, Devices, RemovalIsFinal, UnknownDevice
+from node.devices import KEEP, Devices, NameTaken, RemovalIsFinal, UnknownDevice
 from node.http.errors import HttpError
 from node.http.params import one_param, takes_params
 from node.http.wire import respond
@@ -91,7 +93,7 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         refuse_if_removed(request)
         try:
             stored, member = await devices.add(device_id, name, address)
-        except RemovalIsFinal as refused:
+        except (RemovalIsFinal, NameTaken) as refused:
             raise HttpError(409, refused.code, refused.reason, field=refused.field) from None
         answer = {"device": member_json(device_id, member), "created": stored is not None}
         return respond(request, answer, status=201 if stored is not None else 200)

@@ -22,7 +22,7 @@ from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 from node.device import DeviceKey
-from node.devices import Devices
+from node.devices import Devices, NameTaken
 from node.store import AsyncStore, Commit
 
 
@@ -379,3 +379,38 @@ async def test_a_clients_event_under_the_new_origin_keeps_the_retirement_out(
     await copy(c, a)
     await settled(a)
     assert a.devices.removal_records(c.key.device_id) == {old: stored.seq}
+
+
+async def test_a_name_another_member_has_is_refused_and_nothing_is_written(
+        nodes: list[Node]) -> None:
+    """Two members listed under one name cannot be told apart: an add or a rename to a
+    name another member has (in any case) is refused, naming that member, and writes
+    nothing. A removed device's name is free again."""
+    a, b, c = nodes
+    await a.devices.add(b.key.device_id, "phone")
+    head = a.store.head
+    for device_id, name in ((c.key.device_id, "phone"), (c.key.device_id, "Phone"),
+                            (a.key.device_id, "phone"), (b.key.device_id, "d0")):
+        with pytest.raises(NameTaken) as refused:
+            await a.devices.add(device_id, name)
+        assert refused.value.code == "name_taken" and refused.value.field == "name"
+    assert b.key.device_id in str(refused.value) or a.key.device_id in str(refused.value)
+    assert a.store.head == head
+    await a.devices.remove(b.key.device_id)
+    stored, member = await a.devices.add(c.key.device_id, "phone")
+    assert stored is not None and member.name == "phone"
+
+
+async def test_members_that_share_a_name_already_keep_working(nodes: list[Node]) -> None:
+    """Two nodes adding two devices under one name concurrently (or a store of a version
+    that let it) leave two members with that name: both stay members, and an add that
+    does not rename either (a new address) is taken."""
+    a, b, c = nodes
+    await a.devices.add(c.key.device_id, "phone")
+    await b.devices.add(a.key.device_id, "phone")  # b does not know c yet
+    await copy(b, a)
+    await settled(a)
+    members = a.devices.members()
+    assert members[a.key.device_id].name == members[c.key.device_id].name == "phone"
+    stored, member = await a.devices.add(c.key.device_id, "phone", "http://phone.lan:7878")
+    assert stored is not None and member.address == "http://phone.lan:7878"

@@ -128,6 +128,32 @@ def held_off_lines(view: dict[str, Any]) -> list[str]:
     return lines
 
 
+def to_add_lines(device: dict[str, Any]) -> list[str]:
+    """The devices that dialed this node and wait to be added here (absent from older
+    nodes), each with the command that adds it. Their ids are as the dialers claim them
+    (anyone reaching the node can claim one): the one to add is the id
+    ``clawsync device`` shows on the new device. The dialer sends no name: NAME is yours
+    to give.
+
+    >>> to_add_lines({"to_add": [{"device_id": "KZDVVJ2-UMNDUYL", "address": "192.0.2.7",
+    ...                           "last_seen_s_ago": 3.2}]})  # doctest: +NORMALIZE_WHITESPACE
+    ['waiting to be added here (ids as the dialers claim them: check it on the device):',
+     '  KZDVVJ2-UMNDUYL from 192.0.2.7, 3 s ago: clawsync devices add KZDVVJ2-UMNDUYL
+     --name NAME']
+    """
+    waiting = rows(device, "to_add", absent_ok=True)
+    if not waiting:
+        return []
+    lines = ["waiting to be added here (ids as the dialers claim them: check it on the "
+             "device):"]
+    for row in waiting:
+        device_id = field(row, "device_id", str)
+        lines.append(f"  {device_id} from {maybe(row, 'address', str) or '?'}, "
+                     f"{seconds_ago(maybe(row, 'last_seen_s_ago', float))}: "
+                     f"clawsync devices add {device_id} --name NAME")
+    return lines
+
+
 def version(peer: dict[str, Any]) -> str:
     """What the peer runs, as its hello said; a node of 0.1 does not say."""
     software = maybe(peer, "software", str)
@@ -142,6 +168,7 @@ def version(peer: dict[str, Any]) -> str:
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Show the node's id, version and head, this device (removed? waiting to be added?),
+    the devices that dialed it waiting to be added here (the last 16, ids as claimed),
     and per peer: its device, state, last contact, how many events each side still lacks,
     bytes in and out, what it runs; and the learned addresses held off after their
     failures, for how long still.
@@ -171,6 +198,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     waiting = maybe(device, "waiting", list) or []
     for line in waiting:
         click.echo(printable(str(line)))
+    for line in to_add_lines(device):
+        click.echo(printable(line))
     for url in maybe(device, "own_peers", list) or []:  # absent from older nodes
         click.echo(printable(f"--peer {url} is this node's own address: it is not dialed"))
     peers = rows(view, "peers")

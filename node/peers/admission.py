@@ -51,6 +51,7 @@ from node.peers.transport import (
     Proven,
     Refusal,
 )
+from node.peers.waiting import Waiting
 
 #: Devices remembered as having given a wrong cluster secret (each logged once).
 WRONG_SECRETS_KEPT_MAX = 1024
@@ -119,6 +120,8 @@ class Admission:
         self._wrong_secret: set[str] = set()
         #: Devices refused as waiting to be added, logged once (``refusing``).
         self._waiting: set[str] = set()
+        #: The last devices refused as waiting, for ``clawsync status`` (bounded).
+        self.waiting = Waiting()
         #: Peers refused for proving no device key, logged once (``keyless_refusal``).
         self._keyless: set[str] = set()
         #: The refusal last warned of, by dialed address, kept when its runner is
@@ -179,6 +182,8 @@ class Admission:
         the command to run here, and this node's user learns of it too. The id and the
         address are what the dialer claims (it proves its key only once admitted), so
         at most ``CLAIMED_LINES_MAX`` such lines a minute."""
+        if code == NOT_MEMBER and "secret" not in detail:
+            self.waiting.seen(device_id, remote, self._now())  # every dial: its last
         if code != NOT_MEMBER or "secret" in detail or device_id in self._waiting:
             log.debug("peer device refused", device_id=device_id, code=code, peer=remote)
             return
@@ -189,6 +194,13 @@ class Admission:
             return
         log.info("device waiting to be added", device_id=device_id, peer=remote)
         _keep(self._waiting, device_id, WAITING_KEPT_MAX)
+
+    def waiting_rows(self) -> list[dict[str, Any]]:
+        """The devices refused as waiting to be added that are still no member and not
+        removed, newest first (``node.peers.waiting``): ids as their dialers claim them."""
+        removed = self.membership.removed() if self.membership is not None else {}
+        return self.waiting.rows(self._now(), lambda device: not self.is_member(device)
+                                 and device not in removed)
 
     def unproven(self, event: str, say: Callable[..., Any], **fields: Any) -> None:
         """Log ``event`` (one of ``UNPROVEN_EVENTS``) with ``say`` for an accepted link

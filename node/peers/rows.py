@@ -178,7 +178,8 @@ class Rows:
 
     def device_status(self) -> dict[str, Any]:
         """This device for ``/v1/peers`` and ``/v1/node``: its id, whether a member told
-        it it was removed (by whom, when), which members it waits to be added on, and
+        it it was removed (by whom, when), which members it waits to be added on, which
+        devices dialed it waiting to be added here (``to_add``: ids as claimed), and
         which of its ``--peer`` addresses turned out to be its own (not dialed: a typo of
         a port shows as a node with no peer otherwise)."""
         removal = self.admission.own_removal()
@@ -188,6 +189,8 @@ class Rows:
         return {"device_id": self.device.device_id, "removed": removal,
                 "removed_text": removal_text(self.admission.named(removal)) if removal else None,
                 "waiting": waiting,
+                # Devices that dialed this node and wait to be added here (claimed ids).
+                "to_add": self.admission.waiting_rows(),
                 "own_peers": [url for url in self.config.peers if url.rstrip("/") in own]}
 
     def back(self, node: str) -> None:

@@ -20,6 +20,7 @@ from node.peers.admission import (
 )
 from node.peers.pairing import ADDED_NOTE
 from node.peers.transport import DEVICE_REMOVED, NOT_MEMBER, LinkRefused, Refusal
+from node.peers.waiting import WAITING_SHOWN_MAX
 from tests.node.peers.support import (
     DEADLINE_S,
     FAST,
@@ -103,6 +104,29 @@ async def test_a_member_says_once_that_a_device_waits_to_be_added(
     device = phone.device.device_id
     assert (logged["log_level"], logged["device_id"]) == ("info", device)
     assert set(logged) == {"event", "log_level", "device_id", "peer"}
+    # Its status lists the device, however often it dialed: once, with the address.
+    [row] = laptop.gossip.device_status()["to_add"]
+    assert (row["device_id"], row["address"]) == (device, logged["peer"])
+    assert set(row) == {"device_id", "address", "last_seen_s_ago"}  # nothing secret
+    await add_member(laptop, "phone", device_id=device)
+    assert laptop.gossip.device_status()["to_add"] == []  # added: it waits no more
+
+
+async def test_the_devices_shown_waiting_to_be_added_are_bounded(
+        make_node: NodeFactory) -> None:
+    """Anyone can claim a new device id at each dial: status shows the last
+    ``WAITING_SHOWN_MAX`` distinct ids, newest first, a redial moving one up."""
+    admission = (await make_node()).gossip.admission
+    clock = Clock()
+    admission._now = clock
+    for n in range(WAITING_SHOWN_MAX + 5):
+        clock.now_s = float(n)
+        admission.refusing(f"FORGED{n}", NOT_MEMBER, {}, remote="10.0.0.1")
+    admission.refusing("FORGED5", NOT_MEMBER, {}, remote="10.0.0.2")  # redials
+    shown = [row["device_id"] for row in admission.waiting_rows()]
+    assert len(shown) == WAITING_SHOWN_MAX
+    assert shown[0] == "FORGED5" and "FORGED4" not in shown
+    assert shown[1:] == [f"FORGED{n}" for n in range(WAITING_SHOWN_MAX + 4, 5, -1)]
 
 
 async def test_a_waiting_device_shows_when_it_really_dials_again(

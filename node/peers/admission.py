@@ -132,7 +132,7 @@ class Admission:
         #: Devices that refused this device as waiting to be added since this process
         #: started (in memory only), until a link with each is up: its ``peer link up``
         #: says this device was added since (``added_since_refused``).
-        self._waited_on: set[str] = set()
+        self._waited_on: dict[str, str | None] = {}
 
     # -- peers' devices ----------------------------------------------------------------
 
@@ -335,10 +335,13 @@ class Admission:
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
                               "does not match that node's (check --cluster-secret on both)")
         elif refusal.code == NOT_MEMBER:
-            _keep(self._waited_on, refusal.by, WAITED_ON_KEPT_MAX)
+            if len(self._waited_on) >= WAITED_ON_KEPT_MAX:  # as ``_keep`` does
+                self._waited_on.clear()
+            # With the name the member signed in its refusal: ``peer link up`` says it
+            # while no membership record names the member here yet.
+            named = self._waited_on[refusal.by] = member_name(refusal.detail)
             runner.refused = waiting_text(refusal.by, self.device.device_id,
-                                          self._own_name(),
-                                          member_name=member_name(refusal.detail),
+                                          self._own_name(), member_name=named,
                                           address=runner.url)
         else:
             runner.refused = f"refused by {refusal.by} ({refusal.code})"
@@ -349,15 +352,14 @@ class Admission:
                     self._refusals.clear()
                 self._refusals[runner.url] = runner.refused
 
-    def added_since_refused(self, device_id: str) -> bool:
+    def added_since_refused(self, device_id: str) -> tuple[bool, str | None]:
         """Whether ``device_id`` refused this device as waiting to be added before this
         link with it came up, since this process started (remembered in memory only:
         restarted before it was added, this device says nothing of it), asked once: a
-        later link is no news."""
+        later link is no news; and the name it gave itself in that refusal, if any."""
         if device_id not in self._waited_on:
-            return False
-        self._waited_on.discard(device_id)
-        return True
+            return False, None
+        return True, self._waited_on.pop(device_id)
 
     def removal_refused(self, runner: Runner, refusal: Refusal) -> str:
         """What a peer's refusal of this device as removed says, for people (and the

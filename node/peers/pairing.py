@@ -107,16 +107,20 @@ class Pairing:
         refusal (``peer refused this device``), this line is the news that the device
         was added, and says so (``note``) on the first link with the device that refused
         it. Named as the link's ``peer link down`` names it (a dialed address, or an
-        accepted link's key), with the device as the records name it; never a
-        credential."""
+        accepted link's key), with the device as the records name it (or as it named
+        itself refusing this device, until they arrive); never a credential."""
         device = runner.device.device_id if runner.device is not None else None
         members = self.admission.membership.members() \
             if device is not None and self.admission.membership is not None else {}
         member = members.get(device) if device is not None else None
-        added = device is not None and self.admission.added_since_refused(device)
+        added, named = self.admission.added_since_refused(device) \
+            if device is not None else (False, None)
+        # Before the records naming a member that just added this device arrive: the name
+        # it signed in its refusal; else no name at all rather than "None".
+        name = member.name if member is not None else named
         log.info("peer link up", peer=runner.url if runner.direction == "out" else runner.key,
-                 direction=runner.direction, url=runner.url, node_id=node,
-                 device_id=device, device_name=member.name if member else None,
+                 direction=runner.direction, url=runner.url, node_id=node, device_id=device,
+                 **({"device_name": name} if name is not None else {}),
                  **({"note": ADDED_NOTE} if added else {}))
 
     def ended(self, runner: Runner, node: str | None) -> None:

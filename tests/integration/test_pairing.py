@@ -5,9 +5,11 @@ device learns the others from the membership records (the introducer)."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import shlex
 import socket
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,6 +20,7 @@ from tests.support.cluster import (
     append,
     message,
     peer_rows,
+    request,
     wait_converged,
     wait_until,
 )
@@ -69,6 +72,40 @@ def test_three_devices_pair_without_a_shared_secret(tmp_path: Path) -> None:
         written = {e["id"] for e in append(c, "s", [message("from c")])}
         written |= {e["id"] for e in append(b, "s", [message("from b")])}
         wait_converged([a, b, c], must_hold=written)
+
+
+def test_the_member_shows_who_waits_and_refuses_a_name_taken(tmp_path: Path) -> None:
+    """As the README's pairing walks it, on the member's side: its status lists the new
+    device waiting (a claimed id, with the command to add it); the new device's ``peer
+    link up`` names the member before its records arrive; and a second device under a
+    name a member has is refused (409 ``name_taken``, exit 1), with nothing written."""
+    with Cluster(tmp_path) as cluster:
+        a = device_node(cluster, "a")
+        b = device_node(cluster, "b", peers=[a.url])
+        ids = {node.name: device_id(node) for node in (a, b)}
+        wait_until(lambda: device_view(a).get("to_add"), LINK_TIMEOUT_S, "a shows b waiting")
+        shown = run_cli(a, "status")
+        assert shown.returncode == 0, shown.stderr
+        assert "ids as the dialers claim them" in shown.stdout
+        assert f"clawsync devices add {ids['b']} --name NAME" in shown.stdout
+
+        add_device(a, b, "phone")
+        wait_until(lambda: ids["a"] in linked_devices(b), LINK_TIMEOUT_S, "b linked with a")
+        assert not device_view(a)["to_add"]  # added: it waits no more
+        [up] = [line for line in b.log_path.read_text().splitlines()
+                if "peer link up" in line]
+        assert "device_name=a " in up and "None" not in up
+
+        c = device_node(cluster, "c")
+        before = a.get("/v1/devices")
+        refused = run_cli(a, "devices", "add", device_id(c), "--name", "Phone")
+        assert refused.returncode == 1, refused
+        assert ids["b"] in refused.stderr and "--name" in refused.stderr
+        with pytest.raises(HTTPError) as answer:
+            request(a, "POST", "/v1/devices", {"device_id": device_id(c), "name": "phone"})
+        assert answer.value.code == 409
+        assert json.loads(answer.value.read())["error"]["code"] == "name_taken"
+        assert a.get("/v1/devices") == before
 
 
 def start_log(tmp_path: Path, *args: str) -> str:

@@ -83,6 +83,9 @@ async def test_a_device_added_after_its_refusal_is_told_its_link_is_up(
     # The phone's line says it was added since the refusal it warned of; the laptop,
     # refused by no one, says nothing of the kind.
     assert dialed["note"] == ADDED_NOTE and "note" not in accepted
+    # The laptop's records had not reached the phone as its link came up: the name is
+    # the one the laptop signed in its refusal, never "None".
+    assert dialed["device_name"] == "laptop"
     # Named by these alone: no credential (a key, the cluster secret, a token) rides along.
     named = {"event", "log_level", "peer", "direction", "url", "node_id", "device_id",
              "device_name"}
@@ -276,10 +279,10 @@ async def test_the_members_that_refused_this_device_are_bounded(
         refused_by(f"MEMBER{n}")
     assert len(admission._waited_on) == WAITED_ON_KEPT_MAX
     refused_by("ONE-MORE")
-    assert admission._waited_on == {"ONE-MORE"}
-    assert not admission.added_since_refused("MEMBER0")
-    assert admission.added_since_refused("ONE-MORE")
-    assert not admission.added_since_refused("ONE-MORE")  # said once
+    assert admission._waited_on == {"ONE-MORE": None}
+    assert admission.added_since_refused("MEMBER0") == (False, None)
+    assert admission.added_since_refused("ONE-MORE") == (True, None)
+    assert admission.added_since_refused("ONE-MORE") == (False, None)  # said once
 
 
 async def test_the_addresses_whose_refusal_is_remembered_are_bounded(

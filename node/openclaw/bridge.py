@@ -26,15 +26,14 @@ gone, is said once, and not counted with what was skipped (``Tally.problems``): 
 record that waited is not imported, but OpenClaw deleted or replaced it, which is
 nothing for the user to mend; as for a session read again as it got shorter.
 
-The cursor keeps an entry per session: those of sessions gone from their store, or of
-a whole store gone (an agent's ``sessions`` folder deleted), are dropped as a pass sees
-them, before any step reads records for an agent with two stores; never those of a store
-that cannot be read (``node.openclaw.cursor_entries``). Each step then saves the cursor
-only under its limits, and stops the command (``CursorFull``) at once otherwise: nothing
-over them is saved, but what fits is (the sessions already kept read on, each new one
-that fits, ``cursor_room.what_fits``), nothing unsaved is kept, and the next run reads
-again only the records of the sessions that did not fit (one JSONL step reads every
-file), answered as stored.
+The cursor keeps an entry per session: those of sessions gone from their store are
+dropped as a pass sees them, before any step reads records for an agent with two stores
+(``node.openclaw.cursor_entries``). Each step then saves the cursor only under its limits,
+and stops the command (``CursorFull``) at once otherwise: nothing over them is saved, but
+what fits is (the sessions already kept read on, each new one that fits,
+``cursor_room.what_fits``), nothing unsaved is kept, and the next run reads again only
+the records of the sessions that did not fit (one JSONL step reads every file), answered
+as stored.
 """
 
 from __future__ import annotations
@@ -53,9 +52,7 @@ from node.openclaw.cursor_entries import (
     of_store,
     rewind_copy_ms,
     step_cursor,
-    stores_gone,
     without_gone,
-    without_store,
 )
 from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
 from node.openclaw.mapping import Mapped, SessionRef, events_for
@@ -125,9 +122,6 @@ class Bridge:
         self._waiting: dict[tuple[str, str], _Wait] = {}
         # Agent id -> its folder that could not be read, and why, as last said.
         self._unreadable: dict[str, tuple[str, str]] = {}
-        # (agent id, whether its SQLite store) of the stores known not there whose
-        # cursor entries are dropped (``_drop_stores_gone``); one there again leaves it.
-        self._stores_gone: set[tuple[str, bool]] = set()
 
     async def run_pass(self, only_changed: bool = False) -> Tally:
         """Import everything new now; with ``only_changed``, skip stores that did not
@@ -145,11 +139,11 @@ class Bridge:
             changed = source.changed()  # at every look: it compares with the last
             if not only_changed or changed or source in self._again:
                 due.setdefault(agent_id, []).append(source)
-        await self._drop_stores_gone(stores)
         full: list[str] = []
         for agent_id, reads in due.items():
             name = cursor_name(self.state.path, agent_id)
-            await self._cursor(name)
+            if name not in self._cursors:
+                self._cursors[name] = dict(await self.sink.cursor(name) or {})
             self._again.update(reads)  # till read through: a failed save reads them again
             others = [source for source in stores[agent_id] if source is not reads[0]]
             kept = without_gone(self._cursors[name], others, reads, self._waits_of(name))
@@ -167,27 +161,6 @@ class Bridge:
                 said += "\nThe other agents are imported."
             raise PassFull(said, tally)
         return tally
-
-    async def _cursor(self, name: str) -> dict[str, int]:
-        """Cursor ``name`` as saved, read from the sink once."""
-        if name not in self._cursors:
-            self._cursors[name] = dict(await self.sink.cursor(name) or {})
-        return self._cursors[name]
-
-    async def _drop_stores_gone(self, stores: dict[str, list[Source]]) -> None:
-        """Drop the entries of the stores that are not there, their agent's folder
-        looked into (``cursor_entries.stores_gone``): once per store, at the first look
-        that does not find it, and again if it comes back and goes again."""
-        absent = stores_gone(self.state, stores)
-        self._stores_gone &= absent
-        for agent_id, database in sorted(absent - self._stores_gone):
-            name = cursor_name(self.state.path, agent_id)
-            cursor = await self._cursor(name)
-            kept = without_store(cursor, database)
-            if kept != cursor:  # fewer entries: under the limits
-                await self.sink.save_cursor(name, kept)
-                self._cursors[name] = kept
-            self._stores_gone.add((agent_id, database))  # once saved: else looked at again
 
     async def _read_store(self, name: str, source: Source, tally: Tally) -> None:
         """Read one store step by step, each saving the cursor, till nothing moves."""
@@ -433,9 +406,8 @@ class Bridge:
     def _forget_stores_gone(self, sources: list[tuple[str, Source]]) -> None:
         """A waiting session whose whole store is gone (the agent's SQLite file deleted,
         its ``sessions`` folder removed) is never read again to find it gone: it waits no
-        longer, as in ``_forget_gone`` (and its entry goes, ``_drop_stores_gone``). One
-        of an agent whose folder could not be looked into is not known gone: it waits
-        on."""
+        longer, as in ``_forget_gone``. One of an agent whose folder could not be looked
+        into is not known gone: it waits on."""
         listed = {(cursor_name(self.state.path, agent_id), isinstance(source, AgentDatabase))
                   for agent_id, source in sources}
         unknown = {cursor_name(self.state.path, agent_id) for agent_id in self.state.unreadable}

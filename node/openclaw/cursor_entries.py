@@ -6,10 +6,8 @@ The cursor keeps an entry per session (``crdt.log.cursors``, whose limits bound 
 sessions an agent may have): the entries of a session with nothing left of it in its
 store (its file gone; no row left, deleted or emptied, and not moved to cold storage:
 the readers' ``present``) are dropped as a pass sees it, so the cursor holds only the
-sessions its stores hold; those of a whole store that is not there (an agent's
-``sessions`` folder deleted) at once (``stores_gone``), never those of one that cannot
-be read. One that comes back under the same id, or fills again, is read from its start;
-what was stored of it is answered as stored. OpenClaw mostly archives
+sessions its stores hold. One that comes back under the same id, or fills again, is read
+from its start; what was stored of it is answered as stored. OpenClaw mostly archives
 sessions rather than deleting them, and an archived one keeps its entry: the cursor
 still grows by one per durable conversation.
 
@@ -31,7 +29,7 @@ from node.openclaw.cursor_room import COPY_PREFIX, room_over, what_fits
 from node.openclaw.mapping import copy_ms_of
 from node.openclaw.source import Item, Record
 from node.openclaw.sqlite import AgentDatabase
-from node.openclaw.state import Source, StateFolder
+from node.openclaw.state import Source
 
 
 def without_gone(cursor: dict[str, int], stores: list[Source], due: list[Source],
@@ -94,32 +92,6 @@ def gone_entries(cursor: dict[str, int], source: Source, present: set[str] | Non
         if of_store(session, source) and session not in present and session not in waiting:
             gone.append(entry)
     return gone
-
-
-def stores_gone(state: StateFolder, stores: dict[str, list[Source]]
-                ) -> set[tuple[str, bool]]:
-    """(agent id, whether its SQLite store) of each store not there (``stores``: those
-    the last ``state.sources()`` found, by agent) of an agent whose folder was looked
-    into: its whole ``sessions`` folder deleted, say. No step reads a store that is not
-    there, to find its sessions gone (``gone_entries``): its entries are dropped as a
-    whole (``without_store``), and a session read again later is answered as stored.
-    Not so a store that is there but cannot be read (a folder that does not list, a
-    file that does not open: among ``stores``, its step drops nothing), nor the stores
-    of an agent whose folder, or a store in it, could not be looked at
-    (``StateFolder.unreadable``): what they hold is unknown, not nothing."""
-    absent: set[tuple[str, bool]] = set()
-    for agent_id in state.listed - state.unreadable.keys():
-        there = {isinstance(source, AgentDatabase) for source in stores.get(agent_id, [])}
-        absent.update((agent_id, database) for database in (False, True)
-                      if database not in there)
-    return absent
-
-
-def without_store(cursor: dict[str, int], database: bool) -> dict[str, int]:
-    """``cursor`` without the entries of one of its agent's stores: its SQLite store's
-    (``database``), or its files'; their rewinds' copy times with them."""
-    return {entry: at for entry, at in cursor.items()
-            if entry.removeprefix(COPY_PREFIX).startswith("db:") != database}
 
 
 def of_store(entry: str, source: Source) -> bool:

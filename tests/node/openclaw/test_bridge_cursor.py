@@ -10,7 +10,6 @@ go over, named with what to do, and only that step is read again at the next run
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -151,58 +150,6 @@ def test_a_folder_emptied_while_the_bridge_was_down_drops_its_entries_at_once(
             folder.close()
         assert tally.records == 0 and tally.problems == []
         assert saved_cursor(tmp_path, store) == {}
-
-
-@pytest.mark.parametrize("restarted", [False, True])
-@pytest.mark.parametrize("what", ["deleted", "folder unreadable", "agent unreadable"])
-def test_a_deleted_sessions_folder_drops_its_entries_and_an_unreadable_one_keeps_them(
-        tmp_path: Path, what: str, restarted: bool) -> None:
-    """An agent's whole ``sessions`` folder deleted, its agent's folder still there: no
-    store is left to read its sessions gone from, and their entries are dropped all the
-    same, at a watch's next look or its first after a restart; the agent's SQLite entries
-    stay. One that could not be looked at (here a link to a name too long to be one in
-    its place, or in its agent's: root looks into a folder whatever its mode) is not
-    known gone: its entries stay. A session that comes back is read from its start,
-    answered as stored."""
-    gateway = FakeGateway(tmp_path)
-    gateway.open_session(KEY_B, B)
-    gateway.add(B, records(B))
-    gateway.close()
-    a = records(A)
-    write_jsonl(tmp_path, KEY_A, A, a)
-    agent = tmp_path / "agents" / "main"
-    with EventStore.open("memory:") as store:
-        bridge, _sink, folder = waiting_bridge(tmp_path, store, [], Clock())
-        try:
-            one_pass(bridge, only_changed=False)  # an import
-            cursor = saved_cursor(tmp_path, store)
-            assert set(cursor) == {f"jsonl:{A}", f"db:{B}"}
-            if what == "deleted":
-                shutil.rmtree(agent / "sessions")
-            else:
-                moved = agent if what == "agent unreadable" else agent / "sessions"
-                moved.rename(tmp_path / "away")
-                moved.symlink_to("x" * 300)
-            if restarted:
-                folder.close()
-                bridge, _sink, folder = waiting_bridge(tmp_path, store, [], Clock())
-            tally = one_pass(bridge)
-            assert tally.records == 0
-            if what == "deleted":
-                assert tally.problems == []
-                assert saved_cursor(tmp_path, store) == {f"db:{B}": cursor[f"db:{B}"]}
-                write_jsonl(tmp_path, KEY_A, A, a)  # back under the same id
-                tally = one_pass(bridge)
-                assert tally.records == len(a) and tally.created == 0
-            else:
-                assert len(tally.problems) == 1  # the agent named as not read
-                assert saved_cursor(tmp_path, store) == cursor
-                moved.unlink()
-                (tmp_path / "away").rename(moved)
-                assert one_pass(bridge).records == 0
-            assert saved_cursor(tmp_path, store) == cursor
-        finally:
-            folder.close()
 
 
 @pytest.mark.parametrize("kind", ["db", "jsonl"])

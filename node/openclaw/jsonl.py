@@ -42,9 +42,7 @@ class AgentSessions:
 
     def __init__(self, folder: Path, agent_id: str, shown: str) -> None:
         self.folder, self.agent_id, self.shown = folder, agent_id, shown
-        # None before the first look, which is a change whatever it finds: an empty
-        # folder (every session deleted while the bridge was down) stamps as () too.
-        self._stamp: tuple[int, ...] | None = None
+        self._stamp: tuple[int, ...] = ()
         #: Of the waiting entries the last read was given, those whose file is there but
         #: holds nothing from their offset on, each with what became of it.
         self.emptied: dict[str, str] = {}
@@ -62,8 +60,7 @@ class AgentSessions:
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
 
     def changed(self) -> bool:
-        """True at the first call, and then if a file of the folder changed since the
-        last call (one emptied of its files too): its inode, size,
+        """True if a file of the folder changed since the last call: its inode, size,
         modification or change time. The change time too: ``sessions.json`` rewritten
         at the same size with its modification time put back (os.utime, as a restore or
         a sync tool does) differs only in it (or in its inode, if it was replaced), which

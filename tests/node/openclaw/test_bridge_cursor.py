@@ -127,31 +127,6 @@ def test_a_deleted_transcript_loses_its_entry_and_is_read_anew_if_it_comes_back(
             folder.close()
 
 
-def test_a_folder_emptied_while_the_bridge_was_down_drops_its_entries_at_once(
-        tmp_path: Path) -> None:
-    """Every session of a ``sessions`` folder deleted while no watch ran (the folder left
-    empty): a watch's first look reads it, and drops their entries, as one that found
-    them deleted while it ran would; nothing waits for another change there."""
-    write_jsonl(tmp_path, KEY_A, A, records(A))
-    write_jsonl(tmp_path, KEY_B, B, records(B))
-    with EventStore.open("memory:") as store:
-        bridge, _sink, folder = waiting_bridge(tmp_path, store, [], Clock())
-        try:
-            one_pass(bridge, only_changed=False)  # an import
-        finally:
-            folder.close()
-        assert set(saved_cursor(tmp_path, store)) == {f"jsonl:{A}", f"jsonl:{B}"}
-        for path in (tmp_path / "agents" / "main" / "sessions").iterdir():
-            path.unlink()
-        bridge, _sink, folder = waiting_bridge(tmp_path, store, [], Clock())
-        try:
-            tally = one_pass(bridge)  # a watch's first look
-        finally:
-            folder.close()
-        assert tally.records == 0 and tally.problems == []
-        assert saved_cursor(tmp_path, store) == {}
-
-
 @pytest.mark.parametrize("kind", ["db", "jsonl"])
 def test_a_long_lived_agent_keeps_entries_of_its_sessions_only(tmp_path: Path,
                                                                 kind: str) -> None:

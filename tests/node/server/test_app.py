@@ -18,7 +18,7 @@ import pytest
 from crdt import codec
 from crdt.automerge.document import automerge_url
 from crdt.log.store import EventStore
-from node.server.run import RunningNode
+from node.server.run import GC_YOUNG_OBJECTS, RunningNode
 from tests.support.nodes import read_sse
 
 EventFactory = Callable[..., dict[str, Any]]
@@ -389,6 +389,27 @@ async def test_run_serves_until_sigterm(tmp_path: Path, event_body: EventFactory
     with EventStore.open(tmp_path / "data") as store:
         assert store.node_id == line["node_id"]
         assert store.head == FIRST
+
+
+async def test_run_collects_cycles_less_often_and_never_its_startup_objects(
+        tmp_path: Path) -> None:
+    """A serving node runs the cycle collector only every ``GC_YOUNG_OBJECTS`` net new
+    objects and leaves what it made to start out of it (``gc.freeze``): said, as the
+    process ends, by a hook of its own."""
+    code = ("import atexit, gc, sys; from pathlib import Path; from node.config import Config; "
+            "from node.server.run import run; "
+            "atexit.register(lambda: print(gc.get_threshold()[0], gc.get_freeze_count() > 0)); "
+            "run(Config(data_dir=Path(sys.argv[1]), port=0, log_format='json'))")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, str(tmp_path / "data"), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert process.stderr is not None and process.stdout is not None
+    assert json.loads(await process.stderr.readline())["event"] == "serving"
+    process.send_signal(signal.SIGTERM)
+    said = (await process.stdout.read()).decode().split()
+    await process.stderr.read()
+    assert await process.wait() == 0
+    assert said == [str(GC_YOUNG_OBJECTS), "True"]
 
 
 async def test_a_step_of_stop_that_fails_leaves_the_others_done(make_node: NodeFactory

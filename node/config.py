@@ -235,10 +235,10 @@ class Config:
 
     def _check_limits(self) -> None:
         """Limits that only make sense together (the file's tables were checked as they
-        were read, naming their keys as written: ``node.limits.limits_from``)."""
+        were read, naming their keys as written: ``node.limits.limits_from``). ``[sync]``'s
+        are checked by ``SyncConfig`` itself, which cannot be made out of order."""
         check_order(self.limits, "limits")
         check_order(self.automerge.limits, "automerge_limits")
-        check_order(self.sync, "sync")
 
     @property
     def signatures_required(self) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sync.errors import SyncError
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoLimits
+from sync.repo.messages import SYNC_ENVELOPE_BYTES_MAX
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -198,16 +199,23 @@ def _high(name: str) -> int:
 @dataclass(frozen=True, slots=True)
 class Order:
     """Two limits of one table in order: ``low`` at most ``high`` (below it, if
-    ``strict``); ``why`` says what goes wrong otherwise, for people."""
+    ``strict``); ``plus`` (more limits of the table) and ``room`` (bytes) are added to
+    ``low`` first. ``why`` says what goes wrong otherwise, for people."""
 
     low: str
     high: str
     why: str
     strict: bool = False
+    plus: tuple[str, ...] = ()
+    room: int = 0
+
+    def total(self, values: Mapping[str, Any]) -> Any:
+        """What must stay at most (below) ``high``."""
+        return values[self.low] + sum(values[name] for name in self.plus) + self.room
 
     def broken(self, values: Mapping[str, Any]) -> bool:
         """Whether ``values`` (a table's, by setting) break this order."""
-        low, high = values[self.low], values[self.high]
+        low, high = self.total(values), values[self.high]
         return bool(low >= high if self.strict else low > high)
 
 
@@ -230,21 +238,26 @@ ORDERED: dict[type, tuple[Order, ...]] = {
     RepoLimits: (
         # A client's first sync of a document up to served_bytes_max is one frame: past
         # the outbox it drops the client as too slow, at every try.
-        Order("served_bytes_max", "outbox_bytes_max", "a document's first sync would "
-              "drop its client as too slow, at every try"),
-        # Other clients' ephemeral messages are queued up to these only: at the outbox's
-        # own limits, their chatter alone would get a slow but honest client dropped.
-        Order("ephemeral_outbox_frames_max", "outbox_frames_max", "other clients' "
-              "ephemeral messages alone could get a client dropped as too slow", True),
-        Order("ephemeral_outbox_bytes_max", "outbox_bytes_max", "other clients' "
-              "ephemeral messages alone could get a client dropped as too slow", True)),
+        Order("served_bytes_max", "outbox_bytes_max", "a document's first sync, in its "
+              "frame, would drop its client as too slow, at every try",
+              room=SYNC_ENVELOPE_BYTES_MAX),
+        # Other clients' ephemeral messages are queued up to these only, so that a sync
+        # frame still fits behind as many as may wait (node.automerge.connection: post
+        # drops the client at outbox_frames_max frames, post_ephemeral stops at the
+        # ephemeral limit). At the outbox's limit, the next sync frame would drop it.
+        Order("ephemeral_outbox_frames_max", "outbox_frames_max", "a client with that "
+              "many ephemeral messages waiting would be dropped as too slow at its next "
+              "sync message", True),
+        Order("served_bytes_max", "outbox_bytes_max", "a client with that much ephemeral "
+              "data waiting would be dropped as too slow by a document's first sync",
+              plus=("ephemeral_outbox_bytes_max",), room=SYNC_ENVELOPE_BYTES_MAX)),
     SyncConfig: (
         # Also checked by SyncConfig itself; here so that the error says where each came
-        # from. A first delay above the cap is no back-off at all.
-        Order("backoff_base_s", "backoff_max_s", "the first retry delay would exceed "
-              "its cap"),
-        Order("forgotten_hold_s", "forgotten_hold_max_s", "the first hold-off would "
-              "exceed its cap"))}
+        # from. Both are capped with min(): out of order, the cap is every delay.
+        Order("backoff_base_s", "backoff_max_s", "every retry delay would be "
+              "backoff_max_s: no back-off"),
+        Order("forgotten_hold_s", "forgotten_hold_max_s", "every hold-off would be "
+              "forgotten_hold_max_s: none would grow"))}
 
 #: Limits of a table that are pointless out of order, but harmless: the node starts and
 #: logs a warning (``out_of_order``), since the second limit then does the first's work
@@ -269,23 +282,48 @@ POINTLESS: dict[type, tuple[Order, ...]] = {
               "ephemeral_bytes_burst is always dropped"),
         # The frame around it is refused first.
         Order("ephemeral_bytes_max", "frame_bytes_max", "frame_bytes_max refuses such "
-              "data first"))}
+              "data first"),
+        # Data above it is refused even into an empty outbox: never passed on.
+        Order("ephemeral_bytes_max", "ephemeral_outbox_bytes_max", "ephemeral data above "
+              "ephemeral_outbox_bytes_max is never passed on"))}
 
 
 def _said(order: Order, values: Mapping[str, Any], where: str,
           keys: Mapping[str, str] | None) -> str:
     """``order`` broken, for people: each limit as the table wrote it, its value, and,
-    when ``keys`` (the table's keys by setting) is known, whether the file gave it."""
-    def named(name: str) -> str:
-        value = values[name]
+    when ``keys`` (the table's keys by setting) is known, whether the file gave it; then
+    what goes wrong, and which setting to change, to what."""
+    def number(value: Any) -> Any:
         if isinstance(value, float) and value.is_integer():
-            value = int(value)  # as a person writes it: 60, not 60.0 nor 6e+01
+            return int(value)  # as a person writes it: 60, not 60.0 nor 6e+01
+        return value
+
+    def key(name: str) -> str:
+        return f"[{where}] {name if keys is None else keys.get(name, name)}"
+
+    def named(name: str) -> str:
         if keys is None:
-            return f"[{where}] {name} ({value})"
+            return f"{key(name)} ({number(values[name])})"
         source = "from the file" if name in keys else "the default"
-        return f"[{where}] {keys.get(name, name)} ({value}, {source})"
+        return f"{key(name)} ({number(values[name])}, {source})"
     relation = "is not below" if order.strict else "is above"
-    return f"{named(order.low)} {relation} {named(order.high)}: {order.why}"
+    high, total = number(values[order.high]), number(order.total(values))
+    if not order.plus and not order.room:
+        low = number(values[order.low])
+        if order.strict and high <= 1:  # nothing positive is below it
+            fix = f"set {key(order.high)} above {low}"
+        elif order.strict:
+            fix = f"set {key(order.low)} below {high}, or {key(order.high)} above {low}"
+        else:
+            fix = (f"set {key(order.low)} to at most {high}, or {key(order.high)} to at "
+                   f"least {low}")
+        return f"{named(order.low)} {relation} {named(order.high)}: {order.why}; {fix}"
+    summed = " + ".join(named(name) for name in (order.low, *order.plus))
+    if order.room:
+        summed += f" + {order.room} bytes around a sync frame"
+    lower = " or ".join(key(name) for name in (order.low, *order.plus))
+    fix = f"set {key(order.high)} to at least {total}, or lower {lower}"
+    return f"{summed} {relation} {named(order.high)}: {order.why}; {fix}"
 
 
 def check_order(limits: DataclassInstance, where: str,
@@ -300,7 +338,8 @@ def check_order(limits: DataclassInstance, where: str,
     ...             {"page_default": "page-default"})  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ValueError: [limits] page-default (500, from the file) is above [limits] page_max (100, the
-    default): a read without limit= would get pages larger than page_max allows
+    default): a read without limit= would get pages larger than page_max allows; set [limits]
+    page-default to at most 100, or [limits] page_max to at least 500
     """
     _refuse_disorder(type(limits), _values(limits), where, keys)
 
@@ -320,7 +359,8 @@ def out_of_order(limits: DataclassInstance, where: str,
     >>> too_many = Limits(streams_per_address_max=500)
     >>> print(*out_of_order(too_many, "limits"))  # doctest: +NORMALIZE_WHITESPACE
     [limits] streams_per_address_max (500) is above [limits] streams_max (256): one address may
-    take every stream
+    take every stream; set [limits] streams_per_address_max to at most 256, or [limits]
+    streams_max to at least 500
     """
     values = _values(limits)
     return [_said(order, values, where, keys) for order in POINTLESS.get(type(limits), ())
@@ -330,6 +370,36 @@ def out_of_order(limits: DataclassInstance, where: str,
 def _values(limits: DataclassInstance) -> dict[str, Any]:
     """A table's values by setting."""
     return {field.name: getattr(limits, field.name) for field in fields(limits)}
+
+
+def _fitted(kind: type, values: dict[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
+    """``values`` (a table's, by setting), with the limits the file did not set
+    (``keys``) that must stay below the outbox lowered to fit the outbox it did set, as
+    a person who lowered the outbox expects them to follow it: ``served_bytes_max`` to
+    the defaults' share of the outbox (a half), the ephemeral outbox's frames to theirs
+    (an eighth) and its bytes to what a first sync in its frame leaves. Only a default
+    out of order is changed.
+
+    >>> fitted = _fitted(RepoLimits, _values(RepoLimits(outbox_frames_max=16)), {})
+    >>> fitted["ephemeral_outbox_frames_max"]
+    2
+    """
+    if kind is not RepoLimits:
+        return values
+    default = RepoLimits()
+    if "served_bytes_max" not in keys and values["served_bytes_max"] + \
+            SYNC_ENVELOPE_BYTES_MAX > values["outbox_bytes_max"]:
+        share = default.outbox_bytes_max // default.served_bytes_max
+        values["served_bytes_max"] = values["outbox_bytes_max"] // share
+    frames, outbox_frames = values["ephemeral_outbox_frames_max"], values["outbox_frames_max"]
+    if "ephemeral_outbox_frames_max" not in keys and frames >= outbox_frames:
+        share = default.outbox_frames_max // default.ephemeral_outbox_frames_max
+        values["ephemeral_outbox_frames_max"] = max(1, outbox_frames // share)
+    room = values["outbox_bytes_max"] - values["served_bytes_max"] - SYNC_ENVELOPE_BYTES_MAX
+    if "ephemeral_outbox_bytes_max" not in keys and 0 < room < values[
+            "ephemeral_outbox_bytes_max"]:
+        values["ephemeral_outbox_bytes_max"] = room
+    return values
 
 
 def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
@@ -348,7 +418,8 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
     >>> limits_from({"backoff-base-s": 100}, SyncConfig, "sync")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ValueError: [sync] backoff-base-s (100, from the file) is above [sync] backoff_max_s (60, the
-    default): the first retry delay would exceed its cap
+    default): every retry delay would be backoff_max_s: no back-off; set [sync] backoff-base-s
+    to at most 60, or [sync] backoff_max_s to at least 100
     >>> limits_from({"page-max": 10, "page_max": 20}, Limits, "limits")
     Traceback (most recent call last):
     ValueError: [limits] 'page-max' and 'page_max' are two names of one setting, page_max: give one
@@ -375,8 +446,9 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
             raise ValueError(f"[{where}] {raw_name} must be positive and at most {high}, "
                              f"not {value}")
         values[name] = value if whole else float(value)
+    values = _fitted(kind, {**_values(defaults), **values}, keys)
     # Before the dataclass's own checks (SyncConfig's), which say less.
-    _refuse_disorder(kind, {**_values(defaults), **values}, where, keys)
+    _refuse_disorder(kind, values, where, keys)
     try:
         limits = replace(defaults, **values)
     except SyncError as error:  # a check of the dataclass itself (SyncConfig's)

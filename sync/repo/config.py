@@ -24,7 +24,9 @@ class RepoLimits:
       more times the stored size: about 300 bytes per short message). A document that
       does not fit is refused to that client (an ``error`` message saying so, then
       doc-unavailable, logged) instead of being sent and dropping the client over and
-      over. Must stay below ``outbox_bytes_max``; larger sessions should be split.
+      over. With its frame's envelope (``SYNC_ENVELOPE_BYTES_MAX``) and
+      ``ephemeral_outbox_bytes_max`` it must stay within ``outbox_bytes_max``; larger
+      sessions should be split.
     * ``unpacked_bytes_max`` (32 MiB), ``unpacked_rows_max`` (250,000): what the changes
       in one of a client's sync messages may unpack to: bytes once every deflated part
       is inflated and every repeated string copied, and rows of changes and operations
@@ -56,8 +58,9 @@ class RepoLimits:
     * ``ephemeral_outbox_frames_max`` (32), ``ephemeral_outbox_bytes_max`` (1 MiB):
       frames, and their bytes, waiting for a client above which other clients'
       ephemeral messages are dropped for it instead of queued: they are best effort, and
-      queued they would let one client's chatter get a slow but honest one dropped. Well
-      below the outbox limits, so ephemeral frames alone never reach them.
+      queued they would let one client's chatter get a slow but honest one dropped. Below
+      the outbox limits, so that a sync frame of up to ``served_bytes_max`` still fits
+      behind as many as may wait.
     * ``send_timeout_s`` (30 s): time to hand one frame to a client before it counts as
       stalled and is dropped. Longer spares clients on bad networks; shorter frees a
       dead client's memory sooner.

@@ -31,6 +31,7 @@ from node.limits import (
 )
 from node.main import main
 from sync.peer.config import SyncConfig
+from sync.repo.config import RepoLimits
 from tests.support.config import print_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,7 +481,22 @@ def test_the_defaults_keep_every_order_of_limits() -> None:
 def test_limits_that_cannot_bite_are_let_through_and_said(
         table: dict[str, int], said: str) -> None:
     """A per-address cap above the whole one is pointless, not harmful: the node starts,
-    and the warning it logs names both settings, their values and where each came from."""
+    and the warning it logs names both settings, their values and where each came from,
+    and what to change."""
     limits = limits_from(table, Limits, "limits")  # not refused
     keys = {key.replace("-", "_"): key for key in table}
     assert said in " ".join(out_of_order(limits, "limits", keys))
+
+
+def test_ephemeral_data_larger_than_its_outbox_is_said_never_to_pass() -> None:
+    """Ephemeral data above ephemeral_outbox_bytes_max is refused even into an empty
+    outbox: pointless, as data above the burst is."""
+    table = {"ephemeral-outbox-bytes-max": 32768}
+    limits = limits_from(table, RepoLimits, "automerge-limits")
+    assert out_of_order(limits, "automerge-limits", {"ephemeral_outbox_bytes_max":
+                                                     "ephemeral-outbox-bytes-max"}) == [
+        "[automerge-limits] ephemeral_bytes_max (65536, the default) is above "
+        "[automerge-limits] ephemeral-outbox-bytes-max (32768, from the file): ephemeral "
+        "data above ephemeral_outbox_bytes_max is never passed on; set [automerge-limits] "
+        "ephemeral_bytes_max to at most 32768, or [automerge-limits] "
+        "ephemeral-outbox-bytes-max to at least 65536"]

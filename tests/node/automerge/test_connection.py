@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from node.automerge.connection import ClientConnection
+from node.limits import limits_from
 from sync.repo.config import RepoLimits
 from sync.repo.host import CLOSE_POLICY
+from sync.repo.messages import NAME_CHARS_MAX, SYNC_ENVELOPE_BYTES_MAX, encode_sync
 
 
 async def test_a_client_that_reads_too_slowly_is_dropped() -> None:
@@ -37,3 +41,59 @@ async def test_ephemeral_frames_are_dropped_for_a_slow_client_not_closing_it() -
     conn = ClientConnection(None, None, None, None,  # type: ignore[arg-type]
                             RepoLimits(ephemeral_outbox_bytes_max=20))
     assert conn.post_ephemeral(b"x" * 15) and not conn.post_ephemeral(b"x" * 6)
+
+
+def _full_sync_frame(served_bytes_max: int) -> bytes:
+    """The largest sync frame the node may send: a message of ``served_bytes_max`` bytes
+    between two peer ids of the longest (4 bytes a character)."""
+    longest = "\U0001d11e" * NAME_CHARS_MAX
+    return encode_sync(longest, longest, "4NMNnkMhL8jXrdJ9jamS58PAVdXu", b"s" * served_bytes_max)
+
+
+def _closed(conn: Any) -> bool:
+    return any(not isinstance(frame, bytes) for frame in conn._outbox)
+
+
+async def test_a_first_sync_fits_behind_as_much_ephemeral_data_as_may_wait() -> None:
+    """The limits a file may set keep a document's largest first sync deliverable to a
+    client whose outbox holds all the ephemeral data it may: at the boundary it goes out,
+    and one byte less of outbox is refused at start."""
+    served, ephemeral = 100_000, 50_000
+    outbox = served + ephemeral + SYNC_ENVELOPE_BYTES_MAX
+    table = {"served-bytes-max": served, "ephemeral-outbox-bytes-max": ephemeral}
+    limits = limits_from({**table, "outbox-bytes-max": outbox}, RepoLimits, "automerge_limits")
+    conn = ClientConnection(None, None, None, None, limits)  # type: ignore[arg-type]
+    assert conn.post_ephemeral(b"x" * 25_000) and conn.post_ephemeral(b"x" * 25_000)
+    frame = _full_sync_frame(served)
+    assert len(frame) - served <= SYNC_ENVELOPE_BYTES_MAX
+    conn.post(frame)
+    assert not _closed(conn)
+    with pytest.raises(ValueError, match="set \\[automerge_limits\\] outbox-bytes-max to at "
+                                         f"least {outbox}, or lower"):
+        limits_from({**table, "outbox-bytes-max": outbox - 1}, RepoLimits, "automerge_limits")
+
+
+async def test_a_first_sync_frame_fits_behind_as_many_ephemeral_frames_as_may_wait() -> None:
+    table = {"outbox-frames-max": 8, "ephemeral-outbox-frames-max": 7}
+    limits = limits_from(table, RepoLimits, "automerge_limits")
+    conn = ClientConnection(None, None, None, None, limits)  # type: ignore[arg-type]
+    assert [conn.post_ephemeral(b"p") for _ in range(8)] == [True] * 7 + [False]
+    conn.post(b"sync")
+    assert not _closed(conn)
+    with pytest.raises(ValueError, match="ephemeral-outbox-frames-max below 8"):
+        limits_from({**table, "ephemeral-outbox-frames-max": 8}, RepoLimits,
+                    "automerge_limits")
+
+
+async def test_served_bytes_max_at_the_outbox_is_refused_since_its_frame_never_fits() -> None:
+    """A sync message of served_bytes_max is sent in a frame a little larger: at
+    outbox_bytes_max it would drop its client even from an empty outbox."""
+    table = {"outbox-bytes-max": 1_000_000, "served-bytes-max": 1_000_000,
+             "ephemeral-outbox-bytes-max": 1000}
+    conn = ClientConnection(None, None, None, None,  # type: ignore[arg-type]
+                            RepoLimits(**{k.replace("-", "_"): v for k, v in table.items()}))
+    conn.post(_full_sync_frame(1_000_000))
+    assert _closed(conn)
+    with pytest.raises(ValueError, match="served-bytes-max \\(1000000, from the file\\) \\+ "
+                                         f"{SYNC_ENVELOPE_BYTES_MAX} bytes around a sync frame"):
+        limits_from(table, RepoLimits, "automerge_limits")

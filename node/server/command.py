@@ -26,7 +26,14 @@ from node.empty_variables import (
     set_empty,
 )
 from node.interrupt import die_of, end_now
-from node.server.config_file import CONFIG_FILE, FILE_KEYS, FILE_TABLES, SYNC_FIELDS, load_config
+from node.server.config_file import (
+    CONFIG_FILE,
+    FILE_KEYS,
+    FILE_TABLE_NAMES,
+    FILE_TABLES,
+    SYNC_FIELDS,
+    load_config,
+)
 from node.whole_numbers import WholeRange
 from sync.peer.config import SyncConfig
 from sync.repo.config import RepoConfig
@@ -408,14 +415,16 @@ def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dic
 
 def _pointless(ctx: click.Context, config: node_config.Config) -> list[str]:
     """Limits the node starts with although they are out of an order that makes them
-    bite (``node.limits.POINTLESS``), each said with its table's keys as the ``--config``
-    file wrote them."""
+    bite (``node.limits.POINTLESS``), each said with its table's name and keys as the
+    ``--config`` file wrote them."""
     keys: dict[str, dict[str, str]] = ctx.meta.get(FILE_TABLES, {})
+    written: dict[str, str] = ctx.meta.get(FILE_TABLE_NAMES, {})
     tables: tuple[tuple[str, DataclassInstance], ...] = (
         ("limits", config.limits), ("automerge_limits", config.automerge.limits),
         ("sync", config.sync))
     return [said for name, table in tables
-            for said in node_limits.out_of_order(table, name, keys.get(name, {}))]
+            for said in node_limits.out_of_order(table, written.get(name, name),
+                                                 keys.get(name, {}))]
 
 
 def _sync_config(ctx: click.Context, pull_interval_s: float,

@@ -26,6 +26,8 @@ CONFIG_FILE = "clawsync.config_file"
 #: ``ctx.meta`` key of the tables the file holds, each with the settings it names
 #: (``--print-config``).
 FILE_TABLES = "clawsync.file_tables"
+#: ``ctx.meta`` key: each limit table's name as the file wrote it (``automerge-limits``).
+FILE_TABLE_NAMES = "clawsync.file_table_names"
 #: ``ctx.meta`` key of the file's keys, by the setting each gives (``automerge_tokens``:
 #: ``automerge-tokens``), so that an error names a setting as the file wrote it.
 FILE_KEYS = "clawsync.file_keys"
@@ -55,6 +57,8 @@ def load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) 
         raise click.BadParameter(f"cannot read {path}: {error}") from None
     tables: dict[str, dict[str, str]] = {}  # per table: its settings -> the keys that gave them
     ctx.meta[FILE_TABLES] = tables
+    names: dict[str, str] = {}  # per table: its name as written
+    ctx.meta[FILE_TABLE_NAMES] = names
     for name, kind in node_limits.LIMIT_TABLES.items():
         # A table's name, like its keys, may be written with - for _ ([automerge-limits]);
         # errors name it as written.
@@ -62,7 +66,7 @@ def load_config(ctx: click.Context, _param: click.Parameter, path: Path | None) 
         if len(written) > 1:
             raise click.BadParameter(f"{path}: [{written[0]}] and [{written[1]}] are two "
                                      f"names of one table, [{name}]: give one")
-        where = written[0] if written else name
+        where = names[name] = written[0] if written else name
         if written:
             table = values.pop(where)
             if not isinstance(table, dict):

@@ -488,3 +488,18 @@ def test_limits_out_of_order_are_warned_of_at_start(tmp_path: Path) -> None:
     assert len(warned) == 1, log
     assert ("streams-per-address-max (300, from the file) is above [limits] streams_max "
             "(256, the default)") in warned[0], warned
+
+
+def test_a_warning_names_the_table_as_the_file_wrote_it(tmp_path: Path) -> None:
+    """[automerge-limits], as refusals name it; and ephemeral data larger than its outbox
+    is warned of (it would never be passed on)."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text("[automerge-limits]\nephemeral-outbox-bytes-max = 32768\n")
+    with NodeProcess(tmp_path, extra_args=["--config", str(file)]) as node:
+        assert node.get("/healthz")["status"] == "ok"
+    warned = [line for line in node.log_path.read_text().splitlines()
+              if "limits out of order" in line]
+    assert len(warned) == 1, warned
+    assert ("[automerge-limits] ephemeral_bytes_max (65536, the default) is above "
+            "[automerge-limits] ephemeral-outbox-bytes-max (32768, from the file)"
+            ) in warned[0], warned

@@ -47,6 +47,9 @@ def node_url(text: str) -> str:
             f"{unshown.why} (the client's paths go after the address): give the node's "
             "address alone, a token with --token", param_hint="--node")
     short = "://" not in text
+    mistyped = _mistyped(text) if short else None
+    if mistyped is not None:
+        raise click.BadParameter(f"{text!r} {mistyped}", param_hint="--node")
     text = f"http://{text}" if short else text
     try:
         url = URL(text)
@@ -55,6 +58,10 @@ def node_url(text: str) -> str:
                                  param_hint="--node") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
+                                 param_hint="--node")
+    if url.host.isdigit():  # "http://7878": the port typed where the host goes
+        raise click.BadParameter(f"{text!r} has a number as its host: give the host before "
+                                 f"the port, such as 127.0.0.1:{url.host}",
                                  param_hint="--node")
     # yarl takes port 0, which no connection can use: every command would fail to
     # connect, saying only that the node could not be reached.
@@ -70,6 +77,31 @@ def node_url(text: str) -> str:
         raise click.BadParameter(f"{text!r} names an API path; give the node's own address, "
                                  f"{base!r} (the commands add the rest)", param_hint="--node")
     return text
+
+
+def _mistyped(text: str) -> str | None:
+    """What is wrong with ``text``, an address typed without "://", if it is a common slip
+    that would otherwise be taken for a host: a port alone (``7878``, ``:7878``), or a
+    misspelt scheme (``http:/h:7878``, ``http//h:7878``, which would name the host
+    "http").
+
+    >>> _mistyped("7878")
+    'is a port alone: give the host too, such as 127.0.0.1:7878'
+    >>> _mistyped("http//h:7878")
+    'misspells http://: write it with a colon and two slashes, http://h:7878'
+    >>> _mistyped("h:7878") is None
+    True
+    """
+    import re
+
+    port = re.fullmatch(r":?(\d+)", text)
+    if port is not None:
+        return f"is a port alone: give the host too, such as 127.0.0.1:{port[1]}"
+    scheme = re.match(r"(https?):?/+", text, re.IGNORECASE)
+    if scheme is not None:
+        return (f"misspells {scheme[1].lower()}://: write it with a colon and two slashes, "
+                f"{scheme[1].lower()}://{text[scheme.end():]}")
+    return None
 
 
 def token_value(_ctx: click.Context, _param: click.Parameter | None, value: str | None

@@ -151,6 +151,26 @@ def test_a_node_address_the_url_parser_refuses_is_said_in_our_words(node: str,
         result.output
 
 
+@pytest.mark.parametrize(("node", "said"), [
+    # Were "'http://7878:7878' is not a node URL", exit 1, after trying to connect.
+    ("7878", "'7878' is a port alone: give the host too, such as 127.0.0.1:7878"),
+    (":7878", "':7878' is a port alone: give the host too, such as 127.0.0.1:7878"),
+    ("http://7878", "'http://7878' has a number as its host: give the host before the "
+                    "port, such as 127.0.0.1:7878"),
+    # Were "cannot reach the node at http://http:7878/h:7878": the scheme taken for a host.
+    ("http:/h:7878", "'http:/h:7878' misspells http://: write it with a colon and two "
+                     "slashes, http://h:7878"),
+    ("https//h", "'https//h' misspells https://: write it with a colon and two slashes, "
+                 "https://h")])
+def test_a_common_slip_in_a_node_address_is_a_usage_error_that_shows_the_fix(
+        node: str, said: str) -> None:
+    result = clawsync("--node", node, "sessions")
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == (
+        "Error: Invalid value for 'clawsync --node' (given before the command): " + said), \
+        result.output
+
+
 @pytest.mark.parametrize("node", ["ftp://me:hunter2@sync.example",
                                   "http://me:hunter2@[sync.example",
                                   # "http:/u:pw@h:7878" was "cannot reach the node at

@@ -115,17 +115,27 @@ def store_refusal(error: InvalidInput, where: Path) -> click.ClickException:
 
 
 def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
-                named: Mapping[str, str] | None = None) -> T:
+                named: Mapping[str, str] | None = None, session_key: str | None = None) -> T:
     """Run ``work`` against the node; a ``ClientError`` becomes ``failure(error)``.
     ``named`` maps fields of the API to the command's options that give them: the
-    node's refusal of one as malformed names the option (``--limit``, not ``limit``)."""
+    node's refusal of one as malformed names the option (``--limit``, not ``limit``).
+    ``session_key``: the SESSION the command was given; the node's "no such session"
+    then names the keys it holds that are close to it (``unknown_session``)."""
     from node.client.api import Client
 
     options = settings(ctx)
 
     async def session() -> T:
         async with Client(options.node, options.token, limits=options.limits) as client:
-            return await work(client)
+            try:
+                return await work(client)
+            except ClientError as error:
+                if session_key is None or error.status != 404 or error.code != "not_found":
+                    raise
+                hint = await unknown_session(client, session_key)
+                raise ClientError(f"{error}; {hint}", status=error.status, code=error.code,
+                                  field=error.field, said=error.said,
+                                  details=error.details) from None
 
     try:
         return asyncio.run(session())
@@ -137,6 +147,30 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
                 and blamed in str(error):  # without usage lines, as the node found it
             exit_with = InputError(str(error).replace(blamed, f": {option}: ", 1))
         raise exit_with from None
+
+
+#: How many of the node's sessions (its first ones) a missing SESSION is compared with,
+#: for a typo: one page at most, one more request before the error.
+SESSIONS_COMPARED_MAX = 1000
+
+
+async def unknown_session(client: Client, key: str) -> str:
+    """What to add when the node has no session ``key``: the keys of its sessions that
+    look like it (a typo), or how to list them. Nothing more fails here: the node may
+    refuse a page that long (its page_max), or the token may not list sessions."""
+    from difflib import get_close_matches
+
+    listed = "`clawsync sessions` lists them"
+    try:
+        page = await client.sessions(limit=SESSIONS_COMPARED_MAX)
+    except ClientError:
+        return listed
+    keys = [row["session_key"] for row in page.get("sessions") or []
+            if isinstance(row, dict) and isinstance(row.get("session_key"), str)]
+    close = get_close_matches(key, keys, n=3, cutoff=0.6)
+    if not close:
+        return listed
+    return printable("did you mean " + " or ".join(repr(name) for name in close) + "?")
 
 
 def listing(ctx: click.Context, as_json: bool,

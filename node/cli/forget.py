@@ -69,7 +69,8 @@ def forget(ctx: click.Context, session: str, events: tuple[str, ...], reason: st
         answer = await client.forget(session, list(events), reason=reason)
         return answer, await removal(client)
 
-    answer, removed = with_client(ctx, run, named={"reason": "--reason"})
+    answer, removed = with_client(ctx, run, named={"reason": "--reason"},
+                                  session_key=session)
     if as_json:
         print_json(answer)
         return

@@ -138,7 +138,7 @@ def events(ctx: click.Context, session: str, after: int | None, limit: int | Non
 
     following = with_client(
         ctx, lambda client: follow_pages(fetch_with(client), "events", after, everything,
-                                         show), named=PAGE_OPTIONS)
+                                         show), named=PAGE_OPTIONS, session_key=session)
     if not count and not as_json:
         note(f"no events in {session} after position {after or 0}")
     more_hint(following, "events")
@@ -273,7 +273,7 @@ def projection(ctx: click.Context, session: str, as_json: bool, url_only: bool,
                 return None  # its URL is known before its first event: see below
             raise
 
-    view = with_client(ctx, fetch)
+    view = with_client(ctx, fetch, session_key=session)
     if view is None:
         # Imported here: automerge loads slowly, and no other command needs it.
         from crdt.automerge.layout import automerge_url

@@ -365,7 +365,11 @@ def timestamp_value(_ctx: click.Context, _param: click.Parameter, text: str | No
     try:
         parse_timestamp({"timestamp": stamp}, "")
     except InvalidInput as error:
-        raise click.BadParameter(error.reason) from None
+        # The help offers both forms: a text of neither shape is told so (not one that
+        # is a time, out of range).
+        either = ", nor integer milliseconds" \
+            if error.reason.startswith("not an RFC 3339") else ""
+        raise click.BadParameter(error.reason + either) from None
     return stamp
 
 

@@ -283,7 +283,7 @@ async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool
             raise ClientError(
                 f"{blamed(error, held)}\n(none of the {len(batch)} events of session "
                 f"{key!r} sent with it is stored; {len(stored)} events of the file are. "
-                "Running the import again is safe: stored events are recognised)",
+                f"{_again(events)})",
                 status=error.status, code=error.code, field=error.field) from None
         with written(f"the node stored {len(batch)} events of session {key!r}"):
             found = rows(answer, "events")
@@ -291,6 +291,18 @@ async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool
                 maybe(event, "kind", dict)
             stored.extend(found)
     return stored
+
+
+def _again(events: list[dict[str, Any]]) -> str:
+    """Whether importing the file again stores nothing twice: an event is recognised by
+    its id, which its timestamp is part of, and one without a timestamp is given the
+    node's clock, a new one each time."""
+    undated = sum(1 for event in events
+                  if "timestamp" not in event and "hlc" not in event)
+    if not undated:
+        return "Running the import again is safe: stored events are recognised"
+    return (f"{undated} events of the file have no timestamp: running the import again "
+            "would store those already stored a second time")
 
 
 def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None:

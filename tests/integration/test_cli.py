@@ -196,6 +196,24 @@ def test_a_refusal_after_left_out_events_names_the_files_numbers(node: NodeProce
     assert "none of the 2 events of session 's1' sent with it is stored" in result.stderr
 
 
+def test_a_refused_import_says_whether_running_it_again_stores_events_twice(
+        node: NodeProcess) -> None:
+    """An event without a timestamp gets the node's clock, and so a new id, each time it
+    is sent: running the import again stores it again, which must not be called safe."""
+    refused = {"session_key": "again-b", "agent_id": "main", "kind": {"type": "mistyped"}}
+    for stamp, said in (({"timestamp": 1_700_000_000_000}, "Running the import again is "
+                                                           "safe: stored events are recognised"),
+                        ({}, "1 events of the file have no timestamp: running the import "
+                             "again would store those already stored a second time")):
+        first = {"session_key": "again-a", "agent_id": "main",
+                 "kind": {"type": "message_received", "content": "hi"}, **stamp}
+        lines = [first, {**refused, "timestamp": 1_700_000_000_000}]
+        result = run_cli(node, "append", "--file", "-",
+                         input="\n".join(json.dumps(line) for line in lines))
+        assert result.returncode == 2, result.stderr
+        assert "1 events of the file are. " + said + ")" in result.stderr, result.stderr
+
+
 def test_tail_prints_events_appended_after_it_started(node: NodeProcess) -> None:
     ok(run_cli(node, "append", "s1", "message_received", "content=before"))
     tail = spawn_cli(node, "tail", "--session", "s1")

@@ -10,6 +10,7 @@ import click
 from node.cli.common import field, listing, maybe, note, rows, with_client, written
 from node.cli.options import client_options
 from node.cli.output import print_rows, printable
+from node.client.errors import ClientError
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -71,7 +72,15 @@ def retire(ctx: click.Context, origin: str, force: bool) -> None:
       clawsync origins retire --force 45533c84642daaab
     """
     async def run(client: Client) -> dict[str, Any]:
-        return await client.retire_origin(origin, force=force)
+        try:
+            return await client.retire_origin(origin, force=force)
+        except ClientError as error:
+            if error.status != 404 or error.code != "not_found":
+                raise
+            # A mistyped ORIGIN: where to read the right one.
+            raise ClientError(f"{error}; `clawsync origins` lists those it holds",
+                              status=error.status, code=error.code, field=error.field,
+                              said=error.said, details=error.details) from None
 
     answer = with_client(ctx, run)
     with written(f"the node accepted the retirement of {origin}"):

@@ -1,0 +1,20 @@
+"""``clawsync origins retire`` of an origin the node does not hold (a typo) says where
+the right one is read, and changes nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.processes import NodeProcess, run_cli
+
+
+def test_retiring_an_origin_the_node_lacks_says_how_to_list_them(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        before = run_cli(node, "origins", "--json")
+        assert before.returncode == 0, before.stderr
+        done = run_cli(node, "origins", "retire", "45533c84642daaab")
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip() == (
+            "Error: the node holds no events of origin '45533c84642daaab'; "
+            "`clawsync origins` lists those it holds"), done.stderr
+        assert run_cli(node, "origins", "--json").stdout == before.stdout

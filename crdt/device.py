@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -82,6 +83,11 @@ GROUPS = 8
 ID_CHARS = GROUP_CHARS * GROUPS
 #: Longest device name (``--name``), in UTF-8 bytes: shown beside ids in lists and hellos.
 DEVICE_NAME_BYTES_MAX = 64
+#: The zero-width joiner, the one format character (Unicode category Cf) a device name
+#: may hold: it joins the emoji of a name. The others (the zero-width space, the
+#: bidirectional controls, the soft hyphen) show as nothing, so a name holding one reads
+#: as another's.
+NAME_JOINER = "\u200d"
 #: Characters people type for base32 letters that look alike.
 _LOOKALIKES = str.maketrans({"0": "O", "1": "I", "8": "B"})
 _VALUE = {char: value for value, char in enumerate(ALPHABET)}
@@ -194,6 +200,45 @@ def parse_device_id(text: object, field: str = "device_id") -> str:
 
 
 def check_device_name(value: object, field: str = "name") -> str:
-    """A device's name for people: 1 to 64 UTF-8 bytes of printable characters."""
+    """A device's name for people, as one is given (``--name``, ``devices add``): 1 to 64
+    UTF-8 bytes of printable characters, and no invisible format character but the
+    zero-width joiner (``NAME_JOINER``).
+
+    >>> check_device_name("laptop\u200b")
+    Traceback (most recent call last):
+    ...
+    crdt.errors.InvalidInput: name: must not contain invisible format characters (U+200B)
+    """
+    name = stored_device_name(value, field)
+    hidden = sorted({char for char in name
+                     if char != NAME_JOINER and unicodedata.category(char) == "Cf"})
+    if hidden:
+        codes = ", ".join(f"U+{ord(char):04X}" for char in hidden)
+        raise InvalidInput(f"must not contain invisible format characters ({codes})",
+                           field=field)
+    return name
+
+
+def stored_device_name(value: object, field: str = "name") -> str:
+    """A device's name as a record or a peer gives it: ``check_device_name`` but for the
+    format characters, which names written before they were refused may hold (such a
+    record still counts, and its name is shown, escaped where it is printed)."""
     return check_name(value, field, bytes_max=DEVICE_NAME_BYTES_MAX)
+
+
+def name_key(name: str) -> str:
+    """``name`` as people read it, for telling whether two names are one: compatibility
+    forms folded (NFKC: fullwidth letters are the plain ones, a composed "é" the "e" and
+    accent typed apart), case folded, format characters dropped, spaces at either end
+    stripped. Letters of other scripts that look alike (a Cyrillic "\\u0440" for a
+    Latin "p") stay apart: telling those would take Unicode's confusables tables.
+
+    >>> fullwidth = " \\uff2c\\uff41\\uff50\\uff54\\uff4f\\uff50\\u200b"
+    >>> name_key(fullwidth) == name_key("laptop") == name_key("LAPTOP ")
+    True
+    >>> name_key("cafe\u0301") == name_key("café")
+    True
+    """
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return "".join(char for char in folded if unicodedata.category(char) != "Cf").strip()
 

@@ -83,7 +83,7 @@ from enum import Enum
 from typing import Any, Final
 
 from crdt.addresses import address_refusal, normal_address
-from crdt.device import check_device_name, parse_device_id
+from crdt.device import parse_device_id, stored_device_name
 from crdt.errors import InvalidInput, LimitExceeded
 from crdt.events import Draft, Event
 from crdt.keys import check_name, utf8_len
@@ -178,9 +178,11 @@ def check_reason(value: object, field: str = "reason") -> str:
 def added(device_id: str, name: str, address: str | Unsaid | None = None) -> Draft:
     """The record that adds ``device_id`` (as typed: it is parsed) under ``name``, at
     ``address`` (None: clears it; ``UNSAID``: says nothing of it); ``InvalidInput``
-    naming the field that is wrong."""
+    naming the field that is wrong. The name as records may hold it: a new name is
+    checked further where it is given (``crdt.device.check_device_name``), a name a
+    member has kept as it is."""
     payload: dict[str, Any] = {"device_id": parse_device_id(device_id),
-                               "name": check_device_name(name)}
+                               "name": stored_device_name(name)}
     if address is not UNSAID:
         payload["address"] = check_address(address)
     return Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, payload)
@@ -259,7 +261,7 @@ def read(event: Event) -> tuple[str, str, dict[str, Any]] | None:
     fields: dict[str, Any]
     try:
         if event.kind == DEVICE_ADDED:
-            fields = {"name": check_device_name(payload.get("name"))}
+            fields = {"name": stored_device_name(payload.get("name"))}
             if "address" in payload:
                 address = _said_address(payload["address"])
                 if address is not UNSAID:

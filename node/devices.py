@@ -34,7 +34,7 @@ import structlog
 
 from crdt import membership
 from crdt.addresses import normal_address
-from crdt.device import parse_device_id
+from crdt.device import check_device_name, name_key, parse_device_id
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft
 from crdt.log.records import StoredEvent
@@ -81,6 +81,11 @@ class NameTaken(InvalidInput):
 
     code = "name_taken"
 
+    def __init__(self, message: str, *, field: str | None = None, member: str) -> None:
+        super().__init__(message, field=field)
+        #: The member that has the name (``POST /v1/devices`` gives it as ``member``).
+        self.member = member
+
 
 class SelfRemoval(InvalidInput):
     """A node does not remove itself."""
@@ -99,6 +104,10 @@ class Devices:
         self._position = 0
         self._listeners: list[Listener] = []
         self._lock = asyncio.Lock()
+        #: Held by ``add`` from its look at the members to its record stored: two adds
+        #: at once would each find the name free. Not ``_lock``, which ``_append`` takes
+        #: (``refresh``).
+        self._adding = asyncio.Lock()
         self._dirty = False
         self._follower: asyncio.Task[None] | None = None
         self._closed = False
@@ -201,6 +210,11 @@ class Devices:
         written, None if the device is a member under that name and address already.
         ``KEEP`` (not given): a member keeps the address it has (as it advertised it)."""
         device_id = parse_device_id(device_id)
+        async with self._adding:
+            return await self._add(device_id, name, address)
+
+    async def _add(self, device_id: str, name: str, address: str | Keep | None
+                   ) -> tuple[StoredEvent | None, Member]:
         held = self.members().get(device_id)
         said: str | membership.Unsaid | None
         if isinstance(address, Keep):
@@ -219,24 +233,27 @@ class Devices:
                 "only with a new key (a new device id)", field="device_id")
         if held is not None and (held.name, held.address) == (name, address):
             return None, held
-        if held is None or held.name != name:
+        if held is None or held.name != name:  # a name kept is not checked again
+            check_device_name(name)  # InvalidInput: an invisible character
             self._refuse_taken(device_id, name)
         stored = await self._append(draft)
         return stored, self.members()[device_id]
 
     def _refuse_taken(self, device_id: str, name: str) -> None:
-        """``NameTaken`` if another member has ``name`` (in any case: "Phone" and "phone"
-        read alike). Only a new name is checked: members that came to share one (two
-        nodes adding concurrently, or a store of a version that let it) keep working,
-        and keep their address on an add that does not rename them. A removed device's
-        name is free again: the phone that replaces a lost one takes its name."""
-        wanted = name.casefold()
+        """``NameTaken`` if another member has ``name`` as people read it
+        (``crdt.device.name_key``: "Phone", "phone " and "phone" in fullwidth letters are one
+        name; letters of other scripts that look alike are not caught). Only a new name
+        is checked: members that came to share one (two nodes adding concurrently, or a
+        store of a version that let it) keep working, and keep their address on an add
+        that does not rename them. A removed device's name is free again: the phone that
+        replaces a lost one takes its name."""
+        wanted = name_key(name)
         for other, member in sorted(self.members().items()):
-            if other != device_id and member.name.casefold() == wanted:
+            if other != device_id and name_key(member.name) == wanted:
+                # Words for any client: the CLI adds its own command (``node.cli.devices``).
                 raise NameTaken(
                     f"{name!r} is the name of the member {other}: give this device another "
-                    f"--name, or first rename that one (clawsync devices add {other} "
-                    "--name NEW)", field="name")
+                    "name, or first rename that member", field="name", member=other)
 
     async def remove(self, device_id: str, reason: str = "") -> tuple[StoredEvent | None,
                                                                          Removal]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from crdt import codec
-from crdt.device import PUBLIC_KEY_BYTES, check_device_name, device_id, load_public_key
+from crdt.device import PUBLIC_KEY_BYTES, device_id, load_public_key, stored_device_name
 from crdt.errors import InvalidInput
 from crdt.events import Draft, Event
 from crdt.linkproof import b64, unb64
@@ -90,7 +90,7 @@ def read(event: Event) -> Binding | None:
         return None
     try:
         public_key = unb64(text, PUBLIC_KEY_BYTES, "public_key")
-        check_device_name(payload.get("name"))
+        stored_device_name(payload.get("name"))
     except InvalidInput:
         return None
     if bound_origin(public_key, n) != origin:

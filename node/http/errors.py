@@ -9,6 +9,7 @@ of it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from crdt.errors import Picklable
 
@@ -17,13 +18,16 @@ class HttpError(Picklable):
     """An error that is about HTTP itself (headers, parameters), not about the data."""
 
     def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None,
+                 details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
         self.headers = dict(headers or {})
+        #: Fields of the error object beyond code, message and field (``error_body``).
+        self.details = dict(details or {})
 
 
 def invalid_encoding(message: str) -> HttpError:

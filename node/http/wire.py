@@ -335,7 +335,8 @@ def error_response(exc: BaseException, request: web.BaseRequest | None = None) -
     if isinstance(exc, NotFound):
         return _error(404, "not_found", str(exc))
     if isinstance(exc, HttpError):
-        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers)
+        return _error(exc.status, exc.code, exc.message, exc.field, exc.headers,
+                      exc.details)
     if isinstance(exc, web.HTTPException):
         # aiohttp's own: no route (404), wrong method (405, with its Allow header).
         code = re.sub(r"\W+", "_", exc.reason.lower()).strip("_")

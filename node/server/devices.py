@@ -93,8 +93,11 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         refuse_if_removed(request)
         try:
             stored, member = await devices.add(device_id, name, address)
-        except (RemovalIsFinal, NameTaken) as refused:
+        except RemovalIsFinal as refused:
             raise HttpError(409, refused.code, refused.reason, field=refused.field) from None
+        except NameTaken as refused:  # the member too, for a client to name its command
+            raise HttpError(409, refused.code, refused.reason, field=refused.field,
+                            details={"member": refused.member}) from None
         answer = {"device": member_json(device_id, member), "created": stored is not None}
         return respond(request, answer, status=201 if stored is not None else 200)
 

@@ -238,6 +238,8 @@ def test_what_is_not_an_ed25519_key_is_named() -> None:
 @pytest.mark.parametrize(("name", "ok"), [
     ("laptop", True), ("Anna's phone", True), ("x" * 64, True), ("é" * 32, True),
     ("x" * 65, False), ("é" * 33, False), ("", False), ("a\nb", False), (None, False),
+    # Format characters show as nothing, but the joiner of an emoji.
+    ("laptop\u200b", False), ("\u202elaptop", False), ("\U0001f468\u200d\U0001f4bb", True),
 ])
 def test_device_names(name: object, ok: bool) -> None:
     if ok:
@@ -245,3 +247,8 @@ def test_device_names(name: object, ok: bool) -> None:
     else:
         with pytest.raises(InvalidInput):
             device.check_device_name(name)
+
+
+def test_a_name_recorded_with_a_format_character_still_reads() -> None:
+    """Records written before format characters were refused still hold their name."""
+    assert device.stored_device_name("laptop\u200b") == "laptop\u200b"

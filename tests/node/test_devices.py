@@ -15,7 +15,8 @@ import pytest
 from crdt import membership
 from crdt.clock import Hlc
 from crdt.device import private_key_from_seed
-from crdt.events import parse_event
+from crdt.errors import InvalidInput
+from crdt.events import Draft, parse_event
 from crdt.log.records import StoredEvent
 from crdt.log.retire import ORIGINS_SESSION
 from crdt.log.store import EventStore
@@ -389,16 +390,79 @@ async def test_a_name_another_member_has_is_refused_and_nothing_is_written(
     a, b, c = nodes
     await a.devices.add(b.key.device_id, "phone")
     head = a.store.head
-    for device_id, name in ((c.key.device_id, "phone"), (c.key.device_id, "Phone"),
-                            (a.key.device_id, "phone"), (b.key.device_id, "d0")):
+    for device_id, name, holder in ((c.key.device_id, "phone", b), (c.key.device_id, "Phone", b),
+                                    (a.key.device_id, "phone", b), (b.key.device_id, "d0", a)):
         with pytest.raises(NameTaken) as refused:
             await a.devices.add(device_id, name)
         assert refused.value.code == "name_taken" and refused.value.field == "name"
-    assert b.key.device_id in str(refused.value) or a.key.device_id in str(refused.value)
+        assert refused.value.member == holder.key.device_id
+        assert holder.key.device_id in str(refused.value)
     assert a.store.head == head
     await a.devices.remove(b.key.device_id)
     stored, member = await a.devices.add(c.key.device_id, "phone")
     assert stored is not None and member.name == "phone"
+
+
+async def test_two_adds_at_once_cannot_both_take_a_name(nodes: list[Node]) -> None:
+    """Adds on one node are taken one at a time: of two at once under one name (in two
+    cases), one is refused, though neither found it taken when it began."""
+    a, b, c = nodes
+    done = await asyncio.gather(a.devices.add(b.key.device_id, "phone"),
+                                a.devices.add(c.key.device_id, "Phone"),
+                                return_exceptions=True)
+    assert sorted(type(result).__name__ for result in done) == ["NameTaken", "tuple"]
+    names = [member.name for member in a.devices.members().values()]
+    assert sorted(names) in (["Phone", "d0"], ["d0", "phone"])
+
+
+@pytest.mark.parametrize("name", ["Phone", "phone ", " phone", "\uff50\uff48\uff4f\uff4e\uff45",
+                                  "PHONE\u200d"])
+async def test_names_that_read_alike_are_one_name(nodes: list[Node], name: str) -> None:
+    """Names are compared as people read them: case, compatibility forms (fullwidth
+    letters), spaces at either end and format characters do not tell two apart."""
+    a, b, c = nodes
+    await a.devices.add(b.key.device_id, "phone")
+    with pytest.raises(NameTaken):
+        await a.devices.add(c.key.device_id, name)
+
+
+async def test_a_composed_and_a_decomposed_accent_are_one_name(nodes: list[Node]) -> None:
+    a, b, c = nodes
+    await a.devices.add(b.key.device_id, "caf\u00e9")
+    with pytest.raises(NameTaken):
+        await a.devices.add(c.key.device_id, "cafe\u0301")
+
+
+@pytest.mark.parametrize("name", ["laptop\u200b", "\u202elaptop", "lap\u00adtop"])
+async def test_a_new_name_with_an_invisible_character_is_refused(
+        nodes: list[Node], name: str) -> None:
+    """A format character shows as nothing: a name holding one reads as another's."""
+    a, b, _ = nodes
+    head = a.store.head
+    with pytest.raises(InvalidInput, match="invisible format characters"):
+        await a.devices.add(b.key.device_id, name)
+    assert a.store.head == head
+    stored, _ = await a.devices.add(b.key.device_id, "\U0001f468\u200d\U0001f4bb")
+    assert stored is not None  # the joiner of an emoji is taken
+
+
+async def test_a_name_recorded_with_an_invisible_character_still_counts(
+        nodes: list[Node]) -> None:
+    """A record written before such names were refused still adds its device, under
+    its name, and an add that keeps the name (a new address) is taken."""
+    a, b, _ = nodes
+    old = "laptop\u200b"
+    payload = {"device_id": b.key.device_id, "name": old}
+    await a.devices.add(a.key.device_id, "d0")  # this node's own add first
+    await a.astore.append([Draft(DEVICES_SESSION, membership.AGENT_ID,
+                                 membership.DEVICE_ADDED, payload)])
+    await settled(a)
+    assert a.devices.members()[b.key.device_id].name == old
+    stored, member = await a.devices.add(b.key.device_id, old, "http://laptop.lan:7878")
+    assert stored is not None and (member.name, member.address) == (
+        old, "http://laptop.lan:7878")
+    with pytest.raises(NameTaken):  # and it is the name "laptop"
+        await a.devices.add(a.key.device_id, "Laptop")
 
 
 async def test_members_that_share_a_name_already_keep_working(nodes: list[Node]) -> None:

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from node.cli.common import field, listing, maybe, note, rows, with_client, written
-from node.cli.options import client_options
+from node.cli.options import client_options, named_node
 from node.cli.output import minute, print_rows, printable
+from node.client.errors import ClientError
+from node.command_lines import add_command
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -125,13 +127,38 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     async def run(client: Client) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         # The members before, so that a rename or a new address is called so, not "added".
         members = rows(await client.devices(), "members")
-        return members, await client.add_device(device_id, name, address,
-                                                clear_address=no_address)
+        try:
+            return members, await client.add_device(device_id, name, address,
+                                                    clear_address=no_address)
+        except ClientError as error:
+            raise _with_rename(error, named_node(ctx)) from None
 
     members, answer = with_client(ctx, run)
     with written(f"the node accepted the device {device_id}"):
         said = _added(members, answer)
     click.echo(printable(said))
+
+
+def _with_rename(error: ClientError, node: str | None) -> ClientError:
+    """A refusal of a name another member has (``name_taken``) with the command that
+    renames that member, on the node this command was given (``--node``); other errors
+    as they are.
+
+    >>> said = _with_rename(ClientError("the node refused: 'phone' is taken", status=409,
+    ...                                 code="name_taken", details={"member": "KZD"}),
+    ...                     "http://laptop:7878")
+    >>> str(said).partition("; ")[2]
+    'to rename that member: clawsync devices add KZD --name NEW --node http://laptop:7878'
+    >>> said.status, said.code
+    (409, 'name_taken')
+    """
+    member = error.details.get("member")
+    if error.code != "name_taken" or not isinstance(member, str):
+        return error
+    return ClientError(f"{error}; to rename that member: "
+                       f"{add_command(member, 'NEW', node)}", status=error.status,
+                       code=error.code, field=error.field, said=error.said,
+                       details=error.details)
 
 
 def _added(members: list[dict[str, Any]], answer: dict[str, Any]) -> str:

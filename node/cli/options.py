@@ -161,6 +161,20 @@ def settings(ctx: click.Context) -> Settings:
     return checked
 
 
+def named_node(ctx: click.Context) -> str | None:
+    """The node a command printed for people to run (``node.command_lines``) names with
+    ``--node``: the one this command was given, or None for the default, which such a
+    command reaches without it.
+
+    >>> named_node(click.Context(click.Command("status"))) is None
+    True
+    """
+    from node.config import NODE_DEFAULT
+
+    node = settings(ctx).node
+    return None if node == NODE_DEFAULT else node
+
+
 def client_limits(ctx: click.Context) -> ClientLimits:
     """The client's limits, without checking ``--node`` or ``--token``: for a command
     that works on a data folder (``--data-dir``) and contacts no node, which a bad

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from node.cli.common import field, maybe, rows, with_client
-from node.cli.options import client_options
+from node.cli.options import client_options, named_node
 from node.cli.output import print_json, print_rows, printable, terminal_width
+from node.command_lines import add_command
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -128,12 +129,12 @@ def held_off_lines(view: dict[str, Any]) -> list[str]:
     return lines
 
 
-def to_add_lines(device: dict[str, Any]) -> list[str]:
+def to_add_lines(device: dict[str, Any], node: str | None = None) -> list[str]:
     """The devices that dialed this node and wait to be added here (absent from older
-    nodes), each with the command that adds it. Their ids are as the dialers claim them
-    (anyone reaching the node can claim one): the one to add is the id
-    ``clawsync device`` shows on the new device. The dialer sends no name: NAME is yours
-    to give.
+    nodes), each with the command that adds it, on ``node`` (``--node``: None for the
+    default). Their ids are as the dialers claim them (anyone reaching the node can
+    claim one): the one to add is the id ``clawsync device`` shows on the new device.
+    The dialer sends no name: NAME is yours to give.
 
     >>> to_add_lines({"to_add": [{"device_id": "KZDVVJ2-UMNDUYL", "address": "192.0.2.7",
     ...                           "last_seen_s_ago": 3.2}]})  # doctest: +NORMALIZE_WHITESPACE
@@ -150,7 +151,7 @@ def to_add_lines(device: dict[str, Any]) -> list[str]:
         device_id = field(row, "device_id", str)
         lines.append(f"  {device_id} from {maybe(row, 'address', str) or '?'}, "
                      f"{seconds_ago(maybe(row, 'last_seen_s_ago', float))}: "
-                     f"clawsync devices add {device_id} --name NAME")
+                     f"{add_command(device_id, node=node)}")
     return lines
 
 
@@ -198,7 +199,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     waiting = maybe(device, "waiting", list) or []
     for line in waiting:
         click.echo(printable(str(line)))
-    for line in to_add_lines(device):
+    for line in to_add_lines(device, named_node(ctx)):
         click.echo(printable(line))
     for url in maybe(device, "own_peers", list) or []:  # absent from older nodes
         click.echo(printable(f"--peer {url} is this node's own address: it is not dialed"))

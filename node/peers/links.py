@@ -8,16 +8,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crdt.device import DEVICE_NAME_BYTES_MAX, check_device_name
+from crdt.device import DEVICE_NAME_BYTES_MAX, name_key, stored_device_name
 from crdt.errors import InvalidInput
 from crdt.membership import Removal
+from node.command_lines import add_command
 from node.peers.transport import DEVICE_REMOVED, Refusal
 
 #: This node's removal, as told: ``by``, ``at_ms``, ``reason``, ``told_by``, ``told_at_ms``
@@ -65,13 +65,10 @@ def waiting_text(member: str, new: str, name: str | None = None, *,
     >>> waiting_text("AAA", "BBBBBBB-CCC", "vm", member_name="vm").partition(": ")[2]
     'run `clawsync devices add BBBBBBB-CCC --name vm-BBBBBBB` there'
     """
-    if name and member_name and name.casefold() == member_name.casefold():
+    if name and member_name and name_key(name) == name_key(member_name):
         name = distinct_name(name, new)
-    named = shlex.quote(name) if name else "NAME"
     on = f"{member_name} ({member})" if member_name else member
-    node = f" --node {shlex.quote(address)}" if address else ""
-    return (f"waiting to be added on {on}: run `clawsync devices add {new} --name {named}"
-            f"{node}` there")
+    return f"waiting to be added on {on}: run `{add_command(new, name, address)}` there"
 
 
 def distinct_name(name: str, device_id: str) -> str:
@@ -97,7 +94,7 @@ def member_name(detail: Mapping[str, Any]) -> str | None:
     ('laptop', None, None)
     """
     try:
-        return check_device_name(detail["name"]) if "name" in detail else None
+        return stored_device_name(detail["name"]) if "name" in detail else None
     except InvalidInput:
         return None
 

@@ -87,7 +87,8 @@ def test_the_member_shows_who_waits_and_refuses_a_name_taken(tmp_path: Path) -> 
         shown = run_cli(a, "status")
         assert shown.returncode == 0, shown.stderr
         assert "ids as the dialers claim them" in shown.stdout
-        assert f"clawsync devices add {ids['b']} --name NAME" in shown.stdout
+        # The command reaches the node status asked: --node, as status was given one.
+        assert f"clawsync devices add {ids['b']} --name NAME --node {a.url}" in shown.stdout
 
         add_device(a, b, "phone")
         wait_until(lambda: ids["a"] in linked_devices(b), LINK_TIMEOUT_S, "b linked with a")
@@ -100,11 +101,14 @@ def test_the_member_shows_who_waits_and_refuses_a_name_taken(tmp_path: Path) -> 
         before = a.get("/v1/devices")
         refused = run_cli(a, "devices", "add", device_id(c), "--name", "Phone")
         assert refused.returncode == 1, refused
-        assert ids["b"] in refused.stderr and "--name" in refused.stderr
+        assert f"clawsync devices add {ids['b']} --name NEW --node {a.url}" \
+            in refused.stderr
         with pytest.raises(HTTPError) as answer:
             request(a, "POST", "/v1/devices", {"device_id": device_id(c), "name": "phone"})
         assert answer.value.code == 409
-        assert json.loads(answer.value.read())["error"]["code"] == "name_taken"
+        error = json.loads(answer.value.read())["error"]
+        assert (error["code"], error["member"]) == ("name_taken", ids["b"])
+        assert "clawsync" not in error["message"]  # words for any client
         assert a.get("/v1/devices") == before
 
 

@@ -85,12 +85,17 @@ UNPROVEN_EVENTS = ("peer link proof refused", "peer link down")
 log = structlog.get_logger(__name__)
 
 
-def _keep(kept: set[str], item: str, kept_max: int) -> None:
-    """Remember ``item`` in ``kept``, emptied first once it holds ``kept_max``: what is
-    kept only spares lines, so forgetting all at once costs a line each again, no more."""
-    if len(kept) >= kept_max:
+def _keep(kept: set[str] | dict[str, str | None], item: str, kept_max: int,
+          value: str | None = None) -> None:
+    """Remember ``item`` in ``kept`` (in a dict, with ``value``), emptied first once it
+    holds ``kept_max`` and ``item`` is new: what is kept only spares lines (or a name
+    for one), so forgetting all at once costs a line each again, no more."""
+    if len(kept) >= kept_max and item not in kept:
         kept.clear()
-    kept.add(item)
+    if isinstance(kept, dict):
+        kept[item] = value
+    else:
+        kept.add(item)
 
 
 class Admission:
@@ -335,11 +340,10 @@ class Admission:
             runner.refused = (f"refused by {refusal.by}: the cluster secret this node gave "
                               "does not match that node's (check --cluster-secret on both)")
         elif refusal.code == NOT_MEMBER:
-            if len(self._waited_on) >= WAITED_ON_KEPT_MAX:  # as ``_keep`` does
-                self._waited_on.clear()
             # With the name the member signed in its refusal: ``peer link up`` says it
             # while no membership record names the member here yet.
-            named = self._waited_on[refusal.by] = member_name(refusal.detail)
+            named = member_name(refusal.detail)
+            _keep(self._waited_on, refusal.by, WAITED_ON_KEPT_MAX, named)
             runner.refused = waiting_text(refusal.by, self.device.device_id,
                                           self._own_name(), member_name=named,
                                           address=runner.url)

@@ -278,6 +278,8 @@ async def test_the_members_that_refused_this_device_are_bounded(
     for n in range(WAITED_ON_KEPT_MAX):
         refused_by(f"MEMBER{n}")
     assert len(admission._waited_on) == WAITED_ON_KEPT_MAX
+    refused_by("MEMBER0")  # again: one held, nothing to make room for
+    assert len(admission._waited_on) == WAITED_ON_KEPT_MAX
     refused_by("ONE-MORE")
     assert admission._waited_on == {"ONE-MORE": None}
     assert admission.added_since_refused("MEMBER0") == (False, None)

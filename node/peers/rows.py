@@ -177,11 +177,11 @@ class Rows:
             del self._gone[next(iter(self._gone))]
 
     def device_status(self) -> dict[str, Any]:
-        """This device for ``/v1/peers`` and ``/v1/node``: its id, whether a member told
-        it it was removed (by whom, when), which members it waits to be added on, which
-        devices dialed it waiting to be added here (``to_add``: ids as claimed), and
-        which of its ``--peer`` addresses turned out to be its own (not dialed: a typo of
-        a port shows as a node with no peer otherwise)."""
+        """This device for ``GET /v1/peers`` (its ``device``; ``/v1/node`` has none): its
+        id, whether a member told it it was removed (by whom, when), which members it
+        waits to be added on, which devices dialed it waiting to be added here
+        (``to_add``: ids as claimed), and which of its ``--peer`` addresses turned out to
+        be its own (not dialed: a typo of a port shows as a node with no peer otherwise)."""
         removal = self.admission.own_removal()
         waiting = sorted({r.refused for r in self.runners.values()
                           if r.refused and r.refused.startswith("waiting")})

@@ -1,5 +1,5 @@
 """The devices that dialed this node and were refused as waiting to be added, for
-``clawsync status`` on the member (``GET /v1/node``'s ``device.to_add``).
+``clawsync status`` on the member (``GET /v1/peers``'s ``device.to_add``).
 
 The id and address are what the dialer claims: it proves its key only once admitted, so
 anyone reaching this node can fill this memory with made-up ids. It is bounded

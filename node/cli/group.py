@@ -251,9 +251,11 @@ main.add_lazy_command("sessions", "node.cli.read:sessions",
                       "reads them by their key.")
 main.add_lazy_command("status", "node.cli.status:status",
                       "Show the node's id, version and head, this device (removed? waiting to be "
-                      "added?), and per peer: its device, state, last contact, how many events "
-                      "each side still lacks, bytes in and out, what it runs; and the learned "
-                      "addresses held off after their failures, for how long still.")
+                      "added?), the devices that dialed it waiting to be added here (the last "
+                      "16, ids as claimed), and per peer: its device, state, last contact, how "
+                      "many events each side still lacks, bytes in and out, what it runs; and "
+                      "the learned addresses held off after their failures, for how long "
+                      "still.")
 main.add_lazy_command("tail", "node.cli.read:tail",
                       "Follow the node's events live and print each as it arrives (all sessions "
                       "unless --session).")

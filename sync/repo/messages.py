@@ -52,7 +52,7 @@ NAME_CHARS_MAX = 256
 ERROR_CHARS_MAX = 512
 #: Most bytes a sync frame adds around its message (``encode_sync``): its keys, its type,
 #: two peer ids of up to ``NAME_CHARS_MAX`` characters (4 bytes each at most), a document
-#: id and the CBOR heads, under 2.2 KiB. A client's outbox must hold a sync message of
+#: id and the CBOR headers, under 2.2 KiB. A client's outbox must hold a sync message of
 #: ``RepoLimits.served_bytes_max`` with this around it.
 SYNC_ENVELOPE_BYTES_MAX = 4096
 

@@ -236,21 +236,10 @@ ORDERED: dict[type, tuple[Order, ...]] = {
         Order("first_byte_timeout_s", "headers_timeout_s", "a client whose first byte "
               "came after headers_timeout_s would be waited for, then closed at once")),
     RepoLimits: (
-        # A client's first sync of a document up to served_bytes_max is one frame: past
-        # the outbox it drops the client as too slow, at every try.
-        Order("served_bytes_max", "outbox_bytes_max", "a document's first sync, in its "
-              "frame, would drop its client as too slow, at every try",
-              room=SYNC_ENVELOPE_BYTES_MAX),
-        # Other clients' ephemeral messages are queued up to these only, so that a sync
-        # frame still fits behind as many as may wait (node.automerge.connection: post
-        # drops the client at outbox_frames_max frames, post_ephemeral stops at the
-        # ephemeral limit). At the outbox's limit, the next sync frame would drop it.
-        Order("ephemeral_outbox_frames_max", "outbox_frames_max", "a client with that "
-              "many ephemeral messages waiting would be dropped as too slow at its next "
-              "sync message", True),
-        Order("served_bytes_max", "outbox_bytes_max", "a client with that much ephemeral "
-              "data waiting would be dropped as too slow by a document's first sync",
-              plus=("ephemeral_outbox_bytes_max",), room=SYNC_ENVELOPE_BYTES_MAX)),
+        # A client's first sync of a document up to served_bytes_max is one message:
+        # past the outbox it drops the client as too slow, at every try.
+        Order("served_bytes_max", "outbox_bytes_max", "a document's first sync would "
+              "drop its client as too slow, at every try"),),
     SyncConfig: (
         # Also checked by SyncConfig itself; here so that the error says where each came
         # from. Both are capped with min(): out of order, the cap is every delay.
@@ -258,6 +247,22 @@ ORDERED: dict[type, tuple[Order, ...]] = {
               "backoff_max_s: no back-off"),
         Order("forgotten_hold_s", "forgotten_hold_max_s", "every hold-off would be "
               "forgotten_hold_max_s: none would grow"))}
+
+#: Limits of a table that risk dropping a client out of order, but that files did not
+#: have to keep in order before: the node starts and logs a warning (``out_of_order``).
+RISKY: dict[type, tuple[Order, ...]] = {
+    RepoLimits: (
+        # A client's outbox must hold as much ephemeral data as may wait for it and then
+        # a sync frame (node.automerge.connection: post drops the client at
+        # outbox_frames_max frames, post_ephemeral stops at the ephemeral limit).
+        Order("ephemeral_outbox_frames_max", "outbox_frames_max", "presence messages "
+              "alone can fill a client's outbox and get it dropped as too slow at its next "
+              "sync message", True),
+        # Also covers served_bytes_max plus its frame's envelope alone above the outbox.
+        Order("served_bytes_max", "outbox_bytes_max", "a document's first sync, in its "
+              "frame, behind as much ephemeral data as may wait, can overflow a client's "
+              "outbox and get it dropped as too slow",
+              plus=("ephemeral_outbox_bytes_max",), room=SYNC_ENVELOPE_BYTES_MAX))}
 
 #: Limits of a table that are pointless out of order, but harmless: the node starts and
 #: logs a warning (``out_of_order``), since the second limit then does the first's work
@@ -321,8 +326,14 @@ def _said(order: Order, values: Mapping[str, Any], where: str,
     summed = " + ".join(named(name) for name in (order.low, *order.plus))
     if order.room:
         summed += f" + {order.room} bytes around a sync frame"
-    lower = " or ".join(key(name) for name in (order.low, *order.plus))
-    fix = f"set {key(order.high)} to at least {total}, or lower {lower}"
+    # Each is enough alone: the high limit to the total, or one summed limit to what the
+    # others leave of the high one (if anything), everything else as it stands.
+    fixes = [f"{key(order.high)} {'above' if order.strict else 'to at least'} {total}"]
+    for name in (order.low, *order.plus):
+        left = number(values[order.high] - (order.total(values) - values[name]))
+        if left >= (2 if order.strict else 1):  # a positive value fits
+            fixes.append(f"{key(name)} {'below' if order.strict else 'to at most'} {left}")
+    fix = "set " + ", or ".join(fixes)
     return f"{summed} {relation} {named(order.high)}: {order.why}; {fix}"
 
 
@@ -353,8 +364,8 @@ def _refuse_disorder(kind: type, values: Mapping[str, Any], where: str,
 
 def out_of_order(limits: DataclassInstance, where: str,
                  keys: Mapping[str, str] | None = None) -> list[str]:
-    """What is pointless in the table ``where`` (``POINTLESS``), one sentence each, for
-    a warning at start; ``keys`` as for ``check_order``.
+    """What is risky (``RISKY``) or pointless (``POINTLESS``) in the table ``where``, one
+    sentence each, for a warning at start; ``keys`` as for ``check_order``.
 
     >>> too_many = Limits(streams_per_address_max=500)
     >>> print(*out_of_order(too_many, "limits"))  # doctest: +NORMALIZE_WHITESPACE
@@ -363,43 +374,13 @@ def out_of_order(limits: DataclassInstance, where: str,
     streams_max to at least 500
     """
     values = _values(limits)
-    return [_said(order, values, where, keys) for order in POINTLESS.get(type(limits), ())
-            if order.broken(values)]
+    orders = (*RISKY.get(type(limits), ()), *POINTLESS.get(type(limits), ()))
+    return [_said(order, values, where, keys) for order in orders if order.broken(values)]
 
 
 def _values(limits: DataclassInstance) -> dict[str, Any]:
     """A table's values by setting."""
     return {field.name: getattr(limits, field.name) for field in fields(limits)}
-
-
-def _fitted(kind: type, values: dict[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
-    """``values`` (a table's, by setting), with the limits the file did not set
-    (``keys``) that must stay below the outbox lowered to fit the outbox it did set, as
-    a person who lowered the outbox expects them to follow it: ``served_bytes_max`` to
-    the defaults' share of the outbox (a half), the ephemeral outbox's frames to theirs
-    (an eighth) and its bytes to what a first sync in its frame leaves. Only a default
-    out of order is changed.
-
-    >>> fitted = _fitted(RepoLimits, _values(RepoLimits(outbox_frames_max=16)), {})
-    >>> fitted["ephemeral_outbox_frames_max"]
-    2
-    """
-    if kind is not RepoLimits:
-        return values
-    default = RepoLimits()
-    if "served_bytes_max" not in keys and values["served_bytes_max"] + \
-            SYNC_ENVELOPE_BYTES_MAX > values["outbox_bytes_max"]:
-        share = default.outbox_bytes_max // default.served_bytes_max
-        values["served_bytes_max"] = values["outbox_bytes_max"] // share
-    frames, outbox_frames = values["ephemeral_outbox_frames_max"], values["outbox_frames_max"]
-    if "ephemeral_outbox_frames_max" not in keys and frames >= outbox_frames:
-        share = default.outbox_frames_max // default.ephemeral_outbox_frames_max
-        values["ephemeral_outbox_frames_max"] = max(1, outbox_frames // share)
-    room = values["outbox_bytes_max"] - values["served_bytes_max"] - SYNC_ENVELOPE_BYTES_MAX
-    if "ephemeral_outbox_bytes_max" not in keys and 0 < room < values[
-            "ephemeral_outbox_bytes_max"]:
-        values["ephemeral_outbox_bytes_max"] = room
-    return values
 
 
 def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
@@ -446,7 +427,7 @@ def limits_from(table: Mapping[str, Any], kind: type[_L], where: str) -> _L:
             raise ValueError(f"[{where}] {raw_name} must be positive and at most {high}, "
                              f"not {value}")
         values[name] = value if whole else float(value)
-    values = _fitted(kind, {**_values(defaults), **values}, keys)
+    values = {**_values(defaults), **values}
     # Before the dataclass's own checks (SyncConfig's), which say less.
     _refuse_disorder(kind, values, where, keys)
     try:

@@ -414,9 +414,9 @@ def _sources(ctx: click.Context, decided: dict[str, str]) -> dict[str, str | dic
 
 
 def _pointless(ctx: click.Context, config: node_config.Config) -> list[str]:
-    """Limits the node starts with although they are out of an order that makes them
-    bite (``node.limits.POINTLESS``), each said with its table's name and keys as the
-    ``--config`` file wrote them."""
+    """Limits the node starts with although they are out of an order that keeps a client
+    from being dropped or makes them bite (``node.limits.RISKY``, ``POINTLESS``), each
+    said with its table's name and keys as the ``--config`` file wrote them."""
     keys: dict[str, dict[str, str]] = ctx.meta.get(FILE_TABLES, {})
     written: dict[str, str] = ctx.meta.get(FILE_TABLE_NAMES, {})
     tables: tuple[tuple[str, DataclassInstance], ...] = (

@@ -24,9 +24,9 @@ class RepoLimits:
       more times the stored size: about 300 bytes per short message). A document that
       does not fit is refused to that client (an ``error`` message saying so, then
       doc-unavailable, logged) instead of being sent and dropping the client over and
-      over. With its frame's envelope (``SYNC_ENVELOPE_BYTES_MAX``) and
-      ``ephemeral_outbox_bytes_max`` it must stay within ``outbox_bytes_max``; larger
-      sessions should be split.
+      over. Must not exceed ``outbox_bytes_max``, and should stay within it with its
+      frame's envelope (``SYNC_ENVELOPE_BYTES_MAX``) and ``ephemeral_outbox_bytes_max``
+      added; larger sessions should be split.
     * ``unpacked_bytes_max`` (32 MiB), ``unpacked_rows_max`` (250,000): what the changes
       in one of a client's sync messages may unpack to: bytes once every deflated part
       is inflated and every repeated string copied, and rows of changes and operations

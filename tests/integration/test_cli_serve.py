@@ -82,8 +82,8 @@ async def automerge_flood(url: str, frames: int) -> str:
     ("[automerge_limits]\nframes_burst = 1" + "0" * 40 + "\n", "frames_burst must be positive"),
     ("[limits]\nqueue_events_max = 10\n", "batch_events_max (1000, the default) is above"),
     ("[automerge_limits]\nserved_bytes_max = 1000000000\n",
-     "served_bytes_max (1000000000, from the file) + 4096 bytes around a sync frame is "
-     "above [automerge_limits] outbox_bytes_max"),
+     "served_bytes_max (1000000000, from the file) is above [automerge_limits] "
+     "outbox_bytes_max"),
 ])
 def test_config_file_errors_name_the_setting(tmp_path: Path, text: str, problem: str) -> None:
     config = tmp_path / "clawsync.toml"

@@ -503,3 +503,20 @@ def test_a_warning_names_the_table_as_the_file_wrote_it(tmp_path: Path) -> None:
     assert ("[automerge-limits] ephemeral_bytes_max (65536, the default) is above "
             "[automerge-limits] ephemeral-outbox-bytes-max (32768, from the file)"
             ) in warned[0], warned
+
+
+def test_a_smaller_outbox_starts_as_before_and_is_warned_of(tmp_path: Path) -> None:
+    """A file that shrinks a client's outbox below what ephemeral data and a first sync
+    may need started before those pairs were checked: it still starts, with each risk
+    warned of, naming both settings and what to set."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text("[automerge_limits]\noutbox-frames-max = 16\noutbox-bytes-max = 1000000\n"
+                    "served-bytes-max = 500000\n")
+    with NodeProcess(tmp_path, extra_args=["--config", str(file)]) as node:
+        assert node.get("/healthz")["status"] == "ok"
+    warned = [line for line in node.log_path.read_text().splitlines()
+              if "limits out of order" in line]
+    assert len(warned) == 2, warned
+    assert ("ephemeral_outbox_frames_max (32, the default) is not below [automerge_limits] "
+            "outbox-frames-max (16, from the file): presence messages alone") in warned[0]
+    assert "set [automerge_limits] outbox-bytes-max to at least 1552672" in warned[1]

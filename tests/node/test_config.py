@@ -23,6 +23,7 @@ from node.limits import (
     LIMIT_TABLES,
     ORDERED,
     POINTLESS,
+    RISKY,
     ClientLimits,
     Limits,
     check_order,
@@ -458,12 +459,12 @@ def test_a_check_of_a_value_the_file_may_have_set_names_the_file(tmp_path: Path)
 
 
 def test_the_defaults_keep_every_order_of_limits() -> None:
-    assert {*ORDERED, *POINTLESS} <= set(LIMIT_TABLES.values())
+    assert {*ORDERED, *RISKY, *POINTLESS} <= set(LIMIT_TABLES.values())
     for kind in LIMIT_TABLES.values():
         check_order(kind(), "table")
         assert out_of_order(kind(), "table") == []
         names = {field.name for field in dataclasses.fields(kind)}
-        for order in (*ORDERED.get(kind, ()), *POINTLESS.get(kind, ())):
+        for order in (*ORDERED.get(kind, ()), *RISKY.get(kind, ()), *POINTLESS.get(kind, ())):
             assert {order.low, order.high} <= names, order  # two settings of its table
 
 
@@ -500,3 +501,71 @@ def test_ephemeral_data_larger_than_its_outbox_is_said_never_to_pass() -> None:
         "data above ephemeral_outbox_bytes_max is never passed on; set [automerge-limits] "
         "ephemeral_bytes_max to at most 32768, or [automerge-limits] "
         "ephemeral-outbox-bytes-max to at least 65536"]
+
+
+def test_a_smaller_outbox_that_started_before_still_starts_and_is_warned_of() -> None:
+    """Pairs that only risk dropping a client were not checked once: a file that keeps
+    the others in order starts as it did, each such pair warned of with both settings,
+    their values and sources, what happens and what to set. No limit is changed."""
+    table = {"outbox-frames-max": 16, "outbox-bytes-max": 1_000_000,
+             "served-bytes-max": 500_000}
+    limits = limits_from(table, RepoLimits, "automerge_limits")  # not refused
+    assert limits == RepoLimits(outbox_frames_max=16, outbox_bytes_max=1_000_000,
+                                served_bytes_max=500_000)  # nothing lowered behind it
+    keys = {key.replace("-", "_"): key for key in table}
+    assert out_of_order(limits, "automerge_limits", keys) == [
+        "[automerge_limits] ephemeral_outbox_frames_max (32, the default) is not below "
+        "[automerge_limits] outbox-frames-max (16, from the file): presence messages alone "
+        "can fill a client's outbox and get it dropped as too slow at its next sync "
+        "message; set [automerge_limits] ephemeral_outbox_frames_max below 16, or "
+        "[automerge_limits] outbox-frames-max above 32",
+        "[automerge_limits] served-bytes-max (500000, from the file) + [automerge_limits] "
+        "ephemeral_outbox_bytes_max (1048576, the default) + 4096 bytes around a sync "
+        "frame is above [automerge_limits] outbox-bytes-max (1000000, from the file): a "
+        "document's first sync, in its frame, behind as much ephemeral data as may wait, "
+        "can overflow a client's outbox and get it dropped as too slow; set "
+        "[automerge_limits] outbox-bytes-max to at least 1552672, or [automerge_limits] "
+        "ephemeral_outbox_bytes_max to at most 495904"]
+
+
+@pytest.mark.parametrize("table", [
+    {"outbox-frames-max": 16, "outbox-bytes-max": 1_000_000, "served-bytes-max": 500_000},
+    {"outbox-bytes-max": 1_000_000, "served-bytes-max": 1_000_000},
+    {"served-bytes-max": 134_000_000},
+    {"outbox-frames-max": 1},
+    {"ephemeral-outbox-frames-max": 300}])
+def test_the_advice_of_a_warning_makes_it_go_away(table: dict[str, int]) -> None:
+    """Each alternative a warning gives, set alone on the file as it stands, leaves no
+    such warning: advice worked out from the values, not from defaults."""
+    moves = {"to at least": 0, "to at most": 0, "below": -1, "above": 1}
+    table = {key.replace("-", "_"): value for key, value in table.items()}
+    warned = out_of_order(limits_from(table, RepoLimits, "t"), "t")
+    assert warned, table
+    for said in warned:
+        alternatives = said.split("; set ")[-1].split(", or ")
+        assert alternatives, said
+        for alternative in alternatives:
+            name, how, number = re.fullmatch(
+                r"\[t\] ([a-z_]+) (to at least|to at most|below|above) (\d+)",
+                alternative).groups()  # type: ignore[union-attr]
+            fixed = {**table, name: int(number) + moves[how]}
+            assert out_of_order(limits_from(fixed, RepoLimits, "t"), "t") == [
+                other for other in warned if other != said], (alternative, fixed)
+
+
+@pytest.mark.parametrize("table", [
+    {"outbox-bytes-max": 1_000_000}, {"served-bytes-max": 134_217_729},
+    {"outbox-bytes-max": 64 * 1024 * 1024 - 1}, {"outbox-bytes-max": 64 * 1024 * 1024},
+    {"outbox-bytes-max": 1000, "served-bytes-max": 1000},
+    {"outbox-frames-max": 1, "ephemeral-outbox-bytes-max": 10**9}])
+def test_only_a_first_sync_above_the_whole_outbox_is_refused(table: dict[str, int]) -> None:
+    """As before the pairs that only risk dropping a client were checked: a file is
+    refused for the outbox's limits alone when served_bytes_max is above
+    outbox_bytes_max."""
+    values = {**dataclasses.asdict(RepoLimits()),
+              **{key.replace("-", "_"): value for key, value in table.items()}}
+    if values["served_bytes_max"] > values["outbox_bytes_max"]:
+        with pytest.raises(ValueError, match=r"served.bytes.max .* is above"):
+            limits_from(table, RepoLimits, "t")
+    else:
+        limits_from(table, RepoLimits, "t")

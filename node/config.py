@@ -226,7 +226,11 @@ class Config:
                 raise ValueError(f"{what} {url!r} must start with http:// or https://{guess}")
             problem = address_problem(url)
             if problem is not None:  # dialed, it would fail at every retry
-                raise ValueError(f"{what} {url!r} {problem}")
+                # CLAWSYNC_PEERS splits on spaces: a comma-separated list is one URL,
+                # whose port then reads "1,http:".
+                several = (": separate several peer URLs with spaces, not commas"
+                           if setting == "peers" and "," in url else "")
+                raise ValueError(f"{what} {url!r} {problem}{several}")
             base = api_path_base(url)
             if base is not None:  # dialed, it would be refused "Not Found" for good
                 raise ValueError(f"{what} {url!r} names an API path; give the node's own "

@@ -22,6 +22,8 @@ from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
     (["--peer", "hub:7878"], "peer URL 'hub:7878' must start with http:// or https:// "
                              "('http://hub:7878'?)"),
     (["--advertise-url", "phone:7878"], "--advertise-url 'phone:7878' must start with"),
+    (["--peer", "http://a:7878,http://b:7878"], "peer URL 'http://a:7878,http://b:7878' has a "
+     "port that is not between 1 and 65535: separate several peer URLs with spaces, not commas"),
     (["--advertise-url", "http://phone:7878/console/"], "--advertise-url "
      "'http://phone:7878/console/' names an API path"),
 ])

@@ -133,9 +133,9 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
                 if session_key is None or error.status != 404 or error.code != "not_found":
                     raise
                 hint = await unknown_session(client, session_key)
-                raise ClientError(f"{error}; {hint}", status=error.status, code=error.code,
-                                  field=error.field, said=error.said,
-                                  details=error.details) from None
+                if hint is None:
+                    raise
+                raise error.with_hint(hint) from None
 
     try:
         return asyncio.run(session())
@@ -153,19 +153,31 @@ def with_client(ctx: click.Context, work: Callable[[Client], Awaitable[T]], *,
 #: for a typo: one page at most, one more request before the error.
 SESSIONS_COMPARED_MAX = 1000
 
+#: Seconds that request may take: the node has already answered, and a hint is not
+#: worth the whole request timeout; past it, the error says how to list the sessions.
+SESSIONS_HINT_TIMEOUT_S = 3.0
 
-async def unknown_session(client: Client, key: str) -> str:
+
+async def unknown_session(client: Client, key: str) -> str | None:
     """What to add when the node has no session ``key``: the keys of its sessions that
-    look like it (a typo), or how to list them. Nothing more fails here: the node may
-    refuse a page that long (its page_max), or the token may not list sessions."""
+    look like it (a typo), or how to list them; None when this token may not list them
+    (401, 403: `clawsync sessions` would be refused too). Nothing more fails here: the
+    node may refuse a page that long (its page_max), be slow to list, or answer
+    something that is not a list."""
     from difflib import get_close_matches
 
     listed = "`clawsync sessions` lists them"
     try:
-        page = await client.sessions(limit=SESSIONS_COMPARED_MAX)
-    except ClientError:
+        page = await asyncio.wait_for(client.sessions(limit=SESSIONS_COMPARED_MAX),
+                                      SESSIONS_HINT_TIMEOUT_S)
+    except ClientError as error:
+        return None if error.status in (401, 403) else listed
+    except TimeoutError:
         return listed
-    keys = [row["session_key"] for row in page.get("sessions") or []
+    rows = page.get("sessions") if isinstance(page, dict) else None
+    if not isinstance(rows, list):
+        return listed
+    keys = [row["session_key"] for row in rows
             if isinstance(row, dict) and isinstance(row.get("session_key"), str)]
     close = get_close_matches(key, keys, n=3, cutoff=0.6)
     if not close:

@@ -19,8 +19,8 @@ import click
 
 from crdt.errors import NotFound
 from crdt.events import Event
-from node.cli.common import InputError, NodeError, note
-from node.cli.openclaw_sink import with_sink
+from node.cli.common import InputError, NodeError, note, unknown_session
+from node.cli.openclaw_sink import HttpSink, with_sink
 from node.cli.options import settings
 from node.client.api import ClientError
 from node.openclaw.bridge import Bridge, PassFull, Sink, Tally
@@ -347,9 +347,12 @@ def _read_session(ctx: click.Context, data_dir: Path | None, session: str,
             except (NotFound, ClientError) as error:
                 if isinstance(error, ClientError) and error.status != 404:
                     raise
+        # As every other command's "no such session": the close keys, or how to list them.
+        hint = await unknown_session(sink.client, session) \
+            if isinstance(sink, HttpSink) else None
         raise NodeError(f"there is no session {session!r}"
                         + (f" nor {prefixed!r}" if prefixed != session else "")
-                        + " on the node")
+                        + " on the node" + (f"; {hint}" if hint else ""))
 
     return with_sink(ctx, data_dir, work, reads_only=True)
 

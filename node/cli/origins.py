@@ -78,9 +78,7 @@ def retire(ctx: click.Context, origin: str, force: bool) -> None:
             if error.status != 404 or error.code != "not_found":
                 raise
             # A mistyped ORIGIN: where to read the right one.
-            raise ClientError(f"{error}; `clawsync origins` lists those it holds",
-                              status=error.status, code=error.code, field=error.field,
-                              said=error.said, details=error.details) from None
+            raise error.with_hint("`clawsync origins` lists those it holds") from None
 
     answer = with_client(ctx, run)
     with written(f"the node accepted the retirement of {origin}"):

@@ -28,3 +28,15 @@ class ClientError(Exception):
         self.field = field
         self.said = said
         self.details = details or {}
+
+    def with_hint(self, hint: str) -> ClientError:
+        """This error with ``hint`` after its message (where to look for the right
+        name), every field kept.
+
+        >>> error = ClientError("no such origin", status=404, code="not_found")
+        >>> hinted = error.with_hint("`clawsync origins` lists them")
+        >>> str(hinted), hinted.status, hinted.code
+        ('no such origin; `clawsync origins` lists them', 404, 'not_found')
+        """
+        return ClientError(f"{self}; {hint}", status=self.status, code=self.code,
+                           field=self.field, said=self.said, details=self.details)

@@ -3,13 +3,17 @@ sessions whose keys are close to it, or says how to list them."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from node.cli.common import SESSIONS_COMPARED_MAX
+from node.cli.common import SESSIONS_COMPARED_MAX, SESSIONS_HINT_TIMEOUT_S
+from node.limits import ClientLimits
 from tests.support.processes import NodeProcess, run_cli
+from tests.support.stand_in import Quiet, serving
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +58,80 @@ def test_a_node_that_lists_fewer_sessions_a_page_still_says_how_to_list_them(
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == ("Error: there is no session 'tg:alise' on the node; "
                                    "`clawsync sessions` lists them"), done.stderr
+
+
+class _Lister(Quiet):
+    """A node without the session asked for, whose list of sessions is ``listed``: a
+    body, or None for a list it is slow to give (held till ``release`` is set)."""
+
+    listed: object = None
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/v1/sessions?"):
+            self.answer(404, {"error": {"code": "not_found", "message": "no such session"}})
+        elif self.listed is None:
+            self.release.wait(SLOW_LIST_S)  # then hangs up: the command is gone
+        else:
+            self.answer(200, self.listed)
+
+
+#: How long the stand-in holds a slow list: longer than the command's own run may take.
+SLOW_LIST_S = 120.0
+
+
+def lister(listed: object) -> type[_Lister]:
+    return type("Listing", (_Lister,), {"listed": listed, "release": threading.Event()})
+
+
+@pytest.mark.parametrize("listed", [{"sessions": 5}, {"sessions": "tg:alice"},
+                                    {"sessions": None}, [{"session_key": "tg:alice"}],
+                                    {"sessions": [5, {"session_key": 7}, {"key": "tg:alice"}]}])
+def test_a_session_list_that_is_no_list_leaves_the_plain_hint(listed: object) -> None:
+    """The hint is the node's answer read as it comes: anything but a list of rows gives
+    the plain one, never a traceback."""
+    with serving(lister(listed)) as url:
+        done = run_cli(url, "events", "tg:alise")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().endswith("; `clawsync sessions` lists them"), done.stderr
+
+
+def test_a_node_slow_to_list_its_sessions_leaves_the_plain_hint() -> None:
+    """The node has answered "no such session" already: its list is waited for a few
+    seconds (SESSIONS_HINT_TIMEOUT_S), not the whole request timeout, and the command
+    ends well within that timeout."""
+    handler = lister(None)
+    try:
+        with serving(handler) as url:
+            done = run_cli(url, "events", "tg:alise",
+                           timeout_s=ClientLimits().request_timeout_s - 5)
+    finally:
+        handler.release.set()
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().endswith("; `clawsync sessions` lists them"), done.stderr
+    assert ClientLimits().request_timeout_s / 3 > SESSIONS_HINT_TIMEOUT_S
+
+
+def test_a_token_that_may_not_list_sessions_is_not_told_to_list_them(
+        tmp_path: Path) -> None:
+    """An app token may forget its sessions but not list the node's (403): the command that
+    lists them would be refused to it too."""
+    with NodeProcess(tmp_path, token="node-token-for-the-test") as node:
+        made = run_cli(node, "tokens", "create", "--sessions", "tg:*", "--json")
+        assert made.returncode == 0, made.stderr
+        app_token = json.loads(made.stdout)["token"]
+        done = run_cli(node, "forget", "tg:alise", token=app_token)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == "Error: there is no session 'tg:alise' on the node", \
+        done.stderr
+
+
+def test_openclaw_export_of_a_mistyped_session_names_the_close_one(
+        node: NodeProcess, tmp_path: Path) -> None:
+    (tmp_path / "agents").mkdir()  # an OpenClaw state folder, with no agent yet
+    done = run_cli(node, "openclaw", "export", "tg:alise", "--state-dir", str(tmp_path))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        "Error: there is no session 'tg:alise' nor 'agent:main:tg:alise' on the node; "
+        "did you mean 'tg:alice'?"), done.stderr

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import NamedTuple
 
-from crdt.errors import InvalidInput, TimestampAhead
+from crdt.errors import InvalidInput, NotATime, TimestampAhead
 
 #: Largest counter value. 2**32 keeps a timestamp two small integers in every language.
 COUNTER_MAX = 2**32 - 1
@@ -80,8 +80,8 @@ class Hlc(NamedTuple):
         the seed's chrono timestamps survives import."""
         match = _RFC3339.fullmatch(text)
         if match is None:
-            raise InvalidInput("not an RFC 3339 time with a zone "
-                               "(like 2026-01-31T12:00:00.123Z)", field=field)
+            raise NotATime("not an RFC 3339 time with a zone "
+                           "(like 2026-01-31T12:00:00.123Z)", field=field)
         year, month, day, hour, minute, second, frac, zone = match.groups()
         if zone in ("Z", "z"):
             offset = timedelta(0)

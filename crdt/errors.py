@@ -64,6 +64,11 @@ class InvalidInput(CrdtError):
         super().__init__(f"{field}: {message}" if field else message)
 
 
+class NotATime(InvalidInput):
+    """A timestamp's text is not shaped as an RFC 3339 time at all (rather than a time out
+    of range): whoever offers integer milliseconds too can say so."""
+
+
 class LimitExceeded(InvalidInput):
     """Input is well-formed but larger or deeper than a documented limit allows."""
 

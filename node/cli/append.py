@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from crdt.errors import InvalidInput
+from crdt.errors import InvalidInput, NotATime
 from crdt.kinds import DEFAULTS, KINDS, parse_kind, written_by_nodes
 from node.cli.common import (
     InputError,
@@ -272,37 +272,74 @@ async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool
     """Append every batch; a refusal says which part of the file was stored before it
     (``numbers``: each event's in the file, as ``batches`` takes them)."""
     stored: list[dict[str, Any]] = []
+    undated = 0  # of the events the node stored: see _again
     for held, key, batch in batches(events, client.limits, numbers):
         try:
             answer = await client.append(key, batch)
         except ClientError as error:
             if not from_file:
                 raise
-            # One request per session and batch: none of this one is stored, and the
-            # batches sent before it (other sessions too) are.
-            raise ClientError(
-                f"{blamed(error, held)}\n(none of the {len(batch)} events of session "
-                f"{key!r} sent with it is stored; {len(stored)} events of the file are. "
-                f"{_again(events)})",
-                status=error.status, code=error.code, field=error.field) from None
+            said = _stored_so_far(error, key, batch, stored, undated)
+            raise ClientError(f"{blamed(error, held)}\n({said})", status=error.status,
+                              code=error.code, field=error.field) from None
         with written(f"the node stored {len(batch)} events of session {key!r}"):
             found = rows(answer, "events")
             for event in found:  # the report reads its type
                 maybe(event, "kind", dict)
             stored.extend(found)
+        undated += sum(1 for event in batch if _undated(event))
     return stored
 
 
-def _again(events: list[dict[str, Any]]) -> str:
-    """Whether importing the file again stores nothing twice: an event is recognised by
-    its id, which its timestamp is part of, and one without a timestamp is given the
-    node's clock, a new one each time."""
-    undated = sum(1 for event in events
-                  if "timestamp" not in event and "hlc" not in event)
+def _stored_so_far(error: ClientError, key: str, batch: list[dict[str, Any]],
+                   stored: list[dict[str, Any]], undated: int) -> str:
+    """What of the file the node holds once ``batch`` failed: the batches before it (other
+    sessions too), and none of this one if the node refused it (one request per session
+    and batch, a 4xx is answered before anything is stored). With no answer, or a 5xx,
+    the node may have stored this batch, or part of it, before it failed.
+
+    >>> print(_stored_so_far(ClientError("refused", status=400), "s", [{}], [{}], 1))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    none of the 1 event of session 's' sent with it is stored; 1 event of the file is.
+    1 event stored has no timestamp: running the import again would store it a second time
+    >>> print(_stored_so_far(ClientError("timed out"), "s", [{}, {}], [], 0))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    the node may have stored the 2 events of session 's' sent with it, all, some or none;
+    0 events of the file are stored before them
+    """
+    before = f"{len(stored)} {_events(len(stored))} of the file"
+    if error.status is None or not 400 <= error.status < 500:
+        return (f"the node may have stored the {len(batch)} {_events(len(batch))} of session "
+                f"{key!r} sent with it, all, some or none; {before} {_is(stored)} stored "
+                "before them")
+    return (f"none of the {len(batch)} {_events(len(batch))} of session {key!r} sent with "
+            f"it is stored; {before} {_is(stored)}. {_again(undated)}")
+
+
+def _undated(event: dict[str, Any]) -> bool:
+    """Whether the node gives ``event`` its clock: no timestamp nor hlc, or null (as
+    parse_timestamp reads it)."""
+    return event.get("timestamp") is None and event.get("hlc") is None
+
+
+def _events(count: int) -> str:
+    return "event" if count == 1 else "events"
+
+
+def _is(stored: list[dict[str, Any]]) -> str:
+    return "is" if len(stored) == 1 else "are"
+
+
+def _again(undated: int) -> str:
+    """Whether importing the file again stores nothing twice, with ``undated`` events
+    among those the node stored: an event is recognised by its id, which its timestamp
+    is part of, and one without a timestamp is given the node's clock, a new one each
+    time."""
     if not undated:
         return "Running the import again is safe: stored events are recognised"
-    return (f"{undated} events of the file have no timestamp: running the import again "
-            "would store those already stored a second time")
+    return (f"{undated} {_events(undated)} stored {'has' if undated == 1 else 'have'} no "
+            "timestamp: running the import again would store "
+            f"{'it' if undated == 1 else 'them'} a second time")
 
 
 def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None:
@@ -379,8 +416,7 @@ def timestamp_value(_ctx: click.Context, _param: click.Parameter, text: str | No
     except InvalidInput as error:
         # The help offers both forms: a text of neither shape is told so (not one that
         # is a time, out of range).
-        either = ", nor integer milliseconds" \
-            if error.reason.startswith("not an RFC 3339") else ""
+        either = ", nor integer milliseconds" if isinstance(error, NotATime) else ""
         raise click.BadParameter(error.reason + either) from None
     return stamp
 

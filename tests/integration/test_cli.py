@@ -20,6 +20,7 @@ from tests.support.processes import (
     run_cli,
     spawn_cli,
 )
+from tests.support.stand_in import Quiet, serving
 
 pytestmark = pytest.mark.integration
 
@@ -198,20 +199,75 @@ def test_a_refusal_after_left_out_events_names_the_files_numbers(node: NodeProce
 
 def test_a_refused_import_says_whether_running_it_again_stores_events_twice(
         node: NodeProcess) -> None:
-    """An event without a timestamp gets the node's clock, and so a new id, each time it
-    is sent: running the import again stores it again, which must not be called safe."""
+    """An event without a timestamp (or with a null one, read as none) gets the node's
+    clock, and so a new id, each time it is sent: running the import again stores it
+    again, which must not be called safe."""
     refused = {"session_key": "again-b", "agent_id": "main", "kind": {"type": "mistyped"}}
-    for stamp, said in (({"timestamp": 1_700_000_000_000}, "Running the import again is "
-                                                           "safe: stored events are recognised"),
-                        ({}, "1 events of the file have no timestamp: running the import "
-                             "again would store those already stored a second time")):
-        first = {"session_key": "again-a", "agent_id": "main",
+    safe = "Running the import again is safe: stored events are recognised"
+    twice = ("1 event stored has no timestamp: running the import again would store it a "
+             "second time")
+    for first_key, stamp, said in (("again-a", {"timestamp": 1_700_000_000_000}, safe),
+                                   ("again-c", {}, twice),
+                                   ("again-d", {"timestamp": None}, twice),
+                                   ("again-e", {"timestamp": None, "hlc": None}, twice)):
+        first = {"session_key": first_key, "agent_id": "main",
                  "kind": {"type": "message_received", "content": "hi"}, **stamp}
         lines = [first, {**refused, "timestamp": 1_700_000_000_000}]
-        result = run_cli(node, "append", "--file", "-",
+        for _ in range(2):  # what is said of a rerun holds for it
+            result = run_cli(node, "append", "--file", "-",
+                             input="\n".join(json.dumps(line) for line in lines))
+            assert result.returncode == 2, result.stderr
+            assert "1 event of the file is. " + said + ")" in result.stderr, result.stderr
+        held = ok(run_cli(node, "events", first_key, "--json")).splitlines()
+        assert len(held) == (1 if said == safe else 2), held
+
+
+def test_a_refused_import_that_stored_nothing_may_be_run_again(node: NodeProcess) -> None:
+    """The events without a timestamp the file holds were not sent: none stored, none
+    stored twice."""
+    lines = [{"session_key": "none-a", "agent_id": "main", "kind": {"type": "mistyped"},
+              "timestamp": 1_700_000_000_000},
+             {"session_key": "none-b", "agent_id": "main",
+              "kind": {"type": "message_received", "content": "hi"}}]
+    result = run_cli(node, "append", "--file", "-",
+                     input="\n".join(json.dumps(line) for line in lines))
+    assert result.returncode == 2, result.stderr
+    assert ("(none of the 1 event of session 'none-a' sent with it is stored; 0 events of "
+            "the file are. Running the import again is safe: stored events are "
+            "recognised)") in result.stderr, result.stderr
+
+
+class _HangsUpOnTheSecond(Quiet):
+    """A node that stores the first batch it is sent and hangs up on the next one, which
+    it may have stored: as a reset or a timeout after it committed looks."""
+
+    sent = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).sent += 1
+        if type(self).sent > 1:
+            self.close_connection = True
+            return
+        key = self.path.split("/")[3]
+        self.answer(200, {"created": 1, "events": [
+            {"position": 1, "id": "ab" * 32, "session_key": key, "created": True,
+             "kind": {"type": "message_received"}}]})
+
+
+def test_an_import_the_node_did_not_answer_claims_nothing_of_what_it_stored() -> None:
+    lines = [{"session_key": key, "agent_id": "main", "timestamp": 1_700_000_000_000,
+              "kind": {"type": "message_received", "content": "hi"}}
+             for key in ("hang-a", "hang-b", "hang-b")]
+    handler = type("HangsUp", (_HangsUpOnTheSecond,), {"sent": 0})
+    with serving(handler) as url:
+        result = run_cli(url, "append", "--file", "-",
                          input="\n".join(json.dumps(line) for line in lines))
-        assert result.returncode == 2, result.stderr
-        assert "1 events of the file are. " + said + ")" in result.stderr, result.stderr
+    assert result.returncode == 1, result.stderr
+    assert ("(the node may have stored the 2 events of session 'hang-b' sent with it, all, "
+            "some or none; 1 event of the file is stored before them)") in result.stderr, \
+        result.stderr
+    assert "safe" not in result.stderr and "none of" not in result.stderr
 
 
 def test_tail_prints_events_appended_after_it_started(node: NodeProcess) -> None:

@@ -9,6 +9,7 @@ holds."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -59,9 +60,11 @@ def node_url(text: str) -> str:
     if url.scheme not in ("http", "https") or not url.host:
         raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
                                  param_hint="--node")
-    if url.host.isdigit():  # "http://7878": the port typed where the host goes
-        raise click.BadParameter(f"{text!r} has a number as its host: give the host before "
-                                 f"the port, such as 127.0.0.1:{url.host}",
+    if re.fullmatch(r"[0-9]+", url.host):  # "http://7878": the port typed as the host
+        raise click.BadParameter(f"{text!r} has a number as its host: "
+                                 + (f"give the host before the port, such as 127.0.0.1:{url.host}"
+                                    if url.explicit_port is None and _is_port(url.host)
+                                    else "give a host name or an IP address"),
                                  param_hint="--node")
     # yarl takes port 0, which no connection can use: every command would fail to
     # connect, saying only that the node could not be reached.
@@ -92,16 +95,31 @@ def _mistyped(text: str) -> str | None:
     >>> _mistyped("h:7878") is None
     True
     """
-    import re
-
-    port = re.fullmatch(r":?(\d+)", text)
+    port = re.fullmatch(r":?([0-9]+)", text)
     if port is not None:
-        return f"is a port alone: give the host too, such as 127.0.0.1:{port[1]}"
-    scheme = re.match(r"(https?):?/+", text, re.IGNORECASE)
+        return ("is a port alone: give the host too, such as 127.0.0.1:" + port[1]
+                if _is_port(port[1]) else
+                "is a number alone: give a host name or an IP address")
+    # "http/prefix" is a host named "http" with a reverse proxy's prefix, not a slip.
+    scheme = re.match(r"(https?)(?::/+|//+)", text, re.IGNORECASE)
     if scheme is not None:
         return (f"misspells {scheme[1].lower()}://: write it with a colon and two slashes, "
                 f"{scheme[1].lower()}://{text[scheme.end():]}")
     return None
+
+
+#: The highest TCP port: a number above it is not suggested as the node's port.
+PORT_MAX = 65535
+
+
+def _is_port(number: str) -> bool:
+    """Whether a number typed where the host goes can be the node's port, and so be
+    suggested as one (not 0, nor one out of range).
+
+    >>> _is_port("7878"), _is_port("0"), _is_port("2130706433")
+    (True, False, False)
+    """
+    return 1 <= int(number) <= PORT_MAX
 
 
 def token_value(_ctx: click.Context, _param: click.Parameter | None, value: str | None

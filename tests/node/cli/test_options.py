@@ -161,7 +161,17 @@ def test_a_node_address_the_url_parser_refuses_is_said_in_our_words(node: str,
     ("http:/h:7878", "'http:/h:7878' misspells http://: write it with a colon and two "
                      "slashes, http://h:7878"),
     ("https//h", "'https//h' misspells https://: write it with a colon and two slashes, "
-                 "https://h")])
+                 "https://h"),
+    # A port was typed, or the number can be no port: none is suggested in its place.
+    ("http://1234:7878", "'http://1234:7878' has a number as its host: give a host name or "
+                         "an IP address"),
+    ("2130706433:7878", "'http://2130706433:7878' has a number as its host: give a host "
+                        "name or an IP address"),
+    ("0:7878", "'http://0:7878' has a number as its host: give a host name or an IP "
+               "address"),
+    ("http://0", "'http://0' has a number as its host: give a host name or an IP address"),
+    ("99999", "'99999' is a number alone: give a host name or an IP address"),
+    ("0", "'0' is a number alone: give a host name or an IP address")])
 def test_a_common_slip_in_a_node_address_is_a_usage_error_that_shows_the_fix(
         node: str, said: str) -> None:
     result = clawsync("--node", node, "sessions")
@@ -203,7 +213,12 @@ def test_a_node_address_with_a_query_or_fragment_is_refused_without_showing_it(
     ("http://[fe80::1%25eth0]:7878", "http://[fe80::1%25eth0]:7878"),
     ("http://host/", "http://host"), ("https://sync.example/cs/", "https://sync.example/cs"),
     # An "@" in a path is no user name.
-    ("http://h:7878/a@b", "http://h:7878/a@b"), ("h:7878/a@b", "http://h:7878/a@b")])
+    ("http://h:7878/a@b", "http://h:7878/a@b"), ("h:7878/a@b", "http://h:7878/a@b"),
+    # A host named "http" behind a prefix: no misspelt scheme.
+    ("http/clawsync", "http://http:7878/clawsync"),
+    ("https/cs", "http://https:7878/cs"),
+    # Digits of another script are a host name as any other, not a port.
+    ("\u0667\u0668\u0667\u0668", "http://xn--gibacb:7878")])
 def test_an_address_with_an_at_sign_beyond_its_host_is_a_node_address(typed: str,
                                                                         url: str) -> None:
     assert node_url(typed) == url

@@ -83,11 +83,27 @@ GROUPS = 8
 ID_CHARS = GROUP_CHARS * GROUPS
 #: Longest device name (``--name``), in UTF-8 bytes: shown beside ids in lists and hellos.
 DEVICE_NAME_BYTES_MAX = 64
-#: The zero-width joiner, the one format character (Unicode category Cf) a device name
-#: may hold: it joins the emoji of a name. The others (the zero-width space, the
-#: bidirectional controls, the soft hyphen) show as nothing, so a name holding one reads
-#: as another's.
-NAME_JOINER = "\u200d"
+#: Characters a new device name may not hold, as ``(first, last)`` code points: they
+#: hide text or reorder it, so a name holding one shows as another's, or backwards (the
+#: zero-width space, the soft hyphen, the byte order mark, the invisible operators, the
+#: bidirectional marks and controls), or break it into lines (the line and paragraph
+#: separators). Invisible characters that spell words stay allowed: the zero-width
+#: non-joiner (Persian, Urdu), the joiner and variation selectors of emoji, the tags of a
+#: flag such as Scotland's; ``name_key`` drops them, so they cannot make a second name
+#: that reads as one held.
+HIDING_CHARS = ((0x00AD, 0x00AD), (0x061C, 0x061C), (0x180E, 0x180E), (0x200B, 0x200B),
+                (0x200E, 0x200F), (0x2028, 0x202E), (0x2060, 0x206F), (0xFEFF, 0xFEFF),
+                (0xFFF9, 0xFFFB))
+#: Unicode's default-ignorable code points (DerivedCoreProperties.txt, Unicode 15.1):
+#: what a text shows as nothing where it cannot render it. ``name_key`` drops them.
+IGNORABLE_CHARS = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+                   (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+                   (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+                   (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+                   (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+#: Of ``HIDING_CHARS``, those named apart when a name holds one.
+_REORDERING = ((0x061C, 0x061C), (0x200E, 0x200F), (0x202A, 0x202E), (0x2066, 0x2069))
+_BREAKING = ((0x2028, 0x2029),)
 #: Characters people type for base32 letters that look alike.
 _LOOKALIKES = str.maketrans({"0": "O", "1": "I", "8": "B"})
 _VALUE = {char: value for value, char in enumerate(ALPHABET)}
@@ -200,45 +216,84 @@ def parse_device_id(text: object, field: str = "device_id") -> str:
 
 
 def check_device_name(value: object, field: str = "name") -> str:
-    """A device's name for people, as one is given (``--name``, ``devices add``): 1 to 64
-    UTF-8 bytes of printable characters, and no invisible format character but the
-    zero-width joiner (``NAME_JOINER``).
+    """A new name for a device, as one is given (``devices add``): 1 to 64 UTF-8 bytes of
+    printable characters, none that hides or reorders text (``HIDING_CHARS``), and at
+    least one that shows (its ``name_key`` is not empty).
 
     >>> check_device_name("laptop\u200b")
     Traceback (most recent call last):
     ...
-    crdt.errors.InvalidInput: name: must not contain invisible format characters (U+200B)
+    crdt.errors.InvalidInput: name: must not contain invisible characters (U+200B)
+    >>> check_device_name("\u0644\u067e\u200c\u062a\u0627\u067e")  # Persian "laptop"
+    'لپ‌تاپ'
+    >>> check_device_name(" \u200d")
+    Traceback (most recent call last):
+    ...
+    crdt.errors.InvalidInput: name: shows as nothing: it must hold a visible character
     """
     name = stored_device_name(value, field)
-    hidden = sorted({char for char in name
-                     if char != NAME_JOINER and unicodedata.category(char) == "Cf"})
+    hidden = hiding_characters(name)
     if hidden:
-        codes = ", ".join(f"U+{ord(char):04X}" for char in hidden)
-        raise InvalidInput(f"must not contain invisible format characters ({codes})",
-                           field=field)
+        raise InvalidInput(f"must not contain {hidden}", field=field)
+    if not name_key(name):
+        raise InvalidInput("shows as nothing: it must hold a visible character", field=field)
     return name
 
 
+def hiding_characters(name: str) -> str:
+    """The characters of ``name`` that a new name may not hold (``HIDING_CHARS``), said
+    by kind with their code points, or "" if it holds none.
+
+    >>> hiding_characters("\u202elap\u200btop")
+    'invisible characters (U+200B), bidirectional controls (U+202E)'
+    >>> hiding_characters("pho\u2029ne"), hiding_characters("\u0644\u067e\u200c\u062a\u0627\u067e")
+    ('line or paragraph separators (U+2029)', '')
+    """
+    kinds: dict[str, list[str]] = {}
+    for char in sorted(set(name)):
+        if _within(char, HIDING_CHARS):
+            kind = ("bidirectional controls" if _within(char, _REORDERING)
+                    else "line or paragraph separators" if _within(char, _BREAKING)
+                    else "invisible characters")
+            kinds.setdefault(kind, []).append(f"U+{ord(char):04X}")
+    order = ("invisible characters", "bidirectional controls", "line or paragraph separators")
+    return ", ".join(f"{kind} ({', '.join(kinds[kind])})" for kind in order if kind in kinds)
+
+
+def _within(char: str, ranges: tuple[tuple[int, int], ...]) -> bool:
+    code = ord(char)
+    return any(first <= code <= last for first, last in ranges)
+
+
 def stored_device_name(value: object, field: str = "name") -> str:
-    """A device's name as a record or a peer gives it: ``check_device_name`` but for the
-    format characters, which names written before they were refused may hold (such a
-    record still counts, and its name is shown, escaped where it is printed)."""
+    """A device's name as a record or a peer gives it, or as this node is configured
+    with (``--name``): ``check_device_name`` but for the characters that hide text, which
+    names given before they were refused may hold (such a record still counts, and its
+    name is shown, escaped where it is printed; a node so named still starts, warned).
+
+    >>> stored_device_name("laptop\u200b")
+    'laptop\u200b'
+    """
     return check_name(value, field, bytes_max=DEVICE_NAME_BYTES_MAX)
 
 
 def name_key(name: str) -> str:
     """``name`` as people read it, for telling whether two names are one: compatibility
     forms folded (NFKC: fullwidth letters are the plain ones, a composed "é" the "e" and
-    accent typed apart), case folded, format characters dropped, spaces at either end
-    stripped. Letters of other scripts that look alike (a Cyrillic "\\u0440" for a
-    Latin "p") stay apart: telling those would take Unicode's confusables tables.
+    accent typed apart), case folded, default-ignorable characters (``IGNORABLE_CHARS``:
+    the joiners, variation selectors, Hangul fillers) and other format characters
+    dropped, spaces at either end stripped. Letters of other scripts that look alike (a
+    Cyrillic "\u0440" for a Latin "p") stay apart: telling those would take Unicode's
+    confusables tables.
 
-    >>> fullwidth = " \\uff2c\\uff41\\uff50\\uff54\\uff4f\\uff50\\u200b"
+    >>> fullwidth = " \uff2c\uff41\uff50\uff54\uff4f\uff50\u200b"
     >>> name_key(fullwidth) == name_key("laptop") == name_key("LAPTOP ")
     True
     >>> name_key("cafe\u0301") == name_key("café")
     True
+    >>> {name_key(name) for name in ("phone\ufe0f", "phone\u034f", "phone\u3164")}
+    {'phone'}
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-    return "".join(char for char in folded if unicodedata.category(char) != "Cf").strip()
-
+    return "".join(char for char in folded if unicodedata.category(char) != "Cf"
+                   and not _within(char, IGNORABLE_CHARS)).strip()

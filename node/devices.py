@@ -234,7 +234,7 @@ class Devices:
         if held is not None and (held.name, held.address) == (name, address):
             return None, held
         if held is None or held.name != name:  # a name kept is not checked again
-            check_device_name(name)  # InvalidInput: an invisible character
+            check_device_name(name)  # InvalidInput: a character that hides text, or none shows
             self._refuse_taken(device_id, name)
         stored = await self._append(draft)
         return stored, self.members()[device_id]

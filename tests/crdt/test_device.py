@@ -238,8 +238,16 @@ def test_what_is_not_an_ed25519_key_is_named() -> None:
 @pytest.mark.parametrize(("name", "ok"), [
     ("laptop", True), ("Anna's phone", True), ("x" * 64, True), ("é" * 32, True),
     ("x" * 65, False), ("é" * 33, False), ("", False), ("a\nb", False), (None, False),
-    # Format characters show as nothing, but the joiner of an emoji.
-    ("laptop\u200b", False), ("\u202elaptop", False), ("\U0001f468\u200d\U0001f4bb", True),
+    # What hides or reorders text is refused; invisible characters that spell words are not:
+    # the joiner of an emoji, the non-joiner of Persian, a flag's tags, a variation selector.
+    ("laptop\u200b", False), ("\u202elaptop", False), ("lap\u00adtop", False),
+    ("\ufefflaptop", False), ("lap\u2062top", False), ("\u2067laptop", False),
+    ("pho\u2028ne", False), ("pho\u2029ne", False),
+    ("\U0001f468\u200d\U0001f4bb", True), ("\u0644\u067e\u200c\u062a\u0627\u067e", True),
+    ("\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", True),
+    ("\u2764\ufe0f", True),
+    # A name that shows as nothing.
+    ("\u200d", False), (" ", False), ("\ufe0f\u3164", False),
 ])
 def test_device_names(name: object, ok: bool) -> None:
     if ok:
@@ -252,3 +260,9 @@ def test_device_names(name: object, ok: bool) -> None:
 def test_a_name_recorded_with_a_format_character_still_reads() -> None:
     """Records written before format characters were refused still hold their name."""
     assert device.stored_device_name("laptop\u200b") == "laptop\u200b"
+
+
+@pytest.mark.parametrize("name", ["phone\ufe0f", "phone\u034f", "phone\u3164", "phone\u200c",
+                                  "pho\u180bne", "phone\U000e0067", "\u115fphone"])
+def test_invisible_characters_do_not_make_another_name(name: str) -> None:
+    assert device.name_key(name) == device.name_key("phone")

@@ -416,10 +416,11 @@ async def test_two_adds_at_once_cannot_both_take_a_name(nodes: list[Node]) -> No
 
 
 @pytest.mark.parametrize("name", ["Phone", "phone ", " phone", "\uff50\uff48\uff4f\uff4e\uff45",
-                                  "PHONE\u200d"])
+                                  "PHONE\u200d", "phone\ufe0f", "phone\u034f", "phone\u3164"])
 async def test_names_that_read_alike_are_one_name(nodes: list[Node], name: str) -> None:
     """Names are compared as people read them: case, compatibility forms (fullwidth
-    letters), spaces at either end and format characters do not tell two apart."""
+    letters), spaces at either end and invisible characters (the joiners, variation
+    selectors, a Hangul filler) do not tell two apart."""
     a, b, c = nodes
     await a.devices.add(b.key.device_id, "phone")
     with pytest.raises(NameTaken):
@@ -433,17 +434,23 @@ async def test_a_composed_and_a_decomposed_accent_are_one_name(nodes: list[Node]
         await a.devices.add(c.key.device_id, "cafe\u0301")
 
 
-@pytest.mark.parametrize("name", ["laptop\u200b", "\u202elaptop", "lap\u00adtop"])
-async def test_a_new_name_with_an_invisible_character_is_refused(
-        nodes: list[Node], name: str) -> None:
-    """A format character shows as nothing: a name holding one reads as another's."""
-    a, b, _ = nodes
+@pytest.mark.parametrize(("name", "said"), [
+    ("laptop\u200b", "invisible characters"), ("\u202elaptop", "bidirectional controls"),
+    ("lap\u00adtop", "invisible characters"), ("pho\u2028ne", "line or paragraph separators"),
+    ("\u200d", "shows as nothing"), (" ", "shows as nothing")])
+async def test_a_new_name_that_hides_text_is_refused(
+        nodes: list[Node], name: str, said: str) -> None:
+    """A character that shows as nothing or reorders the text makes a name read as
+    another's; a name of nothing visible reads as none."""
+    a, b, c = nodes
     head = a.store.head
-    with pytest.raises(InvalidInput, match="invisible format characters"):
+    with pytest.raises(InvalidInput, match=said):
         await a.devices.add(b.key.device_id, name)
     assert a.store.head == head
     stored, _ = await a.devices.add(b.key.device_id, "\U0001f468\u200d\U0001f4bb")
     assert stored is not None  # the joiner of an emoji is taken
+    stored, _ = await a.devices.add(c.key.device_id, "\u0644\u067e\u200c\u062a\u0627\u067e")
+    assert stored is not None  # and the non-joiner of Persian
 
 
 async def test_a_name_recorded_with_an_invisible_character_still_counts(

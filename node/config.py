@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from crdt.addresses import address_problem, normal_address, unshown_refusal
-from crdt.device import check_device_name
+from crdt.device import check_device_name, stored_device_name
 from crdt.errors import InvalidInput, Picklable
 from crdt.storage.backends import backend_of
 from node.checks import HIDDEN, api_path_base, check_token, is_loopback
@@ -190,7 +190,10 @@ class Config:
                 "local client may read and write every session, so the Automerge tokens' "
                 "session and read-only limits would protect nothing")
         try:
-            check_device_name(self.name)
+            # Leniently: this device's name is in its own membership records already,
+            # written when the characters a new name may not hold were taken
+            # (``node.server.command`` warns of them at start).
+            stored_device_name(self.name)
         except InvalidInput as error:
             raise ValueError(f"--{error}") from None
         if not 0 <= self.port <= 65535:

@@ -69,9 +69,10 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
 
 def _name(ctx: click.Context, name: str | None) -> str:
     """The name ``device --data-dir`` shows: ``--name``'s, checked as ``serve`` checks
-    it (typed empty, it is refused, not taken for the host name), else the host name.
-    CLAWSYNC_NAME set empty is refused too: click would take it for unset."""
-    from crdt.device import check_device_name
+    it (typed empty, it is refused, not taken for the host name; holding characters a
+    new name may not, warned of), else the host name. CLAWSYNC_NAME set empty is refused
+    too: click would take it for unset."""
+    from crdt.device import hiding_characters, stored_device_name
     from crdt.errors import InvalidInput
     from node.config import host_name
     from node.empty_variables import refuse_set_empty
@@ -80,6 +81,11 @@ def _name(ctx: click.Context, name: str | None) -> str:
     if name is None:
         return host_name()
     try:
-        return check_device_name(name)
+        name = stored_device_name(name)
     except InvalidInput as error:
         raise click.UsageError(f"--{error}", ctx) from None
+    hidden = hiding_characters(name)
+    if hidden:
+        click.echo(f"Warning: --name holds {hidden}, which a new device name may not; "
+                   "this device keeps it, and `devices add` gives it another", err=True)
+    return name

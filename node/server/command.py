@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from crdt.device import check_device_name
+from crdt.device import hiding_characters, stored_device_name
 from crdt.errors import InvalidInput
 from node import checks
 from node import config as node_config
@@ -282,6 +282,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
     warnings = [("empty variable overrides the config file", fields)
                 for fields in empty_overrides(ctx, config, decided, ctx.meta.get(CONFIG_FILE))]
     warnings += [("limits out of order", {"limits": said}) for said in _pointless(ctx, config)]
+    warnings += _name_warnings(config.name)
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run
 
@@ -316,6 +317,18 @@ def _cluster_secret(ctx: click.Context, given: str | None) -> tuple[str | None, 
     return given or None, _SOURCES.get(source, "default")
 
 
+def _name_warnings(name: str) -> list[tuple[str, dict[str, str]]]:
+    """A warning if this device's name holds characters a new name may not (a name
+    given before they were refused): it starts all the same, as its own records hold
+    the name, and the warning says what they are, not the name itself."""
+    hidden = hiding_characters(name)
+    if not hidden:
+        return []
+    return [("device name holds characters a new name may not",
+             {"characters": hidden, "rename": "clawsync devices add <this device id> "
+                                               "--name <a new name>"})]
+
+
 def _check_named(ctx: click.Context, name: str, value: str | None) -> None:
     """The check ``Config.check`` makes of the device name or the cluster secret, made
     first so that its error names where the value came from (``_source_hint``:
@@ -326,7 +339,7 @@ def _check_named(ctx: click.Context, name: str, value: str | None) -> None:
         return
     try:
         if name == "name":
-            check_device_name(value)
+            stored_device_name(value)  # as ``Config.check``: leniently
         else:
             checks.check_token(value, "the cluster secret")
     except InvalidInput as error:

@@ -476,6 +476,17 @@ def test_an_empty_variable_over_the_files_credential_is_warned_of(tmp_path: Path
     assert "empty variable overrides" not in other.log_path.read_text()
 
 
+def test_a_name_a_new_device_may_not_take_is_warned_of_at_start(tmp_path: Path) -> None:
+    """A node named before the zero-width space and the bidirectional controls were
+    refused in new names starts under that name, and says what its name holds."""
+    with NodeProcess(tmp_path, extra_args=["--name", "\u202elaptop\u200b"]) as node:
+        assert node.get("/v1/node")["name"] == "\u202elaptop\u200b"
+    warned = [line for line in node.log_path.read_text().splitlines()
+              if "device name holds characters a new name may not" in line]
+    assert len(warned) == 1, node.log_path.read_text()
+    assert "invisible characters (U+200B), bidirectional controls (U+202E)" in warned[0]
+
+
 def test_limits_out_of_order_are_warned_of_at_start(tmp_path: Path) -> None:
     """A per-address cap above the whole one can never bite: the node starts, and says
     so once, naming both limits, their values and where each came from."""

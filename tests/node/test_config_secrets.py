@@ -129,6 +129,22 @@ def test_a_name_with_a_control_character_is_named_where_it_came_from(
         in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize(("args", "env", "file"), [
+    pytest.param(["--name", "laptop\u200b"], {}, "", id="option"),
+    pytest.param([], {"CLAWSYNC_NAME": "laptop\u200b"}, "", id="environment"),
+    pytest.param([], {}, 'name = "laptop\\u200b"\n', id="file")])
+def test_a_name_a_new_device_may_not_take_still_serves(
+        tmp_path: Path, args: list[str], env: dict[str, str], file: str) -> None:
+    """A node named before the zero-width space was refused in new names keeps its name:
+    it is in the node's own records (the warning at start: ``test_startup``)."""
+    config = tmp_path / "clawsync.toml"
+    config.write_text(file)
+    result = CliRunner().invoke(main, ["serve", "--config", str(config), *args,
+                                       "--print-config"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["name"] == "laptop\u200b"
+
+
 def test_a_padded_token_or_secret_in_the_file_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "clawsync.toml"
     for text, what in (('token = "s3cret "\n', "the token"),

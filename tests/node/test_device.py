@@ -144,3 +144,10 @@ def test_the_name_defaults_to_the_host_name_and_is_checked() -> None:
         Config(name="x" * 65).check()
     with pytest.raises(ValueError, match="--name: must not contain control characters"):
         Config(name="a\tb").check()
+
+
+@pytest.mark.parametrize("name", ["laptop\u200b", "\u202elaptop", "pho\u2028ne", "\u200d"])
+def test_a_name_a_new_device_may_not_take_is_this_devices_still(name: str) -> None:
+    """This device's own name is in its own records already: characters refused in a new
+    name since do not stop it starting (``serve`` warns of them instead)."""
+    assert Config(name=name).check().name == name

@@ -50,3 +50,13 @@ def test_a_name_typed_is_shown(tmp_path: Path) -> None:
     result = device(tmp_path, "--name", "laptop", env={"CLAWSYNC_NAME": ""})
     assert result.exit_code == 0, result.output
     assert "name   laptop" in result.stdout
+
+
+def test_a_name_a_new_device_may_not_take_is_shown_and_warned_of(tmp_path: Path) -> None:
+    """This device's name, given before a zero-width space was refused in new names, is
+    its name still (its records hold it): shown, with a warning saying of what."""
+    open_key(tmp_path)
+    result = device(tmp_path, "--name", "laptop\u200b")
+    assert result.exit_code == 0, result.output
+    assert "name   laptop" in result.stdout
+    assert "Warning: --name holds invisible characters (U+200B)" in result.stderr

@@ -26,6 +26,7 @@ until they are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -282,6 +283,17 @@ class Devices:
             # does not clear one a member gave with ``devices add --address``.
             address = self._address if self._address is not None else membership.UNSAID
             drafts.insert(0, membership.added(self.device_id, self._name, address))
+        # Shielded, and waited for when the add is cancelled: drafts once queued are
+        # committed anyway, and ``add`` must not give up ``_adding`` before they are
+        # read back (a second add would find their name free).
+        write = asyncio.ensure_future(self._write(drafts))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await _finished(write)
+            raise
+
+    async def _write(self, drafts: list[Draft]) -> StoredEvent:
         appended = await self._astore.append(drafts)
         await self.refresh()
         return appended[-1].stored
@@ -453,3 +465,14 @@ def _retire(store: EventStore, held: dict[str, list[Held]]
             if removal_records.rides(store, located[device], stored):
                 located[device].append(removal_records.held(stored))
     return done, located
+
+
+async def _finished(task: asyncio.Future[Any]) -> None:
+    """Wait for ``task`` to end, through further cancellations of the caller, which
+    raises its own cancellation after: what ``task`` raised is not the caller's to say
+    (its store's committer logs a failed write)."""
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([task])
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller was cancelled, not failed by it

@@ -415,6 +415,26 @@ async def test_two_adds_at_once_cannot_both_take_a_name(nodes: list[Node]) -> No
     assert sorted(names) in (["Phone", "d0"], ["d0", "phone"])
 
 
+async def test_an_add_cancelled_once_its_record_is_queued_holds_the_name_till_written(
+        nodes: list[Node]) -> None:
+    """A record queued for the disk is written even if its add is cancelled: the next
+    add waits for it, and finds the name taken."""
+    a, b, c = nodes
+    await a.devices.add(a.key.device_id, "d0")  # this node's own add first
+    first = asyncio.create_task(a.devices.add(b.key.device_id, "phone"))
+    queue = a.astore._appends._queue
+    while not queue:
+        assert not first.done()
+        await asyncio.sleep(0)
+    first.cancel()
+    with pytest.raises(NameTaken):
+        await a.devices.add(c.key.device_id, "Phone")
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    names = [member.name for member in a.devices.members().values()]
+    assert sorted(names) == ["d0", "phone"]
+
+
 @pytest.mark.parametrize("name", ["Phone", "phone ", " phone", "\uff50\uff48\uff4f\uff4e\uff45",
                                   "PHONE\u200d", "phone\ufe0f", "phone\u034f", "phone\u3164"])
 async def test_names_that_read_alike_are_one_name(nodes: list[Node], name: str) -> None:

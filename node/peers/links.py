@@ -92,6 +92,11 @@ def member_name(detail: Mapping[str, Any]) -> str | None:
 
     >>> member_name({"name": "laptop"}), member_name({}), member_name({"name": "a\\x1b[2J"})
     ('laptop', None, None)
+
+    A name given before invisible characters were refused in new names is a name still:
+
+    >>> member_name({"name": "laptop\\u200b"})
+    'laptop\\u200b'
     """
     try:
         return stored_device_name(detail["name"]) if "name" in detail else None

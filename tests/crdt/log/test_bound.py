@@ -85,6 +85,20 @@ def test_a_key_record_binds_only_the_origin_its_key_derives(ev: Ev) -> None:
         store.close()
 
 
+def test_a_key_record_named_before_invisible_characters_were_refused_still_binds(
+        ev: Ev) -> None:
+    """A device named "laptop" with a zero-width space when such names were taken keeps
+    its origin bound: else its records would count for nothing."""
+    draft = bound.device_key(SIGNER, 0)
+    old = type(draft)(draft.session_key, draft.agent_id, draft.kind,
+                      {**draft.payload, "name": "laptop\u200b"})
+    binding = bound.read(old.seal(ev().timestamp))
+    assert binding is not None and binding.origin == SIGNER.origin(0)
+    bad = type(draft)(draft.session_key, draft.agent_id, draft.kind,
+                      {**draft.payload, "name": "lap\x1btop"})
+    assert bound.read(bad.seal(ev().timestamp)) is None
+
+
 def test_key_records_a_folder_stored_before_binding_bind_their_origins_when_it_opens(
         tmp_path: Path, ev: Ev) -> None:
     record = bound.device_key(SIGNER, 0).seal(ev().timestamp)

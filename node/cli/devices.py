@@ -142,19 +142,31 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
 def _with_rename(error: ClientError, node: str | None) -> ClientError:
     """A refusal of a name another member has (``name_taken``) with the command that
     renames that member, on the node this command was given (``--node``); other errors
-    as they are.
+    as they are. The member is the node's word: only a device id (``parse_device_id``)
+    goes into a command to be pasted into a shell.
 
+    >>> member = "KZDVVJ2-UMNDUYL-AUF35O3-6K6KW4U-62MUJVR-A46TN3R-UQGZOVM-IHOCGAL"
     >>> said = _with_rename(ClientError("the node refused: 'phone' is taken", status=409,
-    ...                                 code="name_taken", details={"member": "KZD"}),
+    ...                                 code="name_taken", details={"member": member}),
     ...                     "http://laptop:7878")
-    >>> str(said).partition("; ")[2]
-    'to rename that member: clawsync devices add KZD --name NEW --node http://laptop:7878'
+    >>> str(said).partition("; ")[2].replace(member, "ID")
+    'to rename that member: clawsync devices add ID --name NEW --node http://laptop:7878'
     >>> said.status, said.code
     (409, 'name_taken')
+    >>> str(_with_rename(ClientError("taken", status=409, code="name_taken",
+    ...                              details={"member": "x; rm -rf ~"}), None))
+    'taken'
     """
+    from crdt.device import parse_device_id
+    from crdt.errors import InvalidInput
+
     member = error.details.get("member")
-    if error.code != "name_taken" or not isinstance(member, str):
+    if error.code != "name_taken":
         return error
+    try:
+        member = parse_device_id(member, "member")
+    except InvalidInput:
+        return error  # not a device id: no command made of it
     return ClientError(f"{error}; to rename that member: "
                        f"{add_command(member, 'NEW', node)}", status=error.status,
                        code=error.code, field=error.field, said=error.said,

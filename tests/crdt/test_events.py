@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from crdt import codec
 from crdt.clock import Hlc
-from crdt.errors import IdMismatch, InvalidInput, LimitExceeded
+from crdt.errors import IdMismatch, InvalidInput, LimitExceeded, NotATime
 from crdt.events import EVENT_BYTES_MAX, Draft, Event, parse_event
 from crdt.keys import (
     NAME_BYTES_MAX,
@@ -145,13 +145,17 @@ def test_missing_session_key() -> None:
     ({**body(), "hlc": [1.5, 0]}, "hlc"),
     ({**body(), "timestamp": True}, "timestamp"),
     ({**body(), "timestamp": 1.5}, "timestamp"),
-    ({**body(), "timestamp": "yesterday"}, "timestamp"),
     ({**body(), "id": "xyz"}, "id"),
     ({**body(), "id": "ab" * 31}, "id"),
     ({**body(), "id": 5}, "id"),
 ])
 def test_wrong_type_names_the_field(obj: dict[str, Any], field: str) -> None:
     assert refused(obj).field == field
+
+
+def test_a_timestamp_shaped_as_no_time_names_the_field() -> None:
+    """Its own kind of refusal, so that whoever takes integer milliseconds too can say so."""
+    assert refused({**body(), "timestamp": "yesterday"}, NotATime).field == "timestamp"
 
 
 def test_a_bad_extra_field_in_kind_is_named() -> None:

@@ -293,7 +293,12 @@ def name_key(name: str) -> str:
     True
     >>> {name_key(name) for name in ("phone\ufe0f", "phone\u034f", "phone\u3164")}
     {'phone'}
+    >>> {name_key(f"cafe{hidden}\u0301") for hidden in "\u034f\u200d\u200c\ufe0f"}
+    {'café'}
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-    return "".join(char for char in folded if unicodedata.category(char) != "Cf"
-                   and not _within(char, IGNORABLE_CHARS)).strip()
+    kept = "".join(char for char in folded if unicodedata.category(char) != "Cf"
+                   and not _within(char, IGNORABLE_CHARS))
+    # Composed again: an invisible character between a letter and its accent kept the
+    # two apart until it was dropped ("cafe\u034f\u0301" is "café").
+    return unicodedata.normalize("NFKC", kept).strip()

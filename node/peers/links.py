@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crdt.device import DEVICE_NAME_BYTES_MAX, name_key, stored_device_name
+from crdt.device import DEVICE_NAME_BYTES_MAX, hiding_characters, name_key, stored_device_name
 from crdt.errors import InvalidInput
 from crdt.membership import Removal
 from node.command_lines import add_command
@@ -64,7 +64,11 @@ def waiting_text(member: str, new: str, name: str | None = None, *,
     'run `clawsync devices add BBB --name phone --node http://laptop:7878` there'
     >>> waiting_text("AAA", "BBBBBBB-CCC", "vm", member_name="vm").partition(": ")[2]
     'run `clawsync devices add BBBBBBB-CCC --name vm-BBBBBBB` there'
+    >>> {waiting_text("AAA", "BBB", name) for name in ("lap\u200btop", " ")}
+    {'waiting to be added on AAA: run `clawsync devices add BBB --name NAME` there'}
     """
+    if name is not None and (hiding_characters(name) or not name_key(name)):
+        name = None  # this node's own name, held as given: the member would refuse it new
     if name and member_name and name_key(name) == name_key(member_name):
         name = distinct_name(name, new)
     on = f"{member_name} ({member})" if member_name else member

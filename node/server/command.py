@@ -326,7 +326,7 @@ def _name_warnings(name: str) -> list[tuple[str, dict[str, str]]]:
         return []
     return [("device name holds characters a new name may not",
              {"characters": hidden, "rename": "clawsync devices add <this device id> "
-                                               "--name <a new name>"})]
+                                               "--name <a new name>, and --name the same"})]
 
 
 def _check_named(ctx: click.Context, name: str, value: str | None) -> None:

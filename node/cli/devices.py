@@ -167,10 +167,7 @@ def _with_rename(error: ClientError, node: str | None) -> ClientError:
         member = parse_device_id(member, "member")
     except InvalidInput:
         return error  # not a device id: no command made of it
-    return ClientError(f"{error}; to rename that member: "
-                       f"{add_command(member, 'NEW', node)}", status=error.status,
-                       code=error.code, field=error.field, said=error.said,
-                       details=error.details)
+    return error.with_hint(f"to rename that member: {add_command(member, 'NEW', node)}")
 
 
 def _added(members: list[dict[str, Any]], answer: dict[str, Any]) -> str:

@@ -187,9 +187,10 @@ class Admission:
         the command to run here, and this node's user learns of it too. The id and the
         address are what the dialer claims (it proves its key only once admitted), so
         at most ``CLAIMED_LINES_MAX`` such lines a minute."""
-        if code == NOT_MEMBER and "secret" not in detail:
+        waits = code == NOT_MEMBER and "secret" not in detail
+        if waits:
             self.waiting.seen(device_id, remote, self._now())  # every dial: its last
-        if code != NOT_MEMBER or "secret" in detail or device_id in self._waiting:
+        if not waits or device_id in self._waiting:
             log.debug("peer device refused", device_id=device_id, code=code, peer=remote)
             return
         # No command: its name is the new device's to give, and its log gives it whole.

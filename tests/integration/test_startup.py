@@ -487,16 +487,22 @@ def test_a_name_a_new_device_may_not_take_is_warned_of_at_start(tmp_path: Path) 
     assert "invisible characters (U+200B), bidirectional controls (U+202E)" in warned[0]
 
 
+def limits_warned_of(tmp_path: Path, config: str) -> list[str]:
+    """The ``limits out of order`` lines of a node started, and answering, with the
+    config file ``config``."""
+    file = tmp_path / "clawsync.toml"
+    file.write_text(config)
+    with NodeProcess(tmp_path, extra_args=["--config", str(file)]) as node:
+        assert node.get("/healthz")["status"] == "ok"
+    return [line for line in node.log_path.read_text().splitlines()
+            if "limits out of order" in line]
+
+
 def test_limits_out_of_order_are_warned_of_at_start(tmp_path: Path) -> None:
     """A per-address cap above the whole one can never bite: the node starts, and says
     so once, naming both limits, their values and where each came from."""
-    file = tmp_path / "clawsync.toml"
-    file.write_text("[limits]\nstreams-per-address-max = 300\n")
-    with NodeProcess(tmp_path, extra_args=["--config", str(file)]) as node:
-        assert node.get("/healthz")["status"] == "ok"
-    log = node.log_path.read_text()
-    warned = [line for line in log.splitlines() if "limits out of order" in line]
-    assert len(warned) == 1, log
+    warned = limits_warned_of(tmp_path, "[limits]\nstreams-per-address-max = 300\n")
+    assert len(warned) == 1, warned
     assert ("streams-per-address-max (300, from the file) is above [limits] streams_max "
             "(256, the default)") in warned[0], warned
 
@@ -504,12 +510,8 @@ def test_limits_out_of_order_are_warned_of_at_start(tmp_path: Path) -> None:
 def test_a_warning_names_the_table_as_the_file_wrote_it(tmp_path: Path) -> None:
     """[automerge-limits], as refusals name it; and ephemeral data larger than its outbox
     is warned of (it would never be passed on)."""
-    file = tmp_path / "clawsync.toml"
-    file.write_text("[automerge-limits]\nephemeral-outbox-bytes-max = 32768\n")
-    with NodeProcess(tmp_path, extra_args=["--config", str(file)]) as node:
-        assert node.get("/healthz")["status"] == "ok"
-    warned = [line for line in node.log_path.read_text().splitlines()
-              if "limits out of order" in line]
+    warned = limits_warned_of(tmp_path,
+                              "[automerge-limits]\nephemeral-outbox-bytes-max = 32768\n")
     assert len(warned) == 1, warned
     assert ("[automerge-limits] ephemeral_bytes_max (65536, the default) is above "
             "[automerge-limits] ephemeral-outbox-bytes-max (32768, from the file)"
@@ -520,13 +522,8 @@ def test_a_smaller_outbox_starts_as_before_and_is_warned_of(tmp_path: Path) -> N
     """A file that shrinks a client's outbox below what ephemeral data and a first sync
     may need started before those pairs were checked: it still starts, with each risk
     warned of, naming both settings and what to set."""
-    file = tmp_path / "clawsync.toml"
-    file.write_text("[automerge_limits]\noutbox-frames-max = 16\noutbox-bytes-max = 1000000\n"
-                    "served-bytes-max = 500000\n")
-    with NodeProcess(tmp_path, extra_args=["--config", str(file)]) as node:
-        assert node.get("/healthz")["status"] == "ok"
-    warned = [line for line in node.log_path.read_text().splitlines()
-              if "limits out of order" in line]
+    warned = limits_warned_of(tmp_path, "[automerge_limits]\noutbox-frames-max = 16\n"
+                              "outbox-bytes-max = 1000000\nserved-bytes-max = 500000\n")
     assert len(warned) == 2, warned
     assert ("ephemeral_outbox_frames_max (32, the default) is not below [automerge_limits] "
             "outbox-frames-max (16, from the file): presence messages alone") in warned[0]

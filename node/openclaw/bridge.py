@@ -33,7 +33,8 @@ and stops the command (``CursorFull``) at once otherwise: nothing over them is s
 what fits is (the sessions already kept read on, each new one that fits,
 ``cursor_room.what_fits``), nothing unsaved is kept, and the next run reads again only
 the records of the sessions that did not fit (one JSONL step reads every file), answered
-as stored.
+as stored. A file its index no longer names (after ``/new``) read again from its start
+goes under the key it was read under before (``node.openclaw.session_keys``).
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ from node.openclaw.cursor_entries import (
     without_gone,
 )
 from node.openclaw.cursor_room import COPY_PREFIX, CursorFull, cursor_full
+from node.openclaw.jsonl import AgentSessions
 from node.openclaw.mapping import Mapped, SessionRef, events_for
 from node.openclaw.refusals import refused_time, retry_s, said_waiting
+from node.openclaw.session_keys import SessionKeys, keyed, keys_name
 from node.openclaw.source import Item, Problem, Record
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import Source, StateFolder, cursor_name
@@ -113,6 +116,8 @@ class Bridge:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.state, self.sink, self.tell, self._monotonic = state, sink, tell, monotonic
         self._cursors: dict[str, dict[str, int]] = {}
+        # Cursor name -> the keys its agent's files were read under (``session_keys``).
+        self._keys: dict[str, SessionKeys] = {}
         self._told: set[str] = set()
         # Stores to read again even if unchanged: a pass over them failed (the node was
         # down) or met something that may mend (a line still being written).
@@ -144,6 +149,8 @@ class Bridge:
             name = cursor_name(self.state.path, agent_id)
             if name not in self._cursors:
                 self._cursors[name] = dict(await self.sink.cursor(name) or {})
+            if name not in self._keys:
+                self._keys[name] = SessionKeys(await self.sink.cursor(keys_name(name)))
             self._again.update(reads)  # till read through: a failed save reads them again
             others = [source for source in stores[agent_id] if source is not reads[0]]
             kept = without_gone(self._cursors[name], others, reads, self._waits_of(name))
@@ -197,7 +204,10 @@ class Bridge:
         # A waiting session is looked at at every pass: of SQLite's, only what is tried
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
-        items = list(source.read(cursor, waits))
+        items, learnt = keyed(list(source.read(cursor, waits)), self._keys[name],
+                              isinstance(source, AgentSessions))
+        if learnt:
+            await self.sink.save_cursor(keys_name(name), self._keys[name].saved())
         for entry in sorted(waits & source.reread):
             # Got shorter than its waiting row (rewritten, or its end deleted): that row
             # is gone from OpenClaw's store, so there is nothing left to import of it, and
@@ -478,7 +488,8 @@ class _Step(Tally):
 def mapping_events(record: Record, copy_ms: int | None = None) -> Mapped:
     """The clawsync events of one record (``node.openclaw.mapping``, which never refuses
     a record: one it does not know is kept whole, with a warning). A session no index
-    names a key for is keyed by its session id."""
+    names a key for, nor remembers one for (``session_keys``), is keyed by its session
+    id."""
     ref = SessionRef(record.agent_id, record.session_key or record.session_id,
                      record.session_id)
     return events_for(record.value, ref, fallback_ms=record.written_ms, copy_ms=copy_ms)

@@ -25,6 +25,7 @@ from node.client.errors import ClientError
 from node.openclaw.bridge import Bridge
 from node.openclaw.cursor_room import CursorFull
 from node.openclaw.jsonl import AgentSessions
+from node.openclaw.session_keys import KEYS_SUFFIX
 from node.openclaw.sqlite import AgentDatabase
 from node.openclaw.state import StateFolder, cursor_name
 from tests.node.openclaw.support import cli
@@ -234,14 +235,16 @@ SMALL = 4
 
 
 class SavingSink(CountingSink):
-    """An embedded store that keeps each cursor saved."""
+    """An embedded store that keeps each agent's cursor saved (not the keys remembered
+    beside it, ``node.openclaw.session_keys``: a cursor of their own, in their limits)."""
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)
         self.saved: list[dict[str, int]] = []
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
-        self.saved.append(dict(cursor))
+        if not name.endswith(KEYS_SUFFIX):
+            self.saved.append(dict(cursor))
         await super().save_cursor(name, cursor)
 
 

@@ -1,0 +1,154 @@
+"""The OpenClaw session key each session of an agent's files was stored under, kept by
+the node beside the agent's cursor, so that reading a session again from its start
+stores nothing twice.
+
+A record's events carry its session's key (``node.openclaw.mapping``: part of their ids
+and of the clawsync session they go to). The older layout's index (``sessions.json``)
+names a key's current session only: after ``/new`` or a reset it names the new one, and
+the old file, no longer named, is read under its session id (``bridge.mapping_events``).
+Its records read while the index named it went under the key. Read again from its start
+(its cursor entry dropped: a cursor reset, the session gone for a while), they would go
+under the id: a second copy of the conversation. So the key a file's session was read
+under is remembered here, and a session its store names no key for takes the one
+remembered, which maps every record to the events stored before (answered as stored).
+
+Kept as a cursor of its own (``keys_name``), not in the agent's cursor: an entry there
+goes with its session's (dropped when its file looks gone, or when the cursor is reset),
+which is just when the key is needed. A cursor holds names to integers, so each entry
+names both, ``<length of the id>:<session id>:<session key>``, and its value is the order
+it was learnt in. It stays within ``SESSION_KEYS_MAX`` entries and the node's cursor size
+(``crdt.log.cursors.CURSOR_BYTES_MAX``): past either, the sessions learnt first are
+forgotten first (OpenClaw's own maintenance archives or deletes the oldest first). A pair
+that cannot be an entry (over ``NAME_BYTES_MAX`` bytes, or with control characters) is
+not remembered, and such a session is read as before. SQLite's store is not learnt from:
+it keeps each session id's key itself (``session_windows``); but a session whose rows
+name no key takes the key its file was read under (``openclaw doctor`` moved it there).
+
+>>> keys = SessionKeys({})
+>>> keys.learn("s1", "agent:main:main"), keys.learn("s1", "agent:main:main")
+(True, False)
+>>> keys.key_of("s1"), keys.key_of("s2")
+('agent:main:main', None)
+>>> SessionKeys(keys.saved()).key_of("s1")
+'agent:main:main'
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from crdt import codec
+from crdt.errors import InvalidInput
+from crdt.keys import check_name
+from crdt.log.cursors import CURSOR_BYTES_MAX
+from node.openclaw.source import Item, Record
+
+#: Sessions whose key is remembered, per agent, at most (and no more than fit in
+#: ``CURSOR_BYTES_MAX`` encoded: about 60 bytes each for OpenClaw's usual ids and keys,
+#: ``NAME_BYTES_MAX`` at most). Each ``/new`` or reset adds one: years of daily use.
+SESSION_KEYS_MAX = 10_000
+#: What the name of an agent's cursor gets to name its remembered keys.
+KEYS_SUFFIX = ":keys"
+
+
+def keys_name(cursor_name: str) -> str:
+    """The node-kept cursor of an agent's remembered keys, beside its cursor ``name``.
+
+    >>> keys_name("openclaw:ab12:cd34")
+    'openclaw:ab12:cd34:keys'
+    """
+    return cursor_name + KEYS_SUFFIX
+
+
+def entry_of(session_id: str, session_key: str) -> str | None:
+    """The entry naming ``session_id`` and its key, or None if it cannot be one.
+
+    >>> entry_of("s:1", "agent:main:main")
+    '3:s:1:agent:main:main'
+    >>> entry_of("s1", "k" * 300) is None  # over crdt.keys.NAME_BYTES_MAX
+    True
+    """
+    entry = f"{len(session_id)}:{session_id}:{session_key}"
+    try:
+        return check_name(entry, "entry")
+    except InvalidInput:
+        return None
+
+
+def pair_of(entry: str) -> tuple[str, str] | None:
+    """The session id and key an entry names (``entry_of``), or None if it names none.
+
+    >>> pair_of("3:s:1:agent:main:main"), pair_of("9:s1:k"), pair_of("x")
+    (('s:1', 'agent:main:main'), None, None)
+    """
+    length, _colon, rest = entry.partition(":")
+    if not length.isdigit() or len(rest) <= int(length) or rest[int(length)] != ":":
+        return None
+    return rest[:int(length)], rest[int(length) + 1:]
+
+
+class SessionKeys:
+    """An agent's remembered keys, as saved (``saved``) or read back from the node."""
+
+    def __init__(self, saved: dict[str, int] | None) -> None:
+        # Session id -> (its key, its entry, the order it was learnt in). A saved entry
+        # that names no pair (written otherwise) is left out, and so dropped at the next
+        # save.
+        self._keys: dict[str, tuple[str, str, int]] = {}
+        for entry, order in sorted((saved or {}).items(), key=lambda item: item[1]):
+            pair = pair_of(entry)
+            if pair is not None:
+                self._keys[pair[0]] = (pair[1], entry, order)
+        self._next = max((order for order in (saved or {}).values()), default=-1) + 1
+
+    def key_of(self, session_id: str) -> str | None:
+        kept = self._keys.get(session_id)
+        return None if kept is None else kept[0]
+
+    def learn(self, session_id: str, session_key: str) -> bool:
+        """Remember ``session_key`` as ``session_id``'s (the last named wins): whether
+        that changed anything (to save)."""
+        if self.key_of(session_id) == session_key:
+            return False
+        entry = entry_of(session_id, session_key)
+        if entry is None:
+            return False
+        self._keys.pop(session_id, None)  # re-learnt: last in order, forgotten last
+        self._keys[session_id] = (session_key, entry, self._next)
+        self._next += 1
+        return True
+
+    def saved(self) -> dict[str, int]:
+        """What to save: the entries learnt last, within ``SESSION_KEYS_MAX`` and
+        ``CURSOR_BYTES_MAX``; the ones left out are forgotten here too."""
+        kept = sorted(self._keys.items(), key=lambda item: item[1][2])[-SESSION_KEYS_MAX:]
+        cursor = {entry: order for _id, (_key, entry, order) in kept}
+        size = len(codec.encode_fast(cursor))
+        for _id, (_key, entry, order) in kept:
+            if size <= CURSOR_BYTES_MAX:
+                break
+            del cursor[entry]
+            size -= len(codec.encode_fast(entry)) + len(codec.encode_fast(order))
+        # The map's head may have shrunk by a byte or two as entries left: never grown.
+        self._keys = {session_id: kept_key for session_id, kept_key in kept
+                      if kept_key[1] in cursor}
+        return cursor
+
+
+def keyed(items: list[Item], keys: SessionKeys, learns: bool) -> tuple[list[Item], bool]:
+    """``items`` with each record whose store names no key given the one remembered for
+    its session (if any); with ``learns`` (a read of files), the keys the others name
+    learnt. And whether ``keys`` changed: saved before the records' events are stored, so
+    that a cursor never passes a record whose key is not remembered."""
+    learnt = False
+    out: list[Item] = []
+    for item in items:
+        if isinstance(item, Record):
+            if item.session_key is None:
+                key = keys.key_of(item.session_id)
+                if key is not None:
+                    item = replace(item, session_key=key)
+            elif learns:
+                learnt = keys.learn(item.session_id, item.session_key) or learnt
+        out.append(item)
+    return out, learnt

@@ -1,0 +1,47 @@
+"""The keys remembered for an agent's sessions stay within their limits, forgetting the
+sessions learnt first; what they save is a cursor the node keeps, and reads back the
+same."""
+
+from __future__ import annotations
+
+from crdt import codec
+from crdt.keys import NAME_BYTES_MAX
+from crdt.log.cursors import CURSOR_BYTES_MAX, check_cursor
+from node.openclaw.session_keys import SESSION_KEYS_MAX, SessionKeys, entry_of
+
+
+def test_past_the_count_the_sessions_learnt_first_are_forgotten() -> None:
+    keys = SessionKeys(None)
+    for n in range(SESSION_KEYS_MAX + 2):
+        keys.learn(f"s{n}", f"agent:main:k{n}")
+    keys.learn("s1", "agent:main:again")  # learnt again: last now
+    saved = check_cursor(keys.saved())
+    assert len(saved) == SESSION_KEYS_MAX
+    back = SessionKeys(saved)
+    assert back.key_of("s0") is None and back.key_of("s2") is None
+    assert back.key_of("s1") == "agent:main:again"
+    assert back.key_of(f"s{SESSION_KEYS_MAX + 1}") == f"agent:main:k{SESSION_KEYS_MAX + 1}"
+    assert keys.key_of("s0") is None  # forgotten here too, as saved
+
+
+def test_past_the_cursor_size_the_sessions_learnt_first_are_forgotten() -> None:
+    keys = SessionKeys(None)
+    for n in range(SESSION_KEYS_MAX):
+        session_id = f"{n:05d}-" + "i" * 40
+        key = "agent:main:" + "k" * (NAME_BYTES_MAX - 70)
+        assert keys.learn(session_id, key)
+        assert len(entry_of(session_id, key) or "") > NAME_BYTES_MAX - 20
+    saved = check_cursor(keys.saved())  # the node takes it
+    assert len(codec.encode_fast(saved)) <= CURSOR_BYTES_MAX < 2 * len(codec.encode_fast(saved))
+    back = SessionKeys(saved)
+    assert back.key_of("00000-" + "i" * 40) is None
+    assert back.key_of(f"{SESSION_KEYS_MAX - 1:05d}-" + "i" * 40) is not None
+
+
+def test_what_cannot_be_an_entry_is_not_remembered_and_foreign_entries_are_dropped() -> None:
+    keys = SessionKeys({"not a pair": 3, "2:s1:agent:main:main": 1})
+    assert keys.key_of("s1") == "agent:main:main"
+    assert not keys.learn("s2", "agent:main:\n")  # a control character: no entry name
+    assert not keys.learn("s3", "k" * NAME_BYTES_MAX)
+    assert keys.learn("s4", "agent:main:x")
+    assert keys.saved() == {"2:s1:agent:main:main": 1, "2:s4:agent:main:x": 4}

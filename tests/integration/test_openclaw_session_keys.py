@@ -5,7 +5,9 @@ or the file's entry dropped between two imports, stores no second conversation."
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +17,6 @@ import pytest
 from node.openclaw.mapping import session_key_for
 from node.openclaw.session_keys import keys_name
 from node.openclaw.state import cursor_name
-from tests.integration.test_openclaw import call
 from tests.support.openclaw import turn_records, write_jsonl
 from tests.support.processes import NodeProcess, run_cli
 
@@ -34,6 +35,14 @@ def imported(node: NodeProcess, state: Path) -> str:
     done = run_cli(node, "openclaw", "import", "--state-dir", str(state))
     assert done.returncode == 0, done.stderr
     return done.stderr
+
+
+def put_cursor(node: NodeProcess, path: str, cursor: dict[str, int]) -> None:
+    """Save a cursor, as a user resetting it would (the test node has no token)."""
+    request = urllib.request.Request(node.url + path, json.dumps({"cursor": cursor}).encode(),
+                                     {"Content-Type": "application/json"}, method="PUT")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
 
 
 def sessions(node: NodeProcess) -> dict[str, int]:
@@ -58,7 +67,7 @@ def test_a_file_no_longer_named_read_again_lands_in_its_session(
     cursor = node.get(path)["cursor"]
     assert set(cursor) == {f"jsonl:{OLD}", f"jsonl:{NEW}"}
     kept = {} if dropped == "cursor reset" else {f"jsonl:{NEW}": cursor[f"jsonl:{NEW}"]}
-    assert call(node, "PUT", path, {"cursor": kept})[0] == 200
+    put_cursor(node, path, kept)
     said = imported(node, state)
     read = len(records(OLD)) + (len(records(NEW)) if dropped == "cursor reset" else 0)
     assert f"{read} records read: 0 new events" in said

@@ -86,14 +86,17 @@ DEVICE_NAME_BYTES_MAX = 64
 #: Characters a new device name may not hold, as ``(first, last)`` code points: they
 #: hide text or reorder it, so a name holding one shows as another's, or backwards (the
 #: zero-width space, the soft hyphen, the byte order mark, the invisible operators, the
-#: bidirectional marks and controls), or break it into lines (the line and paragraph
-#: separators). Invisible characters that spell words stay allowed: the zero-width
-#: non-joiner (Persian, Urdu), the joiner and variation selectors of emoji, the tags of a
-#: flag such as Scotland's; ``name_key`` drops them, so they cannot make a second name
-#: that reads as one held.
-HIDING_CHARS = ((0x00AD, 0x00AD), (0x061C, 0x061C), (0x180E, 0x180E), (0x200B, 0x200B),
-                (0x200E, 0x200F), (0x2028, 0x202E), (0x2060, 0x206F), (0xFEFF, 0xFEFF),
-                (0xFFF9, 0xFFFB))
+#: bidirectional marks and controls, the Hangul fillers, which show as a blank or as
+#: nothing outside the old jamo sequences no name is typed in, and the format controls
+#: of musical notation and of Duployan shorthand, which show as nothing in a name), or
+#: break it into lines (the line and paragraph separators). Invisible characters that
+#: spell words stay allowed: the zero-width non-joiner (Persian, Urdu), the joiner and
+#: variation selectors of emoji, the tags of a flag such as Scotland's; ``name_key``
+#: drops them, so they cannot make a second name that reads as one held.
+HIDING_CHARS = ((0x00AD, 0x00AD), (0x061C, 0x061C), (0x115F, 0x1160), (0x180E, 0x180E),
+                (0x200B, 0x200B), (0x200E, 0x200F), (0x2028, 0x202E), (0x2060, 0x206F),
+                (0x3164, 0x3164), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF9, 0xFFFB),
+                (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A))
 #: Unicode's default-ignorable code points (DerivedCoreProperties.txt, Unicode 15.1):
 #: what a text shows as nothing where it cannot render it. ``name_key`` drops them.
 IGNORABLE_CHARS = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
@@ -101,6 +104,11 @@ IGNORABLE_CHARS = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F
                    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
                    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
                    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+#: Characters that show as a blank though Unicode counts them neither as spaces nor as
+#: ignorable: ``name_key`` reads each as a space (the braille blank, which braille text
+#: holds between words), so a name of them alone shows as nothing, and a blank one at an
+#: end does not make a second name.
+BLANK_CHARS = {0x2800: " "}
 #: Of ``HIDING_CHARS``, those named apart when a name holds one.
 _REORDERING = ((0x061C, 0x061C), (0x200E, 0x200F), (0x202A, 0x202E), (0x2066, 0x2069))
 _BREAKING = ((0x2028, 0x2029),)
@@ -282,7 +290,8 @@ def name_key(name: str) -> str:
     forms folded (NFKC: fullwidth letters are the plain ones, a composed "é" the "e" and
     accent typed apart), case folded, default-ignorable characters (``IGNORABLE_CHARS``:
     the joiners, variation selectors, Hangul fillers) and other format characters
-    dropped, spaces at either end stripped. Letters of other scripts that look alike (a
+    dropped, blanks that are not spaces (``BLANK_CHARS``) read as spaces, spaces at
+    either end stripped. Letters of other scripts that look alike (a
     Cyrillic "\u0440" for a Latin "p") stay apart: telling those would take Unicode's
     confusables tables.
 
@@ -295,8 +304,11 @@ def name_key(name: str) -> str:
     {'phone'}
     >>> {name_key(f"cafe{hidden}\u0301") for hidden in "\u034f\u200d\u200c\ufe0f"}
     {'café'}
+    >>> name_key("\u2800"), name_key("phone\u2800") == name_key("phone")
+    ('', True)
     """
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    folded = folded.translate(BLANK_CHARS)
     kept = "".join(char for char in folded if unicodedata.category(char) != "Cf"
                    and not _within(char, IGNORABLE_CHARS))
     # Composed again: an invisible character between a letter and its accent kept the

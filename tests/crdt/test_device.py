@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import re
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -266,3 +267,29 @@ def test_a_name_recorded_with_a_format_character_still_reads() -> None:
                                   "pho\u180bne", "phone\U000e0067", "\u115fphone"])
 def test_invisible_characters_do_not_make_another_name(name: str) -> None:
     assert device.name_key(name) == device.name_key("phone")
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ("phone\U0001d173", "U+1D173"), ("pho\U0001d17ane", "U+1D17A"),
+    ("phone\U0001bca0", "U+1BCA0"), ("\U0001bca3phone", "U+1BCA3"),
+    ("phone\u3164", "U+3164"), ("phone\uffa0", "U+FFA0"), ("\u115fphone", "U+115F"),
+    ("pho\u1160ne", "U+1160"),
+    ("\u2800", "shows as nothing"), ("\u2800 \u2800", "shows as nothing"),
+])
+def test_a_new_name_may_not_hold_other_blank_or_invisible_characters(name: str,
+                                                                      said: str) -> None:
+    """The format controls of musical notation and of Duployan shorthand, and the Hangul
+    fillers, show as nothing (or a blank) in a name, as a zero-width space does; a name
+    of braille blanks alone shows as nothing. Read from a record, each still counts."""
+    with pytest.raises(InvalidInput, match=re.escape(said)):
+        device.check_device_name(name)
+    assert device.stored_device_name(name) == name
+
+
+def test_braille_reads_as_a_name_and_its_blank_as_a_space() -> None:
+    """Braille letters make a name; a braille blank at an end makes no second name, and
+    between words it is the space."""
+    hello = "\u2813\u2811\u2807\u2807\u2815"
+    assert device.check_device_name(f"{hello}\u2800\u283a") == f"{hello}\u2800\u283a"
+    assert device.name_key("phone\u2800") == device.name_key("\u2800phone") == "phone"
+    assert device.name_key("my\u2800phone") == device.name_key("my phone")

@@ -436,11 +436,11 @@ async def test_an_add_cancelled_once_its_record_is_queued_holds_the_name_till_wr
 
 
 @pytest.mark.parametrize("name", ["Phone", "phone ", " phone", "\uff50\uff48\uff4f\uff4e\uff45",
-                                  "PHONE\u200d", "phone\ufe0f", "phone\u034f", "phone\u3164"])
+                                  "PHONE\u200d", "phone\ufe0f", "phone\u034f", "phone\u2800"])
 async def test_names_that_read_alike_are_one_name(nodes: list[Node], name: str) -> None:
     """Names are compared as people read them: case, compatibility forms (fullwidth
     letters), spaces at either end and invisible characters (the joiners, variation
-    selectors, a Hangul filler) do not tell two apart."""
+    selectors, a braille blank at an end) do not tell two apart."""
     a, b, c = nodes
     await a.devices.add(b.key.device_id, "phone")
     with pytest.raises(NameTaken):
@@ -457,7 +457,9 @@ async def test_a_composed_and_a_decomposed_accent_are_one_name(nodes: list[Node]
 @pytest.mark.parametrize(("name", "said"), [
     ("laptop\u200b", "invisible characters"), ("\u202elaptop", "bidirectional controls"),
     ("lap\u00adtop", "invisible characters"), ("pho\u2028ne", "line or paragraph separators"),
-    ("\u200d", "shows as nothing"), (" ", "shows as nothing")])
+    ("\u200d", "shows as nothing"), (" ", "shows as nothing"),
+    ("phone\u3164", "invisible characters"), ("pho\U0001d173ne", "invisible characters"),
+    ("\u2800", "shows as nothing")])
 async def test_a_new_name_that_hides_text_is_refused(
         nodes: list[Node], name: str, said: str) -> None:
     """A character that shows as nothing or reorders the text makes a name read as

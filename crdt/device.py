@@ -58,6 +58,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import unicodedata
+from collections.abc import Mapping
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -314,3 +315,18 @@ def name_key(name: str) -> str:
     # Composed again: an invisible character between a letter and its accent kept the
     # two apart until it was dropped ("cafe\u034f\u0301" is "café").
     return unicodedata.normalize("NFKC", kept).strip()
+
+
+def shared_names(names: Mapping[str, str]) -> dict[str, list[str]]:
+    """Per key of ``names`` (a device id, say, and its name) whose name reads as another's
+    (``name_key``), the other keys that have it, sorted; the keys whose names are their
+    own are left out.
+
+    >>> shared_names({"A": "phone", "B": "laptop", "C": "Phone ", "D": "PHONE"})
+    {'A': ['C', 'D'], 'C': ['A', 'D'], 'D': ['A', 'C']}
+    """
+    by_key: dict[str, list[str]] = {}
+    for held, name in sorted(names.items()):
+        by_key.setdefault(name_key(name), []).append(held)
+    return {held: [other for other in group if other != held]
+            for group in by_key.values() if len(group) > 1 for held in group}

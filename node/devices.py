@@ -35,7 +35,7 @@ import structlog
 
 from crdt import membership
 from crdt.addresses import normal_address
-from crdt.device import check_device_name, name_key, parse_device_id
+from crdt.device import check_device_name, name_key, parse_device_id, shared_names
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft
 from crdt.log.records import StoredEvent
@@ -170,6 +170,14 @@ class Devices:
 
     def removed(self) -> dict[str, Removal]:
         return self._view.removed()
+
+    def shared_names(self) -> dict[str, list[str]]:
+        """Per member whose name reads as another member's (``crdt.device.name_key``),
+        those others' ids. A node refuses a new name a member has here, but two nodes
+        adding at once, each before the other's record reached it, each find it free:
+        once the records meet, people cannot tell the two apart until one is renamed."""
+        return shared_names({device_id: member.name
+                             for device_id, member in self.members().items()})
 
     @property
     def position(self) -> int:

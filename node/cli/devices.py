@@ -38,8 +38,9 @@ def device_rows(view: dict[str, Any], *, short: bool = False) -> list[list[str]]
 
     def member(row: dict[str, Any]) -> list[str]:
         device_id, added_at = field(row, "device_id", str), maybe(row, "added_at", str)
+        shared = " (name shared)" if maybe(row, "name_shared_with", list) else ""
         return [device_id, field(row, "name", str) + (" (this device)" if device_id == own
-                                                      else ""),
+                                                      else "") + shared,
                 "member", maybe(row, "address", str) or "-",
                 f"added by {_who(field(row, 'added_by', str), names, own)}, {time(added_at)}"
                 if added_at else "-"]
@@ -97,6 +98,49 @@ def devices(ctx: click.Context, as_json: bool) -> None:
     note(f"{members} member{'' if members == 1 else 's'}, {len(rows(view, 'removed'))} removed"
          + (f", {linked} linked but no member{'' if linked == 1 else 's'} "
             "(`clawsync devices add` makes one a member)" if linked else ""))
+    for line in shared_name_lines(view, named_node(ctx)):
+        note(line)
+
+
+def shared_name_lines(view: dict[str, Any], node: str | None = None) -> list[str]:
+    """Per name members share (``name_shared_with``, absent from older nodes), what to do
+    about it: the commands that rename each of them, on ``node`` (``--node``). Only ids
+    (``parse_device_id``) go into a command to be pasted into a shell.
+
+    >>> a, b = ("KZDVVJ2-UMNDUYL-AUF35O3-6K6KW4U-62MUJVR-A46TN3R-UQGZOVM-IHOCGAL",
+    ...         "NI4AHVP-QLGICU5-HDNV66J-XJDSSIA-JPPSVMB-BRUZQ5A-OO2ZHKK-PQHATQR")
+    >>> view = {"members": [{"device_id": a, "name": "phone", "name_shared_with": [b]},
+    ...                     {"device_id": b, "name": "Phone", "name_shared_with": [a]}]}
+    >>> for line in shared_name_lines(view):
+    ...     print(line.replace(a, "A").replace(b, "B"))  # doctest: +NORMALIZE_WHITESPACE
+    2 members share the name 'phone' (people cannot tell them apart): rename all but one
+      clawsync devices add A --name NEW
+      clawsync devices add B --name NEW
+    """
+    from crdt.device import parse_device_id
+    from crdt.errors import InvalidInput
+
+    members = rows(view, "members")
+    names = {field(row, "device_id", str): field(row, "name", str) for row in members}
+    lines: list[str] = []
+    seen: set[str] = set()
+    for row in members:
+        device_id = field(row, "device_id", str)
+        others = [other for other in maybe(row, "name_shared_with", list) or []
+                  if isinstance(other, str) and other in names]
+        if not others or device_id in seen:
+            continue
+        group = [device_id, *others]
+        seen.update(group)
+        lines.append(f"{len(group)} members share the name {names[device_id]!r} (people "
+                     "cannot tell them apart): rename all but one")
+        for member in group:
+            try:
+                command = add_command(parse_device_id(member, "member"), "NEW", node)
+            except InvalidInput:
+                command = f"{member[:7]}: not a device id"  # the node's word, not pasted
+            lines.append(f"  {command}")
+    return lines
 
 
 @devices.command()

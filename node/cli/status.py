@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -155,6 +156,29 @@ def to_add_lines(device: dict[str, Any], node: str | None = None) -> list[str]:
     return lines
 
 
+def shared_names_line(device: dict[str, Any], node: str | None = None) -> str | None:
+    """One line if members share names (``shared_names``, absent from older nodes): which
+    names, and where the commands that rename them are; None if none do.
+
+    >>> line = shared_names_line({"shared_names": [
+    ...     {"name": "phone", "members": ["A", "B"]}, {"name": "pi", "members": ["C", "D", "E"]}]})
+    >>> line.partition(": people")[0]
+    "members share names: 'phone' (2 members), 'pi' (3)"
+    >>> line.partition("; ")[2]
+    '`clawsync devices` lists them, with the commands that rename them'
+    >>> shared_names_line({"shared_names": []}) is None
+    True
+    """
+    groups = rows(device, "shared_names", absent_ok=True)
+    if not groups:
+        return None
+    said = [f"{field(group, 'name', str)!r} ({len(field(group, 'members', list))}"
+            + (" members)" if number == 0 else ")") for number, group in enumerate(groups)]
+    listing = "clawsync devices" + (f" --node {shlex.quote(node)}" if node else "")
+    return (f"members share names: {', '.join(said)}: people cannot tell them apart; "
+            f"`{listing}` lists them, with the commands that rename them")
+
+
 def version(peer: dict[str, Any]) -> str:
     """What the peer runs, as its hello said; a node of 0.1 does not say."""
     software = maybe(peer, "software", str)
@@ -203,6 +227,9 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(printable(line))
     for url in maybe(device, "own_peers", list) or []:  # absent from older nodes
         click.echo(printable(f"--peer {url} is this node's own address: it is not dialed"))
+    shared = shared_names_line(device, named_node(ctx))
+    if shared:
+        click.echo(printable(shared))
     peers = rows(view, "peers")
     print_rows(peer_rows(peers), PEER_HEADERS, headed=True, whole=True,
                wrap=PEER_WRAPPED, optional=PEER_OPTIONAL, apart=PEER_APART)

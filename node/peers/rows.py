@@ -181,7 +181,8 @@ class Rows:
         id, whether a member told it it was removed (by whom, when), which members it
         waits to be added on, which devices dialed it waiting to be added here
         (``to_add``: ids as claimed), and which of its ``--peer`` addresses turned out to
-        be its own (not dialed: a typo of a port shows as a node with no peer otherwise)."""
+        be its own (not dialed: a typo of a port shows as a node with no peer otherwise),
+        and the names members share (``shared_names``)."""
         removal = self.admission.own_removal()
         waiting = sorted({r.refused for r in self.runners.values()
                           if r.refused and r.refused.startswith("waiting")})
@@ -191,7 +192,20 @@ class Rows:
                 "waiting": waiting,
                 # Devices that dialed this node and wait to be added here (claimed ids).
                 "to_add": self.admission.waiting_rows(),
-                "own_peers": [url for url in self.config.peers if url.rstrip("/") in own]}
+                "own_peers": [url for url in self.config.peers if url.rstrip("/") in own],
+                "shared_names": self.shared_names()}
+
+    def shared_names(self) -> list[dict[str, Any]]:
+        """The names that more than one member has, as people read them: per name (the
+        first member's spelling of it), its members' ids (``Devices.shared_names``)."""
+        if self.membership is None:
+            return []
+        shared = self.membership.shared_names()
+        members = self.membership.members()
+        groups = {tuple([device_id, *others]) for device_id, others in shared.items()
+                  if all(device_id < other for other in others)}
+        return [{"name": members[group[0]].name, "members": list(group)}
+                for group in sorted(groups)]
 
     def back(self, node: str) -> None:
         """A link to ``node`` came up: it is no peer gone (``went``)."""

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from crdt.addresses import address_problem, unshown_refusal
 from crdt.clock import Hlc
-from crdt.device import parse_device_id
+from crdt.device import parse_device_id, shared_names
 from crdt.errors import InvalidInput
 from crdt.log import bound
 from crdt.log.store import EventStore
@@ -169,6 +169,9 @@ def listing(devices: Devices, told: Mapping[str, Any] | None = None,
     the devices linked now that are no members (``linked``: ``Gossip.linked_not_members``,
     with ``name``: the one their key's record gives, or null).
 
+    Each member has ``name_shared_with``: the other members whose names read as its own
+    (``crdt.device.name_key``), empty for most; renaming all but one ends the clash.
+
     ``told``: this device's removal as a member told it (``Gossip.removed``). The record
     of it never reaches a removed device (every member refuses it now), so without this
     it would list itself as a member."""
@@ -180,9 +183,11 @@ def listing(devices: Devices, told: Mapping[str, Any] | None = None,
         removed[own] = Removal(by=str(told.get("by")), at_ms=int(told.get("at_ms") or 0),
                                reason=str(told.get("reason") or ""),
                                name=member.name if member is not None else None)
+    shared = shared_names({device_id: member.name for device_id, member in members.items()})
     return {
         "device_id": own,
-        "members": [member_json(device_id, member)
+        "members": [{**member_json(device_id, member),
+                     "name_shared_with": shared.get(device_id, [])}
                     for device_id, member in sorted(members.items())],
         "removed": [removal_json(device_id, removal)
                     for device_id, removal in sorted(removed.items())],

@@ -293,3 +293,10 @@ def test_braille_reads_as_a_name_and_its_blank_as_a_space() -> None:
     assert device.check_device_name(f"{hello}\u2800\u283a") == f"{hello}\u2800\u283a"
     assert device.name_key("phone\u2800") == device.name_key("\u2800phone") == "phone"
     assert device.name_key("my\u2800phone") == device.name_key("my phone")
+
+
+def test_members_sharing_a_name_are_found_as_people_read_names() -> None:
+    found = device.shared_names({"A": "phone", "B": "\uff30hone", "C": "laptop",
+                                 "D": "laptop\u2800", "E": "tablet"})
+    assert found == {"A": ["B"], "B": ["A"], "C": ["D"], "D": ["C"]}
+    assert device.shared_names({"A": "phone"}) == {}

@@ -1,0 +1,71 @@
+"""Two members under one name: each node refuses a name a member has there, but two nodes
+not linked yet each find a name free and add a device under it; once their records meet,
+``clawsync devices`` marks both and prints the commands that rename them, ``clawsync
+status`` says so in one line, and renaming one ends it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from crdt.device import device_id as id_of
+from crdt.device import generate, public_bytes
+from tests.support.cluster import Cluster, wait_until
+from tests.support.devices import LINK_TIMEOUT_S, add_device, device_id, device_node
+from tests.support.processes import NodeProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+
+def member_ids(node: NodeProcess) -> set[str]:
+    return {row["device_id"] for row in node.get("/v1/devices")["members"]}
+
+
+def test_members_that_came_to_share_a_name_are_pointed_out(tmp_path: Path) -> None:
+    phone, tablet = (id_of(public_bytes(generate())) for _ in range(2))
+    with Cluster(tmp_path) as cluster:
+        a, b = device_node(cluster, "a"), device_node(cluster, "b")
+        for node, new, name in ((a, phone, "phone"), (b, tablet, "Phone")):
+            done = run_cli(node, "devices", "add", new, "--name", name)
+            assert done.returncode == 0, done.stderr
+        # Linked: b adds a with its address, a adds b; the records meet.
+        done = run_cli(b, "devices", "add", device_id(a), "--name", "a", "--address", a.url)
+        assert done.returncode == 0, done.stderr
+        add_device(a, b, "b")
+        everyone = {device_id(a), device_id(b), phone, tablet}
+        wait_until(lambda: member_ids(a) == member_ids(b) == everyone, LINK_TIMEOUT_S,
+                   "the records met")
+
+        for node in (a, b):
+            shared = {row["device_id"]: row["name_shared_with"]
+                      for row in node.get("/v1/devices")["members"]}
+            assert shared == {device_id(a): [], device_id(b): [], phone: [tablet],
+                              tablet: [phone]}
+        assert a.get("/v1/peers")["device"]["shared_names"] == [
+            {"name": min((phone, "phone"), (tablet, "Phone"))[1],
+             "members": sorted([phone, tablet])}]
+
+        listed = run_cli(a, "devices")
+        assert listed.returncode == 0, listed.stderr
+        marked = [line for line in listed.stdout.splitlines() if "(name shared)" in line]
+        assert len(marked) == 2 and all("hone (name shared)" in line for line in marked)
+        assert "2 members share the name" in listed.stderr
+        for member in (phone, tablet):
+            assert f"clawsync devices add {member} --name NEW" in listed.stderr
+
+        shown = run_cli(a, "status")
+        assert shown.returncode == 0, shown.stderr
+        [line] = [line for line in shown.stdout.splitlines() if "share names" in line]
+        assert line.startswith("members share names: '") and "(2 members)" in line
+        assert f"`clawsync devices --node {a.url}` lists them" in line
+
+        # Renaming one ends it, on every node.
+        done = run_cli(a, "devices", "add", tablet, "--name", "tablet")
+        assert done.returncode == 0, done.stderr
+        wait_until(lambda: not b.get("/v1/peers")["device"]["shared_names"],
+                   LINK_TIMEOUT_S, "the rename reached b")
+        listed = run_cli(b, "devices")
+        assert "(name shared)" not in listed.stdout and "share" not in listed.stderr
+        shown = run_cli(b, "status")
+        assert "share names" not in shown.stdout

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from crdt.addresses import address_problem, normal_address, unshown_refusal
-from crdt.device import check_device_name, stored_device_name
+from crdt.device import DEVICE_NAME_BYTES_MAX, check_device_name, stored_device_name
 from crdt.errors import InvalidInput, Picklable
 from crdt.storage.backends import backend_of
 from node.checks import HIDDEN, api_path_base, check_token, is_loopback
@@ -276,13 +276,37 @@ def software_version() -> str:
 
 
 def host_name() -> str:
-    """This machine's host name, the default name of its device (cut to the first dot
-    when the whole is too long to be a name)."""
-    name = socket.gethostname() or "clawsync"
-    try:
-        return check_device_name(name)
-    except InvalidInput:
-        return name.split(".", 1)[0][:32] or "clawsync"
+    """This machine's host name as the default name of its device (``default_name``)."""
+    return default_name(socket.gethostname())
+
+
+#: The default device name when the host name makes none (``default_name``).
+NAME_FALLBACK = "clawsync"
+
+
+def default_name(host: str) -> str:
+    """The default name of a device on the host ``host``: one a new name may be
+    (``check_device_name``), since it is not chosen, yet this device's own record names
+    it and a member is told to add it under it. Lenient (``stored_device_name``), a
+    host name holding a control character or bytes that are not UTF-8 would stop the
+    node starting (``Config.check``), and one holding a character that hides text would
+    be warned of at every start. So: the whole host name, else its first label (the
+    whole is too long), cut to the longest name, else ``NAME_FALLBACK``.
+
+    >>> default_name("laptop"), default_name("laptop." + "x" * 64)
+    ('laptop', 'laptop')
+    >>> default_name("lab\\x07.lan"), default_name("")
+    ('clawsync', 'clawsync')
+    """
+    label = host.split(".", 1)[0]
+    while len(label.encode("utf-8", "surrogatepass")) > DEVICE_NAME_BYTES_MAX:
+        label = label[:-1]  # whole characters
+    for name in (host, label):
+        try:
+            return check_device_name(name)
+        except InvalidInput:
+            continue
+    return NAME_FALLBACK
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from crdt import device
-from node.config import Config, host_name
+from node.config import NAME_FALLBACK, Config, default_name, host_name
 from node.device import KEY_FILE, KEY_FILE_BYTES_MAX, DeviceKeyError, open_key, read_key
 from node.server.run import StartError, start
 from tests.node.conftest import NodeFactory
@@ -151,3 +151,22 @@ def test_a_name_a_new_device_may_not_take_is_this_devices_still(name: str) -> No
     """This device's own name is in its own records already: characters refused in a new
     name since do not stop it starting (``serve`` warns of them instead)."""
     assert Config(name=name).check().name == name
+
+
+@pytest.mark.parametrize(("host", "name"), [
+    ("laptop", "laptop"), ("laptop.lan", "laptop.lan"),
+    ("laptop." + "x" * 60, "laptop"),  # the whole is too long: its first label
+    ("\u00e9" * 40, "\u00e9" * 32),  # a first label too long: cut at a whole character
+    # Names a new device may not take: neither the whole nor the first label.
+    ("lap\u200btop.lan", NAME_FALLBACK), ("\u202elaptop." + "x" * 60, NAME_FALLBACK),
+    ("phone\u3164", NAME_FALLBACK), ("\u2800", NAME_FALLBACK),
+    # Names no node takes: it would not start with the name it chose itself.
+    ("lap\x07top", NAME_FALLBACK), ("lap\udcfftop", NAME_FALLBACK), ("", NAME_FALLBACK),
+])
+def test_the_default_name_is_one_a_new_device_may_take(host: str, name: str) -> None:
+    """The default name is not chosen, yet this device's record names it: it is one
+    ``devices add`` would take, and ``serve`` starts with it without a warning."""
+    assert default_name(host) == name
+    assert device.check_device_name(name) == name
+    assert Config(name=default_name(host)).check().name == name
+    assert device.check_device_name(host_name()) == host_name()

@@ -35,6 +35,7 @@ from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
 from node.log_window import LineWindow
+from node.peers.bad_proofs import BadProofs
 from node.peers.links import (
     Removed,
     member_name,
@@ -119,6 +120,8 @@ class Admission:
         self._unproven_lines = {
             event: LineWindow(UNPROVEN_LINES_MAX, UNPROVEN_LINES_WINDOW_S)
             for event in UNPROVEN_EVENTS}
+        #: Addresses that sent link proofs that do not verify, refused for a while.
+        self.bad_proofs = BadProofs()
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = Removed(config.data_dir, device.device_id)
         #: Devices that gave a wrong cluster secret, logged once (``admit``).
@@ -214,6 +217,21 @@ class Admission:
         each, as anyone reaching this node can make them."""
         if self._may_log(self._unproven_lines[event], event, say):
             say(event, **fields)
+
+    def proof_failed(self, remote: str | None, reason: str) -> None:
+        """An accepted link's proof did not verify, or was malformed: log it (bounded as
+        ``unproven``), count it against ``remote``, and say once when that address is
+        refused from here (``node.peers.bad_proofs``)."""
+        address = remote or "?"
+        self.unproven("peer link proof refused", log.warning, peer=remote, reason=reason)
+        if self.bad_proofs.failed(address, self._now()):
+            log.warning("peer address refused: link proofs that do not verify",
+                        peer=remote, proofs=self.bad_proofs.proofs_max,
+                        window_s=self.bad_proofs.window_s)
+
+    def proofs_refused_for(self, remote: str | None) -> float | None:
+        """Seconds until ``remote`` may dial again, if its failed proofs refuse it now."""
+        return self.bad_proofs.refused_for(remote or "?", self._now())
 
     def _may_log(self, lines: LineWindow, event: str, say: Callable[..., Any]) -> bool:
         """Whether a line ``event`` may be logged now (``lines`` bounds them); those not

@@ -34,6 +34,7 @@ from node.device import DeviceKey
 from node.devices import Devices
 from node.lookups import LookupResolver
 from node.peers.admission import Admission
+from node.peers.bad_proofs import BadProofs
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
@@ -167,6 +168,11 @@ class Gossip:
     def links_faulted(self) -> int:
         """Links dropped because the peer broke the protocol, either way, since start."""
         return self.driver.links_faulted
+
+    @property
+    def bad_proofs(self) -> BadProofs:
+        """Failed link proofs, by dialer's address (``node.peers.bad_proofs``)."""
+        return self.admission.bad_proofs
 
     def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(work, name=name)

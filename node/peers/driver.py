@@ -57,11 +57,13 @@ class Driver:
     def __init__(self, config: Config, astore: AsyncStore, *,
                  identified: Callable[[Runner], None],
                  ended: Callable[[Runner, str | None], None],
+                 named: Callable[[Runner], dict[str, str]],
                  stopping: Callable[[], bool]) -> None:
         self.config = config
         self.astore = astore
         self._identified = identified
         self._ended = ended
+        self._named = named  # the peer's device, for the lines of a link's end
         self._stopping = stopping
         self._loop = asyncio.get_running_loop()
         self._parse_pool = ThreadPoolExecutor(max_workers=PARSE_THREADS,
@@ -137,19 +139,21 @@ class Driver:
         try:
             await self.run(runner, link)
         except LinkClosed as exc:
-            log.info("peer link down", peer=peer, reason=str(exc))
+            log.info("peer link down", peer=peer, reason=str(exc), **self._named(runner))
         except asyncio.CancelledError:
-            log.info("peer link closed: stopping", peer=peer)
+            log.info("peer link closed: stopping", peer=peer, **self._named(runner))
             raise
         except PeerFault as exc:
             self.links_faulted += 1
-            log.warning("peer misbehaved; link dropped", peer=peer, fault=str(exc))
+            log.warning("peer misbehaved; link dropped", peer=peer, fault=str(exc),
+                        **self._named(runner))
         except StorageUnavailable as exc:  # a full disk, say: redial once it may work
-            log.warning("peer link stopped: storage unavailable", peer=peer, error=str(exc))
+            log.warning("peer link stopped: storage unavailable", peer=peer, error=str(exc),
+                        **self._named(runner))
         except Exception:
             # Our own failure (the store, a bug): log it and carry on like a lost link,
             # rather than let this peer go silent until the node restarts.
-            log.exception("peer link failed", peer=peer)
+            log.exception("peer link failed", peer=peer, **self._named(runner))
 
     async def run(self, runner: Runner, link: Link) -> None:
         """Drive ``runner.machine`` over ``link`` until the link ends or the peer errs."""

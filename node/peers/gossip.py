@@ -34,7 +34,6 @@ from node.device import DeviceKey
 from node.devices import Devices
 from node.lookups import LookupResolver
 from node.peers.admission import Admission
-from node.peers.bad_proofs import BadProofs
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
@@ -105,6 +104,8 @@ class Gossip:
                                    now=self._now)
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = self.admission.removed
+        #: Failed link proofs by dialer's address (the metrics read them).
+        self.bad_proofs = self.admission.bad_proofs
         self.learning = Learning(
             config, tls, astore, membership, device.device_id, self.runners,
             self.own_urls, self.admission, add_peer=self.add_peer, redial=self._redial,
@@ -118,7 +119,8 @@ class Gossip:
             learn=self._learn_from)
         # The link's loop tells the pairing.
         self.driver = Driver(config, astore, identified=self.pairing.identified,
-                             ended=self.pairing.ended, stopping=lambda: self.stopping)
+                             ended=self.pairing.ended, named=self.pairing.named,
+                             stopping=lambda: self.stopping)
         #: Checks peers' batches of signatures in a worker process, started on the first.
         self.verifier = self.driver.verifier
 
@@ -168,11 +170,6 @@ class Gossip:
     def links_faulted(self) -> int:
         """Links dropped because the peer broke the protocol, either way, since start."""
         return self.driver.links_faulted
-
-    @property
-    def bad_proofs(self) -> BadProofs:
-        """Failed link proofs, by dialer's address (``node.peers.bad_proofs``)."""
-        return self.admission.bad_proofs
 
     def _spawn(self, work: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.create_task(work, name=name)

@@ -70,8 +70,7 @@ class Links(Protocol):
     @property
     def links_faulted(self) -> int: ...
 
-    @property
-    def bad_proofs(self) -> BadProofs: ...
+    bad_proofs: BadProofs
 
 
 class PeerCollector(Collector):

@@ -110,18 +110,29 @@ class Pairing:
         accepted link's key), with the device as the records name it (or as it named
         itself refusing this device, until they arrive); never a credential."""
         device = runner.device.device_id if runner.device is not None else None
-        members = self.admission.membership.members() \
-            if device is not None and self.admission.membership is not None else {}
-        member = members.get(device) if device is not None else None
+        fields = self.named(runner)
         added, named = self.admission.added_since_refused(device) \
             if device is not None else (False, None)
-        # Before the records naming a member that just added this device arrive: the name
-        # it signed in its refusal; else no name at all rather than "None".
-        name = member.name if member is not None else named
+        if named is not None:
+            # Before the records naming a member that just added this device arrive: the
+            # name it signed in its refusal.
+            fields.setdefault("device_name", named)
         log.info("peer link up", peer=runner.url if runner.direction == "out" else runner.key,
                  direction=runner.direction, url=runner.url, node_id=node, device_id=device,
-                 **({"device_name": name} if name is not None else {}),
+                 **{key: value for key, value in fields.items() if key != "device_id"},
                  **({"note": ADDED_NOTE} if added else {}))
+
+    def named(self, runner: Runner) -> dict[str, str]:
+        """The device at the other end of ``runner``'s link, for its log lines: its id
+        once it proved its key, and its name once the records name it (an accepted
+        link's key names only the node it said it was); no field for what is unknown,
+        rather than "None"."""
+        if runner.device is None:
+            return {}
+        device = runner.device.device_id
+        membership = self.admission.membership
+        member = membership.members().get(device) if membership is not None else None
+        return {"device_id": device, **({"device_name": member.name} if member else {})}
 
     def ended(self, runner: Runner, node: str | None) -> None:
         """A link ended, which named ``node`` (None: its hello was not taken in): if it

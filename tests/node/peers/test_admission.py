@@ -92,6 +92,24 @@ async def test_a_device_added_after_its_refusal_is_told_its_link_is_up(
     assert set(dialed) == named | {"note"} and set(accepted) == named
 
 
+async def test_an_accepted_link_that_ends_is_named_by_its_device(
+        make_node: NodeFactory) -> None:
+    """An accepted link's key names only the node it said it was: its ``peer link down``
+    names the member's device too, by id and by the name the records give it."""
+    laptop = await make_node(name="laptop", sync=FAST)
+    phone = await make_node(name="phone", sync=FAST, advertise_url=None)
+    await add_member(laptop, "phone", device_id=phone.device.device_id)
+    assert await phone.gossip.add_peer(laptop.url, learned=False)
+    await until(lambda: any(row["direction"] == "in" and row["state"] == "up"
+                            for row in laptop.gossip.status()))
+    with structlog.testing.capture_logs() as said:
+        await phone.stop()
+        await until(lambda: any(entry["event"] == "peer link down" for entry in said))
+    [down] = [entry for entry in said if entry["event"] == "peer link down"]
+    assert down["peer"].startswith(f"in:{phone.astore.node_id}:")
+    assert (down["device_id"], down["device_name"]) == (phone.device.device_id, "phone")
+
+
 async def test_a_member_says_once_that_a_device_waits_to_be_added(
         make_node: NodeFactory) -> None:
     """The member a new device dials says so at info, once however often it redials,

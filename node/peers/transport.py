@@ -181,6 +181,11 @@ class Link:
         #: Dialed over TLS, the peer showed a certificate our CA verified (``dial``): not
         #: on a plain http:// address, where no certificate is asked for.
         self.peer_certified = False
+        #: A dialed link's read under way (``receive``), left running when its caller is
+        #: cancelled (a link's end cancels its read-ahead): aiohttp's client takes a read
+        #: cancelled as the connection lost, and its close then sends the close frame and
+        #: drops the connection at once, without the peer's answer (``close``).
+        self._reading: asyncio.Future[aiohttp.WSMessage] | None = None
 
     @property
     def closed(self) -> bool:
@@ -211,7 +216,7 @@ class Link:
         """The next message; raises ``LinkClosed`` when the link ends. A text frame is
         returned as its UTF-8 bytes, for the protocol to refuse."""
         try:
-            message = await self._ws.receive()
+            message = await self._next()
         except NETWORK_ERRORS as exc:  # a reset while reading, or while answering a ping
             raise LinkClosed(f"receiving failed: {exc or type(exc).__name__}") from None
         if message.type == aiohttp.WSMsgType.BINARY:
@@ -224,13 +229,33 @@ class Link:
         said = f": {self.peer_reason}" if self.peer_reason else ""
         raise LinkClosed(f"link ended ({message.type.name.lower()}{said})")
 
+    async def _next(self) -> aiohttp.WSMessage:
+        """The websocket's next message. A dialed link's read is shielded from its
+        caller's cancellation (``_reading``): ``close`` ends it, as aiohttp's client
+        does a read under way, and then waits for the peer's answer."""
+        if not isinstance(self._ws, aiohttp.ClientWebSocketResponse):
+            return await self._ws.receive()
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._ws.receive())
+            # Left to itself if its caller goes: what ends it then is nobody's news.
+            self._reading.add_done_callback(
+                lambda read: read.cancelled() or read.exception())
+        reading = self._reading
+        try:
+            return await asyncio.shield(reading)
+        finally:
+            if reading.done():
+                self._reading = None
+
     async def close(self, reason: str = "", *, stopping: bool = False) -> None:
         """Close, waiting at most ``close_timeout_s`` for the peer's answer to our close
         frame (the peer may be paused or gone); ``stopping``, the node is stopping: at
-        most ``STOP_CLOSE_WAIT_S``. A wait cut short drops the connection. (A dialed
-        link whose read was cancelled, as a link's end does, waits not at all: aiohttp's
-        client takes that close as abnormal and drops the connection once the frame
-        went out; an accepted link waits.)"""
+        most ``STOP_CLOSE_WAIT_S``. A wait cut short drops the connection. The answer
+        means that the peer read the close, and all sent before it: a connection dropped
+        while the peer still sends is reset, which may lose at the peer what it had not
+        read yet (a removed device's last push, say). Dialed or accepted alike: a
+        dialed link's read, cancelled as a link's end does, is left running (``_next``)
+        for aiohttp's close to end."""
         wait_s = min(STOP_CLOSE_WAIT_S, self._close_timeout_s) if stopping \
             else self._close_timeout_s
         with contextlib.suppress(*NETWORK_ERRORS, RuntimeError):

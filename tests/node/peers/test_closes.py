@@ -8,13 +8,16 @@ time-outs the link's closes enter, not off the clock."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import WSCloseCode
 
 from node.peers import transport
-from node.peers.transport import STOP_CLOSE_WAIT_S
+from node.peers.transport import STOP_CLOSE_WAIT_S, LinkClosed, dial
 from node.server.run import RunningNode
 from tests.node.peers.removing import accepted
 from tests.node.peers.support import FAST, SECRET, NodeFactory, until
@@ -80,3 +83,31 @@ async def test_a_stopping_node_waits_at_most_stop_close_wait_s_for_the_answer(
     a, _, entered = await linked_phone(make_node, monkeypatch)
     await a.stop()
     assert entered.closes() == {STOP_CLOSE_WAIT_S}
+
+
+async def test_a_dialed_link_whose_read_was_cancelled_waits_for_the_peers_answer(
+        make_node: NodeFactory) -> None:
+    """A dialed link's end cancels its read under way (its read-ahead): its close still
+    waits for the peer's answer to the close frame, as an accepted link's does, so the
+    peer has read the close, and all sent before it, by the time it returns: its close
+    code is the peer's, not the abnormal one of a connection dropped."""
+    a = await make_node(cluster_secret=SECRET)
+    b = await make_node(cluster_secret=SECRET)
+    assert a.gossip.membership is not None
+    await a.gossip.membership.add(b.gossip.device.device_id, "phone")
+    got: list[bytes] = []
+
+    async def read(link: transport.Link) -> None:
+        while True:
+            got.append(await link.receive())
+
+    async with aiohttp.ClientSession() as http:
+        link = await dial(http, a.url, node_id=b.astore.node_id, secret=SECRET,
+                          advertise=None, tls=None, config=FAST, device=b.gossip.device)
+        reading = asyncio.ensure_future(read(link))
+        await until(lambda: bool(got))  # a's hello: the next read waits on a
+        reading.cancel()
+        with contextlib.suppress(asyncio.CancelledError, LinkClosed):
+            await reading
+        await link.close("done")
+        assert link._ws.close_code == WSCloseCode.OK

@@ -34,6 +34,7 @@ import structlog
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
+from node.http.listener import address_key
 from node.log_window import LineWindow
 from node.peers.bad_proofs import BadProofs
 from node.peers.links import (
@@ -220,18 +221,18 @@ class Admission:
 
     def proof_failed(self, remote: str | None, reason: str) -> None:
         """An accepted link's proof did not verify, or was malformed: log it (bounded as
-        ``unproven``), count it against ``remote``, and say once when that address is
+        ``unproven``), count it against ``remote`` (an IPv6 address's /64, as per-address
+        limits count: ``node.http.listener.address_key``), and say once when that address is
         refused from here (``node.peers.bad_proofs``)."""
-        address = remote or "?"
         self.unproven("peer link proof refused", log.warning, peer=remote, reason=reason)
-        if self.bad_proofs.failed(address, self._now()):
+        if self.bad_proofs.failed(address_key(remote or "?"), self._now()):
             log.warning("peer address refused: link proofs that do not verify",
                         peer=remote, proofs=self.bad_proofs.proofs_max,
                         window_s=self.bad_proofs.window_s)
 
     def proofs_refused_for(self, remote: str | None) -> float | None:
         """Seconds until ``remote`` may dial again, if its failed proofs refuse it now."""
-        return self.bad_proofs.refused_for(remote or "?", self._now())
+        return self.bad_proofs.refused_for(address_key(remote or "?"), self._now())
 
     def _may_log(self, lines: LineWindow, event: str, say: Callable[..., Any]) -> bool:
         """Whether a line ``event`` may be logged now (``lines`` bounds them); those not

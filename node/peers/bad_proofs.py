@@ -8,12 +8,14 @@ same address from dialing again at once, each dial costing this node a websocket
 signature and a check, as often as the dialer likes, with only its log lines bounded
 (``node.peers.admission.UNPROVEN_LINES_MAX``).
 
-So an address that sent ``BAD_PROOFS_MAX`` such proofs within ``BAD_PROOFS_WINDOW_S``
-is refused at its next dials, before the upgrade and without any signing, with 429 and
-``Retry-After``, until that window ends. A real device never sends a proof that fails
-(its key is the one its id names), so only a dialer with a wrong key, or one replaying
-another's proof, is refused; a member behind the same address (one NAT) as such a
-dialer is refused for the rest of the window too, and dials again after it.
+So an address (an IPv6 one's /64, which one host commonly holds, as the node's other
+per-address limits count) that sent ``BAD_PROOFS_MAX`` such proofs within
+``BAD_PROOFS_WINDOW_S`` is refused at its next dials, before the upgrade and without
+any signing, with 429 and ``Retry-After``, until that window ends. A real device never
+sends a proof that fails (its key is the one its id names), so only a dialer with a
+wrong key, or one replaying another's proof, is refused; a member behind the same
+address (one NAT) as such a dialer is refused for the rest of the window too, and
+dials again after it.
 
 Addresses are remembered up to ``BAD_PROOF_ADDRESSES_KEPT_MAX``: past that, those whose
 window ended are forgotten, and if none did, all (an attacker with that many addresses

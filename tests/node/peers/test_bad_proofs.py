@@ -69,3 +69,13 @@ async def test_fewer_bad_proofs_refuse_nothing(make_node: NodeFactory) -> None:
     for _ in range(BAD_PROOFS_MAX - 1):
         assert (await prove(node, member, forger))[0] == "link proof refused"
     assert (await prove(node, member, key))[0] == "open"
+
+
+async def test_an_ipv6_dialer_is_counted_by_its_64(make_node: NodeFactory) -> None:
+    """A host commonly holds a whole /64: its addresses count as one."""
+    admission = (await make_node()).gossip.admission
+    admission._now = Clock()
+    for n in range(BAD_PROOFS_MAX):
+        admission.proof_failed(f"2001:db8::{n + 1:x}", "the dialer's link proof does not verify")
+    assert admission.proofs_refused_for("2001:db8::ffff") is not None
+    assert admission.proofs_refused_for("2001:db8:0:1::1") is None

@@ -30,7 +30,8 @@ from node.cli.common import (
 )
 from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
-from node.config import Settings, host_name
+from node.config import Settings, host_name, software_version
+from node.data_format import FolderFormatError, check_format, mark_format
 from node.device import DeviceKeyError, folder_signer
 from node.limits import ClientLimits
 from node.openclaw.bridge import Sink
@@ -143,8 +144,14 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
             if reads_only:
                 raise click.UsageError(f"--data-dir {data_dir} holds no node's data")
             note(f"{data_dir} holds no node's data yet: a new node's data folder is made there")
+        check_format(data_dir, software_version())  # a newer node's folder is not read
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
         with EventStore.open(data_dir, signer=signer) as store:
+            try:
+                mark_format(data_dir, software_version())
+            except OSError as error:
+                raise NodeError(f"cannot write the data folder's format marker in "
+                                f"{data_dir}: {error.strerror or error}") from None
             return asyncio.run(work(EmbeddedSink(store, client_limits(ctx))))
     except ClientError as error:
         raise failure(error) from None
@@ -154,6 +161,8 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         if data_dir is None:
             raise NodeError(str(error)) from None
         raise store_refusal(error, data_dir) from None
+    except FolderFormatError as error:  # as ``serve`` refuses to start on it: 1
+        raise NodeError(str(error)) from None
     except DeviceKeyError as error:
         # A folder whose key cannot be used (damaged, open to others, not a file) is
         # input this command cannot use, as for ``clawsync device --data-dir``: exit 2,

@@ -35,7 +35,8 @@ from crdt.errors import FolderInUse, StoreError
 from crdt.storage.backends import backend_of
 from crdt.storage.lock import LOCK_NAME, FolderLock
 from node import logs
-from node.config import Config
+from node.config import Config, software_version
+from node.data_format import DATA_FORMAT, FORMAT_FILE, FolderFormatError, check_format, mark_format
 from node.device import KEY_FILE, DeviceKey, DeviceKeyError, open_key
 from node.folder import make_folders, remove_empty
 from node.http.listener import BoundedSite, bind, close_all
@@ -88,6 +89,8 @@ class RunningNode:
     #: The data folder's lock, when the log lives elsewhere (``folder_lock``).
     lock: FolderLock | None = None
     stopped: bool = False
+    #: Whether this start wrote the data folder's format marker (``node.data_format``).
+    format_marked: bool = False
 
     @property
     def url(self) -> str:
@@ -145,6 +148,7 @@ async def start(config: Config) -> RunningNode:
     for good only once it listens): the one that then cannot listen has made its folder
     and key, and says so."""
     config.check()
+    _check_format(config)
     tls = _tls(config)
     socks = _bind(config)
     try:
@@ -178,6 +182,26 @@ class _Tls:
 
     server: ssl.SSLContext | None
     client: ssl.SSLContext | None
+
+
+def _check_format(config: Config) -> None:
+    """``StartError`` if the data folder is of a newer format than this version reads;
+    before anything is made or locked in it, so that a refused folder is left as it is."""
+    try:
+        check_format(config.data_dir, software_version())
+    except FolderFormatError as error:
+        raise StartError(str(error)) from None
+
+
+async def _mark_format(config: Config) -> bool:
+    """Mark the data folder with this version's format (``node.data_format``), once the
+    store holds it: a folder of an earlier version, which has no marker, gets it now.
+    True if this start wrote it (said in the "serving" line)."""
+    try:
+        return await asyncio.to_thread(mark_format, config.data_dir, software_version())
+    except OSError as error:
+        raise StartError(f"cannot write the data folder's format marker "
+                         f"{config.data_dir / FORMAT_FILE}: {error.strerror or error}") from None
 
 
 def _tls(config: Config) -> _Tls:
@@ -270,6 +294,7 @@ async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> Runni
     except StoreError as error:
         raise StartError(str(error)) from None
     try:
+        marked = await _mark_format(config)
         app = make_app(config, astore, device)
         gossip = Gossip(config, astore, tls.client, device, app[DEVICES])
         app[DEVICES].add_listener(gossip.membership_changed)
@@ -301,7 +326,7 @@ async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> Runni
     except BaseException:
         await astore.close()
         raise
-    return RunningNode(config, runner, site, astore, gossip, device)
+    return RunningNode(config, runner, site, astore, gossip, device, format_marked=marked)
 
 
 async def _listen(site: BoundedSite, config: Config) -> None:
@@ -368,6 +393,8 @@ async def serve(config: Config) -> signal.Signals:
                 # the first line.
                 created = {"device_key_created": str(node.device.path)} \
                     if node.device.created else {}
+                if node.format_marked:
+                    created["data_format_marked"] = str(DATA_FORMAT)
                 # The name the membership records give this device, where one does
                 # (``--name`` is only its name until then).
                 log.info("serving", url=node.url, device_id=node.device.device_id,

@@ -1,0 +1,78 @@
+"""The data folder's format marker (``node.data_format``): written on a first start and on
+the first start of a folder an earlier version wrote; a folder of a newer format is
+refused, in one line naming both versions, and left as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from node.config import software_version
+from node.data_format import DATA_FORMAT, FORMAT_FILE
+from tests.support.processes import (
+    CLI_TIMEOUT_S,
+    NodeProcess,
+    child_env,
+    free_port,
+    one_error_line,
+    run_cli,
+)
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    """Every file under ``folder``: its size, modification time and bytes."""
+    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns,
+                                            path.read_bytes())
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def test_a_new_folder_is_marked_with_this_versions_format(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        marker = json.loads((node.data_dir / FORMAT_FILE).read_text())
+    assert marker == {"format": DATA_FORMAT, "written_by": software_version()}
+
+
+def test_a_folder_without_a_marker_starts_as_before_and_is_marked(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
+    # A folder an earlier version wrote: all of it but the marker.
+    (node.data_dir / FORMAT_FILE).unlink()
+    with node:
+        assert [e["session_key"] for e in node.get("/v1/events")["events"]][-1] == "s1"
+        assert json.loads((node.data_dir / FORMAT_FILE).read_text())["format"] == DATA_FORMAT
+
+
+def test_a_folder_of_a_newer_format_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
+    (node.data_dir / FORMAT_FILE).write_text(
+        json.dumps({"format": DATA_FORMAT + 1, "written_by": "9.1.0"}))
+    before = _files(node.data_dir)
+    for storage in ([], ["--storage", str(tmp_path / "elsewhere")]):
+        started = subprocess.run(
+            [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
+             "--port", str(free_port()), *storage],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+        line = one_error_line(started)
+        assert f"written by clawsync 9.1.0 (data folder format {DATA_FORMAT + 1})" in line
+        assert f"clawsync {software_version()} reads format {DATA_FORMAT} at most" in line
+        assert "Run clawsync 9.1.0 or a later version on it" in line
+        assert _files(node.data_dir) == before
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_openclaw_import_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        pass
+    (node.data_dir / FORMAT_FILE).write_text(json.dumps({"format": DATA_FORMAT + 1}))
+    before = _files(node.data_dir)
+    state = tmp_path / "openclaw"
+    (state / "agents").mkdir(parents=True)
+    imported = subprocess.run(
+        [*node.command()[:3], "openclaw", "import", "--data-dir", str(node.data_dir),
+         "--state-dir", str(state)],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    line = one_error_line(imported)
+    assert "written by a newer clawsync" in line, line
+    assert _files(node.data_dir) == before

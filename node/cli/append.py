@@ -7,8 +7,10 @@ before anything is sent, so a typo costs no request and gets exit code 2.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
@@ -276,6 +278,10 @@ async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool
     for held, key, batch in batches(events, client.limits, numbers):
         try:
             answer = await client.append(key, batch)
+        except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels, then raises it
+            if from_file:
+                told_interrupted(_interrupted_at(key, batch, stored, undated))
+            raise
         except ClientError as error:
             if not from_file:
                 raise
@@ -316,6 +322,31 @@ def _stored_so_far(error: ClientError, key: str, batch: list[dict[str, Any]],
             f"it is stored; {before} {_is(stored)}. {_again(undated)}")
 
 
+def _interrupted_at(key: str, batch: list[dict[str, Any]], stored: list[dict[str, Any]],
+                    undated: int) -> str:
+    """What of the file the node holds when Ctrl-C came as ``batch`` was sent: the
+    batches it acknowledged, and this one all, some or none (its commit may have been
+    done or under way). Running the import again is safe only if none of the events it
+    may hold is undated.
+
+    >>> print(_interrupted_at("s", [{"timestamp": 5}], [{}, {}], 0))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    interrupted: the node acknowledged 2 events of the file as stored; it may have stored
+    the 1 event of session 's' sent when the interrupt came, all, some or none. Running
+    the import again is safe: stored events are recognised
+    """
+    return (f"interrupted: the node acknowledged {len(stored)} {_events(len(stored))} of the "
+            f"file as stored; it may have stored the {len(batch)} {_events(len(batch))} of "
+            f"session {key!r} sent when the interrupt came, all, some or none. "
+            f"{_again(undated + sum(1 for event in batch if _undated(event)), maybe=True)}")
+
+
+def told_interrupted(said: str) -> None:
+    """Say, before the command's ``interrupted``, what of the file the node stored."""
+    sys.stderr.write("\n")  # ends the terminal's "^C" echo
+    note(f"({said})")
+
+
 def _undated(event: dict[str, Any]) -> bool:
     """Whether the node gives ``event`` its clock: no timestamp nor hlc, or null (as
     parse_timestamp reads it)."""
@@ -330,16 +361,20 @@ def _is(stored: list[dict[str, Any]]) -> str:
     return "is" if len(stored) == 1 else "are"
 
 
-def _again(undated: int) -> str:
+def _again(undated: int, maybe: bool = False) -> str:
     """Whether importing the file again stores nothing twice, with ``undated`` events
-    among those the node stored: an event is recognised by its id, which its timestamp
-    is part of, and one without a timestamp is given the node's clock, a new one each
-    time."""
+    among those the node stored (``maybe``: stored or perhaps stored): an event is
+    recognised by its id, which its timestamp is part of, and one without a timestamp is
+    given the node's clock, a new one each time."""
     if not undated:
         return "Running the import again is safe: stored events are recognised"
+    them = "it" if undated == 1 else "them"
+    if maybe:
+        return (f"{undated} {_events(undated)} stored or perhaps stored "
+                f"{'has' if undated == 1 else 'have'} no timestamp: running the import again "
+                f"may store {them} a second time")
     return (f"{undated} {_events(undated)} stored {'has' if undated == 1 else 'have'} no "
-            "timestamp: running the import again would store "
-            f"{'it' if undated == 1 else 'them'} a second time")
+            f"timestamp: running the import again would store {them} a second time")
 
 
 def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None:
@@ -456,7 +491,14 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
         events, numbers = [event], [1]
     async def run(client: Client) -> tuple[list[dict[str, Any]], str | None]:
         stored = await send_all(client, events, source is not None, numbers)
-        return stored, await removal(client)
+        try:
+            return stored, await removal(client)
+        except asyncio.CancelledError:  # Ctrl-C once every batch was acknowledged
+            if source is not None:
+                told_interrupted(f"interrupted: the node acknowledged all {len(stored)} "
+                                 f"{_events(len(stored))} of the file as stored: nothing is left "
+                                 "to import")
+            raise
 
     stored, removed = with_client(ctx, run)
     if not stored:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import json
 import os
 import select
 import shlex
@@ -13,7 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -74,13 +75,25 @@ def records_on(node: NodeProcess) -> list[tuple[str, str]]:
             for event in all_events(node) if "openclaw" in event["kind"]]
 
 
-class Gate:
-    """An HTTP proxy in front of a node: it passes requests on until the node has
-    saved a cursor, then holds every later one unanswered. A command behind it is then
-    certainly mid-import (waiting for the node), with a first part stored."""
+def saved_cursor(method: str, path: str) -> bool:
+    return method == "PUT" and path.startswith("/v1/cursors/")
 
-    def __init__(self, node: NodeProcess) -> None:
+
+def appended(method: str, path: str) -> bool:
+    return method == "POST" and path.endswith("/events")
+
+
+class Gate:
+    """An HTTP proxy in front of a node: it passes requests on until one that ``holds``
+    says holds (by default, the node has saved a cursor), then holds every later one
+    unanswered. A command behind it is then certainly mid-import (waiting for the node),
+    with a first part stored."""
+
+    def __init__(self, node: NodeProcess,
+                 holds: Callable[[str, str], bool] = saved_cursor) -> None:
         self.holding = threading.Event()
+        #: A request came once holding: it is held.
+        self.held = threading.Event()
         self._release = threading.Event()
         gate = self
 
@@ -92,6 +105,7 @@ class Gate:
 
             def do_GET(self) -> None:
                 if gate.holding.is_set():
+                    gate.held.set()
                     gate._release.wait()
                     self.close_connection = True
                     return
@@ -112,7 +126,7 @@ class Gate:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                if self.command == "PUT" and self.path.startswith("/v1/cursors/"):
+                if holds(self.command, self.path):
                     gate.holding.set()
 
             do_POST = do_PUT = do_GET
@@ -166,6 +180,45 @@ def test_ctrl_c_mid_import_dies_by_sigint_and_keeps_what_was_stored(
             "0 already stored") in again.stderr
     everything = records_on(node)
     assert len(everything) == len(set(everything)) == total
+
+
+@pytest.mark.parametrize(("dated", "again"), [
+    pytest.param(True, "Running the import again is safe: stored events are recognised",
+                 id="dated"),
+    pytest.param(False, "3 events stored or perhaps stored have no timestamp: running the "
+                 "import again may store them a second time", id="undated")])
+def test_ctrl_c_mid_append_file_says_what_was_stored_and_whether_to_run_again(
+        node: NodeProcess, tmp_path: Path, dated: bool, again: str) -> None:
+    """Two sessions, one batch each: the first is acknowledged, the second held."""
+    file = tmp_path / "events.jsonl"
+    file.write_text("".join(json.dumps(
+        {"session_key": key, "agent_id": "main",
+         "kind": {"type": "message_received", "content": key},
+         **({"timestamp": 1796119200000 + n} if dated else {})}) + "\n"
+        for n, key in enumerate(["s1", "s2", "s2"])))
+    with Gate(node, appended) as gate:
+        command = subprocess.Popen(cli_args(gate.url, "append", "--file", str(file)),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, env=child_env())
+        try:
+            # Its first batch acknowledged, its second held.
+            assert gate.held.wait(CLI_TIMEOUT_S), "the append sent no second batch"
+            assert command.poll() is None
+            command.send_signal(signal.SIGINT)
+            out, err = command.communicate(timeout=CLI_TIMEOUT_S)
+        finally:
+            if command.poll() is None:
+                command.kill()
+                command.wait()
+    assert command.returncode == -signal.SIGINT, err
+    assert "Traceback" not in err and out == ""
+    said = " ".join(err.split())  # the note is wrapped to the terminal
+    assert ("(interrupted: the node acknowledged 1 event of the file as stored; it may have "
+            "stored the 2 events of session 's2' sent when the interrupt came, all, some or "
+            f"none. {again})") in said, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert [event["session_key"] for event in all_events(node)
+            if event["agent_id"] == "main"] == ["s1"]
 
 
 #: Runs ``python -m node.main {argv}`` as the ``clawsync`` script would, with a Ctrl-C

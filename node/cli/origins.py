@@ -75,9 +75,14 @@ def retire(ctx: click.Context, origin: str, force: bool) -> None:
         try:
             return await client.retire_origin(origin, force=force)
         except ClientError as error:
-            if error.status != 404 or error.code != "not_found":
+            # A mistyped ORIGIN: one the node lacks (404), or a name that is no origin
+            # id, which the node does not hold either (400 on the field): where to read
+            # the right one. (This node's own origin is a 400 on the field too.)
+            mistyped = (error.status == 404 and error.code == "not_found") or (
+                error.status == 400 and error.field == "origin"
+                and "is not an origin id" in (error.said or ""))
+            if not mistyped:
                 raise
-            # A mistyped ORIGIN: where to read the right one.
             raise error.with_hint("`clawsync origins` lists those it holds") from None
 
     answer = with_client(ctx, run)

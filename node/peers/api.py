@@ -19,15 +19,17 @@ cluster.
 from __future__ import annotations
 
 import math
+import re
 import ssl
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 
-from crdt.errors import Picklable
+from crdt.errors import InvalidInput, NotFound, Picklable
 from crdt.log.records import Appended
 from crdt.log.store import EventStore
+from crdt.signing import ORIGIN_HEX_CHARS
 from node.config import Config
 from node.http import auth
 from node.http.errors import HttpError, unauthorized
@@ -170,13 +172,18 @@ async def origins(request: web.Request) -> web.StreamResponse:
     return respond(request, {"node_id": astore.node_id, "active": active, "origins": rows})
 
 
+#: An origin as nodes make them (a random node id, or one bound to a device key).
+_ORIGIN_ID = re.compile(f"[0-9a-f]{{{ORIGIN_HEX_CHARS}}}")
+
+
 @takes_params("force")
 async def retire_origin(request: web.Request) -> web.StreamResponse:
     """Retire an origin that will never write again, at the highest seq held here: 201
     with the origin's row and the retirement event, which replicates; 200 if it is
     retired at that seq or above already; 404 for an origin this node does not hold;
-    400 for this node's own; 409 ``origin_live`` for one that still writes (a member
-    device's current origin, a linked peer's: ``node.peers.live``) unless ``force=1``."""
+    400 for this node's own, and for a name it does not hold that is not an origin id;
+    409 ``origin_live`` for one that still writes (a member device's current origin, a
+    linked peer's: ``node.peers.live``) unless ``force=1``."""
     gossip: Gossip = request.app[GOSSIP]
     astore = gossip.astore
     origin = request.match_info["origin"]
@@ -200,6 +207,14 @@ async def retire_origin(request: web.Request) -> web.StreamResponse:
         appended = await astore.write(retire)
     except OriginLive as exc:
         raise HttpError(409, "origin_live", str(exc), field="origin") from exc
+    except NotFound:
+        if _ORIGIN_ID.fullmatch(origin):
+            raise  # an origin id this node does not hold: 404
+        # Not held, and not the shape of an origin any node makes: mistyped, most
+        # likely. (A held origin a peer named otherwise is retired as any other.)
+        raise InvalidInput(f"{origin!r} is not an origin id ({ORIGIN_HEX_CHARS} hex digits, "
+                           "as GET /v1/origins lists them), nor an origin this node holds",
+                           field="origin") from None
     rows = await astore.read(lambda store: store.origins())
     row = next(row for row in rows if row["origin"] == origin)
     if appended is None:

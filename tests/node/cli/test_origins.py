@@ -1,5 +1,5 @@
-"""``clawsync origins retire`` of an origin the node does not hold (a typo) says where
-the right one is read, and changes nothing."""
+"""``clawsync origins retire`` of an origin the node does not hold (a typo), or of a name
+that is no origin id, says where the right one is read, and changes nothing."""
 
 from __future__ import annotations
 
@@ -16,5 +16,17 @@ def test_retiring_an_origin_the_node_lacks_says_how_to_list_them(tmp_path: Path)
         assert done.returncode == 1, done.stderr
         assert done.stderr.strip() == (
             "Error: the node holds no events of origin '45533c84642daaab'; "
+            "`clawsync origins` lists those it holds"), done.stderr
+        assert run_cli(node, "origins", "--json").stdout == before.stdout
+
+
+def test_retiring_a_name_that_is_no_origin_id_says_so(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        before = run_cli(node, "origins", "--json")
+        done = run_cli(node, "origins", "retire", "zz")
+        assert done.returncode == 2, done.stderr  # the node refused it as malformed
+        assert done.stderr.strip() == (
+            "Error: the node refused the retirement: origin: 'zz' is not an origin id "
+            "(16 hex digits, as GET /v1/origins lists them), nor an origin this node holds; "
             "`clawsync origins` lists those it holds"), done.stderr
         assert run_cli(node, "origins", "--json").stdout == before.stdout

@@ -51,11 +51,18 @@ async def test_origins_are_listed_and_retired_with_the_token(make_node: NodeFact
             async with http.request(method, path) as answer:
                 assert answer.status == 401
         head = node.astore.head
-        for origin, status in ((node.astore.node_id, 400), ("nobody", 404),
+        for origin, status in ((node.astore.node_id, 400), ("fedcba9876543210", 404),
+                               ("nobody", 400), ("FEDCBA9876543210", 400), ("zz", 400),
                                ("a\u0000b", 400), ("o" * 65, 413)):
             async with http.delete("/v1/origins/" + quote(origin, safe=""),
                                    headers=auth) as answer:
-                assert answer.status == status and "error" in await answer.json()
+                body = await answer.json()
+                assert answer.status == status and "error" in body, (origin, body)
+        async with http.delete("/v1/origins/zz", headers=auth) as answer:
+            assert (await answer.json())["error"] == {
+                "code": "invalid_input", "field": "origin",
+                "message": "'zz' is not an origin id (16 hex digits, as GET "
+                           "/v1/origins lists them), nor an origin this node holds"}
         assert node.astore.head == head  # refused: nothing written
         async with http.get("/v1/origins", headers=auth) as answer:
             listed = {row["origin"]: row for row in (await answer.json())["origins"]}
@@ -73,6 +80,19 @@ async def test_origins_are_listed_and_retired_with_the_token(make_node: NodeFact
             view = await answer.json()
         assert view["active"] == 1 and node.astore.node_id in [
             row["origin"] for row in view["origins"] if row["own"]]
+
+
+async def test_a_held_origin_a_peer_named_otherwise_is_retired(make_node: NodeFactory
+                                                               ) -> None:
+    """Peers may name origins as they like (up to 64 bytes): only a name not held is
+    refused for its shape."""
+    node = await make_node(token=TOKEN)
+    await node.astore.write(lambda store: store.ingest(
+        [(event(ms=1_000, content="old"), "old-peer", 1)]))
+    async with aiohttp.ClientSession(base_url=node.url) as http, \
+            http.delete("/v1/origins/old-peer",
+                        headers={"Authorization": f"Bearer {TOKEN}"}) as answer:
+        assert answer.status == 201, await answer.text()
 
 
 async def test_force_is_a_flag_and_never_retires_the_nodes_own(make_node: NodeFactory

@@ -10,6 +10,7 @@ holds."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -60,10 +61,13 @@ def node_url(text: str) -> str:
     if url.scheme not in ("http", "https") or not url.host:
         raise click.BadParameter(f"{text!r} is not an http(s)://host:port URL",
                                  param_hint="--node")
-    if re.fullmatch(r"[0-9]+", url.host):  # "http://7878": the port typed as the host
+    # "http://7878": the port typed as the host; in any script's digits (``\d``), which
+    # would otherwise become an IDNA name that fails only when it is looked up.
+    if re.fullmatch(r"\d+", url.host):
+        number = _ascii_digits(url.host)
         raise click.BadParameter(f"{text!r} has a number as its host: "
-                                 + (f"give the host before the port, such as 127.0.0.1:{url.host}"
-                                    if url.explicit_port is None and _is_port(url.host)
+                                 + (f"give the host before the port, such as 127.0.0.1:{number}"
+                                    if url.explicit_port is None and _is_port(number)
                                     else "give a host name or an IP address"),
                                  param_hint="--node")
     # yarl takes port 0, which no connection can use: every command would fail to
@@ -95,10 +99,12 @@ def _mistyped(text: str) -> str | None:
     >>> _mistyped("h:7878") is None
     True
     """
-    port = re.fullmatch(r":?([0-9]+)", text)
+    # \d: digits of any script too (Arabic-Indic, fullwidth), shown in ASCII digits.
+    port = re.fullmatch(r":?(\d+)", text)
     if port is not None:
-        return ("is a port alone: give the host too, such as 127.0.0.1:" + port[1]
-                if _is_port(port[1]) else
+        number = _ascii_digits(port[1])
+        return ("is a port alone: give the host too, such as 127.0.0.1:" + number
+                if _is_port(number) else
                 "is a number alone: give a host name or an IP address")
     # "http/prefix" is a host named "http" with a reverse proxy's prefix, not a slip.
     scheme = re.match(r"(https?)(?::/+|//+)", text, re.IGNORECASE)
@@ -106,6 +112,16 @@ def _mistyped(text: str) -> str | None:
         return (f"misspells {scheme[1].lower()}://: write it with a colon and two slashes, "
                 f"{scheme[1].lower()}://{text[scheme.end():]}")
     return None
+
+
+def _ascii_digits(number: str) -> str:
+    """``number``, decimal digits of any script, in ASCII digits, as typed (leading
+    zeros kept).
+
+    >>> _ascii_digits("\u0667\u0668"), _ascii_digits("\uff10\uff17"), _ascii_digits("78")
+    ('78', '07', '78')
+    """
+    return "".join(str(unicodedata.decimal(digit)) for digit in number)
 
 
 #: The highest TCP port: a number above it is not suggested as the node's port.

@@ -170,6 +170,17 @@ def test_a_node_address_the_url_parser_refuses_is_said_in_our_words(node: str,
     ("0:7878", "'http://0:7878' has a number as its host: give a host name or an IP "
                "address"),
     ("http://0", "'http://0' has a number as its host: give a host name or an IP address"),
+    # Digits of another script, or fullwidth, as an input method may type them: were
+    # an IDNA host name that failed only on connecting, or "a number as its host".
+    ("\u0667\u0668\u0667\u0668", "'\u0667\u0668\u0667\u0668' is a port alone: give the host "
+                                 "too, such as 127.0.0.1:7878"),
+    ("\uff17\uff18\uff17\uff18", "'\uff17\uff18\uff17\uff18' is a port alone: give the host "
+                                 "too, such as 127.0.0.1:7878"),
+    (":\u0667\u0668\u0667\u0668", "':\u0667\u0668\u0667\u0668' is a port alone: give the "
+                                  "host too, such as 127.0.0.1:7878"),
+    ("http://\u0667\u0668\u0667\u0668", "'http://\u0667\u0668\u0667\u0668' has a number as "
+                                        "its host: give the host before the port, such as "
+                                        "127.0.0.1:7878"),
     ("99999", "'99999' is a number alone: give a host name or an IP address"),
     ("0", "'0' is a number alone: give a host name or an IP address")])
 def test_a_common_slip_in_a_node_address_is_a_usage_error_that_shows_the_fix(
@@ -217,8 +228,10 @@ def test_a_node_address_with_a_query_or_fragment_is_refused_without_showing_it(
     # A host named "http" behind a prefix: no misspelt scheme.
     ("http/clawsync", "http://http:7878/clawsync"),
     ("https/cs", "http://https:7878/cs"),
-    # Digits of another script are a host name as any other, not a port.
-    ("\u0667\u0668\u0667\u0668", "http://xn--gibacb:7878")])
+    # A name of another script is a host name as any other (digits alone are a port
+    # typed alone: test_a_common_slip_in_a_node_address_is_a_usage_error_that_shows_the_fix).
+    ("m\u00fcnchen", "http://xn--mnchen-3ya:7878"),
+    ("\u0667\u0668x", "http://xn--x-mqcd:7878")])
 def test_an_address_with_an_at_sign_beyond_its_host_is_a_node_address(typed: str,
                                                                         url: str) -> None:
     assert node_url(typed) == url

@@ -2,8 +2,8 @@
 shows, a server that records what a dial sends, one that stalls, one that answers the
 same to every ask, the member lists a node logs as refused, and the set-ups several
 tests start from (a laptop that stopped, a phone linked through a proxy, a learner
-linked to peers, its members rounds run by hand), and a link a member's device key
-proves."""
+linked to peers, its members rounds run by hand), a link a member's device key proves,
+and one dial's proof made by hand (honest or forged)."""
 
 from __future__ import annotations
 
@@ -349,3 +349,30 @@ def failing_taking_up(monkeypatch: pytest.MonkeyPatch) -> list[Exception]:
 
     monkeypatch.setattr("node.peers.learning.member_urls", failing)
     return faults
+
+
+async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
+                nonce: bytes | None = None,
+                replay: bytes | None = None) -> tuple[str, bytes, bytes]:
+    """Dial ``node`` as ``claimed``, signing with ``key`` (or sending the proof frame
+    ``replay`` as it is); the node's answer after our proof (a close message, or "open"
+    if it started the peer protocol), our proof frame and our nonce."""
+    nonce = nonce or linkproof.new_nonce()
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers=headers(claimed, nonce),
+            protocols=(LINK_PROTOCOL,)) as ws:
+        assert ws.protocol == LINK_PROTOCOL
+        first = await ws.receive_bytes(timeout=DEADLINE_S)
+        their_key, signature, theirs = linkproof.parse_frame(first, with_nonce=True)
+        acceptor = crdt_device.device_id(their_key)
+        assert acceptor == node.device.device_id and theirs is not None
+        assert linkproof.proven(their_key, signature, acceptor, "accept", nonce, theirs,
+                                claimed, acceptor)
+        ours = replay or linkproof.encode_frame(
+            crdt_device.public_bytes(key),
+            linkproof.sign(key, "dial", nonce, theirs, claimed, acceptor))
+        await ws.send_bytes(ours)
+        answer = await ws.receive(timeout=DEADLINE_S)
+        if answer.type == aiohttp.WSMsgType.BINARY:
+            return "open", ours, nonce  # the node's hello: the link is up
+        return str(ws.close_code and answer.extra), ours, nonce

@@ -14,8 +14,7 @@ from crdt import linkproof
 from node.peers.bad_proofs import BAD_PROOFS_MAX, BAD_PROOFS_WINDOW_S
 from node.peers.transport import LINK_PROTOCOL, PEER_PATH
 from tests.node.conftest import NodeFactory
-from tests.node.peers.support import headers, new_member, until
-from tests.node.peers.test_links import prove
+from tests.node.peers.support import headers, new_member, prove, until
 from tests.support.clock import Clock
 from tests.support.metrics import scrape, value
 

@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 import structlog
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from crdt import codec, linkproof
 from crdt import device as crdt_device
@@ -42,7 +41,7 @@ from node.peers.transport import (
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
 from sync.peer.messages import Ack, Events, Hello, Item, encode, parse
-from tests.node.peers.support import headers, member_link, new_member, serving, until
+from tests.node.peers.support import headers, member_link, new_member, prove, serving, until
 from tests.support.clock import Clock
 from tests.support.waits import DEADLINE_S
 
@@ -50,33 +49,6 @@ NodeFactory = Callable[..., Awaitable[RunningNode]]
 #: Messages of ``STALL_SEND_BYTES`` sent to a peer that reads none, at most: far more
 #: than loopback sockets' buffers hold, so that a send waits and times out.
 STALL_SENDS_MAX, STALL_SEND_BYTES = 256, 1024 * 1024
-
-
-async def prove(node: RunningNode, claimed: str, key: Ed25519PrivateKey,
-                nonce: bytes | None = None,
-                replay: bytes | None = None) -> tuple[str, bytes, bytes]:
-    """Dial ``node`` as ``claimed``, signing with ``key`` (or sending the proof frame
-    ``replay`` as it is); the node's answer after our proof (a close message, or "open"
-    if it started the peer protocol), our proof frame and our nonce."""
-    nonce = nonce or linkproof.new_nonce()
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-            node.url + PEER_PATH, headers=headers(claimed, nonce),
-            protocols=(LINK_PROTOCOL,)) as ws:
-        assert ws.protocol == LINK_PROTOCOL
-        first = await ws.receive_bytes(timeout=DEADLINE_S)
-        their_key, signature, theirs = linkproof.parse_frame(first, with_nonce=True)
-        acceptor = crdt_device.device_id(their_key)
-        assert acceptor == node.device.device_id and theirs is not None
-        assert linkproof.proven(their_key, signature, acceptor, "accept", nonce, theirs,
-                                claimed, acceptor)
-        ours = replay or linkproof.encode_frame(
-            crdt_device.public_bytes(key),
-            linkproof.sign(key, "dial", nonce, theirs, claimed, acceptor))
-        await ws.send_bytes(ours)
-        answer = await ws.receive(timeout=DEADLINE_S)
-        if answer.type == aiohttp.WSMsgType.BINARY:
-            return "open", ours, nonce  # the node's hello: the link is up
-        return str(ws.close_code and answer.extra), ours, nonce
 
 
 async def test_a_member_proves_its_key_and_a_forger_does_not(

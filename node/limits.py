@@ -117,6 +117,11 @@ class Limits:
     log_queued_bytes_max: int = 4 * 1024 * 1024
     #: Seconds a client gets to complete the TLS handshake before its connection closes.
     tls_handshake_timeout_s: float = 10.0
+    #: Seconds between two looks at the TLS files (``--tls-cert``, ``--tls-key``,
+    #: ``--tls-ca``): changed ones are loaded for new connections without a restart
+    #: (``node.peers.tls_renewal``). A look is three ``stat`` calls; a renewal made days
+    #: before the old certificate expires is served within a minute.
+    tls_files_check_interval_s: float = 60.0
     #: Connections the kernel queues while every one of ``connections_max`` is taken.
     accept_backlog: int = 128
     #: Seconds to wait before accepting again after the process ran out of file

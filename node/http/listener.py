@@ -69,6 +69,12 @@ class BoundedSite(web.BaseSite):
         self._tls = ssl_context
         self._serving: set[asyncio.Task[None]] = set()
 
+    def use_tls(self, context: ssl.SSLContext) -> None:
+        """Handshake new connections with ``context`` (renewed TLS files); those open
+        keep theirs. Only for a site that serves HTTPS already: the scheme stays."""
+        if self._tls is not None:
+            self._tls = context
+
     @property
     def name(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host

@@ -137,6 +137,10 @@ class Gossip:
             await self.add_peer(url, learned=False)
         self._spawn(self.learning.run(), "members")
 
+    def use_tls(self, context: ssl.SSLContext | None) -> None:
+        """Dial with ``context`` from now on (renewed TLS files); links up keep theirs."""
+        self.tls = self.admission.tls = self.learning.tls = context
+
     async def stop(self) -> None:
         """Take no more links, end every link (each close waits for its peer's answer,
         which a paused or unreachable peer never gives, ``STOP_CLOSE_WAIT_S`` at most,

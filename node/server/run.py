@@ -22,7 +22,6 @@ import errno
 import gc
 import signal
 import socket
-import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from node.interrupt import die_of
 from node.peers import api as peering
 from node.peers.gossip import Gossip
 from node.peers.metrics import PeerCollector
+from node.peers.tls_renewal import Contexts, TlsFiles, watch
 from node.server.app import METRICS, make_app
 from node.server.devices import DEVICES
 from node.server.reach import pairing_hint
@@ -91,11 +91,20 @@ class RunningNode:
     stopped: bool = False
     #: Whether this start wrote the data folder's format marker (``node.data_format``).
     format_marked: bool = False
+    #: Looks at the TLS files while the node serves (``node.peers.tls_renewal``).
+    tls_watch: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
         """Base URL of the API, with the real port."""
         return self.site.name
+
+    def use_tls(self, contexts: Contexts) -> None:
+        """New connections and new dials handshake with ``contexts`` (renewed TLS
+        files); those open keep theirs."""
+        if contexts.server is not None:
+            self.site.use_tls(contexts.server)
+        self.gossip.use_tls(contexts.client)
 
     async def stop(self) -> None:
         """Stop accepting, let requests in flight finish, commit what is queued, close.
@@ -105,6 +114,10 @@ class RunningNode:
         if self.stopped:
             return
         self.stopped = True
+        if self.tls_watch is not None:
+            self.tls_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.tls_watch
         try:
             await self.gossip.stop()
         finally:
@@ -176,14 +189,6 @@ async def start(config: Config) -> RunningNode:
     return node
 
 
-@dataclass(frozen=True, slots=True)
-class _Tls:
-    """The node's TLS contexts: as a server (HTTPS) and as a dialer of peers."""
-
-    server: ssl.SSLContext | None
-    client: ssl.SSLContext | None
-
-
 def _check_format(config: Config) -> None:
     """``StartError`` if the data folder is of a newer format than this version reads;
     before anything is made or locked in it, so that a refused folder is left as it is."""
@@ -204,11 +209,12 @@ async def _mark_format(config: Config) -> bool:
                          f"{config.data_dir / FORMAT_FILE}: {error.strerror or error}") from None
 
 
-def _tls(config: Config) -> _Tls:
-    """The TLS contexts, or ``StartError`` naming the file that cannot be used (each is
-    loaded in a step of its own: a bad CA file does not blame the certificate)."""
+def _tls(config: Config) -> TlsFiles:
+    """The TLS files and their contexts, or ``StartError`` naming the file that cannot be
+    used (each is loaded in a step of its own: a bad CA file does not blame the
+    certificate)."""
     try:
-        return _Tls(peering.server_tls(config), peering.client_tls(config))
+        return TlsFiles(config)
     except peering.TlsFileError as error:
         raise StartError(str(error)) from None
 
@@ -279,7 +285,7 @@ def _make_folders(folder: Path, what: str) -> list[Path]:
                          f"{error.strerror or error}") from None
 
 
-async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> RunningNode:
+async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> RunningNode:
     limits = config.limits
     try:
         # Before the log: a node that cannot be this device must not touch its data.
@@ -296,7 +302,7 @@ async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> Runni
     try:
         marked = await _mark_format(config)
         app = make_app(config, astore, device)
-        gossip = Gossip(config, astore, tls.client, device, app[DEVICES])
+        gossip = Gossip(config, astore, tls.contexts.client, device, app[DEVICES])
         app[DEVICES].add_listener(gossip.membership_changed)
         peering.setup(app, config, gossip)
         app[METRICS].registry.register(PeerCollector(gossip))
@@ -315,7 +321,7 @@ async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> Runni
         )
         await runner.setup()
         site = BoundedSite(runner, config.host, config.port, limits,
-                           ssl_context=tls.server, bound=socks)
+                           ssl_context=tls.contexts.server, bound=socks)
         try:
             await _listen(site, config)
             await gossip.start()
@@ -326,7 +332,10 @@ async def _start(config: Config, tls: _Tls, socks: list[socket.socket]) -> Runni
     except BaseException:
         await astore.close()
         raise
-    return RunningNode(config, runner, site, astore, gossip, device, format_marked=marked)
+    node = RunningNode(config, runner, site, astore, gossip, device, format_marked=marked)
+    if tls.watched:
+        node.tls_watch = asyncio.create_task(watch(tls, node.use_tls), name="tls files")
+    return node
 
 
 async def _listen(site: BoundedSite, config: Config) -> None:
@@ -346,7 +355,8 @@ def stop_signals() -> tuple[signal.Signals, ...]:
     node outlives its terminal, and so it stays. systemd does not: it leaves SIGHUP at
     its default, so a SIGHUP sent to the unit (``systemctl kill -s HUP``, an
     ``ExecReload=kill -HUP``) stops the node with exit 0, and ``Restart=on-failure`` does
-    not start it again; the node reloads nothing (deploy/README.md says so)."""
+    not start it again; the node reloads nothing on a signal (its TLS files it looks at by
+    itself: ``node.peers.tls_renewal``; deploy/README.md says so)."""
     hang_up = getattr(signal, "SIGHUP", None)  # not on Windows
     if hang_up is None or signal.getsignal(hang_up) is signal.SIG_IGN:
         return (signal.SIGTERM, signal.SIGINT)

@@ -15,7 +15,15 @@ import pytest
 from cryptography import x509
 
 from tests.support.certs import make_ca, make_cert
-from tests.support.cluster import wait_until
+from tests.support.cluster import (
+    Cluster,
+    append,
+    message,
+    peer_rows,
+    serve_args,
+    wait_converged,
+    wait_until,
+)
 from tests.support.processes import NodeProcess
 
 pytestmark = pytest.mark.integration
@@ -114,3 +122,35 @@ def test_renewed_files_are_served_to_new_connections_without_a_restart(tmp_path:
     for pem in (first[1], second[1], third[1]):
         body = [line for line in pem.read_text().splitlines() if not line.startswith("-----")]
         assert not any(part in log for part in body)
+
+
+def test_a_rotated_ca_file_is_dialed_with_without_a_restart(tmp_path: Path) -> None:
+    """The dialing side: b trusts the old CA alone, and a's certificate is of the new one,
+    so b's dials fail; once b's CA file holds both, b's next dial links, no restart."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    old_ca, new_ca = make_ca(certs, "old-ca"), make_ca(certs, "new-ca")
+    bundle = certs / "bundle.pem"
+    bundle.write_bytes(old_ca[0].read_bytes() + new_ca[0].read_bytes())
+    a_cert, b_cert = make_cert(certs, "a", new_ca), make_cert(certs, "b", old_ca)
+    b_trusts = tmp_path / "b-ca.pem"
+    install(old_ca[0], b_trusts)
+    config = tmp_path / "clawsync.toml"
+    config.write_text(f"[limits]\ntls_files_check_interval_s = {CHECK_INTERVAL_S}\n"
+                      "[sync]\nbackoff_base_s = 0.2\nbackoff_max_s = 0.5\n")
+    with Cluster(tmp_path) as cluster:
+        a = cluster.add(NodeProcess(tmp_path, name="a", tls_ca=bundle, extra_args=[
+            *serve_args(secret=None), "--config", str(config), "--tls-cert", str(a_cert[0]),
+            "--tls-key", str(a_cert[1]), "--tls-ca", str(bundle)]))
+        b = cluster.add(NodeProcess(tmp_path, name="b", tls_ca=bundle, extra_args=[
+            *serve_args([a.url], secret=None), "--config", str(config),
+            "--tls-cert", str(b_cert[0]), "--tls-key", str(b_cert[1]),
+            "--tls-ca", str(b_trusts)]))
+        wait_until(lambda: "certificate did not verify" in b.log_path.read_text(), TAKEN_WITHIN_S,
+                   "b cannot verify a's certificate")
+        from_a = {e["id"] for e in append(a, "rotated", [message("from a")])}
+
+        install(bundle, b_trusts)
+        wait_until(lambda: any(row["state"] == "up" for row in peer_rows(b)), TAKEN_WITHIN_S,
+                   "b links with a once it trusts the new CA")
+        assert wait_converged([a, b], must_hold=from_a) == from_a

@@ -4,10 +4,15 @@ same."""
 
 from __future__ import annotations
 
+import json
+
 from crdt import codec
 from crdt.keys import NAME_BYTES_MAX
 from crdt.log.cursors import CURSOR_BYTES_MAX, check_cursor
-from node.openclaw.session_keys import SESSION_KEYS_MAX, SessionKeys, entry_of
+from node.client.api import Client
+from node.openclaw.session_keys import SESSION_KEYS_MAX, SessionKeys, entry_of, keys_name
+from node.server.cursors import BODY_BYTES_MAX
+from node.server.run import RunningNode
 
 
 def test_past_the_count_the_sessions_learnt_first_are_forgotten() -> None:
@@ -45,3 +50,19 @@ def test_what_cannot_be_an_entry_is_not_remembered_and_foreign_entries_are_dropp
     assert not keys.learn("s3", "k" * NAME_BYTES_MAX)
     assert keys.learn("s4", "agent:main:x")
     assert keys.saved() == {"2:s1:agent:main:main": 1, "2:s4:agent:main:x": 4}
+
+
+async def test_keys_past_ascii_near_the_size_limit_are_saved_on_a_node(node: RunningNode) -> None:
+    """A cursor of keys each holding 44 emoji, as large as the node keeps: sent as JSON
+    with ``\\u`` escapes it would be over the node's body limit (three times the bytes of
+    its text); sent as the UTF-8 it is, the node takes it."""
+    keys = SessionKeys(None)
+    for n in range(CURSOR_BYTES_MAX // 200):
+        assert keys.learn(f"{n:08d}-0000-4000-8000-000000000000", "agent:main:" + "\U0001f600" * 44)
+    saved = keys.saved()
+    assert CURSOR_BYTES_MAX - 300 < len(codec.encode_fast(saved)) <= CURSOR_BYTES_MAX
+    assert len(json.dumps({"cursor": saved}).encode()) > BODY_BYTES_MAX
+    name = keys_name("openclaw:ab12:cd34")
+    async with Client(node.url) as client:
+        await client.save_cursor(name, saved)
+        assert await client.cursor(name) == saved

@@ -78,13 +78,17 @@ def entry_of(session_id: str, session_key: str) -> str | None:
 def pair_of(entry: str) -> tuple[str, str] | None:
     """The session id and key an entry names (``entry_of``), or None if it names none.
 
-    >>> pair_of("3:s:1:agent:main:main"), pair_of("9:s1:k"), pair_of("x")
-    (('s:1', 'agent:main:main'), None, None)
+    >>> pair_of("3:s:1:agent:main:main"), pair_of("9:s1:k"), pair_of("x"), pair_of("²:s:k")
+    (('s:1', 'agent:main:main'), None, None, None)
     """
     length, _colon, rest = entry.partition(":")
-    if not length.isdigit() or len(rest) <= int(length) or rest[int(length)] != ":":
+    # ASCII digits alone: "²".isdigit() is True, and int("²") raises.
+    if not (length.isascii() and length.isdigit()):
         return None
-    return rest[:int(length)], rest[int(length) + 1:]
+    size = int(length)
+    if len(rest) <= size or rest[size] != ":":
+        return None
+    return rest[:size], rest[size + 1:]
 
 
 class SessionKeys:

@@ -10,7 +10,13 @@ from crdt import codec
 from crdt.keys import NAME_BYTES_MAX
 from crdt.log.cursors import CURSOR_BYTES_MAX, check_cursor
 from node.client.api import Client
-from node.openclaw.session_keys import SESSION_KEYS_MAX, SessionKeys, entry_of, keys_name
+from node.openclaw.session_keys import (
+    SESSION_KEYS_MAX,
+    SessionKeys,
+    entry_of,
+    keys_name,
+    pair_of,
+)
 from node.server.cursors import BODY_BYTES_MAX
 from node.server.run import RunningNode
 
@@ -66,3 +72,10 @@ async def test_keys_past_ascii_near_the_size_limit_are_saved_on_a_node(node: Run
     async with Client(node.url) as client:
         await client.save_cursor(name, saved)
         assert await client.cursor(name) == saved
+
+
+def test_an_entry_whose_length_is_no_ascii_number_names_no_pair() -> None:
+    """"²".isdigit() is True, and int("²") raises: anyone holding the node's token may
+    save such an entry."""
+    assert pair_of("\u00b2:s1:agent:main:main") is None
+    assert SessionKeys({"\u00b2:s1:agent:main:main": 0, "2:s2:k": 1}).saved() == {"2:s2:k": 1}

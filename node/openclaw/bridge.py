@@ -204,10 +204,12 @@ class Bridge:
         # A waiting session is looked at at every pass: of SQLite's, only what is tried
         # is read, so that it does not take the read's row budget from the sessions after
         # it; a JSONL file (read on a budget of its own) only once it changed.
-        items, learnt = keyed(list(source.read(cursor, waits)), self._keys[name],
-                              isinstance(source, AgentSessions))
-        if learnt:
-            await self.sink.save_cursor(keys_name(name), self._keys[name].saved())
+        keys = self._keys[name]
+        read = list(source.read(cursor, waits))
+        items = keyed(read, keys, source.named if isinstance(source, AgentSessions) else None)
+        if keys.unsaved:  # till a save goes through: one that fails is tried again
+            await self.sink.save_cursor(keys_name(name), keys.saved())
+            keys.unsaved = False
         for entry in sorted(waits & source.reread):
             # Got shorter than its waiting row (rewritten, or its end deleted): that row
             # is gone from OpenClaw's store, so there is nothing left to import of it, and

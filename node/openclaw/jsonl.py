@@ -55,6 +55,9 @@ class AgentSessions:
         #: Of the last read, the entries of every session file it found; None if it
         #: could not tell (the index or the folder did not read): none is known gone.
         self.present: set[str] | None = None
+        #: Of the last read, session id -> key of every file the index names (none if
+        #: it did not read): what the bridge remembers (``session_keys``).
+        self.named: dict[str, str] = {}
         # Waiting entry -> (its session's key and id as the index gave them, its offset
         # and file's inode, size and times at its last read; what that read found of it).
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
@@ -88,7 +91,7 @@ class AgentSessions:
         entry is in ``waiting``, its file unchanged since its last read, what that read
         found (its first ``RECORDS_OF_WAITING`` records), without reading it again."""
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
-        self.emptied, self.present = {}, None
+        self.emptied, self.present, self.named = {}, None, {}
         index, problem = self._index()
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
@@ -96,6 +99,8 @@ class AgentSessions:
             yield problem
             return
         files, known = self._files(index)
+        self.named = {session_id: key for session_id, (_file, key) in files.items()
+                      if key is not None}
         self._named_elsewhere = sorted({path for path, _key in files.values()
                                         if path.parent != self.folder})
         if known:

@@ -11,6 +11,15 @@ Its records read while the index named it went under the key. Read again from it
 under the id: a second copy of the conversation. So the key a file's session was read
 under is remembered here, and a session its store names no key for takes the one
 remembered, which maps every record to the events stored before (answered as stored).
+Each read of the files learns every session id its index names with that key (not only
+those it reads records of): the files read before the keys were kept get theirs too.
+
+One exception: a file read before its index named it (OpenClaw wrote it first) has its
+first records stored under its session id, the rest under the key, which is learnt. Read
+again from its start, all of it goes under the key: its first records are stored a
+second time there (they stay under the id too). Not learning the key would be worse:
+read again, the records stored under the key would all go under the id, the whole
+conversation a second time.
 
 Kept as a cursor of its own (``keys_name``), not in the agent's cursor: an entry there
 goes with its session's (dropped when its file looks gone, or when the cursor is reset),
@@ -35,6 +44,7 @@ name no key takes the key its file was read under (``openclaw doctor`` moved it 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from crdt import codec
@@ -104,6 +114,14 @@ class SessionKeys:
             if pair is not None:
                 self._keys[pair[0]] = (pair[1], entry, order)
         self._next = max((order for order in (saved or {}).values()), default=-1) + 1
+        #: Whether something was learnt since the last save that went through: set by
+        #: ``learn``, cleared by the caller once the node took ``saved()``. A save that
+        #: fails leaves it set, so the next read saves them again.
+        self.unsaved = False
+        # Session id -> key, of those forgotten here for room (``saved``): not learnt again
+        # with that key, or each read of an index naming more than fit would learn them
+        # again, forget others, and save the keys anew every time.
+        self._forgotten: dict[str, str] = {}
 
     def key_of(self, session_id: str) -> str | None:
         kept = self._keys.get(session_id)
@@ -112,7 +130,7 @@ class SessionKeys:
     def learn(self, session_id: str, session_key: str) -> bool:
         """Remember ``session_key`` as ``session_id``'s (the last named wins): whether
         that changed anything (to save)."""
-        if self.key_of(session_id) == session_key:
+        if session_key in (self.key_of(session_id), self._forgotten.get(session_id)):
             return False
         entry = entry_of(session_id, session_key)
         if entry is None:
@@ -120,6 +138,7 @@ class SessionKeys:
         self._keys.pop(session_id, None)  # re-learnt: last in order, forgotten last
         self._keys[session_id] = (session_key, entry, self._next)
         self._next += 1
+        self.unsaved = True
         return True
 
     def saved(self) -> dict[str, int]:
@@ -134,25 +153,28 @@ class SessionKeys:
             del cursor[entry]
             size -= len(codec.encode_fast(entry)) + len(codec.encode_fast(order))
         # The map's head may have shrunk by a byte or two as entries left: never grown.
-        self._keys = {session_id: kept_key for session_id, kept_key in kept
-                      if kept_key[1] in cursor}
+        kept_now = {session_id: kept_key for session_id, kept_key in kept
+                    if kept_key[1] in cursor}
+        self._forgotten.update((session_id, kept_key[0]) for session_id, kept_key
+                               in self._keys.items() if session_id not in kept_now)
+        self._keys = kept_now
         return cursor
 
 
-def keyed(items: list[Item], keys: SessionKeys, learns: bool) -> tuple[list[Item], bool]:
+def keyed(items: list[Item], keys: SessionKeys,
+          named: Mapping[str, str] | None = None) -> list[Item]:
     """``items`` with each record whose store names no key given the one remembered for
-    its session (if any); with ``learns`` (a read of files), the keys the others name
-    learnt. And whether ``keys`` changed: saved before the records' events are stored, so
-    that a cursor never passes a record whose key is not remembered."""
-    learnt = False
+    its session (if any), after learning the keys ``named`` (session id -> key: what a
+    read of files found its index naming). Whatever was learnt (``keys.unsaved``) is to
+    be saved before the records' events are stored, so that a cursor never passes a
+    record whose key is not remembered."""
+    for session_id, session_key in (named or {}).items():
+        keys.learn(session_id, session_key)
     out: list[Item] = []
     for item in items:
-        if isinstance(item, Record):
-            if item.session_key is None:
-                key = keys.key_of(item.session_id)
-                if key is not None:
-                    item = replace(item, session_key=key)
-            elif learns:
-                learnt = keys.learn(item.session_id, item.session_key) or learnt
+        if isinstance(item, Record) and item.session_key is None:
+            key = keys.key_of(item.session_id)
+            if key is not None:
+                item = replace(item, session_key=key)
         out.append(item)
-    return out, learnt
+    return out

@@ -27,6 +27,13 @@ def test_past_the_count_the_sessions_learnt_first_are_forgotten() -> None:
         keys.learn(f"s{n}", f"agent:main:k{n}")
     keys.learn("s1", "agent:main:again")  # learnt again: last now
     saved = check_cursor(keys.saved())
+    keys.unsaved = False
+    # The next read of an index naming them all learns none of those forgotten again
+    # (each would forget another, and the keys be saved anew at every read).
+    named = {f"s{n}": f"agent:main:k{n}" for n in range(SESSION_KEYS_MAX + 2)}
+    named["s1"] = "agent:main:again"
+    assert not any(keys.learn(session_id, key) for session_id, key in named.items())
+    assert not keys.unsaved and keys.saved() == saved
     assert len(saved) == SESSION_KEYS_MAX
     back = SessionKeys(saved)
     assert back.key_of("s0") is None and back.key_of("s2") is None

@@ -1,0 +1,123 @@
+"""The keys an agent's ``.jsonl`` files were read under, as the bridge keeps them
+(``node.openclaw.session_keys``): saved once learnt even if the first save fails, learnt
+from the index for files read before they were kept, and what a file read before its
+index named it gives when read again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crdt.log.cursors import read_cursor, save_cursor
+from crdt.log.store import EventStore
+from node.cli.openclaw_sink import EmbeddedSink
+from node.client.errors import ClientError
+from node.openclaw.bridge import Bridge
+from node.openclaw.mapping import session_key_for
+from node.openclaw.session_keys import KEYS_SUFFIX, entry_of, keys_name
+from node.openclaw.state import StateFolder, cursor_name
+from tests.node.openclaw.waiting import KEY_A, A, B, one_pass
+from tests.support.openclaw import turn_records, write_jsonl
+
+#: OpenClaw's session of KEY_A, as the node holds it.
+SESSION_A = session_key_for("main", KEY_A)
+
+
+class FailingKeysSink(EmbeddedSink):
+    """An embedded store whose first ``failures`` saves of the keys fail (the node down)."""
+
+    def __init__(self, store: EventStore, failures: int) -> None:
+        super().__init__(store)
+        self.failures = failures
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        if name.endswith(KEYS_SUFFIX) and self.failures:
+            self.failures -= 1
+            raise ClientError("the node cannot be reached")
+        await super().save_cursor(name, cursor)
+
+
+class KeylessSink(EmbeddedSink):
+    """An embedded store as a release that kept no keys used it: none read, none saved."""
+
+    async def cursor(self, name: str) -> dict[str, int] | None:
+        return None if name.endswith(KEYS_SUFFIX) else await super().cursor(name)
+
+    async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
+        if not name.endswith(KEYS_SUFFIX):
+            await super().save_cursor(name, cursor)
+
+
+def records(session_id: str, count: int = 2) -> list[dict[str, object]]:
+    return turn_records(session_id, [1_700_000_000_000 + n * 1000 for n in range(count)])
+
+
+def sessions(store: EventStore) -> list[str]:
+    return sorted(row.session_key for row in store.list_sessions(0, 100))
+
+
+def read_again_after_new(state: Path, store: EventStore) -> int:
+    """``/new`` (the key names session B now) and a pass; then the agent's cursor reset
+    and a pass of a bridge started anew: the events that pass found new."""
+    bridge = Bridge(StateFolder(state), EmbeddedSink(store))
+    write_jsonl(state, KEY_A, B, records(B))
+    one_pass(bridge, only_changed=False)
+    save_cursor(store, cursor_name(state.resolve(), "main"), {})
+    return one_pass(Bridge(StateFolder(state), EmbeddedSink(store)), only_changed=False).created
+
+
+def test_a_failed_save_of_the_keys_is_tried_again(tmp_path: Path) -> None:
+    """The keys learnt are saved before the events they key are stored: a save that
+    fails (the node down) fails the pass, and the next one (``watch`` goes on with the
+    same bridge) saves them, though it learns nothing new."""
+    write_jsonl(tmp_path, KEY_A, A, records(A))
+    name = keys_name(cursor_name(tmp_path.resolve(), "main"))
+    with EventStore.open("memory:") as store:
+        bridge = Bridge(StateFolder(tmp_path), FailingKeysSink(store, failures=1))
+        with pytest.raises(ClientError):
+            one_pass(bridge, only_changed=False)
+        assert read_cursor(store, name) is None and sessions(store) == []
+        one_pass(bridge)
+        assert read_cursor(store, name) == {entry_of(A, KEY_A): 0}
+        assert read_again_after_new(tmp_path, store) == 0
+        assert sessions(store) == [SESSION_A]
+
+
+def test_files_read_before_the_keys_were_kept_get_their_key_from_the_index(
+        tmp_path: Path) -> None:
+    """A file read by a release that kept no keys, with nothing new to read since: the
+    index names its key, which is learnt all the same, so once no longer named it is
+    read under it."""
+    write_jsonl(tmp_path, KEY_A, A, records(A))
+    name = keys_name(cursor_name(tmp_path.resolve(), "main"))
+    with EventStore.open("memory:") as store:
+        one_pass(Bridge(StateFolder(tmp_path), KeylessSink(store)), only_changed=False)
+        assert read_cursor(store, name) is None
+        tally = one_pass(Bridge(StateFolder(tmp_path), EmbeddedSink(store)), only_changed=False)
+        assert tally.records == 0
+        assert read_cursor(store, name) == {entry_of(A, KEY_A): 0}
+        assert read_again_after_new(tmp_path, store) == 0
+        assert sessions(store) == [SESSION_A]
+
+
+def test_a_file_read_before_its_index_named_it_goes_whole_under_its_key(
+        tmp_path: Path) -> None:
+    """OpenClaw wrote the file before naming it: its first records went under its
+    session id, the rest under the key. Read again from its start, all of it goes
+    under the key: the first records are stored there a second time (they stay under
+    the id too), not the whole conversation under the id."""
+    folder = tmp_path / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    written = records(A, 3)
+    (folder / f"{A}.jsonl").write_bytes(
+        b"".join(json.dumps(record).encode() + b"\n" for record in written[:2]))
+    with EventStore.open("memory:") as store:
+        bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
+        early = one_pass(bridge, only_changed=False).created
+        assert sessions(store) == [session_key_for("main", A)]
+        write_jsonl(tmp_path, KEY_A, A, written)  # named now, a record more
+        one_pass(bridge, only_changed=False)
+        assert read_again_after_new(tmp_path, store) == early
+        assert sessions(store) == sorted([session_key_for("main", A), SESSION_A])

@@ -34,9 +34,7 @@ import structlog
 from node.config import Config
 from node.device import DeviceKey
 from node.devices import Devices
-from node.http.listener import address_key
 from node.log_window import LineWindow
-from node.peers.bad_proofs import BadProofs
 from node.peers.links import (
     Removed,
     member_name,
@@ -84,6 +82,12 @@ UNPROVEN_LINES_MAX = 10
 UNPROVEN_LINES_WINDOW_S = 60.0
 #: The lines ``Admission.unproven`` bounds.
 UNPROVEN_EVENTS = ("peer link proof refused", "peer link down")
+#: Why an accepted link's handshake ended after this node signed its proof and before
+#: the dialer's proved its key (``Admission.proofs_failed``): ``invalid``, the dialer's
+#: proof did not verify or was malformed (a wrong key, a replayed proof); ``missing``,
+#: none came (the link ended, or ``connect_timeout_s`` passed: a dialer that only wanted
+#: this node's signature, or a network fault).
+PROOF_FAILURES = ("invalid", "missing")
 log = structlog.get_logger(__name__)
 
 
@@ -121,8 +125,9 @@ class Admission:
         self._unproven_lines = {
             event: LineWindow(UNPROVEN_LINES_MAX, UNPROVEN_LINES_WINDOW_S)
             for event in UNPROVEN_EVENTS}
-        #: Addresses that sent link proofs that do not verify, refused for a while.
-        self.bad_proofs = BadProofs()
+        #: Accepted handshakes that ended without the dialer's proof, by
+        #: ``PROOF_FAILURES`` reason, since start (the metrics read them).
+        self.proofs_failed = dict.fromkeys(PROOF_FAILURES, 0)
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = Removed(config.data_dir, device.device_id)
         #: Devices that gave a wrong cluster secret, logged once (``admit``).
@@ -221,18 +226,15 @@ class Admission:
 
     def proof_failed(self, remote: str | None, reason: str) -> None:
         """An accepted link's proof did not verify, or was malformed: log it (bounded as
-        ``unproven``), count it against ``remote`` (an IPv6 address's /64, as per-address
-        limits count: ``node.http.listener.address_key``), and say once when that address is
-        refused from here (``node.peers.bad_proofs``)."""
+        ``unproven``) and count it."""
+        self.proofs_failed["invalid"] += 1
         self.unproven("peer link proof refused", log.warning, peer=remote, reason=reason)
-        if self.bad_proofs.failed(address_key(remote or "?"), self._now()):
-            log.warning("peer address refused: link proofs that do not verify",
-                        peer=remote, proofs=self.bad_proofs.proofs_max,
-                        window_s=self.bad_proofs.window_s)
 
-    def proofs_refused_for(self, remote: str | None) -> float | None:
-        """Seconds until ``remote`` may dial again, if its failed proofs refuse it now."""
-        return self.bad_proofs.refused_for(address_key(remote or "?"), self._now())
+    def proof_missing(self, remote: str | None, reason: str) -> None:
+        """An accepted link ended after this node sent its proof, before the dialer's
+        came (or none came in time): log it (bounded as ``unproven``) and count it."""
+        self.proofs_failed["missing"] += 1
+        self.unproven("peer link down", log.info, peer=remote, reason=reason)
 
     def _may_log(self, lines: LineWindow, event: str, say: Callable[..., Any]) -> bool:
         """Whether a line ``event`` may be logged now (``lines`` bounds them); those not

@@ -9,16 +9,13 @@ whatever else it holds. A peer that proves no key, with the secret or a certific
 gets 403 ``device_key_required`` once devices were added or removed here
 (``node.peers.admission``). Anything else gets 401 and no data; a device that is not a
 member, or was removed, gets 403 with the reason, signed; one claiming this node's own
-device (which every refusal names) gets 409 ``own_device``; one from an address that sent
-too many link proofs that do not verify gets 429 ``link_proofs_failed`` for a while
-(``node.peers.bad_proofs``). The client token does not open
-the peer API, nor the cluster secret the client API: a leaked app token cannot join the
-cluster.
+device (which every refusal names) gets 409 ``own_device``. The client token does not
+open the peer API, nor the cluster secret the client API: a leaked app token cannot join
+the cluster.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import ssl
 from pathlib import Path
@@ -45,6 +42,7 @@ from node.peers.transport import (
     PEER_PATH,
     LinkClosed,
     LinkRefused,
+    ProofMissing,
     accept,
 )
 from sync.peer.live import OriginLive
@@ -100,12 +98,6 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
                         "node's own: a node links with other devices, not with its own "
                         "(is this node's device key copied to the dialer's data folder?)",
                         field=DEVICE_HEADER)
-    if claimed is not None:
-        wait_s = gossip.admission.proofs_refused_for(request.remote)
-        if wait_s is not None:  # before any signing: that is what it would cost
-            raise HttpError(429, "link_proofs_failed", "this address sent link proofs "
-                            "that do not verify: it may dial again later",
-                            headers={"Retry-After": str(math.ceil(wait_s))})
     if claimed is None and not shared:
         raise unauthorized("peer credentials missing or wrong: prove a device key "
                            "(a node of 0.3 or later) or give the cluster secret")
@@ -135,6 +127,8 @@ async def peer_socket(request: web.Request) -> web.StreamResponse:
         # the cluster secret or a certificate): bounded lines.
         except LinkRefused as exc:  # a forged or replayed proof
             gossip.admission.proof_failed(request.remote, str(exc))
+        except ProofMissing as exc:  # gone, or silent, after our signature
+            gossip.admission.proof_missing(request.remote, str(exc))
         except LinkClosed as exc:  # the peer went away mid-handshake: a network fault
             gossip.admission.unproven("peer link down", log.info, peer=request.remote,
                                       reason=str(exc))

@@ -104,8 +104,9 @@ class Gossip:
                                    now=self._now)
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = self.admission.removed
-        #: Failed link proofs by dialer's address (the metrics read them).
-        self.bad_proofs = self.admission.bad_proofs
+        #: Accepted handshakes that ended without the dialer's proof, by reason (the
+        #: metrics read them).
+        self.proofs_failed = self.admission.proofs_failed
         self.learning = Learning(
             config, tls, astore, membership, device.device_id, self.runners,
             self.own_urls, self.admission, add_peer=self.add_peer, redial=self._redial,

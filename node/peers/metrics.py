@@ -15,13 +15,12 @@ never shown up under its URL and then under its node id (the alert rules in
 >>> from prometheus_client import CollectorRegistry, generate_latest
 >>> class Links:
 ...     links_faulted = 2
-...     bad_proofs = BadProofs()
+...     proofs_failed = {"invalid": 1, "missing": 0}
 ...     def status(self):
 ...         return [{"link": "url:http://b", "url": "http://b", "node_id": "nb",
 ...                  "state": "up", "last_contact_s_ago": 0.5, "events_we_lack": 0,
 ...                  "events_peer_lacks": 3, "bytes_in": 10, "bytes_out": 20,
 ...                  "faults": 0, "batches_resent": 1}]
->>> from node.peers.bad_proofs import BadProofs
 >>> registry = CollectorRegistry()
 >>> registry.register(PeerCollector(Links()))
 >>> text = generate_latest(registry).decode()
@@ -31,19 +30,17 @@ True
 True
 >>> 'clawsync_peer_links_faulted_total 2.0' in text
 True
->>> 'clawsync_peer_link_proofs_failed_total 0.0' in text
+>>> 'clawsync_peer_link_proofs_failed_total{reason="invalid"} 1.0' in text
 True
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from node.peers.bad_proofs import BadProofs
 
 #: A link's states, best first: the state shown for a peer is the best of its links'.
 #: ``refused``: the peer refuses this device (not added yet, or removed), which an alert
@@ -70,7 +67,8 @@ class Links(Protocol):
     @property
     def links_faulted(self) -> int: ...
 
-    bad_proofs: BadProofs
+    @property
+    def proofs_failed(self) -> Mapping[str, int]: ...
 
 
 class PeerCollector(Collector):
@@ -116,15 +114,14 @@ class PeerCollector(Collector):
         yield CounterMetricFamily(
             "clawsync_peer_links_faulted", "Peer links dropped because the peer broke the "
             "protocol, links it dialed and links this node dialed", value=self.links.links_faulted)
-        bad = self.links.bad_proofs
-        yield CounterMetricFamily(
-            "clawsync_peer_link_proofs_failed", "Link proofs of dialers that did not verify "
-            "or were malformed (node.peers.bad_proofs)", value=bad.failed_total)
-        yield CounterMetricFamily(
-            "clawsync_peer_dials_refused_for_proofs", "Dials refused, before any signing, "
-            "from addresses that sent too many link proofs that did not verify",
-            value=bad.refused_total)
-
+        proofs = CounterMetricFamily(
+            "clawsync_peer_link_proofs_failed", "Handshakes of dialers that ended after this "
+            "node signed its link proof, without theirs: reason invalid = it did not verify "
+            "or was malformed, missing = none came (node.peers.admission.PROOF_FAILURES)",
+            labels=["reason"])
+        for reason, count in sorted(self.links.proofs_failed.items()):
+            proofs.add_metric([reason], float(count))
+        yield proofs
 
 def by_peer(rows: Iterable[dict[str, Any]]) -> dict[str, Sequence[dict[str, Any]]]:
     """Links grouped by the peer they reach, each group's best state first."""

@@ -127,6 +127,11 @@ class LinkRefused(LinkClosed):
         self.refusal = refusal
 
 
+class ProofMissing(LinkClosed):
+    """An accepted link ended after this node sent its proof, before the dialer's came,
+    or none came within ``connect_timeout_s``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Proven:
     """A device that proved its key on a link."""
@@ -415,7 +420,8 @@ async def accept(request: web.Request, config: SyncConfig, *,
     """Upgrade an (already authenticated) request to a link; ``LinkClosed`` if the peer
     went away during the handshake. With ``claimed``
     (``node.peers.handshake.claimed_device``), both sides prove their keys first;
-    ``LinkRefused`` if the dialer's proof does not verify. The
+    ``LinkRefused`` if the dialer's proof does not verify, ``ProofMissing`` if it never
+    came. The
     address the dialer gives for itself is kept only if a node could dial it; one that
     is not is logged once per node id and reason while ``logged`` remembers it (a peer
     gives the same at each of its links), at every link of a dialer that names no node."""
@@ -443,8 +449,11 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
     ours = linkproof.new_nonce()
     signature = linkproof.sign(device.private_key, "accept", theirs, ours, dialer,
                                device.device_id)
-    await link.send(linkproof.encode_frame(device.public_key, signature, ours))
-    frame = await _first_frame(link, config)
+    try:
+        await link.send(linkproof.encode_frame(device.public_key, signature, ours))
+        frame = await _first_frame(link, config)
+    except LinkClosed as exc:  # after our signature: what a dialer may want of us
+        raise ProofMissing(str(exc)) from None
     try:
         key, their_signature, _ = linkproof.parse_frame(frame, with_nonce=False)
     except InvalidInput as exc:

@@ -141,9 +141,6 @@ async def test_links_that_fail_before_proving_a_key_log_a_bounded_number_of_line
     node.gossip.admission._now = clock
     member, _ = await new_member(node)
     flood = UNPROVEN_LINES_MAX * 3
-    # The lines alone: not the refusal of this address for its bad proofs
-    # (``test_bad_proofs``), which would end the flood early.
-    node.gossip.admission.bad_proofs.proofs_max = 2 * flood
     with structlog.testing.capture_logs() as said:
         async with aiohttp.ClientSession() as http:
             for n in range(2 * flood + 2):

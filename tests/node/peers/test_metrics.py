@@ -10,7 +10,6 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from node.peers.bad_proofs import BadProofs
 from node.peers.metrics import STATES, PeerCollector
 from node.server.run import RunningNode
 from sync.peer.config import SyncConfig
@@ -131,7 +130,7 @@ def test_a_peer_that_refuses_this_device_shows_as_refused() -> None:
 
     class OneLink:
         links_faulted = 0
-        bad_proofs = BadProofs()
+        proofs_failed = {"invalid": 0, "missing": 0}
 
         def status(self) -> list[dict[str, Any]]:
             return [row]

@@ -1,0 +1,70 @@
+"""Accepted handshakes that end after the node signed its link proof, without a valid
+proof of the dialer's, counted in ``clawsync_peer_link_proofs_failed_total`` by reason:
+``invalid`` (a proof that does not verify), ``missing`` (the dialer closed, or stayed
+silent, once it had the node's signature). Nothing refuses the dialer's address for
+them: a member behind the same address links at once. Real nodes in this process,
+over real sockets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import aiohttp
+
+from crdt import device as crdt_device
+from crdt import linkproof
+from node.peers.transport import LINK_PROTOCOL, PEER_PATH
+from node.server.run import RunningNode
+from tests.node.conftest import NodeFactory
+from tests.node.peers.support import FAST, headers, new_member, prove, until
+from tests.support.metrics import scrape, value
+from tests.support.waits import DEADLINE_S
+
+
+async def failed(node: RunningNode) -> dict[str, float | None]:
+    """The node's counts of failed link proofs, by reason, as scraped."""
+    families = await scrape(node.url)
+    return {reason: value(families, "clawsync_peer_link_proofs_failed", "_total",
+                          reason=reason) for reason in ("invalid", "missing")}
+
+
+async def signature_taken(node: RunningNode, member: str, *, silent: bool) -> None:
+    """Dial ``node`` as ``member``, read its signed proof and send none: close at once,
+    or (``silent``) wait for the node to close the link."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers=headers(member, linkproof.new_nonce()),
+            protocols=(LINK_PROTOCOL,)) as ws:
+        await ws.receive_bytes(timeout=DEADLINE_S)
+        if silent:
+            answer = await ws.receive(timeout=DEADLINE_S)
+            assert answer.type == aiohttp.WSMsgType.CLOSE
+
+
+async def test_a_proof_that_does_not_verify_is_counted_and_refuses_nothing_more(
+        make_node: NodeFactory) -> None:
+    node = await make_node()
+    member, key = await new_member(node)
+    assert await failed(node) == {"invalid": 0, "missing": 0}
+    forger = crdt_device.generate()
+    for _ in range(12):  # more than any budget would let through
+        assert (await prove(node, member, forger))[0] == "link proof refused"
+    await until(lambda: not node.gossip._inbound)
+    assert await failed(node) == {"invalid": 12, "missing": 0}
+    # The member, from the same address, links at once.
+    assert (await prove(node, member, key))[0] == "open"
+    assert await failed(node) == {"invalid": 12, "missing": 0}
+
+
+async def test_a_dialer_that_takes_the_signature_and_sends_no_proof_is_counted(
+        make_node: NodeFactory) -> None:
+    """Closing once the node's proof came in, or staying silent until
+    ``connect_timeout_s``: each is a handshake the node signed for, counted as
+    ``missing``."""
+    node = await make_node(sync=dataclasses.replace(FAST, connect_timeout_s=0.5))
+    member, _ = await new_member(node)
+    for _ in range(3):
+        await signature_taken(node, member, silent=False)
+    await signature_taken(node, member, silent=True)
+    await until(lambda: not node.gossip._inbound)
+    assert await failed(node) == {"invalid": 0, "missing": 4}
+

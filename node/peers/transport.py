@@ -163,6 +163,7 @@ NETWORK_ERRORS = (ConnectionError, aiohttp.ClientError, TimeoutError)
 #: unreachable peer would hold every link's close, and so the stop, that long. Long
 #: enough for a peer that answers at once to close cleanly; one that does not answer by
 #: then finds the connection dropped, as after a crash (``close_timeout_s`` when shorter).
+#: A link whose handshake failed waits no longer (``Link.drop``).
 STOP_CLOSE_WAIT_S = 0.2
 
 
@@ -270,6 +271,21 @@ class Link:
                 await self._ws.close(message=close_reason(reason))
 
 
+    async def drop(self, reason: str) -> None:
+        """Close a link whose handshake failed, without waiting for the peer's answer
+        as a link that was up does: a peer silent for ``connect_timeout_s`` will not
+        answer a close either, and one whose proof failed has nothing of ours to read
+        first. A dialed link's read under way is cancelled, which aiohttp's client takes
+        as the connection lost: its close sends the close frame and drops the connection
+        at once. Otherwise the wait is ``STOP_CLOSE_WAIT_S`` at most, as a stopping
+        node's."""
+        if self._reading is not None:
+            self._reading.cancel()
+            await asyncio.wait((self._reading,))
+            self._reading = None
+        await self.close(reason, stopping=True)
+
+
 #: Most bytes of a close frame's reason (RFC 6455 allows 123).
 CLOSE_REASON_BYTES_MAX = 120
 
@@ -358,7 +374,7 @@ async def _proven(link: Link, proof: Awaitable[Proven]) -> None:
         await link.close(stopping=True)
         raise
     except BaseException:
-        await link.close("link proof refused")
+        await link.drop("link proof refused")
         raise
 
 

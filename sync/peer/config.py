@@ -67,9 +67,10 @@ class SyncConfig:
     * ``send_timeout_s`` (30 s): delivering one message to a peer before the link is
       taken as stalled and closed.
     * ``close_timeout_s`` (2 s): waiting for the peer's answer to our close frame when
-      a link is dropped (a peer refused, removed or at fault); shorter drops the
+      a link that was up is dropped (a peer refused, removed or at fault); shorter drops the
       connection of a peer that is gone sooner, cutting off a slow one's clean close.
-      A stopping node waits less (``node.peers.transport.STOP_CLOSE_WAIT_S``).
+      A stopping node waits less, as does a link whose handshake failed
+      (``node.peers.transport.STOP_CLOSE_WAIT_S``).
     * ``members_bytes_max`` (256 KiB): largest member list read from a peer;
       ``peers_max`` entries fit easily.
     * ``peer_writer_share`` (0.25), ``peer_writer_burst_s`` (0.5 s): the share of the

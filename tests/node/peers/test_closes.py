@@ -2,7 +2,9 @@
 for the peer's answer to its close frame. A link a running node closes (here an accepted
 link of a device removed) waits up to ``close_timeout_s``, as a refusal or a protocol
 fault does: the answer lets the peer read all that was sent before the close. A stopping
-node waits at most ``STOP_CLOSE_WAIT_S``. The bound each close was given is read off the
+node waits at most ``STOP_CLOSE_WAIT_S``, as does a handshake that failed (a dialed
+one waiting for the peer's proof, not at all): a peer that sent no proof in time will
+not answer a close either. The bound each close was given is read off the
 time-outs the link's closes enter, not off the clock."""
 
 from __future__ import annotations
@@ -10,17 +12,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import WSCloseCode
+from aiohttp import WSCloseCode, web
 
+from crdt import device as crdt_device
+from crdt import linkproof
+from node.device import DeviceKey
 from node.peers import transport
-from node.peers.transport import STOP_CLOSE_WAIT_S, LinkClosed, dial
+from node.peers.transport import LINK_PROTOCOL, PEER_PATH, STOP_CLOSE_WAIT_S, LinkClosed, dial
 from node.server.run import RunningNode
 from tests.node.peers.removing import accepted
-from tests.node.peers.support import FAST, SECRET, NodeFactory, until
+from tests.node.peers.support import (
+    FAST,
+    SECRET,
+    NodeFactory,
+    headers,
+    new_member,
+    serving,
+    until,
+)
+from tests.support.waits import DEADLINE_S
 
 #: The accepting node's ``close_timeout_s``, and the dialer's: set apart from each other,
 #: from ``STOP_CLOSE_WAIT_S`` and from the other time-outs a link enters, so that each
@@ -111,3 +126,47 @@ async def test_a_dialed_link_whose_read_was_cancelled_waits_for_the_peers_answer
             await reading
         await link.close("done")
         assert link._ws.close_code == WSCloseCode.OK
+
+
+async def test_a_dialed_handshake_without_the_peers_proof_closes_without_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer that upgrades and sends no proof within ``connect_timeout_s`` will not
+    answer a close either: the failed dial closes without waiting ``close_timeout_s``
+    for that answer."""
+    released = asyncio.Event()
+
+    async def silent(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=(LINK_PROTOCOL,))
+        await ws.prepare(request)
+        await released.wait()  # reads nothing, so answers no close
+        return ws
+
+    config = dataclasses.replace(FAST, connect_timeout_s=0.3, close_timeout_s=DIALER_CLOSE_S)
+    device = DeviceKey(crdt_device.generate(), tmp_path / "dialer.key")
+    entered = TimeoutsEntered()
+    async with serving(silent) as url, aiohttp.ClientSession() as http:
+        monkeypatch.setattr(transport, "asyncio", entered)
+        with pytest.raises(LinkClosed, match="no link proof in time"):
+            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=None,
+                       config=config, device=device)
+        released.set()
+    assert DIALER_CLOSE_S not in entered.delays
+
+
+async def test_an_accepted_handshake_without_the_dialers_proof_closes_without_waiting(
+        make_node: NodeFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dialer that took the node's proof and stays silent: the node closes the
+    handshake waiting ``STOP_CLOSE_WAIT_S`` at most for its answer, not
+    ``close_timeout_s`` as for a link that was up."""
+    node = await make_node(sync=dataclasses.replace(
+        FAST, connect_timeout_s=0.3, close_timeout_s=ACCEPTER_CLOSE_S))
+    member, _ = await new_member(node)
+    entered = TimeoutsEntered()
+    monkeypatch.setattr(transport, "asyncio", entered)
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            node.url + PEER_PATH, headers=headers(member, linkproof.new_nonce()),
+            protocols=(LINK_PROTOCOL,), autoclose=False) as ws:
+        await ws.receive_bytes(timeout=DEADLINE_S)  # the node's proof; ours never comes
+        assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.CLOSE
+        await until(lambda: not node.gossip._inbound)
+    assert entered.closes() == {STOP_CLOSE_WAIT_S}

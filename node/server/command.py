@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from crdt.device import hiding_characters, stored_device_name
+from crdt.device import hiding_characters, name_key, stored_device_name
 from crdt.errors import InvalidInput
 from node import checks
 from node import config as node_config
@@ -318,15 +318,18 @@ def _cluster_secret(ctx: click.Context, given: str | None) -> tuple[str | None, 
 
 
 def _name_warnings(name: str) -> list[tuple[str, dict[str, str]]]:
-    """A warning if this device's name holds characters a new name may not (a name
-    given before they were refused): it starts all the same, as its own records hold
-    the name, and the warning says what they are, not the name itself."""
+    """A warning if this device's name holds characters a new name may not, or shows as
+    nothing (only braille blanks, or only joiners: a name given before either was
+    refused): it starts all the same, as its own records hold the name, and the warning
+    says what is wrong with it, not the name itself."""
+    rename = "clawsync devices add <this device id> --name <a new name>, and --name the same"
     hidden = hiding_characters(name)
-    if not hidden:
-        return []
-    return [("device name holds characters a new name may not",
-             {"characters": hidden, "rename": "clawsync devices add <this device id> "
-                                               "--name <a new name>, and --name the same"})]
+    if hidden:
+        return [("device name holds characters a new name may not",
+                 {"characters": hidden, "rename": rename})]
+    if not name_key(name):
+        return [("device name shows as nothing", {"rename": rename})]
+    return []
 
 
 def _check_named(ctx: click.Context, name: str, value: str | None) -> None:

@@ -487,6 +487,18 @@ def test_a_name_a_new_device_may_not_take_is_warned_of_at_start(tmp_path: Path) 
     assert "invisible characters (U+200B), bidirectional controls (U+202E)" in warned[0]
 
 
+@pytest.mark.parametrize("name", ["\u2800\u2800", "\u200d"], ids=["braille-blanks", "joiner"])
+def test_a_name_that_shows_as_nothing_is_warned_of_at_start(tmp_path: Path, name: str) -> None:
+    """A node named, before such names were refused, with only braille blanks or only a
+    joiner starts under that name, and says its name shows as nothing (not the name)."""
+    with NodeProcess(tmp_path, extra_args=["--name", name]) as node:
+        assert node.get("/v1/node")["name"] == name
+    log = node.log_path.read_text()
+    warned = [line for line in log.splitlines() if "device name shows as nothing" in line]
+    assert len(warned) == 1, log
+    assert "warn" in warned[0].lower() and name not in warned[0]
+
+
 def limits_warned_of(tmp_path: Path, config: str) -> list[str]:
     """The ``limits out of order`` lines of a node started, and answering, with the
     config file ``config``."""

@@ -317,16 +317,26 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFKC", kept).strip()
 
 
-def shared_names(names: Mapping[str, str]) -> dict[str, list[str]]:
-    """Per key of ``names`` (a device id, say, and its name) whose name reads as another's
-    (``name_key``), the other keys that have it, sorted; the keys whose names are their
-    own are left out.
+def name_groups(names: Mapping[str, str]) -> list[list[str]]:
+    """The keys of ``names`` (a device id, say, and its name) whose names read as one
+    (``name_key``), grouped: each group sorted, in the order of its first key; the keys
+    whose names are their own are left out.
 
-    >>> shared_names({"A": "phone", "B": "laptop", "C": "Phone ", "D": "PHONE"})
-    {'A': ['C', 'D'], 'C': ['A', 'D'], 'D': ['A', 'C']}
+    >>> name_groups({"A": "phone", "B": "laptop", "C": "Phone ", "D": "PHONE", "E": "pi",
+    ...              "F": "PI"})
+    [['A', 'C', 'D'], ['E', 'F']]
     """
     by_key: dict[str, list[str]] = {}
     for held, name in sorted(names.items()):
         by_key.setdefault(name_key(name), []).append(held)
+    return sorted(group for group in by_key.values() if len(group) > 1)
+
+
+def shared_with(groups: list[list[str]]) -> dict[str, list[str]]:
+    """Per key of ``groups`` (``name_groups``), the other keys of its group.
+
+    >>> shared_with([["A", "C", "D"]])
+    {'A': ['C', 'D'], 'C': ['A', 'D'], 'D': ['A', 'C']}
+    """
     return {held: [other for other in group if other != held]
-            for group in by_key.values() if len(group) > 1 for held in group}
+            for group in groups for held in group}

@@ -35,7 +35,7 @@ import structlog
 
 from crdt import membership
 from crdt.addresses import normal_address
-from crdt.device import check_device_name, name_key, parse_device_id, shared_names
+from crdt.device import check_device_name, name_groups, name_key, parse_device_id
 from crdt.errors import InvalidInput, NotFound
 from crdt.events import Draft
 from crdt.log.records import StoredEvent
@@ -171,13 +171,23 @@ class Devices:
     def removed(self) -> dict[str, Removal]:
         return self._view.removed()
 
-    def shared_names(self) -> dict[str, list[str]]:
-        """Per member whose name reads as another member's (``crdt.device.name_key``),
-        those others' ids. A node refuses a new name a member has here, but two nodes
-        adding at once, each before the other's record reached it, each find it free:
-        once the records meet, people cannot tell the two apart until one is renamed."""
-        return shared_names({device_id: member.name
-                             for device_id, member in self.members().items()})
+    def listed_members(self, told: bool = False) -> dict[str, Member]:
+        """``members()`` as ``GET /v1/devices`` and ``GET /v1/peers`` list them: without
+        this device once a member told it it was removed (``told``: ``Admission.removed``
+        holds it), since the record of its removal never reaches it."""
+        members = self.members()
+        if told:
+            members.pop(self.device_id, None)
+        return members
+
+    def name_groups(self, told: bool = False) -> list[list[str]]:
+        """The members (``listed_members``) whose names read as one another's
+        (``crdt.device.name_groups``), by name. A node refuses a new name a member has
+        here, but two nodes adding at once, each before the other's record reached it,
+        each find it free: once the records meet, people cannot tell the two apart until
+        one is renamed."""
+        return name_groups({device_id: member.name
+                            for device_id, member in self.listed_members(told).items()})
 
     @property
     def position(self) -> int:

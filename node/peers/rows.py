@@ -197,15 +197,15 @@ class Rows:
 
     def shared_names(self) -> list[dict[str, Any]]:
         """The names that more than one member has, as people read them: per name (the
-        first member's spelling of it), its members' ids (``Devices.shared_names``)."""
+        first member's spelling of it), its members' ids, from the members ``GET
+        /v1/devices`` lists (``Devices.name_groups``: without this device once told it
+        was removed), so that the two agree."""
         if self.membership is None:
             return []
-        shared = self.membership.shared_names()
         members = self.membership.members()
-        groups = {tuple([device_id, *others]) for device_id, others in shared.items()
-                  if all(device_id < other for other in others)}
-        return [{"name": members[group[0]].name, "members": list(group)}
-                for group in sorted(groups)]
+        told = self.admission.removed.view() is not None
+        return [{"name": members[group[0]].name, "members": group}
+                for group in self.membership.name_groups(told)]
 
     def back(self, node: str) -> None:
         """A link to ``node`` came up: it is no peer gone (``went``)."""

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from crdt.addresses import address_problem, unshown_refusal
 from crdt.clock import Hlc
-from crdt.device import parse_device_id, shared_names
+from crdt.device import parse_device_id, shared_with
 from crdt.errors import InvalidInput
 from crdt.log import bound
 from crdt.log.store import EventStore
@@ -175,15 +175,15 @@ def listing(devices: Devices, told: Mapping[str, Any] | None = None,
     ``told``: this device's removal as a member told it (``Gossip.removed``). The record
     of it never reaches a removed device (every member refuses it now), so without this
     it would list itself as a member."""
-    members = dict(devices.members())
+    members = devices.listed_members(told is not None)
     removed = dict(devices.removed())
     own = devices.device_id
     if told is not None and own not in removed:
-        member = members.pop(own, None)
+        member = devices.members().get(own)
         removed[own] = Removal(by=str(told.get("by")), at_ms=int(told.get("at_ms") or 0),
                                reason=str(told.get("reason") or ""),
                                name=member.name if member is not None else None)
-    shared = shared_names({device_id: member.name for device_id, member in members.items()})
+    shared = shared_with(devices.name_groups(told is not None))
     return {
         "device_id": own,
         "members": [{**member_json(device_id, member),

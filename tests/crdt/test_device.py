@@ -296,7 +296,8 @@ def test_braille_reads_as_a_name_and_its_blank_as_a_space() -> None:
 
 
 def test_members_sharing_a_name_are_found_as_people_read_names() -> None:
-    found = device.shared_names({"A": "phone", "B": "\uff30hone", "C": "laptop",
+    groups = device.name_groups({"A": "phone", "B": "\uff30hone", "C": "laptop",
                                  "D": "laptop\u2800", "E": "tablet"})
-    assert found == {"A": ["B"], "B": ["A"], "C": ["D"], "D": ["C"]}
-    assert device.shared_names({"A": "phone"}) == {}
+    assert groups == [["A", "B"], ["C", "D"]]
+    assert device.shared_with(groups) == {"A": ["B"], "B": ["A"], "C": ["D"], "D": ["C"]}
+    assert device.name_groups({"A": "phone"}) == []

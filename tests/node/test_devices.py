@@ -505,9 +505,8 @@ async def test_members_that_share_a_name_already_keep_working(nodes: list[Node])
     await settled(a)
     members = a.devices.members()
     assert members[a.key.device_id].name == members[c.key.device_id].name == "phone"
-    assert a.devices.shared_names() == {a.key.device_id: [c.key.device_id],
-                                        c.key.device_id: [a.key.device_id]}
+    assert a.devices.name_groups() == [sorted([a.key.device_id, c.key.device_id])]
     stored, member = await a.devices.add(c.key.device_id, "phone", "http://phone.lan:7878")
     assert stored is not None and member.address == "http://phone.lan:7878"
     await a.devices.add(c.key.device_id, "tablet")  # a rename ends the clash
-    assert a.devices.shared_names() == {}
+    assert a.devices.name_groups() == []

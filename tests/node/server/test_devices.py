@@ -305,3 +305,37 @@ async def test_an_address_an_older_node_stored_with_a_password_is_never_shown(
     assert [(one["name"], one["address"]) for one in listed["members"]
             if one["device_id"] == PHONE] == [("p", None)], listed
     assert hashlib.blake2b(kept.event.canonical, digest_size=32).digest() == event.id
+
+
+async def test_names_shared_with_a_device_told_it_was_removed_are_listed_alike(
+        make_node: NodeFactory) -> None:
+    """A member's name that reads as this device's (a record of an older version, which
+    did not check) is shared while this device is a member; once a member told it it was
+    removed, ``GET /v1/devices`` lists it as removed and ``GET /v1/peers`` agrees: no
+    name is shared."""
+    node = await make_node(name="phone")
+    own = node.device.device_id
+    await node.astore.append([Draft(DEVICES_SESSION, AGENT_ID, DEVICE_ADDED, {
+        "device_id": PHONE, "name": "PHONE"})])
+    await node.runner.app[DEVICES].refresh()
+    async with aiohttp.ClientSession(base_url=node.url) as client:
+        _, view = await call(client, "GET", "/v1/devices")
+        assert {m["device_id"]: m["name_shared_with"] for m in view["members"]} == {
+            own: [PHONE], PHONE: [own]}
+        _, peers = await call(client, "GET", "/v1/peers")
+        assert peers["device"]["shared_names"] == [
+            {"name": "phone" if own < PHONE else "PHONE", "members": sorted([own, PHONE])}]
+    await node.stop()
+    told = {"by": TABLET, "at_ms": 1, "reason": "lost", "told_by": TABLET, "told_at_ms": 2}
+    (node.config.data_dir / "removed.json").write_text(json.dumps(told))
+    again = await start(dataclasses.replace(node.config, port=0))
+    try:
+        async with aiohttp.ClientSession(base_url=again.url) as client:
+            _, view = await call(client, "GET", "/v1/devices")
+            assert [(m["device_id"], m["name_shared_with"]) for m in view["members"]] == [
+                (PHONE, [])]
+            assert own in [r["device_id"] for r in view["removed"]]
+            _, peers = await call(client, "GET", "/v1/peers")
+            assert peers["device"]["shared_names"] == []
+    finally:
+        await again.stop()

@@ -147,7 +147,8 @@ function thisNode(node, device, note) {
 
 // What `clawsync status` says under the device: the members this device waits to be
 // added on, each with the command to run there (a member's words: shown, never obeyed),
-// and the ``--peer`` addresses that are this node's own (absent from older nodes).
+// the ``--peer`` addresses that are this node's own, and the names members share
+// (the last two absent from older nodes).
 function deviceNotes(device) {
   return [
     ...(device.waiting || []).map((line) =>
@@ -155,7 +156,19 @@ function deviceNotes(device) {
     ...(device.own_peers || []).map((url) =>
       h("p", { dataset: { testid: "node-own-peer" } },
         "--peer ", named(url), " is this node's own address: it is not dialed")),
+    sharedNames(device.shared_names || []),
   ];
+}
+
+// One line if members share names, as `clawsync status` says it: which names, how many
+// members each; the devices view marks them, `clawsync devices` prints the commands.
+function sharedNames(groups) {
+  if (!groups.length) return null;
+  const said = groups.flatMap((group, index) => [index ? ", " : "", named(group.name),
+    ` (${(group.members || []).length}${index ? "" : " members"})`]);
+  return h("p", { class: "state-connecting", dataset: { testid: "node-shared-names" } },
+    "Members share names: ", ...said, ": people cannot tell them apart; rename all but one ",
+    "(the devices below are marked; `clawsync devices` prints the commands).");
 }
 
 // Every session listed, as the session list shows them, saying how many of them were
@@ -311,7 +324,11 @@ function deviceRows(view, note) {
   const row = (device, state, ...cells) => h("tr",
     { dataset: { testid: "device-row", deviceId: device.device_id, state } },
     h("td", { dataset: { testid: "device-name" } }, device.name ? named(device.name) : "–",
-      device.device_id === own ? h("span", { class: "muted" }, " (this device)") : null),
+      device.device_id === own ? h("span", { class: "muted" }, " (this device)") : null,
+      // Absent from older nodes; people cannot tell such members apart by name.
+      (device.name_shared_with || []).length
+        ? h("span", { class: "state-connecting", dataset: { testid: "name-shared" } },
+          " (name shared)") : null),
     h("td", {}, deviceId(device.device_id, note)), ...cells);
   return [
     ...members.map((device) => row(device, "member",

@@ -1,0 +1,64 @@
+"""Members that came to share a name, in the console (a real headless Chromium against
+real node processes), as ``clawsync devices`` and ``clawsync status`` show them: both
+rows of the devices view are marked "(name shared)", the device card says which names in
+one line, and renaming one ends both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from crdt.device import device_id as id_of
+from crdt.device import generate, public_bytes
+from tests.support.cluster import Cluster, wait_until
+from tests.support.console import expect, open_console
+from tests.support.devices import LINK_TIMEOUT_S, add_device, device_id, device_node
+from tests.support.processes import NodeProcess, run_cli
+
+pytestmark = pytest.mark.integration
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+
+def member_ids(node: NodeProcess) -> set[str]:
+    return {row["device_id"] for row in node.get("/v1/devices")["members"]}
+
+
+def test_members_sharing_a_name_are_marked_in_the_devices_view(
+        tmp_path: Path, page: Page) -> None:
+    phone, tablet = (id_of(public_bytes(generate())) for _ in range(2))
+    with Cluster(tmp_path) as cluster:
+        a, b = device_node(cluster, "a"), device_node(cluster, "b")
+        # Each node finds the name free: they are not linked yet.
+        for node, new, name in ((a, phone, "phone"), (b, tablet, "Phone")):
+            done = run_cli(node, "devices", "add", new, "--name", name)
+            assert done.returncode == 0, done.stderr
+        done = run_cli(b, "devices", "add", device_id(a), "--name", "a", "--address", a.url)
+        assert done.returncode == 0, done.stderr
+        add_device(a, b, "b")
+        everyone = {device_id(a), device_id(b), phone, tablet}
+        wait_until(lambda: member_ids(a) == everyone, LINK_TIMEOUT_S, "the records met")
+
+        open_console(page, a)
+        marks = page.get_by_test_id("name-shared")
+        expect(marks).to_have_count(2)
+        for member in (phone, tablet):
+            row = page.locator(f'[data-testid=device-row][data-device-id="{member}"]')
+            expect(row.get_by_test_id("device-name")).to_have_text(
+                "phone (name shared)" if member == phone else "Phone (name shared)")
+        for member in (device_id(a), device_id(b)):
+            row = page.locator(f'[data-testid=device-row][data-device-id="{member}"]')
+            expect(row.get_by_test_id("name-shared")).to_have_count(0)
+        spelled = min((phone, "phone"), (tablet, "Phone"))[1]
+        expect(page.get_by_test_id("node-shared-names")).to_have_text(
+            f"Members share names: {spelled} (2 members): people cannot tell them apart; "
+            "rename all but one (the devices below are marked; `clawsync devices` prints "
+            "the commands).")
+
+        done = run_cli(a, "devices", "add", tablet, "--name", "tablet")
+        assert done.returncode == 0, done.stderr
+        expect(marks).to_have_count(0)
+        expect(page.get_by_test_id("node-shared-names")).to_have_count(0)

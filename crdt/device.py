@@ -110,6 +110,11 @@ IGNORABLE_CHARS = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F
 #: holds between words), so a name of them alone shows as nothing, and a blank one at an
 #: end does not make a second name.
 BLANK_CHARS = {0x2800: " "}
+#: Of ``IGNORABLE_CHARS``, those that spell words in a name (the Mongolian variation
+#: selectors, the non-joiner and joiner, the variation selectors of emoji and ideographs,
+#: the tags of a flag): ``shown_name`` keeps them as they are.
+SPELLING_CHARS = ((0x180B, 0x180D), (0x180F, 0x180F), (0x200C, 0x200D), (0xFE00, 0xFE0F),
+                  (0xE0020, 0xE007F), (0xE0100, 0xE01EF))
 #: Of ``HIDING_CHARS``, those named apart when a name holds one.
 _REORDERING = ((0x061C, 0x061C), (0x200E, 0x200F), (0x202A, 0x202E), (0x2066, 0x2069))
 _BREAKING = ((0x2028, 0x2029),)
@@ -284,6 +289,24 @@ def stored_device_name(value: object, field: str = "name") -> str:
     'laptop\u200b'
     """
     return check_name(value, field, bytes_max=DEVICE_NAME_BYTES_MAX)
+
+
+def shown_name(name: str) -> str:
+    """``name`` as it is shown, with each character that hides text (``HIDING_CHARS``),
+    shows as a blank (``BLANK_CHARS``) or as nothing (``IGNORABLE_CHARS`` but
+    ``SPELLING_CHARS``) as its escape: of two members whose names read as one, people
+    see which name holds such a character. Escaping twice changes nothing more.
+
+    >>> print(shown_name("phone\u3164"), shown_name("\u2800x\U0001d173"))
+    phone\u3164 \u2800x\U0001d173
+    >>> shown_name("\U0001f469\u200d\U0001f4bb") == "\U0001f469\u200d\U0001f4bb"
+    True
+    """
+    return "".join(
+        (f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
+        if _within(char, HIDING_CHARS) or ord(char) in BLANK_CHARS
+        or (_within(char, IGNORABLE_CHARS) and not _within(char, SPELLING_CHARS))
+        else char for char in name)
 
 
 def name_key(name: str) -> str:

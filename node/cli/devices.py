@@ -27,10 +27,21 @@ def _who(device_id: str, names: dict[str, str], own: str) -> str:
 def device_rows(view: dict[str, Any], *, short: bool = False) -> list[list[str]]:
     """One row per device, members first: id, name, state, address, by whom and when.
     ``short``, for the table: the times to the minute, as the tokens table gives them;
-    else, for the plain lines scripts read, as the node wrote them."""
+    else, for the plain lines scripts read, as the node wrote them. Names are shown with
+    their invisible characters escaped (``shown_name``).
+
+    >>> view = {"device_id": "A", "members": [
+    ...     {"device_id": "A", "name": "phone\\u3164", "name_shared_with": ["B"]},
+    ...     {"device_id": "B", "name": "phone", "name_shared_with": ["A"]}], "removed": []}
+    >>> print("\\n".join(row[1] for row in device_rows(view)))
+    phone\\u3164 (this device) (name shared)
+    phone (name shared)
+    """
+    from crdt.device import shown_name
+
     own = field(view, "device_id", str)
     members, removed = rows(view, "members"), rows(view, "removed")
-    names = {field(row, "device_id", str): name for row in members + removed
+    names = {field(row, "device_id", str): shown_name(name) for row in members + removed
              if (name := maybe(row, "name", str))}
 
     def time(timestamp: str) -> str:
@@ -39,22 +50,23 @@ def device_rows(view: dict[str, Any], *, short: bool = False) -> list[list[str]]
     def member(row: dict[str, Any]) -> list[str]:
         device_id, added_at = field(row, "device_id", str), maybe(row, "added_at", str)
         shared = " (name shared)" if maybe(row, "name_shared_with", list) else ""
-        return [device_id, field(row, "name", str) + (" (this device)" if device_id == own
-                                                      else "") + shared,
+        this = " (this device)" if device_id == own else ""
+        return [device_id, shown_name(field(row, "name", str)) + this + shared,
                 "member", maybe(row, "address", str) or "-",
                 f"added by {_who(field(row, 'added_by', str), names, own)}, {time(added_at)}"
                 if added_at else "-"]
 
     def gone(row: dict[str, Any]) -> list[str]:
         reason = maybe(row, "reason", str)
-        return [field(row, "device_id", str), maybe(row, "name", str) or "-", "removed", "-",
+        return [field(row, "device_id", str), shown_name(maybe(row, "name", str) or "-"),
+                "removed", "-",
                 f"removed by {_who(field(row, 'removed_by', str), names, own)}, "
                 f"{time(field(row, 'removed_at', str))}" + (f": {reason}" if reason else "")]
 
     def linked(row: dict[str, Any]) -> list[str]:
         via = maybe(row, "via", str)
-        return [field(row, "device_id", str), maybe(row, "name", str) or "-", "linked",
-                maybe(row, "address", str) or "-",
+        return [field(row, "device_id", str), shown_name(maybe(row, "name", str) or "-"),
+                "linked", maybe(row, "address", str) or "-",
                 f"by {_VIA.get(via or '', via)}, not a member"]
 
     return ([member(row) for row in members] + [gone(row) for row in removed]
@@ -117,11 +129,12 @@ def shared_name_lines(view: dict[str, Any], node: str | None = None) -> list[str
       clawsync devices add A --name NEW
       clawsync devices add B --name NEW
     """
-    from crdt.device import parse_device_id
+    from crdt.device import parse_device_id, shown_name
     from crdt.errors import InvalidInput
 
     members = rows(view, "members")
-    names = {field(row, "device_id", str): field(row, "name", str) for row in members}
+    names = {field(row, "device_id", str): shown_name(field(row, "name", str))
+             for row in members}
     lines: list[str] = []
     seen: set[str] = set()
     for row in members:
@@ -132,7 +145,7 @@ def shared_name_lines(view: dict[str, Any], node: str | None = None) -> list[str
             continue
         group = [device_id, *others]
         seen.update(group)
-        lines.append(f"{len(group)} members share the name {names[device_id]!r} (people "
+        lines.append(f"{len(group)} members share the name '{names[device_id]}' (people "
                      "cannot tell them apart): rename all but one")
         for member in group:
             try:

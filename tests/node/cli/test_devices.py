@@ -47,3 +47,29 @@ def test_names_are_printed_escaped(node_url: str) -> None:
     removed = run_cli(node_url, "devices", "remove", DEVICE)
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout == f"removed {DEVICE} (phone\\x1b]0;PWNED\\x07)\n"
+
+
+def test_invisible_characters_of_names_that_read_as_one_are_shown_escaped() -> None:
+    """Of two members whose names read as one, the one holding a character that shows as
+    nothing or as a blank (a name recorded before such names were refused) shows it
+    escaped, in the table, the lines that say what to do, and ``clawsync status``."""
+    from node.cli.devices import device_rows, shared_name_lines
+    from node.cli.status import shared_names_line
+
+    other = "NI4AHVP-QLGICU5-HDNV66J-XJDSSIA-JPPSVMB-BRUZQ5A-OO2ZHKK-PQHATQR"
+    for hidden in ("\u3164", "\u200b", "\u2800", "\U0001d173", "\u034f"):
+        name = f"phone{hidden}"
+        view = {"device_id": DEVICE, "removed": [], "members": [
+            {"device_id": DEVICE, "name": name, "name_shared_with": [other]},
+            {"device_id": other, "name": "phone", "name_shared_with": [DEVICE]}]}
+        escaped = f"phone\\{'U' if len(hex(ord(hidden))) > 6 else 'u'}"
+        shown = [row[1] for row in device_rows(view)]
+        assert shown[0].startswith(escaped) and shown[1] == "phone (name shared)", shown
+        [said, *_] = shared_name_lines(view)
+        assert f"share the name '{escaped}" in said and hidden not in said
+        line = shared_names_line({"shared_names": [{"name": name, "members": [DEVICE, other]}]})
+        assert line is not None and f"'{escaped}" in line and hidden not in line
+    # What spells a word stays: an emoji's joiner.
+    coder = "\U0001f469\u200d\U0001f4bb"
+    view = {"device_id": DEVICE, "removed": [], "members": [{"device_id": DEVICE, "name": coder}]}
+    assert device_rows(view)[0][1] == f"{coder} (this device)"

@@ -149,8 +149,18 @@ export function deviceId(id, note) {
 // letters in it cannot reorder the id, the button or the words beside it), and
 // `printable`: a bidi control in it is shown, not obeyed.
 export function named(name, attrs = {}) {
-  return h("bdi", attrs, printable(name));
+  return h("bdi", attrs, printable(name).replace(HIDDEN, (found) => {
+    const code = found.codePointAt(0);
+    return code <= 0xffff ? `\\u${code.toString(16).padStart(4, "0")}`
+      : `\\U${code.toString(16).padStart(8, "0")}`;
+  }));
 }
+
+// The characters crdt.device.shown_name escapes in a name, as `clawsync devices` shows
+// it: those that hide text, show as a blank or as nothing; not those that spell words
+// (the joiners, variation selectors, a flag's tags). Two names that read as one show
+// which holds such a character.
+const HIDDEN = /[\u00ad\u034f\u061c\u115f-\u1160\u17b4-\u17b5\u180e\u200b\u200e-\u200f\u2028-\u202e\u2060-\u206f\u2800\u3164\ufeff\uffa0\ufff0-\ufffb\u{1bca0}-\u{1bca3}\u{1d173}-\u{1d17a}\u{e0000}-\u{e001f}\u{e0080}-\u{e00ff}\u{e01f0}-\u{e0fff}]/gu;
 
 // The characters node.text.printable escapes (node.text.BIDI_CONTROLS after the C0 and
 // C1 controls and DEL): a <bdi> keeps a name's override from reordering what is beside

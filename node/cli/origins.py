@@ -76,7 +76,7 @@ def retire(ctx: click.Context, origin: str, force: bool) -> None:
             return await client.retire_origin(origin, force=force)
         except ClientError as error:
             # A mistyped ORIGIN: one the node lacks (404), or a name that is no origin
-            # id, which the node does not hold either (400 on the field): where to read
+            # id, which the node does not know either (400 on the field): where to read
             # the right one. (This node's own origin is a 400 on the field too.)
             mistyped = (error.status == 404 and error.code == "not_found") or (
                 error.status == 400 and error.field == "origin"

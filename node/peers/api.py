@@ -195,20 +195,22 @@ async def retire_origin(request: web.Request) -> web.StreamResponse:
         def may_retire() -> None:
             live.check(store, origin, members, links)
 
-        return store.retire(origin, None if force else may_retire)
+        try:
+            return store.retire(origin, None if force else may_retire)
+        except NotFound:
+            if _ORIGIN_ID.fullmatch(origin) or _knows(store, origin):
+                raise  # an origin id, or one GET /v1/origins lists, not held: 404
+            # Unknown here, and not the shape of an origin any node makes: mistyped,
+            # most likely. (One a peer named otherwise is known by that name: a held
+            # one is retired as any other; one known only from a retirement is a 404.)
+            raise InvalidInput(f"{origin!r} is not an origin id ({ORIGIN_HEX_CHARS} hex "
+                               "digits, as GET /v1/origins lists them), nor an origin this "
+                               "node knows", field="origin") from None
 
     try:
         appended = await astore.write(retire)
     except OriginLive as exc:
         raise HttpError(409, "origin_live", str(exc), field="origin") from exc
-    except NotFound:
-        if _ORIGIN_ID.fullmatch(origin):
-            raise  # an origin id this node does not hold: 404
-        # Not held, and not the shape of an origin any node makes: mistyped, most
-        # likely. (A held origin a peer named otherwise is retired as any other.)
-        raise InvalidInput(f"{origin!r} is not an origin id ({ORIGIN_HEX_CHARS} hex digits, "
-                           "as GET /v1/origins lists them), nor an origin this node holds",
-                           field="origin") from None
     rows = await astore.read(lambda store: store.origins())
     row = next(row for row in rows if row["origin"] == origin)
     if appended is None:
@@ -224,6 +226,12 @@ class TlsFileError(Picklable):
     def __init__(self, option: str, reason: str) -> None:
         super().__init__(f"cannot use {option}: {reason}")
         self.option, self.reason = option, reason
+
+
+def _knows(store: EventStore, origin: str) -> bool:
+    """Whether ``origin`` is one GET /v1/origins lists: held, or known from a retirement
+    only (a peer's, of an origin it held under any name)."""
+    return origin in store.version or origin in store.retiring or origin in store.retired
 
 
 def server_tls(config: Config) -> ssl.SSLContext | None:

@@ -27,6 +27,6 @@ def test_retiring_a_name_that_is_no_origin_id_says_so(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr  # the node refused it as malformed
         assert done.stderr.strip() == (
             "Error: the node refused the retirement: origin: 'zz' is not an origin id "
-            "(16 hex digits, as GET /v1/origins lists them), nor an origin this node holds; "
+            "(16 hex digits, as GET /v1/origins lists them), nor an origin this node knows; "
             "`clawsync origins` lists those it holds"), done.stderr
         assert run_cli(node, "origins", "--json").stdout == before.stdout

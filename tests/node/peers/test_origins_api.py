@@ -10,6 +10,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from crdt.clock import Hlc
+from crdt.log import retire
 from node.peers.transport import NODE_HEADER, PEER_PATH
 from node.server.run import RunningNode
 from sync.peer.messages import Hello, encode
@@ -62,7 +64,7 @@ async def test_origins_are_listed_and_retired_with_the_token(make_node: NodeFact
             assert (await answer.json())["error"] == {
                 "code": "invalid_input", "field": "origin",
                 "message": "'zz' is not an origin id (16 hex digits, as GET "
-                           "/v1/origins lists them), nor an origin this node holds"}
+                           "/v1/origins lists them), nor an origin this node knows"}
         assert node.astore.head == head  # refused: nothing written
         async with http.get("/v1/origins", headers=auth) as answer:
             listed = {row["origin"]: row for row in (await answer.json())["origins"]}
@@ -93,6 +95,30 @@ async def test_a_held_origin_a_peer_named_otherwise_is_retired(make_node: NodeFa
             http.delete("/v1/origins/old-peer",
                         headers={"Authorization": f"Bearer {TOKEN}"}) as answer:
         assert answer.status == 201, await answer.text()
+
+
+async def test_an_origin_known_only_from_a_retirement_is_404_whatever_its_name(
+        make_node: NodeFactory) -> None:
+    """A peer's retirement of an origin this node holds no event of lists that origin,
+    under the name the peer gave it: retiring it here is "holds no events" (404, it may
+    work once its events arrive), not a name no origin can have (400)."""
+    node = await make_node(token=TOKEN)
+    ghosts = ("ghost-peer", OLD)
+    await node.astore.write(lambda store: store.ingest(
+        [(retire.retirement(ghost, 5).seal(Hlc(1_000 + n, 0)), "fedcba9876543210", n + 1)
+         for n, ghost in enumerate(ghosts)]))
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    head = node.astore.head
+    async with aiohttp.ClientSession(base_url=node.url) as http:
+        async with http.get("/v1/origins", headers=auth) as answer:
+            listed = {row["origin"]: row for row in (await answer.json())["origins"]}
+        for ghost in ghosts:
+            assert listed[ghost]["state"] == "retiring" and listed[ghost]["seq"] == 0
+            async with http.delete("/v1/origins/" + ghost, headers=auth) as answer:
+                body = await answer.json()
+                assert answer.status == 404, (ghost, body)
+                assert body["error"]["code"] == "not_found", body
+    assert node.astore.head == head
 
 
 async def test_force_is_a_flag_and_never_retires_the_nodes_own(make_node: NodeFactory

@@ -126,16 +126,20 @@ def _ascii_digits(number: str) -> str:
 
 #: The highest TCP port: a number above it is not suggested as the node's port.
 PORT_MAX = 65535
+#: Most digits a port is typed with (``PORT_MAX`` has 5; leading zeros make no port
+#: anyone types): a longer number is none, and is not converted (``int`` refuses a
+#: string of over 4,300 digits, and takes time on one just below).
+PORT_DIGITS_MAX = len(str(PORT_MAX))
 
 
 def _is_port(number: str) -> bool:
     """Whether a number typed where the host goes can be the node's port, and so be
     suggested as one (not 0, nor one out of range).
 
-    >>> _is_port("7878"), _is_port("0"), _is_port("2130706433")
-    (True, False, False)
+    >>> _is_port("7878"), _is_port("0"), _is_port("2130706433"), _is_port("7" * 5000)
+    (True, False, False, False)
     """
-    return 1 <= int(number) <= PORT_MAX
+    return len(number) <= PORT_DIGITS_MAX and 1 <= int(number) <= PORT_MAX
 
 
 def token_value(_ctx: click.Context, _param: click.Parameter | None, value: str | None

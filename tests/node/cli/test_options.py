@@ -192,6 +192,19 @@ def test_a_common_slip_in_a_node_address_is_a_usage_error_that_shows_the_fix(
         result.output
 
 
+@pytest.mark.parametrize(("node", "said"), [
+    ("7" * 5000, "is a number alone"), ("\u0667" * 5000, "is a number alone"),
+    (":" + "7" * 5000, "is a number alone"),
+    ("http://" + "7" * 5000, "has a number as its host: give a host name or an IP address"),
+    ("http://" + "\u0667" * 5000, "is not a URL")])  # no IDNA name is that long
+def test_a_number_too_long_for_a_port_is_a_usage_error(node: str, said: str) -> None:
+    """Longer than ``PORT_DIGITS_MAX``: no port, and not converted (over 4,300 digits
+    ``int`` raised, a traceback)."""
+    result = clawsync("--node", node, "status")
+    assert result.exit_code == 2, result.output
+    assert said in result.output and "Traceback" not in result.output, result.output[-300:]
+
+
 @pytest.mark.parametrize("node", ["ftp://me:hunter2@sync.example",
                                   "http://me:hunter2@[sync.example",
                                   # "http:/u:pw@h:7878" was "cannot reach the node at

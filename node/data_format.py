@@ -4,24 +4,33 @@ refuses a folder written in a newer format than it reads, instead of misreading 
 
 A folder without the marker was written before it existed: it is format 1, read as it
 is, and marked on its next start. The marker is written once, atomically (a new file,
-fsynced, then linked into place: a crash leaves no marker or a whole one), after the
-node holds the folder. A version that changes the layout raises ``DATA_FORMAT`` and
-rewrites the marker once it has converted the folder; older versions then refuse it.
+fsynced, then linked into place: a crash leaves no marker or a whole one, and a spare
+file that the next marking removes), after the node holds the folder. A version that
+changes the layout raises ``DATA_FORMAT`` and rewrites the marker once it has converted
+the folder; older versions then refuse it.
+
+A marker that cannot be written for want of room or of a writable disk
+(``MARK_LATER_ERRNOS``) does not stop the node: without it the folder is format 1, as it
+is read, so the node goes on unmarked and tries again on its next start. Refusing would
+block the very reads, and forgetting, that free space.
 
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
 >>> check_format(folder) is None, mark_format(folder, "0.3.0"), check_format(folder)
-(True, True, 1)
+(True, Marking(written=True, later=None), 1)
 >>> mark_format(folder, "0.3.0")
-False
+Marking(written=False, later=None)
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from node.folder import fsync_folder
@@ -33,12 +42,36 @@ DATA_FORMAT = 1
 FORMAT_FILE = "clawsync-format.json"
 #: Largest marker read (it is some 50 bytes); a larger file is not a marker.
 FORMAT_FILE_BYTES_MAX = 4096
+#: Errors of a marker write after which the folder is used unmarked (format 1, as read)
+#: and marked on a later start: a full disk, a full quota, a read-only file system.
+#: Any other error of the write stops the start: it says something is wrong with the
+#: folder itself.
+MARK_LATER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+#: The name of a marker being written (then linked to ``FORMAT_FILE``): one a crash left
+#: behind is removed when the folder is next marked.
+_SPARE_NAME = re.compile(rf"\.{re.escape(FORMAT_FILE)}\.[0-9a-f]{{8}}\.new")
 
 
 class FolderFormatError(Exception):
     """The data folder is of a newer format than this version reads, or its marker is
-    unreadable. The message names the folder, both versions and what to do, in one line;
-    nothing in the folder was changed."""
+    unreadable, or cannot be written. The message names the folder or the marker, and
+    what to do, in one line."""
+
+
+@dataclass(frozen=True)
+class Marking:
+    """What ``mark_format`` did: ``written``, True if it wrote the marker; ``later``, why
+    it could not (in one line naming the file), if the folder is used unmarked for now."""
+
+    written: bool = False
+    later: str | None = None
+
+
+def _damaged(path: Path, what: str) -> FolderFormatError:
+    return FolderFormatError(
+        f"the data folder's format marker {path} {what}: restore it from a backup "
+        f"of the folder, or, if the folder was last used by this version, "
+        f'replace it with a file holding {{"format": {DATA_FORMAT}}}')
 
 
 def check_format(folder: Path, running: str = "") -> int | None:
@@ -50,6 +83,8 @@ def check_format(folder: Path, running: str = "") -> int | None:
         with open(path, "rb") as file:
             data = file.read(FORMAT_FILE_BYTES_MAX + 1)
     except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):  # it names a marker elsewhere, gone: not "no marker"
+            raise _damaged(path, "is a symbolic link to no file") from None
         return None  # no marker, or no folder: what makes the folder tells of that
     except OSError as error:
         raise FolderFormatError(f"cannot read the data folder's format marker {path}: "
@@ -62,10 +97,7 @@ def check_format(folder: Path, running: str = "") -> int | None:
         if not isinstance(found, int) or isinstance(found, bool) or found < 1:
             raise ValueError
     except (ValueError, TypeError, KeyError):
-        raise FolderFormatError(
-            f"the data folder's format marker {path} is damaged: restore it from a backup "
-            f"of the folder, or, if the folder was last used by this version, "
-            f'write {{"format": {DATA_FORMAT}}} into it') from None
+        raise _damaged(path, "is damaged") from None
     if found > DATA_FORMAT:
         writer = marker.get("written_by")
         by = f"clawsync {writer}" if isinstance(writer, str) and writer.isprintable() \
@@ -78,12 +110,42 @@ def check_format(folder: Path, running: str = "") -> int | None:
     return int(found)
 
 
-def mark_format(folder: Path, running: str) -> bool:
+def mark_format(folder: Path, running: str) -> Marking:
     """Write ``folder``'s marker (``DATA_FORMAT``, and ``running``, the version writing
-    it) unless it has one; True if this call wrote it. ``OSError`` if it cannot."""
-    path = Path(folder) / FORMAT_FILE
-    if os.path.lexists(path):
-        return False
+    it) unless it has one; called once the folder is held, it checks the marker again
+    (``check_format``: a newer version may have converted the folder since the caller
+    checked) and removes spare files a crash left. ``FolderFormatError`` if the marker
+    is of a newer format, damaged, or cannot be written for a reason other than
+    ``MARK_LATER_ERRNOS``."""
+    folder = Path(folder)
+    path = folder / FORMAT_FILE
+    known = check_format(folder, running)  # first: a refused folder is left as it is
+    _remove_spares(folder)
+    if known is not None:
+        return Marking(written=False)
+    try:
+        return Marking(written=_write(path, running))
+    except OSError as error:
+        said = f"cannot write the data folder's format marker {path}: " \
+            f"{error.strerror or error}"
+        if error.errno in MARK_LATER_ERRNOS:
+            return Marking(written=False, later=f"{said}; the folder is used as it is "
+                           f"(format 1) and marked on a later start")
+        raise FolderFormatError(said) from None
+
+
+def _remove_spares(folder: Path) -> None:
+    """Remove the markers a crash left half made (``_SPARE_NAME``): the folder is held,
+    so none is being written."""
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if _SPARE_NAME.fullmatch(entry.name):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _write(path: Path, running: str) -> bool:
+    """Write the marker at ``path`` atomically; False if one was put there meanwhile."""
     body = json.dumps({"format": DATA_FORMAT, "written_by": running}).encode() + b"\n"
     spare = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \

@@ -147,11 +147,9 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         check_format(data_dir, software_version())  # a newer node's folder is not read
         signer = folder_signer(data_dir, host_name())  # the node's, if it is a node's
         with EventStore.open(data_dir, signer=signer) as store:
-            try:
-                mark_format(data_dir, software_version())
-            except OSError as error:
-                raise NodeError(f"cannot write the data folder's format marker in "
-                                f"{data_dir}: {error.strerror or error}") from None
+            later = mark_format(data_dir, software_version()).later
+            if later is not None:
+                note(later)
             return asyncio.run(work(EmbeddedSink(store, client_limits(ctx))))
     except ClientError as error:
         raise failure(error) from None

@@ -24,7 +24,7 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -35,7 +35,7 @@ from crdt.storage.backends import backend_of
 from crdt.storage.lock import LOCK_NAME, FolderLock
 from node import logs
 from node.config import Config, software_version
-from node.data_format import DATA_FORMAT, FORMAT_FILE, FolderFormatError, check_format, mark_format
+from node.data_format import DATA_FORMAT, FolderFormatError, Marking, check_format, mark_format
 from node.device import KEY_FILE, DeviceKey, DeviceKeyError, open_key
 from node.folder import make_folders, remove_empty
 from node.http.listener import BoundedSite, bind, close_all
@@ -89,8 +89,8 @@ class RunningNode:
     #: The data folder's lock, when the log lives elsewhere (``folder_lock``).
     lock: FolderLock | None = None
     stopped: bool = False
-    #: Whether this start wrote the data folder's format marker (``node.data_format``).
-    format_marked: bool = False
+    #: What this start did to the data folder's format marker (``node.data_format``).
+    marking: Marking = field(default_factory=Marking)
     #: Looks at the TLS files while the node serves (``node.peers.tls_renewal``).
     tls_watch: asyncio.Task[None] | None = None
 
@@ -198,15 +198,15 @@ def _check_format(config: Config) -> None:
         raise StartError(str(error)) from None
 
 
-async def _mark_format(config: Config) -> bool:
+async def _mark_format(config: Config) -> Marking:
     """Mark the data folder with this version's format (``node.data_format``), once the
     store holds it: a folder of an earlier version, which has no marker, gets it now.
-    True if this start wrote it (said in the "serving" line)."""
+    Whether this start wrote it is said in the "serving" line; why it could not, in a
+    warning after it."""
     try:
         return await asyncio.to_thread(mark_format, config.data_dir, software_version())
-    except OSError as error:
-        raise StartError(f"cannot write the data folder's format marker "
-                         f"{config.data_dir / FORMAT_FILE}: {error.strerror or error}") from None
+    except FolderFormatError as error:
+        raise StartError(str(error)) from None
 
 
 def _tls(config: Config) -> TlsFiles:
@@ -332,7 +332,7 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
     except BaseException:
         await astore.close()
         raise
-    node = RunningNode(config, runner, site, astore, gossip, device, format_marked=marked)
+    node = RunningNode(config, runner, site, astore, gossip, device, marking=marked)
     if tls.watched:
         node.tls_watch = asyncio.create_task(watch(tls, node.use_tls), name="tls files")
     return node
@@ -403,13 +403,15 @@ async def serve(config: Config) -> signal.Signals:
                 # the first line.
                 created = {"device_key_created": str(node.device.path)} \
                     if node.device.created else {}
-                if node.format_marked:
+                if node.marking.written:
                     created["data_format_marked"] = str(DATA_FORMAT)
                 # The name the membership records give this device, where one does
                 # (``--name`` is only its name until then).
                 log.info("serving", url=node.url, device_id=node.device.device_id,
                          name=node.runner.app[DEVICES].name, node_id=node.astore.node_id,
                          head=node.astore.head, log=str(config.log_location), **created)
+                if node.marking.later is not None:
+                    log.warning("data folder not marked", reason=node.marking.later)
                 _hint_pairing(node)
                 await stop.wait()
             log.info("stopping", head=node.astore.head)

@@ -4,8 +4,12 @@ refused, in one line naming both versions, and left as it was."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from node.config import software_version
@@ -76,3 +80,46 @@ def test_openclaw_import_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> N
     line = one_error_line(imported)
     assert "written by a newer clawsync" in line, line
     assert _files(node.data_dir) == before
+
+
+#: A node serving on ``sys.argv[1]`` whose marker files all fail as on a full disk (the
+#: rest of the folder is written as before).
+SERVE_ON_A_FULL_DISK = """import errno, os, sys
+from pathlib import Path
+from node.config import Config
+from node.data_format import FORMAT_FILE
+from node.server.run import run
+real_open = os.open
+def open_(path, flags, *args, **kwargs):
+    if FORMAT_FILE in os.fspath(path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
+    return real_open(path, flags, *args, **kwargs)
+os.open = open_
+run(Config(data_dir=Path(sys.argv[1]), host="127.0.0.1", port=0, log_format="json"))
+"""
+
+
+def test_a_node_that_cannot_write_the_marker_serves_and_says_so(tmp_path: Path) -> None:
+    """No marker means format 1, as the folder is read: a full disk does not stop the
+    start (which would block the reads and forgetting that free space). The node warns,
+    after its "serving" line, and marks the folder on a later start."""
+    with NodeProcess(tmp_path) as node:
+        assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
+    (node.data_dir / FORMAT_FILE).unlink()  # a folder an earlier version wrote
+    with subprocess.Popen([sys.executable, "-c", SERVE_ON_A_FULL_DISK, str(node.data_dir)],
+                          stderr=subprocess.PIPE, text=True, env=child_env()) as served:
+        assert served.stderr is not None
+        serving = json.loads(served.stderr.readline())
+        warned = json.loads(served.stderr.readline())
+        served.send_signal(signal.SIGTERM)
+        served.stderr.read()
+        assert served.wait(CLI_TIMEOUT_S) == 0
+    assert serving["event"] == "serving" and serving["head"] >= 1, serving
+    assert "data_format_marked" not in serving
+    assert warned["event"] == "data folder not marked", warned
+    assert warned["reason"].startswith(
+        f"cannot write the data folder's format marker {node.data_dir / FORMAT_FILE}: "
+        f"{os.strerror(errno.ENOSPC)}; "), warned
+    assert not (node.data_dir / FORMAT_FILE).exists()
+    with node:  # room again: marked
+        assert json.loads((node.data_dir / FORMAT_FILE).read_text())["format"] == DATA_FORMAT

@@ -84,10 +84,13 @@ UNPROVEN_LINES_WINDOW_S = 60.0
 UNPROVEN_EVENTS = ("peer link proof refused", "peer link down")
 #: Why an accepted link's handshake ended after this node signed its proof and before
 #: the dialer's proved its key (``Admission.proofs_failed``): ``invalid``, the dialer's
-#: proof did not verify or was malformed (a wrong key, a replayed proof); ``missing``,
-#: none came (the link ended, or ``connect_timeout_s`` passed: a dialer that only wanted
-#: this node's signature, or a network fault).
-PROOF_FAILURES = ("invalid", "missing")
+#: proof did not verify or was malformed (a wrong key, a replayed proof, a frame over
+#: ``MESSAGE_BYTES_MAX``); ``missing``, none came: the dialer closed the link (its close
+#: frame) or stayed silent for ``connect_timeout_s``, as one that only wanted this node's
+#: signature does; ``lost``, the connection was lost first (a reset, a failed read, the
+#: send of our proof failing), which a flaky network does as well as a dialer, so it is
+#: kept apart from ``missing``.
+PROOF_FAILURES = ("invalid", "missing", "lost")
 log = structlog.get_logger(__name__)
 
 
@@ -230,10 +233,11 @@ class Admission:
         self.proofs_failed["invalid"] += 1
         self.unproven("peer link proof refused", log.warning, peer=remote, reason=reason)
 
-    def proof_missing(self, remote: str | None, reason: str) -> None:
+    def proof_missing(self, remote: str | None, reason: str, *, lost: bool = False) -> None:
         """An accepted link ended after this node sent its proof, before the dialer's
-        came (or none came in time): log it (bounded as ``unproven``) and count it."""
-        self.proofs_failed["missing"] += 1
+        came (or none came in time); ``lost``, its connection was lost: log it (bounded
+        as ``unproven``) and count it."""
+        self.proofs_failed["lost" if lost else "missing"] += 1
         self.unproven("peer link down", log.info, peer=remote, reason=reason)
 
     def _may_log(self, lines: LineWindow, event: str, say: Callable[..., Any]) -> bool:

@@ -15,7 +15,7 @@ never shown up under its URL and then under its node id (the alert rules in
 >>> from prometheus_client import CollectorRegistry, generate_latest
 >>> class Links:
 ...     links_faulted = 2
-...     proofs_failed = {"invalid": 1, "missing": 0}
+...     proofs_failed = {"invalid": 1, "missing": 0, "lost": 0}
 ...     def status(self):
 ...         return [{"link": "url:http://b", "url": "http://b", "node_id": "nb",
 ...                  "state": "up", "last_contact_s_ago": 0.5, "events_we_lack": 0,
@@ -117,7 +117,8 @@ class PeerCollector(Collector):
         proofs = CounterMetricFamily(
             "clawsync_peer_link_proofs_failed", "Handshakes of dialers that ended after this "
             "node signed its link proof, without theirs: reason invalid = it did not verify "
-            "or was malformed, missing = none came (node.peers.admission.PROOF_FAILURES)",
+            "or was malformed, missing = the dialer closed or stayed silent, lost = the "
+            "connection was lost (node.peers.admission.PROOF_FAILURES)",
             labels=["reason"])
         for reason, count in sorted(self.links.proofs_failed.items()):
             proofs.add_metric([reason], float(count))

@@ -77,6 +77,15 @@ class LinkClosed(Picklable):
     """The link is gone (closed by either side, reset, or stalled)."""
 
 
+class LinkLost(LinkClosed):
+    """The connection ended without the peer's close frame: reset, dropped, or failed
+    while reading."""
+
+
+class FrameTooBig(LinkClosed):
+    """The peer sent a frame over ``MESSAGE_BYTES_MAX``: the link closed with 1009."""
+
+
 class SendFailed(LinkClosed):
     """A message failed to go out other than by time-out: the link closed under it (the
     peer closed it, or the connection was lost). The connection reads nothing more than
@@ -128,8 +137,15 @@ class LinkRefused(LinkClosed):
 
 
 class ProofMissing(LinkClosed):
-    """An accepted link ended after this node sent its proof, before the dialer's came,
-    or none came within ``connect_timeout_s``."""
+    """An accepted link ended after this node sent its proof, before the dialer's came:
+    the dialer closed it (its close frame), or sent nothing within
+    ``connect_timeout_s``."""
+
+
+class ProofLost(LinkClosed):
+    """An accepted link's connection was lost during the key exchange (a reset, a
+    failed read, the send of our proof failing): a network fault as likely as a
+    dialer's doing, told apart from ``ProofMissing``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +240,7 @@ class Link:
         try:
             message = await self._next()
         except NETWORK_ERRORS as exc:  # a reset while reading, or while answering a ping
-            raise LinkClosed(f"receiving failed: {exc or type(exc).__name__}") from None
+            raise LinkLost(f"receiving failed: {exc or type(exc).__name__}") from None
         if message.type == aiohttp.WSMsgType.BINARY:
             return bytes(message.data)
         if message.type == aiohttp.WSMsgType.TEXT:
@@ -233,7 +249,13 @@ class Link:
                 and message.extra:
             self.peer_reason = message.extra
         said = f": {self.peer_reason}" if self.peer_reason else ""
-        raise LinkClosed(f"link ended ({message.type.name.lower()}{said})")
+        ended = f"link ended ({message.type.name.lower()}{said})"
+        if message.type == aiohttp.WSMsgType.CLOSE:  # the peer closed it
+            raise LinkClosed(ended)
+        # aiohttp's error carries the code it closed with: 1009 for a frame too big.
+        if getattr(message.data, "code", None) == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+            raise FrameTooBig(f"{ended}: a frame over {MESSAGE_BYTES_MAX} bytes")
+        raise LinkLost(ended)
 
     async def _next(self) -> aiohttp.WSMessage:
         """The websocket's next message. A dialed link's read is shielded from its
@@ -436,8 +458,8 @@ async def accept(request: web.Request, config: SyncConfig, *,
     """Upgrade an (already authenticated) request to a link; ``LinkClosed`` if the peer
     went away during the handshake. With ``claimed``
     (``node.peers.handshake.claimed_device``), both sides prove their keys first;
-    ``LinkRefused`` if the dialer's proof does not verify, ``ProofMissing`` if it never
-    came. The
+    ``LinkRefused`` if the dialer's proof does not verify (or is too big),
+    ``ProofMissing`` if it never came (``ProofLost``, the connection was lost). The
     address the dialer gives for itself is kept only if a node could dial it; one that
     is not is logged once per node id and reason while ``logged`` remembers it (a peer
     gives the same at each of its links), at every link of a dialer that names no node."""
@@ -467,7 +489,14 @@ async def _prove_accepted(link: Link, device: DeviceKey, claimed: tuple[str, byt
                                device.device_id)
     try:
         await link.send(linkproof.encode_frame(device.public_key, signature, ours))
+    except LinkClosed as exc:  # the dialer may never have had our signature
+        raise ProofLost(str(exc)) from None
+    try:
         frame = await _first_frame(link, config)
+    except FrameTooBig as exc:
+        raise LinkRefused(f"the dialer's link proof is malformed: {exc}") from None
+    except LinkLost as exc:
+        raise ProofLost(str(exc)) from None
     except LinkClosed as exc:  # after our signature: what a dialer may want of us
         raise ProofMissing(str(exc)) from None
     try:

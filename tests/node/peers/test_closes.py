@@ -45,17 +45,25 @@ ACCEPTER_CLOSE_S, DIALER_CLOSE_S = 4.5, 5.5
 
 class TimeoutsEntered:
     """``asyncio`` as ``node.peers.transport`` sees it, recording the delay of each
-    ``asyncio.timeout`` entered there; the time-outs themselves run as ever."""
+    ``asyncio.timeout`` entered there, and the time-out itself, which runs as ever."""
 
     def __init__(self) -> None:
         self.delays: list[float | None] = []
+        self.timeouts: list[tuple[float | None, asyncio.Timeout]] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
 
     def timeout(self, delay: float | None) -> asyncio.Timeout:
         self.delays.append(delay)
-        return asyncio.timeout(delay)
+        entered = asyncio.timeout(delay)
+        self.timeouts.append((delay, entered))
+        return entered
+
+    def expired(self, delay: float) -> bool:
+        """Whether a time-out of ``delay`` entered so far ran out: a wait that lasted
+        its whole bound."""
+        return any(entered.expired() for bound, entered in self.timeouts if bound == delay)
 
     def closes(self) -> set[float | None]:
         """The close bounds entered so far that name the accepting node's close."""
@@ -131,8 +139,9 @@ async def test_a_dialed_link_whose_read_was_cancelled_waits_for_the_peers_answer
 async def test_a_dialed_handshake_without_the_peers_proof_closes_without_waiting(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A peer that upgrades and sends no proof within ``connect_timeout_s`` will not
-    answer a close either: the failed dial closes without waiting ``close_timeout_s``
-    for that answer."""
+    answer a close either: the failed dial closes without waiting for that answer, not
+    ``close_timeout_s`` and not ``STOP_CLOSE_WAIT_S`` either (its read under way is
+    cancelled, so the close drops the connection at once: that bound never runs out)."""
     released = asyncio.Event()
 
     async def silent(request: web.Request) -> web.StreamResponse:
@@ -151,6 +160,7 @@ async def test_a_dialed_handshake_without_the_peers_proof_closes_without_waiting
                        config=config, device=device)
         released.set()
     assert DIALER_CLOSE_S not in entered.delays
+    assert STOP_CLOSE_WAIT_S in entered.delays and not entered.expired(STOP_CLOSE_WAIT_S)
 
 
 async def test_an_accepted_handshake_without_the_dialers_proof_closes_without_waiting(

@@ -219,7 +219,7 @@ class Driver:
                 await ahead.close()
             finally:
                 # A stopping node waits on no peer's answer (``STOP_CLOSE_WAIT_S``).
-                await link.close(runner.drop or "", stopping=self._stopping())
+                await link.close(runner.drop or "", short_wait=self._stopping())
 
     async def _send_taking_in(self, runner: Runner, link: Link, messages: list[bytes],
                               ahead: Ahead,

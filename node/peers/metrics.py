@@ -124,6 +124,7 @@ class PeerCollector(Collector):
             proofs.add_metric([reason], float(count))
         yield proofs
 
+
 def by_peer(rows: Iterable[dict[str, Any]]) -> dict[str, Sequence[dict[str, Any]]]:
     """Links grouped by the peer they reach, each group's best state first."""
     groups: dict[str, list[dict[str, Any]]] = {}

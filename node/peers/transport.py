@@ -275,23 +275,23 @@ class Link:
             if reading.done():
                 self._reading = None
 
-    async def close(self, reason: str = "", *, stopping: bool = False) -> None:
+    async def close(self, reason: str = "", *, short_wait: bool = False) -> None:
         """Close, waiting at most ``close_timeout_s`` for the peer's answer to our close
-        frame (the peer may be paused or gone); ``stopping``, the node is stopping: at
-        most ``STOP_CLOSE_WAIT_S``. A wait cut short drops the connection. The answer
-        means that the peer read the close, and all sent before it: a connection dropped
-        while the peer still sends is reset, which may lose at the peer what it had not
-        read yet (a removed device's last push, say). Dialed or accepted alike: a
-        dialed link's read, cancelled as a link's end does, is left running (``_next``)
-        for aiohttp's close to end."""
-        wait_s = min(STOP_CLOSE_WAIT_S, self._close_timeout_s) if stopping \
+        frame (the peer may be paused or gone); ``short_wait``, at most
+        ``STOP_CLOSE_WAIT_S``: the node is stopping, or the handshake failed (``drop``).
+        A wait cut short drops the connection. The answer means that the peer read the
+        close, and all sent before it: a connection dropped while the peer still sends
+        is reset, which may lose at the peer what it had not read yet (a removed
+        device's last push, say). Dialed or accepted alike: a dialed link's read,
+        cancelled as a link's end does, is left running (``_next``) for aiohttp's close
+        to end."""
+        wait_s = min(STOP_CLOSE_WAIT_S, self._close_timeout_s) if short_wait \
             else self._close_timeout_s
         with contextlib.suppress(*NETWORK_ERRORS, RuntimeError):
             # aiohttp bounds its own wait by ``close_timeout_s``; cut short here, it
             # drops the connection.
             async with asyncio.timeout(wait_s):
                 await self._ws.close(message=close_reason(reason))
-
 
     async def drop(self, reason: str) -> None:
         """Close a link whose handshake failed, without waiting for the peer's answer
@@ -305,7 +305,7 @@ class Link:
             self._reading.cancel()
             await asyncio.wait((self._reading,))
             self._reading = None
-        await self.close(reason, stopping=True)
+        await self.close(reason, short_wait=True)
 
 
 #: Most bytes of a close frame's reason (RFC 6455 allows 123).
@@ -393,7 +393,7 @@ async def _proven(link: Link, proof: Awaitable[Proven]) -> None:
         link.peer_device = await proof
     except asyncio.CancelledError:
         # Only a stopping node cancels a link's task (``Gossip.stop``).
-        await link.close(stopping=True)
+        await link.close(short_wait=True)
         raise
     except BaseException:
         await link.drop("link proof refused")

@@ -149,11 +149,17 @@ export function deviceId(id, note) {
 // letters in it cannot reorder the id, the button or the words beside it), and
 // `printable`: a bidi control in it is shown, not obeyed.
 export function named(name, attrs = {}) {
-  return h("bdi", attrs, printable(name).replace(HIDDEN, (found) => {
+  return h("bdi", attrs, shownName(printable(name)));
+}
+
+// `name` with each character of HIDDEN as its escape, as crdt.device.shown_name writes
+// it: `\u3164`, or `\U0001d173` beyond the first plane.
+export function shownName(name) {
+  return String(name).replace(HIDDEN, (found) => {
     const code = found.codePointAt(0);
     return code <= 0xffff ? `\\u${code.toString(16).padStart(4, "0")}`
       : `\\U${code.toString(16).padStart(8, "0")}`;
-  }));
+  });
 }
 
 // The characters crdt.device.shown_name escapes in a name, as `clawsync devices` shows

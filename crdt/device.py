@@ -309,6 +309,18 @@ def shown_name(name: str) -> str:
         else char for char in name)
 
 
+def quoted_name(name: str) -> str:
+    """``name`` quoted as Python writes a string (``repr``), for a sentence that quotes
+    it: a quote or a backslash in it is escaped, so where the name ends and which of its
+    backslashes it holds are plain, and then ``shown_name``'s escapes for what ``repr``
+    leaves (a Hangul filler, the braille blank).
+
+    >>> print(quoted_name("bob's"), quoted_name("phone\u3164"), quoted_name("phone\\\\u3164"))
+    "bob's" 'phone\\u3164' 'phone\\\\u3164'
+    """
+    return shown_name(repr(name))
+
+
 def name_key(name: str) -> str:
     """``name`` as people read it, for telling whether two names are one: compatibility
     forms folded (NFKC: fullwidth letters are the plain ones, a composed "é" the "e" and

@@ -129,11 +129,11 @@ def shared_name_lines(view: dict[str, Any], node: str | None = None) -> list[str
       clawsync devices add A --name NEW
       clawsync devices add B --name NEW
     """
-    from crdt.device import parse_device_id, shown_name
+    from crdt.device import parse_device_id, quoted_name
     from crdt.errors import InvalidInput
 
     members = rows(view, "members")
-    names = {field(row, "device_id", str): shown_name(field(row, "name", str))
+    names = {field(row, "device_id", str): quoted_name(field(row, "name", str))
              for row in members}
     lines: list[str] = []
     seen: set[str] = set()
@@ -145,7 +145,7 @@ def shared_name_lines(view: dict[str, Any], node: str | None = None) -> list[str
             continue
         group = [device_id, *others]
         seen.update(group)
-        lines.append(f"{len(group)} members share the name '{names[device_id]}' (people "
+        lines.append(f"{len(group)} members share the name {names[device_id]} (people "
                      "cannot tell them apart): rename all but one")
         for member in group:
             try:

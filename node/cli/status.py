@@ -172,9 +172,9 @@ def shared_names_line(device: dict[str, Any], node: str | None = None) -> str | 
     groups = rows(device, "shared_names", absent_ok=True)
     if not groups:
         return None
-    from crdt.device import shown_name
+    from crdt.device import quoted_name
 
-    said = [f"'{shown_name(field(group, 'name', str))}' ({len(field(group, 'members', list))}"
+    said = [f"{quoted_name(field(group, 'name', str))} ({len(field(group, 'members', list))}"
             + (" members)" if number == 0 else ")") for number, group in enumerate(groups)]
     listing = "clawsync devices" + (f" --node {shlex.quote(node)}" if node else "")
     return (f"members share names: {', '.join(said)}: people cannot tell them apart; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 
 import pytest
@@ -73,3 +74,25 @@ def test_invisible_characters_of_names_that_read_as_one_are_shown_escaped() -> N
     coder = "\U0001f469\u200d\U0001f4bb"
     view = {"device_id": DEVICE, "removed": [], "members": [{"device_id": DEVICE, "name": coder}]}
     assert device_rows(view)[0][1] == f"{coder} (this device)"
+
+
+@pytest.mark.parametrize("name", ["it's", 'say "hi"', "it's \"x\"", "back\\slash",
+                                  "phone\\u3164", "phone\u3164", "\u200b'"])
+def test_a_shared_name_is_quoted_so_it_reads_back_as_it_is(name: str) -> None:
+    """A name holding a quote ended where it seemed to (``'it's'``), and a backslash
+    read as an escape (``phone\\u3164`` typed so, as a Hangul filler): the lines
+    quote a name as Python writes a string, which reads back as the name."""
+    from node.cli.devices import shared_name_lines
+    from node.cli.status import shared_names_line
+
+    other = "NI4AHVP-QLGICU5-HDNV66J-XJDSSIA-JPPSVMB-BRUZQ5A-OO2ZHKK-PQHATQR"
+    view = {"device_id": DEVICE, "removed": [], "members": [
+        {"device_id": DEVICE, "name": name, "name_shared_with": [other]},
+        {"device_id": other, "name": "other", "name_shared_with": [DEVICE]}]}
+    [said, *_] = shared_name_lines(view)
+    quoted = said.removeprefix("2 members share the name ").partition(" (people cannot")[0]
+    assert ast.literal_eval(quoted) == name, said
+    line = shared_names_line({"shared_names": [{"name": name, "members": [DEVICE, other]}]})
+    assert line is not None
+    quoted = line.removeprefix("members share names: ").partition(" (2 members)")[0]
+    assert ast.literal_eval(quoted) == name, line

@@ -4,14 +4,16 @@ restart, by an operator who may not remember to restart.
 
 Every ``Limits.tls_files_check_interval_s`` the node compares each of its files
 (``--tls-cert``, ``--tls-key``, ``--tls-ca``) with what it loaded: the inode, size and
-modification time of the file, or of the file a symbolic link points to (certbot's
+modification and change times of the file, or of the file a symbolic link points to (certbot's
 ``live/`` links to a new file in ``archive/`` on each renewal). On a change it builds new
 contexts from the files (``node.peers.api.server_tls``, ``client_tls``), which new
 connections and new dials handshake with; connections already open keep the one they
 began with, and are not dropped. Files that cannot be used (half written during a
 renewal, a key of another certificate, unreadable) leave the contexts in use as they
 were: a warning says which and why, once per change of the files, and every later look
-tries again, so that the rest of the renewal is taken once it is written.
+tries again, so that the rest of the renewal is taken once it is written. Any other
+error of a look (a bug, a thread that could not start) is logged once per kind and the
+looks go on: renewals are never left untaken without a line saying why.
 
 A signal reloads nothing: SIGHUP stops the node, as it always has (``run.stop_signals``).
 
@@ -36,9 +38,11 @@ from node.peers.api import TlsFileError, client_tls, server_tls
 
 log = structlog.get_logger(__name__)
 
-#: A file as last seen: (device, inode, size, modification time in ns), or why it could
-#: not be looked at.
-Stamp = tuple[int, int, int, int] | str
+#: A file as last seen: (device, inode, size, modification and change times in ns), or
+#: why it could not be looked at. The change time too: a copy in place that keeps the
+#: modification time (``cp -p``, ``rsync -t --inplace``) of a file of the same size
+#: changes nothing else.
+Stamp = tuple[int, int, int, int, int] | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +59,16 @@ def stamp_of(path: Path) -> Stamp:
         found = os.stat(path)
     except OSError as error:
         return error.strerror or str(error)
-    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
-def load(config: Config) -> Contexts:
-    """The contexts from ``config``'s files; ``TlsFileError`` naming one that cannot be
-    used."""
-    return Contexts(server_tls(config), client_tls(config))
+def load(config: Config) -> tuple[Contexts, dict[str, str]]:
+    """The contexts from ``config``'s files, and the serial and expiry of the certificate
+    read for them (``_certificate``); ``TlsFileError`` naming a file that cannot be used."""
+    # Read before the contexts: a certificate renewed meanwhile is stamped anew and read
+    # again next look, so the serial logged is never older than the one in use.
+    about = _certificate(config.tls_cert)
+    return Contexts(server_tls(config), client_tls(config)), about
 
 
 class TlsFiles:
@@ -76,7 +83,7 @@ class TlsFiles:
                             if path is not None)
         # Stamped before they are read: a file written meanwhile is read again next look.
         self._loaded = self.stamps()
-        self.contexts = load(config)
+        self.contexts, _ = load(config)
         #: The stamps of files that could not be used, warned of already.
         self._refused: tuple[Stamp, ...] | None = None
 
@@ -95,7 +102,7 @@ class TlsFiles:
         if stamps == self._loaded:
             return None
         try:
-            contexts = load(self.config)
+            contexts, about = load(self.config)
         except TlsFileError as error:
             if stamps != self._refused:
                 self._refused = stamps
@@ -106,7 +113,7 @@ class TlsFiles:
             return None
         self.contexts, self._loaded, self._refused = contexts, stamps, None
         log.info("tls files reloaded", files=[str(path) for path in self._paths],
-                 **_certificate(self.config.tls_cert))
+                 **about)
         return contexts
 
 
@@ -128,8 +135,17 @@ async def watch(files: TlsFiles, use: Callable[[Contexts], None]) -> None:
     ``use`` the new contexts each time they changed. The files are read on a thread: a
     file on a slow mount holds up no request."""
     interval_s = files.config.limits.tls_files_check_interval_s
+    failed: set[str] = set()  # the kinds of error logged already
     while True:
         await asyncio.sleep(interval_s)
-        contexts = await asyncio.to_thread(files.look)
-        if contexts is not None:
-            use(contexts)
+        try:
+            contexts = await asyncio.to_thread(files.look)
+            if contexts is not None:
+                use(contexts)
+        except Exception as error:  # logged, and the next look may succeed
+            kind = type(error).__name__
+            if kind not in failed:
+                failed.add(kind)
+                # The kind and message only: no traceback, whose locals could hold a file.
+                log.error("tls files look failed", error_type=kind, error=str(error),
+                          kept="the contexts in use", retry_s=interval_s)

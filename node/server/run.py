@@ -116,8 +116,13 @@ class RunningNode:
         self.stopped = True
         if self.tls_watch is not None:
             self.tls_watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.tls_watch
+            # Waited for, never raised from: however the looks ended, the steps below
+            # run (an error raised here would leave the store open and the folder taken).
+            await asyncio.wait([self.tls_watch])
+            if not self.tls_watch.cancelled() and self.tls_watch.exception() is not None:
+                error = self.tls_watch.exception()
+                log.error("tls files looks had ended", error_type=type(error).__name__,
+                          error=str(error))
         try:
             await self.gossip.stop()
         finally:

@@ -6,15 +6,13 @@ leaves the old certificate served, and the node says so once, naming no key mate
 from __future__ import annotations
 
 import http.client
-import os
-import shutil
 import ssl
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
-from tests.support.certs import make_ca, make_cert
+from tests.support.certs import install, make_ca, make_cert
 from tests.support.cluster import (
     Cluster,
     append,
@@ -32,12 +30,6 @@ pytestmark = pytest.mark.integration
 CHECK_INTERVAL_S = 0.2
 #: Seconds the test waits for the node to take a change (many looks).
 TAKEN_WITHIN_S = 30.0
-
-
-def install(source: Path, target: Path) -> None:
-    """Put ``source`` at ``target`` as a renewal does: a new file renamed over the old."""
-    shutil.copyfile(source, target.with_suffix(".new"))
-    os.replace(target.with_suffix(".new"), target)
 
 
 def serial_of(pem: Path) -> int:

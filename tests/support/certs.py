@@ -3,6 +3,8 @@ certificates for 127.0.0.1 it signs."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -34,3 +36,9 @@ def make_cert(folder: Path, name: str, ca: tuple[Path, Path]) -> tuple[Path, Pat
             "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", "-extfile",
             f"{name}.ext", cwd=folder)
     return folder / f"{name}.pem", folder / f"{name}.key"
+
+
+def install(source: Path, target: Path) -> None:
+    """Put ``source`` at ``target`` as a renewal does: a new file renamed over the old."""
+    shutil.copyfile(source, target.with_suffix(".new"))
+    os.replace(target.with_suffix(".new"), target)

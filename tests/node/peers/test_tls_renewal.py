@@ -5,27 +5,23 @@ and are tried again until they can be used."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
-import shutil
 import ssl
+import time
 from pathlib import Path
 
 from cryptography import x509
 from structlog.testing import capture_logs
 
 from node.config import Config
-from node.peers.tls_renewal import TlsFiles
-from tests.support.certs import make_ca, make_cert
+from node.peers.tls_renewal import Contexts, TlsFiles, watch
+from tests.support.certs import install, make_ca, make_cert
 
 
 def der(pem: Path) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem.read_text())
-
-
-def install(source: Path, target: Path) -> None:
-    """Put ``source`` at ``target`` as a renewal does: a new file renamed over the old."""
-    shutil.copyfile(source, target.with_suffix(".new"))
-    os.replace(target.with_suffix(".new"), target)
 
 
 def served_files(tmp_path: Path) -> tuple[Config, tuple[Path, Path]]:
@@ -113,3 +109,67 @@ def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Pat
         renewed = files.look()
     assert renewed is not None and renewed.server is not before.server
     assert [line["event"] for line in logs] == ["tls files reloaded"]
+
+
+def test_a_copy_in_place_that_keeps_the_modification_time_is_seen(tmp_path: Path) -> None:
+    """``cp -p`` of a renewed certificate of the same size over the file in use: the same
+    inode, size and modification time; only the change time tells."""
+    config, _ = served_files(tmp_path)
+    assert config.tls_ca is not None
+    files = TlsFiles(config)
+    size = len(config.tls_ca.read_bytes())
+    for attempt in range(20):  # a name as long, and a signature no longer (they vary)
+        other_ca = make_ca(tmp_path, f"c{attempt % 10}")
+        if len(other_ca[0].read_bytes()) <= size:
+            break
+    # Of the same size, with newlines after the certificate (PEM readers skip them).
+    same_size = other_ca[0].read_bytes().ljust(size, b"\n")
+    kept = os.stat(config.tls_ca)
+    time.sleep(0.02)  # a change time the file system can tell apart
+    with config.tls_ca.open("r+b") as file:  # in place: the same inode
+        file.write(same_size)
+    os.utime(config.tls_ca, ns=(kept.st_atime_ns, kept.st_mtime_ns))
+    found = os.stat(config.tls_ca)
+    assert (found.st_ino, found.st_size, found.st_mtime_ns) == \
+        (kept.st_ino, kept.st_size, kept.st_mtime_ns)
+    renewed = files.look()
+    assert renewed is not None and renewed.client is not None
+    assert renewed.client.get_ca_certs(binary_form=True) == [der(other_ca[0])]
+
+
+async def test_an_unexpected_error_of_a_look_is_logged_once_and_the_looks_go_on(
+        tmp_path: Path) -> None:
+    config, ca = served_files(tmp_path)
+    assert config.tls_cert is not None and config.tls_key is not None
+    config = dataclasses.replace(config, limits=dataclasses.replace(
+        config.limits, tls_files_check_interval_s=0.01))
+    files = TlsFiles(config)
+    taken: list[Contexts] = []
+    second_taken = asyncio.Event()
+
+    def use(contexts: Contexts) -> None:
+        taken.append(contexts)
+        if len(taken) == 1:
+            raise RuntimeError("could not use them")
+        second_taken.set()
+
+    async def renew(name: str) -> None:
+        cert, key = make_cert(tmp_path, name, ca)
+        install(key, config.tls_key)  # type: ignore[arg-type]
+        install(cert, config.tls_cert)  # type: ignore[arg-type]
+
+    with capture_logs() as logs:
+        looks = asyncio.create_task(watch(files, use))
+        await renew("second")
+        while not taken and not looks.done():
+            await asyncio.sleep(0.01)
+        await renew("third")
+        done, _ = await asyncio.wait([looks, asyncio.create_task(second_taken.wait())],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        assert looks not in done  # the error did not end the looks
+        looks.cancel()
+        await asyncio.wait([looks])
+    failed = [line for line in logs if line["event"] == "tls files look failed"]
+    assert len(failed) == 1
+    assert failed[0]["error_type"] == "RuntimeError" and failed[0]["log_level"] == "error"
+    assert len(taken) == 2

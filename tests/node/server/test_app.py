@@ -432,3 +432,22 @@ async def test_a_step_of_stop_that_fails_leaves_the_others_done(make_node: NodeF
         await asyncio.open_connection(*before)
     again = await make_node(data_dir=node.config.data_dir)  # FolderInUse if left open
     assert again.astore.node_id == node.astore.node_id
+
+
+async def test_looks_at_the_tls_files_that_ended_in_error_leave_stop_whole(
+        make_node: NodeFactory) -> None:
+    """However the task looking at the TLS files ended, stop runs every step: it stops
+    serving, closes the store and lets go of the folder, and raises nothing."""
+    node = await make_node()
+    before = address(node)
+
+    async def looks_that_failed() -> None:
+        raise RuntimeError("looks ended")
+
+    node.tls_watch = asyncio.create_task(looks_that_failed())
+    await asyncio.sleep(0)  # it has ended
+    await node.stop()
+    with pytest.raises(OSError):
+        await asyncio.open_connection(*before)
+    again = await make_node(data_dir=node.config.data_dir)  # FolderInUse if left open
+    assert again.astore.node_id == node.astore.node_id

@@ -25,7 +25,6 @@ then kept (``node.peers.links.Removed``).
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -111,11 +110,10 @@ class Admission:
     """Admission of peers' devices, and the refusals of this one, over the links in
     ``runners`` (``Gossip``'s, read and marked here)."""
 
-    def __init__(self, config: Config, tls: ssl.SSLContext | None, device: DeviceKey,
+    def __init__(self, config: Config, device: DeviceKey,
                  membership: Devices | None, runners: dict[str, Runner], *,
                  now: Callable[[], float]) -> None:
         self.config = config
-        self.tls = tls
         self.device = device
         self.membership = membership
         self.runners = runners

@@ -100,7 +100,7 @@ class Gossip:
         #: What this node runs, told to peers in the hello.
         self.about = About(software_version(), SCHEMA_VERSION, retires=True,
                            forgets=True, signs=True)
-        self.admission = Admission(config, tls, device, membership, self.runners,
+        self.admission = Admission(config, device, membership, self.runners,
                                    now=self._now)
         #: This device's removal, as a member told it when refusing a link (persisted).
         self.removed = self.admission.removed
@@ -108,9 +108,9 @@ class Gossip:
         #: metrics read them).
         self.proofs_failed = self.admission.proofs_failed
         self.learning = Learning(
-            config, tls, astore, membership, device.device_id, self.runners,
-            self.own_urls, self.admission, add_peer=self.add_peer, redial=self._redial,
-            http=lambda: self._http, stopping=lambda: self.stopping)
+            config, astore, membership, device.device_id, self.runners,
+            self.own_urls, self.admission, tls=lambda: self.tls, add_peer=self.add_peer,
+            redial=self._redial, http=lambda: self._http, stopping=lambda: self.stopping)
         self.rows = Rows(config, device, membership, self.runners, self.own_urls,
                          self.admission, now=self._now, stopping=lambda: self.stopping,
                          held_off=self.learning.held_off)
@@ -140,7 +140,7 @@ class Gossip:
 
     def use_tls(self, context: ssl.SSLContext | None) -> None:
         """Dial with ``context`` from now on (renewed TLS files); links up keep theirs."""
-        self.tls = self.admission.tls = self.learning.tls = context
+        self.tls = context
 
     async def stop(self) -> None:
         """Take no more links, end every link (each close waits for its peer's answer,

@@ -93,15 +93,17 @@ class Learning:
     ``add_peer`` dials an address (``Gossip.add_peer``), ``redial`` ends a dial's
     back-off now (``Gossip._redial``)."""
 
-    def __init__(self, config: Config, tls: ssl.SSLContext | None, astore: AsyncStore,
+    def __init__(self, config: Config, astore: AsyncStore,
                  membership: Devices | None, device_id: str, runners: dict[str, Runner],
                  own_urls: set[str], admission: Admission, *,
+                 tls: Callable[[], ssl.SSLContext | None],
                  add_peer: Callable[..., Awaitable[bool]],
                  redial: Callable[[Runner], None],
                  http: Callable[[], aiohttp.ClientSession | None],
                  stopping: Callable[[], bool]) -> None:
         self.config = config
-        self.tls = tls
+        #: The context dials are made with now (``Gossip.tls``: renewed files change it).
+        self._tls = tls
         self.astore = astore
         self.membership = membership
         self.device_id = device_id
@@ -274,7 +276,7 @@ class Learning:
         link = runner.links
         try:
             listed = await fetch_members(
-                http, runner.url, tls=self.tls, config=self.config.sync,
+                http, runner.url, tls=self._tls(), config=self.config.sync,
                 secret=self.config.cluster_secret if runner.secret else None,
                 hide=(self.config.cluster_secret, self.config.token))
         except Exception as exc:  # a fault of ours too: in a task of its own, nothing

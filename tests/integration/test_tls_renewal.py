@@ -118,7 +118,8 @@ def test_renewed_files_are_served_to_new_connections_without_a_restart(tmp_path:
 
 def test_a_rotated_ca_file_is_dialed_with_without_a_restart(tmp_path: Path) -> None:
     """The dialing side: b trusts the old CA alone, and a's certificate is of the new one,
-    so b's dials fail; once b's CA file holds both, b's next dial links, no restart."""
+    so b's dials fail; once b's CA file holds both, b's next dial links, no restart, and
+    b asks a for its members with the new CA too: it learns c there and links with it."""
     certs = tmp_path / "certs"
     certs.mkdir()
     old_ca, new_ca = make_ca(certs, "old-ca"), make_ca(certs, "new-ca")
@@ -134,10 +135,16 @@ def test_a_rotated_ca_file_is_dialed_with_without_a_restart(tmp_path: Path) -> N
         a = cluster.add(NodeProcess(tmp_path, name="a", tls_ca=bundle, extra_args=[
             *serve_args(secret=None), "--config", str(config), "--tls-cert", str(a_cert[0]),
             "--tls-key", str(a_cert[1]), "--tls-ca", str(bundle)]))
+        c_cert = make_cert(certs, "c", new_ca)
+        c = NodeProcess(tmp_path, name="c", tls_ca=bundle)
+        c.extra_args = [
+            *serve_args([a.url], secret=None, advertise_url=c.url), "--config", str(config),
+            "--tls-cert", str(c_cert[0]), "--tls-key", str(c_cert[1]), "--tls-ca", str(bundle)]
+        cluster.add(c)
         b = cluster.add(NodeProcess(tmp_path, name="b", tls_ca=bundle, extra_args=[
             *serve_args([a.url], secret=None), "--config", str(config),
             "--tls-cert", str(b_cert[0]), "--tls-key", str(b_cert[1]),
-            "--tls-ca", str(b_trusts)]))
+            "--tls-ca", str(b_trusts), "--members-interval", "0.5"]))
         wait_until(lambda: "certificate did not verify" in b.log_path.read_text(), TAKEN_WITHIN_S,
                    "b cannot verify a's certificate")
         from_a = {e["id"] for e in append(a, "rotated", [message("from a")])}
@@ -146,3 +153,42 @@ def test_a_rotated_ca_file_is_dialed_with_without_a_restart(tmp_path: Path) -> N
         wait_until(lambda: any(row["state"] == "up" for row in peer_rows(b)), TAKEN_WITHIN_S,
                    "b links with a once it trusts the new CA")
         assert wait_converged([a, b], must_hold=from_a) == from_a
+        # c's address is only in a's member list: b asked for it with the new CA.
+        wait_until(lambda: any(row["url"] == c.url and row["state"] == "up"
+                               for row in peer_rows(b)), TAKEN_WITHIN_S,
+                   "b learns c from a's members and links with it")
+
+
+def test_a_rotated_ca_file_lets_in_a_client_certificate_of_the_new_ca(tmp_path: Path) -> None:
+    """The accepting side: a trusts the old CA alone, and b's certificate is of the new
+    one, so a turns b's dials away in the handshake; once a's CA file holds both, a lets
+    b's next dial in on its certificate, no restart."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    old_ca, new_ca = make_ca(certs, "old-ca"), make_ca(certs, "new-ca")
+    bundle = certs / "bundle.pem"
+    bundle.write_bytes(old_ca[0].read_bytes() + new_ca[0].read_bytes())
+    a_cert, b_cert = make_cert(certs, "a", old_ca), make_cert(certs, "b", new_ca)
+    a_trusts = tmp_path / "a-ca.pem"
+    install(old_ca[0], a_trusts)
+    config = tmp_path / "clawsync.toml"
+    config.write_text(f"[limits]\ntls_files_check_interval_s = {CHECK_INTERVAL_S}\n"
+                      "[sync]\nbackoff_base_s = 0.2\nbackoff_max_s = 0.5\n")
+    with Cluster(tmp_path) as cluster:
+        a = cluster.add(NodeProcess(tmp_path, name="a", tls_ca=bundle, extra_args=[
+            *serve_args(secret=None), "--config", str(config), "--tls-cert", str(a_cert[0]),
+            "--tls-key", str(a_cert[1]), "--tls-ca", str(a_trusts)]))
+        b = cluster.add(NodeProcess(tmp_path, name="b", tls_ca=bundle, extra_args=[
+            *serve_args([a.url], secret=None), "--config", str(config),
+            "--tls-cert", str(b_cert[0]), "--tls-key", str(b_cert[1]),
+            "--tls-ca", str(bundle)]))
+        wait_until(lambda: "peer link down" in b.log_path.read_text(), TAKEN_WITHIN_S,
+                   "a turns b's certificate away")
+        assert not peer_rows(a)
+        from_b = {e["id"] for e in append(b, "rotated", [message("from b")])}
+
+        install(bundle, a_trusts)
+        wait_until(lambda: any(row["direction"] == "in" and row["state"] == "up"
+                               for row in peer_rows(a)), TAKEN_WITHIN_S,
+                   "a lets b in once it trusts the new CA")
+        assert wait_converged([a, b], must_hold=from_b) == from_b

@@ -233,6 +233,8 @@ def batches(events: list[dict[str, Any]], limits: ClientLimits,
     """Group events by session (the API appends to one session per request) into batches
     within ``limits.import_batch_*``; yields ``(numbers of its events, key, batch)``, by
     ``numbers`` (each event's in its file; default 1, 2, ...)."""
+    from node.client.transport import json_bytes  # as the command runs: it loads aiohttp
+
     by_session: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for number, event in zip(numbers or range(1, len(events) + 1), events, strict=True):
         by_session.setdefault(str(event["session_key"]), []).append((number, event))
@@ -241,7 +243,8 @@ def batches(events: list[dict[str, Any]], limits: ClientLimits,
         held: list[int] = []
         size = 0
         for number, event in numbered:
-            event_bytes = len(json.dumps(event)) + 2
+            # As the body is sent (compact UTF-8), and the comma before it.
+            event_bytes = len(json_bytes(event)) + 1
             if batch and (len(batch) >= limits.import_batch_events_max
                           or size + event_bytes > limits.import_batch_bytes_max):
                 yield held, key, batch

@@ -150,7 +150,7 @@ class Transport:
         """Send one request and return its JSON object, or raise ``ClientError``."""
         timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s,
                                         connect=self.limits.connect_timeout_s)
-        data = None if json_body is None else _json_bytes(json_body)
+        data = None if json_body is None else json_bytes(json_body)
         headers = None if data is None else {"Content-Type": "application/json"}
         async with (self._translate(what),
                     self._http().request(method, self._url(path), params=params, data=data,
@@ -478,15 +478,15 @@ def _stream_event(fields: dict[str, str]) -> StreamEvent | None:
     return StreamEvent(position, event)
 
 
-def _json_bytes(value: Any) -> bytes:
+def json_bytes(value: Any) -> bytes:
     """``value`` as the JSON of a request body: UTF-8 as it is (the node reads JSON as
     UTF-8), not ``\\u`` escapes, in which a character past ASCII takes 6 or 12 bytes, not
     its 2 to 4: a body whose limit follows from its values' encoded size (a cursor's,
     ``node.server.cursors.BODY_BYTES_MAX``) would pass it.
 
-    >>> _json_bytes({"k": "é😀"})
+    >>> json_bytes({"k": "é😀"})
     b'{"k":"\\xc3\\xa9\\xf0\\x9f\\x98\\x80"}'
-    >>> _json_bytes({"k": "\\ud800"})  # no UTF-8: escaped, and the node says what is wrong
+    >>> json_bytes({"k": "\\ud800"})  # no UTF-8: escaped, and the node says what is wrong
     b'{"k":"\\\\ud800"}'
     """
     try:

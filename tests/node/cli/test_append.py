@@ -14,7 +14,9 @@ from crdt.clock import Hlc
 from crdt.events import Draft
 from crdt.kinds import NODES_AGENT_ID
 from crdt.membership import DEVICES_SESSION
-from node.cli.append import only_nodes_write
+from node.cli.append import batches, only_nodes_write
+from node.client.transport import json_bytes
+from node.limits import ClientLimits
 from node.main import main
 
 
@@ -78,3 +80,16 @@ def test_a_leading_byte_order_mark_is_read_past(tmp_path: Path) -> None:
     bad.write_bytes(b"\xef\xbb\xbf[\xff]")  # the position counts the mark's bytes
     said = CliRunner().invoke(main, ["append", "s1", "--file", str(bad)]).stderr
     assert "(its byte 5, 0xff," in said
+
+
+def test_import_batches_are_sized_as_the_body_is_sent() -> None:
+    """Compact UTF-8, as the client sends it: text past ASCII counts its 2 to 4 bytes, not
+    the 6 or 12 of a ``\\u`` escape, so it is not cut into batches far below the limit."""
+    events = [{"session_key": "s", "kind": "message", "content": "é" * 100} for _ in range(10)]
+    one = len(json_bytes(events[0])) + 1
+    limits = ClientLimits(import_batch_bytes_max=10 * one)
+    assert [numbers for numbers, _key, _batch in batches(events, limits)] == [
+        list(range(1, 11))]
+    limits = ClientLimits(import_batch_bytes_max=10 * one - 1)
+    assert [numbers for numbers, _key, _batch in batches(events, limits)] == [
+        list(range(1, 10)), [10]]

@@ -3,17 +3,21 @@
 restart, by an operator who may not remember to restart.
 
 Every ``Limits.tls_files_check_interval_s`` the node compares each of its files
-(``--tls-cert``, ``--tls-key``, ``--tls-ca``) with what it loaded: the inode, size and
-modification and change times of the file, or of the file a symbolic link points to (certbot's
-``live/`` links to a new file in ``archive/`` on each renewal). On a change it builds new
-contexts from the files (``node.peers.api.server_tls``, ``client_tls``), which new
-connections and new dials handshake with; connections already open keep the one they
-began with, and are not dropped. Files that cannot be used (half written during a
-renewal, a key of another certificate, unreadable) leave the contexts in use as they
-were: a warning says which and why, once per change of the files, and every later look
-tries again, so that the rest of the renewal is taken once it is written. Any other
-error of a look (a bug, a thread that could not start) is logged once per kind and the
-looks go on: renewals are never left untaken without a line saying why.
+(``--tls-cert``, ``--tls-key``, ``--tls-ca``) with what it loaded: the inode, size,
+modification and change times of the file, or of the file a symbolic link points to
+(certbot's ``live/`` links to a new file in ``archive/`` on each renewal). On a change it
+builds new contexts from the files (``node.peers.api.server_tls``, ``client_tls``), which
+new connections and new dials handshake with; connections already open keep the one they
+began with, and are not dropped. Nor are links whose peer's certificate the new CA would
+not verify: a handshake gives only the peer's own certificate (Python 3.11 gives no
+chain), and without its intermediates no check could tell such a link from a good one;
+shutting out a leaked key takes a restart (deploy/README.md says so). Files that cannot
+be used (half written during a renewal, a key of another certificate, unreadable) leave
+the contexts in use as they were: a warning says which and why, once per change of the
+files, and every later look tries again, so that the rest of the renewal is taken once
+it is written. Any other error of a look (a bug, a thread that could not start) is
+logged once per kind and the looks go on: renewals are never left untaken without a
+line saying why.
 
 A signal reloads nothing: SIGHUP stops the node, as it always has (``run.stop_signals``).
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from node.cli.origins import origin_rows
 from tests.support.processes import NodeProcess, run_cli
+
+
+def test_last_activity_is_written_as_the_other_listings_write_times() -> None:
+    """As ``events``, ``sessions`` and ``tokens`` write them (``output.when``), not as
+    the node's JSON has them, with a "T"."""
+    row = origin_rows([{"origin": "45533c84642daaab", "own": False, "seq": 3, "events": 3,
+                        "last_activity": "2026-12-07T04:35:19.021Z", "state": "active"}])
+    assert row == [["45533c84642daaab", "3", "3", "2026-12-07 04:35:19.021Z", "active"]]
 
 
 def test_retiring_an_origin_the_node_lacks_says_how_to_list_them(tmp_path: Path) -> None:

@@ -17,6 +17,17 @@ BIDI_CONTROLS = r"\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 _CONTROLS = re.compile(rf"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun``, which agree: "1 event", "2 events" (``plural`` where an
+    added "s" is not it).
+
+    >>> counted(1, "event"), counted(0, "session"), counted(2, "record or file",
+    ...                                                     "records or files")
+    ('1 event', '0 sessions', '2 records or files')
+    """
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def printable(text: str) -> str:
     """``text`` with each control character shown as an escape (``\\x1b``, or ``\\u202e``
     for a bidirectional one): content comes from whoever can write to a session, or from

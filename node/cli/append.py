@@ -34,7 +34,7 @@ from node.cli.output import print_json_lines, printable
 from node.client.errors import ClientError
 from node.empty_variables import param_named
 from node.json_numbers import finite_float, refuse_constant
-from node.text import NotUtf8, file_text
+from node.text import NotUtf8, counted, file_text
 
 if TYPE_CHECKING:  # loaded when the command runs: its --help needs neither (nor aiohttp)
     from node.client.api import Client
@@ -139,7 +139,8 @@ def read_events(source: IO[bytes], session: str | None, agent: str
     numbers = [number for number, event in enumerate(events, 1)
                if not only_nodes_write(event)]
     if len(numbers) < len(events):
-        note(f"left out {len(events) - len(numbers)} of the {len(events)} events in {name}: "
+        note(f"left out {len(events) - len(numbers)} of the {counted(len(events), 'event')} "
+             f"in {name}: "
              "forgotten ones (their content is gone) and records only nodes write "
              "(forgets, device keys, tokens)")
         if not numbers:
@@ -291,7 +292,7 @@ async def send_all(client: Client, events: list[dict[str, Any]], from_file: bool
             said = _stored_so_far(error, key, batch, stored, undated)
             raise ClientError(f"{blamed(error, held)}\n({said})", status=error.status,
                               code=error.code, field=error.field) from None
-        with written(f"the node stored {len(batch)} events of session {key!r}"):
+        with written(f"the node stored {counted(len(batch), 'event')} of session {key!r}"):
             found = rows(answer, "events")
             for event in found:  # the report reads its type
                 maybe(event, "kind", dict)
@@ -316,12 +317,12 @@ def _stored_so_far(error: ClientError, key: str, batch: list[dict[str, Any]],
     the node may have stored the 2 events of session 's' sent with it, all, some or none;
     0 events of the file are stored before them
     """
-    before = f"{len(stored)} {_events(len(stored))} of the file"
+    before = f"{counted(len(stored), 'event')} of the file"
     if error.status is None or not 400 <= error.status < 500:
-        return (f"the node may have stored the {len(batch)} {_events(len(batch))} of session "
+        return (f"the node may have stored the {counted(len(batch), 'event')} of session "
                 f"{key!r} sent with it, all, some or none; {before} {_is(stored)} stored "
                 "before them")
-    return (f"none of the {len(batch)} {_events(len(batch))} of session {key!r} sent with "
+    return (f"none of the {counted(len(batch), 'event')} of session {key!r} sent with "
             f"it is stored; {before} {_is(stored)}. {_again(undated)}")
 
 
@@ -338,8 +339,8 @@ def _interrupted_at(key: str, batch: list[dict[str, Any]], stored: list[dict[str
     the 1 event of session 's' sent when the interrupt came, all, some or none. Running
     the import again is safe: stored events are recognised
     """
-    return (f"interrupted: the node acknowledged {len(stored)} {_events(len(stored))} of the "
-            f"file as stored; it may have stored the {len(batch)} {_events(len(batch))} of "
+    return (f"interrupted: the node acknowledged {counted(len(stored), 'event')} of the "
+            f"file as stored; it may have stored the {counted(len(batch), 'event')} of "
             f"session {key!r} sent when the interrupt came, all, some or none. "
             f"{_again(undated + sum(1 for event in batch if _undated(event)), maybe=True)}")
 
@@ -356,10 +357,6 @@ def _undated(event: dict[str, Any]) -> bool:
     return event.get("timestamp") is None and event.get("hlc") is None
 
 
-def _events(count: int) -> str:
-    return "event" if count == 1 else "events"
-
-
 def _is(stored: list[dict[str, Any]]) -> str:
     return "is" if len(stored) == 1 else "are"
 
@@ -373,10 +370,10 @@ def _again(undated: int, maybe: bool = False) -> str:
         return "Running the import again is safe: stored events are recognised"
     them = "it" if undated == 1 else "them"
     if maybe:
-        return (f"{undated} {_events(undated)} stored or perhaps stored "
+        return (f"{counted(undated, 'event')} stored or perhaps stored "
                 f"{'has' if undated == 1 else 'have'} no timestamp: running the import again "
                 f"may store {them} a second time")
-    return (f"{undated} {_events(undated)} stored {'has' if undated == 1 else 'have'} no "
+    return (f"{counted(undated, 'event')} stored {'has' if undated == 1 else 'have'} no "
             f"timestamp: running the import again would store {them} a second time")
 
 
@@ -399,7 +396,7 @@ def report(stored: list[dict[str, Any]], as_json: bool, from_file: bool) -> None
         created = sum(1 for event in stored if event.get("created", True))
         sessions = len({event.get("session_key") for event in stored})
         erased_count = sum(1 for event in stored if event.get("forgotten_by"))
-        note(f"{len(stored)} events in {sessions} session{'' if sessions == 1 else 's'}: "
+        note(f"{counted(len(stored), 'event')} in {counted(sessions, 'session')}: "
              f"{created} stored, "
              f"{len(stored) - created} already stored"
              + (f"; {erased_count} forgotten, their content not kept" if erased_count else ""))
@@ -498,8 +495,9 @@ def append(ctx: click.Context, session: str | None, kind: str | None, fields: tu
             return stored, await removal(client)
         except asyncio.CancelledError:  # Ctrl-C once every batch was acknowledged
             if source is not None:
-                told_interrupted(f"interrupted: the node acknowledged all {len(stored)} "
-                                 f"{_events(len(stored))} of the file as stored: nothing is left "
+                told_interrupted(f"interrupted: the node acknowledged all "
+                                 f"{counted(len(stored), 'event')} of the file as stored: "
+                                 "nothing is left "
                                  "to import")
             raise
 

@@ -44,7 +44,7 @@ from node.openclaw.state_locks import (
     held_state_lock,
     holding_state_locks,
 )
-from node.text import printable
+from node.text import counted, printable
 
 
 def _not_writable(filename: str | bytes | None) -> str:
@@ -98,11 +98,13 @@ def _is_folder(path: Path) -> bool:
 
 
 def _summary(tally: Tally) -> str:
-    waiting = (f", {len(tally.waiting)} records waiting for the node's clock"
+    waiting = (f", {counted(len(tally.waiting), 'record')} waiting for the node's clock"
                if tally.waiting else "")
-    return (f"{tally.records} records read: {tally.created} new events, "
+    return (f"{counted(tally.records, 'record')} read: "
+            f"{counted(tally.created, 'new event')}, "
             f"{tally.events - tally.created} already stored, "
-            f"{len(tally.problems)} records or files skipped{waiting}")
+            f"{counted(len(tally.problems), 'record or file', 'records or files')} "
+            f"skipped{waiting}")
 
 
 def run_import(ctx: click.Context, state_dir: Path, agents: tuple[str, ...],
@@ -131,11 +133,16 @@ def import_failure(tally: Tally) -> str | None:
     and what waits, both when both happened."""
     said = []
     if tally.problems:
-        said.append(f"{len(tally.problems)} records or files were skipped (named above)")
+        problems = len(tally.problems)
+        said.append(f"{counted(problems, 'record or file', 'records or files')} "
+                    f"{'was' if problems == 1 else 'were'} skipped (named above)")
     if tally.waiting:
         # Not bad input: the same import takes them once the node's clock has caught up.
-        said.append(f"{len(tally.waiting)} records are dated ahead of the node's clock "
-                    "(named above): they and the records after them in their sessions "
+        waiting = len(tally.waiting)
+        said.append(f"{counted(waiting, 'record')} {'is' if waiting == 1 else 'are'} dated "
+                    "ahead of the node's clock (named above): "
+                    f"{'it' if waiting == 1 else 'they'} and the records after "
+                    f"{'it in its session' if waiting == 1 else 'them in their sessions'} "
                     "are not imported yet")
     if not said:
         return None
@@ -314,7 +321,7 @@ def run_export(ctx: click.Context, session: str, state_dir: Path, agents: tuple[
                      if _session_id(event) == transcript.session_id)
     written = _write_transcript(state, transcript, updated_ms)
     what = "already there, unchanged" if written.unchanged else "written"
-    click.echo(printable(f"{written.path}: {written.records} records {what}"))
+    click.echo(printable(f"{written.path}: {counted(written.records, 'record')} {what}"))
     _note_what_is_missing(key, forgotten, transcript)
     store = state / "agents" / transcript.agent_id / DATABASE
     try:

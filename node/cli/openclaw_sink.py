@@ -36,6 +36,7 @@ from node.device import DeviceKeyError, folder_signer
 from node.limits import ClientLimits
 from node.openclaw.bridge import Sink
 from node.openclaw.cursor_room import CursorFull
+from node.text import counted
 
 T = TypeVar("T")
 
@@ -81,7 +82,7 @@ class HttpSink:
         bodies = [event.to_json() for event in events]
         for _numbers, key, batch in batches(bodies, self.client.limits):
             answer = await self.client.append(key, batch)
-            with written(f"the node stored {len(batch)} events of session {key!r}"):
+            with written(f"the node stored {counted(len(batch), 'event')} of session {key!r}"):
                 created += field(answer, "created", int)
         return created
 

@@ -11,6 +11,7 @@ from node.cli.common import field, listing, maybe, note, rows, with_client, writ
 from node.cli.options import client_options
 from node.cli.output import print_rows, printable, when
 from node.client.errors import ClientError
+from node.text import counted
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -49,7 +50,7 @@ def origins(ctx: click.Context, as_json: bool) -> None:
     print_rows(origin_rows(rows(view, "origins")),
                ["origin", "seq", "events", "last activity", "state"], headed=True,
                whole=True)
-    note(f"{field(view, 'active', int)} active origins")
+    note(f"{counted(field(view, 'active', int), 'active origin')}")
 
 
 @origins.command()

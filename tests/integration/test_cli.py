@@ -91,6 +91,9 @@ def test_append_json_lines_from_stdin(node: NodeProcess) -> None:
     result = run_cli(node, "append", "s-lines", "--file", "-", input=lines + "\n")
     assert ok(result).count("stored: position") == 3
     assert "3 events in 1 session: 3 stored, 0 already stored" in result.stderr
+    one = run_cli(node, "append", "s-one", "--file", "-", input=lines.split("\n")[0])
+    assert one.returncode == 0, one.stderr
+    assert "1 event in 1 session: 1 stored, 0 already stored" in one.stderr, one.stderr
     # What the file holds is wrong, not how the command was typed: no usage lines.
     bad = run_cli(node, "append", "s-lines", "--file", "-", input="not json\n")
     assert bad.returncode == 2 and "line 1 of <stdin> is not JSON" in bad.stderr

@@ -222,7 +222,7 @@ def test_tail_says_a_head_that_is_no_number(hostile: str) -> None:
 def test_append_says_an_answer_it_cannot_read(hostile: str, mode: str, words: str) -> None:
     said = one_error_line(run_cli(f"{hostile}/m/{mode}", "append", "s1",
                                   "message_received", "content=hi"))
-    assert "the node stored 1 events of session 's1', but its answer is malformed" in said
+    assert "the node stored 1 event of session 's1', but its answer is malformed" in said
     assert words in said, said
 
 

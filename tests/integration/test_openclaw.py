@@ -196,7 +196,7 @@ def test_import_names_what_it_skips_and_imports_the_rest(node: NodeProcess,
     assert result.returncode == 1
     assert (f"{state}/agents/main/agent/openclaw-agent.sqlite, session s1, seq 99: "
             "event_zstd does not decode as zstd") in result.stderr
-    assert "1 records or files were skipped (named above); the rest is imported" in result.stderr
+    assert "1 record or file was skipped (named above); the rest is imported" in result.stderr
     ids = {e["kind"].get("openclaw", {}).get("record", {}).get("id")
            for e in session_events(node)}
     assert ids >= {r["id"] for r in rows}

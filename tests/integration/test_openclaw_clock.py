@@ -54,7 +54,7 @@ def test_a_record_dated_ahead_of_the_node_waits_and_is_never_lost(tmp_path: Path
         assert "Traceback" not in done.stderr
         assert f"{ahead}: dated {iso_ms(now_ms + AHEAD_MS)}" in done.stderr
         assert f"which takes events at most {DRIFT_MS} ms ahead" in done.stderr
-        assert "1 records are dated ahead of the node's clock (named above)" in done.stderr
+        assert "1 record is dated ahead of the node's clock (named above)" in done.stderr
         # What came before it, and the other session, are imported; it is not lost:
         # the cursor stays before it.
         held = record_ids(node)
@@ -102,8 +102,8 @@ def test_a_wait_that_ends_is_said_and_not_counted_as_what_was_skipped(tmp_path: 
             ended = said.wait_for("the wait ends")
             assert ended == (f"{store}, session {SID}, seq 2: its row is gone (deleted); "
                              "the wait ends, and its session is read on from seq 3")
-            summary = said.wait_for("records read:")
-            assert summary.endswith("1 records read: 1 new events, 0 already stored, "
+            summary = said.wait_for("1 record read:")
+            assert summary.endswith("1 record read: 1 new event, 0 already stored, "
                                     "0 records or files skipped"), summary
             with contextlib.closing(sqlite3.connect(store)) as db, db:
                 db.execute("DELETE FROM transcript_events WHERE session_id = ? AND seq = 2",
@@ -118,8 +118,8 @@ def test_a_wait_that_ends_is_said_and_not_counted_as_what_was_skipped(tmp_path: 
                 db.execute("INSERT INTO transcript_events (session_id, seq, event_json, "
                            "created_at) VALUES (?, 4, ?, 0)",
                            (SID, json.dumps({**fast[3], "id": "0000beef"})))
-            summary = said.wait_for("records read:")
-            assert summary.endswith("1 records read: 1 new events, 0 already stored, "
+            summary = said.wait_for("1 record read:")
+            assert summary.endswith("1 record read: 1 new event, 0 already stored, "
                                     "0 records or files skipped"), summary
-            assert not any("1 records or files skipped" in line for line in said.seen)
+            assert not any("1 record or file skipped" in line for line in said.seen)
             assert watch.poll() is None  # it keeps watching

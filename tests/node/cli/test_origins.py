@@ -19,6 +19,11 @@ def test_last_activity_is_written_as_the_other_listings_write_times() -> None:
 
 def test_retiring_an_origin_the_node_lacks_says_how_to_list_them(tmp_path: Path) -> None:
     with NodeProcess(tmp_path) as node:
+        assert run_cli(node, "origins").stderr.strip() == "0 active origins"
+        line = '{"agent_id": "main", "kind": {"type": "session_ended", "reason": "done"}}'
+        assert run_cli(node, "append", "s-one", "--file", "-", input=line).returncode == 0
+        listed = run_cli(node, "origins")  # its own, which wrote that event
+        assert listed.stderr.strip() == "1 active origin", listed.stderr
         before = run_cli(node, "origins", "--json")
         assert before.returncode == 0, before.stderr
         done = run_cli(node, "origins", "retire", "45533c84642daaab")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from crdt.log.store import EventStore
-from node.cli.openclaw_run import import_failure
+from node.cli.openclaw_run import _summary, import_failure
 from node.openclaw import sqlite
 from node.openclaw.bridge import Tally
 from node.openclaw.refusals import AHEAD_RETRY_MAX_S, AHEAD_RETRY_MIN_S
@@ -159,10 +159,23 @@ def test_a_problem_after_a_waiting_record_is_reported_once_passed(tmp_path: Path
 def test_an_import_that_skipped_and_waits_says_both() -> None:
     said = import_failure(Tally(problems=["p"], waiting=["w", "v"]))
     assert said is not None
-    assert said.startswith("1 records or files were skipped (named above); 2 records are "
-                           "dated ahead of the node's clock (named above)")
+    assert said.startswith("1 record or file was skipped (named above); 2 records are "
+                           "dated ahead of the node's clock (named above): they and the "
+                           "records after them in their sessions")
     assert "the rest is imported" in said and "openclaw watch" in said
     assert import_failure(Tally(records=3)) is None
+
+
+def test_counts_of_one_read_as_one() -> None:
+    """"1 records read", "1 records are dated": each count agrees with its noun."""
+    said = import_failure(Tally(problems=["p", "q"], waiting=["w"]))
+    assert said is not None
+    assert said.startswith("2 records or files were skipped (named above); 1 record is "
+                           "dated ahead of the node's clock (named above): it and the "
+                           "records after it in its session are not imported yet"), said
+    assert _summary(Tally(records=1, events=1, created=1, problems=["p"], waiting=["w"])) \
+        == ("1 record read: 1 new event, 0 already stored, 1 record or file skipped, "
+            "1 record waiting for the node's clock")
 
 
 def test_a_waiting_transcript_whose_file_is_deleted_no_longer_waits(tmp_path: Path) -> None:

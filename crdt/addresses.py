@@ -32,6 +32,7 @@ address is withheld.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import NamedTuple
 from urllib.parse import urlsplit  # text only: crdt does no networking
@@ -212,3 +213,20 @@ def address_problem(url: str) -> str | None:
     if port is not None and not 1 <= port <= 65535:
         return "has a port that is not between 1 and 65535"
     return None
+
+
+def listening_only(url: str) -> bool:
+    """Whether ``url``'s host is ``0.0.0.0`` or ``::``, which a node listens on (every
+    address of its machine: ``serve --host 0.0.0.0``) but which names no machine to dial:
+    another machine dialing it dials itself, and a member told of it as a peer's address
+    (a waiting device's ``--peer``, shown in a ``--node`` command) reaches the wrong node.
+
+    >>> [listening_only(url) for url in ("http://0.0.0.0:7878", "http://[::]:7878",
+    ...                                  "http://10.0.0.5:7878", "http://hub:7878")]
+    [True, True, False, False]
+    """
+    try:
+        host = urlsplit(url).hostname
+        return host is not None and ipaddress.ip_address(host).is_unspecified
+    except ValueError:  # no URL, or a host that is a name: another check's concern
+        return False

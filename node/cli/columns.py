@@ -13,8 +13,10 @@ import re
 _TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d(?::\d\d(?:\.\d+)?)?Z?"
 #: A word where a cell may be broken into lines: a time is one (its date on one line and
 #: its clock on the next would read as two values), with what follows it up to a space
-#: ("05:04Z:" before a reason), which would else be a word of its own.
-_WORD = re.compile(rf"{_TIME}\S*|\S+")
+#: ("05:04Z:" before a reason), which would else be a word of its own; and the schema of
+#: a version ("0.3.0 (schema 1)", ``node.cli.status.version``), whose "1)" on a line of
+#: its own says nothing.
+_WORD = re.compile(rf"{_TIME}\S*|\(schema \d+\)\S*|\S+")
 
 
 def wrapped(cell: str, width: int, *, fold: bool = False) -> str:
@@ -29,6 +31,9 @@ def wrapped(cell: str, width: int, *, fold: bool = False) -> str:
     removed by home,
     2026-12-02 12:00Z:
     lost
+    >>> print(wrapped("0.3.0 (schema 1)", 12))
+    0.3.0
+    (schema 1)
     >>> print(wrapped("家族のノート アプリ", 12))
     家族のノート
     アプリ
@@ -94,9 +99,17 @@ def column_widths(headers: list[str], rows: list[list[str]], wrap: tuple[int, ..
                       longest_word([row[index] for row in rows]) if index in wrap
                       else max((cell_len(row[index]) for row in rows), default=0))
              for index, header in enumerate(headers)]
+    # What the cells take whole: a column wider than that is so for its header alone
+    # ("peer lacks" over cells of "0"), which gives up columns first, over two lines,
+    # before any cell is broken ("0.3.0 (schema 1)" over three, the number columns
+    # keeping spare room).
+    cells = [max((cell_len(row[index]) for row in rows), default=0)
+             for index in range(len(headers))]
     excess = sum(widths) + padding * (len(widths) - 1) - width
     while excess > 0:
-        shrinkable = [index for index in range(len(widths)) if widths[index] > least[index]]
+        shrinkable = [index for index in range(len(widths))
+                      if widths[index] > max(least[index], cells[index])] \
+            or [index for index in range(len(widths)) if widths[index] > least[index]]
         if not shrinkable:
             return None
         widest = max(shrinkable, key=lambda index: widths[index])

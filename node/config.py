@@ -27,7 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from crdt.addresses import address_problem, listening_only, normal_address, unshown_refusal
+from crdt.addresses import address_problem, normal_address, unshown_refusal
 from crdt.device import DEVICE_NAME_BYTES_MAX, check_device_name, stored_device_name
 from crdt.errors import InvalidInput, Picklable
 from crdt.storage.backends import backend_of
@@ -234,13 +234,6 @@ class Config:
                 several = (": separate several peer URLs with spaces, not commas"
                            if setting == "peers" and "," in url else "")
                 raise ValueError(f"{what} {url!r} {problem}{several}")
-            if listening_only(url):  # README: "0.0.0.0 is no address to dial"
-                whose = ("this machine's address on its network (serve prints it: "
-                         "`to pair a new device, run on it`)" if setting == "advertise_url"
-                         else "the peer machine's address on the network (the peer's "
-                         "serve prints it: `to pair a new device, run on it`)")
-                raise ValueError(f"{what} {url!r} names an address a node listens on, not "
-                                 f"one to dial: give {whose}")
             base = api_path_base(url)
             if base is not None:  # dialed, it would be refused "Not Found" for good
                 raise ValueError(f"{what} {url!r} names an API path; give the node's own "

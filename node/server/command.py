@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from crdt.addresses import listening_only
 from crdt.device import hiding_characters, name_key, stored_device_name
 from crdt.errors import InvalidInput
 from node import checks
@@ -283,6 +284,7 @@ def serve(ctx: click.Context, /, **options: Any) -> None:
                 for fields in empty_overrides(ctx, config, decided, ctx.meta.get(CONFIG_FILE))]
     warnings += [("limits out of order", {"limits": said}) for said in _pointless(ctx, config)]
     warnings += _name_warnings(config.name)
+    warnings += _listening_warnings(config)
     # Imported here so the client commands start fast and never load the server.
     from node.server.run import StartError, run
 
@@ -330,6 +332,25 @@ def _name_warnings(name: str) -> list[tuple[str, dict[str, str]]]:
     if not name_key(name):
         return [("device name shows as nothing", {"rename": rename})]
     return []
+
+
+def _listening_warnings(config: node_config.Config) -> list[tuple[str, dict[str, str]]]:
+    """A warning for each ``--peer`` or ``--advertise-url`` of ``0.0.0.0`` or ``::``: an
+    address a node listens on, which names no machine to dial (another machine dialing it
+    dials itself; a member told it shows a waiting device ``--node http://0.0.0.0:...``).
+    Warned of, not refused: dialed on this machine it reaches a node listening here, and
+    a node that started so before must start still."""
+    said = []
+    for url in config.peers:
+        if listening_only(url):
+            said.append(("address a node listens on, not one to dial",
+                         {"setting": "--peer", "give": "the peer machine's address on the "
+                          "network (its serve prints it: `to pair a new device, run on it`)"}))
+    if config.advertise_url is not None and listening_only(config.advertise_url):
+        said.append(("address a node listens on, not one to dial",
+                     {"setting": "--advertise-url", "give": "this machine's address on its "
+                      "network (serve prints it: `to pair a new device, run on it`)"}))
+    return said
 
 
 def _check_named(ctx: click.Context, name: str, value: str | None) -> None:

@@ -499,6 +499,25 @@ def test_a_name_that_shows_as_nothing_is_warned_of_at_start(tmp_path: Path, name
     assert "warn" in warned[0].lower() and name not in warned[0]
 
 
+def test_an_address_a_node_listens_on_given_to_dial_is_warned_of_at_start(
+        tmp_path: Path) -> None:
+    """README: 0.0.0.0 is no address to dial (a member told of it shows a waiting device
+    ``--node http://0.0.0.0:...``). A node given it, or ``::``, as a peer or as the address
+    to advertise starts as before (dialed here it reaches a node on this machine), and
+    says, for each, which address to give instead."""
+    with NodeProcess(tmp_path, extra_args=["--peer", "http://0.0.0.0:9", "--peer",
+                                           "http://[::]:9", "--peer", "http://10.0.0.5:9",
+                                           "--advertise-url", "http://0.0.0.0:7878"]) as node:
+        assert node.get("/healthz")["status"] == "ok"
+    warned = [line for line in node.log_path.read_text().splitlines()
+              if "address a node listens on, not one to dial" in line]
+    assert len(warned) == 3, node.log_path.read_text()
+    assert sum("--peer" in line and "the peer machine's address" in line
+               for line in warned) == 2
+    assert sum("--advertise-url" in line and "this machine's address" in line
+               for line in warned) == 1
+
+
 def limits_warned_of(tmp_path: Path, config: str) -> list[str]:
     """The ``limits out of order`` lines of a node started, and answering, with the
     config file ``config``."""

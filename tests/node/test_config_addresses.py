@@ -26,15 +26,6 @@ from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
      "port that is not between 1 and 65535: separate several peer URLs with spaces, not commas"),
     (["--advertise-url", "http://phone:7878/console/"], "--advertise-url "
      "'http://phone:7878/console/' names an API path"),
-    # README: 0.0.0.0 is no address to dial (a member was shown "--node http://0.0.0.0:..."
-    # for a device waiting to be added).
-    (["--peer", "http://0.0.0.0:7878"], "peer URL 'http://0.0.0.0:7878' names an address a "
-     "node listens on, not one to dial: give the peer machine's address on the network "
-     "(the peer's serve prints it: `to pair a new device, run on it`)"),
-    (["--peer", "http://[::]:7878"], "peer URL 'http://[::]:7878' names an address a node "
-     "listens on, not one to dial"),
-    (["--advertise-url", "https://0.0.0.0:7878"], "--advertise-url 'https://0.0.0.0:7878' "
-     "names an address a node listens on, not one to dial: give this machine's address"),
 ])
 def test_a_peer_address_that_could_never_link_is_a_usage_error(args: list[str],
                                                                 said: str) -> None:

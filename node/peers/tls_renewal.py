@@ -86,7 +86,7 @@ class TlsFiles:
         self._paths = tuple(path for path in (config.tls_cert, config.tls_key, config.tls_ca)
                             if path is not None)
         # Stamped before they are read: a file written meanwhile is read again next look.
-        self._loaded = self.stamps()
+        self._loaded: tuple[Stamp, ...] | None = self.stamps()
         self.contexts, _ = load(config)
         #: The stamps of files that could not be used, warned of already.
         self._refused: tuple[Stamp, ...] | None = None
@@ -95,6 +95,11 @@ class TlsFiles:
     def watched(self) -> bool:
         """Whether there are files to look at (the node serves HTTPS or dials with a CA)."""
         return bool(self._paths)
+
+    def unload(self) -> None:
+        """Take the files as not loaded: contexts that could not be put in use are
+        loaded again at the next look."""
+        self._loaded = None
 
     def stamps(self) -> tuple[Stamp, ...]:
         return tuple(stamp_of(path) for path in self._paths)
@@ -146,7 +151,9 @@ async def watch(files: TlsFiles, use: Callable[[Contexts], None]) -> None:
             contexts = await asyncio.to_thread(files.look)
             if contexts is not None:
                 use(contexts)
+            failed.clear()  # a kind that comes back after a good look is said again
         except Exception as error:  # logged, and the next look may succeed
+            files.unload()  # loaded but not in use: loaded and given again next time
             kind = type(error).__name__
             if kind not in failed:
                 failed.add(kind)

@@ -121,8 +121,9 @@ class RunningNode:
             await asyncio.wait([self.tls_watch])
             if not self.tls_watch.cancelled() and self.tls_watch.exception() is not None:
                 error = self.tls_watch.exception()
-                log.error("tls files looks had ended", error_type=type(error).__name__,
-                          error=str(error))
+                with contextlib.suppress(Exception):  # nor a line that cannot be written
+                    log.error("tls files looks had ended", error_type=type(error).__name__,
+                              error=str(error))
         try:
             await self.gossip.stop()
         finally:

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from node.config import Config
 from node.peers.tls_renewal import Contexts, TlsFiles, watch
 from tests.support.certs import install, make_ca, make_cert
+from tests.support.waits import DEADLINE_S
 
 
 def der(pem: Path) -> bytes:
@@ -172,4 +173,34 @@ async def test_an_unexpected_error_of_a_look_is_logged_once_and_the_looks_go_on(
     failed = [line for line in logs if line["event"] == "tls files look failed"]
     assert len(failed) == 1
     assert failed[0]["error_type"] == "RuntimeError" and failed[0]["log_level"] == "error"
+    assert len(taken) == 2
+
+
+
+async def test_contexts_that_could_not_be_put_in_use_are_given_again(tmp_path: Path) -> None:
+    """A renewal whose use failed is not taken as done: the next look loads the same
+    files again and gives them, with no further change of the files."""
+    config, ca = served_files(tmp_path)
+    assert config.tls_cert is not None and config.tls_key is not None
+    config = dataclasses.replace(config, limits=dataclasses.replace(
+        config.limits, tls_files_check_interval_s=0.01))
+    files = TlsFiles(config)
+    taken: list[Contexts] = []
+    given_again = asyncio.Event()
+
+    def use(contexts: Contexts) -> None:
+        taken.append(contexts)
+        if len(taken) == 1:
+            raise RuntimeError("could not use them")
+        given_again.set()
+
+    cert, key = make_cert(tmp_path, "second", ca)
+    install(key, config.tls_key)
+    install(cert, config.tls_cert)
+    looks = asyncio.create_task(watch(files, use))
+    try:
+        await asyncio.wait_for(given_again.wait(), DEADLINE_S)
+    finally:
+        looks.cancel()
+        await asyncio.wait([looks])
     assert len(taken) == 2

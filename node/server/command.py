@@ -344,11 +344,13 @@ def _listening_warnings(config: node_config.Config) -> list[tuple[str, dict[str,
     for url in config.peers:
         if listening_only(url):
             said.append(("address a node listens on, not one to dial",
-                         {"setting": "--peer", "give": "the peer machine's address on the "
-                          "network (its serve prints it: `to pair a new device, run on it`)"}))
+                         {"setting": "--peer", "url": url, "give": "the peer machine's "
+                          "address on the network (its serve prints it: `to pair a new "
+                          "device, run on it`)"}))
     if config.advertise_url is not None and listening_only(config.advertise_url):
         said.append(("address a node listens on, not one to dial",
-                     {"setting": "--advertise-url", "give": "this machine's address on its "
+                     {"setting": "--advertise-url", "url": config.advertise_url,
+                      "give": "this machine's address on its "
                       "network (serve prints it: `to pair a new device, run on it`)"}))
     return said
 

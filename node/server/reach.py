@@ -29,6 +29,8 @@ import ipaddress
 import socket
 from collections.abc import Callable, Sequence
 
+from crdt.addresses import listening_only
+
 #: Where the network address is looked up: a documentation address (TEST-NET-1, RFC
 #: 5737), never reached: connecting a UDP socket sends nothing, it only asks the kernel
 #: which of this machine's addresses its route would leave from.
@@ -81,7 +83,7 @@ def pairing_hint(scheme: str, addresses: Sequence[str], port: int,
                  ) -> tuple[str, dict[str, str]]:
     """The log line (event, fields) that tells how a new device pairs with this node,
     bound to ``addresses`` (its sockets' own, ``getsockname``) on ``port``."""
-    if advertise_url:
+    if advertise_url and not listening_only(advertise_url):  # warned of at start
         return ("to pair a new device, run on it",
                 {"command": f"clawsync serve --peer {advertise_url}"})
     first, *others = dial_urls(scheme, addresses, port, network)

@@ -516,6 +516,7 @@ def test_an_address_a_node_listens_on_given_to_dial_is_warned_of_at_start(
                for line in warned) == 2
     assert sum("--advertise-url" in line and "this machine's address" in line
                for line in warned) == 1
+    assert any("http://[::]:9" in line for line in warned)  # which one, of several
 
 
 def limits_warned_of(tmp_path: Path, config: str) -> list[str]:

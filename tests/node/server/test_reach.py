@@ -26,3 +26,11 @@ def test_over_tls_the_address_is_to_be_one_the_certificate_names() -> None:
     assert pairing_hint("https", ["0.0.0.0"], 7878, "https://laptop.lan:7878",
                         network=network)[1] == {
         "command": "clawsync serve --peer https://laptop.lan:7878"}
+
+
+def test_an_advertised_address_a_node_listens_on_is_not_given_to_dial() -> None:
+    """``--advertise-url http://0.0.0.0:7878`` (warned of at start) names no machine: the
+    hint gives the addresses this node can be dialed at, as without it."""
+    assert pairing_hint("http", ["0.0.0.0"], 7878, "http://0.0.0.0:7878",
+                        network=network)[1] == {
+        "command": "clawsync serve --peer http://10.0.0.5:7878"}

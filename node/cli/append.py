@@ -242,14 +242,15 @@ def batches(events: list[dict[str, Any]], limits: ClientLimits,
     for key, numbered in by_session.items():
         batch: list[dict[str, Any]] = []
         held: list[int] = []
-        size = 0
+        size = 1  # the body's brackets, less the first event's comma
         for number, event in numbered:
-            # As the body is sent (compact UTF-8), and the comma before it.
+            # As the body is sent (compact UTF-8), and the comma that parts it from the
+            # event before it.
             event_bytes = len(json_bytes(event)) + 1
             if batch and (len(batch) >= limits.import_batch_events_max
                           or size + event_bytes > limits.import_batch_bytes_max):
                 yield held, key, batch
-                batch, held, size = [], [], 0
+                batch, held, size = [], [], 1
             batch.append(event)
             held.append(number)
             size += event_bytes

@@ -86,10 +86,11 @@ def test_import_batches_are_sized_as_the_body_is_sent() -> None:
     """Compact UTF-8, as the client sends it: text past ASCII counts its 2 to 4 bytes, not
     the 6 or 12 of a ``\\u`` escape, so it is not cut into batches far below the limit."""
     events = [{"session_key": "s", "kind": "message", "content": "é" * 100} for _ in range(10)]
-    one = len(json_bytes(events[0])) + 1
-    limits = ClientLimits(import_batch_bytes_max=10 * one)
+    body = len(json_bytes(events))  # [e1,...,e10]: each event and a comma or bracket, and one
+    assert body == 10 * (len(json_bytes(events[0])) + 1) + 1
+    limits = ClientLimits(import_batch_bytes_max=body)
     assert [numbers for numbers, _key, _batch in batches(events, limits)] == [
         list(range(1, 11))]
-    limits = ClientLimits(import_batch_bytes_max=10 * one - 1)
+    limits = ClientLimits(import_batch_bytes_max=body - 1)
     assert [numbers for numbers, _key, _batch in batches(events, limits)] == [
         list(range(1, 10)), [10]]

@@ -29,11 +29,10 @@ import errno
 import json
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.folder import fsync_folder
+from node.folder import create_file
 
 #: The data folder format this version writes and the newest it reads. 1: the layout of
 #: every version before the marker (``crdt.log.records.LOG_FORMAT`` 1 for the log).
@@ -147,24 +146,4 @@ def _remove_spares(folder: Path) -> None:
 def _write(path: Path, running: str) -> bool:
     """Write the marker at ``path`` atomically; False if one was put there meanwhile."""
     body = json.dumps({"format": DATA_FORMAT, "written_by": running}).encode() + b"\n"
-    spare = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
-        | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(spare, flags, 0o644)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            # A link never replaces: a marker written meanwhile is kept.
-            os.link(spare, path)
-            made = True
-        except FileExistsError:
-            made = False
-        fsync_folder(path.parent)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(spare)
-    return made
+    return create_file(path, body, 0o644)

@@ -18,9 +18,7 @@ False
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from crdt import device
 from crdt.errors import InvalidInput
 from crdt.signing import Signer
-from node.folder import fsync_folder
+from node.folder import create_file
 
 #: The key's file in the data folder.
 KEY_FILE = "device.key"
@@ -134,31 +132,11 @@ def mode(data_dir: Path) -> int:
 
 
 def _create(path: Path) -> bool:
-    """Write a new key to ``path`` unless one appears there first; True if ours did."""
-    pem = device.private_pem(device.generate())
-    spare = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
-        | getattr(os, "O_CLOEXEC", 0)
+    """Write a new key to ``path`` unless one appears there first; True if ours did
+    (a key that another process put there meanwhile is kept, and both use it)."""
     try:
-        fd = os.open(spare, flags, 0o600)  # the umask can only take bits away
-        try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            # A link, unlike a rename, never replaces: a key that another process put
-            # there meanwhile is kept, and both use it.
-            os.link(spare, path)
-            made = True
-        except FileExistsError:
-            made = False
-        fsync_folder(path.parent)
+        return create_file(path, device.private_pem(device.generate()), 0o600)
     except OSError as error:
         raise DeviceKeyError(f"cannot write the device key {path}: "
                              f"{error.strerror or error}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(spare)
-    return made
 

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import secrets
 from pathlib import Path
 
 #: Seconds a measured data folder size is answered again before the folder is walked anew.
@@ -159,3 +160,32 @@ def fsync_folder(folder: Path, *, openable_only: bool = False) -> None:
                           "to disk)", str(folder)) from None
     finally:
         os.close(fd)
+
+
+def create_file(path: Path, data: bytes, mode: int) -> bool:
+    """Write ``data`` to a new file at ``path`` (permission bits ``mode``, which the
+    umask can only take away) unless one appears there first; True if ours did. Written
+    to a spare file (``.NAME.<8 hex>.new``), fsynced, then linked into place: a crash
+    leaves no file or a whole one (and perhaps the spare), and a link, unlike a rename,
+    never replaces: a file another process put there meanwhile is kept. ``OSError`` if it
+    cannot be written."""
+    spare = path.with_name(f".{path.name}.{secrets.token_hex(4)}.new")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+        | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(spare, flags, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(spare, path)
+            made = True
+        except FileExistsError:
+            made = False
+        fsync_folder(path.parent)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(spare)
+    return made

@@ -87,7 +87,7 @@ class TlsFiles:
                             if path is not None)
         # Stamped before they are read: a file written meanwhile is read again next look.
         self._loaded: tuple[Stamp, ...] | None = self.stamps()
-        self.contexts, _ = load(config)
+        self.contexts = Contexts(server_tls(config), client_tls(config))
         #: The stamps of files that could not be used, warned of already.
         self._refused: tuple[Stamp, ...] | None = None
 

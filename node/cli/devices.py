@@ -12,6 +12,7 @@ from node.cli.options import client_options, named_node
 from node.cli.output import minute, print_rows, printable
 from node.client.errors import ClientError
 from node.command_lines import add_command
+from node.text import counted
 
 if TYPE_CHECKING:  # the commands get a client from with_client
     from node.client.api import Client
@@ -107,7 +108,7 @@ def devices(ctx: click.Context, as_json: bool) -> None:
                headed=True, whole=True, wrap=(1, 4), apart=0, plain=device_rows(view))
     members = len(rows(view, "members"))
     linked = len(rows(view, "linked", absent_ok=True))
-    note(f"{members} member{'' if members == 1 else 's'}, {len(rows(view, 'removed'))} removed"
+    note(f"{counted(members, 'member')}, {len(rows(view, 'removed'))} removed"
          + (f", {linked} linked but no member{'' if linked == 1 else 's'} "
             "(`clawsync devices add` makes one a member)" if linked else ""))
     for line in shared_name_lines(view, named_node(ctx)):

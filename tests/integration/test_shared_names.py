@@ -9,33 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from crdt.device import device_id as id_of
-from crdt.device import generate, public_bytes
 from tests.support.cluster import Cluster, wait_until
-from tests.support.devices import LINK_TIMEOUT_S, add_device, device_id, device_node
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.devices import LINK_TIMEOUT_S, device_id, sharing_a_name
+from tests.support.processes import run_cli
 
 pytestmark = pytest.mark.integration
 
 
-def member_ids(node: NodeProcess) -> set[str]:
-    return {row["device_id"] for row in node.get("/v1/devices")["members"]}
-
-
 def test_members_that_came_to_share_a_name_are_pointed_out(tmp_path: Path) -> None:
-    phone, tablet = (id_of(public_bytes(generate())) for _ in range(2))
     with Cluster(tmp_path) as cluster:
-        a, b = device_node(cluster, "a"), device_node(cluster, "b")
-        for node, new, name in ((a, phone, "phone"), (b, tablet, "Phone")):
-            done = run_cli(node, "devices", "add", new, "--name", name)
-            assert done.returncode == 0, done.stderr
-        # Linked: b adds a with its address, a adds b; the records meet.
-        done = run_cli(b, "devices", "add", device_id(a), "--name", "a", "--address", a.url)
-        assert done.returncode == 0, done.stderr
-        add_device(a, b, "b")
-        everyone = {device_id(a), device_id(b), phone, tablet}
-        wait_until(lambda: member_ids(a) == member_ids(b) == everyone, LINK_TIMEOUT_S,
-                   "the records met")
+        a, b, phone, tablet = sharing_a_name(cluster)
 
         for node in (a, b):
             shared = {row["device_id"]: row["name_shared_with"]

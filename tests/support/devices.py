@@ -1,12 +1,15 @@
 """Devices paired without a shared secret, for the tests of real node processes: a node
 named as a device (``device_node``), its id and what it shows of itself, the devices
-linked with it, the ``devices add`` and ``devices remove`` commands run on a member, and
-three devices added on the first (``paired``)."""
+linked with it, the ``devices add`` and ``devices remove`` commands run on a member,
+three devices added on the first (``paired``), and two nodes whose members came to share a
+name (``sharing_a_name``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from crdt.device import device_id as id_of
+from crdt.device import generate, public_bytes
 from tests.support.cluster import Cluster, peer_rows, wait_until
 from tests.support.processes import NodeProcess, run_cli
 
@@ -65,3 +68,26 @@ def paired(cluster: Cluster) -> tuple[NodeProcess, NodeProcess, NodeProcess]:
     wait_until(lambda: {device_id(b), device_id(p)} <= linked_devices(a), LINK_TIMEOUT_S,
                "b and p linked with a")
     return a, b, p
+
+
+def member_ids(node: NodeProcess) -> set[str]:
+    return {row["device_id"] for row in node.get("/v1/devices")["members"]}
+
+
+def sharing_a_name(cluster: Cluster) -> tuple[NodeProcess, NodeProcess, str, str]:
+    """Nodes a and b, each of which added a device, ``phone`` on a as "phone" and
+    ``tablet`` on b as "Phone", before they were linked (each found the name free); then
+    linked, and their records met: (a, b, phone, tablet)."""
+    phone, tablet = (id_of(public_bytes(generate())) for _ in range(2))
+    a, b = device_node(cluster, "a"), device_node(cluster, "b")
+    for node, new, name in ((a, phone, "phone"), (b, tablet, "Phone")):
+        done = run_cli(node, "devices", "add", new, "--name", name)
+        assert done.returncode == 0, done.stderr
+    # Linked: b adds a with its address, a adds b; the records meet.
+    done = run_cli(b, "devices", "add", device_id(a), "--name", "a", "--address", a.url)
+    assert done.returncode == 0, done.stderr
+    add_device(a, b, "b")
+    everyone = {device_id(a), device_id(b), phone, tablet}
+    wait_until(lambda: member_ids(a) == member_ids(b) == everyone, LINK_TIMEOUT_S,
+               "the records met")
+    return a, b, phone, tablet

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from crdt.device import device_id as id_of
-from crdt.device import generate, public_bytes, shown_name
-from tests.support.cluster import Cluster, wait_until
+from crdt.device import shown_name
+from tests.support.cluster import Cluster
 from tests.support.console import expect, open_console
-from tests.support.devices import LINK_TIMEOUT_S, add_device, device_id, device_node
-from tests.support.processes import NodeProcess, run_cli
+from tests.support.devices import device_id, sharing_a_name
+from tests.support.processes import run_cli
 
 #: A name recorded before its characters were refused in new names: a Hangul filler, a
 #: braille blank, a musical format control and an ignorable joiner show as nothing or as
@@ -28,24 +27,10 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 
-def member_ids(node: NodeProcess) -> set[str]:
-    return {row["device_id"] for row in node.get("/v1/devices")["members"]}
-
-
 def test_members_sharing_a_name_are_marked_in_the_devices_view(
         tmp_path: Path, page: Page) -> None:
-    phone, tablet = (id_of(public_bytes(generate())) for _ in range(2))
     with Cluster(tmp_path) as cluster:
-        a, b = device_node(cluster, "a"), device_node(cluster, "b")
-        # Each node finds the name free: they are not linked yet.
-        for node, new, name in ((a, phone, "phone"), (b, tablet, "Phone")):
-            done = run_cli(node, "devices", "add", new, "--name", name)
-            assert done.returncode == 0, done.stderr
-        done = run_cli(b, "devices", "add", device_id(a), "--name", "a", "--address", a.url)
-        assert done.returncode == 0, done.stderr
-        add_device(a, b, "b")
-        everyone = {device_id(a), device_id(b), phone, tablet}
-        wait_until(lambda: member_ids(a) == everyone, LINK_TIMEOUT_S, "the records met")
+        a, b, phone, tablet = sharing_a_name(cluster)
 
         open_console(page, a)
         marks = page.get_by_test_id("name-shared")

@@ -138,13 +138,19 @@ def test_a_copy_in_place_that_keeps_the_modification_time_is_seen(tmp_path: Path
     assert renewed.client.get_ca_certs(binary_form=True) == [der(other_ca[0])]
 
 
-async def test_an_unexpected_error_of_a_look_is_logged_once_and_the_looks_go_on(
-        tmp_path: Path) -> None:
+def looked_at_often(tmp_path: Path) -> tuple[Config, tuple[Path, Path], TlsFiles]:
+    """Served files (``served_files``) looked at every 10 ms: their config, CA and
+    ``TlsFiles``."""
     config, ca = served_files(tmp_path)
     assert config.tls_cert is not None and config.tls_key is not None
     config = dataclasses.replace(config, limits=dataclasses.replace(
         config.limits, tls_files_check_interval_s=0.01))
-    files = TlsFiles(config)
+    return config, ca, TlsFiles(config)
+
+
+async def test_an_unexpected_error_of_a_look_is_logged_once_and_the_looks_go_on(
+        tmp_path: Path) -> None:
+    config, ca, files = looked_at_often(tmp_path)
     taken: list[Contexts] = []
     second_taken = asyncio.Event()
 
@@ -176,15 +182,10 @@ async def test_an_unexpected_error_of_a_look_is_logged_once_and_the_looks_go_on(
     assert len(taken) == 2
 
 
-
 async def test_contexts_that_could_not_be_put_in_use_are_given_again(tmp_path: Path) -> None:
     """A renewal whose use failed is not taken as done: the next look loads the same
     files again and gives them, with no further change of the files."""
-    config, ca = served_files(tmp_path)
-    assert config.tls_cert is not None and config.tls_key is not None
-    config = dataclasses.replace(config, limits=dataclasses.replace(
-        config.limits, tls_files_check_interval_s=0.01))
-    files = TlsFiles(config)
+    config, ca, files = looked_at_often(tmp_path)
     taken: list[Contexts] = []
     given_again = asyncio.Event()
 

@@ -2,13 +2,15 @@
 proof of the dialer's, counted in ``clawsync_peer_link_proofs_failed_total`` by reason:
 ``invalid`` (a proof that does not verify, or a frame too big), ``missing`` (the dialer
 closed, or stayed silent, once it had the node's signature), ``lost`` (the connection
-was lost: a network fault as likely as a dialer's doing). Nothing refuses the dialer's address for
-them: a member behind the same address links at once. Real nodes in this process,
+was lost: a network fault as likely as a dialer's doing). Nothing refuses the dialer's
+address for them: a member behind the same address links at once. Real nodes in this process,
 over real sockets."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -31,13 +33,21 @@ async def failed(node: RunningNode) -> dict[str, float | None]:
                           reason=reason) for reason in ("invalid", "missing", "lost")}
 
 
-async def signature_taken(node: RunningNode, member: str, *, silent: bool) -> None:
-    """Dial ``node`` as ``member``, read its signed proof and send none: close at once,
-    or (``silent``) wait for the node to close the link."""
+@contextlib.asynccontextmanager
+async def signed_for(node: RunningNode, member: str
+                     ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A link to ``node`` dialed as ``member``, once the node's signed proof came."""
     async with aiohttp.ClientSession() as http, http.ws_connect(
             node.url + PEER_PATH, headers=headers(member, linkproof.new_nonce()),
             protocols=(LINK_PROTOCOL,)) as ws:
         await ws.receive_bytes(timeout=DEADLINE_S)
+        yield ws
+
+
+async def signature_taken(node: RunningNode, member: str, *, silent: bool) -> None:
+    """Dial ``node`` as ``member``, read its signed proof and send none: close at once,
+    or (``silent``) wait for the node to close the link."""
+    async with signed_for(node, member) as ws:
         if silent:
             answer = await ws.receive(timeout=DEADLINE_S)
             assert answer.type == aiohttp.WSMsgType.CLOSE
@@ -72,17 +82,13 @@ async def test_a_dialer_that_takes_the_signature_and_sends_no_proof_is_counted(
     assert await failed(node) == {"invalid": 0, "missing": 4, "lost": 0}
 
 
-
 async def test_a_connection_lost_after_the_signature_is_counted_lost_not_missing(
         make_node: NodeFactory) -> None:
     """A member whose connection is reset once the node's proof came (no close frame):
     a network fault looks so, and is kept out of ``missing``."""
     node = await make_node()
     member, _ = await new_member(node)
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-            node.url + PEER_PATH, headers=headers(member, linkproof.new_nonce()),
-            protocols=(LINK_PROTOCOL,)) as ws:
-        await ws.receive_bytes(timeout=DEADLINE_S)
+    async with signed_for(node, member) as ws:
         # The websocket's connection, reset: aiohttp gives no public way to it.
         connection = ws._response.connection
         assert connection is not None and connection.transport is not None
@@ -98,10 +104,7 @@ async def test_a_proof_frame_over_the_message_limit_is_counted_invalid(
     monkeypatch.setattr(transport, "MESSAGE_BYTES_MAX", 1024)  # a small frame is too big
     node = await make_node()
     member, _ = await new_member(node)
-    async with aiohttp.ClientSession() as http, http.ws_connect(
-            node.url + PEER_PATH, headers=headers(member, linkproof.new_nonce()),
-            protocols=(LINK_PROTOCOL,)) as ws:
-        await ws.receive_bytes(timeout=DEADLINE_S)
+    async with signed_for(node, member) as ws:
         await ws.send_bytes(bytes(2048))
         answer = await ws.receive(timeout=DEADLINE_S)
         assert answer.type == aiohttp.WSMsgType.CLOSE

@@ -116,21 +116,30 @@ def test_renewed_files_are_served_to_new_connections_without_a_restart(tmp_path:
         assert not any(part in log for part in body)
 
 
-def test_a_rotated_ca_file_is_dialed_with_without_a_restart(tmp_path: Path) -> None:
-    """The dialing side: b trusts the old CA alone, and a's certificate is of the new one,
-    so b's dials fail; once b's CA file holds both, b's next dial links, no restart, and
-    b asks a for its members with the new CA too: it learns c there and links with it."""
+def rotating_cas(tmp_path: Path) -> tuple[Path, tuple[Path, Path], tuple[Path, Path], Path,
+                                         Path]:
+    """A CA rotation's files: the folder of certificates, the old CA and the new (each its
+    certificate and key), a bundle trusting both, and a config file that looks at TLS
+    files often and redials soon."""
     certs = tmp_path / "certs"
     certs.mkdir()
     old_ca, new_ca = make_ca(certs, "old-ca"), make_ca(certs, "new-ca")
     bundle = certs / "bundle.pem"
     bundle.write_bytes(old_ca[0].read_bytes() + new_ca[0].read_bytes())
-    a_cert, b_cert = make_cert(certs, "a", new_ca), make_cert(certs, "b", old_ca)
-    b_trusts = tmp_path / "b-ca.pem"
-    install(old_ca[0], b_trusts)
     config = tmp_path / "clawsync.toml"
     config.write_text(f"[limits]\ntls_files_check_interval_s = {CHECK_INTERVAL_S}\n"
                       "[sync]\nbackoff_base_s = 0.2\nbackoff_max_s = 0.5\n")
+    return certs, old_ca, new_ca, bundle, config
+
+
+def test_a_rotated_ca_file_is_dialed_with_without_a_restart(tmp_path: Path) -> None:
+    """The dialing side: b trusts the old CA alone, and a's certificate is of the new one,
+    so b's dials fail; once b's CA file holds both, b's next dial links, no restart, and
+    b asks a for its members with the new CA too: it learns c there and links with it."""
+    certs, old_ca, new_ca, bundle, config = rotating_cas(tmp_path)
+    a_cert, b_cert = make_cert(certs, "a", new_ca), make_cert(certs, "b", old_ca)
+    b_trusts = tmp_path / "b-ca.pem"
+    install(old_ca[0], b_trusts)
     with Cluster(tmp_path) as cluster:
         a = cluster.add(NodeProcess(tmp_path, name="a", tls_ca=bundle, extra_args=[
             *serve_args(secret=None), "--config", str(config), "--tls-cert", str(a_cert[0]),
@@ -163,17 +172,10 @@ def test_a_rotated_ca_file_lets_in_a_client_certificate_of_the_new_ca(tmp_path: 
     """The accepting side: a trusts the old CA alone, and b's certificate is of the new
     one, so a turns b's dials away in the handshake; once a's CA file holds both, a lets
     b's next dial in on its certificate, no restart."""
-    certs = tmp_path / "certs"
-    certs.mkdir()
-    old_ca, new_ca = make_ca(certs, "old-ca"), make_ca(certs, "new-ca")
-    bundle = certs / "bundle.pem"
-    bundle.write_bytes(old_ca[0].read_bytes() + new_ca[0].read_bytes())
+    certs, old_ca, new_ca, bundle, config = rotating_cas(tmp_path)
     a_cert, b_cert = make_cert(certs, "a", old_ca), make_cert(certs, "b", new_ca)
     a_trusts = tmp_path / "a-ca.pem"
     install(old_ca[0], a_trusts)
-    config = tmp_path / "clawsync.toml"
-    config.write_text(f"[limits]\ntls_files_check_interval_s = {CHECK_INTERVAL_S}\n"
-                      "[sync]\nbackoff_base_s = 0.2\nbackoff_max_s = 0.5\n")
     with Cluster(tmp_path) as cluster:
         a = cluster.add(NodeProcess(tmp_path, name="a", tls_ca=bundle, extra_args=[
             *serve_args(secret=None), "--config", str(config), "--tls-cert", str(a_cert[0]),

@@ -13,11 +13,20 @@ not verify: a handshake gives only the peer's own certificate (Python 3.11 gives
 chain), and without its intermediates no check could tell such a link from a good one;
 shutting out a leaked key takes a restart (deploy/README.md says so). Files that cannot
 be used (half written during a renewal, a key of another certificate, unreadable) leave
-the contexts in use as they were: a warning says which and why, once per change of the
-files, and every later look tries again, so that the rest of the renewal is taken once
-it is written. Any other error of a look (a bug, a thread that could not start) is
-logged once per kind and the looks go on: renewals are never left untaken without a
-line saying why.
+the contexts in use as they were, and every later look tries again, so that the rest of
+the renewal is taken once it is written. A renewal writes its certificate and its key one
+after the other, and a look between the two finds them mismatched: so files that cannot
+be used are looked at again after ``Limits.tls_files_settle_s``, and a warning says which
+and why only if they are still the same files then, once per change of the files.
+
+The certificate served is watched for its expiry: its notAfter is the gauge
+``clawsync_tls_certificate_expiry_timestamp_seconds`` (``TlsCollector``), and from
+``TLS_EXPIRY_WARN_DAYS`` before it a warning names the file and the date, at start and
+at the first look that finds it so, once per certificate: a renewal that failed (certbot
+could not reach its CA) is seen in the log and by an alert, before clients are refused.
+
+Any other error of a look (a bug, a thread that could not start) is logged once per
+kind and the looks go on: renewals are never left untaken without a line saying why.
 
 A signal reloads nothing: SIGHUP stops the node, as it always has (``run.stop_signals``).
 
@@ -30,12 +39,16 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
 from cryptography import x509
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from node.config import Config
 from node.peers.api import TlsFileError, client_tls, server_tls
@@ -48,6 +61,12 @@ log = structlog.get_logger(__name__)
 #: changes nothing else.
 Stamp = tuple[int, int, int, int, int] | str
 
+#: Days before the served certificate expires from which the node warns of it. Let's
+#: Encrypt's certificates last 90 days and certbot renews them 30 days before: a warning
+#: means a renewal failed some two weeks running, with two weeks left to mend it. An
+#: organisation's yearly certificates warn as late; the gauge lets an alert warn sooner.
+TLS_EXPIRY_WARN_DAYS = 14
+
 
 @dataclass(frozen=True, slots=True)
 class Contexts:
@@ -55,6 +74,20 @@ class Contexts:
 
     server: ssl.SSLContext | None
     client: ssl.SSLContext | None
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """The certificate the node serves (the first of ``--tls-cert``): its serial number
+    and when it expires."""
+
+    serial: int
+    expires: datetime
+
+    def fields(self) -> dict[str, str]:
+        """For a log line: the serial in hex and the expiry in ISO 8601, nothing else."""
+        return {"certificate_serial": format(self.serial, "x"),
+                "certificate_expires": self.expires.isoformat()}
 
 
 def stamp_of(path: Path) -> Stamp:
@@ -66,19 +99,20 @@ def stamp_of(path: Path) -> Stamp:
     return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
-def load(config: Config) -> tuple[Contexts, dict[str, str]]:
-    """The contexts from ``config``'s files, and the serial and expiry of the certificate
-    read for them (``_certificate``); ``TlsFileError`` naming a file that cannot be used."""
+def load(config: Config) -> tuple[Contexts, Served | None]:
+    """The contexts from ``config``'s files, and the certificate read for them
+    (``certificate``); ``TlsFileError`` naming a file that cannot be used."""
     # Read before the contexts: a certificate renewed meanwhile is stamped anew and read
     # again next look, so the serial logged is never older than the one in use.
-    about = _certificate(config.tls_cert)
-    return Contexts(server_tls(config), client_tls(config)), about
+    served = certificate(config.tls_cert)
+    return Contexts(server_tls(config), client_tls(config)), served
 
 
 class TlsFiles:
     """The contexts in use, and the stamps of the files they were loaded from."""
 
-    __slots__ = ("_loaded", "_paths", "_refused", "config", "contexts")
+    __slots__ = ("_expiry_warned", "_loaded", "_paths", "_refused", "_unsettled", "config",
+                 "contexts", "served")
 
     def __init__(self, config: Config) -> None:
         """Load ``config``'s files (``TlsFileError`` if one cannot be used)."""
@@ -87,9 +121,14 @@ class TlsFiles:
                             if path is not None)
         # Stamped before they are read: a file written meanwhile is read again next look.
         self._loaded: tuple[Stamp, ...] | None = self.stamps()
-        self.contexts = Contexts(server_tls(config), client_tls(config))
+        self.contexts, self.served = load(config)
         #: The stamps of files that could not be used, warned of already.
         self._refused: tuple[Stamp, ...] | None = None
+        #: The stamps of files that could not be used, not warned of yet, and when they
+        #: were first found so (``time.monotonic``): they may be a renewal half done.
+        self._unsettled: tuple[tuple[Stamp, ...], float] | None = None
+        #: The certificate whose coming expiry was warned of.
+        self._expiry_warned: Served | None = None
 
     @property
     def watched(self) -> bool:
@@ -106,37 +145,100 @@ class TlsFiles:
 
     def look(self) -> Contexts | None:
         """New contexts if the files changed since they were loaded and can be used now
-        (they are in use from now on), else None. Blocking: it reads the files."""
-        stamps = self.stamps()
-        if stamps == self._loaded:
-            return None
-        try:
-            contexts, about = load(self.config)
-        except TlsFileError as error:
-            if stamps != self._refused:
-                self._refused = stamps
-                # The option, path and OpenSSL's reason: never what a file holds.
-                log.warning("tls files not reloaded", error=str(error),
-                            kept="the certificate and CA loaded before",
-                            retry_s=self.config.limits.tls_files_check_interval_s)
-            return None
-        self.contexts, self._loaded, self._refused = contexts, stamps, None
-        log.info("tls files reloaded", files=[str(path) for path in self._paths],
-                 **about)
+        (they are in use from now on), else None; and a warning if the certificate served
+        expires soon (``warn_of_expiry``). Blocking: it reads the files."""
+        contexts = self._reload()
+        self.warn_of_expiry(datetime.now(UTC))
         return contexts
 
+    def next_look_s(self) -> float:
+        """Seconds until the next look: sooner while files that cannot be used have not
+        been warned of, so that a renewal half written is seen again once settled."""
+        interval_s = self.config.limits.tls_files_check_interval_s
+        if self._unsettled is not None and self._unsettled[0] != self._refused:
+            return min(interval_s, self.config.limits.tls_files_settle_s)
+        return interval_s
 
-def _certificate(path: Path | None) -> dict[str, str]:
-    """The serial number and expiry of the certificate ``path`` begins with, for the log
-    line that says it is in use (nothing if it cannot be read as one)."""
+    def _reload(self) -> Contexts | None:
+        stamps = self.stamps()
+        if stamps == self._loaded:
+            self._unsettled = None  # put back as they were: nothing to warn of
+            return None
+        try:
+            contexts, served = load(self.config)
+        except TlsFileError as error:
+            self._refuse(stamps, error)
+            return None
+        self.contexts, self.served, self._loaded = contexts, served, stamps
+        self._refused = self._unsettled = None
+        log.info("tls files reloaded", files=[str(path) for path in self._paths],
+                 **(served.fields() if served is not None else {}))
+        return contexts
+
+    def _refuse(self, stamps: tuple[Stamp, ...], error: TlsFileError) -> None:
+        """Warn that files cannot be used once they stayed so ``tls_files_settle_s``,
+        unchanged (the rest of a renewal comes meanwhile), and once per change."""
+        if stamps == self._refused:
+            return
+        settle_s = self.config.limits.tls_files_settle_s
+        now = time.monotonic()
+        if self._unsettled is None or self._unsettled[0] != stamps:
+            self._unsettled = (stamps, now)
+            if settle_s > 0:  # said once per change, at debug level: likely harmless
+                log.debug("tls files settling", error=str(error), warn_after_s=settle_s)
+        if now - self._unsettled[1] < settle_s:
+            return
+        self._refused = stamps
+        # The option, path and OpenSSL's reason: never what a file holds.
+        log.warning("tls files not reloaded", error=str(error),
+                    kept="the certificate and CA loaded before",
+                    retry_s=self.config.limits.tls_files_check_interval_s)
+
+    def warn_of_expiry(self, now: datetime) -> None:
+        """Warn, once per certificate, if the one served expires within
+        ``TLS_EXPIRY_WARN_DAYS`` of ``now`` (or has expired): its path and expiry."""
+        served = self.served
+        if served is None or served == self._expiry_warned:
+            return
+        left = served.expires - now
+        if left > timedelta(days=TLS_EXPIRY_WARN_DAYS):
+            return
+        self._expiry_warned = served
+        log.warning("tls certificate expires soon", path=str(self.config.tls_cert),
+                    days_left=round(left / timedelta(days=1), 1),
+                    warn_days=TLS_EXPIRY_WARN_DAYS, **served.fields())
+
+
+def certificate(path: Path | None) -> Served | None:
+    """The certificate ``path`` begins with (None if it cannot be read as one).
+
+    >>> certificate(Path("/nonexistent/tls.pem")) is None
+    True
+    """
     if path is None:
-        return {}
+        return None
     try:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError):
-        return {}
-    return {"certificate_serial": format(cert.serial_number, "x"),
-            "certificate_expires": cert.not_valid_after_utc.isoformat()}
+        return None
+    return Served(cert.serial_number, cert.not_valid_after_utc)
+
+
+class TlsCollector(Collector):
+    """The expiry of the certificate the node serves, read when scraped: no series
+    without one (plain HTTP)."""
+
+    def __init__(self, files: TlsFiles) -> None:
+        self.files = files
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "clawsync_tls_certificate_expiry_timestamp_seconds", "When the certificate "
+            "the node serves (--tls-cert, the one in use) expires: its notAfter, in "
+            "seconds since the Unix epoch")
+        if self.files.served is not None:
+            family.add_metric([], self.files.served.expires.timestamp())
+        yield family
 
 
 async def watch(files: TlsFiles, use: Callable[[Contexts], None]) -> None:
@@ -145,8 +247,9 @@ async def watch(files: TlsFiles, use: Callable[[Contexts], None]) -> None:
     file on a slow mount holds up no request."""
     interval_s = files.config.limits.tls_files_check_interval_s
     failed: set[str] = set()  # the kinds of error logged already
+    files.warn_of_expiry(datetime.now(UTC))  # at start: the certificate loaded then
     while True:
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(files.next_look_s())
         try:
             contexts = await asyncio.to_thread(files.look)
             if contexts is not None:

@@ -1,7 +1,9 @@
 """A running node takes renewed TLS files without a restart (``node.peers.tls_renewal``),
 with a real node process and real certificates: a new client sees the new certificate
 while a connection opened before keeps working on the old one; a half-written renewal
-leaves the old certificate served, and the node says so once, naming no key material."""
+leaves the old certificate served, and the node says so once, naming no key material,
+but not while the pair may still be settling; a certificate expiring soon is warned of
+once, and its expiry is a metric."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.certs import install, make_ca, make_cert
+from tests.support.certs import install, make_ca, make_cert, make_cert_expiring
 from tests.support.cluster import (
     Cluster,
     append,
@@ -30,6 +33,9 @@ pytestmark = pytest.mark.integration
 CHECK_INTERVAL_S = 0.2
 #: Seconds the test waits for the node to take a change (many looks).
 TAKEN_WITHIN_S = 30.0
+#: The node's looks at its files, and the time files that cannot be used get to settle
+#: before it warns of them: short, so that the test waits little.
+LOOKS = f"[limits]\ntls_files_check_interval_s = {CHECK_INTERVAL_S}\ntls_files_settle_s = 0.5\n"
 
 
 def serial_of(pem: Path) -> int:
@@ -66,6 +72,23 @@ def new_client_sees(node: NodeProcess, ca: Path) -> int:
         conn.close()
 
 
+def expiry_served(node: NodeProcess, ca: Path) -> float:
+    """The node's ``clawsync_tls_certificate_expiry_timestamp_seconds``, as scraped."""
+    conn = connect(node, ca)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    [sample] = families["clawsync_tls_certificate_expiry_timestamp_seconds"].samples
+    return sample.value
+
+
+def expires(pem: Path) -> float:
+    return x509.load_pem_x509_certificate(pem.read_bytes()).not_valid_after_utc.timestamp()
+
+
 def test_renewed_files_are_served_to_new_connections_without_a_restart(tmp_path: Path) -> None:
     certs = tmp_path / "certs"
     certs.mkdir()
@@ -77,7 +100,7 @@ def test_renewed_files_are_served_to_new_connections_without_a_restart(tmp_path:
     install(first[0], cert)
     install(first[1], key)
     config = tmp_path / "clawsync.toml"
-    config.write_text(f"[limits]\ntls_files_check_interval_s = {CHECK_INTERVAL_S}\n")
+    config.write_text(LOOKS)
     with NodeProcess(tmp_path, tls_ca=ca[0], extra_args=[
             "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key),
             "--tls-ca", str(ca[0])]) as node:
@@ -194,3 +217,69 @@ def test_a_rotated_ca_file_lets_in_a_client_certificate_of_the_new_ca(tmp_path: 
                                for row in peer_rows(a)), TAKEN_WITHIN_S,
                    "a lets b in once it trusts the new CA")
         assert wait_converged([a, b], must_hold=from_b) == from_b
+
+
+def served_live(tmp_path: Path, name: str, days: float) -> tuple[
+        tuple[Path, Path], tuple[Path, Path], Path, Path]:
+    """A CA, and a certificate of ``days`` it signs, installed as the node's files: the
+    CA, the certificate and key made, and the node's certificate and key files."""
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca = make_ca(certs, "ca")
+    made = make_cert_expiring(certs, name, ca, days)
+    live = tmp_path / "live"
+    live.mkdir()
+    install(made[0], live / "cert.pem")
+    install(made[1], live / "key.pem")
+    return ca, made, live / "cert.pem", live / "key.pem"
+
+
+def test_a_certificate_expiring_soon_is_warned_of_once_and_is_a_metric(
+        tmp_path: Path) -> None:
+    ca, soon, cert, key = served_live(tmp_path, "soon", days=3)
+    later = make_cert_expiring(soon[0].parent, "later", ca, days=90)
+    config = tmp_path / "clawsync.toml"
+    config.write_text(LOOKS)
+    with NodeProcess(tmp_path, tls_ca=ca[0], extra_args=[
+            "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key),
+            "--tls-ca", str(ca[0])]) as node:
+        wait_until(lambda: "tls certificate expires soon" in node.log_path.read_text(),
+                   TAKEN_WITHIN_S, "the node warns of the certificate it serves")
+        assert expiry_served(node, ca[0]) == expires(soon[0])
+
+        install(later[1], key)
+        install(later[0], cert)
+        wait_until(lambda: new_client_sees(node, ca[0]) == serial_of(later[0]),
+                   TAKEN_WITHIN_S, "a new client sees the renewed certificate")
+        assert expiry_served(node, ca[0]) == expires(later[0])
+    warned = [line for line in node.log_path.read_text().splitlines()
+              if "tls certificate expires soon" in line]
+    assert len(warned) == 1, warned  # at start, not again at each look
+    soon_expires = x509.load_pem_x509_certificate(soon[0].read_bytes()).not_valid_after_utc
+    assert str(cert) in warned[0] and soon_expires.isoformat() in warned[0]
+    body = [line for line in soon[1].read_text().splitlines() if not line.startswith("-----")]
+    assert not any(part in warned[0] for part in body)
+
+
+def test_a_renewal_written_certificate_first_is_taken_without_a_warning(
+        tmp_path: Path) -> None:
+    """The certificate written, a look finds it with the old key; the key written after:
+    the pair is taken, and no warning was logged for the look between."""
+    ca, _, cert, key = served_live(tmp_path, "first", days=90)
+    second = make_cert(ca[0].parent, "second", ca)
+    config = tmp_path / "clawsync.toml"
+    # Settling for long: the key is surely written within it.
+    config.write_text(f"[limits]\ntls_files_check_interval_s = {CHECK_INTERVAL_S}\n"
+                      "tls_files_settle_s = 60\n")
+    with NodeProcess(tmp_path, tls_ca=ca[0], extra_args=[
+            "--config", str(config), "--tls-cert", str(cert), "--tls-key", str(key),
+            "--tls-ca", str(ca[0])]) as node:
+        install(second[0], cert)
+        wait_until(lambda: "tls files settling" in node.log_path.read_text(),
+                   TAKEN_WITHIN_S, "a look finds the new certificate with the old key")
+        install(second[1], key)
+        wait_until(lambda: new_client_sees(node, ca[0]) == serial_of(second[0]),
+                   TAKEN_WITHIN_S, "a new client sees the renewed certificate")
+    log = node.log_path.read_text()
+    assert "tls files reloaded" in log
+    assert "tls files not reloaded" not in log

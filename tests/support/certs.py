@@ -1,12 +1,20 @@
 """Certificates for tests of mutual TLS, made with the ``openssl`` command: a CA, and
-certificates for 127.0.0.1 it signs."""
+certificates for 127.0.0.1 it signs; and with the ``cryptography`` library, certificates
+that expire when a test needs."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -42,3 +50,34 @@ def install(source: Path, target: Path) -> None:
     """Put ``source`` at ``target`` as a renewal does: a new file renamed over the old."""
     shutil.copyfile(source, target.with_suffix(".new"))
     os.replace(target.with_suffix(".new"), target)
+
+
+def make_cert_expiring(folder: Path, name: str, ca: tuple[Path, Path],
+                       days: float) -> tuple[Path, Path]:
+    """A certificate like ``make_cert``'s that expires ``days`` from now, made with the
+    ``cryptography`` library (``openssl x509 -days`` takes whole days from now only)."""
+    ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
+    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    (folder / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{name}.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return folder / f"{name}.pem", folder / f"{name}.key"

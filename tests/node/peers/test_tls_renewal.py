@@ -10,19 +10,34 @@ import dataclasses
 import os
 import ssl
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
+from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from node.config import Config
-from node.peers.tls_renewal import Contexts, TlsFiles, watch
-from tests.support.certs import install, make_ca, make_cert
+from node.peers.tls_renewal import TLS_EXPIRY_WARN_DAYS, Contexts, TlsCollector, TlsFiles, watch
+from tests.support.certs import install, make_ca, make_cert, make_cert_expiring
 from tests.support.waits import DEADLINE_S
 
 
 def der(pem: Path) -> bytes:
     return ssl.PEM_cert_to_DER_cert(pem.read_text())
+
+
+def of_files(logs: list[dict[str, Any]]) -> list[str]:
+    """The lines about the files (the test certificates, of two days, are warned of as
+    expiring soon too: ``test_a_certificate_expiring_soon_is_warned_of_once``)."""
+    return [line["event"] for line in logs if line["event"].startswith("tls files")]
+
+
+def settled_at_once(config: Config) -> Config:
+    """``config`` whose files that cannot be used are warned of at the first look."""
+    return dataclasses.replace(config, limits=dataclasses.replace(
+        config.limits, tls_files_settle_s=0.0))
 
 
 def served_files(tmp_path: Path) -> tuple[Config, tuple[Path, Path]]:
@@ -58,7 +73,7 @@ def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> None:
         renewed = files.look()
     assert renewed is not None and renewed is files.contexts
     assert renewed.server is not before.server and renewed.client is not before.client
-    assert [line["event"] for line in logs] == ["tls files reloaded"]
+    assert of_files(logs) == ["tls files reloaded"]
     serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
     assert logs[0]["certificate_serial"] == format(serial, "x")
     assert files.look() is None  # taken once
@@ -80,6 +95,7 @@ def test_renewed_files_and_a_new_ca_give_new_contexts(tmp_path: Path) -> None:
 
 def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Path) -> None:
     config, ca = served_files(tmp_path)
+    config = settled_at_once(config)
     assert config.tls_cert is not None and config.tls_key is not None
     files = TlsFiles(config)
     before = files.contexts
@@ -89,8 +105,8 @@ def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Pat
         assert files.look() is None
         assert files.look() is None  # looked at again: the same files, no second warning
     assert files.contexts is before
-    assert [line["event"] for line in logs] == ["tls files not reloaded"]
-    warned = logs[0]
+    [warned] = [line for line in logs if line["event"] == "tls files not reloaded"]
+    assert of_files(logs) == ["tls files not reloaded"]
     assert warned["log_level"] == "warning"
     assert warned["error"].startswith(f"cannot use --tls-cert {config.tls_cert} with "
                                       f"--tls-key {config.tls_key}: not a PEM file of the "
@@ -103,13 +119,13 @@ def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Pat
     config.tls_key.write_text("")
     with capture_logs() as logs:
         assert files.look() is None
-    assert [line["event"] for line in logs] == ["tls files not reloaded"]
+    assert of_files(logs) == ["tls files not reloaded"]
 
     install(key, config.tls_key)  # the renewal completes: taken at the next look
     with capture_logs() as logs:
         renewed = files.look()
     assert renewed is not None and renewed.server is not before.server
-    assert [line["event"] for line in logs] == ["tls files reloaded"]
+    assert of_files(logs) == ["tls files reloaded"]
 
 
 def test_a_copy_in_place_that_keeps_the_modification_time_is_seen(tmp_path: Path) -> None:
@@ -205,3 +221,93 @@ async def test_contexts_that_could_not_be_put_in_use_are_given_again(tmp_path: P
         looks.cancel()
         await asyncio.wait([looks])
     assert len(taken) == 2
+
+
+def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
+    """Within ``TLS_EXPIRY_WARN_DAYS`` of its expiry the certificate served is warned of,
+    once per certificate however often the files are looked at, naming its file and
+    date (never what it holds); the gauge is its notAfter."""
+    config, ca = served_files(tmp_path)
+    assert config.tls_cert is not None and config.tls_key is not None
+    later, key = make_cert_expiring(tmp_path, "later", ca, days=90)
+    install(key, config.tls_key)
+    install(later, config.tls_cert)
+    files = TlsFiles(config)
+    registry = CollectorRegistry()
+    registry.register(TlsCollector(files))
+
+    def gauge() -> float | None:
+        return registry.get_sample_value("clawsync_tls_certificate_expiry_timestamp_seconds")
+
+    expires = x509.load_pem_x509_certificate(later.read_bytes()).not_valid_after_utc
+    assert gauge() == expires.timestamp()
+    now = datetime.now(UTC)
+    with capture_logs() as logs:
+        assert files.look() is None
+        files.warn_of_expiry(now)
+        # The day it is within the bound, and each look after: one warning.
+        for days in (90 - TLS_EXPIRY_WARN_DAYS + 0.5, 80, 85):
+            files.warn_of_expiry(now + timedelta(days=days))
+    [warned] = [line for line in logs if line["event"] == "tls certificate expires soon"]
+    assert len(logs) == 1
+    assert warned["log_level"] == "warning" and warned["path"] == str(config.tls_cert)
+    assert warned["certificate_expires"] == expires.isoformat()
+    assert warned["warn_days"] == TLS_EXPIRY_WARN_DAYS and warned["days_left"] < 14
+
+    soon, key = make_cert_expiring(tmp_path, "soon", ca, days=3)  # a renewal gone wrong
+    install(key, config.tls_key)
+    install(soon, config.tls_cert)
+    with capture_logs() as logs:
+        assert files.look() is not None
+        assert files.look() is None
+    assert [line["event"] for line in logs] == ["tls files reloaded",
+                                                "tls certificate expires soon"]
+    assert 2.9 < logs[1]["days_left"] <= 3
+    expires = x509.load_pem_x509_certificate(soon.read_bytes()).not_valid_after_utc
+    assert gauge() == expires.timestamp()
+    body = [line for line in key.read_text().splitlines() if not line.startswith("-----")]
+    assert not any(part in str(logs) for part in body)
+    registry = CollectorRegistry()  # without a certificate (plain HTTP): no series
+    registry.register(TlsCollector(TlsFiles(Config())))
+    assert gauge() is None
+
+
+def test_a_renewal_half_written_is_given_time_to_settle(tmp_path: Path) -> None:
+    """The certificate written, not yet its key: no warning while the pair may still be
+    settling, and the next look is sooner; the key written, the pair is taken."""
+    config, ca = served_files(tmp_path)
+    assert config.tls_cert is not None and config.tls_key is not None
+    config = dataclasses.replace(config, limits=dataclasses.replace(
+        config.limits, tls_files_check_interval_s=60.0, tls_files_settle_s=30.0))
+    files = TlsFiles(config)
+    cert, key = make_cert(tmp_path, "second", ca)
+    install(cert, config.tls_cert)
+    with capture_logs() as logs:
+        assert files.look() is None
+        assert files.next_look_s() == 30.0
+        install(key, config.tls_key)
+        assert files.look() is not None
+        assert files.next_look_s() == 60.0
+    assert of_files(logs) == ["tls files settling", "tls files reloaded"]
+
+
+async def test_a_lasting_mismatch_is_warned_of_once_settled(tmp_path: Path) -> None:
+    config, ca = served_files(tmp_path)
+    assert config.tls_cert is not None
+    config = dataclasses.replace(config, limits=dataclasses.replace(
+        config.limits, tls_files_check_interval_s=0.01, tls_files_settle_s=0.05))
+    files = TlsFiles(config)
+    install(make_cert(tmp_path, "second", ca)[0], config.tls_cert)
+    with capture_logs() as logs:
+        looks = asyncio.create_task(watch(files, lambda contexts: None))
+        try:
+            async with asyncio.timeout(DEADLINE_S):
+                while "tls files not reloaded" not in of_files(logs):
+                    await asyncio.sleep(0.01)
+        finally:
+            looks.cancel()
+            await asyncio.wait([looks])
+        for _ in range(3):  # more looks at the same files
+            assert files.look() is None
+    assert of_files(logs).count("tls files not reloaded") == 1
+    assert of_files(logs)[0] == "tls files settling"

@@ -310,15 +310,21 @@ def shown_name(name: str) -> str:
 
 
 def quoted_name(name: str) -> str:
-    """``name`` quoted as Python writes a string (``repr``), for a sentence that quotes
-    it: a quote or a backslash in it is escaped, so where the name ends and which of its
-    backslashes it holds are plain, and then ``shown_name``'s escapes for what ``repr``
-    leaves (a Hangul filler, the braille blank).
+    """``name`` quoted as Python writes a string, for a sentence that quotes it: in the
+    quotes ``repr`` picks, a quote or a backslash in it is escaped, so where the name ends
+    and which of its backslashes it holds are plain, and the rest is ``shown_name``'s: a
+    name reads as the tables show it (``repr`` would also escape the joiner of an emoji,
+    the non-joiner of Persian, a variation selector or a no-break space, which the tables
+    show as they are), and the quoted text, read as a Python string, is the name.
 
     >>> print(quoted_name("bob's"), quoted_name("phone\u3164"), quoted_name("phone\\\\u3164"))
     "bob's" 'phone\\u3164' 'phone\\\\u3164'
+    >>> quoted_name("\U0001f469\u200d\U0001f4bb") == "'\U0001f469\u200d\U0001f4bb'"
+    True
     """
-    return shown_name(repr(name))
+    quote = '"' if "'" in name and '"' not in name else "'"
+    escaped = name.replace("\\", "\\\\").replace(quote, "\\" + quote)
+    return quote + shown_name(escaped) + quote
 
 
 def name_key(name: str) -> str:

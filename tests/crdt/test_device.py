@@ -7,6 +7,7 @@ to make a test pass.
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
 import itertools
@@ -301,3 +302,21 @@ def test_members_sharing_a_name_are_found_as_people_read_names() -> None:
     assert groups == [["A", "B"], ["C", "D"]]
     assert device.shared_with(groups) == {"A": ["B"], "B": ["A"], "C": ["D"], "D": ["C"]}
     assert device.name_groups({"A": "phone"}) == []
+
+
+@settings(max_examples=300)
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=20))
+def test_a_quoted_name_reads_back_and_reads_as_shown(name: str) -> None:
+    """``quoted_name`` reads back (as a Python string) as the name, and between its
+    quotes shows the name as ``shown_name`` does, where the name holds no quote or
+    backslash: a quoted name and the tables' name can be matched."""
+    quoted = device.quoted_name(name)
+    assert ast.literal_eval(quoted) == name
+    if not set("'\"\\") & set(name):
+        assert quoted[1:-1] == device.shown_name(name)
+
+
+@pytest.mark.parametrize("name", ["\U0001f469\u200d\U0001f4bb", "\u0644\u067e\u200c\u062a",
+                                  "\u2764\ufe0f", "my\u00a0phone", "\u845b\U000e0100"])
+def test_a_quoted_name_keeps_what_the_tables_show_as_it_is(name: str) -> None:
+    assert device.quoted_name(name) == f"'{name}'"

@@ -96,3 +96,22 @@ def test_a_shared_name_is_quoted_so_it_reads_back_as_it_is(name: str) -> None:
     assert line is not None
     quoted = line.removeprefix("members share names: ").partition(" (2 members)")[0]
     assert ast.literal_eval(quoted) == name, line
+
+
+@pytest.mark.parametrize("name", ["\U0001f469\u200d\U0001f4bb", "\u0644\u067e\u200c\u062a",
+                                  "pho\u200dne", "my\u00a0phone", "phone\u3164"])
+def test_a_shared_name_reads_in_the_lines_as_in_the_table(name: str) -> None:
+    """The lines said the name of an emoji with its joiner escaped (``\\u200d``) where
+    the table showed the emoji: a user could not match them. Both show it one way."""
+    from node.cli.devices import device_rows, shared_name_lines
+    from node.cli.status import shared_names_line
+
+    other = "NI4AHVP-QLGICU5-HDNV66J-XJDSSIA-JPPSVMB-BRUZQ5A-OO2ZHKK-PQHATQR"
+    view = {"device_id": "own", "removed": [], "members": [
+        {"device_id": DEVICE, "name": name, "name_shared_with": [other]},
+        {"device_id": other, "name": "other", "name_shared_with": [DEVICE]}]}
+    shown = device_rows(view)[0][1].removesuffix(" (name shared)")
+    [said, *_] = shared_name_lines(view)
+    assert said.startswith(f"2 members share the name '{shown}' (people"), (said, shown)
+    line = shared_names_line({"shared_names": [{"name": name, "members": [DEVICE, other]}]})
+    assert line is not None and line.startswith(f"members share names: '{shown}' (2"), line

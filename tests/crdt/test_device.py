@@ -304,6 +304,32 @@ def test_members_sharing_a_name_are_found_as_people_read_names() -> None:
     assert device.name_groups({"A": "phone"}) == []
 
 
+#: Characters that spell words, kept in a name and shown as they are, that people do not
+#: see: the zero-width joiner and non-joiner, a variation selector of emoji and one of
+#: ideographs (beyond the first plane).
+SPELLING = ["\u200d", "\u200c", "\ufe0f", "\ufe00", "\U000e0100", "\U000e01ef"]
+
+
+@pytest.mark.parametrize("spelling", SPELLING)
+def test_names_apart_only_by_a_character_that_spells_are_one_name(spelling: str) -> None:
+    """A joiner, a non-joiner or a variation selector stays allowed in a new name and
+    shown as it is, but names that differ only by one read as one: their members share
+    a name."""
+    name = f"pho{spelling}ne"
+    assert device.check_device_name(name) == name
+    assert device.shown_name(name) == name
+    groups = device.name_groups({"A": "phone", "B": name, "C": "laptop",
+                                 "D": f"laptop{spelling}", "E": "tablet"})
+    assert groups == [["A", "B"], ["C", "D"]]
+    assert device.shared_with(groups) == {"A": ["B"], "B": ["A"], "C": ["D"], "D": ["C"]}
+
+
+def test_emoji_apart_only_by_their_joiner_or_selector_are_one_name() -> None:
+    coder = "\U0001f469\u200d\U0001f4bb"
+    assert device.name_groups({"A": coder, "B": "\U0001f469\U0001f4bb",
+                               "C": "\U0001f469\ufe0f\u200d\U0001f4bb"}) == [["A", "B", "C"]]
+
+
 @settings(max_examples=300)
 @given(st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=20))
 def test_a_quoted_name_reads_back_and_reads_as_shown(name: str) -> None:

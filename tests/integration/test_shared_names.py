@@ -52,3 +52,28 @@ def test_members_that_came_to_share_a_name_are_pointed_out(tmp_path: Path) -> No
         assert "(name shared)" not in listed.stdout and "share" not in listed.stderr
         shown = run_cli(b, "status")
         assert "share names" not in shown.stdout
+
+
+def test_names_apart_only_by_a_joiner_are_pointed_out_as_one(tmp_path: Path) -> None:
+    """An emoji with its zero-width joiner and the same emoji without it look alike:
+    both are allowed and shown as they are, and their members share a name, in the API,
+    the table, the lines that say what to do, and ``clawsync status``."""
+    coder, apart = "\U0001f469\u200d\U0001f4bb", "\U0001f469\U0001f4bb"
+    with Cluster(tmp_path) as cluster:
+        a, b, phone, tablet = sharing_a_name(cluster, (coder, apart))
+
+        for node in (a, b):
+            shared = {row["device_id"]: (row["name"], row["name_shared_with"])
+                      for row in node.get("/v1/devices")["members"]}
+            assert shared[phone] == (coder, [tablet]) and shared[tablet] == (apart, [phone])
+
+        listed = run_cli(a, "devices")
+        assert listed.returncode == 0, listed.stderr
+        assert f"{coder} (name shared)" in listed.stdout
+        assert f"{apart} (name shared)" in listed.stdout
+        first = min((phone, coder), (tablet, apart))[1]
+        assert f"2 members share the name '{first}' (people" in listed.stderr
+
+        shown = run_cli(a, "status")
+        assert shown.returncode == 0, shown.stderr
+        assert f"members share names: '{first}' (2 members)" in shown.stdout

@@ -74,13 +74,14 @@ def member_ids(node: NodeProcess) -> set[str]:
     return {row["device_id"] for row in node.get("/v1/devices")["members"]}
 
 
-def sharing_a_name(cluster: Cluster) -> tuple[NodeProcess, NodeProcess, str, str]:
+def sharing_a_name(cluster: Cluster, names: tuple[str, str] = ("phone", "Phone")
+                   ) -> tuple[NodeProcess, NodeProcess, str, str]:
     """Nodes a and b, each of which added a device, ``phone`` on a as "phone" and
-    ``tablet`` on b as "Phone", before they were linked (each found the name free); then
-    linked, and their records met: (a, b, phone, tablet)."""
+    ``tablet`` on b as "Phone" (or as ``names`` says), before they were linked (each found
+    the name free); then linked, and their records met: (a, b, phone, tablet)."""
     phone, tablet = (id_of(public_bytes(generate())) for _ in range(2))
     a, b = device_node(cluster, "a"), device_node(cluster, "b")
-    for node, new, name in ((a, phone, "phone"), (b, tablet, "Phone")):
+    for node, new, name in zip((a, b), (phone, tablet), names, strict=True):
         done = run_cli(node, "devices", "add", new, "--name", name)
         assert done.returncode == 0, done.stderr
     # Linked: b adds a with its address, a adds b; the records meet.

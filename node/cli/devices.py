@@ -194,7 +194,10 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     members, answer = with_client(ctx, run)
     with written(f"the node accepted the device {device_id}"):
         said = _added(members, answer)
+        shared = shared_name_lines(_sharing(members, answer), named_node(ctx))
     click.echo(printable(said))
+    for line in shared:
+        note(line)
 
 
 def _with_rename(error: ClientError, node: str | None) -> ClientError:
@@ -226,6 +229,22 @@ def _with_rename(error: ClientError, node: str | None) -> ClientError:
     except InvalidInput:
         return error  # not a device id: no command made of it
     return error.with_hint(f"to rename that member: {add_command(member, 'NEW', node)}")
+
+
+def _sharing(members: list[dict[str, Any]], answer: dict[str, Any]) -> dict[str, Any]:
+    """The device ``devices add`` answered (a name kept on a new address stays shared:
+    ``name_shared_with``, absent from older nodes) and the members it shares its name
+    with, as they were listed before, for ``shared_name_lines``.
+
+    >>> before = [{"device_id": "B", "name": "Phone"}, {"device_id": "C", "name": "pi"}]
+    >>> answer = {"device": {"device_id": "A", "name": "phone", "name_shared_with": ["B"]}}
+    >>> [row["device_id"] for row in _sharing(before, answer)["members"]]
+    ['A', 'B']
+    """
+    device = field(answer, "device", dict)
+    others = maybe(device, "name_shared_with", list) or []
+    return {"members": [device, *(row for row in members
+                                  if maybe(row, "device_id", str) in others)]}
 
 
 def _added(members: list[dict[str, Any]], answer: dict[str, Any]) -> str:

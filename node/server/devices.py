@@ -98,7 +98,12 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
         except NameTaken as refused:  # the member too, for a client to name its command
             raise HttpError(409, refused.code, refused.reason, field=refused.field,
                             details={"member": refused.member}) from None
-        answer = {"device": member_json(device_id, member), "created": stored is not None}
+        # As GET /v1/devices lists it, with ``name_shared_with``: an add that keeps a
+        # name (a new address) keeps a name shared. A removal that arrived meanwhile
+        # took it out of the list: the record written, then, sharing with none.
+        row = member_rows(devices).get(device_id, {**member_json(device_id, member),
+                                                   "name_shared_with": []})
+        answer = {"device": row, "created": stored is not None}
         return respond(request, answer, status=201 if stored is not None else 200)
 
     @takes_params("reason")
@@ -169,13 +174,12 @@ def listing(devices: Devices, told: Mapping[str, Any] | None = None,
     the devices linked now that are no members (``linked``: ``Gossip.linked_not_members``,
     with ``name``: the one their key's record gives, or null).
 
-    Each member has ``name_shared_with``: the other members whose names read as its own
-    (``crdt.device.name_key``), empty for most; renaming all but one ends the clash.
+    Each member has ``name_shared_with`` (``member_rows``).
 
     ``told``: this device's removal as a member told it (``Gossip.removed``). The record
     of it never reaches a removed device (every member refuses it now), so without this
     it would list itself as a member."""
-    members = devices.listed_members(told is not None)
+    members = member_rows(devices, told is not None)
     removed = dict(devices.removed())
     own = devices.device_id
     if told is not None and own not in removed:
@@ -183,12 +187,9 @@ def listing(devices: Devices, told: Mapping[str, Any] | None = None,
         removed[own] = Removal(by=str(told.get("by")), at_ms=int(told.get("at_ms") or 0),
                                reason=str(told.get("reason") or ""),
                                name=member.name if member is not None else None)
-    shared = shared_with(devices.name_groups(told is not None))
     return {
         "device_id": own,
-        "members": [{**member_json(device_id, member),
-                     "name_shared_with": shared.get(device_id, [])}
-                    for device_id, member in sorted(members.items())],
+        "members": list(members.values()),
         "removed": [removal_json(device_id, removal)
                     for device_id, removal in sorted(removed.items())],
         # Not members: no record adds them, and their records and removals count for
@@ -199,6 +200,17 @@ def listing(devices: Devices, told: Mapping[str, Any] | None = None,
                    for device_id, row in sorted((linked or {}).items())
                    if device_id not in members and device_id not in removed],
     }
+
+
+def member_rows(devices: Devices, told: bool = False) -> dict[str, dict[str, Any]]:
+    """The members as ``GET /v1/devices`` lists them (``Devices.listed_members``), by
+    id, in order: each with ``name_shared_with``, the other members whose names read as
+    its own (``crdt.device.name_key``), empty for most; renaming all but one ends the
+    clash. ``POST /v1/devices`` answers the row of the device it added."""
+    shared = shared_with(devices.name_groups(told))
+    return {device_id: {**member_json(device_id, member),
+                        "name_shared_with": shared.get(device_id, [])}
+            for device_id, member in sorted(devices.listed_members(told).items())}
 
 
 def member_json(device_id: str, member: Member) -> dict[str, Any]:

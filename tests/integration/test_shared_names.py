@@ -5,11 +5,12 @@ status`` says so in one line, and renaming one ends it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import Cluster, wait_until
+from tests.support.cluster import Cluster, request, wait_until
 from tests.support.devices import LINK_TIMEOUT_S, device_id, sharing_a_name
 from tests.support.processes import run_cli
 
@@ -43,9 +44,24 @@ def test_members_that_came_to_share_a_name_are_pointed_out(tmp_path: Path) -> No
         assert line.startswith("members share names: '") and "(2 members)" in line
         assert f"`clawsync devices --node {a.url}` lists them" in line
 
+        # An add that keeps the name answers it shared, as GET /v1/devices lists it,
+        # and devices add says so, with the commands.
+        answer = json.loads(request(b, "POST", "/v1/devices",
+                                    {"device_id": tablet, "name": "Phone"}))
+        assert answer == {"created": False, "device": next(
+            row for row in b.get("/v1/devices")["members"] if row["device_id"] == tablet)}
+        assert answer["device"]["name_shared_with"] == [phone]
+        again = run_cli(b, "devices", "add", tablet, "--name", "Phone")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("is a member already")
+        assert "2 members share the name 'Phone' (people cannot" in again.stderr
+        for member in (phone, tablet):
+            assert f"clawsync devices add {member} --name NEW --node {b.url}" in again.stderr
+
         # Renaming one ends it, on every node.
         done = run_cli(a, "devices", "add", tablet, "--name", "tablet")
         assert done.returncode == 0, done.stderr
+        assert "share" not in done.stderr
         wait_until(lambda: not b.get("/v1/peers")["device"]["shared_names"],
                    LINK_TIMEOUT_S, "the rename reached b")
         listed = run_cli(b, "devices")

@@ -249,17 +249,21 @@ def _sharing(members: list[dict[str, Any]], answer: dict[str, Any]) -> dict[str,
 
 def _added(members: list[dict[str, Any]], answer: dict[str, Any]) -> str:
     """What ``devices add`` did, by the members before and the node's answer."""
+    from crdt.device import shown_name
+
     device = field(answer, "device", dict)
     device_id, name = field(device, "device_id", str), field(device, "name", str)
     was = next((row for row in members if maybe(row, "device_id", str) == device_id), None)
-    shown = f"{device_id} ({name})"
-    # Names are anyone's text (the old one comes from the node): escaped, as in the tables.
+    # Names are anyone's text (the old one comes from the node): escaped, as in the tables
+    # (``shown_name``; ``printable`` then, for control characters).
+    shown = f"{device_id} ({shown_name(name)})"
     if not field(answer, "created", bool):
         return f"is a member already: {shown}"
     if was is None:
         return f"added {shown}"
-    if maybe(was, "name", str) != name:
-        return f"renamed {device_id} ({maybe(was, 'name', str)} -> {name})"
+    old = maybe(was, "name", str)
+    if old != name:
+        return f"renamed {device_id} ({shown_name(old or '-')} -> {shown_name(name)})"
     return f"updated {shown}: address {maybe(device, 'address', str) or 'none'}"
 
 
@@ -279,6 +283,8 @@ def remove(ctx: click.Context, device_id: str, reason: str) -> None:
       clawsync devices remove KZDVVJ2-UMNDUYL-... --reason "lost on the train"
       clawsync --node http://laptop.local:7878 devices remove KZDVVJ2-UMNDUYL-...
     """
+    from crdt.device import shown_name
+
     async def run(client: Client) -> dict[str, Any]:
         return await client.remove_device(device_id, reason)
 
@@ -288,7 +294,7 @@ def remove(ctx: click.Context, device_id: str, reason: str) -> None:
         created = field(answer, "created", bool)
         name = maybe(device, "name", str)
         said = ("removed" if created else "was removed already:") + \
-            f" {field(device, 'device_id', str)}" + (f" ({name})" if name else "")
+            f" {field(device, 'device_id', str)}" + (f" ({shown_name(name)})" if name else "")
     click.echo(printable(said))
     if created:  # (a removal said again writes nothing new)
         note("every node that receives the removal refuses what this device writes from "

@@ -20,16 +20,26 @@ NEW_NAME = "tablet\nadded EVIL"
 class _Node(Quiet):
     """Answers as a node would, with names no current node keeps."""
 
+    old_name, new_name = OLD_NAME, NEW_NAME
+
     def do_GET(self) -> None:  # the members before a rename
-        self.answer(200, {"device_id": "own", "removed": [], "linked": [],
-                     "members": [{"device_id": DEVICE, "name": OLD_NAME, "address": None}]})
+        self.answer(200, {"device_id": "own", "removed": [], "linked": [], "members": [
+            {"device_id": DEVICE, "name": self.old_name, "address": None}]})
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
-        self.answer(200, {"created": True, "device": {"device_id": DEVICE, "name": NEW_NAME}})
+        self.answer(200, {"created": True,
+                          "device": {"device_id": DEVICE, "name": self.new_name}})
 
     def do_DELETE(self) -> None:
-        self.answer(200, {"created": True, "device": {"device_id": DEVICE, "name": OLD_NAME}})
+        self.answer(200, {"created": True,
+                          "device": {"device_id": DEVICE, "name": self.old_name}})
+
+
+class _HidingNode(_Node):
+    """Names recorded before their invisible characters were refused in new names."""
+
+    old_name, new_name = "phone\u3164", "tablet\u200b\U0001f469\u200d\U0001f4bb"
 
 
 @pytest.fixture
@@ -48,6 +58,20 @@ def test_names_are_printed_escaped(node_url: str) -> None:
     removed = run_cli(node_url, "devices", "remove", DEVICE)
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout == f"removed {DEVICE} (phone\\x1b]0;PWNED\\x07)\n"
+
+
+def test_added_and_removed_names_show_their_invisible_characters_escaped() -> None:
+    """``devices add`` and ``devices remove`` printed a Hangul filler or a zero-width
+    space in a name as it is, where the table shows its escape: as in the table now (an
+    emoji's joiner stays)."""
+    with serving(_HidingNode) as url:
+        renamed = run_cli(url, "devices", "add", DEVICE, "--name", "tablet")
+        assert renamed.returncode == 0, renamed.stderr
+        assert renamed.stdout == (f"renamed {DEVICE} (phone\\u3164 -> tablet\\u200b"
+                                  "\U0001f469\u200d\U0001f4bb)\n")
+        removed = run_cli(url, "devices", "remove", DEVICE)
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout == f"removed {DEVICE} (phone\\u3164)\n"
 
 
 def test_invisible_characters_of_names_that_read_as_one_are_shown_escaped() -> None:

@@ -34,6 +34,7 @@ from node.device import DeviceKey
 from node.devices import Devices
 from node.lookups import LookupResolver
 from node.peers.admission import Admission
+from node.peers.asked_waits import wait_before_redial_s
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
@@ -49,6 +50,7 @@ from node.peers.transport import (
     Link,
     LinkClosed,
     LinkRefused,
+    PeerBusy,
     SelfLink,
     dial,
 )
@@ -265,7 +267,7 @@ class Gossip:
         while not self.stopping:
             await self._standby(runner)
             runner.state, runner.second_link, runner.keyless = "connecting", None, False
-            runner.dialing = True
+            runner.dialing, asked_s = True, None
             try:
                 link = await dial(self._http, runner.url, node_id=self.astore.node_id,
                                   secret=self.config.cluster_secret if runner.secret else None,
@@ -280,6 +282,8 @@ class Gossip:
                 self.own_urls.add(runner.url)
                 self.learning.drop(runner.url)
                 return
+            except PeerBusy as exc:  # said below, with the wait it is given
+                runner.failure, asked_s = str(exc), exc.asked_s
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
                 runner.failure = str(exc)
@@ -325,9 +329,22 @@ class Gossip:
             if runner.refused is not None and not self.removed.known:
                 # Waiting to be added: ask again soon, not after the back-off's minute.
                 retry_at = min(retry_at, self._loop.time() + self.config.sync.pull_interval_s)
+            if asked_s is not None:
+                retry_at = self._asked_to_wait(runner, asked_s, retry_at)
             runner.redial.clear()
             runner.redial_at = retry_at
             await set_or_timeout(runner.redial, max(0.0, retry_at - self._loop.time()))
+
+    def _asked_to_wait(self, runner: Runner, asked_s: float, retry_at: float) -> float:
+        """When to dial ``runner`` again, at ``retry_at`` by its back-off, now that its
+        peer asked for ``asked_s`` seconds (``node.peers.asked_waits``): not before
+        those, bounded by ``backoff_max_s``; no redial cuts that wait short
+        (``_redial``)."""
+        wait_s = wait_before_redial_s(asked_s, self.config.sync.backoff_max_s)
+        runner.asked_until = self._loop.time() + wait_s
+        log.info("peer asked to wait before the next dial", peer=runner.url,
+                 asked_s=asked_s, wait_s=wait_s, reason=runner.failure)
+        return max(retry_at, runner.asked_until)
 
     async def _keep_dialed(self, runner: Runner, link: Link) -> bool:
         """Whether the device at the other end of a link we dialed may stay; closes it
@@ -441,11 +458,12 @@ class Gossip:
             self._redial(other)
 
     def _redial(self, runner: Runner) -> None:
-        """End ``runner``'s back-off now, if it waits beyond a pull interval and was not
-        refused (``_reached``)."""
+        """End ``runner``'s back-off now, if it waits beyond a pull interval, was not
+        refused and waits no more for what its peer asked (``_reached``)."""
         soon = self._loop.time() + self.config.sync.pull_interval_s
         if runner.state == "backoff" and runner.refused is None \
-                and runner.machine.wakeup_at > soon:
+                and runner.machine.wakeup_at > soon \
+                and runner.asked_until <= self._loop.time():
             runner.redial.set()
 
     def _now(self) -> float:

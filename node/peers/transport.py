@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import ssl
+import time
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,7 @@ from crdt import linkproof
 from crdt.errors import InvalidInput, Picklable
 from node.device import DeviceKey
 from node.peers.addresses import RefusalsLogged, dialable
+from node.peers.asked_waits import ASKED_WAIT_STATUSES, asked_wait_s
 from node.peers.dial_words import why
 from node.peers.refusals import Refusing, read_most, refusal_words, refusing_now
 from sync.peer.config import SyncConfig
@@ -134,6 +136,15 @@ class LinkRefused(LinkClosed):
     def __init__(self, message: str, refusal: Refusal | None = None) -> None:
         super().__init__(message)
         self.refusal = refusal
+
+
+class PeerBusy(LinkClosed):
+    """The peer answered the dial 429 or 503 with a ``Retry-After``
+    (``node.peers.asked_waits``): it asks for ``asked_s`` seconds before the next."""
+
+    def __init__(self, message: str, asked_s: float) -> None:
+        super().__init__(message)
+        self.asked_s = asked_s
 
 
 class ProofMissing(LinkClosed):
@@ -376,14 +387,18 @@ def _not_linked(url: str, status: int, headers: Mapping[str, str] | None, said: 
                 refusing: Refusing, node_id: str, device: DeviceKey | None,
                 nonce: bytes) -> LinkClosed:
     """What a handshake answered with ``status`` (not 101) raises: ``SelfLink``,
-    ``LinkRefused``, else ``LinkClosed`` with ``said`` and what its body said."""
+    ``LinkRefused``, ``PeerBusy`` (a wait asked), else ``LinkClosed``; each but the first
+    two with ``said`` and what its body said."""
     if status == 409 and headers is not None and headers.get(NODE_HEADER) == node_id:
         return SelfLink(f"{url} is this node")
     if status == 403 and headers is not None and device is not None \
             and headers.get(REFUSED_HEADER):
         return _refused(url, headers, device.device_id, nonce)
     text = refusing.text()
-    return LinkClosed(f"cannot link with {url}: {said}" + (f": {text}" if text else ""))
+    message = f"cannot link with {url}: {said}" + (f": {text}" if text else "")
+    asked_s = asked_wait_s(headers.get("Retry-After"), time.time()) \
+        if status in ASKED_WAIT_STATUSES and headers is not None else None
+    return LinkClosed(message) if asked_s is None else PeerBusy(message, asked_s)
 
 
 async def _proven(link: Link, proof: Awaitable[Proven]) -> None:

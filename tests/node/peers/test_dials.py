@@ -296,3 +296,24 @@ async def test_a_removal_stored_while_a_failed_dial_saves_its_checkpoint_is_dial
                     or dial.state == "backoff")
         assert dial.device is not None and dial.device.device_id == phone  # its last link's
         assert a.gossip.runners.get(dial.key) is dial and dial.drop is None
+
+
+async def test_a_wait_a_peer_asked_for_is_not_cut_short_when_another_peer_is_reached(
+        make_node: NodeFactory) -> None:
+    """A peer answered 429 asking for ten minutes: reaching another peer ends other
+    back-offs now (``Gossip._reached``), not this wait, which the status counts down."""
+    node = await make_node(sync=dataclasses.replace(FAST, backoff_base_s=60.0,
+                                                    backoff_max_s=600.0))
+
+    async def busy(_request: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": "600"})
+
+    async with serving(busy) as url:
+        assert await node.gossip.add_peer(url, learned=False)
+        runner = node.gossip.runners[f"url:{url}"]
+        await until(lambda: runner.state == "backoff")
+    node.gossip._reached()
+    assert not runner.redial.is_set()
+    [row] = [row for row in node.gossip.peers() if row["url"] == url]
+    assert row["retry_in_s"] > FAST.pull_interval_s
+    assert row["failure"] == f"cannot link with {url}: it answered HTTP 429"

@@ -152,13 +152,16 @@ async def peers(request: web.Request) -> web.StreamResponse:
     """This node (id, head, what it runs) and per peer link: state, last contact, events
     behind, bytes in and out, what the peer runs; a peer whose link to us ended stays,
     ``down``, until it links again. Apart from the links, the learned addresses held off
-    after their failures (``held_off``, the longest held first, and ``held_off_total``)."""
+    after their failures (``held_off``, the longest held first, and ``held_off_total``),
+    and how many addresses are not dialed now by why (``held_off_kinds``,
+    ``node.peers.rows.HELD_OFF_KINDS``: ``failing`` is ``held_off_total``)."""
     gossip: Gossip = request.app[GOSSIP]
     held_off, held_off_total = gossip.held_off()
     return respond(request, {"node_id": gossip.astore.node_id, "head": gossip.astore.head,
                              "software": gossip.about.software, "schema": gossip.about.schema,
                              "device": gossip.device_status(), "peers": gossip.peers(),
-                             "held_off": held_off, "held_off_total": held_off_total})
+                             "held_off": held_off, "held_off_total": held_off_total,
+                             "held_off_kinds": gossip.held_off_kinds()})
 
 
 async def origins(request: web.Request) -> web.StreamResponse:

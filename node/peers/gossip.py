@@ -511,6 +511,17 @@ class Gossip:
         """The learned addresses held off, as ``GET /v1/peers`` lists them (``Rows.held_off``)."""
         return self.rows.held_off()
 
+    def held_off_kinds(self) -> dict[str, int]:
+        """How many addresses are not dialed now, by why (``rows.HELD_OFF_KINDS``): learned
+        ones forgotten after their failures (``held_off``), ones where another device
+        answered (``Learning.answered_held``), dials waiting what their peer asked
+        (``_asked_to_wait``)."""
+        now = self._loop.time()
+        return {"failing": self.rows.held_off()[1],
+                "answered_by_another_device": self.learning.answered_held(),
+                "asked_to_wait": sum(1 for runner in self.runners.values()
+                                     if runner.asked_until > now)}
+
     def linked_not_members(self) -> dict[str, dict[str, Any]]:
         """Devices linked that are no members here (``Rows.linked_not_members``)."""
         return self.rows.linked_not_members()

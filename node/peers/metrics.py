@@ -16,6 +16,8 @@ never shown up under its URL and then under its node id (the alert rules in
 >>> class Links:
 ...     links_faulted = 2
 ...     proofs_failed = {"invalid": 1, "missing": 0, "lost": 0}
+...     def held_off_kinds(self):
+...         return {"failing": 0, "answered_by_another_device": 0, "asked_to_wait": 1}
 ...     def status(self):
 ...         return [{"link": "url:http://b", "url": "http://b", "node_id": "nb",
 ...                  "state": "up", "last_contact_s_ago": 0.5, "events_we_lack": 0,
@@ -27,6 +29,8 @@ never shown up under its URL and then under its node id (the alert rules in
 >>> 'clawsync_peer_events_lacking{direction="remote",peer="nb"} 3.0' in text
 True
 >>> 'clawsync_peer_state{peer="nb",state="backoff"} 0.0' in text
+True
+>>> 'clawsync_peer_addresses_held_off{kind="asked_to_wait"} 1.0' in text
 True
 >>> 'clawsync_peer_links_faulted_total 2.0' in text
 True
@@ -63,6 +67,8 @@ class Links(Protocol):
     """What the collector reads (``node.peers.gossip.Gossip`` has it)."""
 
     def status(self) -> list[dict[str, Any]]: ...
+
+    def held_off_kinds(self) -> dict[str, int]: ...
 
     @property
     def links_faulted(self) -> int: ...
@@ -109,6 +115,15 @@ class PeerCollector(Collector):
             for family, field in counters:
                 family.add_metric([peer], float(sum(row[field] for row in rows)))
         yield from (up, state, lacking, contact, *(family for family, _ in counters))
+        held = GaugeMetricFamily(
+            "clawsync_peer_addresses_held_off", "Peer addresses not dialed now, by why: "
+            "kind failing = a learned address forgotten after its failures, "
+            "answered_by_another_device = a device that may not link answered there, "
+            "asked_to_wait = the peer asked for a wait (node.peers.rows.HELD_OFF_KINDS)",
+            labels=["kind"])
+        for kind, count in self.links.held_off_kinds().items():
+            held.add_metric([kind], float(count))
+        yield held
         # Unlabelled: a peer that only dials this node leaves no per-peer series once its
         # link ends, which a fault does at once.
         yield CounterMetricFamily(

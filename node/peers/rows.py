@@ -26,6 +26,13 @@ from sync.peer.forgotten import HeldOff
 #: kept: a page a person reads, and a console polling every few seconds, need not carry
 #: them all.
 HELD_OFF_LISTED_MAX = 100
+#: Why an address is not dialed now, as ``GET /v1/peers`` counts them
+#: (``held_off_kinds``) and the metric ``clawsync_peer_addresses_held_off`` labels them:
+#: ``failing``, a learned address forgotten after its failures (those ``held_off`` lists
+#: and ``held_off_total`` counts); ``answered_by_another_device``, an address where a
+#: device that may not link answered our dial (``node.peers.holds``);
+#: ``asked_to_wait``, a dial whose peer asked for a wait (``node.peers.asked_waits``).
+HELD_OFF_KINDS = ("failing", "answered_by_another_device", "asked_to_wait")
 
 
 class Rows:

@@ -132,6 +132,9 @@ def test_a_peer_that_refuses_this_device_shows_as_refused() -> None:
         links_faulted = 0
         proofs_failed = {"invalid": 0, "missing": 0}
 
+        def held_off_kinds(self) -> dict[str, int]:
+            return {}
+
         def status(self) -> list[dict[str, Any]]:
             return [row]
 

@@ -5,12 +5,14 @@ member addresses not reached yet, devices linked by the cluster secret."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from node.peers.holds import awake_s
-from node.peers.rows import HELD_OFF_LISTED_MAX
+from node.peers.rows import HELD_OFF_KINDS, HELD_OFF_LISTED_MAX
 from node.server.run import RunningNode
 from tests.node.peers.support import (
     DEADLINE_S,
@@ -22,7 +24,9 @@ from tests.node.peers.support import (
     listed_as,
     new_device_id,
     rows_of,
+    serving,
 )
+from tests.support.metrics import scrape, value
 from tests.support.processes import free_port
 
 
@@ -185,3 +189,37 @@ async def test_removing_a_device_linked_by_the_secret_says_how(make_node: NodeFa
             async with http.delete(f"{a.url}/v1/devices/{device_id}") as reply:
                 assert reply.status == 404
                 assert said in (await reply.json())["error"]["message"]
+
+
+async def test_the_addresses_not_dialed_are_counted_by_why(make_node: NodeFactory) -> None:
+    """``/v1/peers`` (``held_off_kinds``) and ``/metrics`` count the addresses not dialed
+    now by why: forgotten after their failures (as ``held_off_total`` does), answered by
+    a device that may not link (a member's address counted once, whether its record or
+    a peer's list names it), and a peer that asked for a wait (429 with
+    ``Retry-After``)."""
+    node = await make_node(cluster_secret=SECRET,
+                           sync=dataclasses.replace(FAST, backoff_max_s=600.0))
+    for n in range(2):
+        node.gossip.learning.forgotten.forgot(f"http://gone-{n}:8765", None, awake_s())
+    stranger, moved = new_device_id(), "http://moved:8765"
+    await add_member(node, "laptop", moved)
+    for url in (moved, "http://listed:8765"):
+        node.gossip.learning.answered_by(url, stranger)
+
+    async def busy(_request: web.Request) -> web.Response:
+        return web.Response(status=429, headers={"Retry-After": "600"})
+
+    async with serving(busy) as url:
+        assert await node.gossip.add_peer(url, learned=False)
+        runner = node.gossip.runners[f"url:{url}"]
+        async with asyncio.timeout(DEADLINE_S):
+            while runner.state != "backoff":
+                await asyncio.sleep(0.01)
+    expected = {"failing": 2, "answered_by_another_device": 2, "asked_to_wait": 1}
+    async with aiohttp.ClientSession() as http, http.get(node.url + "/v1/peers") as reply:
+        answer = await reply.json()
+    assert answer["held_off_kinds"] == expected
+    assert answer["held_off_total"] == 2
+    families = await scrape(node.url)
+    assert {kind: value(families, "clawsync_peer_addresses_held_off", kind=kind)
+            for kind in HELD_OFF_KINDS} == expected

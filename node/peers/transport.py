@@ -274,17 +274,19 @@ class Link:
         does a read under way, and then waits for the peer's answer."""
         if not isinstance(self._ws, aiohttp.ClientWebSocketResponse):
             return await self._ws.receive()
-        if self._reading is None:
-            self._reading = asyncio.ensure_future(self._ws.receive())
-            # Left to itself if its caller goes: what ends it then is nobody's news.
-            self._reading.add_done_callback(
-                lambda read: read.cancelled() or read.exception())
-        reading = self._reading
+        reading = self._reading or self._start_read(self._ws)
         try:
             return await asyncio.shield(reading)
         finally:
             if reading.done():
                 self._reading = None
+
+    def _start_read(self, ws: aiohttp.ClientWebSocketResponse) -> asyncio.Future[aiohttp.WSMessage]:
+        """Start a dialed link's read (``_reading``)."""
+        self._reading = asyncio.ensure_future(ws.receive())
+        # Left to itself if its caller goes: what ends it then is nobody's news.
+        self._reading.add_done_callback(lambda read: read.cancelled() or read.exception())
+        return self._reading
 
     async def close(self, reason: str = "", *, short_wait: bool = False) -> None:
         """Close, waiting at most ``close_timeout_s`` for the peer's answer to our close
@@ -308,11 +310,17 @@ class Link:
         """Close a link whose handshake failed, without waiting for the peer's answer
         as a link that was up does: a peer silent for ``connect_timeout_s`` will not
         answer a close either, and one whose proof failed has nothing of ours to read
-        first. A dialed link's read under way is cancelled, which aiohttp's client takes
-        as the connection lost: its close sends the close frame and drops the connection
-        at once. Otherwise the wait is ``STOP_CLOSE_WAIT_S`` at most, as a stopping
-        node's."""
-        if self._reading is not None:
+        first. A dialed link's read is cancelled, which aiohttp's client takes as the
+        connection lost: its close sends the close frame and drops the connection at
+        once. With none under way (the peer's proof was read, and failed) one is started
+        to be cancelled so: else aiohttp's close waits for the answer. Only if the peer
+        sent more after its proof, which that read takes instead, and on an accepted
+        link, the wait is ``STOP_CLOSE_WAIT_S`` at most, as a stopping node's."""
+        if isinstance(self._ws, aiohttp.ClientWebSocketResponse) and not self._ws.closed:
+            if self._reading is None or self._reading.done():
+                self._start_read(self._ws)
+                await asyncio.sleep(0)  # it starts, and waits on the peer
+            assert self._reading is not None
             self._reading.cancel()
             await asyncio.wait((self._reading,))
             self._reading = None

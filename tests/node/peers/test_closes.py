@@ -3,9 +3,9 @@ for the peer's answer to its close frame. A link a running node closes (here an 
 link of a device removed) waits up to ``close_timeout_s``, as a refusal or a protocol
 fault does: the answer lets the peer read all that was sent before the close. A stopping
 node waits at most ``STOP_CLOSE_WAIT_S``, as does a handshake that failed (a dialed
-one waiting for the peer's proof, not at all): a peer that sent no proof in time will
-not answer a close either. The bound each close was given is read off the
-time-outs the link's closes enter, not off the clock."""
+one, waiting for the peer's proof or having read one that failed, not at all): a peer
+that sent no proof in time will not answer a close either. The bound each close was
+given is read off the time-outs the link's closes enter, not off the clock."""
 
 from __future__ import annotations
 
@@ -180,3 +180,34 @@ async def test_an_accepted_handshake_without_the_dialers_proof_closes_without_wa
         assert (await ws.receive(timeout=DEADLINE_S)).type == aiohttp.WSMsgType.CLOSE
         await until(lambda: not node.gossip._inbound)
     assert entered.closes() == {STOP_CLOSE_WAIT_S}
+
+
+async def test_a_dialed_handshake_whose_peer_proof_fails_closes_without_waiting(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer whose proof does not verify, and that reads nothing after it (so answers
+    no close): the failed dial closes without waiting for that answer, though no read
+    of its was under way once the proof was read (one is started to be cancelled): the
+    bound ``STOP_CLOSE_WAIT_S`` is entered and never runs out."""
+    released = asyncio.Event()
+
+    async def forger(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=(LINK_PROTOCOL,))
+        await ws.prepare(request)
+        key = crdt_device.generate()
+        await ws.send_bytes(linkproof.encode_frame(  # signed over nothing the dialer sent
+            crdt_device.public_bytes(key), bytes(linkproof.SIGNATURE_BYTES),
+            linkproof.new_nonce()))
+        await released.wait()  # reads nothing, so answers no close
+        return ws
+
+    config = dataclasses.replace(FAST, close_timeout_s=DIALER_CLOSE_S)
+    device = DeviceKey(crdt_device.generate(), tmp_path / "dialer.key")
+    entered = TimeoutsEntered()
+    async with serving(forger) as url, aiohttp.ClientSession() as http:
+        monkeypatch.setattr(transport, "asyncio", entered)
+        with pytest.raises(LinkClosed, match="the peer's link proof does not verify"):
+            await dial(http, url, node_id="n" * 32, secret=None, advertise=None, tls=None,
+                       config=config, device=device)
+        released.set()
+    assert DIALER_CLOSE_S not in entered.delays
+    assert STOP_CLOSE_WAIT_S in entered.delays and not entered.expired(STOP_CLOSE_WAIT_S)

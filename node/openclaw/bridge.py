@@ -206,7 +206,12 @@ class Bridge:
         # it; a JSONL file (read on a budget of its own) only once it changed.
         keys = self._keys[name]
         read = list(source.read(cursor, waits))
-        items = keyed(read, keys, source.named if isinstance(source, AgentSessions) else None)
+        if isinstance(source, AgentSessions):
+            read_to = {session_id: cursor.get(entry, 0)
+                       for session_id, entry in source.named_entries.items()}
+            items = keyed(read, keys, source.named, read_to)
+        else:
+            items = keyed(read, keys)
         if keys.unsaved:  # till a save goes through: one that fails is tried again
             await self.sink.save_cursor(keys_name(name), keys.saved())
             keys.unsaved = False

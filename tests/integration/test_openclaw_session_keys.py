@@ -82,3 +82,27 @@ def test_the_keys_are_kept_beside_the_cursor(node: NodeProcess, tmp_path: Path) 
     name = keys_name(cursor_name(state.resolve(), "main"))
     assert node.get(f"/v1/cursors/{quote(name, safe='')}")["cursor"] == {
         f"{len(OLD)}:{OLD}:{KEY}": 0}
+
+
+def test_a_file_read_before_its_index_named_it_read_again_stores_nothing(
+        node: NodeProcess, tmp_path: Path) -> None:
+    """OpenClaw wrote the file before naming it in ``sessions.json``: its first records
+    went under its session id, the rest under the key. Read again from its start (the
+    cursor reset), each goes where it went: nothing is stored twice."""
+    state = tmp_path / "openclaw"
+    folder = state / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    now_ms = int(time.time() * 1000)
+    written = turn_records(OLD, [now_ms - 9000, now_ms - 8000, now_ms - 7000])
+    (folder / f"{OLD}.jsonl").write_bytes(
+        b"".join(json.dumps(record).encode() + b"\n" for record in written[:2]))
+    imported(node, state)
+    write_jsonl(state, KEY, OLD, written)  # named now, and two records more
+    imported(node, state)
+    stored = sessions(node)
+    assert sorted(stored) == sorted([session_key_for("main", OLD), session_key_for("main", KEY)])
+    path = f"/v1/cursors/{quote(cursor_name(state.resolve(), 'main'), safe='')}"
+    put_cursor(node, path, {})
+    said = imported(node, state)
+    assert f"{len(written)} records read: 0 new events" in said
+    assert sessions(node) == stored

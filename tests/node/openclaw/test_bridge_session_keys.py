@@ -1,7 +1,8 @@
 """The keys an agent's ``.jsonl`` files were read under, as the bridge keeps them
 (``node.openclaw.session_keys``): saved once learnt even if the first save fails, learnt
 from the index for files read before they were kept, and what a file read before its
-index named it gives when read again."""
+index named it gives when read again, with the keys saved as this release does and as
+one that kept no mark of the sessions read under their id did."""
 
 from __future__ import annotations
 
@@ -102,22 +103,51 @@ def test_files_read_before_the_keys_were_kept_get_their_key_from_the_index(
         assert sessions(store) == [SESSION_A]
 
 
-def test_a_file_read_before_its_index_named_it_goes_whole_under_its_key(
-        tmp_path: Path) -> None:
-    """OpenClaw wrote the file before naming it: its first records went under its
-    session id, the rest under the key. Read again from its start, all of it goes
-    under the key: the first records are stored there a second time (they stay under
-    the id too), not the whole conversation under the id."""
+def written_before_named(tmp_path: Path, store: EventStore,
+                         unmarked: bool = False) -> tuple[int, int]:
+    """OpenClaw wrote the file before naming it: a pass reads its first records (under
+    its session id), then the index names it and a record more is read (under the key).
+    With ``unmarked``, the keys are saved between the two as a release that kept no mark
+    of a session read under its id did. The events of the first pass, and of a pass
+    reading the file again from its start (``read_again_after_new``)."""
     folder = tmp_path / "agents" / "main" / "sessions"
     folder.mkdir(parents=True)
     written = records(A, 3)
     (folder / f"{A}.jsonl").write_bytes(
         b"".join(json.dumps(record).encode() + b"\n" for record in written[:2]))
-    with EventStore.open("memory:") as store:
+    bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
+    early = one_pass(bridge, only_changed=False).created
+    assert sessions(store) == [session_key_for("main", A)]
+    name = keys_name(cursor_name(tmp_path.resolve(), "main"))
+    assert read_cursor(store, name) == {entry_of(A, None): 0}
+    if unmarked:
+        save_cursor(store, name, {})
         bridge = Bridge(StateFolder(tmp_path), EmbeddedSink(store))
-        early = one_pass(bridge, only_changed=False).created
-        assert sessions(store) == [session_key_for("main", A)]
-        write_jsonl(tmp_path, KEY_A, A, written)  # named now, a record more
-        one_pass(bridge, only_changed=False)
-        assert read_again_after_new(tmp_path, store) == early
+    write_jsonl(tmp_path, KEY_A, A, written)  # named now, a record more
+    one_pass(bridge, only_changed=False)
+    return early, read_again_after_new(tmp_path, store)
+
+
+def test_a_file_read_before_its_index_named_it_keeps_its_first_records_under_its_id(
+        tmp_path: Path) -> None:
+    """Its key applies from where the file had been read up to when it was learnt: read
+    again from its start, the first records go under the id again, the rest under the
+    key, all of them events stored before."""
+    with EventStore.open("memory:") as store:
+        early, again = written_before_named(tmp_path, store)
+        assert early > 0 and again == 0
+        assert sessions(store) == sorted([session_key_for("main", A), SESSION_A])
+        size = len(b"".join(json.dumps(record).encode() + b"\n" for record in records(A, 3)[:2]))
+        assert read_cursor(store, keys_name(cursor_name(tmp_path.resolve(), "main"))) == {
+            entry_of(A, KEY_A, size): 1, entry_of(B, KEY_A): 2}
+
+
+def test_a_file_read_under_its_id_unmarked_goes_whole_under_its_key(tmp_path: Path) -> None:
+    """Keys saved by a release that kept no mark of the sessions read under their id:
+    the key learnt applies from the file's start, as it did then. Read again, the first
+    records are stored a second time, under the key (they stay under the id too), not
+    the whole conversation under the id."""
+    with EventStore.open("memory:") as store:
+        early, again = written_before_named(tmp_path, store, unmarked=True)
+        assert again == early
         assert sessions(store) == sorted([session_key_for("main", A), SESSION_A])

@@ -16,6 +16,7 @@ from node.openclaw.session_keys import (
     entry_of,
     keys_name,
     pair_of,
+    parts_of,
 )
 from node.server.cursors import BODY_BYTES_MAX
 from node.server.run import RunningNode
@@ -86,3 +87,38 @@ def test_an_entry_whose_length_is_no_ascii_number_names_no_pair() -> None:
     save such an entry."""
     assert pair_of("\u00b2:s1:agent:main:main") is None
     assert SessionKeys({"\u00b2:s1:agent:main:main": 0, "2:s2:k": 1}).saved() == {"2:s2:k": 1}
+
+
+def test_a_key_learnt_after_a_mark_applies_from_where_the_file_was_read() -> None:
+    """Marked as read under its id, a session's key applies from where its file was
+    read up to when the key was learnt, and goes on doing so under another key; an
+    unmarked session's (an entry of a release that kept no marks) from its start."""
+    keys = SessionKeys({"2:s1:agent:main:old": 0})
+    assert keys.mark("s2") and not keys.mark("s2") and not keys.mark("s1")
+    assert keys.key_of("s2") is None and keys.since("s2") == 0
+    assert keys.learn("s2", "agent:main:a", read_to=120)
+    assert keys.learn("s2", "agent:main:b", read_to=400)  # read under a since 120
+    assert keys.learn("s1", "agent:main:new", read_to=300)
+    assert not keys.mark("s2")
+    saved = keys.saved()
+    assert saved == {"2:s1:agent:main:new": 4, "120+2:s2:agent:main:b": 3}
+    back = SessionKeys(saved)
+    assert (back.key_of("s2"), back.since("s2")) == ("agent:main:b", 120)
+    assert (back.key_of("s1"), back.since("s1")) == ("agent:main:new", 0)
+
+
+def test_a_since_without_room_in_the_entry_applies_the_key_from_the_start() -> None:
+    """A pair that fits only without its ``since``: its key from its file's start, as
+    before marks were kept, rather than forgotten (the whole conversation under its id
+    once no longer named). Marks forgotten for room are not marked again."""
+    session_id, key = "s" * 100, "k" * (NAME_BYTES_MAX - 105)
+    keys = SessionKeys(None)
+    assert keys.mark(session_id)
+    assert keys.learn(session_id, key, read_to=10_000)
+    assert (keys.key_of(session_id), keys.since(session_id)) == (key, 0)
+    assert keys.saved() == {entry_of(session_id, key): 1}
+    many = SessionKeys(None)
+    for n in range(SESSION_KEYS_MAX + 1):
+        many.mark(f"s{n}")
+    assert "2:s0" not in many.saved() and not many.mark("s0")
+    assert parts_of("007+2:s1:k") is None and parts_of("+2:s1:k") is None

@@ -178,9 +178,11 @@ class Client(Transport):
         return dict(answer["cursor"])
 
     async def save_cursor(self, name: str, cursor: dict[str, int]) -> None:
-        """``PUT /v1/cursors/{name}``: replace a bridge's cursor."""
+        """``PUT /v1/cursors/{name}``: replace a bridge's cursor. Sent as CBOR, the form
+        the node measures it in: a cursor within its size limit is a body within the
+        node's (in JSON, names full of ``"`` or ``\\`` take twice their bytes, and more)."""
         await self._request("PUT", "/v1/cursors/" + quote(name, safe=""),
-                            json_body={"cursor": cursor}, what="the cursor")
+                            cbor_body={"cursor": cursor}, what="the cursor")
 
     async def stream(self, after: int, on_news: StreamNews | None = None,
                      ) -> AsyncIterator[StreamEvent]:

@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
+from crdt import codec
 from crdt.addresses import address_refusal, normal_address, unshown_refusal
 from node.client.errors import ClientError
 from node.client.tls_probe import answers_tls
@@ -146,12 +147,16 @@ class Transport:
 
     async def _request(self, method: str, path: str, *, what: str,
                        params: Mapping[str, str] | None = None, json_body: Any = None,
-                       missing: str | None = None) -> dict[str, Any]:
-        """Send one request and return its JSON object, or raise ``ClientError``."""
+                       cbor_body: Any = None, missing: str | None = None) -> dict[str, Any]:
+        """Send one request (its body ``json_body`` as JSON, or ``cbor_body`` as CBOR)
+        and return its JSON object, or raise ``ClientError``."""
         timeout = aiohttp.ClientTimeout(total=self.limits.request_timeout_s,
                                         connect=self.limits.connect_timeout_s)
-        data = None if json_body is None else json_bytes(json_body)
-        headers = None if data is None else {"Content-Type": "application/json"}
+        data, headers = None, None
+        if json_body is not None:
+            data, headers = json_bytes(json_body), {"Content-Type": "application/json"}
+        elif cbor_body is not None:
+            data, headers = codec.encode(cbor_body), {"Content-Type": "application/cbor"}
         async with (self._translate(what),
                     self._http().request(method, self._url(path), params=params, data=data,
                                          headers=headers, timeout=timeout) as response):

@@ -18,7 +18,10 @@ from node.http.wire import body_format, decode_body, read_body, respond
 from node.limits import Limits
 from node.store import AsyncStore
 
-#: A PUT body at most: the cursor's limit with room for JSON's digits and quotes.
+#: A PUT body at most: the cursor's limit with room for JSON's digits and quotes. A
+#: cursor within its limit is always a CBOR body within this (as ``clawsync openclaw``
+#: sends it), not always a JSON one: names full of ``"`` or ``\`` take over twice their
+#: bytes there.
 BODY_BYTES_MAX = 2 * CURSOR_BYTES_MAX
 
 

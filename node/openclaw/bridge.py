@@ -207,9 +207,7 @@ class Bridge:
         keys = self._keys[name]
         read = list(source.read(cursor, waits))
         if isinstance(source, AgentSessions):
-            read_to = {session_id: cursor.get(entry, 0)
-                       for session_id, entry in source.named_entries.items()}
-            items = keyed(read, keys, source.named, read_to)
+            items = keyed(read, keys, source.named, source.read_to(cursor))
         else:
             items = keyed(read, keys)
         if keys.unsaved:  # till a save goes through: one that fails is tried again

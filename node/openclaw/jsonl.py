@@ -58,9 +58,8 @@ class AgentSessions:
         #: Of the last read, session id -> key of every file the index names (none if
         #: it did not read): what the bridge remembers (``session_keys``).
         self.named: dict[str, str] = {}
-        #: Of the last read, session id -> the cursor entry of every file the index
-        #: names: how far each was read when its key is learnt (``session_keys``).
-        self.named_entries: dict[str, str] = {}
+        # Of the last read, session id -> the cursor entry of every file the index names.
+        self._named_entries: dict[str, str] = {}
         # Waiting entry -> (its session's key and id as the index gave them, its offset
         # and file's inode, size and times at its last read; what that read found of it).
         self._kept: dict[str, tuple[tuple[object, ...], list[Item]]] = {}
@@ -94,7 +93,7 @@ class AgentSessions:
         entry is in ``waiting``, its file unchanged since its last read, what that read
         found (its first ``RECORDS_OF_WAITING`` records), without reading it again."""
         self._kept = {entry: kept for entry, kept in self._kept.items() if entry in waiting}
-        self.emptied, self.present, self.named, self.named_entries = {}, None, {}, {}
+        self.emptied, self.present, self.named, self._named_entries = {}, None, {}, {}
         index, problem = self._index()
         if problem is not None:
             # Keys taken from the files' names meanwhile would be other sessions, for
@@ -104,9 +103,9 @@ class AgentSessions:
         files, known = self._files(index)
         self.named = {session_id: key for session_id, (_file, key) in files.items()
                       if key is not None}
-        self.named_entries = {session_id: cursor_entry(self.folder, session_id, file)
-                              for session_id, (file, key) in files.items()
-                              if key is not None}
+        self._named_entries = {session_id: cursor_entry(self.folder, session_id, file)
+                               for session_id, (file, key) in files.items()
+                               if key is not None}
         self._named_elsewhere = sorted({path for path, _key in files.values()
                                         if path.parent != self.folder})
         if known:
@@ -121,6 +120,13 @@ class AgentSessions:
                 yield from items
             else:
                 yield from self._read_file(file, session_id, session_key, entry, start)
+
+    def read_to(self, cursor: dict[str, int]) -> dict[str, int]:
+        """Of the last read, session id -> the byte ``cursor`` says its file was read up
+        to, of every file the index names: where a key learnt then applies from, if the
+        file was read under its id so far (``session_keys``)."""
+        return {session_id: cursor.get(entry, 0)
+                for session_id, entry in self._named_entries.items()}
 
     def sessions(self) -> set[str] | None:
         """The entries of every session file the folder holds now (the index and the

@@ -113,6 +113,24 @@ class StoreError(CrdtError):
     """Our own failure or misuse: closed store, corrupted record, broken invariant."""
 
 
+class LogFormatError(StoreError):
+    """The log's meta record is of another format than ``known`` (the one this code
+    reads): ``found``, an int if a newer version wrote it, else what the record holds
+    (a damaged one). Nothing was written to the log. The node words it for people
+    (``node.data_format.log_refusal``): crdt knows no software version."""
+
+    def __init__(self, found: object, known: int) -> None:
+        self.found = found
+        self.known = known
+        super().__init__(f"log format {found} is not {known}")
+
+    @property
+    def newer(self) -> bool:
+        """Whether a newer version wrote the log (not a damaged record)."""
+        return isinstance(self.found, int) and not isinstance(self.found, bool) \
+            and self.found > self.known
+
+
 class StorageUnavailable(StoreError):
     """The storage cannot serve now; nothing of the failed call was written.
 

@@ -32,11 +32,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from crdt.errors import LogFormatError
 from node.folder import create_file
 
 #: The data folder format this version writes and the newest it reads. 1: the layout of
 #: every version before the marker (``crdt.log.records.LOG_FORMAT`` 1 for the log).
 DATA_FORMAT = 1
+#: Longest version name a refusal shows as the writer's (a marker's ``written_by``); a
+#: longer one, or one holding characters that do not print, is not shown.
+WRITER_CHARS_MAX = 40
 #: The marker's file in the data folder.
 FORMAT_FILE = "clawsync-format.json"
 #: Largest marker read (it is some 50 bytes); a larger file is not a marker.
@@ -99,14 +103,46 @@ def check_format(folder: Path, running: str = "") -> int | None:
         raise _damaged(path, "is damaged") from None
     if found > DATA_FORMAT:
         writer = marker.get("written_by")
-        by = f"clawsync {writer}" if isinstance(writer, str) and writer.isprintable() \
-            and len(writer) <= 40 else "a newer clawsync"
-        this = f"clawsync {running}" if running else "this clawsync"
-        raise FolderFormatError(
-            f"the data folder {folder} was written by {by} (data folder format {found}); "
-            f"{this} reads format {DATA_FORMAT} at most. Run {by} or a later version on "
-            f"it (nothing in the folder was changed)")
+        raise FolderFormatError(newer_format(
+            f"the data folder {folder}", f"data folder format {found}", DATA_FORMAT,
+            writer if isinstance(writer, str) else None, running))
     return int(found)
+
+
+def newer_format(what: str, format_named: str, known: int, writer: str | None,
+                 running: str) -> str:
+    """The refusal of ``what`` (the folder, the log), of a newer format (``format_named``,
+    as "data folder format 2") than ``known``, the newest this version (``running``, if
+    known) reads: which version wrote it (``writer``, if known and fit to show) and what
+    to do, in one line.
+
+    >>> newer_format("the log in d", "log format 2", 1, None, "0.3.0")
+    'the log in d was written by a newer clawsync (log format 2); clawsync 0.3.0 reads \
+format 1 at most. Run a newer clawsync on it (nothing in it was changed)'
+    """
+    by = f"clawsync {writer}" if writer is not None and writer.isprintable() \
+        and len(writer) <= WRITER_CHARS_MAX else None
+    this = f"clawsync {running}" if running else "this clawsync"
+    run = f"{by} or a later version" if by is not None else "a newer clawsync"
+    return (f"{what} was written by {by or 'a newer clawsync'} ({format_named}); {this} "
+            f"reads format {known} at most. Run {run} on it (nothing in it was changed)")
+
+
+def log_refusal(error: LogFormatError, location: object, running: str) -> FolderFormatError:
+    """``error`` (the log's meta record is of another format) in words for people, naming
+    the log's ``location``: a newer format as ``newer_format`` says it; any other, a
+    damaged record (no version wrote it).
+
+    >>> print(log_refusal(LogFormatError(None, 1), "d", "0.3.0"))
+    the event log in d is damaged (its format reads None, not 1): restore the folder from a backup
+    """
+    what = f"the event log in {location}"
+    if error.newer:
+        # The log keeps no writer's version (the data folder's marker does).
+        return FolderFormatError(newer_format(
+            what, f"log format {error.found}", error.known, None, running))
+    return FolderFormatError(f"{what} is damaged (its format reads {error.found!r}, not "
+                             f"{error.known}): restore the folder from a backup")
 
 
 def mark_format(folder: Path, running: str) -> Marking:

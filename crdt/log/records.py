@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 
 from crdt import codec
 from crdt.clock import HLC_ZERO, Hlc
-from crdt.errors import StoreError
+from crdt.errors import LogFormatError
 from crdt.events import Event
 from crdt.log.projection import Header, Message
 from crdt.membership import shown
@@ -235,7 +235,7 @@ class Meta:
         raw = codec.decode(data)
         if not isinstance(raw, dict) or raw.get("format") != LOG_FORMAT:
             found = raw.get("format") if isinstance(raw, dict) else None
-            raise StoreError(f"log format {found} is not {LOG_FORMAT}")
+            raise LogFormatError(found, LOG_FORMAT)
         return raw
 
     @classmethod

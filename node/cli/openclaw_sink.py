@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from crdt.errors import CrdtError, InvalidInput
+from crdt.errors import CrdtError, InvalidInput, LogFormatError
 from crdt.events import Event, parse_event
 from crdt.log.cursors import read_cursor, save_cursor
 from crdt.log.store import EventStore
@@ -31,7 +31,7 @@ from node.cli.common import (
 from node.cli.options import client_limits, settings
 from node.client.api import Client, ClientError
 from node.config import Settings, host_name, software_version
-from node.data_format import FolderFormatError, check_format, mark_format
+from node.data_format import FolderFormatError, check_format, log_refusal, mark_format
 from node.device import DeviceKeyError, folder_signer
 from node.limits import ClientLimits
 from node.openclaw.bridge import Sink
@@ -162,6 +162,8 @@ def with_sink(ctx: click.Context, data_dir: Path | None,
         raise store_refusal(error, data_dir) from None
     except FolderFormatError as error:  # as ``serve`` refuses to start on it: 1
         raise NodeError(str(error)) from None
+    except LogFormatError as error:  # the same
+        raise NodeError(str(log_refusal(error, data_dir, software_version()))) from None
     except DeviceKeyError as error:
         # A folder whose key cannot be used (damaged, open to others, not a file) is
         # input this command cannot use, as for ``clawsync device --data-dir``: exit 2,

@@ -30,12 +30,19 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from crdt.errors import FolderInUse, StoreError
+from crdt.errors import FolderInUse, LogFormatError, StoreError
 from crdt.storage.backends import backend_of
 from crdt.storage.lock import LOCK_NAME, FolderLock
 from node import logs
 from node.config import Config, software_version
-from node.data_format import DATA_FORMAT, FolderFormatError, Marking, check_format, mark_format
+from node.data_format import (
+    DATA_FORMAT,
+    FolderFormatError,
+    Marking,
+    check_format,
+    log_refusal,
+    mark_format,
+)
 from node.device import KEY_FILE, DeviceKey, DeviceKeyError, open_key
 from node.folder import make_folders, remove_empty
 from node.http.listener import BoundedSite, bind, close_all
@@ -303,6 +310,9 @@ async def _start(config: Config, tls: TlsFiles, socks: list[socket.socket]) -> R
                                        signer=device.signer(config.name))
     except FolderInUse as error:
         raise FolderTaken(str(error)) from None
+    except LogFormatError as error:
+        raise StartError(str(log_refusal(error, config.log_location,
+                                         software_version()))) from None
     except StoreError as error:
         raise StartError(str(error)) from None
     try:

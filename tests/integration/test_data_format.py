@@ -4,14 +4,20 @@ refused, in one line naming both versions, and left as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from crdt import codec
+from crdt.log.records import LOG_FORMAT, META
+from crdt.storage.disk import DiskStorage
+from crdt.storage.lock import LOCK_NAME
 from node.config import software_version
 from node.data_format import DATA_FORMAT, FORMAT_FILE
 from tests.support.processes import (
@@ -80,6 +86,50 @@ def test_openclaw_import_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> N
     line = one_error_line(imported)
     assert "written by a newer clawsync" in line, line
     assert _files(node.data_dir) == before
+
+
+def _bump_log_format(folder: Path) -> None:
+    """The log's meta record marked as a newer version's (``LOG_FORMAT`` + 1)."""
+    storage = DiskStorage.open(folder)
+    try:
+        with storage.transaction() as tx:
+            meta = codec.decode_trusted(tx.get(META))
+            tx.put(META, codec.encode_fast({**meta, "format": LOG_FORMAT + 1}))
+    finally:
+        storage.close()
+
+
+def test_a_log_of_a_newer_format_is_refused_in_words(tmp_path: Path) -> None:
+    """A log of a newer format in a folder whose marker says no newer one (a marker
+    lost, a log moved in): the log's own check says what the marker's does."""
+    with NodeProcess(tmp_path) as node:
+        assert run_cli(node, "append", "s1", "message_received", "content=hi").returncode == 0
+    _bump_log_format(node.data_dir)
+    before = _held(node.data_dir)
+    started = subprocess.run(
+        [*node.command()[:4], "--data-dir", str(node.data_dir), "--host", "127.0.0.1",
+         "--port", str(free_port())],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    state = tmp_path / "openclaw"
+    (state / "agents").mkdir(parents=True)
+    imported = subprocess.run(
+        [*node.command()[:3], "openclaw", "import", "--data-dir", str(node.data_dir),
+         "--state-dir", str(state)],
+        capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+    for line in (one_error_line(started), one_error_line(imported)):
+        assert f"the event log in {node.data_dir} was written by a newer clawsync " \
+            f"(log format {LOG_FORMAT + 1}); clawsync {software_version()} reads format " \
+            f"{LOG_FORMAT} at most. Run a newer clawsync on it" in line, line
+    assert _held(node.data_dir) == before
+
+
+def _held(folder: Path) -> tuple[dict[str, bytes], list[str]]:
+    """What ``folder`` holds: its files but the lock (which each start rewrites) and the
+    log, and the log's rows (opening it rewrites SQLite pages, not what they hold)."""
+    files = {name: data for name, (_, _, data) in _files(folder).items()
+             if name not in (LOCK_NAME, "cache.db")}
+    with contextlib.closing(sqlite3.connect(folder / "cache.db")) as log:
+        return files, list(log.iterdump())
 
 
 #: A node serving on ``sys.argv[1]`` whose marker files all fail as on a full disk (the

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from node.cli.common import InputError, field, with_client
+from node.cli.common import InputError, NodeError, field, with_client
 from node.cli.options import client_options
 from node.cli.output import print_json, printable
 
@@ -42,8 +42,16 @@ def device(ctx: click.Context, data_dir: Path | None, name: str | None,
         raise click.UsageError("--json and --id print the id two ways: give one")
     if data_dir is not None:
         # Here, not at the top: they load the crypto libraries, which --help needs none of.
+        from node.config import software_version
+        from node.data_format import FolderFormatError, check_format
         from node.device import DeviceKeyError, read_key
 
+        try:
+            # A newer version's folder may keep its key otherwise: refused as serve
+            # refuses it (exit 1), not read as this version would lay it out.
+            check_format(data_dir, software_version())
+        except FolderFormatError as error:
+            raise NodeError(str(error)) from None
         # --id shows no name: --name and CLAWSYNC_NAME are not read, nor checked.
         shown = None if id_only else _name(ctx, name)
         try:

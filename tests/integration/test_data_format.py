@@ -88,6 +88,22 @@ def test_openclaw_import_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> N
     assert _files(node.data_dir) == before
 
 
+def test_device_data_dir_refuses_a_folder_of_a_newer_format(tmp_path: Path) -> None:
+    with NodeProcess(tmp_path) as node:
+        pass
+    (node.data_dir / FORMAT_FILE).write_text(
+        json.dumps({"format": DATA_FORMAT + 1, "written_by": "9.1.0"}))
+    before = _files(node.data_dir)
+    for shown in ([], ["--id"], ["--json"]):
+        read = subprocess.run(
+            [*node.command()[:3], "device", "--data-dir", str(node.data_dir), *shown],
+            capture_output=True, text=True, env=child_env(), timeout=CLI_TIMEOUT_S)
+        line = one_error_line(read)
+        assert f"written by clawsync 9.1.0 (data folder format {DATA_FORMAT + 1})" in line
+        assert read.stdout == ""
+    assert _files(node.data_dir) == before
+
+
 def _bump_log_format(folder: Path) -> None:
     """The log's meta record marked as a newer version's (``LOG_FORMAT`` + 1)."""
     storage = DiskStorage.open(folder)

@@ -181,6 +181,8 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     """
     if address is not None and no_address:
         raise click.UsageError("give --address or --no-address, not both")
+    if address is not None:
+        _warn_listening(address)
 
     async def run(client: Client) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         # The members before, so that a rename or a new address is called so, not "added".
@@ -198,6 +200,19 @@ def add(ctx: click.Context, device_id: str, name: str, address: str | None,
     click.echo(printable(said))
     for line in shared:
         note(line)
+
+
+def _warn_listening(address: str) -> None:
+    """A warning for an ``--address`` of ``0.0.0.0`` or ``::`` (as ``serve`` warns of
+    such a ``--peer``): every node dials a member's address, and dialing that one reaches
+    the dialer's own machine. Warned of, not refused: an address that worked so (both
+    nodes on one machine) must go on being taken."""
+    from crdt.addresses import listening_only
+
+    if listening_only(address):
+        note(f"Warning: --address {address} is an address a node listens on, not one to "
+             "dial (a node dialing it reaches its own machine): give the device's address "
+             "on its network (its serve prints it: `to pair a new device, run on it`)")
 
 
 def _with_rename(error: ClientError, node: str | None) -> ClientError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,35 @@ def test_an_address_with_a_password_is_refused_and_never_shown(node: NodeProcess
     assert "hunter2" not in refused.stdout + refused.stderr
     assert "hunter2" not in node.log_path.read_text(errors="replace")
     assert PHONE not in sets(node)[0]
+
+
+@pytest.mark.parametrize("address", ["http://0.0.0.0:7878", "http://[::]:7878"])
+def test_an_address_a_node_listens_on_is_taken_with_a_warning(node: NodeProcess,
+                                                              address: str) -> None:
+    """Such an address names no machine: every node dialing it reaches itself. Taken
+    all the same (two nodes of one machine reach each other so), and said on stderr."""
+    added = run_cli(node, "devices", "add", PHONE, "--name", "phone", "--address", address)
+    assert added.stdout.strip() == f"added {PHONE} (phone)", added.stderr
+    assert added.stderr.startswith(f"Warning: --address {address} is an address a node "
+                                   "listens on, not one to dial"), added.stderr
+    assert "give the device's address on its network" in added.stderr
+    assert [row["address"] for row in devices(node)["members"]
+            if row["device_id"] == PHONE] == [address]
+    named = run_cli(node, "devices", "add", PHONE, "--name", "phone", "--address",
+                    "http://phone.lan:7878")
+    assert named.returncode == 0 and named.stderr == "", named.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux dials 0.0.0.0 as this machine")
+def test_node_0_0_0_0_reaches_the_node_here_without_a_word(node: NodeProcess) -> None:
+    """``--node http://0.0.0.0:PORT`` (copied from where serve listens) reaches the node
+    of this machine, as 127.0.0.1 does, and fails as it does when none listens there: a
+    warning would be noise on a command that works, and a hint on one that fails would
+    send the reader after the address instead of the node that is not running."""
+    port = node.url.rsplit(":", 1)[1]
+    listed = run_cli(f"http://0.0.0.0:{port}", "devices", "--json")
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    assert [row["device_id"] for row in json.loads(listed.stdout)["members"]] == [own_id(node)]
 
 
 def test_renaming_this_device_shows_in_clawsync_device(node: NodeProcess) -> None:

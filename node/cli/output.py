@@ -214,7 +214,8 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
                headed: bool = False, whole: bool = False,
                wrap: tuple[int, ...] = (), fold: tuple[int, ...] = (),
                optional: tuple[int, ...] = (), apart: int | None = None,
-               plain: list[list[str]] | None = None, pages: Pages | None = None) -> None:
+               plain: list[list[str]] | None = None, pages: Pages | None = None,
+               wrap_last: tuple[int, ...] = ()) -> None:
     """A table on a terminal, tab-free plain lines (two spaces between columns) otherwise;
     ``headed``: those lines start with the headers in capitals (tables of numbers that
     say nothing without them; a list of events or sessions reads without). ``whole``: no
@@ -235,7 +236,9 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
     ``title`` is a line of its own over the table, whole: the terminal wraps it.
     ``pages``: these rows are a page of a table printed page by page (``Pages``), which
     prints the header, the title and the note of columns left out with the first page
-    alone."""
+    alone. ``wrap_last``: the columns of ``wrap`` kept on one line where leaving out
+    ``optional`` columns makes the room (a version over two lines reads as two values),
+    wrapped only where no table fits otherwise."""
     if not rows:
         return
     if pages is not None and pages.started:
@@ -245,7 +248,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
         optional = (apart, *optional)
     table = is_terminal() and (pages is None or not pages.started or pages.kept is not None)
     if table and _print_table(rows, headers, title, whole, wrap, fold, optional, apart,
-                              pages):
+                              pages, wrap_last):
         if pages is not None:
             pages.started = True
         return
@@ -277,7 +280,7 @@ def print_rows(rows: list[list[str]], headers: list[str], *, title: str | None =
 def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
                  whole: bool, wrap: tuple[int, ...], fold: tuple[int, ...],
                  optional: tuple[int, ...], apart: int | None = None,
-                 pages: Pages | None = None) -> bool:
+                 pages: Pages | None = None, wrap_last: tuple[int, ...] = ()) -> bool:
     """``print_rows``'s table, if it has one for this terminal (see there)."""
     from rich.table import Table
     from rich.text import Text
@@ -290,7 +293,7 @@ def _print_table(rows: list[list[str]], headers: list[str], title: str | None,
         if whole and widths is None:
             return False
     elif whole:
-        layout = _layout(headers, rows, wrap, fold, optional)
+        layout = _layout(headers, rows, wrap, fold, optional, wrap_last)
         if layout is None:
             return False
         kept, widths = layout
@@ -375,25 +378,32 @@ def prints_table(rows: list[list[str]], headers: list[str], *, whole: bool = Fal
 
 def _layout(headers: list[str], rows: list[list[str]], wrap: tuple[int, ...],
             fold: tuple[int, ...],
-            optional: tuple[int, ...]) -> tuple[list[int], list[int]] | None:
+            optional: tuple[int, ...],
+            wrap_last: tuple[int, ...] = ()) -> tuple[list[int], list[int]] | None:
     """The columns a whole table shows on this terminal (all, else fewer of the
     ``optional`` ones, in their order) and their widths (``column_widths``, with the
-    padding rich gives a table's cells), or None if no such table fits."""
+    padding rich gives a table's cells), or None if no such table fits. The columns of
+    ``wrap_last`` are wrapped only where no table fits with them whole: whether one fits
+    at all is as without them."""
     from rich.table import Table
 
     _top, right, _bottom, left = Table(box=None).padding
     width = terminal_width() or 0
-    kept = list(range(len(headers)))
-    for left_out in (None, *optional):
-        if left_out is not None:
-            kept.remove(left_out)
-        widths = column_widths([headers[index] for index in kept],
-                                [[row[index] for index in kept] for row in rows],
-                                tuple(at for at, index in enumerate(kept) if index in wrap),
-                                width, left + right,
-                                tuple(at for at, index in enumerate(kept) if index in fold))
-        if widths is not None:
-            return kept, widths
+    tries = (tuple(index for index in wrap if index not in wrap_last), wrap) \
+        if wrap_last else (wrap,)
+    for wrapping in tries:
+        kept = list(range(len(headers)))
+        for left_out in (None, *optional):
+            if left_out is not None:
+                kept.remove(left_out)
+            widths = column_widths(
+                [headers[index] for index in kept],
+                [[row[index] for index in kept] for row in rows],
+                tuple(at for at, index in enumerate(kept) if index in wrapping),
+                width, left + right,
+                tuple(at for at, index in enumerate(kept) if index in fold))
+            if widths is not None:
+                return kept, widths
     return None
 
 

@@ -42,6 +42,9 @@ PEER_HEADERS = ["peer", "dir", "device", "node", "state", "contact", "we lack", 
 PEER_WRAPPED = (2, 4, 5, 10)
 PEER_APART = 0
 PEER_OPTIONAL = (9, 8)
+#: The version ("0.3.0 (schema 1)") on one line where leaving out the bytes makes the
+#: room (on 80 columns: the bytes in go), over two only where no table fits otherwise.
+PEER_WRAPPED_LAST = (10,)
 
 
 def device_lines(device_id: str, width: int | None) -> list[str]:
@@ -234,7 +237,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
         click.echo(printable(shared))
     peers = rows(view, "peers")
     print_rows(peer_rows(peers), PEER_HEADERS, headed=True, whole=True,
-               wrap=PEER_WRAPPED, optional=PEER_OPTIONAL, apart=PEER_APART)
+               wrap=PEER_WRAPPED, optional=PEER_OPTIONAL, apart=PEER_APART,
+               wrap_last=PEER_WRAPPED_LAST)
     for peer in peers:  # other refusals than the waiting said above
         refused, url = maybe(peer, "refused", str), maybe(peer, "url", str)
         if refused and field(peer, "state", str) != "up" and refused not in waiting:

@@ -160,7 +160,8 @@ def test_status_keeps_ids_and_device_names_whole(tmp_path: Path, columns: int) -
             "peers"] if peer["state"] == "up"] == ["home server in the attic"], 30,
                    "the laptop's link to the hub is up and names the hub's device")
         hub_node = hub.get("/healthz")["node_id"]
-        lines = on_terminal(laptop, "status", columns=columns)
+        notes: list[str] = []
+        lines = on_terminal(laptop, "status", columns=columns, notes=notes)
         text = "\n".join(lines)
         assert "…" not in text, lines
         if columns == 80:
@@ -177,9 +178,16 @@ def test_status_keeps_ids_and_device_names_whole(tmp_path: Path, columns: int) -
             start, end = lines[at].index("device"), lines[at].index("node")
             assert " ".join(line[start:end].strip() for line in rows) == \
                 "home server in the attic", lines
+            # The version on one line (over two, "0.3.0" read as all it said): the
+            # bytes, which 80 columns have no room for beside it, left out with a note.
             version = lines[at].index("version")
             (link,) = laptop.get("/v1/peers")["peers"]
-            assert rows[0][version:].strip() == link["software"], lines
+            assert rows[0][version:] == f"{link['software']} (schema {link['schema']})", \
+                lines
+            assert all(len(row) <= version for row in rows[1:]), lines
+            assert "bytes" not in text, lines
+            assert notes == ["(left out for want of room: bytes in, bytes out; piped or "
+                             "with --json, every column is there)"], notes
             # Wide, one line: the address, the device's name, the node's id, the version.
             (wide,) = [line for line in on_terminal(laptop, "status", columns=200)
                        if line.startswith(hub.url)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from node.cli.options import node_url
+from node.cli.options import NODE_SHOWN_CHARS_MAX, node_url
 from node.main import main
 from tests.support.addresses import HIDDEN_PASSWORDS, HIDDEN_TOKENS
 from tests.support.processes import NodeProcess, free_port
@@ -203,6 +203,24 @@ def test_a_number_too_long_for_a_port_is_a_usage_error(node: str, said: str) -> 
     result = clawsync("--node", node, "status")
     assert result.exit_code == 2, result.output
     assert said in result.output and "Traceback" not in result.output, result.output[-300:]
+    # The address cut at NODE_SHOWN_CHARS_MAX, not echoed whole: the error stays a line.
+    error = result.output.splitlines()[-1]
+    assert f"… ({len(node)} characters) " in error, error[-300:]
+    assert len(error) < NODE_SHOWN_CHARS_MAX + 200, error[-300:]
+
+
+@pytest.mark.parametrize("node", [
+    "http://127.0.0.1:" + "9" * 5000, "http:/" + "h" * 5000, "ftp://" + "h" * 5000,
+    "http://h:7878/" + "v" * 5000 + "/v1"])
+def test_a_long_node_address_is_cut_in_its_error(node: str) -> None:
+    """Every refusal that names the address shows at most ``NODE_SHOWN_CHARS_MAX`` of its
+    characters (and the fix it suggests as many), with "…" and how many it has."""
+    result = clawsync("--node", node, "status")
+    assert result.exit_code == 2, result.output
+    error = result.output.splitlines()[-1]
+    assert f"{node[:NODE_SHOWN_CHARS_MAX]!r}… ({len(node)} characters) " in error, \
+        error[-300:]
+    assert len(error) < 3 * NODE_SHOWN_CHARS_MAX, error[-300:]
 
 
 @pytest.mark.parametrize("node", ["ftp://me:hunter2@sync.example",

@@ -179,6 +179,8 @@ class TlsFiles:
         """Warn that files cannot be used once they stayed so ``tls_files_settle_s``,
         unchanged (the rest of a renewal comes meanwhile), and once per change."""
         if stamps == self._refused:
+            # Back to files warned of already (a file missing again): nothing is settling.
+            self._unsettled = None
             return
         settle_s = self.config.limits.tls_files_settle_s
         now = time.monotonic()

@@ -103,6 +103,8 @@ def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Pat
     install(cert, config.tls_cert)  # the renewal is half written: the key is the old one
     with capture_logs() as logs:
         assert files.look() is None
+        # Warned of: looked at again at the interval, not the settle's.
+        assert files.next_look_s() == config.limits.tls_files_check_interval_s
         assert files.look() is None  # looked at again: the same files, no second warning
     assert files.contexts is before
     [warned] = [line for line in logs if line["event"] == "tls files not reloaded"]
@@ -309,5 +311,31 @@ async def test_a_lasting_mismatch_is_warned_of_once_settled(tmp_path: Path) -> N
             await asyncio.wait([looks])
         for _ in range(3):  # more looks at the same files
             assert files.look() is None
+            assert files.next_look_s() == config.limits.tls_files_check_interval_s
     assert of_files(logs).count("tls files not reloaded") == 1
     assert of_files(logs)[0] == "tls files settling"
+
+
+def test_files_warned_of_that_come_back_are_looked_at_at_the_interval(
+        tmp_path: Path) -> None:
+    """A key missing (warned of), then half written (settling), then missing again: the
+    same files as warned of, so the looks go back to the interval."""
+    config, _ = served_files(tmp_path)
+    assert config.tls_key is not None
+    config = dataclasses.replace(config, limits=dataclasses.replace(
+        config.limits, tls_files_check_interval_s=60.0, tls_files_settle_s=0.2))
+    files = TlsFiles(config)
+    config.tls_key.unlink()
+    with capture_logs() as logs:
+        assert files.look() is None
+        assert files.next_look_s() == 0.2  # settling
+        time.sleep(0.25)  # the settle passes, the key still missing
+        assert files.look() is None
+        assert files.next_look_s() == 60.0
+        config.tls_key.write_text("not a key")
+        assert files.look() is None
+        assert files.next_look_s() == 0.2  # a new state: settling
+        config.tls_key.unlink()
+        assert files.look() is None
+        assert files.next_look_s() == 60.0
+    assert of_files(logs).count("tls files not reloaded") == 1

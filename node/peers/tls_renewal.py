@@ -171,6 +171,9 @@ class TlsFiles:
             return None
         self.contexts, self.served, self._loaded = contexts, served, stamps
         self._refused = self._unsettled = None
+        if served != self._expiry_warned:
+            # Another certificate: one warned of before (a renewal rolled back) is again.
+            self._expiry_warned = None
         log.info("tls files reloaded", files=[str(path) for path in self._paths],
                  **(served.fields() if served is not None else {}))
         return contexts

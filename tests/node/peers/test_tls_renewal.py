@@ -231,8 +231,8 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     date (never what it holds); the gauge is its notAfter."""
     config, ca = served_files(tmp_path)
     assert config.tls_cert is not None and config.tls_key is not None
-    later, key = make_cert_expiring(tmp_path, "later", ca, days=90)
-    install(key, config.tls_key)
+    later, key_later = make_cert_expiring(tmp_path, "later", ca, days=90)
+    install(key_later, config.tls_key)
     install(later, config.tls_cert)
     files = TlsFiles(config)
     registry = CollectorRegistry()
@@ -269,6 +269,22 @@ def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:
     assert gauge() == expires.timestamp()
     body = [line for line in key.read_text().splitlines() if not line.startswith("-----")]
     assert not any(part in str(logs) for part in body)
+
+    # Rewritten (a new file, the same certificate): not warned of again. Another taken,
+    # then this one put back (a renewal rolled back): warned of again.
+    install(soon, config.tls_cert)
+    with capture_logs() as logs:
+        assert files.look() is not None
+    assert [line["event"] for line in logs] == ["tls files reloaded"]
+    install(key_later, config.tls_key)
+    install(later, config.tls_cert)
+    assert files.look() is not None
+    install(key, config.tls_key)
+    install(soon, config.tls_cert)
+    with capture_logs() as logs:
+        assert files.look() is not None
+    assert [line["event"] for line in logs] == ["tls files reloaded",
+                                                "tls certificate expires soon"]
     registry = CollectorRegistry()  # without a certificate (plain HTTP): no series
     registry.register(TlsCollector(TlsFiles(Config())))
     assert gauge() is None

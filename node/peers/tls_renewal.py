@@ -90,6 +90,16 @@ class Served:
                 "certificate_expires": self.expires.isoformat()}
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """Contexts loaded from the files, the certificate read for them, and the files'
+    stamps when loaded."""
+
+    contexts: Contexts
+    served: Served | None
+    stamps: tuple[Stamp, ...]
+
+
 def stamp_of(path: Path) -> Stamp:
     """What ``path`` is now, following links: a change of any part is a new file."""
     try:
@@ -136,8 +146,8 @@ class TlsFiles:
         return bool(self._paths)
 
     def unload(self) -> None:
-        """Take the files as not loaded: contexts that could not be put in use are
-        loaded again at the next look."""
+        """Take the files as not loaded: after a look that failed, whatever it did, they
+        are loaded (and given) again at the next look."""
         self._loaded = None
 
     def stamps(self) -> tuple[Stamp, ...]:
@@ -145,11 +155,14 @@ class TlsFiles:
 
     def look(self) -> Contexts | None:
         """New contexts if the files changed since they were loaded and can be used now
-        (they are in use from now on), else None; and a warning if the certificate served
-        expires soon (``warn_of_expiry``). Blocking: it reads the files."""
-        contexts = self._reload()
+        (``changed``; they are in use from now on: ``take``), else None; and a warning if
+        the certificate served expires soon (``warn_of_expiry``). Blocking: it reads the
+        files."""
+        loaded = self.changed()
+        if loaded is not None:
+            self.take(loaded)
         self.warn_of_expiry(datetime.now(UTC))
-        return contexts
+        return loaded.contexts if loaded is not None else None
 
     def next_look_s(self) -> float:
         """Seconds until the next look: sooner while files that cannot be used have not
@@ -159,7 +172,9 @@ class TlsFiles:
             return min(interval_s, self.config.limits.tls_files_settle_s)
         return interval_s
 
-    def _reload(self) -> Contexts | None:
+    def changed(self) -> Loaded | None:
+        """The files loaded again if they changed since they were loaded and can be used
+        now, else None; not in use until given to ``take``. Blocking: it reads the files."""
         stamps = self.stamps()
         if stamps == self._loaded:
             self._unsettled = None  # put back as they were: nothing to warn of
@@ -169,14 +184,19 @@ class TlsFiles:
         except TlsFileError as error:
             self._refuse(stamps, error)
             return None
-        self.contexts, self.served, self._loaded = contexts, served, stamps
         self._refused = self._unsettled = None
-        if served != self._expiry_warned:
+        return Loaded(contexts, served, stamps)
+
+    def take(self, loaded: Loaded) -> None:
+        """``loaded`` is in use: its certificate is the one served (the gauge, the
+        warnings), and its files are the ones compared with from now on."""
+        self.contexts, self.served, self._loaded = loaded.contexts, loaded.served, \
+            loaded.stamps
+        if loaded.served != self._expiry_warned:
             # Another certificate: one warned of before (a renewal rolled back) is again.
             self._expiry_warned = None
         log.info("tls files reloaded", files=[str(path) for path in self._paths],
-                 **(served.fields() if served is not None else {}))
-        return contexts
+                 **(loaded.served.fields() if loaded.served is not None else {}))
 
     def _refuse(self, stamps: tuple[Stamp, ...], error: TlsFileError) -> None:
         """Warn that files cannot be used once they stayed so ``tls_files_settle_s``,
@@ -256,9 +276,13 @@ async def watch(files: TlsFiles, use: Callable[[Contexts], None]) -> None:
     while True:
         await asyncio.sleep(files.next_look_s())
         try:
-            contexts = await asyncio.to_thread(files.look)
-            if contexts is not None:
-                use(contexts)
+            loaded = await asyncio.to_thread(files.changed)
+            if loaded is not None:
+                use(loaded.contexts)
+                # Served from now on: not before, or the gauge would show a certificate
+                # not in use when ``use`` fails.
+                files.take(loaded)
+            files.warn_of_expiry(datetime.now(UTC))
             failed.clear()  # a kind that comes back after a good look is said again
         except Exception as error:  # logged, and the next look may succeed
             files.unload()  # loaded but not in use: loaded and given again next time

@@ -206,9 +206,12 @@ async def test_contexts_that_could_not_be_put_in_use_are_given_again(tmp_path: P
     config, ca, files = looked_at_often(tmp_path)
     taken: list[Contexts] = []
     given_again = asyncio.Event()
+    before = files.served
+    served_meanwhile = []  # the certificate served (the gauge) while they are given
 
     def use(contexts: Contexts) -> None:
         taken.append(contexts)
+        served_meanwhile.append(files.served)
         if len(taken) == 1:
             raise RuntimeError("could not use them")
         given_again.set()
@@ -223,6 +226,9 @@ async def test_contexts_that_could_not_be_put_in_use_are_given_again(tmp_path: P
         looks.cancel()
         await asyncio.wait([looks])
     assert len(taken) == 2
+    assert served_meanwhile == [before, before]  # not the new one before it is in use
+    assert files.served is not None and files.served != before
+    assert files.served.serial == x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
 
 
 def test_a_certificate_expiring_soon_is_warned_of_once(tmp_path: Path) -> None:

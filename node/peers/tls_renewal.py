@@ -24,6 +24,9 @@ The certificate served is watched for its expiry: its notAfter is the gauge
 ``TLS_EXPIRY_WARN_DAYS`` before it a warning names the file and the date, at start and
 at the first look that finds it so, once per certificate: a renewal that failed (certbot
 could not reach its CA) is seen in the log and by an alert, before clients are refused.
+Once expired it is said again, as an error. A renewal to a certificate out of its dates
+(expired, or not valid yet: a clock or a CA gone wrong) is files that cannot be used:
+peers would refuse it, and the one in use is kept.
 
 Any other error of a look (a bug, a thread that could not start) is logged once per
 kind and the looks go on: renewals are never left untaken without a line saying why.
@@ -78,16 +81,32 @@ class Contexts:
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """The certificate the node serves (the first of ``--tls-cert``): its serial number
-    and when it expires."""
+    """The certificate the node serves (the first of ``--tls-cert``): its serial number,
+    and from when and until when it is valid."""
 
     serial: int
+    begins: datetime
     expires: datetime
 
     def fields(self) -> dict[str, str]:
         """For a log line: the serial in hex and the expiry in ISO 8601, nothing else."""
         return {"certificate_serial": format(self.serial, "x"),
                 "certificate_expires": self.expires.isoformat()}
+
+    def invalid(self, now: datetime) -> str | None:
+        """Why peers would refuse it at ``now`` (expired, or not valid yet), else None.
+
+        >>> day = datetime(2030, 1, 2, tzinfo=UTC)
+        >>> Served(1, day, day + timedelta(days=90)).invalid(day + timedelta(days=91))
+        'the certificate expired at 2030-04-02T00:00:00+00:00'
+        >>> Served(1, day, day + timedelta(days=90)).invalid(day) is None
+        True
+        """
+        if now > self.expires:
+            return f"the certificate expired at {self.expires.isoformat()}"
+        if now < self.begins:
+            return f"the certificate is not valid before {self.begins.isoformat()}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +156,8 @@ class TlsFiles:
         #: The stamps of files that could not be used, not warned of yet, and when they
         #: were first found so (``time.monotonic``): they may be a renewal half done.
         self._unsettled: tuple[tuple[Stamp, ...], float] | None = None
-        #: The certificate whose coming expiry was warned of.
-        self._expiry_warned: Served | None = None
+        #: The certificate whose coming expiry was warned of, and whether as expired.
+        self._expiry_warned: tuple[Served, bool] | None = None
 
     @property
     def watched(self) -> bool:
@@ -184,6 +203,12 @@ class TlsFiles:
         except TlsFileError as error:
             self._refuse(stamps, error)
             return None
+        # OpenSSL loads a certificate out of its dates, and peers would refuse the node
+        # from then on: the one in use (still valid, or no worse) is kept instead.
+        invalid = served.invalid(datetime.now(UTC)) if served is not None else None
+        if invalid is not None:
+            self._refuse(stamps, TlsFileError(f"--tls-cert {self.config.tls_cert}", invalid))
+            return None
         self._refused = self._unsettled = None
         return Loaded(contexts, served, stamps)
 
@@ -192,7 +217,7 @@ class TlsFiles:
         warnings), and its files are the ones compared with from now on."""
         self.contexts, self.served, self._loaded = loaded.contexts, loaded.served, \
             loaded.stamps
-        if loaded.served != self._expiry_warned:
+        if self._expiry_warned is not None and loaded.served != self._expiry_warned[0]:
             # Another certificate: one warned of before (a renewal rolled back) is again.
             self._expiry_warned = None
         log.info("tls files reloaded", files=[str(path) for path in self._paths],
@@ -221,17 +246,22 @@ class TlsFiles:
 
     def warn_of_expiry(self, now: datetime) -> None:
         """Warn, once per certificate, if the one served expires within
-        ``TLS_EXPIRY_WARN_DAYS`` of ``now`` (or has expired): its path and expiry."""
+        ``TLS_EXPIRY_WARN_DAYS`` of ``now``, and once more, as an error, if it has
+        expired (taken at start: a renewal would not be): its path and expiry."""
         served = self.served
-        if served is None or served == self._expiry_warned:
+        if served is None:
             return
         left = served.expires - now
         if left > timedelta(days=TLS_EXPIRY_WARN_DAYS):
             return
-        self._expiry_warned = served
-        log.warning("tls certificate expires soon", path=str(self.config.tls_cert),
-                    days_left=round(left / timedelta(days=1), 1),
-                    warn_days=TLS_EXPIRY_WARN_DAYS, **served.fields())
+        expired = left <= timedelta(0)
+        if (served, expired) == self._expiry_warned:
+            return
+        self._expiry_warned = (served, expired)
+        say = log.error if expired else log.warning
+        say("tls certificate expired" if expired else "tls certificate expires soon",
+            path=str(self.config.tls_cert), days_left=round(left / timedelta(days=1), 1),
+            warn_days=TLS_EXPIRY_WARN_DAYS, **served.fields())
 
 
 def certificate(path: Path | None) -> Served | None:
@@ -246,7 +276,7 @@ def certificate(path: Path | None) -> Served | None:
         cert = x509.load_pem_x509_certificate(path.read_bytes())
     except (OSError, ValueError):
         return None
-    return Served(cert.serial_number, cert.not_valid_after_utc)
+    return Served(cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc)
 
 
 class TlsCollector(Collector):

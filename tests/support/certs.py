@@ -52,9 +52,10 @@ def install(source: Path, target: Path) -> None:
     os.replace(target.with_suffix(".new"), target)
 
 
-def make_cert_expiring(folder: Path, name: str, ca: tuple[Path, Path],
-                       days: float) -> tuple[Path, Path]:
-    """A certificate like ``make_cert``'s that expires ``days`` from now, made with the
+def make_cert_expiring(folder: Path, name: str, ca: tuple[Path, Path], days: float,
+                       begins_days: float = -5 / (24 * 60)) -> tuple[Path, Path]:
+    """A certificate like ``make_cert``'s that expires ``days`` from now (valid from
+    ``begins_days`` from now, five minutes ago unless given), made with the
     ``cryptography`` library (``openssl x509 -days`` takes whole days from now only)."""
     ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
     ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
@@ -66,7 +67,7 @@ def make_cert_expiring(folder: Path, name: str, ca: tuple[Path, Path],
             .issuer_name(ca_cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_before(now + datetime.timedelta(days=begins_days))
             .not_valid_after(now + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,

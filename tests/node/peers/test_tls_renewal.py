@@ -361,3 +361,58 @@ def test_files_warned_of_that_come_back_are_looked_at_at_the_interval(
         assert files.look() is None
         assert files.next_look_s() == 60.0
     assert of_files(logs).count("tls files not reloaded") == 1
+
+
+def test_a_renewal_to_a_certificate_out_of_its_dates_is_not_taken(tmp_path: Path) -> None:
+    """Expired, or not valid yet: peers would refuse it, so the certificate in use is
+    kept, with the usual warning naming why and the date."""
+    config, ca = served_files(tmp_path)
+    config = settled_at_once(config)
+    assert config.tls_cert is not None and config.tls_key is not None
+    files = TlsFiles(config)
+    before, served = files.contexts, files.served
+    for name, days, begins_days, why in (
+            ("expired", -3 / (24 * 60), -1.0, "expired at "),
+            ("early", 90.0, 1.0, "is not valid before ")):
+        cert, key = make_cert_expiring(tmp_path, name, ca, days=days, begins_days=begins_days)
+        install(key, config.tls_key)
+        install(cert, config.tls_cert)
+        with capture_logs() as logs:
+            assert files.look() is None
+        assert files.contexts is before and files.served == served
+        [warned] = [line for line in logs if line["event"] == "tls files not reloaded"]
+        read = x509.load_pem_x509_certificate(cert.read_bytes())
+        date = read.not_valid_after_utc if name == "expired" else read.not_valid_before_utc
+        assert warned["error"] == (f"cannot use --tls-cert {config.tls_cert}: "
+                                   f"the certificate {why}{date.isoformat()}")
+
+
+def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None:
+    """Loaded at start (it was accepted before): an error once. One warned of as
+    expiring soon is said again once it has expired."""
+    config, ca = served_files(tmp_path)
+    assert config.tls_cert is not None and config.tls_key is not None
+    cert, key = make_cert_expiring(tmp_path, "expired", ca, days=-3 / (24 * 60),
+                                   begins_days=-1.0)
+    install(key, config.tls_key)
+    install(cert, config.tls_cert)
+    files = TlsFiles(config)
+    now = datetime.now(UTC)
+    with capture_logs() as logs:
+        files.warn_of_expiry(now)
+        files.warn_of_expiry(now + timedelta(days=1))
+    assert [(line["event"], line["log_level"]) for line in logs] == [
+        ("tls certificate expired", "error")]
+    assert logs[0]["path"] == str(config.tls_cert) and logs[0]["days_left"] <= 0
+
+    soon, key = make_cert_expiring(tmp_path, "soon", ca, days=3)
+    install(key, config.tls_key)
+    install(soon, config.tls_cert)
+    with capture_logs() as logs:
+        assert files.look() is not None
+        files.warn_of_expiry(now + timedelta(days=2))
+        files.warn_of_expiry(now + timedelta(days=4))
+        files.warn_of_expiry(now + timedelta(days=5))
+    assert [(line["event"], line["log_level"]) for line in logs] == [
+        ("tls files reloaded", "info"), ("tls certificate expires soon", "warning"),
+        ("tls certificate expired", "error")]

@@ -156,8 +156,9 @@ class TlsFiles:
         #: The stamps of files that could not be used, not warned of yet, and when they
         #: were first found so (``time.monotonic``): they may be a renewal half done.
         self._unsettled: tuple[tuple[Stamp, ...], float] | None = None
-        #: The certificate whose coming expiry was warned of, and whether as expired.
-        self._expiry_warned: tuple[Served, bool] | None = None
+        #: The certificate whose coming expiry was warned of (None: its expiry is
+        #: unknown), and whether as expired.
+        self._expiry_warned: tuple[Served | None, bool] | None = None
 
     @property
     def watched(self) -> bool:
@@ -247,9 +248,17 @@ class TlsFiles:
     def warn_of_expiry(self, now: datetime) -> None:
         """Warn, once per certificate, if the one served expires within
         ``TLS_EXPIRY_WARN_DAYS`` of ``now``, and once more, as an error, if it has
-        expired (taken at start: a renewal would not be): its path and expiry."""
+        expired (taken at start: a renewal would not be): its path and expiry. Once, if
+        its expiry cannot be read (``certificate``) though OpenSSL serves it."""
         served = self.served
+        if self.config.tls_cert is None:
+            return
         if served is None:
+            if self._expiry_warned != (None, False):
+                self._expiry_warned = (None, False)
+                # No gauge and no warning would come: said, or it would look like plain HTTP.
+                log.warning("tls certificate expiry unknown", path=str(self.config.tls_cert),
+                            reason="not read as a PEM certificate (BEGIN CERTIFICATE)")
             return
         left = served.expires - now
         if left > timedelta(days=TLS_EXPIRY_WARN_DAYS):
@@ -265,7 +274,9 @@ class TlsFiles:
 
 
 def certificate(path: Path | None) -> Served | None:
-    """The certificate ``path`` begins with (None if it cannot be read as one).
+    """The certificate ``path`` begins with (None if it cannot be read as one: OpenSSL
+    serves some that cannot, such as a ``BEGIN TRUSTED CERTIFICATE`` of ``openssl x509
+    -trustout``).
 
     >>> certificate(Path("/nonexistent/tls.pem")) is None
     True

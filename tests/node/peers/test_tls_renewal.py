@@ -416,3 +416,33 @@ def test_a_certificate_expired_is_said_as_an_error(tmp_path: Path) -> None:
     assert [(line["event"], line["log_level"]) for line in logs] == [
         ("tls files reloaded", "info"), ("tls certificate expires soon", "warning"),
         ("tls certificate expired", "error")]
+
+
+def test_a_certificate_whose_expiry_cannot_be_read_is_warned_of_once(tmp_path: Path) -> None:
+    """OpenSSL serves a ``TRUSTED CERTIFICATE`` (``openssl x509 -trustout``) that the
+    expiry's reader cannot read: no gauge, so a warning says so, once, with the path."""
+    config, ca = served_files(tmp_path)
+    assert config.tls_cert is not None and config.tls_key is not None
+    trusted = tmp_path / "trusted.pem"
+    trusted.write_text(config.tls_cert.read_text().replace(" CERTIFICATE-----",
+                                                          " TRUSTED CERTIFICATE-----"))
+    install(trusted, config.tls_cert)
+    files = TlsFiles(config)
+    assert files.served is None and files.contexts.server is not None
+    with capture_logs() as logs:
+        for _ in range(2):
+            assert files.look() is None
+    assert [(line["event"], line["log_level"]) for line in logs] == [
+        ("tls certificate expiry unknown", "warning")]
+    assert logs[0]["path"] == str(config.tls_cert)
+
+    cert, key = make_cert(tmp_path, "second", ca)  # one that can be read: no warning
+    install(key, config.tls_key)
+    install(cert, config.tls_cert)
+    with capture_logs() as logs:
+        assert files.look() is not None
+    assert files.served is not None
+    assert "tls certificate expiry unknown" not in [line["event"] for line in logs]
+    with capture_logs() as logs:  # no certificate (plain HTTP): nothing to say
+        TlsFiles(Config()).warn_of_expiry(datetime.now(UTC))
+    assert logs == []

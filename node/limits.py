@@ -123,9 +123,10 @@ class Limits:
     #: before the old certificate expires is served within a minute.
     tls_files_check_interval_s: float = 60.0
     #: Seconds TLS files that cannot be used are given to settle before the node warns of
-    #: them (looked at again then): a renewal writes the certificate, then the key, and a
-    #: look between the two finds them mismatched. Longer hides a broken file's warning
-    #: that much longer (the files in use stay in use either way).
+    #: them (looked at again then, or at the interval above if shorter): a renewal
+    #: writes the certificate, then the key, and a look between the two finds them
+    #: mismatched. Longer hides a broken file's warning that much longer (the files in
+    #: use stay in use either way).
     tls_files_settle_s: float = 5.0
     #: Connections the kernel queues while every one of ``connections_max`` is taken.
     accept_backlog: int = 128

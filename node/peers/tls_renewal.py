@@ -16,8 +16,9 @@ be used (half written during a renewal, a key of another certificate, unreadable
 the contexts in use as they were, and every later look tries again, so that the rest of
 the renewal is taken once it is written. A renewal writes its certificate and its key one
 after the other, and a look between the two finds them mismatched: so files that cannot
-be used are looked at again after ``Limits.tls_files_settle_s``, and a warning says which
-and why only if they are still the same files then, once per change of the files.
+be used are looked at again sooner (every ``Limits.tls_files_settle_s``, or the interval
+if shorter), and a warning says which and why only if they are still the same files at
+a look at least ``tls_files_settle_s`` after they were found so, once per change.
 
 The certificate served is watched for its expiry: its notAfter is the gauge
 ``clawsync_tls_certificate_expiry_timestamp_seconds`` (``TlsCollector``), and from
@@ -235,8 +236,8 @@ class TlsFiles:
         now = time.monotonic()
         if self._unsettled is None or self._unsettled[0] != stamps:
             self._unsettled = (stamps, now)
-            if settle_s > 0:  # said once per change, at debug level: likely harmless
-                log.debug("tls files settling", error=str(error), warn_after_s=settle_s)
+            # Said once per change, at debug level: likely harmless.
+            log.debug("tls files settling", error=str(error), warn_after_s=settle_s)
         if now - self._unsettled[1] < settle_s:
             return
         self._refused = stamps
@@ -308,8 +309,9 @@ class TlsCollector(Collector):
 
 
 async def watch(files: TlsFiles, use: Callable[[Contexts], None]) -> None:
-    """Look at ``files`` every ``tls_files_check_interval_s`` until cancelled, and give
-    ``use`` the new contexts each time they changed. The files are read on a thread: a
+    """Look at ``files`` until cancelled, every ``tls_files_check_interval_s`` (sooner
+    while files that cannot be used settle: ``TlsFiles.next_look_s``), and give ``use``
+    the new contexts each time they changed. The files are read on a thread: a
     file on a slow mount holds up no request."""
     interval_s = files.config.limits.tls_files_check_interval_s
     failed: set[str] = set()  # the kinds of error logged already

@@ -35,7 +35,8 @@ def of_files(logs: list[dict[str, Any]]) -> list[str]:
 
 
 def settled_at_once(config: Config) -> Config:
-    """``config`` whose files that cannot be used are warned of at the first look."""
+    """``config`` whose files that cannot be used are warned of at the first look (the
+    settle of no time a config refuses: ``tls files settling``, then the warning)."""
     return dataclasses.replace(config, limits=dataclasses.replace(
         config.limits, tls_files_settle_s=0.0))
 
@@ -108,7 +109,7 @@ def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Pat
         assert files.look() is None  # looked at again: the same files, no second warning
     assert files.contexts is before
     [warned] = [line for line in logs if line["event"] == "tls files not reloaded"]
-    assert of_files(logs) == ["tls files not reloaded"]
+    assert of_files(logs) == ["tls files settling", "tls files not reloaded"]
     assert warned["log_level"] == "warning"
     assert warned["error"].startswith(f"cannot use --tls-cert {config.tls_cert} with "
                                       f"--tls-key {config.tls_key}: not a PEM file of the "
@@ -121,7 +122,7 @@ def test_files_that_cannot_be_used_keep_the_contexts_and_warn_once(tmp_path: Pat
     config.tls_key.write_text("")
     with capture_logs() as logs:
         assert files.look() is None
-    assert of_files(logs) == ["tls files not reloaded"]
+    assert of_files(logs) == ["tls files settling", "tls files not reloaded"]
 
     install(key, config.tls_key)  # the renewal completes: taken at the next look
     with capture_logs() as logs:

@@ -53,12 +53,16 @@ def dashboard_queries() -> list[str]:
 def test_the_rules_an_operator_wants() -> None:
     found = {rule["alert"]: rule for rule in rules()}
     assert set(found) == {"ClawsyncPeerDown", "ClawsyncPeerFallingBehind",
-                          "ClawsyncCommitsSlow", "ClawsyncAfterCommitFailures"}
+                          "ClawsyncCommitsSlow", "ClawsyncAfterCommitFailures",
+                          "ClawsyncTlsCertificateExpiring"}
     assert found["ClawsyncPeerDown"]["for"] == "10m"
     # Forgotten content may stay in the files: one failure is worth a look.
     assert "clawsync_after_commit_failures_total" in found["ClawsyncAfterCommitFailures"][
         "expr"]
     assert "for" not in found["ClawsyncAfterCommitFailures"]
+    # Sooner than the node's log (TLS_EXPIRY_WARN_DAYS), later than certbot's renewal.
+    assert "clawsync_tls_certificate_expiry_timestamp_seconds - time() < 21 * 86400" in \
+        found["ClawsyncTlsCertificateExpiring"]["expr"]
     for name, rule in found.items():
         assert rule["labels"]["severity"], name
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
@@ -98,7 +102,7 @@ def promtool(*args: str) -> str:
 
 
 def test_promtool_checks_the_rules_and_runs_their_tests() -> None:
-    assert "SUCCESS: 4 rules found" in promtool("check", "rules", str(RULES))
+    assert "SUCCESS: 5 rules found" in promtool("check", "rules", str(RULES))
     assert "SUCCESS" in promtool("test", "rules", str(RULE_TESTS))
 
 

@@ -357,8 +357,8 @@ class Learning:
         return True
 
     def answered_held(self) -> int:
-        """How many addresses are not dialed now because another device answered there
-        (``answered_by``): from peers' lists or members' records, each address once."""
+        """How many addresses are not dialed now as another device answered there
+        (``answered_by``): in peers' lists or members' records, each once, none dialed."""
         members = self.membership.members() if self.membership is not None else {}
         urls = {url for url, answered in self.answered.items()
                 if holds(answered.until, self.rounds) and answered.device not in members}
@@ -366,7 +366,7 @@ class Learning:
                     for member_id, held in self.elsewhere.items()
                     if held.member.address is not None and members.get(member_id) == held.member
                     and holds(held.until, self.rounds) and held.device not in members)
-        return len(urls)
+        return len(urls - {runner.url for runner in self.runners.values()})
 
     def _answered_holds(self, url: str) -> bool:
         """Whether a peer's list may not have ``url`` dialed: another device answered

@@ -195,8 +195,8 @@ async def test_the_addresses_not_dialed_are_counted_by_why(make_node: NodeFactor
     """``/v1/peers`` (``held_off_kinds``) and ``/metrics`` count the addresses not dialed
     now by why: forgotten after their failures (as ``held_off_total`` does), answered by
     a device that may not link (a member's address counted once, whether its record or
-    a peer's list names it), and a peer that asked for a wait (429 with
-    ``Retry-After``)."""
+    a peer's list names it, and not while it is dialed), and a peer that asked for a wait
+    (429 with ``Retry-After``)."""
     node = await make_node(cluster_secret=SECRET,
                            sync=dataclasses.replace(FAST, backoff_max_s=600.0))
     for n in range(2):
@@ -205,6 +205,13 @@ async def test_the_addresses_not_dialed_are_counted_by_why(make_node: NodeFactor
     await add_member(node, "laptop", moved)
     for url in (moved, "http://listed:8765"):
         node.gossip.learning.answered_by(url, stranger)
+    # An address dialed now is not counted: the member's, dialed as it was added.
+    dialed = node.gossip.runners[f"url:{moved}"]
+    assert node.gossip.held_off_kinds()["answered_by_another_device"] == 1
+    # Its dial ends, as one that another device answered does (``Gossip._dial_loop``).
+    assert dialed.task is not None
+    dialed.task.cancel()
+    node.gossip.runners.pop(dialed.key)
 
     async def busy(_request: web.Request) -> web.Response:
         return web.Response(status=429, headers={"Retry-After": "600"})

@@ -452,8 +452,8 @@ class Gossip:
         """A peer was just reached: this node's network may be back (a laptop woke up,
         a partition healed), so the addresses waiting out a long back-off are dialed now
         rather than up to ``backoff_max_s`` later. Those due within a pull interval keep
-        their turn; one that fails again backs off further, as before. A peer that
-        refused this device waits for its operator, not for the network: left alone."""
+        their turn; one that fails again backs off further, as before. One that refused
+        this device, or asked for a wait (``Retry-After``), waits not for the network."""
         for other in self.runners.values():
             self._redial(other)
 

@@ -7,6 +7,7 @@ front of it, cannot park the dial for a day. Pure: the header's text in, seconds
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 
 #: The statuses whose ``Retry-After`` a dial honours (RFC 9110 gives it meaning with
@@ -19,8 +20,9 @@ RETRY_AFTER_CHARS_MAX = 64
 
 def asked_wait_s(value: str | None, now_unix_s: float) -> float | None:
     """The seconds a ``Retry-After`` ``value`` asks to wait from ``now_unix_s`` (the
-    wall clock, for the HTTP-date form): a number of seconds, or a date, a date past
-    asking for none; None if there is no value or it is neither.
+    wall clock, for the HTTP-date form): a number of seconds, or a date (IMF-fixdate,
+    RFC 850 or asctime, all GMT), a date past asking for none; None if there is no
+    value or it is neither (a date with a zone unknown, "-0000", is none).
 
     >>> asked_wait_s("120", 0.0), asked_wait_s(" 0 ", 0.0)
     (120.0, 0.0)
@@ -28,6 +30,10 @@ def asked_wait_s(value: str | None, now_unix_s: float) -> float | None:
     30.0
     >>> asked_wait_s("Thu, 01 Jan 1970 00:00:00 GMT", 60.0)
     0.0
+    >>> asked_wait_s("Thu Jan  1 00:01:30 1970", 60.0)  # asctime
+    30.0
+    >>> asked_wait_s("Thu, 01 Jan 1970 00:01:30 -0000", 60.0) is None
+    True
     >>> [asked_wait_s(v, 0.0) for v in (None, "", "-5", "1.5", "soon", "9" * 65)]
     [None, None, None, None, None, None]
     """
@@ -40,8 +46,12 @@ def asked_wait_s(value: str | None, now_unix_s: float) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:  # "-0000" reads as no zone: HTTP dates are in GMT
-        return None
+    if when.tzinfo is None:
+        # "-0000" reads as no zone, and so does the obsolete asctime form, which has no
+        # comma after its day and is in GMT (RFC 9110 5.6.7: recipients accept it).
+        if "," in value:
+            return None
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - now_unix_s)
 
 

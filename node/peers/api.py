@@ -161,7 +161,7 @@ async def peers(request: web.Request) -> web.StreamResponse:
                              "software": gossip.about.software, "schema": gossip.about.schema,
                              "device": gossip.device_status(), "peers": gossip.peers(),
                              "held_off": held_off, "held_off_total": held_off_total,
-                             "held_off_kinds": gossip.held_off_kinds()})
+                             "held_off_kinds": gossip.held_off_kinds(held_off_total)})
 
 
 async def origins(request: web.Request) -> web.StreamResponse:

@@ -41,7 +41,7 @@ from node.peers.learning import Learning
 from node.peers.list_failures import members_link_up
 from node.peers.pairing import Pairing
 from node.peers.refusals import refusals_read
-from node.peers.rows import Rows
+from node.peers.rows import HELD_OFF_KINDS, Rows
 from node.peers.runner import Runner, linked_devices, linked_nodes
 from node.peers.transport import (
     DEVICE_REMOVED,
@@ -511,16 +511,16 @@ class Gossip:
         """The learned addresses held off, as ``GET /v1/peers`` lists them (``Rows.held_off``)."""
         return self.rows.held_off()
 
-    def held_off_kinds(self) -> dict[str, int]:
-        """How many addresses are not dialed now, by why (``rows.HELD_OFF_KINDS``): learned
-        ones forgotten after their failures (``held_off``), ones where another device
-        answered (``Learning.answered_held``), dials waiting what their peer asked
-        (``_asked_to_wait``)."""
+    def held_off_kinds(self, failing: int | None = None) -> dict[str, int]:
+        """How many addresses are not dialed now, by why (``HELD_OFF_KINDS``): learned ones
+        forgotten after their failures (``failing``, if ``held_off`` counted them), ones
+        where another device answered (``Learning.answered_held``), dials waiting what
+        their peer asked (``_asked_to_wait``)."""
         now = self._loop.time()
-        return {"failing": self.rows.held_off()[1],
-                "answered_by_another_device": self.learning.answered_held(),
-                "asked_to_wait": sum(1 for runner in self.runners.values()
-                                     if runner.asked_until > now)}
+        counts = (self.rows.held_off_total() if failing is None else failing,
+                  self.learning.answered_held(),
+                  sum(1 for runner in self.runners.values() if runner.asked_until > now))
+        return dict(zip(HELD_OFF_KINDS, counts, strict=True))
 
     def linked_not_members(self) -> dict[str, dict[str, Any]]:
         """Devices linked that are no members here (``Rows.linked_not_members``)."""

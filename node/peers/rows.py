@@ -115,10 +115,17 @@ class Rows:
         though a peer lists them: for ``held_off_s`` more, and why (``times_forgotten``).
         The ``HELD_OFF_LISTED_MAX`` with the longest hold-off still to run, and how many
         there are in all."""
-        dialed = {runner.url for runner in self.runners.values() if runner.url}
-        held = [one for one in self._held_off() if one.url not in dialed]
+        held = self._held_off_undialed()
         held.sort(key=lambda one: (-one.for_s, one.url))
         return [held_off_row(one) for one in held[:HELD_OFF_LISTED_MAX]], len(held)
+
+    def held_off_total(self) -> int:
+        """How many addresses ``held_off`` counts, none listed (``held_off_kinds``)."""
+        return len(self._held_off_undialed())
+
+    def _held_off_undialed(self) -> list[HeldOff]:
+        dialed = {runner.url for runner in self.runners.values() if runner.url}
+        return [one for one in self._held_off() if one.url not in dialed]
 
     def row(self, runner: Runner, now: float, members: dict[str, Member],
              by_address: dict[str, str]) -> dict[str, Any]:

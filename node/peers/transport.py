@@ -307,24 +307,24 @@ class Link:
                 await self._ws.close(message=close_reason(reason))
 
     async def drop(self, reason: str) -> None:
-        """Close a link whose handshake failed, without waiting for the peer's answer
-        as a link that was up does: a peer silent for ``connect_timeout_s`` will not
-        answer a close either, and one whose proof failed has nothing of ours to read
-        first. A dialed link's read is cancelled, which aiohttp's client takes as the
-        connection lost: its close sends the close frame and drops the connection at
-        once. With none under way (the peer's proof was read, and failed) one is started
-        to be cancelled so: else aiohttp's close waits for the answer. Only if the peer
-        sent more after its proof, which that read takes instead, and on an accepted
-        link, the wait is ``STOP_CLOSE_WAIT_S`` at most, as a stopping node's."""
-        if isinstance(self._ws, aiohttp.ClientWebSocketResponse) and not self._ws.closed:
-            if self._reading is None or self._reading.done():
+        """Close a link whose handshake failed, without waiting for the peer's answer as
+        a link that was up does: a peer silent for ``connect_timeout_s`` will not answer
+        a close either, and one whose proof failed has nothing of ours to read first. A
+        dialed link's read (one is started if none is under way) is cancelled, which
+        aiohttp's client takes as the connection lost: its close sends the close frame
+        and drops the connection at once. If the peer sent more after its proof, which
+        that read takes, and on an accepted link, the wait is ``STOP_CLOSE_WAIT_S`` at most."""
+        try:
+            if isinstance(self._ws, aiohttp.ClientWebSocketResponse) and not self._ws.closed \
+                    and (self._reading is None or self._reading.done()):
                 self._start_read(self._ws)
                 await asyncio.sleep(0)  # it starts, and waits on the peer
-            assert self._reading is not None
-            self._reading.cancel()
-            await asyncio.wait((self._reading,))
-            self._reading = None
-        await self.close(reason, short_wait=True)
+        finally:  # also if a stopping node cancels us right there: nothing is left open
+            if self._reading is not None:
+                self._reading.cancel()
+                await asyncio.wait((self._reading,))
+                self._reading = None
+            await self.close(reason, short_wait=True)
 
 
 #: Most bytes of a close frame's reason (RFC 6455 allows 123).

@@ -211,3 +211,30 @@ async def test_a_dialed_handshake_whose_peer_proof_fails_closes_without_waiting(
         released.set()
     assert DIALER_CLOSE_S not in entered.delays
     assert STOP_CLOSE_WAIT_S in entered.delays and not entered.expired(STOP_CLOSE_WAIT_S)
+
+
+async def test_a_drop_cancelled_as_it_starts_its_read_still_closes_the_link() -> None:
+    """A node stopping cancels a dial's task at any await, also right after ``drop``
+    started the read it cancels: that read is cancelled and the connection closed all
+    the same, not left to wait on the peer until the session closes."""
+    released = asyncio.Event()
+
+    async def silent(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=(LINK_PROTOCOL,))
+        await ws.prepare(request)
+        await released.wait()  # sends and reads nothing
+        return ws
+
+    async with serving(silent) as url, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(url + PEER_PATH, protocols=(LINK_PROTOCOL,))
+        link = transport.Link(ws, None, url, FAST)
+        dropping = asyncio.create_task(link.drop("link proof refused"))
+        await asyncio.sleep(0)  # it starts its read, and yields for it to start
+        reading = link._reading
+        assert reading is not None and not dropping.done()
+        dropping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await dropping
+        released.set()
+        assert reading.cancelled()
+        assert ws.closed

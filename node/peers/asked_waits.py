@@ -1,8 +1,9 @@
 """A peer that answers a dial "too many requests" (429) or "unavailable" (503) with a
 ``Retry-After`` header asks for a wait before the next dial: the dialer takes it as the
-least wait before dialing that address again (``Gossip``), bounded by its longest
-back-off (``SyncConfig.backoff_max_s``, 60 s by default), so that a peer, or a proxy in
-front of it, cannot park the dial for a day. Pure: the header's text in, seconds out.
+least wait before dialing that address again (``PeerSync.connection_failed``), bounded
+by its longest back-off (``SyncConfig.backoff_max_s``, 60 s by default), so that a peer,
+or a proxy in front of it, cannot park the dial for a day. Pure: the header's text in,
+seconds out.
 """
 
 from __future__ import annotations
@@ -54,12 +55,3 @@ def asked_wait_s(value: str | None, now_unix_s: float) -> float | None:
         when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - now_unix_s)
 
-
-def wait_before_redial_s(asked_s: float, longest_backoff_s: float) -> float:
-    """How long a dial waits for a peer that asked for ``asked_s`` seconds: that, but
-    no longer than the dialer's longest back-off.
-
-    >>> wait_before_redial_s(5.0, 60.0), wait_before_redial_s(86400.0, 60.0)
-    (5.0, 60.0)
-    """
-    return min(asked_s, longest_backoff_s)

@@ -34,7 +34,6 @@ from node.device import DeviceKey
 from node.devices import Devices
 from node.lookups import LookupResolver
 from node.peers.admission import Admission
-from node.peers.asked_waits import wait_before_redial_s
 from node.peers.budget import WriterBudget
 from node.peers.driver import Driver
 from node.peers.learning import Learning
@@ -282,7 +281,7 @@ class Gossip:
                 self.own_urls.add(runner.url)
                 self.learning.drop(runner.url)
                 return
-            except PeerBusy as exc:  # said below, with the wait it is given
+            except PeerBusy as exc:  # said with the wait it is given (``_next_dial_at``)
                 runner.failure, asked_s = str(exc), exc.asked_s
             except LinkClosed as exc:
                 log.info("peer link down", peer=runner.url, reason=str(exc))
@@ -310,7 +309,7 @@ class Gossip:
                 self._forget(runner)
                 self.learning.undialed(runner.url)
                 return
-            retry_at = await self.driver.on_writer(runner.machine.connection_failed, self._now())
+            retry_at = await self._next_dial_at(runner, asked_s)
             # Counted since a message from the peer was last handled, not since the last
             # dial that connected: an address that reaches this node itself connects
             # every time.
@@ -326,25 +325,25 @@ class Gossip:
                 self.learning.drop(runner.url)
                 return
             runner.state = "backoff"
-            if runner.refused is not None and not self.removed.known:
-                # Waiting to be added: ask again soon, not after the back-off's minute.
-                retry_at = min(retry_at, self._loop.time() + self.config.sync.pull_interval_s)
-            if asked_s is not None:
-                retry_at = self._asked_to_wait(runner, asked_s, retry_at)
             runner.redial.clear()
             runner.redial_at = retry_at
             await set_or_timeout(runner.redial, max(0.0, retry_at - self._loop.time()))
 
-    def _asked_to_wait(self, runner: Runner, asked_s: float, retry_at: float) -> float:
-        """When to dial ``runner`` again, at ``retry_at`` by its back-off, now that its
-        peer asked for ``asked_s`` seconds (``node.peers.asked_waits``): not before
-        those, bounded by ``backoff_max_s``; no redial cuts that wait short
-        (``_redial``)."""
-        wait_s = wait_before_redial_s(asked_s, self.config.sync.backoff_max_s)
-        runner.asked_until = self._loop.time() + wait_s
-        log.info("peer asked to wait before the next dial", peer=runner.url,
-                 asked_s=asked_s, wait_s=wait_s, reason=runner.failure)
-        return max(retry_at, runner.asked_until)
+    async def _next_dial_at(self, runner: Runner, asked_s: float | None) -> float:
+        """When to dial ``runner`` again after a failed dial or a link that ended: at its
+        back-off's time, not before a wait its peer asked for (``asked_s``, bounded by
+        ``backoff_max_s``: ``PeerSync.connection_failed``; no redial cuts it short,
+        ``_redial``), and within a pull interval while a member refuses this device
+        as waiting to be added: asked again soon, not after the back-off's minute."""
+        now = self._now()
+        retry_at = await self.driver.on_writer(runner.machine.connection_failed, now, asked_s)
+        if asked_s is not None:
+            log.info("peer asked to wait before the next dial", peer=runner.url, asked_s=asked_s,
+                     wait_s=runner.machine.asked_until - now, reason=runner.failure)
+        if runner.refused is not None and not self.removed.known:
+            soon = self._loop.time() + self.config.sync.pull_interval_s
+            retry_at = min(retry_at, max(soon, runner.machine.asked_until))
+        return retry_at
 
     async def _keep_dialed(self, runner: Runner, link: Link) -> bool:
         """Whether the device at the other end of a link we dialed may stay; closes it
@@ -463,7 +462,7 @@ class Gossip:
         soon = self._loop.time() + self.config.sync.pull_interval_s
         if runner.state == "backoff" and runner.refused is None \
                 and runner.machine.wakeup_at > soon \
-                and runner.asked_until <= self._loop.time():
+                and runner.machine.asked_until <= self._loop.time():
             runner.redial.set()
 
     def _now(self) -> float:
@@ -515,11 +514,11 @@ class Gossip:
         """How many addresses are not dialed now, by why (``HELD_OFF_KINDS``): learned ones
         forgotten after their failures (``failing``, if ``held_off`` counted them), ones
         where another device answered (``Learning.answered_held``), dials waiting what
-        their peer asked (``_asked_to_wait``)."""
+        their peer asked (``PeerSync.asked_until``)."""
         now = self._loop.time()
         counts = (self.rows.held_off_total() if failing is None else failing,
                   self.learning.answered_held(),
-                  sum(1 for runner in self.runners.values() if runner.asked_until > now))
+                  sum(1 for runner in self.runners.values() if runner.machine.asked_until > now))
         return dict(zip(HELD_OFF_KINDS, counts, strict=True))
 
     def linked_not_members(self) -> dict[str, dict[str, Any]]:

@@ -74,9 +74,6 @@ class Runner:
     #: back-off's time, or sooner while a member refuses this device as waiting to be
     #: added (``Gossip``); what its status row's ``retry_in_s`` counts down to.
     redial_at: float | None = None
-    #: Dialed: no redial before this (the event loop's clock), the wait its peer last
-    #: asked for (``Gossip._asked_to_wait``).
-    asked_until: float = float("-inf")
     #: A dial of this address is under way: no link yet, nothing proven, and ``device``
     #: is still its last link's (``Admission.recheck`` leaves it to ``_keep_dialed``).
     dialing: bool = False

@@ -20,7 +20,8 @@ How the protocol runs (message formats in ``sync.peer.messages``):
   with the number of origins, not of sessions or events.
 * ``checkpoint`` is what the peer is known to hold; persist it and pass it back after a
   restart so that sending resumes there instead of waiting for the peer's hello.
-* ``connection_failed`` returns when to try again: exponential back-off with jitter.
+* ``connection_failed`` returns when to try again: exponential back-off with jitter, or
+  the wait the peer asked for (``asked_until``), up to the back-off's max.
 
 >>> import random, tempfile
 >>> from crdt.log.store import EventStore
@@ -129,6 +130,7 @@ class PeerSync(Intake):
         self._next_pull_at = now
         self._failures = 0
         self._retry_at = now
+        self._asked_until = float("-inf")
         #: Public keys of bound origins, for ``prepare`` to read on other threads: those
         #: the writer read from the store or a batch it took in (``_remember``), and
         #: those ``parse`` found in batches (``_parsed_keys``). Each memory is changed
@@ -266,14 +268,19 @@ class PeerSync(Intake):
         self._give_up_stalled(now)
         return self._send([*out, *self._pump(now)])
 
-    def connection_failed(self, now: float) -> float:
+    def connection_failed(self, now: float, asked_s: float | None = None) -> float:
         """The transport could not reach the peer (or lost it); returns when to call
-        ``start`` again. Unacknowledged batches will be sent again."""
+        ``start`` again. Unacknowledged batches will be sent again. ``asked_s``: the
+        peer asked for that wait (an HTTP ``Retry-After``): none sooner, up to
+        ``backoff_max_s``, so that it cannot park the dial for long (``asked_until``)."""
         self._up = False
         self._said_hello = False
         self._outbox.forget()
         self._failures += 1
         self._retry_at = now + backoff_delay_s(self._failures, self.config, self._rng)
+        if asked_s is not None:
+            self._asked_until = now + min(asked_s, self.config.backoff_max_s)
+            self._retry_at = max(self._retry_at, self._asked_until)
         return self._retry_at
 
     # -- what the node reads -----------------------------------------------------------
@@ -291,6 +298,12 @@ class PeerSync(Intake):
         persist it, and pass it back as ``checkpoint`` after a restart."""
         known = self._outbox.known
         return None if known is None else dict(known)
+
+    @property
+    def asked_until(self) -> float:
+        """Till when the peer last asked not to be dialed (``connection_failed``): a
+        wait no news that the network is back cuts short; -inf if it never asked."""
+        return self._asked_until
 
     @property
     def wakeup_at(self) -> float:

@@ -214,6 +214,19 @@ def test_backoff_grows_is_capped_and_resets(open_store: OpenStore, ev: Ev) -> No
     assert machine.connection_failed(2.0) - 2.0 <= 1.0
 
 
+def test_a_wait_the_peer_asked_for_delays_the_retry_up_to_the_back_offs_max(
+        open_store: OpenStore) -> None:
+    """A wait asked (``Retry-After``) is waited, past the back-off, up to its max."""
+    config = SyncConfig(backoff_base_s=1.0, backoff_max_s=60.0)
+    machine = PeerSync(open_store("a"), "b", now=0.0, rng=random.Random(1), config=config)
+    assert machine.asked_until == float("-inf")
+    assert machine.connection_failed(100.0, asked_s=30.0) == 130.0 == machine.wakeup_at
+    assert machine.asked_until == 130.0
+    assert machine.connection_failed(200.0, asked_s=86_400.0) == 260.0 == machine.asked_until
+    assert machine.connection_failed(300.0, asked_s=0.0) - 300.0 <= 8.0  # its back-off
+    assert machine.asked_until == 300.0
+
+
 def test_a_checkpoint_resumes_where_the_peer_was(open_store: OpenStore, ev: Ev,
                                                 mesh: type) -> None:
     a, b = filled(open_store("a"), ev, 300), open_store("b")

@@ -227,7 +227,8 @@ class Devices:
                   ) -> tuple[StoredEvent | None, Member]:
         """Add a device (or rename it, or change its address; None clears it): the record
         written, None if the device is a member under that name and address already.
-        ``KEEP`` (not given): a member keeps the address it has (as it advertised it)."""
+        ``KEEP`` (not given): a member keeps the address it has (as it advertised it).
+        ``RemovalIsFinal`` if the device was removed (while the record was written, too)."""
         device_id = parse_device_id(device_id)
         async with self._adding:
             return await self._add(device_id, name, address)
@@ -256,7 +257,13 @@ class Devices:
             check_device_name(name)  # InvalidInput: a character that hides text, or none shows
             self._refuse_taken(device_id, name)
         stored = await self._append(draft)
-        return stored, self.members()[device_id]
+        member = self.members().get(device_id)
+        if member is None:  # a peer's removal, stored meanwhile: the record counts for nothing
+            by = getattr(self.removed().get(device_id), "by", "a member")
+            raise RemovalIsFinal(f"was removed by {by} while this add was written; a removal "
+                                 "is final, so a device comes back only with a new key (a new "
+                                 "device id)", field="device_id")
+        return stored, member
 
     def _refuse_taken(self, device_id: str, name: str) -> None:
         """``NameTaken`` if another member has ``name`` as people read it

@@ -16,7 +16,9 @@ is 409: a removal is final, a device comes back only with a new key. Adding a de
 renaming one, under a name another member has is 409 ``name_taken``, naming that member
 (members that came to share a name before keep it). A device that was
 removed itself gets 409 ``device_removed`` for adds and removals (and for tokens): no other
-device would take what it writes. Nothing is written on any refusal.
+device would take what it writes. Nothing is written on any refusal (but an add whose
+device a peer's removal, stored meanwhile, removed while its record was written: 409
+``device_removed``, the record counting for nothing).
 """
 
 from __future__ import annotations
@@ -92,17 +94,16 @@ def setup(app: web.Application, config: Config, astore: AsyncStore,
                                    f"address ({base!r}?)", field="address")
         refuse_if_removed(request)
         try:
-            stored, member = await devices.add(device_id, name, address)
+            stored, _member = await devices.add(device_id, name, address)
         except RemovalIsFinal as refused:
             raise HttpError(409, refused.code, refused.reason, field=refused.field) from None
         except NameTaken as refused:  # the member too, for a client to name its command
             raise HttpError(409, refused.code, refused.reason, field=refused.field,
                             details={"member": refused.member}) from None
         # As GET /v1/devices lists it, with ``name_shared_with``: an add that keeps a
-        # name (a new address) keeps a name shared. A removal that arrived meanwhile
-        # took it out of the list: the record written, then, sharing with none.
-        row = member_rows(devices).get(device_id, {**member_json(device_id, member),
-                                                   "name_shared_with": []})
+        # name (a new address) keeps a name shared. Read in the turn the add returned
+        # in, with the member it found (a removal read in meanwhile is 409 above).
+        row = member_rows(devices)[device_id]
         answer = {"device": row, "created": stored is not None}
         return respond(request, answer, status=201 if stored is not None else 200)
 

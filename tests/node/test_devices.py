@@ -23,7 +23,7 @@ from crdt.log.store import EventStore
 from crdt.membership import DEVICES_SESSION
 from crdt.signing import Signer
 from node.device import DeviceKey
-from node.devices import Devices, NameTaken
+from node.devices import Devices, NameTaken, RemovalIsFinal
 from node.store import AsyncStore, Commit
 
 
@@ -87,6 +87,31 @@ async def test_concurrent_add_and_remove_resolve_alike_in_either_order(
         assert node.devices.removed()[phone_id].by == b.key.device_id
     assert a.devices.members() == b.devices.members()
     assert a.devices.removed() == b.devices.removed()
+
+
+async def test_an_add_whose_device_is_removed_while_it_is_written_is_refused(
+        nodes: list[Node]) -> None:
+    """A peer's removal stored while the add's record is written: the device is no
+    member once the record is read back, and the add says so (the record counts for
+    nothing)."""
+    a, b, phone = nodes
+    phone_id = phone.key.device_id
+    await a.devices.add(b.key.device_id, "b")
+    await a.devices.add(phone_id, "phone")
+    await copy(a, b)
+    await settled(b)
+    await b.devices.remove(phone_id, "stolen")
+    write = a.devices._write
+
+    async def removal_first(drafts: list[Draft]) -> StoredEvent:
+        await copy(b, a)  # as replication would store it, just before this write
+        return await write(drafts)
+
+    a.devices._write = removal_first  # type: ignore[method-assign]
+    with pytest.raises(RemovalIsFinal, match=f"removed by {b.key.device_id} while"):
+        await a.devices.add(phone_id, "phone 2")
+    assert phone_id not in a.devices.members()
+    assert a.devices.removed()[phone_id].by == b.key.device_id
 
 
 async def test_a_record_counts_only_from_a_bound_origin(nodes: list[Node]) -> None:
